@@ -1,0 +1,75 @@
+"""Append-only, hash-chained audit log (全程留痕、责任可溯).
+
+hash = hex SHA-256 of prev_hash followed by the canonical JSON of (id, at, actor, action,
+subject, data). Editing or deleting any row breaks the chain at that row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import AuditEvent, AuditHead
+
+GENESIS = "0" * 64
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def row_hash(prev_hash: str, event_id: int, at: dt.datetime, actor: str, action: str,
+             subject: str, data: dict[str, Any]) -> str:
+    body = canonical({"id": event_id, "at": at.astimezone(dt.UTC).isoformat(), "actor": actor,
+                      "action": action, "subject": subject, "data": data})
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+async def append(session: AsyncSession, *, at: dt.datetime, actor: str, action: str,
+                 subject: str, data: dict[str, Any] | None = None) -> AuditEvent:
+    """Append one event. Locks the chain head so concurrent writers stay in one chain."""
+    data = json.loads(canonical(data or {}))  # normalise so the stored JSON hashes the same
+    head = (await session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
+        session.add(head)
+    event_id = head.last_id + 1
+    digest = row_hash(head.last_hash, event_id, at, actor, action, subject, data)
+    event = AuditEvent(id=event_id, at=at, actor=actor, action=action, subject=subject,
+                       data=data, prev_hash=head.last_hash, hash=digest)
+    session.add(event)
+    head.last_id, head.last_hash = event_id, digest
+    await session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    event_id: int
+    problem: str  # Chinese, for the CLI
+
+
+async def verify_chain(session: AsyncSession) -> list[ChainProblem]:
+    """Walk the chain; report edited rows, missing rows and a head that does not match."""
+    problems: list[ChainProblem] = []
+    prev_hash, expected_id = GENESIS, 1
+    result = await session.stream_scalars(select(AuditEvent).order_by(AuditEvent.id))
+    async for ev in result:
+        if ev.id != expected_id:
+            problems.append(ChainProblem(expected_id, f"第 {expected_id}–{ev.id - 1} 条记录缺失（被删除）"))
+        if ev.prev_hash != prev_hash:
+            problems.append(ChainProblem(ev.id, f"第 {ev.id} 条记录的前序哈希与链不符"))
+        if row_hash(ev.prev_hash, ev.id, ev.at, ev.actor, ev.action, ev.subject, ev.data) != ev.hash:
+            problems.append(ChainProblem(ev.id, f"第 {ev.id} 条记录内容被修改（{ev.action} {ev.subject}）"))
+        prev_hash, expected_id = ev.hash, ev.id + 1
+    head = await session.get(AuditHead, 1)
+    if head is not None and (head.last_id != expected_id - 1 or head.last_hash != prev_hash):
+        problems.append(ChainProblem(head.last_id, f"链尾记录缺失：应有 {head.last_id} 条，实有 {expected_id - 1} 条"))
+    return problems

@@ -1,0 +1,50 @@
+"""The one way state changes: audit event + outgoing messages in the caller's transaction.
+
+Every core service calls `record` after mutating rows, inside the same session; the caller
+commits once, so either the change, its audit row and its messages all land, or none does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import audit, outbox
+from core.clock import Clock
+from core.messages import Destination, OutMessage
+from core.models import Officer
+from core.rules import Rules
+
+
+@dataclass
+class Ctx:
+    """What every service needs: the session (one transaction), the clock, who acts, the rules."""
+
+    session: AsyncSession
+    clock: Clock
+    actor: Officer | None = None  # None = the system (scheduler, CLI as admin)
+    rules: Rules = field(default_factory=Rules)
+    actor_label: str = "system"
+
+    @property
+    def actor_name(self) -> str:
+        return self.actor.code if self.actor is not None else self.actor_label
+
+
+@dataclass(frozen=True)
+class Notice:
+    dest: Destination
+    msg: OutMessage
+    key: str | None = None  # idempotency key
+
+
+async def record(ctx: Ctx, action: str, subject: str, data: dict[str, Any] | None = None,
+                 notices: Iterable[Notice] = ()) -> None:
+    now = ctx.clock.now()
+    await audit.append(ctx.session, at=now, actor=ctx.actor_name, action=action,
+                       subject=subject, data=data)
+    for n in notices:
+        await outbox.enqueue(ctx.session, n.dest, n.msg, now=now, key=n.key)

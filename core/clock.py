@@ -1,0 +1,50 @@
+"""The only place that reads the wall clock. Everything else gets a Clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime:
+        """Aware datetime in UTC."""
+
+    def today(self) -> dt.date:
+        """Calendar date in China (deadlines are Chinese dates)."""
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def today(self) -> dt.date:
+        return self.now().astimezone(CHINA_TZ).date()
+
+
+class FixedClock:
+    """A clock for tests and the demo; `advance` moves it forward."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("FixedClock needs an aware datetime")
+        self._at = at.astimezone(dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return self._at
+
+    def today(self) -> dt.date:
+        return self._at.astimezone(CHINA_TZ).date()
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self._at += delta
+
+    def set(self, at: dt.datetime) -> None:
+        self._at = at.astimezone(dt.UTC)
+
+
+def china_noon(day: dt.date) -> dt.datetime:
+    """A stable instant on a Chinese calendar day (handy for tests and the demo)."""
+    return dt.datetime.combine(day, dt.time(12, 0), CHINA_TZ).astimezone(dt.UTC)

@@ -1,0 +1,27 @@
+"""Domain errors. Every message is Chinese because it is shown to officers as is."""
+
+
+class DomainError(Exception):
+    """An operation the rules do not allow; `str(err)` is the user-facing Chinese message."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+
+
+class ValidationFailed(DomainError):
+    code = "validation_failed"

@@ -1,0 +1,104 @@
+"""The neutral language between platforms and the core.
+
+`Event` is what an adapter makes of an inbound callback; `OutMessage` + `Destination` is what
+handlers and core services ask to be sent. Adapters translate; nothing else knows a platform.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Platform = Literal["wecom", "dingtalk", "sim"]
+
+
+class Event(BaseModel):
+    """An inbound message or card action, already verified and decrypted."""
+
+    platform: Platform
+    event_id: str  # the platform's id for de-duplication (MsgId, msgId, EventKey+time…)
+    kind: Literal["text", "card_action", "enter_chat", "other"] = "text"
+    user_id: str  # the platform's user id of the sender
+    text: str = ""
+    action_key: str = ""  # card button key (see handlers' typed CardAction)
+    chat_id: str = ""  # group conversation id, empty for a direct chat
+    is_group: bool = False
+    reply_address: str = ""  # e.g. DingTalk sessionWebhook; empty when replies go by user id
+    reply_expires_ms: int = 0
+    response_code: str = ""  # WeCom card response_code, to update the clicked card
+    task_id: str = ""  # WeCom card task_id of the clicked card
+    received_ms: int = 0
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class Destination(BaseModel):
+    """Who a message is for, in domain terms; the sender resolves it to a channel."""
+
+    kind: Literal["officer", "department", "office", "chat"]
+    officer_id: int | None = None
+    department_id: int | None = None
+    platform: Platform | None = None  # for kind="chat": reply into a platform conversation
+    address: str = ""  # for kind="chat": chat id or session webhook (never logged)
+
+    @classmethod
+    def officer(cls, officer_id: int) -> Destination:
+        return cls(kind="officer", officer_id=officer_id)
+
+    @classmethod
+    def department(cls, department_id: int) -> Destination:
+        return cls(kind="department", department_id=department_id)
+
+    @classmethod
+    def office(cls) -> Destination:
+        return cls(kind="office")
+
+    def key(self) -> str:
+        """Stable text used in rate limiting and logs (no secrets)."""
+        if self.kind == "officer":
+            return f"officer:{self.officer_id}"
+        if self.kind == "department":
+            return f"department:{self.department_id}"
+        if self.kind == "chat":
+            return f"chat:{self.platform}"
+        return "office"
+
+
+class Button(BaseModel):
+    label: str
+    action_key: str = ""  # callback key (WeCom app cards, simulator)
+    url: str = ""  # signed H5 link (DingTalk action cards, fallback everywhere)
+    style: Literal["primary", "default", "danger"] = "default"
+
+
+class Field_(BaseModel):
+    name: str
+    value: str
+
+
+class Card(BaseModel):
+    title: str
+    description: str = ""
+    fields: list[Field_] = Field(default_factory=list)
+    buttons: list[Button] = Field(default_factory=list)
+    task_id: str = ""  # stable id so the card can be updated after a click
+    answered: str = ""  # set on an updated card: who answered and how
+
+
+class OutMessage(BaseModel):
+    """A neutral outgoing message. `markdown` is the small subset every platform shares."""
+
+    kind: Literal["text", "markdown", "card", "card_update"] = "markdown"
+    title: str = ""
+    body: str = ""
+    card: Card | None = None
+    mention_officer_ids: list[int] = Field(default_factory=list)
+    response_code: str = ""  # for kind="card_update" on WeCom
+
+    @classmethod
+    def md(cls, title: str, body: str) -> OutMessage:
+        return cls(kind="markdown", title=title, body=body)
+
+    @classmethod
+    def text(cls, body: str) -> OutMessage:
+        return cls(kind="text", body=body)

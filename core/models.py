@@ -1,0 +1,466 @@
+"""SQLAlchemy 2 typed tables (design §3). States are plain strings listed beside each table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stores naive UTC, returns aware UTC, so SQLite and PostgreSQL behave the same."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# ---------------------------------------------------------------- people and departments
+
+class Department(Base):
+    __tablename__ = "department"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    short_name: Mapped[str] = mapped_column(String(32), default="")
+    # "market" for 市场监管 (its result children are B/C/6/D), else another department
+    is_market_regulator: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+ROLES = ("liaison", "inspector", "leader", "admin", "expert")
+
+
+class Officer(Base):
+    __tablename__ = "officer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # officer code, used in draws
+    name: Mapped[str] = mapped_column(String(50))
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
+    roles: Mapped[list[Any]] = mapped_column(default=list)  # subset of ROLES
+    cert_no: Mapped[str] = mapped_column(String(40), default="")
+    expertise: Mapped[list[Any]] = mapped_column(default=list)
+    region: Mapped[str] = mapped_column(String(50), default="")
+    mobile: Mapped[str] = mapped_column(String(20), default="")
+    wecom_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    dingtalk_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    department: Mapped[Department] = relationship(lazy="joined")
+
+    def has_role(self, role: str) -> bool:
+        return role in (self.roles or [])
+
+
+class ChatBinding(Base):
+    """A department's (or the office's) group chat on a platform: robot webhook or chat id."""
+
+    __tablename__ = "chat_binding"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
+    is_office: Mapped[bool] = mapped_column(Boolean, default=False)
+    webhook_url: Mapped[str] = mapped_column(Text, default="")  # a secret: never log it
+    sign_secret: Mapped[str] = mapped_column(String(200), default="")  # DingTalk 加签 secret
+    chat_id: Mapped[str] = mapped_column(String(128), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+# ---------------------------------------------------------------- libraries
+
+TARGET_KINDS = ("企业", "个体工商户", "农民专业合作社", "其他组织", "产品", "项目")
+TARGET_STATUSES = ("存续", "停业", "注销", "吊销", "撤销", "迁出")
+DRAWABLE_STATUSES = ("存续", "停业")
+RISK_LEVELS = ("A", "B", "C", "D", "")  # "" = not yet classified
+TARGET_FLAGS = ("经营异常名录", "严重违法失信名单", "投诉举报", "重点监管")
+
+
+class Target(Base):
+    __tablename__ = "target"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)  # or 15-digit legacy reg. no.
+    is_legacy_id: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="企业")
+    industry: Mapped[str] = mapped_column(String(100), default="")
+    region: Mapped[str] = mapped_column(String(100), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(8), default="存续")
+    risk_level: Mapped[str] = mapped_column(String(1), default="")
+    flags: Mapped[str] = mapped_column(String(200), default="")  # "|"-joined TARGET_FLAGS
+
+    def flag_list(self) -> list[str]:
+        return [f for f in self.flags.split("|") if f]
+
+
+class Item(Base):
+    """An entry of a department's item list (抽查事项清单)."""
+
+    __tablename__ = "item"
+    __table_args__ = (UniqueConstraint("department_id", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(8), default="general")  # key | general
+
+
+class Exclusion(Base):
+    """An imported 'already inspected' record, e.g. by the city-level counterpart."""
+
+    __tablename__ = "exclusion"
+    __table_args__ = (UniqueConstraint("year", "uscc", "department_id", "source"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    source: Mapped[str] = mapped_column(String(100), default="")
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class OfficerConflict(Base):
+    """A declared conflict of interest: the officer never inspects that target."""
+
+    __tablename__ = "officer_conflict"
+    __table_args__ = (UniqueConstraint("officer_id", "target_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"), index=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("target.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+# ---------------------------------------------------------------- joint tasks
+
+TASK_STATES = ("draft", "consulting", "ready", "drawn", "locked", "inspecting", "reviewing",
+               "published", "closed", "cancelled")
+
+
+class JointTask(Base):
+    __tablename__ = "joint_task"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    lead_department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
+    window_start: Mapped[dt.date] = mapped_column(Date)
+    window_end: Mapped[dt.date] = mapped_column(Date)
+    scope: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kinds, industries, regions
+    rule: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sampling rule, see core.draw
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    seed_hex: Mapped[str] = mapped_column(String(64), default="")  # secret until lock
+    commitment: Mapped[str] = mapped_column(String(64), default="")
+    reply_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    reply_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
+    created_at: Mapped[dt.datetime]
+    lead_department: Mapped[Department] = relationship(lazy="joined")
+
+
+class TaskItem(Base):
+    """An item checked in a task, with the department that checks it (one visit, many items)."""
+
+    __tablename__ = "task_item"
+    __table_args__ = (UniqueConstraint("task_id", "item_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("joint_task.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+
+
+INVITATION_STATES = ("pending", "accepted", "declined", "expired")
+
+
+class Invitation(Base):
+    __tablename__ = "invitation"
+    __table_args__ = (UniqueConstraint("task_id", "department_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("joint_task.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    responded_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
+    responded_at: Mapped[dt.datetime | None]
+    department: Mapped[Department] = relationship(lazy="joined")
+
+
+DRAW_STATES = ("frozen", "locked", "superseded")
+
+
+class Draw(Base):
+    """A verifiable draw (design §5): of targets for a task, or of inspectors, or a quick draw."""
+
+    __tablename__ = "draw"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(48), unique=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("joint_task.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # targets | inspectors
+    task_code: Mapped[str] = mapped_column(String(48))  # the code hashed into every key
+    state: Mapped[str] = mapped_column(String(16), default="frozen")
+    freeze_no: Mapped[int] = mapped_column(Integer, default=1)  # 1 + freezes before this one
+    commitment: Mapped[str] = mapped_column(String(64))
+    seed_hex: Mapped[str] = mapped_column(String(64), default="")  # secret until locked
+    beacon_source: Mapped[str] = mapped_column(Text, default="")  # announced before the draw
+    beacon: Mapped[str] = mapped_column(Text, default="")
+    uses_beacon: Mapped[bool] = mapped_column(Boolean, default=True)
+    pool_hash: Mapped[str] = mapped_column(String(64))
+    pool_size: Mapped[int] = mapped_column(Integer)
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)  # rule, scope, counts
+    algorithm_version: Mapped[str] = mapped_column(String(32), default="lianjian-draw-1")
+    selection: Mapped[list[Any]] = mapped_column(default=list)  # ids in key order
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
+    frozen_at: Mapped[dt.datetime]
+    locked_at: Mapped[dt.datetime | None]
+
+
+class DrawPool(Base):
+    """The frozen pool as zlib-compressed CSV ("id,stratum" lines), kept apart from Draw."""
+
+    __tablename__ = "draw_pool"
+    draw_id: Mapped[int] = mapped_column(ForeignKey("draw.id"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# ---------------------------------------------------------------- cases
+
+CASE_STATES = ("assigned", "notified", "inspected", "submitted", "approved", "returned",
+               "published", "objected", "corrected")
+
+
+class Case(Base):
+    __tablename__ = "inspection_case"
+    __table_args__ = (UniqueConstraint("task_id", "target_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(56), unique=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("joint_task.id"), index=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("target.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="assigned")
+    inspected_on: Mapped[dt.date | None] = mapped_column(Date)
+    result_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    result_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    target: Mapped[Target] = relationship(lazy="joined")
+
+
+class GroupMember(Base):
+    __tablename__ = "group_member"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    is_leader: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # False after recusal/replacement
+    officer: Mapped[Officer] = relationship(lazy="joined")
+
+
+class Recusal(Base):
+    """A recusal (redraw) or an approved replacement (no lottery)."""
+
+    __tablename__ = "recusal"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # recusal | replacement
+    reason: Mapped[str] = mapped_column(Text)
+    replacement_officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
+    created_at: Mapped[dt.datetime]
+
+
+RESULT_STATES = ("submitted", "returned", "approved", "published", "superseded")
+
+
+class CaseResult(Base):
+    """One version of a case's result. Published versions are never edited; corrections add one."""
+
+    __tablename__ = "case_result"
+    __table_args__ = (UniqueConstraint("case_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="submitted")
+    codes: Mapped[list[Any]] = mapped_column(default=list)  # result category codes
+    methods: Mapped[list[Any]] = mapped_column(default=list)
+    followups: Mapped[list[Any]] = mapped_column(default=list)
+    followup_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    followup_done_on: Mapped[dt.date | None] = mapped_column(Date)
+    inspected_on: Mapped[dt.date | None] = mapped_column(Date)
+    remarks: Mapped[str] = mapped_column(Text, default="")
+    is_correction: Mapped[bool] = mapped_column(Boolean, default=False)
+    entered_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
+    entered_at: Mapped[dt.datetime]
+    published_at: Mapped[dt.datetime | None]
+
+
+class ItemResult(Base):
+    __tablename__ = "item_result"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("case_result.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"))
+    codes: Mapped[list[Any]] = mapped_column(default=list)
+    content: Mapped[str] = mapped_column(Text, default="")
+    problems: Mapped[str] = mapped_column(Text, default="")
+    handling: Mapped[str] = mapped_column(Text, default="")
+
+
+class Review(Base):
+    __tablename__ = "review"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("case_result.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    decision: Mapped[str] = mapped_column(String(8))  # approve | return
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+
+
+OBJECTION_STATES = ("received", "upheld", "corrected", "replied")
+
+
+class Objection(Base):
+    __tablename__ = "objection"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
+    filed_by: Mapped[str] = mapped_column(String(200))  # the target's representative
+    content: Mapped[str] = mapped_column(Text)
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    recheck_due_on: Mapped[dt.date] = mapped_column(Date)
+    recheck_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    recheck_finding: Mapped[str] = mapped_column(Text, default="")
+    rechecked_on: Mapped[dt.date | None] = mapped_column(Date)
+    correction_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    reply_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    replied_on: Mapped[dt.date | None] = mapped_column(Date)
+    handled_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
+
+
+class Referral(Base):
+    """移交 / 移送: a problem found handed to the competent department or the judiciary."""
+
+    __tablename__ = "referral"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # 移送办案机构 | 抄告相关部门 | 移送司法机关 | 其他
+    to_department: Mapped[str] = mapped_column(String(100))
+    content: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
+    created_at: Mapped[dt.datetime]
+
+
+# ---------------------------------------------------------------- working days
+
+class HolidayYear(Base):
+    """Official holiday arrangement for a year chinese-calendar does not know (loaded by admins)."""
+
+    __tablename__ = "holiday_year"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holidays: Mapped[list[Any]] = mapped_column(default=list)  # ISO dates, days off
+    workdays: Mapped[list[Any]] = mapped_column(default=list)  # ISO dates, make-up working days
+    source: Mapped[str] = mapped_column(Text, default="")
+    loaded_at: Mapped[dt.datetime]
+
+
+# ---------------------------------------------------------------- audit, inbox, outbox
+
+class AuditEvent(Base):
+    """Append-only and hash-chained: hash = SHA-256(prev_hash ‖ canonical JSON of the row)."""
+
+    __tablename__ = "audit_event"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # officer code, "system" or "admin:<name>"
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(80), index=True)  # e.g. "task:LJ-2026-001"
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row, locked while appending, so concurrent processes keep a single chain."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class InboxEvent(Base):
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("platform", "event_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the neutral Event
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    received_at: Mapped[dt.datetime]
+    processed_at: Mapped[dt.datetime | None]
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+OUTBOX_STATES = ("pending", "sent", "dead")
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    destination: Mapped[dict[str, Any]] = mapped_column(default=dict)  # Destination
+    dest_key: Mapped[str] = mapped_column(String(64), index=True)
+    message: Mapped[dict[str, Any]] = mapped_column(default=dict)  # OutMessage
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime]
+    claimed_until: Mapped[dt.datetime | None]
+    channel: Mapped[str] = mapped_column(String(16), default="")  # platform that delivered it
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]
+
+
+class Conversation(Base):
+    """A pending conversation step for an officer (e.g. waiting for a decline reason)."""
+
+    __tablename__ = "conversation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"), unique=True)
+    step: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    expires_at: Mapped[dt.datetime]
+
+
+class Sequence(Base):
+    """Named counters for human-readable codes (task LJ-2026-001, quick draw KC-2026-0001)."""
+
+    __tablename__ = "code_sequence"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,20 @@
+"""Configurable rules (domain.md): defaults are the stricter reading of the regulations."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Rules(BaseModel):
+    decline_reason_min_chars: int = Field(10, ge=1)  # 书面函告理由 (seed 000 §七)
+    invitation_reply_workdays: int = Field(5, ge=1)
+    result_entry_workdays: int = Field(20, ge=1)  # 000 §十, 001 第十六条, 004 第十九条
+    objection_calendar_days: int = Field(60, ge=1)  # 004 第二十条
+    recheck_workdays: int = Field(20, ge=1)
+    correction_workdays: int = Field(5, ge=1)
+    reply_workdays: int = Field(15, ge=1)
+    nudge_before_workdays: list[int] = Field(default_factory=lambda: [3, 1, 0])
+    min_group_size: int = Field(2, ge=2)  # 004 第十六条(二)
+    general_item_ratio_cap: str = "0.10"  # cap for general items (domain rule 4), decimal text
+    quick_draw_requires_beacon: bool = False  # ad-hoc 快抽 may skip the beacon; receipt says so
+    conversation_hours: int = Field(72, ge=1)  # how long the bot waits for e.g. a reason
