@@ -17,6 +17,7 @@ from core.clock import Clock
 from core.messages import Destination, OutMessage
 from core.models import Officer
 from core.rules import Rules
+from core.workdays import WorkCalendar, load_calendar
 
 
 @dataclass
@@ -28,6 +29,12 @@ class Ctx:
     actor: Officer | None = None  # None = the system (scheduler, CLI as admin)
     rules: Rules = field(default_factory=Rules)
     actor_label: str = "system"
+    calendar: WorkCalendar | None = None  # loaded on first use from holiday_year
+
+    async def work_calendar(self) -> WorkCalendar:
+        if self.calendar is None:
+            self.calendar = await load_calendar(self.session)
+        return self.calendar
 
     @property
     def actor_name(self) -> str:

@@ -1,0 +1,141 @@
+"""Chinese working days: public holidays and make-up working weekends (调休).
+
+chinese-calendar knows the years it ships with; later years come from holiday data that an
+admin loads (`lianjian holidays load FILE`, stored in `holiday_year`). A deadline that touches a
+year with no data is computed on weekdays only and marked provisional; it is recomputed once
+the data arrives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import chinese_calendar
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import ValidationFailed
+from core.models import HolidayYear
+
+
+@dataclass(frozen=True)
+class YearData:
+    holidays: frozenset[dt.date]
+    workdays: frozenset[dt.date]  # make-up working days on weekends
+
+
+@dataclass(frozen=True)
+class Deadline:
+    day: dt.date
+    provisional: bool  # computed without the year's holiday data (weekdays only)
+
+    def label(self) -> str:
+        text = f"{self.day.year}年{self.day.month}月{self.day.day}日"
+        return text + "（暂按工作日周一至周五计算，节假日安排公布后重算）" if self.provisional else text
+
+
+@cache
+def _package_knows(year: int) -> bool:
+    try:
+        chinese_calendar.is_workday(dt.date(year, 6, 1))
+    except NotImplementedError:
+        return False
+    return True
+
+
+@dataclass
+class WorkCalendar:
+    extra: Mapping[int, YearData] = field(default_factory=dict)
+
+    def knows(self, year: int) -> bool:
+        return year in self.extra or _package_knows(year)
+
+    def is_workday(self, day: dt.date) -> bool:
+        data = self.extra.get(day.year)
+        if data is not None:
+            if day in data.workdays:
+                return True
+            return day not in data.holidays and day.weekday() < 5
+        if _package_knows(day.year):
+            return bool(chinese_calendar.is_workday(day))
+        return day.weekday() < 5  # provisional: the caller marks the result
+
+    def add_workdays(self, start: dt.date, n: int) -> Deadline:
+        """The n-th working day strictly after `start` (2025-09-30 + 20 = 2025-11-04)."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        day, left, provisional = start, n, not self.knows(start.year)
+        while left > 0:
+            day += dt.timedelta(days=1)
+            provisional |= not self.knows(day.year)
+            if self.is_workday(day):
+                left -= 1
+        return Deadline(day, provisional)
+
+    def workdays_between(self, start: dt.date, end: dt.date) -> int:
+        """Working days in (start, end]; negative when end is before start."""
+        if end < start:
+            return -self.workdays_between(end, start)
+        return sum(1 for i in range(1, (end - start).days + 1)
+                   if self.is_workday(start + dt.timedelta(days=i)))
+
+    def missing_next_year(self, today: dt.date) -> int | None:
+        """From 1 November, the next year if its holiday data is still missing."""
+        if today.month >= 11 and not self.knows(today.year + 1):
+            return today.year + 1
+        return None
+
+
+async def load_calendar(session: AsyncSession) -> WorkCalendar:
+    rows = (await session.scalars(select(HolidayYear))).all()
+    return WorkCalendar({r.year: YearData(frozenset(map(dt.date.fromisoformat, r.holidays)),
+                                          frozenset(map(dt.date.fromisoformat, r.workdays)))
+                         for r in rows})
+
+
+def _expand(entries: Iterable[str], year: int, what: str) -> list[dt.date]:
+    """Dates or inclusive ranges 'YYYY-MM-DD..YYYY-MM-DD', all inside `year`."""
+    days: list[dt.date] = []
+    for entry in entries:
+        first, _, last = str(entry).partition("..")
+        try:
+            a = dt.date.fromisoformat(first.strip())
+            b = dt.date.fromisoformat(last.strip()) if last else a
+        except ValueError as err:
+            raise ValidationFailed(f"{what}中的日期“{entry}”格式不对，应为 YYYY-MM-DD 或 YYYY-MM-DD..YYYY-MM-DD") from err
+        if b < a or a.year != year or b.year != year:
+            raise ValidationFailed(f"{what}中的“{entry}”不在 {year} 年内或起止颠倒")
+        days.extend(a + dt.timedelta(days=i) for i in range((b - a).days + 1))
+    return days
+
+
+@dataclass(frozen=True)
+class HolidayFile:
+    year: int
+    holidays: list[dt.date]
+    workdays: list[dt.date]
+    source: str
+
+
+def parse_holiday_file(path: Path) -> HolidayFile:
+    """TOML or JSON: year = 2027, holidays = ["2027-01-01", "2027-02-05..2027-02-11"],
+    workdays = ["2027-02-14"], source = "国务院办公厅关于2027年部分节假日安排的通知"."""
+    try:
+        raw = (tomllib.loads(path.read_text("utf-8")) if path.suffix == ".toml"
+               else json.loads(path.read_text("utf-8")))
+        year = int(raw["year"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValidationFailed(f"无法读取节假日文件 {path.name}：{err}") from err
+    holidays = _expand(raw.get("holidays", []), year, "放假日期")
+    workdays = _expand(raw.get("workdays", []), year, "调休上班日期")
+    if clash := set(holidays) & set(workdays):
+        raise ValidationFailed(f"同一天既是放假又是上班：{sorted(clash)[0]}")
+    if bad := [d for d in workdays if d.weekday() < 5]:
+        raise ValidationFailed(f"调休上班日 {bad[0]} 不是周末")
+    return HolidayFile(year, holidays, workdays, str(raw.get("source", "")))

@@ -1,0 +1,59 @@
+import datetime as dt
+import json
+
+import pytest
+
+from core.errors import ValidationFailed
+from core.workdays import WorkCalendar, YearData, parse_holiday_file
+
+D = dt.date
+cal = WorkCalendar()
+
+
+def test_period_counts_from_the_day_after():
+    # domain.md: 2025-09-30 + 20 working days = 2025-11-04 (National Day week skipped)
+    assert cal.add_workdays(D(2025, 9, 30), 20).day == D(2025, 11, 4)
+    assert not cal.add_workdays(D(2025, 9, 30), 20).provisional
+
+
+def test_make_up_weekend_is_a_workday():
+    assert cal.is_workday(D(2025, 9, 28))  # Sunday, make-up working day before National Day
+    assert not cal.is_workday(D(2025, 10, 3))  # Friday, holiday
+    # 9-28 (Sun), 9-29, 9-30, 10-9, 10-10, 10-11 (Sat), 10-13; a weekday-only count gives 11
+    assert cal.workdays_between(D(2025, 9, 26), D(2025, 10, 13)) == 7
+
+
+def test_deadline_reaching_an_unknown_year_is_provisional():
+    dl = cal.add_workdays(D(2026, 12, 10), 20)
+    assert dl.provisional and dl.day.year == 2027
+    assert "暂按" in dl.label()
+
+
+def test_loaded_year_makes_it_final_and_honours_holidays():
+    data = YearData(holidays=frozenset({D(2027, 1, 1)}), workdays=frozenset({D(2027, 1, 9)}))
+    loaded = WorkCalendar({2027: data})
+    provisional = cal.add_workdays(D(2026, 12, 28), 5)
+    final = loaded.add_workdays(D(2026, 12, 28), 5)
+    assert provisional.provisional and not final.provisional
+    # 12-29,30,31, (1-1 holiday), 1-4, 1-5 vs weekday-only 12-29,30,31,1-1,1-4
+    assert provisional.day == D(2027, 1, 4) and final.day == D(2027, 1, 5)
+    assert loaded.is_workday(D(2027, 1, 9))  # Saturday make-up day
+
+
+def test_missing_next_year_warning_from_november():
+    assert cal.missing_next_year(D(2026, 10, 31)) is None
+    assert cal.missing_next_year(D(2026, 11, 1)) == 2027
+
+
+def test_holiday_file_ranges_and_errors(tmp_path):
+    p = tmp_path / "2027.json"
+    p.write_text(json.dumps({"year": 2027, "holidays": ["2027-02-05..2027-02-07"],
+                             "workdays": ["2027-02-14"], "source": "通知"}), "utf-8")
+    hf = parse_holiday_file(p)
+    assert hf.holidays == [D(2027, 2, 5), D(2027, 2, 6), D(2027, 2, 7)]
+    p.write_text(json.dumps({"year": 2027, "workdays": ["2027-02-15"]}), "utf-8")
+    with pytest.raises(ValidationFailed, match="不是周末"):
+        parse_holiday_file(p)
+    p.write_text(json.dumps({"year": 2027, "holidays": ["2026-12-31"]}), "utf-8")
+    with pytest.raises(ValidationFailed, match="不在 2027 年内"):
+        parse_holiday_file(p)
