@@ -45,7 +45,7 @@ class StratumRule(BaseModel):
             raise ValueError(f"分层“{self.name}”须且只能指定比例或数量之一")
         if self.ratio is not None and not Decimal(0) < self.ratio <= Decimal(1):
             raise ValueError(f"分层“{self.name}”的抽查比例须大于 0 且不超过 100%")
-        if self.count is not None and self.count < 0 or self.min < 0:
+        if (self.count is not None and self.count < 0) or self.min < 0:
             raise ValueError(f"分层“{self.name}”的数量不能为负数")
         return self
 
