@@ -50,6 +50,8 @@ def pg_database() -> str:
     """A throw-away database on the test server, migrated once per session."""
     base = os.environ.get(PG_ENV)
     if not base:
+        if os.environ.get("LIANJIAN_REQUIRE_POSTGRES"):
+            pytest.fail(f"LIANJIAN_REQUIRE_POSTGRES is set but {PG_ENV} is not")
         pytest.skip(PG_SKIP)
     name = f"lj_test_{uuid.uuid4().hex[:10]}"
     admin_url = base.rsplit("/", 1)[0] + "/" + base.rsplit("/", 1)[1]

@@ -1,0 +1,309 @@
+"""`lianjian` command line: serve, demo, db, import, draw, audit, holidays, outbox, summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from core.changes import Ctx
+from core.clock import SystemClock
+from core.db import make_engine, make_sessionmaker
+from core.errors import DomainError
+from core.schema import upgrade
+
+Handler = Callable[[argparse.Namespace], Awaitable[int]]
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    """--db wins; otherwise config / LIANJIAN_DATABASE_URL (bot.config.Settings)."""
+    if getattr(args, "db", None):
+        return str(args.db)
+    from bot.config import load_settings
+
+    return load_settings(getattr(args, "config", None)).database_url
+
+
+@asynccontextmanager
+async def _ctx(args: argparse.Namespace, *, migrate: bool = True) -> AsyncIterator[Ctx]:
+    """One transaction as the CLI operator ("admin:cli"); committed when the block succeeds."""
+    engine = make_engine(_db_url(args))
+    try:
+        if migrate:
+            await upgrade(engine)
+        async with make_sessionmaker(engine)() as session:
+            ctx = Ctx(session=session, clock=SystemClock(), actor_label="admin:cli")
+            yield ctx
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+# ---------------------------------------------------------------- db, audit, holidays
+
+async def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    async with _ctx(args):
+        pass
+    print("数据库已升级到最新版本")
+    return 0
+
+
+async def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from core.audit import verify_chain
+
+    async with _ctx(args) as ctx:
+        problems = await verify_chain(ctx.session)
+    if not problems:
+        print("审计日志完整：哈希链校验通过")
+        return 0
+    for p in problems:
+        print(f"✗ {p.problem}")
+    return 1
+
+
+async def cmd_holidays_load(args: argparse.Namespace) -> int:
+    from core.holidays import load_holiday_year
+    from core.workdays import parse_holiday_file
+
+    hf = parse_holiday_file(Path(args.file))
+    async with _ctx(args) as ctx:
+        changed = await load_holiday_year(ctx, hf)
+    print(f"已载入 {hf.year} 年节假日安排（放假 {len(hf.holidays)} 天，调休上班 {len(hf.workdays)} 天）；"
+          f"重算暂定期限 {changed} 项")
+    return 0
+
+
+# ---------------------------------------------------------------- import
+
+async def cmd_import(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from core import imports
+
+    fn = {"targets": imports.import_targets, "inspectors": imports.import_inspectors,
+          "exclusions": imports.import_exclusions}[args.kind]
+    rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejects.csv")
+    with Progress(transient=True) as bar:
+        job = bar.add_task(f"导入 {Path(args.file).name}", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(job, completed=done, total=total)
+
+        async with _ctx(args) as ctx:
+            report = await fn(ctx, Path(args.file), skip_invalid=args.skip_invalid,
+                              rejects_path=rejects if args.skip_invalid else None,
+                              progress=progress)
+    print(report.summary_zh())
+    for err in report.rejected[: args.show_errors]:
+        print(f"  第 {err.line} 行 {err.column}：{err.reason}")
+    if len(report.rejected) > args.show_errors:
+        print(f"  …… 另有 {len(report.rejected) - args.show_errors} 条错误")
+    return 0 if report.ok else 1
+
+
+# ---------------------------------------------------------------- draws
+
+async def cmd_draw_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from core.models import Draw
+
+    async with _ctx(args) as ctx:
+        draws = (await ctx.session.scalars(select(Draw).order_by(Draw.id))).all()
+        rows = [{"id": d.id, "code": d.code, "kind": d.kind, "task_code": d.task_code,
+                 "state": d.state, "locked": d.state == "locked", "pool_size": d.pool_size,
+                 "selected": len(d.selection)} for d in draws]
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['id']:>4}  {r['code']:<20} {r['kind']:<10} {r['task_code']:<16} "
+                  f"{'已锁定' if r['locked'] else r['state']:<8} 池 {r['pool_size']}  选中 {r['selected']}")
+    return 0
+
+
+async def _find_draw(ctx: Ctx, ref: str) -> Any:
+    from sqlalchemy import select
+
+    from core.errors import NotFound
+    from core.models import Draw
+
+    cond = Draw.id == int(ref) if ref.isdigit() else Draw.code == ref
+    found = await ctx.session.scalar(select(Draw).where(cond))
+    if found is None:
+        raise NotFound(f"未找到抽取记录 {ref}")
+    return found
+
+
+async def cmd_draw_show(args: argparse.Namespace) -> int:
+    from core.verify import draw_public_json
+
+    async with _ctx(args) as ctx:
+        data = draw_public_json(await _find_draw(ctx, args.draw))
+    if args.json:
+        _print_json(data)
+    else:
+        for key, value in data.items():
+            print(f"{key}: {value if not isinstance(value, list | dict) else json.dumps(value, ensure_ascii=False)}")
+    return 0
+
+
+async def cmd_draw_export_pool(args: argparse.Namespace) -> int:
+    from core.verify import pool_csv_text
+
+    async with _ctx(args) as ctx:
+        d = await _find_draw(ctx, args.draw)
+        text = await pool_csv_text(ctx.session, d.id)
+    await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
+    print(f"已导出抽取池 {d.code}：{d.pool_size} 条 → {args.output}")
+    return 0
+
+
+async def cmd_draw_verify(args: argparse.Namespace) -> int:
+    from core.verify import verify_draw
+
+    async with _ctx(args) as ctx:
+        d = await _find_draw(ctx, args.draw)
+        report = await verify_draw(ctx.session, d.id)
+    for check in report.checks:
+        print(f"{'✓' if check.ok else '✗'} {check.label}{'' if check.ok else '：' + check.detail}")
+    print("验证通过" if report.ok else "验证未通过")
+    return 0 if report.ok else 1
+
+
+# ---------------------------------------------------------------- outbox, summary
+
+async def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from core.outbox import list_dead, list_recent
+
+    async with _ctx(args) as ctx:
+        rows = await (list_dead(ctx.session) if args.dead else list_recent(ctx.session))
+    for r in rows:
+        print(f"{r.id:>6}  {r.state:<8} {r.dest_key:<16} 尝试 {r.attempts}  "
+              f"{r.message.get('title') or r.message.get('kind')}  {r.last_error[:60]}")
+    if not rows:
+        print("没有死信" if args.dead else "发件箱为空")
+    return 0
+
+
+async def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from core.outbox import retry
+
+    async with _ctx(args) as ctx:
+        await retry(ctx.session, args.id, ctx.clock.now())
+    print(f"消息 {args.id} 已重新排队")
+    return 0
+
+
+async def cmd_summary(args: argparse.Namespace) -> int:
+    from core.summary import daily_summary, summary_message
+
+    async with _ctx(args) as ctx:
+        summary = await daily_summary(ctx.session, await ctx.work_calendar(), ctx.clock.today())
+    print(summary_message(summary).body)
+    return 0
+
+
+# ---------------------------------------------------------------- serve, demo
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import run_demo
+
+    return await run_demo(db=args.db, seed=args.seed, targets=args.targets, out=print)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+    from bot.server import run
+
+    overrides: dict[str, Any] = {k: v for k, v in
+                                 {"host": args.host, "port": args.port, "database_url": args.db}.items()
+                                 if v is not None}
+    settings = load_settings(args.config, **overrides)
+    run(settings, demo=args.demo)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lianjian", description="联检：部门联合“双随机、一公开”抽查机器人")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Handler | Callable[[argparse.Namespace], int], help_: str,
+            parent: Any = sub, db: bool = True) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
+        if db:
+            sp.add_argument("--db", help="数据库文件路径或 SQLAlchemy URL")
+            sp.add_argument("--config", help="config.toml 路径")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    s = add("serve", cmd_serve, "启动机器人服务（含本地模拟器）")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--demo", action="store_true", help="先载入演示数据，便于在模拟器中体验")
+
+    d = add("demo", cmd_demo, "生成模拟县域数据并完整演示一次联合抽查", db=False)
+    d.add_argument("--db", help="SQLite 文件（默认临时目录）")
+    d.add_argument("--seed", type=int, default=2026)
+    d.add_argument("--targets", type=int, default=20000)
+
+    db = sub.add_parser("db", help="数据库").add_subparsers(dest="sub", required=True)
+    add("upgrade", cmd_db_upgrade, "执行数据库迁移", parent=db)
+
+    imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
+    imp.add_argument("kind", choices=["targets", "inspectors", "exclusions"])
+    imp.add_argument("file")
+    imp.add_argument("--skip-invalid", action="store_true", help="导入合格行，不合格行写入拒收文件")
+    imp.add_argument("--rejects", help="拒收文件路径（默认 原文件名.rejects.csv）")
+    imp.add_argument("--show-errors", type=int, default=50)
+
+    dr = sub.add_parser("draw", help="抽取记录与验证").add_subparsers(dest="sub", required=True)
+    add("list", cmd_draw_list, "列出抽取记录", parent=dr).add_argument("--json", action="store_true")
+    show = add("show", cmd_draw_show, "显示一次抽取的公开参数", parent=dr)
+    show.add_argument("draw", help="抽取编号或 ID")
+    show.add_argument("--json", action="store_true")
+    ex = add("export-pool", cmd_draw_export_pool, "导出抽取池（id,stratum）", parent=dr)
+    ex.add_argument("draw")
+    ex.add_argument("-o", "--output", required=True)
+    add("verify", cmd_draw_verify, "重算并核对一次抽取", parent=dr).add_argument("draw")
+
+    au = sub.add_parser("audit", help="审计日志").add_subparsers(dest="sub", required=True)
+    add("verify", cmd_audit_verify, "校验审计日志哈希链", parent=au)
+
+    ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(dest="sub", required=True)
+    add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho).add_argument("file")
+
+    ob = sub.add_parser("outbox", help="发件箱").add_subparsers(dest="sub", required=True)
+    add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument("--dead", action="store_true")
+    add("retry", cmd_outbox_retry, "重新发送死信", parent=ob).add_argument("id", type=int)
+
+    add("summary", cmd_summary, "打印今日汇总")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = args.fn(args)
+        code = asyncio.run(result) if asyncio.iscoroutine(result) else result
+    except DomainError as err:
+        print(f"错误：{err.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
