@@ -1,0 +1,185 @@
+"""What every platform adapter offers the rest of the bot, and the small helpers they share.
+
+The server calls `verify_url` / `parse` / `ack` on the callback route; the sender calls `send`
+with a `Channel` it has already resolved. Adapters never raise for platform errors on send:
+they return a `SendResult` that tells the sender whether to retry, when, or to give up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import aiohttp
+import yarl
+from aiohttp import web
+
+from core.messages import Card, Event, OutMessage
+
+# How long to wait before retrying after a network failure or "system busy".
+TRANSIENT_RETRY_S = 5.0
+TRUNCATION_NOTE = "…（内容过长，已截断）"
+
+
+class CallbackRejected(Exception):
+    """A callback that must not be processed; the server answers with `status`."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status}: {reason}")
+        self.status = status
+        self.reason = reason  # English, for logs; never echo secrets into it
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A concrete address on one platform, resolved by the sender."""
+
+    platform: str  # "wecom" | "dingtalk"
+    kind: Literal["user", "group_webhook", "session_webhook"]
+    address: str  # userid, webhook URL or session webhook URL (secret: never log in full)
+    secret: str = ""  # DingTalk 加签 secret for group_webhook
+
+    def redacted(self) -> str:
+        """A label safe for logs: user ids are shown, webhook credentials are not."""
+        if self.kind == "user":
+            return f"{self.platform}:user:{self.address}"
+        url = yarl.URL(self.address)
+        return f"{self.platform}:{self.kind}:{url.host or '?'}{url.path}?***"
+
+    def __repr__(self) -> str:  # keep secrets out of tracebacks and log records
+        return f"Channel({self.redacted()})"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    retry_after: float | None = None  # rate limited: try again after this many seconds
+    permanent: bool = False  # e.g. webhook invalid / robot removed: disable the binding
+    code: str = ""  # platform errcode
+    detail: str = ""
+    response_code: str = ""  # WeCom interactive card response_code (to update it later)
+
+
+class PlatformAdapter(Protocol):
+    name: str
+    callback_path: str
+
+    async def verify_url(self, request: web.Request) -> web.Response: ...
+
+    async def parse(self, request: web.Request) -> list[Event]: ...
+
+    def ack(self, events: list[Event]) -> web.Response: ...
+
+    async def send(
+        self, channel: Channel, msg: OutMessage, mention_user_ids: list[str] | None = None
+    ) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+class PlatformCallFailed(Exception):
+    """An HTTP call to a platform that produced no usable answer; carries the SendResult."""
+
+    def __init__(self, result: SendResult) -> None:
+        super().__init__(result.detail)
+        self.result = result
+
+
+async def read_limited_body(request: web.Request, max_bytes: int) -> bytes:
+    """Read the body, refusing more than `max_bytes` whatever Content-Length claims."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise CallbackRejected(413, f"declared body of {declared} bytes exceeds {max_bytes}")
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > max_bytes:
+            raise CallbackRejected(413, f"body exceeds {max_bytes} bytes")
+    return bytes(body)
+
+
+def check_window(sent_s: float, now_s: float, window_s: float) -> None:
+    """Reject callbacks whose timestamp is too far from now (replays, forged old requests)."""
+    if abs(now_s - sent_s) > window_s:
+        raise CallbackRejected(403, f"timestamp outside the {window_s:.0f}s window")
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """Cut `text` to at most `max_bytes` UTF-8 bytes on a character boundary, with a note."""
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text
+    room = max_bytes - len(TRUNCATION_NOTE.encode())
+    # errors="ignore" drops the partial character a byte cut may leave at the end
+    return raw[: max(room, 0)].decode(errors="ignore") + TRUNCATION_NOTE
+
+
+def card_markdown(card: Card, newline: str = "\n", with_links: bool = True) -> str:
+    """A card in the markdown subset both platforms render; buttons become links."""
+    lines = [f"**{card.title}**"]
+    if card.description:
+        lines.append(card.description)
+    lines.extend(f"> {f.name}：{f.value}" for f in card.fields)
+    if card.answered:
+        lines.append(card.answered)
+    links = [f"[{b.label}]({b.url})" for b in card.buttons if b.url]
+    if with_links and links:
+        lines.append("  ".join(links))
+    return newline.join(lines)
+
+
+def titled(msg: OutMessage, newline: str = "\n") -> str:
+    """Markdown body with the title as a bold first line (platforms show no separate title)."""
+    if msg.title:
+        return f"**{msg.title}**{newline}{msg.body}"
+    return msg.body
+
+
+class HttpClient:
+    """A lazily created aiohttp session and JSON calls that turn transport failures into
+    `PlatformCallFailed` with a retryable SendResult."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def request_json(
+        self,
+        method: str,
+        url: str | yarl.URL,
+        *,
+        params: dict[str, str] | None = None,
+        payload: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """HTTP status and the JSON object answered; raises PlatformCallFailed otherwise."""
+        try:
+            async with self.session().request(
+                method, url, params=params, json=payload, headers=headers
+            ) as resp:
+                text = await resp.text()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PlatformCallFailed(
+                SendResult(False, TRANSIENT_RETRY_S, code="network", detail=type(exc).__name__)
+            ) from exc
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise PlatformCallFailed(
+                SendResult(False, TRANSIENT_RETRY_S, code=f"http_{status}", detail="answer is not a JSON object")
+            )
+        return status, data
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,125 @@
+"""Fake platform servers: real aiohttp servers on loopback that speak the platforms' protocols.
+
+Each fake records every request it received so tests assert on what actually crossed the wire.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bot.platforms.base import CallbackRejected, PlatformAdapter
+from core.clock import Clock, SystemClock
+from core.messages import Event
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any
+
+
+@dataclass
+class Script:
+    """Errors to return for the next N calls of one endpoint, before the normal handling."""
+
+    queue: dict[str, deque[dict[str, Any]]] = field(default_factory=lambda: defaultdict(deque))
+
+    def fail_next(self, endpoint: str, answer: dict[str, Any], times: int = 1) -> None:
+        self.queue[endpoint].extend([answer] * times)
+
+    def pop(self, endpoint: str) -> dict[str, Any] | None:
+        pending = self.queue[endpoint]
+        return pending.popleft() if pending else None
+
+
+class RateLimiter:
+    """Sliding one-minute window per key, like the platforms' 20 messages/minute/robot."""
+
+    def __init__(self, clock: Clock, per_minute: int) -> None:
+        self._clock = clock
+        self._per_minute = per_minute
+        self._sent: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, key: str) -> bool:
+        now = self._clock.now().timestamp()
+        sent = self._sent[key]
+        while sent and now - sent[0] >= 60:
+            sent.popleft()
+        if len(sent) >= self._per_minute:
+            return False
+        sent.append(now)
+        return True
+
+
+class FakeServer:
+    """Base: an aiohttp app on 127.0.0.1 with a random port that records requests."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+        self.requests: list[Recorded] = []
+        self.script = Script()
+        self.app = web.Application(middlewares=[self._record])
+        self._server = TestServer(self.app, host="127.0.0.1")
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        body = await request.read()
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = body.decode(errors="replace")
+        self.requests.append(
+            Recorded(request.method, request.path, dict(request.query), dict(request.headers), parsed)
+        )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def start(self) -> FakeServer:
+        await self._server.start_server()
+        return self
+
+    async def close(self) -> None:
+        await self._server.close()
+
+    def url(self, path: str = "") -> str:
+        return str(self._server.make_url(path))
+
+    @property
+    def base(self) -> str:
+        return self.url("").rstrip("/")
+
+    def calls(self, path: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path == path]
+
+
+def callback_app(adapter: PlatformAdapter) -> tuple[web.Application, list[list[Event]]]:
+    """The smallest app that puts an adapter's callback handling on its route."""
+    received: list[list[Event]] = []
+
+    async def verify(request: web.Request) -> web.Response:
+        try:
+            return await adapter.verify_url(request)
+        except CallbackRejected as exc:
+            return web.Response(status=exc.status, text=exc.reason)
+
+    async def receive(request: web.Request) -> web.Response:
+        try:
+            events = await adapter.parse(request)
+        except CallbackRejected as exc:
+            return web.Response(status=exc.status, text=exc.reason)
+        received.append(events)
+        return adapter.ack(events)
+
+    app = web.Application()
+    app.router.add_get(adapter.callback_path, verify)
+    app.router.add_post(adapter.callback_path, receive)
+    return app, received

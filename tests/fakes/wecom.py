@@ -1,0 +1,248 @@
+"""A fake WeCom: API server (gettoken, message/send, update_template_card, robot webhook) and a
+callback client that encrypts and signs events the way WeCom does.
+
+The callback crypto here is written independently of bot/platforms/wecom.py (padding through
+`cryptography`'s PKCS7(256) padder/unpadder instead of by hand) and is itself checked against
+the published sample in tests/test_wecom.py, so the adapter is not only checked against itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import struct
+from typing import Any
+from xml.sax.saxutils import escape
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from core.clock import Clock, SystemClock
+from tests.fakes import FakeServer, RateLimiter
+
+TEXT_LIMIT = 2048
+MARKDOWN_LIMIT = {"app": 2048, "webhook": 4096}
+
+
+def err(code: int, msg: str) -> web.Response:
+    return web.json_response({"errcode": code, "errmsg": msg})
+
+
+class FakeWeCom(FakeServer):
+    def __init__(
+        self,
+        corp_id: str = "wwfakecorp",
+        corp_secret: str = "fake-secret",
+        agent_id: int = 1000002,
+        webhook_keys: tuple[str, ...] = ("robot-key-1",),
+        clock: Clock | None = None,
+        token_lifetime_s: int = 7200,
+    ) -> None:
+        super().__init__(clock)
+        self.corp_id, self.corp_secret, self.agent_id = corp_id, corp_secret, agent_id
+        self.webhook_keys = set(webhook_keys)
+        self.token_lifetime_s = token_lifetime_s
+        self.tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+        self.response_codes: dict[str, bool] = {}  # response_code -> already used
+        self.task_ids: set[str] = set()
+        self.delivered: list[dict[str, Any]] = []  # accepted app messages and webhook posts
+        self.webhook_limit = RateLimiter(self.clock, per_minute=20)
+        self.app.router.add_get("/cgi-bin/gettoken", self.gettoken)
+        self.app.router.add_post("/cgi-bin/message/send", self.message_send)
+        self.app.router.add_post("/cgi-bin/message/update_template_card", self.update_card)
+        self.app.router.add_post("/cgi-bin/webhook/send", self.webhook_send)
+
+    @property
+    def gettoken_calls(self) -> int:
+        return len(self.calls("/cgi-bin/gettoken"))
+
+    def revoke_tokens(self) -> None:
+        """WeCom may revoke tokens early; the next API call then answers 40014."""
+        self.tokens.clear()
+
+    def webhook_url(self, key: str = "robot-key-1") -> str:
+        return self.url(f"/cgi-bin/webhook/send?key={key}")
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def _token_error(self, request: web.Request) -> web.Response | None:
+        token = request.query.get("access_token", "")
+        if token not in self.tokens:
+            return err(40014, "invalid access_token")
+        if self.tokens[token] <= self._now():
+            return err(42001, "access_token expired")
+        return None
+
+    async def gettoken(self, request: web.Request) -> web.Response:
+        if request.query.get("corpid") != self.corp_id:
+            return err(40013, "invalid corpid")
+        if request.query.get("corpsecret") != self.corp_secret:
+            return err(40001, "invalid credential")
+        token = secrets.token_urlsafe(48)
+        self.tokens[token] = self._now() + self.token_lifetime_s
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": self.token_lifetime_s}
+        )
+
+    async def message_send(self, request: web.Request) -> web.Response:
+        if (bad := self._token_error(request)) is not None:
+            return bad
+        if (scripted := self.script.pop("message/send")) is not None:
+            return web.json_response(scripted)
+        body = await request.json()
+        if body.get("agentid") != self.agent_id:
+            return err(40056, "invalid agentid")
+        if not body.get("touser"):
+            return err(40031, "invalid user list")
+        if (bad := self._content_error(body, "app")) is not None:
+            return bad
+        answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": secrets.token_hex(8)}
+        if body["msgtype"] == "template_card":
+            card = body["template_card"]
+            if not card.get("task_id") or card["task_id"] in self.task_ids:
+                return err(40058, "task_id missing or already used")
+            self.task_ids.add(card["task_id"])
+            code = secrets.token_urlsafe(16)
+            self.response_codes[code] = False
+            answer["response_code"] = code
+        self.delivered.append(body)
+        return web.json_response(answer)
+
+    async def update_card(self, request: web.Request) -> web.Response:
+        if (bad := self._token_error(request)) is not None:
+            return bad
+        body = await request.json()
+        code = body.get("response_code", "")
+        if self.response_codes.get(code, True):  # unknown or used: each code works once
+            return err(40058, "invalid response_code")
+        if body.get("agentid") != self.agent_id or not body.get("userids"):
+            return err(40058, "invalid agentid or userids")
+        self.response_codes[code] = True
+        self.delivered.append(body)
+        return err(0, "ok")
+
+    async def webhook_send(self, request: web.Request) -> web.Response:
+        key = request.query.get("key", "")
+        if key not in self.webhook_keys:
+            return err(93000, "invalid webhook url")
+        if (scripted := self.script.pop("webhook/send")) is not None:
+            return web.json_response(scripted)
+        if not self.webhook_limit.allow(key):
+            return err(45009, "api freq out of limit")
+        body = await request.json()
+        if (bad := self._content_error(body, "webhook")) is not None:
+            return bad
+        self.delivered.append(body)
+        return err(0, "ok")
+
+    def _content_error(self, body: dict[str, Any], where: str) -> web.Response | None:
+        msgtype = body.get("msgtype")
+        if msgtype not in ("text", "markdown", "template_card") or not isinstance(body.get(msgtype), dict):
+            return err(40008, "invalid message type")
+        if msgtype == "template_card":
+            return None
+        content = body[msgtype].get("content", "")
+        if not content:
+            return err(44004, "empty content")
+        limit = TEXT_LIMIT if msgtype == "text" else MARKDOWN_LIMIT[where]
+        if len(content.encode()) > limit:
+            return err(45002, "content size out of limit")
+        return None
+
+
+class WeComCallbackClient:
+    """Plays WeCom's side of the callback: encrypts, signs, and calls our endpoint."""
+
+    def __init__(self, token: str, encoding_aes_key: str, receive_id: str, url: str, clock: Clock | None = None) -> None:
+        self.token, self.receive_id, self.url = token, receive_id, url
+        self.key = base64.b64decode(encoding_aes_key + "=")
+        self.clock = clock or SystemClock()
+        self._session: aiohttp.ClientSession | None = None
+
+    def _cipher(self) -> Cipher[modes.CBC]:
+        return Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
+
+    def encrypt(self, message: str, receive_id: str | None = None, random16: bytes | None = None) -> str:
+        msg = message.encode()
+        rid = (self.receive_id if receive_id is None else receive_id).encode()
+        buffer = (random16 or os.urandom(16)) + struct.pack("!I", len(msg)) + msg + rid
+        padder = padding.PKCS7(256).padder()  # 32-byte blocks, as WeCom pads
+        padded = padder.update(buffer) + padder.finalize()
+        encryptor = self._cipher().encryptor()
+        return base64.b64encode(encryptor.update(padded) + encryptor.finalize()).decode()
+
+    def decrypt(self, encrypted: str) -> tuple[str, str]:
+        """(message, receive_id) — used to check this fake against the published sample."""
+        decryptor = self._cipher().decryptor()
+        padded = decryptor.update(base64.b64decode(encrypted)) + decryptor.finalize()
+        unpadder = padding.PKCS7(256).unpadder()
+        buffer = unpadder.update(padded) + unpadder.finalize()
+        size = struct.unpack("!I", buffer[16:20])[0]
+        return buffer[20 : 20 + size].decode(), buffer[20 + size :].decode()
+
+    def sign(self, timestamp: str, nonce: str, encrypted: str) -> str:
+        return hashlib.sha1("".join(sorted((self.token, timestamp, nonce, encrypted))).encode()).hexdigest()
+
+    def _session_(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    def _query(self, encrypted: str, timestamp: int | None, signature: str | None) -> dict[str, str]:
+        ts = str(int(self.clock.now().timestamp()) if timestamp is None else timestamp)
+        nonce = str(secrets.randbelow(10**9))
+        return {"msg_signature": signature or self.sign(ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
+
+    async def verify_url(self, echo_plain: str, *, timestamp: int | None = None, signature: str | None = None) -> tuple[int, bytes]:
+        echostr = self.encrypt(echo_plain)
+        params = {**self._query(echostr, timestamp, signature), "echostr": echostr}
+        async with self._session_().get(self.url, params=params) as resp:
+            return resp.status, await resp.read()
+
+    async def post(
+        self,
+        plain_xml: str,
+        *,
+        timestamp: int | None = None,
+        signature: str | None = None,
+        receive_id: str | None = None,
+        body: bytes | None = None,
+    ) -> tuple[int, bytes]:
+        encrypted = self.encrypt(plain_xml, receive_id=receive_id)
+        envelope = (
+            f"<xml><ToUserName><![CDATA[{self.receive_id}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>"
+        )
+        data = envelope.encode() if body is None else body
+        async with self._session_().post(self.url, params=self._query(encrypted, timestamp, signature), data=data) as resp:
+            return resp.status, await resp.read()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def message_xml(corp_id: str, from_user: str, created: int, msg_type: str, **fields: str) -> str:
+    """A decrypted callback message as WeCom builds it (values escaped, AgentID last)."""
+    items = {"ToUserName": corp_id, "FromUserName": from_user, "CreateTime": str(created), "MsgType": msg_type}
+    items.update(fields, AgentID="1000002")
+    return "<xml>" + "".join(f"<{tag}>{escape(value)}</{tag}>" for tag, value in items.items()) + "</xml>"
+
+
+def text_xml(from_user: str, content: str, msg_id: str, created: int, corp_id: str = "wwfakecorp") -> str:
+    return message_xml(corp_id, from_user, created, "text", Content=content, MsgId=msg_id)
+
+
+def card_event_xml(
+    from_user: str, event_key: str, task_id: str, response_code: str, created: int, corp_id: str = "wwfakecorp"
+) -> str:
+    return message_xml(
+        corp_id, from_user, created, "event",
+        Event="template_card_event", EventKey=event_key, TaskId=task_id,
+        CardType="button_interaction", ResponseCode=response_code,
+    )
