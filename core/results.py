@@ -1,0 +1,214 @@
+"""Result categories (domain.md table) and the rules for combining them.
+
+Codes are the provincial platforms' export keys. Departments other than market regulation get
+their own child of A: "<base>:<department code>", where the base is the national code 3
+(食品药品), 4 (质量技术监督), G (公安) or 5 (其他部门) that an export falls back to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from core.errors import ValidationFailed
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    label: str
+    kind: str  # conclusion | problem | status
+    parent: str | None = None
+    without_visit: bool = False  # may be entered without a visit (004 第十八条)
+    needs_followup: bool = False  # "无需后续处置" contradicts it
+
+
+def _problem(code: str, label: str, parent: str | None, without_visit: bool = False) -> Category:
+    return Category(code, label, "problem", parent, without_visit, needs_followup=True)
+
+
+CATEGORIES: dict[str, Category] = {c.code: c for c in (
+    Category("1", "未发现问题", "conclusion"),
+    _problem("A", "发现问题待后续处理", None),
+    _problem("2", "违反工商（市场监管）行政管理相关规定", "A"),
+    _problem("B", "未按规定公示应当公示的信息", "2"),
+    _problem("C", "公示信息隐瞒真实情况、弄虚作假", "2"),
+    _problem("6", "通过登记的住所（经营场所）无法联系", "2", without_visit=True),
+    _problem("D", "违反其他工商（市场监管）行政管理规定行为", "2"),
+    _problem("3", "违反食品药品相关规定", "A"),
+    _problem("4", "违反质量技术监督相关规定", "A"),
+    _problem("G", "违反公安相关规定", "A"),
+    _problem("5", "违反其他部门相关规定", "A"),
+    Category("E", "发现问题已责令改正", "conclusion", needs_followup=True),
+    Category("F", "未发现开展本次抽查涉及的经营活动", "conclusion"),
+    Category("7", "已关闭停业或正在组织清算", "status", without_visit=True),
+    # 004 第二十一条: serious non-cooperation must be followed by penalties or sanctions
+    Category("8", "不配合检查情节严重", "status", without_visit=True, needs_followup=True),
+    Category("9", "注销", "status", without_visit=True),
+    Category("10", "被吊销", "status", without_visit=True),
+    Category("11", "被撤销", "status", without_visit=True),
+    Category("12", "迁出", "status", without_visit=True),
+)}
+
+HEADERS = ("A", "2")  # parents whose own visit requirement comes from their children
+REGISTRATION_STATUSES = ("9", "10", "11", "12")  # one registration status at a time
+METHODS = ("实地检查", "书面检查", "网络监测", "检验检测", "委托专业机构", "采用其他部门检查结果或专业意见")
+NO_FOLLOWUP = "无需后续处置"
+FOLLOWUPS = (NO_FOLLOWUP, "责令改正并跟踪", "移送办案机构", "抄告相关部门", "移送司法机关", "其他")
+REFERRAL_FOLLOWUPS = ("移送办案机构", "移送司法机关")  # need a Referral row (移送)
+QUICK_CODES = ("1", "E", "F", "7", "9", "10", "11", "12")  # need no problem details
+FORM_HINT = "请使用结果录入表单填写问题详情"
+_ALIASES = {"无问题": "1", "已注销": "9", "吊销": "10", "撤销": "11", "已迁出": "12"}
+_DEPT_BASES = (("3", ("食品", "药品")), ("4", ("质量", "质监", "技术监督")), ("G", ("公安",)))
+
+
+def department_base_code(department_name: str) -> str:
+    """The national child code (3 / 4 / G / 5) a department's own category exports as."""
+    for code, words in _DEPT_BASES:
+        if any(w in department_name for w in words):
+            return code
+    return "5"
+
+
+def department_category(department_code: str, department_name: str) -> Category:
+    """The child of A for one participating department: "违反〈部门〉相关规定"."""
+    base = department_base_code(department_name)
+    return _problem(f"{base}:{department_code}", f"违反{department_name}相关规定", "A")
+
+
+def export_code(code: str) -> str:
+    """The provincial export key of a code (department children export as their base)."""
+    return code.split(":", 1)[0]
+
+
+def catalogue(extra: Iterable[Category] = ()) -> dict[str, Category]:
+    return {**CATEGORIES, **{c.code: c for c in extra}}
+
+
+def label(code: str, extra: Iterable[Category] = ()) -> str:
+    cat = catalogue(extra).get(code)
+    return cat.label if cat else code
+
+
+def _named(cat: Category) -> str:
+    return f"“{cat.label}”（{cat.code.split(':')[0]}）"
+
+
+def check_codes(codes: Sequence[str], extra: Iterable[Category] = ()) -> None:
+    """Structure rules shared by case and item results: known codes, exclusivity, parents."""
+    known = catalogue(extra)
+    if not codes:
+        raise ValidationFailed("请至少选择一项检查结果")
+    for code in codes:
+        if code not in known:
+            raise ValidationFailed(f"未知的检查结果代码“{code}”")
+    if len(set(codes)) != len(codes):
+        raise ValidationFailed("检查结果中有重复的选项")
+    if "1" in codes and len(codes) > 1:
+        raise ValidationFailed("“未发现问题”（1）不能与其他检查结果同时选择")
+    if len([c for c in codes if c in REGISTRATION_STATUSES]) > 1:
+        raise ValidationFailed("注销、被吊销、被撤销、迁出只能选择其中一项")
+    for code in codes:
+        parent = known[code].parent
+        if parent is not None and parent not in codes:
+            raise ValidationFailed(f"选择了{_named(known[code])}，还须选择上级类别{_named(known[parent])}")
+    for header in HEADERS:
+        if header in codes and not any(known[c].parent == header for c in codes):
+            children = "、".join(c.split(":")[0] for c, cat in known.items() if cat.parent == header)
+            raise ValidationFailed(f"选择了{_named(known[header])}，还须至少选择一项具体问题（{children}）")
+
+
+def needs_visit(codes: Iterable[str], extra: Iterable[Category] = ()) -> bool:
+    known = catalogue(extra)
+    return any(not known[c].without_visit for c in codes if c not in HEADERS)
+
+
+def _check_lists(values: Sequence[str], allowed: Sequence[str], what: str) -> None:
+    for v in values:
+        if v not in allowed:
+            raise ValidationFailed(f"未知的{what}“{v}”，可选：{'、'.join(allowed)}")
+    if len(set(values)) != len(values):
+        raise ValidationFailed(f"{what}中有重复的选项")
+
+
+def validate_result(codes: Sequence[str], methods: Sequence[str], followups: Sequence[str],
+                    inspected_on: dt.date | None, *, today: dt.date,
+                    extra: Iterable[Category] = (), followup_done: bool = False,
+                    followup_done_on: dt.date | None = None) -> None:
+    """Raise ValidationFailed with the first broken rule; `extra` = department categories."""
+    extra = list(extra)
+    check_codes(codes, extra)
+    known = catalogue(extra)
+    visit = needs_visit(codes, extra)
+    _check_lists(methods, METHODS, "检查方式")
+    if visit and not methods:
+        raise ValidationFailed("请至少选择一种检查方式")
+    _check_lists(followups, FOLLOWUPS, "后续处置")
+    if not followups:
+        raise ValidationFailed("请选择后续处置（没有后续处置时选择“无需后续处置”）")
+    if NO_FOLLOWUP in followups and len(followups) > 1:
+        raise ValidationFailed("“无需后续处置”不能与其他后续处置同时选择")
+    if NO_FOLLOWUP in followups:
+        for code in codes:
+            if known[code].needs_followup:
+                raise ValidationFailed(f"结果{_named(known[code])}须有后续处置，不能选择“无需后续处置”")
+    if visit and inspected_on is None:
+        first = next(c for c in codes if c not in HEADERS and not known[c].without_visit)
+        raise ValidationFailed(f"结果{_named(known[first])}须经检查作出，请填写检查日期")
+    if inspected_on is not None and inspected_on > today:
+        raise ValidationFailed("检查日期不能晚于今天")
+    _check_followup_done(followup_done, followup_done_on, inspected_on, today)
+
+
+def _check_followup_done(done: bool, done_on: dt.date | None, inspected_on: dt.date | None,
+                         today: dt.date) -> None:
+    if done and done_on is None:
+        raise ValidationFailed("后续处置已完成的，请填写完成日期")
+    if not done and done_on is not None:
+        raise ValidationFailed("后续处置未完成，不应填写完成日期")
+    if done_on is not None and (done_on > today or (inspected_on and done_on < inspected_on)):
+        raise ValidationFailed("后续处置完成日期应在检查日期之后、今天之前")
+
+
+def _lookup(token: str) -> str | None:
+    upper = token.upper()
+    return upper if upper in CATEGORIES else None
+
+
+def parse_quick_result(text: str) -> list[str]:
+    """Codes from a chat reply like "未发现问题", "1", "E 已责令改正" or "注销"."""
+    rest = text.strip()
+    if not rest:
+        raise ValidationFailed("请写明检查结果，例如：未发现问题、1 或 E 已责令改正")
+    # Whole labels first (longest first): some contain separators, e.g. C's "、".
+    names = [(c.label, c.code) for c in CATEGORIES.values()] + list(_ALIASES.items())
+    for name, code in sorted(names, key=lambda pair: -len(pair[0])):
+        rest = rest.replace(name, f" {code} ")
+    codes: list[str] = []
+    for token in filter(None, re.split(r"[\s,，、;；/]+", rest)):
+        code = _lookup(token)
+        if code is None and codes and token in CATEGORIES[codes[-1]].label:
+            continue  # words repeating the code's label: "E 已责令改正"
+        if code is None:
+            raise ValidationFailed(f"无法识别的检查结果“{token}”。可直接填写：{_quick_choices()}；"
+                                   f"发现问题的，{FORM_HINT}")
+        if code not in codes:
+            codes.append(code)
+    for code in codes:
+        if code not in QUICK_CODES:
+            raise ValidationFailed(f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{FORM_HINT}")
+    check_codes(codes)
+    return codes
+
+
+def _quick_choices() -> str:
+    return "、".join(f"{c} {CATEGORIES[c].label}" for c in QUICK_CODES)
+
+
+def quick_defaults(codes: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Methods and follow-ups a quick chat entry implies (the form asks for them explicitly)."""
+    methods = ["实地检查"] if needs_visit(codes) else []
+    followups = ["责令改正并跟踪"] if "E" in codes else [NO_FOLLOWUP]
+    return methods, followups
