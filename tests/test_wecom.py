@@ -465,3 +465,11 @@ def test_truncate_utf8_never_splits_a_character(text: str, limit: int) -> None:
     if cut != text:
         assert cut.endswith(TRUNCATION_NOTE)
         assert text.startswith(cut[: -len(TRUNCATION_NOTE)])
+
+
+def test_settings_keep_credentials_out_of_repr_and_check_the_aes_key() -> None:
+    key = random_aes_key()
+    settings = WeComSettings(corp_id=CORP, agent_id=1, secret="S3CRET", token="T0KEN", encoding_aes_key=key)
+    assert not any(secret in repr(settings) for secret in ("S3CRET", "T0KEN", key))
+    with pytest.raises(ValueError, match="43"):
+        WeComSettings(corp_id=CORP, agent_id=1, secret="s", token="t", encoding_aes_key=key[:-1])

@@ -8,6 +8,8 @@ they return a `SendResult` that tells the sender whether to retry, when, or to g
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -16,6 +18,8 @@ import yarl
 from aiohttp import web
 
 from core.messages import Card, Event, OutMessage
+
+log = logging.getLogger(__name__)
 
 # How long to wait before retrying after a network failure or "system busy".
 TRANSIENT_RETRY_S = 5.0
@@ -84,6 +88,17 @@ class PlatformCallFailed(Exception):
     def __init__(self, result: SendResult) -> None:
         super().__init__(result.detail)
         self.result = result
+
+
+async def deliver(channel: Channel, attempt: Awaitable[SendResult]) -> SendResult:
+    """Await one send; a transport failure becomes its SendResult, and failures are logged."""
+    try:
+        result = await attempt
+    except PlatformCallFailed as exc:
+        result = exc.result
+    if not result.ok:
+        log.warning("send to %s failed: code=%s %s", channel.redacted(), result.code, result.detail)
+    return result
 
 
 async def read_limited_body(request: web.Request, max_bytes: int) -> bytes:

@@ -10,15 +10,14 @@ import base64
 import binascii
 import hashlib
 import hmac
-import logging
 import struct
-from typing import Any
+from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
 from aiohttp import web
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from pydantic import BaseModel, SecretStr, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from bot.platforms.base import (
     TRANSIENT_RETRY_S,
@@ -29,6 +28,7 @@ from bot.platforms.base import (
     SendResult,
     card_markdown,
     check_window,
+    deliver,
     read_limited_body,
     titled,
     truncate_utf8,
@@ -36,8 +36,6 @@ from bot.platforms.base import (
 from bot.platforms.tokens import TokenCache
 from core.clock import Clock, SystemClock
 from core.messages import Card, Event, OutMessage
-
-log = logging.getLogger(__name__)
 
 DEFAULT_BASE = "https://qyapi.weixin.qq.com"
 TEXT_MAX_BYTES = 2048
@@ -58,9 +56,10 @@ BUTTON_STYLE = {"primary": 1, "default": 2, "danger": 3}
 class WeComSettings(BaseModel):
     corp_id: str
     agent_id: int
-    secret: SecretStr
-    token: SecretStr
-    encoding_aes_key: SecretStr
+    # credentials: kept out of repr() so a logged settings object leaks nothing
+    secret: str = Field(repr=False)
+    token: str = Field(repr=False)
+    encoding_aes_key: str = Field(repr=False)
     api_base: str = DEFAULT_BASE  # 政务微信 deployments and the test fake use another host
     webhook_base: str = DEFAULT_BASE  # robot webhooks must live under this base
     max_body_bytes: int = 64 * 1024
@@ -69,11 +68,10 @@ class WeComSettings(BaseModel):
 
     @field_validator("encoding_aes_key")
     @classmethod
-    def _aes_key_shape(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        if len(raw) != 43:
+    def _aes_key_shape(cls, value: str) -> str:
+        if len(value) != 43:
             raise ValueError("EncodingAESKey must be exactly 43 characters")
-        aes_key_from(raw)
+        aes_key_from(value)
         return value
 
 
@@ -135,9 +133,10 @@ class WeComCrypto:
 def parse_xml(data: bytes) -> Element:
     """Parse untrusted XML with defusedxml (no entities, no external references)."""
     try:
-        return SafeET.fromstring(data)
+        root: Element = SafeET.fromstring(data)
     except (SafeET.ParseError, ValueError) as exc:  # defusedxml's refusals are ValueErrors
         raise CallbackRejected(400, f"malformed XML: {type(exc).__name__}") from exc
+    return root
 
 
 def clip(text: str, max_chars: int) -> str:
@@ -152,8 +151,8 @@ class WeComAdapter:
         self.settings = settings
         self._clock = clock or SystemClock()
         self._crypto = WeComCrypto(
-            settings.token.get_secret_value(),
-            settings.encoding_aes_key.get_secret_value(),
+            settings.token,
+            settings.encoding_aes_key,
             settings.corp_id,
         )
         self._http = HttpClient(settings.http_timeout_s)
@@ -224,7 +223,7 @@ class WeComAdapter:
                     response_code=fields.get("ResponseCode", ""),
                     **common,
                 )
-            kind = "enter_chat" if event == "enter_agent" else "other"
+            kind: Literal["enter_chat", "other"] = "enter_chat" if event == "enter_agent" else "other"
             return Event(kind=kind, event_id=f"event:{user}:{event}:{created}", **common)
         event_id = fields.get("MsgId") or f"{msg_type}:{user}:{created}"
         return Event(kind="other", event_id=event_id, **common)
@@ -238,18 +237,11 @@ class WeComAdapter:
     async def send(
         self, channel: Channel, msg: OutMessage, mention_user_ids: list[str] | None = None
     ) -> SendResult:
-        try:
-            if channel.kind == "user":
-                result = await self._send_app(channel.address, msg)
-            elif channel.kind == "group_webhook":
-                result = await self._send_webhook(channel.address, msg, mention_user_ids or [])
-            else:
-                result = SendResult(False, code="unsupported_channel", detail=f"WeCom has no {channel.kind}")
-        except PlatformCallFailed as exc:
-            result = exc.result
-        if not result.ok:
-            log.warning("wecom send to %s failed: code=%s %s", channel.redacted(), result.code, result.detail)
-        return result
+        if channel.kind == "user":
+            return await deliver(channel, self._send_app(channel.address, msg))
+        if channel.kind == "group_webhook":
+            return await deliver(channel, self._send_webhook(channel.address, msg, mention_user_ids or []))
+        return SendResult(False, code="unsupported_channel", detail=f"WeCom has no {channel.kind}")
 
     async def _send_app(self, userid: str, msg: OutMessage) -> SendResult:
         if msg.kind == "card_update":
@@ -289,7 +281,7 @@ class WeComAdapter:
         return data
 
     async def _fetch_token(self) -> tuple[str, float]:
-        params = {"corpid": self.settings.corp_id, "corpsecret": self.settings.secret.get_secret_value()}
+        params = {"corpid": self.settings.corp_id, "corpsecret": self.settings.secret}
         _, data = await self._http.request_json("GET", self.settings.api_base + "/cgi-bin/gettoken", params=params)
         token = data.get("access_token")
         if data.get("errcode", 0) != 0 or not isinstance(token, str) or not token:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -83,7 +83,7 @@ class FakeServer:
         response: web.StreamResponse = await handler(request)
         return response
 
-    async def start(self) -> FakeServer:
+    async def start(self) -> Self:
         await self._server.start_server()
         return self
 

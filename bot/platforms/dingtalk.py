@@ -1,0 +1,314 @@
+"""DingTalk (钉钉) enterprise internal robot in HTTP mode: signed JSON callbacks, replies via the
+session webhook, group pushes via the signed custom-robot webhook, direct messages via OpenAPI.
+
+Protocol facts are in docs/platforms.md sections d and e. ActionCard buttons only open URLs, so
+card buttons without a URL are dropped here; the signed H5 link is the way to answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+from urllib.parse import quote_plus
+
+import yarl
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from bot.platforms.base import (
+    TRANSIENT_RETRY_S,
+    CallbackRejected,
+    Channel,
+    HttpClient,
+    PlatformCallFailed,
+    SendResult,
+    card_markdown,
+    check_window,
+    deliver,
+    read_limited_body,
+    titled,
+    truncate_utf8,
+)
+from bot.platforms.tokens import TokenCache
+from core.clock import Clock, SystemClock
+from core.messages import Button, Card, Event, OutMessage
+
+# DingTalk markdown needs a blank line to break a line.
+NEWLINE = "\n\n"
+# No official size limit was found; a client library maps "message too long, exceed 20000 bytes".
+MAX_BYTES = 20000
+THROTTLED = {"130101", "410100"}  # robot throttled for 10 minutes after 20 messages a minute
+THROTTLE_RETRY_S = 600.0
+ROBOT_GONE = {"310000", "300001"}  # security check failed / token does not exist
+OPENAPI_THROTTLE_RETRY_S = 60.0
+TOKEN_FAILURE_RETRY_S = 60.0
+MAX_CARD_BUTTONS = 5  # the largest OpenAPI action-card template (sampleActionCard5)
+
+
+class DingTalkSettings(BaseModel):
+    app_key: str
+    app_secret: str = Field(repr=False)
+    robot_code: str
+    api_base: str = "https://api.dingtalk.com"
+    oapi_base: str = "https://oapi.dingtalk.com"  # robot and session webhooks must live here
+    max_body_bytes: int = 64 * 1024
+    timestamp_window_s: int = 3600
+    http_timeout_s: float = 10.0
+
+
+def hmac_b64(secret: str, timestamp_ms: str) -> str:
+    """Base64(HMAC-SHA256(secret, timestamp + "\\n" + secret)) — both callback and webhook sign."""
+    digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signed_webhook_url(url: str, secret: str, now_ms: int) -> yarl.URL:
+    """Custom-robot 加签: append timestamp and the URL-encoded sign."""
+    sign = quote_plus(hmac_b64(secret, str(now_ms)))
+    joiner = "&" if "?" in url else "?"
+    # encoded=True: the sign is already percent-encoded and must not be encoded twice
+    return yarl.URL(f"{url}{joiner}timestamp={now_ms}&sign={sign}", encoded=True)
+
+
+class DingTalkAdapter:
+    name = "dingtalk"
+    callback_path = "/dingtalk/callback"
+
+    def __init__(self, settings: DingTalkSettings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self._clock = clock or SystemClock()
+        self._http = HttpClient(settings.http_timeout_s)
+        self._tokens = TokenCache(self._fetch_token, self._clock)
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now().timestamp() * 1000)
+
+    # ---- callbacks -------------------------------------------------------------------------
+
+    async def verify_url(self, request: web.Request) -> web.Response:
+        raise CallbackRejected(405, "DingTalk callbacks have no URL verification step")
+
+    def _authenticate(self, request: web.Request) -> None:
+        timestamp, sign = request.headers.get("timestamp", ""), request.headers.get("sign", "")
+        if not (timestamp and sign):
+            raise CallbackRejected(401, "missing timestamp or sign header")
+        expected = hmac_b64(self.settings.app_secret, timestamp)
+        if not hmac.compare_digest(expected.encode(), sign.encode()):
+            raise CallbackRejected(401, "sign does not match")
+        try:
+            sent_ms = int(timestamp)
+        except ValueError as exc:
+            raise CallbackRejected(400, "timestamp is not an integer") from exc
+        check_window(sent_ms / 1000, self._now_ms() / 1000, self.settings.timestamp_window_s)
+
+    async def parse(self, request: web.Request) -> list[Event]:
+        # The sign covers only the timestamp, not the body; the robotCode check below and the
+        # window are what limit a replayed header pair.
+        self._authenticate(request)
+        body = await read_limited_body(request, self.settings.max_body_bytes)
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise CallbackRejected(400, "body is not JSON") from exc
+        if not isinstance(data, dict):
+            raise CallbackRejected(400, "body is not a JSON object")
+        return [self._event(data)]
+
+    def _event(self, data: dict[str, Any]) -> Event:
+        staff_id, msg_id = data.get("senderStaffId"), data.get("msgId")
+        if not isinstance(staff_id, str) or not staff_id:
+            # senderId is an encrypted per-robot id, not an identity we can map to an officer
+            raise CallbackRejected(400, "message without senderStaffId")
+        if not isinstance(msg_id, str) or not msg_id:
+            raise CallbackRejected(400, "message without msgId")
+        robot = data.get("robotCode")
+        if robot and robot != self.settings.robot_code:
+            raise CallbackRejected(403, "message for another robot")
+        text_part = data.get("text")
+        is_text = data.get("msgtype") == "text" and isinstance(text_part, dict)
+        is_group = data.get("conversationType") == "2"
+        try:
+            expires_ms = int(data.get("sessionWebhookExpiredTime") or 0)
+        except (TypeError, ValueError) as exc:
+            raise CallbackRejected(400, "bad sessionWebhookExpiredTime") from exc
+        return Event(
+            platform="dingtalk",
+            event_id=msg_id,
+            kind="text" if is_text else "other",
+            user_id=staff_id,
+            text=str(text_part.get("content", "")).strip() if is_text and text_part else "",
+            chat_id=str(data.get("conversationId", "")) if is_group else "",
+            is_group=is_group,
+            reply_address=str(data.get("sessionWebhook", "")),
+            reply_expires_ms=expires_ms,
+            received_ms=self._now_ms(),
+            raw=data,
+        )
+
+    def ack(self, events: list[Event]) -> web.Response:
+        """200 with an empty body; the answer goes out later through the session webhook."""
+        return web.Response(status=200)
+
+    # ---- sending ---------------------------------------------------------------------------
+
+    async def send(
+        self, channel: Channel, msg: OutMessage, mention_user_ids: list[str] | None = None
+    ) -> SendResult:
+        if msg.kind == "card_update":
+            return SendResult(False, code="unsupported", detail="DingTalk action cards cannot be updated")
+        if channel.kind == "user":
+            return await deliver(channel, self._send_oto(channel.address, msg))
+        return await deliver(channel, self._send_webhook(channel, msg, mention_user_ids or []))
+
+    async def _send_webhook(self, channel: Channel, msg: OutMessage, mentions: list[str]) -> SendResult:
+        if not channel.address.startswith(self.settings.oapi_base.rstrip("/") + "/"):
+            # a binding pointing elsewhere would hand message content to an unknown host
+            return SendResult(False, permanent=True, code="bad_address", detail="webhook URL not under oapi_base")
+        url: str | yarl.URL = channel.address
+        if channel.kind == "group_webhook" and channel.secret:
+            url = signed_webhook_url(channel.address, channel.secret, self._now_ms())
+        _, data = await self._http.request_json("POST", url, payload=robot_body(msg, mentions))
+        return webhook_result(data)
+
+    async def _send_oto(self, user_id: str, msg: OutMessage) -> SendResult:
+        """Direct message through OpenAPI batchSend (the robot must be the app's robot)."""
+        key, param = oto_template(msg)
+        payload = {
+            "robotCode": self.settings.robot_code,
+            "userIds": [user_id],
+            "msgKey": key,
+            "msgParam": json.dumps(param, ensure_ascii=False),
+        }
+        url = self.settings.api_base + "/v1.0/robot/oToMessages/batchSend"
+        token = await self._tokens.get()
+        status, data = await self._post_openapi(url, token, payload)
+        if token_rejected(status, data):
+            self._tokens.invalidate(token)
+            status, data = await self._post_openapi(url, await self._tokens.get(), payload)
+        return oto_result(status, data, user_id)
+
+    async def _post_openapi(self, url: str, token: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return await self._http.request_json(
+            "POST", url, payload=payload, headers={"x-acs-dingtalk-access-token": token}
+        )
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        payload = {"appKey": self.settings.app_key, "appSecret": self.settings.app_secret}
+        status, data = await self._http.request_json(
+            "POST", self.settings.api_base + "/v1.0/oauth2/accessToken", payload=payload
+        )
+        token = data.get("accessToken")
+        if status != 200 or not isinstance(token, str) or not token:
+            raise PlatformCallFailed(
+                SendResult(
+                    False,
+                    TOKEN_FAILURE_RETRY_S,
+                    code=str(data.get("code", f"http_{status}")),
+                    detail=f"accessToken failed: {data.get('message', '')}",
+                )
+            )
+        return token, float(data.get("expireIn", 7200))
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+def _mention_suffix(mentions: list[str]) -> str:
+    return "".join(f" @{u}" for u in mentions)
+
+
+def robot_body(msg: OutMessage, mentions: list[str]) -> dict[str, Any]:
+    """Custom-robot / session-webhook payload. Mentions need both `@id` in the text and at.atUserIds."""
+    at = {"at": {"atUserIds": mentions}} if mentions else {}
+    suffix = _mention_suffix(mentions)
+    if msg.kind == "text":
+        content = truncate_utf8(msg.body, MAX_BYTES - len(suffix.encode())) + suffix
+        return {"msgtype": "text", "text": {"content": content}, **at}
+    card = msg.card if msg.kind == "card" else None
+    if card is not None and url_buttons(card):
+        buttons = url_buttons(card)
+        action_card = {
+            "title": card.title,
+            "text": truncate_utf8(card_markdown(card, NEWLINE, with_links=False), MAX_BYTES),
+            "btns": [{"title": b.label, "actionURL": b.url} for b in buttons],
+            # two buttons (accept / decline) side by side; more stack vertically
+            "btnOrientation": "1" if len(buttons) <= 2 else "0",
+        }
+        return {"msgtype": "actionCard", "actionCard": action_card, **at}
+    text = card_markdown(card, NEWLINE) if card is not None else titled(msg, NEWLINE)
+    markdown = {"title": notification_title(msg), "text": truncate_utf8(text, MAX_BYTES - len(suffix.encode())) + suffix}
+    return {"msgtype": "markdown", "markdown": markdown, **at}
+
+
+def url_buttons(card: Card) -> list[Button]:
+    """Buttons DingTalk can show: only those that open a URL (no callback reaches the bot)."""
+    return [b for b in card.buttons if b.url]
+
+
+def notification_title(msg: OutMessage) -> str:
+    """markdown.title is what the conversation list and notification show."""
+    if msg.card is not None and msg.card.title:
+        return msg.card.title
+    return msg.title or msg.body.strip().split("\n", 1)[0][:20] or "通知"
+
+
+def oto_template(msg: OutMessage) -> tuple[str, dict[str, str]]:
+    """OpenAPI message template (msgKey) and its parameters for a direct message.
+
+    Parameter names follow DingTalk's published robot message templates as reproduced by
+    several SDKs: sampleActionCard (one button), sampleActionCard6 (two side by side) and
+    sampleActionCard3..5 (vertical, actionTitleN / actionURLN).
+    """
+    if msg.kind == "text":
+        return "sampleText", {"content": truncate_utf8(msg.body, MAX_BYTES)}
+    card = msg.card if msg.kind == "card" else None
+    buttons = url_buttons(card) if card is not None else []
+    if card is None or not buttons:
+        text = card_markdown(card, NEWLINE) if card is not None else titled(msg, NEWLINE)
+        return "sampleMarkdown", {"title": notification_title(msg), "text": truncate_utf8(text, MAX_BYTES)}
+    shown, extra = buttons[:MAX_CARD_BUTTONS], buttons[MAX_CARD_BUTTONS:]
+    text = card_markdown(card.model_copy(update={"buttons": extra}), NEWLINE)  # overflow as links
+    param = {"title": card.title, "text": truncate_utf8(text, MAX_BYTES)}
+    if len(shown) == 1:
+        return "sampleActionCard", {**param, "singleTitle": shown[0].label, "singleURL": shown[0].url}
+    if len(shown) == 2:
+        for i, b in enumerate(shown, 1):
+            param.update({f"buttonTitle{i}": b.label, f"buttonUrl{i}": b.url})
+        return "sampleActionCard6", param
+    for i, b in enumerate(shown, 1):
+        param.update({f"actionTitle{i}": b.label, f"actionURL{i}": b.url})
+    return f"sampleActionCard{len(shown)}", param
+
+
+def webhook_result(data: dict[str, Any]) -> SendResult:
+    code, detail = str(data.get("errcode")), str(data.get("errmsg", ""))
+    if code == "0":
+        return SendResult(True)
+    if code in THROTTLED:
+        return SendResult(False, THROTTLE_RETRY_S, code=code, detail=detail)
+    if code in ROBOT_GONE:
+        return SendResult(False, permanent=True, code=code, detail=detail)
+    return SendResult(False, code=code, detail=detail)
+
+
+def token_rejected(status: int, data: dict[str, Any]) -> bool:
+    # Assumption from SDK error handling: a bad token answers 401 / code InvalidAuthentication.
+    return status == 401 or data.get("code") == "InvalidAuthentication"
+
+
+def oto_result(status: int, data: dict[str, Any], user_id: str) -> SendResult:
+    code, detail = str(data.get("code", "")), str(data.get("message", ""))
+    if status == 200:
+        if user_id in (data.get("flowControlledStaffIdList") or []):
+            return SendResult(False, OPENAPI_THROTTLE_RETRY_S, code="flow_controlled", detail="user is flow controlled")
+        if user_id in (data.get("invalidStaffIdList") or []):
+            return SendResult(False, code="invalid_staff", detail="userid unknown to DingTalk")
+        return SendResult(True)
+    if status == 429 or "throttl" in code.lower():
+        return SendResult(False, OPENAPI_THROTTLE_RETRY_S, code=code or "http_429", detail=detail)
+    if status >= 500:
+        return SendResult(False, TRANSIENT_RETRY_S, code=code or f"http_{status}", detail=detail)
+    return SendResult(False, code=code or f"http_{status}", detail=detail)

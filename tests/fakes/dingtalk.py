@@ -1,0 +1,236 @@
+"""A fake DingTalk: custom-robot webhook with 加签 checks, session webhook, OpenAPI accessToken
+and batchSend; and a callback client that signs robot messages like DingTalk's HTTP mode."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from core.clock import Clock, SystemClock
+from tests.fakes import FakeServer, RateLimiter
+
+# Parameters each OpenAPI message template requires.
+TEMPLATE_KEYS: dict[str, list[str]] = {
+    "sampleText": ["content"],
+    "sampleMarkdown": ["title", "text"],
+    "sampleActionCard": ["title", "text", "singleTitle", "singleURL"],
+    "sampleActionCard6": ["title", "text", "buttonTitle1", "buttonUrl1", "buttonTitle2", "buttonUrl2"],
+    **{
+        f"sampleActionCard{n}": ["title", "text", *(f"{k}{i}" for i in range(1, n + 1) for k in ("actionTitle", "actionURL"))]
+        for n in (2, 3, 4, 5)
+    },
+}
+
+
+def robot_sign(secret: str, timestamp_ms: str) -> str:
+    """DingTalk's signature, computed independently of the adapter's helper."""
+    mac = hmac.HMAC(secret.encode("utf-8"), digestmod=hashlib.sha256)
+    mac.update(timestamp_ms.encode("utf-8") + b"\n" + secret.encode("utf-8"))
+    return base64.standard_b64encode(mac.digest()).decode("ascii")
+
+
+def errcode(code: int, msg: str) -> web.Response:
+    return web.json_response({"errcode": code, "errmsg": msg})
+
+
+def openapi_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message, "requestid": secrets.token_hex(8)}, status=status)
+
+
+class FakeDingTalk(FakeServer):
+    def __init__(
+        self,
+        app_key: str = "dingfakeappkey",
+        app_secret: str = "fake-app-secret",
+        robot_code: str = "dingfakeappkey",
+        robots: dict[str, str] | None = None,  # custom robot access_token -> 加签 secret ("" = none)
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(clock)
+        self.app_key, self.app_secret, self.robot_code = app_key, app_secret, robot_code
+        self.robots = robots if robots is not None else {"robot-token-1": "SECfake0123456789"}
+        self.sessions: set[str] = set()
+        self.tokens: set[str] = set()
+        self.invalid_staff: set[str] = set()
+        self.delivered: list[dict[str, Any]] = []
+        self.robot_limit = RateLimiter(self.clock, per_minute=20)
+        self.app.router.add_post("/robot/send", self.robot_send)
+        self.app.router.add_post("/robot/sendBySession", self.session_send)
+        self.app.router.add_post("/v1.0/oauth2/accessToken", self.access_token)
+        self.app.router.add_post("/v1.0/robot/oToMessages/batchSend", self.batch_send)
+
+    def webhook_url(self, token: str = "robot-token-1") -> str:
+        return self.url(f"/robot/send?access_token={token}")
+
+    def new_session_webhook(self) -> str:
+        session = secrets.token_hex(16)
+        self.sessions.add(session)
+        return self.url(f"/robot/sendBySession?session={session}")
+
+    @property
+    def token_calls(self) -> int:
+        return len(self.calls("/v1.0/oauth2/accessToken"))
+
+    def revoke_tokens(self) -> None:
+        self.tokens.clear()
+
+    def _now_ms(self) -> int:
+        return int(self.clock.now().timestamp() * 1000)
+
+    async def robot_send(self, request: web.Request) -> web.Response:
+        token = request.query.get("access_token", "")
+        if token not in self.robots:
+            return errcode(300001, "token is not exist")
+        secret = self.robots[token]
+        if secret:
+            timestamp, sign = request.query.get("timestamp", ""), request.query.get("sign", "")
+            if not timestamp.isdigit() or abs(self._now_ms() - int(timestamp)) > 3600_000:
+                return errcode(310000, "invalid timestamp")
+            if not hmac.compare_digest(sign, robot_sign(secret, timestamp)):
+                return errcode(310000, "sign not match")
+        if (scripted := self.script.pop("robot/send")) is not None:
+            return web.json_response(scripted)
+        if not self.robot_limit.allow(token):
+            return errcode(130101, "send too fast, exceed 20 times per minute")
+        return await self._deliver(request)
+
+    async def session_send(self, request: web.Request) -> web.Response:
+        if request.query.get("session", "") not in self.sessions:
+            return errcode(300001, "session is not exist")
+        return await self._deliver(request)
+
+    async def _deliver(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if not valid_robot_message(body):
+            return errcode(40035, "缺少参数 json")
+        self.delivered.append(body)
+        return errcode(0, "ok")
+
+    async def access_token(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("appKey") != self.app_key or body.get("appSecret") != self.app_secret:
+            return openapi_error(400, "invalidClientSecret", "无效的appSecret")
+        token = secrets.token_hex(16)
+        self.tokens.add(token)
+        return web.json_response({"accessToken": token, "expireIn": 7200})
+
+    async def batch_send(self, request: web.Request) -> web.Response:
+        if request.headers.get("x-acs-dingtalk-access-token", "") not in self.tokens:
+            return openapi_error(401, "InvalidAuthentication", "不合法的access_token")
+        if (scripted := self.script.pop("batchSend")) is not None:
+            return openapi_error(scripted["status"], scripted["code"], scripted.get("message", ""))
+        body = await request.json()
+        if body.get("robotCode") != self.robot_code:
+            return openapi_error(400, "resource.not.found", "robot 不存在")
+        required = TEMPLATE_KEYS.get(body.get("msgKey", ""))
+        try:
+            param = json.loads(body.get("msgParam", ""))
+        except (TypeError, ValueError):
+            param = None
+        if required is None or not isinstance(param, dict) or any(not param.get(k) for k in required):
+            return openapi_error(400, "param.invalid", "msgKey or msgParam invalid")
+        users = body.get("userIds") or []
+        self.delivered.append({**body, "msgParam": param})
+        return web.json_response(
+            {
+                "processQueryKey": secrets.token_hex(12),
+                "invalidStaffIdList": [u for u in users if u in self.invalid_staff],
+                "flowControlledStaffIdList": [],
+            }
+        )
+
+
+def valid_robot_message(body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    part = body.get(body.get("msgtype", ""))
+    if not isinstance(part, dict):
+        return False
+    if body["msgtype"] == "text":
+        return bool(part.get("content"))
+    if body["msgtype"] == "markdown":
+        return bool(part.get("title") and part.get("text"))
+    if body["msgtype"] == "actionCard":
+        buttons_ok = bool(part.get("btns")) and all(b.get("title") and b.get("actionURL") for b in part["btns"])
+        single_ok = bool(part.get("singleTitle") and part.get("singleURL"))
+        return bool(part.get("title") and part.get("text")) and (buttons_ok or single_ok)
+    return False
+
+
+class DingTalkCallbackClient:
+    """Plays DingTalk's side of an HTTP-mode robot callback."""
+
+    def __init__(self, app_secret: str, url: str, clock: Clock | None = None) -> None:
+        self.app_secret, self.url = app_secret, url
+        self.clock = clock or SystemClock()
+        self._session: aiohttp.ClientSession | None = None
+
+    def now_ms(self) -> int:
+        return int(self.clock.now().timestamp() * 1000)
+
+    async def post(
+        self,
+        payload: dict[str, Any] | None = None,
+        *,
+        timestamp_ms: int | None = None,
+        sign: str | None = None,
+        body: bytes | None = None,
+    ) -> tuple[int, bytes]:
+        ts = str(self.now_ms() if timestamp_ms is None else timestamp_ms)
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "timestamp": ts,
+            "sign": robot_sign(self.app_secret, ts) if sign is None else sign,
+        }
+        data = json.dumps(payload, ensure_ascii=False).encode() if body is None else body
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        async with self._session.post(self.url, data=data, headers=headers) as resp:
+            return resp.status, await resp.read()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def robot_message(
+    content: str,
+    *,
+    staff_id: str = "manager7675",
+    msg_id: str = "msgzFeY3Fd5vUm9K+fJ1Sw0zQ==",
+    group: bool = True,
+    created_ms: int,
+    session_webhook: str = "",
+    robot_code: str = "dingfakeappkey",
+) -> dict[str, Any]:
+    """A robot message shaped like the example in DingTalk's 接收消息 protocol page."""
+    message: dict[str, Any] = {
+        "conversationId": "cidAbCdEfGh1234567890==",
+        "atUsers": [{"dingtalkId": "$:LWCP_v1:$robotdingtalkid"}],
+        "chatbotCorpId": "dingcorp123",
+        "chatbotUserId": "$:LWCP_v1:$chatbotuser",
+        "msgId": msg_id,
+        "senderNick": "张三",
+        "isAdmin": False,
+        "senderStaffId": staff_id,
+        "sessionWebhookExpiredTime": created_ms + 90 * 60 * 1000,
+        "createAt": created_ms,
+        "senderCorpId": "dingcorp123",
+        "conversationType": "2" if group else "1",
+        "senderId": "$:LWCP_v1:$encryptedsender",
+        "isInAtList": True,
+        "sessionWebhook": session_webhook,
+        "text": {"content": content},
+        "robotCode": robot_code,
+        "msgtype": "text",
+    }
+    if group:
+        message["conversationTitle"] = "联合抽查工作群"
+    return message

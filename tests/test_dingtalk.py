@@ -1,0 +1,310 @@
+"""DingTalk adapter against a signing callback client and a fake DingTalk server."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from bot.platforms.base import TRUNCATION_NOTE, Channel
+from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings, signed_webhook_url
+from core.clock import FixedClock
+from core.messages import Button, Card, Event, Field_, OutMessage
+from tests.fakes import callback_app
+from tests.fakes.dingtalk import DingTalkCallbackClient, FakeDingTalk, robot_message, robot_sign
+
+NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
+SECRET = "SECfake0123456789"
+
+
+@dataclass
+class Rig:
+    adapter: DingTalkAdapter
+    fake: FakeDingTalk
+    client: DingTalkCallbackClient
+    received: list[list[Event]]
+    clock: FixedClock
+
+    def group(self, token: str = "robot-token-1", secret: str = SECRET) -> Channel:
+        return Channel("dingtalk", "group_webhook", self.fake.webhook_url(token), secret)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    clock = FixedClock(NOW)
+    fake = await FakeDingTalk(clock=clock).start()
+    settings = DingTalkSettings(
+        app_key=fake.app_key,
+        app_secret=fake.app_secret,
+        robot_code=fake.robot_code,
+        api_base=fake.base,
+        oapi_base=fake.base,
+    )
+    adapter = DingTalkAdapter(settings, clock)
+    app, received = callback_app(adapter)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    client = DingTalkCallbackClient(fake.app_secret, str(server.make_url("/dingtalk/callback")), clock)
+    yield Rig(adapter, fake, client, received, clock)
+    await client.close()
+    await server.close()
+    await adapter.close()
+    await fake.close()
+
+
+# ---- callbacks --------------------------------------------------------------------------------
+
+
+async def test_signed_group_message_becomes_event(rig: Rig) -> None:
+    session = rig.fake.new_session_webhook()
+    now = rig.client.now_ms()
+    status, body = await rig.client.post(robot_message(" 任务 列表 ", created_ms=now, session_webhook=session))
+    assert (status, body) == (200, b"")
+    [[event]] = rig.received
+    assert event.platform == "dingtalk" and event.kind == "text"
+    assert (event.event_id, event.user_id, event.text) == ("msgzFeY3Fd5vUm9K+fJ1Sw0zQ==", "manager7675", "任务 列表")
+    assert (event.chat_id, event.is_group) == ("cidAbCdEfGh1234567890==", True)
+    assert (event.reply_address, event.reply_expires_ms) == (session, now + 90 * 60 * 1000)
+
+
+async def test_single_chat_has_no_chat_id(rig: Rig) -> None:
+    await rig.client.post(robot_message("帮助", group=False, created_ms=rig.client.now_ms()))
+    event = rig.received[0][0]
+    assert (event.is_group, event.chat_id) == (False, "")
+
+
+async def test_bad_sign_is_rejected(rig: Rig) -> None:
+    msg = robot_message("x", created_ms=rig.client.now_ms())
+    status, _ = await rig.client.post(msg, sign=robot_sign("another-secret", str(rig.client.now_ms())))
+    assert status == 401
+    status, _ = await rig.client.post(msg, sign="")
+    assert status == 401
+    assert rig.received == []
+
+
+@pytest.mark.parametrize("skew_s", [-3601, 3601])
+async def test_stale_or_future_timestamp_is_rejected(rig: Rig, skew_s: int) -> None:
+    ts = rig.client.now_ms() + skew_s * 1000
+    status, _ = await rig.client.post(robot_message("x", created_ms=ts), timestamp_ms=ts)
+    assert status == 403
+    assert rig.received == []
+
+
+async def test_timestamp_inside_window_is_accepted(rig: Rig) -> None:
+    ts = rig.client.now_ms() - 3599 * 1000
+    status, _ = await rig.client.post(robot_message("x", created_ms=ts), timestamp_ms=ts)
+    assert status == 200
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", "中文".encode("gbk")])
+async def test_malformed_json_is_400(rig: Rig, body: bytes) -> None:
+    status, _ = await rig.client.post(body=body)
+    assert status == 400
+
+
+async def test_missing_sender_staff_id_is_400(rig: Rig) -> None:
+    msg = robot_message("x", created_ms=rig.client.now_ms())
+    del msg["senderStaffId"]
+    status, _ = await rig.client.post(msg)
+    assert status == 400
+
+
+async def test_message_for_another_robot_is_403(rig: Rig) -> None:
+    msg = robot_message("x", created_ms=rig.client.now_ms(), robot_code="someoneelse")
+    assert (await rig.client.post(msg))[0] == 403
+
+
+async def test_oversize_body_is_413(rig: Rig) -> None:
+    msg = robot_message("检" * 30_000, created_ms=rig.client.now_ms())
+    assert (await rig.client.post(msg))[0] == 413
+
+
+async def test_non_text_message_is_kind_other(rig: Rig) -> None:
+    msg = robot_message("", created_ms=rig.client.now_ms())
+    msg.update(msgtype="picture", content={"downloadCode": "abc"})
+    del msg["text"]
+    assert (await rig.client.post(msg))[0] == 200
+    assert rig.received[0][0].kind == "other"
+
+
+# ---- custom robot webhook (加签) --------------------------------------------------------------
+
+
+async def test_signed_webhook_url_is_accepted_by_the_fake(rig: Rig) -> None:
+    # a sign holding '+' is the case that breaks when it is not URL-encoded (it arrives as a space)
+    while "+" not in robot_sign(SECRET, str(rig.client.now_ms())):
+        rig.clock.advance(dt.timedelta(milliseconds=1))
+    result = await rig.adapter.send(rig.group(), OutMessage.md("今日汇总", "共 3 项逾期"))
+    assert result.ok, result
+    [sent] = rig.fake.delivered
+    assert sent == {"msgtype": "markdown", "markdown": {"title": "今日汇总", "text": "**今日汇总**\n\n共 3 项逾期"}}
+    query = rig.fake.calls("/robot/send")[0].query
+    assert query["timestamp"] == str(rig.client.now_ms())
+
+
+def test_webhook_sign_is_url_encoded_once() -> None:
+    url = signed_webhook_url("https://oapi.dingtalk.com/robot/send?access_token=abc", SECRET, 1_700_000_000_000)
+    raw = str(url)
+    assert "+" not in raw.split("sign=")[1] and "/" not in raw.split("sign=")[1]
+    assert url.query["sign"] == robot_sign(SECRET, "1700000000000")
+
+
+async def test_wrong_secret_gets_310000_and_is_permanent(rig: Rig) -> None:
+    result = await rig.adapter.send(rig.group(secret="SECwrong"), OutMessage.text("x"))
+    assert (result.ok, result.permanent, result.code) == (False, True, "310000")
+    assert rig.fake.delivered == []
+
+
+async def test_unknown_robot_token_is_permanent(rig: Rig) -> None:
+    result = await rig.adapter.send(rig.group(token="gone"), OutMessage.text("x"))
+    assert (result.permanent, result.code) == (True, "300001")
+
+
+async def test_throttled_robot_waits_ten_minutes(rig: Rig) -> None:
+    results = [await rig.adapter.send(rig.group(), OutMessage.text(f"{i}")) for i in range(21)]
+    assert all(r.ok for r in results[:20])
+    assert (results[20].retry_after, results[20].code) == (600, "130101")
+    rig.fake.script.fail_next("robot/send", {"errcode": 410100, "errmsg": "send too fast"})
+    rig.clock.advance(dt.timedelta(minutes=1))
+    assert (await rig.adapter.send(rig.group(), OutMessage.text("x"))).retry_after == 600
+
+
+async def test_text_mentions_need_at_in_content_and_at_user_ids(rig: Rig) -> None:
+    assert (await rig.adapter.send(rig.group(), OutMessage.text("请尽快录入结果"), mention_user_ids=["u1", "u2"])).ok
+    assert rig.fake.delivered[0] == {
+        "msgtype": "text",
+        "text": {"content": "请尽快录入结果 @u1 @u2"},
+        "at": {"atUserIds": ["u1", "u2"]},
+    }
+
+
+async def test_action_card_carries_the_urls_and_drops_callback_only_buttons(rig: Rig) -> None:
+    card = Card(
+        title="联合抽查邀请",
+        description="请在 5 个工作日内答复",
+        fields=[Field_(name="牵头部门", value="市场监管局")],
+        buttons=[
+            Button(label="接受", action_key="inv:accept:1", url="https://lj.example/h5/inv/1?a=accept&sig=x"),
+            Button(label="拒绝", action_key="inv:decline:1", url="https://lj.example/h5/inv/1?a=decline&sig=y"),
+            Button(label="仅回调", action_key="inv:other:1"),
+        ],
+    )
+    assert (await rig.adapter.send(rig.group(), OutMessage(kind="card", card=card))).ok
+    action_card = rig.fake.delivered[0]["actionCard"]
+    assert action_card["btns"] == [
+        {"title": "接受", "actionURL": "https://lj.example/h5/inv/1?a=accept&sig=x"},
+        {"title": "拒绝", "actionURL": "https://lj.example/h5/inv/1?a=decline&sig=y"},
+    ]
+    assert action_card["title"] == "联合抽查邀请"
+    assert action_card["text"] == "**联合抽查邀请**\n\n请在 5 个工作日内答复\n\n> 牵头部门：市场监管局"
+
+
+async def test_card_update_is_unsupported_not_sent(rig: Rig) -> None:
+    result = await rig.adapter.send(rig.group(), OutMessage(kind="card_update", response_code="x", body="已答复"))
+    assert (result.ok, result.permanent, result.code) == (False, False, "unsupported")
+    assert rig.fake.requests == []
+
+
+async def test_long_markdown_truncated_and_mentions_kept(rig: Rig) -> None:
+    msg = OutMessage.md("汇总", "检" * 8000)
+    assert (await rig.adapter.send(rig.group(), msg, mention_user_ids=["u1"])).ok
+    text = rig.fake.delivered[0]["markdown"]["text"]
+    assert len(text.encode()) <= 20000 and text.endswith(TRUNCATION_NOTE + " @u1")
+
+
+# ---- session webhook --------------------------------------------------------------------------
+
+
+async def test_reply_through_session_webhook_without_token(rig: Rig) -> None:
+    channel = Channel("dingtalk", "session_webhook", rig.fake.new_session_webhook())
+    assert (await rig.adapter.send(channel, OutMessage.text("收到"))).ok
+    assert rig.fake.delivered == [{"msgtype": "text", "text": {"content": "收到"}}]
+    assert rig.fake.token_calls == 0
+
+
+async def test_expired_session_webhook_fails(rig: Rig) -> None:
+    channel = Channel("dingtalk", "session_webhook", rig.fake.url("/robot/sendBySession?session=expired"))
+    result = await rig.adapter.send(channel, OutMessage.text("收到"))
+    assert not result.ok and result.code == "300001"
+
+
+async def test_webhook_outside_oapi_base_is_refused(rig: Rig) -> None:
+    channel = Channel("dingtalk", "session_webhook", "https://evil.example/robot/sendBySession?session=1")
+    result = await rig.adapter.send(channel, OutMessage.text("x"))
+    assert (result.permanent, result.code) == (True, "bad_address")
+    assert rig.fake.requests == []
+
+
+# ---- OpenAPI direct messages ------------------------------------------------------------------
+
+
+def user(staff_id: str = "manager7675") -> Channel:
+    return Channel("dingtalk", "user", staff_id)
+
+
+async def test_direct_markdown_via_batch_send_with_cached_token(rig: Rig) -> None:
+    for _ in range(3):
+        assert (await rig.adapter.send(user(), OutMessage.md("提醒", "请录入结果"))).ok
+    assert rig.fake.token_calls == 1
+    sent = rig.fake.delivered[0]
+    assert (sent["robotCode"], sent["userIds"], sent["msgKey"]) == ("dingfakeappkey", ["manager7675"], "sampleMarkdown")
+    assert sent["msgParam"] == {"title": "提醒", "text": "**提醒**\n\n请录入结果"}
+
+
+async def test_revoked_token_is_refetched_once(rig: Rig) -> None:
+    assert (await rig.adapter.send(user(), OutMessage.text("a"))).ok
+    rig.fake.revoke_tokens()
+    assert (await rig.adapter.send(user(), OutMessage.text("b"))).ok
+    assert rig.fake.token_calls == 2
+
+
+async def test_concurrent_direct_messages_fetch_one_token(rig: Rig) -> None:
+    results = await asyncio.gather(*(rig.adapter.send(user(f"u{i}"), OutMessage.text("x")) for i in range(10)))
+    assert all(r.ok for r in results) and rig.fake.token_calls == 1
+
+
+async def test_wrong_app_secret_fails_without_raising(rig: Rig) -> None:
+    rig.fake.app_secret = "rotated"
+    result = await rig.adapter.send(user(), OutMessage.text("a"))
+    assert (result.ok, result.code) == (False, "invalidClientSecret")
+
+
+@pytest.mark.parametrize(
+    ("count", "msg_key", "first_keys"),
+    [
+        (1, "sampleActionCard", ("singleTitle", "singleURL")),
+        (2, "sampleActionCard6", ("buttonTitle1", "buttonUrl1")),
+        (4, "sampleActionCard4", ("actionTitle1", "actionURL1")),
+    ],
+)
+async def test_direct_action_card_templates(rig: Rig, count: int, msg_key: str, first_keys: tuple[str, str]) -> None:
+    buttons = [Button(label=f"按钮{i}", url=f"https://lj.example/h5/{i}") for i in range(count)]
+    assert (await rig.adapter.send(user(), OutMessage(kind="card", card=Card(title="卡片", buttons=buttons)))).ok
+    sent = rig.fake.delivered[0]
+    assert sent["msgKey"] == msg_key
+    assert (sent["msgParam"][first_keys[0]], sent["msgParam"][first_keys[1]]) == ("按钮0", "https://lj.example/h5/0")
+
+
+async def test_more_than_five_buttons_overflow_into_links(rig: Rig) -> None:
+    buttons = [Button(label=f"b{i}", url=f"https://lj.example/{i}") for i in range(7)]
+    assert (await rig.adapter.send(user(), OutMessage(kind="card", card=Card(title="多", buttons=buttons)))).ok
+    sent = rig.fake.delivered[0]
+    assert sent["msgKey"] == "sampleActionCard5"
+    assert "[b5](https://lj.example/5)" in sent["msgParam"]["text"]
+    assert "[b6](https://lj.example/6)" in sent["msgParam"]["text"]
+
+
+async def test_unknown_staff_id_is_not_ok(rig: Rig) -> None:
+    rig.fake.invalid_staff.add("ghost")
+    result = await rig.adapter.send(user("ghost"), OutMessage.text("a"))
+    assert (result.ok, result.code) == (False, "invalid_staff")
+
+
+async def test_openapi_throttling_asks_to_wait(rig: Rig) -> None:
+    rig.fake.script.fail_next("batchSend", {"status": 429, "code": "Forbidden.AccessDenied.QpsLimitForApi"})
+    result = await rig.adapter.send(user(), OutMessage.text("a"))
+    assert not result.ok and result.retry_after == 60
