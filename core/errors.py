@@ -16,7 +16,14 @@ class NotFound(DomainError):
 
 
 class PermissionDenied(DomainError):
+    """`action` and `subject` let the caller audit the refusal in its own transaction."""
+
     code = "permission_denied"
+
+    def __init__(self, message: str, *, action: str = "", subject: str = "") -> None:
+        super().__init__(message)
+        self.action = action
+        self.subject = subject
 
 
 class InvalidTransition(DomainError):

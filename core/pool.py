@@ -1,0 +1,176 @@
+"""Draw pools: who may be drawn for a task, and why the others may not (design §5, domain rule 3).
+
+Built for a prefecture's library (up to a few million targets): the scope and status filters run
+in SQL, only three columns of the drawable rows come back as plain tuples (no ORM objects), the
+exclusions are sets, and the stratum of each distinct (risk level, flags) pair is computed once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import draw
+from core.models import (
+    DRAWABLE_STATUSES,
+    Case,
+    Exclusion,
+    Invitation,
+    Item,
+    JointTask,
+    Officer,
+    Target,
+    TaskItem,
+)
+
+OUT_OF_SCOPE = "不在抽查范围"
+NOT_DRAWABLE = "已注销/吊销/撤销/迁出"
+INSPECTED_BY_US = "本年度已被本部门检查"
+INSPECTED_ABOVE = "上级部门已检查（导入名单）"
+NO_STRATUM = "不在任何分层"
+# The order in which a target's first applicable reason is counted (one reason per target).
+EXCLUSION_REASONS = (OUT_OF_SCOPE, NOT_DRAWABLE, INSPECTED_BY_US, INSPECTED_ABOVE, NO_STRATUM)
+SCOPE_KEYS = ("kinds", "industries", "regions")
+_SCOPE_COLUMNS = {"kinds": Target.kind, "industries": Target.industry, "regions": Target.region}
+
+
+@dataclass
+class PoolReport:
+    candidates: list[draw.Candidate]  # (id, stratum), sorted by id
+    exclusions: Counter[str] = field(default_factory=Counter)
+    repeat_check_allowed: bool = False  # key items / complaint-driven: 001 第十四条
+    repeat_check_reason: str = ""
+
+    def strata_sizes(self) -> dict[str, int]:
+        return draw.stratum_sizes(self.candidates)
+
+    def exclusions_in_order(self) -> dict[str, int]:
+        return {r: self.exclusions[r] for r in EXCLUSION_REASONS if self.exclusions[r]}
+
+
+def scope_clause(scope: dict[str, Any]) -> ColumnElement[bool]:
+    """Targets inside the task's scope: each non-empty list of kinds/industries/regions must match."""
+    parts = [_SCOPE_COLUMNS[k].in_(list(scope[k])) for k in SCOPE_KEYS if scope.get(k)]
+    return and_(true(), *parts)
+
+
+async def task_department_ids(session: AsyncSession, task: JointTask) -> set[int]:
+    """The lead plus every department that accepted."""
+    accepted = await session.scalars(select(Invitation.department_id).where(
+        Invitation.task_id == task.id, Invitation.state == "accepted"))
+    return {task.lead_department_id, *accepted}
+
+
+async def repeat_check_reason(session: AsyncSession, task: JointTask) -> str:
+    """Why this task may re-inspect targets already inspected this year ("" = it may not)."""
+    if task.scope.get("complaint_driven"):
+        return "投诉举报等引发的抽查"
+    key_items = await session.scalar(select(func.count()).select_from(TaskItem).join(
+        Item, Item.id == TaskItem.item_id).where(TaskItem.task_id == task.id, Item.category == "key"))
+    return "含重点检查事项" if key_items else ""
+
+
+async def _inspected_this_year(session: AsyncSession, task: JointTask, deps: set[int]) -> set[str]:
+    """Targets in cases of this year's tasks in which any of our departments took part."""
+    accepted_by_us = select(Invitation.task_id).where(
+        Invitation.department_id.in_(deps), Invitation.state == "accepted")
+    rows = await session.scalars(select(Target.uscc).join(Case, Case.target_id == Target.id).join(
+        JointTask, JointTask.id == Case.task_id).where(
+        JointTask.year == task.year, JointTask.id != task.id,
+        or_(JointTask.lead_department_id.in_(deps), JointTask.id.in_(accepted_by_us))))
+    return set(rows)
+
+
+async def _imported_exclusions(session: AsyncSession, year: int, deps: set[int]) -> set[str]:
+    rows = await session.scalars(select(Exclusion.uscc).where(
+        Exclusion.year == year,
+        or_(Exclusion.department_id.is_(None), Exclusion.department_id.in_(deps))))
+    return set(rows)
+
+
+async def _filtered_out_counts(session: AsyncSession, in_scope: ColumnElement[bool],
+                               drawable: ColumnElement[bool]) -> Counter[str]:
+    """Out-of-scope and not-drawable counts in one scan; scope is counted first."""
+    out_scope = func.sum(case((in_scope, 0), else_=1))
+    gone = func.sum(case((and_(in_scope, ~drawable), 1), else_=0))
+    row = (await session.execute(select(out_scope, gone).select_from(Target))).one()
+    return Counter({OUT_OF_SCOPE: int(row[0] or 0), NOT_DRAWABLE: int(row[1] or 0)})
+
+
+async def build_target_pool(session: AsyncSession, task: JointTask,
+                            rule: draw.SamplingRule) -> PoolReport:
+    """Candidates for the task's target draw, and the count of the rest by reason."""
+    in_scope = scope_clause(task.scope or {})
+    drawable = Target.status.in_(DRAWABLE_STATUSES)
+    report = PoolReport(candidates=[])
+    report.exclusions = await _filtered_out_counts(session, in_scope, drawable)
+    deps = await task_department_ids(session, task)
+    report.repeat_check_reason = await repeat_check_reason(session, task)
+    report.repeat_check_allowed = bool(report.repeat_check_reason)
+    ours = set() if report.repeat_check_allowed else await _inspected_this_year(session, task, deps)
+    above = set() if report.repeat_check_allowed else await _imported_exclusions(session, task.year, deps)
+    rows = (await session.execute(select(Target.uscc, Target.risk_level, Target.flags).where(in_scope, drawable))).all()
+    strata: dict[tuple[str, str], str | None] = {}
+    counts = report.exclusions
+    out = report.candidates
+    for uscc, risk, flags in rows:
+        if uscc in ours:
+            counts[INSPECTED_BY_US] += 1
+            continue
+        if uscc in above:
+            counts[INSPECTED_ABOVE] += 1
+            continue
+        key = (risk, flags)
+        if key not in strata:
+            strata[key] = rule.stratum_of(risk, [f for f in flags.split("|") if f])
+        stratum = strata[key]
+        if stratum is None:
+            counts[NO_STRATUM] += 1
+        else:
+            out.append((uscc, stratum))
+    out.sort()
+    return report
+
+
+def encode_pool(candidates: Iterable[draw.Candidate]) -> bytes:
+    """The exported pool file (design §5), zlib-compressed for the draw_pool table."""
+    return zlib.compress(draw.pool_csv(candidates).encode(), 6)
+
+
+def decode_pool(data: bytes) -> list[draw.Candidate]:
+    """Back from the stored bytes to (id, stratum) pairs, in file (id) order."""
+    lines = zlib.decompress(data).decode().splitlines()
+    if not lines or lines[0] != "id,stratum":
+        raise ValueError("pool file without the 'id,stratum' header")
+    out: list[draw.Candidate] = []
+    for line in lines[1:]:
+        ident, _, stratum = line.partition(",")
+        out.append((ident, stratum))
+    return out
+
+
+@dataclass(frozen=True)
+class InspectorRow:
+    id: int
+    code: str
+    department_id: int
+
+
+async def build_inspector_pool(session: AsyncSession,
+                               department_ids: Iterable[int]) -> dict[int, list[InspectorRow]]:
+    """Active officers with the inspector role, per department (departments without any map to [])."""
+    wanted = list(department_ids)
+    pool: dict[int, list[InspectorRow]] = {d: [] for d in wanted}
+    rows = await session.execute(select(Officer.id, Officer.code, Officer.department_id,
+                                        Officer.roles).where(
+        Officer.department_id.in_(wanted) if wanted else false(), Officer.active.is_(True)))
+    for oid, code, dep, roles in rows:
+        if "inspector" in (roles or []):
+            pool[dep].append(InspectorRow(oid, code, dep))
+    return pool
