@@ -341,7 +341,8 @@ class Review(Base):
     created_at: Mapped[dt.datetime]
 
 
-OBJECTION_STATES = ("received", "upheld", "corrected", "replied")
+# error_found: the re-check found an error, the correction (a new result version) is due
+OBJECTION_STATES = ("received", "upheld", "error_found", "corrected", "replied")
 
 
 class Objection(Base):
@@ -413,14 +414,21 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
+INBOX_STATES = ("pending", "done", "dead")
+
+
 class InboxEvent(Base):
     __tablename__ = "inbox"
-    __table_args__ = (UniqueConstraint("platform", "event_id"),)
+    __table_args__ = (UniqueConstraint("platform", "event_id"),
+                      Index("ix_inbox_due", "state", "next_attempt_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[str] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the neutral Event
     state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed handling attempts
+    next_attempt_at: Mapped[dt.datetime]  # retried with backoff after a failure
+    claimed_until: Mapped[dt.datetime | None]  # lease of the worker handling it
     received_at: Mapped[dt.datetime]
     processed_at: Mapped[dt.datetime | None]
     error: Mapped[str] = mapped_column(Text, default="")

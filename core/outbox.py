@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import leases
+from core.errors import NotFound, ValidationFailed
 from core.messages import Destination, OutMessage
 from core.models import OutboxMessage
 
@@ -26,3 +28,106 @@ async def enqueue(session: AsyncSession, dest: Destination, msg: OutMessage, *, 
     session.add(row)
     await session.flush()
     return row
+
+
+# ---------------------------------------------------------------- delivery (bot.sender)
+
+async def claim_due(session: AsyncSession, limit: int, now: dt.datetime,
+                    lease: dt.timedelta) -> list[OutboxMessage]:
+    """Lease due pending rows for one sender; the caller commits straight away. Each row's
+    `claimed_until` is the claim token the mark functions check."""
+    ids, _ = await leases.claim_due(session, OutboxMessage, limit=limit, now=now, lease=lease)
+    if not ids:
+        return []
+    rows = await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                                 .order_by(OutboxMessage.id))
+    return list(rows.all())
+
+
+def _claimed(row_id: int, token: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    # a sender whose lease ran out must not overwrite what a newer claimant did
+    return (OutboxMessage.id == row_id, OutboxMessage.state == "pending",
+            OutboxMessage.claimed_until == token)
+
+
+async def mark_sent(session: AsyncSession, row_id: int, token: dt.datetime, *, now: dt.datetime,
+                    channel: str) -> bool:
+    result = await session.execute(
+        update(OutboxMessage).where(*_claimed(row_id, token))
+        .values(state="sent", sent_at=now, channel=channel, claimed_until=None, last_error="")
+        .returning(OutboxMessage.id))
+    return result.scalar() is not None
+
+
+async def postpone(session: AsyncSession, row_id: int, token: dt.datetime, *,
+                   until: dt.datetime, reason: str = "") -> bool:
+    """Release the row until `until` without counting an attempt (rate limit, paused channel)."""
+    values: dict[str, object] = {"next_attempt_at": until, "claimed_until": None}
+    if reason:
+        values["last_error"] = reason[:2000]
+    result = await session.execute(update(OutboxMessage).where(*_claimed(row_id, token))
+                                   .values(**values).returning(OutboxMessage.id))
+    return result.scalar() is not None
+
+
+async def mark_failed(session: AsyncSession, row_id: int, token: dt.datetime, error: str, *,
+                      now: dt.datetime, retry_at: dt.datetime | None,
+                      max_attempts: int) -> str | None:
+    """Count a failed attempt. `retry_at=None` (a permanent failure) or the last allowed
+    attempt makes the row "dead"; otherwise it is due again at `retry_at`. Returns the new
+    state, or None when the claim was lost."""
+    row = await session.scalar(select(OutboxMessage).where(*_claimed(row_id, token))
+                               .with_for_update())
+    if row is None:
+        return None
+    row.attempts += 1
+    row.last_error = error[:2000]
+    row.claimed_until = None
+    if retry_at is None or row.attempts >= max_attempts:
+        row.state = "dead"
+    else:
+        row.next_attempt_at = retry_at
+    await session.flush()
+    return row.state
+
+
+async def sent_since(session: AsyncSession, dest_key: str, channel: str,
+                     since: dt.datetime) -> list[dt.datetime]:
+    """When messages to this destination went out on `channel` after `since` (oldest first):
+    the rate limiter's memory, shared by every process and kept across restarts."""
+    rows = await session.scalars(
+        select(OutboxMessage.sent_at)
+        .where(OutboxMessage.dest_key == dest_key, OutboxMessage.state == "sent",
+               OutboxMessage.channel == channel, OutboxMessage.sent_at > since)
+        .order_by(OutboxMessage.sent_at))
+    return [t for t in rows.all() if t is not None]
+
+
+async def list_dead(session: AsyncSession, limit: int = 200) -> list[OutboxMessage]:
+    rows = await session.scalars(select(OutboxMessage).where(OutboxMessage.state == "dead")
+                                 .order_by(OutboxMessage.id.desc()).limit(limit))
+    return list(rows.all())
+
+
+async def list_recent(session: AsyncSession, limit: int = 50) -> list[OutboxMessage]:
+    rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())
+                                 .limit(limit))
+    return list(rows.all())
+
+
+async def retry(session: AsyncSession, row_id: int, now: dt.datetime) -> OutboxMessage:
+    """Put a dead letter back in the queue with a fresh attempt budget."""
+    row = await session.get(OutboxMessage, row_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"未找到消息 {row_id}")
+    if row.state != "dead":
+        raise ValidationFailed(f"消息 {row_id} 的状态是 {row.state}，只有死信可以重新发送")
+    row.state, row.attempts, row.next_attempt_at, row.claimed_until = "pending", 0, now, None
+    await session.flush()
+    return row
+
+
+async def count_by_state(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
+    return {state: n for state, n in rows.all()}

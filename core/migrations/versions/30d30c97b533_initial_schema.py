@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 1b0934d4f11b
+Revision ID: 30d30c97b533
 Revises: 
-Create Date: 2026-11-23 11:07:41.135543
+Create Date: 2026-11-23 11:16:28.988155
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import core.models
 
-revision: str = '1b0934d4f11b'
+revision: str = '30d30c97b533'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -69,6 +69,9 @@ def upgrade() -> None:
     sa.Column('event_id', sa.String(length=128), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', core.models.UTCDateTime(), nullable=False),
+    sa.Column('claimed_until', core.models.UTCDateTime(), nullable=True),
     sa.Column('received_at', core.models.UTCDateTime(), nullable=False),
     sa.Column('processed_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('error', sa.Text(), nullable=False),
@@ -76,6 +79,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('platform', 'event_id')
     )
     with op.batch_alter_table('inbox', schema=None) as batch_op:
+        batch_op.create_index('ix_inbox_due', ['state', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbox_state'), ['state'], unique=False)
 
     op.create_table('outbox',
@@ -531,6 +535,7 @@ def downgrade() -> None:
     op.drop_table('outbox')
     with op.batch_alter_table('inbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbox_state'))
+        batch_op.drop_index('ix_inbox_due')
 
     op.drop_table('inbox')
     op.drop_table('holiday_year')

@@ -1,0 +1,120 @@
+"""The inbox worker and the polling loop it shares with the sender.
+
+Callbacks only store events (fast ack); this worker handles them: each row in its own
+transaction with the dispatcher, marked done in that same transaction, so an event takes
+effect once even if two processes race for it after a lease ran out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services import Services
+from core import inbox
+from core.leases import backoff_seconds
+from core.messages import Event
+from core.models import InboxEvent
+
+log = logging.getLogger(__name__)
+
+
+class EventHandler(Protocol):
+    """bot.dispatch.Dispatcher: handles one event inside the given session, never commits."""
+
+    async def handle(self, session: AsyncSession, event: Event) -> None: ...
+
+
+async def poll_loop(tick: Callable[[], Awaitable[int]], wake: asyncio.Event,
+                    stopping: asyncio.Event, interval_s: float, name: str) -> None:
+    """Run `tick` until `stopping`; again at once while it finds work, else after `wake` or
+    `interval_s` (rows queued by other processes or left by a crash have no wake-up)."""
+    while not stopping.is_set():
+        wake.clear()  # before the tick: a wake-up during the tick is not lost
+        try:
+            busy = await tick()
+        except Exception:  # e.g. the database is briefly unreachable: try again next round
+            log.exception("%s tick failed", name)
+            busy = 0
+        if busy or stopping.is_set():
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), interval_s)
+
+
+class InboxWorker:
+    def __init__(self, services: Services, handler: EventHandler, *,
+                 on_handled: Callable[[], None] | None = None,
+                 jitter: Callable[[], float] = random.random) -> None:
+        self.services = services
+        self.handler = handler
+        self.cfg = services.settings.inbox
+        self._on_handled = on_handled  # e.g. wake the sender: replies were just queued
+        self._jitter = jitter
+        self.stopping = asyncio.Event()
+
+    async def run(self, wake: asyncio.Event) -> None:
+        await poll_loop(self.run_once, wake, self.stopping, self.cfg.poll_interval_s, "inbox")
+
+    def stop(self) -> None:
+        """Finish the event in hand, then leave `run`; unhandled claims are released."""
+        self.stopping.set()
+
+    async def run_once(self) -> int:
+        now = self.services.clock.now()
+        async with self.services.sessionmaker() as session:
+            rows = await inbox.claim_pending(session, self.cfg.batch_size, now,
+                                             dt.timedelta(seconds=self.cfg.lease_s))
+            await session.commit()
+        handled = 0
+        for row in rows:
+            if self.stopping.is_set():
+                await self._release(row)
+                continue
+            handled += await self.handle_row(row)
+        if handled and self._on_handled is not None:
+            self._on_handled()
+        return len(rows)
+
+    async def handle_row(self, row: InboxEvent) -> int:
+        """1 when the event took effect now, 0 when it failed or was already done elsewhere."""
+        try:
+            async with self.services.sessionmaker() as session:
+                await self.handler.handle(session, inbox.event_of(row))
+                if not await inbox.mark_done(session, row.id, self.services.clock.now()):
+                    await session.rollback()  # another worker completed it: keep its effect only
+                    return 0
+                await session.commit()
+                return 1
+        except Exception as exc:
+            log.exception("handling inbox event %s (%s) failed", row.id, row.platform)
+            await self._failed(row, f"{type(exc).__name__}: {exc}")
+            return 0
+
+    async def _failed(self, row: InboxEvent, error: str) -> None:
+        now = self.services.clock.now()
+        delay = backoff_seconds(row.attempts + 1, base=self.cfg.backoff_base_s,
+                                cap=self.cfg.backoff_cap_s, jitter=self._jitter())
+        try:
+            async with self.services.sessionmaker() as session:
+                state = await inbox.mark_failed(session, row.id, error, now=now,
+                                                retry_at=now + dt.timedelta(seconds=delay),
+                                                max_attempts=self.cfg.max_attempts)
+                await session.commit()
+        except Exception:  # the lease expires and the row comes back on its own
+            log.exception("could not record the failure of inbox event %s", row.id)
+            return
+        if state == "dead":
+            log.error("inbox event %s is dead after %s attempts", row.id, self.cfg.max_attempts)
+
+    async def _release(self, row: InboxEvent) -> None:
+        async with self.services.sessionmaker() as session:
+            await inbox.release(session, row.id)
+            await session.commit()

@@ -1,0 +1,51 @@
+"""Claiming due rows with a lease, shared by the inbox and outbox workers.
+
+A row is claimable when it is `pending`, due (`next_attempt_at <= now`) and not leased (or its
+lease ran out, e.g. the worker died). One UPDATE … WHERE id IN (SELECT …) claims atomically on
+both dialects: on PostgreSQL the inner SELECT locks with FOR UPDATE SKIP LOCKED so concurrent
+processes take disjoint rows without waiting; SQLite serialises writers, so the same statement
+is already exclusive there. The lease end doubles as a claim token for the later mark calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import InboxEvent, OutboxMessage
+
+Leased = type[InboxEvent] | type[OutboxMessage]
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def claim_due(session: AsyncSession, model: Leased, *, limit: int, now: dt.datetime,
+                    lease: dt.timedelta) -> tuple[list[int], dt.datetime]:
+    """Lease up to `limit` due rows; returns their ids (in id order) and the lease end.
+    The caller commits at once so other workers see the lease."""
+    due: Any = (
+        select(model.id)
+        .where(model.state == "pending", model.next_attempt_at <= now,
+               or_(model.claimed_until.is_(None), model.claimed_until < now))
+        .order_by(model.next_attempt_at, model.id)
+        .limit(limit)
+    )
+    if _is_postgres(session):
+        due = due.with_for_update(skip_locked=True)
+    until = now + lease
+    claimed = await session.scalars(
+        update(model).where(model.id.in_(due.scalar_subquery())).values(claimed_until=until)
+        .returning(model.id).execution_options(synchronize_session=False))
+    return sorted(claimed.all()), until
+
+
+def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float) -> float:
+    """Capped exponential backoff with "equal jitter": half the delay fixed, half random.
+    `attempt` counts from 1; `jitter` is a uniform random number in [0, 1)."""
+    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    return delay / 2 + delay / 2 * jitter

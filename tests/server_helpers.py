@@ -1,0 +1,62 @@
+"""Building Services for server-side tests (inbox, sender, app) on the `engine` fixtures."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.platforms.base import PlatformAdapter
+from bot.services import Services
+from core.clock import Clock
+from core.messages import Destination, Event, OutMessage
+from core.models import Department, OutboxMessage
+from core.outbox import enqueue
+
+
+def random_aes_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode().rstrip("=")
+
+
+def make_services(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock,
+                  adapters: dict[str, PlatformAdapter] | None = None, **settings: Any) -> Services:
+    cfg = Settings(link_secret="x" * 40, **settings)
+    return Services(settings=cfg, sessionmaker=sessionmaker, clock=clock, rules=cfg.rules,
+                    link_secret=b"x" * 40, public_base_url="http://127.0.0.1:8080",
+                    adapters=adapters or {})
+
+
+class ReplyingHandler:
+    """Stands in for bot.dispatch.Dispatcher: its one effect is a real outbox row per event,
+    written in the session it is given, so duplicates would show as extra rows."""
+
+    def __init__(self, clock: Clock, fail_times: int = 0) -> None:
+        self.clock = clock
+        self.fail_times = fail_times
+        self.calls = 0
+
+    async def handle(self, session: AsyncSession, event: Event) -> None:
+        self.calls += 1
+        await enqueue(session, Destination(kind="chat", platform=event.platform,
+                                           address=event.user_id),
+                      OutMessage.text(f"收到：{event.text}"), now=self.clock.now())
+        if self.calls <= self.fail_times:
+            raise RuntimeError("handler exploded")
+
+
+async def add_department(session: AsyncSession, code: str = "SJ", name: str = "市场监管局") -> int:
+    dept = Department(code=code, name=name)
+    session.add(dept)
+    await session.flush()
+    return dept.id
+
+
+async def outbox_count(session: AsyncSession, **where: Any) -> int:
+    query = select(func.count()).select_from(OutboxMessage)
+    for column, value in where.items():
+        query = query.where(getattr(OutboxMessage, column) == value)
+    return int(await session.scalar(query) or 0)
