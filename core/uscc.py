@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from operator import mul
+from typing import NamedTuple
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 VALUES = {ch: i for i, ch in enumerate(ALPHABET)}
@@ -23,15 +24,20 @@ LEGACY_LENGTH = 15
 # Excel keeps 15 significant digits, so an integer of exactly 15 digits survives intact.
 EXCEL_DIGITS = 15
 
-_SCIENTIFIC = re.compile(r"[+-]?\d+(\.\d+)?E[+-]?\d+")
+# Needs a decimal point or a signed exponent, so a mistyped code like 913304243E80000682 is
+# reported as a wrong check character rather than as an Excel number.
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.\d+E[+-]?\d+|\d+E[+-]\d+)")
+_PLAIN = re.compile(f"[{ALPHABET}]{{18}}")
 _DIGITS = frozenset("0123456789")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 _EXCEL_HINT = "，末尾数字已丢失、无法还原；请把该列设为“文本”格式后重新填写或导出"
 
 
-@dataclass(frozen=True)
-class UsccCheck:
-    """Outcome of checking one cell. `code` is the normalised id; store it only when `ok`."""
+class UsccCheck(NamedTuple):
+    """Outcome of checking one cell. `code` is the normalised id; store it only when `ok`.
+
+    A NamedTuple (immutable, cheap to build): imports check 100,000 codes in one go.
+    """
 
     raw: str
     code: str
@@ -54,9 +60,13 @@ def check_char(body17: str) -> str:
     if len(body) != USCC_LENGTH - 1:
         raise ValueError(f"body must have 17 characters, got {len(body)}")
     try:
-        total = sum(VALUES[ch] * w for ch, w in zip(body, WEIGHTS, strict=True))
+        return _check_char(body)
     except KeyError as err:
         raise ValueError(f"character {err.args[0]!r} is not in the USCC alphabet") from None
+
+
+def _check_char(body: str) -> str:
+    total = sum(map(mul, map(VALUES.__getitem__, body), WEIGHTS))
     return ALPHABET[(31 - total % 31) % 31]
 
 
@@ -77,9 +87,13 @@ def validate_uscc(value: object) -> UsccCheck:
     if isinstance(value, int | float):
         return _check_number(value)
     raw = "" if value is None else str(value)
+    if _PLAIN.fullmatch(raw) and _check_char(raw[:17]) == raw[17]:  # the usual, tidy cell
+        return UsccCheck(raw=raw, code=raw, ok=True)
     code = normalise(raw)
     if not code:
         return _fail(raw, code, "统一社会信用代码为空")
+    if _is_valid_18(code):  # first: a real code such as 913304243E80000681 looks "scientific"
+        return UsccCheck(raw=raw, code=code, ok=True)
     if _SCIENTIFIC.fullmatch(code):
         return _fail(raw, code, f"疑似被 Excel 转成数字的代码（{raw.strip()}）{_EXCEL_HINT}",
                      mangled=True)
@@ -90,18 +104,20 @@ def validate_uscc(value: object) -> UsccCheck:
                                 f"实际为 {len(code)} 位")
     bad = [(i, ch) for i, ch in enumerate(code, start=1) if ch not in VALUES]
     if bad == [(USCC_LENGTH, code[-1])]:
-        return _fail(raw, code, f"校验码错误：应为 {check_char(code[:17])}，实际为“{code[-1]}”"
+        return _fail(raw, code, f"校验码错误：应为 {_check_char(code[:17])}，实际为“{code[-1]}”"
                                 "（该字符不是合法的校验码）")
     if bad:
         listed = "、".join(f"第 {i} 位“{ch}”" for i, ch in bad)
         return _fail(raw, code, f"含非法字符：{listed}（代码只用数字和除 I、O、S、V、Z 以外的大写字母）")
-    expected = check_char(code[:17])
-    if expected == code[17]:
-        return UsccCheck(raw=raw, code=code, ok=True)
+    expected = _check_char(code[:17])
     if _digits_only(code) and code.endswith("000"):
         # Excel printed the number in full after rounding it to 15 significant digits.
         return _fail(raw, code, f"疑似被 Excel 转成数字的代码（{code}）{_EXCEL_HINT}", mangled=True)
     return _fail(raw, code, f"校验码错误：应为 {expected}，实际为 {code[17]}")
+
+
+def _is_valid_18(code: str) -> bool:
+    return bool(_PLAIN.fullmatch(code)) and _check_char(code[:17]) == code[17]
 
 
 def _check_number(value: int | float) -> UsccCheck:

@@ -26,6 +26,15 @@ def test_weights_are_powers_of_three_mod_31() -> None:
     assert WEIGHTS == (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
+def test_valid_code_that_looks_like_scientific_notation_is_accepted() -> None:
+    # regression: 913304243E80000681 was reported as an Excel-mangled number (digits E digits)
+    code = make_uscc("913304243E8000068")
+    assert code == "913304243E80000681"
+    assert validate_uscc(code).ok and not validate_uscc(code).excel_mangled
+    mistyped = validate_uscc("913304243E80000682")
+    assert not mistyped.excel_mangled and mistyped.reason == "校验码错误：应为 1，实际为 2"
+
+
 def test_wrong_check_char_reports_expected_and_actual() -> None:
     check = validate_uscc("91330424MA28AQAQX0")
     assert not check.ok

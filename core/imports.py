@@ -1,0 +1,826 @@
+"""Bulk import of the target library, the inspector library and exclusion lists (CSV, XLSX).
+
+Files come from offices' spreadsheets: Chinese headers (English aliases accepted), UTF-8,
+UTF-8 with BOM, GB18030/GBK or UTF-16 text, or .xlsx. Every row is checked before anything is
+written, so the default all-or-nothing import leaves the database untouched when one row is bad
+and reports every bad row by the line number the spreadsheet shows. With `skip_invalid` the good
+rows are written and the bad ones go to a rejects CSV (original columns + 错误原因).
+
+Targets are written with dialect-specific bulk upserts (ON CONFLICT DO UPDATE) in chunks, not ORM
+objects, so a county's or a city's library imports in seconds. An import is one audited change;
+the caller commits (core.changes contract).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import String, Table, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import Insert
+
+from core import changes
+from core.models import (
+    ROLES,
+    TARGET_FLAGS,
+    TARGET_KINDS,
+    TARGET_STATUSES,
+    Department,
+    Exclusion,
+    Officer,
+    Target,
+)
+from core.uscc import validate_uscc
+
+Progress = Callable[[int, int | None], None]
+
+CHUNK = 2000  # rows per bulk statement; keeps IN lists far below SQLite's variable limit
+HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in office files
+KIND_ZH = {"targets": "检查对象", "inspectors": "执法检查人员", "exclusions": "排除名单"}
+_SPLIT = re.compile(r"[、,，;；|\r\n]+")
+_PAREN = re.compile(r"\(.*\)$")
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # as the spreadsheet shows it (header = its own row number)
+    column: str  # the header as written in the file
+    reason: str  # Chinese
+
+
+@dataclass
+class ImportReport:
+    kind: str  # targets | inspectors | exclusions
+    file_name: str
+    skip_invalid: bool = False
+    total_rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+    rejects_path: Path | None = None
+    file_error: str = ""  # the whole file could not be read (format, encoding, missing column)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the import was written (with skip_invalid, bad rows may have been left out)."""
+        return not self.file_error and (self.skip_invalid or not self.rejected)
+
+    @property
+    def rejected_rows(self) -> int:
+        return len({e.line for e in self.rejected})
+
+    def errors_zh(self) -> list[str]:
+        return [f"第 {e.line} 行【{e.column}】{e.reason}" for e in self.rejected]
+
+    def summary_zh(self, examples: int = 5) -> str:
+        what = f"{KIND_ZH[self.kind]}导入（{self.file_name}）"
+        if self.file_error:
+            return f"{what}未完成：{self.file_error}。未写入任何数据。"
+        counts = f"共 {self.total_rows} 行"
+        if self.ok:
+            text = f"{what}完成：{counts}，新增 {self.inserted} 条，更新 {self.updated} 条"
+            if self.rejected:
+                text += f"，跳过有误的 {self.rejected_rows} 行"
+                if self.rejects_path is not None:
+                    text += f"（已另存到 {self.rejects_path.name}，改正后可再次导入）"
+            return text + "。"
+        shown = "；".join(self.errors_zh()[:examples])
+        more = f"；另有 {len(self.rejected) - examples} 处错误" if len(self.rejected) > examples else ""
+        return (f"{what}未完成：{counts}，其中 {self.rejected_rows} 行有误，为保证名录完整，"
+                f"本次未写入任何数据。{shown}{more}。请改正后重新导入，"
+                f"或选择“跳过错误行”只导入正确的行。")
+
+
+class FileProblem(Exception):
+    """The file as a whole cannot be imported; the message is Chinese."""
+
+
+# ---------------------------------------------------------------- columns
+
+
+@dataclass(frozen=True)
+class Column:
+    field: str
+    aliases: tuple[str, ...]  # in priority order: the first non-empty cell wins
+    required: bool = False
+
+    @property
+    def label(self) -> str:
+        """The Chinese header, named in messages when the file does not have the column."""
+        return self.aliases[0]
+
+
+def header_key(text: object) -> str:
+    """Header comparison key: half-width, lower-case, no spaces, no '*' or trailing '(…)' note."""
+    key = unicodedata.normalize("NFKC", "" if text is None else str(text)).lower()
+    key = "".join(key.split()).replace("*", "").replace("\ufeff", "")
+    return _PAREN.sub("", key) or key
+
+
+# 注册号 comes after the USCC headers: a file with both uses the USCC where it has one.
+USCC_COLUMN = Column("uscc", ("统一社会信用代码", "社会信用代码", "信用代码", "uscc", "注册号",
+                               "registration_no"), required=True)
+TARGET_COLUMNS = (
+    USCC_COLUMN,
+    Column("name", ("名称", "企业名称", "主体名称", "name"), required=True),
+    Column("kind", ("类型", "主体类型", "kind")),
+    Column("industry", ("行业", "所属行业", "industry")),
+    Column("region", ("区域", "所属区域", "region")),
+    Column("address", ("地址", "住所", "经营场所", "address")),
+    Column("status", ("状态", "登记状态", "status")),
+    Column("risk_level", ("风险等级", "信用风险分类", "风险分类", "risk_level")),
+    Column("flags", ("标记", "flags")),
+)
+INSPECTOR_COLUMNS = (
+    Column("name", ("姓名", "name"), required=True),
+    Column("department", ("部门", "所属部门", "单位", "department"), required=True),
+    Column("cert_no", ("执法证号", "执法证件号", "执法证编号", "cert_no")),
+    Column("code", ("人员编号", "编号", "code")),
+    Column("expertise", ("专长", "专业特长", "expertise")),
+    Column("region", ("区域", "所属区域", "region")),
+    Column("mobile", ("手机", "手机号", "手机号码", "mobile")),
+    Column("roles", ("角色", "roles", "role")),
+    Column("wecom_userid", ("企业微信账号", "企业微信", "wecom_userid", "wecom")),
+    Column("dingtalk_userid", ("钉钉账号", "钉钉", "dingtalk_userid", "dingtalk")),
+)
+EXCLUSION_COLUMNS = (
+    USCC_COLUMN,
+    Column("year", ("年度", "年份", "year"), required=True),
+    Column("department", ("部门", "department")),
+    Column("source", ("来源", "source")),
+    Column("reason", ("原因", "reason")),
+)
+
+
+# ---------------------------------------------------------------- reading files
+
+
+@dataclass
+class Sheet:
+    """A file's header and non-blank data rows, each with its spreadsheet line number."""
+
+    header_line: int
+    headers: list[str]
+    rows: list[tuple[int, list[Any]]]
+    sha256: str
+
+
+def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
+    data = path.read_bytes()
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        filled = [(n, cells) for n, cells in _xlsx_lines(data) if any(_text(c) for c in cells)]
+    elif suffix in (".csv", ".txt", ".tsv"):
+        # CSV cells are all strings: one C-level join per row tells a blank row
+        filled = [(n, cells) for n, cells in _csv_lines(_decode(data)) if "".join(cells).strip()]
+    elif suffix == ".xls":
+        raise FileProblem("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV 后再导入")
+    else:
+        raise FileProblem(f"不支持的文件类型“{path.suffix or '无扩展名'}”，请使用 CSV 或 .xlsx")
+    if not filled:
+        raise FileProblem("文件是空的，没有表头和数据")
+    required = {header_key(a) for c in columns if c.required for a in c.aliases}
+    head_at = next((i for i, (_, cells) in enumerate(filled[:HEADER_SEARCH_ROWS])
+                    if required & {header_key(c) for c in cells}), 0)
+    header_line, header_cells = filled[head_at]
+    return Sheet(header_line=header_line, headers=[_text(c) for c in header_cells],
+                 rows=filled[head_at + 1:], sha256=hashlib.sha256(data).hexdigest())
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" export
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")  # a superset of GBK, what Chinese Excel saves CSV as
+    except UnicodeDecodeError:
+        raise FileProblem("无法识别文件编码，请另存为“CSV UTF-8”或 .xlsx 后再导入") from None
+
+
+def _csv_lines(text: str) -> list[tuple[int, list[Any]]]:
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    delimiter = max(",\t;", key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # Record numbers, not physical lines: a cell with a line break is still one spreadsheet row.
+    return list(enumerate(reader, start=1))
+
+
+def _xlsx_lines(data: bytes) -> list[tuple[int, list[Any]]]:
+    from openpyxl import load_workbook  # imported here: only XLSX imports pay for it
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as err:  # openpyxl raises many kinds for a broken or foreign file
+        raise FileProblem(f"无法读取 Excel 文件（{type(err).__name__}），请确认是 .xlsx 格式") from None
+    try:
+        ws = wb.worksheets[0]
+        ws.reset_dimensions()  # some generators write a wrong sheet size; read what is there
+        return [(n, list(row)) for n, row in enumerate(ws.iter_rows(values_only=True), start=1)]
+    finally:
+        wb.close()
+
+
+def _text(value: Any) -> str:
+    """A cell as the text a person sees in it."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else format(value, ".15G")
+    if hasattr(value, "date") and hasattr(value, "hour"):  # datetime from a date cell
+        return str(value.date()) if not (value.hour or value.minute) else str(value)
+    return str(value).strip()
+
+
+def _nfkc(value: Any) -> str:
+    return "".join(unicodedata.normalize("NFKC", _text(value)).split())
+
+
+# ---------------------------------------------------------------- row access
+
+
+class _Layout:
+    """Where each field's cells are in this file."""
+
+    def __init__(self, sheet: Sheet, columns: Sequence[Column]) -> None:
+        keys = [header_key(h) for h in sheet.headers]
+        self.where: dict[str, list[int]] = {}
+        self.header: dict[str, str] = {}
+        used: set[int] = set()
+        for col in columns:
+            idxs = [i for a in col.aliases for i, k in enumerate(keys) if k == header_key(a)]
+            if idxs:
+                self.where[col.field] = idxs
+                self.header[col.field] = sheet.headers[idxs[0]]
+                used.update(idxs)
+            else:
+                self.header[col.field] = col.label
+        self.missing = [c for c in columns if c.required and c.field not in self.where]
+        self.ignored = [h for i, h in enumerate(sheet.headers) if h and i not in used]
+
+    def has(self, field_name: str) -> bool:
+        return field_name in self.where
+
+
+class _Row:
+    """One data row being checked; collects every problem instead of stopping at the first."""
+
+    __slots__ = ("cells", "errors", "layout", "line")
+
+    def __init__(self, layout: _Layout, line: int, cells: list[Any]) -> None:
+        self.layout, self.line, self.cells = layout, line, cells
+        self.errors: list[RowError] = []
+
+    def raw(self, field_name: str) -> Any:
+        where = self.layout.where.get(field_name)
+        if where is None:
+            return None
+        if len(where) == 1:  # the usual case, kept fast for 100,000-row files
+            return self.cells[where[0]] if where[0] < len(self.cells) else None
+        for i in where:
+            value = self.cells[i] if i < len(self.cells) else None
+            if value is not None and (not isinstance(value, str) or value.strip()):
+                return value
+        return None
+
+    def text(self, field_name: str, max_len: int) -> str:
+        value = _text(self.raw(field_name))
+        if len(value) > max_len:
+            self.error(field_name, f"内容过长：最多 {max_len} 个字，实际 {len(value)} 个字")
+        return value
+
+    def error(self, field_name: str, reason: str) -> None:
+        self.errors.append(RowError(self.line, self.layout.header[field_name], reason))
+
+
+def _lengths(table: Table) -> dict[str, int]:
+    """Column widths, checked here so PostgreSQL never refuses a row that SQLite would accept."""
+    return {c.name: int(c.type.length) for c in table.c
+            if isinstance(c.type, String) and c.type.length}
+
+
+_TARGETS = cast(Table, Target.__table__)
+_OFFICERS = cast(Table, Officer.__table__)
+_EXCLUSIONS = cast(Table, Exclusion.__table__)
+_TARGET_LEN, _OFFICER_LEN, _EXCLUSION_LEN = map(_lengths, (_TARGETS, _OFFICERS, _EXCLUSIONS))
+
+
+# ---------------------------------------------------------------- vocabularies
+
+
+_KINDS = {k: k for k in TARGET_KINDS} | {
+    "公司": "企业", "个体户": "个体工商户", "个体": "个体工商户", "合作社": "农民专业合作社",
+    "其他": "其他组织"}
+_STATUSES = {s: s for s in TARGET_STATUSES} | {
+    "在业": "存续", "开业": "存续", "在营": "存续", "在册": "存续",
+    "吊销,未注销": "吊销", "吊销,已注销": "注销", "已注销": "注销", "被吊销": "吊销",
+    "被撤销": "撤销", "已迁出": "迁出",
+    # 歇业 (since the 2022 registration regulation) keeps the entity registered, like 停业.
+    "歇业": "停业"}
+_RISK_WORDS = {"低风险": "A", "一般风险": "B", "较高风险": "C", "高风险": "D"}
+_FLAGS = {f: f for f in TARGET_FLAGS} | {
+    "经营异常": "经营异常名录", "异常名录": "经营异常名录", "列入经营异常名录": "经营异常名录",
+    "严重违法失信": "严重违法失信名单", "严重违法": "严重违法失信名单", "失信": "严重违法失信名单",
+    "投诉": "投诉举报", "举报": "投诉举报", "重点": "重点监管"}
+_ROLES = {r: r for r in ROLES} | {
+    "联络员": "liaison", "执法检查人员": "inspector", "检查人员": "inspector",
+    "分管领导": "leader", "领导": "leader", "管理员": "admin", "专家": "expert"}
+
+
+@lru_cache(maxsize=256)
+def parse_kind(text: str) -> str | None:
+    key = "".join(unicodedata.normalize("NFKC", text).split())
+    return _KINDS["企业"] if not key else _KINDS.get(key)
+
+
+@lru_cache(maxsize=256)
+def parse_status(text: str) -> str | None:
+    key = "".join(unicodedata.normalize("NFKC", text).split())
+    if not key:
+        return "存续"
+    return _STATUSES.get(key) or _STATUSES.get(_PAREN.sub("", key))  # 存续（在营、开业、在册）
+
+
+@lru_cache(maxsize=256)
+def parse_risk(text: str) -> str | None:
+    """'A', 'a', 'A类', 'A（低风险）', '低风险' → 'A'; '' or '未分类' → ''; else None."""
+    key = "".join(unicodedata.normalize("NFKC", text).split()).upper()
+    if key in ("", "未分类"):
+        return ""
+    key = re.sub(r"[()类级]", "", key)
+    if not key:
+        return None
+    letter = key[0] if key[0] in "ABCD" else ""
+    word = key[1:] if letter else key
+    from_word = _RISK_WORDS.get(word, "") if word else ""
+    if (word and not from_word) or (letter and from_word and letter != from_word):
+        return None
+    return letter or from_word
+
+
+def split_multi(text: str) -> list[str]:
+    return [p.strip() for p in _SPLIT.split(text) if p.strip()]
+
+
+def _parse_flags(row: _Row) -> str:
+    found: set[str] = set()
+    for part in split_multi(_text(row.raw("flags"))):
+        flag = _FLAGS.get("".join(unicodedata.normalize("NFKC", part).split()))
+        if flag is None:
+            row.error("flags", f"未知标记“{part}”，可用：{'、'.join(TARGET_FLAGS)}")
+        else:
+            found.add(flag)
+    return "|".join(f for f in TARGET_FLAGS if f in found)
+
+
+def _check_uscc(row: _Row) -> tuple[str, bool]:
+    check = validate_uscc(row.raw("uscc"))
+    if not check.ok:
+        row.error("uscc", check.reason)
+    return check.code, check.is_legacy
+
+
+# ---------------------------------------------------------------- shared flow
+
+
+@dataclass
+class _Checked:
+    """The outcome of checking a whole file."""
+
+    sheet: Sheet
+    layout: _Layout
+    records: list[tuple[int, dict[str, Any]]]  # (line, record) of the good rows
+    bad: dict[int, list[RowError]]  # line → its errors
+
+    def good(self) -> list[dict[str, Any]]:
+        return [r for _, r in self.records]
+
+
+def _check_file(sheet: Sheet, layout: _Layout, check_row: Callable[[_Row], dict[str, Any]],
+                key_of: Callable[[dict[str, Any]], tuple[Any, ...]],
+                key_field: str, key_label: str) -> _Checked:
+    records: list[tuple[int, dict[str, Any]]] = []
+    bad: dict[int, list[RowError]] = {}
+    first_seen: dict[tuple[Any, ...], int] = {}
+    for line, cells in sheet.rows:
+        row = _Row(layout, line, cells)
+        record = check_row(row)
+        if not row.errors:
+            key = key_of(record)
+            earlier = first_seen.setdefault(key, line)
+            if earlier != line:
+                row.error(key_field, f"{key_label}与第 {earlier} 行重复（第 {earlier}、{line} 行）")
+        if row.errors:
+            bad[line] = row.errors
+        else:
+            records.append((line, record))
+    return _Checked(sheet, layout, records, bad)
+
+
+def _write_rejects(target: Path, checked: _Checked) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", encoding="utf-8-sig", newline="") as fh:  # BOM: Excel opens it right
+        out = csv.writer(fh)
+        out.writerow([*checked.sheet.headers, "错误原因"])
+        width = len(checked.sheet.headers)
+        for line, cells in checked.sheet.rows:
+            if line in checked.bad:
+                texts = [_text(c) for c in cells[:width]]
+                texts += [""] * (width - len(texts))
+                out.writerow([*texts, "；".join(f"【{e.column}】{e.reason}" for e in checked.bad[line])])
+
+
+def default_rejects_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}_未导入行.csv")
+
+
+Checker = Callable[[Sheet, _Layout], _Checked]
+Writer = Callable[[_Checked, Progress | None], Awaitable[tuple[int, int]]]
+
+
+async def _run(ctx: changes.Ctx, kind: str, path: Path, columns: Sequence[Column], *,
+               check: Checker, write: Writer,
+               prepare: Callable[[], Awaitable[None]] | None = None,
+               skip_invalid: bool, rejects_path: Path | None,
+               progress: Progress | None) -> ImportReport:
+    """Read, check, then (only if allowed) write and record — the flow every import shares."""
+    path = Path(path)
+    report = ImportReport(kind=kind, file_name=path.name, skip_invalid=skip_invalid)
+    try:
+        sheet = read_sheet(path, columns)
+    except FileProblem as err:
+        report.file_error = str(err)
+        return report
+    except OSError as err:
+        report.file_error = f"无法打开文件：{err.strerror or err}"
+        return report
+    layout = _Layout(sheet, columns)
+    report.ignored_columns = layout.ignored
+    if layout.missing:
+        report.file_error = "缺少必填列" + "、".join(
+            f"“{c.label}”（也可写作 {' / '.join(a for a in c.aliases[1:])}）" for c in layout.missing)
+        return report
+    if prepare is not None:
+        await prepare()
+    checked = check(sheet, layout)
+    report.total_rows = len(sheet.rows)
+    report.rejected = [e for errs in checked.bad.values() for e in errs]
+    if checked.bad and (skip_invalid or rejects_path is not None):
+        report.rejects_path = rejects_path or default_rejects_path(path)
+        _write_rejects(report.rejects_path, checked)
+    if not report.ok:
+        return report
+    report.inserted, report.updated = await write(checked, progress)
+    await changes.record(ctx, f"import.{kind}", f"import:{kind}", {
+        "file": path.name, "sha256": sheet.sha256, "total_rows": report.total_rows,
+        "inserted": report.inserted, "updated": report.updated,
+        "rejected_rows": report.rejected_rows, "skip_invalid": skip_invalid})
+    return report
+
+
+def _upsert(dialect: Dialect, table: Table, keys: list[str], update_fields: Iterable[str]) -> Insert:
+    if dialect.name == "sqlite":
+        ins = sqlite_insert(table)
+        set_ = {f: ins.excluded[f] for f in update_fields}
+        return ins.on_conflict_do_update(index_elements=keys, set_=set_)
+    if dialect.name == "postgresql":
+        pg = pg_insert(table)
+        return pg.on_conflict_do_update(index_elements=keys,
+                                        set_={f: pg.excluded[f] for f in update_fields})
+    raise ValueError(f"bulk import supports sqlite and postgresql, not {dialect.name}")
+
+
+def _chunks(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+async def _core_connection(session: AsyncSession) -> AsyncConnection:
+    """The session's own connection (same transaction), after flushing pending ORM changes."""
+    await session.flush()
+    return await session.connection()
+
+
+def _expire(session: AsyncSession, model: type[Any]) -> None:
+    """Core statements bypass the identity map: expire loaded rows of that model so the next
+    query reloads them instead of returning stale values (other models stay untouched)."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, model):
+            session.expire(obj)
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _check_target(row: _Row) -> dict[str, Any]:
+    uscc, legacy = _check_uscc(row)
+    name = row.text("name", _TARGET_LEN["name"])
+    if not name:
+        row.error("name", "名称为空")
+    kind = parse_kind(_text(row.raw("kind")))
+    if kind is None:
+        row.error("kind", f"未知类型“{_text(row.raw('kind'))}”，可用：{'、'.join(TARGET_KINDS)}")
+    status = parse_status(_text(row.raw("status")))
+    if status is None:
+        row.error("status", f"未知状态“{_text(row.raw('status'))}”，可用：{'、'.join(TARGET_STATUSES)}"
+                            "（在业、开业视同存续）")
+    risk = parse_risk(_text(row.raw("risk_level")))
+    if risk is None:
+        row.error("risk_level", f"未知风险等级“{_text(row.raw('risk_level'))}”，可用：A 低风险、"
+                                "B 一般风险、C 较高风险、D 高风险，未分类留空")
+    return {"uscc": uscc, "is_legacy_id": legacy, "name": name, "kind": kind,
+            "industry": row.text("industry", _TARGET_LEN["industry"]),
+            "region": row.text("region", _TARGET_LEN["region"]),
+            "address": row.text("address", _TARGET_LEN["address"]),
+            "status": status, "risk_level": risk, "flags": _parse_flags(row)}
+
+
+def check_targets(sheet: Sheet, layout: _Layout | None = None) -> _Checked:
+    """Check every row of a target file; no database needed (used by the benchmark too)."""
+    return _check_file(sheet, layout or _Layout(sheet, TARGET_COLUMNS), _check_target, lambda r: (r["uscc"],),
+                       "uscc", "统一社会信用代码")
+
+
+async def import_targets(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
+                         rejects_path: Path | None = None,
+                         progress: Progress | None = None) -> ImportReport:
+    """Import the target library; existing targets (same USCC) are updated.
+
+    Only columns present in the file are updated, so a file without 风险等级 keeps the levels
+    already stored. `progress(done, total)` is called as rows are written.
+    """
+
+    async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
+        table = _TARGETS
+        present = [f for f in ("name", "kind", "industry", "region", "address", "status",
+                               "risk_level", "flags") if checked.layout.has(f)]
+        conn = await _core_connection(ctx.session)
+        stmt = _upsert(conn.dialect, table, ["uscc"], present)
+        inserted = updated = 0
+        total = len(checked.records)
+        for chunk in _chunks(checked.good()):
+            ids = [r["uscc"] for r in chunk]
+            existing = len((await conn.execute(
+                select(table.c.uscc).where(table.c.uscc.in_(ids)))).all())
+            await conn.execute(stmt, chunk)
+            updated += existing
+            inserted += len(chunk) - existing
+            if progress is not None:
+                progress(inserted + updated, total)
+        _expire(ctx.session, Target)
+        return inserted, updated
+
+    return await _run(ctx, "targets", path, TARGET_COLUMNS, check=check_targets, write=write,
+                      skip_invalid=skip_invalid, rejects_path=rejects_path, progress=progress)
+
+
+# ---------------------------------------------------------------- departments (shared lookup)
+
+
+class _Departments:
+    """Find a department by its name, short name or code, as people write them."""
+
+    AMBIGUOUS = -1
+
+    def __init__(self, departments: Iterable[Department]) -> None:
+        self.by_key: dict[str, int] = {}
+        self.codes: dict[int, str] = {}
+        for d in departments:
+            self.codes[d.id] = d.code
+            for key in {self._key(d.name), self._key(d.short_name), self._key(d.code)} - {""}:
+                seen = self.by_key.get(key)
+                self.by_key[key] = d.id if seen in (None, d.id) else self.AMBIGUOUS
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return "".join(unicodedata.normalize("NFKC", text or "").split()).upper()
+
+    def find(self, row: _Row, field_name: str, *, required: bool) -> int | None:
+        text = _text(row.raw(field_name))
+        if not text:
+            if required:
+                row.error(field_name, "部门为空")
+            return None
+        found = self.by_key.get(self._key(text))
+        if found is None:
+            row.error(field_name, f"未知部门“{text}”（请填写部门全称、简称或部门编码）")
+        elif found == self.AMBIGUOUS:
+            row.error(field_name, f"“{text}”对应多个部门，请填写部门全称")
+            return None
+        return found
+
+
+async def _load_departments(session: AsyncSession) -> _Departments:
+    return _Departments((await session.scalars(select(Department))).all())
+
+
+# ---------------------------------------------------------------- inspectors
+
+
+@dataclass
+class _Accounts:
+    """Existing officers' codes and platform accounts, to refuse an account owned by another."""
+
+    officers: dict[str, Officer]
+    wecom: dict[str, str]
+    dingtalk: dict[str, str]
+
+
+def _check_inspector(row: _Row, departments: _Departments, accounts: _Accounts) -> dict[str, Any]:
+    name = row.text("name", _OFFICER_LEN["name"])
+    if not name:
+        row.error("name", "姓名为空")
+    dept_id = departments.find(row, "department", required=True)
+    cert_no = row.text("cert_no", _OFFICER_LEN["cert_no"])
+    code = _nfkc(row.raw("code"))
+    if not code and cert_no and dept_id is not None:
+        code = f"{departments.codes[dept_id]}-{_nfkc(cert_no)}"  # stable across re-imports
+    if not code and dept_id is not None:
+        row.error("code", "人员编号为空，且没有执法证号可用来生成编号")
+    elif len(code) > _OFFICER_LEN["code"]:
+        row.error("code", f"人员编号“{code}”过长：最多 {_OFFICER_LEN['code']} 个字符")
+    roles = {"inspector"}
+    for part in split_multi(_text(row.raw("roles"))):
+        role = _ROLES.get(_nfkc(part).lower()) or _ROLES.get(_nfkc(part))
+        if role is None:
+            row.error("roles", f"未知角色“{part}”，可用：联络员、执法检查人员、分管领导、管理员、专家")
+        else:
+            roles.add(role)
+    record = {"code": code, "name": name, "department_id": dept_id, "cert_no": cert_no,
+              "expertise": split_multi(_text(row.raw("expertise"))),
+              "region": row.text("region", _OFFICER_LEN["region"]),
+              "mobile": row.text("mobile", _OFFICER_LEN["mobile"]),
+              "roles": [r for r in ROLES if r in roles]}
+    for fld, owners, label in (("wecom_userid", accounts.wecom, "企业微信账号"),
+                               ("dingtalk_userid", accounts.dingtalk, "钉钉账号")):
+        account = row.text(fld, _OFFICER_LEN[fld]) or None
+        owner = owners.get(account) if account else None
+        if owner is not None and owner != code:
+            row.error(fld, f"{label}“{account}”已属于人员 {owner}")
+        record[fld] = account
+    return record
+
+
+def _account_duplicates(checked: _Checked) -> None:
+    """Two rows giving the same platform account: both are refused, naming each other."""
+    for fld, label in (("wecom_userid", "企业微信账号"), ("dingtalk_userid", "钉钉账号")):
+        lines: dict[str, list[int]] = {}
+        for line, rec in checked.records:
+            if rec[fld]:
+                lines.setdefault(rec[fld], []).append(line)
+        for account, at in lines.items():
+            for line in at[1:]:
+                checked.bad.setdefault(line, []).append(RowError(
+                    line, checked.layout.header[fld],
+                    f"{label}“{account}”与第 {at[0]} 行重复（第 {at[0]}、{line} 行）"))
+    checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
+
+
+async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
+                            rejects_path: Path | None = None,
+                            progress: Progress | None = None) -> ImportReport:
+    """Import the inspector library: officers gain the inspector role; same code = update.
+
+    Roles are only ever added (an import never takes admin or leader away); columns absent
+    from the file leave the stored values alone.
+    """
+    state: dict[str, Any] = {}
+
+    async def prepare() -> None:
+        state["departments"] = await _load_departments(ctx.session)
+        officers = {o.code: o for o in (await ctx.session.scalars(select(Officer))).unique()}
+        state["accounts"] = _Accounts(
+            officers=officers,
+            wecom={o.wecom_userid: o.code for o in officers.values() if o.wecom_userid},
+            dingtalk={o.dingtalk_userid: o.code for o in officers.values() if o.dingtalk_userid})
+
+    def check(sheet: Sheet, layout: _Layout) -> _Checked:
+        checked = _check_file(
+            sheet, layout, lambda row: _check_inspector(row, state["departments"], state["accounts"]),
+            lambda r: (r["code"],), "code", "人员编号")
+        _account_duplicates(checked)
+        return checked
+
+    async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
+        officers: dict[str, Officer] = state["accounts"].officers
+        fields = ["name", "department_id", *(f for f in ("cert_no", "expertise", "region",
+                  "mobile", "wecom_userid", "dingtalk_userid") if checked.layout.has(f))]
+        inserted = updated = 0
+        for done, rec in enumerate(checked.good(), start=1):
+            officer = officers.get(rec["code"])
+            if officer is None:
+                ctx.session.add(Officer(**rec))
+                inserted += 1
+            else:
+                for f in fields:
+                    setattr(officer, f, rec[f])
+                officer.roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
+                updated += 1
+            if progress is not None and (done % CHUNK == 0 or done == len(checked.records)):
+                progress(done, len(checked.records))
+        await ctx.session.flush()
+        return inserted, updated
+
+    return await _run(ctx, "inspectors", path, INSPECTOR_COLUMNS, check=check, prepare=prepare,
+                      write=write, skip_invalid=skip_invalid, rejects_path=rejects_path,
+                      progress=progress)
+
+
+# ---------------------------------------------------------------- exclusions
+
+
+def _parse_year(row: _Row) -> int:
+    value = row.raw("year")
+    text = _nfkc(value).removesuffix("年")
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    if not text:
+        row.error("year", "年度为空")
+        return 0
+    if not text.isascii() or not text.isdigit() or not 2000 <= int(text) <= 2100:
+        row.error("year", f"年度“{_text(value)}”不是有效年份（例如 2026）")
+        return 0
+    return int(text)
+
+
+def _check_exclusion(row: _Row, departments: _Departments) -> dict[str, Any]:
+    uscc, _legacy = _check_uscc(row)
+    return {"year": _parse_year(row), "uscc": uscc,
+            "department_id": departments.find(row, "department", required=False),
+            "source": row.text("source", _EXCLUSION_LEN["source"]),
+            "reason": row.text("reason", _EXCLUSION_LEN["reason"])}
+
+
+def _exclusion_key(rec: dict[str, Any]) -> tuple[Any, ...]:
+    return rec["year"], rec["uscc"], rec["department_id"], rec["source"]
+
+
+async def import_exclusions(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
+                            rejects_path: Path | None = None,
+                            progress: Progress | None = None) -> ImportReport:
+    """Import 'already inspected this year' records. Same (year, code, department, source)
+    updates the reason. Matching is done here, not by ON CONFLICT, because a missing
+    department is NULL and NULLs never conflict in a unique constraint."""
+    state: dict[str, Any] = {}
+
+    async def prepare() -> None:
+        state["departments"] = await _load_departments(ctx.session)
+
+    def check(sheet: Sheet, layout: _Layout) -> _Checked:
+        return _check_file(sheet, layout,
+                           lambda row: _check_exclusion(row, state["departments"]),
+                           _exclusion_key, "uscc", "同一年度、代码、部门和来源的记录")
+
+    async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
+        table = _EXCLUSIONS
+        conn = await _core_connection(ctx.session)
+        records = checked.good()
+        years = sorted({r["year"] for r in records})
+        existing = {(y, u, d, s): (i, r) for i, y, u, d, s, r in (await conn.execute(
+            select(table.c.id, table.c.year, table.c.uscc, table.c.department_id,
+                   table.c.source, table.c.reason).where(table.c.year.in_(years)))).all()}
+        new = [r for r in records if _exclusion_key(r) not in existing]
+        changed = [{"b_id": existing[_exclusion_key(r)][0], "reason": r["reason"]}
+                   for r in records
+                   if _exclusion_key(r) in existing and existing[_exclusion_key(r)][1] != r["reason"]]
+        done = 0
+        for chunk in _chunks(new):
+            await conn.execute(table.insert(), chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(records))
+        if changed:
+            await conn.execute(update(table).where(table.c.id == bindparam("b_id"))
+                               .values(reason=bindparam("reason")), changed)
+        if progress is not None:
+            progress(len(records), len(records))
+        _expire(ctx.session, Exclusion)
+        return len(new), len(records) - len(new)
+
+    return await _run(ctx, "exclusions", path, EXCLUSION_COLUMNS, check=check, prepare=prepare,
+                      write=write, skip_invalid=skip_invalid, rejects_path=rejects_path,
+                      progress=progress)
