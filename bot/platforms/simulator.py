@@ -1,0 +1,211 @@
+"""Local chat simulator: try the bot in a browser with no WeCom or DingTalk credentials.
+
+Inbound: the page posts text or a card button key; it becomes a neutral Event (platform "sim",
+user id = the officer's code) stored in the inbox exactly like a platform callback, so the
+same dispatcher handles it. Outbound: nothing is "sent"; the page reads the outbox rows meant
+for the chosen officer (direct) and for their department's chat, so it shows what every
+platform would deliver.
+
+For local trial only: it lets anyone act as any officer. Production sets
+`simulator.enabled = false`, and the server binds to 127.0.0.1 unless configured otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services import Services
+from core import inbox
+from core.clock import CHINA_TZ
+from core.messages import Destination, Event, OutMessage
+from core.models import Officer, OutboxMessage
+from core.render import render, templates_dir
+
+MAX_BODY_BYTES = 8 * 1024
+MAX_TEXT_CHARS = 2000
+PAGE_SIZE = 200  # messages per poll; the page asks again with `after` for more
+EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+ROLE_LABELS = {"liaison": "联络员", "inspector": "执法检查人员", "leader": "分管领导",
+               "admin": "管理员", "expert": "专家"}
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+                                "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message  # Chinese, shown in the page
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False),
+                             headers={"Cache-Control": "no-store"})
+
+
+async def _officer(session: AsyncSession, code: str) -> Officer:
+    officer = await session.scalar(select(Officer).where(Officer.code == code))
+    if officer is None:
+        raise ApiError(404, f"没有编号为“{code}”的人员。")
+    return officer
+
+
+def officer_json(officer: Officer) -> dict[str, Any]:
+    return {"code": officer.code, "name": officer.name, "department": officer.department.name,
+            "roles": list(officer.roles or []), "active": officer.active,
+            "role_labels": [ROLE_LABELS.get(r, r) for r in officer.roles or []]}
+
+
+def _scope(dest: Destination, officer: Officer) -> str | None:
+    """How a stored message reaches this officer: privately, in their department's group, in the
+    office group (admins) — or not at all."""
+    if dest.kind == "officer" and dest.officer_id == officer.id:
+        return "direct"
+    if dest.kind == "chat" and dest.platform == "sim" and dest.address == officer.code:
+        return "direct"  # a reply into the simulator conversation the officer started
+    if dest.kind == "department" and dest.department_id == officer.department_id:
+        return "department"
+    if dest.kind == "office" and officer.has_role("admin"):
+        return "office"
+    return None
+
+
+def message_json(row: OutboxMessage, scope: str) -> dict[str, Any]:
+    msg = OutMessage.model_validate(row.message)
+    return {"id": row.id, "at": row.created_at.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
+            "scope": scope, "kind": msg.kind, "title": msg.title, "body": msg.body,
+            "card": msg.card.model_dump(mode="json") if msg.card else None}
+
+
+async def messages_for(session: AsyncSession, officer: Officer, after: int) -> list[dict[str, Any]]:
+    """Outbox rows meant for `officer`, oldest first, with id > `after`."""
+    keys = [Destination.officer(officer.id).key(), Destination.department(officer.department_id).key(),
+            Destination(kind="chat", platform="sim").key(), Destination.office().key()]
+    rows = await session.scalars(
+        select(OutboxMessage).where(OutboxMessage.dest_key.in_(keys), OutboxMessage.id > after)
+        .order_by(OutboxMessage.id).limit(PAGE_SIZE))
+    found = []
+    for row in rows:
+        scope = _scope(Destination.model_validate(row.destination), officer)
+        if scope is not None:
+            found.append(message_json(row, scope))
+    return found
+
+
+async def _read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, "请求过大。")
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "请求过大。")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "请求不是有效的 JSON。") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "请求不是 JSON 对象。")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, limit: int) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"缺少 {name}。")
+    if len(value) > limit:
+        raise ApiError(400, f"{name} 过长（最多 {limit} 个字符）。")
+    return value.strip()
+
+
+def _event_id(data: dict[str, Any]) -> str:
+    """The page sends its own id so a retried POST is stored once; otherwise we make one."""
+    given = data.get("event_id")
+    if given is None:
+        return uuid.uuid4().hex
+    if not isinstance(given, str) or not EVENT_ID.match(given):
+        raise ApiError(400, "event_id 格式不正确。")
+    return given
+
+
+class Simulator:
+    def __init__(self, services: Services, wake_inbox: Callable[[], None] | None = None) -> None:
+        self.services = services
+        self.wake_inbox = wake_inbox  # tells the inbox worker to look now instead of at its tick
+        self.script = (templates_dir() / "web" / "simulator.js").read_text(encoding="utf-8")
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(text=render("web/simulator.html"), content_type="text/html",
+                            charset="utf-8", headers=PAGE_HEADERS)
+
+    async def script_file(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.script, content_type="text/javascript", charset="utf-8",
+                            headers=PAGE_HEADERS)
+
+    async def officers(self, request: web.Request) -> web.Response:
+        async with self.services.sessionmaker() as session:
+            rows = await session.scalars(select(Officer).order_by(Officer.department_id,
+                                                                  Officer.code))
+            return _json([officer_json(o) for o in rows])
+
+    async def messages(self, request: web.Request) -> web.Response:
+        try:
+            after_text = request.query.get("after", "0")
+            if not after_text.isdigit():
+                raise ApiError(400, "after 必须是非负整数。")
+            async with self.services.sessionmaker() as session:
+                officer = await _officer(session, request.query.get("officer", ""))
+                return _json(await messages_for(session, officer, int(after_text)))
+        except ApiError as err:
+            return _json({"error": err.message}, err.status)
+
+    async def send(self, request: web.Request) -> web.Response:
+        return await self._store(request, "text")
+
+    async def action(self, request: web.Request) -> web.Response:
+        return await self._store(request, "card_action")
+
+    async def _store(self, request: web.Request,
+                     kind: Literal["text", "card_action"]) -> web.Response:
+        try:
+            data = await _read_json(request)
+            code = _field(data, "officer", 32)
+            content = _field(data, "text" if kind == "text" else "action_key", MAX_TEXT_CHARS)
+            event_id = _event_id(data)
+            now = self.services.clock.now()
+            async with self.services.sessionmaker() as session:
+                officer = await _officer(session, code)
+                event = Event(platform="sim", event_id=event_id, kind=kind,
+                              user_id=officer.code,
+                              text=content if kind == "text" else "",
+                              action_key=content if kind == "card_action" else "",
+                              received_ms=int(now.timestamp() * 1000))
+                stored = await inbox.store(session, event, now=now)
+                await session.commit()
+        except ApiError as err:
+            return _json({"error": err.message}, err.status)
+        if stored and self.wake_inbox is not None:
+            self.wake_inbox()
+        return _json({"event_id": event_id, "duplicate": not stored}, 202)
+
+
+def routes(services: Services, wake_inbox: Callable[[], None] | None = None) -> list[web.RouteDef]:
+    sim = Simulator(services, wake_inbox)
+    return [
+        web.get("/sim", sim.page),
+        web.get("/sim/static/simulator.js", sim.script_file),
+        web.get("/sim/api/officers", sim.officers),
+        web.get("/sim/api/messages", sim.messages),
+        web.post("/sim/api/send", sim.send),
+        web.post("/sim/api/action", sim.action),
+    ]

@@ -1,0 +1,198 @@
+"""The local chat simulator: JSON API over real HTTP, inbox rows, outbox feed, full round trip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import HANDLER, create_app
+from bot.config import Settings
+from bot.platforms.simulator import routes
+from bot.services import SERVICES, Services
+from bot.workers import InboxWorker
+from core import outbox, tasks
+from core.changes import Ctx
+from core.clock import FixedClock
+from core.messages import Button, Card, Destination, OutMessage
+from core.models import InboxEvent, Invitation
+from core.rules import Rules
+from tests import factories
+
+SECRET = b"k" * 32
+
+
+@pytest.fixture
+def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Services:
+    return Services(settings=Settings(), sessionmaker=sessionmaker, clock=clock, rules=Rules(),
+                    link_secret=SECRET, public_base_url="http://127.0.0.1:8080")
+
+
+@pytest.fixture
+def wakes() -> list[int]:
+    return []
+
+
+@pytest.fixture
+async def client(services: Services, wakes: list[int], aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+    app = web.Application()
+    app[SERVICES] = services
+    app.add_routes(routes(services, wake_inbox=lambda: wakes.append(1)))
+    return await aiohttp_client(app)
+
+
+@pytest.fixture
+async def world(sessionmaker: async_sessionmaker[AsyncSession]) -> factories.World:
+    async with sessionmaker() as session:
+        w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
+        await session.commit()
+        return w
+
+
+async def inbox_rows(sessionmaker: async_sessionmaker[AsyncSession]) -> list[InboxEvent]:
+    async with sessionmaker() as session:
+        return list((await session.scalars(select(InboxEvent).order_by(InboxEvent.id))).all())
+
+
+async def test_send_stores_one_inbox_row_per_event_id(
+        client: TestClient, world: factories.World, wakes: list[int],
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    code = world.lead.liaison.code
+    body = {"officer": code, "text": "帮助", "event_id": "page-0001-retry"}
+    first = await client.post("/sim/api/send", json=body)
+    again = await client.post("/sim/api/send", json=body)  # the page retrying a lost answer
+    assert first.status == again.status == 202
+    assert await first.json() == {"event_id": "page-0001-retry", "duplicate": False}
+    assert (await again.json())["duplicate"] is True
+    rows = await inbox_rows(sessionmaker)
+    assert [(r.platform, r.event_id, r.payload["user_id"], r.payload["text"], r.payload["kind"])
+            for r in rows] == [("sim", "page-0001-retry", code, "帮助", "text")]
+    assert wakes == [1]  # the worker is woken for the new event only
+
+
+async def test_action_stores_a_card_action_with_a_generated_id(
+        client: TestClient, world: factories.World,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    resp = await client.post("/sim/api/action", json={"officer": world.lead.liaison.code,
+                                                      "action_key": "inv:accept:1"})
+    assert resp.status == 202
+    event_id = (await resp.json())["event_id"]
+    [row] = await inbox_rows(sessionmaker)
+    assert (row.event_id, row.payload["kind"], row.payload["action_key"]) == (
+        event_id, "card_action", "inv:accept:1")
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), [
+    ("/sim/api/send", {"officer": "NOBODY", "text": "帮助"}, 404, "没有编号为“NOBODY”的人员"),
+    ("/sim/api/send", {"officer": "P1", "text": "  "}, 400, "缺少 text"),
+    ("/sim/api/send", {"officer": "P1", "text": "x", "event_id": "../../etc"}, 400, "event_id"),
+    ("/sim/api/action", {"officer": "P1"}, 400, "缺少 action_key"),
+    ("/sim/api/send", ["not", "an", "object"], 400, "JSON 对象"),
+])
+async def test_bad_requests_get_chinese_json_errors_and_store_nothing(
+        client: TestClient, world: factories.World, sessionmaker: async_sessionmaker[AsyncSession],
+        path: str, body: Any, status: int, message: str) -> None:
+    resp = await client.post(path, json=body)
+    assert resp.status == status
+    assert message in (await resp.json())["error"]
+    assert await inbox_rows(sessionmaker) == []
+
+
+async def test_oversized_body_is_refused(client: TestClient, world: factories.World) -> None:
+    resp = await client.post("/sim/api/send", json={"officer": "P1", "text": "字" * 9000})
+    assert resp.status == 413
+
+
+async def test_messages_lists_direct_and_department_rows_for_that_officer_only(
+        client: TestClient, world: factories.World, clock: FixedClock,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    me, colleague = world.lead.liaison, world.lead.leader
+    other_dept = world.partners[0].dep
+    card = Card(title="联合抽查邀请", buttons=[Button(label="接受", action_key="inv:accept:9"),
+                                               Button(label="详情", url="http://127.0.0.1:8080/h5/x")])
+    async with sessionmaker() as session:
+        for dest, msg in [
+            (Destination.officer(me.id), OutMessage.text("给我的私聊")),
+            (Destination.officer(colleague.id), OutMessage.text("给同事的私聊")),
+            (Destination.department(me.department_id), OutMessage(kind="card", title="卡片", card=card)),
+            (Destination.department(other_dept.id), OutMessage.text("别的部门群")),
+            (Destination(kind="chat", platform="sim", address=me.code), OutMessage.text("会话回复")),
+            (Destination(kind="chat", platform="sim", address=colleague.code), OutMessage.text("别人的会话")),
+        ]:
+            await outbox.enqueue(session, dest, msg, now=clock.now())
+        await session.commit()
+
+    resp = await client.get("/sim/api/messages", params={"officer": me.code})
+    assert resp.status == 200
+    got = await resp.json()
+    assert [(m["scope"], m["body"] or m["title"]) for m in got] == [
+        ("direct", "给我的私聊"), ("department", "卡片"), ("direct", "会话回复")]
+    assert got[1]["card"]["buttons"][0]["action_key"] == "inv:accept:9"
+    assert got[1]["card"]["buttons"][1]["url"] == "http://127.0.0.1:8080/h5/x"
+    assert got[0]["at"].endswith("+08:00")
+
+    later = await client.get("/sim/api/messages", params={"officer": me.code, "after": got[1]["id"]})
+    assert [m["body"] for m in await later.json()] == ["会话回复"]
+
+
+async def test_messages_for_unknown_officer_or_bad_cursor(client: TestClient,
+                                                          world: factories.World) -> None:
+    resp = await client.get("/sim/api/messages", params={"officer": "NOBODY"})
+    assert resp.status == 404
+    assert "没有编号为" in (await resp.json())["error"]
+    resp = await client.get("/sim/api/messages", params={"officer": world.lead.liaison.code,
+                                                         "after": "-1"})
+    assert resp.status == 400
+
+
+async def test_officers_and_page(client: TestClient, world: factories.World) -> None:
+    officers = await (await client.get("/sim/api/officers")).json()
+    liaison = next(o for o in officers if o["code"] == world.lead.liaison.code)
+    assert liaison["department"] == "县市场监督管理局"
+    assert liaison["role_labels"] == ["联络员"]
+    page = await client.get("/sim")
+    assert page.status == 200
+    html = await page.text()
+    assert '<script src="/sim/static/simulator.js"></script>' in html
+    assert "切勿在生产环境开放" in html
+    script = await client.get("/sim/static/simulator.js")
+    assert script.content_type == "text/javascript"
+    assert "/sim/api/messages" in await script.text()
+
+
+async def test_round_trip_through_the_dispatcher(
+        services: Services, aiohttp_client, clock: FixedClock,  # type: ignore[no-untyped-def]
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """The simulator drives the real server: a card click becomes an answered invitation and
+    the reply shows up in the chat pane."""
+    async with sessionmaker() as session:
+        w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
+        ctx = Ctx(session=session, clock=clock, rules=services.rules)
+        task = await factories.draft_task(ctx, w)
+        [inv] = await tasks.open_consultation(factories.as_actor(ctx, w.lead.liaison), task,
+                                              [w.partners[0].dep.id])
+        await session.commit()
+    app = create_app(services, workers=())
+    client = await aiohttp_client(app)
+    liaison = w.partners[0].liaison.code
+
+    feed = await (await client.get("/sim/api/messages", params={"officer": liaison})).json()
+    [card] = [m for m in feed if m["card"]]
+    assert card["scope"] == "department"
+    accept = next(b for b in card["card"]["buttons"] if b["label"] == "接受")
+
+    resp = await client.post("/sim/api/action", json={"officer": liaison,
+                                                      "action_key": accept["action_key"]})
+    assert resp.status == 202
+    assert await InboxWorker(services, app[HANDLER]).run_once() == 1
+
+    async with sessionmaker() as session:
+        answered = await session.get(Invitation, inv.id)
+        assert answered is not None and answered.state == "accepted"
+    after = await (await client.get("/sim/api/messages",
+                                    params={"officer": liaison, "after": card["id"]})).json()
+    assert any(m["scope"] == "direct" for m in after)
