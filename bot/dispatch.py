@@ -1,0 +1,138 @@
+"""Event → handler, behind a fixed middleware order (design §8):
+
+errors → resolve officer → per-officer lock → conversation step → route.
+
+Runs inside the inbox worker's transaction and never commits. User errors (DomainError) become
+a Chinese reply; the handler's own writes are undone by a SAVEPOINT so a refused change leaves
+nothing behind, while the reply and (for PermissionDenied) the audit row survive. Anything else
+is re-raised for the inbox worker to record and retry: officers never see a stack trace.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services import Services
+from bot.web import invitation_link
+from core import outbox, tasks
+from core.changes import Ctx, record
+from core.errors import DomainError, PermissionDenied
+from core.messages import Destination, Event, OutMessage
+from core.models import Officer
+from core.render import render
+from handlers import conversation, invitations
+from handlers.base import HandlerCtx, LinkBuilder, UsageError, first_word, match_command, normalize
+from handlers.cards import InvitationAction, unpack_action
+from handlers.commands import COMMANDS, STEPS
+
+_USER_COLUMN = {"wecom": Officer.wecom_userid, "dingtalk": Officer.dingtalk_userid,
+                "sim": Officer.code}
+
+
+class Dispatcher:
+    def __init__(self, services: Services, links: LinkBuilder | None = None) -> None:
+        self.services = services
+        self.links = links if links is not None else partial(invitation_link, services)
+
+    async def handle(self, session: AsyncSession, event: Event) -> None:
+        officer = await resolve_officer(session, event)
+        if officer is None:
+            await self._refuse_unknown(session, event)
+            return
+        await lock_officer(session, officer)
+        ctx = HandlerCtx(session=session, clock=self.services.clock, rules=self.services.rules,
+                         officer=officer, event=event, links=self.links)
+        try:
+            async with session.begin_nested():
+                await self._route(ctx)
+        except DomainError as err:
+            await self._refused(ctx, err)
+
+    async def _route(self, ctx: HandlerCtx) -> None:
+        """Run what the event asks for: a card button, the pending step, or a command."""
+        event = ctx.event
+        if event.kind == "card_action":
+            action = unpack_action(event.action_key)
+            if isinstance(action, InvitationAction):
+                await invitations.on_card(ctx, action)
+            return
+        if event.kind != "text" or not event.text.strip():
+            return  # images, menu clicks, "entered the chat": nothing to answer
+        step = await conversation.pending(ctx)
+        if step is not None:
+            if normalize(event.text).lower() in conversation.CANCEL_WORDS:
+                await conversation.clear(ctx)
+                await ctx.say("cmd_cancelled.md.j2", had_step=True)
+                return
+            if step.step in STEPS:
+                ctx.step = step.step
+                await STEPS[step.step](ctx, step)
+                return
+            await conversation.clear(ctx)  # a step this version no longer knows
+        matched = match_command(event.text, COMMANDS)
+        if matched is None:
+            await ctx.reply(OutMessage.text(render("messages/cmd_unknown.txt.j2",
+                                                   word=first_word(event.text)[:20])))
+            return
+        command, args = matched
+        try:
+            await command.handler(ctx, args)
+        except UsageError as err:
+            raise UsageError(command.usage_text(err.message)) from None
+
+    async def _refused(self, ctx: HandlerCtx, err: DomainError) -> None:
+        """After the savepoint rolled the handler back: audit a denial, end a dead step, reply."""
+        if isinstance(err, PermissionDenied):
+            await tasks.record_denied(ctx.core, err.action or _attempt(ctx.event),
+                                      err.subject or f"officer:{ctx.officer.code}", err.message)
+        if ctx.step:  # the step cannot succeed any more (answered elsewhere, expired, denied)
+            await conversation.clear(ctx)
+        await ctx.reply(OutMessage.text(err.message))
+
+    async def _refuse_unknown(self, session: AsyncSession, event: Event) -> None:
+        label = f"unknown:{event.platform}:{event.user_id}"[:64]
+        ctx = Ctx(session=session, clock=self.services.clock, rules=self.services.rules,
+                  actor_label=label)
+        await record(ctx, "auth.unknown_user", f"user:{event.platform}:{event.user_id}"[:80],
+                     {"event": event.kind, "chat_id": event.chat_id})
+        await outbox.enqueue(session, unknown_user_destination(event),
+                             OutMessage.text(render("messages/cmd_unknown_user.txt.j2")),
+                             now=self.services.clock.now())
+
+
+def _attempt(event: Event) -> str:
+    if event.kind == "card_action":
+        return f"card:{event.action_key}"[:64]
+    return f"command:{first_word(event.text)}"[:64]
+
+
+async def resolve_officer(session: AsyncSession, event: Event) -> Officer | None:
+    if not event.user_id:
+        return None
+    column = _USER_COLUMN[event.platform]
+    return await session.scalar(
+        select(Officer).where(column == event.user_id, Officer.active.is_(True)))
+
+
+async def lock_officer(session: AsyncSession, officer: Officer) -> None:
+    """Serialise one officer's events across processes (aiogram #1317: steps interleaving).
+
+    PostgreSQL: a row lock held to the end of the caller's transaction. SQLite: a no-op UPDATE
+    takes the database write lock now — which also opens the transaction before the handler's
+    SAVEPOINT, so releasing that savepoint can never commit the caller's work early.
+    """
+    assert session.bind is not None
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(select(Officer.id).where(Officer.id == officer.id).with_for_update())
+    else:
+        await session.execute(update(Officer).where(Officer.id == officer.id)
+                              .values(id=Officer.id).execution_options(synchronize_session=False))
+
+
+def unknown_user_destination(event: Event) -> Destination:
+    """Where to answer someone who is no officer: the session webhook, the group, or the user."""
+    address = event.reply_address or event.chat_id or event.user_id
+    return Destination(kind="chat", platform=event.platform, address=address)

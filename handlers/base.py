@@ -1,0 +1,154 @@
+"""What every handler receives and the small helpers they share.
+
+Handlers never import bot/: the dispatcher hands them a `HandlerCtx` (one transaction, the
+clock, the rules, the resolved officer, the event, and an optional signed-link builder) and
+they reply through it. Replies are enqueued in the same transaction as the change they report.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import outbox
+from core.changes import Ctx
+from core.clock import Clock
+from core.errors import ValidationFailed
+from core.messages import Destination, Event, OutMessage
+from core.models import Officer
+from core.render import render
+from core.rules import Rules
+
+# (officer_id, invitation_id) -> signed H5 link to the invitation response page
+LinkBuilder = Callable[[int, int], str]
+
+_MENTION = re.compile(r"^(?:\s*@\S+)+\s*")
+# Item codes and similar lists may be separated by spaces, commas or the enumeration comma.
+_LIST_SPLIT = re.compile(r"[\s,;、]+")
+
+
+@dataclass
+class HandlerCtx:
+    session: AsyncSession
+    clock: Clock
+    rules: Rules
+    officer: Officer
+    event: Event
+    links: LinkBuilder | None = None
+    step: str = ""  # the conversation step this message answers, if any
+    sent: list[OutMessage] = field(default_factory=list)  # what this event enqueued as replies
+
+    @cached_property
+    def core(self) -> Ctx:
+        """The core services' context, acting as this officer (one per event: caches the calendar)."""
+        return Ctx(session=self.session, clock=self.clock, actor=self.officer, rules=self.rules)
+
+    def reply_destination(self) -> Destination:
+        """A DingTalk session webhook answers in the conversation it came from; else the officer."""
+        if self.event.reply_address:
+            return Destination(kind="chat", platform=self.event.platform,
+                               address=self.event.reply_address)
+        return Destination.officer(self.officer.id)
+
+    async def reply(self, msg: OutMessage) -> None:
+        await outbox.enqueue(self.session, self.reply_destination(), msg, now=self.clock.now())
+        self.sent.append(msg)
+
+    async def say(self, template: str, **context: Any) -> None:
+        """Render `templates/messages/<template>` and reply with it as markdown."""
+        await self.reply(OutMessage(kind="markdown", body=render(f"messages/{template}", **context)))
+
+
+class UsageError(ValidationFailed):
+    """A malformed command; the dispatcher answers with that command's usage and example."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Args:
+    """What follows the command word: normalised words, and the raw text for free-form reasons."""
+
+    raw: str
+
+    @cached_property
+    def words(self) -> list[str]:
+        return normalize(self.raw).split()
+
+    def code(self, index: int) -> str | None:
+        """The index-th word as an upper-case code (LJ-2026-001), or None when missing."""
+        return self.words[index].upper() if len(self.words) > index else None
+
+    def rest_after(self, count: int) -> str:
+        """The raw text after the first `count` words (keeps the officer's own punctuation)."""
+        parts = self.raw.split(maxsplit=count)
+        return parts[count].strip() if len(parts) > count else ""
+
+    def list_after(self, count: int) -> list[str]:
+        return [w for w in _LIST_SPLIT.split(normalize(self.rest_after(count))) if w]
+
+
+Handler = Callable[[HandlerCtx, Args], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # the Chinese command word
+    aliases: tuple[str, ...]
+    usage: str  # e.g. "接受 编号 [事项代码…]"
+    example: str
+    summary: str
+    handler: Handler
+    hidden: bool = False  # not listed by 帮助 (e.g. 取消 outside a conversation)
+
+    def words(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+    def usage_text(self, problem: str = "") -> str:
+        lead = f"{problem}\n" if problem else ""
+        return f"{lead}用法：{self.usage}\n例如：{self.example}"
+
+
+def normalize(text: str) -> str:
+    """Full-width letters, digits, spaces and punctuation to half-width; runs of space to one."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def strip_mentions(text: str) -> str:
+    """Drop leading "@机器人" tokens that group chats put before the command."""
+    return _MENTION.sub("", text).strip()
+
+
+def match_command(text: str, commands: list[Command]) -> tuple[Command, Args] | None:
+    """The command the text starts with (longest word first) and what follows it.
+
+    Tolerates a missing space after a Chinese command word ("任务LJ-2026-001"). NFKC keeps
+    full-width ASCII one character long, so the raw remainder lines up with the normalised one.
+    """
+    text = strip_mentions(text)
+    candidates = sorted(((w.lower(), c) for c in commands for w in c.words()),
+                        key=lambda wc: len(wc[0]), reverse=True)
+    for word, command in candidates:
+        head = unicodedata.normalize("NFKC", text[:len(word)]).lower()
+        if head != word:
+            continue
+        rest = text[len(word):]
+        if not rest or rest[0].isspace() or (_is_cjk(word[-1]) and not _is_cjk(rest[0])):
+            return command, Args(rest.strip())
+    return None
+
+
+def first_word(text: str) -> str:
+    words = normalize(strip_mentions(text)).split()
+    return words[0] if words else ""
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"

@@ -1,0 +1,57 @@
+"""The command table: words, aliases, usage lines and examples (帮助 is generated from it)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from core.models import Conversation
+from handlers import cases, draws, help, invitations, results, summary, tasks
+from handlers.base import Args, Command, HandlerCtx
+
+
+async def _help(ctx: HandlerCtx, args: Args) -> None:
+    await help.show(ctx, args, COMMANDS)
+
+
+async def _nothing_to_cancel(ctx: HandlerCtx, args: Args) -> None:
+    await ctx.say("cmd_cancelled.md.j2", had_step=False)
+
+
+COMMANDS: list[Command] = [
+    Command("帮助", ("help", "?", "菜单", "bz"), "帮助 [指令]", "帮助 拒绝",
+            "列出全部指令；后跟指令名查看该指令的用法", _help),
+    Command("任务", ("rw", "tasks"), "任务 [编号]", "任务 LJ-2026-001",
+            "本部门的联合抽查任务和待答复的邀请；带编号查看任务详情", tasks.list_or_show),
+    Command("接受", ("js", "accept"), "接受 编号 [事项代码…]", "接受 LJ-2026-001 SX0012 SX0013",
+            "接受联合抽查邀请；不写事项代码时按本部门重点事项参加（联络员、分管领导）", invitations.accept),
+    Command("拒绝", ("jj", "decline"), "拒绝 编号 理由", "拒绝 LJ-2026-001 本季度执法力量已全部投入专项整治",
+            "拒绝联合抽查邀请，须书面说明理由；只写编号时机器人会询问理由", invitations.decline),
+    Command("抽取", ("cq", "freeze"), "抽取 编号 [信标来源]", "抽取 LJ-2026-001 2026年3月3日福彩3D开奖号码",
+            "冻结抽取范围并公告范围、排除情况、范围哈希、规则、承诺值和信标来源（牵头部门）；"
+            "不写信标来源时默认为次日福彩3D开奖号码", draws.freeze),
+    Command("确认抽取", ("qrcq", "confirm"), "确认抽取 编号 信标值", "确认抽取 LJ-2026-001 386",
+            "输入公布的信标值，完成抽取并锁定，随即匹配执法检查人员并推送分工（牵头部门）", draws.confirm),
+    Command("快抽", ("kc",), "快抽 N 名 执法人员 [部门] [标签] ／ 快抽 N 户 对象 [行业] [区域]",
+            "快抽 2 名 执法人员 县市场监督管理局 食品",
+            "临时随机抽取执法检查人员或检查对象，结果可验证", draws.quick),
+    Command("我的检查", ("wdjc", "cases"), "我的检查", "我的检查",
+            "分配给我的检查对象、状态和结果录入期限", cases.mine),
+    Command("提交", ("tj", "submit"), "提交 案件号 结果 [检查日期]", "提交 LJ-2026-001-003 未发现问题 3月20日",
+            "快速录入无需问题详情的结果（未发现问题、已责令改正、注销等）", results.submit),
+    Command("回避", ("hb", "recuse"), "回避 案件号 理由", "回避 LJ-2026-001-003 本人与该企业负责人系近亲属",
+            "本人申请回避，按抽取顺序由本部门下一名执法检查人员替换", cases.recuse),
+    Command("进度", ("jd", "progress"), "进度 编号", "进度 LJ-2026-001",
+            "任务的邀请答复、检查和结果录入进度", tasks.progress),
+    Command("验证", ("yz", "verify"), "验证 抽取号", "验证 KC-2026-0001",
+            "复算一次抽取，逐项核对范围哈希、承诺值、信标和结果", draws.check),
+    Command("汇总", ("hz", "summary"), "汇总", "汇总",
+            "本部门联合抽查工作汇总：任务、邀请、检查进度、逾期和异议（分管领导）", summary.show),
+    Command("取消", ("cancel", "qx"), "取消", "取消", "放弃正在进行的操作（如填写拒绝理由）",
+            _nothing_to_cancel, hidden=True),
+]
+
+StepHandler = Callable[[HandlerCtx, Conversation], Awaitable[None]]
+
+STEPS: dict[str, StepHandler] = {
+    invitations.DECLINE_STEP: invitations.on_decline_reason,
+}

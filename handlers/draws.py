@@ -1,0 +1,95 @@
+"""抽取 (freeze), 确认抽取 (beacon → lock → match inspectors), 快抽 and 验证."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy import select
+
+from core import quickdraw, tasks, verify
+from core.errors import NotFound
+from core.models import Draw, JointTask
+from handlers.base import Args, HandlerCtx, UsageError, normalize
+
+# `快抽 N 名 执法人员 [部门] [标签]` / `快抽 N 户 对象 [行业] [区域]` — units and nouns both say
+# which kind; the unit may stick to the number ("3名"), the noun may be left out.
+_QUICK = re.compile(r"^(?P<n>\d+)\s*(?P<unit>名|人|位|户|家|个)?\s*"
+                    r"(?P<noun>执法检查人员|执法人员|检查人员|人员|检查对象|对象|企业|主体)?(?:\s+|$)(?P<rest>.*)$")
+_INSPECTOR_WORDS = {"名", "人", "位", "执法检查人员", "执法人员", "检查人员", "人员"}
+_TARGET_WORDS = {"户", "家", "检查对象", "对象", "企业", "主体"}
+BEACON_WORD = "信标"
+
+
+def default_beacon_source(today: dt.date) -> str:
+    """The public beacon announced when the lead names none: the next day's 福彩3D draw,
+    a number nobody can know when the pool is frozen and anyone can look up afterwards."""
+    day = today + dt.timedelta(days=1)
+    return f"{day.year}年{day.month}月{day.day}日福彩3D开奖号码"
+
+
+async def freeze(ctx: HandlerCtx, args: Args) -> None:
+    """抽取 编号 [信标来源] — freezes the pool and rule; the announcement goes to every department."""
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    source = args.rest_after(1) or default_beacon_source(ctx.clock.today())
+    frozen = await tasks.freeze_pool(ctx.core, code, source)
+    await ctx.say("cmd_frozen.md.j2", d=frozen, code=code)
+
+
+async def confirm(ctx: HandlerCtx, args: Args) -> None:
+    """确认抽取 编号 信标值 — task draws lock and match inspectors; KC- codes are quick draws."""
+    code, beacon = args.code(0), args.rest_after(1)
+    if code is None or not beacon:
+        raise UsageError("请写明抽取编号和公布的信标值。")
+    if code.startswith(quickdraw.CODE_PREFIX + "-"):
+        row = await quickdraw.confirm_quick_draw(ctx.core, code, beacon)
+        await _quick_receipt(ctx, row)
+        return
+    locked = await tasks.confirm_draw(ctx.core, code, beacon)
+    cases = await tasks.match_inspectors(ctx.core, code)
+    await ctx.say("cmd_draw_locked.md.j2", d=locked, cases=len(cases))
+
+
+async def quick(ctx: HandlerCtx, args: Args) -> None:
+    words = normalize(args.raw)
+    source = ""
+    if f" {BEACON_WORD} " in f" {words} ":
+        words, source = (part.strip() for part in f" {words} ".split(f" {BEACON_WORD} ", 1))
+    m = _QUICK.match(words)
+    kind_words = {m.group("unit"), m.group("noun")} - {None} if m else set()
+    inspectors, targets = bool(kind_words & _INSPECTOR_WORDS), bool(kind_words & _TARGET_WORDS)
+    filters = m.group("rest").split() if m else []
+    if m is None or inspectors == targets or len(filters) > 2:
+        raise UsageError
+    if ctx.rules.quick_draw_requires_beacon and not source:
+        source = default_beacon_source(ctx.clock.today())
+    count = int(m.group("n"))
+    first, second = [*filters, "", ""][:2]
+    if inspectors:
+        row = await quickdraw.draw_inspectors(ctx.core, count, first, second, beacon_source=source)
+    else:
+        row = await quickdraw.draw_targets(ctx.core, count, first, second, beacon_source=source)
+    await _quick_receipt(ctx, row)
+
+
+async def _quick_receipt(ctx: HandlerCtx, row: Draw) -> None:
+    chosen = await quickdraw.describe(ctx.session, row) if row.state == "locked" else []
+    await ctx.say("cmd_quick_draw.md.j2", d=row, chosen=chosen, no_beacon=quickdraw.NO_BEACON_NOTE)
+
+
+async def check(ctx: HandlerCtx, args: Args) -> None:
+    """验证 抽取号 — recompute a draw; a task code verifies all of that task's current draws."""
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    draws = list(await ctx.session.scalars(select(Draw).where(Draw.code == code)))
+    if not draws:
+        draws = list(await ctx.session.scalars(
+            select(Draw).join(JointTask, JointTask.id == Draw.task_id)
+            .where(JointTask.code == code, Draw.state != "superseded").order_by(Draw.id)))
+    if not draws:
+        raise NotFound(f"未找到抽取记录 {code}")
+    reports = [await verify.verify_draw(ctx.session, d.id) for d in draws]
+    await ctx.say("cmd_verify.md.j2", reports=reports)

@@ -1,0 +1,151 @@
+"""接受 / 拒绝 an invitation — by command, by card button, and the decline-reason conversation."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from core import outbox, tasks
+from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from core.messages import Card, Destination, OutMessage
+from core.models import Conversation, Invitation, Item, JointTask, TaskItem
+from handlers import conversation
+from handlers.base import Args, HandlerCtx, UsageError, strip_mentions
+from handlers.cards import InvitationAction
+
+DECLINE_STEP = "decline_reason"
+RETRY_HINT = "请重新回复拒绝理由，或发送“取消”放弃。"
+
+
+async def accept(ctx: HandlerCtx, args: Args) -> None:
+    """接受 编号 [事项代码…] — without codes the department's default items are taken."""
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    invitation, task = await _own_invitation(ctx, code)
+    item_ids = await _item_ids(ctx, args.list_after(1))
+    await tasks.accept_invitation(ctx.core, invitation.id, item_ids)
+    await _reply_accepted(ctx, invitation, task)
+
+
+async def decline(ctx: HandlerCtx, args: Args) -> None:
+    """拒绝 编号 理由 — without a reason the bot asks for it and waits for the next message."""
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    invitation, task = await _own_invitation(ctx, code)
+    reason = args.rest_after(1)
+    if not reason:
+        await _ask_reason(ctx, invitation, task)
+        return
+    await tasks.decline_invitation(ctx.core, invitation.id, reason)
+    await _reply_declined(ctx, invitation, task)
+
+
+async def on_card(ctx: HandlerCtx, action: InvitationAction) -> None:
+    """A click on the invitation card's 接受 / 拒绝 button."""
+    invitation = await ctx.session.get(Invitation, action.invitation_id)
+    if invitation is None:
+        raise NotFound("该邀请不存在或已被撤回")
+    task = await _task(ctx, invitation)
+    if action.action == "accept":
+        await tasks.accept_invitation(ctx.core, invitation.id)
+        await _reply_accepted(ctx, invitation, task)
+        await _update_card(ctx, task, ctx.event.response_code, "接受")
+    else:
+        await _ask_reason(ctx, invitation, task, response_code=ctx.event.response_code)
+
+
+async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
+    """The officer's next message after "请回复拒绝理由": the written reason."""
+    invitation = await ctx.session.get(Invitation, int(step.data["invitation_id"]))
+    if invitation is None:
+        await conversation.clear(ctx)
+        raise NotFound("该邀请不存在或已被撤回")
+    task = await _task(ctx, invitation)
+    reason = strip_mentions(ctx.event.text)
+    try:
+        async with ctx.session.begin_nested():
+            await tasks.decline_invitation(ctx.core, invitation.id, reason)
+    except ValidationFailed as err:  # e.g. too short: keep waiting for a better reason
+        await ctx.reply(OutMessage.text(f"{err.message}\n{RETRY_HINT}"))
+        return
+    await conversation.clear(ctx)
+    await _reply_declined(ctx, invitation, task)
+    await _update_card(ctx, task, str(step.data.get("response_code", "")), "拒绝")
+
+
+async def _ask_reason(ctx: HandlerCtx, invitation: Invitation, task: JointTask,
+                      response_code: str = "") -> None:
+    _check_answerable(ctx, invitation)
+    await conversation.start(ctx, DECLINE_STEP, {"invitation_id": invitation.id,
+                                                 "task_code": task.code,
+                                                 "response_code": response_code})
+    await ctx.say("cmd_ask_decline_reason.md.j2", task=task,
+                  min_chars=ctx.rules.decline_reason_min_chars, hours=ctx.rules.conversation_hours)
+
+
+def _check_answerable(ctx: HandlerCtx, invitation: Invitation) -> None:
+    """Refuse before asking for a reason the officer could never give (the core checks again)."""
+    officer = ctx.officer
+    if officer.department_id != invitation.department_id or not (
+            officer.has_role("liaison") or officer.has_role("leader")):
+        raise PermissionDenied(f"只有{invitation.department.name}的联络员或分管领导可以答复该邀请",
+                               action="invitation.decline", subject=f"invitation:{invitation.id}")
+    if invitation.state != "pending":
+        label = tasks.INVITATION_STATE_LABELS[invitation.state]
+        raise InvalidTransition(f"该邀请已答复（{label}），不能重复答复")
+
+
+async def _reply_accepted(ctx: HandlerCtx, invitation: Invitation, task: JointTask) -> None:
+    items = list(await ctx.session.scalars(
+        select(Item).join(TaskItem, TaskItem.item_id == Item.id)
+        .where(TaskItem.task_id == task.id, TaskItem.department_id == invitation.department_id)
+        .order_by(Item.code)))
+    await ctx.say("cmd_accepted.md.j2", task=task, department=invitation.department, items=items)
+
+
+async def _reply_declined(ctx: HandlerCtx, invitation: Invitation, task: JointTask) -> None:
+    await ctx.say("cmd_declined.md.j2", task=task, department=invitation.department,
+                  reason=invitation.reason)
+
+
+async def _update_card(ctx: HandlerCtx, task: JointTask, response_code: str, verb: str) -> None:
+    """Grey the clicked WeCom card and show who answered (only WeCom gives a response_code)."""
+    if not response_code:
+        return
+    card = Card(title=f"联合抽查邀请：{task.title}", answered=f"已由 {ctx.officer.name} {verb}")
+    await outbox.enqueue(ctx.session, Destination.officer(ctx.officer.id),
+                         OutMessage(kind="card_update", response_code=response_code, card=card),
+                         now=ctx.clock.now())
+
+
+async def _task(ctx: HandlerCtx, invitation: Invitation) -> JointTask:
+    task = await ctx.session.get(JointTask, invitation.task_id)
+    assert task is not None  # foreign key
+    return task
+
+
+async def _own_invitation(ctx: HandlerCtx, code: str) -> tuple[Invitation, JointTask]:
+    """The invitation of the officer's department to task `code`."""
+    task = await tasks.get_task(ctx.core, code)
+    invitation = await ctx.session.scalar(select(Invitation).where(
+        Invitation.task_id == task.id, Invitation.department_id == ctx.officer.department_id))
+    if invitation is None:
+        if task.lead_department_id == ctx.officer.department_id:
+            raise ValidationFailed(f"{task.code} 由本部门牵头，无需答复邀请")
+        raise NotFound(f"任务 {task.code} 没有邀请{ctx.officer.department.name}")
+    return invitation, task
+
+
+async def _item_ids(ctx: HandlerCtx, item_codes: list[str]) -> list[int] | None:
+    """Ids of the department's items named by code (case-insensitive); None = default items."""
+    if not item_codes:
+        return None
+    wanted = [c.upper() for c in dict.fromkeys(item_codes)]
+    rows = (await ctx.session.execute(select(func.upper(Item.code), Item.id).where(
+        Item.department_id == ctx.officer.department_id,
+        func.upper(Item.code).in_(wanted)))).all()
+    found = dict(rows)
+    if missing := [c for c in wanted if c not in found]:
+        raise ValidationFailed(f"本部门抽查事项清单中没有事项代码：{'、'.join(missing)}")
+    return [found[c] for c in wanted]

@@ -1,0 +1,319 @@
+"""The dispatcher's middleware (unknown users, savepoints, per-officer lock, conversation steps),
+command parsing, typed card payloads and quick draws — through Dispatcher.handle on a real DB."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+from typing import Any, ClassVar
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.dispatch import Dispatcher
+from bot.services import Services
+from core.clock import FixedClock
+from core.errors import ValidationFailed
+from core.messages import Event
+from core.models import AuditEvent, Conversation, Draw, Officer, OutboxMessage
+from core.rules import Rules
+from handlers.base import Args, match_command
+from handlers.cards import MAX_KEY_BYTES, CardAction, InvitationAction, unpack_action
+from handlers.commands import COMMANDS
+from tests import factories as f
+
+_ids = itertools.count(1)
+
+
+def make_dispatcher(sm: async_sessionmaker[AsyncSession], clock: FixedClock,
+                    rules: Rules | None = None) -> Dispatcher:
+    services = Services(settings=Settings(), sessionmaker=sm, clock=clock, rules=rules or Rules(),
+                        link_secret=b"k" * 32, public_base_url="http://127.0.0.1:8080")
+    return Dispatcher(services)
+
+
+def text_event(user_id: str, text: str, platform: str = "sim", **extra: Any) -> Event:
+    return Event(platform=platform, event_id=f"e{next(_ids)}", kind="text", user_id=user_id,
+                 text=text, **extra)
+
+
+async def send(sm: async_sessionmaker[AsyncSession], d: Dispatcher, event: Event) -> list[OutboxMessage]:
+    """Handle one event in its own committed transaction, as the inbox worker does; return the
+    outbox rows it added."""
+    async with sm() as s:
+        last = await s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()).limit(1)) or 0
+    async with sm() as s, s.begin():
+        await d.handle(s, event)
+    async with sm() as s:
+        return list(await s.scalars(select(OutboxMessage).where(OutboxMessage.id > last)
+                                    .order_by(OutboxMessage.id)))
+
+
+def bodies(rows: list[OutboxMessage]) -> str:
+    return "\n".join(r.message.get("body", "") for r in rows)
+
+
+async def audit_rows(sm: async_sessionmaker[AsyncSession], action: str) -> list[AuditEvent]:
+    async with sm() as s:
+        return list(await s.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+@pytest.fixture
+async def people(sessionmaker: async_sessionmaker[AsyncSession]) -> f.World:
+    async with sessionmaker() as s, s.begin():
+        w = await f.world(s, partners=1, inspectors=3, n_targets=12, industry="餐饮服务",
+                          region="城关镇")
+        await f.targets(s, 5, industry="食品生产", region="城关镇")
+        w.lead.inspectors[0].expertise = ["食品"]
+        w.lead.inspectors[1].expertise = ["食品", "特种设备"]
+    return w
+
+
+# ---------------------------------------------------------------- parsing
+
+@pytest.mark.parametrize(("text", "name", "rest"), [
+    ("任务", "任务", ""),
+    ("任务 LJ-2026-001", "任务", "LJ-2026-001"),
+    ("任务LJ-2026-001", "任务", "LJ-2026-001"),
+    ("@联检助手 任务\u3000lj-2026-001", "任务", "lj-2026-001"),
+    ("ｈｅｌｐ", "帮助", ""),
+    ("？", "帮助", ""),
+    ("确认抽取 LJ-2026-001 386", "确认抽取", "LJ-2026-001 386"),
+    ("拒绝 LJ-2026-001 人手不足，无法参加。", "拒绝", "LJ-2026-001 人手不足，无法参加。"),
+    ("JS LJ-2026-001", "接受", "LJ-2026-001"),
+])
+def test_commands_are_recognised_in_every_spelling(text: str, name: str, rest: str) -> None:
+    matched = match_command(text, COMMANDS)
+    assert matched is not None
+    command, args = matched
+    assert (command.name, args.raw) == (name, rest)
+
+
+@pytest.mark.parametrize("text", ["任务重，人手不足", "helpme", "你好"])
+def test_words_that_merely_start_like_a_command_are_not_commands(text: str) -> None:
+    assert match_command(text, COMMANDS) is None
+
+
+def test_args_keep_the_officers_own_punctuation_in_free_text() -> None:
+    args = Args("ＬＪ-2026-001\u3000本季度执法力量，已全部投入专项整治。")
+    assert args.code(0) == "LJ-2026-001"
+    assert args.rest_after(1) == "本季度执法力量，已全部投入专项整治。"
+    assert Args("LJ-2026-001 SX01，sx02、SX03").list_after(1) == ["SX01", "sx02", "SX03"]
+
+
+# ---------------------------------------------------------------- card payloads
+
+def test_card_payload_round_trips_and_rejects_anything_else() -> None:
+    key = InvitationAction(action="decline", invitation_id=12).pack()
+    assert key == "inv:decline:12"
+    assert unpack_action(key) == InvitationAction(action="decline", invitation_id=12)
+    for bad in ("inv:decline", "inv:maybe:12", "inv:accept:-1", "inv:accept:0", "inv:accept:12:1",
+                "xyz:accept:12", "", "inv:accept: 12", "inv:accept:1２"):
+        with pytest.raises(ValidationFailed, match="按钮已失效"):
+            unpack_action(bad)
+
+
+class _WideAction(CardAction):
+    """Sixteen 64-character parts: 16 × 65 + 4 bytes, more than a WeCom button key holds."""
+
+    prefix: ClassVar[str] = "wide"
+    a: str
+    b: str
+    c: str
+    d: str
+    e: str
+    f: str
+    g: str
+    h: str
+    i: str
+    j: str
+    k: str
+    l: str  # noqa: E741
+    m: str
+    n: str
+    o: str
+    p: str
+
+
+def test_card_payload_longer_than_the_platform_key_is_refused_when_built() -> None:
+    fields = {name: name * 64 for name in _WideAction.model_fields}
+    with pytest.raises(ValueError, match=f"exceeds {MAX_KEY_BYTES}"):
+        _WideAction(**fields).pack()
+    short = _WideAction(**{name: name for name in _WideAction.model_fields}).pack()
+    assert unpack_action(short) == _WideAction(**{name: name for name in _WideAction.model_fields})
+
+
+# ---------------------------------------------------------------- middleware
+
+async def test_unknown_user_is_refused_politely_and_audited(sessionmaker, clock) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event("stranger", "任务"))
+    assert len(rows) == 1
+    assert "您尚未在联检登记" in bodies(rows)
+    assert rows[0].destination["kind"] == "chat" and rows[0].destination["address"] == "stranger"
+    [event] = await audit_rows(sessionmaker, "auth.unknown_user")
+    assert event.actor == "unknown:sim:stranger"
+
+
+async def test_wecom_and_dingtalk_ids_resolve_to_the_officer(sessionmaker, clock, people) -> None:
+    async with sessionmaker() as s, s.begin():
+        officer = await s.get(Officer, people.lead.liaison.id)
+        officer.wecom_userid, officer.dingtalk_userid = "zhangsan", "ding-007"
+    d = make_dispatcher(sessionmaker, clock)
+    for platform, uid in (("wecom", "zhangsan"), ("dingtalk", "ding-007")):
+        rows = await send(sessionmaker, d, text_event(uid, "帮助", platform=platform))
+        assert "可用指令" in bodies(rows)
+        assert rows[0].destination == {"kind": "officer", "officer_id": people.lead.liaison.id,
+                                       "department_id": None, "platform": None, "address": ""}
+
+
+async def test_dingtalk_session_webhook_gets_the_reply(sessionmaker, clock, people) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(
+        people.lead.liaison.code, "帮助", reply_address="https://oapi.dingtalk.com/robot/sendBySession?session=x"))
+    assert rows[0].destination["kind"] == "chat"
+    assert rows[0].destination["address"].endswith("session=x")
+
+
+async def test_unknown_and_malformed_commands_get_specific_hints(sessionmaker, clock, people) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    who = people.lead.liaison.code
+    assert "未识别的指令“吃饭了吗”" in bodies(await send(sessionmaker, d, text_event(who, "吃饭了吗")))
+    usage = bodies(await send(sessionmaker, d, text_event(who, "接受")))
+    assert "用法：接受 编号 [事项代码…]" in usage and "例如：" in usage
+    assert "未找到任务 LJ-2026-999" in bodies(await send(sessionmaker, d, text_event(who, "接受 LJ-2026-999")))
+
+
+async def test_help_lists_every_visible_command_with_an_example(sessionmaker, clock, people) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    text = bodies(await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, "帮助")))
+    for c in COMMANDS:
+        assert (c.usage in text) != c.hidden
+        assert c.hidden or c.example in text
+    one = bodies(await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, "帮助 jj")))
+    assert "拒绝 编号 理由" in one and "接受 编号" not in one
+
+
+async def test_unexpected_errors_propagate_for_the_inbox_worker(sessionmaker, clock, people,
+                                                                 monkeypatch) -> None:
+    async def broken(ctx, args):  # a bug in a handler, not a user error
+        raise RuntimeError("boom")
+
+    command = next(c for c in COMMANDS if c.name == "我的检查")
+    monkeypatch.setattr("handlers.cases.tasks.cases_for_officer", broken)
+    d = make_dispatcher(sessionmaker, clock)
+    with pytest.raises(RuntimeError, match="boom"):
+        await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, command.name))
+    async with sessionmaker() as s:
+        assert await s.scalar(select(OutboxMessage.id)) is None  # no reply, no stack trace
+
+
+async def test_outer_rollback_discards_everything_the_dispatcher_wrote(sessionmaker, clock, people) -> None:
+    """The SAVEPOINT must nest inside the caller's transaction (SQLite's driver would otherwise
+    commit at RELEASE): the inbox worker's rollback has to undo the handler's draw and replies."""
+    d = make_dispatcher(sessionmaker, clock)
+    async with sessionmaker() as s:
+        await s.begin()
+        await d.handle(s, text_event(people.lead.liaison.code, "快抽 2 名 执法人员"))
+        assert await s.scalar(select(Draw.code)) == "KC-2026-0001"
+        await s.rollback()
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Draw.id)) is None
+        assert await s.scalar(select(OutboxMessage.id)) is None
+        assert await s.scalar(select(AuditEvent.id)) is None
+
+
+async def test_one_officers_events_are_serialised(sessionmaker, clock, people) -> None:
+    """A second event of the same officer waits for the first transaction (aiogram #1317)."""
+    d = make_dispatcher(sessionmaker, clock)
+    who = people.lead.liaison.code
+    async with sessionmaker() as first:
+        await first.begin()
+        await d.handle(first, text_event(who, "快抽 1 户 对象"))
+
+        async def second() -> None:
+            async with sessionmaker() as s, s.begin():
+                await d.handle(s, text_event(who, "快抽 1 户 对象"))
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await first.commit()
+        await asyncio.wait_for(waiting, 10)
+    async with sessionmaker() as s:
+        assert list(await s.scalars(select(Draw.code).order_by(Draw.id))) == ["KC-2026-0001",
+                                                                            "KC-2026-0002"]
+
+
+async def test_expired_step_is_ignored_and_the_message_handled_as_a_command(sessionmaker, clock,
+                                                                           people) -> None:
+    async with sessionmaker() as s, s.begin():
+        s.add(Conversation(officer_id=people.lead.liaison.id, step="decline_reason",
+                           data={"invitation_id": 999, "task_code": "LJ-2026-009"},
+                           expires_at=clock.now() - dt.timedelta(minutes=1)))
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(people.lead.liaison.code, "帮助"))
+    assert "可用指令" in bodies(rows)
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Conversation.id)) is None
+
+
+# ---------------------------------------------------------------- quick draws
+
+async def test_quick_draw_of_inspectors_is_locked_at_once_and_verifiable(sessionmaker, clock, people) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    who = people.lead.liaison.code
+    rows = await send(sessionmaker, d, text_event(who, "快抽 2名 执法人员 县市场监督管理局 食品"))
+    text = bodies(rows)
+    assert "快抽 KC-2026-0001" in text and "本次快抽未使用公开信标" in text
+    chosen = {o.name for o in people.lead.inspectors[:2]}
+    assert all(name in text for name in chosen)  # the only two with the tag
+    assert "验证 KC-2026-0001" in text
+    async with sessionmaker() as s:
+        row = await s.scalar(select(Draw))
+        assert row.state == "locked" and not row.uses_beacon and row.task_id is None
+        assert row.pool_size == 2
+    check = bodies(await send(sessionmaker, d, text_event(who, "验证 kc-2026-0001")))
+    assert "验证 KC-2026-0001：通过" in check and "✗" not in check and check.count("✓") >= 3
+    actions = [e.action for e in await audit_rows(sessionmaker, "quickdraw.locked")]
+    assert actions == ["quickdraw.locked"]
+
+
+async def test_quick_draw_of_targets_filters_by_industry_and_region(sessionmaker, clock, people) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 3 户 对象 食品 城关"))
+    assert "KC-2026-0001" in bodies(rows)
+    async with sessionmaker() as s:
+        row = await s.scalar(select(Draw))
+        assert row.kind == "targets" and row.pool_size == 5 and len(row.selection) == 3
+
+
+async def test_quick_draw_with_a_required_beacon_waits_for_it(sessionmaker, clock, people) -> None:
+    d = make_dispatcher(sessionmaker, clock, Rules(quick_draw_requires_beacon=True))
+    who = people.lead.liaison.code
+    frozen = bodies(await send(sessionmaker, d, text_event(who, "快抽 1 户 对象 餐饮")))
+    assert "2026年3月3日福彩3D开奖号码" in frozen and "确认抽取 KC-2026-0001" in frozen
+    locked = bodies(await send(sessionmaker, d, text_event(who, "确认抽取 KC-2026-0001 4 1 7")))
+    assert "信标：2026年3月3日福彩3D开奖号码 = 4 1 7" in locked
+    again = bodies(await send(sessionmaker, d, text_event(who, "确认抽取 KC-2026-0001 9 9 9")))
+    assert "已锁定" in again
+    check = bodies(await send(sessionmaker, d, text_event(who, "验证 KC-2026-0001")))
+    assert "通过" in check and "✗" not in check
+
+
+@pytest.mark.parametrize("text", ["快抽", "快抽 名 执法人员", "快抽 3", "快抽 3 名 对象",
+                                  "快抽 3 户 对象 a b c"])
+async def test_malformed_quick_draws_get_the_usage(sessionmaker, clock, people, text) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    assert "用法：快抽" in bodies(await send(sessionmaker, d, text_event(people.lead.liaison.code, text)))
+
+
+async def test_quick_draw_with_an_empty_pool_says_why(sessionmaker, clock, people) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 2 名 执法人员 县市场监督管理局 潜水"))
+    assert "没有符合条件的执法检查人员" in bodies(rows)
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Draw.id)) is None
