@@ -13,6 +13,7 @@ class Rules(BaseModel):
     recheck_workdays: int = Field(20, ge=1)
     correction_workdays: int = Field(5, ge=1)
     reply_workdays: int = Field(15, ge=1)
+    review_workdays: int = Field(5, ge=1)  # not in the seeds: our turnaround for 审核, nudged
     nudge_before_workdays: list[int] = Field(default_factory=lambda: [3, 1, 0])
     min_group_size: int = Field(2, ge=2)  # 004 第十六条(二)
     general_item_ratio_cap: str = "0.10"  # cap for general items (domain rule 4), decimal text

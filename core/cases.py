@@ -1,0 +1,513 @@
+"""Per-target inspection cases: notice, inspection date, results, review, publication.
+
+Case states: assigned → notified → inspected → submitted → approved | returned → published
+(→ objected → corrected). Results are versioned rows (CaseResult); a published version is never
+edited — `correct_result` adds a version and supersedes the old one (004 第二十条).
+
+Review (004 第十九条): the lead department and every participating department may each review a
+version once (one Review row per department). A return by any of them sends the result back to
+the group; the version is approved when the lead department approves it. Participants are
+expected to review before the lead; the lead's approval closes the review of that version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.changes import Ctx, Notice, record
+from core.clock import CHINA_TZ
+from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from core.messages import Destination, OutMessage
+from core.models import (
+    Case,
+    CaseResult,
+    Department,
+    GroupMember,
+    Invitation,
+    Item,
+    ItemResult,
+    JointTask,
+    Objection,
+    Officer,
+    Referral,
+    Review,
+    TaskItem,
+)
+from core.render import render
+from core.results import (
+    CATEGORIES,
+    REFERRAL_FOLLOWUPS,
+    Category,
+    check_codes,
+    department_category,
+    label,
+    validate_result,
+)
+from core.rules import Rules
+from core.workdays import Deadline, WorkCalendar
+
+CASE_STATE_LABELS = {"assigned": "待检查", "notified": "已告知", "inspected": "已检查",
+                     "submitted": "待审核", "approved": "审核通过", "returned": "审核退回",
+                     "published": "已公示", "objected": "异议处理中", "corrected": "已更正"}
+OPEN_FOR_ENTRY = ("assigned", "notified", "inspected", "returned")
+AFTER_APPROVAL = ("approved", "published", "objected", "corrected")
+REFERRAL_KINDS = ("移送办案机构", "抄告相关部门", "移送司法机关", "其他")
+
+
+def china_date(at: dt.datetime) -> dt.date:
+    return at.astimezone(CHINA_TZ).date()
+
+
+def message(template: str, title: str, **context: Any) -> OutMessage:
+    return OutMessage.md(title, render(f"messages/{template}.md.j2", **context))
+
+
+# ---------------------------------------------------------------- loading and permissions
+
+async def get_case(session: AsyncSession, case_code: str) -> Case:
+    case = await session.scalar(select(Case).where(Case.code == case_code))
+    if case is None:
+        raise NotFound(f"找不到案件 {case_code}")
+    return case
+
+
+async def get_task(session: AsyncSession, case: Case) -> JointTask:
+    task = await session.get(JointTask, case.task_id)
+    assert task is not None  # foreign key
+    return task
+
+
+async def active_members(session: AsyncSession, case: Case) -> list[GroupMember]:
+    rows = await session.scalars(select(GroupMember).where(
+        GroupMember.case_id == case.id, GroupMember.active.is_(True))
+        .order_by(GroupMember.is_leader.desc(), GroupMember.id))
+    return list(rows)
+
+
+async def participating_departments(session: AsyncSession, task: JointTask) -> list[Department]:
+    """The lead first, then departments that accepted or check items in the task."""
+    accepted = select(Invitation.department_id).where(Invitation.task_id == task.id,
+                                                      Invitation.state == "accepted")
+    with_items = select(TaskItem.department_id).where(TaskItem.task_id == task.id)
+    rows = await session.scalars(select(Department).where(
+        Department.id.in_(accepted) | Department.id.in_(with_items)
+        | (Department.id == task.lead_department_id)).order_by(Department.id))
+    return sorted(rows, key=lambda d: d.id != task.lead_department_id)
+
+
+def department_categories(departments: Sequence[Department]) -> list[Category]:
+    return [department_category(d.code, d.short_name or d.name)
+            for d in departments if not d.is_market_regulator]
+
+
+def is_staff(officer: Officer | None, department_ids: Sequence[int]) -> bool:
+    """A liaison or leader of one of the departments."""
+    return officer is not None and officer.department_id in department_ids and (
+        officer.has_role("liaison") or officer.has_role("leader"))
+
+
+def require(allowed: bool, message_text: str, action: str, subject: str) -> None:
+    """PermissionDenied carries action and subject so the caller audits the refusal."""
+    if not allowed:
+        raise PermissionDenied(message_text, action=f"{action}.denied", subject=subject)
+
+
+async def require_member(ctx: Ctx, case: Case, action: str) -> Officer:
+    members = await active_members(ctx.session, case)
+    actor = ctx.actor
+    require(actor is not None and any(m.officer_id == actor.id for m in members),
+            "只有本案检查组成员可以提交结果" if action == "case.result.submit"
+            else "只有本案检查组成员可以办理此事项", action, f"case:{case.code}")
+    assert actor is not None
+    return actor
+
+
+def state_error(case: Case, what: str) -> InvalidTransition:
+    return InvalidTransition(f"案件 {case.code} 当前状态为“{CASE_STATE_LABELS[case.state]}”，不能{what}")
+
+
+# ---------------------------------------------------------------- deadlines
+
+def result_deadline(cal: WorkCalendar, rules: Rules, case: Case, task: JointTask) -> Deadline:
+    """Results are due 20 working days after the inspection, or after the task window when no
+    inspection date is known yet (design §6)."""
+    if case.inspected_on is not None and case.result_due_on is not None:
+        return Deadline(case.result_due_on, case.result_due_provisional)
+    return cal.add_workdays(task.window_end, rules.result_entry_workdays)
+
+
+async def _set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:
+    cal = await ctx.work_calendar()
+    due = cal.add_workdays(day, ctx.rules.result_entry_workdays)
+    case.inspected_on, case.result_due_on, case.result_due_provisional = (
+        day, due.day, due.provisional)
+    return due
+
+
+async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Deadline:
+    case = await get_case(ctx.session, case_code)
+    await require_member(ctx, case, "case.inspected")
+    if case.state not in ("assigned", "notified", "inspected"):
+        raise state_error(case, "登记检查日期")
+    task = await get_task(ctx.session, case)
+    if day > ctx.clock.today():
+        raise ValidationFailed("检查日期不能晚于今天")
+    if day < task.window_start:
+        raise ValidationFailed(f"检查日期早于任务检查时间（{task.window_start.isoformat()} 起）")
+    due = await _set_inspected_on(ctx, case, day)
+    case.state = "inspected"
+    members = await active_members(ctx.session, case)
+    msg = message("case_inspected", f"{case.code} 已登记检查日期", case=case, target=case.target,
+                  due=due.label())
+    await record(ctx, "case.inspected", f"case:{case.code}",
+                 {"inspected_on": day.isoformat(), "result_due_on": due.day.isoformat(),
+                  "provisional": due.provisional},
+                 [Notice(Destination.officer(m.officer_id), msg) for m in members])
+    return due
+
+
+async def mark_notified(ctx: Ctx, case_code: str) -> None:
+    """The 联合抽查通知书 was handed to the target (004 第十六条(二))."""
+    case = await get_case(ctx.session, case_code)
+    await require_member(ctx, case, "case.notified")
+    if case.state != "assigned":
+        raise state_error(case, "登记已发放通知书")
+    case.state = "notified"
+    await record(ctx, "case.notified", f"case:{case.code}")
+
+
+# ---------------------------------------------------------------- results
+
+async def _validated_items(session: AsyncSession, task: JointTask, codes: Sequence[str],
+                           item_results: Sequence[dict[str, Any]],
+                           extra: Sequence[Category]) -> list[dict[str, Any]]:
+    task_items = set(await session.scalars(
+        select(TaskItem.item_id).where(TaskItem.task_id == task.id)))
+    seen: set[int] = set()
+    cleaned: list[dict[str, Any]] = []
+    for entry in item_results:
+        item_id = int(entry["item_id"])
+        if item_id not in task_items:
+            raise ValidationFailed(f"事项 {item_id} 不属于本次抽查任务")
+        if item_id in seen:
+            raise ValidationFailed(f"事项 {item_id} 的结果填写了两次")
+        seen.add(item_id)
+        item_codes = list(entry.get("codes") or [])
+        if item_codes:
+            check_codes(item_codes, extra)
+        if "1" in codes and any(c != "1" for c in item_codes):
+            raise ValidationFailed("有事项发现问题或情况，案件结论不能为“未发现问题”")
+        cleaned.append({"item_id": item_id, "codes": item_codes,
+                        "content": str(entry.get("content", "")),
+                        "problems": str(entry.get("problems", "")),
+                        "handling": str(entry.get("handling", ""))})
+    return cleaned
+
+
+async def _check_referrals(session: AsyncSession, case: Case, followups: Sequence[str]) -> None:
+    kinds = set(await session.scalars(select(Referral.kind).where(Referral.case_id == case.id)))
+    for kind in followups:
+        if kind in REFERRAL_FOLLOWUPS and kind not in kinds:
+            raise ValidationFailed(f"后续处置选择了“{kind}”，请先登记移送记录（接收单位和移送内容）")
+
+
+async def _next_version(session: AsyncSession, case: Case) -> int:
+    latest = await session.scalar(
+        select(func.max(CaseResult.version)).where(CaseResult.case_id == case.id))
+    return (latest or 0) + 1
+
+
+async def latest_result(session: AsyncSession, case: Case,
+                        state: str | None = None) -> CaseResult | None:
+    query = select(CaseResult).where(CaseResult.case_id == case.id)
+    if state is not None:
+        query = query.where(CaseResult.state == state)
+    return await session.scalar(query.order_by(CaseResult.version.desc()).limit(1))
+
+
+async def _new_version(ctx: Ctx, case: Case, task: JointTask, entered_by: Officer,
+                       fields: dict[str, Any]) -> CaseResult:
+    """Validate a result and add it as the next version (state `submitted`)."""
+    departments = await participating_departments(ctx.session, task)
+    extra = department_categories(departments)
+    today = ctx.clock.today()
+    inspected_on = fields["inspected_on"] or case.inspected_on
+    validate_result(fields["codes"], fields["methods"], fields["followups"], inspected_on,
+                    today=today, extra=extra, followup_done=fields["followup_done"],
+                    followup_done_on=fields["followup_done_on"])
+    items = await _validated_items(ctx.session, task, fields["codes"], fields["item_results"], extra)
+    await _check_referrals(ctx.session, case, fields["followups"])
+    if inspected_on is not None and inspected_on != case.inspected_on:
+        await _set_inspected_on(ctx, case, inspected_on)
+    result = CaseResult(
+        case_id=case.id, version=await _next_version(ctx.session, case), state="submitted",
+        codes=list(fields["codes"]), methods=list(fields["methods"]),
+        followups=list(fields["followups"]), followup_done=fields["followup_done"],
+        followup_done_on=fields["followup_done_on"], inspected_on=inspected_on,
+        remarks=fields["remarks"], entered_by_id=entered_by.id, entered_at=ctx.clock.now())
+    ctx.session.add(result)
+    await ctx.session.flush()
+    ctx.session.add_all(ItemResult(result_id=result.id, **item) for item in items)
+    return result
+
+
+def _fields(codes: Sequence[str], methods: Sequence[str], followups: Sequence[str],
+            followup_done: bool, followup_done_on: dt.date | None, inspected_on: dt.date | None,
+            item_results: Sequence[dict[str, Any]], remarks: str) -> dict[str, Any]:
+    return {"codes": list(codes), "methods": list(methods), "followups": list(followups),
+            "followup_done": followup_done, "followup_done_on": followup_done_on,
+            "inspected_on": inspected_on, "item_results": list(item_results),
+            "remarks": remarks.strip()}
+
+
+def _result_data(result: CaseResult) -> dict[str, Any]:
+    return {"version": result.version, "codes": result.codes, "methods": result.methods,
+            "followups": result.followups,
+            "inspected_on": result.inspected_on.isoformat() if result.inspected_on else None}
+
+
+async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
+                        methods: Sequence[str], followups: Sequence[str],
+                        followup_done: bool = False, followup_done_on: dt.date | None = None,
+                        inspected_on: dt.date | None = None,
+                        item_results: Sequence[dict[str, Any]] = (),
+                        remarks: str = "") -> CaseResult:
+    """A group member enters the result; late entry is accepted and flagged (rule 7)."""
+    case = await get_case(ctx.session, case_code)
+    actor = await require_member(ctx, case, "case.result.submit")
+    if case.state == "submitted":
+        raise InvalidTransition("结果已提交，正在审核中")
+    if case.state in AFTER_APPROVAL:
+        raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
+    task = await get_task(ctx.session, case)
+    result = await _new_version(ctx, case, task, actor, _fields(
+        codes, methods, followups, followup_done, followup_done_on, inspected_on,
+        item_results, remarks))
+    cal = await ctx.work_calendar()
+    due = result_deadline(cal, ctx.rules, case, task)
+    late = ctx.clock.today() > due.day
+    case.state = "submitted"
+    msg = message("result_submitted", f"{case.code} 结果待审核", case=case, target=case.target,
+                  task=task, result=result, labels=await _labels(ctx, task, result),
+                  late=late, due=due.label(), entered_by=actor)
+    await record(ctx, "case.result.submitted", f"case:{case.code}",
+                 {**_result_data(result), "late": late, "result_due_on": due.day.isoformat()},
+                 [Notice(Destination.department(task.lead_department_id), msg)])
+    return result
+
+
+async def _extra(ctx: Ctx, task: JointTask) -> list[Category]:
+    return department_categories(await participating_departments(ctx.session, task))
+
+
+async def _labels(ctx: Ctx, task: JointTask, result: CaseResult) -> list[str]:
+    extra = await _extra(ctx, task)
+    return [label(c, extra) for c in result.codes]
+
+
+async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "") -> Review:
+    case = await get_case(ctx.session, case_code)
+    task = await get_task(ctx.session, case)
+    departments = [d.id for d in await participating_departments(ctx.session, task)]
+    require(is_staff(ctx.actor, departments),
+            "只有发起部门或参与部门的联络员、分管领导可以审核结果", "case.result.review",
+            f"case:{case.code}")
+    assert ctx.actor is not None
+    result = await latest_result(ctx.session, case)
+    if case.state != "submitted" or result is None or result.state != "submitted":
+        raise state_error(case, "审核（没有待审核的结果）")
+    done = await ctx.session.scalar(select(Review.id).where(
+        Review.result_id == result.id, Review.department_id == ctx.actor.department_id))
+    if done is not None:
+        raise InvalidTransition("本部门已审核过该版本的结果")
+    reason = reason.strip()
+    if not approve and not reason:
+        raise ValidationFailed("退回结果时必须写明退回理由")
+    review = Review(result_id=result.id, reviewer_id=ctx.actor.id,
+                    department_id=ctx.actor.department_id,
+                    decision="approve" if approve else "return", reason=reason,
+                    created_at=ctx.clock.now())
+    ctx.session.add(review)
+    notices = await _apply_review(ctx, case, task, result, review)
+    await record(ctx, "case.result.reviewed", f"case:{case.code}",
+                 {"version": result.version, "decision": review.decision, "reason": reason,
+                  "department_id": review.department_id, "case_state": case.state}, notices)
+    return review
+
+
+async def _apply_review(ctx: Ctx, case: Case, task: JointTask, result: CaseResult,
+                        review: Review) -> list[Notice]:
+    members = await active_members(ctx.session, case)
+    if review.decision == "return":
+        result.state, case.state = "returned", "returned"
+        msg = message("result_returned", f"{case.code} 结果被退回", case=case,
+                      target=case.target, result=result, reason=review.reason,
+                      reviewer=ctx.actor)
+        return [Notice(Destination.officer(m.officer_id), msg) for m in members]
+    if review.department_id != task.lead_department_id:
+        return []  # a participant's approval is recorded; the lead's approval decides
+    result.state, case.state = "approved", "approved"
+    msg = message("result_approved", f"{case.code} 结果审核通过", case=case, target=case.target,
+                  result=result)
+    return [Notice(Destination.officer(m.officer_id), msg) for m in members]
+
+
+# ---------------------------------------------------------------- publication and corrections
+
+async def require_lead_staff(ctx: Ctx, task: JointTask, action: str, subject: str) -> None:
+    """The lead department's liaison or leader; the system (scheduler, CLI) may act too."""
+    require(ctx.actor is None or is_staff(ctx.actor, [task.lead_department_id]),
+            "只有发起部门的联络员、分管领导可以办理此事项", action, subject)
+
+
+async def _publish(ctx: Ctx, case: Case) -> CaseResult:
+    result = await latest_result(ctx.session, case, "approved")
+    if case.state != "approved" or result is None:
+        raise state_error(case, "公示（结果尚未审核通过）")
+    result.state, result.published_at = "published", ctx.clock.now()
+    case.state = "published"
+    return result
+
+
+async def _department_notices(ctx: Ctx, task: JointTask, msg: OutMessage) -> list[Notice]:
+    return [Notice(Destination.department(d.id), msg)
+            for d in await participating_departments(ctx.session, task)]
+
+
+async def publish_case(ctx: Ctx, case_code: str) -> CaseResult:
+    case = await get_case(ctx.session, case_code)
+    task = await get_task(ctx.session, case)
+    await require_lead_staff(ctx, task, "case.publish", f"case:{case.code}")
+    result = await _publish(ctx, case)
+    msg = message("result_published", f"{case.code} 结果已公示", task=task,
+                  cases=[(case, await _labels(ctx, task, result))])
+    await record(ctx, "case.published", f"case:{case.code}", {"version": result.version},
+                 await _department_notices(ctx, task, msg))
+    return result
+
+
+async def publish_task_results(ctx: Ctx, task_code: str) -> int:
+    """Publish every approved case of the task; one notice per department for the batch."""
+    task = await ctx.session.scalar(select(JointTask).where(JointTask.code == task_code))
+    if task is None:
+        raise NotFound(f"找不到任务 {task_code}")
+    await require_lead_staff(ctx, task, "task.publish", f"task:{task.code}")
+    cases = list(await ctx.session.scalars(select(Case).where(
+        Case.task_id == task.id, Case.state == "approved").order_by(Case.code)))
+    if not cases:
+        raise ValidationFailed(f"任务 {task.code} 没有审核通过、待公示的结果")
+    published = []
+    for case in cases:
+        result = await _publish(ctx, case)
+        await record(ctx, "case.published", f"case:{case.code}", {"version": result.version})
+        published.append((case, await _labels(ctx, task, result)))
+    msg = message("result_published", f"{task.code} 结果已公示", task=task, cases=published)
+    await record(ctx, "task.results_published", f"task:{task.code}",
+                 {"cases": [c.code for c, _ in published]},
+                 await _department_notices(ctx, task, msg))
+    return len(published)
+
+
+async def correct_result(ctx: Ctx, case_code: str, *, reason: str, codes: Sequence[str],
+                         methods: Sequence[str], followups: Sequence[str],
+                         followup_done: bool = False, followup_done_on: dt.date | None = None,
+                         inspected_on: dt.date | None = None,
+                         item_results: Sequence[dict[str, Any]] = (),
+                         remarks: str = "") -> CaseResult:
+    """A published result is corrected by a new published version; the old one is superseded
+    and stays readable. Resolves an objection whose re-check found the error."""
+    case = await get_case(ctx.session, case_code)
+    task = await get_task(ctx.session, case)
+    departments = [d.id for d in await participating_departments(ctx.session, task)]
+    require(is_staff(ctx.actor, departments),
+            "只有发起部门或参与部门的联络员、分管领导可以更正结果", "case.result.correct",
+            f"case:{case.code}")
+    assert ctx.actor is not None
+    previous = await latest_result(ctx.session, case, "published")
+    if case.state not in ("published", "objected", "corrected") or previous is None:
+        raise state_error(case, "更正（只有已公示的结果可以更正）")
+    if not reason.strip():
+        raise ValidationFailed("更正结果时必须写明更正理由")
+    objection = await ctx.session.scalar(select(Objection).where(
+        Objection.case_id == case.id, Objection.state.in_(("received", "error_found"))))
+    if objection is not None and objection.state == "received":
+        raise InvalidTransition("该案件的异议尚未复查，请先登记复查结论")
+    result = await _new_version(ctx, case, task, ctx.actor, _fields(
+        codes, methods, followups, followup_done, followup_done_on, inspected_on,
+        item_results, remarks))
+    result.is_correction, result.state, result.published_at = True, "published", ctx.clock.now()
+    previous.state, case.state = "superseded", "corrected"
+    if objection is not None:
+        objection.state = "corrected"
+    msg = message("result_corrected", f"{case.code} 公示结果已更正", case=case,
+                  target=case.target, previous=previous, result=result, reason=reason.strip(),
+                  labels=await _labels(ctx, task, result))
+    await record(ctx, "case.result.corrected", f"case:{case.code}",
+                 {**_result_data(result), "superseded_version": previous.version,
+                  "reason": reason.strip(), "objection_id": objection.id if objection else None},
+                 await _department_notices(ctx, task, msg))
+    return result
+
+
+async def add_referral(ctx: Ctx, case_code: str, kind: str, to_department: str,
+                       content: str) -> Referral:
+    """移交 / 移送 of a problem found (004 第二十一条); a group member or lead staff records it."""
+    case = await get_case(ctx.session, case_code)
+    task = await get_task(ctx.session, case)
+    members = await active_members(ctx.session, case)
+    actor = ctx.actor
+    require(actor is not None and (any(m.officer_id == actor.id for m in members)
+                                   or is_staff(actor, [task.lead_department_id])),
+            "只有本案检查组成员或发起部门联络员可以登记移送", "case.referral", f"case:{case.code}")
+    assert actor is not None
+    if kind not in REFERRAL_KINDS:
+        raise ValidationFailed(f"未知的移送方式“{kind}”，可选：{'、'.join(REFERRAL_KINDS)}")
+    if not to_department.strip() or not content.strip():
+        raise ValidationFailed("请填写接收单位和移送内容")
+    referral = Referral(case_id=case.id, kind=kind, to_department=to_department.strip(),
+                        content=content.strip(), created_by_id=actor.id,
+                        created_at=ctx.clock.now())
+    ctx.session.add(referral)
+    msg = message("case_referral", f"{case.code} {kind}", case=case, target=case.target,
+                  referral=referral, by=actor)
+    await record(ctx, "case.referral", f"case:{case.code}",
+                 {"kind": kind, "to": referral.to_department},
+                 [Notice(Destination.department(task.lead_department_id), msg)])
+    return referral
+
+
+# ---------------------------------------------------------------- documents
+
+async def case_document_context(session: AsyncSession, case_code: str) -> dict[str, Any]:
+    """Everything the 联合抽查通知书 and the 检查记录表 (一企一表) templates show."""
+    case = await get_case(session, case_code)
+    task = await get_task(session, case)
+    departments = await participating_departments(session, task)
+    extra = department_categories(departments)
+    result = await latest_result(session, case)
+    item_rows = (await session.execute(
+        select(Item, Department).join(TaskItem, TaskItem.item_id == Item.id)
+        .join(Department, Department.id == TaskItem.department_id)
+        .where(TaskItem.task_id == task.id).order_by(Department.id, Item.code))).all()
+    by_item = {}
+    if result is not None:
+        by_item = {r.item_id: r for r in await session.scalars(
+            select(ItemResult).where(ItemResult.result_id == result.id))}
+    items = [{"department": dept.name, "code": item.code, "name": item.name,
+              "key": item.category == "key", "result": by_item.get(item.id),
+              "labels": [label(c, extra) for c in getattr(by_item.get(item.id), "codes", [])]}
+             for item, dept in item_rows]
+    members = await active_members(session, case)
+    inspectors = [{"name": m.officer.name, "cert_no": m.officer.cert_no,
+                   "department": m.officer.department.name, "is_leader": m.is_leader}
+                  for m in members]
+    return {"case": case, "task": task, "target": case.target,
+            "lead_department": task.lead_department, "departments": departments,
+            "items": items, "inspectors": inspectors, "result": result,
+            "result_labels": [(c, label(c, extra)) for c in (result.codes if result else [])],
+            "categories": [*CATEGORIES.values(), *extra]}

@@ -1,0 +1,267 @@
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from core import cases
+from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from core.holidays import load_holiday_year
+from core.models import AuditEvent, Case, CaseResult, ItemResult, OutboxMessage, Review
+from core.render import render
+from core.workdays import HolidayFile
+from tests.case_factories import acting, at_day, build_world, snapshot
+
+D = dt.date
+NO_PROBLEM = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+PROBLEM = {"codes": ["A", "2", "B", "5:WJ"], "methods": ["实地检查"],
+           "followups": ["责令改正并跟踪"]}
+
+
+async def _audit(session, action):
+    return list(await session.scalars(select(AuditEvent).where(AuditEvent.action == action)
+                                      .order_by(AuditEvent.id)))
+
+
+async def _outbox(session):
+    return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    code = w.case.code
+    due = await cases.record_inspection_date(acting(ctx, w.a2), code, D(2026, 3, 10))
+    assert due.day == D(2026, 4, 8) and not due.provisional  # Qingming 4-6 skipped
+    await session.commit()
+
+    v1 = await cases.submit_result(
+        acting(ctx, w.a2), code, **PROBLEM, inspected_on=D(2026, 3, 10), item_results=[
+            {"item_id": w.items[0].id, "codes": ["A", "2", "B"], "content": "核查年报",
+             "problems": "未公示行政许可信息", "handling": "责令十日内改正"}])
+    await session.commit()
+    assert (v1.version, v1.state) == (1, "submitted")
+    review_requests = [m for m in await _outbox(session)
+                       if m.destination == {"kind": "department", "department_id": w.lead.id,
+                                            "officer_id": None, "platform": None, "address": ""}]
+    assert "结果待审核" in review_requests[-1].message["title"]
+    assert "违反县卫生健康委员会相关规定" in review_requests[-1].message["body"]
+
+    with pytest.raises(InvalidTransition, match="结果已提交，正在审核中"):
+        await cases.submit_result(acting(ctx, w.a1), code, **NO_PROBLEM)
+
+    before = await snapshot(session)
+    with pytest.raises(ValidationFailed, match="退回结果时必须写明退回理由"):
+        await cases.review_result(acting(ctx, w.lead_liaison), code, approve=False, reason="  ")
+    await session.commit()
+    assert await snapshot(session) == before
+
+    await cases.review_result(acting(ctx, w.other_liaison), code, approve=False,
+                              reason="卫生检查内容未填写")
+    await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "returned"
+    returned = [m for m in await _outbox(session) if m.destination["kind"] == "officer"
+                and "退回" in m.message["title"]]
+    assert {m.destination["officer_id"] for m in returned} == {w.a1.id, w.a2.id, w.b1.id}
+    assert "卫生检查内容未填写" in returned[0].message["body"]
+
+    v2 = await cases.submit_result(acting(ctx, w.b1), code, **PROBLEM, item_results=[
+        {"item_id": w.items[1].id, "codes": ["A", "5:WJ"], "content": "查看卫生许可证",
+         "problems": "从业人员健康证过期", "handling": "责令整改"}])
+    await session.commit()
+    assert v2.version == 2 and v2.inspected_on == D(2026, 3, 10)
+
+    # a participant approves first: recorded, but the lead's approval decides
+    await cases.review_result(acting(ctx, w.other_leader), code, approve=True)
+    await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "submitted"
+    with pytest.raises(InvalidTransition, match="本部门已审核过该版本的结果"):
+        await cases.review_result(acting(ctx, w.other_liaison), code, approve=True)
+    await cases.review_result(acting(ctx, w.lead_leader), code, approve=True)
+    await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "approved"
+    reviews = [tuple(r) for r in (await session.execute(
+        select(Review.result_id, Review.decision).order_by(Review.id))).all()]
+    assert reviews == [(v1.id, "return"), (v2.id, "approve"), (v2.id, "approve")]
+
+    at_day(ctx, D(2026, 3, 20))
+    assert await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code) == 1
+    await session.commit()
+    await session.refresh(w.case)
+    await session.refresh(v2)
+    assert w.case.state == "published" and v2.state == "published"
+    assert v2.published_at == ctx.clock.now()
+    with pytest.raises(ValidationFailed, match="没有审核通过、待公示的结果"):
+        await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+    with pytest.raises(InvalidTransition, match="不能重新提交"):
+        await cases.submit_result(acting(ctx, w.a1), code, **NO_PROBLEM, inspected_on=D(2026, 3, 10))
+    published = await _audit(session, "task.results_published")
+    assert published[0].data["cases"] == [code]
+    assert [e.data["late"] for e in await _audit(session, "case.result.submitted")] == [False, False]
+
+
+async def test_non_member_cannot_submit_and_nothing_changes(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    before = await snapshot(session)
+    for actor in (w.outsider, w.lead_liaison, None):
+        with pytest.raises(PermissionDenied) as err:
+            await cases.submit_result(acting(ctx, actor), w.case.code, **NO_PROBLEM,
+                                      inspected_on=D(2026, 3, 10))
+        assert str(err.value) == "只有本案检查组成员可以提交结果"
+        assert (err.value.action, err.value.subject) == ("case.result.submit.denied",
+                                                         f"case:{w.case.code}")
+    await session.commit()
+    assert await snapshot(session) == before
+
+
+async def test_inactive_member_is_refused(ctx, session):
+    from core.models import GroupMember
+
+    w = await build_world(session)
+    member = await session.scalar(select(GroupMember).where(GroupMember.officer_id == w.a2.id))
+    member.active = False  # replaced after a recusal
+    await session.commit()
+    with pytest.raises(PermissionDenied):
+        await cases.mark_notified(acting(ctx, w.a2), w.case.code)
+
+
+async def test_bad_result_input_changes_nothing(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    before = await snapshot(session)
+    bad = [
+        ({**NO_PROBLEM, "codes": ["1", "E"]}, "不能与其他检查结果同时选择"),
+        ({**PROBLEM, "followups": ["移送办案机构"]}, "请先登记移送记录"),
+        ({**NO_PROBLEM, "item_results": [{"item_id": 999, "codes": ["1"]}]},
+         "不属于本次抽查任务"),
+        ({**NO_PROBLEM, "item_results": [{"item_id": w.items[0].id, "codes": ["A", "2", "B"]}]},
+         "案件结论不能为“未发现问题”"),
+        ({**NO_PROBLEM, "inspected_on": None}, "请填写检查日期"),
+    ]
+    for fields, message in bad:
+        fields.setdefault("inspected_on", D(2026, 3, 10))
+        with pytest.raises(ValidationFailed) as err:
+            await cases.submit_result(acting(ctx, w.a1), w.case.code, **fields)
+        assert message in str(err.value)
+    with pytest.raises(ValidationFailed, match="检查日期不能晚于今天"):
+        await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 13))
+    with pytest.raises(ValidationFailed, match="早于任务检查时间"):
+        await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 1))
+    await session.commit()
+    assert await snapshot(session) == before
+
+
+async def test_referral_then_a_referred_result(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    with pytest.raises(ValidationFailed, match="未知的移送方式"):
+        await cases.add_referral(acting(ctx, w.a1), w.case.code, "转给别人", "县公安局", "x")
+    with pytest.raises(ValidationFailed, match="请填写接收单位和移送内容"):
+        await cases.add_referral(acting(ctx, w.a1), w.case.code, "移送办案机构", "", "x")
+    with pytest.raises(PermissionDenied):
+        await cases.add_referral(acting(ctx, w.outsider), w.case.code, "移送办案机构", "稽查大队", "x")
+    await cases.add_referral(acting(ctx, w.a1), w.case.code, "移送办案机构", "县市场监管稽查大队",
+                             "涉嫌虚假公示，移送立案调查")
+    result = await cases.submit_result(acting(ctx, w.a1), w.case.code, **{
+        **PROBLEM, "codes": ["A", "2", "C"], "followups": ["移送办案机构"]},
+        inspected_on=D(2026, 3, 10))
+    await session.commit()
+    assert result.followups == ["移送办案机构"]
+    assert [e.data["kind"] for e in await _audit(session, "case.referral")] == ["移送办案机构"]
+
+
+async def test_late_submission_is_accepted_and_flagged(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
+    at_day(ctx, D(2026, 4, 9))  # due 4-8
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM)
+    await session.commit()
+    event = (await _audit(session, "case.result.submitted"))[0]
+    assert event.data["late"] is True and event.data["result_due_on"] == "2026-04-08"
+    msg = (await _outbox(session))[-1].message
+    assert "逾期录入" in msg["body"]
+
+
+async def test_status_result_without_visit_and_not_inspected_due_from_window(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 4, 30))  # window ends 3-31; + 20 wd = 4-29 → late
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, codes=["9"], methods=[],
+                              followups=["无需后续处置"])
+    await session.commit()
+    event = (await _audit(session, "case.result.submitted"))[0]
+    assert event.data["result_due_on"] == "2026-04-29" and event.data["late"] is True
+    assert event.data["inspected_on"] is None
+
+
+async def test_review_needs_staff_of_a_participating_department(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
+                              inspected_on=D(2026, 3, 10))
+    await session.commit()
+    for actor in (w.a2, w.outsider):
+        with pytest.raises(PermissionDenied) as err:
+            await cases.review_result(acting(ctx, actor), w.case.code, approve=True)
+        assert err.value.action == "case.result.review.denied"
+    with pytest.raises(PermissionDenied):
+        await cases.publish_case(acting(ctx, w.a1), w.case.code)
+
+
+async def test_inspection_across_year_end_is_provisional_until_holidays_load(ctx, session):
+    w = await build_world(session, window_start=D(2026, 12, 1), window_end=D(2026, 12, 31))
+    at_day(ctx, D(2026, 12, 11))
+    due = await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 12, 10))
+    await session.commit()
+    # 15 working days left in December, then weekdays only: 1-1 (Fri), 1-4 … 1-7
+    assert (due.day, due.provisional) == (D(2027, 1, 7), True)
+    notice = (await _outbox(session))[-1].message["body"]
+    assert "暂按工作日周一至周五计算" in notice
+
+    changed = await load_holiday_year(ctx, HolidayFile(
+        2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试用节假日安排"))
+    await session.commit()
+    assert changed == 1
+    case = await session.scalar(select(Case).where(Case.id == w.case.id))
+    await session.refresh(case)
+    assert (case.result_due_on, case.result_due_provisional) == (D(2027, 1, 8), False)
+    assert (await _audit(session, "deadlines.recomputed"))[0].data["changes"][0]["to"] == "2027-01-08"
+
+
+async def test_documents_render_with_target_and_items(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    notice_ctx = await cases.case_document_context(session, w.case.code)
+    notice = render("documents/notice.html.j2", **notice_ctx)
+    assert "嘉善县某某食品有限公司" in notice and "联合抽查通知书" in notice
+    assert "企业公示信息检查（重点事项）" in notice and "公共场所卫生检查" in notice
+    assert "张检查（组长）" in notice and "ZFA1" in notice
+    blank_form = render("documents/record.html.j2", **notice_ctx)
+    assert "☐ 实地检查" in blank_form and "违反县卫生健康委员会相关规定" in blank_form
+
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM,
+                              inspected_on=D(2026, 3, 10), item_results=[
+                                  {"item_id": w.items[0].id, "codes": ["A", "2", "B"],
+                                   "problems": "未公示<行政许可>信息"}])
+    await session.commit()
+    record = render("documents/record.html.j2",
+                    **await cases.case_document_context(session, w.case.code))
+    assert "一企一表" in record and "91330424MA28AQAQXU" in record
+    assert "未公示&lt;行政许可&gt;信息" in record  # autoescaped
+    assert "违反县卫生健康委员会相关规定（5）" in record and "2026年3月10日" in record
+    assert "第 1 版" in record
+
+
+async def test_results_are_versioned_rows(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
+                              inspected_on=D(2026, 3, 10),
+                              item_results=[{"item_id": w.items[0].id, "codes": ["1"]}])
+    await session.commit()
+    rows = (await session.execute(select(CaseResult.version, ItemResult.codes)
+                                  .join(ItemResult, ItemResult.result_id == CaseResult.id))).all()
+    assert [tuple(r) for r in rows] == [(1, ["1"])]
