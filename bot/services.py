@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.clock import Clock
 from core.rules import Rules
@@ -25,6 +25,7 @@ class Services:
     link_secret: bytes  # HMAC key for signed H5 links
     public_base_url: str  # e.g. "http://127.0.0.1:8080" — signed links point here
     adapters: dict[str, PlatformAdapter] = field(default_factory=dict)  # enabled platforms
+    engine: AsyncEngine | None = None  # set by bot.server, which disposes it on shutdown
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,255 @@
+"""Outbox worker (design §2 step 5): claim due rows, resolve each neutral Destination to a
+platform Channel, respect per-channel rate limits, send, and record the outcome.
+
+Rows are leased (`claimed_until`) so several `serve` processes never send one row twice; a
+lease that runs out (the process died) makes the row due again, so nothing is lost. Rows of
+one destination are sent in order, one at a time; destinations are served concurrently.
+Rate limits are sliding one-minute windows read from the outbox itself (`sent_at`), so they
+hold across restarts and across processes — a token bucket of capacity N would allow almost
+2N sends in one minute, which the platforms' per-minute counters refuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.platforms.base import Channel, SendResult
+from bot.services import Services
+from bot.workers import poll_loop
+from core import outbox
+from core.changes import Ctx, Notice, record
+from core.leases import backoff_seconds
+from core.messages import Destination, OutMessage
+from core.models import ChatBinding, Department, Officer, OutboxMessage
+from core.render import render
+
+log = logging.getLogger(__name__)
+
+SIMULATOR = "sim"  # outbox.channel of rows "delivered" to the simulator page
+WINDOW = dt.timedelta(minutes=1)
+PLATFORM_LABELS = {"wecom": "企业微信", "dingtalk": "钉钉"}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one row goes: a platform channel, or the simulator when `channel` is None."""
+
+    channel: Channel | None
+    binding_id: int | None = None
+    mentions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one row; `pause_until` holds the rest of its destination back."""
+
+    state: str  # sent | sim | waiting | retry | dead | lost
+    pause_until: dt.datetime | None = None
+
+
+# ---------------------------------------------------------------- resolving destinations
+
+async def resolve(session: AsyncSession, services: Services, dest: Destination,
+                  msg: OutMessage) -> Route:
+    enabled = services.adapters
+    if dest.kind == "chat":
+        if dest.platform in enabled and dest.address:
+            return Route(Channel(str(dest.platform), "session_webhook", dest.address))
+        return Route(None)
+    if dest.kind == "officer":
+        officer = await session.get(Officer, dest.officer_id)
+        if officer is not None:
+            for platform, userid in (("wecom", officer.wecom_userid),
+                                     ("dingtalk", officer.dingtalk_userid)):
+                if userid and platform in enabled:
+                    return Route(Channel(platform, "user", userid))
+        return Route(None)
+    query = select(ChatBinding).where(ChatBinding.enabled.is_(True), ChatBinding.webhook_url != "",
+                                      ChatBinding.platform.in_(list(enabled)))
+    if dest.kind == "department":
+        query = query.where(ChatBinding.department_id == dest.department_id)
+    else:
+        query = query.where(ChatBinding.is_office.is_(True))
+    binding = await session.scalar(query.order_by(ChatBinding.id).limit(1))
+    if binding is None:
+        return Route(None)
+    channel = Channel(binding.platform, "group_webhook", binding.webhook_url, binding.sign_secret)
+    return Route(channel, binding.id, await _mentions(session, binding.platform, msg))
+
+
+async def _mentions(session: AsyncSession, platform: str, msg: OutMessage) -> list[str]:
+    if not msg.mention_officer_ids:
+        return []
+    column = Officer.wecom_userid if platform == "wecom" else Officer.dingtalk_userid
+    rows = await session.scalars(select(column).where(Officer.id.in_(msg.mention_officer_ids)))
+    return [u for u in rows.all() if u]
+
+
+# ---------------------------------------------------------------- the worker
+
+class Sender:
+    def __init__(self, services: Services, *, jitter: Callable[[], float] = random.random) -> None:
+        self.services = services
+        self.cfg = services.settings.sender
+        self._jitter = jitter
+        self._stopping = asyncio.Event()
+
+    def _now(self) -> dt.datetime:
+        return self.services.clock.now()
+
+    async def run(self, wake: asyncio.Event) -> None:
+        """Deliver until `stop()`; woken early by `wake` (set when rows are queued)."""
+        await poll_loop(self.run_once, wake, self._stopping, self.cfg.poll_interval_s, "sender")
+
+    def stop(self) -> None:
+        """Finish the sends in flight, hand the rest of the batch back, then leave `run`."""
+        self._stopping.set()
+
+    async def run_once(self) -> int:
+        """One batch: returns how many rows were claimed."""
+        async with self.services.sessionmaker() as session:
+            rows = await outbox.claim_due(session, self.cfg.batch_size, self._now(),
+                                          dt.timedelta(seconds=self.cfg.lease_s))
+            await session.commit()
+        groups: dict[str, list[OutboxMessage]] = defaultdict(list)
+        for row in rows:
+            groups[row.dest_key].append(row)
+        await asyncio.gather(*(self._deliver_group(g) for g in groups.values()))
+        return len(rows)
+
+    async def _deliver_group(self, rows: list[OutboxMessage]) -> None:
+        pause_until: dt.datetime | None = None
+        for row in rows:
+            token = row.claimed_until
+            assert token is not None  # claim_due just set it
+            if self._stopping.is_set() or pause_until is not None:
+                # not attempted: back in the queue unchanged (or after the channel's pause)
+                await self._release(row, token, pause_until or row.next_attempt_at)
+                continue
+            try:
+                outcome = await self.deliver(row, token)
+            except Exception:
+                log.exception("delivering outbox row %s failed; its lease will expire", row.id)
+                continue
+            pause_until = outcome.pause_until
+
+    async def _release(self, row: OutboxMessage, token: dt.datetime, until: dt.datetime) -> None:
+        async with self.services.sessionmaker() as session:
+            await outbox.postpone(session, row.id, token, until=until)
+            await session.commit()
+
+    async def deliver(self, row: OutboxMessage, token: dt.datetime) -> Outcome:
+        dest = Destination.model_validate(row.destination)
+        msg = OutMessage.model_validate(row.message)
+        now = self._now()
+        async with self.services.sessionmaker() as session:
+            route = await resolve(session, self.services, dest, msg)
+            if route.channel is None:
+                done = await outbox.mark_sent(session, row.id, token, now=now, channel=SIMULATOR)
+                await session.commit()
+                return Outcome("sim" if done else "lost")
+            wait_until = await self._rate_wait(session, row, route.channel, now)
+            if wait_until is not None:
+                await outbox.postpone(session, row.id, token, until=wait_until,
+                                      reason="rate limit: waiting for the one-minute window")
+                await session.commit()
+                return Outcome("waiting", wait_until)
+            await session.commit()  # no transaction stays open across the network call
+        result = await self._send(route, msg)
+        return await self._record(row, token, route, result)
+
+    def _limit(self, channel: Channel) -> int | None:
+        if channel.kind == "group_webhook":
+            return self.cfg.group_robot_per_minute
+        if channel.kind == "user":
+            return self.cfg.app_user_per_minute
+        return None  # a session webhook answers one conversation message by message
+
+    async def _rate_wait(self, session: AsyncSession, row: OutboxMessage, channel: Channel,
+                         now: dt.datetime) -> dt.datetime | None:
+        limit = self._limit(channel)
+        if limit is None:
+            return None
+        recent = await outbox.sent_since(session, row.dest_key, channel.platform, now - WINDOW)
+        if len(recent) < limit:
+            return None
+        return recent[-limit] + WINDOW  # when the oldest send that fills the window leaves it
+
+    async def _send(self, route: Route, msg: OutMessage) -> SendResult:
+        assert route.channel is not None
+        adapter = self.services.adapters[route.channel.platform]
+        try:
+            return await adapter.send(route.channel, msg, route.mentions)
+        except Exception as exc:  # an adapter bug must cost one attempt, not the worker
+            log.exception("adapter %s raised while sending", route.channel.platform)
+            return SendResult(False, code="exception", detail=type(exc).__name__)
+
+    async def _record(self, row: OutboxMessage, token: dt.datetime, route: Route,
+                      result: SendResult) -> Outcome:
+        assert route.channel is not None
+        now = self._now()
+        error = f"{route.channel.platform} {result.code}: {result.detail}".strip()
+        async with self.services.sessionmaker() as session:
+            if result.ok:
+                done = await outbox.mark_sent(session, row.id, token, now=now,
+                                              channel=route.channel.platform)
+                outcome = Outcome("sent" if done else "lost")
+            elif result.permanent:
+                state = await outbox.mark_failed(session, row.id, token, error, now=now,
+                                                 retry_at=None, max_attempts=self.cfg.max_attempts)
+                if route.binding_id is not None and state is not None:
+                    await self._disable_binding(session, route.binding_id, row.id, result)
+                outcome = Outcome(state or "lost")
+            else:
+                outcome = await self._retry_later(session, row, token, error, result, now)
+            await session.commit()
+        if outcome.state == "dead":
+            log.error("outbox row %s is dead after %s: %s", row.id, route.channel.redacted(), error)
+        return outcome
+
+    async def _retry_later(self, session: AsyncSession, row: OutboxMessage, token: dt.datetime,
+                           error: str, result: SendResult, now: dt.datetime) -> Outcome:
+        if result.retry_after is not None:
+            # the platform named the wait (rate limit, busy): the whole channel waits
+            retry_at = now + dt.timedelta(seconds=result.retry_after)
+        else:
+            delay = backoff_seconds(row.attempts + 1, base=self.cfg.backoff_base_s,
+                                    cap=self.cfg.backoff_cap_s, jitter=self._jitter())
+            retry_at = now + dt.timedelta(seconds=delay)
+        state = await outbox.mark_failed(session, row.id, token, error, now=now,
+                                         retry_at=retry_at, max_attempts=self.cfg.max_attempts)
+        pause = retry_at if result.retry_after is not None else None
+        return Outcome(state or "lost", pause if state == "pending" else None)
+
+    async def _disable_binding(self, session: AsyncSession, binding_id: int, row_id: int,
+                               result: SendResult) -> None:
+        """The robot is gone: stop using it (audited) and tell the office."""
+        binding = await session.get(ChatBinding, binding_id, with_for_update=True)
+        if binding is None or not binding.enabled:
+            return
+        reason = f"{result.code}: {result.detail}".strip()
+        binding.enabled, binding.disabled_reason = False, reason
+        owner = "联席会议办公室"
+        if binding.department_id is not None:
+            dept = await session.get(Department, binding.department_id)
+            owner = dept.name if dept is not None else owner
+        body = render("messages/binding_disabled.md.j2", owner=owner, code=result.code,
+                      detail=result.detail, message_id=row_id,
+                      platform_label=PLATFORM_LABELS.get(binding.platform, binding.platform))
+        alert = Notice(Destination.office(), OutMessage.md("群机器人已停用", body),
+                       key=f"binding-disabled:{binding_id}:{row_id}")
+        ctx = Ctx(session=session, clock=self.services.clock, rules=self.services.rules,
+                  actor_label="system:sender")
+        await record(ctx, "chat_binding.disabled", f"chat_binding:{binding_id}",
+                     {"platform": binding.platform, "department_id": binding.department_id,
+                      "is_office": binding.is_office, "reason": reason, "outbox_id": row_id},
+                     notices=[alert])

@@ -1,0 +1,299 @@
+"""The outbox sender against a fake WeCom on loopback (real adapter) and against scripted
+platform doubles: rate limits, retries, restarts, permanent failures, concurrent senders."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.platforms.base import Channel, SendResult
+from bot.platforms.wecom import WeComAdapter, WeComSettings
+from bot.sender import Sender
+from bot.services import Services
+from core import outbox
+from core.clock import FixedClock
+from core.messages import Destination, OutMessage
+from core.models import AuditEvent, ChatBinding, Department, Officer, OutboxMessage
+from tests.fakes.wecom import FakeWeCom
+from tests.server_helpers import add_department, make_services, outbox_count, random_aes_key
+
+
+class ScriptedPlatform:
+    """The platform side as a test double: answers from a script, records what it accepted."""
+
+    name = "wecom"
+    callback_path = "/wecom/callback"
+
+    def __init__(self, failures: list[SendResult] | None = None, delay_s: float = 0.0) -> None:
+        self.failures = list(failures or [])
+        self.delay_s = delay_s
+        self.accepted: list[str] = []
+        self.stop_after: int | None = None
+        self.reached = asyncio.Event()  # set once `stop_after` messages were accepted
+
+    async def send(self, channel: Channel, msg: OutMessage,
+                   mention_user_ids: list[str] | None = None) -> SendResult:
+        await asyncio.sleep(self.delay_s)
+        if self.failures:
+            return self.failures.pop(0)
+        self.accepted.append(msg.body)
+        if self.stop_after is not None and len(self.accepted) >= self.stop_after:
+            self.reached.set()
+        return SendResult(True)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def fake_wecom(clock: FixedClock) -> AsyncIterator[FakeWeCom]:
+    fake = await FakeWeCom(clock=clock).start()
+    yield fake
+    await fake.close()
+
+
+def wecom_adapter(fake: FakeWeCom, clock: FixedClock) -> WeComAdapter:
+    settings = WeComSettings(corp_id=fake.corp_id, agent_id=fake.agent_id,
+                             secret=fake.corp_secret, token="tok",
+                             encoding_aes_key=random_aes_key(), api_base=fake.base,
+                             webhook_base=fake.base)
+    return WeComAdapter(settings, clock)
+
+
+async def bind_robot(session: AsyncSession, url: str, *, department_id: int | None = None,
+                     office: bool = False) -> int:
+    binding = ChatBinding(platform="wecom", department_id=department_id, is_office=office,
+                          webhook_url=url)
+    session.add(binding)
+    await session.flush()
+    return binding.id
+
+
+async def queue(session: AsyncSession, dest: Destination, n: int, now: dt.datetime,
+                prefix: str = "msg") -> None:
+    for i in range(n):
+        await outbox.enqueue(session, dest, OutMessage.text(f"{prefix}-{i}"), now=now)
+    await session.commit()
+
+
+async def drain(sender: Sender, clock: FixedClock, *, step: dt.timedelta, rounds: int) -> None:
+    for _ in range(rounds):
+        await sender.run_once()
+        clock.advance(step)
+
+
+def delivered_texts(fake: FakeWeCom) -> Counter[str]:
+    return Counter(body["text"]["content"] for body in fake.delivered if body.get("msgtype") == "text")
+
+
+async def test_group_robot_rate_limit_is_never_exceeded(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        fake_wecom: FakeWeCom) -> None:
+    adapter = wecom_adapter(fake_wecom, clock)
+    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    async with sessionmaker() as session:
+        dept = await add_department(session)
+        await bind_robot(session, fake_wecom.webhook_url(), department_id=dept)
+        await queue(session, Destination.department(dept), 45, clock.now())
+    sender = Sender(services)
+    per_minute: list[int] = []
+    for _ in range(4):
+        before = len(fake_wecom.delivered)
+        for _ in range(3):  # several ticks inside the same minute
+            await sender.run_once()
+            clock.advance(dt.timedelta(seconds=1))
+        per_minute.append(len(fake_wecom.delivered) - before)
+        clock.advance(dt.timedelta(seconds=57))
+    await adapter.close()
+    assert per_minute == [20, 20, 5, 0]
+    assert delivered_texts(fake_wecom) == Counter(f"msg-{i}" for i in range(45))
+    async with sessionmaker() as session:
+        assert await outbox_count(session, state="sent") == 45
+        rows = (await session.scalars(select(OutboxMessage))).all()
+    assert all(r.attempts == 0 for r in rows)  # waiting for the window is not a failed attempt
+    # the robot was never called over its limit: every call was a delivery, no 45009
+    assert len(fake_wecom.calls("/cgi-bin/webhook/send")) == 45
+
+
+async def test_rate_limited_robot_then_restart_mid_queue_delivers_each_once(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        fake_wecom: FakeWeCom) -> None:
+    adapter = wecom_adapter(fake_wecom, clock)
+    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    async with sessionmaker() as session:
+        await bind_robot(session, fake_wecom.webhook_url(), office=True)
+        await queue(session, Destination.office(), 30, clock.now())
+    # the robot answers "frequency limit" (45009) to the next five calls
+    fake_wecom.script.fail_next("webhook/send", {"errcode": 45009, "errmsg": "api freq out of limit"}, 5)
+    first = Sender(services)
+    await drain(first, clock, step=dt.timedelta(seconds=61), rounds=4)
+    # the process dies holding a claim: its rows are leased but never sent
+    async with sessionmaker() as session:
+        held = await outbox.claim_due(session, 5, clock.now(), dt.timedelta(seconds=120))
+        await session.commit()
+    assert held, "the dying process should have been holding some rows"
+    second = Sender(services)
+    await drain(second, clock, step=dt.timedelta(seconds=61), rounds=12)
+    await adapter.close()
+    texts = delivered_texts(fake_wecom)
+    assert texts == Counter(f"msg-{i}" for i in range(30)), texts
+    async with sessionmaker() as session:
+        assert await outbox_count(session, state="sent") == 30
+
+
+async def test_graceful_stop_mid_queue_then_new_sender_finishes_exactly_once(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    platform = ScriptedPlatform(failures=[SendResult(False, retry_after=0.0, code="45009")] * 3,
+                                delay_s=0.005)
+    services = make_services(sessionmaker, clock, {"wecom": platform},
+                             sender={"app_user_per_minute": 1000, "poll_interval_s": 0.05})
+    async with sessionmaker() as session:
+        dept = await add_department(session)
+        officers = [Officer(code=f"O{i}", name=f"人员{i}", department_id=dept,
+                            wecom_userid=f"user{i}") for i in range(5)]
+        session.add_all(officers)
+        await session.flush()
+        for officer in officers:
+            await queue(session, Destination.officer(officer.id), 12, clock.now(),
+                        prefix=f"o{officer.id}")
+    wake = asyncio.Event()
+    first = Sender(services)
+    task = asyncio.create_task(first.run(wake))
+    platform.stop_after = 15
+    await asyncio.wait_for(platform.reached.wait(), 5)
+    first.stop()
+    await asyncio.wait_for(task, 5)
+    async with sessionmaker() as session:
+        assert await outbox_count(session, state="pending") > 0, "stopped too late to test"
+        claimed = await session.scalar(select(OutboxMessage.id)
+                                       .where(OutboxMessage.claimed_until.is_not(None)))
+    assert claimed is None  # the unsent part of the batch was handed back
+    second = Sender(services)
+    while await second.run_once():
+        pass
+    assert Counter(platform.accepted) == Counter(f"o{o}-{i}" for o in range(1, 6) for i in range(12))
+
+
+async def test_invalid_webhook_disables_binding_and_alerts_the_office(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        fake_wecom: FakeWeCom) -> None:
+    adapter = wecom_adapter(fake_wecom, clock)
+    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    async with sessionmaker() as session:
+        dept = await add_department(session, name="卫生健康委")
+        binding_id = await bind_robot(session, fake_wecom.webhook_url("removed-robot"),
+                                      department_id=dept)
+        await queue(session, Destination.department(dept), 1, clock.now())
+    sender = Sender(services)
+    await sender.run_once()  # 93000 from the robot
+    await sender.run_once()  # the office alert (no office robot: to the simulator)
+    await adapter.close()
+    async with sessionmaker() as session:
+        binding = await session.get(ChatBinding, binding_id)
+        assert binding is not None and not binding.enabled
+        assert binding.disabled_reason.startswith("93000")
+        dead = await outbox.list_dead(session)
+        assert [d.dest_key for d in dead] == [f"department:{dept}"]
+        alert = await session.scalar(select(OutboxMessage).where(OutboxMessage.dest_key == "office"))
+        assert alert is not None and alert.state == "sent" and alert.channel == "sim"
+        assert "卫生健康委" in alert.message["body"] and "93000" in alert.message["body"]
+        audit = await session.scalar(select(AuditEvent).where(AuditEvent.action == "chat_binding.disabled"))
+        assert audit is not None and audit.subject == f"chat_binding:{binding_id}"
+        # later messages to the department no longer use the removed robot
+        await queue(session, Destination.department(dept), 1, clock.now(), prefix="later")
+    await sender.run_once()
+    async with sessionmaker() as session:
+        later = await session.scalar(select(OutboxMessage).where(OutboxMessage.id == 3))
+        assert later is not None and (later.state, later.channel) == ("sent", "sim")
+    assert len(fake_wecom.calls("/cgi-bin/webhook/send")) == 1
+
+
+async def test_dead_after_max_attempts_and_retry_brings_it_back(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    platform = ScriptedPlatform(failures=[SendResult(False, code="-2", detail="boom")] * 3)
+    services = make_services(sessionmaker, clock, {"wecom": platform},
+                             sender={"max_attempts": 3, "backoff_base_s": 1, "backoff_cap_s": 4})
+    async with sessionmaker() as session:
+        dept = await add_department(session)
+        officer = Officer(code="O1", name="张三", department_id=dept, wecom_userid="zhangsan")
+        session.add(officer)
+        await session.flush()
+        await queue(session, Destination.officer(officer.id), 1, clock.now())
+    sender = Sender(services, jitter=lambda: 0.0)
+    await sender.run_once()
+    async with sessionmaker() as session:
+        row = await session.get(OutboxMessage, 1)
+        assert row is not None and (row.state, row.attempts) == ("pending", 1)
+        assert row.next_attempt_at == clock.now() + dt.timedelta(seconds=0.5)  # base/2, no jitter
+    await drain(sender, clock, step=dt.timedelta(seconds=10), rounds=4)
+    async with sessionmaker() as session:
+        (dead,) = await outbox.list_dead(session)
+        assert (dead.attempts, dead.last_error) == (3, "wecom -2: boom")
+        await outbox.retry(session, dead.id, clock.now())
+        await session.commit()
+    await sender.run_once()
+    assert platform.accepted == ["msg-0"]
+    async with sessionmaker() as session:
+        row = await session.get(OutboxMessage, 1)
+        assert row is not None and row.state == "sent"
+
+
+async def test_officer_without_platform_id_goes_to_the_simulator(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    platform = ScriptedPlatform()
+    services = make_services(sessionmaker, clock, {"wecom": platform})
+    async with sessionmaker() as session:
+        dept = await add_department(session)
+        officer = Officer(code="O1", name="李四", department_id=dept)
+        session.add(officer)
+        await session.flush()
+        await queue(session, Destination.officer(officer.id), 2, clock.now())
+    assert await Sender(services).run_once() == 2
+    assert platform.accepted == []
+    async with sessionmaker() as session:
+        assert await outbox_count(session, state="sent", channel="sim") == 2
+
+
+async def concurrent_rig(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+                         platform: ScriptedPlatform) -> Services:
+    services = make_services(sessionmaker, clock, {"wecom": platform},
+                             sender={"app_user_per_minute": 1000, "batch_size": 7})
+    async with sessionmaker() as session:
+        dept = Department(code="D", name="部门")
+        session.add(dept)
+        await session.flush()
+        officers = [Officer(code=f"O{i}", name=f"人员{i}", department_id=dept.id,
+                            wecom_userid=f"u{i}") for i in range(10)]
+        session.add_all(officers)
+        await session.flush()
+        for officer in officers:
+            await queue(session, Destination.officer(officer.id), 10, clock.now(),
+                        prefix=f"o{officer.id}")
+    return services
+
+
+async def test_two_concurrent_senders_never_double_send(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    platform = ScriptedPlatform(delay_s=0.002)
+    services = await concurrent_rig(sessionmaker, clock, platform)
+    senders = [Sender(services), Sender(services)]
+
+    async def loop(sender: Sender) -> int:
+        claimed = 0
+        for _ in range(100):
+            n = await sender.run_once()
+            claimed += n
+            if n == 0:
+                await asyncio.sleep(0.001)
+        return claimed
+
+    claimed = await asyncio.gather(*(loop(s) for s in senders))
+    counts = Counter(platform.accepted)
+    assert len(counts) == 100 and set(counts.values()) == {1}
+    assert all(c > 0 for c in claimed), f"both senders should have worked: {claimed}"
