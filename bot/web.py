@@ -216,10 +216,10 @@ class InvitationPages:
                 if not form.item_ids:
                     raise ValidationFailed("请至少勾选一项本部门的抽查事项；如不参加，请填写理由后拒绝。")
                 await tasks.accept_invitation(ctx, invitation_id, sorted(form.item_ids))
-                notice = "已记录：本部门接受该联合抽查任务，发起部门已收到通知。"
+                notice = "已记录：本部门接受该联合抽查任务，将通知发起部门。"
             elif form.action == "decline":
                 await tasks.decline_invitation(ctx, invitation_id, form.reason)
-                notice = "已记录：本部门拒绝该任务，书面理由已送达发起部门。"
+                notice = "已记录：本部门拒绝该任务，书面理由将转告发起部门。"
             else:
                 raise ValidationFailed("请选择接受或拒绝。")
             await session.commit()

@@ -1,0 +1,85 @@
+"""A real phone-sized browser answers an invitation on the signed-link page.
+
+Needs Debian's chromium and fonts-wqy-microhei (`apt-get install -y chromium fonts-wqy-microhei`)
+and the playwright package; without them the test skips and says why. Playwright's own browser
+download is never used (it fails offline): the system chromium is launched directly.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import create_app
+from bot.config import Settings
+from bot.services import Services
+from bot.web import INVITATION_PATH, invitation_link
+from core import tasks
+from core.changes import Ctx
+from core.clock import FixedClock
+from core.models import Invitation
+from core.rules import Rules
+from tests import factories
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+async_api = pytest.importorskip(
+    "playwright.async_api", reason="browser test needs `pip install playwright` (not in pyproject)")
+if shutil.which(CHROMIUM) is None:
+    pytest.skip(f"browser test needs {CHROMIUM}: apt-get install -y chromium fonts-wqy-microhei",
+                allow_module_level=True)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only: the page under test is the same on both databases (test_web covers both)."""
+    path = tmp_path / "browser.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return str(path)
+
+
+async def test_decline_with_reason_on_a_375px_page(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        aiohttp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    services = Services(settings=Settings(), sessionmaker=sessionmaker, clock=clock, rules=Rules(),
+                        link_secret=b"b" * 32, public_base_url="http://127.0.0.1")
+    async with sessionmaker() as session:
+        w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
+        ctx = Ctx(session=session, clock=clock, rules=services.rules)
+        task = await factories.draft_task(ctx, w)
+        [inv] = await tasks.open_consultation(factories.as_actor(ctx, w.lead.liaison), task,
+                                              [w.partners[0].dep.id])
+        await session.commit()
+    server = await aiohttp_server(create_app(services, workers=()))
+    token = invitation_link(services, w.partners[0].liaison.id, inv.id).split("?t=", 1)[1]
+    url = str(server.make_url(INVITATION_PATH).with_query(t=token))
+    reason = "本部门四月集中开展专项整治，执法人员全部抽调，无法参加本次联合抽查。"
+
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 375, "height": 740},
+                                          device_scale_factor=2, is_mobile=True)
+            await page.goto(url)
+            await page.screenshot(path=tmp_path / "invitation.png", full_page=True)
+            await page.fill("textarea[name=reason]", reason)
+            await page.click("text=拒绝并提交理由")
+            await page.wait_for_selector("text=已记录")
+            await page.screenshot(path=tmp_path / "declined.png", full_page=True)
+            body = await page.inner_text("body")
+            # nothing on the page is wider than the phone
+            overflow = await page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            await browser.close()
+
+    assert "已记录" in body and reason in body and "已答复" in body
+    assert overflow <= 375
+    assert (tmp_path / "declined.png").stat().st_size > 10_000
+    async with sessionmaker() as session:
+        row = await session.get(Invitation, inv.id)
+        assert row is not None and (row.state, row.reason) == ("declined", reason)
