@@ -1,0 +1,203 @@
+"""Settings: config.toml (path given, or ./config.toml) overlaid by LIANJIAN_* environment.
+
+Precedence, highest first: explicit overrides (CLI flags) → environment (`LIANJIAN_PORT`,
+`LIANJIAN_WECOM__TOKEN`, … nested with "__") → the TOML file → defaults. config.example.toml
+documents every key. Secrets are SecretStr and never printed: log `Settings.redacted()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+
+from bot.platforms.dingtalk import DingTalkSettings
+from bot.platforms.wecom import WeComSettings
+from core.db import DEFAULT_SQLITE_FILE, database_url, is_sqlite
+from core.rules import Rules
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path("config.toml")
+SECRET_FILE = ".lianjian-secret"
+
+_toml_file: ContextVar[Path | None] = ContextVar("lianjian_toml_file", default=None)
+
+
+class SimulatorSettings(BaseModel):
+    enabled: bool = True
+
+
+class SenderSettings(BaseModel):
+    poll_interval_s: float = Field(2.0, gt=0)  # also woken at once when replies are queued
+    batch_size: int = Field(50, ge=1)
+    lease_s: float = Field(120.0, gt=0)  # > the adapters' HTTP timeout, so a live send keeps its row
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_s: float = Field(10.0, gt=0)
+    backoff_cap_s: float = Field(3600.0, gt=0)
+    group_robot_per_minute: int = Field(20, ge=1)  # WeCom and DingTalk robots: 20/min each
+    app_user_per_minute: int = Field(30, ge=1)  # WeCom app: 30/min per member, excess dropped
+
+
+class InboxSettings(BaseModel):
+    poll_interval_s: float = Field(3.0, gt=0)  # picks up other processes' rows and leftovers
+    batch_size: int = Field(20, ge=1)
+    lease_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    backoff_base_s: float = Field(5.0, gt=0)
+    backoff_cap_s: float = Field(600.0, gt=0)
+
+
+class SchedulerSettings(BaseModel):
+    enabled: bool = True
+    timezone: str = "Asia/Shanghai"
+    nudge_time: str = "09:00"  # WeCom advises avoiding :00 and :30 — "09:05" is kinder
+    summary_time: str = "08:30"
+    holiday_warning_time: str = "10:00"
+    invitation_expiry_minutes: int = Field(30, ge=1)  # how often expired invitations are closed
+
+    @field_validator("nudge_time", "summary_time", "holiday_warning_time")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        hour, _, minute = value.partition(":")
+        if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+            raise ValueError(f"time must be HH:MM, got {value!r}")
+        return f"{int(hour):02d}:{int(minute):02d}"
+
+
+def _empty_section(value: Any) -> bool:
+    """A platform section without any credential means "not configured" (the example file
+    ships the keys empty)."""
+    return isinstance(value, dict) and not any(
+        v for k, v in value.items() if k in {"corp_id", "secret", "token", "encoding_aes_key",
+                                              "app_key", "app_secret", "robot_code"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIANJIAN_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    database_url: str = DEFAULT_SQLITE_FILE  # a file path (SQLite) or an SQLAlchemy URL
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_base_url: str = ""  # how officers' phones reach us; default http://host:port
+    link_secret: SecretStr = SecretStr("")  # empty: generated into .lianjian-secret
+    log_level: str = "INFO"
+    client_max_size: int = Field(1024 * 1024, ge=1024)  # request body limit for every route
+    holidays_file: str = ""  # optional holiday arrangement (TOML/JSON) loaded at start-up
+    rules: Rules = Field(default_factory=Rules)
+    wecom: WeComSettings | None = None
+    dingtalk: DingTalkSettings | None = None
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    sender: SenderSettings = Field(default_factory=SenderSettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+
+    @field_validator("wecom", "dingtalk", mode="before")
+    @classmethod
+    def _unconfigured_is_none(cls, value: Any) -> Any:
+        return None if _empty_section(value) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _toml_file.get()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def enabled_platforms(self) -> list[str]:
+        return [name for name in ("wecom", "dingtalk") if getattr(self, name) is not None]
+
+    def redacted(self) -> dict[str, Any]:
+        """Everything worth logging at start-up, with secrets and DB passwords masked."""
+        data = _mask(self.model_dump(mode="json"))
+        data["database_url"] = make_url(database_url(self.database_url)).render_as_string(
+            hide_password=True)
+        return data
+
+
+SECRET_KEYS = frozenset({"secret", "token", "encoding_aes_key", "app_secret", "link_secret"})
+MASK = "**********"
+
+
+def _mask(data: dict[str, Any]) -> dict[str, Any]:
+    """Mask credentials by key name, whatever type the platform module gave them."""
+    return {k: (_mask(v) if isinstance(v, dict)
+                else MASK if k in SECRET_KEYS and v else v) for k, v in data.items()}
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `path` (must exist), else ./config.toml if present, else env + defaults."""
+    toml: Path | None
+    if path is not None:
+        toml = Path(path)
+        if not toml.is_file():
+            raise FileNotFoundError(f"配置文件不存在：{toml}")
+    else:
+        toml = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    token = _toml_file.set(toml)
+    try:
+        return Settings(**overrides)
+    finally:
+        _toml_file.reset(token)
+
+
+def secret_file_path(settings: Settings) -> Path:
+    """Next to the SQLite file; for a server database, in the working directory."""
+    url = database_url(settings.database_url)
+    if is_sqlite(url):
+        db_file = make_url(url).database
+        if db_file and db_file != ":memory:":
+            return Path(db_file).parent / SECRET_FILE
+    return Path.cwd() / SECRET_FILE
+
+
+def link_secret(settings: Settings) -> bytes:
+    """The HMAC key for signed links: configured, or created once (0600) and reused, so links
+    survive restarts. Several processes on PostgreSQL must share one: configure link_secret."""
+    configured = settings.link_secret.get_secret_value()
+    if configured:
+        return configured.encode()
+    path = secret_file_path(settings)
+    if not path.exists():
+        _create_secret_file(path)
+    value = path.read_text().strip()
+    if len(value) < 32:
+        raise ValueError(f"{path} holds no usable secret; delete it to have one generated")
+    return value.encode()
+
+
+def _create_secret_file(path: Path) -> None:
+    # written in full under a private name, then linked into place: a second process starting
+    # at the same moment either wins the link or reads the complete file of the winner
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(os.urandom(32).hex())
+    try:
+        os.link(tmp, path)
+        log.info("generated a link secret in %s (keep it private, back it up with the DB)", path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
