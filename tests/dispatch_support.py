@@ -1,0 +1,54 @@
+"""Driving Dispatcher.handle the way the inbox worker does, for the dispatcher and handler tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.dispatch import Dispatcher
+from bot.services import Services
+from core.clock import FixedClock
+from core.messages import Event
+from core.models import AuditEvent, OutboxMessage
+from core.rules import Rules
+
+_ids = itertools.count(1)
+
+
+def make_dispatcher(sm: async_sessionmaker[AsyncSession], clock: FixedClock,
+                    rules: Rules | None = None) -> Dispatcher:
+    services = Services(settings=Settings(), sessionmaker=sm, clock=clock, rules=rules or Rules(),
+                        link_secret=b"k" * 32, public_base_url="http://127.0.0.1:8080")
+    return Dispatcher(services)
+
+
+def text_event(user_id: str, text: str, platform: str = "sim", **extra: Any) -> Event:
+    return Event(platform=platform, event_id=f"e{next(_ids)}", kind="text", user_id=user_id,
+                 text=text, **extra)
+
+
+async def send(sm: async_sessionmaker[AsyncSession], d: Dispatcher, event: Event) -> list[OutboxMessage]:
+    """Handle one event in its own committed transaction, as the inbox worker does; return the
+    outbox rows it added."""
+    async with sm() as s:
+        last = await s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()).limit(1)) or 0
+    async with sm() as s, s.begin():
+        await d.handle(s, event)
+    async with sm() as s:
+        return list(await s.scalars(select(OutboxMessage).where(OutboxMessage.id > last)
+                                    .order_by(OutboxMessage.id)))
+
+
+def bodies(rows: list[OutboxMessage]) -> str:
+    return "\n".join(r.message.get("body", "") for r in rows)
+
+
+async def audit_rows(sm: async_sessionmaker[AsyncSession], action: str) -> list[AuditEvent]:
+    async with sm() as s:
+        return list(await s.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+

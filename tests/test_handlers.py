@@ -1,0 +1,338 @@
+"""Commands and card clicks end to end through Dispatcher.handle on a real DB: invitations
+(command, card, decline-reason conversation), draws with pushed assignments, cases, summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.changes import Ctx
+from core.clock import FixedClock
+from core.messages import Event, OutMessage
+from core.models import (
+    AuditEvent,
+    Case,
+    Conversation,
+    GroupMember,
+    Invitation,
+    Officer,
+    OutboxMessage,
+    TaskItem,
+)
+from core.rules import Rules
+from handlers.cards import InvitationAction
+from tests import factories as f
+from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+
+
+@dataclass
+class Scene:
+    w: f.World
+    task_code: str
+    invitation_id: int  # the first partner's invitation
+    partner: f.Dept
+
+
+@pytest.fixture
+async def scene(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Scene:
+    """A task out for consultation with two partner departments."""
+    async with sessionmaker() as s, s.begin():
+        w = await f.world(s, partners=2, inspectors=3, n_targets=40)
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        task = await f.draft_task(ctx, w)
+        invitations = await f.tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+                                                      [p.dep.id for p in w.partners])
+        for p in w.partners:
+            p.liaison.wecom_userid = f"wx-{p.liaison.code}"
+        return Scene(w, task.code, invitations[0].id, w.partners[0])
+
+
+def card_event(officer: Officer, key: str, response_code: str = "RC-1") -> Event:
+    return Event(platform="wecom", event_id=f"card:{officer.code}:{key}:{response_code}",
+                 kind="card_action", user_id=officer.wecom_userid or "", action_key=key,
+                 response_code=response_code, task_id="inv-x")
+
+
+async def invitation(sm: async_sessionmaker[AsyncSession], inv_id: int) -> Invitation:
+    async with sm() as s:
+        inv = await s.get(Invitation, inv_id)
+        assert inv is not None
+        return inv
+
+
+async def actions(sm: async_sessionmaker[AsyncSession]) -> list[tuple[str, str]]:
+    async with sm() as s:
+        return [(a, actor) for a, actor in await s.execute(
+            select(AuditEvent.action, AuditEvent.actor).order_by(AuditEvent.id))]
+
+
+def kind(row: OutboxMessage) -> str:
+    return OutMessage.model_validate(row.message).kind
+
+
+def to(rows: list[OutboxMessage], **dest: object) -> list[OutboxMessage]:
+    return [r for r in rows if all(r.destination.get(k) == v for k, v in dest.items())]
+
+
+# ---------------------------------------------------------------- invitations by command
+
+async def test_accept_by_command_with_item_codes(sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    p = scene.partner
+    item = p.items[0]
+    rows = await send(sessionmaker, d, text_event(
+        p.liaison.code, f"接受 {scene.task_code.lower()} {item.code.lower()}"))
+    mine = to(rows, kind="officer", officer_id=p.liaison.id)
+    assert "已接受联合抽查邀请" in bodies(mine) and item.name in bodies(mine)
+    lead = to(rows, kind="department", department_id=scene.w.lead.dep.id)
+    assert len(lead) == 1 and "已接受" in lead[0].message["title"]
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "accepted"
+    async with sessionmaker() as s:
+        assert list(await s.scalars(select(TaskItem.item_id).where(
+            TaskItem.department_id == p.dep.id))) == [item.id]
+    assert ("invitation.accepted", p.liaison.code) in await actions(sessionmaker)
+
+
+async def test_accept_with_an_unknown_item_code_changes_nothing(sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(scene.partner.liaison.code,
+                                                  f"接受 {scene.task_code} NOPE"))
+    assert "没有事项代码：NOPE" in bodies(rows)
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+
+
+async def test_decline_by_command_with_reason_tells_the_lead(sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    reason = "本季度执法力量已全部投入食品安全专项整治，无法参加。"
+    rows = await send(sessionmaker, d, text_event(scene.partner.liaison.code,
+                                                  f"拒绝 {scene.task_code} {reason}"))
+    assert f"拒绝理由：{reason}" in bodies(to(rows, kind="officer"))
+    [lead] = to(rows, kind="department", department_id=scene.w.lead.dep.id)
+    assert reason in lead.message["body"]
+    inv = await invitation(sessionmaker, scene.invitation_id)
+    assert (inv.state, inv.reason, inv.responded_by_id) == ("declined", reason, scene.partner.liaison.id)
+
+
+async def test_decline_without_reason_asks_and_takes_the_next_message(sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    who = scene.partner.liaison.code
+    asked = await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code}"))
+    assert "请回复拒绝理由（至少 10 字）" in bodies(asked)
+    async with sessionmaker() as s:
+        step = await s.scalar(select(Conversation))
+        assert step.step == "decline_reason" and step.data["task_code"] == scene.task_code
+        assert step.expires_at == clock.now() + dt.timedelta(hours=72)
+
+    short = await send(sessionmaker, d, text_event(who, "没空"))
+    assert "至少需要 10 个字" in bodies(short) and "发送“取消”放弃" in bodies(short)
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+
+    reason = "本部门同期承担省级专项检查任务，人员无法抽调。"
+    done = await send(sessionmaker, d, text_event(who, reason))
+    assert "已拒绝联合抽查邀请" in bodies(to(done, kind="officer"))
+    assert reason in bodies(to(done, kind="department", department_id=scene.w.lead.dep.id))
+    inv = await invitation(sessionmaker, scene.invitation_id)
+    assert (inv.state, inv.reason) == ("declined", reason)
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Conversation.id)) is None
+    # the next message is a command again
+    assert "可用指令" in bodies(await send(sessionmaker, d, text_event(who, "帮助")))
+
+
+async def test_cancel_ends_the_step_without_declining(sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    who = scene.partner.liaison.code
+    await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code}"))
+    assert "已取消" in bodies(await send(sessionmaker, d, text_event(who, "取消")))
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+    assert "当前没有等待中的操作" in bodies(await send(sessionmaker, d, text_event(who, "取消")))
+
+
+async def test_step_answered_elsewhere_meanwhile_ends_with_the_reason(sessionmaker, clock, scene) -> None:
+    """Asked for a reason, the leader accepts by card meanwhile: the reason finds it answered."""
+    d = make_dispatcher(sessionmaker, clock)
+    p = scene.partner
+    await send(sessionmaker, d, text_event(p.liaison.code, f"拒绝 {scene.task_code}"))
+    await send(sessionmaker, d, text_event(p.leader.code, f"接受 {scene.task_code}"))
+    rows = await send(sessionmaker, d, text_event(p.liaison.code, "本部门同期承担省级专项检查任务，无法参加"))
+    assert "该邀请已答复（已接受）" in bodies(rows)
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Conversation.id)) is None
+
+
+async def test_denied_answer_is_audited_and_changes_nothing(sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    inspector = scene.partner.inspectors[0]
+    rows = await send(sessionmaker, d, text_event(inspector.code, f"接受 {scene.task_code}"))
+    assert "只有" in bodies(rows) and "联络员或分管领导" in bodies(rows)
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+    async with sessionmaker() as s:
+        denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
+        assert denied.actor == inspector.code and denied.data["action"] == "invitation.accept"
+        assert await s.scalar(select(func.count()).select_from(TaskItem).where(
+            TaskItem.department_id == scene.partner.dep.id)) == 0
+
+
+# ---------------------------------------------------------------- invitations by card
+
+async def test_card_accept_updates_the_card_and_a_second_click_has_no_effect(sessionmaker, clock,
+                                                                            scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    p = scene.partner
+    key = InvitationAction(action="accept", invitation_id=scene.invitation_id).pack()
+    rows = await send(sessionmaker, d, card_event(p.liaison, key))
+    [update] = [r for r in rows if kind(r) == "card_update"]
+    assert update.destination["officer_id"] == p.liaison.id
+    assert update.message["response_code"] == "RC-1"
+    assert update.message["card"]["answered"] == f"已由 {p.liaison.name} 接受"
+    assert len(to(rows, kind="department", department_id=scene.w.lead.dep.id)) == 1
+    async with sessionmaker() as s:
+        items = await s.scalar(select(func.count()).select_from(TaskItem).where(
+            TaskItem.department_id == p.dep.id))
+    audit_before = await actions(sessionmaker)
+
+    again = await send(sessionmaker, d, card_event(p.liaison, key, response_code="RC-2"))
+    assert "该邀请已答复" in bodies(again)
+    assert [kind(r) for r in again] == ["text"]
+    async with sessionmaker() as s:
+        assert await s.scalar(select(func.count()).select_from(TaskItem).where(
+            TaskItem.department_id == p.dep.id)) == items
+    assert await actions(sessionmaker) == audit_before
+
+
+async def test_card_decline_asks_for_the_reason_then_updates_the_card(sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    p = scene.partner
+    key = InvitationAction(action="decline", invitation_id=scene.invitation_id).pack()
+    asked = await send(sessionmaker, d, card_event(p.liaison, key, response_code="RC-9"))
+    assert "请回复拒绝理由" in bodies(asked)
+    reason = "本部门同期承担省级专项检查任务，人员无法抽调。"
+    reply = Event(platform="wecom", event_id="m-1", kind="text", user_id=p.liaison.wecom_userid,
+                  text=reason)
+    rows = await send(sessionmaker, d, reply)
+    [update] = [r for r in rows if kind(r) == "card_update"]
+    assert update.message["response_code"] == "RC-9"
+    assert update.message["card"]["answered"] == f"已由 {p.liaison.name} 拒绝"
+    assert reason in bodies(to(rows, kind="department", department_id=scene.w.lead.dep.id))
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "declined"
+
+
+async def test_card_decline_by_someone_who_may_not_answer_is_denied_at_once(sessionmaker, clock,
+                                                                           scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    other = scene.w.partners[1].liaison  # another department's liaison
+    key = InvitationAction(action="decline", invitation_id=scene.invitation_id).pack()
+    rows = await send(sessionmaker, d, card_event(other, key))
+    assert "联络员或分管领导" in bodies(rows)
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Conversation.id)) is None
+        assert await s.scalar(select(AuditEvent.actor).where(AuditEvent.action == "denied")) == other.code
+
+
+async def test_stale_card_button_is_answered_not_crashed(sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, card_event(scene.partner.liaison, "inv:accept:99999"))
+    assert "不存在" in bodies(rows)
+    rows = await send(sessionmaker, d, card_event(scene.partner.liaison, "garbage"))
+    assert "按钮已失效" in bodies(rows)
+
+
+async def test_task_list_shows_pending_invitation_with_buttons_and_signed_link(sessionmaker, clock,
+                                                                              scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(scene.partner.liaison.code, "任务"))
+    assert scene.task_code in bodies(rows) and "待答复" in bodies(rows)
+    [card] = [r.message["card"] for r in rows if kind(r) == "card"]
+    keys = [b["action_key"] for b in card["buttons"]]
+    assert keys == [f"inv:accept:{scene.invitation_id}", f"inv:decline:{scene.invitation_id}"]
+    assert all(b["url"].startswith("http://127.0.0.1:8080/") for b in card["buttons"])
+    # an inspector sees the list but gets no buttons
+    rows = await send(sessionmaker, d, text_event(scene.partner.inspectors[0].code, "任务"))
+    assert [kind(r) for r in rows] == ["markdown"]
+    detail = bodies(await send(sessionmaker, d, text_event(scene.partner.inspectors[0].code,
+                                                           f"任务 {scene.task_code}")))
+    assert "本部门邀请：待答复" in detail
+
+
+# ---------------------------------------------------------------- draws, cases, summary
+
+@pytest.fixture
+async def drawn(sessionmaker, clock) -> tuple[f.World, str]:
+    async with sessionmaker() as s, s.begin():
+        w = await f.world(s, partners=1, inspectors=3, n_targets=40)
+        task = await f.ready_task(Ctx(session=s, clock=clock, rules=Rules()), w)
+        return w, task.code
+
+
+async def test_freeze_confirm_pushes_assignments_and_verifies(sessionmaker, clock, drawn) -> None:
+    w, code = drawn
+    d = make_dispatcher(sessionmaker, clock)
+    denied = await send(sessionmaker, d, text_event(w.partners[0].liaison.code, f"抽取 {code}"))
+    assert "只有牵头部门" in bodies(denied)
+    frozen = await send(sessionmaker, d, text_event(w.lead.liaison.code, f"抽取 {code}"))
+    mine = bodies(to(frozen, kind="officer", officer_id=w.lead.liaison.id))
+    assert "抽取范围已冻结" in mine and "2026年3月3日福彩3D开奖号码" in mine
+    assert len(to(frozen, kind="department")) == 2  # lead and the partner are told
+    locked = await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 4 1 7"))
+    assert "抽取结果已锁定" in bodies(to(locked, kind="officer", officer_id=w.lead.liaison.id))
+    async with sessionmaker() as s:
+        assigned = set(await s.scalars(select(GroupMember.officer_id)))
+    pushed = {r.destination["officer_id"] for r in locked
+              if r.destination["kind"] == "officer" and r.message.get("title", "").startswith("检查任务")}
+    assert assigned and pushed == assigned
+    check = bodies(await send(sessionmaker, d, text_event(w.lead.inspectors[0].code, f"验证 {code}")))
+    assert check.count("通过") == 2 and "✗" not in check  # target draw and inspector draw
+
+
+async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> None:
+    w, code = drawn
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.lead.liaison.code, f"抽取 {code}"))
+    await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 417"))
+    async with sessionmaker() as s:
+        member = await s.scalar(select(GroupMember).join(Case).order_by(Case.code, GroupMember.id))
+        case = await s.get(Case, member.case_id)
+        officer = await s.get(Officer, member.officer_id)
+    listing = bodies(await send(sessionmaker, d, text_event(officer.code, "我的检查")))
+    assert case.code in listing and "待检查" in listing
+
+    form = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} A")))
+    assert "表单" in form
+    outsider = await send(sessionmaker, d, text_event(w.partners[0].leader.code, f"提交 {case.code} 未发现问题"))
+    assert "只有本案检查组成员" in bodies(outsider)
+    ok = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code.lower()} 未发现问题 3月2日")))
+    assert "结果已提交" in ok and "未发现问题" in ok and "2026年3月2日" in ok
+    async with sessionmaker() as s:
+        assert (await s.get(Case, case.id)).state == "submitted"
+
+    async with sessionmaker() as s:
+        other = await s.scalar(select(GroupMember).where(GroupMember.case_id != case.id,
+                                                         GroupMember.is_leader.is_(False))
+                               .order_by(GroupMember.id))
+        other_case = await s.get(Case, other.case_id)
+        other_officer = await s.get(Officer, other.officer_id)
+    assert "用法：回避" in bodies(await send(sessionmaker, d, text_event(other_officer.code,
+                                                                      f"回避 {other_case.code}")))
+    recused = await send(sessionmaker, d, text_event(other_officer.code,
+                                                     f"回避 {other_case.code} 本人与该企业负责人系近亲属"))
+    assert "已回避" in bodies(to(recused, kind="officer", officer_id=other_officer.id))
+    async with sessionmaker() as s:
+        assert (await s.get(GroupMember, other.id)).active is False
+
+
+async def test_progress_and_summary_for_leaders_only(sessionmaker, clock, drawn) -> None:
+    w, code = drawn
+    d = make_dispatcher(sessionmaker, clock)
+    progress = bodies(await send(sessionmaker, d, text_event(w.partners[0].inspectors[0].code, f"进度 {code}")))
+    assert f"进度：{code}" in progress and "已接受" in progress
+    summary = await send(sessionmaker, d, text_event(w.lead.leader.code, "汇总"))
+    assert summary and code in bodies(summary)
+    refused = await send(sessionmaker, d, text_event(w.lead.inspectors[0].code, "汇总"))
+    assert "仅向分管领导" in bodies(refused)
+    async with sessionmaker() as s:
+        denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
+        assert denied.actor == w.lead.inspectors[0].code and denied.data["action"] == "summary.view"
