@@ -43,6 +43,15 @@
       });
   }
 
+  // The markdown subset the bot uses is mostly **bold**; show it bold, everything else as text.
+  function markdownNode(text) {
+    var box = el("div", "bubble");
+    text.split("**").forEach(function (part, i) {
+      box.appendChild(i % 2 ? el("b", "", part) : document.createTextNode(part));
+    });
+    return box;
+  }
+
   function mine(text) {
     var row = el("div", "msg mine");
     row.appendChild(el("div", "bubble", text));
@@ -95,7 +104,7 @@
     if (m.card) {
       row.appendChild(cardNode(m.card));
     } else {
-      row.appendChild(el("div", "bubble", (m.title ? m.title + "\n" : "") + m.body));
+      row.appendChild(markdownNode((m.title ? "**" + m.title + "**\n" : "") + m.body));
     }
     chat.appendChild(row);
   }
