@@ -14,6 +14,7 @@ the caller commits (core.changes contract).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import re
@@ -251,13 +252,13 @@ def _text(value: Any) -> str:
         return "是" if value else "否"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else format(value, ".15G")
-    if hasattr(value, "date") and hasattr(value, "hour"):  # datetime from a date cell
-        return str(value.date()) if not (value.hour or value.minute) else str(value)
+    if isinstance(value, dt.datetime):  # what openpyxl gives for a date cell
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(" ")
     return str(value).strip()
 
 
-def _nfkc(value: Any) -> str:
-    return "".join(unicodedata.normalize("NFKC", _text(value)).split())
+def _nfkc(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 # ---------------------------------------------------------------- row access
@@ -289,26 +290,29 @@ class _Layout:
 class _Row:
     """One data row being checked; collects every problem instead of stopping at the first."""
 
-    __slots__ = ("cells", "errors", "layout", "line")
+    __slots__ = ("cells", "errors", "layout", "line", "texts")
 
     def __init__(self, layout: _Layout, line: int, cells: list[Any]) -> None:
         self.layout, self.line, self.cells = layout, line, cells
+        self.texts = [c.strip() if type(c) is str else _text(c) for c in cells]
         self.errors: list[RowError] = []
 
     def raw(self, field_name: str) -> Any:
-        where = self.layout.where.get(field_name)
-        if where is None:
-            return None
-        if len(where) == 1:  # the usual case, kept fast for 100,000-row files
-            return self.cells[where[0]] if where[0] < len(self.cells) else None
-        for i in where:
-            value = self.cells[i] if i < len(self.cells) else None
-            if value is not None and (not isinstance(value, str) or value.strip()):
-                return value
+        """The cell itself (a number stays a number): the first non-blank of the field's columns."""
+        for i in self.layout.where.get(field_name, ()):
+            if i < len(self.texts) and self.texts[i]:
+                return self.cells[i]
         return None
 
+    def get(self, field_name: str) -> str:
+        """The field's text as a person sees it; '' when blank or the column is absent."""
+        for i in self.layout.where.get(field_name, ()):
+            if i < len(self.texts) and self.texts[i]:
+                return self.texts[i]
+        return ""
+
     def text(self, field_name: str, max_len: int) -> str:
-        value = _text(self.raw(field_name))
+        value = self.get(field_name)
         if len(value) > max_len:
             self.error(field_name, f"内容过长：最多 {max_len} 个字，实际 {len(value)} 个字")
         return value
@@ -353,22 +357,24 @@ _ROLES = {r: r for r in ROLES} | {
 
 @lru_cache(maxsize=256)
 def parse_kind(text: str) -> str | None:
-    key = "".join(unicodedata.normalize("NFKC", text).split())
-    return _KINDS["企业"] if not key else _KINDS.get(key)
+    """The canonical kind; '' for a blank cell; None when unknown."""
+    key = _nfkc(text)
+    return _KINDS.get(key) if key else ""
 
 
 @lru_cache(maxsize=256)
 def parse_status(text: str) -> str | None:
-    key = "".join(unicodedata.normalize("NFKC", text).split())
+    """The canonical status; '' for a blank cell; None when unknown."""
+    key = _nfkc(text)
     if not key:
-        return "存续"
+        return ""
     return _STATUSES.get(key) or _STATUSES.get(_PAREN.sub("", key))  # 存续（在营、开业、在册）
 
 
 @lru_cache(maxsize=256)
 def parse_risk(text: str) -> str | None:
     """'A', 'a', 'A类', 'A（低风险）', '低风险' → 'A'; '' or '未分类' → ''; else None."""
-    key = "".join(unicodedata.normalize("NFKC", text).split()).upper()
+    key = _nfkc(text).upper()
     if key in ("", "未分类"):
         return ""
     key = re.sub(r"[()类级]", "", key)
@@ -388,8 +394,8 @@ def split_multi(text: str) -> list[str]:
 
 def _parse_flags(row: _Row) -> str:
     found: set[str] = set()
-    for part in split_multi(_text(row.raw("flags"))):
-        flag = _FLAGS.get("".join(unicodedata.normalize("NFKC", part).split()))
+    for part in split_multi(row.get("flags")):
+        flag = _FLAGS.get(_nfkc(part))
         if flag is None:
             row.error("flags", f"未知标记“{part}”，可用：{'、'.join(TARGET_FLAGS)}")
         else:
@@ -502,16 +508,17 @@ async def _run(ctx: changes.Ctx, kind: str, path: Path, columns: Sequence[Column
     return report
 
 
+_INSERTS: dict[str, Callable[[Table], Any]] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+
+
 def _upsert(dialect: Dialect, table: Table, keys: list[str], update_fields: Iterable[str]) -> Insert:
-    if dialect.name == "sqlite":
-        ins = sqlite_insert(table)
-        set_ = {f: ins.excluded[f] for f in update_fields}
-        return ins.on_conflict_do_update(index_elements=keys, set_=set_)
-    if dialect.name == "postgresql":
-        pg = pg_insert(table)
-        return pg.on_conflict_do_update(index_elements=keys,
-                                        set_={f: pg.excluded[f] for f in update_fields})
-    raise ValueError(f"bulk import supports sqlite and postgresql, not {dialect.name}")
+    """INSERT … ON CONFLICT (keys) DO UPDATE, in the dialect's own syntax."""
+    make = _INSERTS.get(dialect.name)
+    if make is None:
+        raise ValueError(f"bulk import supports sqlite and postgresql, not {dialect.name}")
+    ins = make(table)
+    return cast(Insert, ins.on_conflict_do_update(
+        index_elements=keys, set_={f: ins.excluded[f] for f in update_fields}))
 
 
 def _chunks(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -541,16 +548,16 @@ def _check_target(row: _Row) -> dict[str, Any]:
     name = row.text("name", _TARGET_LEN["name"])
     if not name:
         row.error("name", "名称为空")
-    kind = parse_kind(_text(row.raw("kind")))
+    kind = parse_kind(row.get("kind"))
     if kind is None:
-        row.error("kind", f"未知类型“{_text(row.raw('kind'))}”，可用：{'、'.join(TARGET_KINDS)}")
-    status = parse_status(_text(row.raw("status")))
+        row.error("kind", f"未知类型“{row.get('kind')}”，可用：{'、'.join(TARGET_KINDS)}")
+    status = parse_status(row.get("status"))
     if status is None:
-        row.error("status", f"未知状态“{_text(row.raw('status'))}”，可用：{'、'.join(TARGET_STATUSES)}"
+        row.error("status", f"未知状态“{row.get('status')}”，可用：{'、'.join(TARGET_STATUSES)}"
                             "（在业、开业视同存续）")
-    risk = parse_risk(_text(row.raw("risk_level")))
+    risk = parse_risk(row.get("risk_level"))
     if risk is None:
-        row.error("risk_level", f"未知风险等级“{_text(row.raw('risk_level'))}”，可用：A 低风险、"
+        row.error("risk_level", f"未知风险等级“{row.get('risk_level')}”，可用：A 低风险、"
                                 "B 一般风险、C 较高风险、D 高风险，未分类留空")
     return {"uscc": uscc, "is_legacy_id": legacy, "name": name, "kind": kind,
             "industry": row.text("industry", _TARGET_LEN["industry"]),
@@ -561,8 +568,28 @@ def _check_target(row: _Row) -> dict[str, Any]:
 
 def check_targets(sheet: Sheet, layout: _Layout | None = None) -> _Checked:
     """Check every row of a target file; no database needed (used by the benchmark too)."""
-    return _check_file(sheet, layout or _Layout(sheet, TARGET_COLUMNS), _check_target, lambda r: (r["uscc"],),
-                       "uscc", "统一社会信用代码")
+    return _check_file(sheet, layout or _Layout(sheet, TARGET_COLUMNS), _check_target,
+                       lambda r: (r["uscc"],), "uscc", "统一社会信用代码")
+
+
+# A blank cell in these columns means "not given": a new target gets the column's default, an
+# existing one keeps its value (a blank 状态 must not turn a 注销 target back into 存续).
+# A blank 风险等级 or 标记 is a value: unclassified, no flags.
+KEEP_IF_BLANK = ("kind", "industry", "region", "address", "status")
+_TARGET_DEFAULTS: dict[str, Any] = {f: getattr(_TARGETS.c[f].default, "arg", "")
+                                    for f in KEEP_IF_BLANK}
+_TARGET_UPDATES = ("name", "kind", "industry", "region", "address", "status", "risk_level", "flags")
+
+
+def _group_by_blanks(chunk: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Rows of a chunk by which keep-if-blank columns they leave blank (defaults filled in)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for rec in chunk:
+        blank = tuple(f for f in KEEP_IF_BLANK if not rec[f])
+        if blank:
+            rec = rec | {f: _TARGET_DEFAULTS[f] for f in blank}
+        groups.setdefault(blank, []).append(rec)
+    return groups
 
 
 async def import_targets(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
@@ -571,22 +598,26 @@ async def import_targets(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = F
     """Import the target library; existing targets (same USCC) are updated.
 
     Only columns present in the file are updated, so a file without 风险等级 keeps the levels
-    already stored. `progress(done, total)` is called as rows are written.
+    already stored; see KEEP_IF_BLANK for blank cells. `progress(done, total)` is called as
+    rows are written.
     """
 
     async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
         table = _TARGETS
-        present = [f for f in ("name", "kind", "industry", "region", "address", "status",
-                               "risk_level", "flags") if checked.layout.has(f)]
+        present = [f for f in _TARGET_UPDATES if checked.layout.has(f)]
         conn = await _core_connection(ctx.session)
-        stmt = _upsert(conn.dialect, table, ["uscc"], present)
+        statements: dict[tuple[str, ...], Insert] = {}
         inserted = updated = 0
         total = len(checked.records)
         for chunk in _chunks(checked.good()):
             ids = [r["uscc"] for r in chunk]
             existing = len((await conn.execute(
                 select(table.c.uscc).where(table.c.uscc.in_(ids)))).all())
-            await conn.execute(stmt, chunk)
+            for blank, rows in _group_by_blanks(chunk).items():
+                if blank not in statements:
+                    statements[blank] = _upsert(conn.dialect, table, ["uscc"],
+                                                [f for f in present if f not in blank])
+                await conn.execute(statements[blank], rows)
             updated += existing
             inserted += len(chunk) - existing
             if progress is not None:
@@ -617,10 +648,10 @@ class _Departments:
 
     @staticmethod
     def _key(text: str) -> str:
-        return "".join(unicodedata.normalize("NFKC", text or "").split()).upper()
+        return _nfkc(text or "").upper()
 
     def find(self, row: _Row, field_name: str, *, required: bool) -> int | None:
-        text = _text(row.raw(field_name))
+        text = row.get(field_name)
         if not text:
             if required:
                 row.error(field_name, "部门为空")
@@ -656,7 +687,7 @@ def _check_inspector(row: _Row, departments: _Departments, accounts: _Accounts) 
         row.error("name", "姓名为空")
     dept_id = departments.find(row, "department", required=True)
     cert_no = row.text("cert_no", _OFFICER_LEN["cert_no"])
-    code = _nfkc(row.raw("code"))
+    code = _nfkc(row.get("code"))
     if not code and cert_no and dept_id is not None:
         code = f"{departments.codes[dept_id]}-{_nfkc(cert_no)}"  # stable across re-imports
     if not code and dept_id is not None:
@@ -664,14 +695,14 @@ def _check_inspector(row: _Row, departments: _Departments, accounts: _Accounts) 
     elif len(code) > _OFFICER_LEN["code"]:
         row.error("code", f"人员编号“{code}”过长：最多 {_OFFICER_LEN['code']} 个字符")
     roles = {"inspector"}
-    for part in split_multi(_text(row.raw("roles"))):
+    for part in split_multi(row.get("roles")):
         role = _ROLES.get(_nfkc(part).lower()) or _ROLES.get(_nfkc(part))
         if role is None:
             row.error("roles", f"未知角色“{part}”，可用：联络员、执法检查人员、分管领导、管理员、专家")
         else:
             roles.add(role)
     record = {"code": code, "name": name, "department_id": dept_id, "cert_no": cert_no,
-              "expertise": split_multi(_text(row.raw("expertise"))),
+              "expertise": split_multi(row.get("expertise")),
               "region": row.text("region", _OFFICER_LEN["region"]),
               "mobile": row.text("mobile", _OFFICER_LEN["mobile"]),
               "roles": [r for r in ROLES if r in roles]}
@@ -754,15 +785,12 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
 
 
 def _parse_year(row: _Row) -> int:
-    value = row.raw("year")
-    text = _nfkc(value).removesuffix("年")
-    if isinstance(value, float) and value.is_integer():
-        text = str(int(value))
+    text = _nfkc(row.get("year")).removesuffix("年")
     if not text:
         row.error("year", "年度为空")
         return 0
     if not text.isascii() or not text.isdigit() or not 2000 <= int(text) <= 2100:
-        row.error("year", f"年度“{_text(value)}”不是有效年份（例如 2026）")
+        row.error("year", f"年度“{row.get('year')}”不是有效年份（例如 2026）")
         return 0
     return int(text)
 

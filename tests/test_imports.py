@@ -207,6 +207,33 @@ async def test_reimport_updates_only_the_columns_in_the_file(ctx: Ctx, tmp_path:
     assert await audit_count(ctx) == 2
 
 
+async def test_blank_status_keeps_stored_value_but_blank_risk_clears(ctx: Ctx, tmp_path: Path) -> None:
+    first = write_csv(tmp_path / "a.csv", [
+        HEADER, trow(U1, "甲公司", "个体工商户", "注销", "D", "投诉举报")])
+    assert (await import_targets(ctx, first)).ok
+    second = write_csv(tmp_path / "b.csv", [
+        HEADER, trow(U1, "甲公司", kind="", status=""), trow(U2, "乙公司", kind="", status="")])
+    report = await import_targets(ctx, second)
+    assert (report.inserted, report.updated) == (1, 1)
+    rows = await targets(ctx)
+    # a blank 状态 must not bring a deregistered target back into the drawable pool
+    assert (rows[U1].kind, rows[U1].status, rows[U1].risk_level, rows[U1].flags) == (
+        "个体工商户", "注销", "", "")
+    assert (rows[U2].kind, rows[U2].status) == ("企业", "存续")
+
+
+async def test_registration_number_column_is_used_when_no_uscc(ctx: Ctx, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "t.csv", [
+        ["名称", "统一社会信用代码", "注册号"],
+        ["甲公司", U1, "330424000011111"],
+        ["老个体户", "", "330424000012345"],
+    ])
+    report = await import_targets(ctx, path)
+    assert report.ok, report.summary_zh()
+    rows = await targets(ctx)
+    assert set(rows) == {U1, "330424000012345"} and rows["330424000012345"].is_legacy_id
+
+
 async def test_progress_reports_rows_written(ctx: Ctx, tmp_path: Path) -> None:
     rows = [[make_uscc(f"91330424{i:09d}"), f"企业{i}"] for i in range(4500)]
     path = write_csv(tmp_path / "t.csv", [["统一社会信用代码", "名称"], *rows])
