@@ -93,14 +93,22 @@ class Dispatcher:
         await ctx.reply(OutMessage.text(err.message))
 
     async def _refuse_unknown(self, session: AsyncSession, event: Event) -> None:
+        """Audit the attempt; answer where the platform gave us a way to answer a stranger.
+
+        Only a reply address (DingTalk session webhook) reaches someone who is no officer: the
+        sender resolves every other destination through an Officer row or a chat binding.
+        """
         label = f"unknown:{event.platform}:{event.user_id}"[:64]
         ctx = Ctx(session=session, clock=self.services.clock, rules=self.services.rules,
                   actor_label=label)
         await record(ctx, "auth.unknown_user", f"user:{event.platform}:{event.user_id}"[:80],
-                     {"event": event.kind, "chat_id": event.chat_id})
-        await outbox.enqueue(session, unknown_user_destination(event),
-                             OutMessage.text(render("messages/cmd_unknown_user.txt.j2")),
-                             now=self.services.clock.now())
+                     {"event": event.kind, "chat_id": event.chat_id,
+                      "answered": bool(event.reply_address)})
+        if event.reply_address:
+            await outbox.enqueue(session, Destination(kind="chat", platform=event.platform,
+                                                      address=event.reply_address),
+                                 OutMessage.text(render("messages/cmd_unknown_user.txt.j2")),
+                                 now=self.services.clock.now())
 
 
 def _attempt(event: Event) -> str:
@@ -130,9 +138,3 @@ async def lock_officer(session: AsyncSession, officer: Officer) -> None:
     else:
         await session.execute(update(Officer).where(Officer.id == officer.id)
                               .values(id=Officer.id).execution_options(synchronize_session=False))
-
-
-def unknown_user_destination(event: Event) -> Destination:
-    """Where to answer someone who is no officer: the session webhook, the group, or the user."""
-    address = event.reply_address or event.chat_id or event.user_id
-    return Destination(kind="chat", platform=event.platform, address=address)

@@ -145,7 +145,7 @@ async def _item_ids(ctx: HandlerCtx, item_codes: list[str]) -> list[int] | None:
     rows = (await ctx.session.execute(select(func.upper(Item.code), Item.id).where(
         Item.department_id == ctx.officer.department_id,
         func.upper(Item.code).in_(wanted)))).all()
-    found = dict(rows)
+    found: dict[str, int] = {code: item_id for code, item_id in rows}
     if missing := [c for c in wanted if c not in found]:
         raise ValidationFailed(f"本部门抽查事项清单中没有事项代码：{'、'.join(missing)}")
     return [found[c] for c in wanted]

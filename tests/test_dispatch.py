@@ -110,12 +110,22 @@ def test_card_payload_longer_than_the_platform_key_is_refused_when_built() -> No
 
 async def test_unknown_user_is_refused_politely_and_audited(sessionmaker, clock) -> None:
     d = make_dispatcher(sessionmaker, clock)
-    rows = await send(sessionmaker, d, text_event("stranger", "任务"))
+    webhook = "https://oapi.dingtalk.com/robot/sendBySession?session=abc"
+    rows = await send(sessionmaker, d, text_event("stranger", "任务", platform="dingtalk",
+                                                  reply_address=webhook))
     assert len(rows) == 1
-    assert "您尚未在联检登记" in bodies(rows)
-    assert rows[0].destination["kind"] == "chat" and rows[0].destination["address"] == "stranger"
+    assert "您尚未在联检登记，请联系本单位联络员或联席会议办公室绑定账号" in bodies(rows)
+    assert rows[0].destination["kind"] == "chat" and rows[0].destination["address"] == webhook
     [event] = await audit_rows(sessionmaker, "auth.unknown_user")
-    assert event.actor == "unknown:sim:stranger"
+    assert event.actor == "unknown:dingtalk:stranger"
+
+
+async def test_unknown_user_without_a_reply_address_is_audited_only(sessionmaker, clock) -> None:
+    """No Destination reaches a stranger's WeCom id; never route the refusal anywhere else."""
+    d = make_dispatcher(sessionmaker, clock)
+    assert await send(sessionmaker, d, text_event("stranger", "任务", platform="wecom")) == []
+    [event] = await audit_rows(sessionmaker, "auth.unknown_user")
+    assert event.actor == "unknown:wecom:stranger" and event.data["answered"] is False
 
 
 async def test_wecom_and_dingtalk_ids_resolve_to_the_officer(sessionmaker, clock, people) -> None:
