@@ -184,18 +184,18 @@ def parse_quick_result(text: str) -> list[str]:
         raise ValidationFailed("请写明检查结果，例如：未发现问题、1 或 E 已责令改正")
     # Whole labels first (longest first): some contain separators, e.g. C's "、".
     names = [(c.label, c.code) for c in CATEGORIES.values()] + list(_ALIASES.items())
-    for name, code in sorted(names, key=lambda pair: -len(pair[0])):
-        rest = rest.replace(name, f" {code} ")
+    for name, replacement in sorted(names, key=lambda pair: -len(pair[0])):
+        rest = rest.replace(name, f" {replacement} ")
     codes: list[str] = []
     for token in filter(None, re.split(r"[\s,，、;；/]+", rest)):
-        code = _lookup(token)
-        if code is None and codes and token in CATEGORIES[codes[-1]].label:
+        found = _lookup(token)
+        if found is None and codes and token in CATEGORIES[codes[-1]].label:
             continue  # words repeating the code's label: "E 已责令改正"
-        if code is None:
+        if found is None:
             raise ValidationFailed(f"无法识别的检查结果“{token}”。可直接填写：{_quick_choices()}；"
                                    f"发现问题的，{FORM_HINT}")
-        if code not in codes:
-            codes.append(code)
+        if found not in codes:
+            codes.append(found)
     for code in codes:
         if code not in QUICK_CODES:
             raise ValidationFailed(f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{FORM_HINT}")

@@ -1,0 +1,37 @@
+"""Loading a year's official holiday arrangement, and telling admins when it is missing."""
+
+from __future__ import annotations
+
+from core.changes import Ctx, record
+from core.models import HolidayYear
+from core.obligations import recompute_provisional
+from core.workdays import HolidayFile
+
+
+async def load_holiday_year(ctx: Ctx, hf: HolidayFile) -> int:
+    """Store (or replace) the year's data, then recompute provisional deadlines; returns how
+    many deadlines changed."""
+    row = await ctx.session.get(HolidayYear, hf.year)
+    replaced = row is not None
+    if row is None:
+        row = HolidayYear(year=hf.year, loaded_at=ctx.clock.now())
+        ctx.session.add(row)
+    row.holidays = sorted(d.isoformat() for d in hf.holidays)
+    row.workdays = sorted(d.isoformat() for d in hf.workdays)
+    row.source, row.loaded_at = hf.source, ctx.clock.now()
+    await ctx.session.flush()
+    await record(ctx, "holidays.loaded", f"holidays:{hf.year}",
+                 {"year": hf.year, "holidays": len(hf.holidays), "workdays": len(hf.workdays),
+                  "source": hf.source, "replaced": replaced})
+    ctx.calendar = None  # the next work_calendar() call reloads with this year
+    return await recompute_provisional(ctx)
+
+
+async def holiday_warning(ctx: Ctx) -> str | None:
+    """For admins, from 1 November: next year's arrangement is not loaded yet."""
+    year = (await ctx.work_calendar()).missing_next_year(ctx.clock.today())
+    if year is None:
+        return None
+    return (f"尚未导入 {year} 年节假日安排。跨入 {year} 年的期限暂按周一至周五计算，"
+            f"并标注“暂按工作日计算”。国务院办公厅发布 {year} 年部分节假日安排的通知后，"
+            f"请管理员用 `lianjian holidays load 文件` 导入，系统将自动重算这些期限。")

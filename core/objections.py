@@ -1,0 +1,137 @@
+"""Objections to published results, re-checks and replies (004 第二十条).
+
+received → upheld (no error) | error_found → corrected (by core.cases.correct_result)
+→ replied. Deadlines: file within 60 calendar days of publication; re-check within 20 working
+days of receipt; correct within 5 and reply within 15 working days of the re-check result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from core.cases import (
+    china_date,
+    get_case,
+    get_task,
+    latest_result,
+    message,
+    require_lead_staff,
+    state_error,
+)
+from core.changes import Ctx, Notice, record
+from core.errors import InvalidTransition, NotFound, ValidationFailed
+from core.messages import Destination
+from core.models import Case, JointTask, Objection
+
+
+def _notice_lead(task: JointTask, template: str, title: str, **context: object) -> Notice:
+    return Notice(Destination.department(task.lead_department_id),
+                  message(template, title, **context))
+
+
+async def file_objection(ctx: Ctx, case_code: str, filed_by: str, content: str,
+                         received_on: dt.date) -> Objection:
+    """The lead department registers a written objection it received."""
+    case = await get_case(ctx.session, case_code)
+    task = await get_task(ctx.session, case)
+    await require_lead_staff(ctx, task, "objection.file", f"case:{case.code}")
+    if case.state == "objected":
+        raise InvalidTransition(f"案件 {case.code} 已有异议正在处理")
+    published = await latest_result(ctx.session, case, "published")
+    if case.state not in ("published", "corrected") or published is None:
+        raise state_error(case, "受理异议（结果尚未公示）")
+    assert published.published_at is not None
+    if not filed_by.strip() or not content.strip():
+        raise ValidationFailed("请填写异议人和异议内容（书面申请及证明材料）")
+    published_on = china_date(published.published_at)
+    last_day = published_on + dt.timedelta(days=ctx.rules.objection_calendar_days)
+    if received_on > ctx.clock.today() or received_on < published_on:
+        raise ValidationFailed("收到日期应在公示日期之后、今天之前")
+    if received_on > last_day:
+        raise ValidationFailed(
+            f"已超过异议期限：结果于 {published_on.isoformat()} 公示，应在公示之日起"
+            f" {ctx.rules.objection_calendar_days} 日内（{last_day.isoformat()} 前）提出，"
+            f"申请收到日期为 {received_on.isoformat()}")
+    cal = await ctx.work_calendar()
+    due = cal.add_workdays(received_on, ctx.rules.recheck_workdays)
+    objection = Objection(case_id=case.id, filed_by=filed_by.strip(), content=content.strip(),
+                          received_on=received_on, state="received", recheck_due_on=due.day,
+                          recheck_due_provisional=due.provisional,
+                          handled_by_id=ctx.actor.id if ctx.actor else None)
+    ctx.session.add(objection)
+    case.state = "objected"
+    await ctx.session.flush()
+    notice = _notice_lead(task, "objection_filed", f"{case.code} 收到异议",
+                                case=case, target=case.target, objection=objection,
+                                due=due.label())
+    await record(ctx, "objection.filed", f"objection:{objection.id}",
+                 {"case": case.code, "received_on": received_on.isoformat(),
+                  "recheck_due_on": due.day.isoformat(), "provisional": due.provisional,
+                  "version": published.version}, [notice])
+    return objection
+
+
+async def _load(ctx: Ctx, objection_id: int, action: str) -> tuple[Objection, Case, JointTask]:
+    objection = await ctx.session.get(Objection, objection_id)
+    if objection is None:
+        raise NotFound(f"找不到异议 {objection_id}")
+    case = await ctx.session.get(Case, objection.case_id)
+    assert case is not None  # foreign key
+    task = await get_task(ctx.session, case)
+    await require_lead_staff(ctx, task, action, f"objection:{objection.id}")
+    return objection, case, task
+
+
+async def _restore_case(ctx: Ctx, case: Case) -> None:
+    """An upheld objection leaves the published result as it was."""
+    current = await latest_result(ctx.session, case, "published")
+    case.state = "corrected" if current is not None and current.is_correction else "published"
+
+
+async def record_recheck(ctx: Ctx, objection_id: int, finding: str,
+                         error_found: bool) -> Objection:
+    objection, case, task = await _load(ctx, objection_id, "objection.recheck")
+    if objection.state != "received":
+        raise InvalidTransition("该异议已复查")
+    if not finding.strip():
+        raise ValidationFailed("请填写复查情况和结论")
+    cal = await ctx.work_calendar()
+    today = ctx.clock.today()
+    reply_due = cal.add_workdays(today, ctx.rules.reply_workdays)
+    correction_due = cal.add_workdays(today, ctx.rules.correction_workdays)
+    objection.recheck_finding, objection.rechecked_on = finding.strip(), today
+    objection.reply_due_on = reply_due.day
+    objection.handled_by_id = ctx.actor.id if ctx.actor else objection.handled_by_id
+    if error_found:
+        objection.state, objection.correction_due_on = "error_found", correction_due.day
+    else:
+        objection.state = "upheld"
+        await _restore_case(ctx, case)
+    notice = _notice_lead(task, "objection_rechecked", f"{case.code} 异议复查结论",
+                                case=case, target=case.target, objection=objection,
+                                error_found=error_found, correction_due=correction_due.label(),
+                                reply_due=reply_due.label())
+    await record(ctx, "objection.rechecked", f"objection:{objection.id}",
+                 {"case": case.code, "error_found": error_found,
+                  "reply_due_on": reply_due.day.isoformat(),
+                  "correction_due_on": objection.correction_due_on.isoformat()
+                  if objection.correction_due_on else None}, [notice])
+    return objection
+
+
+async def reply_objection(ctx: Ctx, objection_id: int) -> Objection:
+    """The re-check result was communicated to the objector."""
+    objection, case, task = await _load(ctx, objection_id, "objection.reply")
+    refusals = {"received": "该异议尚未复查，不能答复",
+                "error_found": "复查发现错误，须先更正公示结果再答复",
+                "replied": "该异议已答复"}
+    if objection.state in refusals:
+        raise InvalidTransition(refusals[objection.state])
+    corrected = objection.state == "corrected"
+    objection.state, objection.replied_on = "replied", ctx.clock.today()
+    notice = _notice_lead(task, "objection_replied", f"{case.code} 异议已答复", case=case,
+                                target=case.target, objection=objection, corrected=corrected)
+    await record(ctx, "objection.replied", f"objection:{objection.id}",
+                 {"case": case.code, "corrected": corrected}, [notice])
+    return objection
+

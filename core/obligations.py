@@ -1,0 +1,314 @@
+"""What is due or overdue for whom (design §6), the nudges it drives, and deadline recompute.
+
+Nudges go out at T-3, T-1 and T-0 working days and on every working day overdue; overdue ones
+also go to the department's leaders (escalation). Each department gets at most one digest per
+run, and an obligation is nudged at most once per day: the obligation keys a digest carried are
+kept in its audit event, so a second run (another process, a restart) skips them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.cases import OPEN_FOR_ENTRY, china_date, message, result_deadline
+from core.changes import Ctx, Notice, record
+from core.messages import Destination
+from core.models import (
+    AuditEvent,
+    Case,
+    CaseResult,
+    GroupMember,
+    Invitation,
+    JointTask,
+    Objection,
+    Officer,
+)
+from core.rules import Rules
+from core.workdays import Deadline, WorkCalendar
+
+KIND_LABELS = {"invitation_reply": "答复联合抽查邀请", "result_entry": "录入检查结果",
+               "review": "审核检查结果", "objection_recheck": "异议复查",
+               "objection_correction": "更正公示结果", "objection_reply": "答复异议"}
+LIVE_TASK_STATES = ("consulting", "ready", "drawn", "locked", "inspecting", "reviewing",
+                    "published")
+
+
+@dataclass(frozen=True)
+class Obligation:
+    key: str  # "case:12", "invitation:3", "review:7", "objection:4:recheck"
+    kind: str  # a KIND_LABELS key
+    subject: str  # what it is about, for people: "LJ-2026-001-003 某某公司"
+    department_id: int  # whose digest carries it (and whose leaders it escalates to)
+    officer_ids: tuple[int, ...]  # who should act (mentioned in the digest)
+    due: dt.date
+    provisional: bool
+    days_left: int  # working days; 0 = due today, negative = overdue
+
+    @property
+    def overdue(self) -> bool:
+        return self.days_left < 0
+
+    @property
+    def what(self) -> str:
+        return KIND_LABELS[self.kind]
+
+    def due_label(self) -> str:
+        return Deadline(self.due, self.provisional).label()
+
+    def nudge_key(self, today: dt.date) -> str:
+        when = "overdue" if self.overdue else f"T-{self.days_left}"
+        return f"nudge:{self.key}:{today.isoformat()}:{when}"
+
+
+@dataclass
+class _People:
+    liaisons: dict[int, list[int]]
+    leaders: dict[int, list[int]]
+
+    def staff(self, department_id: int) -> tuple[int, ...]:
+        return tuple(self.liaisons.get(department_id, []) + self.leaders.get(department_id, []))
+
+
+async def _people(session: AsyncSession) -> _People:
+    people = _People(defaultdict(list), defaultdict(list))
+    for officer in await session.scalars(select(Officer).where(Officer.active.is_(True))
+                                         .order_by(Officer.id)):
+        if officer.has_role("liaison"):
+            people.liaisons[officer.department_id].append(officer.id)
+        if officer.has_role("leader"):
+            people.leaders[officer.department_id].append(officer.id)
+    return people
+
+
+def _make(cal: WorkCalendar, today: dt.date, key: str, kind: str, subject: str,
+          department_id: int, officer_ids: Sequence[int], due: Deadline) -> Obligation:
+    return Obligation(key, kind, subject, department_id, tuple(officer_ids), due.day,
+                      due.provisional, cal.workdays_between(today, due.day))
+
+
+async def _invitations(session: AsyncSession, cal: WorkCalendar, today: dt.date,
+                       people: _People) -> list[Obligation]:
+    rows = (await session.execute(
+        select(Invitation, JointTask).join(JointTask, JointTask.id == Invitation.task_id)
+        .where(Invitation.state == "pending", JointTask.state == "consulting",
+               JointTask.reply_due_on.is_not(None)))).all()
+    return [_make(cal, today, f"invitation:{inv.id}", "invitation_reply",
+                  f"{task.code} {task.title}", inv.department_id,
+                  people.liaisons.get(inv.department_id, []),
+                  Deadline(task.reply_due_on, task.reply_due_provisional))
+            for inv, task in rows if task.reply_due_on is not None]
+
+
+async def _entries_and_reviews(session: AsyncSession, cal: WorkCalendar, rules: Rules,
+                               today: dt.date, people: _People) -> list[Obligation]:
+    rows = (await session.execute(
+        select(Case, JointTask).join(JointTask, JointTask.id == Case.task_id)
+        .where(Case.state.in_((*OPEN_FOR_ENTRY, "submitted")),
+               JointTask.state.in_(LIVE_TASK_STATES)).order_by(Case.id))).all()
+    members: dict[int, list[GroupMember]] = defaultdict(list)
+    for m in await session.scalars(select(GroupMember).where(
+            GroupMember.active.is_(True), GroupMember.case_id.in_([c.id for c, _ in rows]))
+            .order_by(GroupMember.is_leader.desc(), GroupMember.id)):
+        members[m.case_id].append(m)
+    found: list[Obligation] = []
+    for case, task in rows:
+        subject = f"{case.code} {case.target.name}"
+        if case.state == "submitted":
+            found.append(await _review(session, cal, rules, today, people, case, task, subject))
+            continue
+        group = members[case.id]
+        department = group[0].department_id if group else task.lead_department_id
+        found.append(_make(cal, today, f"case:{case.id}", "result_entry", subject, department,
+                           [m.officer_id for m in group],
+                           result_deadline(cal, rules, case, task)))
+    return found
+
+
+async def _review(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,
+                  people: _People, case: Case, task: JointTask, subject: str) -> Obligation:
+    entered = await session.scalar(select(CaseResult.entered_at).where(
+        CaseResult.case_id == case.id, CaseResult.state == "submitted"))
+    start = china_date(entered) if entered is not None else today
+    return _make(cal, today, f"review:{case.id}", "review", subject, task.lead_department_id,
+                 people.staff(task.lead_department_id),
+                 cal.add_workdays(start, rules.review_workdays))
+
+
+async def _objections(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,
+                      people: _People) -> list[Obligation]:
+    rows = (await session.execute(
+        select(Objection, Case, JointTask).join(Case, Case.id == Objection.case_id)
+        .join(JointTask, JointTask.id == Case.task_id)
+        .where(Objection.state != "replied").order_by(Objection.id))).all()
+    found: list[Obligation] = []
+    for obj, case, task in rows:
+        subject = f"{case.code} {case.target.name}（异议人：{obj.filed_by}）"
+        staff = people.staff(task.lead_department_id)
+        if obj.state == "received":
+            step, due = "recheck", Deadline(obj.recheck_due_on, obj.recheck_due_provisional)
+        elif obj.state == "error_found" and obj.rechecked_on is not None:
+            step, due = "correction", cal.add_workdays(obj.rechecked_on, rules.correction_workdays)
+        elif obj.rechecked_on is not None:
+            step, due = "reply", cal.add_workdays(obj.rechecked_on, rules.reply_workdays)
+        else:
+            continue
+        found.append(_make(cal, today, f"objection:{obj.id}:{step}", f"objection_{step}",
+                           subject, task.lead_department_id, staff, due))
+    return found
+
+
+async def due_items(session: AsyncSession, cal: WorkCalendar, today: dt.date, *,
+                    rules: Rules | None = None) -> list[Obligation]:
+    """Everything open, soonest first (overdue first)."""
+    rules = rules or Rules.model_validate({})  # the defaults (Rules() trips mypy without the pydantic plugin)
+    people = await _people(session)
+    found = [*await _invitations(session, cal, today, people),
+             *await _entries_and_reviews(session, cal, rules, today, people),
+             *await _objections(session, cal, rules, today, people)]
+    return sorted(found, key=lambda o: (o.days_left, o.key))
+
+
+# ---------------------------------------------------------------- nudges
+
+def _digest_subject(department_id: int, today: dt.date) -> str:
+    return f"nudge:{today.isoformat()}:department:{department_id}"
+
+
+async def _nudged_today(session: AsyncSession, today: dt.date,
+                        department_ids: Sequence[int]) -> set[str]:
+    """Obligation nudge keys already sent today (kept in the digests' audit events)."""
+    rows = await session.scalars(select(AuditEvent.data).where(
+        AuditEvent.action == "nudge.digest",
+        AuditEvent.subject.in_([_digest_subject(d, today) for d in department_ids])))
+    return {k for data in rows for k in data["keys"]}
+
+
+def _digest_key(prefix: str, today: dt.date, keys: Sequence[str]) -> str:
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+    return f"{prefix}:{today.isoformat()}:{digest}"
+
+
+async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
+    """Queue today's digests; returns how many messages were queued (0 on a second run)."""
+    cal = await ctx.work_calendar()
+    if not cal.is_workday(today):
+        return 0  # nudges and "every working day overdue" count working days only
+    schedule = set(ctx.rules.nudge_before_workdays)
+    due = [o for o in await due_items(ctx.session, cal, today, rules=ctx.rules)
+           if o.overdue or o.days_left in schedule]
+    sent = await _nudged_today(ctx.session, today, sorted({o.department_id for o in due}))
+    by_department: dict[int, list[Obligation]] = defaultdict(list)
+    for o in due:
+        if o.nudge_key(today) not in sent:
+            by_department[o.department_id].append(o)
+    people = await _people(ctx.session)
+    queued = 0
+    for department_id, items in sorted(by_department.items()):
+        notices = _digest_notices(department_id, items, people, today)
+        await record(ctx, "nudge.digest", _digest_subject(department_id, today),
+                     {"day": today.isoformat(), "keys": [o.nudge_key(today) for o in items],
+                      "overdue": sum(o.overdue for o in items)}, notices)
+        queued += len(notices)
+    return queued
+
+
+def _digest_notices(department_id: int, items: list[Obligation], people: _People,
+                    today: dt.date) -> list[Notice]:
+    keys = [o.nudge_key(today) for o in items]
+    mentions = sorted({i for o in items for i in o.officer_ids})
+    msg = message("nudge_digest", "待办提醒", items=items, today=today).model_copy(
+        update={"mention_officer_ids": mentions})
+    notices = [Notice(Destination.department(department_id), msg,
+                      _digest_key(f"nudge:department:{department_id}", today, keys))]
+    overdue = [o for o in items if o.overdue]
+    if overdue:
+        escalation = message("nudge_escalation", "逾期事项", items=overdue, today=today)
+        notices += [Notice(Destination.officer(leader), escalation,
+                           _digest_key(f"nudge:leader:{leader}", today, keys))
+                    for leader in people.leaders.get(department_id, [])]
+    return notices
+
+
+# ---------------------------------------------------------------- recompute after new holiday data
+
+def _nth_workday_before(cal: WorkCalendar, day: dt.date, n: int) -> dt.date:
+    while n > 0:
+        day -= dt.timedelta(days=1)
+        if cal.is_workday(day):
+            n -= 1
+    return day
+
+
+def _reply_base(cal: WorkCalendar, task: JointTask, n: int) -> dt.date:
+    """The day invitations went out, recovered from a provisional reply deadline.
+
+    JointTask keeps no send date, so count back n working days the way the provisional
+    deadline was counted: the due year and later on weekdays only, earlier years as known
+    now. Exact whenever the invitations went out on a working day.
+    """
+    assert task.reply_due_on is not None
+    due = task.reply_due_on
+    earlier = {y: d for y, d in cal.extra.items() if y < due.year}
+    return _nth_workday_before(WorkCalendar(earlier), due, n)
+
+
+async def recompute_provisional(ctx: Ctx) -> int:
+    """Recompute every provisional deadline with the current calendar; returns changes."""
+    cal = await ctx.work_calendar()
+    rules, changes = ctx.rules, []
+    tasks = await ctx.session.scalars(select(JointTask).where(
+        JointTask.reply_due_provisional.is_(True), JointTask.reply_due_on.is_not(None)))
+    for task in tasks:
+        new = cal.add_workdays(_reply_base(cal, task, rules.invitation_reply_workdays),
+                               rules.invitation_reply_workdays)
+        changes += _apply(f"task:{task.code}", task, "reply_due_on", "reply_due_provisional", new)
+    cases = await ctx.session.scalars(select(Case).where(
+        Case.result_due_provisional.is_(True), Case.inspected_on.is_not(None)))
+    for case in cases:
+        assert case.inspected_on is not None
+        new = cal.add_workdays(case.inspected_on, rules.result_entry_workdays)
+        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional",
+                          new)
+    for obj in await ctx.session.scalars(select(Objection).where(Objection.state != "replied")):
+        changes += _recompute_objection(cal, rules, obj)
+    if changes:
+        await record(ctx, "deadlines.recomputed", "calendar", {"changes": changes})
+    return len(changes)
+
+
+def _apply(subject: str, row: Any, day_attr: str, flag_attr: str | None,
+           new: Deadline) -> list[dict[str, Any]]:
+    old_day = getattr(row, day_attr)
+    old_flag = getattr(row, flag_attr) if flag_attr else None
+    new_flag = new.provisional if flag_attr else None
+    if old_day == new.day and old_flag == new_flag:
+        return []
+    setattr(row, day_attr, new.day)
+    if flag_attr:
+        setattr(row, flag_attr, new.provisional)
+    return [{"subject": subject, "field": day_attr, "from": old_day.isoformat(),
+             "to": new.day.isoformat(), "provisional": new.provisional}]
+
+
+def _recompute_objection(cal: WorkCalendar, rules: Rules, obj: Objection) -> list[dict[str, Any]]:
+    subject = f"objection:{obj.id}"
+    changes = []
+    if obj.recheck_due_provisional:
+        changes += _apply(subject, obj, "recheck_due_on", "recheck_due_provisional",
+                          cal.add_workdays(obj.received_on, rules.recheck_workdays))
+    if obj.rechecked_on is not None and obj.reply_due_on is not None:
+        changes += _apply(subject, obj, "reply_due_on", None,
+                          cal.add_workdays(obj.rechecked_on, rules.reply_workdays))
+    if obj.rechecked_on is not None and obj.correction_due_on is not None:
+        changes += _apply(subject, obj, "correction_due_on", None,
+                          cal.add_workdays(obj.rechecked_on, rules.correction_workdays))
+    return changes
+

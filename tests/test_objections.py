@@ -1,0 +1,144 @@
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from core import cases, objections
+from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from core.holidays import load_holiday_year
+from core.models import AuditEvent, CaseResult, Objection
+from core.workdays import HolidayFile
+from tests.case_factories import acting, at_day, build_world, snapshot
+
+D = dt.date
+FOUND = {"codes": ["A", "2", "B"], "methods": ["实地检查"], "followups": ["责令改正并跟踪"]}
+CLEAN = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+
+
+async def _published(ctx, session, **world):
+    """Submit v1 → return → v2 → approve → publish; returns the world."""
+    w = await build_world(session, **world)
+    inspected = w.task.window_start + dt.timedelta(days=8)
+    at_day(ctx, inspected + dt.timedelta(days=2))
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, **FOUND, inspected_on=inspected)
+    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="核实问题")
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, **FOUND)
+    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, True)
+    await cases.publish_case(acting(ctx, w.lead_liaison), w.case.code)
+    await session.commit()
+    return w
+
+
+async def _versions(session, case):
+    rows = await session.execute(select(CaseResult.version, CaseResult.state, CaseResult.codes,
+                                        CaseResult.is_correction)
+                                 .where(CaseResult.case_id == case.id)
+                                 .order_by(CaseResult.version))
+    return [tuple(r) for r in rows]
+
+
+async def test_objection_window_recheck_error_and_correction(ctx, session):
+    w = await _published(ctx, session)  # published 2026-03-12
+    lead = acting(ctx, w.lead_liaison)
+    at_day(ctx, D(2026, 5, 15))
+    before = await snapshot(session)
+    with pytest.raises(ValidationFailed) as err:
+        await objections.file_objection(lead, w.case.code, "某某公司", "已公示", D(2026, 5, 12))
+    assert str(err.value).startswith("已超过异议期限")
+    assert "2026-05-11" in str(err.value)  # 60 calendar days after 2026-03-12
+    with pytest.raises(PermissionDenied) as denied:
+        await objections.file_objection(acting(ctx, w.a1), w.case.code, "某某公司", "x",
+                                        D(2026, 5, 11))
+    assert denied.value.action == "objection.file.denied"
+    await session.commit()
+    assert await snapshot(session) == before
+
+    obj = await objections.file_objection(lead, w.case.code, "某某公司 法定代表人",
+                                          "已于检查前公示许可信息，附截图", D(2026, 5, 11))
+    await session.commit()
+    assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2026, 6, 8), False)
+    await session.refresh(w.case)
+    assert w.case.state == "objected"
+    with pytest.raises(InvalidTransition, match="已有异议正在处理"):
+        await objections.file_objection(lead, w.case.code, "某某公司", "再次", D(2026, 5, 11))
+    with pytest.raises(InvalidTransition, match="尚未复查"):
+        await objections.reply_objection(lead, obj.id)
+    with pytest.raises(InvalidTransition, match="尚未复查"):
+        await cases.correct_result(lead, w.case.code, reason="x", **CLEAN)
+
+    at_day(ctx, D(2026, 5, 20))
+    with pytest.raises(ValidationFailed, match="请填写复查情况和结论"):
+        await objections.record_recheck(lead, obj.id, " ", error_found=True)
+    await objections.record_recheck(lead, obj.id, "经复查，许可信息已按时公示", error_found=True)
+    await session.commit()
+    assert obj.state == "error_found"
+    assert obj.correction_due_on == D(2026, 5, 27) and obj.reply_due_on == D(2026, 6, 10)
+    with pytest.raises(InvalidTransition, match="须先更正"):
+        await objections.reply_objection(lead, obj.id)
+    with pytest.raises(ValidationFailed, match="必须写明更正理由"):
+        await cases.correct_result(lead, w.case.code, reason="", **CLEAN)
+    with pytest.raises(PermissionDenied):
+        await cases.correct_result(acting(ctx, w.a1), w.case.code, reason="x", **CLEAN)
+
+    v3 = await cases.correct_result(lead, w.case.code, reason="复查确认已公示，原结论有误",
+                                    **CLEAN, inspected_on=D(2026, 3, 10))
+    await session.commit()
+    assert (v3.version, v3.is_correction, v3.state) == (3, True, "published")
+    assert await _versions(session, w.case) == [
+        (1, "returned", ["A", "2", "B"], False),
+        (2, "superseded", ["A", "2", "B"], False),  # still readable
+        (3, "published", ["1"], True)]
+    await session.refresh(w.case)
+    await session.refresh(obj)
+    assert (w.case.state, obj.state) == ("corrected", "corrected")
+
+    await objections.reply_objection(lead, obj.id)
+    await session.commit()
+    assert (obj.state, obj.replied_on) == ("replied", D(2026, 5, 20))
+    with pytest.raises(InvalidTransition, match="已答复"):
+        await objections.reply_objection(lead, obj.id)
+    actions = list(await session.scalars(select(AuditEvent.action).where(
+        AuditEvent.subject.in_([f"objection:{obj.id}", f"case:{w.case.code}"]))
+        .order_by(AuditEvent.id)))
+    assert actions[-5:] == ["case.published", "objection.filed", "objection.rechecked",
+                            "case.result.corrected", "objection.replied"]
+
+
+async def test_upheld_objection_keeps_the_published_result(ctx, session):
+    w = await _published(ctx, session)
+    lead = acting(ctx, None)  # the system (CLI as admin) may register it too
+    obj = await objections.file_objection(lead, w.case.code, "某某公司", "不服", D(2026, 3, 12))
+    await objections.record_recheck(lead, obj.id, "原结论无误", error_found=False)
+    await session.commit()
+    await session.refresh(w.case)
+    assert (obj.state, obj.correction_due_on, w.case.state) == ("upheld", None, "published")
+    with pytest.raises(InvalidTransition, match="已复查"):
+        await objections.record_recheck(lead, obj.id, "再查", error_found=True)
+    await objections.reply_objection(lead, obj.id)
+    await session.commit()
+    assert [v[1] for v in await _versions(session, w.case)] == ["returned", "published"]
+
+
+async def test_objection_needs_a_published_result(ctx, session):
+    w = await build_world(session)
+    with pytest.raises(InvalidTransition, match="结果尚未公示"):
+        await objections.file_objection(acting(ctx, w.lead_liaison), w.case.code, "某某公司",
+                                        "x", D(2026, 3, 2))
+
+
+async def test_recheck_deadline_across_year_end_becomes_final(ctx, session):
+    w = await _published(ctx, session, window_start=D(2026, 11, 23),
+                         window_end=D(2026, 12, 31))  # published 2026-12-03
+    at_day(ctx, D(2026, 12, 14))
+    obj = await objections.file_objection(acting(ctx, w.lead_liaison), w.case.code, "某某公司",
+                                          "不服", D(2026, 12, 14))
+    await session.commit()
+    # 12-15 … 12-31 = 13 working days, then weekdays only: 1-1, 1-4 … 1-11
+    assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2027, 1, 11), True)
+    changed = await load_holiday_year(ctx, HolidayFile(
+        2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试"))
+    await session.commit()
+    obj = await session.scalar(select(Objection).where(Objection.id == obj.id))
+    await session.refresh(obj)
+    assert changed == 1
+    assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2027, 1, 12), False)

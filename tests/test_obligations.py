@@ -1,0 +1,196 @@
+import datetime as dt
+
+from sqlalchemy import select
+
+from core import cases
+from core.clock import china_noon
+from core.holidays import holiday_warning, load_holiday_year
+from core.models import (
+    AuditEvent,
+    Case,
+    Department,
+    GroupMember,
+    Invitation,
+    JointTask,
+    OutboxMessage,
+    Target,
+)
+from core.obligations import due_items, enqueue_nudges
+from core.summary import daily_summary, enqueue_daily_summaries, summary_message
+from core.workdays import HolidayFile
+from tests.case_factories import acting, at_day, build_world
+
+D = dt.date
+CLEAN = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+
+
+async def _consulting_task(session, w, reply_due, provisional=False, lead=None):
+    task = JointTask(code="LJ-2026-002", year=2026, title="校园周边联合抽查",
+                     lead_department_id=(lead or w.lead).id, window_start=D(2026, 4, 1),
+                     window_end=D(2026, 4, 30), state="consulting", reply_due_on=reply_due,
+                     reply_due_provisional=provisional, created_at=china_noon(D(2026, 3, 1)))
+    session.add(task)
+    await session.flush()
+    session.add(Invitation(task_id=task.id, department_id=w.other.id, state="pending"))
+    await session.commit()
+    return task
+
+
+async def _inspected_world(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
+    await session.commit()  # result due 2026-04-08 (Qingming 4-4…4-6 off)
+    return w
+
+
+async def _outbox(session, since_id=0):
+    return list(await session.scalars(select(OutboxMessage).where(OutboxMessage.id > since_id)
+                                      .order_by(OutboxMessage.id)))
+
+
+async def test_due_items_say_who_what_and_when(ctx, session):
+    w = await _inspected_world(ctx, session)
+    await _consulting_task(session, w, D(2026, 4, 2))
+    cal = await ctx.work_calendar()
+    items = await due_items(session, cal, D(2026, 4, 2))
+    assert [(o.kind, o.department_id, o.due, o.days_left) for o in items] == [
+        ("invitation_reply", w.other.id, D(2026, 4, 2), 0),
+        ("result_entry", w.lead.id, D(2026, 4, 8), 3)]
+    assert items[0].officer_ids == (w.other_liaison.id,)
+    assert set(items[1].officer_ids) == {w.a1.id, w.a2.id, w.b1.id}
+    assert items[1].nudge_key(D(2026, 4, 2)) == f"nudge:case:{w.case.id}:2026-04-02:T-3"
+
+    at_day(ctx, D(2026, 4, 9))
+    await cases.submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
+    await session.commit()
+    later = await due_items(session, cal, D(2026, 4, 20))
+    review = next(o for o in later if o.kind == "review")
+    assert review.due == D(2026, 4, 16) and review.days_left < 0
+    assert set(review.officer_ids) == {w.lead_liaison.id, w.lead_leader.id}
+
+
+async def test_nudges_are_daily_digests_and_idempotent(ctx, session):
+    w = await _inspected_world(ctx, session)
+    await _consulting_task(session, w, D(2026, 4, 2))
+    today = D(2026, 4, 2)
+    assert await enqueue_nudges(ctx, today) == 2  # one digest per department
+    await session.commit()
+    digests = await _outbox(session)
+    digests = [m for m in digests if m.idempotency_key and m.idempotency_key.startswith("nudge:")]
+    assert {m.destination["department_id"] for m in digests} == {w.lead.id, w.other.id}
+    lead_digest = next(m for m in digests if m.destination["department_id"] == w.lead.id)
+    assert "还剩 3 个工作日：录入检查结果" in lead_digest.message["body"]
+    assert set(lead_digest.message["mention_officer_ids"]) == {w.a1.id, w.a2.id, w.b1.id}
+    last = digests[-1].id
+
+    assert await enqueue_nudges(ctx, today) == 0  # a second tick the same day
+    await session.commit()
+    assert await _outbox(session, last) == []
+    assert await enqueue_nudges(ctx, D(2026, 4, 4)) == 0  # Saturday: no nudges
+
+    # 4-3: entry is at T-2 (no nudge); the invitation is overdue → digest + escalation
+    assert await enqueue_nudges(ctx, D(2026, 4, 3)) == 2
+    await session.commit()
+    new = await _outbox(session, last)
+    assert [(m.destination["kind"], m.destination["officer_id"] or m.destination["department_id"])
+            for m in new] == [("department", w.other.id), ("officer", w.other_leader.id)]
+    assert "已逾期 1 个工作日" in new[0].message["body"]
+    assert "逾期事项报告" in new[1].message["body"]
+
+
+async def test_overdue_result_escalates_every_working_day(ctx, session):
+    w = await _inspected_world(ctx, session)
+    sent = []
+    for day in (D(2026, 4, 7), D(2026, 4, 8), D(2026, 4, 9), D(2026, 4, 10), D(2026, 4, 13)):
+        sent.append(await enqueue_nudges(ctx, day))
+        await session.commit()
+    assert sent == [1, 1, 2, 2, 2]  # T-1, T-0, then digest + the leader every working day
+    escalations = [m for m in await _outbox(session)
+                   if m.destination["kind"] == "officer" and (m.idempotency_key or "").startswith("nudge:")]
+    assert {m.destination["officer_id"] for m in escalations} == {w.lead_leader.id}
+    events = list(await session.scalars(select(AuditEvent.data)
+                                        .where(AuditEvent.action == "nudge.digest")))
+    assert [e["keys"][0].rsplit(":", 1)[1] for e in events] == [
+        "T-1", "T-0", "overdue", "overdue", "overdue"]
+
+
+async def test_new_obligation_the_same_day_still_gets_its_nudge(ctx, session):
+    w = await _inspected_world(ctx, session)
+    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1
+    await session.commit()
+    await _consulting_task(session, w, D(2026, 4, 2))  # appears after the first tick
+    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1
+    await session.commit()
+    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 0
+
+
+async def test_summary_counts_and_daily_summaries(ctx, session):
+    w = await _inspected_world(ctx, session)
+    third = Department(code="GA", name="县公安局")
+    target = Target(uscc="91512081MA62K0260E", name="某某网吧")
+    session.add_all([third, target])
+    await session.flush()
+    session.add(Invitation(task_id=w.task.id, department_id=third.id, state="declined",
+                           reason="本年度警力已全部安排专项行动，无法参加"))
+    late_case = Case(code="LJ-2026-001-002", task_id=w.task.id, target_id=target.id)
+    session.add(late_case)
+    await session.flush()
+    session.add(GroupMember(case_id=late_case.id, officer_id=w.a1.id,
+                            department_id=w.lead.id, is_leader=True))
+    session.add(OutboxMessage(destination={"kind": "office"}, dest_key="office", message={},
+                              state="dead", next_attempt_at=ctx.clock.now(),
+                              created_at=ctx.clock.now()))
+    await session.commit()
+    at_day(ctx, D(2026, 3, 13))
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, **CLEAN)
+    await session.commit()
+
+    today = D(2026, 4, 30)  # window end 3-31 + 20 working days = 4-29
+    cal = await ctx.work_calendar()
+    summary = await daily_summary(session, cal, today)
+    [task] = summary.tasks
+    assert (task.accepted, task.pending, task.declined) == (
+        1, 0, [("县公安局", "本年度警力已全部安排专项行动，无法参加")])
+    assert task.cases_by_state == {"submitted": 1, "assigned": 1}
+    assert (task.on_time, task.late, task.overdue, task.returned, task.objections_open) == (
+        1, 0, 1, 0, 0)
+    assert summary.dead_letters == 1
+    body = summary_message(summary).body
+    assert "按时 1，逾期录入 0，逾期未录入 1" in body and "县公安局 不参加" in body
+    assert "1 条消息发送失败" in body
+
+    await _consulting_task(session, w, D(2026, 5, 8), lead=w.other)
+    mine = await daily_summary(session, cal, today, w.lead.id)
+    theirs = await daily_summary(session, cal, today, w.other.id)
+    assert [t.code for t in mine.tasks] == ["LJ-2026-001"]
+    assert [t.code for t in theirs.tasks] == ["LJ-2026-001", "LJ-2026-002"]
+
+    at_day(ctx, today)
+    assert await enqueue_daily_summaries(ctx, today) == 2  # the two leaders
+    await session.commit()
+    assert await enqueue_daily_summaries(ctx, today) == 0
+    keys = {m.idempotency_key for m in await _outbox(session)}
+    assert {f"summary:{w.lead_leader.id}:2026-04-30", f"summary:{w.other_leader.id}:2026-04-30"} <= keys
+
+
+async def test_provisional_invitation_deadline_is_recomputed(ctx, session):
+    w = await build_world(session)
+    # sent 2026-12-28: weekdays only → 12-29, 12-30, 12-31, 1-1, 1-4
+    task = await _consulting_task(session, w, D(2027, 1, 4), provisional=True)
+    at_day(ctx, D(2026, 11, 2))
+    assert "2027 年节假日安排" in await holiday_warning(ctx)
+    changed = await load_holiday_year(ctx, HolidayFile(
+        2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试"))
+    await session.commit()
+    await session.refresh(task)
+    assert changed == 1
+    assert (task.reply_due_on, task.reply_due_provisional) == (D(2027, 1, 5), False)
+    assert await holiday_warning(ctx) is None
+    # loading the same data again changes nothing
+    assert await load_holiday_year(ctx, HolidayFile(2027, [D(2027, 1, 1)], [], "测试")) == 0
+
+
+async def test_no_holiday_warning_before_november(ctx):
+    at_day(ctx, D(2026, 10, 31))
+    assert await holiday_warning(ctx) is None
