@@ -113,6 +113,16 @@ async def test_gb18030_csv(ctx: Ctx, tmp_path: Path) -> None:
     assert row.name == "鑫淼犇餐饮管理有限公司" and row.address == "城关镇㐀路"
 
 
+async def test_excel_unicode_text_export_utf16_tabs(ctx: Ctx, tmp_path: Path) -> None:
+    path = tmp_path / "unicode.txt"
+    path.write_bytes("统一社会信用代码\t名称\t标记\r\n".encode("utf-16")
+                     + f"{U1}\t甲公司, 乙分店\t投诉举报,重点监管\r\n".encode("utf-16-le"))
+    report = await import_targets(ctx, path)
+    assert report.ok, report.summary_zh()
+    row = (await targets(ctx))[U1]
+    assert (row.name, row.flags) == ("甲公司, 乙分店", "投诉举报|重点监管")
+
+
 async def test_xlsx_with_excel_mangled_number(ctx: Ctx, tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "t.xlsx", [
         ["统一社会信用代码", "名称", "状态"],
