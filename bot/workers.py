@@ -36,17 +36,27 @@ async def poll_loop(tick: Callable[[], Awaitable[int]], wake: asyncio.Event,
                     stopping: asyncio.Event, interval_s: float, name: str) -> None:
     """Run `tick` until `stopping`; again at once while it finds work, else after `wake` or
     `interval_s` (rows queued by other processes or left by a crash have no wake-up)."""
-    while not stopping.is_set():
-        wake.clear()  # before the tick: a wake-up during the tick is not lost
-        try:
-            busy = await tick()
-        except Exception:  # e.g. the database is briefly unreachable: try again next round
-            log.exception("%s tick failed", name)
-            busy = 0
-        if busy or stopping.is_set():
-            continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), interval_s)
+    waker = asyncio.ensure_future(_wake_on(stopping, wake))
+    try:
+        while not stopping.is_set():
+            wake.clear()  # before the tick: a wake-up during the tick is not lost
+            try:
+                busy = await tick()
+            except Exception:  # e.g. the database is briefly unreachable: try next round
+                log.exception("%s tick failed", name)
+                busy = 0
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), interval_s)
+    finally:
+        waker.cancel()
+
+
+async def _wake_on(stopping: asyncio.Event, wake: asyncio.Event) -> None:
+    """Stopping also wakes the loop, so shutdown does not wait out a poll interval."""
+    await stopping.wait()
+    wake.set()
 
 
 class InboxWorker:

@@ -41,8 +41,8 @@ class ReplyingHandler:
 
     async def handle(self, session: AsyncSession, event: Event) -> None:
         self.calls += 1
-        await enqueue(session, Destination(kind="chat", platform=event.platform,
-                                           address=event.user_id),
+        # a simulator conversation: the sender "delivers" it without any platform call
+        await enqueue(session, Destination(kind="chat", platform="sim", address=event.user_id),
                       OutMessage.text(f"收到：{event.text}"), now=self.clock.now())
         if self.calls <= self.fail_times:
             raise RuntimeError("handler exploded")

@@ -1,0 +1,187 @@
+"""aiohttp application: platform callbacks, simulator, signed-link pages, health, and the
+background workers (inbox, sender, scheduler) tied to the app's life with `cleanup_ctx`.
+
+A callback is verified, stored in the inbox in one short transaction and acknowledged at once
+(design §2, WeCom allows 5 s); the inbox worker handles it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Collection
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import text
+
+from bot.platforms.base import CallbackRejected, PlatformAdapter
+from bot.sender import Sender
+from bot.services import SERVICES, Services
+from bot.workers import EventHandler, InboxWorker
+from core import inbox, outbox
+
+log = logging.getLogger(__name__)
+
+INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)
+SENDER_WAKE = web.AppKey("sender_wake", asyncio.Event)
+HANDLER = web.AppKey("handler", EventHandler)
+
+WORKERS = ("inbox", "sender", "scheduler")
+STOP_GRACE_S = 15.0  # a send in flight finishes (adapters time out after 10 s) before exit
+REJECTED_TEXT = "回调校验失败 / callback rejected"
+
+
+# ---------------------------------------------------------------- callbacks
+
+def callback_routes(adapter: PlatformAdapter) -> list[web.RouteDef]:
+    async def verify(request: web.Request) -> web.StreamResponse:
+        try:
+            return await adapter.verify_url(request)
+        except CallbackRejected as exc:
+            return _rejected(adapter, request, exc)
+
+    async def receive(request: web.Request) -> web.StreamResponse:
+        try:
+            events = await adapter.parse(request)
+        except CallbackRejected as exc:
+            return _rejected(adapter, request, exc)
+        services = request.app[SERVICES]
+        now = services.clock.now()
+        async with services.sessionmaker() as session:
+            stored = [await inbox.store(session, event, now=now) for event in events]
+            await session.commit()
+        if any(stored):
+            request.app[INBOX_WAKE].set()
+        return adapter.ack(events)
+
+    return [web.get(adapter.callback_path, verify), web.post(adapter.callback_path, receive)]
+
+
+def _rejected(adapter: PlatformAdapter, request: web.Request,
+              exc: CallbackRejected) -> web.Response:
+    # the reason goes to the log only: a forger learns nothing about which check failed
+    log.warning("%s callback rejected from %s: %s", adapter.name, request.remote, exc.reason)
+    return web.Response(status=exc.status, text=REJECTED_TEXT)
+
+
+# ---------------------------------------------------------------- health
+
+async def healthz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    try:
+        async with services.sessionmaker() as session:
+            await session.execute(text("SELECT 1"))
+            inbox_counts = await inbox.count_by_state(session)
+            outbox_counts = await outbox.count_by_state(session)
+    except Exception as exc:
+        log.exception("health check: database unreachable")
+        return web.json_response({"status": "error", "db": type(exc).__name__}, status=503)
+    return web.json_response({
+        "status": "ok", "db": "ok",
+        "pending_inbox": inbox_counts.get("pending", 0),
+        "dead_inbox": inbox_counts.get("dead", 0),
+        "pending_outbox": outbox_counts.get("pending", 0),
+        "dead_outbox": outbox_counts.get("dead", 0),
+        "platforms": sorted(services.adapters),
+    })
+
+
+# ---------------------------------------------------------------- workers
+
+def _stoppable(name: str, run: Callable[[], Any], stop: Callable[[], None]) -> Any:
+    """A cleanup_ctx that runs a worker loop and stops it gracefully on shutdown."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(), name=f"lianjian-{name}")
+        yield
+        stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_GRACE_S)
+        except TimeoutError:
+            log.warning("%s worker did not stop within %ss; cancelling", name, STOP_GRACE_S)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    return ctx
+
+
+def _inbox_ctx(app: web.Application) -> Any:
+    services, wake_sender = app[SERVICES], app[SENDER_WAKE]
+    worker = InboxWorker(services, app[HANDLER], on_handled=wake_sender.set)
+    return _stoppable("inbox", lambda: worker.run(app[INBOX_WAKE]), worker.stop)
+
+
+def _sender_ctx(app: web.Application) -> Any:
+    sender = Sender(app[SERVICES])
+    return _stoppable("sender", lambda: sender.run(app[SENDER_WAKE]), sender.stop)
+
+
+async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    from bot.scheduler import run_due_jobs_once, start_scheduler
+
+    services = app[SERVICES]
+    if not services.settings.scheduler.enabled:
+        yield
+        return
+    scheduler = start_scheduler(services)
+    # catch up on today's ticks missed while the server was down (idempotent in core)
+    catch_up = asyncio.create_task(run_due_jobs_once(services, services.clock.now()))
+    yield
+    scheduler.shutdown(wait=False)
+    await asyncio.gather(catch_up, return_exceptions=True)
+
+
+async def _close_adapters(app: web.Application) -> AsyncIterator[None]:
+    yield
+    for adapter in app[SERVICES].adapters.values():
+        await adapter.close()
+
+
+# ---------------------------------------------------------------- the app
+
+def default_handler(services: Services) -> EventHandler:
+    from bot.dispatch import Dispatcher
+
+    return Dispatcher(services)
+
+
+def create_app(services: Services, *, handler: EventHandler | None = None,
+               workers: Collection[str] = WORKERS) -> web.Application:
+    """The whole server. Tests pass their own `workers` subset (e.g. none, to drive the
+    workers by hand) and may pass a `handler` in place of the dispatcher."""
+    unknown = set(workers) - set(WORKERS)
+    if unknown:
+        raise ValueError(f"unknown workers: {sorted(unknown)}")
+    app = web.Application(client_max_size=services.settings.client_max_size)
+    app[SERVICES] = services
+    app[INBOX_WAKE] = asyncio.Event()
+    app[SENDER_WAKE] = asyncio.Event()
+    app[HANDLER] = handler if handler is not None else default_handler(services)
+
+    routes: list[web.RouteDef] = [web.get("/healthz", healthz)]
+    for adapter in services.adapters.values():
+        routes += callback_routes(adapter)
+    routes += _page_routes(app)
+    app.add_routes(routes)
+
+    app.cleanup_ctx.append(_close_adapters)
+    if "sender" in workers:
+        app.cleanup_ctx.append(_sender_ctx(app))
+    if "inbox" in workers:
+        app.cleanup_ctx.append(_inbox_ctx(app))
+    if "scheduler" in workers:
+        app.cleanup_ctx.append(_scheduler_ctx)
+    return app
+
+
+def _page_routes(app: web.Application) -> list[web.RouteDef]:
+    """Signed-link H5 pages (bot.web) and, when enabled, the simulator."""
+    from bot import web as pages
+    from bot.platforms import simulator
+
+    services = app[SERVICES]
+    routes = pages.routes(services)
+    if services.settings.simulator.enabled:
+        routes += simulator.routes(services, wake_inbox=app[INBOX_WAKE].set)
+    return routes

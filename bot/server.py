@@ -1,0 +1,104 @@
+"""`lianjian serve`: settings → migrated database → adapters → aiohttp app on host:port."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.config import Settings, link_secret
+from bot.platforms.base import PlatformAdapter
+from bot.services import Services
+from core.clock import Clock, SystemClock
+from core.db import make_engine, make_sessionmaker
+from core.schema import upgrade
+
+log = logging.getLogger(__name__)
+
+
+def build_adapters(settings: Settings, clock: Clock) -> dict[str, PlatformAdapter]:
+    adapters: dict[str, PlatformAdapter] = {}
+    if settings.wecom is not None:
+        from bot.platforms.wecom import WeComAdapter
+
+        adapters["wecom"] = WeComAdapter(settings.wecom, clock)
+    if settings.dingtalk is not None:
+        from bot.platforms.dingtalk import DingTalkAdapter
+
+        adapters["dingtalk"] = DingTalkAdapter(settings.dingtalk, clock)
+    return adapters
+
+
+async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """Migrate the database (idempotent) and assemble what routes and workers share."""
+    clock = clock or SystemClock()
+    engine = make_engine(settings.database_url)
+    await upgrade(engine)
+    services = Services(settings=settings, sessionmaker=make_sessionmaker(engine), clock=clock,
+                        rules=settings.rules, link_secret=link_secret(settings),
+                        public_base_url=settings.base_url,
+                        adapters=build_adapters(settings, clock), engine=engine)
+    if settings.holidays_file:
+        await _load_holidays(services)
+    return services
+
+
+async def _load_holidays(services: Services) -> None:
+    """Load the configured holiday file unless that year is already in the database (loading
+    recomputes provisional deadlines and is audited: once, not at every start)."""
+    from pathlib import Path
+
+    from core.changes import Ctx
+    from core.holidays import load_holiday_year
+    from core.models import HolidayYear
+    from core.workdays import parse_holiday_file
+
+    holiday_file = parse_holiday_file(Path(services.settings.holidays_file))
+    async with services.sessionmaker() as session:
+        if await session.get(HolidayYear, holiday_file.year) is not None:
+            return
+        ctx = Ctx(session=session, clock=services.clock, rules=services.rules,
+                  actor_label="system:config")
+        await load_holiday_year(ctx, holiday_file)
+        await session.commit()
+    log.info("loaded holiday arrangement for %s from %s", holiday_file.year,
+             services.settings.holidays_file)
+
+
+async def _load_demo(services: Services) -> None:
+    from core.demo import load_demo
+
+    await load_demo(services.sessionmaker, services.clock)
+
+
+async def make_app(settings: Settings, *, demo: bool = False) -> web.Application:
+    services = await build_services(settings)
+    if demo:
+        await _load_demo(services)
+    app = create_app(services)
+    app.cleanup_ctx.insert(0, _dispose_engine)
+    platforms = ", ".join(services.adapters) or "none (simulator only)"
+    log.info("lianjian serving on %s — platforms: %s; simulator: %s", services.public_base_url,
+             platforms, "on" if settings.simulator.enabled else "off")
+    log.debug("settings: %s", settings.redacted())
+    return app
+
+
+async def _dispose_engine(app: web.Application) -> AsyncIterator[None]:
+    from bot.services import SERVICES
+
+    yield  # first in, last out: the workers are stopped before the pool closes
+    engine = app[SERVICES].engine
+    if engine is not None:
+        await engine.dispose()
+
+
+def run(settings: Settings, *, demo: bool = False) -> None:
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # no access log: callback query strings carry signatures and nonces, and the callback
+    # route logs every rejection itself
+    web.run_app(make_app(settings, demo=demo), host=settings.host, port=settings.port,
+                access_log=None, print=None)
