@@ -498,10 +498,12 @@ async def case_document_context(session: AsyncSession, case_code: str) -> dict[s
     if result is not None:
         by_item = {r.item_id: r for r in await session.scalars(
             select(ItemResult).where(ItemResult.result_id == result.id))}
-    items = [{"department": dept.name, "code": item.code, "name": item.name,
-              "key": item.category == "key", "result": by_item.get(item.id),
-              "labels": [label(c, extra) for c in getattr(by_item.get(item.id), "codes", [])]}
-             for item, dept in item_rows]
+    items = []
+    for item, dept in item_rows:
+        found = by_item.get(item.id)
+        items.append({"department": dept.name, "code": item.code, "name": item.name,
+                      "key": item.category == "key", "result": found,
+                      "labels": [label(c, extra) for c in found.codes] if found else []})
     members = await active_members(session, case)
     inspectors = [{"name": m.officer.name, "cert_no": m.officer.cert_no,
                    "department": m.officer.department.name, "is_leader": m.is_leader}
