@@ -114,7 +114,7 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
     tz = ZoneInfo(services.settings.scheduler.timezone)
     scheduler = AsyncIOScheduler(timezone=tz)
     for job in jobs(services):
-        scheduler.add_job(run_job, job.trigger(tz), args=(services, job), id=job.name,
+        scheduler.add_job(run_job, job.trigger(tz), args=(services, job), id=job.name, name=job.name,
                           coalesce=True, max_instances=1, misfire_grace_time=3600)
     scheduler.start()
     return scheduler

@@ -67,16 +67,34 @@ async def _load_holidays(services: Services) -> None:
              services.settings.holidays_file)
 
 
-async def _load_demo(services: Services) -> None:
-    from core.demo import load_demo
+DEMO_SEED, DEMO_TARGETS = 2026, 2000
 
-    await load_demo(services.sessionmaker, services.clock)
+
+async def load_demo_county(services: Services) -> bool:
+    """`serve --demo`: fill an empty database with the synthetic county of `lianjian demo`
+    (departments, officers, items, targets), so a newcomer can run a task in the simulator.
+    A database that already has officers is left alone. Returns whether data was loaded."""
+    from sqlalchemy import func, select
+
+    from core.models import Officer
+    from core.synthetic import generate_county
+
+    async with services.sessionmaker() as session:
+        if await session.scalar(select(func.count()).select_from(Officer)):
+            log.info("--demo: the database already has officers; nothing loaded")
+            return False
+        facts = await generate_county(session, seed=DEMO_SEED, targets=DEMO_TARGETS,
+                                      year=services.clock.today().year)
+        await session.commit()
+    log.info("--demo: loaded a synthetic county: %s departments, %s officers, %s targets",
+             facts.departments, facts.officers, facts.targets)
+    return True
 
 
 async def make_app(settings: Settings, *, demo: bool = False) -> web.Application:
     services = await build_services(settings)
     if demo:
-        await _load_demo(services)
+        await load_demo_county(services)
     app = create_app(services)
     app.cleanup_ctx.insert(0, _dispose_engine)
     platforms = ", ".join(services.adapters) or "none (simulator only)"

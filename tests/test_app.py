@@ -227,3 +227,20 @@ async def test_build_services_migrates_and_serves_with_no_platform(
         assert services.engine is not None
         await services.engine.dispose()
     assert (tmp_path / ".lianjian-secret").exists()
+
+
+async def test_demo_county_loads_once_into_an_empty_database(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    from sqlalchemy import func
+
+    from bot.server import load_demo_county
+    from core.models import Officer
+
+    services = make_services(sessionmaker, clock)
+    assert await load_demo_county(services) is True
+    async with sessionmaker() as session:
+        officers = await session.scalar(select(func.count()).select_from(Officer))
+    assert officers
+    assert await load_demo_county(services) is False
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Officer)) == officers
