@@ -132,13 +132,19 @@ async def cmd_draw_list(args: argparse.Namespace) -> int:
 
 
 async def _find_draw(ctx: Ctx, ref: str) -> Any:
+    """A draw by id, by its code (LJ-2026-001-T1, KC-2026-0001), or by task code (its newest
+    target draw, locked ones first)."""
     from sqlalchemy import select
 
     from core.errors import NotFound
     from core.models import Draw
 
-    cond = Draw.id == int(ref) if ref.isdigit() else Draw.code == ref
-    found = await ctx.session.scalar(select(Draw).where(cond))
+    if ref.isdigit():
+        cond = Draw.id == int(ref)
+    else:
+        cond = (Draw.code == ref) | ((Draw.task_code == ref) & (Draw.kind == "targets"))
+    found = await ctx.session.scalar(select(Draw).where(cond).order_by(
+        (Draw.state == "locked").desc(), Draw.id.desc()).limit(1))
     if found is None:
         raise NotFound(f"未找到抽取记录 {ref}")
     return found

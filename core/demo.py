@@ -1,0 +1,242 @@
+"""`lianjian demo`: a synthetic county and one joint task through its whole lifecycle.
+
+Every step goes through the same core services the chat handlers call, each in its own
+transaction, acting as the officer who would do it; the transcript is what a county office
+would want to read. Time is a FixedClock that the script moves forward.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core import cases, objections, tasks
+from core.audit import verify_chain
+from core.changes import Ctx
+from core.clock import FixedClock, china_noon
+from core.db import make_engine, make_sessionmaker
+from core.models import Case, Department, GroupMember, Item, Officer, OutboxMessage
+from core.schema import upgrade
+from core.summary import daily_summary, summary_message
+from core.synthetic import DEPARTMENTS, generate_county
+from core.verify import verify_draw
+
+T = TypeVar("T")
+SHORT = {code: short for code, _name, short, _market, _items in DEPARTMENTS}
+Out = Callable[[str], Any]
+YEAR = 2026
+RULE = {"strata": [
+    {"name": "重点关注", "risk_levels": ["D"], "flags": ["经营异常名录", "严重违法失信名单", "投诉举报"],
+     "ratio": "0.10", "rounding": "up", "min": 1},
+    {"name": "一般风险", "risk_levels": ["B", "C", ""], "ratio": "0.03"},
+    {"name": "低风险", "risk_levels": ["A"], "ratio": "0.01", "rounding": "down"}]}
+
+
+class Demo:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+                 out: Out) -> None:
+        self.sessionmaker, self.clock, self.out = sessionmaker, clock, out
+
+    async def step(self, actor_code: str | None, fn: Callable[[Ctx], Awaitable[T]]) -> T:
+        """One transaction acting as `actor_code` (None = the system)."""
+        async with self.sessionmaker() as session:
+            actor = None if actor_code is None else await session.scalar(
+                select(Officer).where(Officer.code == actor_code))
+            result = await fn(Ctx(session=session, clock=self.clock, actor=actor))
+            await session.commit()
+            return result
+
+    async def read(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.sessionmaker() as session:
+            return await fn(session)
+
+    def say(self, text: str) -> None:
+        self.out(text)
+
+    def advance_to(self, day: dt.date) -> None:
+        self.clock.set(china_noon(day))
+        self.say(f"\n—— {day.year}年{day.month}月{day.day}日 ——")
+
+
+async def _ids(session: AsyncSession, model: Any, codes: list[str]) -> list[int]:
+    return list(await session.scalars(select(model.id).where(model.code.in_(codes))))
+
+
+async def _members(session: AsyncSession, case_code: str) -> list[GroupMember]:
+    return list(await session.scalars(select(GroupMember).join(Case).where(
+        Case.code == case_code, GroupMember.active.is_(True)).order_by(GroupMember.id)))
+
+
+async def _consult(demo: Demo) -> str:
+    demo.advance_to(dt.date(YEAR, 3, 2))
+    sj = await demo.read(lambda s: _ids(s, Department, ["SJ"]))
+    items = await demo.read(lambda s: _ids(s, Item, ["SJ-03"]))
+    task = await demo.step("SJ001", lambda c: tasks.create_task(
+        c, title="2026年度餐饮住宿行业部门联合双随机抽查", lead_department_id=sj[0],
+        window_start=dt.date(YEAR, 3, 16), window_end=dt.date(YEAR, 4, 30), item_ids=items,
+        scope={"industries": ["餐饮服务", "住宿", "食品销售"]}, rule=RULE))
+    demo.say(f"县市场监管局联络员创建联合抽查任务 {task.code}：{task.title}")
+    invited = await demo.read(lambda s: _ids(s, Department, ["WJ", "GA", "JT", "HB"]))
+
+    async def consult(c: Ctx) -> str:
+        await tasks.open_consultation(c, await tasks.get_task(c, task.code), invited)
+        return (await tasks.get_task(c, task.code)).commitment
+
+    commitment = await demo.step("SJ001", consult)
+    demo.say(f"向卫健、公安、交通、生态环境四个部门发出邀请；公布随机种子承诺值 {commitment[:16]}…")
+    for dept, item in (("WJ", "WJ-02"), ("GA", "GA-02"), ("JT", "JT-01")):
+        inv = await demo.read(lambda s, d=dept: _invitation_id(s, task.code, d))
+        chosen = await demo.read(lambda s, i=item: _ids(s, Item, [i]))
+        await demo.step(f"{dept}001", lambda c, i=inv, ch=chosen: tasks.accept_invitation(c, i, ch))
+        demo.say(f"{SHORT[dept]}联络员在部门群点击“接受”，勾选本部门事项 {item}")
+    inv = await demo.read(lambda s: _invitation_id(s, task.code, "HB"))
+    try:
+        await demo.step("HB001", lambda c: tasks.decline_invitation(c, inv, "无"))
+    except Exception as err:  # the short reason is refused: the transcript shows the rule
+        demo.say(f"生态环境局联络员回复“拒绝”但理由过短，机器人提示：{err}")
+    reason = "本部门本季度已安排排污许可专项执法检查，与该任务检查对象高度重合，书面函告不参加。"
+    await demo.step("HB001", lambda c: tasks.decline_invitation(c, inv, reason))
+    demo.say(f"生态环境局书面说明理由后拒绝：{reason}")
+    return task.code
+
+
+async def _invitation_id(session: AsyncSession, task_code: str, dept_code: str) -> int:
+    from core.models import Invitation, JointTask
+
+    found = await session.scalar(select(Invitation.id).join(JointTask).join(
+        Department, Department.id == Invitation.department_id).where(
+        JointTask.code == task_code, Department.code == dept_code))
+    assert found is not None
+    return int(found)
+
+
+async def _draw(demo: Demo, code: str) -> int:
+    demo.advance_to(dt.date(YEAR, 3, 9))
+    frozen = await demo.step("SJ001", lambda c: tasks.freeze_pool(
+        c, code, f"{YEAR}年3月10日福彩3D开奖号码"))
+    strata = frozen.parameters.get("strata", {})
+    excluded = frozen.parameters.get("exclusions", {})
+    demo.say(f"冻结抽取池：{frozen.pool_size} 户（{_fmt(strata)}）；排除 {_fmt(excluded)}")
+    demo.say(f"池哈希 {frozen.pool_hash[:16]}…，将使用信标：{YEAR}年3月10日福彩3D开奖号码")
+    demo.advance_to(dt.date(YEAR, 3, 10))
+    locked = await demo.step("SJ001", lambda c: tasks.confirm_draw(c, code, "3D 2026-03-10：4 7 1"))
+    demo.say(f"录入信标“3D 2026-03-10：4 7 1”，抽中并锁定 {len(locked.selection)} 户；公开种子 {locked.seed_hex[:16]}…")
+    matched = await demo.step("SJ001", lambda c: tasks.match_inspectors(c, code))
+    demo.say(f"随机匹配执法检查人员，组成 {len(matched)} 个联合检查组，每名人员收到自己的检查任务")
+    return locked.id
+
+
+def _fmt(counts: dict[str, Any]) -> str:
+    return "，".join(f"{k} {v}" for k, v in counts.items()) or "无"
+
+
+async def _inspect(demo: Demo, code: str) -> list[str]:
+    case_codes = await demo.read(lambda s: _case_codes(s, code))
+    first = case_codes[0]
+    members = await demo.read(lambda s: _members(s, first))
+    other = next(m for m in members if not m.is_leader)
+    await demo.step(other.officer.code, lambda c: tasks.recuse(
+        c, first, other.officer_id, "本人配偶在该企业任职，申请回避"))
+    demo.say(f"{other.officer.name} 申请回避 {first}，按抽取顺序由同部门下一名人员替补")
+    demo.advance_to(dt.date(YEAR, 3, 20))
+    for n, case_code in enumerate(case_codes):
+        leader = next(m for m in await demo.read(lambda s, cc=case_code: _members(s, cc)) if m.is_leader)
+        await demo.step(leader.officer.code, lambda c, cc=case_code: cases.record_inspection_date(
+            c, cc, dt.date(YEAR, 3, 19)))
+        codes, followups = (["1"], ["无需后续处置"])
+        if n == 1:
+            codes, followups = (["A", "2", "B"], ["移送办案机构"])
+            await demo.step(leader.officer.code, lambda c, cc=case_code: cases.add_referral(
+                c, cc, "移送办案机构", "县市场监督管理局", "未按规定公示年度报告，移送办案机构依法处理"))
+        await demo.step(leader.officer.code, lambda c, cc=case_code, k=codes, f=followups: cases.submit_result(
+            c, cc, codes=k, methods=["实地检查"], followups=f, inspected_on=dt.date(YEAR, 3, 19)))
+    demo.say(f"各检查组于 3月19日 一次上门完成多部门事项检查并录入结果（{len(case_codes)} 户，"
+             f"其中 {case_codes[1]} 发现问题并移送办案机构）")
+    return case_codes
+
+
+async def _case_codes(session: AsyncSession, task_code: str) -> list[str]:
+    return list(await session.scalars(select(Case.code).where(Case.code.like(f"{task_code}-%"))
+                                      .order_by(Case.code)))
+
+
+async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> None:
+    demo.advance_to(dt.date(YEAR, 3, 24))
+    returned = case_codes[2 % len(case_codes)]
+    await demo.step("SJ001", lambda c: cases.review_result(
+        c, returned, False, "检查记录缺少现场照片，请补充后重新提交"))
+    demo.say(f"牵头部门审核退回 {returned}：检查记录缺少现场照片")
+    leader = next(m for m in await demo.read(lambda s: _members(s, returned)) if m.is_leader)
+    await demo.step(leader.officer.code, lambda c: cases.submit_result(
+        c, returned, codes=["1"], methods=["实地检查"], followups=["无需后续处置"],
+        inspected_on=dt.date(YEAR, 3, 19), remarks="已补充现场照片"))
+    demo.say(f"检查组补充材料后重新提交 {returned}（第 2 版）")
+    for case_code in case_codes:
+        await demo.step("SJ001", lambda c, cc=case_code: cases.review_result(c, cc, True))
+    published = await demo.step("SJ001", lambda c: cases.publish_task_results(c, code))
+    demo.say(f"审核通过，{published} 户检查结果公示")
+
+
+async def _objection(demo: Demo, case_codes: list[str]) -> None:
+    demo.advance_to(dt.date(YEAR, 4, 7))
+    case_code = case_codes[1]
+    obj = await demo.step("SJ001", lambda c: objections.file_objection(
+        c, case_code, "企业法定代表人", "年度报告已于公示前补报，请求更正检查结果", dt.date(YEAR, 4, 7)))
+    demo.say(f"{case_code} 的检查对象在公示期内提出异议，复查期限 {obj.recheck_due_on}")
+    demo.advance_to(dt.date(YEAR, 4, 14))
+    await demo.step("SJ001", lambda c: objections.record_recheck(
+        c, obj.id, "经复查，年度报告确于检查前补报，原结果有误", True))
+    await demo.step("SJ001", lambda c: cases.correct_result(
+        c, case_code, reason="复查发现原结果有误", codes=["1"], methods=["实地检查", "网络监测"],
+        followups=["无需后续处置"], inspected_on=dt.date(YEAR, 3, 19)))
+    await demo.step("SJ001", lambda c: objections.reply_objection(c, obj.id))
+    demo.say("复查属实：更正公示结果（新版本，原版本保留可查），并答复异议人")
+
+
+async def _closing(demo: Demo, draw_id: int) -> bool:
+    async def check(session: AsyncSession) -> bool:
+        report = await verify_draw(session, draw_id)
+        for c in report.checks:
+            demo.say(f"  {'✓' if c.ok else '✗'} {c.label}")
+        chain = await verify_chain(session)
+        demo.say(f"  {'✓' if not chain else '✗'} 审计日志哈希链完整")
+        sent = await session.scalar(select(func.count()).select_from(OutboxMessage))
+        demo.say(f"全程共生成 {sent} 条待发送消息（通知、卡片、催办）")
+        summary = await daily_summary(session, await Ctx(session, demo.clock).work_calendar(),
+                                      demo.clock.today())
+        demo.say("\n" + summary_message(summary).body)
+        return report.ok and not chain
+
+    demo.say("\n抽取结果独立验证：")
+    return await demo.read(check)
+
+
+async def run_demo(*, db: str | None, seed: int, targets: int, out: Out) -> int:
+    path = db or str(Path(tempfile.mkdtemp(prefix="lianjian-demo-")) / "demo.sqlite3")
+    if Path(path).exists():  # noqa: ASYNC240 - one stat before anything runs
+        out(f"错误：{path} 已存在；演示需要一个新的数据库文件")
+        return 2
+    engine = make_engine(path)
+    try:
+        await upgrade(engine)
+        demo = Demo(make_sessionmaker(engine), FixedClock(china_noon(dt.date(YEAR, 3, 2))), out)
+        facts = await demo.step(None, lambda c: generate_county(c.session, seed=seed, targets=targets, year=YEAR))
+        out(f"生成模拟县域（种子 {seed}）：{facts.departments} 个成员单位，{facts.officers} 名人员"
+            f"（执法检查人员 {facts.inspectors} 名），{facts.targets} 户检查对象，"
+            f"市级已检查名单 {facts.exclusions} 户；数据库 {path}")
+        code = await _consult(demo)
+        draw_id = await _draw(demo, code)
+        case_codes = await _inspect(demo, code)
+        await _review_and_publish(demo, code, case_codes)
+        await _objection(demo, case_codes)
+        ok = await _closing(demo, draw_id)
+        out(f"\n演示完成。查看抽取：lianjian draw show {code} --db {path} --json")
+        return 0 if ok else 1
+    finally:
+        await engine.dispose()

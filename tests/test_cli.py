@@ -1,0 +1,77 @@
+"""The CLI end to end on a demo database, including the README's verification recipe."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.cli import main
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    db = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    assert main(["demo", "--targets", "3000", "--seed", "7", "--db", str(db)]) == 0
+    return db
+
+
+def test_demo_refuses_an_existing_file(demo_db, capsys):
+    assert main(["demo", "--db", str(demo_db)]) == 2
+    assert "已存在" in capsys.readouterr().out
+
+
+def test_draw_list_show_verify(demo_db, capsys):
+    assert main(["draw", "list", "--json", "--db", str(demo_db)]) == 0
+    draws = json.loads(capsys.readouterr().out)
+    target_draw = next(d for d in draws if d["kind"] == "targets" and d["locked"])
+    assert main(["draw", "show", str(target_draw["id"]), "--json", "--db", str(demo_db)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["task_code"] == "LJ-2026-001" and len(shown["selection"]) == target_draw["selected"]
+    assert main(["draw", "verify", str(target_draw["id"]), "--db", str(demo_db)]) == 0
+    assert "验证通过" in capsys.readouterr().out
+
+
+def test_readme_recipe_recomputes_the_draw(demo_db, tmp_path, capsys):
+    """The snippet in README.md, run as written, must agree with the stored selection."""
+    assert main(["draw", "export-pool", "LJ-2026-001", "-o", str(tmp_path / "pool.csv"),
+                 "--db", str(demo_db)]) == 0
+    capsys.readouterr()
+    assert main(["draw", "show", "LJ-2026-001", "--json", "--db", str(demo_db)]) == 0
+    (tmp_path / "draw.json").write_text(capsys.readouterr().out, "utf-8")
+    snippet = re.search(r"```python\n(.*?)```", README.read_text("utf-8"), re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_tampered_selection_fails_verification(demo_db, tmp_path, capsys):
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE draw SET selection = '[\"91330400000000000X\"]' WHERE task_code = 'LJ-2026-001' AND kind = 'targets'"))
+    engine.dispose()
+    assert main(["draw", "verify", "LJ-2026-001", "--db", str(copy)]) == 1
+    assert "✗" in capsys.readouterr().out
+
+
+def test_audit_verify_names_an_edited_row(demo_db, tmp_path, capsys):
+    assert main(["audit", "verify", "--db", str(demo_db)]) == 0
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET actor = 'someone' WHERE id = 5"))
+    engine.dispose()
+    assert main(["audit", "verify", "--db", str(copy)]) == 1
+    assert "第 5 条" in capsys.readouterr().out
+
+
+def test_unknown_draw_is_a_clear_error(demo_db, capsys):
+    assert main(["draw", "show", "NOPE", "--db", str(demo_db)]) == 2
+    assert "未找到抽取记录" in capsys.readouterr().err
