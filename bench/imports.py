@@ -112,21 +112,19 @@ def main() -> None:
         make_csv(csv_path, args.rows)
         print(f"generated {args.rows} rows, {csv_path.stat().st_size / 1e6:.1f} MB")
 
-        imports = []
-        for run in range(args.runs):
-            elapsed, inserted = asyncio.run(import_once(csv_path, tmp / f"run{run}.sqlite3"))
-            assert inserted == args.rows
-            imports.append(elapsed)
-            print(f"import run {run + 1}: {elapsed:.2f} s, {args.rows / elapsed:,.0f} rows/s")
-
-        parses = [timed(lambda: parse_and_check(csv_path)) for _ in range(args.runs)]
-        print(f"parse + check only (no DB): median {statistics.median(parses):.2f} s")
-
         template = tmp / "empty.sqlite3"
         asyncio.run(_migrated(template))
         records = parse_and_check(csv_path)
-        raws = [raw_executemany(tmp / f"raw{i}.sqlite3", template, records) for i in range(args.runs)]
-        print(f"raw sqlite3 executemany of checked rows: median {statistics.median(raws):.2f} s")
+        # Interleaved, so the import and its baselines see the same machine load in each run.
+        imports, parses, raws = [], [], []
+        for run in range(args.runs):
+            parses.append(timed(lambda: parse_and_check(csv_path)))
+            elapsed, inserted = asyncio.run(import_once(csv_path, tmp / f"run{run}.sqlite3"))
+            assert inserted == args.rows
+            imports.append(elapsed)
+            raws.append(raw_executemany(tmp / f"raw{run}.sqlite3", template, records))
+            print(f"run {run + 1}: import {elapsed:.2f} s ({args.rows / elapsed:,.0f} rows/s), "
+                  f"parse + check only {parses[-1]:.2f} s, raw executemany {raws[-1]:.2f} s")
 
     rows_per_s = args.rows / statistics.median(imports)
     parse_rows_per_s = args.rows / statistics.median(parses)

@@ -521,6 +521,14 @@ def _upsert(dialect: Dialect, table: Table, keys: list[str], update_fields: Iter
         index_elements=keys, set_={f: ins.excluded[f] for f in update_fields}))
 
 
+async def _executemany(conn: AsyncConnection, stmt: Insert, rows: list[dict[str, Any]]) -> None:
+    """Compile once, then one driver-level executemany of plain tuples: SQLAlchemy's per-row
+    parameter handling cost more than SQLite's own work on 100,000 rows."""
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    order = compiled.positiontup or []
+    await conn.exec_driver_sql(str(compiled), [tuple(r[k] for k in order) for r in rows])
+
+
 def _chunks(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]
@@ -617,7 +625,7 @@ async def import_targets(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = F
                 if blank not in statements:
                     statements[blank] = _upsert(conn.dialect, table, ["uscc"],
                                                 [f for f in present if f not in blank])
-                await conn.execute(statements[blank], rows)
+                await _executemany(conn, statements[blank], rows)
             done += len(chunk)
             if progress is not None:
                 progress(done, total)
