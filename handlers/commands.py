@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from core.models import Conversation
-from handlers import cases, draws, help, invitations, results, summary, tasks
+from handlers import admin, cases, draws, help, invitations, results, summary, tasks
 from handlers.base import Args, Command, HandlerCtx
 
 
@@ -46,6 +46,8 @@ COMMANDS: list[Command] = [
             "复算一次抽取，逐项核对范围哈希、承诺值、信标和结果", draws.check),
     Command("汇总", ("hz", "summary"), "汇总", "汇总",
             "本部门联合抽查工作汇总：任务、邀请、检查进度、逾期和异议（分管领导）", summary.show),
+    Command("绑定", ("bd", "bind"), "绑定 人员编号 企业微信|钉钉 账号", "绑定 SJ003 企业微信 zhangsan",
+            "把平台账号绑定到人员（联席会议办公室管理员）", admin.bind),
     Command("取消", ("cancel", "qx"), "取消", "取消", "放弃正在进行的操作（如填写拒绝理由）",
             _nothing_to_cancel, hidden=True),
 ]

@@ -1,0 +1,55 @@
+"""绑定: the office admin binds platform accounts; the bound account is then that officer."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from core.models import Officer
+from tests import factories as f
+from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
+
+
+async def test_admin_binds_and_the_account_then_speaks_as_the_officer(sessionmaker, clock) -> None:
+    async with sessionmaker() as s:
+        dep = await f.department(s)
+        admin = await f.officer(s, dep, "admin")
+        inspector = await f.officer(s, dep, "inspector")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(admin.code, f"绑定 {inspector.code} 企业微信 wx-zhang"))
+    assert "已将企业微信账号" in bodies(rows)
+    async with sessionmaker() as s:
+        bound = await s.scalar(select(Officer).where(Officer.code == inspector.code))
+        assert bound.wecom_userid == "wx-zhang"
+    assert len(await audit_rows(sessionmaker, "officer.account_bound")) == 1
+    rows = await send(sessionmaker, d, text_event("wx-zhang", "帮助", platform="wecom"))
+    assert rows and rows[0].destination["officer_id"] == inspector.id
+
+
+async def test_non_admin_cannot_bind_and_it_is_audited(sessionmaker, clock) -> None:
+    async with sessionmaker() as s:
+        dep = await f.department(s)
+        liaison = await f.officer(s, dep, "liaison")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(liaison.code, f"绑定 {liaison.code} 钉钉 me"))
+    assert "只有联席会议办公室管理员" in bodies(rows)
+    async with sessionmaker() as s:
+        assert (await s.get(Officer, liaison.id)).dingtalk_userid is None
+
+
+async def test_an_account_serves_one_officer_only(sessionmaker, clock) -> None:
+    async with sessionmaker() as s:
+        dep = await f.department(s)
+        admin = await f.officer(s, dep, "admin")
+        a = await f.officer(s, dep, "inspector")
+        b = await f.officer(s, dep, "inspector")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(admin.code, f"绑定 {a.code} 钉钉 ding-1"))
+    rows = await send(sessionmaker, d, text_event(admin.code, f"绑定 {b.code} 钉钉 ding-1"))
+    assert "该账号已绑定到" in bodies(rows)
+    rows = await send(sessionmaker, d, text_event(admin.code, f"绑定 {b.code} 飞书 x"))
+    assert "不认识的平台" in bodies(rows)
+    rows = await send(sessionmaker, d, text_event(admin.code, "绑定 only-two"))
+    assert "绑定 人员编号" in bodies(rows)
