@@ -7,13 +7,14 @@ exclusions are sets, and the stratum of each distinct (risk level, flags) pair i
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import draw
@@ -46,9 +47,10 @@ class PoolReport:
     exclusions: Counter[str] = field(default_factory=Counter)
     repeat_check_allowed: bool = False  # key items / complaint-driven: 001 第十四条
     repeat_check_reason: str = ""
+    sizes: Counter[str] = field(default_factory=Counter)  # candidates per stratum
 
     def strata_sizes(self) -> dict[str, int]:
-        return draw.stratum_sizes(self.candidates)
+        return dict(self.sizes)
 
     def exclusions_in_order(self) -> dict[str, int]:
         return {r: self.exclusions[r] for r in EXCLUSION_REASONS if self.exclusions[r]}
@@ -103,6 +105,25 @@ async def _filtered_out_counts(session: AsyncSession, in_scope: ColumnElement[bo
     return Counter({OUT_OF_SCOPE: int(row[0] or 0), NOT_DRAWABLE: int(row[1] or 0)})
 
 
+async def fetch_plain(session: AsyncSession,
+                      stmt: Select[*tuple[Any, ...]]) -> Sequence[Sequence[Any]]:
+    """All rows of a Core select straight from the driver, in the session's transaction.
+
+    A city pool is a million rows: SQLAlchemy's async adapters wrap each row several times,
+    which costs about twice the query itself; the plain driver call does not."""
+    conn = await session.connection()
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    args = [compiled.params[name] for name in compiled.positiontup or ()]
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None  # a live connection inside the transaction
+    if conn.dialect.name == "sqlite":  # aiosqlite
+        cursor = await driver.execute(str(compiled), args)
+        return list(await cursor.fetchall())
+    if conn.dialect.name == "postgresql":  # asyncpg
+        return list(await driver.fetch(str(compiled), *args))
+    return list((await conn.execute(stmt)).all())
+
+
 async def build_target_pool(session: AsyncSession, task: JointTask,
                             rule: draw.SamplingRule) -> PoolReport:
     """Candidates for the task's target draw, and the count of the rest by reason."""
@@ -115,10 +136,10 @@ async def build_target_pool(session: AsyncSession, task: JointTask,
     report.repeat_check_allowed = bool(report.repeat_check_reason)
     ours = set() if report.repeat_check_allowed else await _inspected_this_year(session, task, deps)
     above = set() if report.repeat_check_allowed else await _imported_exclusions(session, task.year, deps)
-    rows = (await session.execute(select(Target.uscc, Target.risk_level, Target.flags).where(in_scope, drawable))).all()
+    rows = await fetch_plain(session, select(Target.uscc, Target.risk_level, Target.flags)
+                             .where(in_scope, drawable))
     strata: dict[tuple[str, str], str | None] = {}
-    counts = report.exclusions
-    out = report.candidates
+    counts, sizes, out = report.exclusions, report.sizes, report.candidates
     for uscc, risk, flags in rows:
         if uscc in ours:
             counts[INSPECTED_BY_US] += 1
@@ -134,25 +155,51 @@ async def build_target_pool(session: AsyncSession, task: JointTask,
             counts[NO_STRATUM] += 1
         else:
             out.append((uscc, stratum))
+            sizes[stratum] += 1
     out.sort()
     return report
 
 
+POOL_HEADER = "id,stratum\n"
+
+
+@dataclass(frozen=True)
+class PoolFile:
+    """A frozen pool: its hash and its exported file, zlib-compressed for the draw_pool table."""
+
+    hash: str
+    data: bytes
+
+
+def pool_file(candidates: Iterable[draw.Candidate]) -> PoolFile:
+    """draw.pool_hash and draw.pool_csv in one pass: a city pool has a million lines."""
+    body = "\n".join(draw.pool_csv_lines(candidates))
+    return PoolFile(hashlib.sha256(body.encode()).hexdigest(),
+                    zlib.compress((POOL_HEADER + body + "\n").encode(), 1))
+
+
 def encode_pool(candidates: Iterable[draw.Candidate]) -> bytes:
-    """The exported pool file (design §5), zlib-compressed for the draw_pool table."""
-    return zlib.compress(draw.pool_csv(candidates).encode(), 6)
+    return pool_file(candidates).data
+
+
+def _pool_text(data: bytes) -> str:
+    text = zlib.decompress(data).decode()
+    if not text.startswith(POOL_HEADER):
+        raise ValueError("pool file without the 'id,stratum' header")
+    return text
+
+
+def stored_pool_hash(data: bytes) -> str:
+    """The pool hash of a stored pool file, straight from its bytes (no parsing)."""
+    return hashlib.sha256(_pool_text(data)[len(POOL_HEADER):-1].encode()).hexdigest()
 
 
 def decode_pool(data: bytes) -> list[draw.Candidate]:
     """Back from the stored bytes to (id, stratum) pairs, in file (id) order."""
-    lines = zlib.decompress(data).decode().splitlines()
-    if not lines or lines[0] != "id,stratum":
-        raise ValueError("pool file without the 'id,stratum' header")
-    out: list[draw.Candidate] = []
-    for line in lines[1:]:
-        ident, _, stratum = line.partition(",")
-        out.append((ident, stratum))
-    return out
+    body = _pool_text(data)[len(POOL_HEADER):-1]
+    if not body:
+        return []
+    return [(ident, stratum) for ident, _, stratum in (line.partition(",") for line in body.split("\n"))]
 
 
 @dataclass(frozen=True)

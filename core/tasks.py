@@ -49,6 +49,8 @@ from core.pool import (
     build_target_pool,
     decode_pool,
     encode_pool,
+    pool_file,
+    stored_pool_hash,
 )
 from core.render import render
 
@@ -100,15 +102,20 @@ async def _department(session: AsyncSession, department_id: int) -> Department:
     return dep
 
 
-async def get_task(ctx: Ctx, code: str) -> JointTask:
-    task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code.strip().upper()))
+async def get_task(ctx: Ctx, code: str, *, for_update: bool = False) -> JointTask:
+    """The task by code; `for_update` locks its row so concurrent draws or answers serialise."""
+    stmt = select(JointTask).where(JointTask.code == code.strip().upper())
+    if for_update:
+        stmt = stmt.with_for_update(of=JointTask).execution_options(populate_existing=True)
+    task = await ctx.session.scalar(stmt)
     if task is None:
         raise NotFound(f"未找到任务 {code}")
     return task
 
 
-async def _task_by_id(session: AsyncSession, task_id: int) -> JointTask:
-    task = await session.get(JointTask, task_id)
+async def _task_by_id(session: AsyncSession, task_id: int, *, for_update: bool = False) -> JointTask:
+    task = await session.get(JointTask, task_id, with_for_update={"of": JointTask} if for_update else None,
+                             populate_existing=for_update)
     assert task is not None  # foreign key
     return task
 
@@ -122,7 +129,7 @@ async def _invitation(ctx: Ctx, invitation_id: int) -> Invitation:
 
 async def _invitations(session: AsyncSession, task: JointTask) -> list[Invitation]:
     rows = await session.scalars(select(Invitation).where(Invitation.task_id == task.id)
-                                 .order_by(Invitation.id))
+                                 .order_by(Invitation.id).execution_options(populate_existing=True))
     return list(rows)
 
 
@@ -149,7 +156,8 @@ async def _department_items(session: AsyncSession, department: Department,
             raise ValidationFailed(f"抽查事项（编号 {missing[0]}）不在{department.name}的抽查事项清单中")
         chosen = [by_id[i] for i in wanted]
     if not chosen:
-        raise ValidationFailed(f"{department.name}的抽查事项清单为空，请先导入或选择本次检查事项")
+        raise ValidationFailed(f"{department.name}的抽查事项清单为空，请先导入抽查事项清单" if not own
+                               else "请至少选择一项本部门本次检查事项")
     return chosen
 
 
@@ -187,7 +195,7 @@ async def create_task(ctx: Ctx, *, title: str, lead_department_id: int, window_s
     items = await _department_items(ctx.session, lead, list(item_ids))
     year = year or window_start.year
     task = JointTask(code=await codes.next_code(ctx.session, "LJ", year), year=year, title=title,
-                     lead_department_id=lead.id, window_start=window_start, window_end=window_end,
+                     lead_department=lead, window_start=window_start, window_end=window_end,
                      scope=clean_scope, rule=parsed.model_dump(mode="json"), state="draft",
                      created_by_id=ctx.actor.id if ctx.actor else None, created_at=ctx.clock.now())
     ctx.session.add(task)
@@ -230,7 +238,7 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
     due = (await ctx.work_calendar()).add_workdays(ctx.clock.today(), ctx.rules.invitation_reply_workdays)
     task.reply_due_on, task.reply_due_provisional = due.day, due.provisional
     task.state = "consulting" if departments else "ready"
-    invitations = [Invitation(task_id=task.id, department_id=d.id, state="pending") for d in departments]
+    invitations = [Invitation(task_id=task.id, department=d, state="pending") for d in departments]
     ctx.session.add_all(invitations)
     await ctx.session.flush()
     items = await task_items(ctx.session, task)
@@ -269,7 +277,9 @@ async def _answerable(ctx: Ctx, invitation_id: int, action: str) -> tuple[Invita
     inv = await _invitation(ctx, invitation_id)
     _require(_may_act_for(ctx, inv.department_id, admin=False), action, f"invitation:{inv.id}",
              f"只有{inv.department.name}的联络员或分管领导可以答复该邀请")
-    task = await _task_by_id(ctx.session, inv.task_id)
+    # Lock the task first: the last answer, whoever gives it, must see all the others.
+    task = await _task_by_id(ctx.session, inv.task_id, for_update=True)
+    await ctx.session.refresh(inv)
     if inv.state in ("accepted", "declined"):
         raise InvalidTransition(f"该邀请已答复（{INVITATION_STATE_LABELS[inv.state]}），不能重复答复")
     if inv.state == "expired" or (task.reply_due_on is not None and ctx.clock.today() > task.reply_due_on):
@@ -380,7 +390,7 @@ def _check_drawable(task: JointTask) -> None:
 
 async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     """Freeze the pool and rule and announce them with the beacon to come — never a selection."""
-    task = await get_task(ctx, task_code)
+    task = await get_task(ctx, task_code, for_update=True)
     _lead_only(ctx, task, "draw.freeze")
     _check_drawable(task)
     beacon_source = (beacon_source or "").strip()
@@ -399,10 +409,11 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
             d.state = "superseded"
     freeze_no = len(earlier) + 1
     strata, exclusions = report.strata_sizes(), report.exclusions_in_order()
+    frozen_file = pool_file(report.candidates)
     frozen = Draw(code=f"{task.code}-T{freeze_no}", task_id=task.id, kind="targets",
                   task_code=task.code, state="frozen", freeze_no=freeze_no, commitment=task.commitment,
                   beacon_source=beacon_source, uses_beacon=True,
-                  pool_hash=draw.pool_hash(report.candidates), pool_size=len(report.candidates),
+                  pool_hash=frozen_file.hash, pool_size=len(report.candidates),
                   parameters={"rule": rule.public(), "scope": task.scope, "strata": strata,
                               "exclusions": exclusions, "beacon_source": beacon_source,
                               "repeat_check": report.repeat_check_reason},
@@ -410,7 +421,7 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
                   created_by_id=ctx.actor.id if ctx.actor else None, frozen_at=ctx.clock.now())
     ctx.session.add(frozen)
     await ctx.session.flush()
-    ctx.session.add(DrawPool(draw_id=frozen.id, data=encode_pool(report.candidates)))
+    ctx.session.add(DrawPool(draw_id=frozen.id, data=frozen_file.data))
     text = render("messages/draw_frozen.md.j2", task=task, d=frozen, strata=strata,
                   rule_texts={s.name: s.describe() for s in rule.strata}, exclusions=exclusions,
                   repeat_reason=report.repeat_check_reason)
@@ -424,17 +435,18 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     return frozen
 
 
-async def _pool_of(session: AsyncSession, d: Draw) -> list[draw.Candidate]:
-    row = await session.get(DrawPool, d.id)
-    assert row is not None  # written with the draw
-    return decode_pool(row.data)
+async def _pool_data(session: AsyncSession, d: Draw) -> bytes:
+    data = await session.scalar(select(DrawPool.data).where(DrawPool.draw_id == d.id))
+    assert data is not None  # written with the draw
+    return data
 
 
 async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, tuple[int, str]]:
     """uscc → (target id, name) in chunks (a city-wide draw selects tens of thousands)."""
     out: dict[str, tuple[int, str]] = {}
+    conn = await session.connection()
     for i in range(0, len(usccs), _CHUNK):
-        rows = await session.execute(select(Target.uscc, Target.id, Target.name).where(
+        rows = await conn.execute(select(Target.uscc, Target.id, Target.name).where(
             Target.uscc.in_(usccs[i:i + _CHUNK])))
         out.update((u, (tid, name)) for u, tid, name in rows)
     return out
@@ -442,7 +454,7 @@ async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, 
 
 async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     """Enter the beacon: compute the selection once, lock it and create the cases."""
-    task = await get_task(ctx, task_code)
+    task = await get_task(ctx, task_code, for_update=True)
     _lead_only(ctx, task, "draw.confirm")
     _check_drawable(task)
     frozen = await ctx.session.scalar(select(Draw).where(
@@ -452,9 +464,10 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     beacon = (beacon or "").strip()
     if frozen.uses_beacon and not beacon:
         raise ValidationFailed(f"请输入信标值（{frozen.beacon_source}）")
-    pool = await _pool_of(ctx.session, frozen)
-    if draw.pool_hash(pool) != frozen.pool_hash:
+    data = await _pool_data(ctx.session, frozen)
+    if stored_pool_hash(data) != frozen.pool_hash:
         raise InvalidTransition("冻结的抽取范围与其哈希不符，已停止抽取，请联系管理员")
+    pool = decode_pool(data)
     seed = bytes.fromhex(task.seed_hex)
     rule = draw.parse_rule(task.rule)
     selection = draw.select(pool, rule, draw.final_seed(seed, beacon or None), task.code)
@@ -462,15 +475,17 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     frozen.selection, frozen.beacon, frozen.seed_hex = selection, beacon, task.seed_hex
     frozen.state, frozen.locked_at = "locked", now
     targets = await _target_ids(ctx.session, selection)
+    if missing := [u for u in selection if u not in targets]:
+        raise InvalidTransition(f"抽中的检查对象 {missing[0]} 已不在检查对象名录库中，请重新冻结抽取范围")
     due = (await ctx.work_calendar()).add_workdays(task.window_end, ctx.rules.result_entry_workdays)
     rows = [{"code": f"{task.code}-{n:03d}", "task_id": task.id, "target_id": targets[u][0],
              "state": "assigned", "result_due_on": due.day, "result_due_provisional": due.provisional}
             for n, u in enumerate(selection, 1)]
-    if rows:
-        await ctx.session.execute(insert(Case), rows)
+    if rows:  # Core insert of the table: tens of thousands of cases, no ORM bookkeeping
+        await (await ctx.session.connection()).execute(insert(Case), rows)
     task.state = "locked"
-    stratum_of = dict(pool)
-    chosen = Counter(stratum_of[u] for u in selection)
+    wanted = set(selection)
+    chosen = Counter(stratum for i, stratum in pool if i in wanted)
     shown = [{"code": r["code"], "name": targets[u][1], "uscc": u}
              for r, u in zip(rows[:LISTED_CASES], selection, strict=False)]
     text = render("messages/draw_locked.md.j2", task=task, d=frozen, chosen=dict(chosen), shown=shown,
@@ -570,7 +585,7 @@ def _assign(cases: Sequence[Case], rosters: Sequence[_Roster], conflicts: set[tu
 async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
     """Draw each participating department's inspectors (keyed order, same seed and beacon as the
     targets) and match them round-robin into one group per case."""
-    task = await get_task(ctx, task_code)
+    task = await get_task(ctx, task_code, for_update=True)
     _lead_only(ctx, task, "inspectors.match")
     if task.state != "locked":
         raise InvalidTransition("已匹配执法检查人员，不能重新匹配" if task.state in _DONE_STATES
@@ -594,7 +609,7 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
     conflicts = await _conflicts(ctx.session, (o.id for o in by_code.values()))
     rosters = [_Roster(d, ordered[d.id]) for d in departments]
     groups = _assign(cases, rosters, conflicts, ctx.rules.min_group_size)
-    await ctx.session.execute(insert(GroupMember), [
+    await (await ctx.session.connection()).execute(insert(GroupMember), [
         {"case_id": cid, "officer_id": o.id, "department_id": o.department_id, "is_leader": leads,
          "active": True} for cid, members in groups.items() for o, leads in members])
     now = ctx.clock.now()
@@ -715,7 +730,7 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
     reason = _changeable(case, reason, "回避")
     inspectors_draw = await _locked_draw(ctx.session, task, "inspectors")
     dep = await _department(ctx.session, old.department_id)
-    stratum = dict(await _pool_of(ctx.session, inspectors_draw))
+    stratum = dict(decode_pool(await _pool_data(ctx.session, inspectors_draw)))
     order = [i.removeprefix(draw.INSPECTOR_PREFIX) for i in inspectors_draw.selection
              if stratum.get(i) == dep.code]
     officers = {o.code: o for o in await ctx.session.scalars(select(Officer).where(Officer.code.in_(order)))}
