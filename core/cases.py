@@ -298,6 +298,7 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
     await record(ctx, "case.result.submitted", f"case:{case.code}",
                  {**_result_data(result), "late": late, "result_due_on": due.day.isoformat()},
                  [Notice(Destination.department(task.lead_department_id), msg)])
+    await advance_task(ctx, task)
     return result
 
 
@@ -365,6 +366,23 @@ async def require_lead_staff(ctx: Ctx, task: JointTask, action: str, subject: st
             "只有发起部门的联络员、分管领导可以办理此事项", action, subject)
 
 
+# Task stage follows its cases: every case has a result → reviewing; all published → published.
+_RESULT_IN = frozenset({"submitted", "approved", "returned", "published", "objected", "corrected"})
+_PUBLIC = frozenset({"published", "objected", "corrected"})
+
+
+async def advance_task(ctx: Ctx, task: JointTask) -> None:
+    """Move the task to the stage its cases have reached (audited once per move)."""
+    await ctx.session.flush()
+    states = set(await ctx.session.scalars(select(Case.state).where(Case.task_id == task.id)))
+    if not states or task.state not in ("inspecting", "reviewing"):
+        return
+    stage = "published" if states <= _PUBLIC else "reviewing" if states <= _RESULT_IN else task.state
+    if stage != task.state:
+        before, task.state = task.state, stage
+        await record(ctx, "task.stage", f"task:{task.code}", {"from": before, "to": stage})
+
+
 async def _publish(ctx: Ctx, case: Case) -> CaseResult:
     result = await latest_result(ctx.session, case, "approved")
     if case.state != "approved" or result is None:
@@ -388,6 +406,7 @@ async def publish_case(ctx: Ctx, case_code: str) -> CaseResult:
                   cases=[(case, await _labels(ctx, task, result))])
     await record(ctx, "case.published", f"case:{case.code}", {"version": result.version},
                  await _department_notices(ctx, task, msg))
+    await advance_task(ctx, task)
     return result
 
 
@@ -410,6 +429,7 @@ async def publish_task_results(ctx: Ctx, task_code: str) -> int:
     await record(ctx, "task.results_published", f"task:{task.code}",
                  {"cases": [c.code for c, _ in published]},
                  await _department_notices(ctx, task, msg))
+    await advance_task(ctx, task)
     return len(published)
 
 

@@ -40,6 +40,8 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
              "problems": "未公示行政许可信息", "handling": "责令十日内改正"}])
     await session.commit()
     assert (v1.version, v1.state) == (1, "submitted")
+    await session.refresh(w.task)
+    assert w.task.state == "reviewing"  # its only case has a result now
     review_requests = [m for m in await _outbox(session)
                        if m.destination == {"kind": "department", "department_id": w.lead.id,
                                             "officer_id": None, "platform": None, "address": ""}]
@@ -92,6 +94,10 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     await session.refresh(w.case)
     await session.refresh(v2)
     assert w.case.state == "published" and v2.state == "published"
+    await session.refresh(w.task)
+    assert w.task.state == "published"
+    assert [e.data for e in await _audit(session, "task.stage")] == [
+        {"from": "inspecting", "to": "reviewing"}, {"from": "reviewing", "to": "published"}]
     assert v2.published_at == ctx.clock.now()
     with pytest.raises(ValidationFailed, match="没有审核通过、待公示的结果"):
         await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
