@@ -92,3 +92,11 @@ def test_beacon_changes_the_selection():
     rule = _rule(count=10)
     assert (draw.select(pool, rule, draw.final_seed(SEED, "1"), "T")
             != draw.select(pool, rule, draw.final_seed(SEED, "2"), "T"))
+
+
+@pytest.mark.parametrize("k", [1, 7, 250, 2000, 4999])
+def test_k_smallest_shortcut_is_exact(k):
+    """The bounded pre-filter must give exactly what a full sort gives."""
+    ids = [f"T{i}" for i in range(5000)]
+    keys = draw.keys_for(ids, SEED, "T")
+    assert draw._k_smallest(keys, ids, k) == sorted(zip(keys, ids))[:k]
