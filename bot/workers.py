@@ -96,7 +96,7 @@ class InboxWorker:
     async def handle_row(self, row: InboxEvent) -> int:
         """1 when the event took effect now, 0 when it failed or was already done elsewhere."""
         try:
-            async with self.services.sessionmaker() as session:
+            async with self.services.write_gate(), self.services.sessionmaker() as session:
                 await self.handler.handle(session, inbox.event_of(row))
                 if not await inbox.mark_done(session, row.id, self.services.clock.now()):
                     await session.rollback()  # another worker completed it: keep its effect only

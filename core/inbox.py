@@ -29,18 +29,41 @@ def stored_event_id(event_id: str) -> str:
     return "sha256:" + hashlib.sha256(event_id.encode()).hexdigest()
 
 
+STORE_CHUNK = 500  # rows per INSERT, well inside SQLite's bound-parameter limit
+
+
 async def store(session: AsyncSession, event: Event, *, now: dt.datetime) -> bool:
     """Insert the event; False (and nothing changed) when the same event is already stored."""
-    values = {
-        "platform": event.platform, "event_id": stored_event_id(event.event_id),
-        "payload": event.model_dump(mode="json"), "state": "pending", "attempts": 0,
-        "next_attempt_at": now, "received_at": now, "error": "",
-    }
+    (new,) = await store_many(session, [event], now=now)
+    return new
+
+
+async def store_many(session: AsyncSession, events: list[Event], *,
+                     now: dt.datetime) -> list[bool]:
+    """Insert a burst of events with one statement per chunk; for each event, whether it is
+    new. A duplicate — of a stored event or of an earlier one in `events` — changes nothing."""
+    keys = [(e.platform, stored_event_id(e.event_id)) for e in events]
+    unique = dict(zip(keys, events, strict=True))  # first occurrence wins
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (insert(InboxEvent).values(**values)
-            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-            .returning(InboxEvent.id))
-    return (await session.scalar(stmt)) is not None
+    inserted: set[tuple[str, str]] = set()
+    items = list(unique.items())
+    for start in range(0, len(items), STORE_CHUNK):
+        rows = [{"platform": platform, "event_id": event_id,
+                 "payload": event.model_dump(mode="json"), "state": "pending", "attempts": 0,
+                 "next_attempt_at": now, "received_at": now, "error": ""}
+                for (platform, event_id), event in items[start:start + STORE_CHUNK]]
+        # executemany form: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
+        # with one cached compilation, whatever the burst size
+        stmt = (insert(InboxEvent)
+                .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+                .returning(InboxEvent.platform, InboxEvent.event_id))
+        inserted.update((p, e) for p, e in (await session.execute(stmt, rows)).all())
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for key in keys:
+        result.append(key in inserted and key not in seen)
+        seen.add(key)
+    return result
 
 
 async def claim_pending(session: AsyncSession, limit: int, now: dt.datetime,

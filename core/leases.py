@@ -47,5 +47,5 @@ async def claim_due(session: AsyncSession, model: Leased, *, limit: int, now: dt
 def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float) -> float:
     """Capped exponential backoff with "equal jitter": half the delay fixed, half random.
     `attempt` counts from 1; `jitter` is a uniform random number in [0, 1)."""
-    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    delay = min(cap, base * 2.0 ** max(attempt - 1, 0))
     return delay / 2 + delay / 2 * jitter

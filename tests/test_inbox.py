@@ -163,3 +163,12 @@ async def test_second_worker_after_lease_expiry_cannot_double_the_effect(
         assert await outbox_count(session) == 1
         total = await session.scalar(select(func.count()).select_from(InboxEvent))
     assert total == 1
+
+
+async def test_store_many_marks_duplicates_inside_and_across_batches(
+        session: AsyncSession, clock: FixedClock) -> None:
+    assert await inbox.store(session, text_event("old"), now=clock.now())
+    batch = [text_event("a"), text_event("old"), text_event("b"), text_event("a")]
+    assert await inbox.store_many(session, batch, now=clock.now()) == [True, False, True, False]
+    await session.commit()
+    assert sorted(r.event_id for r in await inbox_rows(session)) == ["a", "b", "old"]

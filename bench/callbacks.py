@@ -1,0 +1,195 @@
+"""Callback benchmark: encrypted WeCom text callbacks over loopback, full server vs floor.
+
+    python bench/callbacks.py [--requests 4000] [--concurrency 32] [--paced-seconds 5]
+
+Full: the `serve` app (bot.server.make_app: migrations, WeCom adapter, durable inbox on an
+SQLite file, inbox worker with the real dispatcher, sender, scheduler) in a child process.
+Floor: a bare aiohttp handler in another child process that only verifies the signature and
+decrypts the same payloads (the adapter's crypto, nothing stored). The client runs in this
+process, with every payload encrypted and signed before the clock starts.
+Measured for both: requests/s at fixed concurrency and p50/p99 ack latency; then p99 at a
+paced 200 requests/s. Target: throughput ≥ 50 % of the floor, p99 < 100 ms at 200 rps.
+Loopback only, bounded to well under 60 s. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.fakes.wecom import WeComCallbackClient, text_xml
+from tests.server_helpers import random_aes_key
+
+CORP, TOKEN, AGENT = "wwbenchcorp", "bench-token", 1000002
+PACED_RPS = 200
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_full(port: int, aes: str, db: str) -> None:
+    from bot.config import load_settings
+    from bot.server import make_app
+
+    settings = load_settings(
+        database_url=db, host="127.0.0.1", port=port, link_secret="b" * 40,
+        # no platform is reachable from the bench: keep the API on a closed loopback port
+        wecom={"corp_id": CORP, "agent_id": AGENT, "secret": "s", "token": TOKEN,
+               "encoding_aes_key": aes, "api_base": "http://127.0.0.1:9",
+               "webhook_base": "http://127.0.0.1:9"})
+    web.run_app(make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def serve_floor(port: int, aes: str) -> None:
+    from bot.platforms.wecom import WeComCrypto, parse_xml
+
+    crypto = WeComCrypto(TOKEN, aes, CORP)
+
+    async def callback(request: web.Request) -> web.Response:
+        q = request.query
+        encrypted = parse_xml(await request.read()).findtext("Encrypt") or ""
+        crypto.check_signature(q["msg_signature"], q["timestamp"], q["nonce"], encrypted)
+        parse_xml(crypto.decrypt(encrypted).encode())
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/wecom/callback", callback)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def payloads(aes: str, n: int, prefix: str) -> list[tuple[dict[str, str], bytes]]:
+    """(query, body) pairs exactly as WeCom would post them, each with its own MsgId."""
+    maker = WeComCallbackClient(TOKEN, aes, CORP, "")
+    now = int(time.time())
+    out = []
+    for i in range(n):
+        xml = text_xml("bench-user", f"任务 {i}", f"{prefix}{i}", corp_id=CORP, created=now)
+        encrypted = maker.encrypt(xml)
+        ts, nonce = str(now), str(100000 + i)
+        query = {"msg_signature": maker.sign(ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
+        body = (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]>"
+                f"</Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>").encode()
+        out.append((query, body))
+    return out
+
+
+async def post(http: aiohttp.ClientSession, url: str, item: tuple[dict[str, str], bytes]) -> float:
+    start = time.perf_counter()
+    async with http.post(url, params=item[0], data=item[1]) as resp:
+        await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"callback answered {resp.status}")
+    return time.perf_counter() - start
+
+
+async def wait_ready(url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(url):
+                    return
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+    raise RuntimeError(f"server at {url} did not start")
+
+
+async def saturate(url: str, items: list[tuple[dict[str, str], bytes]], concurrency: int) -> dict[str, float]:
+    queue = iter(items)
+    latencies: list[float] = []
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        for item in queue:
+            latencies.append(await post(http, url, item))
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {"rps": len(latencies) / elapsed, **percentiles(latencies)}
+
+
+async def paced(url: str, items: list[tuple[dict[str, str], bytes]]) -> dict[str, float]:
+    """Open-loop: request i starts at i / 200 s whatever the previous ones are doing."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        start = time.perf_counter()
+
+        async def one(i: int, item: tuple[dict[str, str], bytes]) -> float:
+            await asyncio.sleep(max(0.0, start + i / PACED_RPS - time.perf_counter()))
+            return await post(http, url, item)
+
+        latencies = await asyncio.gather(*(one(i, it) for i, it in enumerate(items)))
+    return percentiles(list(latencies))
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    qs = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"p50_ms": qs[49] * 1000, "p99_ms": qs[98] * 1000}
+
+
+async def measure(name: str, port: int, aes: str, args: argparse.Namespace) -> dict[str, Any]:
+    base = f"http://127.0.0.1:{port}"
+    await wait_ready(base + "/")
+    url = base + "/wecom/callback"
+    n_paced = int(args.paced_seconds * PACED_RPS)
+    warm = payloads(aes, 200, f"{name}w")
+    load = payloads(aes, args.requests, f"{name}l")
+    pace = payloads(aes, n_paced, f"{name}p")
+    await saturate(url, warm, args.concurrency)
+    result: dict[str, Any] = await saturate(url, load, args.concurrency)
+    await asyncio.sleep(1.0)  # let the full server's worker drain before the paced run
+    paced_result = await paced(url, pace)
+    result.update(paced_p50_ms=paced_result["p50_ms"], paced_p99_ms=paced_result["p99_ms"])
+    print(f"{name:>5}: {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
+          f"p99 {result['p99_ms']:6.2f} ms  | at {PACED_RPS} req/s: p50 "
+          f"{result['paced_p50_ms']:6.2f} ms  p99 {result['paced_p99_ms']:6.2f} ms", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--paced-seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    aes = random_aes_key()
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory() as tmp:
+        results: dict[str, dict[str, Any]] = {}
+        for name, target, extra in (("floor", serve_floor, ()),
+                                    ("full", serve_full, (str(Path(tmp) / "bench.sqlite3"),))):
+            port = free_port()
+            proc = ctx.Process(target=target, args=(port, aes, *extra), daemon=True)
+            proc.start()
+            try:
+                results[name] = asyncio.run(measure(name, port, aes, args))
+            finally:
+                proc.terminate()
+                proc.join(10)
+    ratio = results["full"]["rps"] / results["floor"]["rps"]
+    print(json.dumps({
+        "floor_rps": round(results["floor"]["rps"]), "full_rps": round(results["full"]["rps"]),
+        "throughput_ratio": round(ratio, 3),
+        "full_p50_ms": round(results["full"]["p50_ms"], 2),
+        "full_p99_ms": round(results["full"]["p99_ms"], 2),
+        "floor_p99_ms": round(results["floor"]["p99_ms"], 2),
+        "p99_ms_at_200rps": round(results["full"]["paced_p99_ms"], 2),
+        "requests": args.requests, "concurrency": args.concurrency}))
+
+
+if __name__ == "__main__":
+    main()
