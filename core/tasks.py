@@ -208,6 +208,13 @@ async def create_task(ctx: Ctx, *, title: str, lead_department_id: int, window_s
     return task
 
 
+async def _answerers(session: AsyncSession, department_id: int) -> list[Officer]:
+    """The department's liaisons and leaders: the officers who may answer an invitation."""
+    officers = await session.scalars(select(Officer).where(
+        Officer.department_id == department_id, Officer.active.is_(True)).order_by(Officer.id))
+    return [o for o in officers if o.has_role("liaison") or o.has_role("leader")]
+
+
 def _invitation_card(task: JointTask, inv: Invitation, text: str, reply_due: str) -> OutMessage:
     card = Card(title=f"联合抽查邀请：{task.title}", description=text, task_id=f"inv-{inv.id}",
                 fields=[Field_(name="任务编号", value=task.code),
@@ -243,12 +250,17 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
     await ctx.session.flush()
     items = await task_items(ctx.session, task)
     rule_text = _rule_text(draw.parse_rule(task.rule))
+    text = render("messages/invitation.md.j2", task=task, lead=task.lead_department, items=items,
+                  rule_text=rule_text, reply_due=due.label())
     notices = []
     for inv, dep in zip(invitations, departments, strict=True):
-        text = render("messages/invitation.md.j2", task=task, lead=task.lead_department, items=items,
-                      rule_text=rule_text, reply_due=due.label())
-        notices.append(Notice(Destination.department(dep.id), _invitation_card(task, inv, text, due.label()),
-                              key=f"invitation:{inv.id}"))
+        # The group chat is told (robot webhooks cannot carry answer buttons); the people who
+        # may answer get the card itself in their direct chat with the bot.
+        notices.append(Notice(Destination.department(dep.id), OutMessage.md(
+            f"联合抽查邀请：{task.title}", text), key=f"invitation:{inv.id}"))
+        notices.extend(Notice(Destination.officer(o.id), _invitation_card(task, inv, text, due.label()),
+                              key=f"invitation:{inv.id}:officer:{o.id}")
+                       for o in await _answerers(ctx.session, dep.id))
     await record(ctx, "task.consultation_opened", f"task:{task.code}", {
         "departments": [d.code for d in departments], "commitment": task.commitment,
         "reply_due_on": due.day.isoformat(), "reply_due_provisional": due.provisional}, notices)

@@ -182,7 +182,7 @@ async def test_round_trip_through_the_dispatcher(
 
     feed = await (await client.get("/sim/api/messages", params={"officer": liaison})).json()
     [card] = [m for m in feed if m["card"]]
-    assert card["scope"] == "department"
+    assert card["scope"] == "direct"  # the answer card reaches the liaison directly
     accept = next(b for b in card["card"]["buttons"] if b["label"] == "接受")
 
     resp = await client.post("/sim/api/action", json={"officer": liaison,

@@ -66,8 +66,14 @@ async def test_full_path(ctx: Ctx) -> None:
     assert task.state == "consulting" and len(invitations) == 2  # the lead is never invited
     assert task.commitment == hashlib.sha256(bytes.fromhex(task.seed_hex)).hexdigest()
     assert task.reply_due_on == dt.date(2026, 3, 9)  # 5 working days after Monday 2 March
-    cards = [m for m in await _outbox(ctx) if m.message.get("kind") == "card"]
-    assert [c.destination["department_id"] for c in cards] == [p.dep.id for p in w.partners]
+    sent = await _outbox(ctx)
+    cards = [m for m in sent if m.message.get("kind") == "card"]
+    # the card with answer buttons goes to whoever may answer: liaison and leader, directly
+    assert [c.destination["officer_id"] for c in cards] == [
+        o.id for p in w.partners for o in (p.liaison, p.leader)]
+    group_notes = [m for m in sent if m.destination["kind"] == "department"]
+    assert [m.destination["department_id"] for m in group_notes] == [p.dep.id for p in w.partners]
+    assert f"接受 {task.code}" in group_notes[0].message["body"]
     card = cards[0].message["card"]
     assert [b["action_key"] for b in card["buttons"]] == [f"inv:accept:{invitations[0].id}",
                                                          f"inv:decline:{invitations[0].id}"]
