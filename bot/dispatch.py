@@ -93,22 +93,26 @@ class Dispatcher:
         await ctx.reply(OutMessage.text(err.message))
 
     async def _refuse_unknown(self, session: AsyncSession, event: Event) -> None:
-        """Audit the attempt; answer where the platform gave us a way to answer a stranger.
-
-        Only a reply address (DingTalk session webhook) reaches someone who is no officer: the
-        sender resolves every other destination through an Officer row or a chat binding.
-        """
+        """Audit the attempt and answer the stranger where they wrote from (the conversation's
+        reply address, else their platform user id); the simulator lists officers only."""
         label = f"unknown:{event.platform}:{event.user_id}"[:64]
         ctx = Ctx(session=session, clock=self.services.clock, rules=self.services.rules,
                   actor_label=label)
+        dest = _stranger_destination(event)
         await record(ctx, "auth.unknown_user", f"user:{event.platform}:{event.user_id}"[:80],
-                     {"event": event.kind, "chat_id": event.chat_id,
-                      "answered": bool(event.reply_address)})
-        if event.reply_address:
-            await outbox.enqueue(session, Destination(kind="chat", platform=event.platform,
-                                                      address=event.reply_address),
+                     {"event": event.kind, "chat_id": event.chat_id, "answered": dest is not None})
+        if dest is not None:
+            await outbox.enqueue(session, dest,
                                  OutMessage.text(render("messages/cmd_unknown_user.txt.j2")),
                                  now=self.services.clock.now())
+
+
+def _stranger_destination(event: Event) -> Destination | None:
+    if event.reply_address:
+        return Destination(kind="chat", platform=event.platform, address=event.reply_address)
+    if event.platform != "sim" and event.user_id:
+        return Destination.platform_user(event.platform, event.user_id)
+    return None
 
 
 def _attempt(event: Event) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.platforms.base import Channel, SendResult
 from bot.services import Services
+from bot.web import action_link
 from bot.workers import poll_loop
 from core import outbox
 from core.changes import Ctx, Notice, record
@@ -61,9 +62,10 @@ class Outcome:
 async def resolve(session: AsyncSession, services: Services, dest: Destination,
                   msg: OutMessage) -> Route:
     enabled = services.adapters
-    if dest.kind == "chat":
+    if dest.kind in ("chat", "user"):
         if dest.platform in enabled and dest.address:
-            return Route(Channel(str(dest.platform), "session_webhook", dest.address))
+            kind = "session_webhook" if dest.kind == "chat" else "user"
+            return Route(Channel(str(dest.platform), kind, dest.address))
         return Route(None)
     if dest.kind == "officer":
         officer = await session.get(Officer, dest.officer_id)
@@ -84,6 +86,17 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
         return Route(None)
     channel = Channel(binding.platform, "group_webhook", binding.webhook_url, binding.sign_secret)
     return Route(channel, binding.id, await _mentions(session, binding.platform, msg))
+
+
+def _with_links(services: Services, dest: Destination, channel: Channel, msg: OutMessage) -> OutMessage:
+    """DingTalk buttons only open URLs: give callback buttons of a card sent to one officer the
+    signed H5 page for the same action (design §4). Other platforms get the message as is."""
+    if channel.platform != "dingtalk" or msg.card is None or dest.officer_id is None:
+        return msg
+    buttons = [b if b.url or not b.action_key else
+               b.model_copy(update={"url": action_link(services, dest.officer_id, b.action_key)})
+               for b in msg.card.buttons]
+    return msg.model_copy(update={"card": msg.card.model_copy(update={"buttons": buttons})})
 
 
 async def _mentions(session: AsyncSession, platform: str, msg: OutMessage) -> list[str]:
@@ -164,7 +177,7 @@ class Sender:
                 await session.commit()
                 return Outcome("waiting", wait_until)
             await session.commit()  # no transaction stays open across the network call
-        result = await self._send(route, msg)
+        result = await self._send(route, _with_links(self.services, dest, route.channel, msg))
         return await self._record(row, token, route, result)
 
     def _limit(self, channel: Channel) -> int | None:

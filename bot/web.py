@@ -24,6 +24,7 @@ from core.errors import DomainError, NotFound, PermissionDenied, ValidationFaile
 from core.links import MISMATCH, link_url, sign_link, verify_link
 from core.models import Department, Invitation, Item, JointTask, Officer, TaskItem
 from core.render import render
+from handlers.cards import InvitationAction, unpack_action
 
 INVITATION_PATH = "/h5/invitation"
 RESPOND = "respond"
@@ -49,6 +50,18 @@ def invitation_link(services: Services, officer_id: int, invitation_id: int) -> 
     token = sign_link(services.link_secret, officer_id, f"invitation:{invitation_id}", RESPOND,
                       expires_at)
     return link_url(services.public_base_url, INVITATION_PATH, token)
+
+
+def action_link(services: Services, officer_id: int, action_key: str) -> str:
+    """A signed page that does what a card button's callback would, for platforms whose
+    buttons only open URLs (DingTalk); "" when no page serves that action."""
+    try:
+        action = unpack_action(action_key)
+    except DomainError:
+        return ""
+    if isinstance(action, InvitationAction):
+        return invitation_link(services, officer_id, action.invitation_id)
+    return ""
 
 
 @dataclass

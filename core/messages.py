@@ -35,11 +35,11 @@ class Event(BaseModel):
 class Destination(BaseModel):
     """Who a message is for, in domain terms; the sender resolves it to a channel."""
 
-    kind: Literal["officer", "department", "office", "chat"]
+    kind: Literal["officer", "department", "office", "chat", "user"]
     officer_id: int | None = None
     department_id: int | None = None
-    platform: Platform | None = None  # for kind="chat": reply into a platform conversation
-    address: str = ""  # for kind="chat": chat id or session webhook (never logged)
+    platform: Platform | None = None  # kind="chat"/"user": the platform to answer on
+    address: str = ""  # chat: session webhook (never logged); user: the platform user id
 
     @classmethod
     def officer(cls, officer_id: int) -> Destination:
@@ -48,6 +48,11 @@ class Destination(BaseModel):
     @classmethod
     def department(cls, department_id: int) -> Destination:
         return cls(kind="department", department_id=department_id)
+
+    @classmethod
+    def platform_user(cls, platform: Platform, user_id: str) -> Destination:
+        """Someone known only by a platform id (e.g. an unregistered user we refuse politely)."""
+        return cls(kind="user", platform=platform, address=user_id)
 
     @classmethod
     def office(cls) -> Destination:
@@ -61,6 +66,8 @@ class Destination(BaseModel):
             return f"department:{self.department_id}"
         if self.kind == "chat":
             return f"chat:{self.platform}"
+        if self.kind == "user":
+            return f"user:{self.platform}:{self.address}"[:64]
         return "office"
 
 

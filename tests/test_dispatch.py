@@ -120,12 +120,22 @@ async def test_unknown_user_is_refused_politely_and_audited(sessionmaker, clock)
     assert event.actor == "unknown:dingtalk:stranger"
 
 
-async def test_unknown_user_without_a_reply_address_is_audited_only(sessionmaker, clock) -> None:
-    """No Destination reaches a stranger's WeCom id; never route the refusal anywhere else."""
+async def test_unknown_wecom_user_is_answered_by_user_id(sessionmaker, clock) -> None:
+    """No reply address: the refusal goes to the stranger's own WeCom id, nowhere else."""
     d = make_dispatcher(sessionmaker, clock)
-    assert await send(sessionmaker, d, text_event("stranger", "任务", platform="wecom")) == []
+    [row] = await send(sessionmaker, d, text_event("stranger", "任务", platform="wecom"))
+    assert row.destination["kind"] == "user"
+    assert (row.destination["platform"], row.destination["address"]) == ("wecom", "stranger")
+    assert "您尚未在联检登记" in row.message["body"]
     [event] = await audit_rows(sessionmaker, "auth.unknown_user")
-    assert event.actor == "unknown:wecom:stranger" and event.data["answered"] is False
+    assert event.actor == "unknown:wecom:stranger" and event.data["answered"] is True
+
+
+async def test_unknown_simulator_user_is_audited_only(sessionmaker, clock) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    assert await send(sessionmaker, d, text_event("nobody", "任务", platform="sim")) == []
+    [event] = await audit_rows(sessionmaker, "auth.unknown_user")
+    assert event.data["answered"] is False
 
 
 async def test_wecom_and_dingtalk_ids_resolve_to_the_officer(sessionmaker, clock, people) -> None:
