@@ -186,6 +186,32 @@ async def cmd_draw_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# ---------------------------------------------------------------- chats
+
+async def cmd_chat_bind(args: argparse.Namespace) -> int:
+    from core.bindings import bind_chat, masked
+
+    async with _ctx(args) as ctx:
+        b = await bind_chat(ctx, department_code=None if args.to == "office" else args.to,
+                            platform=args.platform, webhook_url=args.webhook,
+                            sign_secret=args.secret or "")
+    print(f"已绑定群机器人 #{b.id}（{args.platform}）→ {args.to}：{masked(args.webhook)}")
+    return 0
+
+
+async def cmd_chat_list(args: argparse.Namespace) -> int:
+    from core.bindings import list_chats, masked
+
+    async with _ctx(args) as ctx:
+        rows = await list_chats(ctx)
+    for b, owner in rows:
+        state = "启用" if b.enabled else f"停用（{b.disabled_reason}）"
+        print(f"{b.id:>4}  {owner:<16} {b.platform:<9} {state}  {masked(b.webhook_url)}")
+    if not rows:
+        print("尚未绑定任何群机器人")
+    return 0
+
+
 # ---------------------------------------------------------------- outbox, summary
 
 async def cmd_outbox_list(args: argparse.Namespace) -> int:
@@ -289,6 +315,14 @@ def _parser() -> argparse.ArgumentParser:
 
     ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(dest="sub", required=True)
     add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho).add_argument("file")
+
+    ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(dest="sub", required=True)
+    cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
+    cb.add_argument("to", help="部门编号，或 office 表示联席会议办公室群")
+    cb.add_argument("--platform", required=True, choices=["wecom", "dingtalk"])
+    cb.add_argument("--webhook", required=True, help="机器人 Webhook 地址（含 key / access_token）")
+    cb.add_argument("--secret", help="钉钉机器人加签密钥（SEC 开头）")
+    add("list", cmd_chat_list, "列出群机器人绑定", parent=ch)
 
     ob = sub.add_parser("outbox", help="发件箱").add_subparsers(dest="sub", required=True)
     add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument("--dead", action="store_true")

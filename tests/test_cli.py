@@ -75,3 +75,18 @@ def test_audit_verify_names_an_edited_row(demo_db, tmp_path, capsys):
 def test_unknown_draw_is_a_clear_error(demo_db, capsys):
     assert main(["draw", "show", "NOPE", "--db", str(demo_db)]) == 2
     assert "未找到抽取记录" in capsys.readouterr().err
+
+
+def test_chat_bind_replaces_and_lists_without_secrets(demo_db, tmp_path, capsys):
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRETKEY123"
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", url, "--db", str(copy)]) == 0
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", url + "4", "--db", str(copy)]) == 0
+    capsys.readouterr()
+    assert main(["chat", "list", "--db", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "SECRETKEY" not in out and "已被新的绑定替换" in out and out.count("启用") == 1
+    assert main(["chat", "bind", "NOPE", "--platform", "wecom", "--webhook", url, "--db", str(copy)]) == 2
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", "https://x/", "--db", str(copy)]) == 2
+    assert "不完整" in capsys.readouterr().err
