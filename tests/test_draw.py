@@ -99,4 +99,4 @@ def test_k_smallest_shortcut_is_exact(k):
     """The bounded pre-filter must give exactly what a full sort gives."""
     ids = [f"T{i}" for i in range(5000)]
     keys = draw.keys_for(ids, SEED, "T")
-    assert draw._k_smallest(keys, ids, k) == sorted(zip(keys, ids))[:k]
+    assert draw._k_smallest(keys, ids, k) == sorted(zip(keys, ids, strict=True))[:k]
