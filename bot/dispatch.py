@@ -10,6 +10,7 @@ is re-raised for the inbox worker to record and retry: officers never see a stac
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from sqlalchemy import select, update
@@ -24,7 +25,15 @@ from core.messages import Destination, Event, OutMessage
 from core.models import Officer
 from core.render import render
 from handlers import conversation, invitations
-from handlers.base import HandlerCtx, LinkBuilder, UsageError, first_word, match_command, normalize
+from handlers.base import (
+    HandlerCtx,
+    LinkBuilder,
+    UsageError,
+    first_word,
+    match_command,
+    normalize,
+    strip_mentions,
+)
 from handlers.cards import InvitationAction, unpack_action
 from handlers.commands import COMMANDS, STEPS
 
@@ -45,9 +54,13 @@ class Dispatcher:
         await lock_officer(session, officer)
         ctx = HandlerCtx(session=session, clock=self.services.clock, rules=self.services.rules,
                          officer=officer, event=event, links=self.links)
+        await self._guarded(ctx, self._route)
+
+    async def _guarded(self, ctx: HandlerCtx, action: Callable[[HandlerCtx], Awaitable[None]]) -> None:
+        """Run `action` in a SAVEPOINT; a DomainError undoes its writes and becomes the reply."""
         try:
-            async with session.begin_nested():
-                await self._route(ctx)
+            async with ctx.session.begin_nested():
+                await action(ctx)
         except DomainError as err:
             await self._refused(ctx, err)
 
@@ -62,20 +75,30 @@ class Dispatcher:
         if event.kind != "text" or not event.text.strip():
             return  # images, menu clicks, "entered the chat": nothing to answer
         step = await conversation.pending(ctx)
-        if step is not None:
-            if normalize(event.text).lower() in conversation.CANCEL_WORDS:
-                await conversation.clear(ctx)
-                await ctx.say("cmd_cancelled.md.j2", had_step=True)
-                return
-            if step.step in STEPS:
-                ctx.step = step.step
-                await STEPS[step.step](ctx, step)
-                return
-            await conversation.clear(ctx)  # a step this version no longer knows
-        matched = match_command(event.text, COMMANDS)
+        if step is None:
+            await self._command(ctx)
+            return
+        if normalize(strip_mentions(event.text)).lower() in conversation.CANCEL_WORDS:
+            await conversation.clear(ctx)
+            await ctx.say("cmd_cancelled.md.j2", had_step=True)
+            return
+        known = step.step in STEPS
+        if known and match_command(event.text, COMMANDS) is None:
+            ctx.step = step.step
+            await STEPS[step.step](ctx, step)
+            return
+        # A command is never taken as the step's answer (a decline reason is irreversible):
+        # the step ends, and that end survives even if the command itself is refused.
+        await conversation.clear(ctx)
+        if known:
+            await ctx.say("cmd_step_abandoned.md.j2", step=step.step, data=step.data)
+        await self._guarded(ctx, self._command)
+
+    async def _command(self, ctx: HandlerCtx) -> None:
+        matched = match_command(ctx.event.text, COMMANDS)
         if matched is None:
             await ctx.reply(OutMessage.text(render("messages/cmd_unknown.txt.j2",
-                                                   word=first_word(event.text)[:20])))
+                                                   word=first_word(ctx.event.text)[:20])))
             return
         command, args = matched
         try:

@@ -16,6 +16,7 @@ from core.messages import Event, OutMessage
 from core.models import (
     AuditEvent,
     Case,
+    CaseResult,
     Conversation,
     GroupMember,
     Invitation,
@@ -150,6 +151,48 @@ async def test_cancel_ends_the_step_without_declining(sessionmaker, clock, scene
     assert "已取消" in bodies(await send(sessionmaker, d, text_event(who, "取消")))
     assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
     assert "当前没有等待中的操作" in bodies(await send(sessionmaker, d, text_event(who, "取消")))
+
+
+async def test_command_sent_while_a_decline_reason_is_asked_is_run_not_taken_as_the_reason(
+        sessionmaker, clock, scene) -> None:
+    """000 §七: a decline needs a written reason — the next command is not one."""
+    d = make_dispatcher(sessionmaker, clock)
+    who = scene.partner.liaison.code
+    await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code}"))
+    rows = bodies(await send(sessionmaker, d, text_event(who, f"任务 {scene.task_code}")))
+    assert f"已放弃填写拒绝理由，{scene.task_code} 的邀请仍待答复" in rows
+    assert "已拒绝" not in rows and scene.task_code in rows.split("\n", 1)[1]  # the task is shown
+    inv = await invitation(sessionmaker, scene.invitation_id)
+    assert inv.state == "pending" and not inv.reason
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Conversation.id)) is None
+    # free text afterwards answers nothing
+    later = bodies(await send(sessionmaker, d, text_event(who, "本部门同期承担省级专项检查任务，无法参加")))
+    assert "已拒绝" not in later
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+
+
+async def test_refused_command_sent_while_a_decline_reason_is_asked_still_ends_the_step(
+        sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    who = scene.partner.liaison.code
+    await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code}"))
+    rows = bodies(await send(sessionmaker, d, text_event(who, "任务 LJ-2099-999")))
+    assert "已放弃填写拒绝理由" in rows and "未找到任务 LJ-2099-999" in rows
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Conversation.id)) is None
+    later = bodies(await send(sessionmaker, d, text_event(who, "本部门同期承担省级专项检查任务，无法参加")))
+    assert "已拒绝" not in later
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+
+
+async def test_cancel_with_a_mention_ends_the_decline_step(sessionmaker, clock, scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    who = scene.partner.liaison.code
+    await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code}"))
+    assert "已取消，本次操作未生效" in bodies(await send(sessionmaker, d, text_event(who, "@联检助手 取消")))
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Conversation.id)) is None
 
 
 async def test_step_answered_elsewhere_meanwhile_ends_with_the_reason(sessionmaker, clock, scene) -> None:
@@ -336,3 +379,21 @@ async def test_progress_and_summary_for_leaders_only(sessionmaker, clock, drawn)
     async with sessionmaker() as s:
         denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
         assert denied.actor == w.lead.inspectors[0].code and denied.data["action"] == "summary.view"
+
+
+async def test_quick_submit_without_inspection_date_asks_for_it_instead_of_assuming_today(
+        sessionmaker, clock, drawn) -> None:
+    w, code = drawn
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.lead.liaison.code, f"抽取 {code}"))
+    await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 417"))
+    async with sessionmaker() as s:
+        member = await s.scalar(select(GroupMember).join(Case).order_by(Case.code, GroupMember.id))
+        case = await s.get(Case, member.case_id)
+        officer = await s.get(Officer, member.officer_id)
+    refused = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} 未发现问题")))
+    assert f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日" in refused
+    async with sessionmaker() as s:
+        after = await s.get(Case, case.id)
+        assert (after.state, after.inspected_on) == ("assigned", None)
+        assert await s.scalar(select(func.count()).select_from(CaseResult)) == 0
