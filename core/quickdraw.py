@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import codes, draw, pool
 from core.changes import Ctx, record
-from core.errors import InvalidTransition, NotFound, ValidationFailed
+from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.models import DRAWABLE_STATUSES, Department, Draw, DrawPool, Officer, Target
 
 CODE_PREFIX = "KC"
 INSPECTOR_STRATUM = "执法人员"
 TARGET_STRATUM = "检查对象"
 MAX_COUNT = 200  # a quick draw is for a handful; bigger draws belong in a joint task
+STARTER_ROLES = ("liaison", "leader", "admin")  # inspectors are drawn, they do not draw
 NO_BEACON_NOTE = "本次快抽未使用公开信标"
 
 Kind = Literal["inspectors", "targets"]
@@ -41,6 +42,7 @@ async def draw_inspectors(ctx: Ctx, count: int, department: str = "", tag: str =
                           beacon_source: str = "") -> Draw:
     """Draw `count` active inspectors, optionally of one department (name, short name or code)
     and with one expertise tag."""
+    _require_starter(ctx, "inspectors")
     filters = {"department": department, "tag": tag}
     stmt = select(Officer.code, Officer.roles, Officer.expertise).where(Officer.active.is_(True))
     if department:
@@ -61,6 +63,7 @@ async def draw_inspectors(ctx: Ctx, count: int, department: str = "", tag: str =
 async def draw_targets(ctx: Ctx, count: int, industry: str = "", region: str = "",
                        beacon_source: str = "") -> Draw:
     """Draw `count` drawable targets (存续/停业) whose industry and region contain the words."""
+    _require_starter(ctx, "targets")
     filters = {"industry": industry, "region": region}
     stmt = select(Target.uscc).where(Target.status.in_(DRAWABLE_STATUSES))
     if industry:
@@ -103,10 +106,19 @@ async def _create(ctx: Ctx, kind: Kind, stratum: str, ids: list[str], count: int
 
 
 async def confirm_quick_draw(ctx: Ctx, code: str, beacon: str) -> Draw:
-    """Enter the public beacon of a frozen quick draw, compute the selection once and lock it."""
-    row = await ctx.session.scalar(select(Draw).where(Draw.code == code, Draw.task_id.is_(None)))
+    """Enter the public beacon of a frozen quick draw, compute the selection once and lock it.
+
+    Only the draw's creator or an admin may enter the beacon. The row is locked and re-read
+    so two concurrent confirms cannot both compute (the second finds it locked)."""
+    row = await ctx.session.scalar(
+        select(Draw).where(Draw.code == code, Draw.task_id.is_(None))
+        .with_for_update(of=Draw).execution_options(populate_existing=True))
     if row is None:
         raise NotFound(f"未找到快抽 {code}")
+    actor = ctx.actor
+    if actor is not None and actor.id != row.created_by_id and not actor.has_role("admin"):
+        raise PermissionDenied(f"只有发起快抽 {code} 的人员或管理员可以确认抽取",
+                               action="quickdraw.confirm", subject=f"draw:{code}")
     if row.state != "frozen":
         raise InvalidTransition(f"快抽 {code} 已锁定，结果不能再变")
     if not beacon.strip():
@@ -115,6 +127,14 @@ async def confirm_quick_draw(ctx: Ctx, code: str, beacon: str) -> Draw:
     assert data is not None, "a frozen draw always has its pool"
     await _lock(ctx, row, pool.decode_pool(data), beacon=beacon.strip())
     return row
+
+
+def _require_starter(ctx: Ctx, kind: Kind) -> None:
+    """Quick draws are started by liaisons, leaders and admins (the system may too)."""
+    actor = ctx.actor
+    if actor is not None and not any(actor.has_role(r) for r in STARTER_ROLES):
+        raise PermissionDenied("只有联络员、分管领导或管理员可以发起快抽",
+                               action=f"quickdraw.start.{kind}", subject=f"officer:{actor.code}")
 
 
 async def _lock(ctx: Ctx, row: Draw, candidates: list[draw.Candidate], beacon: str) -> None:

@@ -297,3 +297,57 @@ async def test_quick_draw_with_an_empty_pool_says_why(sessionmaker, clock, peopl
     assert "没有符合条件的执法检查人员" in bodies(rows)
     async with sessionmaker() as s:
         assert await s.scalar(select(Draw.id)) is None
+
+
+async def test_quick_draw_is_confirmed_only_by_its_creator_or_an_admin(sessionmaker, clock, people) -> None:
+    d = make_dispatcher(sessionmaker, clock, Rules(quick_draw_requires_beacon=True))
+    await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 1 户 对象 餐饮"))
+    other = people.partners[0].liaison.code
+    refused = bodies(await send(sessionmaker, d, text_event(other, "确认抽取 KC-2026-0001 4 1 7")))
+    assert "只有发起快抽 KC-2026-0001 的人员或管理员可以确认抽取" in refused
+    [denied] = await audit_rows(sessionmaker, "denied")
+    assert (denied.actor, denied.subject, denied.data["action"]) == (other, "draw:KC-2026-0001",
+                                                                     "quickdraw.confirm")
+    async with sessionmaker() as s:
+        assert (await s.scalar(select(Draw))).state == "frozen"
+    assert people.admin is not None
+    locked = bodies(await send(sessionmaker, d, text_event(people.admin.code, "确认抽取 KC-2026-0001 4 1 7")))
+    assert "= 4 1 7" in locked
+    assert len(await audit_rows(sessionmaker, "quickdraw.locked")) == 1
+
+
+async def test_concurrent_quick_draw_confirms_compute_once(sessionmaker, clock, people) -> None:
+    """Creator and admin enter different beacons at once: the second waits, then finds it locked."""
+    d = make_dispatcher(sessionmaker, clock, Rules(quick_draw_requires_beacon=True))
+    creator = people.lead.liaison.code
+    await send(sessionmaker, d, text_event(creator, "快抽 1 户 对象 餐饮"))
+    assert people.admin is not None
+    admin = people.admin.code
+    async with sessionmaker() as first:
+        await first.begin()
+        await d.handle(first, text_event(creator, "确认抽取 KC-2026-0001 1 1 1"))
+
+        async def second() -> list[OutboxMessage]:
+            return await send(sessionmaker, d, text_event(admin, "确认抽取 KC-2026-0001 2 2 2"))
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await first.commit()
+        assert "已锁定" in bodies(await asyncio.wait_for(waiting, 10))
+    [locked] = await audit_rows(sessionmaker, "quickdraw.locked")
+    assert locked.data["beacon"] == "1 1 1"
+    async with sessionmaker() as s:
+        assert (await s.scalar(select(Draw))).beacon == "1 1 1"
+
+
+@pytest.mark.parametrize("text", ["快抽 1 名 执法人员", "快抽 1 户 对象"])
+async def test_inspector_may_not_start_a_quick_draw(sessionmaker, clock, people, text) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    inspector = people.lead.inspectors[0].code
+    assert "只有联络员、分管领导或管理员可以发起快抽" in bodies(
+        await send(sessionmaker, d, text_event(inspector, text)))
+    [denied] = await audit_rows(sessionmaker, "denied")
+    assert denied.actor == inspector and denied.data["action"].startswith("quickdraw.start.")
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Draw.id)) is None
