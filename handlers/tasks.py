@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 
 from core import tasks
 from core.cases import CASE_STATE_LABELS
 from core.messages import Button, Card, Field_, OutMessage
 from core.models import Invitation, JointTask
+from core.workdays import Deadline
 from handlers.base import Args, HandlerCtx, UsageError
 from handlers.cards import InvitationAction
 
 LISTED_TASKS = 20
+
+
+def deadline_label(day: dt.date | None, provisional: bool) -> str:
+    """A deadline as every message shows it: a provisional one says so (domain: Working days)."""
+    return Deadline(day, provisional).label() if day is not None else "—"
 
 
 async def list_or_show(ctx: HandlerCtx, args: Args) -> None:
@@ -22,7 +30,8 @@ async def list_or_show(ctx: HandlerCtx, args: Args) -> None:
     listing = await tasks.tasks_for_department(ctx.core, ctx.officer.department_id)
     await ctx.say("cmd_tasks.md.j2", department=ctx.officer.department,
                   listing=listing[:LISTED_TASKS], hidden=max(0, len(listing) - LISTED_TASKS),
-                  task_states=tasks.TASK_STATE_LABELS, inv_states=tasks.INVITATION_STATE_LABELS)
+                  task_states=tasks.TASK_STATE_LABELS, inv_states=tasks.INVITATION_STATE_LABELS,
+                  deadline=deadline_label)
     if ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"):
         for entry in listing:
             if entry.invitation is not None and entry.invitation.state == "pending":
@@ -43,7 +52,8 @@ async def _show(ctx: HandlerCtx, code: str) -> None:
     invitation = await ctx.session.scalar(select(Invitation).where(
         Invitation.task_id == task.id, Invitation.department_id == ctx.officer.department_id))
     await ctx.say("cmd_task.md.j2", task=task, items=items, invitation=invitation,
-                  task_states=tasks.TASK_STATE_LABELS, inv_states=tasks.INVITATION_STATE_LABELS)
+                  task_states=tasks.TASK_STATE_LABELS, inv_states=tasks.INVITATION_STATE_LABELS,
+                  deadline=deadline_label)
     if (invitation is not None and invitation.state == "pending"
             and (ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"))):
         await ctx.reply(invitation_card(ctx, task, invitation))
@@ -56,7 +66,7 @@ def invitation_card(ctx: HandlerCtx, task: JointTask, invitation: Invitation) ->
                       action_key=InvitationAction(action="accept", invitation_id=invitation.id).pack()),
                Button(label="拒绝", style="danger", url=url,
                       action_key=InvitationAction(action="decline", invitation_id=invitation.id).pack())]
-    due = task.reply_due_on.isoformat() if task.reply_due_on else "—"
+    due = deadline_label(task.reply_due_on, task.reply_due_provisional)
     # WeCom wants a task_id unique per app: one per officer and moment this card is shown
     stamp = int(ctx.clock.now().timestamp() * 1000)
     card = Card(title=f"联合抽查邀请：{task.title}", task_id=f"inv-{invitation.id}-o{ctx.officer.id}-{stamp}",

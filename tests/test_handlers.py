@@ -20,11 +20,13 @@ from core.models import (
     Conversation,
     GroupMember,
     Invitation,
+    JointTask,
     Officer,
     OutboxMessage,
     TaskItem,
 )
 from core.rules import Rules
+from core.workdays import Deadline
 from handlers.cards import InvitationAction
 from tests import factories as f
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
@@ -299,6 +301,35 @@ async def test_task_list_shows_pending_invitation_with_buttons_and_signed_link(s
     detail = bodies(await send(sessionmaker, d, text_event(scene.partner.inspectors[0].code,
                                                            f"任务 {scene.task_code}")))
     assert "本部门邀请：待答复" in detail
+
+
+async def test_provisional_reply_deadline_is_marked_in_task_list_detail_and_card(sessionmaker, clock,
+                                                                                  scene) -> None:
+    """domain.md "Working days": a weekday-only deadline says so wherever it is shown."""
+    d = make_dispatcher(sessionmaker, clock)
+    who = scene.partner.liaison.code
+    async with sessionmaker() as s, s.begin():
+        task = await s.scalar(select(JointTask).where(JointTask.code == scene.task_code))
+        firm = Deadline(task.reply_due_on, False).label()
+    listing = await send(sessionmaker, d, text_event(who, "任务"))
+    assert f"{firm}前答复" in bodies(listing)
+    [card] = [r.message["card"] for r in listing if kind(r) == "card"]
+    assert {"name": "答复期限", "value": firm} in [dict(name=f["name"], value=f["value"])
+                                                   for f in card["fields"]]
+
+    async with sessionmaker() as s, s.begin():
+        task = await s.scalar(select(JointTask).where(JointTask.code == scene.task_code))
+        task.reply_due_on, task.reply_due_provisional = dt.date(2027, 1, 6), True
+    marked = Deadline(dt.date(2027, 1, 6), True).label()
+    assert "暂按工作日" in marked
+    listing = await send(sessionmaker, d, text_event(who, "任务"))
+    assert f"{marked}前答复" in bodies(listing)
+    [card] = [r.message["card"] for r in listing if kind(r) == "card"]
+    assert [f["value"] for f in card["fields"] if f["name"] == "答复期限"] == [marked]
+    detail = await send(sessionmaker, d, text_event(who, f"任务 {scene.task_code}"))
+    assert f"答复期限：{marked}" in bodies(detail)
+    [card] = [r.message["card"] for r in detail if kind(r) == "card"]
+    assert [f["value"] for f in card["fields"] if f["name"] == "答复期限"] == [marked]
 
 
 # ---------------------------------------------------------------- draws, cases, summary
