@@ -680,6 +680,10 @@ async def _load_departments(session: AsyncSession) -> _Departments:
 # ---------------------------------------------------------------- inspectors
 
 
+# A blank platform-account cell means "not given": an officer bound with 绑定 stays bound.
+KEEP_ACCOUNT_IF_BLANK = ("wecom_userid", "dingtalk_userid")
+
+
 @dataclass
 class _Accounts:
     """Existing officers' codes and platform accounts, to refuse an account owned by another."""
@@ -745,7 +749,8 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
     """Import the inspector library: officers gain the inspector role; same code = update.
 
     Roles are only ever added (an import never takes admin or leader away); columns absent
-    from the file leave the stored values alone.
+    from the file leave the stored values alone, and so does a blank account cell
+    (KEEP_ACCOUNT_IF_BLANK).
     """
     state: dict[str, Any] = {}
 
@@ -776,7 +781,8 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
                 inserted += 1
             else:
                 for f in fields:
-                    setattr(officer, f, rec[f])
+                    if rec[f] is not None or f not in KEEP_ACCOUNT_IF_BLANK:
+                        setattr(officer, f, rec[f])
                 officer.roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
                 updated += 1
             if progress is not None and (done % CHUNK == 0 or done == len(checked.records)):

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from core.changes import Ctx
 from core.imports import import_exclusions, import_inspectors, import_targets, parse_risk
 from core.models import AuditEvent, Department, Exclusion, Officer, Target
+from core.officers import bind_account
 from core.uscc import make_uscc
 
 U1, U2, U3 = make_uscc("91330424MA28AQAQX"), make_uscc("92330424MA0000001"), make_uscc("93330424MA0000002")
@@ -314,6 +315,26 @@ async def test_inspectors_import_and_reimport(ctx: Ctx, tmp_path: Path,
     await ctx.session.commit()
     wang = (await officers(ctx))["WJ0008"]
     assert wang.mobile == "13900000000" and wang.roles == ["inspector", "admin"]  # never demoted
+
+
+async def test_reimport_with_blank_account_cells_keeps_accounts_bound_with_the_bind_command(
+        ctx: Ctx, tmp_path: Path, departments: dict[str, Department]) -> None:
+    row = ["张三", "县市场监督管理局", "", "SJ0001", "", "", "", "", "", ""]
+    assert (await import_inspectors(ctx, write_csv(tmp_path / "a.csv", [INSPECTOR_HEADER, row]))).ok
+    await ctx.session.commit()
+    await bind_account(ctx, "SJ0001", "企业微信", "zhangsan")
+    await bind_account(ctx, "SJ0001", "钉钉", "ding-zhang")
+    await ctx.session.commit()
+
+    again = [INSPECTOR_HEADER, ["张三", "县市场监督管理局", "", "SJ0001", "", "", "13800138000", "",
+                                "", "ding-new"]]
+    report = await import_inspectors(ctx, write_csv(tmp_path / "b.csv", again))
+    assert report.ok and report.updated == 1
+    await ctx.session.commit()
+    zhang = (await officers(ctx))["SJ0001"]
+    await ctx.session.refresh(zhang)
+    assert (zhang.mobile, zhang.wecom_userid, zhang.dingtalk_userid) == ("13800138000", "zhangsan",
+                                                                         "ding-new")
 
 
 async def test_inspectors_row_errors(ctx: Ctx, tmp_path: Path,
