@@ -12,7 +12,8 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,13 +125,27 @@ async def fetch_plain(session: AsyncSession,
     return list((await conn.execute(stmt)).all())
 
 
+class _StrataOf(dict[tuple[str, str], str | None]):
+    """(risk level, flags) → stratum, worked out on first sight: a city has a million targets
+    but only a handful of distinct pairs, and a dict lookup keeps the per-row work in C."""
+
+    def __init__(self, rule: draw.SamplingRule) -> None:
+        super().__init__()
+        self.rule = rule
+
+    def __missing__(self, key: tuple[str, str]) -> str | None:
+        risk, flags = key
+        stratum = self[key] = self.rule.stratum_of(risk, [f for f in flags.split("|") if f])
+        return stratum
+
+
 async def build_target_pool(session: AsyncSession, task: JointTask,
                             rule: draw.SamplingRule) -> PoolReport:
     """Candidates for the task's target draw, and the count of the rest by reason."""
     in_scope = scope_clause(task.scope or {})
     drawable = Target.status.in_(DRAWABLE_STATUSES)
     report = PoolReport(candidates=[])
-    report.exclusions = await _filtered_out_counts(session, in_scope, drawable)
+    counts = report.exclusions = await _filtered_out_counts(session, in_scope, drawable)
     deps = await task_department_ids(session, task)
     report.repeat_check_reason = await repeat_check_reason(session, task)
     report.repeat_check_allowed = bool(report.repeat_check_reason)
@@ -138,25 +153,22 @@ async def build_target_pool(session: AsyncSession, task: JointTask,
     above = set() if report.repeat_check_allowed else await _imported_exclusions(session, task.year, deps)
     rows = await fetch_plain(session, select(Target.uscc, Target.risk_level, Target.flags)
                              .where(in_scope, drawable))
-    strata: dict[tuple[str, str], str | None] = {}
-    counts, sizes, out = report.exclusions, report.sizes, report.candidates
-    for uscc, risk, flags in rows:
-        if uscc in ours:
-            counts[INSPECTED_BY_US] += 1
-            continue
-        if uscc in above:
-            counts[INSPECTED_ABOVE] += 1
-            continue
-        key = (risk, flags)
-        if key not in strata:
-            strata[key] = rule.stratum_of(risk, [f for f in flags.split("|") if f])
-        stratum = strata[key]
-        if stratum is None:
-            counts[NO_STRATUM] += 1
-        else:
-            out.append((uscc, stratum))
-            sizes[stratum] += 1
-    out.sort()
+    # uscc is unique, so each set's hits among the rows are the targets it excludes; a target
+    # both inspected by us and on the imported list counts once, as ours.
+    uscc_of = itemgetter(0)
+    if hits := len(ours.intersection(map(uscc_of, rows))):
+        counts[INSPECTED_BY_US] += hits
+    if hits := len((above - ours).intersection(map(uscc_of, rows))):
+        counts[INSPECTED_ABOVE] += hits
+    excluded, strata = ours | above, _StrataOf(rule)
+    out = [(u, strata[r, f]) for u, r, f in rows if u not in excluded]
+    if None in strata.values():
+        placed = [c for c in out if c[1] is not None]
+        counts[NO_STRATUM] += len(out) - len(placed)
+        out = placed
+    report.sizes = Counter(map(itemgetter(1), out))  # before sorting: strata in order of rows
+    out.sort(key=uscc_of)  # the (id, stratum) order, as ids are unique
+    report.candidates = cast(list[draw.Candidate], out)  # no None stratum left
     return report
 
 
@@ -171,35 +183,42 @@ class PoolFile:
     data: bytes
 
 
-def pool_file(candidates: Iterable[draw.Candidate]) -> PoolFile:
-    """draw.pool_hash and draw.pool_csv in one pass: a city pool has a million lines."""
-    body = "\n".join(draw.pool_csv_lines(candidates))
+def pool_file(candidates: Sequence[draw.Candidate]) -> PoolFile:
+    """draw.pool_hash and draw.pool_csv in one pass over candidates already sorted by id
+    (PoolReport.candidates are): a city pool has a million lines."""
+    body = "\n".join(map(",".join, candidates))
     return PoolFile(hashlib.sha256(body.encode()).hexdigest(),
                     zlib.compress((POOL_HEADER + body + "\n").encode(), 1))
 
 
 def encode_pool(candidates: Iterable[draw.Candidate]) -> bytes:
-    return pool_file(candidates).data
+    return pool_file(sorted(candidates)).data
 
 
-def _pool_text(data: bytes) -> str:
+def _pool_body(data: bytes) -> str:
+    """The lines of a stored pool file, without header and final newline."""
     text = zlib.decompress(data).decode()
     if not text.startswith(POOL_HEADER):
         raise ValueError("pool file without the 'id,stratum' header")
-    return text
+    return text[len(POOL_HEADER):-1]
 
 
-def stored_pool_hash(data: bytes) -> str:
-    """The pool hash of a stored pool file, straight from its bytes (no parsing)."""
-    return hashlib.sha256(_pool_text(data)[len(POOL_HEADER):-1].encode()).hexdigest()
+def _parse_body(body: str) -> list[draw.Candidate]:
+    if not body:
+        return []
+    return [(ident, stratum) for ident, _, stratum in (line.partition(",") for line in body.split("\n"))]
+
+
+def stored_pool(data: bytes) -> tuple[str, list[draw.Candidate]]:
+    """The pool hash of a stored pool file (of its bytes as stored, no re-encoding) and its
+    (id, stratum) pairs in file (id) order, from one decompression."""
+    body = _pool_body(data)
+    return hashlib.sha256(body.encode()).hexdigest(), _parse_body(body)
 
 
 def decode_pool(data: bytes) -> list[draw.Candidate]:
     """Back from the stored bytes to (id, stratum) pairs, in file (id) order."""
-    body = _pool_text(data)[len(POOL_HEADER):-1]
-    if not body:
-        return []
-    return [(ident, stratum) for ident, _, stratum in (line.partition(",") for line in body.split("\n"))]
+    return _parse_body(_pool_body(data))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from core.pool import (
     decode_pool,
     encode_pool,
     pool_file,
-    stored_pool_hash,
+    stored_pool,
 )
 from core.render import render
 
@@ -476,10 +477,9 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     beacon = (beacon or "").strip()
     if frozen.uses_beacon and not beacon:
         raise ValidationFailed(f"请输入信标值（{frozen.beacon_source}）")
-    data = await _pool_data(ctx.session, frozen)
-    if stored_pool_hash(data) != frozen.pool_hash:
+    pool_hash, pool = stored_pool(await _pool_data(ctx.session, frozen))
+    if pool_hash != frozen.pool_hash:
         raise InvalidTransition("冻结的抽取范围与其哈希不符，已停止抽取，请联系管理员")
-    pool = decode_pool(data)
     seed = bytes.fromhex(task.seed_hex)
     rule = draw.parse_rule(task.rule)
     selection = draw.select(pool, rule, draw.final_seed(seed, beacon or None), task.code)
@@ -496,8 +496,8 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     if rows:  # Core insert of the table: tens of thousands of cases, no ORM bookkeeping
         await (await ctx.session.connection()).execute(insert(Case), rows)
     task.state = "locked"
-    wanted = set(selection)
-    chosen = Counter(stratum for i, stratum in pool if i in wanted)
+    # The pool is sorted by id: bisect finds each chosen one, counted in pool order as announced.
+    chosen = Counter(pool[p][1] for p in sorted(bisect_left(pool, (u,)) for u in selection))
     shown = [{"code": r["code"], "name": targets[u][1], "uscc": u}
              for r, u in zip(rows[:LISTED_CASES], selection, strict=False)]
     text = render("messages/draw_locked.md.j2", task=task, d=frozen, chosen=dict(chosen), shown=shown,
