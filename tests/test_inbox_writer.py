@@ -1,0 +1,66 @@
+"""The callback group commit (bot.app.InboxWriter): exact dedup across one burst, and the
+inbox worker giving way to callbacks while they come in."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import InboxWriter
+from bot.workers import InboxWorker
+from core.clock import FixedClock
+from core.messages import Event
+from core.models import InboxEvent
+from tests.server_helpers import ReplyingHandler, make_services
+
+
+def text_event(event_id: str) -> Event:
+    return Event(platform="wecom", kind="text", event_id=event_id, user_id="u1", text="hi")
+
+
+async def test_a_burst_with_retries_stores_each_event_once(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    writer = InboxWriter(make_services(sessionmaker, clock))
+    ids = [f"m{i % 30}" for i in range(90)]  # every event arrives three times, concurrently
+    results = await asyncio.gather(*(writer.store([text_event(i)]) for i in ids))
+    assert sum(new for (new,) in results) == 30
+    assert await writer.store([text_event("m0")]) == [False]
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 30
+
+
+async def test_worker_waits_while_callbacks_arrive_but_not_forever(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    services = make_services(sessionmaker, clock)
+    writer = InboxWriter(services)
+    await writer.store([text_event("first")])
+    handler = ReplyingHandler(clock)
+    worker = InboxWorker(services, handler,
+                         before_event=lambda: writer.quiet(window_s=0.05, max_wait_s=0.3))
+
+    async def callbacks_for(seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        end, n = loop.time() + seconds, 0
+        while loop.time() < end:
+            n += 1
+            await writer.store([text_event(f"burst{n}")])
+            await asyncio.sleep(0.01)
+
+    burst = asyncio.create_task(callbacks_for(0.2))
+    await asyncio.sleep(0)
+    handling = asyncio.create_task(worker.run_once())
+    await asyncio.sleep(0.1)
+    assert handler.calls == 0  # mid-burst: the acks go first
+    await burst
+    assert await handling >= 1
+    assert handler.calls >= 1  # the burst ended: handled without waiting out max_wait_s
+
+    endless = asyncio.create_task(callbacks_for(2.0))
+    await asyncio.sleep(0.02)
+    started = asyncio.get_running_loop().time()
+    await writer.quiet(window_s=0.05, max_wait_s=0.3)
+    waited = asyncio.get_running_loop().time() - started
+    endless.cancel()
+    assert 0.25 <= waited < 1.0  # sustained callbacks delay an event by max_wait_s, no more
