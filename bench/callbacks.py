@@ -1,14 +1,16 @@
 """Callback benchmark: encrypted WeCom text callbacks over loopback, full server vs floor.
 
-    python bench/callbacks.py [--requests 4000] [--concurrency 32] [--paced-seconds 5]
+    python bench/callbacks.py [--requests 2000] [--rounds 3] [--concurrency 32] [--paced-seconds 5]
 
 Full: the `serve` app (bot.server.make_app: migrations, WeCom adapter, durable inbox on an
 SQLite file, inbox worker with the real dispatcher, sender, scheduler) in a child process.
 Floor: a bare aiohttp handler in another child process that only verifies the signature and
 decrypts the same payloads (the adapter's crypto, nothing stored). The client runs in this
 process, with every payload encrypted and signed before the clock starts.
-Measured for both: requests/s at fixed concurrency and p50/p99 ack latency; then p99 at a
-paced 200 requests/s. Target: throughput ≥ 50 % of the floor, p99 < 100 ms at 200 rps.
+Measured for both, in alternating rounds (only the server under test runs; the other one is
+paused): requests/s at fixed concurrency and p50/p99 ack latency; then p99 at a paced 200
+requests/s. The throughput ratio is the median of the per-round full/floor ratios.
+Target: throughput ≥ 50 % of the floor, p99 < 100 ms at 200 rps.
 Loopback only, bounded to well under 60 s. The last line printed is one JSON object.
 """
 
@@ -18,6 +20,8 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
+import signal
 import socket
 import statistics
 import tempfile
@@ -107,7 +111,9 @@ async def wait_ready(url: str) -> None:
     raise RuntimeError(f"server at {url} did not start")
 
 
-async def saturate(url: str, items: list[tuple[dict[str, str], bytes]], concurrency: int) -> dict[str, float]:
+async def saturate(url: str, items: list[tuple[dict[str, str], bytes]], concurrency: int,
+                   pooled: list[float]) -> dict[str, float]:
+    """Requests/s of one burst; its latencies are appended to `pooled` too."""
     queue = iter(items)
     latencies: list[float] = []
 
@@ -120,7 +126,8 @@ async def saturate(url: str, items: list[tuple[dict[str, str], bytes]], concurre
         start = time.perf_counter()
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    return {"rps": len(latencies) / elapsed, **percentiles(latencies)}
+    pooled += latencies
+    return {"rps": len(latencies) / elapsed}
 
 
 async def paced(url: str, items: list[tuple[dict[str, str], bytes]]) -> dict[str, float]:
@@ -141,54 +148,101 @@ def percentiles(latencies: list[float]) -> dict[str, float]:
     return {"p50_ms": qs[49] * 1000, "p99_ms": qs[98] * 1000}
 
 
-async def measure(name: str, port: int, aes: str, args: argparse.Namespace) -> dict[str, Any]:
-    base = f"http://127.0.0.1:{port}"
-    await wait_ready(base + "/")
-    url = base + "/wecom/callback"
-    n_paced = int(args.paced_seconds * PACED_RPS)
-    warm = payloads(aes, 200, f"{name}w")
-    load = payloads(aes, args.requests, f"{name}l")
-    pace = payloads(aes, n_paced, f"{name}p")
-    await saturate(url, warm, args.concurrency)
-    result: dict[str, Any] = await saturate(url, load, args.concurrency)
-    await asyncio.sleep(1.0)  # let the full server's worker drain before the paced run
-    paced_result = await paced(url, pace)
-    result.update(paced_p50_ms=paced_result["p50_ms"], paced_p99_ms=paced_result["p99_ms"])
-    print(f"{name:>5}: {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
-          f"p99 {result['p99_ms']:6.2f} ms  | at {PACED_RPS} req/s: p50 "
-          f"{result['paced_p50_ms']:6.2f} ms  p99 {result['paced_p99_ms']:6.2f} ms", flush=True)
-    return result
+class Server:
+    """One child server; paused (SIGSTOP) while the other one is measured, so its background
+    work (the full server's worker draining a burst) neither slows nor flatters the other."""
+
+    def __init__(self, name: str, target: Any, aes: str, *extra: str) -> None:
+        self.name, self.port = name, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = mp.get_context("spawn").Process(target=target, args=(self.port, aes, *extra),
+                                                    daemon=True)
+        self.proc.start()
+
+    def pause(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc.pid is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        self.resume()  # a stopped process would hold its SIGTERM until the join times out
+        self.proc.terminate()
+        self.proc.join(10)
+
+
+async def measure(servers: dict[str, Server], aes: str,
+                  args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Alternate floor and full bursts round by round (the machine's load drifts: adjacent
+    bursts see the same weather), then one paced run each. The ratio is the median of the
+    per-round ratios."""
+    for server in servers.values():
+        await wait_ready(server.base + "/")
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    latencies: dict[str, list[float]] = {name: [] for name in servers}
+
+    async def burst(name: str, items: list[tuple[dict[str, str], bytes]]) -> dict[str, float]:
+        for other, server in servers.items():
+            (server.resume if other == name else server.pause)()
+        return await saturate(servers[name].base + "/wecom/callback", items,
+                              args.concurrency, latencies[name])
+
+    for name in servers:
+        await burst(name, payloads(aes, 200, f"{name}w"))
+    for r in range(args.rounds):
+        for name in servers:
+            result = await burst(name, payloads(aes, args.requests, f"{name}{r}l"))
+            rounds[name].append(result)
+            print(f"round {r + 1} {name:>5}: {result['rps']:8.0f} req/s", flush=True)
+    results: dict[str, dict[str, Any]] = {}
+    for name, server in servers.items():
+        for other in servers.values():
+            (other.resume if other is server else other.pause)()
+        await asyncio.sleep(1.0)  # let the full server's worker settle before the paced run
+        paced_result = await paced(server.base + "/wecom/callback",
+                                   payloads(aes, int(args.paced_seconds * PACED_RPS), f"{name}p"))
+        result: dict[str, Any] = {"rps": statistics.median(x["rps"] for x in rounds[name]),
+                                  **percentiles(latencies[name]),
+                                  "paced_p50_ms": paced_result["p50_ms"],
+                                  "paced_p99_ms": paced_result["p99_ms"]}
+        print(f"{name:>5}: {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
+              f"p99 {result['p99_ms']:6.2f} ms  | at {PACED_RPS} req/s: p50 "
+              f"{result['paced_p50_ms']:6.2f} ms  p99 {result['paced_p99_ms']:6.2f} ms", flush=True)
+        results[name] = result
+    results["full"]["ratio"] = statistics.median(
+        full["rps"] / floor["rps"] for floor, full in zip(rounds["floor"], rounds["full"], strict=True))
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--requests", type=int, default=2000, help="per server and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--paced-seconds", type=float, default=5.0)
     args = parser.parse_args()
     aes = random_aes_key()
-    ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
-        results: dict[str, dict[str, Any]] = {}
-        for name, target, extra in (("floor", serve_floor, ()),
-                                    ("full", serve_full, (str(Path(tmp) / "bench.sqlite3"),))):
-            port = free_port()
-            proc = ctx.Process(target=target, args=(port, aes, *extra), daemon=True)
-            proc.start()
-            try:
-                results[name] = asyncio.run(measure(name, port, aes, args))
-            finally:
-                proc.terminate()
-                proc.join(10)
-    ratio = results["full"]["rps"] / results["floor"]["rps"]
+        servers = {"floor": Server("floor", serve_floor, aes),
+                   "full": Server("full", serve_full, aes, str(Path(tmp) / "bench.sqlite3"))}
+        try:
+            results = asyncio.run(measure(servers, aes, args))
+        finally:
+            for server in servers.values():
+                server.stop()
     print(json.dumps({
         "floor_rps": round(results["floor"]["rps"]), "full_rps": round(results["full"]["rps"]),
-        "throughput_ratio": round(ratio, 3),
+        "throughput_ratio": round(results["full"]["ratio"], 3),
         "full_p50_ms": round(results["full"]["p50_ms"], 2),
         "full_p99_ms": round(results["full"]["p99_ms"], 2),
         "floor_p99_ms": round(results["floor"]["p99_ms"], 2),
         "p99_ms_at_200rps": round(results["full"]["paced_p99_ms"], 2),
-        "requests": args.requests, "concurrency": args.concurrency}))
+        "requests": args.requests, "rounds": args.rounds, "concurrency": args.concurrency}))
 
 
 if __name__ == "__main__":
