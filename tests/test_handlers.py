@@ -16,7 +16,6 @@ from core.messages import Event, OutMessage
 from core.models import (
     AuditEvent,
     Case,
-    CaseResult,
     Conversation,
     GroupMember,
     Invitation,
@@ -411,20 +410,3 @@ async def test_progress_and_summary_for_leaders_only(sessionmaker, clock, drawn)
         denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
         assert denied.actor == w.lead.inspectors[0].code and denied.data["action"] == "summary.view"
 
-
-async def test_quick_submit_without_inspection_date_asks_for_it_instead_of_assuming_today(
-        sessionmaker, clock, drawn) -> None:
-    w, code = drawn
-    d = make_dispatcher(sessionmaker, clock)
-    await send(sessionmaker, d, text_event(w.lead.liaison.code, f"抽取 {code}"))
-    await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 417"))
-    async with sessionmaker() as s:
-        member = await s.scalar(select(GroupMember).join(Case).order_by(Case.code, GroupMember.id))
-        case = await s.get(Case, member.case_id)
-        officer = await s.get(Officer, member.officer_id)
-    refused = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} 未发现问题")))
-    assert f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日" in refused
-    async with sessionmaker() as s:
-        after = await s.get(Case, case.id)
-        assert (after.state, after.inspected_on) == ("assigned", None)
-        assert await s.scalar(select(func.count()).select_from(CaseResult)) == 0
