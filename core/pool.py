@@ -114,7 +114,8 @@ async def fetch_plain(session: AsyncSession,
     which costs about twice the query itself; the plain driver call does not."""
     conn = await session.connection()
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    args = [compiled.params[name] for name in compiled.positiontup or ()]
+    params = compiled.params  # a property that rebuilds the dict on every access
+    args = [params[name] for name in compiled.positiontup or ()]
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None  # a live connection inside the transaction
     if conn.dialect.name == "sqlite":  # aiosqlite

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import repeat
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import codes, draw
@@ -50,6 +50,7 @@ from core.pool import (
     build_target_pool,
     decode_pool,
     encode_pool,
+    fetch_plain,
     pool_file,
     stored_pool,
 )
@@ -457,12 +458,31 @@ async def _pool_data(session: AsyncSession, d: Draw) -> bytes:
 async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, tuple[int, str]]:
     """uscc → (target id, name) in chunks (a city-wide draw selects tens of thousands)."""
     out: dict[str, tuple[int, str]] = {}
-    conn = await session.connection()
     for i in range(0, len(usccs), _CHUNK):
-        rows = await conn.execute(select(Target.uscc, Target.id, Target.name).where(
+        rows = await fetch_plain(session, select(Target.uscc, Target.id, Target.name).where(
             Target.uscc.in_(usccs[i:i + _CHUNK])))
         out.update((u, (tid, name)) for u, tid, name in rows)
     return out
+
+
+async def _insert_cases(session: AsyncSession, n: int, columns: dict[str, Any]) -> None:
+    """n cases by column (a list of n values, or one value for every row) in one driver-level
+    executemany: SQLAlchemy's per-row parameter handling of tens of thousands of cases costs
+    more than the database's own work. Single values (dates, flags) pass the column type's bind
+    processor, so the driver gets what SQLAlchemy would send it; lists hold plain str/int."""
+    conn = await session.connection()
+    dialect, table = conn.dialect, cast(Table, Case.__table__)
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    by_column: dict[str, Iterable[Any]] = {}
+    for key, values in columns.items():
+        if isinstance(values, list):
+            by_column[key] = values
+        else:
+            process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+            by_column[key] = repeat(process(values) if process else values, n)
+    params = list(zip(*(by_column[key] for key in compiled.positiontup or ()), strict=True))
+    if params:
+        await conn.exec_driver_sql(str(compiled), params)
 
 
 async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
@@ -490,16 +510,15 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     if missing := [u for u in selection if u not in targets]:
         raise InvalidTransition(f"抽中的检查对象 {missing[0]} 已不在检查对象名录库中，请重新冻结抽取范围")
     due = (await ctx.work_calendar()).add_workdays(task.window_end, ctx.rules.result_entry_workdays)
-    rows = [{"code": f"{task.code}-{n:03d}", "task_id": task.id, "target_id": targets[u][0],
-             "state": "assigned", "result_due_on": due.day, "result_due_provisional": due.provisional}
-            for n, u in enumerate(selection, 1)]
-    if rows:  # Core insert of the table: tens of thousands of cases, no ORM bookkeeping
-        await (await ctx.session.connection()).execute(insert(Case), rows)
+    case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
+    await _insert_cases(ctx.session, len(selection), {
+        "code": case_codes, "task_id": task.id, "target_id": [targets[u][0] for u in selection],
+        "state": "assigned", "result_due_on": due.day, "result_due_provisional": due.provisional})
     task.state = "locked"
-    # The pool is sorted by id: bisect finds each chosen one, counted in pool order as announced.
-    chosen = Counter(pool[p][1] for p in sorted(bisect_left(pool, (u,)) for u in selection))
-    shown = [{"code": r["code"], "name": targets[u][1], "uscc": u}
-             for r, u in zip(rows[:LISTED_CASES], selection, strict=False)]
+    wanted = set(selection)
+    chosen = Counter(stratum for i, stratum in pool if i in wanted)
+    shown = [{"code": code, "name": targets[u][1], "uscc": u}
+             for code, u in zip(case_codes[:LISTED_CASES], selection, strict=False)]
     text = render("messages/draw_locked.md.j2", task=task, d=frozen, chosen=dict(chosen), shown=shown,
                   hidden=max(0, len(selection) - LISTED_CASES))
     notices = _broadcast(await _participants(ctx.session, task),
