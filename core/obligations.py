@@ -102,7 +102,7 @@ async def _invitations(session: AsyncSession, cal: WorkCalendar, today: dt.date,
                JointTask.reply_due_on.is_not(None)))).all()
     return [_make(cal, today, f"invitation:{inv.id}", "invitation_reply",
                   f"{task.code} {task.title}", inv.department_id,
-                  people.liaisons.get(inv.department_id, []),
+                  people.staff(inv.department_id),
                   Deadline(task.reply_due_on, task.reply_due_provisional))
             for inv, task in rows if task.reply_due_on is not None]
 
@@ -275,6 +275,14 @@ async def recompute_provisional(ctx: Ctx) -> int:
     for case in cases:
         assert case.inspected_on is not None
         new = cal.add_workdays(case.inspected_on, rules.result_entry_workdays)
+        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional",
+                          new)
+    # No inspection date yet: the due date was counted from the task window's end at confirm.
+    undated = await ctx.session.execute(select(Case, JointTask).join(
+        JointTask, JointTask.id == Case.task_id).where(
+        Case.result_due_provisional.is_(True), Case.inspected_on.is_(None)))
+    for case, task in undated.all():
+        new = cal.add_workdays(task.window_end, rules.result_entry_workdays)
         changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional",
                           new)
     for obj in await ctx.session.scalars(select(Objection).where(Objection.state != "replied")):

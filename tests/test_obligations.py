@@ -57,7 +57,7 @@ async def test_due_items_say_who_what_and_when(ctx, session):
     assert [(o.kind, o.department_id, o.due, o.days_left) for o in items] == [
         ("invitation_reply", w.other.id, D(2026, 4, 2), 0),
         ("result_entry", w.lead.id, D(2026, 4, 8), 3)]
-    assert items[0].officer_ids == (w.other_liaison.id,)
+    assert items[0].officer_ids == (w.other_liaison.id, w.other_leader.id)
     assert set(items[1].officer_ids) == {w.a1.id, w.a2.id, w.b1.id}
     assert items[1].nudge_key(D(2026, 4, 2)) == f"nudge:case:{w.case.id}:2026-04-02:T-3"
 
@@ -194,3 +194,36 @@ async def test_provisional_invitation_deadline_is_recomputed(ctx, session):
 async def test_no_holiday_warning_before_november(ctx):
     at_day(ctx, D(2026, 10, 31))
     assert await holiday_warning(ctx) is None
+
+
+async def test_invitation_reply_nudge_mentions_leaders_too(ctx, session):
+    w = await build_world(session)
+    await _consulting_task(session, w, D(2026, 4, 2))
+    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1  # due today: the invited department
+    await session.commit()
+    digest = next(m for m in await _outbox(session) if m.destination["kind"] == "department")
+    assert digest.destination["department_id"] == w.other.id
+    assert set(digest.message["mention_officer_ids"]) == {w.other_liaison.id, w.other_leader.id}
+
+
+async def test_provisional_window_result_deadline_is_recomputed_when_holidays_load(ctx, session):
+    w = await build_world(session, window_start=D(2026, 12, 1), window_end=D(2026, 12, 20))
+    cal = await ctx.work_calendar()
+    # as the draw confirmation sets it: no inspection date, so window end + 20 working days
+    due = cal.add_workdays(w.task.window_end, ctx.rules.result_entry_workdays)
+    assert (due.day, due.provisional) == (D(2027, 1, 15), True)  # weekdays only in 2027
+    w.case.result_due_on, w.case.result_due_provisional = due.day, due.provisional
+    await session.commit()
+
+    at_day(ctx, D(2026, 11, 20))
+    test_year = HolidayFile(2027, holidays=[D(2027, 1, 1), *(D(2027, 1, d) for d in range(4, 9))],
+                            workdays=[], source="测试用节假日安排")
+    assert await load_holiday_year(ctx, test_year) == 1
+    await session.commit()
+    await session.refresh(w.case)
+    assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 25), False)
+    recomputed = (await session.scalars(select(AuditEvent.data).where(
+        AuditEvent.action == "deadlines.recomputed"))).one()
+    assert recomputed["changes"] == [{"subject": f"case:{w.case.code}", "field": "result_due_on",
+                                      "from": "2027-01-15", "to": "2027-01-25",
+                                      "provisional": False}]
