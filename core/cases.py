@@ -6,8 +6,13 @@ edited — `correct_result` adds a version and supersedes the old one (004 第�
 
 Review (004 第十九条): the lead department and every participating department may each review a
 version once (one Review row per department). A return by any of them sends the result back to
-the group; the version is approved when the lead department approves it. Participants are
-expected to review before the lead; the lead's approval closes the review of that version.
+the group. With `Rules.review_requires_participants` (the default) the version is approved once
+the lead department and every department that accepted the invitation approved it, in any
+order; without it the lead's approval alone approves the version.
+
+Every transition loads its case with a row lock (`get_case(..., for_update=True)`), so two
+concurrent reviews or a review racing a resubmission serialise on PostgreSQL and the second one
+sees the first one's outcome.
 """
 
 from __future__ import annotations
@@ -69,8 +74,13 @@ def message(template: str, title: str, **context: Any) -> OutMessage:
 
 # ---------------------------------------------------------------- loading and permissions
 
-async def get_case(session: AsyncSession, case_code: str) -> Case:
-    case = await session.scalar(select(Case).where(Case.code == case_code))
+async def get_case(session: AsyncSession, case_code: str, *, for_update: bool = False) -> Case:
+    """`for_update` locks the row until commit and reloads it, so a transition decides on the
+    state as committed by whoever held the lock before (not a stale copy in this session)."""
+    query = select(Case).where(Case.code == case_code)
+    if for_update:
+        query = query.with_for_update(of=Case).execution_options(populate_existing=True)
+    case = await session.scalar(query)
     if case is None:
         raise NotFound(f"找不到案件 {case_code}")
     return case
@@ -149,16 +159,21 @@ async def _set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:
     return due
 
 
+def check_inspection_day(task: JointTask, day: dt.date, today: dt.date) -> None:
+    """An inspection happens inside the task window's start and today (not in the future)."""
+    if day > today:
+        raise ValidationFailed("检查日期不能晚于今天")
+    if day < task.window_start:
+        raise ValidationFailed(f"检查日期早于任务检查时间（{task.window_start.isoformat()} 起）")
+
+
 async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Deadline:
-    case = await get_case(ctx.session, case_code)
+    case = await get_case(ctx.session, case_code, for_update=True)
     await require_member(ctx, case, "case.inspected")
     if case.state not in ("assigned", "notified", "inspected"):
         raise state_error(case, "登记检查日期")
     task = await get_task(ctx.session, case)
-    if day > ctx.clock.today():
-        raise ValidationFailed("检查日期不能晚于今天")
-    if day < task.window_start:
-        raise ValidationFailed(f"检查日期早于任务检查时间（{task.window_start.isoformat()} 起）")
+    check_inspection_day(task, day, ctx.clock.today())
     due = await _set_inspected_on(ctx, case, day)
     case.state = "inspected"
     members = await active_members(ctx.session, case)
@@ -173,7 +188,7 @@ async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Dead
 
 async def mark_notified(ctx: Ctx, case_code: str) -> None:
     """The 联合抽查通知书 was handed to the target (004 第十六条(二))."""
-    case = await get_case(ctx.session, case_code)
+    case = await get_case(ctx.session, case_code, for_update=True)
     await require_member(ctx, case, "case.notified")
     if case.state != "assigned":
         raise state_error(case, "登记已发放通知书")
@@ -243,6 +258,7 @@ async def _new_version(ctx: Ctx, case: Case, task: JointTask, entered_by: Office
     items = await _validated_items(ctx.session, task, fields["codes"], fields["item_results"], extra)
     await _check_referrals(ctx.session, case, fields["followups"])
     if inspected_on is not None and inspected_on != case.inspected_on:
+        check_inspection_day(task, inspected_on, today)
         await _set_inspected_on(ctx, case, inspected_on)
     result = CaseResult(
         case_id=case.id, version=await _next_version(ctx.session, case), state="submitted",
@@ -277,27 +293,34 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
                         inspected_on: dt.date | None = None,
                         item_results: Sequence[dict[str, Any]] = (),
                         remarks: str = "") -> CaseResult:
-    """A group member enters the result; late entry is accepted and flagged (rule 7)."""
-    case = await get_case(ctx.session, case_code)
+    """A group member enters the result; late entry is accepted and flagged (rule 7).
+
+    Lateness is judged against the deadline as it stood before this submission: an inspection
+    date given now cannot move a deadline that has already passed (without a recorded date the
+    deadline was the window end + result_entry_workdays).
+    """
+    case = await get_case(ctx.session, case_code, for_update=True)
     actor = await require_member(ctx, case, "case.result.submit")
     if case.state == "submitted":
         raise InvalidTransition("结果已提交，正在审核中")
     if case.state in AFTER_APPROVAL:
         raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
     task = await get_task(ctx.session, case)
+    due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
+    late = ctx.clock.today() > due.day
     result = await _new_version(ctx, case, task, actor, _fields(
         codes, methods, followups, followup_done, followup_done_on, inspected_on,
         item_results, remarks))
-    cal = await ctx.work_calendar()
-    due = result_deadline(cal, ctx.rules, case, task)
-    late = ctx.clock.today() > due.day
     case.state = "submitted"
+    reviewers = (await reviewing_departments(ctx.session, task)
+                 if ctx.rules.review_requires_participants
+                 else [await ctx.session.get(Department, task.lead_department_id)])
     msg = message("result_submitted", f"{case.code} 结果待审核", case=case, target=case.target,
                   task=task, result=result, labels=await _labels(ctx, task, result),
                   late=late, due=due.label(), entered_by=actor)
     await record(ctx, "case.result.submitted", f"case:{case.code}",
                  {**_result_data(result), "late": late, "result_due_on": due.day.isoformat()},
-                 [Notice(Destination.department(task.lead_department_id), msg)])
+                 [Notice(Destination.department(d.id), msg) for d in reviewers])
     await advance_task(ctx, task)
     return result
 
@@ -312,7 +335,7 @@ async def _labels(ctx: Ctx, task: JointTask, result: CaseResult) -> list[str]:
 
 
 async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "") -> Review:
-    case = await get_case(ctx.session, case_code)
+    case = await get_case(ctx.session, case_code, for_update=True)
     task = await get_task(ctx.session, case)
     departments = [d.id for d in await participating_departments(ctx.session, task)]
     require(is_staff(ctx.actor, departments),
@@ -350,12 +373,43 @@ async def _apply_review(ctx: Ctx, case: Case, task: JointTask, result: CaseResul
                       target=case.target, result=result, reason=review.reason,
                       reviewer=ctx.actor)
         return [Notice(Destination.officer(m.officer_id), msg) for m in members]
-    if review.department_id != task.lead_department_id:
+    if ctx.rules.review_requires_participants:
+        pending = await _pending_reviewers(ctx.session, task, result)
+        if pending:
+            return await _review_pending_notices(ctx, case, result, review, pending)
+    elif review.department_id != task.lead_department_id:
         return []  # a participant's approval is recorded; the lead's approval decides
     result.state, case.state = "approved", "approved"
     msg = message("result_approved", f"{case.code} 结果审核通过", case=case, target=case.target,
-                  result=result)
+                  result=result, with_participants=ctx.rules.review_requires_participants)
     return [Notice(Destination.officer(m.officer_id), msg) for m in members]
+
+
+async def reviewing_departments(session: AsyncSession, task: JointTask) -> list[Department]:
+    """Who must approve a version (004 第十九条): the lead and every department that accepted."""
+    accepted = select(Invitation.department_id).where(Invitation.task_id == task.id,
+                                                      Invitation.state == "accepted")
+    rows = await session.scalars(select(Department).where(
+        Department.id.in_(accepted) | (Department.id == task.lead_department_id))
+        .order_by(Department.id))
+    return sorted(rows, key=lambda d: d.id != task.lead_department_id)
+
+
+async def _pending_reviewers(session: AsyncSession, task: JointTask,
+                             result: CaseResult) -> list[Department]:
+    await session.flush()  # the review just added counts
+    approved = set(await session.scalars(select(Review.department_id).where(
+        Review.result_id == result.id, Review.decision == "approve")))
+    return [d for d in await reviewing_departments(session, task) if d.id not in approved]
+
+
+async def _review_pending_notices(ctx: Ctx, case: Case, result: CaseResult, review: Review,
+                                  pending: list[Department]) -> list[Notice]:
+    """An approval that does not close the review: the departments still to review are told."""
+    reviewer = await ctx.session.get(Department, review.department_id)
+    msg = message("result_review_pending", f"{case.code} 结果待本部门审核", case=case,
+                  target=case.target, result=result, reviewer=reviewer, pending=pending)
+    return [Notice(Destination.department(d.id), msg) for d in pending]
 
 
 # ---------------------------------------------------------------- publication and corrections
@@ -398,7 +452,7 @@ async def _department_notices(ctx: Ctx, task: JointTask, msg: OutMessage) -> lis
 
 
 async def publish_case(ctx: Ctx, case_code: str) -> CaseResult:
-    case = await get_case(ctx.session, case_code)
+    case = await get_case(ctx.session, case_code, for_update=True)
     task = await get_task(ctx.session, case)
     await require_lead_staff(ctx, task, "case.publish", f"case:{case.code}")
     result = await _publish(ctx, case)
@@ -417,7 +471,8 @@ async def publish_task_results(ctx: Ctx, task_code: str) -> int:
         raise NotFound(f"找不到任务 {task_code}")
     await require_lead_staff(ctx, task, "task.publish", f"task:{task.code}")
     cases = list(await ctx.session.scalars(select(Case).where(
-        Case.task_id == task.id, Case.state == "approved").order_by(Case.code)))
+        Case.task_id == task.id, Case.state == "approved").order_by(Case.code)
+        .with_for_update(of=Case).execution_options(populate_existing=True)))
     if not cases:
         raise ValidationFailed(f"任务 {task.code} 没有审核通过、待公示的结果")
     published = []
@@ -441,7 +496,7 @@ async def correct_result(ctx: Ctx, case_code: str, *, reason: str, codes: Sequen
                          remarks: str = "") -> CaseResult:
     """A published result is corrected by a new published version; the old one is superseded
     and stays readable. Resolves an objection whose re-check found the error."""
-    case = await get_case(ctx.session, case_code)
+    case = await get_case(ctx.session, case_code, for_update=True)
     task = await get_task(ctx.session, case)
     departments = [d.id for d in await participating_departments(ctx.session, task)]
     require(is_staff(ctx.actor, departments),

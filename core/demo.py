@@ -37,6 +37,8 @@ RULE = {"strata": [
     {"name": "一般风险", "risk_levels": ["B", "C", ""], "ratio": "0.03"},
     {"name": "低风险", "risk_levels": ["A"], "ratio": "0.01", "rounding": "down"}]}
 
+PARTICIPANTS = {"WJ": "WJ-02", "GA": "GA-02", "JT": "JT-01"}  # accepting department → its item
+
 
 class Demo:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
@@ -90,7 +92,7 @@ async def _consult(demo: Demo) -> str:
 
     commitment = await demo.step("SJ001", consult)
     demo.say(f"向卫健、公安、交通、生态环境四个部门发出邀请；公布随机种子承诺值 {commitment[:16]}…")
-    for dept, item in (("WJ", "WJ-02"), ("GA", "GA-02"), ("JT", "JT-01")):
+    for dept, item in PARTICIPANTS.items():
         inv = await demo.read(lambda s, d=dept: _invitation_id(s, task.code, d))
         chosen = await demo.read(lambda s, i=item: _ids(s, Item, [i]))
         await demo.step(f"{dept}001", lambda c, i=inv, ch=chosen: tasks.accept_invitation(c, i, ch))
@@ -177,10 +179,15 @@ async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> N
         c, returned, codes=["1"], methods=["实地检查"], followups=["无需后续处置"],
         inspected_on=dt.date(YEAR, 3, 19), remarks="已补充现场照片"))
     demo.say(f"检查组补充材料后重新提交 {returned}（第 2 版）")
+    # 004 第十九条: the lead and every participating department approve each result
+    reviewers = ("SJ001", *(f"{dept}001" for dept in PARTICIPANTS))
     for case_code in case_codes:
-        await demo.step("SJ001", lambda c, cc=case_code: cases.review_result(c, cc, True))
+        for reviewer in reviewers:
+            await demo.step(reviewer, lambda c, cc=case_code: cases.review_result(c, cc, True))
+    names = "、".join(SHORT[dept] for dept in PARTICIPANTS)
+    demo.say(f"牵头部门与参与部门（{names}）联络员逐户审核通过 {len(case_codes)} 户检查结果")
     published = await demo.step("SJ001", lambda c: cases.publish_task_results(c, code))
-    demo.say(f"审核通过，{published} 户检查结果公示")
+    demo.say(f"全部审核通过，{published} 户检查结果公示")
 
 
 async def _objection(demo: Demo, case_codes: list[str]) -> None:

@@ -15,6 +15,7 @@ class Rules(BaseModel):
     reply_workdays: int = Field(15, ge=1)
     review_workdays: int = Field(5, ge=1)  # not in the seeds: our turnaround for 审核, nudged
     nudge_before_workdays: list[int] = Field(default_factory=lambda: [3, 1, 0])
+    review_requires_participants: bool = True  # 004 第十九条: lead AND participants approve
     min_group_size: int = Field(2, ge=2)  # 004 第十六条(二)
     general_item_ratio_cap: str = "0.10"  # cap for general items (domain rule 4), decimal text
     quick_draw_requires_beacon: bool = False  # ad-hoc 快抽 may skip the beacon; receipt says so

@@ -25,8 +25,10 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
     codes = results.parse_quick_result(text)
     methods, followups = results.quick_defaults(codes)
     case = await cases.get_case(ctx.session, code)
-    if methods:  # found on a visit: the date is the one recorded, or today when none is
-        inspected_on = inspected_on or case.inspected_on or ctx.clock.today()
+    await cases.require_member(ctx.core, case, "case.result.submit")  # refuse outsiders first
+    if methods and inspected_on is None and case.inspected_on is None:
+        # Never assume today: it would hide a late entry behind a fresh deadline (rule 7).
+        raise ValidationFailed(f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日")
     result = await cases.submit_result(ctx.core, code, codes=codes, methods=methods,
                                        followups=followups, inspected_on=inspected_on)
     await ctx.say("cmd_submitted.md.j2", case=case, labels=[results.label(c) for c in result.codes],

@@ -1,13 +1,17 @@
+import asyncio
+import dataclasses
 import datetime as dt
 
 import pytest
 from sqlalchemy import select
 
 from core import cases
+from core.changes import Ctx
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.holidays import load_holiday_year
-from core.models import AuditEvent, Case, CaseResult, ItemResult, OutboxMessage, Review
+from core.models import AuditEvent, Case, CaseResult, ItemResult, Officer, OutboxMessage, Review
 from core.render import render
+from core.rules import Rules
 from core.workdays import HolidayFile
 from tests.case_factories import acting, at_day, build_world, snapshot
 
@@ -204,11 +208,7 @@ async def test_status_result_without_visit_and_not_inspected_due_from_window(ctx
 
 
 async def test_review_needs_staff_of_a_participating_department(ctx, session):
-    w = await build_world(session)
-    at_day(ctx, D(2026, 3, 12))
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
-                              inspected_on=D(2026, 3, 10))
-    await session.commit()
+    w = await _submitted_world(ctx, session)
     for actor in (w.a2, w.outsider):
         with pytest.raises(PermissionDenied) as err:
             await cases.review_result(acting(ctx, actor), w.case.code, approve=True)
@@ -271,3 +271,109 @@ async def test_results_are_versioned_rows(ctx, session):
     rows = (await session.execute(select(CaseResult.version, ItemResult.codes)
                                   .join(ItemResult, ItemResult.result_id == CaseResult.id))).all()
     assert [tuple(r) for r in rows] == [(1, ["1"])]
+
+
+async def test_late_entry_is_judged_against_the_deadline_before_a_date_given_at_submission(
+        ctx, session):
+    w = await build_world(session)  # window ends 2026-03-31: without a date, due 2026-04-29
+    at_day(ctx, D(2026, 5, 20))
+    result = await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
+                                       inspected_on=D(2026, 5, 18))
+    await session.commit()
+    submitted = (await _audit(session, "case.result.submitted"))[-1].data
+    assert (submitted["late"], submitted["result_due_on"]) == (True, "2026-04-29")
+    assert result.inspected_on == D(2026, 5, 18)
+    body = (await _outbox(session))[-1].message["body"]
+    assert "逾期录入" in body
+
+
+async def test_result_inspection_date_must_lie_between_window_start_and_today(ctx, session):
+    w = await build_world(session)  # window starts 2026-03-02
+    at_day(ctx, D(2026, 3, 12))
+    before = await snapshot(session)
+    with pytest.raises(ValidationFailed, match="检查日期早于任务检查时间（2026-03-02 起）"):
+        await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
+                                  inspected_on=D(2026, 2, 27))
+    with pytest.raises(ValidationFailed, match="检查日期不能晚于今天"):
+        await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
+                                  inspected_on=D(2026, 3, 13))
+    await session.rollback()
+    assert await snapshot(session) == before
+    await session.refresh(w.case)
+    assert (w.case.inspected_on, w.case.result_due_on) == (None, None)
+
+
+async def _submitted_world(ctx, session):
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
+                              inspected_on=D(2026, 3, 10))
+    await session.commit()
+    return w
+
+
+async def test_lead_approval_waits_for_every_participating_department(ctx, session):
+    w = await _submitted_world(ctx, session)
+    submitted = [m for m in await _outbox(session) if "结果待审核" in m.message["title"]]
+    assert {m.destination["department_id"] for m in submitted} == {w.lead.id, w.other.id}
+
+    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "submitted"
+    pending = (await _outbox(session))[-1]
+    assert pending.destination["department_id"] == w.other.id
+    assert "已由县市场监督管理局审核通过，尚待县卫生健康委员会审核" in pending.message["body"]
+    assert (await _audit(session, "case.result.reviewed"))[-1].data["case_state"] == "submitted"
+    with pytest.raises(ValidationFailed, match="没有审核通过、待公示的结果"):
+        await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+
+    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
+    await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "approved"
+    assert "发起部门和全部参与部门审核通过" in (await _outbox(session))[-1].message["body"]
+
+
+async def test_lead_alone_approves_when_participant_review_is_not_required(ctx, session):
+    w = await _submitted_world(ctx, session)
+    lead_only = dataclasses.replace(ctx, rules=Rules(review_requires_participants=False))
+    await cases.review_result(acting(lead_only, w.lead_liaison), w.case.code, approve=True)
+    await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "approved"
+
+
+async def _ctx_as(session, clock, code: str, rules: Rules) -> Ctx:
+    officer = await session.scalar(select(Officer).where(Officer.code == code))
+    return Ctx(session=session, clock=clock, actor=officer, rules=rules)
+
+
+async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
+        ctx, session, sessionmaker, engine, clock):
+    w = await _submitted_world(ctx, session)
+    rules = Rules(review_requires_participants=False)  # the lead's approval alone decides
+    async with sessionmaker() as s1, sessionmaker() as s2:
+        lead = await _ctx_as(s1, clock, "AL", rules)
+        participant = await _ctx_as(s2, clock, "BL", rules)
+        await cases.get_case(s2, w.case.code)  # s2 holds a copy: state "submitted"
+        await cases.review_result(lead, w.case.code, approve=True)
+        await s1.flush()
+        if engine.dialect.name == "postgresql":
+            # the lead's transaction still holds the row: the participant's review must wait
+            second = asyncio.create_task(cases.review_result(
+                participant, w.case.code, approve=False, reason="卫生检查内容未填写"))
+            await asyncio.sleep(0.3)
+            assert not second.done()
+            await s1.commit()
+            with pytest.raises(InvalidTransition, match="当前状态为“审核通过”"):
+                await asyncio.wait_for(second, 10)
+        else:  # SQLite has one writer: the second review runs after the commit
+            await s1.commit()
+            with pytest.raises(InvalidTransition, match="当前状态为“审核通过”"):
+                await cases.review_result(participant, w.case.code, approve=False,
+                                          reason="卫生检查内容未填写")
+        await s2.rollback()
+    assert await session.scalar(select(Case.state).where(Case.id == w.case.id)) == "approved"
+    decisions = list(await session.scalars(select(Review.decision)))
+    assert decisions == ["approve"]

@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.changes import Ctx
-from core.clock import FixedClock
+from core.clock import FixedClock, china_noon
 from core.messages import Event, OutMessage
 from core.models import (
     AuditEvent,
     Case,
+    CaseResult,
     Conversation,
     GroupMember,
     Invitation,
@@ -361,15 +362,19 @@ async def test_freeze_confirm_pushes_assignments_and_verifies(sessionmaker, cloc
     assert check.count("通过") == 2 and "✗" not in check  # target draw and inspector draw
 
 
-async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> None:
-    w, code = drawn
-    d = make_dispatcher(sessionmaker, clock)
+async def _confirmed_first_member(sessionmaker, d, w, code) -> tuple[Case, Officer]:
+    """Freeze and confirm the draw; the first case's first group member."""
     await send(sessionmaker, d, text_event(w.lead.liaison.code, f"抽取 {code}"))
     await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 417"))
     async with sessionmaker() as s:
         member = await s.scalar(select(GroupMember).join(Case).order_by(Case.code, GroupMember.id))
-        case = await s.get(Case, member.case_id)
-        officer = await s.get(Officer, member.officer_id)
+        return await s.get(Case, member.case_id), await s.get(Officer, member.officer_id)
+
+
+async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> None:
+    w, code = drawn
+    d = make_dispatcher(sessionmaker, clock)
+    case, officer = await _confirmed_first_member(sessionmaker, d, w, code)
     listing = bodies(await send(sessionmaker, d, text_event(officer.code, "我的检查")))
     assert case.code in listing and "待检查" in listing
 
@@ -377,8 +382,11 @@ async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> 
     assert "表单" in form
     outsider = await send(sessionmaker, d, text_event(w.partners[0].leader.code, f"提交 {case.code} 未发现问题"))
     assert "只有本案检查组成员" in bodies(outsider)
-    ok = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code.lower()} 未发现问题 3月2日")))
-    assert "结果已提交" in ok and "未发现问题" in ok and "2026年3月2日" in ok
+    early = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} 未发现问题 3月2日")))
+    assert "检查日期早于任务检查时间（2026-03-16 起）" in early
+    clock.set(china_noon(dt.date(2026, 3, 17)))
+    ok = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code.lower()} 未发现问题 3月16日")))
+    assert "结果已提交" in ok and "未发现问题" in ok and "2026年3月16日" in ok
     async with sessionmaker() as s:
         assert (await s.get(Case, case.id)).state == "submitted"
 
@@ -410,3 +418,15 @@ async def test_progress_and_summary_for_leaders_only(sessionmaker, clock, drawn)
         denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
         assert denied.actor == w.lead.inspectors[0].code and denied.data["action"] == "summary.view"
 
+
+async def test_quick_submit_without_inspection_date_asks_for_it_instead_of_assuming_today(
+        sessionmaker, clock, drawn) -> None:
+    w, code = drawn
+    d = make_dispatcher(sessionmaker, clock)
+    case, officer = await _confirmed_first_member(sessionmaker, d, w, code)
+    refused = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} 未发现问题")))
+    assert f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日" in refused
+    async with sessionmaker() as s:
+        after = await s.get(Case, case.id)
+        assert (after.state, after.inspected_on) == ("assigned", None)
+        assert await s.scalar(select(func.count()).select_from(CaseResult)) == 0
