@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,10 +54,12 @@ async def store_many(session: AsyncSession, events: list[Event], *,
                  "next_attempt_at": now, "received_at": now, "error": ""}
                 for (platform, event_id), event in items[start:start + STORE_CHUNK]]
         # executemany form: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
-        # with one cached compilation, whatever the burst size
-        stmt = (insert(InboxEvent)
+        # with one cached compilation, whatever the burst size. On the table, not the ORM
+        # class: the ORM bulk-insert layer costs ~0.5 ms of event-loop CPU per burst.
+        table = cast(Table, InboxEvent.__table__)
+        stmt = (insert(table)
                 .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-                .returning(InboxEvent.platform, InboxEvent.event_id))
+                .returning(table.c.platform, table.c.event_id))
         inserted.update((p, e) for p, e in (await session.execute(stmt, rows)).all())
     seen: set[tuple[str, str]] = set()
     result = []
