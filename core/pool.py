@@ -1,8 +1,9 @@
 """Draw pools: who may be drawn for a task, and why the others may not (design §5, domain rule 3).
 
-Built for a prefecture's library (up to a few million targets): the scope and status filters run
-in SQL, only three columns of the drawable rows come back as plain tuples (no ORM objects), the
-exclusions are sets, and the stratum of each distinct (risk level, flags) pair is computed once.
+Built for a prefecture's library (up to a few million targets): one scan with the scope filter
+in SQL returns four columns of the rows in scope (id, risk level, flags, drawable) as plain
+driver tuples (no ORM objects), the exclusions are sets, and the stratum of each distinct
+(risk level, flags) pair is computed once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import draw
@@ -97,15 +98,6 @@ async def _imported_exclusions(session: AsyncSession, year: int, deps: set[int])
     return set(rows)
 
 
-async def _filtered_out_counts(session: AsyncSession, in_scope: ColumnElement[bool],
-                               drawable: ColumnElement[bool]) -> Counter[str]:
-    """Out-of-scope and not-drawable counts in one scan; scope is counted first."""
-    out_scope = func.sum(case((in_scope, 0), else_=1))
-    gone = func.sum(case((and_(in_scope, ~drawable), 1), else_=0))
-    row = (await session.execute(select(out_scope, gone).select_from(Target))).one()
-    return Counter({OUT_OF_SCOPE: int(row[0] or 0), NOT_DRAWABLE: int(row[1] or 0)})
-
-
 async def fetch_plain(session: AsyncSession,
                       stmt: Select[*tuple[Any, ...]]) -> Sequence[Sequence[Any]]:
     """All rows of a Core select straight from the driver, in the session's transaction.
@@ -146,23 +138,28 @@ async def build_target_pool(session: AsyncSession, task: JointTask,
     in_scope = scope_clause(task.scope or {})
     drawable = Target.status.in_(DRAWABLE_STATUSES)
     report = PoolReport(candidates=[])
-    counts = report.exclusions = await _filtered_out_counts(session, in_scope, drawable)
     deps = await task_department_ids(session, task)
     report.repeat_check_reason = await repeat_check_reason(session, task)
     report.repeat_check_allowed = bool(report.repeat_check_reason)
     ours = set() if report.repeat_check_allowed else await _inspected_this_year(session, task, deps)
     above = set() if report.repeat_check_allowed else await _imported_exclusions(session, task.year, deps)
-    rows = await fetch_plain(session, select(Target.uscc, Target.risk_level, Target.flags)
-                             .where(in_scope, drawable))
+    # One scan: the rows in scope with their drawable flag. The table's count is cheap, so the
+    # out-of-scope and not-drawable counts need no second pass over a million rows.
+    total = await session.scalar(select(func.count()).select_from(Target)) or 0
+    rows = await fetch_plain(session, select(Target.uscc, Target.risk_level, Target.flags, drawable)
+                             .where(in_scope))
+    live = [row for row in rows if row[3]]
+    counts = report.exclusions = Counter({OUT_OF_SCOPE: total - len(rows),
+                                          NOT_DRAWABLE: len(rows) - len(live)})
     # uscc is unique, so each set's hits among the rows are the targets it excludes; a target
     # both inspected by us and on the imported list counts once, as ours.
     uscc_of = itemgetter(0)
-    if hits := len(ours.intersection(map(uscc_of, rows))):
+    if hits := len(ours.intersection(map(uscc_of, live))):
         counts[INSPECTED_BY_US] += hits
-    if hits := len((above - ours).intersection(map(uscc_of, rows))):
+    if hits := len((above - ours).intersection(map(uscc_of, live))):
         counts[INSPECTED_ABOVE] += hits
     excluded, strata = ours | above, _StrataOf(rule)
-    out = [(u, strata[r, f]) for u, r, f in rows if u not in excluded]
+    out = [(u, strata[r, f]) for u, r, f, _ in live if u not in excluded]
     if None in strata.values():
         placed = [c for c in out if c[1] is not None]
         counts[NO_STRATUM] += len(out) - len(placed)
