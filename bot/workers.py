@@ -81,7 +81,9 @@ class InboxWorker:
 
     async def run_once(self) -> int:
         now = self.services.clock.now()
-        async with self.services.sessionmaker() as session:
+        # gated like every write of this worker: on SQLite an ungated writer makes the callback
+        # inserts wait in SQLite's busy handler (sleeps of up to 100 ms) instead of in line
+        async with self.services.write_gate(), self.services.sessionmaker() as session:
             rows = await inbox.claim_pending(session, self.cfg.batch_size, now,
                                              dt.timedelta(seconds=self.cfg.lease_s))
             await session.commit()
@@ -117,7 +119,7 @@ class InboxWorker:
         delay = backoff_seconds(row.attempts + 1, base=self.cfg.backoff_base_s,
                                 cap=self.cfg.backoff_cap_s, jitter=self._jitter())
         try:
-            async with self.services.sessionmaker() as session:
+            async with self.services.write_gate(), self.services.sessionmaker() as session:
                 state = await inbox.mark_failed(session, row.id, error, now=now,
                                                 retry_at=now + dt.timedelta(seconds=delay),
                                                 max_attempts=self.cfg.max_attempts)
@@ -129,6 +131,6 @@ class InboxWorker:
             log.error("inbox event %s is dead after %s attempts", row.id, self.cfg.max_attempts)
 
     async def _release(self, row: InboxEvent) -> None:
-        async with self.services.sessionmaker() as session:
+        async with self.services.write_gate(), self.services.sessionmaker() as session:
             await inbox.release(session, row.id)
             await session.commit()
