@@ -55,6 +55,7 @@ from core.pool import (
     stored_pool,
 )
 from core.render import render
+from core.workdays import Deadline
 
 TASK_STATE_LABELS = {
     "draft": "草稿", "consulting": "征询中", "ready": "待抽取", "drawn": "已抽取", "locked": "已锁定",
@@ -90,9 +91,10 @@ async def record_denied(ctx: Ctx, action: str, subject: str, why: str) -> None:
     await record(ctx, "denied", subject, {"action": action, "why": why})
 
 
-def _lead_only(ctx: Ctx, task: JointTask, action: str) -> None:
-    _require(_may_act_for(ctx, task.lead_department_id), action, f"task:{task.code}",
-             f"只有牵头部门（{task.lead_department.name}）的联络员、分管领导或管理员可以执行此操作")
+def _lead_only(ctx: Ctx, task: JointTask, action: str, *, admin: bool = True) -> None:
+    who = "联络员、分管领导或管理员" if admin else "联络员、分管领导"
+    _require(_may_act_for(ctx, task.lead_department_id, admin=admin), action, f"task:{task.code}",
+             f"只有牵头部门（{task.lead_department.name}）的{who}可以执行此操作")
 
 
 # ---------------------------------------------------------------- look-ups
@@ -297,7 +299,8 @@ async def _answerable(ctx: Ctx, invitation_id: int, action: str) -> tuple[Invita
     if inv.state in ("accepted", "declined"):
         raise InvalidTransition(f"该邀请已答复（{INVITATION_STATE_LABELS[inv.state]}），不能重复答复")
     if inv.state == "expired" or (task.reply_due_on is not None and ctx.clock.today() > task.reply_due_on):
-        due = task.reply_due_on.isoformat() if task.reply_due_on else "—"
+        due = (Deadline(task.reply_due_on, task.reply_due_provisional).label()
+               if task.reply_due_on else "—")
         raise InvalidTransition(f"该邀请已过答复期限（{due}），不能再答复，请与牵头部门联系")
     if task.state != "consulting":
         raise InvalidTransition(f"任务当前状态为“{TASK_STATE_LABELS[task.state]}”，不再接受答复")
@@ -358,8 +361,11 @@ async def decline_invitation(ctx: Ctx, invitation_id: int, reason: str) -> Invit
 async def expire_invitations(ctx: Ctx) -> int:
     """Scheduler tick: pending invitations past their reply day expire; their tasks become ready."""
     today = ctx.clock.today()
+    # Several serve processes run this tick: each task is expired by whoever locks it first,
+    # and the state is re-read under the lock so an answer committed meanwhile stands.
     tasks = list(await ctx.session.scalars(select(JointTask).where(
-        JointTask.state == "consulting", JointTask.reply_due_on < today).order_by(JointTask.id)))
+        JointTask.state == "consulting", JointTask.reply_due_on < today).order_by(JointTask.id)
+        .with_for_update(skip_locked=True, of=JointTask).execution_options(populate_existing=True)))
     expired = 0
     for task in tasks:
         invitations = await _invitations(ctx.session, task)
@@ -405,7 +411,7 @@ def _check_drawable(task: JointTask) -> None:
 async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     """Freeze the pool and rule and announce them with the beacon to come — never a selection."""
     task = await get_task(ctx, task_code, for_update=True)
-    _lead_only(ctx, task, "draw.freeze")
+    _lead_only(ctx, task, "draw.freeze", admin=False)  # only the lead draws
     _check_drawable(task)
     beacon_source = (beacon_source or "").strip()
     if not beacon_source:
@@ -488,7 +494,7 @@ async def _insert_cases(session: AsyncSession, n: int, columns: dict[str, Any]) 
 async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     """Enter the beacon: compute the selection once, lock it and create the cases."""
     task = await get_task(ctx, task_code, for_update=True)
-    _lead_only(ctx, task, "draw.confirm")
+    _lead_only(ctx, task, "draw.confirm", admin=False)
     _check_drawable(task)
     frozen = await ctx.session.scalar(select(Draw).where(
         Draw.task_id == task.id, Draw.kind == "targets", Draw.state == "frozen"))
@@ -617,7 +623,7 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
     """Draw each participating department's inspectors (keyed order, same seed and beacon as the
     targets) and match them round-robin into one group per case."""
     task = await get_task(ctx, task_code, for_update=True)
-    _lead_only(ctx, task, "inspectors.match")
+    _lead_only(ctx, task, "inspectors.match", admin=False)
     if task.state != "locked":
         raise InvalidTransition("已匹配执法检查人员，不能重新匹配" if task.state in _DONE_STATES
                                 else "检查对象尚未抽取锁定，不能匹配执法检查人员")

@@ -8,7 +8,7 @@ import re
 from sqlalchemy import select
 
 from core import quickdraw, tasks, verify
-from core.errors import NotFound
+from core.errors import DomainError, NotFound
 from core.models import Draw, JointTask
 from handlers.base import Args, HandlerCtx, UsageError, normalize
 
@@ -48,8 +48,24 @@ async def confirm(ctx: HandlerCtx, args: Args) -> None:
         await _quick_receipt(ctx, row)
         return
     locked = await tasks.confirm_draw(ctx.core, code, beacon)
+    # The lock stands even if matching fails (no re-roll, design §5): matching runs in its own
+    # savepoint and can be retried with 匹配 once the department has inspectors.
+    try:
+        async with ctx.session.begin_nested():
+            cases = await tasks.match_inspectors(ctx.core, code)
+    except DomainError as err:
+        await ctx.say("cmd_draw_locked.md.j2", d=locked, cases=0, match_error=err.message)
+        return
+    await ctx.say("cmd_draw_locked.md.j2", d=locked, cases=len(cases), match_error="")
+
+
+async def match(ctx: HandlerCtx, args: Args) -> None:
+    """匹配 编号 — (re)match inspectors for a locked draw, e.g. after a department added staff."""
+    code = args.code(0)
+    if code is None:
+        raise UsageError
     cases = await tasks.match_inspectors(ctx.core, code)
-    await ctx.say("cmd_draw_locked.md.j2", d=locked, cases=len(cases))
+    await ctx.say("cmd_matched.md.j2", code=code, cases=len(cases))
 
 
 async def quick(ctx: HandlerCtx, args: Args) -> None:

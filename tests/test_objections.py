@@ -24,6 +24,7 @@ async def _published(ctx, session, **world):
     await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="核实问题")
     await cases.submit_result(acting(ctx, w.a1), w.case.code, **FOUND)
     await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, True)
+    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, True)  # rule 8: both review
     await cases.publish_case(acting(ctx, w.lead_liaison), w.case.code)
     await session.commit()
     return w
