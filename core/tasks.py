@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import ColumnElement, String, Table, any_, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import codes, draw
@@ -461,13 +463,27 @@ async def _pool_data(session: AsyncSession, d: Draw) -> bytes:
     return data
 
 
+def _uscc_among(dialect: str, usccs: list[str]) -> ColumnElement[bool] | None:
+    """Target.uscc in the list as ONE bound value, so compiling does not grow with the list: a
+    JSON array read by json_each on SQLite, an array with = ANY on PostgreSQL (None elsewhere)."""
+    if dialect == "sqlite":
+        return Target.uscc.in_(select(func.json_each(json.dumps(usccs)).table_valued("value")))
+    if dialect == "postgresql":
+        return Target.uscc == any_(bindparam("usccs", usccs, type_=ARRAY(String)))
+    return None
+
+
 async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """uscc → (target id, name) in chunks (a city-wide draw selects tens of thousands)."""
+    """uscc → (target id, name) (a city-wide draw selects tens of thousands)."""
+    columns = select(Target.uscc, Target.id, Target.name)
+    among = _uscc_among((await session.connection()).dialect.name, list(usccs))
+    if among is not None:
+        queries = [columns.where(among)]
+    else:  # other databases: IN (…) lists of bounded length
+        queries = [columns.where(Target.uscc.in_(usccs[i:i + _CHUNK])) for i in range(0, len(usccs), _CHUNK)]
     out: dict[str, tuple[int, str]] = {}
-    for i in range(0, len(usccs), _CHUNK):
-        rows = await fetch_plain(session, select(Target.uscc, Target.id, Target.name).where(
-            Target.uscc.in_(usccs[i:i + _CHUNK])))
-        out.update((u, (tid, name)) for u, tid, name in rows)
+    for query in queries:
+        out.update((u, (tid, name)) for u, tid, name in await fetch_plain(session, query))
     return out
 
 
