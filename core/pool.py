@@ -84,18 +84,18 @@ async def _inspected_this_year(session: AsyncSession, task: JointTask, deps: set
     """Targets in cases of this year's tasks in which any of our departments took part."""
     accepted_by_us = select(Invitation.task_id).where(
         Invitation.department_id.in_(deps), Invitation.state == "accepted")
-    rows = await session.scalars(select(Target.uscc).join(Case, Case.target_id == Target.id).join(
+    rows = await fetch_plain(session, select(Target.uscc).join(Case, Case.target_id == Target.id).join(
         JointTask, JointTask.id == Case.task_id).where(
         JointTask.year == task.year, JointTask.id != task.id,
         or_(JointTask.lead_department_id.in_(deps), JointTask.id.in_(accepted_by_us))))
-    return set(rows)
+    return set(map(itemgetter(0), rows))
 
 
 async def _imported_exclusions(session: AsyncSession, year: int, deps: set[int]) -> set[str]:
-    rows = await session.scalars(select(Exclusion.uscc).where(
+    rows = await fetch_plain(session, select(Exclusion.uscc).where(
         Exclusion.year == year,
         or_(Exclusion.department_id.is_(None), Exclusion.department_id.in_(deps))))
-    return set(rows)
+    return set(map(itemgetter(0), rows))
 
 
 async def fetch_plain(session: AsyncSession,
