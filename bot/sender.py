@@ -129,7 +129,7 @@ class Sender:
 
     async def run_once(self) -> int:
         """One batch: returns how many rows were claimed."""
-        async with self.services.sessionmaker() as session:
+        async with self.services.write_gate(), self.services.sessionmaker() as session:
             rows = await outbox.claim_due(session, self.cfg.batch_size, self._now(),
                                           dt.timedelta(seconds=self.cfg.lease_s))
             await session.commit()
@@ -140,24 +140,31 @@ class Sender:
         return len(rows)
 
     async def _deliver_group(self, rows: list[OutboxMessage]) -> None:
-        pause_until: dt.datetime | None = None
-        for row in rows:
+        for n, row in enumerate(rows):
             token = row.claimed_until
             assert token is not None  # claim_due just set it
-            if self._stopping.is_set() or pause_until is not None:
-                # not attempted: back in the queue unchanged (or after the channel's pause)
-                await self._release(row, token, pause_until or row.next_attempt_at)
-                continue
+            if self._stopping.is_set():
+                await self._release(rows[n:], None)
+                return
             try:
                 outcome = await self.deliver(row, token)
             except Exception:
                 log.exception("delivering outbox row %s failed; its lease will expire", row.id)
                 continue
-            pause_until = outcome.pause_until
+            if outcome.pause_until is not None:
+                await self._release(rows[n + 1:], outcome.pause_until)
+                return
 
-    async def _release(self, row: OutboxMessage, token: dt.datetime, until: dt.datetime) -> None:
-        async with self.services.sessionmaker() as session:
-            await outbox.postpone(session, row.id, token, until=until)
+    async def _release(self, rows: list[OutboxMessage], until: dt.datetime | None) -> None:
+        """Rows not attempted go back to the queue unchanged (or after the channel's pause),
+        all in one write: a paused robot must not cost one transaction per queued message."""
+        if not rows:
+            return
+        async with self.services.write_gate(), self.services.sessionmaker() as session:
+            for row in rows:
+                assert row.claimed_until is not None
+                await outbox.postpone(session, row.id, row.claimed_until,
+                                      until=until or row.next_attempt_at)
             await session.commit()
 
     async def deliver(self, row: OutboxMessage, token: dt.datetime) -> Outcome:
