@@ -183,22 +183,27 @@ class PoolFile:
 
 def pool_file(candidates: Sequence[draw.Candidate]) -> PoolFile:
     """draw.pool_hash and draw.pool_csv in one pass over candidates already sorted by id
-    (PoolReport.candidates are): a city pool has a million lines."""
-    body = "\n".join(map(",".join, candidates))
-    return PoolFile(hashlib.sha256(body.encode()).hexdigest(),
-                    zlib.compress((POOL_HEADER + body + "\n").encode(), 1))
+    (PoolReport.candidates are): a city pool has a million lines, so the body is encoded once
+    and compressed in pieces rather than copied into one text first."""
+    body = "\n".join(map(",".join, candidates)).encode()
+    packer = zlib.compressobj(1)
+    data = packer.compress(POOL_HEADER.encode()) + packer.compress(body) + packer.compress(b"\n")
+    return PoolFile(hashlib.sha256(body).hexdigest(), data + packer.flush())
 
 
 def encode_pool(candidates: Iterable[draw.Candidate]) -> bytes:
     return pool_file(sorted(candidates)).data
 
 
-def _pool_body(data: bytes) -> str:
-    """The lines of a stored pool file, without header and final newline."""
-    text = zlib.decompress(data).decode()
+def _pool_body(data: bytes) -> tuple[str, memoryview]:
+    """The lines of a stored pool file, without header and final newline, as text and as the
+    stored UTF-8 bytes (hashing those needs no second encoding of a million lines)."""
+    raw = zlib.decompress(data)
+    text = raw.decode()
     if not text.startswith(POOL_HEADER):
         raise ValueError("pool file without the 'id,stratum' header")
-    return text[len(POOL_HEADER):-1]
+    last = len(text[-1].encode())  # the final newline (whatever the last character is, it goes)
+    return text[len(POOL_HEADER):-1], memoryview(raw)[len(POOL_HEADER.encode()):len(raw) - last]
 
 
 def _parse_body(body: str) -> list[draw.Candidate]:
@@ -210,13 +215,13 @@ def _parse_body(body: str) -> list[draw.Candidate]:
 def stored_pool(data: bytes) -> tuple[str, list[draw.Candidate]]:
     """The pool hash of a stored pool file (of its bytes as stored, no re-encoding) and its
     (id, stratum) pairs in file (id) order, from one decompression."""
-    body = _pool_body(data)
-    return hashlib.sha256(body.encode()).hexdigest(), _parse_body(body)
+    body, body_bytes = _pool_body(data)
+    return hashlib.sha256(body_bytes).hexdigest(), _parse_body(body)
 
 
 def decode_pool(data: bytes) -> list[draw.Candidate]:
     """Back from the stored bytes to (id, stratum) pairs, in file (id) order."""
-    return _parse_body(_pool_body(data))
+    return _parse_body(_pool_body(data)[0])
 
 
 @dataclass(frozen=True)
