@@ -64,8 +64,9 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
     enabled = services.adapters
     if dest.kind in ("chat", "user"):
         if dest.platform in enabled and dest.address:
-            kind = "session_webhook" if dest.kind == "chat" else "user"
-            return Route(Channel(str(dest.platform), kind, dest.address))
+            if dest.kind == "chat":
+                return Route(Channel(str(dest.platform), "session_webhook", dest.address))
+            return Route(Channel(str(dest.platform), "user", dest.address))
         return Route(None)
     if dest.kind == "officer":
         officer = await session.get(Officer, dest.officer_id)

@@ -314,7 +314,7 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
     case.state = "submitted"
     reviewers = (await reviewing_departments(ctx.session, task)
                  if ctx.rules.review_requires_participants
-                 else [await ctx.session.get(Department, task.lead_department_id)])
+                 else [task.lead_department])
     msg = message("result_submitted", f"{case.code} 结果待审核", case=case, target=case.target,
                   task=task, result=result, labels=await _labels(ctx, task, result),
                   late=late, due=due.label(), entered_by=actor)

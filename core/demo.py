@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,9 +94,9 @@ async def _consult(demo: Demo) -> str:
     commitment = await demo.step("SJ001", consult)
     demo.say(f"向卫健、公安、交通、生态环境四个部门发出邀请；公布随机种子承诺值 {commitment[:16]}…")
     for dept, item in PARTICIPANTS.items():
-        inv = await demo.read(lambda s, d=dept: _invitation_id(s, task.code, d))
-        chosen = await demo.read(lambda s, i=item: _ids(s, Item, [i]))
-        await demo.step(f"{dept}001", lambda c, i=inv, ch=chosen: tasks.accept_invitation(c, i, ch))
+        inv = await demo.read(partial(_invitation_id, task_code=task.code, dept_code=dept))
+        chosen = await demo.read(partial(_ids, model=Item, codes=[item]))
+        await demo.step(f"{dept}001", partial(tasks.accept_invitation, invitation_id=inv, item_ids=chosen))
         demo.say(f"{SHORT[dept]}联络员在部门群点击“接受”，勾选本部门事项 {item}")
     inv = await demo.read(lambda s: _invitation_id(s, task.code, "HB"))
     try:
@@ -148,16 +149,18 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
     demo.say(f"{other.officer.name} 申请回避 {first}，按抽取顺序由同部门下一名人员替补")
     demo.advance_to(dt.date(YEAR, 3, 20))
     for n, case_code in enumerate(case_codes):
-        leader = next(m for m in await demo.read(lambda s, cc=case_code: _members(s, cc)) if m.is_leader)
-        await demo.step(leader.officer.code, lambda c, cc=case_code: cases.record_inspection_date(
-            c, cc, dt.date(YEAR, 3, 19)))
+        leader = next(m for m in await demo.read(partial(_members, case_code=case_code)) if m.is_leader)
+        await demo.step(leader.officer.code, partial(cases.record_inspection_date,
+                                                        case_code=case_code, day=dt.date(YEAR, 3, 19)))
         codes, followups = (["1"], ["无需后续处置"])
         if n == 1:
             codes, followups = (["A", "2", "B"], ["移送办案机构"])
-            await demo.step(leader.officer.code, lambda c, cc=case_code: cases.add_referral(
-                c, cc, "移送办案机构", "县市场监督管理局", "未按规定公示年度报告，移送办案机构依法处理"))
-        await demo.step(leader.officer.code, lambda c, cc=case_code, k=codes, f=followups: cases.submit_result(
-            c, cc, codes=k, methods=["实地检查"], followups=f, inspected_on=dt.date(YEAR, 3, 19)))
+            await demo.step(leader.officer.code, partial(
+                cases.add_referral, case_code=case_code, kind="移送办案机构",
+                to_department="县市场监督管理局", content="未按规定公示年度报告，移送办案机构依法处理"))
+        await demo.step(leader.officer.code, partial(
+            cases.submit_result, case_code=case_code, codes=codes, methods=["实地检查"],
+            followups=followups, inspected_on=dt.date(YEAR, 3, 19)))
     demo.say(f"各检查组于 3月19日 一次上门完成多部门事项检查并录入结果（{len(case_codes)} 户，"
              f"其中 {case_codes[1]} 发现问题并移送办案机构）")
     return case_codes
@@ -183,7 +186,7 @@ async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> N
     reviewers = ("SJ001", *(f"{dept}001" for dept in PARTICIPANTS))
     for case_code in case_codes:
         for reviewer in reviewers:
-            await demo.step(reviewer, lambda c, cc=case_code: cases.review_result(c, cc, True))
+            await demo.step(reviewer, partial(cases.review_result, case_code=case_code, approve=True))
     names = "、".join(SHORT[dept] for dept in PARTICIPANTS)
     demo.say(f"牵头部门与参与部门（{names}）联络员逐户审核通过 {len(case_codes)} 户检查结果")
     published = await demo.step("SJ001", lambda c: cases.publish_task_results(c, code))

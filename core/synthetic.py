@@ -109,7 +109,8 @@ async def generate_county(session: AsyncSession, *, seed: int, targets: int, yea
         await session.flush()
         session.add_all(Item(department_id=dept.id, code=c, name=n, category="key" if k else "general")
                         for c, n, k in items)
-        people = [("liaison",), ("leader",)] + [("inspector",)] * inspectors_per_department
+        people: list[tuple[str, ...]] = [("liaison",), ("leader",)]
+        people += [("inspector",)] * inspectors_per_department
         if code == "SJ":
             people.append(("admin", "liaison"))
         for i, roles in enumerate(people, start=1):
