@@ -530,7 +530,9 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     frozen.state, frozen.locked_at = "locked", now
     targets = await _target_ids(ctx.session, selection)
     if missing := [u for u in selection if u not in targets]:
-        raise InvalidTransition(f"抽中的检查对象 {missing[0]} 已不在检查对象名录库中，请重新冻结抽取范围")
+        # never name a would-be selected target: this transaction is rolled back unlocked
+        raise InvalidTransition(f"冻结后有 {len(missing)} 户检查对象已从名录库删除，无法锁定；"
+                                "请重新冻结抽取范围并公布新的信标来源")
     due = (await ctx.work_calendar()).add_workdays(task.window_end, ctx.rules.result_entry_workdays)
     case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
     await _insert_cases(ctx.session, len(selection), {
