@@ -186,6 +186,23 @@ async def cmd_draw_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# ---------------------------------------------------------------- tasks
+
+async def cmd_task_create(args: argparse.Namespace) -> int:
+    from core.taskfile import create_from_file, read_task_file
+
+    spec = read_task_file(Path(args.file))
+    async with _ctx(args) as ctx:
+        task = await create_from_file(ctx, spec)
+        code, state, commitment = task.code, task.state, task.commitment
+    print(f"已创建联合抽查任务 {code}：{spec.title}")
+    if spec.invite:
+        print(f"已向 {'、'.join(spec.invite)} 发出邀请；随机种子承诺值 {commitment}")
+    else:
+        print(f"任务为草稿（{state}），文件中没有邀请参与部门")
+    return 0
+
+
 # ---------------------------------------------------------------- chats
 
 async def cmd_chat_bind(args: argparse.Namespace) -> int:
@@ -315,6 +332,10 @@ def _parser() -> argparse.ArgumentParser:
 
     ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(dest="sub", required=True)
     add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho).add_argument("file")
+
+    tk = sub.add_parser("task", help="联合抽查任务").add_subparsers(dest="sub", required=True)
+    add("create", cmd_task_create, "按任务文件（TOML，见 examples/task.example.toml）创建任务并发出邀请",
+        parent=tk).add_argument("file")
 
     ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(dest="sub", required=True)
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)

@@ -90,3 +90,23 @@ def test_chat_bind_replaces_and_lists_without_secrets(demo_db, tmp_path, capsys)
     assert main(["chat", "bind", "NOPE", "--platform", "wecom", "--webhook", url, "--db", str(copy)]) == 2
     assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", "https://x/", "--db", str(copy)]) == 2
     assert "不完整" in capsys.readouterr().err
+
+
+def test_task_create_from_the_example_file_opens_consultation(demo_db, tmp_path, capsys):
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    example = README.parent / "examples" / "task.example.toml"
+    assert main(["task", "create", str(example), "--db", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "LJ-2026-002" in out and "已向 WJ、GA、JT、HB 发出邀请" in out
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.connect() as conn:
+        state = conn.execute(text("SELECT state FROM joint_task WHERE code = 'LJ-2026-002'")).scalar()
+        invited = conn.execute(text("SELECT count(*) FROM invitation i JOIN joint_task t ON t.id = i.task_id "
+                                    "WHERE t.code = 'LJ-2026-002'")).scalar()
+    engine.dispose()
+    assert (state, invited) == ("consulting", 4)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(example.read_text("utf-8").replace('items = ["SJ-03"]', 'items = ["NOPE"]'), "utf-8")
+    assert main(["task", "create", str(bad), "--db", str(copy)]) == 2
+    assert "事项清单中没有：NOPE" in capsys.readouterr().err

@@ -1,0 +1,61 @@
+"""A joint task drafted as a file (the office's 工作方案), for `lianjian task create`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+
+from core import tasks
+from core.changes import Ctx
+from core.errors import NotFound, ValidationFailed
+from core.models import Department, Item, JointTask
+
+
+class TaskFile(BaseModel):
+    title: str
+    lead: str
+    window: tuple[dt.date, dt.date]
+    items: list[str]
+    invite: list[str] = []
+    scope: dict[str, Any] = {}
+    rule: dict[str, Any]
+
+
+def read_task_file(path: Path) -> TaskFile:
+    try:
+        return TaskFile.model_validate(tomllib.loads(path.read_text("utf-8")))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ValidationFailed(f"无法读取任务文件 {path.name}：{err}") from err
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ValidationFailed(f"任务文件 {path.name} 的“{'.'.join(map(str, first['loc']))}”有误："
+                               f"{first['msg']}") from err
+
+
+async def _department_ids(ctx: Ctx, codes: list[str]) -> list[int]:
+    found = dict((await ctx.session.execute(select(Department.code, Department.id).where(
+        Department.code.in_([c.upper() for c in codes])))).all())
+    if missing := [c for c in codes if c.upper() not in found]:
+        raise NotFound(f"未找到部门：{'、'.join(missing)}")
+    return [found[c.upper()] for c in codes]
+
+
+async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
+    """Create the task and, when the file invites departments, open the consultation."""
+    [lead_id] = await _department_ids(ctx, [spec.lead])
+    item_ids = dict((await ctx.session.execute(select(Item.code, Item.id).where(
+        Item.department_id == lead_id, Item.code.in_(spec.items)))).all())
+    if missing := [c for c in spec.items if c not in item_ids]:
+        raise NotFound(f"牵头部门的事项清单中没有：{'、'.join(missing)}")
+    task = await tasks.create_task(ctx, title=spec.title, lead_department_id=lead_id,
+                                   window_start=spec.window[0], window_end=spec.window[1],
+                                   item_ids=[item_ids[c] for c in spec.items], scope=spec.scope,
+                                   rule=spec.rule)
+    if spec.invite:
+        await tasks.open_consultation(ctx, task, await _department_ids(ctx, spec.invite))
+    return task
