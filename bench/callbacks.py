@@ -45,16 +45,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_full(port: int, aes: str, db: str) -> None:
+def serve_platform_api(port: int) -> None:
+    """A stand-in for WeCom's send API on loopback that accepts everything at once, so the
+    full server's replies cost what a reachable platform costs (not retries to a closed port)."""
+
+    async def gettoken(request: web.Request) -> web.Response:
+        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": "t" * 64,
+                                  "expires_in": 7200})
+
+    async def send(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": "m"})
+
+    app = web.Application()
+    app.router.add_get("/cgi-bin/gettoken", gettoken)
+    app.router.add_post("/cgi-bin/message/send", send)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def serve_full(port: int, aes: str, db: str, api_port: str) -> None:
     from bot.config import load_settings
     from bot.server import make_app
 
+    api = f"http://127.0.0.1:{api_port}"
     settings = load_settings(
         database_url=db, host="127.0.0.1", port=port, link_secret="b" * 40,
-        # no platform is reachable from the bench: keep the API on a closed loopback port
         wecom={"corp_id": CORP, "agent_id": AGENT, "secret": "s", "token": TOKEN,
-               "encoding_aes_key": aes, "api_base": "http://127.0.0.1:9",
-               "webhook_base": "http://127.0.0.1:9"})
+               "encoding_aes_key": aes, "api_base": api, "webhook_base": api})
     web.run_app(make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
 
 
@@ -227,14 +244,20 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=5.0)
     args = parser.parse_args()
     aes = random_aes_key()
+    api_port = free_port()
+    api = mp.get_context("spawn").Process(target=serve_platform_api, args=(api_port,), daemon=True)
+    api.start()
     with tempfile.TemporaryDirectory() as tmp:
         servers = {"floor": Server("floor", serve_floor, aes),
-                   "full": Server("full", serve_full, aes, str(Path(tmp) / "bench.sqlite3"))}
+                   "full": Server("full", serve_full, aes, str(Path(tmp) / "bench.sqlite3"),
+                                  str(api_port))}
         try:
             results = asyncio.run(measure(servers, aes, args))
         finally:
             for server in servers.values():
                 server.stop()
+            api.terminate()
+            api.join(5)
     print(json.dumps({
         "floor_rps": round(results["floor"]["rps"]), "full_rps": round(results["full"]["rps"]),
         "throughput_ratio": round(results["full"]["ratio"], 3),
