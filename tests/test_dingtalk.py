@@ -118,6 +118,55 @@ async def test_message_for_another_robot_is_403(rig: Rig) -> None:
     assert (await rig.client.post(msg))[0] == 403
 
 
+async def test_message_without_robot_code_is_400(rig: Rig) -> None:
+    msg = robot_message("x", created_ms=rig.client.now_ms())
+    del msg["robotCode"]
+    assert (await rig.client.post(msg))[0] == 400
+    assert rig.received == []
+
+
+async def test_configured_corp_id_must_match_both_corp_fields(rig: Rig) -> None:
+    rig.adapter.settings.corp_id = "dingcorp123"
+    assert (await rig.client.post(robot_message("x", created_ms=rig.client.now_ms())))[0] == 200
+    for field in ("chatbotCorpId", "senderCorpId"):
+        msg = robot_message("x", created_ms=rig.client.now_ms(), msg_id=f"m-{field}")
+        msg[field] = "dingattacker"
+        assert (await rig.client.post(msg))[0] == 403
+    assert len(rig.received) == 1
+
+
+@pytest.mark.parametrize("webhook", [
+    "https://oapi.dingtalk.com/robot/send?access_token=ATTACKER",
+    "{base}/robot/send?access_token=ATTACKER",
+    "{base}/robot/sendBySession?session=abc&access_token=ATTACKER",
+    "{base}/robot/sendBySession?session=",
+    "{base}/robot/sendBySession/x?session=abc",
+    "{base}/robot/sendBySession?session=abc#frag",
+    "http://user:pw@{host}/robot/sendBySession?session=abc",
+    "https://evil.example/robot/sendBySession?session=abc",
+    "/robot/sendBySession?session=abc",
+])
+async def test_session_webhook_other_than_send_by_session_is_400(rig: Rig, webhook: str) -> None:
+    url = webhook.format(base=rig.fake.base, host=rig.fake.base.split("//", 1)[1])
+    msg = robot_message("x", created_ms=rig.client.now_ms(), session_webhook=url)
+    assert (await rig.client.post(msg))[0] == 400
+    assert rig.received == []
+
+
+async def test_replayed_sign_with_another_msg_id_is_refused(rig: Rig) -> None:
+    ts = rig.client.now_ms()
+    first = robot_message("帮助", created_ms=ts, msg_id="msg-original")
+    assert (await rig.client.post(first, timestamp_ms=ts))[0] == 200
+    # DingTalk redelivering the same message is fine (the inbox de-duplicates it)
+    assert (await rig.client.post(first, timestamp_ms=ts))[0] == 200
+    forged = robot_message("拒绝 LJ-2026-001 不参加", created_ms=ts, msg_id="msg-forged", staff_id="admin")
+    assert (await rig.client.post(forged, timestamp_ms=ts))[0] == 403
+    assert [e.event_id for [e] in rig.received] == ["msg-original", "msg-original"]
+    rig.clock.advance(dt.timedelta(milliseconds=1))
+    fresh = robot_message("帮助", created_ms=rig.client.now_ms(), msg_id="msg-next")
+    assert (await rig.client.post(fresh))[0] == 200
+
+
 async def test_oversize_body_is_413(rig: Rig) -> None:
     msg = robot_message("检" * 30_000, created_ms=rig.client.now_ms())
     assert (await rig.client.post(msg))[0] == 413

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -46,12 +47,17 @@ ROBOT_GONE = {"310000", "300001"}  # security check failed / token does not exis
 OPENAPI_THROTTLE_RETRY_S = 60.0
 TOKEN_FAILURE_RETRY_S = 60.0
 MAX_CARD_BUTTONS = 5  # the largest OpenAPI action-card template (sampleActionCard5)
+SESSION_WEBHOOK_PATH = "/robot/sendBySession"
+# (timestamp, sign) pairs remembered for the replay check; DingTalk signs a fresh timestamp per
+# message, so this bounds memory without forgetting pairs an attacker could still reuse in practice.
+SEEN_SIGNS = 4096
 
 
 class DingTalkSettings(BaseModel):
     app_key: str
     app_secret: str = Field(repr=False)
     robot_code: str
+    corp_id: str = ""  # when set, callbacks must name this corp as chatbotCorpId and senderCorpId
     api_base: str = "https://api.dingtalk.com"
     oapi_base: str = "https://oapi.dingtalk.com"  # robot and session webhooks must live here
     max_body_bytes: int = 64 * 1024
@@ -82,6 +88,8 @@ class DingTalkAdapter:
         self._clock = clock or SystemClock()
         self._http = HttpClient(settings.http_timeout_s)
         self._tokens = TokenCache(self._fetch_token, self._clock)
+        # (timestamp + sign) -> msgId of the first message that used the pair
+        self._seen_signs: OrderedDict[str, str] = OrderedDict()
 
     def _now_ms(self) -> int:
         return int(self._clock.now().timestamp() * 1000)
@@ -91,7 +99,8 @@ class DingTalkAdapter:
     async def verify_url(self, request: web.Request) -> web.Response:
         raise CallbackRejected(405, "DingTalk callbacks have no URL verification step")
 
-    def _authenticate(self, request: web.Request) -> None:
+    def _authenticate(self, request: web.Request) -> str:
+        """Check the sign and window; return the (timestamp, sign) pair as one replay key."""
         timestamp, sign = request.headers.get("timestamp", ""), request.headers.get("sign", "")
         if not (timestamp and sign):
             raise CallbackRejected(401, "missing timestamp or sign header")
@@ -103,11 +112,25 @@ class DingTalkAdapter:
         except ValueError as exc:
             raise CallbackRejected(400, "timestamp is not an integer") from exc
         check_window(sent_ms / 1000, self._now_ms() / 1000, self.settings.timestamp_window_s)
+        return f"{timestamp}:{sign}"
+
+    def _check_replay(self, sign_key: str, msg_id: str) -> None:
+        """Refuse a (timestamp, sign) pair already used for another msgId.
+
+        The sign covers only the timestamp, so a captured header pair would otherwise carry any
+        body. This memory is per process: with several processes a pair can be replayed once per
+        process, while the inbox's msgId de-duplication still holds across all of them.
+        """
+        first = self._seen_signs.get(sign_key)
+        if first is not None and first != msg_id:
+            raise CallbackRejected(403, "timestamp and sign already used for another message")
+        self._seen_signs[sign_key] = msg_id
+        self._seen_signs.move_to_end(sign_key)
+        while len(self._seen_signs) > SEEN_SIGNS:
+            self._seen_signs.popitem(last=False)
 
     async def parse(self, request: web.Request) -> list[Event]:
-        # The sign covers only the timestamp, not the body; the robotCode check below and the
-        # window are what limit a replayed header pair.
-        self._authenticate(request)
+        sign_key = self._authenticate(request)
         body = await read_limited_body(request, self.settings.max_body_bytes)
         try:
             data = json.loads(body)
@@ -115,7 +138,9 @@ class DingTalkAdapter:
             raise CallbackRejected(400, "body is not JSON") from exc
         if not isinstance(data, dict):
             raise CallbackRejected(400, "body is not a JSON object")
-        return [self._event(data)]
+        event = self._event(data)
+        self._check_replay(sign_key, event.event_id)
+        return [event]
 
     def _event(self, data: dict[str, Any]) -> Event:
         staff_id, msg_id = data.get("senderStaffId"), data.get("msgId")
@@ -124,9 +149,7 @@ class DingTalkAdapter:
             raise CallbackRejected(400, "message without senderStaffId")
         if not isinstance(msg_id, str) or not msg_id:
             raise CallbackRejected(400, "message without msgId")
-        robot = data.get("robotCode")
-        if robot and robot != self.settings.robot_code:
-            raise CallbackRejected(403, "message for another robot")
+        self._check_origin(data)
         text_part = data.get("text")
         is_text = data.get("msgtype") == "text" and isinstance(text_part, dict)
         is_group = data.get("conversationType") == "2"
@@ -142,11 +165,36 @@ class DingTalkAdapter:
             text=str(text_part.get("content", "")).strip() if is_text and text_part else "",
             chat_id=str(data.get("conversationId", "")) if is_group else "",
             is_group=is_group,
-            reply_address=str(data.get("sessionWebhook", "")),
+            reply_address=self._session_webhook(data.get("sessionWebhook")),
             reply_expires_ms=expires_ms,
             received_ms=self._now_ms(),
             raw=data,
         )
+
+    def _check_origin(self, data: dict[str, Any]) -> None:
+        """The body must name our robot (and our corp when configured): the sign does not cover it."""
+        robot = data.get("robotCode")
+        if not isinstance(robot, str) or not robot:
+            raise CallbackRejected(400, "message without robotCode")
+        if not hmac.compare_digest(robot.encode(), self.settings.robot_code.encode()):
+            raise CallbackRejected(403, "message for another robot")
+        corp = self.settings.corp_id
+        if corp and any(data.get(k) != corp for k in ("chatbotCorpId", "senderCorpId")):
+            raise CallbackRejected(403, "message from another corp")
+
+    def _session_webhook(self, value: object) -> str:
+        """The session webhook, only if it is DingTalk's own sendBySession URL with nothing else.
+
+        Replies are posted there without a token: a forged URL would send our answers, signed
+        links included, to whoever chose it.
+        """
+        if value is None or value == "":
+            return ""  # no webhook: replies go to the officer through the OpenAPI
+        if not isinstance(value, str):
+            raise CallbackRejected(400, "sessionWebhook is not a string")
+        if not is_session_webhook(value, self.settings.oapi_base):
+            raise CallbackRejected(400, "sessionWebhook is not a DingTalk session webhook")
+        return value
 
     def ack(self, events: list[Event]) -> web.Response:
         """200 with an empty body; the answer goes out later through the session webhook."""
@@ -214,6 +262,20 @@ class DingTalkAdapter:
 
     async def close(self) -> None:
         await self._http.close()
+
+
+def is_session_webhook(address: str, oapi_base: str) -> bool:
+    """Exactly <oapi_base>/robot/sendBySession?session=<one value>: same scheme, host and port,
+    no credentials, no fragment, no other query parameter."""
+    try:
+        url, base = yarl.URL(address), yarl.URL(oapi_base)
+    except ValueError:
+        return False
+    query = url.query
+    return (url.absolute and url.scheme == base.scheme and url.host == base.host
+            and url.port == base.port and url.user is None and url.password is None
+            and not url.fragment and url.path == base.path.rstrip("/") + SESSION_WEBHOOK_PATH
+            and list(query.keys()) == ["session"] and bool(query["session"]))
 
 
 def _mention_suffix(mentions: list[str]) -> str:
