@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SIMULATOR = "sim"  # outbox.channel of rows "delivered" to the simulator page
 WINDOW = dt.timedelta(minutes=1)
+LEASE_MARGIN = dt.timedelta(seconds=30)  # > an adapter's HTTP timeout
 PLATFORM_LABELS = {"wecom": "企业微信", "dingtalk": "钉钉"}
 
 
@@ -144,7 +145,9 @@ class Sender:
         for n, row in enumerate(rows):
             token = row.claimed_until
             assert token is not None  # claim_due just set it
-            if self._stopping.is_set():
+            # never start a send the lease may not outlive: another process could claim the
+            # row after it runs out and send it a second time
+            if self._stopping.is_set() or self._now() + LEASE_MARGIN >= token:
                 await self._release(rows[n:], None)
                 return
             try:
@@ -175,9 +178,7 @@ class Sender:
         async with self.services.sessionmaker() as session:
             route = await resolve(session, self.services, dest, msg)
             if route.channel is None:
-                done = await outbox.mark_sent(session, row.id, token, now=now, channel=SIMULATOR)
-                await session.commit()
-                return Outcome("sim" if done else "lost")
+                return await self._no_route(session, row, token, dest, now)
             wait_until = await self._rate_wait(session, row, route.channel, now)
             if wait_until is not None:
                 await outbox.postpone(session, row.id, token, until=wait_until,
@@ -187,6 +188,20 @@ class Sender:
             await session.commit()  # no transaction stays open across the network call
         result = await self._send(route, _with_links(self.services, dest, route.channel, msg))
         return await self._record(row, token, route, result)
+
+    async def _no_route(self, session: AsyncSession, row: OutboxMessage, token: dt.datetime,
+                        dest: Destination, now: dt.datetime) -> Outcome:
+        """No platform reaches this destination. With the simulator on, its page is the chat;
+        in production the row is a visible dead letter, never silently "sent"."""
+        if self.services.settings.simulator.enabled:
+            done = await outbox.mark_sent(session, row.id, token, now=now, channel=SIMULATOR)
+            await session.commit()
+            return Outcome("sim" if done else "lost")
+        error = f"no route: {dest.key()} has no platform account or enabled chat binding"
+        state = await outbox.mark_failed(session, row.id, token, error, now=now, retry_at=None,
+                                         max_attempts=self.cfg.max_attempts)
+        await session.commit()
+        return Outcome(state or "lost")
 
     def _limit(self, channel: Channel) -> int | None:
         if channel.kind == "group_webhook":
@@ -239,13 +254,12 @@ class Sender:
 
     async def _retry_later(self, session: AsyncSession, row: OutboxMessage, token: dt.datetime,
                            error: str, result: SendResult, now: dt.datetime) -> Outcome:
-        if result.retry_after is not None:
-            # the platform named the wait (rate limit, busy): the whole channel waits
-            retry_at = now + dt.timedelta(seconds=result.retry_after)
-        else:
-            delay = backoff_seconds(row.attempts + 1, base=self.cfg.backoff_base_s,
-                                    cap=self.cfg.backoff_cap_s, jitter=self._jitter())
-            retry_at = now + dt.timedelta(seconds=delay)
+        # Back off exponentially even when the platform names a wait: a short fixed retry
+        # would spend the whole attempt budget in a one-minute outage. A named wait (rate
+        # limit, busy) is the least we wait, and it holds the whole channel.
+        delay = backoff_seconds(row.attempts + 1, base=self.cfg.backoff_base_s,
+                                cap=self.cfg.backoff_cap_s, jitter=self._jitter())
+        retry_at = now + dt.timedelta(seconds=max(delay, result.retry_after or 0.0))
         state = await outbox.mark_failed(session, row.id, token, error, now=now,
                                          retry_at=retry_at, max_attempts=self.cfg.max_attempts)
         pause = retry_at if result.retry_after is not None else None

@@ -133,6 +133,7 @@ async def test_rate_limited_robot_then_restart_mid_queue_delivers_each_once(
     fake_wecom.script.fail_next("webhook/send", {"errcode": 45009, "errmsg": "api freq out of limit"}, 5)
     first = Sender(services)
     await drain(first, clock, step=dt.timedelta(seconds=61), rounds=4)
+    clock.advance(dt.timedelta(minutes=5))  # past the backed-off retry of the rate-limited row
     # the process dies holding a claim: its rows are leased but never sent
     async with sessionmaker() as session:
         held = await outbox.claim_due(session, 5, clock.now(), dt.timedelta(seconds=120))
@@ -174,9 +175,8 @@ async def test_graceful_stop_mid_queue_then_new_sender_finishes_exactly_once(
         claimed = await session.scalar(select(OutboxMessage.id)
                                        .where(OutboxMessage.claimed_until.is_not(None)))
     assert claimed is None  # the unsent part of the batch was handed back
-    second = Sender(services)
-    while await second.run_once():
-        pass
+    # failed rows back off (at least 10 s even when the platform asked for 0): let time pass
+    await drain(Sender(services), clock, step=dt.timedelta(minutes=5), rounds=10)
     assert Counter(platform.accepted) == Counter(f"o{o}-{i}" for o in range(1, 6) for i in range(12))
 
 
@@ -297,3 +297,63 @@ async def test_two_concurrent_senders_never_double_send(
     counts = Counter(platform.accepted)
     assert len(counts) == 100 and set(counts.values()) == {1}
     assert all(c > 0 for c in claimed), f"both senders should have worked: {claimed}"
+
+
+async def test_no_route_without_the_simulator_is_a_dead_letter_not_sent(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    """In production (simulator off) a message nobody can receive must stay visible."""
+    platform = ScriptedPlatform()
+    services = make_services(sessionmaker, clock, {"wecom": platform}, simulator={"enabled": False})
+    async with sessionmaker() as session:
+        dept = await add_department(session)
+        officer = Officer(code="O1", name="李四", department_id=dept)  # no platform account
+        session.add(officer)
+        await session.flush()
+        await queue(session, Destination.officer(officer.id), 1, clock.now())
+    await Sender(services).run_once()
+    async with sessionmaker() as session:
+        [row] = (await session.scalars(select(OutboxMessage))).all()
+    assert row.state == "dead" and "no route" in row.last_error and row.channel != "sim"
+
+
+async def test_a_claim_about_to_expire_is_handed_back_not_sent(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    """Another process may claim a row once its lease runs out: never start a send then."""
+    platform = ScriptedPlatform()
+    services = make_services(sessionmaker, clock, {"wecom": platform})
+    async with sessionmaker() as session:
+        dept = await add_department(session)
+        session.add(Officer(code="O1", name="李四", department_id=dept, wecom_userid="u1"))
+        await session.flush()
+        officer_id = await session.scalar(select(Officer.id))
+        await queue(session, Destination.officer(officer_id), 3, clock.now())
+        rows = await outbox.claim_due(session, 10, clock.now(), dt.timedelta(seconds=5))
+        await session.commit()
+    await Sender(services)._deliver_group(rows)
+    assert platform.accepted == []
+    async with sessionmaker() as session:
+        assert await outbox_count(session, state="pending") == 3
+        assert await session.scalar(select(OutboxMessage.id).where(
+            OutboxMessage.claimed_until.is_not(None))) is None
+
+
+async def test_a_named_short_wait_still_backs_off(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    """A platform asking for 5 s must not burn the attempt budget in a one-minute outage."""
+    platform = ScriptedPlatform(failures=[SendResult(False, retry_after=5.0, code="-1")] * 3)
+    services = make_services(sessionmaker, clock, {"wecom": platform},
+                             sender={"backoff_base_s": 10.0})
+    async with sessionmaker() as session:
+        dept = await add_department(session)
+        session.add(Officer(code="O1", name="李四", department_id=dept, wecom_userid="u1"))
+        await session.flush()
+        await queue(session, Destination.officer(await session.scalar(select(Officer.id))), 1,
+                    clock.now())
+    waits = []
+    for _ in range(3):
+        await Sender(services, jitter=lambda: 0.0).run_once()
+        async with sessionmaker() as session:
+            row = await session.scalar(select(OutboxMessage))
+        waits.append((row.next_attempt_at - clock.now()).total_seconds())
+        clock.set(row.next_attempt_at)
+    assert waits == [5.0, 10.0, 20.0]  # max(named wait, 5·2^(n-1)) with zero jitter
