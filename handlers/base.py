@@ -27,6 +27,8 @@ from core.rules import Rules
 
 # (officer_id, invitation_id) -> signed H5 link to the invitation response page
 LinkBuilder = Callable[[int, int], str]
+# The only thing a group conversation is told: the answer itself went to the officer alone.
+SENT_PRIVATELY = "已私信发送给您，请在与机器人的单聊中查看。"
 
 _MENTION = re.compile(r"^(?:\s*@\S+)+\s*")
 # Item codes and similar lists may be separated by spaces, commas or the enumeration comma.
@@ -43,6 +45,7 @@ class HandlerCtx:
     links: LinkBuilder | None = None
     step: str = ""  # the conversation step this message answers, if any
     sent: list[OutMessage] = field(default_factory=list)  # what this event enqueued as replies
+    _told_group: bool = field(default=False, init=False)  # the group has had its "sent privately" note for this event
 
     @cached_property
     def core(self) -> Ctx:
@@ -50,15 +53,25 @@ class HandlerCtx:
         return Ctx(session=self.session, clock=self.clock, actor=self.officer, rules=self.rules)
 
     def reply_destination(self) -> Destination:
-        """A DingTalk session webhook answers in the conversation it came from; else the officer."""
-        if self.event.reply_address:
-            return Destination(kind="chat", platform=self.event.platform,
-                               address=self.event.reply_address)
+        """A DingTalk session webhook of a single chat answers there; anything else the officer.
+
+        Replies in a group go to the officer privately: they carry personal data and signed
+        links (invitation cards) that any other group member could open and use.
+        """
+        if self.event.reply_address and not self.event.is_group:
+            return self._chat()
         return Destination.officer(self.officer.id)
 
+    def _chat(self) -> Destination:
+        return Destination(kind="chat", platform=self.event.platform, address=self.event.reply_address)
+
     async def reply(self, msg: OutMessage) -> None:
-        await outbox.enqueue(self.session, self.reply_destination(), msg, now=self.clock.now())
+        now = self.clock.now()
+        await outbox.enqueue(self.session, self.reply_destination(), msg, now=now)
         self.sent.append(msg)
+        if self.event.is_group and self.event.reply_address and not self._told_group:
+            self._told_group = True
+            await outbox.enqueue(self.session, self._chat(), OutMessage.text(SENT_PRIVATELY), now=now)
 
     async def say(self, template: str, **context: Any) -> None:
         """Render `templates/messages/<template>` and reply with it as markdown."""

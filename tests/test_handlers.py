@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -27,6 +28,7 @@ from core.models import (
 )
 from core.rules import Rules
 from core.workdays import Deadline
+from handlers.base import SENT_PRIVATELY
 from handlers.cards import InvitationAction
 from tests import factories as f
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
@@ -301,6 +303,34 @@ async def test_task_list_shows_pending_invitation_with_buttons_and_signed_link(s
     detail = bodies(await send(sessionmaker, d, text_event(scene.partner.inspectors[0].code,
                                                            f"任务 {scene.task_code}")))
     assert "本部门邀请：待答复" in detail
+
+
+async def test_task_list_in_a_dingtalk_group_sends_the_signed_card_privately(sessionmaker, clock,
+                                                                              scene) -> None:
+    liaison = scene.partner.liaison
+    async with sessionmaker() as s, s.begin():
+        (await s.get(Officer, liaison.id)).dingtalk_userid = "ding-liaison"
+    group = "https://oapi.dingtalk.com/robot/sendBySession?session=group-1"
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event("ding-liaison", "任务", platform="dingtalk",
+                                                  is_group=True, chat_id="cid-group",
+                                                  reply_address=group))
+    in_group = to(rows, kind="chat")
+    assert [r.message.get("body") for r in in_group] == [SENT_PRIVATELY]
+    assert all("/h5/" not in json.dumps(r.message) for r in in_group)
+    [card] = [r for r in to(rows, kind="officer", officer_id=liaison.id) if kind(r) == "card"]
+    assert all("/h5/" in b["url"] for b in card.message["card"]["buttons"])
+    assert scene.task_code in bodies(to(rows, kind="officer", officer_id=liaison.id))
+
+
+async def test_single_dingtalk_chat_is_answered_in_place(sessionmaker, clock, scene) -> None:
+    async with sessionmaker() as s, s.begin():
+        (await s.get(Officer, scene.partner.liaison.id)).dingtalk_userid = "ding-liaison"
+    single = "https://oapi.dingtalk.com/robot/sendBySession?session=single-1"
+    rows = await send(sessionmaker, make_dispatcher(sessionmaker, clock),
+                      text_event("ding-liaison", "任务", platform="dingtalk", reply_address=single))
+    assert {r.destination["kind"] for r in rows} == {"chat"} and len(rows) == 2
+    assert SENT_PRIVATELY not in bodies(rows)
 
 
 async def test_provisional_reply_deadline_is_marked_in_task_list_detail_and_card(sessionmaker, clock,
