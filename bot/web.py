@@ -7,6 +7,7 @@ and expires. The page works the same on every platform and in any phone browser.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ RESPOND = "respond"
 INVITATION_LINK_TTL = dt.timedelta(days=14)
 MAX_FORM_BYTES = 16 * 1024  # a reason of 2,000 Chinese characters is about 18 KiB url-encoded
 MAX_REASON_CHARS = 2000
+DB_ID = re.compile(r"[0-9]{1,9}")  # form and link ids: ASCII digits that fit the int column
 
 # The token is in the page URL: keep it out of Referer headers to other sites and out of caches.
 PAGE_HEADERS = {
@@ -162,7 +164,12 @@ def parse_form(post: MultiDictProxy[Any]) -> tuple[str, FormInput]:
         value = post.get(name, "")
         return value if isinstance(value, str) else ""
 
-    item_ids = {int(v) for v in post.getall("items", []) if isinstance(v, str) and v.isdigit()}
+    raw_ids = [v for v in post.getall("items", []) if isinstance(v, str)]
+    if not all(DB_ID.fullmatch(v) for v in raw_ids):
+        # str.isdigit() admits "²" and unbounded digit strings, on which int() raises
+        raise web.HTTPBadRequest(text="提交的抽查事项编号无效，请刷新页面后重新勾选提交。",
+                                 content_type="text/plain")
+    item_ids = {int(v) for v in raw_ids}
     return text("t"), FormInput(action=text("action"), item_ids=item_ids,
                                 reason=text("reason").strip()[:MAX_REASON_CHARS])
 
@@ -176,7 +183,7 @@ class InvitationPages:
         claims = verify_link(self.services.link_secret, token,
                              self.services.clock.now().timestamp(), action=RESPOND)
         kind, _, ident = claims.obj.partition(":")
-        if kind != "invitation" or not ident.isdigit():
+        if kind != "invitation" or not DB_ID.fullmatch(ident):
             raise PermissionDenied(MISMATCH)
         officer = await session.get(Officer, claims.officer_id)
         if officer is None or not officer.active:

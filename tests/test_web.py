@@ -271,3 +271,16 @@ async def test_invitation_link_opens_the_page_for_that_officer(
     assert claims.officer_id == world.liaison.id
     resp = await client.get(INVITATION_PATH, params={"t": token})
     assert "王芳" in await resp.text()
+
+
+@pytest.mark.parametrize("bad_id", ["²", "1" * 5000, "١٢", "1234567890"])
+async def test_malformed_item_id_is_a_400_not_a_crash(
+        client: TestClient, world: World, clock: FixedClock, bad_id: str,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    token = token_for(world.liaison, world.invitation, clock)
+    resp = await client.post(INVITATION_PATH, data=[("t", token), ("action", "accept"),
+                                                    ("items", str(world.general_item.id)),
+                                                    ("items", bad_id)])
+    assert resp.status == 400
+    assert "事项编号无效" in await resp.text()
+    assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
