@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,8 +35,14 @@ SECRET_FILE = ".lianjian-secret"
 _toml_file: ContextVar[Path | None] = ContextVar("lianjian_toml_file", default=None)
 
 
+MIN_LINK_SECRET_CHARS = 32
+PLATFORM_SECTIONS = ("wecom", "dingtalk")
+
+
 class SimulatorSettings(BaseModel):
-    enabled: bool = True
+    # In config files `"auto"` (the default) is accepted and resolved by `Settings`: on only
+    # when no platform is configured, because the simulator lets anyone act as any officer.
+    enabled: bool = False
 
 
 class SenderSettings(BaseModel):
@@ -109,6 +115,35 @@ class Settings(BaseSettings):
     def _unconfigured_is_none(cls, value: Any) -> Any:
         return None if _empty_section(value) else value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_simulator_auto(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        section = data.get("simulator")
+        if isinstance(section, SimulatorSettings):
+            return data
+        resolved = dict(section) if isinstance(section, dict) else {}
+        enabled = resolved.get("enabled", "auto")
+        if isinstance(enabled, str) and enabled.strip().lower() == "auto":
+            resolved["enabled"] = not any(
+                data.get(name) is not None and not _empty_section(data.get(name))
+                for name in PLATFORM_SECTIONS)
+        return {**data, "simulator": resolved}
+
+    @field_validator("link_secret")
+    @classmethod
+    def _long_link_secret(cls, value: SecretStr) -> SecretStr:
+        # empty means "generate one"; a configured key signs every H5 link, so it must not be
+        # guessable. The message never contains the value.
+        length = len(value.get_secret_value())
+        if 0 < length < MIN_LINK_SECRET_CHARS:
+            raise ValueError(
+                f"link_secret 至少需要 {MIN_LINK_SECRET_CHARS} 个字符（当前 {length} 个）；"
+                f"留空则自动生成 / link_secret must be at least {MIN_LINK_SECRET_CHARS} "
+                f"characters (got {length}); leave it empty to have one generated")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -126,7 +161,7 @@ class Settings(BaseSettings):
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def enabled_platforms(self) -> list[str]:
-        return [name for name in ("wecom", "dingtalk") if getattr(self, name) is not None]
+        return [name for name in PLATFORM_SECTIONS if getattr(self, name) is not None]
 
     def redacted(self) -> dict[str, Any]:
         """Everything worth logging at start-up, with secrets and DB passwords masked."""
@@ -182,7 +217,7 @@ def link_secret(settings: Settings) -> bytes:
     if not path.exists():
         _create_secret_file(path)
     value = path.read_text().strip()
-    if len(value) < 32:
+    if len(value) < MIN_LINK_SECRET_CHARS:
         raise ValueError(f"{path} holds no usable secret; delete it to have one generated")
     return value.encode()
 

@@ -35,7 +35,7 @@ def test_defaults_without_any_file() -> None:
     s = load_settings()
     assert (s.host, s.port, s.database_url) == ("127.0.0.1", 8080, "lianjian.sqlite3")
     assert s.enabled_platforms() == []
-    assert s.simulator.enabled and s.scheduler.timezone == "Asia/Shanghai"
+    assert s.simulator.enabled is True and s.scheduler.timezone == "Asia/Shanghai"
     assert s.base_url == "http://127.0.0.1:8080"
 
 
@@ -142,3 +142,55 @@ def test_configured_link_secret_wins(tmp_path: Path) -> None:
     s = load_settings(link_secret="k" * 40, database_url=str(tmp_path / "x.sqlite3"))
     assert link_secret(s) == b"k" * 40
     assert not secret_file_path(s).exists()
+
+
+WECOM_ENV = {"LIANJIAN_WECOM__CORP_ID": "ww1", "LIANJIAN_WECOM__AGENT_ID": "1000002",
+             "LIANJIAN_WECOM__SECRET": "s", "LIANJIAN_WECOM__TOKEN": "t"}
+
+
+@pytest.mark.parametrize(("section", "platform", "expected"), [
+    ("", False, True),  # nothing configured: a local trial, the simulator is the chat
+    ("", True, False),  # a platform configured: off unless asked for
+    ('[simulator]\nenabled = "auto"\n', True, False),
+    ('[simulator]\nenabled = "auto"\n', False, True),
+    ("[simulator]\nenabled = true\n", True, True),
+    ("[simulator]\nenabled = false\n", False, False),
+])
+def test_simulator_auto_is_off_once_a_platform_is_configured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, section: str, platform: bool,
+        expected: bool) -> None:
+    if platform:
+        for k, v in {**WECOM_ENV, "LIANJIAN_WECOM__ENCODING_AES_KEY": random_aes_key()}.items():
+            monkeypatch.setenv(k, v)
+    s = load_settings(write(tmp_path, section))
+    assert s.enabled_platforms() == (["wecom"] if platform else [])
+    assert s.simulator.enabled is expected
+
+
+def test_simulator_auto_from_the_environment_and_the_example_file(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in {**WECOM_ENV, "LIANJIAN_WECOM__ENCODING_AES_KEY": random_aes_key()}.items():
+        monkeypatch.setenv(k, v)
+    assert load_settings(EXAMPLE).simulator.enabled is False  # example + credentials from env
+    monkeypatch.setenv("LIANJIAN_SIMULATOR__ENABLED", "true")
+    assert load_settings(EXAMPLE).simulator.enabled is True
+
+
+def test_empty_platform_section_does_not_turn_the_simulator_off(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, '[dingtalk]\napp_key = ""\n[simulator]\nenabled = "auto"\n'))
+    assert s.enabled_platforms() == [] and s.simulator.enabled is True
+
+
+@pytest.mark.parametrize("value", ["short", "k" * 31])
+def test_short_configured_link_secret_is_refused_at_load(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        load_settings(write(tmp_path, f'link_secret = "{value}"\n'))
+    [error] = info.value.errors(include_input=False)
+    assert error["loc"] == ("link_secret",)
+    assert "至少需要 32 个字符" in error["msg"] and "at least 32 characters" in error["msg"]
+    assert value not in error["msg"]
+
+
+def test_link_secret_of_32_characters_or_empty_is_accepted(tmp_path: Path) -> None:
+    assert load_settings(link_secret="k" * 32).link_secret.get_secret_value() == "k" * 32
+    assert load_settings().link_secret.get_secret_value() == ""
