@@ -6,6 +6,7 @@ handlers and core services ask to be sent. Adapters translate; nothing else know
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -65,7 +66,10 @@ class Destination(BaseModel):
         if self.kind == "department":
             return f"department:{self.department_id}"
         if self.kind == "chat":
-            return f"chat:{self.platform}"
+            # one key per conversation (a throttled group must not pause the others); the
+            # address is a credential, so only a short digest of it is shown
+            digest = hashlib.sha256(self.address.encode()).hexdigest()[:16]
+            return f"chat:{self.platform}:{digest}"
         if self.kind == "user":
             return f"user:{self.platform}:{self.address}"[:64]
         return "office"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from typing import ClassVar
 
 import pytest
@@ -156,6 +157,24 @@ async def test_dingtalk_session_webhook_gets_the_reply(sessionmaker, clock, peop
         people.lead.liaison.code, "帮助", reply_address="https://oapi.dingtalk.com/robot/sendBySession?session=x"))
     assert rows[0].destination["kind"] == "chat"
     assert rows[0].destination["address"].endswith("session=x")
+
+
+async def test_each_dingtalk_conversation_has_its_own_rate_limit_key(sessionmaker, clock, people) -> None:
+    pairs = ((people.lead.liaison.id, "secret-session-a"), (people.lead.inspectors[0].id, "secret-session-b"))
+    async with sessionmaker() as s, s.begin():
+        for officer_id, session in pairs:
+            (await s.get(Officer, officer_id)).dingtalk_userid = f"ding-{session}"
+    d = make_dispatcher(sessionmaker, clock)
+    keys = []
+    for _, session in pairs:
+        address = f"https://oapi.dingtalk.com/robot/sendBySession?session={session}"
+        [row] = await send(sessionmaker, d, text_event(f"ding-{session}", "帮助", platform="dingtalk",
+                                                       reply_address=address))
+        assert row.destination["address"] == address
+        assert row.dest_key == "chat:dingtalk:" + hashlib.sha256(address.encode()).hexdigest()[:16]
+        assert session not in row.dest_key
+        keys.append(row.dest_key)
+    assert keys[0] != keys[1]  # a throttled conversation does not hold back the other
 
 
 async def test_unknown_and_malformed_commands_get_specific_hints(sessionmaker, clock, people) -> None:
