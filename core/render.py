@@ -17,11 +17,24 @@ def templates_dir() -> Path:
     raise RuntimeError("templates/ not found next to core/ — broken installation")
 
 
+# Markdown, link and mention syntax in text people typed (decline reasons, objections…) would
+# otherwise become links, emphasis or @mentions inside an official message. Neither WeCom's nor
+# DingTalk's markdown subset documents backslash escapes, so each such character is swapped for
+# its full-width form, which reads the same in Chinese text and is never markup.
+_MD_SWAPS = str.maketrans({c: chr(ord(c) + 0xFEE0) for c in "[]()<>*_`#"})
+
+
+def md_text(value: object) -> str:
+    """User-typed text made inert inside robot markdown (``{{ reason | md_text }}``)."""
+    return "" if value is None else str(value).translate(_MD_SWAPS)
+
+
 @cache
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(templates_dir()),
                       autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+    env.filters["md_text"] = md_text
     env.filters["cn_date"] = lambda d: f"{d.year}年{d.month}月{d.day}日" if d else "—"
     return env
 

@@ -26,6 +26,7 @@ from core.models import (
     OutboxMessage,
     TaskItem,
 )
+from core.render import md_text
 from core.rules import Rules
 from core.workdays import Deadline
 from handlers.base import SENT_PRIVATELY
@@ -120,6 +121,28 @@ async def test_decline_by_command_with_reason_tells_the_lead(sessionmaker, clock
     assert reason in lead.message["body"]
     inv = await invitation(sessionmaker, scene.invitation_id)
     assert (inv.state, inv.reason, inv.responded_by_id) == ("declined", reason, scene.partner.liaison.id)
+
+
+async def test_markup_in_a_decline_reason_reaches_no_one_as_a_link_or_mention(sessionmaker, clock,
+                                                                               scene) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    reason = "人员不足无法参加 [重新答复](https://evil) <@u> **急** # 标题"
+    rows = await send(sessionmaker, d, text_event(scene.partner.liaison.code,
+                                                  f"拒绝 {scene.task_code} {reason}"))
+    mine = bodies(to(rows, kind="officer"))
+    [lead] = to(rows, kind="department", department_id=scene.w.lead.dep.id)
+    progress = bodies(await send(sessionmaker, d, text_event(scene.w.lead.liaison.code,
+                                                             f"进度 {scene.task_code}")))
+    for text in (mine, lead.message["body"], progress):
+        assert "［重新答复］（https://evil） ＜@u＞ ＊＊急＊＊ ＃ 标题" in text
+        assert not any(mark in text for mark in ("](", "[重新", "<@", "**急", "# 标题"))
+    # the stored reason is the officer's own text; only what is rendered is made inert
+    assert (await invitation(sessionmaker, scene.invitation_id)).reason == reason
+
+
+def test_md_text_neutralises_markup_and_keeps_plain_text() -> None:
+    assert md_text("> 引用 `代码` _斜_ 正常文字，1.5 天") == "＞ 引用 ｀代码｀ ＿斜＿ 正常文字，1.5 天"
+    assert md_text(None) == ""
 
 
 async def test_decline_without_reason_asks_and_takes_the_next_message(sessionmaker, clock, scene) -> None:
