@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from core.messages import Button, Card, Destination, OutMessage
 from core.models import InboxEvent, Invitation
 from core.rules import Rules
 from tests import factories
+from tests.server_helpers import random_aes_key
 
 SECRET = b"k" * 32
 
@@ -196,3 +199,94 @@ async def test_round_trip_through_the_dispatcher(
     after = await (await client.get("/sim/api/messages",
                                     params={"officer": liaison, "after": card["id"]})).json()
     assert any(m["scope"] == "direct" for m in after)
+
+
+def send_body(code: str) -> dict[str, str]:
+    return {"officer": code, "text": "绑定 SJ009 钉钉 attacker", "event_id": "attack-0001"}
+
+
+@pytest.mark.parametrize(("path", "method"), [
+    ("/sim", "GET"), ("/sim/static/simulator.js", "GET"), ("/sim/api/officers", "GET"),
+    ("/sim/api/messages", "GET"), ("/sim/api/send", "POST"), ("/sim/api/action", "POST"),
+])
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1.evil.example",
+                                  "192.168.1.5:8080", "localhost.evil.example", ""])
+async def test_foreign_host_is_refused_everywhere(
+        client: TestClient, world: factories.World, path: str, method: str, host: str,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """DNS rebinding: the attacker's name resolves to 127.0.0.1, so only the Host header tells."""
+    resp = await client.request(method, path, headers={"Host": host},
+                                params={"officer": world.lead.liaison.code} if method == "GET" else None,
+                                json=send_body(world.lead.liaison.code) if method == "POST" else None)
+    assert resp.status == 403
+    assert "仅限本机访问" in await resp.text()
+    assert await inbox_rows(sessionmaker) == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:8080", "localhost:8080", "LOCALHOST",
+                                  "[::1]:8080", "[::1]"])
+async def test_loopback_hosts_and_same_origin_posts_are_served(
+        client: TestClient, world: factories.World, host: str) -> None:
+    officers = await client.get("/sim/api/officers", headers={"Host": host})
+    assert officers.status == 200
+    resp = await client.post("/sim/api/send", json=send_body(world.lead.liaison.code),
+                             headers={"Host": host, "Origin": f"http://{host}"})
+    assert resp.status == 202
+
+
+@pytest.mark.parametrize("headers", [
+    {"Content-Type": "text/plain"},  # a "simple" cross-site request: no CORS preflight
+    {"Content-Type": "application/x-www-form-urlencoded"},
+    {"Content-Type": "application/json", "Origin": "https://evil.example"},
+    {"Content-Type": "application/json", "Origin": "http://localhost:9999"},  # another local port
+    {"Content-Type": "application/json", "Origin": "null"},
+])
+async def test_cross_site_posts_cannot_act_as_an_officer(
+        client: TestClient, world: factories.World, headers: dict[str, str],
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    for path in ("/sim/api/send", "/sim/api/action"):
+        body = {**send_body(world.lead.liaison.code), "action_key": "inv:accept:1"}
+        resp = await client.post(path, data=json.dumps(body, ensure_ascii=False).encode(),
+                                 headers=headers)
+        assert resp.status == 403
+        assert "JSON" in (await resp.json())["error"]
+    assert await inbox_rows(sessionmaker) == []
+
+
+async def chunks(*parts: bytes) -> Any:
+    for part in parts:
+        yield part
+        await asyncio.sleep(0.05)  # each part arrives on its own, as over a slow link
+
+
+async def test_chunked_json_body_is_read_to_the_end(
+        client: TestClient, world: factories.World,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    raw = json.dumps(send_body(world.lead.liaison.code), ensure_ascii=False).encode()
+    resp = await client.post("/sim/api/send", data=chunks(raw[:10], raw[10:30], raw[30:]),
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 202, await resp.text()
+    [row] = await inbox_rows(sessionmaker)
+    assert row.payload["text"] == "绑定 SJ009 钉钉 attacker"
+
+
+async def test_chunked_oversized_body_is_refused(client: TestClient, world: factories.World,
+                                                 sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    resp = await client.post("/sim/api/send", data=chunks(b'{"text": "', b"x" * 6000, b"y" * 6000),
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 413
+    assert await inbox_rows(sessionmaker) == []
+
+
+async def test_server_with_a_platform_configured_has_no_simulator(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(wecom={"corp_id": "ww1", "agent_id": 1000002, "secret": "s", "token": "t",
+                               "encoding_aes_key": random_aes_key()})
+    services = Services(settings=settings, sessionmaker=sessionmaker, clock=clock, rules=Rules(),
+                        link_secret=SECRET, public_base_url="http://127.0.0.1:8080")
+    client = await aiohttp_client(create_app(services, workers=()))
+    for path in ("/sim", "/sim/api/officers"):
+        assert (await client.get(path)).status == 404
+    resp = await client.post("/sim/api/send", json={"officer": "P1", "text": "帮助"})
+    assert resp.status in (404, 405)

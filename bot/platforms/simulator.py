@@ -6,22 +6,27 @@ same dispatcher handles it. Outbound: nothing is "sent"; the page reads the outb
 for the chosen officer (direct) and for their department's chat, so it shows what every
 platform would deliver.
 
-For local trial only: it lets anyone act as any officer. Production sets
-`simulator.enabled = false`, and the server binds to 127.0.0.1 unless configured otherwise.
+For local trial only: it lets anyone act as any officer. `simulator.enabled = "auto"` (the
+default) turns it off as soon as a platform is configured, and every /sim request must come
+from this machine: the Host header must name a loopback address (so a DNS-rebound page cannot
+read the feed) and a POST must be JSON from the same origin (so a cross-site form or
+`text/plain` fetch cannot act as an officer).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.platforms.base import CallbackRejected, read_limited_body
 from bot.services import Services
 from core import inbox
 from core.clock import CHINA_TZ
@@ -33,6 +38,9 @@ MAX_BODY_BYTES = 8 * 1024
 MAX_TEXT_CHARS = 2000
 PAGE_SIZE = 200  # messages per poll; the page asks again with `after` for more
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
+LOCAL_ONLY = "模拟器仅限本机访问：请在本机浏览器中打开 http://127.0.0.1 或 http://localhost 上的 /sim。"
+JSON_ONLY = "模拟器只接受本页发出的 JSON 请求（Content-Type: application/json，且来源为本机）。"
 ROLE_LABELS = {"liaison": "联络员", "inspector": "执法检查人员", "leader": "分管领导",
                "admin": "管理员", "expert": "专家"}
 PAGE_HEADERS = {
@@ -41,6 +49,9 @@ PAGE_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
                                 "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"),
 }
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 class ApiError(Exception):
@@ -92,7 +103,8 @@ def message_json(row: OutboxMessage, scope: str) -> dict[str, Any]:
 async def messages_for(session: AsyncSession, officer: Officer, after: int) -> list[dict[str, Any]]:
     """Outbox rows meant for `officer`, oldest first, with id > `after`."""
     keys = [Destination.officer(officer.id).key(), Destination.department(officer.department_id).key(),
-            Destination(kind="chat", platform="sim").key(), Destination.office().key()]
+            Destination(kind="chat", platform="sim", address=officer.code).key(),
+            Destination.office().key()]
     rows = await session.scalars(
         select(OutboxMessage).where(OutboxMessage.dest_key.in_(keys), OutboxMessage.id > after)
         .order_by(OutboxMessage.id).limit(PAGE_SIZE))
@@ -104,12 +116,40 @@ async def messages_for(session: AsyncSession, officer: Officer, after: int) -> l
     return found
 
 
+def local_only_refusal(request: web.Request) -> str | None:
+    """Why this request may not use the simulator (Chinese), or None when it may."""
+    host = request.headers.get("Host", "")
+    if not LOOPBACK_HOST.fullmatch(host):
+        return LOCAL_ONLY
+    if request.method != "POST":
+        return None
+    if request.content_type != "application/json":
+        return JSON_ONLY
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in (f"http://{host}".lower(),
+                                                     f"https://{host}".lower()):
+        return JSON_ONLY
+    return None
+
+
+def local_only(handler: Handler) -> Handler:
+    """`handler` behind the loopback check: API callers get a JSON error, the page plain text."""
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.Response:
+        refusal = local_only_refusal(request)
+        if refusal is None:
+            return await handler(request)
+        if request.path.startswith("/sim/api/"):
+            return _json({"error": refusal}, 403)
+        return web.Response(status=403, text=refusal, charset="utf-8", headers=PAGE_HEADERS)
+    return guarded
+
+
 async def _read_json(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise ApiError(413, "请求过大。")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "请求过大。")
+    try:
+        raw = await read_limited_body(request, MAX_BODY_BYTES)
+    except CallbackRejected:
+        raise ApiError(413, "请求过大。") from None
     try:
         data = json.loads(raw)
     except ValueError:
@@ -202,10 +242,10 @@ class Simulator:
 def routes(services: Services, wake_inbox: Callable[[], None] | None = None) -> list[web.RouteDef]:
     sim = Simulator(services, wake_inbox)
     return [
-        web.get("/sim", sim.page),
-        web.get("/sim/static/simulator.js", sim.script_file),
-        web.get("/sim/api/officers", sim.officers),
-        web.get("/sim/api/messages", sim.messages),
-        web.post("/sim/api/send", sim.send),
-        web.post("/sim/api/action", sim.action),
+        web.get("/sim", local_only(sim.page)),
+        web.get("/sim/static/simulator.js", local_only(sim.script_file)),
+        web.get("/sim/api/officers", local_only(sim.officers)),
+        web.get("/sim/api/messages", local_only(sim.messages)),
+        web.post("/sim/api/send", local_only(sim.send)),
+        web.post("/sim/api/action", local_only(sim.action)),
     ]
