@@ -354,12 +354,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = _parser().parse_args(argv)
     try:
         result = args.fn(args)
         code = asyncio.run(result) if asyncio.iscoroutine(result) else result
     except DomainError as err:
         print(f"错误：{err.message}", file=sys.stderr)
+        return 2
+    except ValidationError as err:
+        # pydantic's own text echoes each input (an AES key, a secret): print location + message
+        print(f"配置有误 / invalid settings（{err.error_count()} 处）：", file=sys.stderr)
+        for error in err.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"]) or err.title
+            print(f"  {where}: {error['msg']}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -110,3 +110,22 @@ def test_task_create_from_the_example_file_opens_consultation(demo_db, tmp_path,
     bad.write_text(example.read_text("utf-8").replace('items = ["SJ-03"]', 'items = ["NOPE"]'), "utf-8")
     assert main(["task", "create", str(bad), "--db", str(copy)]) == 2
     assert "事项清单中没有：NOPE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["serve"], ["audit", "verify"]])
+def test_invalid_settings_are_reported_without_the_secrets(tmp_path, capsys, monkeypatch, command):
+    """pydantic's default text repeats each input: a mistyped AES key or a short link secret
+    must name the setting, never print the value."""
+    monkeypatch.delenv("LIANJIAN_LINK_SECRET", raising=False)
+    bad_aes = "AESKEY" + "q" * 36  # 42 characters: one short of a valid EncodingAESKey
+    short_secret = "linksecret-Zz9"
+    config = tmp_path / "config.toml"
+    config.write_text(f'link_secret = "{short_secret}"\n[wecom]\ncorp_id = "ww1"\nagent_id = 1\n'
+                      f'secret = "appsecret-Q7"\ntoken = "tok"\nencoding_aes_key = "{bad_aes}"\n', "utf-8")
+    assert main([*command, "--config", str(config)]) == 2
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert "wecom.encoding_aes_key" in shown and "43 characters" in shown
+    assert "link_secret" in shown and "至少需要 32 个字符" in shown
+    for secret in (bad_aes, short_secret, "appsecret-Q7", "AESKEY", "linksecret"):
+        assert secret not in shown
