@@ -58,8 +58,10 @@ METHODS = ("实地检查", "书面检查", "网络监测", "检验检测", "委�
 NO_FOLLOWUP = "无需后续处置"
 FOLLOWUPS = (NO_FOLLOWUP, "责令改正并跟踪", "移送办案机构", "抄告相关部门", "移送司法机关", "其他")
 REFERRAL_FOLLOWUPS = ("移送办案机构", "移送司法机关")  # need a Referral row (移送)
-QUICK_CODES = ("1", "E", "F", "7", "9", "10", "11", "12")  # need no problem details
-FORM_HINT = "请使用结果录入表单填写问题详情"
+# Results chat can take whole: no problem description, no follow-up (E and 8 need both).
+QUICK_CODES = ("1", "F", "7", "9", "10", "11", "12")
+# There is no detailed entry in the bot yet; say where such results go instead.
+DETAIL_HINT = "暂不能在机器人中录入，请将检查记录表交本部门联络员，由牵头部门录入"
 _ALIASES = {"无问题": "1", "已注销": "9", "吊销": "10", "撤销": "11", "已迁出": "12"}
 _DEPT_BASES = (("3", ("食品", "药品")), ("4", ("质量", "质监", "技术监督")), ("G", ("公安",)))
 
@@ -178,10 +180,10 @@ def _lookup(token: str) -> str | None:
 
 
 def parse_quick_result(text: str) -> list[str]:
-    """Codes from a chat reply like "未发现问题", "1", "E 已责令改正" or "注销"."""
+    """Codes from a chat reply like "未发现问题", "1", "7 已关闭停业或正在组织清算" or "注销"."""
     rest = text.strip()
     if not rest:
-        raise ValidationFailed("请写明检查结果，例如：未发现问题、1 或 E 已责令改正")
+        raise ValidationFailed("请写明检查结果，例如：未发现问题、1 或 注销")
     # Whole labels first (longest first): some contain separators, e.g. C's "、".
     names = [(c.label, c.code) for c in CATEGORIES.values()] + list(_ALIASES.items())
     for name, replacement in sorted(names, key=lambda pair: -len(pair[0])):
@@ -190,15 +192,15 @@ def parse_quick_result(text: str) -> list[str]:
     for token in filter(None, re.split(r"[\s,，、;；/]+", rest)):
         found = _lookup(token)
         if found is None and codes and token in CATEGORIES[codes[-1]].label:
-            continue  # words repeating the code's label: "E 已责令改正"
+            continue  # words repeating the code's label: "7 已关闭停业"
         if found is None:
             raise ValidationFailed(f"无法识别的检查结果“{token}”。可直接填写：{_quick_choices()}；"
-                                   f"发现问题的，{FORM_HINT}")
+                                   f"发现问题的结果{DETAIL_HINT}")
         if found not in codes:
             codes.append(found)
     for code in codes:
         if code not in QUICK_CODES:
-            raise ValidationFailed(f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{FORM_HINT}")
+            raise ValidationFailed(f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{DETAIL_HINT}")
     check_codes(codes)
     return codes
 
@@ -208,7 +210,6 @@ def _quick_choices() -> str:
 
 
 def quick_defaults(codes: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Methods and follow-ups a quick chat entry implies (the form asks for them explicitly)."""
+    """Methods and follow-ups a quick chat entry implies: quick codes never need a follow-up."""
     methods = ["实地检查"] if needs_visit(codes) else []
-    followups = ["责令改正并跟踪"] if "E" in codes else [NO_FOLLOWUP]
-    return methods, followups
+    return methods, [NO_FOLLOWUP]

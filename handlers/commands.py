@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from core.models import Conversation
-from handlers import admin, cases, draws, help, invitations, results, summary, tasks
+from handlers import admin, cases, draws, help, invitations, results, reviews, summary, tasks
 from handlers.base import Args, Command, HandlerCtx
 
 
@@ -40,7 +40,13 @@ COMMANDS: list[Command] = [
     Command("我的检查", ("wdjc", "cases"), "我的检查", "我的检查",
             "分配给我的检查对象、状态和结果录入期限", cases.mine),
     Command("提交", ("tj", "submit"), "提交 案件号 结果 [检查日期]", "提交 LJ-2026-001-003 未发现问题 3月20日",
-            "快速录入无需问题详情的结果（未发现问题、已责令改正、注销等）", results.submit),
+            "快速录入无需问题详情的结果（未发现问题、注销等）；检查日期可写今天、昨天、前天", results.submit),
+    Command("通过", ("tg", "approve"), "通过 案件号", "通过 LJ-2026-001-003",
+            "审核通过检查组提交的结果（发起部门、参与部门的联络员、分管领导）", reviews.approve),
+    Command("退回", ("th", "return"), "退回 案件号 理由", "退回 LJ-2026-001-003 检查记录表缺少检查人员签名",
+            "写明理由把结果退回检查组重新核实（发起部门、参与部门的联络员、分管领导）", reviews.send_back),
+    Command("公示", ("gs", "publish"), "公示 编号", "公示 LJ-2026-001",
+            "公示任务中全部审核通过的检查结果（牵头部门）", reviews.publish),
     Command("回避", ("hb", "recuse"), "回避 案件号 理由", "回避 LJ-2026-001-003 本人与该企业负责人系近亲属",
             "本人申请回避，按抽取顺序由本部门下一名执法检查人员替换", cases.recuse),
     Command("进度", ("jd", "progress"), "进度 编号", "进度 LJ-2026-001",

@@ -1,4 +1,8 @@
-"""提交 案件号 结果 [检查日期] — quick results that need no problem details; the rest go to the form."""
+"""提交 案件号 结果 [检查日期] — quick results that need no problem details.
+
+Results with problems found (A, E, 8 …) cannot be entered in chat yet; core.results says where
+they go instead.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,14 @@ from core import cases, results
 from core.errors import ValidationFailed
 from handlers.base import Args, HandlerCtx, UsageError
 
-_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
-_CN_DATE = re.compile(r"^(?:(\d{4})年)?(\d{1,2})月(\d{1,2})日?$")
+_ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
+_CN_DATE = re.compile(r"^(?:(\d{4})年)?(\d{1,2})月(\d{1,2})[日号]?$")
+_DAYS_AGO = {"今天": 0, "昨天": 1, "前天": 2}
+# A word meant as a date that is not one we read: digits with a date separator or unit
+# ("3/20", "20日", "2026-13-01"), eight digits, or another relative day. Bare numbers are
+# result codes (1, 9, 10 …) and never look like dates.
+_DATE_LIKE = re.compile(r"\d.*[年月日号/.\-]|[年月日号/.\-].*\d|^\d{8}$|^(?:明天|后天|大前天)$")
+_DATE_FORMS = "3月20日、2026-03-20、今天、昨天或前天"
 
 
 async def submit(ctx: HandlerCtx, args: Args) -> None:
@@ -19,8 +29,10 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
     if code is None or not text:
         raise UsageError
     words = text.split()
-    inspected_on = _date(words[-1], ctx.clock.today()) if len(words) > 1 else None
+    inspected_on = _date(words[-1], ctx.clock.today())
     if inspected_on is not None:
+        if len(words) == 1:
+            raise UsageError("请在检查日期前写明检查结果。")
         text = " ".join(words[:-1])
     codes = results.parse_quick_result(text)
     methods, followups = results.quick_defaults(codes)
@@ -36,12 +48,21 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
 
 
 def _date(word: str, today: dt.date) -> dt.date | None:
-    """A trailing 2026-03-05 / 3月5日 is the inspection date; other words are part of the result."""
+    """The inspection date a trailing word names (today = the China date), None when the word
+    is part of the result; a word that looks like a date but is none is refused."""
+    if word in _DAYS_AGO:
+        return today - dt.timedelta(days=_DAYS_AGO[word])
     m = _ISO_DATE.match(word) or _CN_DATE.match(word)
     if m is None:
+        if _DATE_LIKE.search(word):
+            raise _bad_date(word)
         return None
     year = int(m.group(1)) if m.group(1) else today.year
     try:
         return dt.date(year, int(m.group(2)), int(m.group(3)))
     except ValueError:
-        raise ValidationFailed(f"检查日期“{word}”不是有效日期") from None
+        raise _bad_date(word) from None
+
+
+def _bad_date(word: str) -> ValidationFailed:
+    return ValidationFailed(f"无法识别的日期“{word}”，检查日期可写：{_DATE_FORMS}")

@@ -5,6 +5,7 @@ import pytest
 from core.errors import ValidationFailed
 from core.results import (
     CATEGORIES,
+    QUICK_CODES,
     department_base_code,
     department_category,
     export_code,
@@ -100,8 +101,7 @@ def test_followup_done_needs_a_sensible_date(done, done_on, message):
 
 
 @pytest.mark.parametrize(("text", "codes"), [
-    ("未发现问题", ["1"]), ("1", ["1"]), (" 1 ", ["1"]), ("E 已责令改正", ["E"]), ("e", ["E"]),
-    ("发现问题已责令改正", ["E"]), ("注销", ["9"]), ("已注销", ["9"]), ("被吊销", ["10"]),
+    ("未发现问题", ["1"]), ("1", ["1"]), (" 1 ", ["1"]), ("注销", ["9"]), ("已注销", ["9"]), ("被吊销", ["10"]),
     ("吊销", ["10"]), ("迁出", ["12"]), ("F", ["F"]), ("7 已关闭停业或正在组织清算", ["7"]),
 ])
 def test_quick_results(text, codes):
@@ -110,12 +110,16 @@ def test_quick_results(text, codes):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("", "请写明检查结果"),
-    ("A", "请使用结果录入表单填写问题详情"),
-    ("发现问题待后续处理", "请使用结果录入表单填写问题详情"),
+    ("A", "请将检查记录表交本部门联络员"),
+    ("发现问题待后续处理", "请将检查记录表交本部门联络员"),
     ("公示信息隐瞒真实情况、弄虚作假", "“公示信息隐瞒真实情况、弄虚作假”（C）需要填写问题和后续处置"),
-    ("8", "请使用结果录入表单填写问题详情"),
+    # E and 8 need a description of the problem and a follow-up: never a quick result
+    ("E", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
+    ("E 已责令改正", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
+    ("发现问题已责令改正", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
+    ("8", "“不配合检查情节严重”（8）需要填写问题和后续处置"),
     ("还行吧", "无法识别的检查结果“还行吧”"),
-    ("1 E", "不能与其他检查结果同时选择"),
+    ("1 9", "不能与其他检查结果同时选择"),
 ])
 def test_quick_results_refused(text, message):
     with pytest.raises(ValidationFailed) as err:
@@ -124,7 +128,12 @@ def test_quick_results_refused(text, message):
 
 
 def test_quick_defaults_pass_validation():
-    for text in ("1", "E", "F", "7", "9"):
+    for text in ("1", "F", "7", "9", "12"):
         codes = parse_quick_result(text)
         methods, followups = quick_defaults(codes)
         validate_result(codes, methods, followups, DAY, today=TODAY)
+
+
+def test_quick_codes_need_no_problem_description_and_no_followup():
+    for code in QUICK_CODES:
+        assert CATEGORIES[code].kind != "problem" and not CATEGORIES[code].needs_followup, code

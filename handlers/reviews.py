@@ -1,0 +1,60 @@
+"""通过 / 退回 案件号 (review of a submitted result) and 公示 任务编号 (publication).
+
+Who may review or publish is decided in core (PermissionDenied is audited by the dispatcher);
+these handlers only parse the words and say what happened.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from core import cases
+from core.models import CaseResult, Department, JointTask, Review
+from handlers.base import Args, HandlerCtx, UsageError
+
+
+async def approve(ctx: HandlerCtx, args: Args) -> None:
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    review = await cases.review_result(ctx.core, code, True)
+    await _say_reviewed(ctx, code, review)
+
+
+async def send_back(ctx: HandlerCtx, args: Args) -> None:
+    code, reason = args.code(0), args.rest_after(1)
+    if code is None or not reason:
+        raise UsageError("退回结果须写明案件号和退回理由。")
+    review = await cases.review_result(ctx.core, code, False, reason)
+    await _say_reviewed(ctx, code, review)
+
+
+async def publish(ctx: HandlerCtx, args: Args) -> None:
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    count = await cases.publish_task_results(ctx.core, code)
+    task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
+    await ctx.say("cmd_published.md.j2", task=task, count=count)
+
+
+async def _say_reviewed(ctx: HandlerCtx, code: str, review: Review) -> None:
+    case = await cases.get_case(ctx.session, code)
+    result = await ctx.session.get(CaseResult, review.result_id)
+    task = await cases.get_task(ctx.session, case)
+    await ctx.say("cmd_reviewed.md.j2", case=case, result=result, review=review, task=task,
+                  pending=await _still_to_review(ctx, task, case.state, review))
+
+
+async def _still_to_review(ctx: HandlerCtx, task: JointTask, case_state: str,
+                           review: Review) -> list[Department]:
+    """Departments whose approval the version still waits for after an approval (core tells
+    them itself; the reviewer is only told who they are)."""
+    if review.decision != "approve" or case_state != "submitted":
+        return []
+    if not ctx.rules.review_requires_participants:
+        return [task.lead_department]  # a participant approved; the lead's approval decides
+    approved = set(await ctx.session.scalars(select(Review.department_id).where(
+        Review.result_id == review.result_id, Review.decision == "approve")))
+    return [d for d in await cases.reviewing_departments(ctx.session, task)
+            if d.id not in approved]

@@ -1,0 +1,200 @@
+"""提交 / 通过 / 退回 / 公示 end to end through Dispatcher.handle on a real DB: relative and
+unreadable inspection dates, quick results that need details, the two-department review,
+returns, publication and who may do each."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.clock import FixedClock, china_noon
+from core.models import AuditEvent, Case, CaseResult, OutboxMessage, Review
+from core.rules import Rules
+from tests.case_factories import World, build_world
+from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+
+CASE = "LJ-2026-001-001"
+TASK = "LJ-2026-001"
+TODAY = dt.date(2026, 3, 5)  # a Thursday inside the task window (3月2日 – 3月31日)
+
+
+@pytest.fixture
+async def w(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> World:
+    """One case (group A1 leader, A2, B1) of a task led by 市场监管 with 卫健委 accepted."""
+    async with sessionmaker() as s:
+        world = await build_world(s)
+    clock.set(china_noon(TODAY))
+    return world
+
+
+async def case_state(sm: async_sessionmaker[AsyncSession]) -> tuple[str, dt.date | None]:
+    async with sm() as s:
+        case = await s.scalar(select(Case).where(Case.code == CASE))
+        assert case is not None
+        return case.state, case.inspected_on
+
+
+async def count(sm: async_sessionmaker[AsyncSession], model: type) -> int:
+    async with sm() as s:
+        return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def to_officer(rows: list[OutboxMessage], officer_id: int) -> str:
+    return bodies([r for r in rows if r.destination.get("kind") == "officer"
+                   and r.destination.get("officer_id") == officer_id])
+
+
+def to_department(rows: list[OutboxMessage], department_id: int) -> str:
+    """Titles and bodies of what a department was told."""
+    return "\n".join(f"{r.message.get('title', '')}\n{r.message.get('body', '')}" for r in rows
+                     if r.destination.get("kind") == "department"
+                     and r.destination.get("department_id") == department_id)
+
+
+# ---------------------------------------------------------------- 提交: dates and quick codes
+
+@pytest.mark.parametrize(("word", "day"), [
+    ("今天", TODAY), ("昨天", dt.date(2026, 3, 4)), ("前天", dt.date(2026, 3, 3)),
+    ("3月4号", dt.date(2026, 3, 4)), ("2026/3/3", dt.date(2026, 3, 3)),
+])
+async def test_submit_takes_relative_and_common_dates(sessionmaker, clock, w, word, day) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 {word}"))
+    assert f"检查日期：{day.year}年{day.month}月{day.day}日" in to_officer(rows, w.a1.id)
+    assert await case_state(sessionmaker) == ("submitted", day)
+
+
+async def test_relative_dates_are_china_dates(sessionmaker, clock, w) -> None:
+    # 2026-03-04 20:00 UTC is already 3月5日 in China
+    clock.set(dt.datetime(2026, 3, 4, 20, 0, tzinfo=dt.UTC))
+    await send(sessionmaker, make_dispatcher(sessionmaker, clock),
+               text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    assert await case_state(sessionmaker) == ("submitted", TODAY)
+
+
+@pytest.mark.parametrize("word", ["明天", "3/32", "2026-02-30", "2月30日", "20日", "20260399", "3.5.2026"])
+async def test_an_unreadable_date_is_named_as_a_date(sessionmaker, clock, w, word) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    reply = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 {word}")))
+    assert f"无法识别的日期“{word}”" in reply and "检查结果" not in reply
+    assert await case_state(sessionmaker) == ("assigned", None)
+
+
+async def test_a_date_without_a_result_asks_for_the_result(sessionmaker, clock, w) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    reply = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 今天")))
+    assert "请在检查日期前写明检查结果" in reply and "用法：提交" in reply
+    assert await count(sessionmaker, CaseResult) == 0
+
+
+@pytest.mark.parametrize("result", ["E", "E 已责令改正", "发现问题已责令改正", "8", "A"])
+async def test_results_needing_details_are_not_quick(sessionmaker, clock, w, result) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    reply = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} {result} 今天")))
+    assert "请将检查记录表交本部门联络员，由牵头部门录入" in reply and "表单" not in reply
+    assert await count(sessionmaker, CaseResult) == 0
+
+
+async def test_my_cases_promise_no_form(sessionmaker, clock, w) -> None:
+    listing = bodies(await send(sessionmaker, make_dispatcher(sessionmaker, clock),
+                                text_event(w.a1.code, "我的检查")))
+    assert CASE in listing and "表单" not in listing and "检查记录表交本部门联络员" in listing
+
+
+# ---------------------------------------------------------------- 通过 / 退回 / 公示
+
+async def test_lead_and_participant_approve_then_the_lead_publishes(sessionmaker, clock, w) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    submitted = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    for dep in (w.lead, w.other):  # both reviewers are shown the exact commands
+        notice = to_department(submitted, dep.id)
+        assert f"通过 {CASE}" in notice and f"退回 {CASE} 理由" in notice
+
+    lead = await send(sessionmaker, d, text_event(w.lead_liaison.code, f"通过 {CASE}"))
+    assert f"本部门已审核通过：{CASE}" in to_officer(lead, w.lead_liaison.id)
+    assert "尚待县卫生健康委员会审核" in to_officer(lead, w.lead_liaison.id)
+    assert "结果待本部门审核" in to_department(lead, w.other.id)  # core tells the participant
+    assert (await case_state(sessionmaker))[0] == "submitted"
+    again = bodies(await send(sessionmaker, d, text_event(w.lead_leader.code, f"通过 {CASE}")))
+    assert "本部门已审核过该版本的结果" in again
+    early = bodies(await send(sessionmaker, d, text_event(w.lead_liaison.code, f"公示 {TASK}")))
+    assert "没有审核通过、待公示的结果" in early
+
+    other = await send(sessionmaker, d, text_event(w.other_liaison.code, f"tg {CASE.lower()}"))
+    mine = to_officer(other, w.other_liaison.id)
+    assert f"审核通过：{CASE}" in mine and f"公示 {TASK}" in mine and "尚待" not in mine
+    assert "检查结果审核通过" in to_officer(other, w.a1.id)  # the group hears it from core
+    assert (await case_state(sessionmaker))[0] == "approved"
+
+    published = await send(sessionmaker, d, text_event(w.lead_leader.code, f"公示 {TASK}"))
+    assert f"已公示：{TASK}" in to_officer(published, w.lead_leader.id)
+    assert "本次公示 1 户" in to_officer(published, w.lead_leader.id)
+    assert CASE in to_department(published, w.other.id)
+    assert (await case_state(sessionmaker))[0] == "published"
+
+
+async def test_participant_may_not_publish_and_is_audited(sessionmaker, clock, w) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    for reviewer in (w.lead_liaison, w.other_liaison):
+        await send(sessionmaker, d, text_event(reviewer.code, f"通过 {CASE}"))
+    refused = bodies(await send(sessionmaker, d, text_event(w.other_liaison.code, f"gs {TASK}")))
+    assert "只有发起部门的联络员、分管领导可以办理此事项" in refused
+    async with sessionmaker() as s:
+        denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
+    assert denied is not None and denied.actor == w.other_liaison.code
+    assert denied.data["action"] == "task.publish.denied"
+    assert (await case_state(sessionmaker))[0] == "approved"
+
+
+async def test_return_needs_a_reason_and_sends_the_result_back(sessionmaker, clock, w) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 昨天"))
+    bare = bodies(await send(sessionmaker, d, text_event(w.other_liaison.code, f"退回 {CASE}")))
+    assert "退回结果须写明案件号和退回理由" in bare and "用法：退回 案件号 理由" in bare
+    assert await count(sessionmaker, Review) == 0
+
+    reason = "检查记录表缺少检查人员签名"
+    rows = await send(sessionmaker, d, text_event(w.other_liaison.code, f"th {CASE} {reason}"))
+    mine = to_officer(rows, w.other_liaison.id)
+    assert f"已退回：{CASE}" in mine and f"退回理由：{reason}" in mine
+    for member in (w.a1, w.a2, w.b1):
+        assert "检查结果被退回" in to_officer(rows, member.id)
+    assert (await case_state(sessionmaker))[0] == "returned"
+
+    clock.set(china_noon(dt.date(2026, 3, 6)))
+    again = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 前天")))
+    assert "结果已提交" in again
+    assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 4))
+
+
+async def test_an_inspector_may_not_review_and_is_audited(sessionmaker, clock, w) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    refused = bodies(await send(sessionmaker, d, text_event(w.a2.code, f"通过 {CASE}")))
+    assert "只有发起部门或参与部门的联络员、分管领导可以审核结果" in refused
+    async with sessionmaker() as s:
+        denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
+    assert denied is not None and denied.data["action"] == "case.result.review.denied"
+    assert await count(sessionmaker, Review) == 0
+
+
+async def test_usage_without_a_code(sessionmaker, clock, w) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    assert "用法：通过 案件号" in bodies(await send(sessionmaker, d, text_event(w.lead_liaison.code, "通过")))
+    assert "用法：公示 编号" in bodies(await send(sessionmaker, d, text_event(w.lead_liaison.code, "公示")))
+
+
+async def test_lead_only_review_waits_for_the_lead_after_a_participant(sessionmaker, clock, w) -> None:
+    d = make_dispatcher(sessionmaker, clock, Rules(review_requires_participants=False))
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    other = to_officer(await send(sessionmaker, d, text_event(w.other_liaison.code, f"通过 {CASE}")),
+                       w.other_liaison.id)
+    assert "尚待县市场监督管理局审核" in other
+    lead = to_officer(await send(sessionmaker, d, text_event(w.lead_liaison.code, f"通过 {CASE}")),
+                      w.lead_liaison.id)
+    assert f"审核通过：{CASE}" in lead and "尚待" not in lead
+    assert (await case_state(sessionmaker))[0] == "approved"
