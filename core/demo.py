@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core import cases, objections, tasks
 from core.audit import verify_chain
 from core.changes import Ctx
-from core.clock import FixedClock, china_noon
+from core.clock import CHINA_TZ, FixedClock, china_noon
 from core.db import make_engine, make_sessionmaker
 from core.models import Case, Department, GroupMember, Item, Officer, OutboxMessage
 from core.schema import upgrade
@@ -128,8 +128,9 @@ async def _draw(demo: Demo, code: str) -> int:
     demo.say(f"冻结抽取池：{frozen.pool_size} 户（{_fmt(strata)}）；排除 {_fmt(excluded)}")
     demo.say(f"池哈希 {frozen.pool_hash[:16]}…，将使用信标：{YEAR}年3月10日福彩3D开奖号码")
     demo.advance_to(dt.date(YEAR, 3, 10))
-    locked = await demo.step("SJ001", lambda c: tasks.confirm_draw(c, code, "3D 2026-03-10：4 7 1"))
-    demo.say(f"录入信标“3D 2026-03-10：4 7 1”，抽中并锁定 {len(locked.selection)} 户；公开种子 {locked.seed_hex[:16]}…")
+    demo.clock.set(dt.datetime.combine(dt.date(YEAR, 3, 10), dt.time(21, 40), CHINA_TZ))  # drawn ~21:15
+    locked = await demo.step("SJ001", lambda c: tasks.confirm_draw(c, code, "4 7 1"))
+    demo.say(f"21:40 开奖号码已公布，录入信标“4 7 1”，抽中并锁定 {len(locked.selection)} 户；公开种子 {locked.seed_hex[:16]}…")
     matched = await demo.step("SJ001", lambda c: tasks.match_inspectors(c, code))
     demo.say(f"随机匹配执法检查人员，组成 {len(matched)} 个联合检查组，每名人员收到自己的检查任务")
     return locked.id

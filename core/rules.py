@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pydantic import BaseModel, Field
 
 
@@ -20,3 +22,8 @@ class Rules(BaseModel):
     general_item_ratio_cap: str = "0.10"  # cap for general items (domain rule 4), decimal text
     quick_draw_requires_beacon: bool = False  # ad-hoc 快抽 may skip the beacon; receipt says so
     conversation_hours: int = Field(72, ge=1)  # how long the bot waits for e.g. a reason
+    # China time on the beacon's date from which its value counts as published: 福彩3D is drawn
+    # around 21:15, so 确认抽取 is refused before 21:30 that day (design §5: nobody may know the
+    # beacon at freeze, and the lead may not enter one before it exists).
+    beacon_ready_time: dt.time = dt.time(21, 30)
+    recusal_reason_min_chars: int = Field(4, ge=1)  # 回避 must name the interest, not just "回避"

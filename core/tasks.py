@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import json
+import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import codes, draw
 from core.changes import Ctx, Notice, record
+from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.messages import Button, Card, Destination, Field_, OutMessage
 from core.models import (
@@ -57,6 +60,7 @@ from core.pool import (
     stored_pool,
 )
 from core.render import render
+from core.rules import Rules
 from core.workdays import Deadline
 
 TASK_STATE_LABELS = {
@@ -419,6 +423,7 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     if not beacon_source:
         raise ValidationFailed("请写明将使用的公开信标来源（例如：2026年12月2日福彩3D开奖号码），"
                                "信标值须在冻结时无人能知")
+    day = _future_beacon_day(ctx, beacon_source)
     rule = draw.parse_rule(task.rule)
     report = await build_target_pool(ctx.session, task, rule)
     if not report.candidates:
@@ -438,6 +443,7 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
                   pool_hash=frozen_file.hash, pool_size=len(report.candidates),
                   parameters={"rule": rule.public(), "scope": task.scope, "strata": strata,
                               "exclusions": exclusions, "beacon_source": beacon_source,
+                              "beacon_date": day.isoformat(),
                               "repeat_check": report.repeat_check_reason},
                   algorithm_version=draw.ALGORITHM_VERSION,
                   created_by_id=ctx.actor.id if ctx.actor else None, frozen_at=ctx.clock.now())
@@ -446,15 +452,90 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     ctx.session.add(DrawPool(draw_id=frozen.id, data=frozen_file.data))
     text = render("messages/draw_frozen.md.j2", task=task, d=frozen, strata=strata,
                   rule_texts={s.name: s.describe() for s in rule.strata}, exclusions=exclusions,
-                  repeat_reason=report.repeat_check_reason)
+                  repeat_reason=report.repeat_check_reason,
+                  beacon_ready=beacon_ready_label(beacon_ready_at(day, ctx.rules)))
     notices = _broadcast(await _participants(ctx.session, task),
                          OutMessage.md(f"抽取范围已冻结：{task.code}", text), f"draw-frozen:{frozen.id}")
     await record(ctx, "draw.refrozen" if freeze_no > 1 else "draw.frozen", f"draw:{frozen.code}", {
         "task": task.code, "freeze_no": freeze_no, "pool_hash": frozen.pool_hash,
         "pool_size": frozen.pool_size, "strata": strata, "exclusions": exclusions,
-        "commitment": task.commitment, "beacon_source": beacon_source, "rule": rule.public(),
+        "commitment": task.commitment, "beacon_source": beacon_source,
+        "beacon_date": day.isoformat(), "rule": rule.public(),
         "superseded": [d.code for d in earlier if d.state == "superseded"]}, notices)
     return frozen
+
+
+# ---------------------------------------------------------------- the public beacon (design §5)
+
+_CN_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
+_ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
+_BEACON_MAX_CHARS = 64
+_3D_DIGITS = re.compile(r"[0-9](?:\s*[0-9]){2}")
+
+
+def beacon_day(source: str) -> dt.date | None:
+    """The date a beacon source names ("2026年3月3日…" or "…2026-03-03…"); None when it names
+    none. Several different dates make the source ambiguous and are refused."""
+    text = unicodedata.normalize("NFKC", source)
+    found: set[dt.date] = set()
+    for m in (*_CN_DATE.finditer(text), *_ISO_DATE.finditer(text)):
+        try:
+            found.add(dt.date(int(m[1]), int(m[2]), int(m[3])))
+        except ValueError:
+            raise ValidationFailed(f"信标来源中的日期“{m[0]}”无效") from None
+    if len(found) > 1:
+        raise ValidationFailed("信标来源中写了多个日期，请只写信标公布的那一天")
+    return found.pop() if found else None
+
+
+def beacon_ready_at(day: dt.date, rules: Rules) -> dt.datetime:
+    """From this instant the beacon of `day` counts as published (China time, Rules)."""
+    return dt.datetime.combine(day, rules.beacon_ready_time, CHINA_TZ)
+
+
+def beacon_ready_label(at: dt.datetime) -> str:
+    local = at.astimezone(CHINA_TZ)
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def _future_beacon_day(ctx: Ctx, source: str) -> dt.date:
+    """The beacon's date, which must still lie ahead: a value anyone (the lead included) can
+    already know at freeze would let the freezer choose the selection."""
+    day = beacon_day(source)
+    if day is None:
+        raise ValidationFailed("信标来源须写明信标公布的日期（例如：2026年12月2日福彩3D开奖号码），"
+                               "以便任何人核对")
+    if beacon_ready_at(day, ctx.rules) <= ctx.clock.now():
+        raise ValidationFailed(f"信标日期 {day.year}年{day.month}月{day.day}日 的信标值已公布，"
+                               "请改用今后才公布的信标（例如明天的福彩3D开奖号码）")
+    return day
+
+
+def _is_3d(source: str) -> bool:
+    return "3D" in unicodedata.normalize("NFKC", source).upper()
+
+
+def _checked_beacon(ctx: Ctx, frozen: Draw, value: str) -> str:
+    """The beacon value, accepted only once it is published and only in the source's form.
+    Full-width input is stored half-width: everyone recomputes from the stored text."""
+    stored = frozen.parameters.get("beacon_date")  # absent on draws frozen before it was kept
+    day = dt.date.fromisoformat(stored) if stored else beacon_day(frozen.beacon_source)
+    if day is None:
+        raise InvalidTransition("冻结时的信标来源没有写明日期，无法确认信标已公布；"
+                                "请重新执行“抽取”并写明信标日期")
+    ready = beacon_ready_at(day, ctx.rules)
+    if ctx.clock.now() < ready:
+        raise InvalidTransition(f"信标（{frozen.beacon_source}）尚未公布，"
+                                f"{beacon_ready_label(ready)} 起才能确认抽取")
+    value = unicodedata.normalize("NFKC", value or "").strip()
+    if not value:
+        raise ValidationFailed(f"请输入信标值（{frozen.beacon_source}）")
+    if _is_3d(frozen.beacon_source) and not _3D_DIGITS.fullmatch(value):
+        raise ValidationFailed(f"福彩3D开奖号码应为 3 位数字（例如 4 1 7 或 417），请按{frozen.beacon_source}"
+                               f"的开奖公告输入")
+    if len(value) > _BEACON_MAX_CHARS:
+        raise ValidationFailed(f"信标值不能超过 {_BEACON_MAX_CHARS} 个字符")
+    return value
 
 
 async def _pool_data(session: AsyncSession, d: Draw) -> bytes:
@@ -516,9 +597,7 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
         Draw.task_id == task.id, Draw.kind == "targets", Draw.state == "frozen"))
     if frozen is None:
         raise InvalidTransition("尚未冻结抽取范围，请先执行“抽取”并公布信标来源")
-    beacon = (beacon or "").strip()
-    if frozen.uses_beacon and not beacon:
-        raise ValidationFailed(f"请输入信标值（{frozen.beacon_source}）")
+    beacon = _checked_beacon(ctx, frozen, beacon) if frozen.uses_beacon else ""
     pool_hash, pool = stored_pool(await _pool_data(ctx.session, frozen))
     if pool_hash != frozen.pool_hash:
         raise InvalidTransition("冻结的抽取范围与其哈希不符，已停止抽取，请联系管理员")
@@ -718,13 +797,8 @@ async def _match_notices(ctx: Ctx, task: JointTask, cases: Sequence[Case],
             ours = "、".join(names[o.id] for o, _ in members if o.department_id == dep_id)
             per_department[dep_id].append({**entry, "ours": ours})
     workdays = ctx.rules.result_entry_workdays
-    notices = []
-    for oid, entries in per_officer.items():
-        text = render("messages/inspector_cases.md.j2", task=task, total=len(entries),
-                      shown=entries[:LISTED_CASES], hidden=max(0, len(entries) - LISTED_CASES),
-                      items=items, workdays=workdays)
-        notices.append(Notice(Destination.officer(oid), OutMessage.md(f"检查任务：{task.code}", text),
-                              key=f"matched:{task.id}:officer:{oid}"))
+    notices = [_assignment(ctx, task, entries, items, oid, key=f"matched:{task.id}:officer:{oid}")
+               for oid, entries in per_officer.items()]
     for dep in departments:
         entries = per_department[dep.id]
         officers = len({o.id for m in groups.values() for o, _ in m if o.department_id == dep.id})
@@ -735,6 +809,15 @@ async def _match_notices(ctx: Ctx, task: JointTask, cases: Sequence[Case],
                               OutMessage.md(f"检查人员匹配结果：{task.code}", text),
                               key=f"matched:{task.id}:department:{dep.id}"))
     return notices
+
+
+def _assignment(ctx: Ctx, task: JointTask, entries: list[dict[str, str]], items: str, officer_id: int,
+                *, key: str, joined: str = "") -> Notice:
+    """One inspector's assignment: every case with address, group, window, items and deadline."""
+    text = render("messages/inspector_cases.md.j2", task=task, total=len(entries),
+                  shown=entries[:LISTED_CASES], hidden=max(0, len(entries) - LISTED_CASES),
+                  items=items, workdays=ctx.rules.result_entry_workdays, joined=joined)
+    return Notice(Destination.officer(officer_id), OutMessage.md(f"检查任务：{task.code}", text), key=key)
 
 
 # ---------------------------------------------------------------- recusal and replacement
@@ -783,6 +866,9 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
              or _may_act_for(ctx, task.lead_department_id), "case.recuse", f"case:{case.code}",
              "只有本人、所在部门或牵头部门的联络员、分管领导可以申请回避")
     reason = _changeable(case, reason, "回避")
+    if len(reason) < ctx.rules.recusal_reason_min_chars:
+        raise ValidationFailed(f"回避理由至少需要 {ctx.rules.recusal_reason_min_chars} 个字，"
+                               "请写明与检查对象的利害关系")
     inspectors_draw = await _locked_draw(ctx.session, task, "inspectors")
     dep = await _department(ctx.session, old.department_id)
     stratum = dict(decode_pool(await _pool_data(ctx.session, inspectors_draw)))
@@ -834,22 +920,45 @@ async def _swap(ctx: Ctx, case: Case, members: list[GroupMember], old: GroupMemb
                             replacement_officer_id=new.id,
                             decided_by_id=ctx.actor.id if ctx.actor else None, created_at=ctx.clock.now()))
     await ctx.session.flush()
-    active = [m for m in members if m.active]
-    names = {m.officer_id: m.officer.name for m in active} | {new.id: new.name}
-    group = [*active, added]
-    leader = next((names[m.officer_id] for m in group if m.is_leader), "—")
-    label = "回避" if kind == "recusal" else "更换"
-    text = render("messages/member_change.md.j2", case=case, target=case.target, old=old.officer,
-                  new=new, leads=old.is_leader, reason=reason, kind=kind, kind_label=label,
-                  decided_by=ctx.actor.name if ctx.actor else ctx.actor_label,
-                  members="、".join(names[m.officer_id] for m in group), leader=leader)
-    msg = OutMessage.md(f"检查组人员{label}：{case.code}", text)
-    notify = dict.fromkeys([old.officer_id, new.id, *(m.officer_id for m in group)])
+    group = [*(m for m in members if m.active), added]
     await record(ctx, f"case.{kind}", f"case:{case.code}", {
         "officer": old.officer.code, "replacement": new.code, "reason": reason,
-        "leader_changed": old.is_leader}, [
-        Notice(Destination.officer(oid), msg, key=f"{kind}:{case.id}:{new.id}:{oid}") for oid in notify])
+        "leader_changed": old.is_leader}, await _swap_notices(ctx, case, group, old, new, kind, reason))
     return added
+
+
+async def _swap_notices(ctx: Ctx, case: Case, group: list[GroupMember], old: GroupMember, new: Officer,
+                        kind: str, reason: str) -> list[Notice]:
+    """The group hears who left and who joined; the newcomer gets the full assignment; the reason,
+    often personal (a relative, a friendship), goes only to the department's liaisons and leaders
+    (a department without any has its chat told, without the reason)."""
+    names = {m.officer_id: m.officer.name for m in group if m.officer_id != new.id} | {new.id: new.name}
+    leader = next((names[m.officer_id] for m in group if m.is_leader), "—")
+    listed = "、".join(names[m.officer_id] for m in group)
+    label = "回避" if kind == "recusal" else "更换"
+
+    def change(with_reason: bool) -> OutMessage:
+        return OutMessage.md(f"检查组人员{label}：{case.code}", render(
+            "messages/member_change.md.j2", case=case, target=case.target, old=old.officer, new=new,
+            leads=old.is_leader, reason=reason if with_reason else "", kind=kind, kind_label=label,
+            decided_by=ctx.actor.name if ctx.actor else ctx.actor_label, members=listed, leader=leader))
+
+    key = f"{kind}:{case.id}:{new.id}"
+    private = [o.id for o in await _answerers(ctx.session, old.department_id)]
+    told = [oid for oid in dict.fromkeys([old.officer_id, *(m.officer_id for m in group)])
+            if oid != new.id and oid not in private]
+    notices = [Notice(Destination.officer(oid), change(False), key=f"{key}:{oid}") for oid in told]
+    notices += [Notice(Destination.officer(oid), change(True), key=f"{key}:{oid}") for oid in private]
+    if not private:
+        notices.append(Notice(Destination.department(old.department_id), change(False),
+                              key=f"{key}:department"))
+    task = await _task_by_id(ctx.session, case.task_id)
+    entry = {"code": case.code, "name": case.target.name, "uscc": case.target.uscc,
+             "address": case.target.address, "members": listed, "leader": leader}
+    items = "、".join(i.name for i in await task_items(ctx.session, task))
+    joined = f"您因{old.officer.name}{label}接替加入检查组{'并担任组长' if old.is_leader else ''}。"
+    notices.append(_assignment(ctx, task, [entry], items, new.id, key=f"{key}:assignment", joined=joined))
+    return notices
 
 
 # ---------------------------------------------------------------- queries for the handlers

@@ -62,7 +62,10 @@ async def verify_draw(session: AsyncSession, draw_id: int) -> VerifyReport:
     seed = bytes.fromhex(d.seed_hex)
     report.checks.append(_same("种子承诺值", d.commitment, draw.commitment(seed)))
     if d.uses_beacon:
-        report.checks.append(Check("信标值", bool(d.beacon), d.beacon or "缺少信标值"))
+        # Only that the stored value was used can be checked here; whether it is the official
+        # value is for the reader to compare against the source's own announcement.
+        report.checks.append(Check(f"信标值（已用于计算；请对照{d.beacon_source}的官方公布核对）",
+                                   bool(d.beacon), d.beacon or "缺少信标值"))
     rule = draw.parse_rule(d.parameters["rule"])
     recomputed = draw.select(pool, rule, draw.final_seed(seed, d.beacon or None), d.task_code)
     same = recomputed == list(d.selection)

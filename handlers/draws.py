@@ -35,7 +35,8 @@ async def freeze(ctx: HandlerCtx, args: Args) -> None:
         raise UsageError
     source = args.rest_after(1) or default_beacon_source(ctx.clock.today())
     frozen = await tasks.freeze_pool(ctx.core, code, source)
-    await ctx.say("cmd_frozen.md.j2", d=frozen, code=code)
+    ready = tasks.beacon_ready_at(dt.date.fromisoformat(frozen.parameters["beacon_date"]), ctx.rules)
+    await ctx.say("cmd_frozen.md.j2", d=frozen, code=code, beacon_ready=tasks.beacon_ready_label(ready))
 
 
 async def confirm(ctx: HandlerCtx, args: Args) -> None:

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select, update
 
 from core.changes import Ctx
+from core.clock import china_noon
 from core.models import Draw, GroupMember, Officer
 from core.rules import Rules
 from tests import factories as f
@@ -28,6 +31,7 @@ async def test_failed_match_keeps_the_lock_and_match_retries(sessionmaker, clock
     lead_inspectors = [o.id for o in w.lead.inspectors]
     async with sessionmaker() as s, s.begin():
         await s.execute(update(Officer).where(Officer.id.in_(lead_inspectors)).values(active=False))
+    clock.set(china_noon(dt.date(2026, 3, 4)))  # the default beacon (3 March's 福彩3D) is out
     reply = bodies(await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 417")))
     assert "抽取结果已锁定" in reply and f"匹配 {code}" in reply
     async with sessionmaker() as s:

@@ -387,6 +387,9 @@ async def test_provisional_reply_deadline_is_marked_in_task_list_detail_and_card
 
 # ---------------------------------------------------------------- draws, cases, summary
 
+BEACON_OUT = china_noon(dt.date(2026, 3, 4))  # the default beacon is 3 March's 福彩3D, out at 21:30
+
+
 @pytest.fixture
 async def drawn(sessionmaker, clock) -> tuple[f.World, str]:
     async with sessionmaker() as s, s.begin():
@@ -404,6 +407,7 @@ async def test_freeze_confirm_pushes_assignments_and_verifies(sessionmaker, cloc
     mine = bodies(to(frozen, kind="officer", officer_id=w.lead.liaison.id))
     assert "抽取范围已冻结" in mine and "2026年3月3日福彩3D开奖号码" in mine
     assert len(to(frozen, kind="department")) == 2  # lead and the partner are told
+    clock.set(BEACON_OUT)
     locked = await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 4 1 7"))
     assert "抽取结果已锁定" in bodies(to(locked, kind="officer", officer_id=w.lead.liaison.id))
     async with sessionmaker() as s:
@@ -415,9 +419,10 @@ async def test_freeze_confirm_pushes_assignments_and_verifies(sessionmaker, cloc
     assert check.count("通过") == 2 and "✗" not in check  # target draw and inspector draw
 
 
-async def _confirmed_first_member(sessionmaker, d, w, code) -> tuple[Case, Officer]:
-    """Freeze and confirm the draw; the first case's first group member."""
+async def _confirmed_first_member(sessionmaker, clock, d, w, code) -> tuple[Case, Officer]:
+    """Freeze and confirm the draw once the beacon is out; the first case's first group member."""
     await send(sessionmaker, d, text_event(w.lead.liaison.code, f"抽取 {code}"))
+    clock.set(BEACON_OUT)
     await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 417"))
     async with sessionmaker() as s:
         member = await s.scalar(select(GroupMember).join(Case).order_by(Case.code, GroupMember.id))
@@ -427,7 +432,7 @@ async def _confirmed_first_member(sessionmaker, d, w, code) -> tuple[Case, Offic
 async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> None:
     w, code = drawn
     d = make_dispatcher(sessionmaker, clock)
-    case, officer = await _confirmed_first_member(sessionmaker, d, w, code)
+    case, officer = await _confirmed_first_member(sessionmaker, clock, d, w, code)
     listing = bodies(await send(sessionmaker, d, text_event(officer.code, "我的检查")))
     assert case.code in listing and "待检查" in listing
 
@@ -476,7 +481,7 @@ async def test_quick_submit_without_inspection_date_asks_for_it_instead_of_assum
         sessionmaker, clock, drawn) -> None:
     w, code = drawn
     d = make_dispatcher(sessionmaker, clock)
-    case, officer = await _confirmed_first_member(sessionmaker, d, w, code)
+    case, officer = await _confirmed_first_member(sessionmaker, clock, d, w, code)
     refused = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} 未发现问题")))
     assert f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日" in refused
     async with sessionmaker() as s:

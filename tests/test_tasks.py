@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from core import audit, tasks
 from core.changes import Ctx
+from core.clock import china_noon
 from core.errors import DomainError, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.models import (
     AuditEvent,
@@ -30,7 +31,8 @@ from tests import factories as f
 from tests.factories import as_actor
 
 BEACON_SOURCE = "2026年3月3日福彩3D开奖号码"
-BEACON = "福彩3D 2026-03-03: 4 1 7"
+BEACON = "4 1 7"
+BEACON_OUT = china_noon(dt.date(2026, 3, 4))  # after BEACON_SOURCE's draw (21:30 on 3 March)
 
 
 async def _outbox(ctx: Ctx) -> list[OutboxMessage]:
@@ -102,6 +104,7 @@ async def test_full_path(ctx: Ctx) -> None:
         assert frozen.pool_hash in body and task.commitment in body and BEACON_SOURCE in body
         assert not any(t.uscc in body or t.name in body for t in w.targets)  # nothing selected shows
 
+    ctx.clock.set(BEACON_OUT)
     locked = await tasks.confirm_draw(lead, task.code, BEACON)
     await ctx.session.commit()
     assert locked.state == "locked" and len(locked.selection) == 3 and task.state == "locked"
@@ -172,6 +175,7 @@ async def test_locked_draw_recomputes_from_public_data_alone(ctx: Ctx) -> None:
     task = await f.ready_task(ctx, w, rule=rule)
     lead = as_actor(ctx, w.lead.liaison)
     await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    ctx.clock.set(BEACON_OUT)
     d = await tasks.confirm_draw(lead, task.code, BEACON)
     pool_file = zlib.decompress((await ctx.session.get(DrawPool, d.id)).data).decode()
     lines = pool_file.splitlines()[1:]
@@ -196,6 +200,7 @@ async def test_conflicts_honoured_and_loads_within_one(ctx: Ctx) -> None:
     ctx.session.add_all(OfficerConflict(officer_id=conflicted.id, target_id=t.id, reason="亲属")
                         for t in w.targets)
     await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    ctx.clock.set(BEACON_OUT)
     await tasks.confirm_draw(lead, task.code, BEACON)
     cases = await tasks.match_inspectors(lead, task.code)
     assert len(cases) == 7
@@ -215,6 +220,7 @@ async def test_single_department_task_groups_are_topped_up_by_the_lead(ctx: Ctx)
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 3}]})
     lead = as_actor(ctx, w.lead.liaison)
     await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    ctx.clock.set(BEACON_OUT)
     await tasks.confirm_draw(lead, task.code, BEACON)
     await tasks.match_inspectors(lead, task.code)
     groups = Counter(m.case_id for m in await ctx.session.scalars(select(GroupMember)))
@@ -227,6 +233,7 @@ async def test_refreeze_supersedes_and_is_audited(ctx: Ctx) -> None:
     lead = as_actor(ctx, w.lead.liaison)
     first = await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
     second = await tasks.freeze_pool(lead, task.code, "2026年3月4日上证指数收盘点位")
+    ctx.clock.set(china_noon(dt.date(2026, 3, 5)))
     assert (first.state, second.state, second.freeze_no) == ("superseded", "frozen", 2)
     assert (await _audit_actions(ctx))[-1] == "draw.refrozen"
     locked = await tasks.confirm_draw(lead, task.code, "3051.22")
@@ -363,6 +370,7 @@ async def test_draw_refusals(ctx: Ctx) -> None:
                    tasks.freeze_pool(as_actor(ctx, w.partners[0].leader), task.code, BEACON_SOURCE))
     await _refused(ctx, InvalidTransition, "尚未冻结抽取范围", tasks.confirm_draw(lead, task.code, BEACON))
     await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    ctx.clock.set(BEACON_OUT)
     await _refused(ctx, ValidationFailed, "请输入信标值", tasks.confirm_draw(lead, task.code, "  "))
     await _refused(ctx, InvalidTransition, "检查对象尚未抽取锁定", tasks.match_inspectors(lead, task.code))
     await _refused(ctx, NotFound, "未找到任务", tasks.freeze_pool(lead, "LJ-2026-999", BEACON_SOURCE))
@@ -375,6 +383,7 @@ async def test_match_refuses_a_department_without_inspectors(ctx: Ctx) -> None:
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
     await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    ctx.clock.set(BEACON_OUT)
     await tasks.confirm_draw(lead, task.code, BEACON)
     await _refused(ctx, ValidationFailed, f"{w.partners[0].dep.name}没有在岗的执法检查人员",
                    tasks.match_inspectors(lead, task.code))
@@ -386,6 +395,7 @@ async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> Non
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 1}]})
     lead = as_actor(ctx, w.lead.liaison)
     await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    ctx.clock.set(BEACON_OUT)
     await tasks.confirm_draw(lead, task.code, BEACON)
     [case] = await tasks.match_inspectors(lead, task.code)
     await ctx.session.commit()
@@ -410,6 +420,7 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 1}]})
     lead = as_actor(ctx, w.lead.liaison)
     await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    ctx.clock.set(BEACON_OUT)
     await tasks.confirm_draw(lead, task.code, BEACON)
     [case] = await tasks.match_inspectors(lead, task.code)
     d = await ctx.session.scalar(select(Draw).where(Draw.kind == "inspectors"))
@@ -422,9 +433,13 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     expected = next(c for c in order[1:] if c not in in_group)
     new = await tasks.recuse(ctx, case.code, leader.officer_id, "曾为该企业提供咨询服务")
     assert new.officer.code == expected and new.is_leader
-    notified = {m.destination.get("officer_id") for m in await _outbox(ctx)
+    sent = await _outbox(ctx)
+    notified = {m.destination.get("officer_id") for m in sent
                 if m.message.get("title", "").startswith("检查组人员回避")}
-    assert {leader.officer_id, new.officer_id} <= notified
+    assert leader.officer_id in notified and new.officer_id not in notified
+    # the newcomer gets the full assignment instead (tests/test_beacon.py checks its contents)
+    assert any(m.destination.get("officer_id") == new.officer_id and case.code in m.message["body"]
+               for m in sent if m.message.get("title") == f"检查任务：{task.code}")
 
 
 async def test_queries_for_handlers(ctx: Ctx) -> None:
@@ -463,6 +478,7 @@ async def test_verify_detects_a_tampered_selection(ctx: Ctx) -> None:
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
     await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    ctx.clock.set(BEACON_OUT)
     d = await tasks.confirm_draw(lead, task.code, BEACON)
     d.selection = [*d.selection[1:], w.targets[0].uscc if w.targets[0].uscc not in d.selection
                    else w.targets[1].uscc]
