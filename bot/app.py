@@ -66,6 +66,9 @@ class InboxWriter:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        engine = services.sessionmaker.kw.get("bind")
+        # SQLite file: insert + commit in one trip to a writer thread; otherwise the ORM session
+        self._sqlite = inbox.SqliteFileInbox.for_engine(engine) if engine is not None else None
         self._pending: list[tuple[list[Event], asyncio.Future[list[bool]]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._last_store = float("-inf")  # loop time of the latest callback
@@ -110,12 +113,21 @@ class InboxWriter:
                 if not future.done():  # the client may have gone away
                     future.set_result(stored)
 
+    async def close(self) -> None:
+        """After the last callback (app cleanup): the SQLite writer's connection and thread."""
+        if self._sqlite is not None:
+            await self._sqlite.close()
+
     async def _commit(self, batch: list[tuple[list[Event], Any]]) -> list[list[bool]]:
-        async with self.services.write_gate(), self.services.sessionmaker() as session:
+        burst = [e for events, _ in batch for e in events]
+        async with self.services.write_gate():
             now = self.services.clock.now()
-            flat = await inbox.store_many(session, [e for events, _ in batch for e in events],
-                                          now=now)
-            await session.commit()
+            if self._sqlite is not None:
+                flat = await self._sqlite.store_many(burst, now=now)
+            else:
+                async with self.services.sessionmaker() as session:
+                    flat = await inbox.store_many(session, burst, now=now)
+                    await session.commit()
         results, at = [], 0
         for events, _ in batch:
             results.append(flat[at:at + len(events)])
@@ -201,10 +213,11 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(catch_up, return_exceptions=True)
 
 
-async def _close_adapters(app: web.Application) -> AsyncIterator[None]:
+async def _close_clients(app: web.Application) -> AsyncIterator[None]:
     yield
     for adapter in app[SERVICES].adapters.values():
         await adapter.close()
+    await app[INBOX_WRITER].close()
 
 
 # ---------------------------------------------------------------- the app
@@ -235,7 +248,7 @@ def create_app(services: Services, *, handler: EventHandler | None = None,
     routes += _page_routes(app)
     app.add_routes(routes)
 
-    app.cleanup_ctx.append(_close_adapters)
+    app.cleanup_ctx.append(_close_clients)
     if "sender" in workers:
         app.cleanup_ctx.append(_sender_ctx(app))
     if "inbox" in workers:

@@ -6,14 +6,18 @@ later. The unique (platform, event_id) makes a platform's retry a no-op across p
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
-from typing import cast
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.leases import claim_due
 from core.messages import Event
@@ -43,15 +47,13 @@ async def store_many(session: AsyncSession, events: list[Event], *,
                      now: dt.datetime) -> list[bool]:
     """Insert a burst of events with one statement per chunk; for each event, whether it is
     new. A duplicate — of a stored event or of an earlier one in `events` — changes nothing."""
-    keys = [(e.platform, stored_event_id(e.event_id)) for e in events]
-    unique = dict(zip(keys, events, strict=True))  # first occurrence wins
+    keys, items = _unique(events)
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     inserted: set[tuple[str, str]] = set()
-    items = list(unique.items())
     for start in range(0, len(items), STORE_CHUNK):
         rows = [{"platform": platform, "event_id": event_id,
-                 "payload": event.model_dump(mode="json"), "state": "pending", "attempts": 0,
-                 "next_attempt_at": now, "received_at": now, "error": ""}
+                 "payload": event.model_dump(mode="json"),
+                 **dict(zip(BATCH_COLUMNS, _batch_values(now), strict=True))}
                 for (platform, event_id), event in items[start:start + STORE_CHUNK]]
         # executemany form: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
         # with one cached compilation, whatever the burst size. On the table, not the ORM
@@ -61,12 +63,118 @@ async def store_many(session: AsyncSession, events: list[Event], *,
                 .on_conflict_do_nothing(index_elements=["platform", "event_id"])
                 .returning(table.c.platform, table.c.event_id))
         inserted.update((p, e) for p, e in (await session.execute(stmt, rows)).all())
-    seen: set[tuple[str, str]] = set()
+    return _new_flags(keys, inserted)
+
+
+Key = tuple[str, str]  # (platform, stored event id)
+
+
+# the columns every new row of a burst shares (besides platform, event_id, payload)
+BATCH_COLUMNS = ("state", "attempts", "next_attempt_at", "received_at", "error")
+
+
+def _batch_values(now: dt.datetime) -> tuple[Any, ...]:
+    return ("pending", 0, now, now, "")
+
+
+def _unique(events: list[Event]) -> tuple[list[Key], list[tuple[Key, Event]]]:
+    """Each event's key, and the events to insert: the first occurrence of each key."""
+    keys: list[Key] = [(e.platform, stored_event_id(e.event_id)) for e in events]
+    return keys, list(dict(zip(keys, events, strict=True)).items())
+
+
+def _new_flags(keys: list[Key], inserted: set[Key]) -> list[bool]:
+    """Per event: inserted now, and not a repeat of an earlier event of the same burst."""
+    seen: set[Key] = set()
     result = []
     for key in keys:
         result.append(key in inserted and key not in seen)
         seen.add(key)
     return result
+
+
+SQLITE_BUSY_TIMEOUT_MS = 10000
+ROW_COLUMNS = ("platform", "event_id", "payload")  # the values that differ row by row
+
+
+class SqliteFileInbox:
+    """`store_many` for an SQLite file in ONE trip to a dedicated writer thread: the inserts
+    and the commit run there back to back, where the SQLAlchemy path costs several event-loop
+    round trips per commit (each statement, the commit, the connection checkout). Values are
+    converted with SQLAlchemy's own bind processors for the engine's dialect, so the rows are
+    byte for byte what `store_many` writes. The caller serialises writers (Services.write_gate)
+    as for any other write; the connection's busy_timeout covers other processes."""
+
+    def __init__(self, path: str, dialect: Dialect) -> None:
+        self._path = path
+        table = cast(Table, InboxEvent.__table__)
+        columns = (*ROW_COLUMNS, *BATCH_COLUMNS)
+        self._bind = {name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                      for name in columns}
+        self._sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                     f"VALUES ({', '.join('?' for _ in columns)}) "
+                     "ON CONFLICT (platform, event_id) DO NOTHING RETURNING id")
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-sqlite")
+        self._conn: sqlite3.Connection | None = None  # opened and used on that thread only
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine) -> SqliteFileInbox | None:
+        """The fast path when `engine` is a plain SQLite file; None otherwise (PostgreSQL,
+        in-memory databases a second connection could not see, URI options)."""
+        url = engine.url
+        if (engine.dialect.name != "sqlite" or not url.database or url.database == ":memory:"
+                or url.query):
+            return None
+        return cls(url.database, engine.dialect)
+
+    async def store_many(self, events: list[Event], *, now: dt.datetime) -> list[bool]:
+        """As `store_many`: for each event whether it is new; committed when this returns."""
+        keys, items = _unique(events)
+        batch = self._bound(BATCH_COLUMNS, _batch_values(now))
+        rows = [self._bound(ROW_COLUMNS, (platform, event_id, event.model_dump(mode="json")))
+                + batch for (platform, event_id), event in items]
+        loop = asyncio.get_running_loop()
+        new = await loop.run_in_executor(self._thread, self._insert, rows)
+        return _new_flags(keys, {key for (key, _), is_new in zip(items, new, strict=True)
+                                 if is_new})
+
+    def _bound(self, columns: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The values as SQLAlchemy binds them (JSON text, naive UTC datetime text)."""
+        return tuple(value if (bind := self._bind[name]) is None else bind(value)
+                     for name, value in zip(columns, values, strict=True))
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """On the writer thread: one transaction; per row whether it was inserted."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            new = [conn.execute(self._sql, row).fetchone() is not None for row in rows]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return new
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # autocommit mode: the transaction is exactly the BEGIN … COMMIT of `_insert`
+            conn = sqlite3.connect(self._path, isolation_level=None)
+            # the journal and durability of the engine's connections (core.db)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            self._conn = conn
+        return self._conn
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
+        self._thread.shutdown()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 async def claim_pending(session: AsyncSession, limit: int, now: dt.datetime,

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import sqlite3
+from pathlib import Path
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.workers import InboxWorker
 from core import inbox
 from core.clock import FixedClock
+from core.db import make_engine, make_sessionmaker
 from core.messages import Event
 from core.models import InboxEvent
 from tests.server_helpers import ReplyingHandler, make_services, outbox_count
@@ -172,3 +177,100 @@ async def test_store_many_marks_duplicates_inside_and_across_batches(
     assert await inbox.store_many(session, batch, now=clock.now()) == [True, False, True, False]
     await session.commit()
     assert sorted(r.event_id for r in await inbox_rows(session)) == ["a", "b", "old"]
+
+
+# ---------------------------------------------------------------- the SQLite writer-thread path
+
+def raw_rows(path: Path) -> list[tuple[object, ...]]:
+    """Every stored column as SQLite holds it (text as written, and its storage class)."""
+    with sqlite3.connect(path) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(inbox)")]
+        select_list = ", ".join(f"{c}, typeof({c})" for c in columns)
+        return list(conn.execute(f"SELECT {select_list} FROM inbox ORDER BY id"))
+
+
+async def test_sqlite_file_path_writes_exactly_what_the_orm_path_writes(
+        sqlite_template: Path, tmp_path: Path) -> None:
+    events = [text_event("m1", "任务 \"引号\" ✓"), text_event("x" * 200),
+              Event(platform="wecom", kind="card_action", event_id="card:u:t:k:1", user_id="u",
+                    action_key="confirm", raw={"TaskId": "t", "嵌套": "值"}, received_ms=17)]
+    times = [dt.datetime(2026, 3, 2, 4, 0, tzinfo=dt.UTC),  # no microseconds
+             dt.datetime(2026, 3, 2, 12, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))]
+    paths = {name: tmp_path / f"{name}.sqlite3" for name in ("orm", "fast")}
+    for path in paths.values():
+        shutil.copy(sqlite_template, path)
+    engines = {name: make_engine(str(path)) for name, path in paths.items()}
+    try:
+        fast = inbox.SqliteFileInbox.for_engine(engines["fast"])
+        assert fast is not None
+        # the second burst repeats the first three (duplicates change nothing) and adds one
+        bursts = [(times[0], events, [True] * 3),
+                  (times[1], [*events, text_event("m2")], [False] * 3 + [True])]
+        for now, burst, new in bursts:
+            async with make_sessionmaker(engines["orm"])() as session:
+                assert await inbox.store_many(session, burst, now=now) == new
+                await session.commit()
+            assert await fast.store_many(burst, now=now) == new
+        await fast.close()
+        assert raw_rows(paths["fast"]) == raw_rows(paths["orm"])
+        assert len(raw_rows(paths["fast"])) == 4
+
+        async with make_sessionmaker(engines["fast"])() as session:  # and back through the ORM
+            rows = await inbox_rows(session)
+        assert [inbox.event_of(r) for r in rows] == [*events, text_event("m2")]
+        assert [(r.received_at, r.next_attempt_at, r.state, r.attempts, r.error)
+                for r in rows] == [(t, t, "pending", 0, "") for t in [times[0]] * 3 + times[1:]]
+        assert rows[1].event_id == inbox.stored_event_id("x" * 200) != "x" * 200
+    finally:
+        for engine in engines.values():
+            await engine.dispose()
+
+
+async def test_sqlite_file_path_marks_duplicates_inside_and_across_batches(
+        engine: AsyncEngine, session: AsyncSession, clock: FixedClock) -> None:
+    fast = inbox.SqliteFileInbox.for_engine(engine)
+    if engine.dialect.name != "sqlite":
+        assert fast is None  # PostgreSQL keeps the session path
+        return
+    assert fast is not None
+    try:
+        assert await fast.store_many([text_event("old")], now=clock.now()) == [True]
+        batch = [text_event("a"), text_event("old"), text_event("b"), text_event("a")]
+        assert await fast.store_many(batch, now=clock.now()) == [True, False, True, False]
+    finally:
+        await fast.close()
+    assert sorted(r.event_id for r in await inbox_rows(session)) == ["a", "b", "old"]
+
+
+async def test_sqlite_file_path_rolls_a_failed_batch_back_and_goes_on(
+        sqlite_template: Path, tmp_path: Path, clock: FixedClock) -> None:
+    shutil.copy(sqlite_template, tmp_path / "db.sqlite3")
+    engine = make_engine(str(tmp_path / "db.sqlite3"))
+    fast = inbox.SqliteFileInbox.for_engine(engine)
+    assert fast is not None
+    session = make_sessionmaker(engine)()
+    try:
+        assert await fast.store_many([text_event("before")], now=clock.now()) == [True]
+        # the batch's second insert fails after its first row went in
+        await session.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON inbox "
+                                   "WHEN NEW.event_id = 'bad' BEGIN SELECT RAISE(ABORT, 'no'); END"))
+        await session.commit()
+        with pytest.raises(sqlite3.IntegrityError):
+            await fast.store_many([text_event("good"), text_event("bad")], now=clock.now())
+        await session.execute(text("DROP TRIGGER refuse"))
+        await session.commit()
+        assert await fast.store_many([text_event("good"), text_event("after")],
+                                     now=clock.now()) == [True, True]
+        assert [r.event_id for r in await inbox_rows(session)] == ["before", "good", "after"]
+    finally:
+        await fast.close()
+        await session.close()
+        await engine.dispose()
+
+
+async def test_sqlite_file_path_is_not_used_for_an_in_memory_database() -> None:
+    engine = make_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        assert inbox.SqliteFileInbox.for_engine(engine) is None  # another connection sees nothing
+    finally:
+        await engine.dispose()

@@ -24,11 +24,14 @@ async def test_a_burst_with_retries_stores_each_event_once(
         sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
     writer = InboxWriter(make_services(sessionmaker, clock))
     ids = [f"m{i % 30}" for i in range(90)]  # every event arrives three times, concurrently
-    results = await asyncio.gather(*(writer.store([text_event(i)]) for i in ids))
-    assert sum(new for (new,) in results) == 30
-    assert await writer.store([text_event("m0")]) == [False]
-    async with sessionmaker() as session:
-        assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 30
+    try:
+        results = await asyncio.gather(*(writer.store([text_event(i)]) for i in ids))
+        assert sum(new for (new,) in results) == 30
+        assert await writer.store([text_event("m0")]) == [False]
+        async with sessionmaker() as session:  # committed when acknowledged: another session sees it
+            assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 30
+    finally:
+        await writer.close()
 
 
 async def test_worker_waits_while_callbacks_arrive_but_not_forever(
@@ -63,4 +66,6 @@ async def test_worker_waits_while_callbacks_arrive_but_not_forever(
     await writer.quiet(window_s=0.05, max_wait_s=0.3)
     waited = asyncio.get_running_loop().time() - started
     endless.cancel()
+    await asyncio.gather(endless, return_exceptions=True)
+    await writer.close()
     assert 0.25 <= waited < 1.0  # sustained callbacks delay an event by max_wait_s, no more
