@@ -54,7 +54,7 @@ def callback_routes(adapter: PlatformAdapter) -> list[web.RouteDef]:
     return [web.get(adapter.callback_path, verify), web.post(adapter.callback_path, receive)]
 
 
-QUIET_WINDOW_S = 0.002  # no callback for this long: the burst is over, handling may go on
+QUIET_WINDOW_S = 0.02  # no callback for this long: the burst is over, handling may go on (a 2 ms gap let the worker take the CPU mid-burst on a loaded machine)
 MAX_DEFER_S = 0.5  # per event; 20 claimed events stay well inside their 60 s lease
 
 
