@@ -260,10 +260,13 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
     await ctx.session.flush()
     items = await task_items(ctx.session, task)
     rule_text = _rule_text(draw.parse_rule(task.rule))
-    text = render("messages/invitation.md.j2", task=task, lead=task.lead_department, items=items,
-                  rule_text=rule_text, reply_due=due.label())
     notices = []
     for inv, dep in zip(invitations, departments, strict=True):
+        # each department sees its own item list with the codes `接受 编号 事项代码` takes
+        own = list(await ctx.session.scalars(select(Item).where(Item.department_id == dep.id)
+                                             .order_by(Item.code)))
+        text = render("messages/invitation.md.j2", task=task, lead=task.lead_department,
+                      items=items, own_items=own, rule_text=rule_text, reply_due=due.label())
         # The group chat is told (robot webhooks cannot carry answer buttons); the people who
         # may answer get the card itself in their direct chat with the bot.
         notices.append(Notice(Destination.department(dep.id), OutMessage.md(

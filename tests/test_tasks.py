@@ -76,6 +76,11 @@ async def test_full_path(ctx: Ctx) -> None:
     group_notes = [m for m in sent if m.destination["kind"] == "department"]
     assert [m.destination["department_id"] for m in group_notes] == [p.dep.id for p in w.partners]
     assert f"接受 {task.code}" in group_notes[0].message["body"]
+    # each invitee is shown its own item list with the codes 接受 takes
+    first_partner_items = [i.code for i in w.partners[0].items]
+    assert all(c in cards[0].message["card"]["description"] for c in first_partner_items)
+    assert not any(c in cards[0].message["card"]["description"] for c in
+                   [i.code for i in w.partners[1].items])
     card = cards[0].message["card"]
     assert [b["action_key"] for b in card["buttons"]] == [f"inv:accept:{invitations[0].id}",
                                                          f"inv:decline:{invitations[0].id}"]
