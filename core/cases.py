@@ -334,14 +334,19 @@ async def _labels(ctx: Ctx, task: JointTask, result: CaseResult) -> list[str]:
     return [label(c, extra) for c in result.codes]
 
 
-async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "") -> Review:
+async def _staff_case(ctx: Ctx, case_code: str, verb: str, action: str) -> tuple[Case, JointTask]:
+    """The case, locked, for a step only the lead's or a participant's staff may take."""
     case = await get_case(ctx.session, case_code, for_update=True)
     task = await get_task(ctx.session, case)
     departments = [d.id for d in await participating_departments(ctx.session, task)]
     require(is_staff(ctx.actor, departments),
-            "只有发起部门或参与部门的联络员、分管领导可以审核结果", "case.result.review",
-            f"case:{case.code}")
-    assert ctx.actor is not None
+            f"只有发起部门或参与部门的联络员、分管领导可以{verb}结果", action, f"case:{case.code}")
+    return case, task
+
+
+async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "") -> Review:
+    case, task = await _staff_case(ctx, case_code, "审核", "case.result.review")
+    assert ctx.actor is not None  # staff checked above
     result = await latest_result(ctx.session, case)
     if case.state != "submitted" or result is None or result.state != "submitted":
         raise state_error(case, "审核（没有待审核的结果）")
@@ -496,13 +501,8 @@ async def correct_result(ctx: Ctx, case_code: str, *, reason: str, codes: Sequen
                          remarks: str = "") -> CaseResult:
     """A published result is corrected by a new published version; the old one is superseded
     and stays readable. Resolves an objection whose re-check found the error."""
-    case = await get_case(ctx.session, case_code, for_update=True)
-    task = await get_task(ctx.session, case)
-    departments = [d.id for d in await participating_departments(ctx.session, task)]
-    require(is_staff(ctx.actor, departments),
-            "只有发起部门或参与部门的联络员、分管领导可以更正结果", "case.result.correct",
-            f"case:{case.code}")
-    assert ctx.actor is not None
+    case, task = await _staff_case(ctx, case_code, "更正", "case.result.correct")
+    assert ctx.actor is not None  # staff checked above
     previous = await latest_result(ctx.session, case, "published")
     if case.state not in ("published", "objected", "corrected") or previous is None:
         raise state_error(case, "更正（只有已公示的结果可以更正）")
