@@ -379,7 +379,7 @@ async def _apply_review(ctx: Ctx, case: Case, task: JointTask, result: CaseResul
                       reviewer=ctx.actor)
         return [Notice(Destination.officer(m.officer_id), msg) for m in members]
     if ctx.rules.review_requires_participants:
-        pending = await _pending_reviewers(ctx.session, task, result)
+        pending = await pending_reviewers(ctx.session, task, result.id)
         if pending:
             return await _review_pending_notices(ctx, case, result, review, pending)
     elif review.department_id != task.lead_department_id:
@@ -400,11 +400,12 @@ async def reviewing_departments(session: AsyncSession, task: JointTask) -> list[
     return sorted(rows, key=lambda d: d.id != task.lead_department_id)
 
 
-async def _pending_reviewers(session: AsyncSession, task: JointTask,
-                             result: CaseResult) -> list[Department]:
+async def pending_reviewers(session: AsyncSession, task: JointTask,
+                            result_id: int) -> list[Department]:
+    """Departments whose approval a result version still waits for."""
     await session.flush()  # the review just added counts
     approved = set(await session.scalars(select(Review.department_id).where(
-        Review.result_id == result.id, Review.decision == "approve")))
+        Review.result_id == result_id, Review.decision == "approve")))
     return [d for d in await reviewing_departments(session, task) if d.id not in approved]
 
 

@@ -143,6 +143,30 @@ async def _invitations(session: AsyncSession, task: JointTask) -> list[Invitatio
     return list(rows)
 
 
+async def department_invitation(session: AsyncSession, task: JointTask,
+                                department_id: int) -> Invitation | None:
+    return await session.scalar(select(Invitation).where(
+        Invitation.task_id == task.id, Invitation.department_id == department_id))
+
+
+async def department_task_items(session: AsyncSession, task: JointTask,
+                                department_id: int) -> list[Item]:
+    """The items a department checks in a task (what it accepted with)."""
+    return list(await session.scalars(
+        select(Item).join(TaskItem, TaskItem.item_id == Item.id)
+        .where(TaskItem.task_id == task.id, TaskItem.department_id == department_id)
+        .order_by(Item.code)))
+
+
+async def item_ids_by_code(session: AsyncSession, department_id: int,
+                           codes: Iterable[str]) -> dict[str, int]:
+    """Upper-cased item code → id within one department's item list (unknown codes absent)."""
+    wanted = [c.upper() for c in codes]
+    rows = (await session.execute(select(func.upper(Item.code), Item.id).where(
+        Item.department_id == department_id, func.upper(Item.code).in_(wanted)))).all()
+    return {code: item_id for code, item_id in rows}
+
+
 async def task_items(session: AsyncSession, task: JointTask) -> list[Item]:
     """All items of the task, lead's first (one visit, many items)."""
     rows = await session.execute(select(Item, TaskItem.department_id).join(

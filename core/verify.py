@@ -7,11 +7,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import draw
 from core.errors import NotFound
-from core.models import Draw, DrawPool
+from core.models import Draw, DrawPool, JointTask
 from core.pool import decode_pool
 
 
@@ -83,3 +84,13 @@ def draw_public_json(d: Draw) -> dict[str, Any]:
             "beacon_source": d.beacon_source, "beacon": d.beacon if locked else None,
             "uses_beacon": d.uses_beacon, "pool_hash": d.pool_hash, "pool_size": d.pool_size,
             "rule": d.parameters.get("rule"), "selection": list(d.selection) if locked else []}
+
+
+async def draws_for(session: AsyncSession, ref: str) -> list[Draw]:
+    """A draw by its code, or every current (not superseded) draw of a task by task code."""
+    found = list(await session.scalars(select(Draw).where(Draw.code == ref)))
+    if found:
+        return found
+    return list(await session.scalars(
+        select(Draw).join(JointTask, JointTask.id == Draw.task_id)
+        .where(JointTask.code == ref, Draw.state != "superseded").order_by(Draw.id)))

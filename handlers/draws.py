@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlalchemy import select
-
 from core import quickdraw, tasks, verify
 from core.errors import DomainError, NotFound
-from core.models import Draw, JointTask
+from core.models import Draw
 from handlers.base import Args, HandlerCtx, UsageError, normalize
 
 # `快抽 N 名 执法人员 [部门] [标签]` / `快抽 N 户 对象 [行业] [区域]` — units and nouns both say
@@ -101,11 +99,7 @@ async def check(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    draws = list(await ctx.session.scalars(select(Draw).where(Draw.code == code)))
-    if not draws:
-        draws = list(await ctx.session.scalars(
-            select(Draw).join(JointTask, JointTask.id == Draw.task_id)
-            .where(JointTask.code == code, Draw.state != "superseded").order_by(Draw.id)))
+    draws = await verify.draws_for(ctx.session, code)
     if not draws:
         raise NotFound(f"未找到抽取记录 {code}")
     reports = [await verify.verify_draw(ctx.session, d.id) for d in draws]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
 from core import outbox, tasks
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.messages import Card, Destination, OutMessage
-from core.models import Conversation, Invitation, Item, JointTask, TaskItem
+from core.models import Conversation, Invitation, JointTask
 from handlers import conversation
 from handlers.base import Args, HandlerCtx, UsageError, strip_mentions
 from handlers.cards import InvitationAction
@@ -97,10 +95,7 @@ def _check_answerable(ctx: HandlerCtx, invitation: Invitation) -> None:
 
 
 async def _reply_accepted(ctx: HandlerCtx, invitation: Invitation, task: JointTask) -> None:
-    items = list(await ctx.session.scalars(
-        select(Item).join(TaskItem, TaskItem.item_id == Item.id)
-        .where(TaskItem.task_id == task.id, TaskItem.department_id == invitation.department_id)
-        .order_by(Item.code)))
+    items = await tasks.department_task_items(ctx.session, task, invitation.department_id)
     await ctx.say("cmd_accepted.md.j2", task=task, department=invitation.department, items=items)
 
 
@@ -128,8 +123,7 @@ async def _task(ctx: HandlerCtx, invitation: Invitation) -> JointTask:
 async def _own_invitation(ctx: HandlerCtx, code: str) -> tuple[Invitation, JointTask]:
     """The invitation of the officer's department to task `code`."""
     task = await tasks.get_task(ctx.core, code)
-    invitation = await ctx.session.scalar(select(Invitation).where(
-        Invitation.task_id == task.id, Invitation.department_id == ctx.officer.department_id))
+    invitation = await tasks.department_invitation(ctx.session, task, ctx.officer.department_id)
     if invitation is None:
         if task.lead_department_id == ctx.officer.department_id:
             raise ValidationFailed(f"{task.code} 由本部门牵头，无需答复邀请")
@@ -142,10 +136,7 @@ async def _item_ids(ctx: HandlerCtx, item_codes: list[str]) -> list[int] | None:
     if not item_codes:
         return None
     wanted = [c.upper() for c in dict.fromkeys(item_codes)]
-    rows = (await ctx.session.execute(select(func.upper(Item.code), Item.id).where(
-        Item.department_id == ctx.officer.department_id,
-        func.upper(Item.code).in_(wanted)))).all()
-    found: dict[str, int] = {code: item_id for code, item_id in rows}
+    found = await tasks.item_ids_by_code(ctx.session, ctx.officer.department_id, wanted)
     if missing := [c for c in wanted if c not in found]:
         raise ValidationFailed(f"本部门抽查事项清单中没有事项代码：{'、'.join(missing)}")
     return [found[c] for c in wanted]

@@ -6,9 +6,7 @@ these handlers only parse the words and say what happened.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from core import cases
+from core import cases, tasks
 from core.models import CaseResult, Department, JointTask, Review
 from handlers.base import Args, HandlerCtx, UsageError
 
@@ -34,7 +32,7 @@ async def publish(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError
     count = await cases.publish_task_results(ctx.core, code)
-    task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
+    task = await tasks.get_task(ctx.core, code)
     await ctx.say("cmd_published.md.j2", task=task, count=count)
 
 
@@ -54,7 +52,4 @@ async def _still_to_review(ctx: HandlerCtx, task: JointTask, case_state: str,
         return []
     if not ctx.rules.review_requires_participants:
         return [task.lead_department]  # a participant approved; the lead's approval decides
-    approved = set(await ctx.session.scalars(select(Review.department_id).where(
-        Review.result_id == review.result_id, Review.decision == "approve")))
-    return [d for d in await cases.reviewing_departments(ctx.session, task)
-            if d.id not in approved]
+    return await cases.pending_reviewers(ctx.session, task, review.result_id)

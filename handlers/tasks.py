@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
-
 from core import tasks
 from core.cases import CASE_STATE_LABELS
 from core.messages import Button, Card, Field_, OutMessage
@@ -49,8 +47,7 @@ async def progress(ctx: HandlerCtx, args: Args) -> None:
 async def _show(ctx: HandlerCtx, code: str) -> None:
     task = await tasks.get_task(ctx.core, code)
     items = await tasks.task_items(ctx.session, task)
-    invitation = await ctx.session.scalar(select(Invitation).where(
-        Invitation.task_id == task.id, Invitation.department_id == ctx.officer.department_id))
+    invitation = await tasks.department_invitation(ctx.session, task, ctx.officer.department_id)
     await ctx.say("cmd_task.md.j2", task=task, items=items, invitation=invitation,
                   task_states=tasks.TASK_STATE_LABELS, inv_states=tasks.INVITATION_STATE_LABELS,
                   deadline=deadline_label)
