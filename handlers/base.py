@@ -30,7 +30,7 @@ LinkBuilder = Callable[[int, int], str]
 # The only thing a group conversation is told: the answer itself went to the officer alone.
 SENT_PRIVATELY = "已私信发送给您，请在与机器人的单聊中查看。"
 
-_MENTION = re.compile(r"^(?:\s*@\S+)+\s*")
+_MENTION = re.compile(r"^(?:\s*[@＠]\S+)+\s*")
 # Item codes and similar lists may be separated by spaces, commas or the enumeration comma.
 _LIST_SPLIT = re.compile(r"[\s,;、]+")
 
@@ -154,7 +154,8 @@ def match_command(text: str, commands: list[Command]) -> tuple[Command, Args] | 
             continue
         rest = text[len(word):]
         if not rest or rest[0].isspace() or (_is_cjk(word[-1]) and not _is_cjk(rest[0])):
-            return command, Args(rest.strip())
+            # "任务：LJ-2026-001" — a colon or comma after the command word is a separator
+            return command, Args(rest.strip().lstrip(":：,，、").strip())
     return None
 
 
