@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.dispatch import Dispatcher
 from bot.services import Services
+from core.changes import Ctx
 from core.clock import FixedClock
 from core.messages import Event
 from core.models import AuditEvent, OutboxMessage
 from core.rules import Rules
+from tests import factories as f
 
 _ids = itertools.count(1)
 
@@ -52,3 +54,10 @@ async def audit_rows(sm: async_sessionmaker[AsyncSession], action: str) -> list[
         return list(await s.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
+async def ready_world(sm: async_sessionmaker[AsyncSession], clock: FixedClock, *,
+                      inspectors: int, n_targets: int) -> tuple[f.World, str]:
+    """One partner, a task ready to draw (consulted, accepted); returns the world and task code."""
+    async with sm() as s, s.begin():
+        w = await f.world(s, partners=1, inspectors=inspectors, n_targets=n_targets)
+        task = await f.ready_task(Ctx(session=s, clock=clock, rules=Rules()), w)
+        return w, task.code

@@ -8,20 +8,15 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from core.changes import Ctx
 from core.clock import china_noon
 from core.models import Draw, GroupMember, Officer
-from core.rules import Rules
 from tests import factories as f
-from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+from tests.dispatch_support import bodies, make_dispatcher, ready_world, send, text_event
 
 
 @pytest.fixture
 async def ready(sessionmaker, clock) -> tuple[f.World, str]:
-    async with sessionmaker() as s, s.begin():
-        w = await f.world(s, partners=1, inspectors=2, n_targets=30)
-        task = await f.ready_task(Ctx(session=s, clock=clock, rules=Rules()), w)
-        return w, task.code
+    return await ready_world(sessionmaker, clock, inspectors=2, n_targets=30)
 
 
 async def test_failed_match_keeps_the_lock_and_match_retries(sessionmaker, clock, ready) -> None:

@@ -32,7 +32,7 @@ from core.workdays import Deadline
 from handlers.base import SENT_PRIVATELY
 from handlers.cards import InvitationAction
 from tests import factories as f
-from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+from tests.dispatch_support import bodies, make_dispatcher, ready_world, send, text_event
 
 
 @dataclass
@@ -392,10 +392,7 @@ BEACON_OUT = china_noon(dt.date(2026, 3, 4))  # the default beacon is 3 March's 
 
 @pytest.fixture
 async def drawn(sessionmaker, clock) -> tuple[f.World, str]:
-    async with sessionmaker() as s, s.begin():
-        w = await f.world(s, partners=1, inspectors=3, n_targets=40)
-        task = await f.ready_task(Ctx(session=s, clock=clock, rules=Rules()), w)
-        return w, task.code
+    return await ready_world(sessionmaker, clock, inspectors=3, n_targets=40)
 
 
 async def test_freeze_confirm_pushes_assignments_and_verifies(sessionmaker, clock, drawn) -> None:

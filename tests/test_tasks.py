@@ -21,6 +21,7 @@ from core.models import (
     DrawPool,
     GroupMember,
     Invitation,
+    JointTask,
     OfficerConflict,
     OutboxMessage,
     Recusal,
@@ -33,6 +34,14 @@ from tests.factories import as_actor
 BEACON_SOURCE = "2026年3月3日福彩3D开奖号码"
 BEACON = "4 1 7"
 BEACON_OUT = china_noon(dt.date(2026, 3, 4))  # after BEACON_SOURCE's draw (21:30 on 3 March)
+
+
+async def _lock(lead: Ctx, task: JointTask) -> Draw:
+    """Freeze, wait for the beacon's publication, confirm: the draw every later step needs."""
+    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    lead.clock.set(BEACON_OUT)  # a FixedClock in these tests
+    return await tasks.confirm_draw(lead, task.code, BEACON)
+
 
 
 async def _outbox(ctx: Ctx) -> list[OutboxMessage]:
@@ -179,9 +188,7 @@ async def test_locked_draw_recomputes_from_public_data_alone(ctx: Ctx) -> None:
                        {"name": "其他", "count": 3}]}
     task = await f.ready_task(ctx, w, rule=rule)
     lead = as_actor(ctx, w.lead.liaison)
-    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
-    ctx.clock.set(BEACON_OUT)
-    d = await tasks.confirm_draw(lead, task.code, BEACON)
+    d = await _lock(lead, task)
     pool_file = zlib.decompress((await ctx.session.get(DrawPool, d.id)).data).decode()
     lines = pool_file.splitlines()[1:]
     assert hashlib.sha256("\n".join(lines).encode()).hexdigest() == d.pool_hash
@@ -204,9 +211,7 @@ async def test_conflicts_honoured_and_loads_within_one(ctx: Ctx) -> None:
     conflicted = w.lead.inspectors[0]
     ctx.session.add_all(OfficerConflict(officer_id=conflicted.id, target_id=t.id, reason="亲属")
                         for t in w.targets)
-    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
-    ctx.clock.set(BEACON_OUT)
-    await tasks.confirm_draw(lead, task.code, BEACON)
+    await _lock(lead, task)
     cases = await tasks.match_inspectors(lead, task.code)
     assert len(cases) == 7
     members = list(await ctx.session.scalars(select(GroupMember)))
@@ -224,9 +229,7 @@ async def test_single_department_task_groups_are_topped_up_by_the_lead(ctx: Ctx)
     w = await f.world(ctx.session, partners=0, inspectors=3, n_targets=40)
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 3}]})
     lead = as_actor(ctx, w.lead.liaison)
-    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
-    ctx.clock.set(BEACON_OUT)
-    await tasks.confirm_draw(lead, task.code, BEACON)
+    await _lock(lead, task)
     await tasks.match_inspectors(lead, task.code)
     groups = Counter(m.case_id for m in await ctx.session.scalars(select(GroupMember)))
     assert sorted(groups.values()) == [2, 2, 2]
@@ -387,9 +390,7 @@ async def test_match_refuses_a_department_without_inspectors(ctx: Ctx) -> None:
         o.active = False
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
-    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
-    ctx.clock.set(BEACON_OUT)
-    await tasks.confirm_draw(lead, task.code, BEACON)
+    await _lock(lead, task)
     await _refused(ctx, ValidationFailed, f"{w.partners[0].dep.name}没有在岗的执法检查人员",
                    tasks.match_inspectors(lead, task.code))
 
@@ -399,9 +400,7 @@ async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> Non
     await f.officer(ctx.session, w.lead.dep, "inspector")  # the lead needs two per group
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 1}]})
     lead = as_actor(ctx, w.lead.liaison)
-    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
-    ctx.clock.set(BEACON_OUT)
-    await tasks.confirm_draw(lead, task.code, BEACON)
+    await _lock(lead, task)
     [case] = await tasks.match_inspectors(lead, task.code)
     await ctx.session.commit()
     only = w.partners[0].inspectors[0]
@@ -424,9 +423,7 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     w = await f.world(ctx.session, partners=1, inspectors=5, n_targets=20)
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 1}]})
     lead = as_actor(ctx, w.lead.liaison)
-    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
-    ctx.clock.set(BEACON_OUT)
-    await tasks.confirm_draw(lead, task.code, BEACON)
+    await _lock(lead, task)
     [case] = await tasks.match_inspectors(lead, task.code)
     d = await ctx.session.scalar(select(Draw).where(Draw.kind == "inspectors"))
     lead_codes = {o.code for o in w.lead.inspectors}
@@ -482,9 +479,7 @@ async def test_verify_detects_a_tampered_selection(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=0, n_targets=30)
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
-    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
-    ctx.clock.set(BEACON_OUT)
-    d = await tasks.confirm_draw(lead, task.code, BEACON)
+    d = await _lock(lead, task)
     d.selection = [*d.selection[1:], w.targets[0].uscc if w.targets[0].uscc not in d.selection
                    else w.targets[1].uscc]
     await ctx.session.flush()
