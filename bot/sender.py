@@ -91,9 +91,10 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
 
 
 def _with_links(services: Services, dest: Destination, channel: Channel, msg: OutMessage) -> OutMessage:
-    """DingTalk buttons only open URLs: give callback buttons of a card sent to one officer the
-    signed H5 page for the same action (design §4). Other platforms get the message as is."""
-    if channel.platform != "dingtalk" or msg.card is None or dest.officer_id is None:
+    """Where buttons only open URLs (DingTalk), callback buttons of a card sent to one officer
+    get the signed H5 page for the same action (design §4); elsewhere the message is as is."""
+    if (services.adapters[channel.platform].buttons_call_back or msg.card is None
+            or dest.officer_id is None):
         return msg
     buttons = [b if b.url or not b.action_key else
                b.model_copy(update={"url": action_link(services, dest.officer_id, b.action_key)})

@@ -29,6 +29,7 @@ class ScriptedPlatform:
 
     name = "wecom"
     callback_path = "/wecom/callback"
+    buttons_call_back = True
 
     def __init__(self, failures: list[SendResult] | None = None, delay_s: float = 0.0) -> None:
         self.failures = list(failures or [])

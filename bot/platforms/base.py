@@ -68,6 +68,7 @@ class SendResult:
 class PlatformAdapter(Protocol):
     name: str
     callback_path: str
+    buttons_call_back: bool  # False: card buttons can only open URLs (the sender adds signed links)
 
     async def verify_url(self, request: web.Request) -> web.Response: ...
 

@@ -82,6 +82,7 @@ def signed_webhook_url(url: str, secret: str, now_ms: int) -> yarl.URL:
 class DingTalkAdapter:
     name = "dingtalk"
     callback_path = "/dingtalk/callback"
+    buttons_call_back = False  # robot action cards only open URLs
 
     def __init__(self, settings: DingTalkSettings, clock: Clock | None = None) -> None:
         self.settings = settings

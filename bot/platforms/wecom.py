@@ -146,6 +146,7 @@ def clip(text: str, max_chars: int) -> str:
 class WeComAdapter:
     name = "wecom"
     callback_path = "/wecom/callback"
+    buttons_call_back = True  # button_interaction cards post template_card_event
 
     def __init__(self, settings: WeComSettings, clock: Clock | None = None) -> None:
         self.settings = settings
