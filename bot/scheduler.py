@@ -1,9 +1,11 @@
-"""Cron ticks (design §2, last paragraph): nudges, daily summaries, invitation expiry and the
-holiday-data warning, on Chinese wall-clock times.
+"""Cron ticks: nudges, daily summaries, invitation expiry and the holiday-data warning, on
+Chinese wall-clock times (APScheduler, `[scheduler] timezone`).
 
-Every job runs in its own session and commits; the idempotency keys live in core, so two
-`serve` processes, a restart, or the catch-up run at start-up never send anything twice. The
-core functions are imported inside the jobs so the server starts even while one is missing.
+Every job runs in its own session and commits. A daily job first claims (job, day) in core
+(`core.ticks`), in the same transaction, so the cron trigger, the catch-up run at start-up and a
+second `serve` process run it once a day between them; nudges and summaries run on working days
+only. The core functions are imported inside the jobs so the server starts even while one is
+missing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bot.services import Services
 from core.changes import Ctx
 from core.messages import Destination, OutMessage
 from core.outbox import enqueue
+from core.ticks import claim_daily_tick, is_working_day
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class Job:
     fn: JobFn
     at: str | None  # "HH:MM" daily; None = every `every_minutes`
     every_minutes: int = 0
+    workdays_only: bool = False  # nudges and summaries: not on holidays, yes on make-up days
 
     def due(self, local_now: dt.datetime) -> bool:
         """For the catch-up run: has today's run time passed (interval jobs: always)?"""
@@ -80,20 +84,33 @@ class Job:
 def jobs(services: Services) -> list[Job]:
     cfg = services.settings.scheduler
     return [
-        Job("nudges", nudges, cfg.nudge_time),
-        Job("summaries", summaries, cfg.summary_time),
+        Job("nudges", nudges, cfg.nudge_time, workdays_only=True),
+        Job("summaries", summaries, cfg.summary_time, workdays_only=True),
         Job("invitation_expiry", invitation_expiry, None, cfg.invitation_expiry_minutes),
         Job("holiday_warning", holiday_warning, cfg.holiday_warning_time),
     ]
 
 
-async def run_job(services: Services, job: Job) -> bool:
-    """One job in its own transaction; failures are logged, never raised (the next tick or
-    the next start-up tries again)."""
+async def _claimed(ctx: Ctx, job: Job) -> bool:
+    """Daily jobs run once per day (and nudges/summaries only on working days)."""
+    if job.at is None:
+        return True
+    today = ctx.clock.today()
+    if job.workdays_only and not await is_working_day(ctx, today):
+        return False
+    return await claim_daily_tick(ctx, job.name, today)
+
+
+async def run_job(services: Services, job: Job) -> bool | None:
+    """One job in its own transaction: True when it ran, None when it was not its day or it
+    already ran today, False when it failed (logged, never raised: the next tick or the next
+    start-up tries again, since the failed transaction took its claim with it)."""
     try:
         async with services.sessionmaker() as session:
             ctx = Ctx(session=session, clock=services.clock, rules=services.rules,
                       actor_label="system:scheduler")
+            if not await _claimed(ctx, job):
+                return None
             await job.fn(ctx)
             await session.commit()
     except Exception:
@@ -103,10 +120,11 @@ async def run_job(services: Services, job: Job) -> bool:
 
 
 async def run_due_jobs_once(services: Services, now: dt.datetime) -> dict[str, bool]:
-    """Run every job whose time today has passed (used at start-up to catch up, and by
-    tests). Returns job name → succeeded."""
+    """Run every job whose time today has passed and that has not run today (used at start-up
+    to catch up, and by tests). Returns job name → succeeded, for the jobs that ran."""
     local = now.astimezone(ZoneInfo(services.settings.scheduler.timezone))
-    return {job.name: await run_job(services, job) for job in jobs(services) if job.due(local)}
+    ran = {job.name: await run_job(services, job) for job in jobs(services) if job.due(local)}
+    return {name: ok for name, ok in ran.items() if ok is not None}
 
 
 def start_scheduler(services: Services) -> AsyncIOScheduler:

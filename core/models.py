@@ -472,3 +472,13 @@ class Sequence(Base):
     __tablename__ = "code_sequence"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ScheduledRun(Base):
+    """One row per daily job and Chinese calendar day that ran: the claim that makes a tick
+    run once, whether it comes from the cron trigger, a start-up catch-up or a second process."""
+
+    __tablename__ = "scheduled_run"
+    job: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    ran_at: Mapped[dt.datetime]

@@ -1,0 +1,112 @@
+"""The scheduler's ticks over weeks of the Chinese calendar: nudges and the leaders' summary go
+out on working days only (make-up weekend days included), once a day, whether the tick comes
+from the cron trigger, a restart's catch-up or a second process."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import chinese_calendar
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.scheduler import run_due_jobs_once
+from core.clock import CHINA_TZ, FixedClock
+from core.models import AuditEvent, OutboxMessage, ScheduledRun
+from tests.case_factories import build_world
+from tests.server_helpers import make_services
+
+INSPECTED = dt.date(2026, 9, 7)
+WALK = (dt.date(2026, 9, 19), dt.date(2026, 10, 16))  # Mid-Autumn, National Day, 2 make-up days
+
+
+def _at_ten(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(10, 0), CHINA_TZ)
+
+
+def _days(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def _after_workdays(day: dt.date, n: int) -> dt.date:
+    """Counted straight from chinese-calendar, independently of core.workdays."""
+    while n:
+        day += dt.timedelta(days=1)
+        n -= chinese_calendar.is_workday(day)
+    return day
+
+
+async def _world_with_due_result(sessionmaker: async_sessionmaker[AsyncSession]) -> dt.date:
+    async with sessionmaker() as session:
+        w = await build_world(session, window_start=dt.date(2026, 9, 1),
+                              window_end=dt.date(2026, 9, 30))
+        due = _after_workdays(INSPECTED, 20)  # 000 §十: 20 working days after the inspection
+        w.case.inspected_on, w.case.result_due_on, w.case.result_due_provisional = (
+            INSPECTED, due, False)
+        await session.commit()
+    return due
+
+
+async def _days_of(session: AsyncSession, column: object, like: str) -> list[dt.date]:
+    keys = await session.scalars(select(column).where(column.like(like)))  # type: ignore[attr-defined]
+    return sorted({dt.date.fromisoformat(k.split(":")[-1][:10]) for k in keys})
+
+
+async def test_ticks_walk_the_working_calendar_and_run_once_a_day(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Nudges at T-3/T-1/T-0 and every working day overdue (000 §十, design deadlines); the
+    leaders' daily summary (003 附件1 一(五)) on working days; nothing on 国庆 or 中秋, both on the
+    make-up days 2026-09-20 (Sunday) and 2026-10-10 (Saturday)."""
+    due = await _world_with_due_result(sessionmaker)
+    clock = FixedClock(_at_ten(WALK[0]))
+    services = make_services(sessionmaker, clock)
+    for day in _days(*WALK):
+        clock.set(_at_ten(day))
+        await run_due_jobs_once(services, clock.now())
+        await run_due_jobs_once(services, clock.now())  # a restart's catch-up the same day
+
+    workdays = [d for d in _days(*WALK) if chinese_calendar.is_workday(d)]
+    assert dt.date(2026, 9, 20) in workdays and dt.date(2026, 10, 10) in workdays
+    before = [d for d in workdays if d <= due]
+    expected_nudges = sorted({before[-4], before[-2], due} | {d for d in workdays if d > due})
+    async with sessionmaker() as session:
+        summary_keys = list(await session.scalars(select(OutboxMessage.idempotency_key).where(
+            OutboxMessage.idempotency_key.like("summary:%"))))
+        nudge_subjects = list(await session.scalars(select(AuditEvent.subject).where(
+            AuditEvent.action == "nudge.digest")))
+    summary_days = [dt.date.fromisoformat(k.rsplit(":", 1)[1]) for k in summary_keys]
+    assert sorted(set(summary_days)) == workdays
+    assert len(summary_days) == 2 * len(workdays)  # two leaders, once a day each
+    nudge_days = [dt.date.fromisoformat(s.split(":")[1]) for s in nudge_subjects]
+    assert sorted(set(nudge_days)) == expected_nudges
+    assert len(nudge_days) == len(set(nudge_days))  # one digest a day for the one department
+
+
+async def test_two_schedulers_catching_up_at_once_run_each_tick_once(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await _world_with_due_result(sessionmaker)
+    day = dt.date(2026, 10, 9)
+    first = make_services(sessionmaker, FixedClock(_at_ten(day)))
+    second = make_services(sessionmaker, FixedClock(_at_ten(day)))
+    ran = await asyncio.gather(run_due_jobs_once(first, _at_ten(day)),
+                               run_due_jobs_once(second, _at_ten(day)))
+    daily = ("nudges", "summaries", "holiday_warning")
+    assert all(sum(job in r for r in ran) == 1 for job in daily), ran
+    async with sessionmaker() as session:
+        runs = await session.scalar(select(func.count()).select_from(ScheduledRun))
+        summaries = await session.scalar(select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.idempotency_key.like("summary:%")))
+    assert runs == 3 and summaries == 2
+
+
+async def test_a_holiday_tick_is_skipped_without_a_claim(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    await _world_with_due_result(sessionmaker)
+    holiday = dt.date(2026, 10, 2)
+    services = make_services(sessionmaker, FixedClock(_at_ten(holiday)))
+    assert set(await run_due_jobs_once(services, _at_ten(holiday))) == {
+        "invitation_expiry", "holiday_warning"}
+    async with sessionmaker() as session:
+        jobs = set(await session.scalars(select(ScheduledRun.job)))
+    assert jobs == {"holiday_warning"}
