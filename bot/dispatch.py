@@ -16,6 +16,7 @@ from functools import partial
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.platforms.extras import extras_of
 from bot.services import Services
 from bot.web import invitation_link
 from core import outbox, tasks
@@ -52,8 +53,10 @@ class Dispatcher:
             await self._refuse_unknown(session, event)
             return
         await lock_officer(session, officer)
+        extras = extras_of(event)
         ctx = HandlerCtx(session=session, clock=self.services.clock, rules=self.services.rules,
-                         officer=officer, event=event, links=self.links)
+                         officer=officer, event=event, links=self.links,
+                         conversation=extras.reply_to(), card_ref=extras.card_ref())
         await self._guarded(ctx, self._route)
 
     async def _guarded(self, ctx: HandlerCtx, action: Callable[[HandlerCtx], Awaitable[None]]) -> None:
@@ -131,8 +134,8 @@ class Dispatcher:
 
 
 def _stranger_destination(event: Event) -> Destination | None:
-    if event.reply_address:
-        return Destination(kind="chat", platform=event.platform, address=event.reply_address)
+    if (conversation := extras_of(event).reply_to()) is not None:
+        return conversation
     if event.platform != "sim" and event.user_id:
         return Destination.platform_user(event.platform, event.user_id)
     return None

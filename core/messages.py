@@ -25,10 +25,10 @@ class Event(BaseModel):
     action_key: str = ""  # card button key (see handlers' typed CardAction)
     chat_id: str = ""  # group conversation id, empty for a direct chat
     is_group: bool = False
-    reply_address: str = ""  # e.g. DingTalk sessionWebhook; empty when replies go by user id
-    reply_expires_ms: int = 0
-    response_code: str = ""  # WeCom card response_code, to update the clicked card
-    task_id: str = ""  # WeCom card task_id of the clicked card
+    # The adapter's own typed extras (bot/platforms), stored with the event: how to answer in
+    # this conversation, which card was clicked. Only bot/ reads them; handlers get their
+    # neutral meaning from the dispatcher (HandlerCtx.conversation, HandlerCtx.card_ref).
+    extras: dict[str, Any] = Field(default_factory=dict)
     received_ms: int = 0
     raw: dict[str, Any] = Field(default_factory=dict)
 
@@ -104,7 +104,7 @@ class OutMessage(BaseModel):
     body: str = ""
     card: Card | None = None
     mention_officer_ids: list[int] = Field(default_factory=list)
-    response_code: str = ""  # for kind="card_update" on WeCom
+    card_ref: str = ""  # kind="card_update": the platform's handle of the clicked card
 
     @classmethod
     def md(cls, title: str, body: str) -> OutMessage:

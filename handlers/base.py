@@ -43,6 +43,9 @@ class HandlerCtx:
     officer: Officer
     event: Event
     links: LinkBuilder | None = None
+    # The neutral meaning of the event's platform extras, filled in by the dispatcher:
+    conversation: Destination | None = None  # this chat, when the platform lets answers go there
+    card_ref: str = ""  # the handle that updates the clicked card; "" when it cannot be updated
     step: str = ""  # the conversation step this message answers, if any
     sent: list[OutMessage] = field(default_factory=list)  # what this event enqueued as replies
     _told_group: bool = field(default=False, init=False)  # the group has had its "sent privately" note for this event
@@ -53,25 +56,24 @@ class HandlerCtx:
         return Ctx(session=self.session, clock=self.clock, actor=self.officer, rules=self.rules)
 
     def reply_destination(self) -> Destination:
-        """A DingTalk session webhook of a single chat answers there; anything else the officer.
+        """A single chat that can be answered in (a DingTalk session webhook) gets the answer
+        there; anything else goes to the officer.
 
         Replies in a group go to the officer privately: they carry personal data and signed
         links (invitation cards) that any other group member could open and use.
         """
-        if self.event.reply_address and not self.event.is_group:
-            return self._chat()
+        if self.conversation is not None and not self.event.is_group:
+            return self.conversation
         return Destination.officer(self.officer.id)
-
-    def _chat(self) -> Destination:
-        return Destination(kind="chat", platform=self.event.platform, address=self.event.reply_address)
 
     async def reply(self, msg: OutMessage) -> None:
         now = self.clock.now()
         await outbox.enqueue(self.session, self.reply_destination(), msg, now=now)
         self.sent.append(msg)
-        if self.event.is_group and self.event.reply_address and not self._told_group:
+        if self.event.is_group and self.conversation is not None and not self._told_group:
             self._told_group = True
-            await outbox.enqueue(self.session, self._chat(), OutMessage.text(SENT_PRIVATELY), now=now)
+            await outbox.enqueue(self.session, self.conversation, OutMessage.text(SENT_PRIVATELY),
+                                 now=now)
 
     async def say(self, template: str, **context: Any) -> None:
         """Render `templates/messages/<template>` and reply with it as markdown."""

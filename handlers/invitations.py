@@ -48,9 +48,9 @@ async def on_card(ctx: HandlerCtx, action: InvitationAction) -> None:
     if action.action == "accept":
         await tasks.accept_invitation(ctx.core, invitation.id)
         await _reply_accepted(ctx, invitation, task)
-        await _update_card(ctx, task, ctx.event.response_code, "接受")
+        await _update_card(ctx, task, ctx.card_ref, "接受")
     else:
-        await _ask_reason(ctx, invitation, task, response_code=ctx.event.response_code)
+        await _ask_reason(ctx, invitation, task, card_ref=ctx.card_ref)
 
 
 async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
@@ -69,15 +69,15 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
         return
     await conversation.clear(ctx)
     await _reply_declined(ctx, invitation, task)
-    await _update_card(ctx, task, str(step.data.get("response_code", "")), "拒绝")
+    await _update_card(ctx, task, str(step.data.get("card_ref", "")), "拒绝")
 
 
 async def _ask_reason(ctx: HandlerCtx, invitation: Invitation, task: JointTask,
-                      response_code: str = "") -> None:
+                      card_ref: str = "") -> None:
     _check_answerable(ctx, invitation)
     await conversation.start(ctx, DECLINE_STEP, {"invitation_id": invitation.id,
                                                  "task_code": task.code,
-                                                 "response_code": response_code})
+                                                 "card_ref": card_ref})
     await ctx.say("cmd_ask_decline_reason.md.j2", task=task,
                   min_chars=ctx.rules.decline_reason_min_chars, hours=ctx.rules.conversation_hours)
 
@@ -104,13 +104,13 @@ async def _reply_declined(ctx: HandlerCtx, invitation: Invitation, task: JointTa
                   reason=invitation.reason)
 
 
-async def _update_card(ctx: HandlerCtx, task: JointTask, response_code: str, verb: str) -> None:
-    """Grey the clicked WeCom card and show who answered (only WeCom gives a response_code)."""
-    if not response_code:
+async def _update_card(ctx: HandlerCtx, task: JointTask, card_ref: str, verb: str) -> None:
+    """Grey the clicked card and show who answered, where the platform can update it."""
+    if not card_ref:
         return
     card = Card(title=f"联合抽查邀请：{task.title}", answered=f"已由 {ctx.officer.name} {verb}")
     await outbox.enqueue(ctx.session, Destination.officer(ctx.officer.id),
-                         OutMessage(kind="card_update", response_code=response_code, card=card),
+                         OutMessage(kind="card_update", card_ref=card_ref, card=card),
                          now=ctx.clock.now())
 
 

@@ -11,7 +11,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.platforms.base import TRUNCATION_NOTE, Channel
-from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings, signed_webhook_url
+from bot.platforms.dingtalk import (
+    DingTalkAdapter,
+    DingTalkExtras,
+    DingTalkSettings,
+    signed_webhook_url,
+)
 from core.clock import FixedClock
 from core.messages import Button, Card, Event, Field_, OutMessage
 from tests.fakes import callback_app
@@ -68,7 +73,8 @@ async def test_signed_group_message_becomes_event(rig: Rig) -> None:
     assert event.platform == "dingtalk" and event.kind == "text"
     assert (event.event_id, event.user_id, event.text) == ("msgzFeY3Fd5vUm9K+fJ1Sw0zQ==", "manager7675", "任务 列表")
     assert (event.chat_id, event.is_group) == ("cidAbCdEfGh1234567890==", True)
-    assert (event.reply_address, event.reply_expires_ms) == (session, now + 90 * 60 * 1000)
+    extras = DingTalkExtras.of(event)
+    assert (extras.session_webhook, extras.session_webhook_expires_ms) == (session, now + 90 * 60 * 1000)
 
 
 async def test_single_chat_has_no_chat_id(rig: Rig) -> None:
@@ -253,7 +259,7 @@ async def test_action_card_carries_the_urls_and_drops_callback_only_buttons(rig:
 
 
 async def test_card_update_is_unsupported_not_sent(rig: Rig) -> None:
-    result = await rig.adapter.send(rig.group(), OutMessage(kind="card_update", response_code="x", body="已答复"))
+    result = await rig.adapter.send(rig.group(), OutMessage(kind="card_update", card_ref="x", body="已答复"))
     assert (result.ok, result.permanent, result.code) == (False, False, "unsupported")
     assert rig.fake.requests == []
 

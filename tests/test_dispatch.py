@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.platforms.dingtalk import DingTalkExtras
 from core.errors import ValidationFailed
 from core.models import AuditEvent, Conversation, Draw, Officer, OutboxMessage
 from core.rules import Rules
@@ -113,7 +114,7 @@ async def test_unknown_user_is_refused_politely_and_audited(sessionmaker, clock)
     d = make_dispatcher(sessionmaker, clock)
     webhook = "https://oapi.dingtalk.com/robot/sendBySession?session=abc"
     rows = await send(sessionmaker, d, text_event("stranger", "任务", platform="dingtalk",
-                                                  reply_address=webhook))
+                                                  extras=DingTalkExtras(session_webhook=webhook).dump()))
     assert len(rows) == 1
     assert "您尚未在联检登记，请联系本单位联络员或联席会议办公室绑定账号" in bodies(rows)
     assert rows[0].destination["kind"] == "chat" and rows[0].destination["address"] == webhook
@@ -154,7 +155,8 @@ async def test_wecom_and_dingtalk_ids_resolve_to_the_officer(sessionmaker, clock
 async def test_dingtalk_session_webhook_gets_the_reply(sessionmaker, clock, people) -> None:
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event(
-        people.lead.liaison.code, "帮助", reply_address="https://oapi.dingtalk.com/robot/sendBySession?session=x"))
+        people.lead.liaison.code, "帮助", extras=DingTalkExtras(
+            session_webhook="https://oapi.dingtalk.com/robot/sendBySession?session=x").dump()))
     assert rows[0].destination["kind"] == "chat"
     assert rows[0].destination["address"].endswith("session=x")
 
@@ -169,7 +171,7 @@ async def test_each_dingtalk_conversation_has_its_own_rate_limit_key(sessionmake
     for _, session in pairs:
         address = f"https://oapi.dingtalk.com/robot/sendBySession?session={session}"
         [row] = await send(sessionmaker, d, text_event(f"ding-{session}", "帮助", platform="dingtalk",
-                                                       reply_address=address))
+                                                       extras=DingTalkExtras(session_webhook=address).dump()))
         assert row.destination["address"] == address
         assert row.dest_key == "chat:dingtalk:" + hashlib.sha256(address.encode()).hexdigest()[:16]
         assert session not in row.dest_key

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.platforms.dingtalk import DingTalkExtras
+from bot.platforms.wecom import WeComExtras
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.messages import Event, OutMessage
@@ -60,7 +62,7 @@ async def scene(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedCloc
 def card_event(officer: Officer, key: str, response_code: str = "RC-1") -> Event:
     return Event(platform="wecom", event_id=f"card:{officer.code}:{key}:{response_code}",
                  kind="card_action", user_id=officer.wecom_userid or "", action_key=key,
-                 response_code=response_code, task_id="inv-x")
+                 extras=WeComExtras(task_id="inv-x", response_code=response_code).dump())
 
 
 async def invitation(sm: async_sessionmaker[AsyncSession], inv_id: int) -> Invitation:
@@ -257,7 +259,7 @@ async def test_card_accept_updates_the_card_and_a_second_click_has_no_effect(ses
     rows = await send(sessionmaker, d, card_event(p.liaison, key))
     [update] = [r for r in rows if kind(r) == "card_update"]
     assert update.destination["officer_id"] == p.liaison.id
-    assert update.message["response_code"] == "RC-1"
+    assert update.message["card_ref"] == "RC-1"
     assert update.message["card"]["answered"] == f"已由 {p.liaison.name} 接受"
     assert len(to(rows, kind="department", department_id=scene.w.lead.dep.id)) == 1
     async with sessionmaker() as s:
@@ -285,7 +287,7 @@ async def test_card_decline_asks_for_the_reason_then_updates_the_card(sessionmak
                   text=reason)
     rows = await send(sessionmaker, d, reply)
     [update] = [r for r in rows if kind(r) == "card_update"]
-    assert update.message["response_code"] == "RC-9"
+    assert update.message["card_ref"] == "RC-9"
     assert update.message["card"]["answered"] == f"已由 {p.liaison.name} 拒绝"
     assert reason in bodies(to(rows, kind="department", department_id=scene.w.lead.dep.id))
     assert (await invitation(sessionmaker, scene.invitation_id)).state == "declined"
@@ -337,7 +339,7 @@ async def test_task_list_in_a_dingtalk_group_sends_the_signed_card_privately(ses
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event("ding-liaison", "任务", platform="dingtalk",
                                                   is_group=True, chat_id="cid-group",
-                                                  reply_address=group))
+                                                  extras=DingTalkExtras(session_webhook=group).dump()))
     in_group = to(rows, kind="chat")
     assert [r.message.get("body") for r in in_group] == [SENT_PRIVATELY]
     assert all("/h5/" not in json.dumps(r.message) for r in in_group)
@@ -351,7 +353,7 @@ async def test_single_dingtalk_chat_is_answered_in_place(sessionmaker, clock, sc
         (await s.get(Officer, scene.partner.liaison.id)).dingtalk_userid = "ding-liaison"
     single = "https://oapi.dingtalk.com/robot/sendBySession?session=single-1"
     rows = await send(sessionmaker, make_dispatcher(sessionmaker, clock),
-                      text_event("ding-liaison", "任务", platform="dingtalk", reply_address=single))
+                      text_event("ding-liaison", "任务", platform="dingtalk", extras=DingTalkExtras(session_webhook=single).dump()))
     assert {r.destination["kind"] for r in rows} == {"chat"} and len(rows) == 2
     assert SENT_PRIVATELY not in bodies(rows)
 

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.platforms.base import TRUNCATION_NOTE, Channel, truncate_utf8
-from bot.platforms.wecom import WeComAdapter, WeComSettings
+from bot.platforms.wecom import WeComAdapter, WeComExtras, WeComSettings
 from core.clock import FixedClock
 from core.messages import Button, Card, Event, Field_, OutMessage
 from tests.fakes import callback_app
@@ -289,7 +289,8 @@ async def test_card_click_becomes_card_action_unique_per_click(rig: Rig) -> None
         assert (await rig.client.post(xml))[0] == 200
     first, second = rig.received[0][0], rig.received[1][0]
     assert first.kind == "card_action"
-    assert (first.action_key, first.task_id, first.response_code, first.user_id) == (
+    extras = WeComExtras.of(first)
+    assert (first.action_key, extras.task_id, extras.response_code, first.user_id) == (
         "inv:accept:12", "task-12-3", "RC123", "lisi",
     )
     assert first.event_id != second.event_id
@@ -388,7 +389,7 @@ async def test_interactive_card_then_update_with_response_code(rig: Rig) -> None
     assert len(template["horizontal_content_list"]) == 6
     assert "字段7：值7" in template["sub_title_text"]
 
-    update = OutMessage(kind="card_update", response_code=sent.response_code, card=card.model_copy(update={"answered": "张三 已接受"}))
+    update = OutMessage(kind="card_update", card_ref=sent.response_code, card=card.model_copy(update={"answered": "张三 已接受"}))
     assert (await rig.adapter.send(user(), update)).ok
     assert rig.fake.delivered[1]["button"] == {"replace_name": "张三 已接受"}
     again = await rig.adapter.send(user(), update)  # each response_code works once

@@ -11,13 +11,14 @@ import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 import aiohttp
 import yarl
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
-from core.messages import Card, Event, OutMessage
+from core.messages import Card, Destination, Event, OutMessage
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,32 @@ class SendResult:
     code: str = ""  # platform errcode
     detail: str = ""
     response_code: str = ""  # WeCom interactive card response_code (to update it later)
+
+
+class EventExtras(BaseModel):
+    """An adapter's own typed additions to the neutral `Event`, stored as `Event.extras`.
+
+    Each adapter subclasses it with its own `adapter` tag (see `bot.platforms.extras`); the
+    dispatcher turns them into the neutral meaning handlers get, so no handler reads them.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    adapter: str = ""
+
+    def reply_to(self) -> Destination | None:
+        """Where an answer in this conversation goes, when the platform lets it go there."""
+        return None
+
+    def card_ref(self) -> str:
+        """The platform's handle for updating the card whose button was clicked ("" if none)."""
+        return ""
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    @classmethod
+    def of(cls, event: Event) -> Self:
+        return cls.model_validate(event.extras)
 
 
 class PlatformAdapter(Protocol):

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote_plus
 
 import yarl
@@ -23,6 +23,7 @@ from bot.platforms.base import (
     TRANSIENT_RETRY_S,
     CallbackRejected,
     Channel,
+    EventExtras,
     HttpClient,
     PlatformCallFailed,
     SendResult,
@@ -35,7 +36,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.tokens import TokenCache
 from core.clock import Clock, SystemClock
-from core.messages import Button, Card, Event, OutMessage
+from core.messages import Button, Card, Destination, Event, OutMessage
 
 # DingTalk markdown needs a blank line to break a line.
 NEWLINE = "\n\n"
@@ -51,6 +52,19 @@ SESSION_WEBHOOK_PATH = "/robot/sendBySession"
 # (timestamp, sign) pairs remembered for the replay check; DingTalk signs a fresh timestamp per
 # message, so this bounds memory without forgetting pairs an attacker could still reuse in practice.
 SEEN_SIGNS = 4096
+
+
+class DingTalkExtras(EventExtras):
+    """What a DingTalk robot message carries besides the neutral event."""
+
+    adapter: Literal["dingtalk"] = "dingtalk"
+    session_webhook: str = ""  # answers this conversation without a token: a credential
+    session_webhook_expires_ms: int = 0
+
+    def reply_to(self) -> Destination | None:
+        if not self.session_webhook:
+            return None  # replies go to the officer through the OpenAPI
+        return Destination(kind="chat", platform="dingtalk", address=self.session_webhook)
 
 
 class DingTalkSettings(BaseModel):
@@ -166,8 +180,8 @@ class DingTalkAdapter:
             text=str(text_part.get("content", "")).strip() if is_text and text_part else "",
             chat_id=str(data.get("conversationId", "")) if is_group else "",
             is_group=is_group,
-            reply_address=self._session_webhook(data.get("sessionWebhook")),
-            reply_expires_ms=expires_ms,
+            extras=DingTalkExtras(session_webhook=self._session_webhook(data.get("sessionWebhook")),
+                                  session_webhook_expires_ms=expires_ms).dump(),
             received_ms=self._now_ms(),
             raw=data,
         )

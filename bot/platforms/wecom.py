@@ -23,6 +23,7 @@ from bot.platforms.base import (
     TRANSIENT_RETRY_S,
     CallbackRejected,
     Channel,
+    EventExtras,
     HttpClient,
     PlatformCallFailed,
     SendResult,
@@ -51,6 +52,17 @@ CARD_MAX_BUTTONS = 6
 CARD_MAX_FIELDS = 6
 # Button style 1–4 per the template_card docs; which colour each number shows is our reading.
 BUTTON_STYLE = {"primary": 1, "default": 2, "danger": 3}
+
+
+class WeComExtras(EventExtras):
+    """What a WeCom card click carries besides the neutral event."""
+
+    adapter: Literal["wecom"] = "wecom"
+    task_id: str = ""  # the clicked card's task_id
+    response_code: str = ""  # updates the clicked card once (update_template_card)
+
+    def card_ref(self) -> str:
+        return self.response_code
 
 
 class WeComSettings(BaseModel):
@@ -220,8 +232,8 @@ class WeComAdapter:
                     # no MsgId on events; a retry repeats CreateTime, a second click does not
                     event_id=f"card:{user}:{task}:{key}:{created}",
                     action_key=key,
-                    task_id=task,
-                    response_code=fields.get("ResponseCode", ""),
+                    extras=WeComExtras(task_id=task,
+                                       response_code=fields.get("ResponseCode", "")).dump(),
                     **common,
                 )
             kind: Literal["enter_chat", "other"] = "enter_chat" if event == "enter_agent" else "other"
@@ -257,12 +269,12 @@ class WeComAdapter:
     async def _update_card(self, userid: str, msg: OutMessage) -> SendResult:
         """Grey the clicked card's buttons and show who answered (update_template_card API)."""
         replace_name = (msg.card.answered if msg.card else "") or msg.body
-        if not (msg.response_code and replace_name):
-            return SendResult(False, code="invalid_message", detail="card_update needs response_code and text")
+        if not (msg.card_ref and replace_name):
+            return SendResult(False, code="invalid_message", detail="card_update needs card_ref and text")
         payload = {
             "userids": [userid],
             "agentid": self.settings.agent_id,
-            "response_code": msg.response_code,
+            "response_code": msg.card_ref,
             "button": {"replace_name": replace_name},
         }
         return wecom_result(await self._app_call("/cgi-bin/message/update_template_card", payload))
