@@ -28,7 +28,7 @@ INBOX_WAKE = web.AppKey("inbox_wake", asyncio.Event)
 SENDER_WAKE = web.AppKey("sender_wake", asyncio.Event)
 HANDLER = web.AppKey("handler", EventHandler)
 
-WORKERS = ("inbox", "sender", "scheduler")
+WORKERS = ("inbox", "sender", "scheduler", "connections")
 STOP_GRACE_S = 15.0  # a send in flight finishes (adapters time out after 10 s) before exit
 REJECTED_TEXT = "回调校验失败 / callback rejected"
 
@@ -51,6 +51,8 @@ def callback_routes(adapter: PlatformAdapter) -> list[web.RouteDef]:
             request.app[INBOX_WAKE].set()
         return adapter.ack(events)
 
+    if not adapter.callback_path:  # long-connection mode: events arrive on a socket
+        return []
     return [web.get(adapter.callback_path, verify), web.post(adapter.callback_path, receive)]
 
 
@@ -164,6 +166,7 @@ async def healthz(request: web.Request) -> web.Response:
         "pending_outbox": outbox_counts.get("pending", 0),
         "dead_outbox": outbox_counts.get("dead", 0),
         "platforms": sorted(services.adapters),
+        "connections": {c.name: c.health() for c in services.connections},
     })
 
 
@@ -196,6 +199,29 @@ def _inbox_ctx(app: web.Application) -> Any:
 def _sender_ctx(app: web.Application) -> Any:
     sender = Sender(app[SERVICES])
     return _stoppable("sender", lambda: sender.run(app[SENDER_WAKE]), sender.stop)
+
+
+async def _connections_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run every long connection; each stores its events through the same group commit as
+    the HTTP callbacks and acknowledges a frame only once that commit is done."""
+    services, writer, wake = app[SERVICES], app[INBOX_WRITER], app[INBOX_WAKE]
+
+    async def sink(events: list[Event]) -> list[bool]:
+        stored = await writer.store(events)
+        if any(stored):
+            wake.set()
+        return stored
+
+    tasks = [asyncio.create_task(c.run(sink), name=f"lianjian-{c.name}")
+             for c in services.connections]
+    yield
+    for connection in services.connections:
+        connection.stop()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -255,6 +281,8 @@ def create_app(services: Services, *, handler: EventHandler | None = None,
         app.cleanup_ctx.append(_inbox_ctx(app))
     if "scheduler" in workers:
         app.cleanup_ctx.append(_scheduler_ctx)
+    if "connections" in workers:
+        app.cleanup_ctx.append(_connections_ctx)
     return app
 
 

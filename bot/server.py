@@ -10,6 +10,7 @@ from aiohttp import web
 from bot.app import create_app
 from bot.config import Settings, link_secret
 from bot.platforms.base import PlatformAdapter
+from bot.platforms.longconn import LongConnection
 from bot.services import Services
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_sessionmaker
@@ -31,15 +32,29 @@ def build_adapters(settings: Settings, clock: Clock) -> dict[str, PlatformAdapte
     return adapters
 
 
+def build_connections(adapters: dict[str, PlatformAdapter], clock: Clock) -> list[LongConnection]:
+    """The outbound connections the configured modes need (none in HTTP callback mode)."""
+    from bot.platforms.dingtalk import DingTalkAdapter
+
+    connections: list[LongConnection] = []
+    dingtalk = adapters.get("dingtalk")
+    if isinstance(dingtalk, DingTalkAdapter) and dingtalk.settings.mode == "stream":
+        from bot.platforms.dingtalk_stream import DingTalkStream
+
+        connections.append(DingTalkStream(dingtalk, clock))
+    return connections
+
+
 async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     """Migrate the database (idempotent) and assemble what routes and workers share."""
     clock = clock or SystemClock()
     engine = make_engine(settings.database_url)
     await upgrade(engine)
+    adapters = build_adapters(settings, clock)
     services = Services(settings=settings, sessionmaker=make_sessionmaker(engine), clock=clock,
                         rules=settings.rules, link_secret=link_secret(settings),
-                        public_base_url=settings.base_url,
-                        adapters=build_adapters(settings, clock), engine=engine)
+                        public_base_url=settings.base_url, adapters=adapters,
+                        connections=build_connections(adapters, clock), engine=engine)
     if settings.holidays_file:
         await _load_holidays(services)
     return services

@@ -16,6 +16,7 @@ from core.rules import Rules
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.platforms.base import PlatformAdapter
+    from bot.platforms.longconn import LongConnection
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Services:
     link_secret: bytes  # HMAC key for signed H5 links
     public_base_url: str  # e.g. "http://127.0.0.1:8080" — signed links point here
     adapters: dict[str, PlatformAdapter] = field(default_factory=dict)  # enabled platforms
+    # outbound long connections (DingTalk Stream, WeCom AI bot WebSocket) feeding the inbox
+    connections: list[LongConnection] = field(default_factory=list)
     engine: AsyncEngine | None = None  # set by bot.server, which disposes it on shutdown
     _sqlite_writer: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 

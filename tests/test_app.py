@@ -107,7 +107,8 @@ async def test_healthz_reports_queues(rig: Rig) -> None:
     status, data = await rig.get("/healthz")
     assert status == 200
     assert data == {"status": "ok", "db": "ok", "pending_inbox": 1, "dead_inbox": 0,
-                    "pending_outbox": 0, "dead_outbox": 0, "platforms": ["wecom"]}
+                    "pending_outbox": 0, "dead_outbox": 0, "platforms": ["wecom"],
+                    "connections": {}}
 
 
 async def test_healthz_is_503_when_the_database_is_gone(tmp_path: Path, clock: FixedClock) -> None:

@@ -49,6 +49,7 @@ OPENAPI_THROTTLE_RETRY_S = 60.0
 TOKEN_FAILURE_RETRY_S = 60.0
 MAX_CARD_BUTTONS = 5  # the largest OpenAPI action-card template (sampleActionCard5)
 SESSION_WEBHOOK_PATH = "/robot/sendBySession"
+CARD_ACTION_PARAM = "action"  # the interactive card button's callback parameter we set
 # (timestamp, sign) pairs remembered for the replay check; DingTalk signs a fresh timestamp per
 # message, so this bounds memory without forgetting pairs an attacker could still reuse in practice.
 SEEN_SIGNS = 4096
@@ -77,6 +78,13 @@ class DingTalkSettings(BaseModel):
     max_body_bytes: int = 64 * 1024
     timestamp_window_s: int = 3600
     http_timeout_s: float = 10.0
+    # "http": DingTalk posts to /dingtalk/callback (needs a public HTTPS URL); "stream": we
+    # connect out to DingTalk's Stream gateway (bot/platforms/dingtalk_stream.py)
+    mode: Literal["http", "stream"] = "http"
+    stream_backoff_base_s: float = Field(1.0, gt=0)  # reconnect delay doubles from here…
+    stream_backoff_cap_s: float = Field(60.0, gt=0)  # …up to here
+    stream_heartbeat_s: float = Field(60.0, gt=0)  # WebSocket ping; no pong → reconnect
+    stream_max_inflight: int = Field(100, ge=1)  # frames being stored at once
 
 
 def hmac_b64(secret: str, timestamp_ms: str) -> str:
@@ -95,7 +103,6 @@ def signed_webhook_url(url: str, secret: str, now_ms: int) -> yarl.URL:
 
 class DingTalkAdapter:
     name = "dingtalk"
-    callback_path = "/dingtalk/callback"
     buttons_call_back = False  # robot action cards only open URLs
 
     def __init__(self, settings: DingTalkSettings, clock: Clock | None = None) -> None:
@@ -105,6 +112,8 @@ class DingTalkAdapter:
         self._tokens = TokenCache(self._fetch_token, self._clock)
         # (timestamp + sign) -> msgId of the first message that used the pair
         self._seen_signs: OrderedDict[str, str] = OrderedDict()
+        # Stream mode has no inbound HTTP route: an empty path registers none
+        self.callback_path = "/dingtalk/callback" if settings.mode == "http" else ""
 
     def _now_ms(self) -> int:
         return int(self._clock.now().timestamp() * 1000)
@@ -153,11 +162,12 @@ class DingTalkAdapter:
             raise CallbackRejected(400, "body is not JSON") from exc
         if not isinstance(data, dict):
             raise CallbackRejected(400, "body is not a JSON object")
-        event = self._event(data)
+        event = self.message_event(data)
         self._check_replay(sign_key, event.event_id)
         return [event]
 
-    def _event(self, data: dict[str, Any]) -> Event:
+    def message_event(self, data: dict[str, Any]) -> Event:
+        """A robot message (HTTP body or Stream frame data: the same fields) as an Event."""
         staff_id, msg_id = data.get("senderStaffId"), data.get("msgId")
         if not isinstance(staff_id, str) or not staff_id:
             # senderId is an encrypted per-robot id, not an identity we can map to an officer
@@ -185,6 +195,29 @@ class DingTalkAdapter:
             received_ms=self._now_ms(),
             raw=data,
         )
+
+    def card_event(self, data: dict[str, Any]) -> Event:
+        """An interactive card's button callback (Stream topic /v1.0/card/instances/callback):
+        `content` is a JSON string whose cardPrivateData.params carry the button's action key."""
+        user, track = data.get("userId"), data.get("outTrackId")
+        if not (isinstance(user, str) and user and isinstance(track, str) and track):
+            raise CallbackRejected(400, "card callback without userId or outTrackId")
+        corp = self.settings.corp_id
+        if corp and data.get("corpId") != corp:
+            raise CallbackRejected(403, "card callback from another corp")
+        try:
+            content = json.loads(data.get("content") or "{}")
+            private = content.get("cardPrivateData") or {}
+            params, action_ids = private.get("params") or {}, private.get("actionIds") or []
+        except (ValueError, AttributeError) as exc:
+            raise CallbackRejected(400, "card callback content is not JSON") from exc
+        key = params.get(CARD_ACTION_PARAM) or (action_ids[0] if action_ids else "")
+        if not isinstance(key, str) or not key:
+            raise CallbackRejected(400, "card callback without an action")
+        return Event(platform="dingtalk", kind="card_action", user_id=user, action_key=key,
+                     # one answer per person, card and button: a repeated push is the same answer
+                     event_id=f"card:{track}:{user}:{key}", task_id=track,
+                     received_ms=self._now_ms(), raw=data)
 
     def _check_origin(self, data: dict[str, Any]) -> None:
         """The body must name our robot (and our corp when configured): the sign does not cover it."""

@@ -1,0 +1,197 @@
+"""DingTalk Stream mode: the robot's messages come over an outbound WebSocket, so no public
+callback URL is needed (docs/longconn.md part 2).
+
+Our own client on aiohttp (the official SDK blocks the event loop): `connections/open` gives an
+endpoint and a single-use ticket (valid 90 s), so every (re)connect opens afresh. Every frame is
+acknowledged by its messageId — a robot message only after it is committed to the inbox —
+SYSTEM pings are echoed, and a SYSTEM `disconnect` or a closed socket leads to a reconnect after
+a jittered backoff (1 s doubling to 60 s, back to 1 s once frames flow again). Message data is
+the same JSON as an HTTP-mode callback, so `DingTalkAdapter.message_event` makes the Event and
+replies go out exactly as in HTTP mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import yarl
+
+from bot.platforms.base import CallbackRejected
+from bot.platforms.dingtalk import DingTalkAdapter
+from bot.platforms.longconn import (
+    Backoff,
+    ConnHealth,
+    EventSink,
+    FrameTasks,
+    sleep_unless,
+)
+from core.clock import Clock, SystemClock
+from core.messages import Event
+
+log = logging.getLogger(__name__)
+
+OPEN_PATH = "/v1.0/gateway/connections/open"
+ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
+CARD_TOPIC = "/v1.0/card/instances/callback"
+USER_AGENT = "lianjian/0.1 (aiohttp)"
+DRAIN_S = 5.0  # frames in hand get this long to store and ack when the socket goes away
+
+
+class StreamFailure(Exception):
+    """The gateway refused to open a connection or answered nonsense; reason for the log."""
+
+
+class DingTalkStream:
+    """One Stream connection for the app in `adapter.settings`, kept up until `stop()`."""
+
+    name = "dingtalk_stream"
+
+    def __init__(self, adapter: DingTalkAdapter, clock: Clock | None = None,
+                 rand: Callable[[], float] = random.random) -> None:
+        self.adapter = adapter
+        self.settings = adapter.settings
+        self.health_info = ConnHealth(clock or SystemClock())
+        self._backoff = Backoff(self.settings.stream_backoff_base_s,
+                                self.settings.stream_backoff_cap_s, rand)
+        self._stopping = asyncio.Event()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    def health(self) -> dict[str, Any]:
+        return self.health_info.as_dict()
+
+    def stop(self) -> None:
+        """Leave `run`: the open socket is closed (unacked frames are re-sent to the next
+        connection by DingTalk and de-duplicated by the inbox)."""
+        self._stopping.set()
+        if self._ws is not None and not self._ws.closed:
+            asyncio.get_running_loop().create_task(self._ws.close())
+
+    async def run(self, sink: EventSink) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.settings.http_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while not self._stopping.is_set():
+                self.health_info.set("connecting")
+                try:
+                    endpoint = await self._open(http)
+                    await self._session(http, endpoint, sink)
+                    reason = "connection closed"
+                except (StreamFailure, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    reason = f"{type(exc).__name__}: {exc}"
+                if self._stopping.is_set():
+                    break
+                delay = self._backoff.next_delay()
+                log.warning("DingTalk Stream: %s; reconnecting in %.1fs", reason, delay)
+                self.health_info.set("backoff", reason)
+                await sleep_unless(self._stopping, delay)
+        self.health_info.set("stopped")
+
+    async def _open(self, http: aiohttp.ClientSession) -> yarl.URL:
+        """connections/open → the WebSocket URL with a fresh ticket (single use, 90 s)."""
+        body = {"clientId": self.settings.app_key, "clientSecret": self.settings.app_secret,
+                "subscriptions": [{"type": "CALLBACK", "topic": ROBOT_TOPIC},
+                                  {"type": "CALLBACK", "topic": CARD_TOPIC}],
+                "ua": USER_AGENT}
+        # without Accept an old gateway answered XML
+        async with http.post(self.settings.api_base + OPEN_PATH, json=body,
+                             headers={"Accept": "application/json"}) as resp:
+            status, text = resp.status, await resp.text()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if status != 200 or not isinstance(data, dict):
+            code = data.get("code", "") if isinstance(data, dict) else ""
+            raise StreamFailure(f"connections/open answered HTTP {status} {code}".strip())
+        endpoint, ticket = data.get("endpoint"), data.get("ticket")
+        if not (isinstance(endpoint, str) and isinstance(ticket, str) and ticket):
+            raise StreamFailure("connections/open gave no endpoint or ticket")
+        url = yarl.URL(endpoint)
+        if url.scheme not in ("ws", "wss") or not url.host:
+            raise StreamFailure("connections/open gave an endpoint that is not a WebSocket URL")
+        return url.update_query(ticket=ticket)
+
+    async def _session(self, http: aiohttp.ClientSession, url: yarl.URL, sink: EventSink) -> None:
+        async with http.ws_connect(url, heartbeat=self.settings.stream_heartbeat_s,
+                                   autoclose=True) as ws:
+            self._ws = ws
+            self.health_info.connects += 1
+            self.health_info.set("connected")
+            log.info("DingTalk Stream connected (connection %s)", self.health_info.connects)
+            tasks = FrameTasks(self.settings.stream_max_inflight)
+            try:
+                await self._read(ws, tasks, sink)
+            finally:
+                await tasks.drain(DRAIN_S)
+                self._ws = None
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, tasks: FrameTasks,
+                    sink: EventSink) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            try:
+                frame = json.loads(msg.data)
+                headers = frame["headers"]
+                message_id, topic = str(headers["messageId"]), str(headers.get("topic", ""))
+            except (ValueError, TypeError, KeyError):
+                log.warning("DingTalk Stream: unreadable frame skipped")
+                continue
+            self._backoff.reset()  # the connection works: a later failure starts at base again
+            if frame.get("type") == "SYSTEM":
+                if topic == "disconnect":
+                    # the gateway rebalances; it closes the TCP connection ~10 s later
+                    log.info("DingTalk Stream: gateway asked to reconnect")
+                    return
+                if topic == "ping":
+                    await _ack(ws, message_id, 200, frame.get("data", ""))
+                continue
+            self.health_info.frames += 1
+            await tasks.spawn(self._handle(ws, frame, message_id, topic, sink))
+
+    async def _handle(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any],
+                      message_id: str, topic: str, sink: EventSink) -> None:
+        """Store the frame's event, then acknowledge it on the socket it came from."""
+        if frame.get("type") != "CALLBACK" or topic not in (ROBOT_TOPIC, CARD_TOPIC):
+            await _ack(ws, message_id, 404, json.dumps({"response": None}), "unknown topic")
+            return
+        try:
+            event = self._event(topic, frame.get("data"))
+        except CallbackRejected as exc:
+            log.warning("DingTalk Stream frame %s rejected: %s", message_id, exc.reason)
+            await _ack(ws, message_id, 400, json.dumps({"response": None}), "rejected")
+            return
+        try:
+            await sink([event])
+        except Exception:  # not stored: no ack of success, DingTalk may deliver it again
+            log.exception("DingTalk Stream frame %s could not be stored", message_id)
+            await _ack(ws, message_id, 500, json.dumps({"response": None}), "not stored")
+            return
+        await _ack(ws, message_id, 200, json.dumps({"response": None}))
+
+    def _event(self, topic: str, raw: object) -> Event:
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise CallbackRejected(400, "frame data is not a JSON object")
+        if topic == CARD_TOPIC:
+            return self.adapter.card_event(data)
+        return self.adapter.message_event(data)
+
+
+async def _ack(ws: aiohttp.ClientWebSocketResponse, message_id: str, code: int, data: object,
+               message: str = "OK") -> None:
+    """The ack frame, matched by messageId; its data is always a JSON string."""
+    frame = {"code": code, "headers": {"contentType": "application/json", "messageId": message_id},
+             "message": message, "data": data if isinstance(data, str) else json.dumps(data)}
+    try:
+        await ws.send_str(json.dumps(frame))
+    except (ConnectionError, RuntimeError) as exc:  # socket gone: the frame comes again
+        log.info("DingTalk Stream ack for %s not sent: %s", message_id, type(exc).__name__)

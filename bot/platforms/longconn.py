@@ -1,0 +1,115 @@
+"""What the long-connection clients (DingTalk Stream, WeCom AI bot WebSocket) share.
+
+Both connect outward, receive events as WebSocket frames and must acknowledge each frame; the
+rule that keeps them as durable as the HTTP callbacks is the same: a frame is acknowledged only
+after its events are committed to the inbox (`EventSink`). Protocol facts: docs/longconn.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from core.clock import Clock
+from core.messages import Event
+
+log = logging.getLogger(__name__)
+
+# Stores events in the inbox and returns, per event, whether it was new; returns only once the
+# events are committed, so the caller may acknowledge them.
+EventSink = Callable[[list[Event]], Awaitable[list[bool]]]
+
+ConnState = Literal["idle", "connecting", "connected", "backoff", "kicked", "failed", "stopped"]
+
+
+class LongConnection(Protocol):
+    """A client that keeps one outbound connection alive until `stop()`."""
+
+    name: str
+
+    async def run(self, sink: EventSink) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class ConnHealth:
+    """What /healthz shows for one connection."""
+
+    clock: Clock
+    state: ConnState = "idle"
+    since: dt.datetime | None = None
+    connects: int = 0  # successful connections so far (1 = never reconnected)
+    frames: int = 0  # event frames received
+    last_error: str = ""
+
+    def set(self, state: ConnState, error: str = "") -> None:
+        self.state, self.since = state, self.clock.now()
+        if error:
+            self.last_error = error
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "since": self.since.isoformat() if self.since else None,
+                "connects": self.connects, "frames": self.frames, "last_error": self.last_error}
+
+
+@dataclass
+class Backoff:
+    """Exponential reconnect delay with jitter: base·2^n capped, a random point in its upper
+    half (many processes restarting together do not reconnect in step)."""
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+    rand: Callable[[], float] = random.random
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.base_s * 2.0 ** min(self.failures, 30), self.cap_s)
+        self.failures += 1
+        return ceiling * (0.5 + 0.5 * self.rand())
+
+    def reset(self) -> None:
+        """The connection proved to work (a frame arrived): the next failure starts at base."""
+        self.failures = 0
+
+
+class FrameTasks:
+    """Frames handled concurrently (a burst shares the inbox's group commit), at most `limit`
+    at a time: reading waits when the limit is reached, which pushes back on the platform."""
+
+    def __init__(self, limit: int) -> None:
+        self._slots = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("frame handling failed", exc_info=exc)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let the frames in hand finish (their acks go out on the socket they came from)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        for task in set(self._tasks):
+            task.cancel()
+
+
+async def sleep_unless(stopping: asyncio.Event, delay_s: float) -> None:
+    """Sleep `delay_s`, or less if `stopping` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), delay_s)
