@@ -1,8 +1,8 @@
 """Per-target inspection cases: notice, inspection date, results, review, publication.
 
-Case states: assigned → notified → inspected → submitted → approved | returned → published
-(→ objected → corrected). Results are versioned rows (CaseResult); a published version is never
-edited — `correct_result` adds a version and supersedes the old one (004 第二十条).
+Case and result states and their allowed moves are declared in core/states.py (CASE, RESULT).
+Results are versioned rows (CaseResult); a published version is never edited —
+`correct_result` adds a version and supersedes the old one (004 第二十条).
 
 Review (004 第十九条): the lead department and every participating department may each review a
 version once (one Review row per department). A return by any of them sends the result back to
@@ -54,13 +54,21 @@ from core.results import (
     validate_result,
 )
 from core.rules import Rules
+from core.states import (
+    CASE,
+    OBJECTION,
+    RESULT,
+    TASK,
+    CaseState,
+    InvitationState,
+    ObjectionState,
+    ResultState,
+    TaskState,
+)
 from core.workdays import Deadline, WorkCalendar
 
-CASE_STATE_LABELS = {"assigned": "待检查", "notified": "已告知", "inspected": "已检查",
-                     "submitted": "待审核", "approved": "审核通过", "returned": "审核退回",
-                     "published": "已公示", "objected": "异议处理中", "corrected": "已更正"}
-OPEN_FOR_ENTRY = ("assigned", "notified", "inspected", "returned")
-AFTER_APPROVAL = ("approved", "published", "objected", "corrected")
+OPEN_FOR_ENTRY = (CaseState.ASSIGNED, CaseState.NOTIFIED, CaseState.INSPECTED, CaseState.RETURNED)
+AFTER_APPROVAL = (CaseState.APPROVED, CaseState.PUBLISHED, CaseState.OBJECTED, CaseState.CORRECTED)
 REFERRAL_KINDS = ("移送办案机构", "抄告相关部门", "移送司法机关", "其他")
 
 
@@ -102,7 +110,7 @@ async def active_members(session: AsyncSession, case: Case) -> list[GroupMember]
 async def participating_departments(session: AsyncSession, task: JointTask) -> list[Department]:
     """The lead first, then departments that accepted or check items in the task."""
     accepted = select(Invitation.department_id).where(Invitation.task_id == task.id,
-                                                      Invitation.state == "accepted")
+                                                      Invitation.state == InvitationState.ACCEPTED)
     with_items = select(TaskItem.department_id).where(TaskItem.task_id == task.id)
     rows = await session.scalars(select(Department).where(
         Department.id.in_(accepted) | Department.id.in_(with_items)
@@ -137,10 +145,6 @@ async def require_member(ctx: Ctx, case: Case, action: str) -> Officer:
     return actor
 
 
-def state_error(case: Case, what: str) -> InvalidTransition:
-    return InvalidTransition(f"案件 {case.code} 当前状态为“{CASE_STATE_LABELS[case.state]}”，不能{what}")
-
-
 # ---------------------------------------------------------------- deadlines
 
 def result_deadline(cal: WorkCalendar, rules: Rules, case: Case, task: JointTask) -> Deadline:
@@ -170,12 +174,11 @@ def check_inspection_day(task: JointTask, day: dt.date, today: dt.date) -> None:
 async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Deadline:
     case = await get_case(ctx.session, case_code, for_update=True)
     await require_member(ctx, case, "case.inspected")
-    if case.state not in ("assigned", "notified", "inspected"):
-        raise state_error(case, "登记检查日期")
+    CASE.check(case, CaseState.INSPECTED, what="登记检查日期", subject=case.code)
     task = await get_task(ctx.session, case)
     check_inspection_day(task, day, ctx.clock.today())
     due = await _set_inspected_on(ctx, case, day)
-    case.state = "inspected"
+    CASE.move(case, CaseState.INSPECTED)
     members = await active_members(ctx.session, case)
     msg = message("case_inspected", f"{case.code} 已登记检查日期", case=case, target=case.target,
                   due=due.label())
@@ -190,9 +193,7 @@ async def mark_notified(ctx: Ctx, case_code: str) -> None:
     """The 联合抽查通知书 was handed to the target (004 第十六条(二))."""
     case = await get_case(ctx.session, case_code, for_update=True)
     await require_member(ctx, case, "case.notified")
-    if case.state != "assigned":
-        raise state_error(case, "登记已发放通知书")
-    case.state = "notified"
+    CASE.move(case, CaseState.NOTIFIED, what="登记已发放通知书", subject=case.code)
     await record(ctx, "case.notified", f"case:{case.code}")
 
 
@@ -238,7 +239,7 @@ async def _next_version(session: AsyncSession, case: Case) -> int:
 
 
 async def latest_result(session: AsyncSession, case: Case,
-                        state: str | None = None) -> CaseResult | None:
+                        state: ResultState | None = None) -> CaseResult | None:
     query = select(CaseResult).where(CaseResult.case_id == case.id)
     if state is not None:
         query = query.where(CaseResult.state == state)
@@ -246,8 +247,8 @@ async def latest_result(session: AsyncSession, case: Case,
 
 
 async def _new_version(ctx: Ctx, case: Case, task: JointTask, entered_by: Officer,
-                       fields: dict[str, Any]) -> CaseResult:
-    """Validate a result and add it as the next version (state `submitted`)."""
+                       fields: dict[str, Any], state: ResultState) -> CaseResult:
+    """Validate a result and add it as the next version, in `state`."""
     departments = await participating_departments(ctx.session, task)
     extra = department_categories(departments)
     today = ctx.clock.today()
@@ -261,7 +262,7 @@ async def _new_version(ctx: Ctx, case: Case, task: JointTask, entered_by: Office
         check_inspection_day(task, inspected_on, today)
         await _set_inspected_on(ctx, case, inspected_on)
     result = CaseResult(
-        case_id=case.id, version=await _next_version(ctx.session, case), state="submitted",
+        case_id=case.id, version=await _next_version(ctx.session, case), state=RESULT.start(state),
         codes=list(fields["codes"]), methods=list(fields["methods"]),
         followups=list(fields["followups"]), followup_done=fields["followup_done"],
         followup_done_on=fields["followup_done_on"], inspected_on=inspected_on,
@@ -301,7 +302,7 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
     """
     case = await get_case(ctx.session, case_code, for_update=True)
     actor = await require_member(ctx, case, "case.result.submit")
-    if case.state == "submitted":
+    if case.state == CaseState.SUBMITTED:
         raise InvalidTransition("结果已提交，正在审核中")
     if case.state in AFTER_APPROVAL:
         raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
@@ -310,8 +311,8 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
     late = ctx.clock.today() > due.day
     result = await _new_version(ctx, case, task, actor, _fields(
         codes, methods, followups, followup_done, followup_done_on, inspected_on,
-        item_results, remarks))
-    case.state = "submitted"
+        item_results, remarks), ResultState.SUBMITTED)
+    CASE.move(case, CaseState.SUBMITTED)
     reviewers = (await reviewing_departments(ctx.session, task)
                  if ctx.rules.review_requires_participants
                  else [task.lead_department])
@@ -348,8 +349,9 @@ async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "
     case, task = await _staff_case(ctx, case_code, "审核", "case.result.review")
     assert ctx.actor is not None  # staff checked above
     result = await latest_result(ctx.session, case)
-    if case.state != "submitted" or result is None or result.state != "submitted":
-        raise state_error(case, "审核（没有待审核的结果）")
+    if result is None or not (CASE.allows(case.state, CaseState.APPROVED)
+                              and RESULT.allows(result.state, ResultState.APPROVED)):
+        raise CASE.refusal(case.state, "审核（没有待审核的结果）", case.code)
     done = await ctx.session.scalar(select(Review.id).where(
         Review.result_id == result.id, Review.department_id == ctx.actor.department_id))
     if done is not None:
@@ -373,7 +375,8 @@ async def _apply_review(ctx: Ctx, case: Case, task: JointTask, result: CaseResul
                         review: Review) -> list[Notice]:
     members = await active_members(ctx.session, case)
     if review.decision == "return":
-        result.state, case.state = "returned", "returned"
+        RESULT.move(result, ResultState.RETURNED)
+        CASE.move(case, CaseState.RETURNED)
         msg = message("result_returned", f"{case.code} 结果被退回", case=case,
                       target=case.target, result=result, reason=review.reason,
                       reviewer=ctx.actor)
@@ -384,7 +387,8 @@ async def _apply_review(ctx: Ctx, case: Case, task: JointTask, result: CaseResul
             return await _review_pending_notices(ctx, case, result, review, pending)
     elif review.department_id != task.lead_department_id:
         return []  # a participant's approval is recorded; the lead's approval decides
-    result.state, case.state = "approved", "approved"
+    RESULT.move(result, ResultState.APPROVED)
+    CASE.move(case, CaseState.APPROVED)
     msg = message("result_approved", f"{case.code} 结果审核通过", case=case, target=case.target,
                   result=result, with_participants=ctx.rules.review_requires_participants)
     return [Notice(Destination.officer(m.officer_id), msg) for m in members]
@@ -393,7 +397,7 @@ async def _apply_review(ctx: Ctx, case: Case, task: JointTask, result: CaseResul
 async def reviewing_departments(session: AsyncSession, task: JointTask) -> list[Department]:
     """Who must approve a version (004 第十九条): the lead and every department that accepted."""
     accepted = select(Invitation.department_id).where(Invitation.task_id == task.id,
-                                                      Invitation.state == "accepted")
+                                                      Invitation.state == InvitationState.ACCEPTED)
     rows = await session.scalars(select(Department).where(
         Department.id.in_(accepted) | (Department.id == task.lead_department_id))
         .order_by(Department.id))
@@ -427,28 +431,31 @@ async def require_lead_staff(ctx: Ctx, task: JointTask, action: str, subject: st
 
 
 # Task stage follows its cases: every case has a result → reviewing; all published → published.
-_RESULT_IN = frozenset({"submitted", "approved", "returned", "published", "objected", "corrected"})
-_PUBLIC = frozenset({"published", "objected", "corrected"})
+_PUBLIC = frozenset({CaseState.PUBLISHED, CaseState.OBJECTED, CaseState.CORRECTED})
+_RESULT_IN = frozenset({CaseState.SUBMITTED, CaseState.APPROVED, CaseState.RETURNED, *_PUBLIC})
 
 
 async def advance_task(ctx: Ctx, task: JointTask) -> None:
     """Move the task to the stage its cases have reached (audited once per move)."""
     await ctx.session.flush()
     states = set(await ctx.session.scalars(select(Case.state).where(Case.task_id == task.id)))
-    if not states or task.state not in ("inspecting", "reviewing"):
+    if not states or task.state not in (TaskState.INSPECTING, TaskState.REVIEWING):
         return
-    stage = "published" if states <= _PUBLIC else "reviewing" if states <= _RESULT_IN else task.state
+    stage = (TaskState.PUBLISHED if states <= _PUBLIC
+             else TaskState.REVIEWING if states <= _RESULT_IN else task.state)
     if stage != task.state:
-        before, task.state = task.state, stage
+        before = task.state
+        TASK.move(task, TaskState(stage))
         await record(ctx, "task.stage", f"task:{task.code}", {"from": before, "to": stage})
 
 
 async def _publish(ctx: Ctx, case: Case) -> CaseResult:
-    result = await latest_result(ctx.session, case, "approved")
-    if case.state != "approved" or result is None:
-        raise state_error(case, "公示（结果尚未审核通过）")
-    result.state, result.published_at = "published", ctx.clock.now()
-    case.state = "published"
+    result = await latest_result(ctx.session, case, ResultState.APPROVED)
+    if result is None:
+        raise CASE.refusal(case.state, "公示（结果尚未审核通过）", case.code)
+    CASE.move(case, CaseState.PUBLISHED, what="公示（结果尚未审核通过）", subject=case.code)
+    RESULT.move(result, ResultState.PUBLISHED)
+    result.published_at = ctx.clock.now()
     return result
 
 
@@ -477,7 +484,7 @@ async def publish_task_results(ctx: Ctx, task_code: str) -> int:
         raise NotFound(f"找不到任务 {task_code}")
     await require_lead_staff(ctx, task, "task.publish", f"task:{task.code}")
     cases = list(await ctx.session.scalars(select(Case).where(
-        Case.task_id == task.id, Case.state == "approved").order_by(Case.code)
+        Case.task_id == task.id, Case.state == CaseState.APPROVED).order_by(Case.code)
         .with_for_update(of=Case).execution_options(populate_existing=True)))
     if not cases:
         raise ValidationFailed(f"任务 {task.code} 没有审核通过、待公示的结果")
@@ -504,22 +511,24 @@ async def correct_result(ctx: Ctx, case_code: str, *, reason: str, codes: Sequen
     and stays readable. Resolves an objection whose re-check found the error."""
     case, task = await _staff_case(ctx, case_code, "更正", "case.result.correct")
     assert ctx.actor is not None  # staff checked above
-    previous = await latest_result(ctx.session, case, "published")
-    if case.state not in ("published", "objected", "corrected") or previous is None:
-        raise state_error(case, "更正（只有已公示的结果可以更正）")
+    previous = await latest_result(ctx.session, case, ResultState.PUBLISHED)
+    if previous is None or not CASE.allows(case.state, CaseState.CORRECTED):
+        raise CASE.refusal(case.state, "更正（只有已公示的结果可以更正）", case.code)
     if not reason.strip():
         raise ValidationFailed("更正结果时必须写明更正理由")
     objection = await ctx.session.scalar(select(Objection).where(
-        Objection.case_id == case.id, Objection.state.in_(("received", "error_found"))))
-    if objection is not None and objection.state == "received":
+        Objection.case_id == case.id,
+        Objection.state.in_((ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND))))
+    if objection is not None and objection.state == ObjectionState.RECEIVED:
         raise InvalidTransition("该案件的异议尚未复查，请先登记复查结论")
     result = await _new_version(ctx, case, task, ctx.actor, _fields(
         codes, methods, followups, followup_done, followup_done_on, inspected_on,
-        item_results, remarks))
-    result.is_correction, result.state, result.published_at = True, "published", ctx.clock.now()
-    previous.state, case.state = "superseded", "corrected"
+        item_results, remarks), ResultState.PUBLISHED)
+    result.is_correction, result.published_at = True, ctx.clock.now()
+    RESULT.move(previous, ResultState.SUPERSEDED)
+    CASE.move(case, CaseState.CORRECTED)
     if objection is not None:
-        objection.state = "corrected"
+        OBJECTION.move(objection, ObjectionState.CORRECTED)
     msg = message("result_corrected", f"{case.code} 公示结果已更正", case=case,
                   target=case.target, previous=previous, result=result, reason=reason.strip(),
                   labels=await _labels(ctx, task, result))

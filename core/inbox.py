@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from core.leases import claim_due
 from core.messages import Event
 from core.models import InboxEvent
+from core.states import INBOX, InboxState
 
 EVENT_ID_MAX = 128  # the column width
 
@@ -74,7 +75,7 @@ BATCH_COLUMNS = ("state", "attempts", "next_attempt_at", "received_at", "error")
 
 
 def _batch_values(now: dt.datetime) -> tuple[Any, ...]:
-    return ("pending", 0, now, now, "")
+    return (INBOX.start(InboxState.PENDING), 0, now, now, "")
 
 
 def _unique(events: list[Event]) -> tuple[list[Key], list[tuple[Key, Event]]]:
@@ -197,8 +198,9 @@ async def mark_done(session: AsyncSession, inbox_id: int, now: dt.datetime) -> b
     worker finished it after our lease ran out): the caller must roll back, so the handling
     takes effect once."""
     result = await session.execute(
-        update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.state == "pending")
-        .values(state="done", processed_at=now, claimed_until=None, error="")
+        update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.state == InboxState.PENDING)
+        .values(state=INBOX.edge(InboxState.PENDING, InboxState.DONE), processed_at=now,
+                claimed_until=None, error="")
         .returning(InboxEvent.id))
     return result.scalar() is not None
 
@@ -208,13 +210,14 @@ async def mark_failed(session: AsyncSession, inbox_id: int, error: str, *, now: 
     """Count a failed attempt; the row is retried at `retry_at`, or becomes "dead" once it has
     failed `max_attempts` times. Returns the new state."""
     row = await session.get(InboxEvent, inbox_id, with_for_update=True)
-    if row is None or row.state != "pending":
+    if row is None or row.state != InboxState.PENDING:
         return row.state if row is not None else "missing"
     row.attempts += 1
     row.error = error[:2000]
     row.claimed_until = None
     if row.attempts >= max_attempts:
-        row.state, row.processed_at = "dead", now
+        INBOX.move(row, InboxState.DEAD)
+        row.processed_at = now
     else:
         row.next_attempt_at = retry_at
     await session.flush()
@@ -230,5 +233,5 @@ async def count_by_state(session: AsyncSession) -> dict[str, int]:
 async def release(session: AsyncSession, inbox_id: int) -> None:
     """Give a claimed but unhandled row back (graceful shutdown) without counting an attempt."""
     await session.execute(update(InboxEvent).where(InboxEvent.id == inbox_id,
-                                                   InboxEvent.state == "pending")
+                                                   InboxEvent.state == InboxState.PENDING)
                           .values(claimed_until=None))

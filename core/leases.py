@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import InboxEvent, OutboxMessage
+from core.states import InboxState, OutboxState
 
 Leased = type[InboxEvent] | type[OutboxMessage]
 
@@ -28,9 +29,10 @@ async def claim_due(session: AsyncSession, model: Leased, *, limit: int, now: dt
                     lease: dt.timedelta) -> tuple[list[int], dt.datetime]:
     """Lease up to `limit` due rows; returns their ids (in id order) and the lease end.
     The caller commits at once so other workers see the lease."""
+    pending = InboxState.PENDING if model is InboxEvent else OutboxState.PENDING
     due: Any = (
         select(model.id)
-        .where(model.state == "pending", model.next_attempt_at <= now,
+        .where(model.state == pending, model.next_attempt_at <= now,
                or_(model.claimed_until.is_(None), model.claimed_until < now))
         .order_by(model.next_attempt_at, model.id)
         .limit(limit)

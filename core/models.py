@@ -1,9 +1,10 @@
-"""SQLAlchemy 2 typed tables (design §3). States are plain strings listed beside each table."""
+"""SQLAlchemy 2 typed tables (design §3). States are the enums of core.states, stored as strings."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.states import CaseState, InboxState, ObjectionState, OutboxState, ResultState
+
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """Stores naive UTC, returns aware UTC, so SQLite and PostgreSQL behave the same."""
@@ -39,6 +42,27 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+S = TypeVar("S", bound=StrEnum)
+
+
+class StateType(TypeDecorator[S], Generic[S]):
+    """A state column: stored as its plain string value (no database enum type, so adding a
+    state needs no migration), read back as the entity's enum; an unknown value is refused."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[S]) -> None:
+        super().__init__(16)
+        self.enum = enum
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> S | None:
+        return None if value is None else self.enum(value)
 
 
 class Base(DeclarativeBase):
@@ -160,10 +184,6 @@ class OfficerConflict(Base):
 
 # ---------------------------------------------------------------- joint tasks
 
-TASK_STATES = ("draft", "consulting", "ready", "drawn", "locked", "inspecting", "reviewing",
-               "published", "closed", "cancelled")
-
-
 class JointTask(Base):
     __tablename__ = "joint_task"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -196,9 +216,6 @@ class TaskItem(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
 
 
-INVITATION_STATES = ("pending", "accepted", "declined", "expired")
-
-
 class Invitation(Base):
     __tablename__ = "invitation"
     __table_args__ = (UniqueConstraint("task_id", "department_id"),)
@@ -210,9 +227,6 @@ class Invitation(Base):
     responded_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
     responded_at: Mapped[dt.datetime | None]
     department: Mapped[Department] = relationship(lazy="joined")
-
-
-DRAW_STATES = ("frozen", "locked", "superseded")
 
 
 class Draw(Base):
@@ -251,10 +265,6 @@ class DrawPool(Base):
 
 # ---------------------------------------------------------------- cases
 
-CASE_STATES = ("assigned", "notified", "inspected", "submitted", "approved", "returned",
-               "published", "objected", "corrected")
-
-
 class Case(Base):
     __tablename__ = "inspection_case"
     __table_args__ = (UniqueConstraint("task_id", "target_id"),)
@@ -262,7 +272,7 @@ class Case(Base):
     code: Mapped[str] = mapped_column(String(56), unique=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("joint_task.id"), index=True)
     target_id: Mapped[int] = mapped_column(ForeignKey("target.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="assigned")
+    state: Mapped[CaseState] = mapped_column(StateType(CaseState), default=CaseState.ASSIGNED)
     inspected_on: Mapped[dt.date | None] = mapped_column(Date)
     result_due_on: Mapped[dt.date | None] = mapped_column(Date)
     result_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -294,9 +304,6 @@ class Recusal(Base):
     created_at: Mapped[dt.datetime]
 
 
-RESULT_STATES = ("submitted", "returned", "approved", "published", "superseded")
-
-
 class CaseResult(Base):
     """One version of a case's result. Published versions are never edited; corrections add one."""
 
@@ -305,7 +312,8 @@ class CaseResult(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default="submitted")
+    state: Mapped[ResultState] = mapped_column(StateType(ResultState),
+                                               default=ResultState.SUBMITTED)
     codes: Mapped[list[Any]] = mapped_column(default=list)  # result category codes
     methods: Mapped[list[Any]] = mapped_column(default=list)
     followups: Mapped[list[Any]] = mapped_column(default=list)
@@ -341,10 +349,6 @@ class Review(Base):
     created_at: Mapped[dt.datetime]
 
 
-# error_found: the re-check found an error, the correction (a new result version) is due
-OBJECTION_STATES = ("received", "upheld", "error_found", "corrected", "replied")
-
-
 class Objection(Base):
     __tablename__ = "objection"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -352,7 +356,8 @@ class Objection(Base):
     filed_by: Mapped[str] = mapped_column(String(200))  # the target's representative
     content: Mapped[str] = mapped_column(Text)
     received_on: Mapped[dt.date] = mapped_column(Date)
-    state: Mapped[str] = mapped_column(String(16), default="received")
+    state: Mapped[ObjectionState] = mapped_column(StateType(ObjectionState),
+                                                  default=ObjectionState.RECEIVED)
     recheck_due_on: Mapped[dt.date] = mapped_column(Date)
     recheck_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     recheck_finding: Mapped[str] = mapped_column(Text, default="")
@@ -414,9 +419,6 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
-INBOX_STATES = ("pending", "done", "dead")
-
-
 class InboxEvent(Base):
     __tablename__ = "inbox"
     __table_args__ = (UniqueConstraint("platform", "event_id"),
@@ -425,16 +427,14 @@ class InboxEvent(Base):
     platform: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[str] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the neutral Event
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    state: Mapped[InboxState] = mapped_column(StateType(InboxState), default=InboxState.PENDING,
+                                              index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed handling attempts
     next_attempt_at: Mapped[dt.datetime]  # retried with backoff after a failure
     claimed_until: Mapped[dt.datetime | None]  # lease of the worker handling it
     received_at: Mapped[dt.datetime]
     processed_at: Mapped[dt.datetime | None]
     error: Mapped[str] = mapped_column(Text, default="")
-
-
-OUTBOX_STATES = ("pending", "sent", "dead")
 
 
 class OutboxMessage(Base):
@@ -445,7 +445,7 @@ class OutboxMessage(Base):
     destination: Mapped[dict[str, Any]] = mapped_column(default=dict)  # Destination
     dest_key: Mapped[str] = mapped_column(String(64), index=True)
     message: Mapped[dict[str, Any]] = mapped_column(default=dict)  # OutMessage
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[OutboxState] = mapped_column(StateType(OutboxState), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime]
     claimed_until: Mapped[dt.datetime | None]

@@ -1,8 +1,8 @@
 """Objections to published results, re-checks and replies (004 第二十条).
 
-received → upheld (no error) | error_found → corrected (by core.cases.correct_result)
-→ replied. Deadlines: file within 60 calendar days of publication; re-check within 20 working
-days of receipt; correct within 5 and reply within 15 working days of the re-check result.
+States and moves: core/states.py (OBJECTION); `corrected` is set by core.cases.correct_result.
+Deadlines: file within 60 calendar days of publication; re-check within 20 working days of
+receipt; correct within 5 and reply within 15 working days of the re-check result.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from core.cases import (
     latest_result,
     message,
     require_lead_staff,
-    state_error,
 )
 from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.messages import Destination
 from core.models import Case, JointTask, Objection
+from core.states import CASE, OBJECTION, CaseState, ObjectionState, ResultState
 
 
 def _notice_lead(task: JointTask, template: str, title: str, **context: object) -> Notice:
@@ -35,11 +35,11 @@ async def file_objection(ctx: Ctx, case_code: str, filed_by: str, content: str,
     case = await get_case(ctx.session, case_code)
     task = await get_task(ctx.session, case)
     await require_lead_staff(ctx, task, "objection.file", f"case:{case.code}")
-    if case.state == "objected":
+    if case.state == CaseState.OBJECTED:
         raise InvalidTransition(f"案件 {case.code} 已有异议正在处理")
-    published = await latest_result(ctx.session, case, "published")
-    if case.state not in ("published", "corrected") or published is None:
-        raise state_error(case, "受理异议（结果尚未公示）")
+    published = await latest_result(ctx.session, case, ResultState.PUBLISHED)
+    if published is None or not CASE.allows(case.state, CaseState.OBJECTED):
+        raise CASE.refusal(case.state, "受理异议（结果尚未公示）", case.code)
     assert published.published_at is not None
     if not filed_by.strip() or not content.strip():
         raise ValidationFailed("请填写异议人和异议内容（书面申请及证明材料）")
@@ -55,11 +55,12 @@ async def file_objection(ctx: Ctx, case_code: str, filed_by: str, content: str,
     cal = await ctx.work_calendar()
     due = cal.add_workdays(received_on, ctx.rules.recheck_workdays)
     objection = Objection(case_id=case.id, filed_by=filed_by.strip(), content=content.strip(),
-                          received_on=received_on, state="received", recheck_due_on=due.day,
+                          received_on=received_on,
+                          state=OBJECTION.start(ObjectionState.RECEIVED), recheck_due_on=due.day,
                           recheck_due_provisional=due.provisional,
                           handled_by_id=ctx.actor.id if ctx.actor else None)
     ctx.session.add(objection)
-    case.state = "objected"
+    CASE.move(case, CaseState.OBJECTED)
     await ctx.session.flush()
     notice = _notice_lead(task, "objection_filed", f"{case.code} 收到异议",
                                 case=case, target=case.target, objection=objection,
@@ -84,14 +85,15 @@ async def _load(ctx: Ctx, objection_id: int, action: str) -> tuple[Objection, Ca
 
 async def _restore_case(ctx: Ctx, case: Case) -> None:
     """An upheld objection leaves the published result as it was."""
-    current = await latest_result(ctx.session, case, "published")
-    case.state = "corrected" if current is not None and current.is_correction else "published"
+    current = await latest_result(ctx.session, case, ResultState.PUBLISHED)
+    CASE.move(case, CaseState.CORRECTED if current is not None and current.is_correction
+              else CaseState.PUBLISHED)
 
 
 async def record_recheck(ctx: Ctx, objection_id: int, finding: str,
                          error_found: bool) -> Objection:
     objection, case, task = await _load(ctx, objection_id, "objection.recheck")
-    if objection.state != "received":
+    if objection.state != ObjectionState.RECEIVED:
         raise InvalidTransition("该异议已复查")
     if not finding.strip():
         raise ValidationFailed("请填写复查情况和结论")
@@ -103,9 +105,10 @@ async def record_recheck(ctx: Ctx, objection_id: int, finding: str,
     objection.reply_due_on = reply_due.day
     objection.handled_by_id = ctx.actor.id if ctx.actor else objection.handled_by_id
     if error_found:
-        objection.state, objection.correction_due_on = "error_found", correction_due.day
+        OBJECTION.move(objection, ObjectionState.ERROR_FOUND)
+        objection.correction_due_on = correction_due.day
     else:
-        objection.state = "upheld"
+        OBJECTION.move(objection, ObjectionState.UPHELD)
         await _restore_case(ctx, case)
     notice = _notice_lead(task, "objection_rechecked", f"{case.code} 异议复查结论",
                                 case=case, target=case.target, objection=objection,
@@ -122,13 +125,14 @@ async def record_recheck(ctx: Ctx, objection_id: int, finding: str,
 async def reply_objection(ctx: Ctx, objection_id: int) -> Objection:
     """The re-check result was communicated to the objector."""
     objection, case, task = await _load(ctx, objection_id, "objection.reply")
-    refusals = {"received": "该异议尚未复查，不能答复",
-                "error_found": "复查发现错误，须先更正公示结果再答复",
-                "replied": "该异议已答复"}
+    refusals = {ObjectionState.RECEIVED: "该异议尚未复查，不能答复",
+                ObjectionState.ERROR_FOUND: "复查发现错误，须先更正公示结果再答复",
+                ObjectionState.REPLIED: "该异议已答复"}
     if objection.state in refusals:
         raise InvalidTransition(refusals[objection.state])
-    corrected = objection.state == "corrected"
-    objection.state, objection.replied_on = "replied", ctx.clock.today()
+    corrected = objection.state == ObjectionState.CORRECTED
+    OBJECTION.move(objection, ObjectionState.REPLIED)
+    objection.replied_on = ctx.clock.today()
     notice = _notice_lead(task, "objection_replied", f"{case.code} 异议已答复", case=case,
                                 target=case.target, objection=objection, corrected=corrected)
     await record(ctx, "objection.replied", f"objection:{objection.id}",

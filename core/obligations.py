@@ -32,13 +32,19 @@ from core.models import (
     Officer,
 )
 from core.rules import Rules
+from core.states import (
+    TASKS_IN_PROGRESS,
+    CaseState,
+    InvitationState,
+    ObjectionState,
+    ResultState,
+    TaskState,
+)
 from core.workdays import Deadline, WorkCalendar
 
 KIND_LABELS = {"invitation_reply": "答复联合抽查邀请", "result_entry": "录入检查结果",
                "review": "审核检查结果", "objection_recheck": "异议复查",
                "objection_correction": "更正公示结果", "objection_reply": "答复异议"}
-LIVE_TASK_STATES = ("consulting", "ready", "drawn", "locked", "inspecting", "reviewing",
-                    "published")
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ async def _invitations(session: AsyncSession, cal: WorkCalendar, today: dt.date,
                        people: _People) -> list[Obligation]:
     rows = (await session.execute(
         select(Invitation, JointTask).join(JointTask, JointTask.id == Invitation.task_id)
-        .where(Invitation.state == "pending", JointTask.state == "consulting",
+        .where(Invitation.state == InvitationState.PENDING, JointTask.state == TaskState.CONSULTING,
                JointTask.reply_due_on.is_not(None)))).all()
     return [_make(cal, today, f"invitation:{inv.id}", "invitation_reply",
                   f"{task.code} {task.title}", inv.department_id,
@@ -111,8 +117,8 @@ async def _entries_and_reviews(session: AsyncSession, cal: WorkCalendar, rules: 
                                today: dt.date, people: _People) -> list[Obligation]:
     rows = (await session.execute(
         select(Case, JointTask).join(JointTask, JointTask.id == Case.task_id)
-        .where(Case.state.in_((*OPEN_FOR_ENTRY, "submitted")),
-               JointTask.state.in_(LIVE_TASK_STATES)).order_by(Case.id))).all()
+        .where(Case.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)),
+               JointTask.state.in_(TASKS_IN_PROGRESS)).order_by(Case.id))).all()
     members: dict[int, list[GroupMember]] = defaultdict(list)
     for m in await session.scalars(select(GroupMember).where(
             GroupMember.active.is_(True), GroupMember.case_id.in_([c.id for c, _ in rows]))
@@ -121,7 +127,7 @@ async def _entries_and_reviews(session: AsyncSession, cal: WorkCalendar, rules: 
     found: list[Obligation] = []
     for case, task in rows:
         subject = f"{case.code} {case.target.name}"
-        if case.state == "submitted":
+        if case.state == CaseState.SUBMITTED:
             found.append(await _review(session, cal, rules, today, people, case, task, subject))
             continue
         group = members[case.id]
@@ -135,7 +141,7 @@ async def _entries_and_reviews(session: AsyncSession, cal: WorkCalendar, rules: 
 async def _review(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,
                   people: _People, case: Case, task: JointTask, subject: str) -> Obligation:
     entered = await session.scalar(select(CaseResult.entered_at).where(
-        CaseResult.case_id == case.id, CaseResult.state == "submitted"))
+        CaseResult.case_id == case.id, CaseResult.state == ResultState.SUBMITTED))
     start = china_date(entered) if entered is not None else today
     return _make(cal, today, f"review:{case.id}", "review", subject, task.lead_department_id,
                  people.staff(task.lead_department_id),
@@ -147,14 +153,14 @@ async def _objections(session: AsyncSession, cal: WorkCalendar, rules: Rules, to
     rows = (await session.execute(
         select(Objection, Case, JointTask).join(Case, Case.id == Objection.case_id)
         .join(JointTask, JointTask.id == Case.task_id)
-        .where(Objection.state != "replied").order_by(Objection.id))).all()
+        .where(Objection.state != ObjectionState.REPLIED).order_by(Objection.id))).all()
     found: list[Obligation] = []
     for obj, case, task in rows:
         subject = f"{case.code} {case.target.name}（异议人：{obj.filed_by}）"
         staff = people.staff(task.lead_department_id)
-        if obj.state == "received":
+        if obj.state == ObjectionState.RECEIVED:
             step, due = "recheck", Deadline(obj.recheck_due_on, obj.recheck_due_provisional)
-        elif obj.state == "error_found" and obj.rechecked_on is not None:
+        elif obj.state == ObjectionState.ERROR_FOUND and obj.rechecked_on is not None:
             step, due = "correction", cal.add_workdays(obj.rechecked_on, rules.correction_workdays)
         elif obj.rechecked_on is not None:
             step, due = "reply", cal.add_workdays(obj.rechecked_on, rules.reply_workdays)
@@ -285,7 +291,8 @@ async def recompute_provisional(ctx: Ctx) -> int:
         new = cal.add_workdays(task.window_end, rules.result_entry_workdays)
         changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional",
                           new)
-    for obj in await ctx.session.scalars(select(Objection).where(Objection.state != "replied")):
+    open_objections = select(Objection).where(Objection.state != ObjectionState.REPLIED)
+    for obj in await ctx.session.scalars(open_objections):
         changes += _recompute_objection(cal, rules, obj)
     if changes:
         await record(ctx, "deadlines.recomputed", "calendar", {"changes": changes})

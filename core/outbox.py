@@ -11,6 +11,7 @@ from core import leases
 from core.errors import NotFound, ValidationFailed
 from core.messages import Destination, OutMessage
 from core.models import OutboxMessage
+from core.states import OUTBOX, OutboxState
 
 
 async def enqueue(session: AsyncSession, dest: Destination, msg: OutMessage, *, now: dt.datetime,
@@ -24,7 +25,8 @@ async def enqueue(session: AsyncSession, dest: Destination, msg: OutMessage, *, 
             return None
     row = OutboxMessage(idempotency_key=key, destination=dest.model_dump(mode="json"),
                         dest_key=dest.key(), message=msg.model_dump(mode="json", exclude_defaults=True),
-                        state="pending", attempts=0, next_attempt_at=now, created_at=now)
+                        state=OUTBOX.start(OutboxState.PENDING), attempts=0,
+                        next_attempt_at=now, created_at=now)
     session.add(row)
     await session.flush()
     return row
@@ -46,7 +48,7 @@ async def claim_due(session: AsyncSession, limit: int, now: dt.datetime,
 
 def _claimed(row_id: int, token: dt.datetime) -> tuple[ColumnElement[bool], ...]:
     # a sender whose lease ran out must not overwrite what a newer claimant did
-    return (OutboxMessage.id == row_id, OutboxMessage.state == "pending",
+    return (OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.PENDING,
             OutboxMessage.claimed_until == token)
 
 
@@ -54,7 +56,8 @@ async def mark_sent(session: AsyncSession, row_id: int, token: dt.datetime, *, n
                     channel: str) -> bool:
     result = await session.execute(
         update(OutboxMessage).where(*_claimed(row_id, token))
-        .values(state="sent", sent_at=now, channel=channel, claimed_until=None, last_error="")
+        .values(state=OUTBOX.edge(OutboxState.PENDING, OutboxState.SENT), sent_at=now,
+                channel=channel, claimed_until=None, last_error="")
         .returning(OutboxMessage.id))
     return result.scalar() is not None
 
@@ -72,7 +75,7 @@ async def postpone(session: AsyncSession, row_id: int, token: dt.datetime, *,
 
 async def mark_failed(session: AsyncSession, row_id: int, token: dt.datetime, error: str, *,
                       now: dt.datetime, retry_at: dt.datetime | None,
-                      max_attempts: int) -> str | None:
+                      max_attempts: int) -> OutboxState | None:
     """Count a failed attempt. `retry_at=None` (a permanent failure) or the last allowed
     attempt makes the row "dead"; otherwise it is due again at `retry_at`. Returns the new
     state, or None when the claim was lost."""
@@ -84,7 +87,7 @@ async def mark_failed(session: AsyncSession, row_id: int, token: dt.datetime, er
     row.last_error = error[:2000]
     row.claimed_until = None
     if retry_at is None or row.attempts >= max_attempts:
-        row.state = "dead"
+        OUTBOX.move(row, OutboxState.DEAD)
     else:
         row.next_attempt_at = retry_at
     await session.flush()
@@ -97,14 +100,15 @@ async def sent_since(session: AsyncSession, dest_key: str, channel: str,
     the rate limiter's memory, shared by every process and kept across restarts."""
     rows = await session.scalars(
         select(OutboxMessage.sent_at)
-        .where(OutboxMessage.dest_key == dest_key, OutboxMessage.state == "sent",
+        .where(OutboxMessage.dest_key == dest_key, OutboxMessage.state == OutboxState.SENT,
                OutboxMessage.channel == channel, OutboxMessage.sent_at > since)
         .order_by(OutboxMessage.sent_at))
     return [t for t in rows.all() if t is not None]
 
 
 async def list_dead(session: AsyncSession, limit: int = 200) -> list[OutboxMessage]:
-    rows = await session.scalars(select(OutboxMessage).where(OutboxMessage.state == "dead")
+    rows = await session.scalars(select(OutboxMessage)
+                                 .where(OutboxMessage.state == OutboxState.DEAD)
                                  .order_by(OutboxMessage.id.desc()).limit(limit))
     return list(rows.all())
 
@@ -120,9 +124,10 @@ async def retry(session: AsyncSession, row_id: int, now: dt.datetime) -> OutboxM
     row = await session.get(OutboxMessage, row_id, with_for_update=True)
     if row is None:
         raise NotFound(f"未找到消息 {row_id}")
-    if row.state != "dead":
+    if not OUTBOX.allows(row.state, OutboxState.PENDING):
         raise ValidationFailed(f"消息 {row_id} 的状态是 {row.state}，只有死信可以重新发送")
-    row.state, row.attempts, row.next_attempt_at, row.claimed_until = "pending", 0, now, None
+    OUTBOX.move(row, OutboxState.PENDING)
+    row.attempts, row.next_attempt_at, row.claimed_until = 0, now, None
     await session.flush()
     return row
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.cases import CASE_STATE_LABELS, OPEN_FOR_ENTRY, china_date, message, result_deadline
+from core.cases import OPEN_FOR_ENTRY, china_date, message, result_deadline
 from core.changes import Ctx, Notice, record
 from core.messages import Destination, OutMessage
 from core.models import (
@@ -23,13 +23,16 @@ from core.models import (
     OutboxMessage,
 )
 from core.rules import Rules
+from core.states import (
+    CASE,
+    TASK,
+    TASKS_IN_PROGRESS,
+    CaseState,
+    InvitationState,
+    ObjectionState,
+    OutboxState,
+)
 from core.workdays import WorkCalendar
-
-TASK_STATE_LABELS = {"draft": "草稿", "consulting": "征求意见", "ready": "待抽取", "drawn": "已抽取",
-                     "locked": "已锁定", "inspecting": "检查中", "reviewing": "审核中",
-                     "published": "已公示", "closed": "已办结", "cancelled": "已取消"}
-SUMMARY_TASK_STATES = ("consulting", "ready", "drawn", "locked", "inspecting", "reviewing",
-                       "published")
 
 
 @dataclass
@@ -49,11 +52,11 @@ class TaskSummary:
 
     @property
     def state_label(self) -> str:
-        return TASK_STATE_LABELS.get(self.state, self.state)
+        return TASK.label(self.state)
 
     def case_states(self) -> list[tuple[str, int]]:
-        return [(CASE_STATE_LABELS[s], self.cases_by_state[s])
-                for s in CASE_STATE_LABELS if s in self.cases_by_state]
+        return [(CASE.label(s), self.cases_by_state[s])
+                for s in CaseState if s in self.cases_by_state]
 
 
 @dataclass
@@ -67,11 +70,11 @@ class Summary:
 async def _invitations(session: AsyncSession, ts: TaskSummary, task: JointTask) -> None:
     for inv in await session.scalars(select(Invitation).where(Invitation.task_id == task.id)
                                      .order_by(Invitation.id)):
-        if inv.state == "accepted":
+        if inv.state == InvitationState.ACCEPTED:
             ts.accepted += 1
-        elif inv.state == "declined":
+        elif inv.state == InvitationState.DECLINED:
             ts.declined.append((inv.department.name, inv.reason))
-        elif inv.state == "pending":
+        elif inv.state == InvitationState.PENDING:
             ts.pending += 1
 
 
@@ -93,10 +96,10 @@ async def _cases(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: 
             ts.on_time += 1
         else:
             ts.late += 1
-    ts.returned = ts.cases_by_state.get("returned", 0)
+    ts.returned = ts.cases_by_state.get(CaseState.RETURNED, 0)
     ts.objections_open = await session.scalar(
         select(func.count(Objection.id)).join(Case, Case.id == Objection.case_id)
-        .where(Case.task_id == task.id, Objection.state != "replied")) or 0
+        .where(Case.task_id == task.id, Objection.state != ObjectionState.REPLIED)) or 0
 
 
 async def daily_summary(session: AsyncSession, cal: WorkCalendar, today: dt.date,
@@ -104,7 +107,7 @@ async def daily_summary(session: AsyncSession, cal: WorkCalendar, today: dt.date
                         rules: Rules | None = None) -> Summary:
     """Tasks in progress (where the department leads or is invited, when given)."""
     rules = rules or Rules.model_validate({})  # the defaults (Rules() trips mypy without the pydantic plugin)
-    query = select(JointTask).where(JointTask.state.in_(SUMMARY_TASK_STATES))
+    query = select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS))
     name = "全部部门"
     if department_id is not None:
         invited = select(Invitation.task_id).where(Invitation.department_id == department_id)
@@ -119,7 +122,7 @@ async def daily_summary(session: AsyncSession, cal: WorkCalendar, today: dt.date
         await _cases(session, cal, rules, today, ts, task)
         tasks.append(ts)
     dead = await session.scalar(
-        select(func.count(OutboxMessage.id)).where(OutboxMessage.state == "dead")) or 0
+        select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)) or 0
     return Summary(today, name, tasks, dead)
 
 

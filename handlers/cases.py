@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from core import cases, tasks
-from core.cases import CASE_STATE_LABELS
 from core.models import Officer
+from core.states import CASE
 from handlers.base import Args, HandlerCtx, UsageError
 
 
 async def mine(ctx: HandlerCtx, args: Args) -> None:
     listed = await tasks.cases_for_officer(ctx.core, ctx.officer.id)
-    await ctx.say("cmd_my_cases.md.j2", cases=listed, states=CASE_STATE_LABELS,
+    await ctx.say("cmd_my_cases.md.j2", cases=listed, states=CASE.labels,
                   today=ctx.clock.today(), open_states=cases.OPEN_FOR_ENTRY)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from core import cases, tasks
 from core.models import CaseResult, Department, JointTask, Review
+from core.states import CaseState
 from handlers.base import Args, HandlerCtx, UsageError
 
 
@@ -44,11 +45,11 @@ async def _say_reviewed(ctx: HandlerCtx, code: str, review: Review) -> None:
                   pending=await _still_to_review(ctx, task, case.state, review))
 
 
-async def _still_to_review(ctx: HandlerCtx, task: JointTask, case_state: str,
+async def _still_to_review(ctx: HandlerCtx, task: JointTask, case_state: CaseState,
                            review: Review) -> list[Department]:
     """Departments whose approval the version still waits for after an approval (core tells
     them itself; the reviewer is only told who they are)."""
-    if review.decision != "approve" or case_state != "submitted":
+    if review.decision != "approve" or case_state != CaseState.SUBMITTED:
         return []
     if not ctx.rules.review_requires_participants:
         return [task.lead_department]  # a participant approved; the lead's approval decides

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from core import tasks
-from core.cases import CASE_STATE_LABELS
 from core.messages import Button, Card, Field_, OutMessage
 from core.models import Invitation, JointTask
+from core.states import CASE
 from core.workdays import Deadline
 from handlers.base import Args, HandlerCtx, UsageError
 from handlers.cards import InvitationAction
@@ -41,7 +41,7 @@ async def progress(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError
     await ctx.say("cmd_progress.md.j2", p=await tasks.task_progress(ctx.core, code),
-                  case_states=CASE_STATE_LABELS)
+                  case_states=CASE.labels)
 
 
 async def _show(ctx: HandlerCtx, code: str) -> None:
