@@ -287,8 +287,8 @@ def create_app(services: Services, *, handler: EventHandler | None = None,
 
 
 def _page_routes(app: web.Application) -> list[web.RouteDef]:
-    """Signed-link H5 pages (bot.web) and, when enabled, the simulator."""
-    from bot import web as pages
+    """Web pages (bot.pages) and, when enabled, the simulator."""
+    from bot import pages
     from bot.platforms import simulator
 
     services = app[SERVICES]

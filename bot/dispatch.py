@@ -13,17 +13,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import partial
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.pages.invitation import invitation_link
 from bot.platforms.extras import extras_of
 from bot.services import Services
-from bot.web import invitation_link
-from core import outbox, tasks
+from core import officers, outbox, tasks
 from core.changes import Ctx, record
 from core.errors import DomainError, PermissionDenied
 from core.messages import Destination, Event, OutMessage
-from core.models import Officer
 from core.render import render
 from handlers import conversation, invitations
 from handlers.base import (
@@ -38,9 +36,6 @@ from handlers.base import (
 from handlers.cards import InvitationAction, unpack_action
 from handlers.commands import COMMANDS, STEPS
 
-_USER_COLUMN = {"wecom": Officer.wecom_userid, "dingtalk": Officer.dingtalk_userid,
-                "sim": Officer.code}
-
 
 class Dispatcher:
     def __init__(self, services: Services, links: LinkBuilder | None = None) -> None:
@@ -48,11 +43,12 @@ class Dispatcher:
         self.links = links if links is not None else partial(invitation_link, services)
 
     async def handle(self, session: AsyncSession, event: Event) -> None:
-        officer = await resolve_officer(session, event)
+        lookup = self.services.core_ctx(session)
+        officer = await officers.by_account(lookup, event.platform, event.user_id)
         if officer is None:
             await self._refuse_unknown(session, event)
             return
-        await lock_officer(session, officer)
+        await officers.lock_officer(lookup, officer)
         extras = extras_of(event)
         ctx = HandlerCtx(session=session, clock=self.services.clock, rules=self.services.rules,
                          officer=officer, event=event, links=self.links,
@@ -146,25 +142,3 @@ def _attempt(event: Event) -> str:
         return f"card:{event.action_key}"[:64]
     return f"command:{first_word(event.text)}"[:64]
 
-
-async def resolve_officer(session: AsyncSession, event: Event) -> Officer | None:
-    if not event.user_id:
-        return None
-    column = _USER_COLUMN[event.platform]
-    return await session.scalar(
-        select(Officer).where(column == event.user_id, Officer.active.is_(True)))
-
-
-async def lock_officer(session: AsyncSession, officer: Officer) -> None:
-    """Serialise one officer's events across processes (aiogram #1317: steps interleaving).
-
-    PostgreSQL: a row lock held to the end of the caller's transaction. SQLite: a no-op UPDATE
-    takes the database write lock now — which also opens the transaction before the handler's
-    SAVEPOINT, so releasing that savepoint can never commit the caller's work early.
-    """
-    assert session.bind is not None
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(select(Officer.id).where(Officer.id == officer.id).with_for_update())
-    else:
-        await session.execute(update(Officer).where(Officer.id == officer.id)
-                              .values(id=Officer.id).execution_options(synchronize_session=False))

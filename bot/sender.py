@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.pages.invitation import action_link
 from bot.platforms.base import Channel, SendResult
 from bot.services import Services
-from bot.web import action_link
 from bot.workers import poll_loop
 from core import outbox
 from core.changes import Ctx, Notice, record

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.changes import Ctx
 from core.clock import Clock
 from core.rules import Rules
 
@@ -32,6 +33,10 @@ class Services:
     connections: list[LongConnection] = field(default_factory=list)
     engine: AsyncEngine | None = None  # set by bot.server, which disposes it on shutdown
     _sqlite_writer: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    def core_ctx(self, session: AsyncSession) -> Ctx:
+        """A core context acting as the system, for look-ups before an officer is known."""
+        return Ctx(session=session, clock=self.clock, rules=self.rules)
 
     def write_gate(self) -> contextlib.AbstractAsyncContextManager[Any]:
         """Hold around a write transaction of the busy paths (callback inserts, inbox handling).

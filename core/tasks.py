@@ -181,8 +181,7 @@ async def _department_items(session: AsyncSession, department: Department,
     own = list(await session.scalars(select(Item).where(Item.department_id == department.id)
                                      .order_by(Item.code)))
     if item_ids is None:
-        key = [i for i in own if i.category == "key"]
-        chosen = key or own
+        chosen = default_items(own)
     else:
         wanted = list(dict.fromkeys(item_ids))
         by_id = {i.id: i for i in own}
@@ -193,6 +192,12 @@ async def _department_items(session: AsyncSession, department: Department,
         raise ValidationFailed(f"{department.name}的抽查事项清单为空，请先导入抽查事项清单" if not own
                                else "请至少选择一项本部门本次检查事项")
     return chosen
+
+
+def default_items(own: list[Item]) -> list[Item]:
+    """What a department takes when it accepts without choosing: its key items, or, when its
+    list has none, the whole list."""
+    return [i for i in own if i.category == "key"] or own
 
 
 def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
@@ -1031,3 +1036,48 @@ async def cases_for_officer(ctx: Ctx, officer_id: int) -> list[Case]:
     return list(await ctx.session.scalars(select(Case).join(
         GroupMember, GroupMember.case_id == Case.id).where(
         GroupMember.officer_id == officer_id, GroupMember.active.is_(True)).order_by(Case.code)))
+
+
+@dataclass
+class InvitationView:
+    """An invitation as its answer page shows it."""
+
+    invitation: Invitation
+    task: JointTask
+    task_items: list[tuple[str, Item]]  # (department name, item), every department's
+    own_items: list[Item]  # the invited department's item list, offered as check boxes
+    items_in_task: set[int]  # own items already in the task (once accepted)
+    responder: str = ""
+
+    def default_item_ids(self) -> set[int]:
+        """Pre-checked boxes: the items already in the task for this department (after an
+        answer), else what a one-tap 接受 takes."""
+        return set(self.items_in_task) or {i.id for i in default_items(self.own_items)}
+
+
+async def invitation_view(ctx: Ctx, invitation_id: int) -> InvitationView:
+    session = ctx.session
+    invitation = await session.scalar(
+        select(Invitation).where(Invitation.id == invitation_id)
+        .execution_options(populate_existing=True))
+    if invitation is None:
+        raise NotFound("邀请不存在或已被撤回。")
+    task = await session.get(JointTask, invitation.task_id)
+    if task is None:
+        raise NotFound("任务不存在。")
+    rows = (await session.execute(
+        select(Department.name, Item, TaskItem.department_id)
+        .join(TaskItem, TaskItem.item_id == Item.id)
+        .join(Department, Department.id == TaskItem.department_id)
+        .where(TaskItem.task_id == task.id).order_by(Department.id, Item.code))).all()
+    own_items = list(await session.scalars(
+        select(Item).where(Item.department_id == invitation.department_id).order_by(Item.code)))
+    responder = ""
+    if invitation.responded_by_id is not None:
+        who = await session.get(Officer, invitation.responded_by_id)
+        responder = who.name if who is not None else ""
+    return InvitationView(
+        invitation=invitation, task=task, task_items=[(name, item) for name, item, _ in rows],
+        own_items=own_items,
+        items_in_task={item.id for _, item, dept in rows if dept == invitation.department_id},
+        responder=responder)

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.config import Settings
+from bot.pages.invitation import INVITATION_PATH, invitation_link
 from bot.services import Services
-from bot.web import INVITATION_PATH, invitation_link
 from core import tasks
 from core.changes import Ctx
 from core.clock import FixedClock

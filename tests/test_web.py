@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.pages import routes
+from bot.pages.invitation import INVITATION_PATH, invitation_link
 from bot.services import SERVICES, Services
-from bot.web import INVITATION_PATH, invitation_link, routes
 from core.clock import FixedClock
 from core.links import sign_link, verify_link
 from core.models import (

@@ -1,0 +1,66 @@
+"""The signed-link invitation page: a liaison or leader accepts (ticking the department's items)
+or declines (with a written reason). DingTalk card buttons open it; it works on any platform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core import tasks
+from core.clock import CHINA_TZ
+from core.errors import DomainError, PermissionDenied, ValidationFailed
+from core.tasks import InvitationView
+from handlers.pages import Page, PageCtx, page
+
+
+@dataclass
+class AnswerForm:
+    """What the officer posted, echoed back on an error so nothing typed is lost."""
+
+    action: str = ""
+    item_ids: set[int] = field(default_factory=set)
+    reason: str = ""
+
+
+async def show(ctx: PageCtx, invitation_id: int) -> Page:
+    return _render(ctx, await tasks.invitation_view(ctx.core, invitation_id))
+
+
+async def submit(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> Page:
+    """Apply the answer; a refusal is undone, audited when it is a denial, and shown with the
+    officer's input kept."""
+    try:
+        async with ctx.session.begin_nested():
+            notice = await _answer(ctx, invitation_id, form)
+    except DomainError as err:
+        if isinstance(err, PermissionDenied) and err.action:
+            # the refusal stays on record even though the answer itself was rolled back
+            await tasks.record_denied(ctx.core, err.action, err.subject, err.message)
+        view = await tasks.invitation_view(ctx.core, invitation_id)
+        return _render(ctx, view, form=form, error=err.message, status=422)
+    view = await tasks.invitation_view(ctx.core, invitation_id)
+    return _render(ctx, view, form=form, notice=notice)
+
+
+async def _answer(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> str:
+    if form.action == "accept":
+        if not form.item_ids:
+            raise ValidationFailed("请至少勾选一项本部门的抽查事项；如不参加，请填写理由后拒绝。")
+        await tasks.accept_invitation(ctx.core, invitation_id, sorted(form.item_ids))
+        return "已记录：本部门接受该联合抽查任务，将通知发起部门。"
+    if form.action == "decline":
+        await tasks.decline_invitation(ctx.core, invitation_id, form.reason)
+        return "已记录：本部门拒绝该任务，书面理由将转告发起部门。"
+    raise ValidationFailed("请选择接受或拒绝。")
+
+
+def _render(ctx: PageCtx, view: InvitationView, *, form: AnswerForm | None = None,
+            error: str = "", notice: str = "", status: int = 200) -> Page:
+    form = form or AnswerForm(item_ids=view.default_item_ids())
+    responded_at = view.invitation.responded_at
+    return page(
+        "invitation.html", status, invitation=view.invitation, task=view.task,
+        task_items=view.task_items, own_items=view.own_items, responder=view.responder,
+        responded_on=responded_at.astimezone(CHINA_TZ).date() if responded_at else None,
+        token=ctx.token, officer_label=ctx.officer_label,
+        min_reason=ctx.rules.decline_reason_min_chars, form_items=form.item_ids,
+        form_reason=form.reason, error=error, notice=notice)

@@ -1,0 +1,56 @@
+"""What every web-page handler receives and returns (the pages' counterpart of HandlerCtx).
+
+bot/pages reads the HTTP request, verifies the signed link and opens one transaction; the page
+handler calls core and renders a template into a `Page`; bot/pages turns the Page into the
+HTTP response and commits. Handlers never see aiohttp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.changes import Ctx
+from core.clock import Clock
+from core.errors import DomainError, NotFound
+from core.models import Officer
+from core.render import render
+from core.rules import Rules
+
+
+@dataclass
+class PageCtx:
+    session: AsyncSession
+    clock: Clock
+    rules: Rules
+    officer: Officer  # the officer the signed link names
+    token: str  # the link token, posted back by the page's forms
+    # read at once: a rolled-back change expires the loaded rows, and async cannot reload lazily
+    officer_label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.officer_label = f"{self.officer.name}（{self.officer.department.name}）"
+
+    @cached_property
+    def core(self) -> Ctx:
+        """The core services' context, acting as the link's officer."""
+        return Ctx(session=self.session, clock=self.clock, actor=self.officer, rules=self.rules)
+
+
+@dataclass(frozen=True)
+class Page:
+    html: str
+    status: int = 200
+
+
+def page(template: str, status: int = 200, **context: Any) -> Page:
+    """Render `templates/web/<template>`."""
+    return Page(render(f"web/{template}", **context), status)
+
+
+def denied(err: DomainError) -> Page:
+    """A refused or broken link, or a missing record, as a page that says what to do."""
+    return page("denied.html", 404 if isinstance(err, NotFound) else 403, message=err.message)
