@@ -66,16 +66,15 @@ async def _load_holidays(services: Services) -> None:
     from pathlib import Path
 
     from core.changes import Ctx
-    from core.holidays import load_holiday_year
-    from core.models import HolidayYear
+    from core.holidays import has_holiday_year, load_holiday_year
     from core.workdays import parse_holiday_file
 
     holiday_file = parse_holiday_file(Path(services.settings.holidays_file))
     async with services.sessionmaker() as session:
-        if await session.get(HolidayYear, holiday_file.year) is not None:
-            return
         ctx = Ctx(session=session, clock=services.clock, rules=services.rules,
                   actor_label="system:config")
+        if await has_holiday_year(ctx, holiday_file.year):
+            return
         await load_holiday_year(ctx, holiday_file)
         await session.commit()
     log.info("loaded holiday arrangement for %s from %s", holiday_file.year,
@@ -89,13 +88,11 @@ async def load_demo_county(services: Services) -> bool:
     """`serve --demo`: fill an empty database with the synthetic county of `lianjian demo`
     (departments, officers, items, targets), so a newcomer can run a task in the simulator.
     A database that already has officers is left alone. Returns whether data was loaded."""
-    from sqlalchemy import func, select
-
-    from core.models import Officer
+    from core.officers import any_officers
     from core.synthetic import generate_county
 
     async with services.sessionmaker() as session:
-        if await session.scalar(select(func.count()).select_from(Officer)):
+        if await any_officers(services.core_ctx(session)):
             log.info("--demo: the database already has officers; nothing loaded")
             return False
         facts = await generate_county(session, seed=DEMO_SEED, targets=DEMO_TARGETS,

@@ -8,6 +8,10 @@ from core.obligations import recompute_provisional
 from core.workdays import HolidayFile
 
 
+async def has_holiday_year(ctx: Ctx, year: int) -> bool:
+    return await ctx.session.get(HolidayYear, year) is not None
+
+
 async def load_holiday_year(ctx: Ctx, hf: HolidayFile) -> int:
     """Store (or replace) the year's data, then recompute provisional deadlines; returns how
     many deadlines changed."""

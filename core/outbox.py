@@ -32,6 +32,16 @@ async def enqueue(session: AsyncSession, dest: Destination, msg: OutMessage, *, 
     return row
 
 
+async def addressed_to(session: AsyncSession, dest_keys: list[str], *, after_id: int,
+                       limit: int) -> list[OutboxMessage]:
+    """Messages for any of these destinations with an id above `after_id`, oldest first (what
+    the simulator shows one officer, page by page)."""
+    return list(await session.scalars(
+        select(OutboxMessage).where(OutboxMessage.dest_key.in_(dest_keys),
+                                    OutboxMessage.id > after_id)
+        .order_by(OutboxMessage.id).limit(limit)))
+
+
 # ---------------------------------------------------------------- delivery (bot.sender)
 
 async def claim_due(session: AsyncSession, limit: int, now: dt.datetime,

@@ -23,12 +23,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from aiohttp import web
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.platforms.base import CallbackRejected, read_limited_body
 from bot.services import Services
-from core import inbox
+from core import inbox, officers, outbox
+from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.messages import Destination, Event, OutMessage
 from core.models import Officer, OutboxMessage
@@ -66,8 +66,8 @@ def _json(data: Any, status: int = 200) -> web.Response:
                              headers={"Cache-Control": "no-store"})
 
 
-async def _officer(session: AsyncSession, code: str) -> Officer:
-    officer = await session.scalar(select(Officer).where(Officer.code == code))
+async def _officer(ctx: Ctx, code: str) -> Officer:
+    officer = await officers.by_code(ctx, code)
     if officer is None:
         raise ApiError(404, f"没有编号为“{code}”的人员。")
     return officer
@@ -105,11 +105,8 @@ async def messages_for(session: AsyncSession, officer: Officer, after: int) -> l
     keys = [Destination.officer(officer.id).key(), Destination.department(officer.department_id).key(),
             Destination(kind="chat", platform="sim", address=officer.code).key(),
             Destination.office().key()]
-    rows = await session.scalars(
-        select(OutboxMessage).where(OutboxMessage.dest_key.in_(keys), OutboxMessage.id > after)
-        .order_by(OutboxMessage.id).limit(PAGE_SIZE))
     found = []
-    for row in rows:
+    for row in await outbox.addressed_to(session, keys, after_id=after, limit=PAGE_SIZE):
         scope = _scope(Destination.model_validate(row.destination), officer)
         if scope is not None:
             found.append(message_json(row, scope))
@@ -194,9 +191,8 @@ class Simulator:
 
     async def officers(self, request: web.Request) -> web.Response:
         async with self.services.sessionmaker() as session:
-            rows = await session.scalars(select(Officer).order_by(Officer.department_id,
-                                                                  Officer.code))
-            return _json([officer_json(o) for o in rows])
+            roster = await officers.roster(self.services.core_ctx(session))
+            return _json([officer_json(o) for o in roster])
 
     async def messages(self, request: web.Request) -> web.Response:
         try:
@@ -204,7 +200,8 @@ class Simulator:
             if not after_text.isdigit():
                 raise ApiError(400, "after 必须是非负整数。")
             async with self.services.sessionmaker() as session:
-                officer = await _officer(session, request.query.get("officer", ""))
+                officer = await _officer(self.services.core_ctx(session),
+                                         request.query.get("officer", ""))
                 return _json(await messages_for(session, officer, int(after_text)))
         except ApiError as err:
             return _json({"error": err.message}, err.status)
@@ -224,7 +221,7 @@ class Simulator:
             event_id = _event_id(data)
             now = self.services.clock.now()
             async with self.services.sessionmaker() as session:
-                officer = await _officer(session, code)
+                officer = await _officer(self.services.core_ctx(session), code)
                 event = Event(platform="sim", event_id=event_id, kind=kind,
                               user_id=officer.code,
                               text=content if kind == "text" else "",
