@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
+import os
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.changes import Ctx
 from core.clock import SystemClock
 from core.db import make_engine, make_sessionmaker
 from core.errors import DomainError
 from core.schema import upgrade
+
+if TYPE_CHECKING:
+    from core.summary import ScopeSummary
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -254,11 +260,40 @@ async def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
 
 async def cmd_summary(args: argparse.Namespace) -> int:
-    from core.summary import daily_summary, summary_message
+    """The leaders' daily summary: printed for a terminal, or `.md` + `.png` per leader."""
+    from core.errors import NotFound
+    from core.summary import active_leaders, scope_summary
 
     async with _ctx(args) as ctx:
-        summary = await daily_summary(ctx.session, await ctx.work_calendar(), ctx.clock.today())
-    print(summary_message(summary).body)
+        day = args.date or ctx.clock.today()
+        leaders = await active_leaders(ctx, args.leader) if args.leader or args.out else []
+        if args.leader and not leaders:
+            raise NotFound(f"没有在岗的领导人员编号 {args.leader}")
+        scopes = [(f"{o.code}-{o.name}", await scope_summary(ctx, day, o.department_id))
+                  for o in leaders]
+        if not args.leader:
+            scopes.insert(0, ("全部部门", await scope_summary(ctx, day)))
+    if args.out:
+        return await asyncio.to_thread(_write_summaries, Path(args.out), day.isoformat(), scopes)
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    for _, scoped in scopes:  # chat markdown breaks lines on a single newline; rich needs two spaces
+        Console().print(Markdown(re.sub(r"(?<!\n)\n(?!\n)", "  \n", scoped.message().body)))
+    return 0
+
+
+def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]) -> int:
+    from core.charts import render_chart
+
+    out.mkdir(parents=True, exist_ok=True)
+    for label, scoped in scopes:
+        stem = out / f"{label}-{day}"
+        stem.with_suffix(".md").write_text(scoped.message().body + "\n", "utf-8")
+        png = render_chart(scoped.chart)
+        if png is not None:
+            stem.with_suffix(".png").write_bytes(png)
+        print(f"{stem}.md" + (f"、{stem.name}.png" if png else "（未安装中文字体，未生成图表）"))
     return 0
 
 
@@ -283,6 +318,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
+
+def _date_arg(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"日期“{value}”格式不对，应为 YYYY-MM-DD，如 2026-12-07") from None
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lianjian", description="联检：部门联合“双随机、一公开”抽查机器人")
@@ -349,7 +391,10 @@ def _parser() -> argparse.ArgumentParser:
     add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument("--dead", action="store_true")
     add("retry", cmd_outbox_retry, "重新发送死信", parent=ob).add_argument("id", type=int)
 
-    add("summary", cmd_summary, "打印今日汇总")
+    su = add("summary", cmd_summary, "领导日报：打印，或按领导写出 .md 和 .png")
+    su.add_argument("--date", type=_date_arg, help="日期 YYYY-MM-DD（默认今天）")
+    su.add_argument("--leader", help="领导的人员编号（默认全部）")
+    su.add_argument("--out", help="输出目录：每位领导一个 .md 和一个 .png")
     return p
 
 
@@ -372,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `lianjian … | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return int(code)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
@@ -16,6 +16,7 @@ from core.models import (
     Case,
     CaseResult,
     Department,
+    GroupMember,
     Invitation,
     JointTask,
     Objection,
@@ -126,32 +127,116 @@ async def daily_summary(session: AsyncSession, cal: WorkCalendar, today: dt.date
     return Summary(today, name, tasks, dead)
 
 
-def summary_message(summary: Summary) -> OutMessage:
+def summary_message(summary: Summary, chart: ChartData | None = None) -> OutMessage:
+    overdue = chart.overdue_by_department() if chart else []
     return message("summary_daily", f"双随机联合抽查日报 {summary.day.isoformat()}",
-                   s=summary)
+                   s=summary, overdue_by_department=overdue)
+
+
+@dataclass
+class ScopeSummary:
+    """What one leader (or the office, unscoped) reads: the text and the picture's figures."""
+
+    summary: Summary
+    chart: ChartData
+
+    def message(self) -> OutMessage:
+        return summary_message(self.summary, self.chart)
+
+
+async def scope_summary(ctx: Ctx, today: dt.date, department_id: int | None = None) -> ScopeSummary:
+    summary = await daily_summary(ctx.session, await ctx.work_calendar(), today, department_id,
+                                  rules=ctx.rules)
+    return ScopeSummary(summary, await chart_data(ctx, today, department_id))
+
+
+async def active_leaders(ctx: Ctx, code: str | None = None) -> list[Officer]:
+    query = select(Officer).where(Officer.active.is_(True)).order_by(Officer.id)
+    if code is not None:
+        query = query.where(Officer.code == code)
+    return [o for o in await ctx.session.scalars(query) if o.has_role("leader")]
 
 
 async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
     """One summary per active leader per day (idempotent); returns how many were queued."""
-    leaders = [o for o in await ctx.session.scalars(
-        select(Officer).where(Officer.active.is_(True)).order_by(Officer.id))
-        if o.has_role("leader")]
+    leaders = await active_leaders(ctx)
     keys = {o.id: f"summary:{o.id}:{today.isoformat()}" for o in leaders}
     done = set(await ctx.session.scalars(select(OutboxMessage.idempotency_key).where(
         OutboxMessage.idempotency_key.in_(list(keys.values())))))
-    cal = await ctx.work_calendar()
     by_department: dict[int, OutMessage] = {}
     notices = []
     for leader in leaders:
         if keys[leader.id] in done:
             continue
         if leader.department_id not in by_department:
-            summary = await daily_summary(ctx.session, cal, today, leader.department_id,
-                                          rules=ctx.rules)
-            by_department[leader.department_id] = summary_message(summary)
+            scoped = await scope_summary(ctx, today, leader.department_id)
+            by_department[leader.department_id] = scoped.message()
         notices.append(Notice(Destination.officer(leader.id), by_department[leader.department_id],
                               keys[leader.id]))
     if notices:
         await record(ctx, "summary.queued", f"summary:{today.isoformat()}",
                      {"leaders": [n.dest.officer_id for n in notices]}, notices)
     return len(notices)
+
+
+# ---------------------------------------------------------------- per-department picture
+
+BUCKETS = ("未到期", "本周到期", "已逾期", "已提交")  # the order of the stacked bars
+
+
+@dataclass
+class ChartData:
+    day: dt.date
+    scope: str  # "全部部门" or the leader's department
+    departments: dict[str, Counter[str]] = field(default_factory=dict)  # name -> bucket -> n
+    tasks_by_state: Counter[str] = field(default_factory=Counter)  # state label -> n
+
+    def overdue_by_department(self) -> list[tuple[str, int]]:
+        return [(name, c["已逾期"]) for name, c in self.departments.items() if c["已逾期"]]
+
+
+def _bucket(state: str, due: dt.date, today: dt.date) -> str:
+    if state not in OPEN_FOR_ENTRY:
+        return "已提交"
+    if due < today:
+        return "已逾期"
+    week_end = today + dt.timedelta(days=6 - today.weekday())
+    return "本周到期" if due <= week_end else "未到期"
+
+
+async def chart_data(ctx: Ctx, today: dt.date, department_id: int | None = None) -> ChartData:
+    """Cases of the live tasks in scope (tasks the department leads or was invited to), counted
+    per department that has inspectors in them."""
+    tasks = select(JointTask).where(JointTask.state.in_(SUMMARY_TASK_STATES))
+    scope = "全部部门"
+    if department_id is not None:
+        invited = select(Invitation.task_id).where(Invitation.department_id == department_id)
+        tasks = tasks.where(or_(JointTask.lead_department_id == department_id,
+                                JointTask.id.in_(invited)))
+        department = await ctx.session.get(Department, department_id)
+        scope = department.name if department else scope
+    live = {t.id: t for t in await ctx.session.scalars(tasks)}
+    data = ChartData(today, scope, tasks_by_state=Counter(
+        TASK_STATE_LABELS.get(t.state, t.state) for t in live.values()))
+    if not live:
+        return data
+    rows = await ctx.session.execute(
+        select(Department.name, Case.task_id, Case.state, Case.result_due_on,
+               func.count(func.distinct(Case.id)))
+        .join(GroupMember, GroupMember.case_id == Case.id)
+        .join(Department, Department.id == GroupMember.department_id)
+        .where(Case.task_id.in_(list(live)), GroupMember.active.is_(True))
+        .group_by(Department.name, Case.task_id, Case.state, Case.result_due_on))
+    cal = await ctx.work_calendar()
+    window_due = _window_deadlines(cal, ctx, live)
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for name, task_id, state, due_on, n in rows:
+        counts[name][_bucket(state, due_on or window_due[task_id], today)] += n
+    data.departments = dict(sorted(counts.items()))
+    return data
+
+
+def _window_deadlines(cal: WorkCalendar, ctx: Ctx, tasks: dict[int, JointTask]) -> dict[int, dt.date]:
+    """A case with no inspection date yet is due 20 working days after the task window."""
+    return {tid: cal.add_workdays(t.window_end, ctx.rules.result_entry_workdays).day
+            for tid, t in tasks.items()}

@@ -1,0 +1,88 @@
+"""The leaders' daily summary with a picture (003 附件1 一(五), 000 §十三): per department how its
+cases stand, the tasks by state; a PNG of a known size; text alone when no CJK font exists."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import struct
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cli import main
+from core import charts
+from core.changes import Ctx
+from core.summary import chart_data, scope_summary
+from tests.case_factories import at_day, build_world
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+async def test_chart_counts_each_departments_cases_and_draws_a_png(
+        ctx: Ctx, session: AsyncSession) -> None:
+    w = await build_world(session, window_start=dt.date(2026, 3, 2),
+                          window_end=dt.date(2026, 3, 31))
+    at_day(ctx, dt.date(2026, 5, 20))  # the window's 20 working days ran out on 2026-04-29
+    data = await chart_data(ctx, ctx.clock.today())
+    assert data.departments == {"县卫生健康委员会": {"已逾期": 1}, "县市场监督管理局": {"已逾期": 1}}
+    assert data.tasks_by_state == {"检查中": 1}
+    png = charts.render_chart(data, dpi=50)
+    assert png is not None and png_size(png) == (400, int((2.2 + 0.42 * 2) * 50))
+
+    w.case.state = "submitted"
+    await session.commit()
+    scoped = await scope_summary(ctx, ctx.clock.today(), w.other.id)
+    assert scoped.chart.scope == "县卫生健康委员会"
+    assert scoped.chart.departments["县卫生健康委员会"] == {"已提交": 1}
+
+
+async def test_overdue_departments_are_named_in_the_text(ctx: Ctx, session: AsyncSession) -> None:
+    await build_world(session)
+    at_day(ctx, dt.date(2026, 5, 20))
+    body = (await scope_summary(ctx, ctx.clock.today())).message().body
+    assert "逾期未录入（按部门）" in body and "- 县卫生健康委员会：1 件" in body
+
+
+def test_without_a_cjk_font_the_chart_is_skipped_with_a_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(charts, "CJK_FONTS", ("No Such Font",))
+    with caplog.at_level(logging.WARNING):
+        assert charts.render_chart(charts.ChartData(dt.date(2026, 3, 2), "全部部门")) is None
+    assert "fonts-wqy-microhei" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    assert main(["demo", "--targets", "2000", "--seed", "3", "--db", str(db)]) == 0
+    return db
+
+
+def test_cli_writes_one_md_and_one_png_per_leader(demo_db: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "--db", str(demo_db), "--date", "2026-12-21",
+                 "--out", str(tmp_path)]) == 0
+    mds = sorted(p.name for p in tmp_path.glob("*.md"))
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len(mds) > 2 and [m[:-3] for m in mds] == [p[:-4] for p in pngs]
+    assert "全部部门-2026-12-21.md" in mds
+    assert all(png_size((tmp_path / p).read_bytes())[0] == 800 for p in pngs)
+    capsys.readouterr()
+    assert main(["summary", "--db", str(demo_db), "--date", "2026-12-21"]) == 0
+    shown = capsys.readouterr().out
+    assert "双随机联合抽查日报" in shown and "**" not in shown  # rendered, not raw markdown
+
+
+def test_cli_names_an_unknown_leader_and_a_bad_date(demo_db: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "--db", str(demo_db), "--leader", "NOPE"]) == 2
+    assert "没有在岗的领导人员编号 NOPE" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["summary", "--db", str(demo_db), "--date", "2026-13-01"])
+    assert exit_.value.code == 2 and "应为 YYYY-MM-DD" in capsys.readouterr().err
