@@ -103,11 +103,10 @@ async def _cases(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: 
         .where(Case.task_id == task.id, Objection.state != ObjectionState.REPLIED)) or 0
 
 
-async def daily_summary(session: AsyncSession, cal: WorkCalendar, today: dt.date,
-                        department_id: int | None = None, *,
-                        rules: Rules | None = None) -> Summary:
-    """Tasks in progress (where the department leads or is invited, when given)."""
-    rules = rules or Rules.model_validate({})  # the defaults (Rules() trips mypy without the pydantic plugin)
+async def _tasks_in_scope(session: AsyncSession,
+                          department_id: int | None) -> tuple[str, list[JointTask]]:
+    """Tasks in progress, all or those the department leads or was invited to; with the
+    scope's name ("全部部门" when not filtered)."""
     query = select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS))
     name = "全部部门"
     if department_id is not None:
@@ -116,8 +115,17 @@ async def daily_summary(session: AsyncSession, cal: WorkCalendar, today: dt.date
                                 JointTask.id.in_(invited)))
         department = await session.get(Department, department_id)
         name = department.name if department else name
+    return name, list(await session.scalars(query.order_by(JointTask.code)))
+
+
+async def daily_summary(session: AsyncSession, cal: WorkCalendar, today: dt.date,
+                        department_id: int | None = None, *,
+                        rules: Rules | None = None) -> Summary:
+    """Tasks in progress (where the department leads or is invited, when given)."""
+    rules = rules or Rules.model_validate({})  # the defaults (Rules() trips mypy without the pydantic plugin)
+    name, in_scope = await _tasks_in_scope(session, department_id)
     tasks = []
-    for task in await session.scalars(query.order_by(JointTask.code)):
+    for task in in_scope:
         ts = TaskSummary(task.code, task.title, task.state)
         await _invitations(session, ts, task)
         await _cases(session, cal, rules, today, ts, task)
@@ -207,17 +215,10 @@ def _bucket(state: str, due: dt.date, today: dt.date) -> str:
 async def chart_data(ctx: Ctx, today: dt.date, department_id: int | None = None) -> ChartData:
     """Cases of the live tasks in scope (tasks the department leads or was invited to), counted
     per department that has inspectors in them."""
-    tasks = select(JointTask).where(JointTask.state.in_(SUMMARY_TASK_STATES))
-    scope = "全部部门"
-    if department_id is not None:
-        invited = select(Invitation.task_id).where(Invitation.department_id == department_id)
-        tasks = tasks.where(or_(JointTask.lead_department_id == department_id,
-                                JointTask.id.in_(invited)))
-        department = await ctx.session.get(Department, department_id)
-        scope = department.name if department else scope
-    live = {t.id: t for t in await ctx.session.scalars(tasks)}
+    scope, in_scope = await _tasks_in_scope(ctx.session, department_id)
+    live = {t.id: t for t in in_scope}
     data = ChartData(today, scope, tasks_by_state=Counter(
-        TASK_STATE_LABELS.get(t.state, t.state) for t in live.values()))
+        TASK.label(t.state) for t in live.values()))
     if not live:
         return data
     rows = await ctx.session.execute(
