@@ -192,6 +192,22 @@ async def cmd_draw_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# ---------------------------------------------------------------- documents
+
+async def cmd_documents(args: argparse.Namespace) -> int:
+    from core.documents import write_documents
+
+    out = Path(args.output)
+    async with _ctx(args) as ctx:
+        files = await write_documents(ctx, args.code, ctx.clock.today())
+    for name, content in files:
+        path = out / name
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(path.write_bytes, content)
+    print(f"已生成 {len(files)} 份检查文书 → {out}")
+    return 0
+
+
 # ---------------------------------------------------------------- tasks
 
 async def cmd_task_create(args: argparse.Namespace) -> int:
@@ -378,6 +394,10 @@ def _parser() -> argparse.ArgumentParser:
     tk = sub.add_parser("task", help="联合抽查任务").add_subparsers(dest="sub", required=True)
     add("create", cmd_task_create, "按任务文件（TOML，见 examples/task.example.toml）创建任务并发出邀请",
         parent=tk).add_argument("file")
+
+    dc = add("documents", cmd_documents, "生成任务或案件的联合抽查通知书和检查记录表（Word 与网页）")
+    dc.add_argument("code", help="任务编号（整套）或案件号")
+    dc.add_argument("-o", "--output", required=True, help="输出目录")
 
     ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(dest="sub", required=True)
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages.invitation import action_link
+from bot.pages.links import expand, recipient
 from bot.platforms.base import Channel, SendResult
 from bot.services import Services
 from bot.workers import poll_loop
@@ -187,6 +188,7 @@ class Sender:
                 await session.commit()
                 return Outcome("waiting", wait_until)
             await session.commit()  # no transaction stays open across the network call
+        msg = expand(self.services, recipient(dest), msg)
         result = await self._send(route, _with_links(self.services, dest, route.channel, msg))
         return await self._record(row, token, route, result)
 

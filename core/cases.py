@@ -189,12 +189,13 @@ async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Dead
     return due
 
 
-async def mark_notified(ctx: Ctx, case_code: str) -> None:
+async def mark_notified(ctx: Ctx, case_code: str, via: str = "") -> Case:
     """The 联合抽查通知书 was handed to the target (004 第十六条(二))."""
     case = await get_case(ctx.session, case_code, for_update=True)
     await require_member(ctx, case, "case.notified")
     CASE.move(case, CaseState.NOTIFIED, what="登记已发放通知书", subject=case.code)
-    await record(ctx, "case.notified", f"case:{case.code}")
+    await record(ctx, "case.notified", f"case:{case.code}", {"via": via} if via else None)
+    return case
 
 
 # ---------------------------------------------------------------- results

@@ -110,3 +110,17 @@ def verify_link(secret: bytes, token: str, now: float, *, obj: str | None = None
 def link_url(base_url: str, path: str, token: str) -> str:
     """Absolute URL of an H5 page carrying the token as `t`."""
     return f"{base_url.rstrip('/')}/{path.lstrip('/')}?{urlencode({'t': token})}"
+
+
+# ---------------------------------------------------------------- page references in messages
+
+# Core renders messages when they are enqueued, long before anyone knows which officer's signed
+# link each copy needs. A message therefore carries references, `[label](lianjian-page:ACTION/OBJ)`,
+# and the sender turns each into a link signed for the officer it delivers to (bot.page_links).
+PAGE_REF_SCHEME = "lianjian-page:"
+
+
+def page_ref(action: str, obj: str) -> str:
+    """The markdown link target standing for the signed page `action` on `obj` (e.g.
+    `page_ref("documents", "case:LJ-2026-001-0001")`)."""
+    return f"{PAGE_REF_SCHEME}{action}/{obj}"

@@ -205,7 +205,7 @@ def _draw() -> Machine[DrawState]:
 def _case() -> Machine[CaseState]:
     s = CaseState
     return Machine("case", "案件", {
-        s.ASSIGNED: "待检查", s.NOTIFIED: "已告知", s.INSPECTED: "已检查", s.SUBMITTED: "待审核",
+        s.ASSIGNED: "待检查", s.NOTIFIED: "已通知", s.INSPECTED: "已检查", s.SUBMITTED: "待审核",
         s.APPROVED: "审核通过", s.RETURNED: "审核退回", s.PUBLISHED: "已公示",
         s.OBJECTED: "异议处理中", s.CORRECTED: "已更正"}, [
         (None, s.ASSIGNED, LEAD),

@@ -31,6 +31,7 @@ from core import codes, draw
 from core.changes import Ctx, Notice, record
 from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from core.links import page_ref
 from core.messages import Button, Card, Destination, Field_, OutMessage
 from core.models import (
     TARGET_KINDS,
@@ -848,7 +849,8 @@ def _assignment(ctx: Ctx, task: JointTask, entries: list[dict[str, str]], items:
     """One inspector's assignment: every case with address, group, window, items and deadline."""
     text = render("messages/inspector_cases.md.j2", task=task, total=len(entries),
                   shown=entries[:LISTED_CASES], hidden=max(0, len(entries) - LISTED_CASES),
-                  items=items, workdays=ctx.rules.result_entry_workdays, joined=joined)
+                  items=items, workdays=ctx.rules.result_entry_workdays, joined=joined,
+                  documents=page_ref("documents", f"task:{task.code}"))
     return Notice(Destination.officer(officer_id), OutMessage.md(f"检查任务：{task.code}", text), key=key)
 
 

@@ -63,7 +63,8 @@ class HandlerCtx:
         links (invitation cards) that any other group member could open and use.
         """
         if self.conversation is not None and not self.event.is_group:
-            return self.conversation
+            # the officer's own single chat: their signed page links may go there
+            return self.conversation.model_copy(update={"officer_id": self.officer.id})
         return Destination.officer(self.officer.id)
 
     async def reply(self, msg: OutMessage) -> None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from core.models import Conversation
-from handlers import admin, cases, draws, help, invitations, results, reviews, summary, tasks
+from handlers import (
+    admin,
+    cases,
+    documents,
+    draws,
+    help,
+    invitations,
+    results,
+    reviews,
+    summary,
+    tasks,
+)
 from handlers.base import Args, Command, HandlerCtx
 
 
@@ -39,6 +50,8 @@ COMMANDS: list[Command] = [
             "临时随机抽取执法检查人员或检查对象，结果可验证", draws.quick),
     Command("我的检查", ("wdjc", "cases"), "我的检查", "我的检查",
             "分配给我的检查对象、状态和结果录入期限", cases.mine),
+    Command("通知书", ("tzs", "notice", "文书"), "通知书 案件号", "通知书 LJ-2026-001-003",
+            "重新获取案件的联合抽查通知书和检查记录表（网页打印或下载 Word）", documents.notice),
     Command("提交", ("tj", "submit"), "提交 案件号 结果 [检查日期]", "提交 LJ-2026-001-003 未发现问题 3月20日",
             "快速录入无需问题详情的结果（未发现问题、注销等）；检查日期可写今天、昨天、前天", results.submit),
     Command("通过", ("tg", "approve"), "通过 案件号", "通过 LJ-2026-001-003",

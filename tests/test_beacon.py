@@ -176,7 +176,8 @@ async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_re
     [assignment] = to[new.officer_id]
     window = f"{f.WINDOW[0].year}年{f.WINDOW[0].month}月{f.WINDOW[0].day}日"
     for expected in (case.code, case.target.uscc, f"地址：{case.target.address}", window, "结果录入期限",
-                     w.lead.items[0].name, f"因{old.officer.name}回避接替加入检查组"):
+                     w.lead.items[0].name, f"因{old.officer.name}回避接替加入检查组",
+                     f"(lianjian-page:documents/task:{case.code.rsplit('-', 1)[0]})"):
         assert expected in assignment, expected
 
     group_side = [oid for oid in to if oid not in (new.officer_id, partner.liaison.id, partner.leader.id)]

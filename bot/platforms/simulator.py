@@ -25,6 +25,7 @@ from typing import Any, Literal
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.pages.links import expand
 from bot.platforms.base import CallbackRejected, read_limited_body
 from bot.services import Services
 from core import inbox, officers, outbox
@@ -93,14 +94,18 @@ def _scope(dest: Destination, officer: Officer) -> str | None:
     return None
 
 
-def message_json(row: OutboxMessage, scope: str) -> dict[str, Any]:
-    msg = OutMessage.model_validate(row.message)
+def message_json(services: Services, row: OutboxMessage, scope: str,
+                 officer: Officer) -> dict[str, Any]:
+    # a private copy gets the officer's signed page links, as the sender would deliver it
+    msg = expand(services, officer.id if scope == "direct" else None,
+                 OutMessage.model_validate(row.message))
     return {"id": row.id, "at": row.created_at.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
             "scope": scope, "kind": msg.kind, "title": msg.title, "body": msg.body,
             "card": msg.card.model_dump(mode="json") if msg.card else None}
 
 
-async def messages_for(session: AsyncSession, officer: Officer, after: int) -> list[dict[str, Any]]:
+async def messages_for(services: Services, session: AsyncSession, officer: Officer,
+                       after: int) -> list[dict[str, Any]]:
     """Outbox rows meant for `officer`, oldest first, with id > `after`."""
     keys = [Destination.officer(officer.id).key(), Destination.department(officer.department_id).key(),
             Destination(kind="chat", platform="sim", address=officer.code).key(),
@@ -109,7 +114,7 @@ async def messages_for(session: AsyncSession, officer: Officer, after: int) -> l
     for row in await outbox.addressed_to(session, keys, after_id=after, limit=PAGE_SIZE):
         scope = _scope(Destination.model_validate(row.destination), officer)
         if scope is not None:
-            found.append(message_json(row, scope))
+            found.append(message_json(services, row, scope, officer))
     return found
 
 
@@ -202,7 +207,7 @@ class Simulator:
             async with self.services.sessionmaker() as session:
                 officer = await _officer(self.services.core_ctx(session),
                                          request.query.get("officer", ""))
-                return _json(await messages_for(session, officer, int(after_text)))
+                return _json(await messages_for(self.services, session, officer, int(after_text)))
         except ApiError as err:
             return _json({"error": err.message}, err.status)
 

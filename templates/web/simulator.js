@@ -43,11 +43,28 @@
       });
   }
 
-  // The markdown subset the bot uses is mostly **bold**; show it bold, everything else as text.
+  // The markdown subset the bot uses is **bold** and [label](url) links (signed pages);
+  // everything else is shown as text. Only http(s) links become anchors.
+  function inlineNodes(parent, text) {
+    var re = /\[([^\]\n]*)\]\(([^)\s]+)\)/g, at = 0, m;
+    while ((m = re.exec(text)) !== null) {
+      parent.appendChild(document.createTextNode(text.slice(at, m.index)));
+      if (isWebLink(m[2])) {
+        var a = el("a", "", m[1]);
+        a.href = m[2]; a.target = "_blank"; a.rel = "noopener";
+        parent.appendChild(a);
+      } else {
+        parent.appendChild(document.createTextNode(m[1]));
+      }
+      at = re.lastIndex;
+    }
+    parent.appendChild(document.createTextNode(text.slice(at)));
+  }
+
   function markdownNode(text) {
     var box = el("div", "bubble");
     text.split("**").forEach(function (part, i) {
-      box.appendChild(i % 2 ? el("b", "", part) : document.createTextNode(part));
+      if (i % 2) { box.appendChild(el("b", "", part)); } else { inlineNodes(box, part); }
     });
     return box;
   }

@@ -1,0 +1,59 @@
+"""The signed documents page (`/h5/documents`) linked from assignments and the `通知书` command:
+the list of cases, each document as a printable page or a Word file. handlers/documents.py does
+the rest; this module reads the query and answers with the page or the file."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from bot.pages.base import PAGE_HEADERS, respond
+from bot.pages.links import PAGES
+from bot.services import Services
+from core import officers, tasks
+from core.errors import DomainError, PermissionDenied
+from core.links import verify_link
+from handlers.documents import DocumentRequest, documents_page
+from handlers.pages import PageCtx, denied
+
+ACTION = "documents"
+PATH = PAGES[ACTION][0]
+
+
+class DocumentPages:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def show(self, request: web.Request) -> web.Response:
+        q, services = request.query, self.services
+        token = q.get("t", "")
+        async with services.sessionmaker() as session:
+            ctx = services.core_ctx(session)
+            try:
+                claims = verify_link(services.link_secret, token,
+                                     services.clock.now().timestamp(), action=ACTION)
+                page_ctx = PageCtx(session=session, clock=services.clock, rules=services.rules,
+                                   officer=await officers.link_holder(ctx, claims.officer_id),
+                                   token=token)
+                ctx = page_ctx.core
+                doc = await documents_page(page_ctx, DocumentRequest(
+                    obj=claims.obj, case=q.get("case", ""), doc=q.get("doc", ""),
+                    fmt=q.get("fmt", "html")))
+                await session.commit()
+            except DomainError as err:
+                await session.rollback()
+                if isinstance(err, PermissionDenied) and err.action and ctx.actor is not None:
+                    await session.refresh(ctx.actor)  # the rollback expired it
+                    await tasks.record_denied(ctx, err.action, err.subject, err.message)
+                    await session.commit()
+                return respond(denied(err))
+        headers = {**PAGE_HEADERS, "Content-Type": doc.mime}
+        if doc.filename:
+            mode = "attachment" if doc.filename.endswith(".docx") else "inline"
+            headers["Content-Disposition"] = f"{mode}; filename*=UTF-8''{quote(doc.filename)}"
+        return web.Response(body=doc.content, headers=headers)
+
+
+def routes(services: Services) -> list[web.RouteDef]:
+    return [web.get(PATH, DocumentPages(services).show)]

@@ -1,0 +1,266 @@
+"""The case documents of 004 第十六条: 联合抽查通知书 (the notice handed to the target before the
+visit) and 联合抽查情况记录表 (一企一表), each as a printable HTML page and as a DOCX file that a
+county office can edit and print.
+
+Both are generated from the case data (`core.cases.case_document_context`). The notice follows
+the sample attached to 004: addressee, the items to be checked, the materials to prepare, the
+duty to co-operate, and the group's names with their 执法证号.
+
+`issue_notice` is what a group member's request for the notice does: the first time a member
+gets it (link, chat command), the case moves `assigned → notified` (已通知, 004 第十六条(二)).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from docx import Document
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.shared import Pt
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.cases import (
+    active_members,
+    case_document_context,
+    get_case,
+    get_task,
+    is_staff,
+    mark_notified,
+    participating_departments,
+)
+from core.changes import Ctx
+from core.errors import PermissionDenied
+from core.models import Case, GroupMember, JointTask, Officer
+from core.render import render
+from core.states import CaseState
+
+DocKind = Literal["notice", "record"]
+Fmt = Literal["html", "docx"]
+DOC_KINDS: tuple[DocKind, ...] = ("notice", "record")
+FORMATS: tuple[Fmt, ...] = ("docx", "html")
+DOC_TITLES: dict[str, str] = {"notice": "联合抽查通知书", "record": "联合抽查情况记录表"}
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+# The standard list of 004's sample notice (…根据抽查事项确定提供核查材料清单).
+MATERIALS = (
+    "营业执照及复印件、经营者的身份证复印件。",
+    "行政许可证证明、行政处罚决定书、场所使用证明。",
+    "知识产权出质登记证书或相关合同。",
+    "销售企业准备：进货台账及票据，索证资料，供货方执照、合格证、生产许可证、三 C 认证等。",
+    "年度财务报表、纳税证明、工作人员劳动合同和缴纳基本保险等证明材料。",
+    "与上列检查事项相关的其他材料。",
+)
+COOPERATION = ("请你单位积极配合检查，若拒不配合，将依据《企业信息公示暂行条例》作为“不予配合情节严重”"
+               "情形予以记录并通过国家企业信用信息公示系统公示。")
+METHODS = ("实地检查", "书面检查", "网络监测", "检验检测", "委托专业机构", "采用其他部门检查结果或专业意见")
+FOLLOWUPS = ("无需后续处置", "责令改正并跟踪", "移送办案机构", "抄告相关部门", "移送司法机关", "其他")
+
+
+def cn_date(day: dt.date | None) -> str:
+    return f"{day.year}年{day.month}月{day.day}日" if day else "　　年　　月　　日"
+
+
+# ---------------------------------------------------------------- who may get them
+
+async def may_read(session: AsyncSession, officer: Officer, case: Case) -> bool:
+    """Group members, liaisons and leaders of the task's departments, and admins."""
+    if officer.has_role("admin"):
+        return True
+    if any(m.officer_id == officer.id for m in await active_members(session, case)):
+        return True
+    task = await get_task(session, case)
+    departments = await participating_departments(session, task)
+    return is_staff(officer, [d.id for d in departments])
+
+
+async def readable_case(ctx: Ctx, case_code: str) -> Case:
+    """The case, if the acting officer may have its documents; PermissionDenied otherwise."""
+    case = await get_case(ctx.session, case_code.strip().upper())
+    if ctx.actor is not None and not await may_read(ctx.session, ctx.actor, case):
+        raise PermissionDenied("只有本案检查组成员和相关部门联络员、分管领导可以查看检查文书",
+                               action="case.documents.denied", subject=f"case:{case.code}")
+    return case
+
+
+async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
+    """A group member got the notice to hand to the target: the case is 已通知 (004 第十六条(二)).
+    Others (liaisons printing a set) only read it; a later state is left as it is."""
+    case = await readable_case(ctx, case_code)
+    actor = ctx.actor
+    if actor is None or case.state != CaseState.ASSIGNED:
+        return case
+    if not any(m.officer_id == actor.id for m in await active_members(ctx.session, case)):
+        return case
+    return await mark_notified(ctx, case.code, via)
+
+
+async def task_cases_for(session: AsyncSession, task: JointTask,
+                         officer: Officer | None) -> list[Case]:
+    """The task's cases the officer may print: all of them for the office (None), its staff and
+    admins; an inspector's own cases otherwise."""
+    query = select(Case).where(Case.task_id == task.id).order_by(Case.code)
+    if officer is not None and not officer.has_role("admin"):
+        departments = await participating_departments(session, task)
+        if not is_staff(officer, [d.id for d in departments]):
+            own = select(GroupMember.case_id).where(GroupMember.officer_id == officer.id,
+                                                    GroupMember.active.is_(True))
+            query = query.where(Case.id.in_(own))
+    return list(await session.scalars(query))
+
+
+# ---------------------------------------------------------------- rendering
+
+@dataclass(frozen=True)
+class Rendered:
+    filename: str
+    content: bytes
+    mime: str
+
+
+async def document_context(session: AsyncSession, case_code: str,
+                           today: dt.date) -> dict[str, Any]:
+    return {**await case_document_context(session, case_code), "issued_on": today}
+
+
+def render_html(kind: DocKind, context: dict[str, Any]) -> str:
+    return render(f"documents/{kind}.html.j2", **context)
+
+
+def render_docx(kind: DocKind, context: dict[str, Any]) -> bytes:
+    doc = _notice_docx(context) if kind == "notice" else _record_docx(context)
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
+
+
+def document_file(kind: DocKind, fmt: Fmt, context: dict[str, Any]) -> Rendered:
+    name = f"{context['case'].code}-{DOC_TITLES[kind]}.{fmt}"
+    if fmt == "docx":
+        return Rendered(name, render_docx(kind, context), DOCX_MIME)
+    return Rendered(name, render_html(kind, context).encode("utf-8"), "text/html; charset=utf-8")
+
+
+def _new_document() -> Any:
+    doc = Document()
+    style = doc.styles["Normal"]
+    style.font.name = "仿宋"
+    style.font.size = Pt(14)
+    # East-Asian text takes its font from w:eastAsia, which python-docx's font.name leaves alone
+    style.element.rPr.rFonts.set(
+        "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}eastAsia", "仿宋")
+    return doc
+
+
+def _centered(doc: Any, text: str, size: int, bold: bool = True) -> None:
+    para = doc.add_paragraph()
+    para.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    run = para.add_run(text)
+    run.bold, run.font.size = bold, Pt(size)
+
+
+def _table(doc: Any, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    table = doc.add_table(rows=1, cols=len(header))  # python-docx is untyped: Any
+    table.style = "Table Grid"
+    for cell, text in zip(table.rows[0].cells, header, strict=True):
+        cell.text = text
+    for row in rows:
+        for cell, text in zip(table.add_row().cells, row, strict=True):
+            cell.text = text
+
+
+def _names(departments: Sequence[Any]) -> str:
+    return "、".join(d.name for d in departments)
+
+
+def _notice_docx(c: dict[str, Any]) -> Any:
+    doc = _new_document()
+    _centered(doc, f"{c['lead_department'].name}市场监管领域部门", 16)
+    _centered(doc, "联合抽查通知书", 20)
+    doc.add_paragraph(f"编号：{c['case'].code}").alignment = WD_ALIGN_PARAGRAPH.RIGHT
+    target = c["target"]
+    doc.add_paragraph(f"{target.name}（统一社会信用代码：{target.uscc}）：")
+    doc.add_paragraph(
+        f"依据{c['lead_department'].name}市场监管领域部门联合抽查事项清单和部门联合抽查年度工作计划"
+        f"（任务 {c['task'].code}《{c['task'].title}》），{_names(c['departments'])}拟于"
+        f"{cn_date(c['case'].inspected_on)}依法对你单位的下列事项进行检查，现将有关事项告知如下：")
+    _table(doc, ("序号", "检查事项", "检查部门"), [
+        (str(n), item["name"] + ("（重点事项）" if item["key"] else ""), item["department"])
+        for n, item in enumerate(c["items"], 1)])
+    doc.add_paragraph("一、确定一名联络员")
+    doc.add_paragraph("请你单位确定一名联络员（电话）。检查当天，请通知本单位财务、行政管理等部门负责人员"
+                      "在场配合检查。")
+    doc.add_paragraph("二、请你单位如实提供以下材料原件及复印件")
+    for n, text in enumerate(MATERIALS, 1):
+        doc.add_paragraph(f"{n}. {text}")
+    doc.add_paragraph("三、做好配合工作")
+    doc.add_paragraph(COOPERATION)
+    doc.add_paragraph("特此通知。")
+    _table(doc, ("执法人员姓名", "执法证号", "所在部门"), [
+        (f"{n}. {p['name']}" + ("（组长）" if p["is_leader"] else ""), p["cert_no"] or "—",
+         p["department"]) for n, p in enumerate(c["inspectors"], 1)])
+    doc.add_paragraph(cn_date(c["issued_on"])).alignment = WD_ALIGN_PARAGRAPH.RIGHT
+    return doc
+
+
+def _record_docx(c: dict[str, Any]) -> Any:
+    doc = _new_document()
+    case, target = c["case"], c["target"]
+    _centered(doc, "市场监管领域部门联合抽查情况记录表", 18)
+    _centered(doc, f"（一企一表）任务：{c['task'].code} {c['task'].title}　案件：{case.code}", 12,
+              bold=False)
+    _table(doc, ("项目", "内容"), [
+        ("被检查对象", target.name), ("统一社会信用代码", target.uscc), ("类型", target.kind),
+        ("住所（经营场所）", target.address or "—"), ("发起部门", c["lead_department"].name),
+        ("参与部门", _names(c["departments"])), ("检查日期", cn_date(case.inspected_on))])
+    doc.add_paragraph()
+    _table(doc, ("序号", "检查事项", "检查部门", "检查内容", "发现的问题", "处理情况", "事项结果"), [
+        (str(n), item["name"], item["department"],
+         *((item["result"].content, item["result"].problems, item["result"].handling)
+           if item["result"] else ("", "", "")), "；".join(item["labels"]))
+        for n, item in enumerate(c["items"], 1)])
+    doc.add_paragraph()
+    _table(doc, ("项目", "内容"), _record_outcome(c))
+    doc.add_paragraph()
+    _table(doc, ("检查人员", "执法证号", "所在部门", "签字"), [
+        (p["name"] + ("（组长）" if p["is_leader"] else ""), p["cert_no"] or "—",
+         p["department"], "") for p in c["inspectors"]])
+    doc.add_paragraph()
+    _table(doc, ("当事人意见", "当事人签字（盖章）", "日期"), [("", "", "　　年　　月　　日")])
+    return doc
+
+
+def _record_outcome(c: dict[str, Any]) -> list[tuple[str, str]]:
+    result = c["result"]
+    if result is None:
+        boxes = "　".join(f"☐ {cat.code.split(':')[0]} {cat.label}" for cat in c["categories"])
+        return [("检查结果", boxes), ("检查方式", "　".join(f"☐ {m}" for m in METHODS)),
+                ("后续处置", "　".join(f"☐ {f}" for f in FOLLOWUPS)), ("备注", "")]
+    labels = "；".join(f"{text}（{code.split(':')[0]}）" for code, text in c["result_labels"])
+    version = f"（第 {result.version} 版{'，更正' if result.is_correction else ''}）"
+    followups = "、".join(result.followups)
+    if result.followup_done:
+        followups += f"（已于 {cn_date(result.followup_done_on)} 完成）"
+    return [("检查结果", labels + version), ("检查方式", "、".join(result.methods)),
+            ("后续处置", followups), ("备注", result.remarks)]
+
+
+async def write_documents(ctx: Ctx, code: str, today: dt.date) -> list[tuple[str, bytes]]:
+    """Every document of a task (its code) or of one case, as (relative path, bytes): per case
+    the notice and the record, DOCX and HTML. Printing changes no state."""
+    code = code.strip().upper()
+    task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
+    cases = ([await readable_case(ctx, code)] if task is None
+             else await task_cases_for(ctx.session, task, ctx.actor))
+    files = []
+    for case in cases:
+        context = await document_context(ctx.session, case.code, today)
+        for kind in DOC_KINDS:
+            for fmt in FORMATS:
+                doc = document_file(kind, fmt, context)
+                files.append((f"{case.code}/{doc.filename}", doc.content))
+    return files

@@ -1,0 +1,200 @@
+"""检查文书 (004 第十六条): the notice and the record of a case as DOCX and HTML, the signed
+documents page, the `通知书` command, `lianjian documents`, and signed links in assignments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from docx import Document
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.cli import main as cli_main
+from bot.pages import documents as document_pages
+from bot.pages.links import expand, expand_text, page_link
+from bot.services import SERVICES, Services
+from core import documents
+from core.clock import FixedClock
+from core.errors import PermissionDenied
+from core.links import page_ref, sign_link
+from core.messages import Destination, OutMessage
+from core.models import AuditEvent, Case
+from tests.case_factories import World, acting, at_day, build_world
+from tests.dispatch_support import make_dispatcher, send, text_event
+from tests.server_helpers import make_services
+
+BASE = "http://127.0.0.1:8080"  # make_services' public URL
+D = dt.date
+
+
+def docx_text(content: bytes) -> str:
+    """Every paragraph and table cell of a DOCX, as python-docx reads it."""
+    doc = Document(io.BytesIO(content))
+    cells = [c.text for t in doc.tables for row in t.rows for c in row.cells]
+    return "\n".join([p.text for p in doc.paragraphs] + cells)
+
+
+async def case_state(sm: async_sessionmaker[AsyncSession], code: str) -> str:
+    async with sm() as s:
+        return str(await s.scalar(select(Case.state).where(Case.code == code)))
+
+
+async def test_notice_docx_names_the_target_and_the_groups_enforcement_certificates(ctx, session):
+    """004 第十六条(二) and its sample notice: addressee, items, group with 执法证号, date."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    context = await documents.document_context(session, w.case.code, D(2026, 3, 12))
+    text = docx_text(documents.render_docx("notice", context))
+    for expected in ("嘉善县某某食品有限公司", "91330424MA28AQAQXU", "联合抽查通知书",
+                     "企业公示信息检查（重点事项）", "公共场所卫生检查", "县卫生健康委员会",
+                     "张检查（组长）", "ZFA1", "ZFA2", "ZFB1", "特此通知", "2026年3月12日"):
+        assert expected in text, expected
+    record = docx_text(documents.render_docx("record", context))
+    assert "一企一表" in record and "嘉善县某某食品有限公司" in record and "ZFB1" in record
+    assert "☐ 实地检查" in record  # blank form before any result
+    html = documents.render_html("notice", context)
+    assert "ZFA1" in html and "2026年3月12日" in html
+
+
+async def test_a_group_member_getting_the_notice_makes_the_case_notified(ctx, session):
+    """004 第十六条(二): the notice is handed over before the visit; the case is then 已通知."""
+    w = await build_world(session)
+    await documents.issue_notice(acting(ctx, w.lead_liaison), w.case.code, via="test")
+    await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "assigned"  # a liaison printing a set hands nothing over
+
+    await documents.issue_notice(acting(ctx, w.b1), w.case.code, via="test")
+    await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")  # no second event
+    await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "notified"
+    events = list(await session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "case.notified")))
+    assert [(e.actor, e.data) for e in events] == [("B1", {"via": "test"})]
+
+    with pytest.raises(PermissionDenied, match="只有本案检查组成员"):
+        await documents.issue_notice(acting(ctx, w.outsider), w.case.code, via="test")
+
+
+# ---------------------------------------------------------------- the signed page over HTTP
+
+@pytest.fixture
+def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Services:
+    return make_services(sessionmaker, clock)
+
+
+@pytest.fixture
+async def client(services: Services, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+    app = web.Application()
+    app[SERVICES] = services
+    app.add_routes(document_pages.routes(services))
+    return await aiohttp_client(app)
+
+
+@pytest.fixture
+async def world(sessionmaker: async_sessionmaker[AsyncSession]) -> World:
+    async with sessionmaker() as session:
+        return await build_world(session)
+
+
+def _query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+async def test_assignment_link_lists_the_case_and_serves_both_documents(
+        client: TestClient, services: Services, world: World, sessionmaker) -> None:
+    url = page_link(services, world.a2.id, "documents", f"task:{world.task.code}")
+    assert url.startswith(f"{BASE}/h5/documents?t=")
+    token = _query(url)["t"]
+    resp = await client.get("/h5/documents", params={"t": token})
+    assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
+    page = await resp.text()
+    assert "嘉善县某某食品有限公司" in page and "待检查" in page and 'name="viewport"' in page
+    links = re.findall(r'href="\?([^"]+)"', page)
+    assert len(links) == 4
+
+    record = await client.get("/h5/documents", params={
+        "t": token, "case": world.case.code, "doc": "record", "fmt": "docx"})
+    assert record.status == 200
+    assert record.headers["Content-Type"] == documents.DOCX_MIME
+    assert "attachment" in record.headers["Content-Disposition"]
+    assert "ZFA2" in docx_text(await record.read())
+    assert await case_state(sessionmaker, world.case.code) == "assigned"
+
+    notice = await client.get("/h5/documents", params={
+        "t": token, "case": world.case.code, "doc": "notice", "fmt": "html"})
+    assert notice.status == 200 and "联合抽查通知书" in await notice.text()
+    assert await case_state(sessionmaker, world.case.code) == "notified"
+
+
+@pytest.mark.parametrize("case", ["outsider", "expired", "other_action", "unknown_case"])
+async def test_foreign_expired_or_wrong_links_get_a_chinese_page_and_no_document(
+        client: TestClient, services: Services, world: World, clock: FixedClock,
+        sessionmaker, case: str) -> None:
+    obj = f"case:{world.case.code}"
+    officer, action, params = world.a1, "documents", {"doc": "notice", "fmt": "docx"}
+    if case == "outsider":
+        officer = world.outsider
+    elif case == "other_action":
+        action = "respond"
+    elif case == "unknown_case":
+        obj = "case:LJ-2026-999"
+    token = _query(page_link(services, officer.id, "documents", obj))["t"]
+    if action != "documents":
+        token = sign_link(services.link_secret, officer.id, obj, action, int(clock.now().timestamp()) + 60)
+    if case == "expired":
+        clock.advance(dt.timedelta(days=121))
+    resp = await client.get("/h5/documents", params={"t": token, "case": world.case.code,
+                                                     **params})
+    assert resp.status in (403, 404)
+    text = await resp.text()
+    assert "无法打开此页面" in text and "嘉善县某某食品有限公司" not in text
+    assert await case_state(sessionmaker, world.case.code) == "assigned"
+    if case == "outsider":
+        async with sessionmaker() as s:
+            denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
+        assert denied is not None and denied.data["action"] == "case.documents.denied"
+
+
+async def test_page_references_become_links_only_in_private_copies(services: Services) -> None:
+    body = f"文书：[通知书]({page_ref('documents', 'case:LJ-2026-001-001')})"
+    private = expand(services, 7, OutMessage.md("t", body)).body
+    (url,) = re.findall(r"\((http[^)]+)\)", private)
+    assert url.startswith(f"{BASE}/h5/documents?t=")
+    assert expand_text(services, None, body) == "文书：通知书"  # a group copy keeps the label
+    assert Destination.department(1).officer_id is None
+
+
+# ---------------------------------------------------------------- chat and CLI
+
+async def test_notice_command_sends_the_case_documents_link_privately(
+        sessionmaker, clock: FixedClock, world: World) -> None:
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event("A1", f"通知书 {world.case.code}"))
+    body = rows[-1].message["body"]
+    assert "嘉善县某某食品有限公司" in body and "lianjian-page:documents/case:" in body
+    assert rows[-1].destination["officer_id"] is not None
+
+    refused = await send(sessionmaker, d, text_event("AX", f"通知书 {world.case.code}"))
+    assert "只有本案检查组成员" in refused[-1].message["body"]
+    assert "lianjian-page" not in refused[-1].message["body"]
+
+
+def test_cli_writes_every_document_of_a_task(tmp_path: Path, db_url: str, sessionmaker,
+                                             world: World) -> None:
+    out = tmp_path / "docs"
+    assert cli_main(["documents", world.task.code, "-o", str(out), "--db", db_url]) == 0
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    code = world.case.code
+    assert files == sorted(f"{code}/{code}-{t}.{x}" for t in ("联合抽查通知书", "联合抽查情况记录表")
+                           for x in ("docx", "html"))
+    assert "ZFA1" in docx_text((out / code / f"{code}-联合抽查通知书.docx").read_bytes())
+    assert cli_main(["documents", "LJ-2026-999", "-o", str(out), "--db", db_url]) == 2
