@@ -93,10 +93,12 @@ async def cmd_holidays_load(args: argparse.Namespace) -> int:
 async def cmd_import(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from core import imports
+    from core import county, imports
 
-    fn = {"targets": imports.import_targets, "inspectors": imports.import_inspectors,
-          "exclusions": imports.import_exclusions}[args.kind]
+    fn = {"departments": county.import_departments, "items": county.import_items,
+          "targets": imports.import_targets, "inspectors": imports.import_inspectors,
+          "exclusions": imports.import_exclusions, "conflicts": county.import_conflicts,
+          }[args.kind]
     rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejects.csv")
     with Progress(transient=True) as bar:
         job = bar.add_task(f"导入 {Path(args.file).name}", total=None)
@@ -369,7 +371,8 @@ def _parser() -> argparse.ArgumentParser:
     add("upgrade", cmd_db_upgrade, "执行数据库迁移", parent=db)
 
     imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
-    imp.add_argument("kind", choices=["targets", "inspectors", "exclusions"])
+    imp.add_argument("kind", choices=["departments", "items", "targets", "inspectors",
+                                      "exclusions", "conflicts"])
     imp.add_argument("file")
     imp.add_argument("--skip-invalid", action="store_true", help="导入合格行，不合格行写入拒收文件")
     imp.add_argument("--rejects", help="拒收文件路径（默认 原文件名.rejects.csv）")

@@ -43,13 +43,16 @@ from core.models import (
     Officer,
     Target,
 )
+from core.officers import left_officers_notes
 from core.uscc import validate_uscc
 
 Progress = Callable[[int, int | None], None]
 
 CHUNK = 2000  # rows per bulk statement; keeps IN lists far below SQLite's variable limit
 HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in office files
-KIND_ZH = {"targets": "检查对象", "inspectors": "执法检查人员", "exclusions": "排除名单"}
+KIND_ZH = {"targets": "检查对象", "inspectors": "执法检查人员", "exclusions": "排除名单",
+           "departments": "成员单位", "items": "抽查事项清单", "conflicts": "利害关系",
+           "plan": "年度抽查计划"}
 _SPLIT = re.compile(r"[、,，;；|\r\n]+")
 _PAREN = re.compile(r"\(.*\)$")
 
@@ -76,6 +79,7 @@ class ImportReport:
     rejects_path: Path | None = None
     file_error: str = ""  # the whole file could not be read (format, encoding, missing column)
     ignored_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # Chinese: what the office must look at
 
     @property
     def ok(self) -> bool:
@@ -100,7 +104,7 @@ class ImportReport:
                 text += f"，跳过有误的 {self.rejected_rows} 行"
                 if self.rejects_path is not None:
                     text += f"（已另存到 {self.rejects_path.name}，改正后可再次导入）"
-            return text + "。"
+            return "\n".join([text + "。", *self.notes])
         shown = "；".join(self.errors_zh()[:examples])
         more = f"；另有 {len(self.rejected) - examples} 处错误" if len(self.rejected) > examples else ""
         return (f"{what}未完成：{counts}，其中 {self.rejected_rows} 行有误，为保证名录完整，"
@@ -153,13 +157,17 @@ INSPECTOR_COLUMNS = (
     Column("department", ("部门", "所属部门", "单位", "department"), required=True),
     Column("cert_no", ("执法证号", "执法证件号", "执法证编号", "cert_no")),
     Column("code", ("人员编号", "编号", "code")),
-    Column("expertise", ("专长", "专业特长", "expertise")),
+    Column("expertise", ("专业领域", "专长", "专业特长", "expertise")),
     Column("region", ("区域", "所属区域", "region")),
     Column("mobile", ("手机", "手机号", "手机号码", "mobile")),
     Column("roles", ("角色", "roles", "role")),
     Column("wecom_userid", ("企业微信账号", "企业微信", "wecom_userid", "wecom")),
     Column("dingtalk_userid", ("钉钉账号", "钉钉", "dingtalk_userid", "dingtalk")),
+    Column("on_duty", ("在岗状态", "人员状态", "在岗", "on_duty")),
 )
+# 在岗状态: the words that deactivate an officer (kept as the reason) and those that keep one on
+LEAVE_WORDS = ("离岗", "调离", "退休", "辞职", "离职", "停职")
+ON_DUTY_WORDS = ("在岗", "在职", "正常")
 EXCLUSION_COLUMNS = (
     USCC_COLUMN,
     Column("year", ("年度", "年份", "year"), required=True),
@@ -465,17 +473,18 @@ def default_rejects_path(path: Path) -> Path:
 
 
 Checker = Callable[[Sheet, _Layout], _Checked]
+# A writer may add notes (departments missing from the file, officers' open cases) to the report
 Writer = Callable[[_Checked, Progress | None], Awaitable[tuple[int, int]]]
 
 
 async def _run(ctx: changes.Ctx, kind: str, path: Path, columns: Sequence[Column], *,
-               check: Checker, write: Writer,
-               prepare: Callable[[], Awaitable[None]] | None = None,
+               check: Checker, write: Writer, report: ImportReport | None = None,
+               prepare: Callable[[Sheet], Awaitable[None]] | None = None,
                skip_invalid: bool, rejects_path: Path | None,
                progress: Progress | None) -> ImportReport:
     """Read, check, then (only if allowed) write and record — the flow every import shares."""
     path = Path(path)
-    report = ImportReport(kind=kind, file_name=path.name, skip_invalid=skip_invalid)
+    report = report or ImportReport(kind=kind, file_name=path.name, skip_invalid=skip_invalid)
     try:
         sheet = read_sheet(path, columns)
     except FileProblem as err:
@@ -491,7 +500,7 @@ async def _run(ctx: changes.Ctx, kind: str, path: Path, columns: Sequence[Column
             f"“{c.label}”（也可写作 {' / '.join(a for a in c.aliases[1:])}）" for c in layout.missing)
         return report
     if prepare is not None:
-        await prepare()
+        await prepare(sheet)
     checked = check(sheet, layout)
     report.total_rows = len(sheet.rows)
     report.rejected = [e for errs in checked.bad.values() for e in errs]
@@ -504,7 +513,8 @@ async def _run(ctx: changes.Ctx, kind: str, path: Path, columns: Sequence[Column
     await changes.record(ctx, f"import.{kind}", f"import:{kind}", {
         "file": path.name, "sha256": sheet.sha256, "total_rows": report.total_rows,
         "inserted": report.inserted, "updated": report.updated,
-        "rejected_rows": report.rejected_rows, "skip_invalid": skip_invalid})
+        "rejected_rows": report.rejected_rows, "skip_invalid": skip_invalid,
+        **({"notes": report.notes} if report.notes else {})})
     return report
 
 
@@ -706,18 +716,19 @@ def _check_inspector(row: _Row, departments: _Departments, accounts: _Accounts) 
         row.error("code", "人员编号为空，且没有执法证号可用来生成编号")
     elif len(code) > _OFFICER_LEN["code"]:
         row.error("code", f"人员编号“{code}”过长：最多 {_OFFICER_LEN['code']} 个字符")
-    roles = {"inspector"}
-    for part in split_multi(row.get("roles")):
-        role = _ROLES.get(_nfkc(part).lower()) or _ROLES.get(_nfkc(part))
-        if role is None:
-            row.error("roles", f"未知角色“{part}”，可用：联络员、执法检查人员、分管领导、管理员、专家")
-        else:
-            roles.add(role)
+    existing = accounts.officers.get(code)
+    # a blank 角色 keeps an existing officer's roles and makes a new officer an inspector
+    roles = _parse_roles(row) or (set(existing.roles) if existing else {"inspector"})
+    if "inspector" in roles and not cert_no and not (existing and existing.cert_no
+                                                     and not row.layout.has("cert_no")):
+        # 001 第十条: only officers with enforcement powers go into the inspector library
+        row.error("cert_no", "执法检查人员必须填写执法证号；没有执法证的人员请在“角色”中只填"
+                             "联络员、分管领导等，不要填执法检查人员")
     record = {"code": code, "name": name, "department_id": dept_id, "cert_no": cert_no,
               "expertise": split_multi(row.get("expertise")),
               "region": row.text("region", _OFFICER_LEN["region"]),
               "mobile": row.text("mobile", _OFFICER_LEN["mobile"]),
-              "roles": [r for r in ROLES if r in roles]}
+              "roles": [r for r in ROLES if r in roles], **_parse_on_duty(row)}
     for fld, owners, label in (("wecom_userid", accounts.wecom, "企业微信账号"),
                                ("dingtalk_userid", accounts.dingtalk, "钉钉账号")):
         account = row.text(fld, _OFFICER_LEN[fld]) or None
@@ -726,6 +737,31 @@ def _check_inspector(row: _Row, departments: _Departments, accounts: _Accounts) 
             row.error(fld, f"{label}“{account}”已属于人员 {owner}")
         record[fld] = account
     return record
+
+
+def _parse_roles(row: _Row) -> set[str]:
+    """The roles the row gives (empty when the cell is blank)."""
+    roles: set[str] = set()
+    for part in split_multi(row.get("roles")):
+        role = _ROLES.get(_nfkc(part).lower()) or _ROLES.get(_nfkc(part))
+        if role is None:
+            row.error("roles", f"未知角色“{part}”，可用：联络员、执法检查人员、分管领导、管理员、专家")
+        else:
+            roles.add(role)
+    return roles
+
+
+def _parse_on_duty(row: _Row) -> dict[str, Any]:
+    """{} when the row does not say; else active and the reason an officer left."""
+    word = _nfkc(row.get("on_duty"))
+    if not word:
+        return {}
+    if word in ON_DUTY_WORDS:
+        return {"active": True, "inactive_reason": ""}
+    if word in LEAVE_WORDS:
+        return {"active": False, "inactive_reason": word}
+    row.error("on_duty", f"未知在岗状态“{word}”，可用：在岗、{'、'.join(LEAVE_WORDS)}")
+    return {}
 
 
 def _account_duplicates(checked: _Checked) -> None:
@@ -754,7 +790,7 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
     """
     state: dict[str, Any] = {}
 
-    async def prepare() -> None:
+    async def prepare(_sheet: Sheet) -> None:
         state["departments"] = await _load_departments(ctx.session)
         officers = {o.code: o for o in (await ctx.session.scalars(select(Officer))).unique()}
         state["accounts"] = _Accounts(
@@ -774,25 +810,32 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
         fields = ["name", "department_id", *(f for f in ("cert_no", "expertise", "region",
                   "mobile", "wecom_userid", "dingtalk_userid") if checked.layout.has(f))]
         inserted = updated = 0
+        left: list[Officer] = []
         for done, rec in enumerate(checked.good(), start=1):
             officer = officers.get(rec["code"])
             if officer is None:
-                ctx.session.add(Officer(**rec))
+                officer = Officer(**rec)
+                ctx.session.add(officer)
                 inserted += 1
             else:
-                for f in fields:
+                was_active = officer.active
+                for f in (*fields, *(f for f in ("active", "inactive_reason") if f in rec)):
                     if rec[f] is not None or f not in KEEP_ACCOUNT_IF_BLANK:
                         setattr(officer, f, rec[f])
                 officer.roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
                 updated += 1
+                if was_active and not officer.active:
+                    left.append(officer)
             if progress is not None and (done % CHUNK == 0 or done == len(checked.records)):
                 progress(done, len(checked.records))
         await ctx.session.flush()
+        report.notes.extend(await left_officers_notes(ctx.session, left))
         return inserted, updated
 
+    report = ImportReport(kind="inspectors", file_name=Path(path).name, skip_invalid=skip_invalid)
     return await _run(ctx, "inspectors", path, INSPECTOR_COLUMNS, check=check, prepare=prepare,
-                      write=write, skip_invalid=skip_invalid, rejects_path=rejects_path,
-                      progress=progress)
+                      write=write, report=report, skip_invalid=skip_invalid,
+                      rejects_path=rejects_path, progress=progress)
 
 
 # ---------------------------------------------------------------- exclusions
@@ -829,7 +872,7 @@ async def import_exclusions(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
     department is NULL and NULLs never conflict in a unique constraint."""
     state: dict[str, Any] = {}
 
-    async def prepare() -> None:
+    async def prepare(_sheet: Sheet) -> None:
         state["departments"] = await _load_departments(ctx.session)
 
     def check(sheet: Sheet, layout: _Layout) -> _Checked:

@@ -79,6 +79,7 @@ class Department(Base):
     short_name: Mapped[str] = mapped_column(String(32), default="")
     # "market" for 市场监管 (its result children are B/C/6/D), else another department
     is_market_regulator: Mapped[bool] = mapped_column(Boolean, default=False)
+    counterpart: Mapped[str] = mapped_column(String(100), default="")  # 上级对口部门 (city level)
 
 
 ROLES = ("liaison", "inspector", "leader", "admin", "expert")
@@ -97,7 +98,9 @@ class Officer(Base):
     mobile: Mapped[str] = mapped_column(String(20), default="")
     wecom_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
     dingtalk_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # False once the officer left (离岗, 调离): kept for history, never drawn again
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    inactive_reason: Mapped[str] = mapped_column(String(100), default="")
     department: Mapped[Department] = relationship(lazy="joined")
 
     def has_role(self, role: str) -> bool:
@@ -146,16 +149,30 @@ class Target(Base):
         return [f for f in self.flags.split("|") if f]
 
 
+ITEM_CATEGORIES = ("key", "general")
+
+
 class Item(Base):
-    """An entry of a department's item list (抽查事项清单)."""
+    """One version of an entry of a department's item list (抽查事项清单).
+
+    Versions are never edited: a changed entry gets a new row with version + 1 and the old row
+    stops being `current`, so a task keeps pointing at the text it was created with.
+    """
 
     __tablename__ = "item"
-    __table_args__ = (UniqueConstraint("department_id", "code"),)
+    __table_args__ = (UniqueConstraint("department_id", "code", "version",
+                                       name="uq_item_department_id_code_version"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(200))
     category: Mapped[str] = mapped_column(String(8), default="general")  # key | general
+    target_scope: Mapped[list[Any]] = mapped_column(default=list)  # kinds / industries it covers
+    method: Mapped[str] = mapped_column(String(200), default="")  # 检查方式
+    basis: Mapped[str] = mapped_column(Text, default="")  # 检查依据
+    ratio_cap: Mapped[str] = mapped_column(String(16), default="")  # decimal text; "" = rules' cap
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    current: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
 
 
 class Exclusion(Base):

@@ -1,12 +1,21 @@
-"""Officer identity: binding platform accounts to officers (by the office's admin)."""
+"""Officers: binding platform accounts (by the office's admin), leaving (离岗, 调离), and
+declared conflicts of interest (利害关系)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from collections.abc import Sequence
 
-from core.changes import Ctx, record
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.changes import Ctx, Notice, record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.models import Officer
+from core.messages import Destination, OutMessage
+from core.models import Case, GroupMember, JointTask, Officer, OfficerConflict, Target
+from core.uscc import validate_uscc
+
+# Case states in which the group still has work to do: a member who left must be replaced
+OPEN_CASE_STATES = ("assigned", "notified", "inspected", "returned")
 
 PLATFORM_WORDS = {"企业微信": "wecom", "政务微信": "wecom", "wecom": "wecom",
                   "钉钉": "dingtalk", "浙政钉": "dingtalk", "dingtalk": "dingtalk"}
@@ -15,18 +24,15 @@ _COLUMN = {"wecom": Officer.wecom_userid, "dingtalk": Officer.dingtalk_userid}
 
 async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id: str) -> Officer:
     """Admin binds `user_id` on a platform to an officer; an account serves one officer only."""
-    if ctx.actor is not None and not ctx.actor.has_role("admin"):
-        raise PermissionDenied("只有联席会议办公室管理员可以绑定账号", action="officer.bind.denied",
-                               subject=f"officer:{officer_code}")
+    _admin_only(ctx, "只有联席会议办公室管理员可以绑定账号", "officer.bind.denied",
+                f"officer:{officer_code}")
     platform = PLATFORM_WORDS.get(platform_word.strip().lower())
     if platform is None:
         raise ValidationFailed(f"不认识的平台“{platform_word}”，请写 企业微信 或 钉钉")
     user_id = user_id.strip()
     if not user_id or len(user_id) > 64:
         raise ValidationFailed("账号不能为空，且不超过 64 个字符")
-    officer = await ctx.session.scalar(select(Officer).where(Officer.code == officer_code.upper()))
-    if officer is None:
-        raise NotFound(f"未找到人员编号 {officer_code}")
+    officer = await officer_by_code(ctx.session, officer_code)
     holder = await ctx.session.scalar(select(Officer).where(_COLUMN[platform] == user_id))
     if holder is not None and holder.id != officer.id:
         raise ValidationFailed(f"该账号已绑定到 {holder.name}（{holder.code}），请先核实")
@@ -82,3 +88,87 @@ async def lock_officer(ctx: Ctx, officer: Officer) -> None:
     else:
         await session.execute(update(Officer).where(Officer.id == officer.id)
                               .values(id=Officer.id).execution_options(synchronize_session=False))
+
+
+def _admin_only(ctx: Ctx, why: str, action: str, subject: str) -> None:
+    if ctx.actor is not None and not ctx.actor.has_role("admin"):
+        raise PermissionDenied(why, action=action, subject=subject)
+
+
+async def officer_by_code(session: AsyncSession, code: str) -> Officer:
+    officer = await session.scalar(select(Officer).where(Officer.code == code.strip().upper()))
+    if officer is None:
+        raise NotFound(f"未找到人员编号 {code}")
+    return officer
+
+
+async def open_cases(session: AsyncSession, officer_id: int) -> list[Case]:
+    """Cases whose group still counts on this officer (to be replaced when they leave)."""
+    return list(await session.scalars(
+        select(Case).join(GroupMember, GroupMember.case_id == Case.id).where(
+            GroupMember.officer_id == officer_id, GroupMember.active.is_(True),
+            Case.state.in_(OPEN_CASE_STATES)).order_by(Case.code)))
+
+
+async def left_officers_notes(session: AsyncSession, officers: Sequence[Officer]) -> list[str]:
+    """One Chinese line per officer who left and still has open cases to hand over."""
+    notes = []
+    for officer in officers:
+        if cases := await open_cases(session, officer.id):
+            notes.append(f"{officer.name}（{officer.code}）已{officer.inactive_reason or '离岗'}，"
+                         f"以下案件需更换检查人员：{'、'.join(c.code for c in cases)}")
+    return notes
+
+
+async def deactivate(ctx: Ctx, officer_code: str, reason: str) -> tuple[Officer, list[Case]]:
+    """The admin marks an officer as gone (离岗, 调离…): never deleted, never drawn again.
+
+    The lead department of every task with an open case of theirs is told which cases need a
+    replacement (001 第十四条: a changed post is replaced by an approved 更换, not redrawn).
+    """
+    _admin_only(ctx, "只有联席会议办公室管理员可以办理人员离岗", "officer.deactivate.denied",
+                f"officer:{officer_code}")
+    reason = reason.strip() or "离岗"
+    if len(reason) > 100:
+        raise ValidationFailed("离岗原因不超过 100 个字")
+    officer = await officer_by_code(ctx.session, officer_code)
+    if not officer.active:
+        raise ValidationFailed(f"{officer.name}（{officer.code}）已是离岗状态（{officer.inactive_reason}）")
+    officer.active, officer.inactive_reason = False, reason
+    cases = await open_cases(ctx.session, officer.id)
+    notices = []
+    for task_id in dict.fromkeys(c.task_id for c in cases):
+        task = await ctx.session.get(JointTask, task_id)
+        assert task is not None  # foreign key
+        codes = "、".join(c.code for c in cases if c.task_id == task_id)
+        notices.append(Notice(Destination.department(task.lead_department_id), OutMessage.md(
+            "检查人员离岗，需更换", f"{officer.department.name}的{officer.name}（{officer.code}）"
+            f"已{reason}，不再参加检查。任务 {task.code} 中以下案件需按更换程序指定替换人员：{codes}")))
+    await record(ctx, "officer.deactivated", f"officer:{officer.code}",
+                 {"reason": reason, "open_cases": [c.code for c in cases]}, notices)
+    return officer, cases
+
+
+async def declare_conflict(ctx: Ctx, officer: Officer, target_code: str, reason: str) -> Target:
+    """An officer declares a conflict of interest (利害关系) with a target: never matched to it
+    (000 §八: an inspector with an interest in the target withdraws)."""
+    reason = reason.strip()
+    if len(reason) < ctx.rules.recusal_reason_min_chars:
+        raise ValidationFailed(f"请写明利害关系（至少 {ctx.rules.recusal_reason_min_chars} 个字），"
+                               "例如：本人配偶在该企业任职")
+    check = validate_uscc(target_code)
+    if not check.ok:
+        raise ValidationFailed(check.reason)
+    target = await ctx.session.scalar(select(Target).where(Target.uscc == check.code))
+    if target is None:
+        raise NotFound(f"检查对象名录库中没有统一社会信用代码 {check.code}")
+    existing = await ctx.session.scalar(select(OfficerConflict).where(
+        OfficerConflict.officer_id == officer.id, OfficerConflict.target_id == target.id))
+    if existing is None:
+        ctx.session.add(OfficerConflict(officer_id=officer.id, target_id=target.id,
+                                        reason=reason[:200]))
+    else:
+        existing.reason = reason[:200]
+    await record(ctx, "officer.conflict_declared", f"officer:{officer.code}",
+                 {"target": target.uscc, "reason": reason[:200]})
+    return target

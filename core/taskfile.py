@@ -49,7 +49,7 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
     """Create the task and, when the file invites departments, open the consultation."""
     [lead_id] = await _department_ids(ctx, [spec.lead])
     item_ids = dict((await ctx.session.execute(select(Item.code, Item.id).where(
-        Item.department_id == lead_id, Item.code.in_(spec.items)))).all())
+        Item.department_id == lead_id, Item.current.is_(True), Item.code.in_(spec.items)))).all())
     if missing := [c for c in spec.items if c not in item_ids]:
         raise NotFound(f"牵头部门的事项清单中没有：{'、'.join(missing)}")
     task = await tasks.create_task(ctx, title=spec.title, lead_department_id=lead_id,

@@ -164,7 +164,8 @@ async def item_ids_by_code(session: AsyncSession, department_id: int,
     """Upper-cased item code → id within one department's item list (unknown codes absent)."""
     wanted = [c.upper() for c in codes]
     rows = (await session.execute(select(func.upper(Item.code), Item.id).where(
-        Item.department_id == department_id, func.upper(Item.code).in_(wanted)))).all()
+        Item.department_id == department_id, Item.current.is_(True),
+        func.upper(Item.code).in_(wanted)))).all()
     return {code: item_id for code, item_id in rows}
 
 
@@ -179,8 +180,8 @@ async def _department_items(session: AsyncSession, department: Department,
                             item_ids: Iterable[int] | None) -> list[Item]:
     """The chosen items of a department's item list; None = its key items (or, when its list
     has no key item, the whole list)."""
-    own = list(await session.scalars(select(Item).where(Item.department_id == department.id)
-                                     .order_by(Item.code)))
+    own = list(await session.scalars(select(Item).where(
+        Item.department_id == department.id, Item.current.is_(True)).order_by(Item.code)))
     if item_ids is None:
         chosen = default_items(own)
     else:
@@ -293,8 +294,8 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
     notices = []
     for inv, dep in zip(invitations, departments, strict=True):
         # each department sees its own item list with the codes `接受 编号 事项代码` takes
-        own = list(await ctx.session.scalars(select(Item).where(Item.department_id == dep.id)
-                                             .order_by(Item.code)))
+        own = list(await ctx.session.scalars(select(Item).where(
+            Item.department_id == dep.id, Item.current.is_(True)).order_by(Item.code)))
         text = render("messages/invitation.md.j2", task=task, lead=task.lead_department,
                       items=items, own_items=own, rule_text=rule_text, reply_due=due.label())
         # The group chat is told (robot webhooks cannot carry answer buttons); the people who
@@ -1073,7 +1074,8 @@ async def invitation_view(ctx: Ctx, invitation_id: int) -> InvitationView:
         .join(Department, Department.id == TaskItem.department_id)
         .where(TaskItem.task_id == task.id).order_by(Department.id, Item.code))).all()
     own_items = list(await session.scalars(
-        select(Item).where(Item.department_id == invitation.department_id).order_by(Item.code)))
+        select(Item).where(Item.department_id == invitation.department_id,
+                           Item.current.is_(True)).order_by(Item.code)))
     responder = ""
     if invitation.responded_by_id is not None:
         who = await session.get(Officer, invitation.responded_by_id)

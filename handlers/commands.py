@@ -70,6 +70,12 @@ COMMANDS: list[Command] = [
             "本部门联合抽查工作汇总：任务、邀请、检查进度、逾期和异议（分管领导）", summary.show),
     Command("绑定", ("bd", "bind"), "绑定 人员编号 企业微信|钉钉 账号", "绑定 SJ003 企业微信 zhangsan",
             "把平台账号绑定到人员（联席会议办公室管理员）", admin.bind),
+    Command("离岗", ("lg", "leave"), "离岗 人员编号 [原因]", "离岗 SJ003 调离",
+            "人员离岗、调离后停用（不删除、不再被抽取），列出需更换人员的案件（联席会议办公室管理员）",
+            admin.leave),
+    Command("利害关系", ("lhgx", "conflict"), "利害关系 统一社会信用代码 关系说明",
+            "利害关系 91330424MA28AQAQXU 本人配偶在该企业任职",
+            "申报本人与某检查对象的利害关系，今后不会被分到该对象的检查", admin.conflict),
     Command("取消", ("cancel", "qx"), "取消", "取消", "放弃正在进行的操作（如填写拒绝理由）",
             _nothing_to_cancel, hidden=True),
 ]

@@ -53,3 +53,36 @@ async def test_an_account_serves_one_officer_only(sessionmaker, clock) -> None:
     assert "不认识的平台" in bodies(rows)
     rows = await send(sessionmaker, d, text_event(admin.code, "绑定 only-two"))
     assert "绑定 人员编号" in bodies(rows)
+
+
+async def test_admin_marks_an_officer_as_left_in_chat(sessionmaker, clock) -> None:
+    """001 第十条(二): the inspector library follows staff changes; 离岗 keeps the record."""
+    async with sessionmaker() as s:
+        dep = await f.department(s)
+        admin = await f.officer(s, dep, "admin")
+        inspector = await f.officer(s, dep, "inspector")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(inspector.code, f"离岗 {admin.code}"))
+    assert "只有联席会议办公室管理员" in bodies(rows)
+    rows = await send(sessionmaker, d, text_event(admin.code, f"离岗 {inspector.code} 调离"))
+    assert "登记为调离" in bodies(rows) and "没有未完成的检查" in bodies(rows)
+    async with sessionmaker() as s:
+        left = await s.get(Officer, inspector.id)
+        assert (left.active, left.inactive_reason) == (False, "调离")
+    assert len(await audit_rows(sessionmaker, "officer.deactivated")) == 1
+
+
+async def test_officer_declares_a_conflict_of_interest_in_chat(sessionmaker, clock) -> None:
+    """000 §八: an interest in the target means the inspector is not sent there."""
+    async with sessionmaker() as s:
+        dep = await f.department(s)
+        inspector = await f.officer(s, dep, "inspector")
+        [target] = await f.targets(s, 1)
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(inspector.code, f"利害关系 {target.uscc}"))
+    assert "利害关系 统一社会信用代码" in bodies(rows)
+    rows = await send(sessionmaker, d, text_event(inspector.code, f"利害关系 {target.uscc} 本人配偶在该企业任职"))
+    assert "已登记您与" in bodies(rows)
+    assert len(await audit_rows(sessionmaker, "officer.conflict_declared")) == 1

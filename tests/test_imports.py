@@ -290,9 +290,9 @@ async def test_inspectors_import_and_reimport(ctx: Ctx, tmp_path: Path,
     path = write_xlsx(tmp_path / "people.xlsx", [
         INSPECTOR_HEADER,
         ["张三", "县市场监督管理局", "33042400123", "", "食品、特种设备", "城关镇", 13800138000,
-         "联络员", "zhangsan", ""],
+         "联络员、执法检查人员", "zhangsan", ""],
         ["李四", "卫健局", "WJ-7", "WJ0007", "", "", "", "", "", "lisi"],
-        ["王五", "wj", "", "WJ0008", "", "", "", "执法检查人员，管理员", "", ""],
+        ["王五", "wj", "", "WJ0008", "", "", "", "联络员，管理员", "", ""],
     ])
     report = await import_inspectors(ctx, path)
     assert report.ok, report.summary_zh()
@@ -304,7 +304,7 @@ async def test_inspectors_import_and_reimport(ctx: Ctx, tmp_path: Path,
     assert zhang.roles == ["liaison", "inspector"] and zhang.expertise == ["食品", "特种设备"]
     assert (zhang.mobile, zhang.wecom_userid, zhang.dingtalk_userid) == ("13800138000", "zhangsan", None)
     assert people["WJ0007"].roles == ["inspector"] and people["WJ0007"].dingtalk_userid == "lisi"
-    assert people["WJ0008"].roles == ["inspector", "admin"]
+    assert people["WJ0008"].roles == ["liaison", "admin"]  # no certificate: not an inspector
 
     again = write_csv(tmp_path / "people.csv", [
         ["姓名", "部门", "人员编号", "手机"],
@@ -314,19 +314,19 @@ async def test_inspectors_import_and_reimport(ctx: Ctx, tmp_path: Path,
     assert (report.inserted, report.updated) == (0, 1)
     await ctx.session.commit()
     wang = (await officers(ctx))["WJ0008"]
-    assert wang.mobile == "13900000000" and wang.roles == ["inspector", "admin"]  # never demoted
+    assert wang.mobile == "13900000000" and wang.roles == ["liaison", "admin"]  # never demoted
 
 
 async def test_reimport_with_blank_account_cells_keeps_accounts_bound_with_the_bind_command(
         ctx: Ctx, tmp_path: Path, departments: dict[str, Department]) -> None:
-    row = ["张三", "县市场监督管理局", "", "SJ0001", "", "", "", "", "", ""]
+    row = ["张三", "县市场监督管理局", "ZF-1", "SJ0001", "", "", "", "", "", ""]
     assert (await import_inspectors(ctx, write_csv(tmp_path / "a.csv", [INSPECTOR_HEADER, row]))).ok
     await ctx.session.commit()
     await bind_account(ctx, "SJ0001", "企业微信", "zhangsan")
     await bind_account(ctx, "SJ0001", "钉钉", "ding-zhang")
     await ctx.session.commit()
 
-    again = [INSPECTOR_HEADER, ["张三", "县市场监督管理局", "", "SJ0001", "", "", "13800138000", "",
+    again = [INSPECTOR_HEADER, ["张三", "县市场监督管理局", "ZF-1", "SJ0001", "", "", "13800138000", "",
                                 "", "ding-new"]]
     report = await import_inspectors(ctx, write_csv(tmp_path / "b.csv", again))
     assert report.ok and report.updated == 1
@@ -356,11 +356,12 @@ async def test_inspectors_row_errors(ctx: Ctx, tmp_path: Path,
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
     assert reasons[(2, "部门")].startswith("未知部门“县教育局”")
     assert reasons[(3, "人员编号")] == "人员编号为空，且没有执法证号可用来生成编号"
+    assert reasons[(3, "执法证号")].startswith("执法检查人员必须填写执法证号")  # 001 第十条
     assert reasons[(4, "角色")].startswith("未知角色“局长”")
     assert reasons[(4, "企业微信账号")] == "企业微信账号“taken”已属于人员 SJ0001"
     assert "与第 5 行重复" in reasons[(6, "企业微信账号")]
     assert "与第 5 行重复" in reasons[(7, "人员编号")]
-    assert set(reasons) == {(2, "部门"), (3, "人员编号"), (4, "角色"), (4, "企业微信账号"),
+    assert set(reasons) == {(2, "部门"), (3, "人员编号"), (3, "执法证号"), (4, "角色"), (4, "企业微信账号"),
                             (6, "企业微信账号"), (7, "人员编号")}
     assert set(await officers(ctx)) == {"SJ0001"}
 
