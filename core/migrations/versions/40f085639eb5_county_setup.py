@@ -1,7 +1,7 @@
 """county setup: department counterpart, versioned items, officer leave
 
 Revision ID: 40f085639eb5
-Revises: 30d30c97b533
+Revises: efc388f8c772
 Create Date: 2026-11-29 19:28:35.393408
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '40f085639eb5'
-down_revision: str | None = '30d30c97b533'
+down_revision: str | None = 'efc388f8c772'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
