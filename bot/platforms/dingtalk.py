@@ -61,6 +61,10 @@ class DingTalkExtras(EventExtras):
     adapter: Literal["dingtalk"] = "dingtalk"
     session_webhook: str = ""  # answers this conversation without a token: a credential
     session_webhook_expires_ms: int = 0
+    out_track_id: str = ""  # the clicked interactive card (updated by this id)
+
+    def card_ref(self) -> str:
+        return self.out_track_id
 
     def reply_to(self) -> Destination | None:
         if not self.session_webhook:
@@ -216,8 +220,8 @@ class DingTalkAdapter:
             raise CallbackRejected(400, "card callback without an action")
         return Event(platform="dingtalk", kind="card_action", user_id=user, action_key=key,
                      # one answer per person, card and button: a repeated push is the same answer
-                     event_id=f"card:{track}:{user}:{key}", task_id=track,
-                     received_ms=self._now_ms(), raw=data)
+                     event_id=f"card:{track}:{user}:{key}",
+                     extras=DingTalkExtras(out_track_id=track).dump(), received_ms=self._now_ms(), raw=data)
 
     def _check_origin(self, data: dict[str, Any]) -> None:
         """The body must name our robot (and our corp when configured): the sign does not cover it."""
