@@ -47,9 +47,10 @@ def callback_routes(adapter: PlatformAdapter) -> list[web.RouteDef]:
             events = await adapter.parse(request)
         except CallbackRejected as exc:
             return _rejected(adapter, request, exc)
-        if any(await request.app[INBOX_WRITER].store(events)):
+        new = await request.app[INBOX_WRITER].store(events)
+        if any(new):
             request.app[INBOX_WAKE].set()
-        return adapter.ack(events)
+        return await adapter.ack(events, new)
 
     if not adapter.callback_path:  # long-connection mode: events arrive on a socket
         return []

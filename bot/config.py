@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from bot.platforms.dingtalk import DingTalkSettings
 from bot.platforms.wecom import WeComSettings
+from bot.platforms.wecom_aibot import WeComAiBotSettings
 from core.db import DEFAULT_SQLITE_FILE, database_url, is_sqlite
 from core.rules import Rules
 
@@ -36,7 +37,7 @@ _toml_file: ContextVar[Path | None] = ContextVar("lianjian_toml_file", default=N
 
 
 MIN_LINK_SECRET_CHARS = 32
-PLATFORM_SECTIONS = ("wecom", "dingtalk")
+PLATFORM_SECTIONS = ("wecom", "wecom_aibot", "dingtalk")
 
 
 class SimulatorSettings(BaseModel):
@@ -87,7 +88,7 @@ def _empty_section(value: Any) -> bool:
     ships the keys empty)."""
     return isinstance(value, dict) and not any(
         v for k, v in value.items() if k in {"corp_id", "secret", "token", "encoding_aes_key",
-                                              "app_key", "app_secret", "robot_code"})
+                                              "app_key", "app_secret", "robot_code", "bot_id"})
 
 
 class Settings(BaseSettings):
@@ -105,12 +106,13 @@ class Settings(BaseSettings):
     rules: Rules = Field(default_factory=Rules)
     wecom: WeComSettings | None = None
     dingtalk: DingTalkSettings | None = None
+    wecom_aibot: WeComAiBotSettings | None = None
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     sender: SenderSettings = Field(default_factory=SenderSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
 
-    @field_validator("wecom", "dingtalk", mode="before")
+    @field_validator("wecom", "dingtalk", "wecom_aibot", mode="before")
     @classmethod
     def _unconfigured_is_none(cls, value: Any) -> Any:
         return None if _empty_section(value) else value

@@ -73,7 +73,9 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
     if dest.kind == "officer":
         officer = await session.get(Officer, dest.officer_id)
         if officer is not None:
+            # the AI bot reaches a person only over its long connection; the app comes first
             for platform, userid in (("wecom", officer.wecom_userid),
+                                     ("wecom_aibot", officer.wecom_userid),
                                      ("dingtalk", officer.dingtalk_userid)):
                 if userid and platform in enabled:
                     return Route(Channel(platform, "user", userid))

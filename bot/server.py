@@ -29,6 +29,12 @@ def build_adapters(settings: Settings, clock: Clock) -> dict[str, PlatformAdapte
         from bot.platforms.dingtalk import DingTalkAdapter
 
         adapters["dingtalk"] = DingTalkAdapter(settings.dingtalk, clock)
+    if settings.wecom_aibot is not None:
+        from bot.platforms.wecom_aibot import WeComAiBotAdapter
+
+        # answers the AI bot cannot deliver itself go through the self-built app, if any
+        adapters["wecom_aibot"] = WeComAiBotAdapter(settings.wecom_aibot, clock,
+                                                    app=adapters.get("wecom"))
     return adapters
 
 
@@ -42,6 +48,11 @@ def build_connections(adapters: dict[str, PlatformAdapter], clock: Clock) -> lis
         from bot.platforms.dingtalk_stream import DingTalkStream
 
         connections.append(DingTalkStream(dingtalk, clock))
+    from bot.platforms.wecom_aibot import WeComAiBotAdapter
+
+    aibot = adapters.get("wecom_aibot")
+    if isinstance(aibot, WeComAiBotAdapter) and aibot.ws is not None:
+        connections.append(aibot.ws)
     return connections
 
 

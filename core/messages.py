@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Platform = Literal["wecom", "dingtalk", "sim"]
+# "wecom_aibot": WeCom's 智能机器人 (AI bot), which joins group chats; same corp user ids as "wecom"
+Platform = Literal["wecom", "wecom_aibot", "dingtalk", "sim"]
 
 
 class Event(BaseModel):

@@ -19,7 +19,9 @@ OPEN_CASE_STATES = ("assigned", "notified", "inspected", "returned")
 
 PLATFORM_WORDS = {"企业微信": "wecom", "政务微信": "wecom", "wecom": "wecom",
                   "钉钉": "dingtalk", "浙政钉": "dingtalk", "dingtalk": "dingtalk"}
-_COLUMN = {"wecom": Officer.wecom_userid, "dingtalk": Officer.dingtalk_userid}
+# the WeCom AI bot's senders are the corp's WeCom user ids, the same accounts as the app's
+_COLUMN = {"wecom": Officer.wecom_userid, "wecom_aibot": Officer.wecom_userid,
+           "dingtalk": Officer.dingtalk_userid}
 
 
 async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id: str) -> Officer:

@@ -48,7 +48,7 @@ async def on_card(ctx: HandlerCtx, action: InvitationAction) -> None:
     if action.action == "accept":
         await tasks.accept_invitation(ctx.core, invitation.id)
         await _reply_accepted(ctx, invitation, task)
-        await _update_card(ctx, task, ctx.card_ref, "接受")
+        await _update_card(ctx, task, ctx.card_ref, "接受", ctx.conversation)
     else:
         await _ask_reason(ctx, invitation, task, card_ref=ctx.card_ref)
 
@@ -69,7 +69,9 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
         return
     await conversation.clear(ctx)
     await _reply_declined(ctx, invitation, task)
-    await _update_card(ctx, task, str(step.data.get("card_ref", "")), "拒绝")
+    card_chat = step.data.get("card_chat")
+    await _update_card(ctx, task, str(step.data.get("card_ref", "")), "拒绝",
+                       Destination.model_validate(card_chat) if card_chat else None)
 
 
 async def _ask_reason(ctx: HandlerCtx, invitation: Invitation, task: JointTask,
@@ -77,7 +79,9 @@ async def _ask_reason(ctx: HandlerCtx, invitation: Invitation, task: JointTask,
     _check_answerable(ctx, invitation)
     await conversation.start(ctx, DECLINE_STEP, {"invitation_id": invitation.id,
                                                  "task_code": task.code,
-                                                 "card_ref": card_ref})
+                                                 "card_ref": card_ref,
+                                                 "card_chat": ctx.conversation.model_dump()
+                                                 if card_ref and ctx.conversation else None})
     await ctx.say("cmd_ask_decline_reason.md.j2", task=task,
                   min_chars=ctx.rules.decline_reason_min_chars, hours=ctx.rules.conversation_hours)
 
@@ -104,12 +108,15 @@ async def _reply_declined(ctx: HandlerCtx, invitation: Invitation, task: JointTa
                   reason=invitation.reason)
 
 
-async def _update_card(ctx: HandlerCtx, task: JointTask, card_ref: str, verb: str) -> None:
-    """Grey the clicked card and show who answered, where the platform can update it."""
+async def _update_card(ctx: HandlerCtx, task: JointTask, card_ref: str, verb: str,
+                       clicked_in: Destination | None = None) -> None:
+    """Grey the clicked card and show who answered, where the platform can update it: in the
+    conversation the click came from when there is one (it answers the click), else through
+    the way that reaches the officer."""
     if not card_ref:
         return
     card = Card(title=f"联合抽查邀请：{task.title}", answered=f"已由 {ctx.officer.name} {verb}")
-    await outbox.enqueue(ctx.session, Destination.officer(ctx.officer.id),
+    await outbox.enqueue(ctx.session, clicked_in or Destination.officer(ctx.officer.id),
                          OutMessage(kind="card_update", card_ref=card_ref, card=card),
                          now=ctx.clock.now())
 

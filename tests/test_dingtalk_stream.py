@@ -29,6 +29,7 @@ from core.messages import Event
 from core.models import InboxEvent, Officer
 from handlers.base import SENT_PRIVATELY
 from tests import factories as f
+from tests.fakes import wait_until
 from tests.fakes.dingtalk import robot_message
 from tests.fakes.dingtalk_stream import FakeDingTalkStream
 from tests.server_helpers import ReplyingHandler, make_services, outbox_count
@@ -101,7 +102,7 @@ async def test_group_mention_becomes_a_command_answered_in_the_group(sessionmake
         session_webhook = r.fake.new_session_webhook()
         mid = await r.fake.push(r.message("@联检机器人 帮助", "msg-help-1", staff_id="ding-liaison",
                                           session_webhook=session_webhook))
-        await r.fake.wait_for(lambda: mid in r.fake.acked())
+        await wait_until(lambda: mid in r.fake.acked())
         assert await inbox_rows(sessionmaker) == 1, "acked only once it is in the inbox"
         await InboxWorker(services, Dispatcher(services)).run_once()
         await Sender(services).run_once()
@@ -117,21 +118,21 @@ async def test_group_mention_becomes_a_command_answered_in_the_group(sessionmake
 
 async def test_ping_is_echoed_and_foreign_frames_are_refused(rig) -> None:
     await rig.fake.system("ping", {"opaque": "abc-123"})
-    await rig.fake.wait_for(lambda: rig.fake.ping_echoes)
+    await wait_until(lambda: rig.fake.ping_echoes)
     assert rig.fake.ping_echoes == [{"opaque": "abc-123"}]
     other_robot = await rig.fake.push(rig.message("帮助", "m-x", robot_code="someone-else"))
     unknown = await rig.fake.push({"x": 1}, topic="/v1.0/graph/api/invoke")
-    await rig.fake.wait_for(lambda: len(rig.fake.acks) == 2)
+    await wait_until(lambda: len(rig.fake.acks) == 2)
     assert {a.message_id: a.code for a in rig.fake.acks} == {other_robot: 400, unknown: 404}
     assert await inbox_rows(rig.services.sessionmaker) == 0
 
 
 async def test_socket_killed_mid_burst_loses_and_doubles_nothing(rig, sessionmaker) -> None:
     sent = [await rig.fake.push(rig.message(f"消息{i}", f"burst-{i}")) for i in range(60)]
-    await rig.fake.wait_for(lambda: len(rig.fake.acks) >= 10)
+    await wait_until(lambda: len(rig.fake.acks) >= 10)
     rig.fake.kill()  # some frames stored but unacked, some not even read
     sent += [await _push_when_connected(rig, i) for i in range(60, 80)]
-    await rig.fake.wait_for(lambda: not rig.fake.unacked, timeout_s=15)
+    await wait_until(lambda: not rig.fake.unacked, timeout_s=15)
     assert rig.stream.health()["connects"] >= 2
     assert await inbox_rows(sessionmaker) == 80
     handler = ReplyingHandler(rig.services.clock)
@@ -165,12 +166,12 @@ async def test_tickets_are_single_use_and_an_expired_one_is_replaced(sessionmake
         await asyncio.wait_for(fake.connected.wait(), 10)
         assert fake.refused == ["expired ticket", "expired ticket"]
         await fake.system("disconnect", {"reason": "persistent connection is timeout"})
-        await fake.wait_for(lambda: len(fake.connections) == 2 and fake.connected.is_set())
+        await wait_until(lambda: len(fake.connections) == 2 and fake.connected.is_set())
         assert fake.refused == ["expired ticket", "expired ticket"], "no ticket used twice"
         assert len(fake.calls("/v1.0/gateway/connections/open")) == 4
         mid = await fake.push(robot_message("帮助", msg_id="after", created_ms=0,
                                             robot_code=fake.robot_code))
-        await fake.wait_for(lambda: mid in fake.acked())
+        await wait_until(lambda: mid in fake.acked())
         assert [e.event_id for e in stored] == ["after"]
     finally:
         stream.stop()
@@ -198,14 +199,14 @@ async def test_a_frame_is_acked_only_after_it_is_stored(sessionmaker, clock) -> 
         mid = await fake.push(robot_message("帮助", msg_id="slow", created_ms=0,
                                             robot_code=fake.robot_code))
         await fake.system("ping", {"opaque": "p"})  # pings do not wait for the store
-        await fake.wait_for(lambda: fake.ping_echoes)
+        await wait_until(lambda: fake.ping_echoes)
         assert fake.acks == []
         release.set()
-        await fake.wait_for(lambda: mid in fake.acked())
+        await wait_until(lambda: mid in fake.acked())
         fail["on"] = True
         lost = await fake.push(robot_message("帮助", msg_id="lost", created_ms=0,
                                              robot_code=fake.robot_code))
-        await fake.wait_for(lambda: lost in fake.acked(500))
+        await wait_until(lambda: lost in fake.acked(500))
         assert lost in fake.unacked, "a failed store is no success: the platform may resend"
     finally:
         stream.stop()
@@ -219,8 +220,8 @@ async def test_healthz_reports_the_stream_connection(rig) -> None:
     conn = health["connections"]["dingtalk_stream"]  # type: ignore[index]
     assert (conn["state"], conn["connects"]) == ("connected", 1)
     rig.fake.kill()
-    await rig.fake.wait_for(lambda: len(rig.fake.connections) == 2 and rig.fake.connected.is_set())
-    await rig.fake.wait_for(lambda: rig.stream.health()["state"] == "connected")
+    await wait_until(lambda: len(rig.fake.connections) == 2 and rig.fake.connected.is_set())
+    await wait_until(lambda: rig.stream.health()["state"] == "connected")
     conn = (await rig.health())["connections"]["dingtalk_stream"]  # type: ignore[index]
     assert conn["connects"] == 2 and conn["last_error"] == "connection closed"
 

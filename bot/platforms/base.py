@@ -101,7 +101,9 @@ class PlatformAdapter(Protocol):
 
     async def parse(self, request: web.Request) -> list[Event]: ...
 
-    def ack(self, events: list[Event]) -> web.Response: ...
+    async def ack(self, events: list[Event], new: list[bool]) -> web.Response:
+        """The HTTP answer once `events` are stored (`new`: not a duplicate, per event)."""
+        ...
 
     async def send(
         self, channel: Channel, msg: OutMessage, mention_user_ids: list[str] | None = None

@@ -248,7 +248,7 @@ class DingTalkAdapter:
             raise CallbackRejected(400, "sessionWebhook is not a DingTalk session webhook")
         return value
 
-    def ack(self, events: list[Event]) -> web.Response:
+    async def ack(self, events: list[Event], new: list[bool]) -> web.Response:
         """200 with an empty body; the answer goes out later through the session webhook."""
         return web.Response(status=200)
 

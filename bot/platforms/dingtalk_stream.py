@@ -1,5 +1,5 @@
 """DingTalk Stream mode: the robot's messages come over an outbound WebSocket, so no public
-callback URL is needed (docs/longconn.md part 2).
+callback URL is needed (docs/longconn.md part 1).
 
 Our own client on aiohttp (the official SDK blocks the event loop): `connections/open` gives an
 endpoint and a single-use ticket (valid 90 s), so every (re)connect opens afresh. Every frame is
@@ -12,7 +12,6 @@ replies go out exactly as in HTTP mode.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -26,10 +25,10 @@ from bot.platforms.base import CallbackRejected
 from bot.platforms.dingtalk import DingTalkAdapter
 from bot.platforms.longconn import (
     Backoff,
-    ConnHealth,
     EventSink,
     FrameTasks,
-    sleep_unless,
+    ReconnectingClient,
+    json_frames,
 )
 from core.clock import Clock, SystemClock
 from core.messages import Event
@@ -47,49 +46,26 @@ class StreamFailure(Exception):
     """The gateway refused to open a connection or answered nonsense; reason for the log."""
 
 
-class DingTalkStream:
+class DingTalkStream(ReconnectingClient):
     """One Stream connection for the app in `adapter.settings`, kept up until `stop()`."""
 
     name = "dingtalk_stream"
 
     def __init__(self, adapter: DingTalkAdapter, clock: Clock | None = None,
                  rand: Callable[[], float] = random.random) -> None:
+        super().__init__(clock or SystemClock(), Backoff(
+            adapter.settings.stream_backoff_base_s, adapter.settings.stream_backoff_cap_s, rand))
         self.adapter = adapter
         self.settings = adapter.settings
-        self.health_info = ConnHealth(clock or SystemClock())
-        self._backoff = Backoff(self.settings.stream_backoff_base_s,
-                                self.settings.stream_backoff_cap_s, rand)
-        self._stopping = asyncio.Event()
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-
-    def health(self) -> dict[str, Any]:
-        return self.health_info.as_dict()
-
-    def stop(self) -> None:
-        """Leave `run`: the open socket is closed (unacked frames are re-sent to the next
-        connection by DingTalk and de-duplicated by the inbox)."""
-        self._stopping.set()
-        if self._ws is not None and not self._ws.closed:
-            asyncio.get_running_loop().create_task(self._ws.close())
 
     async def run(self, sink: EventSink) -> None:
         timeout = aiohttp.ClientTimeout(total=self.settings.http_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            while not self._stopping.is_set():
-                self.health_info.set("connecting")
-                try:
-                    endpoint = await self._open(http)
-                    await self._session(http, endpoint, sink)
-                    reason = "connection closed"
-                except (StreamFailure, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                    reason = f"{type(exc).__name__}: {exc}"
-                if self._stopping.is_set():
-                    break
-                delay = self._backoff.next_delay()
-                log.warning("DingTalk Stream: %s; reconnecting in %.1fs", reason, delay)
-                self.health_info.set("backoff", reason)
-                await sleep_unless(self._stopping, delay)
-        self.health_info.set("stopped")
+
+            async def connect() -> None:
+                await self._session(http, await self._open(http), sink)
+
+            await self._keep_connected(connect, (StreamFailure,))
 
     async def _open(self, http: aiohttp.ClientSession) -> yarl.URL:
         """connections/open → the WebSocket URL with a fresh ticket (single use, 90 s)."""
@@ -132,15 +108,10 @@ class DingTalkStream:
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, tasks: FrameTasks,
                     sink: EventSink) -> None:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            try:
-                frame = json.loads(msg.data)
-                headers = frame["headers"]
-                message_id, topic = str(headers["messageId"]), str(headers.get("topic", ""))
-            except (ValueError, TypeError, KeyError):
-                log.warning("DingTalk Stream: unreadable frame skipped")
+        async for frame in json_frames(ws):
+            headers = frame["headers"]
+            message_id, topic = str(headers.get("messageId", "")), str(headers.get("topic", ""))
+            if not message_id:
                 continue
             self._backoff.reset()  # the connection works: a later failure starts at base again
             if frame.get("type") == "SYSTEM":

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+import aiohttp
 
 from core.clock import Clock
 from core.messages import Event
@@ -113,3 +116,61 @@ async def sleep_unless(stopping: asyncio.Event, delay_s: float) -> None:
     """Sleep `delay_s`, or less if `stopping` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), delay_s)
+
+
+async def json_frames(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict[str, Any]]:
+    """The socket's text frames that are JSON objects with a `headers` object (both platforms'
+    envelopes); anything else is logged and skipped."""
+    async for msg in ws:
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            continue
+        try:
+            frame = json.loads(msg.data)
+        except ValueError:
+            frame = None
+        if isinstance(frame, dict) and isinstance(frame.get("headers"), dict):
+            yield frame
+        else:
+            log.warning("unreadable frame skipped")
+
+
+class ReconnectingClient:
+    """Health, stop and the reconnect loop both long-connection clients share."""
+
+    name = "connection"
+
+    def __init__(self, clock: Clock, backoff: Backoff) -> None:
+        self.health_info = ConnHealth(clock)
+        self._backoff = backoff
+        self._stopping = asyncio.Event()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    def health(self) -> dict[str, Any]:
+        return self.health_info.as_dict()
+
+    def stop(self) -> None:
+        """Leave `run`; the open socket is closed (what it did not acknowledge comes again)."""
+        self._stopping.set()
+        if self._ws is not None and not self._ws.closed:
+            asyncio.get_running_loop().create_task(self._ws.close())
+
+    async def _keep_connected(self, connect: Callable[[], Awaitable[None]],
+                              errors: tuple[type[Exception], ...]) -> None:
+        """Run `connect` (one connection's life) again and again until stopped, with the
+        backoff in between; exceptions outside `errors` end the loop."""
+        caught: tuple[type[Exception], ...] = (*errors, aiohttp.ClientError, TimeoutError,
+                                               ValueError)
+        while not self._stopping.is_set():
+            self.health_info.set("connecting")
+            try:
+                await connect()
+                reason = "connection closed"
+            except caught as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            if self._stopping.is_set():
+                break
+            delay = self._backoff.next_delay()
+            log.warning("%s: %s; reconnecting in %.1fs", self.name, reason, delay)
+            self.health_info.set("backoff", reason)
+            await sleep_unless(self._stopping, delay)
+        self.health_info.set("stopped")

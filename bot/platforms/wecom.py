@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import struct
 from typing import Any, Literal
 from xml.etree.ElementTree import Element
@@ -114,6 +115,16 @@ class WeComCrypto:
         expected = self.signature(timestamp, nonce, encrypted)
         if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
             raise CallbackRejected(401, "msg_signature does not match")
+
+    def encrypt(self, message: str, random16: bytes | None = None) -> str:
+        """Encrypt for a passive reply: 16 random bytes, length, message, receiveid, padded to
+        32-byte blocks (the pad byte is the pad length, 1..32)."""
+        raw = message.encode()
+        buffer = (random16 or os.urandom(16)) + struct.pack(">I", len(raw)) + raw + self._receive_id
+        pad = 32 - len(buffer) % 32
+        buffer += bytes([pad]) * pad
+        encryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).encryptor()
+        return base64.b64encode(encryptor.update(buffer) + encryptor.finalize()).decode()
 
     def decrypt(self, encrypted: str) -> str:
         """Plaintext message; raises CallbackRejected for any malformed or foreign buffer."""
@@ -241,7 +252,7 @@ class WeComAdapter:
         event_id = fields.get("MsgId") or f"{msg_type}:{user}:{created}"
         return Event(kind="other", event_id=event_id, **common)
 
-    def ack(self, events: list[Event]) -> web.Response:
+    async def ack(self, events: list[Event], new: list[bool]) -> web.Response:
         """200 with an empty body: WeCom then expects nothing; replies go out via the API."""
         return web.Response(status=200)
 

@@ -5,7 +5,9 @@ Each fake records every request it received so tests assert on what actually cro
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -101,6 +103,15 @@ class FakeServer:
         return [r for r in self.requests if r.path == path]
 
 
+async def wait_until(condition: Any, timeout_s: float = 10.0) -> None:
+    """Poll until `condition()` holds: the client under test works on its own schedule."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
 def callback_app(adapter: PlatformAdapter) -> tuple[web.Application, list[list[Event]]]:
     """The smallest app that puts an adapter's callback handling on its route."""
     received: list[list[Event]] = []
@@ -117,7 +128,7 @@ def callback_app(adapter: PlatformAdapter) -> tuple[web.Application, list[list[E
         except CallbackRejected as exc:
             return web.Response(status=exc.status, text=exc.reason)
         received.append(events)
-        return adapter.ack(events)
+        return await adapter.ack(events, [True] * len(events))
 
     app = web.Application()
     app.router.add_get(adapter.callback_path, verify)

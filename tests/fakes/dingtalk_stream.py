@@ -131,11 +131,3 @@ class FakeDingTalkStream(FakeDingTalk):
 
     def acked(self, code: int = 200) -> set[str]:
         return {a.message_id for a in self.acks if a.code == code}
-
-    async def wait_for(self, condition: Any, timeout_s: float = 10.0) -> None:
-        """Poll until `condition()` holds (the client works on its own schedule)."""
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.01)

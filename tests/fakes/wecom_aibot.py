@@ -1,0 +1,214 @@
+"""Fakes of the WeCom AI bot (智能机器人): its callback sender and response_url endpoint, and its
+long-connection gateway.
+
+The callback crypto is the fake WeCom's independent implementation (tests/fakes/wecom.py,
+checked against WeCom's published sample) with an empty receiveid, as the AI bot uses. Card
+events are sent once and never retried: the client records how long our passive answer took.
+The gateway speaks the `{cmd, headers: {req_id}, body}` frames: subscribe with bot_id + secret,
+ping, callbacks, our replies and pushes; a second subscribe for the same bot sends the first
+socket a `disconnected_event` and closes it; a card update later than 5 s is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from core.clock import Clock
+from tests.fakes import FakeServer
+from tests.fakes.wecom import FakeWeCom, WeComCallbackClient
+
+CARD_DEADLINE_S = 5.0
+
+
+def aibot_text(user: str, content: str, msgid: str, *, chatid: str = "",
+               response_url: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {"msgid": msgid, "aibotid": "aibfake", "chattype":
+                            "group" if chatid else "single", "from": {"userid": user},
+                            "msgtype": "text", "text": {"content": content}}
+    if chatid:
+        body["chatid"] = chatid
+    if response_url:
+        body["response_url"] = response_url
+    return body
+
+
+def aibot_card_click(user: str, event_key: str, task_id: str, msgid: str, *, chatid: str = "",
+                     response_url: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {"msgid": msgid, "aibotid": "aibfake", "create_time": int(time.time()),
+                            "chattype": "group" if chatid else "single",
+                            "from": {"userid": user}, "msgtype": "event",
+                            "event": {"eventtype": "template_card_event",
+                                      "template_card_event": {"card_type": "button_interaction",
+                                                              "event_key": event_key,
+                                                              "task_id": task_id}}}
+    if chatid:
+        body["chatid"] = chatid
+    if response_url:
+        body["response_url"] = response_url
+    return body
+
+
+@dataclass
+class Answer:
+    status: int
+    reply: dict[str, Any] | None  # the decrypted passive reply, if any
+    seconds: float
+
+
+class AiBotCallbackClient(WeComCallbackClient):
+    """Plays the AI bot's side of callback mode: JSON envelope, receiveid ''."""
+
+    def __init__(self, token: str, encoding_aes_key: str, url: str,
+                 clock: Clock | None = None) -> None:
+        super().__init__(token, encoding_aes_key, "", url, clock=clock)
+
+    async def send(self, body: dict[str, Any], *, timestamp: int | None = None) -> Answer:
+        encrypted = self.encrypt(json.dumps(body, ensure_ascii=False))
+        query = self._query(encrypted, timestamp, None)
+        started = time.monotonic()
+        async with self._session_().post(self.url, params=query,
+                                         json={"encrypt": encrypted}) as resp:
+            status, raw = resp.status, await resp.read()
+        took = time.monotonic() - started
+        return Answer(status, self.open_reply(raw, query["nonce"]) if raw else None, took)
+
+    def open_reply(self, raw: bytes, nonce: str) -> dict[str, Any]:
+        """Check a passive reply the way WeCom would: signature, our nonce, receiveid ''."""
+        envelope = json.loads(raw)
+        expected = self.sign(envelope["timestamp"], envelope["nonce"], envelope["encrypt"])
+        assert envelope["msgsignature"] == expected, "passive reply signature"
+        assert envelope["nonce"] == nonce, "the callback's nonce is reused"
+        message, receive_id = self.decrypt(envelope["encrypt"])
+        assert receive_id == "", "AI bot receiveid is empty"
+        return json.loads(message)  # type: ignore[no-any-return]
+
+
+class FakeWeComWithAiBot(FakeWeCom):
+    """The WeCom API fake plus the AI bot's response_url: one POST each, within an hour."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.response_urls: dict[str, list[dict[str, Any]]] = {}
+        self.app.router.add_post("/cgi-bin/aibot/response", self.respond)
+
+    def new_response_url(self) -> str:
+        code = secrets.token_hex(8)
+        self.response_urls[code] = []
+        return self.url(f"/cgi-bin/aibot/response?response_code={code}")
+
+    async def respond(self, request: web.Request) -> web.Response:
+        posts = self.response_urls.get(request.query.get("response_code", ""))
+        if posts is None:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid response_code"})
+        body = await request.json()
+        if posts:
+            return web.json_response({"errcode": 40001, "errmsg": "response_code used"})
+        if body.get("msgtype") not in ("markdown", "template_card"):
+            return web.json_response({"errcode": 40008, "errmsg": "invalid message type"})
+        posts.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+@dataclass
+class Received:
+    cmd: str
+    req_id: str
+    body: dict[str, Any]
+    at: float  # monotonic
+
+
+class FakeAiBotGateway(FakeServer):
+    """wss://openws.work.weixin.qq.com on loopback."""
+
+    def __init__(self, bot_id: str = "aibfakebot", secret: str = "fake-bot-secret") -> None:
+        super().__init__()
+        self.bot_id, self.secret = bot_id, secret
+        self.answer_pings = True
+        self.subscribed: list[web.WebSocketResponse] = []  # in subscribe order
+        self.received: list[Received] = []
+        self.kicked = 0
+        self._pushed_at: dict[str, tuple[float, bool]] = {}  # req_id -> (time, card event)
+        self.connected = asyncio.Event()
+        self.app.router.add_get("/", self.connect)
+
+    @property
+    def ws_url(self) -> str:
+        return self.url("/").replace("http://", "ws://")
+
+    @property
+    def live(self) -> web.WebSocketResponse:
+        return [ws for ws in self.subscribed if not ws.closed][-1]
+
+    def got(self, cmd: str) -> list[Received]:
+        return [r for r in self.received if r.cmd == cmd]
+
+    async def connect(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            await self._on_frame(ws, frame)
+        return ws
+
+    async def _on_frame(self, ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        cmd, req_id, body = frame["cmd"], frame["headers"]["req_id"], frame.get("body") or {}
+        self.received.append(Received(cmd, req_id, body, time.monotonic()))
+        if cmd == "aibot_subscribe":
+            await self._subscribe(ws, req_id, body)
+        elif cmd == "ping":
+            if self.answer_pings:
+                await ws.send_json({"headers": {"req_id": req_id}, "errcode": 0, "errmsg": "ok"})
+        elif cmd in ("aibot_respond_msg", "aibot_respond_update_msg"):
+            await ws.send_json({"headers": {"req_id": req_id}, **self._check_reply(cmd, req_id)})
+        elif cmd == "aibot_send_msg":
+            ok = bool(body.get("chatid")) and body.get("msgtype") in ("markdown", "template_card")
+            await ws.send_json({"headers": {"req_id": req_id}, "errcode": 0 if ok else 40008,
+                                "errmsg": "ok" if ok else "invalid"})
+
+    def _check_reply(self, cmd: str, req_id: str) -> dict[str, Any]:
+        pushed = self._pushed_at.get(req_id)
+        if pushed is None:
+            return {"errcode": 846605, "errmsg": "invalid req_id"}
+        at, is_card = pushed
+        if cmd == "aibot_respond_msg" and is_card:
+            return {"errcode": 846605, "errmsg": "invalid req_id"}  # events take no reply
+        if cmd == "aibot_respond_update_msg" and time.monotonic() - at > CARD_DEADLINE_S:
+            return {"errcode": 846605, "errmsg": "card event expired"}
+        return {"errcode": 0, "errmsg": "ok"}
+
+    async def _subscribe(self, ws: web.WebSocketResponse, req_id: str,
+                         body: dict[str, Any]) -> None:
+        if body.get("bot_id") != self.bot_id or body.get("secret") != self.secret:
+            await ws.send_json({"headers": {"req_id": req_id}, "errcode": 40058,
+                                "errmsg": "invalid bot_id or secret"})
+            await ws.close()
+            return
+        for old in [w for w in self.subscribed if not w.closed]:  # one connection per bot
+            self.kicked += 1
+            await old.send_json({"cmd": "aibot_event_callback",
+                                 "headers": {"req_id": "kick-" + secrets.token_hex(4)},
+                                 "body": {"msgid": secrets.token_hex(8), "msgtype": "event",
+                                          "from": {"userid": ""},
+                                          "event": {"eventtype": "disconnected_event"}}})
+            await old.close()
+        self.subscribed.append(ws)
+        await ws.send_json({"headers": {"req_id": req_id}, "errcode": 0, "errmsg": "ok"})
+        self.connected.set()
+
+    async def push(self, body: dict[str, Any]) -> str:
+        """A callback frame to the live connection; returns its req_id."""
+        req_id = "srv-" + secrets.token_hex(6)
+        is_event = body.get("msgtype") == "event"
+        self._pushed_at[req_id] = (time.monotonic(), is_event)
+        cmd = "aibot_event_callback" if is_event else "aibot_msg_callback"
+        await self.live.send_json({"cmd": cmd, "headers": {"req_id": req_id}, "body": body})
+        return req_id

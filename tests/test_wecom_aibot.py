@@ -1,0 +1,219 @@
+"""WeCom AI bot in callback mode over loopback HTTP, against a fake that encrypts with its own
+implementation (receiveid empty): URL verification, a group @-mention answered passively in
+the group within WeCom's 5 s, a retried msgid with one effect, response_url then the app when
+the passive window is missed, a card click answered with update_template_card in time, and a
+late card answer given up instead of retried."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import create_app
+from bot.dispatch import Dispatcher
+from bot.platforms.extras import extras_of
+from bot.platforms.wecom import WeComAdapter, WeComCrypto, WeComSettings
+from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
+from bot.sender import Sender
+from bot.services import Services
+from bot.workers import InboxWorker
+from core import tasks
+from core.changes import Ctx
+from core.clock import Clock
+from core.messages import Event, OutMessage
+from core.models import Invitation, Officer, OutboxMessage
+from core.outbox import enqueue
+from handlers.base import SENT_PRIVATELY
+from handlers.cards import InvitationAction
+from tests import factories as f
+from tests.fakes import wait_until
+from tests.fakes.wecom_aibot import (
+    AiBotCallbackClient,
+    FakeWeComWithAiBot,
+    aibot_card_click,
+    aibot_text,
+)
+from tests.server_helpers import make_services, random_aes_key
+
+TOKEN = "aibot-token"
+_ids = itertools.count(1)
+
+
+@dataclass
+class Rig:
+    services: Services
+    fake: FakeWeComWithAiBot
+    client: AiBotCallbackClient
+    server: TestServer
+
+    def app_messages_to(self, userid: str) -> list[dict]:
+        return [d for d in self.fake.delivered if d.get("touser") == userid]
+
+    async def step(self) -> None:
+        await InboxWorker(self.services, Dispatcher(self.services)).run_once()
+        await Sender(self.services).run_once()
+
+
+async def start(sessionmaker, clock, *, workers: tuple[str, ...], passive_wait_s: float = 3.0,
+                handler: object | None = None) -> Rig:
+    fake = await FakeWeComWithAiBot(clock=clock).start()
+    aes = random_aes_key()
+    app = WeComAdapter(WeComSettings(
+        corp_id=fake.corp_id, agent_id=fake.agent_id, secret=fake.corp_secret, token="app-token",
+        encoding_aes_key=random_aes_key(), api_base=fake.base, webhook_base=fake.base), clock)
+    aibot = WeComAiBotAdapter(WeComAiBotSettings(
+        token=TOKEN, encoding_aes_key=aes, response_url_base=fake.base,
+        passive_wait_s=passive_wait_s), clock, app=app)
+    services = make_services(sessionmaker, clock, {"wecom": app, "wecom_aibot": aibot})
+    server = TestServer(create_app(services, workers=workers, handler=handler),  # type: ignore[arg-type]
+                        host="127.0.0.1")
+    await server.start_server()
+    client = AiBotCallbackClient(TOKEN, aes, str(server.make_url("/wecom/aibot/callback")),
+                                 clock=clock)
+    return Rig(services, fake, client, server)
+
+
+async def stop(rig: Rig) -> None:
+    await rig.client.close()
+    await rig.server.close()
+    for adapter in rig.services.adapters.values():
+        await adapter.close()
+    await rig.fake.close()
+
+
+@pytest.fixture
+async def world(sessionmaker) -> AsyncIterator[f.World]:
+    async with sessionmaker() as s:
+        w = await f.world(s, partners=1, inspectors=1, n_targets=0)
+        await s.execute(update(Officer).where(Officer.id == w.partners[0].liaison.id)
+                        .values(wecom_userid="wx-liaison"))
+        await s.commit()
+    yield w
+
+
+async def test_url_verification_echoes_the_plaintext(sessionmaker, clock) -> None:
+    rig = await start(sessionmaker, clock, workers=())
+    try:
+        assert await rig.client.verify_url("echo-4821") == (200, b"echo-4821")
+        status, _ = await rig.client.verify_url("echo", signature="0" * 40)
+        assert status == 401
+    finally:
+        await stop(rig)
+
+
+async def test_group_mention_is_answered_passively_in_the_group(sessionmaker, clock, world) -> None:
+    rig = await start(sessionmaker, clock, workers=("inbox", "sender"))
+    try:
+        body = aibot_text("wx-liaison", "@联检 帮助", f"aibot-{next(_ids)}", chatid="wrkGroup1",
+                          response_url=rig.fake.new_response_url())
+        answer = await rig.client.send(body)
+        assert answer.status == 200 and answer.seconds < 5
+        assert answer.reply is not None, "answered inside the callback response"
+        stream = answer.reply["stream"]
+        assert (answer.reply["msgtype"], stream["finish"], stream["content"]) == (
+            "stream", True, SENT_PRIVATELY)
+        await wait_until(lambda: rig.app_messages_to("wx-liaison"))
+        assert "任务" in str(rig.app_messages_to("wx-liaison")[0]), "the help, privately"
+
+        again = await rig.client.send(body)  # WeCom retries the same msgid
+        assert (again.status, again.reply) == (200, None)
+        async with sessionmaker() as s:
+            rows = (await s.scalars(select(OutboxMessage))).all()
+        assert len(rows) == 2, "one effect for a retried msgid"
+    finally:
+        await stop(rig)
+
+
+class TwoAnswers:
+    """Answers twice in the conversation: the passive window is gone, so one answer takes the
+    response_url and the other has to go through the app."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def handle(self, session: AsyncSession, event: Event) -> None:
+        here = extras_of(event).reply_to()
+        assert here is not None
+        for n in (1, 2):
+            await enqueue(session, here, OutMessage.text(f"第{n}条"), now=self.clock.now())
+
+
+async def test_missed_window_goes_by_response_url_once_then_by_the_app(sessionmaker, clock) -> None:
+    rig = await start(sessionmaker, clock, workers=(), passive_wait_s=0.01)
+    try:
+        url = rig.fake.new_response_url()
+        answer = await rig.client.send(aibot_text("wx-someone", "你好", "aibot-slow", response_url=url))
+        assert (answer.status, answer.reply) == (200, None)
+        await InboxWorker(rig.services, TwoAnswers(clock)).run_once()
+        await Sender(rig.services).run_once()
+        [posts] = [p for p in rig.fake.response_urls.values() if p]
+        assert posts == [{"msgtype": "markdown", "markdown": {"content": "第1条"}}]
+        assert [m["text"]["content"] for m in rig.app_messages_to("wx-someone")] == ["第2条"]
+    finally:
+        await stop(rig)
+
+
+async def _invitation(sessionmaker, clock, services: Services, w: f.World) -> Invitation:
+    async with sessionmaker() as s:
+        ctx = Ctx(session=s, clock=clock, rules=services.rules)
+        task = await f.draft_task(ctx, w)
+        [inv] = await tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+                                              [w.partners[0].dep.id])
+        await s.commit()
+    return inv
+
+
+async def test_card_click_is_answered_with_update_template_card_in_time(sessionmaker, clock,
+                                                                        world) -> None:
+    rig = await start(sessionmaker, clock, workers=("inbox", "sender"))
+    try:
+        inv = await _invitation(sessionmaker, clock, rig.services, world)
+        key = InvitationAction(action="accept", invitation_id=inv.id).pack()
+        answer = await rig.client.send(aibot_card_click("wx-liaison", key, f"inv-{inv.id}",
+                                                        "aibot-card-1"))
+        assert answer.seconds < 5, "WeCom drops a card event not answered within 5 s"
+        assert answer.reply is not None
+        assert answer.reply["response_type"] == "update_template_card"
+        card = answer.reply["template_card"]
+        assert card["task_id"] == f"inv-{inv.id}" and answer.reply["userids"] == ["wx-liaison"]
+        assert "接受" in card["sub_title_text"] and world.partners[0].liaison.name in str(card)
+        async with sessionmaker() as s:
+            assert (await s.get(Invitation, inv.id)).state == "accepted"
+    finally:
+        await stop(rig)
+
+
+async def test_a_late_card_answer_is_given_up_not_retried(sessionmaker, clock, world) -> None:
+    rig = await start(sessionmaker, clock, workers=(), passive_wait_s=0.01)
+    try:
+        inv = await _invitation(sessionmaker, clock, rig.services, world)
+        key = InvitationAction(action="accept", invitation_id=inv.id).pack()
+        answer = await rig.client.send(aibot_card_click("wx-liaison", key, f"inv-{inv.id}",
+                                                        "aibot-card-late"))
+        assert (answer.status, answer.reply) == (200, None)
+        await rig.step()
+        async with sessionmaker() as s:
+            [update_row] = [r for r in (await s.scalars(select(OutboxMessage))).all()
+                            if r.message.get("kind") == "card_update"]
+            assert (update_row.state, update_row.attempts) == ("dead", 1)
+        requests_before = len(rig.fake.requests)
+        await rig.step()
+        assert len(rig.fake.requests) == requests_before, "nothing is sent again"
+    finally:
+        await stop(rig)
+
+
+@pytest.mark.parametrize("size", [0, 1, 11, 12, 13, 43, 44, 45, 300])
+def test_reply_crypto_matches_an_independent_implementation(size: int) -> None:
+    aes = random_aes_key()
+    ours = WeComCrypto(TOKEN, aes, receive_id="")
+    theirs = AiBotCallbackClient(TOKEN, aes, "http://unused")
+    text = "审" * size
+    assert theirs.decrypt(ours.encrypt(text)) == (text, "")
+    assert ours.decrypt(theirs.encrypt(text)) == text

@@ -1,0 +1,199 @@
+"""WeCom AI bot long connection against a fake gateway on loopback speaking the real frames:
+subscribe, a group @-mention answered in the group on its req_id with the private part pushed,
+an invitation card pushed and its click updated within 5 s, a late update given up, two
+unanswered pings ending a dead socket, and a second process taking the bot over."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select, update
+
+from bot.app import create_app
+from bot.dispatch import Dispatcher
+from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
+from bot.sender import Sender
+from bot.services import Services
+from bot.workers import InboxWorker
+from core import tasks
+from core.changes import Ctx
+from core.messages import Event
+from core.models import InboxEvent, Invitation, Officer, OutboxMessage
+from handlers.base import SENT_PRIVATELY
+from tests import factories as f
+from tests.fakes import wait_until
+from tests.fakes.wecom_aibot import FakeAiBotGateway, aibot_card_click, aibot_text
+from tests.server_helpers import make_services
+
+
+def ws_settings(gateway: FakeAiBotGateway, **kw: object) -> WeComAiBotSettings:
+    return WeComAiBotSettings(mode="websocket", bot_id=gateway.bot_id, secret=gateway.secret,
+                              ws_url=gateway.ws_url, backoff_base_s=0.01, backoff_cap_s=0.05,
+                              **kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class Rig:
+    gateway: FakeAiBotGateway
+    adapter: WeComAiBotAdapter
+    services: Services
+    server: TestServer
+
+    async def step(self) -> None:
+        await InboxWorker(self.services, Dispatcher(self.services)).run_once()
+        await Sender(self.services).run_once()
+
+    async def stored(self, n: int) -> None:
+        async def count() -> int:
+            async with self.services.sessionmaker() as s:
+                return int(await s.scalar(select(func.count()).select_from(InboxEvent)) or 0)
+
+        for _ in range(500):
+            if await count() >= n:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("events not stored")
+
+
+@pytest.fixture
+async def rig(sessionmaker, clock) -> AsyncIterator[Rig]:
+    gateway = await FakeAiBotGateway().start()
+    adapter = WeComAiBotAdapter(ws_settings(gateway), clock)
+    services = make_services(sessionmaker, clock, {"wecom_aibot": adapter})
+    assert adapter.ws is not None
+    services.connections = [adapter.ws]
+    server = TestServer(create_app(services, workers=("connections",)), host="127.0.0.1")
+    await server.start_server()
+    await asyncio.wait_for(gateway.connected.wait(), 10)
+    async with sessionmaker() as s:
+        w = await f.world(s, partners=1, inspectors=1, n_targets=0)
+        await s.execute(update(Officer).where(Officer.id == w.partners[0].liaison.id)
+                        .values(wecom_userid="wx-liaison"))
+        await s.commit()
+    r = Rig(gateway, adapter, services, server)
+    r.world = w  # type: ignore[attr-defined]
+    yield r
+    await server.close()
+    await adapter.close()
+    await gateway.close()
+
+
+async def test_group_mention_is_answered_in_the_group_and_the_rest_pushed(rig) -> None:
+    req_id = await rig.gateway.push(aibot_text("wx-liaison", "@联检 帮助", "ws-1",
+                                               chatid="wrkGroup1"))
+    await rig.stored(1)
+    await rig.step()
+    [answer] = rig.gateway.got("aibot_respond_msg")
+    assert answer.req_id == req_id, "the answer echoes the callback's req_id"
+    assert (answer.body["msgtype"], answer.body["stream"]["content"]) == ("stream", SENT_PRIVATELY)
+    [push] = rig.gateway.got("aibot_send_msg")
+    assert push.body["chatid"] == "wx-liaison" and "任务" in push.body["markdown"]["content"]
+
+
+async def _invite(rig: Rig) -> tuple[Invitation, dict[str, object]]:
+    w = rig.world  # type: ignore[attr-defined]
+    async with rig.services.sessionmaker() as s:
+        ctx = Ctx(session=s, clock=rig.services.clock, rules=rig.services.rules)
+        task = await f.draft_task(ctx, w)
+        [inv] = await tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+                                              [w.partners[0].dep.id])
+        await s.commit()
+    await Sender(rig.services).run_once()
+    [card] = [r.body["template_card"] for r in rig.gateway.got("aibot_send_msg")
+              if r.body["chatid"] == "wx-liaison" and r.body["msgtype"] == "template_card"]
+    return inv, card  # type: ignore[return-value]
+
+
+async def test_card_click_is_updated_within_five_seconds(rig) -> None:
+    inv, card = await _invite(rig)
+    keys = {b["text"]: b["key"] for b in card["button_list"]}  # type: ignore[index]
+    req_id = await rig.gateway.push(aibot_card_click("wx-liaison", keys["接受"],
+                                                     str(card["task_id"]), "ws-card-1"))
+    await rig.stored(1)
+    await rig.step()
+    [upd] = rig.gateway.got("aibot_respond_update_msg")
+    assert upd.req_id == req_id and upd.body["template_card"]["task_id"] == card["task_id"]
+    assert "接受" in str(upd.body["template_card"])
+    async with rig.services.sessionmaker() as s:
+        assert (await s.get(Invitation, inv.id)).state == "accepted"
+        states = {r.message.get("kind"): r.state for r in (await s.scalars(select(OutboxMessage)))}
+    assert states["card_update"] == "sent", "the gateway took it inside its 5 s"
+
+
+async def test_a_late_card_update_is_given_up(rig, clock) -> None:
+    _, card = await _invite(rig)
+    keys = {b["text"]: b["key"] for b in card["button_list"]}  # type: ignore[index]
+    await rig.gateway.push(aibot_card_click("wx-liaison", keys["接受"], str(card["task_id"]),
+                                            "ws-card-late"))
+    await rig.stored(1)
+    await InboxWorker(rig.services, Dispatcher(rig.services)).run_once()
+    clock.advance(dt.timedelta(seconds=6))
+    await Sender(rig.services).run_once()
+    await Sender(rig.services).run_once()
+    assert rig.gateway.got("aibot_respond_update_msg") == [], "WeCom would drop it anyway"
+    async with rig.services.sessionmaker() as s:
+        [row] = [r for r in await s.scalars(select(OutboxMessage))
+                 if r.message.get("kind") == "card_update"]
+    assert (row.state, row.attempts) == ("dead", 1)
+
+
+async def test_two_unanswered_pings_mean_a_dead_socket(clock) -> None:
+    gateway = await FakeAiBotGateway().start()
+    gateway.answer_pings = False
+    adapter = WeComAiBotAdapter(ws_settings(gateway, ping_interval_s=0.05), clock)
+    assert adapter.ws is not None
+    task = asyncio.create_task(adapter.ws.run(_sink))
+    try:
+        await wait_until(lambda: len(gateway.subscribed) >= 2)
+        pings = [r for r in gateway.received if r.cmd == "ping"]
+        assert len(pings) >= 2 and pings[0].req_id.startswith("ping_")
+        assert adapter.ws.health()["last_error"] == "DeadSocket: 2 pings unanswered"
+    finally:
+        adapter.ws.stop()
+        await asyncio.wait_for(task, 10)
+        await gateway.close()
+
+
+async def test_a_second_process_takes_over_and_the_first_does_not_fight_back(clock) -> None:
+    gateway = await FakeAiBotGateway().start()
+    first = WeComAiBotAdapter(ws_settings(gateway), clock)
+    second = WeComAiBotAdapter(ws_settings(gateway), clock)
+    assert first.ws is not None and second.ws is not None
+    one = asyncio.create_task(first.ws.run(_sink))
+    try:
+        await wait_until(lambda: len(gateway.subscribed) == 1)
+        two = asyncio.create_task(second.ws.run(_sink))
+        await wait_until(lambda: first.ws.health()["state"] == "kicked")  # type: ignore[union-attr]
+        await asyncio.wait_for(one, 5)  # the first one's run ended: no reconnect loop
+        await asyncio.sleep(0.2)
+        assert len(gateway.subscribed) == 2 and gateway.kicked == 1
+        assert second.ws.health()["state"] == "connected"
+        second.ws.stop()
+        await asyncio.wait_for(two, 10)
+    finally:
+        await gateway.close()
+
+
+async def test_wrong_secret_is_refused_and_retried_with_backoff(clock) -> None:
+    gateway = await FakeAiBotGateway().start()
+    adapter = WeComAiBotAdapter(WeComAiBotSettings(
+        mode="websocket", bot_id=gateway.bot_id, secret="wrong", ws_url=gateway.ws_url,
+        backoff_base_s=0.01, backoff_cap_s=0.02), clock)
+    assert adapter.ws is not None
+    task = asyncio.create_task(adapter.ws.run(_sink))
+    try:
+        await wait_until(lambda: len(gateway.got("aibot_subscribe")) >= 3)
+        assert gateway.subscribed == [] and "40058" in adapter.ws.health()["last_error"]
+    finally:
+        adapter.ws.stop()
+        await asyncio.wait_for(task, 10)
+        await gateway.close()
+
+
+async def _sink(events: list[Event]) -> list[bool]:
+    return [True] * len(events)
