@@ -166,9 +166,10 @@ async def _set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:
 def check_inspection_day(task: JointTask, day: dt.date, today: dt.date) -> None:
     """An inspection happens inside the task window's start and today (not in the future)."""
     if day > today:
-        raise ValidationFailed("检查日期不能晚于今天")
+        raise ValidationFailed("检查日期不能晚于今天", field="inspected_on")
     if day < task.window_start:
-        raise ValidationFailed(f"检查日期早于任务检查时间（{task.window_start.isoformat()} 起）")
+        raise ValidationFailed(f"检查日期早于任务检查时间（{task.window_start.isoformat()} 起）",
+                               field="inspected_on")
 
 
 async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Deadline:
@@ -230,7 +231,8 @@ async def _check_referrals(session: AsyncSession, case: Case, followups: Sequenc
     kinds = set(await session.scalars(select(Referral.kind).where(Referral.case_id == case.id)))
     for kind in followups:
         if kind in REFERRAL_FOLLOWUPS and kind not in kinds:
-            raise ValidationFailed(f"后续处置选择了“{kind}”，请先登记移送记录（接收单位和移送内容）")
+            raise ValidationFailed(f"后续处置选择了“{kind}”，请先登记移送记录（接收单位和移送内容）",
+                                   field="referral")
 
 
 async def _next_version(session: AsyncSession, case: Case) -> int:

@@ -31,4 +31,10 @@ class InvalidTransition(DomainError):
 
 
 class ValidationFailed(DomainError):
+    """`field` names the form field the message belongs next to ("" = the whole entry)."""
+
     code = "validation_failed"
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field

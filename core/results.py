@@ -127,12 +127,12 @@ def needs_visit(codes: Iterable[str], extra: Iterable[Category] = ()) -> bool:
     return any(not known[c].without_visit for c in codes if c not in HEADERS)
 
 
-def _check_lists(values: Sequence[str], allowed: Sequence[str], what: str) -> None:
+def _check_lists(values: Sequence[str], allowed: Sequence[str], what: str, field: str) -> None:
     for v in values:
         if v not in allowed:
-            raise ValidationFailed(f"未知的{what}“{v}”，可选：{'、'.join(allowed)}")
+            raise ValidationFailed(f"未知的{what}“{v}”，可选：{'、'.join(allowed)}", field=field)
     if len(set(values)) != len(values):
-        raise ValidationFailed(f"{what}中有重复的选项")
+        raise ValidationFailed(f"{what}中有重复的选项", field=field)
 
 
 def validate_result(codes: Sequence[str], methods: Sequence[str], followups: Sequence[str],
@@ -144,34 +144,38 @@ def validate_result(codes: Sequence[str], methods: Sequence[str], followups: Seq
     check_codes(codes, extra)
     known = catalogue(extra)
     visit = needs_visit(codes, extra)
-    _check_lists(methods, METHODS, "检查方式")
+    _check_lists(methods, METHODS, "检查方式", "methods")
     if visit and not methods:
-        raise ValidationFailed("请至少选择一种检查方式")
-    _check_lists(followups, FOLLOWUPS, "后续处置")
+        raise ValidationFailed("请至少选择一种检查方式", field="methods")
+    _check_lists(followups, FOLLOWUPS, "后续处置", "followups")
     if not followups:
-        raise ValidationFailed("请选择后续处置（没有后续处置时选择“无需后续处置”）")
+        raise ValidationFailed("请选择后续处置（没有后续处置时选择“无需后续处置”）",
+                               field="followups")
     if NO_FOLLOWUP in followups and len(followups) > 1:
-        raise ValidationFailed("“无需后续处置”不能与其他后续处置同时选择")
+        raise ValidationFailed("“无需后续处置”不能与其他后续处置同时选择", field="followups")
     if NO_FOLLOWUP in followups:
         for code in codes:
             if known[code].needs_followup:
-                raise ValidationFailed(f"结果{_named(known[code])}须有后续处置，不能选择“无需后续处置”")
+                raise ValidationFailed(f"结果{_named(known[code])}须有后续处置，不能选择“无需后续处置”",
+                                       field="followups")
     if visit and inspected_on is None:
         first = next(c for c in codes if c not in HEADERS and not known[c].without_visit)
-        raise ValidationFailed(f"结果{_named(known[first])}须经检查作出，请填写检查日期")
+        raise ValidationFailed(f"结果{_named(known[first])}须经检查作出，请填写检查日期",
+                               field="inspected_on")
     if inspected_on is not None and inspected_on > today:
-        raise ValidationFailed("检查日期不能晚于今天")
+        raise ValidationFailed("检查日期不能晚于今天", field="inspected_on")
     _check_followup_done(followup_done, followup_done_on, inspected_on, today)
 
 
 def _check_followup_done(done: bool, done_on: dt.date | None, inspected_on: dt.date | None,
                          today: dt.date) -> None:
     if done and done_on is None:
-        raise ValidationFailed("后续处置已完成的，请填写完成日期")
+        raise ValidationFailed("后续处置已完成的，请填写完成日期", field="followup_done_on")
     if not done and done_on is not None:
-        raise ValidationFailed("后续处置未完成，不应填写完成日期")
+        raise ValidationFailed("后续处置未完成，不应填写完成日期", field="followup_done_on")
     if done_on is not None and (done_on > today or (inspected_on and done_on < inspected_on)):
-        raise ValidationFailed("后续处置完成日期应在检查日期之后、今天之前")
+        raise ValidationFailed("后续处置完成日期应在检查日期之后、今天之前",
+                               field="followup_done_on")
 
 
 def _lookup(token: str) -> str | None:

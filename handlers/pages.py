@@ -28,6 +28,7 @@ class PageCtx:
     rules: Rules
     officer: Officer  # the officer the signed link names
     token: str  # the link token, posted back by the page's forms
+    csrf: str = ""  # the form token bound to the link; bot/pages checks it on every POST
     # read at once: a rolled-back change expires the loaded rows, and async cannot reload lazily
     officer_label: str = field(init=False)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.pages import documents, invitation
+from bot.pages import documents, invitation, result
 from bot.services import Services
 
 
 def routes(services: Services) -> list[web.RouteDef]:
-    return invitation.routes(services) + documents.routes(services)
+    return invitation.routes(services) + documents.routes(services) + result.routes(services)

@@ -7,12 +7,14 @@ does the rest, so no page module touches the database or renders a template itse
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import yarl
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,6 +73,56 @@ async def read_form(request: web.Request, public_base_url: str,
     return await request.post()
 
 
+def csrf_token(secret: bytes, link_token: str) -> str:
+    """A form's CSRF token, bound to its signed link: another site can neither read nor compute
+    it, and a token seen elsewhere is useless without its own link."""
+    mac = hmac.new(secret, b"lianjian-csrf\x00" + link_token.encode("ascii", "replace"),
+                   hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def csrf_ok(secret: bytes, link_token: str, given: str) -> bool:
+    return hmac.compare_digest(given.encode("ascii", "replace"),
+                               csrf_token(secret, link_token).encode())
+
+
+async def read_fields(request: web.Request, public_base_url: str, max_text_bytes: int,
+                      max_fields: int = 1000) -> dict[str, list[str]]:
+    """The posted text fields of a multipart (or url-encoded) form of our own site, read as a
+    stream within `max_text_bytes` together (client_max_size does not bound multipart)."""
+    if not same_site(request, public_base_url):
+        raise PermissionDenied("拒绝来自其他网站的提交。")
+    if request.content_type == "application/x-www-form-urlencoded":
+        post = await read_form(request, public_base_url, max_text_bytes)
+        pairs = [(k, v) for k, v in post.items() if isinstance(v, str)]
+    elif request.content_type == "multipart/form-data":
+        pairs = await _multipart_fields(request, max_text_bytes)
+    else:
+        raise web.HTTPUnsupportedMediaType(text="请通过页面上的表单提交。")
+    if len(pairs) > max_fields:
+        raise web.HTTPBadRequest(text="提交的字段过多，请刷新页面后重新填写。")
+    fields: dict[str, list[str]] = {}
+    for name, value in pairs:
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+async def _multipart_fields(request: web.Request, budget: int) -> list[tuple[str, str]]:
+    reader = await request.multipart()
+    pairs: list[tuple[str, str]] = []
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.filename is not None:
+            raise web.HTTPBadRequest(text="此页面不接收附件。")
+        data = bytearray()
+        while chunk := await part.read_chunk():
+            data += chunk
+            if len(data) > budget:
+                raise web.HTTPRequestEntityTooLarge(budget, len(data))
+        budget -= len(data)
+        pairs.append((part.name or "", data.decode("utf-8", "replace")))
+    return pairs
+
+
 def form_text(post: MultiDictProxy[Any], name: str) -> str:
     value = post.get(name, "")
     return value if isinstance(value, str) else ""
@@ -106,4 +158,5 @@ class SignedPages:
             raise PermissionDenied(MISMATCH)
         officer = await officers.link_holder(services.core_ctx(session), claims.officer_id)
         return PageCtx(session=session, clock=services.clock, rules=services.rules,
-                       officer=officer, token=token), int(ident)
+                       officer=officer, token=token,
+                       csrf=csrf_token(services.link_secret, token)), int(ident)

@@ -1,0 +1,235 @@
+"""What the result form and the review page show, and the form's way into the case services.
+
+The form enters a result through the same `core.cases.submit_result` (and `add_referral`) the
+chat `提交` uses, so every rule holds on both paths; this module only adds what a form needs:
+the case sheet it shows, the case conclusion derived from the per-item categories, the other
+departments' parts carried over unchanged, and idempotency of a second identical submit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from core import cases
+from core.changes import Ctx
+from core.errors import InvalidTransition, NotFound, ValidationFailed
+from core.models import (
+    AuditEvent,
+    Case,
+    CaseResult,
+    Department,
+    GroupMember,
+    Item,
+    ItemResult,
+    JointTask,
+    Referral,
+    Review,
+    TaskItem,
+)
+from core.results import CATEGORIES, Category
+
+NO_PROBLEM = "1"
+
+
+@dataclass
+class ItemPart:
+    item: Item
+    department: Department
+    result: ItemResult | None  # in the latest version, if any
+    own: bool  # the viewing officer's department checks this item
+
+
+@dataclass
+class CaseSheet:
+    """One case as the form and the review page show it."""
+
+    case: Case
+    task: JointTask
+    members: list[GroupMember]
+    departments: list[Department]
+    categories: list[Category]  # national tree order, department children under A
+    items: list[ItemPart]
+    result: CaseResult | None  # the latest version
+    reviews: list[Review]  # of the latest version
+    return_reason: str  # the reviewer's reason when the case was sent back
+    referrals: list[Referral]
+    history: list[AuditEvent]
+    department_id: int  # whose view (the officer's department)
+
+    @property
+    def own_items(self) -> list[ItemPart]:
+        return [p for p in self.items if p.own]
+
+    def label(self, code: str) -> str:
+        found = next((c for c in self.categories if c.code == code), None)
+        return found.label if found else code
+
+
+@dataclass(frozen=True)
+class ItemEntry:
+    item_id: int
+    codes: list[str]
+    problems: str = ""
+    handling: str = ""
+
+
+@dataclass(frozen=True)
+class ReferralEntry:
+    kind: str
+    to_department: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    """One department's part of a case result as the form posts it."""
+
+    inspected_on: dt.date | None
+    methods: list[str]
+    followups: list[str]
+    items: list[ItemEntry]
+    followup_done: bool = False
+    followup_done_on: dt.date | None = None
+    remarks: str = ""
+    referral: ReferralEntry | None = None
+
+
+def ordered_categories(extra: Sequence[Category]) -> list[Category]:
+    """The catalogue in domain.md's order, the departments' own children of A after 5."""
+    base = list(CATEGORIES.values())
+    at = next(i for i, c in enumerate(base) if c.code == "5") + 1
+    return [*base[:at], *extra, *base[at:]]
+
+
+def case_codes(item_codes: Sequence[Sequence[str]]) -> list[str]:
+    """The case conclusion from the item results: "未发现问题" only when every checked item
+    found none; otherwise every other category any item found, in first-seen order."""
+    seen: list[str] = []
+    for codes in item_codes:
+        seen += [c for c in codes if c not in seen]
+    found = [c for c in seen if c != NO_PROBLEM]
+    return found or ([NO_PROBLEM] if seen else [])
+
+
+async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
+    session = ctx.session
+    task = await cases.get_task(session, case)
+    departments = await cases.participating_departments(session, task)
+    extra = cases.department_categories(departments)
+    result = await cases.latest_result(session, case)
+    by_item: dict[int, ItemResult] = {}
+    reviews: list[Review] = []
+    if result is not None:
+        by_item = {r.item_id: r for r in await session.scalars(
+            select(ItemResult).where(ItemResult.result_id == result.id))}
+        reviews = list(await session.scalars(select(Review).where(
+            Review.result_id == result.id).order_by(Review.id)))
+    rows = (await session.execute(
+        select(Item, Department).join(TaskItem, TaskItem.item_id == Item.id)
+        .join(Department, Department.id == TaskItem.department_id)
+        .where(TaskItem.task_id == task.id).order_by(Department.id, Item.code))).all()
+    items = [ItemPart(item, dept, by_item.get(item.id), dept.id == department_id)
+             for item, dept in rows]
+    returned = [r.reason for r in reviews if r.decision == "return"]
+    referrals = list(await session.scalars(
+        select(Referral).where(Referral.case_id == case.id).order_by(Referral.id)))
+    history = list(await session.scalars(select(AuditEvent).where(
+        AuditEvent.subject == f"case:{case.code}").order_by(AuditEvent.id)))
+    return CaseSheet(case=case, task=task, members=await cases.active_members(session, case),
+                     departments=departments, categories=ordered_categories(extra), items=items,
+                     result=result, reviews=reviews,
+                     return_reason=returned[-1] if case.state == "returned" and returned else "",
+                     referrals=referrals, history=history, department_id=department_id)
+
+
+async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> Case:
+    """A case by id (signed links name cases by id), locked like `cases.get_case` if asked."""
+    query = select(Case).where(Case.id == case_id)
+    if for_update:
+        query = query.with_for_update(of=Case).execution_options(populate_existing=True)
+    case = await ctx.session.scalar(query)
+    if case is None:
+        raise NotFound("找不到该案件，可能已被撤销。")
+    return case
+
+
+async def entry_sheet(ctx: Ctx, case_id: int, action: str = "case.result.form") -> CaseSheet:
+    """The case as its group member sees it on the result form (members only); `action` is
+    what a refusal is audited as."""
+    case = await _case(ctx, case_id)
+    actor = await cases.require_member(ctx, case, action)
+    return await _sheet(ctx, case, actor.department_id)
+
+
+async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
+    """The case as a reviewer sees it: the lead's or a participant's liaison or leader."""
+    case = await _case(ctx, case_id)
+    task = await cases.get_task(ctx.session, case)
+    departments = [d.id for d in await cases.participating_departments(ctx.session, task)]
+    cases.require(cases.is_staff(ctx.actor, departments),
+                  "只有发起部门或参与部门的联络员、分管领导可以审核结果",
+                  "case.result.review", f"case:{case.code}")
+    assert ctx.actor is not None  # staff checked above
+    return await _sheet(ctx, case, ctx.actor.department_id)
+
+
+def _item_dicts(entry: ResultEntry, own: set[int], carried: Sequence[ItemResult]
+                ) -> list[dict[str, Any]]:
+    for item in entry.items:
+        if item.item_id not in own:
+            raise ValidationFailed("只能填写本部门负责的检查事项", field="items")
+    mine = [{"item_id": i.item_id, "codes": list(i.codes), "problems": i.problems.strip(),
+             "handling": i.handling.strip(), "content": ""} for i in entry.items if i.codes]
+    others = [{"item_id": r.item_id, "codes": list(r.codes), "problems": r.problems,
+               "handling": r.handling, "content": r.content}
+              for r in carried if r.item_id not in own]
+    return mine + others
+
+
+def _same(result: CaseResult, entry: ResultEntry, codes: list[str],
+          items: list[dict[str, Any]], stored: Sequence[ItemResult]) -> bool:
+    """Whether a stored version is exactly what this entry would submit."""
+    as_stored = sorted((r.item_id, list(r.codes), r.problems, r.handling) for r in stored)
+    as_posted = sorted((i["item_id"], i["codes"], i["problems"], i["handling"]) for i in items)
+    return (list(result.codes) == codes and list(result.methods) == entry.methods
+            and list(result.followups) == entry.followups
+            and result.followup_done == entry.followup_done
+            and result.followup_done_on == entry.followup_done_on
+            and result.remarks == entry.remarks.strip()
+            and (entry.inspected_on is None or result.inspected_on == entry.inspected_on)
+            and as_stored == as_posted)
+
+
+async def submit_entry(ctx: Ctx, case_id: int, entry: ResultEntry) -> tuple[CaseResult, bool]:
+    """Submit the officer's part through the chat's services; (result, True) when the very same
+    entry was already submitted by this officer (a double tap or a resent form)."""
+    case = await _case(ctx, case_id, for_update=True)
+    actor = await cases.require_member(ctx, case, "case.result.submit")
+    sheet = await _sheet(ctx, case, actor.department_id)
+    carried = [p.result for p in sheet.items if p.result is not None]
+    items = _item_dicts(entry, {p.item.id for p in sheet.own_items}, carried)
+    codes = case_codes([i["codes"] for i in items])
+    if not codes:
+        raise ValidationFailed("请至少为一项检查事项选择检查结果", field="items")
+    previous = sheet.result
+    if (previous is not None and case.state not in cases.OPEN_FOR_ENTRY
+            and previous.entered_by_id == actor.id
+            and _same(previous, entry, codes, items, carried)):
+        return previous, True
+    if case.state not in cases.OPEN_FOR_ENTRY:
+        raise InvalidTransition("结果已提交，正在审核中" if case.state == "submitted"
+                                else "结果已审核通过，不能重新提交；如有错误请由审核部门更正")
+    if entry.referral is not None:
+        await cases.add_referral(ctx, case.code, entry.referral.kind,
+                                 entry.referral.to_department, entry.referral.content)
+    result = await cases.submit_result(
+        ctx, case.code, codes=codes, methods=entry.methods, followups=entry.followups,
+        followup_done=entry.followup_done, followup_done_on=entry.followup_done_on,
+        inspected_on=entry.inspected_on, item_results=items, remarks=entry.remarks)
+    return result, False
+

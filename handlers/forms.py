@@ -1,0 +1,265 @@
+"""The result form and the review page: parse the posted fields, call core, render the page.
+
+Like the chat handlers these are thin: pydantic checks each field on its own (Chinese message
+next to the field), core decides everything else through the same services the chat commands
+use, and a refused entry is shown again with everything the officer typed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Sequence
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from core import case_forms, cases, tasks
+from core.case_forms import CaseSheet, ItemEntry, ReferralEntry, ResultEntry
+from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP, check_codes
+from core.results import catalogue as category_catalogue
+from core.states import CASE
+from handlers.pages import Page, PageCtx, denied, page
+
+RawForm = dict[str, list[str]]  # posted field name -> values, echoed back on an error
+MAX_TEXT = 2000  # characters of one text field
+EVENT_LABELS = {
+    "case.inspected": "登记检查日期", "case.notified": "已告知", "case.result.submitted": "提交结果",
+    "case.result.reviewed": "审核", "case.referral": "登记移送", "case.published": "公示",
+    "case.result.corrected": "更正", "case.recused": "回避", "denied": "被拒绝的操作",
+}
+
+
+# ---------------------------------------------------------------- field checks (pydantic)
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Day = Annotated[dt.date | None, BeforeValidator(_blank_is_none)]
+
+
+class ItemForm(BaseModel):
+    item_id: int
+    codes: list[str] = []
+    problems: Text = ""
+    handling: Text = ""
+
+    @field_validator("codes")
+    @classmethod
+    def _known_structure(cls, codes: list[str], info: ValidationInfo) -> list[str]:
+        if codes:
+            try:
+                check_codes(codes, (info.context or {}).get("extra", ()))
+            except ValidationFailed as err:
+                raise PydanticCustomError("codes", err.message) from None
+        return codes
+
+    @model_validator(mode="after")
+    def _problems_described(self, info: ValidationInfo) -> ItemForm:
+        known = category_catalogue((info.context or {}).get("extra", ()))
+        if any(known[c].needs_followup for c in self.codes if c in known) \
+                and not self.problems.strip():
+            raise PydanticCustomError("problems", "发现问题的，请写明发现的问题")
+        return self
+
+
+class ResultForm(BaseModel):
+    inspected_on: Day = None
+    methods: list[str] = []
+    followups: list[str] = []
+    followup_done: bool = False
+    followup_done_on: Day = None
+    remarks: Text = ""
+    referral_kind: str = ""
+    referral_to: Annotated[str, Field(max_length=100)] = ""
+    referral_content: Text = ""
+    items: list[ItemForm] = []
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, values: list[str]) -> list[str]:
+        return _allowed(values, METHODS, "检查方式")
+
+    @field_validator("followups")
+    @classmethod
+    def _followups(cls, values: list[str]) -> list[str]:
+        return _allowed(values, FOLLOWUPS, "后续处置")
+
+    @field_validator("referral_kind")
+    @classmethod
+    def _referral_kind(cls, value: str) -> str:
+        if value and value not in cases.REFERRAL_KINDS:
+            raise PydanticCustomError("referral", "请从列表中选择移送方式")
+        return value
+
+    @model_validator(mode="after")
+    def _referral_complete(self) -> ResultForm:
+        given = [self.referral_kind, self.referral_to.strip(), self.referral_content.strip()]
+        if any(given) and not all(given):
+            raise PydanticCustomError("referral", "登记移送须填写移送方式、接收单位和移送内容")
+        return self
+
+    def entry(self) -> ResultEntry:
+        referral = (ReferralEntry(self.referral_kind, self.referral_to, self.referral_content)
+                    if self.referral_kind else None)
+        return ResultEntry(
+            inspected_on=self.inspected_on, methods=self.methods, followups=self.followups,
+            followup_done=self.followup_done, followup_done_on=self.followup_done_on,
+            remarks=self.remarks, referral=referral,
+            items=[ItemEntry(i.item_id, i.codes, i.problems, i.handling) for i in self.items])
+
+
+def _allowed(values: list[str], allowed: Sequence[str], what: str) -> list[str]:
+    if any(v not in allowed for v in values):
+        raise PydanticCustomError("choice", f"请从列表中选择{what}")
+    return list(dict.fromkeys(values))
+
+
+def _item_ids(raw: RawForm) -> list[int]:
+    """Items the form carried, in page order (`item.<id>.codes` etc.); ids are digits only."""
+    ids: list[int] = []
+    for name in raw:
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] == "item" and parts[1].isascii() and parts[1].isdigit() \
+                and len(parts[1]) <= 9 and int(parts[1]) not in ids:
+            ids.append(int(parts[1]))
+    return ids
+
+
+def _one(raw: RawForm, name: str) -> str:
+    values = raw.get(name, [])
+    return values[0].strip() if values else ""
+
+
+def form_data(raw: RawForm) -> dict[str, Any]:
+    scalars = ("inspected_on", "followup_done_on", "remarks", "referral_kind", "referral_to",
+               "referral_content")
+    data: dict[str, Any] = {name: _one(raw, name) for name in scalars}
+    data["methods"], data["followups"] = raw.get("methods", []), raw.get("followups", [])
+    data["followup_done"] = _one(raw, "followup_done") == "1"
+    data["items"] = [{"item_id": i, "codes": raw.get(f"item.{i}.codes", []),
+                      "problems": _one(raw, f"item.{i}.problems"),
+                      "handling": _one(raw, f"item.{i}.handling")} for i in _item_ids(raw)]
+    return data
+
+
+_PYDANTIC_MESSAGES = {"date_from_datetime_parsing": "日期格式不正确，请选择日期",
+                      "date_parsing": "日期格式不正确，请选择日期", "date_type": "请选择日期",
+                      "string_too_long": "内容过长，请精简后再提交"}
+
+
+def field_errors(err: ValidationError, items: list[dict[str, Any]]) -> dict[str, str]:
+    """Pydantic's errors keyed by the form field they belong next to, in Chinese."""
+    found: dict[str, str] = {}
+    for e in err.errors():
+        loc = list(e["loc"])
+        if loc and loc[0] == "items" and len(loc) >= 2 and isinstance(loc[1], int):
+            prefix = f"item.{items[loc[1]]['item_id']}"
+            name = f"{prefix}.{loc[2]}" if len(loc) > 2 else f"{prefix}.{e['type']}"
+        else:
+            name = str(loc[0]) if loc else e["type"]
+        message = _PYDANTIC_MESSAGES.get(e["type"], e["msg"])
+        found.setdefault(name, message)
+    return found
+
+
+# ---------------------------------------------------------------- the result form
+
+def prefill(sheet: CaseSheet) -> RawForm:
+    """The form as the latest version left it (a returned result opens with it), or empty."""
+    raw: RawForm = {"inspected_on": [sheet.case.inspected_on.isoformat()]
+                    if sheet.case.inspected_on else []}
+    result = sheet.result
+    if result is None:
+        return raw
+    raw.update({"methods": list(result.methods), "followups": list(result.followups),
+                "followup_done": ["1"] if result.followup_done else [],
+                "followup_done_on": [result.followup_done_on.isoformat()]
+                if result.followup_done_on else [],
+                "remarks": [result.remarks]})
+    for part in sheet.own_items:
+        if part.result is not None:
+            raw[f"item.{part.item.id}.codes"] = list(part.result.codes)
+            raw[f"item.{part.item.id}.problems"] = [part.result.problems]
+            raw[f"item.{part.item.id}.handling"] = [part.result.handling]
+    return raw
+
+
+def _form_page(pc: PageCtx, sheet: CaseSheet, raw: RawForm, *, errors: dict[str, str] | None = None,
+               notice: str = "", status: int = 200) -> Page:
+    errors = errors or {}
+    return page(
+        "result_form.html", status, sheet=sheet, case=sheet.case, task=sheet.task, raw=raw,
+        errors=errors, top_error=errors.get("", ""), notice=notice, token=pc.token,
+        csrf=pc.csrf, officer=pc.officer, methods=METHODS, followups=FOLLOWUPS,
+        no_followup=NO_FOLLOWUP, referral_kinds=cases.REFERRAL_KINDS,
+        open_for_entry=sheet.case.state in cases.OPEN_FOR_ENTRY,
+        states=CASE.labels, max_text=MAX_TEXT, depth=_depths(sheet))
+
+
+def _depths(sheet: CaseSheet) -> dict[str, int]:
+    """How far each category is indented in the tree (A → 2 → B …)."""
+    parents = {c.code: c.parent for c in sheet.categories}
+    depth: dict[str, int] = {}
+    for code in parents:
+        n, up = 0, parents[code]
+        while up is not None:
+            n, up = n + 1, parents.get(up)
+        depth[code] = n
+    return depth
+
+
+async def result_form(pc: PageCtx, case_id: int) -> Page:
+    return await _refusals_on_record(pc, _show(pc, case_id))
+
+
+async def _show(pc: PageCtx, case_id: int) -> Page:
+    sheet = await case_forms.entry_sheet(pc.core, case_id)
+    return _form_page(pc, sheet, prefill(sheet))
+
+
+async def submit_result_form(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
+    return await _refusals_on_record(pc, _submit(pc, case_id, raw))
+
+
+async def _refusals_on_record(pc: PageCtx, call: Awaitable[Page]) -> Page:
+    """A denied officer gets the denied page, and the attempt stays in the audit log."""
+    try:
+        return await call
+    except PermissionDenied as err:
+        if err.action:
+            await tasks.record_denied(pc.core, err.action, err.subject, err.message)
+        return denied(err)
+
+
+async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
+    """Check the fields, then submit through core; any refusal re-shows the typed form."""
+    sheet = await case_forms.entry_sheet(pc.core, case_id, "case.result.submit")
+    data = form_data(raw)
+    context = {"extra": cases.department_categories(sheet.departments)}
+    try:
+        form = ResultForm.model_validate(data, context=context)
+    except ValidationError as err:
+        return _form_page(pc, sheet, raw, errors=field_errors(err, data["items"]), status=422)
+    try:
+        async with pc.session.begin_nested():
+            _, repeated = await case_forms.submit_entry(pc.core, case_id, form.entry())
+    except (ValidationFailed, InvalidTransition) as err:
+        where = err.field if isinstance(err, ValidationFailed) else ""
+        sheet = await case_forms.entry_sheet(pc.core, case_id)
+        return _form_page(pc, sheet, raw, errors={where: err.message}, status=422)
+    sheet = await case_forms.entry_sheet(pc.core, case_id)
+    notice = ("该结果已提交过，无需重复提交。" if repeated
+              else "结果已提交，等待发起部门和参与部门审核。")
+    return _form_page(pc, sheet, prefill(sheet), notice=notice)

@@ -1,0 +1,305 @@
+"""The signed result form over real HTTP against a real database: every path and bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from html import unescape
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.pages.base import csrf_token
+from bot.pages.result import RESULT_PATH, result_link, routes
+from bot.services import Services
+from core import cases
+from core.changes import Ctx
+from core.clock import FixedClock, china_noon
+from core.links import sign_link
+from core.models import AuditEvent, Case, CaseResult, ItemResult, Officer, Referral
+from core.rules import Rules
+from tests.case_factories import World, acting, build_world
+from tests.server_helpers import make_services
+
+SECRET = b"x" * 40  # make_services' link secret
+TODAY = dt.date(2026, 3, 10)
+
+
+@pytest.fixture
+async def world(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> World:
+    clock.set(china_noon(TODAY))
+    async with sessionmaker() as session:
+        return await build_world(session)
+
+
+@pytest.fixture
+def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Services:
+    return make_services(sessionmaker, clock)
+
+
+@pytest.fixture
+async def client(services: Services, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+    app = web.Application()
+    app.add_routes(routes(services))
+    return await aiohttp_client(app)
+
+
+def token(services: Services, officer: Officer, case: Case) -> str:
+    return result_link(services, officer.id, case.id).split("?t=", 1)[1]
+
+
+def visible_text(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def fields(tok: str, lead_item: int, **extra: str | list[str]) -> list[tuple[str, str]]:
+    """A complete "no problem found" entry for the lead department's item."""
+    base: dict[str, str | list[str]] = {
+        "t": tok, "csrf": csrf_token(SECRET, tok), "inspected_on": "2026-03-05",
+        "methods": "实地检查", "followups": "无需后续处置", f"item.{lead_item}.codes": "1",
+        f"item.{lead_item}.problems": "", f"item.{lead_item}.handling": "", "remarks": ""}
+    base.update(extra)
+    return [(k, v) for k, vs in base.items() for v in ([vs] if isinstance(vs, str) else vs)]
+
+
+async def results(sessionmaker: async_sessionmaker[AsyncSession]) -> list[CaseResult]:
+    async with sessionmaker() as session:
+        return list(await session.scalars(select(CaseResult).order_by(CaseResult.version)))
+
+
+async def case_state(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    async with sessionmaker() as session:
+        return str(await session.scalar(select(Case.state)))
+
+
+async def test_member_sees_own_items_with_every_category(
+        client: TestClient, services: Services, world: World) -> None:
+    resp = await client.get(RESULT_PATH, params={"t": token(services, world.a1, world.case)})
+    html = await resp.text()
+    assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
+    text = visible_text(html)
+    for expected in ("检查结果填报", world.target.name, world.case.code, "企业公示信息检查",
+                     "张检查（县市场监督管理局，组长）", "未按规定公示应当公示的信息",
+                     "发现问题已责令改正", "违反县卫生健康委员会相关规定", "不配合检查情节严重",
+                     "其他部门的事项", "公共场所卫生检查"):
+        assert expected in text, expected
+    lead_item, other_item = world.items
+    assert f'name="item.{lead_item.id}.codes" value="B"' in html
+    assert f'name="item.{other_item.id}.codes"' not in html  # the other department enters its own
+    assert f'name="csrf" value="{csrf_token(SECRET, token(services, world.a1, world.case))}"' \
+        not in html  # every link has its own nonce, so its own CSRF token
+    assert 'name="csrf" value="' in html
+
+
+async def test_no_problem_result_is_submitted_through_core(
+        client: TestClient, services: Services, world: World,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    tok = token(services, world.a1, world.case)
+    resp = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
+    text = visible_text(await resp.text())
+    assert resp.status == 200, text
+    assert "结果已提交" in text and "待审核" in text
+    [result] = await results(sessionmaker)
+    assert (result.codes, result.methods, result.followups, result.inspected_on) == (
+        ["1"], ["实地检查"], ["无需后续处置"], dt.date(2026, 3, 5))
+    assert await case_state(sessionmaker) == "submitted"
+    async with sessionmaker() as session:
+        actions = list(await session.scalars(select(AuditEvent.action)))
+    assert "case.result.submitted" in actions
+
+
+async def test_problem_categories_with_referral(
+        client: TestClient, services: Services, world: World,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """004 第二十一条: a problem referred to the competent department is recorded with the result."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    resp = await client.post(RESULT_PATH, data=fields(
+        tok, item, **{f"item.{item}.codes": ["A", "2", "B"],
+                      f"item.{item}.problems": "2025年度报告未公示",
+                      f"item.{item}.handling": "责令十日内补报",
+                      "followups": ["责令改正并跟踪", "移送办案机构"],
+                      "referral_kind": "移送办案机构", "referral_to": "县市场监管局执法大队",
+                      "referral_content": "涉嫌未按规定公示年报"}))
+    assert resp.status == 200, visible_text(await resp.text())
+    [result] = await results(sessionmaker)
+    assert result.codes == ["A", "2", "B"]
+    async with sessionmaker() as session:
+        [row] = await session.scalars(select(ItemResult))
+        [referral] = await session.scalars(select(Referral))
+    assert (row.problems, row.handling) == ("2025年度报告未公示", "责令十日内补报")
+    assert (referral.kind, referral.to_department) == ("移送办案机构", "县市场监管局执法大队")
+
+
+@pytest.mark.parametrize(("extra", "field", "message"), [
+    ({"inspected_on": ""}, "inspected_on", "请填写检查日期"),
+    ({"inspected_on": "2026-13-01"}, "inspected_on", "日期格式不正确"),
+    ({"inspected_on": "2026-03-11"}, "inspected_on", "检查日期不能晚于今天"),
+    ({"methods": []}, "methods", "请至少选择一种检查方式"),
+    ({"methods": "跳过检查"}, "methods", "请从列表中选择检查方式"),
+    ({"followups": []}, "followups", "请选择后续处置"),
+    ({"ITEM.codes": ["B"]}, "ITEM.codes", "还须选择上级类别"),
+    ({"ITEM.codes": ["A", "2", "B"]}, "ITEM.problems", "请写明发现的问题"),
+    ({"ITEM.codes": []}, "items", "请至少为一项检查事项选择检查结果"),
+    ({"referral_kind": "移送司法机关"}, "referral", "须填写移送方式、接收单位和移送内容"),
+    ({"followups": "移送司法机关", "ITEM.codes": ["E"], "ITEM.problems": "无证经营"},
+     "referral", "请先登记移送记录"),
+])
+async def test_bad_input_shows_the_error_next_to_the_field_and_keeps_the_text(
+        client: TestClient, services: Services, world: World,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        extra: dict[str, str | list[str]], field: str, message: str) -> None:
+    item = world.items[0].id
+    extra = {k.replace("ITEM", f"item.{item}"): v for k, v in extra.items()}
+    field = field.replace("ITEM", f"item.{item}")
+    tok = token(services, world.a1, world.case)
+    remark = "<b>现场负责人</b>不在，由店员陪同"
+    resp = await client.post(RESULT_PATH, data=fields(tok, item, remarks=remark, **extra))
+    html = await resp.text()
+    assert resp.status == 422
+    assert message in visible_text(html)
+    # the message sits right after its field's input, and the typed text is kept (escaped)
+    at = html.index(message)
+    assert html.rfind(f'name="{field}', 0, at) > html.rfind("<section", 0, at) or field in (
+        "items", "referral")
+    assert "&lt;b&gt;现场负责人&lt;/b&gt;不在，由店员陪同</textarea>" in html
+    assert await results(sessionmaker) == []
+    assert await case_state(sessionmaker) == "assigned"
+
+
+async def test_double_submit_is_idempotent(
+        client: TestClient, services: Services, world: World,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    tok = token(services, world.a1, world.case)
+    first = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
+    second = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
+    assert (first.status, second.status) == (200, 200)
+    assert "已提交过，无需重复提交" in visible_text(await second.text())
+    assert len(await results(sessionmaker)) == 1
+    async with sessionmaker() as session:
+        submitted = await session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "case.result.submitted"))
+    assert submitted == 1
+    # a different entry while the first is under review is refused, the text kept
+    changed = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, remarks="补充"))
+    assert changed.status == 422 and "正在审核中" in visible_text(await changed.text())
+
+
+async def test_returned_result_opens_prefilled_with_the_reason_on_top(
+        client: TestClient, services: Services, world: World, clock: FixedClock,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """004 第十九条: a returned result goes back to the group, who re-check and resubmit it."""
+    tok = token(services, world.a1, world.case)
+    await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, remarks="首次填写"))
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        liaison = await session.get(Officer, world.lead_liaison.id)
+        await cases.review_result(acting(ctx, liaison), world.case.code, False, "缺少现场照片")
+        await session.commit()
+    resp = await client.get(RESULT_PATH, params={"t": tok})
+    html = await resp.text()
+    text = visible_text(html)
+    assert "审核退回：缺少现场照片" in text
+    assert text.index("审核退回") < text.index(world.target.name)  # on top
+    assert "首次填写</textarea>" in html and 'value="2026-03-05"' in html
+    assert f'name="item.{world.items[0].id}.codes" value="1" checked' in html
+    again = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, remarks="已补充"))
+    assert again.status == 200
+    assert [(r.version, r.state) for r in await results(sessionmaker)] == [
+        (1, "returned"), (2, "submitted")]
+
+
+async def test_each_department_enters_its_own_items_and_others_are_carried_over(
+        client: TestClient, services: Services, world: World, clock: FixedClock,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """000 §九: 谁检查、谁录入 — each department enters its own items; others' stay as entered."""
+    lead_item, other_item = world.items
+    a_tok = token(services, world.a1, world.case)
+    forged = await client.post(RESULT_PATH, data=fields(
+        a_tok, lead_item.id, **{f"item.{other_item.id}.codes": "1"}))
+    assert forged.status == 422 and "只能填写本部门负责的检查事项" in visible_text(await forged.text())
+    b_tok = token(services, world.b1, world.case)
+    resp = await client.post(RESULT_PATH, data=[
+        ("t", b_tok), ("csrf", csrf_token(SECRET, b_tok)), ("inspected_on", "2026-03-05"),
+        ("methods", "实地检查"), ("followups", "责令改正并跟踪"),
+        (f"item.{other_item.id}.codes", "E"), (f"item.{other_item.id}.problems", "卫生许可证过期")])
+    assert resp.status == 200, visible_text(await resp.text())
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        liaison = await session.get(Officer, world.lead_liaison.id)
+        await cases.review_result(acting(ctx, liaison), world.case.code, False, "请补充本局事项")
+        await session.commit()
+    page = visible_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
+    assert "公共场所卫生检查（县卫生健康委员会）：发现问题已责令改正" in page
+    again = await client.post(RESULT_PATH, data=fields(
+        a_tok, lead_item.id, followups="责令改正并跟踪"))
+    assert again.status == 200, visible_text(await again.text())
+    [_, latest] = await results(sessionmaker)
+    assert latest.codes == ["E"]  # the case conclusion from both departments' items
+    async with sessionmaker() as session:
+        rows = {r.item_id: (r.codes, r.problems) for r in await session.scalars(
+            select(ItemResult).where(ItemResult.result_id == latest.id))}
+    assert rows == {lead_item.id: (["1"], ""), other_item.id: (["E"], "卫生许可证过期")}
+
+
+@pytest.mark.parametrize("who", ["outsider", "other_department_staff", "inactive"])
+async def test_officers_outside_the_group_get_a_403_page_and_an_audit_row(
+        client: TestClient, services: Services, world: World, who: str,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    officer = {"outsider": world.outsider, "other_department_staff": world.other_liaison,
+               "inactive": world.a2}[who]
+    if who == "inactive":
+        async with sessionmaker() as session:
+            row = await session.get(Officer, officer.id)
+            assert row is not None
+            row.active = False
+            await session.commit()
+    tok = token(services, officer, world.case)
+    resp = await client.get(RESULT_PATH, params={"t": tok})
+    assert resp.status == 403
+    posted = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
+    assert posted.status == 403
+    assert await results(sessionmaker) == []
+    if who != "inactive":
+        async with sessionmaker() as session:
+            denied = list(await session.scalars(select(AuditEvent.data).where(
+                AuditEvent.action == "denied")))
+        assert {"action": "case.result.submit.denied"} .items() <= denied[-1].items()
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("forged", "链接无效或被篡改"), ("expired", "链接已过期"), ("other_action", "链接与操作不符"),
+    ("other_case", "找不到该案件"), ("csrf", "页面已失效"),
+])
+async def test_bad_links_get_a_clear_page(
+        client: TestClient, services: Services, world: World, clock: FixedClock,
+        sessionmaker: async_sessionmaker[AsyncSession], kind: str, message: str) -> None:
+    good = token(services, world.a1, world.case)
+    now = int(clock.now().timestamp())
+    tok = {"forged": good[:-3] + ("abc" if not good.endswith("abc") else "xyz"),
+           "expired": sign_link(SECRET, world.a1.id, f"case:{world.case.id}", "result", now),
+           "other_action": sign_link(SECRET, world.a1.id, f"case:{world.case.id}", "review",
+                                     now + 60),
+           "other_case": sign_link(SECRET, world.a1.id, "case:999999", "result", now + 60),
+           "csrf": good}[kind]
+    data = fields(tok, world.items[0].id)
+    if kind == "csrf":
+        data = [(k, "0" * 32 if k == "csrf" else v) for k, v in data]
+    else:
+        get = await client.get(RESULT_PATH, params={"t": tok})
+        assert get.status in (403, 404) and message in visible_text(await get.text())
+    resp = await client.post(RESULT_PATH, data=data)
+    assert resp.status in (403, 404)
+    assert message in visible_text(await resp.text())
+    assert await results(sessionmaker) == []
+
+
+async def test_cross_site_post_is_refused(client: TestClient, services: Services,
+                                          world: World) -> None:
+    tok = token(services, world.a1, world.case)
+    resp = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id),
+                             headers={"Origin": "https://evil.example.com"})
+    assert resp.status == 403 and "其他网站" in visible_text(await resp.text())
