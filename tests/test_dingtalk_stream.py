@@ -24,14 +24,16 @@ from bot.platforms.longconn import Backoff
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import EventHandler, InboxWorker
+from core import tasks
+from core.changes import Ctx
 from core.clock import FixedClock
 from core.messages import Event
-from core.models import InboxEvent, Officer
+from core.models import InboxEvent, Invitation, Officer
 from handlers.base import SENT_PRIVATELY
 from tests import factories as f
 from tests.fakes import wait_until
 from tests.fakes.dingtalk import robot_message
-from tests.fakes.dingtalk_stream import FakeDingTalkStream
+from tests.fakes.dingtalk_stream import CARD_TEMPLATE, FakeDingTalkStream
 from tests.server_helpers import ReplyingHandler, make_services, outbox_count
 
 
@@ -54,16 +56,17 @@ class Rig:
             return await resp.json()  # type: ignore[no-any-return]
 
 
-def stream_settings(fake: FakeDingTalkStream) -> DingTalkSettings:
+def stream_settings(fake: FakeDingTalkStream, **kw: str) -> DingTalkSettings:
     return DingTalkSettings(app_key=fake.app_key, app_secret=fake.app_secret,
                             robot_code=fake.robot_code, api_base=fake.base, oapi_base=fake.base,
-                            mode="stream", stream_backoff_base_s=0.01, stream_backoff_cap_s=0.05)
+                            mode="stream", stream_backoff_base_s=0.01, stream_backoff_cap_s=0.05,
+                            **kw)  # type: ignore[arg-type]
 
 
 async def start_rig(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-                    handler: EventHandler, workers: tuple[str, ...]) -> Rig:
+                    handler: EventHandler, workers: tuple[str, ...], **settings: str) -> Rig:
     fake = await FakeDingTalkStream(clock=clock).start()
-    adapter = DingTalkAdapter(stream_settings(fake), clock)
+    adapter = DingTalkAdapter(stream_settings(fake, **settings), clock)
     services = make_services(sessionmaker, clock, {"dingtalk": adapter})
     stream = DingTalkStream(adapter, clock)
     services.connections = [stream]
@@ -232,3 +235,59 @@ def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:
     backoff.reset()
     low = Backoff(1.0, 60.0, rand=lambda: 0.0)
     assert backoff.next_delay() == 1.0 and low.next_delay() == 0.5
+
+
+async def _card_rig(sessionmaker, clock, *, refuse_card: bool = False) -> tuple[Rig, int]:
+    """Stream mode with an interactive card template; a partner's liaison on DingTalk has just
+    been invited (the sender ran once)."""
+    async with sessionmaker() as s:
+        w = await f.world(s, partners=1, inspectors=1, n_targets=0)
+        await s.execute(update(Officer).where(Officer.id == w.partners[0].liaison.id)
+                        .values(dingtalk_userid="ding-liaison"))
+        ctx = Ctx(session=s, clock=clock, rules=make_services(sessionmaker, clock).rules)
+        task = await f.draft_task(ctx, w)
+        [inv] = await tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+                                              [w.partners[0].dep.id])
+        await s.commit()
+    r = await start_rig(sessionmaker, clock, Dispatcher(make_services(sessionmaker, clock)),
+                        ("connections",), card_template_id=CARD_TEMPLATE)
+    if refuse_card:
+        r.fake.script.fail_next("createAndDeliver", {"status": 400, "code": "param.invalid"})
+    await Sender(r.services).run_once()
+    return r, inv.id
+
+
+async def test_invitation_card_buttons_call_back_and_the_card_shows_who_answered(
+        sessionmaker, clock) -> None:
+    r, invitation_id = await _card_rig(sessionmaker, clock)
+    try:
+        [(track, card)] = list(r.fake.cards.items())
+        params = card["cardData"]["cardParamMap"]
+        assert (params["button1_text"], params["button2_text"]) == ("接受", "拒绝")
+        assert "http" not in params["content"], "the interactive card needs no signed link"
+        mid = await r.fake.click(track, "ding-liaison", params["button1_action"])
+        await wait_until(lambda: mid in r.fake.acked())
+        await InboxWorker(r.services, Dispatcher(r.services)).run_once()
+        await Sender(r.services).run_once()
+        async with sessionmaker() as s:
+            assert (await s.get(Invitation, invitation_id)).state == "accepted"
+        [upd] = r.fake.card_updates
+        assert upd["outTrackId"] == track
+        assert upd["cardData"]["cardParamMap"]["status"].endswith("接受")
+    finally:
+        await r.server.close()
+        await r.services.adapters["dingtalk"].close()
+        await r.fake.close()
+
+
+async def test_a_refused_interactive_card_falls_back_to_signed_links(sessionmaker, clock) -> None:
+    r, _ = await _card_rig(sessionmaker, clock, refuse_card=True)
+    try:
+        assert r.fake.cards == {}
+        [sent] = [d for d in r.fake.delivered if d.get("userIds") == ["ding-liaison"]]
+        assert sent["msgKey"] == "sampleActionCard6"
+        assert "/h5/" in sent["msgParam"]["buttonUrl1"], "the signed H5 link stays the fallback"
+    finally:
+        await r.server.close()
+        await r.services.adapters["dingtalk"].close()
+        await r.fake.close()

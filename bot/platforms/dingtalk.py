@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from collections import OrderedDict
 from typing import Any, Literal
 from urllib.parse import quote_plus
@@ -37,6 +38,8 @@ from bot.platforms.base import (
 from bot.platforms.tokens import TokenCache
 from core.clock import Clock, SystemClock
 from core.messages import Button, Card, Destination, Event, OutMessage
+
+log = logging.getLogger(__name__)
 
 # DingTalk markdown needs a blank line to break a line.
 NEWLINE = "\n\n"
@@ -89,6 +92,9 @@ class DingTalkSettings(BaseModel):
     stream_backoff_cap_s: float = Field(60.0, gt=0)  # …up to here
     stream_heartbeat_s: float = Field(60.0, gt=0)  # WebSocket ping; no pong → reconnect
     stream_max_inflight: int = Field(100, ge=1)  # frames being stored at once
+    # Stream mode: an interactive card template (卡片平台) whose buttons call back; empty →
+    # invitation buttons open signed H5 links. Its variables: docs/longconn.md "Cards".
+    card_template_id: str = ""
 
 
 def hmac_b64(secret: str, timestamp_ms: str) -> str:
@@ -258,7 +264,9 @@ class DingTalkAdapter:
         self, channel: Channel, msg: OutMessage, mention_user_ids: list[str] | None = None
     ) -> SendResult:
         if msg.kind == "card_update":
-            return SendResult(False, code="unsupported", detail="DingTalk action cards cannot be updated")
+            if not (msg.card_ref and self._cards_call_back()):
+                return SendResult(False, code="unsupported", detail="action cards cannot be updated")
+            return await deliver(channel, self._update_interactive(msg))
         if channel.kind == "user":
             return await deliver(channel, self._send_oto(channel.address, msg))
         return await deliver(channel, self._send_webhook(channel, msg, mention_user_ids or []))
@@ -274,7 +282,15 @@ class DingTalkAdapter:
         return webhook_result(data)
 
     async def _send_oto(self, user_id: str, msg: OutMessage) -> SendResult:
-        """Direct message through OpenAPI batchSend (the robot must be the app's robot)."""
+        """Direct message through OpenAPI batchSend (the robot must be the app's robot); a card
+        with callback buttons as an interactive card when a template is configured, falling
+        back to the action card whose buttons open signed links."""
+        if self._interactive(msg):
+            result = await self._send_interactive(user_id, msg)
+            if result.ok:
+                return result
+            log.warning("interactive card to %s failed (%s %s); sending the link card",
+                        user_id, result.code, result.detail)
         key, param = oto_template(msg)
         payload = {
             "robotCode": self.settings.robot_code,
@@ -282,18 +298,59 @@ class DingTalkAdapter:
             "msgKey": key,
             "msgParam": json.dumps(param, ensure_ascii=False),
         }
-        url = self.settings.api_base + "/v1.0/robot/oToMessages/batchSend"
-        token = await self._tokens.get()
-        status, data = await self._post_openapi(url, token, payload)
-        if token_rejected(status, data):
-            self._tokens.invalidate(token)
-            status, data = await self._post_openapi(url, await self._tokens.get(), payload)
+        status, data = await self._openapi("POST", "/v1.0/robot/oToMessages/batchSend", payload)
         return oto_result(status, data, user_id)
 
-    async def _post_openapi(self, url: str, token: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _cards_call_back(self) -> bool:
+        """Card callbacks reach us only over Stream (callbackType STREAM), with a template."""
+        return self.settings.mode == "stream" and bool(self.settings.card_template_id)
+
+    def _interactive(self, msg: OutMessage) -> bool:
+        return (msg.kind == "card" and msg.card is not None and self._cards_call_back()
+                and any(b.action_key for b in msg.card.buttons))
+
+    async def _send_interactive(self, user_id: str, msg: OutMessage) -> SendResult:
+        assert msg.card is not None
+        payload = {
+            "cardTemplateId": self.settings.card_template_id,
+            "outTrackId": out_track_id(msg.card.task_id, user_id),
+            "callbackType": "STREAM",
+            "cardData": {"cardParamMap": card_params(msg.card)},
+            "openSpaceId": f"dtv1.card//IM_ROBOT.{user_id}",
+            "imRobotOpenSpaceModel": {"supportForward": False},
+            "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT",
+                                        "robotCode": self.settings.robot_code},
+        }
+        status, data = await self._openapi("POST", "/v1.0/card/instances/createAndDeliver",
+                                           payload)
+        return card_result(status, data)
+
+    async def _update_interactive(self, msg: OutMessage) -> SendResult:
+        """Show who answered on the clicked card; the template hides its buttons once
+        `status` is set."""
+        answered = (msg.card.answered if msg.card else "") or msg.body
+        payload = {"outTrackId": msg.card_ref,
+                   "cardData": {"cardParamMap": {"status": answered}},
+                   "cardUpdateOptions": {"updateCardDataByKey": True}}
+        status, data = await self._openapi("PUT", "/v1.0/card/instances", payload)
+        return card_result(status, data)
+
+    async def _openapi(self, method: str, path: str, payload: dict[str, Any]
+                       ) -> tuple[int, dict[str, Any]]:
+        """An OpenAPI call with the access token; a rejected token is refetched once."""
+        token = await self._tokens.get()
+        status, data = await self._call_openapi(method, path, token, payload)
+        if token_rejected(status, data):
+            self._tokens.invalidate(token)
+            status, data = await self._call_openapi(method, path, await self._tokens.get(),
+                                                    payload)
+        return status, data
+
+    async def _call_openapi(self, method: str, path: str, token: str, payload: dict[str, Any]
+                            ) -> tuple[int, dict[str, Any]]:
         return await self._http.request_json(
-            "POST", url, payload=payload, headers={"x-acs-dingtalk-access-token": token}
-        )
+            method, self.settings.api_base + path, payload=payload,
+            headers={"x-acs-dingtalk-access-token": token})
 
     async def _fetch_token(self) -> tuple[str, float]:
         payload = {"appKey": self.settings.app_key, "appSecret": self.settings.app_secret}
@@ -395,6 +452,29 @@ def oto_template(msg: OutMessage) -> tuple[str, dict[str, str]]:
     for i, b in enumerate(shown, 1):
         param.update({f"actionTitle{i}": b.label, f"actionURL{i}": b.url})
     return f"sampleActionCard{len(shown)}", param
+
+
+def out_track_id(task_id: str, user_id: str) -> str:
+    """One card instance per card and recipient (DingTalk updates it by this id)."""
+    return f"{task_id}.{user_id}"[:128]
+
+
+def card_params(card: Card) -> dict[str, str]:
+    """The template's variables (all strings): title, content (markdown), status (empty until
+    answered), and per callback button N (1..3) buttonN_text and buttonN_action (the key the
+    button sends back as its `action` parameter)."""
+    params = {"title": card.title, "content": card_markdown(card, NEWLINE, with_links=False),
+              "status": ""}
+    for n, button in enumerate([b for b in card.buttons if b.action_key][:3], 1):
+        params[f"button{n}_text"] = button.label
+        params[f"button{n}_action"] = button.action_key
+    return params
+
+
+def card_result(status: int, data: dict[str, Any]) -> SendResult:
+    if status == 200 and data.get("success", True) is not False:
+        return SendResult(True)
+    return oto_result(status, data, "")
 
 
 def webhook_result(data: dict[str, Any]) -> SendResult:
