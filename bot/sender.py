@@ -12,11 +12,12 @@ hold across restarts and across processes — a token bucket of capacity N would
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -135,7 +136,7 @@ class Sender:
 
     async def run_once(self) -> int:
         """One batch: returns how many rows were claimed."""
-        async with self.services.write_gate(), self.services.sessionmaker() as session:
+        async with self._writing() as session:
             rows = await outbox.claim_due(session, self.cfg.batch_size, self._now(),
                                           dt.timedelta(seconds=self.cfg.lease_s))
             await session.commit()
@@ -168,7 +169,7 @@ class Sender:
         all in one write: a paused robot must not cost one transaction per queued message."""
         if not rows:
             return
-        async with self.services.write_gate(), self.services.sessionmaker() as session:
+        async with self._writing() as session:
             for row in rows:
                 assert row.claimed_until is not None
                 await outbox.postpone(session, row.id, row.claimed_until,
@@ -179,33 +180,43 @@ class Sender:
         dest = Destination.model_validate(row.destination)
         msg = OutMessage.model_validate(row.message)
         now = self._now()
-        async with self.services.sessionmaker() as session:
+        async with self.services.sessionmaker() as session:  # reads only: no write gate
             route = await resolve(session, self.services, dest, msg)
-            if route.channel is None:
-                return await self._no_route(session, row, token, dest, now)
-            wait_until = await self._rate_wait(session, row, route.channel, now)
-            if wait_until is not None:
+            wait_until = (None if route.channel is None
+                          else await self._rate_wait(session, row, route.channel, now))
+        if route.channel is None:
+            return await self._no_route(row, token, dest, now)
+        if wait_until is not None:
+            async with self._writing() as session:
                 await outbox.postpone(session, row.id, token, until=wait_until,
                                       reason="rate limit: waiting for the one-minute window")
                 await session.commit()
-                return Outcome("waiting", wait_until)
-            await session.commit()  # no transaction stays open across the network call
+            return Outcome("waiting", wait_until)
         msg = expand(self.services, recipient(dest), msg)
         result = await self._send(route, _with_links(self.services, dest, route.channel, msg))
         return await self._record(row, token, route, result)
 
-    async def _no_route(self, session: AsyncSession, row: OutboxMessage, token: dt.datetime,
-                        dest: Destination, now: dt.datetime) -> Outcome:
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A session for a write, in line with the other writers: on SQLite an ungated write
+        waits in SQLite's sleeping busy handler (and makes the gated writers wait there too,
+        callbacks included) instead of queueing."""
+        async with self.services.write_gate(), self.services.sessionmaker() as session:
+            yield session
+
+    async def _no_route(self, row: OutboxMessage, token: dt.datetime, dest: Destination,
+                        now: dt.datetime) -> Outcome:
         """No platform reaches this destination. With the simulator on, its page is the chat;
         in production the row is a visible dead letter, never silently "sent"."""
-        if self.services.settings.simulator.enabled:
-            done = await outbox.mark_sent(session, row.id, token, now=now, channel=SIMULATOR)
+        async with self._writing() as session:
+            if self.services.settings.simulator.enabled:
+                done = await outbox.mark_sent(session, row.id, token, now=now, channel=SIMULATOR)
+                await session.commit()
+                return Outcome("sim" if done else "lost")
+            error = f"no route: {dest.key()} has no platform account or enabled chat binding"
+            state = await outbox.mark_failed(session, row.id, token, error, now=now,
+                                             retry_at=None, max_attempts=self.cfg.max_attempts)
             await session.commit()
-            return Outcome("sim" if done else "lost")
-        error = f"no route: {dest.key()} has no platform account or enabled chat binding"
-        state = await outbox.mark_failed(session, row.id, token, error, now=now, retry_at=None,
-                                         max_attempts=self.cfg.max_attempts)
-        await session.commit()
         return Outcome(state or "lost")
 
     def _limit(self, channel: Channel) -> int | None:
@@ -239,7 +250,7 @@ class Sender:
         assert route.channel is not None
         now = self._now()
         error = f"{route.channel.platform} {result.code}: {result.detail}".strip()
-        async with self.services.sessionmaker() as session:
+        async with self._writing() as session:
             if result.ok:
                 done = await outbox.mark_sent(session, row.id, token, now=now,
                                               channel=route.channel.platform)

@@ -62,13 +62,14 @@ async def _wake_on(stopping: asyncio.Event, wake: asyncio.Event) -> None:
 class InboxWorker:
     def __init__(self, services: Services, handler: EventHandler, *,
                  on_handled: Callable[[], None] | None = None,
-                 before_event: Callable[[], Awaitable[None]] | None = None,
+                 before_event: Callable[[float], Awaitable[None]] | None = None,
                  jitter: Callable[[], float] = random.random) -> None:
         self.services = services
         self.handler = handler
         self.cfg = services.settings.inbox
         self._on_handled = on_handled  # e.g. wake the sender: replies were just queued
-        self._before_event = before_event  # e.g. let a burst of callbacks be acked first
+        # e.g. let a burst of callbacks be acked first; gets the event's age in seconds
+        self._before_event = before_event
         self._jitter = jitter
         self.stopping = asyncio.Event()
 
@@ -90,7 +91,8 @@ class InboxWorker:
         handled = 0
         for row in rows:
             if self._before_event is not None and not self.stopping.is_set():
-                await self._before_event()
+                age = (self.services.clock.now() - row.received_at).total_seconds()
+                await self._before_event(age)
             if self.stopping.is_set():
                 await self._release(row)
                 continue

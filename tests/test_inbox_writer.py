@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import InboxWriter
 from bot.workers import InboxWorker
-from core.clock import FixedClock
+from core.clock import FixedClock, SystemClock
 from core.messages import Event
 from core.models import InboxEvent
 from tests.server_helpers import ReplyingHandler, make_services
@@ -41,7 +41,7 @@ async def test_worker_waits_while_callbacks_arrive_but_not_forever(
     await writer.store([text_event("first")])
     handler = ReplyingHandler(clock)
     worker = InboxWorker(services, handler,
-                         before_event=lambda: writer.quiet(window_s=0.05, max_wait_s=0.3))
+                         before_event=lambda age: writer.quiet(age, window_s=0.05, max_age_s=0.3))
 
     async def callbacks_for(seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -63,9 +63,44 @@ async def test_worker_waits_while_callbacks_arrive_but_not_forever(
     endless = asyncio.create_task(callbacks_for(2.0))
     await asyncio.sleep(0.02)
     started = asyncio.get_running_loop().time()
-    await writer.quiet(window_s=0.05, max_wait_s=0.3)
+    await writer.quiet(0.0, window_s=0.05, max_age_s=0.3)
     waited = asyncio.get_running_loop().time() - started
+    started = asyncio.get_running_loop().time()
+    await writer.quiet(0.5, window_s=0.05, max_age_s=0.3)  # already older than the bound
+    waited_old = asyncio.get_running_loop().time() - started
     endless.cancel()
     await asyncio.gather(endless, return_exceptions=True)
     await writer.close()
-    assert 0.25 <= waited < 1.0  # sustained callbacks delay an event by max_wait_s, no more
+    assert 0.25 <= waited < 1.0  # sustained callbacks delay a new event by max_age_s, no more
+    assert waited_old < 0.05
+
+
+async def test_steady_callbacks_do_not_starve_handling(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Issue 11 defect 1: a callback every 10 ms (never a quiet gap) for 1.5 s. Waiting for a
+    gap before each event handled about 3 events a second; with the age bound every event
+    stored more than a little while ago has been handled by the end."""
+    services = make_services(sessionmaker, SystemClock())
+    writer = InboxWriter(services)
+    handler = ReplyingHandler(services.clock)
+    worker = InboxWorker(services, handler,
+                         before_event=lambda age: writer.quiet(age, window_s=0.05, max_age_s=0.2))
+    wake = asyncio.Event()
+    running = asyncio.create_task(worker.run(wake))
+    loop = asyncio.get_running_loop()
+    stored: list[float] = []
+    try:
+        end = loop.time() + 1.5
+        while loop.time() < end:
+            await writer.store([text_event(f"steady{len(stored)}")])
+            stored.append(loop.time())
+            wake.set()
+            await asyncio.sleep(0.01)
+        handled_by_end = handler.calls
+    finally:
+        worker.stop()
+        await running
+        await writer.close()
+    older = sum(1 for at in stored if at < end - 0.7)  # max age + generous slack for a busy CI
+    assert older >= 50
+    assert handled_by_end >= older

@@ -1,0 +1,415 @@
+"""Soak benchmark: steady signed WeCom traffic against `serve`, measuring acks AND handling.
+
+    python bench/soak.py [--rate 50] [--seconds 180] [--pg URL] [--pg-events 1500]
+
+Run on demand (minutes long), never in CI. Phase 1: one `serve` (bot.server.make_app: the
+real dispatcher, sender, scheduler) on an SQLite file holding the demo county after one whole
+joint task (`lianjian demo`), every officer bound to a WeCom account. An open-loop client posts
+encrypted, signed text callbacks at `--rate` per second for `--seconds`, round robin over the
+officers, with a mix of commands (帮助, 任务, 我的检查, 进度, 汇总, 任务 编号). A fake WeCom send
+API in its own process stamps each reply's arrival; each command gets exactly one reply to its
+sender and replies to one user keep their order, so the k-th reply to an officer answers their
+k-th command: that is the callback → reply latency. Printed: ack p50/p99, reply p50/p99,
+handled/s, inbox backlog when the load stops and 5 s later, RSS of the server after a warm-up
+and at the end.
+
+Phase 2 (when --pg or LIANJIAN_TEST_DATABASE_URL names a PostgreSQL server): handling capacity
+of one and of two `serve` processes on one fresh PostgreSQL database: `--pg-events` callbacks
+are posted as fast as they are acked (spread over the processes), and handled/s is events over
+the time until the inbox is empty. Same traffic mix, same database size for both runs.
+
+Targets on the shared 2-core machine: at 50 req/s for 3 minutes on SQLite reply p99 < 2 s,
+backlog 0 within 5 s of the end, RSS growth < 10 %; two PostgreSQL processes ≥ 1.6× one.
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from callbacks import AGENT, CORP, TOKEN, free_port, wait_ready
+
+from tests.fakes.wecom import WeComCallbackClient, text_xml
+from tests.server_helpers import random_aes_key
+
+WARMUP_S = 15.0  # RSS "start" is taken after this much load: first-use caches are not growth
+SETTLE_S = 5.0  # the backlog target: empty this long after the load stops
+TASK = "LJ-2026-001"  # the demo's joint task
+
+
+def commands(officer: str) -> list[str]:
+    """The mix one officer cycles through; each answers with exactly one direct reply."""
+    return ["任务", "帮助", "我的检查", f"进度 {TASK}", "汇总", f"任务 {TASK}"]
+
+
+# ---------------------------------------------------------------- child processes
+
+def serve_recording_api(port: int) -> None:
+    """WeCom's token and send API on loopback: accepts everything, remembers when each
+    reply to which user arrived (GET /records)."""
+    records: list[tuple[float, str]] = []
+
+    async def gettoken(request: web.Request) -> web.Response:
+        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": "t" * 64,
+                                  "expires_in": 7200})
+
+    async def send(request: web.Request) -> web.Response:
+        body = await request.json()
+        records.append((time.time(), str(body.get("touser", ""))))
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": uuid.uuid4().hex})
+
+    async def dump(request: web.Request) -> web.Response:
+        return web.json_response(records)
+
+    app = web.Application()
+    app.router.add_get("/cgi-bin/gettoken", gettoken)
+    app.router.add_post("/cgi-bin/message/send", send)
+    app.router.add_get("/records", dump)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def serve(port: int, aes: str, db: str, api_port: int) -> None:
+    from bot.config import load_settings
+    from bot.server import make_app
+
+    api = f"http://127.0.0.1:{api_port}"
+    settings = load_settings(
+        database_url=db, host="127.0.0.1", port=port, link_secret="b" * 40, log_level="warning",
+        wecom={"corp_id": CORP, "agent_id": AGENT, "secret": "s", "token": TOKEN,
+               "encoding_aes_key": aes, "api_base": api, "webhook_base": api})
+    web.run_app(make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def spawn(target: Any, *args: Any) -> mp.Process:
+    proc = mp.get_context("spawn").Process(target=target, args=args, daemon=True)
+    proc.start()
+    return proc
+
+
+def stop(proc: mp.Process) -> None:
+    proc.terminate()
+    proc.join(20)
+
+
+def rss_kb(pid: int | None) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds the process has used (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- the database
+
+async def prepare(db: str) -> list[str]:
+    """The demo county after one whole task, every officer bound to WeCom as their code in
+    lower case; returns the officers' WeCom ids."""
+    from sqlalchemy import func, select, update
+
+    from core.db import make_engine, make_sessionmaker
+    from core.demo import run_demo
+    from core.models import Officer
+
+    if await run_demo(db=db, seed=2026, targets=2000, out=lambda _line: None) != 0:
+        raise RuntimeError("the demo failed")
+    engine = make_engine(db)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            await session.execute(update(Officer).values(wecom_userid=func.lower(Officer.code)))
+            await session.commit()
+            return list((await session.scalars(select(Officer.wecom_userid)
+                                               .order_by(Officer.id))).all())
+    finally:
+        await engine.dispose()
+
+
+async def create_pg_database(url: str) -> str:
+    """A fresh database on the server of `url`; returns its URL."""
+    from sqlalchemy import text
+
+    from core.db import make_engine
+
+    name = f"soak_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(url.rsplit("/", 1)[0] + "/postgres")
+    async with admin.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+            text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_pg_database(url: str) -> None:
+    from sqlalchemy import text
+
+    from core.db import make_engine
+
+    base, name = url.rsplit("/", 1)
+    admin = make_engine(base + "/postgres")
+    async with admin.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+            text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+# ---------------------------------------------------------------- the client
+
+class Traffic:
+    """Signed callbacks round robin over the officers; remembers when each user sent what."""
+
+    def __init__(self, aes: str, users: list[str], prefix: str) -> None:
+        self.maker = WeComCallbackClient(TOKEN, aes, CORP, "")
+        self.users, self.prefix, self.n = users, prefix, 0
+        self.sent: dict[str, list[float]] = defaultdict(list)  # user -> send times, in order
+        self.acks: list[float] = []
+
+    def next_request(self) -> tuple[str, dict[str, str], bytes]:
+        i, self.n = self.n, self.n + 1
+        user = self.users[i % len(self.users)]
+        mix = commands(user)
+        command = mix[(i // len(self.users)) % len(mix)]
+        now = int(time.time())
+        encrypted = self.maker.encrypt(text_xml(user, command, f"{self.prefix}{i}",
+                                                corp_id=CORP, created=now))
+        ts, nonce = str(now), str(100000 + i)
+        query = {"msg_signature": self.maker.sign(ts, nonce, encrypted), "timestamp": ts,
+                 "nonce": nonce}
+        body = (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA["
+                f"{encrypted}]]></Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>").encode()
+        return user, query, body
+
+    async def post(self, http: aiohttp.ClientSession, url: str) -> None:
+        user, query, body = self.next_request()
+        started = time.time()
+        self.sent[user].append(started)
+        async with http.post(url, params=query, data=body) as resp:
+            await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"callback answered {resp.status}")
+        self.acks.append(time.time() - started)
+
+
+async def paced(traffic: Traffic, urls: list[str], rate: float, seconds: float,
+                at_warmup: Any) -> None:
+    """Open loop: request i starts at i / rate whatever the earlier ones are doing."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        start, tasks, warm = time.perf_counter(), [], False
+        for i in range(int(rate * seconds)):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            if not warm and time.perf_counter() - start >= WARMUP_S:
+                warm = True
+                at_warmup()
+            tasks.append(asyncio.create_task(traffic.post(http, urls[i % len(urls)])))
+        await asyncio.gather(*tasks)
+
+
+async def flood(traffic: Traffic, urls: list[str], n: int, concurrency: int = 16) -> None:
+    async with aiohttp.ClientSession() as http:
+        async def worker(k: int) -> None:
+            while traffic.n < n:
+                await traffic.post(http, urls[k % len(urls)])
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+
+
+async def backlog(base: str, queue: str = "inbox") -> int:
+    async with aiohttp.ClientSession() as http, http.get(base + "/healthz") as resp:
+        return int((await resp.json())[f"pending_{queue}"])
+
+
+async def drained_at(base: str, deadline_s: float) -> float | None:
+    """time.time() when the inbox was first seen empty, None if not within the deadline."""
+    end = time.time() + deadline_s
+    while time.time() < end:
+        if await backlog(base) == 0:
+            return time.time()
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def replies_sent(base: str, deadline_s: float) -> None:
+    """Wait until the outbox is empty too: every reply reached the fake API."""
+    end = time.time() + deadline_s
+    while time.time() < end:
+        if await backlog(base, "outbox") == 0:
+            return
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def replies(api: str) -> dict[str, list[float]]:
+    async with aiohttp.ClientSession() as http, http.get(api + "/records") as resp:
+        records = await resp.json()
+    by_user: dict[str, list[float]] = defaultdict(list)
+    for at, user in records:
+        by_user[user].append(at)
+    return by_user
+
+
+def reply_latencies(traffic: Traffic,
+                    got: dict[str, list[float]]) -> tuple[list[tuple[float, float]], int]:
+    """(sent at, latency) of each command: the k-th reply to a user answers their k-th
+    command; also how many commands had none."""
+    latencies, missing = [], 0
+    for user, sent in traffic.sent.items():
+        arrived = sorted(got.get(user, []))
+        latencies += [(s, a - s) for s, a in zip(sent, arrived, strict=False)]
+        missing += max(0, len(sent) - len(arrived))
+    return sorted(latencies), missing
+
+
+def by_window(latencies: list[tuple[float, float]], started: float, width_s: float = 30.0) -> str:
+    """Reply p99 per window of the run: a warm-up or a stall shows where it happened."""
+    windows: dict[int, list[float]] = defaultdict(list)
+    for at, latency in latencies:
+        windows[int((at - started) // width_s)].append(latency)
+    return "  ".join(f"{k * width_s:g}s:{pct(v, 99):.2f}" for k, v in sorted(windows.items())
+                     if len(v) > 1)
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if values else float("nan")
+
+
+# ---------------------------------------------------------------- phases
+
+async def sqlite_phase(args: argparse.Namespace, aes: str, tmp: str) -> dict[str, Any]:
+    db = str(Path(tmp) / "soak.sqlite3")
+    users = await prepare(db)
+    api_port, port = free_port(), free_port()
+    api = spawn(serve_recording_api, api_port)
+    server = spawn(serve, port, aes, db, api_port)
+    base = f"http://127.0.0.1:{port}"
+    rss: dict[str, int] = {}
+    try:
+        await wait_ready(base + "/healthz")
+        await wait_ready(f"http://127.0.0.1:{api_port}/records")
+        traffic = Traffic(aes, users, "s")
+        started, cpu_start = time.time(), cpu_s(server.pid)
+        await paced(traffic, [base + "/wecom/callback"], args.rate, args.seconds,
+                    lambda: rss.setdefault("start", rss_kb(server.pid)))
+        ended = time.time()
+        backlog_at_end = await backlog(base)
+        await asyncio.sleep(max(0.0, ended + SETTLE_S - time.time()))
+        backlog_end = await backlog(base)
+        drained = await drained_at(base, 120.0)
+        await replies_sent(base, 60.0)
+        rss["end"] = rss_kb(server.pid)
+        cpu = cpu_s(server.pid) - cpu_start
+        busy = cpu / (time.time() - started)
+        timed, missing = reply_latencies(traffic, await replies(f"http://127.0.0.1:{api_port}"))
+    finally:
+        stop(server)
+        stop(api)
+    handled_until = (drained or time.time()) - started
+    latencies = [latency for _, latency in timed]
+    result = {
+        "requests": traffic.n, "ack_p50_ms": pct(traffic.acks, 50) * 1000,
+        "ack_p99_ms": pct(traffic.acks, 99) * 1000,
+        "reply_p50_s": pct(latencies, 50), "reply_p99_s": pct(latencies, 99),
+        "replies_missing": missing,
+        "handled_per_s": traffic.n / handled_until,
+        "cpu_ms_per_callback": cpu / traffic.n * 1000, "server_cpu_share": busy,
+        "backlog_at_stop": backlog_at_end, "backlog_end": backlog_end,
+        "drain_s": None if drained is None else drained - ended,
+        "rss_start_mb": rss.get("start", 0) / 1024, "rss_end_mb": rss["end"] / 1024,
+        "rss_growth": rss["end"] / rss["start"] - 1 if rss.get("start") else float("nan")}
+    print(f"SQLite, one serve, {args.rate:g} req/s for {args.seconds:g} s ({traffic.n} "
+          f"callbacks): ack p50 {result['ack_p50_ms']:.1f} ms p99 {result['ack_p99_ms']:.1f} ms"
+          f" | callback→reply p50 {result['reply_p50_s']:.2f} s p99 {result['reply_p99_s']:.2f}"
+          f" s ({missing} without reply) | handled {result['handled_per_s']:.1f}/s | backlog "
+          f"{backlog_at_end} at the stop, {backlog_end} {SETTLE_S:g} s later | RSS "
+          f"{result['rss_start_mb']:.1f} → {result['rss_end_mb']:.1f} MB "
+          f"({result['rss_growth']:+.1%}) | server CPU {result['cpu_ms_per_callback']:.1f} ms "
+          f"per callback, busy {busy:.0%} of one core\nreply p99 per 30 s window: {by_window(timed, started)}",
+          flush=True)
+    return result
+
+
+async def pg_capacity(db: str, aes: str, users: list[str], procs: int, n: int,
+                      prefix: str) -> float:
+    api_port = free_port()
+    api = spawn(serve_recording_api, api_port)
+    ports = [free_port() for _ in range(procs)]
+    servers = [spawn(serve, port, aes, db, api_port) for port in ports]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        for base in bases:
+            await wait_ready(base + "/healthz")
+        await wait_ready(f"http://127.0.0.1:{api_port}/records")
+        traffic = Traffic(aes, users, prefix)
+        started = time.time()
+        await flood(traffic, [b + "/wecom/callback" for b in bases], n)
+        drained = await drained_at(bases[0], 600.0)
+    finally:
+        for server in servers:
+            stop(server)
+        stop(api)
+    if drained is None:
+        raise RuntimeError("the PostgreSQL inbox did not drain within 10 minutes")
+    rate = n / (drained - started)
+    print(f"PostgreSQL, {procs} serve process(es): {n} callbacks handled in "
+          f"{drained - started:.1f} s = {rate:.1f}/s", flush=True)
+    return rate
+
+
+async def pg_phase(url: str, args: argparse.Namespace, aes: str) -> float:
+    db = await create_pg_database(url)
+    try:
+        users = await prepare(db)
+        # warm PostgreSQL's caches first, so neither measured run pays for them
+        await pg_capacity(db, aes, users, 1, min(200, args.pg_events), "pw")
+        one = await pg_capacity(db, aes, users, 1, args.pg_events, "p1")
+        two = await pg_capacity(db, aes, users, 2, args.pg_events, "p2")
+        return two / one
+    finally:
+        await drop_pg_database(db)
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    aes = random_aes_key()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = await sqlite_phase(args, aes, tmp) if args.seconds > 0 else {}
+    pg = args.pg or os.environ.get("LIANJIAN_TEST_DATABASE_URL")
+    scale = None
+    if pg and args.pg_events > 0:
+        scale = await pg_phase(pg, args, aes)
+        print(f"two PostgreSQL processes handle {scale:.2f}× what one handles", flush=True)
+    return {**result, "pg_scale_2proc": scale}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=50.0, help="callbacks per second")
+    parser.add_argument("--seconds", type=float, default=180.0, help="SQLite load; 0 skips it")
+    parser.add_argument("--pg", default="", help="PostgreSQL server URL (default: "
+                        "LIANJIAN_TEST_DATABASE_URL); a fresh database is created and dropped")
+    parser.add_argument("--pg-events", type=int, default=1500, help="0 skips PostgreSQL")
+    args = parser.parse_args()
+    result = asyncio.run(main_async(args))
+    keys = ("reply_p99_s", "handled_per_s", "backlog_end", "rss_growth", "pg_scale_2proc",
+            "reply_p50_s", "ack_p50_ms", "cpu_ms_per_callback", "ack_p99_ms", "replies_missing", "drain_s", "requests")
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                      for k in keys if (v := result.get(k)) is not None or k == "pg_scale_2proc"}))
+
+
+if __name__ == "__main__":
+    main()
