@@ -456,11 +456,14 @@ class InboxEvent(Base):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    # ix_outbox_dest_sent: the rate limiter's look-up (sent to this destination since …);
+    # without it SQLite walks every sent row through ix_outbox_due on each send
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),
+                      Index("ix_outbox_dest_sent", "dest_key", "sent_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(160), unique=True)
     destination: Mapped[dict[str, Any]] = mapped_column(default=dict)  # Destination
-    dest_key: Mapped[str] = mapped_column(String(64), index=True)
+    dest_key: Mapped[str] = mapped_column(String(64))
     message: Mapped[dict[str, Any]] = mapped_column(default=dict)  # OutMessage
     state: Mapped[OutboxState] = mapped_column(StateType(OutboxState), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

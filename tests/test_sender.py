@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.platforms.base import Channel, SendResult
@@ -358,3 +358,29 @@ async def test_a_named_short_wait_still_backs_off(
         waits.append((row.next_attempt_at - clock.now()).total_seconds())
         clock.set(row.next_attempt_at)
     assert waits == [5.0, 10.0, 20.0]  # max(named wait, 5·2^(n-1)) with zero jitter
+
+
+async def test_rate_limit_look_up_uses_the_destination_index(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    """The look-up runs before every send; through ix_outbox_due it walked every sent row,
+    so sending slowed down as the outbox grew (bench/soak.py: handling fell behind)."""
+    async with sessionmaker() as session:
+        bind = session.get_bind()
+        if bind.dialect.name != "sqlite":
+            pytest.skip("SQLite's query plan; PostgreSQL plans from statistics")
+        seen: list[tuple[str, object]] = []
+
+        def capture(_conn: object, _cursor: object, statement: str, params: object,
+                    _context: object, _many: bool) -> None:
+            seen.append((statement, params))
+
+        event.listen(bind, "before_cursor_execute", capture)
+        try:
+            await outbox.sent_since(session, "user:wecom:u1", "wecom", clock.now())
+        finally:
+            event.remove(bind, "before_cursor_execute", capture)
+        statement, params = seen[-1]
+        conn = await session.connection()
+        plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                           params)).all()  # type: ignore[arg-type]
+        assert any("ix_outbox_dest_sent" in str(row) for row in plan), plan
