@@ -339,7 +339,7 @@ async def sqlite_phase(args: argparse.Namespace, aes: str, tmp: str) -> dict[str
           f"{backlog_at_end} at the stop, {backlog_end} {SETTLE_S:g} s later | RSS "
           f"{result['rss_start_mb']:.1f} → {result['rss_end_mb']:.1f} MB "
           f"({result['rss_growth']:+.1%}) | server CPU {result['cpu_ms_per_callback']:.1f} ms "
-          f"per callback, busy {busy:.0%} of one core\nreply p99 per 30 s window: {by_window(timed, started)}",
+          f"per callback, busy {busy:.0%} of one core\nreply p99 per {args.window:g} s window: {by_window(timed, started, args.window)}",
           flush=True)
     return result
 
@@ -356,9 +356,12 @@ async def pg_capacity(db: str, aes: str, users: list[str], procs: int, n: int,
             await wait_ready(base + "/healthz")
         await wait_ready(f"http://127.0.0.1:{api_port}/records")
         traffic = Traffic(aes, users, prefix)
-        started = time.time()
+        started, cpu_start = time.time(), sum(cpu_s(s.pid) for s in servers)
         await flood(traffic, [b + "/wecom/callback" for b in bases], n)
+        acked = time.time()
         drained = await drained_at(bases[0], 600.0)
+        cpu = sum(cpu_s(s.pid) for s in servers) - cpu_start
+        idle = os.getloadavg()[0]
     finally:
         for server in servers:
             stop(server)
@@ -366,8 +369,9 @@ async def pg_capacity(db: str, aes: str, users: list[str], procs: int, n: int,
     if drained is None:
         raise RuntimeError("the PostgreSQL inbox did not drain within 10 minutes")
     rate = n / (drained - started)
-    print(f"PostgreSQL, {procs} serve process(es): {n} callbacks handled in "
-          f"{drained - started:.1f} s = {rate:.1f}/s", flush=True)
+    print(f"PostgreSQL, {procs} serve process(es): {n} callbacks acked in {acked - started:.1f}"
+          f" s, handled in {drained - started:.1f} s = {rate:.1f}/s; server CPU "
+          f"{cpu / n * 1000:.1f} ms per callback; machine load average {idle:.1f}", flush=True)
     return rate
 
 
@@ -403,6 +407,7 @@ def main() -> None:
     parser.add_argument("--pg", default="", help="PostgreSQL server URL (default: "
                         "LIANJIAN_TEST_DATABASE_URL); a fresh database is created and dropped")
     parser.add_argument("--pg-events", type=int, default=1500, help="0 skips PostgreSQL")
+    parser.add_argument("--window", type=float, default=30.0, help="reply p99 per window")
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     keys = ("reply_p99_s", "handled_per_s", "backlog_end", "rss_growth", "pg_scale_2proc",

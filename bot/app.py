@@ -8,8 +8,9 @@ A callback is verified, stored in the inbox in one short transaction and acknowl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -43,11 +44,13 @@ def callback_routes(adapter: PlatformAdapter) -> list[web.RouteDef]:
             return _rejected(adapter, request, exc)
 
     async def receive(request: web.Request) -> web.StreamResponse:
-        try:
-            events = await adapter.parse(request)
-        except CallbackRejected as exc:
-            return _rejected(adapter, request, exc)
-        new = await request.app[INBOX_WRITER].store(events)
+        writer = request.app[INBOX_WRITER]
+        with writer.in_flight():  # not the ack: it may wait for the reply, i.e. the worker
+            try:
+                events = await adapter.parse(request)
+            except CallbackRejected as exc:
+                return _rejected(adapter, request, exc)
+            new = await writer.store(events)
         if any(new):
             request.app[INBOX_WAKE].set()
         return await adapter.ack(events, new)
@@ -57,11 +60,14 @@ def callback_routes(adapter: PlatformAdapter) -> list[web.RouteDef]:
     return [web.get(adapter.callback_path, verify), web.post(adapter.callback_path, receive)]
 
 
-QUIET_WINDOW_S = 0.02  # no callback for this long: the burst is over, handling may go on (a 2 ms gap let the worker take the CPU mid-burst on a loaded machine)
-# An event that has waited this long since it was stored is handled whatever the callbacks
-# do: acks keep priority in a burst, but under steady load handling runs at its full rate
-# with a bounded delay (a per-event wait starved it: 2.6 handled/s at 50 callbacks/s).
+# The inbox worker's share of the loop while callbacks are being answered (see
+# InboxWriter.yield_to_callbacks). An event younger than MAX_EVENT_AGE_S waits for the
+# callbacks to go quiet (acks first in a burst); an older one waits at most as long as the
+# previous event took to handle, and never longer than SHARE_WAIT_CAP_S.
 MAX_EVENT_AGE_S = 0.5
+HANDLER_SHARE = 0.5
+SHARE_WAIT_CAP_S = 0.1
+QUIET_S = 0.005  # idle this long: the callbacks paused (not the gap between two of a burst)
 
 
 class InboxWriter:
@@ -77,34 +83,61 @@ class InboxWriter:
         self._sqlite = inbox.SqliteFileInbox.for_engine(engine) if engine is not None else None
         self._pending: list[tuple[list[Event], asyncio.Future[list[bool]]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._last_store = float("-inf")  # loop time of the latest callback
+        self._in_flight = 0  # callback requests between arrival and ack
+        self._idle = asyncio.Event()  # set while no callback is in flight or being stored
+        self._idle.set()
+        self._last_active = float("-inf")  # loop time a callback was last in flight
 
     async def store(self, events: list[Event]) -> list[bool]:
         """Whether each event is new (False: a duplicate, already stored)."""
-        loop = asyncio.get_running_loop()
-        self._last_store = loop.time()
-        future: asyncio.Future[list[bool]] = loop.create_future()
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         self._pending.append((events, future))
+        self._idle.clear()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
+            self._flusher.add_done_callback(lambda _: self._note_idle())
         return await future
 
-    async def quiet(self, age_s: float, window_s: float = QUIET_WINDOW_S,
-                    max_age_s: float = MAX_EVENT_AGE_S) -> None:
-        """Return once no callback has arrived for `window_s` and none waits for its commit,
-        or once the event about to be handled (stored `age_s` seconds ago) is `max_age_s`
-        old. The inbox worker waits here before each event: in a burst the acks (5 s
-        deadline) get the one CPU and the one SQLite writer, and handling catches up right
-        after; the age bound is the handler's share under sustained load: events older than
-        it are handled back to back, so handling keeps its whole rate however steady the
-        callbacks are, and no event waits here longer than `max_age_s` in all."""
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Around one callback request while it is parsed and stored."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._note_idle()
+
+    def _note_idle(self) -> None:
+        """Set `_idle` once no callback is being parsed, stored or acknowledged."""
+        self._last_active = asyncio.get_running_loop().time()
+        if not (self._in_flight or self._pending
+                or (self._flusher is not None and not self._flusher.done())):
+            self._idle.set()
+
+    async def yield_to_callbacks(self, age_s: float, previous_s: float, *,
+                                 max_age_s: float = MAX_EVENT_AGE_S,
+                                 cap_s: float = SHARE_WAIT_CAP_S) -> None:
+        """The inbox worker waits here before each event (stored `age_s` ago; the previous
+        event took `previous_s` to handle) while callbacks are in flight. Acks have a 5 s
+        deadline and a fresh event can wait: it gives way until it is `max_age_s` old.
+        An older one gives way only for its share: as long as the previous event took (at
+        most `cap_s`), so under callbacks that never pause handling still gets half the time
+        (waiting for a pause starved it: 2.6 handled/s at 50 callbacks/s). At a moderate
+        rate callbacks are rarely in flight and nothing waits at all."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + max_age_s - age_s
+        share_wait = min(previous_s * (1 - HANDLER_SHARE) / HANDLER_SHARE, cap_s)
+        deadline = loop.time() + max(max_age_s - age_s, share_wait)
         while (now := loop.time()) < deadline:
-            busy = bool(self._pending) or (self._flusher is not None and not self._flusher.done())
-            if not busy and now - self._last_store >= window_s:
+            if not self._idle.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), deadline - now)
+                continue
+            quiet_for = now - self._last_active
+            if quiet_for >= QUIET_S:  # not just the moment between two requests of a burst
                 return
-            await asyncio.sleep(min(window_s, deadline - now))
+            await asyncio.sleep(min(QUIET_S - quiet_for, deadline - now))
 
     async def _flush(self) -> None:
         while self._pending:
@@ -198,7 +231,7 @@ def _stoppable(name: str, run: Callable[[], Any], stop: Callable[[], None]) -> A
 def _inbox_ctx(app: web.Application) -> Any:
     services, wake_sender = app[SERVICES], app[SENDER_WAKE]
     worker = InboxWorker(services, app[HANDLER], on_handled=wake_sender.set,
-                         before_event=app[INBOX_WRITER].quiet)
+                         before_event=app[INBOX_WRITER].yield_to_callbacks)
     return _stoppable("inbox", lambda: worker.run(app[INBOX_WAKE]), worker.stop)
 
 

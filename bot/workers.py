@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -62,14 +63,16 @@ async def _wake_on(stopping: asyncio.Event, wake: asyncio.Event) -> None:
 class InboxWorker:
     def __init__(self, services: Services, handler: EventHandler, *,
                  on_handled: Callable[[], None] | None = None,
-                 before_event: Callable[[float], Awaitable[None]] | None = None,
+                 before_event: Callable[[float, float], Awaitable[None]] | None = None,
                  jitter: Callable[[], float] = random.random) -> None:
         self.services = services
         self.handler = handler
         self.cfg = services.settings.inbox
         self._on_handled = on_handled  # e.g. wake the sender: replies were just queued
-        # e.g. let a burst of callbacks be acked first; gets the event's age in seconds
+        # e.g. let callbacks be acked first; gets the event's age and how long the previous
+        # event took to handle, in seconds
         self._before_event = before_event
+        self._previous_s = 0.0
         self._jitter = jitter
         self.stopping = asyncio.Event()
 
@@ -92,11 +95,13 @@ class InboxWorker:
         for row in rows:
             if self._before_event is not None and not self.stopping.is_set():
                 age = (self.services.clock.now() - row.received_at).total_seconds()
-                await self._before_event(age)
+                await self._before_event(age, self._previous_s)
             if self.stopping.is_set():
                 await self._release(row)
                 continue
+            started = time.monotonic()
             handled += await self.handle_row(row)
+            self._previous_s = time.monotonic() - started
         if handled and self._on_handled is not None:
             self._on_handled()
         return len(rows)

@@ -1,7 +1,7 @@
 """outbox: rate-limit look-up by destination and sent time
 
 Revision ID: 0fa2f1e622be
-Revises: efc388f8c772
+Revises: 40f085639eb5
 Create Date: 2026-11-29 19:42:48.593044
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import core.models
 
 revision: str = '0fa2f1e622be'
-down_revision: str | None = 'efc388f8c772'
+down_revision: str | None = '40f085639eb5'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
