@@ -2,7 +2,7 @@
 
     python bench/draw.py [--targets 1000000] [--runs 3]
 
-(1) draw.select over 1,000,000 candidates in 3 strata at 5 % against the floor: one bare loop
+(1) algorithm.select over 1,000,000 candidates in 3 strata at 5 % against the floor: one bare loop
     hashing every candidate once with hashlib.sha256 (no selection can do less). Median of runs.
 (2) A fresh SQLite file with 1,000,000 targets (bulk-inserted, not timed), imported exclusions
     and deregistered targets; for each run a new task ready to draw, then freeze_pool +
@@ -26,10 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core import draw, tasks
+from core import consultation
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock, china_noon
 from core.db import make_engine, make_sessionmaker
+from core.draws import algorithm, targets
 from core.models import Department, Item, Officer
 from core.schema import upgrade
 from core.uscc import check_char
@@ -58,8 +59,8 @@ def uscc(n: int) -> str:
 
 def pure(n: int, runs: int) -> dict[str, float]:
     pool = [(uscc(i), ("高风险", "较高风险", "其他")[i % 3]) for i in range(n)]
-    rule = draw.parse_rule(RULE)
-    seed = draw.final_seed(bytes(range(32)), "beacon")
+    rule = algorithm.parse_rule(RULE)
+    seed = algorithm.final_seed(bytes(range(32)), "beacon")
     encoded = [i.encode() for i, _ in pool]
 
     def floor() -> None:
@@ -68,7 +69,7 @@ def pure(n: int, runs: int) -> dict[str, float]:
             sha(seed + e).digest()
 
     t_floor = median_time(floor, runs)
-    t_select = median_time(lambda: draw.select(pool, rule, seed, "LJ-2026-001"), runs)
+    t_select = median_time(lambda: algorithm.select(pool, rule, seed, "LJ-2026-001"), runs)
     return {"select_s": round(t_select, 3), "floor_s": round(t_floor, 3),
             "ratio_to_floor": round(t_select / t_floor, 2)}
 
@@ -105,19 +106,19 @@ async def db_path(path: Path, runs: int) -> dict[str, Any]:
     for run in range(runs):
         async with maker() as session:
             ctx = Ctx(session=session, clock=clock)
-            task = await tasks.create_task(
+            task = await consultation.create_task(
                 ctx, title=f"基准任务{run}", lead_department_id=lead.id,
                 window_start=dt.date(2026, 3, 16), window_end=dt.date(2026, 6, 30),
                 item_ids=[item.id], scope={"kinds": ["企业"]}, rule=RULE)
-            await tasks.open_consultation(ctx, task, [], single_department=True)
+            await consultation.open_consultation(ctx, task, [], single_department=True)
             await session.commit()
             clock.set(china_noon(dt.date(2026, 3, 2)))
             start = time.perf_counter()
-            frozen = await tasks.freeze_pool(ctx, task.code, BEACON_SOURCE)
+            frozen = await targets.freeze_pool(ctx, task.code, BEACON_SOURCE)
             t_freeze = time.perf_counter() - start
             clock.set(BEACON_PUBLISHED)  # the beacon may be entered only once it is public
             start = time.perf_counter()
-            locked = await tasks.confirm_draw(ctx, task.code, "4 1 7")
+            locked = await targets.confirm_draw(ctx, task.code, "4 1 7")
             await session.commit()
             times.append(t_freeze + time.perf_counter() - start)
             figures = {"pool_size": frozen.pool_size, "selected": len(locked.selection),
@@ -140,7 +141,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     result = pure(args.targets, args.runs)
-    print(f"pure: draw.select {result['select_s']} s, floor {result['floor_s']} s,"
+    print(f"pure: algorithm.select {result['select_s']} s, floor {result['floor_s']} s,"
           f" ratio {result['ratio_to_floor']}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.sqlite3"

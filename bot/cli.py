@@ -159,7 +159,7 @@ async def _find_draw(ctx: Ctx, ref: str) -> Any:
 
 
 async def cmd_draw_show(args: argparse.Namespace) -> int:
-    from core.verify import draw_public_json
+    from core.draws.verify import draw_public_json
 
     async with _ctx(args) as ctx:
         data = draw_public_json(await _find_draw(ctx, args.draw))
@@ -172,7 +172,7 @@ async def cmd_draw_show(args: argparse.Namespace) -> int:
 
 
 async def cmd_draw_export_pool(args: argparse.Namespace) -> int:
-    from core.verify import pool_csv_text
+    from core.draws.verify import pool_csv_text
 
     async with _ctx(args) as ctx:
         d = await _find_draw(ctx, args.draw)
@@ -183,7 +183,7 @@ async def cmd_draw_export_pool(args: argparse.Namespace) -> int:
 
 
 async def cmd_draw_verify(args: argparse.Namespace) -> int:
-    from core.verify import verify_draw
+    from core.draws.verify import verify_draw
 
     async with _ctx(args) as ctx:
         d = await _find_draw(ctx, args.draw)

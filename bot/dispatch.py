@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.pages.invitation import invitation_link
 from bot.platforms.extras import extras_of
 from bot.services import Services
-from core import officers, outbox, tasks
+from core import access, officers, outbox
 from core.changes import Ctx, record
 from core.errors import DomainError, PermissionDenied
 from core.messages import Destination, Event, OutMessage
@@ -108,7 +108,7 @@ class Dispatcher:
     async def _refused(self, ctx: HandlerCtx, err: DomainError) -> None:
         """After the savepoint rolled the handler back: audit a denial, end a dead step, reply."""
         if isinstance(err, PermissionDenied):
-            await tasks.record_denied(ctx.core, err.action or _attempt(ctx.event),
+            await access.record_denied(ctx.core, err.action or _attempt(ctx.event),
                                       err.subject or f"officer:{ctx.officer.code}", err.message)
         if ctx.step:  # the step cannot succeed any more (answered elsewhere, expired, denied)
             await conversation.clear(ctx)

@@ -43,7 +43,7 @@ async def summaries(ctx: Ctx) -> None:
 
 
 async def invitation_expiry(ctx: Ctx) -> None:
-    from core.tasks import expire_invitations
+    from core.consultation import expire_invitations
 
     await expire_invitations(ctx)
 

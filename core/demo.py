@@ -17,16 +17,17 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import cases, objections, tasks
+from core import cases, consultation, groups, jointtask, objections
 from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock, china_noon
 from core.db import make_engine, make_sessionmaker
+from core.draws import targets
+from core.draws.verify import verify_draw
 from core.models import Case, Department, GroupMember, Item, Officer, OutboxMessage
 from core.schema import upgrade
 from core.summary import daily_summary, summary_message
 from core.synthetic import DEPARTMENTS, generate_county
-from core.verify import verify_draw
 
 T = TypeVar("T")
 SHORT = {code: short for code, _name, short, _market, _items in DEPARTMENTS}
@@ -80,7 +81,7 @@ async def _consult(demo: Demo) -> str:
     demo.advance_to(dt.date(YEAR, 3, 2))
     sj = await demo.read(lambda s: _ids(s, Department, ["SJ"]))
     items = await demo.read(lambda s: _ids(s, Item, ["SJ-03"]))
-    task = await demo.step("SJ001", lambda c: tasks.create_task(
+    task = await demo.step("SJ001", lambda c: consultation.create_task(
         c, title="2026年度餐饮住宿行业部门联合双随机抽查", lead_department_id=sj[0],
         window_start=dt.date(YEAR, 3, 16), window_end=dt.date(YEAR, 4, 30), item_ids=items,
         scope={"industries": ["餐饮服务", "住宿", "食品销售"]}, rule=RULE))
@@ -88,23 +89,23 @@ async def _consult(demo: Demo) -> str:
     invited = await demo.read(lambda s: _ids(s, Department, ["WJ", "GA", "JT", "HB"]))
 
     async def consult(c: Ctx) -> str:
-        await tasks.open_consultation(c, await tasks.get_task(c, task.code), invited)
-        return (await tasks.get_task(c, task.code)).commitment
+        await consultation.open_consultation(c, await jointtask.get_task(c, task.code), invited)
+        return (await jointtask.get_task(c, task.code)).commitment
 
     commitment = await demo.step("SJ001", consult)
     demo.say(f"向卫健、公安、交通、生态环境四个部门发出邀请；公布随机种子承诺值 {commitment[:16]}…")
     for dept, item in PARTICIPANTS.items():
         inv = await demo.read(partial(_invitation_id, task_code=task.code, dept_code=dept))
         chosen = await demo.read(partial(_ids, model=Item, codes=[item]))
-        await demo.step(f"{dept}001", partial(tasks.accept_invitation, invitation_id=inv, item_ids=chosen))
+        await demo.step(f"{dept}001", partial(consultation.accept_invitation, invitation_id=inv, item_ids=chosen))
         demo.say(f"{SHORT[dept]}联络员在部门群点击“接受”，勾选本部门事项 {item}")
     inv = await demo.read(lambda s: _invitation_id(s, task.code, "HB"))
     try:
-        await demo.step("HB001", lambda c: tasks.decline_invitation(c, inv, "无"))
+        await demo.step("HB001", lambda c: consultation.decline_invitation(c, inv, "无"))
     except Exception as err:  # the short reason is refused: the transcript shows the rule
         demo.say(f"生态环境局联络员回复“拒绝”但理由过短，机器人提示：{err}")
     reason = "本部门本季度已安排排污许可专项执法检查，与该任务检查对象高度重合，书面函告不参加。"
-    await demo.step("HB001", lambda c: tasks.decline_invitation(c, inv, reason))
+    await demo.step("HB001", lambda c: consultation.decline_invitation(c, inv, reason))
     demo.say(f"生态环境局书面说明理由后拒绝：{reason}")
     return task.code
 
@@ -121,7 +122,7 @@ async def _invitation_id(session: AsyncSession, task_code: str, dept_code: str) 
 
 async def _draw(demo: Demo, code: str) -> int:
     demo.advance_to(dt.date(YEAR, 3, 9))
-    frozen = await demo.step("SJ001", lambda c: tasks.freeze_pool(
+    frozen = await demo.step("SJ001", lambda c: targets.freeze_pool(
         c, code, f"{YEAR}年3月10日福彩3D开奖号码"))
     strata = frozen.parameters.get("strata", {})
     excluded = frozen.parameters.get("exclusions", {})
@@ -129,9 +130,9 @@ async def _draw(demo: Demo, code: str) -> int:
     demo.say(f"池哈希 {frozen.pool_hash[:16]}…，将使用信标：{YEAR}年3月10日福彩3D开奖号码")
     demo.advance_to(dt.date(YEAR, 3, 10))
     demo.clock.set(dt.datetime.combine(dt.date(YEAR, 3, 10), dt.time(21, 40), CHINA_TZ))  # drawn ~21:15
-    locked = await demo.step("SJ001", lambda c: tasks.confirm_draw(c, code, "4 7 1"))
+    locked = await demo.step("SJ001", lambda c: targets.confirm_draw(c, code, "4 7 1"))
     demo.say(f"21:40 开奖号码已公布，录入信标“4 7 1”，抽中并锁定 {len(locked.selection)} 户；公开种子 {locked.seed_hex[:16]}…")
-    matched = await demo.step("SJ001", lambda c: tasks.match_inspectors(c, code))
+    matched = await demo.step("SJ001", lambda c: groups.match_inspectors(c, code))
     demo.say(f"随机匹配执法检查人员，组成 {len(matched)} 个联合检查组，每名人员收到自己的检查任务")
     return locked.id
 
@@ -145,7 +146,7 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
     first = case_codes[0]
     members = await demo.read(lambda s: _members(s, first))
     other = next(m for m in members if not m.is_leader)
-    await demo.step(other.officer.code, lambda c: tasks.recuse(
+    await demo.step(other.officer.code, lambda c: groups.recuse(
         c, first, other.officer_id, "本人配偶在该企业任职，申请回避"))
     demo.say(f"{other.officer.name} 申请回避 {first}，按抽取顺序由同部门下一名人员替补")
     demo.advance_to(dt.date(YEAR, 3, 20))

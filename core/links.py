@@ -7,7 +7,7 @@ same second differ and a leaked link cannot be matched to another one).
 
 Tokens are not stored, so they are not single-use by themselves. Where a second use matters the
 action is idempotent in the core instead: an invitation can be answered once, a second answer is
-refused by core.tasks — no token store is needed for that.
+refused by core.consultation — no token store is needed for that.
 """
 
 from __future__ import annotations

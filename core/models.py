@@ -211,7 +211,7 @@ class JointTask(Base):
     window_start: Mapped[dt.date] = mapped_column(Date)
     window_end: Mapped[dt.date] = mapped_column(Date)
     scope: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kinds, industries, regions
-    rule: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sampling rule, see core.draw
+    rule: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sampling rule, see core.draws.algorithm
     state: Mapped[str] = mapped_column(String(16), default="draft")
     seed_hex: Mapped[str] = mapped_column(String(64), default="")  # secret until lock
     commitment: Mapped[str] = mapped_column(String(64), default="")

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from core import tasks
+from core import consultation
 from core.changes import Ctx
 from core.errors import NotFound, ValidationFailed
 from core.models import Department, Item, JointTask
@@ -52,10 +52,10 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
         Item.department_id == lead_id, Item.current.is_(True), Item.code.in_(spec.items)))).all())
     if missing := [c for c in spec.items if c not in item_ids]:
         raise NotFound(f"牵头部门的事项清单中没有：{'、'.join(missing)}")
-    task = await tasks.create_task(ctx, title=spec.title, lead_department_id=lead_id,
+    task = await consultation.create_task(ctx, title=spec.title, lead_department_id=lead_id,
                                    window_start=spec.window[0], window_end=spec.window[1],
                                    item_ids=[item_ids[c] for c in spec.items], scope=spec.scope,
                                    rule=spec.rule)
     if spec.invite:
-        await tasks.open_consultation(ctx, task, await _department_ids(ctx, spec.invite))
+        await consultation.open_consultation(ctx, task, await _department_ids(ctx, spec.invite))
     return task

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from core import cases, tasks
+from core import cases, groups, progress
 from core.models import Officer
 from core.states import CASE
 from handlers.base import Args, HandlerCtx, UsageError
 
 
 async def mine(ctx: HandlerCtx, args: Args) -> None:
-    listed = await tasks.cases_for_officer(ctx.core, ctx.officer.id)
+    listed = await progress.cases_for_officer(ctx.core, ctx.officer.id)
     await ctx.say("cmd_my_cases.md.j2", cases=listed, states=CASE.labels,
                   today=ctx.clock.today(), open_states=cases.OPEN_FOR_ENTRY)
 
@@ -18,6 +18,6 @@ async def recuse(ctx: HandlerCtx, args: Args) -> None:
     code, reason = args.code(0), args.rest_after(1)
     if code is None or not reason:
         raise UsageError("回避须写明案件号和理由。")
-    member = await tasks.recuse(ctx.core, code, ctx.officer.id, reason)
+    member = await groups.recuse(ctx.core, code, ctx.officer.id, reason)
     replacement = await ctx.session.get(Officer, member.officer_id)
     await ctx.say("cmd_recused.md.j2", code=code, replacement=replacement)

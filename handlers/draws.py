@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from core import quickdraw, tasks, verify
+from core import groups
+from core.draws import quickdraw, targets, verify
+from core.draws.beacon import beacon_ready_at, beacon_ready_label
 from core.errors import DomainError, NotFound
 from core.models import Draw
 from handlers.base import Args, HandlerCtx, UsageError, normalize
@@ -32,9 +34,9 @@ async def freeze(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError
     source = args.rest_after(1) or default_beacon_source(ctx.clock.today())
-    frozen = await tasks.freeze_pool(ctx.core, code, source)
-    ready = tasks.beacon_ready_at(dt.date.fromisoformat(frozen.parameters["beacon_date"]), ctx.rules)
-    await ctx.say("cmd_frozen.md.j2", d=frozen, code=code, beacon_ready=tasks.beacon_ready_label(ready))
+    frozen = await targets.freeze_pool(ctx.core, code, source)
+    ready = beacon_ready_at(dt.date.fromisoformat(frozen.parameters["beacon_date"]), ctx.rules)
+    await ctx.say("cmd_frozen.md.j2", d=frozen, code=code, beacon_ready=beacon_ready_label(ready))
 
 
 async def confirm(ctx: HandlerCtx, args: Args) -> None:
@@ -46,12 +48,12 @@ async def confirm(ctx: HandlerCtx, args: Args) -> None:
         row = await quickdraw.confirm_quick_draw(ctx.core, code, beacon)
         await _quick_receipt(ctx, row)
         return
-    locked = await tasks.confirm_draw(ctx.core, code, beacon)
+    locked = await targets.confirm_draw(ctx.core, code, beacon)
     # The lock stands even if matching fails (no re-roll, design §5): matching runs in its own
     # savepoint and can be retried with 匹配 once the department has inspectors.
     try:
         async with ctx.session.begin_nested():
-            cases = await tasks.match_inspectors(ctx.core, code)
+            cases = await groups.match_inspectors(ctx.core, code)
     except DomainError as err:
         await ctx.say("cmd_draw_locked.md.j2", d=locked, cases=0, match_error=err.message)
         return
@@ -63,7 +65,7 @@ async def match(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    cases = await tasks.match_inspectors(ctx.core, code)
+    cases = await groups.match_inspectors(ctx.core, code)
     await ctx.say("cmd_matched.md.j2", code=code, cases=len(cases))
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core import tasks
+from core import access, consultation
 from core.clock import CHINA_TZ
+from core.consultation import InvitationView
 from core.errors import DomainError, PermissionDenied, ValidationFailed
-from core.tasks import InvitationView
 from handlers.pages import Page, PageCtx, page
 
 
@@ -22,7 +22,7 @@ class AnswerForm:
 
 
 async def show(ctx: PageCtx, invitation_id: int) -> Page:
-    return _render(ctx, await tasks.invitation_view(ctx.core, invitation_id))
+    return _render(ctx, await consultation.invitation_view(ctx.core, invitation_id))
 
 
 async def submit(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> Page:
@@ -34,10 +34,10 @@ async def submit(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> Page:
     except DomainError as err:
         if isinstance(err, PermissionDenied) and err.action:
             # the refusal stays on record even though the answer itself was rolled back
-            await tasks.record_denied(ctx.core, err.action, err.subject, err.message)
-        view = await tasks.invitation_view(ctx.core, invitation_id)
+            await access.record_denied(ctx.core, err.action, err.subject, err.message)
+        view = await consultation.invitation_view(ctx.core, invitation_id)
         return _render(ctx, view, form=form, error=err.message, status=422)
-    view = await tasks.invitation_view(ctx.core, invitation_id)
+    view = await consultation.invitation_view(ctx.core, invitation_id)
     return _render(ctx, view, form=form, notice=notice)
 
 
@@ -45,10 +45,10 @@ async def _answer(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> str:
     if form.action == "accept":
         if not form.item_ids:
             raise ValidationFailed("请至少勾选一项本部门的抽查事项；如不参加，请填写理由后拒绝。")
-        await tasks.accept_invitation(ctx.core, invitation_id, sorted(form.item_ids))
+        await consultation.accept_invitation(ctx.core, invitation_id, sorted(form.item_ids))
         return "已记录：本部门接受该联合抽查任务，将通知发起部门。"
     if form.action == "decline":
-        await tasks.decline_invitation(ctx.core, invitation_id, form.reason)
+        await consultation.decline_invitation(ctx.core, invitation_id, form.reason)
         return "已记录：本部门拒绝该任务，书面理由将转告发起部门。"
     raise ValidationFailed("请选择接受或拒绝。")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import outbox, tasks
+from core import consultation, jointtask, outbox
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.messages import Card, Destination, OutMessage
 from core.models import Conversation, Invitation, JointTask
@@ -21,7 +21,7 @@ async def accept(ctx: HandlerCtx, args: Args) -> None:
         raise UsageError
     invitation, task = await _own_invitation(ctx, code)
     item_ids = await _item_ids(ctx, args.list_after(1))
-    await tasks.accept_invitation(ctx.core, invitation.id, item_ids)
+    await consultation.accept_invitation(ctx.core, invitation.id, item_ids)
     await _reply_accepted(ctx, invitation, task)
 
 
@@ -35,7 +35,7 @@ async def decline(ctx: HandlerCtx, args: Args) -> None:
     if not reason:
         await _ask_reason(ctx, invitation, task)
         return
-    await tasks.decline_invitation(ctx.core, invitation.id, reason)
+    await consultation.decline_invitation(ctx.core, invitation.id, reason)
     await _reply_declined(ctx, invitation, task)
 
 
@@ -46,7 +46,7 @@ async def on_card(ctx: HandlerCtx, action: InvitationAction) -> None:
         raise NotFound("该邀请不存在或已被撤回")
     task = await _task(ctx, invitation)
     if action.action == "accept":
-        await tasks.accept_invitation(ctx.core, invitation.id)
+        await consultation.accept_invitation(ctx.core, invitation.id)
         await _reply_accepted(ctx, invitation, task)
         await _update_card(ctx, task, ctx.card_ref, "接受", ctx.conversation)
     else:
@@ -63,7 +63,7 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
     reason = strip_mentions(ctx.event.text)
     try:
         async with ctx.session.begin_nested():
-            await tasks.decline_invitation(ctx.core, invitation.id, reason)
+            await consultation.decline_invitation(ctx.core, invitation.id, reason)
     except ValidationFailed as err:  # e.g. too short: keep waiting for a better reason
         await ctx.reply(OutMessage.text(f"{err.message}\n{RETRY_HINT}"))
         return
@@ -94,12 +94,12 @@ def _check_answerable(ctx: HandlerCtx, invitation: Invitation) -> None:
         raise PermissionDenied(f"只有{invitation.department.name}的联络员或分管领导可以答复该邀请",
                                action="invitation.decline", subject=f"invitation:{invitation.id}")
     if invitation.state != "pending":
-        label = tasks.INVITATION_STATE_LABELS[invitation.state]
+        label = jointtask.INVITATION_STATE_LABELS[invitation.state]
         raise InvalidTransition(f"该邀请已答复（{label}），不能重复答复")
 
 
 async def _reply_accepted(ctx: HandlerCtx, invitation: Invitation, task: JointTask) -> None:
-    items = await tasks.department_task_items(ctx.session, task, invitation.department_id)
+    items = await consultation.department_task_items(ctx.session, task, invitation.department_id)
     await ctx.say("cmd_accepted.md.j2", task=task, department=invitation.department, items=items)
 
 
@@ -129,8 +129,8 @@ async def _task(ctx: HandlerCtx, invitation: Invitation) -> JointTask:
 
 async def _own_invitation(ctx: HandlerCtx, code: str) -> tuple[Invitation, JointTask]:
     """The invitation of the officer's department to task `code`."""
-    task = await tasks.get_task(ctx.core, code)
-    invitation = await tasks.department_invitation(ctx.session, task, ctx.officer.department_id)
+    task = await jointtask.get_task(ctx.core, code)
+    invitation = await consultation.department_invitation(ctx.session, task, ctx.officer.department_id)
     if invitation is None:
         if task.lead_department_id == ctx.officer.department_id:
             raise ValidationFailed(f"{task.code} 由本部门牵头，无需答复邀请")
@@ -143,7 +143,7 @@ async def _item_ids(ctx: HandlerCtx, item_codes: list[str]) -> list[int] | None:
     if not item_codes:
         return None
     wanted = [c.upper() for c in dict.fromkeys(item_codes)]
-    found = await tasks.item_ids_by_code(ctx.session, ctx.officer.department_id, wanted)
+    found = await consultation.item_ids_by_code(ctx.session, ctx.officer.department_id, wanted)
     if missing := [c for c in wanted if c not in found]:
         raise ValidationFailed(f"本部门抽查事项清单中没有事项代码：{'、'.join(missing)}")
     return [found[c] for c in wanted]

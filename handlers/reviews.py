@@ -6,7 +6,7 @@ these handlers only parse the words and say what happened.
 
 from __future__ import annotations
 
-from core import cases, tasks
+from core import cases, jointtask
 from core.models import CaseResult, Department, JointTask, Review
 from core.states import CaseState
 from handlers.base import Args, HandlerCtx, UsageError
@@ -33,7 +33,7 @@ async def publish(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError
     count = await cases.publish_task_results(ctx.core, code)
-    task = await tasks.get_task(ctx.core, code)
+    task = await jointtask.get_task(ctx.core, code)
     await ctx.say("cmd_published.md.j2", task=task, count=count)
 
 

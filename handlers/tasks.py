@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import tasks
+from core import consultation, jointtask
 from core.messages import Button, Card, Field_, OutMessage
 from core.models import Invitation, JointTask
+from core.progress import task_progress, tasks_for_department
 from core.states import CASE
 from core.workdays import Deadline
 from handlers.base import Args, HandlerCtx, UsageError
@@ -25,10 +26,10 @@ async def list_or_show(ctx: HandlerCtx, args: Args) -> None:
     if code is not None:
         await _show(ctx, code)
         return
-    listing = await tasks.tasks_for_department(ctx.core, ctx.officer.department_id)
+    listing = await tasks_for_department(ctx.core, ctx.officer.department_id)
     await ctx.say("cmd_tasks.md.j2", department=ctx.officer.department,
                   listing=listing[:LISTED_TASKS], hidden=max(0, len(listing) - LISTED_TASKS),
-                  task_states=tasks.TASK_STATE_LABELS, inv_states=tasks.INVITATION_STATE_LABELS,
+                  task_states=jointtask.TASK_STATE_LABELS, inv_states=jointtask.INVITATION_STATE_LABELS,
                   deadline=deadline_label)
     if ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"):
         for entry in listing:
@@ -40,16 +41,16 @@ async def progress(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    await ctx.say("cmd_progress.md.j2", p=await tasks.task_progress(ctx.core, code),
+    await ctx.say("cmd_progress.md.j2", p=await task_progress(ctx.core, code),
                   case_states=CASE.labels)
 
 
 async def _show(ctx: HandlerCtx, code: str) -> None:
-    task = await tasks.get_task(ctx.core, code)
-    items = await tasks.task_items(ctx.session, task)
-    invitation = await tasks.department_invitation(ctx.session, task, ctx.officer.department_id)
+    task = await jointtask.get_task(ctx.core, code)
+    items = await jointtask.task_items(ctx.session, task)
+    invitation = await consultation.department_invitation(ctx.session, task, ctx.officer.department_id)
     await ctx.say("cmd_task.md.j2", task=task, items=items, invitation=invitation,
-                  task_states=tasks.TASK_STATE_LABELS, inv_states=tasks.INVITATION_STATE_LABELS,
+                  task_states=jointtask.TASK_STATE_LABELS, inv_states=jointtask.INVITATION_STATE_LABELS,
                   deadline=deadline_label)
     if (invitation is not None and invitation.state == "pending"
             and (ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"))):

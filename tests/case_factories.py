@@ -1,4 +1,4 @@
-"""A small inspection world built straight from the models (independent of core.tasks)."""
+"""A small inspection world built straight from the models (independent of the stage services)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import tasks
+from core import consultation
 from core.changes import Ctx
 from core.models import Base, Department, Item, JointTask, Officer, Target
 from core.uscc import check_char
@@ -124,7 +124,7 @@ def as_actor(ctx: Ctx, actor: Officer | None) -> Ctx:
 
 async def draft_task(ctx: Ctx, w: World, *, rule: dict[str, Any] | None = None,
                      scope: dict[str, Any] | None = None, title: str = "2026年食品经营者联合抽查") -> JointTask:
-    return await tasks.create_task(
+    return await consultation.create_task(
         as_actor(ctx, w.lead.liaison), title=title, lead_department_id=w.lead.dep.id,
         window_start=WINDOW[0], window_end=WINDOW[1], item_ids=[i.id for i in w.lead.items],
         scope=scope or {}, rule=rule or RULE_5PCT)
@@ -136,14 +136,14 @@ async def ready_task(ctx: Ctx, w: World, *, rule: dict[str, Any] | None = None,
     others declined with a reason."""
     task = await draft_task(ctx, w, rule=rule, scope=scope)
     lead_ctx = as_actor(ctx, w.lead.liaison)
-    invitations = await tasks.open_consultation(lead_ctx, task, [p.dep.id for p in w.partners],
+    invitations = await consultation.open_consultation(lead_ctx, task, [p.dep.id for p in w.partners],
                                                 single_department=not w.partners)
     accepting = w.partners if accept is None else accept
     for inv, p in zip(invitations, w.partners, strict=True):
         if p in accepting:
-            await tasks.accept_invitation(as_actor(ctx, p.liaison), inv.id)
+            await consultation.accept_invitation(as_actor(ctx, p.liaison), inv.id)
         else:
-            await tasks.decline_invitation(as_actor(ctx, p.liaison), inv.id, "本部门本季度执法力量已全部投入专项整治")
+            await consultation.decline_invitation(as_actor(ctx, p.liaison), inv.id, "本部门本季度执法力量已全部投入专项整治")
     assert task.state == "ready"
     return task
 

@@ -8,12 +8,14 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from core import tasks
+from core import groups
 from core.changes import Ctx
 from core.clock import CHINA_TZ, china_noon
+from core.draws import targets
+from core.draws.beacon import beacon_day
+from core.draws.verify import verify_draw
 from core.errors import InvalidTransition, ValidationFailed
 from core.models import Case, Draw, GroupMember, OutboxMessage
-from core.verify import verify_draw
 from tests import factories as f
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 from tests.factories import as_actor
@@ -29,7 +31,7 @@ async def _frozen(ctx: Ctx, source: str = SOURCE, **world: int) -> tuple[f.World
     w = await f.world(ctx.session, partners=1, inspectors=3, n_targets=30, **world)
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
-    await tasks.freeze_pool(lead, task.code, source)
+    await targets.freeze_pool(lead, task.code, source)
     return w, lead, task.code
 
 
@@ -44,7 +46,7 @@ async def test_freeze_needs_a_dated_source(ctx: Ctx, source: str) -> None:
     w = await f.world(ctx.session, partners=0, n_targets=10)
     task = await f.ready_task(ctx, w)
     with pytest.raises(ValidationFailed, match="须写明信标公布的日期"):
-        await tasks.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, source)
+        await targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, source)
 
 
 @pytest.mark.parametrize(("now", "source"), [
@@ -56,7 +58,7 @@ async def test_freeze_refuses_a_beacon_already_known(ctx: Ctx, now: dt.datetime,
     w = await f.world(ctx.session, partners=0, n_targets=10)
     task = await f.ready_task(ctx, w)
     with pytest.raises(ValidationFailed, match="的信标值已公布"):
-        await tasks.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, source)
+        await targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, source)
     assert await ctx.session.scalar(select(Draw.id)) is None
 
 
@@ -64,9 +66,9 @@ async def test_freeze_stores_the_beacon_date_iso_or_chinese(ctx: Ctx) -> None:
     _, _, code = await _frozen(ctx, "上证指数 2026-03-04 收盘点位")
     d = await ctx.session.scalar(select(Draw).where(Draw.task_code == code))
     assert d.parameters["beacon_date"] == "2026-03-04"
-    assert tasks.beacon_day("２０２６年３月３日福彩3D") == dt.date(2026, 3, 3)  # full-width digits
+    assert beacon_day("２０２６年３月３日福彩3D") == dt.date(2026, 3, 3)  # full-width digits
     with pytest.raises(ValidationFailed, match="多个日期"):
-        tasks.beacon_day("2026年3月3日或2026-03-04")
+        beacon_day("2026年3月3日或2026-03-04")
 
 
 async def test_confirm_waits_until_the_beacon_is_published(ctx: Ctx) -> None:
@@ -74,10 +76,10 @@ async def test_confirm_waits_until_the_beacon_is_published(ctx: Ctx) -> None:
     for now in (china_noon(dt.date(2026, 3, 2)), china(dt.date(2026, 3, 3), 21, 29)):
         ctx.clock.set(now)
         with pytest.raises(InvalidTransition, match="2026年3月3日 21:30 起才能确认抽取"):
-            await tasks.confirm_draw(lead, code, "123")
+            await targets.confirm_draw(lead, code, "123")
         assert await _state(ctx, code) == "frozen"
     ctx.clock.set(china(dt.date(2026, 3, 3), 21, 30))
-    locked = await tasks.confirm_draw(lead, code, "123")
+    locked = await targets.confirm_draw(lead, code, "123")
     assert locked.state == "locked" and locked.beacon == "123"
 
 
@@ -86,7 +88,7 @@ async def test_ready_time_is_a_rule(ctx: Ctx) -> None:
     _, lead, code = await _frozen(ctx)
     ctx.clock.set(china(dt.date(2026, 3, 3), 21, 45))
     with pytest.raises(InvalidTransition, match="22:00 起"):
-        await tasks.confirm_draw(lead, code, "123")
+        await targets.confirm_draw(lead, code, "123")
 
 
 @pytest.mark.parametrize("value", ["abc", "12", "1234", "1 2 3 4", "12a", "福彩3D 417"])
@@ -94,7 +96,7 @@ async def test_3d_beacon_must_be_three_digits(ctx: Ctx, value: str) -> None:
     _, lead, code = await _frozen(ctx)
     ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
     with pytest.raises(ValidationFailed, match="福彩3D开奖号码应为 3 位数字"):
-        await tasks.confirm_draw(lead, code, value)
+        await targets.confirm_draw(lead, code, value)
     assert await _state(ctx, code) == "frozen"
 
 
@@ -102,21 +104,21 @@ async def test_3d_beacon_must_be_three_digits(ctx: Ctx, value: str) -> None:
 async def test_3d_beacon_keeps_the_officers_digits(ctx: Ctx, value: str, stored: str) -> None:
     _, lead, code = await _frozen(ctx)
     ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
-    assert (await tasks.confirm_draw(lead, code, value)).beacon == stored
+    assert (await targets.confirm_draw(lead, code, value)).beacon == stored
 
 
 async def test_other_beacons_are_bounded(ctx: Ctx) -> None:
     _, lead, code = await _frozen(ctx, "2026年3月3日上证指数收盘点位")
     ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
     with pytest.raises(ValidationFailed, match="不能超过 64 个字符"):
-        await tasks.confirm_draw(lead, code, "3" * 65)
-    assert (await tasks.confirm_draw(lead, code, "3051.22")).beacon == "3051.22"
+        await targets.confirm_draw(lead, code, "3" * 65)
+    assert (await targets.confirm_draw(lead, code, "3051.22")).beacon == "3051.22"
 
 
 async def test_verify_says_the_beacon_was_used_not_that_it_is_official(ctx: Ctx) -> None:
     _, lead, code = await _frozen(ctx)
     ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
-    d = await tasks.confirm_draw(lead, code, "417")
+    d = await targets.confirm_draw(lead, code, "417")
     report = await verify_draw(ctx.session, d.id)
     [beacon] = [c for c in report.checks if c.label.startswith("信标值")]
     assert beacon.label == f"信标值（已用于计算；请对照{SOURCE}的官方公布核对）" and beacon.detail == "417"
@@ -141,8 +143,8 @@ async def test_walkthrough_same_day_confirm_is_refused_in_chat(sessionmaker, clo
 async def _matched(ctx: Ctx) -> tuple[f.World, Case, list[GroupMember]]:
     w, lead, code = await _frozen(ctx)
     ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
-    await tasks.confirm_draw(lead, code, "417")
-    cases = await tasks.match_inspectors(lead, code)
+    await targets.confirm_draw(lead, code, "417")
+    cases = await groups.match_inspectors(lead, code)
     await ctx.session.commit()
     members = list(await ctx.session.scalars(select(GroupMember).where(GroupMember.case_id == cases[0].id)))
     return w, cases[0], members
@@ -157,7 +159,7 @@ async def test_recusal_reason_needs_substance(ctx: Ctx) -> None:
     w, case, members = await _matched(ctx)
     old = next(m for m in members if m.department_id == w.partners[0].dep.id)
     with pytest.raises(ValidationFailed, match="回避理由至少需要 4 个字"):
-        await tasks.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, "近亲")
+        await groups.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, "近亲")
 
 
 async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_reason(ctx: Ctx) -> None:
@@ -166,7 +168,7 @@ async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_re
     old = next(m for m in members if m.department_id == partner.dep.id)
     last = await ctx.session.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
     reason = "本人配偶在该企业任职"
-    new = await tasks.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, reason)
+    new = await groups.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, reason)
     sent = await _sent_since(ctx, last or 0)
     to = {}
     for m in sent:

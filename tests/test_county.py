@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core import tasks
+from core import consultation
 from core.changes import Ctx
 from core.county import import_conflicts, import_departments, import_items, parse_ratio
 from core.errors import PermissionDenied
@@ -126,7 +126,7 @@ async def test_a_changed_item_is_a_new_version_and_the_task_keeps_the_old_text(
     assert (await import_items(ctx, first)).ok
     await ctx.session.commit()
     deps, items = await _departments(ctx), await _current_items(ctx)
-    task = await tasks.create_task(
+    task = await consultation.create_task(
         ctx, title="食品联合抽查", lead_department_id=deps["SJ"].id, window_start=factories.WINDOW[0],
         window_end=factories.WINDOW[1], item_ids=[items["SJ-01"].id, items["SJ-02"].id], scope={},
         rule=factories.RULE_5PCT)

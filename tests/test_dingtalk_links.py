@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings
 from bot.sender import Sender
-from core import tasks
+from core import consultation
 from core.changes import Ctx
 from core.links import verify_link
 from core.models import Officer
@@ -34,7 +34,7 @@ async def test_invitation_card_on_dingtalk_carries_signed_answer_links(sessionma
                             .values(dingtalk_userid="ding-liaison"))
             ctx = Ctx(session=s, clock=clock, rules=services.rules)
             task = await f.draft_task(ctx, w)
-            [inv] = await tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+            [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
                                                   [w.partners[0].dep.id])
             await s.commit()
         await Sender(services).run_once()

@@ -204,7 +204,7 @@ async def test_unexpected_errors_propagate_for_the_inbox_worker(sessionmaker, cl
         raise RuntimeError("boom")
 
     command = next(c for c in COMMANDS if c.name == "我的检查")
-    monkeypatch.setattr("handlers.cases.tasks.cases_for_officer", broken)
+    monkeypatch.setattr("handlers.cases.progress.cases_for_officer", broken)
     d = make_dispatcher(sessionmaker, clock)
     with pytest.raises(RuntimeError, match="boom"):
         await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, command.name))

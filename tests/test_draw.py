@@ -5,30 +5,30 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import draw
+from core.draws import algorithm
 from core.errors import ValidationFailed
 
 SEED = bytes(range(32))
 
 
 def _rule(**kw):
-    return draw.parse_rule({"strata": [{"name": "全部", **kw}]})
+    return algorithm.parse_rule({"strata": [{"name": "全部", **kw}]})
 
 
 def test_recipe_in_a_few_lines_matches():
     """The public recipe, written out independently, gives the same selection."""
     pool = [(f"ID{i:04d}", "全部") for i in range(200)]
     fs = hashlib.sha256(SEED + "福彩3D 2026-12-02: 123".encode()).digest()
-    assert draw.final_seed(SEED, "福彩3D 2026-12-02: 123") == fs
+    assert algorithm.final_seed(SEED, "福彩3D 2026-12-02: 123") == fs
     expect = sorted(pool, key=lambda c: hashlib.sha256(fs + b"LJ-2026-001\x00" + c[0].encode()).digest())[:10]
-    got = draw.select(pool, _rule(ratio="0.05"), fs, "LJ-2026-001")
+    got = algorithm.select(pool, _rule(ratio="0.05"), fs, "LJ-2026-001")
     assert got == [c[0] for c in expect]
 
 
 def test_pool_hash_is_sorted_lines_without_trailing_newline():
     pool = [("B", "s1"), ("A", "s2")]
-    assert draw.pool_hash(pool) == hashlib.sha256(b"A,s2\nB,s1").hexdigest()
-    assert draw.pool_csv(pool) == "id,stratum\nA,s2\nB,s1\n"
+    assert algorithm.pool_hash(pool) == hashlib.sha256(b"A,s2\nB,s1").hexdigest()
+    assert algorithm.pool_csv(pool) == "id,stratum\nA,s2\nB,s1\n"
 
 
 @pytest.mark.parametrize(("ratio", "rounding", "n", "k"), [
@@ -40,12 +40,12 @@ def test_pool_hash_is_sorted_lines_without_trailing_newline():
     ("0.03", "half_up", 50, 2),  # 1.5 -> 2; float 0.03*50 = 1.5 exactly? decimal makes it certain
 ])
 def test_quota_rounding(ratio, rounding, n, k):
-    assert draw.quota(draw.StratumRule(name="s", ratio=Decimal(ratio), rounding=rounding), n) == k
+    assert algorithm.quota(algorithm.StratumRule(name="s", ratio=Decimal(ratio), rounding=rounding), n) == k
 
 
 def test_quota_min_and_cap():
-    assert draw.quota(draw.StratumRule(name="s", ratio=Decimal("0.01"), min=3), 10) == 3
-    assert draw.quota(draw.StratumRule(name="s", count=50), 7) == 7
+    assert algorithm.quota(algorithm.StratumRule(name="s", ratio=Decimal("0.01"), min=3), 10) == 3
+    assert algorithm.quota(algorithm.StratumRule(name="s", count=50), 7) == 7
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -57,11 +57,11 @@ def test_quota_min_and_cap():
 ])
 def test_bad_rules_have_chinese_errors(data, message):
     with pytest.raises(ValidationFailed, match=message):
-        draw.parse_rule(data)
+        algorithm.parse_rule(data)
 
 
 def test_strata_membership_in_rule_order():
-    rule = draw.parse_rule({"strata": [
+    rule = algorithm.parse_rule({"strata": [
         {"name": "高风险", "risk_levels": ["D"], "flags": ["投诉举报"], "ratio": "0.2"},
         {"name": "其他", "ratio": "0.05"}]})
     assert rule.stratum_of("D", []) == "高风险"
@@ -74,29 +74,29 @@ def test_strata_membership_in_rule_order():
 def test_selection_is_the_k_smallest_and_order_independent(ids, count):
     pool = [(i, "全部") for i in ids]
     rule = _rule(count=count)
-    a = draw.select(pool, rule, SEED, "T")
-    b = draw.select(list(reversed(pool)), rule, SEED, "T")
+    a = algorithm.select(pool, rule, SEED, "T")
+    b = algorithm.select(list(reversed(pool)), rule, SEED, "T")
     assert a == b and len(a) == min(count, len(ids))
-    assert a == draw.order_by_key(sorted(ids), SEED, "T")[:len(a)]
+    assert a == algorithm.order_by_key(sorted(ids), SEED, "T")[:len(a)]
 
 
 def test_each_stratum_draws_its_own_quota():
     pool = [(f"A{i}", "甲") for i in range(100)] + [(f"B{i}", "乙") for i in range(10)]
-    rule = draw.parse_rule({"strata": [{"name": "甲", "ratio": "0.05"}, {"name": "乙", "count": 3}]})
-    sel = draw.select(pool, rule, SEED, "T")
+    rule = algorithm.parse_rule({"strata": [{"name": "甲", "ratio": "0.05"}, {"name": "乙", "count": 3}]})
+    sel = algorithm.select(pool, rule, SEED, "T")
     assert sum(s.startswith("A") for s in sel) == 5 and sum(s.startswith("B") for s in sel) == 3
 
 
 def test_beacon_changes_the_selection():
     pool = [(f"X{i}", "全部") for i in range(1000)]
     rule = _rule(count=10)
-    assert (draw.select(pool, rule, draw.final_seed(SEED, "1"), "T")
-            != draw.select(pool, rule, draw.final_seed(SEED, "2"), "T"))
+    assert (algorithm.select(pool, rule, algorithm.final_seed(SEED, "1"), "T")
+            != algorithm.select(pool, rule, algorithm.final_seed(SEED, "2"), "T"))
 
 
 @pytest.mark.parametrize("k", [1, 7, 250, 2000, 4999])
 def test_k_smallest_shortcut_is_exact(k):
     """The bounded pre-filter must give exactly what a full sort gives."""
     ids = [f"T{i}" for i in range(5000)]
-    keys = draw.keys_for(ids, SEED, "T")
-    assert draw._k_smallest(keys, ids, k) == sorted(zip(keys, ids, strict=True))[:k]
+    keys = algorithm.keys_for(ids, SEED, "T")
+    assert algorithm._k_smallest(keys, ids, k) == sorted(zip(keys, ids, strict=True))[:k]

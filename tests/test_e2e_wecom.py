@@ -19,7 +19,7 @@ from bot.platforms.wecom import WeComAdapter, WeComSettings
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
-from core import tasks
+from core import consultation
 from core.changes import Ctx
 from core.models import AuditEvent, ChatBinding, Invitation, Officer
 from tests import factories as f
@@ -77,7 +77,7 @@ async def test_card_decline_without_reason_then_reason_tells_the_lead(rig, sessi
                           webhook_url=rig.fake.webhook_url()))
         ctx = Ctx(session=s, clock=clock, rules=rig.services.rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+        [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
                                               [w.partners[0].dep.id])
         await s.commit()
     await rig.sender.run_once()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.platforms.dingtalk import DingTalkExtras
 from bot.platforms.wecom import WeComExtras
+from core import consultation
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.messages import Event, OutMessage
@@ -52,7 +53,7 @@ async def scene(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedCloc
         w = await f.world(s, partners=2, inspectors=3, n_targets=40)
         ctx = Ctx(session=s, clock=clock, rules=Rules())
         task = await f.draft_task(ctx, w)
-        invitations = await f.tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+        invitations = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
                                                       [p.dep.id for p in w.partners])
         for p in w.partners:
             p.liaison.wecom_userid = f"wx-{p.liaison.code}"

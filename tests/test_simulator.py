@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.platforms.simulator import routes
 from bot.services import SERVICES, Services
 from bot.workers import InboxWorker
-from core import outbox, tasks
+from core import consultation, outbox
 from core.changes import Ctx
 from core.clock import FixedClock
 from core.messages import Button, Card, Destination, OutMessage
@@ -176,7 +176,7 @@ async def test_round_trip_through_the_dispatcher(
         w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
         ctx = Ctx(session=session, clock=clock, rules=services.rules)
         task = await factories.draft_task(ctx, w)
-        [inv] = await tasks.open_consultation(factories.as_actor(ctx, w.lead.liaison), task,
+        [inv] = await consultation.open_consultation(factories.as_actor(ctx, w.lead.liaison), task,
                                               [w.partners[0].dep.id])
         await session.commit()
     app = create_app(services, workers=())

@@ -10,10 +10,13 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from core import audit, tasks
+from core import access, audit, consultation, groups
 from core.changes import Ctx
 from core.clock import china_noon
+from core.draws import targets
+from core.draws.verify import draw_public_json, verify_draw
 from core.errors import DomainError, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from core.groups import match_inspectors
 from core.models import (
     AuditEvent,
     Case,
@@ -27,7 +30,7 @@ from core.models import (
     Recusal,
     TaskItem,
 )
-from core.verify import draw_public_json, verify_draw
+from core.progress import cases_for_officer, task_progress, tasks_for_department
 from tests import factories as f
 from tests.factories import as_actor
 
@@ -38,9 +41,9 @@ BEACON_OUT = china_noon(dt.date(2026, 3, 4))  # after BEACON_SOURCE's draw (21:3
 
 async def _lock(lead: Ctx, task: JointTask) -> Draw:
     """Freeze, wait for the beacon's publication, confirm: the draw every later step needs."""
-    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    await targets.freeze_pool(lead, task.code, BEACON_SOURCE)
     lead.clock.set(BEACON_OUT)  # a FixedClock in these tests
-    return await tasks.confirm_draw(lead, task.code, BEACON)
+    return await targets.confirm_draw(lead, task.code, BEACON)
 
 
 
@@ -73,7 +76,7 @@ async def test_full_path(ctx: Ctx) -> None:
     task = await f.draft_task(ctx, w)
     assert task.code == "LJ-2026-001" and task.state == "draft"
 
-    invitations = await tasks.open_consultation(lead, task, [p.dep.id for p in w.partners] + [w.lead.dep.id])
+    invitations = await consultation.open_consultation(lead, task, [p.dep.id for p in w.partners] + [w.lead.dep.id])
     assert task.state == "consulting" and len(invitations) == 2  # the lead is never invited
     assert task.commitment == hashlib.sha256(bytes.fromhex(task.seed_hex)).hexdigest()
     assert task.reply_due_on == dt.date(2026, 3, 9)  # 5 working days after Monday 2 March
@@ -96,9 +99,9 @@ async def test_full_path(ctx: Ctx) -> None:
     assert card["task_id"] == f"inv-{invitations[0].id}"
     assert task.commitment in card["description"] and "2026年3月9日" in card["description"]
 
-    await tasks.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
+    await consultation.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
     assert task.state == "consulting"
-    await tasks.decline_invitation(as_actor(ctx, w.partners[1].leader), invitations[1].id,
+    await consultation.decline_invitation(as_actor(ctx, w.partners[1].leader), invitations[1].id,
                                    "  本部门本月承担省级专项督查任务，人员无法抽调  ")
     assert task.state == "ready" and invitations[1].reason.startswith("本部门")
     lead_msgs = [m.message["body"] for m in await _outbox(ctx)
@@ -106,7 +109,7 @@ async def test_full_path(ctx: Ctx) -> None:
     assert any("已拒绝" in b and "省级专项督查" in b for b in lead_msgs)
     assert any("征询完成" in b for b in lead_msgs)
 
-    frozen = await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+    frozen = await targets.freeze_pool(lead, task.code, BEACON_SOURCE)
     await ctx.session.commit()
     assert (frozen.state, frozen.freeze_no, frozen.pool_size, frozen.seed_hex) == ("frozen", 1, 60, "")
     public = draw_public_json(frozen)
@@ -119,7 +122,7 @@ async def test_full_path(ctx: Ctx) -> None:
         assert not any(t.uscc in body or t.name in body for t in w.targets)  # nothing selected shows
 
     ctx.clock.set(BEACON_OUT)
-    locked = await tasks.confirm_draw(lead, task.code, BEACON)
+    locked = await targets.confirm_draw(lead, task.code, BEACON)
     await ctx.session.commit()
     assert locked.state == "locked" and len(locked.selection) == 3 and task.state == "locked"
     assert locked.seed_hex == task.seed_hex and locked.beacon == BEACON
@@ -130,7 +133,7 @@ async def test_full_path(ctx: Ctx) -> None:
     report = await verify_draw(ctx.session, locked.id)
     assert report.ok, report.checks
 
-    matched = await tasks.match_inspectors(lead, task.code)
+    matched = await groups.match_inspectors(lead, task.code)
     await ctx.session.commit()
     assert task.state == "inspecting" and len(matched) == 3
     members = list(await ctx.session.scalars(select(GroupMember)))
@@ -152,7 +155,7 @@ async def test_full_path(ctx: Ctx) -> None:
 
     partner = w.partners[0]
     old = next(m for m in by_case[first.id] if m.department_id == partner.dep.id)
-    new_member = await tasks.recuse(as_actor(ctx, old.officer), first.code, old.officer_id,
+    new_member = await groups.recuse(as_actor(ctx, old.officer), first.code, old.officer_id,
                                     "系该企业法定代表人近亲属")
     assert new_member.department_id == partner.dep.id and new_member.officer_id != old.officer_id
     assert old.active is False
@@ -164,13 +167,13 @@ async def test_full_path(ctx: Ctx) -> None:
     in_first = set(await ctx.session.scalars(
         select(GroupMember.officer_id).where(GroupMember.case_id == first.id)))
     spare = next(o for o in w.lead.inspectors if o.id not in in_first)
-    replaced = await tasks.replace_inspector(as_actor(ctx, w.lead.leader), first.code,
+    replaced = await groups.replace_inspector(as_actor(ctx, w.lead.leader), first.code,
                                              lead_member.officer_id, spare.id, "岗位调整，调往其他科室")
     assert replaced.is_leader and replaced.officer_id == spare.id
     await ctx.session.commit()
-    assert next(c.code for c in await tasks.cases_for_officer(ctx, spare.id)) == first.code
+    assert next(c.code for c in await cases_for_officer(ctx, spare.id)) == first.code
 
-    progress = await tasks.task_progress(ctx, task.code)
+    progress = await task_progress(ctx, task.code)
     assert progress["state"] == "inspecting" and progress["cases"] == {"assigned": 3}
     assert progress["invitation_counts"] == {"accepted": 1, "declined": 1}
     assert await audit.verify_chain(ctx.session) == []
@@ -181,7 +184,7 @@ async def test_full_path(ctx: Ctx) -> None:
 
 
 async def test_locked_draw_recomputes_from_public_data_alone(ctx: Ctx) -> None:
-    """Independent of core.draw: the exported pool file, the seed and the beacon give the selection."""
+    """Independent of core.draws.algorithm: the exported pool file, the seed and the beacon give the selection."""
     w = await f.world(ctx.session, partners=1, n_targets=120, risk_level="D")
     await f.targets(ctx.session, 80, risk_level="A")
     rule = {"strata": [{"name": "高风险", "risk_levels": ["D"], "ratio": "0.1"},
@@ -212,7 +215,7 @@ async def test_conflicts_honoured_and_loads_within_one(ctx: Ctx) -> None:
     ctx.session.add_all(OfficerConflict(officer_id=conflicted.id, target_id=t.id, reason="亲属")
                         for t in w.targets)
     await _lock(lead, task)
-    cases = await tasks.match_inspectors(lead, task.code)
+    cases = await groups.match_inspectors(lead, task.code)
     assert len(cases) == 7
     members = list(await ctx.session.scalars(select(GroupMember)))
     assert conflicted.id not in {m.officer_id for m in members}
@@ -230,7 +233,7 @@ async def test_single_department_task_groups_are_topped_up_by_the_lead(ctx: Ctx)
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 3}]})
     lead = as_actor(ctx, w.lead.liaison)
     await _lock(lead, task)
-    await tasks.match_inspectors(lead, task.code)
+    await match_inspectors(lead, task.code)
     groups = Counter(m.case_id for m in await ctx.session.scalars(select(GroupMember)))
     assert sorted(groups.values()) == [2, 2, 2]
 
@@ -239,24 +242,24 @@ async def test_refreeze_supersedes_and_is_audited(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=1)
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
-    first = await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
-    second = await tasks.freeze_pool(lead, task.code, "2026年3月4日上证指数收盘点位")
+    first = await targets.freeze_pool(lead, task.code, BEACON_SOURCE)
+    second = await targets.freeze_pool(lead, task.code, "2026年3月4日上证指数收盘点位")
     ctx.clock.set(china_noon(dt.date(2026, 3, 5)))
     assert (first.state, second.state, second.freeze_no) == ("superseded", "frozen", 2)
     assert (await _audit_actions(ctx))[-1] == "draw.refrozen"
-    locked = await tasks.confirm_draw(lead, task.code, "3051.22")
+    locked = await targets.confirm_draw(lead, task.code, "3051.22")
     assert locked.id == second.id and draw_public_json(locked)["freeze_no"] == 2
     await _refused(ctx, InvalidTransition, "抽取结果已锁定，不能重新抽取",
-                   tasks.confirm_draw(lead, task.code, "3051.22"))
+                   targets.confirm_draw(lead, task.code, "3051.22"))
     await _refused(ctx, InvalidTransition, "抽取结果已锁定，不能重新抽取",
-                   tasks.freeze_pool(lead, task.code, BEACON_SOURCE))
+                   targets.freeze_pool(lead, task.code, BEACON_SOURCE))
 
 
 async def test_codes_are_sequential_per_year(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=0, n_targets=0)
     a = await f.draft_task(ctx, w)
     b = await f.draft_task(ctx, w)
-    c = await tasks.create_task(ctx, title="跨年任务", lead_department_id=w.lead.dep.id,
+    c = await consultation.create_task(ctx, title="跨年任务", lead_department_id=w.lead.dep.id,
                                 window_start=dt.date(2027, 1, 4), window_end=dt.date(2027, 3, 1),
                                 item_ids=[w.lead.items[0].id], scope={}, rule=f.RULE_5PCT)
     assert [a.code, b.code, c.code] == ["LJ-2026-001", "LJ-2026-002", "LJ-2027-001"]
@@ -265,28 +268,28 @@ async def test_codes_are_sequential_per_year(ctx: Ctx) -> None:
 async def test_expired_invitations_make_the_task_ready(ctx: Ctx, clock) -> None:
     w = await f.world(ctx.session, partners=2)
     task = await f.draft_task(ctx, w)
-    invitations = await tasks.open_consultation(as_actor(ctx, w.lead.liaison), task,
+    invitations = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task,
                                                 [p.dep.id for p in w.partners])
-    await tasks.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
-    assert await tasks.expire_invitations(ctx) == 0  # not due yet
+    await consultation.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
+    assert await consultation.expire_invitations(ctx) == 0  # not due yet
     clock.advance(dt.timedelta(days=8))  # Tuesday 10 March, the day after the reply day
     await _refused(ctx, InvalidTransition, "已过答复期限",
-                   tasks.accept_invitation(as_actor(ctx, w.partners[1].liaison), invitations[1].id))
-    assert await tasks.expire_invitations(ctx) == 1
+                   consultation.accept_invitation(as_actor(ctx, w.partners[1].liaison), invitations[1].id))
+    assert await consultation.expire_invitations(ctx) == 1
     assert invitations[1].state == "expired" and task.state == "ready"
     assert (await _audit_actions(ctx))[-2:] == ["invitation.expired", "task.ready"]
-    assert await tasks.expire_invitations(ctx) == 0
+    assert await consultation.expire_invitations(ctx) == 0
 
 
 # ---------------------------------------------------------------- bad input changes nothing
 
 async def test_unknown_department(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=1, n_targets=0)
-    await _refused(ctx, NotFound, "未找到部门", tasks.create_task(
+    await _refused(ctx, NotFound, "未找到部门", consultation.create_task(
         ctx, title="任务", lead_department_id=9999, window_start=f.WINDOW[0], window_end=f.WINDOW[1],
         item_ids=[], scope={}, rule=f.RULE_5PCT))
     task = await f.draft_task(ctx, w)
-    await _refused(ctx, NotFound, "未找到部门", tasks.open_consultation(
+    await _refused(ctx, NotFound, "未找到部门", consultation.open_consultation(
         as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id, 9999]))
 
 
@@ -304,17 +307,17 @@ async def test_create_task_refuses(ctx: Ctx, changes, exc, message) -> None:
             "rule": f.RULE_5PCT, **changes}
     if args["item_ids"] == "other":
         args["item_ids"] = [w.partners[0].items[0].id]
-    await _refused(ctx, exc, message, tasks.create_task(as_actor(ctx, w.lead.liaison), **args))
+    await _refused(ctx, exc, message, consultation.create_task(as_actor(ctx, w.lead.liaison), **args))
 
 
 async def test_only_lead_staff_create_and_denial_is_audited_separately(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=1, n_targets=0)
     outsider = as_actor(ctx, w.partners[0].liaison)
-    err = await _refused(ctx, PermissionDenied, "只有管理员或牵头部门", tasks.create_task(
+    err = await _refused(ctx, PermissionDenied, "只有管理员或牵头部门", consultation.create_task(
         outsider, title="任务", lead_department_id=w.lead.dep.id, window_start=f.WINDOW[0],
         window_end=f.WINDOW[1], item_ids=[w.lead.items[0].id], scope={}, rule=f.RULE_5PCT))
     assert isinstance(err, PermissionDenied)
-    await tasks.record_denied(outsider, err.action, err.subject, err.message)
+    await access.record_denied(outsider, err.action, err.subject, err.message)
     await ctx.session.commit()
     event = await ctx.session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()))
     assert (event.action, event.actor, event.data["action"]) == ("denied", w.partners[0].liaison.code,
@@ -324,22 +327,22 @@ async def test_only_lead_staff_create_and_denial_is_audited_separately(ctx: Ctx)
 async def test_answers_refused(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=2)
     task = await f.draft_task(ctx, w)
-    invs = await tasks.open_consultation(as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners])
+    invs = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners])
     p0 = as_actor(ctx, w.partners[0].liaison)
     await _refused(ctx, ValidationFailed, "拒绝参加联合抽查须书面说明理由",
-                   tasks.decline_invitation(p0, invs[0].id, "   "))
-    await _refused(ctx, ValidationFailed, "至少需要 10 个字", tasks.decline_invitation(p0, invs[0].id, "没空"))
+                   consultation.decline_invitation(p0, invs[0].id, "   "))
+    await _refused(ctx, ValidationFailed, "至少需要 10 个字", consultation.decline_invitation(p0, invs[0].id, "没空"))
     await _refused(ctx, PermissionDenied, "只有",
-                   tasks.accept_invitation(as_actor(ctx, w.partners[0].inspectors[0]), invs[0].id))
-    await _refused(ctx, PermissionDenied, "只有", tasks.accept_invitation(p0, invs[1].id))
-    await _refused(ctx, NotFound, "未找到邀请", tasks.accept_invitation(p0, 9999))
-    await tasks.accept_invitation(p0, invs[0].id)
+                   consultation.accept_invitation(as_actor(ctx, w.partners[0].inspectors[0]), invs[0].id))
+    await _refused(ctx, PermissionDenied, "只有", consultation.accept_invitation(p0, invs[1].id))
+    await _refused(ctx, NotFound, "未找到邀请", consultation.accept_invitation(p0, 9999))
+    await consultation.accept_invitation(p0, invs[0].id)
     await _refused(ctx, InvalidTransition, "该邀请已答复（已接受），不能重复答复",
-                   tasks.decline_invitation(p0, invs[0].id, "改变主意了，本部门人员不足无法参加"))
+                   consultation.decline_invitation(p0, invs[0].id, "改变主意了，本部门人员不足无法参加"))
     await _refused(ctx, InvalidTransition, "该邀请已答复（已接受），不能重复答复",
-                   tasks.accept_invitation(p0, invs[0].id))
+                   consultation.accept_invitation(p0, invs[0].id))
     await _refused(ctx, InvalidTransition, "任务尚未完成征询，不能抽取",
-                   tasks.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE))
+                   targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE))
 
 
 async def test_accepting_with_chosen_items_records_them(ctx: Ctx) -> None:
@@ -347,8 +350,8 @@ async def test_accepting_with_chosen_items_records_them(ctx: Ctx) -> None:
     partner = w.partners[0]
     extra = await f.item(ctx.session, partner.dep, key=True)
     task = await f.draft_task(ctx, w)
-    [inv] = await tasks.open_consultation(as_actor(ctx, w.lead.liaison), task, [partner.dep.id])
-    await tasks.accept_invitation(as_actor(ctx, partner.leader), inv.id, [partner.items[0].id])
+    [inv] = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task, [partner.dep.id])
+    await consultation.accept_invitation(as_actor(ctx, partner.leader), inv.id, [partner.items[0].id])
     rows = list(await ctx.session.scalars(select(TaskItem.item_id).where(
         TaskItem.department_id == partner.dep.id)))
     assert rows == [partner.items[0].id] and extra.id not in rows
@@ -359,8 +362,8 @@ async def test_default_acceptance_takes_key_items(ctx: Ctx) -> None:
     partner = w.partners[0]
     key = await f.item(ctx.session, partner.dep, key=True)
     task = await f.draft_task(ctx, w)
-    [inv] = await tasks.open_consultation(as_actor(ctx, w.lead.liaison), task, [partner.dep.id])
-    await tasks.accept_invitation(as_actor(ctx, partner.liaison), inv.id)
+    [inv] = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task, [partner.dep.id])
+    await consultation.accept_invitation(as_actor(ctx, partner.liaison), inv.id)
     rows = list(await ctx.session.scalars(select(TaskItem.item_id).where(
         TaskItem.department_id == partner.dep.id)))
     assert rows == [key.id]
@@ -371,17 +374,17 @@ async def test_draw_refusals(ctx: Ctx) -> None:
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
     await _refused(ctx, ValidationFailed, r"抽取范围内没有符合条件的检查对象（已排除：已注销/吊销/撤销/迁出 5 户）",
-                   tasks.freeze_pool(lead, task.code, BEACON_SOURCE))
+                   targets.freeze_pool(lead, task.code, BEACON_SOURCE))
     await f.targets(ctx.session, 10)
-    await _refused(ctx, ValidationFailed, "请写明将使用的公开信标来源", tasks.freeze_pool(lead, task.code, " "))
+    await _refused(ctx, ValidationFailed, "请写明将使用的公开信标来源", targets.freeze_pool(lead, task.code, " "))
     await _refused(ctx, PermissionDenied, "只有牵头部门",
-                   tasks.freeze_pool(as_actor(ctx, w.partners[0].leader), task.code, BEACON_SOURCE))
-    await _refused(ctx, InvalidTransition, "尚未冻结抽取范围", tasks.confirm_draw(lead, task.code, BEACON))
-    await tasks.freeze_pool(lead, task.code, BEACON_SOURCE)
+                   targets.freeze_pool(as_actor(ctx, w.partners[0].leader), task.code, BEACON_SOURCE))
+    await _refused(ctx, InvalidTransition, "尚未冻结抽取范围", targets.confirm_draw(lead, task.code, BEACON))
+    await targets.freeze_pool(lead, task.code, BEACON_SOURCE)
     ctx.clock.set(BEACON_OUT)
-    await _refused(ctx, ValidationFailed, "请输入信标值", tasks.confirm_draw(lead, task.code, "  "))
-    await _refused(ctx, InvalidTransition, "检查对象尚未抽取锁定", tasks.match_inspectors(lead, task.code))
-    await _refused(ctx, NotFound, "未找到任务", tasks.freeze_pool(lead, "LJ-2026-999", BEACON_SOURCE))
+    await _refused(ctx, ValidationFailed, "请输入信标值", targets.confirm_draw(lead, task.code, "  "))
+    await _refused(ctx, InvalidTransition, "检查对象尚未抽取锁定", groups.match_inspectors(lead, task.code))
+    await _refused(ctx, NotFound, "未找到任务", targets.freeze_pool(lead, "LJ-2026-999", BEACON_SOURCE))
 
 
 async def test_match_refuses_a_department_without_inspectors(ctx: Ctx) -> None:
@@ -392,7 +395,7 @@ async def test_match_refuses_a_department_without_inspectors(ctx: Ctx) -> None:
     lead = as_actor(ctx, w.lead.liaison)
     await _lock(lead, task)
     await _refused(ctx, ValidationFailed, f"{w.partners[0].dep.name}没有在岗的执法检查人员",
-                   tasks.match_inspectors(lead, task.code))
+                   groups.match_inspectors(lead, task.code))
 
 
 async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> None:
@@ -401,21 +404,21 @@ async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> Non
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 1}]})
     lead = as_actor(ctx, w.lead.liaison)
     await _lock(lead, task)
-    [case] = await tasks.match_inspectors(lead, task.code)
+    [case] = await groups.match_inspectors(lead, task.code)
     await ctx.session.commit()
     only = w.partners[0].inspectors[0]
     await _refused(ctx, ValidationFailed, "该部门没有可替换的执法检查人员，无法回避",
-                   tasks.recuse(as_actor(ctx, only), case.code, only.id, "与企业负责人系同学关系"))
-    await _refused(ctx, ValidationFailed, "回避须说明理由", tasks.recuse(as_actor(ctx, only), case.code, only.id, ""))
-    await _refused(ctx, NotFound, "不在案件", tasks.recuse(ctx, case.code, w.lead.liaison.id, "理由"))
-    await _refused(ctx, PermissionDenied, "分管领导", tasks.replace_inspector(
+                   groups.recuse(as_actor(ctx, only), case.code, only.id, "与企业负责人系同学关系"))
+    await _refused(ctx, ValidationFailed, "回避须说明理由", groups.recuse(as_actor(ctx, only), case.code, only.id, ""))
+    await _refused(ctx, NotFound, "不在案件", groups.recuse(ctx, case.code, w.lead.liaison.id, "理由"))
+    await _refused(ctx, PermissionDenied, "分管领导", groups.replace_inspector(
         as_actor(ctx, w.partners[0].liaison), case.code, only.id, only.id, "岗位调整"))
     spare = await f.officer(ctx.session, w.partners[0].dep, "inspector")
     ctx.session.add(OfficerConflict(officer_id=spare.id, target_id=case.target_id))
-    await _refused(ctx, ValidationFailed, "利害关系", tasks.replace_inspector(
+    await _refused(ctx, ValidationFailed, "利害关系", groups.replace_inspector(
         as_actor(ctx, w.partners[0].leader), case.code, only.id, spare.id, "岗位调整"))
     outsider = w.lead.inspectors[0]
-    await _refused(ctx, ValidationFailed, "不是", tasks.replace_inspector(
+    await _refused(ctx, ValidationFailed, "不是", groups.replace_inspector(
         as_actor(ctx, w.partners[0].leader), case.code, only.id, outsider.id, "岗位调整"))
 
 
@@ -424,7 +427,7 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 1}]})
     lead = as_actor(ctx, w.lead.liaison)
     await _lock(lead, task)
-    [case] = await tasks.match_inspectors(lead, task.code)
+    [case] = await groups.match_inspectors(lead, task.code)
     d = await ctx.session.scalar(select(Draw).where(Draw.kind == "inspectors"))
     lead_codes = {o.code for o in w.lead.inspectors}
     order = [i.removeprefix("inspector:") for i in d.selection if i.removeprefix("inspector:") in lead_codes]
@@ -433,7 +436,7 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     assert leader.officer.code == order[0]  # the lead's first in key order leads the first case
     in_group = {m.officer.code for m in members}
     expected = next(c for c in order[1:] if c not in in_group)
-    new = await tasks.recuse(ctx, case.code, leader.officer_id, "曾为该企业提供咨询服务")
+    new = await groups.recuse(ctx, case.code, leader.officer_id, "曾为该企业提供咨询服务")
     assert new.officer.code == expected and new.is_leader
     sent = await _outbox(ctx)
     notified = {m.destination.get("officer_id") for m in sent
@@ -448,26 +451,26 @@ async def test_queries_for_handlers(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=1)
     own = await f.draft_task(ctx, w)
     other_lead = await f.dept(ctx.session)
-    theirs = await tasks.create_task(
+    theirs = await consultation.create_task(
         as_actor(ctx, other_lead.leader), title="他部门任务", lead_department_id=other_lead.dep.id,
         window_start=f.WINDOW[0], window_end=f.WINDOW[1], item_ids=[other_lead.items[0].id],
         scope={}, rule=f.RULE_5PCT)
-    await tasks.open_consultation(as_actor(ctx, other_lead.liaison), theirs, [w.lead.dep.id])
-    listing = await tasks.tasks_for_department(ctx, w.lead.dep.id)
+    await consultation.open_consultation(as_actor(ctx, other_lead.liaison), theirs, [w.lead.dep.id])
+    listing = await tasks_for_department(ctx, w.lead.dep.id)
     assert [(x.task.code, x.role) for x in listing] == [(theirs.code, "invited"), (own.code, "lead")]
     assert listing[0].invitation is not None and listing[0].invitation.state == "pending"
-    progress = await tasks.task_progress(ctx, theirs.code)
+    progress = await task_progress(ctx, theirs.code)
     assert progress["invitation_counts"] == {"pending": 1} and progress["overdue"] == 0
     count = await ctx.session.scalar(select(func.count()).select_from(Invitation))
     assert count == 1
 
 
 async def test_exported_pool_file_hashes_to_the_pool_hash(ctx: Ctx) -> None:
-    from core.verify import pool_csv_text
+    from core.draws.verify import pool_csv_text
 
     w = await f.world(ctx.session, partners=0, n_targets=30)
     task = await f.ready_task(ctx, w)
-    d = await tasks.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE)
+    d = await targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE)
     text = await pool_csv_text(ctx.session, d.id)
     assert text.startswith("id,stratum\n") and text.endswith("\n")
     assert hashlib.sha256(text.removeprefix("id,stratum\n").removesuffix("\n").encode()).hexdigest() == d.pool_hash

@@ -23,7 +23,7 @@ from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
-from core import tasks
+from core import consultation
 from core.changes import Ctx
 from core.clock import Clock
 from core.messages import Event, OutMessage
@@ -163,7 +163,7 @@ async def _invitation(sessionmaker, clock, services: Services, w: f.World) -> In
     async with sessionmaker() as s:
         ctx = Ctx(session=s, clock=clock, rules=services.rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+        [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
                                               [w.partners[0].dep.id])
         await s.commit()
     return inv

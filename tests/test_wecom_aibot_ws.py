@@ -20,7 +20,7 @@ from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
-from core import tasks
+from core import consultation
 from core.changes import Ctx
 from core.messages import Event
 from core.models import InboxEvent, Invitation, Officer, OutboxMessage
@@ -100,7 +100,7 @@ async def _invite(rig: Rig) -> tuple[Invitation, dict[str, object]]:
     async with rig.services.sessionmaker() as s:
         ctx = Ctx(session=s, clock=rig.services.clock, rules=rig.services.rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+        [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
                                               [w.partners[0].dep.id])
         await s.commit()
     await Sender(rig.services).run_once()

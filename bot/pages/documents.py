@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.pages.base import PAGE_HEADERS, respond
 from bot.pages.links import PAGES
 from bot.services import Services
-from core import officers, tasks
+from core import access, officers
 from core.errors import DomainError, PermissionDenied
 from core.links import verify_link
 from handlers.documents import DocumentRequest, documents_page
@@ -45,7 +45,7 @@ class DocumentPages:
                 await session.rollback()
                 if isinstance(err, PermissionDenied) and err.action and ctx.actor is not None:
                     await session.refresh(ctx.actor)  # the rollback expired it
-                    await tasks.record_denied(ctx, err.action, err.subject, err.message)
+                    await access.record_denied(ctx, err.action, err.subject, err.message)
                     await session.commit()
                 return respond(denied(err))
         headers = {**PAGE_HEADERS, "Content-Type": doc.mime}

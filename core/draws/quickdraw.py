@@ -16,8 +16,9 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import codes, draw, pool
+from core import codes
 from core.changes import Ctx, record
+from core.draws import algorithm, pool
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.models import DRAWABLE_STATUSES, Department, Draw, DrawPool, Officer, Target
 
@@ -53,7 +54,7 @@ async def draw_inspectors(ctx: Ctx, count: int, department: str = "", tag: str =
             raise NotFound(f"未找到部门“{department}”")
         stmt = stmt.where(Officer.department_id == dep_id)
     rows = (await ctx.session.execute(stmt)).all()
-    ids = [draw.INSPECTOR_PREFIX + code for code, roles, tags in rows
+    ids = [algorithm.INSPECTOR_PREFIX + code for code, roles, tags in rows
            if "inspector" in (roles or []) and (not tag or tag in (tags or []))]
     if not ids:
         raise ValidationFailed("没有符合条件的执法检查人员，请调整部门或标签")
@@ -84,17 +85,17 @@ async def _create(ctx: Ctx, kind: Kind, stratum: str, ids: list[str], count: int
     if needs_beacon and not beacon_source:
         raise ValidationFailed("本系统要求快抽使用公开信标，请在指令末尾写明信标来源")
     candidates = sorted((i, stratum) for i in ids)
-    rule = draw.SamplingRule(strata=[draw.StratumRule(name=stratum, count=count)])
-    seed = draw.new_seed()
+    rule = algorithm.SamplingRule(strata=[algorithm.StratumRule(name=stratum, count=count)])
+    seed = algorithm.new_seed()
     now = ctx.clock.now()
     code = await codes.next_code(ctx.session, CODE_PREFIX, ctx.clock.today().year, width=4)
     row = Draw(code=code, task_id=None, kind=kind, task_code=code, state="frozen", freeze_no=1,
-               commitment=draw.commitment(seed), seed_hex=seed.hex(),
+               commitment=algorithm.commitment(seed), seed_hex=seed.hex(),
                beacon_source=beacon_source if needs_beacon else "", uses_beacon=needs_beacon,
-               pool_hash=draw.pool_hash(candidates), pool_size=len(candidates),
+               pool_hash=algorithm.pool_hash(candidates), pool_size=len(candidates),
                parameters={"quick": True, "count": count, "filters": filters,
-                           "rule": rule.public(), "strata": draw.stratum_sizes(candidates)},
-               algorithm_version=draw.ALGORITHM_VERSION, selection=[],
+                           "rule": rule.public(), "strata": algorithm.stratum_sizes(candidates)},
+               algorithm_version=algorithm.ALGORITHM_VERSION, selection=[],
                created_by_id=ctx.actor.id if ctx.actor else None, frozen_at=now)
     ctx.session.add(row)
     await ctx.session.flush()
@@ -137,11 +138,11 @@ def _require_starter(ctx: Ctx, kind: Kind) -> None:
                                action=f"quickdraw.start.{kind}", subject=f"officer:{actor.code}")
 
 
-async def _lock(ctx: Ctx, row: Draw, candidates: list[draw.Candidate], beacon: str) -> None:
-    rule = draw.SamplingRule.model_validate(row.parameters["rule"])
+async def _lock(ctx: Ctx, row: Draw, candidates: list[algorithm.Candidate], beacon: str) -> None:
+    rule = algorithm.SamplingRule.model_validate(row.parameters["rule"])
     seed = bytes.fromhex(row.seed_hex)
     row.beacon = beacon
-    row.selection = draw.select(candidates, rule, draw.final_seed(seed, beacon or None), row.code)
+    row.selection = algorithm.select(candidates, rule, algorithm.final_seed(seed, beacon or None), row.code)
     row.state, row.locked_at = "locked", ctx.clock.now()
     await ctx.session.flush()
     await record(ctx, "quickdraw.locked", f"draw:{row.code}",
@@ -152,10 +153,10 @@ async def _lock(ctx: Ctx, row: Draw, candidates: list[draw.Candidate], beacon: s
 async def describe(session: AsyncSession, row: Draw) -> list[Chosen]:
     """Names for the selected ids, in selection order."""
     if row.kind == "inspectors":
-        codes_ = [i.removeprefix(draw.INSPECTOR_PREFIX) for i in row.selection]
+        codes_ = [i.removeprefix(algorithm.INSPECTOR_PREFIX) for i in row.selection]
         officers = {o.code: o for o in await session.scalars(
             select(Officer).where(Officer.code.in_(codes_)))}
-        return [Chosen(draw.INSPECTOR_PREFIX + c, officers[c].name, officers[c].department.name)
+        return [Chosen(algorithm.INSPECTOR_PREFIX + c, officers[c].name, officers[c].department.name)
                 for c in codes_]
     targets = {t.uscc: t for t in await session.scalars(
         select(Target).where(Target.uscc.in_(row.selection)))}

@@ -19,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import draw
+from core.draws import algorithm
 from core.models import (
     DRAWABLE_STATUSES,
     Case,
@@ -45,7 +45,7 @@ _SCOPE_COLUMNS = {"kinds": Target.kind, "industries": Target.industry, "regions"
 
 @dataclass
 class PoolReport:
-    candidates: list[draw.Candidate]  # (id, stratum), sorted by id
+    candidates: list[algorithm.Candidate]  # (id, stratum), sorted by id
     exclusions: Counter[str] = field(default_factory=Counter)
     repeat_check_allowed: bool = False  # key items / complaint-driven: 001 第十四条
     repeat_check_reason: str = ""
@@ -122,7 +122,7 @@ class _StrataOf(dict[tuple[str, str], str | None]):
     """(risk level, flags) → stratum, worked out on first sight: a city has a million targets
     but only a handful of distinct pairs, and a dict lookup keeps the per-row work in C."""
 
-    def __init__(self, rule: draw.SamplingRule) -> None:
+    def __init__(self, rule: algorithm.SamplingRule) -> None:
         super().__init__()
         self.rule = rule
 
@@ -133,7 +133,7 @@ class _StrataOf(dict[tuple[str, str], str | None]):
 
 
 async def build_target_pool(session: AsyncSession, task: JointTask,
-                            rule: draw.SamplingRule) -> PoolReport:
+                            rule: algorithm.SamplingRule) -> PoolReport:
     """Candidates for the task's target draw, and the count of the rest by reason."""
     in_scope = scope_clause(task.scope or {})
     drawable = Target.status.in_(DRAWABLE_STATUSES)
@@ -166,7 +166,7 @@ async def build_target_pool(session: AsyncSession, task: JointTask,
         out = placed
     report.sizes = Counter(map(itemgetter(1), out))  # before sorting: strata in order of rows
     out.sort(key=uscc_of)  # the (id, stratum) order, as ids are unique
-    report.candidates = cast(list[draw.Candidate], out)  # no None stratum left
+    report.candidates = cast(list[algorithm.Candidate], out)  # no None stratum left
     return report
 
 
@@ -181,8 +181,8 @@ class PoolFile:
     data: bytes
 
 
-def pool_file(candidates: Sequence[draw.Candidate]) -> PoolFile:
-    """draw.pool_hash and draw.pool_csv in one pass over candidates already sorted by id
+def pool_file(candidates: Sequence[algorithm.Candidate]) -> PoolFile:
+    """algorithm.pool_hash and algorithm.pool_csv in one pass over candidates already sorted by id
     (PoolReport.candidates are): a city pool has a million lines, so the body is encoded once
     and compressed in pieces rather than copied into one text first."""
     body = "\n".join(map(",".join, candidates)).encode()
@@ -191,7 +191,7 @@ def pool_file(candidates: Sequence[draw.Candidate]) -> PoolFile:
     return PoolFile(hashlib.sha256(body).hexdigest(), data + packer.flush())
 
 
-def encode_pool(candidates: Iterable[draw.Candidate]) -> bytes:
+def encode_pool(candidates: Iterable[algorithm.Candidate]) -> bytes:
     return pool_file(sorted(candidates)).data
 
 
@@ -206,20 +206,20 @@ def _pool_body(data: bytes) -> tuple[str, memoryview]:
     return text[len(POOL_HEADER):-1], memoryview(raw)[len(POOL_HEADER.encode()):len(raw) - last]
 
 
-def _parse_body(body: str) -> list[draw.Candidate]:
+def _parse_body(body: str) -> list[algorithm.Candidate]:
     if not body:
         return []
     return [(ident, stratum) for ident, _, stratum in (line.partition(",") for line in body.split("\n"))]
 
 
-def stored_pool(data: bytes) -> tuple[str, list[draw.Candidate]]:
+def stored_pool(data: bytes) -> tuple[str, list[algorithm.Candidate]]:
     """The pool hash of a stored pool file (of its bytes as stored, no re-encoding) and its
     (id, stratum) pairs in file (id) order, from one decompression."""
     body, body_bytes = _pool_body(data)
     return hashlib.sha256(body_bytes).hexdigest(), _parse_body(body)
 
 
-def decode_pool(data: bytes) -> list[draw.Candidate]:
+def decode_pool(data: bytes) -> list[algorithm.Candidate]:
     """Back from the stored bytes to (id, stratum) pairs, in file (id) order."""
     return _parse_body(_pool_body(data)[0])
 

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import draw
+from core.draws import algorithm
+from core.draws.pool import decode_pool
 from core.errors import NotFound
 from core.models import Draw, DrawPool, JointTask
-from core.pool import decode_pool
 
 
 @dataclass(frozen=True)
@@ -55,20 +55,20 @@ async def verify_draw(session: AsyncSession, draw_id: int) -> VerifyReport:
         report.checks.append(Check("抽取范围文件", False, "缺少冻结的抽取范围文件"))
         return report
     pool = decode_pool(stored.data)
-    report.checks.append(_same("抽取范围哈希", d.pool_hash, draw.pool_hash(pool)))
+    report.checks.append(_same("抽取范围哈希", d.pool_hash, algorithm.pool_hash(pool)))
     report.checks.append(_same("抽取范围数量", d.pool_size, len(pool)))
     if d.state != "locked":
         report.checks.append(Check("种子承诺值", True, "尚未锁定，种子未公开，待锁定后核对"))
         return report
     seed = bytes.fromhex(d.seed_hex)
-    report.checks.append(_same("种子承诺值", d.commitment, draw.commitment(seed)))
+    report.checks.append(_same("种子承诺值", d.commitment, algorithm.commitment(seed)))
     if d.uses_beacon:
         # Only that the stored value was used can be checked here; whether it is the official
         # value is for the reader to compare against the source's own announcement.
         report.checks.append(Check(f"信标值（已用于计算；请对照{d.beacon_source}的官方公布核对）",
                                    bool(d.beacon), d.beacon or "缺少信标值"))
-    rule = draw.parse_rule(d.parameters["rule"])
-    recomputed = draw.select(pool, rule, draw.final_seed(seed, d.beacon or None), d.task_code)
+    rule = algorithm.parse_rule(d.parameters["rule"])
+    recomputed = algorithm.select(pool, rule, algorithm.final_seed(seed, d.beacon or None), d.task_code)
     same = recomputed == list(d.selection)
     report.checks.append(Check("抽取结果", same, f"{len(recomputed)} 个，与锁定结果一致" if same
                                else f"锁定 {len(d.selection)} 个，复算 {len(recomputed)} 个，不一致"))

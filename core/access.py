@@ -1,0 +1,41 @@
+"""Who may act, shared by every stage of a joint task: the department's liaisons and leaders
+(or an admin, or the system itself), the lead department, and the audit of a refusal.
+
+Refusals raise PermissionDenied carrying the action and subject, so the caller can audit them
+with `record_denied` in its own transaction after rolling back the refused one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from core.changes import Ctx, record
+from core.errors import PermissionDenied
+from core.models import JointTask
+
+
+def may_act_for(ctx: Ctx, department_id: int, *, roles: Sequence[str] = ("liaison", "leader"),
+                 admin: bool = True) -> bool:
+    actor = ctx.actor
+    if actor is None:  # the system: scheduler, CLI
+        return True
+    if admin and actor.has_role("admin"):
+        return True
+    return actor.department_id == department_id and any(actor.has_role(r) for r in roles)
+
+
+def require(allowed: bool, action: str, subject: str, why: str) -> None:
+    if not allowed:
+        raise PermissionDenied(why, action=action, subject=subject)
+
+
+async def record_denied(ctx: Ctx, action: str, subject: str, why: str) -> None:
+    """Audit a refused attempt. Call it in a fresh transaction after the service raised
+    PermissionDenied (its own transaction is rolled back, and the refusal must stay on record)."""
+    await record(ctx, "denied", subject, {"action": action, "why": why})
+
+
+def lead_only(ctx: Ctx, task: JointTask, action: str, *, admin: bool = True) -> None:
+    who = "联络员、分管领导或管理员" if admin else "联络员、分管领导"
+    require(may_act_for(ctx, task.lead_department_id, admin=admin), action, f"task:{task.code}",
+             f"只有牵头部门（{task.lead_department.name}）的{who}可以执行此操作")

@@ -1,0 +1,357 @@
+"""Stage 1, consultation: task creation, invitations, answers and expiry
+(seeds 000 §五–§七, 001 第十四条).
+
+draft → consulting (seed committed, invitations out) → ready (every invitation answered or
+expired). Every service mutates rows, then calls `record` once per state change in the same
+session; the caller commits. Refusals raise a DomainError and change nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import codes
+from core.access import lead_only, may_act_for, require
+from core.changes import Ctx, Notice, record
+from core.draws import algorithm
+from core.draws.pool import SCOPE_KEYS
+from core.errors import InvalidTransition, NotFound, ValidationFailed
+from core.jointtask import (
+    INVITATION_STATE_LABELS,
+    TASK_STATE_LABELS,
+    answerers,
+    get_department,
+    task_by_id,
+    task_invitations,
+    task_items,
+)
+from core.messages import Button, Card, Destination, Field_, OutMessage
+from core.models import TARGET_KINDS, Department, Invitation, Item, JointTask, Officer, TaskItem
+from core.render import render
+from core.workdays import Deadline
+
+
+async def _invitation(ctx: Ctx, invitation_id: int) -> Invitation:
+    inv = await ctx.session.get(Invitation, invitation_id)
+    if inv is None:
+        raise NotFound(f"未找到邀请（编号 {invitation_id}）")
+    return inv
+
+
+async def department_invitation(session: AsyncSession, task: JointTask,
+                                department_id: int) -> Invitation | None:
+    return await session.scalar(select(Invitation).where(
+        Invitation.task_id == task.id, Invitation.department_id == department_id))
+
+
+async def department_task_items(session: AsyncSession, task: JointTask,
+                                department_id: int) -> list[Item]:
+    """The items a department checks in a task (what it accepted with)."""
+    return list(await session.scalars(
+        select(Item).join(TaskItem, TaskItem.item_id == Item.id)
+        .where(TaskItem.task_id == task.id, TaskItem.department_id == department_id)
+        .order_by(Item.code)))
+
+
+async def item_ids_by_code(session: AsyncSession, department_id: int,
+                           codes: Iterable[str]) -> dict[str, int]:
+    """Upper-cased item code → id within one department's item list (unknown codes absent)."""
+    wanted = [c.upper() for c in codes]
+    rows = (await session.execute(select(func.upper(Item.code), Item.id).where(
+        Item.department_id == department_id, Item.current.is_(True),
+        func.upper(Item.code).in_(wanted)))).all()
+    return {code: item_id for code, item_id in rows}
+
+
+async def _department_items(session: AsyncSession, department: Department,
+                            item_ids: Iterable[int] | None) -> list[Item]:
+    """The chosen items of a department's item list; None = its key items (or, when its list
+    has no key item, the whole list)."""
+    own = list(await session.scalars(select(Item).where(
+        Item.department_id == department.id, Item.current.is_(True)).order_by(Item.code)))
+    if item_ids is None:
+        chosen = default_items(own)
+    else:
+        wanted = list(dict.fromkeys(item_ids))
+        by_id = {i.id: i for i in own}
+        if missing := [i for i in wanted if i not in by_id]:
+            raise ValidationFailed(f"抽查事项（编号 {missing[0]}）不在{department.name}的抽查事项清单中")
+        chosen = [by_id[i] for i in wanted]
+    if not chosen:
+        raise ValidationFailed(f"{department.name}的抽查事项清单为空，请先导入抽查事项清单" if not own
+                               else "请至少选择一项本部门本次检查事项")
+    return chosen
+
+
+def default_items(own: list[Item]) -> list[Item]:
+    """What a department takes when it accepts without choosing: its key items, or, when its
+    list has none, the whole list."""
+    return [i for i in own if i.category == "key"] or own
+
+
+def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
+    scope = dict(scope or {})
+    if unknown := set(scope) - {*SCOPE_KEYS, "complaint_driven"}:
+        raise ValidationFailed(f"抽查范围中有无法识别的条件：{'、'.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    for key in SCOPE_KEYS:
+        values = [str(v).strip() for v in scope.get(key) or [] if str(v).strip()]
+        if values:
+            out[key] = values
+    if bad := [k for k in out.get("kinds", []) if k not in TARGET_KINDS]:
+        raise ValidationFailed(f"检查对象类型“{bad[0]}”无效，可选：{'、'.join(TARGET_KINDS)}")
+    if scope.get("complaint_driven"):
+        out["complaint_driven"] = True
+    return out
+
+
+# ---------------------------------------------------------------- create and consult
+
+async def create_task(ctx: Ctx, *, title: str, lead_department_id: int, window_start: dt.date,
+                      window_end: dt.date, item_ids: Iterable[int], scope: dict[str, Any] | None,
+                      rule: dict[str, Any], year: int | None = None) -> JointTask:
+    lead = await get_department(ctx.session, lead_department_id)
+    require(may_act_for(ctx, lead.id), "task.create", f"department:{lead.code}",
+             "只有管理员或牵头部门的联络员、分管领导可以创建联合抽查任务")
+    title = title.strip()
+    if not title:
+        raise ValidationFailed("任务名称不能为空")
+    if window_end < window_start:
+        raise ValidationFailed("检查时间窗口的结束日期早于开始日期")
+    parsed = algorithm.parse_rule(rule)
+    clean_scope = _clean_scope(scope)
+    items = await _department_items(ctx.session, lead, list(item_ids))
+    year = year or window_start.year
+    task = JointTask(code=await codes.next_code(ctx.session, "LJ", year), year=year, title=title,
+                     lead_department=lead, window_start=window_start, window_end=window_end,
+                     scope=clean_scope, rule=parsed.model_dump(mode="json"), state="draft",
+                     created_by_id=ctx.actor.id if ctx.actor else None, created_at=ctx.clock.now())
+    ctx.session.add(task)
+    await ctx.session.flush()
+    ctx.session.add_all(TaskItem(task_id=task.id, item_id=i.id, department_id=lead.id) for i in items)
+    await ctx.session.flush()
+    await record(ctx, "task.created", f"task:{task.code}", {
+        "title": title, "lead": lead.code, "window": [window_start.isoformat(), window_end.isoformat()],
+        "items": [i.code for i in items], "scope": clean_scope, "rule": parsed.public()})
+    return task
+
+
+def _invitation_card(task: JointTask, inv: Invitation, text: str, reply_due: str) -> OutMessage:
+    card = Card(title=f"联合抽查邀请：{task.title}", description=text, task_id=f"inv-{inv.id}",
+                fields=[Field_(name="任务编号", value=task.code),
+                        Field_(name="牵头部门", value=task.lead_department.name),
+                        Field_(name="答复期限", value=reply_due)],
+                buttons=[Button(label="接受", action_key=f"inv:accept:{inv.id}", style="primary"),
+                         Button(label="拒绝", action_key=f"inv:decline:{inv.id}", style="danger")])
+    return OutMessage(kind="card", title=card.title, body=text, card=card)
+
+
+def _rule_text(rule: algorithm.SamplingRule) -> str:
+    return "；".join(f"{s.name} {s.describe()}" for s in rule.strata)
+
+
+async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[int], *,
+                            single_department: bool = False) -> list[Invitation]:
+    """Commit to the seed and invite the participants. An empty list is allowed only for a
+    single-department task (`single_department=True`), which goes straight to "ready"."""
+    lead_only(ctx, task, "task.consult")
+    if task.state != "draft":
+        raise InvalidTransition(f"任务当前状态为“{TASK_STATE_LABELS[task.state]}”，只有草稿任务可以发起征询")
+    ids = [d for d in dict.fromkeys(department_ids) if d != task.lead_department_id]
+    if not ids and not single_department:
+        raise ValidationFailed("联合抽查至少要邀请一个参与部门")
+    departments = [await get_department(ctx.session, d) for d in ids]
+    seed = algorithm.new_seed()
+    task.seed_hex, task.commitment = seed.hex(), algorithm.commitment(seed)
+    due = (await ctx.work_calendar()).add_workdays(ctx.clock.today(), ctx.rules.invitation_reply_workdays)
+    task.reply_due_on, task.reply_due_provisional = due.day, due.provisional
+    task.state = "consulting" if departments else "ready"
+    invitations = [Invitation(task_id=task.id, department=d, state="pending") for d in departments]
+    ctx.session.add_all(invitations)
+    await ctx.session.flush()
+    items = await task_items(ctx.session, task)
+    rule_text = _rule_text(algorithm.parse_rule(task.rule))
+    notices = []
+    for inv, dep in zip(invitations, departments, strict=True):
+        # each department sees its own item list with the codes `接受 编号 事项代码` takes
+        own = list(await ctx.session.scalars(select(Item).where(
+            Item.department_id == dep.id, Item.current.is_(True)).order_by(Item.code)))
+        text = render("messages/invitation.md.j2", task=task, lead=task.lead_department,
+                      items=items, own_items=own, rule_text=rule_text, reply_due=due.label())
+        # The group chat is told (robot webhooks cannot carry answer buttons); the people who
+        # may answer get the card itself in their direct chat with the bot.
+        notices.append(Notice(Destination.department(dep.id), OutMessage.md(
+            f"联合抽查邀请：{task.title}", text), key=f"invitation:{inv.id}"))
+        notices.extend(Notice(Destination.officer(o.id), _invitation_card(task, inv, text, due.label()),
+                              key=f"invitation:{inv.id}:officer:{o.id}")
+                       for o in await answerers(ctx.session, dep.id))
+    await record(ctx, "task.consultation_opened", f"task:{task.code}", {
+        "departments": [d.code for d in departments], "commitment": task.commitment,
+        "reply_due_on": due.day.isoformat(), "reply_due_provisional": due.provisional}, notices)
+    if not departments:
+        await _consultation_done(ctx, task, [])
+    return invitations
+
+
+async def _consultation_done(ctx: Ctx, task: JointTask, invitations: list[Invitation]) -> None:
+    task.state = "ready"
+    text = render("messages/consultation_done.md.j2", task=task, invitations=invitations,
+                  state_labels=INVITATION_STATE_LABELS)
+    await record(ctx, "task.ready", f"task:{task.code}",
+                 {"invitations": {i.department.code: i.state for i in invitations}},
+                 [Notice(Destination.department(task.lead_department_id),
+                         OutMessage.md(f"征询完成：{task.code}", text), key=f"task-ready:{task.id}")])
+
+
+async def _after_answer(ctx: Ctx, task: JointTask) -> None:
+    invitations = await task_invitations(ctx.session, task)
+    if all(i.state != "pending" for i in invitations):
+        await _consultation_done(ctx, task, invitations)
+
+
+async def _answerable(ctx: Ctx, invitation_id: int, action: str) -> tuple[Invitation, JointTask]:
+    inv = await _invitation(ctx, invitation_id)
+    require(may_act_for(ctx, inv.department_id, admin=False), action, f"invitation:{inv.id}",
+             f"只有{inv.department.name}的联络员或分管领导可以答复该邀请")
+    # Lock the task first: the last answer, whoever gives it, must see all the others.
+    task = await task_by_id(ctx.session, inv.task_id, for_update=True)
+    await ctx.session.refresh(inv)
+    if inv.state in ("accepted", "declined"):
+        raise InvalidTransition(f"该邀请已答复（{INVITATION_STATE_LABELS[inv.state]}），不能重复答复")
+    if inv.state == "expired" or (task.reply_due_on is not None and ctx.clock.today() > task.reply_due_on):
+        due = (Deadline(task.reply_due_on, task.reply_due_provisional).label()
+               if task.reply_due_on else "—")
+        raise InvalidTransition(f"该邀请已过答复期限（{due}），不能再答复，请与牵头部门联系")
+    if task.state != "consulting":
+        raise InvalidTransition(f"任务当前状态为“{TASK_STATE_LABELS[task.state]}”，不再接受答复")
+    return inv, task
+
+
+def _answer_notice(ctx: Ctx, task: JointTask, inv: Invitation, items: list[Item]) -> Notice:
+    text = render("messages/invitation_answered.md.j2", task=task, invitation=inv,
+                  department=inv.department, items=items,
+                  actor_name=ctx.actor.name if ctx.actor else ctx.actor_label)
+    title = f"{inv.department.name}{INVITATION_STATE_LABELS[inv.state]}：{task.code}"
+    return Notice(Destination.department(task.lead_department_id), OutMessage.md(title, text),
+                  key=f"invitation-answer:{inv.id}")
+
+
+def _mark_answered(ctx: Ctx, inv: Invitation, state: str, reason: str = "") -> None:
+    inv.state, inv.reason = state, reason
+    inv.responded_by_id = ctx.actor.id if ctx.actor else None
+    inv.responded_at = ctx.clock.now()
+
+
+async def accept_invitation(ctx: Ctx, invitation_id: int,
+                            item_ids: Iterable[int] | None = None) -> Invitation:
+    """Accept, choosing the department's own items; None = its key items (all items when its
+    list has no key item), so one tap on "接受" is a complete answer."""
+    inv, task = await _answerable(ctx, invitation_id, "invitation.accept")
+    items = await _department_items(ctx.session, inv.department,
+                                    None if item_ids is None else list(item_ids))
+    _mark_answered(ctx, inv, "accepted")
+    ctx.session.add_all(TaskItem(task_id=task.id, item_id=i.id, department_id=inv.department_id)
+                        for i in items)
+    await ctx.session.flush()
+    await record(ctx, "invitation.accepted", f"invitation:{inv.id}",
+                 {"task": task.code, "department": inv.department.code, "items": [i.code for i in items]},
+                 [_answer_notice(ctx, task, inv, items)])
+    await _after_answer(ctx, task)
+    return inv
+
+
+async def decline_invitation(ctx: Ctx, invitation_id: int, reason: str) -> Invitation:
+    """Decline with the written reason the rules require (seed 000 §七)."""
+    inv, task = await _answerable(ctx, invitation_id, "invitation.decline")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("拒绝参加联合抽查须书面说明理由")
+    if len(reason) < ctx.rules.decline_reason_min_chars:
+        raise ValidationFailed(f"拒绝理由至少需要 {ctx.rules.decline_reason_min_chars} 个字，"
+                               f"请写明不参加的具体原因")
+    _mark_answered(ctx, inv, "declined", reason)
+    await ctx.session.flush()
+    await record(ctx, "invitation.declined", f"invitation:{inv.id}",
+                 {"task": task.code, "department": inv.department.code, "reason": reason},
+                 [_answer_notice(ctx, task, inv, [])])
+    await _after_answer(ctx, task)
+    return inv
+
+
+async def expire_invitations(ctx: Ctx) -> int:
+    """Scheduler tick: pending invitations past their reply day expire; their tasks become ready."""
+    today = ctx.clock.today()
+    # Several serve processes run this tick: each task is expired by whoever locks it first,
+    # and the state is re-read under the lock so an answer committed meanwhile stands.
+    tasks = list(await ctx.session.scalars(select(JointTask).where(
+        JointTask.state == "consulting", JointTask.reply_due_on < today).order_by(JointTask.id)
+        .with_for_update(skip_locked=True, of=JointTask).execution_options(populate_existing=True)))
+    expired = 0
+    for task in tasks:
+        invitations = await task_invitations(ctx.session, task)
+        due = task.reply_due_on.isoformat() if task.reply_due_on else "—"
+        for inv in (i for i in invitations if i.state == "pending"):
+            inv.state = "expired"
+            text = render("messages/invitation_expired.md.j2", task=task, department=inv.department,
+                          reply_due=due)
+            msg = OutMessage.md(f"邀请已过期：{task.code}", text)
+            await record(ctx, "invitation.expired", f"invitation:{inv.id}",
+                         {"task": task.code, "department": inv.department.code, "reply_due_on": due},
+                         [Notice(Destination.department(inv.department_id), msg, key=f"inv-expired:{inv.id}"),
+                          Notice(Destination.department(task.lead_department_id), msg,
+                                 key=f"inv-expired-lead:{inv.id}")])
+            expired += 1
+        await _consultation_done(ctx, task, invitations)
+    return expired
+
+
+@dataclass
+class InvitationView:
+    """An invitation as its answer page shows it."""
+
+    invitation: Invitation
+    task: JointTask
+    task_items: list[tuple[str, Item]]  # (department name, item), every department's
+    own_items: list[Item]  # the invited department's item list, offered as check boxes
+    items_in_task: set[int]  # own items already in the task (once accepted)
+    responder: str = ""
+
+    def default_item_ids(self) -> set[int]:
+        """Pre-checked boxes: the items already in the task for this department (after an
+        answer), else what a one-tap 接受 takes."""
+        return set(self.items_in_task) or {i.id for i in default_items(self.own_items)}
+
+
+async def invitation_view(ctx: Ctx, invitation_id: int) -> InvitationView:
+    session = ctx.session
+    invitation = await session.scalar(
+        select(Invitation).where(Invitation.id == invitation_id)
+        .execution_options(populate_existing=True))
+    if invitation is None:
+        raise NotFound("邀请不存在或已被撤回。")
+    task = await session.get(JointTask, invitation.task_id)
+    if task is None:
+        raise NotFound("任务不存在。")
+    rows = (await session.execute(
+        select(Department.name, Item, TaskItem.department_id)
+        .join(TaskItem, TaskItem.item_id == Item.id)
+        .join(Department, Department.id == TaskItem.department_id)
+        .where(TaskItem.task_id == task.id).order_by(Department.id, Item.code))).all()
+    own_items = list(await session.scalars(
+        select(Item).where(Item.department_id == invitation.department_id,
+                           Item.current.is_(True)).order_by(Item.code)))
+    responder = ""
+    if invitation.responded_by_id is not None:
+        who = await session.get(Officer, invitation.responded_by_id)
+        responder = who.name if who is not None else ""
+    return InvitationView(
+        invitation=invitation, task=task, task_items=[(name, item) for name, item, _ in rows],
+        own_items=own_items,
+        items_in_task={item.id for _, item, dept in rows if dept == invitation.department_id},
+        responder=responder)

@@ -1,0 +1,204 @@
+"""Stage 2, draws: the target draw of a joint task — freeze the pool and rule (possibly
+re-frozen), then confirm with the beacon, which locks the selection and creates the cases in one
+transaction (design §5; seeds 000 §八, 004 第十一条).
+
+ready → [frozen draw] → locked. The caller commits; refusals raise a DomainError and change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, String, Table, any_, bindparam, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.access import lead_only
+from core.changes import Ctx, Notice, record
+from core.draws import algorithm
+from core.draws.beacon import beacon_ready_at, beacon_ready_label, checked_beacon, future_beacon_day
+from core.draws.pool import build_target_pool, fetch_plain, pool_file, stored_pool
+from core.errors import InvalidTransition, ValidationFailed
+from core.jointtask import (
+    CHUNK,
+    DONE_STATES,
+    LISTED_CASES,
+    TASK_STATE_LABELS,
+    get_task,
+    participants,
+)
+from core.messages import Destination, OutMessage
+from core.models import Case, Department, Draw, DrawPool, JointTask, Target
+from core.render import render
+
+
+def _broadcast(departments: Iterable[Department], msg: OutMessage, key: str) -> list[Notice]:
+    return [Notice(Destination.department(d.id), msg, key=f"{key}:{d.id}") for d in departments]
+
+
+def _check_drawable(task: JointTask) -> None:
+    if task.state in ("draft", "consulting"):
+        raise InvalidTransition("任务尚未完成征询，不能抽取")
+    if task.state in DONE_STATES:
+        raise InvalidTransition("抽取结果已锁定，不能重新抽取")
+    if task.state != "ready":
+        raise InvalidTransition(f"任务当前状态为“{TASK_STATE_LABELS[task.state]}”，不能抽取")
+
+
+async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
+    """Freeze the pool and rule and announce them with the beacon to come — never a selection."""
+    task = await get_task(ctx, task_code, for_update=True)
+    lead_only(ctx, task, "draw.freeze", admin=False)  # only the lead draws
+    _check_drawable(task)
+    beacon_source = (beacon_source or "").strip()
+    if not beacon_source:
+        raise ValidationFailed("请写明将使用的公开信标来源（例如：2026年12月2日福彩3D开奖号码），"
+                               "信标值须在冻结时无人能知")
+    day = future_beacon_day(ctx, beacon_source)
+    rule = algorithm.parse_rule(task.rule)
+    report = await build_target_pool(ctx.session, task, rule)
+    if not report.candidates:
+        detail = "，".join(f"{r} {n} 户" for r, n in report.exclusions_in_order().items())
+        raise ValidationFailed("抽取范围内没有符合条件的检查对象" + (f"（已排除：{detail}）" if detail else ""))
+    earlier = list(await ctx.session.scalars(select(Draw).where(
+        Draw.task_id == task.id, Draw.kind == "targets")))
+    for d in earlier:
+        if d.state == "frozen":
+            d.state = "superseded"
+    freeze_no = len(earlier) + 1
+    strata, exclusions = report.strata_sizes(), report.exclusions_in_order()
+    frozen_file = pool_file(report.candidates)
+    frozen = Draw(code=f"{task.code}-T{freeze_no}", task_id=task.id, kind="targets",
+                  task_code=task.code, state="frozen", freeze_no=freeze_no, commitment=task.commitment,
+                  beacon_source=beacon_source, uses_beacon=True,
+                  pool_hash=frozen_file.hash, pool_size=len(report.candidates),
+                  parameters={"rule": rule.public(), "scope": task.scope, "strata": strata,
+                              "exclusions": exclusions, "beacon_source": beacon_source,
+                              "beacon_date": day.isoformat(),
+                              "repeat_check": report.repeat_check_reason},
+                  algorithm_version=algorithm.ALGORITHM_VERSION,
+                  created_by_id=ctx.actor.id if ctx.actor else None, frozen_at=ctx.clock.now())
+    ctx.session.add(frozen)
+    await ctx.session.flush()
+    ctx.session.add(DrawPool(draw_id=frozen.id, data=frozen_file.data))
+    text = render("messages/draw_frozen.md.j2", task=task, d=frozen, strata=strata,
+                  rule_texts={s.name: s.describe() for s in rule.strata}, exclusions=exclusions,
+                  repeat_reason=report.repeat_check_reason,
+                  beacon_ready=beacon_ready_label(beacon_ready_at(day, ctx.rules)))
+    notices = _broadcast(await participants(ctx.session, task),
+                         OutMessage.md(f"抽取范围已冻结：{task.code}", text), f"draw-frozen:{frozen.id}")
+    await record(ctx, "draw.refrozen" if freeze_no > 1 else "draw.frozen", f"draw:{frozen.code}", {
+        "task": task.code, "freeze_no": freeze_no, "pool_hash": frozen.pool_hash,
+        "pool_size": frozen.pool_size, "strata": strata, "exclusions": exclusions,
+        "commitment": task.commitment, "beacon_source": beacon_source,
+        "beacon_date": day.isoformat(), "rule": rule.public(),
+        "superseded": [d.code for d in earlier if d.state == "superseded"]}, notices)
+    return frozen
+
+
+async def pool_data(session: AsyncSession, d: Draw) -> bytes:
+    data = await session.scalar(select(DrawPool.data).where(DrawPool.draw_id == d.id))
+    assert data is not None  # written with the draw
+    return data
+
+
+def _uscc_among(dialect: str, usccs: list[str]) -> ColumnElement[bool] | None:
+    """Target.uscc in the list as ONE bound value, so compiling does not grow with the list: a
+    JSON array read by json_each on SQLite, an array with = ANY on PostgreSQL (None elsewhere)."""
+    if dialect == "sqlite":
+        return Target.uscc.in_(select(func.json_each(json.dumps(usccs)).table_valued("value")))
+    if dialect == "postgresql":
+        return Target.uscc == any_(bindparam("usccs", usccs, type_=ARRAY(String)))
+    return None
+
+
+async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """uscc → (target id, name) (a city-wide draw selects tens of thousands)."""
+    columns = select(Target.uscc, Target.id, Target.name)
+    among = _uscc_among((await session.connection()).dialect.name, list(usccs))
+    if among is not None:
+        queries = [columns.where(among)]
+    else:  # other databases: IN (…) lists of bounded length
+        queries = [columns.where(Target.uscc.in_(usccs[i:i + CHUNK])) for i in range(0, len(usccs), CHUNK)]
+    out: dict[str, tuple[int, str]] = {}
+    for query in queries:
+        out.update((u, (tid, name)) for u, tid, name in await fetch_plain(session, query))
+    return out
+
+
+async def _insert_cases(session: AsyncSession, n: int, columns: dict[str, Any]) -> None:
+    """n cases by column (a list of n values, or one value for every row) in one driver-level
+    executemany: SQLAlchemy's per-row parameter handling of tens of thousands of cases costs
+    more than the database's own work. Single values (dates, flags) pass the column type's bind
+    processor, so the driver gets what SQLAlchemy would send it; lists hold plain str/int."""
+    conn = await session.connection()
+    dialect, table = conn.dialect, cast(Table, Case.__table__)
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    by_column: dict[str, Iterable[Any]] = {}
+    for key, values in columns.items():
+        if isinstance(values, list):
+            by_column[key] = values
+        else:
+            process = table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+            by_column[key] = repeat(process(values) if process else values, n)
+    params = list(zip(*(by_column[key] for key in compiled.positiontup or ()), strict=True))
+    if params:
+        await conn.exec_driver_sql(str(compiled), params)
+
+
+async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
+    """Enter the beacon: compute the selection once, lock it and create the cases."""
+    task = await get_task(ctx, task_code, for_update=True)
+    lead_only(ctx, task, "draw.confirm", admin=False)
+    _check_drawable(task)
+    frozen = await ctx.session.scalar(select(Draw).where(
+        Draw.task_id == task.id, Draw.kind == "targets", Draw.state == "frozen"))
+    if frozen is None:
+        raise InvalidTransition("尚未冻结抽取范围，请先执行“抽取”并公布信标来源")
+    beacon = checked_beacon(ctx, frozen, beacon) if frozen.uses_beacon else ""
+    pool_hash, pool = stored_pool(await pool_data(ctx.session, frozen))
+    if pool_hash != frozen.pool_hash:
+        raise InvalidTransition("冻结的抽取范围与其哈希不符，已停止抽取，请联系管理员")
+    seed = bytes.fromhex(task.seed_hex)
+    rule = algorithm.parse_rule(task.rule)
+    selection = algorithm.select(pool, rule, algorithm.final_seed(seed, beacon or None), task.code)
+    now = ctx.clock.now()
+    frozen.selection, frozen.beacon, frozen.seed_hex = selection, beacon, task.seed_hex
+    frozen.state, frozen.locked_at = "locked", now
+    targets = await _target_ids(ctx.session, selection)
+    if missing := [u for u in selection if u not in targets]:
+        # never name a would-be selected target: this transaction is rolled back unlocked
+        raise InvalidTransition(f"冻结后有 {len(missing)} 户检查对象已从名录库删除，无法锁定；"
+                                "请重新冻结抽取范围并公布新的信标来源")
+    due = (await ctx.work_calendar()).add_workdays(task.window_end, ctx.rules.result_entry_workdays)
+    case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
+    await _insert_cases(ctx.session, len(selection), {
+        "code": case_codes, "task_id": task.id, "target_id": [targets[u][0] for u in selection],
+        "state": "assigned", "result_due_on": due.day, "result_due_provisional": due.provisional})
+    task.state = "locked"
+    wanted = set(selection)
+    chosen = Counter(stratum for i, stratum in pool if i in wanted)
+    shown = [{"code": code, "name": targets[u][1], "uscc": u}
+             for code, u in zip(case_codes[:LISTED_CASES], selection, strict=False)]
+    text = render("messages/draw_locked.md.j2", task=task, d=frozen, chosen=dict(chosen), shown=shown,
+                  hidden=max(0, len(selection) - LISTED_CASES))
+    notices = _broadcast(await participants(ctx.session, task),
+                         OutMessage.md(f"抽取结果已锁定：{task.code}", text), f"draw-locked:{frozen.id}")
+    await record(ctx, "draw.locked", f"draw:{frozen.code}", {
+        "task": task.code, "freeze_no": frozen.freeze_no, "commitment": frozen.commitment,
+        "seed": frozen.seed_hex, "beacon": beacon, "beacon_source": frozen.beacon_source,
+        "pool_hash": frozen.pool_hash, "pool_size": frozen.pool_size,
+        "selection_size": len(selection), "selection_by_stratum": dict(chosen)}, notices)
+    return frozen
+
+
+async def locked_draw(session: AsyncSession, task: JointTask, kind: str) -> Draw:
+    d = await session.scalar(select(Draw).where(Draw.task_id == task.id, Draw.kind == kind,
+                                                Draw.state == "locked").order_by(Draw.id.desc()))
+    if d is None:
+        raise InvalidTransition("检查对象尚未抽取锁定" if kind == "targets" else "尚未匹配执法检查人员")
+    return d

@@ -1,0 +1,78 @@
+"""The joint task shared by every stage: state labels, and the look-ups each stage needs
+(the task, its departments, invitations, items, and who may answer for a department).
+
+Stages, in procedure order: `core.consultation` (draft → consulting → ready), `core.draws`
+(frozen → locked), `core.groups` (inspecting), `core.cases` (results, review, publication).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.changes import Ctx
+from core.errors import NotFound
+from core.models import Department, Invitation, Item, JointTask, Officer, TaskItem
+
+TASK_STATE_LABELS = {
+    "draft": "草稿", "consulting": "征询中", "ready": "待抽取", "drawn": "已抽取", "locked": "已锁定",
+    "inspecting": "检查中", "reviewing": "审核中", "published": "已公示", "closed": "已归档",
+    "cancelled": "已撤销"}
+INVITATION_STATE_LABELS = {"pending": "待答复", "accepted": "已接受", "declined": "已拒绝",
+                           "expired": "已过期"}
+LISTED_CASES = 20  # cases listed in one chat message; the rest are one command away
+DONE_STATES = ("locked", "inspecting", "reviewing", "published", "closed")
+CHUNK = 2000  # ids per IN (…) query: far below SQLite's and asyncpg's parameter limits
+
+
+async def get_department(session: AsyncSession, department_id: int) -> Department:
+    dep = await session.get(Department, department_id)
+    if dep is None:
+        raise NotFound(f"未找到部门（编号 {department_id}）")
+    return dep
+
+
+async def get_task(ctx: Ctx, code: str, *, for_update: bool = False) -> JointTask:
+    """The task by code; `for_update` locks its row so concurrent draws or answers serialise."""
+    stmt = select(JointTask).where(JointTask.code == code.strip().upper())
+    if for_update:
+        stmt = stmt.with_for_update(of=JointTask).execution_options(populate_existing=True)
+    task = await ctx.session.scalar(stmt)
+    if task is None:
+        raise NotFound(f"未找到任务 {code}")
+    return task
+
+
+async def task_by_id(session: AsyncSession, task_id: int, *, for_update: bool = False) -> JointTask:
+    task = await session.get(JointTask, task_id, with_for_update={"of": JointTask} if for_update else None,
+                             populate_existing=for_update)
+    assert task is not None  # foreign key
+    return task
+
+
+async def task_invitations(session: AsyncSession, task: JointTask) -> list[Invitation]:
+    rows = await session.scalars(select(Invitation).where(Invitation.task_id == task.id)
+                                 .order_by(Invitation.id).execution_options(populate_existing=True))
+    return list(rows)
+
+
+async def task_items(session: AsyncSession, task: JointTask) -> list[Item]:
+    """All items of the task, lead's first (one visit, many items)."""
+    rows = await session.execute(select(Item, TaskItem.department_id).join(
+        TaskItem, TaskItem.item_id == Item.id).where(TaskItem.task_id == task.id).order_by(TaskItem.id))
+    return [item for item, _ in rows]
+
+
+async def answerers(session: AsyncSession, department_id: int) -> list[Officer]:
+    """The department's liaisons and leaders: the officers who may answer an invitation."""
+    officers = await session.scalars(select(Officer).where(
+        Officer.department_id == department_id, Officer.active.is_(True)).order_by(Officer.id))
+    return [o for o in officers if o.has_role("liaison") or o.has_role("leader")]
+
+
+async def participants(session: AsyncSession, task: JointTask) -> list[Department]:
+    """Lead first, then the accepted departments by code."""
+    accepted = await session.scalars(select(Department).join(
+        Invitation, Invitation.department_id == Department.id).where(
+        Invitation.task_id == task.id, Invitation.state == "accepted").order_by(Department.code))
+    return [task.lead_department, *accepted]

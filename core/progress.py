@@ -1,0 +1,58 @@
+"""Read side of a joint task for the chat handlers: a department's tasks and invitations, a
+task's progress, an officer's cases. No writes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from core.changes import Ctx
+from core.jointtask import INVITATION_STATE_LABELS, TASK_STATE_LABELS, get_task, task_invitations
+from core.models import Case, GroupMember, Invitation, JointTask
+
+
+@dataclass(frozen=True)
+class TaskListing:
+    task: JointTask
+    role: str  # lead | invited
+    invitation: Invitation | None
+
+
+async def tasks_for_department(ctx: Ctx, department_id: int) -> list[TaskListing]:
+    """The department's own tasks and its invitations; pending invitations first, then newest."""
+    own = await ctx.session.scalars(select(JointTask).where(JointTask.lead_department_id == department_id))
+    invited = await ctx.session.execute(select(JointTask, Invitation).join(
+        Invitation, Invitation.task_id == JointTask.id).where(Invitation.department_id == department_id))
+    listing = [TaskListing(t, "lead", None) for t in own]
+    listing += [TaskListing(t, "invited", inv) for t, inv in invited]
+    listing.sort(key=lambda x: x.task.created_at, reverse=True)
+    listing.sort(key=lambda x: not (x.invitation is not None and x.invitation.state == "pending"))
+    return listing
+
+
+async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
+    task = await get_task(ctx, code)
+    invitations = await task_invitations(ctx.session, task)
+    cases = Counter((await ctx.session.execute(select(Case.state).where(Case.task_id == task.id))).scalars())
+    overdue = await ctx.session.scalar(select(func.count()).select_from(Case).where(
+        Case.task_id == task.id, Case.state.in_(("assigned", "notified", "inspected", "returned")),
+        Case.result_due_on < ctx.clock.today()))
+    return {"code": task.code, "title": task.title, "state": task.state,
+            "state_label": TASK_STATE_LABELS[task.state],
+            "reply_due_on": task.reply_due_on, "reply_due_provisional": task.reply_due_provisional,
+            "invitations": [{"department": i.department.name, "state": i.state,
+                             "state_label": INVITATION_STATE_LABELS[i.state], "reason": i.reason}
+                            for i in invitations],
+            "invitation_counts": dict(Counter(i.state for i in invitations)),
+            "cases": dict(cases), "case_total": sum(cases.values()), "overdue": int(overdue or 0)}
+
+
+async def cases_for_officer(ctx: Ctx, officer_id: int) -> list[Case]:
+    """Cases where the officer is an active group member, by code."""
+    return list(await ctx.session.scalars(select(Case).join(
+        GroupMember, GroupMember.case_id == Case.id).where(
+        GroupMember.officer_id == officer_id, GroupMember.active.is_(True)).order_by(Case.code)))
