@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from core import case_forms, cases, tasks
+from core import access, case_forms, cases
 from core.case_forms import CaseSheet, ItemEntry, ReferralEntry, ResultEntry
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP, check_codes
@@ -239,7 +239,7 @@ async def _refusals_on_record(pc: PageCtx, call: Awaitable[Page]) -> Page:
         return await call
     except PermissionDenied as err:
         if err.action:
-            await tasks.record_denied(pc.core, err.action, err.subject, err.message)
+            await access.record_denied(pc.core, err.action, err.subject, err.message)
         return denied(err)
 
 

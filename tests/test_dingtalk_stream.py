@@ -24,7 +24,7 @@ from bot.platforms.longconn import Backoff
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import EventHandler, InboxWorker
-from core import tasks
+from core import consultation
 from core.changes import Ctx
 from core.clock import FixedClock
 from core.messages import Event
@@ -246,7 +246,7 @@ async def _card_rig(sessionmaker, clock, *, refuse_card: bool = False) -> tuple[
                         .values(dingtalk_userid="ding-liaison"))
         ctx = Ctx(session=s, clock=clock, rules=make_services(sessionmaker, clock).rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await tasks.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
+        [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
                                               [w.partners[0].dep.id])
         await s.commit()
     r = await start_rig(sessionmaker, clock, Dispatcher(make_services(sessionmaker, clock)),
