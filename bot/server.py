@@ -10,7 +10,9 @@ from aiohttp import web
 from bot.app import create_app
 from bot.config import Settings, link_secret
 from bot.platforms.base import PlatformAdapter
+from bot.platforms.dingtalk import SignLedger
 from bot.platforms.longconn import LongConnection
+from bot.replays import SignatureLedger
 from bot.services import Services
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_sessionmaker
@@ -19,7 +21,9 @@ from core.schema import upgrade
 log = logging.getLogger(__name__)
 
 
-def build_adapters(settings: Settings, clock: Clock) -> dict[str, PlatformAdapter]:
+def build_adapters(settings: Settings, clock: Clock,
+                   ledger: SignLedger | None = None) -> dict[str, PlatformAdapter]:
+    """`ledger` remembers used DingTalk signatures (bot.replays.SignatureLedger)."""
     adapters: dict[str, PlatformAdapter] = {}
     if settings.wecom is not None:
         from bot.platforms.wecom import WeComAdapter
@@ -28,7 +32,7 @@ def build_adapters(settings: Settings, clock: Clock) -> dict[str, PlatformAdapte
     if settings.dingtalk is not None:
         from bot.platforms.dingtalk import DingTalkAdapter
 
-        adapters["dingtalk"] = DingTalkAdapter(settings.dingtalk, clock)
+        adapters["dingtalk"] = DingTalkAdapter(settings.dingtalk, clock, ledger)
     if settings.wecom_aibot is not None:
         from bot.platforms.wecom_aibot import WeComAiBotAdapter
 
@@ -61,11 +65,12 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     clock = clock or SystemClock()
     engine = make_engine(settings.database_url)
     await upgrade(engine)
-    adapters = build_adapters(settings, clock)
     services = Services(settings=settings, sessionmaker=make_sessionmaker(engine), clock=clock,
                         rules=settings.rules, link_secret=link_secret(settings),
-                        public_base_url=settings.base_url, adapters=adapters,
-                        connections=build_connections(adapters, clock), engine=engine)
+                        public_base_url=settings.base_url, engine=engine)
+    # the adapters need the services' database for the replay ledger: added afterwards
+    services.adapters.update(build_adapters(settings, clock, SignatureLedger(services)))
+    services.connections += build_connections(services.adapters, clock)
     if settings.holidays_file:
         await _load_holidays(services)
     return services

@@ -454,6 +454,17 @@ class InboxEvent(Base):
     error: Mapped[str] = mapped_column(Text, default="")
 
 
+class UsedSignature(Base):
+    """A callback signature already used (DingTalk: the (timestamp, sign) header pair, which
+    covers no body). Kept until its timestamp leaves the accepted window; the primary key
+    makes the first use win across restarts and processes."""
+
+    __tablename__ = "used_signature"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    body_sha256: Mapped[str] = mapped_column(String(64))  # the platform re-sending is the same body
+    keep_until: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class OutboxMessage(Base):
     __tablename__ = "outbox"
     # ix_outbox_dest_sent: the rate limiter's look-up (sent to this destination since …);

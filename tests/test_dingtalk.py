@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.platforms.base import TRUNCATION_NOTE, Channel
 from bot.platforms.dingtalk import (
@@ -17,10 +20,14 @@ from bot.platforms.dingtalk import (
     DingTalkSettings,
     signed_webhook_url,
 )
+from bot.replays import PRUNE_EVERY, SignatureLedger
 from core.clock import FixedClock
+from core.db import make_engine, make_sessionmaker
 from core.messages import Button, Card, Event, Field_, OutMessage
+from core.models import UsedSignature
 from tests.fakes import callback_app
 from tests.fakes.dingtalk import DingTalkCallbackClient, FakeDingTalk, robot_message, robot_sign
+from tests.server_helpers import make_services
 
 NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
 SECRET = "SECfake0123456789"
@@ -38,10 +45,11 @@ class Rig:
         return Channel("dingtalk", "group_webhook", self.fake.webhook_url(token), secret)
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    clock = FixedClock(NOW)
-    fake = await FakeDingTalk(clock=clock).start()
+@contextlib.asynccontextmanager
+async def serving(fake: FakeDingTalk, clock: FixedClock,
+                  sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
+    """One `serve` process's DingTalk side: adapter, replay ledger on the database, callback
+    route. Two of these on one database are two processes (or one before and after a restart)."""
     settings = DingTalkSettings(
         app_key=fake.app_key,
         app_secret=fake.app_secret,
@@ -49,15 +57,25 @@ async def rig() -> AsyncIterator[Rig]:
         api_base=fake.base,
         oapi_base=fake.base,
     )
-    adapter = DingTalkAdapter(settings, clock)
+    adapter = DingTalkAdapter(settings, clock, SignatureLedger(make_services(sessionmaker, clock)))
     app, received = callback_app(adapter)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     client = DingTalkCallbackClient(fake.app_secret, str(server.make_url("/dingtalk/callback")), clock)
-    yield Rig(adapter, fake, client, received, clock)
-    await client.close()
-    await server.close()
-    await adapter.close()
+    try:
+        yield Rig(adapter, fake, client, received, clock)
+    finally:
+        await client.close()
+        await server.close()
+        await adapter.close()
+
+
+@pytest.fixture
+async def rig(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
+    clock = FixedClock(NOW)
+    fake = await FakeDingTalk(clock=clock).start()
+    async with serving(fake, clock, sessionmaker) as serving_rig:
+        yield serving_rig
     await fake.close()
 
 
@@ -171,6 +189,59 @@ async def test_replayed_sign_with_another_msg_id_is_refused(rig: Rig) -> None:
     rig.clock.advance(dt.timedelta(milliseconds=1))
     fresh = robot_message("帮助", created_ms=rig.client.now_ms(), msg_id="msg-next")
     assert (await rig.client.post(fresh))[0] == 200
+
+
+async def test_replay_after_a_restart_is_refused(
+        rig: Rig, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Issue 11 defect 2: headers captured from a real message, the server restarted, a forged
+    body naming the admin with a new msgId under the same headers: refused, nothing parsed."""
+    ts = rig.client.now_ms()
+    real = robot_message("帮助", created_ms=ts, msg_id="msg-real", staff_id="officer1")
+    assert (await rig.client.post(real, timestamp_ms=ts))[0] == 200
+    async with serving(rig.fake, rig.clock, sessionmaker) as restarted:
+        forged = robot_message("绑定 GA003 钉钉 attacker9", created_ms=ts, msg_id="msg-forged",
+                               staff_id="admin")
+        assert (await restarted.client.post(forged, timestamp_ms=ts))[0] == 403
+        # DingTalk re-sending the real message after the restart is still accepted
+        assert (await restarted.client.post(real, timestamp_ms=ts))[0] == 200
+        assert [e.event_id for [e] in restarted.received] == ["msg-real"]
+
+
+async def test_a_replayed_pair_is_refused_before_the_body_is_parsed(rig: Rig) -> None:
+    """A body that would be expensive (or impossible) to parse never reaches the parser."""
+    ts = rig.client.now_ms()
+    assert (await rig.client.post(robot_message("帮助", created_ms=ts), timestamp_ms=ts))[0] == 200
+    status, _ = await rig.client.post(timestamp_ms=ts, body=b"[" * 2000)
+    assert status == 403
+
+
+async def test_two_processes_race_for_one_pair_and_one_wins(
+        db_url: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Two processes (own engines) on one database claim the same pair with different bodies
+    at once: exactly one is accepted."""
+    clock = FixedClock(NOW)
+    engines = [make_engine(db_url) for _ in range(2)]
+    ledgers = [SignatureLedger(make_services(make_sessionmaker(e), clock)) for e in engines]
+    keep = NOW + dt.timedelta(hours=1)
+    try:
+        for n in range(5):
+            results = await asyncio.gather(*(ledger.claim(f"dingtalk:{n}:sig", body, keep)
+                                             for ledger, body in zip(ledgers, "ab", strict=True)))
+            assert sorted(results) == [False, True]
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_used_pairs_are_pruned_after_the_window(
+        rig: Rig, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    ts = rig.client.now_ms()
+    assert (await rig.client.post(robot_message("帮助", created_ms=ts), timestamp_ms=ts))[0] == 200
+    rig.clock.advance(dt.timedelta(seconds=rig.adapter.settings.timestamp_window_s) + PRUNE_EVERY)
+    fresh = robot_message("帮助", created_ms=rig.client.now_ms(), msg_id="msg-later")
+    assert (await rig.client.post(fresh))[0] == 200
+    async with sessionmaker() as session:  # only the fresh pair is left
+        assert await session.scalar(select(func.count()).select_from(UsedSignature)) == 1
 
 
 async def test_oversize_body_is_413(rig: Rig) -> None:

@@ -8,12 +8,12 @@ card buttons without a URL are dropped here; the signed H5 link is the way to an
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
 import logging
-from collections import OrderedDict
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote_plus
 
 import yarl
@@ -53,9 +53,12 @@ TOKEN_FAILURE_RETRY_S = 60.0
 MAX_CARD_BUTTONS = 5  # the largest OpenAPI action-card template (sampleActionCard5)
 SESSION_WEBHOOK_PATH = "/robot/sendBySession"
 CARD_ACTION_PARAM = "action"  # the interactive card button's callback parameter we set
-# (timestamp, sign) pairs remembered for the replay check; DingTalk signs a fresh timestamp per
-# message, so this bounds memory without forgetting pairs an attacker could still reuse in practice.
-SEEN_SIGNS = 4096
+
+
+class SignLedger(Protocol):
+    """Durable memory of used (timestamp, sign) pairs (bot.replays.SignatureLedger)."""
+
+    async def claim(self, key: str, body_sha256: str, keep_until: dt.datetime) -> bool: ...
 
 
 class DingTalkExtras(EventExtras):
@@ -115,13 +118,13 @@ class DingTalkAdapter:
     name = "dingtalk"
     buttons_call_back = False  # robot action cards only open URLs
 
-    def __init__(self, settings: DingTalkSettings, clock: Clock | None = None) -> None:
+    def __init__(self, settings: DingTalkSettings, clock: Clock | None = None,
+                 ledger: SignLedger | None = None) -> None:
         self.settings = settings
         self._clock = clock or SystemClock()
         self._http = HttpClient(settings.http_timeout_s)
         self._tokens = TokenCache(self._fetch_token, self._clock)
-        # (timestamp + sign) -> msgId of the first message that used the pair
-        self._seen_signs: OrderedDict[str, str] = OrderedDict()
+        self.ledger = ledger  # HTTP callbacks are refused without one (bot.server sets it)
         # Stream mode has no inbound HTTP route: an empty path registers none
         self.callback_path = "/dingtalk/callback" if settings.mode == "http" else ""
 
@@ -133,8 +136,9 @@ class DingTalkAdapter:
     async def verify_url(self, request: web.Request) -> web.Response:
         raise CallbackRejected(405, "DingTalk callbacks have no URL verification step")
 
-    def _authenticate(self, request: web.Request) -> str:
-        """Check the sign and window; return the (timestamp, sign) pair as one replay key."""
+    def _authenticate(self, request: web.Request) -> tuple[str, int]:
+        """Check the sign and window; return the (timestamp, sign) pair as one replay key, and
+        the timestamp in milliseconds."""
         timestamp, sign = request.headers.get("timestamp", ""), request.headers.get("sign", "")
         if not (timestamp and sign):
             raise CallbackRejected(401, "missing timestamp or sign header")
@@ -146,35 +150,32 @@ class DingTalkAdapter:
         except ValueError as exc:
             raise CallbackRejected(400, "timestamp is not an integer") from exc
         check_window(sent_ms / 1000, self._now_ms() / 1000, self.settings.timestamp_window_s)
-        return f"{timestamp}:{sign}"
+        return f"dingtalk:{timestamp}:{sign}", sent_ms
 
-    def _check_replay(self, sign_key: str, msg_id: str) -> None:
-        """Refuse a (timestamp, sign) pair already used for another msgId.
-
-        The sign covers only the timestamp, so a captured header pair would otherwise carry any
-        body. This memory is per process: with several processes a pair can be replayed once per
-        process, while the inbox's msgId de-duplication still holds across all of them.
-        """
-        first = self._seen_signs.get(sign_key)
-        if first is not None and first != msg_id:
+    async def _check_replay(self, sign_key: str, sent_ms: int, body: bytes) -> None:
+        """Refuse a (timestamp, sign) pair already used with another body, before the body is
+        parsed. The sign covers only the timestamp, so a captured header pair would otherwise
+        carry any body; the ledger is in the database, so this holds after a restart and
+        across processes. The same body again is DingTalk re-sending (the inbox de-duplicates
+        it by msgId). A pair is remembered while its timestamp is inside the window."""
+        if self.ledger is None:
+            raise CallbackRejected(503, "no replay ledger: callbacks cannot be checked")
+        keep_until = dt.datetime.fromtimestamp(
+            sent_ms / 1000 + self.settings.timestamp_window_s, dt.UTC)
+        if not await self.ledger.claim(sign_key, hashlib.sha256(body).hexdigest(), keep_until):
             raise CallbackRejected(403, "timestamp and sign already used for another message")
-        self._seen_signs[sign_key] = msg_id
-        self._seen_signs.move_to_end(sign_key)
-        while len(self._seen_signs) > SEEN_SIGNS:
-            self._seen_signs.popitem(last=False)
 
     async def parse(self, request: web.Request) -> list[Event]:
-        sign_key = self._authenticate(request)
+        sign_key, sent_ms = self._authenticate(request)
         body = await read_limited_body(request, self.settings.max_body_bytes)
+        await self._check_replay(sign_key, sent_ms, body)
         try:
             data = json.loads(body)
         except ValueError as exc:
             raise CallbackRejected(400, "body is not JSON") from exc
         if not isinstance(data, dict):
             raise CallbackRejected(400, "body is not a JSON object")
-        event = self.message_event(data)
-        self._check_replay(sign_key, event.event_id)
-        return [event]
+        return [self.message_event(data)]
 
     def message_event(self, data: dict[str, Any]) -> Event:
         """A robot message (HTTP body or Stream frame data: the same fields) as an Event."""
