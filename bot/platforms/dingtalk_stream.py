@@ -26,8 +26,8 @@ from bot.platforms.dingtalk import DingTalkAdapter
 from bot.platforms.longconn import (
     Backoff,
     EventSink,
-    FrameTasks,
     ReconnectingClient,
+    StoreBatches,
     json_frames,
 )
 from core.clock import Clock, SystemClock
@@ -39,7 +39,8 @@ OPEN_PATH = "/v1.0/gateway/connections/open"
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
 CARD_TOPIC = "/v1.0/card/instances/callback"
 USER_AGENT = "lianjian/0.1 (aiohttp)"
-DRAIN_S = 5.0  # frames in hand get this long to store and ack when the socket goes away
+DRAIN_S = 5.0
+NO_RESPONSE = json.dumps({"response": None})  # frames in hand get this long to store and ack when the socket goes away
 
 
 class StreamFailure(Exception):
@@ -99,15 +100,14 @@ class DingTalkStream(ReconnectingClient):
             self.health_info.connects += 1
             self.health_info.set("connected")
             log.info("DingTalk Stream connected (connection %s)", self.health_info.connects)
-            tasks = FrameTasks(self.settings.stream_max_inflight)
+            batches = StoreBatches(sink, self.settings.stream_max_inflight)
             try:
-                await self._read(ws, tasks, sink)
+                await self._read(ws, batches)
             finally:
-                await tasks.drain(DRAIN_S)
+                await batches.close(DRAIN_S)
                 self._ws = None
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse, tasks: FrameTasks,
-                    sink: EventSink) -> None:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, batches: StoreBatches) -> None:
         async for frame in json_frames(ws):
             headers = frame["headers"]
             message_id, topic = str(headers.get("messageId", "")), str(headers.get("topic", ""))
@@ -123,27 +123,27 @@ class DingTalkStream(ReconnectingClient):
                     await _ack(ws, message_id, 200, frame.get("data", ""))
                 continue
             self.health_info.frames += 1
-            await tasks.spawn(self._handle(ws, frame, message_id, topic, sink))
+            await self._handle(ws, frame, message_id, topic, batches)
 
     async def _handle(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any],
-                      message_id: str, topic: str, sink: EventSink) -> None:
-        """Store the frame's event, then acknowledge it on the socket it came from."""
+                      message_id: str, topic: str, batches: StoreBatches) -> None:
+        """Queue the frame's event for storing; it is acknowledged on the socket it came from
+        once stored (500 if storing failed: DingTalk may deliver it again)."""
         if frame.get("type") != "CALLBACK" or topic not in (ROBOT_TOPIC, CARD_TOPIC):
-            await _ack(ws, message_id, 404, json.dumps({"response": None}), "unknown topic")
+            await _ack(ws, message_id, 404, NO_RESPONSE, "unknown topic")
             return
         try:
             event = self._event(topic, frame.get("data"))
         except CallbackRejected as exc:
             log.warning("DingTalk Stream frame %s rejected: %s", message_id, exc.reason)
-            await _ack(ws, message_id, 400, json.dumps({"response": None}), "rejected")
+            await _ack(ws, message_id, 400, NO_RESPONSE, "rejected")
             return
-        try:
-            await sink([event])
-        except Exception:  # not stored: no ack of success, DingTalk may deliver it again
-            log.exception("DingTalk Stream frame %s could not be stored", message_id)
-            await _ack(ws, message_id, 500, json.dumps({"response": None}), "not stored")
-            return
-        await _ack(ws, message_id, 200, json.dumps({"response": None}))
+
+        async def stored(ok: bool) -> None:
+            await _ack(ws, message_id, 200 if ok else 500, NO_RESPONSE, "OK" if ok else
+                       "not stored")
+
+        await batches.put(event, stored)
 
     def _event(self, topic: str, raw: object) -> Event:
         try:

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -84,32 +84,56 @@ class Backoff:
         self.failures = 0
 
 
-class FrameTasks:
-    """Frames handled concurrently (a burst shares the inbox's group commit), at most `limit`
-    at a time: reading waits when the limit is reached, which pushes back on the platform."""
+# Called once the event of a frame is stored (True) or could not be (False): sends its ack.
+Stored = Callable[[bool], Awaitable[None]]
 
-    def __init__(self, limit: int) -> None:
-        self._slots = asyncio.Semaphore(limit)
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        await self._slots.acquire()
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+class StoreBatches:
+    """Frames read while the previous commit ran are stored together in one sink call, then
+    each frame is answered: one commit for a burst instead of one per frame, and still no
+    ack before its event is in the inbox. Reading waits while `limit` events wait, which
+    pushes back on the platform."""
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("frame handling failed", exc_info=exc)
+    def __init__(self, sink: EventSink, limit: int) -> None:
+        self._sink, self._limit = sink, limit
+        self._items: list[tuple[Event, Stored]] = []
+        self._wake, self._room = asyncio.Event(), asyncio.Event()
+        self._room.set()
+        self._closing = False
+        self._task = asyncio.create_task(self._run())
 
-    async def drain(self, timeout_s: float) -> None:
-        """Let the frames in hand finish (their acks go out on the socket they came from)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        for task in set(self._tasks):
-            task.cancel()
+    async def put(self, event: Event, stored: Stored) -> None:
+        await self._room.wait()
+        self._items.append((event, stored))
+        self._wake.set()
+        if len(self._items) >= self._limit:
+            self._room.clear()
+
+    async def _run(self) -> None:
+        while self._items or not self._closing:
+            if not self._items:
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch, self._items = self._items, []
+            self._room.set()
+            try:
+                await self._sink([event for event, _ in batch])
+                ok = True
+            except Exception:  # not stored: no success is reported for these frames
+                log.exception("storing %s events from a long connection failed", len(batch))
+                ok = False
+            for _, stored in batch:
+                await stored(ok)
+
+    async def close(self, timeout_s: float) -> None:
+        """Store and answer what is in hand (the socket may already be gone), then stop."""
+        self._closing = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+        except TimeoutError:
+            self._task.cancel()
 
 
 async def sleep_unless(stopping: asyncio.Event, delay_s: float) -> None:

@@ -28,8 +28,8 @@ from bot.platforms.base import TRANSIENT_RETRY_S, CallbackRejected, PlatformCall
 from bot.platforms.longconn import (
     Backoff,
     EventSink,
-    FrameTasks,
     ReconnectingClient,
+    StoreBatches,
     json_frames,
 )
 from bot.platforms.wecom_aibot import (
@@ -111,10 +111,10 @@ class WeComAiBotSocket(ReconnectingClient):
             self.health_info.set("connected")
             self._backoff.reset()
             log.info("WeCom AI bot socket subscribed (connection %s)", self.health_info.connects)
-            tasks = FrameTasks(64)
+            batches = StoreBatches(sink, 100)
             pinger = asyncio.create_task(self._ping_loop(ws))
             try:
-                await self._read(ws, tasks, sink)
+                await self._read(ws, batches)
                 if self._unanswered_pings > MISSED_PINGS:  # the ping loop closed it
                     raise DeadSocket(f"{MISSED_PINGS} pings unanswered")
             finally:
@@ -123,7 +123,7 @@ class WeComAiBotSocket(ReconnectingClient):
                 for future in self._pending.values():
                     if not future.done():
                         future.set_exception(ConnectionError("AI bot socket closed"))
-                await tasks.drain(DRAIN_S)
+                await batches.close(DRAIN_S)
 
     async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         req_id = new_req_id("aibot_subscribe")
@@ -148,8 +148,7 @@ class WeComAiBotSocket(ReconnectingClient):
                 return
             await ws.send_json({"cmd": "ping", "headers": {"req_id": new_req_id("ping")}})
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse, tasks: FrameTasks,
-                    sink: EventSink) -> None:
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, batches: StoreBatches) -> None:
         async for frame in json_frames(ws):
             req_id = str(frame["headers"].get("req_id", ""))
             cmd = frame.get("cmd")
@@ -159,7 +158,7 @@ class WeComAiBotSocket(ReconnectingClient):
                 if _event_type(body) == "disconnected_event":
                     raise KickedOut
                 self.health_info.frames += 1
-                await tasks.spawn(self._store(body, req_id, sink))
+                await self._store(body, req_id, batches)
 
     def _on_answer(self, req_id: str, frame: dict[str, Any]) -> None:
         if req_id.startswith("ping"):
@@ -168,15 +167,15 @@ class WeComAiBotSocket(ReconnectingClient):
         if future is not None and not future.done():
             future.set_result(frame)
 
-    async def _store(self, body: dict[str, Any], req_id: str, sink: EventSink) -> None:
+    async def _store(self, body: dict[str, Any], req_id: str, batches: StoreBatches) -> None:
         try:
             event = body_event(body, now_ms=int(self._clock.now().timestamp() * 1000),
                                req_id=req_id)
         except CallbackRejected as exc:
             log.warning("WeCom AI bot callback rejected: %s", exc.reason)
             return
-        if event is not None:
-            await sink([event])  # WeCom takes no ack for callbacks; msgid de-duplicates
+        if event is not None:  # WeCom takes no ack for callbacks; msgid de-duplicates
+            await batches.put(event, _no_ack)
 
     # ---- commands --------------------------------------------------------------------------
 
@@ -223,6 +222,10 @@ class WeComAiBotSocket(ReconnectingClient):
             if result.ok or result.code not in STALE_REQ:
                 return result
         return await self.push(parts.get("c") or parts["u"], push_body(msg))
+
+
+async def _no_ack(stored: bool) -> None:
+    """WeCom expects nothing back for a callback (a failed store is logged by StoreBatches)."""
 
 
 def _event_type(body: dict[str, Any]) -> str:
