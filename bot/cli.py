@@ -12,11 +12,11 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.changes import Ctx
 from core.clock import SystemClock
-from core.db import make_engine, make_sessionmaker
+from core.db import database_url, is_lianjian_database, is_sqlite, make_engine, make_sessionmaker
 from core.errors import DomainError
 from core.schema import upgrade
 
@@ -35,10 +35,32 @@ def _db_url(args: argparse.Namespace) -> str:
     return load_settings(getattr(args, "config", None)).database_url
 
 
+class CliError(Exception):
+    """A problem with what the operator typed or pointed at: one Chinese line, exit 2."""
+
+
+def _existing_database(url: str, *, create: bool) -> str:
+    """An SQLite file must exist and be ours, unless this command may create it (db upgrade,
+    demo and serve do); a missing folder is never created."""
+    if not is_sqlite(database_url(url)) or url.startswith("sqlite"):
+        return url
+    path = Path(url).expanduser()
+    if not path.parent.is_dir():
+        raise CliError(f"数据库所在的文件夹不存在：{path.parent}。请检查 --db 路径")
+    if not path.exists():
+        if create:
+            return url
+        raise CliError(f"数据库文件不存在：{path}。新建请先运行 lianjian db upgrade --db {path}")
+    if not is_lianjian_database(path):
+        raise CliError(f"{path} 不是联检数据库（或已损坏）。请检查 --db 路径")
+    return url
+
+
 @asynccontextmanager
-async def _ctx(args: argparse.Namespace, *, migrate: bool = True) -> AsyncIterator[Ctx]:
+async def _ctx(args: argparse.Namespace, *, migrate: bool = True,
+               create: bool = False) -> AsyncIterator[Ctx]:
     """One transaction as the CLI operator ("admin:cli"); committed when the block succeeds."""
-    engine = make_engine(_db_url(args))
+    engine = make_engine(_existing_database(_db_url(args), create=create))
     try:
         if migrate:
             await upgrade(engine)
@@ -57,7 +79,7 @@ def _print_json(obj: Any) -> None:
 # ---------------------------------------------------------------- db, audit, holidays
 
 async def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    async with _ctx(args):
+    async with _ctx(args, create=True):
         pass
     print("数据库已升级到最新版本")
     return 0
@@ -127,16 +149,26 @@ async def cmd_draw_list(args: argparse.Namespace) -> int:
 
     async with _ctx(args) as ctx:
         draws = (await ctx.session.scalars(select(Draw).order_by(Draw.id))).all()
-        rows = [{"id": d.id, "code": d.code, "kind": d.kind, "task_code": d.task_code,
+        rows: list[dict[str, Any]] = [
+                {"id": d.id, "code": d.code, "kind": d.kind, "task_code": d.task_code,
                  "state": d.state, "locked": d.state == "locked", "pool_size": d.pool_size,
                  "selected": len(d.selection)} for d in draws]
     if args.json:
         _print_json(rows)
-    else:
-        for r in rows:
-            print(f"{r['id']:>4}  {r['code']:<20} {r['kind']:<10} {r['task_code']:<16} "
-                  f"{'已锁定' if r['locked'] else r['state']:<8} 池 {r['pool_size']}  选中 {r['selected']}")
+        return 0
+    if not rows:
+        print("还没有任何抽取记录（任务的抽取、快抽都会列在这里）")
+        return 0
+    print(f"{'ID':>4}  {'抽取编号':<18} {'类型':<8} {'任务':<14} {'状态':<6} {'池':>8} {'选中':>6}")
+    for r in rows:
+        state = "已锁定" if r["locked"] else DRAW_STATE_LABELS.get(r["state"], r["state"])
+        print(f"{r['id']:>4}  {r['code']:<22} {DRAW_KIND_LABELS.get(r['kind'], r['kind']):<8} "
+              f"{r['task_code'] or '—':<16} {state:<6} {r['pool_size']:>8} {r['selected']:>6}")
     return 0
+
+
+DRAW_KIND_LABELS = {"targets": "检查对象", "inspectors": "执法人员", "quick": "快抽"}
+DRAW_STATE_LABELS = {"frozen": "已冻结", "locked": "已锁定", "superseded": "已作废"}
 
 
 async def _find_draw(ctx: Ctx, ref: str) -> Any:
@@ -166,9 +198,32 @@ async def cmd_draw_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(data)
     else:
-        for key, value in data.items():
-            print(f"{key}: {value if not isinstance(value, list | dict) else json.dumps(value, ensure_ascii=False)}")
+        print(_receipt(data))
     return 0
+
+
+def _receipt(d: dict[str, Any]) -> str:
+    """`draw show` for people: the published parameters with Chinese labels."""
+    locked = d["seed"] is not None
+    lines = [f"抽取编号：{d['code']}（{DRAW_KIND_LABELS.get(d['kind'], d['kind'])}）",
+             f"任务：{d['task_code'] or '—'}    状态：{'已锁定' if locked else '未锁定（尚未揭示种子）'}",
+             f"算法版本：{d['algorithm_version']}    冻结号：{d['freeze_no']}",
+             f"种子承诺值：{d['commitment']}",
+             f"揭示的种子：{d['seed'] or '锁定后公布'}"]
+    if d["uses_beacon"]:
+        lines.append(f"公开信标：{d['beacon_source']}，取值 {d['beacon'] or '锁定后公布'}")
+    lines += [f"抽取池：{d['pool_size']} 户，哈希 {d['pool_hash']}", "抽取规则："]
+    for stratum in (d["rule"] or {}).get("strata", []):
+        amount = (f"比例 {stratum['ratio']}" if stratum.get("ratio") is not None
+                  else f"数量 {stratum.get('count')}")
+        levels = "、".join(stratum.get("risk_levels") or []) or "其余"
+        lines.append(f"  - {stratum.get('name', '')}（风险等级 {levels}）：{amount}")
+    if locked:
+        shown = d["selection"][:20]
+        more = f" …… 共 {len(d['selection'])} 户" if len(d["selection"]) > 20 else ""
+        lines.append(f"选中（{len(d['selection'])}）：{'、'.join(shown)}{more}")
+    lines.append(f"复核：lianjian draw verify {d['code']}")
+    return "\n".join(lines)
 
 
 async def cmd_draw_export_pool(args: argparse.Namespace) -> int:
@@ -344,9 +399,48 @@ def _date_arg(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"日期“{value}”格式不对，应为 YYYY-MM-DD，如 2026-12-07") from None
 
 
+class ChineseHelpFormatter(argparse.HelpFormatter):
+    def add_usage(self, usage: str | None, actions: Any, groups: Any,
+                  prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, prefix="用法：")
+
+
+# argparse's own English messages, as operators read them (matched on argparse's wording)
+ARGPARSE_ZH = ((re.compile(r"the following arguments are required: (.*)"), "缺少参数：{0}"),
+               (re.compile(r"argument (\S+): invalid choice: '?([^']*)'? \(choose from (.*)\)"),
+                "参数 {0} 的取值“{1}”无效，可选：{2}"),
+               (re.compile(r"invalid choice: '?([^']*)'? \(choose from (.*)\)"),
+                "没有“{0}”这个命令，可用：{1}"),
+               (re.compile(r"unrecognized arguments: (.*)"), "无法识别的参数：{0}"),
+               (re.compile(r"argument (\S+): expected one argument"), "参数 {0} 后面需要一个值"),
+               (re.compile(r"argument (\S+): invalid (\w+) value: '?([^']*)'?"),
+                "参数 {0} 的值“{2}”格式不对"))
+
+
+class ChineseArgumentParser(argparse.ArgumentParser):
+    """Usage, help and errors in Chinese; an error prints the usage and exits 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", ChineseHelpFormatter)
+        kwargs.setdefault("add_help", False)
+        super().__init__(*args, **kwargs)
+        self.add_argument("-h", "--help", action="help", help="显示帮助并退出")
+        self._positionals.title = "参数"
+        self._optionals.title = "选项"
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, text in ARGPARSE_ZH:
+            if match := pattern.search(message):
+                message = text.format(*match.groups())
+                break
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}：错误：{message}\n运行 {self.prog} -h 查看说明\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lianjian", description="联检：部门联合“双随机、一公开”抽查机器人")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = ChineseArgumentParser(prog="lianjian", description="联检：部门联合“双随机、一公开”抽查机器人")
+    sub = p.add_subparsers(dest="command", required=True, title="命令", metavar="命令",
+                           parser_class=ChineseArgumentParser)
 
     def add(name: str, fn: Handler | Callable[[argparse.Namespace], int], help_: str,
             parent: Any = sub, db: bool = True) -> argparse.ArgumentParser:
@@ -367,7 +461,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=2026)
     d.add_argument("--targets", type=int, default=20000)
 
-    db = sub.add_parser("db", help="数据库").add_subparsers(dest="sub", required=True)
+    db = sub.add_parser("db", help="数据库").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     add("upgrade", cmd_db_upgrade, "执行数据库迁移", parent=db)
 
     imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
@@ -378,7 +472,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--rejects", help="拒收文件路径（默认 原文件名.rejects.csv）")
     imp.add_argument("--show-errors", type=int, default=50)
 
-    dr = sub.add_parser("draw", help="抽取记录与验证").add_subparsers(dest="sub", required=True)
+    dr = sub.add_parser("draw", help="抽取记录与验证").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     add("list", cmd_draw_list, "列出抽取记录", parent=dr).add_argument("--json", action="store_true")
     show = add("show", cmd_draw_show, "显示一次抽取的公开参数", parent=dr)
     show.add_argument("draw", help="抽取编号或 ID")
@@ -388,13 +482,13 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", required=True)
     add("verify", cmd_draw_verify, "重算并核对一次抽取", parent=dr).add_argument("draw")
 
-    au = sub.add_parser("audit", help="审计日志").add_subparsers(dest="sub", required=True)
+    au = sub.add_parser("audit", help="审计日志").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     add("verify", cmd_audit_verify, "校验审计日志哈希链", parent=au)
 
-    ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(dest="sub", required=True)
+    ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho).add_argument("file")
 
-    tk = sub.add_parser("task", help="联合抽查任务").add_subparsers(dest="sub", required=True)
+    tk = sub.add_parser("task", help="联合抽查任务").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     add("create", cmd_task_create, "按任务文件（TOML，见 examples/task.example.toml）创建任务并发出邀请",
         parent=tk).add_argument("file")
 
@@ -402,7 +496,7 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("code", help="任务编号（整套）或案件号")
     dc.add_argument("-o", "--output", required=True, help="输出目录")
 
-    ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(dest="sub", required=True)
+    ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
     cb.add_argument("to", help="部门编号，或 office 表示联席会议办公室群")
     cb.add_argument("--platform", required=True, choices=["wecom", "dingtalk"])
@@ -410,7 +504,7 @@ def _parser() -> argparse.ArgumentParser:
     cb.add_argument("--secret", help="钉钉机器人加签密钥（SEC 开头）")
     add("list", cmd_chat_list, "列出群机器人绑定", parent=ch)
 
-    ob = sub.add_parser("outbox", help="发件箱").add_subparsers(dest="sub", required=True)
+    ob = sub.add_parser("outbox", help="发件箱").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument("--dead", action="store_true")
     add("retry", cmd_outbox_retry, "重新发送死信", parent=ob).add_argument("id", type=int)
 

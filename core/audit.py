@@ -63,7 +63,8 @@ async def verify_chain(session: AsyncSession) -> list[ChainProblem]:
     result = await session.stream_scalars(select(AuditEvent).order_by(AuditEvent.id))
     async for ev in result:
         if ev.id != expected_id:
-            problems.append(ChainProblem(expected_id, f"第 {expected_id}–{ev.id - 1} 条记录缺失（被删除）"))
+            gone = str(expected_id) if ev.id - 1 == expected_id else f"{expected_id}–{ev.id - 1}"
+            problems.append(ChainProblem(expected_id, f"第 {gone} 条记录缺失（被删除）"))
         if ev.prev_hash != prev_hash:
             problems.append(ChainProblem(ev.id, f"第 {ev.id} 条记录的前序哈希与链不符"))
         if row_hash(ev.prev_hash, ev.id, ev.at, ev.actor, ev.action, ev.subject, ev.data) != ev.hash:

@@ -52,3 +52,16 @@ def make_engine(url: str | None) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_lianjian_database(path: Path) -> bool:
+    """An SQLite file with our migration table (checked read-only before anything opens it)."""
+    import sqlite3
+    from contextlib import closing
+
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
+            return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                               "AND name = 'alembic_version'").fetchone() is not None
+    except sqlite3.DatabaseError:
+        return False

@@ -20,7 +20,23 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the database to the newest revision (idempotent)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the database to the newest revision (idempotent), all or nothing."""
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+        return
+    async with engine.connect() as conn:
+        # Batch mode rebuilds a table to alter it (copy, drop, rename): with foreign keys
+        # enforced, dropping a referenced table fails. The pragma only takes effect outside a
+        # transaction, and the driver opens none before DDL, so BEGIN is ours: a failing
+        # migration then leaves no half-altered table behind.
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await conn.exec_driver_sql("BEGIN")
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+        broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first()
+        if broken is not None:
+            await conn.rollback()
+            raise RuntimeError(f"migration left a dangling reference in table {broken[0]}")
+        await conn.commit()
+        await conn.exec_driver_sql("PRAGMA foreign_keys=ON")

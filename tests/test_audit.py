@@ -47,3 +47,15 @@ async def test_times_round_trip_aware(session, clock):
     ev = await session.get(AuditEvent, 1)
     assert ev.at.tzinfo is not None and ev.at == clock.now().replace(microsecond=ev.at.microsecond)
     assert isinstance(ev.at, dt.datetime)
+
+
+async def test_one_deleted_row_is_named_alone_and_a_run_as_a_range(session, clock):
+    """The CLI says “第 2 条”, not “第 2–2 条”; a run of deleted rows as “第 2–3 条”."""
+    await _three(session, clock)
+    await session.execute(delete(AuditEvent).where(AuditEvent.id == 2))
+    await session.commit()
+    assert (await audit.verify_chain(session))[0].problem == "第 2 条记录缺失（被删除）"
+    await _three(session, clock)
+    await session.execute(delete(AuditEvent).where(AuditEvent.id.in_([4, 5])))
+    await session.commit()
+    assert any(p.problem == "第 4–5 条记录缺失（被删除）" for p in await audit.verify_chain(session))

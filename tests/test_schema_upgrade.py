@@ -1,0 +1,63 @@
+"""An existing county database upgrades in place: SQLite batch migrations rebuild tables that
+other rows reference, and a failed upgrade leaves nothing half-altered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import make_engine
+from core.schema import upgrade
+
+INITIAL = "30d30c97b533"
+ROWS = [
+    "INSERT INTO department (id, code, name, short_name, is_market_regulator) "
+    "VALUES (1, 'SJ', '县市场监督管理局', '市场监管', 1)",
+    "INSERT INTO item (id, department_id, code, name, category) "
+    "VALUES (1, 1, 'SJ-01', '企业公示信息检查', 'key')",
+    "INSERT INTO joint_task (id, code, year, title, lead_department_id, window_start, window_end,"
+    " scope, rule, state, seed_hex, commitment, reply_due_provisional, created_at) VALUES"
+    " (1, 'LJ-2026-001', 2026, '联合抽查', 1, '2026-03-02', '2026-03-31', '{}', '{}', 'drawn',"
+    " '', '', 0, '2026-03-01 04:00:00.000000')",
+    "INSERT INTO task_item (id, task_id, item_id, department_id) VALUES (1, 1, 1, 1)",
+]
+
+
+async def _first_revision_with_rows(path: Path, *extra: str) -> AsyncEngine:
+    engine = make_engine(str(path))
+    await upgrade(engine, INITIAL)
+    async with engine.begin() as conn:
+        for row in (*ROWS, *extra):
+            await conn.execute(text(row))
+    return engine
+
+
+async def test_a_database_with_rows_upgrades_from_the_first_revision(tmp_path: Path) -> None:
+    engine = await _first_revision_with_rows(tmp_path / "county.sqlite3")
+    await upgrade(engine)
+    async with engine.connect() as conn:
+        names = (await conn.execute(text(
+            "SELECT d.name, i.name FROM task_item t JOIN item i ON i.id = t.item_id "
+            "JOIN department d ON d.id = t.department_id"))).all()
+        assert names == [("县市场监督管理局", "企业公示信息检查")]
+        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    await engine.dispose()
+
+
+async def test_a_failing_upgrade_changes_nothing(tmp_path: Path) -> None:
+    # an index a later migration adds, made by hand: that migration fails …
+    engine = await _first_revision_with_rows(
+        tmp_path / "county.sqlite3", "CREATE INDEX ix_outbox_dest_sent ON outbox (dest_key)")
+    with pytest.raises(Exception, match="ix_outbox_dest_sent"):
+        await upgrade(engine)
+    async with engine.connect() as conn:  # … and leave the first revision as it was
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        columns = {r[1] for r in (await conn.execute(text("PRAGMA table_info(department)")))}
+        tables = {r[0] for r in await conn.execute(text(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"))}
+    assert version == INITIAL and "scheduled_run" not in tables
+    assert columns == {"id", "code", "name", "short_name", "is_market_regulator"}
+    await engine.dispose()
