@@ -402,7 +402,8 @@ def _date_arg(value: str) -> dt.date:
 class ChineseHelpFormatter(argparse.HelpFormatter):
     def add_usage(self, usage: str | None, actions: Any, groups: Any,
                   prefix: str | None = None) -> None:
-        super().add_usage(usage, actions, groups, prefix="用法：")
+        # argparse passes prefix="" when it builds a subcommand's prog from its parent
+        super().add_usage(usage, actions, groups, prefix="用法：" if prefix is None else prefix)
 
 
 # argparse's own English messages, as operators read them (matched on argparse's wording)
@@ -524,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
         code = asyncio.run(result) if asyncio.iscoroutine(result) else result
     except DomainError as err:
         print(f"错误：{err.message}", file=sys.stderr)
+        return 2
+    except CliError as err:
+        print(f"错误：{err}", file=sys.stderr)
         return 2
     except ValidationError as err:
         # pydantic's own text echoes each input (an AES key, a secret): print location + message
