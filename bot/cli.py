@@ -231,7 +231,7 @@ async def cmd_draw_export_pool(args: argparse.Namespace) -> int:
 
     async with _ctx(args) as ctx:
         d = await _find_draw(ctx, args.draw)
-        text = await pool_csv_text(ctx.session, d.id)
+        text = await pool_csv_text(ctx, d.id)
     await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
     print(f"已导出抽取池 {d.code}：{d.pool_size} 条 → {args.output}")
     return 0
@@ -242,7 +242,7 @@ async def cmd_draw_verify(args: argparse.Namespace) -> int:
 
     async with _ctx(args) as ctx:
         d = await _find_draw(ctx, args.draw)
-        report = await verify_draw(ctx.session, d.id)
+        report = await verify_draw(ctx, d.id)
     for check in report.checks:
         print(f"{'✓' if check.ok else '✗'} {check.label}{'' if check.ok else '：' + check.detail}")
     print("验证通过" if report.ok else "验证未通过")

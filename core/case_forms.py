@@ -118,10 +118,10 @@ def case_codes(item_codes: Sequence[Sequence[str]]) -> list[str]:
 
 async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
     session = ctx.session
-    task = await cases.get_task(session, case)
-    departments = await cases.participating_departments(session, task)
+    task = await cases.get_task(ctx, case)
+    departments = await cases.participating_departments(ctx, task)
     extra = cases.department_categories(departments)
-    result = await cases.latest_result(session, case)
+    result = await cases.latest_result(ctx, case)
     by_item: dict[int, ItemResult] = {}
     reviews: list[Review] = []
     if result is not None:
@@ -140,7 +140,7 @@ async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
         select(Referral).where(Referral.case_id == case.id).order_by(Referral.id)))
     history = list(await session.scalars(select(AuditEvent).where(
         AuditEvent.subject == f"case:{case.code}").order_by(AuditEvent.id)))
-    return CaseSheet(case=case, task=task, members=await cases.active_members(session, case),
+    return CaseSheet(case=case, task=task, members=await cases.active_members(ctx, case),
                      departments=departments, categories=ordered_categories(extra), items=items,
                      result=result, reviews=reviews,
                      return_reason=returned[-1] if case.state == "returned" and returned else "",
@@ -169,8 +169,8 @@ async def entry_sheet(ctx: Ctx, case_id: int, action: str = "case.result.form") 
 async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
     """The case as a reviewer sees it: the lead's or a participant's liaison or leader."""
     case = await _case(ctx, case_id)
-    task = await cases.get_task(ctx.session, case)
-    departments = [d.id for d in await cases.participating_departments(ctx.session, task)]
+    task = await cases.get_task(ctx, case)
+    departments = [d.id for d in await cases.participating_departments(ctx, task)]
     cases.require(cases.is_staff(ctx.actor, departments),
                   "只有发起部门或参与部门的联络员、分管领导可以审核结果",
                   "case.result.review", f"case:{case.code}")

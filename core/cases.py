@@ -82,37 +82,37 @@ def message(template: str, title: str, **context: Any) -> OutMessage:
 
 # ---------------------------------------------------------------- loading and permissions
 
-async def get_case(session: AsyncSession, case_code: str, *, for_update: bool = False) -> Case:
+async def get_case(ctx: Ctx, case_code: str, *, for_update: bool = False) -> Case:
     """`for_update` locks the row until commit and reloads it, so a transition decides on the
-    state as committed by whoever held the lock before (not a stale copy in this session)."""
+    state as committed by whoever held the lock before (not a stale copy in this ctx.session)."""
     query = select(Case).where(Case.code == case_code)
     if for_update:
         query = query.with_for_update(of=Case).execution_options(populate_existing=True)
-    case = await session.scalar(query)
+    case = await ctx.session.scalar(query)
     if case is None:
         raise NotFound(f"找不到案件 {case_code}")
     return case
 
 
-async def get_task(session: AsyncSession, case: Case) -> JointTask:
-    task = await session.get(JointTask, case.task_id)
+async def get_task(ctx: Ctx, case: Case) -> JointTask:
+    task = await ctx.session.get(JointTask, case.task_id)
     assert task is not None  # foreign key
     return task
 
 
-async def active_members(session: AsyncSession, case: Case) -> list[GroupMember]:
-    rows = await session.scalars(select(GroupMember).where(
+async def active_members(ctx: Ctx, case: Case) -> list[GroupMember]:
+    rows = await ctx.session.scalars(select(GroupMember).where(
         GroupMember.case_id == case.id, GroupMember.active.is_(True))
         .order_by(GroupMember.is_leader.desc(), GroupMember.id))
     return list(rows)
 
 
-async def participating_departments(session: AsyncSession, task: JointTask) -> list[Department]:
+async def participating_departments(ctx: Ctx, task: JointTask) -> list[Department]:
     """The lead first, then departments that accepted or check items in the task."""
     accepted = select(Invitation.department_id).where(Invitation.task_id == task.id,
                                                       Invitation.state == InvitationState.ACCEPTED)
     with_items = select(TaskItem.department_id).where(TaskItem.task_id == task.id)
-    rows = await session.scalars(select(Department).where(
+    rows = await ctx.session.scalars(select(Department).where(
         Department.id.in_(accepted) | Department.id.in_(with_items)
         | (Department.id == task.lead_department_id)).order_by(Department.id))
     return sorted(rows, key=lambda d: d.id != task.lead_department_id)
@@ -136,7 +136,7 @@ def require(allowed: bool, message_text: str, action: str, subject: str) -> None
 
 
 async def require_member(ctx: Ctx, case: Case, action: str) -> Officer:
-    members = await active_members(ctx.session, case)
+    members = await active_members(ctx, case)
     actor = ctx.actor
     require(actor is not None and any(m.officer_id == actor.id for m in members),
             "只有本案检查组成员可以提交结果" if action == "case.result.submit"
@@ -173,14 +173,14 @@ def check_inspection_day(task: JointTask, day: dt.date, today: dt.date) -> None:
 
 
 async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Deadline:
-    case = await get_case(ctx.session, case_code, for_update=True)
+    case = await get_case(ctx, case_code, for_update=True)
     await require_member(ctx, case, "case.inspected")
     CASE.check(case, CaseState.INSPECTED, what="登记检查日期", subject=case.code)
-    task = await get_task(ctx.session, case)
+    task = await get_task(ctx, case)
     check_inspection_day(task, day, ctx.clock.today())
     due = await _set_inspected_on(ctx, case, day)
     CASE.move(case, CaseState.INSPECTED)
-    members = await active_members(ctx.session, case)
+    members = await active_members(ctx, case)
     msg = message("case_inspected", f"{case.code} 已登记检查日期", case=case, target=case.target,
                   due=due.label())
     await record(ctx, "case.inspected", f"case:{case.code}",
@@ -192,7 +192,7 @@ async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Dead
 
 async def mark_notified(ctx: Ctx, case_code: str, via: str = "") -> Case:
     """The 联合抽查通知书 was handed to the target (004 第十六条(二))."""
-    case = await get_case(ctx.session, case_code, for_update=True)
+    case = await get_case(ctx, case_code, for_update=True)
     await require_member(ctx, case, "case.notified")
     CASE.move(case, CaseState.NOTIFIED, what="登记已发放通知书", subject=case.code)
     await record(ctx, "case.notified", f"case:{case.code}", {"via": via} if via else None)
@@ -241,18 +241,18 @@ async def _next_version(session: AsyncSession, case: Case) -> int:
     return (latest or 0) + 1
 
 
-async def latest_result(session: AsyncSession, case: Case,
+async def latest_result(ctx: Ctx, case: Case,
                         state: ResultState | None = None) -> CaseResult | None:
     query = select(CaseResult).where(CaseResult.case_id == case.id)
     if state is not None:
         query = query.where(CaseResult.state == state)
-    return await session.scalar(query.order_by(CaseResult.version.desc()).limit(1))
+    return await ctx.session.scalar(query.order_by(CaseResult.version.desc()).limit(1))
 
 
 async def _new_version(ctx: Ctx, case: Case, task: JointTask, entered_by: Officer,
                        fields: dict[str, Any], state: ResultState) -> CaseResult:
     """Validate a result and add it as the next version, in `state`."""
-    departments = await participating_departments(ctx.session, task)
+    departments = await participating_departments(ctx, task)
     extra = department_categories(departments)
     today = ctx.clock.today()
     inspected_on = fields["inspected_on"] or case.inspected_on
@@ -303,20 +303,20 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
     date given now cannot move a deadline that has already passed (without a recorded date the
     deadline was the window end + result_entry_workdays).
     """
-    case = await get_case(ctx.session, case_code, for_update=True)
+    case = await get_case(ctx, case_code, for_update=True)
     actor = await require_member(ctx, case, "case.result.submit")
     if case.state == CaseState.SUBMITTED:
         raise InvalidTransition("结果已提交，正在审核中")
     if case.state in AFTER_APPROVAL:
         raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
-    task = await get_task(ctx.session, case)
+    task = await get_task(ctx, case)
     due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
     late = ctx.clock.today() > due.day
     result = await _new_version(ctx, case, task, actor, _fields(
         codes, methods, followups, followup_done, followup_done_on, inspected_on,
         item_results, remarks), ResultState.SUBMITTED)
     CASE.move(case, CaseState.SUBMITTED)
-    reviewers = (await reviewing_departments(ctx.session, task)
+    reviewers = (await reviewing_departments(ctx, task)
                  if ctx.rules.review_requires_participants
                  else [task.lead_department])
     msg = message("result_submitted", f"{case.code} 结果待审核", case=case, target=case.target,
@@ -330,7 +330,7 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
 
 
 async def _extra(ctx: Ctx, task: JointTask) -> list[Category]:
-    return department_categories(await participating_departments(ctx.session, task))
+    return department_categories(await participating_departments(ctx, task))
 
 
 async def _labels(ctx: Ctx, task: JointTask, result: CaseResult) -> list[str]:
@@ -340,9 +340,9 @@ async def _labels(ctx: Ctx, task: JointTask, result: CaseResult) -> list[str]:
 
 async def _staff_case(ctx: Ctx, case_code: str, verb: str, action: str) -> tuple[Case, JointTask]:
     """The case, locked, for a step only the lead's or a participant's staff may take."""
-    case = await get_case(ctx.session, case_code, for_update=True)
-    task = await get_task(ctx.session, case)
-    departments = [d.id for d in await participating_departments(ctx.session, task)]
+    case = await get_case(ctx, case_code, for_update=True)
+    task = await get_task(ctx, case)
+    departments = [d.id for d in await participating_departments(ctx, task)]
     require(is_staff(ctx.actor, departments),
             f"只有发起部门或参与部门的联络员、分管领导可以{verb}结果", action, f"case:{case.code}")
     return case, task
@@ -351,7 +351,7 @@ async def _staff_case(ctx: Ctx, case_code: str, verb: str, action: str) -> tuple
 async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "") -> Review:
     case, task = await _staff_case(ctx, case_code, "审核", "case.result.review")
     assert ctx.actor is not None  # staff checked above
-    result = await latest_result(ctx.session, case)
+    result = await latest_result(ctx, case)
     if result is None or not (CASE.allows(case.state, CaseState.APPROVED)
                               and RESULT.allows(result.state, ResultState.APPROVED)):
         raise CASE.refusal(case.state, "审核（没有待审核的结果）", case.code)
@@ -376,7 +376,7 @@ async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "
 
 async def _apply_review(ctx: Ctx, case: Case, task: JointTask, result: CaseResult,
                         review: Review) -> list[Notice]:
-    members = await active_members(ctx.session, case)
+    members = await active_members(ctx, case)
     if review.decision == "return":
         RESULT.move(result, ResultState.RETURNED)
         CASE.move(case, CaseState.RETURNED)
@@ -385,7 +385,7 @@ async def _apply_review(ctx: Ctx, case: Case, task: JointTask, result: CaseResul
                       reviewer=ctx.actor)
         return [Notice(Destination.officer(m.officer_id), msg) for m in members]
     if ctx.rules.review_requires_participants:
-        pending = await pending_reviewers(ctx.session, task, result.id)
+        pending = await pending_reviewers(ctx, task, result.id)
         if pending:
             return await _review_pending_notices(ctx, case, result, review, pending)
     elif review.department_id != task.lead_department_id:
@@ -397,23 +397,23 @@ async def _apply_review(ctx: Ctx, case: Case, task: JointTask, result: CaseResul
     return [Notice(Destination.officer(m.officer_id), msg) for m in members]
 
 
-async def reviewing_departments(session: AsyncSession, task: JointTask) -> list[Department]:
+async def reviewing_departments(ctx: Ctx, task: JointTask) -> list[Department]:
     """Who must approve a version (004 第十九条): the lead and every department that accepted."""
     accepted = select(Invitation.department_id).where(Invitation.task_id == task.id,
                                                       Invitation.state == InvitationState.ACCEPTED)
-    rows = await session.scalars(select(Department).where(
+    rows = await ctx.session.scalars(select(Department).where(
         Department.id.in_(accepted) | (Department.id == task.lead_department_id))
         .order_by(Department.id))
     return sorted(rows, key=lambda d: d.id != task.lead_department_id)
 
 
-async def pending_reviewers(session: AsyncSession, task: JointTask,
+async def pending_reviewers(ctx: Ctx, task: JointTask,
                             result_id: int) -> list[Department]:
     """Departments whose approval a result version still waits for."""
-    await session.flush()  # the review just added counts
-    approved = set(await session.scalars(select(Review.department_id).where(
+    await ctx.session.flush()  # the review just added counts
+    approved = set(await ctx.session.scalars(select(Review.department_id).where(
         Review.result_id == result_id, Review.decision == "approve")))
-    return [d for d in await reviewing_departments(session, task) if d.id not in approved]
+    return [d for d in await reviewing_departments(ctx, task) if d.id not in approved]
 
 
 async def _review_pending_notices(ctx: Ctx, case: Case, result: CaseResult, review: Review,
@@ -453,7 +453,7 @@ async def advance_task(ctx: Ctx, task: JointTask) -> None:
 
 
 async def _publish(ctx: Ctx, case: Case) -> CaseResult:
-    result = await latest_result(ctx.session, case, ResultState.APPROVED)
+    result = await latest_result(ctx, case, ResultState.APPROVED)
     if result is None:
         raise CASE.refusal(case.state, "公示（结果尚未审核通过）", case.code)
     CASE.move(case, CaseState.PUBLISHED, what="公示（结果尚未审核通过）", subject=case.code)
@@ -464,12 +464,12 @@ async def _publish(ctx: Ctx, case: Case) -> CaseResult:
 
 async def _department_notices(ctx: Ctx, task: JointTask, msg: OutMessage) -> list[Notice]:
     return [Notice(Destination.department(d.id), msg)
-            for d in await participating_departments(ctx.session, task)]
+            for d in await participating_departments(ctx, task)]
 
 
 async def publish_case(ctx: Ctx, case_code: str) -> CaseResult:
-    case = await get_case(ctx.session, case_code, for_update=True)
-    task = await get_task(ctx.session, case)
+    case = await get_case(ctx, case_code, for_update=True)
+    task = await get_task(ctx, case)
     await require_lead_staff(ctx, task, "case.publish", f"case:{case.code}")
     result = await _publish(ctx, case)
     msg = message("result_published", f"{case.code} 结果已公示", task=task,
@@ -514,7 +514,7 @@ async def correct_result(ctx: Ctx, case_code: str, *, reason: str, codes: Sequen
     and stays readable. Resolves an objection whose re-check found the error."""
     case, task = await _staff_case(ctx, case_code, "更正", "case.result.correct")
     assert ctx.actor is not None  # staff checked above
-    previous = await latest_result(ctx.session, case, ResultState.PUBLISHED)
+    previous = await latest_result(ctx, case, ResultState.PUBLISHED)
     if previous is None or not CASE.allows(case.state, CaseState.CORRECTED):
         raise CASE.refusal(case.state, "更正（只有已公示的结果可以更正）", case.code)
     if not reason.strip():
@@ -545,9 +545,9 @@ async def correct_result(ctx: Ctx, case_code: str, *, reason: str, codes: Sequen
 async def add_referral(ctx: Ctx, case_code: str, kind: str, to_department: str,
                        content: str) -> Referral:
     """移交 / 移送 of a problem found (004 第二十一条); a group member or lead staff records it."""
-    case = await get_case(ctx.session, case_code)
-    task = await get_task(ctx.session, case)
-    members = await active_members(ctx.session, case)
+    case = await get_case(ctx, case_code)
+    task = await get_task(ctx, case)
+    members = await active_members(ctx, case)
     actor = ctx.actor
     require(actor is not None and (any(m.officer_id == actor.id for m in members)
                                    or is_staff(actor, [task.lead_department_id])),
@@ -571,20 +571,20 @@ async def add_referral(ctx: Ctx, case_code: str, kind: str, to_department: str,
 
 # ---------------------------------------------------------------- documents
 
-async def case_document_context(session: AsyncSession, case_code: str) -> dict[str, Any]:
+async def case_document_context(ctx: Ctx, case_code: str) -> dict[str, Any]:
     """Everything the 联合抽查通知书 and the 检查记录表 (一企一表) templates show."""
-    case = await get_case(session, case_code)
-    task = await get_task(session, case)
-    departments = await participating_departments(session, task)
+    case = await get_case(ctx, case_code)
+    task = await get_task(ctx, case)
+    departments = await participating_departments(ctx, task)
     extra = department_categories(departments)
-    result = await latest_result(session, case)
-    item_rows = (await session.execute(
+    result = await latest_result(ctx, case)
+    item_rows = (await ctx.session.execute(
         select(Item, Department).join(TaskItem, TaskItem.item_id == Item.id)
         .join(Department, Department.id == TaskItem.department_id)
         .where(TaskItem.task_id == task.id).order_by(Department.id, Item.code))).all()
     by_item = {}
     if result is not None:
-        by_item = {r.item_id: r for r in await session.scalars(
+        by_item = {r.item_id: r for r in await ctx.session.scalars(
             select(ItemResult).where(ItemResult.result_id == result.id))}
     items = []
     for item, dept in item_rows:
@@ -592,7 +592,7 @@ async def case_document_context(session: AsyncSession, case_code: str) -> dict[s
         items.append({"department": dept.name, "code": item.code, "name": item.name,
                       "key": item.category == "key", "result": found,
                       "labels": [label(c, extra) for c in found.codes] if found else []})
-    members = await active_members(session, case)
+    members = await active_members(ctx, case)
     inspectors = [{"name": m.officer.name, "cert_no": m.officer.cert_no,
                    "department": m.officer.department.name, "is_leader": m.is_leader}
                   for m in members]

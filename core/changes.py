@@ -22,7 +22,13 @@ from core.workdays import WorkCalendar, load_calendar
 
 @dataclass
 class Ctx:
-    """What every service needs: the session (one transaction), the clock, who acts, the rules."""
+    """What every service needs: the session (one transaction), the clock, who acts, the rules.
+
+    Calling convention: every public core service, reads included, takes a Ctx as its first
+    argument, so callers never choose between a session and a context. Only the storage layer
+    Ctx and the workers are built on takes a bare session (`audit`, `outbox`, `inbox`,
+    `leases`, `codes`, `workdays.load_calendar`, `draws.pool.fetch_plain`), as does the
+    synthetic data generator; pure functions take neither."""
 
     session: AsyncSession
     clock: Clock

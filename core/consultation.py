@@ -44,26 +44,26 @@ async def _invitation(ctx: Ctx, invitation_id: int) -> Invitation:
     return inv
 
 
-async def department_invitation(session: AsyncSession, task: JointTask,
+async def department_invitation(ctx: Ctx, task: JointTask,
                                 department_id: int) -> Invitation | None:
-    return await session.scalar(select(Invitation).where(
+    return await ctx.session.scalar(select(Invitation).where(
         Invitation.task_id == task.id, Invitation.department_id == department_id))
 
 
-async def department_task_items(session: AsyncSession, task: JointTask,
+async def department_task_items(ctx: Ctx, task: JointTask,
                                 department_id: int) -> list[Item]:
     """The items a department checks in a task (what it accepted with)."""
-    return list(await session.scalars(
+    return list(await ctx.session.scalars(
         select(Item).join(TaskItem, TaskItem.item_id == Item.id)
         .where(TaskItem.task_id == task.id, TaskItem.department_id == department_id)
         .order_by(Item.code)))
 
 
-async def item_ids_by_code(session: AsyncSession, department_id: int,
+async def item_ids_by_code(ctx: Ctx, department_id: int,
                            codes: Iterable[str]) -> dict[str, int]:
     """Upper-cased item code → id within one department's item list (unknown codes absent)."""
     wanted = [c.upper() for c in codes]
-    rows = (await session.execute(select(func.upper(Item.code), Item.id).where(
+    rows = (await ctx.session.execute(select(func.upper(Item.code), Item.id).where(
         Item.department_id == department_id, Item.current.is_(True),
         func.upper(Item.code).in_(wanted)))).all()
     return {code: item_id for code, item_id in rows}
@@ -116,7 +116,7 @@ def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
 async def create_task(ctx: Ctx, *, title: str, lead_department_id: int, window_start: dt.date,
                       window_end: dt.date, item_ids: Iterable[int], scope: dict[str, Any] | None,
                       rule: dict[str, Any], year: int | None = None) -> JointTask:
-    lead = await get_department(ctx.session, lead_department_id)
+    lead = await get_department(ctx, lead_department_id)
     require(may_act_for(ctx, lead.id), "task.create", f"department:{lead.code}",
              "只有管理员或牵头部门的联络员、分管领导可以创建联合抽查任务")
     title = title.strip()
@@ -166,7 +166,7 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
     ids = [d for d in dict.fromkeys(department_ids) if d != task.lead_department_id]
     if not ids and not single_department:
         raise ValidationFailed("联合抽查至少要邀请一个参与部门")
-    departments = [await get_department(ctx.session, d) for d in ids]
+    departments = [await get_department(ctx, d) for d in ids]
     seed = algorithm.new_seed()
     task.seed_hex, task.commitment = seed.hex(), algorithm.commitment(seed)
     due = (await ctx.work_calendar()).add_workdays(ctx.clock.today(), ctx.rules.invitation_reply_workdays)
@@ -175,7 +175,7 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
     invitations = [Invitation(task_id=task.id, department=d, state="pending") for d in departments]
     ctx.session.add_all(invitations)
     await ctx.session.flush()
-    items = await task_items(ctx.session, task)
+    items = await task_items(ctx, task)
     rule_text = _rule_text(algorithm.parse_rule(task.rule))
     notices = []
     for inv, dep in zip(invitations, departments, strict=True):
@@ -190,7 +190,7 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
             f"联合抽查邀请：{task.title}", text), key=f"invitation:{inv.id}"))
         notices.extend(Notice(Destination.officer(o.id), _invitation_card(task, inv, text, due.label()),
                               key=f"invitation:{inv.id}:officer:{o.id}")
-                       for o in await answerers(ctx.session, dep.id))
+                       for o in await answerers(ctx, dep.id))
     await record(ctx, "task.consultation_opened", f"task:{task.code}", {
         "departments": [d.code for d in departments], "commitment": task.commitment,
         "reply_due_on": due.day.isoformat(), "reply_due_provisional": due.provisional}, notices)
@@ -210,7 +210,7 @@ async def _consultation_done(ctx: Ctx, task: JointTask, invitations: list[Invita
 
 
 async def _after_answer(ctx: Ctx, task: JointTask) -> None:
-    invitations = await task_invitations(ctx.session, task)
+    invitations = await task_invitations(ctx, task)
     if all(i.state != "pending" for i in invitations):
         await _consultation_done(ctx, task, invitations)
 
@@ -220,7 +220,7 @@ async def _answerable(ctx: Ctx, invitation_id: int, action: str) -> tuple[Invita
     require(may_act_for(ctx, inv.department_id, admin=False), action, f"invitation:{inv.id}",
              f"只有{inv.department.name}的联络员或分管领导可以答复该邀请")
     # Lock the task first: the last answer, whoever gives it, must see all the others.
-    task = await task_by_id(ctx.session, inv.task_id, for_update=True)
+    task = await task_by_id(ctx, inv.task_id, for_update=True)
     await ctx.session.refresh(inv)
     if inv.state in ("accepted", "declined"):
         raise InvalidTransition(f"该邀请已答复（{INVITATION_STATE_LABELS[inv.state]}），不能重复答复")
@@ -294,7 +294,7 @@ async def expire_invitations(ctx: Ctx) -> int:
         .with_for_update(skip_locked=True, of=JointTask).execution_options(populate_existing=True)))
     expired = 0
     for task in tasks:
-        invitations = await task_invitations(ctx.session, task)
+        invitations = await task_invitations(ctx, task)
         due = task.reply_due_on.isoformat() if task.reply_due_on else "—"
         for inv in (i for i in invitations if i.state == "pending"):
             inv.state = "expired"

@@ -213,15 +213,14 @@ async def _objection(demo: Demo, case_codes: list[str]) -> None:
 
 async def _closing(demo: Demo, draw_id: int) -> bool:
     async def check(session: AsyncSession) -> bool:
-        report = await verify_draw(session, draw_id)
+        report = await verify_draw(Ctx(session, demo.clock), draw_id)
         for c in report.checks:
             demo.say(f"  {'✓' if c.ok else '✗'} {c.label}")
         chain = await verify_chain(session)
         demo.say(f"  {'✓' if not chain else '✗'} 审计日志哈希链完整")
         sent = await session.scalar(select(func.count()).select_from(OutboxMessage))
         demo.say(f"全程共生成 {sent} 条待发送消息（通知、卡片、催办）")
-        summary = await daily_summary(session, await Ctx(session, demo.clock).work_calendar(),
-                                      demo.clock.today())
+        summary = await daily_summary(Ctx(session, demo.clock), demo.clock.today())
         demo.say("\n" + summary_message(summary).body)
         return report.ok and not chain
 

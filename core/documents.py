@@ -22,7 +22,6 @@ from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Pt
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import (
     active_members,
@@ -67,21 +66,21 @@ def cn_date(day: dt.date | None) -> str:
 
 # ---------------------------------------------------------------- who may get them
 
-async def may_read(session: AsyncSession, officer: Officer, case: Case) -> bool:
+async def may_read(ctx: Ctx, officer: Officer, case: Case) -> bool:
     """Group members, liaisons and leaders of the task's departments, and admins."""
     if officer.has_role("admin"):
         return True
-    if any(m.officer_id == officer.id for m in await active_members(session, case)):
+    if any(m.officer_id == officer.id for m in await active_members(ctx, case)):
         return True
-    task = await get_task(session, case)
-    departments = await participating_departments(session, task)
+    task = await get_task(ctx, case)
+    departments = await participating_departments(ctx, task)
     return is_staff(officer, [d.id for d in departments])
 
 
 async def readable_case(ctx: Ctx, case_code: str) -> Case:
     """The case, if the acting officer may have its documents; PermissionDenied otherwise."""
-    case = await get_case(ctx.session, case_code.strip().upper())
-    if ctx.actor is not None and not await may_read(ctx.session, ctx.actor, case):
+    case = await get_case(ctx, case_code.strip().upper())
+    if ctx.actor is not None and not await may_read(ctx, ctx.actor, case):
         raise PermissionDenied("只有本案检查组成员和相关部门联络员、分管领导可以查看检查文书",
                                action="case.documents.denied", subject=f"case:{case.code}")
     return case
@@ -94,23 +93,23 @@ async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
     actor = ctx.actor
     if actor is None or case.state != CaseState.ASSIGNED:
         return case
-    if not any(m.officer_id == actor.id for m in await active_members(ctx.session, case)):
+    if not any(m.officer_id == actor.id for m in await active_members(ctx, case)):
         return case
     return await mark_notified(ctx, case.code, via)
 
 
-async def task_cases_for(session: AsyncSession, task: JointTask,
+async def task_cases_for(ctx: Ctx, task: JointTask,
                          officer: Officer | None) -> list[Case]:
     """The task's cases the officer may print: all of them for the office (None), its staff and
     admins; an inspector's own cases otherwise."""
     query = select(Case).where(Case.task_id == task.id).order_by(Case.code)
     if officer is not None and not officer.has_role("admin"):
-        departments = await participating_departments(session, task)
+        departments = await participating_departments(ctx, task)
         if not is_staff(officer, [d.id for d in departments]):
             own = select(GroupMember.case_id).where(GroupMember.officer_id == officer.id,
                                                     GroupMember.active.is_(True))
             query = query.where(Case.id.in_(own))
-    return list(await session.scalars(query))
+    return list(await ctx.session.scalars(query))
 
 
 # ---------------------------------------------------------------- rendering
@@ -122,9 +121,9 @@ class Rendered:
     mime: str
 
 
-async def document_context(session: AsyncSession, case_code: str,
+async def document_context(ctx: Ctx, case_code: str,
                            today: dt.date) -> dict[str, Any]:
-    return {**await case_document_context(session, case_code), "issued_on": today}
+    return {**await case_document_context(ctx, case_code), "issued_on": today}
 
 
 def render_html(kind: DocKind, context: dict[str, Any]) -> str:
@@ -255,10 +254,10 @@ async def write_documents(ctx: Ctx, code: str, today: dt.date) -> list[tuple[str
     code = code.strip().upper()
     task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
     cases = ([await readable_case(ctx, code)] if task is None
-             else await task_cases_for(ctx.session, task, ctx.actor))
+             else await task_cases_for(ctx, task, ctx.actor))
     files = []
     for case in cases:
-        context = await document_context(ctx.session, case.code, today)
+        context = await document_context(ctx, case.code, today)
         for kind in DOC_KINDS:
             for fmt in FORMATS:
                 doc = document_file(kind, fmt, context)

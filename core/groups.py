@@ -127,9 +127,9 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
     if task.state != "locked":
         raise InvalidTransition("已匹配执法检查人员，不能重新匹配" if task.state in DONE_STATES
                                 else "检查对象尚未抽取锁定，不能匹配执法检查人员")
-    targets_draw = await locked_draw(ctx.session, task, "targets")
-    departments = await participants(ctx.session, task)
-    pools = await build_inspector_pool(ctx.session, [d.id for d in departments])
+    targets_draw = await locked_draw(ctx, task, "targets")
+    departments = await participants(ctx, task)
+    pools = await build_inspector_pool(ctx, [d.id for d in departments])
     if empty := [d.name for d in departments if not pools[d.id]]:
         raise ValidationFailed(f"{'、'.join(empty)}没有在岗的执法检查人员，无法匹配检查组")
     by_code = {algorithm.INSPECTOR_PREFIX + o.code: o for rows in pools.values() for o in rows}
@@ -186,7 +186,7 @@ async def _match_notices(ctx: Ctx, task: JointTask, cases: Sequence[Case],
     officer_ids = {o.id for members in groups.values() for o, _ in members}
     names = dict((await ctx.session.execute(select(Officer.id, Officer.name).where(
         Officer.id.in_(officer_ids)))).all())
-    items = "、".join(i.name for i in await task_items(ctx.session, task))
+    items = "、".join(i.name for i in await task_items(ctx, task))
     per_officer: dict[int, list[dict[str, str]]] = defaultdict(list)
     per_department: dict[int, list[dict[str, str]]] = defaultdict(list)
     for case in cases:
@@ -264,7 +264,7 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
     case = await _case(ctx, case_code)
     members = await _members(ctx.session, case)
     old = _active_member(members, case, officer_id)
-    task = await task_by_id(ctx.session, case.task_id)
+    task = await task_by_id(ctx, case.task_id)
     actor = ctx.actor
     require(actor is None or actor.id == officer_id or may_act_for(ctx, old.department_id)
              or may_act_for(ctx, task.lead_department_id), "case.recuse", f"case:{case.code}",
@@ -273,9 +273,9 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
     if len(reason) < ctx.rules.recusal_reason_min_chars:
         raise ValidationFailed(f"回避理由至少需要 {ctx.rules.recusal_reason_min_chars} 个字，"
                                "请写明与检查对象的利害关系")
-    inspectors_draw = await locked_draw(ctx.session, task, "inspectors")
-    dep = await get_department(ctx.session, old.department_id)
-    stratum = dict(decode_pool(await pool_data(ctx.session, inspectors_draw)))
+    inspectors_draw = await locked_draw(ctx, task, "inspectors")
+    dep = await get_department(ctx, old.department_id)
+    stratum = dict(decode_pool(await pool_data(ctx, inspectors_draw)))
     order = [i.removeprefix(algorithm.INSPECTOR_PREFIX) for i in inspectors_draw.selection
              if stratum.get(i) == dep.code]
     officers = {o.code: o for o in await ctx.session.scalars(select(Officer).where(Officer.code.in_(order)))}
@@ -348,7 +348,7 @@ async def _swap_notices(ctx: Ctx, case: Case, group: list[GroupMember], old: Gro
             decided_by=ctx.actor.name if ctx.actor else ctx.actor_label, members=listed, leader=leader))
 
     key = f"{kind}:{case.id}:{new.id}"
-    private = [o.id for o in await answerers(ctx.session, old.department_id)]
+    private = [o.id for o in await answerers(ctx, old.department_id)]
     told = [oid for oid in dict.fromkeys([old.officer_id, *(m.officer_id for m in group)])
             if oid != new.id and oid not in private]
     notices = [Notice(Destination.officer(oid), change(False), key=f"{key}:{oid}") for oid in told]
@@ -356,10 +356,10 @@ async def _swap_notices(ctx: Ctx, case: Case, group: list[GroupMember], old: Gro
     if not private:
         notices.append(Notice(Destination.department(old.department_id), change(False),
                               key=f"{key}:department"))
-    task = await task_by_id(ctx.session, case.task_id)
+    task = await task_by_id(ctx, case.task_id)
     entry = {"code": case.code, "name": case.target.name, "uscc": case.target.uscc,
              "address": case.target.address, "members": listed, "leader": leader}
-    items = "、".join(i.name for i in await task_items(ctx.session, task))
+    items = "、".join(i.name for i in await task_items(ctx, task))
     joined = f"您因{old.officer.name}{label}接替加入检查组{'并担任组长' if old.is_leader else ''}。"
     notices.append(_assignment(ctx, task, [entry], items, new.id, key=f"{key}:assignment", joined=joined))
     return notices

@@ -829,7 +829,7 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
             if progress is not None and (done % CHUNK == 0 or done == len(checked.records)):
                 progress(done, len(checked.records))
         await ctx.session.flush()
-        report.notes.extend(await left_officers_notes(ctx.session, left))
+        report.notes.extend(await left_officers_notes(ctx, left))
         return inserted, updated
 
     report = ImportReport(kind="inspectors", file_name=Path(path).name, skip_invalid=skip_invalid)

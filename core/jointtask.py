@@ -8,7 +8,6 @@ Stages, in procedure order: `core.consultation` (draft → consulting → ready)
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.changes import Ctx
 from core.errors import NotFound
@@ -25,8 +24,8 @@ DONE_STATES = ("locked", "inspecting", "reviewing", "published", "closed")
 CHUNK = 2000  # ids per IN (…) query: far below SQLite's and asyncpg's parameter limits
 
 
-async def get_department(session: AsyncSession, department_id: int) -> Department:
-    dep = await session.get(Department, department_id)
+async def get_department(ctx: Ctx, department_id: int) -> Department:
+    dep = await ctx.session.get(Department, department_id)
     if dep is None:
         raise NotFound(f"未找到部门（编号 {department_id}）")
     return dep
@@ -43,36 +42,36 @@ async def get_task(ctx: Ctx, code: str, *, for_update: bool = False) -> JointTas
     return task
 
 
-async def task_by_id(session: AsyncSession, task_id: int, *, for_update: bool = False) -> JointTask:
-    task = await session.get(JointTask, task_id, with_for_update={"of": JointTask} if for_update else None,
+async def task_by_id(ctx: Ctx, task_id: int, *, for_update: bool = False) -> JointTask:
+    task = await ctx.session.get(JointTask, task_id, with_for_update={"of": JointTask} if for_update else None,
                              populate_existing=for_update)
     assert task is not None  # foreign key
     return task
 
 
-async def task_invitations(session: AsyncSession, task: JointTask) -> list[Invitation]:
-    rows = await session.scalars(select(Invitation).where(Invitation.task_id == task.id)
+async def task_invitations(ctx: Ctx, task: JointTask) -> list[Invitation]:
+    rows = await ctx.session.scalars(select(Invitation).where(Invitation.task_id == task.id)
                                  .order_by(Invitation.id).execution_options(populate_existing=True))
     return list(rows)
 
 
-async def task_items(session: AsyncSession, task: JointTask) -> list[Item]:
+async def task_items(ctx: Ctx, task: JointTask) -> list[Item]:
     """All items of the task, lead's first (one visit, many items)."""
-    rows = await session.execute(select(Item, TaskItem.department_id).join(
+    rows = await ctx.session.execute(select(Item, TaskItem.department_id).join(
         TaskItem, TaskItem.item_id == Item.id).where(TaskItem.task_id == task.id).order_by(TaskItem.id))
     return [item for item, _ in rows]
 
 
-async def answerers(session: AsyncSession, department_id: int) -> list[Officer]:
+async def answerers(ctx: Ctx, department_id: int) -> list[Officer]:
     """The department's liaisons and leaders: the officers who may answer an invitation."""
-    officers = await session.scalars(select(Officer).where(
+    officers = await ctx.session.scalars(select(Officer).where(
         Officer.department_id == department_id, Officer.active.is_(True)).order_by(Officer.id))
     return [o for o in officers if o.has_role("liaison") or o.has_role("leader")]
 
 
-async def participants(session: AsyncSession, task: JointTask) -> list[Department]:
+async def participants(ctx: Ctx, task: JointTask) -> list[Department]:
     """Lead first, then the accepted departments by code."""
-    accepted = await session.scalars(select(Department).join(
+    accepted = await ctx.session.scalars(select(Department).join(
         Invitation, Invitation.department_id == Department.id).where(
         Invitation.task_id == task.id, Invitation.state == "accepted").order_by(Department.code))
     return [task.lead_department, *accepted]

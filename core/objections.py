@@ -32,12 +32,12 @@ def _notice_lead(task: JointTask, template: str, title: str, **context: object) 
 async def file_objection(ctx: Ctx, case_code: str, filed_by: str, content: str,
                          received_on: dt.date) -> Objection:
     """The lead department registers a written objection it received."""
-    case = await get_case(ctx.session, case_code)
-    task = await get_task(ctx.session, case)
+    case = await get_case(ctx, case_code)
+    task = await get_task(ctx, case)
     await require_lead_staff(ctx, task, "objection.file", f"case:{case.code}")
     if case.state == CaseState.OBJECTED:
         raise InvalidTransition(f"案件 {case.code} 已有异议正在处理")
-    published = await latest_result(ctx.session, case, ResultState.PUBLISHED)
+    published = await latest_result(ctx, case, ResultState.PUBLISHED)
     if published is None or not CASE.allows(case.state, CaseState.OBJECTED):
         raise CASE.refusal(case.state, "受理异议（结果尚未公示）", case.code)
     assert published.published_at is not None
@@ -78,14 +78,14 @@ async def _load(ctx: Ctx, objection_id: int, action: str) -> tuple[Objection, Ca
         raise NotFound(f"找不到异议 {objection_id}")
     case = await ctx.session.get(Case, objection.case_id)
     assert case is not None  # foreign key
-    task = await get_task(ctx.session, case)
+    task = await get_task(ctx, case)
     await require_lead_staff(ctx, task, action, f"objection:{objection.id}")
     return objection, case, task
 
 
 async def _restore_case(ctx: Ctx, case: Case) -> None:
     """An upheld objection leaves the published result as it was."""
-    current = await latest_result(ctx.session, case, ResultState.PUBLISHED)
+    current = await latest_result(ctx, case, ResultState.PUBLISHED)
     CASE.move(case, CaseState.CORRECTED if current is not None and current.is_correction
               else CaseState.PUBLISHED)
 

@@ -171,14 +171,13 @@ async def _objections(session: AsyncSession, cal: WorkCalendar, rules: Rules, to
     return found
 
 
-async def due_items(session: AsyncSession, cal: WorkCalendar, today: dt.date, *,
-                    rules: Rules | None = None) -> list[Obligation]:
+async def due_items(ctx: Ctx, today: dt.date) -> list[Obligation]:
     """Everything open, soonest first (overdue first)."""
-    rules = rules or Rules.model_validate({})  # the defaults (Rules() trips mypy without the pydantic plugin)
-    people = await _people(session)
-    found = [*await _invitations(session, cal, today, people),
-             *await _entries_and_reviews(session, cal, rules, today, people),
-             *await _objections(session, cal, rules, today, people)]
+    cal, rules = await ctx.work_calendar(), ctx.rules
+    people = await _people(ctx.session)
+    found = [*await _invitations(ctx.session, cal, today, people),
+             *await _entries_and_reviews(ctx.session, cal, rules, today, people),
+             *await _objections(ctx.session, cal, rules, today, people)]
     return sorted(found, key=lambda o: (o.days_left, o.key))
 
 
@@ -208,7 +207,7 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
     if not cal.is_workday(today):
         return 0  # nudges and "every working day overdue" count working days only
     schedule = set(ctx.rules.nudge_before_workdays)
-    due = [o for o in await due_items(ctx.session, cal, today, rules=ctx.rules)
+    due = [o for o in await due_items(ctx, today)
            if o.overdue or o.days_left in schedule]
     sent = await _nudged_today(ctx.session, today, sorted({o.department_id for o in due}))
     by_department: dict[int, list[Obligation]] = defaultdict(list)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.changes import Ctx, Notice, record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
@@ -34,7 +33,7 @@ async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id:
     user_id = user_id.strip()
     if not user_id or len(user_id) > 64:
         raise ValidationFailed("账号不能为空，且不超过 64 个字符")
-    officer = await officer_by_code(ctx.session, officer_code)
+    officer = await officer_by_code(ctx, officer_code)
     holder = await ctx.session.scalar(select(Officer).where(_COLUMN[platform] == user_id))
     if holder is not None and holder.id != officer.id:
         raise ValidationFailed(f"该账号已绑定到 {holder.name}（{holder.code}），请先核实")
@@ -97,26 +96,26 @@ def _admin_only(ctx: Ctx, why: str, action: str, subject: str) -> None:
         raise PermissionDenied(why, action=action, subject=subject)
 
 
-async def officer_by_code(session: AsyncSession, code: str) -> Officer:
-    officer = await session.scalar(select(Officer).where(Officer.code == code.strip().upper()))
+async def officer_by_code(ctx: Ctx, code: str) -> Officer:
+    officer = await ctx.session.scalar(select(Officer).where(Officer.code == code.strip().upper()))
     if officer is None:
         raise NotFound(f"未找到人员编号 {code}")
     return officer
 
 
-async def open_cases(session: AsyncSession, officer_id: int) -> list[Case]:
+async def open_cases(ctx: Ctx, officer_id: int) -> list[Case]:
     """Cases whose group still counts on this officer (to be replaced when they leave)."""
-    return list(await session.scalars(
+    return list(await ctx.session.scalars(
         select(Case).join(GroupMember, GroupMember.case_id == Case.id).where(
             GroupMember.officer_id == officer_id, GroupMember.active.is_(True),
             Case.state.in_(OPEN_CASE_STATES)).order_by(Case.code)))
 
 
-async def left_officers_notes(session: AsyncSession, officers: Sequence[Officer]) -> list[str]:
+async def left_officers_notes(ctx: Ctx, officers: Sequence[Officer]) -> list[str]:
     """One Chinese line per officer who left and still has open cases to hand over."""
     notes = []
     for officer in officers:
-        if cases := await open_cases(session, officer.id):
+        if cases := await open_cases(ctx, officer.id):
             notes.append(f"{officer.name}（{officer.code}）已{officer.inactive_reason or '离岗'}，"
                          f"以下案件需更换检查人员：{'、'.join(c.code for c in cases)}")
     return notes
@@ -133,11 +132,11 @@ async def deactivate(ctx: Ctx, officer_code: str, reason: str) -> tuple[Officer,
     reason = reason.strip() or "离岗"
     if len(reason) > 100:
         raise ValidationFailed("离岗原因不超过 100 个字")
-    officer = await officer_by_code(ctx.session, officer_code)
+    officer = await officer_by_code(ctx, officer_code)
     if not officer.active:
         raise ValidationFailed(f"{officer.name}（{officer.code}）已是离岗状态（{officer.inactive_reason}）")
     officer.active, officer.inactive_reason = False, reason
-    cases = await open_cases(ctx.session, officer.id)
+    cases = await open_cases(ctx, officer.id)
     notices = []
     for task_id in dict.fromkeys(c.task_id for c in cases):
         task = await ctx.session.get(JointTask, task_id)

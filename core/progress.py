@@ -36,7 +36,7 @@ async def tasks_for_department(ctx: Ctx, department_id: int) -> list[TaskListing
 
 async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
     task = await get_task(ctx, code)
-    invitations = await task_invitations(ctx.session, task)
+    invitations = await task_invitations(ctx, task)
     cases = Counter((await ctx.session.execute(select(Case.state).where(Case.task_id == task.id))).scalars())
     overdue = await ctx.session.scalar(select(func.count()).select_from(Case).where(
         Case.task_id == task.id, Case.state.in_(("assigned", "notified", "inspected", "returned")),

@@ -118,19 +118,17 @@ async def _tasks_in_scope(session: AsyncSession,
     return name, list(await session.scalars(query.order_by(JointTask.code)))
 
 
-async def daily_summary(session: AsyncSession, cal: WorkCalendar, today: dt.date,
-                        department_id: int | None = None, *,
-                        rules: Rules | None = None) -> Summary:
+async def daily_summary(ctx: Ctx, today: dt.date, department_id: int | None = None) -> Summary:
     """Tasks in progress (where the department leads or is invited, when given)."""
-    rules = rules or Rules.model_validate({})  # the defaults (Rules() trips mypy without the pydantic plugin)
-    name, in_scope = await _tasks_in_scope(session, department_id)
+    cal, rules = await ctx.work_calendar(), ctx.rules
+    name, in_scope = await _tasks_in_scope(ctx.session, department_id)
     tasks = []
     for task in in_scope:
         ts = TaskSummary(task.code, task.title, task.state)
-        await _invitations(session, ts, task)
-        await _cases(session, cal, rules, today, ts, task)
+        await _invitations(ctx.session, ts, task)
+        await _cases(ctx.session, cal, rules, today, ts, task)
         tasks.append(ts)
-    dead = await session.scalar(
+    dead = await ctx.session.scalar(
         select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)) or 0
     return Summary(today, name, tasks, dead)
 
@@ -153,8 +151,7 @@ class ScopeSummary:
 
 
 async def scope_summary(ctx: Ctx, today: dt.date, department_id: int | None = None) -> ScopeSummary:
-    summary = await daily_summary(ctx.session, await ctx.work_calendar(), today, department_id,
-                                  rules=ctx.rules)
+    summary = await daily_summary(ctx, today, department_id)
     return ScopeSummary(summary, await chart_data(ctx, today, department_id))
 
 

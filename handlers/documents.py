@@ -38,7 +38,7 @@ async def _cases(ctx: Ctx, obj: str) -> list[Case]:
     task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
     if task is None:
         raise NotFound(f"找不到任务 {code}")
-    return await documents.task_cases_for(ctx.session, task, ctx.actor)
+    return await documents.task_cases_for(ctx, task, ctx.actor)
 
 
 async def documents_page(page: PageCtx, req: DocumentRequest) -> documents.Rendered:
@@ -55,7 +55,7 @@ async def documents_page(page: PageCtx, req: DocumentRequest) -> documents.Rende
         raise NotFound("没有这份检查文书，请回到文书列表重新选择。")
     if kind == "notice":
         await documents.issue_notice(ctx, case.code, via=f"page:{fmt}")
-    context = await documents.document_context(ctx.session, case.code, ctx.clock.today())
+    context = await documents.document_context(ctx, case.code, ctx.clock.today())
     return documents.document_file(kind, fmt, context)
 
 

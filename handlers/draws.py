@@ -92,7 +92,7 @@ async def quick(ctx: HandlerCtx, args: Args) -> None:
 
 
 async def _quick_receipt(ctx: HandlerCtx, row: Draw) -> None:
-    chosen = await quickdraw.describe(ctx.session, row) if row.state == "locked" else []
+    chosen = await quickdraw.describe(ctx.core, row) if row.state == "locked" else []
     await ctx.say("cmd_quick_draw.md.j2", d=row, chosen=chosen, no_beacon=quickdraw.NO_BEACON_NOTE)
 
 
@@ -101,8 +101,8 @@ async def check(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    draws = await verify.draws_for(ctx.session, code)
+    draws = await verify.draws_for(ctx.core, code)
     if not draws:
         raise NotFound(f"未找到抽取记录 {code}")
-    reports = [await verify.verify_draw(ctx.session, d.id) for d in draws]
+    reports = [await verify.verify_draw(ctx.core, d.id) for d in draws]
     await ctx.say("cmd_verify.md.j2", reports=reports)

@@ -99,7 +99,7 @@ def _check_answerable(ctx: HandlerCtx, invitation: Invitation) -> None:
 
 
 async def _reply_accepted(ctx: HandlerCtx, invitation: Invitation, task: JointTask) -> None:
-    items = await consultation.department_task_items(ctx.session, task, invitation.department_id)
+    items = await consultation.department_task_items(ctx.core, task, invitation.department_id)
     await ctx.say("cmd_accepted.md.j2", task=task, department=invitation.department, items=items)
 
 
@@ -130,7 +130,7 @@ async def _task(ctx: HandlerCtx, invitation: Invitation) -> JointTask:
 async def _own_invitation(ctx: HandlerCtx, code: str) -> tuple[Invitation, JointTask]:
     """The invitation of the officer's department to task `code`."""
     task = await jointtask.get_task(ctx.core, code)
-    invitation = await consultation.department_invitation(ctx.session, task, ctx.officer.department_id)
+    invitation = await consultation.department_invitation(ctx.core, task, ctx.officer.department_id)
     if invitation is None:
         if task.lead_department_id == ctx.officer.department_id:
             raise ValidationFailed(f"{task.code} 由本部门牵头，无需答复邀请")
@@ -143,7 +143,7 @@ async def _item_ids(ctx: HandlerCtx, item_codes: list[str]) -> list[int] | None:
     if not item_codes:
         return None
     wanted = [c.upper() for c in dict.fromkeys(item_codes)]
-    found = await consultation.item_ids_by_code(ctx.session, ctx.officer.department_id, wanted)
+    found = await consultation.item_ids_by_code(ctx.core, ctx.officer.department_id, wanted)
     if missing := [c for c in wanted if c not in found]:
         raise ValidationFailed(f"本部门抽查事项清单中没有事项代码：{'、'.join(missing)}")
     return [found[c] for c in wanted]

@@ -36,7 +36,7 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
         text = " ".join(words[:-1])
     codes = results.parse_quick_result(text)
     methods, followups = results.quick_defaults(codes)
-    case = await cases.get_case(ctx.session, code)
+    case = await cases.get_case(ctx.core, code)
     await cases.require_member(ctx.core, case, "case.result.submit")  # refuse outsiders first
     if methods and inspected_on is None and case.inspected_on is None:
         # Never assume today: it would hide a late entry behind a fresh deadline (rule 7).

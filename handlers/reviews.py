@@ -38,9 +38,9 @@ async def publish(ctx: HandlerCtx, args: Args) -> None:
 
 
 async def _say_reviewed(ctx: HandlerCtx, code: str, review: Review) -> None:
-    case = await cases.get_case(ctx.session, code)
+    case = await cases.get_case(ctx.core, code)
     result = await ctx.session.get(CaseResult, review.result_id)
-    task = await cases.get_task(ctx.session, case)
+    task = await cases.get_task(ctx.core, case)
     await ctx.say("cmd_reviewed.md.j2", case=case, result=result, review=review, task=task,
                   pending=await _still_to_review(ctx, task, case.state, review))
 
@@ -53,4 +53,4 @@ async def _still_to_review(ctx: HandlerCtx, task: JointTask, case_state: CaseSta
         return []
     if not ctx.rules.review_requires_participants:
         return [task.lead_department]  # a participant approved; the lead's approval decides
-    return await cases.pending_reviewers(ctx.session, task, review.result_id)
+    return await cases.pending_reviewers(ctx.core, task, review.result_id)

@@ -13,6 +13,5 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
         raise PermissionDenied("汇总仅向分管领导和联席会议办公室提供",
                                action="summary.view", subject=f"officer:{officer.code}")
     department_id = None if officer.has_role("admin") else officer.department_id
-    data = await summary.daily_summary(ctx.session, await ctx.core.work_calendar(),
-                                       ctx.clock.today(), department_id, rules=ctx.rules)
+    data = await summary.daily_summary(ctx.core, ctx.clock.today(), department_id)
     await ctx.reply(summary.summary_message(data))

@@ -47,8 +47,8 @@ async def progress(ctx: HandlerCtx, args: Args) -> None:
 
 async def _show(ctx: HandlerCtx, code: str) -> None:
     task = await jointtask.get_task(ctx.core, code)
-    items = await jointtask.task_items(ctx.session, task)
-    invitation = await consultation.department_invitation(ctx.session, task, ctx.officer.department_id)
+    items = await jointtask.task_items(ctx.core, task)
+    invitation = await consultation.department_invitation(ctx.core, task, ctx.officer.department_id)
     await ctx.say("cmd_task.md.j2", task=task, items=items, invitation=invitation,
                   task_states=jointtask.TASK_STATE_LABELS, inv_states=jointtask.INVITATION_STATE_LABELS,
                   deadline=deadline_label)

@@ -119,7 +119,7 @@ async def test_verify_says_the_beacon_was_used_not_that_it_is_official(ctx: Ctx)
     _, lead, code = await _frozen(ctx)
     ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
     d = await targets.confirm_draw(lead, code, "417")
-    report = await verify_draw(ctx.session, d.id)
+    report = await verify_draw(ctx, d.id)
     [beacon] = [c for c in report.checks if c.label.startswith("信标值")]
     assert beacon.label == f"信标值（已用于计算；请对照{SOURCE}的官方公布核对）" and beacon.detail == "417"
 

@@ -240,7 +240,7 @@ async def test_inspection_across_year_end_is_provisional_until_holidays_load(ctx
 async def test_documents_render_with_target_and_items(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    notice_ctx = await cases.case_document_context(session, w.case.code)
+    notice_ctx = await cases.case_document_context(ctx, w.case.code)
     notice = render("documents/notice.html.j2", **notice_ctx)
     assert "嘉善县某某食品有限公司" in notice and "联合抽查通知书" in notice
     assert "企业公示信息检查（重点事项）" in notice and "公共场所卫生检查" in notice
@@ -254,7 +254,7 @@ async def test_documents_render_with_target_and_items(ctx, session):
                                    "problems": "未公示<行政许可>信息"}])
     await session.commit()
     record = render("documents/record.html.j2",
-                    **await cases.case_document_context(session, w.case.code))
+                    **await cases.case_document_context(ctx, w.case.code))
     assert "一企一表" in record and "91330424MA28AQAQXU" in record
     assert "未公示&lt;行政许可&gt;信息" in record  # autoescaped
     assert "违反县卫生健康委员会相关规定（5）" in record and "2026年3月10日" in record
@@ -356,7 +356,7 @@ async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
     async with sessionmaker() as s1, sessionmaker() as s2:
         lead = await _ctx_as(s1, clock, "AL", rules)
         participant = await _ctx_as(s2, clock, "BL", rules)
-        await cases.get_case(s2, w.case.code)  # s2 holds a copy: state "submitted"
+        await cases.get_case(participant, w.case.code)  # s2 holds a copy: state "submitted"
         await cases.review_result(lead, w.case.code, approve=True)
         await s1.flush()
         if engine.dialect.name == "postgresql":

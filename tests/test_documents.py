@@ -50,7 +50,7 @@ async def test_notice_docx_names_the_target_and_the_groups_enforcement_certifica
     """004 第十六条(二) and its sample notice: addressee, items, group with 执法证号, date."""
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    context = await documents.document_context(session, w.case.code, D(2026, 3, 12))
+    context = await documents.document_context(ctx, w.case.code, D(2026, 3, 12))
     text = docx_text(documents.render_docx("notice", context))
     for expected in ("嘉善县某某食品有限公司", "91330424MA28AQAQXU", "联合抽查通知书",
                      "企业公示信息检查（重点事项）", "公共场所卫生检查", "县卫生健康委员会",

@@ -52,8 +52,7 @@ async def _outbox(session, since_id=0):
 async def test_due_items_say_who_what_and_when(ctx, session):
     w = await _inspected_world(ctx, session)
     await _consulting_task(session, w, D(2026, 4, 2))
-    cal = await ctx.work_calendar()
-    items = await due_items(session, cal, D(2026, 4, 2))
+    items = await due_items(ctx, D(2026, 4, 2))
     assert [(o.kind, o.department_id, o.due, o.days_left) for o in items] == [
         ("invitation_reply", w.other.id, D(2026, 4, 2), 0),
         ("result_entry", w.lead.id, D(2026, 4, 8), 3)]
@@ -64,7 +63,7 @@ async def test_due_items_say_who_what_and_when(ctx, session):
     at_day(ctx, D(2026, 4, 9))
     await cases.submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
     await session.commit()
-    later = await due_items(session, cal, D(2026, 4, 20))
+    later = await due_items(ctx, D(2026, 4, 20))
     review = next(o for o in later if o.kind == "review")
     assert review.due == D(2026, 4, 16) and review.days_left < 0
     assert set(review.officer_ids) == {w.lead_liaison.id, w.lead_leader.id}
@@ -147,8 +146,7 @@ async def test_summary_counts_and_daily_summaries(ctx, session):
     await session.commit()
 
     today = D(2026, 4, 30)  # window end 3-31 + 20 working days = 4-29
-    cal = await ctx.work_calendar()
-    summary = await daily_summary(session, cal, today)
+    summary = await daily_summary(ctx, today)
     [task] = summary.tasks
     assert (task.accepted, task.pending, task.declined) == (
         1, 0, [("县公安局", "本年度警力已全部安排专项行动，无法参加")])
@@ -161,8 +159,8 @@ async def test_summary_counts_and_daily_summaries(ctx, session):
     assert "1 条消息发送失败" in body
 
     await _consulting_task(session, w, D(2026, 5, 8), lead=w.other)
-    mine = await daily_summary(session, cal, today, w.lead.id)
-    theirs = await daily_summary(session, cal, today, w.other.id)
+    mine = await daily_summary(ctx, today, w.lead.id)
+    theirs = await daily_summary(ctx, today, w.other.id)
     assert [t.code for t in mine.tasks] == ["LJ-2026-001"]
     assert [t.code for t in theirs.tasks] == ["LJ-2026-001", "LJ-2026-002"]
 

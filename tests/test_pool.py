@@ -76,7 +76,7 @@ async def _scenario(ctx: Ctx) -> tuple[f.World, JointTask, dict[str, list[Target
 
 async def test_exclusions_are_counted_by_reason(ctx: Ctx) -> None:
     _, task, groups = await _scenario(ctx)
-    report = await build_target_pool(ctx.session, task, algorithm.parse_rule(task.rule))
+    report = await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))
     assert report.exclusions_in_order() == {OUT_OF_SCOPE: 7, NOT_DRAWABLE: 4, INSPECTED_BY_US: 3,
                                             INSPECTED_ABOVE: 3, NO_STRATUM: 4}
     assert not report.repeat_check_allowed
@@ -93,7 +93,7 @@ async def test_key_items_allow_targets_inspected_this_year(ctx: Ctx) -> None:
     key = await f.item(ctx.session, w.lead.dep, key=True)
     ctx.session.add(TaskItem(task_id=task.id, item_id=key.id, department_id=w.lead.dep.id))
     await ctx.session.flush()
-    report = await build_target_pool(ctx.session, task, algorithm.parse_rule(task.rule))
+    report = await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))
     assert report.repeat_check_allowed and report.repeat_check_reason == "含重点检查事项"
     assert INSPECTED_BY_US not in report.exclusions and INSPECTED_ABOVE not in report.exclusions
     assert {t.uscc for t in groups["by_partner"] + groups["above"]} <= {i for i, _ in report.candidates}
@@ -103,10 +103,10 @@ async def test_complaint_driven_scope_allows_repeat_checks(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=0, n_targets=3, risk_level="D")
     await _past_task(ctx.session, w.lead.dep.id, 2026, w.targets[:2])
     task = await f.ready_task(ctx, w, rule=RULE, scope={"complaint_driven": True})
-    report = await build_target_pool(ctx.session, task, algorithm.parse_rule(task.rule))
+    report = await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))
     assert report.repeat_check_reason == "投诉举报等引发的抽查" and len(report.candidates) == 3
     plain = await f.ready_task(ctx, w, rule=RULE)
-    assert len((await build_target_pool(ctx.session, plain, algorithm.parse_rule(plain.rule))).candidates) == 1
+    assert len((await build_target_pool(ctx, plain, algorithm.parse_rule(plain.rule))).candidates) == 1
 
 
 async def test_scope_filters_on_industry_and_region(ctx: Ctx) -> None:
@@ -114,7 +114,7 @@ async def test_scope_filters_on_industry_and_region(ctx: Ctx) -> None:
     await f.targets(ctx.session, 3, risk_level="D", industry="餐饮", region="新街镇")
     await f.targets(ctx.session, 4, risk_level="D", industry="零售", region="城关镇")
     task = await f.ready_task(ctx, w, rule=RULE, scope={"industries": ["餐饮"], "regions": ["城关镇"]})
-    report = await build_target_pool(ctx.session, task, algorithm.parse_rule(task.rule))
+    report = await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))
     assert [i for i, _ in report.candidates] == sorted(t.uscc for t in w.targets)
     assert report.exclusions_in_order() == {OUT_OF_SCOPE: 7}
 
@@ -124,7 +124,7 @@ async def test_inspector_pool_takes_active_inspectors_only(ctx: Ctx) -> None:
     await f.officer(ctx.session, d.dep, "inspector", active=False)
     both = await f.officer(ctx.session, d.dep, "inspector", "liaison")
     empty = await f.department(ctx.session)
-    pools = await build_inspector_pool(ctx.session, [d.dep.id, empty.id])
+    pools = await build_inspector_pool(ctx, [d.dep.id, empty.id])
     assert sorted(o.id for o in pools[d.dep.id]) == sorted([*(o.id for o in d.inspectors), both.id])
     assert pools[empty.id] == []
 

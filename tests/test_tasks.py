@@ -130,7 +130,7 @@ async def test_full_path(ctx: Ctx) -> None:
     assert [c.code for c in cases] == [f"{task.code}-{n:03d}" for n in (1, 2, 3)]
     assert [c.target.uscc for c in cases] == locked.selection
     assert all(c.state == "assigned" and c.result_due_on == dt.date(2026, 7, 28) for c in cases)
-    report = await verify_draw(ctx.session, locked.id)
+    report = await verify_draw(ctx, locked.id)
     assert report.ok, report.checks
 
     matched = await groups.match_inspectors(lead, task.code)
@@ -146,7 +146,7 @@ async def test_full_path(ctx: Ctx) -> None:
         assert len(leaders) == 1 and leaders[0].department_id == w.lead.dep.id
         assert {m.department_id for m in group} == {w.lead.dep.id, w.partners[0].dep.id}
     inspectors_draw = await ctx.session.scalar(select(Draw).where(Draw.kind == "inspectors"))
-    assert inspectors_draw is not None and (await verify_draw(ctx.session, inspectors_draw.id)).ok
+    assert inspectors_draw is not None and (await verify_draw(ctx, inspectors_draw.id)).ok
     dms = [m for m in await _outbox(ctx) if m.destination["kind"] == "officer"]
     first = matched[0]
     leader_id = next(m.officer_id for m in by_case[first.id] if m.is_leader)
@@ -471,10 +471,10 @@ async def test_exported_pool_file_hashes_to_the_pool_hash(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=0, n_targets=30)
     task = await f.ready_task(ctx, w)
     d = await targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE)
-    text = await pool_csv_text(ctx.session, d.id)
+    text = await pool_csv_text(ctx, d.id)
     assert text.startswith("id,stratum\n") and text.endswith("\n")
     assert hashlib.sha256(text.removeprefix("id,stratum\n").removesuffix("\n").encode()).hexdigest() == d.pool_hash
-    report = await verify_draw(ctx.session, d.id)
+    report = await verify_draw(ctx, d.id)
     assert report.ok and [c.label for c in report.checks] == ["抽取范围哈希", "抽取范围数量", "种子承诺值"]
 
 
@@ -486,5 +486,5 @@ async def test_verify_detects_a_tampered_selection(ctx: Ctx) -> None:
     d.selection = [*d.selection[1:], w.targets[0].uscc if w.targets[0].uscc not in d.selection
                    else w.targets[1].uscc]
     await ctx.session.flush()
-    report = await verify_draw(ctx.session, d.id)
+    report = await verify_draw(ctx, d.id)
     assert not report.ok and [c.label for c in report.checks if not c.ok] == ["抽取结果"]

@@ -19,6 +19,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.changes import Ctx
 from core.draws import algorithm
 from core.models import (
     DRAWABLE_STATUSES,
@@ -64,18 +65,18 @@ def scope_clause(scope: dict[str, Any]) -> ColumnElement[bool]:
     return and_(true(), *parts)
 
 
-async def task_department_ids(session: AsyncSession, task: JointTask) -> set[int]:
+async def task_department_ids(ctx: Ctx, task: JointTask) -> set[int]:
     """The lead plus every department that accepted."""
-    accepted = await session.scalars(select(Invitation.department_id).where(
+    accepted = await ctx.session.scalars(select(Invitation.department_id).where(
         Invitation.task_id == task.id, Invitation.state == "accepted"))
     return {task.lead_department_id, *accepted}
 
 
-async def repeat_check_reason(session: AsyncSession, task: JointTask) -> str:
+async def repeat_check_reason(ctx: Ctx, task: JointTask) -> str:
     """Why this task may re-inspect targets already inspected this year ("" = it may not)."""
     if task.scope.get("complaint_driven"):
         return "投诉举报等引发的抽查"
-    key_items = await session.scalar(select(func.count()).select_from(TaskItem).join(
+    key_items = await ctx.session.scalar(select(func.count()).select_from(TaskItem).join(
         Item, Item.id == TaskItem.item_id).where(TaskItem.task_id == task.id, Item.category == "key"))
     return "含重点检查事项" if key_items else ""
 
@@ -132,21 +133,21 @@ class _StrataOf(dict[tuple[str, str], str | None]):
         return stratum
 
 
-async def build_target_pool(session: AsyncSession, task: JointTask,
+async def build_target_pool(ctx: Ctx, task: JointTask,
                             rule: algorithm.SamplingRule) -> PoolReport:
     """Candidates for the task's target draw, and the count of the rest by reason."""
     in_scope = scope_clause(task.scope or {})
     drawable = Target.status.in_(DRAWABLE_STATUSES)
     report = PoolReport(candidates=[])
-    deps = await task_department_ids(session, task)
-    report.repeat_check_reason = await repeat_check_reason(session, task)
+    deps = await task_department_ids(ctx, task)
+    report.repeat_check_reason = await repeat_check_reason(ctx, task)
     report.repeat_check_allowed = bool(report.repeat_check_reason)
-    ours = set() if report.repeat_check_allowed else await _inspected_this_year(session, task, deps)
-    above = set() if report.repeat_check_allowed else await _imported_exclusions(session, task.year, deps)
+    ours = set() if report.repeat_check_allowed else await _inspected_this_year(ctx.session, task, deps)
+    above = set() if report.repeat_check_allowed else await _imported_exclusions(ctx.session, task.year, deps)
     # One scan: the rows in scope with their drawable flag. The table's count is cheap, so the
     # out-of-scope and not-drawable counts need no second pass over a million rows.
-    total = await session.scalar(select(func.count()).select_from(Target)) or 0
-    rows = await fetch_plain(session, select(Target.uscc, Target.risk_level, Target.flags, drawable)
+    total = await ctx.session.scalar(select(func.count()).select_from(Target)) or 0
+    rows = await fetch_plain(ctx.session, select(Target.uscc, Target.risk_level, Target.flags, drawable)
                              .where(in_scope))
     live = [row for row in rows if row[3]]
     counts = report.exclusions = Counter({OUT_OF_SCOPE: total - len(rows),
@@ -231,12 +232,12 @@ class InspectorRow:
     department_id: int
 
 
-async def build_inspector_pool(session: AsyncSession,
+async def build_inspector_pool(ctx: Ctx,
                                department_ids: Iterable[int]) -> dict[int, list[InspectorRow]]:
     """Active officers with the inspector role, per department (departments without any map to [])."""
     wanted = list(department_ids)
     pool: dict[int, list[InspectorRow]] = {d: [] for d in wanted}
-    rows = await session.execute(select(Officer.id, Officer.code, Officer.department_id,
+    rows = await ctx.session.execute(select(Officer.id, Officer.code, Officer.department_id,
                                         Officer.roles).where(
         Officer.department_id.in_(wanted) if wanted else false(), Officer.active.is_(True)))
     for oid, code, dep, roles in rows:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import codes
 from core.changes import Ctx, record
@@ -150,15 +149,15 @@ async def _lock(ctx: Ctx, row: Draw, candidates: list[algorithm.Candidate], beac
                   "selection": row.selection})
 
 
-async def describe(session: AsyncSession, row: Draw) -> list[Chosen]:
+async def describe(ctx: Ctx, row: Draw) -> list[Chosen]:
     """Names for the selected ids, in selection order."""
     if row.kind == "inspectors":
         codes_ = [i.removeprefix(algorithm.INSPECTOR_PREFIX) for i in row.selection]
-        officers = {o.code: o for o in await session.scalars(
+        officers = {o.code: o for o in await ctx.session.scalars(
             select(Officer).where(Officer.code.in_(codes_)))}
         return [Chosen(algorithm.INSPECTOR_PREFIX + c, officers[c].name, officers[c].department.name)
                 for c in codes_]
-    targets = {t.uscc: t for t in await session.scalars(
+    targets = {t.uscc: t for t in await ctx.session.scalars(
         select(Target).where(Target.uscc.in_(row.selection)))}
     return [Chosen(u, targets[u].name, " ".join(x for x in (targets[u].industry, targets[u].region) if x))
             for u in row.selection]

@@ -60,7 +60,7 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
                                "信标值须在冻结时无人能知")
     day = future_beacon_day(ctx, beacon_source)
     rule = algorithm.parse_rule(task.rule)
-    report = await build_target_pool(ctx.session, task, rule)
+    report = await build_target_pool(ctx, task, rule)
     if not report.candidates:
         detail = "，".join(f"{r} {n} 户" for r, n in report.exclusions_in_order().items())
         raise ValidationFailed("抽取范围内没有符合条件的检查对象" + (f"（已排除：{detail}）" if detail else ""))
@@ -89,7 +89,7 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
                   rule_texts={s.name: s.describe() for s in rule.strata}, exclusions=exclusions,
                   repeat_reason=report.repeat_check_reason,
                   beacon_ready=beacon_ready_label(beacon_ready_at(day, ctx.rules)))
-    notices = _broadcast(await participants(ctx.session, task),
+    notices = _broadcast(await participants(ctx, task),
                          OutMessage.md(f"抽取范围已冻结：{task.code}", text), f"draw-frozen:{frozen.id}")
     await record(ctx, "draw.refrozen" if freeze_no > 1 else "draw.frozen", f"draw:{frozen.code}", {
         "task": task.code, "freeze_no": freeze_no, "pool_hash": frozen.pool_hash,
@@ -100,8 +100,8 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     return frozen
 
 
-async def pool_data(session: AsyncSession, d: Draw) -> bytes:
-    data = await session.scalar(select(DrawPool.data).where(DrawPool.draw_id == d.id))
+async def pool_data(ctx: Ctx, d: Draw) -> bytes:
+    data = await ctx.session.scalar(select(DrawPool.data).where(DrawPool.draw_id == d.id))
     assert data is not None  # written with the draw
     return data
 
@@ -160,7 +160,7 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     if frozen is None:
         raise InvalidTransition("尚未冻结抽取范围，请先执行“抽取”并公布信标来源")
     beacon = checked_beacon(ctx, frozen, beacon) if frozen.uses_beacon else ""
-    pool_hash, pool = stored_pool(await pool_data(ctx.session, frozen))
+    pool_hash, pool = stored_pool(await pool_data(ctx, frozen))
     if pool_hash != frozen.pool_hash:
         raise InvalidTransition("冻结的抽取范围与其哈希不符，已停止抽取，请联系管理员")
     seed = bytes.fromhex(task.seed_hex)
@@ -186,7 +186,7 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
              for code, u in zip(case_codes[:LISTED_CASES], selection, strict=False)]
     text = render("messages/draw_locked.md.j2", task=task, d=frozen, chosen=dict(chosen), shown=shown,
                   hidden=max(0, len(selection) - LISTED_CASES))
-    notices = _broadcast(await participants(ctx.session, task),
+    notices = _broadcast(await participants(ctx, task),
                          OutMessage.md(f"抽取结果已锁定：{task.code}", text), f"draw-locked:{frozen.id}")
     await record(ctx, "draw.locked", f"draw:{frozen.code}", {
         "task": task.code, "freeze_no": frozen.freeze_no, "commitment": frozen.commitment,
@@ -196,8 +196,8 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     return frozen
 
 
-async def locked_draw(session: AsyncSession, task: JointTask, kind: str) -> Draw:
-    d = await session.scalar(select(Draw).where(Draw.task_id == task.id, Draw.kind == kind,
+async def locked_draw(ctx: Ctx, task: JointTask, kind: str) -> Draw:
+    d = await ctx.session.scalar(select(Draw).where(Draw.task_id == task.id, Draw.kind == kind,
                                                 Draw.state == "locked").order_by(Draw.id.desc()))
     if d is None:
         raise InvalidTransition("检查对象尚未抽取锁定" if kind == "targets" else "尚未匹配执法检查人员")

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.changes import Ctx
 from core.draws import algorithm
 from core.draws.pool import decode_pool
 from core.errors import NotFound
@@ -33,9 +33,9 @@ class VerifyReport:
         return all(c.ok for c in self.checks)
 
 
-async def pool_csv_text(session: AsyncSession, draw_id: int) -> str:
+async def pool_csv_text(ctx: Ctx, draw_id: int) -> str:
     """The exported pool file ("id,stratum" header, one line per candidate, sorted by id)."""
-    stored = await session.get(DrawPool, draw_id)
+    stored = await ctx.session.get(DrawPool, draw_id)
     if stored is None:
         raise NotFound(f"抽取记录（编号 {draw_id}）没有冻结的抽取范围文件")
     return zlib.decompress(stored.data).decode()
@@ -45,12 +45,12 @@ def _same(label: str, expected: Any, got: Any) -> Check:
     return Check(label, expected == got, "一致" if expected == got else f"记录值 {expected}，复算值 {got}")
 
 
-async def verify_draw(session: AsyncSession, draw_id: int) -> VerifyReport:
-    d = await session.get(Draw, draw_id)
+async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
+    d = await ctx.session.get(Draw, draw_id)
     if d is None:
         raise NotFound(f"未找到抽取记录（编号 {draw_id}）")
     report = VerifyReport(d.code)
-    stored = await session.get(DrawPool, d.id)
+    stored = await ctx.session.get(DrawPool, d.id)
     if stored is None:
         report.checks.append(Check("抽取范围文件", False, "缺少冻结的抽取范围文件"))
         return report
@@ -86,11 +86,11 @@ def draw_public_json(d: Draw) -> dict[str, Any]:
             "rule": d.parameters.get("rule"), "selection": list(d.selection) if locked else []}
 
 
-async def draws_for(session: AsyncSession, ref: str) -> list[Draw]:
+async def draws_for(ctx: Ctx, ref: str) -> list[Draw]:
     """A draw by its code, or every current (not superseded) draw of a task by task code."""
-    found = list(await session.scalars(select(Draw).where(Draw.code == ref)))
+    found = list(await ctx.session.scalars(select(Draw).where(Draw.code == ref)))
     if found:
         return found
-    return list(await session.scalars(
+    return list(await ctx.session.scalars(
         select(Draw).join(JointTask, JointTask.id == Draw.task_id)
         .where(JointTask.code == ref, Draw.state != "superseded").order_by(Draw.id)))
