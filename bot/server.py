@@ -16,6 +16,7 @@ from bot.replays import SignatureLedger
 from bot.services import Services
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_sessionmaker
+from core.demo_clock import DemoClock
 from core.schema import upgrade
 
 log = logging.getLogger(__name__)
@@ -119,10 +120,28 @@ async def load_demo_county(services: Services) -> bool:
     return True
 
 
+async def start_demo(services: Services, clock: DemoClock) -> None:
+    """`serve --demo`: the demo clock where it was left, and on a fresh database the
+    synthetic county with one task waiting for its participants' answers."""
+    from core.demo_clock import restore_offset
+    from core.demo_guide import start_demo_task
+
+    async with services.sessionmaker() as session:
+        await restore_offset(services.core_ctx(session), clock)
+    if not await load_demo_county(services):
+        return
+    async with services.sessionmaker() as session:
+        task = await start_demo_task(services.core_ctx(session))
+        await session.commit()
+    if task is not None:
+        log.info("--demo: task %s is waiting for the participants' answers", task.code)
+
+
 async def make_app(settings: Settings, *, demo: bool = False) -> web.Application:
-    services = await build_services(settings)
-    if demo:
-        await load_demo_county(services)
+    clock = DemoClock(SystemClock()) if demo else None
+    services = await build_services(settings, clock=clock)
+    if clock is not None:
+        await start_demo(services, clock)
     app = create_app(services)
     app.cleanup_ctx.insert(0, _dispose_engine)
     platforms = ", ".join(services.adapters) or "none (simulator only)"

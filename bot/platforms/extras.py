@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from bot.platforms.base import EventExtras
 from bot.platforms.dingtalk import DingTalkExtras
+from bot.platforms.simulator import SimulatorExtras
 from bot.platforms.wecom import WeComExtras
 from bot.platforms.wecom_aibot import WeComAiBotExtras
 from core.messages import Event
 
 _KINDS: dict[str, type[EventExtras]] = {
-    kind.model_fields["adapter"].default: kind for kind in (WeComExtras, WeComAiBotExtras, DingTalkExtras)}
+    kind.model_fields["adapter"].default: kind for kind in (WeComExtras, WeComAiBotExtras, DingTalkExtras, SimulatorExtras)}
 
 
 def extras_of(event: Event) -> EventExtras:

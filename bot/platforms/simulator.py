@@ -15,6 +15,7 @@ read the feed) and a POST must be JSON from the same origin (so a cross-site for
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -26,11 +27,13 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages.links import expand
-from bot.platforms.base import CallbackRejected, read_limited_body
+from bot.platforms.base import CallbackRejected, EventExtras, read_limited_body
 from bot.services import Services
-from core import inbox, officers, outbox
+from core import demo_clock, demo_guide, inbox, officers, outbox
 from core.changes import Ctx
 from core.clock import CHINA_TZ
+from core.demo_clock import DemoClock
+from core.errors import DomainError
 from core.messages import Destination, Event, OutMessage
 from core.models import Officer, OutboxMessage
 from core.render import render, templates_dir
@@ -39,6 +42,7 @@ MAX_BODY_BYTES = 8 * 1024
 MAX_TEXT_CHARS = 2000
 PAGE_SIZE = 200  # messages per poll; the page asks again with `after` for more
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+CARD_ID = re.compile(r"^[A-Za-z0-9_:-]{0,64}$")
 LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
 LOCAL_ONLY = "模拟器仅限本机访问：请在本机浏览器中打开 http://127.0.0.1 或 http://localhost 上的 /sim。"
 JSON_ONLY = "模拟器只接受本页发出的 JSON 请求（Content-Type: application/json，且来源为本机）。"
@@ -101,6 +105,7 @@ def message_json(services: Services, row: OutboxMessage, scope: str,
                  OutMessage.model_validate(row.message))
     return {"id": row.id, "at": row.created_at.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
             "scope": scope, "kind": msg.kind, "title": msg.title, "body": msg.body,
+            "card_ref": msg.card_ref,
             "card": msg.card.model_dump(mode="json") if msg.card else None}
 
 
@@ -180,6 +185,24 @@ def _event_id(data: dict[str, Any]) -> str:
     return given
 
 
+class SimulatorExtras(EventExtras):
+    """A click on a card in the page names the card (its Card.task_id), so the answer can
+    grey that card the way a platform updates the clicked one."""
+
+    adapter: Literal["sim"] = "sim"
+    card: str = ""
+
+    def card_ref(self) -> str:
+        return self.card
+
+
+def _card_id(data: dict[str, Any]) -> str:
+    card = data.get("card", "")
+    if not isinstance(card, str) or not CARD_ID.match(card):
+        raise ApiError(400, "card 格式不正确。")
+    return card
+
+
 class Simulator:
     def __init__(self, services: Services, wake_inbox: Callable[[], None] | None = None) -> None:
         self.services = services
@@ -224,6 +247,7 @@ class Simulator:
             code = _field(data, "officer", 32)
             content = _field(data, "text" if kind == "text" else "action_key", MAX_TEXT_CHARS)
             event_id = _event_id(data)
+            extras = SimulatorExtras(card=_card_id(data)) if kind == "card_action" else None
             now = self.services.clock.now()
             async with self.services.sessionmaker() as session:
                 officer = await _officer(self.services.core_ctx(session), code)
@@ -231,7 +255,8 @@ class Simulator:
                               user_id=officer.code,
                               text=content if kind == "text" else "",
                               action_key=content if kind == "card_action" else "",
-                              received_ms=int(now.timestamp() * 1000))
+                              received_ms=int(now.timestamp() * 1000),
+                              extras=extras.dump() if extras else {})
                 stored = await inbox.store(session, event, now=now)
                 await session.commit()
         except ApiError as err:
@@ -241,9 +266,52 @@ class Simulator:
         return _json({"event_id": event_id, "duplicate": not stored}, 202)
 
 
+class DemoControls:
+    """`serve --demo` only: the demo clock and the guided next step."""
+
+    def __init__(self, services: Services, clock: DemoClock) -> None:
+        self.services, self.clock = services, clock
+
+    def _now(self) -> dict[str, Any]:
+        now = self.clock.now().astimezone(CHINA_TZ)
+        weekday = "一二三四五六日"[now.weekday()]
+        return {"now": now.isoformat(timespec="minutes"),
+                "label": f"{now.year}年{now.month}月{now.day}日 周{weekday} {now:%H:%M}"}
+
+    async def show_clock(self, request: web.Request) -> web.Response:
+        return _json(self._now())
+
+    async def advance(self, request: web.Request) -> web.Response:
+        try:
+            data = await _read_json(request)
+            async with self.services.sessionmaker() as session:
+                ctx = dataclasses.replace(self.services.core_ctx(session),
+                                          actor_label="demo:simulator")
+                if data.get("to") == "beacon":
+                    to, why = await demo_clock.after_beacon(ctx), "快进到信标公布后"
+                else:
+                    days = data.get("workdays")
+                    if not isinstance(days, int) or isinstance(days, bool):
+                        raise ApiError(400, "请给出要快进的工作日数。")
+                    to, why = await demo_clock.after_workdays(ctx, days), f"快进 {days} 个工作日"
+                await demo_clock.record_advance(ctx, self.clock, to, why)
+                await session.commit()
+        except ApiError as err:
+            return _json({"error": err.message}, err.status)
+        except DomainError as err:
+            return _json({"error": err.message}, 400)
+        self.clock.move_to(to)
+        return _json(self._now())
+
+    async def guide(self, request: web.Request) -> web.Response:
+        async with self.services.sessionmaker() as session:
+            step = await demo_guide.next_step(self.services.core_ctx(session))
+        return _json({**dataclasses.asdict(step), "total": len(demo_guide.TITLES)})
+
+
 def routes(services: Services, wake_inbox: Callable[[], None] | None = None) -> list[web.RouteDef]:
     sim = Simulator(services, wake_inbox)
-    return [
+    found = [
         web.get("/sim", local_only(sim.page)),
         web.get("/sim/static/simulator.js", local_only(sim.script_file)),
         web.get("/sim/api/officers", local_only(sim.officers)),
@@ -251,3 +319,9 @@ def routes(services: Services, wake_inbox: Callable[[], None] | None = None) -> 
         web.post("/sim/api/send", local_only(sim.send)),
         web.post("/sim/api/action", local_only(sim.action)),
     ]
+    if isinstance(services.clock, DemoClock):
+        demo = DemoControls(services, services.clock)
+        found += [web.get("/sim/api/clock", local_only(demo.show_clock)),
+                  web.post("/sim/api/clock", local_only(demo.advance)),
+                  web.get("/sim/api/guide", local_only(demo.guide))]
+    return found

@@ -8,6 +8,14 @@
   var statusLine = document.getElementById("status");
   var who = document.getElementById("who");
   var input = document.getElementById("text");
+  var pickerFilter = document.getElementById("officer-filter");
+  var demoPanel = document.getElementById("demo");
+  var clockLabel = document.getElementById("clock");
+  var guideTitle = document.getElementById("guide-title");
+  var guideWho = document.getElementById("guide-who");
+  var guideSay = document.getElementById("guide-say");
+  var guideHint = document.getElementById("guide-hint");
+  var guideGo = document.getElementById("guide-go");
   var state = { officer: "", after: 0, generation: 0, polling: false };
 
   function el(tag, className, text) {
@@ -43,28 +51,45 @@
       });
   }
 
-  // The markdown subset the bot uses is **bold** and [label](url) links (signed pages);
-  // everything else is shown as text. Only http(s) links become anchors.
+  // The markdown subset the bot uses: **bold**, `code`, [label](url) links (signed pages),
+  // "- " list items and "#" headings; everything else is text. Only http(s) links become anchors.
   function inlineNodes(parent, text) {
-    var re = /\[([^\]\n]*)\]\(([^)\s]+)\)/g, at = 0, m;
+    var re = /\*\*([^*\n]+)\*\*|`([^`\n]+)`|\[([^\]\n]*)\]\(([^)\s]+)\)/g, at = 0, m;
     while ((m = re.exec(text)) !== null) {
       parent.appendChild(document.createTextNode(text.slice(at, m.index)));
-      if (isWebLink(m[2])) {
-        var a = el("a", "", m[1]);
-        a.href = m[2]; a.target = "_blank"; a.rel = "noopener";
+      if (m[1] !== undefined) {
+        parent.appendChild(el("b", "", m[1]));
+      } else if (m[2] !== undefined) {
+        parent.appendChild(el("code", "", m[2]));
+      } else if (isWebLink(m[4])) {
+        var a = el("a", "", m[3]);
+        a.href = m[4]; a.target = "_blank"; a.rel = "noopener";
         parent.appendChild(a);
       } else {
-        parent.appendChild(document.createTextNode(m[1]));
+        parent.appendChild(document.createTextNode(m[3]));
       }
       at = re.lastIndex;
     }
     parent.appendChild(document.createTextNode(text.slice(at)));
   }
 
-  function markdownNode(text) {
-    var box = el("div", "bubble");
-    text.split("**").forEach(function (part, i) {
-      if (i % 2) { box.appendChild(el("b", "", part)); } else { inlineNodes(box, part); }
+  function markdownNode(title, text) {
+    var box = el("div", "bubble md"), list = null;
+    var lines = text.split("\n");
+    var first = lines.filter(function (l) { return l.trim(); })[0] || "";
+    if (title && first.indexOf(title) < 0) box.appendChild(el("div", "title", title));  // once
+    lines.forEach(function (line) {
+      var item = /^\s*[-*•] (.*)$/.exec(line), heading = /^#+\s*(.*)$/.exec(line);
+      if (item) {
+        if (!list) { list = el("ul"); box.appendChild(list); }
+        var li = el("li"); inlineNodes(li, item[1]); list.appendChild(li);
+        return;
+      }
+      list = null;
+      if (!line.trim()) { box.appendChild(el("div", "gap")); return; }
+      var p = el("div", heading ? "title" : "line");
+      inlineNodes(p, heading ? heading[1] : line);
+      box.appendChild(p);
     });
     return box;
   }
@@ -81,17 +106,25 @@
     catch (e) { return false; }
   }
 
+  var cards = {};  // card id -> its bubble, so an update can grey the card that was clicked
+
+  function markAnswered(box, text) {
+    var buttons = box.querySelector(".buttons");
+    if (buttons) buttons.remove();
+    var line = box.querySelector(".answered") || box.appendChild(el("div", "answered"));
+    line.textContent = "✓ " + text;
+  }
+
   function cardNode(card) {
     var box = el("div", "bubble card");
     box.appendChild(el("h3", "", card.title));
-    if (card.description) box.appendChild(el("div", "", card.description));
+    if (card.description) box.appendChild(markdownNode("", card.description));
     (card.fields || []).forEach(function (f) {
       var line = el("div", "field");
       line.appendChild(el("b", "", f.name + "："));
       line.appendChild(document.createTextNode(f.value));
       box.appendChild(line);
     });
-    if (card.answered) box.appendChild(el("div", "answered", card.answered));
     var buttons = el("div", "buttons");
     (card.buttons || []).forEach(function (b) {
       var btn = el("button", b.style || "default", b.label);
@@ -99,7 +132,9 @@
       if (b.action_key) {
         btn.addEventListener("click", function () {
           mine("［点击］" + b.label);
-          post("/sim/api/action", { officer: state.officer, action_key: b.action_key, event_id: newEventId() });
+          btns(buttons, true);
+          post("/sim/api/action", { officer: state.officer, action_key: b.action_key,
+                                    card: card.task_id || "", event_id: newEventId() });
         });
       } else if (b.url && isWebLink(b.url)) {
         btn.addEventListener("click", function () { window.open(b.url, "_blank", "noopener"); });
@@ -109,20 +144,26 @@
       buttons.appendChild(btn);
     });
     if (buttons.childNodes.length) box.appendChild(buttons);
+    if (card.answered) markAnswered(box, card.answered);
+    if (card.task_id) cards[card.task_id] = box;
     return box;
   }
 
+  function btns(box, disabled) {
+    Array.prototype.forEach.call(box.querySelectorAll("button"), function (b) { b.disabled = disabled; });
+  }
+
   function botMessage(m) {
+    if (m.kind === "card_update" && m.card && cards[m.card_ref]) {
+      markAnswered(cards[m.card_ref], m.card.answered || "已处理");
+      return;
+    }
     var row = el("div", "msg");
     var meta = el("div", "meta");
     meta.appendChild(el("span", "scope " + m.scope, SCOPES[m.scope] || m.scope));
     meta.appendChild(document.createTextNode(m.at.replace("T", " ").slice(0, 19)));
     row.appendChild(meta);
-    if (m.card) {
-      row.appendChild(cardNode(m.card));
-    } else {
-      row.appendChild(markdownNode((m.title ? "**" + m.title + "**\n" : "") + m.body));
-    }
+    row.appendChild(m.card ? cardNode(m.card) : markdownNode(m.title, m.body));
     chat.appendChild(row);
   }
 
@@ -146,29 +187,92 @@
     state.after = 0;
     state.generation += 1;
     chat.textContent = "";
+    cards = {};
     var o = officers.filter(function (x) { return x.code === code; })[0];
     who.textContent = o ? (o.name + " · " + o.department + " · " + (o.role_labels.join("、") || "无角色")) : "";
     try { localStorage.setItem("lianjian.sim.officer", code); } catch (e) { /* private mode */ }
     poll();
   }
 
+  function fillPicker(officers, filter) {
+    var words = filter.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    var chosen = officerSelect.value || state.officer;
+    officerSelect.textContent = "";
+    var groups = {};
+    officers.forEach(function (o) {
+      var label = o.name + " · " + (o.role_labels.join("、") || "无角色") + " · " + o.code;
+      var hay = (label + " " + o.department).toLowerCase();
+      if (!words.every(function (w) { return hay.indexOf(w) >= 0; }) && o.code !== chosen) return;
+      if (!groups[o.department]) {
+        groups[o.department] = el("optgroup");
+        groups[o.department].label = o.department;
+        officerSelect.appendChild(groups[o.department]);
+      }
+      var opt = el("option", "", label);
+      opt.value = o.code;
+      groups[o.department].appendChild(opt);
+    });
+    if (chosen) officerSelect.value = chosen;
+  }
+
+  var roster = [];
+  function switchTo(code) {
+    if (!roster.some(function (o) { return o.code === code; })) return;
+    pickerFilter.value = "";
+    fillPicker(roster, "");
+    officerSelect.value = code;
+    choose(code, roster);
+  }
+
   fetch("/sim/api/officers").then(function (resp) { return resp.json(); }).then(function (officers) {
+    roster = officers;
     officerSelect.textContent = "";
     if (!officers.length) {
       officerSelect.appendChild(el("option", "", "（没有人员：请先导入或运行 lianjian serve --demo）"));
       return;
     }
-    officers.forEach(function (o) {
-      var opt = el("option", "", o.name + "（" + o.department + "）" + o.code);
-      opt.value = o.code;
-      officerSelect.appendChild(opt);
-    });
     var saved = null;
     try { saved = localStorage.getItem("lianjian.sim.officer"); } catch (e) { /* private mode */ }
+    fillPicker(officers, "");
     if (saved && officers.some(function (o) { return o.code === saved; })) officerSelect.value = saved;
     officerSelect.addEventListener("change", function () { choose(officerSelect.value, officers); });
+    pickerFilter.addEventListener("input", function () { fillPicker(officers, pickerFilter.value); });
     choose(officerSelect.value, officers);
   });
+
+  // ---------------------------------------------------------------- serve --demo only
+  function showClock(data) { if (data && data.label) clockLabel.textContent = "演示时钟：" + data.label; }
+
+  function advance(body) {
+    post("/sim/api/clock", body).then(function (data) { showClock(data); refreshGuide(); });
+  }
+
+  function refreshGuide() {
+    fetch("/sim/api/guide").then(function (resp) { return resp.ok ? resp.json() : null; })
+      .then(function (step) {
+        if (!step) return;
+        guideTitle.textContent = step.number > step.total ? "✓ 演示流程已走完"
+          : "下一步（" + step.number + "/" + step.total + "）：" + step.title;
+        guideWho.textContent = step.who ? "成为 " + step.who_label : "";
+        guideSay.textContent = step.say ? "发送：" + step.say : "";
+        guideHint.textContent = step.hint || "";
+        guideGo.hidden = !step.who;
+        guideGo.onclick = function () { switchTo(step.who); input.value = step.say; input.focus(); };
+      });
+  }
+
+  fetch("/sim/api/clock").then(function (resp) { return resp.ok ? resp.json() : null; })
+    .then(function (data) {
+      if (!data) return;  // not a demo: no clock, no guide
+      demoPanel.hidden = false;
+      showClock(data);
+      refreshGuide();
+      setInterval(refreshGuide, 3000);
+      document.getElementById("to-beacon").addEventListener("click", function () { advance({ to: "beacon" }); });
+      document.getElementById("to-workdays").addEventListener("click", function () {
+        advance({ workdays: parseInt(document.getElementById("workdays").value, 10) || 0 });
+      });
+    });
 
   document.getElementById("composer").addEventListener("submit", function (ev) {
     ev.preventDefault();

@@ -1,0 +1,151 @@
+"""`serve --demo`'s first hour in the simulator: a task waits for answers, a guided script says
+who to become and what to type, and a demo clock (demo only, audited, never backwards) reaches
+the beacon's publication so a draw can be confirmed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import create_app
+from bot.server import start_demo
+from core.clock import CHINA_TZ, FixedClock
+from core.demo_clock import ACTION, DemoClock, restore_offset
+from core.models import AuditEvent, Invitation
+from tests.server_helpers import make_services
+
+START = dt.datetime(2026, 11, 30, 10, 0, tzinfo=CHINA_TZ)  # a Monday
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only: the simulator is a local trial tool on the embedded database."""
+    path = tmp_path / "demo.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return str(path)
+
+
+async def _demo_client(sessionmaker: async_sessionmaker[AsyncSession],
+                       workers: tuple[str, ...] = ()) -> tuple[TestClient[Any, Any], DemoClock]:
+    clock = DemoClock(FixedClock(START))
+    services = make_services(sessionmaker, clock)
+    await start_demo(services, clock)
+    client = TestClient(TestServer(create_app(services, workers=workers), host="127.0.0.1"))
+    await client.start_server()
+    return client, clock
+
+
+async def test_a_fresh_demo_has_a_task_waiting_and_the_guide_names_who_answers(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client, _ = await _demo_client(sessionmaker)
+    try:
+        step = await (await client.get("/sim/api/guide")).json()
+        assert step["number"] == 1 and step["say"].startswith("接受 LJ-2026-")
+        async with sessionmaker() as session:
+            pending = list(await session.scalars(select(Invitation.state)))
+        assert pending and set(pending) == {"pending"}
+        assert step["who"].endswith("001")  # a participating department's liaison
+    finally:
+        await client.close()
+
+
+async def test_the_demo_clock_moves_forward_only_and_is_audited(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client, clock = await _demo_client(sessionmaker)
+    try:
+        resp = await client.post("/sim/api/clock", json={"workdays": 3})
+        assert resp.status == 200 and (await resp.json())["label"].startswith("2026年12月3日 周四")
+        assert clock.today() == dt.date(2026, 12, 3)
+        resp = await client.post("/sim/api/clock", json={"to": "beacon"})
+        assert resp.status == 400 and "抽取" in (await resp.json())["error"]  # nothing frozen
+        resp = await client.post("/sim/api/clock", json={"workdays": -2})
+        assert resp.status == 400 and clock.today() == dt.date(2026, 12, 3)
+        async with sessionmaker() as session:
+            moves = list(await session.scalars(select(AuditEvent.data).where(
+                AuditEvent.action == ACTION)))
+            assert [m["why"] for m in moves] == ["快进 3 个工作日"]
+            restarted = DemoClock(FixedClock(START))  # a restart keeps the demo's day
+            await restore_offset(make_services(sessionmaker, restarted).core_ctx(session),
+                                 restarted)
+        assert restarted.today() == dt.date(2026, 12, 3)
+    finally:
+        await client.close()
+
+
+async def test_outside_demo_mode_there_is_no_clock_control(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    services = make_services(sessionmaker, FixedClock(START))
+    client = TestClient(TestServer(create_app(services, workers=()), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        assert (await client.post("/sim/api/clock", json={"workdays": 3})).status in (404, 405)
+        assert (await client.get("/sim/api/guide")).status == 404
+    finally:
+        await client.close()
+
+
+# ---------------------------------------------------------------- the guided path in a browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+
+def _browser() -> Any:
+    if os.environ.get("LIANJIAN_REQUIRE_BROWSER"):
+        from playwright import async_api
+        return async_api
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"browser test needs {CHROMIUM}: apt-get install -y chromium")
+    return pytest.importorskip("playwright.async_api", reason="needs the [test] extra")
+
+
+async def _follow_guide(page: Any, until: str) -> None:
+    """Press 切换到该人员并填入命令 and send, step after step, until the guide shows `until`."""
+    for _ in range(8):
+        title = await page.inner_text("#guide-title")
+        if until in title:
+            return
+        before = title + await page.inner_text("#guide-who")
+        await page.click("#guide-go")
+        await page.click("#composer button")
+        await page.wait_for_function(
+            "b => document.querySelector('#guide-title').innerText"
+            " + document.querySelector('#guide-who').innerText !== b", arg=before, timeout=20000)
+    raise AssertionError(f"the guide never reached {until}")
+
+
+async def test_guided_path_lead_liaison_fast_forwards_and_confirms_the_draw(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    async_api = _browser()
+    client, clock = await _demo_client(sessionmaker, workers=("inbox", "sender"))
+    url = str(client.make_url("/sim"))
+    try:
+        async with async_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 375, "height": 800})
+            await page.goto(url)
+            await page.wait_for_selector("#guide-go:not([hidden])")
+            await _follow_guide(page, "牵头部门冻结抽取池")
+            await _follow_guide(page, "快进到信标公布后")
+            frozen_on = clock.today()
+            await page.click("#to-beacon")
+            await page.wait_for_function(
+                "d => !document.querySelector('#clock').innerText.includes(d)",
+                arg=f"{frozen_on.month}月{frozen_on.day}日", timeout=10000)
+            await _follow_guide(page, "检查人员录入结果")
+            await page.screenshot(path=tmp_path / "sim-locked.png")
+            await page.wait_for_selector(".msg >> text=已锁定", timeout=20000)
+            await page.click("#guide-go")  # become an inspector: the assignment is there
+            await page.wait_for_selector(".msg >> text=LJ-2026-001-", timeout=20000)
+            await page.screenshot(path=tmp_path / "sim-inspector.png")
+            await browser.close()
+    finally:
+        await client.close()
