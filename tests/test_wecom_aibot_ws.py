@@ -28,7 +28,7 @@ from handlers.base import SENT_PRIVATELY
 from tests import factories as f
 from tests.fakes import wait_until
 from tests.fakes.wecom_aibot import FakeAiBotGateway, aibot_card_click, aibot_text
-from tests.server_helpers import make_services
+from tests.server_helpers import ReplyingHandler, make_services, outbox_count
 
 
 def ws_settings(gateway: FakeAiBotGateway, **kw: object) -> WeComAiBotSettings:
@@ -197,3 +197,22 @@ async def test_wrong_secret_is_refused_and_retried_with_backoff(clock) -> None:
 
 async def _sink(events: list[Event]) -> list[bool]:
     return [True] * len(events)
+
+
+async def test_socket_killed_mid_burst_loses_and_doubles_nothing(rig) -> None:
+    bodies = [aibot_text(f"wx-u{i}", f"消息{i}", f"burst-{i}") for i in range(60)]
+    for body in bodies[:40]:
+        await rig.gateway.push(body)
+    rig.gateway.kill()  # some frames read and stored, some lost in the socket
+    await wait_until(lambda: len(rig.gateway.subscribed) == 2)
+    for body in bodies:  # WeCom may deliver again what the dead socket carried
+        await rig.gateway.push(body)
+    await rig.stored(60)
+    handler = ReplyingHandler(rig.services.clock)
+    worker = InboxWorker(rig.services, handler)
+    while await worker.run_once():
+        pass
+    async with rig.services.sessionmaker() as s:
+        assert int(await s.scalar(select(func.count()).select_from(InboxEvent)) or 0) == 60
+        assert await outbox_count(s) == 60, "each message handled exactly once"
+    assert rig.adapter.ws.health()["connects"] == 2

@@ -135,6 +135,7 @@ class FakeAiBotGateway(FakeServer):
         self.received: list[Received] = []
         self.kicked = 0
         self._pushed_at: dict[str, tuple[float, bool]] = {}  # req_id -> (time, card event)
+        self._transports: dict[int, Any] = {}
         self.connected = asyncio.Event()
         self.app.router.add_get("/", self.connect)
 
@@ -144,7 +145,7 @@ class FakeAiBotGateway(FakeServer):
 
     @property
     def live(self) -> web.WebSocketResponse:
-        return [ws for ws in self.subscribed if not ws.closed][-1]
+        return [ws for ws in self.subscribed if not ws.closed and id(ws) in self._transports][-1]
 
     def got(self, cmd: str) -> list[Received]:
         return [r for r in self.received if r.cmd == cmd]
@@ -152,6 +153,7 @@ class FakeAiBotGateway(FakeServer):
     async def connect(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        self._transports[id(ws)] = request.transport
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
@@ -192,7 +194,8 @@ class FakeAiBotGateway(FakeServer):
                                 "errmsg": "invalid bot_id or secret"})
             await ws.close()
             return
-        for old in [w for w in self.subscribed if not w.closed]:  # one connection per bot
+        # one connection per bot (a cut connection is gone already: nobody to tell)
+        for old in [w for w in self.subscribed if not w.closed and id(w) in self._transports]:
             self.kicked += 1
             await old.send_json({"cmd": "aibot_event_callback",
                                  "headers": {"req_id": "kick-" + secrets.token_hex(4)},
@@ -203,6 +206,12 @@ class FakeAiBotGateway(FakeServer):
         self.subscribed.append(ws)
         await ws.send_json({"headers": {"req_id": req_id}, "errcode": 0, "errmsg": "ok"})
         self.connected.set()
+
+    def kill(self) -> None:
+        """Drop every connection without a close frame, like a cut network."""
+        for ws in self.subscribed:
+            if (transport := self._transports.pop(id(ws), None)) is not None:
+                transport.abort()
 
     async def push(self, body: dict[str, Any]) -> str:
         """A callback frame to the live connection; returns its req_id."""
