@@ -56,8 +56,12 @@ class Route:
 class Outcome:
     """What happened to one row; `pause_until` holds the rest of its destination back."""
 
-    state: str  # sent | sim | waiting | retry | dead | lost
+    state: str  # sent | sim | dead, or (the row is still to send) waiting | behind | pending | lost
     pause_until: dt.datetime | None = None
+
+
+# a row in any other state is still to be sent: its destination's later rows wait for it
+FINISHED = frozenset({"sent", "sim", "dead"})
 
 
 # ---------------------------------------------------------------- resolving destinations
@@ -159,8 +163,8 @@ class Sender:
                 outcome = await self.deliver(row, token)
             except Exception:
                 log.exception("delivering outbox row %s failed; its lease will expire", row.id)
-                continue
-            if outcome.pause_until is not None:
+                outcome = Outcome("lost")  # until then its lease holds the later rows back
+            if outcome.state not in FINISHED:  # the later rows wait for this one (order)
                 await self._release(rows[n + 1:], outcome.pause_until)
                 return
 
@@ -181,20 +185,28 @@ class Sender:
         msg = OutMessage.model_validate(row.message)
         now = self._now()
         async with self.services.sessionmaker() as session:  # reads only: no write gate
+            behind = await outbox.waits_behind(session, row)
             route = await resolve(session, self.services, dest, msg)
-            wait_until = (None if route.channel is None
+            wait_until = (None if route.channel is None or behind
                           else await self._rate_wait(session, row, route.channel, now))
+        if behind:  # an earlier row of this destination is with another sender or waiting
+            await self._postpone(row, token, row.next_attempt_at)
+            return Outcome("behind")
         if route.channel is None:
             return await self._no_route(row, token, dest, now)
         if wait_until is not None:
-            async with self._writing() as session:
-                await outbox.postpone(session, row.id, token, until=wait_until,
-                                      reason="rate limit: waiting for the one-minute window")
-                await session.commit()
+            await self._postpone(row, token, wait_until,
+                                 "rate limit: waiting for the one-minute window")
             return Outcome("waiting", wait_until)
         msg = expand(self.services, recipient(dest), msg)
         result = await self._send(route, _with_links(self.services, dest, route.channel, msg))
         return await self._record(row, token, route, result)
+
+    async def _postpone(self, row: OutboxMessage, token: dt.datetime, until: dt.datetime,
+                        reason: str = "") -> None:
+        async with self._writing() as session:
+            await outbox.postpone(session, row.id, token, until=until, reason=reason)
+            await session.commit()
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:

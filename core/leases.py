@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import InboxEvent, OutboxMessage
@@ -26,15 +26,17 @@ def _is_postgres(session: AsyncSession) -> bool:
 
 
 async def claim_due(session: AsyncSession, model: Leased, *, limit: int, now: dt.datetime,
-                    lease: dt.timedelta) -> tuple[list[int], dt.datetime]:
-    """Lease up to `limit` due rows; returns their ids (in id order) and the lease end.
+                    lease: dt.timedelta, also: ColumnElement[bool] | None = None,
+                    fifo: bool = False) -> tuple[list[int], dt.datetime]:
+    """Lease up to `limit` due rows (that also meet `also`); returns their ids (in id order)
+    and the lease end. `fifo` takes the oldest rows first rather than the longest due.
     The caller commits at once so other workers see the lease."""
     pending = InboxState.PENDING if model is InboxEvent else OutboxState.PENDING
     due: Any = (
         select(model.id)
-        .where(model.state == pending, model.next_attempt_at <= now,
-               or_(model.claimed_until.is_(None), model.claimed_until < now))
-        .order_by(model.next_attempt_at, model.id)
+        .where(model.state == pending, model.next_attempt_at <= now, claimable(model, now),
+               *([] if also is None else [also]))
+        .order_by(*((model.id,) if fifo else (model.next_attempt_at, model.id)))
         .limit(limit)
     )
     if _is_postgres(session):
@@ -44,6 +46,11 @@ async def claim_due(session: AsyncSession, model: Leased, *, limit: int, now: dt
         update(model).where(model.id.in_(due.scalar_subquery())).values(claimed_until=until)
         .returning(model.id).execution_options(synchronize_session=False))
     return sorted(claimed.all()), until
+
+
+def claimable(model: Leased, now: dt.datetime) -> ColumnElement[bool]:
+    """Not leased, or its lease ran out (the worker died)."""
+    return or_(model.claimed_until.is_(None), model.claimed_until < now)
 
 
 def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float) -> float:

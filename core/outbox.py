@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core import leases
 from core.errors import NotFound, ValidationFailed
@@ -44,11 +45,23 @@ async def addressed_to(session: AsyncSession, dest_keys: list[str], *, after_id:
 
 # ---------------------------------------------------------------- delivery (bot.sender)
 
+def _held_back(now: dt.datetime) -> ColumnElement[bool]:
+    """An earlier pending row of the same destination waits for its retry or is being sent:
+    this row waits behind it, so a destination gets its messages in order."""
+    earlier = aliased(OutboxMessage)
+    return exists().where(earlier.dest_key == OutboxMessage.dest_key,
+                          earlier.id < OutboxMessage.id, earlier.state == OutboxState.PENDING,
+                          or_(earlier.next_attempt_at > now,
+                              ~leases.claimable(earlier, now)))
+
+
 async def claim_due(session: AsyncSession, limit: int, now: dt.datetime,
                     lease: dt.timedelta) -> list[OutboxMessage]:
-    """Lease due pending rows for one sender; the caller commits straight away. Each row's
-    `claimed_until` is the claim token the mark functions check."""
-    ids, _ = await leases.claim_due(session, OutboxMessage, limit=limit, now=now, lease=lease)
+    """Lease due pending rows for one sender, oldest first and none held back by an earlier
+    row of its destination; the caller commits straight away. Each row's `claimed_until` is
+    the claim token the mark functions check."""
+    ids, _ = await leases.claim_due(session, OutboxMessage, limit=limit, now=now, lease=lease,
+                                    also=~_held_back(now), fifo=True)
     if not ids:
         return []
     rows = await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
@@ -60,6 +73,16 @@ def _claimed(row_id: int, token: dt.datetime) -> tuple[ColumnElement[bool], ...]
     # a sender whose lease ran out must not overwrite what a newer claimant did
     return (OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.PENDING,
             OutboxMessage.claimed_until == token)
+
+
+async def waits_behind(session: AsyncSession, row: OutboxMessage) -> bool:
+    """Whether an earlier row of the same destination is still pending: checked again just
+    before the send, since another process may hold an earlier row it claimed in the same
+    moment (its claim was not visible to ours)."""
+    earlier = await session.scalar(select(OutboxMessage.id).where(
+        OutboxMessage.dest_key == row.dest_key, OutboxMessage.id < row.id,
+        OutboxMessage.state == OutboxState.PENDING).limit(1))
+    return earlier is not None
 
 
 async def mark_sent(session: AsyncSession, row_id: int, token: dt.datetime, *, now: dt.datetime,

@@ -384,3 +384,30 @@ async def test_rate_limit_look_up_uses_the_destination_index(
         plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
                                            params)).all()  # type: ignore[arg-type]
         assert any("ix_outbox_dest_sent" in str(row) for row in plan), plan
+
+
+async def test_order_per_destination_survives_send_failures(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        fake_wecom: FakeWeCom) -> None:
+    """Issue 11 defect 3: the platform answers 500 for a while; every recipient still gets
+    its messages in order: a row waiting for its retry holds the later rows of its
+    destination back (they were sent past it: [7,5,8,9,6,0,1,2,3,4])."""
+    adapter = wecom_adapter(fake_wecom, clock)
+    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    users = [f"officer{n}" for n in range(3)]
+    sender = Sender(services)
+    fake_wecom.outage["/cgi-bin/message/send"] = 10**6  # down until further notice
+    for i in range(6):  # commands keep coming three seconds apart while the platform is down
+        async with sessionmaker() as session:
+            for user in users:
+                await queue(session, Destination.platform_user("wecom", user), 1, clock.now(),
+                            prefix=f"{user}:{i}")
+        await drain(sender, clock, step=dt.timedelta(seconds=3), rounds=1)
+    fake_wecom.outage.clear()
+    await drain(sender, clock, step=dt.timedelta(seconds=20), rounds=30)
+    await adapter.close()
+    got: dict[str, list[int]] = {user: [] for user in users}
+    for body in fake_wecom.delivered:
+        user, i = body["text"]["content"].rsplit(":", 1)
+        got[user].append(int(i.split("-")[0]))
+    assert got == {user: list(range(6)) for user in users}

@@ -69,6 +69,7 @@ class FakeServer:
         self.clock = clock or SystemClock()
         self.requests: list[Recorded] = []
         self.script = Script()
+        self.outage: dict[str, int] = {}  # path -> how many more calls answer HTTP 500
         self.app = web.Application(middlewares=[self._record])
         self._server = TestServer(self.app, host="127.0.0.1")
 
@@ -82,6 +83,9 @@ class FakeServer:
         self.requests.append(
             Recorded(request.method, request.path, dict(request.query), dict(request.headers), parsed)
         )
+        if self.outage.get(request.path, 0) > 0:  # the platform's gateway is down
+            self.outage[request.path] -= 1
+            return web.Response(status=500, text="Internal Server Error")
         response: web.StreamResponse = await handler(request)
         return response
 
