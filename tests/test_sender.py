@@ -411,3 +411,32 @@ async def test_order_per_destination_survives_send_failures(
         user, i = body["text"]["content"].rsplit(":", 1)
         got[user].append(int(i.split("-")[0]))
     assert got == {user: list(range(6)) for user in users}
+
+
+@pytest.mark.parametrize("duplicate_check_s", [300, 0])
+async def test_a_resend_after_a_kill_between_send_and_record(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        fake_wecom: FakeWeCom, duplicate_check_s: int) -> None:
+    """Issue 11 defect 6: a sender sent a row and died before recording it; when the lease
+    runs out the row is sent again. WeCom's enable_duplicate_check (an interval longer than
+    the lease) drops the second copy; with the check off the member gets it twice, which is
+    what stays at-least-once on channels without such a check."""
+    adapter = wecom_adapter(fake_wecom, clock)
+    adapter.settings.duplicate_check_s = duplicate_check_s
+    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    dest = Destination.platform_user("wecom", "officer1")
+    async with sessionmaker() as session:
+        await queue(session, dest, 1, clock.now(), prefix="回复")
+        [row] = await outbox.claim_due(session, 10, clock.now(),
+                                       dt.timedelta(seconds=services.settings.sender.lease_s))
+        await session.commit()
+    # the dying process's send: it reached WeCom, the outcome was never recorded
+    assert (await adapter.send(Channel("wecom", "user", "officer1"),
+                               OutMessage.model_validate(row.message))).ok
+    clock.advance(dt.timedelta(seconds=services.settings.sender.lease_s + 1))
+    await Sender(services).run_once()
+    await adapter.close()
+    async with sessionmaker() as session:
+        assert await outbox_count(session, state="sent") == 1
+    assert len(fake_wecom.calls("/cgi-bin/message/send")) == 2
+    assert len(fake_wecom.delivered) == (1 if duplicate_check_s else 2)

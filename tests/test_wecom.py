@@ -307,14 +307,14 @@ def user(userid: str = "zhangsan") -> Channel:
 
 
 async def test_token_is_cached_and_refetched_once_after_revocation(rig: Rig) -> None:
-    for _ in range(3):
-        assert (await rig.adapter.send(user(), OutMessage.text("你好"))).ok
+    for n in range(3):  # different texts: WeCom's duplicate check would merge identical ones
+        assert (await rig.adapter.send(user(), OutMessage.text(f"你好{n}"))).ok
     assert rig.fake.gettoken_calls == 1
     rig.fake.revoke_tokens()
     assert (await rig.adapter.send(user(), OutMessage.text("再次"))).ok
     assert rig.fake.gettoken_calls == 2
     assert len(rig.fake.calls("/cgi-bin/message/send")) == 5  # 3 + rejected + retried
-    assert [m["text"]["content"] for m in rig.fake.delivered] == ["你好"] * 3 + ["再次"]
+    assert [m["text"]["content"] for m in rig.fake.delivered] == ["你好0", "你好1", "你好2", "再次"]
 
 
 async def test_token_refreshed_before_expiry(rig: Rig) -> None:

@@ -78,6 +78,11 @@ class WeComSettings(BaseModel):
     max_body_bytes: int = 64 * 1024
     timestamp_window_s: int = 300
     http_timeout_s: float = 10.0
+    # WeCom drops an app message identical to one sent to the same member within this many
+    # seconds (enable_duplicate_check): a row re-sent after its sender died between the send
+    # and recording it arrives once. Longer than the sender's lease (a re-send comes when it
+    # runs out); 0 turns it off; WeCom's maximum is 4 hours.
+    duplicate_check_s: int = Field(300, ge=0, le=14400)
 
     @field_validator("encoding_aes_key")
     @classmethod
@@ -271,6 +276,9 @@ class WeComAdapter:
         if msg.kind == "card_update":
             return await self._update_card(userid, msg)
         payload = {"touser": userid, "agentid": self.settings.agent_id, **app_body(msg)}
+        if self.settings.duplicate_check_s:
+            payload |= {"enable_duplicate_check": 1,
+                        "duplicate_check_interval": self.settings.duplicate_check_s}
         data = await self._app_call("/cgi-bin/message/send", payload)
         result = wecom_result(data)
         if result.ok and data.get("response_code"):

@@ -50,6 +50,8 @@ class FakeWeCom(FakeServer):
         self.response_codes: dict[str, bool] = {}  # response_code -> already used
         self.task_ids: set[str] = set()
         self.delivered: list[dict[str, Any]] = []  # accepted app messages and webhook posts
+        self._sent_at: list[tuple[float, dict[str, Any]]] = []  # app messages, for the duplicate check
+        self.duplicates_dropped = 0
         self.webhook_limit = RateLimiter(self.clock, per_minute=20)
         self.app.router.add_get("/cgi-bin/gettoken", self.gettoken)
         self.app.router.add_post("/cgi-bin/message/send", self.message_send)
@@ -102,6 +104,9 @@ class FakeWeCom(FakeServer):
         if (bad := self._content_error(body, "app")) is not None:
             return bad
         answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": secrets.token_hex(8)}
+        if self._duplicate(body):
+            self.duplicates_dropped += 1
+            return web.json_response(answer)
         if body["msgtype"] == "template_card":
             card = body["template_card"]
             if not card.get("task_id") or card["task_id"] in self.task_ids:
@@ -111,7 +116,17 @@ class FakeWeCom(FakeServer):
             self.response_codes[code] = False
             answer["response_code"] = code
         self.delivered.append(body)
+        self._sent_at.append((self._now(), body))
         return web.json_response(answer)
+
+    def _duplicate(self, body: dict[str, Any]) -> bool:
+        """enable_duplicate_check: the same message to the same member within the interval
+        (default 1800 s, at most 4 hours) is accepted but not delivered again."""
+        if body.get("enable_duplicate_check") != 1:
+            return False
+        interval = min(int(body.get("duplicate_check_interval", 1800)), 14400)
+        now = self._now()
+        return any(now - at < interval and _message(old) == _message(body) for at, old in self._sent_at)
 
     async def update_card(self, request: web.Request) -> web.Response:
         if (bad := self._token_error(request)) is not None:
@@ -153,6 +168,11 @@ class FakeWeCom(FakeServer):
         if len(content.encode()) > limit:
             return err(45002, "content size out of limit")
         return None
+
+
+def _message(body: dict[str, Any]) -> dict[str, Any]:
+    """What the duplicate check compares: recipient, agent and content, not the check's own fields."""
+    return {k: v for k, v in body.items() if k not in ("enable_duplicate_check", "duplicate_check_interval")}
 
 
 class WeComCallbackClient:
