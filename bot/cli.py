@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from core.bindings import PLATFORMS
 from core.changes import Ctx
 from core.clock import SystemClock
 from core.db import database_url, is_lianjian_database, is_sqlite, make_engine, make_sessionmaker
@@ -500,7 +501,7 @@ def _parser() -> argparse.ArgumentParser:
     ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
     cb.add_argument("to", help="部门编号，或 office 表示联席会议办公室群")
-    cb.add_argument("--platform", required=True, choices=["wecom", "dingtalk"])
+    cb.add_argument("--platform", required=True, choices=PLATFORMS)
     cb.add_argument("--webhook", required=True, help="机器人 Webhook 地址（含 key / access_token）")
     cb.add_argument("--secret", help="钉钉机器人加签密钥（SEC 开头）")
     add("list", cmd_chat_list, "列出群机器人绑定", parent=ch)

@@ -28,11 +28,11 @@ from bot.pages.links import expand, recipient
 from bot.platforms.base import Channel, SendResult
 from bot.services import Services
 from bot.workers import poll_loop
-from core import outbox
+from core import officers, outbox
 from core.changes import Ctx, Notice, record
 from core.leases import backoff_seconds
 from core.messages import Destination, OutMessage
-from core.models import ChatBinding, Department, Officer, OutboxMessage
+from core.models import ChatBinding, Department, OutboxMessage
 from core.render import render
 
 log = logging.getLogger(__name__)
@@ -76,15 +76,9 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
             return Route(Channel(str(dest.platform), "user", dest.address))
         return Route(None)
     if dest.kind == "officer":
-        officer = await session.get(Officer, dest.officer_id)
-        if officer is not None:
-            # the AI bot reaches a person only over its long connection; the app comes first
-            for platform, userid in (("wecom", officer.wecom_userid),
-                                     ("wecom_aibot", officer.wecom_userid),
-                                     ("dingtalk", officer.dingtalk_userid)):
-                if userid and platform in enabled:
-                    return Route(Channel(platform, "user", userid))
-        return Route(None)
+        found = (await officers.first_account(session, dest.officer_id, enabled)
+                 if dest.officer_id is not None else None)
+        return Route(Channel(found[0], "user", found[1]) if found else None)
     query = select(ChatBinding).where(ChatBinding.enabled.is_(True), ChatBinding.webhook_url != "",
                                       ChatBinding.platform.in_(list(enabled)))
     if dest.kind == "department":
@@ -113,9 +107,7 @@ def _with_links(services: Services, dest: Destination, channel: Channel, msg: Ou
 async def _mentions(session: AsyncSession, platform: str, msg: OutMessage) -> list[str]:
     if not msg.mention_officer_ids:
         return []
-    column = Officer.wecom_userid if platform == "wecom" else Officer.dingtalk_userid
-    rows = await session.scalars(select(column).where(Officer.id.in_(msg.mention_officer_ids)))
-    return [u for u in rows.all() if u]
+    return await officers.accounts_on(session, platform, msg.mention_officer_ids)
 
 
 # ---------------------------------------------------------------- the worker

@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from core.changes import Ctx, record
 from core.errors import NotFound, ValidationFailed
-from core.models import ChatBinding, Department
+from core.models import ChatBinding, ChatPlatform, Department
 
-PLATFORMS = ("wecom", "dingtalk")
+PLATFORMS = tuple(p.value for p in ChatPlatform)
 
 
 def masked(url: str) -> str:

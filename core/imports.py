@@ -38,12 +38,14 @@ from core.models import (
     TARGET_FLAGS,
     TARGET_KINDS,
     TARGET_STATUSES,
+    ChatPlatform,
     Department,
     Exclusion,
     Officer,
+    PlatformAccount,
     Target,
 )
-from core.officers import left_officers_notes
+from core.officers import DEFAULT_TENANT, PLATFORM_LABELS, left_officers_notes, set_account
 from core.uscc import validate_uscc
 
 Progress = Callable[[int, int | None], None]
@@ -152,6 +154,7 @@ TARGET_COLUMNS = (
     Column("risk_level", ("风险等级", "信用风险分类", "风险分类", "risk_level")),
     Column("flags", ("标记", "flags")),
 )
+ACCOUNT_FIELDS = {p: f"{p}_userid" for p in ChatPlatform}  # import field per platform
 INSPECTOR_COLUMNS = (
     Column("name", ("姓名", "name"), required=True),
     Column("department", ("部门", "所属部门", "单位", "department"), required=True),
@@ -161,8 +164,9 @@ INSPECTOR_COLUMNS = (
     Column("region", ("区域", "所属区域", "region")),
     Column("mobile", ("手机", "手机号", "手机号码", "mobile")),
     Column("roles", ("角色", "roles", "role")),
-    Column("wecom_userid", ("企业微信账号", "企业微信", "wecom_userid", "wecom")),
-    Column("dingtalk_userid", ("钉钉账号", "钉钉", "dingtalk_userid", "dingtalk")),
+    # one column per platform: the officer's account there, headed "企业微信账号" and the like
+    *(Column(field, (f"{PLATFORM_LABELS[p]}账号", PLATFORM_LABELS[p], field, p))
+      for p, field in ACCOUNT_FIELDS.items()),
     Column("on_duty", ("在岗状态", "人员状态", "在岗", "on_duty")),
 )
 # 在岗状态: the words that deactivate an officer (kept as the reason) and those that keep one on
@@ -339,6 +343,7 @@ _TARGETS = cast(Table, Target.__table__)
 _OFFICERS = cast(Table, Officer.__table__)
 _EXCLUSIONS = cast(Table, Exclusion.__table__)
 _TARGET_LEN, _OFFICER_LEN, _EXCLUSION_LEN = map(_lengths, (_TARGETS, _OFFICERS, _EXCLUSIONS))
+_ACCOUNT_LEN = _lengths(cast(Table, PlatformAccount.__table__))["account"]
 
 
 # ---------------------------------------------------------------- vocabularies
@@ -690,17 +695,21 @@ async def _load_departments(session: AsyncSession) -> _Departments:
 # ---------------------------------------------------------------- inspectors
 
 
-# A blank platform-account cell means "not given": an officer bound with 绑定 stays bound.
-KEEP_ACCOUNT_IF_BLANK = ("wecom_userid", "dingtalk_userid")
-
-
 @dataclass
 class _Accounts:
     """Existing officers' codes and platform accounts, to refuse an account owned by another."""
 
     officers: dict[str, Officer]
-    wecom: dict[str, str]
-    dingtalk: dict[str, str]
+    owners: dict[ChatPlatform, dict[str, str]]  # per platform: account -> officer code
+
+    @classmethod
+    def of(cls, officers: dict[str, Officer]) -> _Accounts:
+        owners: dict[ChatPlatform, dict[str, str]] = {p: {} for p in ChatPlatform}
+        for officer in officers.values():
+            for bound in officer.accounts:
+                if bound.tenant == DEFAULT_TENANT:
+                    owners[ChatPlatform(bound.platform)][bound.account] = officer.code
+        return cls(officers, owners)
 
 
 def _check_inspector(row: _Row, departments: _Departments, accounts: _Accounts) -> dict[str, Any]:
@@ -729,12 +738,11 @@ def _check_inspector(row: _Row, departments: _Departments, accounts: _Accounts) 
               "region": row.text("region", _OFFICER_LEN["region"]),
               "mobile": row.text("mobile", _OFFICER_LEN["mobile"]),
               "roles": [r for r in ROLES if r in roles], **_parse_on_duty(row)}
-    for fld, owners, label in (("wecom_userid", accounts.wecom, "企业微信账号"),
-                               ("dingtalk_userid", accounts.dingtalk, "钉钉账号")):
-        account = row.text(fld, _OFFICER_LEN[fld]) or None
-        owner = owners.get(account) if account else None
+    for platform, fld in ACCOUNT_FIELDS.items():
+        account = row.text(fld, _ACCOUNT_LEN) or None
+        owner = accounts.owners[platform].get(account) if account else None
         if owner is not None and owner != code:
-            row.error(fld, f"{label}“{account}”已属于人员 {owner}")
+            row.error(fld, f"{PLATFORM_LABELS[platform]}账号“{account}”已属于人员 {owner}")
         record[fld] = account
     return record
 
@@ -766,7 +774,8 @@ def _parse_on_duty(row: _Row) -> dict[str, Any]:
 
 def _account_duplicates(checked: _Checked) -> None:
     """Two rows giving the same platform account: both are refused, naming each other."""
-    for fld, label in (("wecom_userid", "企业微信账号"), ("dingtalk_userid", "钉钉账号")):
+    for platform, fld in ACCOUNT_FIELDS.items():
+        label = f"{PLATFORM_LABELS[platform]}账号"
         lines: dict[str, list[int]] = {}
         for line, rec in checked.records:
             if rec[fld]:
@@ -785,18 +794,15 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
     """Import the inspector library: officers gain the inspector role; same code = update.
 
     Roles are only ever added (an import never takes admin or leader away); columns absent
-    from the file leave the stored values alone, and so does a blank account cell
-    (KEEP_ACCOUNT_IF_BLANK).
+    from the file leave the stored values alone, and so does a blank account cell (an officer
+    bound with 绑定 stays bound).
     """
     state: dict[str, Any] = {}
 
     async def prepare(_sheet: Sheet) -> None:
         state["departments"] = await _load_departments(ctx.session)
         officers = {o.code: o for o in (await ctx.session.scalars(select(Officer))).unique()}
-        state["accounts"] = _Accounts(
-            officers=officers,
-            wecom={o.wecom_userid: o.code for o in officers.values() if o.wecom_userid},
-            dingtalk={o.dingtalk_userid: o.code for o in officers.values() if o.dingtalk_userid})
+        state["accounts"] = _Accounts.of(officers)
 
     def check(sheet: Sheet, layout: _Layout) -> _Checked:
         checked = _check_file(
@@ -808,24 +814,27 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
     async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
         officers: dict[str, Officer] = state["accounts"].officers
         fields = ["name", "department_id", *(f for f in ("cert_no", "expertise", "region",
-                  "mobile", "wecom_userid", "dingtalk_userid") if checked.layout.has(f))]
+                  "mobile") if checked.layout.has(f))]
         inserted = updated = 0
         left: list[Officer] = []
         for done, rec in enumerate(checked.good(), start=1):
             officer = officers.get(rec["code"])
             if officer is None:
-                officer = Officer(**rec)
+                officer = Officer(**{k: v for k, v in rec.items()
+                                     if k not in ACCOUNT_FIELDS.values()})
                 ctx.session.add(officer)
                 inserted += 1
             else:
                 was_active = officer.active
                 for f in (*fields, *(f for f in ("active", "inactive_reason") if f in rec)):
-                    if rec[f] is not None or f not in KEEP_ACCOUNT_IF_BLANK:
-                        setattr(officer, f, rec[f])
+                    setattr(officer, f, rec[f])
                 officer.roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
                 updated += 1
                 if was_active and not officer.active:
                     left.append(officer)
+            for platform, fld in ACCOUNT_FIELDS.items():
+                if rec[fld] is not None:  # blank: "not given", whatever is bound stays
+                    set_account(officer, platform, rec[fld])
             if progress is not None and (done % CHUNK == 0 or done == len(checked.records)):
                 progress(done, len(checked.records))
         await ctx.session.flush()

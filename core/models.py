@@ -96,15 +96,49 @@ class Officer(Base):
     expertise: Mapped[list[Any]] = mapped_column(default=list)
     region: Mapped[str] = mapped_column(String(50), default="")
     mobile: Mapped[str] = mapped_column(String(20), default="")
-    wecom_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
-    dingtalk_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
     # False once the officer left (离岗, 调离): kept for history, never drawn again
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     inactive_reason: Mapped[str] = mapped_column(String(100), default="")
     department: Mapped[Department] = relationship(lazy="joined")
+    accounts: Mapped[list[PlatformAccount]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="PlatformAccount.id")
+
+    def __init__(self, **fields: Any) -> None:
+        # a new officer's accounts are known (none yet): no lazy load, which async forbids
+        fields.setdefault("accounts", [])
+        super().__init__(**fields)
 
     def has_role(self, role: str) -> bool:
         return role in (self.roles or [])
+
+    def account(self, platform: ChatPlatform, tenant: str = "") -> str | None:
+        """The officer's account on that platform and tenant, if bound."""
+        return next((a.account for a in self.accounts
+                     if a.platform == platform and a.tenant == tenant), None)
+
+
+class ChatPlatform(StrEnum):
+    """The chat platforms an officer can hold an account on (the order is the sender's
+    preference when an officer has several)."""
+
+    WECOM = "wecom"  # 企业微信, and 政务微信 as another tenant
+    DINGTALK = "dingtalk"  # 钉钉, and 浙政钉 as another tenant
+
+
+class PlatformAccount(Base):
+    """An officer's account on a chat platform. A tenant is the organisation on the platform
+    (corp id), so one county can bind WeCom and 政务微信, or DingTalk and 浙政钉, side by side;
+    "" is the deployment's configured one. An account serves one officer, and an officer holds
+    one account per platform and tenant."""
+
+    __tablename__ = "platform_account"
+    __table_args__ = (UniqueConstraint("platform", "tenant", "account"),
+                      UniqueConstraint("officer_id", "platform", "tenant"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))  # a ChatPlatform value
+    tenant: Mapped[str] = mapped_column(String(64), default="")
+    account: Mapped[str] = mapped_column(String(64))
 
 
 class ChatBinding(Base):

@@ -1,26 +1,38 @@
-"""Officers: binding platform accounts (by the office's admin), leaving (离岗, 调离), and
-declared conflicts of interest (利害关系)."""
+"""Officers: their accounts on the chat platforms (bound by the office's admin or by the
+inspector import) and the look-ups the bot makes by account, leaving (离岗, 调离), and declared
+conflicts of interest (利害关系)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, update
 
 from core.changes import Ctx, Notice, record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.messages import Destination, OutMessage
-from core.models import Case, GroupMember, JointTask, Officer, OfficerConflict, Target
+from core.models import (
+    Case,
+    ChatPlatform,
+    GroupMember,
+    JointTask,
+    Officer,
+    OfficerConflict,
+    PlatformAccount,
+    Target,
+)
 from core.uscc import validate_uscc
 
 # Case states in which the group still has work to do: a member who left must be replaced
 OPEN_CASE_STATES = ("assigned", "notified", "inspected", "returned")
 
-PLATFORM_WORDS = {"企业微信": "wecom", "政务微信": "wecom", "wecom": "wecom",
-                  "钉钉": "dingtalk", "浙政钉": "dingtalk", "dingtalk": "dingtalk"}
-# the WeCom AI bot's senders are the corp's WeCom user ids, the same accounts as the app's
-_COLUMN = {"wecom": Officer.wecom_userid, "wecom_aibot": Officer.wecom_userid,
-           "dingtalk": Officer.dingtalk_userid}
+PLATFORM_LABELS = {ChatPlatform.WECOM: "企业微信", ChatPlatform.DINGTALK: "钉钉"}
+# What an admin may type for a platform: its name, the government edition's, or the enum value.
+PLATFORM_WORDS = {**{p.value: p for p in ChatPlatform},
+                  "企业微信": ChatPlatform.WECOM, "政务微信": ChatPlatform.WECOM,
+                  "钉钉": ChatPlatform.DINGTALK, "浙政钉": ChatPlatform.DINGTALK}
+DEFAULT_TENANT = ""  # the deployment's configured organisation on each platform
+SIMULATOR = "sim"  # the simulator's "accounts" are officer codes
 
 
 async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id: str) -> Officer:
@@ -34,14 +46,65 @@ async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id:
     if not user_id or len(user_id) > 64:
         raise ValidationFailed("账号不能为空，且不超过 64 个字符")
     officer = await officer_by_code(ctx, officer_code)
-    holder = await ctx.session.scalar(select(Officer).where(_COLUMN[platform] == user_id))
+    holder = await account_holder(ctx, platform, user_id)
     if holder is not None and holder.id != officer.id:
         raise ValidationFailed(f"该账号已绑定到 {holder.name}（{holder.code}），请先核实")
-    previous = getattr(officer, f"{platform}_userid")
-    setattr(officer, f"{platform}_userid", user_id)
+    previous = set_account(officer, platform, user_id)
     await record(ctx, "officer.account_bound", f"officer:{officer.code}",
-                 {"platform": platform, "user_id": user_id, "previous": previous})
+                 {"platform": platform.value, "user_id": user_id, "previous": previous})
     return officer
+
+
+def account_platform(platform: str) -> ChatPlatform | None:
+    """Whose accounts a messaging platform's users are. A second way in to a platform is
+    named after it ("wecom_aibot": the WeCom AI bot's senders are the corp's WeCom user ids)."""
+    return next((p for p in ChatPlatform if platform == p or platform.startswith(f"{p}_")), None)
+
+
+def set_account(officer: Officer, platform: ChatPlatform, account: str,
+                tenant: str = DEFAULT_TENANT) -> str | None:
+    """Bind (or re-bind) the officer's account on a platform and tenant; the previous one."""
+    for bound in officer.accounts:
+        if bound.platform == platform and bound.tenant == tenant:
+            previous, bound.account = bound.account, account
+            return previous
+    officer.accounts.append(PlatformAccount(platform=platform.value, tenant=tenant,
+                                            account=account))
+    return None
+
+
+async def account_holder(ctx: Ctx, platform: ChatPlatform, account: str,
+                         tenant: str = DEFAULT_TENANT) -> Officer | None:
+    """Whoever holds the account, active or not."""
+    return await ctx.session.scalar(select(Officer).join(PlatformAccount).where(
+        PlatformAccount.platform == platform.value, PlatformAccount.tenant == tenant,
+        PlatformAccount.account == account))
+
+
+async def first_account(session: AsyncSession, officer_id: int,
+                        platforms: Iterable[str]) -> tuple[str, str] | None:
+    """Where a direct message to the officer goes: the first of `platforms` (those the
+    deployment runs) on whose accounts they have one, and that account. Platforms go in
+    ChatPlatform order, each one's own app before its other ways in (the WeCom AI bot reaches
+    a person only over its long connection)."""
+    rows = await session.execute(select(PlatformAccount.platform, PlatformAccount.account).where(
+        PlatformAccount.officer_id == officer_id, PlatformAccount.tenant == DEFAULT_TENANT))
+    bound = {ChatPlatform(p): account for p, account in rows}
+    order = list(ChatPlatform)
+    usable = [(order.index(p), name != p, name, bound[p]) for name in platforms
+              if (p := account_platform(name)) is not None and p in bound]
+    return min(usable)[2:] if usable else None
+
+
+async def accounts_on(session: AsyncSession, platform: str,
+                      officer_ids: Iterable[int]) -> list[str]:
+    """The accounts of these officers that a platform knows them by (to @mention them)."""
+    account_kind = account_platform(platform)
+    if account_kind is None:
+        return []
+    return list(await session.scalars(select(PlatformAccount.account).where(
+        PlatformAccount.platform == account_kind.value, PlatformAccount.tenant == DEFAULT_TENANT,
+        PlatformAccount.officer_id.in_(list(officer_ids)))))
 
 
 async def link_holder(ctx: Ctx, officer_id: int) -> Officer:
@@ -54,11 +117,16 @@ async def link_holder(ctx: Ctx, officer_id: int) -> Officer:
 
 async def by_account(ctx: Ctx, platform: str, user_id: str) -> Officer | None:
     """The active officer behind a platform user id (in the simulator: the officer code)."""
+    account_kind = account_platform(platform)
     if not user_id:
         return None
-    column = Officer.code if platform == "sim" else _COLUMN[platform]
-    return await ctx.session.scalar(
-        select(Officer).where(column == user_id, Officer.active.is_(True)))
+    if platform == SIMULATOR:
+        officer = await by_code(ctx, user_id)
+    elif account_kind is not None:
+        officer = await account_holder(ctx, account_kind, user_id)
+    else:
+        return None
+    return officer if officer is not None and officer.active else None
 
 
 async def any_officers(ctx: Ctx) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.models import Officer
+from core.models import ChatPlatform, Officer
 from tests import factories as f
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
 
@@ -20,7 +20,7 @@ async def test_admin_binds_and_the_account_then_speaks_as_the_officer(sessionmak
     assert "已将企业微信账号" in bodies(rows)
     async with sessionmaker() as s:
         bound = await s.scalar(select(Officer).where(Officer.code == inspector.code))
-        assert bound.wecom_userid == "wx-zhang"
+        assert bound.account(ChatPlatform.WECOM) == "wx-zhang"
     assert len(await audit_rows(sessionmaker, "officer.account_bound")) == 1
     rows = await send(sessionmaker, d, text_event("wx-zhang", "帮助", platform="wecom"))
     assert rows and rows[0].destination["officer_id"] == inspector.id
@@ -35,7 +35,7 @@ async def test_non_admin_cannot_bind_and_it_is_audited(sessionmaker, clock) -> N
     rows = await send(sessionmaker, d, text_event(liaison.code, f"绑定 {liaison.code} 钉钉 me"))
     assert "只有联席会议办公室管理员" in bodies(rows)
     async with sessionmaker() as s:
-        assert (await s.get(Officer, liaison.id)).dingtalk_userid is None
+        assert (await s.get(Officer, liaison.id)).account(ChatPlatform.DINGTALK) is None
 
 
 async def test_an_account_serves_one_officer_only(sessionmaker, clock) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import urllib.parse
 
-from sqlalchemy import update
-
 from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings
 from bot.sender import Sender
 from core import consultation
 from core.changes import Ctx
 from core.links import verify_link
-from core.models import Officer
+from core.models import ChatPlatform
+from core.officers import set_account
 from tests import factories as f
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.server_helpers import make_services
@@ -30,8 +29,7 @@ async def test_invitation_card_on_dingtalk_carries_signed_answer_links(sessionma
         async with sessionmaker() as s:
             w = await f.world(s, partners=1, inspectors=1, n_targets=0)
             liaison = w.partners[0].liaison
-            await s.execute(update(Officer).where(Officer.id == liaison.id)
-                            .values(dingtalk_userid="ding-liaison"))
+            set_account(liaison, ChatPlatform.DINGTALK, "ding-liaison")
             ctx = Ctx(session=s, clock=clock, rules=services.rules)
             task = await f.draft_task(ctx, w)
             [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,

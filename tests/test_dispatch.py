@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.platforms.dingtalk import DingTalkExtras
 from core.errors import ValidationFailed
-from core.models import AuditEvent, Conversation, Draw, Officer, OutboxMessage
+from core.models import AuditEvent, ChatPlatform, Conversation, Draw, Officer, OutboxMessage
+from core.officers import set_account
 from core.rules import Rules
 from handlers.base import Args, match_command
 from handlers.cards import MAX_KEY_BYTES, CardAction, InvitationAction, unpack_action
@@ -143,7 +144,8 @@ async def test_unknown_simulator_user_is_audited_only(sessionmaker, clock) -> No
 async def test_wecom_and_dingtalk_ids_resolve_to_the_officer(sessionmaker, clock, people) -> None:
     async with sessionmaker() as s, s.begin():
         officer = await s.get(Officer, people.lead.liaison.id)
-        officer.wecom_userid, officer.dingtalk_userid = "zhangsan", "ding-007"
+        set_account(officer, ChatPlatform.WECOM, "zhangsan")
+        set_account(officer, ChatPlatform.DINGTALK, "ding-007")
     d = make_dispatcher(sessionmaker, clock)
     for platform, uid in (("wecom", "zhangsan"), ("dingtalk", "ding-007")):
         rows = await send(sessionmaker, d, text_event(uid, "帮助", platform=platform))
@@ -165,7 +167,7 @@ async def test_each_dingtalk_conversation_has_its_own_rate_limit_key(sessionmake
     pairs = ((people.lead.liaison.id, "secret-session-a"), (people.lead.inspectors[0].id, "secret-session-b"))
     async with sessionmaker() as s, s.begin():
         for officer_id, session in pairs:
-            (await s.get(Officer, officer_id)).dingtalk_userid = f"ding-{session}"
+            set_account(await s.get(Officer, officer_id), ChatPlatform.DINGTALK, f"ding-{session}")
     d = make_dispatcher(sessionmaker, clock)
     keys = []
     for _, session in pairs:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from bot.app import create_app
 from bot.dispatch import Dispatcher
@@ -21,7 +21,8 @@ from bot.services import Services
 from bot.workers import InboxWorker
 from core import consultation
 from core.changes import Ctx
-from core.models import AuditEvent, ChatBinding, Invitation, Officer
+from core.models import AuditEvent, ChatBinding, ChatPlatform, Invitation
+from core.officers import set_account
 from tests import factories as f
 from tests.fakes.wecom import FakeWeCom, WeComCallbackClient, card_event_xml, text_xml
 from tests.server_helpers import make_services, random_aes_key
@@ -72,7 +73,7 @@ async def test_card_decline_without_reason_then_reason_tells_the_lead(rig, sessi
     async with sessionmaker() as s:
         w = await f.world(s, partners=1, inspectors=1, n_targets=0)
         liaison = w.partners[0].liaison
-        await s.execute(update(Officer).where(Officer.id == liaison.id).values(wecom_userid="wx-liaison"))
+        set_account(liaison, ChatPlatform.WECOM, "wx-liaison")
         s.add(ChatBinding(platform="wecom", department_id=w.lead.dep.id,
                           webhook_url=rig.fake.webhook_url()))
         ctx = Ctx(session=s, clock=clock, rules=rig.services.rules)

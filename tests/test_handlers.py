@@ -21,6 +21,7 @@ from core.models import (
     AuditEvent,
     Case,
     CaseResult,
+    ChatPlatform,
     Conversation,
     GroupMember,
     Invitation,
@@ -29,6 +30,7 @@ from core.models import (
     OutboxMessage,
     TaskItem,
 )
+from core.officers import set_account
 from core.render import md_text
 from core.rules import Rules
 from core.workdays import Deadline
@@ -56,13 +58,13 @@ async def scene(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedCloc
         invitations = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
                                                       [p.dep.id for p in w.partners])
         for p in w.partners:
-            p.liaison.wecom_userid = f"wx-{p.liaison.code}"
+            set_account(p.liaison, ChatPlatform.WECOM, f"wx-{p.liaison.code}")
         return Scene(w, task.code, invitations[0].id, w.partners[0])
 
 
 def card_event(officer: Officer, key: str, response_code: str = "RC-1") -> Event:
     return Event(platform="wecom", event_id=f"card:{officer.code}:{key}:{response_code}",
-                 kind="card_action", user_id=officer.wecom_userid or "", action_key=key,
+                 kind="card_action", user_id=officer.account(ChatPlatform.WECOM) or "", action_key=key,
                  extras=WeComExtras(task_id="inv-x", response_code=response_code).dump())
 
 
@@ -284,7 +286,7 @@ async def test_card_decline_asks_for_the_reason_then_updates_the_card(sessionmak
     asked = await send(sessionmaker, d, card_event(p.liaison, key, response_code="RC-9"))
     assert "请回复拒绝理由" in bodies(asked)
     reason = "本部门同期承担省级专项检查任务，人员无法抽调。"
-    reply = Event(platform="wecom", event_id="m-1", kind="text", user_id=p.liaison.wecom_userid,
+    reply = Event(platform="wecom", event_id="m-1", kind="text", user_id=p.liaison.account(ChatPlatform.WECOM),
                   text=reason)
     rows = await send(sessionmaker, d, reply)
     [update] = [r for r in rows if kind(r) == "card_update"]
@@ -335,7 +337,7 @@ async def test_task_list_in_a_dingtalk_group_sends_the_signed_card_privately(ses
                                                                               scene) -> None:
     liaison = scene.partner.liaison
     async with sessionmaker() as s, s.begin():
-        (await s.get(Officer, liaison.id)).dingtalk_userid = "ding-liaison"
+        set_account(await s.get(Officer, liaison.id), ChatPlatform.DINGTALK, "ding-liaison")
     group = "https://oapi.dingtalk.com/robot/sendBySession?session=group-1"
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event("ding-liaison", "任务", platform="dingtalk",
@@ -351,7 +353,8 @@ async def test_task_list_in_a_dingtalk_group_sends_the_signed_card_privately(ses
 
 async def test_single_dingtalk_chat_is_answered_in_place(sessionmaker, clock, scene) -> None:
     async with sessionmaker() as s, s.begin():
-        (await s.get(Officer, scene.partner.liaison.id)).dingtalk_userid = "ding-liaison"
+        set_account(await s.get(Officer, scene.partner.liaison.id), ChatPlatform.DINGTALK,
+                    "ding-liaison")
     single = "https://oapi.dingtalk.com/robot/sendBySession?session=single-1"
     rows = await send(sessionmaker, make_dispatcher(sessionmaker, clock),
                       text_event("ding-liaison", "任务", platform="dingtalk", extras=DingTalkExtras(session_webhook=single).dump()))

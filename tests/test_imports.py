@@ -12,11 +12,20 @@ from sqlalchemy import func, select
 
 from core.changes import Ctx
 from core.imports import import_exclusions, import_inspectors, import_targets, parse_risk
-from core.models import AuditEvent, Department, Exclusion, Officer, Target
+from core.models import (
+    AuditEvent,
+    ChatPlatform,
+    Department,
+    Exclusion,
+    Officer,
+    PlatformAccount,
+    Target,
+)
 from core.officers import bind_account
 from core.uscc import make_uscc
 
 U1, U2, U3 = make_uscc("91330424MA28AQAQX"), make_uscc("92330424MA0000001"), make_uscc("93330424MA0000002")
+WECOM, DINGTALK = ChatPlatform.WECOM, ChatPlatform.DINGTALK
 HEADER = ["统一社会信用代码", "名称", "类型", "行业", "区域", "地址", "状态", "风险等级", "标记"]
 
 
@@ -302,8 +311,8 @@ async def test_inspectors_import_and_reimport(ctx: Ctx, tmp_path: Path,
     zhang = people["SJ-33042400123"]  # derived from department code + certificate number
     assert zhang.department_id == departments["SJ"].id
     assert zhang.roles == ["liaison", "inspector"] and zhang.expertise == ["食品", "特种设备"]
-    assert (zhang.mobile, zhang.wecom_userid, zhang.dingtalk_userid) == ("13800138000", "zhangsan", None)
-    assert people["WJ0007"].roles == ["inspector"] and people["WJ0007"].dingtalk_userid == "lisi"
+    assert (zhang.mobile, zhang.account(WECOM), zhang.account(DINGTALK)) == ("13800138000", "zhangsan", None)
+    assert people["WJ0007"].roles == ["inspector"] and people["WJ0007"].account(DINGTALK) == "lisi"
     assert people["WJ0008"].roles == ["liaison", "admin"]  # no certificate: not an inspector
 
     again = write_csv(tmp_path / "people.csv", [
@@ -333,14 +342,15 @@ async def test_reimport_with_blank_account_cells_keeps_accounts_bound_with_the_b
     await ctx.session.commit()
     zhang = (await officers(ctx))["SJ0001"]
     await ctx.session.refresh(zhang)
-    assert (zhang.mobile, zhang.wecom_userid, zhang.dingtalk_userid) == ("13800138000", "zhangsan",
+    assert (zhang.mobile, zhang.account(WECOM), zhang.account(DINGTALK)) == ("13800138000", "zhangsan",
                                                                          "ding-new")
 
 
 async def test_inspectors_row_errors(ctx: Ctx, tmp_path: Path,
                                      departments: dict[str, Department]) -> None:
     ctx.session.add(Officer(code="SJ0001", name="老员工", department_id=departments["SJ"].id,
-                            roles=["inspector"], wecom_userid="taken"))
+                            roles=["inspector"],
+                            accounts=[PlatformAccount(platform=WECOM, account="taken")]))
     await ctx.session.commit()
     path = write_csv(tmp_path / "people.csv", [
         INSPECTOR_HEADER,

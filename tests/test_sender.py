@@ -19,7 +19,14 @@ from bot.services import Services
 from core import outbox
 from core.clock import FixedClock
 from core.messages import Destination, OutMessage
-from core.models import AuditEvent, ChatBinding, Department, Officer, OutboxMessage
+from core.models import (
+    AuditEvent,
+    ChatBinding,
+    Department,
+    Officer,
+    OutboxMessage,
+    PlatformAccount,
+)
 from tests.fakes.wecom import FakeWeCom
 from tests.server_helpers import add_department, make_services, outbox_count, random_aes_key
 
@@ -158,7 +165,7 @@ async def test_graceful_stop_mid_queue_then_new_sender_finishes_exactly_once(
     async with sessionmaker() as session:
         dept = await add_department(session)
         officers = [Officer(code=f"O{i}", name=f"人员{i}", department_id=dept,
-                            wecom_userid=f"user{i}") for i in range(5)]
+                            accounts=[PlatformAccount(platform="wecom", account=f"user{i}")]) for i in range(5)]
         session.add_all(officers)
         await session.flush()
         for officer in officers:
@@ -222,7 +229,8 @@ async def test_dead_after_max_attempts_and_retry_brings_it_back(
                              sender={"max_attempts": 3, "backoff_base_s": 1, "backoff_cap_s": 4})
     async with sessionmaker() as session:
         dept = await add_department(session)
-        officer = Officer(code="O1", name="张三", department_id=dept, wecom_userid="zhangsan")
+        officer = Officer(code="O1", name="张三", department_id=dept,
+                          accounts=[PlatformAccount(platform="wecom", account="zhangsan")])
         session.add(officer)
         await session.flush()
         await queue(session, Destination.officer(officer.id), 1, clock.now())
@@ -270,7 +278,7 @@ async def concurrent_rig(sessionmaker: async_sessionmaker[AsyncSession], clock: 
         session.add(dept)
         await session.flush()
         officers = [Officer(code=f"O{i}", name=f"人员{i}", department_id=dept.id,
-                            wecom_userid=f"u{i}") for i in range(10)]
+                            accounts=[PlatformAccount(platform="wecom", account=f"u{i}")]) for i in range(10)]
         session.add_all(officers)
         await session.flush()
         for officer in officers:
@@ -324,7 +332,8 @@ async def test_a_claim_about_to_expire_is_handed_back_not_sent(
     services = make_services(sessionmaker, clock, {"wecom": platform})
     async with sessionmaker() as session:
         dept = await add_department(session)
-        session.add(Officer(code="O1", name="李四", department_id=dept, wecom_userid="u1"))
+        session.add(Officer(code="O1", name="李四", department_id=dept,
+                            accounts=[PlatformAccount(platform="wecom", account="u1")]))
         await session.flush()
         officer_id = await session.scalar(select(Officer.id))
         await queue(session, Destination.officer(officer_id), 3, clock.now())
@@ -346,7 +355,8 @@ async def test_a_named_short_wait_still_backs_off(
                              sender={"backoff_base_s": 10.0})
     async with sessionmaker() as session:
         dept = await add_department(session)
-        session.add(Officer(code="O1", name="李四", department_id=dept, wecom_userid="u1"))
+        session.add(Officer(code="O1", name="李四", department_id=dept,
+                            accounts=[PlatformAccount(platform="wecom", account="u1")]))
         await session.flush()
         await queue(session, Destination.officer(await session.scalar(select(Officer.id))), 1,
                     clock.now())
