@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
@@ -28,7 +28,8 @@ from core import consultation
 from core.changes import Ctx
 from core.clock import FixedClock
 from core.messages import Event
-from core.models import InboxEvent, Invitation, Officer
+from core.models import ChatPlatform, InboxEvent, Invitation
+from core.officers import set_account
 from handlers.base import SENT_PRIVATELY
 from tests import factories as f
 from tests.fakes import wait_until
@@ -95,8 +96,7 @@ async def test_group_mention_becomes_a_command_answered_in_the_group(sessionmake
     async with sessionmaker() as s:
         w = await f.world(s, partners=1, inspectors=1, n_targets=0)
         liaison = w.partners[0].liaison
-        await s.execute(update(Officer).where(Officer.id == liaison.id)
-                        .values(dingtalk_userid="ding-liaison"))
+        set_account(liaison, ChatPlatform.DINGTALK, "ding-liaison")
         await s.commit()
     r = await start_rig(sessionmaker, clock, Dispatcher(make_services(sessionmaker, clock)),
                         ("connections",))
@@ -242,8 +242,7 @@ async def _card_rig(sessionmaker, clock, *, refuse_card: bool = False) -> tuple[
     been invited (the sender ran once)."""
     async with sessionmaker() as s:
         w = await f.world(s, partners=1, inspectors=1, n_targets=0)
-        await s.execute(update(Officer).where(Officer.id == w.partners[0].liaison.id)
-                        .values(dingtalk_userid="ding-liaison"))
+        set_account(w.partners[0].liaison, ChatPlatform.DINGTALK, "ding-liaison")
         ctx = Ctx(session=s, clock=clock, rules=make_services(sessionmaker, clock).rules)
         task = await f.draft_task(ctx, w)
         [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,

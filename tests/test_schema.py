@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,10 +18,10 @@ from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.db import make_engine, make_sessionmaker
 from core.models import Base, ChatPlatform, PlatformAccount
-from core.schema import upgrade
+from core.schema import alembic_config, upgrade
 from tests.conftest import PG_ENV, PG_SKIP
 
-BEFORE_PLATFORM_ACCOUNTS = "30d30c97b533"  # officers still had one column per platform
+PLATFORM_ACCOUNTS = "f6c077a21fbf"  # the revision that moved accounts out of officer
 
 
 async def test_migrations_match_the_models(engine):
@@ -60,7 +61,9 @@ async def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 async def test_upgrade_moves_officer_account_columns_into_platform_accounts(empty_engine) -> None:
-    await upgrade(empty_engine, BEFORE_PLATFORM_ACCOUNTS)
+    before = ScriptDirectory.from_config(alembic_config()).get_revision(PLATFORM_ACCOUNTS)
+    assert before is not None and isinstance(before.down_revision, str)
+    await upgrade(empty_engine, before.down_revision)  # officers with one column per platform
     async with empty_engine.begin() as conn:
         await conn.execute(text("INSERT INTO department (id, code, name, short_name, "
                                 "is_market_regulator) VALUES (1, 'SCJG', '县市场监督管理局', '', false)"))
