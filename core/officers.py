@@ -57,7 +57,7 @@ async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id:
 
 def account_platform(platform: str) -> ChatPlatform | None:
     """Whose accounts a messaging platform's users are. A second way in to a platform is
-    named after it ("wecom_aibot": the WeCom AI bot's senders are the corp's WeCom user ids)."""
+    named after it plus a suffix: the WeCom AI bot's senders are the corp's WeCom user ids."""
     return next((p for p in ChatPlatform if platform == p or platform.startswith(f"{p}_")), None)
 
 

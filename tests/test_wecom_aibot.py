@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import create_app
@@ -27,7 +27,8 @@ from core import consultation
 from core.changes import Ctx
 from core.clock import Clock
 from core.messages import Event, OutMessage
-from core.models import Invitation, Officer, OutboxMessage
+from core.models import ChatPlatform, Invitation, OutboxMessage
+from core.officers import set_account
 from core.outbox import enqueue
 from handlers.base import SENT_PRIVATELY
 from handlers.cards import InvitationAction
@@ -91,8 +92,7 @@ async def stop(rig: Rig) -> None:
 async def world(sessionmaker) -> AsyncIterator[f.World]:
     async with sessionmaker() as s:
         w = await f.world(s, partners=1, inspectors=1, n_targets=0)
-        await s.execute(update(Officer).where(Officer.id == w.partners[0].liaison.id)
-                        .values(wecom_userid="wx-liaison"))
+        set_account(w.partners[0].liaison, ChatPlatform.WECOM, "wx-liaison")
         await s.commit()
     yield w
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.dispatch import Dispatcher
@@ -23,7 +23,8 @@ from bot.workers import InboxWorker
 from core import consultation
 from core.changes import Ctx
 from core.messages import Event
-from core.models import InboxEvent, Invitation, Officer, OutboxMessage
+from core.models import ChatPlatform, InboxEvent, Invitation, OutboxMessage
+from core.officers import set_account
 from handlers.base import SENT_PRIVATELY
 from tests import factories as f
 from tests.fakes import wait_until
@@ -72,8 +73,7 @@ async def rig(sessionmaker, clock) -> AsyncIterator[Rig]:
     await asyncio.wait_for(gateway.connected.wait(), 10)
     async with sessionmaker() as s:
         w = await f.world(s, partners=1, inspectors=1, n_targets=0)
-        await s.execute(update(Officer).where(Officer.id == w.partners[0].liaison.id)
-                        .values(wecom_userid="wx-liaison"))
+        set_account(w.partners[0].liaison, ChatPlatform.WECOM, "wx-liaison")
         await s.commit()
     r = Rig(gateway, adapter, services, server)
     r.world = w  # type: ignore[attr-defined]
