@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import text
 
 from bot.platforms.base import CallbackRejected, PlatformAdapter
 from bot.sender import Sender
 from bot.services import SERVICES, Services
 from bot.workers import EventHandler, InboxWorker
 from core import inbox, outbox
+from core.db import ping
 from core.messages import Event
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     try:
         async with services.sessionmaker() as session:
-            await session.execute(text("SELECT 1"))
+            await ping(session)
             inbox_counts = await inbox.count_by_state(session)
             outbox_counts = await outbox.count_by_state(session)
     except Exception as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -65,3 +65,8 @@ def is_lianjian_database(path: Path) -> bool:
                                "AND name = 'alembic_version'").fetchone() is not None
     except sqlite3.DatabaseError:
         return False
+
+
+async def ping(session: AsyncSession) -> None:
+    """One round trip to the database (health checks); raises when it cannot be reached."""
+    await session.execute(text("SELECT 1"))
