@@ -122,21 +122,23 @@ def cpu_s(pid: int | None) -> float:
 async def prepare(db: str) -> list[str]:
     """The demo county after one whole task, every officer bound to WeCom as their code in
     lower case; returns the officers' WeCom ids."""
-    from sqlalchemy import func, select, update
+    from sqlalchemy import select
 
     from core.db import make_engine, make_sessionmaker
     from core.demo import run_demo
-    from core.models import Officer
+    from core.models import ChatPlatform, Officer
+    from core.officers import set_account
 
     if await run_demo(db=db, seed=2026, targets=2000, out=lambda _line: None) != 0:
         raise RuntimeError("the demo failed")
     engine = make_engine(db)
     try:
         async with make_sessionmaker(engine)() as session:
-            await session.execute(update(Officer).values(wecom_userid=func.lower(Officer.code)))
+            officers = list(await session.scalars(select(Officer).order_by(Officer.id)))
+            for officer in officers:
+                set_account(officer, ChatPlatform.WECOM, officer.code.lower())
             await session.commit()
-            return list((await session.scalars(select(Officer.wecom_userid)
-                                               .order_by(Officer.id))).all())
+            return [officer.code.lower() for officer in officers]
     finally:
         await engine.dispose()
 
