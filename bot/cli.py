@@ -144,12 +144,10 @@ async def cmd_import(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- draws
 
 async def cmd_draw_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from core.models import Draw
+    from core.draws.verify import all_draws
 
     async with _ctx(args) as ctx:
-        draws = (await ctx.session.scalars(select(Draw).order_by(Draw.id))).all()
+        draws = await all_draws(ctx)
         rows: list[dict[str, Any]] = [
                 {"id": d.id, "code": d.code, "kind": d.kind, "task_code": d.task_code,
                  "state": d.state, "locked": d.state == "locked", "pool_size": d.pool_size,
@@ -172,30 +170,11 @@ DRAW_KIND_LABELS = {"targets": "检查对象", "inspectors": "执法人员", "qu
 DRAW_STATE_LABELS = {"frozen": "已冻结", "locked": "已锁定", "superseded": "已作废"}
 
 
-async def _find_draw(ctx: Ctx, ref: str) -> Any:
-    """A draw by id, by its code (LJ-2026-001-T1, KC-2026-0001), or by task code (its newest
-    target draw, locked ones first)."""
-    from sqlalchemy import select
-
-    from core.errors import NotFound
-    from core.models import Draw
-
-    if ref.isdigit():
-        cond = Draw.id == int(ref)
-    else:
-        cond = (Draw.code == ref) | ((Draw.task_code == ref) & (Draw.kind == "targets"))
-    found = await ctx.session.scalar(select(Draw).where(cond).order_by(
-        (Draw.state == "locked").desc(), Draw.id.desc()).limit(1))
-    if found is None:
-        raise NotFound(f"未找到抽取记录 {ref}")
-    return found
-
-
 async def cmd_draw_show(args: argparse.Namespace) -> int:
-    from core.draws.verify import draw_public_json
+    from core.draws.verify import draw_public_json, find_draw
 
     async with _ctx(args) as ctx:
-        data = draw_public_json(await _find_draw(ctx, args.draw))
+        data = draw_public_json(await find_draw(ctx, args.draw))
     if args.json:
         _print_json(data)
     else:
@@ -228,10 +207,10 @@ def _receipt(d: dict[str, Any]) -> str:
 
 
 async def cmd_draw_export_pool(args: argparse.Namespace) -> int:
-    from core.draws.verify import pool_csv_text
+    from core.draws.verify import find_draw, pool_csv_text
 
     async with _ctx(args) as ctx:
-        d = await _find_draw(ctx, args.draw)
+        d = await find_draw(ctx, args.draw)
         text = await pool_csv_text(ctx, d.id)
     await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
     print(f"已导出抽取池 {d.code}：{d.pool_size} 条 → {args.output}")
@@ -239,10 +218,10 @@ async def cmd_draw_export_pool(args: argparse.Namespace) -> int:
 
 
 async def cmd_draw_verify(args: argparse.Namespace) -> int:
-    from core.draws.verify import verify_draw
+    from core.draws.verify import find_draw, verify_draw
 
     async with _ctx(args) as ctx:
-        d = await _find_draw(ctx, args.draw)
+        d = await find_draw(ctx, args.draw)
         report = await verify_draw(ctx, d.id)
     for check in report.checks:
         print(f"{'✓' if check.ok else '✗'} {check.label}{'' if check.ok else '：' + check.detail}")

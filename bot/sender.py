@@ -76,7 +76,7 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
             return Route(Channel(str(dest.platform), "user", dest.address))
         return Route(None)
     if dest.kind == "officer":
-        found = (await officers.first_account(session, dest.officer_id, enabled)
+        found = (await officers.first_account(services.core_ctx(session), dest.officer_id, enabled)
                  if dest.officer_id is not None else None)
         return Route(Channel(found[0], "user", found[1]) if found else None)
     query = select(ChatBinding).where(ChatBinding.enabled.is_(True), ChatBinding.webhook_url != "",
@@ -89,7 +89,8 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
     if binding is None:
         return Route(None)
     channel = Channel(binding.platform, "group_webhook", binding.webhook_url, binding.sign_secret)
-    return Route(channel, binding.id, await _mentions(session, binding.platform, msg))
+    return Route(channel, binding.id,
+                 await _mentions(services.core_ctx(session), binding.platform, msg))
 
 
 def _with_links(services: Services, dest: Destination, channel: Channel, msg: OutMessage) -> OutMessage:
@@ -104,10 +105,10 @@ def _with_links(services: Services, dest: Destination, channel: Channel, msg: Ou
     return msg.model_copy(update={"card": msg.card.model_copy(update={"buttons": buttons})})
 
 
-async def _mentions(session: AsyncSession, platform: str, msg: OutMessage) -> list[str]:
+async def _mentions(ctx: Ctx, platform: str, msg: OutMessage) -> list[str]:
     if not msg.mention_officer_ids:
         return []
-    return await officers.accounts_on(session, platform, msg.mention_officer_ids)
+    return await officers.accounts_on(ctx, platform, msg.mention_officer_ids)
 
 
 # ---------------------------------------------------------------- the worker

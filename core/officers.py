@@ -81,13 +81,13 @@ async def account_holder(ctx: Ctx, platform: ChatPlatform, account: str,
         PlatformAccount.account == account))
 
 
-async def first_account(session: AsyncSession, officer_id: int,
+async def first_account(ctx: Ctx, officer_id: int,
                         platforms: Iterable[str]) -> tuple[str, str] | None:
     """Where a direct message to the officer goes: the first of `platforms` (those the
     deployment runs) on whose accounts they have one, and that account. Platforms go in
     ChatPlatform order, each one's own app before its other ways in (the WeCom AI bot reaches
     a person only over its long connection)."""
-    rows = await session.execute(select(PlatformAccount.platform, PlatformAccount.account).where(
+    rows = await ctx.session.execute(select(PlatformAccount.platform, PlatformAccount.account).where(
         PlatformAccount.officer_id == officer_id, PlatformAccount.tenant == DEFAULT_TENANT))
     bound = {ChatPlatform(p): account for p, account in rows}
     order = list(ChatPlatform)
@@ -96,13 +96,13 @@ async def first_account(session: AsyncSession, officer_id: int,
     return min(usable)[2:] if usable else None
 
 
-async def accounts_on(session: AsyncSession, platform: str,
+async def accounts_on(ctx: Ctx, platform: str,
                       officer_ids: Iterable[int]) -> list[str]:
     """The accounts of these officers that a platform knows them by (to @mention them)."""
     account_kind = account_platform(platform)
     if account_kind is None:
         return []
-    return list(await session.scalars(select(PlatformAccount.account).where(
+    return list(await ctx.session.scalars(select(PlatformAccount.account).where(
         PlatformAccount.platform == account_kind.value, PlatformAccount.tenant == DEFAULT_TENANT,
         PlatformAccount.officer_id.in_(list(officer_ids)))))
 

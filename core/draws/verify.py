@@ -94,3 +94,22 @@ async def draws_for(ctx: Ctx, ref: str) -> list[Draw]:
     return list(await ctx.session.scalars(
         select(Draw).join(JointTask, JointTask.id == Draw.task_id)
         .where(JointTask.code == ref, Draw.state != "superseded").order_by(Draw.id)))
+
+
+async def all_draws(ctx: Ctx) -> list[Draw]:
+    """Every draw, task and quick draws alike, oldest first (`lianjian draw list`)."""
+    return list(await ctx.session.scalars(select(Draw).order_by(Draw.id)))
+
+
+async def find_draw(ctx: Ctx, ref: str) -> Draw:
+    """A draw by id, by its code (LJ-2026-001-T1, KC-2026-0001), or by task code (its newest
+    target draw, locked ones first)."""
+    if ref.isdigit():
+        cond = Draw.id == int(ref)
+    else:
+        cond = (Draw.code == ref) | ((Draw.task_code == ref) & (Draw.kind == "targets"))
+    found = await ctx.session.scalar(select(Draw).where(cond).order_by(
+        (Draw.state == "locked").desc(), Draw.id.desc()).limit(1))
+    if found is None:
+        raise NotFound(f"未找到抽取记录 {ref}")
+    return found
