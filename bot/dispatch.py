@@ -19,6 +19,7 @@ from bot.pages.invitation import invitation_link
 from bot.platforms.extras import extras_of
 from bot.services import Services
 from core import access, officers, outbox
+from core.cards import InvitationAction, unpack_action
 from core.changes import Ctx, record
 from core.errors import DomainError, PermissionDenied
 from core.messages import Destination, Event, OutMessage
@@ -33,7 +34,6 @@ from handlers.base import (
     normalize,
     strip_mentions,
 )
-from handlers.cards import InvitationAction, unpack_action
 from handlers.commands import COMMANDS, STEPS
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import codes
 from core.access import lead_only, may_act_for, require
+from core.cards import InvitationAction
 from core.changes import Ctx, Notice, record
 from core.draws import algorithm
 from core.draws.pool import SCOPE_KEYS
@@ -142,13 +143,27 @@ async def create_task(ctx: Ctx, *, title: str, lead_department_id: int, window_s
     return task
 
 
-def _invitation_card(task: JointTask, inv: Invitation, text: str, reply_due: str) -> OutMessage:
-    card = Card(title=f"联合抽查邀请：{task.title}", description=text, task_id=f"inv-{inv.id}",
+def invitation_card(task: JointTask, inv: Invitation, *, text: str = "", url: str = "",
+                    reshown: tuple[int, dt.datetime] | None = None) -> OutMessage:
+    """The invitation card, built only here: 接受 / 拒绝 buttons whose keys call back. `url`, the
+    officer's signed answer page, serves platforms whose buttons only open links (without it the
+    sender adds one per recipient). WeCom wants a task_id unique per app, so a card shown again
+    (`reshown` = officer id and moment) gets its own."""
+    task_id = f"inv-{inv.id}"
+    if reshown is not None:
+        officer_id, at = reshown
+        task_id += f"-o{officer_id}-{int(at.timestamp() * 1000)}"
+    due = (Deadline(task.reply_due_on, task.reply_due_provisional).label()
+           if task.reply_due_on is not None else "—")
+    buttons = [Button(label=label, style=style, url=url,
+                      action_key=InvitationAction(action=action, invitation_id=inv.id).pack())
+               for label, style, action in (("接受", "primary", "accept"),
+                                            ("拒绝", "danger", "decline"))]
+    card = Card(title=f"联合抽查邀请：{task.title}", description=text, task_id=task_id,
                 fields=[Field_(name="任务编号", value=task.code),
                         Field_(name="牵头部门", value=task.lead_department.name),
-                        Field_(name="答复期限", value=reply_due)],
-                buttons=[Button(label="接受", action_key=f"inv:accept:{inv.id}", style="primary"),
-                         Button(label="拒绝", action_key=f"inv:decline:{inv.id}", style="danger")])
+                        Field_(name="答复期限", value=due)],
+                buttons=buttons)
     return OutMessage(kind="card", title=card.title, body=text, card=card)
 
 
@@ -188,7 +203,7 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
         # may answer get the card itself in their direct chat with the bot.
         notices.append(Notice(Destination.department(dep.id), OutMessage.md(
             f"联合抽查邀请：{task.title}", text), key=f"invitation:{inv.id}"))
-        notices.extend(Notice(Destination.officer(o.id), _invitation_card(task, inv, text, due.label()),
+        notices.extend(Notice(Destination.officer(o.id), invitation_card(task, inv, text=text),
                               key=f"invitation:{inv.id}:officer:{o.id}")
                        for o in await answerers(ctx, dep.id))
     await record(ctx, "task.consultation_opened", f"task:{task.code}", {
@@ -217,11 +232,19 @@ async def _after_answer(ctx: Ctx, task: JointTask) -> None:
 
 async def _answerable(ctx: Ctx, invitation_id: int, action: str) -> tuple[Invitation, JointTask]:
     inv = await _invitation(ctx, invitation_id)
-    require(may_act_for(ctx, inv.department_id, admin=False), action, f"invitation:{inv.id}",
-             f"只有{inv.department.name}的联络员或分管领导可以答复该邀请")
     # Lock the task first: the last answer, whoever gives it, must see all the others.
     task = await task_by_id(ctx, inv.task_id, for_update=True)
     await ctx.session.refresh(inv)
+    require_answerable(ctx, inv, task, action)
+    return inv, task
+
+
+def require_answerable(ctx: Ctx, inv: Invitation, task: JointTask, action: str) -> None:
+    """May the actor answer this invitation now: a liaison or leader of the invited department,
+    the invitation still open, the task still consulting. The one check: the chat asks it before
+    waiting for a decline reason, and every answer asks it again under the task lock."""
+    require(may_act_for(ctx, inv.department_id, admin=False), action, f"invitation:{inv.id}",
+            f"只有{inv.department.name}的联络员或分管领导可以答复该邀请")
     if inv.state in ("accepted", "declined"):
         raise InvalidTransition(f"该邀请已答复（{INVITATION_STATE_LABELS[inv.state]}），不能重复答复")
     if inv.state == "expired" or (task.reply_due_on is not None and ctx.clock.today() > task.reply_due_on):
@@ -230,7 +253,6 @@ async def _answerable(ctx: Ctx, invitation_id: int, action: str) -> tuple[Invita
         raise InvalidTransition(f"该邀请已过答复期限（{due}），不能再答复，请与牵头部门联系")
     if task.state != "consulting":
         raise InvalidTransition(f"任务当前状态为“{TASK_STATE_LABELS[task.state]}”，不再接受答复")
-    return inv, task
 
 
 def _answer_notice(ctx: Ctx, task: JointTask, inv: Invitation, items: list[Item]) -> Notice:

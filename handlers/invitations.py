@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from core import consultation, jointtask, outbox
-from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from core.cards import InvitationAction
+from core.errors import NotFound, ValidationFailed
 from core.messages import Card, Destination, OutMessage
 from core.models import Conversation, Invitation, JointTask
 from handlers import conversation
 from handlers.base import Args, HandlerCtx, UsageError, strip_mentions
-from handlers.cards import InvitationAction
 
 DECLINE_STEP = "decline_reason"
 RETRY_HINT = "请重新回复拒绝理由，或发送“取消”放弃。"
@@ -76,7 +76,7 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
 
 async def _ask_reason(ctx: HandlerCtx, invitation: Invitation, task: JointTask,
                       card_ref: str = "") -> None:
-    _check_answerable(ctx, invitation)
+    consultation.require_answerable(ctx.core, invitation, task, "invitation.decline")
     await conversation.start(ctx, DECLINE_STEP, {"invitation_id": invitation.id,
                                                  "task_code": task.code,
                                                  "card_ref": card_ref,
@@ -84,18 +84,6 @@ async def _ask_reason(ctx: HandlerCtx, invitation: Invitation, task: JointTask,
                                                  if card_ref and ctx.conversation else None})
     await ctx.say("cmd_ask_decline_reason.md.j2", task=task,
                   min_chars=ctx.rules.decline_reason_min_chars, hours=ctx.rules.conversation_hours)
-
-
-def _check_answerable(ctx: HandlerCtx, invitation: Invitation) -> None:
-    """Refuse before asking for a reason the officer could never give (the core checks again)."""
-    officer = ctx.officer
-    if officer.department_id != invitation.department_id or not (
-            officer.has_role("liaison") or officer.has_role("leader")):
-        raise PermissionDenied(f"只有{invitation.department.name}的联络员或分管领导可以答复该邀请",
-                               action="invitation.decline", subject=f"invitation:{invitation.id}")
-    if invitation.state != "pending":
-        label = jointtask.INVITATION_STATE_LABELS[invitation.state]
-        raise InvalidTransition(f"该邀请已答复（{label}），不能重复答复")
 
 
 async def _reply_accepted(ctx: HandlerCtx, invitation: Invitation, task: JointTask) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from core import consultation, jointtask
-from core.messages import Button, Card, Field_, OutMessage
+from core.messages import OutMessage
 from core.models import Invitation, JointTask
 from core.progress import task_progress, tasks_for_department
 from core.states import CASE
 from core.workdays import Deadline
 from handlers.base import Args, HandlerCtx, UsageError
-from handlers.cards import InvitationAction
 
 LISTED_TASKS = 20
 
@@ -58,18 +57,7 @@ async def _show(ctx: HandlerCtx, code: str) -> None:
 
 
 def invitation_card(ctx: HandlerCtx, task: JointTask, invitation: Invitation) -> OutMessage:
-    """接受 / 拒绝 buttons that call back (WeCom, simulator) and open the signed page (DingTalk)."""
+    """The card shown again to this officer, with their signed answer page for link-only buttons."""
     url = ctx.links(ctx.officer.id, invitation.id) if ctx.links is not None else ""
-    buttons = [Button(label="接受", style="primary", url=url,
-                      action_key=InvitationAction(action="accept", invitation_id=invitation.id).pack()),
-               Button(label="拒绝", style="danger", url=url,
-                      action_key=InvitationAction(action="decline", invitation_id=invitation.id).pack())]
-    due = deadline_label(task.reply_due_on, task.reply_due_provisional)
-    # WeCom wants a task_id unique per app: one per officer and moment this card is shown
-    stamp = int(ctx.clock.now().timestamp() * 1000)
-    card = Card(title=f"联合抽查邀请：{task.title}", task_id=f"inv-{invitation.id}-o{ctx.officer.id}-{stamp}",
-                fields=[Field_(name="任务编号", value=task.code),
-                        Field_(name="牵头部门", value=task.lead_department.name),
-                        Field_(name="答复期限", value=due)],
-                buttons=buttons)
-    return OutMessage(kind="card", title=card.title, card=card)
+    return consultation.invitation_card(task, invitation, url=url,
+                                        reshown=(ctx.officer.id, ctx.clock.now()))

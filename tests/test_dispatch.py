@@ -13,12 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.platforms.dingtalk import DingTalkExtras
+from core.cards import MAX_KEY_BYTES, CardAction, InvitationAction, unpack_action
 from core.errors import ValidationFailed
 from core.models import AuditEvent, ChatPlatform, Conversation, Draw, Officer, OutboxMessage
 from core.officers import set_account
 from core.rules import Rules
 from handlers.base import Args, match_command
-from handlers.cards import MAX_KEY_BYTES, CardAction, InvitationAction, unpack_action
 from handlers.commands import COMMANDS
 from tests import factories as f
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.platforms.dingtalk import DingTalkExtras
 from bot.platforms.wecom import WeComExtras
 from core import consultation
+from core.cards import InvitationAction
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.messages import Event, OutMessage
@@ -35,7 +36,6 @@ from core.render import md_text
 from core.rules import Rules
 from core.workdays import Deadline
 from handlers.base import SENT_PRIVATELY
-from handlers.cards import InvitationAction
 from tests import factories as f
 from tests.dispatch_support import bodies, make_dispatcher, ready_world, send, text_event
 

@@ -24,6 +24,7 @@ from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
 from core import consultation
+from core.cards import InvitationAction
 from core.changes import Ctx
 from core.clock import Clock
 from core.messages import Event, OutMessage
@@ -31,7 +32,6 @@ from core.models import ChatPlatform, Invitation, OutboxMessage
 from core.officers import set_account
 from core.outbox import enqueue
 from handlers.base import SENT_PRIVATELY
-from handlers.cards import InvitationAction
 from tests import factories as f
 from tests.fakes import wait_until
 from tests.fakes.wecom_aibot import (

@@ -12,10 +12,10 @@ from multidict import MultiDictProxy
 
 from bot.pages.base import DB_ID, SignedPages, form_text, read_form, respond
 from bot.services import Services
+from core.cards import InvitationAction, unpack_action
 from core.errors import DomainError
 from core.links import link_url, sign_link
 from handlers import invitation_page
-from handlers.cards import InvitationAction, unpack_action
 from handlers.pages import denied
 
 INVITATION_PATH = "/h5/invitation"
