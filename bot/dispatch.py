@@ -21,7 +21,7 @@ from bot.services import Services
 from core import access, officers, outbox
 from core.cards import InvitationAction, unpack_action
 from core.changes import Ctx, record
-from core.errors import DomainError, PermissionDenied
+from core.errors import DomainError
 from core.messages import Destination, Event, OutMessage
 from core.render import render
 from handlers import conversation, invitations
@@ -58,7 +58,8 @@ class Dispatcher:
     async def _guarded(self, ctx: HandlerCtx, action: Callable[[HandlerCtx], Awaitable[None]]) -> None:
         """Run `action` in a SAVEPOINT; a DomainError undoes its writes and becomes the reply."""
         try:
-            async with ctx.session.begin_nested():
+            async with access.denials_on_record(ctx.core, action=_attempt(ctx.event),
+                                                subject=f"officer:{ctx.officer.code}"):
                 await action(ctx)
         except DomainError as err:
             await self._refused(ctx, err)
@@ -106,10 +107,8 @@ class Dispatcher:
             raise UsageError(command.usage_text(err.message)) from None
 
     async def _refused(self, ctx: HandlerCtx, err: DomainError) -> None:
-        """After the savepoint rolled the handler back: audit a denial, end a dead step, reply."""
-        if isinstance(err, PermissionDenied):
-            await access.record_denied(ctx.core, err.action or _attempt(ctx.event),
-                                      err.subject or f"officer:{ctx.officer.code}", err.message)
+        """After the savepoint rolled the handler back (a denial stays audited): end a dead
+        step, reply."""
         if ctx.step:  # the step cannot succeed any more (answered elsewhere, expired, denied)
             await conversation.clear(ctx)
         await ctx.reply(OutMessage.text(err.message))

@@ -1,13 +1,15 @@
 """Who may act, shared by every stage of a joint task: the department's liaisons and leaders
 (or an admin, or the system itself), the lead department, and the audit of a refusal.
 
-Refusals raise PermissionDenied carrying the action and subject, so the caller can audit them
-with `record_denied` in its own transaction after rolling back the refused one.
+Refusals raise PermissionDenied carrying the action and subject. Chat and web pages run a
+service inside `denials_on_record`, which rolls the refused work back and keeps the denial itself
+on record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from core.changes import Ctx, record
 from core.errors import PermissionDenied
@@ -30,9 +32,24 @@ def require(allowed: bool, action: str, subject: str, why: str) -> None:
 
 
 async def record_denied(ctx: Ctx, action: str, subject: str, why: str) -> None:
-    """Audit a refused attempt. Call it in a fresh transaction after the service raised
-    PermissionDenied (its own transaction is rolled back, and the refusal must stay on record)."""
+    """Audit a refused attempt, outside the refused (rolled back) work."""
     await record(ctx, "denied", subject, {"action": action, "why": why})
+
+
+@asynccontextmanager
+async def denials_on_record(ctx: Ctx, *, action: str = "",
+                            subject: str = "") -> AsyncIterator[None]:
+    """Run the block in a SAVEPOINT: a DomainError rolls the block's writes back and propagates;
+    a PermissionDenied is first audited in the enclosing transaction, so the refusal stays on
+    record once the caller commits. `action` and `subject` stand in when the refusal names none;
+    a refusal without any action (a bad link) is not audited."""
+    try:
+        async with ctx.session.begin_nested():
+            yield
+    except PermissionDenied as err:
+        if err.action or action:
+            await record_denied(ctx, err.action or action, err.subject or subject, err.message)
+        raise
 
 
 def lead_only(ctx: Ctx, task: JointTask, action: str, *, admin: bool = True) -> None:

@@ -236,10 +236,9 @@ async def submit_result_form(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
 async def _refusals_on_record(pc: PageCtx, call: Awaitable[Page]) -> Page:
     """A denied officer gets the denied page, and the attempt stays in the audit log."""
     try:
-        return await call
+        async with access.denials_on_record(pc.core):
+            return await call
     except PermissionDenied as err:
-        if err.action:
-            await access.record_denied(pc.core, err.action, err.subject, err.message)
         return denied(err)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from core import access, consultation
 from core.clock import CHINA_TZ
 from core.consultation import InvitationView
-from core.errors import DomainError, PermissionDenied, ValidationFailed
+from core.errors import DomainError, ValidationFailed
 from handlers.pages import Page, PageCtx, page
 
 
@@ -29,12 +29,9 @@ async def submit(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> Page:
     """Apply the answer; a refusal is undone, audited when it is a denial, and shown with the
     officer's input kept."""
     try:
-        async with ctx.session.begin_nested():
+        async with access.denials_on_record(ctx.core):
             notice = await _answer(ctx, invitation_id, form)
     except DomainError as err:
-        if isinstance(err, PermissionDenied) and err.action:
-            # the refusal stays on record even though the answer itself was rolled back
-            await access.record_denied(ctx.core, err.action, err.subject, err.message)
         view = await consultation.invitation_view(ctx.core, invitation_id)
         return _render(ctx, view, form=form, error=err.message, status=422)
     view = await consultation.invitation_view(ctx.core, invitation_id)

@@ -12,7 +12,7 @@ from bot.pages.base import PAGE_HEADERS, respond
 from bot.pages.links import PAGES
 from bot.services import Services
 from core import access, officers
-from core.errors import DomainError, PermissionDenied
+from core.errors import DomainError
 from core.links import verify_link
 from handlers.documents import DocumentRequest, documents_page
 from handlers.pages import PageCtx, denied
@@ -29,25 +29,20 @@ class DocumentPages:
         q, services = request.query, self.services
         token = q.get("t", "")
         async with services.sessionmaker() as session:
-            ctx = services.core_ctx(session)
             try:
                 claims = verify_link(services.link_secret, token,
                                      services.clock.now().timestamp(), action=ACTION)
+                holder = await officers.link_holder(services.core_ctx(session), claims.officer_id)
                 page_ctx = PageCtx(session=session, clock=services.clock, rules=services.rules,
-                                   officer=await officers.link_holder(ctx, claims.officer_id),
-                                   token=token)
-                ctx = page_ctx.core
-                doc = await documents_page(page_ctx, DocumentRequest(
-                    obj=claims.obj, case=q.get("case", ""), doc=q.get("doc", ""),
-                    fmt=q.get("fmt", "html")))
-                await session.commit()
+                                   officer=holder, token=token)
+                async with access.denials_on_record(page_ctx.core):
+                    doc = await documents_page(page_ctx, DocumentRequest(
+                        obj=claims.obj, case=q.get("case", ""), doc=q.get("doc", ""),
+                        fmt=q.get("fmt", "html")))
             except DomainError as err:
-                await session.rollback()
-                if isinstance(err, PermissionDenied) and err.action and ctx.actor is not None:
-                    await session.refresh(ctx.actor)  # the rollback expired it
-                    await access.record_denied(ctx, err.action, err.subject, err.message)
-                    await session.commit()
+                await session.commit()  # only a denial's audit is left to keep
                 return respond(denied(err))
+            await session.commit()
         headers = {**PAGE_HEADERS, "Content-Type": doc.mime}
         if doc.filename:
             mode = "attachment" if doc.filename.endswith(".docx") else "inline"
