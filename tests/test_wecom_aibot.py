@@ -217,3 +217,15 @@ def test_reply_crypto_matches_an_independent_implementation(size: int) -> None:
     text = "审" * size
     assert theirs.decrypt(ours.encrypt(text)) == (text, "")
     assert ours.decrypt(theirs.encrypt(text)) == text
+
+
+async def test_single_chat_gets_the_answer_itself_passively(sessionmaker, clock, world) -> None:
+    rig = await start(sessionmaker, clock, workers=("inbox", "sender"))
+    try:
+        answer = await rig.client.send(aibot_text("wx-liaison", "帮助", "aibot-single-1",
+                                                  response_url=rig.fake.new_response_url()))
+        assert answer.reply is not None and answer.seconds < 5
+        assert "任务" in answer.reply["stream"]["content"], "the help itself, in this chat"
+        assert rig.app_messages_to("wx-liaison") == [], "nothing needed the app"
+    finally:
+        await stop(rig)
