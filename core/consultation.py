@@ -98,7 +98,7 @@ def default_items(own: list[Item]) -> list[Item]:
 
 def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
     scope = dict(scope or {})
-    if unknown := set(scope) - {*SCOPE_KEYS, "complaint_driven"}:
+    if unknown := set(scope) - {*SCOPE_KEYS, *SCOPE_FLAGS}:
         raise ValidationFailed(f"抽查范围中有无法识别的条件：{'、'.join(sorted(unknown))}")
     out: dict[str, Any] = {}
     for key in SCOPE_KEYS:
@@ -107,9 +107,12 @@ def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
             out[key] = values
     if bad := [k for k in out.get("kinds", []) if k not in TARGET_KINDS]:
         raise ValidationFailed(f"检查对象类型“{bad[0]}”无效，可选：{'、'.join(TARGET_KINDS)}")
-    if scope.get("complaint_driven"):
-        out["complaint_driven"] = True
+    out.update({flag: True for flag in SCOPE_FLAGS if scope.get(flag)})
     return out
+
+
+# 工作方案 statements that bear on the same-year exclusion (core.draws.pool.repeat_check_reason)
+SCOPE_FLAGS = ("complaint_driven", "repeat_check")
 
 
 # ---------------------------------------------------------------- create and consult

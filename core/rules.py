@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +20,10 @@ class Rules(BaseModel):
     nudge_before_workdays: list[int] = Field(default_factory=lambda: [3, 1, 0])
     review_requires_participants: bool = True  # 004 第十九条: lead AND participants approve
     min_group_size: int = Field(2, ge=2)  # 004 第十六条(二)
+    # 000 §五.1, 004 第八条: a target inspected this year is not drawn again; "except_key_items"
+    # lets a task whose 工作方案 asks for it (every item a key item, or complaint-driven) re-check
+    # the departments' own targets (001 第十四条). The imported higher-level list counts anyway.
+    same_year_exclusion: Literal["always", "except_key_items"] = "always"
     general_item_ratio_cap: str = "0.10"  # cap for general items (domain rule 4), decimal text
     quick_draw_requires_beacon: bool = False  # ad-hoc 快抽 may skip the beacon; receipt says so
     conversation_hours: int = Field(72, ge=1)  # how long the bot waits for e.g. a reason

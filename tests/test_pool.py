@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.changes import Ctx
@@ -20,6 +22,7 @@ from core.draws.pool import (
     encode_pool,
 )
 from core.models import Case, Exclusion, Invitation, JointTask, Target, TaskItem
+from core.rules import Rules
 from tests import factories as f
 
 RULE = {"strata": [{"name": "高风险", "risk_levels": ["D"], "flags": ["投诉举报"], "ratio": "0.2"},
@@ -88,25 +91,57 @@ async def test_exclusions_are_counted_by_reason(ctx: Ctx) -> None:
     assert report.strata_sizes() == {"高风险": 21, "一般": 5}
 
 
-async def test_key_items_allow_targets_inspected_this_year(ctx: Ctx) -> None:
-    w, task, groups = await _scenario(ctx)
+async def test_key_items_alone_do_not_reopen_targets_inspected_this_year(ctx: Ctx) -> None:
+    """000 §五.1, 004 第八条: by default a target is drawn at most once a year, whatever the
+    items (a participant's one-tap 接受 of its key items must not reopen every target)."""
+    w, task, _ = await _scenario(ctx)
     key = await f.item(ctx.session, w.lead.dep, key=True)
     ctx.session.add(TaskItem(task_id=task.id, item_id=key.id, department_id=w.lead.dep.id))
+    task.scope = {**task.scope, "repeat_check": True}
     await ctx.session.flush()
     report = await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))
-    assert report.repeat_check_allowed and report.repeat_check_reason == "含重点检查事项"
-    assert INSPECTED_BY_US not in report.exclusions and INSPECTED_ABOVE not in report.exclusions
-    assert {t.uscc for t in groups["by_partner"] + groups["above"]} <= {i for i, _ in report.candidates}
+    assert not report.repeat_check_allowed
+    assert report.exclusions[INSPECTED_BY_US] == 3 and report.exclusions[INSPECTED_ABOVE] == 3
 
 
-async def test_complaint_driven_scope_allows_repeat_checks(ctx: Ctx) -> None:
+async def test_except_key_items_reopens_only_when_the_plan_says_so_and_all_items_are_key(
+        ctx: Ctx) -> None:
+    """001 第十四条 under rules.same_year_exclusion = "except_key_items": a re-check of key items
+    that the 工作方案 asks for; the imported higher-level list stays excluded (000 §五.1)."""
+    ctx = dataclasses.replace(ctx, rules=Rules(same_year_exclusion="except_key_items"))
+    w, task, groups = await _scenario(ctx)
+    key = await f.item(ctx.session, w.lead.dep, key=True)
+    await ctx.session.execute(delete(TaskItem).where(TaskItem.task_id == task.id))
+    ctx.session.add(TaskItem(task_id=task.id, item_id=key.id, department_id=w.lead.dep.id))
+    await ctx.session.flush()
+    assert not (await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))).repeat_check_allowed
+    task.scope = {**task.scope, "repeat_check": True}
+    report = await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))
+    assert report.repeat_check_allowed and "重点检查事项" in report.repeat_check_reason
+    assert INSPECTED_BY_US not in report.exclusions and report.exclusions[INSPECTED_ABOVE] == 3
+    drawn = {i for i, _ in report.candidates}
+    assert {t.uscc for t in groups["by_partner"]} <= drawn
+    assert not {t.uscc for t in groups["above"]} & drawn
+    general = await f.item(ctx.session, w.lead.dep)  # one general item: no re-check
+    ctx.session.add(TaskItem(task_id=task.id, item_id=general.id, department_id=w.lead.dep.id))
+    await ctx.session.flush()
+    assert not (await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))).repeat_check_allowed
+
+
+async def test_complaint_driven_scope_allows_repeat_checks_only_when_the_rule_allows(
+        ctx: Ctx) -> None:
+    """001 第十四条: 投诉举报 may justify a second inspection in a year, if the county's rule
+    setting allows exceptions at all (004 第八条 原则上不超过一次)."""
     w = await f.world(ctx.session, partners=0, n_targets=3, risk_level="D")
     await _past_task(ctx.session, w.lead.dep.id, 2026, w.targets[:2])
     task = await f.ready_task(ctx, w, rule=RULE, scope={"complaint_driven": True})
-    report = await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))
-    assert report.repeat_check_reason == "投诉举报等引发的抽查" and len(report.candidates) == 3
-    plain = await f.ready_task(ctx, w, rule=RULE)
-    assert len((await build_target_pool(ctx, plain, algorithm.parse_rule(plain.rule))).candidates) == 1
+    strict = await build_target_pool(ctx, task, algorithm.parse_rule(task.rule))
+    assert strict.repeat_check_reason == "" and len(strict.candidates) == 1
+    relaxed = dataclasses.replace(ctx, rules=Rules(same_year_exclusion="except_key_items"))
+    report = await build_target_pool(relaxed, task, algorithm.parse_rule(task.rule))
+    assert "投诉举报" in report.repeat_check_reason and len(report.candidates) == 3
+    plain = await f.ready_task(relaxed, w, rule=RULE)
+    assert len((await build_target_pool(relaxed, plain, algorithm.parse_rule(plain.rule))).candidates) == 1
 
 
 async def test_scope_filters_on_industry_and_region(ctx: Ctx) -> None:

@@ -48,7 +48,7 @@ _SCOPE_COLUMNS = {"kinds": Target.kind, "industries": Target.industry, "regions"
 class PoolReport:
     candidates: list[algorithm.Candidate]  # (id, stratum), sorted by id
     exclusions: Counter[str] = field(default_factory=Counter)
-    repeat_check_allowed: bool = False  # key items / complaint-driven: 001 第十四条
+    repeat_check_allowed: bool = False  # see repeat_check_reason (001 第十四条)
     repeat_check_reason: str = ""
     sizes: Counter[str] = field(default_factory=Counter)  # candidates per stratum
 
@@ -73,12 +73,19 @@ async def task_department_ids(ctx: Ctx, task: JointTask) -> set[int]:
 
 
 async def repeat_check_reason(ctx: Ctx, task: JointTask) -> str:
-    """Why this task may re-inspect targets already inspected this year ("" = it may not)."""
+    """Why this task may re-inspect its departments' targets already inspected this year
+    ("" = it may not). Only under `same_year_exclusion = "except_key_items"`, and only when the
+    工作方案 asks for it: a complaint-driven task, or a re-check whose items are all key items
+    (001 第十四条); otherwise a target is inspected at most once a year (004 第八条)."""
+    if ctx.rules.same_year_exclusion != "except_key_items":
+        return ""
     if task.scope.get("complaint_driven"):
-        return "投诉举报等引发的抽查"
-    key_items = await ctx.session.scalar(select(func.count()).select_from(TaskItem).join(
-        Item, Item.id == TaskItem.item_id).where(TaskItem.task_id == task.id, Item.category == "key"))
-    return "含重点检查事项" if key_items else ""
+        return "为投诉举报等引发的抽查（工作方案载明）"
+    if not task.scope.get("repeat_check"):
+        return ""
+    categories = set(await ctx.session.scalars(select(Item.category).join(
+        TaskItem, TaskItem.item_id == Item.id).where(TaskItem.task_id == task.id)))
+    return "全部为重点检查事项且工作方案载明可复查" if categories == {"key"} else ""
 
 
 async def _inspected_this_year(session: AsyncSession, task: JointTask, deps: set[int]) -> set[str]:
@@ -143,7 +150,7 @@ async def build_target_pool(ctx: Ctx, task: JointTask,
     report.repeat_check_reason = await repeat_check_reason(ctx, task)
     report.repeat_check_allowed = bool(report.repeat_check_reason)
     ours = set() if report.repeat_check_allowed else await _inspected_this_year(ctx.session, task, deps)
-    above = set() if report.repeat_check_allowed else await _imported_exclusions(ctx.session, task.year, deps)
+    above = await _imported_exclusions(ctx.session, task.year, deps)  # excluded either way
     # One scan: the rows in scope with their drawable flag. The table's count is cheap, so the
     # out-of-scope and not-drawable counts need no second pass over a million rows.
     total = await ctx.session.scalar(select(func.count()).select_from(Target)) or 0
