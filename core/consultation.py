@@ -22,6 +22,7 @@ from core.cards import InvitationAction
 from core.changes import Ctx, Notice, record
 from core.draws import algorithm
 from core.draws.pool import SCOPE_KEYS
+from core.draws.ratios import check_ratios
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.jointtask import (
     INVITATION_STATE_LABELS,
@@ -131,6 +132,7 @@ async def create_task(ctx: Ctx, *, title: str, lead_department_id: int, window_s
     parsed = algorithm.parse_rule(rule)
     clean_scope = _clean_scope(scope)
     items = await _department_items(ctx.session, lead, list(item_ids))
+    check_ratios(parsed, items, ctx.rules.general_item_ratio_cap)
     year = year or window_start.year
     task = JointTask(code=await codes.next_code(ctx.session, "LJ", year), year=year, title=title,
                      lead_department=lead, window_start=window_start, window_end=window_end,

@@ -25,7 +25,7 @@ from core.models import Case, Exclusion, Invitation, JointTask, Target, TaskItem
 from core.rules import Rules
 from tests import factories as f
 
-RULE = {"strata": [{"name": "高风险", "risk_levels": ["D"], "flags": ["投诉举报"], "ratio": "0.2"},
+RULE = {"strata": [{"name": "高风险", "risk_levels": ["D"], "flags": ["投诉举报"], "ratio": "0.1"},
                    {"name": "一般", "risk_levels": ["B", "C"], "ratio": "0.05"}]}
 
 

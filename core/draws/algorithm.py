@@ -66,6 +66,7 @@ class StratumRule(BaseModel):
 
 class SamplingRule(BaseModel):
     strata: list[StratumRule]
+    ratio_reason: str = ""  # 工作方案: why a higher-risk stratum gets a lower ratio (draws.ratios)
 
     @model_validator(mode="after")
     def _check(self) -> SamplingRule:
