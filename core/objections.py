@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+
 from core.cases import (
     china_date,
     get_case,
@@ -139,3 +141,16 @@ async def reply_objection(ctx: Ctx, objection_id: int) -> Objection:
                  {"case": case.code, "corrected": corrected}, [notice])
     return objection
 
+
+
+async def open_objection(ctx: Ctx, case_code: str) -> Objection:
+    """The case's objection still being handled (not yet replied to), for the chat commands."""
+    case = await get_case(ctx, case_code)
+    objection = await ctx.session.scalar(
+        select(Objection).where(Objection.case_id == case.id,
+                                Objection.state != ObjectionState.REPLIED)
+        .order_by(Objection.id.desc()).limit(1))
+    if objection is None:
+        raise NotFound(f"案件 {case.code} 没有正在处理的异议；登记异议请发送："
+                       f"异议 {case.code} 异议内容 [收到日期]")
+    return objection

@@ -10,9 +10,20 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from core.cases import get_case, participating_departments, require
+from core.cases import get_task as case_task
 from core.changes import Ctx
 from core.jointtask import INVITATION_STATE_LABELS, TASK_STATE_LABELS, get_task, task_invitations
-from core.models import Case, GroupMember, Invitation, JointTask
+from core.models import (
+    AuditEvent,
+    Case,
+    CaseResult,
+    GroupMember,
+    Invitation,
+    JointTask,
+    Objection,
+    Referral,
+)
 
 
 @dataclass(frozen=True)
@@ -56,3 +67,45 @@ async def cases_for_officer(ctx: Ctx, officer_id: int) -> list[Case]:
     return list(await ctx.session.scalars(select(Case).join(
         GroupMember, GroupMember.case_id == Case.id).where(
         GroupMember.officer_id == officer_id, GroupMember.active.is_(True)).order_by(Case.code)))
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """Everything `案件 案件号` shows: the case, its task, group, results, objections, history."""
+
+    case: Case
+    task: JointTask
+    members: list[GroupMember]
+    departments: list[str]
+    results: list[CaseResult]
+    objections: list[Objection]
+    referrals: list[Referral]
+    history: list[AuditEvent]
+
+
+HISTORY_SHOWN = 15
+
+
+async def case_view(ctx: Ctx, code: str) -> CaseView:
+    """One case for the people of the task's departments (lead and participants) and admins;
+    others are refused (the case names the target and the inspectors)."""
+    case = await get_case(ctx, code)
+    task = await case_task(ctx, case)
+    departments = await participating_departments(ctx, task)
+    actor = ctx.actor
+    require(actor is None or actor.has_role("admin")
+            or actor.department_id in {d.id for d in departments},
+            "只有牵头部门、参与部门的人员可以查看该案件", "case.view", f"case:{case.code}")
+    members = list(await ctx.session.scalars(select(GroupMember).where(
+        GroupMember.case_id == case.id).order_by(GroupMember.active.desc(), GroupMember.id)))
+    results = list(await ctx.session.scalars(select(CaseResult).where(
+        CaseResult.case_id == case.id).order_by(CaseResult.version)))
+    objections = list(await ctx.session.scalars(select(Objection).where(
+        Objection.case_id == case.id).order_by(Objection.id)))
+    referrals = list(await ctx.session.scalars(select(Referral).where(
+        Referral.case_id == case.id).order_by(Referral.id)))
+    subjects = [f"case:{case.code}", *(f"objection:{o.id}" for o in objections)]
+    history = list(await ctx.session.scalars(select(AuditEvent).where(
+        AuditEvent.subject.in_(subjects)).order_by(AuditEvent.id.desc()).limit(HISTORY_SHOWN)))
+    return CaseView(case, task, members, [d.name for d in departments], results, objections,
+                    referrals, history[::-1])

@@ -29,7 +29,7 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
     if code is None or not text:
         raise UsageError
     words = text.split()
-    inspected_on = _date(words[-1], ctx.clock.today())
+    inspected_on = day_word(words[-1], ctx.clock.today())
     if inspected_on is not None:
         if len(words) == 1:
             raise UsageError("请在检查日期前写明检查结果。")
@@ -47,7 +47,7 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
                   inspected_on=result.inspected_on)
 
 
-def _date(word: str, today: dt.date) -> dt.date | None:
+def day_word(word: str, today: dt.date) -> dt.date | None:
     """The inspection date a trailing word names (today = the China date), None when the word
     is part of the result; a word that looks like a date but is none is refused."""
     if word in _DAYS_AGO:

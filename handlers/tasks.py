@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import consultation, jointtask
+from core import cases, consultation, jointtask
+from core.errors import NotFound, ValidationFailed
 from core.messages import OutMessage
 from core.models import Invitation, JointTask
 from core.progress import task_progress, tasks_for_department
@@ -45,7 +46,12 @@ async def progress(ctx: HandlerCtx, args: Args) -> None:
 
 
 async def _show(ctx: HandlerCtx, code: str) -> None:
-    task = await jointtask.get_task(ctx.core, code)
+    try:
+        task = await jointtask.get_task(ctx.core, code)
+    except NotFound:
+        if not await _is_case(ctx, code):
+            raise
+        raise ValidationFailed(f"{code} 是案件号，查看案件请发送：案件 {code}") from None
     items = await jointtask.task_items(ctx.core, task)
     invitation = await consultation.department_invitation(ctx.core, task, ctx.officer.department_id)
     await ctx.say("cmd_task.md.j2", task=task, items=items, invitation=invitation,
@@ -54,6 +60,15 @@ async def _show(ctx: HandlerCtx, code: str) -> None:
     if (invitation is not None and invitation.state == "pending"
             and (ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"))):
         await ctx.reply(invitation_card(ctx, task, invitation))
+
+
+async def _is_case(ctx: HandlerCtx, code: str) -> bool:
+    """`任务` given a case number: point to `案件` instead of "not found"."""
+    try:
+        await cases.get_case(ctx.core, code)
+    except NotFound:
+        return False
+    return True
 
 
 def invitation_card(ctx: HandlerCtx, task: JointTask, invitation: Invitation) -> OutMessage:

@@ -1,0 +1,74 @@
+"""案件 案件号 (one case), and the objection commands of 004 第二十条:
+异议 案件号 内容 [收到日期], 复查 案件号 维持|有误 结论, 更正 案件号 结果 理由, 答复 案件号.
+
+Who may act and every deadline are decided in core (core.objections, core.cases); these
+handlers parse the words and say what happened and what comes next.
+"""
+
+from __future__ import annotations
+
+from core import cases, objections, progress, results
+from core.states import CASE, OBJECTION, RESULT
+from handlers.base import Args, HandlerCtx, UsageError
+from handlers.results import day_word
+
+_UPHELD, _ERROR = ("维持", "无误", "维持原结果"), ("有误", "错误", "更正", "发现错误")
+
+
+async def show(ctx: HandlerCtx, args: Args) -> None:
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    view = await progress.case_view(ctx.core, code)
+    await ctx.say("cmd_case.md.j2", v=view, case_states=CASE.labels,
+                  result_states=RESULT.labels, objection_states=OBJECTION.labels,
+                  result_label=results.label)
+
+
+async def file(ctx: HandlerCtx, args: Args) -> None:
+    """The target's objection, recorded by the lead department (received today unless dated)."""
+    code, content = args.code(0), args.rest_after(1)
+    if code is None or not content:
+        raise UsageError("登记异议须写明案件号和异议内容。")
+    words = content.split()
+    received_on = day_word(words[-1], ctx.clock.today())
+    if received_on is not None:
+        if len(words) == 1:
+            raise UsageError("请在收到日期前写明异议内容。")
+        content = content.rsplit(maxsplit=1)[0]
+    case = await cases.get_case(ctx.core, code)
+    objection = await objections.file_objection(
+        ctx.core, code, case.target.name, content, received_on or ctx.clock.today())
+    await ctx.say("cmd_objection_filed.md.j2", case=case, objection=objection)
+
+
+async def recheck(ctx: HandlerCtx, args: Args) -> None:
+    code, verdict, finding = args.code(0), args.code(1), args.rest_after(2)
+    if code is None or verdict not in (*_UPHELD, *_ERROR) or not finding:
+        raise UsageError("复查须写明案件号、结论（维持 或 有误）和复查情况。")
+    objection = await objections.open_objection(ctx.core, code)
+    objection = await objections.record_recheck(ctx.core, objection.id, finding,
+                                                verdict in _ERROR)
+    await ctx.say("cmd_objection_rechecked.md.j2", code=code, objection=objection)
+
+
+async def correct(ctx: HandlerCtx, args: Args) -> None:
+    """A quick corrected result (未发现问题 …); results with problem details use the form."""
+    code, words = args.code(0), args.rest_after(1).split()
+    if code is None or len(words) < 2:
+        raise UsageError("更正须写明案件号、更正后的结果和更正理由。")
+    codes = results.parse_quick_result(words[0])
+    methods, followups = results.quick_defaults(codes)
+    result = await cases.correct_result(ctx.core, code, reason=" ".join(words[1:]), codes=codes,
+                                        methods=methods, followups=followups)
+    await ctx.say("cmd_corrected.md.j2", code=code, result=result,
+                  labels=[results.label(c) for c in result.codes])
+
+
+async def reply(ctx: HandlerCtx, args: Args) -> None:
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    objection = await objections.open_objection(ctx.core, code)
+    objection = await objections.reply_objection(ctx.core, objection.id)
+    await ctx.say("cmd_objection_replied.md.j2", code=code, objection=objection)

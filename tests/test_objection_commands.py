@@ -1,0 +1,137 @@
+"""案件 / 异议 / 复查 / 更正 / 答复 end to end through Dispatcher.handle on a real DB
+(004 第二十条: objection within 60 days of publication, re-check in 20, correction in 5 and
+reply in 15 working days), plus 任务 given a case number and 申报回避 as 利害关系."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.clock import FixedClock, china_noon
+from core.models import Case, Department, Objection, Officer
+from tests.case_factories import World, build_world
+from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
+
+CASE = "LJ-2026-001-001"
+TASK = "LJ-2026-001"
+
+
+@pytest.fixture
+async def w(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> World:
+    async with sessionmaker() as s:
+        world = await build_world(s)
+    clock.set(china_noon(dt.date(2026, 3, 5)))
+    return world
+
+
+async def say(sm, clock, officer, text: str) -> str:
+    return bodies(await send(sm, make_dispatcher(sm, clock), text_event(officer.code, text)))
+
+
+async def publish(sm, clock, w: World) -> None:
+    """提交 → 通过 by lead and participant → 公示, all in chat (published 2026-03-05)."""
+    await say(sm, clock, w.a1, f"提交 {CASE} 未发现问题 3月4日")
+    await say(sm, clock, w.lead_liaison, f"通过 {CASE}")
+    await say(sm, clock, w.other_liaison, f"通过 {CASE}")
+    await say(sm, clock, w.lead_liaison, f"公示 {TASK}")
+
+
+async def objection(sm) -> Objection | None:
+    async with sm() as s:
+        return await s.scalar(select(Objection))
+
+
+async def case_state(sm) -> str:
+    async with sm() as s:
+        return str(await s.scalar(select(Case.state).where(Case.code == CASE)))
+
+
+async def test_objection_recheck_correction_reply_in_chat_004_art20(sessionmaker, clock,
+                                                                     w) -> None:
+    """004 第二十条: the whole objection path is reachable in chat, each reply naming the next
+    step and its working-day deadline."""
+    sm = sessionmaker
+    await publish(sm, clock, w)
+    assert await case_state(sm) == "published"
+    clock.set(china_noon(dt.date(2026, 3, 10)))
+    text = await say(sm, clock, w.lead_liaison, f"异议 {CASE} 企业称检查前已整改 3月9日")
+    assert "已登记异议" in text and "2026-04-07" in text  # 20 working days after 3-9
+    obj = await objection(sm)
+    assert obj is not None and obj.filed_by == w.target.name and obj.received_on.day == 9
+    assert await case_state(sm) == "objected"
+
+    text = await say(sm, clock, w.lead_liaison, f"复查 {CASE} 有误 原记录漏填整改情况")
+    assert "确有错误" in text and f"更正 {CASE}" in text and "2026-03-17" in text  # 5 workdays
+    text = await say(sm, clock, w.lead_liaison, f"答复 {CASE}")
+    assert "须先更正" in text
+    text = await say(sm, clock, w.other_liaison, f"更正 {CASE} 未发现问题 复查发现原记录有误")
+    assert "已更正公示结果" in text and "第 2 版" in text
+    text = await say(sm, clock, w.lead_liaison, f"答复 {CASE}")
+    assert "已答复异议" in text
+    obj = await objection(sm)
+    assert obj is not None and obj.state == "replied"
+    assert len(await audit_rows(sm, "objection.replied")) == 1
+
+    text = await say(sm, clock, w.lead_liaison, f"答复 {CASE}")
+    assert "没有正在处理的异议" in text and f"异议 {CASE}" in text
+
+
+async def test_objection_upheld_and_late_objection_004_art20(sessionmaker, clock, w) -> None:
+    """004 第二十条: an objection after 60 days is refused with the dates; an upheld re-check
+    restores the published result and asks for the reply within 15 working days."""
+    sm = sessionmaker
+    await publish(sm, clock, w)
+    clock.set(china_noon(dt.date(2026, 5, 20)))
+    text = await say(sm, clock, w.lead_liaison, f"异议 {CASE} 不服")
+    assert "已超过异议期限" in text and await objection(sm) is None
+    clock.set(china_noon(dt.date(2026, 4, 1)))
+    await say(sm, clock, w.lead_liaison, f"异议 {CASE} 不服检查结论")
+    text = await say(sm, clock, w.lead_liaison, f"复查 {CASE} 维持 经核对原结果无误")
+    assert "维持原结果" in text and "2026-04-23" in text  # 15 working days (清明 4-4..4-6)
+    assert await case_state(sm) == "published"
+    text = await say(sm, clock, w.lead_liaison, f"复查 {CASE} 也许 再看看")
+    assert "用法" in text
+
+
+async def test_objection_commands_are_lead_staff_only_004_art20(sessionmaker, clock, w) -> None:
+    sm = sessionmaker
+    await publish(sm, clock, w)
+    text = await say(sm, clock, w.a1, f"异议 {CASE} 不服")
+    assert await objection(sm) is None and "发起部门" in text
+    denied = [r.data["action"] for r in await audit_rows(sm, "denied")]
+    assert denied == ["objection.file.denied"]
+
+
+async def test_case_view_shows_group_dates_results_and_history(sessionmaker, clock, w) -> None:
+    sm = sessionmaker
+    await say(sm, clock, w.a1, f"提交 {CASE} 未发现问题 3月4日")
+    text = await say(sm, clock, w.b1, f"案件 {CASE}")
+    for part in (w.target.name, "张检查（组长）", "李检查", "王检查", "2026-03-04",
+                 "县卫生健康委员会", "第 1 版", "待审核", f"通过 {CASE}", "case.result.submitted"):
+        assert part in text, part
+
+
+async def test_case_view_is_refused_to_other_departments(sessionmaker, clock, w) -> None:
+    sm = sessionmaker
+    async with sm() as s, s.begin():
+        dept = Department(code="JY", name="县教育局")
+        s.add(dept)
+        await s.flush()
+        s.add(Officer(code="JX", name="郑旁人", department_id=dept.id, roles=["inspector"]))
+    stranger = type("O", (), {"code": "JX"})
+    text = await say(sm, clock, stranger, f"案件 {CASE}")
+    assert w.target.name not in text and "参与部门" in text
+
+
+async def test_task_with_a_case_number_points_to_case(sessionmaker, clock, w) -> None:
+    text = await say(sessionmaker, clock, w.a1, f"任务 {CASE}")
+    assert f"案件 {CASE}" in text
+
+
+async def test_declare_conflict_alias(sessionmaker, clock, w) -> None:
+    """申报回避 is 利害关系 under another name (001 第十四条 回避): one implementation."""
+    text = await say(sessionmaker, clock, w.a2, f"申报回避 {w.target.uscc} 本人配偶在该企业任职")
+    assert len(await audit_rows(sessionmaker, "officer.conflict_declared")) == 1, text
