@@ -192,8 +192,7 @@ async def _match_notices(ctx: Ctx, task: JointTask, cases: Sequence[Case],
     for case in cases:
         members = groups[case.id]
         listed, leader = _group_names(members, names)
-        entry = {"code": case.code, "name": case.target.name, "uscc": case.target.uscc,
-                 "address": case.target.address, "members": listed, "leader": leader}
+        entry = _case_entry(case, listed, leader)
         for officer, _ in members:
             per_officer[officer.id].append(entry)
         for dep_id in {o.department_id for o, _ in members}:
@@ -212,6 +211,13 @@ async def _match_notices(ctx: Ctx, task: JointTask, cases: Sequence[Case],
                               OutMessage.md(f"检查人员匹配结果：{task.code}", text),
                               key=f"matched:{task.id}:department:{dep.id}"))
     return notices
+
+
+def _case_entry(case: Case, members: str, leader: str) -> dict[str, str]:
+    """One case of an assignment; `result` is the signed result form the sender fills in."""
+    return {"code": case.code, "name": case.target.name, "uscc": case.target.uscc,
+            "address": case.target.address, "members": members, "leader": leader,
+            "result": page_ref("result", f"case:{case.id}")}
 
 
 def _assignment(ctx: Ctx, task: JointTask, entries: list[dict[str, str]], items: str, officer_id: int,
@@ -357,8 +363,7 @@ async def _swap_notices(ctx: Ctx, case: Case, group: list[GroupMember], old: Gro
         notices.append(Notice(Destination.department(old.department_id), change(False),
                               key=f"{key}:department"))
     task = await task_by_id(ctx, case.task_id)
-    entry = {"code": case.code, "name": case.target.name, "uscc": case.target.uscc,
-             "address": case.target.address, "members": listed, "leader": leader}
+    entry = _case_entry(case, listed, leader)
     items = "、".join(i.name for i in await task_items(ctx, task))
     joined = f"您因{old.officer.name}{label}接替加入检查组{'并担任组长' if old.is_leader else ''}。"
     notices.append(_assignment(ctx, task, [entry], items, new.id, key=f"{key}:assignment", joined=joined))

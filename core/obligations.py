@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import OPEN_FOR_ENTRY, china_date, message, result_deadline
 from core.changes import Ctx, Notice, record
+from core.links import page_ref
 from core.messages import Destination
 from core.models import (
     AuditEvent,
@@ -57,6 +58,7 @@ class Obligation:
     due: dt.date
     provisional: bool
     days_left: int  # working days; 0 = due today, negative = overdue
+    page: str = ""  # page reference (core.links.page_ref) where the officers act on it
 
     @property
     def overdue(self) -> bool:
@@ -95,9 +97,10 @@ async def _people(session: AsyncSession) -> _People:
 
 
 def _make(cal: WorkCalendar, today: dt.date, key: str, kind: str, subject: str,
-          department_id: int, officer_ids: Sequence[int], due: Deadline) -> Obligation:
+          department_id: int, officer_ids: Sequence[int], due: Deadline,
+          page: str = "") -> Obligation:
     return Obligation(key, kind, subject, department_id, tuple(officer_ids), due.day,
-                      due.provisional, cal.workdays_between(today, due.day))
+                      due.provisional, cal.workdays_between(today, due.day), page)
 
 
 async def _invitations(session: AsyncSession, cal: WorkCalendar, today: dt.date,
@@ -134,7 +137,8 @@ async def _entries_and_reviews(session: AsyncSession, cal: WorkCalendar, rules: 
         department = group[0].department_id if group else task.lead_department_id
         found.append(_make(cal, today, f"case:{case.id}", "result_entry", subject, department,
                            [m.officer_id for m in group],
-                           result_deadline(cal, rules, case, task)))
+                           result_deadline(cal, rules, case, task),
+                           page_ref("result", f"case:{case.id}")))
     return found
 
 
@@ -239,7 +243,21 @@ def _digest_notices(department_id: int, items: list[Obligation], people: _People
         notices += [Notice(Destination.officer(leader), escalation,
                            _digest_key(f"nudge:leader:{leader}", today, keys))
                     for leader in people.leaders.get(department_id, [])]
-    return notices
+    return notices + _personal_notices(items, today)
+
+
+def _personal_notices(items: list[Obligation], today: dt.date) -> list[Notice]:
+    """Each officer who acts on a page gets their own items privately, with the signed links
+    a group digest must not carry."""
+    mine: dict[int, list[Obligation]] = defaultdict(list)
+    for o in items:
+        for officer_id in o.officer_ids if o.page else ():
+            mine[officer_id].append(o)
+    return [Notice(Destination.officer(officer_id),
+                   message("nudge_personal", "我的待办", items=own, today=today),
+                   _digest_key(f"nudge:officer:{officer_id}", today,
+                               [o.nudge_key(today) for o in own]))
+            for officer_id, own in sorted(mine.items())]
 
 
 # ---------------------------------------------------------------- recompute after new holiday data

@@ -8,6 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from core.links import page_ref
+
 
 def templates_dir() -> Path:
     here = Path(__file__).resolve().parent
@@ -35,6 +37,7 @@ def environment() -> Environment:
                       autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
     env.filters["md_text"] = md_text
+    env.globals["page_ref"] = page_ref  # signed per recipient by the sender (core.links)
     env.filters["cn_date"] = lambda d: f"{d.year}年{d.month}月{d.day}日" if d else "—"
     return env
 

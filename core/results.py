@@ -60,8 +60,8 @@ FOLLOWUPS = (NO_FOLLOWUP, "责令改正并跟踪", "移送办案机构", "抄告
 REFERRAL_FOLLOWUPS = ("移送办案机构", "移送司法机关")  # need a Referral row (移送)
 # Results chat can take whole: no problem description, no follow-up (E and 8 need both).
 QUICK_CODES = ("1", "F", "7", "9", "10", "11", "12")
-# There is no detailed entry in the bot yet; say where such results go instead.
-DETAIL_HINT = "暂不能在机器人中录入，请将检查记录表交本部门联络员，由牵头部门录入"
+# Results with problems need the form (problems, handling, photos); say how to open it.
+DETAIL_HINT = "请在结果填报表单中填写：发送“我的检查”，点开该案件的“填报结果”链接"
 _ALIASES = {"无问题": "1", "已注销": "9", "吊销": "10", "撤销": "11", "已迁出": "12"}
 _DEPT_BASES = (("3", ("食品", "药品")), ("4", ("质量", "质监", "技术监督")), ("G", ("公安",)))
 

@@ -73,10 +73,15 @@ async def test_nudges_are_daily_digests_and_idempotent(ctx, session):
     w = await _inspected_world(ctx, session)
     await _consulting_task(session, w, D(2026, 4, 2))
     today = D(2026, 4, 2)
-    assert await enqueue_nudges(ctx, today) == 2  # one digest per department
+    # one digest per department, and the group's three inspectors their own item privately
+    assert await enqueue_nudges(ctx, today) == 2 + 3
     await session.commit()
-    digests = await _outbox(session)
-    digests = [m for m in digests if m.idempotency_key and m.idempotency_key.startswith("nudge:")]
+    queued = await _outbox(session)
+    personal = [m for m in queued if (m.idempotency_key or "").startswith("nudge:officer:")]
+    assert {m.destination["officer_id"] for m in personal} == {w.a1.id, w.a2.id, w.b1.id}
+    assert all(f"[点此办理](lianjian-page:result/case:{w.case.id})" in m.message["body"]
+               for m in personal)
+    digests = [m for m in queued if (m.idempotency_key or "").startswith("nudge:department:")]
     assert {m.destination["department_id"] for m in digests} == {w.lead.id, w.other.id}
     lead_digest = next(m for m in digests if m.destination["department_id"] == w.lead.id)
     assert "还剩 3 个工作日：录入检查结果" in lead_digest.message["body"]
@@ -104,9 +109,10 @@ async def test_overdue_result_escalates_every_working_day(ctx, session):
     for day in (D(2026, 4, 7), D(2026, 4, 8), D(2026, 4, 9), D(2026, 4, 10), D(2026, 4, 13)):
         sent.append(await enqueue_nudges(ctx, day))
         await session.commit()
-    assert sent == [1, 1, 2, 2, 2]  # T-1, T-0, then digest + the leader every working day
+    # T-1, T-0, then digest + the leader every working day; each time the 3 inspectors too
+    assert sent == [1 + 3, 1 + 3, 2 + 3, 2 + 3, 2 + 3]
     escalations = [m for m in await _outbox(session)
-                   if m.destination["kind"] == "officer" and (m.idempotency_key or "").startswith("nudge:")]
+                   if (m.idempotency_key or "").startswith("nudge:leader:")]
     assert {m.destination["officer_id"] for m in escalations} == {w.lead_leader.id}
     events = list(await session.scalars(select(AuditEvent.data)
                                         .where(AuditEvent.action == "nudge.digest")))
@@ -116,7 +122,7 @@ async def test_overdue_result_escalates_every_working_day(ctx, session):
 
 async def test_new_obligation_the_same_day_still_gets_its_nudge(ctx, session):
     w = await _inspected_world(ctx, session)
-    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1
+    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1 + 3  # digest + the 3 inspectors
     await session.commit()
     await _consulting_task(session, w, D(2026, 4, 2))  # appears after the first tick
     assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1

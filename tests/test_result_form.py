@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.pages.base import csrf_token
+from bot.pages.links import expand_text
 from bot.pages.result import RESULT_PATH, result_link, routes
 from bot.services import Services
 from core import cases
@@ -25,6 +26,7 @@ from tests.case_factories import World, acting, build_world
 from tests.server_helpers import make_services
 
 SECRET = b"x" * 40  # make_services' link secret
+BASE_URL = "http://127.0.0.1:8080"  # and its public base URL
 TODAY = dt.date(2026, 3, 10)
 
 
@@ -303,3 +305,15 @@ async def test_cross_site_post_is_refused(client: TestClient, services: Services
     resp = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id),
                              headers={"Origin": "https://evil.example.com"})
     assert resp.status == 403 and "其他网站" in visible_text(await resp.text())
+
+
+async def test_page_reference_in_a_message_opens_the_form_for_its_recipient_only(
+        client: TestClient, services: Services, world: World) -> None:
+    """Assignments, nudges and 我的检查 carry `[填报结果](lianjian-page:result/case:ID)`; the
+    sender signs it for the officer each copy goes to, and a group copy keeps the label only."""
+    ref = f"[填报结果](lianjian-page:result/case:{world.case.id})"
+    url = re.search(r"\((http[^)]+)\)", expand_text(services, world.a1.id, ref))
+    assert url is not None
+    resp = await client.get(url.group(1).replace(BASE_URL, ""))
+    assert resp.status == 200 and "检查结果填报" in visible_text(await resp.text())
+    assert expand_text(services, None, ref) == "填报结果"

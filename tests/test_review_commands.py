@@ -94,14 +94,14 @@ async def test_a_date_without_a_result_asks_for_the_result(sessionmaker, clock, 
 async def test_results_needing_details_are_not_quick(sessionmaker, clock, w, result) -> None:
     d = make_dispatcher(sessionmaker, clock)
     reply = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} {result} 今天")))
-    assert "请将检查记录表交本部门联络员，由牵头部门录入" in reply and "表单" not in reply
+    assert "请在结果填报表单中填写：发送“我的检查”" in reply
     assert await count(sessionmaker, CaseResult) == 0
 
 
-async def test_my_cases_promise_no_form(sessionmaker, clock, w) -> None:
+async def test_my_cases_link_each_case_to_its_result_form(sessionmaker, clock, w) -> None:
     listing = bodies(await send(sessionmaker, make_dispatcher(sessionmaker, clock),
                                 text_event(w.a1.code, "我的检查")))
-    assert CASE in listing and "表单" not in listing and "检查记录表交本部门联络员" in listing
+    assert CASE in listing and f"[填报结果](lianjian-page:result/case:{w.case.id})" in listing
 
 
 # ---------------------------------------------------------------- 通过 / 退回 / 公示

@@ -15,6 +15,8 @@ from core.messages import Destination, OutMessage
 PAGES: dict[str, tuple[str, dt.timedelta]] = {
     # documents are needed until the visit, anywhere in a task window of a few months
     "documents": ("/h5/documents", dt.timedelta(days=120)),
+    # results are due 20 working days after the inspection, which may come late in the window
+    "result": ("/h5/result", dt.timedelta(days=90)),
 }
 _REF = re.compile(r"\[([^\]\n]*)\]\(" + re.escape(PAGE_REF_SCHEME) + r"([a-z_]+)/([A-Za-z0-9:_.-]{1,80})\)")
 

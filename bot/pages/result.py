@@ -3,33 +3,27 @@ handlers/forms.py does the rest."""
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import partial
 
 from aiohttp import web
 
 from bot.pages.base import SignedPages, csrf_ok, read_fields, respond
+from bot.pages.links import PAGES, page_link
 from bot.services import Services
 from core.errors import DomainError, PermissionDenied
-from core.links import link_url, sign_link
 from handlers import forms
 from handlers.pages import denied
 
-RESULT_PATH = "/h5/result"
 OBJECT = "case"
 RESULT = "result"
-# Results are due 20 working days after the inspection, which may come late in a long window;
-# a link outliving that is harmless: the case's state decides what the page allows.
-RESULT_LINK_TTL = dt.timedelta(days=90)
+RESULT_PATH = PAGES[RESULT][0]
 MAX_TEXT_BYTES = 256 * 1024  # every text field together (items × 2,000 characters each)
 STALE_FORM = "页面已失效，请从聊天中的链接重新打开后再提交。"
 
 
 def result_link(services: Services, officer_id: int, case_id: int) -> str:
     """The signed result form of one case for one group member."""
-    expires_at = int((services.clock.now() + RESULT_LINK_TTL).timestamp())
-    token = sign_link(services.link_secret, officer_id, f"{OBJECT}:{case_id}", RESULT, expires_at)
-    return link_url(services.public_base_url, RESULT_PATH, token)
+    return page_link(services, officer_id, RESULT, f"{OBJECT}:{case_id}")
 
 
 def routes(services: Services) -> list[web.RouteDef]:
