@@ -440,7 +440,7 @@ async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> 
     assert case.code in listing and "待检查" in listing
 
     form = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} A")))
-    assert "检查记录表交本部门联络员" in form and "表单" not in form
+    assert "请在结果填报表单中填写" in form and "填报结果" in form
     outsider = await send(sessionmaker, d, text_event(w.partners[0].leader.code, f"提交 {case.code} 未发现问题"))
     assert "只有本案检查组成员" in bodies(outsider)
     early = bodies(await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} 未发现问题 3月2日")))

@@ -110,8 +110,8 @@ def test_quick_results(text, codes):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("", "请写明检查结果"),
-    ("A", "请将检查记录表交本部门联络员"),
-    ("发现问题待后续处理", "请将检查记录表交本部门联络员"),
+    ("A", "请在结果填报表单中填写"),
+    ("发现问题待后续处理", "请在结果填报表单中填写"),
     ("公示信息隐瞒真实情况、弄虚作假", "“公示信息隐瞒真实情况、弄虚作假”（C）需要填写问题和后续处置"),
     # E and 8 need a description of the problem and a follow-up: never a quick result
     ("E", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
