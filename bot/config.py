@@ -66,6 +66,15 @@ class InboxSettings(BaseModel):
     backoff_cap_s: float = Field(600.0, gt=0)
 
 
+class AttachmentSettings(BaseModel):
+    # where result photos and PDFs are kept, by content hash; empty: "attachments" next to
+    # the SQLite file (for a server database: in the working directory)
+    dir: str = ""
+    max_file_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_files: int = Field(9, ge=1)  # per result version
+    max_image_pixels: int = Field(50_000_000, ge=10_000)  # refuses decompression bombs
+
+
 class SchedulerSettings(BaseModel):
     enabled: bool = True
     timezone: str = "Asia/Shanghai"
@@ -111,6 +120,7 @@ class Settings(BaseSettings):
     sender: SenderSettings = Field(default_factory=SenderSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
 
     @field_validator("wecom", "dingtalk", "wecom_aibot", mode="before")
     @classmethod
@@ -199,14 +209,23 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         _toml_file.reset(token)
 
 
-def secret_file_path(settings: Settings) -> Path:
-    """Next to the SQLite file; for a server database, in the working directory."""
+def data_dir(settings: Settings) -> Path:
+    """Next to the SQLite file; for a server database, the working directory."""
     url = database_url(settings.database_url)
     if is_sqlite(url):
         db_file = make_url(url).database
         if db_file and db_file != ":memory:":
-            return Path(db_file).parent / SECRET_FILE
-    return Path.cwd() / SECRET_FILE
+            return Path(db_file).parent
+    return Path.cwd()
+
+
+def secret_file_path(settings: Settings) -> Path:
+    return data_dir(settings) / SECRET_FILE
+
+
+def attachments_dir(settings: Settings) -> Path:
+    configured = settings.attachments.dir
+    return Path(configured) if configured else data_dir(settings) / "attachments"
 
 
 def link_secret(settings: Settings) -> bytes:

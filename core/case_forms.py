@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy import select
 
 from core import cases
-from core.changes import Ctx
+from core.attachments import Stored
+from core.changes import Ctx, record
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.models import (
+    Attachment,
     AuditEvent,
     Case,
     CaseResult,
@@ -58,6 +60,7 @@ class CaseSheet:
     reviews: list[Review]  # of the latest version
     return_reason: str  # the reviewer's reason when the case was sent back
     referrals: list[Referral]
+    attachments: list[Attachment]  # of the latest version
     history: list[AuditEvent]
     department_id: int  # whose view (the officer's department)
 
@@ -97,6 +100,7 @@ class ResultEntry:
     followup_done_on: dt.date | None = None
     remarks: str = ""
     referral: ReferralEntry | None = None
+    attachments: tuple[Stored, ...] = ()  # checked and stored files, kept ones included
 
 
 def ordered_categories(extra: Sequence[Category]) -> list[Category]:
@@ -124,7 +128,10 @@ async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
     result = await cases.latest_result(ctx, case)
     by_item: dict[int, ItemResult] = {}
     reviews: list[Review] = []
+    attachments: list[Attachment] = []
     if result is not None:
+        attachments = list(await session.scalars(select(Attachment).where(
+            Attachment.result_id == result.id).order_by(Attachment.id)))
         by_item = {r.item_id: r for r in await session.scalars(
             select(ItemResult).where(ItemResult.result_id == result.id))}
         reviews = list(await session.scalars(select(Review).where(
@@ -144,7 +151,8 @@ async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
                      departments=departments, categories=ordered_categories(extra), items=items,
                      result=result, reviews=reviews,
                      return_reason=returned[-1] if case.state == "returned" and returned else "",
-                     referrals=referrals, history=history, department_id=department_id)
+                     referrals=referrals, attachments=attachments, history=history,
+                     department_id=department_id)
 
 
 async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> Case:
@@ -192,7 +200,8 @@ def _item_dicts(entry: ResultEntry, own: set[int], carried: Sequence[ItemResult]
 
 
 def _same(result: CaseResult, entry: ResultEntry, codes: list[str],
-          items: list[dict[str, Any]], stored: Sequence[ItemResult]) -> bool:
+          items: list[dict[str, Any]], stored: Sequence[ItemResult],
+          files: Sequence[Attachment]) -> bool:
     """Whether a stored version is exactly what this entry would submit."""
     as_stored = sorted((r.item_id, list(r.codes), r.problems, r.handling) for r in stored)
     as_posted = sorted((i["item_id"], i["codes"], i["problems"], i["handling"]) for i in items)
@@ -202,7 +211,8 @@ def _same(result: CaseResult, entry: ResultEntry, codes: list[str],
             and result.followup_done_on == entry.followup_done_on
             and result.remarks == entry.remarks.strip()
             and (entry.inspected_on is None or result.inspected_on == entry.inspected_on)
-            and as_stored == as_posted)
+            and as_stored == as_posted
+            and sorted(f.sha256 for f in files) == sorted(a.sha256 for a in entry.attachments))
 
 
 async def submit_entry(ctx: Ctx, case_id: int, entry: ResultEntry) -> tuple[CaseResult, bool]:
@@ -219,7 +229,7 @@ async def submit_entry(ctx: Ctx, case_id: int, entry: ResultEntry) -> tuple[Case
     previous = sheet.result
     if (previous is not None and case.state not in cases.OPEN_FOR_ENTRY
             and previous.entered_by_id == actor.id
-            and _same(previous, entry, codes, items, carried)):
+            and _same(previous, entry, codes, items, carried, sheet.attachments)):
         return previous, True
     if case.state not in cases.OPEN_FOR_ENTRY:
         raise InvalidTransition("结果已提交，正在审核中" if case.state == "submitted"
@@ -231,5 +241,30 @@ async def submit_entry(ctx: Ctx, case_id: int, entry: ResultEntry) -> tuple[Case
         ctx, case.code, codes=codes, methods=entry.methods, followups=entry.followups,
         followup_done=entry.followup_done, followup_done_on=entry.followup_done_on,
         inspected_on=entry.inspected_on, item_results=items, remarks=entry.remarks)
+    await _attach(ctx, case, result, entry.attachments)
     return result, False
+
+
+async def _attach(ctx: Ctx, case: Case, result: CaseResult, files: Sequence[Stored]) -> None:
+    """The version's files (new and carried over), audited with their content hashes."""
+    if not files:
+        return
+    assert ctx.actor is not None  # a group member submitted
+    now = ctx.clock.now()
+    ctx.session.add_all(Attachment(result_id=result.id, sha256=f.sha256, name=f.name,
+                                   mime=f.mime, size=f.size, uploaded_by_id=ctx.actor.id,
+                                   uploaded_at=now) for f in files)
+    await record(ctx, "case.result.attachments", f"case:{case.code}",
+                 {"version": result.version,
+                  "files": [{"sha256": f.sha256, "name": f.name, "size": f.size} for f in files]})
+
+
+async def attachment(ctx: Ctx, sheet: CaseSheet, attachment_id: int) -> Attachment:
+    """One file of the case shown on the sheet (any version); NotFound for another case's."""
+    found = await ctx.session.scalar(
+        select(Attachment).join(CaseResult, CaseResult.id == Attachment.result_id)
+        .where(Attachment.id == attachment_id, CaseResult.case_id == sheet.case.id))
+    if found is None:
+        raise NotFound("附件不存在或不属于该案件。")
+    return found
 

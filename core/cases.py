@@ -322,11 +322,21 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
     msg = message("result_submitted", f"{case.code} 结果待审核", case=case, target=case.target,
                   task=task, result=result, labels=await _labels(ctx, task, result),
                   late=late, due=due.label(), entered_by=actor)
+    staff = [Notice(Destination.officer(officer_id), msg)
+             for officer_id in await staff_of(ctx, [d.id for d in reviewers])]
     await record(ctx, "case.result.submitted", f"case:{case.code}",
                  {**_result_data(result), "late": late, "result_due_on": due.day.isoformat()},
-                 [Notice(Destination.department(d.id), msg) for d in reviewers])
+                 [Notice(Destination.department(d.id), msg) for d in reviewers] + staff)
     await advance_task(ctx, task)
     return result
+
+
+async def staff_of(ctx: Ctx, department_ids: Sequence[int]) -> list[int]:
+    """Active liaisons and leaders of the departments: each gets the review page privately
+    (a group copy of the notice carries no signed link)."""
+    rows = await ctx.session.scalars(select(Officer).where(
+        Officer.department_id.in_(department_ids), Officer.active.is_(True)).order_by(Officer.id))
+    return [o.id for o in rows if o.has_role("liaison") or o.has_role("leader")]
 
 
 async def _extra(ctx: Ctx, task: JointTask) -> list[Category]:
@@ -361,7 +371,7 @@ async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "
         raise InvalidTransition("本部门已审核过该版本的结果")
     reason = reason.strip()
     if not approve and not reason:
-        raise ValidationFailed("退回结果时必须写明退回理由")
+        raise ValidationFailed("退回结果时必须写明退回理由", field="reason")
     review = Review(result_id=result.id, reviewer_id=ctx.actor.id,
                     department_id=ctx.actor.department_id,
                     decision="approve" if approve else "return", reason=reason,

@@ -378,6 +378,21 @@ class CaseResult(Base):
     published_at: Mapped[dt.datetime | None]
 
 
+class Attachment(Base):
+    """A file (photo, PDF) carried by one result version; the bytes are stored once by content
+    hash (core.attachments.FileStore), so a version carrying a file over costs one row."""
+
+    __tablename__ = "attachment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("case_result.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))  # as on the officer's phone, path removed
+    mime: Mapped[str] = mapped_column(String(40))  # proven by the content, not the name
+    size: Mapped[int] = mapped_column(Integer)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
+    uploaded_at: Mapped[dt.datetime]
+
+
 class ItemResult(Base):
     __tablename__ = "item_result"
     id: Mapped[int] = mapped_column(primary_key=True)

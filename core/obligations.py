@@ -149,7 +149,8 @@ async def _review(session: AsyncSession, cal: WorkCalendar, rules: Rules, today:
     start = china_date(entered) if entered is not None else today
     return _make(cal, today, f"review:{case.id}", "review", subject, task.lead_department_id,
                  people.staff(task.lead_department_id),
-                 cal.add_workdays(start, rules.review_workdays))
+                 cal.add_workdays(start, rules.review_workdays),
+                 page_ref("review", f"case:{case.id}"))
 
 
 async def _objections(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,

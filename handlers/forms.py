@@ -7,9 +7,12 @@ use, and a refused entry is shown again with everything the officer typed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from pydantic import (
     BaseModel,
@@ -22,20 +25,24 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from core import access, case_forms, cases
+from core import access, attachments, case_forms, cases
+from core.attachments import FileStore, Limits, Stored, Upload
 from core.case_forms import CaseSheet, ItemEntry, ReferralEntry, ResultEntry
-from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP, check_codes
 from core.results import catalogue as category_catalogue
 from core.states import CASE
 from handlers.pages import Page, PageCtx, denied, page
 
 RawForm = dict[str, list[str]]  # posted field name -> values, echoed back on an error
+FILES = "attachments"  # the form field of the files, and where their errors are shown
+RESULT_FILE_PATH = "/h5/result/file"  # an attachment, opened with the form's own link token
 MAX_TEXT = 2000  # characters of one text field
 EVENT_LABELS = {
     "case.inspected": "登记检查日期", "case.notified": "已告知", "case.result.submitted": "提交结果",
     "case.result.reviewed": "审核", "case.referral": "登记移送", "case.published": "公示",
     "case.result.corrected": "更正", "case.recused": "回避", "denied": "被拒绝的操作",
+    "case.result.attachments": "上传附件", "case.documents": "生成检查文书",
 }
 
 
@@ -188,6 +195,7 @@ def prefill(sheet: CaseSheet) -> RawForm:
                 "followup_done_on": [result.followup_done_on.isoformat()]
                 if result.followup_done_on else [],
                 "remarks": [result.remarks]})
+    raw["keep"] = [a.sha256 + a.name for a in sheet.attachments]
     for part in sheet.own_items:
         if part.result is not None:
             raw[f"item.{part.item.id}.codes"] = list(part.result.codes)
@@ -196,8 +204,8 @@ def prefill(sheet: CaseSheet) -> RawForm:
     return raw
 
 
-def _form_page(pc: PageCtx, sheet: CaseSheet, raw: RawForm, *, errors: dict[str, str] | None = None,
-               notice: str = "", status: int = 200) -> Page:
+def _form_page(pc: PageCtx, sheet: CaseSheet, raw: RawForm, limits: Limits, *,
+               errors: dict[str, str] | None = None, notice: str = "", status: int = 200) -> Page:
     errors = errors or {}
     return page(
         "result_form.html", status, sheet=sheet, case=sheet.case, task=sheet.task, raw=raw,
@@ -205,7 +213,32 @@ def _form_page(pc: PageCtx, sheet: CaseSheet, raw: RawForm, *, errors: dict[str,
         csrf=pc.csrf, officer=pc.officer, methods=METHODS, followups=FOLLOWUPS,
         no_followup=NO_FOLLOWUP, referral_kinds=cases.REFERRAL_KINDS,
         open_for_entry=sheet.case.state in cases.OPEN_FOR_ENTRY,
-        states=CASE.labels, max_text=MAX_TEXT, depth=_depths(sheet))
+        states=CASE.labels, max_text=MAX_TEXT, depth=_depths(sheet),
+        files=_file_choices(sheet, raw), attachments=file_links(pc, sheet, RESULT_FILE_PATH),
+        limits=limits)
+
+
+def _file_choices(sheet: CaseSheet, raw: RawForm) -> list[tuple[str, str, bool]]:
+    """(keep value, name, ticked) for the latest version's files and any kept new uploads."""
+    kept = raw.get("keep", [])
+    choices = {a.sha256 + a.name: a.name for a in sheet.attachments}
+    choices.update({v: v[64:] for v in kept})
+    return [(value, name, value in kept) for value, name in choices.items()]
+
+
+@dataclass(frozen=True)
+class FileLink:
+    name: str
+    mime: str
+    size: int
+    url: str
+
+
+def file_links(pc: PageCtx, sheet: CaseSheet, path: str) -> list[FileLink]:
+    """The latest version's files as links the page's own token opens."""
+    query = urlencode({"t": pc.token})
+    return [FileLink(a.name, a.mime, a.size, f"{path}?{query}&a={a.id}")
+            for a in sheet.attachments]
 
 
 def _depths(sheet: CaseSheet) -> dict[str, int]:
@@ -220,20 +253,69 @@ def _depths(sheet: CaseSheet) -> dict[str, int]:
     return depth
 
 
-async def result_form(pc: PageCtx, case_id: int) -> Page:
-    return await _refusals_on_record(pc, _show(pc, case_id))
+async def result_form(pc: PageCtx, case_id: int, limits: Limits) -> Page:
+    return await refusals_on_record(pc, _show(pc, case_id, limits))
 
 
-async def _show(pc: PageCtx, case_id: int) -> Page:
+async def _show(pc: PageCtx, case_id: int, limits: Limits) -> Page:
     sheet = await case_forms.entry_sheet(pc.core, case_id)
-    return _form_page(pc, sheet, prefill(sheet))
+    return _form_page(pc, sheet, prefill(sheet), limits)
 
 
-async def submit_result_form(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
-    return await _refusals_on_record(pc, _submit(pc, case_id, raw))
+@dataclass(frozen=True)
+class Files:
+    """The files posted with a form and where accepted ones are kept."""
+
+    uploads: list[Upload]
+    store: FileStore
+    limits: Limits
 
 
-async def _refusals_on_record(pc: PageCtx, call: Awaitable[Page]) -> Page:
+async def submit_result_form(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page:
+    return await refusals_on_record(pc, _submit(pc, case_id, raw, files))
+
+
+async def result_file(pc: PageCtx, case_id: int, attachment_id: int, store: FileStore) -> Page:
+    """One attachment of the case, for a group member."""
+    return await refusals_on_record(pc, attachment_page(
+        pc, case_forms.entry_sheet(pc.core, case_id), attachment_id, store))
+
+
+async def attachment_page(pc: PageCtx, sheet_of: Awaitable[CaseSheet], attachment_id: int,
+                          store: FileStore) -> Page:
+    """A file of the case whose sheet the officer may see (the sheet checks who they are)."""
+    found = await case_forms.attachment(pc.core, await sheet_of, attachment_id)
+    if not store.has(found.sha256):
+        raise NotFound("附件文件已不在服务器上，请联系管理员。")
+    return Page("", file=store.read(found.sha256), mime=found.mime, filename=found.name)
+
+
+def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str]:
+    """Kept files (ticked `keep` values: sha256 + name) and new uploads, checked by content;
+    new ones are stored at once and become `keep` values, so an error elsewhere in the form
+    does not make the officer upload them again. (files, the first error or "")."""
+    error = ""
+    accepted: dict[str, Stored] = {}
+    for value in raw.get("keep", []):
+        sha, name = value[:64], value[64:]
+        if files.store.has(sha):
+            data = files.store.read(sha)
+            accepted.setdefault(sha, attachments.check(Upload(name, data, len(data)), files.limits))
+    for upload in files.uploads:
+        try:
+            stored = attachments.check(upload, files.limits)
+        except ValidationFailed as err:
+            error = error or err.message
+            continue
+        files.store.put(upload.data)
+        accepted.setdefault(stored.sha256, stored)
+    raw["keep"] = [f.sha256 + f.name for f in accepted.values()]
+    if len(accepted) > files.limits.max_files:
+        error = error or f"附件最多 {files.limits.max_files} 个，请取消勾选部分附件"
+    return list(accepted.values()), error
+
+
+async def refusals_on_record(pc: PageCtx, call: Awaitable[Page]) -> Page:
     """A denied officer gets the denied page, and the attempt stays in the audit log."""
     try:
         async with access.denials_on_record(pc.core):
@@ -242,23 +324,28 @@ async def _refusals_on_record(pc: PageCtx, call: Awaitable[Page]) -> Page:
         return denied(err)
 
 
-async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
+async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page:
     """Check the fields, then submit through core; any refusal re-shows the typed form."""
     sheet = await case_forms.entry_sheet(pc.core, case_id, "case.result.submit")
+    accepted, file_error = _accept_files(raw, files)
     data = form_data(raw)
     context = {"extra": cases.department_categories(sheet.departments)}
+    errors = {FILES: file_error} if file_error else {}
     try:
         form = ResultForm.model_validate(data, context=context)
     except ValidationError as err:
-        return _form_page(pc, sheet, raw, errors=field_errors(err, data["items"]), status=422)
+        errors = {**field_errors(err, data["items"]), **errors}
+    if errors:
+        return _form_page(pc, sheet, raw, files.limits, errors=errors, status=422)
+    entry = dataclasses.replace(form.entry(), attachments=tuple(accepted))
     try:
         async with pc.session.begin_nested():
-            _, repeated = await case_forms.submit_entry(pc.core, case_id, form.entry())
+            _, repeated = await case_forms.submit_entry(pc.core, case_id, entry)
     except (ValidationFailed, InvalidTransition) as err:
         where = err.field if isinstance(err, ValidationFailed) else ""
         sheet = await case_forms.entry_sheet(pc.core, case_id)
-        return _form_page(pc, sheet, raw, errors={where: err.message}, status=422)
+        return _form_page(pc, sheet, raw, files.limits, errors={where: err.message}, status=422)
     sheet = await case_forms.entry_sheet(pc.core, case_id)
     notice = ("该结果已提交过，无需重复提交。" if repeated
               else "结果已提交，等待发起部门和参与部门审核。")
-    return _form_page(pc, sheet, prefill(sheet), notice=notice)
+    return _form_page(pc, sheet, prefill(sheet), files.limits, notice=notice)

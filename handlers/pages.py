@@ -45,6 +45,9 @@ class PageCtx:
 class Page:
     html: str
     status: int = 200
+    file: bytes | None = None  # a file (an attachment) instead of HTML
+    mime: str = ""
+    filename: str = ""
 
 
 def page(template: str, status: int = 200, **context: Any) -> Page:

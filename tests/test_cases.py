@@ -315,7 +315,11 @@ async def _submitted_world(ctx, session):
 async def test_lead_approval_waits_for_every_participating_department(ctx, session):
     w = await _submitted_world(ctx, session)
     submitted = [m for m in await _outbox(session) if "结果待审核" in m.message["title"]]
-    assert {m.destination["department_id"] for m in submitted} == {w.lead.id, w.other.id}
+    groups = [m.destination["department_id"] for m in submitted if m.destination["kind"] == "department"]
+    assert set(groups) == {w.lead.id, w.other.id}
+    # and each liaison and leader privately, with the signed review page (004 第十九条)
+    assert {m.destination["officer_id"] for m in submitted if m.destination["kind"] == "officer"} == {
+        w.lead_liaison.id, w.lead_leader.id, w.other_liaison.id, w.other_leader.id}
 
     await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
     await session.commit()

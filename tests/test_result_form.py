@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import re
 from html import unescape
+from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.pages import routes
 from bot.pages.base import csrf_token
 from bot.pages.links import expand_text
-from bot.pages.result import RESULT_PATH, result_link, routes
+from bot.pages.result import RESULT_PATH, result_link
 from bot.services import Services
 from core import cases
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.links import sign_link
-from core.models import AuditEvent, Case, CaseResult, ItemResult, Officer, Referral
+from core.models import Attachment, AuditEvent, Case, CaseResult, ItemResult, Officer, Referral
 from core.rules import Rules
+from handlers.forms import RESULT_FILE_PATH
 from tests.case_factories import World, acting, build_world
 from tests.server_helpers import make_services
 
@@ -38,8 +45,10 @@ async def world(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedCloc
 
 
 @pytest.fixture
-def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Services:
-    return make_services(sessionmaker, clock)
+def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+             tmp_path: Path) -> Services:
+    return make_services(sessionmaker, clock, attachments={
+        "dir": str(tmp_path / "files"), "max_file_bytes": 200_000, "max_files": 3})
 
 
 @pytest.fixture
@@ -317,3 +326,142 @@ async def test_page_reference_in_a_message_opens_the_form_for_its_recipient_only
     resp = await client.get(url.group(1).replace(BASE_URL, ""))
     assert resp.status == 200 and "检查结果填报" in visible_text(await resp.text())
     assert expand_text(services, None, ref) == "填报结果"
+
+
+def jpeg(color: str = "red", size: tuple[int, int] = (40, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "JPEG")
+    return out.getvalue()
+
+
+PDF_BYTES = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def with_files(data: list[tuple[str, str]], *files: tuple[str, bytes, str]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for name, value in data:
+        form.add_field(name, value)
+    for filename, content, mime in files:
+        form.add_field("attachments", content, filename=filename, content_type=mime)
+    return form
+
+
+async def attachment_rows(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Attachment]:
+    async with sessionmaker() as session:
+        return list(await session.scalars(select(Attachment).order_by(Attachment.id)))
+
+
+async def test_photo_and_pdf_are_stored_by_content_hash_and_shown_to_the_group(
+        client: TestClient, services: Services, world: World, tmp_path: Path,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    tok = token(services, world.a1, world.case)
+    photo = jpeg()
+    resp = await client.post(RESULT_PATH, data=with_files(
+        fields(tok, world.items[0].id), ("C:\\DCIM\\现场.jpg", photo, "image/jpeg"),
+        ("记录.pdf", PDF_BYTES, "application/pdf")))
+    html = await resp.text()
+    assert resp.status == 200, visible_text(html)
+    rows = await attachment_rows(sessionmaker)
+    sha = hashlib.sha256(photo).hexdigest()
+    assert (rows[0].name, rows[0].mime, rows[0].sha256) == ("现场.jpg", "image/jpeg", sha)
+    assert rows[1].mime == "application/pdf"
+    assert (tmp_path / "files" / sha[:2] / sha).read_bytes() == photo
+    # the page shows the photo through the page's own link; another case's link cannot
+    url = re.search(r'<img src="([^"]+)"', html)
+    assert url is not None
+    got = await client.get(unescape(url.group(1)))
+    assert got.status == 200 and await got.read() == photo
+    assert got.headers["Content-Type"] == "image/jpeg"
+    assert "sandbox" in got.headers["Content-Security-Policy"]
+    other = token(services, world.a1, Case(id=world.case.id + 1000))
+    denied = await client.get(RESULT_FILE_PATH, params={"t": other, "a": str(rows[0].id)})
+    assert denied.status in (403, 404)
+    outsider = token(services, world.outsider, world.case)
+    assert (await client.get(RESULT_FILE_PATH, params={"t": outsider, "a": str(rows[0].id)})
+            ).status == 403
+
+
+@pytest.mark.parametrize(("filename", "content", "message"), [
+    ("fake.jpg", b"MZ\x90\x00 this is a program, not a photo", "不是有效的图片或 PDF"),
+    ("big.jpg", jpeg(size=(2, 2)) + b"\x00" * 250_000, "超过 0.2 MB，请压缩后上传"),
+    ("bomb.png", b"", "像素过大"),
+    ("half.pdf", b"%PDF-1.4\n1 0 obj", "PDF 文件不完整"),
+])
+async def test_fake_oversize_or_huge_images_are_refused_next_to_the_field(
+        client: TestClient, services: Services, world: World, filename: str, content: bytes,
+        message: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    if filename == "bomb.png":  # 1 × 60,000,000 pixels: a tiny file that decodes huge
+        out = io.BytesIO()
+        Image.new("1", (60_000, 1_000)).save(out, "PNG")
+        content = out.getvalue()
+    tok = token(services, world.a1, world.case)
+    resp = await client.post(RESULT_PATH, data=with_files(
+        fields(tok, world.items[0].id, remarks="照片见附件"), (filename, content, "image/jpeg")))
+    html = await resp.text()
+    assert resp.status == 422
+    assert message in visible_text(html)
+    at = html.index(message)
+    assert html.rfind('name="attachments"', 0, at) > html.rfind("<section", 0, at)
+    assert "照片见附件</textarea>" in html
+    assert await results(sessionmaker) == [] and await attachment_rows(sessionmaker) == []
+
+
+async def test_an_error_elsewhere_keeps_the_uploaded_photo(
+        client: TestClient, services: Services, world: World,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    tok = token(services, world.a1, world.case)
+    photo = jpeg("blue")
+    first = await client.post(RESULT_PATH, data=with_files(
+        fields(tok, world.items[0].id, methods=[]), ("a.jpg", photo, "image/jpeg")))
+    html = await first.text()
+    assert first.status == 422
+    keep = hashlib.sha256(photo).hexdigest() + "a.jpg"
+    assert f'name="keep" value="{keep}" checked' in html
+    again = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, keep=keep))
+    assert again.status == 200
+    assert [r.name for r in await attachment_rows(sessionmaker)] == ["a.jpg"]
+
+
+async def test_double_submit_with_a_photo_stores_one_result(
+        client: TestClient, services: Services, world: World,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    tok = token(services, world.a1, world.case)
+    for _ in range(2):
+        resp = await client.post(RESULT_PATH, data=with_files(
+            fields(tok, world.items[0].id), ("a.jpg", jpeg(), "image/jpeg")))
+        assert resp.status == 200
+    assert len(await results(sessionmaker)) == 1
+    assert len(await attachment_rows(sessionmaker)) == 1
+
+
+async def test_returned_for_a_missing_photo_the_group_adds_it(
+        client: TestClient, services: Services, world: World, clock: FixedClock,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """The issue's walk-through: 退回 … 缺少现场照片, then the photo is added on the form and the
+    earlier PDF carried over to the new version."""
+    tok = token(services, world.a1, world.case)
+    await client.post(RESULT_PATH, data=with_files(
+        fields(tok, world.items[0].id), ("记录.pdf", PDF_BYTES, "application/pdf")))
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        liaison = await session.get(Officer, world.lead_liaison.id)
+        await cases.review_result(acting(ctx, liaison), world.case.code, False, "缺少现场照片")
+        await session.commit()
+    html = await (await client.get(RESULT_PATH, params={"t": tok})).text()
+    keep = hashlib.sha256(PDF_BYTES).hexdigest() + "记录.pdf"
+    assert f'name="keep" value="{keep}" checked' in html
+    resp = await client.post(RESULT_PATH, data=with_files(
+        fields(tok, world.items[0].id, keep=keep), ("现场.jpg", jpeg(), "image/jpeg")))
+    assert resp.status == 200
+    latest = (await results(sessionmaker))[-1]
+    names = [r.name for r in await attachment_rows(sessionmaker) if r.result_id == latest.id]
+    assert sorted(names) == ["现场.jpg", "记录.pdf"]
+
+
+async def test_too_many_files_are_refused(client: TestClient, services: Services,
+                                          world: World) -> None:
+    tok = token(services, world.a1, world.case)
+    photos = [(f"{i}.jpg", jpeg(color), "image/jpeg")
+              for i, color in enumerate(("red", "green", "blue", "white"))]
+    resp = await client.post(RESULT_PATH, data=with_files(fields(tok, world.items[0].id), *photos))
+    assert resp.status == 422 and "附件最多 3 个" in visible_text(await resp.text())

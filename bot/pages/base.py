@@ -7,11 +7,14 @@ does the rest, so no page module touches the database or renders a template itse
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import yarl
 from aiohttp import BodyPartReader, web
@@ -20,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import Services
 from core import officers
+from core.attachments import Upload
 from core.errors import DomainError, PermissionDenied
 from core.links import MISMATCH, verify_link
 from handlers.pages import Page, PageCtx, denied
@@ -31,7 +35,7 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
+    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
 }
 
@@ -40,8 +44,21 @@ PageHandler = Callable[[PageCtx, int], Awaitable[Page]]
 
 
 def respond(page: Page) -> web.Response:
+    if page.file is not None:
+        return _file_response(page)
     return web.Response(text=page.html, status=page.status, content_type="text/html",
                         charset="utf-8", headers=PAGE_HEADERS)
+
+
+def _file_response(page: Page) -> web.Response:
+    """An uploaded file: images shown inline, anything else downloaded; a sandbox CSP so
+    nothing in it can run as our site."""
+    inline = page.mime.startswith("image/")
+    disposition = f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(page.filename)}"
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": "sandbox; default-src 'none'",
+               "Content-Disposition": disposition}
+    return web.Response(body=page.file, status=page.status, content_type=page.mime,
+                        headers=headers)
 
 
 def same_site(request: web.Request, public_base_url: str) -> bool:
@@ -86,17 +103,29 @@ def csrf_ok(secret: bytes, link_token: str, given: str) -> bool:
                                csrf_token(secret, link_token).encode())
 
 
+@dataclass(frozen=True)
+class FileLimits:
+    field: str  # the form field that carries files
+    max_file_bytes: int
+    max_files: int
+
+
 async def read_fields(request: web.Request, public_base_url: str, max_text_bytes: int,
-                      max_fields: int = 1000) -> dict[str, list[str]]:
-    """The posted text fields of a multipart (or url-encoded) form of our own site, read as a
-    stream within `max_text_bytes` together (client_max_size does not bound multipart)."""
+                      files: FileLimits | None = None, max_fields: int = 1000,
+                      ) -> tuple[dict[str, list[str]], list[Upload]]:
+    """The posted text fields and files of a multipart (or url-encoded) form of our own site,
+    read as a stream (client_max_size does not bound multipart): text within
+    `max_text_bytes` together, files as `files` allows. A file over its size limit comes back
+    with its real size and no data, so the page can say so next to the field and keep the text;
+    a body far beyond every limit is cut off with 413."""
     if not same_site(request, public_base_url):
         raise PermissionDenied("拒绝来自其他网站的提交。")
+    uploads: list[Upload] = []
     if request.content_type == "application/x-www-form-urlencoded":
         post = await read_form(request, public_base_url, max_text_bytes)
         pairs = [(k, v) for k, v in post.items() if isinstance(v, str)]
     elif request.content_type == "multipart/form-data":
-        pairs = await _multipart_fields(request, max_text_bytes)
+        pairs, uploads = await _multipart(request, max_text_bytes, files)
     else:
         raise web.HTTPUnsupportedMediaType(text="请通过页面上的表单提交。")
     if len(pairs) > max_fields:
@@ -104,23 +133,46 @@ async def read_fields(request: web.Request, public_base_url: str, max_text_bytes
     fields: dict[str, list[str]] = {}
     for name, value in pairs:
         fields.setdefault(name, []).append(value)
-    return fields
+    return fields, uploads
 
 
-async def _multipart_fields(request: web.Request, budget: int) -> list[tuple[str, str]]:
+async def _read_part(part: BodyPartReader, limit: int) -> tuple[bytes, int]:
+    """The part's bytes up to `limit` (b"" beyond it) and its real size."""
+    data, size = bytearray(), 0
+    while chunk := await part.read_chunk():
+        size += len(chunk)
+        if size <= limit:
+            data += chunk
+    return (bytes(data) if size <= limit else b""), size
+
+
+async def _multipart(request: web.Request, budget: int, files: FileLimits | None
+                     ) -> tuple[list[tuple[str, str]], list[Upload]]:
     reader = await request.multipart()
     pairs: list[tuple[str, str]] = []
+    uploads: list[Upload] = []
+    # at most one file beyond the allowed count is read, to say "too many" instead of failing
+    hard_cap = budget + (files.max_file_bytes * (files.max_files + 1) if files else 0)
+    total = 0
     while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.filename is not None:
+        if not isinstance(part, BodyPartReader):
+            raise web.HTTPBadRequest(text="无法读取提交的表单。")
+        if part.filename is None:
+            data, size = await _read_part(part, budget)
+            if size > budget:
+                raise web.HTTPRequestEntityTooLarge(budget, size)
+            budget -= size
+            pairs.append((part.name or "", data.decode("utf-8", "replace")))
+        elif files is None or part.name != files.field:
             raise web.HTTPBadRequest(text="此页面不接收附件。")
-        data = bytearray()
-        while chunk := await part.read_chunk():
-            data += chunk
-            if len(data) > budget:
-                raise web.HTTPRequestEntityTooLarge(budget, len(data))
-        budget -= len(data)
-        pairs.append((part.name or "", data.decode("utf-8", "replace")))
-    return pairs
+        else:
+            data, size = await _read_part(part, files.max_file_bytes)
+            if size:  # a file input left empty still posts a part with no bytes
+                uploads.append(Upload(part.filename, data, size))
+        total += size
+        if total > hard_cap:
+            raise web.HTTPRequestEntityTooLarge(hard_cap, total)
+    return pairs, uploads
 
 
 def form_text(post: MultiDictProxy[Any], name: str) -> str:
@@ -136,10 +188,13 @@ class SignedPages:
         self.services = services
 
     async def serve(self, token: str, obj_kind: str, action: str,
-                    handler: PageHandler) -> web.Response:
+                    handler: PageHandler, *, write: bool = False) -> web.Response:
         """Verify the token, run the handler in one transaction and commit; a refusal before
-        or outside the handler's own checks becomes the denied page."""
-        async with self.services.sessionmaker() as session:
+        or outside the handler's own checks becomes the denied page. `write` (a form post)
+        queues the transaction behind the other writers on SQLite (Services.write_gate),
+        which would otherwise refuse a concurrent one with "database is locked"."""
+        gate = self.services.write_gate() if write else contextlib.nullcontext()
+        async with gate, self.services.sessionmaker() as session:
             try:
                 ctx, ident = await self._authorise(session, token, obj_kind, action)
                 page = await handler(ctx, ident)

@@ -72,6 +72,6 @@ def routes(services: Services) -> list[web.RouteDef]:
         except DomainError as err:
             return respond(denied(err))
         handler = partial(invitation_page.submit, form=parse_answer(post))
-        return await pages.serve(form_text(post, "t"), OBJECT, RESPOND, handler)
+        return await pages.serve(form_text(post, "t"), OBJECT, RESPOND, handler, write=True)
 
     return [web.get(INVITATION_PATH, show), web.post(INVITATION_PATH, submit)]

@@ -17,6 +17,8 @@ PAGES: dict[str, tuple[str, dt.timedelta]] = {
     "documents": ("/h5/documents", dt.timedelta(days=120)),
     # results are due 20 working days after the inspection, which may come late in the window
     "result": ("/h5/result", dt.timedelta(days=90)),
+    # review is due within review_workdays; a month covers holidays and a resubmission
+    "review": ("/h5/review", dt.timedelta(days=30)),
 }
 _REF = re.compile(r"\[([^\]\n]*)\]\(" + re.escape(PAGE_REF_SCHEME) + r"([a-z_]+)/([A-Za-z0-9:_.-]{1,80})\)")
 

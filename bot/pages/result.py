@@ -7,11 +7,14 @@ from functools import partial
 
 from aiohttp import web
 
-from bot.pages.base import SignedPages, csrf_ok, read_fields, respond
+from bot.config import attachments_dir
+from bot.pages.base import DB_ID, FileLimits, SignedPages, csrf_ok, read_fields, respond
 from bot.pages.links import PAGES, page_link
 from bot.services import Services
+from core.attachments import FileStore, Limits
 from core.errors import DomainError, PermissionDenied
 from handlers import forms
+from handlers.forms import FILES
 from handlers.pages import denied
 
 OBJECT = "case"
@@ -26,21 +29,47 @@ def result_link(services: Services, officer_id: int, case_id: int) -> str:
     return page_link(services, officer_id, RESULT, f"{OBJECT}:{case_id}")
 
 
+def file_store(services: Services) -> FileStore:
+    return FileStore(attachments_dir(services.settings))
+
+
+def _limits(services: Services) -> Limits:
+    cfg = services.settings.attachments
+    return Limits(cfg.max_file_bytes, cfg.max_files, cfg.max_image_pixels)
+
+
+def attachment_id(request: web.Request) -> int:
+    value = request.query.get("a", "")
+    if not DB_ID.fullmatch(value):
+        raise web.HTTPBadRequest(text="附件编号无效。")
+    return int(value)
+
+
 def routes(services: Services) -> list[web.RouteDef]:
     pages = SignedPages(services)
+    store, limits = file_store(services), _limits(services)
+    upload_limits = FileLimits(FILES, limits.max_file_bytes, limits.max_files)
 
     async def show(request: web.Request) -> web.Response:
-        return await pages.serve(request.query.get("t", ""), OBJECT, RESULT, forms.result_form)
+        return await pages.serve(request.query.get("t", ""), OBJECT, RESULT,
+                                 partial(forms.result_form, limits=limits))
+
+    async def file(request: web.Request) -> web.Response:
+        handler = partial(forms.result_file, attachment_id=attachment_id(request), store=store)
+        return await pages.serve(request.query.get("t", ""), OBJECT, RESULT, handler)
 
     async def submit(request: web.Request) -> web.Response:
         try:
-            raw = await read_fields(request, services.public_base_url, MAX_TEXT_BYTES)
+            raw, uploads = await read_fields(request, services.public_base_url, MAX_TEXT_BYTES,
+                                             upload_limits)
             token = (raw.pop("t", None) or [""])[0]
             if not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0]):
                 raise PermissionDenied(STALE_FORM)
         except DomainError as err:
             return respond(denied(err))
-        return await pages.serve(token, OBJECT, RESULT,
-                                 partial(forms.submit_result_form, raw=raw))
+        handler = partial(forms.submit_result_form, raw=raw,
+                          files=forms.Files(uploads, store, limits))
+        return await pages.serve(token, OBJECT, RESULT, handler, write=True)
 
-    return [web.get(RESULT_PATH, show), web.post(RESULT_PATH, submit)]
+    return [web.get(RESULT_PATH, show), web.post(RESULT_PATH, submit),
+            web.get(forms.RESULT_FILE_PATH, file)]

@@ -1,0 +1,129 @@
+"""Result attachments (现场照片, PDF documents): checked by content, stored by content hash.
+
+A file's type is what its bytes are, never what its name says: images must open and verify
+with Pillow as JPEG, PNG or WebP within a pixel limit (no decompression bombs), PDFs must start
+with the PDF header and end with its end-of-file marker. Accepted files are stored once under
+`<dir>/<sha256[:2]>/<sha256>` (written to a temporary name and renamed, so a reader never sees
+half a file); the database keeps which result version carries which file under which name.
+Attachments are shown to the group and the reviewers only, never on public pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from PIL import Image, UnidentifiedImageError
+
+from core.errors import ValidationFailed
+
+IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+PDF = "application/pdf"
+FIELD = "attachments"
+MAX_NAME_CHARS = 100
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int
+    max_files: int
+    max_image_pixels: int
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file as posted: its name on the officer's phone, its bytes (empty when it was over
+    the size limit and not kept) and its real size."""
+
+    name: str
+    data: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class Stored:
+    sha256: str
+    name: str
+    mime: str
+    size: int
+
+
+def clean_name(name: str) -> str:
+    """The file's own name, without any path, control characters or excess length. Some
+    clients percent-encode non-ASCII names in multipart (aiohttp does); browsers send UTF-8."""
+    base = unquote(name).replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip()
+    return base[-MAX_NAME_CHARS:] or "附件"
+
+
+def sniff(data: bytes, limits: Limits) -> str:
+    """The MIME type the content proves, or ValidationFailed saying what is accepted."""
+    if data.startswith(b"%PDF-"):
+        if b"%%EOF" not in data[-2048:]:
+            raise ValidationFailed("PDF 文件不完整，请重新导出后上传", field=FIELD)
+        return PDF
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                fmt, (width, height) = img.format, img.size
+                if width * height > limits.max_image_pixels:
+                    raise ValidationFailed("图片像素过大，请压缩后上传", field=FIELD)
+                img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValidationFailed("只能上传照片（JPG、PNG、WebP）或 PDF 文件，"
+                               "该文件内容不是有效的图片或 PDF", field=FIELD) from None
+    if fmt not in IMAGE_FORMATS:
+        raise ValidationFailed(f"不支持的图片格式 {fmt}，请上传 JPG、PNG 或 WebP", field=FIELD)
+    return IMAGE_FORMATS[fmt]
+
+
+def check(upload: Upload, limits: Limits) -> Stored:
+    """Size and content checks of one upload; the Stored record it will become."""
+    name = clean_name(upload.name)
+    if upload.size > limits.max_file_bytes or len(upload.data) != upload.size:
+        raise ValidationFailed(f"文件“{name}”超过 {limits.max_file_bytes / 1048576:.1f} MB，"
+                               "请压缩后上传", field=FIELD)
+    try:
+        mime = sniff(upload.data, limits)
+    except ValidationFailed as err:
+        raise ValidationFailed(f"文件“{name}”：{err.message}", field=FIELD) from None
+    return Stored(hashlib.sha256(upload.data).hexdigest(), name, mime, len(upload.data))
+
+
+class FileStore:
+    """Content-addressed files under one directory (the deployment's data directory)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            raise ValueError("not a sha256 hex digest")
+        return self.root / sha256[:2] / sha256
+
+    def put(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        final = self.path(sha)
+        if final.exists():
+            return sha  # same content, same name: nothing to write
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f"{sha}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, final)
+        return sha
+
+    def has(self, sha256: str) -> bool:
+        try:
+            return self.path(sha256).is_file()
+        except ValueError:
+            return False
+
+    def read(self, sha256: str) -> bytes:
+        return self.path(sha256).read_bytes()

@@ -1,0 +1,141 @@
+"""The signed review page over real HTTP: lead and participants approve or return (004 第十九条)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.pages.base import csrf_token
+from bot.pages.result import RESULT_PATH, result_link
+from bot.pages.review import review_link
+from bot.services import Services
+from core.models import Case, CaseResult, Officer, OutboxMessage, Review
+from handlers.review_page import REVIEW_FILE_PATH, REVIEW_PATH
+from tests.case_factories import World
+from tests.test_result_form import (  # client, services, world: the same fixtures
+    PDF_BYTES,
+    SECRET,
+    client,
+    fields,
+    jpeg,
+    services,
+    visible_text,
+    with_files,
+    world,
+)
+
+__all__ = ["client", "services", "world"]  # fixtures used by name
+
+
+def token_of(url: str) -> str:
+    return url.split("?t=", 1)[1]
+
+
+@pytest.fixture
+async def submitted(client: TestClient, services: Services, world: World) -> None:
+    """The lead's inspector entered a problem with a photo and a PDF."""
+    tok = token_of(result_link(services, world.a1.id, world.case.id))
+    item = world.items[0].id
+    resp = await client.post(RESULT_PATH, data=with_files(
+        fields(tok, item, followups="责令改正并跟踪",
+               **{f"item.{item}.codes": ["E"], f"item.{item}.problems": "未按规定公示年报"}),
+        ("现场.jpg", jpeg(), "image/jpeg"), ("记录.pdf", PDF_BYTES, "application/pdf")))
+    assert resp.status == 200, visible_text(await resp.text())
+
+
+def review_post(tok: str, decision: str, reason: str = "") -> dict[str, str]:
+    return {"t": tok, "csrf": csrf_token(SECRET, tok), "decision": decision, "reason": reason}
+
+
+async def reviews(sessionmaker: async_sessionmaker[AsyncSession]) -> list[tuple[int, str]]:
+    async with sessionmaker() as session:
+        return [(r.department_id, r.decision)
+                for r in await session.scalars(select(Review).order_by(Review.id))]
+
+
+async def case_state(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    async with sessionmaker() as session:
+        return str(await session.scalar(select(Case.state)))
+
+
+async def test_reviewer_sees_case_parts_attachments_and_history(
+        client: TestClient, services: Services, world: World, submitted: None) -> None:
+    tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
+    resp = await client.get(REVIEW_PATH, params={"t": tok})
+    html = await resp.text()
+    text = visible_text(html)
+    assert resp.status == 200
+    for expected in ("检查结果审核", world.target.name, "县市场监督管理局", "县卫生健康委员会",
+                     "企业公示信息检查", "发现问题已责令改正", "未按规定公示年报", "现场.jpg",
+                     "记录.pdf", "提交结果（张检查）", "上传附件", "审核通过", "退回检查组",
+                     "待审核部门：县市场监督管理局、县卫生健康委员会"):
+        assert expected in text, expected
+    img = re.search(r'<img src="([^"]+)"', html)
+    assert img is not None and img.group(1).startswith(REVIEW_FILE_PATH)
+    photo = await client.get(img.group(1).replace("&amp;", "&"))
+    assert photo.status == 200 and photo.headers["Content-Type"] == "image/jpeg"
+
+
+async def test_lead_and_participant_approve_in_turn(
+        client: TestClient, services: Services, world: World, submitted: None,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """004 第十九条: the lead and every participating department review the result."""
+    lead = token_of(review_link(services, world.lead_liaison.id, world.case.id))
+    resp = await client.post(REVIEW_PATH, data=review_post(lead, "approve"))
+    text = visible_text(await resp.text())
+    assert resp.status == 200 and "已审核通过" in text and "待审核部门：县卫生健康委员会" in text
+    assert await case_state(sessionmaker) == "submitted"
+    again = await client.post(REVIEW_PATH, data=review_post(lead, "approve"))
+    assert again.status == 422 and "本部门已审核过" in visible_text(await again.text())
+    other = token_of(review_link(services, world.other_leader.id, world.case.id))
+    resp = await client.post(REVIEW_PATH, data=review_post(other, "approve"))
+    assert resp.status == 200
+    assert await case_state(sessionmaker) == "approved"
+    assert await reviews(sessionmaker) == [(world.lead.id, "approve"), (world.other.id, "approve")]
+
+
+async def test_return_needs_a_reason_and_goes_back_to_the_group(
+        client: TestClient, services: Services, world: World, submitted: None,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """004 第十九条: a returned result goes back to the group with the reason."""
+    tok = token_of(review_link(services, world.other_liaison.id, world.case.id))
+    empty = await client.post(REVIEW_PATH, data=review_post(tok, "return", "  "))
+    assert empty.status == 422 and "退回结果时必须写明退回理由" in visible_text(await empty.text())
+    bad = await client.post(REVIEW_PATH, data=review_post(tok, "maybe", "草稿理由"))
+    html = await bad.text()
+    assert bad.status == 422 and "草稿理由</textarea>" in html
+    resp = await client.post(REVIEW_PATH, data=review_post(tok, "return", "缺少现场负责人签字"))
+    assert resp.status == 200 and "已退回检查组" in visible_text(await resp.text())
+    assert await case_state(sessionmaker) == "returned"
+    form = await client.get(RESULT_PATH, params={
+        "t": token_of(result_link(services, world.a1.id, world.case.id))})
+    assert "审核退回：缺少现场负责人签字" in visible_text(await form.text())
+
+
+@pytest.mark.parametrize("who", ["a1", "outsider"])
+async def test_inspectors_may_not_review(client: TestClient, services: Services, world: World,
+                                         submitted: None, who: str,
+                                         sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    officer: Officer = getattr(world, who)
+    tok = token_of(review_link(services, officer.id, world.case.id))
+    assert (await client.get(REVIEW_PATH, params={"t": tok})).status == 403
+    resp = await client.post(REVIEW_PATH, data=review_post(tok, "approve"))
+    assert resp.status == 403 and "联络员、分管领导" in visible_text(await resp.text())
+    assert await reviews(sessionmaker) == []
+
+
+async def test_submission_sends_each_reviewer_the_review_page_privately(
+        world: World, submitted: None, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    async with sessionmaker() as session:
+        rows = list(await session.scalars(select(OutboxMessage).where(
+            OutboxMessage.dest_key.like("officer:%"))))
+        result = await session.scalar(select(CaseResult))
+    assert result is not None
+    ref = f"(lianjian-page:review/case:{world.case.id})"
+    private = {r.destination["officer_id"] for r in rows if ref in r.message.get("body", "")}
+    assert private == {world.lead_liaison.id, world.lead_leader.id, world.other_liaison.id,
+                       world.other_leader.id}
