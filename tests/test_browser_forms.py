@@ -1,0 +1,112 @@
+"""A real phone-sized browser (Debian's chromium via playwright, as tests/test_browser.py) enters
+a result on the signed form and a reviewer returns it. Screenshots are kept as test artifacts in
+test-artifacts/browser/ (git-ignored; LIANJIAN_ARTIFACTS overrides the directory)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import create_app
+from bot.pages.result import result_link
+from bot.pages.review import review_link
+from core.clock import FixedClock, china_noon
+from core.models import Attachment, Case
+from tests.case_factories import build_world
+from tests.server_helpers import make_services
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, async_api
+from tests.test_result_form import TODAY, jpeg
+
+ARTIFACTS = Path(os.environ.get("LIANJIAN_ARTIFACTS", "test-artifacts")) / "browser"
+PHONE = {"viewport": {"width": 375, "height": 740}, "device_scale_factor": 2, "is_mobile": True}
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only: the pages are the same on both databases (the HTTP tests cover both)."""
+    path = tmp_path / "browser.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return str(path)
+
+
+async def _shot(page: Any, name: str) -> int:
+    """Save a full-page screenshot; the page's width (nothing may be wider than the phone)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+    return int(await page.evaluate("document.documentElement.scrollWidth"))
+
+
+async def test_result_form_and_review_on_a_375px_phone(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        aiohttp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clock.set(china_noon(TODAY))
+    async with sessionmaker() as session:
+        w = await build_world(session)
+    services = make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
+    server = await aiohttp_server(create_app(services, workers=()))
+    base = str(server.make_url("/")).rstrip("/")
+    form_url = result_link(services, w.a1.id, w.case.id).replace(services.public_base_url, base)
+    review_url = review_link(services, w.lead_liaison.id, w.case.id).replace(
+        services.public_base_url, base)
+    photo = tmp_path / "现场照片.jpg"
+    photo.write_bytes(jpeg("green", (800, 600)))
+    remark = "经营者称年报已委托代理机构填报，现场未能出示回执。"
+    item = w.items[0].id
+    widths: list[int] = []
+
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(**PHONE)
+            await page.goto(form_url)
+            widths.append(await _shot(page, "1-result-form"))
+            await page.fill("input[name=inspected_on]", "2026-03-05")
+            for code in ("A", "2", "B"):
+                await page.check(f"input[name='item.{item}.codes'][value='{code}']")
+            await page.fill(f"textarea[name='item.{item}.problems']", "2025年度报告未公示")
+            await page.check("input[name=followups][value='责令改正并跟踪']")
+            await page.fill("textarea[name=remarks]", remark)
+            await page.click("text=提交检查结果")  # no inspection method ticked
+            await page.wait_for_selector(".field-error")
+            error_text = await page.inner_text("body")
+            kept = await page.input_value("textarea[name=remarks]")
+            still_ticked = await page.is_checked(f"input[name='item.{item}.codes'][value='B']")
+            widths.append(await _shot(page, "2-result-error"))
+            await page.check("input[name=methods][value='实地检查']")
+            await page.set_input_files("input[name=attachments]", str(photo))
+            await page.click("text=提交检查结果")
+            await page.wait_for_selector("text=结果已提交")
+            done_text = await page.inner_text("body")
+            widths.append(await _shot(page, "3-result-submitted"))
+
+            await page.goto(review_url)
+            await page.wait_for_selector("img")
+            photo_width = await page.evaluate("document.querySelector('img').naturalWidth")
+            widths.append(await _shot(page, "4-review"))
+            await page.fill("textarea[name=reason]", "请补充年报代理机构的回执照片")
+            await page.click("text=退回检查组")
+            await page.wait_for_selector("text=已退回检查组")
+            widths.append(await _shot(page, "5-returned"))
+
+            await page.goto(form_url)
+            reopened = await page.inner_text("body")
+            widths.append(await _shot(page, "6-result-reopened"))
+        finally:
+            await browser.close()
+
+    assert "请至少选择一种检查方式" in error_text
+    assert kept == remark and still_ticked
+    assert "结果已提交" in done_text and "现场照片.jpg" in done_text
+    assert photo_width == 800  # the reviewer's page shows the uploaded photo itself
+    assert "审核退回：请补充年报代理机构的回执照片" in reopened and "保留：现场照片.jpg" in reopened
+    assert max(widths) <= 375
+    async with sessionmaker() as session:
+        state = await session.scalar(select(Case.state))
+        names = list(await session.scalars(select(Attachment.name)))
+    assert (state, names) == ("returned", ["现场照片.jpg"])
