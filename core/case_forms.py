@@ -174,6 +174,15 @@ async def entry_sheet(ctx: Ctx, case_id: int, action: str = "case.result.form") 
     return await _sheet(ctx, case, actor.department_id)
 
 
+async def entry_categories(ctx: Ctx, case_id: int, action: str) -> list[Category]:
+    """The departments' own categories of the case's task, for a group member (what the
+    form's fields are checked against before the whole sheet is needed)."""
+    case = await _case(ctx, case_id)
+    await cases.require_member(ctx, case, action)
+    task = await cases.get_task(ctx, case)
+    return cases.department_categories(await cases.participating_departments(ctx, task))
+
+
 async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
     """The case as a reviewer sees it: the lead's or a participant's liaison or leader."""
     case = await _case(ctx, case_id)

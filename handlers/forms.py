@@ -326,16 +326,16 @@ async def refusals_on_record(pc: PageCtx, call: Awaitable[Page]) -> Page:
 
 async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page:
     """Check the fields, then submit through core; any refusal re-shows the typed form."""
-    sheet = await case_forms.entry_sheet(pc.core, case_id, "case.result.submit")
+    extra = await case_forms.entry_categories(pc.core, case_id, "case.result.submit")
     accepted, file_error = _accept_files(raw, files)
     data = form_data(raw)
-    context = {"extra": cases.department_categories(sheet.departments)}
     errors = {FILES: file_error} if file_error else {}
     try:
-        form = ResultForm.model_validate(data, context=context)
+        form = ResultForm.model_validate(data, context={"extra": extra})
     except ValidationError as err:
         errors = {**field_errors(err, data["items"]), **errors}
     if errors:
+        sheet = await case_forms.entry_sheet(pc.core, case_id)
         return _form_page(pc, sheet, raw, files.limits, errors=errors, status=422)
     entry = dataclasses.replace(form.entry(), attachments=tuple(accepted))
     try:
