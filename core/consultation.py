@@ -325,17 +325,28 @@ async def expire_invitations(ctx: Ctx) -> int:
         due = task.reply_due_on.isoformat() if task.reply_due_on else "—"
         for inv in (i for i in invitations if i.state == "pending"):
             inv.state = "expired"
-            text = render("messages/invitation_expired.md.j2", task=task, department=inv.department,
-                          reply_due=due)
-            msg = OutMessage.md(f"邀请已过期：{task.code}", text)
             await record(ctx, "invitation.expired", f"invitation:{inv.id}",
                          {"task": task.code, "department": inv.department.code, "reply_due_on": due},
-                         [Notice(Destination.department(inv.department_id), msg, key=f"inv-expired:{inv.id}"),
-                          Notice(Destination.department(task.lead_department_id), msg,
-                                 key=f"inv-expired-lead:{inv.id}")])
+                         await _silence_notices(ctx, task, inv, due))
             expired += 1
         await _consultation_done(ctx, task, invitations)
     return expired
+
+
+async def _silence_notices(ctx: Ctx, task: JointTask, inv: Invitation, due: str) -> list[Notice]:
+    """Silence is not a written refusal (000 §七): the department's chat and each of its leaders
+    hear that it was recorded as 逾期未答复; the lead hears it may proceed without it."""
+    def msg(for_lead: bool) -> OutMessage:
+        return OutMessage.md(f"逾期未答复：{task.code}", render(
+            "messages/invitation_expired.md.j2", task=task, department=inv.department,
+            reply_due=due, for_lead=for_lead))
+
+    leaders = [o for o in await answerers(ctx, inv.department_id) if o.has_role("leader")]
+    return [Notice(Destination.department(inv.department_id), msg(False), key=f"inv-expired:{inv.id}"),
+            *(Notice(Destination.officer(o.id), msg(False), key=f"inv-expired:{inv.id}:{o.id}")
+              for o in leaders),
+            Notice(Destination.department(task.lead_department_id), msg(True),
+                   key=f"inv-expired-lead:{inv.id}")]
 
 
 @dataclass

@@ -18,7 +18,7 @@ TASK_STATE_LABELS = {
     "inspecting": "检查中", "reviewing": "审核中", "published": "已公示", "closed": "已归档",
     "cancelled": "已撤销"}
 INVITATION_STATE_LABELS = {"pending": "待答复", "accepted": "已接受", "declined": "已拒绝",
-                           "expired": "已过期"}
+                           "expired": "逾期未答复"}
 LISTED_CASES = 20  # cases listed in one chat message; the rest are one command away
 DONE_STATES = ("locked", "inspecting", "reviewing", "published", "closed")
 CHUNK = 2000  # ids per IN (…) query: far below SQLite's and asyncpg's parameter limits

@@ -184,7 +184,7 @@ def _task() -> Machine[TaskState]:
 def _invitation() -> Machine[InvitationState]:
     s = InvitationState
     return Machine("invitation", "邀请", {
-        s.PENDING: "待答复", s.ACCEPTED: "已接受", s.DECLINED: "已拒绝", s.EXPIRED: "已过期"}, [
+        s.PENDING: "待答复", s.ACCEPTED: "已接受", s.DECLINED: "已拒绝", s.EXPIRED: "逾期未答复"}, [
         (None, s.PENDING, LEAD_ADMIN),
         (s.PENDING, s.ACCEPTED, INVITED),
         (s.PENDING, s.DECLINED, INVITED),

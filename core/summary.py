@@ -44,6 +44,7 @@ class TaskSummary:
     accepted: int = 0
     pending: int = 0
     declined: list[tuple[str, str]] = field(default_factory=list)  # (department, reason)
+    unanswered: list[str] = field(default_factory=list)  # 逾期未答复: silent, not refused (000 §七)
     cases_by_state: dict[str, int] = field(default_factory=dict)
     on_time: int = 0  # first submission by the deadline
     late: int = 0  # first submission after it (rule 7: counts as not completed)
@@ -77,6 +78,8 @@ async def _invitations(session: AsyncSession, ts: TaskSummary, task: JointTask) 
             ts.declined.append((inv.department.name, inv.reason))
         elif inv.state == InvitationState.PENDING:
             ts.pending += 1
+        elif inv.state == InvitationState.EXPIRED:
+            ts.unanswered.append(inv.department.name)
 
 
 async def _cases(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,

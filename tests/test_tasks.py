@@ -31,6 +31,8 @@ from core.models import (
     TaskItem,
 )
 from core.progress import cases_for_officer, task_progress, tasks_for_department
+from core.states import INVITATION
+from core.summary import daily_summary, summary_message
 from tests import factories as f
 from tests.factories import as_actor
 
@@ -279,6 +281,31 @@ async def test_expired_invitations_make_the_task_ready(ctx: Ctx, clock) -> None:
     assert invitations[1].state == "expired" and task.state == "ready"
     assert (await _audit_actions(ctx))[-2:] == ["invitation.expired", "task.ready"]
     assert await consultation.expire_invitations(ctx) == 0
+
+
+async def test_silence_is_recorded_as_unanswered_not_refused_000_s7(ctx: Ctx, clock) -> None:
+    """000 §七: an invitation not answered by its deadline is 逾期未答复 (not a written refusal);
+    the lead is told it may proceed without the department, the department's leader is told too."""
+    w = await f.world(ctx.session, partners=1)
+    task = await f.draft_task(ctx, w)
+    [inv] = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task,
+                                                 [w.partners[0].dep.id])
+    clock.advance(dt.timedelta(days=8))
+    assert await consultation.expire_invitations(ctx) == 1
+    assert inv.state == "expired" and inv.reason in (None, "")
+    assert INVITATION.labels[inv.state] == "逾期未答复"
+    rows = [r for r in await _outbox(ctx) if "逾期未答复" in r.message.get("title", "")]
+    told = {(r.destination["kind"], r.destination.get("department_id")
+             or r.destination.get("officer_id")) for r in rows}
+    assert told == {("department", w.partners[0].dep.id), ("officer", w.partners[0].leader.id),
+                    ("department", w.lead.dep.id)}
+    lead_text = next(r.message["body"] for r in rows
+                     if r.destination.get("department_id") == w.lead.dep.id)
+    assert f"抽取 {task.code}" in lead_text and "不是书面拒绝" in lead_text
+    progress = await task_progress(ctx, task.code)
+    assert [i["state_label"] for i in progress["invitations"]] == ["逾期未答复"]
+    text = summary_message(await daily_summary(ctx, clock.today())).body
+    assert f"逾期未答复 1（{w.partners[0].dep.name}）" in text and "不参加 0" in text
 
 
 # ---------------------------------------------------------------- bad input changes nothing
