@@ -2,7 +2,7 @@
 background workers (inbox, sender, scheduler) tied to the app's life with `cleanup_ctx`.
 
 A callback is verified, stored in the inbox in one short transaction and acknowledged at once
-(design §2, WeCom allows 5 s); the inbox worker handles it afterwards.
+(docs/architecture.md §2, WeCom allows 5 s); the inbox worker handles it afterwards.
 """
 
 from __future__ import annotations

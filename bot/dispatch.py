@@ -1,4 +1,4 @@
-"""Event → handler, behind a fixed middleware order (design §8):
+"""Event → handler, behind a fixed middleware order (docs/architecture.md §2):
 
 errors → resolve officer → per-officer lock → conversation step → route.
 

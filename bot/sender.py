@@ -1,4 +1,4 @@
-"""Outbox worker (design §2 step 5): claim due rows, resolve each neutral Destination to a
+"""Outbox worker (docs/architecture.md §2): claim due rows, resolve each neutral Destination to a
 platform Channel, respect per-channel rate limits, send, and record the outcome.
 
 Rows are leased (`claimed_until`) so several `serve` processes never send one row twice; a
@@ -95,7 +95,8 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
 
 def _with_links(services: Services, dest: Destination, channel: Channel, msg: OutMessage) -> OutMessage:
     """Where buttons only open URLs (DingTalk), callback buttons of a card sent to one officer
-    get the signed H5 page for the same action (design §4); elsewhere the message is as is."""
+    get the signed H5 page for the same action (docs/architecture.md §2); elsewhere the
+    message is as is."""
     if (services.adapters[channel.platform].buttons_call_back or msg.card is None
             or dest.officer_id is None):
         return msg

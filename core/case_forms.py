@@ -104,7 +104,7 @@ class ResultEntry:
 
 
 def ordered_categories(extra: Sequence[Category]) -> list[Category]:
-    """The catalogue in domain.md's order, the departments' own children of A after 5."""
+    """The catalogue in docs/domain.md's order, the departments' own children of A after 5."""
     base = list(CATEGORIES.values())
     at = next(i for i, c in enumerate(base) if c.code == "5") + 1
     return [*base[:at], *extra, *base[at:]]

@@ -149,7 +149,7 @@ async def require_member(ctx: Ctx, case: Case, action: str) -> Officer:
 
 def result_deadline(cal: WorkCalendar, rules: Rules, case: Case, task: JointTask) -> Deadline:
     """Results are due 20 working days after the inspection, or after the task window when no
-    inspection date is known yet (design §6)."""
+    inspection date is known yet (docs/architecture.md §4)."""
     if case.inspected_on is not None and case.result_due_on is not None:
         return Deadline(case.result_due_on, case.result_due_provisional)
     return cal.add_workdays(task.window_end, rules.result_entry_workdays)

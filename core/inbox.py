@@ -1,4 +1,4 @@
-"""Durable, de-duplicated incoming events (design §2 step 2).
+"""Durable, de-duplicated incoming events (docs/architecture.md §2).
 
 The callback route stores each verified Event before it acknowledges; a worker handles the row
 later. The unique (platform, event_id) makes a platform's retry a no-op across processes.

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 typed tables (design §3). States are the enums of core.states, stored as strings."""
+"""SQLAlchemy 2 typed tables (docs/architecture.md §5). States are the enums of core.states,
+stored as strings."""
 
 from __future__ import annotations
 
@@ -281,7 +282,8 @@ class Invitation(Base):
 
 
 class Draw(Base):
-    """A verifiable draw (design §5): of targets for a task, or of inspectors, or a quick draw."""
+    """A verifiable draw (docs/architecture.md §3): of targets for a task, or of inspectors, or
+    a quick draw."""
 
     __tablename__ = "draw"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,4 +1,5 @@
-"""What is due or overdue for whom (design §6), the nudges it drives, and deadline recompute.
+"""What is due or overdue for whom (docs/architecture.md §4), the nudges it drives, and
+deadline recompute.
 
 Nudges go out at T-3, T-1 and T-0 working days and on every working day overdue; overdue ones
 also go to the department's leaders (escalation). Each department gets at most one digest per

@@ -1,4 +1,4 @@
-"""Result categories (domain.md table) and the rules for combining them.
+"""Result categories (docs/domain.md table) and the rules for combining them.
 
 Codes are the provincial platforms' export keys. Departments other than market regulation get
 their own child of A: "<base>:<department code>", where the base is the national code 3

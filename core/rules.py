@@ -1,4 +1,4 @@
-"""Configurable rules (domain.md): defaults are the stricter reading of the regulations."""
+"""Configurable rules (docs/domain.md): defaults are the stricter reading of the regulations."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ class Rules(BaseModel):
     # lets a task whose 工作方案 asks for it (every item a key item, or complaint-driven) re-check
     # the departments' own targets (001 第十四条). The imported higher-level list counts anyway.
     same_year_exclusion: Literal["always", "except_key_items"] = "always"
-    general_item_ratio_cap: str = "0.10"  # cap for general items (domain rule 4), decimal text
+    # cap for general items (docs/domain.md rule 4), decimal text
+    general_item_ratio_cap: str = "0.10"
     quick_draw_requires_beacon: bool = False  # ad-hoc 快抽 may skip the beacon; receipt says so
     conversation_hours: int = Field(72, ge=1)  # how long the bot waits for e.g. a reason
     # China time on the beacon's date from which its value counts as published: 福彩3D is drawn
-    # around 21:15, so 确认抽取 is refused before 21:30 that day (design §5: nobody may know the
-    # beacon at freeze, and the lead may not enter one before it exists).
+    # around 21:15, so 确认抽取 is refused before 21:30 that day (docs/architecture.md §3: nobody
+    # may know the beacon at freeze, and the lead may not enter one before it exists).
     beacon_ready_time: dt.time = dt.time(21, 30)
     recusal_reason_min_chars: int = Field(4, ge=1)  # 回避 must name the interest, not just "回避"

@@ -4,7 +4,7 @@ calendar day, and the nudge and summary ticks only on working days (make-up days
 The claim is a row in `scheduled_run` inserted in the tick's own transaction: if the tick fails,
 the rollback removes the claim and the next trigger or start-up tries again; if it commits, a
 second process, a restart's catch-up or a coalesced trigger finds the row and skips. See
-docs/architecture.md (scheduler).
+docs/architecture.md §4 (scheduler).
 """
 
 from __future__ import annotations

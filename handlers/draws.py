@@ -49,8 +49,8 @@ async def confirm(ctx: HandlerCtx, args: Args) -> None:
         await _quick_receipt(ctx, row)
         return
     locked = await targets.confirm_draw(ctx.core, code, beacon)
-    # The lock stands even if matching fails (no re-roll, design §5): matching runs in its own
-    # savepoint and can be retried with 匹配 once the department has inspectors.
+    # The lock stands even if matching fails (no re-roll, docs/architecture.md §3): matching
+    # runs in its own savepoint and can be retried with 匹配 once the department has inspectors.
     try:
         async with ctx.session.begin_nested():
             cases = await groups.match_inspectors(ctx.core, code)

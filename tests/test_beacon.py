@@ -1,5 +1,5 @@
-"""The public beacon (design §5) must be unknowable at freeze and real at confirm; a recusal's
-newcomer gets a full assignment while the personal reason stays with the department."""
+"""The public beacon (docs/architecture.md §3) must be unknowable at freeze and real at confirm;
+a recusal's newcomer gets a full assignment while the personal reason stays with the department."""
 
 from __future__ import annotations
 

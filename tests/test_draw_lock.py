@@ -1,5 +1,5 @@
-"""A lock is final (design §5): a failed inspector match keeps it and reveals nothing more;
-匹配 retries the match. Only the lead department draws — not even the office's admin."""
+"""A lock is final (docs/architecture.md §3): a failed inspector match keeps it and reveals
+nothing more; 匹配 retries the match. Only the lead department draws — not even the office's admin."""
 
 from __future__ import annotations
 

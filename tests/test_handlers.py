@@ -364,7 +364,7 @@ async def test_single_dingtalk_chat_is_answered_in_place(sessionmaker, clock, sc
 
 async def test_provisional_reply_deadline_is_marked_in_task_list_detail_and_card(sessionmaker, clock,
                                                                                   scene) -> None:
-    """domain.md "Working days": a weekday-only deadline says so wherever it is shown."""
+    """docs/domain.md "Working days": a weekday-only deadline says so wherever it is shown."""
     d = make_dispatcher(sessionmaker, clock)
     who = scene.partner.liaison.code
     async with sessionmaker() as s, s.begin():

@@ -11,7 +11,7 @@ cal = WorkCalendar()
 
 
 def test_period_counts_from_the_day_after():
-    # domain.md: 2025-09-30 + 20 working days = 2025-11-04 (National Day week skipped)
+    # docs/domain.md: 2025-09-30 + 20 working days = 2025-11-04 (National Day week skipped)
     assert cal.add_workdays(D(2025, 9, 30), 20).day == D(2025, 11, 4)
     assert not cal.add_workdays(D(2025, 9, 30), 20).provisional
 

@@ -1,4 +1,5 @@
-"""Verifiable random selection (design §5). Pure functions: no DB, no clock, no other randomness.
+"""Verifiable random selection (docs/architecture.md §3). Pure functions: no DB, no clock, no
+other randomness.
 
 Anyone with the exported pool ("id,stratum" lines), the revealed seed and the beacon can redo
 a draw in a few lines of any language:

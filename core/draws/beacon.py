@@ -1,5 +1,6 @@
-"""Stage 2, draws: the public beacon (design §5). A freeze names a source whose value nobody
-can know yet; the confirmation accepts the value only once it is published, in the source's form.
+"""Stage 2, draws: the public beacon (docs/architecture.md §3). A freeze names a source whose
+value nobody can know yet; the confirmation accepts the value only once it is published, in the
+source's form.
 """
 
 from __future__ import annotations

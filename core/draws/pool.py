@@ -1,4 +1,5 @@
-"""Draw pools: who may be drawn for a task, and why the others may not (design §5, domain rule 3).
+"""Draw pools: who may be drawn for a task, and why the others may not (docs/architecture.md
+§3, docs/domain.md rule 3).
 
 Built for a prefecture's library (up to a few million targets): one scan with the scope filter
 in SQL returns four columns of the rows in scope (id, risk level, flags, drawable) as plain

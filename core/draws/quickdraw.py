@@ -1,8 +1,8 @@
 """Quick ad-hoc verifiable draws (快抽): N inspectors or N targets, outside any joint task.
 
-Same contract as a task draw (design §5): the pool is frozen and hashed, the seed committed,
-keys are SHA-256(final seed ‖ draw code ‖ 0x00 ‖ id), the k smallest win, and the Draw row and
-its pool are stored so `验证 KC-2026-0001` recomputes it. The draw code doubles as the "task code"
+Same contract as a task draw (docs/architecture.md §3): the pool is frozen and hashed, the
+seed committed, keys are SHA-256(final seed ‖ draw code ‖ 0x00 ‖ id), the k smallest win, and
+the Draw row and its pool are stored so `验证 KC-2026-0001` recomputes it. The draw code doubles as the "task code"
 hashed into the keys. Without a required beacon (rules.quick_draw_requires_beacon False) the draw
 is computed and locked at once and the receipt says no public beacon was used; with it, the draw
 is frozen with its beacon source and `confirm_quick_draw` locks it once the beacon is known.

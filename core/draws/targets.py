@@ -1,6 +1,6 @@
 """Stage 2, draws: the target draw of a joint task — freeze the pool and rule (possibly
 re-frozen), then confirm with the beacon, which locks the selection and creates the cases in one
-transaction (design §5; seeds 000 §八, 004 第十一条).
+transaction (docs/architecture.md §3; seeds 000 §八, 004 第十一条).
 
 ready → [frozen draw] → locked. The caller commits; refusals raise a DomainError and change nothing.
 """

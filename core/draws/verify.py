@@ -1,5 +1,5 @@
-"""Recompute a draw from what is public after lock (design §5): the pool file, the revealed
-seed, the beacon and the rule. Used by `lianjian draw verify` and the public results page."""
+"""Recompute a draw from what is public after lock (docs/architecture.md §3): the pool file,
+the revealed seed, the beacon and the rule. Used by `lianjian draw verify` and the public results page."""
 
 from __future__ import annotations
 
