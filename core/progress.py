@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core.cases import get_case, participating_departments, require
+from core.cases import OPEN_FOR_ENTRY, get_case, participating_departments, require
 from core.cases import get_task as case_task
 from core.changes import Ctx
 from core.jointtask import INVITATION_STATE_LABELS, TASK_STATE_LABELS, get_task, task_invitations
@@ -18,12 +18,15 @@ from core.models import (
     AuditEvent,
     Case,
     CaseResult,
+    Department,
     GroupMember,
     Invitation,
     JointTask,
     Objection,
     Referral,
 )
+
+BAR_WIDTH = 10
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,33 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
                              "state_label": INVITATION_STATE_LABELS[i.state], "reason": i.reason}
                             for i in invitations],
             "invitation_counts": dict(Counter(i.state for i in invitations)),
-            "cases": dict(cases), "case_total": sum(cases.values()), "overdue": int(overdue or 0)}
+            "cases": dict(cases), "case_total": sum(cases.values()), "overdue": int(overdue or 0),
+            "departments": await _department_bars(ctx, task.id)}
+
+
+def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """A text bar every chat platform shows alike (no images, no markdown): ``▓▓▓░░ 3/5``."""
+    filled = round(width * done / total) if total else 0
+    return f"{'▓' * filled}{'░' * (width - filled)} {done}/{total}"
+
+
+async def _department_bars(ctx: Ctx, task_id: int) -> list[dict[str, Any]]:
+    """Per department with active inspectors in the task: cases whose result is entered (no
+    longer open for entry) out of its cases, as a bar."""
+    rows = await ctx.session.execute(
+        select(Department.name, Case.state, func.count(func.distinct(Case.id)))
+        .join(GroupMember, GroupMember.case_id == Case.id)
+        .join(Department, Department.id == GroupMember.department_id)
+        .where(Case.task_id == task_id, GroupMember.active.is_(True))
+        .group_by(Department.name, Case.state))
+    totals: Counter[str] = Counter()
+    done: Counter[str] = Counter()
+    for name, state, n in rows:
+        totals[name] += n
+        if state not in OPEN_FOR_ENTRY:
+            done[name] += n
+    return [{"department": name, "done": done[name], "total": total,
+             "bar": progress_bar(done[name], total)} for name, total in sorted(totals.items())]
 
 
 async def cases_for_officer(ctx: Ctx, officer_id: int) -> list[Case]:

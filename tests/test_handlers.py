@@ -24,6 +24,7 @@ from core.models import (
     CaseResult,
     ChatPlatform,
     Conversation,
+    Department,
     GroupMember,
     Invitation,
     JointTask,
@@ -478,6 +479,29 @@ async def test_progress_and_summary_for_leaders_only(sessionmaker, clock, drawn)
     async with sessionmaker() as s:
         denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
         assert denied.actor == w.lead.inspectors[0].code and denied.data["action"] == "summary.view"
+
+
+async def test_progress_shows_a_text_bar_per_department(sessionmaker, clock, drawn) -> None:
+    """进度 counts, per department with inspectors in the task, the cases whose result is in."""
+    w, code = drawn
+    d = make_dispatcher(sessionmaker, clock)
+    case, officer = await _confirmed_first_member(sessionmaker, clock, d, w, code)
+    clock.set(china_noon(dt.date(2026, 3, 17)))
+    await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} 未发现问题 3月16日"))
+    async with sessionmaker() as s:
+        per_department = dict((await s.execute(
+            select(Department.name, func.count(func.distinct(GroupMember.case_id)))
+            .join(GroupMember, GroupMember.department_id == Department.id)
+            .where(GroupMember.active.is_(True)).group_by(Department.name))).all())
+        submitted = set(await s.scalars(select(Department.name).join(
+            GroupMember, GroupMember.department_id == Department.id)
+            .where(GroupMember.case_id == case.id, GroupMember.active.is_(True))))
+    shown = bodies(await send(sessionmaker, d, text_event(w.lead.liaison.code, f"进度 {code}")))
+    assert len(per_department) == 2
+    for name, total in per_department.items():
+        done = 1 if name in submitted else 0
+        filled = round(10 * done / total)
+        assert f"{name} {'▓' * filled}{'░' * (10 - filled)} {done}/{total}" in shown
 
 
 async def test_quick_submit_without_inspection_date_asks_for_it_instead_of_assuming_today(
