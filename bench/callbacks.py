@@ -169,10 +169,10 @@ class Server:
     """One child server; paused (SIGSTOP) while the other one is measured, so its background
     work (the full server's worker draining a burst) neither slows nor flatters the other."""
 
-    def __init__(self, name: str, target: Any, aes: str, *extra: str) -> None:
+    def __init__(self, name: str, target: Any, *args: str) -> None:
         self.name, self.port = name, free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = mp.get_context("spawn").Process(target=target, args=(self.port, aes, *extra),
+        self.proc = mp.get_context("spawn").Process(target=target, args=(self.port, *args),
                                                     daemon=True)
         self.proc.start()
 

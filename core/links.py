@@ -116,7 +116,7 @@ def link_url(base_url: str, path: str, token: str) -> str:
 
 # Core renders messages when they are enqueued, long before anyone knows which officer's signed
 # link each copy needs. A message therefore carries references, `[label](lianjian-page:ACTION/OBJ)`,
-# and the sender turns each into a link signed for the officer it delivers to (bot.page_links).
+# and the sender turns each into a link signed for the officer it delivers to (bot.pages.links).
 PAGE_REF_SCHEME = "lianjian-page:"
 
 

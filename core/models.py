@@ -361,7 +361,9 @@ class CaseResult(Base):
     """One version of a case's result. Published versions are never edited; corrections add one."""
 
     __tablename__ = "case_result"
-    __table_args__ = (UniqueConstraint("case_id", "version"),)
+    __table_args__ = (UniqueConstraint("case_id", "version"),
+                      # the public results page lists the newest publications first
+                      Index("ix_case_result_published", "state", "published_at", "id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)

@@ -33,3 +33,6 @@ class Rules(BaseModel):
     # may know the beacon at freeze, and the lead may not enter one before it exists).
     beacon_ready_time: dt.time = dt.time(21, 30)
     recusal_reason_min_chars: int = Field(4, ge=1)  # 回避 must name the interest, not just "回避"
+    # 一公开: published results name the inspection group (names and 执法证号) only where the
+    # local rules publish them; off by default, so no officer data is public unless decided
+    publish_inspectors: bool = False

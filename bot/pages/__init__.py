@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.pages import documents, invitation, result, review
+from bot.pages import documents, invitation, public, result, review
 from bot.services import Services
 
 
 def routes(services: Services) -> list[web.RouteDef]:
     return (invitation.routes(services) + documents.routes(services) + result.routes(services)
-            + review.routes(services))
+            + review.routes(services) + public.routes(services))

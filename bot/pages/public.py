@@ -1,0 +1,85 @@
+"""HTTP side of the public pages (no login): /public/, /public/results, /public/draws/<code>
+(with its JSON, pool file and the recompute script). Bad input gets a Chinese page, never a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from urllib.parse import quote
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services import Services
+from core.errors import DomainError
+from core.render import render, templates_dir
+from handlers import public
+
+# Our own script only (no CDN); it fetches the draw's JSON and pool file from this site.
+HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; "
+                                "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                                "base-uri 'none'"),
+}
+SCRIPT = "draw_verify.js"
+DRAW_CODE = "[A-Za-z0-9-]+"
+DrawPage = Callable[[AsyncSession, str], Awaitable[web.Response]]
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8",
+                        headers=HEADERS)
+
+
+def _not_found(err: DomainError) -> web.Response:
+    return _html(render("web/public_missing.html", message=err.message), 404)
+
+
+def routes(services: Services) -> list[web.RouteDef]:
+    script = (templates_dir() / "web" / SCRIPT).read_text(encoding="utf-8")
+
+    async def index(request: web.Request) -> web.Response:
+        async with services.sessionmaker() as session:
+            return _html(await public.index_page(session, request.query.get("year", ""),
+                                                 services.clock.today()))
+
+    async def results(request: web.Request) -> web.Response:
+        q = request.query
+        raw = public.RawQuery(q=q.get("q", ""), year=q.get("year", ""), page=q.get("page", ""))
+        async with services.sessionmaker() as session:
+            return _html(await public.results_page(
+                session, raw, publish_inspectors=services.rules.publish_inspectors))
+
+    async def _draw(request: web.Request, page: DrawPage) -> web.Response:
+        async with services.sessionmaker() as session:
+            try:
+                return await page(session, request.match_info["code"])
+            except DomainError as err:
+                return _not_found(err)
+
+    async def draw_html(session: AsyncSession, code: str) -> web.Response:
+        return _html(await public.draw_page(session, code))
+
+    async def draw_json(session: AsyncSession, code: str) -> web.Response:
+        return web.json_response(await public.draw_json(session, code), headers=HEADERS)
+
+    async def draw_pool(session: AsyncSession, code: str) -> web.Response:
+        name, text = await public.draw_pool(session, code)
+        return web.Response(text=text, content_type="text/csv", charset="utf-8",
+                            headers={**HEADERS, "Content-Disposition":
+                                     f"attachment; filename*=UTF-8''{quote(name)}"})
+
+    async def script_file(request: web.Request) -> web.Response:
+        return web.Response(text=script, content_type="text/javascript", charset="utf-8",
+                            headers=HEADERS)
+
+    return [web.get("/public/", index), web.get("/public", index),
+            web.get("/public/results", results),
+            web.get(f"/public/static/{SCRIPT}", script_file),
+            *(web.get(f"/public/draws/{{code:{DRAW_CODE}}}{suffix}", partial(_draw, page=page))
+              for suffix, page in (("", draw_html), (".json", draw_json),
+                                   ("/pool.csv", draw_pool)))]

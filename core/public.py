@@ -1,0 +1,222 @@
+"""What the public side shows (一公开): the year's tasks and item lists, published results with
+their corrections, and target draws. No login, so nothing here names an officer unless
+`Rules.publish_inspectors` says the rules publish the group (names and 执法证号 only).
+
+Attachments, remarks, review reasons and objections are never public.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.cases import active_members, department_categories
+from core.clock import CHINA_TZ
+from core.errors import NotFound
+from core.models import (
+    Case,
+    CaseResult,
+    Department,
+    Draw,
+    Invitation,
+    Item,
+    JointTask,
+    Target,
+    TaskItem,
+)
+from core.results import Category, label
+from core.states import InvitationState, ResultState
+
+PER_PAGE = 20
+MAX_QUERY_CHARS = 100
+MAX_TARGETS = 500  # a name fragment matching more targets is too vague: the visitor is told
+PUBLIC_TASK_STATES = ("consulting", "ready", "drawn", "locked", "inspecting", "reviewing",
+                      "published", "closed")
+PUBLIC_DRAW_KIND = "targets"  # inspector draws hold officer codes: not published
+_USCC = re.compile(r"[0-9A-Z]{15}|[0-9A-Z]{18}")
+
+
+@dataclass(frozen=True)
+class Version:
+    version: int
+    published_on: dt.date
+    labels: list[str]
+    is_correction: bool
+    current: bool
+
+
+@dataclass
+class PublicResult:
+    case_code: str
+    target_name: str
+    uscc: str
+    task_code: str
+    task_title: str
+    lead_department: str
+    inspected_on: dt.date | None
+    versions: list[Version] = field(default_factory=list)  # newest first
+    inspectors: list[tuple[str, str]] = field(default_factory=list)  # (name, 执法证号)
+
+
+@dataclass(frozen=True)
+class ResultQuery:
+    text: str = ""  # a name fragment or a 统一社会信用代码
+    year: int | None = None
+    page: int = 1
+
+
+@dataclass
+class ResultPage:
+    query: ResultQuery
+    results: list[PublicResult]
+    has_next: bool
+    too_many: bool = False  # the name matched more than MAX_TARGETS targets
+
+
+def _china_day(at: dt.datetime | None) -> dt.date:
+    assert at is not None  # published rows carry their publication time
+    return at.astimezone(CHINA_TZ).date()
+
+
+def _target_filter(text: str) -> ColumnElement[bool]:
+    """Exact 统一社会信用代码 (or 15-digit registration number), else a name fragment."""
+    code = text.upper()
+    if _USCC.fullmatch(code):
+        return Target.uscc == code
+    return Target.name.contains(text, autoescape=True)
+
+
+async def search_results(session: AsyncSession, query: ResultQuery, *,
+                         publish_inspectors: bool = False) -> ResultPage:
+    """Published results, newest publication first, PER_PAGE a page; each with its versions."""
+    stmt = (select(CaseResult, Case, Target, JointTask)
+            .join(Case, Case.id == CaseResult.case_id)
+            .join(Target, Target.id == Case.target_id)
+            .join(JointTask, JointTask.id == Case.task_id))
+    text = query.text.strip()[:MAX_QUERY_CHARS]
+    too_many = False
+    if text:
+        # Targets first: a name fragment scans the names once, a code is one index look-up.
+        # Their few results are then found through the case index and sorted; the state test
+        # is wrapped so SQLite (without statistics) does not walk the publication-order index
+        # over every published result instead.
+        ids = list(await session.scalars(
+            select(Target.id).where(_target_filter(text)).limit(MAX_TARGETS + 1)))
+        too_many = len(ids) > MAX_TARGETS
+        stmt = stmt.where(Case.target_id.in_(ids[:MAX_TARGETS]),
+                          func.coalesce(CaseResult.state, "") == ResultState.PUBLISHED)
+    else:  # newest first straight from ix_case_result_published, stopping after one page
+        stmt = stmt.where(CaseResult.state == ResultState.PUBLISHED)
+    if query.year is not None:
+        stmt = stmt.where(JointTask.year == query.year)
+    page = max(query.page, 1)
+    rows = (await session.execute(
+        stmt.order_by(CaseResult.published_at.desc(), CaseResult.id.desc())
+        .offset((page - 1) * PER_PAGE).limit(PER_PAGE + 1))).all()
+    shown = rows[:PER_PAGE]
+    older = await _older_versions(session, [case.id for _, case, _, _ in shown])
+    extras = await _categories_by_task(session, {task.id: task for *_, task in shown})
+    results = []
+    for current, case, target, task in shown:
+        extra = extras[task.id]
+        entry = PublicResult(case.code, target.name, target.uscc, task.code, task.title,
+                             task.lead_department.name, current.inspected_on or case.inspected_on)
+        for r in [current, *older[case.id]]:
+            entry.versions.append(Version(r.version, _china_day(r.published_at),
+                                          [label(c, extra) for c in r.codes], r.is_correction,
+                                          r is current))
+        if publish_inspectors:
+            entry.inspectors = [(m.officer.name, m.officer.cert_no)
+                                for m in await active_members(session, case)]
+        results.append(entry)
+    return ResultPage(query, results, has_next=len(rows) > PER_PAGE, too_many=too_many)
+
+
+async def _categories_by_task(session: AsyncSession,
+                              tasks: dict[int, JointTask]) -> dict[int, list[Category]]:
+    """Per task, the result categories of its participating departments (as
+    core.cases.participating_departments: the lead, accepted invitations, departments with
+    items), for a whole page in two queries instead of one per task."""
+    members: dict[int, set[int]] = {t.id: {t.lead_department_id} for t in tasks.values()}
+    accepted = select(Invitation.task_id, Invitation.department_id).where(
+        Invitation.task_id.in_(list(tasks)), Invitation.state == InvitationState.ACCEPTED)
+    with_items = select(TaskItem.task_id, TaskItem.department_id).where(
+        TaskItem.task_id.in_(list(tasks)))
+    for task_id, department_id in (await session.execute(accepted.union(with_items))).all():
+        members[task_id].add(department_id)
+    wanted = set().union(*members.values()) if members else set()
+    departments = {d.id: d for d in await session.scalars(
+        select(Department).where(Department.id.in_(wanted)))}
+    return {task_id: department_categories([departments[i] for i in sorted(ids)])
+            for task_id, ids in members.items()}
+
+
+async def _older_versions(session: AsyncSession,
+                          case_ids: Sequence[int]) -> dict[int, list[CaseResult]]:
+    """Superseded published versions (corrected by a later one, 004 第二十条), newest first."""
+    older: dict[int, list[CaseResult]] = defaultdict(list)
+    if not case_ids:
+        return older
+    for r in await session.scalars(select(CaseResult).where(
+            CaseResult.case_id.in_(case_ids), CaseResult.state == ResultState.SUPERSEDED,
+            CaseResult.published_at.is_not(None)).order_by(CaseResult.version.desc())):
+        older[r.case_id].append(r)
+    return older
+
+
+# ---------------------------------------------------------------- index
+
+@dataclass
+class PublicTask:
+    task: JointTask
+    draws: list[Draw]
+
+
+@dataclass
+class PublicIndex:
+    year: int
+    years: list[int]
+    tasks: list[PublicTask]
+    items: list[tuple[Department, list[Item]]]
+
+
+async def public_index(session: AsyncSession, year: int) -> PublicIndex:
+    """The year's joint tasks (not drafts) with their target draws, and every item list."""
+    tasks = list(await session.scalars(
+        select(JointTask).where(JointTask.year == year,
+                                JointTask.state.in_(PUBLIC_TASK_STATES))
+        .order_by(JointTask.code)))
+    draws: dict[int | None, list[Draw]] = defaultdict(list)
+    for d in await session.scalars(select(Draw).where(
+            Draw.task_id.in_([t.id for t in tasks]), Draw.kind == PUBLIC_DRAW_KIND,
+            Draw.state != "superseded").order_by(Draw.id)):
+        draws[d.task_id].append(d)
+    years = sorted(set(await session.scalars(select(JointTask.year).where(
+        JointTask.state.in_(PUBLIC_TASK_STATES)))) | {year}, reverse=True)
+    items: dict[int, list[Item]] = defaultdict(list)
+    for item in await session.scalars(select(Item).order_by(Item.department_id, Item.code)):
+        items[item.department_id].append(item)
+    departments = await session.scalars(select(Department).where(
+        Department.id.in_(list(items))).order_by(Department.id))
+    return PublicIndex(year, years, [PublicTask(t, draws[t.id]) for t in tasks],
+                       [(d, items[d.id]) for d in departments])
+
+
+# ---------------------------------------------------------------- draws
+
+RECOMPUTE_IN_BROWSER_MAX = 100_000  # WebCrypto hashes ~100,000 candidates in a few seconds
+
+
+async def public_draw(session: AsyncSession, code: str) -> Draw:
+    """A target draw by its code; inspector draws are not public."""
+    d = await session.scalar(select(Draw).where(Draw.code == code,
+                                                Draw.kind == PUBLIC_DRAW_KIND))
+    if d is None:
+        raise NotFound(f"没有公开的抽取记录 {code}")
+    return d

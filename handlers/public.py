@@ -1,0 +1,83 @@
+"""The public pages (一公开, no login): index, results search, draw receipts.
+
+Each function takes the session, the clock or rules it needs and the parsed request values, calls
+core.public and renders a template; bot.public_pages only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import public
+from core.draw import parse_rule
+from core.models import Draw, JointTask
+from core.render import render
+from core.states import TASK
+from core.verify import draw_public_json, pool_csv_text
+
+_YEAR = re.compile(r"[0-9]{4}")
+_PAGE = re.compile(r"[0-9]{1,4}")
+
+
+@dataclass(frozen=True)
+class RawQuery:
+    """Request values as typed by the visitor (strings; absent = "")."""
+
+    q: str = ""
+    year: str = ""
+    page: str = ""
+
+
+def parse_results_query(raw: RawQuery) -> tuple[public.ResultQuery, str]:
+    """The query and a Chinese note on what was ignored ("" when everything was understood)."""
+    year_text, note = raw.year.strip(), ""
+    year = int(year_text) if _YEAR.fullmatch(year_text) else None
+    if year_text and year is None:
+        note = "年份应为四位数字（如 2026），已按全部年份查询。"
+    page = int(raw.page) if _PAGE.fullmatch(raw.page.strip()) else 1
+    text = raw.q.strip()
+    if len(text) > public.MAX_QUERY_CHARS:
+        note = f"查询内容过长，只按前 {public.MAX_QUERY_CHARS} 个字查询。"
+    return public.ResultQuery(text=text[:public.MAX_QUERY_CHARS], year=year, page=page), note
+
+
+async def results_page(session: AsyncSession, raw: RawQuery, *, publish_inspectors: bool) -> str:
+    query, note = parse_results_query(raw)
+    found = await public.search_results(session, query, publish_inspectors=publish_inspectors)
+    return render("web/public_results.html", page=found, note=note, raw=raw)
+
+
+async def index_page(session: AsyncSession, raw_year: str, today: dt.date) -> str:
+    year = int(raw_year) if _YEAR.fullmatch(raw_year.strip()) else today.year
+    index = await public.public_index(session, year)
+    return render("web/public_index.html", index=index, states=TASK)
+
+
+def _rule_lines(d: Draw) -> list[str]:
+    rule = d.parameters.get("rule")
+    if not rule:
+        return []
+    return [f"{s.name}：{s.describe()}" for s in parse_rule(rule).strata]
+
+
+async def draw_page(session: AsyncSession, code: str) -> str:
+    d = await public.public_draw(session, code)
+    task = await session.get(JointTask, d.task_id) if d.task_id is not None else None
+    return render("web/public_draw.html", draw=d, data=draw_public_json(d), task=task,
+                  rules=_rule_lines(d), sizes=d.parameters.get("strata", {}),
+                  in_browser=d.pool_size <= public.RECOMPUTE_IN_BROWSER_MAX,
+                  limit=public.RECOMPUTE_IN_BROWSER_MAX)
+
+
+async def draw_json(session: AsyncSession, code: str) -> dict[str, object]:
+    return draw_public_json(await public.public_draw(session, code))
+
+
+async def draw_pool(session: AsyncSession, code: str) -> tuple[str, str]:
+    """(file name, the exported pool file) — the same bytes as `lianjian draw export-pool`."""
+    d = await public.public_draw(session, code)
+    return f"{d.code}-pool.csv", await pool_csv_text(session, d.id)

@@ -1,0 +1,63 @@
+"""The recompute button of a public draw page, in headless Chromium at 375 px: the browser's own
+WebCrypto recomputation passes every check on the published pool and fails visibly on a
+tampered pool file. Same browser requirements as test_browser.py (skips the same way)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import create_app
+from core.changes import Ctx
+from core.clock import FixedClock
+from core.models import Draw
+from core.verify import pool_csv_text
+from tests.server_helpers import make_services
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, async_api, db_url  # noqa: F401 (fixture)
+from tests.test_public import _locked_task
+
+
+async def _run(page, label: str, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+    await page.click("#recompute")
+    await page.wait_for_selector("#verify[data-result]", timeout=60_000)
+    await page.screenshot(path=tmp_path / f"draw-{label}.png", full_page=True)
+    return await page.inner_text("#verify")
+
+
+async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        aiohttp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    services = make_services(sessionmaker, clock)
+    async with sessionmaker() as session:
+        code = await _locked_task(Ctx(session=session, clock=clock), session)
+        draw = await session.scalar(select(Draw).where(Draw.code == code))
+        assert draw is not None
+        pool = await pool_csv_text(session, draw.id)
+    chosen = draw.selection[0]
+    tampered = tmp_path / "tampered.csv"  # a selected candidate swapped for another one
+    tampered.write_text(pool.replace(f"{chosen},", "91330424000000000X,", 1), encoding="utf-8")
+    server = await aiohttp_server(create_app(services, workers=()))
+
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 375, "height": 740},
+                                          device_scale_factor=2, is_mobile=True)
+            await page.goto(str(server.make_url(f"/public/draws/{code}")))
+            passed = await _run(page, "verified", tmp_path)
+            overflow = await page.evaluate("document.documentElement.scrollWidth")
+            await page.set_input_files("#pool-file", str(tampered))
+            failed = await _run(page, "tampered", tmp_path)
+            result = await page.get_attribute("#verify", "data-result")
+        finally:
+            await browser.close()
+
+    for check in ("✓ 抽取范围哈希：一致", "✓ 抽取范围数量：一致", "✓ 种子承诺值：一致",
+                  "✓ 信标值", "✓ 抽取结果", "验证通过"):
+        assert check in passed, check
+    assert "✗" not in passed and overflow <= 375
+    for check in ("✗ 抽取范围哈希：记录值", "✗ 抽取结果：锁定 2 个，复算 2 个，不一致", "验证未通过"):
+        assert check in failed, check
+    assert result == "fail"

@@ -1,0 +1,162 @@
+"""The public side (一公开, no login) over real HTTP: index, results search with corrections as
+versions, draw receipts with their pool file; no officer data unless a setting publishes it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from html import unescape
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.pages import public as public_pages
+from bot.services import SERVICES, Services
+from core import cases, tasks
+from core.changes import Ctx
+from core.rules import Rules
+from tests import factories as f
+from tests.case_factories import World, acting, at_day, build_world
+from tests.server_helpers import make_services
+
+D = dt.date
+NO_PROBLEM = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+PROBLEM = {"codes": ["A", "2", "B"], "methods": ["实地检查"], "followups": ["责令改正并跟踪"]}
+
+
+def text_of(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+async def publish_and_correct(ctx: Ctx, w: World) -> None:
+    """One published result (problem found) and its correction (004 第二十条)."""
+    at_day(ctx, D(2026, 3, 12))
+    await cases.submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10))
+    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
+    at_day(ctx, D(2026, 3, 20))
+    await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+    at_day(ctx, D(2026, 4, 2))
+    await cases.correct_result(acting(ctx, w.lead_liaison), w.case.code, reason="复查后更正",
+                               **NO_PROBLEM, inspected_on=D(2026, 3, 10))
+    await ctx.session.commit()
+
+
+def _client_factory(rules: Rules | None = None):  # type: ignore[no-untyped-def]
+    async def make(sessionmaker, clock, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+        services: Services = make_services(sessionmaker, clock)
+        if rules is not None:
+            services.rules = rules
+        app = web.Application()
+        app[SERVICES] = services
+        app.add_routes(public_pages.routes(services))
+        return await aiohttp_client(app)
+    return make
+
+
+@pytest.fixture
+async def client(sessionmaker, clock, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+    return await _client_factory()(sessionmaker, clock, aiohttp_client)
+
+
+@pytest.fixture
+async def published(ctx: Ctx, session: AsyncSession) -> World:
+    w = await build_world(session)
+    await publish_and_correct(ctx, w)
+    return w
+
+
+async def test_results_search_by_name_code_and_year_shows_corrections_as_versions(
+        client: TestClient, published: World) -> None:
+    for params in ({"q": "某某食品"}, {"q": "91330424ma28aqaqxu"}, {"year": "2026"}, {}):
+        resp = await client.get("/public/results", params=params)
+        assert resp.status == 200, params
+        text = text_of(await resp.text())
+        assert "嘉善县某某食品有限公司" in text, params
+        assert "第 2 版（更正）" in text and "未发现问题" in text
+        assert "原公示结果（已更正）" in text and "第 1 版" in text
+    for params in ({"q": "不存在的企业"}, {"year": "2025"}, {"q": "91330424MA28AQAQX0"}):
+        text = text_of(await (await client.get("/public/results", params=params)).text())
+        assert "没有找到符合条件的已公示检查结果" in text, params
+
+
+async def test_results_never_show_officers_unless_the_rules_publish_them(
+        client: TestClient, published: World, sessionmaker, clock, aiohttp_client) -> None:
+    text = text_of(await (await client.get("/public/results")).text())
+    for private in ("张检查", "ZFA1", "赵联络", "复查后更正"):
+        assert private not in text
+    publishing = await _client_factory(Rules(publish_inspectors=True))(
+        sessionmaker, clock, aiohttp_client)
+    text = text_of(await (await publishing.get("/public/results")).text())
+    assert "张检查（执法证号 ZFA1）" in text and "赵联络" not in text
+
+
+@pytest.mark.parametrize("params", [{"year": "二〇二六"}, {"page": "x" * 5000},
+                                    {"q": "%_\\'\"<script>" * 30}, {"page": "9999"}])
+async def test_odd_queries_get_a_page_never_a_500(client: TestClient, published: World,
+                                                 params: dict[str, str]) -> None:
+    resp = await client.get("/public/results", params=params)
+    assert resp.status == 200
+    html = await resp.text()
+    assert "<script>" not in html
+    if "year" in params:
+        assert "年份应为四位数字" in text_of(html)
+
+
+async def _locked_task(ctx: Ctx, session: AsyncSession) -> str:
+    w = await f.world(session, partners=1, inspectors=2, n_targets=30)
+    task = await f.ready_task(ctx, w)
+    lead = f.as_actor(ctx, w.lead.liaison)
+    at_day(ctx, D(2026, 3, 2))
+    frozen = await tasks.freeze_pool(lead, task.code, "2026年3月3日福彩3D开奖号码")
+    at_day(ctx, D(2026, 3, 4))
+    await tasks.confirm_draw(lead, task.code, "417")
+    await session.commit()
+    return frozen.code
+
+
+async def test_index_lists_the_years_tasks_items_and_draws(client: TestClient, ctx: Ctx,
+                                                          session: AsyncSession) -> None:
+    code = await _locked_task(ctx, session)
+    text = text_of(await (await client.get("/public/", params={"year": "2026"})).text())
+    assert "2026年食品经营者联合抽查" in text and "已锁定" in text and code in text
+    assert "县市场监督管理局" in text and "抽查事项" in text
+    other_year = text_of(await (await client.get("/public/", params={"year": "2020"})).text())
+    assert "本年度尚无公布的联合抽查任务" in other_year
+
+
+async def test_draw_page_publishes_seed_beacon_pool_and_selection(
+        client: TestClient, ctx: Ctx, session: AsyncSession, tmp_path: Path) -> None:
+    code = await _locked_task(ctx, session)
+    page = await client.get(f"/public/draws/{code}")
+    assert page.status == 200
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    html = await page.text()
+    data = await (await client.get(f"/public/draws/{code}.json")).json()
+    assert data["seed"] and data["seed"] in html and data["commitment"] in html
+    assert "417" in html and "2026年3月3日福彩3D开奖号码" in text_of(html)
+    assert all(i in html for i in data["selection"]) and 'src="/public/static/draw_verify.js"' in html
+    pool = await client.get(f"/public/draws/{code}/pool.csv")
+    body = (await pool.text()).removeprefix("id,stratum\n").removesuffix("\n")
+    assert hashlib.sha256(body.encode()).hexdigest() == data["pool_hash"]
+    assert (await client.get("/public/static/draw_verify.js")).status == 200
+    # the page's own recipe, run as a visitor would, verifies the downloaded files
+    (tmp_path / "draw.json").write_text(json.dumps(data), encoding="utf-8")
+    (tmp_path / "pool.csv").write_bytes(await pool.read())
+    recipe = unescape(re.search(r'<pre class="recipe">(.*?)</pre>', html, re.S).group(1))
+    run = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", recipe], cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0 and "验证通过" in run.stdout, run.stderr
+    inspectors = f"{data['task_code']}-I1"
+    for missing in (f"/public/draws/{inspectors}", "/public/draws/LJ-1999-001.json",
+                    "/public/draws/LJ-1999-001/pool.csv"):
+        resp = await client.get(missing)
+        assert resp.status == 404 and "没有公开的抽取记录" in text_of(await resp.text())
