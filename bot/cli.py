@@ -245,6 +245,31 @@ async def cmd_documents(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- exports
+
+async def cmd_export_results(args: argparse.Namespace) -> int:
+    from core.exports import RESULT_LAYOUT, results_workbook
+
+    async with _ctx(args) as ctx:
+        data, n = await results_workbook(ctx.session, args.year, args.department,
+                                         ctx.clock.now())
+    await asyncio.to_thread(Path(args.output).write_bytes, data)
+    print(f"已导出 {args.year} 年已公示检查结果 {n} 条（{RESULT_LAYOUT}）→ {args.output}")
+    return 0
+
+
+async def cmd_export_archive(args: argparse.Namespace) -> int:
+    from core.archive import archive_task
+
+    async with _ctx(args) as ctx:
+        data, task = await archive_task(ctx, args.task)
+        # written before the commit: a task is closed only once its archive exists
+        await asyncio.to_thread(Path(args.output).write_bytes, data)
+        code = task.code
+    print(f"任务 {code} 已立卷归档，状态改为“已归档” → {args.output}")
+    return 0
+
+
 # ---------------------------------------------------------------- tasks
 
 async def cmd_task_create(args: argparse.Namespace) -> int:
@@ -476,6 +501,17 @@ def _parser() -> argparse.ArgumentParser:
     dc = add("documents", cmd_documents, "生成任务或案件的联合抽查通知书和检查记录表（Word 与网页）")
     dc.add_argument("code", help="任务编号（整套）或案件号")
     dc.add_argument("-o", "--output", required=True, help="输出目录")
+
+    xp = sub.add_parser("export", help="导出与归档").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令")
+    er = add("results", cmd_export_results,
+             "导出某年度已公示的检查结果（省级平台结果录入格式 XLSX）", parent=xp)
+    er.add_argument("--year", type=int, required=True)
+    er.add_argument("--department", help="部门编码或全称：只导出该部门发起或参加的任务")
+    er.add_argument("-o", "--output", required=True)
+    ea = add("archive", cmd_export_archive, "任务立卷归档（ZIP），归档后任务办结", parent=xp)
+    ea.add_argument("task", help="任务编号")
+    ea.add_argument("-o", "--output", required=True)
 
     ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)

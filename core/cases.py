@@ -600,7 +600,7 @@ async def case_document_context(ctx: Ctx, case_code: str) -> dict[str, Any]:
     for item, dept in item_rows:
         found = by_item.get(item.id)
         items.append({"department": dept.name, "code": item.code, "name": item.name,
-                      "key": item.category == "key", "result": found,
+                      "key": item.category == "key", "basis": item.basis, "result": found,
                       "labels": [label(c, extra) for c in found.codes] if found else []})
     members = await active_members(ctx, case)
     inspectors = [{"name": m.officer.name, "cert_no": m.officer.cert_no,

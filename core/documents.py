@@ -187,9 +187,9 @@ def _notice_docx(c: dict[str, Any]) -> Any:
         f"依据{c['lead_department'].name}市场监管领域部门联合抽查事项清单和部门联合抽查年度工作计划"
         f"（任务 {c['task'].code}《{c['task'].title}》），{_names(c['departments'])}拟于"
         f"{cn_date(c['case'].inspected_on)}依法对你单位的下列事项进行检查，现将有关事项告知如下：")
-    _table(doc, ("序号", "检查事项", "检查部门"), [
-        (str(n), item["name"] + ("（重点事项）" if item["key"] else ""), item["department"])
-        for n, item in enumerate(c["items"], 1)])
+    _table(doc, ("序号", "检查事项", "检查依据", "检查部门"), [
+        (str(n), item["name"] + ("（重点事项）" if item["key"] else ""), item["basis"] or "—",
+         item["department"]) for n, item in enumerate(c["items"], 1)])
     doc.add_paragraph("一、确定一名联络员")
     doc.add_paragraph("请你单位确定一名联络员（电话）。检查当天，请通知本单位财务、行政管理等部门负责人员"
                       "在场配合检查。")

@@ -31,13 +31,12 @@ from core.models import (
     TaskItem,
 )
 from core.results import Category, label
-from core.states import InvitationState, ResultState
+from core.states import InvitationState, ResultState, TaskState
 
 PER_PAGE = 20
 MAX_QUERY_CHARS = 100
 MAX_TARGETS = 500  # a name fragment matching more targets is too vague: the visitor is told
-PUBLIC_TASK_STATES = ("consulting", "ready", "drawn", "locked", "inspecting", "reviewing",
-                      "published", "closed")
+PUBLIC_TASK_STATES = tuple(s for s in TaskState if s != TaskState.DRAFT)
 PUBLIC_DRAW_KIND = "targets"  # inspector draws hold officer codes: not published
 _USCC = re.compile(r"[0-9A-Z]{15}|[0-9A-Z]{18}")
 
@@ -200,7 +199,8 @@ async def public_index(session: AsyncSession, year: int) -> PublicIndex:
     years = sorted(set(await session.scalars(select(JointTask.year).where(
         JointTask.state.in_(PUBLIC_TASK_STATES)))) | {year}, reverse=True)
     items: dict[int, list[Item]] = defaultdict(list)
-    for item in await session.scalars(select(Item).order_by(Item.department_id, Item.code)):
+    for item in await session.scalars(select(Item).where(Item.current.is_(True))
+                                      .order_by(Item.department_id, Item.code)):
         items[item.department_id].append(item)
     departments = await session.scalars(select(Department).where(
         Department.id.in_(list(items))).order_by(Department.id))

@@ -25,6 +25,7 @@ class TaskState(StrEnum):
     INSPECTING = "inspecting"
     REVIEWING = "reviewing"
     PUBLISHED = "published"
+    CLOSED = "closed"  # filed (立卷归档): nothing changes any more
 
 
 class InvitationState(StrEnum):
@@ -168,7 +169,7 @@ def _task() -> Machine[TaskState]:
     s = TaskState
     return Machine("task", "任务", {
         s.DRAFT: "草稿", s.CONSULTING: "征询中", s.READY: "待抽取", s.LOCKED: "已锁定",
-        s.INSPECTING: "检查中", s.REVIEWING: "审核中", s.PUBLISHED: "已公示"}, [
+        s.INSPECTING: "检查中", s.REVIEWING: "审核中", s.PUBLISHED: "已公示", s.CLOSED: "已归档"}, [
         (None, s.DRAFT, LEAD_ADMIN),
         (s.DRAFT, s.CONSULTING, LEAD_ADMIN),
         (s.DRAFT, s.READY, LEAD_ADMIN),  # a single-department task has nobody to consult
@@ -178,6 +179,7 @@ def _task() -> Machine[TaskState]:
         (s.INSPECTING, s.REVIEWING, SYSTEM),  # the stage follows the cases
         (s.INSPECTING, s.PUBLISHED, SYSTEM),
         (s.REVIEWING, s.PUBLISHED, SYSTEM),
+        (s.PUBLISHED, s.CLOSED, LEAD_ADMIN),  # 立卷归档 (001 第二十条, 004 第二十五条)
     ])
 
 

@@ -49,18 +49,21 @@ async def case_state(sm: async_sessionmaker[AsyncSession], code: str) -> str:
 async def test_notice_docx_names_the_target_and_the_groups_enforcement_certificates(ctx, session):
     """004 第十六条(二) and its sample notice: addressee, items, group with 执法证号, date."""
     w = await build_world(session)
+    w.items[0].basis = "《企业信息公示暂行条例》第十一条"
+    await session.commit()
     at_day(ctx, D(2026, 3, 12))
     context = await documents.document_context(ctx, w.case.code, D(2026, 3, 12))
     text = docx_text(documents.render_docx("notice", context))
     for expected in ("嘉善县某某食品有限公司", "91330424MA28AQAQXU", "联合抽查通知书",
                      "企业公示信息检查（重点事项）", "公共场所卫生检查", "县卫生健康委员会",
-                     "张检查（组长）", "ZFA1", "ZFA2", "ZFB1", "特此通知", "2026年3月12日"):
+                     "张检查（组长）", "ZFA1", "ZFA2", "ZFB1", "特此通知", "2026年3月12日",
+                     "《企业信息公示暂行条例》第十一条"):
         assert expected in text, expected
     record = docx_text(documents.render_docx("record", context))
     assert "一企一表" in record and "嘉善县某某食品有限公司" in record and "ZFB1" in record
     assert "☐ 实地检查" in record  # blank form before any result
     html = documents.render_html("notice", context)
-    assert "ZFA1" in html and "2026年3月12日" in html
+    assert "ZFA1" in html and "2026年3月12日" in html and "检查依据：《企业信息公示暂行条例》" in html
 
 
 async def test_a_group_member_getting_the_notice_makes_the_case_notified(ctx, session):

@@ -1,0 +1,100 @@
+"""Published results of a year as an XLSX in the column layout of the provincial platform's
+result entry (RESULT_LAYOUT), for the office to enter or import them there (004 第十九条:
+results are entered into the provincial platform; 第二十四条: data not entered counts as not done).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.cases import department_categories, participating_departments
+from core.clock import CHINA_TZ
+from core.errors import NotFound
+from core.models import Case, CaseResult, Department, Invitation, JointTask, Target
+from core.results import Category, export_code, label
+
+RESULT_LAYOUT = "浙江省部门协同监管平台 · 抽查检查结果录入"
+RESULT_COLUMNS = (
+    "序号", "任务编号", "任务名称", "发起部门", "参与部门", "统一社会信用代码（注册号）", "检查对象名称",
+    "检查日期", "检查结果代码", "检查结果", "检查方式", "后续处置", "后续处置是否完成", "后续处置完成日期",
+    "是否更正", "公示日期", "案件号",
+)
+
+
+async def _department(session: AsyncSession, ref: str) -> Department:
+    found = await session.scalar(select(Department).where(
+        (Department.code == ref) | (Department.name == ref)))
+    if found is None:
+        raise NotFound(f"找不到部门“{ref}”（部门编码或全称）")
+    return found
+
+
+async def _tasks(session: AsyncSession, year: int, department: Department | None) -> list[JointTask]:
+    query = select(JointTask).where(JointTask.year == year).order_by(JointTask.code)
+    if department is not None:
+        joined = select(Invitation.task_id).where(Invitation.department_id == department.id,
+                                                  Invitation.state == "accepted")
+        query = query.where((JointTask.lead_department_id == department.id)
+                            | JointTask.id.in_(joined))
+    return list(await session.scalars(query))
+
+
+def _yes(flag: bool) -> str:
+    return "是" if flag else "否"
+
+
+def _row(n: int, task: JointTask, partners: str, case: Case, target: Target, r: CaseResult,
+         extra: Sequence[Category]) -> list[object]:
+    published = r.published_at.astimezone(CHINA_TZ).date() if r.published_at else None
+    return [n, task.code, task.title, task.lead_department.name, partners, target.uscc,
+            target.name, r.inspected_on or case.inspected_on,
+            ",".join(dict.fromkeys(export_code(c) for c in r.codes)),
+            "；".join(label(c, extra) for c in r.codes), "、".join(r.methods),
+            "、".join(r.followups), _yes(r.followup_done), r.followup_done_on,
+            _yes(r.is_correction), published, case.code]
+
+
+async def results_workbook(session: AsyncSession, year: int, department_ref: str | None,
+                           generated_at: dt.datetime) -> tuple[bytes, int]:
+    """The XLSX bytes and the number of results in it (the current published version of each
+    case; a corrected result exports its correction)."""
+    department = await _department(session, department_ref) if department_ref else None
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None  # a new workbook has its sheet
+    ws.title = "检查结果"
+    ws.append(list(RESULT_COLUMNS))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    n = 0
+    for task in await _tasks(session, year, department):
+        departments = await participating_departments(session, task)
+        extra = department_categories(departments)
+        partners = "、".join(d.name for d in departments if d.id != task.lead_department_id)
+        rows = (await session.execute(
+            select(CaseResult, Case, Target).join(Case, Case.id == CaseResult.case_id)
+            .join(Target, Target.id == Case.target_id)
+            .where(Case.task_id == task.id, CaseResult.state == "published")
+            .order_by(Case.code))).all()
+        for r, case, target in rows:
+            n += 1
+            ws.append(_row(n, task, partners, case, target, r, extra))
+    for column, width in zip("ABCDEFGHIJKLMNOPQ", (6, 16, 28, 20, 28, 22, 30, 12, 14, 40, 16,
+                                                    20, 10, 14, 8, 12, 22), strict=True):
+        ws.column_dimensions[column].width = width
+    notes = wb.create_sheet("说明")
+    notes.append(["格式", RESULT_LAYOUT])
+    notes.append(["年度", year])
+    notes.append(["部门", department.name if department else "全部"])
+    notes.append(["生成时间", generated_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")])
+    notes.append(["检查结果代码", "省级平台的结果代码；参与部门的“违反〈部门〉相关规定”导出为其基础代码"])
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue(), n
