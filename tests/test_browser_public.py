@@ -1,6 +1,7 @@
-"""The recompute button of a public draw page, in headless Chromium at 375 px: the browser's own
-WebCrypto recomputation passes every check on the published pool and fails visibly on a
-tampered pool file. Same browser requirements as test_browser.py (skips the same way)."""
+"""The public side in headless Chromium at 375 px: the results search finds a published result
+with its correction, and the recompute button of a draw page (the browser's own WebCrypto)
+passes every check on the published pool and fails visibly on a tampered pool file. Same
+browser requirements as test_browser.py (skips the same way)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from core.changes import Ctx
 from core.clock import FixedClock
 from core.models import Draw
 from core.verify import pool_csv_text
+from tests.case_factories import build_world
 from tests.server_helpers import make_services
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, async_api, db_url  # noqa: F401 (fixture)
-from tests.test_public import _locked_task
+from tests.test_public import _locked_task, publish_and_correct
 
 
 async def _run(page, label: str, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
@@ -61,3 +63,30 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     for check in ("✗ 抽取范围哈希：记录值", "✗ 抽取结果：锁定 2 个，复算 2 个，不一致", "验证未通过"):
         assert check in failed, check
     assert result == "fail"
+
+
+async def test_search_finds_the_published_result_on_a_phone(
+        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
+        aiohttp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async with sessionmaker() as session:
+        await publish_and_correct(Ctx(session=session, clock=clock), await build_world(session))
+    server = await aiohttp_server(create_app(make_services(sessionmaker, clock), workers=()))
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 375, "height": 740},
+                                          device_scale_factor=2, is_mobile=True)
+            await page.goto(str(server.make_url("/public/")))
+            await page.click("text=检查结果查询")
+            await page.fill("#q", "某某食品")
+            await page.fill("#year", "2026")
+            await page.click("button:has-text('查询')")
+            await page.wait_for_selector("section.result")
+            await page.screenshot(path=tmp_path / "search.png", full_page=True)
+            body = await page.inner_text("main")
+            overflow = await page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            await browser.close()
+    assert "嘉善县某某食品有限公司" in body and "91330424MA28AQAQXU" in body
+    assert "第 2 版（更正）" in body and "原公示结果（已更正）" in body
+    assert "张检查" not in body and overflow <= 375
