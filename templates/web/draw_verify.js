@@ -122,6 +122,10 @@
 
   async function run() {
     list.textContent = "";
+    if (!window.crypto || !crypto.subtle) {
+      // WebCrypto exists only on https pages (and on this machine's own address)
+      throw new Error("此浏览器或访问方式不支持 WebCrypto，请通过 https 访问本页，或按下方步骤在电脑上复算");
+    }
     progress.textContent = "正在读取抽取记录和抽取范围文件…";
     var draw = await (await fetch(box.dataset.json)).json();
     var pool = parsePool(await poolText());
