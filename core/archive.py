@@ -26,6 +26,7 @@ from core import audit
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
 from core.documents import DOC_KINDS, document_context, document_file
+from core.draws.verify import draw_public_json, pool_csv_text
 from core.errors import InvalidTransition, NotFound, PermissionDenied
 from core.models import (
     AuditEvent,
@@ -43,7 +44,6 @@ from core.models import (
     TaskItem,
 )
 from core.states import TASK, ObjectionState, TaskState
-from core.verify import draw_public_json, pool_csv_text
 
 ARCHIVABLE = (TaskState.PUBLISHED, TaskState.CLOSED)  # closed: a copy may be made again
 OPEN_OBJECTIONS = (ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)

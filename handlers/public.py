@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import public
-from core.draw import parse_rule
+from core.draws.algorithm import parse_rule
+from core.draws.verify import draw_public_json, pool_csv_text
 from core.models import Draw, JointTask
 from core.render import render
 from core.states import TASK
-from core.verify import draw_public_json, pool_csv_text
 
 _YEAR = re.compile(r"[0-9]{4}")
 _PAGE = re.compile(r"[0-9]{1,4}")

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import create_app
 from core.changes import Ctx
 from core.clock import FixedClock
+from core.draws.verify import pool_csv_text
 from core.models import Draw
-from core.verify import pool_csv_text
 from tests.case_factories import build_world
 from tests.server_helpers import make_services
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, async_api, db_url  # noqa: F401 (fixture)

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages import public as public_pages
 from bot.services import SERVICES, Services
-from core import cases, tasks
+from core import cases
 from core.changes import Ctx
+from core.draws import targets
 from core.rules import Rules
 from tests import factories as f
 from tests.case_factories import World, acting, at_day, build_world
@@ -116,9 +117,9 @@ async def _locked_task(ctx: Ctx, session: AsyncSession) -> str:
     task = await f.ready_task(ctx, w)
     lead = f.as_actor(ctx, w.lead.liaison)
     at_day(ctx, D(2026, 3, 2))
-    frozen = await tasks.freeze_pool(lead, task.code, "2026年3月3日福彩3D开奖号码")
+    frozen = await targets.freeze_pool(lead, task.code, "2026年3月3日福彩3D开奖号码")
     at_day(ctx, D(2026, 3, 4))
-    await tasks.confirm_draw(lead, task.code, "417")
+    await targets.confirm_draw(lead, task.code, "417")
     await session.commit()
     return frozen.code
 
