@@ -251,8 +251,7 @@ async def cmd_export_results(args: argparse.Namespace) -> int:
     from core.exports import RESULT_LAYOUT, results_workbook
 
     async with _ctx(args) as ctx:
-        data, n = await results_workbook(ctx.session, args.year, args.department,
-                                         ctx.clock.now())
+        data, n = await results_workbook(ctx, args.year, args.department)
     await asyncio.to_thread(Path(args.output).write_bytes, data)
     print(f"已导出 {args.year} 年已公示检查结果 {n} 条（{RESULT_LAYOUT}）→ {args.output}")
     return 0

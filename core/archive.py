@@ -111,18 +111,18 @@ async def _invitations(session: AsyncSession, task: JointTask, files: _Files) ->
     return [i.id for i in invitations]
 
 
-async def _draws(session: AsyncSession, task: JointTask, files: _Files) -> None:
-    for d in await session.scalars(select(Draw).where(Draw.task_id == task.id).order_by(Draw.id)):
+async def _draws(ctx: Ctx, task: JointTask, files: _Files) -> None:
+    for d in await ctx.session.scalars(
+            select(Draw).where(Draw.task_id == task.id).order_by(Draw.id)):
         files.add(f"03-抽取/{d.code}.json", _json({
             **draw_public_json(d), "parameters": d.parameters, "frozen_at": _when(d.frozen_at),
             "locked_at": _when(d.locked_at)}))
-        files.add(f"03-抽取/{d.code}-pool.csv", (await pool_csv_text(session, d.id)).encode())
+        files.add(f"03-抽取/{d.code}-pool.csv", (await pool_csv_text(ctx, d.id)).encode())
 
 
-async def _documents(session: AsyncSession, cases: Sequence[Case], today: dt.date,
-                     files: _Files) -> None:
+async def _documents(ctx: Ctx, cases: Sequence[Case], files: _Files) -> None:
     for case in cases:
-        context = await document_context(session, case.code, today)
+        context = await document_context(ctx, case.code, ctx.clock.today())
         for kind in DOC_KINDS:
             doc = document_file(kind, "docx", context)
             files.add(f"04-检查文书/{case.code}/{doc.filename}", doc.content)
@@ -241,8 +241,8 @@ async def archive_task(ctx: Ctx, task_code: str) -> tuple[bytes, JointTask]:
         select(Case).where(Case.task_id == task.id).order_by(Case.code)))
     await _plan(ctx.session, task, files)
     invitation_ids = await _invitations(ctx.session, task, files)
-    await _draws(ctx.session, task, files)
-    await _documents(ctx.session, cases, ctx.clock.today(), files)
+    await _draws(ctx, task, files)
+    await _documents(ctx, cases, files)
     await _results(ctx.session, cases, files)
     objection_ids = await _objections(ctx.session, cases, files)
     await _audit(ctx.session, task, invitation_ids, objection_ids, files)

@@ -5,7 +5,6 @@ results are entered into the provincial platform; 第二十四条: data not ente
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from collections.abc import Sequence
 
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import department_categories, participating_departments
+from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.errors import NotFound
 from core.models import Case, CaseResult, Department, Invitation, JointTask, Target
@@ -61,10 +61,11 @@ def _row(n: int, task: JointTask, partners: str, case: Case, target: Target, r: 
             _yes(r.is_correction), published, case.code]
 
 
-async def results_workbook(session: AsyncSession, year: int, department_ref: str | None,
-                           generated_at: dt.datetime) -> tuple[bytes, int]:
+async def results_workbook(ctx: Ctx, year: int,
+                           department_ref: str | None) -> tuple[bytes, int]:
     """The XLSX bytes and the number of results in it (the current published version of each
     case; a corrected result exports its correction)."""
+    session = ctx.session
     department = await _department(session, department_ref) if department_ref else None
     wb = Workbook()
     ws = wb.active
@@ -75,7 +76,7 @@ async def results_workbook(session: AsyncSession, year: int, department_ref: str
         cell.font = Font(bold=True)
     n = 0
     for task in await _tasks(session, year, department):
-        departments = await participating_departments(session, task)
+        departments = await participating_departments(ctx, task)
         extra = department_categories(departments)
         partners = "、".join(d.name for d in departments if d.id != task.lead_department_id)
         rows = (await session.execute(
@@ -93,7 +94,7 @@ async def results_workbook(session: AsyncSession, year: int, department_ref: str
     notes.append(["格式", RESULT_LAYOUT])
     notes.append(["年度", year])
     notes.append(["部门", department.name if department else "全部"])
-    notes.append(["生成时间", generated_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")])
+    notes.append(["生成时间", ctx.clock.now().astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")])
     notes.append(["检查结果代码", "省级平台的结果代码；参与部门的“违反〈部门〉相关规定”导出为其基础代码"])
     out = io.BytesIO()
     wb.save(out)

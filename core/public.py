@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import active_members, department_categories
+from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.errors import NotFound
 from core.models import (
@@ -91,9 +92,10 @@ def _target_filter(text: str) -> ColumnElement[bool]:
     return Target.name.contains(text, autoescape=True)
 
 
-async def search_results(session: AsyncSession, query: ResultQuery, *,
+async def search_results(ctx: Ctx, query: ResultQuery, *,
                          publish_inspectors: bool = False) -> ResultPage:
     """Published results, newest publication first, PER_PAGE a page; each with its versions."""
+    session = ctx.session
     stmt = (select(CaseResult, Case, Target, JointTask)
             .join(Case, Case.id == CaseResult.case_id)
             .join(Target, Target.id == Case.target_id)
@@ -132,7 +134,7 @@ async def search_results(session: AsyncSession, query: ResultQuery, *,
                                           r is current))
         if publish_inspectors:
             entry.inspectors = [(m.officer.name, m.officer.cert_no)
-                                for m in await active_members(session, case)]
+                                for m in await active_members(ctx, case)]
         results.append(entry)
     return ResultPage(query, results, has_next=len(rows) > PER_PAGE, too_many=too_many)
 
@@ -185,8 +187,10 @@ class PublicIndex:
     items: list[tuple[Department, list[Item]]]
 
 
-async def public_index(session: AsyncSession, year: int) -> PublicIndex:
-    """The year's joint tasks (not drafts) with their target draws, and every item list."""
+async def public_index(ctx: Ctx, year: int) -> PublicIndex:
+    """The year's joint tasks (not drafts) with their target draws, and every current item
+    list."""
+    session = ctx.session
     tasks = list(await session.scalars(
         select(JointTask).where(JointTask.year == year,
                                 JointTask.state.in_(PUBLIC_TASK_STATES))
@@ -213,9 +217,9 @@ async def public_index(session: AsyncSession, year: int) -> PublicIndex:
 RECOMPUTE_IN_BROWSER_MAX = 100_000  # WebCrypto hashes ~100,000 candidates in a few seconds
 
 
-async def public_draw(session: AsyncSession, code: str) -> Draw:
+async def public_draw(ctx: Ctx, code: str) -> Draw:
     """A target draw by its code; inspector draws are not public."""
-    d = await session.scalar(select(Draw).where(Draw.code == code,
+    d = await ctx.session.scalar(select(Draw).where(Draw.code == code,
                                                 Draw.kind == PUBLIC_DRAW_KIND))
     if d is None:
         raise NotFound(f"没有公开的抽取记录 {code}")

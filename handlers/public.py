@@ -6,13 +6,11 @@ core.public and renders a template; bot.public_pages only speaks HTTP.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from core import public
+from core.changes import Ctx
 from core.draws.algorithm import parse_rule
 from core.draws.verify import draw_public_json, pool_csv_text
 from core.models import Draw, JointTask
@@ -45,15 +43,16 @@ def parse_results_query(raw: RawQuery) -> tuple[public.ResultQuery, str]:
     return public.ResultQuery(text=text[:public.MAX_QUERY_CHARS], year=year, page=page), note
 
 
-async def results_page(session: AsyncSession, raw: RawQuery, *, publish_inspectors: bool) -> str:
+async def results_page(ctx: Ctx, raw: RawQuery) -> str:
     query, note = parse_results_query(raw)
-    found = await public.search_results(session, query, publish_inspectors=publish_inspectors)
+    found = await public.search_results(ctx, query,
+                                        publish_inspectors=ctx.rules.publish_inspectors)
     return render("web/public_results.html", page=found, note=note, raw=raw)
 
 
-async def index_page(session: AsyncSession, raw_year: str, today: dt.date) -> str:
-    year = int(raw_year) if _YEAR.fullmatch(raw_year.strip()) else today.year
-    index = await public.public_index(session, year)
+async def index_page(ctx: Ctx, raw_year: str) -> str:
+    year = int(raw_year) if _YEAR.fullmatch(raw_year.strip()) else ctx.clock.today().year
+    index = await public.public_index(ctx, year)
     return render("web/public_index.html", index=index, states=TASK)
 
 
@@ -64,20 +63,20 @@ def _rule_lines(d: Draw) -> list[str]:
     return [f"{s.name}：{s.describe()}" for s in parse_rule(rule).strata]
 
 
-async def draw_page(session: AsyncSession, code: str) -> str:
-    d = await public.public_draw(session, code)
-    task = await session.get(JointTask, d.task_id) if d.task_id is not None else None
+async def draw_page(ctx: Ctx, code: str) -> str:
+    d = await public.public_draw(ctx, code)
+    task = await ctx.session.get(JointTask, d.task_id) if d.task_id is not None else None
     return render("web/public_draw.html", draw=d, data=draw_public_json(d), task=task,
                   rules=_rule_lines(d), sizes=d.parameters.get("strata", {}),
                   in_browser=d.pool_size <= public.RECOMPUTE_IN_BROWSER_MAX,
                   limit=public.RECOMPUTE_IN_BROWSER_MAX)
 
 
-async def draw_json(session: AsyncSession, code: str) -> dict[str, object]:
-    return draw_public_json(await public.public_draw(session, code))
+async def draw_json(ctx: Ctx, code: str) -> dict[str, object]:
+    return draw_public_json(await public.public_draw(ctx, code))
 
 
-async def draw_pool(session: AsyncSession, code: str) -> tuple[str, str]:
+async def draw_pool(ctx: Ctx, code: str) -> tuple[str, str]:
     """(file name, the exported pool file) — the same bytes as `lianjian draw export-pool`."""
-    d = await public.public_draw(session, code)
-    return f"{d.code}-pool.csv", await pool_csv_text(session, d.id)
+    d = await public.public_draw(ctx, code)
+    return f"{d.code}-pool.csv", await pool_csv_text(ctx, d.id)

@@ -36,7 +36,7 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
         code = await _locked_task(Ctx(session=session, clock=clock), session)
         draw = await session.scalar(select(Draw).where(Draw.code == code))
         assert draw is not None
-        pool = await pool_csv_text(session, draw.id)
+        pool = await pool_csv_text(Ctx(session=session, clock=clock), draw.id)
     chosen = draw.selection[0]
     tampered = tmp_path / "tampered.csv"  # a selected candidate swapped for another one
     tampered.write_text(pool.replace(f"{chosen},", "91330424000000000X,", 1), encoding="utf-8")

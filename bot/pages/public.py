@@ -9,9 +9,9 @@ from functools import partial
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import Services
+from core.changes import Ctx
 from core.errors import DomainError
 from core.render import render, templates_dir
 from handlers import public
@@ -27,7 +27,7 @@ HEADERS = {
 }
 SCRIPT = "draw_verify.js"
 DRAW_CODE = "[A-Za-z0-9-]+"
-DrawPage = Callable[[AsyncSession, str], Awaitable[web.Response]]
+DrawPage = Callable[[Ctx, str], Awaitable[web.Response]]
 
 
 def _html(text: str, status: int = 200) -> web.Response:
@@ -44,31 +44,30 @@ def routes(services: Services) -> list[web.RouteDef]:
 
     async def index(request: web.Request) -> web.Response:
         async with services.sessionmaker() as session:
-            return _html(await public.index_page(session, request.query.get("year", ""),
-                                                 services.clock.today()))
+            return _html(await public.index_page(services.core_ctx(session),
+                                                 request.query.get("year", "")))
 
     async def results(request: web.Request) -> web.Response:
         q = request.query
         raw = public.RawQuery(q=q.get("q", ""), year=q.get("year", ""), page=q.get("page", ""))
         async with services.sessionmaker() as session:
-            return _html(await public.results_page(
-                session, raw, publish_inspectors=services.rules.publish_inspectors))
+            return _html(await public.results_page(services.core_ctx(session), raw))
 
     async def _draw(request: web.Request, page: DrawPage) -> web.Response:
         async with services.sessionmaker() as session:
             try:
-                return await page(session, request.match_info["code"])
+                return await page(services.core_ctx(session), request.match_info["code"])
             except DomainError as err:
                 return _not_found(err)
 
-    async def draw_html(session: AsyncSession, code: str) -> web.Response:
-        return _html(await public.draw_page(session, code))
+    async def draw_html(ctx: Ctx, code: str) -> web.Response:
+        return _html(await public.draw_page(ctx, code))
 
-    async def draw_json(session: AsyncSession, code: str) -> web.Response:
-        return web.json_response(await public.draw_json(session, code), headers=HEADERS)
+    async def draw_json(ctx: Ctx, code: str) -> web.Response:
+        return web.json_response(await public.draw_json(ctx, code), headers=HEADERS)
 
-    async def draw_pool(session: AsyncSession, code: str) -> web.Response:
-        name, text = await public.draw_pool(session, code)
+    async def draw_pool(ctx: Ctx, code: str) -> web.Response:
+        name, text = await public.draw_pool(ctx, code)
         return web.Response(text=text, content_type="text/csv", charset="utf-8",
                             headers={**HEADERS, "Content-Disposition":
                                      f"attachment; filename*=UTF-8''{quote(name)}"})
