@@ -1,7 +1,7 @@
 """public results index
 
 Revision ID: 18d6e8287eb4
-Revises: 81507834a484
+Revises: f6c077a21fbf
 Create Date: 2026-11-29 19:54:03.673109
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import core.models
 
 revision: str = '18d6e8287eb4'
-down_revision: str | None = '81507834a484'
+down_revision: str | None = 'f6c077a21fbf'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
