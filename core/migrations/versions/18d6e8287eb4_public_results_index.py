@@ -1,7 +1,7 @@
 """public results index
 
 Revision ID: 18d6e8287eb4
-Revises: f6c077a21fbf
+Revises: e47b334d0377
 Create Date: 2026-11-29 19:54:03.673109
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import core.models
 
 revision: str = '18d6e8287eb4'
-down_revision: str | None = 'f6c077a21fbf'
+down_revision: str | None = 'e47b334d0377'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
