@@ -1,0 +1,1 @@
+"""Test suite (a package, so its helpers have one import name: tests.fakes, tests.factories)."""
