@@ -22,6 +22,7 @@ from bot.workers import EventHandler, InboxWorker
 from core import inbox, outbox
 from core.db import ping
 from core.messages import Event
+from core.states import InboxState, OutboxState
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +201,10 @@ async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "error", "db": type(exc).__name__}, status=503)
     return web.json_response({
         "status": "ok", "db": "ok",
-        "pending_inbox": inbox_counts.get("pending", 0),
-        "dead_inbox": inbox_counts.get("dead", 0),
-        "pending_outbox": outbox_counts.get("pending", 0),
-        "dead_outbox": outbox_counts.get("dead", 0),
+        "pending_inbox": inbox_counts.get(InboxState.PENDING, 0),
+        "dead_inbox": inbox_counts.get(InboxState.DEAD, 0),
+        "pending_outbox": outbox_counts.get(OutboxState.PENDING, 0),
+        "dead_outbox": outbox_counts.get(OutboxState.DEAD, 0),
         "platforms": sorted(services.adapters),
         "connections": {c.name: c.health() for c in services.connections},
     })

@@ -20,6 +20,7 @@ from core.clock import SystemClock
 from core.db import database_url, is_lianjian_database, is_sqlite, make_engine, make_sessionmaker
 from core.errors import DomainError
 from core.schema import upgrade
+from core.states import DrawState
 
 if TYPE_CHECKING:
     from core.summary import ScopeSummary
@@ -150,7 +151,7 @@ async def cmd_draw_list(args: argparse.Namespace) -> int:
         draws = await all_draws(ctx)
         rows: list[dict[str, Any]] = [
                 {"id": d.id, "code": d.code, "kind": d.kind, "task_code": d.task_code,
-                 "state": d.state, "locked": d.state == "locked", "pool_size": d.pool_size,
+                 "state": d.state, "locked": d.state == DrawState.LOCKED, "pool_size": d.pool_size,
                  "selected": len(d.selection)} for d in draws]
     if args.json:
         _print_json(rows)

@@ -34,6 +34,7 @@ from core.models import (
     TaskItem,
 )
 from core.results import CATEGORIES, Category
+from core.states import CaseState
 
 NO_PROBLEM = "1"
 
@@ -150,7 +151,8 @@ async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
     return CaseSheet(case=case, task=task, members=await cases.active_members(ctx, case),
                      departments=departments, categories=ordered_categories(extra), items=items,
                      result=result, reviews=reviews,
-                     return_reason=returned[-1] if case.state == "returned" and returned else "",
+                     return_reason=returned[-1] if case.state == CaseState.RETURNED and returned
+                     else "",
                      referrals=referrals, attachments=attachments, history=history,
                      department_id=department_id)
 
@@ -241,7 +243,7 @@ async def submit_entry(ctx: Ctx, case_id: int, entry: ResultEntry) -> tuple[Case
             and _same(previous, entry, codes, items, carried, sheet.attachments)):
         return previous, True
     if case.state not in cases.OPEN_FOR_ENTRY:
-        raise InvalidTransition("结果已提交，正在审核中" if case.state == "submitted"
+        raise InvalidTransition("结果已提交，正在审核中" if case.state == CaseState.SUBMITTED
                                 else "结果已审核通过，不能重新提交；如有错误请由审核部门更正")
     if entry.referral is not None:
         await cases.add_referral(ctx, case.code, entry.referral.kind,

@@ -25,8 +25,6 @@ from core.draws.pool import SCOPE_KEYS
 from core.draws.ratios import check_ratios
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.jointtask import (
-    INVITATION_STATE_LABELS,
-    TASK_STATE_LABELS,
     answerers,
     get_department,
     task_by_id,
@@ -36,6 +34,7 @@ from core.jointtask import (
 from core.messages import Button, Card, Destination, Field_, OutMessage
 from core.models import TARGET_KINDS, Department, Invitation, Item, JointTask, Officer, TaskItem
 from core.render import render
+from core.states import INVITATION, TASK, InvitationState, TaskState
 from core.workdays import Deadline
 
 
@@ -136,7 +135,8 @@ async def create_task(ctx: Ctx, *, title: str, lead_department_id: int, window_s
     year = year or window_start.year
     task = JointTask(code=await codes.next_code(ctx.session, "LJ", year), year=year, title=title,
                      lead_department=lead, window_start=window_start, window_end=window_end,
-                     scope=clean_scope, rule=parsed.model_dump(mode="json"), state="draft",
+                     scope=clean_scope, rule=parsed.model_dump(mode="json"),
+                     state=TASK.start(TaskState.DRAFT),
                      created_by_id=ctx.actor.id if ctx.actor else None, created_at=ctx.clock.now())
     ctx.session.add(task)
     await ctx.session.flush()
@@ -181,8 +181,8 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
     """Commit to the seed and invite the participants. An empty list is allowed only for a
     single-department task (`single_department=True`), which goes straight to "ready"."""
     lead_only(ctx, task, "task.consult")
-    if task.state != "draft":
-        raise InvalidTransition(f"任务当前状态为“{TASK_STATE_LABELS[task.state]}”，只有草稿任务可以发起征询")
+    if task.state != TaskState.DRAFT:
+        raise InvalidTransition(f"任务当前状态为“{TASK.label(task.state)}”，只有草稿任务可以发起征询")
     ids = [d for d in dict.fromkeys(department_ids) if d != task.lead_department_id]
     if not ids and not single_department:
         raise ValidationFailed("联合抽查至少要邀请一个参与部门")
@@ -191,8 +191,11 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
     task.seed_hex, task.commitment = seed.hex(), algorithm.commitment(seed)
     due = (await ctx.work_calendar()).add_workdays(ctx.clock.today(), ctx.rules.invitation_reply_workdays)
     task.reply_due_on, task.reply_due_provisional = due.day, due.provisional
-    task.state = "consulting" if departments else "ready"
-    invitations = [Invitation(task_id=task.id, department=d, state="pending") for d in departments]
+    if departments:  # else `_consultation_done` below makes the draft ready
+        TASK.move(task, TaskState.CONSULTING)
+    invitations = [Invitation(task_id=task.id, department=d,
+                              state=INVITATION.start(InvitationState.PENDING))
+                   for d in departments]
     ctx.session.add_all(invitations)
     await ctx.session.flush()
     items = await task_items(ctx, task)
@@ -220,9 +223,9 @@ async def open_consultation(ctx: Ctx, task: JointTask, department_ids: Iterable[
 
 
 async def _consultation_done(ctx: Ctx, task: JointTask, invitations: list[Invitation]) -> None:
-    task.state = "ready"
+    TASK.move(task, TaskState.READY)
     text = render("messages/consultation_done.md.j2", task=task, invitations=invitations,
-                  state_labels=INVITATION_STATE_LABELS)
+                  state_labels=INVITATION.labels)
     await record(ctx, "task.ready", f"task:{task.code}",
                  {"invitations": {i.department.code: i.state for i in invitations}},
                  [Notice(Destination.department(task.lead_department_id),
@@ -231,7 +234,7 @@ async def _consultation_done(ctx: Ctx, task: JointTask, invitations: list[Invita
 
 async def _after_answer(ctx: Ctx, task: JointTask) -> None:
     invitations = await task_invitations(ctx, task)
-    if all(i.state != "pending" for i in invitations):
+    if all(i.state != InvitationState.PENDING for i in invitations):
         await _consultation_done(ctx, task, invitations)
 
 
@@ -250,27 +253,29 @@ def require_answerable(ctx: Ctx, inv: Invitation, task: JointTask, action: str) 
     waiting for a decline reason, and every answer asks it again under the task lock."""
     require(may_act_for(ctx, inv.department_id, admin=False), action, f"invitation:{inv.id}",
             f"只有{inv.department.name}的联络员或分管领导可以答复该邀请")
-    if inv.state in ("accepted", "declined"):
-        raise InvalidTransition(f"该邀请已答复（{INVITATION_STATE_LABELS[inv.state]}），不能重复答复")
-    if inv.state == "expired" or (task.reply_due_on is not None and ctx.clock.today() > task.reply_due_on):
+    if inv.state in (InvitationState.ACCEPTED, InvitationState.DECLINED):
+        raise InvalidTransition(f"该邀请已答复（{INVITATION.label(inv.state)}），不能重复答复")
+    if inv.state == InvitationState.EXPIRED or (
+            task.reply_due_on is not None and ctx.clock.today() > task.reply_due_on):
         due = (Deadline(task.reply_due_on, task.reply_due_provisional).label()
                if task.reply_due_on else "—")
         raise InvalidTransition(f"该邀请已过答复期限（{due}），不能再答复，请与牵头部门联系")
-    if task.state != "consulting":
-        raise InvalidTransition(f"任务当前状态为“{TASK_STATE_LABELS[task.state]}”，不再接受答复")
+    if task.state != TaskState.CONSULTING:
+        raise InvalidTransition(f"任务当前状态为“{TASK.label(task.state)}”，不再接受答复")
 
 
 def _answer_notice(ctx: Ctx, task: JointTask, inv: Invitation, items: list[Item]) -> Notice:
     text = render("messages/invitation_answered.md.j2", task=task, invitation=inv,
                   department=inv.department, items=items,
                   actor_name=ctx.actor.name if ctx.actor else ctx.actor_label)
-    title = f"{inv.department.name}{INVITATION_STATE_LABELS[inv.state]}：{task.code}"
+    title = f"{inv.department.name}{INVITATION.label(inv.state)}：{task.code}"
     return Notice(Destination.department(task.lead_department_id), OutMessage.md(title, text),
                   key=f"invitation-answer:{inv.id}")
 
 
-def _mark_answered(ctx: Ctx, inv: Invitation, state: str, reason: str = "") -> None:
-    inv.state, inv.reason = state, reason
+def _mark_answered(ctx: Ctx, inv: Invitation, state: InvitationState, reason: str = "") -> None:
+    INVITATION.move(inv, state)
+    inv.reason = reason
     inv.responded_by_id = ctx.actor.id if ctx.actor else None
     inv.responded_at = ctx.clock.now()
 
@@ -282,7 +287,7 @@ async def accept_invitation(ctx: Ctx, invitation_id: int,
     inv, task = await _answerable(ctx, invitation_id, "invitation.accept")
     items = await _department_items(ctx.session, inv.department,
                                     None if item_ids is None else list(item_ids))
-    _mark_answered(ctx, inv, "accepted")
+    _mark_answered(ctx, inv, InvitationState.ACCEPTED)
     ctx.session.add_all(TaskItem(task_id=task.id, item_id=i.id, department_id=inv.department_id)
                         for i in items)
     await ctx.session.flush()
@@ -302,7 +307,7 @@ async def decline_invitation(ctx: Ctx, invitation_id: int, reason: str) -> Invit
     if len(reason) < ctx.rules.decline_reason_min_chars:
         raise ValidationFailed(f"拒绝理由至少需要 {ctx.rules.decline_reason_min_chars} 个字，"
                                f"请写明不参加的具体原因")
-    _mark_answered(ctx, inv, "declined", reason)
+    _mark_answered(ctx, inv, InvitationState.DECLINED, reason)
     await ctx.session.flush()
     await record(ctx, "invitation.declined", f"invitation:{inv.id}",
                  {"task": task.code, "department": inv.department.code, "reason": reason},
@@ -317,14 +322,14 @@ async def expire_invitations(ctx: Ctx) -> int:
     # Several serve processes run this tick: each task is expired by whoever locks it first,
     # and the state is re-read under the lock so an answer committed meanwhile stands.
     tasks = list(await ctx.session.scalars(select(JointTask).where(
-        JointTask.state == "consulting", JointTask.reply_due_on < today).order_by(JointTask.id)
+        JointTask.state == TaskState.CONSULTING, JointTask.reply_due_on < today).order_by(JointTask.id)
         .with_for_update(skip_locked=True, of=JointTask).execution_options(populate_existing=True)))
     expired = 0
     for task in tasks:
         invitations = await task_invitations(ctx, task)
         due = task.reply_due_on.isoformat() if task.reply_due_on else "—"
-        for inv in (i for i in invitations if i.state == "pending"):
-            inv.state = "expired"
+        for inv in (i for i in invitations if i.state == InvitationState.PENDING):
+            INVITATION.move(inv, InvitationState.EXPIRED)
             await record(ctx, "invitation.expired", f"invitation:{inv.id}",
                          {"task": task.code, "department": inv.department.code, "reply_due_on": due},
                          await _silence_notices(ctx, task, inv, due))

@@ -39,6 +39,7 @@ from core.imports import (
     split_multi,
 )
 from core.models import Department, Item, JointTask, Officer, OfficerConflict, Target, TaskItem
+from core.states import TaskState
 from core.uscc import validate_uscc
 
 _DEPARTMENT_LEN = _lengths(cast(Table, Department.__table__))
@@ -50,7 +51,8 @@ CATEGORY_WORDS = {"重点": "key", "重点检查事项": "key", "重点事项": 
                   "一般": "general", "一般检查事项": "general", "一般事项": "general",
                   "general": "general"}
 CATEGORY_LABELS = {"key": "重点", "general": "一般"}
-FINISHED_TASK_STATES = ("closed", "cancelled")
+# tasks that no longer use their items; none yet: archiving (a `closed` task) is to come
+FINISHED_TASK_STATES: tuple[TaskState, ...] = ()
 
 DEPARTMENT_COLUMNS = (
     Column("code", ("部门编码", "部门编号", "编码", "code"), required=True),

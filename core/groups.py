@@ -45,6 +45,7 @@ from core.models import (
     Recusal,
 )
 from core.render import render
+from core.states import DRAW, TASK, CaseState, DrawState, TaskState
 
 
 class _Roster:
@@ -124,7 +125,7 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
     targets) and match them round-robin into one group per case."""
     task = await get_task(ctx, task_code, for_update=True)
     lead_only(ctx, task, "inspectors.match", admin=False)
-    if task.state != "locked":
+    if not TASK.allows(task.state, TaskState.INSPECTING):
         raise InvalidTransition("已匹配执法检查人员，不能重新匹配" if task.state in DONE_STATES
                                 else "检查对象尚未抽取锁定，不能匹配执法检查人员")
     targets_draw = await locked_draw(ctx, task, "targets")
@@ -154,7 +155,7 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
         Draw.task_id == task.id, Draw.kind == "inspectors")) or 0)
     inspectors_draw = Draw(
         code=f"{task.code}-I{n}", task_id=task.id, kind="inspectors", task_code=task.code,
-        state="locked", freeze_no=1, commitment=targets_draw.commitment, seed_hex=targets_draw.seed_hex,
+        state=DRAW.start(DrawState.LOCKED), freeze_no=1, commitment=targets_draw.commitment, seed_hex=targets_draw.seed_hex,
         beacon_source=targets_draw.beacon_source, beacon=targets_draw.beacon,
         uses_beacon=targets_draw.uses_beacon, pool_hash=algorithm.pool_hash(pool), pool_size=len(pool),
         parameters={"rule": rule.public(), "strata": algorithm.stratum_sizes(pool),
@@ -164,7 +165,7 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
     ctx.session.add(inspectors_draw)
     await ctx.session.flush()
     ctx.session.add(DrawPool(draw_id=inspectors_draw.id, data=encode_pool(pool)))
-    task.state = "inspecting"
+    TASK.move(task, TaskState.INSPECTING)
     loads = Counter(o.code for members in groups.values() for o, _ in members)
     notices = await _match_notices(ctx, task, cases, groups, departments)
     await record(ctx, "inspectors.matched", f"task:{task.code}", {
@@ -245,7 +246,7 @@ async def _members(session: AsyncSession, case: Case) -> list[GroupMember]:
 
 
 def _changeable(case: Case, reason: str, what: str) -> str:
-    if case.state not in ("assigned", "notified"):
+    if case.state not in (CaseState.ASSIGNED, CaseState.NOTIFIED):
         raise InvalidTransition(f"案件 {case.code} 已开始检查或已录入结果，不能再{what}")
     reason = (reason or "").strip()
     if not reason:

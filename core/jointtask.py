@@ -1,8 +1,9 @@
-"""The joint task shared by every stage: state labels, and the look-ups each stage needs
+"""The joint task shared by every stage: the look-ups each stage needs
 (the task, its departments, invitations, items, and who may answer for a department).
 
 Stages, in procedure order: `core.consultation` (draft → consulting → ready), `core.draws`
 (frozen → locked), `core.groups` (inspecting), `core.cases` (results, review, publication).
+States and their moves: `core.states`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,11 @@ from sqlalchemy import select
 from core.changes import Ctx
 from core.errors import NotFound
 from core.models import Department, Invitation, Item, JointTask, Officer, TaskItem
+from core.states import InvitationState, TaskState
 
-TASK_STATE_LABELS = {
-    "draft": "草稿", "consulting": "征询中", "ready": "待抽取", "drawn": "已抽取", "locked": "已锁定",
-    "inspecting": "检查中", "reviewing": "审核中", "published": "已公示", "closed": "已归档",
-    "cancelled": "已撤销"}
-INVITATION_STATE_LABELS = {"pending": "待答复", "accepted": "已接受", "declined": "已拒绝",
-                           "expired": "逾期未答复"}
 LISTED_CASES = 20  # cases listed in one chat message; the rest are one command away
-DONE_STATES = ("locked", "inspecting", "reviewing", "published", "closed")
+# the target draw is locked: no new freeze, no new matching
+DONE_STATES = (TaskState.LOCKED, TaskState.INSPECTING, TaskState.REVIEWING, TaskState.PUBLISHED)
 CHUNK = 2000  # ids per IN (…) query: far below SQLite's and asyncpg's parameter limits
 
 
@@ -73,5 +70,5 @@ async def participants(ctx: Ctx, task: JointTask) -> list[Department]:
     """Lead first, then the accepted departments by code."""
     accepted = await ctx.session.scalars(select(Department).join(
         Invitation, Invitation.department_id == Department.id).where(
-        Invitation.task_id == task.id, Invitation.state == "accepted").order_by(Department.code))
+        Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED).order_by(Department.code))
     return [task.lead_department, *accepted]

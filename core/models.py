@@ -25,7 +25,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from core.states import CaseState, InboxState, ObjectionState, OutboxState, ResultState
+from core.states import (
+    CaseState,
+    DrawState,
+    InboxState,
+    InvitationState,
+    ObjectionState,
+    OutboxState,
+    ResultState,
+    TaskState,
+)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -247,7 +256,7 @@ class JointTask(Base):
     window_end: Mapped[dt.date] = mapped_column(Date)
     scope: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kinds, industries, regions
     rule: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sampling rule, see core.draws.algorithm
-    state: Mapped[str] = mapped_column(String(16), default="draft")
+    state: Mapped[TaskState] = mapped_column(StateType(TaskState), default=TaskState.DRAFT)
     seed_hex: Mapped[str] = mapped_column(String(64), default="")  # secret until lock
     commitment: Mapped[str] = mapped_column(String(64), default="")
     reply_due_on: Mapped[dt.date | None] = mapped_column(Date)
@@ -274,7 +283,8 @@ class Invitation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("joint_task.id"), index=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[InvitationState] = mapped_column(StateType(InvitationState),
+                                                   default=InvitationState.PENDING)
     reason: Mapped[str] = mapped_column(Text, default="")
     responded_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
     responded_at: Mapped[dt.datetime | None]
@@ -291,7 +301,7 @@ class Draw(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("joint_task.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # targets | inspectors
     task_code: Mapped[str] = mapped_column(String(48))  # the code hashed into every key
-    state: Mapped[str] = mapped_column(String(16), default="frozen")
+    state: Mapped[DrawState] = mapped_column(StateType(DrawState), default=DrawState.FROZEN)
     freeze_no: Mapped[int] = mapped_column(Integer, default=1)  # 1 + freezes before this one
     commitment: Mapped[str] = mapped_column(String(64))
     seed_hex: Mapped[str] = mapped_column(String(64), default="")  # secret until locked

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, update
 
+from core.cases import OPEN_FOR_ENTRY
 from core.changes import Ctx, Notice, record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.messages import Destination, OutMessage
@@ -24,7 +25,6 @@ from core.models import (
 from core.uscc import validate_uscc
 
 # Case states in which the group still has work to do: a member who left must be replaced
-OPEN_CASE_STATES = ("assigned", "notified", "inspected", "returned")
 
 PLATFORM_LABELS = {ChatPlatform.WECOM: "企业微信", ChatPlatform.DINGTALK: "钉钉"}
 # What an admin may type for a platform: its name, the government edition's, or the enum value.
@@ -176,7 +176,7 @@ async def open_cases(ctx: Ctx, officer_id: int) -> list[Case]:
     return list(await ctx.session.scalars(
         select(Case).join(GroupMember, GroupMember.case_id == Case.id).where(
             GroupMember.officer_id == officer_id, GroupMember.active.is_(True),
-            Case.state.in_(OPEN_CASE_STATES)).order_by(Case.code)))
+            Case.state.in_(OPEN_FOR_ENTRY)).order_by(Case.code)))
 
 
 async def left_officers_notes(ctx: Ctx, officers: Sequence[Officer]) -> list[str]:

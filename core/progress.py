@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from core.cases import OPEN_FOR_ENTRY, get_case, participating_departments, require
 from core.cases import get_task as case_task
 from core.changes import Ctx
-from core.jointtask import INVITATION_STATE_LABELS, TASK_STATE_LABELS, get_task, task_invitations
+from core.jointtask import get_task, task_invitations
 from core.models import (
     AuditEvent,
     Case,
@@ -25,6 +25,7 @@ from core.models import (
     Objection,
     Referral,
 )
+from core.states import INVITATION, TASK, InvitationState
 
 BAR_WIDTH = 10
 
@@ -44,7 +45,7 @@ async def tasks_for_department(ctx: Ctx, department_id: int) -> list[TaskListing
     listing = [TaskListing(t, "lead", None) for t in own]
     listing += [TaskListing(t, "invited", inv) for t, inv in invited]
     listing.sort(key=lambda x: x.task.created_at, reverse=True)
-    listing.sort(key=lambda x: not (x.invitation is not None and x.invitation.state == "pending"))
+    listing.sort(key=lambda x: not (x.invitation is not None and x.invitation.state == InvitationState.PENDING))
     return listing
 
 
@@ -53,13 +54,13 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
     invitations = await task_invitations(ctx, task)
     cases = Counter((await ctx.session.execute(select(Case.state).where(Case.task_id == task.id))).scalars())
     overdue = await ctx.session.scalar(select(func.count()).select_from(Case).where(
-        Case.task_id == task.id, Case.state.in_(("assigned", "notified", "inspected", "returned")),
+        Case.task_id == task.id, Case.state.in_(OPEN_FOR_ENTRY),
         Case.result_due_on < ctx.clock.today()))
     return {"code": task.code, "title": task.title, "state": task.state,
-            "state_label": TASK_STATE_LABELS[task.state],
+            "state_label": TASK.label(task.state),
             "reply_due_on": task.reply_due_on, "reply_due_provisional": task.reply_due_provisional,
             "invitations": [{"department": i.department.name, "state": i.state,
-                             "state_label": INVITATION_STATE_LABELS[i.state], "reason": i.reason}
+                             "state_label": INVITATION.label(i.state), "reason": i.reason}
                             for i in invitations],
             "invitation_counts": dict(Counter(i.state for i in invitations)),
             "cases": dict(cases), "case_total": sum(cases.values()), "overdue": int(overdue or 0),

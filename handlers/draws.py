@@ -10,6 +10,7 @@ from core.draws import quickdraw, targets, verify
 from core.draws.beacon import beacon_ready_at, beacon_ready_label
 from core.errors import DomainError, NotFound
 from core.models import Draw
+from core.states import DrawState
 from handlers.base import Args, HandlerCtx, UsageError, normalize
 
 # `快抽 N 名 执法人员 [部门] [标签]` / `快抽 N 户 对象 [行业] [区域]` — units and nouns both say
@@ -92,7 +93,7 @@ async def quick(ctx: HandlerCtx, args: Args) -> None:
 
 
 async def _quick_receipt(ctx: HandlerCtx, row: Draw) -> None:
-    chosen = await quickdraw.describe(ctx.core, row) if row.state == "locked" else []
+    chosen = await quickdraw.describe(ctx.core, row) if row.state == DrawState.LOCKED else []
     await ctx.say("cmd_quick_draw.md.j2", d=row, chosen=chosen, no_beacon=quickdraw.NO_BEACON_NOTE)
 
 

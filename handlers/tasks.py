@@ -9,7 +9,7 @@ from core.errors import NotFound, ValidationFailed
 from core.messages import OutMessage
 from core.models import Invitation, JointTask
 from core.progress import task_progress, tasks_for_department
-from core.states import CASE
+from core.states import CASE, INVITATION, TASK, InvitationState
 from core.workdays import Deadline
 from handlers.base import Args, HandlerCtx, UsageError
 
@@ -29,11 +29,11 @@ async def list_or_show(ctx: HandlerCtx, args: Args) -> None:
     listing = await tasks_for_department(ctx.core, ctx.officer.department_id)
     await ctx.say("cmd_tasks.md.j2", department=ctx.officer.department,
                   listing=listing[:LISTED_TASKS], hidden=max(0, len(listing) - LISTED_TASKS),
-                  task_states=jointtask.TASK_STATE_LABELS, inv_states=jointtask.INVITATION_STATE_LABELS,
+                  task_states=TASK.labels, inv_states=INVITATION.labels,
                   deadline=deadline_label)
     if ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"):
         for entry in listing:
-            if entry.invitation is not None and entry.invitation.state == "pending":
+            if entry.invitation is not None and entry.invitation.state == InvitationState.PENDING:
                 await ctx.reply(invitation_card(ctx, entry.task, entry.invitation))
 
 
@@ -55,9 +55,9 @@ async def _show(ctx: HandlerCtx, code: str) -> None:
     items = await jointtask.task_items(ctx.core, task)
     invitation = await consultation.department_invitation(ctx.core, task, ctx.officer.department_id)
     await ctx.say("cmd_task.md.j2", task=task, items=items, invitation=invitation,
-                  task_states=jointtask.TASK_STATE_LABELS, inv_states=jointtask.INVITATION_STATE_LABELS,
+                  task_states=TASK.labels, inv_states=INVITATION.labels,
                   deadline=deadline_label)
-    if (invitation is not None and invitation.state == "pending"
+    if (invitation is not None and invitation.state == InvitationState.PENDING
             and (ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"))):
         await ctx.reply(invitation_card(ctx, task, invitation))
 

@@ -12,21 +12,28 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import StatementError
 
-from core import cases, inbox, objections, outbox
+from core import cases, consultation, groups, inbox, objections, outbox
+from core.draws import quickdraw
 from core.errors import InvalidTransition, ValidationFailed
+from core.jointtask import task_invitations
 from core.messages import Destination, Event, OutMessage
 from core.models import Case, OutboxMessage
 from core.states import (
     CASE,
+    DRAW,
     MACHINES,
     OUTBOX,
     RESULT,
     CaseState,
+    DrawState,
     InboxState,
+    InvitationState,
     Machine,
     OutboxState,
     ResultState,
+    TaskState,
 )
+from tests import factories as f
 from tests.case_factories import acting, at_day, build_world
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -190,3 +197,28 @@ async def test_outbox_and_inbox_moves_outside_the_table_are_refused(ctx, session
     state = await inbox.mark_failed(session, pending.id, "boom", now=now, retry_at=now,
                                     max_attempts=1)
     assert state == InboxState.DONE
+
+
+async def test_task_invitation_and_draw_moves_outside_the_table_are_refused(ctx, session):
+    """Consultation happens once, from a draft; an answered invitation is not answered again;
+    a locked draw never changes (000 §七, 001 第十四条)."""
+    w = await f.world(session, partners=1)
+    lead = f.as_actor(ctx, w.lead.liaison)
+    task = await f.ready_task(ctx, w)
+    assert task.state is TaskState.READY
+    with pytest.raises(InvalidTransition, match="任务当前状态为“待抽取”，只有草稿任务可以发起征询"):
+        await consultation.open_consultation(lead, task, [w.partners[0].dep.id])
+    (invitation,) = await task_invitations(session, task)
+    assert invitation.state is InvitationState.ACCEPTED
+    with pytest.raises(InvalidTransition, match="该邀请已答复（已接受），不能重复答复"):
+        await consultation.decline_invitation(f.as_actor(ctx, w.partners[0].liaison),
+                                              invitation.id, "本部门本季度执法力量已全部投入")
+    with pytest.raises(InvalidTransition, match="检查对象尚未抽取锁定"):
+        await groups.match_inspectors(lead, task.code)
+
+    quick = await quickdraw.draw_targets(lead, 3)  # no beacon: frozen and locked at once
+    assert quick.state is DrawState.LOCKED
+    with pytest.raises(InvalidTransition, match="已锁定，结果不能再变"):
+        await quickdraw.confirm_quick_draw(lead, quick.code, "456")
+    with pytest.raises(InvalidTransition, match="抽取当前状态为“已锁定”，不能改为“已作废”"):
+        DRAW.move(quick, DrawState.SUPERSEDED)

@@ -33,6 +33,7 @@ from core.models import (
     Target,
     TaskItem,
 )
+from core.states import InvitationState
 
 OUT_OF_SCOPE = "不在抽查范围"
 NOT_DRAWABLE = "已注销/吊销/撤销/迁出"
@@ -69,7 +70,7 @@ def scope_clause(scope: dict[str, Any]) -> ColumnElement[bool]:
 async def task_department_ids(ctx: Ctx, task: JointTask) -> set[int]:
     """The lead plus every department that accepted."""
     accepted = await ctx.session.scalars(select(Invitation.department_id).where(
-        Invitation.task_id == task.id, Invitation.state == "accepted"))
+        Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED))
     return {task.lead_department_id, *accepted}
 
 
@@ -92,7 +93,7 @@ async def repeat_check_reason(ctx: Ctx, task: JointTask) -> str:
 async def _inspected_this_year(session: AsyncSession, task: JointTask, deps: set[int]) -> set[str]:
     """Targets in cases of this year's tasks in which any of our departments took part."""
     accepted_by_us = select(Invitation.task_id).where(
-        Invitation.department_id.in_(deps), Invitation.state == "accepted")
+        Invitation.department_id.in_(deps), Invitation.state == InvitationState.ACCEPTED)
     rows = await fetch_plain(session, select(Target.uscc).join(Case, Case.target_id == Target.id).join(
         JointTask, JointTask.id == Case.task_id).where(
         JointTask.year == task.year, JointTask.id != task.id,

@@ -20,6 +20,7 @@ from core.changes import Ctx, record
 from core.draws import algorithm, pool
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.models import DRAWABLE_STATUSES, Department, Draw, DrawPool, Officer, Target
+from core.states import DRAW, DrawState
 
 CODE_PREFIX = "KC"
 INSPECTOR_STRATUM = "执法人员"
@@ -88,7 +89,8 @@ async def _create(ctx: Ctx, kind: Kind, stratum: str, ids: list[str], count: int
     seed = algorithm.new_seed()
     now = ctx.clock.now()
     code = await codes.next_code(ctx.session, CODE_PREFIX, ctx.clock.today().year, width=4)
-    row = Draw(code=code, task_id=None, kind=kind, task_code=code, state="frozen", freeze_no=1,
+    row = Draw(code=code, task_id=None, kind=kind, task_code=code,
+               state=DRAW.start(DrawState.FROZEN), freeze_no=1,
                commitment=algorithm.commitment(seed), seed_hex=seed.hex(),
                beacon_source=beacon_source if needs_beacon else "", uses_beacon=needs_beacon,
                pool_hash=algorithm.pool_hash(candidates), pool_size=len(candidates),
@@ -119,7 +121,7 @@ async def confirm_quick_draw(ctx: Ctx, code: str, beacon: str) -> Draw:
     if actor is not None and actor.id != row.created_by_id and not actor.has_role("admin"):
         raise PermissionDenied(f"只有发起快抽 {code} 的人员或管理员可以确认抽取",
                                action="quickdraw.confirm", subject=f"draw:{code}")
-    if row.state != "frozen":
+    if row.state != DrawState.FROZEN:
         raise InvalidTransition(f"快抽 {code} 已锁定，结果不能再变")
     if not beacon.strip():
         raise ValidationFailed("请填写信标值")
@@ -142,7 +144,8 @@ async def _lock(ctx: Ctx, row: Draw, candidates: list[algorithm.Candidate], beac
     seed = bytes.fromhex(row.seed_hex)
     row.beacon = beacon
     row.selection = algorithm.select(candidates, rule, algorithm.final_seed(seed, beacon or None), row.code)
-    row.state, row.locked_at = "locked", ctx.clock.now()
+    DRAW.move(row, DrawState.LOCKED)
+    row.locked_at = ctx.clock.now()
     await ctx.session.flush()
     await record(ctx, "quickdraw.locked", f"draw:{row.code}",
                  {**_public(row), "seed": row.seed_hex, "beacon": beacon,

@@ -27,13 +27,13 @@ from core.jointtask import (
     CHUNK,
     DONE_STATES,
     LISTED_CASES,
-    TASK_STATE_LABELS,
     get_task,
     participants,
 )
 from core.messages import Destination, OutMessage
 from core.models import Case, Department, Draw, DrawPool, JointTask, Target
 from core.render import render
+from core.states import CASE, DRAW, TASK, CaseState, DrawState, TaskState
 
 
 def _broadcast(departments: Iterable[Department], msg: OutMessage, key: str) -> list[Notice]:
@@ -41,12 +41,11 @@ def _broadcast(departments: Iterable[Department], msg: OutMessage, key: str) -> 
 
 
 def _check_drawable(task: JointTask) -> None:
-    if task.state in ("draft", "consulting"):
+    if task.state in (TaskState.DRAFT, TaskState.CONSULTING):
         raise InvalidTransition("任务尚未完成征询，不能抽取")
     if task.state in DONE_STATES:
         raise InvalidTransition("抽取结果已锁定，不能重新抽取")
-    if task.state != "ready":
-        raise InvalidTransition(f"任务当前状态为“{TASK_STATE_LABELS[task.state]}”，不能抽取")
+    TASK.check(task, TaskState.LOCKED, what="抽取")
 
 
 async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
@@ -67,13 +66,13 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     earlier = list(await ctx.session.scalars(select(Draw).where(
         Draw.task_id == task.id, Draw.kind == "targets")))
     for d in earlier:
-        if d.state == "frozen":
-            d.state = "superseded"
+        if d.state == DrawState.FROZEN:
+            DRAW.move(d, DrawState.SUPERSEDED)
     freeze_no = len(earlier) + 1
     strata, exclusions = report.strata_sizes(), report.exclusions_in_order()
     frozen_file = pool_file(report.candidates)
     frozen = Draw(code=f"{task.code}-T{freeze_no}", task_id=task.id, kind="targets",
-                  task_code=task.code, state="frozen", freeze_no=freeze_no, commitment=task.commitment,
+                  task_code=task.code, state=DRAW.start(DrawState.FROZEN), freeze_no=freeze_no, commitment=task.commitment,
                   beacon_source=beacon_source, uses_beacon=True,
                   pool_hash=frozen_file.hash, pool_size=len(report.candidates),
                   parameters={"rule": rule.public(), "scope": task.scope, "strata": strata,
@@ -96,7 +95,7 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
         "pool_size": frozen.pool_size, "strata": strata, "exclusions": exclusions,
         "commitment": task.commitment, "beacon_source": beacon_source,
         "beacon_date": day.isoformat(), "rule": rule.public(),
-        "superseded": [d.code for d in earlier if d.state == "superseded"]}, notices)
+        "superseded": [d.code for d in earlier if d.state == DrawState.SUPERSEDED]}, notices)
     return frozen
 
 
@@ -156,7 +155,7 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     lead_only(ctx, task, "draw.confirm", admin=False)
     _check_drawable(task)
     frozen = await ctx.session.scalar(select(Draw).where(
-        Draw.task_id == task.id, Draw.kind == "targets", Draw.state == "frozen"))
+        Draw.task_id == task.id, Draw.kind == "targets", Draw.state == DrawState.FROZEN))
     if frozen is None:
         raise InvalidTransition("尚未冻结抽取范围，请先执行“抽取”并公布信标来源")
     beacon = checked_beacon(ctx, frozen, beacon) if frozen.uses_beacon else ""
@@ -168,7 +167,8 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     selection = algorithm.select(pool, rule, algorithm.final_seed(seed, beacon or None), task.code)
     now = ctx.clock.now()
     frozen.selection, frozen.beacon, frozen.seed_hex = selection, beacon, task.seed_hex
-    frozen.state, frozen.locked_at = "locked", now
+    DRAW.move(frozen, DrawState.LOCKED)
+    frozen.locked_at = now
     targets = await _target_ids(ctx.session, selection)
     if missing := [u for u in selection if u not in targets]:
         # never name a would-be selected target: this transaction is rolled back unlocked
@@ -178,8 +178,8 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
     await _insert_cases(ctx.session, len(selection), {
         "code": case_codes, "task_id": task.id, "target_id": [targets[u][0] for u in selection],
-        "state": "assigned", "result_due_on": due.day, "result_due_provisional": due.provisional})
-    task.state = "locked"
+        "state": CASE.start(CaseState.ASSIGNED), "result_due_on": due.day, "result_due_provisional": due.provisional})
+    TASK.move(task, TaskState.LOCKED)
     wanted = set(selection)
     chosen = Counter(stratum for i, stratum in pool if i in wanted)
     shown = [{"code": code, "name": targets[u][1], "uscc": u}
@@ -198,7 +198,7 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
 
 async def locked_draw(ctx: Ctx, task: JointTask, kind: str) -> Draw:
     d = await ctx.session.scalar(select(Draw).where(Draw.task_id == task.id, Draw.kind == kind,
-                                                Draw.state == "locked").order_by(Draw.id.desc()))
+                                                Draw.state == DrawState.LOCKED).order_by(Draw.id.desc()))
     if d is None:
         raise InvalidTransition("检查对象尚未抽取锁定" if kind == "targets" else "尚未匹配执法检查人员")
     return d

@@ -14,6 +14,7 @@ from core.draws import algorithm
 from core.draws.pool import decode_pool
 from core.errors import NotFound
 from core.models import Draw, DrawPool, JointTask
+from core.states import DrawState
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
     pool = decode_pool(stored.data)
     report.checks.append(_same("抽取范围哈希", d.pool_hash, algorithm.pool_hash(pool)))
     report.checks.append(_same("抽取范围数量", d.pool_size, len(pool)))
-    if d.state != "locked":
+    if d.state != DrawState.LOCKED:
         report.checks.append(Check("种子承诺值", True, "尚未锁定，种子未公开，待锁定后核对"))
         return report
     seed = bytes.fromhex(d.seed_hex)
@@ -77,7 +78,7 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
 
 def draw_public_json(d: Draw) -> dict[str, Any]:
     """What anyone may see: the seed and the selection only once the draw is locked."""
-    locked = d.state == "locked"
+    locked = d.state == DrawState.LOCKED
     return {"code": d.code, "task_code": d.task_code, "kind": d.kind, "state": d.state,
             "freeze_no": d.freeze_no, "algorithm_version": d.algorithm_version,
             "commitment": d.commitment, "seed": d.seed_hex if locked else None,
@@ -93,7 +94,7 @@ async def draws_for(ctx: Ctx, ref: str) -> list[Draw]:
         return found
     return list(await ctx.session.scalars(
         select(Draw).join(JointTask, JointTask.id == Draw.task_id)
-        .where(JointTask.code == ref, Draw.state != "superseded").order_by(Draw.id)))
+        .where(JointTask.code == ref, Draw.state != DrawState.SUPERSEDED).order_by(Draw.id)))
 
 
 async def all_draws(ctx: Ctx) -> list[Draw]:
@@ -109,7 +110,7 @@ async def find_draw(ctx: Ctx, ref: str) -> Draw:
     else:
         cond = (Draw.code == ref) | ((Draw.task_code == ref) & (Draw.kind == "targets"))
     found = await ctx.session.scalar(select(Draw).where(cond).order_by(
-        (Draw.state == "locked").desc(), Draw.id.desc()).limit(1))
+        (Draw.state == DrawState.LOCKED).desc(), Draw.id.desc()).limit(1))
     if found is None:
         raise NotFound(f"未找到抽取记录 {ref}")
     return found
