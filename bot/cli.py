@@ -20,7 +20,7 @@ from core.clock import SystemClock
 from core.db import database_url, is_lianjian_database, is_sqlite, make_engine, make_sessionmaker
 from core.errors import DomainError
 from core.schema import upgrade
-from core.states import DrawState
+from core.states import DRAW, DrawState
 
 if TYPE_CHECKING:
     from core.summary import ScopeSummary
@@ -161,14 +161,13 @@ async def cmd_draw_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'ID':>4}  {'抽取编号':<18} {'类型':<8} {'任务':<14} {'状态':<6} {'池':>8} {'选中':>6}")
     for r in rows:
-        state = "已锁定" if r["locked"] else DRAW_STATE_LABELS.get(r["state"], r["state"])
+        state = DRAW.label(r["state"])
         print(f"{r['id']:>4}  {r['code']:<22} {DRAW_KIND_LABELS.get(r['kind'], r['kind']):<8} "
               f"{r['task_code'] or '—':<16} {state:<6} {r['pool_size']:>8} {r['selected']:>6}")
     return 0
 
 
 DRAW_KIND_LABELS = {"targets": "检查对象", "inspectors": "执法人员", "quick": "快抽"}
-DRAW_STATE_LABELS = {"frozen": "已冻结", "locked": "已锁定", "superseded": "已作废"}
 
 
 async def cmd_draw_show(args: argparse.Namespace) -> int:
