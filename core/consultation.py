@@ -322,7 +322,8 @@ async def expire_invitations(ctx: Ctx) -> int:
     # Several serve processes run this tick: each task is expired by whoever locks it first,
     # and the state is re-read under the lock so an answer committed meanwhile stands.
     tasks = list(await ctx.session.scalars(select(JointTask).where(
-        JointTask.state == TaskState.CONSULTING, JointTask.reply_due_on < today).order_by(JointTask.id)
+        JointTask.state == TaskState.CONSULTING, JointTask.reply_due_on < today)
+        .order_by(JointTask.id)
         .with_for_update(skip_locked=True, of=JointTask).execution_options(populate_existing=True)))
     expired = 0
     for task in tasks:

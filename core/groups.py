@@ -155,7 +155,8 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
         Draw.task_id == task.id, Draw.kind == "inspectors")) or 0)
     inspectors_draw = Draw(
         code=f"{task.code}-I{n}", task_id=task.id, kind="inspectors", task_code=task.code,
-        state=DRAW.start(DrawState.LOCKED), freeze_no=1, commitment=targets_draw.commitment, seed_hex=targets_draw.seed_hex,
+        state=DRAW.start(DrawState.LOCKED), freeze_no=1, commitment=targets_draw.commitment,
+        seed_hex=targets_draw.seed_hex,
         beacon_source=targets_draw.beacon_source, beacon=targets_draw.beacon,
         uses_beacon=targets_draw.uses_beacon, pool_hash=algorithm.pool_hash(pool), pool_size=len(pool),
         parameters={"rule": rule.public(), "strata": algorithm.stratum_sizes(pool),

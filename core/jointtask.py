@@ -70,5 +70,6 @@ async def participants(ctx: Ctx, task: JointTask) -> list[Department]:
     """Lead first, then the accepted departments by code."""
     accepted = await ctx.session.scalars(select(Department).join(
         Invitation, Invitation.department_id == Department.id).where(
-        Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED).order_by(Department.code))
+        Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED)
+        .order_by(Department.code))
     return [task.lead_department, *accepted]

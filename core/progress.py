@@ -45,7 +45,8 @@ async def tasks_for_department(ctx: Ctx, department_id: int) -> list[TaskListing
     listing = [TaskListing(t, "lead", None) for t in own]
     listing += [TaskListing(t, "invited", inv) for t, inv in invited]
     listing.sort(key=lambda x: x.task.created_at, reverse=True)
-    listing.sort(key=lambda x: not (x.invitation is not None and x.invitation.state == InvitationState.PENDING))
+    listing.sort(key=lambda x: not (x.invitation is not None
+                                    and x.invitation.state == InvitationState.PENDING))
     return listing
 
 

@@ -208,7 +208,7 @@ async def test_task_invitation_and_draw_moves_outside_the_table_are_refused(ctx,
     assert task.state is TaskState.READY
     with pytest.raises(InvalidTransition, match="任务当前状态为“待抽取”，只有草稿任务可以发起征询"):
         await consultation.open_consultation(lead, task, [w.partners[0].dep.id])
-    (invitation,) = await task_invitations(session, task)
+    (invitation,) = await task_invitations(ctx, task)
     assert invitation.state is InvitationState.ACCEPTED
     with pytest.raises(InvalidTransition, match="该邀请已答复（已接受），不能重复答复"):
         await consultation.decline_invitation(f.as_actor(ctx, w.partners[0].liaison),

@@ -72,7 +72,8 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     strata, exclusions = report.strata_sizes(), report.exclusions_in_order()
     frozen_file = pool_file(report.candidates)
     frozen = Draw(code=f"{task.code}-T{freeze_no}", task_id=task.id, kind="targets",
-                  task_code=task.code, state=DRAW.start(DrawState.FROZEN), freeze_no=freeze_no, commitment=task.commitment,
+                  task_code=task.code, state=DRAW.start(DrawState.FROZEN), freeze_no=freeze_no,
+                  commitment=task.commitment,
                   beacon_source=beacon_source, uses_beacon=True,
                   pool_hash=frozen_file.hash, pool_size=len(report.candidates),
                   parameters={"rule": rule.public(), "scope": task.scope, "strata": strata,
@@ -178,7 +179,8 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
     await _insert_cases(ctx.session, len(selection), {
         "code": case_codes, "task_id": task.id, "target_id": [targets[u][0] for u in selection],
-        "state": CASE.start(CaseState.ASSIGNED), "result_due_on": due.day, "result_due_provisional": due.provisional})
+        "state": CASE.start(CaseState.ASSIGNED), "result_due_on": due.day,
+        "result_due_provisional": due.provisional})
     TASK.move(task, TaskState.LOCKED)
     wanted = set(selection)
     chosen = Counter(stratum for i, stratum in pool if i in wanted)
@@ -197,8 +199,9 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
 
 
 async def locked_draw(ctx: Ctx, task: JointTask, kind: str) -> Draw:
-    d = await ctx.session.scalar(select(Draw).where(Draw.task_id == task.id, Draw.kind == kind,
-                                                Draw.state == DrawState.LOCKED).order_by(Draw.id.desc()))
+    d = await ctx.session.scalar(select(Draw).where(
+        Draw.task_id == task.id, Draw.kind == kind, Draw.state == DrawState.LOCKED)
+        .order_by(Draw.id.desc()))
     if d is None:
         raise InvalidTransition("检查对象尚未抽取锁定" if kind == "targets" else "尚未匹配执法检查人员")
     return d
