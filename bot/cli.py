@@ -377,9 +377,19 @@ def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]
 # ---------------------------------------------------------------- serve, demo
 
 async def cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import run_demo
+    from rich.progress import Progress
 
-    return await run_demo(db=args.db, seed=args.seed, targets=args.targets, out=print)
+    from core.demo import STAGES, run_demo
+
+    # Only on a terminal: in CI logs or `| tail` the transcript lines alone are the output.
+    with Progress(transient=True, disable=not sys.stdout.isatty()) as bar:
+        job = bar.add_task("演示", total=len(STAGES))
+
+        def stage(name: str) -> None:
+            bar.update(job, completed=STAGES.index(name), description=f"演示：{name}")
+
+        return await run_demo(db=args.db, seed=args.seed, targets=args.targets, out=print,
+                              stage=stage)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -32,6 +32,8 @@ from core.synthetic import DEPARTMENTS, generate_county
 T = TypeVar("T")
 SHORT = {code: short for code, _name, short, _market, _items in DEPARTMENTS}
 Out = Callable[[str], Any]
+# The demo's stages in order; `run_demo` reports each as it starts (the CLI's progress bar).
+STAGES = ("生成模拟县域", "征求意见", "抽取", "检查", "审核与公示", "异议", "核验")
 YEAR = 2026
 RULE = {"strata": [
     {"name": "重点关注", "risk_levels": ["D"], "flags": ["经营异常名录", "严重违法失信名单", "投诉举报"],
@@ -228,7 +230,12 @@ async def _closing(demo: Demo, draw_id: int) -> bool:
     return await demo.read(check)
 
 
-async def run_demo(*, db: str | None, seed: int, targets: int, out: Out) -> int:
+def _no_stage(_name: str) -> None:
+    """Stage reporting is optional: tests and non-terminal runs only read the transcript."""
+
+
+async def run_demo(*, db: str | None, seed: int, targets: int, out: Out,
+                   stage: Callable[[str], None] = _no_stage) -> int:
     path = db or str(Path(tempfile.mkdtemp(prefix="lianjian-demo-")) / "demo.sqlite3")
     if Path(path).exists():  # noqa: ASYNC240 - one stat before anything runs
         out(f"错误：{path} 已存在；演示需要一个新的数据库文件")
@@ -237,15 +244,22 @@ async def run_demo(*, db: str | None, seed: int, targets: int, out: Out) -> int:
     try:
         await upgrade(engine)
         demo = Demo(make_sessionmaker(engine), FixedClock(china_noon(dt.date(YEAR, 3, 2))), out)
+        stage(STAGES[0])
         facts = await demo.step(None, lambda c: generate_county(c.session, seed=seed, targets=targets, year=YEAR))
         out(f"生成模拟县域（种子 {seed}）：{facts.departments} 个成员单位，{facts.officers} 名人员"
             f"（执法检查人员 {facts.inspectors} 名），{facts.targets} 户检查对象，"
             f"市级已检查名单 {facts.exclusions} 户；数据库 {path}")
+        stage(STAGES[1])
         code = await _consult(demo)
+        stage(STAGES[2])
         draw_id = await _draw(demo, code)
+        stage(STAGES[3])
         case_codes = await _inspect(demo, code)
+        stage(STAGES[4])
         await _review_and_publish(demo, code, case_codes)
+        stage(STAGES[5])
         await _objection(demo, case_codes)
+        stage(STAGES[6])
         ok = await _closing(demo, draw_id)
         out(f"\n演示完成。查看抽取：lianjian draw show {code} --db {path} --json")
         return 0 if ok else 1

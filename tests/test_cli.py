@@ -129,3 +129,24 @@ def test_invalid_settings_are_reported_without_the_secrets(tmp_path, capsys, mon
     assert "link_secret" in shown and "至少需要 32 个字符" in shown
     for secret in (bad_aes, short_secret, "appsecret-Q7", "AESKEY", "linksecret"):
         assert secret not in shown
+
+
+async def test_demo_reports_each_stage_in_order_and_keeps_its_transcript(tmp_path) -> None:
+    """The CLI's progress bar follows these stage reports; the transcript lines stay the output."""
+    from core.demo import STAGES, run_demo
+
+    lines: list[str] = []
+    stages: list[str] = []
+    assert await run_demo(db=str(tmp_path / "d.sqlite3"), seed=5, targets=2000, out=lines.append,
+                          stage=stages.append) == 0
+    assert stages == list(STAGES)
+    assert lines[0].startswith("生成模拟县域") and "演示完成" in lines[-1]
+
+
+def test_demo_without_a_terminal_prints_no_progress_bar(tmp_path) -> None:
+    """Piped (CI logs, `| tail`): transcript lines only, no bar redraws or escape codes."""
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--targets", "2000",
+                           "--db", str(tmp_path / "d.sqlite3")], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0 and "演示完成" in done.stdout
+    assert "\x1b[" not in done.stdout and "演示：" not in done.stdout
