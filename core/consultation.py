@@ -70,6 +70,12 @@ async def item_ids_by_code(ctx: Ctx, department_id: int,
     return {code: item_id for code, item_id in rows}
 
 
+async def item_choices(ctx: Ctx, department_id: int) -> list[Item]:
+    """The department's current item list, by code (what `接受 编号 事项代码` may name)."""
+    return list(await ctx.session.scalars(select(Item).where(
+        Item.department_id == department_id, Item.current.is_(True)).order_by(Item.code)))
+
+
 async def _department_items(session: AsyncSession, department: Department,
                             item_ids: Iterable[int] | None) -> list[Item]:
     """The chosen items of a department's item list; None = its key items (or, when its list

@@ -133,5 +133,8 @@ async def _item_ids(ctx: HandlerCtx, item_codes: list[str]) -> list[int] | None:
     wanted = [c.upper() for c in dict.fromkeys(item_codes)]
     found = await consultation.item_ids_by_code(ctx.core, ctx.officer.department_id, wanted)
     if missing := [c for c in wanted if c not in found]:
-        raise ValidationFailed(f"本部门抽查事项清单中没有事项代码：{'、'.join(missing)}")
+        choices = await consultation.item_choices(ctx.core, ctx.officer.department_id)
+        listed = "、".join(f"{i.code}（{i.name}）" for i in choices) or "（清单为空，请先导入抽查事项清单）"
+        raise ValidationFailed(f"本部门抽查事项清单中没有事项代码：{'、'.join(missing)}。"
+                               f"可选的事项代码：{listed}")
     return [found[c] for c in wanted]

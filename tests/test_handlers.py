@@ -114,6 +114,7 @@ async def test_accept_with_an_unknown_item_code_changes_nothing(sessionmaker, cl
     rows = await send(sessionmaker, d, text_event(scene.partner.liaison.code,
                                                   f"接受 {scene.task_code} NOPE"))
     assert "没有事项代码：NOPE" in bodies(rows)
+    assert f"可选的事项代码：{scene.partner.items[0].code}" in bodies(rows)  # what to type instead
     assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
 
 
@@ -411,6 +412,8 @@ async def test_freeze_confirm_pushes_assignments_and_verifies(sessionmaker, cloc
     mine = bodies(to(frozen, kind="officer", officer_id=w.lead.liaison.id))
     assert "抽取范围已冻结" in mine and "2026年3月3日福彩3D开奖号码" in mine
     assert len(to(frozen, kind="department")) == 2  # lead and the partner are told
+    early = bodies(await send(sessionmaker, d, text_event(w.lead.inspectors[0].code, f"验证 {code}")))
+    assert "尚未锁定" in early and "通过" not in early  # a frozen draw is not headed 通过
     clock.set(BEACON_OUT)
     locked = await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 4 1 7"))
     assert "抽取结果已锁定" in bodies(to(locked, kind="officer", officer_id=w.lead.liaison.id))

@@ -368,7 +368,9 @@ async def test_answers_refused(ctx: Ctx) -> None:
                    consultation.decline_invitation(p0, invs[0].id, "改变主意了，本部门人员不足无法参加"))
     await _refused(ctx, InvalidTransition, "该邀请已答复（已接受），不能重复答复",
                    consultation.accept_invitation(p0, invs[0].id))
-    await _refused(ctx, InvalidTransition, "任务尚未完成征询，不能抽取",
+    # 000 §七: the lead is told who has not answered yet, by when, and what comes next
+    await _refused(ctx, InvalidTransition,
+                   f"任务尚未完成征询，不能抽取：{w.partners[1].dep.name}尚未答复（答复期限 ",
                    targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE))
 
 

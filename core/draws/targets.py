@@ -29,6 +29,7 @@ from core.jointtask import (
     LISTED_CASES,
     get_task,
     participants,
+    task_invitations,
 )
 from core.messages import Destination, OutMessage
 from core.models import Case, Department, Draw, DrawPool, JointTask, Target
@@ -48,10 +49,23 @@ def _check_drawable(task: JointTask) -> None:
     TASK.check(task, TaskState.LOCKED, what="抽取")
 
 
+async def _check_consulted(ctx: Ctx, task: JointTask) -> None:
+    """While consulting, say who has not answered and when silence ends (000 §七)."""
+    if task.state != "consulting":
+        return
+    waiting = [i.department.name for i in await task_invitations(ctx, task) if i.state == "pending"]
+    due = task.reply_due_on.isoformat() if task.reply_due_on else "—"
+    raise InvalidTransition(
+        f"任务尚未完成征询，不能抽取：{'、'.join(waiting)}尚未答复（答复期限 {due}）。"
+        f"请等待答复；期限过后未答复的部门记为逾期未答复，即可发送 抽取 {task.code}。"
+        f"查看答复情况：进度 {task.code}")
+
+
 async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     """Freeze the pool and rule and announce them with the beacon to come — never a selection."""
     task = await get_task(ctx, task_code, for_update=True)
     lead_only(ctx, task, "draw.freeze", admin=False)  # only the lead draws
+    await _check_consulted(ctx, task)
     _check_drawable(task)
     beacon_source = (beacon_source or "").strip()
     if not beacon_source:

@@ -27,6 +27,7 @@ class Check:
 @dataclass
 class VerifyReport:
     draw_code: str
+    locked: bool
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -50,7 +51,7 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
     d = await ctx.session.get(Draw, draw_id)
     if d is None:
         raise NotFound(f"未找到抽取记录（编号 {draw_id}）")
-    report = VerifyReport(d.code)
+    report = VerifyReport(d.code, d.state == "locked")
     stored = await ctx.session.get(DrawPool, d.id)
     if stored is None:
         report.checks.append(Check("抽取范围文件", False, "缺少冻结的抽取范围文件"))
