@@ -381,6 +381,9 @@ async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "
     await record(ctx, "case.result.reviewed", f"case:{case.code}",
                  {"version": result.version, "decision": review.decision, "reason": reason,
                   "department_id": review.department_id, "case_state": case.state}, notices)
+    if case.state == CaseState.APPROVED and ctx.rules.auto_publish:
+        # 004 第十九条: the closing approval publishes at once, whoever gave it
+        await _announce_published(ctx, case, task, await _publish(ctx, case), auto=True)
     return review
 
 
@@ -482,12 +485,18 @@ async def publish_case(ctx: Ctx, case_code: str) -> CaseResult:
     task = await get_task(ctx, case)
     await require_lead_staff(ctx, task, "case.publish", f"case:{case.code}")
     result = await _publish(ctx, case)
+    await _announce_published(ctx, case, task, result, auto=False)
+    return result
+
+
+async def _announce_published(ctx: Ctx, case: Case, task: JointTask, result: CaseResult,
+                              auto: bool) -> None:
     msg = message("result_published", f"{case.code} 结果已公示", task=task,
                   cases=[(case, await _labels(ctx, task, result))])
-    await record(ctx, "case.published", f"case:{case.code}", {"version": result.version},
+    data: dict[str, Any] = {"version": result.version, **({"auto": True} if auto else {})}
+    await record(ctx, "case.published", f"case:{case.code}", data,
                  await _department_notices(ctx, task, msg))
     await advance_task(ctx, task)
-    return result
 
 
 async def publish_task_results(ctx: Ctx, task_code: str) -> int:

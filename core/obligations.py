@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import OPEN_FOR_ENTRY, china_date, message, result_deadline
@@ -32,6 +32,7 @@ from core.models import (
     JointTask,
     Objection,
     Officer,
+    Review,
 )
 from core.rules import Rules
 from core.states import (
@@ -46,7 +47,8 @@ from core.workdays import Deadline, WorkCalendar
 
 KIND_LABELS = {"invitation_reply": "答复联合抽查邀请", "result_entry": "录入检查结果",
                "review": "审核检查结果", "objection_recheck": "异议复查",
-               "objection_correction": "更正公示结果", "objection_reply": "答复异议"}
+               "objection_correction": "更正公示结果", "objection_reply": "答复异议",
+               "publication": "公示检查结果"}
 
 
 @dataclass(frozen=True)
@@ -177,13 +179,33 @@ async def _objections(session: AsyncSession, cal: WorkCalendar, rules: Rules, to
     return found
 
 
+async def _publications(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,
+                        people: _People) -> list[Obligation]:
+    """Approved, not yet published (002 二(六): within 20 working days; 004 第十九条)."""
+    approved_at = (select(func.max(Review.created_at))
+                   .join(CaseResult, CaseResult.id == Review.result_id)
+                   .where(CaseResult.case_id == Case.id,
+                          CaseResult.state == ResultState.APPROVED,
+                          Review.decision == "approve").scalar_subquery())
+    rows = (await session.execute(
+        select(Case, JointTask, approved_at).join(JointTask, JointTask.id == Case.task_id)
+        .where(Case.state == CaseState.APPROVED).order_by(Case.id))).all()
+    return [_make(cal, today, f"publication:{case.id}", "publication",
+                  f"{case.code} {case.target.name}", task.lead_department_id,
+                  people.staff(task.lead_department_id),
+                  cal.add_workdays(china_date(approved) if approved else today,
+                                   rules.publication_workdays))
+            for case, task, approved in rows]
+
+
 async def due_items(ctx: Ctx, today: dt.date) -> list[Obligation]:
     """Everything open, soonest first (overdue first)."""
     cal, rules = await ctx.work_calendar(), ctx.rules
     people = await _people(ctx.session)
     found = [*await _invitations(ctx.session, cal, today, people),
              *await _entries_and_reviews(ctx.session, cal, rules, today, people),
-             *await _objections(ctx.session, cal, rules, today, people)]
+             *await _objections(ctx.session, cal, rules, today, people),
+             *await _publications(ctx.session, cal, rules, today, people)]
     return sorted(found, key=lambda o: (o.days_left, o.key))
 
 

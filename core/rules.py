@@ -18,6 +18,11 @@ class Rules(BaseModel):
     reply_workdays: int = Field(15, ge=1)
     review_workdays: int = Field(5, ge=1)  # not in the seeds: our turnaround for 审核, nudged
     nudge_before_workdays: list[int] = Field(default_factory=lambda: [3, 1, 0])
+    # 004 第十九条 (审核通过后…自动公示), 002 二(六) (公示 within 20 working days of the result):
+    # True publishes a result the moment its review closes; False waits for the lead's 公示,
+    # nudged as an obligation due publication_workdays after the approval.
+    auto_publish: bool = False
+    publication_workdays: int = Field(20, ge=1)
     review_requires_participants: bool = True  # 004 第十九条: lead AND participants approve
     min_group_size: int = Field(2, ge=2)  # 004 第十六条(二)
     # 000 §五.1, 004 第八条: a target inspected this year is not drawn again; "except_key_items"

@@ -221,7 +221,7 @@ def _case() -> Machine[CaseState]:
         (s.RETURNED, s.SUBMITTED, GROUP),
         (s.SUBMITTED, s.APPROVED, REVIEWERS),
         (s.SUBMITTED, s.RETURNED, REVIEWERS),
-        (s.APPROVED, s.PUBLISHED, LEAD),
+        (s.APPROVED, s.PUBLISHED, f"{LEAD}; {SYSTEM} (rules.auto_publish)"),
         (s.PUBLISHED, s.OBJECTED, LEAD),
         (s.CORRECTED, s.OBJECTED, LEAD),
         (s.OBJECTED, s.PUBLISHED, LEAD),  # the re-check upheld the published result
@@ -241,7 +241,7 @@ def _result() -> Machine[ResultState]:
         (None, s.PUBLISHED, REVIEWERS),  # a correction is published as it is entered
         (s.SUBMITTED, s.RETURNED, REVIEWERS),
         (s.SUBMITTED, s.APPROVED, REVIEWERS),
-        (s.APPROVED, s.PUBLISHED, LEAD),
+        (s.APPROVED, s.PUBLISHED, f"{LEAD}; {SYSTEM} (rules.auto_publish)"),
         (s.PUBLISHED, s.SUPERSEDED, REVIEWERS),
     ])
 
