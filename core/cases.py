@@ -562,8 +562,9 @@ async def correct_result(ctx: Ctx, case_code: str, *, reason: str, codes: Sequen
 
 
 async def add_referral(ctx: Ctx, case_code: str, kind: str, to_department: str,
-                       content: str) -> Referral:
-    """移交 / 移送 of a problem found (004 第二十一条); a group member or lead staff records it."""
+                       content: str, *, department: Department | None = None) -> Referral:
+    """移交 / 移送 of a problem found (004 第二十一条); a group member or lead staff records it.
+    A `department` of the county gets it in its chat and must acknowledge it (签收)."""
     case = await get_case(ctx, case_code)
     task = await get_task(ctx, case)
     members = await active_members(ctx, case)
@@ -578,13 +579,19 @@ async def add_referral(ctx: Ctx, case_code: str, kind: str, to_department: str,
         raise ValidationFailed("请填写接收单位和移送内容")
     referral = Referral(case_id=case.id, kind=kind, to_department=to_department.strip(),
                         content=content.strip(), created_by_id=actor.id,
-                        created_at=ctx.clock.now())
+                        created_at=ctx.clock.now(),
+                        to_department_id=department.id if department else None)
     ctx.session.add(referral)
     msg = message("case_referral", f"{case.code} {kind}", case=case, target=case.target,
-                  referral=referral, by=actor)
+                  referral=referral, by=actor, to_acknowledge=False)
+    notices = [Notice(Destination.department(task.lead_department_id), msg)]
+    if department is not None and department.id != task.lead_department_id:
+        notices.append(Notice(Destination.department(department.id), message(
+            "case_referral", f"{case.code} {kind}：请签收", case=case, target=case.target,
+            referral=referral, by=actor, to_acknowledge=True)))
     await record(ctx, "case.referral", f"case:{case.code}",
-                 {"kind": kind, "to": referral.to_department},
-                 [Notice(Destination.department(task.lead_department_id), msg)])
+                 {"kind": kind, "to": referral.to_department,
+                  "to_department_id": referral.to_department_id}, notices)
     return referral
 
 

@@ -459,6 +459,10 @@ class Referral(Base):
     content: Mapped[str] = mapped_column(Text)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
     created_at: Mapped[dt.datetime]
+    # 移送 to a department of the county (001 第十七条, 004 第二十一条): it must acknowledge
+    to_department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"), index=True)
+    acknowledged_at: Mapped[dt.datetime | None]
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
 
 
 # ---------------------------------------------------------------- working days

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import referrals
 from core.cases import OPEN_FOR_ENTRY, china_date, message, result_deadline
 from core.changes import Ctx, Notice, record
 from core.messages import Destination, OutMessage
@@ -67,6 +68,7 @@ class Summary:
     department_name: str  # "全部部门" when not filtered
     tasks: list[TaskSummary]
     dead_letters: int
+    referrals_open: int = 0  # 移送 not yet acknowledged by the receiving department
 
 
 async def _invitations(session: AsyncSession, ts: TaskSummary, task: JointTask) -> None:
@@ -133,7 +135,7 @@ async def daily_summary(ctx: Ctx, today: dt.date, department_id: int | None = No
         tasks.append(ts)
     dead = await ctx.session.scalar(
         select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)) or 0
-    return Summary(today, name, tasks, dead)
+    return Summary(today, name, tasks, dead, await referrals.open_count(ctx, department_id))
 
 
 def summary_message(summary: Summary, chart: ChartData | None = None) -> OutMessage:
