@@ -32,6 +32,7 @@ from core.states import (
     InvitationState,
     ObjectionState,
     OutboxState,
+    ReplacementState,
     ResultState,
     TaskState,
 )
@@ -365,6 +366,25 @@ class Recusal(Base):
     replacement_officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
     created_at: Mapped[dt.datetime]
+
+
+class ReplacementRequest(Base):
+    """更换 asked for; the department leader approves (naming the new inspector) or refuses
+    with a reason (001 第十四条, 004 第十三条)."""
+
+    __tablename__ = "replacement_request"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))  # to be replaced
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
+    state: Mapped[ReplacementState] = mapped_column(StateType(ReplacementState),
+                                                    default=ReplacementState.PENDING)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+    decided_at: Mapped[dt.datetime | None]
 
 
 class CaseResult(Base):

@@ -35,6 +35,12 @@ class InvitationState(StrEnum):
     EXPIRED = "expired"
 
 
+class ReplacementState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
 class DrawState(StrEnum):
     FROZEN = "frozen"
     LOCKED = "locked"
@@ -260,6 +266,16 @@ def _objection() -> Machine[ObjectionState]:
     ])
 
 
+def _replacement() -> Machine[ReplacementState]:
+    s = ReplacementState
+    return Machine("replacement request", "更换申请", {
+        s.PENDING: "待批准", s.APPROVED: "已批准", s.REFUSED: "不批准"}, [
+        (None, s.PENDING, f"{GROUP}, liaison, leader"),
+        (s.PENDING, s.APPROVED, "department leader, admin"),
+        (s.PENDING, s.REFUSED, "department leader, admin"),
+    ])
+
+
 def _outbox() -> Machine[OutboxState]:
     s = OutboxState
     return Machine("outbox row", "消息", {s.PENDING: "待发送", s.SENT: "已发送", s.DEAD: "死信"}, [
@@ -281,5 +297,6 @@ def _inbox() -> Machine[InboxState]:
 
 TASK, INVITATION, DRAW, CASE = _task(), _invitation(), _draw(), _case()
 RESULT, OBJECTION, OUTBOX, INBOX = _result(), _objection(), _outbox(), _inbox()
-MACHINES: tuple[Machine[Any], ...] = (TASK, INVITATION, DRAW, CASE, RESULT, OBJECTION, OUTBOX,
-                                      INBOX)
+REPLACEMENT = _replacement()
+MACHINES: tuple[Machine[Any], ...] = (TASK, INVITATION, DRAW, CASE, RESULT, OBJECTION,
+                                      REPLACEMENT, OUTBOX, INBOX)

@@ -1,0 +1,73 @@
+"""更换 / 批准 / 不批准 through Dispatcher.handle (001 第十四条, 004 第十三条): a replacement is
+asked for, and the department leader approves naming the replacement, or refuses with a reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.clock import FixedClock, china_noon
+from core.models import GroupMember, Officer, ReplacementRequest
+from tests.case_factories import World, build_world
+from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+
+CASE = "LJ-2026-001-001"
+
+
+@pytest.fixture
+async def w(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> World:
+    async with sessionmaker() as s:
+        world = await build_world(s)
+        s.add(Officer(code="A3", name="陈检查", department_id=world.lead.id, roles=["inspector"]))
+        await s.commit()
+    clock.set(china_noon(dt.date(2026, 3, 5)))
+    return world
+
+
+async def say(sm, clock, code: str, text: str) -> list:
+    return await send(sm, make_dispatcher(sm, clock), text_event(code, text))
+
+
+async def active(sm) -> set[str]:
+    async with sm() as s:
+        return set(await s.scalars(select(Officer.code).join(
+            GroupMember, GroupMember.officer_id == Officer.id).where(GroupMember.active.is_(True))))
+
+
+async def test_replacement_needs_the_department_leader_001_art14_004_art13(sessionmaker, clock,
+                                                                           w) -> None:
+    sm = sessionmaker
+    rows = await say(sm, clock, w.a1.code, f"更换 {CASE} A2 长期病假无法到岗")
+    assert "已提交更换申请" in bodies(rows)
+    asked = [r for r in rows if r.destination.get("officer_id") == w.lead_leader.id]
+    assert asked and f"批准 {CASE} A2" in asked[0].message["body"]
+    assert await active(sm) == {"A1", "A2", "B1"}  # nothing changes before the approval
+
+    refused = bodies(await say(sm, clock, w.lead_liaison.code, f"批准 {CASE} A2 A3"))
+    assert "分管领导" in refused and await active(sm) == {"A1", "A2", "B1"}
+    refused = bodies(await say(sm, clock, w.other_leader.code, f"批准 {CASE} A2 A3"))
+    assert "分管领导" in refused
+    rows = await say(sm, clock, w.lead_leader.code, f"批准 {CASE} A2 A3")
+    assert "已批准" in bodies(rows)
+    assert await active(sm) == {"A1", "A3", "B1"}
+    async with sm() as s:
+        req = await s.scalar(select(ReplacementRequest))
+        assert req is not None and req.state == "approved"
+        assert req.decided_by_id == w.lead_leader.id
+
+
+async def test_a_refusal_carries_its_reason_to_the_requester_004_art13(sessionmaker, clock,
+                                                                       w) -> None:
+    sm = sessionmaker
+    await say(sm, clock, w.a1.code, f"更换 {CASE} A2 长期病假无法到岗")
+    text = bodies(await say(sm, clock, w.lead_leader.code, f"不批准 {CASE} A2"))
+    assert "用法" in text
+    rows = await say(sm, clock, w.lead_leader.code, f"不批准 {CASE} A2 病假一周内结束")
+    told = [r for r in rows if r.destination.get("officer_id") == w.a1.id]
+    assert told and "病假一周内结束" in told[0].message["body"]
+    assert await active(sm) == {"A1", "A2", "B1"}
+    again = bodies(await say(sm, clock, w.lead_leader.code, f"批准 {CASE} A2 A3"))
+    assert "没有" in again and "待批准的更换申请" in again
