@@ -1,7 +1,7 @@
 """referral to a department, acknowledged
 
 Revision ID: 94a829f0b1bd
-Revises: e47b334d0377
+Revises: 18d6e8287eb4
 Create Date: 2026-11-29 21:26:17.267444
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import core.models
 
 revision: str = '94a829f0b1bd'
-down_revision: str | None = 'e47b334d0377'
+down_revision: str | None = '18d6e8287eb4'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
