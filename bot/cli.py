@@ -115,14 +115,18 @@ async def cmd_holidays_load(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- import
 
 async def cmd_import(args: argparse.Namespace) -> int:
+    from functools import partial
+
     from rich.progress import Progress
 
-    from core import county, imports
+    from core import county, imports, plan
 
-    fn = {"departments": county.import_departments, "items": county.import_items,
-          "targets": imports.import_targets, "inspectors": imports.import_inspectors,
-          "exclusions": imports.import_exclusions, "conflicts": county.import_conflicts,
-          }[args.kind]
+    importers: dict[str, Callable[..., Awaitable[imports.ImportReport]]] = {
+        "departments": county.import_departments, "items": county.import_items,
+        "targets": imports.import_targets, "inspectors": imports.import_inspectors,
+        "exclusions": imports.import_exclusions, "conflicts": county.import_conflicts,
+        "plan": partial(plan.import_plan, year=args.year)}
+    fn = importers[args.kind]
     rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejects.csv")
     with Progress(transient=True) as bar:
         job = bar.add_task(f"导入 {Path(args.file).name}", total=None)
@@ -135,11 +139,48 @@ async def cmd_import(args: argparse.Namespace) -> int:
                               rejects_path=rejects if args.skip_invalid else None,
                               progress=progress)
     print(report.summary_zh())
+    if report.ignored_columns:
+        print(f"  未识别、已忽略的列：{'、'.join(report.ignored_columns)}")
     for err in report.rejected[: args.show_errors]:
         print(f"  第 {err.line} 行 {err.column}：{err.reason}")
     if len(report.rejected) > args.show_errors:
         print(f"  …… 另有 {len(report.rejected) - args.show_errors} 条错误")
     return 0 if report.ok else 1
+
+
+# ---------------------------------------------------------------- templates, readiness, report
+
+TEMPLATE_KINDS = ("departments", "items", "inspectors", "targets", "exclusions", "plan")
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    from core.sheets import write_template
+
+    path = write_template(args.kind, Path(args.output))
+    print(f"已生成导入模板 {path}：“数据”表含表头和示例行，“填写说明”表逐列说明；"
+          f"填好后用 lianjian import {args.kind} {path.name} 导入")
+    return 0
+
+
+async def cmd_setup_check(args: argparse.Namespace) -> int:
+    from core.readiness import check_setup
+
+    async with _ctx(args) as ctx:
+        readiness = await check_setup(ctx)
+    print(readiness.text_zh())
+    return 0 if readiness.ok else 1
+
+
+async def cmd_report_year(args: argparse.Namespace) -> int:
+    from core.evaluation import write_report, year_report
+
+    async with _ctx(args) as ctx:
+        report = await year_report(ctx, args.year or ctx.clock.today().year)
+    path = await asyncio.to_thread(write_report, report, Path(args.output))
+    print(f"已生成 {report.year} 年度考核统计：{len(report.departments)} 个成员单位 → {path}")
+    if report.absent:
+        print(f"未发起也未参与联合抽查（004 第七条）：{'、'.join(d.name for d in report.absent)}")
+    return 0
 
 
 # ---------------------------------------------------------------- draws
@@ -277,12 +318,13 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
     spec = read_task_file(Path(args.file))
     async with _ctx(args) as ctx:
         task = await create_from_file(ctx, spec)
-        code, state, commitment = task.code, task.state, task.commitment
-    print(f"已创建联合抽查任务 {code}：{spec.title}")
-    if spec.invite:
-        print(f"已向 {'、'.join(spec.invite)} 发出邀请；随机种子承诺值 {commitment}")
-    else:
+        code, title, state, commitment = task.code, task.title, task.state, task.commitment
+    print(f"已创建联合抽查任务 {code}：{title}" + (f"（年度抽查计划 {spec.plan}）" if spec.plan else ""))
+    if state == "draft":
         print(f"任务为草稿（{state}），文件中没有邀请参与部门")
+    else:
+        invited = "、".join(spec.invite) or "计划中的参与部门"
+        print(f"已向 {invited} 发出邀请；随机种子承诺值 {commitment}")
     return 0
 
 
@@ -481,11 +523,24 @@ def _parser() -> argparse.ArgumentParser:
 
     imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
     imp.add_argument("kind", choices=["departments", "items", "targets", "inspectors",
-                                      "exclusions", "conflicts"])
+                                      "exclusions", "conflicts", "plan"])
     imp.add_argument("file")
     imp.add_argument("--skip-invalid", action="store_true", help="导入合格行，不合格行写入拒收文件")
     imp.add_argument("--rejects", help="拒收文件路径（默认 原文件名.rejects.csv）")
     imp.add_argument("--show-errors", type=int, default=50)
+    imp.add_argument("--year", type=int, help="年度抽查计划的年度（默认今年）")
+
+    tp = add("template", cmd_template, "生成导入模板（XLSX，含示例行和填写说明）", db=False)
+    tp.add_argument("kind", choices=list(TEMPLATE_KINDS))
+    tp.add_argument("-o", "--output", required=True)
+
+    st = sub.add_parser("setup", help="上线准备").add_subparsers(dest="sub", required=True)
+    add("check", cmd_setup_check, "检查开展第一次联合抽查前还缺什么（未就绪时返回非零）", parent=st)
+
+    rp = sub.add_parser("report", help="统计报表").add_subparsers(dest="sub", required=True)
+    ry = add("year", cmd_report_year, "年度考核统计（XLSX）", parent=rp)
+    ry.add_argument("--year", type=int, help="年度（默认今年）")
+    ry.add_argument("-o", "--output", required=True)
 
     dr = sub.add_parser("draw", help="抽取记录与验证").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
     add("list", cmd_draw_list, "列出抽取记录", parent=dr).add_argument("--json", action="store_true")

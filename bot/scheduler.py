@@ -59,6 +59,12 @@ async def holiday_warning(ctx: Ctx) -> None:
                       now=ctx.clock.now(), key=f"holiday-warning:{ctx.clock.today().isoformat()}")
 
 
+async def plan_reminders(ctx: Ctx) -> None:
+    from core.plan import plan_reminders as remind
+
+    await remind(ctx)
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -88,6 +94,7 @@ def jobs(services: Services) -> list[Job]:
         Job("summaries", summaries, cfg.summary_time, workdays_only=True),
         Job("invitation_expiry", invitation_expiry, None, cfg.invitation_expiry_minutes),
         Job("holiday_warning", holiday_warning, cfg.holiday_warning_time),
+        Job("plan_reminders", plan_reminders, cfg.holiday_warning_time),
     ]
 
 

@@ -679,6 +679,10 @@ class _Departments:
             if required:
                 row.error(field_name, "部门为空")
             return None
+        return self.lookup(row, field_name, text)
+
+    def lookup(self, row: _Row, field_name: str, text: str) -> int | None:
+        """One department named in a cell (a cell may name several, e.g. 参与部门)."""
         found = self.by_key.get(self._key(text))
         if found is None:
             row.error(field_name, f"未知部门“{text}”（请填写部门全称、简称或部门编码）")

@@ -264,7 +264,28 @@ class JointTask(Base):
     reply_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
     created_at: Mapped[dt.datetime]
+    # why a task outside the adopted annual plan was added (003 三(七): 不得随意增加)
+    unplanned_reason: Mapped[str] = mapped_column(Text, default="")
     lead_department: Mapped[Department] = relationship(lazy="joined")
+
+
+class PlanEntry(Base):
+    """A row of the year's joint plan (年度抽查计划; 003 三(七), 004 第七条)."""
+
+    __tablename__ = "plan_entry"
+    __table_args__ = (UniqueConstraint("year", "code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    code: Mapped[str] = mapped_column(String(40))  # 计划编号, used by 发起
+    title: Mapped[str] = mapped_column(String(200))
+    lead_department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
+    participant_ids: Mapped[list[Any]] = mapped_column(default=list)  # department ids
+    item_ids: Mapped[list[Any]] = mapped_column(default=list)  # item versions current at import
+    scope: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kinds, industries, regions
+    ratio: Mapped[str] = mapped_column(String(16), default="")  # decimal text, or "" with count
+    count: Mapped[int | None] = mapped_column(Integer)
+    month: Mapped[int] = mapped_column(Integer)  # 1-12
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("joint_task.id"))  # once started
 
 
 class TaskItem(Base):

@@ -24,6 +24,7 @@ from core.models import (
     Officer,
     OutboxMessage,
 )
+from core.plan import overdue_entries
 from core.rules import Rules
 from core.states import (
     CASE,
@@ -69,6 +70,8 @@ class Summary:
     tasks: list[TaskSummary]
     dead_letters: int
     referrals_open: int = 0  # 移送 not yet acknowledged by the receiving department
+    # plan rows whose month passed without a task (003 三(七): tasks follow the plan)
+    plans_not_started: list[tuple[str, str, int]] = field(default_factory=list)  # code, title, month
 
 
 async def _invitations(session: AsyncSession, ts: TaskSummary, task: JointTask) -> None:
@@ -135,7 +138,10 @@ async def daily_summary(ctx: Ctx, today: dt.date, department_id: int | None = No
         tasks.append(ts)
     dead = await ctx.session.scalar(
         select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)) or 0
-    return Summary(today, name, tasks, dead, await referrals.open_count(ctx, department_id))
+    late_plans = [(e.code, e.title, e.month) for e in await overdue_entries(ctx.session, today)
+                  if department_id is None or e.lead_department_id == department_id]
+    return Summary(today, name, tasks, dead, await referrals.open_count(ctx, department_id),
+                   late_plans)
 
 
 def summary_message(summary: Summary, chart: ChartData | None = None) -> OutMessage:

@@ -10,20 +10,25 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from core import consultation
+from core import consultation, plan
 from core.changes import Ctx
 from core.errors import NotFound, ValidationFailed
 from core.models import Department, Item, JointTask
 
 
 class TaskFile(BaseModel):
-    title: str
-    lead: str
-    window: tuple[dt.date, dt.date]
-    items: list[str]
+    """A planned task names its plan row (`plan`); any other task, once the year's plan is
+    adopted, gives `unplanned_reason` (003 三(七): tasks are not added at will)."""
+
+    title: str = ""
+    lead: str = ""
+    window: tuple[dt.date, dt.date] | None = None
+    items: list[str] = []
     invite: list[str] = []
     scope: dict[str, Any] = {}
-    rule: dict[str, Any]
+    rule: dict[str, Any] = {}
+    plan: str = ""
+    unplanned_reason: str = ""
 
 
 def read_task_file(path: Path) -> TaskFile:
@@ -47,6 +52,12 @@ async def _department_ids(ctx: Ctx, codes: list[str]) -> list[int]:
 
 async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
     """Create the task and, when the file invites departments, open the consultation."""
+    if spec.plan:
+        return await plan.start_planned(ctx, spec.plan)
+    missing = [k for k in ("title", "lead", "window", "items", "rule") if not getattr(spec, k)]
+    if missing or spec.window is None:
+        raise ValidationFailed(f"任务文件缺少：{'、'.join(missing)}（或写 plan = \"计划编号\" 按年度计划发起）")
+    reason = await plan.require_plan_or_reason(ctx, spec.window[0].year, spec.unplanned_reason)
     [lead_id] = await _department_ids(ctx, [spec.lead])
     item_ids = dict((await ctx.session.execute(select(Item.code, Item.id).where(
         Item.department_id == lead_id, Item.current.is_(True), Item.code.in_(spec.items)))).all())
@@ -56,6 +67,7 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
                                    window_start=spec.window[0], window_end=spec.window[1],
                                    item_ids=[item_ids[c] for c in spec.items], scope=spec.scope,
                                    rule=spec.rule)
+    task.unplanned_reason = reason
     if spec.invite:
         await consultation.open_consultation(ctx, task, await _department_ids(ctx, spec.invite))
     return task

@@ -8,6 +8,7 @@ from core.models import Conversation
 from handlers import (
     admin,
     cases,
+    county,
     documents,
     draws,
     help,
@@ -105,6 +106,13 @@ COMMANDS: list[Command] = [
             "本部门联合抽查工作汇总：任务、邀请、检查进度、逾期和异议（分管领导）", summary.show),
     Command("绑定", ("bd", "bind"), "绑定 人员编号 企业微信|钉钉 账号", "绑定 SJ003 企业微信 zhangsan",
             "把平台账号绑定到人员（联席会议办公室管理员）", admin.bind),
+    Command("发起", ("fq", "start"), "发起 计划编号", "发起 JH-2026-01",
+            "按年度抽查计划创建联合抽查任务并邀请参与部门（牵头部门的联络员、分管领导）", county.start),
+    Command("检查配置", ("jcpz", "setup"), "检查配置", "检查配置",
+            "列出开展联合抽查前尚未就绪的配置：人员、账号、事项清单、部门群、检查对象、节假日"
+            "（管理员、分管领导）", county.setup_check),
+    Command("年度考核", ("ndkh", "report"), "年度考核 [年份]", "年度考核 2026",
+            "各部门本年度牵头、参与、拒绝、按时录入等考核统计（管理员、分管领导）", county.evaluation),
     Command("离岗", ("lg", "leave"), "离岗 人员编号 [原因]", "离岗 SJ003 调离",
             "人员离岗、调离后停用（不删除、不再被抽取），列出需更换人员的案件（联席会议办公室管理员）",
             admin.leave),

@@ -193,7 +193,7 @@ async def test_due_jobs_run_once_and_are_idempotent(
     services = make_services(sessionmaker, FixedClock(at))
     first = await run_due_jobs_once(services, at)
     assert first == {"nudges": True, "summaries": True, "invitation_expiry": True,
-                     "holiday_warning": True}
+                     "holiday_warning": True, "plan_reminders": True}
     await run_due_jobs_once(services, at)
     async with sessionmaker() as session:
         warnings = (await session.scalars(select(OutboxMessage).where(

@@ -1,0 +1,170 @@
+"""The yearly evaluation (考核) of member departments: who did their part.
+
+000 §十三 puts each department's joint inspections into its yearly assessment; 004 第七条 asks
+every department to lead or join at least one joint task a year; 004 第二十四条 counts a result
+not entered in time as a task not completed. Per department and year: tasks led and joined,
+invitations declined (with the written reasons) or left unanswered, cases its officers were
+assigned to, results on time / late / missing, returns, objections and corrections.
+
+A case counts for every department with an officer in its inspection group: the group enters
+one result for all of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from core.cases import OPEN_FOR_ENTRY, china_date, result_deadline
+from core.changes import Ctx
+from core.models import (
+    Case,
+    CaseResult,
+    Department,
+    GroupMember,
+    Invitation,
+    JointTask,
+    Objection,
+    Review,
+)
+from core.states import InvitationState, TaskState
+
+
+@dataclass
+class DepartmentYear:
+    code: str
+    name: str
+    led: list[str] = field(default_factory=list)  # task codes
+    joined: list[str] = field(default_factory=list)
+    declined: list[tuple[str, str]] = field(default_factory=list)  # (task code, reason)
+    unanswered: list[str] = field(default_factory=list)
+    cases: int = 0
+    on_time: int = 0
+    late: int = 0
+    missing: int = 0
+    returns: int = 0
+    objections: int = 0
+    corrections: int = 0
+
+    @property
+    def took_part(self) -> bool:
+        """004 第七条: led or joined at least one joint task this year."""
+        return bool(self.led or self.joined)
+
+
+@dataclass
+class YearReport:
+    year: int
+    as_of: dt.date
+    departments: list[DepartmentYear]
+
+    @property
+    def absent(self) -> list[DepartmentYear]:
+        return [d for d in self.departments if not d.took_part]
+
+
+async def year_report(ctx: Ctx, year: int) -> YearReport:
+    session = ctx.session
+    today = ctx.clock.today()
+    rows = {d.id: DepartmentYear(d.code, d.name)
+            for d in await session.scalars(select(Department).order_by(Department.code))}
+    tasks = {t.id: t for t in await session.scalars(select(JointTask).where(
+        JointTask.year == year, JointTask.state != TaskState.DRAFT).order_by(JointTask.code))}
+    for task in tasks.values():
+        rows[task.lead_department_id].led.append(task.code)
+    for inv in await session.scalars(select(Invitation).where(Invitation.task_id.in_(list(tasks)))):
+        task, row = tasks[inv.task_id], rows[inv.department_id]
+        overdue = task.reply_due_on is not None and task.reply_due_on < today
+        if inv.state == InvitationState.ACCEPTED:
+            row.joined.append(task.code)
+        elif inv.state == InvitationState.DECLINED:
+            row.declined.append((task.code, inv.reason))
+        elif inv.state == InvitationState.EXPIRED or (inv.state == InvitationState.PENDING
+                                                      and overdue):
+            row.unanswered.append(task.code)
+    await _case_counts(ctx, tasks, rows, today)
+    return YearReport(year, today, list(rows.values()))
+
+
+async def _case_counts(ctx: Ctx, tasks: dict[int, JointTask], rows: dict[int, DepartmentYear],
+                       today: dt.date) -> None:
+    session = ctx.session
+    cases = list(await session.scalars(select(Case).where(Case.task_id.in_(list(tasks)))))
+    ids = [c.id for c in cases]
+    groups: dict[int, set[int]] = defaultdict(set)
+    for case_id, dept_id in await session.execute(select(
+            GroupMember.case_id, GroupMember.department_id).where(GroupMember.case_id.in_(ids))):
+        groups[case_id].add(dept_id)
+    first = dict((await session.execute(select(CaseResult.case_id, func.min(CaseResult.entered_at))
+                                        .where(CaseResult.case_id.in_(ids))
+                                        .group_by(CaseResult.case_id))).all())
+    corrections = _counts(await session.execute(select(CaseResult.case_id, func.count()).where(
+        CaseResult.case_id.in_(ids), CaseResult.is_correction.is_(True)).group_by(CaseResult.case_id)))
+    returns = _counts(await session.execute(select(CaseResult.case_id, func.count()).join(
+        Review, Review.result_id == CaseResult.id).where(
+        CaseResult.case_id.in_(ids), Review.decision == "return").group_by(CaseResult.case_id)))
+    objections = _counts(await session.execute(select(Objection.case_id, func.count()).where(
+        Objection.case_id.in_(ids)).group_by(Objection.case_id)))
+    cal = await ctx.work_calendar()
+    for case in cases:
+        due = result_deadline(cal, ctx.rules, case, tasks[case.task_id]).day
+        entered = first.get(case.id)
+        for dept_id in groups[case.id]:
+            row = rows[dept_id]
+            row.cases += 1
+            if entered is not None:
+                row.on_time += china_date(entered) <= due
+                row.late += china_date(entered) > due
+            elif case.state in OPEN_FOR_ENTRY and today > due:
+                row.missing += 1
+            row.returns += returns.get(case.id, 0)
+            row.objections += objections.get(case.id, 0)
+            row.corrections += corrections.get(case.id, 0)
+
+
+def _counts(rows: Iterable[Any]) -> dict[int, int]:
+    return {int(k): int(v) for k, v in rows}
+
+
+# ---------------------------------------------------------------- XLSX
+
+SUMMARY_HEADER = ["部门编码", "部门", "牵头任务数", "参与任务数", "拒绝邀请数", "未答复邀请数", "参加检查户数",
+                  "按时录入", "逾期录入", "未录入（已逾期）", "被退回次数", "异议数", "更正数",
+                  "是否至少发起或参与一次（004 第七条）"]
+
+
+def write_report(report: YearReport, path: Path) -> Path:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None  # a new workbook has one sheet
+    ws.title = f"{report.year}年度考核"
+    ws.append([f"{report.year} 年度部门联合“双随机、一公开”抽查考核统计（截至 {report.as_of.isoformat()}）"])
+    ws.append(SUMMARY_HEADER)
+    for cell in ws[2]:
+        cell.font = Font(bold=True)
+    for d in report.departments:
+        ws.append([d.code, d.name, len(d.led), len(d.joined), len(d.declined), len(d.unanswered),
+                   d.cases, d.on_time, d.late, d.missing, d.returns, d.objections, d.corrections,
+                   "是" if d.took_part else "否"])
+    if report.absent:
+        ws.append([])
+        ws.append(["未发起也未参与联合抽查的部门：" + "、".join(d.name for d in report.absent)])
+    details = wb.create_sheet("拒绝与未答复")
+    details.append(["部门", "任务编号", "情况", "书面理由"])
+    for d in report.departments:
+        for code, reason in d.declined:
+            details.append([d.name, code, "拒绝", reason])
+        for code in d.unanswered:
+            details.append([d.name, code, "逾期未答复", ""])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path

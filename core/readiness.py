@@ -1,0 +1,86 @@
+"""`lianjian setup check` / 检查配置: what still blocks a county's first joint task.
+
+A department can take part in a joint task when someone can answer its invitations (a liaison
+and a leader whose platform accounts are bound), it has at least two active inspectors (a group
+has at least two, 004 第十六条(二)), a current item list and a bound group chat. The county needs
+targets to draw from, and, from 1 November, next year's holiday data for deadlines.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+
+from core.changes import Ctx
+from core.holidays import holiday_warning
+from core.models import DRAWABLE_STATUSES, ChatBinding, Department, Item, Officer, Target
+
+
+@dataclass
+class Readiness:
+    departments: int = 0
+    targets: int = 0
+    problems: list[str] = field(default_factory=list)  # Chinese, one blocking problem a line
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def text_zh(self) -> str:
+        if self.ok:
+            return (f"配置检查通过：{self.departments} 个成员单位、{self.targets} 户可抽取的检查对象，"
+                    "可以创建第一个联合抽查任务。")
+        lines = "\n".join(f"- {p}" for p in self.problems)
+        return f"以下 {len(self.problems)} 项尚未就绪，完成后才能开展联合抽查：\n{lines}"
+
+
+def has_platform_account(officer: Officer) -> bool:
+    return bool(officer.wecom_userid or officer.dingtalk_userid)
+
+
+def _department_problems(dep: Department, people: list[Officer], items: int, chats: int,
+                         min_inspectors: int) -> list[str]:
+    missing = []
+    for role, label in (("liaison", "联络员"), ("leader", "分管领导")):
+        holders = [o for o in people if o.has_role(role)]
+        if not holders:
+            missing.append(f"没有{label}")
+        elif not any(has_platform_account(o) for o in holders):
+            missing.append(f"{label}未绑定企业微信或钉钉账号")
+    inspectors = sum(1 for o in people if o.has_role("inspector"))
+    if inspectors < min_inspectors:
+        missing.append(f"在岗执法检查人员只有 {inspectors} 名（至少 {min_inspectors} 名）")
+    if not items:
+        missing.append("没有抽查事项清单")
+    if not chats:
+        missing.append("没有绑定部门群机器人（lianjian chat bind）")
+    return [f"{dep.name}（{dep.code}）：{'；'.join(missing)}"] if missing else []
+
+
+async def check_setup(ctx: Ctx) -> Readiness:
+    session = ctx.session
+    result = Readiness()
+    departments = list(await session.scalars(select(Department).order_by(Department.code)))
+    result.departments = len(departments)
+    if not departments:
+        result.problems.append("尚未导入成员单位：lianjian import departments 文件（模板：lianjian template departments）")
+    people: dict[int, list[Officer]] = defaultdict(list)
+    for officer in (await session.scalars(select(Officer).where(Officer.active.is_(True)))).unique():
+        people[officer.department_id].append(officer)
+    items = dict((await session.execute(select(Item.department_id, func.count()).where(
+        Item.current.is_(True)).group_by(Item.department_id))).all())
+    chats = dict((await session.execute(select(ChatBinding.department_id, func.count()).where(
+        ChatBinding.enabled.is_(True), ChatBinding.department_id.is_not(None))
+        .group_by(ChatBinding.department_id))).all())
+    for dep in departments:
+        result.problems += _department_problems(dep, people[dep.id], items.get(dep.id, 0),
+                                                chats.get(dep.id, 0), ctx.rules.min_group_size)
+    result.targets = int(await session.scalar(select(func.count()).select_from(Target).where(
+        Target.status.in_(DRAWABLE_STATUSES))) or 0)
+    if not result.targets:
+        result.problems.append("检查对象名录库为空：lianjian import targets 文件")
+    if warning := await holiday_warning(ctx):
+        result.problems.append(warning)
+    return result

@@ -1,0 +1,41 @@
+"""检查配置 (readiness), 发起 计划编号 (start a planned task), 年度考核 (yearly evaluation)."""
+
+from __future__ import annotations
+
+from core.errors import PermissionDenied
+from core.evaluation import year_report
+from core.plan import start_planned
+from core.readiness import check_setup
+from handlers.base import Args, HandlerCtx, UsageError
+
+
+def _admin_or_leader(ctx: HandlerCtx, what: str) -> None:
+    if not (ctx.officer.has_role("admin") or ctx.officer.has_role("leader")):
+        raise PermissionDenied(f"只有联席会议办公室管理员或分管领导可以查看{what}",
+                               action=f"{what}.denied", subject=f"officer:{ctx.officer.code}")
+
+
+async def setup_check(ctx: HandlerCtx, args: Args) -> None:
+    _admin_or_leader(ctx, "配置检查")
+    readiness = await check_setup(ctx.core)
+    await ctx.say("cmd_setup_check.md.j2", text=readiness.text_zh())
+
+
+async def start(ctx: HandlerCtx, args: Args) -> None:
+    code = args.code(0)
+    if code is None:
+        raise UsageError("请写明年度抽查计划中的计划编号。")
+    task = await start_planned(ctx.core, code)
+    await ctx.say("cmd_plan_started.md.j2", task=task, plan_code=code)
+
+
+async def evaluation(ctx: HandlerCtx, args: Args) -> None:
+    _admin_or_leader(ctx, "年度考核")
+    words = args.words
+    year = ctx.clock.today().year
+    if words:
+        if not (words[0].removesuffix("年").isdigit() and len(words[0].removesuffix("年")) == 4):
+            raise UsageError("年份应为四位数字，例如 2026。")
+        year = int(words[0].removesuffix("年"))
+    report = await year_report(ctx.core, year)
+    await ctx.say("cmd_year_report.md.j2", r=report)

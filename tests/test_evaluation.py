@@ -1,0 +1,97 @@
+"""The yearly evaluation per department, the readiness check in chat, and the CLI around them."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import openpyxl
+from sqlalchemy import select
+
+from bot.cli import main as cli
+from core import cases
+from core.changes import Ctx
+from core.clock import FixedClock, china_noon
+from core.evaluation import write_report, year_report
+from core.models import Department, Invitation, JointTask
+from tests import factories as f
+from tests.case_factories import acting, build_world
+from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+
+
+async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path) -> None:
+    """000 §十三 (yearly assessment), 004 第七条 (every department leads or joins one joint task
+    a year), 004 第二十四条 (a result not entered in time counts as not done)."""
+    world = await build_world(ctx.session, window_start=dt.date(2026, 3, 2),
+                              window_end=dt.date(2026, 3, 6))
+    absent = await f.department(ctx.session, "县教育局", code="JY")
+    refuser = await f.department(ctx.session, "县交通运输局", code="JT")
+    ctx.session.add(Invitation(task_id=world.task.id, department_id=refuser.id, state="declined",
+                               reason="本季度执法力量已全部投入专项整治"))
+    await ctx.session.commit()
+    ctx.clock = FixedClock(china_noon(dt.date(2026, 3, 10)))
+    await cases.submit_result(acting(ctx, world.a1), world.case.code, codes=["1"],
+                              methods=["实地检查"], followups=["无需后续处置"],
+                              inspected_on=dt.date(2026, 3, 9))
+    await cases.review_result(acting(ctx, world.lead_liaison), world.case.code, False,
+                              "缺少现场照片，请补充")
+    await ctx.session.commit()
+
+    report = await year_report(ctx, 2026)
+    rows = {d.code: d for d in report.departments}
+    lead, other, jt = rows["SJ"], rows["WJ"], rows["JT"]
+    assert lead.led == ["LJ-2026-001"] and other.joined == ["LJ-2026-001"]
+    assert jt.declined == [("LJ-2026-001", "本季度执法力量已全部投入专项整治")]
+    assert (lead.cases, lead.on_time, lead.late, lead.missing, lead.returns) == (1, 1, 0, 0, 1)
+    assert (other.cases, other.on_time) == (1, 1)
+    assert [d.code for d in report.absent] == ["JT", absent.code]  # by code
+
+    path = write_report(report, tmp_path / "考核.xlsx")
+    wb = openpyxl.load_workbook(path)
+    sheet = wb["2026年度考核"]
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert values[1][:4] == ["部门编码", "部门", "牵头任务数", "参与任务数"]
+    assert any(str(v[0]).startswith("未发起也未参与联合抽查的部门：县交通运输局、县教育局") for v in values if v[0])
+    assert [c.value for c in wb["拒绝与未答复"][2]] == ["县交通运输局", "LJ-2026-001", "拒绝",
+                                                   "本季度执法力量已全部投入专项整治"]
+
+
+async def test_results_missing_after_the_deadline_are_counted(ctx: Ctx) -> None:
+    """004 第二十四条: 未在规定时间录入的，视为未完成任务."""
+    await build_world(ctx.session, window_start=dt.date(2026, 3, 2), window_end=dt.date(2026, 3, 6))
+    ctx.clock = FixedClock(china_noon(dt.date(2026, 5, 6)))  # past 20 working days after the window
+    rows = {d.code: d for d in (await year_report(ctx, 2026)).departments}
+    assert (rows["SJ"].missing, rows["WJ"].missing, rows["SJ"].on_time) == (1, 1, 0)
+
+
+async def test_chat_setup_check_and_year_report_for_admins_and_leaders(sessionmaker, clock) -> None:
+    async with sessionmaker() as s:
+        dep = await f.department(s, "县市场监督管理局", code="SJ")
+        admin = await f.officer(s, dep, "admin")
+        inspector = await f.officer(s, dep, "inspector")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(inspector.code, "检查配置"))
+    assert "只有联席会议办公室管理员或分管领导" in bodies(rows)
+    rows = await send(sessionmaker, d, text_event(admin.code, "检查配置"))
+    text = bodies(rows)
+    assert "县市场监督管理局（SJ）：没有联络员；没有分管领导" in text and "检查对象名录库为空" in text
+    rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 2026"))
+    assert "2026 年度联合抽查考核" in bodies(rows) and "未发起也未参与联合抽查" in bodies(rows)
+    rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 明年"))
+    assert "年份应为四位数字" in bodies(rows)
+
+
+async def test_cli_template_and_year_report(ctx: Ctx, db_url: str, tmp_path: Path, capsys) -> None:
+    await build_world(ctx.session)
+    out = tmp_path / "t.xlsx"
+    assert await asyncio.to_thread(cli, ["template", "plan", "-o", str(out)]) == 0
+    assert openpyxl.load_workbook(out).sheetnames == ["数据", "填写说明"]
+    report = tmp_path / "r.xlsx"
+    assert await asyncio.to_thread(cli, ["report", "year", "--year", "2026", "-o", str(report),
+                                         "--db", db_url]) == 0
+    assert "已生成 2026 年度考核统计：2 个成员单位" in capsys.readouterr().out
+    assert report.exists()
+    assert await ctx.session.scalar(select(JointTask.code)) == "LJ-2026-001"
+    assert await ctx.session.scalar(select(Department.code).where(Department.code == "SJ")) == "SJ"

@@ -1,0 +1,160 @@
+"""The annual plan: import, 发起 from chat, tasks outside the plan, reminders, the summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core import plan
+from core.changes import Ctx
+from core.clock import FixedClock, china_noon
+from core.errors import ValidationFailed
+from core.models import Department, Item, JointTask, OutboxMessage, PlanEntry
+from core.summary import daily_summary, summary_message
+from core.taskfile import TaskFile, create_from_file
+from tests import factories as f
+from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+from tests.test_imports import write_csv
+
+HEADER = ["计划编号", "任务名称", "牵头部门", "参与部门", "事项", "检查对象范围", "抽查比例或数量", "计划月份"]
+
+
+@pytest.fixture
+async def county(ctx: Ctx) -> dict[str, Department]:
+    sj = await f.department(ctx.session, "县市场监督管理局", code="SJ", market=True)
+    wj = await f.department(ctx.session, "县卫生健康局", code="WJ")
+    ga = await f.department(ctx.session, "县公安局", code="GA")
+    ctx.session.add_all([
+        Item(department_id=sj.id, code="SJ-01", name="食品经营许可检查", category="key"),
+        Item(department_id=sj.id, code="SJ-02", name="计量器具检查", category="general", ratio_cap="0.05"),
+        Item(department_id=wj.id, code="WJ-01", name="公共场所卫生检查", category="general"),
+    ])
+    await f.officer(ctx.session, sj, "liaison")
+    for dep in (wj, ga):
+        await f.officer(ctx.session, dep, "liaison")
+    await ctx.session.commit()
+    return {"SJ": sj, "WJ": wj, "GA": ga}
+
+
+async def test_plan_rows_are_checked_against_departments_items_and_caps(
+        ctx: Ctx, county: dict[str, Department], tmp_path: Path) -> None:
+    """002 二(二): a general item's ratio stays under its cap; 003 三(七)2: the plan names the
+    lead, the participants, the items, the ratio or count and the date."""
+    path = write_csv(tmp_path / "plan.csv", [
+        HEADER,
+        ["JH-2026-01", "餐饮联合抽查", "SJ", "县卫生健康局、GA", "SJ-01、WJ-01", "餐饮服务、企业", "5%", "4"],
+        ["JH-2026-02", "计量联合抽查", "SJ", "WJ", "SJ-02", "", "8%", "5月"],
+        ["JH-2026-03", "无参与", "SJ", "", "SJ-01", "", "30户", "6"],
+        ["JH-2026-04", "错事项", "SJ", "WJ", "GA-09", "", "abc", "13"],
+        ["JH-2026-05", "只有参与部门事项", "SJ", "WJ", "WJ-01", "", "3%", "2027-06"],
+        ["JH-2026-01", "重复", "SJ", "WJ", "SJ-01", "", "30户", "6"],
+    ])
+    report = await plan.import_plan(ctx, path, year=2026)
+    assert not report.ok
+    reasons = {(e.line, e.column): e.reason for e in report.rejected}
+    assert reasons == {
+        (3, "抽查比例或数量"): "抽查比例 8% 超过一般事项 SJ-02 的抽查比例上限 5%",
+        (4, "参与部门"): "联合抽查至少要有一个参与部门",
+        (5, "事项"): "牵头部门和参与部门的现行事项清单中没有事项“GA-09”",
+        (5, "抽查比例或数量"): "抽查比例或数量“abc”无法识别，请写比例（如 5%）或户数（如 30户）",
+        (5, "计划月份"): "计划月份“13”应为 2026 年的 1–12 月，例如 6 或 6月",
+        (6, "事项"): "至少要有一项牵头部门的事项",
+        (6, "计划月份"): "计划月份“2027-06”应为 2026 年的 1–12 月，例如 6 或 6月",
+        (7, "计划编号"): "计划编号与第 2 行重复（第 2、7 行）",
+    }
+    assert await ctx.session.scalar(select(PlanEntry)) is None
+
+    report = await plan.import_plan(ctx, path, year=2026, skip_invalid=True,
+                                    rejects_path=tmp_path / "rejects.csv")
+    assert report.ok and report.inserted == 1
+    await ctx.session.commit()
+    entry = await ctx.session.scalar(select(PlanEntry))
+    assert entry is not None and entry.participant_ids == [county["WJ"].id, county["GA"].id]
+    assert entry.scope == {"industries": ["餐饮服务"], "kinds": ["企业"]}
+    assert (entry.ratio, entry.count, entry.month) == ("0.05", None, 4)
+
+
+async def _import(ctx: Ctx, tmp_path: Path, *rows: list[str]) -> None:
+    report = await plan.import_plan(ctx, write_csv(tmp_path / "p.csv", [HEADER, *rows]), year=2026)
+    assert report.ok, report.summary_zh()
+    await ctx.session.commit()
+
+
+ROW = ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ、GA", "SJ-01", "", "30户", "3"]
+
+
+async def test_lead_starts_a_planned_task_from_chat_and_invitations_go_out(
+        sessionmaker, clock, ctx: Ctx, county: dict[str, Department], tmp_path: Path) -> None:
+    """003 三(七)2 and 004 第七条: the planned task is carried out as planned."""
+    await _import(ctx, tmp_path, ROW)
+    d = make_dispatcher(sessionmaker, clock)
+    async with sessionmaker() as s:
+        from core.models import Officer
+
+        people = {o.department_id: o for o in (await s.scalars(select(Officer))).unique()}
+    rows = await send(sessionmaker, d, text_event(people[county["WJ"].id].code, "发起 JH-2026-01"))
+    assert "只有管理员或牵头部门" in bodies(rows)
+    rows = await send(sessionmaker, d, text_event(people[county["SJ"].id].code, "发起 jh-2026-01"))
+    assert "已按年度抽查计划 JH-2026-01 创建联合抽查任务" in bodies(rows)
+    async with sessionmaker() as s:
+        task = await s.scalar(select(JointTask))
+        assert task is not None and task.state == "consulting"
+        assert (task.window_start, task.window_end) == (dt.date(2026, 3, 2), dt.date(2026, 4, 30))
+        assert task.rule["strata"][0]["count"] == 30
+    rows = await send(sessionmaker, d, text_event(people[county["SJ"].id].code, "发起 JH-2026-01"))
+    assert "已发起任务" in bodies(rows) and "不能重复发起" in bodies(rows)
+
+
+async def test_a_task_outside_an_adopted_plan_needs_a_written_reason(
+        ctx: Ctx, county: dict[str, Department], tmp_path: Path) -> None:
+    """003 三(七)1: 不得随意增加 — once the plan exists, an extra task says why."""
+    spec = TaskFile(title="临时专项", lead="SJ", window=(dt.date(2026, 3, 16), dt.date(2026, 4, 30)),
+                    items=["SJ-01"], invite=["WJ"], rule=f.RULE_5PCT)
+    first = await create_from_file(ctx, spec)  # no plan adopted yet: allowed
+    await ctx.session.commit()
+    assert first.unplanned_reason == ""
+    await _import(ctx, tmp_path, ROW)
+    with pytest.raises(ValidationFailed, match="计划外的任务须书面说明理由"):
+        await create_from_file(ctx, spec)
+    await ctx.session.rollback()
+    reason = "上级部署食品安全专项抽查，须在四月底前完成"
+    task = await create_from_file(ctx, spec.model_copy(update={"unplanned_reason": reason}))
+    assert task.unplanned_reason == reason
+    planned = await create_from_file(ctx, TaskFile(plan="JH-2026-01"))
+    assert planned.title == "餐饮联合抽查"
+
+
+async def test_reminders_before_the_month_overdue_rows_in_the_summary_and_no_plan_by_march(
+        ctx: Ctx, county: dict[str, Department], tmp_path: Path) -> None:
+    """004 第七条: the plan by the end of March; planned tasks are started in their month."""
+    await _import(ctx, tmp_path, ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "", "5%", "4"],
+                  ["JH-2026-02", "二月计划", "SJ", "WJ", "SJ-01", "", "5%", "2"])
+    ctx.clock = FixedClock(china_noon(dt.date(2026, 3, 25)))
+    assert await plan.plan_reminders(ctx) == 2  # April is 10 days away; February passed unstarted
+    assert await plan.plan_reminders(ctx) == 0  # once only
+    await ctx.session.commit()
+    titles = [m.message["title"] for m in await ctx.session.scalars(select(OutboxMessage))]
+    assert titles == ["年度抽查计划提醒", "年度抽查计划提醒"]
+    summary = await daily_summary(ctx.session, await ctx.work_calendar(), dt.date(2026, 3, 25))
+    assert summary.plans_not_started == [("JH-2026-02", "二月计划", 2)]
+    assert "JH-2026-02 二月计划（计划 2 月" in summary_message(summary).body
+
+    ctx.clock = FixedClock(china_noon(dt.date(2027, 3, 31)))
+    assert await plan.plan_reminders(ctx) == 1
+    await ctx.session.commit()
+    missing = await ctx.session.scalar(select(OutboxMessage).where(
+        OutboxMessage.idempotency_key == "plan-missing:2027"))
+    assert missing is not None and missing.destination["kind"] == "office"
+
+
+async def test_the_published_lists_queries(ctx: Ctx, county: dict[str, Department],
+                                           tmp_path: Path) -> None:
+    """001 第九条 and 004 第七条: the item lists and the plan are public."""
+    await _import(ctx, tmp_path, ROW)
+    [(entry, lead, participants)] = await plan.plan_entries(ctx.session, 2026)
+    assert (entry.code, lead.code, participants) == ("JH-2026-01", "SJ", ["县卫生健康局", "县公安局"])
+    lists = {d.code: [i.code for i in items] for d, items in await plan.current_item_list(ctx.session)}
+    assert lists == {"SJ": ["SJ-01", "SJ-02"], "WJ": ["WJ-01"], "GA": []}
