@@ -103,8 +103,12 @@ DEMO_SEED, DEMO_TARGETS = 2026, 2000
 
 async def load_demo_county(services: Services) -> bool:
     """`serve --demo`: fill an empty database with the synthetic county of `lianjian demo`
-    (departments, officers, items, targets), so a newcomer can run a task in the simulator.
-    A database that already has officers is left alone. Returns whether data was loaded."""
+    (its files written to a temporary folder and imported with the real importers), so a
+    newcomer can run a task in the simulator. A database that already has officers is left
+    alone. Returns whether data was loaded."""
+    import tempfile
+    from pathlib import Path
+
     from core.officers import any_officers
     from core.synthetic import generate_county
 
@@ -112,8 +116,10 @@ async def load_demo_county(services: Services) -> bool:
         if await any_officers(services.core_ctx(session)):
             log.info("--demo: the database already has officers; nothing loaded")
             return False
-        facts = await generate_county(session, seed=DEMO_SEED, targets=DEMO_TARGETS,
-                                      year=services.clock.today().year)
+        with tempfile.TemporaryDirectory(prefix="lianjian-demo-") as folder:
+            facts = await generate_county(services.core_ctx(session), Path(folder),
+                                          seed=DEMO_SEED, targets=DEMO_TARGETS,
+                                          year=services.clock.today().year)
         await session.commit()
     log.info("--demo: loaded a synthetic county: %s departments, %s officers, %s targets",
              facts.departments, facts.officers, facts.targets)

@@ -1,8 +1,10 @@
 """`lianjian demo`: a synthetic county and one joint task through its whole lifecycle.
 
-Every step goes through the same core services the chat handlers call, each in its own
-transaction, acting as the officer who would do it; the transcript is what a county office
-would want to read. Time is a FixedClock that the script moves forward.
+The county is written as the spreadsheets an office keeps (departments, item lists, officers,
+targets, the city's already-inspected list) and loaded with the real importers. Every step then
+goes through the same core services the chat handlers call, each in its own transaction,
+acting as the officer who would do it; the transcript is what a county office would want to
+read. Time is a FixedClock that the script moves forward.
 """
 
 from __future__ import annotations
@@ -245,10 +247,13 @@ async def run_demo(*, db: str | None, seed: int, targets: int, out: Out,
         await upgrade(engine)
         demo = Demo(make_sessionmaker(engine), FixedClock(china_noon(dt.date(YEAR, 3, 2))), out)
         stage(STAGES[0])
-        facts = await demo.step(None, lambda c: generate_county(c.session, seed=seed, targets=targets, year=YEAR))
-        out(f"生成模拟县域（种子 {seed}）：{facts.departments} 个成员单位，{facts.officers} 名人员"
-            f"（执法检查人员 {facts.inspectors} 名），{facts.targets} 户检查对象，"
-            f"市级已检查名单 {facts.exclusions} 户；数据库 {path}")
+        folder = Path(path).parent / "county-files"
+        folder.mkdir(exist_ok=True)
+        facts = await demo.step(None, lambda c: generate_county(c, folder, seed=seed,
+                                                                targets=targets, year=YEAR))
+        out(f"生成模拟县域（种子 {seed}）的导入文件 {folder}，用正式导入功能导入："
+            f"{facts.departments} 个成员单位，{facts.officers} 名人员（执法检查人员 {facts.inspectors} 名），"
+            f"{facts.targets} 户检查对象，市级已检查名单 {facts.exclusions} 户；数据库 {path}")
         stage(STAGES[1])
         code = await _consult(demo)
         stage(STAGES[2])

@@ -1,19 +1,24 @@
-"""A synthetic county for the demo and benchmarks: departments, items, officers, targets.
+"""A synthetic county for the demo, `serve --demo` and benchmarks, written as the files a
+county office keeps (CSV under the import templates' headers) and loaded through the real
+importers, so the demo exercises the path a real county takes.
 
 Deterministic for a given seed (random.Random), so `lianjian demo --seed N` is reproducible.
-Bulk Core inserts: 20,000+ targets load in well under a second on SQLite.
 """
 
 from __future__ import annotations
 
+import csv
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
-from core.models import Department, Exclusion, Item, Officer, Target
+from core import county, imports
+from core.changes import Ctx
+from core.models import Officer
 from core.uscc import ALPHABET, make_uscc
 
 # (code, name, short name, market regulator?, items: (code, name, key?))
@@ -65,7 +70,7 @@ def person_name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
 
 
-def _target_rows(rng: random.Random, n: int) -> Iterator[dict[str, object]]:
+def _target_rows(rng: random.Random, n: int) -> Iterator[dict[str, Any]]:
     seen: set[str] = set()
     while len(seen) < n:
         kind = _weighted(rng, KINDS)
@@ -89,6 +94,9 @@ def _target_rows(rng: random.Random, n: int) -> Iterator[dict[str, object]]:
                "flags": "|".join(flags)}
 
 
+FILE_ORDER = ("departments", "items", "inspectors", "targets", "exclusions")
+
+
 @dataclass(frozen=True)
 class CountyFacts:
     departments: int
@@ -98,38 +106,79 @@ class CountyFacts:
     exclusions: int
 
 
-async def generate_county(session: AsyncSession, *, seed: int, targets: int, year: int,
-                          inspectors_per_department: int = 6) -> CountyFacts:
-    """Fill an empty database with a reproducible county. Caller commits."""
-    rng = random.Random(seed)
-    n_officers = n_inspectors = 0
-    for code, name, short, market, items in DEPARTMENTS:
-        dept = Department(code=code, name=name, short_name=short, is_market_regulator=market)
-        session.add(dept)
-        await session.flush()
-        session.add_all(Item(department_id=dept.id, code=c, name=n, category="key" if k else "general")
-                        for c, n, k in items)
-        people: list[tuple[str, ...]] = [("liaison",), ("leader",)]
-        people += [("inspector",)] * inspectors_per_department
+def _write(path: Path, header: Sequence[str], rows: Iterator[Sequence[Any]] | list[list[Any]]) -> Path:
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:  # as Excel saves "CSV UTF-8"
+        out = csv.writer(fh)
+        out.writerow(header)
+        out.writerows(rows)
+    return path
+
+
+def _labels(columns: Sequence[imports.Column]) -> list[str]:
+    return [c.label for c in columns]
+
+
+def _people(rng: random.Random, per_department: int) -> list[list[Any]]:
+    """Each department: a liaison, a leader and inspectors with certificates; SJ also an admin."""
+    rows = []
+    for code, *_rest in DEPARTMENTS:
+        people = [("联络员", False), ("分管领导", False)] + [("执法检查人员", True)] * per_department
         if code == "SJ":
-            people.append(("admin", "liaison"))
-        for i, roles in enumerate(people, start=1):
-            officer_code = f"{code}{i:03d}"
-            session.add(Officer(
-                code=officer_code, name=person_name(rng), department_id=dept.id, roles=list(roles),
-                cert_no=f"33042{rng.randrange(10**9):09d}" if "inspector" in roles else "",
-                expertise=rng.sample(INDUSTRIES, 2) if "inspector" in roles else [],
-                region=rng.choice(REGIONS), mobile=f"139{rng.randrange(10**8):08d}"))
-            n_officers += 1
-            n_inspectors += "inspector" in roles
-    await session.flush()
+            people.append(("管理员、联络员", False))
+        for i, (roles, inspector) in enumerate(people, start=1):
+            rows.append([
+                person_name(rng), code, f"33042{rng.randrange(10**9):09d}" if inspector else "",
+                f"{code}{i:03d}", "、".join(rng.sample(INDUSTRIES, 2)) if inspector else "",
+                rng.choice(REGIONS), f"139{rng.randrange(10**8):08d}", roles, "", "", "在岗"])
+    return rows
+
+
+def write_county_files(folder: Path, *, seed: int, targets: int, year: int,
+                       inspectors_per_department: int = 6) -> dict[str, Path]:
+    """The county's spreadsheets as CSV files, in import order; `folder` must exist."""
+    rng = random.Random(seed)
+    people = _people(rng, inspectors_per_department)
     rows = list(_target_rows(rng, targets))
-    for start in range(0, len(rows), 5000):
-        await session.execute(insert(Target), rows[start:start + 5000])
     # the city-level counterpart already inspected about 1 % this year (000 §五.1)
-    sj = await session.scalar(select(Department.id).where(Department.code == "SJ"))
     excluded = rng.sample([r["uscc"] for r in rows], max(1, targets // 100))
-    await session.execute(insert(Exclusion), [
-        {"year": year, "uscc": u, "department_id": sj, "source": "市市场监督管理局",
-         "reason": "市级双随机抽查已检查"} for u in excluded])
-    return CountyFacts(len(DEPARTMENTS), n_officers, n_inspectors, targets, len(excluded))
+    item_rows = [[code, c, n, "重点" if k else "一般", "", "实地检查", "", ""]
+                 for code, _n, _s, _m, items in DEPARTMENTS for c, n, k in items]
+    return {
+        "departments": _write(folder / "成员单位.csv", _labels(county.DEPARTMENT_COLUMNS), [
+            [code, name, short, "是" if market else "否", ""]
+            for code, name, short, market, _items in DEPARTMENTS]),
+        "items": _write(folder / "抽查事项清单.csv", _labels(county.ITEM_COLUMNS), item_rows),
+        "inspectors": _write(folder / "执法检查人员.csv", _labels(imports.INSPECTOR_COLUMNS), people),
+        "targets": _write(folder / "检查对象.csv", _labels(imports.TARGET_COLUMNS), (
+            [r["uscc"], r["name"], r["kind"], r["industry"], r["region"], r["address"],
+             r["status"], r["risk_level"], "、".join(r["flags"].split("|")) if r["flags"] else ""]
+            for r in rows)),
+        "exclusions": _write(folder / "市级已检查名单.csv", _labels(imports.EXCLUSION_COLUMNS), [
+            [u, year, "SJ", "市市场监督管理局", "市级双随机抽查已检查"] for u in excluded]),
+    }
+
+
+IMPORTERS = {"departments": county.import_departments, "items": county.import_items,
+             "inspectors": imports.import_inspectors, "targets": imports.import_targets,
+             "exclusions": imports.import_exclusions}
+
+
+async def import_county_files(ctx: Ctx, files: dict[str, Path]) -> CountyFacts:
+    """Import the files in order through the real importers (one transaction; caller commits)."""
+    counts: dict[str, int] = {}
+    for kind in FILE_ORDER:
+        report = await IMPORTERS[kind](ctx, files[kind])
+        if not report.ok:
+            raise ValueError(report.summary_zh())  # generated files are valid by construction
+        counts[kind] = report.inserted
+    officers = (await ctx.session.scalars(select(Officer))).unique()
+    return CountyFacts(counts["departments"], counts["inspectors"],
+                       sum(o.has_role("inspector") for o in officers), counts["targets"],
+                       counts["exclusions"])
+
+
+async def generate_county(ctx: Ctx, folder: Path, *, seed: int, targets: int,
+                          year: int) -> CountyFacts:
+    """Write the county's files into `folder` and import them."""
+    return await import_county_files(ctx, write_county_files(folder, seed=seed, targets=targets,
+                                                             year=year))
