@@ -94,7 +94,7 @@ def jobs(services: Services) -> list[Job]:
         Job("summaries", summaries, cfg.summary_time, workdays_only=True),
         Job("invitation_expiry", invitation_expiry, None, cfg.invitation_expiry_minutes),
         Job("holiday_warning", holiday_warning, cfg.holiday_warning_time),
-        Job("plan_reminders", plan_reminders, cfg.holiday_warning_time),
+        Job("plan_reminders", plan_reminders, cfg.holiday_warning_time, workdays_only=True),
     ]
 
 

@@ -91,13 +91,13 @@ async def test_two_schedulers_catching_up_at_once_run_each_tick_once(
     second = make_services(sessionmaker, FixedClock(_at_ten(day)))
     ran = await asyncio.gather(run_due_jobs_once(first, _at_ten(day)),
                                run_due_jobs_once(second, _at_ten(day)))
-    daily = ("nudges", "summaries", "holiday_warning")
+    daily = ("nudges", "summaries", "holiday_warning", "plan_reminders")
     assert all(sum(job in r for r in ran) == 1 for job in daily), ran
     async with sessionmaker() as session:
         runs = await session.scalar(select(func.count()).select_from(ScheduledRun))
         summaries = await session.scalar(select(func.count(OutboxMessage.id)).where(
             OutboxMessage.idempotency_key.like("summary:%")))
-    assert runs == 3 and summaries == 2
+    assert runs == 4 and summaries == 2
 
 
 async def test_a_holiday_tick_is_skipped_without_a_claim(
