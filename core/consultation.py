@@ -21,7 +21,7 @@ from core.access import lead_only, may_act_for, require
 from core.cards import InvitationAction
 from core.changes import Ctx, Notice, record
 from core.draws import algorithm
-from core.draws.pool import SCOPE_KEYS
+from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS
 from core.draws.ratios import check_ratios
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.jointtask import (
@@ -104,10 +104,10 @@ def default_items(own: list[Item]) -> list[Item]:
 
 def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
     scope = dict(scope or {})
-    if unknown := set(scope) - {*SCOPE_KEYS, *SCOPE_FLAGS}:
+    if unknown := set(scope) - {*SCOPE_KEYS, *INSPECTOR_KEYS, *SCOPE_FLAGS}:
         raise ValidationFailed(f"抽查范围中有无法识别的条件：{'、'.join(sorted(unknown))}")
     out: dict[str, Any] = {}
-    for key in SCOPE_KEYS:
+    for key in (*SCOPE_KEYS, *INSPECTOR_KEYS):
         values = [str(v).strip() for v in scope.get(key) or [] if str(v).strip()]
         if values:
             out[key] = values

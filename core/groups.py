@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.access import lead_only, may_act_for, require
 from core.changes import Ctx, Notice, record
 from core.draws import algorithm
-from core.draws.pool import InspectorRow, build_inspector_pool, decode_pool, encode_pool
+from core.draws.pool import (
+    INSPECTOR_KEYS,
+    InspectorRow,
+    build_inspector_pool,
+    decode_pool,
+    encode_pool,
+)
 from core.draws.targets import locked_draw, pool_data
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.jointtask import (
@@ -130,9 +136,14 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
                                 else "检查对象尚未抽取锁定，不能匹配执法检查人员")
     targets_draw = await locked_draw(ctx, task, "targets")
     departments = await participants(ctx, task)
-    pools = await build_inspector_pool(ctx, [d.id for d in departments])
+    asked = {k: task.scope.get(k, []) for k in INSPECTOR_KEYS}
+    pools = await build_inspector_pool(ctx, [d.id for d in departments],
+                                       expertise=asked["inspector_expertise"],
+                                       regions=asked["inspector_regions"])
     if empty := [d.name for d in departments if not pools[d.id]]:
-        raise ValidationFailed(f"{'、'.join(empty)}没有在岗的执法检查人员，无法匹配检查组")
+        who = ("符合本任务专业领域、区域要求的在岗执法检查人员" if any(asked.values())
+               else "在岗的执法检查人员")
+        raise ValidationFailed(f"{'、'.join(empty)}没有{who}，无法匹配检查组")
     by_code = {algorithm.INSPECTOR_PREFIX + o.code: o for rows in pools.values() for o in rows}
     dep_code = {d.id: d.code for d in departments}
     pool = [(i, dep_code[o.department_id]) for i, o in by_code.items()]
@@ -160,7 +171,8 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
         beacon_source=targets_draw.beacon_source, beacon=targets_draw.beacon,
         uses_beacon=targets_draw.uses_beacon, pool_hash=algorithm.pool_hash(pool), pool_size=len(pool),
         parameters={"rule": rule.public(), "strata": algorithm.stratum_sizes(pool),
-                    "min_group_size": ctx.rules.min_group_size},
+                    "min_group_size": ctx.rules.min_group_size,
+                    **{k: v for k, v in asked.items() if v}},
         algorithm_version=algorithm.ALGORITHM_VERSION, selection=selection,
         created_by_id=ctx.actor.id if ctx.actor else None, frozen_at=now, locked_at=now)
     ctx.session.add(inspectors_draw)

@@ -427,6 +427,34 @@ async def test_match_refuses_a_department_without_inspectors(ctx: Ctx) -> None:
                    groups.match_inspectors(lead, task.code))
 
 
+async def test_a_task_asking_for_expertise_and_region_matches_only_such_inspectors(ctx: Ctx) -> None:
+    """001 第十条: the inspector library records expertise and region; a task may ask for them."""
+    w = await f.world(ctx.session, partners=1, inspectors=3, n_targets=20)
+    for dept in (w.lead, *w.partners):
+        for n, o in enumerate(dept.inspectors):
+            o.expertise, o.region = (["食品"], "城关镇") if n < 2 else (["特种设备"], "河西乡")
+    task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 3}]},
+                              scope={"inspector_expertise": ["食品"], "inspector_regions": ["城关镇"]})
+    lead = as_actor(ctx, w.lead.liaison)
+    await _lock(lead, task)
+    cases = await match_inspectors(lead, task.code)
+    members = await ctx.session.scalars(select(GroupMember).where(
+        GroupMember.case_id.in_([c.id for c in cases])))
+    allowed = {o.id for d in (w.lead, *w.partners) for o in d.inspectors[:2]}
+    assert {m.officer_id for m in members} <= allowed
+    drawn = await ctx.session.scalar(select(Draw).where(Draw.kind == "inspectors"))
+    assert drawn is not None and drawn.parameters["inspector_expertise"] == ["食品"]
+
+
+async def test_match_names_the_task_s_inspector_requirements_when_nobody_fits(ctx: Ctx) -> None:
+    w = await f.world(ctx.session, partners=1, inspectors=2)
+    task = await f.ready_task(ctx, w, scope={"inspector_expertise": ["特种设备"]})
+    lead = as_actor(ctx, w.lead.liaison)
+    await _lock(lead, task)
+    await _refused(ctx, ValidationFailed, "没有符合本任务专业领域、区域要求的在岗执法检查人员",
+                   match_inspectors(lead, task.code))
+
+
 async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=1, inspectors=1, n_targets=20)
     await f.officer(ctx.session, w.lead.dep, "inspector")  # the lead needs two per group

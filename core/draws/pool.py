@@ -43,6 +43,8 @@ NO_STRATUM = "不在任何分层"
 # The order in which a target's first applicable reason is counted (one reason per target).
 EXCLUSION_REASONS = (OUT_OF_SCOPE, NOT_DRAWABLE, INSPECTED_BY_US, INSPECTED_ABOVE, NO_STRATUM)
 SCOPE_KEYS = ("kinds", "industries", "regions")
+# What a task may ask of its inspectors (001 第十条: expertise and region are in the library)
+INSPECTOR_KEYS = ("inspector_expertise", "inspector_regions")
 _SCOPE_COLUMNS = {"kinds": Target.kind, "industries": Target.industry, "regions": Target.region}
 
 
@@ -241,15 +243,22 @@ class InspectorRow:
     department_id: int
 
 
-async def build_inspector_pool(ctx: Ctx,
-                               department_ids: Iterable[int]) -> dict[int, list[InspectorRow]]:
-    """Active officers with the inspector role, per department (departments without any map to [])."""
+async def build_inspector_pool(ctx: Ctx, department_ids: Iterable[int], *,
+                               expertise: Sequence[str] = (),
+                               regions: Sequence[str] = ()) -> dict[int, list[InspectorRow]]:
+    """Active officers with the inspector role, per department (departments without any map to
+    []); when the task asks, only those with one of the expertise fields / in one of the regions."""
     wanted = list(department_ids)
     pool: dict[int, list[InspectorRow]] = {d: [] for d in wanted}
     rows = await ctx.session.execute(select(Officer.id, Officer.code, Officer.department_id,
-                                        Officer.roles).where(
+                                            Officer.roles, Officer.expertise, Officer.region).where(
         Officer.department_id.in_(wanted) if wanted else false(), Officer.active.is_(True)))
-    for oid, code, dep, roles in rows:
-        if "inspector" in (roles or []):
-            pool[dep].append(InspectorRow(oid, code, dep))
+    for oid, code, dep, roles, fields, region in rows:
+        if "inspector" not in (roles or []):
+            continue
+        if expertise and not set(expertise) & set(fields or []):
+            continue
+        if regions and region not in regions:
+            continue
+        pool[dep].append(InspectorRow(oid, code, dep))
     return pool
