@@ -138,7 +138,7 @@ async def test_reminders_before_the_month_overdue_rows_in_the_summary_and_no_pla
     await ctx.session.commit()
     titles = [m.message["title"] for m in await ctx.session.scalars(select(OutboxMessage))]
     assert titles == ["年度抽查计划提醒", "年度抽查计划提醒"]
-    summary = await daily_summary(ctx.session, await ctx.work_calendar(), dt.date(2026, 3, 25))
+    summary = await daily_summary(ctx, dt.date(2026, 3, 25))
     assert summary.plans_not_started == [("JH-2026-02", "二月计划", 2)]
     assert "JH-2026-02 二月计划（计划 2 月" in summary_message(summary).body
 
