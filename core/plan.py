@@ -244,8 +244,8 @@ def plan_rule(entry: PlanEntry) -> dict[str, Any]:
     return {"strata": [{"name": "全部", **amount}]}
 
 
-async def plan_entry(session: AsyncSession, code: str, year: int) -> PlanEntry:
-    entry = await session.scalar(select(PlanEntry).where(
+async def plan_entry(ctx: changes.Ctx, code: str, year: int) -> PlanEntry:
+    entry = await ctx.session.scalar(select(PlanEntry).where(
         PlanEntry.year == year, PlanEntry.code == code.strip().upper()))
     if entry is None:
         raise NotFound(f"{year} 年度抽查计划中没有计划编号 {code}")
@@ -255,7 +255,7 @@ async def plan_entry(session: AsyncSession, code: str, year: int) -> PlanEntry:
 async def start_planned(ctx: changes.Ctx, code: str) -> JointTask:
     """The lead department starts a planned task and the invitations go out."""
     today = ctx.clock.today()
-    entry = await plan_entry(ctx.session, code, today.year)
+    entry = await plan_entry(ctx, code, today.year)
     if entry.task_id is not None:
         task = await ctx.session.get(JointTask, entry.task_id)
         raise ValidationFailed(f"计划 {entry.code} 已发起任务 {task.code if task else ''}，不能重复发起")
@@ -290,9 +290,10 @@ async def require_plan_or_reason(ctx: changes.Ctx, year: int, reason: str) -> st
 # ---------------------------------------------------------------- queries for the public side
 
 
-async def plan_entries(session: AsyncSession, year: int) -> list[tuple[PlanEntry, Department,
-                                                                       list[str]]]:
+async def plan_entries(ctx: changes.Ctx,
+                       year: int) -> list[tuple[PlanEntry, Department, list[str]]]:
     """The year's plan, month by month: each row, its lead, its participants' names."""
+    session = ctx.session
     names = dict((await session.execute(select(Department.id, Department.name))).all())
     entries = await session.scalars(select(PlanEntry).where(PlanEntry.year == year)
                                     .order_by(PlanEntry.month, PlanEntry.code))
@@ -300,8 +301,9 @@ async def plan_entries(session: AsyncSession, year: int) -> list[tuple[PlanEntry
     return [(e, leads[e.lead_department_id], [names[d] for d in e.participant_ids]) for e in entries]
 
 
-async def current_item_list(session: AsyncSession) -> list[tuple[Department, list[Item]]]:
+async def current_item_list(ctx: changes.Ctx) -> list[tuple[Department, list[Item]]]:
     """The published item lists (001 第九条): every department's current items."""
+    session = ctx.session
     deps = list(await session.scalars(select(Department).order_by(Department.code)))
     items = await session.scalars(select(Item).where(Item.current.is_(True)).order_by(Item.code))
     by_dept: dict[int, list[Item]] = {}
@@ -349,9 +351,9 @@ async def plan_reminders(ctx: changes.Ctx) -> int:
     return sent
 
 
-async def overdue_entries(session: AsyncSession, today: dt.date) -> list[PlanEntry]:
+async def overdue_entries(ctx: changes.Ctx, today: dt.date) -> list[PlanEntry]:
     """Plan rows whose month has passed without a task (for the leaders' summary)."""
-    return list(await session.scalars(select(PlanEntry).where(
+    return list(await ctx.session.scalars(select(PlanEntry).where(
         PlanEntry.year == today.year, PlanEntry.month < today.month,
         PlanEntry.task_id.is_(None)).order_by(PlanEntry.month, PlanEntry.code)))
 

@@ -37,7 +37,7 @@ class Readiness:
 
 
 def has_platform_account(officer: Officer) -> bool:
-    return bool(officer.wecom_userid or officer.dingtalk_userid)
+    return bool(officer.accounts)
 
 
 def _department_problems(dep: Department, people: list[Officer], items: int, chats: int,

@@ -138,7 +138,7 @@ async def daily_summary(ctx: Ctx, today: dt.date, department_id: int | None = No
         tasks.append(ts)
     dead = await ctx.session.scalar(
         select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)) or 0
-    late_plans = [(e.code, e.title, e.month) for e in await overdue_entries(ctx.session, today)
+    late_plans = [(e.code, e.title, e.month) for e in await overdue_entries(ctx, today)
                   if department_id is None or e.lead_department_id == department_id]
     return Summary(today, name, tasks, dead, await referrals.open_count(ctx, department_id),
                    late_plans)

@@ -154,7 +154,7 @@ async def test_the_published_lists_queries(ctx: Ctx, county: dict[str, Departmen
                                            tmp_path: Path) -> None:
     """001 第九条 and 004 第七条: the item lists and the plan are public."""
     await _import(ctx, tmp_path, ROW)
-    [(entry, lead, participants)] = await plan.plan_entries(ctx.session, 2026)
+    [(entry, lead, participants)] = await plan.plan_entries(ctx, 2026)
     assert (entry.code, lead.code, participants) == ("JH-2026-01", "SJ", ["县卫生健康局", "县公安局"])
-    lists = {d.code: [i.code for i in items] for d, items in await plan.current_item_list(ctx.session)}
+    lists = {d.code: [i.code for i in items] for d, items in await plan.current_item_list(ctx)}
     assert lists == {"SJ": ["SJ-01", "SJ-02"], "WJ": ["WJ-01"], "GA": []}
