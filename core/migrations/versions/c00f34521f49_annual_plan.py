@@ -1,7 +1,7 @@
 """annual plan
 
 Revision ID: c00f34521f49
-Revises: 18d6e8287eb4
+Revises: 1a1441f83601
 Create Date: 2026-11-29 19:42:35.921882
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'c00f34521f49'
-down_revision: str | None = '18d6e8287eb4'
+down_revision: str | None = '1a1441f83601'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
