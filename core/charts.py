@@ -44,13 +44,17 @@ def render_chart(data: ChartData, *, dpi: int = 100) -> bytes | None:
     from matplotlib.figure import Figure
 
     names = list(data.departments) or ["（暂无案件）"]
-    fig = Figure(figsize=(8, 2.2 + 0.42 * len(names)), dpi=dpi)
+    height = 2.2 + 0.42 * len(names)  # inches: a fixed frame and a row per department
+    fig = Figure(figsize=(8, height), dpi=dpi)
     FigureCanvasAgg(fig)
     fig.suptitle(f"双随机联合抽查日报 {data.day.isoformat()} · {data.scope}", fontfamily=font)
+    # fixed margins in inches rather than tight_layout, which draws the figure twice
+    longest = max(len(n) for n in names)
+    fig.subplots_adjust(left=min(0.45, (0.3 + 0.14 * longest) / 8), right=0.98,
+                        top=1 - 0.75 / height, bottom=1.0 / height, wspace=0.25)
     cases, tasks = fig.subplots(1, 2, width_ratios=(3, 1.4))
     _case_bars(cases, names, data, font)
     _task_bars(tasks, data, font)
-    fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png", metadata={"Software": None})  # no version: stable bytes
     return out.getvalue()
@@ -64,8 +68,8 @@ def _case_bars(ax: Axes, names: list[str], data: ChartData, font: str) -> None:
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.invert_yaxis()
     ax.set_title("各部门案件", fontfamily=font)
-    ax.legend(prop={"family": font, "size": "small"}, ncols=4, frameon=False,
-              loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.5 / max(len(names), 1)))
+    ax.figure.legend(prop={"family": font, "size": "small"}, ncols=4, frameon=False,
+                     loc="lower center")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for label in ax.get_yticklabels():
         label.set_fontfamily(font)

@@ -48,3 +48,8 @@ class FixedClock:
 def china_noon(day: dt.date) -> dt.datetime:
     """A stable instant on a Chinese calendar day (handy for tests and the demo)."""
     return dt.datetime.combine(day, dt.time(12, 0), CHINA_TZ).astimezone(dt.UTC)
+
+
+def china_midnight(day: dt.date) -> dt.datetime:
+    """The instant a Chinese calendar day begins, in UTC (for "entered before day X" queries)."""
+    return dt.datetime.combine(day, dt.time(0, 0), CHINA_TZ).astimezone(dt.UTC)

@@ -359,7 +359,7 @@ class Case(Base):
     target_id: Mapped[int] = mapped_column(ForeignKey("target.id"), index=True)
     state: Mapped[CaseState] = mapped_column(StateType(CaseState), default=CaseState.ASSIGNED)
     inspected_on: Mapped[dt.date | None] = mapped_column(Date)
-    result_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    result_due_on: Mapped[dt.date | None] = mapped_column(Date, index=True)  # the nudge tick
     result_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     target: Mapped[Target] = relationship(lazy="joined")
 

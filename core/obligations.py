@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import OPEN_FOR_ENTRY, china_date, message, result_deadline
 from core.changes import Ctx, Notice, record
+from core.clock import china_midnight
 from core.links import page_ref
 from core.messages import Destination
 from core.models import (
@@ -119,17 +120,40 @@ async def _invitations(session: AsyncSession, cal: WorkCalendar, today: dt.date,
             for inv, task in rows if task.reply_due_on is not None]
 
 
+def _falls_due_by(cal: WorkCalendar, rules: Rules, tasks: dict[int, JointTask],
+                  horizon: dt.date) -> ColumnElement[bool]:
+    """Cases whose entry or review can be due by `horizon` (a superset for reviews: their due
+    day comes after the submission), so a tick reads the few due soon, not every open case."""
+    window_due = [tid for tid, t in tasks.items()
+                  if cal.add_workdays(t.window_end, rules.result_entry_workdays).day <= horizon]
+    has_date = and_(Case.inspected_on.is_not(None), Case.result_due_on.is_not(None))
+    submitted_by = select(CaseResult.case_id).where(
+        CaseResult.state == ResultState.SUBMITTED,
+        CaseResult.entered_at < china_midnight(horizon + dt.timedelta(days=1)))
+    return or_(
+        and_(Case.state.in_(OPEN_FOR_ENTRY), has_date, Case.result_due_on <= horizon),
+        and_(Case.state.in_(OPEN_FOR_ENTRY), not_(has_date), Case.task_id.in_(window_due)),
+        and_(Case.state == CaseState.SUBMITTED, Case.id.in_(submitted_by)))
+
+
 async def _entries_and_reviews(session: AsyncSession, cal: WorkCalendar, rules: Rules,
-                               today: dt.date, people: _People) -> list[Obligation]:
-    rows = (await session.execute(
-        select(Case, JointTask).join(JointTask, JointTask.id == Case.task_id)
-        .where(Case.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)),
-               JointTask.state.in_(TASKS_IN_PROGRESS)).order_by(Case.id))).all()
-    members: dict[int, list[GroupMember]] = defaultdict(list)
-    for m in await session.scalars(select(GroupMember).where(
-            GroupMember.active.is_(True), GroupMember.case_id.in_([c.id for c, _ in rows]))
+                               today: dt.date, people: _People,
+                               horizon: dt.date | None) -> list[Obligation]:
+    tasks = {t.id: t for t in await session.scalars(
+        select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS)))}
+    query = select(Case).where(Case.task_id.in_(list(tasks)),
+                               Case.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)))
+    if horizon is not None:
+        query = query.where(_falls_due_by(cal, rules, tasks, horizon))
+    rows = [(case, tasks[case.task_id])
+            for case in await session.scalars(query.order_by(Case.id))]
+    members: dict[int, list[tuple[int, int]]] = defaultdict(list)  # case -> (officer, dept)
+    for case_id, officer_id, department_id in await session.execute(
+            select(GroupMember.case_id, GroupMember.officer_id, GroupMember.department_id)
+            .where(GroupMember.active.is_(True),
+                   GroupMember.case_id.in_([c.id for c, _ in rows]))
             .order_by(GroupMember.is_leader.desc(), GroupMember.id)):
-        members[m.case_id].append(m)
+        members[case_id].append((officer_id, department_id))
     found: list[Obligation] = []
     for case, task in rows:
         subject = f"{case.code} {case.target.name}"
@@ -137,9 +161,9 @@ async def _entries_and_reviews(session: AsyncSession, cal: WorkCalendar, rules: 
             found.append(await _review(session, cal, rules, today, people, case, task, subject))
             continue
         group = members[case.id]
-        department = group[0].department_id if group else task.lead_department_id
+        department = group[0][1] if group else task.lead_department_id
         found.append(_make(cal, today, f"case:{case.id}", "result_entry", subject, department,
-                           [m.officer_id for m in group],
+                           [officer for officer, _ in group],
                            result_deadline(cal, rules, case, task),
                            page_ref("result", f"case:{case.id}")))
     return found
@@ -198,12 +222,14 @@ async def _publications(session: AsyncSession, cal: WorkCalendar, rules: Rules, 
             for case, task, approved in rows]
 
 
-async def due_items(ctx: Ctx, today: dt.date) -> list[Obligation]:
-    """Everything open, soonest first (overdue first)."""
+async def due_items(ctx: Ctx, today: dt.date, *,
+                    horizon: dt.date | None = None) -> list[Obligation]:
+    """Everything open, soonest first (overdue first); with `horizon`, case entries and
+    reviews only where they can be due by that day."""
     cal, rules = await ctx.work_calendar(), ctx.rules
     people = await _people(ctx.session)
     found = [*await _invitations(ctx.session, cal, today, people),
-             *await _entries_and_reviews(ctx.session, cal, rules, today, people),
+             *await _entries_and_reviews(ctx.session, cal, rules, today, people, horizon),
              *await _objections(ctx.session, cal, rules, today, people),
              *await _publications(ctx.session, cal, rules, today, people)]
     return sorted(found, key=lambda o: (o.days_left, o.key))
@@ -235,7 +261,8 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
     if not cal.is_workday(today):
         return 0  # nudges and "every working day overdue" count working days only
     schedule = set(ctx.rules.nudge_before_workdays)
-    due = [o for o in await due_items(ctx, today)
+    horizon = cal.add_workdays(today, max(schedule, default=0)).day
+    due = [o for o in await due_items(ctx, today, horizon=horizon)
            if o.overdue or o.days_left in schedule]
     sent = await _nudged_today(ctx.session, today, sorted({o.department_id for o in due}))
     by_department: dict[int, list[Obligation]] = defaultdict(list)

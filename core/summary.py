@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import referrals
-from core.cases import OPEN_FOR_ENTRY, china_date, message, result_deadline
+from core.cases import OPEN_FOR_ENTRY, china_date, message
 from core.changes import Ctx, Notice, record
 from core.messages import Destination, OutMessage
 from core.models import (
@@ -89,17 +89,19 @@ async def _invitations(session: AsyncSession, ts: TaskSummary, task: JointTask) 
 
 async def _cases(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,
                  ts: TaskSummary, task: JointTask) -> None:
-    cases = list(await session.scalars(select(Case).where(Case.task_id == task.id)))
-    ts.cases_by_state = dict(Counter(c.state for c in cases))
-    first_entries = dict((await session.execute(
-        select(CaseResult.case_id, func.min(CaseResult.entered_at))
-        .where(CaseResult.case_id.in_([c.id for c in cases]))
-        .group_by(CaseResult.case_id))).all())
-    for case in cases:
-        due = result_deadline(cal, rules, case, task).day
-        first = first_entries.get(case.id)
+    first_entry = (select(CaseResult.case_id, func.min(CaseResult.entered_at).label("first"))
+                   .group_by(CaseResult.case_id).subquery())
+    rows = (await session.execute(
+        select(Case.state, Case.inspected_on, Case.result_due_on, first_entry.c.first)
+        .outerjoin(first_entry, first_entry.c.case_id == Case.id)
+        .where(Case.task_id == task.id))).all()
+    ts.cases_by_state = dict(Counter(state for state, *_ in rows))
+    window_due = cal.add_workdays(task.window_end, rules.result_entry_workdays).day
+    for state, inspected_on, due_on, first in rows:
+        # as core.cases.result_deadline, on plain rows: 5,000 cases a task, every leader, daily
+        due = due_on if inspected_on is not None and due_on is not None else window_due
         if first is None:
-            if case.state in OPEN_FOR_ENTRY and today > due:
+            if state in OPEN_FOR_ENTRY and today > due:
                 ts.overdue += 1
         elif china_date(first) <= due:
             ts.on_time += 1
@@ -126,16 +128,19 @@ async def _tasks_in_scope(session: AsyncSession,
     return name, list(await session.scalars(query.order_by(JointTask.code)))
 
 
-async def daily_summary(ctx: Ctx, today: dt.date, department_id: int | None = None) -> Summary:
-    """Tasks in progress (where the department leads or is invited, when given)."""
+async def daily_summary(ctx: Ctx, today: dt.date, department_id: int | None = None, *,
+                        seen: dict[int, TaskSummary] | None = None) -> Summary:
+    """Tasks in progress (where the department leads or is invited, when given). `seen`
+    keeps each task's figures across the scopes of one run (a task is in several leaders')."""
     cal, rules = await ctx.work_calendar(), ctx.rules
+    seen = {} if seen is None else seen
     name, in_scope = await _tasks_in_scope(ctx.session, department_id)
-    tasks = []
     for task in in_scope:
-        ts = TaskSummary(task.code, task.title, task.state)
-        await _invitations(ctx.session, ts, task)
-        await _cases(ctx.session, cal, rules, today, ts, task)
-        tasks.append(ts)
+        if task.id not in seen:
+            seen[task.id] = TaskSummary(task.code, task.title, task.state)
+            await _invitations(ctx.session, seen[task.id], task)
+            await _cases(ctx.session, cal, rules, today, seen[task.id], task)
+    tasks = [seen[task.id] for task in in_scope]
     dead = await ctx.session.scalar(
         select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)) or 0
     late_plans = [(e.code, e.title, e.month) for e in await overdue_entries(ctx, today)
@@ -161,8 +166,9 @@ class ScopeSummary:
         return summary_message(self.summary, self.chart)
 
 
-async def scope_summary(ctx: Ctx, today: dt.date, department_id: int | None = None) -> ScopeSummary:
-    summary = await daily_summary(ctx, today, department_id)
+async def scope_summary(ctx: Ctx, today: dt.date, department_id: int | None = None, *,
+                        seen: dict[int, TaskSummary] | None = None) -> ScopeSummary:
+    summary = await daily_summary(ctx, today, department_id, seen=seen)
     return ScopeSummary(summary, await chart_data(ctx, today, department_id))
 
 
@@ -180,12 +186,13 @@ async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
     done = set(await ctx.session.scalars(select(OutboxMessage.idempotency_key).where(
         OutboxMessage.idempotency_key.in_(list(keys.values())))))
     by_department: dict[int, OutMessage] = {}
+    seen: dict[int, TaskSummary] = {}
     notices = []
     for leader in leaders:
         if keys[leader.id] in done:
             continue
         if leader.department_id not in by_department:
-            scoped = await scope_summary(ctx, today, leader.department_id)
+            scoped = await scope_summary(ctx, today, leader.department_id, seen=seen)
             by_department[leader.department_id] = scoped.message()
         notices.append(Notice(Destination.officer(leader.id), by_department[leader.department_id],
                               keys[leader.id]))

@@ -49,9 +49,19 @@ def _package_knows(year: int) -> bool:
     return True
 
 
+@cache
+def _package_workday(day: dt.date) -> bool:
+    # chinese-calendar scans its whole table to validate every date it is asked about; its
+    # data never changes while we run, so each answer is kept (a few thousand dates at most)
+    return bool(chinese_calendar.is_workday(day))
+
+
 @dataclass
 class WorkCalendar:
     extra: Mapping[int, YearData] = field(default_factory=dict)
+    # (start, end) -> working days between: nudges ask it for every open case, mostly the same
+    _between: dict[tuple[dt.date, dt.date], int] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def knows(self, year: int) -> bool:
         return year in self.extra or _package_knows(year)
@@ -63,7 +73,7 @@ class WorkCalendar:
                 return True
             return day not in data.holidays and day.weekday() < 5
         if _package_knows(day.year):
-            return bool(chinese_calendar.is_workday(day))
+            return _package_workday(day)
         return day.weekday() < 5  # provisional: the caller marks the result
 
     def add_workdays(self, start: dt.date, n: int) -> Deadline:
@@ -82,8 +92,10 @@ class WorkCalendar:
         """Working days in (start, end]; negative when end is before start."""
         if end < start:
             return -self.workdays_between(end, start)
-        return sum(1 for i in range(1, (end - start).days + 1)
-                   if self.is_workday(start + dt.timedelta(days=i)))
+        if (start, end) not in self._between:
+            self._between[start, end] = sum(1 for i in range(1, (end - start).days + 1)
+                                            if self.is_workday(start + dt.timedelta(days=i)))
+        return self._between[start, end]
 
     def missing_next_year(self, today: dt.date) -> int | None:
         """From 1 November, the next year if its holiday data is still missing."""

@@ -231,3 +231,39 @@ async def test_provisional_window_result_deadline_is_recomputed_when_holidays_lo
     assert recomputed["changes"] == [{"subject": f"case:{w.case.code}", "field": "result_due_on",
                                       "from": "2027-01-15", "to": "2027-01-25",
                                       "provisional": False}]
+
+
+async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, session):
+    """The nudge tick reads only cases that can fall due by T-3 (bench/ticks.py); over weeks it
+    must pick exactly the nudges a scan of every open case picks: window deadlines (no
+    inspection date), inspection-date deadlines and reviews of submitted results alike."""
+    w = await build_world(session, case_no=1)
+    for n, target_no in ((2, "91330424MA28AQAQ2A"), (3, "91330424MA28AQAQ3B")):
+        target = Target(uscc=target_no, name=f"对象{n}")
+        session.add(target)
+        await session.flush()
+        case = Case(code=f"{w.task.code}-{n:03d}", task_id=w.task.id, target_id=target.id)
+        session.add(case)
+        await session.flush()
+        session.add(GroupMember(case_id=case.id, officer_id=w.a1.id, department_id=w.lead.id,
+                                is_leader=True))
+    await session.commit()
+    at_day(ctx, D(2026, 3, 12))
+    await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
+    await session.commit()
+    at_day(ctx, D(2026, 3, 20))
+    await cases.submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
+    await session.commit()
+    cal = await ctx.work_calendar()
+    schedule = set(ctx.rules.nudge_before_workdays)
+    seen = set()
+    for offset in range(60):
+        today = D(2026, 3, 20) + dt.timedelta(days=offset)
+        horizon = cal.add_workdays(today, max(schedule)).day
+        full = [o.key for o in await due_items(ctx, today)
+                if o.overdue or o.days_left in schedule]
+        narrow = [o.key for o in await due_items(ctx, today, horizon=horizon)
+                  if o.overdue or o.days_left in schedule]
+        assert narrow == full, today
+        seen.update(k.split(":")[0] for k in full)
+    assert seen == {"case", "review"}
