@@ -24,6 +24,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import jointtask
+from core.access import lead_only
 from core.changes import Ctx, Notice, record
 from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
@@ -32,6 +34,7 @@ from core.models import (
     Case,
     CaseResult,
     Department,
+    Draw,
     GroupMember,
     Invitation,
     Item,
@@ -60,6 +63,7 @@ from core.states import (
     RESULT,
     TASK,
     CaseState,
+    DrawState,
     InvitationState,
     ObjectionState,
     ResultState,
@@ -163,13 +167,46 @@ async def _set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:
     return due
 
 
-def check_inspection_day(task: JointTask, day: dt.date, today: dt.date) -> None:
-    """An inspection happens inside the task window's start and today (not in the future)."""
-    if day > today:
+async def check_inspection_day(ctx: Ctx, task: JointTask, day: dt.date) -> None:
+    """An inspection happens after the draw was locked, within the task window (or the
+    extension the lead recorded with a reason, 000 §五.3), and not in the future."""
+    if day > ctx.clock.today():
         raise ValidationFailed("检查日期不能晚于今天", field="inspected_on")
     if day < task.window_start:
         raise ValidationFailed(f"检查日期早于任务检查时间（{task.window_start.isoformat()} 起）",
                                field="inspected_on")
+    locked_at = await ctx.session.scalar(select(func.min(Draw.locked_at)).where(
+        Draw.task_id == task.id, Draw.kind == "targets", Draw.state == DrawState.LOCKED))
+    if locked_at is not None and day < china_date(locked_at):
+        raise ValidationFailed(f"检查日期早于检查对象名单锁定之日（{china_date(locked_at).isoformat()}）",
+                               field="inspected_on")
+    last = task.window_extended_to or task.window_end
+    if day > last:
+        raise ValidationFailed(
+            f"检查日期晚于任务检查时间（至 {last.isoformat()}）。如需延期，请牵头部门发送"
+            f"“延期 {task.code} 日期 理由”", field="inspected_on")
+
+
+async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> JointTask:
+    """The lead extends the inspection window with a written reason (000 §五.3: 检查时间…确需
+    延长的…); inspections dated up to `to` are then accepted. Audited; participants are told."""
+    task = await jointtask.get_task(ctx, task_code, for_update=True)
+    lead_only(ctx, task, "task.window_extended")
+    reason = reason.strip()
+    if len(reason) < ctx.rules.decline_reason_min_chars:
+        raise ValidationFailed(f"请写明延期理由（不少于 {ctx.rules.decline_reason_min_chars} 个字）")
+    if to <= (task.window_extended_to or task.window_end):
+        raise ValidationFailed(f"延期后的日期须晚于现在的检查截止日 "
+                               f"{(task.window_extended_to or task.window_end).isoformat()}")
+    previous = task.window_extended_to or task.window_end
+    task.window_extended_to, task.window_extension_reason = to, reason
+    departments = await participating_departments(ctx, task)
+    msg = message("task_window_extended", f"{task.code} 检查时间延期", task=task,
+                  previous=previous, reason=reason)
+    await record(ctx, "task.window_extended", f"task:{task.code}",
+                 {"from": previous.isoformat(), "to": to.isoformat(), "reason": reason},
+                 [Notice(Destination.department(d.id), msg) for d in departments])
+    return task
 
 
 async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Deadline:
@@ -177,7 +214,7 @@ async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Dead
     await require_member(ctx, case, "case.inspected")
     CASE.check(case, CaseState.INSPECTED, what="登记检查日期", subject=case.code)
     task = await get_task(ctx, case)
-    check_inspection_day(task, day, ctx.clock.today())
+    await check_inspection_day(ctx, task, day)
     due = await _set_inspected_on(ctx, case, day)
     CASE.move(case, CaseState.INSPECTED)
     members = await active_members(ctx, case)
@@ -262,7 +299,7 @@ async def _new_version(ctx: Ctx, case: Case, task: JointTask, entered_by: Office
     items = await _validated_items(ctx.session, task, fields["codes"], fields["item_results"], extra)
     await _check_referrals(ctx.session, case, fields["followups"])
     if inspected_on is not None and inspected_on != case.inspected_on:
-        check_inspection_day(task, inspected_on, today)
+        await check_inspection_day(ctx, task, inspected_on)
         await _set_inspected_on(ctx, case, inspected_on)
     result = CaseResult(
         case_id=case.id, version=await _next_version(ctx.session, case), state=RESULT.start(state),
@@ -299,9 +336,10 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
                         remarks: str = "") -> CaseResult:
     """A group member enters the result; late entry is accepted and flagged (rule 7).
 
-    Lateness is judged against the deadline as it stood before this submission: an inspection
-    date given now cannot move a deadline that has already passed (without a recorded date the
-    deadline was the window end + result_entry_workdays).
+    Lateness is judged from the inspection date, 20 working days after it (000 §十, 001 第十六条
+    (三)), whether the date was recorded on site or comes with this result: the leaders'
+    summary counts from the same date, so both say the same. Without any inspection date the
+    deadline is the window end + result_entry_workdays.
     """
     case = await get_case(ctx, case_code, for_update=True)
     actor = await require_member(ctx, case, "case.result.submit")
@@ -310,11 +348,11 @@ async def submit_result(ctx: Ctx, case_code: str, *, codes: Sequence[str],
     if case.state in AFTER_APPROVAL:
         raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
     task = await get_task(ctx, case)
-    due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
-    late = ctx.clock.today() > due.day
     result = await _new_version(ctx, case, task, actor, _fields(
         codes, methods, followups, followup_done, followup_done_on, inspected_on,
         item_results, remarks), ResultState.SUBMITTED)
+    due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
+    late = ctx.clock.today() > due.day
     CASE.move(case, CaseState.SUBMITTED)
     reviewers = (await reviewing_departments(ctx, task)
                  if ctx.rules.review_requires_participants

@@ -255,6 +255,9 @@ class JointTask(Base):
     lead_department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
     window_start: Mapped[dt.date] = mapped_column(Date)
     window_end: Mapped[dt.date] = mapped_column(Date)
+    # an extension the lead recorded with a reason (000 §五.3): inspections may run until then
+    window_extended_to: Mapped[dt.date | None] = mapped_column(Date)
+    window_extension_reason: Mapped[str] = mapped_column(Text, default="")
     scope: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kinds, industries, regions
     rule: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sampling rule, see core.draws.algorithm
     state: Mapped[TaskState] = mapped_column(StateType(TaskState), default=TaskState.DRAFT)

@@ -64,5 +64,13 @@ def day_word(word: str, today: dt.date) -> dt.date | None:
         raise _bad_date(word) from None
 
 
+def day_named(word: str, today: dt.date) -> dt.date:
+    """A word that must be a date (检查, 延期)."""
+    day = _date(word, today)
+    if day is None:
+        raise _bad_date(word)
+    return day
+
+
 def _bad_date(word: str) -> ValidationFailed:
     return ValidationFailed(f"无法识别的日期“{word}”，检查日期可写：{_DATE_FORMS}")

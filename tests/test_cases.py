@@ -273,20 +273,6 @@ async def test_results_are_versioned_rows(ctx, session):
     assert [tuple(r) for r in rows] == [(1, ["1"])]
 
 
-async def test_late_entry_is_judged_against_the_deadline_before_a_date_given_at_submission(
-        ctx, session):
-    w = await build_world(session)  # window ends 2026-03-31: without a date, due 2026-04-29
-    at_day(ctx, D(2026, 5, 20))
-    result = await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
-                                       inspected_on=D(2026, 5, 18))
-    await session.commit()
-    submitted = (await _audit(session, "case.result.submitted"))[-1].data
-    assert (submitted["late"], submitted["result_due_on"]) == (True, "2026-04-29")
-    assert result.inspected_on == D(2026, 5, 18)
-    body = (await _outbox(session))[-1].message["body"]
-    assert "逾期录入" in body
-
-
 async def test_result_inspection_date_must_lie_between_window_start_and_today(ctx, session):
     w = await build_world(session)  # window starts 2026-03-02
     at_day(ctx, D(2026, 3, 12))

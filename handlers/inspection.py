@@ -1,0 +1,25 @@
+"""检查 案件号 日期 — the group records the day it went on site, and the 20 working days for the
+result count from it (000 §十, 001 第十六条(三)); 延期 任务编号 日期 理由 — the lead extends the
+inspection window with a written reason (000 §五.3)."""
+
+from __future__ import annotations
+
+from core import cases
+from handlers.base import Args, HandlerCtx, UsageError
+from handlers.results import day_named
+
+
+async def inspected(ctx: HandlerCtx, args: Args) -> None:
+    code, words = args.code(0), args.words
+    if code is None or len(words) < 2:
+        raise UsageError
+    due = await cases.record_inspection_date(ctx.core, code, day_named(words[1], ctx.clock.today()))
+    await ctx.say("cmd_inspected.md.j2", case_code=code, inspected_on=words[1], due=due.label())
+
+
+async def extend(ctx: HandlerCtx, args: Args) -> None:
+    code, words, reason = args.code(0), args.words, args.rest_after(2)
+    if code is None or len(words) < 2 or not reason:
+        raise UsageError
+    task = await cases.extend_window(ctx.core, code, day_named(words[1], ctx.clock.today()), reason)
+    await ctx.say("cmd_window_extended.md.j2", task=task)
