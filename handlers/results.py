@@ -66,7 +66,7 @@ def day_word(word: str, today: dt.date) -> dt.date | None:
 
 def day_named(word: str, today: dt.date) -> dt.date:
     """A word that must be a date (检查, 延期)."""
-    day = _date(word, today)
+    day = day_word(word, today)
     if day is None:
         raise _bad_date(word)
     return day
