@@ -1,7 +1,7 @@
 """index case result due day for the nudge tick
 
 Revision ID: 31bb2cdcc28a
-Revises: 18d6e8287eb4
+Revises: c00f34521f49
 Create Date: 2026-11-29 19:56:07.607471
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import core.models
 
 revision: str = '31bb2cdcc28a'
-down_revision: str | None = '18d6e8287eb4'
+down_revision: str | None = 'c00f34521f49'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
