@@ -33,7 +33,7 @@ async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path
     ctx.clock = FixedClock(china_noon(dt.date(2026, 3, 10)))
     await cases.submit_result(acting(ctx, world.a1), world.case.code, codes=["1"],
                               methods=["实地检查"], followups=["无需后续处置"],
-                              inspected_on=dt.date(2026, 3, 9))
+                              inspected_on=dt.date(2026, 3, 5))  # within the window (000 §五.3)
     await cases.review_result(acting(ctx, world.lead_liaison), world.case.code, False,
                               "缺少现场照片，请补充")
     await ctx.session.commit()
