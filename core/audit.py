@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import AuditEvent, AuditHead
@@ -35,11 +37,7 @@ async def append(session: AsyncSession, *, at: dt.datetime, actor: str, action: 
                  subject: str, data: dict[str, Any] | None = None) -> AuditEvent:
     """Append one event. Locks the chain head so concurrent writers stay in one chain."""
     data = json.loads(canonical(data or {}))  # normalise so the stored JSON hashes the same
-    head = (await session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, last_id=0, last_hash=GENESIS)
-        session.add(head)
+    head = await _locked_head(session)
     event_id = head.last_id + 1
     digest = row_hash(head.last_hash, event_id, at, actor, action, subject, data)
     event = AuditEvent(id=event_id, at=at, actor=actor, action=action, subject=subject,
@@ -48,6 +46,21 @@ async def append(session: AsyncSession, *, at: dt.datetime, actor: str, action: 
     head.last_id, head.last_hash = event_id, digest
     await session.flush()
     return event
+
+
+async def _locked_head(session: AsyncSession) -> AuditHead:
+    """The chain head, locked to the end of the transaction. The very first append creates
+    it; when several transactions do that at once, one row wins and the others wait for it
+    (a plain add made them all start the chain at id 1: duplicate key)."""
+    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    head = await session.scalar(locked)
+    if head is None:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(insert(AuditHead).values(id=1, last_id=0, last_hash=GENESIS)
+                              .on_conflict_do_nothing(index_elements=["id"]))
+        head = await session.scalar(locked.execution_options(populate_existing=True))
+    assert head is not None  # inserted above or by the transaction that won
+    return head
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ parses a key strictly — anything unexpected is a stale or forged button, never
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ValidationFailed
 
@@ -48,7 +48,7 @@ class CardAction(BaseModel):
 class InvitationAction(CardAction):
     prefix: ClassVar[str] = "inv"
     action: Literal["accept", "decline"]
-    invitation_id: PositiveInt
+    invitation_id: Annotated[int, Field(gt=0, le=2**63 - 1)]  # a row id the database can hold
 
 
 def unpack_action(key: str) -> CardAction:

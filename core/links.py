@@ -67,6 +67,9 @@ def sign_link(secret: bytes, officer_id: int, obj: str, action: str, expires_at:
     return f"{payload_b64}.{_b64encode(_mac(secret, payload_b64))}"
 
 
+MAX_DB_ID = 2**63 - 1
+
+
 def _claims_from(payload: bytes) -> LinkClaims:
     """Parse a payload whose MAC already matched; shape errors still mean an invalid link."""
     data = json.loads(payload.decode("utf-8"))
@@ -76,6 +79,8 @@ def _claims_from(payload: bytes) -> LinkClaims:
     if not (isinstance(officer_id, int) and isinstance(obj, str) and isinstance(action, str)
             and isinstance(expires_at, int) and isinstance(nonce, str)):
         raise ValueError("payload fields have the wrong types")
+    if not 0 < officer_id <= MAX_DB_ID:  # a larger id overflows the database's integer
+        raise ValueError("officer id out of range")
     return LinkClaims(officer_id, obj, action, expires_at, nonce)
 
 

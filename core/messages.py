@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 # "wecom_aibot": WeCom's 智能机器人 (AI bot), which joins group chats; same corp user ids as "wecom"
 Platform = Literal["wecom", "wecom_aibot", "dingtalk", "sim"]
@@ -32,6 +32,13 @@ class Event(BaseModel):
     extras: dict[str, Any] = Field(default_factory=dict)
     received_ms: int = 0
     raw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("event_id", "user_id", "text", "action_key", "chat_id")
+    @classmethod
+    def _encodable(cls, value: str) -> str:
+        """A lone surrogate (JSON allows "\ud800") becomes "?": such text cannot be encoded,
+        so every reply quoting it failed on every attempt."""
+        return value.encode("utf-8", "replace").decode("utf-8")
 
 
 class Destination(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -242,6 +243,18 @@ async def test_used_pairs_are_pruned_after_the_window(
     assert (await rig.client.post(fresh))[0] == 200
     async with sessionmaker() as session:  # only the fresh pair is left
         assert await session.scalar(select(func.count()).select_from(UsedSignature)) == 1
+
+
+async def test_nested_or_overflowing_bodies_are_400(rig: Rig) -> None:
+    """Issue 11 defect 5: 2,000 nested brackets (RecursionError) and an expiry of 1e400
+    (OverflowError) were 500s."""
+    assert (await rig.client.post(body=b"[" * 2000 + b"]" * 2000))[0] == 400
+    rig.clock.advance(dt.timedelta(milliseconds=1))  # a fresh (timestamp, sign) pair
+    message = robot_message("帮助", created_ms=rig.client.now_ms())
+    raw = json.dumps(message).replace('"sessionWebhookExpiredTime": ', '"x": ')
+    raw = raw[:-1] + ', "sessionWebhookExpiredTime": 1e400}'
+    assert (await rig.client.post(body=raw.encode()))[0] == 400
+    assert rig.received == []
 
 
 async def test_oversize_body_is_413(rig: Rig) -> None:

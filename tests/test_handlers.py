@@ -316,6 +316,18 @@ async def test_stale_card_button_is_answered_not_crashed(sessionmaker, clock, sc
     assert "不存在" in bodies(rows)
     rows = await send(sessionmaker, d, card_event(scene.partner.liaison, "garbage"))
     assert "按钮已失效" in bodies(rows)
+    # issue 11 defect 5: an id past the database's integer overflowed the query, every attempt
+    rows = await send(sessionmaker, d, card_event(scene.partner.liaison,
+                                                  "inv:accept:999999999999999999999"))
+    assert "按钮已失效" in bodies(rows)
+
+
+async def test_a_lone_surrogate_in_a_message_still_gets_a_reply(sessionmaker, clock, scene) -> None:
+    """Issue 11 defect 5: "\ud800" in DingTalk text made every reply attempt fail to encode."""
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(scene.partner.liaison.code, "\ud800帮"))
+    assert bodies(rows)
+    assert all(body.encode() for body in [bodies(rows)])
 
 
 async def test_task_list_shows_pending_invitation_with_buttons_and_signed_link(sessionmaker, clock,

@@ -87,3 +87,10 @@ def test_short_secret_is_a_programming_error() -> None:
 def test_link_url_joins_and_quotes() -> None:
     t = token()
     assert link_url("http://h:8080/", "/h5/invitation", t) == f"http://h:8080/h5/invitation?t={t}"
+
+
+def test_an_officer_id_beyond_the_database_integer_is_an_invalid_link() -> None:
+    """Issue 11 defect 5: a token naming officer 2**63 overflowed the officer query (500)."""
+    token = sign_link(SECRET, 2**63, "invitation:1", "respond", 2_000_000_000)
+    with pytest.raises(PermissionDenied):
+        verify_link(SECRET, token, 1_000_000_000, action="respond")

@@ -290,3 +290,23 @@ async def test_server_with_a_platform_configured_has_no_simulator(
         assert (await client.get(path)).status == 404
     resp = await client.post("/sim/api/send", json={"officer": "P1", "text": "帮助"})
     assert resp.status in (404, 405)
+
+
+@pytest.mark.parametrize("after", ["²", "1" * 25, "-1", "1e3"])
+async def test_messages_after_must_be_a_plain_id(client: TestClient, world: factories.World,
+                                                 after: str) -> None:
+    """Issue 11 defect 5: '²' passed isdigit() and a 25-digit id overflowed the query: 500s."""
+    resp = await client.get("/sim/api/messages",
+                            params={"officer": world.lead.liaison.code, "after": after})
+    assert resp.status == 400
+    assert "after" in (await resp.json())["error"]
+
+
+async def test_deeply_nested_json_is_a_400_and_stores_nothing(
+        client: TestClient, world: factories.World,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Issue 11 defect 5: 2,000 nested brackets raised RecursionError (500)."""
+    resp = await client.post("/sim/api/send", data=b"[" * 2000 + b"]" * 2000,
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert await inbox_rows(sessionmaker) == []

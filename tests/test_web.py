@@ -285,3 +285,40 @@ async def test_malformed_item_id_is_a_400_not_a_crash(
     assert resp.status == 400
     assert "事项编号无效" in await resp.text()
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
+
+
+async def test_a_hundred_concurrent_refusals_are_each_audited(
+        client: TestClient, world: World, clock: FixedClock,
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Issue 11 defect 4: 100 concurrent posts with a valid token of an officer who may not
+    answer: on SQLite 80 of them were 500s (two audit appends took the same id) and the
+    refusals were not audited. Every audit append now queues like every other write."""
+    import asyncio
+
+    from core.audit import verify_chain
+
+    token = token_for(world.inspector, world.invitation, clock)
+
+    async def attempt() -> int:
+        resp = await client.post(INVITATION_PATH, data=[("t", token), ("action", "accept"),
+                                                        ("items", str(world.key_item.id))])
+        await resp.read()
+        return resp.status
+
+    statuses = await asyncio.gather(*(attempt() for _ in range(100)))
+    assert all(status < 500 for status in statuses), sorted(statuses)
+    async with sessionmaker() as session:
+        denied = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "denied"))).all()
+        assert len(denied) == 100
+        assert await verify_chain(session) == []
+
+
+async def test_a_form_body_that_is_not_utf8_is_a_400(client: TestClient, world: World,
+                                                      sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Issue 11 defect 5: a raw \\xff body raised UnicodeDecodeError (500)."""
+    resp = await client.post(INVITATION_PATH, data=b"t=\xff&action=accept",
+                             headers={"Content-Type": "application/x-www-form-urlencoded",
+                                      "Origin": BASE})
+    assert resp.status == 400
+    assert "UTF-8" in await resp.text()
+    assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"

@@ -474,3 +474,17 @@ def test_settings_keep_credentials_out_of_repr_and_check_the_aes_key() -> None:
     assert not any(secret in repr(settings) for secret in ("S3CRET", "T0KEN", key))
     with pytest.raises(ValueError, match="43"):
         WeComSettings(corp_id=CORP, agent_id=1, secret="s", token="t", encoding_aes_key=key[:-1])
+
+
+async def test_non_ascii_echostr_or_encrypt_with_a_valid_signature_is_400(rig: Rig) -> None:
+    """Issue 11 defect 5: base64 of "中文" raised ValueError (500) after the signature passed."""
+    ts, nonce = str(int(NOW.timestamp())), "123"
+    signature = rig.client.sign(ts, nonce, "中文")
+    query = {"msg_signature": signature, "timestamp": ts, "nonce": nonce}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(rig.client.url, params={**query, "echostr": "中文"}) as resp:
+            assert resp.status == 400
+        envelope = f"<xml><ToUserName>{CORP}</ToUserName><Encrypt>中文</Encrypt></xml>"
+        async with http.post(rig.client.url, params=query, data=envelope.encode()) as resp:
+            assert resp.status == 400
+    assert rig.received == []

@@ -87,7 +87,11 @@ async def read_form(request: web.Request, public_base_url: str,
         raise web.HTTPRequestEntityTooLarge(max_bytes, request.content_length)
     if request.content_type != "application/x-www-form-urlencoded":
         raise web.HTTPUnsupportedMediaType()
-    return await request.post()
+    try:
+        return await request.post()
+    except UnicodeDecodeError:  # our pages post UTF-8; anything else was not typed into them
+        raise web.HTTPBadRequest(text="提交的内容不是有效的 UTF-8 文本，请在页面上重新填写后提交。",
+                                 content_type="text/plain") from None
 
 
 def csrf_token(secret: bytes, link_token: str) -> str:

@@ -28,7 +28,8 @@ class DocumentPages:
     async def show(self, request: web.Request) -> web.Response:
         q, services = request.query, self.services
         token = q.get("t", "")
-        async with services.sessionmaker() as session:
+        # a write (the notice opened, a denial audited): queued like every writer
+        async with services.write_gate(), services.sessionmaker() as session:
             try:
                 claims = verify_link(services.link_secret, token,
                                      services.clock.now().timestamp(), action=ACTION)

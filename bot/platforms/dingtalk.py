@@ -171,7 +171,7 @@ class DingTalkAdapter:
         await self._check_replay(sign_key, sent_ms, body)
         try:
             data = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
             raise CallbackRejected(400, "body is not JSON") from exc
         if not isinstance(data, dict):
             raise CallbackRejected(400, "body is not a JSON object")
@@ -191,7 +191,7 @@ class DingTalkAdapter:
         is_group = data.get("conversationType") == "2"
         try:
             expires_ms = int(data.get("sessionWebhookExpiredTime") or 0)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: 1e400 is inf
             raise CallbackRejected(400, "bad sessionWebhookExpiredTime") from exc
         return Event(
             platform="dingtalk",

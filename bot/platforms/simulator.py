@@ -159,7 +159,7 @@ async def _read_json(request: web.Request) -> dict[str, Any]:
         raise ApiError(413, "请求过大。") from None
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
         raise ApiError(400, "请求不是有效的 JSON。") from None
     if not isinstance(data, dict):
         raise ApiError(400, "请求不是 JSON 对象。")
@@ -225,7 +225,8 @@ class Simulator:
     async def messages(self, request: web.Request) -> web.Response:
         try:
             after_text = request.query.get("after", "0")
-            if not after_text.isdigit():
+            # ASCII digits only ('²'.isdigit() holds) and inside a 64-bit id
+            if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= 18):
                 raise ApiError(400, "after 必须是非负整数。")
             async with self.services.sessionmaker() as session:
                 officer = await _officer(self.services.core_ctx(session),
@@ -249,7 +250,7 @@ class Simulator:
             event_id = _event_id(data)
             extras = SimulatorExtras(card=_card_id(data)) if kind == "card_action" else None
             now = self.services.clock.now()
-            async with self.services.sessionmaker() as session:
+            async with self.services.write_gate(), self.services.sessionmaker() as session:
                 officer = await _officer(self.services.core_ctx(session), code)
                 event = Event(platform="sim", event_id=event_id, kind=kind,
                               user_id=officer.code,
@@ -284,7 +285,7 @@ class DemoControls:
     async def advance(self, request: web.Request) -> web.Response:
         try:
             data = await _read_json(request)
-            async with self.services.sessionmaker() as session:
+            async with self.services.write_gate(), self.services.sessionmaker() as session:
                 ctx = dataclasses.replace(self.services.core_ctx(session),
                                           actor_label="demo:simulator")
                 if data.get("to") == "beacon":

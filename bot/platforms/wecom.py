@@ -135,7 +135,7 @@ class WeComCrypto:
         """Plaintext message; raises CallbackRejected for any malformed or foreign buffer."""
         try:
             cipher_text = base64.b64decode(encrypted, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or non-ASCII text such as 中文
             raise CallbackRejected(400, "Encrypt is not Base64") from exc
         if not cipher_text or len(cipher_text) % 16:
             raise CallbackRejected(400, "ciphertext is not whole AES blocks")
