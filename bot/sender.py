@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -20,7 +21,6 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages.invitation import action_link
@@ -28,19 +28,17 @@ from bot.pages.links import expand, recipient
 from bot.platforms.base import Channel, SendResult
 from bot.services import Services
 from bot.workers import poll_loop
-from core import officers, outbox
-from core.changes import Ctx, Notice, record
+from core import bindings, officers, outbox
+from core.changes import Ctx
 from core.leases import backoff_seconds
 from core.messages import Destination, OutMessage
-from core.models import ChatBinding, Department, OutboxMessage
-from core.render import render
+from core.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
 SIMULATOR = "sim"  # outbox.channel of rows "delivered" to the simulator page
 WINDOW = dt.timedelta(minutes=1)
 LEASE_MARGIN = dt.timedelta(seconds=30)  # > an adapter's HTTP timeout
-PLATFORM_LABELS = {"wecom": "企业微信", "dingtalk": "钉钉"}
 
 
 @dataclass(frozen=True)
@@ -79,13 +77,9 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
         found = (await officers.first_account(services.core_ctx(session), dest.officer_id, enabled)
                  if dest.officer_id is not None else None)
         return Route(Channel(found[0], "user", found[1]) if found else None)
-    query = select(ChatBinding).where(ChatBinding.enabled.is_(True), ChatBinding.webhook_url != "",
-                                      ChatBinding.platform.in_(list(enabled)))
-    if dest.kind == "department":
-        query = query.where(ChatBinding.department_id == dest.department_id)
-    else:
-        query = query.where(ChatBinding.is_office.is_(True))
-    binding = await session.scalar(query.order_by(ChatBinding.id).limit(1))
+    binding = await bindings.robot_for(services.core_ctx(session), enabled,
+                                       department_id=dest.department_id,
+                                       office=dest.kind != "department")
     if binding is None:
         return Route(None)
     channel = Channel(binding.platform, "group_webhook", binding.webhook_url, binding.sign_secret)
@@ -265,7 +259,10 @@ class Sender:
                 state = await outbox.mark_failed(session, row.id, token, error, now=now,
                                                  retry_at=None, max_attempts=self.cfg.max_attempts)
                 if route.binding_id is not None and state is not None:
-                    await self._disable_binding(session, route.binding_id, row.id, result)
+                    ctx = dataclasses.replace(self.services.core_ctx(session),
+                                              actor_label="system:sender")
+                    await bindings.disable_robot(ctx, route.binding_id, code=result.code,
+                                                 detail=result.detail, outbox_id=row.id)
                 outcome = Outcome(state or "lost")
             else:
                 outcome = await self._retry_later(session, row, token, error, result, now)
@@ -286,27 +283,3 @@ class Sender:
                                          retry_at=retry_at, max_attempts=self.cfg.max_attempts)
         pause = retry_at if result.retry_after is not None else None
         return Outcome(state or "lost", pause if state == "pending" else None)
-
-    async def _disable_binding(self, session: AsyncSession, binding_id: int, row_id: int,
-                               result: SendResult) -> None:
-        """The robot is gone: stop using it (audited) and tell the office."""
-        binding = await session.get(ChatBinding, binding_id, with_for_update=True)
-        if binding is None or not binding.enabled:
-            return
-        reason = f"{result.code}: {result.detail}".strip()
-        binding.enabled, binding.disabled_reason = False, reason
-        owner = "联席会议办公室"
-        if binding.department_id is not None:
-            dept = await session.get(Department, binding.department_id)
-            owner = dept.name if dept is not None else owner
-        body = render("messages/binding_disabled.md.j2", owner=owner, code=result.code,
-                      detail=result.detail, message_id=row_id,
-                      platform_label=PLATFORM_LABELS.get(binding.platform, binding.platform))
-        alert = Notice(Destination.office(), OutMessage.md("群机器人已停用", body),
-                       key=f"binding-disabled:{binding_id}:{row_id}")
-        ctx = Ctx(session=session, clock=self.services.clock, rules=self.services.rules,
-                  actor_label="system:sender")
-        await record(ctx, "chat_binding.disabled", f"chat_binding:{binding_id}",
-                     {"platform": binding.platform, "department_id": binding.department_id,
-                      "is_office": binding.is_office, "reason": reason, "outbox_id": row_id},
-                     notices=[alert])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from core.changes import Ctx, record
+from core.changes import Ctx, Notice, record
 from core.errors import NotFound, ValidationFailed
+from core.messages import Destination, OutMessage
 from core.models import ChatBinding, ChatPlatform, Department
+from core.officers import PLATFORM_LABELS
+from core.render import render
 
 PLATFORMS = tuple(p.value for p in ChatPlatform)
 
@@ -48,6 +52,42 @@ async def bind_chat(ctx: Ctx, *, department_code: str | None, platform: str, web
         "department": department_code or "office", "platform": platform,
         "webhook": masked(webhook_url), "signed": bool(sign_secret)})
     return binding
+
+
+async def robot_for(ctx: Ctx, platforms: Collection[str], *, department_id: int | None,
+                    office: bool = False) -> ChatBinding | None:
+    """The enabled robot webhook of a department's chat (or the office's) on one of
+    `platforms`; the oldest binding first."""
+    where = (ChatBinding.is_office.is_(True) if office
+             else ChatBinding.department_id == department_id)
+    return await ctx.session.scalar(
+        select(ChatBinding).where(ChatBinding.enabled.is_(True), ChatBinding.webhook_url != "",
+                                  ChatBinding.platform.in_(list(platforms)), where)
+        .order_by(ChatBinding.id).limit(1))
+
+
+async def disable_robot(ctx: Ctx, binding_id: int, *, code: str, detail: str,
+                        outbox_id: int) -> None:
+    """The platform says the robot is gone (outbox row `outbox_id` failed with `code`): stop
+    using it (audited) and tell the office. A binding already off is left alone."""
+    binding = await ctx.session.get(ChatBinding, binding_id, with_for_update=True)
+    if binding is None or not binding.enabled:
+        return
+    reason = f"{code}: {detail}".strip()
+    binding.enabled, binding.disabled_reason = False, reason
+    owner = "联席会议办公室"
+    if binding.department_id is not None:
+        dept = await ctx.session.get(Department, binding.department_id)
+        owner = dept.name if dept is not None else owner
+    body = render("messages/binding_disabled.md.j2", owner=owner, code=code, detail=detail,
+                  message_id=outbox_id,
+                  platform_label=PLATFORM_LABELS.get(ChatPlatform(binding.platform), binding.platform))
+    alert = Notice(Destination.office(), OutMessage.md("群机器人已停用", body),
+                   key=f"binding-disabled:{binding_id}:{outbox_id}")
+    await record(ctx, "chat_binding.disabled", f"chat_binding:{binding_id}",
+                 {"platform": binding.platform, "department_id": binding.department_id,
+                  "is_office": binding.is_office, "reason": reason, "outbox_id": outbox_id},
+                 notices=[alert])
 
 
 async def list_chats(ctx: Ctx) -> list[tuple[ChatBinding, str]]:
