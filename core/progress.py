@@ -50,15 +50,30 @@ async def tasks_for_department(ctx: Ctx, department_id: int) -> list[TaskListing
     return listing
 
 
+async def sees_inside(ctx: Ctx, task: JointTask) -> bool:
+    """Whether the actor may see a task's invitations, cases and results before they are
+    published: the system, the office's admin and the task's own departments. Everyone else
+    sees what the public side shows (002 二(六): results are made public by publication)."""
+    actor = ctx.actor
+    if actor is None or actor.has_role("admin"):
+        return True
+    return actor.department_id in {d.id for d in await participating_departments(ctx, task)}
+
+
 async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
     task = await get_task(ctx, code)
+    if not await sees_inside(ctx, task):
+        return {"code": task.code, "title": task.title, "state": task.state,
+                "state_label": TASK_STATE_LABELS[task.state], "outside": True,
+                "invitations": [], "invitation_counts": {}, "cases": {}, "case_total": 0,
+                "overdue": 0}
     invitations = await task_invitations(ctx, task)
     cases = Counter((await ctx.session.execute(select(Case.state).where(Case.task_id == task.id))).scalars())
     overdue = await ctx.session.scalar(select(func.count()).select_from(Case).where(
         Case.task_id == task.id, Case.state.in_(OPEN_FOR_ENTRY),
         Case.result_due_on < ctx.clock.today()))
     return {"code": task.code, "title": task.title, "state": task.state,
-            "state_label": TASK.label(task.state),
+            "state_label": TASK.label(task.state), "outside": False,
             "reply_due_on": task.reply_due_on, "reply_due_provisional": task.reply_due_provisional,
             "invitations": [{"department": i.department.name, "state": i.state,
                              "state_label": INVITATION.label(i.state), "reason": i.reason}

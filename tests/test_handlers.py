@@ -530,3 +530,20 @@ async def test_quick_submit_without_inspection_date_asks_for_it_instead_of_assum
         after = await s.get(Case, case.id)
         assert (after.state, after.inspected_on) == ("assigned", None)
         assert await s.scalar(select(func.count()).select_from(CaseResult)) == 0
+
+
+async def test_progress_shows_an_outside_department_only_the_public_side(
+        sessionmaker, clock, drawn) -> None:
+    """Issue 11 defect 7 (002 二(六): results are public by publication, not before): an
+    officer of a department outside the task sees no invitations, cases or results."""
+    w, code = drawn
+    d = make_dispatcher(sessionmaker, clock)
+    async with sessionmaker() as s:
+        outsider = (await f.dept(s, inspectors=1)).inspectors[0]
+        await s.commit()
+    inside = bodies(await send(sessionmaker, d, text_event(w.partners[0].inspectors[0].code,
+                                                             f"进度 {code}")))
+    outside = bodies(await send(sessionmaker, d, text_event(outsider.code, f"进度 {code}")))
+    assert "已接受" in inside
+    assert f"进度：{code}" in outside and "本部门未参加该任务" in outside
+    assert "已接受" not in outside and " 户" not in outside
