@@ -66,7 +66,7 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
         return {"code": task.code, "title": task.title, "state": task.state,
                 "state_label": TASK_STATE_LABELS[task.state], "outside": True,
                 "invitations": [], "invitation_counts": {}, "cases": {}, "case_total": 0,
-                "overdue": 0}
+                "overdue": 0, "departments": []}
     invitations = await task_invitations(ctx, task)
     cases = Counter((await ctx.session.execute(select(Case.state).where(Case.task_id == task.id))).scalars())
     overdue = await ctx.session.scalar(select(func.count()).select_from(Case).where(
