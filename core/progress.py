@@ -64,7 +64,7 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
     task = await get_task(ctx, code)
     if not await sees_inside(ctx, task):
         return {"code": task.code, "title": task.title, "state": task.state,
-                "state_label": TASK_STATE_LABELS[task.state], "outside": True,
+                "state_label": TASK.label(task.state), "outside": True,
                 "invitations": [], "invitation_counts": {}, "cases": {}, "case_total": 0,
                 "overdue": 0, "departments": []}
     invitations = await task_invitations(ctx, task)
