@@ -51,8 +51,8 @@ CATEGORY_WORDS = {"重点": "key", "重点检查事项": "key", "重点事项": 
                   "一般": "general", "一般检查事项": "general", "一般事项": "general",
                   "general": "general"}
 CATEGORY_LABELS = {"key": "重点", "general": "一般"}
-# tasks that no longer use their items; none yet: archiving (a `closed` task) is to come
-FINISHED_TASK_STATES: tuple[TaskState, ...] = ()
+# tasks that no longer use their items: filed (立卷归档)
+FINISHED_TASK_STATES = (TaskState.CLOSED,)
 
 DEPARTMENT_COLUMNS = (
     Column("code", ("部门编码", "部门编号", "编码", "code"), required=True),

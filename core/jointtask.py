@@ -17,7 +17,8 @@ from core.states import InvitationState, TaskState
 
 LISTED_CASES = 20  # cases listed in one chat message; the rest are one command away
 # the target draw is locked: no new freeze, no new matching
-DONE_STATES = (TaskState.LOCKED, TaskState.INSPECTING, TaskState.REVIEWING, TaskState.PUBLISHED)
+DONE_STATES = (TaskState.LOCKED, TaskState.INSPECTING, TaskState.REVIEWING, TaskState.PUBLISHED,
+               TaskState.CLOSED)
 CHUNK = 2000  # ids per IN (…) query: far below SQLite's and asyncpg's parameter limits
 
 
