@@ -299,10 +299,13 @@ async def cmd_export_results(args: argparse.Namespace) -> int:
 
 
 async def cmd_export_archive(args: argparse.Namespace) -> int:
+    from bot.config import attachments_dir, load_settings
     from core.archive import archive_task
+    from core.attachments import FileStore
 
+    store = FileStore(attachments_dir(load_settings(args.config)))
     async with _ctx(args) as ctx:
-        data, task = await archive_task(ctx, args.task)
+        data, task = await archive_task(ctx, args.task, store)
         # written before the commit: a task is closed only once its archive exists
         await asyncio.to_thread(Path(args.output).write_bytes, data)
         code = task.code

@@ -23,12 +23,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
+from core.attachments import FileStore
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
 from core.documents import DOC_KINDS, document_context, document_file
 from core.draws.verify import draw_public_json, pool_csv_text
 from core.errors import InvalidTransition, NotFound, PermissionDenied
 from core.models import (
+    Attachment,
     AuditEvent,
     Case,
     CaseResult,
@@ -164,6 +166,28 @@ async def _results(session: AsyncSession, cases: Sequence[Case], files: _Files) 
          for r in reviews]))
 
 
+async def _attachments(session: AsyncSession, cases: Sequence[Case], store: FileStore | None,
+                       files: _Files) -> None:
+    """Every result version's photos and PDFs, by case and version; a file the store no
+    longer holds is listed as missing rather than silently left out."""
+    code = {c.id: c.code for c in cases}
+    rows = (await session.execute(select(Attachment, CaseResult.case_id, CaseResult.version)
+                                  .join(CaseResult, CaseResult.id == Attachment.result_id)
+                                  .where(CaseResult.case_id.in_(code))
+                                  .order_by(CaseResult.case_id, CaseResult.version,
+                                            Attachment.id))).all()
+    listed = []
+    for a, case_id, version in rows:
+        name = f"05-检查结果/附件/{code[case_id]}/第{version}版-{a.id}-{a.name}"
+        present = store is not None and store.has(a.sha256)
+        if store is not None and present:
+            files.add(name, store.read(a.sha256))
+        listed.append((code[case_id], version, a.name, a.mime, a.size, a.sha256,
+                       name if present else "缺失"))
+    files.add("05-检查结果/附件清单.csv", _csv(
+        ("案件号", "版本", "文件名", "类型", "字节", "SHA-256", "归档位置"), listed))
+
+
 async def _objections(session: AsyncSession, cases: Sequence[Case], files: _Files) -> list[int]:
     code = {c.id: c.code for c in cases}
     objections = list(await session.scalars(select(Objection).where(
@@ -233,8 +257,10 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
     return task
 
 
-async def archive_task(ctx: Ctx, task_code: str) -> tuple[bytes, JointTask]:
-    """The archive (ZIP bytes); the task is `closed` once the caller commits."""
+async def archive_task(ctx: Ctx, task_code: str,
+                       store: FileStore | None = None) -> tuple[bytes, JointTask]:
+    """The archive (ZIP bytes) with the attachments held by `store`; the task is `closed` once
+    the caller commits."""
     task = await _archivable(ctx, task_code)
     files = _Files()
     cases = list(await ctx.session.scalars(
@@ -244,6 +270,7 @@ async def archive_task(ctx: Ctx, task_code: str) -> tuple[bytes, JointTask]:
     await _draws(ctx, task, files)
     await _documents(ctx, cases, files)
     await _results(ctx.session, cases, files)
+    await _attachments(ctx.session, cases, store, files)
     objection_ids = await _objections(ctx.session, cases, files)
     await _audit(ctx.session, task, invitation_ids, objection_ids, files)
     manifest = files.manifest(task, ctx.clock.now())

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import main as cli_main
 from core import archive, objections
+from core.attachments import FileStore
 from core.changes import Ctx
 from core.errors import InvalidTransition, PermissionDenied
 from core.exports import RESULT_COLUMNS
-from core.models import AuditEvent, JointTask
+from core.models import Attachment, AuditEvent, CaseResult, JointTask
 from core.states import TaskState
 from tests.case_factories import World, acting, at_day, build_world
 from tests.test_public import publish_and_correct
@@ -125,3 +126,25 @@ async def test_a_task_before_publication_is_not_archived(ctx: Ctx, session: Asyn
     w = await build_world(session)
     with pytest.raises(InvalidTransition, match="尚未全部公示"):
         await archive.archive_task(acting(ctx, w.lead_liaison), w.task.code)
+
+
+async def test_archive_files_the_results_attachments(ctx: Ctx, session: AsyncSession,
+                                                    published: World, tmp_path: Path) -> None:
+    """Results are filed with their attachments (photos, PDFs); a lost file is named missing."""
+    store = FileStore(tmp_path / "files")
+    photo = b"\xff\xd8\xff\xe0 not really a jpeg, bytes are bytes"
+    first = await session.scalar(select(CaseResult).where(CaseResult.version == 1))
+    assert first is not None
+    for name, sha in (("现场照片.jpg", store.put(photo)), ("丢失.pdf", "0" * 64)):
+        session.add(Attachment(result_id=first.id, sha256=sha, name=name, mime="image/jpeg",
+                               size=len(photo), uploaded_by_id=published.a1.id,
+                               uploaded_at=ctx.clock.now()))
+    await session.commit()
+    at_day(ctx, D(2026, 6, 2))
+    data, _ = await archive.archive_task(acting(ctx, published.lead_liaison),
+                                         published.task.code, store)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        code = published.case.code
+        assert zf.read(f"05-检查结果/附件/{code}/第1版-1-现场照片.jpg") == photo
+        listing = zf.read("05-检查结果/附件清单.csv").decode("utf-8-sig")
+    assert "丢失.pdf" in listing and "缺失" in listing
