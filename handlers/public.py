@@ -14,6 +14,7 @@ from core.changes import Ctx
 from core.draws.algorithm import parse_rule
 from core.draws.verify import draw_public_json, pool_csv_text
 from core.models import Draw, JointTask
+from core.plan import plan_entries
 from core.render import render
 from core.states import TASK
 
@@ -53,7 +54,8 @@ async def results_page(ctx: Ctx, raw: RawQuery) -> str:
 async def index_page(ctx: Ctx, raw_year: str) -> str:
     year = int(raw_year) if _YEAR.fullmatch(raw_year.strip()) else ctx.clock.today().year
     index = await public.public_index(ctx, year)
-    return render("web/public_index.html", index=index, states=TASK)
+    return render("web/public_index.html", index=index, states=TASK,
+                  plan=await plan_entries(ctx, year))
 
 
 def _rule_lines(d: Draw) -> list[str]:

@@ -23,6 +23,7 @@ from bot.services import SERVICES, Services
 from core import cases
 from core.changes import Ctx
 from core.draws import targets
+from core.models import PlanEntry
 from core.rules import Rules
 from tests import factories as f
 from tests.case_factories import World, acting, at_day, build_world
@@ -161,3 +162,22 @@ async def test_draw_page_publishes_seed_beacon_pool_and_selection(
                     "/public/draws/LJ-1999-001/pool.csv"):
         resp = await client.get(missing)
         assert resp.status == 404 and "没有公开的抽取记录" in text_of(await resp.text())
+
+
+async def test_index_publishes_the_years_plan(client: TestClient, session: AsyncSession) -> None:
+    """004 第七条: 年度计划…制订并公布 — the plan rows with lead, participants, ratio and month."""
+    lead = await f.department(session, "县市场监督管理局")
+    partner = await f.department(session, "县卫生健康委员会")
+    session.add_all([
+        PlanEntry(year=2026, code="JH-2026-01", title="校园周边食品安全联合抽查",
+                  lead_department_id=lead.id, participant_ids=[partner.id], ratio="0.05",
+                  month=4),
+        PlanEntry(year=2027, code="JH-2027-01", title="明年的计划", lead_department_id=lead.id,
+                  count=30, month=3)])
+    await session.commit()
+    text = text_of(await (await client.get("/public/", params={"year": "2026"})).text())
+    assert "年度抽查计划" in text and "4 月 · 校园周边食品安全联合抽查" in text
+    assert "JH-2026-01" in text and "县卫生健康委员会" in text and "5%" in text
+    assert "明年的计划" not in text
+    empty = text_of(await (await client.get("/public/", params={"year": "2020"})).text())
+    assert "本年度的抽查计划尚未公布" in empty
