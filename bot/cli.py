@@ -156,7 +156,7 @@ TEMPLATE_KINDS = ("departments", "items", "inspectors", "targets", "exclusions",
 def cmd_template(args: argparse.Namespace) -> int:
     from core.sheets import write_template
 
-    path = write_template(args.kind, Path(args.output))
+    path = write_template(args.kind, Path(args.output), year=SystemClock().today().year)
     print(f"已生成导入模板 {path}：“数据”表含表头和示例行，“填写说明”表逐列说明；"
           f"填好后用 lianjian import {args.kind} {path.name} 导入")
     return 0

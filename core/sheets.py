@@ -8,7 +8,6 @@ county office can try the whole path before typing its own data over the example
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,14 +92,14 @@ def _templates(year: int) -> dict[str, Template]:
     }
 
 
-def write_template(kind: str, path: Path, *, year: int | None = None) -> Path:
-    """Write the XLSX template of an importer; `year` fills the example rows (default: this year)."""
+def write_template(kind: str, path: Path, *, year: int) -> Path:
+    """Write the XLSX template of an importer; `year` fills the example rows."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.datavalidation import DataValidation
 
-    template = _templates(year or dt.date.today().year)[kind]
+    template = _templates(year)[kind]
     wb = Workbook()
     data = wb.active
     assert data is not None  # a new workbook has one sheet

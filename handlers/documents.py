@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from core import documents
+from core import documents, jointtask
 from core.changes import Ctx
 from core.errors import NotFound, PermissionDenied
 from core.links import MISMATCH, page_ref
-from core.models import Case, JointTask
+from core.models import Case
 from core.render import render
 from core.states import CASE
 from handlers.base import Args, HandlerCtx, UsageError
@@ -35,9 +33,7 @@ async def _cases(ctx: Ctx, obj: str) -> list[Case]:
         return [await documents.readable_case(ctx, code)]
     if kind != "task":
         raise PermissionDenied(MISMATCH)
-    task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
-    if task is None:
-        raise NotFound(f"找不到任务 {code}")
+    task = await jointtask.get_task(ctx, code)
     return await documents.task_cases_for(ctx, task, ctx.actor)
 
 
