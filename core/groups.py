@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import cases
 from core.access import lead_only, may_act_for, require
 from core.changes import Ctx, Notice, record
 from core.draws import algorithm
@@ -246,13 +247,6 @@ def _assignment(ctx: Ctx, task: JointTask, entries: list[dict[str, str]], items:
 
 # ---------------------------------------------------------------- recusal and replacement
 
-async def _case(ctx: Ctx, code: str) -> Case:
-    case = await ctx.session.scalar(select(Case).where(Case.code == code.strip().upper()))
-    if case is None:
-        raise NotFound(f"未找到案件 {code}")
-    return case
-
-
 async def _members(session: AsyncSession, case: Case) -> list[GroupMember]:
     return list(await session.scalars(select(GroupMember).where(GroupMember.case_id == case.id)
                                       .order_by(GroupMember.id)))
@@ -281,7 +275,7 @@ async def _is_conflicted(session: AsyncSession, officer_id: int, target_id: int)
 
 async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> GroupMember:
     """回避: the next eligible inspector of the same department in the inspector draw's key order."""
-    case = await _case(ctx, case_code)
+    case = await cases.get_case(ctx, case_code)
     members = await _members(ctx.session, case)
     old = _active_member(members, case, officer_id)
     task = await task_by_id(ctx, case.task_id)
@@ -316,7 +310,7 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
 async def replace_inspector(ctx: Ctx, case_code: str, officer_id: int, new_officer_id: int,
                             reason: str) -> GroupMember:
     """更换: chosen without lottery by the department leader (001 第十四条, 004 第十三条)."""
-    case = await _case(ctx, case_code)
+    case = await cases.get_case(ctx, case_code)
     members = await _members(ctx.session, case)
     old = _active_member(members, case, officer_id)
     require(may_act_for(ctx, old.department_id, roles=("leader",)), "case.replace",
