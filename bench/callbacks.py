@@ -50,8 +50,9 @@ def serve_platform_api(port: int) -> None:
     full server's replies cost what a reachable platform costs (not retries to a closed port)."""
 
     async def gettoken(request: web.Request) -> web.Response:
-        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": "t" * 64,
-                                  "expires_in": 7200})
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "access_token": "t" * 64, "expires_in": 7200}
+        )
 
     async def send(request: web.Request) -> web.Response:
         await request.read()
@@ -69,9 +70,20 @@ def serve_full(port: int, aes: str, db: str, api_port: str) -> None:
 
     api = f"http://127.0.0.1:{api_port}"
     settings = load_settings(
-        database_url=db, host="127.0.0.1", port=port, link_secret="b" * 40,
-        wecom={"corp_id": CORP, "agent_id": AGENT, "secret": "s", "token": TOKEN,
-               "encoding_aes_key": aes, "api_base": api, "webhook_base": api})
+        database_url=db,
+        host="127.0.0.1",
+        port=port,
+        link_secret="b" * 40,
+        wecom={
+            "corp_id": CORP,
+            "agent_id": AGENT,
+            "secret": "s",
+            "token": TOKEN,
+            "encoding_aes_key": aes,
+            "api_base": api,
+            "webhook_base": api,
+        },
+    )
     web.run_app(make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
 
 
@@ -102,8 +114,10 @@ def payloads(aes: str, n: int, prefix: str) -> list[tuple[dict[str, str], bytes]
         encrypted = maker.encrypt(xml)
         ts, nonce = str(now), str(100000 + i)
         query = {"msg_signature": maker.sign(ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
-        body = (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]>"
-                f"</Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>").encode()
+        body = (
+            f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]>"
+            f"</Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>"
+        ).encode()
         out.append((query, body))
     return out
 
@@ -128,8 +142,9 @@ async def wait_ready(url: str) -> None:
     raise RuntimeError(f"server at {url} did not start")
 
 
-async def saturate(url: str, items: list[tuple[dict[str, str], bytes]], concurrency: int,
-                   pooled: list[float]) -> dict[str, float]:
+async def saturate(
+    url: str, items: list[tuple[dict[str, str], bytes]], concurrency: int, pooled: list[float]
+) -> dict[str, float]:
     """Requests/s of one burst; its latencies are appended to `pooled` too."""
     queue = iter(items)
     latencies: list[float] = []
@@ -172,8 +187,9 @@ class Server:
     def __init__(self, name: str, target: Any, *args: str) -> None:
         self.name, self.port = name, free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = mp.get_context("spawn").Process(target=target, args=(self.port, *args),
-                                                    daemon=True)
+        self.proc = mp.get_context("spawn").Process(
+            target=target, args=(self.port, *args), daemon=True
+        )
         self.proc.start()
 
     def pause(self) -> None:
@@ -193,8 +209,9 @@ class Server:
         self.proc.join(10)
 
 
-async def measure(servers: dict[str, Server], aes: str,
-                  args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+async def measure(
+    servers: dict[str, Server], aes: str, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
     """Alternate floor and full bursts round by round (the machine's load drifts: adjacent
     bursts see the same weather), then one paced run each. The ratio is the median of the
     per-round ratios."""
@@ -206,8 +223,9 @@ async def measure(servers: dict[str, Server], aes: str,
     async def burst(name: str, items: list[tuple[dict[str, str], bytes]]) -> dict[str, float]:
         for other, server in servers.items():
             (server.resume if other == name else server.pause)()
-        return await saturate(servers[name].base + "/wecom/callback", items,
-                              args.concurrency, latencies[name])
+        return await saturate(
+            servers[name].base + "/wecom/callback", items, args.concurrency, latencies[name]
+        )
 
     for name in servers:
         await burst(name, payloads(aes, 200, f"{name}w"))
@@ -221,18 +239,27 @@ async def measure(servers: dict[str, Server], aes: str,
         for other in servers.values():
             (other.resume if other is server else other.pause)()
         await asyncio.sleep(1.0)  # let the full server's worker settle before the paced run
-        paced_result = await paced(server.base + "/wecom/callback",
-                                   payloads(aes, int(args.paced_seconds * PACED_RPS), f"{name}p"))
-        result: dict[str, Any] = {"rps": statistics.median(x["rps"] for x in rounds[name]),
-                                  **percentiles(latencies[name]),
-                                  "paced_p50_ms": paced_result["p50_ms"],
-                                  "paced_p99_ms": paced_result["p99_ms"]}
-        print(f"{name:>5}: {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
-              f"p99 {result['p99_ms']:6.2f} ms  | at {PACED_RPS} req/s: p50 "
-              f"{result['paced_p50_ms']:6.2f} ms  p99 {result['paced_p99_ms']:6.2f} ms", flush=True)
+        paced_result = await paced(
+            server.base + "/wecom/callback",
+            payloads(aes, int(args.paced_seconds * PACED_RPS), f"{name}p"),
+        )
+        result: dict[str, Any] = {
+            "rps": statistics.median(x["rps"] for x in rounds[name]),
+            **percentiles(latencies[name]),
+            "paced_p50_ms": paced_result["p50_ms"],
+            "paced_p99_ms": paced_result["p99_ms"],
+        }
+        print(
+            f"{name:>5}: {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
+            f"p99 {result['p99_ms']:6.2f} ms  | at {PACED_RPS} req/s: p50 "
+            f"{result['paced_p50_ms']:6.2f} ms  p99 {result['paced_p99_ms']:6.2f} ms",
+            flush=True,
+        )
         results[name] = result
     results["full"]["ratio"] = statistics.median(
-        full["rps"] / floor["rps"] for floor, full in zip(rounds["floor"], rounds["full"], strict=True))
+        full["rps"] / floor["rps"]
+        for floor, full in zip(rounds["floor"], rounds["full"], strict=True)
+    )
     return results
 
 
@@ -248,9 +275,12 @@ def main() -> None:
     api = mp.get_context("spawn").Process(target=serve_platform_api, args=(api_port,), daemon=True)
     api.start()
     with tempfile.TemporaryDirectory() as tmp:
-        servers = {"floor": Server("floor", serve_floor, aes),
-                   "full": Server("full", serve_full, aes, str(Path(tmp) / "bench.sqlite3"),
-                                  str(api_port))}
+        servers = {
+            "floor": Server("floor", serve_floor, aes),
+            "full": Server(
+                "full", serve_full, aes, str(Path(tmp) / "bench.sqlite3"), str(api_port)
+            ),
+        }
         try:
             results = asyncio.run(measure(servers, aes, args))
         finally:
@@ -258,14 +288,22 @@ def main() -> None:
                 server.stop()
             api.terminate()
             api.join(5)
-    print(json.dumps({
-        "floor_rps": round(results["floor"]["rps"]), "full_rps": round(results["full"]["rps"]),
-        "throughput_ratio": round(results["full"]["ratio"], 3),
-        "full_p50_ms": round(results["full"]["p50_ms"], 2),
-        "full_p99_ms": round(results["full"]["p99_ms"], 2),
-        "floor_p99_ms": round(results["floor"]["p99_ms"], 2),
-        "p99_ms_at_200rps": round(results["full"]["paced_p99_ms"], 2),
-        "requests": args.requests, "rounds": args.rounds, "concurrency": args.concurrency}))
+    print(
+        json.dumps(
+            {
+                "floor_rps": round(results["floor"]["rps"]),
+                "full_rps": round(results["full"]["rps"]),
+                "throughput_ratio": round(results["full"]["ratio"], 3),
+                "full_p50_ms": round(results["full"]["p50_ms"], 2),
+                "full_p99_ms": round(results["full"]["p99_ms"], 2),
+                "floor_p99_ms": round(results["floor"]["p99_ms"], 2),
+                "p99_ms_at_200rps": round(results["full"]["paced_p99_ms"], 2),
+                "requests": args.requests,
+                "rounds": args.rounds,
+                "concurrency": args.concurrency,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,13 @@ from core.schema import upgrade
 from core.uscc import check_char
 
 STRATA = ("D", "C", "B")  # risk classes; everything else (A, unclassified) falls in the third
-RULE = {"strata": [{"name": "高风险", "risk_levels": ["D"], "ratio": "0.05"},
-                   {"name": "较高风险", "risk_levels": ["C"], "ratio": "0.05"},
-                   {"name": "其他", "ratio": "0.05"}]}
+RULE = {
+    "strata": [
+        {"name": "高风险", "risk_levels": ["D"], "ratio": "0.05"},
+        {"name": "较高风险", "risk_levels": ["C"], "ratio": "0.05"},
+        {"name": "其他", "ratio": "0.05"},
+    ]
+}
 BEACON_SOURCE = "2026年3月3日福彩3D开奖号码"
 BEACON_PUBLISHED = dt.datetime(2026, 3, 3, 21, 40, tzinfo=CHINA_TZ)
 
@@ -70,8 +74,11 @@ def pure(n: int, runs: int) -> dict[str, float]:
 
     t_floor = median_time(floor, runs)
     t_select = median_time(lambda: algorithm.select(pool, rule, seed, "LJ-2026-001"), runs)
-    return {"select_s": round(t_select, 3), "floor_s": round(t_floor, 3),
-            "ratio_to_floor": round(t_select / t_floor, 2)}
+    return {
+        "select_s": round(t_select, 3),
+        "floor_s": round(t_floor, 3),
+        "ratio_to_floor": round(t_select / t_floor, 2),
+    }
 
 
 def fill_targets(path: Path, n: int) -> None:
@@ -79,13 +86,30 @@ def fill_targets(path: Path, n: int) -> None:
     con = sqlite3.connect(path)
     risk = ("D", "C", "B", "A", "")
     status = ["存续"] * 97 + ["停业", "注销", "吊销"]
-    rows = ((uscc(i), f"企业{i}", "企业" if i % 10 else "个体工商户", "餐饮", f"镇{i % 20}",
-             f"路{i}号", status[i % 100], risk[i % 5], "投诉举报" if i % 50 == 0 else "")
-            for i in range(n))
-    con.executemany("INSERT INTO target (uscc, is_legacy_id, name, kind, industry, region, address,"
-                    " status, risk_level, flags) VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    con.executemany("INSERT INTO exclusion (year, uscc, department_id, source, reason)"
-                    " VALUES (2026, ?, NULL, '市局', '')", ((uscc(i),) for i in range(0, n, 37)))
+    rows = (
+        (
+            uscc(i),
+            f"企业{i}",
+            "企业" if i % 10 else "个体工商户",
+            "餐饮",
+            f"镇{i % 20}",
+            f"路{i}号",
+            status[i % 100],
+            risk[i % 5],
+            "投诉举报" if i % 50 == 0 else "",
+        )
+        for i in range(n)
+    )
+    con.executemany(
+        "INSERT INTO target (uscc, is_legacy_id, name, kind, industry, region, address,"
+        " status, risk_level, flags) VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    con.executemany(
+        "INSERT INTO exclusion (year, uscc, department_id, source, reason)"
+        " VALUES (2026, ?, NULL, '市局', '')",
+        ((uscc(i),) for i in range(0, n, 37)),
+    )
     con.commit()
     con.close()
 
@@ -99,17 +123,35 @@ async def db_path(path: Path, runs: int) -> dict[str, Any]:
         session.add(lead)
         await session.flush()
         item = Item(department_id=lead.id, code="SX01", name="登记事项检查")
-        session.add_all([item, *(Officer(code=f"P{i:03d}", name=f"人员{i}", department_id=lead.id,
-                                         roles=["inspector"]) for i in range(20))])
+        session.add_all(
+            [
+                item,
+                *(
+                    Officer(
+                        code=f"P{i:03d}",
+                        name=f"人员{i}",
+                        department_id=lead.id,
+                        roles=["inspector"],
+                    )
+                    for i in range(20)
+                ),
+            ]
+        )
         await session.commit()
     times, figures = [], {}
     for run in range(runs):
         async with maker() as session:
             ctx = Ctx(session=session, clock=clock)
             task = await consultation.create_task(
-                ctx, title=f"基准任务{run}", lead_department_id=lead.id,
-                window_start=dt.date(2026, 3, 16), window_end=dt.date(2026, 6, 30),
-                item_ids=[item.id], scope={"kinds": ["企业"]}, rule=RULE)
+                ctx,
+                title=f"基准任务{run}",
+                lead_department_id=lead.id,
+                window_start=dt.date(2026, 3, 16),
+                window_end=dt.date(2026, 6, 30),
+                item_ids=[item.id],
+                scope={"kinds": ["企业"]},
+                rule=RULE,
+            )
             await consultation.open_consultation(ctx, task, [], single_department=True)
             await session.commit()
             clock.set(china_noon(dt.date(2026, 3, 2)))
@@ -121,10 +163,17 @@ async def db_path(path: Path, runs: int) -> dict[str, Any]:
             locked = await targets.confirm_draw(ctx, task.code, "4 1 7")
             await session.commit()
             times.append(t_freeze + time.perf_counter() - start)
-            figures = {"pool_size": frozen.pool_size, "selected": len(locked.selection),
-                       "freeze_s": round(t_freeze, 3), "exclusions": frozen.parameters["exclusions"]}
-            print(f"  run {run + 1}: freeze {t_freeze:.2f} s, freeze+confirm+commit {times[-1]:.2f} s,"
-                  f" pool {frozen.pool_size}, selected {len(locked.selection)}")
+            figures = {
+                "pool_size": frozen.pool_size,
+                "selected": len(locked.selection),
+                "freeze_s": round(t_freeze, 3),
+                "exclusions": frozen.parameters["exclusions"],
+            }
+            print(
+                f"  run {run + 1}: freeze {t_freeze:.2f} s, "
+                f"freeze+confirm+commit {times[-1]:.2f} s,"
+                f" pool {frozen.pool_size}, selected {len(locked.selection)}"
+            )
     await engine.dispose()
     return {"db_path_s": round(statistics.median(times), 3), **figures}
 
@@ -141,14 +190,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     result = pure(args.targets, args.runs)
-    print(f"pure: algorithm.select {result['select_s']} s, floor {result['floor_s']} s,"
-          f" ratio {result['ratio_to_floor']}")
+    print(
+        f"pure: algorithm.select {result['select_s']} s, floor {result['floor_s']} s,"
+        f" ratio {result['ratio_to_floor']}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.sqlite3"
         asyncio.run(migrate(path))
         start = time.perf_counter()
         fill_targets(path, args.targets)
-        print(f"setup: {args.targets} targets inserted in {time.perf_counter() - start:.1f} s (not timed)")
+        print(
+            f"setup: {args.targets} targets inserted in "
+            f"{time.perf_counter() - start:.1f} s (not timed)"
+        )
         result |= asyncio.run(db_path(path, args.runs))
     print(f"db path: freeze_pool + confirm_draw median {result['db_path_s']} s (target ≤ 6 s)")
     print(json.dumps({"targets": args.targets, **result}, ensure_ascii=False))

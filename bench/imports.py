@@ -45,7 +45,16 @@ from core.schema import upgrade
 from core.uscc import ALPHABET, make_uscc
 
 HEADER = ["统一社会信用代码", "名称", "类型", "行业", "区域", "地址", "状态", "风险等级", "标记"]
-INDUSTRIES = ("餐饮服务", "食品销售", "批发零售", "住宿", "建筑施工", "道路运输", "药品零售", "加油站")
+INDUSTRIES = (
+    "餐饮服务",
+    "食品销售",
+    "批发零售",
+    "住宿",
+    "建筑施工",
+    "道路运输",
+    "药品零售",
+    "加油站",
+)
 TOWNS = ("城关镇", "东山镇", "西河乡", "南湖街道", "北岭乡", "新区")
 STATUSES = ("存续",) * 12 + ("在业", "开业", "停业", "注销", "吊销")
 RISKS = ("", "A", "B", "B", "B", "C", "D", "低风险", "一般风险")
@@ -61,10 +70,19 @@ def make_csv(path: Path, rows: int, seed: int = 20260302) -> None:
             org = "".join(rng.choice(ALPHABET) for _ in range(3)) + f"{i:06d}"  # unique per row
             uscc = make_uscc(f"91{rng.choice(('330424', '330402', '330421'))}{org}")
             flags = "、".join(rng.sample(TARGET_FLAGS, k=rng.choice((0, 0, 0, 0, 1, 2))))
-            out.writerow([uscc, f"示例{rng.choice(INDUSTRIES)}有限公司{i}",
-                          rng.choice(TARGET_KINDS[:3]), rng.choice(INDUSTRIES), rng.choice(TOWNS),
-                          f"{rng.choice(TOWNS)}人民路 {rng.randint(1, 999)} 号",
-                          rng.choice(STATUSES), rng.choice(RISKS), flags])
+            out.writerow(
+                [
+                    uscc,
+                    f"示例{rng.choice(INDUSTRIES)}有限公司{i}",
+                    rng.choice(TARGET_KINDS[:3]),
+                    rng.choice(INDUSTRIES),
+                    rng.choice(TOWNS),
+                    f"{rng.choice(TOWNS)}人民路 {rng.randint(1, 999)} 号",
+                    rng.choice(STATUSES),
+                    rng.choice(RISKS),
+                    flags,
+                ]
+            )
 
 
 async def import_once(csv_path: Path, db_path: Path) -> tuple[float, int]:
@@ -125,20 +143,61 @@ def make_library_files(tmp: Path, inspectors: int, plan_rows: int) -> dict[str, 
     rng = random.Random(7)
     codes = [f"D{n:02d}" for n in range(DEPARTMENTS)]
     return {
-        "departments": _write(tmp / "departments.csv", ["部门编码", "部门名称"],
-                              [[c, f"县第{c}局"] for c in codes]),
-        "items": _write(tmp / "items.csv", ["部门", "事项编码", "事项名称", "事项类别", "抽查比例上限"], [
-            [c, f"{c}-{i}", f"{c} 事项 {i}", "重点" if i == 0 else "一般", "" if i == 0 else "10%"]
-            for c in codes for i in range(ITEMS_PER_DEPARTMENT)]),
-        "inspectors": _write(tmp / "inspectors.csv", [c.label for c in INSPECTOR_COLUMNS], [
-            [f"人员{n}", codes[n % DEPARTMENTS], f"ZF{n:07d}", f"P{n:06d}", "食品、特种设备",
-             rng.choice(TOWNS), f"139{n:08d}", "执法检查人员" if n % 10 else "执法检查人员、联络员",
-             f"wx{n}" if n % 3 == 0 else "", "", "在岗"] for n in range(inspectors)]),
-        "plan": _write(tmp / "plan.csv", [c.label for c in plan.PLAN_COLUMNS], [
-            [f"JH-2026-{n:03d}", f"联合抽查 {n}", codes[n % DEPARTMENTS],
-             "、".join(codes[(n + k) % DEPARTMENTS] for k in (1, 2)),
-             f"{codes[n % DEPARTMENTS]}-0、{codes[(n + 1) % DEPARTMENTS]}-1", "餐饮服务、企业",
-             rng.choice(("3%", "5%", "30户")), str(n % 12 + 1)] for n in range(plan_rows)]),
+        "departments": _write(
+            tmp / "departments.csv", ["部门编码", "部门名称"], [[c, f"县第{c}局"] for c in codes]
+        ),
+        "items": _write(
+            tmp / "items.csv",
+            ["部门", "事项编码", "事项名称", "事项类别", "抽查比例上限"],
+            [
+                [
+                    c,
+                    f"{c}-{i}",
+                    f"{c} 事项 {i}",
+                    "重点" if i == 0 else "一般",
+                    "" if i == 0 else "10%",
+                ]
+                for c in codes
+                for i in range(ITEMS_PER_DEPARTMENT)
+            ],
+        ),
+        "inspectors": _write(
+            tmp / "inspectors.csv",
+            [c.label for c in INSPECTOR_COLUMNS],
+            [
+                [
+                    f"人员{n}",
+                    codes[n % DEPARTMENTS],
+                    f"ZF{n:07d}",
+                    f"P{n:06d}",
+                    "食品、特种设备",
+                    rng.choice(TOWNS),
+                    f"139{n:08d}",
+                    "执法检查人员" if n % 10 else "执法检查人员、联络员",
+                    f"wx{n}" if n % 3 == 0 else "",
+                    "",
+                    "在岗",
+                ]
+                for n in range(inspectors)
+            ],
+        ),
+        "plan": _write(
+            tmp / "plan.csv",
+            [c.label for c in plan.PLAN_COLUMNS],
+            [
+                [
+                    f"JH-2026-{n:03d}",
+                    f"联合抽查 {n}",
+                    codes[n % DEPARTMENTS],
+                    "、".join(codes[(n + k) % DEPARTMENTS] for k in (1, 2)),
+                    f"{codes[n % DEPARTMENTS]}-0、{codes[(n + 1) % DEPARTMENTS]}-1",
+                    "餐饮服务、企业",
+                    rng.choice(("3%", "5%", "30户")),
+                    str(n % 12 + 1),
+                ]
+                for n in range(plan_rows)
+            ],
+        ),
     }
 
 
@@ -148,8 +207,11 @@ async def library_once(files: dict[str, Path], db_path: Path) -> dict[str, float
     await upgrade(engine)
     clock = FixedClock(china_noon(dt.date(2026, 3, 2)))
     steps: list[tuple[str, Importer]] = [
-        ("departments", county.import_departments), ("items", county.import_items),
-        ("inspectors", import_inspectors), ("plan", plan.import_plan)]
+        ("departments", county.import_departments),
+        ("items", county.import_items),
+        ("inspectors", import_inspectors),
+        ("plan", plan.import_plan),
+    ]
     seconds: dict[str, float] = {}
     try:
         for kind, importer in steps:
@@ -165,7 +227,9 @@ async def library_once(files: dict[str, Path], db_path: Path) -> dict[str, float
     return seconds
 
 
-def library_figures(files: dict[str, Path], tmp: Path, runs: int, rows: dict[str, int]) -> dict[str, object]:
+def library_figures(
+    files: dict[str, Path], tmp: Path, runs: int, rows: dict[str, int]
+) -> dict[str, object]:
     timings: dict[str, list[float]] = {"inspectors": [], "plan": []}
     reads: dict[str, list[float]] = {"inspectors": [], "plan": []}
     columns = {"inspectors": INSPECTOR_COLUMNS, "plan": plan.PLAN_COLUMNS}
@@ -174,13 +238,19 @@ def library_figures(files: dict[str, Path], tmp: Path, runs: int, rows: dict[str
         for kind in timings:
             timings[kind].append(seconds[kind])
             reads[kind].append(timed(lambda kind=kind: read_sheet(files[kind], columns[kind])))
-        print(f"run {run + 1}: inspectors {seconds['inspectors']:.2f} s, plan {seconds['plan']:.3f} s")
+        print(
+            f"run {run + 1}: inspectors {seconds['inspectors']:.2f} s, plan {seconds['plan']:.3f} s"
+        )
     figures: dict[str, object] = {}
     for kind, values in timings.items():
         median, read = statistics.median(values), statistics.median(reads[kind])
-        figures[kind] = {"rows": rows[kind], "seconds": round(median, 3),
-                         "rows_per_s": round(rows[kind] / median),
-                         "baseline": "read_sheet_only", "ratio_to_baseline": round(read / median, 3)}
+        figures[kind] = {
+            "rows": rows[kind],
+            "seconds": round(median, 3),
+            "rows_per_s": round(rows[kind] / median),
+            "baseline": "read_sheet_only",
+            "ratio_to_baseline": round(read / median, 3),
+        }
     return figures
 
 
@@ -214,29 +284,40 @@ def main() -> None:
             assert inserted == args.rows
             imports.append(elapsed)
             raws.append(raw_executemany(tmp / f"raw{run}.sqlite3", template, records))
-            print(f"run {run + 1}: import {elapsed:.2f} s ({args.rows / elapsed:,.0f} rows/s), "
-                  f"parse + check only {parses[-1]:.2f} s, raw executemany {raws[-1]:.2f} s")
-        library = library_figures(make_library_files(tmp, args.inspectors, args.plan_rows), tmp,
-                                  args.runs, {"inspectors": args.inspectors, "plan": args.plan_rows})
+            print(
+                f"run {run + 1}: import {elapsed:.2f} s ({args.rows / elapsed:,.0f} rows/s), "
+                f"parse + check only {parses[-1]:.2f} s, raw executemany {raws[-1]:.2f} s"
+            )
+        library = library_figures(
+            make_library_files(tmp, args.inspectors, args.plan_rows),
+            tmp,
+            args.runs,
+            {"inspectors": args.inspectors, "plan": args.plan_rows},
+        )
 
     rows_per_s = args.rows / statistics.median(imports)
     parse_rows_per_s = args.rows / statistics.median(parses)
     raw_rows_per_s = args.rows / statistics.median(raws)
-    print(json.dumps({
-        "bench": "imports.targets.sqlite",
-        "rows": args.rows,
-        "runs": args.runs,
-        "rows_per_s": round(rows_per_s),
-        "import_seconds": [round(x, 3) for x in imports],
-        "baseline": "parse_and_check_without_db",
-        "baseline_rows_per_s": round(parse_rows_per_s),
-        "ratio_to_baseline": round(rows_per_s / parse_rows_per_s, 3),
-        "raw_executemany_rows_per_s": round(raw_rows_per_s),
-        "ratio_to_raw_executemany": round(rows_per_s / raw_rows_per_s, 3),
-        "target_rows_per_s": 20_000,
-        "meets_target": rows_per_s >= 20_000,
-        **library,
-    }, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "bench": "imports.targets.sqlite",
+                "rows": args.rows,
+                "runs": args.runs,
+                "rows_per_s": round(rows_per_s),
+                "import_seconds": [round(x, 3) for x in imports],
+                "baseline": "parse_and_check_without_db",
+                "baseline_rows_per_s": round(parse_rows_per_s),
+                "ratio_to_baseline": round(rows_per_s / parse_rows_per_s, 3),
+                "raw_executemany_rows_per_s": round(raw_rows_per_s),
+                "ratio_to_raw_executemany": round(rows_per_s / raw_rows_per_s, 3),
+                "target_rows_per_s": 20_000,
+                "meets_target": rows_per_s >= 20_000,
+                **library,
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 async def _migrated(path: Path) -> None:

@@ -6,7 +6,8 @@ Full: the app the server runs (bot.app.create_app over bot.server.build_services
 no background workers) on an SQLite file prepared here, in a child process. Floor: a bare
 aiohttp handler in another child process doing the least a signed form page must: read the
 request, verify the link's HMAC and expiry, for a POST check the CSRF token and store the
-posted form as one committed row on the same SQLite file, answer a small page. The client runs in this process with every request (signed links, bodies) built before
+posted form as one committed row on the same SQLite file, answer a small page. The client runs
+in this process with every request (signed links, bodies) built before
 the clock starts. Rounds alternate floor and full bursts (only the server under test runs; the
 other is paused); per scenario: requests/s, p50/p99 latency, and the median of the per-round
 full/floor ratios.
@@ -63,7 +64,7 @@ class World:
     def take(self, n: int) -> list[int]:
         if self.used + n > len(self.case_ids):
             raise SystemExit("not enough prepared cases: raise --requests × --rounds budget")
-        ids = self.case_ids[self.used:self.used + n]
+        ids = self.case_ids[self.used : self.used + n]
         self.used += n
         return ids
 
@@ -84,8 +85,10 @@ def _token(world: World, case_id: int) -> str:
 
 def form_get(world: World, n: int) -> list[Request]:
     ids = world.case_ids
-    return [Request("GET", "/h5/result?" + urlencode({"t": _token(world, ids[i % len(ids)])}))
-            for i in range(n)]
+    return [
+        Request("GET", "/h5/result?" + urlencode({"t": _token(world, ids[i % len(ids)])}))
+        for i in range(n)
+    ]
 
 
 def form_post(world: World, n: int) -> list[Request]:
@@ -94,24 +97,38 @@ def form_post(world: World, n: int) -> list[Request]:
     found = []
     for case_id in world.take(n):
         token = _token(world, case_id)
-        body = urlencode([
-            ("t", token), ("csrf", csrf_token(SECRET.encode(), token)),
-            ("inspected_on", world.today.isoformat()), ("methods", "实地检查"),
-            ("followups", "无需后续处置"), (f"item.{world.item_id}.codes", "1"),
-            (f"item.{world.item_id}.problems", ""), (f"item.{world.item_id}.handling", ""),
-            ("remarks", "现场检查未发现问题，经营者配合检查。")]).encode()
-        found.append(Request("POST", "/h5/result", body,
-                             {"Content-Type": "application/x-www-form-urlencoded"}))
+        body = urlencode(
+            [
+                ("t", token),
+                ("csrf", csrf_token(SECRET.encode(), token)),
+                ("inspected_on", world.today.isoformat()),
+                ("methods", "实地检查"),
+                ("followups", "无需后续处置"),
+                (f"item.{world.item_id}.codes", "1"),
+                (f"item.{world.item_id}.problems", ""),
+                (f"item.{world.item_id}.handling", ""),
+                ("remarks", "现场检查未发现问题，经营者配合检查。"),
+            ]
+        ).encode()
+        found.append(
+            Request(
+                "POST", "/h5/result", body, {"Content-Type": "application/x-www-form-urlencoded"}
+            )
+        )
     return found
 
 
-SCENARIOS = {s.name: s for s in (
-    Scenario("result_form_get", form_get),
-    Scenario("result_form_post", form_post, cases_per_request=1),
-)}
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("result_form_get", form_get),
+        Scenario("result_form_post", form_post, cases_per_request=1),
+    )
+}
 
 
 # ---------------------------------------------------------------- the database
+
 
 async def prepare(db: str, n_cases: int) -> World:
     from core.clock import china_noon
@@ -143,25 +160,43 @@ async def prepare(db: str, n_cases: int) -> World:
         item = Item(department_id=lead.id, code="SJ-01", name="企业公示信息检查", category="key")
         s.add_all([a1, a2, item])
         await s.flush()
-        task = JointTask(code="LJ-BENCH-001", year=today.year, title="基准测试联合抽查",
-                         lead_department_id=lead.id, window_start=today - dt.timedelta(days=30),
-                         window_end=today + dt.timedelta(days=30), state="inspecting",
-                         created_at=china_noon(today - dt.timedelta(days=40)))
+        task = JointTask(
+            code="LJ-BENCH-001",
+            year=today.year,
+            title="基准测试联合抽查",
+            lead_department_id=lead.id,
+            window_start=today - dt.timedelta(days=30),
+            window_end=today + dt.timedelta(days=30),
+            state="inspecting",
+            created_at=china_noon(today - dt.timedelta(days=40)),
+        )
         s.add(task)
         await s.flush()
-        s.add_all([TaskItem(task_id=task.id, item_id=item.id, department_id=lead.id),
-                   Invitation(task_id=task.id, department_id=other.id, state="declined",
-                              reason="基准测试")])
-        targets = [Target(uscc=valid_uscc(i), name=f"基准测试企业{i:05d}", address="某某路")
-                   for i in range(n_cases)]
+        s.add_all(
+            [
+                TaskItem(task_id=task.id, item_id=item.id, department_id=lead.id),
+                Invitation(
+                    task_id=task.id, department_id=other.id, state="declined", reason="基准测试"
+                ),
+            ]
+        )
+        targets = [
+            Target(uscc=valid_uscc(i), name=f"基准测试企业{i:05d}", address="某某路")
+            for i in range(n_cases)
+        ]
         s.add_all(targets)
         await s.flush()
-        cases = [Case(code=f"LJ-BENCH-001-{i:05d}", task_id=task.id, target_id=t.id)
-                 for i, t in enumerate(targets)]
+        cases = [
+            Case(code=f"LJ-BENCH-001-{i:05d}", task_id=task.id, target_id=t.id)
+            for i, t in enumerate(targets)
+        ]
         s.add_all(cases)
         await s.flush()
-        s.add_all(GroupMember(case_id=c.id, officer_id=o.id, department_id=lead.id,
-                              is_leader=o is a1) for c in cases for o in (a1, a2))
+        s.add_all(
+            GroupMember(case_id=c.id, officer_id=o.id, department_id=lead.id, is_leader=o is a1)
+            for c in cases
+            for o in (a1, a2)
+        )
         await s.commit()
         world = World(a1.id, [c.id for c in cases], item.id, today)
     await engine.dispose()
@@ -170,14 +205,20 @@ async def prepare(db: str, n_cases: int) -> World:
 
 # ---------------------------------------------------------------- the two servers
 
+
 def serve_full(port: int, db: str, files: str) -> None:
     from bot.app import create_app
     from bot.config import load_settings
     from bot.server import build_services
 
-    settings = load_settings(database_url=db, host="127.0.0.1", port=port, link_secret=SECRET,
-                             public_base_url=f"http://127.0.0.1:{port}",
-                             attachments={"dir": files})
+    settings = load_settings(
+        database_url=db,
+        host="127.0.0.1",
+        port=port,
+        link_secret=SECRET,
+        public_base_url=f"http://127.0.0.1:{port}",
+        attachments={"dir": files},
+    )
 
     async def app() -> web.Application:
         return create_app(await build_services(settings), workers=())
@@ -205,8 +246,10 @@ def serve_floor(port: int, db: str, files: str) -> None:
         if request.method == "POST":
             if not csrf_ok(SECRET.encode(), token, str(form.get("csrf", ""))):
                 raise web.HTTPForbidden()
-            conn.execute("INSERT INTO bench_floor (body) VALUES (?)",
-                         (json.dumps(dict(form), ensure_ascii=False),))
+            conn.execute(
+                "INSERT INTO bench_floor (body) VALUES (?)",
+                (json.dumps(dict(form), ensure_ascii=False),),
+            )
         return web.Response(text=page, content_type="text/html")
 
     app = web.Application()
@@ -225,8 +268,9 @@ class Server:
     def __init__(self, target: Any, *args: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = mp.get_context("spawn").Process(target=target, args=(self.port, *args),
-                                                    daemon=True)
+        self.proc = mp.get_context("spawn").Process(
+            target=target, args=(self.port, *args), daemon=True
+        )
         self.proc.start()
 
     def signal(self, sig: signal.Signals) -> None:
@@ -253,6 +297,7 @@ async def wait_ready(base: str) -> None:
 
 # ---------------------------------------------------------------- measuring
 
+
 async def burst(base: str, requests: list[Request], concurrency: int) -> tuple[float, list[float]]:
     """Requests/s at fixed concurrency and every latency; any non-2xx answer is an error."""
     queue = iter(requests)
@@ -261,8 +306,9 @@ async def burst(base: str, requests: list[Request], concurrency: int) -> tuple[f
     async def worker(http: aiohttp.ClientSession) -> None:
         for r in queue:
             start = time.perf_counter()
-            async with http.request(r.method, base + r.path, data=r.body or None,
-                                    headers=r.headers) as resp:
+            async with http.request(
+                r.method, base + r.path, data=r.body or None, headers=r.headers
+            ) as resp:
                 await resp.read()
                 if resp.status >= 300:
                     raise SystemExit(f"{r.method} {r.path[:40]} answered {resp.status}")
@@ -278,8 +324,9 @@ def p(latencies: list[float], q: int) -> float:
     return statistics.quantiles(latencies, n=100, method="inclusive")[q - 1] * 1000
 
 
-async def run_scenario(s: Scenario, world: World, full: Server, floor: Server,
-                       args: argparse.Namespace) -> dict[str, Any]:
+async def run_scenario(
+    s: Scenario, world: World, full: Server, floor: Server, args: argparse.Namespace
+) -> dict[str, Any]:
     rps: dict[str, list[float]] = {"full": [], "floor": []}
     lat: dict[str, list[float]] = {"full": [], "floor": []}
     ratios = []
@@ -294,13 +341,21 @@ async def run_scenario(s: Scenario, world: World, full: Server, floor: Server,
             rps[name].append(r)
             lat[name] += latencies
         ratios.append(rps["full"][-1] / rps["floor"][-1])
-    figures = {name: {"rps": statistics.median(rps[name]), "p50_ms": p(lat[name], 50),
-                      "p99_ms": p(lat[name], 99)} for name in rps}
+    figures = {
+        name: {
+            "rps": statistics.median(rps[name]),
+            "p50_ms": p(lat[name], 50),
+            "p99_ms": p(lat[name], 99),
+        }
+        for name in rps
+    }
     ratio = statistics.median(ratios)
-    print(f"{s.name}: full {figures['full']['rps']:.0f} req/s (p50 {figures['full']['p50_ms']:.1f}"
-          f" ms, p99 {figures['full']['p99_ms']:.1f} ms); bare {figures['floor']['rps']:.0f}"
-          f" req/s (p99 {figures['floor']['p99_ms']:.1f} ms); ratio {ratio:.2f}"
-          f" (rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
+    print(
+        f"{s.name}: full {figures['full']['rps']:.0f} req/s (p50 {figures['full']['p50_ms']:.1f}"
+        f" ms, p99 {figures['full']['p99_ms']:.1f} ms); bare {figures['floor']['rps']:.0f}"
+        f" req/s (p99 {figures['floor']['p99_ms']:.1f} ms); ratio {ratio:.2f}"
+        f" (rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
+    )
     return {**figures, "ratio": ratio, "target_ratio": TARGETS.get(s.name)}
 
 
@@ -328,12 +383,27 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS))
     results = asyncio.run(main_async(parser.parse_args()))
-    print(json.dumps({"bench": "pages", **{k: {m: round(v, 3) if isinstance(v, float) else v
-                                               for m, v in r.items() if m != "full"
-                                               and m != "floor"} | {
-        "full_rps": round(r["full"]["rps"], 1), "full_p99_ms": round(r["full"]["p99_ms"], 1),
-        "floor_rps": round(r["floor"]["rps"], 1)} for k, r in results.items()}},
-        ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "bench": "pages",
+                **{
+                    k: {
+                        m: round(v, 3) if isinstance(v, float) else v
+                        for m, v in r.items()
+                        if m != "full" and m != "floor"
+                    }
+                    | {
+                        "full_rps": round(r["full"]["rps"], 1),
+                        "full_p99_ms": round(r["full"]["p99_ms"], 1),
+                        "floor_rps": round(r["floor"]["rps"], 1),
+                    }
+                    for k, r in results.items()
+                },
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 if __name__ == "__main__":

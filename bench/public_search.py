@@ -8,7 +8,8 @@ floor: a bare aiohttp handler answering a small fixed HTML page in another child
 client (this process) sends a mix of searches — name fragments, 统一社会信用代码, year filters,
 later pages — at fixed concurrency, one server at a time, in alternating rounds (throughput,
 and latency with a queue of `concurrency` requests); then at a paced 20 searches/s (p99 without
-self-made queueing: what a visitor waits on a busy day). Target: search p99 < 200 ms on SQLite. The ratio is full/floor requests per second (median of
+self-made queueing: what a visitor waits on a busy day). Target: search p99 < 200 ms on SQLite.
+The ratio is full/floor requests per second (median of
 the per-round ratios). The last line printed is one JSON object.
 """
 
@@ -60,33 +61,84 @@ async def build_database(url: str, n: int = RESULTS) -> None:
     await upgrade(engine)
     now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     async with engine.begin() as conn:
-        await conn.execute(insert(Department), [{"id": 1, "code": "SJ", "name": "县市场监督管理局",
-                                                 "short_name": "市场监管", "is_market_regulator": True}])
-        await conn.execute(insert(Officer), [{"id": 1, "code": "A1", "name": "张检查",
-                                              "department_id": 1, "roles": ["inspector"]}])
-        tasks = [{"id": i + 1, "code": f"LJ-{y}-{t + 1:03d}", "year": y,
-                  "title": f"{y}年第{t + 1}批联合抽查", "lead_department_id": 1,
-                  "window_start": dt.date(y, 3, 1), "window_end": dt.date(y, 6, 30),
-                  "state": "published", "created_at": now}
-                 for i, (y, t) in enumerate((y, t) for y in YEARS for t in range(TASKS_PER_YEAR))]
+        await conn.execute(
+            insert(Department),
+            [
+                {
+                    "id": 1,
+                    "code": "SJ",
+                    "name": "县市场监督管理局",
+                    "short_name": "市场监管",
+                    "is_market_regulator": True,
+                }
+            ],
+        )
+        await conn.execute(
+            insert(Officer),
+            [{"id": 1, "code": "A1", "name": "张检查", "department_id": 1, "roles": ["inspector"]}],
+        )
+        tasks = [
+            {
+                "id": i + 1,
+                "code": f"LJ-{y}-{t + 1:03d}",
+                "year": y,
+                "title": f"{y}年第{t + 1}批联合抽查",
+                "lead_department_id": 1,
+                "window_start": dt.date(y, 3, 1),
+                "window_end": dt.date(y, 6, 30),
+                "state": "published",
+                "created_at": now,
+            }
+            for i, (y, t) in enumerate((y, t) for y in YEARS for t in range(TASKS_PER_YEAR))
+        ]
         await conn.execute(insert(JointTask), tasks)
-        await conn.execute(insert(Target), [{"id": i + 1, "uscc": _uscc(i), "name": _name(i)}
-                                            for i in range(n)])
-        await conn.execute(insert(Case), [
-            {"id": i + 1, "code": f"{tasks[i % len(tasks)]['code']}-{i:06d}",
-             "task_id": tasks[i % len(tasks)]["id"], "target_id": i + 1, "state": "published",
-             "inspected_on": dt.date(2026, 4, 1)} for i in range(n)])
+        await conn.execute(
+            insert(Target), [{"id": i + 1, "uscc": _uscc(i), "name": _name(i)} for i in range(n)]
+        )
+        await conn.execute(
+            insert(Case),
+            [
+                {
+                    "id": i + 1,
+                    "code": f"{tasks[i % len(tasks)]['code']}-{i:06d}",
+                    "task_id": tasks[i % len(tasks)]["id"],
+                    "target_id": i + 1,
+                    "state": "published",
+                    "inspected_on": dt.date(2026, 4, 1),
+                }
+                for i in range(n)
+            ],
+        )
         rows: list[dict[str, Any]] = []
         for i in range(n):
             at = now - dt.timedelta(minutes=i)
             corrected = i % int(1 / CORRECTED) == 0
-            base = {"case_id": i + 1, "codes": ["1"], "methods": ["实地检查"],
-                    "followups": ["无需后续处置"], "entered_by_id": 1, "entered_at": at}
-            rows.append({**base, "version": 1, "published_at": at,
-                         "state": "superseded" if corrected else "published"})
+            base = {
+                "case_id": i + 1,
+                "codes": ["1"],
+                "methods": ["实地检查"],
+                "followups": ["无需后续处置"],
+                "entered_by_id": 1,
+                "entered_at": at,
+            }
+            rows.append(
+                {
+                    **base,
+                    "version": 1,
+                    "published_at": at,
+                    "state": "superseded" if corrected else "published",
+                }
+            )
             if corrected:
-                rows.append({**base, "version": 2, "published_at": at + dt.timedelta(days=1),
-                             "state": "published", "is_correction": True})
+                rows.append(
+                    {
+                        **base,
+                        "version": 2,
+                        "published_at": at + dt.timedelta(days=1),
+                        "state": "published",
+                        "is_correction": True,
+                    }
+                )
         await conn.execute(insert(CaseResult), rows)
     await engine.dispose()
 
@@ -99,9 +151,14 @@ def serve_full(port: int, url: str) -> None:
     from core.db import make_engine, make_sessionmaker
 
     settings = load_settings(database_url=url, link_secret="b" * 40)
-    services = Services(settings=settings, sessionmaker=make_sessionmaker(make_engine(url)),
-                        clock=SystemClock(), rules=settings.rules, link_secret=b"b" * 40,
-                        public_base_url=f"http://127.0.0.1:{port}")
+    services = Services(
+        settings=settings,
+        sessionmaker=make_sessionmaker(make_engine(url)),
+        clock=SystemClock(),
+        rules=settings.rules,
+        link_secret=b"b" * 40,
+        public_base_url=f"http://127.0.0.1:{port}",
+    )
     app = web.Application()
     app[SERVICES] = services
     app.add_routes(routes(services))
@@ -125,15 +182,21 @@ def queries(n: int, total: int, rng: random.Random) -> list[dict[str, str]]:
     for _ in range(n):
         i = rng.randrange(total)
         kind = rng.randrange(5)
-        out.append([{"q": f"{WORDS[i % len(WORDS)]}{i}号"}, {"q": _uscc(i)},
-                    {"year": str(rng.choice(YEARS))},
-                    {"year": str(rng.choice(YEARS)), "page": str(rng.randrange(1, 50))},
-                    {"q": rng.choice(WORDS)}][kind])
+        out.append(
+            [
+                {"q": f"{WORDS[i % len(WORDS)]}{i}号"},
+                {"q": _uscc(i)},
+                {"year": str(rng.choice(YEARS))},
+                {"year": str(rng.choice(YEARS)), "page": str(rng.randrange(1, 50))},
+                {"q": rng.choice(WORDS)},
+            ][kind]
+        )
     return out
 
 
-async def burst(url: str, items: list[dict[str, str]], concurrency: int,
-                check: bool) -> tuple[float, list[float]]:
+async def burst(
+    url: str, items: list[dict[str, str]], concurrency: int, check: bool
+) -> tuple[float, list[float]]:
     todo = iter(items)
     latencies: list[float] = []
 
@@ -186,8 +249,9 @@ async def measure(servers: dict[str, Server], args: argparse.Namespace) -> dict[
         for name, server in servers.items():
             for other in servers.values():
                 (other.resume if other is server else other.pause)()
-            got, lat = await burst(server.base + "/public/results", items, args.concurrency,
-                                   check=name == "full")
+            got, lat = await burst(
+                server.base + "/public/results", items, args.concurrency, check=name == "full"
+            )
             rps[name].append(got)
             if name == "full":
                 latencies += lat
@@ -195,19 +259,32 @@ async def measure(servers: dict[str, Server], args: argparse.Namespace) -> dict[
     for server in servers.values():
         server.resume()
     servers["floor"].pause()
-    steady = await paced(servers["full"].base + "/public/results",
-                         queries(int(args.paced_seconds * args.rate), args.results, rng), args.rate)
+    steady = await paced(
+        servers["full"].base + "/public/results",
+        queries(int(args.paced_seconds * args.rate), args.results, rng),
+        args.rate,
+    )
     servers["floor"].resume()
-    print(f"paced {args.rate:g} searches/s: p50 {statistics.median(steady) * 1000:.1f} ms, "
-          f"p99 {p99(steady) * 1000:.1f} ms", flush=True)
-    return {"paced_rate": args.rate, "paced_p99_ms": round(p99(steady) * 1000, 2),
-            "paced_p50_ms": round(statistics.median(steady) * 1000, 2),
-            "search_rps": round(statistics.median(rps["full"])),
-            "floor_rps": round(statistics.median(rps["floor"])),
-            "search_ratio": round(statistics.median(
-                full / floor for full, floor in zip(rps["full"], rps["floor"], strict=True)), 3),
-            "search_p50_ms": round(statistics.median(latencies) * 1000, 2),
-            "search_p99_ms": round(p99(latencies) * 1000, 2)}
+    print(
+        f"paced {args.rate:g} searches/s: p50 {statistics.median(steady) * 1000:.1f} ms, "
+        f"p99 {p99(steady) * 1000:.1f} ms",
+        flush=True,
+    )
+    return {
+        "paced_rate": args.rate,
+        "paced_p99_ms": round(p99(steady) * 1000, 2),
+        "paced_p50_ms": round(statistics.median(steady) * 1000, 2),
+        "search_rps": round(statistics.median(rps["full"])),
+        "floor_rps": round(statistics.median(rps["floor"])),
+        "search_ratio": round(
+            statistics.median(
+                full / floor for full, floor in zip(rps["full"], rps["floor"], strict=True)
+            ),
+            3,
+        ),
+        "search_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "search_p99_ms": round(p99(latencies) * 1000, 2),
+    }
 
 
 def main() -> None:
@@ -230,10 +307,21 @@ def main() -> None:
         finally:
             for server in servers.values():
                 server.stop()
-    print(f"search: {results['search_rps']} req/s (floor {results['floor_rps']}), "
-          f"p50 {results['search_p50_ms']} ms, p99 {results['search_p99_ms']} ms")
-    print(json.dumps({**results, "results": args.results, "requests": args.requests,
-                      "rounds": args.rounds, "concurrency": args.concurrency}))
+    print(
+        f"search: {results['search_rps']} req/s (floor {results['floor_rps']}), "
+        f"p50 {results['search_p50_ms']} ms, p99 {results['search_p99_ms']} ms"
+    )
+    print(
+        json.dumps(
+            {
+                **results,
+                "results": args.results,
+                "requests": args.requests,
+                "rounds": args.rounds,
+                "concurrency": args.concurrency,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -57,14 +57,16 @@ def commands(officer: str) -> list[str]:
 
 # ---------------------------------------------------------------- child processes
 
+
 def serve_recording_api(port: int) -> None:
     """WeCom's token and send API on loopback: accepts everything, remembers when each
     reply to which user arrived (GET /records)."""
     records: list[tuple[float, str]] = []
 
     async def gettoken(request: web.Request) -> web.Response:
-        return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": "t" * 64,
-                                  "expires_in": 7200})
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "access_token": "t" * 64, "expires_in": 7200}
+        )
 
     async def send(request: web.Request) -> web.Response:
         body = await request.json()
@@ -87,9 +89,21 @@ def serve(port: int, aes: str, db: str, api_port: int) -> None:
 
     api = f"http://127.0.0.1:{api_port}"
     settings = load_settings(
-        database_url=db, host="127.0.0.1", port=port, link_secret="b" * 40, log_level="warning",
-        wecom={"corp_id": CORP, "agent_id": AGENT, "secret": "s", "token": TOKEN,
-               "encoding_aes_key": aes, "api_base": api, "webhook_base": api})
+        database_url=db,
+        host="127.0.0.1",
+        port=port,
+        link_secret="b" * 40,
+        log_level="warning",
+        wecom={
+            "corp_id": CORP,
+            "agent_id": AGENT,
+            "secret": "s",
+            "token": TOKEN,
+            "encoding_aes_key": aes,
+            "api_base": api,
+            "webhook_base": api,
+        },
+    )
     web.run_app(make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
 
 
@@ -118,6 +132,7 @@ def cpu_s(pid: int | None) -> float:
 
 
 # ---------------------------------------------------------------- the database
+
 
 async def prepare(db: str) -> list[str]:
     """The demo county after one whole task, every officer bound to WeCom as their code in
@@ -153,7 +168,8 @@ async def create_pg_database(url: str) -> str:
     admin = make_engine(url.rsplit("/", 1)[0] + "/postgres")
     async with admin.connect() as conn:
         await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text(f'CREATE DATABASE "{name}"'))
+            text(f'CREATE DATABASE "{name}"')
+        )
     await admin.dispose()
     return url.rsplit("/", 1)[0] + "/" + name
 
@@ -167,11 +183,13 @@ async def drop_pg_database(url: str) -> None:
     admin = make_engine(base + "/postgres")
     async with admin.connect() as conn:
         await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
     await admin.dispose()
 
 
 # ---------------------------------------------------------------- the client
+
 
 class Traffic:
     """Signed callbacks round robin over the officers; remembers when each user sent what."""
@@ -188,13 +206,19 @@ class Traffic:
         mix = commands(user)
         command = mix[(i // len(self.users)) % len(mix)]
         now = int(time.time())
-        encrypted = self.maker.encrypt(text_xml(user, command, f"{self.prefix}{i}",
-                                                corp_id=CORP, created=now))
+        encrypted = self.maker.encrypt(
+            text_xml(user, command, f"{self.prefix}{i}", corp_id=CORP, created=now)
+        )
         ts, nonce = str(now), str(100000 + i)
-        query = {"msg_signature": self.maker.sign(ts, nonce, encrypted), "timestamp": ts,
-                 "nonce": nonce}
-        body = (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA["
-                f"{encrypted}]]></Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>").encode()
+        query = {
+            "msg_signature": self.maker.sign(ts, nonce, encrypted),
+            "timestamp": ts,
+            "nonce": nonce,
+        }
+        body = (
+            f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA["
+            f"{encrypted}]]></Encrypt><AgentID><![CDATA[{AGENT}]]></AgentID></xml>"
+        ).encode()
         return user, query, body
 
     async def post(self, http: aiohttp.ClientSession, url: str) -> None:
@@ -208,8 +232,9 @@ class Traffic:
         self.acks.append(time.time() - started)
 
 
-async def paced(traffic: Traffic, urls: list[str], rate: float, seconds: float,
-                at_warmup: Any) -> None:
+async def paced(
+    traffic: Traffic, urls: list[str], rate: float, seconds: float, at_warmup: Any
+) -> None:
     """Open loop: request i starts at i / rate whatever the earlier ones are doing."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         start, tasks, warm = time.perf_counter(), [], False
@@ -225,6 +250,7 @@ async def paced(traffic: Traffic, urls: list[str], rate: float, seconds: float,
 
 async def flood(traffic: Traffic, urls: list[str], n: int, concurrency: int = 16) -> None:
     async with aiohttp.ClientSession() as http:
+
         async def worker(k: int) -> None:
             while traffic.n < n:
                 await traffic.post(http, urls[k % len(urls)])
@@ -266,8 +292,9 @@ async def replies(api: str) -> dict[str, list[float]]:
     return by_user
 
 
-def reply_latencies(traffic: Traffic,
-                    got: dict[str, list[float]]) -> tuple[list[tuple[float, float]], int]:
+def reply_latencies(
+    traffic: Traffic, got: dict[str, list[float]]
+) -> tuple[list[tuple[float, float]], int]:
     """(sent at, latency) of each command: the k-th reply to a user answers their k-th
     command; also how many commands had none."""
     latencies, missing = [], 0
@@ -283,15 +310,19 @@ def by_window(latencies: list[tuple[float, float]], started: float, width_s: flo
     windows: dict[int, list[float]] = defaultdict(list)
     for at, latency in latencies:
         windows[int((at - started) // width_s)].append(latency)
-    return "  ".join(f"{k * width_s:g}s:{pct(v, 99):.2f}" for k, v in sorted(windows.items())
-                     if len(v) > 1)
+    return "  ".join(
+        f"{k * width_s:g}s:{pct(v, 99):.2f}" for k, v in sorted(windows.items()) if len(v) > 1
+    )
 
 
 def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if values else float("nan")
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1] if values else float("nan")
+    )
 
 
 # ---------------------------------------------------------------- phases
+
 
 async def sqlite_phase(args: argparse.Namespace, aes: str, tmp: str) -> dict[str, Any]:
     db = str(Path(tmp) / "soak.sqlite3")
@@ -306,8 +337,13 @@ async def sqlite_phase(args: argparse.Namespace, aes: str, tmp: str) -> dict[str
         await wait_ready(f"http://127.0.0.1:{api_port}/records")
         traffic = Traffic(aes, users, "s")
         started, cpu_start = time.time(), cpu_s(server.pid)
-        await paced(traffic, [base + "/wecom/callback"], args.rate, args.seconds,
-                    lambda: rss.setdefault("start", rss_kb(server.pid)))
+        await paced(
+            traffic,
+            [base + "/wecom/callback"],
+            args.rate,
+            args.seconds,
+            lambda: rss.setdefault("start", rss_kb(server.pid)),
+        )
         ended = time.time()
         backlog_at_end = await backlog(base)
         await asyncio.sleep(max(0.0, ended + SETTLE_S - time.time()))
@@ -324,30 +360,40 @@ async def sqlite_phase(args: argparse.Namespace, aes: str, tmp: str) -> dict[str
     handled_until = (drained or time.time()) - started
     latencies = [latency for _, latency in timed]
     result = {
-        "requests": traffic.n, "ack_p50_ms": pct(traffic.acks, 50) * 1000,
+        "requests": traffic.n,
+        "ack_p50_ms": pct(traffic.acks, 50) * 1000,
         "ack_p99_ms": pct(traffic.acks, 99) * 1000,
-        "reply_p50_s": pct(latencies, 50), "reply_p99_s": pct(latencies, 99),
+        "reply_p50_s": pct(latencies, 50),
+        "reply_p99_s": pct(latencies, 99),
         "replies_missing": missing,
         "handled_per_s": traffic.n / handled_until,
-        "cpu_ms_per_callback": cpu / traffic.n * 1000, "server_cpu_share": busy,
-        "backlog_at_stop": backlog_at_end, "backlog_end": backlog_end,
+        "cpu_ms_per_callback": cpu / traffic.n * 1000,
+        "server_cpu_share": busy,
+        "backlog_at_stop": backlog_at_end,
+        "backlog_end": backlog_end,
         "drain_s": None if drained is None else drained - ended,
-        "rss_start_mb": rss.get("start", 0) / 1024, "rss_end_mb": rss["end"] / 1024,
-        "rss_growth": rss["end"] / rss["start"] - 1 if rss.get("start") else float("nan")}
-    print(f"SQLite, one serve, {args.rate:g} req/s for {args.seconds:g} s ({traffic.n} "
-          f"callbacks): ack p50 {result['ack_p50_ms']:.1f} ms p99 {result['ack_p99_ms']:.1f} ms"
-          f" | callback→reply p50 {result['reply_p50_s']:.2f} s p99 {result['reply_p99_s']:.2f}"
-          f" s ({missing} without reply) | handled {result['handled_per_s']:.1f}/s | backlog "
-          f"{backlog_at_end} at the stop, {backlog_end} {SETTLE_S:g} s later | RSS "
-          f"{result['rss_start_mb']:.1f} → {result['rss_end_mb']:.1f} MB "
-          f"({result['rss_growth']:+.1%}) | server CPU {result['cpu_ms_per_callback']:.1f} ms "
-          f"per callback, busy {busy:.0%} of one core\nreply p99 per {args.window:g} s window: {by_window(timed, started, args.window)}",
-          flush=True)
+        "rss_start_mb": rss.get("start", 0) / 1024,
+        "rss_end_mb": rss["end"] / 1024,
+        "rss_growth": rss["end"] / rss["start"] - 1 if rss.get("start") else float("nan"),
+    }
+    print(
+        f"SQLite, one serve, {args.rate:g} req/s for {args.seconds:g} s ({traffic.n} "
+        f"callbacks): ack p50 {result['ack_p50_ms']:.1f} ms p99 {result['ack_p99_ms']:.1f} ms"
+        f" | callback→reply p50 {result['reply_p50_s']:.2f} s p99 {result['reply_p99_s']:.2f}"
+        f" s ({missing} without reply) | handled {result['handled_per_s']:.1f}/s | backlog "
+        f"{backlog_at_end} at the stop, {backlog_end} {SETTLE_S:g} s later | RSS "
+        f"{result['rss_start_mb']:.1f} → {result['rss_end_mb']:.1f} MB "
+        f"({result['rss_growth']:+.1%}) | server CPU {result['cpu_ms_per_callback']:.1f} ms "
+        f"per callback, busy {busy:.0%} of one core\nreply p99 per "
+        f"{args.window:g} s window: {by_window(timed, started, args.window)}",
+        flush=True,
+    )
     return result
 
 
-async def pg_capacity(db: str, aes: str, users: list[str], procs: int, n: int,
-                      prefix: str) -> float:
+async def pg_capacity(
+    db: str, aes: str, users: list[str], procs: int, n: int, prefix: str
+) -> float:
     api_port = free_port()
     api = spawn(serve_recording_api, api_port)
     ports = [free_port() for _ in range(procs)]
@@ -371,9 +417,12 @@ async def pg_capacity(db: str, aes: str, users: list[str], procs: int, n: int,
     if drained is None:
         raise RuntimeError("the PostgreSQL inbox did not drain within 10 minutes")
     rate = n / (drained - started)
-    print(f"PostgreSQL, {procs} serve process(es): {n} callbacks acked in {acked - started:.1f}"
-          f" s, handled in {drained - started:.1f} s = {rate:.1f}/s; server CPU "
-          f"{cpu / n * 1000:.1f} ms per callback; machine load average {idle:.1f}", flush=True)
+    print(
+        f"PostgreSQL, {procs} serve process(es): {n} callbacks acked in {acked - started:.1f}"
+        f" s, handled in {drained - started:.1f} s = {rate:.1f}/s; server CPU "
+        f"{cpu / n * 1000:.1f} ms per callback; machine load average {idle:.1f}",
+        flush=True,
+    )
     return rate
 
 
@@ -406,16 +455,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=50.0, help="callbacks per second")
     parser.add_argument("--seconds", type=float, default=180.0, help="SQLite load; 0 skips it")
-    parser.add_argument("--pg", default="", help="PostgreSQL server URL (default: "
-                        "LIANJIAN_TEST_DATABASE_URL); a fresh database is created and dropped")
+    parser.add_argument(
+        "--pg",
+        default="",
+        help="PostgreSQL server URL (default: "
+        "LIANJIAN_TEST_DATABASE_URL); a fresh database is created and dropped",
+    )
     parser.add_argument("--pg-events", type=int, default=1500, help="0 skips PostgreSQL")
     parser.add_argument("--window", type=float, default=30.0, help="reply p99 per window")
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
-    keys = ("reply_p99_s", "handled_per_s", "backlog_end", "rss_growth", "pg_scale_2proc",
-            "reply_p50_s", "ack_p50_ms", "cpu_ms_per_callback", "ack_p99_ms", "replies_missing", "drain_s", "requests")
-    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                      for k in keys if (v := result.get(k)) is not None or k == "pg_scale_2proc"}))
+    keys = (
+        "reply_p99_s",
+        "handled_per_s",
+        "backlog_end",
+        "rss_growth",
+        "pg_scale_2proc",
+        "reply_p50_s",
+        "ack_p50_ms",
+        "cpu_ms_per_callback",
+        "ack_p99_ms",
+        "replies_missing",
+        "drain_s",
+        "requests",
+    )
+    print(
+        json.dumps(
+            {
+                k: round(v, 3) if isinstance(v, float) else v
+                for k in keys
+                if (v := result.get(k)) is not None or k == "pg_scale_2proc"
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -77,8 +77,12 @@ class Gateway:
     async def open(self, request: web.Request) -> web.Response:
         body = await request.json()
         who = "bare" if body.get("ua") == "bare" else "full"
-        return web.json_response({"endpoint": f"ws://127.0.0.1:{self.port}/ding?who={who}",
-                                  "ticket": secrets.token_hex(8)})
+        return web.json_response(
+            {
+                "endpoint": f"ws://127.0.0.1:{self.port}/ding?who={who}",
+                "ticket": secrets.token_hex(8),
+            }
+        )
 
     async def token(self, request: web.Request) -> web.Response:
         return web.json_response({"accessToken": "t" * 32, "expireIn": 7200})
@@ -143,25 +147,54 @@ class Gateway:
 
 
 def ding_frame(key: str, i: int, now_ms: int, base: str) -> str:
-    data = {"conversationId": "cidbench", "conversationType": "1", "msgId": key,
-            "msgtype": "text", "text": {"content": f"帮助 {i}"}, "senderStaffId": f"bench{i}",
-            "senderNick": "压测", "robotCode": APP_KEY, "createAt": now_ms,
-            "sessionWebhook": f"{base}/robot/sendBySession?session=s{i}",
-            "sessionWebhookExpiredTime": now_ms + 5_400_000}
-    return json.dumps({"specVersion": "1.0", "type": "CALLBACK",
-                       "headers": {"messageId": key, "topic": TOPIC, "time": str(now_ms),
-                                   "contentType": "application/json"},
-                       "data": json.dumps(data, ensure_ascii=False)})
+    data = {
+        "conversationId": "cidbench",
+        "conversationType": "1",
+        "msgId": key,
+        "msgtype": "text",
+        "text": {"content": f"帮助 {i}"},
+        "senderStaffId": f"bench{i}",
+        "senderNick": "压测",
+        "robotCode": APP_KEY,
+        "createAt": now_ms,
+        "sessionWebhook": f"{base}/robot/sendBySession?session=s{i}",
+        "sessionWebhookExpiredTime": now_ms + 5_400_000,
+    }
+    return json.dumps(
+        {
+            "specVersion": "1.0",
+            "type": "CALLBACK",
+            "headers": {
+                "messageId": key,
+                "topic": TOPIC,
+                "time": str(now_ms),
+                "contentType": "application/json",
+            },
+            "data": json.dumps(data, ensure_ascii=False),
+        }
+    )
 
 
 def wecom_frame(key: str, i: int) -> str:
-    return json.dumps({"cmd": "aibot_msg_callback", "headers": {"req_id": f"srv-{key}"},
-                       "body": {"msgid": key, "aibotid": BOT_ID, "chattype": "single",
-                                "from": {"userid": f"bench{i}"}, "msgtype": "text",
-                                "text": {"content": f"帮助 {i}"}}}, ensure_ascii=False)
+    return json.dumps(
+        {
+            "cmd": "aibot_msg_callback",
+            "headers": {"req_id": f"srv-{key}"},
+            "body": {
+                "msgid": key,
+                "aibotid": BOT_ID,
+                "chattype": "single",
+                "from": {"userid": f"bench{i}"},
+                "msgtype": "text",
+                "text": {"content": f"帮助 {i}"},
+            },
+        },
+        ensure_ascii=False,
+    )
 
 
 # ---------------------------------------------------------------- child processes
+
 
 def run_full(platform: str, gateway_base: str, db: str) -> None:
     from bot.config import load_settings
@@ -169,16 +202,35 @@ def run_full(platform: str, gateway_base: str, db: str) -> None:
 
     section: dict[str, Any]
     if platform == "ding":
-        section = {"dingtalk": {"app_key": APP_KEY, "app_secret": APP_SECRET,
-                                "robot_code": APP_KEY, "api_base": gateway_base,
-                                "oapi_base": gateway_base, "mode": "stream"}}
+        section = {
+            "dingtalk": {
+                "app_key": APP_KEY,
+                "app_secret": APP_SECRET,
+                "robot_code": APP_KEY,
+                "api_base": gateway_base,
+                "oapi_base": gateway_base,
+                "mode": "stream",
+            }
+        }
     else:
-        section = {"wecom_aibot": {"mode": "websocket", "bot_id": BOT_ID, "secret": BOT_SECRET,
-                                   "ws_url": gateway_base.replace("http", "ws") + "/wecom"}}
+        section = {
+            "wecom_aibot": {
+                "mode": "websocket",
+                "bot_id": BOT_ID,
+                "secret": BOT_SECRET,
+                "ws_url": gateway_base.replace("http", "ws") + "/wecom",
+            }
+        }
     port = free_port()
-    settings = load_settings(database_url=db, host="127.0.0.1", port=port,
-                             link_secret="b" * 40, scheduler={"enabled": False},
-                             log_level="WARNING", **section)
+    settings = load_settings(
+        database_url=db,
+        host="127.0.0.1",
+        port=port,
+        link_secret="b" * 40,
+        scheduler={"enabled": False},
+        log_level="WARNING",
+        **section,
+    )
     web.run_app(make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
 
 
@@ -190,25 +242,39 @@ async def bare_loop(platform: str, gateway_base: str) -> None:
     """The floor: parse each frame and answer it at once; nothing stored."""
     async with aiohttp.ClientSession() as http:
         if platform == "ding":
-            async with http.post(gateway_base + "/v1.0/gateway/connections/open",
-                                 json={"ua": "bare"}) as resp:
+            async with http.post(
+                gateway_base + "/v1.0/gateway/connections/open", json={"ua": "bare"}
+            ) as resp:
                 url = (await resp.json())["endpoint"]
         else:
             url = gateway_base.replace("http", "ws") + "/wecom"
         async with http.ws_connect(url) as ws:
             if platform != "ding":
-                await ws.send_json({"cmd": "aibot_subscribe", "headers": {"req_id": "s"},
-                                    "body": {"bot_id": BOT_ID, "secret": BOT_SECRET,
-                                             "scene_name": "bare"}})
+                await ws.send_json(
+                    {
+                        "cmd": "aibot_subscribe",
+                        "headers": {"req_id": "s"},
+                        "body": {"bot_id": BOT_ID, "secret": BOT_SECRET, "scene_name": "bare"},
+                    }
+                )
             async for msg in ws:
                 frame = json.loads(msg.data)
                 if platform == "ding":
-                    answer = {"code": 200, "headers": {"contentType": "application/json",
-                                                       "messageId": frame["headers"]["messageId"]},
-                              "message": "OK", "data": json.dumps({"response": None})}
+                    answer = {
+                        "code": 200,
+                        "headers": {
+                            "contentType": "application/json",
+                            "messageId": frame["headers"]["messageId"],
+                        },
+                        "message": "OK",
+                        "data": json.dumps({"response": None}),
+                    }
                 elif frame.get("cmd") == "aibot_msg_callback":
-                    answer = {"cmd": "echo", "headers": {"req_id": frame["headers"]["req_id"]},
-                              "body": {"msgid": frame["body"]["msgid"]}}
+                    answer = {
+                        "cmd": "echo",
+                        "headers": {"req_id": frame["headers"]["req_id"]},
+                        "body": {"msgid": frame["body"]["msgid"]},
+                    }
                 else:
                     continue
                 await ws.send_str(json.dumps(answer))
@@ -216,13 +282,17 @@ async def bare_loop(platform: str, gateway_base: str) -> None:
 
 # ---------------------------------------------------------------- measuring
 
+
 def inbox_times(db: str, keys: list[str]) -> dict[str, float]:
     """event_id -> received_at (epoch seconds) of the rows stored so far."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT event_id, received_at FROM inbox").fetchall()
     wanted = set(keys)
-    return {k: dt.datetime.fromisoformat(str(v)).replace(tzinfo=dt.UTC).timestamp()
-            for k, v in rows if k in wanted}
+    return {
+        k: dt.datetime.fromisoformat(str(v)).replace(tzinfo=dt.UTC).timestamp()
+        for k, v in rows
+        if k in wanted
+    }
 
 
 async def drained(db: str) -> None:
@@ -231,15 +301,17 @@ async def drained(db: str) -> None:
     for _ in range(1200):
         with sqlite3.connect(db) as conn:
             (pending,) = conn.execute(
-                "SELECT count(*) FROM inbox WHERE state NOT IN ('done', 'dead')").fetchone()
+                "SELECT count(*) FROM inbox WHERE state NOT IN ('done', 'dead')"
+            ).fetchone()
         if not pending:
             return
         await asyncio.sleep(0.1)
     raise RuntimeError("the inbox did not drain")
 
 
-async def one_burst(gw: Gateway, client: str, n: int, db: str | None,
-                    rate: float = 0.0) -> dict[str, Any]:
+async def one_burst(
+    gw: Gateway, client: str, n: int, db: str | None, rate: float = 0.0
+) -> dict[str, Any]:
     wall0, perf0 = time.time(), time.perf_counter()
     keys = await gw.burst(client, n, rate)
     if db is None or client.startswith("ding"):
@@ -280,8 +352,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     procs = []
     dbs = {p: str(tmp / f"{p}.sqlite3") for p in ("ding", "wecom")}
     for platform in ("ding", "wecom"):
-        procs.append(ctx.Process(target=run_full, args=(platform, gw.base, dbs[platform]),
-                                 daemon=True))
+        procs.append(
+            ctx.Process(target=run_full, args=(platform, gw.base, dbs[platform]), daemon=True)
+        )
         procs.append(ctx.Process(target=run_bare, args=(platform, gw.base), daemon=True))
     for proc in procs:
         proc.start()
@@ -298,23 +371,37 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 full = await one_burst(gw, f"{platform}-full", args.messages, dbs[platform])
                 bare_runs.append(bare)
                 full_runs.append(full)
-                print(f"round {r + 1} {platform:>5}: full {full['rate']:7.0f} msg/s "
-                      f"(p99 {full['p99_ms']:6.1f} ms)  bare {bare['rate']:7.0f} msg/s "
-                      f"(p99 {bare['p99_ms']:6.1f} ms)", flush=True)
+                print(
+                    f"round {r + 1} {platform:>5}: full {full['rate']:7.0f} msg/s "
+                    f"(p99 {full['p99_ms']:6.1f} ms)  bare {bare['rate']:7.0f} msg/s "
+                    f"(p99 {bare['p99_ms']:6.1f} ms)",
+                    flush=True,
+                )
                 await drained(dbs[platform])
-            paced = await one_burst(gw, f"{platform}-full", int(PACED_RATE * args.paced_seconds),
-                                    dbs[platform], rate=PACED_RATE)
-            print(f"{platform:>5} full at {PACED_RATE:.0f} msg/s: p50 {paced['p50_ms']:.1f} ms, "
-                  f"p99 {paced['p99_ms']:.1f} ms", flush=True)
-            ratio = statistics.median(f["rate"] / b["rate"]
-                                      for f, b in zip(full_runs, bare_runs, strict=True))
+            paced = await one_burst(
+                gw,
+                f"{platform}-full",
+                int(PACED_RATE * args.paced_seconds),
+                dbs[platform],
+                rate=PACED_RATE,
+            )
+            print(
+                f"{platform:>5} full at {PACED_RATE:.0f} msg/s: p50 {paced['p50_ms']:.1f} ms, "
+                f"p99 {paced['p99_ms']:.1f} ms",
+                flush=True,
+            )
+            ratio = statistics.median(
+                f["rate"] / b["rate"] for f, b in zip(full_runs, bare_runs, strict=True)
+            )
             results[platform] = {
                 "full_msgs_per_s": round(statistics.median(f["rate"] for f in full_runs)),
                 "bare_msgs_per_s": round(statistics.median(b["rate"] for b in bare_runs)),
                 "ratio": round(ratio, 3),
                 "full_p50_ms": round(statistics.median(f["p50_ms"] for f in full_runs), 2),
                 "full_p99_ms": round(statistics.median(f["p99_ms"] for f in full_runs), 2),
-                "paced_p50_ms": round(paced["p50_ms"], 2), "paced_p99_ms": round(paced["p99_ms"], 2)}
+                "paced_p50_ms": round(paced["p50_ms"], 2),
+                "paced_p99_ms": round(paced["p99_ms"], 2),
+            }
     finally:
         for proc in procs:
             proc.terminate()
@@ -332,13 +419,22 @@ def main() -> None:
     results = asyncio.run(main_async(args))
     for name, r in results.items():
         label = "DingTalk Stream → ack" if name == "ding" else "WeCom AI bot → inbox"
-        print(f"{label}: full {r['full_msgs_per_s']} msg/s vs bare {r['bare_msgs_per_s']} "
-              f"msg/s, ratio {r['ratio']}; in the burst p50 {r['full_p50_ms']} ms, p99 "
-              f"{r['full_p99_ms']} ms; at {PACED_RATE:.0f} msg/s p50 {r['paced_p50_ms']} ms, "
-              f"p99 {r['paced_p99_ms']} ms")
-    print(json.dumps({"bench": "stream", "dingtalk": results["ding"],
-                      "wecom_aibot": results["wecom"],
-                      "targets": {"ratio": 0.5, "p99_ms": 50}}))
+        print(
+            f"{label}: full {r['full_msgs_per_s']} msg/s vs bare {r['bare_msgs_per_s']} "
+            f"msg/s, ratio {r['ratio']}; in the burst p50 {r['full_p50_ms']} ms, p99 "
+            f"{r['full_p99_ms']} ms; at {PACED_RATE:.0f} msg/s p50 {r['paced_p50_ms']} ms, "
+            f"p99 {r['paced_p99_ms']} ms"
+        )
+    print(
+        json.dumps(
+            {
+                "bench": "stream",
+                "dingtalk": results["ding"],
+                "wecom_aibot": results["wecom"],
+                "targets": {"ratio": 0.5, "p99_ms": 50},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -62,30 +62,80 @@ def fill(path: Path, cases: int, due: int) -> None:
     per_task = cases // DEPARTMENTS
     later = TODAY + dt.timedelta(days=40)
     with engine.begin() as conn:
-        conn.execute(_table(Department).insert(), [
-            {"id": d, "code": f"D{d:02d}", "name": f"县第{d}部门"} for d in range(1, DEPARTMENTS + 1)])
-        conn.execute(_table(Officer).insert(), [
-            {"id": d * 100 + n, "code": f"P{d:02d}{n:02d}", "name": f"人员{d}-{n}",
-             "department_id": d, "roles": ["liaison"] if n == 0 else ["leader"] if n == 1
-             else ["inspector"], "cert_no": f"ZF{d:02d}{n:02d}"}
-            for d in range(1, DEPARTMENTS + 1) for n in range(12)])
-        conn.execute(_table(JointTask).insert(), [
-            {"id": d, "code": f"LJ-2026-{d:03d}", "year": 2026, "title": f"联合抽查{d}",
-             "lead_department_id": d, "window_start": dt.date(2026, 10, 8),
-             "window_end": dt.date(2026, 11, 30), "state": "inspecting",
-             "created_at": china_noon(dt.date(2026, 10, 8))} for d in range(1, DEPARTMENTS + 1)])
-        conn.execute(_table(Target).insert(), [
-            {"id": i, "uscc": f"91330000{i:010d}", "name": f"企业{i}"} for i in range(1, cases + 1)])
-        conn.execute(_table(Case).insert(), [
-            {"id": i, "code": f"LJ-2026-{1 + (i - 1) // per_task:03d}-{i:05d}",
-             "task_id": 1 + (i - 1) // per_task, "target_id": i, "state": "inspected",
-             "inspected_on": dt.date(2026, 11, 9), "result_due_on": TODAY if i <= due else later}
-            for i in range(1, cases + 1)])
-        conn.execute(_table(GroupMember).insert(), [
-            {"case_id": i, "officer_id": dept * 100 + 2 + i % 10, "department_id": dept,
-             "is_leader": lead}
-            for i in range(1, cases + 1)
-            for dept, lead in ((_lead(i, per_task), True), (_partner(i, per_task), False))])
+        conn.execute(
+            _table(Department).insert(),
+            [
+                {"id": d, "code": f"D{d:02d}", "name": f"县第{d}部门"}
+                for d in range(1, DEPARTMENTS + 1)
+            ],
+        )
+        conn.execute(
+            _table(Officer).insert(),
+            [
+                {
+                    "id": d * 100 + n,
+                    "code": f"P{d:02d}{n:02d}",
+                    "name": f"人员{d}-{n}",
+                    "department_id": d,
+                    "roles": ["liaison"] if n == 0 else ["leader"] if n == 1 else ["inspector"],
+                    "cert_no": f"ZF{d:02d}{n:02d}",
+                }
+                for d in range(1, DEPARTMENTS + 1)
+                for n in range(12)
+            ],
+        )
+        conn.execute(
+            _table(JointTask).insert(),
+            [
+                {
+                    "id": d,
+                    "code": f"LJ-2026-{d:03d}",
+                    "year": 2026,
+                    "title": f"联合抽查{d}",
+                    "lead_department_id": d,
+                    "window_start": dt.date(2026, 10, 8),
+                    "window_end": dt.date(2026, 11, 30),
+                    "state": "inspecting",
+                    "created_at": china_noon(dt.date(2026, 10, 8)),
+                }
+                for d in range(1, DEPARTMENTS + 1)
+            ],
+        )
+        conn.execute(
+            _table(Target).insert(),
+            [
+                {"id": i, "uscc": f"91330000{i:010d}", "name": f"企业{i}"}
+                for i in range(1, cases + 1)
+            ],
+        )
+        conn.execute(
+            _table(Case).insert(),
+            [
+                {
+                    "id": i,
+                    "code": f"LJ-2026-{1 + (i - 1) // per_task:03d}-{i:05d}",
+                    "task_id": 1 + (i - 1) // per_task,
+                    "target_id": i,
+                    "state": "inspected",
+                    "inspected_on": dt.date(2026, 11, 9),
+                    "result_due_on": TODAY if i <= due else later,
+                }
+                for i in range(1, cases + 1)
+            ],
+        )
+        conn.execute(
+            _table(GroupMember).insert(),
+            [
+                {
+                    "case_id": i,
+                    "officer_id": dept * 100 + 2 + i % 10,
+                    "department_id": dept,
+                    "is_leader": lead,
+                }
+                for i in range(1, cases + 1)
+                for dept, lead in ((_lead(i, per_task), True), (_partner(i, per_task), False))
+            ],
+        )
     engine.dispose()
 
 
@@ -125,8 +175,12 @@ async def measure(path: Path, runs: int) -> dict[str, float]:
         t_tick = await median_s(tick, runs)
         t_summary = await median_s(summaries, max(1, runs // 2))
     await engine.dispose()
-    return {"floor_s": round(t_floor, 4), "tick_s": round(t_tick, 3),
-            "tick_ratio_to_floor": round(t_tick / t_floor, 1), "summary_s": round(t_summary, 3)}
+    return {
+        "floor_s": round(t_floor, 4),
+        "tick_s": round(t_tick, 3),
+        "tick_ratio_to_floor": round(t_tick / t_floor, 1),
+        "summary_s": round(t_summary, 3),
+    }
 
 
 async def migrate(path: Path) -> None:
@@ -146,14 +200,19 @@ def main() -> None:
         asyncio.run(migrate(path))
         start = time.perf_counter()
         fill(path, args.cases, args.due)
-        print(f"setup: {args.cases} open cases, {args.due} due today, in "
-              f"{time.perf_counter() - start:.1f} s (not timed)")
+        print(
+            f"setup: {args.cases} open cases, {args.due} due today, in "
+            f"{time.perf_counter() - start:.1f} s (not timed)"
+        )
         result = asyncio.run(measure(path, args.runs))
     print(f"floor (indexed SELECT of today's due cases): {result['floor_s']} s")
-    print(f"nudge tick: {result['tick_s']} s = {result['tick_ratio_to_floor']}x floor "
-          f"(target <= 1 s and <= 10x)")
-    print(f"summaries with charts, {DEPARTMENTS} departments: {result['summary_s']} s "
-          f"(target <= 2 s)")
+    print(
+        f"nudge tick: {result['tick_s']} s = {result['tick_ratio_to_floor']}x floor "
+        f"(target <= 1 s and <= 10x)"
+    )
+    print(
+        f"summaries with charts, {DEPARTMENTS} departments: {result['summary_s']} s (target <= 2 s)"
+    )
     print(json.dumps({"cases": args.cases, "due": args.due, **result}))
 
 

@@ -37,6 +37,7 @@ REJECTED_TEXT = "回调校验失败 / callback rejected"
 
 # ---------------------------------------------------------------- callbacks
 
+
 def callback_routes(adapter: PlatformAdapter) -> list[web.RouteDef]:
     async def verify(request: web.Request) -> web.StreamResponse:
         try:
@@ -113,13 +114,21 @@ class InboxWriter:
     def _note_idle(self) -> None:
         """Set `_idle` once no callback is being parsed, stored or acknowledged."""
         self._last_active = asyncio.get_running_loop().time()
-        if not (self._in_flight or self._pending
-                or (self._flusher is not None and not self._flusher.done())):
+        if not (
+            self._in_flight
+            or self._pending
+            or (self._flusher is not None and not self._flusher.done())
+        ):
             self._idle.set()
 
-    async def yield_to_callbacks(self, age_s: float, previous_s: float, *,
-                                 max_age_s: float = MAX_EVENT_AGE_S,
-                                 cap_s: float = SHARE_WAIT_CAP_S) -> None:
+    async def yield_to_callbacks(
+        self,
+        age_s: float,
+        previous_s: float,
+        *,
+        max_age_s: float = MAX_EVENT_AGE_S,
+        cap_s: float = SHARE_WAIT_CAP_S,
+    ) -> None:
         """The inbox worker waits here before each event (stored `age_s` ago; the previous
         event took `previous_s` to handle) while callbacks are in flight. Acks have a 5 s
         deadline and a fresh event can wait: it gives way until it is `max_age_s` old.
@@ -172,7 +181,7 @@ class InboxWriter:
                     await session.commit()
         results, at = [], 0
         for events, _ in batch:
-            results.append(flat[at:at + len(events)])
+            results.append(flat[at : at + len(events)])
             at += len(events)
         return results
 
@@ -180,14 +189,16 @@ class InboxWriter:
 INBOX_WRITER = web.AppKey("inbox_writer", InboxWriter)
 
 
-def _rejected(adapter: PlatformAdapter, request: web.Request,
-              exc: CallbackRejected) -> web.Response:
+def _rejected(
+    adapter: PlatformAdapter, request: web.Request, exc: CallbackRejected
+) -> web.Response:
     # the reason goes to the log only: a forger learns nothing about which check failed
     log.warning("%s callback rejected from %s: %s", adapter.name, request.remote, exc.reason)
     return web.Response(status=exc.status, text=REJECTED_TEXT)
 
 
 # ---------------------------------------------------------------- health
+
 
 async def healthz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
@@ -199,18 +210,22 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as exc:
         log.exception("health check: database unreachable")
         return web.json_response({"status": "error", "db": type(exc).__name__}, status=503)
-    return web.json_response({
-        "status": "ok", "db": "ok",
-        "pending_inbox": inbox_counts.get(InboxState.PENDING, 0),
-        "dead_inbox": inbox_counts.get(InboxState.DEAD, 0),
-        "pending_outbox": outbox_counts.get(OutboxState.PENDING, 0),
-        "dead_outbox": outbox_counts.get(OutboxState.DEAD, 0),
-        "platforms": sorted(services.adapters),
-        "connections": {c.name: c.health() for c in services.connections},
-    })
+    return web.json_response(
+        {
+            "status": "ok",
+            "db": "ok",
+            "pending_inbox": inbox_counts.get(InboxState.PENDING, 0),
+            "dead_inbox": inbox_counts.get(InboxState.DEAD, 0),
+            "pending_outbox": outbox_counts.get(OutboxState.PENDING, 0),
+            "dead_outbox": outbox_counts.get(OutboxState.DEAD, 0),
+            "platforms": sorted(services.adapters),
+            "connections": {c.name: c.health() for c in services.connections},
+        }
+    )
 
 
 # ---------------------------------------------------------------- workers
+
 
 def _stoppable(name: str, run: Callable[[], Any], stop: Callable[[], None]) -> Any:
     """A cleanup_ctx that runs a worker loop and stops it gracefully on shutdown."""
@@ -231,8 +246,12 @@ def _stoppable(name: str, run: Callable[[], Any], stop: Callable[[], None]) -> A
 
 def _inbox_ctx(app: web.Application) -> Any:
     services, wake_sender = app[SERVICES], app[SENDER_WAKE]
-    worker = InboxWorker(services, app[HANDLER], on_handled=wake_sender.set,
-                         before_event=app[INBOX_WRITER].yield_to_callbacks)
+    worker = InboxWorker(
+        services,
+        app[HANDLER],
+        on_handled=wake_sender.set,
+        before_event=app[INBOX_WRITER].yield_to_callbacks,
+    )
     return _stoppable("inbox", lambda: worker.run(app[INBOX_WAKE]), worker.stop)
 
 
@@ -252,8 +271,9 @@ async def _connections_ctx(app: web.Application) -> AsyncIterator[None]:
             wake.set()
         return stored
 
-    tasks = [asyncio.create_task(c.run(sink), name=f"lianjian-{c.name}")
-             for c in services.connections]
+    tasks = [
+        asyncio.create_task(c.run(sink), name=f"lianjian-{c.name}") for c in services.connections
+    ]
     yield
     for connection in services.connections:
         connection.stop()
@@ -288,14 +308,16 @@ async def _close_clients(app: web.Application) -> AsyncIterator[None]:
 
 # ---------------------------------------------------------------- the app
 
+
 def default_handler(services: Services) -> EventHandler:
     from bot.dispatch import Dispatcher
 
     return Dispatcher(services)
 
 
-def create_app(services: Services, *, handler: EventHandler | None = None,
-               workers: Collection[str] = WORKERS) -> web.Application:
+def create_app(
+    services: Services, *, handler: EventHandler | None = None, workers: Collection[str] = WORKERS
+) -> web.Application:
     """The whole server. Tests pass their own `workers` subset (e.g. none, to drive the
     workers by hand) and may pass a `handler` in place of the dispatcher."""
     unknown = set(workers) - set(WORKERS)

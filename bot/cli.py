@@ -59,8 +59,9 @@ def _existing_database(url: str, *, create: bool) -> str:
 
 
 @asynccontextmanager
-async def _ctx(args: argparse.Namespace, *, migrate: bool = True,
-               create: bool = False) -> AsyncIterator[Ctx]:
+async def _ctx(
+    args: argparse.Namespace, *, migrate: bool = True, create: bool = False
+) -> AsyncIterator[Ctx]:
     """One transaction as the CLI operator ("admin:cli"); committed when the block succeeds."""
     engine = make_engine(_existing_database(_db_url(args), create=create))
     try:
@@ -79,6 +80,7 @@ def _print_json(obj: Any) -> None:
 
 
 # ---------------------------------------------------------------- db, audit, holidays
+
 
 async def cmd_db_upgrade(args: argparse.Namespace) -> int:
     async with _ctx(args, create=True):
@@ -107,12 +109,16 @@ async def cmd_holidays_load(args: argparse.Namespace) -> int:
     hf = parse_holiday_file(Path(args.file))
     async with _ctx(args) as ctx:
         changed = await load_holiday_year(ctx, hf)
-    print(f"已载入 {hf.year} 年节假日安排（放假 {len(hf.holidays)} 天，调休上班 {len(hf.workdays)} 天）；"
-          f"重算暂定期限 {changed} 项")
+    print(
+        f"已载入 {hf.year} 年节假日安排（放假 {len(hf.holidays)} "
+        f"天，调休上班 {len(hf.workdays)} 天）；"
+        f"重算暂定期限 {changed} 项"
+    )
     return 0
 
 
 # ---------------------------------------------------------------- import
+
 
 async def cmd_import(args: argparse.Namespace) -> int:
     from functools import partial
@@ -122,10 +128,14 @@ async def cmd_import(args: argparse.Namespace) -> int:
     from core import county, imports, plan
 
     importers: dict[str, Callable[..., Awaitable[imports.ImportReport]]] = {
-        "departments": county.import_departments, "items": county.import_items,
-        "targets": imports.import_targets, "inspectors": imports.import_inspectors,
-        "exclusions": imports.import_exclusions, "conflicts": county.import_conflicts,
-        "plan": partial(plan.import_plan, year=args.year)}
+        "departments": county.import_departments,
+        "items": county.import_items,
+        "targets": imports.import_targets,
+        "inspectors": imports.import_inspectors,
+        "exclusions": imports.import_exclusions,
+        "conflicts": county.import_conflicts,
+        "plan": partial(plan.import_plan, year=args.year),
+    }
     fn = importers[args.kind]
     rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejects.csv")
     with Progress(transient=True) as bar:
@@ -135,9 +145,13 @@ async def cmd_import(args: argparse.Namespace) -> int:
             bar.update(job, completed=done, total=total)
 
         async with _ctx(args) as ctx:
-            report = await fn(ctx, Path(args.file), skip_invalid=args.skip_invalid,
-                              rejects_path=rejects if args.skip_invalid else None,
-                              progress=progress)
+            report = await fn(
+                ctx,
+                Path(args.file),
+                skip_invalid=args.skip_invalid,
+                rejects_path=rejects if args.skip_invalid else None,
+                progress=progress,
+            )
     print(report.summary_zh())
     if report.ignored_columns:
         print(f"  未识别、已忽略的列：{'、'.join(report.ignored_columns)}")
@@ -157,8 +171,10 @@ def cmd_template(args: argparse.Namespace) -> int:
     from core.sheets import write_template
 
     path = write_template(args.kind, Path(args.output), year=SystemClock().today().year)
-    print(f"已生成导入模板 {path}：“数据”表含表头和示例行，“填写说明”表逐列说明；"
-          f"填好后用 lianjian import {args.kind} {path.name} 导入")
+    print(
+        f"已生成导入模板 {path}：“数据”表含表头和示例行，“填写说明”表逐列说明；"
+        f"填好后用 lianjian import {args.kind} {path.name} 导入"
+    )
     return 0
 
 
@@ -185,15 +201,25 @@ async def cmd_report_year(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- draws
 
+
 async def cmd_draw_list(args: argparse.Namespace) -> int:
     from core.draws.verify import all_draws
 
     async with _ctx(args) as ctx:
         draws = await all_draws(ctx)
         rows: list[dict[str, Any]] = [
-                {"id": d.id, "code": d.code, "kind": d.kind, "task_code": d.task_code,
-                 "state": d.state, "locked": d.state == DrawState.LOCKED, "pool_size": d.pool_size,
-                 "selected": len(d.selection)} for d in draws]
+            {
+                "id": d.id,
+                "code": d.code,
+                "kind": d.kind,
+                "task_code": d.task_code,
+                "state": d.state,
+                "locked": d.state == DrawState.LOCKED,
+                "pool_size": d.pool_size,
+                "selected": len(d.selection),
+            }
+            for d in draws
+        ]
     if args.json:
         _print_json(rows)
         return 0
@@ -203,8 +229,10 @@ async def cmd_draw_list(args: argparse.Namespace) -> int:
     print(f"{'ID':>4}  {'抽取编号':<18} {'类型':<8} {'任务':<14} {'状态':<6} {'池':>8} {'选中':>6}")
     for r in rows:
         state = DRAW.label(r["state"])
-        print(f"{r['id']:>4}  {r['code']:<22} {DRAW_KIND_LABELS.get(r['kind'], r['kind']):<8} "
-              f"{r['task_code'] or '—':<16} {state:<6} {r['pool_size']:>8} {r['selected']:>6}")
+        print(
+            f"{r['id']:>4}  {r['code']:<22} {DRAW_KIND_LABELS.get(r['kind'], r['kind']):<8} "
+            f"{r['task_code'] or '—':<16} {state:<6} {r['pool_size']:>8} {r['selected']:>6}"
+        )
     return 0
 
 
@@ -226,17 +254,23 @@ async def cmd_draw_show(args: argparse.Namespace) -> int:
 def _receipt(d: dict[str, Any]) -> str:
     """`draw show` for people: the published parameters with Chinese labels."""
     locked = d["seed"] is not None
-    lines = [f"抽取编号：{d['code']}（{DRAW_KIND_LABELS.get(d['kind'], d['kind'])}）",
-             f"任务：{d['task_code'] or '—'}    状态：{'已锁定' if locked else '未锁定（尚未揭示种子）'}",
-             f"算法版本：{d['algorithm_version']}    冻结号：{d['freeze_no']}",
-             f"种子承诺值：{d['commitment']}",
-             f"揭示的种子：{d['seed'] or '锁定后公布'}"]
+    lines = [
+        f"抽取编号：{d['code']}（{DRAW_KIND_LABELS.get(d['kind'], d['kind'])}）",
+        f"任务：{d['task_code'] or '—'}    状态："
+        f"{'已锁定' if locked else '未锁定（尚未揭示种子）'}",
+        f"算法版本：{d['algorithm_version']}    冻结号：{d['freeze_no']}",
+        f"种子承诺值：{d['commitment']}",
+        f"揭示的种子：{d['seed'] or '锁定后公布'}",
+    ]
     if d["uses_beacon"]:
         lines.append(f"公开信标：{d['beacon_source']}，取值 {d['beacon'] or '锁定后公布'}")
     lines += [f"抽取池：{d['pool_size']} 户，哈希 {d['pool_hash']}", "抽取规则："]
     for stratum in (d["rule"] or {}).get("strata", []):
-        amount = (f"比例 {stratum['ratio']}" if stratum.get("ratio") is not None
-                  else f"数量 {stratum.get('count')}")
+        amount = (
+            f"比例 {stratum['ratio']}"
+            if stratum.get("ratio") is not None
+            else f"数量 {stratum.get('count')}"
+        )
         levels = "、".join(stratum.get("risk_levels") or []) or "其余"
         lines.append(f"  - {stratum.get('name', '')}（风险等级 {levels}）：{amount}")
     if locked:
@@ -272,6 +306,7 @@ async def cmd_draw_verify(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- documents
 
+
 async def cmd_documents(args: argparse.Namespace) -> int:
     from core.documents import write_documents
 
@@ -287,6 +322,7 @@ async def cmd_documents(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- exports
+
 
 async def cmd_export_results(args: argparse.Namespace) -> int:
     from core.exports import RESULT_LAYOUT, results_workbook
@@ -315,6 +351,7 @@ async def cmd_export_archive(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- tasks
 
+
 async def cmd_task_create(args: argparse.Namespace) -> int:
     from core.taskfile import create_from_file, read_task_file
 
@@ -322,7 +359,10 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
     async with _ctx(args) as ctx:
         task = await create_from_file(ctx, spec)
         code, title, state, commitment = task.code, task.title, task.state, task.commitment
-    print(f"已创建联合抽查任务 {code}：{title}" + (f"（年度抽查计划 {spec.plan}）" if spec.plan else ""))
+    print(
+        f"已创建联合抽查任务 {code}：{title}"
+        + (f"（年度抽查计划 {spec.plan}）" if spec.plan else "")
+    )
     if state == "draft":
         print(f"任务为草稿（{state}），文件中没有邀请参与部门")
     else:
@@ -333,13 +373,18 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- chats
 
+
 async def cmd_chat_bind(args: argparse.Namespace) -> int:
     from core.bindings import bind_chat, masked
 
     async with _ctx(args) as ctx:
-        b = await bind_chat(ctx, department_code=None if args.to == "office" else args.to,
-                            platform=args.platform, webhook_url=args.webhook,
-                            sign_secret=args.secret or "")
+        b = await bind_chat(
+            ctx,
+            department_code=None if args.to == "office" else args.to,
+            platform=args.platform,
+            webhook_url=args.webhook,
+            sign_secret=args.secret or "",
+        )
     print(f"已绑定群机器人 #{b.id}（{args.platform}）→ {args.to}：{masked(args.webhook)}")
     return 0
 
@@ -359,14 +404,17 @@ async def cmd_chat_list(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- outbox, summary
 
+
 async def cmd_outbox_list(args: argparse.Namespace) -> int:
     from core.outbox import list_dead, list_recent
 
     async with _ctx(args) as ctx:
         rows = await (list_dead(ctx.session) if args.dead else list_recent(ctx.session))
     for r in rows:
-        print(f"{r.id:>6}  {r.state:<8} {r.dest_key:<16} 尝试 {r.attempts}  "
-              f"{r.message.get('title') or r.message.get('kind')}  {r.last_error[:60]}")
+        print(
+            f"{r.id:>6}  {r.state:<8} {r.dest_key:<16} 尝试 {r.attempts}  "
+            f"{r.message.get('title') or r.message.get('kind')}  {r.last_error[:60]}"
+        )
     if not rows:
         print("没有死信" if args.dead else "发件箱为空")
     return 0
@@ -391,8 +439,9 @@ async def cmd_summary(args: argparse.Namespace) -> int:
         leaders = await active_leaders(ctx, args.leader) if args.leader or args.out else []
         if args.leader and not leaders:
             raise NotFound(f"没有在岗的领导人员编号 {args.leader}")
-        scopes = [(f"{o.code}-{o.name}", await scope_summary(ctx, day, o.department_id))
-                  for o in leaders]
+        scopes = [
+            (f"{o.code}-{o.name}", await scope_summary(ctx, day, o.department_id)) for o in leaders
+        ]
         if not args.leader:
             scopes.insert(0, ("全部部门", await scope_summary(ctx, day)))
     if args.out:
@@ -400,7 +449,10 @@ async def cmd_summary(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markdown import Markdown
 
-    for _, scoped in scopes:  # chat markdown breaks lines on a single newline; rich needs two spaces
+    for (
+        _,
+        scoped,
+    ) in scopes:  # chat markdown breaks lines on a single newline; rich needs two spaces
         Console().print(Markdown(re.sub(r"(?<!\n)\n(?!\n)", "  \n", scoped.message().body)))
     return 0
 
@@ -421,6 +473,7 @@ def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]
 
 # ---------------------------------------------------------------- serve, demo
 
+
 async def cmd_demo(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
@@ -433,17 +486,20 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         def stage(name: str) -> None:
             bar.update(job, completed=STAGES.index(name), description=f"演示：{name}")
 
-        return await run_demo(db=args.db, seed=args.seed, targets=args.targets, out=print,
-                              stage=stage)
+        return await run_demo(
+            db=args.db, seed=args.seed, targets=args.targets, out=print, stage=stage
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.config import load_settings
     from bot.server import run
 
-    overrides: dict[str, Any] = {k: v for k, v in
-                                 {"host": args.host, "port": args.port, "database_url": args.db}.items()
-                                 if v is not None}
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {"host": args.host, "port": args.port, "database_url": args.db}.items()
+        if v is not None
+    }
     settings = load_settings(args.config, **overrides)
     run(settings, demo=args.demo)
     return 0
@@ -451,30 +507,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 
+
 def _date_arg(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"日期“{value}”格式不对，应为 YYYY-MM-DD，如 2026-12-07") from None
+        raise argparse.ArgumentTypeError(
+            f"日期“{value}”格式不对，应为 YYYY-MM-DD，如 2026-12-07"
+        ) from None
 
 
 class ChineseHelpFormatter(argparse.HelpFormatter):
-    def add_usage(self, usage: str | None, actions: Any, groups: Any,
-                  prefix: str | None = None) -> None:
+    def add_usage(
+        self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None
+    ) -> None:
         # argparse passes prefix="" when it builds a subcommand's prog from its parent
         super().add_usage(usage, actions, groups, prefix="用法：" if prefix is None else prefix)
 
 
 # argparse's own English messages, as operators read them (matched on argparse's wording)
-ARGPARSE_ZH = ((re.compile(r"the following arguments are required: (.*)"), "缺少参数：{0}"),
-               (re.compile(r"argument (\S+): invalid choice: '?([^']*)'? \(choose from (.*)\)"),
-                "参数 {0} 的取值“{1}”无效，可选：{2}"),
-               (re.compile(r"invalid choice: '?([^']*)'? \(choose from (.*)\)"),
-                "没有“{0}”这个命令，可用：{1}"),
-               (re.compile(r"unrecognized arguments: (.*)"), "无法识别的参数：{0}"),
-               (re.compile(r"argument (\S+): expected one argument"), "参数 {0} 后面需要一个值"),
-               (re.compile(r"argument (\S+): invalid (\w+) value: '?([^']*)'?"),
-                "参数 {0} 的值“{2}”格式不对"))
+ARGPARSE_ZH = (
+    (re.compile(r"the following arguments are required: (.*)"), "缺少参数：{0}"),
+    (
+        re.compile(r"argument (\S+): invalid choice: '?([^']*)'? \(choose from (.*)\)"),
+        "参数 {0} 的取值“{1}”无效，可选：{2}",
+    ),
+    (
+        re.compile(r"invalid choice: '?([^']*)'? \(choose from (.*)\)"),
+        "没有“{0}”这个命令，可用：{1}",
+    ),
+    (re.compile(r"unrecognized arguments: (.*)"), "无法识别的参数：{0}"),
+    (re.compile(r"argument (\S+): expected one argument"), "参数 {0} 后面需要一个值"),
+    (re.compile(r"argument (\S+): invalid (\w+) value: '?([^']*)'?"), "参数 {0} 的值“{2}”格式不对"),
+)
 
 
 class ChineseArgumentParser(argparse.ArgumentParser):
@@ -498,12 +563,24 @@ class ChineseArgumentParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = ChineseArgumentParser(prog="lianjian", description="联检：部门联合“双随机、一公开”抽查机器人")
-    sub = p.add_subparsers(dest="command", required=True, title="命令", metavar="命令",
-                           parser_class=ChineseArgumentParser)
+    p = ChineseArgumentParser(
+        prog="lianjian", description="联检：部门联合“双随机、一公开”抽查机器人"
+    )
+    sub = p.add_subparsers(
+        dest="command",
+        required=True,
+        title="命令",
+        metavar="命令",
+        parser_class=ChineseArgumentParser,
+    )
 
-    def add(name: str, fn: Handler | Callable[[argparse.Namespace], int], help_: str,
-            parent: Any = sub, db: bool = True) -> argparse.ArgumentParser:
+    def add(
+        name: str,
+        fn: Handler | Callable[[argparse.Namespace], int],
+        help_: str,
+        parent: Any = sub,
+        db: bool = True,
+    ) -> argparse.ArgumentParser:
         sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
         if db:
             sp.add_argument("--db", help="数据库文件路径或 SQLAlchemy URL")
@@ -521,12 +598,24 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=2026)
     d.add_argument("--targets", type=int, default=20000)
 
-    db = sub.add_parser("db", help="数据库").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
+    db = sub.add_parser("db", help="数据库").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
     add("upgrade", cmd_db_upgrade, "执行数据库迁移", parent=db)
 
     imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
-    imp.add_argument("kind", choices=["departments", "items", "targets", "inspectors",
-                                      "exclusions", "conflicts", "plan"])
+    imp.add_argument(
+        "kind",
+        choices=[
+            "departments",
+            "items",
+            "targets",
+            "inspectors",
+            "exclusions",
+            "conflicts",
+            "plan",
+        ],
+    )
     imp.add_argument("file")
     imp.add_argument("--skip-invalid", action="store_true", help="导入合格行，不合格行写入拒收文件")
     imp.add_argument("--rejects", help="拒收文件路径（默认 原文件名.rejects.csv）")
@@ -545,8 +634,12 @@ def _parser() -> argparse.ArgumentParser:
     ry.add_argument("--year", type=int, help="年度（默认今年）")
     ry.add_argument("-o", "--output", required=True)
 
-    dr = sub.add_parser("draw", help="抽取记录与验证").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
-    add("list", cmd_draw_list, "列出抽取记录", parent=dr).add_argument("--json", action="store_true")
+    dr = sub.add_parser("draw", help="抽取记录与验证").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    add("list", cmd_draw_list, "列出抽取记录", parent=dr).add_argument(
+        "--json", action="store_true"
+    )
     show = add("show", cmd_draw_show, "显示一次抽取的公开参数", parent=dr)
     show.add_argument("draw", help="抽取编号或 ID")
     show.add_argument("--json", action="store_true")
@@ -555,24 +648,43 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", required=True)
     add("verify", cmd_draw_verify, "重算并核对一次抽取", parent=dr).add_argument("draw")
 
-    au = sub.add_parser("audit", help="审计日志").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
+    au = sub.add_parser("audit", help="审计日志").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
     add("verify", cmd_audit_verify, "校验审计日志哈希链", parent=au)
 
-    ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
-    add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho).add_argument("file")
+    ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho).add_argument(
+        "file"
+    )
 
-    tk = sub.add_parser("task", help="联合抽查任务").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
-    add("create", cmd_task_create, "按任务文件（TOML，见 examples/task.example.toml）创建任务并发出邀请",
-        parent=tk).add_argument("file")
+    tk = sub.add_parser("task", help="联合抽查任务").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    add(
+        "create",
+        cmd_task_create,
+        "按任务文件（TOML，见 examples/task.example.toml）创建任务并发出邀请",
+        parent=tk,
+    ).add_argument("file")
 
-    dc = add("documents", cmd_documents, "生成任务或案件的联合抽查通知书和检查记录表（Word 与网页）")
+    dc = add(
+        "documents", cmd_documents, "生成任务或案件的联合抽查通知书和检查记录表（Word 与网页）"
+    )
     dc.add_argument("code", help="任务编号（整套）或案件号")
     dc.add_argument("-o", "--output", required=True, help="输出目录")
 
     xp = sub.add_parser("export", help="导出与归档").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令")
-    er = add("results", cmd_export_results,
-             "导出某年度已公示的检查结果（省级平台结果录入格式 XLSX）", parent=xp)
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    er = add(
+        "results",
+        cmd_export_results,
+        "导出某年度已公示的检查结果（省级平台结果录入格式 XLSX）",
+        parent=xp,
+    )
     er.add_argument("--year", type=int, required=True)
     er.add_argument("--department", help="部门编码或全称：只导出该部门发起或参加的任务")
     er.add_argument("-o", "--output", required=True)
@@ -580,7 +692,9 @@ def _parser() -> argparse.ArgumentParser:
     ea.add_argument("task", help="任务编号")
     ea.add_argument("-o", "--output", required=True)
 
-    ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
+    ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
     cb.add_argument("to", help="部门编号，或 office 表示联席会议办公室群")
     cb.add_argument("--platform", required=True, choices=PLATFORMS)
@@ -588,7 +702,9 @@ def _parser() -> argparse.ArgumentParser:
     cb.add_argument("--secret", help="钉钉机器人加签密钥（SEC 开头）")
     add("list", cmd_chat_list, "列出群机器人绑定", parent=ch)
 
-    ob = sub.add_parser("outbox", help="发件箱").add_subparsers(dest="sub", required=True, title="子命令", metavar="子命令")
+    ob = sub.add_parser("outbox", help="发件箱").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
     add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument("--dead", action="store_true")
     add("retry", cmd_outbox_retry, "重新发送死信", parent=ob).add_argument("id", type=int)
 

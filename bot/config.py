@@ -49,7 +49,9 @@ class SimulatorSettings(BaseModel):
 class SenderSettings(BaseModel):
     poll_interval_s: float = Field(2.0, gt=0)  # also woken at once when replies are queued
     batch_size: int = Field(50, ge=1)
-    lease_s: float = Field(120.0, gt=0)  # > the adapters' HTTP timeout, so a live send keeps its row
+    lease_s: float = Field(
+        120.0, gt=0
+    )  # > the adapters' HTTP timeout, so a live send keeps its row
     max_attempts: int = Field(8, ge=1)
     backoff_base_s: float = Field(10.0, gt=0)
     backoff_cap_s: float = Field(3600.0, gt=0)
@@ -96,13 +98,26 @@ def _empty_section(value: Any) -> bool:
     """A platform section without any credential means "not configured" (the example file
     ships the keys empty)."""
     return isinstance(value, dict) and not any(
-        v for k, v in value.items() if k in {"corp_id", "secret", "token", "encoding_aes_key",
-                                              "app_key", "app_secret", "robot_code", "bot_id"})
+        v
+        for k, v in value.items()
+        if k
+        in {
+            "corp_id",
+            "secret",
+            "token",
+            "encoding_aes_key",
+            "app_key",
+            "app_secret",
+            "robot_code",
+            "bot_id",
+        }
+    )
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LIANJIAN_", env_nested_delimiter="__",
-                                      extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="LIANJIAN_", env_nested_delimiter="__", extra="forbid"
+    )
 
     database_url: str = DEFAULT_SQLITE_FILE  # a file path (SQLite) or an SQLAlchemy URL
     host: str = "127.0.0.1"
@@ -140,7 +155,8 @@ class Settings(BaseSettings):
         if isinstance(enabled, str) and enabled.strip().lower() == "auto":
             resolved["enabled"] = not any(
                 data.get(name) is not None and not _empty_section(data.get(name))
-                for name in PLATFORM_SECTIONS)
+                for name in PLATFORM_SECTIONS
+            )
         return {**data, "simulator": resolved}
 
     @field_validator("link_secret")
@@ -153,13 +169,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"link_secret 至少需要 {MIN_LINK_SECRET_CHARS} 个字符（当前 {length} 个）；"
                 f"留空则自动生成 / link_secret must be at least {MIN_LINK_SECRET_CHARS} "
-                f"characters (got {length}); leave it empty to have one generated")
+                f"characters (got {length}); leave it empty to have one generated"
+            )
         return value
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
@@ -179,7 +199,8 @@ class Settings(BaseSettings):
         """Everything worth logging at start-up, with secrets and DB passwords masked."""
         data = _mask(self.model_dump(mode="json"))
         data["database_url"] = make_url(database_url(self.database_url)).render_as_string(
-            hide_password=True)
+            hide_password=True
+        )
         return data
 
 
@@ -189,8 +210,10 @@ MASK = "**********"
 
 def _mask(data: dict[str, Any]) -> dict[str, Any]:
     """Mask credentials by key name, whatever type the platform module gave them."""
-    return {k: (_mask(v) if isinstance(v, dict)
-                else MASK if k in SECRET_KEYS and v else v) for k, v in data.items()}
+    return {
+        k: (_mask(v) if isinstance(v, dict) else MASK if k in SECRET_KEYS and v else v)
+        for k, v in data.items()
+    }
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

@@ -50,16 +50,26 @@ class Dispatcher:
             return
         await officers.lock_officer(lookup, officer)
         extras = extras_of(event)
-        ctx = HandlerCtx(session=session, clock=self.services.clock, rules=self.services.rules,
-                         officer=officer, event=event, links=self.links,
-                         conversation=extras.reply_to(), card_ref=extras.card_ref())
+        ctx = HandlerCtx(
+            session=session,
+            clock=self.services.clock,
+            rules=self.services.rules,
+            officer=officer,
+            event=event,
+            links=self.links,
+            conversation=extras.reply_to(),
+            card_ref=extras.card_ref(),
+        )
         await self._guarded(ctx, self._route)
 
-    async def _guarded(self, ctx: HandlerCtx, action: Callable[[HandlerCtx], Awaitable[None]]) -> None:
+    async def _guarded(
+        self, ctx: HandlerCtx, action: Callable[[HandlerCtx], Awaitable[None]]
+    ) -> None:
         """Run `action` in a SAVEPOINT; a DomainError undoes its writes and becomes the reply."""
         try:
-            async with access.denials_on_record(ctx.core, action=_attempt(ctx.event),
-                                                subject=f"officer:{ctx.officer.code}"):
+            async with access.denials_on_record(
+                ctx.core, action=_attempt(ctx.event), subject=f"officer:{ctx.officer.code}"
+            ):
                 await action(ctx)
         except DomainError as err:
             await self._refused(ctx, err)
@@ -97,8 +107,11 @@ class Dispatcher:
     async def _command(self, ctx: HandlerCtx) -> None:
         matched = match_command(ctx.event.text, COMMANDS)
         if matched is None:
-            await ctx.reply(OutMessage.text(render("messages/cmd_unknown.txt.j2",
-                                                   word=first_word(ctx.event.text)[:20])))
+            await ctx.reply(
+                OutMessage.text(
+                    render("messages/cmd_unknown.txt.j2", word=first_word(ctx.event.text)[:20])
+                )
+            )
             return
         command, args = matched
         try:
@@ -117,15 +130,23 @@ class Dispatcher:
         """Audit the attempt and answer the stranger where they wrote from (the conversation's
         reply address, else their platform user id); the simulator lists officers only."""
         label = f"unknown:{event.platform}:{event.user_id}"[:64]
-        ctx = Ctx(session=session, clock=self.services.clock, rules=self.services.rules,
-                  actor_label=label)
+        ctx = Ctx(
+            session=session, clock=self.services.clock, rules=self.services.rules, actor_label=label
+        )
         dest = _stranger_destination(event)
-        await record(ctx, "auth.unknown_user", f"user:{event.platform}:{event.user_id}"[:80],
-                     {"event": event.kind, "chat_id": event.chat_id, "answered": dest is not None})
+        await record(
+            ctx,
+            "auth.unknown_user",
+            f"user:{event.platform}:{event.user_id}"[:80],
+            {"event": event.kind, "chat_id": event.chat_id, "answered": dest is not None},
+        )
         if dest is not None:
-            await outbox.enqueue(session, dest,
-                                 OutMessage.text(render("messages/cmd_unknown_user.txt.j2")),
-                                 now=self.services.clock.now())
+            await outbox.enqueue(
+                session,
+                dest,
+                OutMessage.text(render("messages/cmd_unknown_user.txt.j2")),
+                now=self.services.clock.now(),
+            )
 
 
 def _stranger_destination(event: Event) -> Destination | None:
@@ -140,4 +161,3 @@ def _attempt(event: Event) -> str:
     if event.kind == "card_action":
         return f"card:{event.action_key}"[:64]
     return f"command:{first_word(event.text)}"[:64]
-

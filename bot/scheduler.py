@@ -55,8 +55,13 @@ async def holiday_warning(ctx: Ctx) -> None:
 
     text = await warning_text(ctx)
     if text:
-        await enqueue(ctx.session, Destination.office(), OutMessage.md("节假日数据提醒", text),
-                      now=ctx.clock.now(), key=f"holiday-warning:{ctx.clock.today().isoformat()}")
+        await enqueue(
+            ctx.session,
+            Destination.office(),
+            OutMessage.md("节假日数据提醒", text),
+            now=ctx.clock.now(),
+            key=f"holiday-warning:{ctx.clock.today().isoformat()}",
+        )
 
 
 async def plan_reminders(ctx: Ctx) -> None:
@@ -114,8 +119,12 @@ async def run_job(services: Services, job: Job) -> bool | None:
     start-up tries again, since the failed transaction took its claim with it)."""
     try:
         async with services.sessionmaker() as session:
-            ctx = Ctx(session=session, clock=services.clock, rules=services.rules,
-                      actor_label="system:scheduler")
+            ctx = Ctx(
+                session=session,
+                clock=services.clock,
+                rules=services.rules,
+                actor_label="system:scheduler",
+            )
             if not await _claimed(ctx, job):
                 return None
             await job.fn(ctx)
@@ -139,7 +148,15 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
     tz = ZoneInfo(services.settings.scheduler.timezone)
     scheduler = AsyncIOScheduler(timezone=tz)
     for job in jobs(services):
-        scheduler.add_job(run_job, job.trigger(tz), args=(services, job), id=job.name, name=job.name,
-                          coalesce=True, max_instances=1, misfire_grace_time=3600)
+        scheduler.add_job(
+            run_job,
+            job.trigger(tz),
+            args=(services, job),
+            id=job.name,
+            name=job.name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+        )
     scheduler.start()
     return scheduler

@@ -64,8 +64,10 @@ FINISHED = frozenset({"sent", "sim", "dead"})
 
 # ---------------------------------------------------------------- resolving destinations
 
-async def resolve(session: AsyncSession, services: Services, dest: Destination,
-                  msg: OutMessage) -> Route:
+
+async def resolve(
+    session: AsyncSession, services: Services, dest: Destination, msg: OutMessage
+) -> Route:
     enabled = services.adapters
     if dest.kind in ("chat", "user"):
         if dest.platform in enabled and dest.address:
@@ -74,29 +76,44 @@ async def resolve(session: AsyncSession, services: Services, dest: Destination,
             return Route(Channel(str(dest.platform), "user", dest.address))
         return Route(None)
     if dest.kind == "officer":
-        found = (await officers.first_account(services.core_ctx(session), dest.officer_id, enabled)
-                 if dest.officer_id is not None else None)
+        found = (
+            await officers.first_account(services.core_ctx(session), dest.officer_id, enabled)
+            if dest.officer_id is not None
+            else None
+        )
         return Route(Channel(found[0], "user", found[1]) if found else None)
-    binding = await bindings.robot_for(services.core_ctx(session), enabled,
-                                       department_id=dest.department_id,
-                                       office=dest.kind != "department")
+    binding = await bindings.robot_for(
+        services.core_ctx(session),
+        enabled,
+        department_id=dest.department_id,
+        office=dest.kind != "department",
+    )
     if binding is None:
         return Route(None)
     channel = Channel(binding.platform, "group_webhook", binding.webhook_url, binding.sign_secret)
-    return Route(channel, binding.id,
-                 await _mentions(services.core_ctx(session), binding.platform, msg))
+    return Route(
+        channel, binding.id, await _mentions(services.core_ctx(session), binding.platform, msg)
+    )
 
 
-def _with_links(services: Services, dest: Destination, channel: Channel, msg: OutMessage) -> OutMessage:
+def _with_links(
+    services: Services, dest: Destination, channel: Channel, msg: OutMessage
+) -> OutMessage:
     """Where buttons only open URLs (DingTalk), callback buttons of a card sent to one officer
     get the signed H5 page for the same action (docs/architecture.md §2); elsewhere the
     message is as is."""
-    if (services.adapters[channel.platform].buttons_call_back or msg.card is None
-            or dest.officer_id is None):
+    if (
+        services.adapters[channel.platform].buttons_call_back
+        or msg.card is None
+        or dest.officer_id is None
+    ):
         return msg
-    buttons = [b if b.url or not b.action_key else
-               b.model_copy(update={"url": action_link(services, dest.officer_id, b.action_key)})
-               for b in msg.card.buttons]
+    buttons = [
+        b
+        if b.url or not b.action_key
+        else b.model_copy(update={"url": action_link(services, dest.officer_id, b.action_key)})
+        for b in msg.card.buttons
+    ]
     return msg.model_copy(update={"card": msg.card.model_copy(update={"buttons": buttons})})
 
 
@@ -107,6 +124,7 @@ async def _mentions(ctx: Ctx, platform: str, msg: OutMessage) -> list[str]:
 
 
 # ---------------------------------------------------------------- the worker
+
 
 class Sender:
     def __init__(self, services: Services, *, jitter: Callable[[], float] = random.random) -> None:
@@ -129,8 +147,9 @@ class Sender:
     async def run_once(self) -> int:
         """One batch: returns how many rows were claimed."""
         async with self._writing() as session:
-            rows = await outbox.claim_due(session, self.cfg.batch_size, self._now(),
-                                          dt.timedelta(seconds=self.cfg.lease_s))
+            rows = await outbox.claim_due(
+                session, self.cfg.batch_size, self._now(), dt.timedelta(seconds=self.cfg.lease_s)
+            )
             await session.commit()
         groups: dict[str, list[OutboxMessage]] = defaultdict(list)
         for row in rows:
@@ -153,7 +172,7 @@ class Sender:
                 log.exception("delivering outbox row %s failed; its lease will expire", row.id)
                 outcome = Outcome("lost")  # until then its lease holds the later rows back
             if outcome.state not in FINISHED:  # the later rows wait for this one (order)
-                await self._release(rows[n + 1:], outcome.pause_until)
+                await self._release(rows[n + 1 :], outcome.pause_until)
                 return
 
     async def _release(self, rows: list[OutboxMessage], until: dt.datetime | None) -> None:
@@ -164,8 +183,9 @@ class Sender:
         async with self._writing() as session:
             for row in rows:
                 assert row.claimed_until is not None
-                await outbox.postpone(session, row.id, row.claimed_until,
-                                      until=until or row.next_attempt_at)
+                await outbox.postpone(
+                    session, row.id, row.claimed_until, until=until or row.next_attempt_at
+                )
             await session.commit()
 
     async def deliver(self, row: OutboxMessage, token: dt.datetime) -> Outcome:
@@ -175,23 +195,28 @@ class Sender:
         async with self.services.sessionmaker() as session:  # reads only: no write gate
             behind = await outbox.waits_behind(session, row)
             route = await resolve(session, self.services, dest, msg)
-            wait_until = (None if route.channel is None or behind
-                          else await self._rate_wait(session, row, route.channel, now))
+            wait_until = (
+                None
+                if route.channel is None or behind
+                else await self._rate_wait(session, row, route.channel, now)
+            )
         if behind:  # an earlier row of this destination is with another sender or waiting
             await self._postpone(row, token, row.next_attempt_at)
             return Outcome("behind")
         if route.channel is None:
             return await self._no_route(row, token, dest, now)
         if wait_until is not None:
-            await self._postpone(row, token, wait_until,
-                                 "rate limit: waiting for the one-minute window")
+            await self._postpone(
+                row, token, wait_until, "rate limit: waiting for the one-minute window"
+            )
             return Outcome("waiting", wait_until)
         msg = expand(self.services, recipient(dest), msg)
         result = await self._send(route, _with_links(self.services, dest, route.channel, msg))
         return await self._record(row, token, route, result)
 
-    async def _postpone(self, row: OutboxMessage, token: dt.datetime, until: dt.datetime,
-                        reason: str = "") -> None:
+    async def _postpone(
+        self, row: OutboxMessage, token: dt.datetime, until: dt.datetime, reason: str = ""
+    ) -> None:
         async with self._writing() as session:
             await outbox.postpone(session, row.id, token, until=until, reason=reason)
             await session.commit()
@@ -204,8 +229,9 @@ class Sender:
         async with self.services.write_gate(), self.services.sessionmaker() as session:
             yield session
 
-    async def _no_route(self, row: OutboxMessage, token: dt.datetime, dest: Destination,
-                        now: dt.datetime) -> Outcome:
+    async def _no_route(
+        self, row: OutboxMessage, token: dt.datetime, dest: Destination, now: dt.datetime
+    ) -> Outcome:
         """No platform reaches this destination. With the simulator on, its page is the chat;
         in production the row is a visible dead letter, never silently "sent"."""
         async with self._writing() as session:
@@ -214,8 +240,15 @@ class Sender:
                 await session.commit()
                 return Outcome("sim" if done else "lost")
             error = f"no route: {dest.key()} has no platform account or enabled chat binding"
-            state = await outbox.mark_failed(session, row.id, token, error, now=now,
-                                             retry_at=None, max_attempts=self.cfg.max_attempts)
+            state = await outbox.mark_failed(
+                session,
+                row.id,
+                token,
+                error,
+                now=now,
+                retry_at=None,
+                max_attempts=self.cfg.max_attempts,
+            )
             await session.commit()
         return Outcome(state or "lost")
 
@@ -226,8 +259,9 @@ class Sender:
             return self.cfg.app_user_per_minute
         return None  # a session webhook answers one conversation message by message
 
-    async def _rate_wait(self, session: AsyncSession, row: OutboxMessage, channel: Channel,
-                         now: dt.datetime) -> dt.datetime | None:
+    async def _rate_wait(
+        self, session: AsyncSession, row: OutboxMessage, channel: Channel, now: dt.datetime
+    ) -> dt.datetime | None:
         limit = self._limit(channel)
         if limit is None:
             return None
@@ -245,24 +279,39 @@ class Sender:
             log.exception("adapter %s raised while sending", route.channel.platform)
             return SendResult(False, code="exception", detail=type(exc).__name__)
 
-    async def _record(self, row: OutboxMessage, token: dt.datetime, route: Route,
-                      result: SendResult) -> Outcome:
+    async def _record(
+        self, row: OutboxMessage, token: dt.datetime, route: Route, result: SendResult
+    ) -> Outcome:
         assert route.channel is not None
         now = self._now()
         error = f"{route.channel.platform} {result.code}: {result.detail}".strip()
         async with self._writing() as session:
             if result.ok:
-                done = await outbox.mark_sent(session, row.id, token, now=now,
-                                              channel=route.channel.platform)
+                done = await outbox.mark_sent(
+                    session, row.id, token, now=now, channel=route.channel.platform
+                )
                 outcome = Outcome("sent" if done else "lost")
             elif result.permanent:
-                state = await outbox.mark_failed(session, row.id, token, error, now=now,
-                                                 retry_at=None, max_attempts=self.cfg.max_attempts)
+                state = await outbox.mark_failed(
+                    session,
+                    row.id,
+                    token,
+                    error,
+                    now=now,
+                    retry_at=None,
+                    max_attempts=self.cfg.max_attempts,
+                )
                 if route.binding_id is not None and state is not None:
-                    ctx = dataclasses.replace(self.services.core_ctx(session),
-                                              actor_label="system:sender")
-                    await bindings.disable_robot(ctx, route.binding_id, code=result.code,
-                                                 detail=result.detail, outbox_id=row.id)
+                    ctx = dataclasses.replace(
+                        self.services.core_ctx(session), actor_label="system:sender"
+                    )
+                    await bindings.disable_robot(
+                        ctx,
+                        route.binding_id,
+                        code=result.code,
+                        detail=result.detail,
+                        outbox_id=row.id,
+                    )
                 outcome = Outcome(state or "lost")
             else:
                 outcome = await self._retry_later(session, row, token, error, result, now)
@@ -271,15 +320,33 @@ class Sender:
             log.error("outbox row %s is dead after %s: %s", row.id, route.channel.redacted(), error)
         return outcome
 
-    async def _retry_later(self, session: AsyncSession, row: OutboxMessage, token: dt.datetime,
-                           error: str, result: SendResult, now: dt.datetime) -> Outcome:
+    async def _retry_later(
+        self,
+        session: AsyncSession,
+        row: OutboxMessage,
+        token: dt.datetime,
+        error: str,
+        result: SendResult,
+        now: dt.datetime,
+    ) -> Outcome:
         # Back off exponentially even when the platform names a wait: a short fixed retry
         # would spend the whole attempt budget in a one-minute outage. A named wait (rate
         # limit, busy) is the least we wait, and it holds the whole channel.
-        delay = backoff_seconds(row.attempts + 1, base=self.cfg.backoff_base_s,
-                                cap=self.cfg.backoff_cap_s, jitter=self._jitter())
+        delay = backoff_seconds(
+            row.attempts + 1,
+            base=self.cfg.backoff_base_s,
+            cap=self.cfg.backoff_cap_s,
+            jitter=self._jitter(),
+        )
         retry_at = now + dt.timedelta(seconds=max(delay, result.retry_after or 0.0))
-        state = await outbox.mark_failed(session, row.id, token, error, now=now,
-                                         retry_at=retry_at, max_attempts=self.cfg.max_attempts)
+        state = await outbox.mark_failed(
+            session,
+            row.id,
+            token,
+            error,
+            now=now,
+            retry_at=retry_at,
+            max_attempts=self.cfg.max_attempts,
+        )
         pause = retry_at if result.retry_after is not None else None
         return Outcome(state or "lost", pause if state == "pending" else None)

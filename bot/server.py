@@ -22,8 +22,9 @@ from core.schema import upgrade
 log = logging.getLogger(__name__)
 
 
-def build_adapters(settings: Settings, clock: Clock,
-                   ledger: SignLedger | None = None) -> dict[str, PlatformAdapter]:
+def build_adapters(
+    settings: Settings, clock: Clock, ledger: SignLedger | None = None
+) -> dict[str, PlatformAdapter]:
     """`ledger` remembers used DingTalk signatures (bot.replays.SignatureLedger)."""
     adapters: dict[str, PlatformAdapter] = {}
     if settings.wecom is not None:
@@ -38,8 +39,9 @@ def build_adapters(settings: Settings, clock: Clock,
         from bot.platforms.wecom_aibot import WeComAiBotAdapter
 
         # answers the AI bot cannot deliver itself go through the self-built app, if any
-        adapters["wecom_aibot"] = WeComAiBotAdapter(settings.wecom_aibot, clock,
-                                                    app=adapters.get("wecom"))
+        adapters["wecom_aibot"] = WeComAiBotAdapter(
+            settings.wecom_aibot, clock, app=adapters.get("wecom")
+        )
     return adapters
 
 
@@ -66,9 +68,15 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     clock = clock or SystemClock()
     engine = make_engine(settings.database_url)
     await upgrade(engine)
-    services = Services(settings=settings, sessionmaker=make_sessionmaker(engine), clock=clock,
-                        rules=settings.rules, link_secret=link_secret(settings),
-                        public_base_url=settings.base_url, engine=engine)
+    services = Services(
+        settings=settings,
+        sessionmaker=make_sessionmaker(engine),
+        clock=clock,
+        rules=settings.rules,
+        link_secret=link_secret(settings),
+        public_base_url=settings.base_url,
+        engine=engine,
+    )
     # the adapters need the services' database for the replay ledger: added afterwards
     services.adapters.update(build_adapters(settings, clock, SignatureLedger(services)))
     services.connections += build_connections(services.adapters, clock)
@@ -88,14 +96,18 @@ async def _load_holidays(services: Services) -> None:
 
     holiday_file = parse_holiday_file(Path(services.settings.holidays_file))
     async with services.sessionmaker() as session:
-        ctx = Ctx(session=session, clock=services.clock, rules=services.rules,
-                  actor_label="system:config")
+        ctx = Ctx(
+            session=session, clock=services.clock, rules=services.rules, actor_label="system:config"
+        )
         if await has_holiday_year(ctx, holiday_file.year):
             return
         await load_holiday_year(ctx, holiday_file)
         await session.commit()
-    log.info("loaded holiday arrangement for %s from %s", holiday_file.year,
-             services.settings.holidays_file)
+    log.info(
+        "loaded holiday arrangement for %s from %s",
+        holiday_file.year,
+        services.settings.holidays_file,
+    )
 
 
 DEMO_SEED, DEMO_TARGETS = 2026, 2000
@@ -117,12 +129,20 @@ async def load_demo_county(services: Services) -> bool:
             log.info("--demo: the database already has officers; nothing loaded")
             return False
         with tempfile.TemporaryDirectory(prefix="lianjian-demo-") as folder:
-            facts = await generate_county(services.core_ctx(session), Path(folder),
-                                          seed=DEMO_SEED, targets=DEMO_TARGETS,
-                                          year=services.clock.today().year)
+            facts = await generate_county(
+                services.core_ctx(session),
+                Path(folder),
+                seed=DEMO_SEED,
+                targets=DEMO_TARGETS,
+                year=services.clock.today().year,
+            )
         await session.commit()
-    log.info("--demo: loaded a synthetic county: %s departments, %s officers, %s targets",
-             facts.departments, facts.officers, facts.targets)
+    log.info(
+        "--demo: loaded a synthetic county: %s departments, %s officers, %s targets",
+        facts.departments,
+        facts.officers,
+        facts.targets,
+    )
     return True
 
 
@@ -151,8 +171,12 @@ async def make_app(settings: Settings, *, demo: bool = False) -> web.Application
     app = create_app(services)
     app.cleanup_ctx.insert(0, _dispose_engine)
     platforms = ", ".join(services.adapters) or "none (simulator only)"
-    log.info("lianjian serving on %s — platforms: %s; simulator: %s", services.public_base_url,
-             platforms, "on" if settings.simulator.enabled else "off")
+    log.info(
+        "lianjian serving on %s — platforms: %s; simulator: %s",
+        services.public_base_url,
+        platforms,
+        "on" if settings.simulator.enabled else "off",
+    )
     log.debug("settings: %s", settings.redacted())
     return app
 
@@ -167,9 +191,15 @@ async def _dispose_engine(app: web.Application) -> AsyncIterator[None]:
 
 
 def run(settings: Settings, *, demo: bool = False) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # no access log: callback query strings carry signatures and nonces, and the callback
     # route logs every rejection itself
-    web.run_app(make_app(settings, demo=demo), host=settings.host, port=settings.port,
-                access_log=None, print=None)
+    web.run_app(
+        make_app(settings, demo=demo),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=None,
+    )

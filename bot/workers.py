@@ -33,8 +33,13 @@ class EventHandler(Protocol):
     async def handle(self, session: AsyncSession, event: Event) -> None: ...
 
 
-async def poll_loop(tick: Callable[[], Awaitable[int]], wake: asyncio.Event,
-                    stopping: asyncio.Event, interval_s: float, name: str) -> None:
+async def poll_loop(
+    tick: Callable[[], Awaitable[int]],
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+    interval_s: float,
+    name: str,
+) -> None:
     """Run `tick` until `stopping`; again at once while it finds work, else after `wake` or
     `interval_s` (rows queued by other processes or left by a crash have no wake-up)."""
     waker = asyncio.ensure_future(_wake_on(stopping, wake))
@@ -61,10 +66,15 @@ async def _wake_on(stopping: asyncio.Event, wake: asyncio.Event) -> None:
 
 
 class InboxWorker:
-    def __init__(self, services: Services, handler: EventHandler, *,
-                 on_handled: Callable[[], None] | None = None,
-                 before_event: Callable[[float, float], Awaitable[None]] | None = None,
-                 jitter: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        services: Services,
+        handler: EventHandler,
+        *,
+        on_handled: Callable[[], None] | None = None,
+        before_event: Callable[[float, float], Awaitable[None]] | None = None,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
         self.services = services
         self.handler = handler
         self.cfg = services.settings.inbox
@@ -88,8 +98,9 @@ class InboxWorker:
         # gated like every write of this worker: on SQLite an ungated writer makes the callback
         # inserts wait in SQLite's busy handler (sleeps of up to 100 ms) instead of in line
         async with self.services.write_gate(), self.services.sessionmaker() as session:
-            rows = await inbox.claim_pending(session, self.cfg.batch_size, now,
-                                             dt.timedelta(seconds=self.cfg.lease_s))
+            rows = await inbox.claim_pending(
+                session, self.cfg.batch_size, now, dt.timedelta(seconds=self.cfg.lease_s)
+            )
             await session.commit()
         handled = 0
         for row in rows:
@@ -123,13 +134,22 @@ class InboxWorker:
 
     async def _failed(self, row: InboxEvent, error: str) -> None:
         now = self.services.clock.now()
-        delay = backoff_seconds(row.attempts + 1, base=self.cfg.backoff_base_s,
-                                cap=self.cfg.backoff_cap_s, jitter=self._jitter())
+        delay = backoff_seconds(
+            row.attempts + 1,
+            base=self.cfg.backoff_base_s,
+            cap=self.cfg.backoff_cap_s,
+            jitter=self._jitter(),
+        )
         try:
             async with self.services.write_gate(), self.services.sessionmaker() as session:
-                state = await inbox.mark_failed(session, row.id, error, now=now,
-                                                retry_at=now + dt.timedelta(seconds=delay),
-                                                max_attempts=self.cfg.max_attempts)
+                state = await inbox.mark_failed(
+                    session,
+                    row.id,
+                    error,
+                    now=now,
+                    retry_at=now + dt.timedelta(seconds=delay),
+                    max_attempts=self.cfg.max_attempts,
+                )
                 await session.commit()
         except Exception:  # the lease expires and the row comes back on its own
             log.exception("could not record the failure of inbox event %s", row.id)

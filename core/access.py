@@ -16,8 +16,13 @@ from core.errors import PermissionDenied
 from core.models import JointTask
 
 
-def may_act_for(ctx: Ctx, department_id: int, *, roles: Sequence[str] = ("liaison", "leader"),
-                 admin: bool = True) -> bool:
+def may_act_for(
+    ctx: Ctx,
+    department_id: int,
+    *,
+    roles: Sequence[str] = ("liaison", "leader"),
+    admin: bool = True,
+) -> bool:
     actor = ctx.actor
     if actor is None:  # the system: scheduler, CLI
         return True
@@ -37,8 +42,9 @@ async def record_denied(ctx: Ctx, action: str, subject: str, why: str) -> None:
 
 
 @asynccontextmanager
-async def denials_on_record(ctx: Ctx, *, action: str = "",
-                            subject: str = "") -> AsyncIterator[None]:
+async def denials_on_record(
+    ctx: Ctx, *, action: str = "", subject: str = ""
+) -> AsyncIterator[None]:
     """Run the block in a SAVEPOINT: a DomainError rolls the block's writes back and propagates;
     a PermissionDenied is first audited in the enclosing transaction, so the refusal stays on
     record once the caller commits. `action` and `subject` stand in when the refusal names none;
@@ -54,5 +60,9 @@ async def denials_on_record(ctx: Ctx, *, action: str = "",
 
 def lead_only(ctx: Ctx, task: JointTask, action: str, *, admin: bool = True) -> None:
     who = "联络员、分管领导或管理员" if admin else "联络员、分管领导"
-    require(may_act_for(ctx, task.lead_department_id, admin=admin), action, f"task:{task.code}",
-             f"只有牵头部门（{task.lead_department.name}）的{who}可以执行此操作")
+    require(
+        may_act_for(ctx, task.lead_department_id, admin=admin),
+        action,
+        f"task:{task.code}",
+        f"只有牵头部门（{task.lead_department.name}）的{who}可以执行此操作",
+    )

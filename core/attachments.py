@@ -75,10 +75,17 @@ def sniff(data: bytes, limits: Limits) -> str:
                 if width * height > limits.max_image_pixels:
                     raise ValidationFailed("图片像素过大，请压缩后上传", field=FIELD)
                 img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValidationFailed("只能上传照片（JPG、PNG、WebP）或 PDF 文件，"
-                               "该文件内容不是有效的图片或 PDF", field=FIELD) from None
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):
+        raise ValidationFailed(
+            "只能上传照片（JPG、PNG、WebP）或 PDF 文件，该文件内容不是有效的图片或 PDF", field=FIELD
+        ) from None
     if fmt not in IMAGE_FORMATS:
         raise ValidationFailed(f"不支持的图片格式 {fmt}，请上传 JPG、PNG 或 WebP", field=FIELD)
     return IMAGE_FORMATS[fmt]
@@ -88,8 +95,9 @@ def check(upload: Upload, limits: Limits) -> Stored:
     """Size and content checks of one upload; the Stored record it will become."""
     name = clean_name(upload.name)
     if upload.size > limits.max_file_bytes or len(upload.data) != upload.size:
-        raise ValidationFailed(f"文件“{name}”超过 {limits.max_file_bytes / 1048576:.1f} MB，"
-                               "请压缩后上传", field=FIELD)
+        raise ValidationFailed(
+            f"文件“{name}”超过 {limits.max_file_bytes / 1048576:.1f} MB，请压缩后上传", field=FIELD
+        )
     try:
         mime = sniff(upload.data, limits)
     except ValidationFailed as err:

@@ -26,22 +26,52 @@ def canonical(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def row_hash(prev_hash: str, event_id: int, at: dt.datetime, actor: str, action: str,
-             subject: str, data: dict[str, Any]) -> str:
-    body = canonical({"id": event_id, "at": at.astimezone(dt.UTC).isoformat(), "actor": actor,
-                      "action": action, "subject": subject, "data": data})
+def row_hash(
+    prev_hash: str,
+    event_id: int,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    data: dict[str, Any],
+) -> str:
+    body = canonical(
+        {
+            "id": event_id,
+            "at": at.astimezone(dt.UTC).isoformat(),
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "data": data,
+        }
+    )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
-async def append(session: AsyncSession, *, at: dt.datetime, actor: str, action: str,
-                 subject: str, data: dict[str, Any] | None = None) -> AuditEvent:
+async def append(
+    session: AsyncSession,
+    *,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
     """Append one event. Locks the chain head so concurrent writers stay in one chain."""
     data = json.loads(canonical(data or {}))  # normalise so the stored JSON hashes the same
     head = await _locked_head(session)
     event_id = head.last_id + 1
     digest = row_hash(head.last_hash, event_id, at, actor, action, subject, data)
-    event = AuditEvent(id=event_id, at=at, actor=actor, action=action, subject=subject,
-                       data=data, prev_hash=head.last_hash, hash=digest)
+    event = AuditEvent(
+        id=event_id,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        data=data,
+        prev_hash=head.last_hash,
+        hash=digest,
+    )
     session.add(event)
     head.last_id, head.last_hash = event_id, digest
     await session.flush()
@@ -56,8 +86,11 @@ async def _locked_head(session: AsyncSession) -> AuditHead:
     head = await session.scalar(locked)
     if head is None:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await session.execute(insert(AuditHead).values(id=1, last_id=0, last_hash=GENESIS)
-                              .on_conflict_do_nothing(index_elements=["id"]))
+        await session.execute(
+            insert(AuditHead)
+            .values(id=1, last_id=0, last_hash=GENESIS)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
         head = await session.scalar(locked.execution_options(populate_existing=True))
     assert head is not None  # inserted above or by the transaction that won
     return head
@@ -80,10 +113,19 @@ async def verify_chain(session: AsyncSession) -> list[ChainProblem]:
             problems.append(ChainProblem(expected_id, f"第 {gone} 条记录缺失（被删除）"))
         if ev.prev_hash != prev_hash:
             problems.append(ChainProblem(ev.id, f"第 {ev.id} 条记录的前序哈希与链不符"))
-        if row_hash(ev.prev_hash, ev.id, ev.at, ev.actor, ev.action, ev.subject, ev.data) != ev.hash:
-            problems.append(ChainProblem(ev.id, f"第 {ev.id} 条记录内容被修改（{ev.action} {ev.subject}）"))
+        if (
+            row_hash(ev.prev_hash, ev.id, ev.at, ev.actor, ev.action, ev.subject, ev.data)
+            != ev.hash
+        ):
+            problems.append(
+                ChainProblem(ev.id, f"第 {ev.id} 条记录内容被修改（{ev.action} {ev.subject}）")
+            )
         prev_hash, expected_id = ev.hash, ev.id + 1
     head = await session.get(AuditHead, 1)
     if head is not None and (head.last_id != expected_id - 1 or head.last_hash != prev_hash):
-        problems.append(ChainProblem(head.last_id, f"链尾记录缺失：应有 {head.last_id} 条，实有 {expected_id - 1} 条"))
+        problems.append(
+            ChainProblem(
+                head.last_id, f"链尾记录缺失：应有 {head.last_id} 条，实有 {expected_id - 1} 条"
+            )
+        )
     return problems

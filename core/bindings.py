@@ -23,8 +23,9 @@ def masked(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}?…" if parts.query else url
 
 
-async def bind_chat(ctx: Ctx, *, department_code: str | None, platform: str, webhook_url: str,
-                    sign_secret: str = "") -> ChatBinding:
+async def bind_chat(
+    ctx: Ctx, *, department_code: str | None, platform: str, webhook_url: str, sign_secret: str = ""
+) -> ChatBinding:
     """Bind a robot webhook to a department's chat (or the office's when department_code is
     None). A new binding replaces the enabled one of the same platform for that chat."""
     if platform not in PLATFORMS:
@@ -34,40 +35,69 @@ async def bind_chat(ctx: Ctx, *, department_code: str | None, platform: str, web
     department_id = None
     if department_code is not None:
         department_id = await ctx.session.scalar(
-            select(Department.id).where(Department.code == department_code.upper()))
+            select(Department.id).where(Department.code == department_code.upper())
+        )
         if department_id is None:
             raise NotFound(f"未找到部门 {department_code}")
-    previous = await ctx.session.scalars(select(ChatBinding).where(
-        ChatBinding.platform == platform, ChatBinding.enabled.is_(True),
-        ChatBinding.department_id == department_id if department_id is not None
-        else ChatBinding.is_office.is_(True)))
+    previous = await ctx.session.scalars(
+        select(ChatBinding).where(
+            ChatBinding.platform == platform,
+            ChatBinding.enabled.is_(True),
+            ChatBinding.department_id == department_id
+            if department_id is not None
+            else ChatBinding.is_office.is_(True),
+        )
+    )
     for old in previous:
         old.enabled, old.disabled_reason = False, "已被新的绑定替换"
-    binding = ChatBinding(platform=platform, department_id=department_id,
-                          is_office=department_id is None, webhook_url=webhook_url,
-                          sign_secret=sign_secret, enabled=True)
+    binding = ChatBinding(
+        platform=platform,
+        department_id=department_id,
+        is_office=department_id is None,
+        webhook_url=webhook_url,
+        sign_secret=sign_secret,
+        enabled=True,
+    )
     ctx.session.add(binding)
     await ctx.session.flush()
-    await record(ctx, "chat.bound", f"chat_binding:{binding.id}", {
-        "department": department_code or "office", "platform": platform,
-        "webhook": masked(webhook_url), "signed": bool(sign_secret)})
+    await record(
+        ctx,
+        "chat.bound",
+        f"chat_binding:{binding.id}",
+        {
+            "department": department_code or "office",
+            "platform": platform,
+            "webhook": masked(webhook_url),
+            "signed": bool(sign_secret),
+        },
+    )
     return binding
 
 
-async def robot_for(ctx: Ctx, platforms: Collection[str], *, department_id: int | None,
-                    office: bool = False) -> ChatBinding | None:
+async def robot_for(
+    ctx: Ctx, platforms: Collection[str], *, department_id: int | None, office: bool = False
+) -> ChatBinding | None:
     """The enabled robot webhook of a department's chat (or the office's) on one of
     `platforms`; the oldest binding first."""
-    where = (ChatBinding.is_office.is_(True) if office
-             else ChatBinding.department_id == department_id)
+    where = (
+        ChatBinding.is_office.is_(True) if office else ChatBinding.department_id == department_id
+    )
     return await ctx.session.scalar(
-        select(ChatBinding).where(ChatBinding.enabled.is_(True), ChatBinding.webhook_url != "",
-                                  ChatBinding.platform.in_(list(platforms)), where)
-        .order_by(ChatBinding.id).limit(1))
+        select(ChatBinding)
+        .where(
+            ChatBinding.enabled.is_(True),
+            ChatBinding.webhook_url != "",
+            ChatBinding.platform.in_(list(platforms)),
+            where,
+        )
+        .order_by(ChatBinding.id)
+        .limit(1)
+    )
 
 
-async def disable_robot(ctx: Ctx, binding_id: int, *, code: str, detail: str,
-                        outbox_id: int) -> None:
+async def disable_robot(
+    ctx: Ctx, binding_id: int, *, code: str, detail: str, outbox_id: int
+) -> None:
     """The platform says the robot is gone (outbox row `outbox_id` failed with `code`): stop
     using it (audited) and tell the office. A binding already off is left alone."""
     binding = await ctx.session.get(ChatBinding, binding_id, with_for_update=True)
@@ -79,18 +109,38 @@ async def disable_robot(ctx: Ctx, binding_id: int, *, code: str, detail: str,
     if binding.department_id is not None:
         dept = await ctx.session.get(Department, binding.department_id)
         owner = dept.name if dept is not None else owner
-    body = render("messages/binding_disabled.md.j2", owner=owner, code=code, detail=detail,
-                  message_id=outbox_id,
-                  platform_label=PLATFORM_LABELS.get(ChatPlatform(binding.platform), binding.platform))
-    alert = Notice(Destination.office(), OutMessage.md("群机器人已停用", body),
-                   key=f"binding-disabled:{binding_id}:{outbox_id}")
-    await record(ctx, "chat_binding.disabled", f"chat_binding:{binding_id}",
-                 {"platform": binding.platform, "department_id": binding.department_id,
-                  "is_office": binding.is_office, "reason": reason, "outbox_id": outbox_id},
-                 notices=[alert])
+    body = render(
+        "messages/binding_disabled.md.j2",
+        owner=owner,
+        code=code,
+        detail=detail,
+        message_id=outbox_id,
+        platform_label=PLATFORM_LABELS.get(ChatPlatform(binding.platform), binding.platform),
+    )
+    alert = Notice(
+        Destination.office(),
+        OutMessage.md("群机器人已停用", body),
+        key=f"binding-disabled:{binding_id}:{outbox_id}",
+    )
+    await record(
+        ctx,
+        "chat_binding.disabled",
+        f"chat_binding:{binding_id}",
+        {
+            "platform": binding.platform,
+            "department_id": binding.department_id,
+            "is_office": binding.is_office,
+            "reason": reason,
+            "outbox_id": outbox_id,
+        },
+        notices=[alert],
+    )
 
 
 async def list_chats(ctx: Ctx) -> list[tuple[ChatBinding, str]]:
-    rows = await ctx.session.execute(select(ChatBinding, Department.name).outerjoin(
-        Department, Department.id == ChatBinding.department_id).order_by(ChatBinding.id))
+    rows = await ctx.session.execute(
+        select(ChatBinding, Department.name)
+        .outerjoin(Department, Department.id == ChatBinding.department_id)
+        .order_by(ChatBinding.id)
+    )
     return [(b, name or "联席会议办公室") for b, name in rows]

@@ -131,30 +131,62 @@ async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
     reviews: list[Review] = []
     attachments: list[Attachment] = []
     if result is not None:
-        attachments = list(await session.scalars(select(Attachment).where(
-            Attachment.result_id == result.id).order_by(Attachment.id)))
-        by_item = {r.item_id: r for r in await session.scalars(
-            select(ItemResult).where(ItemResult.result_id == result.id))}
-        reviews = list(await session.scalars(select(Review).where(
-            Review.result_id == result.id).order_by(Review.id)))
-    rows = (await session.execute(
-        select(Item, Department).join(TaskItem, TaskItem.item_id == Item.id)
-        .join(Department, Department.id == TaskItem.department_id)
-        .where(TaskItem.task_id == task.id).order_by(Department.id, Item.code))).all()
-    items = [ItemPart(item, dept, by_item.get(item.id), dept.id == department_id)
-             for item, dept in rows]
+        attachments = list(
+            await session.scalars(
+                select(Attachment).where(Attachment.result_id == result.id).order_by(Attachment.id)
+            )
+        )
+        by_item = {
+            r.item_id: r
+            for r in await session.scalars(
+                select(ItemResult).where(ItemResult.result_id == result.id)
+            )
+        }
+        reviews = list(
+            await session.scalars(
+                select(Review).where(Review.result_id == result.id).order_by(Review.id)
+            )
+        )
+    rows = (
+        await session.execute(
+            select(Item, Department)
+            .join(TaskItem, TaskItem.item_id == Item.id)
+            .join(Department, Department.id == TaskItem.department_id)
+            .where(TaskItem.task_id == task.id)
+            .order_by(Department.id, Item.code)
+        )
+    ).all()
+    items = [
+        ItemPart(item, dept, by_item.get(item.id), dept.id == department_id) for item, dept in rows
+    ]
     returned = [r.reason for r in reviews if r.decision == "return"]
-    referrals = list(await session.scalars(
-        select(Referral).where(Referral.case_id == case.id).order_by(Referral.id)))
-    history = list(await session.scalars(select(AuditEvent).where(
-        AuditEvent.subject == f"case:{case.code}").order_by(AuditEvent.id)))
-    return CaseSheet(case=case, task=task, members=await cases.active_members(ctx, case),
-                     departments=departments, categories=ordered_categories(extra), items=items,
-                     result=result, reviews=reviews,
-                     return_reason=returned[-1] if case.state == CaseState.RETURNED and returned
-                     else "",
-                     referrals=referrals, attachments=attachments, history=history,
-                     department_id=department_id)
+    referrals = list(
+        await session.scalars(
+            select(Referral).where(Referral.case_id == case.id).order_by(Referral.id)
+        )
+    )
+    history = list(
+        await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.subject == f"case:{case.code}")
+            .order_by(AuditEvent.id)
+        )
+    )
+    return CaseSheet(
+        case=case,
+        task=task,
+        members=await cases.active_members(ctx, case),
+        departments=departments,
+        categories=ordered_categories(extra),
+        items=items,
+        result=result,
+        reviews=reviews,
+        return_reason=returned[-1] if case.state == CaseState.RETURNED and returned else "",
+        referrals=referrals,
+        attachments=attachments,
+        history=history,
+        department_id=department_id,
+    )
 
 
 async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> Case:
@@ -190,40 +222,69 @@ async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
     case = await _case(ctx, case_id)
     task = await cases.get_task(ctx, case)
     departments = [d.id for d in await cases.participating_departments(ctx, task)]
-    cases.require(cases.is_staff(ctx.actor, departments),
-                  "只有发起部门或参与部门的联络员、分管领导可以审核结果",
-                  "case.result.review", f"case:{case.code}")
+    cases.require(
+        cases.is_staff(ctx.actor, departments),
+        "只有发起部门或参与部门的联络员、分管领导可以审核结果",
+        "case.result.review",
+        f"case:{case.code}",
+    )
     assert ctx.actor is not None  # staff checked above
     return await _sheet(ctx, case, ctx.actor.department_id)
 
 
-def _item_dicts(entry: ResultEntry, own: set[int], carried: Sequence[ItemResult]
-                ) -> list[dict[str, Any]]:
+def _item_dicts(
+    entry: ResultEntry, own: set[int], carried: Sequence[ItemResult]
+) -> list[dict[str, Any]]:
     for item in entry.items:
         if item.item_id not in own:
             raise ValidationFailed("只能填写本部门负责的检查事项", field="items")
-    mine = [{"item_id": i.item_id, "codes": list(i.codes), "problems": i.problems.strip(),
-             "handling": i.handling.strip(), "content": ""} for i in entry.items if i.codes]
-    others = [{"item_id": r.item_id, "codes": list(r.codes), "problems": r.problems,
-               "handling": r.handling, "content": r.content}
-              for r in carried if r.item_id not in own]
+    mine = [
+        {
+            "item_id": i.item_id,
+            "codes": list(i.codes),
+            "problems": i.problems.strip(),
+            "handling": i.handling.strip(),
+            "content": "",
+        }
+        for i in entry.items
+        if i.codes
+    ]
+    others = [
+        {
+            "item_id": r.item_id,
+            "codes": list(r.codes),
+            "problems": r.problems,
+            "handling": r.handling,
+            "content": r.content,
+        }
+        for r in carried
+        if r.item_id not in own
+    ]
     return mine + others
 
 
-def _same(result: CaseResult, entry: ResultEntry, codes: list[str],
-          items: list[dict[str, Any]], stored: Sequence[ItemResult],
-          files: Sequence[Attachment]) -> bool:
+def _same(
+    result: CaseResult,
+    entry: ResultEntry,
+    codes: list[str],
+    items: list[dict[str, Any]],
+    stored: Sequence[ItemResult],
+    files: Sequence[Attachment],
+) -> bool:
     """Whether a stored version is exactly what this entry would submit."""
     as_stored = sorted((r.item_id, list(r.codes), r.problems, r.handling) for r in stored)
     as_posted = sorted((i["item_id"], i["codes"], i["problems"], i["handling"]) for i in items)
-    return (list(result.codes) == codes and list(result.methods) == entry.methods
-            and list(result.followups) == entry.followups
-            and result.followup_done == entry.followup_done
-            and result.followup_done_on == entry.followup_done_on
-            and result.remarks == entry.remarks.strip()
-            and (entry.inspected_on is None or result.inspected_on == entry.inspected_on)
-            and as_stored == as_posted
-            and sorted(f.sha256 for f in files) == sorted(a.sha256 for a in entry.attachments))
+    return (
+        list(result.codes) == codes
+        and list(result.methods) == entry.methods
+        and list(result.followups) == entry.followups
+        and result.followup_done == entry.followup_done
+        and result.followup_done_on == entry.followup_done_on
+        and result.remarks == entry.remarks.strip()
+        and (entry.inspected_on is None or result.inspected_on == entry.inspected_on)
+        and as_stored == as_posted
+        and sorted(f.sha256 for f in files) == sorted(a.sha256 for a in entry.attachments)
+    )
 
 
 async def submit_entry(ctx: Ctx, case_id: int, entry: ResultEntry) -> tuple[CaseResult, bool]:
@@ -238,20 +299,39 @@ async def submit_entry(ctx: Ctx, case_id: int, entry: ResultEntry) -> tuple[Case
     if not codes:
         raise ValidationFailed("请至少为一项检查事项选择检查结果", field="items")
     previous = sheet.result
-    if (previous is not None and case.state not in cases.OPEN_FOR_ENTRY
-            and previous.entered_by_id == actor.id
-            and _same(previous, entry, codes, items, carried, sheet.attachments)):
+    if (
+        previous is not None
+        and case.state not in cases.OPEN_FOR_ENTRY
+        and previous.entered_by_id == actor.id
+        and _same(previous, entry, codes, items, carried, sheet.attachments)
+    ):
         return previous, True
     if case.state not in cases.OPEN_FOR_ENTRY:
-        raise InvalidTransition("结果已提交，正在审核中" if case.state == CaseState.SUBMITTED
-                                else "结果已审核通过，不能重新提交；如有错误请由审核部门更正")
+        raise InvalidTransition(
+            "结果已提交，正在审核中"
+            if case.state == CaseState.SUBMITTED
+            else "结果已审核通过，不能重新提交；如有错误请由审核部门更正"
+        )
     if entry.referral is not None:
-        await cases.add_referral(ctx, case.code, entry.referral.kind,
-                                 entry.referral.to_department, entry.referral.content)
+        await cases.add_referral(
+            ctx,
+            case.code,
+            entry.referral.kind,
+            entry.referral.to_department,
+            entry.referral.content,
+        )
     result = await cases.submit_result(
-        ctx, case.code, codes=codes, methods=entry.methods, followups=entry.followups,
-        followup_done=entry.followup_done, followup_done_on=entry.followup_done_on,
-        inspected_on=entry.inspected_on, item_results=items, remarks=entry.remarks)
+        ctx,
+        case.code,
+        codes=codes,
+        methods=entry.methods,
+        followups=entry.followups,
+        followup_done=entry.followup_done,
+        followup_done_on=entry.followup_done_on,
+        inspected_on=entry.inspected_on,
+        item_results=items,
+        remarks=entry.remarks,
+    )
     await _attach(ctx, case, result, entry.attachments)
     return result, False
 
@@ -262,20 +342,36 @@ async def _attach(ctx: Ctx, case: Case, result: CaseResult, files: Sequence[Stor
         return
     assert ctx.actor is not None  # a group member submitted
     now = ctx.clock.now()
-    ctx.session.add_all(Attachment(result_id=result.id, sha256=f.sha256, name=f.name,
-                                   mime=f.mime, size=f.size, uploaded_by_id=ctx.actor.id,
-                                   uploaded_at=now) for f in files)
-    await record(ctx, "case.result.attachments", f"case:{case.code}",
-                 {"version": result.version,
-                  "files": [{"sha256": f.sha256, "name": f.name, "size": f.size} for f in files]})
+    ctx.session.add_all(
+        Attachment(
+            result_id=result.id,
+            sha256=f.sha256,
+            name=f.name,
+            mime=f.mime,
+            size=f.size,
+            uploaded_by_id=ctx.actor.id,
+            uploaded_at=now,
+        )
+        for f in files
+    )
+    await record(
+        ctx,
+        "case.result.attachments",
+        f"case:{case.code}",
+        {
+            "version": result.version,
+            "files": [{"sha256": f.sha256, "name": f.name, "size": f.size} for f in files],
+        },
+    )
 
 
 async def attachment(ctx: Ctx, sheet: CaseSheet, attachment_id: int) -> Attachment:
     """One file of the case shown on the sheet (any version); NotFound for another case's."""
     found = await ctx.session.scalar(
-        select(Attachment).join(CaseResult, CaseResult.id == Attachment.result_id)
-        .where(Attachment.id == attachment_id, CaseResult.case_id == sheet.case.id))
+        select(Attachment)
+        .join(CaseResult, CaseResult.id == Attachment.result_id)
+        .where(Attachment.id == attachment_id, CaseResult.case_id == sheet.case.id)
+    )
     if found is None:
         raise NotFound("附件不存在或不属于该案件。")
     return found
-

@@ -54,10 +54,16 @@ class Notice:
     key: str | None = None  # idempotency key
 
 
-async def record(ctx: Ctx, action: str, subject: str, data: dict[str, Any] | None = None,
-                 notices: Iterable[Notice] = ()) -> None:
+async def record(
+    ctx: Ctx,
+    action: str,
+    subject: str,
+    data: dict[str, Any] | None = None,
+    notices: Iterable[Notice] = (),
+) -> None:
     now = ctx.clock.now()
-    await audit.append(ctx.session, at=now, actor=ctx.actor_name, action=action,
-                       subject=subject, data=data)
+    await audit.append(
+        ctx.session, at=now, actor=ctx.actor_name, action=action, subject=subject, data=data
+    )
     for n in notices:
         await outbox.enqueue(ctx.session, n.dest, n.msg, now=now, key=n.key)

@@ -23,8 +23,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COLOURS = ("#9ecae1", "#fdae6b", "#e6550d", "#31a354")  # not yet due, this week, overdue, done
-CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Source Han Sans SC", "SimHei",
-             "Microsoft YaHei")
+CJK_FONTS = (
+    "WenQuanYi Micro Hei",
+    "Noto Sans CJK SC",
+    "Source Han Sans SC",
+    "SimHei",
+    "Microsoft YaHei",
+)
 
 
 def cjk_font() -> str | None:
@@ -50,8 +55,13 @@ def render_chart(data: ChartData, *, dpi: int = 100) -> bytes | None:
     fig.suptitle(f"双随机联合抽查日报 {data.day.isoformat()} · {data.scope}", fontfamily=font)
     # fixed margins in inches rather than tight_layout, which draws the figure twice
     longest = max(len(n) for n in names)
-    fig.subplots_adjust(left=min(0.45, (0.3 + 0.14 * longest) / 8), right=0.98,
-                        top=1 - 0.75 / height, bottom=1.0 / height, wspace=0.25)
+    fig.subplots_adjust(
+        left=min(0.45, (0.3 + 0.14 * longest) / 8),
+        right=0.98,
+        top=1 - 0.75 / height,
+        bottom=1.0 / height,
+        wspace=0.25,
+    )
     cases, tasks = fig.subplots(1, 2, width_ratios=(3, 1.4))
     _case_bars(cases, names, data, font)
     _task_bars(tasks, data, font)
@@ -68,8 +78,9 @@ def _case_bars(ax: Axes, names: list[str], data: ChartData, font: str) -> None:
         left = [a + b for a, b in zip(left, values, strict=True)]
     ax.invert_yaxis()
     ax.set_title("各部门案件", fontfamily=font)
-    ax.figure.legend(prop={"family": font, "size": "small"}, ncols=4, frameon=False,
-                     loc="lower center")
+    ax.figure.legend(
+        prop={"family": font, "size": "small"}, ncols=4, frameon=False, loc="lower center"
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for label in ax.get_yticklabels():
         label.set_fontfamily(font)

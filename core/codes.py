@@ -17,8 +17,9 @@ async def next_value(session: AsyncSession, name: str) -> int:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(Sequence).values(name=name, value=1)
-    stmt = stmt.on_conflict_do_update(index_elements=[Sequence.name],
-                                      set_={"value": Sequence.value + 1})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Sequence.name], set_={"value": Sequence.value + 1}
+    )
     value = await session.scalar(stmt.returning(Sequence.value))
     assert value is not None
     return int(value)

@@ -47,9 +47,16 @@ _ITEM_LEN = _lengths(cast(Table, Item.__table__))
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9_\-]*")
 _YES = {"是", "y", "yes", "true", "1", "√", "市场监管"}
 _NO = {"否", "n", "no", "false", "0", "", "×"}
-CATEGORY_WORDS = {"重点": "key", "重点检查事项": "key", "重点事项": "key", "key": "key",
-                  "一般": "general", "一般检查事项": "general", "一般事项": "general",
-                  "general": "general"}
+CATEGORY_WORDS = {
+    "重点": "key",
+    "重点检查事项": "key",
+    "重点事项": "key",
+    "key": "key",
+    "一般": "general",
+    "一般检查事项": "general",
+    "一般事项": "general",
+    "general": "general",
+}
 CATEGORY_LABELS = {"key": "重点", "general": "一般"}
 # tasks that no longer use their items: filed (立卷归档)
 FINISHED_TASK_STATES = (TaskState.CLOSED,)
@@ -104,8 +111,10 @@ def _check_department(row: _Row, taken_names: dict[str, str]) -> dict[str, Any]:
     if not code:
         row.error("code", "部门编码为空")
     elif not _CODE.fullmatch(code) or len(code) > _DEPARTMENT_LEN["code"]:
-        row.error("code", f"部门编码“{code}”只能由字母、数字、- 和 _ 组成，最多 "
-                          f"{_DEPARTMENT_LEN['code']} 个字符")
+        row.error(
+            "code",
+            f"部门编码“{code}”只能由字母、数字、- 和 _ 组成，最多 {_DEPARTMENT_LEN['code']} 个字符",
+        )
     name = row.text("name", _DEPARTMENT_LEN["name"])
     if not name:
         row.error("name", "部门名称为空")
@@ -114,9 +123,13 @@ def _check_department(row: _Row, taken_names: dict[str, str]) -> dict[str, Any]:
     market = _nfkc(row.get("is_market_regulator")).lower()
     if market not in _YES | _NO:
         row.error("is_market_regulator", f"“{row.get('is_market_regulator')}”应填 是 或 否")
-    return {"code": code, "name": name, "short_name": row.text("short_name", _DEPARTMENT_LEN["short_name"]),
-            "is_market_regulator": market in _YES,
-            "counterpart": row.text("counterpart", _DEPARTMENT_LEN["counterpart"])}
+    return {
+        "code": code,
+        "name": name,
+        "short_name": row.text("short_name", _DEPARTMENT_LEN["short_name"]),
+        "is_market_regulator": market in _YES,
+        "counterpart": row.text("counterpart", _DEPARTMENT_LEN["counterpart"]),
+    }
 
 
 def _duplicate_names(checked: _Checked) -> None:
@@ -124,15 +137,24 @@ def _duplicate_names(checked: _Checked) -> None:
     for line, rec in checked.records:
         earlier = first.setdefault(rec["name"], line)
         if earlier != line:
-            checked.bad.setdefault(line, []).append(RowError(
-                line, checked.layout.header["name"],
-                f"部门名称与第 {earlier} 行重复（第 {earlier}、{line} 行）"))
+            checked.bad.setdefault(line, []).append(
+                RowError(
+                    line,
+                    checked.layout.header["name"],
+                    f"部门名称与第 {earlier} 行重复（第 {earlier}、{line} 行）",
+                )
+            )
     checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
 
 
-async def import_departments(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
-                             rejects_path: Path | None = None,
-                             progress: Progress | None = None) -> ImportReport:
+async def import_departments(
+    ctx: changes.Ctx,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import the joint conference's member departments; same 部门编码 = update."""
     report = ImportReport(kind="departments", file_name=Path(path).name, skip_invalid=skip_invalid)
     existing: dict[str, Department] = {}
@@ -142,14 +164,26 @@ async def import_departments(ctx: changes.Ctx, path: Path, *, skip_invalid: bool
 
     def check(sheet: Sheet, layout: _Layout) -> _Checked:
         taken = {d.name: d.code for d in existing.values()}
-        checked = _check_file(sheet, layout, lambda row: _check_department(row, taken),
-                              lambda r: (r["code"],), "code", "部门编码")
+        checked = _check_file(
+            sheet,
+            layout,
+            lambda row: _check_department(row, taken),
+            lambda r: (r["code"],),
+            "code",
+            "部门编码",
+        )
         _duplicate_names(checked)
         return checked
 
     async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
-        fields = ["name", *(f for f in ("short_name", "is_market_regulator", "counterpart")
-                            if checked.layout.has(f))]
+        fields = [
+            "name",
+            *(
+                f
+                for f in ("short_name", "is_market_regulator", "counterpart")
+                if checked.layout.has(f)
+            ),
+        ]
         inserted = 0
         for rec in checked.good():
             dep = existing.get(rec["code"])
@@ -167,9 +201,19 @@ async def import_departments(ctx: changes.Ctx, path: Path, *, skip_invalid: bool
             progress(len(checked.records), len(checked.records))
         return inserted, len(checked.records) - inserted
 
-    return await _run(ctx, "departments", path, DEPARTMENT_COLUMNS, check=check, prepare=prepare,
-                      write=write, report=report, skip_invalid=skip_invalid,
-                      rejects_path=rejects_path, progress=progress)
+    return await _run(
+        ctx,
+        "departments",
+        path,
+        DEPARTMENT_COLUMNS,
+        check=check,
+        prepare=prepare,
+        write=write,
+        report=report,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        progress=progress,
+    )
 
 
 # ---------------------------------------------------------------- items
@@ -189,12 +233,22 @@ def _check_item(row: _Row, departments: _Departments, general_cap: Decimal) -> d
         row.error("name", "事项名称为空")
     category = CATEGORY_WORDS.get(_nfkc(row.get("category")).lower())
     if category is None:
-        row.error("category", f"未知事项类别“{row.get('category')}”，请填 重点 或 一般"
-                  if row.get("category") else "事项类别为空，请填 重点 或 一般")
-    return {"department_id": dept_id, "code": code, "name": name, "category": category,
-            "target_scope": split_multi(row.get("target_scope")),
-            "method": "、".join(split_multi(row.get("method")))[:_ITEM_LEN["method"]],
-            "basis": row.get("basis"), "ratio_cap": _ratio_cap(row, category, general_cap)}
+        row.error(
+            "category",
+            f"未知事项类别“{row.get('category')}”，请填 重点 或 一般"
+            if row.get("category")
+            else "事项类别为空，请填 重点 或 一般",
+        )
+    return {
+        "department_id": dept_id,
+        "code": code,
+        "name": name,
+        "category": category,
+        "target_scope": split_multi(row.get("target_scope")),
+        "method": "、".join(split_multi(row.get("method")))[: _ITEM_LEN["method"]],
+        "basis": row.get("basis"),
+        "ratio_cap": _ratio_cap(row, category, general_cap),
+    }
 
 
 def _ratio_cap(row: _Row, category: str | None, general_cap: Decimal) -> str:
@@ -209,7 +263,9 @@ def _ratio_cap(row: _Row, category: str | None, general_cap: Decimal) -> str:
     if category == "key":
         row.error("ratio_cap", "重点检查事项的抽查比例不设上限，请留空")
     elif cap > general_cap:
-        row.error("ratio_cap", f"一般检查事项的抽查比例上限不能超过本县规定的 {percent(general_cap)}")
+        row.error(
+            "ratio_cap", f"一般检查事项的抽查比例上限不能超过本县规定的 {percent(general_cap)}"
+        )
     return str(cap)
 
 
@@ -218,15 +274,22 @@ async def _used_item_ids(session: AsyncSession, item_ids: list[int]) -> dict[int
     if not item_ids:
         return {}
     rows = await session.execute(
-        select(TaskItem.item_id, func.min(JointTask.code)).join(JointTask).where(
-            TaskItem.item_id.in_(item_ids), JointTask.state.not_in(FINISHED_TASK_STATES))
-        .group_by(TaskItem.item_id))
+        select(TaskItem.item_id, func.min(JointTask.code))
+        .join(JointTask)
+        .where(TaskItem.item_id.in_(item_ids), JointTask.state.not_in(FINISHED_TASK_STATES))
+        .group_by(TaskItem.item_id)
+    )
     return {item_id: code for item_id, code in rows.all()}
 
 
-async def import_items(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
-                       rejects_path: Path | None = None,
-                       progress: Progress | None = None) -> ImportReport:
+async def import_items(
+    ctx: changes.Ctx,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import item lists. For each department in the file, the file is its whole current list:
     a changed entry becomes a new version; an entry left out is retired, unless an unfinished
     task uses it, in which case it stays and the report says so."""
@@ -238,16 +301,21 @@ async def import_items(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = Fal
         state["departments"] = await _load_departments(ctx.session)
 
     def check(sheet: Sheet, layout: _Layout) -> _Checked:
-        return _check_file(sheet, layout,
-                           lambda row: _check_item(row, state["departments"], general_cap),
-                           lambda r: (r["department_id"], r["code"].upper()), "code",
-                           "同一部门的事项编码")
+        return _check_file(
+            sheet,
+            layout,
+            lambda row: _check_item(row, state["departments"], general_cap),
+            lambda r: (r["department_id"], r["code"].upper()),
+            "code",
+            "同一部门的事项编码",
+        )
 
     async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
         records = checked.good()
         dept_ids = sorted({r["department_id"] for r in records})
-        versions = list(await ctx.session.scalars(select(Item).where(
-            Item.department_id.in_(dept_ids))))
+        versions = list(
+            await ctx.session.scalars(select(Item).where(Item.department_id.in_(dept_ids)))
+        )
         current = {(i.department_id, i.code.upper()): i for i in versions if i.current}
         latest: dict[tuple[int, str], int] = {}
         for i in versions:
@@ -271,13 +339,24 @@ async def import_items(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = Fal
             progress(len(records), len(records))
         return inserted, updated
 
-    return await _run(ctx, "items", path, ITEM_COLUMNS, check=check, prepare=prepare,
-                      write=write, report=report, skip_invalid=skip_invalid,
-                      rejects_path=rejects_path, progress=progress)
+    return await _run(
+        ctx,
+        "items",
+        path,
+        ITEM_COLUMNS,
+        check=check,
+        prepare=prepare,
+        write=write,
+        report=report,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        progress=progress,
+    )
 
 
-async def _retire(session: AsyncSession, left_out: list[Item], departments: _Departments,
-                  report: ImportReport) -> None:
+async def _retire(
+    session: AsyncSession, left_out: list[Item], departments: _Departments, report: ImportReport
+) -> None:
     used = await _used_item_ids(session, [i.id for i in left_out])
     kept = []
     for item in left_out:
@@ -286,9 +365,13 @@ async def _retire(session: AsyncSession, left_out: list[Item], departments: _Dep
         else:
             item.current = False
     if retired := [i.code for i in left_out if i.id not in used]:
-        report.notes.append(f"以下事项不在本次文件中，已从现行清单移除（历史版本保留）：{'、'.join(retired)}")
+        report.notes.append(
+            f"以下事项不在本次文件中，已从现行清单移除（历史版本保留）：{'、'.join(retired)}"
+        )
     if kept:
-        report.notes.append(f"以下事项不在本次文件中，但仍被未完成的任务使用，未移除：{'、'.join(kept)}")
+        report.notes.append(
+            f"以下事项不在本次文件中，但仍被未完成的任务使用，未移除：{'、'.join(kept)}"
+        )
 
 
 # ---------------------------------------------------------------- conflicts of interest
@@ -309,33 +392,53 @@ def _check_conflict(row: _Row, officers: dict[str, int], targets: dict[str, int]
     return {"officer_id": officer_id, "target_id": target_id, "reason": reason}
 
 
-async def import_conflicts(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
-                           rejects_path: Path | None = None,
-                           progress: Progress | None = None) -> ImportReport:
+async def import_conflicts(
+    ctx: changes.Ctx,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Declared conflicts of interest: the officer is never matched to that target (000 §八)."""
     state: dict[str, dict[str, int]] = {}
 
     async def prepare(sheet: Sheet) -> None:
-        state["officers"] = dict((await ctx.session.execute(select(Officer.code, Officer.id))).all())
+        state["officers"] = dict(
+            (await ctx.session.execute(select(Officer.code, Officer.id))).all()
+        )
         # only the targets the file names: a city's library is too big to load for a few rows
-        wanted = sorted({check.code for _, cells in sheet.rows for c in cells
-                         if _text(c) and (check := validate_uscc(c)).ok})
+        wanted = sorted(
+            {
+                check.code
+                for _, cells in sheet.rows
+                for c in cells
+                if _text(c) and (check := validate_uscc(c)).ok
+            }
+        )
         found: dict[str, int] = {}
         for start in range(0, len(wanted), CHUNK):
-            rows = await ctx.session.execute(select(Target.uscc, Target.id).where(
-                Target.uscc.in_(wanted[start:start + CHUNK])))
+            rows = await ctx.session.execute(
+                select(Target.uscc, Target.id).where(Target.uscc.in_(wanted[start : start + CHUNK]))
+            )
             found.update({uscc: target_id for uscc, target_id in rows})
         state["targets"] = found
 
     def check(sheet: Sheet, layout: _Layout) -> _Checked:
-        return _check_file(sheet, layout,
-                           lambda row: _check_conflict(row, state["officers"], state["targets"]),
-                           lambda r: (r["officer_id"], r["target_id"]), "uscc",
-                           "同一人员与同一检查对象的利害关系")
+        return _check_file(
+            sheet,
+            layout,
+            lambda row: _check_conflict(row, state["officers"], state["targets"]),
+            lambda r: (r["officer_id"], r["target_id"]),
+            "uscc",
+            "同一人员与同一检查对象的利害关系",
+        )
 
     async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
-        existing = {(c.officer_id, c.target_id): c for c in await ctx.session.scalars(
-            select(OfficerConflict))}
+        existing = {
+            (c.officer_id, c.target_id): c
+            for c in await ctx.session.scalars(select(OfficerConflict))
+        }
         inserted = 0
         for rec in checked.good():
             old = existing.get((rec["officer_id"], rec["target_id"]))
@@ -347,6 +450,15 @@ async def import_conflicts(ctx: changes.Ctx, path: Path, *, skip_invalid: bool =
         await ctx.session.flush()
         return inserted, len(checked.records) - inserted
 
-    return await _run(ctx, "conflicts", path, CONFLICT_COLUMNS, check=check, prepare=prepare,
-                      write=write, skip_invalid=skip_invalid, rejects_path=rejects_path,
-                      progress=progress)
+    return await _run(
+        ctx,
+        "conflicts",
+        path,
+        CONFLICT_COLUMNS,
+        check=check,
+        prepare=prepare,
+        write=write,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        progress=progress,
+    )

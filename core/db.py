@@ -61,8 +61,12 @@ def is_lianjian_database(path: Path) -> bool:
 
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
-            return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                               "AND name = 'alembic_version'").fetchone() is not None
+            return (
+                con.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+                ).fetchone()
+                is not None
+            )
     except sqlite3.DatabaseError:
         return False
 

@@ -37,25 +37,38 @@ Out = Callable[[str], Any]
 # The demo's stages in order; `run_demo` reports each as it starts (the CLI's progress bar).
 STAGES = ("生成模拟县域", "征求意见", "抽取", "检查", "审核与公示", "异议", "核验")
 YEAR = 2026
-RULE = {"strata": [
-    {"name": "重点关注", "risk_levels": ["D"], "flags": ["经营异常名录", "严重违法失信名单", "投诉举报"],
-     "ratio": "0.10", "rounding": "up", "min": 1},
-    {"name": "一般风险", "risk_levels": ["B", "C", ""], "ratio": "0.03"},
-    {"name": "低风险", "risk_levels": ["A"], "ratio": "0.01", "rounding": "down"}]}
+RULE = {
+    "strata": [
+        {
+            "name": "重点关注",
+            "risk_levels": ["D"],
+            "flags": ["经营异常名录", "严重违法失信名单", "投诉举报"],
+            "ratio": "0.10",
+            "rounding": "up",
+            "min": 1,
+        },
+        {"name": "一般风险", "risk_levels": ["B", "C", ""], "ratio": "0.03"},
+        {"name": "低风险", "risk_levels": ["A"], "ratio": "0.01", "rounding": "down"},
+    ]
+}
 
 PARTICIPANTS = {"WJ": "WJ-02", "GA": "GA-02", "JT": "JT-01"}  # accepting department → its item
 
 
 class Demo:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-                 out: Out) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, out: Out
+    ) -> None:
         self.sessionmaker, self.clock, self.out = sessionmaker, clock, out
 
     async def step(self, actor_code: str | None, fn: Callable[[Ctx], Awaitable[T]]) -> T:
         """One transaction acting as `actor_code` (None = the system)."""
         async with self.sessionmaker() as session:
-            actor = None if actor_code is None else await session.scalar(
-                select(Officer).where(Officer.code == actor_code))
+            actor = (
+                None
+                if actor_code is None
+                else await session.scalar(select(Officer).where(Officer.code == actor_code))
+            )
             result = await fn(Ctx(session=session, clock=self.clock, actor=actor))
             await session.commit()
             return result
@@ -77,18 +90,33 @@ async def _ids(session: AsyncSession, model: Any, codes: list[str]) -> list[int]
 
 
 async def _members(session: AsyncSession, case_code: str) -> list[GroupMember]:
-    return list(await session.scalars(select(GroupMember).join(Case).where(
-        Case.code == case_code, GroupMember.active.is_(True)).order_by(GroupMember.id)))
+    return list(
+        await session.scalars(
+            select(GroupMember)
+            .join(Case)
+            .where(Case.code == case_code, GroupMember.active.is_(True))
+            .order_by(GroupMember.id)
+        )
+    )
 
 
 async def _consult(demo: Demo) -> str:
     demo.advance_to(dt.date(YEAR, 3, 2))
     sj = await demo.read(lambda s: _ids(s, Department, ["SJ"]))
     items = await demo.read(lambda s: _ids(s, Item, ["SJ-03"]))
-    task = await demo.step("SJ001", lambda c: consultation.create_task(
-        c, title="2026年度餐饮住宿行业部门联合双随机抽查", lead_department_id=sj[0],
-        window_start=dt.date(YEAR, 3, 16), window_end=dt.date(YEAR, 4, 30), item_ids=items,
-        scope={"industries": ["餐饮服务", "住宿", "食品销售"]}, rule=RULE))
+    task = await demo.step(
+        "SJ001",
+        lambda c: consultation.create_task(
+            c,
+            title="2026年度餐饮住宿行业部门联合双随机抽查",
+            lead_department_id=sj[0],
+            window_start=dt.date(YEAR, 3, 16),
+            window_end=dt.date(YEAR, 4, 30),
+            item_ids=items,
+            scope={"industries": ["餐饮服务", "住宿", "食品销售"]},
+            rule=RULE,
+        ),
+    )
     demo.say(f"县市场监管局联络员创建联合抽查任务 {task.code}：{task.title}")
     invited = await demo.read(lambda s: _ids(s, Department, ["WJ", "GA", "JT", "HB"]))
 
@@ -101,7 +129,10 @@ async def _consult(demo: Demo) -> str:
     for dept, item in PARTICIPANTS.items():
         inv = await demo.read(partial(_invitation_id, task_code=task.code, dept_code=dept))
         chosen = await demo.read(partial(_ids, model=Item, codes=[item]))
-        await demo.step(f"{dept}001", partial(consultation.accept_invitation, invitation_id=inv, item_ids=chosen))
+        await demo.step(
+            f"{dept}001",
+            partial(consultation.accept_invitation, invitation_id=inv, item_ids=chosen),
+        )
         demo.say(f"{SHORT[dept]}联络员在部门群点击“接受”，勾选本部门事项 {item}")
     inv = await demo.read(lambda s: _invitation_id(s, task.code, "HB"))
     try:
@@ -117,25 +148,34 @@ async def _consult(demo: Demo) -> str:
 async def _invitation_id(session: AsyncSession, task_code: str, dept_code: str) -> int:
     from core.models import Invitation, JointTask
 
-    found = await session.scalar(select(Invitation.id).join(JointTask).join(
-        Department, Department.id == Invitation.department_id).where(
-        JointTask.code == task_code, Department.code == dept_code))
+    found = await session.scalar(
+        select(Invitation.id)
+        .join(JointTask)
+        .join(Department, Department.id == Invitation.department_id)
+        .where(JointTask.code == task_code, Department.code == dept_code)
+    )
     assert found is not None
     return int(found)
 
 
 async def _draw(demo: Demo, code: str) -> int:
     demo.advance_to(dt.date(YEAR, 3, 9))
-    frozen = await demo.step("SJ001", lambda c: targets.freeze_pool(
-        c, code, f"{YEAR}年3月10日福彩3D开奖号码"))
+    frozen = await demo.step(
+        "SJ001", lambda c: targets.freeze_pool(c, code, f"{YEAR}年3月10日福彩3D开奖号码")
+    )
     strata = frozen.parameters.get("strata", {})
     excluded = frozen.parameters.get("exclusions", {})
     demo.say(f"冻结抽取池：{frozen.pool_size} 户（{_fmt(strata)}）；排除 {_fmt(excluded)}")
     demo.say(f"池哈希 {frozen.pool_hash[:16]}…，将使用信标：{YEAR}年3月10日福彩3D开奖号码")
     demo.advance_to(dt.date(YEAR, 3, 10))
-    demo.clock.set(dt.datetime.combine(dt.date(YEAR, 3, 10), dt.time(21, 40), CHINA_TZ))  # drawn ~21:15
+    demo.clock.set(
+        dt.datetime.combine(dt.date(YEAR, 3, 10), dt.time(21, 40), CHINA_TZ)
+    )  # drawn ~21:15
     locked = await demo.step("SJ001", lambda c: targets.confirm_draw(c, code, "4 7 1"))
-    demo.say(f"21:40 开奖号码已公布，录入信标“4 7 1”，抽中并锁定 {len(locked.selection)} 户；公开种子 {locked.seed_hex[:16]}…")
+    demo.say(
+        "21:40 开奖号码已公布，录入信标“4 7 1”，抽中并锁定 "
+        f"{len(locked.selection)} 户；公开种子 {locked.seed_hex[:16]}…"
+    )
     matched = await demo.step("SJ001", lambda c: groups.match_inspectors(c, code))
     demo.say(f"随机匹配执法检查人员，组成 {len(matched)} 个联合检查组，每名人员收到自己的检查任务")
     return locked.id
@@ -150,49 +190,88 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
     first = case_codes[0]
     members = await demo.read(lambda s: _members(s, first))
     other = next(m for m in members if not m.is_leader)
-    await demo.step(other.officer.code, lambda c: groups.recuse(
-        c, first, other.officer_id, "本人配偶在该企业任职，申请回避"))
+    await demo.step(
+        other.officer.code,
+        lambda c: groups.recuse(c, first, other.officer_id, "本人配偶在该企业任职，申请回避"),
+    )
     demo.say(f"{other.officer.name} 申请回避 {first}，按抽取顺序由同部门下一名人员替补")
     demo.advance_to(dt.date(YEAR, 3, 20))
     for n, case_code in enumerate(case_codes):
-        leader = next(m for m in await demo.read(partial(_members, case_code=case_code)) if m.is_leader)
-        await demo.step(leader.officer.code, partial(cases.record_inspection_date,
-                                                        case_code=case_code, day=dt.date(YEAR, 3, 19)))
+        leader = next(
+            m for m in await demo.read(partial(_members, case_code=case_code)) if m.is_leader
+        )
+        await demo.step(
+            leader.officer.code,
+            partial(cases.record_inspection_date, case_code=case_code, day=dt.date(YEAR, 3, 19)),
+        )
         codes, followups = (["1"], ["无需后续处置"])
         if n == 1:
             codes, followups = (["A", "2", "B"], ["移送办案机构"])
-            await demo.step(leader.officer.code, partial(
-                cases.add_referral, case_code=case_code, kind="移送办案机构",
-                to_department="县市场监督管理局", content="未按规定公示年度报告，移送办案机构依法处理"))
-        await demo.step(leader.officer.code, partial(
-            cases.submit_result, case_code=case_code, codes=codes, methods=["实地检查"],
-            followups=followups, inspected_on=dt.date(YEAR, 3, 19)))
-    demo.say(f"各检查组于 3月19日 一次上门完成多部门事项检查并录入结果（{len(case_codes)} 户，"
-             f"其中 {case_codes[1]} 发现问题并移送办案机构）")
+            await demo.step(
+                leader.officer.code,
+                partial(
+                    cases.add_referral,
+                    case_code=case_code,
+                    kind="移送办案机构",
+                    to_department="县市场监督管理局",
+                    content="未按规定公示年度报告，移送办案机构依法处理",
+                ),
+            )
+        await demo.step(
+            leader.officer.code,
+            partial(
+                cases.submit_result,
+                case_code=case_code,
+                codes=codes,
+                methods=["实地检查"],
+                followups=followups,
+                inspected_on=dt.date(YEAR, 3, 19),
+            ),
+        )
+    demo.say(
+        f"各检查组于 3月19日 一次上门完成多部门事项检查并录入结果（{len(case_codes)} 户，"
+        f"其中 {case_codes[1]} 发现问题并移送办案机构）"
+    )
     return case_codes
 
 
 async def _case_codes(session: AsyncSession, task_code: str) -> list[str]:
-    return list(await session.scalars(select(Case.code).where(Case.code.like(f"{task_code}-%"))
-                                      .order_by(Case.code)))
+    return list(
+        await session.scalars(
+            select(Case.code).where(Case.code.like(f"{task_code}-%")).order_by(Case.code)
+        )
+    )
 
 
 async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> None:
     demo.advance_to(dt.date(YEAR, 3, 24))
     returned = case_codes[2 % len(case_codes)]
-    await demo.step("SJ001", lambda c: cases.review_result(
-        c, returned, False, "检查记录缺少现场照片，请补充后重新提交"))
+    await demo.step(
+        "SJ001",
+        lambda c: cases.review_result(c, returned, False, "检查记录缺少现场照片，请补充后重新提交"),
+    )
     demo.say(f"牵头部门审核退回 {returned}：检查记录缺少现场照片")
     leader = next(m for m in await demo.read(lambda s: _members(s, returned)) if m.is_leader)
-    await demo.step(leader.officer.code, lambda c: cases.submit_result(
-        c, returned, codes=["1"], methods=["实地检查"], followups=["无需后续处置"],
-        inspected_on=dt.date(YEAR, 3, 19), remarks="已补充现场照片"))
+    await demo.step(
+        leader.officer.code,
+        lambda c: cases.submit_result(
+            c,
+            returned,
+            codes=["1"],
+            methods=["实地检查"],
+            followups=["无需后续处置"],
+            inspected_on=dt.date(YEAR, 3, 19),
+            remarks="已补充现场照片",
+        ),
+    )
     demo.say(f"检查组补充材料后重新提交 {returned}（第 2 版）")
     # 004 第十九条: the lead and every participating department approve each result
     reviewers = ("SJ001", *(f"{dept}001" for dept in PARTICIPANTS))
     for case_code in case_codes:
         for reviewer in reviewers:
-            await demo.step(reviewer, partial(cases.review_result, case_code=case_code, approve=True))
+            await demo.step(
+                reviewer, partial(cases.review_result, case_code=case_code, approve=True)
+            )
     names = "、".join(SHORT[dept] for dept in PARTICIPANTS)
     demo.say(f"牵头部门与参与部门（{names}）联络员逐户审核通过 {len(case_codes)} 户检查结果")
     published = await demo.step("SJ001", lambda c: cases.publish_task_results(c, code))
@@ -202,15 +281,36 @@ async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> N
 async def _objection(demo: Demo, case_codes: list[str]) -> None:
     demo.advance_to(dt.date(YEAR, 4, 7))
     case_code = case_codes[1]
-    obj = await demo.step("SJ001", lambda c: objections.file_objection(
-        c, case_code, "企业法定代表人", "年度报告已于公示前补报，请求更正检查结果", dt.date(YEAR, 4, 7)))
+    obj = await demo.step(
+        "SJ001",
+        lambda c: objections.file_objection(
+            c,
+            case_code,
+            "企业法定代表人",
+            "年度报告已于公示前补报，请求更正检查结果",
+            dt.date(YEAR, 4, 7),
+        ),
+    )
     demo.say(f"{case_code} 的检查对象在公示期内提出异议，复查期限 {obj.recheck_due_on}")
     demo.advance_to(dt.date(YEAR, 4, 14))
-    await demo.step("SJ001", lambda c: objections.record_recheck(
-        c, obj.id, "经复查，年度报告确于检查前补报，原结果有误", True))
-    await demo.step("SJ001", lambda c: cases.correct_result(
-        c, case_code, reason="复查发现原结果有误", codes=["1"], methods=["实地检查", "网络监测"],
-        followups=["无需后续处置"], inspected_on=dt.date(YEAR, 3, 19)))
+    await demo.step(
+        "SJ001",
+        lambda c: objections.record_recheck(
+            c, obj.id, "经复查，年度报告确于检查前补报，原结果有误", True
+        ),
+    )
+    await demo.step(
+        "SJ001",
+        lambda c: cases.correct_result(
+            c,
+            case_code,
+            reason="复查发现原结果有误",
+            codes=["1"],
+            methods=["实地检查", "网络监测"],
+            followups=["无需后续处置"],
+            inspected_on=dt.date(YEAR, 3, 19),
+        ),
+    )
     await demo.step("SJ001", lambda c: objections.reply_objection(c, obj.id))
     demo.say("复查属实：更正公示结果（新版本，原版本保留可查），并答复异议人")
 
@@ -236,8 +336,9 @@ def _no_stage(_name: str) -> None:
     """Stage reporting is optional: tests and non-terminal runs only read the transcript."""
 
 
-async def run_demo(*, db: str | None, seed: int, targets: int, out: Out,
-                   stage: Callable[[str], None] = _no_stage) -> int:
+async def run_demo(
+    *, db: str | None, seed: int, targets: int, out: Out, stage: Callable[[str], None] = _no_stage
+) -> int:
     path = db or str(Path(tempfile.mkdtemp(prefix="lianjian-demo-")) / "demo.sqlite3")
     if Path(path).exists():  # noqa: ASYNC240 - one stat before anything runs
         out(f"错误：{path} 已存在；演示需要一个新的数据库文件")
@@ -249,11 +350,15 @@ async def run_demo(*, db: str | None, seed: int, targets: int, out: Out,
         stage(STAGES[0])
         folder = Path(path).parent / "county-files"
         folder.mkdir(exist_ok=True)
-        facts = await demo.step(None, lambda c: generate_county(c, folder, seed=seed,
-                                                                targets=targets, year=YEAR))
-        out(f"生成模拟县域（种子 {seed}）的导入文件 {folder}，用正式导入功能导入："
-            f"{facts.departments} 个成员单位，{facts.officers} 名人员（执法检查人员 {facts.inspectors} 名），"
-            f"{facts.targets} 户检查对象，市级已检查名单 {facts.exclusions} 户；数据库 {path}")
+        facts = await demo.step(
+            None, lambda c: generate_county(c, folder, seed=seed, targets=targets, year=YEAR)
+        )
+        out(
+            f"生成模拟县域（种子 {seed}）的导入文件 {folder}，用正式导入功能导入："
+            f"{facts.departments} 个成员单位，{facts.officers} "
+            f"名人员（执法检查人员 {facts.inspectors} 名），"
+            f"{facts.targets} 户检查对象，市级已检查名单 {facts.exclusions} 户；数据库 {path}"
+        )
         stage(STAGES[1])
         code = await _consult(demo)
         stage(STAGES[2])

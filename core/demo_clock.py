@@ -42,8 +42,11 @@ class DemoClock:
 
 async def restore_offset(ctx: Ctx, clock: DemoClock) -> None:
     offset_s = await ctx.session.scalar(
-        select(AuditEvent.data["offset_s"].as_float()).where(AuditEvent.action == ACTION)
-        .order_by(AuditEvent.id.desc()).limit(1))
+        select(AuditEvent.data["offset_s"].as_float())
+        .where(AuditEvent.action == ACTION)
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
     if offset_s is not None:
         clock.offset = dt.timedelta(seconds=offset_s)
 
@@ -51,8 +54,11 @@ async def restore_offset(ctx: Ctx, clock: DemoClock) -> None:
 async def after_beacon(ctx: Ctx) -> dt.datetime:
     """Just after the public beacon of the newest frozen draw is published."""
     source = await ctx.session.scalar(
-        select(Draw.beacon_source).where(Draw.state == DrawState.FROZEN, Draw.uses_beacon)
-        .order_by(Draw.id.desc()).limit(1))
+        select(Draw.beacon_source)
+        .where(Draw.state == DrawState.FROZEN, Draw.uses_beacon)
+        .order_by(Draw.id.desc())
+        .limit(1)
+    )
     day = beacon_day(source or "")
     if day is None:
         raise ValidationFailed("没有等待公开信标的抽取：请先让牵头部门发送“抽取 任务编号”")
@@ -74,5 +80,14 @@ async def record_advance(ctx: Ctx, clock: DemoClock, to: dt.datetime, why: str) 
     if to <= now:
         raise ValidationFailed("演示时钟只能向后快进：那个时间已经过去了")
     offset = clock.offset + (to - now)
-    await record(ctx, ACTION, "demo:clock", {"from": now.isoformat(), "to": to.isoformat(),
-                                             "why": why, "offset_s": offset.total_seconds()})
+    await record(
+        ctx,
+        ACTION,
+        "demo:clock",
+        {
+            "from": now.isoformat(),
+            "to": to.isoformat(),
+            "why": why,
+            "offset_s": offset.total_seconds(),
+        },
+    )

@@ -54,10 +54,26 @@ MATERIALS = (
     "年度财务报表、纳税证明、工作人员劳动合同和缴纳基本保险等证明材料。",
     "与上列检查事项相关的其他材料。",
 )
-COOPERATION = ("请你单位积极配合检查，若拒不配合，将依据《企业信息公示暂行条例》作为“不予配合情节严重”"
-               "情形予以记录并通过国家企业信用信息公示系统公示。")
-METHODS = ("实地检查", "书面检查", "网络监测", "检验检测", "委托专业机构", "采用其他部门检查结果或专业意见")
-FOLLOWUPS = ("无需后续处置", "责令改正并跟踪", "移送办案机构", "抄告相关部门", "移送司法机关", "其他")
+COOPERATION = (
+    "请你单位积极配合检查，若拒不配合，将依据《企业信息公示暂行条例》作为“不予配合情节严重”"
+    "情形予以记录并通过国家企业信用信息公示系统公示。"
+)
+METHODS = (
+    "实地检查",
+    "书面检查",
+    "网络监测",
+    "检验检测",
+    "委托专业机构",
+    "采用其他部门检查结果或专业意见",
+)
+FOLLOWUPS = (
+    "无需后续处置",
+    "责令改正并跟踪",
+    "移送办案机构",
+    "抄告相关部门",
+    "移送司法机关",
+    "其他",
+)
 
 
 def cn_date(day: dt.date | None) -> str:
@@ -65,6 +81,7 @@ def cn_date(day: dt.date | None) -> str:
 
 
 # ---------------------------------------------------------------- who may get them
+
 
 async def may_read(ctx: Ctx, officer: Officer, case: Case) -> bool:
     """Group members, liaisons and leaders of the task's departments, and admins."""
@@ -81,8 +98,11 @@ async def readable_case(ctx: Ctx, case_code: str) -> Case:
     """The case, if the acting officer may have its documents; PermissionDenied otherwise."""
     case = await get_case(ctx, case_code.strip().upper())
     if ctx.actor is not None and not await may_read(ctx, ctx.actor, case):
-        raise PermissionDenied("只有本案检查组成员和相关部门联络员、分管领导可以查看检查文书",
-                               action="case.documents.denied", subject=f"case:{case.code}")
+        raise PermissionDenied(
+            "只有本案检查组成员和相关部门联络员、分管领导可以查看检查文书",
+            action="case.documents.denied",
+            subject=f"case:{case.code}",
+        )
     return case
 
 
@@ -98,21 +118,22 @@ async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
     return await mark_notified(ctx, case.code, via)
 
 
-async def task_cases_for(ctx: Ctx, task: JointTask,
-                         officer: Officer | None) -> list[Case]:
+async def task_cases_for(ctx: Ctx, task: JointTask, officer: Officer | None) -> list[Case]:
     """The task's cases the officer may print: all of them for the office (None), its staff and
     admins; an inspector's own cases otherwise."""
     query = select(Case).where(Case.task_id == task.id).order_by(Case.code)
     if officer is not None and not officer.has_role("admin"):
         departments = await participating_departments(ctx, task)
         if not is_staff(officer, [d.id for d in departments]):
-            own = select(GroupMember.case_id).where(GroupMember.officer_id == officer.id,
-                                                    GroupMember.active.is_(True))
+            own = select(GroupMember.case_id).where(
+                GroupMember.officer_id == officer.id, GroupMember.active.is_(True)
+            )
             query = query.where(Case.id.in_(own))
     return list(await ctx.session.scalars(query))
 
 
 # ---------------------------------------------------------------- rendering
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -121,8 +142,7 @@ class Rendered:
     mime: str
 
 
-async def document_context(ctx: Ctx, case_code: str,
-                           today: dt.date) -> dict[str, Any]:
+async def document_context(ctx: Ctx, case_code: str, today: dt.date) -> dict[str, Any]:
     return {**await case_document_context(ctx, case_code), "issued_on": today}
 
 
@@ -151,7 +171,8 @@ def _new_document() -> Any:
     style.font.size = Pt(14)
     # East-Asian text takes its font from w:eastAsia, which python-docx's font.name leaves alone
     style.element.rPr.rFonts.set(
-        "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}eastAsia", "仿宋")
+        "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}eastAsia", "仿宋"
+    )
     return doc
 
 
@@ -186,22 +207,44 @@ def _notice_docx(c: dict[str, Any]) -> Any:
     doc.add_paragraph(
         f"依据{c['lead_department'].name}市场监管领域部门联合抽查事项清单和部门联合抽查年度工作计划"
         f"（任务 {c['task'].code}《{c['task'].title}》），{_names(c['departments'])}拟于"
-        f"{cn_date(c['case'].inspected_on)}依法对你单位的下列事项进行检查，现将有关事项告知如下：")
-    _table(doc, ("序号", "检查事项", "检查依据", "检查部门"), [
-        (str(n), item["name"] + ("（重点事项）" if item["key"] else ""), item["basis"] or "—",
-         item["department"]) for n, item in enumerate(c["items"], 1)])
+        f"{cn_date(c['case'].inspected_on)}依法对你单位的下列事项进行检查，现将有关事项告知如下："
+    )
+    _table(
+        doc,
+        ("序号", "检查事项", "检查依据", "检查部门"),
+        [
+            (
+                str(n),
+                item["name"] + ("（重点事项）" if item["key"] else ""),
+                item["basis"] or "—",
+                item["department"],
+            )
+            for n, item in enumerate(c["items"], 1)
+        ],
+    )
     doc.add_paragraph("一、确定一名联络员")
-    doc.add_paragraph("请你单位确定一名联络员（电话）。检查当天，请通知本单位财务、行政管理等部门负责人员"
-                      "在场配合检查。")
+    doc.add_paragraph(
+        "请你单位确定一名联络员（电话）。检查当天，请通知本单位财务、行政管理等部门负责人员"
+        "在场配合检查。"
+    )
     doc.add_paragraph("二、请你单位如实提供以下材料原件及复印件")
     for n, text in enumerate(MATERIALS, 1):
         doc.add_paragraph(f"{n}. {text}")
     doc.add_paragraph("三、做好配合工作")
     doc.add_paragraph(COOPERATION)
     doc.add_paragraph("特此通知。")
-    _table(doc, ("执法人员姓名", "执法证号", "所在部门"), [
-        (f"{n}. {p['name']}" + ("（组长）" if p["is_leader"] else ""), p["cert_no"] or "—",
-         p["department"]) for n, p in enumerate(c["inspectors"], 1)])
+    _table(
+        doc,
+        ("执法人员姓名", "执法证号", "所在部门"),
+        [
+            (
+                f"{n}. {p['name']}" + ("（组长）" if p["is_leader"] else ""),
+                p["cert_no"] or "—",
+                p["department"],
+            )
+            for n, p in enumerate(c["inspectors"], 1)
+        ],
+    )
     doc.add_paragraph(cn_date(c["issued_on"])).alignment = WD_ALIGN_PARAGRAPH.RIGHT
     return doc
 
@@ -210,24 +253,60 @@ def _record_docx(c: dict[str, Any]) -> Any:
     doc = _new_document()
     case, target = c["case"], c["target"]
     _centered(doc, "市场监管领域部门联合抽查情况记录表", 18)
-    _centered(doc, f"（一企一表）任务：{c['task'].code} {c['task'].title}　案件：{case.code}", 12,
-              bold=False)
-    _table(doc, ("项目", "内容"), [
-        ("被检查对象", target.name), ("统一社会信用代码", target.uscc), ("类型", target.kind),
-        ("住所（经营场所）", target.address or "—"), ("发起部门", c["lead_department"].name),
-        ("参与部门", _names(c["departments"])), ("检查日期", cn_date(case.inspected_on))])
+    _centered(
+        doc,
+        f"（一企一表）任务：{c['task'].code} {c['task'].title}　案件：{case.code}",
+        12,
+        bold=False,
+    )
+    _table(
+        doc,
+        ("项目", "内容"),
+        [
+            ("被检查对象", target.name),
+            ("统一社会信用代码", target.uscc),
+            ("类型", target.kind),
+            ("住所（经营场所）", target.address or "—"),
+            ("发起部门", c["lead_department"].name),
+            ("参与部门", _names(c["departments"])),
+            ("检查日期", cn_date(case.inspected_on)),
+        ],
+    )
     doc.add_paragraph()
-    _table(doc, ("序号", "检查事项", "检查部门", "检查内容", "发现的问题", "处理情况", "事项结果"), [
-        (str(n), item["name"], item["department"],
-         *((item["result"].content, item["result"].problems, item["result"].handling)
-           if item["result"] else ("", "", "")), "；".join(item["labels"]))
-        for n, item in enumerate(c["items"], 1)])
+    _table(
+        doc,
+        ("序号", "检查事项", "检查部门", "检查内容", "发现的问题", "处理情况", "事项结果"),
+        [
+            (
+                str(n),
+                item["name"],
+                item["department"],
+                *(
+                    (item["result"].content, item["result"].problems, item["result"].handling)
+                    if item["result"]
+                    else ("", "", "")
+                ),
+                "；".join(item["labels"]),
+            )
+            for n, item in enumerate(c["items"], 1)
+        ],
+    )
     doc.add_paragraph()
     _table(doc, ("项目", "内容"), _record_outcome(c))
     doc.add_paragraph()
-    _table(doc, ("检查人员", "执法证号", "所在部门", "签字"), [
-        (p["name"] + ("（组长）" if p["is_leader"] else ""), p["cert_no"] or "—",
-         p["department"], "") for p in c["inspectors"]])
+    _table(
+        doc,
+        ("检查人员", "执法证号", "所在部门", "签字"),
+        [
+            (
+                p["name"] + ("（组长）" if p["is_leader"] else ""),
+                p["cert_no"] or "—",
+                p["department"],
+                "",
+            )
+            for p in c["inspectors"]
+        ],
+    )
     doc.add_paragraph()
     _table(doc, ("当事人意见", "当事人签字（盖章）", "日期"), [("", "", "　　年　　月　　日")])
     return doc
@@ -237,15 +316,23 @@ def _record_outcome(c: dict[str, Any]) -> list[tuple[str, str]]:
     result = c["result"]
     if result is None:
         boxes = "　".join(f"☐ {cat.code.split(':')[0]} {cat.label}" for cat in c["categories"])
-        return [("检查结果", boxes), ("检查方式", "　".join(f"☐ {m}" for m in METHODS)),
-                ("后续处置", "　".join(f"☐ {f}" for f in FOLLOWUPS)), ("备注", "")]
+        return [
+            ("检查结果", boxes),
+            ("检查方式", "　".join(f"☐ {m}" for m in METHODS)),
+            ("后续处置", "　".join(f"☐ {f}" for f in FOLLOWUPS)),
+            ("备注", ""),
+        ]
     labels = "；".join(f"{text}（{code.split(':')[0]}）" for code, text in c["result_labels"])
     version = f"（第 {result.version} 版{'，更正' if result.is_correction else ''}）"
     followups = "、".join(result.followups)
     if result.followup_done:
         followups += f"（已于 {cn_date(result.followup_done_on)} 完成）"
-    return [("检查结果", labels + version), ("检查方式", "、".join(result.methods)),
-            ("后续处置", followups), ("备注", result.remarks)]
+    return [
+        ("检查结果", labels + version),
+        ("检查方式", "、".join(result.methods)),
+        ("后续处置", followups),
+        ("备注", result.remarks),
+    ]
 
 
 async def write_documents(ctx: Ctx, code: str, today: dt.date) -> list[tuple[str, bytes]]:
@@ -253,8 +340,11 @@ async def write_documents(ctx: Ctx, code: str, today: dt.date) -> list[tuple[str
     the notice and the record, DOCX and HTML. Printing changes no state."""
     code = code.strip().upper()
     task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
-    cases = ([await readable_case(ctx, code)] if task is None
-             else await task_cases_for(ctx, task, ctx.actor))
+    cases = (
+        [await readable_case(ctx, code)]
+        if task is None
+        else await task_cases_for(ctx, task, ctx.actor)
+    )
     files = []
     for case in cases:
         context = await document_context(ctx, case.code, today)

@@ -72,10 +72,18 @@ class YearReport:
 async def year_report(ctx: Ctx, year: int) -> YearReport:
     session = ctx.session
     today = ctx.clock.today()
-    rows = {d.id: DepartmentYear(d.code, d.name)
-            for d in await session.scalars(select(Department).order_by(Department.code))}
-    tasks = {t.id: t for t in await session.scalars(select(JointTask).where(
-        JointTask.year == year, JointTask.state != TaskState.DRAFT).order_by(JointTask.code))}
+    rows = {
+        d.id: DepartmentYear(d.code, d.name)
+        for d in await session.scalars(select(Department).order_by(Department.code))
+    }
+    tasks = {
+        t.id: t
+        for t in await session.scalars(
+            select(JointTask)
+            .where(JointTask.year == year, JointTask.state != TaskState.DRAFT)
+            .order_by(JointTask.code)
+        )
+    }
     for task in tasks.values():
         rows[task.lead_department_id].led.append(task.code)
     for inv in await session.scalars(select(Invitation).where(Invitation.task_id.in_(list(tasks)))):
@@ -85,32 +93,56 @@ async def year_report(ctx: Ctx, year: int) -> YearReport:
             row.joined.append(task.code)
         elif inv.state == InvitationState.DECLINED:
             row.declined.append((task.code, inv.reason))
-        elif inv.state == InvitationState.EXPIRED or (inv.state == InvitationState.PENDING
-                                                      and overdue):
+        elif inv.state == InvitationState.EXPIRED or (
+            inv.state == InvitationState.PENDING and overdue
+        ):
             row.unanswered.append(task.code)
     await _case_counts(ctx, tasks, rows, today)
     return YearReport(year, today, list(rows.values()))
 
 
-async def _case_counts(ctx: Ctx, tasks: dict[int, JointTask], rows: dict[int, DepartmentYear],
-                       today: dt.date) -> None:
+async def _case_counts(
+    ctx: Ctx, tasks: dict[int, JointTask], rows: dict[int, DepartmentYear], today: dt.date
+) -> None:
     session = ctx.session
     cases = list(await session.scalars(select(Case).where(Case.task_id.in_(list(tasks)))))
     ids = [c.id for c in cases]
     groups: dict[int, set[int]] = defaultdict(set)
-    for case_id, dept_id in await session.execute(select(
-            GroupMember.case_id, GroupMember.department_id).where(GroupMember.case_id.in_(ids))):
+    for case_id, dept_id in await session.execute(
+        select(GroupMember.case_id, GroupMember.department_id).where(GroupMember.case_id.in_(ids))
+    ):
         groups[case_id].add(dept_id)
-    first = dict((await session.execute(select(CaseResult.case_id, func.min(CaseResult.entered_at))
-                                        .where(CaseResult.case_id.in_(ids))
-                                        .group_by(CaseResult.case_id))).all())
-    corrections = _counts(await session.execute(select(CaseResult.case_id, func.count()).where(
-        CaseResult.case_id.in_(ids), CaseResult.is_correction.is_(True)).group_by(CaseResult.case_id)))
-    returns = _counts(await session.execute(select(CaseResult.case_id, func.count()).join(
-        Review, Review.result_id == CaseResult.id).where(
-        CaseResult.case_id.in_(ids), Review.decision == "return").group_by(CaseResult.case_id)))
-    objections = _counts(await session.execute(select(Objection.case_id, func.count()).where(
-        Objection.case_id.in_(ids)).group_by(Objection.case_id)))
+    first = dict(
+        (
+            await session.execute(
+                select(CaseResult.case_id, func.min(CaseResult.entered_at))
+                .where(CaseResult.case_id.in_(ids))
+                .group_by(CaseResult.case_id)
+            )
+        ).all()
+    )
+    corrections = _counts(
+        await session.execute(
+            select(CaseResult.case_id, func.count())
+            .where(CaseResult.case_id.in_(ids), CaseResult.is_correction.is_(True))
+            .group_by(CaseResult.case_id)
+        )
+    )
+    returns = _counts(
+        await session.execute(
+            select(CaseResult.case_id, func.count())
+            .join(Review, Review.result_id == CaseResult.id)
+            .where(CaseResult.case_id.in_(ids), Review.decision == "return")
+            .group_by(CaseResult.case_id)
+        )
+    )
+    objections = _counts(
+        await session.execute(
+            select(Objection.case_id, func.count())
+            .where(Objection.case_id.in_(ids))
+            .group_by(Objection.case_id)
+        )
+    )
     cal = await ctx.work_calendar()
     for case in cases:
         due = result_deadline(cal, ctx.rules, case, tasks[case.task_id]).day
@@ -134,9 +166,22 @@ def _counts(rows: Iterable[Any]) -> dict[int, int]:
 
 # ---------------------------------------------------------------- XLSX
 
-SUMMARY_HEADER = ["部门编码", "部门", "牵头任务数", "参与任务数", "拒绝邀请数", "未答复邀请数", "参加检查户数",
-                  "按时录入", "逾期录入", "未录入（已逾期）", "被退回次数", "异议数", "更正数",
-                  "是否至少发起或参与一次（004 第七条）"]
+SUMMARY_HEADER = [
+    "部门编码",
+    "部门",
+    "牵头任务数",
+    "参与任务数",
+    "拒绝邀请数",
+    "未答复邀请数",
+    "参加检查户数",
+    "按时录入",
+    "逾期录入",
+    "未录入（已逾期）",
+    "被退回次数",
+    "异议数",
+    "更正数",
+    "是否至少发起或参与一次（004 第七条）",
+]
 
 
 def write_report(report: YearReport, path: Path) -> Path:
@@ -147,14 +192,34 @@ def write_report(report: YearReport, path: Path) -> Path:
     ws = wb.active
     assert ws is not None  # a new workbook has one sheet
     ws.title = f"{report.year}年度考核"
-    ws.append([f"{report.year} 年度部门联合“双随机、一公开”抽查考核统计（截至 {report.as_of.isoformat()}）"])
+    ws.append(
+        [
+            f"{report.year} 年度部门联合“双随机、一公开”抽查考核统计（"
+            f"截至 {report.as_of.isoformat()}）"
+        ]
+    )
     ws.append(SUMMARY_HEADER)
     for cell in ws[2]:
         cell.font = Font(bold=True)
     for d in report.departments:
-        ws.append([d.code, d.name, len(d.led), len(d.joined), len(d.declined), len(d.unanswered),
-                   d.cases, d.on_time, d.late, d.missing, d.returns, d.objections, d.corrections,
-                   "是" if d.took_part else "否"])
+        ws.append(
+            [
+                d.code,
+                d.name,
+                len(d.led),
+                len(d.joined),
+                len(d.declined),
+                len(d.unanswered),
+                d.cases,
+                d.on_time,
+                d.late,
+                d.missing,
+                d.returns,
+                d.objections,
+                d.corrections,
+                "是" if d.took_part else "否",
+            ]
+        )
     if report.absent:
         ws.append([])
         ws.append(["未发起也未参与联合抽查的部门：" + "、".join(d.name for d in report.absent)])

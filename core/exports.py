@@ -22,27 +22,46 @@ from core.results import Category, export_code, label
 
 RESULT_LAYOUT = "浙江省部门协同监管平台 · 抽查检查结果录入"
 RESULT_COLUMNS = (
-    "序号", "任务编号", "任务名称", "发起部门", "参与部门", "统一社会信用代码（注册号）", "检查对象名称",
-    "检查日期", "检查结果代码", "检查结果", "检查方式", "后续处置", "后续处置是否完成", "后续处置完成日期",
-    "是否更正", "公示日期", "案件号",
+    "序号",
+    "任务编号",
+    "任务名称",
+    "发起部门",
+    "参与部门",
+    "统一社会信用代码（注册号）",
+    "检查对象名称",
+    "检查日期",
+    "检查结果代码",
+    "检查结果",
+    "检查方式",
+    "后续处置",
+    "后续处置是否完成",
+    "后续处置完成日期",
+    "是否更正",
+    "公示日期",
+    "案件号",
 )
 
 
 async def _department(session: AsyncSession, ref: str) -> Department:
-    found = await session.scalar(select(Department).where(
-        (Department.code == ref) | (Department.name == ref)))
+    found = await session.scalar(
+        select(Department).where((Department.code == ref) | (Department.name == ref))
+    )
     if found is None:
         raise NotFound(f"找不到部门“{ref}”（部门编码或全称）")
     return found
 
 
-async def _tasks(session: AsyncSession, year: int, department: Department | None) -> list[JointTask]:
+async def _tasks(
+    session: AsyncSession, year: int, department: Department | None
+) -> list[JointTask]:
     query = select(JointTask).where(JointTask.year == year).order_by(JointTask.code)
     if department is not None:
-        joined = select(Invitation.task_id).where(Invitation.department_id == department.id,
-                                                  Invitation.state == "accepted")
-        query = query.where((JointTask.lead_department_id == department.id)
-                            | JointTask.id.in_(joined))
+        joined = select(Invitation.task_id).where(
+            Invitation.department_id == department.id, Invitation.state == "accepted"
+        )
+        query = query.where(
+            (JointTask.lead_department_id == department.id) | JointTask.id.in_(joined)
+        )
     return list(await session.scalars(query))
 
 
@@ -50,19 +69,38 @@ def _yes(flag: bool) -> str:
     return "是" if flag else "否"
 
 
-def _row(n: int, task: JointTask, partners: str, case: Case, target: Target, r: CaseResult,
-         extra: Sequence[Category]) -> list[object]:
+def _row(
+    n: int,
+    task: JointTask,
+    partners: str,
+    case: Case,
+    target: Target,
+    r: CaseResult,
+    extra: Sequence[Category],
+) -> list[object]:
     published = r.published_at.astimezone(CHINA_TZ).date() if r.published_at else None
-    return [n, task.code, task.title, task.lead_department.name, partners, target.uscc,
-            target.name, r.inspected_on or case.inspected_on,
-            ",".join(dict.fromkeys(export_code(c) for c in r.codes)),
-            "；".join(label(c, extra) for c in r.codes), "、".join(r.methods),
-            "、".join(r.followups), _yes(r.followup_done), r.followup_done_on,
-            _yes(r.is_correction), published, case.code]
+    return [
+        n,
+        task.code,
+        task.title,
+        task.lead_department.name,
+        partners,
+        target.uscc,
+        target.name,
+        r.inspected_on or case.inspected_on,
+        ",".join(dict.fromkeys(export_code(c) for c in r.codes)),
+        "；".join(label(c, extra) for c in r.codes),
+        "、".join(r.methods),
+        "、".join(r.followups),
+        _yes(r.followup_done),
+        r.followup_done_on,
+        _yes(r.is_correction),
+        published,
+        case.code,
+    ]
 
 
-async def results_workbook(ctx: Ctx, year: int,
-                           department_ref: str | None) -> tuple[bytes, int]:
+async def results_workbook(ctx: Ctx, year: int, department_ref: str | None) -> tuple[bytes, int]:
     """The XLSX bytes and the number of results in it (the current published version of each
     case; a corrected result exports its correction)."""
     session = ctx.session
@@ -79,23 +117,32 @@ async def results_workbook(ctx: Ctx, year: int,
         departments = await participating_departments(ctx, task)
         extra = department_categories(departments)
         partners = "、".join(d.name for d in departments if d.id != task.lead_department_id)
-        rows = (await session.execute(
-            select(CaseResult, Case, Target).join(Case, Case.id == CaseResult.case_id)
-            .join(Target, Target.id == Case.target_id)
-            .where(Case.task_id == task.id, CaseResult.state == "published")
-            .order_by(Case.code))).all()
+        rows = (
+            await session.execute(
+                select(CaseResult, Case, Target)
+                .join(Case, Case.id == CaseResult.case_id)
+                .join(Target, Target.id == Case.target_id)
+                .where(Case.task_id == task.id, CaseResult.state == "published")
+                .order_by(Case.code)
+            )
+        ).all()
         for r, case, target in rows:
             n += 1
             ws.append(_row(n, task, partners, case, target, r, extra))
-    for column, width in zip("ABCDEFGHIJKLMNOPQ", (6, 16, 28, 20, 28, 22, 30, 12, 14, 40, 16,
-                                                    20, 10, 14, 8, 12, 22), strict=True):
+    for column, width in zip(
+        "ABCDEFGHIJKLMNOPQ",
+        (6, 16, 28, 20, 28, 22, 30, 12, 14, 40, 16, 20, 10, 14, 8, 12, 22),
+        strict=True,
+    ):
         ws.column_dimensions[column].width = width
     notes = wb.create_sheet("说明")
     notes.append(["格式", RESULT_LAYOUT])
     notes.append(["年度", year])
     notes.append(["部门", department.name if department else "全部"])
     notes.append(["生成时间", ctx.clock.now().astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")])
-    notes.append(["检查结果代码", "省级平台的结果代码；参与部门的“违反〈部门〉相关规定”导出为其基础代码"])
+    notes.append(
+        ["检查结果代码", "省级平台的结果代码；参与部门的“违反〈部门〉相关规定”导出为其基础代码"]
+    )
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue(), n

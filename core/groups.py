@@ -61,9 +61,13 @@ class _Roster:
 
     def __init__(self, department: Department, officers: Sequence[InspectorRow]) -> None:
         self.department = department
-        self.heap: list[tuple[int, int, InspectorRow]] = [(0, pos, o) for pos, o in enumerate(officers)]
+        self.heap: list[tuple[int, int, InspectorRow]] = [
+            (0, pos, o) for pos, o in enumerate(officers)
+        ]
 
-    def take(self, target_id: int, taken: set[int], conflicts: set[tuple[int, int]]) -> InspectorRow | None:
+    def take(
+        self, target_id: int, taken: set[int], conflicts: set[tuple[int, int]]
+    ) -> InspectorRow | None:
         skipped, chosen = [], None
         while self.heap:
             load, pos, officer = heapq.heappop(self.heap)
@@ -78,12 +82,18 @@ class _Roster:
         return chosen
 
 
-def _inspector_rule(departments: Sequence[Department], sizes: dict[int, int]) -> algorithm.SamplingRule:
+def _inspector_rule(
+    departments: Sequence[Department], sizes: dict[int, int]
+) -> algorithm.SamplingRule:
     """Every inspector of every department is ordered: one stratum per department, count = all."""
-    return algorithm.parse_rule({"strata": [{"name": d.code, "count": sizes[d.id]} for d in departments]})
+    return algorithm.parse_rule(
+        {"strata": [{"name": d.code, "count": sizes[d.id]} for d in departments]}
+    )
 
 
-async def _task_cases(session: AsyncSession, task: JointTask, selection: Sequence[str]) -> list[Case]:
+async def _task_cases(
+    session: AsyncSession, task: JointTask, selection: Sequence[str]
+) -> list[Case]:
     """The task's cases in selection order."""
     cases = list(await session.scalars(select(Case).where(Case.task_id == task.id)))
     position = {u: n for n, u in enumerate(selection)}
@@ -94,14 +104,21 @@ async def _conflicts(session: AsyncSession, officer_ids: Iterable[int]) -> set[t
     ids = list(officer_ids)
     out: set[tuple[int, int]] = set()
     for i in range(0, len(ids), CHUNK):
-        rows = await session.execute(select(OfficerConflict.officer_id, OfficerConflict.target_id)
-                                     .where(OfficerConflict.officer_id.in_(ids[i:i + CHUNK])))
+        rows = await session.execute(
+            select(OfficerConflict.officer_id, OfficerConflict.target_id).where(
+                OfficerConflict.officer_id.in_(ids[i : i + CHUNK])
+            )
+        )
         out.update((o, t) for o, t in rows)
     return out
 
 
-def _assign(cases: Sequence[Case], rosters: Sequence[_Roster], conflicts: set[tuple[int, int]],
-            min_size: int) -> dict[int, list[tuple[InspectorRow, bool]]]:
+def _assign(
+    cases: Sequence[Case],
+    rosters: Sequence[_Roster],
+    conflicts: set[tuple[int, int]],
+    min_size: int,
+) -> dict[int, list[tuple[InspectorRow, bool]]]:
     """case id → [(officer, is_leader)]: the lead's first officer leads; each accepted department
     sends one; the lead tops the group up to the minimum size."""
     lead, others = rosters[0], rosters[1:]
@@ -112,15 +129,19 @@ def _assign(cases: Sequence[Case], rosters: Sequence[_Roster], conflicts: set[tu
         for roster in (lead, *others):
             officer = roster.take(case.target_id, taken, conflicts)
             if officer is None:
-                raise ValidationFailed(f"{roster.department.name}没有可派往 {case.code}"
-                                       f"（{case.target.name}）的执法检查人员（其余人员均需回避）")
+                raise ValidationFailed(
+                    f"{roster.department.name}没有可派往 {case.code}"
+                    f"（{case.target.name}）的执法检查人员（其余人员均需回避）"
+                )
             taken.add(officer.id)
             group.append((officer, roster is lead))
         while len(group) < min_size:
             officer = lead.take(case.target_id, taken, conflicts)
             if officer is None:
-                raise ValidationFailed(f"{lead.department.name}的执法检查人员不足，无法使 {case.code} "
-                                       f"的检查组达到 {min_size} 人")
+                raise ValidationFailed(
+                    f"{lead.department.name}的执法检查人员不足，无法使 {case.code} "
+                    f"的检查组达到 {min_size} 人"
+                )
             taken.add(officer.id)
             group.append((officer, False))
         groups[case.id] = group
@@ -133,17 +154,26 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
     task = await get_task(ctx, task_code, for_update=True)
     lead_only(ctx, task, "inspectors.match", admin=False)
     if not TASK.allows(task.state, TaskState.INSPECTING):
-        raise InvalidTransition("已匹配执法检查人员，不能重新匹配" if task.state in DONE_STATES
-                                else "检查对象尚未抽取锁定，不能匹配执法检查人员")
+        raise InvalidTransition(
+            "已匹配执法检查人员，不能重新匹配"
+            if task.state in DONE_STATES
+            else "检查对象尚未抽取锁定，不能匹配执法检查人员"
+        )
     targets_draw = await locked_draw(ctx, task, "targets")
     departments = await participants(ctx, task)
     asked = {k: task.scope.get(k, []) for k in INSPECTOR_KEYS}
-    pools = await build_inspector_pool(ctx, [d.id for d in departments],
-                                       expertise=asked["inspector_expertise"],
-                                       regions=asked["inspector_regions"])
+    pools = await build_inspector_pool(
+        ctx,
+        [d.id for d in departments],
+        expertise=asked["inspector_expertise"],
+        regions=asked["inspector_regions"],
+    )
     if empty := [d.name for d in departments if not pools[d.id]]:
-        who = ("符合本任务专业领域、区域要求的在岗执法检查人员" if any(asked.values())
-               else "在岗的执法检查人员")
+        who = (
+            "符合本任务专业领域、区域要求的在岗执法检查人员"
+            if any(asked.values())
+            else "在岗的执法检查人员"
+        )
         raise ValidationFailed(f"{'、'.join(empty)}没有{who}，无法匹配检查组")
     by_code = {algorithm.INSPECTOR_PREFIX + o.code: o for rows in pools.values() for o in rows}
     dep_code = {d.id: d.code for d in departments}
@@ -159,48 +189,101 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
     conflicts = await _conflicts(ctx.session, (o.id for o in by_code.values()))
     rosters = [_Roster(d, ordered[d.id]) for d in departments]
     groups = _assign(cases, rosters, conflicts, ctx.rules.min_group_size)
-    await (await ctx.session.connection()).execute(insert(GroupMember), [
-        {"case_id": cid, "officer_id": o.id, "department_id": o.department_id, "is_leader": leads,
-         "active": True} for cid, members in groups.items() for o, leads in members])
+    await (await ctx.session.connection()).execute(
+        insert(GroupMember),
+        [
+            {
+                "case_id": cid,
+                "officer_id": o.id,
+                "department_id": o.department_id,
+                "is_leader": leads,
+                "active": True,
+            }
+            for cid, members in groups.items()
+            for o, leads in members
+        ],
+    )
     now = ctx.clock.now()
-    n = 1 + (await ctx.session.scalar(select(func.count()).select_from(Draw).where(
-        Draw.task_id == task.id, Draw.kind == "inspectors")) or 0)
+    n = 1 + (
+        await ctx.session.scalar(
+            select(func.count())
+            .select_from(Draw)
+            .where(Draw.task_id == task.id, Draw.kind == "inspectors")
+        )
+        or 0
+    )
     inspectors_draw = Draw(
-        code=f"{task.code}-I{n}", task_id=task.id, kind="inspectors", task_code=task.code,
-        state=DRAW.start(DrawState.LOCKED), freeze_no=1, commitment=targets_draw.commitment,
+        code=f"{task.code}-I{n}",
+        task_id=task.id,
+        kind="inspectors",
+        task_code=task.code,
+        state=DRAW.start(DrawState.LOCKED),
+        freeze_no=1,
+        commitment=targets_draw.commitment,
         seed_hex=targets_draw.seed_hex,
-        beacon_source=targets_draw.beacon_source, beacon=targets_draw.beacon,
-        uses_beacon=targets_draw.uses_beacon, pool_hash=algorithm.pool_hash(pool), pool_size=len(pool),
-        parameters={"rule": rule.public(), "strata": algorithm.stratum_sizes(pool),
-                    "min_group_size": ctx.rules.min_group_size,
-                    **{k: v for k, v in asked.items() if v}},
-        algorithm_version=algorithm.ALGORITHM_VERSION, selection=selection,
-        created_by_id=ctx.actor.id if ctx.actor else None, frozen_at=now, locked_at=now)
+        beacon_source=targets_draw.beacon_source,
+        beacon=targets_draw.beacon,
+        uses_beacon=targets_draw.uses_beacon,
+        pool_hash=algorithm.pool_hash(pool),
+        pool_size=len(pool),
+        parameters={
+            "rule": rule.public(),
+            "strata": algorithm.stratum_sizes(pool),
+            "min_group_size": ctx.rules.min_group_size,
+            **{k: v for k, v in asked.items() if v},
+        },
+        algorithm_version=algorithm.ALGORITHM_VERSION,
+        selection=selection,
+        created_by_id=ctx.actor.id if ctx.actor else None,
+        frozen_at=now,
+        locked_at=now,
+    )
     ctx.session.add(inspectors_draw)
     await ctx.session.flush()
     ctx.session.add(DrawPool(draw_id=inspectors_draw.id, data=encode_pool(pool)))
     TASK.move(task, TaskState.INSPECTING)
     loads = Counter(o.code for members in groups.values() for o, _ in members)
     notices = await _match_notices(ctx, task, cases, groups, departments)
-    await record(ctx, "inspectors.matched", f"task:{task.code}", {
-        "draw": inspectors_draw.code, "pool_hash": inspectors_draw.pool_hash,
-        "pool_size": len(pool), "cases": len(cases), "loads": dict(sorted(loads.items()))}, notices)
+    await record(
+        ctx,
+        "inspectors.matched",
+        f"task:{task.code}",
+        {
+            "draw": inspectors_draw.code,
+            "pool_hash": inspectors_draw.pool_hash,
+            "pool_size": len(pool),
+            "cases": len(cases),
+            "loads": dict(sorted(loads.items())),
+        },
+        notices,
+    )
     return cases
 
 
-def _group_names(members: Iterable[tuple[InspectorRow, bool]], names: dict[int, str]) -> tuple[str, str]:
+def _group_names(
+    members: Iterable[tuple[InspectorRow, bool]], names: dict[int, str]
+) -> tuple[str, str]:
     """("张三、李四", leader's name)."""
     listed = list(members)
     leader = next((names[o.id] for o, leads in listed if leads), "—")
     return "、".join(names[o.id] for o, _ in listed), leader
 
 
-async def _match_notices(ctx: Ctx, task: JointTask, cases: Sequence[Case],
-                         groups: dict[int, list[tuple[InspectorRow, bool]]],
-                         departments: Sequence[Department]) -> list[Notice]:
+async def _match_notices(
+    ctx: Ctx,
+    task: JointTask,
+    cases: Sequence[Case],
+    groups: dict[int, list[tuple[InspectorRow, bool]]],
+    departments: Sequence[Department],
+) -> list[Notice]:
     officer_ids = {o.id for members in groups.values() for o, _ in members}
-    names = dict((await ctx.session.execute(select(Officer.id, Officer.name).where(
-        Officer.id.in_(officer_ids)))).all())
+    names = dict(
+        (
+            await ctx.session.execute(
+                select(Officer.id, Officer.name).where(Officer.id.in_(officer_ids))
+            )
+        ).all()
+    )
     items = "、".join(i.name for i in await task_items(ctx, task))
     per_officer: dict[int, list[dict[str, str]]] = defaultdict(list)
     per_department: dict[int, list[dict[str, str]]] = defaultdict(list)
@@ -214,42 +297,82 @@ async def _match_notices(ctx: Ctx, task: JointTask, cases: Sequence[Case],
             ours = "、".join(names[o.id] for o, _ in members if o.department_id == dep_id)
             per_department[dep_id].append({**entry, "ours": ours})
     workdays = ctx.rules.result_entry_workdays
-    notices = [_assignment(ctx, task, entries, items, oid, key=f"matched:{task.id}:officer:{oid}")
-               for oid, entries in per_officer.items()]
+    notices = [
+        _assignment(ctx, task, entries, items, oid, key=f"matched:{task.id}:officer:{oid}")
+        for oid, entries in per_officer.items()
+    ]
     for dep in departments:
         entries = per_department[dep.id]
         officers = len({o.id for m in groups.values() for o, _ in m if o.department_id == dep.id})
-        text = render("messages/department_cases.md.j2", task=task, department=dep, total=len(entries),
-                      officers=officers, shown=entries[:LISTED_CASES],
-                      hidden=max(0, len(entries) - LISTED_CASES), workdays=workdays)
-        notices.append(Notice(Destination.department(dep.id),
-                              OutMessage.md(f"检查人员匹配结果：{task.code}", text),
-                              key=f"matched:{task.id}:department:{dep.id}"))
+        text = render(
+            "messages/department_cases.md.j2",
+            task=task,
+            department=dep,
+            total=len(entries),
+            officers=officers,
+            shown=entries[:LISTED_CASES],
+            hidden=max(0, len(entries) - LISTED_CASES),
+            workdays=workdays,
+        )
+        notices.append(
+            Notice(
+                Destination.department(dep.id),
+                OutMessage.md(f"检查人员匹配结果：{task.code}", text),
+                key=f"matched:{task.id}:department:{dep.id}",
+            )
+        )
     return notices
 
 
 def _case_entry(case: Case, members: str, leader: str) -> dict[str, str]:
     """One case of an assignment; `result` is the signed result form the sender fills in."""
-    return {"code": case.code, "name": case.target.name, "uscc": case.target.uscc,
-            "address": case.target.address, "members": members, "leader": leader,
-            "result": page_ref("result", f"case:{case.id}")}
+    return {
+        "code": case.code,
+        "name": case.target.name,
+        "uscc": case.target.uscc,
+        "address": case.target.address,
+        "members": members,
+        "leader": leader,
+        "result": page_ref("result", f"case:{case.id}"),
+    }
 
 
-def _assignment(ctx: Ctx, task: JointTask, entries: list[dict[str, str]], items: str, officer_id: int,
-                *, key: str, joined: str = "") -> Notice:
+def _assignment(
+    ctx: Ctx,
+    task: JointTask,
+    entries: list[dict[str, str]],
+    items: str,
+    officer_id: int,
+    *,
+    key: str,
+    joined: str = "",
+) -> Notice:
     """One inspector's assignment: every case with address, group, window, items and deadline."""
-    text = render("messages/inspector_cases.md.j2", task=task, total=len(entries),
-                  shown=entries[:LISTED_CASES], hidden=max(0, len(entries) - LISTED_CASES),
-                  items=items, workdays=ctx.rules.result_entry_workdays, joined=joined,
-                  documents=page_ref("documents", f"task:{task.code}"))
-    return Notice(Destination.officer(officer_id), OutMessage.md(f"检查任务：{task.code}", text), key=key)
+    text = render(
+        "messages/inspector_cases.md.j2",
+        task=task,
+        total=len(entries),
+        shown=entries[:LISTED_CASES],
+        hidden=max(0, len(entries) - LISTED_CASES),
+        items=items,
+        workdays=ctx.rules.result_entry_workdays,
+        joined=joined,
+        documents=page_ref("documents", f"task:{task.code}"),
+    )
+    return Notice(
+        Destination.officer(officer_id), OutMessage.md(f"检查任务：{task.code}", text), key=key
+    )
 
 
 # ---------------------------------------------------------------- recusal and replacement
 
+
 async def _members(session: AsyncSession, case: Case) -> list[GroupMember]:
-    return list(await session.scalars(select(GroupMember).where(GroupMember.case_id == case.id)
-                                      .order_by(GroupMember.id)))
+    return list(
+        await session.scalars(
+            select(GroupMember).where(GroupMember.case_id == case.id).order_by(GroupMember.id)
+        )
+    )
 
 
 def _changeable(case: Case, reason: str, what: str) -> str:
@@ -269,37 +392,63 @@ def _active_member(members: Sequence[GroupMember], case: Case, officer_id: int) 
 
 
 async def _is_conflicted(session: AsyncSession, officer_id: int, target_id: int) -> bool:
-    return await session.scalar(select(OfficerConflict.id).where(
-        OfficerConflict.officer_id == officer_id, OfficerConflict.target_id == target_id)) is not None
+    return (
+        await session.scalar(
+            select(OfficerConflict.id).where(
+                OfficerConflict.officer_id == officer_id, OfficerConflict.target_id == target_id
+            )
+        )
+        is not None
+    )
 
 
 async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> GroupMember:
-    """回避: the next eligible inspector of the same department in the inspector draw's key order."""
+    """回避: the next eligible inspector of the same
+    department in the inspector draw's key order."""
     case = await cases.get_case(ctx, case_code)
     members = await _members(ctx.session, case)
     old = _active_member(members, case, officer_id)
     task = await task_by_id(ctx, case.task_id)
     actor = ctx.actor
-    require(actor is None or actor.id == officer_id or may_act_for(ctx, old.department_id)
-             or may_act_for(ctx, task.lead_department_id), "case.recuse", f"case:{case.code}",
-             "只有本人、所在部门或牵头部门的联络员、分管领导可以申请回避")
+    require(
+        actor is None
+        or actor.id == officer_id
+        or may_act_for(ctx, old.department_id)
+        or may_act_for(ctx, task.lead_department_id),
+        "case.recuse",
+        f"case:{case.code}",
+        "只有本人、所在部门或牵头部门的联络员、分管领导可以申请回避",
+    )
     reason = _changeable(case, reason, "回避")
     if len(reason) < ctx.rules.recusal_reason_min_chars:
-        raise ValidationFailed(f"回避理由至少需要 {ctx.rules.recusal_reason_min_chars} 个字，"
-                               "请写明与检查对象的利害关系")
+        raise ValidationFailed(
+            f"回避理由至少需要 {ctx.rules.recusal_reason_min_chars} 个字，"
+            "请写明与检查对象的利害关系"
+        )
     inspectors_draw = await locked_draw(ctx, task, "inspectors")
     dep = await get_department(ctx, old.department_id)
     stratum = dict(decode_pool(await pool_data(ctx, inspectors_draw)))
-    order = [i.removeprefix(algorithm.INSPECTOR_PREFIX) for i in inspectors_draw.selection
-             if stratum.get(i) == dep.code]
-    officers = {o.code: o for o in await ctx.session.scalars(select(Officer).where(Officer.code.in_(order)))}
+    order = [
+        i.removeprefix(algorithm.INSPECTOR_PREFIX)
+        for i in inspectors_draw.selection
+        if stratum.get(i) == dep.code
+    ]
+    officers = {
+        o.code: o for o in await ctx.session.scalars(select(Officer).where(Officer.code.in_(order)))
+    }
     start = order.index(old.officer.code) + 1 if old.officer.code in order else 0
     been = {m.officer_id for m in members}
     replacement = None
     for code in order[start:] + order[:start]:
         o = officers.get(code)
-        if (o is not None and o.active and o.has_role("inspector") and o.department_id == dep.id
-                and o.id not in been and not await _is_conflicted(ctx.session, o.id, case.target_id)):
+        if (
+            o is not None
+            and o.active
+            and o.has_role("inspector")
+            and o.department_id == dep.id
+            and o.id not in been
+            and not await _is_conflicted(ctx.session, o.id, case.target_id)
+        ):
             replacement = o
             break
     if replacement is None:
@@ -307,14 +456,19 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
     return await _swap(ctx, case, members, old, replacement, "recusal", reason)
 
 
-async def replace_inspector(ctx: Ctx, case_code: str, officer_id: int, new_officer_id: int,
-                            reason: str) -> GroupMember:
+async def replace_inspector(
+    ctx: Ctx, case_code: str, officer_id: int, new_officer_id: int, reason: str
+) -> GroupMember:
     """更换: chosen without lottery by the department leader (001 第十四条, 004 第十三条)."""
     case = await cases.get_case(ctx, case_code)
     members = await _members(ctx.session, case)
     old = _active_member(members, case, officer_id)
-    require(may_act_for(ctx, old.department_id, roles=("leader",)), "case.replace",
-             f"case:{case.code}", "更换执法检查人员须经本部门分管领导（或管理员）决定")
+    require(
+        may_act_for(ctx, old.department_id, roles=("leader",)),
+        "case.replace",
+        f"case:{case.code}",
+        "更换执法检查人员须经本部门分管领导（或管理员）决定",
+    )
     reason = _changeable(case, reason, "更换人员")
     new = await ctx.session.get(Officer, new_officer_id)
     if new is None:
@@ -328,51 +482,112 @@ async def replace_inspector(ctx: Ctx, case_code: str, officer_id: int, new_offic
     return await _swap(ctx, case, members, old, new, "replacement", reason)
 
 
-async def _swap(ctx: Ctx, case: Case, members: list[GroupMember], old: GroupMember, new: Officer,
-                kind: str, reason: str) -> GroupMember:
+async def _swap(
+    ctx: Ctx,
+    case: Case,
+    members: list[GroupMember],
+    old: GroupMember,
+    new: Officer,
+    kind: str,
+    reason: str,
+) -> GroupMember:
     old.active = False
-    added = GroupMember(case_id=case.id, officer=new, department_id=new.department_id,
-                        is_leader=old.is_leader, active=True)
+    added = GroupMember(
+        case_id=case.id,
+        officer=new,
+        department_id=new.department_id,
+        is_leader=old.is_leader,
+        active=True,
+    )
     ctx.session.add(added)
-    ctx.session.add(Recusal(case_id=case.id, officer_id=old.officer_id, kind=kind, reason=reason,
-                            replacement_officer_id=new.id,
-                            decided_by_id=ctx.actor.id if ctx.actor else None, created_at=ctx.clock.now()))
+    ctx.session.add(
+        Recusal(
+            case_id=case.id,
+            officer_id=old.officer_id,
+            kind=kind,
+            reason=reason,
+            replacement_officer_id=new.id,
+            decided_by_id=ctx.actor.id if ctx.actor else None,
+            created_at=ctx.clock.now(),
+        )
+    )
     await ctx.session.flush()
     group = [*(m for m in members if m.active), added]
-    await record(ctx, f"case.{kind}", f"case:{case.code}", {
-        "officer": old.officer.code, "replacement": new.code, "reason": reason,
-        "leader_changed": old.is_leader}, await _swap_notices(ctx, case, group, old, new, kind, reason))
+    await record(
+        ctx,
+        f"case.{kind}",
+        f"case:{case.code}",
+        {
+            "officer": old.officer.code,
+            "replacement": new.code,
+            "reason": reason,
+            "leader_changed": old.is_leader,
+        },
+        await _swap_notices(ctx, case, group, old, new, kind, reason),
+    )
     return added
 
 
-async def _swap_notices(ctx: Ctx, case: Case, group: list[GroupMember], old: GroupMember, new: Officer,
-                        kind: str, reason: str) -> list[Notice]:
+async def _swap_notices(
+    ctx: Ctx,
+    case: Case,
+    group: list[GroupMember],
+    old: GroupMember,
+    new: Officer,
+    kind: str,
+    reason: str,
+) -> list[Notice]:
     """The group hears who left and who joined; the newcomer gets the full assignment; the reason,
     often personal (a relative, a friendship), goes only to the department's liaisons and leaders
     (a department without any has its chat told, without the reason)."""
-    names = {m.officer_id: m.officer.name for m in group if m.officer_id != new.id} | {new.id: new.name}
+    names = {m.officer_id: m.officer.name for m in group if m.officer_id != new.id} | {
+        new.id: new.name
+    }
     leader = next((names[m.officer_id] for m in group if m.is_leader), "—")
     listed = "、".join(names[m.officer_id] for m in group)
     label = "回避" if kind == "recusal" else "更换"
 
     def change(with_reason: bool) -> OutMessage:
-        return OutMessage.md(f"检查组人员{label}：{case.code}", render(
-            "messages/member_change.md.j2", case=case, target=case.target, old=old.officer, new=new,
-            leads=old.is_leader, reason=reason if with_reason else "", kind=kind, kind_label=label,
-            decided_by=ctx.actor.name if ctx.actor else ctx.actor_label, members=listed, leader=leader))
+        return OutMessage.md(
+            f"检查组人员{label}：{case.code}",
+            render(
+                "messages/member_change.md.j2",
+                case=case,
+                target=case.target,
+                old=old.officer,
+                new=new,
+                leads=old.is_leader,
+                reason=reason if with_reason else "",
+                kind=kind,
+                kind_label=label,
+                decided_by=ctx.actor.name if ctx.actor else ctx.actor_label,
+                members=listed,
+                leader=leader,
+            ),
+        )
 
     key = f"{kind}:{case.id}:{new.id}"
     private = [o.id for o in await answerers(ctx, old.department_id)]
-    told = [oid for oid in dict.fromkeys([old.officer_id, *(m.officer_id for m in group)])
-            if oid != new.id and oid not in private]
+    told = [
+        oid
+        for oid in dict.fromkeys([old.officer_id, *(m.officer_id for m in group)])
+        if oid != new.id and oid not in private
+    ]
     notices = [Notice(Destination.officer(oid), change(False), key=f"{key}:{oid}") for oid in told]
-    notices += [Notice(Destination.officer(oid), change(True), key=f"{key}:{oid}") for oid in private]
+    notices += [
+        Notice(Destination.officer(oid), change(True), key=f"{key}:{oid}") for oid in private
+    ]
     if not private:
-        notices.append(Notice(Destination.department(old.department_id), change(False),
-                              key=f"{key}:department"))
+        notices.append(
+            Notice(
+                Destination.department(old.department_id), change(False), key=f"{key}:department"
+            )
+        )
     task = await task_by_id(ctx, case.task_id)
     entry = _case_entry(case, listed, leader)
     items = "、".join(i.name for i in await task_items(ctx, task))
     joined = f"您因{old.officer.name}{label}接替加入检查组{'并担任组长' if old.is_leader else ''}。"
-    notices.append(_assignment(ctx, task, [entry], items, new.id, key=f"{key}:assignment", joined=joined))
+    notices.append(
+        _assignment(ctx, task, [entry], items, new.id, key=f"{key}:assignment", joined=joined)
+    )
     return notices

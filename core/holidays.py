@@ -24,9 +24,18 @@ async def load_holiday_year(ctx: Ctx, hf: HolidayFile) -> int:
     row.workdays = sorted(d.isoformat() for d in hf.workdays)
     row.source, row.loaded_at = hf.source, ctx.clock.now()
     await ctx.session.flush()
-    await record(ctx, "holidays.loaded", f"holidays:{hf.year}",
-                 {"year": hf.year, "holidays": len(hf.holidays), "workdays": len(hf.workdays),
-                  "source": hf.source, "replaced": replaced})
+    await record(
+        ctx,
+        "holidays.loaded",
+        f"holidays:{hf.year}",
+        {
+            "year": hf.year,
+            "holidays": len(hf.holidays),
+            "workdays": len(hf.workdays),
+            "source": hf.source,
+            "replaced": replaced,
+        },
+    )
     ctx.calendar = None  # the next work_calendar() call reloads with this year
     return await recompute_provisional(ctx)
 
@@ -36,6 +45,8 @@ async def holiday_warning(ctx: Ctx) -> str | None:
     year = (await ctx.work_calendar()).missing_next_year(ctx.clock.today())
     if year is None:
         return None
-    return (f"尚未导入 {year} 年节假日安排。跨入 {year} 年的期限暂按周一至周五计算，"
-            f"并标注“暂按工作日计算”。国务院办公厅发布 {year} 年部分节假日安排的通知后，"
-            f"请管理员用 `lianjian holidays load 文件` 导入，系统将自动重算这些期限。")
+    return (
+        f"尚未导入 {year} 年节假日安排。跨入 {year} 年的期限暂按周一至周五计算，"
+        f"并标注“暂按工作日计算”。国务院办公厅发布 {year} 年部分节假日安排的通知后，"
+        f"请管理员用 `lianjian holidays load 文件` 导入，系统将自动重算这些期限。"
+    )

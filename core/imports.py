@@ -52,9 +52,15 @@ Progress = Callable[[int, int | None], None]
 
 CHUNK = 2000  # rows per bulk statement; keeps IN lists far below SQLite's variable limit
 HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in office files
-KIND_ZH = {"targets": "检查对象", "inspectors": "执法检查人员", "exclusions": "排除名单",
-           "departments": "成员单位", "items": "抽查事项清单", "conflicts": "利害关系",
-           "plan": "年度抽查计划"}
+KIND_ZH = {
+    "targets": "检查对象",
+    "inspectors": "执法检查人员",
+    "exclusions": "排除名单",
+    "departments": "成员单位",
+    "items": "抽查事项清单",
+    "conflicts": "利害关系",
+    "plan": "年度抽查计划",
+}
 _SPLIT = re.compile(r"[、,，;；|\r\n]+")
 _PAREN = re.compile(r"\(.*\)$")
 
@@ -108,10 +114,16 @@ class ImportReport:
                     text += f"（已另存到 {self.rejects_path.name}，改正后可再次导入）"
             return "\n".join([text + "。", *self.notes])
         shown = "；".join(self.errors_zh()[:examples])
-        more = f"；另有 {len(self.rejected) - examples} 处错误" if len(self.rejected) > examples else ""
-        return (f"{what}未完成：{counts}，其中 {self.rejected_rows} 行有误，为保证名录完整，"
-                f"本次未写入任何数据。{shown}{more}。请改正后重新导入，"
-                f"或选择“跳过错误行”只导入正确的行。")
+        more = (
+            f"；另有 {len(self.rejected) - examples} 处错误"
+            if len(self.rejected) > examples
+            else ""
+        )
+        return (
+            f"{what}未完成：{counts}，其中 {self.rejected_rows} 行有误，为保证名录完整，"
+            f"本次未写入任何数据。{shown}{more}。请改正后重新导入，"
+            f"或选择“跳过错误行”只导入正确的行。"
+        )
 
 
 class FileProblem(Exception):
@@ -141,8 +153,11 @@ def header_key(text: object) -> str:
 
 
 # 注册号 comes after the USCC headers: a file with both uses the USCC where it has one.
-USCC_COLUMN = Column("uscc", ("统一社会信用代码", "社会信用代码", "信用代码", "uscc", "注册号",
-                               "registration_no"), required=True)
+USCC_COLUMN = Column(
+    "uscc",
+    ("统一社会信用代码", "社会信用代码", "信用代码", "uscc", "注册号", "registration_no"),
+    required=True,
+)
 TARGET_COLUMNS = (
     USCC_COLUMN,
     Column("name", ("名称", "企业名称", "主体名称", "name"), required=True),
@@ -165,8 +180,10 @@ INSPECTOR_COLUMNS = (
     Column("mobile", ("手机", "手机号", "手机号码", "mobile")),
     Column("roles", ("角色", "roles", "role")),
     # one column per platform: the officer's account there, headed "企业微信账号" and the like
-    *(Column(field, (f"{PLATFORM_LABELS[p]}账号", PLATFORM_LABELS[p], field, p))
-      for p, field in ACCOUNT_FIELDS.items()),
+    *(
+        Column(field, (f"{PLATFORM_LABELS[p]}账号", PLATFORM_LABELS[p], field, p))
+        for p, field in ACCOUNT_FIELDS.items()
+    ),
     Column("on_duty", ("在岗状态", "人员状态", "在岗", "on_duty")),
 )
 # 在岗状态: the words that deactivate an officer (kept as the reason) and those that keep one on
@@ -209,11 +226,21 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
     if not filled:
         raise FileProblem("文件是空的，没有表头和数据")
     required = {header_key(a) for c in columns if c.required for a in c.aliases}
-    head_at = next((i for i, (_, cells) in enumerate(filled[:HEADER_SEARCH_ROWS])
-                    if required & {header_key(c) for c in cells}), 0)
+    head_at = next(
+        (
+            i
+            for i, (_, cells) in enumerate(filled[:HEADER_SEARCH_ROWS])
+            if required & {header_key(c) for c in cells}
+        ),
+        0,
+    )
     header_line, header_cells = filled[head_at]
-    return Sheet(header_line=header_line, headers=[_text(c) for c in header_cells],
-                 rows=filled[head_at + 1:], sha256=hashlib.sha256(data).hexdigest())
+    return Sheet(
+        header_line=header_line,
+        headers=[_text(c) for c in header_cells],
+        rows=filled[head_at + 1 :],
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def _decode(data: bytes) -> str:
@@ -245,7 +272,9 @@ def _xlsx_lines(data: bytes) -> list[tuple[int, list[Any]]]:
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as err:  # openpyxl raises many kinds for a broken or foreign file
-        raise FileProblem(f"无法读取 Excel 文件（{type(err).__name__}），请确认是 .xlsx 格式") from None
+        raise FileProblem(
+            f"无法读取 Excel 文件（{type(err).__name__}），请确认是 .xlsx 格式"
+        ) from None
     try:
         ws = wb.worksheets[0]
         ws.reset_dimensions()  # some generators write a wrong sheet size; read what is there
@@ -263,7 +292,9 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "是" if value else "否"
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else format(value, ".15G")
+        return (
+            str(int(value)) if value.is_integer() and abs(value) < 1e15 else format(value, ".15G")
+        )
     if isinstance(value, dt.datetime):  # what openpyxl gives for a date cell
         return value.date().isoformat() if value.time() == dt.time() else value.isoformat(" ")
     return str(value).strip()
@@ -335,8 +366,9 @@ class _Row:
 
 def _lengths(table: Table) -> dict[str, int]:
     """Column widths, checked here so PostgreSQL never refuses a row that SQLite would accept."""
-    return {c.name: int(c.type.length) for c in table.c
-            if isinstance(c.type, String) and c.type.length}
+    return {
+        c.name: int(c.type.length) for c in table.c if isinstance(c.type, String) and c.type.length
+    }
 
 
 _TARGETS = cast(Table, Target.__table__)
@@ -350,22 +382,47 @@ _ACCOUNT_LEN = _lengths(cast(Table, PlatformAccount.__table__))["account"]
 
 
 _KINDS = {k: k for k in TARGET_KINDS} | {
-    "公司": "企业", "个体户": "个体工商户", "个体": "个体工商户", "合作社": "农民专业合作社",
-    "其他": "其他组织"}
+    "公司": "企业",
+    "个体户": "个体工商户",
+    "个体": "个体工商户",
+    "合作社": "农民专业合作社",
+    "其他": "其他组织",
+}
 _STATUSES = {s: s for s in TARGET_STATUSES} | {
-    "在业": "存续", "开业": "存续", "在营": "存续", "在册": "存续",
-    "吊销,未注销": "吊销", "吊销,已注销": "注销", "已注销": "注销", "被吊销": "吊销",
-    "被撤销": "撤销", "已迁出": "迁出",
+    "在业": "存续",
+    "开业": "存续",
+    "在营": "存续",
+    "在册": "存续",
+    "吊销,未注销": "吊销",
+    "吊销,已注销": "注销",
+    "已注销": "注销",
+    "被吊销": "吊销",
+    "被撤销": "撤销",
+    "已迁出": "迁出",
     # 歇业 (since the 2022 registration regulation) keeps the entity registered, like 停业.
-    "歇业": "停业"}
+    "歇业": "停业",
+}
 _RISK_WORDS = {"低风险": "A", "一般风险": "B", "较高风险": "C", "高风险": "D"}
 _FLAGS = {f: f for f in TARGET_FLAGS} | {
-    "经营异常": "经营异常名录", "异常名录": "经营异常名录", "列入经营异常名录": "经营异常名录",
-    "严重违法失信": "严重违法失信名单", "严重违法": "严重违法失信名单", "失信": "严重违法失信名单",
-    "投诉": "投诉举报", "举报": "投诉举报", "重点": "重点监管"}
+    "经营异常": "经营异常名录",
+    "异常名录": "经营异常名录",
+    "列入经营异常名录": "经营异常名录",
+    "严重违法失信": "严重违法失信名单",
+    "严重违法": "严重违法失信名单",
+    "失信": "严重违法失信名单",
+    "投诉": "投诉举报",
+    "举报": "投诉举报",
+    "重点": "重点监管",
+}
 _ROLES = {r: r for r in ROLES} | {
-    "联络员": "liaison", "执法检查人员": "inspector", "检查人员": "inspector",
-    "分管领导": "leader", "领导": "leader", "管理员": "admin", "专家": "expert"}
+    "联络员": "liaison",
+    "执法检查人员": "inspector",
+    "检查人员": "inspector",
+    "分管领导": "leader",
+    "领导": "leader",
+    "管理员": "admin",
+    "专家": "expert",
+}
 
 
 @lru_cache(maxsize=256)
@@ -439,9 +496,14 @@ class _Checked:
         return [r for _, r in self.records]
 
 
-def _check_file(sheet: Sheet, layout: _Layout, check_row: Callable[[_Row], dict[str, Any]],
-                key_of: Callable[[dict[str, Any]], tuple[Any, ...]],
-                key_field: str, key_label: str) -> _Checked:
+def _check_file(
+    sheet: Sheet,
+    layout: _Layout,
+    check_row: Callable[[_Row], dict[str, Any]],
+    key_of: Callable[[dict[str, Any]], tuple[Any, ...]],
+    key_field: str,
+    key_label: str,
+) -> _Checked:
     records: list[tuple[int, dict[str, Any]]] = []
     bad: dict[int, list[RowError]] = {}
     first_seen: dict[tuple[Any, ...], int] = {}
@@ -470,7 +532,9 @@ def _write_rejects(target: Path, checked: _Checked) -> None:
             if line in checked.bad:
                 texts = [_text(c) for c in cells[:width]]
                 texts += [""] * (width - len(texts))
-                out.writerow([*texts, "；".join(f"【{e.column}】{e.reason}" for e in checked.bad[line])])
+                out.writerow(
+                    [*texts, "；".join(f"【{e.column}】{e.reason}" for e in checked.bad[line])]
+                )
 
 
 def default_rejects_path(path: Path) -> Path:
@@ -482,11 +546,20 @@ Checker = Callable[[Sheet, _Layout], _Checked]
 Writer = Callable[[_Checked, Progress | None], Awaitable[tuple[int, int]]]
 
 
-async def _run(ctx: changes.Ctx, kind: str, path: Path, columns: Sequence[Column], *,
-               check: Checker, write: Writer, report: ImportReport | None = None,
-               prepare: Callable[[Sheet], Awaitable[None]] | None = None,
-               skip_invalid: bool, rejects_path: Path | None,
-               progress: Progress | None) -> ImportReport:
+async def _run(
+    ctx: changes.Ctx,
+    kind: str,
+    path: Path,
+    columns: Sequence[Column],
+    *,
+    check: Checker,
+    write: Writer,
+    report: ImportReport | None = None,
+    prepare: Callable[[Sheet], Awaitable[None]] | None = None,
+    skip_invalid: bool,
+    rejects_path: Path | None,
+    progress: Progress | None,
+) -> ImportReport:
     """Read, check, then (only if allowed) write and record — the flow every import shares."""
     path = Path(path)
     report = report or ImportReport(kind=kind, file_name=path.name, skip_invalid=skip_invalid)
@@ -502,7 +575,9 @@ async def _run(ctx: changes.Ctx, kind: str, path: Path, columns: Sequence[Column
     report.ignored_columns = layout.ignored
     if layout.missing:
         report.file_error = "缺少必填列" + "、".join(
-            f"“{c.label}”（也可写作 {' / '.join(a for a in c.aliases[1:])}）" for c in layout.missing)
+            f"“{c.label}”（也可写作 {' / '.join(a for a in c.aliases[1:])}）"
+            for c in layout.missing
+        )
         return report
     if prepare is not None:
         await prepare(sheet)
@@ -515,25 +590,41 @@ async def _run(ctx: changes.Ctx, kind: str, path: Path, columns: Sequence[Column
     if not report.ok:
         return report
     report.inserted, report.updated = await write(checked, progress)
-    await changes.record(ctx, f"import.{kind}", f"import:{kind}", {
-        "file": path.name, "sha256": sheet.sha256, "total_rows": report.total_rows,
-        "inserted": report.inserted, "updated": report.updated,
-        "rejected_rows": report.rejected_rows, "skip_invalid": skip_invalid,
-        **({"notes": report.notes} if report.notes else {})})
+    await changes.record(
+        ctx,
+        f"import.{kind}",
+        f"import:{kind}",
+        {
+            "file": path.name,
+            "sha256": sheet.sha256,
+            "total_rows": report.total_rows,
+            "inserted": report.inserted,
+            "updated": report.updated,
+            "rejected_rows": report.rejected_rows,
+            "skip_invalid": skip_invalid,
+            **({"notes": report.notes} if report.notes else {}),
+        },
+    )
     return report
 
 
 _INSERTS: dict[str, Callable[[Table], Any]] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
 
 
-def _upsert(dialect: Dialect, table: Table, keys: list[str], update_fields: Iterable[str]) -> Insert:
+def _upsert(
+    dialect: Dialect, table: Table, keys: list[str], update_fields: Iterable[str]
+) -> Insert:
     """INSERT … ON CONFLICT (keys) DO UPDATE, in the dialect's own syntax."""
     make = _INSERTS.get(dialect.name)
     if make is None:
         raise ValueError(f"bulk import supports sqlite and postgresql, not {dialect.name}")
     ins = make(table)
-    return cast(Insert, ins.on_conflict_do_update(
-        index_elements=keys, set_={f: ins.excluded[f] for f in update_fields}))
+    return cast(
+        Insert,
+        ins.on_conflict_do_update(
+            index_elements=keys, set_={f: ins.excluded[f] for f in update_fields}
+        ),
+    )
 
 
 async def _executemany(conn: AsyncConnection, stmt: Insert, rows: list[dict[str, Any]]) -> None:
@@ -546,7 +637,7 @@ async def _executemany(conn: AsyncConnection, stmt: Insert, rows: list[dict[str,
 
 def _chunks(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
+        yield items[start : start + CHUNK]
 
 
 async def _core_connection(session: AsyncSession) -> AsyncConnection:
@@ -576,31 +667,51 @@ def _check_target(row: _Row) -> dict[str, Any]:
         row.error("kind", f"未知类型“{row.get('kind')}”，可用：{'、'.join(TARGET_KINDS)}")
     status = parse_status(row.get("status"))
     if status is None:
-        row.error("status", f"未知状态“{row.get('status')}”，可用：{'、'.join(TARGET_STATUSES)}"
-                            "（在业、开业视同存续）")
+        row.error(
+            "status",
+            f"未知状态“{row.get('status')}”，可用：{'、'.join(TARGET_STATUSES)}"
+            "（在业、开业视同存续）",
+        )
     risk = parse_risk(row.get("risk_level"))
     if risk is None:
-        row.error("risk_level", f"未知风险等级“{row.get('risk_level')}”，可用：A 低风险、"
-                                "B 一般风险、C 较高风险、D 高风险，未分类留空")
-    return {"uscc": uscc, "is_legacy_id": legacy, "name": name, "kind": kind,
-            "industry": row.text("industry", _TARGET_LEN["industry"]),
-            "region": row.text("region", _TARGET_LEN["region"]),
-            "address": row.text("address", _TARGET_LEN["address"]),
-            "status": status, "risk_level": risk, "flags": _parse_flags(row)}
+        row.error(
+            "risk_level",
+            f"未知风险等级“{row.get('risk_level')}”，可用：A 低风险、"
+            "B 一般风险、C 较高风险、D 高风险，未分类留空",
+        )
+    return {
+        "uscc": uscc,
+        "is_legacy_id": legacy,
+        "name": name,
+        "kind": kind,
+        "industry": row.text("industry", _TARGET_LEN["industry"]),
+        "region": row.text("region", _TARGET_LEN["region"]),
+        "address": row.text("address", _TARGET_LEN["address"]),
+        "status": status,
+        "risk_level": risk,
+        "flags": _parse_flags(row),
+    }
 
 
 def check_targets(sheet: Sheet, layout: _Layout | None = None) -> _Checked:
     """Check every row of a target file; no database needed (used by the benchmark too)."""
-    return _check_file(sheet, layout or _Layout(sheet, TARGET_COLUMNS), _check_target,
-                       lambda r: (r["uscc"],), "uscc", "统一社会信用代码")
+    return _check_file(
+        sheet,
+        layout or _Layout(sheet, TARGET_COLUMNS),
+        _check_target,
+        lambda r: (r["uscc"],),
+        "uscc",
+        "统一社会信用代码",
+    )
 
 
 # A blank cell in these columns means "not given": a new target gets the column's default, an
 # existing one keeps its value (a blank 状态 must not turn a 注销 target back into 存续).
 # A blank 风险等级 or 标记 is a value: unclassified, no flags.
 KEEP_IF_BLANK = ("kind", "industry", "region", "address", "status")
-_TARGET_DEFAULTS: dict[str, Any] = {f: getattr(_TARGETS.c[f].default, "arg", "")
-                                    for f in KEEP_IF_BLANK}
+_TARGET_DEFAULTS: dict[str, Any] = {
+    f: getattr(_TARGETS.c[f].default, "arg", "") for f in KEEP_IF_BLANK
+}
 _TARGET_UPDATES = ("name", "kind", "industry", "region", "address", "status", "risk_level", "flags")
 
 
@@ -615,9 +726,14 @@ def _group_by_blanks(chunk: list[dict[str, Any]]) -> dict[tuple[str, ...], list[
     return groups
 
 
-async def import_targets(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
-                         rejects_path: Path | None = None,
-                         progress: Progress | None = None) -> ImportReport:
+async def import_targets(
+    ctx: changes.Ctx,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import the target library; existing targets (same USCC) are updated.
 
     Only columns present in the file are updated, so a file without 风险等级 keeps the levels
@@ -638,8 +754,9 @@ async def import_targets(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = F
         for chunk in _chunks(checked.good()):
             for blank, rows in _group_by_blanks(chunk).items():
                 if blank not in statements:
-                    statements[blank] = _upsert(conn.dialect, table, ["uscc"],
-                                                [f for f in present if f not in blank])
+                    statements[blank] = _upsert(
+                        conn.dialect, table, ["uscc"], [f for f in present if f not in blank]
+                    )
                 await _executemany(conn, statements[blank], rows)
             done += len(chunk)
             if progress is not None:
@@ -648,8 +765,17 @@ async def import_targets(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = F
         _expire(ctx.session, Target)
         return inserted, total - inserted
 
-    return await _run(ctx, "targets", path, TARGET_COLUMNS, check=check_targets, write=write,
-                      skip_invalid=skip_invalid, rejects_path=rejects_path, progress=progress)
+    return await _run(
+        ctx,
+        "targets",
+        path,
+        TARGET_COLUMNS,
+        check=check_targets,
+        write=write,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        progress=progress,
+    )
 
 
 # ---------------------------------------------------------------- departments (shared lookup)
@@ -732,16 +858,28 @@ def _check_inspector(row: _Row, departments: _Departments, accounts: _Accounts) 
     existing = accounts.officers.get(code)
     # a blank 角色 keeps an existing officer's roles and makes a new officer an inspector
     roles = _parse_roles(row) or (set(existing.roles) if existing else {"inspector"})
-    if "inspector" in roles and not cert_no and not (existing and existing.cert_no
-                                                     and not row.layout.has("cert_no")):
+    if (
+        "inspector" in roles
+        and not cert_no
+        and not (existing and existing.cert_no and not row.layout.has("cert_no"))
+    ):
         # 001 第十条: only officers with enforcement powers go into the inspector library
-        row.error("cert_no", "执法检查人员必须填写执法证号；没有执法证的人员请在“角色”中只填"
-                             "联络员、分管领导等，不要填执法检查人员")
-    record = {"code": code, "name": name, "department_id": dept_id, "cert_no": cert_no,
-              "expertise": split_multi(row.get("expertise")),
-              "region": row.text("region", _OFFICER_LEN["region"]),
-              "mobile": row.text("mobile", _OFFICER_LEN["mobile"]),
-              "roles": [r for r in ROLES if r in roles], **_parse_on_duty(row)}
+        row.error(
+            "cert_no",
+            "执法检查人员必须填写执法证号；没有执法证的人员请在“角色”中只填"
+            "联络员、分管领导等，不要填执法检查人员",
+        )
+    record = {
+        "code": code,
+        "name": name,
+        "department_id": dept_id,
+        "cert_no": cert_no,
+        "expertise": split_multi(row.get("expertise")),
+        "region": row.text("region", _OFFICER_LEN["region"]),
+        "mobile": row.text("mobile", _OFFICER_LEN["mobile"]),
+        "roles": [r for r in ROLES if r in roles],
+        **_parse_on_duty(row),
+    }
     for platform, fld in ACCOUNT_FIELDS.items():
         account = row.text(fld, _ACCOUNT_LEN) or None
         owner = accounts.owners[platform].get(account) if account else None
@@ -757,7 +895,9 @@ def _parse_roles(row: _Row) -> set[str]:
     for part in split_multi(row.get("roles")):
         role = _ROLES.get(_nfkc(part).lower()) or _ROLES.get(_nfkc(part))
         if role is None:
-            row.error("roles", f"未知角色“{part}”，可用：联络员、执法检查人员、分管领导、管理员、专家")
+            row.error(
+                "roles", f"未知角色“{part}”，可用：联络员、执法检查人员、分管领导、管理员、专家"
+            )
         else:
             roles.add(role)
     return roles
@@ -786,15 +926,24 @@ def _account_duplicates(checked: _Checked) -> None:
                 lines.setdefault(rec[fld], []).append(line)
         for account, at in lines.items():
             for line in at[1:]:
-                checked.bad.setdefault(line, []).append(RowError(
-                    line, checked.layout.header[fld],
-                    f"{label}“{account}”与第 {at[0]} 行重复（第 {at[0]}、{line} 行）"))
+                checked.bad.setdefault(line, []).append(
+                    RowError(
+                        line,
+                        checked.layout.header[fld],
+                        f"{label}“{account}”与第 {at[0]} 行重复（第 {at[0]}、{line} 行）",
+                    )
+                )
     checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
 
 
-async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
-                            rejects_path: Path | None = None,
-                            progress: Progress | None = None) -> ImportReport:
+async def import_inspectors(
+    ctx: changes.Ctx,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import the inspector library: officers gain the inspector role; same code = update.
 
     Roles are only ever added (an import never takes admin or leader away); columns absent
@@ -810,22 +959,31 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
 
     def check(sheet: Sheet, layout: _Layout) -> _Checked:
         checked = _check_file(
-            sheet, layout, lambda row: _check_inspector(row, state["departments"], state["accounts"]),
-            lambda r: (r["code"],), "code", "人员编号")
+            sheet,
+            layout,
+            lambda row: _check_inspector(row, state["departments"], state["accounts"]),
+            lambda r: (r["code"],),
+            "code",
+            "人员编号",
+        )
         _account_duplicates(checked)
         return checked
 
     async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
         officers: dict[str, Officer] = state["accounts"].officers
-        fields = ["name", "department_id", *(f for f in ("cert_no", "expertise", "region",
-                  "mobile") if checked.layout.has(f))]
+        fields = [
+            "name",
+            "department_id",
+            *(f for f in ("cert_no", "expertise", "region", "mobile") if checked.layout.has(f)),
+        ]
         inserted = updated = 0
         left: list[Officer] = []
         for done, rec in enumerate(checked.good(), start=1):
             officer = officers.get(rec["code"])
             if officer is None:
-                officer = Officer(**{k: v for k, v in rec.items()
-                                     if k not in ACCOUNT_FIELDS.values()})
+                officer = Officer(
+                    **{k: v for k, v in rec.items() if k not in ACCOUNT_FIELDS.values()}
+                )
                 ctx.session.add(officer)
                 inserted += 1
             else:
@@ -846,9 +1004,19 @@ async def import_inspectors(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
         return inserted, updated
 
     report = ImportReport(kind="inspectors", file_name=Path(path).name, skip_invalid=skip_invalid)
-    return await _run(ctx, "inspectors", path, INSPECTOR_COLUMNS, check=check, prepare=prepare,
-                      write=write, report=report, skip_invalid=skip_invalid,
-                      rejects_path=rejects_path, progress=progress)
+    return await _run(
+        ctx,
+        "inspectors",
+        path,
+        INSPECTOR_COLUMNS,
+        check=check,
+        prepare=prepare,
+        write=write,
+        report=report,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        progress=progress,
+    )
 
 
 # ---------------------------------------------------------------- exclusions
@@ -867,19 +1035,27 @@ def _parse_year(row: _Row) -> int:
 
 def _check_exclusion(row: _Row, departments: _Departments) -> dict[str, Any]:
     uscc, _legacy = _check_uscc(row)
-    return {"year": _parse_year(row), "uscc": uscc,
-            "department_id": departments.find(row, "department", required=False),
-            "source": row.text("source", _EXCLUSION_LEN["source"]),
-            "reason": row.text("reason", _EXCLUSION_LEN["reason"])}
+    return {
+        "year": _parse_year(row),
+        "uscc": uscc,
+        "department_id": departments.find(row, "department", required=False),
+        "source": row.text("source", _EXCLUSION_LEN["source"]),
+        "reason": row.text("reason", _EXCLUSION_LEN["reason"]),
+    }
 
 
 def _exclusion_key(rec: dict[str, Any]) -> tuple[Any, ...]:
     return rec["year"], rec["uscc"], rec["department_id"], rec["source"]
 
 
-async def import_exclusions(ctx: changes.Ctx, path: Path, *, skip_invalid: bool = False,
-                            rejects_path: Path | None = None,
-                            progress: Progress | None = None) -> ImportReport:
+async def import_exclusions(
+    ctx: changes.Ctx,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import 'already inspected this year' records. Same (year, code, department, source)
     updates the reason. Matching is done here, not by ON CONFLICT, because a missing
     department is NULL and NULLs never conflict in a unique constraint."""
@@ -889,22 +1065,41 @@ async def import_exclusions(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
         state["departments"] = await _load_departments(ctx.session)
 
     def check(sheet: Sheet, layout: _Layout) -> _Checked:
-        return _check_file(sheet, layout,
-                           lambda row: _check_exclusion(row, state["departments"]),
-                           _exclusion_key, "uscc", "同一年度、代码、部门和来源的记录")
+        return _check_file(
+            sheet,
+            layout,
+            lambda row: _check_exclusion(row, state["departments"]),
+            _exclusion_key,
+            "uscc",
+            "同一年度、代码、部门和来源的记录",
+        )
 
     async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
         table = _EXCLUSIONS
         conn = await _core_connection(ctx.session)
         records = checked.good()
         years = sorted({r["year"] for r in records})
-        existing = {(y, u, d, s): (i, r) for i, y, u, d, s, r in (await conn.execute(
-            select(table.c.id, table.c.year, table.c.uscc, table.c.department_id,
-                   table.c.source, table.c.reason).where(table.c.year.in_(years)))).all()}
+        existing = {
+            (y, u, d, s): (i, r)
+            for i, y, u, d, s, r in (
+                await conn.execute(
+                    select(
+                        table.c.id,
+                        table.c.year,
+                        table.c.uscc,
+                        table.c.department_id,
+                        table.c.source,
+                        table.c.reason,
+                    ).where(table.c.year.in_(years))
+                )
+            ).all()
+        }
         new = [r for r in records if _exclusion_key(r) not in existing]
-        changed = [{"b_id": existing[_exclusion_key(r)][0], "reason": r["reason"]}
-                   for r in records
-                   if _exclusion_key(r) in existing and existing[_exclusion_key(r)][1] != r["reason"]]
+        changed = [
+            {"b_id": existing[_exclusion_key(r)][0], "reason": r["reason"]}
+            for r in records
+            if _exclusion_key(r) in existing and existing[_exclusion_key(r)][1] != r["reason"]
+        ]
         done = 0
         for chunk in _chunks(new):
             await conn.execute(table.insert(), chunk)
@@ -912,13 +1107,26 @@ async def import_exclusions(ctx: changes.Ctx, path: Path, *, skip_invalid: bool 
             if progress is not None:
                 progress(done, len(records))
         if changed:
-            await conn.execute(update(table).where(table.c.id == bindparam("b_id"))
-                               .values(reason=bindparam("reason")), changed)
+            await conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values(reason=bindparam("reason")),
+                changed,
+            )
         if progress is not None:
             progress(len(records), len(records))
         _expire(ctx.session, Exclusion)
         return len(new), len(records) - len(new)
 
-    return await _run(ctx, "exclusions", path, EXCLUSION_COLUMNS, check=check, prepare=prepare,
-                      write=write, skip_invalid=skip_invalid, rejects_path=rejects_path,
-                      progress=progress)
+    return await _run(
+        ctx,
+        "exclusions",
+        path,
+        EXCLUSION_COLUMNS,
+        check=check,
+        prepare=prepare,
+        write=write,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        progress=progress,
+    )

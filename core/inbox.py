@@ -44,25 +44,31 @@ async def store(session: AsyncSession, event: Event, *, now: dt.datetime) -> boo
     return new
 
 
-async def store_many(session: AsyncSession, events: list[Event], *,
-                     now: dt.datetime) -> list[bool]:
+async def store_many(session: AsyncSession, events: list[Event], *, now: dt.datetime) -> list[bool]:
     """Insert a burst of events with one statement per chunk; for each event, whether it is
     new. A duplicate — of a stored event or of an earlier one in `events` — changes nothing."""
     keys, items = _unique(events)
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     inserted: set[tuple[str, str]] = set()
     for start in range(0, len(items), STORE_CHUNK):
-        rows = [{"platform": platform, "event_id": event_id,
-                 "payload": event.model_dump(mode="json"),
-                 **dict(zip(BATCH_COLUMNS, _batch_values(now), strict=True))}
-                for (platform, event_id), event in items[start:start + STORE_CHUNK]]
+        rows = [
+            {
+                "platform": platform,
+                "event_id": event_id,
+                "payload": event.model_dump(mode="json"),
+                **dict(zip(BATCH_COLUMNS, _batch_values(now), strict=True)),
+            }
+            for (platform, event_id), event in items[start : start + STORE_CHUNK]
+        ]
         # executemany form: SQLAlchemy batches it into multi-row INSERTs ("insertmanyvalues")
         # with one cached compilation, whatever the burst size. On the table, not the ORM
         # class: the ORM bulk-insert layer costs ~0.5 ms of event-loop CPU per burst.
         table = cast(Table, InboxEvent.__table__)
-        stmt = (insert(table)
-                .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-                .returning(table.c.platform, table.c.event_id))
+        stmt = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+            .returning(table.c.platform, table.c.event_id)
+        )
         inserted.update((p, e) for p, e in (await session.execute(stmt, rows)).all())
     return _new_flags(keys, inserted)
 
@@ -110,11 +116,15 @@ class SqliteFileInbox:
         self._path = path
         table = cast(Table, InboxEvent.__table__)
         columns = (*ROW_COLUMNS, *BATCH_COLUMNS)
-        self._bind = {name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-                      for name in columns}
-        self._sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                     f"VALUES ({', '.join('?' for _ in columns)}) "
-                     "ON CONFLICT (platform, event_id) DO NOTHING RETURNING id")
+        self._bind = {
+            name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in columns
+        }
+        self._sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) "
+            "ON CONFLICT (platform, event_id) DO NOTHING RETURNING id"
+        )
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-sqlite")
         self._conn: sqlite3.Connection | None = None  # opened and used on that thread only
 
@@ -123,8 +133,12 @@ class SqliteFileInbox:
         """The fast path when `engine` is a plain SQLite file; None otherwise (PostgreSQL,
         in-memory databases a second connection could not see, URI options)."""
         url = engine.url
-        if (engine.dialect.name != "sqlite" or not url.database or url.database == ":memory:"
-                or url.query):
+        if (
+            engine.dialect.name != "sqlite"
+            or not url.database
+            or url.database == ":memory:"
+            or url.query
+        ):
             return None
         return cls(url.database, engine.dialect)
 
@@ -132,17 +146,22 @@ class SqliteFileInbox:
         """As `store_many`: for each event whether it is new; committed when this returns."""
         keys, items = _unique(events)
         batch = self._bound(BATCH_COLUMNS, _batch_values(now))
-        rows = [self._bound(ROW_COLUMNS, (platform, event_id, event.model_dump(mode="json")))
-                + batch for (platform, event_id), event in items]
+        rows = [
+            self._bound(ROW_COLUMNS, (platform, event_id, event.model_dump(mode="json"))) + batch
+            for (platform, event_id), event in items
+        ]
         loop = asyncio.get_running_loop()
         new = await loop.run_in_executor(self._thread, self._insert, rows)
-        return _new_flags(keys, {key for (key, _), is_new in zip(items, new, strict=True)
-                                 if is_new})
+        return _new_flags(
+            keys, {key for (key, _), is_new in zip(items, new, strict=True) if is_new}
+        )
 
     def _bound(self, columns: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
         """The values as SQLAlchemy binds them (JSON text, naive UTC datetime text)."""
-        return tuple(value if (bind := self._bind[name]) is None else bind(value)
-                     for name, value in zip(columns, values, strict=True))
+        return tuple(
+            value if (bind := self._bind[name]) is None else bind(value)
+            for name, value in zip(columns, values, strict=True)
+        )
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> list[bool]:
         """On the writer thread: one transaction; per row whether it was inserted."""
@@ -178,14 +197,16 @@ class SqliteFileInbox:
             self._conn = None
 
 
-async def claim_pending(session: AsyncSession, limit: int, now: dt.datetime,
-                        lease: dt.timedelta) -> list[InboxEvent]:
+async def claim_pending(
+    session: AsyncSession, limit: int, now: dt.datetime, lease: dt.timedelta
+) -> list[InboxEvent]:
     """Lease due pending events for this worker; the caller commits straight away."""
     ids, _ = await claim_due(session, InboxEvent, limit=limit, now=now, lease=lease)
     if not ids:
         return []
-    rows = await session.scalars(select(InboxEvent).where(InboxEvent.id.in_(ids))
-                                 .order_by(InboxEvent.id))
+    rows = await session.scalars(
+        select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
+    )
     return list(rows.all())
 
 
@@ -198,15 +219,28 @@ async def mark_done(session: AsyncSession, inbox_id: int, now: dt.datetime) -> b
     worker finished it after our lease ran out): the caller must roll back, so the handling
     takes effect once."""
     result = await session.execute(
-        update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.state == InboxState.PENDING)
-        .values(state=INBOX.edge(InboxState.PENDING, InboxState.DONE), processed_at=now,
-                claimed_until=None, error="")
-        .returning(InboxEvent.id))
+        update(InboxEvent)
+        .where(InboxEvent.id == inbox_id, InboxEvent.state == InboxState.PENDING)
+        .values(
+            state=INBOX.edge(InboxState.PENDING, InboxState.DONE),
+            processed_at=now,
+            claimed_until=None,
+            error="",
+        )
+        .returning(InboxEvent.id)
+    )
     return result.scalar() is not None
 
 
-async def mark_failed(session: AsyncSession, inbox_id: int, error: str, *, now: dt.datetime,
-                      retry_at: dt.datetime, max_attempts: int) -> str:
+async def mark_failed(
+    session: AsyncSession,
+    inbox_id: int,
+    error: str,
+    *,
+    now: dt.datetime,
+    retry_at: dt.datetime,
+    max_attempts: int,
+) -> str:
     """Count a failed attempt; the row is retried at `retry_at`, or becomes "dead" once it has
     failed `max_attempts` times. Returns the new state."""
     row = await session.get(InboxEvent, inbox_id, with_for_update=True)
@@ -225,13 +259,14 @@ async def mark_failed(session: AsyncSession, inbox_id: int, error: str, *, now: 
 
 
 async def count_by_state(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
-        select(InboxEvent.state, func.count()).group_by(InboxEvent.state))
+    rows = await session.execute(select(InboxEvent.state, func.count()).group_by(InboxEvent.state))
     return {state: n for state, n in rows.all()}
 
 
 async def release(session: AsyncSession, inbox_id: int) -> None:
     """Give a claimed but unhandled row back (graceful shutdown) without counting an attempt."""
-    await session.execute(update(InboxEvent).where(InboxEvent.id == inbox_id,
-                                                   InboxEvent.state == InboxState.PENDING)
-                          .values(claimed_until=None))
+    await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == inbox_id, InboxEvent.state == InboxState.PENDING)
+        .values(claimed_until=None)
+    )

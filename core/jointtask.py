@@ -17,8 +17,13 @@ from core.states import InvitationState, TaskState
 
 LISTED_CASES = 20  # cases listed in one chat message; the rest are one command away
 # the target draw is locked: no new freeze, no new matching
-DONE_STATES = (TaskState.LOCKED, TaskState.INSPECTING, TaskState.REVIEWING, TaskState.PUBLISHED,
-               TaskState.CLOSED)
+DONE_STATES = (
+    TaskState.LOCKED,
+    TaskState.INSPECTING,
+    TaskState.REVIEWING,
+    TaskState.PUBLISHED,
+    TaskState.CLOSED,
+)
 CHUNK = 2000  # ids per IN (…) query: far below SQLite's and asyncpg's parameter limits
 
 
@@ -41,36 +46,53 @@ async def get_task(ctx: Ctx, code: str, *, for_update: bool = False) -> JointTas
 
 
 async def task_by_id(ctx: Ctx, task_id: int, *, for_update: bool = False) -> JointTask:
-    task = await ctx.session.get(JointTask, task_id, with_for_update={"of": JointTask} if for_update else None,
-                             populate_existing=for_update)
+    task = await ctx.session.get(
+        JointTask,
+        task_id,
+        with_for_update={"of": JointTask} if for_update else None,
+        populate_existing=for_update,
+    )
     assert task is not None  # foreign key
     return task
 
 
 async def task_invitations(ctx: Ctx, task: JointTask) -> list[Invitation]:
-    rows = await ctx.session.scalars(select(Invitation).where(Invitation.task_id == task.id)
-                                 .order_by(Invitation.id).execution_options(populate_existing=True))
+    rows = await ctx.session.scalars(
+        select(Invitation)
+        .where(Invitation.task_id == task.id)
+        .order_by(Invitation.id)
+        .execution_options(populate_existing=True)
+    )
     return list(rows)
 
 
 async def task_items(ctx: Ctx, task: JointTask) -> list[Item]:
     """All items of the task, lead's first (one visit, many items)."""
-    rows = await ctx.session.execute(select(Item, TaskItem.department_id).join(
-        TaskItem, TaskItem.item_id == Item.id).where(TaskItem.task_id == task.id).order_by(TaskItem.id))
+    rows = await ctx.session.execute(
+        select(Item, TaskItem.department_id)
+        .join(TaskItem, TaskItem.item_id == Item.id)
+        .where(TaskItem.task_id == task.id)
+        .order_by(TaskItem.id)
+    )
     return [item for item, _ in rows]
 
 
 async def answerers(ctx: Ctx, department_id: int) -> list[Officer]:
     """The department's liaisons and leaders: the officers who may answer an invitation."""
-    officers = await ctx.session.scalars(select(Officer).where(
-        Officer.department_id == department_id, Officer.active.is_(True)).order_by(Officer.id))
+    officers = await ctx.session.scalars(
+        select(Officer)
+        .where(Officer.department_id == department_id, Officer.active.is_(True))
+        .order_by(Officer.id)
+    )
     return [o for o in officers if o.has_role("liaison") or o.has_role("leader")]
 
 
 async def participants(ctx: Ctx, task: JointTask) -> list[Department]:
     """Lead first, then the accepted departments by code."""
-    accepted = await ctx.session.scalars(select(Department).join(
-        Invitation, Invitation.department_id == Department.id).where(
-        Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED)
-        .order_by(Department.code))
+    accepted = await ctx.session.scalars(
+        select(Department)
+        .join(Invitation, Invitation.department_id == Department.id)
+        .where(Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED)
+        .order_by(Department.code)
+    )
     return [task.lead_department, *accepted]

@@ -25,17 +25,28 @@ def _is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-async def claim_due(session: AsyncSession, model: Leased, *, limit: int, now: dt.datetime,
-                    lease: dt.timedelta, also: ColumnElement[bool] | None = None,
-                    fifo: bool = False) -> tuple[list[int], dt.datetime]:
+async def claim_due(
+    session: AsyncSession,
+    model: Leased,
+    *,
+    limit: int,
+    now: dt.datetime,
+    lease: dt.timedelta,
+    also: ColumnElement[bool] | None = None,
+    fifo: bool = False,
+) -> tuple[list[int], dt.datetime]:
     """Lease up to `limit` due rows (that also meet `also`); returns their ids (in id order)
     and the lease end. `fifo` takes the oldest rows first rather than the longest due.
     The caller commits at once so other workers see the lease."""
     pending = InboxState.PENDING if model is InboxEvent else OutboxState.PENDING
     due: Any = (
         select(model.id)
-        .where(model.state == pending, model.next_attempt_at <= now, claimable(model, now),
-               *([] if also is None else [also]))
+        .where(
+            model.state == pending,
+            model.next_attempt_at <= now,
+            claimable(model, now),
+            *([] if also is None else [also]),
+        )
         .order_by(*((model.id,) if fifo else (model.next_attempt_at, model.id)))
         .limit(limit)
     )
@@ -43,8 +54,12 @@ async def claim_due(session: AsyncSession, model: Leased, *, limit: int, now: dt
         due = due.with_for_update(skip_locked=True)
     until = now + lease
     claimed = await session.scalars(
-        update(model).where(model.id.in_(due.scalar_subquery())).values(claimed_until=until)
-        .returning(model.id).execution_options(synchronize_session=False))
+        update(model)
+        .where(model.id.in_(due.scalar_subquery()))
+        .values(claimed_until=until)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
     return sorted(claimed.all()), until
 
 

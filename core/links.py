@@ -60,10 +60,16 @@ def sign_link(secret: bytes, officer_id: int, obj: str, action: str, expires_at:
     """A token letting `officer_id` perform `action` on `obj` until `expires_at` (unix s)."""
     if len(secret) < 16:
         raise ValueError("link secret must be at least 16 bytes")
-    claims = {"o": officer_id, "b": obj, "a": action, "e": int(expires_at),
-              "n": _b64encode(secrets.token_bytes(_NONCE_BYTES))}
-    payload_b64 = _b64encode(json.dumps(claims, separators=(",", ":"),
-                                        ensure_ascii=False).encode("utf-8"))
+    claims = {
+        "o": officer_id,
+        "b": obj,
+        "a": action,
+        "e": int(expires_at),
+        "n": _b64encode(secrets.token_bytes(_NONCE_BYTES)),
+    }
+    payload_b64 = _b64encode(
+        json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    )
     return f"{payload_b64}.{_b64encode(_mac(secret, payload_b64))}"
 
 
@@ -76,23 +82,28 @@ def _claims_from(payload: bytes) -> LinkClaims:
     if not isinstance(data, dict):
         raise ValueError("payload is not an object")
     officer_id, obj, action, expires_at, nonce = (data.get(k) for k in ("o", "b", "a", "e", "n"))
-    if not (isinstance(officer_id, int) and isinstance(obj, str) and isinstance(action, str)
-            and isinstance(expires_at, int) and isinstance(nonce, str)):
+    if not (
+        isinstance(officer_id, int)
+        and isinstance(obj, str)
+        and isinstance(action, str)
+        and isinstance(expires_at, int)
+        and isinstance(nonce, str)
+    ):
         raise ValueError("payload fields have the wrong types")
     if not 0 < officer_id <= MAX_DB_ID:  # a larger id overflows the database's integer
         raise ValueError("officer id out of range")
     return LinkClaims(officer_id, obj, action, expires_at, nonce)
 
 
-def verify_link(secret: bytes, token: str, now: float, *, obj: str | None = None,
-                action: str | None = None) -> LinkClaims:
+def verify_link(
+    secret: bytes, token: str, now: float, *, obj: str | None = None, action: str | None = None
+) -> LinkClaims:
     """The claims of a genuine, unexpired token; PermissionDenied (Chinese message) otherwise.
 
     The MAC is checked first (constant time), so nothing from a forged payload is trusted or
     even parsed; then the expiry; then, when given, the expected object and action.
     """
-    if (not token or len(token) > _MAX_TOKEN_CHARS or not token.isascii()
-            or token.count(".") != 1):
+    if not token or len(token) > _MAX_TOKEN_CHARS or not token.isascii() or token.count(".") != 1:
         raise PermissionDenied(INVALID)
     payload_b64, mac_b64 = token.split(".")
     try:

@@ -51,7 +51,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(dt.UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
@@ -81,6 +83,7 @@ class Base(DeclarativeBase):
 
 
 # ---------------------------------------------------------------- people and departments
+
 
 class Department(Base):
     __tablename__ = "department"
@@ -112,7 +115,8 @@ class Officer(Base):
     inactive_reason: Mapped[str] = mapped_column(String(100), default="")
     department: Mapped[Department] = relationship(lazy="joined")
     accounts: Mapped[list[PlatformAccount]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan", order_by="PlatformAccount.id")
+        lazy="selectin", cascade="all, delete-orphan", order_by="PlatformAccount.id"
+    )
 
     def __init__(self, **fields: Any) -> None:
         # a new officer's accounts are known (none yet): no lazy load, which async forbids
@@ -124,8 +128,10 @@ class Officer(Base):
 
     def account(self, platform: ChatPlatform, tenant: str = "") -> str | None:
         """The officer's account on that platform and tenant, if bound."""
-        return next((a.account for a in self.accounts
-                     if a.platform == platform and a.tenant == tenant), None)
+        return next(
+            (a.account for a in self.accounts if a.platform == platform and a.tenant == tenant),
+            None,
+        )
 
 
 class ChatPlatform(StrEnum):
@@ -143,8 +149,10 @@ class PlatformAccount(Base):
     one account per platform and tenant."""
 
     __tablename__ = "platform_account"
-    __table_args__ = (UniqueConstraint("platform", "tenant", "account"),
-                      UniqueConstraint("officer_id", "platform", "tenant"))
+    __table_args__ = (
+        UniqueConstraint("platform", "tenant", "account"),
+        UniqueConstraint("officer_id", "platform", "tenant"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"), index=True)
     platform: Mapped[str] = mapped_column(String(16))  # a ChatPlatform value
@@ -205,8 +213,11 @@ class Item(Base):
     """
 
     __tablename__ = "item"
-    __table_args__ = (UniqueConstraint("department_id", "code", "version",
-                                       name="uq_item_department_id_code_version"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "department_id", "code", "version", name="uq_item_department_id_code_version"
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
     code: Mapped[str] = mapped_column(String(40))
@@ -246,6 +257,7 @@ class OfficerConflict(Base):
 
 # ---------------------------------------------------------------- joint tasks
 
+
 class JointTask(Base):
     __tablename__ = "joint_task"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -259,7 +271,9 @@ class JointTask(Base):
     window_extended_to: Mapped[dt.date | None] = mapped_column(Date)
     window_extension_reason: Mapped[str] = mapped_column(Text, default="")
     scope: Mapped[dict[str, Any]] = mapped_column(default=dict)  # kinds, industries, regions
-    rule: Mapped[dict[str, Any]] = mapped_column(default=dict)  # sampling rule, see core.draws.algorithm
+    rule: Mapped[dict[str, Any]] = mapped_column(
+        default=dict
+    )  # sampling rule, see core.draws.algorithm
     state: Mapped[TaskState] = mapped_column(StateType(TaskState), default=TaskState.DRAFT)
     seed_hex: Mapped[str] = mapped_column(String(64), default="")  # secret until lock
     commitment: Mapped[str] = mapped_column(String(64), default="")
@@ -308,8 +322,9 @@ class Invitation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("joint_task.id"), index=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"), index=True)
-    state: Mapped[InvitationState] = mapped_column(StateType(InvitationState),
-                                                   default=InvitationState.PENDING)
+    state: Mapped[InvitationState] = mapped_column(
+        StateType(InvitationState), default=InvitationState.PENDING
+    )
     reason: Mapped[str] = mapped_column(Text, default="")
     responded_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
     responded_at: Mapped[dt.datetime | None]
@@ -352,6 +367,7 @@ class DrawPool(Base):
 
 
 # ---------------------------------------------------------------- cases
+
 
 class Case(Base):
     __tablename__ = "inspection_case"
@@ -403,8 +419,9 @@ class ReplacementRequest(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
     reason: Mapped[str] = mapped_column(Text)
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
-    state: Mapped[ReplacementState] = mapped_column(StateType(ReplacementState),
-                                                    default=ReplacementState.PENDING)
+    state: Mapped[ReplacementState] = mapped_column(
+        StateType(ReplacementState), default=ReplacementState.PENDING
+    )
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id"))
     decision_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime]
@@ -415,14 +432,17 @@ class CaseResult(Base):
     """One version of a case's result. Published versions are never edited; corrections add one."""
 
     __tablename__ = "case_result"
-    __table_args__ = (UniqueConstraint("case_id", "version"),
-                      # the public results page lists the newest publications first
-                      Index("ix_case_result_published", "state", "published_at", "id"))
+    __table_args__ = (
+        UniqueConstraint("case_id", "version"),
+        # the public results page lists the newest publications first
+        Index("ix_case_result_published", "state", "published_at", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    state: Mapped[ResultState] = mapped_column(StateType(ResultState),
-                                               default=ResultState.SUBMITTED)
+    state: Mapped[ResultState] = mapped_column(
+        StateType(ResultState), default=ResultState.SUBMITTED
+    )
     codes: Mapped[list[Any]] = mapped_column(default=list)  # result category codes
     methods: Mapped[list[Any]] = mapped_column(default=list)
     followups: Mapped[list[Any]] = mapped_column(default=list)
@@ -480,8 +500,9 @@ class Objection(Base):
     filed_by: Mapped[str] = mapped_column(String(200))  # the target's representative
     content: Mapped[str] = mapped_column(Text)
     received_on: Mapped[dt.date] = mapped_column(Date)
-    state: Mapped[ObjectionState] = mapped_column(StateType(ObjectionState),
-                                                  default=ObjectionState.RECEIVED)
+    state: Mapped[ObjectionState] = mapped_column(
+        StateType(ObjectionState), default=ObjectionState.RECEIVED
+    )
     recheck_due_on: Mapped[dt.date] = mapped_column(Date)
     recheck_due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     recheck_finding: Mapped[str] = mapped_column(Text, default="")
@@ -498,7 +519,9 @@ class Referral(Base):
     __tablename__ = "referral"
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # 移送办案机构 | 抄告相关部门 | 移送司法机关 | 其他
+    kind: Mapped[str] = mapped_column(
+        String(16)
+    )  # 移送办案机构 | 抄告相关部门 | 移送司法机关 | 其他
     to_department: Mapped[str] = mapped_column(String(100))
     content: Mapped[str] = mapped_column(Text)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
@@ -510,6 +533,7 @@ class Referral(Base):
 
 
 # ---------------------------------------------------------------- working days
+
 
 class HolidayYear(Base):
     """Official holiday arrangement for a year chinese-calendar does not know (loaded by admins)."""
@@ -523,6 +547,7 @@ class HolidayYear(Base):
 
 
 # ---------------------------------------------------------------- audit, inbox, outbox
+
 
 class AuditEvent(Base):
     """Append-only and hash-chained: hash = SHA-256(prev_hash ‖ canonical JSON of the row)."""
@@ -549,14 +574,17 @@ class AuditHead(Base):
 
 class InboxEvent(Base):
     __tablename__ = "inbox"
-    __table_args__ = (UniqueConstraint("platform", "event_id"),
-                      Index("ix_inbox_due", "state", "next_attempt_at"))
+    __table_args__ = (
+        UniqueConstraint("platform", "event_id"),
+        Index("ix_inbox_due", "state", "next_attempt_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[str] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the neutral Event
-    state: Mapped[InboxState] = mapped_column(StateType(InboxState), default=InboxState.PENDING,
-                                              index=True)
+    state: Mapped[InboxState] = mapped_column(
+        StateType(InboxState), default=InboxState.PENDING, index=True
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed handling attempts
     next_attempt_at: Mapped[dt.datetime]  # retried with backoff after a failure
     claimed_until: Mapped[dt.datetime | None]  # lease of the worker handling it
@@ -580,8 +608,10 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     # ix_outbox_dest_sent: the rate limiter's look-up (sent to this destination since …);
     # without it SQLite walks every sent row through ix_outbox_due on each send
-    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),
-                      Index("ix_outbox_dest_sent", "dest_key", "sent_at"))
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+        Index("ix_outbox_dest_sent", "dest_key", "sent_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(160), unique=True)
     destination: Mapped[dict[str, Any]] = mapped_column(default=dict)  # Destination

@@ -27,12 +27,14 @@ from core.states import CASE, OBJECTION, CaseState, ObjectionState, ResultState
 
 
 def _notice_lead(task: JointTask, template: str, title: str, **context: object) -> Notice:
-    return Notice(Destination.department(task.lead_department_id),
-                  message(template, title, **context))
+    return Notice(
+        Destination.department(task.lead_department_id), message(template, title, **context)
+    )
 
 
-async def file_objection(ctx: Ctx, case_code: str, filed_by: str, content: str,
-                         received_on: dt.date) -> Objection:
+async def file_objection(
+    ctx: Ctx, case_code: str, filed_by: str, content: str, received_on: dt.date
+) -> Objection:
     """The lead department registers a written objection it received."""
     case = await get_case(ctx, case_code)
     task = await get_task(ctx, case)
@@ -53,24 +55,45 @@ async def file_objection(ctx: Ctx, case_code: str, filed_by: str, content: str,
         raise ValidationFailed(
             f"已超过异议期限：结果于 {published_on.isoformat()} 公示，应在公示之日起"
             f" {ctx.rules.objection_calendar_days} 日内（{last_day.isoformat()} 前）提出，"
-            f"申请收到日期为 {received_on.isoformat()}")
+            f"申请收到日期为 {received_on.isoformat()}"
+        )
     cal = await ctx.work_calendar()
     due = cal.add_workdays(received_on, ctx.rules.recheck_workdays)
-    objection = Objection(case_id=case.id, filed_by=filed_by.strip(), content=content.strip(),
-                          received_on=received_on,
-                          state=OBJECTION.start(ObjectionState.RECEIVED), recheck_due_on=due.day,
-                          recheck_due_provisional=due.provisional,
-                          handled_by_id=ctx.actor.id if ctx.actor else None)
+    objection = Objection(
+        case_id=case.id,
+        filed_by=filed_by.strip(),
+        content=content.strip(),
+        received_on=received_on,
+        state=OBJECTION.start(ObjectionState.RECEIVED),
+        recheck_due_on=due.day,
+        recheck_due_provisional=due.provisional,
+        handled_by_id=ctx.actor.id if ctx.actor else None,
+    )
     ctx.session.add(objection)
     CASE.move(case, CaseState.OBJECTED)
     await ctx.session.flush()
-    notice = _notice_lead(task, "objection_filed", f"{case.code} 收到异议",
-                                case=case, target=case.target, objection=objection,
-                                due=due.label())
-    await record(ctx, "objection.filed", f"objection:{objection.id}",
-                 {"case": case.code, "received_on": received_on.isoformat(),
-                  "recheck_due_on": due.day.isoformat(), "provisional": due.provisional,
-                  "version": published.version}, [notice])
+    notice = _notice_lead(
+        task,
+        "objection_filed",
+        f"{case.code} 收到异议",
+        case=case,
+        target=case.target,
+        objection=objection,
+        due=due.label(),
+    )
+    await record(
+        ctx,
+        "objection.filed",
+        f"objection:{objection.id}",
+        {
+            "case": case.code,
+            "received_on": received_on.isoformat(),
+            "recheck_due_on": due.day.isoformat(),
+            "provisional": due.provisional,
+            "version": published.version,
+        },
+        [notice],
+    )
     return objection
 
 
@@ -88,12 +111,15 @@ async def _load(ctx: Ctx, objection_id: int, action: str) -> tuple[Objection, Ca
 async def _restore_case(ctx: Ctx, case: Case) -> None:
     """An upheld objection leaves the published result as it was."""
     current = await latest_result(ctx, case, ResultState.PUBLISHED)
-    CASE.move(case, CaseState.CORRECTED if current is not None and current.is_correction
-              else CaseState.PUBLISHED)
+    CASE.move(
+        case,
+        CaseState.CORRECTED
+        if current is not None and current.is_correction
+        else CaseState.PUBLISHED,
+    )
 
 
-async def record_recheck(ctx: Ctx, objection_id: int, finding: str,
-                         error_found: bool) -> Objection:
+async def record_recheck(ctx: Ctx, objection_id: int, finding: str, error_found: bool) -> Objection:
     objection, case, task = await _load(ctx, objection_id, "objection.recheck")
     if objection.state != ObjectionState.RECEIVED:
         raise InvalidTransition("该异议已复查")
@@ -112,45 +138,78 @@ async def record_recheck(ctx: Ctx, objection_id: int, finding: str,
     else:
         OBJECTION.move(objection, ObjectionState.UPHELD)
         await _restore_case(ctx, case)
-    notice = _notice_lead(task, "objection_rechecked", f"{case.code} 异议复查结论",
-                                case=case, target=case.target, objection=objection,
-                                error_found=error_found, correction_due=correction_due.label(),
-                                reply_due=reply_due.label())
-    await record(ctx, "objection.rechecked", f"objection:{objection.id}",
-                 {"case": case.code, "error_found": error_found,
-                  "reply_due_on": reply_due.day.isoformat(),
-                  "correction_due_on": objection.correction_due_on.isoformat()
-                  if objection.correction_due_on else None}, [notice])
+    notice = _notice_lead(
+        task,
+        "objection_rechecked",
+        f"{case.code} 异议复查结论",
+        case=case,
+        target=case.target,
+        objection=objection,
+        error_found=error_found,
+        correction_due=correction_due.label(),
+        reply_due=reply_due.label(),
+    )
+    await record(
+        ctx,
+        "objection.rechecked",
+        f"objection:{objection.id}",
+        {
+            "case": case.code,
+            "error_found": error_found,
+            "reply_due_on": reply_due.day.isoformat(),
+            "correction_due_on": objection.correction_due_on.isoformat()
+            if objection.correction_due_on
+            else None,
+        },
+        [notice],
+    )
     return objection
 
 
 async def reply_objection(ctx: Ctx, objection_id: int) -> Objection:
     """The re-check result was communicated to the objector."""
     objection, case, task = await _load(ctx, objection_id, "objection.reply")
-    refusals = {ObjectionState.RECEIVED: "该异议尚未复查，不能答复",
-                ObjectionState.ERROR_FOUND: "复查发现错误，须先更正公示结果再答复",
-                ObjectionState.REPLIED: "该异议已答复"}
+    refusals = {
+        ObjectionState.RECEIVED: "该异议尚未复查，不能答复",
+        ObjectionState.ERROR_FOUND: "复查发现错误，须先更正公示结果再答复",
+        ObjectionState.REPLIED: "该异议已答复",
+    }
     if objection.state in refusals:
         raise InvalidTransition(refusals[objection.state])
     corrected = objection.state == ObjectionState.CORRECTED
     OBJECTION.move(objection, ObjectionState.REPLIED)
     objection.replied_on = ctx.clock.today()
-    notice = _notice_lead(task, "objection_replied", f"{case.code} 异议已答复", case=case,
-                                target=case.target, objection=objection, corrected=corrected)
-    await record(ctx, "objection.replied", f"objection:{objection.id}",
-                 {"case": case.code, "corrected": corrected}, [notice])
+    notice = _notice_lead(
+        task,
+        "objection_replied",
+        f"{case.code} 异议已答复",
+        case=case,
+        target=case.target,
+        objection=objection,
+        corrected=corrected,
+    )
+    await record(
+        ctx,
+        "objection.replied",
+        f"objection:{objection.id}",
+        {"case": case.code, "corrected": corrected},
+        [notice],
+    )
     return objection
-
 
 
 async def open_objection(ctx: Ctx, case_code: str) -> Objection:
     """The case's objection still being handled (not yet replied to), for the chat commands."""
     case = await get_case(ctx, case_code)
     objection = await ctx.session.scalar(
-        select(Objection).where(Objection.case_id == case.id,
-                                Objection.state != ObjectionState.REPLIED)
-        .order_by(Objection.id.desc()).limit(1))
+        select(Objection)
+        .where(Objection.case_id == case.id, Objection.state != ObjectionState.REPLIED)
+        .order_by(Objection.id.desc())
+        .limit(1)
+    )
     if objection is None:
-        raise NotFound(f"案件 {case.code} 没有正在处理的异议；登记异议请发送："
-                       f"异议 {case.code} 异议内容 [收到日期]")
+        raise NotFound(
+            f"案件 {case.code} 没有正在处理的异议；登记异议请发送："
+            f"异议 {case.code} 异议内容 [收到日期]"
+        )
     return objection

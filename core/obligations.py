@@ -46,10 +46,15 @@ from core.states import (
 )
 from core.workdays import Deadline, WorkCalendar
 
-KIND_LABELS = {"invitation_reply": "答复联合抽查邀请", "result_entry": "录入检查结果",
-               "review": "审核检查结果", "objection_recheck": "异议复查",
-               "objection_correction": "更正公示结果", "objection_reply": "答复异议",
-               "publication": "公示检查结果"}
+KIND_LABELS = {
+    "invitation_reply": "答复联合抽查邀请",
+    "result_entry": "录入检查结果",
+    "review": "审核检查结果",
+    "objection_recheck": "异议复查",
+    "objection_correction": "更正公示结果",
+    "objection_reply": "答复异议",
+    "publication": "公示检查结果",
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,9 @@ class _People:
 
 async def _people(session: AsyncSession) -> _People:
     people = _People(defaultdict(list), defaultdict(list))
-    for officer in await session.scalars(select(Officer).where(Officer.active.is_(True))
-                                         .order_by(Officer.id)):
+    for officer in await session.scalars(
+        select(Officer).where(Officer.active.is_(True)).order_by(Officer.id)
+    ):
         if officer.has_role("liaison"):
             people.liaisons[officer.department_id].append(officer.id)
         if officer.has_role("leader"):
@@ -100,59 +106,108 @@ async def _people(session: AsyncSession) -> _People:
     return people
 
 
-def _make(cal: WorkCalendar, today: dt.date, key: str, kind: str, subject: str,
-          department_id: int, officer_ids: Sequence[int], due: Deadline,
-          page: str = "") -> Obligation:
-    return Obligation(key, kind, subject, department_id, tuple(officer_ids), due.day,
-                      due.provisional, cal.workdays_between(today, due.day), page)
+def _make(
+    cal: WorkCalendar,
+    today: dt.date,
+    key: str,
+    kind: str,
+    subject: str,
+    department_id: int,
+    officer_ids: Sequence[int],
+    due: Deadline,
+    page: str = "",
+) -> Obligation:
+    return Obligation(
+        key,
+        kind,
+        subject,
+        department_id,
+        tuple(officer_ids),
+        due.day,
+        due.provisional,
+        cal.workdays_between(today, due.day),
+        page,
+    )
 
 
-async def _invitations(session: AsyncSession, cal: WorkCalendar, today: dt.date,
-                       people: _People) -> list[Obligation]:
-    rows = (await session.execute(
-        select(Invitation, JointTask).join(JointTask, JointTask.id == Invitation.task_id)
-        .where(Invitation.state == InvitationState.PENDING, JointTask.state == TaskState.CONSULTING,
-               JointTask.reply_due_on.is_not(None)))).all()
-    return [_make(cal, today, f"invitation:{inv.id}", "invitation_reply",
-                  f"{task.code} {task.title}", inv.department_id,
-                  people.staff(inv.department_id),
-                  Deadline(task.reply_due_on, task.reply_due_provisional))
-            for inv, task in rows if task.reply_due_on is not None]
+async def _invitations(
+    session: AsyncSession, cal: WorkCalendar, today: dt.date, people: _People
+) -> list[Obligation]:
+    rows = (
+        await session.execute(
+            select(Invitation, JointTask)
+            .join(JointTask, JointTask.id == Invitation.task_id)
+            .where(
+                Invitation.state == InvitationState.PENDING,
+                JointTask.state == TaskState.CONSULTING,
+                JointTask.reply_due_on.is_not(None),
+            )
+        )
+    ).all()
+    return [
+        _make(
+            cal,
+            today,
+            f"invitation:{inv.id}",
+            "invitation_reply",
+            f"{task.code} {task.title}",
+            inv.department_id,
+            people.staff(inv.department_id),
+            Deadline(task.reply_due_on, task.reply_due_provisional),
+        )
+        for inv, task in rows
+        if task.reply_due_on is not None
+    ]
 
 
-def _falls_due_by(cal: WorkCalendar, rules: Rules, tasks: dict[int, JointTask],
-                  horizon: dt.date) -> ColumnElement[bool]:
+def _falls_due_by(
+    cal: WorkCalendar, rules: Rules, tasks: dict[int, JointTask], horizon: dt.date
+) -> ColumnElement[bool]:
     """Cases whose entry or review can be due by `horizon` (a superset for reviews: their due
     day comes after the submission), so a tick reads the few due soon, not every open case."""
-    window_due = [tid for tid, t in tasks.items()
-                  if cal.add_workdays(t.window_end, rules.result_entry_workdays).day <= horizon]
+    window_due = [
+        tid
+        for tid, t in tasks.items()
+        if cal.add_workdays(t.window_end, rules.result_entry_workdays).day <= horizon
+    ]
     has_date = and_(Case.inspected_on.is_not(None), Case.result_due_on.is_not(None))
     submitted_by = select(CaseResult.case_id).where(
         CaseResult.state == ResultState.SUBMITTED,
-        CaseResult.entered_at < china_midnight(horizon + dt.timedelta(days=1)))
+        CaseResult.entered_at < china_midnight(horizon + dt.timedelta(days=1)),
+    )
     return or_(
         and_(Case.state.in_(OPEN_FOR_ENTRY), has_date, Case.result_due_on <= horizon),
         and_(Case.state.in_(OPEN_FOR_ENTRY), not_(has_date), Case.task_id.in_(window_due)),
-        and_(Case.state == CaseState.SUBMITTED, Case.id.in_(submitted_by)))
+        and_(Case.state == CaseState.SUBMITTED, Case.id.in_(submitted_by)),
+    )
 
 
-async def _entries_and_reviews(session: AsyncSession, cal: WorkCalendar, rules: Rules,
-                               today: dt.date, people: _People,
-                               horizon: dt.date | None) -> list[Obligation]:
-    tasks = {t.id: t for t in await session.scalars(
-        select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS)))}
-    query = select(Case).where(Case.task_id.in_(list(tasks)),
-                               Case.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)))
+async def _entries_and_reviews(
+    session: AsyncSession,
+    cal: WorkCalendar,
+    rules: Rules,
+    today: dt.date,
+    people: _People,
+    horizon: dt.date | None,
+) -> list[Obligation]:
+    tasks = {
+        t.id: t
+        for t in await session.scalars(
+            select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS))
+        )
+    }
+    query = select(Case).where(
+        Case.task_id.in_(list(tasks)), Case.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED))
+    )
     if horizon is not None:
         query = query.where(_falls_due_by(cal, rules, tasks, horizon))
-    rows = [(case, tasks[case.task_id])
-            for case in await session.scalars(query.order_by(Case.id))]
+    rows = [(case, tasks[case.task_id]) for case in await session.scalars(query.order_by(Case.id))]
     members: dict[int, list[tuple[int, int]]] = defaultdict(list)  # case -> (officer, dept)
     for case_id, officer_id, department_id in await session.execute(
-            select(GroupMember.case_id, GroupMember.officer_id, GroupMember.department_id)
-            .where(GroupMember.active.is_(True),
-                   GroupMember.case_id.in_([c.id for c, _ in rows]))
-            .order_by(GroupMember.is_leader.desc(), GroupMember.id)):
+        select(GroupMember.case_id, GroupMember.officer_id, GroupMember.department_id)
+        .where(GroupMember.active.is_(True), GroupMember.case_id.in_([c.id for c, _ in rows]))
+        .order_by(GroupMember.is_leader.desc(), GroupMember.id)
+    ):
         members[case_id].append((officer_id, department_id))
     found: list[Obligation] = []
     for case, task in rows:
@@ -162,30 +217,63 @@ async def _entries_and_reviews(session: AsyncSession, cal: WorkCalendar, rules: 
             continue
         group = members[case.id]
         department = group[0][1] if group else task.lead_department_id
-        found.append(_make(cal, today, f"case:{case.id}", "result_entry", subject, department,
-                           [officer for officer, _ in group],
-                           result_deadline(cal, rules, case, task),
-                           page_ref("result", f"case:{case.id}")))
+        found.append(
+            _make(
+                cal,
+                today,
+                f"case:{case.id}",
+                "result_entry",
+                subject,
+                department,
+                [officer for officer, _ in group],
+                result_deadline(cal, rules, case, task),
+                page_ref("result", f"case:{case.id}"),
+            )
+        )
     return found
 
 
-async def _review(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,
-                  people: _People, case: Case, task: JointTask, subject: str) -> Obligation:
-    entered = await session.scalar(select(CaseResult.entered_at).where(
-        CaseResult.case_id == case.id, CaseResult.state == ResultState.SUBMITTED))
+async def _review(
+    session: AsyncSession,
+    cal: WorkCalendar,
+    rules: Rules,
+    today: dt.date,
+    people: _People,
+    case: Case,
+    task: JointTask,
+    subject: str,
+) -> Obligation:
+    entered = await session.scalar(
+        select(CaseResult.entered_at).where(
+            CaseResult.case_id == case.id, CaseResult.state == ResultState.SUBMITTED
+        )
+    )
     start = china_date(entered) if entered is not None else today
-    return _make(cal, today, f"review:{case.id}", "review", subject, task.lead_department_id,
-                 people.staff(task.lead_department_id),
-                 cal.add_workdays(start, rules.review_workdays),
-                 page_ref("review", f"case:{case.id}"))
+    return _make(
+        cal,
+        today,
+        f"review:{case.id}",
+        "review",
+        subject,
+        task.lead_department_id,
+        people.staff(task.lead_department_id),
+        cal.add_workdays(start, rules.review_workdays),
+        page_ref("review", f"case:{case.id}"),
+    )
 
 
-async def _objections(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,
-                      people: _People) -> list[Obligation]:
-    rows = (await session.execute(
-        select(Objection, Case, JointTask).join(Case, Case.id == Objection.case_id)
-        .join(JointTask, JointTask.id == Case.task_id)
-        .where(Objection.state != ObjectionState.REPLIED).order_by(Objection.id))).all()
+async def _objections(
+    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: _People
+) -> list[Obligation]:
+    rows = (
+        await session.execute(
+            select(Objection, Case, JointTask)
+            .join(Case, Case.id == Objection.case_id)
+            .join(JointTask, JointTask.id == Case.task_id)
+            .where(Objection.state != ObjectionState.REPLIED)
+            .order_by(Objection.id)
+        )
+    ).all()
     found: list[Obligation] = []
     for obj, case, task in rows:
         subject = f"{case.code} {case.target.name}（异议人：{obj.filed_by}）"
@@ -198,55 +286,93 @@ async def _objections(session: AsyncSession, cal: WorkCalendar, rules: Rules, to
             step, due = "reply", cal.add_workdays(obj.rechecked_on, rules.reply_workdays)
         else:
             continue
-        found.append(_make(cal, today, f"objection:{obj.id}:{step}", f"objection_{step}",
-                           subject, task.lead_department_id, staff, due))
+        found.append(
+            _make(
+                cal,
+                today,
+                f"objection:{obj.id}:{step}",
+                f"objection_{step}",
+                subject,
+                task.lead_department_id,
+                staff,
+                due,
+            )
+        )
     return found
 
 
-async def _publications(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,
-                        people: _People) -> list[Obligation]:
+async def _publications(
+    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: _People
+) -> list[Obligation]:
     """Approved, not yet published (002 二(六): within 20 working days; 004 第十九条)."""
-    approved_at = (select(func.max(Review.created_at))
-                   .join(CaseResult, CaseResult.id == Review.result_id)
-                   .where(CaseResult.case_id == Case.id,
-                          CaseResult.state == ResultState.APPROVED,
-                          Review.decision == "approve").scalar_subquery())
-    rows = (await session.execute(
-        select(Case, JointTask, approved_at).join(JointTask, JointTask.id == Case.task_id)
-        .where(Case.state == CaseState.APPROVED).order_by(Case.id))).all()
-    return [_make(cal, today, f"publication:{case.id}", "publication",
-                  f"{case.code} {case.target.name}", task.lead_department_id,
-                  people.staff(task.lead_department_id),
-                  cal.add_workdays(china_date(approved) if approved else today,
-                                   rules.publication_workdays))
-            for case, task, approved in rows]
+    approved_at = (
+        select(func.max(Review.created_at))
+        .join(CaseResult, CaseResult.id == Review.result_id)
+        .where(
+            CaseResult.case_id == Case.id,
+            CaseResult.state == ResultState.APPROVED,
+            Review.decision == "approve",
+        )
+        .scalar_subquery()
+    )
+    rows = (
+        await session.execute(
+            select(Case, JointTask, approved_at)
+            .join(JointTask, JointTask.id == Case.task_id)
+            .where(Case.state == CaseState.APPROVED)
+            .order_by(Case.id)
+        )
+    ).all()
+    return [
+        _make(
+            cal,
+            today,
+            f"publication:{case.id}",
+            "publication",
+            f"{case.code} {case.target.name}",
+            task.lead_department_id,
+            people.staff(task.lead_department_id),
+            cal.add_workdays(
+                china_date(approved) if approved else today, rules.publication_workdays
+            ),
+        )
+        for case, task, approved in rows
+    ]
 
 
-async def due_items(ctx: Ctx, today: dt.date, *,
-                    horizon: dt.date | None = None) -> list[Obligation]:
+async def due_items(
+    ctx: Ctx, today: dt.date, *, horizon: dt.date | None = None
+) -> list[Obligation]:
     """Everything open, soonest first (overdue first); with `horizon`, case entries and
     reviews only where they can be due by that day."""
     cal, rules = await ctx.work_calendar(), ctx.rules
     people = await _people(ctx.session)
-    found = [*await _invitations(ctx.session, cal, today, people),
-             *await _entries_and_reviews(ctx.session, cal, rules, today, people, horizon),
-             *await _objections(ctx.session, cal, rules, today, people),
-             *await _publications(ctx.session, cal, rules, today, people)]
+    found = [
+        *await _invitations(ctx.session, cal, today, people),
+        *await _entries_and_reviews(ctx.session, cal, rules, today, people, horizon),
+        *await _objections(ctx.session, cal, rules, today, people),
+        *await _publications(ctx.session, cal, rules, today, people),
+    ]
     return sorted(found, key=lambda o: (o.days_left, o.key))
 
 
 # ---------------------------------------------------------------- nudges
 
+
 def _digest_subject(department_id: int, today: dt.date) -> str:
     return f"nudge:{today.isoformat()}:department:{department_id}"
 
 
-async def _nudged_today(session: AsyncSession, today: dt.date,
-                        department_ids: Sequence[int]) -> set[str]:
+async def _nudged_today(
+    session: AsyncSession, today: dt.date, department_ids: Sequence[int]
+) -> set[str]:
     """Obligation nudge keys already sent today (kept in the digests' audit events)."""
-    rows = await session.scalars(select(AuditEvent.data).where(
-        AuditEvent.action == "nudge.digest",
-        AuditEvent.subject.in_([_digest_subject(d, today) for d in department_ids])))
+    rows = await session.scalars(
+        select(AuditEvent.data).where(
+            AuditEvent.action == "nudge.digest",
+            AuditEvent.subject.in_([_digest_subject(d, today) for d in department_ids]),
+        )
+    )
     return {k for data in rows for k in data["keys"]}
 
 
@@ -262,8 +388,11 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
         return 0  # nudges and "every working day overdue" count working days only
     schedule = set(ctx.rules.nudge_before_workdays)
     horizon = cal.add_workdays(today, max(schedule, default=0)).day
-    due = [o for o in await due_items(ctx, today, horizon=horizon)
-           if o.overdue or o.days_left in schedule]
+    due = [
+        o
+        for o in await due_items(ctx, today, horizon=horizon)
+        if o.overdue or o.days_left in schedule
+    ]
     sent = await _nudged_today(ctx.session, today, sorted({o.department_id for o in due}))
     by_department: dict[int, list[Obligation]] = defaultdict(list)
     for o in due:
@@ -273,27 +402,47 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
     queued = 0
     for department_id, items in sorted(by_department.items()):
         notices = _digest_notices(department_id, items, people, today)
-        await record(ctx, "nudge.digest", _digest_subject(department_id, today),
-                     {"day": today.isoformat(), "keys": [o.nudge_key(today) for o in items],
-                      "overdue": sum(o.overdue for o in items)}, notices)
+        await record(
+            ctx,
+            "nudge.digest",
+            _digest_subject(department_id, today),
+            {
+                "day": today.isoformat(),
+                "keys": [o.nudge_key(today) for o in items],
+                "overdue": sum(o.overdue for o in items),
+            },
+            notices,
+        )
         queued += len(notices)
     return queued
 
 
-def _digest_notices(department_id: int, items: list[Obligation], people: _People,
-                    today: dt.date) -> list[Notice]:
+def _digest_notices(
+    department_id: int, items: list[Obligation], people: _People, today: dt.date
+) -> list[Notice]:
     keys = [o.nudge_key(today) for o in items]
     mentions = sorted({i for o in items for i in o.officer_ids})
     msg = message("nudge_digest", "待办提醒", items=items, today=today).model_copy(
-        update={"mention_officer_ids": mentions})
-    notices = [Notice(Destination.department(department_id), msg,
-                      _digest_key(f"nudge:department:{department_id}", today, keys))]
+        update={"mention_officer_ids": mentions}
+    )
+    notices = [
+        Notice(
+            Destination.department(department_id),
+            msg,
+            _digest_key(f"nudge:department:{department_id}", today, keys),
+        )
+    ]
     overdue = [o for o in items if o.overdue]
     if overdue:
         escalation = message("nudge_escalation", "逾期事项", items=overdue, today=today)
-        notices += [Notice(Destination.officer(leader), escalation,
-                           _digest_key(f"nudge:leader:{leader}", today, keys))
-                    for leader in people.leaders.get(department_id, [])]
+        notices += [
+            Notice(
+                Destination.officer(leader),
+                escalation,
+                _digest_key(f"nudge:leader:{leader}", today, keys),
+            )
+            for leader in people.leaders.get(department_id, [])
+        ]
     return notices + _personal_notices(items, today)
 
 
@@ -304,14 +453,18 @@ def _personal_notices(items: list[Obligation], today: dt.date) -> list[Notice]:
     for o in items:
         for officer_id in o.officer_ids if o.page else ():
             mine[officer_id].append(o)
-    return [Notice(Destination.officer(officer_id),
-                   message("nudge_personal", "我的待办", items=own, today=today),
-                   _digest_key(f"nudge:officer:{officer_id}", today,
-                               [o.nudge_key(today) for o in own]))
-            for officer_id, own in sorted(mine.items())]
+    return [
+        Notice(
+            Destination.officer(officer_id),
+            message("nudge_personal", "我的待办", items=own, today=today),
+            _digest_key(f"nudge:officer:{officer_id}", today, [o.nudge_key(today) for o in own]),
+        )
+        for officer_id, own in sorted(mine.items())
+    ]
 
 
 # ---------------------------------------------------------------- recompute after new holiday data
+
 
 def _nth_workday_before(cal: WorkCalendar, day: dt.date, n: int) -> dt.date:
     while n > 0:
@@ -338,27 +491,32 @@ async def recompute_provisional(ctx: Ctx) -> int:
     """Recompute every provisional deadline with the current calendar; returns changes."""
     cal = await ctx.work_calendar()
     rules, changes = ctx.rules, []
-    tasks = await ctx.session.scalars(select(JointTask).where(
-        JointTask.reply_due_provisional.is_(True), JointTask.reply_due_on.is_not(None)))
+    tasks = await ctx.session.scalars(
+        select(JointTask).where(
+            JointTask.reply_due_provisional.is_(True), JointTask.reply_due_on.is_not(None)
+        )
+    )
     for task in tasks:
-        new = cal.add_workdays(_reply_base(cal, task, rules.invitation_reply_workdays),
-                               rules.invitation_reply_workdays)
+        new = cal.add_workdays(
+            _reply_base(cal, task, rules.invitation_reply_workdays), rules.invitation_reply_workdays
+        )
         changes += _apply(f"task:{task.code}", task, "reply_due_on", "reply_due_provisional", new)
-    cases = await ctx.session.scalars(select(Case).where(
-        Case.result_due_provisional.is_(True), Case.inspected_on.is_not(None)))
+    cases = await ctx.session.scalars(
+        select(Case).where(Case.result_due_provisional.is_(True), Case.inspected_on.is_not(None))
+    )
     for case in cases:
         assert case.inspected_on is not None
         new = cal.add_workdays(case.inspected_on, rules.result_entry_workdays)
-        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional",
-                          new)
+        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
     # No inspection date yet: the due date was counted from the task window's end at confirm.
-    undated = await ctx.session.execute(select(Case, JointTask).join(
-        JointTask, JointTask.id == Case.task_id).where(
-        Case.result_due_provisional.is_(True), Case.inspected_on.is_(None)))
+    undated = await ctx.session.execute(
+        select(Case, JointTask)
+        .join(JointTask, JointTask.id == Case.task_id)
+        .where(Case.result_due_provisional.is_(True), Case.inspected_on.is_(None))
+    )
     for case, task in undated.all():
         new = cal.add_workdays(task.window_end, rules.result_entry_workdays)
-        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional",
-                          new)
+        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
     open_objections = select(Objection).where(Objection.state != ObjectionState.REPLIED)
     for obj in await ctx.session.scalars(open_objections):
         changes += _recompute_objection(cal, rules, obj)
@@ -367,8 +525,9 @@ async def recompute_provisional(ctx: Ctx) -> int:
     return len(changes)
 
 
-def _apply(subject: str, row: Any, day_attr: str, flag_attr: str | None,
-           new: Deadline) -> list[dict[str, Any]]:
+def _apply(
+    subject: str, row: Any, day_attr: str, flag_attr: str | None, new: Deadline
+) -> list[dict[str, Any]]:
     old_day = getattr(row, day_attr)
     old_flag = getattr(row, flag_attr) if flag_attr else None
     new_flag = new.provisional if flag_attr else None
@@ -377,21 +536,42 @@ def _apply(subject: str, row: Any, day_attr: str, flag_attr: str | None,
     setattr(row, day_attr, new.day)
     if flag_attr:
         setattr(row, flag_attr, new.provisional)
-    return [{"subject": subject, "field": day_attr, "from": old_day.isoformat(),
-             "to": new.day.isoformat(), "provisional": new.provisional}]
+    return [
+        {
+            "subject": subject,
+            "field": day_attr,
+            "from": old_day.isoformat(),
+            "to": new.day.isoformat(),
+            "provisional": new.provisional,
+        }
+    ]
 
 
 def _recompute_objection(cal: WorkCalendar, rules: Rules, obj: Objection) -> list[dict[str, Any]]:
     subject = f"objection:{obj.id}"
     changes = []
     if obj.recheck_due_provisional:
-        changes += _apply(subject, obj, "recheck_due_on", "recheck_due_provisional",
-                          cal.add_workdays(obj.received_on, rules.recheck_workdays))
+        changes += _apply(
+            subject,
+            obj,
+            "recheck_due_on",
+            "recheck_due_provisional",
+            cal.add_workdays(obj.received_on, rules.recheck_workdays),
+        )
     if obj.rechecked_on is not None and obj.reply_due_on is not None:
-        changes += _apply(subject, obj, "reply_due_on", None,
-                          cal.add_workdays(obj.rechecked_on, rules.reply_workdays))
+        changes += _apply(
+            subject,
+            obj,
+            "reply_due_on",
+            None,
+            cal.add_workdays(obj.rechecked_on, rules.reply_workdays),
+        )
     if obj.rechecked_on is not None and obj.correction_due_on is not None:
-        changes += _apply(subject, obj, "correction_due_on", None,
-                          cal.add_workdays(obj.rechecked_on, rules.correction_workdays))
+        changes += _apply(
+            subject,
+            obj,
+            "correction_due_on",
+            None,
+            cal.add_workdays(obj.rechecked_on, rules.correction_workdays),
+        )
     return changes
-

@@ -28,17 +28,25 @@ from core.uscc import validate_uscc
 
 PLATFORM_LABELS = {ChatPlatform.WECOM: "企业微信", ChatPlatform.DINGTALK: "钉钉"}
 # What an admin may type for a platform: its name, the government edition's, or the enum value.
-PLATFORM_WORDS = {**{p.value: p for p in ChatPlatform},
-                  "企业微信": ChatPlatform.WECOM, "政务微信": ChatPlatform.WECOM,
-                  "钉钉": ChatPlatform.DINGTALK, "浙政钉": ChatPlatform.DINGTALK}
+PLATFORM_WORDS = {
+    **{p.value: p for p in ChatPlatform},
+    "企业微信": ChatPlatform.WECOM,
+    "政务微信": ChatPlatform.WECOM,
+    "钉钉": ChatPlatform.DINGTALK,
+    "浙政钉": ChatPlatform.DINGTALK,
+}
 DEFAULT_TENANT = ""  # the deployment's configured organisation on each platform
 SIMULATOR = "sim"  # the simulator's "accounts" are officer codes
 
 
 async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id: str) -> Officer:
     """Admin binds `user_id` on a platform to an officer; an account serves one officer only."""
-    _admin_only(ctx, "只有联席会议办公室管理员可以绑定账号", "officer.bind.denied",
-                f"officer:{officer_code}")
+    _admin_only(
+        ctx,
+        "只有联席会议办公室管理员可以绑定账号",
+        "officer.bind.denied",
+        f"officer:{officer_code}",
+    )
     platform = PLATFORM_WORDS.get(platform_word.strip().lower())
     if platform is None:
         raise ValidationFailed(f"不认识的平台“{platform_word}”，请写 企业微信 或 钉钉")
@@ -50,8 +58,12 @@ async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id:
     if holder is not None and holder.id != officer.id:
         raise ValidationFailed(f"该账号已绑定到 {holder.name}（{holder.code}），请先核实")
     previous = set_account(officer, platform, user_id)
-    await record(ctx, "officer.account_bound", f"officer:{officer.code}",
-                 {"platform": platform.value, "user_id": user_id, "previous": previous})
+    await record(
+        ctx,
+        "officer.account_bound",
+        f"officer:{officer.code}",
+        {"platform": platform.value, "user_id": user_id, "previous": previous},
+    )
     return officer
 
 
@@ -61,50 +73,71 @@ def account_platform(platform: str) -> ChatPlatform | None:
     return next((p for p in ChatPlatform if platform == p or platform.startswith(f"{p}_")), None)
 
 
-def set_account(officer: Officer, platform: ChatPlatform, account: str,
-                tenant: str = DEFAULT_TENANT) -> str | None:
+def set_account(
+    officer: Officer, platform: ChatPlatform, account: str, tenant: str = DEFAULT_TENANT
+) -> str | None:
     """Bind (or re-bind) the officer's account on a platform and tenant; the previous one."""
     for bound in officer.accounts:
         if bound.platform == platform and bound.tenant == tenant:
             previous, bound.account = bound.account, account
             return previous
-    officer.accounts.append(PlatformAccount(platform=platform.value, tenant=tenant,
-                                            account=account))
+    officer.accounts.append(
+        PlatformAccount(platform=platform.value, tenant=tenant, account=account)
+    )
     return None
 
 
-async def account_holder(ctx: Ctx, platform: ChatPlatform, account: str,
-                         tenant: str = DEFAULT_TENANT) -> Officer | None:
+async def account_holder(
+    ctx: Ctx, platform: ChatPlatform, account: str, tenant: str = DEFAULT_TENANT
+) -> Officer | None:
     """Whoever holds the account, active or not."""
-    return await ctx.session.scalar(select(Officer).join(PlatformAccount).where(
-        PlatformAccount.platform == platform.value, PlatformAccount.tenant == tenant,
-        PlatformAccount.account == account))
+    return await ctx.session.scalar(
+        select(Officer)
+        .join(PlatformAccount)
+        .where(
+            PlatformAccount.platform == platform.value,
+            PlatformAccount.tenant == tenant,
+            PlatformAccount.account == account,
+        )
+    )
 
 
-async def first_account(ctx: Ctx, officer_id: int,
-                        platforms: Iterable[str]) -> tuple[str, str] | None:
+async def first_account(
+    ctx: Ctx, officer_id: int, platforms: Iterable[str]
+) -> tuple[str, str] | None:
     """Where a direct message to the officer goes: the first of `platforms` (those the
     deployment runs) on whose accounts they have one, and that account. Platforms go in
     ChatPlatform order, each one's own app before its other ways in (the WeCom AI bot reaches
     a person only over its long connection)."""
-    rows = await ctx.session.execute(select(PlatformAccount.platform, PlatformAccount.account).where(
-        PlatformAccount.officer_id == officer_id, PlatformAccount.tenant == DEFAULT_TENANT))
+    rows = await ctx.session.execute(
+        select(PlatformAccount.platform, PlatformAccount.account).where(
+            PlatformAccount.officer_id == officer_id, PlatformAccount.tenant == DEFAULT_TENANT
+        )
+    )
     bound = {ChatPlatform(p): account for p, account in rows}
     order = list(ChatPlatform)
-    usable = [(order.index(p), name != p, name, bound[p]) for name in platforms
-              if (p := account_platform(name)) is not None and p in bound]
+    usable = [
+        (order.index(p), name != p, name, bound[p])
+        for name in platforms
+        if (p := account_platform(name)) is not None and p in bound
+    ]
     return min(usable)[2:] if usable else None
 
 
-async def accounts_on(ctx: Ctx, platform: str,
-                      officer_ids: Iterable[int]) -> list[str]:
+async def accounts_on(ctx: Ctx, platform: str, officer_ids: Iterable[int]) -> list[str]:
     """The accounts of these officers that a platform knows them by (to @mention them)."""
     account_kind = account_platform(platform)
     if account_kind is None:
         return []
-    return list(await ctx.session.scalars(select(PlatformAccount.account).where(
-        PlatformAccount.platform == account_kind.value, PlatformAccount.tenant == DEFAULT_TENANT,
-        PlatformAccount.officer_id.in_(list(officer_ids)))))
+    return list(
+        await ctx.session.scalars(
+            select(PlatformAccount.account).where(
+                PlatformAccount.platform == account_kind.value,
+                PlatformAccount.tenant == DEFAULT_TENANT,
+                PlatformAccount.officer_id.in_(list(officer_ids)),
+            )
+        )
+    )
 
 
 async def link_holder(ctx: Ctx, officer_id: int) -> Officer:
@@ -139,8 +172,9 @@ async def by_code(ctx: Ctx, code: str) -> Officer | None:
 
 async def roster(ctx: Ctx) -> list[Officer]:
     """Every officer, active or not, by department then code."""
-    return list(await ctx.session.scalars(select(Officer).order_by(Officer.department_id,
-                                                                   Officer.code)))
+    return list(
+        await ctx.session.scalars(select(Officer).order_by(Officer.department_id, Officer.code))
+    )
 
 
 async def lock_officer(ctx: Ctx, officer: Officer) -> None:
@@ -155,8 +189,12 @@ async def lock_officer(ctx: Ctx, officer: Officer) -> None:
     if session.bind.dialect.name == "postgresql":
         await session.execute(select(Officer.id).where(Officer.id == officer.id).with_for_update())
     else:
-        await session.execute(update(Officer).where(Officer.id == officer.id)
-                              .values(id=Officer.id).execution_options(synchronize_session=False))
+        await session.execute(
+            update(Officer)
+            .where(Officer.id == officer.id)
+            .values(id=Officer.id)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _admin_only(ctx: Ctx, why: str, action: str, subject: str) -> None:
@@ -173,10 +211,18 @@ async def officer_by_code(ctx: Ctx, code: str) -> Officer:
 
 async def open_cases(ctx: Ctx, officer_id: int) -> list[Case]:
     """Cases whose group still counts on this officer (to be replaced when they leave)."""
-    return list(await ctx.session.scalars(
-        select(Case).join(GroupMember, GroupMember.case_id == Case.id).where(
-            GroupMember.officer_id == officer_id, GroupMember.active.is_(True),
-            Case.state.in_(OPEN_FOR_ENTRY)).order_by(Case.code)))
+    return list(
+        await ctx.session.scalars(
+            select(Case)
+            .join(GroupMember, GroupMember.case_id == Case.id)
+            .where(
+                GroupMember.officer_id == officer_id,
+                GroupMember.active.is_(True),
+                Case.state.in_(OPEN_FOR_ENTRY),
+            )
+            .order_by(Case.code)
+        )
+    )
 
 
 async def left_officers_notes(ctx: Ctx, officers: Sequence[Officer]) -> list[str]:
@@ -184,8 +230,10 @@ async def left_officers_notes(ctx: Ctx, officers: Sequence[Officer]) -> list[str
     notes = []
     for officer in officers:
         if cases := await open_cases(ctx, officer.id):
-            notes.append(f"{officer.name}（{officer.code}）已{officer.inactive_reason or '离岗'}，"
-                         f"以下案件需更换检查人员：{'、'.join(c.code for c in cases)}")
+            notes.append(
+                f"{officer.name}（{officer.code}）已{officer.inactive_reason or '离岗'}，"
+                f"以下案件需更换检查人员：{'、'.join(c.code for c in cases)}"
+            )
     return notes
 
 
@@ -195,14 +243,20 @@ async def deactivate(ctx: Ctx, officer_code: str, reason: str) -> tuple[Officer,
     The lead department of every task with an open case of theirs is told which cases need a
     replacement (001 第十四条: a changed post is replaced by an approved 更换, not redrawn).
     """
-    _admin_only(ctx, "只有联席会议办公室管理员可以办理人员离岗", "officer.deactivate.denied",
-                f"officer:{officer_code}")
+    _admin_only(
+        ctx,
+        "只有联席会议办公室管理员可以办理人员离岗",
+        "officer.deactivate.denied",
+        f"officer:{officer_code}",
+    )
     reason = reason.strip() or "离岗"
     if len(reason) > 100:
         raise ValidationFailed("离岗原因不超过 100 个字")
     officer = await officer_by_code(ctx, officer_code)
     if not officer.active:
-        raise ValidationFailed(f"{officer.name}（{officer.code}）已是离岗状态（{officer.inactive_reason}）")
+        raise ValidationFailed(
+            f"{officer.name}（{officer.code}）已是离岗状态（{officer.inactive_reason}）"
+        )
     officer.active, officer.inactive_reason = False, reason
     cases = await open_cases(ctx, officer.id)
     notices = []
@@ -210,11 +264,24 @@ async def deactivate(ctx: Ctx, officer_code: str, reason: str) -> tuple[Officer,
         task = await ctx.session.get(JointTask, task_id)
         assert task is not None  # foreign key
         codes = "、".join(c.code for c in cases if c.task_id == task_id)
-        notices.append(Notice(Destination.department(task.lead_department_id), OutMessage.md(
-            "检查人员离岗，需更换", f"{officer.department.name}的{officer.name}（{officer.code}）"
-            f"已{reason}，不再参加检查。任务 {task.code} 中以下案件需按更换程序指定替换人员：{codes}")))
-    await record(ctx, "officer.deactivated", f"officer:{officer.code}",
-                 {"reason": reason, "open_cases": [c.code for c in cases]}, notices)
+        notices.append(
+            Notice(
+                Destination.department(task.lead_department_id),
+                OutMessage.md(
+                    "检查人员离岗，需更换",
+                    f"{officer.department.name}的{officer.name}（{officer.code}）"
+                    f"已{reason}，不再参加检查。任务 {task.code} "
+                    f"中以下案件需按更换程序指定替换人员：{codes}",
+                ),
+            )
+        )
+    await record(
+        ctx,
+        "officer.deactivated",
+        f"officer:{officer.code}",
+        {"reason": reason, "open_cases": [c.code for c in cases]},
+        notices,
+    )
     return officer, cases
 
 
@@ -223,21 +290,31 @@ async def declare_conflict(ctx: Ctx, officer: Officer, target_code: str, reason:
     (000 §八: an inspector with an interest in the target withdraws)."""
     reason = reason.strip()
     if len(reason) < ctx.rules.recusal_reason_min_chars:
-        raise ValidationFailed(f"请写明利害关系（至少 {ctx.rules.recusal_reason_min_chars} 个字），"
-                               "例如：本人配偶在该企业任职")
+        raise ValidationFailed(
+            f"请写明利害关系（至少 {ctx.rules.recusal_reason_min_chars} 个字），"
+            "例如：本人配偶在该企业任职"
+        )
     check = validate_uscc(target_code)
     if not check.ok:
         raise ValidationFailed(check.reason)
     target = await ctx.session.scalar(select(Target).where(Target.uscc == check.code))
     if target is None:
         raise NotFound(f"检查对象名录库中没有统一社会信用代码 {check.code}")
-    existing = await ctx.session.scalar(select(OfficerConflict).where(
-        OfficerConflict.officer_id == officer.id, OfficerConflict.target_id == target.id))
+    existing = await ctx.session.scalar(
+        select(OfficerConflict).where(
+            OfficerConflict.officer_id == officer.id, OfficerConflict.target_id == target.id
+        )
+    )
     if existing is None:
-        ctx.session.add(OfficerConflict(officer_id=officer.id, target_id=target.id,
-                                        reason=reason[:200]))
+        ctx.session.add(
+            OfficerConflict(officer_id=officer.id, target_id=target.id, reason=reason[:200])
+        )
     else:
         existing.reason = reason[:200]
-    await record(ctx, "officer.conflict_declared", f"officer:{officer.code}",
-                 {"target": target.uscc, "reason": reason[:200]})
+    await record(
+        ctx,
+        "officer.conflict_declared",
+        f"officer:{officer.code}",
+        {"target": target.uscc, "reason": reason[:200]},
+    )
     return target

@@ -15,105 +15,159 @@ from core.models import OutboxMessage
 from core.states import OUTBOX, OutboxState
 
 
-async def enqueue(session: AsyncSession, dest: Destination, msg: OutMessage, *, now: dt.datetime,
-                  key: str | None = None) -> OutboxMessage | None:
+async def enqueue(
+    session: AsyncSession,
+    dest: Destination,
+    msg: OutMessage,
+    *,
+    now: dt.datetime,
+    key: str | None = None,
+) -> OutboxMessage | None:
     """Queue a message. With an idempotency `key`, a second enqueue of the same key is a no-op
     (returns None), so ticks and retries never send a nudge twice."""
     if key is not None:
         exists = await session.scalar(
-            select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key))
+            select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)
+        )
         if exists is not None:
             return None
-    row = OutboxMessage(idempotency_key=key, destination=dest.model_dump(mode="json"),
-                        dest_key=dest.key(), message=msg.model_dump(mode="json", exclude_defaults=True),
-                        state=OUTBOX.start(OutboxState.PENDING), attempts=0,
-                        next_attempt_at=now, created_at=now)
+    row = OutboxMessage(
+        idempotency_key=key,
+        destination=dest.model_dump(mode="json"),
+        dest_key=dest.key(),
+        message=msg.model_dump(mode="json", exclude_defaults=True),
+        state=OUTBOX.start(OutboxState.PENDING),
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
     session.add(row)
     await session.flush()
     return row
 
 
-async def addressed_to(session: AsyncSession, dest_keys: list[str], *, after_id: int,
-                       limit: int) -> list[OutboxMessage]:
+async def addressed_to(
+    session: AsyncSession, dest_keys: list[str], *, after_id: int, limit: int
+) -> list[OutboxMessage]:
     """Messages for any of these destinations with an id above `after_id`, oldest first (what
     the simulator shows one officer, page by page)."""
-    return list(await session.scalars(
-        select(OutboxMessage).where(OutboxMessage.dest_key.in_(dest_keys),
-                                    OutboxMessage.id > after_id)
-        .order_by(OutboxMessage.id).limit(limit)))
+    return list(
+        await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.dest_key.in_(dest_keys), OutboxMessage.id > after_id)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+    )
 
 
 # ---------------------------------------------------------------- delivery (bot.sender)
+
 
 def _held_back(now: dt.datetime) -> ColumnElement[bool]:
     """An earlier pending row of the same destination waits for its retry or is being sent:
     this row waits behind it, so a destination gets its messages in order."""
     earlier = aliased(OutboxMessage)
-    return exists().where(earlier.dest_key == OutboxMessage.dest_key,
-                          earlier.id < OutboxMessage.id, earlier.state == OutboxState.PENDING,
-                          or_(earlier.next_attempt_at > now,
-                              ~leases.claimable(earlier, now)))
+    return exists().where(
+        earlier.dest_key == OutboxMessage.dest_key,
+        earlier.id < OutboxMessage.id,
+        earlier.state == OutboxState.PENDING,
+        or_(earlier.next_attempt_at > now, ~leases.claimable(earlier, now)),
+    )
 
 
-async def claim_due(session: AsyncSession, limit: int, now: dt.datetime,
-                    lease: dt.timedelta) -> list[OutboxMessage]:
+async def claim_due(
+    session: AsyncSession, limit: int, now: dt.datetime, lease: dt.timedelta
+) -> list[OutboxMessage]:
     """Lease due pending rows for one sender, oldest first and none held back by an earlier
     row of its destination; the caller commits straight away. Each row's `claimed_until` is
     the claim token the mark functions check."""
-    ids, _ = await leases.claim_due(session, OutboxMessage, limit=limit, now=now, lease=lease,
-                                    also=~_held_back(now), fifo=True)
+    ids, _ = await leases.claim_due(
+        session, OutboxMessage, limit=limit, now=now, lease=lease, also=~_held_back(now), fifo=True
+    )
     if not ids:
         return []
-    rows = await session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                                 .order_by(OutboxMessage.id))
+    rows = await session.scalars(
+        select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
+    )
     return list(rows.all())
 
 
 def _claimed(row_id: int, token: dt.datetime) -> tuple[ColumnElement[bool], ...]:
     # a sender whose lease ran out must not overwrite what a newer claimant did
-    return (OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.PENDING,
-            OutboxMessage.claimed_until == token)
+    return (
+        OutboxMessage.id == row_id,
+        OutboxMessage.state == OutboxState.PENDING,
+        OutboxMessage.claimed_until == token,
+    )
 
 
 async def waits_behind(session: AsyncSession, row: OutboxMessage) -> bool:
     """Whether an earlier row of the same destination is still pending: checked again just
     before the send, since another process may hold an earlier row it claimed in the same
     moment (its claim was not visible to ours)."""
-    earlier = await session.scalar(select(OutboxMessage.id).where(
-        OutboxMessage.dest_key == row.dest_key, OutboxMessage.id < row.id,
-        OutboxMessage.state == OutboxState.PENDING).limit(1))
+    earlier = await session.scalar(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.dest_key == row.dest_key,
+            OutboxMessage.id < row.id,
+            OutboxMessage.state == OutboxState.PENDING,
+        )
+        .limit(1)
+    )
     return earlier is not None
 
 
-async def mark_sent(session: AsyncSession, row_id: int, token: dt.datetime, *, now: dt.datetime,
-                    channel: str) -> bool:
+async def mark_sent(
+    session: AsyncSession, row_id: int, token: dt.datetime, *, now: dt.datetime, channel: str
+) -> bool:
     result = await session.execute(
-        update(OutboxMessage).where(*_claimed(row_id, token))
-        .values(state=OUTBOX.edge(OutboxState.PENDING, OutboxState.SENT), sent_at=now,
-                channel=channel, claimed_until=None, last_error="")
-        .returning(OutboxMessage.id))
+        update(OutboxMessage)
+        .where(*_claimed(row_id, token))
+        .values(
+            state=OUTBOX.edge(OutboxState.PENDING, OutboxState.SENT),
+            sent_at=now,
+            channel=channel,
+            claimed_until=None,
+            last_error="",
+        )
+        .returning(OutboxMessage.id)
+    )
     return result.scalar() is not None
 
 
-async def postpone(session: AsyncSession, row_id: int, token: dt.datetime, *,
-                   until: dt.datetime, reason: str = "") -> bool:
+async def postpone(
+    session: AsyncSession, row_id: int, token: dt.datetime, *, until: dt.datetime, reason: str = ""
+) -> bool:
     """Release the row until `until` without counting an attempt (rate limit, paused channel)."""
     values: dict[str, object] = {"next_attempt_at": until, "claimed_until": None}
     if reason:
         values["last_error"] = reason[:2000]
-    result = await session.execute(update(OutboxMessage).where(*_claimed(row_id, token))
-                                   .values(**values).returning(OutboxMessage.id))
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(*_claimed(row_id, token))
+        .values(**values)
+        .returning(OutboxMessage.id)
+    )
     return result.scalar() is not None
 
 
-async def mark_failed(session: AsyncSession, row_id: int, token: dt.datetime, error: str, *,
-                      now: dt.datetime, retry_at: dt.datetime | None,
-                      max_attempts: int) -> OutboxState | None:
+async def mark_failed(
+    session: AsyncSession,
+    row_id: int,
+    token: dt.datetime,
+    error: str,
+    *,
+    now: dt.datetime,
+    retry_at: dt.datetime | None,
+    max_attempts: int,
+) -> OutboxState | None:
     """Count a failed attempt. `retry_at=None` (a permanent failure) or the last allowed
     attempt makes the row "dead"; otherwise it is due again at `retry_at`. Returns the new
     state, or None when the claim was lost."""
-    row = await session.scalar(select(OutboxMessage).where(*_claimed(row_id, token))
-                               .with_for_update())
+    row = await session.scalar(
+        select(OutboxMessage).where(*_claimed(row_id, token)).with_for_update()
+    )
     if row is None:
         return None
     row.attempts += 1
@@ -127,28 +181,38 @@ async def mark_failed(session: AsyncSession, row_id: int, token: dt.datetime, er
     return row.state
 
 
-async def sent_since(session: AsyncSession, dest_key: str, channel: str,
-                     since: dt.datetime) -> list[dt.datetime]:
+async def sent_since(
+    session: AsyncSession, dest_key: str, channel: str, since: dt.datetime
+) -> list[dt.datetime]:
     """When messages to this destination went out on `channel` after `since` (oldest first):
     the rate limiter's memory, shared by every process and kept across restarts."""
     rows = await session.scalars(
         select(OutboxMessage.sent_at)
-        .where(OutboxMessage.dest_key == dest_key, OutboxMessage.state == OutboxState.SENT,
-               OutboxMessage.channel == channel, OutboxMessage.sent_at > since)
-        .order_by(OutboxMessage.sent_at))
+        .where(
+            OutboxMessage.dest_key == dest_key,
+            OutboxMessage.state == OutboxState.SENT,
+            OutboxMessage.channel == channel,
+            OutboxMessage.sent_at > since,
+        )
+        .order_by(OutboxMessage.sent_at)
+    )
     return [t for t in rows.all() if t is not None]
 
 
 async def list_dead(session: AsyncSession, limit: int = 200) -> list[OutboxMessage]:
-    rows = await session.scalars(select(OutboxMessage)
-                                 .where(OutboxMessage.state == OutboxState.DEAD)
-                                 .order_by(OutboxMessage.id.desc()).limit(limit))
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.state == OutboxState.DEAD)
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit)
+    )
     return list(rows.all())
 
 
 async def list_recent(session: AsyncSession, limit: int = 50) -> list[OutboxMessage]:
-    rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())
-                                 .limit(limit))
+    rows = await session.scalars(
+        select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    )
     return list(rows.all())
 
 
@@ -167,5 +231,6 @@ async def retry(session: AsyncSession, row_id: int, now: dt.datetime) -> OutboxM
 
 async def count_by_state(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
-        select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
+        select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)
+    )
     return {state: n for state, n in rows.all()}

@@ -100,7 +100,10 @@ def _parse_amount(row: _Row) -> tuple[str, int | None]:
         return "", int(counted[1])
     ratio = parse_ratio(text)
     if ratio is None:
-        row.error("ratio", f"抽查比例或数量“{row.get('ratio')}”无法识别，请写比例（如 5%）或户数（如 30户）")
+        row.error(
+            "ratio",
+            f"抽查比例或数量“{row.get('ratio')}”无法识别，请写比例（如 5%）或户数（如 30户）",
+        )
         return "", None
     return str(ratio), None
 
@@ -117,8 +120,14 @@ def _scope(values: list[str], regions: set[str]) -> dict[str, list[str]]:
 def _row_items(row: _Row, look: _Lookups, lead: int | None, participants: list[int]) -> list[Item]:
     found: list[Item] = []
     for code in split_multi(row.get("items")):
-        item = next((look.items[(d, _nfkc(code).upper())] for d in (lead, *participants)
-                     if d is not None and (d, _nfkc(code).upper()) in look.items), None)
+        item = next(
+            (
+                look.items[(d, _nfkc(code).upper())]
+                for d in (lead, *participants)
+                if d is not None and (d, _nfkc(code).upper()) in look.items
+            ),
+            None,
+        )
         if item is None:
             row.error("items", f"牵头部门和参与部门的现行事项清单中没有事项“{code}”")
         else:
@@ -135,14 +144,19 @@ def _check_cap(row: _Row, ratio: str, items: list[Item], cap: Decimal) -> None:
     for item in items:
         limit = Decimal(item.ratio_cap) if item.ratio_cap else cap
         if item.category == "general" and Decimal(ratio) > limit:
-            row.error("ratio", f"抽查比例 {percent(ratio)} 超过一般事项 {item.code} 的抽查比例上限 "
-                               f"{percent(limit)}")
+            row.error(
+                "ratio",
+                f"抽查比例 {percent(ratio)} 超过一般事项 {item.code} 的抽查比例上限 "
+                f"{percent(limit)}",
+            )
 
 
 def _check_plan_row(row: _Row, look: _Lookups, year: int) -> dict[str, Any]:
     code = _nfkc(row.get("code")).upper()
     if not code or len(code) > _PLAN_LEN["code"]:
-        row.error("code", "计划编号为空" if not code else f"计划编号过长：最多 {_PLAN_LEN['code']} 个字符")
+        row.error(
+            "code", "计划编号为空" if not code else f"计划编号过长：最多 {_PLAN_LEN['code']} 个字符"
+        )
     title = row.text("title", _PLAN_LEN["title"])
     if not title:
         row.error("title", "任务名称为空")
@@ -159,22 +173,44 @@ def _check_plan_row(row: _Row, look: _Lookups, year: int) -> dict[str, Any]:
     items = _row_items(row, look, lead, participants)
     ratio, count = _parse_amount(row)
     _check_cap(row, ratio, items, look.cap)
-    return {"year": year, "code": code, "title": title, "lead_department_id": lead,
-            "participant_ids": participants, "item_ids": [i.id for i in items],
-            "scope": _scope(split_multi(row.get("scope")), look.regions), "ratio": ratio,
-            "count": count, "month": _parse_month(row, year)}
+    return {
+        "year": year,
+        "code": code,
+        "title": title,
+        "lead_department_id": lead,
+        "participant_ids": participants,
+        "item_ids": [i.id for i in items],
+        "scope": _scope(split_multi(row.get("scope")), look.regions),
+        "ratio": ratio,
+        "count": count,
+        "month": _parse_month(row, year),
+    }
 
 
 # ---------------------------------------------------------------- import
 
 
-_PLAN_FIELDS = ("title", "lead_department_id", "participant_ids", "item_ids", "scope", "ratio",
-                "count", "month")
+_PLAN_FIELDS = (
+    "title",
+    "lead_department_id",
+    "participant_ids",
+    "item_ids",
+    "scope",
+    "ratio",
+    "count",
+    "month",
+)
 
 
-async def import_plan(ctx: changes.Ctx, path: Path, *, year: int | None = None,
-                      skip_invalid: bool = False, rejects_path: Path | None = None,
-                      progress: Progress | None = None) -> ImportReport:
+async def import_plan(
+    ctx: changes.Ctx,
+    path: Path,
+    *,
+    year: int | None = None,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Import the year's joint plan; same 计划编号 = update. A row whose task was started is
     kept as it is; a row left out of a re-import is dropped unless its task was started."""
     year = year or ctx.clock.today().year
@@ -184,17 +220,28 @@ async def import_plan(ctx: changes.Ctx, path: Path, *, year: int | None = None,
     async def prepare(_sheet: Sheet) -> None:
         items = await ctx.session.scalars(select(Item).where(Item.current.is_(True)))
         regions = await ctx.session.scalars(select(Target.region).distinct())
-        state["look"] = _Lookups(await _load_departments(ctx.session),
-                                 {(i.department_id, i.code.upper()): i for i in items},
-                                 {r for r in regions if r}, Decimal(ctx.rules.general_item_ratio_cap))
+        state["look"] = _Lookups(
+            await _load_departments(ctx.session),
+            {(i.department_id, i.code.upper()): i for i in items},
+            {r for r in regions if r},
+            Decimal(ctx.rules.general_item_ratio_cap),
+        )
 
     def check(sheet: Sheet, layout: _Layout) -> _Checked:
-        return _check_file(sheet, layout, lambda row: _check_plan_row(row, state["look"], year),
-                           lambda r: (r["code"],), "code", "计划编号")
+        return _check_file(
+            sheet,
+            layout,
+            lambda row: _check_plan_row(row, state["look"], year),
+            lambda r: (r["code"],),
+            "code",
+            "计划编号",
+        )
 
     async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
-        existing = {e.code: e for e in await ctx.session.scalars(
-            select(PlanEntry).where(PlanEntry.year == year))}
+        existing = {
+            e.code: e
+            for e in await ctx.session.scalars(select(PlanEntry).where(PlanEntry.year == year))
+        }
         inserted = updated = 0
         started = []
         for rec in checked.good():
@@ -214,9 +261,19 @@ async def import_plan(ctx: changes.Ctx, path: Path, *, year: int | None = None,
         await ctx.session.flush()
         return inserted, updated
 
-    return await _run(ctx, "plan", path, PLAN_COLUMNS, check=check, prepare=prepare, write=write,
-                      report=report, skip_invalid=skip_invalid, rejects_path=rejects_path,
-                      progress=progress)
+    return await _run(
+        ctx,
+        "plan",
+        path,
+        PLAN_COLUMNS,
+        check=check,
+        prepare=prepare,
+        write=write,
+        report=report,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        progress=progress,
+    )
 
 
 async def _drop_left_out(ctx: changes.Ctx, left_out: list[PlanEntry], report: ImportReport) -> None:
@@ -224,7 +281,9 @@ async def _drop_left_out(ctx: changes.Ctx, left_out: list[PlanEntry], report: Im
     for entry in dropped:
         await ctx.session.delete(entry)
     if dropped:
-        report.notes.append(f"以下计划不在本次文件中，已从计划中删除：{'、'.join(e.code for e in dropped)}")
+        report.notes.append(
+            f"以下计划不在本次文件中，已从计划中删除：{'、'.join(e.code for e in dropped)}"
+        )
     if kept := [e.code for e in left_out if e.task_id is not None]:
         report.notes.append(f"以下计划不在本次文件中，但已发起任务，予以保留：{'、'.join(kept)}")
 
@@ -245,8 +304,9 @@ def plan_rule(entry: PlanEntry) -> dict[str, Any]:
 
 
 async def plan_entry(ctx: changes.Ctx, code: str, year: int) -> PlanEntry:
-    entry = await ctx.session.scalar(select(PlanEntry).where(
-        PlanEntry.year == year, PlanEntry.code == code.strip().upper()))
+    entry = await ctx.session.scalar(
+        select(PlanEntry).where(PlanEntry.year == year, PlanEntry.code == code.strip().upper())
+    )
     if entry is None:
         raise NotFound(f"{year} 年度抽查计划中没有计划编号 {code}")
     return entry
@@ -258,20 +318,37 @@ async def start_planned(ctx: changes.Ctx, code: str) -> JointTask:
     entry = await plan_entry(ctx, code, today.year)
     if entry.task_id is not None:
         task = await ctx.session.get(JointTask, entry.task_id)
-        raise ValidationFailed(f"计划 {entry.code} 已发起任务 {task.code if task else ''}，不能重复发起")
+        raise ValidationFailed(
+            f"计划 {entry.code} 已发起任务 {task.code if task else ''}，不能重复发起"
+        )
     start, end = planned_window(entry.year, entry.month, today)
     if start > end:
-        raise ValidationFailed(f"计划 {entry.code} 的实施时间（{entry.month} 月）已过，"
-                               "请联系联席会议办公室调整年度计划")
-    lead_items = list(await ctx.session.scalars(select(Item.id).where(
-        Item.id.in_(entry.item_ids), Item.department_id == entry.lead_department_id)))
+        raise ValidationFailed(
+            f"计划 {entry.code} 的实施时间（{entry.month} 月）已过，"
+            "请联系联席会议办公室调整年度计划"
+        )
+    lead_items = list(
+        await ctx.session.scalars(
+            select(Item.id).where(
+                Item.id.in_(entry.item_ids), Item.department_id == entry.lead_department_id
+            )
+        )
+    )
     task = await consultation.create_task(
-        ctx, title=entry.title, lead_department_id=entry.lead_department_id, window_start=start,
-        window_end=end, item_ids=lead_items, scope=entry.scope, rule=plan_rule(entry),
-        year=entry.year)
+        ctx,
+        title=entry.title,
+        lead_department_id=entry.lead_department_id,
+        window_start=start,
+        window_end=end,
+        item_ids=lead_items,
+        scope=entry.scope,
+        rule=plan_rule(entry),
+        year=entry.year,
+    )
     entry.task_id = task.id
-    await changes.record(ctx, "plan.started", f"plan:{entry.year}:{entry.code}",
-                         {"task": task.code})
+    await changes.record(
+        ctx, "plan.started", f"plan:{entry.year}:{entry.code}", {"task": task.code}
+    )
     await consultation.open_consultation(ctx, task, entry.participant_ids)
     return task
 
@@ -282,23 +359,29 @@ async def require_plan_or_reason(ctx: changes.Ctx, year: int, reason: str) -> st
     has_plan = await ctx.session.scalar(select(PlanEntry.id).where(PlanEntry.year == year).limit(1))
     reason = reason.strip()
     if has_plan is not None and len(reason) < ctx.rules.decline_reason_min_chars:
-        raise ValidationFailed(f"{year} 年度抽查计划已制定，计划外的任务须书面说明理由（unplanned_reason，"
-                               f"至少 {ctx.rules.decline_reason_min_chars} 个字）；计划内任务请写 plan = \"计划编号\"")
+        raise ValidationFailed(
+            f"{year} 年度抽查计划已制定，计划外的任务须书面说明理由（unplanned_reason，"
+            f'至少 {ctx.rules.decline_reason_min_chars} 个字）；计划内任务请写 plan = "计划编号"'
+        )
     return reason
 
 
 # ---------------------------------------------------------------- queries for the public side
 
 
-async def plan_entries(ctx: changes.Ctx,
-                       year: int) -> list[tuple[PlanEntry, Department, list[str]]]:
+async def plan_entries(
+    ctx: changes.Ctx, year: int
+) -> list[tuple[PlanEntry, Department, list[str]]]:
     """The year's plan, month by month: each row, its lead, its participants' names."""
     session = ctx.session
     names = dict((await session.execute(select(Department.id, Department.name))).all())
-    entries = await session.scalars(select(PlanEntry).where(PlanEntry.year == year)
-                                    .order_by(PlanEntry.month, PlanEntry.code))
+    entries = await session.scalars(
+        select(PlanEntry).where(PlanEntry.year == year).order_by(PlanEntry.month, PlanEntry.code)
+    )
     leads = {d.id: d for d in await session.scalars(select(Department))}
-    return [(e, leads[e.lead_department_id], [names[d] for d in e.participant_ids]) for e in entries]
+    return [
+        (e, leads[e.lead_department_id], [names[d] for d in e.participant_ids]) for e in entries
+    ]
 
 
 async def current_item_list(ctx: changes.Ctx) -> list[tuple[Department, list[Item]]]:
@@ -316,8 +399,10 @@ async def current_item_list(ctx: changes.Ctx) -> list[tuple[Department, list[Ite
 
 
 async def _sent(session: AsyncSession, key: str) -> bool:
-    return await session.scalar(select(OutboxMessage.id).where(
-        OutboxMessage.idempotency_key == key)) is not None
+    return (
+        await session.scalar(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key))
+        is not None
+    )
 
 
 async def plan_reminders(ctx: changes.Ctx) -> int:
@@ -326,34 +411,69 @@ async def plan_reminders(ctx: changes.Ctx) -> int:
     today = ctx.clock.today()
     sent = 0
     soon = today + dt.timedelta(days=REMIND_DAYS_BEFORE)
-    for entry in await ctx.session.scalars(select(PlanEntry).where(
-            PlanEntry.year == soon.year, PlanEntry.month <= soon.month,
-            PlanEntry.task_id.is_(None))):
+    for entry in await ctx.session.scalars(
+        select(PlanEntry).where(
+            PlanEntry.year == soon.year, PlanEntry.month <= soon.month, PlanEntry.task_id.is_(None)
+        )
+    ):
         if await _sent(ctx.session, f"plan-reminder:{entry.year}:{entry.code}"):
             continue
-        await changes.record(ctx, "plan.reminded", f"plan:{entry.year}:{entry.code}", {}, [
-            changes.Notice(Destination.department(entry.lead_department_id), OutMessage.md(
-                "年度抽查计划提醒", f"年度抽查计划 {entry.code}“{entry.title}”计划于 {entry.month} 月实施，"
-                f"请牵头部门做好准备，发送“发起 {entry.code}”即可创建任务并邀请参与部门。"),
-                key=f"plan-reminder:{entry.year}:{entry.code}")])
+        await changes.record(
+            ctx,
+            "plan.reminded",
+            f"plan:{entry.year}:{entry.code}",
+            {},
+            [
+                changes.Notice(
+                    Destination.department(entry.lead_department_id),
+                    OutMessage.md(
+                        "年度抽查计划提醒",
+                        f"年度抽查计划 {entry.code}“{entry.title}”计划于 {entry.month} 月实施，"
+                        f"请牵头部门做好准备，发送“发起 {entry.code}”即可创建任务并邀请参与部门。",
+                    ),
+                    key=f"plan-reminder:{entry.year}:{entry.code}",
+                )
+            ],
+        )
         sent += 1
     missing_key = f"plan-missing:{today.year}"
     if today >= dt.date(today.year, *PLAN_DEADLINE) and not await _sent(ctx.session, missing_key):
-        has_plan = await ctx.session.scalar(select(PlanEntry.id).where(
-            PlanEntry.year == today.year).limit(1))
+        has_plan = await ctx.session.scalar(
+            select(PlanEntry.id).where(PlanEntry.year == today.year).limit(1)
+        )
         if has_plan is None:
-            await changes.record(ctx, "plan.missing", f"plan:{today.year}", {}, [changes.Notice(
-                Destination.office(), OutMessage.md(
-                    "年度抽查计划未导入", f"{today.year} 年度部门联合抽查计划应于 3 月底前制定并公示，"
-                    "系统中尚未导入。请用 lianjian import plan 导入（模板：lianjian template plan）。"),
-                key=missing_key)])
+            await changes.record(
+                ctx,
+                "plan.missing",
+                f"plan:{today.year}",
+                {},
+                [
+                    changes.Notice(
+                        Destination.office(),
+                        OutMessage.md(
+                            "年度抽查计划未导入",
+                            f"{today.year} 年度部门联合抽查计划应于 3 月底前制定并公示，"
+                            "系统中尚未导入。请用 lianjian import plan "
+                            "导入（模板：lianjian template plan）。",
+                        ),
+                        key=missing_key,
+                    )
+                ],
+            )
             sent += 1
     return sent
 
 
 async def overdue_entries(ctx: changes.Ctx, today: dt.date) -> list[PlanEntry]:
     """Plan rows whose month has passed without a task (for the leaders' summary)."""
-    return list(await ctx.session.scalars(select(PlanEntry).where(
-        PlanEntry.year == today.year, PlanEntry.month < today.month,
-        PlanEntry.task_id.is_(None)).order_by(PlanEntry.month, PlanEntry.code)))
-
+    return list(
+        await ctx.session.scalars(
+            select(PlanEntry)
+            .where(
+                PlanEntry.year == today.year,
+                PlanEntry.month < today.month,
+                PlanEntry.task_id.is_(None),
+            )
+            .order_by(PlanEntry.month, PlanEntry.code)
+        )
+    )

@@ -39,14 +39,22 @@ class TaskListing:
 
 async def tasks_for_department(ctx: Ctx, department_id: int) -> list[TaskListing]:
     """The department's own tasks and its invitations; pending invitations first, then newest."""
-    own = await ctx.session.scalars(select(JointTask).where(JointTask.lead_department_id == department_id))
-    invited = await ctx.session.execute(select(JointTask, Invitation).join(
-        Invitation, Invitation.task_id == JointTask.id).where(Invitation.department_id == department_id))
+    own = await ctx.session.scalars(
+        select(JointTask).where(JointTask.lead_department_id == department_id)
+    )
+    invited = await ctx.session.execute(
+        select(JointTask, Invitation)
+        .join(Invitation, Invitation.task_id == JointTask.id)
+        .where(Invitation.department_id == department_id)
+    )
     listing = [TaskListing(t, "lead", None) for t in own]
     listing += [TaskListing(t, "invited", inv) for t, inv in invited]
     listing.sort(key=lambda x: x.task.created_at, reverse=True)
-    listing.sort(key=lambda x: not (x.invitation is not None
-                                    and x.invitation.state == InvitationState.PENDING))
+    listing.sort(
+        key=lambda x: (
+            not (x.invitation is not None and x.invitation.state == InvitationState.PENDING)
+        )
+    )
     return listing
 
 
@@ -63,24 +71,55 @@ async def sees_inside(ctx: Ctx, task: JointTask) -> bool:
 async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
     task = await get_task(ctx, code)
     if not await sees_inside(ctx, task):
-        return {"code": task.code, "title": task.title, "state": task.state,
-                "state_label": TASK.label(task.state), "outside": True,
-                "invitations": [], "invitation_counts": {}, "cases": {}, "case_total": 0,
-                "overdue": 0, "departments": []}
+        return {
+            "code": task.code,
+            "title": task.title,
+            "state": task.state,
+            "state_label": TASK.label(task.state),
+            "outside": True,
+            "invitations": [],
+            "invitation_counts": {},
+            "cases": {},
+            "case_total": 0,
+            "overdue": 0,
+            "departments": [],
+        }
     invitations = await task_invitations(ctx, task)
-    cases = Counter((await ctx.session.execute(select(Case.state).where(Case.task_id == task.id))).scalars())
-    overdue = await ctx.session.scalar(select(func.count()).select_from(Case).where(
-        Case.task_id == task.id, Case.state.in_(OPEN_FOR_ENTRY),
-        Case.result_due_on < ctx.clock.today()))
-    return {"code": task.code, "title": task.title, "state": task.state,
-            "state_label": TASK.label(task.state), "outside": False,
-            "reply_due_on": task.reply_due_on, "reply_due_provisional": task.reply_due_provisional,
-            "invitations": [{"department": i.department.name, "state": i.state,
-                             "state_label": INVITATION.label(i.state), "reason": i.reason}
-                            for i in invitations],
-            "invitation_counts": dict(Counter(i.state for i in invitations)),
-            "cases": dict(cases), "case_total": sum(cases.values()), "overdue": int(overdue or 0),
-            "departments": await _department_bars(ctx, task.id)}
+    cases = Counter(
+        (await ctx.session.execute(select(Case.state).where(Case.task_id == task.id))).scalars()
+    )
+    overdue = await ctx.session.scalar(
+        select(func.count())
+        .select_from(Case)
+        .where(
+            Case.task_id == task.id,
+            Case.state.in_(OPEN_FOR_ENTRY),
+            Case.result_due_on < ctx.clock.today(),
+        )
+    )
+    return {
+        "code": task.code,
+        "title": task.title,
+        "state": task.state,
+        "state_label": TASK.label(task.state),
+        "outside": False,
+        "reply_due_on": task.reply_due_on,
+        "reply_due_provisional": task.reply_due_provisional,
+        "invitations": [
+            {
+                "department": i.department.name,
+                "state": i.state,
+                "state_label": INVITATION.label(i.state),
+                "reason": i.reason,
+            }
+            for i in invitations
+        ],
+        "invitation_counts": dict(Counter(i.state for i in invitations)),
+        "cases": dict(cases),
+        "case_total": sum(cases.values()),
+        "overdue": int(overdue or 0),
+        "departments": await _department_bars(ctx, task.id),
+    }
 
 
 def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
@@ -97,22 +136,35 @@ async def _department_bars(ctx: Ctx, task_id: int) -> list[dict[str, Any]]:
         .join(GroupMember, GroupMember.case_id == Case.id)
         .join(Department, Department.id == GroupMember.department_id)
         .where(Case.task_id == task_id, GroupMember.active.is_(True))
-        .group_by(Department.name, Case.state))
+        .group_by(Department.name, Case.state)
+    )
     totals: Counter[str] = Counter()
     done: Counter[str] = Counter()
     for name, state, n in rows:
         totals[name] += n
         if state not in OPEN_FOR_ENTRY:
             done[name] += n
-    return [{"department": name, "done": done[name], "total": total,
-             "bar": progress_bar(done[name], total)} for name, total in sorted(totals.items())]
+    return [
+        {
+            "department": name,
+            "done": done[name],
+            "total": total,
+            "bar": progress_bar(done[name], total),
+        }
+        for name, total in sorted(totals.items())
+    ]
 
 
 async def cases_for_officer(ctx: Ctx, officer_id: int) -> list[Case]:
     """Cases where the officer is an active group member, by code."""
-    return list(await ctx.session.scalars(select(Case).join(
-        GroupMember, GroupMember.case_id == Case.id).where(
-        GroupMember.officer_id == officer_id, GroupMember.active.is_(True)).order_by(Case.code)))
+    return list(
+        await ctx.session.scalars(
+            select(Case)
+            .join(GroupMember, GroupMember.case_id == Case.id)
+            .where(GroupMember.officer_id == officer_id, GroupMember.active.is_(True))
+            .order_by(Case.code)
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -139,19 +191,52 @@ async def case_view(ctx: Ctx, code: str) -> CaseView:
     task = await case_task(ctx, case)
     departments = await participating_departments(ctx, task)
     actor = ctx.actor
-    require(actor is None or actor.has_role("admin")
-            or actor.department_id in {d.id for d in departments},
-            "只有牵头部门、参与部门的人员可以查看该案件", "case.view", f"case:{case.code}")
-    members = list(await ctx.session.scalars(select(GroupMember).where(
-        GroupMember.case_id == case.id).order_by(GroupMember.active.desc(), GroupMember.id)))
-    results = list(await ctx.session.scalars(select(CaseResult).where(
-        CaseResult.case_id == case.id).order_by(CaseResult.version)))
-    objections = list(await ctx.session.scalars(select(Objection).where(
-        Objection.case_id == case.id).order_by(Objection.id)))
-    referrals = list(await ctx.session.scalars(select(Referral).where(
-        Referral.case_id == case.id).order_by(Referral.id)))
+    require(
+        actor is None
+        or actor.has_role("admin")
+        or actor.department_id in {d.id for d in departments},
+        "只有牵头部门、参与部门的人员可以查看该案件",
+        "case.view",
+        f"case:{case.code}",
+    )
+    members = list(
+        await ctx.session.scalars(
+            select(GroupMember)
+            .where(GroupMember.case_id == case.id)
+            .order_by(GroupMember.active.desc(), GroupMember.id)
+        )
+    )
+    results = list(
+        await ctx.session.scalars(
+            select(CaseResult).where(CaseResult.case_id == case.id).order_by(CaseResult.version)
+        )
+    )
+    objections = list(
+        await ctx.session.scalars(
+            select(Objection).where(Objection.case_id == case.id).order_by(Objection.id)
+        )
+    )
+    referrals = list(
+        await ctx.session.scalars(
+            select(Referral).where(Referral.case_id == case.id).order_by(Referral.id)
+        )
+    )
     subjects = [f"case:{case.code}", *(f"objection:{o.id}" for o in objections)]
-    history = list(await ctx.session.scalars(select(AuditEvent).where(
-        AuditEvent.subject.in_(subjects)).order_by(AuditEvent.id.desc()).limit(HISTORY_SHOWN)))
-    return CaseView(case, task, members, [d.name for d in departments], results, objections,
-                    referrals, history[::-1])
+    history = list(
+        await ctx.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.subject.in_(subjects))
+            .order_by(AuditEvent.id.desc())
+            .limit(HISTORY_SHOWN)
+        )
+    )
+    return CaseView(
+        case,
+        task,
+        members,
+        [d.name for d in departments],
+        results,
+        objections,
+        referrals,
+        history[::-1],
+    )

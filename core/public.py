@@ -92,14 +92,17 @@ def _target_filter(text: str) -> ColumnElement[bool]:
     return Target.name.contains(text, autoescape=True)
 
 
-async def search_results(ctx: Ctx, query: ResultQuery, *,
-                         publish_inspectors: bool = False) -> ResultPage:
+async def search_results(
+    ctx: Ctx, query: ResultQuery, *, publish_inspectors: bool = False
+) -> ResultPage:
     """Published results, newest publication first, PER_PAGE a page; each with its versions."""
     session = ctx.session
-    stmt = (select(CaseResult, Case, Target, JointTask)
-            .join(Case, Case.id == CaseResult.case_id)
-            .join(Target, Target.id == Case.target_id)
-            .join(JointTask, JointTask.id == Case.task_id))
+    stmt = (
+        select(CaseResult, Case, Target, JointTask)
+        .join(Case, Case.id == CaseResult.case_id)
+        .join(Target, Target.id == Case.target_id)
+        .join(JointTask, JointTask.id == Case.task_id)
+    )
     text = query.text.strip()[:MAX_QUERY_CHARS]
     too_many = False
     if text:
@@ -107,71 +110,108 @@ async def search_results(ctx: Ctx, query: ResultQuery, *,
         # Their few results are then found through the case index and sorted; the state test
         # is wrapped so SQLite (without statistics) does not walk the publication-order index
         # over every published result instead.
-        ids = list(await session.scalars(
-            select(Target.id).where(_target_filter(text)).limit(MAX_TARGETS + 1)))
+        ids = list(
+            await session.scalars(
+                select(Target.id).where(_target_filter(text)).limit(MAX_TARGETS + 1)
+            )
+        )
         too_many = len(ids) > MAX_TARGETS
-        stmt = stmt.where(Case.target_id.in_(ids[:MAX_TARGETS]),
-                          func.coalesce(CaseResult.state, "") == ResultState.PUBLISHED)
+        stmt = stmt.where(
+            Case.target_id.in_(ids[:MAX_TARGETS]),
+            func.coalesce(CaseResult.state, "") == ResultState.PUBLISHED,
+        )
     else:  # newest first straight from ix_case_result_published, stopping after one page
         stmt = stmt.where(CaseResult.state == ResultState.PUBLISHED)
     if query.year is not None:
         stmt = stmt.where(JointTask.year == query.year)
     page = max(query.page, 1)
-    rows = (await session.execute(
-        stmt.order_by(CaseResult.published_at.desc(), CaseResult.id.desc())
-        .offset((page - 1) * PER_PAGE).limit(PER_PAGE + 1))).all()
+    rows = (
+        await session.execute(
+            stmt.order_by(CaseResult.published_at.desc(), CaseResult.id.desc())
+            .offset((page - 1) * PER_PAGE)
+            .limit(PER_PAGE + 1)
+        )
+    ).all()
     shown = rows[:PER_PAGE]
     older = await _older_versions(session, [case.id for _, case, _, _ in shown])
     extras = await _categories_by_task(session, {task.id: task for *_, task in shown})
     results = []
     for current, case, target, task in shown:
         extra = extras[task.id]
-        entry = PublicResult(case.code, target.name, target.uscc, task.code, task.title,
-                             task.lead_department.name, current.inspected_on or case.inspected_on)
+        entry = PublicResult(
+            case.code,
+            target.name,
+            target.uscc,
+            task.code,
+            task.title,
+            task.lead_department.name,
+            current.inspected_on or case.inspected_on,
+        )
         for r in [current, *older[case.id]]:
-            entry.versions.append(Version(r.version, _china_day(r.published_at),
-                                          [label(c, extra) for c in r.codes], r.is_correction,
-                                          r is current))
+            entry.versions.append(
+                Version(
+                    r.version,
+                    _china_day(r.published_at),
+                    [label(c, extra) for c in r.codes],
+                    r.is_correction,
+                    r is current,
+                )
+            )
         if publish_inspectors:
-            entry.inspectors = [(m.officer.name, m.officer.cert_no)
-                                for m in await active_members(ctx, case)]
+            entry.inspectors = [
+                (m.officer.name, m.officer.cert_no) for m in await active_members(ctx, case)
+            ]
         results.append(entry)
     return ResultPage(query, results, has_next=len(rows) > PER_PAGE, too_many=too_many)
 
 
-async def _categories_by_task(session: AsyncSession,
-                              tasks: dict[int, JointTask]) -> dict[int, list[Category]]:
+async def _categories_by_task(
+    session: AsyncSession, tasks: dict[int, JointTask]
+) -> dict[int, list[Category]]:
     """Per task, the result categories of its participating departments (as
     core.cases.participating_departments: the lead, accepted invitations, departments with
     items), for a whole page in two queries instead of one per task."""
     members: dict[int, set[int]] = {t.id: {t.lead_department_id} for t in tasks.values()}
     accepted = select(Invitation.task_id, Invitation.department_id).where(
-        Invitation.task_id.in_(list(tasks)), Invitation.state == InvitationState.ACCEPTED)
+        Invitation.task_id.in_(list(tasks)), Invitation.state == InvitationState.ACCEPTED
+    )
     with_items = select(TaskItem.task_id, TaskItem.department_id).where(
-        TaskItem.task_id.in_(list(tasks)))
+        TaskItem.task_id.in_(list(tasks))
+    )
     for task_id, department_id in (await session.execute(accepted.union(with_items))).all():
         members[task_id].add(department_id)
     wanted = set().union(*members.values()) if members else set()
-    departments = {d.id: d for d in await session.scalars(
-        select(Department).where(Department.id.in_(wanted)))}
-    return {task_id: department_categories([departments[i] for i in sorted(ids)])
-            for task_id, ids in members.items()}
+    departments = {
+        d.id: d for d in await session.scalars(select(Department).where(Department.id.in_(wanted)))
+    }
+    return {
+        task_id: department_categories([departments[i] for i in sorted(ids)])
+        for task_id, ids in members.items()
+    }
 
 
-async def _older_versions(session: AsyncSession,
-                          case_ids: Sequence[int]) -> dict[int, list[CaseResult]]:
+async def _older_versions(
+    session: AsyncSession, case_ids: Sequence[int]
+) -> dict[int, list[CaseResult]]:
     """Superseded published versions (corrected by a later one, 004 第二十条), newest first."""
     older: dict[int, list[CaseResult]] = defaultdict(list)
     if not case_ids:
         return older
-    for r in await session.scalars(select(CaseResult).where(
-            CaseResult.case_id.in_(case_ids), CaseResult.state == ResultState.SUPERSEDED,
-            CaseResult.published_at.is_not(None)).order_by(CaseResult.version.desc())):
+    for r in await session.scalars(
+        select(CaseResult)
+        .where(
+            CaseResult.case_id.in_(case_ids),
+            CaseResult.state == ResultState.SUPERSEDED,
+            CaseResult.published_at.is_not(None),
+        )
+        .order_by(CaseResult.version.desc())
+    ):
         older[r.case_id].append(r)
     return older
 
 
 # ---------------------------------------------------------------- index
+
 
 @dataclass
 class PublicTask:
@@ -191,25 +231,47 @@ async def public_index(ctx: Ctx, year: int) -> PublicIndex:
     """The year's joint tasks (not drafts) with their target draws, and every current item
     list."""
     session = ctx.session
-    tasks = list(await session.scalars(
-        select(JointTask).where(JointTask.year == year,
-                                JointTask.state.in_(PUBLIC_TASK_STATES))
-        .order_by(JointTask.code)))
+    tasks = list(
+        await session.scalars(
+            select(JointTask)
+            .where(JointTask.year == year, JointTask.state.in_(PUBLIC_TASK_STATES))
+            .order_by(JointTask.code)
+        )
+    )
     draws: dict[int | None, list[Draw]] = defaultdict(list)
-    for d in await session.scalars(select(Draw).where(
-            Draw.task_id.in_([t.id for t in tasks]), Draw.kind == PUBLIC_DRAW_KIND,
-            Draw.state != "superseded").order_by(Draw.id)):
+    for d in await session.scalars(
+        select(Draw)
+        .where(
+            Draw.task_id.in_([t.id for t in tasks]),
+            Draw.kind == PUBLIC_DRAW_KIND,
+            Draw.state != "superseded",
+        )
+        .order_by(Draw.id)
+    ):
         draws[d.task_id].append(d)
-    years = sorted(set(await session.scalars(select(JointTask.year).where(
-        JointTask.state.in_(PUBLIC_TASK_STATES)))) | {year}, reverse=True)
+    years = sorted(
+        set(
+            await session.scalars(
+                select(JointTask.year).where(JointTask.state.in_(PUBLIC_TASK_STATES))
+            )
+        )
+        | {year},
+        reverse=True,
+    )
     items: dict[int, list[Item]] = defaultdict(list)
-    for item in await session.scalars(select(Item).where(Item.current.is_(True))
-                                      .order_by(Item.department_id, Item.code)):
+    for item in await session.scalars(
+        select(Item).where(Item.current.is_(True)).order_by(Item.department_id, Item.code)
+    ):
         items[item.department_id].append(item)
-    departments = await session.scalars(select(Department).where(
-        Department.id.in_(list(items))).order_by(Department.id))
-    return PublicIndex(year, years, [PublicTask(t, draws[t.id]) for t in tasks],
-                       [(d, items[d.id]) for d in departments])
+    departments = await session.scalars(
+        select(Department).where(Department.id.in_(list(items))).order_by(Department.id)
+    )
+    return PublicIndex(
+        year,
+        years,
+        [PublicTask(t, draws[t.id]) for t in tasks],
+        [(d, items[d.id]) for d in departments],
+    )
 
 
 # ---------------------------------------------------------------- draws
@@ -219,8 +281,9 @@ RECOMPUTE_IN_BROWSER_MAX = 100_000  # WebCrypto hashes ~100,000 candidates in a 
 
 async def public_draw(ctx: Ctx, code: str) -> Draw:
     """A target draw by its code; inspector draws are not public."""
-    d = await ctx.session.scalar(select(Draw).where(Draw.code == code,
-                                                Draw.kind == PUBLIC_DRAW_KIND))
+    d = await ctx.session.scalar(
+        select(Draw).where(Draw.code == code, Draw.kind == PUBLIC_DRAW_KIND)
+    )
     if d is None:
         raise NotFound(f"没有公开的抽取记录 {code}")
     return d

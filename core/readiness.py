@@ -30,8 +30,10 @@ class Readiness:
 
     def text_zh(self) -> str:
         if self.ok:
-            return (f"配置检查通过：{self.departments} 个成员单位、{self.targets} 户可抽取的检查对象，"
-                    "可以创建第一个联合抽查任务。")
+            return (
+                f"配置检查通过：{self.departments} 个成员单位、{self.targets} 户可抽取的检查对象，"
+                "可以创建第一个联合抽查任务。"
+            )
         lines = "\n".join(f"- {p}" for p in self.problems)
         return f"以下 {len(self.problems)} 项尚未就绪，完成后才能开展联合抽查：\n{lines}"
 
@@ -40,8 +42,9 @@ def has_platform_account(officer: Officer) -> bool:
     return bool(officer.accounts)
 
 
-def _department_problems(dep: Department, people: list[Officer], items: int, chats: int,
-                         min_inspectors: int) -> list[str]:
+def _department_problems(
+    dep: Department, people: list[Officer], items: int, chats: int, min_inspectors: int
+) -> list[str]:
     missing = []
     for role, label in (("liaison", "联络员"), ("leader", "分管领导")):
         holders = [o for o in people if o.has_role(role)]
@@ -65,20 +68,47 @@ async def check_setup(ctx: Ctx) -> Readiness:
     departments = list(await session.scalars(select(Department).order_by(Department.code)))
     result.departments = len(departments)
     if not departments:
-        result.problems.append("尚未导入成员单位：lianjian import departments 文件（模板：lianjian template departments）")
+        result.problems.append(
+            "尚未导入成员单位：lianjian import departments "
+            "文件（模板：lianjian template departments）"
+        )
     people: dict[int, list[Officer]] = defaultdict(list)
-    for officer in (await session.scalars(select(Officer).where(Officer.active.is_(True)))).unique():
+    for officer in (
+        await session.scalars(select(Officer).where(Officer.active.is_(True)))
+    ).unique():
         people[officer.department_id].append(officer)
-    items = dict((await session.execute(select(Item.department_id, func.count()).where(
-        Item.current.is_(True)).group_by(Item.department_id))).all())
-    chats = dict((await session.execute(select(ChatBinding.department_id, func.count()).where(
-        ChatBinding.enabled.is_(True), ChatBinding.department_id.is_not(None))
-        .group_by(ChatBinding.department_id))).all())
+    items = dict(
+        (
+            await session.execute(
+                select(Item.department_id, func.count())
+                .where(Item.current.is_(True))
+                .group_by(Item.department_id)
+            )
+        ).all()
+    )
+    chats = dict(
+        (
+            await session.execute(
+                select(ChatBinding.department_id, func.count())
+                .where(ChatBinding.enabled.is_(True), ChatBinding.department_id.is_not(None))
+                .group_by(ChatBinding.department_id)
+            )
+        ).all()
+    )
     for dep in departments:
-        result.problems += _department_problems(dep, people[dep.id], items.get(dep.id, 0),
-                                                chats.get(dep.id, 0), ctx.rules.min_group_size)
-    result.targets = int(await session.scalar(select(func.count()).select_from(Target).where(
-        Target.status.in_(DRAWABLE_STATUSES))) or 0)
+        result.problems += _department_problems(
+            dep,
+            people[dep.id],
+            items.get(dep.id, 0),
+            chats.get(dep.id, 0),
+            ctx.rules.min_group_size,
+        )
+    result.targets = int(
+        await session.scalar(
+            select(func.count()).select_from(Target).where(Target.status.in_(DRAWABLE_STATUSES))
+        )
+        or 0
+    )
     if not result.targets:
         result.problems.append("检查对象名录库为空：lianjian import targets 文件")
     if warning := await holiday_warning(ctx):

@@ -20,9 +20,17 @@ KIND = "移送办案机构"
 async def find_department(ctx: Ctx, text: str) -> Department:
     """A department by code, full name or short name (what an officer types)."""
     word = text.strip()
-    found = await ctx.session.scalar(select(Department).where(or_(
-        func.upper(Department.code) == word.upper(), Department.name == word,
-        Department.short_name == word)).limit(1))
+    found = await ctx.session.scalar(
+        select(Department)
+        .where(
+            or_(
+                func.upper(Department.code) == word.upper(),
+                Department.name == word,
+                Department.short_name == word,
+            )
+        )
+        .limit(1)
+    )
     if found is None:
         raise NotFound(f"找不到部门“{word}”，请写部门全称、简称或代码（如 县卫生健康局、卫健、WJ）")
     return found
@@ -37,31 +45,48 @@ async def acknowledge(ctx: Ctx, case_code: str) -> list[Referral]:
     """The receiving department's liaison or leader signs for the case's open referrals."""
     case = await get_case(ctx, case_code)
     actor = ctx.actor
-    open_ones = list(await ctx.session.scalars(select(Referral).where(
-        Referral.case_id == case.id, Referral.acknowledged_at.is_(None),
-        Referral.to_department_id.is_not(None)).order_by(Referral.id)))
-    mine = [r for r in open_ones
-            if actor is None or r.to_department_id == actor.department_id]
+    open_ones = list(
+        await ctx.session.scalars(
+            select(Referral)
+            .where(
+                Referral.case_id == case.id,
+                Referral.acknowledged_at.is_(None),
+                Referral.to_department_id.is_not(None),
+            )
+            .order_by(Referral.id)
+        )
+    )
+    mine = [r for r in open_ones if actor is None or r.to_department_id == actor.department_id]
     if not mine:
         raise NotFound(f"案件 {case.code} 没有移送给本部门、待签收的线索")
     assert mine[0].to_department_id is not None
-    require(may_act_for(ctx, mine[0].to_department_id), "referral.acknowledge",
-            f"case:{case.code}", "只有接收部门的联络员、分管领导可以签收移送")
+    require(
+        may_act_for(ctx, mine[0].to_department_id),
+        "referral.acknowledge",
+        f"case:{case.code}",
+        "只有接收部门的联络员、分管领导可以签收移送",
+    )
     task = await get_task(ctx, case)
     for r in mine:
         r.acknowledged_at, r.acknowledged_by_id = ctx.clock.now(), actor.id if actor else None
-    msg = message("referral_acknowledged", f"{case.code} 移送已签收", case=case,
-                  referrals=mine, by=actor)
-    await record(ctx, "referral.acknowledged", f"case:{case.code}",
-                 {"referrals": [r.id for r in mine]},
-                 [Notice(Destination.department(task.lead_department_id), msg)])
+    msg = message(
+        "referral_acknowledged", f"{case.code} 移送已签收", case=case, referrals=mine, by=actor
+    )
+    await record(
+        ctx,
+        "referral.acknowledged",
+        f"case:{case.code}",
+        {"referrals": [r.id for r in mine]},
+        [Notice(Destination.department(task.lead_department_id), msg)],
+    )
     return mine
 
 
 async def open_count(ctx: Ctx, department_id: int | None) -> int:
     """Referrals not yet acknowledged (to the department, when given)."""
-    query = select(func.count(Referral.id)).where(Referral.acknowledged_at.is_(None),
-                                                   Referral.to_department_id.is_not(None))
+    query = select(func.count(Referral.id)).where(
+        Referral.acknowledged_at.is_(None), Referral.to_department_id.is_not(None)
+    )
     if department_id is not None:
         query = query.where(Referral.to_department_id == department_id)
     return int(await ctx.session.scalar(query) or 0)

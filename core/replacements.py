@@ -28,40 +28,65 @@ async def request(ctx: Ctx, case_code: str, officer_code: str, reason: str) -> R
     if old is None:
         raise ValidationFailed(f"{officer.name}不在案件 {case.code} 的检查组中")
     actor = ctx.actor
-    require(actor is None or any(m.officer_id == actor.id for m in members)
-            or may_act_for(ctx, old.department_id), "case.replacement.request",
-            f"case:{case.code}", "只有本案检查组成员或该部门联络员、分管领导可以申请更换")
+    require(
+        actor is None
+        or any(m.officer_id == actor.id for m in members)
+        or may_act_for(ctx, old.department_id),
+        "case.replacement.request",
+        f"case:{case.code}",
+        "只有本案检查组成员或该部门联络员、分管领导可以申请更换",
+    )
     if not reason.strip():
         raise ValidationFailed("申请更换须写明理由")
     if await _pending(ctx, case, officer.id) is not None:
         raise InvalidTransition(f"{officer.name}的更换申请正在等待分管领导批准")
-    req = ReplacementRequest(case_id=case.id, officer_id=officer.id,
-                             department_id=old.department_id, reason=reason.strip(),
-                             requested_by_id=actor.id if actor else officer.id,
-                             state=REPLACEMENT.start(ReplacementState.PENDING),
-                             created_at=ctx.clock.now())
+    req = ReplacementRequest(
+        case_id=case.id,
+        officer_id=officer.id,
+        department_id=old.department_id,
+        reason=reason.strip(),
+        requested_by_id=actor.id if actor else officer.id,
+        state=REPLACEMENT.start(ReplacementState.PENDING),
+        created_at=ctx.clock.now(),
+    )
     ctx.session.add(req)
     await ctx.session.flush()
     leaders = [o for o in await answerers(ctx, old.department_id) if o.has_role("leader")]
-    msg = message("replacement_requested", f"{case.code} 申请更换执法检查人员", case=case,
-                  officer=officer, request=req)
-    notices = ([Notice(Destination.officer(o.id), msg) for o in leaders]
-               or [Notice(Destination.department(old.department_id), msg)])
-    await record(ctx, "case.replacement.requested", f"case:{case.code}",
-                 {"request": req.id, "officer": officer.code, "reason": req.reason}, notices)
+    msg = message(
+        "replacement_requested",
+        f"{case.code} 申请更换执法检查人员",
+        case=case,
+        officer=officer,
+        request=req,
+    )
+    notices = [Notice(Destination.officer(o.id), msg) for o in leaders] or [
+        Notice(Destination.department(old.department_id), msg)
+    ]
+    await record(
+        ctx,
+        "case.replacement.requested",
+        f"case:{case.code}",
+        {"request": req.id, "officer": officer.code, "reason": req.reason},
+        notices,
+    )
     return req
 
 
-async def decide(ctx: Ctx, case_code: str, officer_code: str, *, new_officer_code: str = "",
-                 refusal: str = "") -> ReplacementRequest:
+async def decide(
+    ctx: Ctx, case_code: str, officer_code: str, *, new_officer_code: str = "", refusal: str = ""
+) -> ReplacementRequest:
     """Approve with `new_officer_code`, or refuse with `refusal` (department leader, admin)."""
     case = await get_case(ctx, case_code)
     officer = await officer_by_code(ctx, officer_code)
     req = await _pending(ctx, case, officer.id)
     if req is None:
         raise NotFound(f"案件 {case.code} 没有{officer.name}待批准的更换申请")
-    require(may_act_for(ctx, req.department_id, roles=("leader",)), "case.replacement.decide",
-            f"case:{case.code}", "更换执法检查人员须经本部门分管领导（或管理员）决定")
+    require(
+        may_act_for(ctx, req.department_id, roles=("leader",)),
+        "case.replacement.decide",
+        f"case:{case.code}",
+        "更换执法检查人员须经本部门分管领导（或管理员）决定",
+    )
     if new_officer_code:
         new = await officer_by_code(ctx, new_officer_code)
         await replace_inspector(ctx, case.code, officer.id, new.id, req.reason)
@@ -72,16 +97,33 @@ async def decide(ctx: Ctx, case_code: str, officer_code: str, *, new_officer_cod
         REPLACEMENT.move(req, ReplacementState.REFUSED)
         req.decision_reason = refusal.strip()
     req.decided_by_id, req.decided_at = (ctx.actor.id if ctx.actor else None), ctx.clock.now()
-    msg = message("replacement_decided", f"{case.code} 更换申请{REPLACEMENT.label(req.state)}",
-                  case=case, officer=officer, request=req)
-    await record(ctx, f"case.replacement.{req.state}", f"case:{case.code}",
-                 {"request": req.id, "officer": officer.code, "new": new_officer_code or None,
-                  "reason": req.decision_reason},
-                 [Notice(Destination.officer(req.requested_by_id), msg)])
+    msg = message(
+        "replacement_decided",
+        f"{case.code} 更换申请{REPLACEMENT.label(req.state)}",
+        case=case,
+        officer=officer,
+        request=req,
+    )
+    await record(
+        ctx,
+        f"case.replacement.{req.state}",
+        f"case:{case.code}",
+        {
+            "request": req.id,
+            "officer": officer.code,
+            "new": new_officer_code or None,
+            "reason": req.decision_reason,
+        },
+        [Notice(Destination.officer(req.requested_by_id), msg)],
+    )
     return req
 
 
 async def _pending(ctx: Ctx, case: Case, officer_id: int) -> ReplacementRequest | None:
-    return await ctx.session.scalar(select(ReplacementRequest).where(
-        ReplacementRequest.case_id == case.id, ReplacementRequest.officer_id == officer_id,
-        ReplacementRequest.state == ReplacementState.PENDING))
+    return await ctx.session.scalar(
+        select(ReplacementRequest).where(
+            ReplacementRequest.case_id == case.id,
+            ReplacementRequest.officer_id == officer_id,
+            ReplacementRequest.state == ReplacementState.PENDING,
+        )
+    )

@@ -18,24 +18,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.models import UsedSignature
 
 
-async def claim(session: AsyncSession, key: str, body_sha256: str, *,
-                keep_until: dt.datetime) -> bool:
+async def claim(
+    session: AsyncSession, key: str, body_sha256: str, *, keep_until: dt.datetime
+) -> bool:
     """Record `key` as used by this body; False when it was already used by another body.
     The caller commits (a concurrent claim of the same key waits for it on PostgreSQL)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     table = cast(Table, UsedSignature.__table__)
     inserted = await session.scalar(
-        insert(table).values(key=key, body_sha256=body_sha256, keep_until=keep_until)
-        .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key))
+        insert(table)
+        .values(key=key, body_sha256=body_sha256, keep_until=keep_until)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(table.c.key)
+    )
     if inserted is not None:
         return True
-    owner = await session.scalar(select(UsedSignature.body_sha256)
-                                 .where(UsedSignature.key == key))
+    owner = await session.scalar(select(UsedSignature.body_sha256).where(UsedSignature.key == key))
     return owner == body_sha256
 
 
 async def prune(session: AsyncSession, now: dt.datetime) -> int:
     """Forget signatures whose timestamps the window no longer accepts; how many."""
-    result = await session.execute(delete(UsedSignature).where(UsedSignature.keep_until < now)
-                                   .returning(UsedSignature.key))
+    result = await session.execute(
+        delete(UsedSignature).where(UsedSignature.keep_until < now).returning(UsedSignature.key)
+    )
     return len(result.all())

@@ -29,32 +29,42 @@ def _problem(code: str, label: str, parent: str | None, without_visit: bool = Fa
     return Category(code, label, "problem", parent, without_visit, needs_followup=True)
 
 
-CATEGORIES: dict[str, Category] = {c.code: c for c in (
-    Category("1", "未发现问题", "conclusion"),
-    _problem("A", "发现问题待后续处理", None),
-    _problem("2", "违反工商（市场监管）行政管理相关规定", "A"),
-    _problem("B", "未按规定公示应当公示的信息", "2"),
-    _problem("C", "公示信息隐瞒真实情况、弄虚作假", "2"),
-    _problem("6", "通过登记的住所（经营场所）无法联系", "2", without_visit=True),
-    _problem("D", "违反其他工商（市场监管）行政管理规定行为", "2"),
-    _problem("3", "违反食品药品相关规定", "A"),
-    _problem("4", "违反质量技术监督相关规定", "A"),
-    _problem("G", "违反公安相关规定", "A"),
-    _problem("5", "违反其他部门相关规定", "A"),
-    Category("E", "发现问题已责令改正", "conclusion", needs_followup=True),
-    Category("F", "未发现开展本次抽查涉及的经营活动", "conclusion"),
-    Category("7", "已关闭停业或正在组织清算", "status", without_visit=True),
-    # 004 第二十一条: serious non-cooperation must be followed by penalties or sanctions
-    Category("8", "不配合检查情节严重", "status", without_visit=True, needs_followup=True),
-    Category("9", "注销", "status", without_visit=True),
-    Category("10", "被吊销", "status", without_visit=True),
-    Category("11", "被撤销", "status", without_visit=True),
-    Category("12", "迁出", "status", without_visit=True),
-)}
+CATEGORIES: dict[str, Category] = {
+    c.code: c
+    for c in (
+        Category("1", "未发现问题", "conclusion"),
+        _problem("A", "发现问题待后续处理", None),
+        _problem("2", "违反工商（市场监管）行政管理相关规定", "A"),
+        _problem("B", "未按规定公示应当公示的信息", "2"),
+        _problem("C", "公示信息隐瞒真实情况、弄虚作假", "2"),
+        _problem("6", "通过登记的住所（经营场所）无法联系", "2", without_visit=True),
+        _problem("D", "违反其他工商（市场监管）行政管理规定行为", "2"),
+        _problem("3", "违反食品药品相关规定", "A"),
+        _problem("4", "违反质量技术监督相关规定", "A"),
+        _problem("G", "违反公安相关规定", "A"),
+        _problem("5", "违反其他部门相关规定", "A"),
+        Category("E", "发现问题已责令改正", "conclusion", needs_followup=True),
+        Category("F", "未发现开展本次抽查涉及的经营活动", "conclusion"),
+        Category("7", "已关闭停业或正在组织清算", "status", without_visit=True),
+        # 004 第二十一条: serious non-cooperation must be followed by penalties or sanctions
+        Category("8", "不配合检查情节严重", "status", without_visit=True, needs_followup=True),
+        Category("9", "注销", "status", without_visit=True),
+        Category("10", "被吊销", "status", without_visit=True),
+        Category("11", "被撤销", "status", without_visit=True),
+        Category("12", "迁出", "status", without_visit=True),
+    )
+}
 
 HEADERS = ("A", "2")  # parents whose own visit requirement comes from their children
 REGISTRATION_STATUSES = ("9", "10", "11", "12")  # one registration status at a time
-METHODS = ("实地检查", "书面检查", "网络监测", "检验检测", "委托专业机构", "采用其他部门检查结果或专业意见")
+METHODS = (
+    "实地检查",
+    "书面检查",
+    "网络监测",
+    "检验检测",
+    "委托专业机构",
+    "采用其他部门检查结果或专业意见",
+)
 NO_FOLLOWUP = "无需后续处置"
 FOLLOWUPS = (NO_FOLLOWUP, "责令改正并跟踪", "移送办案机构", "抄告相关部门", "移送司法机关", "其他")
 REFERRAL_FOLLOWUPS = ("移送办案机构", "移送司法机关")  # need a Referral row (移送)
@@ -115,11 +125,17 @@ def check_codes(codes: Sequence[str], extra: Iterable[Category] = ()) -> None:
     for code in codes:
         parent = known[code].parent
         if parent is not None and parent not in codes:
-            raise ValidationFailed(f"选择了{_named(known[code])}，还须选择上级类别{_named(known[parent])}")
+            raise ValidationFailed(
+                f"选择了{_named(known[code])}，还须选择上级类别{_named(known[parent])}"
+            )
     for header in HEADERS:
         if header in codes and not any(known[c].parent == header for c in codes):
-            children = "、".join(c.split(":")[0] for c, cat in known.items() if cat.parent == header)
-            raise ValidationFailed(f"选择了{_named(known[header])}，还须至少选择一项具体问题（{children}）")
+            children = "、".join(
+                c.split(":")[0] for c, cat in known.items() if cat.parent == header
+            )
+            raise ValidationFailed(
+                f"选择了{_named(known[header])}，还须至少选择一项具体问题（{children}）"
+            )
 
 
 def needs_visit(codes: Iterable[str], extra: Iterable[Category] = ()) -> bool:
@@ -135,10 +151,17 @@ def _check_lists(values: Sequence[str], allowed: Sequence[str], what: str, field
         raise ValidationFailed(f"{what}中有重复的选项", field=field)
 
 
-def validate_result(codes: Sequence[str], methods: Sequence[str], followups: Sequence[str],
-                    inspected_on: dt.date | None, *, today: dt.date,
-                    extra: Iterable[Category] = (), followup_done: bool = False,
-                    followup_done_on: dt.date | None = None) -> None:
+def validate_result(
+    codes: Sequence[str],
+    methods: Sequence[str],
+    followups: Sequence[str],
+    inspected_on: dt.date | None,
+    *,
+    today: dt.date,
+    extra: Iterable[Category] = (),
+    followup_done: bool = False,
+    followup_done_on: dt.date | None = None,
+) -> None:
     """Raise ValidationFailed with the first broken rule; `extra` = department categories."""
     extra = list(extra)
     check_codes(codes, extra)
@@ -149,33 +172,39 @@ def validate_result(codes: Sequence[str], methods: Sequence[str], followups: Seq
         raise ValidationFailed("请至少选择一种检查方式", field="methods")
     _check_lists(followups, FOLLOWUPS, "后续处置", "followups")
     if not followups:
-        raise ValidationFailed("请选择后续处置（没有后续处置时选择“无需后续处置”）",
-                               field="followups")
+        raise ValidationFailed(
+            "请选择后续处置（没有后续处置时选择“无需后续处置”）", field="followups"
+        )
     if NO_FOLLOWUP in followups and len(followups) > 1:
         raise ValidationFailed("“无需后续处置”不能与其他后续处置同时选择", field="followups")
     if NO_FOLLOWUP in followups:
         for code in codes:
             if known[code].needs_followup:
-                raise ValidationFailed(f"结果{_named(known[code])}须有后续处置，不能选择“无需后续处置”",
-                                       field="followups")
+                raise ValidationFailed(
+                    f"结果{_named(known[code])}须有后续处置，不能选择“无需后续处置”",
+                    field="followups",
+                )
     if visit and inspected_on is None:
         first = next(c for c in codes if c not in HEADERS and not known[c].without_visit)
-        raise ValidationFailed(f"结果{_named(known[first])}须经检查作出，请填写检查日期",
-                               field="inspected_on")
+        raise ValidationFailed(
+            f"结果{_named(known[first])}须经检查作出，请填写检查日期", field="inspected_on"
+        )
     if inspected_on is not None and inspected_on > today:
         raise ValidationFailed("检查日期不能晚于今天", field="inspected_on")
     _check_followup_done(followup_done, followup_done_on, inspected_on, today)
 
 
-def _check_followup_done(done: bool, done_on: dt.date | None, inspected_on: dt.date | None,
-                         today: dt.date) -> None:
+def _check_followup_done(
+    done: bool, done_on: dt.date | None, inspected_on: dt.date | None, today: dt.date
+) -> None:
     if done and done_on is None:
         raise ValidationFailed("后续处置已完成的，请填写完成日期", field="followup_done_on")
     if not done and done_on is not None:
         raise ValidationFailed("后续处置未完成，不应填写完成日期", field="followup_done_on")
     if done_on is not None and (done_on > today or (inspected_on and done_on < inspected_on)):
-        raise ValidationFailed("后续处置完成日期应在检查日期之后、今天之前",
-                               field="followup_done_on")
+        raise ValidationFailed(
+            "后续处置完成日期应在检查日期之后、今天之前", field="followup_done_on"
+        )
 
 
 def _lookup(token: str) -> str | None:
@@ -198,13 +227,17 @@ def parse_quick_result(text: str) -> list[str]:
         if found is None and codes and token in CATEGORIES[codes[-1]].label:
             continue  # words repeating the code's label: "7 已关闭停业"
         if found is None:
-            raise ValidationFailed(f"无法识别的检查结果“{token}”。可直接填写：{_quick_choices()}；"
-                                   f"发现问题的结果{DETAIL_HINT}")
+            raise ValidationFailed(
+                f"无法识别的检查结果“{token}”。可直接填写：{_quick_choices()}；"
+                f"发现问题的结果{DETAIL_HINT}"
+            )
         if found not in codes:
             codes.append(found)
     for code in codes:
         if code not in QUICK_CODES:
-            raise ValidationFailed(f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{DETAIL_HINT}")
+            raise ValidationFailed(
+                f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{DETAIL_HINT}"
+            )
     check_codes(codes)
     return codes
 

@@ -88,8 +88,14 @@ class InboxState(StrEnum):
 
 
 # tasks the daily summary and the nudges look at
-TASKS_IN_PROGRESS = (TaskState.CONSULTING, TaskState.READY, TaskState.LOCKED, TaskState.INSPECTING,
-                     TaskState.REVIEWING, TaskState.PUBLISHED)
+TASKS_IN_PROGRESS = (
+    TaskState.CONSULTING,
+    TaskState.READY,
+    TaskState.LOCKED,
+    TaskState.INSPECTING,
+    TaskState.REVIEWING,
+    TaskState.PUBLISHED,
+)
 
 S = TypeVar("S", bound=StrEnum)
 
@@ -124,8 +130,13 @@ class Move(Generic[S]):
 class Machine(Generic[S]):
     """The states of one entity, their Chinese labels and the allowed moves."""
 
-    def __init__(self, entity: str, noun: str, labels: Mapping[S, str],
-                 moves: Iterable[tuple[S | None, S, str]]) -> None:
+    def __init__(
+        self,
+        entity: str,
+        noun: str,
+        labels: Mapping[S, str],
+        moves: Iterable[tuple[S | None, S, str]],
+    ) -> None:
         self.entity = entity  # the README heading
         self.noun = noun  # Chinese name of the entity in messages
         self.labels = dict(labels)
@@ -170,133 +181,206 @@ class Machine(Generic[S]):
         return dst
 
 
-
 def _task() -> Machine[TaskState]:
     s = TaskState
-    return Machine("task", "任务", {
-        s.DRAFT: "草稿", s.CONSULTING: "征询中", s.READY: "待抽取", s.LOCKED: "已锁定",
-        s.INSPECTING: "检查中", s.REVIEWING: "审核中", s.PUBLISHED: "已公示", s.CLOSED: "已归档"}, [
-        (None, s.DRAFT, LEAD_ADMIN),
-        (s.DRAFT, s.CONSULTING, LEAD_ADMIN),
-        (s.DRAFT, s.READY, LEAD_ADMIN),  # a single-department task has nobody to consult
-        (s.CONSULTING, s.READY, SYSTEM),  # the last answer, or the reply deadline
-        (s.READY, s.LOCKED, LEAD),
-        (s.LOCKED, s.INSPECTING, LEAD),
-        (s.INSPECTING, s.REVIEWING, SYSTEM),  # the stage follows the cases
-        (s.INSPECTING, s.PUBLISHED, SYSTEM),
-        (s.REVIEWING, s.PUBLISHED, SYSTEM),
-        (s.PUBLISHED, s.CLOSED, LEAD_ADMIN),  # 立卷归档 (001 第二十条, 004 第二十五条)
-    ])
+    return Machine(
+        "task",
+        "任务",
+        {
+            s.DRAFT: "草稿",
+            s.CONSULTING: "征询中",
+            s.READY: "待抽取",
+            s.LOCKED: "已锁定",
+            s.INSPECTING: "检查中",
+            s.REVIEWING: "审核中",
+            s.PUBLISHED: "已公示",
+            s.CLOSED: "已归档",
+        },
+        [
+            (None, s.DRAFT, LEAD_ADMIN),
+            (s.DRAFT, s.CONSULTING, LEAD_ADMIN),
+            (s.DRAFT, s.READY, LEAD_ADMIN),  # a single-department task has nobody to consult
+            (s.CONSULTING, s.READY, SYSTEM),  # the last answer, or the reply deadline
+            (s.READY, s.LOCKED, LEAD),
+            (s.LOCKED, s.INSPECTING, LEAD),
+            (s.INSPECTING, s.REVIEWING, SYSTEM),  # the stage follows the cases
+            (s.INSPECTING, s.PUBLISHED, SYSTEM),
+            (s.REVIEWING, s.PUBLISHED, SYSTEM),
+            (s.PUBLISHED, s.CLOSED, LEAD_ADMIN),  # 立卷归档 (001 第二十条, 004 第二十五条)
+        ],
+    )
 
 
 def _invitation() -> Machine[InvitationState]:
     s = InvitationState
-    return Machine("invitation", "邀请", {
-        s.PENDING: "待答复", s.ACCEPTED: "已接受", s.DECLINED: "已拒绝", s.EXPIRED: "逾期未答复"}, [
-        (None, s.PENDING, LEAD_ADMIN),
-        (s.PENDING, s.ACCEPTED, INVITED),
-        (s.PENDING, s.DECLINED, INVITED),
-        (s.PENDING, s.EXPIRED, SCHEDULER),
-    ])
+    return Machine(
+        "invitation",
+        "邀请",
+        {s.PENDING: "待答复", s.ACCEPTED: "已接受", s.DECLINED: "已拒绝", s.EXPIRED: "逾期未答复"},
+        [
+            (None, s.PENDING, LEAD_ADMIN),
+            (s.PENDING, s.ACCEPTED, INVITED),
+            (s.PENDING, s.DECLINED, INVITED),
+            (s.PENDING, s.EXPIRED, SCHEDULER),
+        ],
+    )
 
 
 def _draw() -> Machine[DrawState]:
     s = DrawState
-    return Machine("draw", "抽取", {s.FROZEN: "已冻结", s.LOCKED: "已锁定", s.SUPERSEDED: "已作废"}, [
-        (None, s.FROZEN, f"{LEAD} (task); {QUICK_START} (quick draw)"),
-        (None, s.LOCKED, LEAD),  # the inspector draw is computed and locked at once
-        (s.FROZEN, s.LOCKED, f"{LEAD} (task); {QUICK_OWNER} (quick draw)"),
-        (s.FROZEN, s.SUPERSEDED, LEAD),  # a new freeze replaces it
-    ])
+    return Machine(
+        "draw",
+        "抽取",
+        {s.FROZEN: "已冻结", s.LOCKED: "已锁定", s.SUPERSEDED: "已作废"},
+        [
+            (None, s.FROZEN, f"{LEAD} (task); {QUICK_START} (quick draw)"),
+            (None, s.LOCKED, LEAD),  # the inspector draw is computed and locked at once
+            (s.FROZEN, s.LOCKED, f"{LEAD} (task); {QUICK_OWNER} (quick draw)"),
+            (s.FROZEN, s.SUPERSEDED, LEAD),  # a new freeze replaces it
+        ],
+    )
 
 
 def _case() -> Machine[CaseState]:
     s = CaseState
-    return Machine("case", "案件", {
-        s.ASSIGNED: "待检查", s.NOTIFIED: "已通知", s.INSPECTED: "已检查", s.SUBMITTED: "待审核",
-        s.APPROVED: "审核通过", s.RETURNED: "审核退回", s.PUBLISHED: "已公示",
-        s.OBJECTED: "异议处理中", s.CORRECTED: "已更正"}, [
-        (None, s.ASSIGNED, LEAD),
-        (s.ASSIGNED, s.NOTIFIED, GROUP),
-        (s.ASSIGNED, s.INSPECTED, GROUP),
-        (s.NOTIFIED, s.INSPECTED, GROUP),
-        (s.INSPECTED, s.INSPECTED, GROUP),  # the inspection date is corrected
-        (s.ASSIGNED, s.SUBMITTED, GROUP),
-        (s.NOTIFIED, s.SUBMITTED, GROUP),
-        (s.INSPECTED, s.SUBMITTED, GROUP),
-        (s.RETURNED, s.SUBMITTED, GROUP),
-        (s.SUBMITTED, s.APPROVED, REVIEWERS),
-        (s.SUBMITTED, s.RETURNED, REVIEWERS),
-        (s.APPROVED, s.PUBLISHED, f"{LEAD}; {SYSTEM} (rules.auto_publish)"),
-        (s.PUBLISHED, s.OBJECTED, LEAD),
-        (s.CORRECTED, s.OBJECTED, LEAD),
-        (s.OBJECTED, s.PUBLISHED, LEAD),  # the re-check upheld the published result
-        # a correction; or the lead's re-check upheld a result that was itself a correction
-        (s.OBJECTED, s.CORRECTED, REVIEWERS),
-        (s.PUBLISHED, s.CORRECTED, REVIEWERS),
-        (s.CORRECTED, s.CORRECTED, REVIEWERS),
-    ])
+    return Machine(
+        "case",
+        "案件",
+        {
+            s.ASSIGNED: "待检查",
+            s.NOTIFIED: "已通知",
+            s.INSPECTED: "已检查",
+            s.SUBMITTED: "待审核",
+            s.APPROVED: "审核通过",
+            s.RETURNED: "审核退回",
+            s.PUBLISHED: "已公示",
+            s.OBJECTED: "异议处理中",
+            s.CORRECTED: "已更正",
+        },
+        [
+            (None, s.ASSIGNED, LEAD),
+            (s.ASSIGNED, s.NOTIFIED, GROUP),
+            (s.ASSIGNED, s.INSPECTED, GROUP),
+            (s.NOTIFIED, s.INSPECTED, GROUP),
+            (s.INSPECTED, s.INSPECTED, GROUP),  # the inspection date is corrected
+            (s.ASSIGNED, s.SUBMITTED, GROUP),
+            (s.NOTIFIED, s.SUBMITTED, GROUP),
+            (s.INSPECTED, s.SUBMITTED, GROUP),
+            (s.RETURNED, s.SUBMITTED, GROUP),
+            (s.SUBMITTED, s.APPROVED, REVIEWERS),
+            (s.SUBMITTED, s.RETURNED, REVIEWERS),
+            (s.APPROVED, s.PUBLISHED, f"{LEAD}; {SYSTEM} (rules.auto_publish)"),
+            (s.PUBLISHED, s.OBJECTED, LEAD),
+            (s.CORRECTED, s.OBJECTED, LEAD),
+            (s.OBJECTED, s.PUBLISHED, LEAD),  # the re-check upheld the published result
+            # a correction; or the lead's re-check upheld a result that was itself a correction
+            (s.OBJECTED, s.CORRECTED, REVIEWERS),
+            (s.PUBLISHED, s.CORRECTED, REVIEWERS),
+            (s.CORRECTED, s.CORRECTED, REVIEWERS),
+        ],
+    )
 
 
 def _result() -> Machine[ResultState]:
     s = ResultState
-    return Machine("result", "结果", {
-        s.SUBMITTED: "待审核", s.RETURNED: "已退回", s.APPROVED: "审核通过", s.PUBLISHED: "已公示",
-        s.SUPERSEDED: "已被更正"}, [
-        (None, s.SUBMITTED, GROUP),
-        (None, s.PUBLISHED, REVIEWERS),  # a correction is published as it is entered
-        (s.SUBMITTED, s.RETURNED, REVIEWERS),
-        (s.SUBMITTED, s.APPROVED, REVIEWERS),
-        (s.APPROVED, s.PUBLISHED, f"{LEAD}; {SYSTEM} (rules.auto_publish)"),
-        (s.PUBLISHED, s.SUPERSEDED, REVIEWERS),
-    ])
+    return Machine(
+        "result",
+        "结果",
+        {
+            s.SUBMITTED: "待审核",
+            s.RETURNED: "已退回",
+            s.APPROVED: "审核通过",
+            s.PUBLISHED: "已公示",
+            s.SUPERSEDED: "已被更正",
+        },
+        [
+            (None, s.SUBMITTED, GROUP),
+            (None, s.PUBLISHED, REVIEWERS),  # a correction is published as it is entered
+            (s.SUBMITTED, s.RETURNED, REVIEWERS),
+            (s.SUBMITTED, s.APPROVED, REVIEWERS),
+            (s.APPROVED, s.PUBLISHED, f"{LEAD}; {SYSTEM} (rules.auto_publish)"),
+            (s.PUBLISHED, s.SUPERSEDED, REVIEWERS),
+        ],
+    )
 
 
 def _objection() -> Machine[ObjectionState]:
     s = ObjectionState
-    return Machine("objection", "异议", {
-        s.RECEIVED: "待复查", s.UPHELD: "维持原结果", s.ERROR_FOUND: "待更正", s.CORRECTED: "已更正",
-        s.REPLIED: "已答复"}, [
-        (None, s.RECEIVED, LEAD),
-        (s.RECEIVED, s.UPHELD, LEAD),
-        (s.RECEIVED, s.ERROR_FOUND, LEAD),
-        (s.ERROR_FOUND, s.CORRECTED, REVIEWERS),
-        (s.UPHELD, s.REPLIED, LEAD),
-        (s.CORRECTED, s.REPLIED, LEAD),
-    ])
+    return Machine(
+        "objection",
+        "异议",
+        {
+            s.RECEIVED: "待复查",
+            s.UPHELD: "维持原结果",
+            s.ERROR_FOUND: "待更正",
+            s.CORRECTED: "已更正",
+            s.REPLIED: "已答复",
+        },
+        [
+            (None, s.RECEIVED, LEAD),
+            (s.RECEIVED, s.UPHELD, LEAD),
+            (s.RECEIVED, s.ERROR_FOUND, LEAD),
+            (s.ERROR_FOUND, s.CORRECTED, REVIEWERS),
+            (s.UPHELD, s.REPLIED, LEAD),
+            (s.CORRECTED, s.REPLIED, LEAD),
+        ],
+    )
 
 
 def _replacement() -> Machine[ReplacementState]:
     s = ReplacementState
-    return Machine("replacement request", "更换申请", {
-        s.PENDING: "待批准", s.APPROVED: "已批准", s.REFUSED: "不批准"}, [
-        (None, s.PENDING, f"{GROUP}, liaison, leader"),
-        (s.PENDING, s.APPROVED, "department leader, admin"),
-        (s.PENDING, s.REFUSED, "department leader, admin"),
-    ])
+    return Machine(
+        "replacement request",
+        "更换申请",
+        {s.PENDING: "待批准", s.APPROVED: "已批准", s.REFUSED: "不批准"},
+        [
+            (None, s.PENDING, f"{GROUP}, liaison, leader"),
+            (s.PENDING, s.APPROVED, "department leader, admin"),
+            (s.PENDING, s.REFUSED, "department leader, admin"),
+        ],
+    )
 
 
 def _outbox() -> Machine[OutboxState]:
     s = OutboxState
-    return Machine("outbox row", "消息", {s.PENDING: "待发送", s.SENT: "已发送", s.DEAD: "死信"}, [
-        (None, s.PENDING, SYSTEM),
-        (s.PENDING, s.SENT, SENDER),
-        (s.PENDING, s.DEAD, SENDER),
-        (s.DEAD, s.PENDING, ADMIN),
-    ])
+    return Machine(
+        "outbox row",
+        "消息",
+        {s.PENDING: "待发送", s.SENT: "已发送", s.DEAD: "死信"},
+        [
+            (None, s.PENDING, SYSTEM),
+            (s.PENDING, s.SENT, SENDER),
+            (s.PENDING, s.DEAD, SENDER),
+            (s.DEAD, s.PENDING, ADMIN),
+        ],
+    )
 
 
 def _inbox() -> Machine[InboxState]:
     s = InboxState
-    return Machine("inbox row", "回调事件", {s.PENDING: "待处理", s.DONE: "已处理", s.DEAD: "死信"}, [
-        (None, s.PENDING, CALLBACK),
-        (s.PENDING, s.DONE, WORKER),
-        (s.PENDING, s.DEAD, WORKER),
-    ])
+    return Machine(
+        "inbox row",
+        "回调事件",
+        {s.PENDING: "待处理", s.DONE: "已处理", s.DEAD: "死信"},
+        [
+            (None, s.PENDING, CALLBACK),
+            (s.PENDING, s.DONE, WORKER),
+            (s.PENDING, s.DEAD, WORKER),
+        ],
+    )
 
 
 TASK, INVITATION, DRAW, CASE = _task(), _invitation(), _draw(), _case()
 RESULT, OBJECTION, OUTBOX, INBOX = _result(), _objection(), _outbox(), _inbox()
 REPLACEMENT = _replacement()
-MACHINES: tuple[Machine[Any], ...] = (TASK, INVITATION, DRAW, CASE, RESULT, OBJECTION,
-                                      REPLACEMENT, OUTBOX, INBOX)
+MACHINES: tuple[Machine[Any], ...] = (
+    TASK,
+    INVITATION,
+    DRAW,
+    CASE,
+    RESULT,
+    OBJECTION,
+    REPLACEMENT,
+    OUTBOX,
+    INBOX,
+)

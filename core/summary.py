@@ -59,8 +59,9 @@ class TaskSummary:
         return TASK.label(self.state)
 
     def case_states(self) -> list[tuple[str, int]]:
-        return [(CASE.label(s), self.cases_by_state[s])
-                for s in CaseState if s in self.cases_by_state]
+        return [
+            (CASE.label(s), self.cases_by_state[s]) for s in CaseState if s in self.cases_by_state
+        ]
 
 
 @dataclass
@@ -71,12 +72,15 @@ class Summary:
     dead_letters: int
     referrals_open: int = 0  # 移送 not yet acknowledged by the receiving department
     # plan rows whose month passed without a task (003 三(七): tasks follow the plan)
-    plans_not_started: list[tuple[str, str, int]] = field(default_factory=list)  # code, title, month
+    plans_not_started: list[tuple[str, str, int]] = field(
+        default_factory=list
+    )  # code, title, month
 
 
 async def _invitations(session: AsyncSession, ts: TaskSummary, task: JointTask) -> None:
-    for inv in await session.scalars(select(Invitation).where(Invitation.task_id == task.id)
-                                     .order_by(Invitation.id)):
+    for inv in await session.scalars(
+        select(Invitation).where(Invitation.task_id == task.id).order_by(Invitation.id)
+    ):
         if inv.state == InvitationState.ACCEPTED:
             ts.accepted += 1
         elif inv.state == InvitationState.DECLINED:
@@ -87,14 +91,26 @@ async def _invitations(session: AsyncSession, ts: TaskSummary, task: JointTask) 
             ts.unanswered.append(inv.department.name)
 
 
-async def _cases(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date,
-                 ts: TaskSummary, task: JointTask) -> None:
-    first_entry = (select(CaseResult.case_id, func.min(CaseResult.entered_at).label("first"))
-                   .group_by(CaseResult.case_id).subquery())
-    rows = (await session.execute(
-        select(Case.state, Case.inspected_on, Case.result_due_on, first_entry.c.first)
-        .outerjoin(first_entry, first_entry.c.case_id == Case.id)
-        .where(Case.task_id == task.id))).all()
+async def _cases(
+    session: AsyncSession,
+    cal: WorkCalendar,
+    rules: Rules,
+    today: dt.date,
+    ts: TaskSummary,
+    task: JointTask,
+) -> None:
+    first_entry = (
+        select(CaseResult.case_id, func.min(CaseResult.entered_at).label("first"))
+        .group_by(CaseResult.case_id)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(Case.state, Case.inspected_on, Case.result_due_on, first_entry.c.first)
+            .outerjoin(first_entry, first_entry.c.case_id == Case.id)
+            .where(Case.task_id == task.id)
+        )
+    ).all()
     ts.cases_by_state = dict(Counter(state for state, *_ in rows))
     window_due = cal.add_workdays(task.window_end, rules.result_entry_workdays).day
     for state, inspected_on, due_on, first in rows:
@@ -108,28 +124,40 @@ async def _cases(session: AsyncSession, cal: WorkCalendar, rules: Rules, today: 
         else:
             ts.late += 1
     ts.returned = ts.cases_by_state.get(CaseState.RETURNED, 0)
-    ts.objections_open = await session.scalar(
-        select(func.count(Objection.id)).join(Case, Case.id == Objection.case_id)
-        .where(Case.task_id == task.id, Objection.state != ObjectionState.REPLIED)) or 0
+    ts.objections_open = (
+        await session.scalar(
+            select(func.count(Objection.id))
+            .join(Case, Case.id == Objection.case_id)
+            .where(Case.task_id == task.id, Objection.state != ObjectionState.REPLIED)
+        )
+        or 0
+    )
 
 
-async def _tasks_in_scope(session: AsyncSession,
-                          department_id: int | None) -> tuple[str, list[JointTask]]:
+async def _tasks_in_scope(
+    session: AsyncSession, department_id: int | None
+) -> tuple[str, list[JointTask]]:
     """Tasks in progress, all or those the department leads or was invited to; with the
     scope's name ("全部部门" when not filtered)."""
     query = select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS))
     name = "全部部门"
     if department_id is not None:
         invited = select(Invitation.task_id).where(Invitation.department_id == department_id)
-        query = query.where(or_(JointTask.lead_department_id == department_id,
-                                JointTask.id.in_(invited)))
+        query = query.where(
+            or_(JointTask.lead_department_id == department_id, JointTask.id.in_(invited))
+        )
         department = await session.get(Department, department_id)
         name = department.name if department else name
     return name, list(await session.scalars(query.order_by(JointTask.code)))
 
 
-async def daily_summary(ctx: Ctx, today: dt.date, department_id: int | None = None, *,
-                        seen: dict[int, TaskSummary] | None = None) -> Summary:
+async def daily_summary(
+    ctx: Ctx,
+    today: dt.date,
+    department_id: int | None = None,
+    *,
+    seen: dict[int, TaskSummary] | None = None,
+) -> Summary:
     """Tasks in progress (where the department leads or is invited, when given). `seen`
     keeps each task's figures across the scopes of one run (a task is in several leaders')."""
     cal, rules = await ctx.work_calendar(), ctx.rules
@@ -141,18 +169,30 @@ async def daily_summary(ctx: Ctx, today: dt.date, department_id: int | None = No
             await _invitations(ctx.session, seen[task.id], task)
             await _cases(ctx.session, cal, rules, today, seen[task.id], task)
     tasks = [seen[task.id] for task in in_scope]
-    dead = await ctx.session.scalar(
-        select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)) or 0
-    late_plans = [(e.code, e.title, e.month) for e in await overdue_entries(ctx, today)
-                  if department_id is None or e.lead_department_id == department_id]
-    return Summary(today, name, tasks, dead, await referrals.open_count(ctx, department_id),
-                   late_plans)
+    dead = (
+        await ctx.session.scalar(
+            select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)
+        )
+        or 0
+    )
+    late_plans = [
+        (e.code, e.title, e.month)
+        for e in await overdue_entries(ctx, today)
+        if department_id is None or e.lead_department_id == department_id
+    ]
+    return Summary(
+        today, name, tasks, dead, await referrals.open_count(ctx, department_id), late_plans
+    )
 
 
 def summary_message(summary: Summary, chart: ChartData | None = None) -> OutMessage:
     overdue = chart.overdue_by_department() if chart else []
-    return message("summary_daily", f"双随机联合抽查日报 {summary.day.isoformat()}",
-                   s=summary, overdue_by_department=overdue)
+    return message(
+        "summary_daily",
+        f"双随机联合抽查日报 {summary.day.isoformat()}",
+        s=summary,
+        overdue_by_department=overdue,
+    )
 
 
 @dataclass
@@ -166,8 +206,13 @@ class ScopeSummary:
         return summary_message(self.summary, self.chart)
 
 
-async def scope_summary(ctx: Ctx, today: dt.date, department_id: int | None = None, *,
-                        seen: dict[int, TaskSummary] | None = None) -> ScopeSummary:
+async def scope_summary(
+    ctx: Ctx,
+    today: dt.date,
+    department_id: int | None = None,
+    *,
+    seen: dict[int, TaskSummary] | None = None,
+) -> ScopeSummary:
     summary = await daily_summary(ctx, today, department_id, seen=seen)
     return ScopeSummary(summary, await chart_data(ctx, today, department_id))
 
@@ -183,8 +228,13 @@ async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
     """One summary per active leader per day (idempotent); returns how many were queued."""
     leaders = await active_leaders(ctx)
     keys = {o.id: f"summary:{o.id}:{today.isoformat()}" for o in leaders}
-    done = set(await ctx.session.scalars(select(OutboxMessage.idempotency_key).where(
-        OutboxMessage.idempotency_key.in_(list(keys.values())))))
+    done = set(
+        await ctx.session.scalars(
+            select(OutboxMessage.idempotency_key).where(
+                OutboxMessage.idempotency_key.in_(list(keys.values()))
+            )
+        )
+    )
     by_department: dict[int, OutMessage] = {}
     seen: dict[int, TaskSummary] = {}
     notices = []
@@ -194,11 +244,19 @@ async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
         if leader.department_id not in by_department:
             scoped = await scope_summary(ctx, today, leader.department_id, seen=seen)
             by_department[leader.department_id] = scoped.message()
-        notices.append(Notice(Destination.officer(leader.id), by_department[leader.department_id],
-                              keys[leader.id]))
+        notices.append(
+            Notice(
+                Destination.officer(leader.id), by_department[leader.department_id], keys[leader.id]
+            )
+        )
     if notices:
-        await record(ctx, "summary.queued", f"summary:{today.isoformat()}",
-                     {"leaders": [n.dest.officer_id for n in notices]}, notices)
+        await record(
+            ctx,
+            "summary.queued",
+            f"summary:{today.isoformat()}",
+            {"leaders": [n.dest.officer_id for n in notices]},
+            notices,
+        )
     return len(notices)
 
 
@@ -232,17 +290,24 @@ async def chart_data(ctx: Ctx, today: dt.date, department_id: int | None = None)
     per department that has inspectors in them."""
     scope, in_scope = await _tasks_in_scope(ctx.session, department_id)
     live = {t.id: t for t in in_scope}
-    data = ChartData(today, scope, tasks_by_state=Counter(
-        TASK.label(t.state) for t in live.values()))
+    data = ChartData(
+        today, scope, tasks_by_state=Counter(TASK.label(t.state) for t in live.values())
+    )
     if not live:
         return data
     rows = await ctx.session.execute(
-        select(Department.name, Case.task_id, Case.state, Case.result_due_on,
-               func.count(func.distinct(Case.id)))
+        select(
+            Department.name,
+            Case.task_id,
+            Case.state,
+            Case.result_due_on,
+            func.count(func.distinct(Case.id)),
+        )
         .join(GroupMember, GroupMember.case_id == Case.id)
         .join(Department, Department.id == GroupMember.department_id)
         .where(Case.task_id.in_(list(live)), GroupMember.active.is_(True))
-        .group_by(Department.name, Case.task_id, Case.state, Case.result_due_on))
+        .group_by(Department.name, Case.task_id, Case.state, Case.result_due_on)
+    )
     cal = await ctx.work_calendar()
     window_due = _window_deadlines(cal, ctx, live)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -252,7 +317,11 @@ async def chart_data(ctx: Ctx, today: dt.date, department_id: int | None = None)
     return data
 
 
-def _window_deadlines(cal: WorkCalendar, ctx: Ctx, tasks: dict[int, JointTask]) -> dict[int, dt.date]:
+def _window_deadlines(
+    cal: WorkCalendar, ctx: Ctx, tasks: dict[int, JointTask]
+) -> dict[int, dt.date]:
     """A case with no inspection date yet is due 20 working days after the task window."""
-    return {tid: cal.add_workdays(t.window_end, ctx.rules.result_entry_workdays).day
-            for tid, t in tasks.items()}
+    return {
+        tid: cal.add_workdays(t.window_end, ctx.rules.result_entry_workdays).day
+        for tid, t in tasks.items()
+    }

@@ -23,20 +23,48 @@ from core.uscc import ALPHABET, make_uscc
 
 # (code, name, short name, market regulator?, items: (code, name, key?))
 DEPARTMENTS: list[tuple[str, str, str, bool, list[tuple[str, str, bool]]]] = [
-    ("SJ", "县市场监督管理局", "市场监管", True, [
-        ("SJ-01", "企业公示信息情况检查", True), ("SJ-02", "食品经营许可情况检查", True),
-        ("SJ-03", "计量器具使用情况检查", False)]),
-    ("GA", "县公安局", "公安", False, [("GA-01", "旅馆业治安管理检查", True),
-                                      ("GA-02", "印章刻制业检查", False)]),
-    ("WJ", "县卫生健康局", "卫健", False, [("WJ-01", "公共场所卫生检查", True),
-                                          ("WJ-02", "生活饮用水卫生检查", False)]),
+    (
+        "SJ",
+        "县市场监督管理局",
+        "市场监管",
+        True,
+        [
+            ("SJ-01", "企业公示信息情况检查", True),
+            ("SJ-02", "食品经营许可情况检查", True),
+            ("SJ-03", "计量器具使用情况检查", False),
+        ],
+    ),
+    (
+        "GA",
+        "县公安局",
+        "公安",
+        False,
+        [("GA-01", "旅馆业治安管理检查", True), ("GA-02", "印章刻制业检查", False)],
+    ),
+    (
+        "WJ",
+        "县卫生健康局",
+        "卫健",
+        False,
+        [("WJ-01", "公共场所卫生检查", True), ("WJ-02", "生活饮用水卫生检查", False)],
+    ),
     ("HB", "县生态环境局", "生态环境", False, [("HB-01", "排污许可执行情况检查", True)]),
-    ("YJ", "县应急管理局", "应急", False, [("YJ-01", "安全生产标准化检查", True),
-                                          ("YJ-02", "危险化学品经营检查", True)]),
+    (
+        "YJ",
+        "县应急管理局",
+        "应急",
+        False,
+        [("YJ-01", "安全生产标准化检查", True), ("YJ-02", "危险化学品经营检查", True)],
+    ),
     ("ZJ", "县住房和城乡建设局", "住建", False, [("ZJ-01", "建筑市场行为检查", False)]),
     ("JT", "县交通运输局", "交通", False, [("JT-01", "道路运输经营检查", False)]),
-    ("NY", "县农业农村局", "农业农村", False, [("NY-01", "农药经营检查", True),
-                                              ("NY-02", "种子经营检查", False)]),
+    (
+        "NY",
+        "县农业农村局",
+        "农业农村",
+        False,
+        [("NY-01", "农药经营检查", True), ("NY-02", "种子经营检查", False)],
+    ),
     ("WL", "县文化和旅游局", "文旅", False, [("WL-01", "娱乐场所经营检查", False)]),
     ("SW", "县商务局", "商务", False, [("SW-01", "单用途预付卡检查", False)]),
     ("JY", "县教育局", "教育", False, [("JY-01", "校外培训机构检查", True)]),
@@ -51,15 +79,47 @@ DEPARTMENTS: list[tuple[str, str, str, bool, list[tuple[str, str, bool]]]] = [
     ("MZ", "县民政局", "民政", False, [("MZ-01", "社会组织年检", False)]),
 ]
 REGIONS = ["城关镇", "东风镇", "河西乡", "北山镇", "南湖街道", "新华街道", "桥头乡", "青石镇"]
-INDUSTRIES = ["餐饮服务", "食品销售", "住宿", "建筑施工", "道路运输", "危险化学品", "批发零售",
-              "娱乐场所", "教育培训", "制造业", "农资经营", "居民服务"]
+INDUSTRIES = [
+    "餐饮服务",
+    "食品销售",
+    "住宿",
+    "建筑施工",
+    "道路运输",
+    "危险化学品",
+    "批发零售",
+    "娱乐场所",
+    "教育培训",
+    "制造业",
+    "农资经营",
+    "居民服务",
+]
 KINDS = [("企业", 55), ("个体工商户", 40), ("农民专业合作社", 3), ("其他组织", 2)]
 STATUSES = [("存续", 90), ("停业", 4), ("注销", 4), ("吊销", 2)]
 RISKS = [("A", 25), ("B", 45), ("C", 15), ("D", 5), ("", 10)]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰飞鹏辉建国海燕红"
-NAME_WORDS = ["恒达", "鑫源", "华兴", "瑞丰", "金泰", "宏图", "永盛", "佳和", "东方", "顺通",
-              "博雅", "德润", "天成", "汇丰", "安康", "福满", "新越", "卓远", "众诚", "长青"]
+NAME_WORDS = [
+    "恒达",
+    "鑫源",
+    "华兴",
+    "瑞丰",
+    "金泰",
+    "宏图",
+    "永盛",
+    "佳和",
+    "东方",
+    "顺通",
+    "博雅",
+    "德润",
+    "天成",
+    "汇丰",
+    "安康",
+    "福满",
+    "新越",
+    "卓远",
+    "众诚",
+    "长青",
+]
 
 
 def _weighted(rng: random.Random, pairs: list[tuple[str, int]]) -> str:
@@ -75,23 +135,43 @@ def _target_rows(rng: random.Random, n: int) -> Iterator[dict[str, Any]]:
     while len(seen) < n:
         kind = _weighted(rng, KINDS)
         entity = {"企业": "91", "个体工商户": "92", "农民专业合作社": "93"}.get(kind, "52")
-        body = entity + "3304" + f"{rng.randrange(100):02d}" + "".join(
-            rng.choice(ALPHABET) for _ in range(9))
+        body = (
+            entity
+            + "3304"
+            + f"{rng.randrange(100):02d}"
+            + "".join(rng.choice(ALPHABET) for _ in range(9))
+        )
         uscc = make_uscc(body)
         if uscc in seen:
             continue
         seen.add(uscc)
         industry = rng.choice(INDUSTRIES)
-        suffix = {"企业": "有限公司", "个体工商户": "经营部", "农民专业合作社": "专业合作社"}.get(kind, "协会")
-        flags = [f for f, p in (("经营异常名录", 0.03), ("严重违法失信名单", 0.005),
-                                ("投诉举报", 0.02), ("重点监管", 0.02)) if rng.random() < p]
+        suffix = {"企业": "有限公司", "个体工商户": "经营部", "农民专业合作社": "专业合作社"}.get(
+            kind, "协会"
+        )
+        flags = [
+            f
+            for f, p in (
+                ("经营异常名录", 0.03),
+                ("严重违法失信名单", 0.005),
+                ("投诉举报", 0.02),
+                ("重点监管", 0.02),
+            )
+            if rng.random() < p
+        ]
         region = rng.choice(REGIONS)
-        yield {"uscc": uscc, "is_legacy_id": False,
-               "name": f"某县{rng.choice(NAME_WORDS)}{rng.choice(NAME_WORDS)}{industry[:2]}{suffix}",
-               "kind": kind, "industry": industry, "region": region,
-               "address": f"某县{region}{rng.choice(NAME_WORDS)}路{rng.randint(1, 300)}号",
-               "status": _weighted(rng, STATUSES), "risk_level": _weighted(rng, RISKS),
-               "flags": "|".join(flags)}
+        yield {
+            "uscc": uscc,
+            "is_legacy_id": False,
+            "name": f"某县{rng.choice(NAME_WORDS)}{rng.choice(NAME_WORDS)}{industry[:2]}{suffix}",
+            "kind": kind,
+            "industry": industry,
+            "region": region,
+            "address": f"某县{region}{rng.choice(NAME_WORDS)}路{rng.randint(1, 300)}号",
+            "status": _weighted(rng, STATUSES),
+            "risk_level": _weighted(rng, RISKS),
+            "flags": "|".join(flags),
+        }
 
 
 FILE_ORDER = ("departments", "items", "inspectors", "targets", "exclusions")
@@ -106,7 +186,9 @@ class CountyFacts:
     exclusions: int
 
 
-def _write(path: Path, header: Sequence[str], rows: Iterator[Sequence[Any]] | list[list[Any]]) -> Path:
+def _write(
+    path: Path, header: Sequence[str], rows: Iterator[Sequence[Any]] | list[list[Any]]
+) -> Path:
     with path.open("w", encoding="utf-8-sig", newline="") as fh:  # as Excel saves "CSV UTF-8"
         out = csv.writer(fh)
         out.writerow(header)
@@ -122,45 +204,90 @@ def _people(rng: random.Random, per_department: int) -> list[list[Any]]:
     """Each department: a liaison, a leader and inspectors with certificates; SJ also an admin."""
     rows = []
     for code, *_rest in DEPARTMENTS:
-        people = [("联络员", False), ("分管领导", False)] + [("执法检查人员", True)] * per_department
+        people = [("联络员", False), ("分管领导", False)] + [
+            ("执法检查人员", True)
+        ] * per_department
         if code == "SJ":
             people.append(("管理员、联络员", False))
         for i, (roles, inspector) in enumerate(people, start=1):
-            rows.append([
-                person_name(rng), code, f"33042{rng.randrange(10**9):09d}" if inspector else "",
-                f"{code}{i:03d}", "、".join(rng.sample(INDUSTRIES, 2)) if inspector else "",
-                rng.choice(REGIONS), f"139{rng.randrange(10**8):08d}", roles, "", "", "在岗"])
+            rows.append(
+                [
+                    person_name(rng),
+                    code,
+                    f"33042{rng.randrange(10**9):09d}" if inspector else "",
+                    f"{code}{i:03d}",
+                    "、".join(rng.sample(INDUSTRIES, 2)) if inspector else "",
+                    rng.choice(REGIONS),
+                    f"139{rng.randrange(10**8):08d}",
+                    roles,
+                    "",
+                    "",
+                    "在岗",
+                ]
+            )
     return rows
 
 
-def write_county_files(folder: Path, *, seed: int, targets: int, year: int,
-                       inspectors_per_department: int = 6) -> dict[str, Path]:
+def write_county_files(
+    folder: Path, *, seed: int, targets: int, year: int, inspectors_per_department: int = 6
+) -> dict[str, Path]:
     """The county's spreadsheets as CSV files, in import order; `folder` must exist."""
     rng = random.Random(seed)
     people = _people(rng, inspectors_per_department)
     rows = list(_target_rows(rng, targets))
     # the city-level counterpart already inspected about 1 % this year (000 §五.1)
     excluded = rng.sample([r["uscc"] for r in rows], max(1, targets // 100))
-    item_rows = [[code, c, n, "重点" if k else "一般", "", "实地检查", "", ""]
-                 for code, _n, _s, _m, items in DEPARTMENTS for c, n, k in items]
+    item_rows = [
+        [code, c, n, "重点" if k else "一般", "", "实地检查", "", ""]
+        for code, _n, _s, _m, items in DEPARTMENTS
+        for c, n, k in items
+    ]
     return {
-        "departments": _write(folder / "成员单位.csv", _labels(county.DEPARTMENT_COLUMNS), [
-            [code, name, short, "是" if market else "否", ""]
-            for code, name, short, market, _items in DEPARTMENTS]),
+        "departments": _write(
+            folder / "成员单位.csv",
+            _labels(county.DEPARTMENT_COLUMNS),
+            [
+                [code, name, short, "是" if market else "否", ""]
+                for code, name, short, market, _items in DEPARTMENTS
+            ],
+        ),
         "items": _write(folder / "抽查事项清单.csv", _labels(county.ITEM_COLUMNS), item_rows),
-        "inspectors": _write(folder / "执法检查人员.csv", _labels(imports.INSPECTOR_COLUMNS), people),
-        "targets": _write(folder / "检查对象.csv", _labels(imports.TARGET_COLUMNS), (
-            [r["uscc"], r["name"], r["kind"], r["industry"], r["region"], r["address"],
-             r["status"], r["risk_level"], "、".join(r["flags"].split("|")) if r["flags"] else ""]
-            for r in rows)),
-        "exclusions": _write(folder / "市级已检查名单.csv", _labels(imports.EXCLUSION_COLUMNS), [
-            [u, year, "SJ", "市市场监督管理局", "市级双随机抽查已检查"] for u in excluded]),
+        "inspectors": _write(
+            folder / "执法检查人员.csv", _labels(imports.INSPECTOR_COLUMNS), people
+        ),
+        "targets": _write(
+            folder / "检查对象.csv",
+            _labels(imports.TARGET_COLUMNS),
+            (
+                [
+                    r["uscc"],
+                    r["name"],
+                    r["kind"],
+                    r["industry"],
+                    r["region"],
+                    r["address"],
+                    r["status"],
+                    r["risk_level"],
+                    "、".join(r["flags"].split("|")) if r["flags"] else "",
+                ]
+                for r in rows
+            ),
+        ),
+        "exclusions": _write(
+            folder / "市级已检查名单.csv",
+            _labels(imports.EXCLUSION_COLUMNS),
+            [[u, year, "SJ", "市市场监督管理局", "市级双随机抽查已检查"] for u in excluded],
+        ),
     }
 
 
-IMPORTERS = {"departments": county.import_departments, "items": county.import_items,
-             "inspectors": imports.import_inspectors, "targets": imports.import_targets,
-             "exclusions": imports.import_exclusions}
+IMPORTERS = {
+    "departments": county.import_departments,
+    "items": county.import_items,
+    "inspectors": imports.import_inspectors,
+    "targets": imports.import_targets,
+    "exclusions": imports.import_exclusions,
+}
 
 
 async def import_county_files(ctx: Ctx, files: dict[str, Path]) -> CountyFacts:
@@ -172,13 +299,19 @@ async def import_county_files(ctx: Ctx, files: dict[str, Path]) -> CountyFacts:
             raise ValueError(report.summary_zh())  # generated files are valid by construction
         counts[kind] = report.inserted
     officers = (await ctx.session.scalars(select(Officer))).unique()
-    return CountyFacts(counts["departments"], counts["inspectors"],
-                       sum(o.has_role("inspector") for o in officers), counts["targets"],
-                       counts["exclusions"])
+    return CountyFacts(
+        counts["departments"],
+        counts["inspectors"],
+        sum(o.has_role("inspector") for o in officers),
+        counts["targets"],
+        counts["exclusions"],
+    )
 
 
-async def generate_county(ctx: Ctx, folder: Path, *, seed: int, targets: int,
-                          year: int) -> CountyFacts:
+async def generate_county(
+    ctx: Ctx, folder: Path, *, seed: int, targets: int, year: int
+) -> CountyFacts:
     """Write the county's files into `folder` and import them."""
-    return await import_county_files(ctx, write_county_files(folder, seed=seed, targets=targets,
-                                                             year=year))
+    return await import_county_files(
+        ctx, write_county_files(folder, seed=seed, targets=targets, year=year)
+    )

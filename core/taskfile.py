@@ -38,13 +38,21 @@ def read_task_file(path: Path) -> TaskFile:
         raise ValidationFailed(f"无法读取任务文件 {path.name}：{err}") from err
     except ValidationError as err:
         first = err.errors()[0]
-        raise ValidationFailed(f"任务文件 {path.name} 的“{'.'.join(map(str, first['loc']))}”有误："
-                               f"{first['msg']}") from err
+        raise ValidationFailed(
+            f"任务文件 {path.name} 的“{'.'.join(map(str, first['loc']))}”有误：{first['msg']}"
+        ) from err
 
 
 async def _department_ids(ctx: Ctx, codes: list[str]) -> list[int]:
-    found = dict((await ctx.session.execute(select(Department.code, Department.id).where(
-        Department.code.in_([c.upper() for c in codes])))).all())
+    found = dict(
+        (
+            await ctx.session.execute(
+                select(Department.code, Department.id).where(
+                    Department.code.in_([c.upper() for c in codes])
+                )
+            )
+        ).all()
+    )
     if missing := [c for c in codes if c.upper() not in found]:
         raise NotFound(f"未找到部门：{'、'.join(missing)}")
     return [found[c.upper()] for c in codes]
@@ -56,17 +64,32 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
         return await plan.start_planned(ctx, spec.plan)
     missing = [k for k in ("title", "lead", "window", "items", "rule") if not getattr(spec, k)]
     if missing or spec.window is None:
-        raise ValidationFailed(f"任务文件缺少：{'、'.join(missing)}（或写 plan = \"计划编号\" 按年度计划发起）")
+        raise ValidationFailed(
+            f'任务文件缺少：{"、".join(missing)}（或写 plan = "计划编号" 按年度计划发起）'
+        )
     reason = await plan.require_plan_or_reason(ctx, spec.window[0].year, spec.unplanned_reason)
     [lead_id] = await _department_ids(ctx, [spec.lead])
-    item_ids = dict((await ctx.session.execute(select(Item.code, Item.id).where(
-        Item.department_id == lead_id, Item.current.is_(True), Item.code.in_(spec.items)))).all())
+    item_ids = dict(
+        (
+            await ctx.session.execute(
+                select(Item.code, Item.id).where(
+                    Item.department_id == lead_id, Item.current.is_(True), Item.code.in_(spec.items)
+                )
+            )
+        ).all()
+    )
     if missing := [c for c in spec.items if c not in item_ids]:
         raise NotFound(f"牵头部门的事项清单中没有：{'、'.join(missing)}")
-    task = await consultation.create_task(ctx, title=spec.title, lead_department_id=lead_id,
-                                   window_start=spec.window[0], window_end=spec.window[1],
-                                   item_ids=[item_ids[c] for c in spec.items], scope=spec.scope,
-                                   rule=spec.rule)
+    task = await consultation.create_task(
+        ctx,
+        title=spec.title,
+        lead_department_id=lead_id,
+        window_start=spec.window[0],
+        window_end=spec.window[1],
+        item_ids=[item_ids[c] for c in spec.items],
+        scope=spec.scope,
+        rule=spec.rule,
+    )
     task.unplanned_reason = reason
     if spec.invite:
         await consultation.open_consultation(ctx, task, await _department_ids(ctx, spec.invite))

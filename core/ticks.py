@@ -26,7 +26,10 @@ async def claim_daily_tick(ctx: Ctx, job: str, day: dt.date) -> bool:
     another process, which then holds the row's key until it commits or rolls back)."""
     dialect = ctx.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (insert(ScheduledRun).values(job=job, day=day, ran_at=ctx.clock.now())
-            .on_conflict_do_nothing(index_elements=["job", "day"])
-            .returning(ScheduledRun.job))
+    stmt = (
+        insert(ScheduledRun)
+        .values(job=job, day=day, ran_at=ctx.clock.now())
+        .on_conflict_do_nothing(index_elements=["job", "day"])
+        .returning(ScheduledRun.job)
+    )
     return (await ctx.session.scalar(stmt)) is not None

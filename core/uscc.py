@@ -95,20 +95,30 @@ def validate_uscc(value: object) -> UsccCheck:
     if _is_valid_18(code):  # first: a real code such as 913304243E80000681 looks "scientific"
         return UsccCheck(raw=raw, code=code, ok=True)
     if _SCIENTIFIC.fullmatch(code):
-        return _fail(raw, code, f"疑似被 Excel 转成数字的代码（{raw.strip()}）{_EXCEL_HINT}",
-                     mangled=True)
+        return _fail(
+            raw, code, f"疑似被 Excel 转成数字的代码（{raw.strip()}）{_EXCEL_HINT}", mangled=True
+        )
     if len(code) == LEGACY_LENGTH:
         return _check_legacy(raw, code)
     if len(code) != USCC_LENGTH:
-        return _fail(raw, code, f"长度应为 18 位（统一社会信用代码）或 15 位（旧注册号），"
-                                f"实际为 {len(code)} 位")
+        return _fail(
+            raw,
+            code,
+            f"长度应为 18 位（统一社会信用代码）或 15 位（旧注册号），实际为 {len(code)} 位",
+        )
     bad = [(i, ch) for i, ch in enumerate(code, start=1) if ch not in VALUES]
     if bad == [(USCC_LENGTH, code[-1])]:
-        return _fail(raw, code, f"校验码错误：应为 {_check_char(code[:17])}，实际为“{code[-1]}”"
-                                "（该字符不是合法的校验码）")
+        return _fail(
+            raw,
+            code,
+            f"校验码错误：应为 {_check_char(code[:17])}，实际为“{code[-1]}”"
+            "（该字符不是合法的校验码）",
+        )
     if bad:
         listed = "、".join(f"第 {i} 位“{ch}”" for i, ch in bad)
-        return _fail(raw, code, f"含非法字符：{listed}（代码只用数字和除 I、O、S、V、Z 以外的大写字母）")
+        return _fail(
+            raw, code, f"含非法字符：{listed}（代码只用数字和除 I、O、S、V、Z 以外的大写字母）"
+        )
     expected = _check_char(code[:17])
     if _digits_only(code) and code.endswith("000"):
         # Excel printed the number in full after rounding it to 15 significant digits.

@@ -37,7 +37,11 @@ class Deadline:
 
     def label(self) -> str:
         text = f"{self.day.year}年{self.day.month}月{self.day.day}日"
-        return text + "（暂按工作日周一至周五计算，节假日安排公布后重算）" if self.provisional else text
+        return (
+            text + "（暂按工作日周一至周五计算，节假日安排公布后重算）"
+            if self.provisional
+            else text
+        )
 
 
 @cache
@@ -61,7 +65,8 @@ class WorkCalendar:
     extra: Mapping[int, YearData] = field(default_factory=dict)
     # (start, end) -> working days between: nudges ask it for every open case, mostly the same
     _between: dict[tuple[dt.date, dt.date], int] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def knows(self, year: int) -> bool:
         return year in self.extra or _package_knows(year)
@@ -93,8 +98,11 @@ class WorkCalendar:
         if end < start:
             return -self.workdays_between(end, start)
         if (start, end) not in self._between:
-            self._between[start, end] = sum(1 for i in range(1, (end - start).days + 1)
-                                            if self.is_workday(start + dt.timedelta(days=i)))
+            self._between[start, end] = sum(
+                1
+                for i in range(1, (end - start).days + 1)
+                if self.is_workday(start + dt.timedelta(days=i))
+            )
         return self._between[start, end]
 
     def missing_next_year(self, today: dt.date) -> int | None:
@@ -106,9 +114,15 @@ class WorkCalendar:
 
 async def load_calendar(session: AsyncSession) -> WorkCalendar:
     rows = (await session.scalars(select(HolidayYear))).all()
-    return WorkCalendar({r.year: YearData(frozenset(map(dt.date.fromisoformat, r.holidays)),
-                                          frozenset(map(dt.date.fromisoformat, r.workdays)))
-                         for r in rows})
+    return WorkCalendar(
+        {
+            r.year: YearData(
+                frozenset(map(dt.date.fromisoformat, r.holidays)),
+                frozenset(map(dt.date.fromisoformat, r.workdays)),
+            )
+            for r in rows
+        }
+    )
 
 
 def _expand(entries: Iterable[str], year: int, what: str) -> list[dt.date]:
@@ -120,7 +134,9 @@ def _expand(entries: Iterable[str], year: int, what: str) -> list[dt.date]:
             a = dt.date.fromisoformat(first.strip())
             b = dt.date.fromisoformat(last.strip()) if last else a
         except ValueError as err:
-            raise ValidationFailed(f"{what}中的日期“{entry}”格式不对，应为 YYYY-MM-DD 或 YYYY-MM-DD..YYYY-MM-DD") from err
+            raise ValidationFailed(
+                f"{what}中的日期“{entry}”格式不对，应为 YYYY-MM-DD 或 YYYY-MM-DD..YYYY-MM-DD"
+            ) from err
         if b < a or a.year != year or b.year != year:
             raise ValidationFailed(f"{what}中的“{entry}”不在 {year} 年内或起止颠倒")
         days.extend(a + dt.timedelta(days=i) for i in range((b - a).days + 1))
@@ -139,8 +155,11 @@ def parse_holiday_file(path: Path) -> HolidayFile:
     """TOML or JSON: year = 2027, holidays = ["2027-01-01", "2027-02-05..2027-02-11"],
     workdays = ["2027-02-14"], source = "国务院办公厅关于2027年部分节假日安排的通知"."""
     try:
-        raw = (tomllib.loads(path.read_text("utf-8")) if path.suffix == ".toml"
-               else json.loads(path.read_text("utf-8")))
+        raw = (
+            tomllib.loads(path.read_text("utf-8"))
+            if path.suffix == ".toml"
+            else json.loads(path.read_text("utf-8"))
+        )
         year = int(raw["year"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValidationFailed(f"无法读取节假日文件 {path.name}：{err}") from err

@@ -48,11 +48,14 @@ class HandlerCtx:
     card_ref: str = ""  # the handle that updates the clicked card; "" when it cannot be updated
     step: str = ""  # the conversation step this message answers, if any
     sent: list[OutMessage] = field(default_factory=list)  # what this event enqueued as replies
-    _told_group: bool = field(default=False, init=False)  # the group has had its "sent privately" note for this event
+    _told_group: bool = field(
+        default=False, init=False
+    )  # the group has had its "sent privately" note for this event
 
     @cached_property
     def core(self) -> Ctx:
-        """The core services' context, acting as this officer (one per event: caches the calendar)."""
+        """The core services' context, acting as this
+        officer (one per event: caches the calendar)."""
         return Ctx(session=self.session, clock=self.clock, actor=self.officer, rules=self.rules)
 
     def reply_destination(self) -> Destination:
@@ -73,12 +76,15 @@ class HandlerCtx:
         self.sent.append(msg)
         if self.event.is_group and self.conversation is not None and not self._told_group:
             self._told_group = True
-            await outbox.enqueue(self.session, self.conversation, OutMessage.text(SENT_PRIVATELY),
-                                 now=now)
+            await outbox.enqueue(
+                self.session, self.conversation, OutMessage.text(SENT_PRIVATELY), now=now
+            )
 
     async def say(self, template: str, **context: Any) -> None:
         """Render `templates/messages/<template>` and reply with it as markdown."""
-        await self.reply(OutMessage(kind="markdown", body=render(f"messages/{template}", **context)))
+        await self.reply(
+            OutMessage(kind="markdown", body=render(f"messages/{template}", **context))
+        )
 
 
 class UsageError(ValidationFailed):
@@ -149,13 +155,16 @@ def match_command(text: str, commands: list[Command]) -> tuple[Command, Args] | 
     full-width ASCII one character long, so the raw remainder lines up with the normalised one.
     """
     text = strip_mentions(text)
-    candidates = sorted(((w.lower(), c) for c in commands for w in c.words()),
-                        key=lambda wc: len(wc[0]), reverse=True)
+    candidates = sorted(
+        ((w.lower(), c) for c in commands for w in c.words()),
+        key=lambda wc: len(wc[0]),
+        reverse=True,
+    )
     for word, command in candidates:
-        head = unicodedata.normalize("NFKC", text[:len(word)]).lower()
+        head = unicodedata.normalize("NFKC", text[: len(word)]).lower()
         if head != word:
             continue
-        rest = text[len(word):]
+        rest = text[len(word) :]
         if not rest or rest[0].isspace() or (_is_cjk(word[-1]) and not _is_cjk(rest[0])):
             # "任务：LJ-2026-001" — a colon or comma after the command word is a separator
             return command, Args(rest.strip().lstrip(":：,，、").strip())

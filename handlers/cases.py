@@ -10,8 +10,13 @@ from handlers.base import Args, HandlerCtx, UsageError
 
 async def mine(ctx: HandlerCtx, args: Args) -> None:
     listed = await progress.cases_for_officer(ctx.core, ctx.officer.id)
-    await ctx.say("cmd_my_cases.md.j2", cases=listed, states=CASE.labels,
-                  today=ctx.clock.today(), open_states=cases.OPEN_FOR_ENTRY)
+    await ctx.say(
+        "cmd_my_cases.md.j2",
+        cases=listed,
+        states=CASE.labels,
+        today=ctx.clock.today(),
+        open_states=cases.OPEN_FOR_ENTRY,
+    )
 
 
 async def recuse(ctx: HandlerCtx, args: Args) -> None:

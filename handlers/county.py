@@ -11,8 +11,11 @@ from handlers.base import Args, HandlerCtx, UsageError
 
 def _admin_or_leader(ctx: HandlerCtx, what: str) -> None:
     if not (ctx.officer.has_role("admin") or ctx.officer.has_role("leader")):
-        raise PermissionDenied(f"只有联席会议办公室管理员或分管领导可以查看{what}",
-                               action=f"{what}.denied", subject=f"officer:{ctx.officer.code}")
+        raise PermissionDenied(
+            f"只有联席会议办公室管理员或分管领导可以查看{what}",
+            action=f"{what}.denied",
+            subject=f"officer:{ctx.officer.code}",
+        )
 
 
 async def setup_check(ctx: HandlerCtx, args: Args) -> None:

@@ -61,5 +61,9 @@ async def notice(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError("请写明案件号。")
     case = await documents.readable_case(ctx.core, code)
-    await ctx.say("cmd_documents.md.j2", case=case, target=case.target,
-                  link=page_ref("documents", f"case:{case.code}"))
+    await ctx.say(
+        "cmd_documents.md.j2",
+        case=case,
+        target=case.target,
+        link=page_ref("documents", f"case:{case.code}"),
+    )

@@ -15,8 +15,10 @@ from handlers.base import Args, HandlerCtx, UsageError, normalize
 
 # `快抽 N 名 执法人员 [部门] [标签]` / `快抽 N 户 对象 [行业] [区域]` — units and nouns both say
 # which kind; the unit may stick to the number ("3名"), the noun may be left out.
-_QUICK = re.compile(r"^(?P<n>\d+)\s*(?P<unit>名|人|位|户|家|个)?\s*"
-                    r"(?P<noun>执法检查人员|执法人员|检查人员|人员|检查对象|对象|企业|主体)?(?:\s+|$)(?P<rest>.*)$")
+_QUICK = re.compile(
+    r"^(?P<n>\d+)\s*(?P<unit>名|人|位|户|家|个)?\s*"
+    r"(?P<noun>执法检查人员|执法人员|检查人员|人员|检查对象|对象|企业|主体)?(?:\s+|$)(?P<rest>.*)$"
+)
 _INSPECTOR_WORDS = {"名", "人", "位", "执法检查人员", "执法人员", "检查人员", "人员"}
 _TARGET_WORDS = {"户", "家", "检查对象", "对象", "企业", "主体"}
 BEACON_WORD = "信标"
@@ -30,7 +32,8 @@ def default_beacon_source(today: dt.date) -> str:
 
 
 async def freeze(ctx: HandlerCtx, args: Args) -> None:
-    """抽取 编号 [信标来源] — freezes the pool and rule; the announcement goes to every department."""
+    """抽取 编号 [信标来源] — freezes the pool and rule;
+    the announcement goes to every department."""
     code = args.code(0)
     if code is None:
         raise UsageError

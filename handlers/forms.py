@@ -39,14 +39,22 @@ FILES = "attachments"  # the form field of the files, and where their errors are
 RESULT_FILE_PATH = "/h5/result/file"  # an attachment, opened with the form's own link token
 MAX_TEXT = 2000  # characters of one text field
 EVENT_LABELS = {
-    "case.inspected": "登记检查日期", "case.notified": "已告知", "case.result.submitted": "提交结果",
-    "case.result.reviewed": "审核", "case.referral": "登记移送", "case.published": "公示",
-    "case.result.corrected": "更正", "case.recused": "回避", "denied": "被拒绝的操作",
-    "case.result.attachments": "上传附件", "case.documents": "生成检查文书",
+    "case.inspected": "登记检查日期",
+    "case.notified": "已告知",
+    "case.result.submitted": "提交结果",
+    "case.result.reviewed": "审核",
+    "case.referral": "登记移送",
+    "case.published": "公示",
+    "case.result.corrected": "更正",
+    "case.recused": "回避",
+    "denied": "被拒绝的操作",
+    "case.result.attachments": "上传附件",
+    "case.documents": "生成检查文书",
 }
 
 
 # ---------------------------------------------------------------- field checks (pydantic)
+
 
 def _blank_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
@@ -75,8 +83,10 @@ class ItemForm(BaseModel):
     @model_validator(mode="after")
     def _problems_described(self, info: ValidationInfo) -> ItemForm:
         known = category_catalogue((info.context or {}).get("extra", ()))
-        if any(known[c].needs_followup for c in self.codes if c in known) \
-                and not self.problems.strip():
+        if (
+            any(known[c].needs_followup for c in self.codes if c in known)
+            and not self.problems.strip()
+        ):
             raise PydanticCustomError("problems", "发现问题的，请写明发现的问题")
         return self
 
@@ -118,13 +128,21 @@ class ResultForm(BaseModel):
         return self
 
     def entry(self) -> ResultEntry:
-        referral = (ReferralEntry(self.referral_kind, self.referral_to, self.referral_content)
-                    if self.referral_kind else None)
+        referral = (
+            ReferralEntry(self.referral_kind, self.referral_to, self.referral_content)
+            if self.referral_kind
+            else None
+        )
         return ResultEntry(
-            inspected_on=self.inspected_on, methods=self.methods, followups=self.followups,
-            followup_done=self.followup_done, followup_done_on=self.followup_done_on,
-            remarks=self.remarks, referral=referral,
-            items=[ItemEntry(i.item_id, i.codes, i.problems, i.handling) for i in self.items])
+            inspected_on=self.inspected_on,
+            methods=self.methods,
+            followups=self.followups,
+            followup_done=self.followup_done,
+            followup_done_on=self.followup_done_on,
+            remarks=self.remarks,
+            referral=referral,
+            items=[ItemEntry(i.item_id, i.codes, i.problems, i.handling) for i in self.items],
+        )
 
 
 def _allowed(values: list[str], allowed: Sequence[str], what: str) -> list[str]:
@@ -138,8 +156,14 @@ def _item_ids(raw: RawForm) -> list[int]:
     ids: list[int] = []
     for name in raw:
         parts = name.split(".")
-        if len(parts) == 3 and parts[0] == "item" and parts[1].isascii() and parts[1].isdigit() \
-                and len(parts[1]) <= 9 and int(parts[1]) not in ids:
+        if (
+            len(parts) == 3
+            and parts[0] == "item"
+            and parts[1].isascii()
+            and parts[1].isdigit()
+            and len(parts[1]) <= 9
+            and int(parts[1]) not in ids
+        ):
             ids.append(int(parts[1]))
     return ids
 
@@ -150,20 +174,35 @@ def _one(raw: RawForm, name: str) -> str:
 
 
 def form_data(raw: RawForm) -> dict[str, Any]:
-    scalars = ("inspected_on", "followup_done_on", "remarks", "referral_kind", "referral_to",
-               "referral_content")
+    scalars = (
+        "inspected_on",
+        "followup_done_on",
+        "remarks",
+        "referral_kind",
+        "referral_to",
+        "referral_content",
+    )
     data: dict[str, Any] = {name: _one(raw, name) for name in scalars}
     data["methods"], data["followups"] = raw.get("methods", []), raw.get("followups", [])
     data["followup_done"] = _one(raw, "followup_done") == "1"
-    data["items"] = [{"item_id": i, "codes": raw.get(f"item.{i}.codes", []),
-                      "problems": _one(raw, f"item.{i}.problems"),
-                      "handling": _one(raw, f"item.{i}.handling")} for i in _item_ids(raw)]
+    data["items"] = [
+        {
+            "item_id": i,
+            "codes": raw.get(f"item.{i}.codes", []),
+            "problems": _one(raw, f"item.{i}.problems"),
+            "handling": _one(raw, f"item.{i}.handling"),
+        }
+        for i in _item_ids(raw)
+    ]
     return data
 
 
-_PYDANTIC_MESSAGES = {"date_from_datetime_parsing": "日期格式不正确，请选择日期",
-                      "date_parsing": "日期格式不正确，请选择日期", "date_type": "请选择日期",
-                      "string_too_long": "内容过长，请精简后再提交"}
+_PYDANTIC_MESSAGES = {
+    "date_from_datetime_parsing": "日期格式不正确，请选择日期",
+    "date_parsing": "日期格式不正确，请选择日期",
+    "date_type": "请选择日期",
+    "string_too_long": "内容过长，请精简后再提交",
+}
 
 
 def field_errors(err: ValidationError, items: list[dict[str, Any]]) -> dict[str, str]:
@@ -183,18 +222,26 @@ def field_errors(err: ValidationError, items: list[dict[str, Any]]) -> dict[str,
 
 # ---------------------------------------------------------------- the result form
 
+
 def prefill(sheet: CaseSheet) -> RawForm:
     """The form as the latest version left it (a returned result opens with it), or empty."""
-    raw: RawForm = {"inspected_on": [sheet.case.inspected_on.isoformat()]
-                    if sheet.case.inspected_on else []}
+    raw: RawForm = {
+        "inspected_on": [sheet.case.inspected_on.isoformat()] if sheet.case.inspected_on else []
+    }
     result = sheet.result
     if result is None:
         return raw
-    raw.update({"methods": list(result.methods), "followups": list(result.followups),
-                "followup_done": ["1"] if result.followup_done else [],
-                "followup_done_on": [result.followup_done_on.isoformat()]
-                if result.followup_done_on else [],
-                "remarks": [result.remarks]})
+    raw.update(
+        {
+            "methods": list(result.methods),
+            "followups": list(result.followups),
+            "followup_done": ["1"] if result.followup_done else [],
+            "followup_done_on": [result.followup_done_on.isoformat()]
+            if result.followup_done_on
+            else [],
+            "remarks": [result.remarks],
+        }
+    )
     raw["keep"] = [a.sha256 + a.name for a in sheet.attachments]
     for part in sheet.own_items:
         if part.result is not None:
@@ -204,18 +251,42 @@ def prefill(sheet: CaseSheet) -> RawForm:
     return raw
 
 
-def _form_page(pc: PageCtx, sheet: CaseSheet, raw: RawForm, limits: Limits, *,
-               errors: dict[str, str] | None = None, notice: str = "", status: int = 200) -> Page:
+def _form_page(
+    pc: PageCtx,
+    sheet: CaseSheet,
+    raw: RawForm,
+    limits: Limits,
+    *,
+    errors: dict[str, str] | None = None,
+    notice: str = "",
+    status: int = 200,
+) -> Page:
     errors = errors or {}
     return page(
-        "result_form.html", status, sheet=sheet, case=sheet.case, task=sheet.task, raw=raw,
-        errors=errors, top_error=errors.get("", ""), notice=notice, token=pc.token,
-        csrf=pc.csrf, officer=pc.officer, methods=METHODS, followups=FOLLOWUPS,
-        no_followup=NO_FOLLOWUP, referral_kinds=cases.REFERRAL_KINDS,
+        "result_form.html",
+        status,
+        sheet=sheet,
+        case=sheet.case,
+        task=sheet.task,
+        raw=raw,
+        errors=errors,
+        top_error=errors.get("", ""),
+        notice=notice,
+        token=pc.token,
+        csrf=pc.csrf,
+        officer=pc.officer,
+        methods=METHODS,
+        followups=FOLLOWUPS,
+        no_followup=NO_FOLLOWUP,
+        referral_kinds=cases.REFERRAL_KINDS,
         open_for_entry=sheet.case.state in cases.OPEN_FOR_ENTRY,
-        states=CASE.labels, max_text=MAX_TEXT, depth=_depths(sheet),
-        files=_file_choices(sheet, raw), attachments=file_links(pc, sheet, RESULT_FILE_PATH),
-        limits=limits)
+        states=CASE.labels,
+        max_text=MAX_TEXT,
+        depth=_depths(sheet),
+        files=_file_choices(sheet, raw),
+        attachments=file_links(pc, sheet, RESULT_FILE_PATH),
+        limits=limits,
+    )
 
 
 def _file_choices(sheet: CaseSheet, raw: RawForm) -> list[tuple[str, str, bool]]:
@@ -237,8 +308,7 @@ class FileLink:
 def file_links(pc: PageCtx, sheet: CaseSheet, path: str) -> list[FileLink]:
     """The latest version's files as links the page's own token opens."""
     query = urlencode({"t": pc.token})
-    return [FileLink(a.name, a.mime, a.size, f"{path}?{query}&a={a.id}")
-            for a in sheet.attachments]
+    return [FileLink(a.name, a.mime, a.size, f"{path}?{query}&a={a.id}") for a in sheet.attachments]
 
 
 def _depths(sheet: CaseSheet) -> dict[str, int]:
@@ -277,12 +347,14 @@ async def submit_result_form(pc: PageCtx, case_id: int, raw: RawForm, files: Fil
 
 async def result_file(pc: PageCtx, case_id: int, attachment_id: int, store: FileStore) -> Page:
     """One attachment of the case, for a group member."""
-    return await refusals_on_record(pc, attachment_page(
-        pc, case_forms.entry_sheet(pc.core, case_id), attachment_id, store))
+    return await refusals_on_record(
+        pc, attachment_page(pc, case_forms.entry_sheet(pc.core, case_id), attachment_id, store)
+    )
 
 
-async def attachment_page(pc: PageCtx, sheet_of: Awaitable[CaseSheet], attachment_id: int,
-                          store: FileStore) -> Page:
+async def attachment_page(
+    pc: PageCtx, sheet_of: Awaitable[CaseSheet], attachment_id: int, store: FileStore
+) -> Page:
     """A file of the case whose sheet the officer may see (the sheet checks who they are)."""
     found = await case_forms.attachment(pc.core, await sheet_of, attachment_id)
     if not store.has(found.sha256):
@@ -346,6 +418,7 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
         sheet = await case_forms.entry_sheet(pc.core, case_id)
         return _form_page(pc, sheet, raw, files.limits, errors={where: err.message}, status=422)
     sheet = await case_forms.entry_sheet(pc.core, case_id)
-    notice = ("该结果已提交过，无需重复提交。" if repeated
-              else "结果已提交，等待发起部门和参与部门审核。")
+    notice = (
+        "该结果已提交过，无需重复提交。" if repeated else "结果已提交，等待发起部门和参与部门审核。"
+    )
     return _form_page(pc, sheet, prefill(sheet), files.limits, notice=notice)

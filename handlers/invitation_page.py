@@ -50,14 +50,31 @@ async def _answer(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> str:
     raise ValidationFailed("请选择接受或拒绝。")
 
 
-def _render(ctx: PageCtx, view: InvitationView, *, form: AnswerForm | None = None,
-            error: str = "", notice: str = "", status: int = 200) -> Page:
+def _render(
+    ctx: PageCtx,
+    view: InvitationView,
+    *,
+    form: AnswerForm | None = None,
+    error: str = "",
+    notice: str = "",
+    status: int = 200,
+) -> Page:
     form = form or AnswerForm(item_ids=view.default_item_ids())
     responded_at = view.invitation.responded_at
     return page(
-        "invitation.html", status, invitation=view.invitation, task=view.task,
-        task_items=view.task_items, own_items=view.own_items, responder=view.responder,
+        "invitation.html",
+        status,
+        invitation=view.invitation,
+        task=view.task,
+        task_items=view.task_items,
+        own_items=view.own_items,
+        responder=view.responder,
         responded_on=responded_at.astimezone(CHINA_TZ).date() if responded_at else None,
-        token=ctx.token, officer_label=ctx.officer_label,
-        min_reason=ctx.rules.decline_reason_min_chars, form_items=form.item_ids,
-        form_reason=form.reason, error=error, notice=notice)
+        token=ctx.token,
+        officer_label=ctx.officer_label,
+        min_reason=ctx.rules.decline_reason_min_chars,
+        form_items=form.item_ids,
+        form_reason=form.reason,
+        error=error,
+        notice=notice,
+    )

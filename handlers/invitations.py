@@ -70,20 +70,35 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
     await conversation.clear(ctx)
     await _reply_declined(ctx, invitation, task)
     card_chat = step.data.get("card_chat")
-    await _update_card(ctx, task, str(step.data.get("card_ref", "")), "拒绝",
-                       Destination.model_validate(card_chat) if card_chat else None)
+    await _update_card(
+        ctx,
+        task,
+        str(step.data.get("card_ref", "")),
+        "拒绝",
+        Destination.model_validate(card_chat) if card_chat else None,
+    )
 
 
-async def _ask_reason(ctx: HandlerCtx, invitation: Invitation, task: JointTask,
-                      card_ref: str = "") -> None:
+async def _ask_reason(
+    ctx: HandlerCtx, invitation: Invitation, task: JointTask, card_ref: str = ""
+) -> None:
     consultation.require_answerable(ctx.core, invitation, task, "invitation.decline")
-    await conversation.start(ctx, DECLINE_STEP, {"invitation_id": invitation.id,
-                                                 "task_code": task.code,
-                                                 "card_ref": card_ref,
-                                                 "card_chat": ctx.conversation.model_dump()
-                                                 if card_ref and ctx.conversation else None})
-    await ctx.say("cmd_ask_decline_reason.md.j2", task=task,
-                  min_chars=ctx.rules.decline_reason_min_chars, hours=ctx.rules.conversation_hours)
+    await conversation.start(
+        ctx,
+        DECLINE_STEP,
+        {
+            "invitation_id": invitation.id,
+            "task_code": task.code,
+            "card_ref": card_ref,
+            "card_chat": ctx.conversation.model_dump() if card_ref and ctx.conversation else None,
+        },
+    )
+    await ctx.say(
+        "cmd_ask_decline_reason.md.j2",
+        task=task,
+        min_chars=ctx.rules.decline_reason_min_chars,
+        hours=ctx.rules.conversation_hours,
+    )
 
 
 async def _reply_accepted(ctx: HandlerCtx, invitation: Invitation, task: JointTask) -> None:
@@ -92,21 +107,30 @@ async def _reply_accepted(ctx: HandlerCtx, invitation: Invitation, task: JointTa
 
 
 async def _reply_declined(ctx: HandlerCtx, invitation: Invitation, task: JointTask) -> None:
-    await ctx.say("cmd_declined.md.j2", task=task, department=invitation.department,
-                  reason=invitation.reason)
+    await ctx.say(
+        "cmd_declined.md.j2", task=task, department=invitation.department, reason=invitation.reason
+    )
 
 
-async def _update_card(ctx: HandlerCtx, task: JointTask, card_ref: str, verb: str,
-                       clicked_in: Destination | None = None) -> None:
+async def _update_card(
+    ctx: HandlerCtx,
+    task: JointTask,
+    card_ref: str,
+    verb: str,
+    clicked_in: Destination | None = None,
+) -> None:
     """Grey the clicked card and show who answered, where the platform can update it: in the
     conversation the click came from when there is one (it answers the click), else through
     the way that reaches the officer."""
     if not card_ref:
         return
     card = Card(title=f"联合抽查邀请：{task.title}", answered=f"已由 {ctx.officer.name} {verb}")
-    await outbox.enqueue(ctx.session, clicked_in or Destination.officer(ctx.officer.id),
-                         OutMessage(kind="card_update", card_ref=card_ref, card=card),
-                         now=ctx.clock.now())
+    await outbox.enqueue(
+        ctx.session,
+        clicked_in or Destination.officer(ctx.officer.id),
+        OutMessage(kind="card_update", card_ref=card_ref, card=card),
+        now=ctx.clock.now(),
+    )
 
 
 async def _task(ctx: HandlerCtx, invitation: Invitation) -> JointTask:
@@ -134,7 +158,11 @@ async def _item_ids(ctx: HandlerCtx, item_codes: list[str]) -> list[int] | None:
     found = await consultation.item_ids_by_code(ctx.core, ctx.officer.department_id, wanted)
     if missing := [c for c in wanted if c not in found]:
         choices = await consultation.item_choices(ctx.core, ctx.officer.department_id)
-        listed = "、".join(f"{i.code}（{i.name}）" for i in choices) or "（清单为空，请先导入抽查事项清单）"
-        raise ValidationFailed(f"本部门抽查事项清单中没有事项代码：{'、'.join(missing)}。"
-                               f"可选的事项代码：{listed}")
+        listed = (
+            "、".join(f"{i.code}（{i.name}）" for i in choices)
+            or "（清单为空，请先导入抽查事项清单）"
+        )
+        raise ValidationFailed(
+            f"本部门抽查事项清单中没有事项代码：{'、'.join(missing)}。可选的事项代码：{listed}"
+        )
     return [found[c] for c in wanted]

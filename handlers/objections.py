@@ -20,9 +20,14 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError
     view = await progress.case_view(ctx.core, code)
-    await ctx.say("cmd_case.md.j2", v=view, case_states=CASE.labels,
-                  result_states=RESULT.labels, objection_states=OBJECTION.labels,
-                  result_label=results.label)
+    await ctx.say(
+        "cmd_case.md.j2",
+        v=view,
+        case_states=CASE.labels,
+        result_states=RESULT.labels,
+        objection_states=OBJECTION.labels,
+        result_label=results.label,
+    )
 
 
 async def file(ctx: HandlerCtx, args: Args) -> None:
@@ -38,7 +43,8 @@ async def file(ctx: HandlerCtx, args: Args) -> None:
         content = content.rsplit(maxsplit=1)[0]
     case = await cases.get_case(ctx.core, code)
     objection = await objections.file_objection(
-        ctx.core, code, case.target.name, content, received_on or ctx.clock.today())
+        ctx.core, code, case.target.name, content, received_on or ctx.clock.today()
+    )
     await ctx.say("cmd_objection_filed.md.j2", case=case, objection=objection)
 
 
@@ -47,8 +53,7 @@ async def recheck(ctx: HandlerCtx, args: Args) -> None:
     if code is None or verdict not in (*_UPHELD, *_ERROR) or not finding:
         raise UsageError("复查须写明案件号、结论（维持 或 有误）和复查情况。")
     objection = await objections.open_objection(ctx.core, code)
-    objection = await objections.record_recheck(ctx.core, objection.id, finding,
-                                                verdict in _ERROR)
+    objection = await objections.record_recheck(ctx.core, objection.id, finding, verdict in _ERROR)
     await ctx.say("cmd_objection_rechecked.md.j2", code=code, objection=objection)
 
 
@@ -59,10 +64,20 @@ async def correct(ctx: HandlerCtx, args: Args) -> None:
         raise UsageError("更正须写明案件号、更正后的结果和更正理由。")
     codes = results.parse_quick_result(words[0])
     methods, followups = results.quick_defaults(codes)
-    result = await cases.correct_result(ctx.core, code, reason=" ".join(words[1:]), codes=codes,
-                                        methods=methods, followups=followups)
-    await ctx.say("cmd_corrected.md.j2", code=code, result=result,
-                  labels=[results.label(c) for c in result.codes])
+    result = await cases.correct_result(
+        ctx.core,
+        code,
+        reason=" ".join(words[1:]),
+        codes=codes,
+        methods=methods,
+        followups=followups,
+    )
+    await ctx.say(
+        "cmd_corrected.md.j2",
+        code=code,
+        result=result,
+        labels=[results.label(c) for c in result.codes],
+    )
 
 
 async def reply(ctx: HandlerCtx, args: Args) -> None:

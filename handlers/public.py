@@ -41,21 +41,21 @@ def parse_results_query(raw: RawQuery) -> tuple[public.ResultQuery, str]:
     text = raw.q.strip()
     if len(text) > public.MAX_QUERY_CHARS:
         note = f"查询内容过长，只按前 {public.MAX_QUERY_CHARS} 个字查询。"
-    return public.ResultQuery(text=text[:public.MAX_QUERY_CHARS], year=year, page=page), note
+    return public.ResultQuery(text=text[: public.MAX_QUERY_CHARS], year=year, page=page), note
 
 
 async def results_page(ctx: Ctx, raw: RawQuery) -> str:
     query, note = parse_results_query(raw)
-    found = await public.search_results(ctx, query,
-                                        publish_inspectors=ctx.rules.publish_inspectors)
+    found = await public.search_results(ctx, query, publish_inspectors=ctx.rules.publish_inspectors)
     return render("web/public_results.html", page=found, note=note, raw=raw)
 
 
 async def index_page(ctx: Ctx, raw_year: str) -> str:
     year = int(raw_year) if _YEAR.fullmatch(raw_year.strip()) else ctx.clock.today().year
     index = await public.public_index(ctx, year)
-    return render("web/public_index.html", index=index, states=TASK,
-                  plan=await plan_entries(ctx, year))
+    return render(
+        "web/public_index.html", index=index, states=TASK, plan=await plan_entries(ctx, year)
+    )
 
 
 def _rule_lines(d: Draw) -> list[str]:
@@ -68,10 +68,16 @@ def _rule_lines(d: Draw) -> list[str]:
 async def draw_page(ctx: Ctx, code: str) -> str:
     d = await public.public_draw(ctx, code)
     task = await ctx.session.get(JointTask, d.task_id) if d.task_id is not None else None
-    return render("web/public_draw.html", draw=d, data=draw_public_json(d), task=task,
-                  rules=_rule_lines(d), sizes=d.parameters.get("strata", {}),
-                  in_browser=d.pool_size <= public.RECOMPUTE_IN_BROWSER_MAX,
-                  limit=public.RECOMPUTE_IN_BROWSER_MAX)
+    return render(
+        "web/public_draw.html",
+        draw=d,
+        data=draw_public_json(d),
+        task=task,
+        rules=_rule_lines(d),
+        sizes=d.parameters.get("strata", {}),
+        in_browser=d.pool_size <= public.RECOMPUTE_IN_BROWSER_MAX,
+        limit=public.RECOMPUTE_IN_BROWSER_MAX,
+    )
 
 
 async def draw_json(ctx: Ctx, code: str) -> dict[str, object]:

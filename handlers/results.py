@@ -41,10 +41,15 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
     if methods and inspected_on is None and case.inspected_on is None:
         # Never assume today: it would hide a late entry behind a fresh deadline (rule 7).
         raise ValidationFailed(f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日")
-    result = await cases.submit_result(ctx.core, code, codes=codes, methods=methods,
-                                       followups=followups, inspected_on=inspected_on)
-    await ctx.say("cmd_submitted.md.j2", case=case, labels=[results.label(c) for c in result.codes],
-                  inspected_on=result.inspected_on)
+    result = await cases.submit_result(
+        ctx.core, code, codes=codes, methods=methods, followups=followups, inspected_on=inspected_on
+    )
+    await ctx.say(
+        "cmd_submitted.md.j2",
+        case=case,
+        labels=[results.label(c) for c in result.codes],
+        inspected_on=result.inspected_on,
+    )
 
 
 def day_word(word: str, today: dt.date) -> dt.date | None:

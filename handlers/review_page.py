@@ -45,35 +45,68 @@ class HistoryLine:
 
 def _history(sheet: CaseSheet) -> list[HistoryLine]:
     names = {m.officer.code: m.officer.name for m in sheet.members}
-    return [HistoryLine(e.at.astimezone(CHINA_TZ).strftime("%m-%d %H:%M"),
-                        EVENT_LABELS.get(e.action, e.action), names.get(e.actor, e.actor),
-                        str(e.data.get("reason") or e.data.get("why") or ""))
-            for e in sheet.history]
+    return [
+        HistoryLine(
+            e.at.astimezone(CHINA_TZ).strftime("%m-%d %H:%M"),
+            EVENT_LABELS.get(e.action, e.action),
+            names.get(e.actor, e.actor),
+            str(e.data.get("reason") or e.data.get("why") or ""),
+        )
+        for e in sheet.history
+    ]
 
 
 def _can_review(pc: PageCtx, sheet: CaseSheet) -> bool:
     """Whether to offer the buttons (core decides; this only hides what it would refuse)."""
     return sheet.case.state == CaseState.SUBMITTED and not any(
-        r.department_id == pc.officer.department_id for r in sheet.reviews)
+        r.department_id == pc.officer.department_id for r in sheet.reviews
+    )
 
 
-async def _page(pc: PageCtx, sheet: CaseSheet, *, reason: str = "", error: str = "",
-                reason_error: str = "", notice: str = "", status: int = 200) -> Page:
+async def _page(
+    pc: PageCtx,
+    sheet: CaseSheet,
+    *,
+    reason: str = "",
+    error: str = "",
+    reason_error: str = "",
+    notice: str = "",
+    status: int = 200,
+) -> Page:
     names = {d.id: d.name for d in sheet.departments}
-    pending = ([d.name for d in await cases.pending_reviewers(pc.core, sheet.task,
-                                                               sheet.result.id)]
-               if sheet.result is not None and sheet.case.state == CaseState.SUBMITTED else [])
-    return page("review.html", status, sheet=sheet, case=sheet.case, task=sheet.task,
-                states=CASE.labels, attachments=file_links(pc, sheet, REVIEW_FILE_PATH),
-                department_names=names, pending=pending, can_review=_can_review(pc, sheet),
-                path=REVIEW_PATH, token=pc.token, csrf=pc.csrf, max_text=MAX_TEXT,
-                reason=reason, error=error, reason_error=reason_error, notice=notice,
-                officer_label=pc.officer_label, history=_history(sheet))
+    pending = (
+        [d.name for d in await cases.pending_reviewers(pc.core, sheet.task, sheet.result.id)]
+        if sheet.result is not None and sheet.case.state == CaseState.SUBMITTED
+        else []
+    )
+    return page(
+        "review.html",
+        status,
+        sheet=sheet,
+        case=sheet.case,
+        task=sheet.task,
+        states=CASE.labels,
+        attachments=file_links(pc, sheet, REVIEW_FILE_PATH),
+        department_names=names,
+        pending=pending,
+        can_review=_can_review(pc, sheet),
+        path=REVIEW_PATH,
+        token=pc.token,
+        csrf=pc.csrf,
+        max_text=MAX_TEXT,
+        reason=reason,
+        error=error,
+        reason_error=reason_error,
+        notice=notice,
+        officer_label=pc.officer_label,
+        history=_history(sheet),
+    )
 
 
 async def review_page(pc: PageCtx, case_id: int) -> Page:
     async def show() -> Page:
         return await _page(pc, await case_forms.review_sheet(pc.core, case_id))
+
     return await refusals_on_record(pc, show())
 
 
@@ -90,22 +123,35 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
     sheet = await case_forms.review_sheet(pc.core, case_id)
     reason = (raw.get("reason") or [""])[0].strip()
     try:
-        form = ReviewForm.model_validate({"decision": (raw.get("decision") or [""])[0],
-                                          "reason": reason})
+        form = ReviewForm.model_validate(
+            {"decision": (raw.get("decision") or [""])[0], "reason": reason}
+        )
     except ValidationError:
-        return await _page(pc, sheet, reason=reason, status=422,
-                           error="请选择“审核通过”或“退回检查组”（退回理由不超过 2000 字）。")
+        return await _page(
+            pc,
+            sheet,
+            reason=reason,
+            status=422,
+            error="请选择“审核通过”或“退回检查组”（退回理由不超过 2000 字）。",
+        )
     try:
         async with pc.session.begin_nested():
-            await cases.review_result(pc.core, sheet.case.code, form.decision == "approve",
-                                      form.reason)
+            await cases.review_result(
+                pc.core, sheet.case.code, form.decision == "approve", form.reason
+            )
     except (ValidationFailed, InvalidTransition) as err:
         sheet = await case_forms.review_sheet(pc.core, case_id)
         on_reason = isinstance(err, ValidationFailed) and err.field == "reason"
-        return await _page(pc, sheet, reason=reason, status=422,
-                           error="" if on_reason else err.message,
-                           reason_error=err.message if on_reason else "")
+        return await _page(
+            pc,
+            sheet,
+            reason=reason,
+            status=422,
+            error="" if on_reason else err.message,
+            reason_error=err.message if on_reason else "",
+        )
     sheet = await case_forms.review_sheet(pc.core, case_id)
-    notice = ("已审核通过。" if form.decision == "approve"
-              else "已退回检查组，退回理由已通知检查组成员。")
+    notice = (
+        "已审核通过。" if form.decision == "approve" else "已退回检查组，退回理由已通知检查组成员。"
+    )
     return await _page(pc, sheet, notice=notice)

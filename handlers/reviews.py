@@ -41,12 +41,19 @@ async def _say_reviewed(ctx: HandlerCtx, code: str, review: Review) -> None:
     case = await cases.get_case(ctx.core, code)
     result = await ctx.session.get(CaseResult, review.result_id)
     task = await cases.get_task(ctx.core, case)
-    await ctx.say("cmd_reviewed.md.j2", case=case, result=result, review=review, task=task,
-                  pending=await _still_to_review(ctx, task, case.state, review))
+    await ctx.say(
+        "cmd_reviewed.md.j2",
+        case=case,
+        result=result,
+        review=review,
+        task=task,
+        pending=await _still_to_review(ctx, task, case.state, review),
+    )
 
 
-async def _still_to_review(ctx: HandlerCtx, task: JointTask, case_state: CaseState,
-                           review: Review) -> list[Department]:
+async def _still_to_review(
+    ctx: HandlerCtx, task: JointTask, case_state: CaseState, review: Review
+) -> list[Department]:
     """Departments whose approval the version still waits for after an approval (core tells
     them itself; the reviewer is only told who they are)."""
     if review.decision != "approve" or case_state != CaseState.SUBMITTED:

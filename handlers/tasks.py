@@ -27,10 +27,15 @@ async def list_or_show(ctx: HandlerCtx, args: Args) -> None:
         await _show(ctx, code)
         return
     listing = await tasks_for_department(ctx.core, ctx.officer.department_id)
-    await ctx.say("cmd_tasks.md.j2", department=ctx.officer.department,
-                  listing=listing[:LISTED_TASKS], hidden=max(0, len(listing) - LISTED_TASKS),
-                  task_states=TASK.labels, inv_states=INVITATION.labels,
-                  deadline=deadline_label)
+    await ctx.say(
+        "cmd_tasks.md.j2",
+        department=ctx.officer.department,
+        listing=listing[:LISTED_TASKS],
+        hidden=max(0, len(listing) - LISTED_TASKS),
+        task_states=TASK.labels,
+        inv_states=INVITATION.labels,
+        deadline=deadline_label,
+    )
     if ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"):
         for entry in listing:
             if entry.invitation is not None and entry.invitation.state == InvitationState.PENDING:
@@ -41,8 +46,9 @@ async def progress(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    await ctx.say("cmd_progress.md.j2", p=await task_progress(ctx.core, code),
-                  case_states=CASE.labels)
+    await ctx.say(
+        "cmd_progress.md.j2", p=await task_progress(ctx.core, code), case_states=CASE.labels
+    )
 
 
 async def _show(ctx: HandlerCtx, code: str) -> None:
@@ -54,11 +60,20 @@ async def _show(ctx: HandlerCtx, code: str) -> None:
         raise ValidationFailed(f"{code} 是案件号，查看案件请发送：案件 {code}") from None
     items = await jointtask.task_items(ctx.core, task)
     invitation = await consultation.department_invitation(ctx.core, task, ctx.officer.department_id)
-    await ctx.say("cmd_task.md.j2", task=task, items=items, invitation=invitation,
-                  task_states=TASK.labels, inv_states=INVITATION.labels,
-                  deadline=deadline_label)
-    if (invitation is not None and invitation.state == InvitationState.PENDING
-            and (ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"))):
+    await ctx.say(
+        "cmd_task.md.j2",
+        task=task,
+        items=items,
+        invitation=invitation,
+        task_states=TASK.labels,
+        inv_states=INVITATION.labels,
+        deadline=deadline_label,
+    )
+    if (
+        invitation is not None
+        and invitation.state == InvitationState.PENDING
+        and (ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"))
+    ):
         await ctx.reply(invitation_card(ctx, task, invitation))
 
 
@@ -74,5 +89,6 @@ async def _is_case(ctx: HandlerCtx, code: str) -> bool:
 def invitation_card(ctx: HandlerCtx, task: JointTask, invitation: Invitation) -> OutMessage:
     """The card shown again to this officer, with their signed answer page for link-only buttons."""
     url = ctx.links(ctx.officer.id, invitation.id) if ctx.links is not None else ""
-    return consultation.invitation_card(task, invitation, url=url,
-                                        reshown=(ctx.officer.id, ctx.clock.now()))
+    return consultation.invitation_card(
+        task, invitation, url=url, reshown=(ctx.officer.id, ctx.clock.now())
+    )

@@ -47,46 +47,73 @@ class World:
 
 
 def _officer(code: str, name: str, dept: Department, *roles: str) -> Officer:
-    return Officer(code=code, name=name, department_id=dept.id, roles=list(roles),
-                   cert_no=f"ZF{code}")
+    return Officer(
+        code=code, name=name, department_id=dept.id, roles=list(roles), cert_no=f"ZF{code}"
+    )
 
 
-async def build_world(session: AsyncSession, *, window_start: dt.date = dt.date(2026, 3, 2),
-                      window_end: dt.date = dt.date(2026, 3, 31), case_no: int = 1,
-                      task_state: str = "inspecting") -> World:
-    lead = Department(code="SJ", name="县市场监督管理局", short_name="市场监管",
-                      is_market_regulator=True)
+async def build_world(
+    session: AsyncSession,
+    *,
+    window_start: dt.date = dt.date(2026, 3, 2),
+    window_end: dt.date = dt.date(2026, 3, 31),
+    case_no: int = 1,
+    task_state: str = "inspecting",
+) -> World:
+    lead = Department(
+        code="SJ", name="县市场监督管理局", short_name="市场监管", is_market_regulator=True
+    )
     other = Department(code="WJ", name="县卫生健康委员会")
     session.add_all([lead, other])
     await session.flush()
     people = [
-        _officer("A1", "张检查", lead, "inspector"), _officer("A2", "李检查", lead, "inspector"),
-        _officer("B1", "王检查", other, "inspector"), _officer("AL", "赵联络", lead, "liaison"),
-        _officer("AD", "钱领导", lead, "leader"), _officer("BL", "孙联络", other, "liaison"),
-        _officer("BD", "周领导", other, "leader"), _officer("AX", "吴局外", lead, "inspector"),
+        _officer("A1", "张检查", lead, "inspector"),
+        _officer("A2", "李检查", lead, "inspector"),
+        _officer("B1", "王检查", other, "inspector"),
+        _officer("AL", "赵联络", lead, "liaison"),
+        _officer("AD", "钱领导", lead, "leader"),
+        _officer("BL", "孙联络", other, "liaison"),
+        _officer("BD", "周领导", other, "leader"),
+        _officer("AX", "吴局外", lead, "inspector"),
     ]
     session.add_all(people)
-    target = Target(uscc="91330424MA28AQAQXU", name="嘉善县某某食品有限公司",
-                    address="某某镇某某路 1 号")
-    items = [Item(department_id=lead.id, code="SJ-01", name="企业公示信息检查", category="key"),
-             Item(department_id=other.id, code="WJ-01", name="公共场所卫生检查")]
+    target = Target(
+        uscc="91330424MA28AQAQXU", name="嘉善县某某食品有限公司", address="某某镇某某路 1 号"
+    )
+    items = [
+        Item(department_id=lead.id, code="SJ-01", name="企业公示信息检查", category="key"),
+        Item(department_id=other.id, code="WJ-01", name="公共场所卫生检查"),
+    ]
     session.add_all([target, *items])
     await session.flush()
-    task = JointTask(code="LJ-2026-001", year=window_start.year, title="公共场所联合抽查",
-                     lead_department_id=lead.id, window_start=window_start,
-                     window_end=window_end, state=task_state,
-                     created_at=china_noon(window_start))
+    task = JointTask(
+        code="LJ-2026-001",
+        year=window_start.year,
+        title="公共场所联合抽查",
+        lead_department_id=lead.id,
+        window_start=window_start,
+        window_end=window_end,
+        state=task_state,
+        created_at=china_noon(window_start),
+    )
     session.add(task)
     await session.flush()
-    session.add_all([TaskItem(task_id=task.id, item_id=i.id, department_id=i.department_id)
-                     for i in items])
+    session.add_all(
+        [TaskItem(task_id=task.id, item_id=i.id, department_id=i.department_id) for i in items]
+    )
     session.add(Invitation(task_id=task.id, department_id=other.id, state="accepted"))
     case = Case(code=f"{task.code}-{case_no:03d}", task_id=task.id, target_id=target.id)
     session.add(case)
     await session.flush()
     a1, a2, b1 = people[:3]
-    session.add_all([GroupMember(case_id=case.id, officer_id=o.id, department_id=o.department_id,
-                                 is_leader=o is a1) for o in (a1, a2, b1)])
+    session.add_all(
+        [
+            GroupMember(
+                case_id=case.id, officer_id=o.id, department_id=o.department_id, is_leader=o is a1
+            )
+            for o in (a1, a2, b1)
+        ]
+    )
     await session.commit()
     return World(lead, other, *people, target=target, items=items, task=task, case=case)
 
@@ -102,11 +129,23 @@ def at_day(ctx: Ctx, day: dt.date) -> None:
 
 async def snapshot(session: AsyncSession) -> tuple[object, ...]:
     """Row counts and states that a refused operation must leave as they were."""
+
     async def count(model: type) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
     states = tuple((await session.scalars(select(Case.state).order_by(Case.id))).all())
-    results = tuple(tuple(r) for r in (await session.execute(
-        select(CaseResult.version, CaseResult.state).order_by(CaseResult.id))).all())
-    return (states, results, await count(Objection), await count(AuditEvent),
-            await count(OutboxMessage))
+    results = tuple(
+        tuple(r)
+        for r in (
+            await session.execute(
+                select(CaseResult.version, CaseResult.state).order_by(CaseResult.id)
+            )
+        ).all()
+    )
+    return (
+        states,
+        results,
+        await count(Objection),
+        await count(AuditEvent),
+        await count(OutboxMessage),
+    )

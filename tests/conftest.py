@@ -27,8 +27,10 @@ from core.rules import Rules
 from core.schema import upgrade
 
 PG_ENV = "LIANJIAN_TEST_DATABASE_URL"
-PG_SKIP = (f"PostgreSQL tests need {PG_ENV}, e.g. "
-           f"{PG_ENV}=postgresql://postgres@127.0.0.1:5432/test (.ci/run sets it)")
+PG_SKIP = (
+    f"PostgreSQL tests need {PG_ENV}, e.g. "
+    f"{PG_ENV}=postgresql://postgres@127.0.0.1:5432/test (.ci/run sets it)"
+)
 
 
 @pytest.fixture(scope="session")

@@ -21,28 +21,48 @@ from tests import factories as f
 _ids = itertools.count(1)
 
 
-def make_dispatcher(sm: async_sessionmaker[AsyncSession], clock: FixedClock,
-                    rules: Rules | None = None) -> Dispatcher:
-    services = Services(settings=Settings(), sessionmaker=sm, clock=clock, rules=rules or Rules(),
-                        link_secret=b"k" * 32, public_base_url="http://127.0.0.1:8080")
+def make_dispatcher(
+    sm: async_sessionmaker[AsyncSession], clock: FixedClock, rules: Rules | None = None
+) -> Dispatcher:
+    services = Services(
+        settings=Settings(),
+        sessionmaker=sm,
+        clock=clock,
+        rules=rules or Rules(),
+        link_secret=b"k" * 32,
+        public_base_url="http://127.0.0.1:8080",
+    )
     return Dispatcher(services)
 
 
 def text_event(user_id: str, text: str, platform: str = "sim", **extra: Any) -> Event:
-    return Event(platform=platform, event_id=f"e{next(_ids)}", kind="text", user_id=user_id,
-                 text=text, **extra)
+    return Event(
+        platform=platform,
+        event_id=f"e{next(_ids)}",
+        kind="text",
+        user_id=user_id,
+        text=text,
+        **extra,
+    )
 
 
-async def send(sm: async_sessionmaker[AsyncSession], d: Dispatcher, event: Event) -> list[OutboxMessage]:
+async def send(
+    sm: async_sessionmaker[AsyncSession], d: Dispatcher, event: Event
+) -> list[OutboxMessage]:
     """Handle one event in its own committed transaction, as the inbox worker does; return the
     outbox rows it added."""
     async with sm() as s:
-        last = await s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()).limit(1)) or 0
+        last = (
+            await s.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()).limit(1)) or 0
+        )
     async with sm() as s, s.begin():
         await d.handle(s, event)
     async with sm() as s:
-        return list(await s.scalars(select(OutboxMessage).where(OutboxMessage.id > last)
-                                    .order_by(OutboxMessage.id)))
+        return list(
+            await s.scalars(
+                select(OutboxMessage).where(OutboxMessage.id > last).order_by(OutboxMessage.id)
+            )
+        )
 
 
 def bodies(rows: list[OutboxMessage]) -> str:
@@ -54,8 +74,9 @@ async def audit_rows(sm: async_sessionmaker[AsyncSession], action: str) -> list[
         return list(await s.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
-async def ready_world(sm: async_sessionmaker[AsyncSession], clock: FixedClock, *,
-                      inspectors: int, n_targets: int) -> tuple[f.World, str]:
+async def ready_world(
+    sm: async_sessionmaker[AsyncSession], clock: FixedClock, *, inspectors: int, n_targets: int
+) -> tuple[f.World, str]:
     """One partner, a task ready to draw (consulted, accepted); returns the world and task code."""
     async with sm() as s, s.begin():
         w = await f.world(s, partners=1, inspectors=inspectors, n_targets=n_targets)

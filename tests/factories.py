@@ -36,46 +36,76 @@ def valid_uscc(n: int, region: str = "330424") -> str:
     return body + check_char(body)
 
 
-async def department(session: AsyncSession, name: str | None = None, *, code: str | None = None,
-                     market: bool = False) -> Department:
+async def department(
+    session: AsyncSession, name: str | None = None, *, code: str | None = None, market: bool = False
+) -> Department:
     n = _next()
-    dep = Department(code=code or f"D{n:03d}", name=name or f"测试部门{n}", short_name=f"部门{n}",
-                     is_market_regulator=market)
+    dep = Department(
+        code=code or f"D{n:03d}",
+        name=name or f"测试部门{n}",
+        short_name=f"部门{n}",
+        is_market_regulator=market,
+    )
     session.add(dep)
     await session.flush()
     return dep
 
 
-async def officer(session: AsyncSession, dep: Department, *roles: str, name: str | None = None,
-                  active: bool = True) -> Officer:
+async def officer(
+    session: AsyncSession,
+    dep: Department,
+    *roles: str,
+    name: str | None = None,
+    active: bool = True,
+) -> Officer:
     n = _next()
-    off = Officer(code=f"P{n:05d}", name=name or f"人员{n}", department_id=dep.id,
-                  roles=list(roles or ("inspector",)), cert_no=f"ZF{n:06d}", active=active)
+    off = Officer(
+        code=f"P{n:05d}",
+        name=name or f"人员{n}",
+        department_id=dep.id,
+        roles=list(roles or ("inspector",)),
+        cert_no=f"ZF{n:06d}",
+        active=active,
+    )
     session.add(off)
     await session.flush()
     return off
 
 
-async def item(session: AsyncSession, dep: Department, *, key: bool = False,
-               name: str | None = None) -> Item:
+async def item(
+    session: AsyncSession, dep: Department, *, key: bool = False, name: str | None = None
+) -> Item:
     n = _next()
-    it = Item(department_id=dep.id, code=f"SX{n:04d}", name=name or f"抽查事项{n}",
-              category="key" if key else "general")
+    it = Item(
+        department_id=dep.id,
+        code=f"SX{n:04d}",
+        name=name or f"抽查事项{n}",
+        category="key" if key else "general",
+    )
     session.add(it)
     await session.flush()
     return it
 
 
 async def targets(session: AsyncSession, n: int, **columns: Any) -> list[Target]:
-    """n targets with valid USCCs; `columns` (status, risk_level, flags, kind, region…) apply to all."""
+    """n targets with valid USCCs; `columns` (status,
+    risk_level, flags, kind, region…) apply to all."""
     if n == 0:
         return []  # an empty executemany would insert one row of defaults
     first = _next() * 100_000
-    rows = [{"uscc": valid_uscc(first + i), "name": f"测试企业{first + i}有限公司",
-             "address": f"测试路{i + 1}号", **columns} for i in range(n)]
+    rows = [
+        {
+            "uscc": valid_uscc(first + i),
+            "name": f"测试企业{first + i}有限公司",
+            "address": f"测试路{i + 1}号",
+            **columns,
+        }
+        for i in range(n)
+    ]
     await session.execute(insert(Target), rows)
-    found = await session.scalars(select(Target).where(Target.uscc.in_([r["uscc"] for r in rows]))
-                                  .order_by(Target.uscc))
+    found = await session.scalars(
+        select(Target).where(Target.uscc.in_([r["uscc"] for r in rows])).order_by(Target.uscc)
+    )
     return list(found)
 
 
@@ -98,17 +128,34 @@ class World:
     admin: Officer | None = None
 
 
-async def dept(session: AsyncSession, *, inspectors: int = 3, key_items: int = 0,
-               general_items: int = 1, name: str | None = None) -> Dept:
+async def dept(
+    session: AsyncSession,
+    *,
+    inspectors: int = 3,
+    key_items: int = 0,
+    general_items: int = 1,
+    name: str | None = None,
+) -> Dept:
     dep = await department(session, name)
     items = [await item(session, dep, key=True) for _ in range(key_items)]
     items += [await item(session, dep) for _ in range(general_items)]
-    return Dept(dep, await officer(session, dep, "liaison"), await officer(session, dep, "leader"),
-                [await officer(session, dep, "inspector") for _ in range(inspectors)], items)
+    return Dept(
+        dep,
+        await officer(session, dep, "liaison"),
+        await officer(session, dep, "leader"),
+        [await officer(session, dep, "inspector") for _ in range(inspectors)],
+        items,
+    )
 
 
-async def world(session: AsyncSession, *, partners: int = 2, inspectors: int = 3,
-                n_targets: int = 40, **target_columns: Any) -> World:
+async def world(
+    session: AsyncSession,
+    *,
+    partners: int = 2,
+    inspectors: int = 3,
+    n_targets: int = 40,
+    **target_columns: Any,
+) -> World:
     lead = await dept(session, inspectors=inspectors, name="县市场监督管理局")
     others = [await dept(session, inspectors=inspectors) for _ in range(partners)]
     w = World(lead, others, await targets(session, n_targets, **target_columns))
@@ -118,37 +165,61 @@ async def world(session: AsyncSession, *, partners: int = 2, inspectors: int = 3
 
 def as_actor(ctx: Ctx, actor: Officer | None) -> Ctx:
     """The same session and clock, acting as `actor`."""
-    return Ctx(session=ctx.session, clock=ctx.clock, actor=actor, rules=ctx.rules,
-               calendar=ctx.calendar)
+    return Ctx(
+        session=ctx.session, clock=ctx.clock, actor=actor, rules=ctx.rules, calendar=ctx.calendar
+    )
 
 
-async def draft_task(ctx: Ctx, w: World, *, rule: dict[str, Any] | None = None,
-                     scope: dict[str, Any] | None = None, title: str = "2026年食品经营者联合抽查") -> JointTask:
+async def draft_task(
+    ctx: Ctx,
+    w: World,
+    *,
+    rule: dict[str, Any] | None = None,
+    scope: dict[str, Any] | None = None,
+    title: str = "2026年食品经营者联合抽查",
+) -> JointTask:
     return await consultation.create_task(
-        as_actor(ctx, w.lead.liaison), title=title, lead_department_id=w.lead.dep.id,
-        window_start=WINDOW[0], window_end=WINDOW[1], item_ids=[i.id for i in w.lead.items],
-        scope=scope or {}, rule=rule or RULE_5PCT)
+        as_actor(ctx, w.lead.liaison),
+        title=title,
+        lead_department_id=w.lead.dep.id,
+        window_start=WINDOW[0],
+        window_end=WINDOW[1],
+        item_ids=[i.id for i in w.lead.items],
+        scope=scope or {},
+        rule=rule or RULE_5PCT,
+    )
 
 
-async def ready_task(ctx: Ctx, w: World, *, rule: dict[str, Any] | None = None,
-                     scope: dict[str, Any] | None = None, accept: Sequence[Dept] | None = None) -> JointTask:
+async def ready_task(
+    ctx: Ctx,
+    w: World,
+    *,
+    rule: dict[str, Any] | None = None,
+    scope: dict[str, Any] | None = None,
+    accept: Sequence[Dept] | None = None,
+) -> JointTask:
     """A task ready to draw: consulted, every partner in `accept` (default all) accepted, the
     others declined with a reason."""
     task = await draft_task(ctx, w, rule=rule, scope=scope)
     lead_ctx = as_actor(ctx, w.lead.liaison)
-    invitations = await consultation.open_consultation(lead_ctx, task, [p.dep.id for p in w.partners],
-                                                single_department=not w.partners)
+    invitations = await consultation.open_consultation(
+        lead_ctx, task, [p.dep.id for p in w.partners], single_department=not w.partners
+    )
     accepting = w.partners if accept is None else accept
     for inv, p in zip(invitations, w.partners, strict=True):
         if p in accepting:
             await consultation.accept_invitation(as_actor(ctx, p.liaison), inv.id)
         else:
-            await consultation.decline_invitation(as_actor(ctx, p.liaison), inv.id, "本部门本季度执法力量已全部投入专项整治")
+            await consultation.decline_invitation(
+                as_actor(ctx, p.liaison), inv.id, "本部门本季度执法力量已全部投入专项整治"
+            )
     assert task.state == "ready"
     return task
 
 
-async def snapshot(session: AsyncSession, tables: Iterable[str] | None = None) -> dict[str, list[str]]:
+async def snapshot(
+    session: AsyncSession, tables: Iterable[str] | None = None
+) -> dict[str, list[str]]:
     """Every row of every table (as text), to prove a refused operation changed nothing."""
     await session.flush()
     wanted = set(tables) if tables is not None else None

@@ -22,12 +22,22 @@ def random_aes_key() -> str:
     return base64.b64encode(os.urandom(32)).decode().rstrip("=")
 
 
-def make_services(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock,
-                  adapters: dict[str, PlatformAdapter] | None = None, **settings: Any) -> Services:
+def make_services(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    adapters: dict[str, PlatformAdapter] | None = None,
+    **settings: Any,
+) -> Services:
     cfg = Settings(link_secret="x" * 40, **settings)
-    return Services(settings=cfg, sessionmaker=sessionmaker, clock=clock, rules=cfg.rules,
-                    link_secret=b"x" * 40, public_base_url="http://127.0.0.1:8080",
-                    adapters=adapters or {})
+    return Services(
+        settings=cfg,
+        sessionmaker=sessionmaker,
+        clock=clock,
+        rules=cfg.rules,
+        link_secret=b"x" * 40,
+        public_base_url="http://127.0.0.1:8080",
+        adapters=adapters or {},
+    )
 
 
 class ReplyingHandler:
@@ -42,8 +52,12 @@ class ReplyingHandler:
     async def handle(self, session: AsyncSession, event: Event) -> None:
         self.calls += 1
         # a simulator conversation: the sender "delivers" it without any platform call
-        await enqueue(session, Destination(kind="chat", platform="sim", address=event.user_id),
-                      OutMessage.text(f"收到：{event.text}"), now=self.clock.now())
+        await enqueue(
+            session,
+            Destination(kind="chat", platform="sim", address=event.user_id),
+            OutMessage.text(f"收到：{event.text}"),
+            now=self.clock.now(),
+        )
         if self.calls <= self.fail_times:
             raise RuntimeError("handler exploded")
 

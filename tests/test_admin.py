@@ -16,7 +16,9 @@ async def test_admin_binds_and_the_account_then_speaks_as_the_officer(sessionmak
         inspector = await f.officer(s, dep, "inspector")
         await s.commit()
     d = make_dispatcher(sessionmaker, clock)
-    rows = await send(sessionmaker, d, text_event(admin.code, f"绑定 {inspector.code} 企业微信 wx-zhang"))
+    rows = await send(
+        sessionmaker, d, text_event(admin.code, f"绑定 {inspector.code} 企业微信 wx-zhang")
+    )
     assert "已将企业微信账号" in bodies(rows)
     async with sessionmaker() as s:
         bound = await s.scalar(select(Officer).where(Officer.code == inspector.code))
@@ -83,6 +85,8 @@ async def test_officer_declares_a_conflict_of_interest_in_chat(sessionmaker, clo
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event(inspector.code, f"利害关系 {target.uscc}"))
     assert "利害关系 统一社会信用代码" in bodies(rows)
-    rows = await send(sessionmaker, d, text_event(inspector.code, f"利害关系 {target.uscc} 本人配偶在该企业任职"))
+    rows = await send(
+        sessionmaker, d, text_event(inspector.code, f"利害关系 {target.uscc} 本人配偶在该企业任职")
+    )
     assert "已登记您与" in bodies(rows)
     assert len(await audit_rows(sessionmaker, "officer.conflict_declared")) == 1

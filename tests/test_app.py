@@ -30,8 +30,12 @@ CORP, TOKEN = "wwfakecorp", "callback-token"
 
 
 def wecom(aes: str, clock: FixedClock | SystemClock) -> WeComAdapter:
-    return WeComAdapter(WeComSettings(corp_id=CORP, agent_id=1000002, secret="s", token=TOKEN,
-                                      encoding_aes_key=aes), clock)
+    return WeComAdapter(
+        WeComSettings(
+            corp_id=CORP, agent_id=1000002, secret="s", token=TOKEN, encoding_aes_key=aes
+        ),
+        clock,
+    )
 
 
 class Rig:
@@ -43,18 +47,25 @@ class Rig:
             return resp.status, await resp.json()
 
 
-async def start(services: Services, aes: str, workers: tuple[str, ...] = (),
-                handler: ReplyingHandler | None = None) -> Rig:
+async def start(
+    services: Services,
+    aes: str,
+    workers: tuple[str, ...] = (),
+    handler: ReplyingHandler | None = None,
+) -> Rig:
     app = create_app(services, handler=handler or ReplyingHandler(services.clock), workers=workers)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    client = WeComCallbackClient(TOKEN, aes, CORP, str(server.make_url("/wecom/callback")),
-                                 clock=services.clock)
+    client = WeComCallbackClient(
+        TOKEN, aes, CORP, str(server.make_url("/wecom/callback")), clock=services.clock
+    )
     return Rig(services, server, client)
 
 
 @pytest.fixture
-async def rig(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> AsyncIterator[Rig]:
+async def rig(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> AsyncIterator[Rig]:
     aes = random_aes_key()
     services = make_services(sessionmaker, clock, {"wecom": wecom(aes, clock)})
     r = await start(services, aes)
@@ -102,13 +113,21 @@ async def test_url_verification_goes_through_the_adapter(rig: Rig) -> None:
 
 async def test_healthz_reports_queues(rig: Rig) -> None:
     clock = rig.services.clock
-    await rig.client.post(text_xml("zhangsan", "帮助", "7003", corp_id=CORP,
-                                   created=int(clock.now().timestamp())))
+    await rig.client.post(
+        text_xml("zhangsan", "帮助", "7003", corp_id=CORP, created=int(clock.now().timestamp()))
+    )
     status, data = await rig.get("/healthz")
     assert status == 200
-    assert data == {"status": "ok", "db": "ok", "pending_inbox": 1, "dead_inbox": 0,
-                    "pending_outbox": 0, "dead_outbox": 0, "platforms": ["wecom"],
-                    "connections": {}}
+    assert data == {
+        "status": "ok",
+        "db": "ok",
+        "pending_inbox": 1,
+        "dead_inbox": 0,
+        "pending_outbox": 0,
+        "dead_outbox": 0,
+        "platforms": ["wecom"],
+        "connections": {},
+    }
 
 
 async def test_healthz_is_503_when_the_database_is_gone(tmp_path: Path, clock: FixedClock) -> None:
@@ -127,12 +146,18 @@ async def test_healthz_is_503_when_the_database_is_gone(tmp_path: Path, clock: F
 
 
 async def test_workers_handle_callbacks_and_deliver_replies(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """Real clock, real loops: callback → inbox → handler → outbox → sender (simulator)."""
     clock = SystemClock()
     aes = random_aes_key()
-    services = make_services(sessionmaker, clock, {"wecom": wecom(aes, clock)},
-                             inbox={"poll_interval_s": 30}, sender={"poll_interval_s": 30})
+    services = make_services(
+        sessionmaker,
+        clock,
+        {"wecom": wecom(aes, clock)},
+        inbox={"poll_interval_s": 30},
+        sender={"poll_interval_s": 30},
+    )
     handler = ReplyingHandler(clock)
     r = await start(services, aes, workers=("inbox", "sender"), handler=handler)
     try:
@@ -160,13 +185,19 @@ async def test_workers_handle_callbacks_and_deliver_replies(
 
 
 async def test_unsent_work_resumes_after_a_restart(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """Rows stored while no worker ran (the process died after acking) are picked up by the
     poll of the next process, without any wake-up."""
     clock = SystemClock()
     aes = random_aes_key()
-    services = make_services(sessionmaker, clock, {"wecom": wecom(aes, clock)},
-                             inbox={"poll_interval_s": 0.05}, sender={"poll_interval_s": 0.05})
+    services = make_services(
+        sessionmaker,
+        clock,
+        {"wecom": wecom(aes, clock)},
+        inbox={"poll_interval_s": 0.05},
+        sender={"poll_interval_s": 0.05},
+    )
     first = await start(services, aes)  # no workers: acks only
     now = int(clock.now().timestamp())
     await first.client.post(text_xml("lisi", "进度", "9001", corp_id=CORP, created=now))
@@ -187,17 +218,26 @@ async def test_unsent_work_resumes_after_a_restart(
 
 
 async def test_due_jobs_run_once_and_are_idempotent(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     # 1 November, 11:00 in China: every daily job is due, and next year's holidays are missing
     at = dt.datetime(2026, 11, 2, 3, 0, tzinfo=dt.UTC)
     services = make_services(sessionmaker, FixedClock(at))
     first = await run_due_jobs_once(services, at)
-    assert first == {"nudges": True, "summaries": True, "invitation_expiry": True,
-                     "holiday_warning": True, "plan_reminders": True}
+    assert first == {
+        "nudges": True,
+        "summaries": True,
+        "invitation_expiry": True,
+        "holiday_warning": True,
+        "plan_reminders": True,
+    }
     await run_due_jobs_once(services, at)
     async with sessionmaker() as session:
-        warnings = (await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.idempotency_key.like("holiday-warning:%")))).all()
+        warnings = (
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.idempotency_key.like("holiday-warning:%"))
+            )
+        ).all()
     assert len(warnings) == 1 and "2027" in warnings[0].message["body"]
 
 
@@ -208,7 +248,8 @@ async def test_jobs_not_yet_due_are_skipped(sessionmaker: async_sessionmaker[Asy
 
 
 async def test_build_services_migrates_and_serves_with_no_platform(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings(database_url=str(tmp_path / "fresh.sqlite3"))
     services = await build_services(settings)
@@ -231,7 +272,8 @@ async def test_build_services_migrates_and_serves_with_no_platform(
 
 
 async def test_demo_county_loads_once_into_an_empty_database(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     from sqlalchemy import func
 
     from bot.server import load_demo_county

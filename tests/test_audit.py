@@ -8,8 +8,14 @@ from core.models import AuditEvent
 
 async def _three(session, clock):
     for i in range(3):
-        await audit.append(session, at=clock.now(), actor="system", action="test",
-                           subject=f"x:{i}", data={"n": i, "名": "值"})
+        await audit.append(
+            session,
+            at=clock.now(),
+            actor="system",
+            action="test",
+            subject=f"x:{i}",
+            data={"n": i, "名": "值"},
+        )
     await session.commit()
 
 
@@ -58,4 +64,6 @@ async def test_one_deleted_row_is_named_alone_and_a_run_as_a_range(session, cloc
     await _three(session, clock)
     await session.execute(delete(AuditEvent).where(AuditEvent.id.in_([4, 5])))
     await session.commit()
-    assert any(p.problem == "第 4–5 条记录缺失（被删除）" for p in await audit.verify_chain(session))
+    assert any(
+        p.problem == "第 4–5 条记录缺失（被删除）" for p in await audit.verify_chain(session)
+    )

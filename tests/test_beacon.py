@@ -36,7 +36,9 @@ async def _frozen(ctx: Ctx, source: str = SOURCE, **world: int) -> tuple[f.World
 
 
 async def _state(ctx: Ctx, code: str) -> str:
-    d = await ctx.session.scalar(select(Draw).where(Draw.task_code == code, Draw.state != "superseded"))
+    d = await ctx.session.scalar(
+        select(Draw).where(Draw.task_code == code, Draw.state != "superseded")
+    )
     assert d is not None
     return d.state
 
@@ -49,11 +51,16 @@ async def test_freeze_needs_a_dated_source(ctx: Ctx, source: str) -> None:
         await targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, source)
 
 
-@pytest.mark.parametrize(("now", "source"), [
-    (china_noon(dt.date(2026, 3, 2)), "2026年3月1日福彩3D开奖号码"),  # yesterday
-    (china(dt.date(2026, 3, 2), 22, 0), "2026-03-02 福彩3D"),  # tonight's draw is already out
-])
-async def test_freeze_refuses_a_beacon_already_known(ctx: Ctx, now: dt.datetime, source: str) -> None:
+@pytest.mark.parametrize(
+    ("now", "source"),
+    [
+        (china_noon(dt.date(2026, 3, 2)), "2026年3月1日福彩3D开奖号码"),  # yesterday
+        (china(dt.date(2026, 3, 2), 22, 0), "2026-03-02 福彩3D"),  # tonight's draw is already out
+    ],
+)
+async def test_freeze_refuses_a_beacon_already_known(
+    ctx: Ctx, now: dt.datetime, source: str
+) -> None:
     ctx.clock.set(now)
     w = await f.world(ctx.session, partners=0, n_targets=10)
     task = await f.ready_task(ctx, w)
@@ -100,7 +107,9 @@ async def test_3d_beacon_must_be_three_digits(ctx: Ctx, value: str) -> None:
     assert await _state(ctx, code) == "frozen"
 
 
-@pytest.mark.parametrize(("value", "stored"), [("4 1 7", "4 1 7"), ("417", "417"), ("４ １ ７", "4 1 7")])
+@pytest.mark.parametrize(
+    ("value", "stored"), [("4 1 7", "4 1 7"), ("417", "417"), ("４ １ ７", "4 1 7")]
+)
 async def test_3d_beacon_keeps_the_officers_digits(ctx: Ctx, value: str, stored: str) -> None:
     _, lead, code = await _frozen(ctx)
     ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
@@ -121,7 +130,10 @@ async def test_verify_says_the_beacon_was_used_not_that_it_is_official(ctx: Ctx)
     d = await targets.confirm_draw(lead, code, "417")
     report = await verify_draw(ctx, d.id)
     [beacon] = [c for c in report.checks if c.label.startswith("信标值")]
-    assert beacon.label == f"信标值（已用于计算；请对照{SOURCE}的官方公布核对）" and beacon.detail == "417"
+    assert (
+        beacon.label == f"信标值（已用于计算；请对照{SOURCE}的官方公布核对）"
+        and beacon.detail == "417"
+    )
 
 
 async def test_walkthrough_same_day_confirm_is_refused_in_chat(sessionmaker, clock) -> None:
@@ -131,7 +143,9 @@ async def test_walkthrough_same_day_confirm_is_refused_in_chat(sessionmaker, clo
     d = make_dispatcher(sessionmaker, clock)
     frozen = bodies(await send(sessionmaker, d, text_event(w.lead.liaison.code, f"抽取 {code}")))
     assert "2026年3月3日福彩3D开奖号码" in frozen and "2026年3月3日 21:30 起" in frozen
-    early = bodies(await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 123")))
+    early = bodies(
+        await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 123"))
+    )
     assert "尚未公布" in early and "2026年3月3日 21:30 起才能确认抽取" in early
     async with sessionmaker() as s:
         assert await s.scalar(select(Draw.state).where(Draw.task_code == code)) == "frozen"
@@ -140,19 +154,25 @@ async def test_walkthrough_same_day_confirm_is_refused_in_chat(sessionmaker, clo
 
 # ---------------------------------------------------------------- recusal
 
+
 async def _matched(ctx: Ctx) -> tuple[f.World, Case, list[GroupMember]]:
     w, lead, code = await _frozen(ctx)
     ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
     await targets.confirm_draw(lead, code, "417")
     cases = await groups.match_inspectors(lead, code)
     await ctx.session.commit()
-    members = list(await ctx.session.scalars(select(GroupMember).where(GroupMember.case_id == cases[0].id)))
+    members = list(
+        await ctx.session.scalars(select(GroupMember).where(GroupMember.case_id == cases[0].id))
+    )
     return w, cases[0], members
 
 
 async def _sent_since(ctx: Ctx, after: int) -> list[OutboxMessage]:
-    return list(await ctx.session.scalars(select(OutboxMessage).where(OutboxMessage.id > after)
-                                          .order_by(OutboxMessage.id)))
+    return list(
+        await ctx.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id > after).order_by(OutboxMessage.id)
+        )
+    )
 
 
 async def test_recusal_reason_needs_substance(ctx: Ctx) -> None:
@@ -162,7 +182,9 @@ async def test_recusal_reason_needs_substance(ctx: Ctx) -> None:
         await groups.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, "近亲")
 
 
-async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_reason(ctx: Ctx) -> None:
+async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_reason(
+    ctx: Ctx,
+) -> None:
     w, case, members = await _matched(ctx)
     partner = w.partners[0]
     old = next(m for m in members if m.department_id == partner.dep.id)
@@ -172,17 +194,27 @@ async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_re
     sent = await _sent_since(ctx, last or 0)
     to = {}
     for m in sent:
-        to.setdefault(m.destination.get("officer_id") or ("dept", m.destination.get("department_id")),
-                      []).append(m.message["body"])
+        to.setdefault(
+            m.destination.get("officer_id") or ("dept", m.destination.get("department_id")), []
+        ).append(m.message["body"])
 
     [assignment] = to[new.officer_id]
     window = f"{f.WINDOW[0].year}年{f.WINDOW[0].month}月{f.WINDOW[0].day}日"
-    for expected in (case.code, case.target.uscc, f"地址：{case.target.address}", window, "结果录入期限",
-                     w.lead.items[0].name, f"因{old.officer.name}回避接替加入检查组",
-                     f"(lianjian-page:documents/task:{case.code.rsplit('-', 1)[0]})"):
+    for expected in (
+        case.code,
+        case.target.uscc,
+        f"地址：{case.target.address}",
+        window,
+        "结果录入期限",
+        w.lead.items[0].name,
+        f"因{old.officer.name}回避接替加入检查组",
+        f"(lianjian-page:documents/task:{case.code.rsplit('-', 1)[0]})",
+    ):
         assert expected in assignment, expected
 
-    group_side = [oid for oid in to if oid not in (new.officer_id, partner.liaison.id, partner.leader.id)]
+    group_side = [
+        oid for oid in to if oid not in (new.officer_id, partner.liaison.id, partner.leader.id)
+    ]
     assert old.officer_id in group_side
     for oid in group_side:
         [body] = to[oid]
@@ -190,5 +222,9 @@ async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_re
     for oid in (partner.liaison.id, partner.leader.id):
         [body] = to[oid]
         assert f"理由：{reason}" in body
-    assert not any(reason in b for k, bs in to.items() if k not in (partner.liaison.id, partner.leader.id)
-                   for b in bs)
+    assert not any(
+        reason in b
+        for k, bs in to.items()
+        if k not in (partner.liaison.id, partner.leader.id)
+        for b in bs
+    )

@@ -26,16 +26,24 @@ from core.rules import Rules
 from tests import factories
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 _MISSING = f"browser test needs {CHROMIUM}: apt-get install -y chromium fonts-wqy-microhei"
 if os.environ.get("LIANJIAN_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
     from playwright import async_api
+
     assert shutil.which(CHROMIUM), _MISSING
 else:
-    async_api = pytest.importorskip("playwright.async_api",
-                                    reason="browser test needs the [test] extra (playwright)")
+    async_api = pytest.importorskip(
+        "playwright.async_api", reason="browser test needs the [test] extra (playwright)"
+    )
     if shutil.which(CHROMIUM) is None:
         pytest.skip(_MISSING, allow_module_level=True)
 
@@ -49,16 +57,26 @@ def db_url(tmp_path: Path, sqlite_template: Path) -> str:
 
 
 async def test_decline_with_reason_on_a_375px_page(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-        aiohttp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    services = Services(settings=Settings(), sessionmaker=sessionmaker, clock=clock, rules=Rules(),
-                        link_secret=b"b" * 32, public_base_url="http://127.0.0.1")
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    aiohttp_server,
+    tmp_path: Path,
+) -> None:  # type: ignore[no-untyped-def]
+    services = Services(
+        settings=Settings(),
+        sessionmaker=sessionmaker,
+        clock=clock,
+        rules=Rules(),
+        link_secret=b"b" * 32,
+        public_base_url="http://127.0.0.1",
+    )
     async with sessionmaker() as session:
         w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
         ctx = Ctx(session=session, clock=clock, rules=services.rules)
         task = await factories.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(factories.as_actor(ctx, w.lead.liaison), task,
-                                              [w.partners[0].dep.id])
+        [inv] = await consultation.open_consultation(
+            factories.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
+        )
         await session.commit()
     server = await aiohttp_server(create_app(services, workers=()))
     token = invitation_link(services, w.partners[0].liaison.id, inv.id).split("?t=", 1)[1]
@@ -68,8 +86,9 @@ async def test_decline_with_reason_on_a_375px_page(
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 375, "height": 740},
-                                          device_scale_factor=2, is_mobile=True)
+            page = await browser.new_page(
+                viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True
+            )
             await page.goto(url)
             await page.screenshot(path=tmp_path / "invitation.png", full_page=True)
             await page.fill("textarea[name=reason]", reason)

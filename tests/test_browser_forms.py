@@ -43,8 +43,11 @@ async def _shot(page: Any, name: str) -> int:
 
 
 async def test_result_form_and_review_on_a_375px_phone(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-        aiohttp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    aiohttp_server,
+    tmp_path: Path,
+) -> None:  # type: ignore[no-untyped-def]
     clock.set(china_noon(TODAY))
     async with sessionmaker() as session:
         w = await build_world(session)
@@ -53,7 +56,8 @@ async def test_result_form_and_review_on_a_375px_phone(
     base = str(server.make_url("/")).rstrip("/")
     form_url = result_link(services, w.a1.id, w.case.id).replace(services.public_base_url, base)
     review_url = review_link(services, w.lead_liaison.id, w.case.id).replace(
-        services.public_base_url, base)
+        services.public_base_url, base
+    )
     photo = tmp_path / "现场照片.jpg"
     photo.write_bytes(jpeg("green", (800, 600)))
     remark = "经营者称年报已委托代理机构填报，现场未能出示回执。"

@@ -29,8 +29,11 @@ async def _run(page, label: str, tmp_path: Path) -> str:  # type: ignore[no-unty
 
 
 async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-        aiohttp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    aiohttp_server,
+    tmp_path: Path,
+) -> None:  # type: ignore[no-untyped-def]
     services = make_services(sessionmaker, clock)
     async with sessionmaker() as session:
         code = await _locked_task(Ctx(session=session, clock=clock), session)
@@ -45,8 +48,9 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 375, "height": 740},
-                                          device_scale_factor=2, is_mobile=True)
+            page = await browser.new_page(
+                viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True
+            )
             await page.goto(str(server.make_url(f"/public/draws/{code}")))
             passed = await _run(page, "verified", tmp_path)
             overflow = await page.evaluate("document.documentElement.scrollWidth")
@@ -56,26 +60,40 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
         finally:
             await browser.close()
 
-    for check in ("✓ 抽取范围哈希：一致", "✓ 抽取范围数量：一致", "✓ 种子承诺值：一致",
-                  "✓ 信标值", "✓ 抽取结果", "验证通过"):
+    for check in (
+        "✓ 抽取范围哈希：一致",
+        "✓ 抽取范围数量：一致",
+        "✓ 种子承诺值：一致",
+        "✓ 信标值",
+        "✓ 抽取结果",
+        "验证通过",
+    ):
         assert check in passed, check
     assert "✗" not in passed and overflow <= 375
-    for check in ("✗ 抽取范围哈希：记录值", "✗ 抽取结果：锁定 2 个，复算 2 个，不一致", "验证未通过"):
+    for check in (
+        "✗ 抽取范围哈希：记录值",
+        "✗ 抽取结果：锁定 2 个，复算 2 个，不一致",
+        "验证未通过",
+    ):
         assert check in failed, check
     assert result == "fail"
 
 
 async def test_search_finds_the_published_result_on_a_phone(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-        aiohttp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    aiohttp_server,
+    tmp_path: Path,
+) -> None:  # type: ignore[no-untyped-def]
     async with sessionmaker() as session:
         await publish_and_correct(Ctx(session=session, clock=clock), await build_world(session))
     server = await aiohttp_server(create_app(make_services(sessionmaker, clock), workers=()))
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 375, "height": 740},
-                                          device_scale_factor=2, is_mobile=True)
+            page = await browser.new_page(
+                viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True
+            )
             await page.goto(str(server.make_url("/public/")))
             await page.click("text=检查结果查询")
             await page.fill("#q", "某某食品")

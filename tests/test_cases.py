@@ -17,13 +17,19 @@ from tests.case_factories import acting, at_day, build_world, snapshot
 
 D = dt.date
 NO_PROBLEM = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
-PROBLEM = {"codes": ["A", "2", "B", "5:WJ"], "methods": ["实地检查"],
-           "followups": ["责令改正并跟踪"]}
+PROBLEM = {
+    "codes": ["A", "2", "B", "5:WJ"],
+    "methods": ["实地检查"],
+    "followups": ["责令改正并跟踪"],
+}
 
 
 async def _audit(session, action):
-    return list(await session.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                      .order_by(AuditEvent.id)))
+    return list(
+        await session.scalars(
+            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+        )
+    )
 
 
 async def _outbox(session):
@@ -39,16 +45,36 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     await session.commit()
 
     v1 = await cases.submit_result(
-        acting(ctx, w.a2), code, **PROBLEM, inspected_on=D(2026, 3, 10), item_results=[
-            {"item_id": w.items[0].id, "codes": ["A", "2", "B"], "content": "核查年报",
-             "problems": "未公示行政许可信息", "handling": "责令十日内改正"}])
+        acting(ctx, w.a2),
+        code,
+        **PROBLEM,
+        inspected_on=D(2026, 3, 10),
+        item_results=[
+            {
+                "item_id": w.items[0].id,
+                "codes": ["A", "2", "B"],
+                "content": "核查年报",
+                "problems": "未公示行政许可信息",
+                "handling": "责令十日内改正",
+            }
+        ],
+    )
     await session.commit()
     assert (v1.version, v1.state) == (1, "submitted")
     await session.refresh(w.task)
     assert w.task.state == "reviewing"  # its only case has a result now
-    review_requests = [m for m in await _outbox(session)
-                       if m.destination == {"kind": "department", "department_id": w.lead.id,
-                                            "officer_id": None, "platform": None, "address": ""}]
+    review_requests = [
+        m
+        for m in await _outbox(session)
+        if m.destination
+        == {
+            "kind": "department",
+            "department_id": w.lead.id,
+            "officer_id": None,
+            "platform": None,
+            "address": "",
+        }
+    ]
     assert "结果待审核" in review_requests[-1].message["title"]
     assert "违反县卫生健康委员会相关规定" in review_requests[-1].message["body"]
 
@@ -61,19 +87,34 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     await session.commit()
     assert await snapshot(session) == before
 
-    await cases.review_result(acting(ctx, w.other_liaison), code, approve=False,
-                              reason="卫生检查内容未填写")
+    await cases.review_result(
+        acting(ctx, w.other_liaison), code, approve=False, reason="卫生检查内容未填写"
+    )
     await session.commit()
     await session.refresh(w.case)
     assert w.case.state == "returned"
-    returned = [m for m in await _outbox(session) if m.destination["kind"] == "officer"
-                and "退回" in m.message["title"]]
+    returned = [
+        m
+        for m in await _outbox(session)
+        if m.destination["kind"] == "officer" and "退回" in m.message["title"]
+    ]
     assert {m.destination["officer_id"] for m in returned} == {w.a1.id, w.a2.id, w.b1.id}
     assert "卫生检查内容未填写" in returned[0].message["body"]
 
-    v2 = await cases.submit_result(acting(ctx, w.b1), code, **PROBLEM, item_results=[
-        {"item_id": w.items[1].id, "codes": ["A", "5:WJ"], "content": "查看卫生许可证",
-         "problems": "从业人员健康证过期", "handling": "责令整改"}])
+    v2 = await cases.submit_result(
+        acting(ctx, w.b1),
+        code,
+        **PROBLEM,
+        item_results=[
+            {
+                "item_id": w.items[1].id,
+                "codes": ["A", "5:WJ"],
+                "content": "查看卫生许可证",
+                "problems": "从业人员健康证过期",
+                "handling": "责令整改",
+            }
+        ],
+    )
     await session.commit()
     assert v2.version == 2 and v2.inspected_on == D(2026, 3, 10)
 
@@ -88,8 +129,12 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     await session.commit()
     await session.refresh(w.case)
     assert w.case.state == "approved"
-    reviews = [tuple(r) for r in (await session.execute(
-        select(Review.result_id, Review.decision).order_by(Review.id))).all()]
+    reviews = [
+        tuple(r)
+        for r in (
+            await session.execute(select(Review.result_id, Review.decision).order_by(Review.id))
+        ).all()
+    ]
     assert reviews == [(v1.id, "return"), (v2.id, "approve"), (v2.id, "approve")]
 
     at_day(ctx, D(2026, 3, 20))
@@ -101,15 +146,22 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     await session.refresh(w.task)
     assert w.task.state == "published"
     assert [e.data for e in await _audit(session, "task.stage")] == [
-        {"from": "inspecting", "to": "reviewing"}, {"from": "reviewing", "to": "published"}]
+        {"from": "inspecting", "to": "reviewing"},
+        {"from": "reviewing", "to": "published"},
+    ]
     assert v2.published_at == ctx.clock.now()
     with pytest.raises(ValidationFailed, match="没有审核通过、待公示的结果"):
         await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
     with pytest.raises(InvalidTransition, match="不能重新提交"):
-        await cases.submit_result(acting(ctx, w.a1), code, **NO_PROBLEM, inspected_on=D(2026, 3, 10))
+        await cases.submit_result(
+            acting(ctx, w.a1), code, **NO_PROBLEM, inspected_on=D(2026, 3, 10)
+        )
     published = await _audit(session, "task.results_published")
     assert published[0].data["cases"] == [code]
-    assert [e.data["late"] for e in await _audit(session, "case.result.submitted")] == [False, False]
+    assert [e.data["late"] for e in await _audit(session, "case.result.submitted")] == [
+        False,
+        False,
+    ]
 
 
 async def test_non_member_cannot_submit_and_nothing_changes(ctx, session):
@@ -118,11 +170,14 @@ async def test_non_member_cannot_submit_and_nothing_changes(ctx, session):
     before = await snapshot(session)
     for actor in (w.outsider, w.lead_liaison, None):
         with pytest.raises(PermissionDenied) as err:
-            await cases.submit_result(acting(ctx, actor), w.case.code, **NO_PROBLEM,
-                                      inspected_on=D(2026, 3, 10))
+            await cases.submit_result(
+                acting(ctx, actor), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 10)
+            )
         assert str(err.value) == "只有本案检查组成员可以提交结果"
-        assert (err.value.action, err.value.subject) == ("case.result.submit.denied",
-                                                         f"case:{w.case.code}")
+        assert (err.value.action, err.value.subject) == (
+            "case.result.submit.denied",
+            f"case:{w.case.code}",
+        )
     await session.commit()
     assert await snapshot(session) == before
 
@@ -145,10 +200,11 @@ async def test_bad_result_input_changes_nothing(ctx, session):
     bad = [
         ({**NO_PROBLEM, "codes": ["1", "E"]}, "不能与其他检查结果同时选择"),
         ({**PROBLEM, "followups": ["移送办案机构"]}, "请先登记移送记录"),
-        ({**NO_PROBLEM, "item_results": [{"item_id": 999, "codes": ["1"]}]},
-         "不属于本次抽查任务"),
-        ({**NO_PROBLEM, "item_results": [{"item_id": w.items[0].id, "codes": ["A", "2", "B"]}]},
-         "案件结论不能为“未发现问题”"),
+        ({**NO_PROBLEM, "item_results": [{"item_id": 999, "codes": ["1"]}]}, "不属于本次抽查任务"),
+        (
+            {**NO_PROBLEM, "item_results": [{"item_id": w.items[0].id, "codes": ["A", "2", "B"]}]},
+            "案件结论不能为“未发现问题”",
+        ),
         ({**NO_PROBLEM, "inspected_on": None}, "请填写检查日期"),
     ]
     for fields, message in bad:
@@ -172,12 +228,22 @@ async def test_referral_then_a_referred_result(ctx, session):
     with pytest.raises(ValidationFailed, match="请填写接收单位和移送内容"):
         await cases.add_referral(acting(ctx, w.a1), w.case.code, "移送办案机构", "", "x")
     with pytest.raises(PermissionDenied):
-        await cases.add_referral(acting(ctx, w.outsider), w.case.code, "移送办案机构", "稽查大队", "x")
-    await cases.add_referral(acting(ctx, w.a1), w.case.code, "移送办案机构", "县市场监管稽查大队",
-                             "涉嫌虚假公示，移送立案调查")
-    result = await cases.submit_result(acting(ctx, w.a1), w.case.code, **{
-        **PROBLEM, "codes": ["A", "2", "C"], "followups": ["移送办案机构"]},
-        inspected_on=D(2026, 3, 10))
+        await cases.add_referral(
+            acting(ctx, w.outsider), w.case.code, "移送办案机构", "稽查大队", "x"
+        )
+    await cases.add_referral(
+        acting(ctx, w.a1),
+        w.case.code,
+        "移送办案机构",
+        "县市场监管稽查大队",
+        "涉嫌虚假公示，移送立案调查",
+    )
+    result = await cases.submit_result(
+        acting(ctx, w.a1),
+        w.case.code,
+        **{**PROBLEM, "codes": ["A", "2", "C"], "followups": ["移送办案机构"]},
+        inspected_on=D(2026, 3, 10),
+    )
     await session.commit()
     assert result.followups == ["移送办案机构"]
     assert [e.data["kind"] for e in await _audit(session, "case.referral")] == ["移送办案机构"]
@@ -199,8 +265,9 @@ async def test_late_submission_is_accepted_and_flagged(ctx, session):
 async def test_status_result_without_visit_and_not_inspected_due_from_window(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 4, 30))  # window ends 3-31; + 20 wd = 4-29 → late
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, codes=["9"], methods=[],
-                              followups=["无需后续处置"])
+    await cases.submit_result(
+        acting(ctx, w.a1), w.case.code, codes=["9"], methods=[], followups=["无需后续处置"]
+    )
     await session.commit()
     event = (await _audit(session, "case.result.submitted"))[0]
     assert event.data["result_due_on"] == "2026-04-29" and event.data["late"] is True
@@ -227,14 +294,17 @@ async def test_inspection_across_year_end_is_provisional_until_holidays_load(ctx
     notice = (await _outbox(session))[-1].message["body"]
     assert "暂按工作日周一至周五计算" in notice
 
-    changed = await load_holiday_year(ctx, HolidayFile(
-        2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试用节假日安排"))
+    changed = await load_holiday_year(
+        ctx, HolidayFile(2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试用节假日安排")
+    )
     await session.commit()
     assert changed == 1
     case = await session.scalar(select(Case).where(Case.id == w.case.id))
     await session.refresh(case)
     assert (case.result_due_on, case.result_due_provisional) == (D(2027, 1, 8), False)
-    assert (await _audit(session, "deadlines.recomputed"))[0].data["changes"][0]["to"] == "2027-01-08"
+    assert (await _audit(session, "deadlines.recomputed"))[0].data["changes"][0][
+        "to"
+    ] == "2027-01-08"
 
 
 async def test_documents_render_with_target_and_items(ctx, session):
@@ -248,13 +318,19 @@ async def test_documents_render_with_target_and_items(ctx, session):
     blank_form = render("documents/record.html.j2", **notice_ctx)
     assert "☐ 实地检查" in blank_form and "违反县卫生健康委员会相关规定" in blank_form
 
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM,
-                              inspected_on=D(2026, 3, 10), item_results=[
-                                  {"item_id": w.items[0].id, "codes": ["A", "2", "B"],
-                                   "problems": "未公示<行政许可>信息"}])
+    await cases.submit_result(
+        acting(ctx, w.a1),
+        w.case.code,
+        **PROBLEM,
+        inspected_on=D(2026, 3, 10),
+        item_results=[
+            {"item_id": w.items[0].id, "codes": ["A", "2", "B"], "problems": "未公示<行政许可>信息"}
+        ],
+    )
     await session.commit()
-    record = render("documents/record.html.j2",
-                    **await cases.case_document_context(ctx, w.case.code))
+    record = render(
+        "documents/record.html.j2", **await cases.case_document_context(ctx, w.case.code)
+    )
     assert "一企一表" in record and "91330424MA28AQAQXU" in record
     assert "未公示&lt;行政许可&gt;信息" in record  # autoescaped
     assert "违反县卫生健康委员会相关规定（5）" in record and "2026年3月10日" in record
@@ -264,12 +340,21 @@ async def test_documents_render_with_target_and_items(ctx, session):
 async def test_results_are_versioned_rows(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
-                              inspected_on=D(2026, 3, 10),
-                              item_results=[{"item_id": w.items[0].id, "codes": ["1"]}])
+    await cases.submit_result(
+        acting(ctx, w.a1),
+        w.case.code,
+        **NO_PROBLEM,
+        inspected_on=D(2026, 3, 10),
+        item_results=[{"item_id": w.items[0].id, "codes": ["1"]}],
+    )
     await session.commit()
-    rows = (await session.execute(select(CaseResult.version, ItemResult.codes)
-                                  .join(ItemResult, ItemResult.result_id == CaseResult.id))).all()
+    rows = (
+        await session.execute(
+            select(CaseResult.version, ItemResult.codes).join(
+                ItemResult, ItemResult.result_id == CaseResult.id
+            )
+        )
+    ).all()
     assert [tuple(r) for r in rows] == [(1, ["1"])]
 
 
@@ -278,11 +363,13 @@ async def test_result_inspection_date_must_lie_between_window_start_and_today(ct
     at_day(ctx, D(2026, 3, 12))
     before = await snapshot(session)
     with pytest.raises(ValidationFailed, match="检查日期早于任务检查时间（2026-03-02 起）"):
-        await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
-                                  inspected_on=D(2026, 2, 27))
+        await cases.submit_result(
+            acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 2, 27)
+        )
     with pytest.raises(ValidationFailed, match="检查日期不能晚于今天"):
-        await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
-                                  inspected_on=D(2026, 3, 13))
+        await cases.submit_result(
+            acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 13)
+        )
     await session.rollback()
     assert await snapshot(session) == before
     await session.refresh(w.case)
@@ -292,8 +379,9 @@ async def test_result_inspection_date_must_lie_between_window_start_and_today(ct
 async def _submitted_world(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
-                              inspected_on=D(2026, 3, 10))
+    await cases.submit_result(
+        acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 10)
+    )
     await session.commit()
     return w
 
@@ -301,11 +389,14 @@ async def _submitted_world(ctx, session):
 async def test_lead_approval_waits_for_every_participating_department(ctx, session):
     w = await _submitted_world(ctx, session)
     submitted = [m for m in await _outbox(session) if "结果待审核" in m.message["title"]]
-    groups = [m.destination["department_id"] for m in submitted if m.destination["kind"] == "department"]
+    groups = [
+        m.destination["department_id"] for m in submitted if m.destination["kind"] == "department"
+    ]
     assert set(groups) == {w.lead.id, w.other.id}
     # and each liaison and leader privately, with the signed review page (004 第十九条)
-    assert {m.destination["officer_id"] for m in submitted if m.destination["kind"] == "officer"} == {
-        w.lead_liaison.id, w.lead_leader.id, w.other_liaison.id, w.other_leader.id}
+    assert {
+        m.destination["officer_id"] for m in submitted if m.destination["kind"] == "officer"
+    } == {w.lead_liaison.id, w.lead_leader.id, w.other_liaison.id, w.other_leader.id}
 
     await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
     await session.commit()
@@ -340,7 +431,8 @@ async def _ctx_as(session, clock, code: str, rules: Rules) -> Ctx:
 
 
 async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
-        ctx, session, sessionmaker, engine, clock):
+    ctx, session, sessionmaker, engine, clock
+):
     w = await _submitted_world(ctx, session)
     rules = Rules(review_requires_participants=False)  # the lead's approval alone decides
     async with sessionmaker() as s1, sessionmaker() as s2:
@@ -351,8 +443,11 @@ async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
         await s1.flush()
         if engine.dialect.name == "postgresql":
             # the lead's transaction still holds the row: the participant's review must wait
-            second = asyncio.create_task(cases.review_result(
-                participant, w.case.code, approve=False, reason="卫生检查内容未填写"))
+            second = asyncio.create_task(
+                cases.review_result(
+                    participant, w.case.code, approve=False, reason="卫生检查内容未填写"
+                )
+            )
             await asyncio.sleep(0.3)
             assert not second.done()
             await s1.commit()
@@ -361,8 +456,9 @@ async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
         else:  # SQLite has one writer: the second review runs after the commit
             await s1.commit()
             with pytest.raises(InvalidTransition, match="当前状态为“审核通过”"):
-                await cases.review_result(participant, w.case.code, approve=False,
-                                          reason="卫生检查内容未填写")
+                await cases.review_result(
+                    participant, w.case.code, approve=False, reason="卫生检查内容未填写"
+                )
         await s2.rollback()
     assert await session.scalar(select(Case.state).where(Case.id == w.case.id)) == "approved"
     decisions = list(await session.scalars(select(Review.decision)))

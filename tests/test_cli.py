@@ -32,20 +32,36 @@ def test_draw_list_show_verify(demo_db, capsys):
     target_draw = next(d for d in draws if d["kind"] == "targets" and d["locked"])
     assert main(["draw", "show", str(target_draw["id"]), "--json", "--db", str(demo_db)]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["task_code"] == "LJ-2026-001" and len(shown["selection"]) == target_draw["selected"]
+    assert (
+        shown["task_code"] == "LJ-2026-001" and len(shown["selection"]) == target_draw["selected"]
+    )
     assert main(["draw", "verify", str(target_draw["id"]), "--db", str(demo_db)]) == 0
     assert "验证通过" in capsys.readouterr().out
 
 
 def test_readme_recipe_recomputes_the_draw(demo_db, tmp_path, capsys):
     """The snippet in README.md, run as written, must agree with the stored selection."""
-    assert main(["draw", "export-pool", "LJ-2026-001", "-o", str(tmp_path / "pool.csv"),
-                 "--db", str(demo_db)]) == 0
+    assert (
+        main(
+            [
+                "draw",
+                "export-pool",
+                "LJ-2026-001",
+                "-o",
+                str(tmp_path / "pool.csv"),
+                "--db",
+                str(demo_db),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["draw", "show", "LJ-2026-001", "--json", "--db", str(demo_db)]) == 0
     (tmp_path / "draw.json").write_text(capsys.readouterr().out, "utf-8")
     snippet = re.search(r"```python\n(.*?)```", README.read_text("utf-8"), re.S).group(1)
-    done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -54,7 +70,12 @@ def test_tampered_selection_fails_verification(demo_db, tmp_path, capsys):
     copy.write_bytes(demo_db.read_bytes())
     engine = create_engine(f"sqlite:///{copy}")
     with engine.begin() as conn:
-        conn.execute(text("UPDATE draw SET selection = '[\"91330400000000000X\"]' WHERE task_code = 'LJ-2026-001' AND kind = 'targets'"))
+        conn.execute(
+            text(
+                "UPDATE draw SET selection = '[\"91330400000000000X\"]' "
+                "WHERE task_code = 'LJ-2026-001' AND kind = 'targets'"
+            )
+        )
     engine.dispose()
     assert main(["draw", "verify", "LJ-2026-001", "--db", str(copy)]) == 1
     assert "✗" in capsys.readouterr().out
@@ -81,14 +102,40 @@ def test_chat_bind_replaces_and_lists_without_secrets(demo_db, tmp_path, capsys)
     copy = tmp_path / "copy.sqlite3"
     copy.write_bytes(demo_db.read_bytes())
     url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRETKEY123"
-    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", url, "--db", str(copy)]) == 0
-    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", url + "4", "--db", str(copy)]) == 0
+    assert (
+        main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", url, "--db", str(copy)])
+        == 0
+    )
+    assert (
+        main(
+            ["chat", "bind", "SJ", "--platform", "wecom", "--webhook", url + "4", "--db", str(copy)]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["chat", "list", "--db", str(copy)]) == 0
     out = capsys.readouterr().out
     assert "SECRETKEY" not in out and "已被新的绑定替换" in out and out.count("启用") == 1
-    assert main(["chat", "bind", "NOPE", "--platform", "wecom", "--webhook", url, "--db", str(copy)]) == 2
-    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", "https://x/", "--db", str(copy)]) == 2
+    assert (
+        main(["chat", "bind", "NOPE", "--platform", "wecom", "--webhook", url, "--db", str(copy)])
+        == 2
+    )
+    assert (
+        main(
+            [
+                "chat",
+                "bind",
+                "SJ",
+                "--platform",
+                "wecom",
+                "--webhook",
+                "https://x/",
+                "--db",
+                str(copy),
+            ]
+        )
+        == 2
+    )
     assert "不完整" in capsys.readouterr().err
 
 
@@ -101,13 +148,21 @@ def test_task_create_from_the_example_file_opens_consultation(demo_db, tmp_path,
     assert "LJ-2026-002" in out and "已向 WJ、GA、JT、HB 发出邀请" in out
     engine = create_engine(f"sqlite:///{copy}")
     with engine.connect() as conn:
-        state = conn.execute(text("SELECT state FROM joint_task WHERE code = 'LJ-2026-002'")).scalar()
-        invited = conn.execute(text("SELECT count(*) FROM invitation i JOIN joint_task t ON t.id = i.task_id "
-                                    "WHERE t.code = 'LJ-2026-002'")).scalar()
+        state = conn.execute(
+            text("SELECT state FROM joint_task WHERE code = 'LJ-2026-002'")
+        ).scalar()
+        invited = conn.execute(
+            text(
+                "SELECT count(*) FROM invitation i JOIN joint_task t ON t.id = i.task_id "
+                "WHERE t.code = 'LJ-2026-002'"
+            )
+        ).scalar()
     engine.dispose()
     assert (state, invited) == ("consulting", 4)
     bad = tmp_path / "bad.toml"
-    bad.write_text(example.read_text("utf-8").replace('items = ["SJ-03"]', 'items = ["NOPE"]'), "utf-8")
+    bad.write_text(
+        example.read_text("utf-8").replace('items = ["SJ-03"]', 'items = ["NOPE"]'), "utf-8"
+    )
     assert main(["task", "create", str(bad), "--db", str(copy)]) == 2
     assert "事项清单中没有：NOPE" in capsys.readouterr().err
 
@@ -120,8 +175,11 @@ def test_invalid_settings_are_reported_without_the_secrets(tmp_path, capsys, mon
     bad_aes = "AESKEY" + "q" * 36  # 42 characters: one short of a valid EncodingAESKey
     short_secret = "linksecret-Zz9"
     config = tmp_path / "config.toml"
-    config.write_text(f'link_secret = "{short_secret}"\n[wecom]\ncorp_id = "ww1"\nagent_id = 1\n'
-                      f'secret = "appsecret-Q7"\ntoken = "tok"\nencoding_aes_key = "{bad_aes}"\n', "utf-8")
+    config.write_text(
+        f'link_secret = "{short_secret}"\n[wecom]\ncorp_id = "ww1"\nagent_id = 1\n'
+        f'secret = "appsecret-Q7"\ntoken = "tok"\nencoding_aes_key = "{bad_aes}"\n',
+        "utf-8",
+    )
     assert main([*command, "--config", str(config)]) == 2
     captured = capsys.readouterr()
     shown = captured.out + captured.err
@@ -137,16 +195,37 @@ async def test_demo_reports_each_stage_in_order_and_keeps_its_transcript(tmp_pat
 
     lines: list[str] = []
     stages: list[str] = []
-    assert await run_demo(db=str(tmp_path / "d.sqlite3"), seed=5, targets=2000, out=lines.append,
-                          stage=stages.append) == 0
+    assert (
+        await run_demo(
+            db=str(tmp_path / "d.sqlite3"),
+            seed=5,
+            targets=2000,
+            out=lines.append,
+            stage=stages.append,
+        )
+        == 0
+    )
     assert stages == list(STAGES)
     assert lines[0].startswith("生成模拟县域") and "演示完成" in lines[-1]
 
 
 def test_demo_without_a_terminal_prints_no_progress_bar(tmp_path) -> None:
     """Piped (CI logs, `| tail`): transcript lines only, no bar redraws or escape codes."""
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--targets", "2000",
-                           "--db", str(tmp_path / "d.sqlite3")], capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "demo",
+            "--targets",
+            "2000",
+            "--db",
+            str(tmp_path / "d.sqlite3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0 and "演示完成" in done.stdout
     assert "\x1b[" not in done.stdout and "演示：" not in done.stdout

@@ -20,21 +20,26 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, out, err
 
 
-@pytest.mark.parametrize(("argv", "says"), [
-    ([], "缺少参数"),
-    (["frob"], "“frob”无效"),
-    (["draw"], "缺少参数：子命令"),
-    (["import", "frob", "x.csv"], "“frob”无效"),
-    (["draw", "list", "--db"], "后面需要一个值"),
-])
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ([], "缺少参数"),
+        (["frob"], "“frob”无效"),
+        (["draw"], "缺少参数：子命令"),
+        (["import", "frob", "x.csv"], "“frob”无效"),
+        (["draw", "list", "--db"], "后面需要一个值"),
+    ],
+)
 def test_usage_errors_are_chinese_and_show_the_usage(
-        argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and says in err and err.startswith("用法：lianjian")
 
 
 def test_a_missing_folder_or_file_is_named_and_nothing_is_created(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run_cli(["draw", "list", "--db", str(tmp_path / "nope" / "x.sqlite3")], capsys)
     assert code == 2 and "文件夹不存在" in err
     missing = tmp_path / "typo.sqlite3"
@@ -42,8 +47,9 @@ def test_a_missing_folder_or_file_is_named_and_nothing_is_created(
     assert code == 2 and "lianjian db upgrade" in err and not missing.exists()
 
 
-def test_a_file_that_is_not_ours_is_refused_untouched(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_that_is_not_ours_is_refused_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     other = tmp_path / "notes.sqlite3"
     other.write_text("会议纪要", "utf-8")
     code, _, err = run_cli(["draw", "list", "--db", str(other)], capsys)
@@ -51,7 +57,8 @@ def test_a_file_that_is_not_ours_is_refused_untouched(tmp_path: Path,
 
 
 def test_db_upgrade_creates_and_an_empty_draw_list_says_so(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = str(tmp_path / "new.sqlite3")
     assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
     code, out, _ = run_cli(["draw", "list", "--db", db], capsys)
@@ -59,13 +66,20 @@ def test_db_upgrade_creates_and_an_empty_draw_list_says_so(
 
 
 def test_draw_list_has_a_header_and_show_prints_a_receipt(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = str(tmp_path / "demo.sqlite3")
     assert run_cli(["demo", "--targets", "2000", "--db", db], capsys)[0] == 0
     code, out, _ = run_cli(["draw", "list", "--db", db], capsys)
     assert code == 0 and out.splitlines()[0].split()[:3] == ["ID", "抽取编号", "类型"]
     code, out, _ = run_cli(["draw", "show", "LJ-2026-001", "--db", db], capsys)
     assert code == 0
-    for label in ("种子承诺值：", "揭示的种子：", "抽取池：", "抽取规则：", "选中（",
-                  "复核：lianjian draw verify"):
+    for label in (
+        "种子承诺值：",
+        "揭示的种子：",
+        "抽取池：",
+        "抽取规则：",
+        "选中（",
+        "复核：lianjian draw verify",
+    ):
         assert label in out

@@ -41,7 +41,9 @@ def test_defaults_without_any_file() -> None:
 
 def test_toml_then_env_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     aes = random_aes_key()
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 port = 9000
 [rules]
 decline_reason_min_chars = 20
@@ -53,7 +55,8 @@ token = "tok"
 encoding_aes_key = "{aes}"
 [sender]
 group_robot_per_minute = 10
-""")
+""",
+    )
     monkeypatch.setenv("LIANJIAN_WECOM__SECRET", "from-env")
     monkeypatch.setenv("LIANJIAN_PORT", "9100")
     monkeypatch.setenv("LIANJIAN_SENDER__MAX_ATTEMPTS", "4")
@@ -111,10 +114,14 @@ def test_unknown_key_is_refused(tmp_path: Path) -> None:
 
 def test_redacted_hides_every_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     aes = random_aes_key()
-    secrets = {"LIANJIAN_WECOM__SECRET": "s3cret-app", "LIANJIAN_WECOM__TOKEN": "s3cret-token",
-               "LIANJIAN_WECOM__ENCODING_AES_KEY": aes, "LIANJIAN_DINGTALK__APP_SECRET": "s3cret-ding",
-               "LIANJIAN_LINK_SECRET": "s3cret-link" * 4,
-               "LIANJIAN_DATABASE_URL": "postgresql://lj:s3cret-pw@db:5432/lianjian"}
+    secrets = {
+        "LIANJIAN_WECOM__SECRET": "s3cret-app",
+        "LIANJIAN_WECOM__TOKEN": "s3cret-token",
+        "LIANJIAN_WECOM__ENCODING_AES_KEY": aes,
+        "LIANJIAN_DINGTALK__APP_SECRET": "s3cret-ding",
+        "LIANJIAN_LINK_SECRET": "s3cret-link" * 4,
+        "LIANJIAN_DATABASE_URL": "postgresql://lj:s3cret-pw@db:5432/lianjian",
+    }
     for k, v in secrets.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("LIANJIAN_WECOM__CORP_ID", "ww1")
@@ -144,21 +151,28 @@ def test_configured_link_secret_wins(tmp_path: Path) -> None:
     assert not secret_file_path(s).exists()
 
 
-WECOM_ENV = {"LIANJIAN_WECOM__CORP_ID": "ww1", "LIANJIAN_WECOM__AGENT_ID": "1000002",
-             "LIANJIAN_WECOM__SECRET": "s", "LIANJIAN_WECOM__TOKEN": "t"}
+WECOM_ENV = {
+    "LIANJIAN_WECOM__CORP_ID": "ww1",
+    "LIANJIAN_WECOM__AGENT_ID": "1000002",
+    "LIANJIAN_WECOM__SECRET": "s",
+    "LIANJIAN_WECOM__TOKEN": "t",
+}
 
 
-@pytest.mark.parametrize(("section", "platform", "expected"), [
-    ("", False, True),  # nothing configured: a local trial, the simulator is the chat
-    ("", True, False),  # a platform configured: off unless asked for
-    ('[simulator]\nenabled = "auto"\n', True, False),
-    ('[simulator]\nenabled = "auto"\n', False, True),
-    ("[simulator]\nenabled = true\n", True, True),
-    ("[simulator]\nenabled = false\n", False, False),
-])
+@pytest.mark.parametrize(
+    ("section", "platform", "expected"),
+    [
+        ("", False, True),  # nothing configured: a local trial, the simulator is the chat
+        ("", True, False),  # a platform configured: off unless asked for
+        ('[simulator]\nenabled = "auto"\n', True, False),
+        ('[simulator]\nenabled = "auto"\n', False, True),
+        ("[simulator]\nenabled = true\n", True, True),
+        ("[simulator]\nenabled = false\n", False, False),
+    ],
+)
 def test_simulator_auto_is_off_once_a_platform_is_configured(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, section: str, platform: bool,
-        expected: bool) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, section: str, platform: bool, expected: bool
+) -> None:
     if platform:
         for k, v in {**WECOM_ENV, "LIANJIAN_WECOM__ENCODING_AES_KEY": random_aes_key()}.items():
             monkeypatch.setenv(k, v)
@@ -168,7 +182,8 @@ def test_simulator_auto_is_off_once_a_platform_is_configured(
 
 
 def test_simulator_auto_from_the_environment_and_the_example_file(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     for k, v in {**WECOM_ENV, "LIANJIAN_WECOM__ENCODING_AES_KEY": random_aes_key()}.items():
         monkeypatch.setenv(k, v)
     assert load_settings(EXAMPLE).simulator.enabled is False  # example + credentials from env

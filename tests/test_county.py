@@ -19,8 +19,16 @@ from tests.case_factories import build_world
 from tests.test_imports import write_csv, write_xlsx
 
 DEPT_HEADER = ["部门编码", "部门名称", "简称", "是否市场监管部门", "上级对口部门"]
-ITEM_HEADER = ["部门", "事项编码", "事项名称", "事项类别", "检查对象范围", "检查方式", "检查依据",
-               "抽查比例上限"]
+ITEM_HEADER = [
+    "部门",
+    "事项编码",
+    "事项名称",
+    "事项类别",
+    "检查对象范围",
+    "检查方式",
+    "检查依据",
+    "抽查比例上限",
+]
 
 
 async def _departments(ctx: Ctx) -> dict[str, Department]:
@@ -28,16 +36,21 @@ async def _departments(ctx: Ctx) -> dict[str, Department]:
 
 
 async def _current_items(ctx: Ctx) -> dict[str, Item]:
-    return {i.code: i for i in await ctx.session.scalars(select(Item).where(Item.current.is_(True)))}
+    return {
+        i.code: i for i in await ctx.session.scalars(select(Item).where(Item.current.is_(True)))
+    }
 
 
 async def test_departments_import_updates_and_never_deletes(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_xlsx(tmp_path / "d.xlsx", [
-        DEPT_HEADER,
-        ["sj", "县市场监督管理局", "市场监管", "是", "市市场监督管理局"],
-        ["WJ", "县卫生健康局", "卫健", "否", "市卫生健康委员会"],
-        ["GA", "县公安局", "", "", ""],
-    ])
+    path = write_xlsx(
+        tmp_path / "d.xlsx",
+        [
+            DEPT_HEADER,
+            ["sj", "县市场监督管理局", "市场监管", "是", "市市场监督管理局"],
+            ["WJ", "县卫生健康局", "卫健", "否", "市卫生健康委员会"],
+            ["GA", "县公安局", "", "", ""],
+        ],
+    )
     report = await import_departments(ctx, path)
     assert report.ok and report.inserted == 3, report.summary_zh()
     await ctx.session.commit()
@@ -45,8 +58,10 @@ async def test_departments_import_updates_and_never_deletes(ctx: Ctx, tmp_path: 
     assert deps["SJ"].is_market_regulator and not deps["WJ"].is_market_regulator
     assert deps["WJ"].counterpart == "市卫生健康委员会"
 
-    again = write_csv(tmp_path / "d.csv", [DEPT_HEADER[:3], ["SJ", "县市场监督管理局", "市监"],
-                                           ["WJ", "县卫生健康局", "卫健"]])
+    again = write_csv(
+        tmp_path / "d.csv",
+        [DEPT_HEADER[:3], ["SJ", "县市场监督管理局", "市监"], ["WJ", "县卫生健康局", "卫健"]],
+    )
     report = await import_departments(ctx, again)
     assert (report.inserted, report.updated) == (0, 2)
     assert report.notes == ["以下成员单位不在本次文件中，已保留未删除，请核实：县公安局（GA）"]
@@ -57,26 +72,38 @@ async def test_departments_import_updates_and_never_deletes(ctx: Ctx, tmp_path: 
 
 
 async def test_departments_bad_rows_are_all_reported(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "d.csv", [
-        DEPT_HEADER,
-        ["SJ", "县市场监督管理局", "", "是", ""],
-        ["SJ", "县市场监管局", "", "", ""],
-        ["WJ", "县市场监督管理局", "", "否", ""],
-        ["卫 健", "", "", "也许", ""],
-    ])
+    path = write_csv(
+        tmp_path / "d.csv",
+        [
+            DEPT_HEADER,
+            ["SJ", "县市场监督管理局", "", "是", ""],
+            ["SJ", "县市场监管局", "", "", ""],
+            ["WJ", "县市场监督管理局", "", "否", ""],
+            ["卫 健", "", "", "也许", ""],
+        ],
+    )
     report = await import_departments(ctx, path)
     assert not report.ok
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
     assert "与第 2 行重复" in reasons[(3, "部门编码")]
     assert "与第 2 行重复" in reasons[(4, "部门名称")]
     assert reasons[(5, "是否市场监管部门")] == "“也许”应填 是 或 否"
-    assert "只能由字母、数字" in reasons[(5, "部门编码")] and reasons[(5, "部门名称")] == "部门名称为空"
+    assert (
+        "只能由字母、数字" in reasons[(5, "部门编码")]
+        and reasons[(5, "部门名称")] == "部门名称为空"
+    )
     assert await _departments(ctx) == {}
 
 
 async def _two_departments(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "deps.csv", [DEPT_HEADER, ["SJ", "县市场监督管理局", "市场监管", "是", ""],
-                                             ["WJ", "县卫生健康局", "卫健", "否", ""]])
+    path = write_csv(
+        tmp_path / "deps.csv",
+        [
+            DEPT_HEADER,
+            ["SJ", "县市场监督管理局", "市场监管", "是", ""],
+            ["WJ", "县卫生健康局", "卫健", "否", ""],
+        ],
+    )
     assert (await import_departments(ctx, path)).ok
     await ctx.session.commit()
 
@@ -84,17 +111,28 @@ async def _two_departments(ctx: Ctx, tmp_path: Path) -> None:
 async def test_item_categories_and_caps_follow_seed_002_two_two(ctx: Ctx, tmp_path: Path) -> None:
     """002 二(二): key items have no ratio cap; a general item's cap may not exceed the county's."""
     await _two_departments(ctx, tmp_path)
-    path = write_csv(tmp_path / "items.csv", [
-        ITEM_HEADER,
-        ["市场监管", "SJ-01", "食品经营许可情况检查", "重点", "餐饮服务、食品销售", "实地检查、书面检查",
-         "《食品安全法》", ""],
-        ["SJ", "SJ-02", "计量器具使用情况检查", "一般", "", "实地检查", "", "5%"],
-        ["SJ", "SJ-03", "企业公示信息检查", "重点", "", "", "", "3%"],
-        ["SJ", "SJ-04", "广告检查", "一般", "", "", "", "20%"],
-        ["SJ", "SJ-05", "价格检查", "特别", "", "", "", ""],
-        ["SJ", "sj-02", "重复", "一般", "", "", "", ""],
-        ["教育局", "JY-01", "校外培训", "一般", "", "", "", ""],
-    ])
+    path = write_csv(
+        tmp_path / "items.csv",
+        [
+            ITEM_HEADER,
+            [
+                "市场监管",
+                "SJ-01",
+                "食品经营许可情况检查",
+                "重点",
+                "餐饮服务、食品销售",
+                "实地检查、书面检查",
+                "《食品安全法》",
+                "",
+            ],
+            ["SJ", "SJ-02", "计量器具使用情况检查", "一般", "", "实地检查", "", "5%"],
+            ["SJ", "SJ-03", "企业公示信息检查", "重点", "", "", "", "3%"],
+            ["SJ", "SJ-04", "广告检查", "一般", "", "", "", "20%"],
+            ["SJ", "SJ-05", "价格检查", "特别", "", "", "", ""],
+            ["SJ", "sj-02", "重复", "一般", "", "", "", ""],
+            ["教育局", "JY-01", "校外培训", "一般", "", "", "", ""],
+        ],
+    )
     report = await import_items(ctx, path)
     assert not report.ok
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
@@ -111,51 +149,73 @@ async def test_item_categories_and_caps_follow_seed_002_two_two(ctx: Ctx, tmp_pa
     assert report.ok and report.inserted == 2
     await ctx.session.commit()
     items = await _current_items(ctx)
-    assert items["SJ-01"].category == "key" and items["SJ-01"].target_scope == ["餐饮服务", "食品销售"]
+    assert items["SJ-01"].category == "key" and items["SJ-01"].target_scope == [
+        "餐饮服务",
+        "食品销售",
+    ]
     assert items["SJ-01"].method == "实地检查、书面检查" and items["SJ-02"].ratio_cap == "0.05"
 
 
 async def test_a_changed_item_is_a_new_version_and_the_task_keeps_the_old_text(
-        ctx: Ctx, tmp_path: Path) -> None:
+    ctx: Ctx, tmp_path: Path
+) -> None:
     """001 第九条 (the list is kept up to date) without rewriting what a task was created with."""
     await _two_departments(ctx, tmp_path)
-    first = write_csv(tmp_path / "a.csv", [ITEM_HEADER,
-                                           ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
-                                           ["SJ", "SJ-02", "计量器具检查", "一般", "", "", "", ""],
-                                           ["SJ", "SJ-03", "广告检查", "一般", "", "", "", ""]])
+    first = write_csv(
+        tmp_path / "a.csv",
+        [
+            ITEM_HEADER,
+            ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
+            ["SJ", "SJ-02", "计量器具检查", "一般", "", "", "", ""],
+            ["SJ", "SJ-03", "广告检查", "一般", "", "", "", ""],
+        ],
+    )
     assert (await import_items(ctx, first)).ok
     await ctx.session.commit()
     deps, items = await _departments(ctx), await _current_items(ctx)
     task = await consultation.create_task(
-        ctx, title="食品联合抽查", lead_department_id=deps["SJ"].id, window_start=factories.WINDOW[0],
-        window_end=factories.WINDOW[1], item_ids=[items["SJ-01"].id, items["SJ-02"].id], scope={},
-        rule=factories.RULE_5PCT)
+        ctx,
+        title="食品联合抽查",
+        lead_department_id=deps["SJ"].id,
+        window_start=factories.WINDOW[0],
+        window_end=factories.WINDOW[1],
+        item_ids=[items["SJ-01"].id, items["SJ-02"].id],
+        scope={},
+        rule=factories.RULE_5PCT,
+    )
     await ctx.session.commit()
 
-    second = write_csv(tmp_path / "b.csv", [ITEM_HEADER,
-                                            ["SJ", "SJ-01", "食品经营许可情况检查（2026版）", "重点", "", "",
-                                             "", ""]])
+    second = write_csv(
+        tmp_path / "b.csv",
+        [ITEM_HEADER, ["SJ", "SJ-01", "食品经营许可情况检查（2026版）", "重点", "", "", "", ""]],
+    )
     report = await import_items(ctx, second)
     assert (report.inserted, report.updated) == (0, 1)
-    assert report.notes == ["以下事项不在本次文件中，已从现行清单移除（历史版本保留）：SJ-03",
-                            f"以下事项不在本次文件中，但仍被未完成的任务使用，未移除：SJ-02（任务 {task.code}）"]
+    assert report.notes == [
+        "以下事项不在本次文件中，已从现行清单移除（历史版本保留）：SJ-03",
+        f"以下事项不在本次文件中，但仍被未完成的任务使用，未移除：SJ-02（任务 {task.code}）",
+    ]
     await ctx.session.commit()
     now = await _current_items(ctx)
     assert set(now) == {"SJ-01", "SJ-02"} and now["SJ-01"].version == 2
-    seen = await ctx.session.scalars(select(Item.name).join(TaskItem).where(TaskItem.task_id == task.id)
-                                     .order_by(Item.code))
+    seen = await ctx.session.scalars(
+        select(Item.name).join(TaskItem).where(TaskItem.task_id == task.id).order_by(Item.code)
+    )
     assert list(seen) == ["食品经营许可情况检查", "计量器具检查"]
     assert (await import_items(ctx, second)).updated == 0  # unchanged: no new version
 
 
 async def _inspectors(ctx: Ctx, tmp_path: Path) -> dict[str, Officer]:
     await _two_departments(ctx, tmp_path)
-    path = write_csv(tmp_path / "p.csv", [
-        ["姓名", "部门", "执法证号", "人员编号", "专业领域", "区域", "角色", "在岗状态"],
-        ["张三", "SJ", "ZF001", "SJ001", "食品、特种设备", "城关镇", "", "在岗"],
-        ["李四", "SJ", "ZF002", "SJ002", "", "", "执法检查人员、联络员", ""],
-        ["王五", "SJ", "", "SJ003", "", "", "分管领导", ""],
-    ])
+    path = write_csv(
+        tmp_path / "p.csv",
+        [
+            ["姓名", "部门", "执法证号", "人员编号", "专业领域", "区域", "角色", "在岗状态"],
+            ["张三", "SJ", "ZF001", "SJ001", "食品、特种设备", "城关镇", "", "在岗"],
+            ["李四", "SJ", "ZF002", "SJ002", "", "", "执法检查人员、联络员", ""],
+            ["王五", "SJ", "", "SJ003", "", "", "分管领导", ""],
+        ],
+    )
     report = await import_inspectors(ctx, path)
     assert report.ok, report.summary_zh()
     await ctx.session.commit()
@@ -163,12 +223,15 @@ async def _inspectors(ctx: Ctx, tmp_path: Path) -> dict[str, Officer]:
 
 
 async def test_officer_who_leaves_by_import_is_kept_and_their_open_cases_listed(
-        ctx: Ctx, tmp_path: Path) -> None:
+    ctx: Ctx, tmp_path: Path
+) -> None:
     """001 第十条(二): the library follows staff changes; a leaver is deactivated, not deleted."""
     people = await _inspectors(ctx, tmp_path)
     assert people["SJ001"].expertise == ["食品", "特种设备"] and people["SJ003"].roles == ["leader"]
-    path = write_csv(tmp_path / "leave.csv", [["姓名", "部门", "人员编号", "在岗状态"],
-                                              ["张三", "SJ", "SJ001", "调离"]])
+    path = write_csv(
+        tmp_path / "leave.csv",
+        [["姓名", "部门", "人员编号", "在岗状态"], ["张三", "SJ", "SJ001", "调离"]],
+    )
     report = await import_inspectors(ctx, path)
     assert report.ok and report.notes == []  # no open case
     await ctx.session.commit()
@@ -176,14 +239,19 @@ async def test_officer_who_leaves_by_import_is_kept_and_their_open_cases_listed(
     await ctx.session.refresh(zhang)
     assert (zhang.active, zhang.inactive_reason) == (False, "调离")
 
-    bad = write_csv(tmp_path / "bad.csv", [["姓名", "部门", "人员编号", "在岗状态"],
-                                           ["李四", "SJ", "SJ002", "出差"]])
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        [["姓名", "部门", "人员编号", "在岗状态"], ["李四", "SJ", "SJ002", "出差"]],
+    )
     report = await import_inspectors(ctx, bad)
-    assert [e.reason for e in report.rejected] == ["未知在岗状态“出差”，可用：在岗、离岗、调离、退休、辞职、离职、停职"]
+    assert [e.reason for e in report.rejected] == [
+        "未知在岗状态“出差”，可用：在岗、离岗、调离、退休、辞职、离职、停职"
+    ]
 
 
 async def test_admin_deactivates_an_officer_and_the_lead_is_told_which_cases_to_replace(
-        ctx: Ctx) -> None:
+    ctx: Ctx,
+) -> None:
     """001 第十四条: a changed post is handled by replacement; the officer is never drawn again."""
     world = await build_world(ctx.session)
     await ctx.session.commit()
@@ -198,22 +266,33 @@ async def test_admin_deactivates_an_officer_and_the_lead_is_told_which_cases_to_
     officer, cases = await deactivate(ctx, "A2", "调离")
     assert not officer.active and [c.code for c in cases] == [world.case.code]
     await ctx.session.commit()
-    sent = [m for m in await ctx.session.scalars(select(OutboxMessage))
-            if m.message.get("title") == "检查人员离岗，需更换"]
+    sent = [
+        m
+        for m in await ctx.session.scalars(select(OutboxMessage))
+        if m.message.get("title") == "检查人员离岗，需更换"
+    ]
     assert len(sent) == 1 and world.case.code in sent[0].message["body"]
     assert sent[0].destination["department_id"] == world.lead.id
 
 
 async def test_declared_conflicts_by_chat_and_by_import(ctx: Ctx, tmp_path: Path) -> None:
-    """000 §八: an inspector with an interest in the target withdraws; declared ahead, never matched."""
+    """000 §八: an inspector with an interest in the
+    target withdraws; declared ahead, never matched."""
     world = await build_world(ctx.session)
     await ctx.session.commit()
-    target = await declare_conflict(ctx, world.a1, world.target.uscc.lower(), "本人配偶在该企业任职")
+    target = await declare_conflict(
+        ctx, world.a1, world.target.uscc.lower(), "本人配偶在该企业任职"
+    )
     assert target.id == world.target.id
-    path = write_csv(tmp_path / "c.csv", [["人员编号", "统一社会信用代码", "利害关系"],
-                                          ["B1", world.target.uscc, "近亲属为法定代表人"],
-                                          ["B1", "91330424MA28AQAQX0", "同学"],
-                                          ["ZZ", world.target.uscc, ""]])
+    path = write_csv(
+        tmp_path / "c.csv",
+        [
+            ["人员编号", "统一社会信用代码", "利害关系"],
+            ["B1", world.target.uscc, "近亲属为法定代表人"],
+            ["B1", "91330424MA28AQAQX0", "同学"],
+            ["ZZ", world.target.uscc, ""],
+        ],
+    )
     report = await import_conflicts(ctx, path)
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
     assert reasons[(4, "人员编号")] == "未知人员编号“ZZ”" and (4, "利害关系") in reasons
@@ -221,7 +300,9 @@ async def test_declared_conflicts_by_chat_and_by_import(ctx: Ctx, tmp_path: Path
     report = await import_conflicts(ctx, path, skip_invalid=True, rejects_path=tmp_path / "r.csv")
     assert report.inserted == 1
     await ctx.session.commit()
-    pairs = {(c.officer_id, c.target_id) for c in await ctx.session.scalars(select(OfficerConflict))}
+    pairs = {
+        (c.officer_id, c.target_id) for c in await ctx.session.scalars(select(OfficerConflict))
+    }
     assert pairs == {(world.a1.id, world.target.id), (world.b1.id, world.target.id)}
 
 

@@ -47,8 +47,9 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def serving(fake: FakeDingTalk, clock: FixedClock,
-                  sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
+async def serving(
+    fake: FakeDingTalk, clock: FixedClock, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Rig]:
     """One `serve` process's DingTalk side: adapter, replay ledger on the database, callback
     route. Two of these on one database are two processes (or one before and after a restart)."""
     settings = DingTalkSettings(
@@ -62,7 +63,9 @@ async def serving(fake: FakeDingTalk, clock: FixedClock,
     app, received = callback_app(adapter)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    client = DingTalkCallbackClient(fake.app_secret, str(server.make_url("/dingtalk/callback")), clock)
+    client = DingTalkCallbackClient(
+        fake.app_secret, str(server.make_url("/dingtalk/callback")), clock
+    )
     try:
         yield Rig(adapter, fake, client, received, clock)
     finally:
@@ -86,14 +89,23 @@ async def rig(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[R
 async def test_signed_group_message_becomes_event(rig: Rig) -> None:
     session = rig.fake.new_session_webhook()
     now = rig.client.now_ms()
-    status, body = await rig.client.post(robot_message(" 任务 列表 ", created_ms=now, session_webhook=session))
+    status, body = await rig.client.post(
+        robot_message(" 任务 列表 ", created_ms=now, session_webhook=session)
+    )
     assert (status, body) == (200, b"")
     [[event]] = rig.received
     assert event.platform == "dingtalk" and event.kind == "text"
-    assert (event.event_id, event.user_id, event.text) == ("msgzFeY3Fd5vUm9K+fJ1Sw0zQ==", "manager7675", "任务 列表")
+    assert (event.event_id, event.user_id, event.text) == (
+        "msgzFeY3Fd5vUm9K+fJ1Sw0zQ==",
+        "manager7675",
+        "任务 列表",
+    )
     assert (event.chat_id, event.is_group) == ("cidAbCdEfGh1234567890==", True)
     extras = DingTalkExtras.of(event)
-    assert (extras.session_webhook, extras.session_webhook_expires_ms) == (session, now + 90 * 60 * 1000)
+    assert (extras.session_webhook, extras.session_webhook_expires_ms) == (
+        session,
+        now + 90 * 60 * 1000,
+    )
 
 
 async def test_single_chat_has_no_chat_id(rig: Rig) -> None:
@@ -104,7 +116,9 @@ async def test_single_chat_has_no_chat_id(rig: Rig) -> None:
 
 async def test_bad_sign_is_rejected(rig: Rig) -> None:
     msg = robot_message("x", created_ms=rig.client.now_ms())
-    status, _ = await rig.client.post(msg, sign=robot_sign("another-secret", str(rig.client.now_ms())))
+    status, _ = await rig.client.post(
+        msg, sign=robot_sign("another-secret", str(rig.client.now_ms()))
+    )
     assert status == 401
     status, _ = await rig.client.post(msg, sign="")
     assert status == 401
@@ -160,17 +174,20 @@ async def test_configured_corp_id_must_match_both_corp_fields(rig: Rig) -> None:
     assert len(rig.received) == 1
 
 
-@pytest.mark.parametrize("webhook", [
-    "https://oapi.dingtalk.com/robot/send?access_token=ATTACKER",
-    "{base}/robot/send?access_token=ATTACKER",
-    "{base}/robot/sendBySession?session=abc&access_token=ATTACKER",
-    "{base}/robot/sendBySession?session=",
-    "{base}/robot/sendBySession/x?session=abc",
-    "{base}/robot/sendBySession?session=abc#frag",
-    "http://user:pw@{host}/robot/sendBySession?session=abc",
-    "https://evil.example/robot/sendBySession?session=abc",
-    "/robot/sendBySession?session=abc",
-])
+@pytest.mark.parametrize(
+    "webhook",
+    [
+        "https://oapi.dingtalk.com/robot/send?access_token=ATTACKER",
+        "{base}/robot/send?access_token=ATTACKER",
+        "{base}/robot/sendBySession?session=abc&access_token=ATTACKER",
+        "{base}/robot/sendBySession?session=",
+        "{base}/robot/sendBySession/x?session=abc",
+        "{base}/robot/sendBySession?session=abc#frag",
+        "http://user:pw@{host}/robot/sendBySession?session=abc",
+        "https://evil.example/robot/sendBySession?session=abc",
+        "/robot/sendBySession?session=abc",
+    ],
+)
 async def test_session_webhook_other_than_send_by_session_is_400(rig: Rig, webhook: str) -> None:
     url = webhook.format(base=rig.fake.base, host=rig.fake.base.split("//", 1)[1])
     msg = robot_message("x", created_ms=rig.client.now_ms(), session_webhook=url)
@@ -184,7 +201,9 @@ async def test_replayed_sign_with_another_msg_id_is_refused(rig: Rig) -> None:
     assert (await rig.client.post(first, timestamp_ms=ts))[0] == 200
     # DingTalk redelivering the same message is fine (the inbox de-duplicates it)
     assert (await rig.client.post(first, timestamp_ms=ts))[0] == 200
-    forged = robot_message("拒绝 LJ-2026-001 不参加", created_ms=ts, msg_id="msg-forged", staff_id="admin")
+    forged = robot_message(
+        "拒绝 LJ-2026-001 不参加", created_ms=ts, msg_id="msg-forged", staff_id="admin"
+    )
     assert (await rig.client.post(forged, timestamp_ms=ts))[0] == 403
     assert [e.event_id for [e] in rig.received] == ["msg-original", "msg-original"]
     rig.clock.advance(dt.timedelta(milliseconds=1))
@@ -193,15 +212,17 @@ async def test_replayed_sign_with_another_msg_id_is_refused(rig: Rig) -> None:
 
 
 async def test_replay_after_a_restart_is_refused(
-        rig: Rig, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    rig: Rig, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     """Issue 11 defect 2: headers captured from a real message, the server restarted, a forged
     body naming the admin with a new msgId under the same headers: refused, nothing parsed."""
     ts = rig.client.now_ms()
     real = robot_message("帮助", created_ms=ts, msg_id="msg-real", staff_id="officer1")
     assert (await rig.client.post(real, timestamp_ms=ts))[0] == 200
     async with serving(rig.fake, rig.clock, sessionmaker) as restarted:
-        forged = robot_message("绑定 GA003 钉钉 attacker9", created_ms=ts, msg_id="msg-forged",
-                               staff_id="admin")
+        forged = robot_message(
+            "绑定 GA003 钉钉 attacker9", created_ms=ts, msg_id="msg-forged", staff_id="admin"
+        )
         assert (await restarted.client.post(forged, timestamp_ms=ts))[0] == 403
         # DingTalk re-sending the real message after the restart is still accepted
         assert (await restarted.client.post(real, timestamp_ms=ts))[0] == 200
@@ -217,7 +238,8 @@ async def test_a_replayed_pair_is_refused_before_the_body_is_parsed(rig: Rig) ->
 
 
 async def test_two_processes_race_for_one_pair_and_one_wins(
-        db_url: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    db_url: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     """Two processes (own engines) on one database claim the same pair with different bodies
     at once: exactly one is accepted."""
     clock = FixedClock(NOW)
@@ -226,8 +248,12 @@ async def test_two_processes_race_for_one_pair_and_one_wins(
     keep = NOW + dt.timedelta(hours=1)
     try:
         for n in range(5):
-            results = await asyncio.gather(*(ledger.claim(f"dingtalk:{n}:sig", body, keep)
-                                             for ledger, body in zip(ledgers, "ab", strict=True)))
+            results = await asyncio.gather(
+                *(
+                    ledger.claim(f"dingtalk:{n}:sig", body, keep)
+                    for ledger, body in zip(ledgers, "ab", strict=True)
+                )
+            )
             assert sorted(results) == [False, True]
     finally:
         for engine in engines:
@@ -235,7 +261,8 @@ async def test_two_processes_race_for_one_pair_and_one_wins(
 
 
 async def test_used_pairs_are_pruned_after_the_window(
-        rig: Rig, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    rig: Rig, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     ts = rig.client.now_ms()
     assert (await rig.client.post(robot_message("帮助", created_ms=ts), timestamp_ms=ts))[0] == 200
     rig.clock.advance(dt.timedelta(seconds=rig.adapter.settings.timestamp_window_s) + PRUNE_EVERY)
@@ -280,13 +307,18 @@ async def test_signed_webhook_url_is_accepted_by_the_fake(rig: Rig) -> None:
     result = await rig.adapter.send(rig.group(), OutMessage.md("今日汇总", "共 3 项逾期"))
     assert result.ok, result
     [sent] = rig.fake.delivered
-    assert sent == {"msgtype": "markdown", "markdown": {"title": "今日汇总", "text": "**今日汇总**\n\n共 3 项逾期"}}
+    assert sent == {
+        "msgtype": "markdown",
+        "markdown": {"title": "今日汇总", "text": "**今日汇总**\n\n共 3 项逾期"},
+    }
     query = rig.fake.calls("/robot/send")[0].query
     assert query["timestamp"] == str(rig.client.now_ms())
 
 
 def test_webhook_sign_is_url_encoded_once() -> None:
-    url = signed_webhook_url("https://oapi.dingtalk.com/robot/send?access_token=abc", SECRET, 1_700_000_000_000)
+    url = signed_webhook_url(
+        "https://oapi.dingtalk.com/robot/send?access_token=abc", SECRET, 1_700_000_000_000
+    )
     raw = str(url)
     assert "+" not in raw.split("sign=")[1] and "/" not in raw.split("sign=")[1]
     assert url.query["sign"] == robot_sign(SECRET, "1700000000000")
@@ -313,7 +345,11 @@ async def test_throttled_robot_waits_ten_minutes(rig: Rig) -> None:
 
 
 async def test_text_mentions_need_at_in_content_and_at_user_ids(rig: Rig) -> None:
-    assert (await rig.adapter.send(rig.group(), OutMessage.text("请尽快录入结果"), mention_user_ids=["u1", "u2"])).ok
+    assert (
+        await rig.adapter.send(
+            rig.group(), OutMessage.text("请尽快录入结果"), mention_user_ids=["u1", "u2"]
+        )
+    ).ok
     assert rig.fake.delivered[0] == {
         "msgtype": "text",
         "text": {"content": "请尽快录入结果 @u1 @u2"},
@@ -327,8 +363,16 @@ async def test_action_card_carries_the_urls_and_drops_callback_only_buttons(rig:
         description="请在 5 个工作日内答复",
         fields=[Field_(name="牵头部门", value="市场监管局")],
         buttons=[
-            Button(label="接受", action_key="inv:accept:1", url="https://lj.example/h5/inv/1?a=accept&sig=x"),
-            Button(label="拒绝", action_key="inv:decline:1", url="https://lj.example/h5/inv/1?a=decline&sig=y"),
+            Button(
+                label="接受",
+                action_key="inv:accept:1",
+                url="https://lj.example/h5/inv/1?a=accept&sig=x",
+            ),
+            Button(
+                label="拒绝",
+                action_key="inv:decline:1",
+                url="https://lj.example/h5/inv/1?a=decline&sig=y",
+            ),
             Button(label="仅回调", action_key="inv:other:1"),
         ],
     )
@@ -339,11 +383,15 @@ async def test_action_card_carries_the_urls_and_drops_callback_only_buttons(rig:
         {"title": "拒绝", "actionURL": "https://lj.example/h5/inv/1?a=decline&sig=y"},
     ]
     assert action_card["title"] == "联合抽查邀请"
-    assert action_card["text"] == "**联合抽查邀请**\n\n请在 5 个工作日内答复\n\n> 牵头部门：市场监管局"
+    assert (
+        action_card["text"] == "**联合抽查邀请**\n\n请在 5 个工作日内答复\n\n> 牵头部门：市场监管局"
+    )
 
 
 async def test_card_update_is_unsupported_not_sent(rig: Rig) -> None:
-    result = await rig.adapter.send(rig.group(), OutMessage(kind="card_update", card_ref="x", body="已答复"))
+    result = await rig.adapter.send(
+        rig.group(), OutMessage(kind="card_update", card_ref="x", body="已答复")
+    )
     assert (result.ok, result.permanent, result.code) == (False, False, "unsupported")
     assert rig.fake.requests == []
 
@@ -366,13 +414,17 @@ async def test_reply_through_session_webhook_without_token(rig: Rig) -> None:
 
 
 async def test_expired_session_webhook_fails(rig: Rig) -> None:
-    channel = Channel("dingtalk", "session_webhook", rig.fake.url("/robot/sendBySession?session=expired"))
+    channel = Channel(
+        "dingtalk", "session_webhook", rig.fake.url("/robot/sendBySession?session=expired")
+    )
     result = await rig.adapter.send(channel, OutMessage.text("收到"))
     assert not result.ok and result.code == "300001"
 
 
 async def test_webhook_outside_oapi_base_is_refused(rig: Rig) -> None:
-    channel = Channel("dingtalk", "session_webhook", "https://evil.example/robot/sendBySession?session=1")
+    channel = Channel(
+        "dingtalk", "session_webhook", "https://evil.example/robot/sendBySession?session=1"
+    )
     result = await rig.adapter.send(channel, OutMessage.text("x"))
     assert (result.permanent, result.code) == (True, "bad_address")
     assert rig.fake.requests == []
@@ -390,7 +442,11 @@ async def test_direct_markdown_via_batch_send_with_cached_token(rig: Rig) -> Non
         assert (await rig.adapter.send(user(), OutMessage.md("提醒", "请录入结果"))).ok
     assert rig.fake.token_calls == 1
     sent = rig.fake.delivered[0]
-    assert (sent["robotCode"], sent["userIds"], sent["msgKey"]) == ("dingfakeappkey", ["manager7675"], "sampleMarkdown")
+    assert (sent["robotCode"], sent["userIds"], sent["msgKey"]) == (
+        "dingfakeappkey",
+        ["manager7675"],
+        "sampleMarkdown",
+    )
     assert sent["msgParam"] == {"title": "提醒", "text": "**提醒**\n\n请录入结果"}
 
 
@@ -402,7 +458,9 @@ async def test_revoked_token_is_refetched_once(rig: Rig) -> None:
 
 
 async def test_concurrent_direct_messages_fetch_one_token(rig: Rig) -> None:
-    results = await asyncio.gather(*(rig.adapter.send(user(f"u{i}"), OutMessage.text("x")) for i in range(10)))
+    results = await asyncio.gather(
+        *(rig.adapter.send(user(f"u{i}"), OutMessage.text("x")) for i in range(10))
+    )
     assert all(r.ok for r in results) and rig.fake.token_calls == 1
 
 
@@ -420,17 +478,30 @@ async def test_wrong_app_secret_fails_without_raising(rig: Rig) -> None:
         (4, "sampleActionCard4", ("actionTitle1", "actionURL1")),
     ],
 )
-async def test_direct_action_card_templates(rig: Rig, count: int, msg_key: str, first_keys: tuple[str, str]) -> None:
+async def test_direct_action_card_templates(
+    rig: Rig, count: int, msg_key: str, first_keys: tuple[str, str]
+) -> None:
     buttons = [Button(label=f"按钮{i}", url=f"https://lj.example/h5/{i}") for i in range(count)]
-    assert (await rig.adapter.send(user(), OutMessage(kind="card", card=Card(title="卡片", buttons=buttons)))).ok
+    assert (
+        await rig.adapter.send(
+            user(), OutMessage(kind="card", card=Card(title="卡片", buttons=buttons))
+        )
+    ).ok
     sent = rig.fake.delivered[0]
     assert sent["msgKey"] == msg_key
-    assert (sent["msgParam"][first_keys[0]], sent["msgParam"][first_keys[1]]) == ("按钮0", "https://lj.example/h5/0")
+    assert (sent["msgParam"][first_keys[0]], sent["msgParam"][first_keys[1]]) == (
+        "按钮0",
+        "https://lj.example/h5/0",
+    )
 
 
 async def test_more_than_five_buttons_overflow_into_links(rig: Rig) -> None:
     buttons = [Button(label=f"b{i}", url=f"https://lj.example/{i}") for i in range(7)]
-    assert (await rig.adapter.send(user(), OutMessage(kind="card", card=Card(title="多", buttons=buttons)))).ok
+    assert (
+        await rig.adapter.send(
+            user(), OutMessage(kind="card", card=Card(title="多", buttons=buttons))
+        )
+    ).ok
     sent = rig.fake.delivered[0]
     assert sent["msgKey"] == "sampleActionCard5"
     assert "[b5](https://lj.example/5)" in sent["msgParam"]["text"]
@@ -444,6 +515,8 @@ async def test_unknown_staff_id_is_not_ok(rig: Rig) -> None:
 
 
 async def test_openapi_throttling_asks_to_wait(rig: Rig) -> None:
-    rig.fake.script.fail_next("batchSend", {"status": 429, "code": "Forbidden.AccessDenied.QpsLimitForApi"})
+    rig.fake.script.fail_next(
+        "batchSend", {"status": 429, "code": "Forbidden.AccessDenied.QpsLimitForApi"}
+    )
     result = await rig.adapter.send(user(), OutMessage.text("a"))
     assert not result.ok and result.retry_after == 60

@@ -20,28 +20,38 @@ from tests.server_helpers import make_services
 
 async def test_invitation_card_on_dingtalk_carries_signed_answer_links(sessionmaker, clock) -> None:
     fake = await FakeDingTalk(clock=clock).start()
-    adapter = DingTalkAdapter(DingTalkSettings(
-        app_key=fake.app_key, app_secret=fake.app_secret, robot_code=fake.robot_code,
-        api_base=fake.base, oapi_base=fake.base), clock)
+    adapter = DingTalkAdapter(
+        DingTalkSettings(
+            app_key=fake.app_key,
+            app_secret=fake.app_secret,
+            robot_code=fake.robot_code,
+            api_base=fake.base,
+            oapi_base=fake.base,
+        ),
+        clock,
+    )
     try:
-        services = make_services(sessionmaker, clock, {"dingtalk": adapter},
-                                 sender={"app_user_per_minute": 1000})
+        services = make_services(
+            sessionmaker, clock, {"dingtalk": adapter}, sender={"app_user_per_minute": 1000}
+        )
         async with sessionmaker() as s:
             w = await f.world(s, partners=1, inspectors=1, n_targets=0)
             liaison = w.partners[0].liaison
             set_account(liaison, ChatPlatform.DINGTALK, "ding-liaison")
             ctx = Ctx(session=s, clock=clock, rules=services.rules)
             task = await f.draft_task(ctx, w)
-            [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
-                                                  [w.partners[0].dep.id])
+            [inv] = await consultation.open_consultation(
+                f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
+            )
             await s.commit()
         await Sender(services).run_once()
         [sent] = [d for d in fake.delivered if d.get("userIds") == ["ding-liaison"]]
         urls = [v for k, v in sent["msgParam"].items() if "url" in k.lower()]
         assert len(urls) == 2 and all("/h5/invitation?t=" in u for u in urls)
         token = urllib.parse.parse_qs(urllib.parse.urlsplit(urls[0]).query)["t"][0]
-        claims = verify_link(services.link_secret, token, clock.now().timestamp(),
-                             obj=f"invitation:{inv.id}")
+        claims = verify_link(
+            services.link_secret, token, clock.now().timestamp(), obj=f"invitation:{inv.id}"
+        )
         assert claims.officer_id == liaison.id
     finally:
         await adapter.close()

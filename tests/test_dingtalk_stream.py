@@ -48,24 +48,37 @@ class Rig:
     def message(self, content: str, msg_id: str, **kw: object) -> dict[str, object]:
         created = int(self.services.clock.now().timestamp() * 1000)
         kw.setdefault("robot_code", self.fake.robot_code)
-        return robot_message(content, msg_id=msg_id, created_ms=created,
-                             **kw)  # type: ignore[arg-type]
+        return robot_message(content, msg_id=msg_id, created_ms=created, **kw)  # type: ignore[arg-type]
 
     async def health(self) -> dict[str, object]:
-        async with aiohttp.ClientSession() as http, \
-                http.get(self.server.make_url("/healthz")) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(self.server.make_url("/healthz")) as resp,
+        ):
             return await resp.json()  # type: ignore[no-any-return]
 
 
 def stream_settings(fake: FakeDingTalkStream, **kw: str) -> DingTalkSettings:
-    return DingTalkSettings(app_key=fake.app_key, app_secret=fake.app_secret,
-                            robot_code=fake.robot_code, api_base=fake.base, oapi_base=fake.base,
-                            mode="stream", stream_backoff_base_s=0.01, stream_backoff_cap_s=0.05,
-                            **kw)  # type: ignore[arg-type]
+    return DingTalkSettings(
+        app_key=fake.app_key,
+        app_secret=fake.app_secret,
+        robot_code=fake.robot_code,
+        api_base=fake.base,
+        oapi_base=fake.base,
+        mode="stream",
+        stream_backoff_base_s=0.01,
+        stream_backoff_cap_s=0.05,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
-async def start_rig(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-                    handler: EventHandler, workers: tuple[str, ...], **settings: str) -> Rig:
+async def start_rig(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    handler: EventHandler,
+    workers: tuple[str, ...],
+    **settings: str,
+) -> Rig:
     fake = await FakeDingTalkStream(clock=clock).start()
     adapter = DingTalkAdapter(stream_settings(fake, **settings), clock)
     services = make_services(sessionmaker, clock, {"dingtalk": adapter})
@@ -78,8 +91,9 @@ async def start_rig(sessionmaker: async_sessionmaker[AsyncSession], clock: Fixed
 
 
 @pytest.fixture
-async def rig(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
-              ) -> AsyncIterator[Rig]:
+async def rig(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> AsyncIterator[Rig]:
     r = await start_rig(sessionmaker, clock, ReplyingHandler(clock), ("connections",))
     yield r
     await r.server.close()
@@ -98,13 +112,20 @@ async def test_group_mention_becomes_a_command_answered_in_the_group(sessionmake
         liaison = w.partners[0].liaison
         set_account(liaison, ChatPlatform.DINGTALK, "ding-liaison")
         await s.commit()
-    r = await start_rig(sessionmaker, clock, Dispatcher(make_services(sessionmaker, clock)),
-                        ("connections",))
+    r = await start_rig(
+        sessionmaker, clock, Dispatcher(make_services(sessionmaker, clock)), ("connections",)
+    )
     services = r.services
     try:
         session_webhook = r.fake.new_session_webhook()
-        mid = await r.fake.push(r.message("@联检机器人 帮助", "msg-help-1", staff_id="ding-liaison",
-                                          session_webhook=session_webhook))
+        mid = await r.fake.push(
+            r.message(
+                "@联检机器人 帮助",
+                "msg-help-1",
+                staff_id="ding-liaison",
+                session_webhook=session_webhook,
+            )
+        )
         await wait_until(lambda: mid in r.fake.acked())
         assert await inbox_rows(sessionmaker) == 1, "acked only once it is in the inbox"
         await InboxWorker(services, Dispatcher(services)).run_once()
@@ -172,8 +193,9 @@ async def test_tickets_are_single_use_and_an_expired_one_is_replaced(sessionmake
         await wait_until(lambda: len(fake.connections) == 2 and fake.connected.is_set())
         assert fake.refused == ["expired ticket", "expired ticket"], "no ticket used twice"
         assert len(fake.calls("/v1.0/gateway/connections/open")) == 4
-        mid = await fake.push(robot_message("帮助", msg_id="after", created_ms=0,
-                                            robot_code=fake.robot_code))
+        mid = await fake.push(
+            robot_message("帮助", msg_id="after", created_ms=0, robot_code=fake.robot_code)
+        )
         await wait_until(lambda: mid in fake.acked())
         assert [e.event_id for e in stored] == ["after"]
     finally:
@@ -199,16 +221,18 @@ async def test_a_frame_is_acked_only_after_it_is_stored(sessionmaker, clock) -> 
     task = asyncio.create_task(stream.run(slow_sink))
     try:
         await asyncio.wait_for(fake.connected.wait(), 10)
-        mid = await fake.push(robot_message("帮助", msg_id="slow", created_ms=0,
-                                            robot_code=fake.robot_code))
+        mid = await fake.push(
+            robot_message("帮助", msg_id="slow", created_ms=0, robot_code=fake.robot_code)
+        )
         await fake.system("ping", {"opaque": "p"})  # pings do not wait for the store
         await wait_until(lambda: fake.ping_echoes)
         assert fake.acks == []
         release.set()
         await wait_until(lambda: mid in fake.acked())
         fail["on"] = True
-        lost = await fake.push(robot_message("帮助", msg_id="lost", created_ms=0,
-                                             robot_code=fake.robot_code))
+        lost = await fake.push(
+            robot_message("帮助", msg_id="lost", created_ms=0, robot_code=fake.robot_code)
+        )
         await wait_until(lambda: lost in fake.acked(500))
         assert lost in fake.unacked, "a failed store is no success: the platform may resend"
     finally:
@@ -245,11 +269,17 @@ async def _card_rig(sessionmaker, clock, *, refuse_card: bool = False) -> tuple[
         set_account(w.partners[0].liaison, ChatPlatform.DINGTALK, "ding-liaison")
         ctx = Ctx(session=s, clock=clock, rules=make_services(sessionmaker, clock).rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
-                                              [w.partners[0].dep.id])
+        [inv] = await consultation.open_consultation(
+            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
+        )
         await s.commit()
-    r = await start_rig(sessionmaker, clock, Dispatcher(make_services(sessionmaker, clock)),
-                        ("connections",), card_template_id=CARD_TEMPLATE)
+    r = await start_rig(
+        sessionmaker,
+        clock,
+        Dispatcher(make_services(sessionmaker, clock)),
+        ("connections",),
+        card_template_id=CARD_TEMPLATE,
+    )
     if refuse_card:
         r.fake.script.fail_next("createAndDeliver", {"status": 400, "code": "param.invalid"})
     await Sender(r.services).run_once()
@@ -257,7 +287,8 @@ async def _card_rig(sessionmaker, clock, *, refuse_card: bool = False) -> tuple[
 
 
 async def test_invitation_card_buttons_call_back_and_the_card_shows_who_answered(
-        sessionmaker, clock) -> None:
+    sessionmaker, clock
+) -> None:
     r, invitation_id = await _card_rig(sessionmaker, clock)
     try:
         [(track, card)] = list(r.fake.cards.items())

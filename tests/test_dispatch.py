@@ -27,8 +27,9 @@ from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, te
 @pytest.fixture
 async def people(sessionmaker: async_sessionmaker[AsyncSession]) -> f.World:
     async with sessionmaker() as s, s.begin():
-        w = await f.world(s, partners=1, inspectors=3, n_targets=12, industry="餐饮服务",
-                          region="城关镇")
+        w = await f.world(
+            s, partners=1, inspectors=3, n_targets=12, industry="餐饮服务", region="城关镇"
+        )
         await f.targets(s, 5, industry="食品生产", region="城关镇")
         w.lead.inspectors[0].expertise = ["食品"]
         w.lead.inspectors[1].expertise = ["食品", "特种设备"]
@@ -37,17 +38,21 @@ async def people(sessionmaker: async_sessionmaker[AsyncSession]) -> f.World:
 
 # ---------------------------------------------------------------- parsing
 
-@pytest.mark.parametrize(("text", "name", "rest"), [
-    ("任务", "任务", ""),
-    ("任务 LJ-2026-001", "任务", "LJ-2026-001"),
-    ("任务LJ-2026-001", "任务", "LJ-2026-001"),
-    ("@联检助手 任务\u3000lj-2026-001", "任务", "lj-2026-001"),
-    ("ｈｅｌｐ", "帮助", ""),
-    ("？", "帮助", ""),
-    ("确认抽取 LJ-2026-001 386", "确认抽取", "LJ-2026-001 386"),
-    ("拒绝 LJ-2026-001 人手不足，无法参加。", "拒绝", "LJ-2026-001 人手不足，无法参加。"),
-    ("JS LJ-2026-001", "接受", "LJ-2026-001"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "name", "rest"),
+    [
+        ("任务", "任务", ""),
+        ("任务 LJ-2026-001", "任务", "LJ-2026-001"),
+        ("任务LJ-2026-001", "任务", "LJ-2026-001"),
+        ("@联检助手 任务\u3000lj-2026-001", "任务", "lj-2026-001"),
+        ("ｈｅｌｐ", "帮助", ""),
+        ("？", "帮助", ""),
+        ("确认抽取 LJ-2026-001 386", "确认抽取", "LJ-2026-001 386"),
+        ("拒绝 LJ-2026-001 人手不足，无法参加。", "拒绝", "LJ-2026-001 人手不足，无法参加。"),
+        ("JS LJ-2026-001", "接受", "LJ-2026-001"),
+    ],
+)
 def test_commands_are_recognised_in_every_spelling(text: str, name: str, rest: str) -> None:
     matched = match_command(text, COMMANDS)
     assert matched is not None
@@ -69,12 +74,22 @@ def test_args_keep_the_officers_own_punctuation_in_free_text() -> None:
 
 # ---------------------------------------------------------------- card payloads
 
+
 def test_card_payload_round_trips_and_rejects_anything_else() -> None:
     key = InvitationAction(action="decline", invitation_id=12).pack()
     assert key == "inv:decline:12"
     assert unpack_action(key) == InvitationAction(action="decline", invitation_id=12)
-    for bad in ("inv:decline", "inv:maybe:12", "inv:accept:-1", "inv:accept:0", "inv:accept:12:1",
-                "xyz:accept:12", "", "inv:accept: 12", "inv:accept:1２"):
+    for bad in (
+        "inv:decline",
+        "inv:maybe:12",
+        "inv:accept:-1",
+        "inv:accept:0",
+        "inv:accept:12:1",
+        "xyz:accept:12",
+        "",
+        "inv:accept: 12",
+        "inv:accept:1２",
+    ):
         with pytest.raises(ValidationFailed, match="按钮已失效"):
             unpack_action(bad)
 
@@ -111,11 +126,20 @@ def test_card_payload_longer_than_the_platform_key_is_refused_when_built() -> No
 
 # ---------------------------------------------------------------- middleware
 
+
 async def test_unknown_user_is_refused_politely_and_audited(sessionmaker, clock) -> None:
     d = make_dispatcher(sessionmaker, clock)
     webhook = "https://oapi.dingtalk.com/robot/sendBySession?session=abc"
-    rows = await send(sessionmaker, d, text_event("stranger", "任务", platform="dingtalk",
-                                                  extras=DingTalkExtras(session_webhook=webhook).dump()))
+    rows = await send(
+        sessionmaker,
+        d,
+        text_event(
+            "stranger",
+            "任务",
+            platform="dingtalk",
+            extras=DingTalkExtras(session_webhook=webhook).dump(),
+        ),
+    )
     assert len(rows) == 1
     assert "您尚未在联检登记，请联系本单位联络员或联席会议办公室绑定账号" in bodies(rows)
     assert rows[0].destination["kind"] == "chat" and rows[0].destination["address"] == webhook
@@ -150,21 +174,39 @@ async def test_wecom_and_dingtalk_ids_resolve_to_the_officer(sessionmaker, clock
     for platform, uid in (("wecom", "zhangsan"), ("dingtalk", "ding-007")):
         rows = await send(sessionmaker, d, text_event(uid, "帮助", platform=platform))
         assert "可用指令" in bodies(rows)
-        assert rows[0].destination == {"kind": "officer", "officer_id": people.lead.liaison.id,
-                                       "department_id": None, "platform": None, "address": ""}
+        assert rows[0].destination == {
+            "kind": "officer",
+            "officer_id": people.lead.liaison.id,
+            "department_id": None,
+            "platform": None,
+            "address": "",
+        }
 
 
 async def test_dingtalk_session_webhook_gets_the_reply(sessionmaker, clock, people) -> None:
     d = make_dispatcher(sessionmaker, clock)
-    rows = await send(sessionmaker, d, text_event(
-        people.lead.liaison.code, "帮助", extras=DingTalkExtras(
-            session_webhook="https://oapi.dingtalk.com/robot/sendBySession?session=x").dump()))
+    rows = await send(
+        sessionmaker,
+        d,
+        text_event(
+            people.lead.liaison.code,
+            "帮助",
+            extras=DingTalkExtras(
+                session_webhook="https://oapi.dingtalk.com/robot/sendBySession?session=x"
+            ).dump(),
+        ),
+    )
     assert rows[0].destination["kind"] == "chat"
     assert rows[0].destination["address"].endswith("session=x")
 
 
-async def test_each_dingtalk_conversation_has_its_own_rate_limit_key(sessionmaker, clock, people) -> None:
-    pairs = ((people.lead.liaison.id, "secret-session-a"), (people.lead.inspectors[0].id, "secret-session-b"))
+async def test_each_dingtalk_conversation_has_its_own_rate_limit_key(
+    sessionmaker, clock, people
+) -> None:
+    pairs = (
+        (people.lead.liaison.id, "secret-session-a"),
+        (people.lead.inspectors[0].id, "secret-session-b"),
+    )
     async with sessionmaker() as s, s.begin():
         for officer_id, session in pairs:
             set_account(await s.get(Officer, officer_id), ChatPlatform.DINGTALK, f"ding-{session}")
@@ -172,8 +214,16 @@ async def test_each_dingtalk_conversation_has_its_own_rate_limit_key(sessionmake
     keys = []
     for _, session in pairs:
         address = f"https://oapi.dingtalk.com/robot/sendBySession?session={session}"
-        [row] = await send(sessionmaker, d, text_event(f"ding-{session}", "帮助", platform="dingtalk",
-                                                       extras=DingTalkExtras(session_webhook=address).dump()))
+        [row] = await send(
+            sessionmaker,
+            d,
+            text_event(
+                f"ding-{session}",
+                "帮助",
+                platform="dingtalk",
+                extras=DingTalkExtras(session_webhook=address).dump(),
+            ),
+        )
         assert row.destination["address"] == address
         assert row.dest_key == "chat:dingtalk:" + hashlib.sha256(address.encode()).hexdigest()[:16]
         assert session not in row.dest_key
@@ -181,16 +231,24 @@ async def test_each_dingtalk_conversation_has_its_own_rate_limit_key(sessionmake
     assert keys[0] != keys[1]  # a throttled conversation does not hold back the other
 
 
-async def test_unknown_and_malformed_commands_get_specific_hints(sessionmaker, clock, people) -> None:
+async def test_unknown_and_malformed_commands_get_specific_hints(
+    sessionmaker, clock, people
+) -> None:
     d = make_dispatcher(sessionmaker, clock)
     who = people.lead.liaison.code
-    assert "未识别的指令“吃饭了吗”" in bodies(await send(sessionmaker, d, text_event(who, "吃饭了吗")))
+    assert "未识别的指令“吃饭了吗”" in bodies(
+        await send(sessionmaker, d, text_event(who, "吃饭了吗"))
+    )
     usage = bodies(await send(sessionmaker, d, text_event(who, "接受")))
     assert "用法：接受 编号 [事项代码…]" in usage and "例如：" in usage
-    assert "未找到任务 LJ-2026-999" in bodies(await send(sessionmaker, d, text_event(who, "接受 LJ-2026-999")))
+    assert "未找到任务 LJ-2026-999" in bodies(
+        await send(sessionmaker, d, text_event(who, "接受 LJ-2026-999"))
+    )
 
 
-async def test_help_lists_every_visible_command_with_an_example(sessionmaker, clock, people) -> None:
+async def test_help_lists_every_visible_command_with_an_example(
+    sessionmaker, clock, people
+) -> None:
     d = make_dispatcher(sessionmaker, clock)
     text = bodies(await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, "帮助")))
     for c in COMMANDS:
@@ -200,8 +258,9 @@ async def test_help_lists_every_visible_command_with_an_example(sessionmaker, cl
     assert "拒绝 编号 理由" in one and "接受 编号" not in one
 
 
-async def test_unexpected_errors_propagate_for_the_inbox_worker(sessionmaker, clock, people,
-                                                                 monkeypatch) -> None:
+async def test_unexpected_errors_propagate_for_the_inbox_worker(
+    sessionmaker, clock, people, monkeypatch
+) -> None:
     async def broken(ctx, args):  # a bug in a handler, not a user error
         raise RuntimeError("boom")
 
@@ -214,7 +273,9 @@ async def test_unexpected_errors_propagate_for_the_inbox_worker(sessionmaker, cl
         assert await s.scalar(select(OutboxMessage.id)) is None  # no reply, no stack trace
 
 
-async def test_outer_rollback_discards_everything_the_dispatcher_wrote(sessionmaker, clock, people) -> None:
+async def test_outer_rollback_discards_everything_the_dispatcher_wrote(
+    sessionmaker, clock, people
+) -> None:
     """The SAVEPOINT must nest inside the caller's transaction (SQLite's driver would otherwise
     commit at RELEASE): the inbox worker's rollback has to undo the handler's draw and replies."""
     d = make_dispatcher(sessionmaker, clock)
@@ -247,16 +308,24 @@ async def test_one_officers_events_are_serialised(sessionmaker, clock, people) -
         await first.commit()
         await asyncio.wait_for(waiting, 10)
     async with sessionmaker() as s:
-        assert list(await s.scalars(select(Draw.code).order_by(Draw.id))) == ["KC-2026-0001",
-                                                                            "KC-2026-0002"]
+        assert list(await s.scalars(select(Draw.code).order_by(Draw.id))) == [
+            "KC-2026-0001",
+            "KC-2026-0002",
+        ]
 
 
-async def test_expired_step_is_ignored_and_the_message_handled_as_a_command(sessionmaker, clock,
-                                                                           people) -> None:
+async def test_expired_step_is_ignored_and_the_message_handled_as_a_command(
+    sessionmaker, clock, people
+) -> None:
     async with sessionmaker() as s, s.begin():
-        s.add(Conversation(officer_id=people.lead.liaison.id, step="decline_reason",
-                           data={"invitation_id": 999, "task_code": "LJ-2026-009"},
-                           expires_at=clock.now() - dt.timedelta(minutes=1)))
+        s.add(
+            Conversation(
+                officer_id=people.lead.liaison.id,
+                step="decline_reason",
+                data={"invitation_id": 999, "task_code": "LJ-2026-009"},
+                expires_at=clock.now() - dt.timedelta(minutes=1),
+            )
+        )
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event(people.lead.liaison.code, "帮助"))
     assert "可用指令" in bodies(rows)
@@ -266,7 +335,10 @@ async def test_expired_step_is_ignored_and_the_message_handled_as_a_command(sess
 
 # ---------------------------------------------------------------- quick draws
 
-async def test_quick_draw_of_inspectors_is_locked_at_once_and_verifiable(sessionmaker, clock, people) -> None:
+
+async def test_quick_draw_of_inspectors_is_locked_at_once_and_verifiable(
+    sessionmaker, clock, people
+) -> None:
     d = make_dispatcher(sessionmaker, clock)
     who = people.lead.liaison.code
     rows = await send(sessionmaker, d, text_event(who, "快抽 2名 执法人员 县市场监督管理局 食品"))
@@ -285,9 +357,13 @@ async def test_quick_draw_of_inspectors_is_locked_at_once_and_verifiable(session
     assert actions == ["quickdraw.locked"]
 
 
-async def test_quick_draw_of_targets_filters_by_industry_and_region(sessionmaker, clock, people) -> None:
+async def test_quick_draw_of_targets_filters_by_industry_and_region(
+    sessionmaker, clock, people
+) -> None:
     d = make_dispatcher(sessionmaker, clock)
-    rows = await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 3 户 对象 食品 城关"))
+    rows = await send(
+        sessionmaker, d, text_event(people.lead.liaison.code, "快抽 3 户 对象 食品 城关")
+    )
     assert "KC-2026-0001" in bodies(rows)
     async with sessionmaker() as s:
         row = await s.scalar(select(Draw))
@@ -307,34 +383,48 @@ async def test_quick_draw_with_a_required_beacon_waits_for_it(sessionmaker, cloc
     assert "通过" in check and "✗" not in check
 
 
-@pytest.mark.parametrize("text", ["快抽", "快抽 名 执法人员", "快抽 3", "快抽 3 名 对象",
-                                  "快抽 3 户 对象 a b c"])
+@pytest.mark.parametrize(
+    "text", ["快抽", "快抽 名 执法人员", "快抽 3", "快抽 3 名 对象", "快抽 3 户 对象 a b c"]
+)
 async def test_malformed_quick_draws_get_the_usage(sessionmaker, clock, people, text) -> None:
     d = make_dispatcher(sessionmaker, clock)
-    assert "用法：快抽" in bodies(await send(sessionmaker, d, text_event(people.lead.liaison.code, text)))
+    assert "用法：快抽" in bodies(
+        await send(sessionmaker, d, text_event(people.lead.liaison.code, text))
+    )
 
 
 async def test_quick_draw_with_an_empty_pool_says_why(sessionmaker, clock, people) -> None:
     d = make_dispatcher(sessionmaker, clock)
-    rows = await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 2 名 执法人员 县市场监督管理局 潜水"))
+    rows = await send(
+        sessionmaker,
+        d,
+        text_event(people.lead.liaison.code, "快抽 2 名 执法人员 县市场监督管理局 潜水"),
+    )
     assert "没有符合条件的执法检查人员" in bodies(rows)
     async with sessionmaker() as s:
         assert await s.scalar(select(Draw.id)) is None
 
 
-async def test_quick_draw_is_confirmed_only_by_its_creator_or_an_admin(sessionmaker, clock, people) -> None:
+async def test_quick_draw_is_confirmed_only_by_its_creator_or_an_admin(
+    sessionmaker, clock, people
+) -> None:
     d = make_dispatcher(sessionmaker, clock, Rules(quick_draw_requires_beacon=True))
     await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 1 户 对象 餐饮"))
     other = people.partners[0].liaison.code
     refused = bodies(await send(sessionmaker, d, text_event(other, "确认抽取 KC-2026-0001 4 1 7")))
     assert "只有发起快抽 KC-2026-0001 的人员或管理员可以确认抽取" in refused
     [denied] = await audit_rows(sessionmaker, "denied")
-    assert (denied.actor, denied.subject, denied.data["action"]) == (other, "draw:KC-2026-0001",
-                                                                     "quickdraw.confirm")
+    assert (denied.actor, denied.subject, denied.data["action"]) == (
+        other,
+        "draw:KC-2026-0001",
+        "quickdraw.confirm",
+    )
     async with sessionmaker() as s:
         assert (await s.scalar(select(Draw))).state == "frozen"
     assert people.admin is not None
-    locked = bodies(await send(sessionmaker, d, text_event(people.admin.code, "确认抽取 KC-2026-0001 4 1 7")))
+    locked = bodies(
+        await send(sessionmaker, d, text_event(people.admin.code, "确认抽取 KC-2026-0001 4 1 7"))
+    )
     assert "= 4 1 7" in locked
     assert len(await audit_rows(sessionmaker, "quickdraw.locked")) == 1
 
@@ -369,7 +459,8 @@ async def test_inspector_may_not_start_a_quick_draw(sessionmaker, clock, people,
     d = make_dispatcher(sessionmaker, clock)
     inspector = people.lead.inspectors[0].code
     assert "只有联络员、分管领导或管理员可以发起快抽" in bodies(
-        await send(sessionmaker, d, text_event(inspector, text)))
+        await send(sessionmaker, d, text_event(inspector, text))
+    )
     [denied] = await audit_rows(sessionmaker, "denied")
     assert denied.actor == inspector and denied.data["action"].startswith("quickdraw.start.")
     async with sessionmaker() as s:

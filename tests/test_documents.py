@@ -54,16 +54,29 @@ async def test_notice_docx_names_the_target_and_the_groups_enforcement_certifica
     at_day(ctx, D(2026, 3, 12))
     context = await documents.document_context(ctx, w.case.code, D(2026, 3, 12))
     text = docx_text(documents.render_docx("notice", context))
-    for expected in ("嘉善县某某食品有限公司", "91330424MA28AQAQXU", "联合抽查通知书",
-                     "企业公示信息检查（重点事项）", "公共场所卫生检查", "县卫生健康委员会",
-                     "张检查（组长）", "ZFA1", "ZFA2", "ZFB1", "特此通知", "2026年3月12日",
-                     "《企业信息公示暂行条例》第十一条"):
+    for expected in (
+        "嘉善县某某食品有限公司",
+        "91330424MA28AQAQXU",
+        "联合抽查通知书",
+        "企业公示信息检查（重点事项）",
+        "公共场所卫生检查",
+        "县卫生健康委员会",
+        "张检查（组长）",
+        "ZFA1",
+        "ZFA2",
+        "ZFB1",
+        "特此通知",
+        "2026年3月12日",
+        "《企业信息公示暂行条例》第十一条",
+    ):
         assert expected in text, expected
     record = docx_text(documents.render_docx("record", context))
     assert "一企一表" in record and "嘉善县某某食品有限公司" in record and "ZFB1" in record
     assert "☐ 实地检查" in record  # blank form before any result
     html = documents.render_html("notice", context)
-    assert "ZFA1" in html and "2026年3月12日" in html and "检查依据：《企业信息公示暂行条例》" in html
+    assert (
+        "ZFA1" in html and "2026年3月12日" in html and "检查依据：《企业信息公示暂行条例》" in html
+    )
 
 
 async def test_a_group_member_getting_the_notice_makes_the_case_notified(ctx, session):
@@ -79,8 +92,9 @@ async def test_a_group_member_getting_the_notice_makes_the_case_notified(ctx, se
     await session.commit()
     await session.refresh(w.case)
     assert w.case.state == "notified"
-    events = list(await session.scalars(select(AuditEvent).where(
-        AuditEvent.action == "case.notified")))
+    events = list(
+        await session.scalars(select(AuditEvent).where(AuditEvent.action == "case.notified"))
+    )
     assert [(e.actor, e.data) for e in events] == [("B1", {"via": "test"})]
 
     with pytest.raises(PermissionDenied, match="只有本案检查组成员"):
@@ -88,6 +102,7 @@ async def test_a_group_member_getting_the_notice_makes_the_case_notified(ctx, se
 
 
 # ---------------------------------------------------------------- the signed page over HTTP
+
 
 @pytest.fixture
 def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Services:
@@ -113,7 +128,8 @@ def _query(url: str) -> dict[str, str]:
 
 
 async def test_assignment_link_lists_the_case_and_serves_both_documents(
-        client: TestClient, services: Services, world: World, sessionmaker) -> None:
+    client: TestClient, services: Services, world: World, sessionmaker
+) -> None:
     url = page_link(services, world.a2.id, "documents", f"task:{world.task.code}")
     assert url.startswith(f"{BASE}/h5/documents?t=")
     token = _query(url)["t"]
@@ -124,24 +140,28 @@ async def test_assignment_link_lists_the_case_and_serves_both_documents(
     links = re.findall(r'href="\?([^"]+)"', page)
     assert len(links) == 4
 
-    record = await client.get("/h5/documents", params={
-        "t": token, "case": world.case.code, "doc": "record", "fmt": "docx"})
+    record = await client.get(
+        "/h5/documents",
+        params={"t": token, "case": world.case.code, "doc": "record", "fmt": "docx"},
+    )
     assert record.status == 200
     assert record.headers["Content-Type"] == documents.DOCX_MIME
     assert "attachment" in record.headers["Content-Disposition"]
     assert "ZFA2" in docx_text(await record.read())
     assert await case_state(sessionmaker, world.case.code) == "assigned"
 
-    notice = await client.get("/h5/documents", params={
-        "t": token, "case": world.case.code, "doc": "notice", "fmt": "html"})
+    notice = await client.get(
+        "/h5/documents",
+        params={"t": token, "case": world.case.code, "doc": "notice", "fmt": "html"},
+    )
     assert notice.status == 200 and "联合抽查通知书" in await notice.text()
     assert await case_state(sessionmaker, world.case.code) == "notified"
 
 
 @pytest.mark.parametrize("case", ["outsider", "expired", "other_action", "unknown_case"])
 async def test_foreign_expired_or_wrong_links_get_a_chinese_page_and_no_document(
-        client: TestClient, services: Services, world: World, clock: FixedClock,
-        sessionmaker, case: str) -> None:
+    client: TestClient, services: Services, world: World, clock: FixedClock, sessionmaker, case: str
+) -> None:
     obj = f"case:{world.case.code}"
     officer, action, params = world.a1, "documents", {"doc": "notice", "fmt": "docx"}
     if case == "outsider":
@@ -152,11 +172,12 @@ async def test_foreign_expired_or_wrong_links_get_a_chinese_page_and_no_document
         obj = "case:LJ-2026-999"
     token = _query(page_link(services, officer.id, "documents", obj))["t"]
     if action != "documents":
-        token = sign_link(services.link_secret, officer.id, obj, action, int(clock.now().timestamp()) + 60)
+        token = sign_link(
+            services.link_secret, officer.id, obj, action, int(clock.now().timestamp()) + 60
+        )
     if case == "expired":
         clock.advance(dt.timedelta(days=121))
-    resp = await client.get("/h5/documents", params={"t": token, "case": world.case.code,
-                                                     **params})
+    resp = await client.get("/h5/documents", params={"t": token, "case": world.case.code, **params})
     assert resp.status in (403, 404)
     text = await resp.text()
     assert "无法打开此页面" in text and "嘉善县某某食品有限公司" not in text
@@ -178,8 +199,10 @@ async def test_page_references_become_links_only_in_private_copies(services: Ser
 
 # ---------------------------------------------------------------- chat and CLI
 
+
 async def test_notice_command_sends_the_case_documents_link_privately(
-        sessionmaker, clock: FixedClock, world: World) -> None:
+    sessionmaker, clock: FixedClock, world: World
+) -> None:
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event("A1", f"通知书 {world.case.code}"))
     body = rows[-1].message["body"]
@@ -191,13 +214,17 @@ async def test_notice_command_sends_the_case_documents_link_privately(
     assert "lianjian-page" not in refused[-1].message["body"]
 
 
-def test_cli_writes_every_document_of_a_task(tmp_path: Path, db_url: str, sessionmaker,
-                                             world: World) -> None:
+def test_cli_writes_every_document_of_a_task(
+    tmp_path: Path, db_url: str, sessionmaker, world: World
+) -> None:
     out = tmp_path / "docs"
     assert cli_main(["documents", world.task.code, "-o", str(out), "--db", db_url]) == 0
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     code = world.case.code
-    assert files == sorted(f"{code}/{code}-{t}.{x}" for t in ("联合抽查通知书", "联合抽查情况记录表")
-                           for x in ("docx", "html"))
+    assert files == sorted(
+        f"{code}/{code}-{t}.{x}"
+        for t in ("联合抽查通知书", "联合抽查情况记录表")
+        for x in ("docx", "html")
+    )
     assert "ZFA1" in docx_text((out / code / f"{code}-联合抽查通知书.docx").read_bytes())
     assert cli_main(["documents", "LJ-2026-999", "-o", str(out), "--db", db_url]) == 2

@@ -1,5 +1,6 @@
 """A lock is final (docs/architecture.md §3): a failed inspector match keeps it and reveals
-nothing more; 匹配 retries the match. Only the lead department draws — not even the office's admin."""
+nothing more; 匹配 retries the match. Only the lead department draws — not even the office's
+admin."""
 
 from __future__ import annotations
 
@@ -27,14 +28,20 @@ async def test_failed_match_keeps_the_lock_and_match_retries(sessionmaker, clock
     async with sessionmaker() as s, s.begin():
         await s.execute(update(Officer).where(Officer.id.in_(lead_inspectors)).values(active=False))
     clock.set(china_noon(dt.date(2026, 3, 4)))  # the default beacon (3 March's 福彩3D) is out
-    reply = bodies(await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 417")))
+    reply = bodies(
+        await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 417"))
+    )
     assert "抽取结果已锁定" in reply and f"匹配 {code}" in reply
     async with sessionmaker() as s:
-        target_draw = await s.scalar(select(Draw).where(Draw.task_code == code, Draw.kind == "targets"))
+        target_draw = await s.scalar(
+            select(Draw).where(Draw.task_code == code, Draw.kind == "targets")
+        )
         assert target_draw.state == "locked" and target_draw.beacon == "417"
         assert await s.scalar(select(GroupMember.id).limit(1)) is None
     # no re-roll: a second confirm with another beacon is refused
-    again = bodies(await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 999")))
+    again = bodies(
+        await send(sessionmaker, d, text_event(w.lead.liaison.code, f"确认抽取 {code} 999"))
+    )
     assert "已锁定" in again
     async with sessionmaker() as s, s.begin():
         await s.execute(update(Officer).where(Officer.id.in_(lead_inspectors)).values(active=True))
@@ -42,7 +49,9 @@ async def test_failed_match_keeps_the_lock_and_match_retries(sessionmaker, clock
     assert "执法检查人员已匹配" in matched
     async with sessionmaker() as s:
         assert await s.scalar(select(GroupMember.id).limit(1)) is not None
-        target_draw = await s.scalar(select(Draw).where(Draw.task_code == code, Draw.kind == "targets"))
+        target_draw = await s.scalar(
+            select(Draw).where(Draw.task_code == code, Draw.kind == "targets")
+        )
         assert target_draw.beacon == "417"
 
 

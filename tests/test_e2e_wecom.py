@@ -52,16 +52,28 @@ class Rig:
 async def rig(sessionmaker, clock) -> AsyncIterator[Rig]:
     fake = await FakeWeCom(clock=clock).start()
     aes = random_aes_key()
-    adapter = WeComAdapter(WeComSettings(
-        corp_id=fake.corp_id, agent_id=fake.agent_id, secret=fake.corp_secret, token=TOKEN,
-        encoding_aes_key=aes, api_base=fake.base, webhook_base=fake.base), clock)
+    adapter = WeComAdapter(
+        WeComSettings(
+            corp_id=fake.corp_id,
+            agent_id=fake.agent_id,
+            secret=fake.corp_secret,
+            token=TOKEN,
+            encoding_aes_key=aes,
+            api_base=fake.base,
+            webhook_base=fake.base,
+        ),
+        clock,
+    )
     services = make_services(sessionmaker, clock, {"wecom": adapter})
     server = TestServer(create_app(services, workers=()), host="127.0.0.1")
     await server.start_server()
-    client = WeComCallbackClient(TOKEN, aes, fake.corp_id, str(server.make_url("/wecom/callback")),
-                                 clock=clock)
+    client = WeComCallbackClient(
+        TOKEN, aes, fake.corp_id, str(server.make_url("/wecom/callback")), clock=clock
+    )
     try:
-        yield Rig(services, fake, client, InboxWorker(services, Dispatcher(services)), Sender(services))
+        yield Rig(
+            services, fake, client, InboxWorker(services, Dispatcher(services)), Sender(services)
+        )
     finally:
         await client.close()
         await server.close()
@@ -69,17 +81,23 @@ async def rig(sessionmaker, clock) -> AsyncIterator[Rig]:
         await fake.close()
 
 
-async def test_card_decline_without_reason_then_reason_tells_the_lead(rig, sessionmaker, clock) -> None:
+async def test_card_decline_without_reason_then_reason_tells_the_lead(
+    rig, sessionmaker, clock
+) -> None:
     async with sessionmaker() as s:
         w = await f.world(s, partners=1, inspectors=1, n_targets=0)
         liaison = w.partners[0].liaison
         set_account(liaison, ChatPlatform.WECOM, "wx-liaison")
-        s.add(ChatBinding(platform="wecom", department_id=w.lead.dep.id,
-                          webhook_url=rig.fake.webhook_url()))
+        s.add(
+            ChatBinding(
+                platform="wecom", department_id=w.lead.dep.id, webhook_url=rig.fake.webhook_url()
+            )
+        )
         ctx = Ctx(session=s, clock=clock, rules=rig.services.rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
-                                              [w.partners[0].dep.id])
+        [inv] = await consultation.open_consultation(
+            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
+        )
         await s.commit()
     await rig.sender.run_once()
     [card] = [m for m in rig.app_messages_to("wx-liaison") if m["msgtype"] == "template_card"]
@@ -95,17 +113,23 @@ async def test_card_decline_without_reason_then_reason_tells_the_lead(rig, sessi
     assert len(asked) == 1
 
     reason = "本部门本季度执法力量已全部投入食品安全专项整治，无法参加"
-    assert (await rig.client.post(text_xml("wx-liaison", reason, str(next(_ids)), created=now,
-                                            corp_id=rig.fake.corp_id)))[0] == 200
+    assert (
+        await rig.client.post(
+            text_xml("wx-liaison", reason, str(next(_ids)), created=now, corp_id=rig.fake.corp_id)
+        )
+    )[0] == 200
     await rig.step()
     async with sessionmaker() as s:
         answered = await s.get(Invitation, inv.id)
         assert (answered.state, answered.reason) == ("declined", reason)
-        declines = (await s.scalars(select(AuditEvent).where(
-            AuditEvent.action == "invitation.declined"))).all()
+        declines = (
+            await s.scalars(select(AuditEvent).where(AuditEvent.action == "invitation.declined"))
+        ).all()
         assert len(declines) == 1
     # group robot posts carry no "touser": this is the lead department's chat
     to_lead = [d for d in rig.fake.delivered if "touser" not in d and reason in str(d)]
-    assert to_lead and "已拒绝" in str(to_lead[0]), "the lead's group robot is told, with the reason"
+    assert to_lead and "已拒绝" in str(to_lead[0]), (
+        "the lead's group robot is told, with the reason"
+    )
     updates = rig.fake.calls("/cgi-bin/message/update_template_card")
     assert len(updates) == 1 and "拒绝" in str(updates[0])

@@ -23,19 +23,32 @@ from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path) -> None:
     """000 §十三 (yearly assessment), 004 第七条 (every department leads or joins one joint task
     a year), 004 第二十四条 (a result not entered in time counts as not done)."""
-    world = await build_world(ctx.session, window_start=dt.date(2026, 3, 2),
-                              window_end=dt.date(2026, 3, 6))
+    world = await build_world(
+        ctx.session, window_start=dt.date(2026, 3, 2), window_end=dt.date(2026, 3, 6)
+    )
     absent = await f.department(ctx.session, "县教育局", code="JY")
     refuser = await f.department(ctx.session, "县交通运输局", code="JT")
-    ctx.session.add(Invitation(task_id=world.task.id, department_id=refuser.id, state="declined",
-                               reason="本季度执法力量已全部投入专项整治"))
+    ctx.session.add(
+        Invitation(
+            task_id=world.task.id,
+            department_id=refuser.id,
+            state="declined",
+            reason="本季度执法力量已全部投入专项整治",
+        )
+    )
     await ctx.session.commit()
     ctx.clock = FixedClock(china_noon(dt.date(2026, 3, 10)))
-    await cases.submit_result(acting(ctx, world.a1), world.case.code, codes=["1"],
-                              methods=["实地检查"], followups=["无需后续处置"],
-                              inspected_on=dt.date(2026, 3, 5))  # within the window (000 §五.3)
-    await cases.review_result(acting(ctx, world.lead_liaison), world.case.code, False,
-                              "缺少现场照片，请补充")
+    await cases.submit_result(
+        acting(ctx, world.a1),
+        world.case.code,
+        codes=["1"],
+        methods=["实地检查"],
+        followups=["无需后续处置"],
+        inspected_on=dt.date(2026, 3, 5),
+    )  # within the window (000 §五.3)
+    await cases.review_result(
+        acting(ctx, world.lead_liaison), world.case.code, False, "缺少现场照片，请补充"
+    )
     await ctx.session.commit()
 
     report = await year_report(ctx, 2026)
@@ -52,9 +65,17 @@ async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path
     sheet = wb["2026年度考核"]
     values = [[c.value for c in row] for row in sheet.iter_rows()]
     assert values[1][:4] == ["部门编码", "部门", "牵头任务数", "参与任务数"]
-    assert any(str(v[0]).startswith("未发起也未参与联合抽查的部门：县交通运输局、县教育局") for v in values if v[0])
-    assert [c.value for c in wb["拒绝与未答复"][2]] == ["县交通运输局", "LJ-2026-001", "拒绝",
-                                                   "本季度执法力量已全部投入专项整治"]
+    assert any(
+        str(v[0]).startswith("未发起也未参与联合抽查的部门：县交通运输局、县教育局")
+        for v in values
+        if v[0]
+    )
+    assert [c.value for c in wb["拒绝与未答复"][2]] == [
+        "县交通运输局",
+        "LJ-2026-001",
+        "拒绝",
+        "本季度执法力量已全部投入专项整治",
+    ]
 
 
 async def test_results_missing_after_the_deadline_are_counted(ctx: Ctx) -> None:
@@ -76,7 +97,9 @@ async def test_chat_setup_check_and_year_report_for_admins_and_leaders(sessionma
     assert "只有联席会议办公室管理员或分管领导" in bodies(rows)
     rows = await send(sessionmaker, d, text_event(admin.code, "检查配置"))
     text = bodies(rows)
-    assert "县市场监督管理局（SJ）：没有联络员；没有分管领导" in text and "检查对象名录库为空" in text
+    assert (
+        "县市场监督管理局（SJ）：没有联络员；没有分管领导" in text and "检查对象名录库为空" in text
+    )
     rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 2026"))
     assert "2026 年度联合抽查考核" in bodies(rows) and "未发起也未参与联合抽查" in bodies(rows)
     rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 明年"))
@@ -89,8 +112,12 @@ async def test_cli_template_and_year_report(ctx: Ctx, db_url: str, tmp_path: Pat
     assert await asyncio.to_thread(cli, ["template", "plan", "-o", str(out)]) == 0
     assert openpyxl.load_workbook(out).sheetnames == ["数据", "填写说明"]
     report = tmp_path / "r.xlsx"
-    assert await asyncio.to_thread(cli, ["report", "year", "--year", "2026", "-o", str(report),
-                                         "--db", db_url]) == 0
+    assert (
+        await asyncio.to_thread(
+            cli, ["report", "year", "--year", "2026", "-o", str(report), "--db", db_url]
+        )
+        == 0
+    )
     assert "已生成 2026 年度考核统计：2 个成员单位" in capsys.readouterr().out
     assert report.exists()
     assert await ctx.session.scalar(select(JointTask.code)) == "LJ-2026-001"

@@ -36,8 +36,9 @@ async def published(ctx: Ctx, session: AsyncSession) -> World:
     return w
 
 
-def test_results_export_uses_the_platform_layout(tmp_path: Path, db_url: str,
-                                                 published: World) -> None:
+def test_results_export_uses_the_platform_layout(
+    tmp_path: Path, db_url: str, published: World
+) -> None:
     out = tmp_path / "results.xlsx"
     assert cli_main(["export", "results", "--year", "2026", "-o", str(out), "--db", db_url]) == 0
     sheet = load_workbook(out)["检查结果"]
@@ -51,32 +52,72 @@ def test_results_export_uses_the_platform_layout(tmp_path: Path, db_url: str,
     assert record["案件号"] == published.case.code
 
     partner = tmp_path / "partner.xlsx"
-    assert cli_main(["export", "results", "--year", "2026", "--department", "WJ", "-o",
-                     str(partner), "--db", db_url]) == 0
+    assert (
+        cli_main(
+            [
+                "export",
+                "results",
+                "--year",
+                "2026",
+                "--department",
+                "WJ",
+                "-o",
+                str(partner),
+                "--db",
+                db_url,
+            ]
+        )
+        == 0
+    )
     assert load_workbook(partner)["检查结果"].max_row == 2
     other_year = tmp_path / "2025.xlsx"
-    assert cli_main(["export", "results", "--year", "2025", "-o", str(other_year),
-                     "--db", db_url]) == 0
+    assert (
+        cli_main(["export", "results", "--year", "2025", "-o", str(other_year), "--db", db_url])
+        == 0
+    )
     assert load_workbook(other_year)["检查结果"].max_row == 1
-    assert cli_main(["export", "results", "--year", "2026", "--department", "不存在的局", "-o",
-                     str(partner), "--db", db_url]) == 2
+    assert (
+        cli_main(
+            [
+                "export",
+                "results",
+                "--year",
+                "2026",
+                "--department",
+                "不存在的局",
+                "-o",
+                str(partner),
+                "--db",
+                db_url,
+            ]
+        )
+        == 2
+    )
 
 
-def test_archive_holds_the_whole_task_and_closes_it(tmp_path: Path, db_url: str,
-                                                   published: World, sessionmaker) -> None:
+def test_archive_holds_the_whole_task_and_closes_it(
+    tmp_path: Path, db_url: str, published: World, sessionmaker
+) -> None:
     """001 第二十条, 004 第二十五条: the task's records are filed (立卷归档), then it is closed."""
     out = tmp_path / "archive.zip"
-    assert cli_main(["export", "archive", published.task.code, "-o", str(out),
-                     "--db", db_url]) == 0
+    assert cli_main(["export", "archive", published.task.code, "-o", str(out), "--db", db_url]) == 0
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())
         read = {n: zf.read(n) for n in names}
     code = published.case.code
-    for expected in ("00-归档清单.txt", "01-任务方案/任务.json", "02-邀请与答复/邀请.csv",
-                     f"04-检查文书/{code}/{code}-联合抽查通知书.docx",
-                     f"04-检查文书/{code}/{code}-联合抽查情况记录表.docx",
-                     "05-检查结果/结果.csv", "06-审核/审核.csv", "07-公示/公示.csv",
-                     "08-异议/异议.csv", "09-审计/审计摘录.jsonl", "09-审计/审计校验.txt"):
+    for expected in (
+        "00-归档清单.txt",
+        "01-任务方案/任务.json",
+        "02-邀请与答复/邀请.csv",
+        f"04-检查文书/{code}/{code}-联合抽查通知书.docx",
+        f"04-检查文书/{code}/{code}-联合抽查情况记录表.docx",
+        "05-检查结果/结果.csv",
+        "06-审核/审核.csv",
+        "07-公示/公示.csv",
+        "08-异议/异议.csv",
+        "09-审计/审计摘录.jsonl",
+        "09-审计/审计校验.txt",
+    ):
         assert expected in names, expected
     notice = Document(io.BytesIO(read[f"04-检查文书/{code}/{code}-联合抽查通知书.docx"]))
     assert any("ZFA1" in c.text for t in notice.tables for r in t.rows for c in r.cells)
@@ -92,8 +133,9 @@ def test_archive_holds_the_whole_task_and_closes_it(tmp_path: Path, db_url: str,
         assert f"{hashlib.sha256(read[name]).hexdigest()}  {name}" in manifest
 
 
-async def test_archive_closes_only_a_finished_task(ctx: Ctx, session: AsyncSession,
-                                                  published: World) -> None:
+async def test_archive_closes_only_a_finished_task(
+    ctx: Ctx, session: AsyncSession, published: World
+) -> None:
     """004 第二十条: not while an objection is open nor before the objection period ends."""
     w, code = published, published.task.code
     lead = acting(ctx, w.lead_liaison)
@@ -101,8 +143,9 @@ async def test_archive_closes_only_a_finished_task(ctx: Ctx, session: AsyncSessi
         await archive.archive_task(acting(ctx, w.a1), code)
     at_day(ctx, D(2026, 4, 10))
     savepoint = await session.begin_nested()
-    await objections.file_objection(lead, w.case.code, "某某食品有限公司", "对检查结果有异议",
-                                    D(2026, 4, 10))
+    await objections.file_objection(
+        lead, w.case.code, "某某食品有限公司", "对检查结果有异议", D(2026, 4, 10)
+    )
     with pytest.raises(InvalidTransition, match="尚有未办结的异议"):
         await archive.archive_task(lead, code)
     await savepoint.rollback()
@@ -128,21 +171,31 @@ async def test_a_task_before_publication_is_not_archived(ctx: Ctx, session: Asyn
         await archive.archive_task(acting(ctx, w.lead_liaison), w.task.code)
 
 
-async def test_archive_files_the_results_attachments(ctx: Ctx, session: AsyncSession,
-                                                    published: World, tmp_path: Path) -> None:
+async def test_archive_files_the_results_attachments(
+    ctx: Ctx, session: AsyncSession, published: World, tmp_path: Path
+) -> None:
     """Results are filed with their attachments (photos, PDFs); a lost file is named missing."""
     store = FileStore(tmp_path / "files")
     photo = b"\xff\xd8\xff\xe0 not really a jpeg, bytes are bytes"
     first = await session.scalar(select(CaseResult).where(CaseResult.version == 1))
     assert first is not None
     for name, sha in (("现场照片.jpg", store.put(photo)), ("丢失.pdf", "0" * 64)):
-        session.add(Attachment(result_id=first.id, sha256=sha, name=name, mime="image/jpeg",
-                               size=len(photo), uploaded_by_id=published.a1.id,
-                               uploaded_at=ctx.clock.now()))
+        session.add(
+            Attachment(
+                result_id=first.id,
+                sha256=sha,
+                name=name,
+                mime="image/jpeg",
+                size=len(photo),
+                uploaded_by_id=published.a1.id,
+                uploaded_at=ctx.clock.now(),
+            )
+        )
     await session.commit()
     at_day(ctx, D(2026, 6, 2))
-    data, _ = await archive.archive_task(acting(ctx, published.lead_liaison),
-                                         published.task.code, store)
+    data, _ = await archive.archive_task(
+        acting(ctx, published.lead_liaison), published.task.code, store
+    )
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         code = published.case.code
         assert zf.read(f"05-检查结果/附件/{code}/第1版-1-现场照片.jpg") == photo

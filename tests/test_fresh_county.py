@@ -22,13 +22,17 @@ from core.sheets import TEMPLATE_ORDER, write_template
 from core.uscc import make_uscc
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 
-DEPARTMENTS = [["SJ", "县市场监督管理局", "市场监管", "是", "市市场监督管理局"],
-               ["WJ", "县卫生健康局", "卫健", "否", "市卫生健康委员会"],
-               ["GA", "县公安局", "公安", "否", ""]]
-ITEMS = [["SJ", "SJ-01", "食品经营许可情况检查", "重点", "餐饮服务", "实地检查", "《食品安全法》", ""],
-         ["SJ", "SJ-02", "计量器具使用情况检查", "一般", "", "实地检查", "《计量法》", "5%"],
-         ["WJ", "WJ-01", "公共场所卫生检查", "一般", "住宿", "实地检查", "", ""],
-         ["GA", "GA-01", "旅馆业治安管理检查", "重点", "住宿", "实地检查", "", ""]]
+DEPARTMENTS = [
+    ["SJ", "县市场监督管理局", "市场监管", "是", "市市场监督管理局"],
+    ["WJ", "县卫生健康局", "卫健", "否", "市卫生健康委员会"],
+    ["GA", "县公安局", "公安", "否", ""],
+]
+ITEMS = [
+    ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "餐饮服务", "实地检查", "《食品安全法》", ""],
+    ["SJ", "SJ-02", "计量器具使用情况检查", "一般", "", "实地检查", "《计量法》", "5%"],
+    ["WJ", "WJ-01", "公共场所卫生检查", "一般", "住宿", "实地检查", "", ""],
+    ["GA", "GA-01", "旅馆业治安管理检查", "重点", "住宿", "实地检查", "", ""],
+]
 INDUSTRIES = ["餐饮服务", "住宿", "食品销售"]
 
 
@@ -36,17 +40,46 @@ def _people() -> list[list[str]]:
     rows = []
     for dep in ("SJ", "WJ", "GA"):
         low = dep.lower()
-        rows.append([f"{dep}联络员", dep, "", f"{dep}L", "", "", "", "联络员", f"wx-{low}-l", "", "在岗"])
-        rows.append([f"{dep}领导", dep, "", f"{dep}D", "", "", "", "分管领导", f"wx-{low}-d", "", "在岗"])
-        rows += [[f"{dep}检查{i}", dep, f"ZF-{dep}-{i}", f"{dep}{i:02d}", "食品", "城关镇", "", "", "",
-                  "", "在岗"] for i in range(1, 4)]
+        rows.append(
+            [f"{dep}联络员", dep, "", f"{dep}L", "", "", "", "联络员", f"wx-{low}-l", "", "在岗"]
+        )
+        rows.append(
+            [f"{dep}领导", dep, "", f"{dep}D", "", "", "", "分管领导", f"wx-{low}-d", "", "在岗"]
+        )
+        rows += [
+            [
+                f"{dep}检查{i}",
+                dep,
+                f"ZF-{dep}-{i}",
+                f"{dep}{i:02d}",
+                "食品",
+                "城关镇",
+                "",
+                "",
+                "",
+                "",
+                "在岗",
+            ]
+            for i in range(1, 4)
+        ]
     return rows
 
 
 def _targets() -> list[list[str]]:
-    return [[make_uscc(f"91330424MA{n:07d}"), f"某县样本{n}号商户有限公司", "企业",
-             INDUSTRIES[n % 3], "城关镇", f"城关镇人民路{n}号", "存续", "ABCD"[n % 4], ""]
-            for n in range(1, 41)]
+    return [
+        [
+            make_uscc(f"91330424MA{n:07d}"),
+            f"某县样本{n}号商户有限公司",
+            "企业",
+            INDUSTRIES[n % 3],
+            "城关镇",
+            f"城关镇人民路{n}号",
+            "存续",
+            "ABCD"[n % 4],
+            "",
+        ]
+        for n in range(1, 41)
+    ]
 
 
 def _fill(kind: str, path: Path, rows: list[list[Any]]) -> Path:
@@ -74,9 +107,13 @@ def no_synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_every_template_imports_back_unchanged_in_order(ctx: Ctx, tmp_path: Path) -> None:
     """The six templates' example rows fit together into an empty database."""
-    importers = {"departments": county.import_departments, "items": county.import_items,
-                 "inspectors": imports.import_inspectors, "targets": imports.import_targets,
-                 "exclusions": imports.import_exclusions}
+    importers = {
+        "departments": county.import_departments,
+        "items": county.import_items,
+        "inspectors": imports.import_inspectors,
+        "targets": imports.import_targets,
+        "exclusions": imports.import_exclusions,
+    }
     for kind in TEMPLATE_ORDER:
         path = write_template(kind, tmp_path / f"{kind}.xlsx", year=2026)
         if kind == "plan":
@@ -91,38 +128,70 @@ async def test_every_template_imports_back_unchanged_in_order(ctx: Ctx, tmp_path
     assert [v.formula1 for v in wb["数据"].data_validations.dataValidation] == ['"重点,一般"']
 
 
-async def test_a_fresh_county_reaches_its_first_invitations(ctx: Ctx, sessionmaker: Any, clock: Any,
-                                                           db_url: str, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+async def test_a_fresh_county_reaches_its_first_invitations(
+    ctx: Ctx,
+    sessionmaker: Any,
+    clock: Any,
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """004 第七条 (a published plan), 003 三(七) (tasks follow the plan), 001 第十条 (the two
     libraries), 000 §七 (participants are invited and answer in writing)."""
-    files = {"departments": _fill("departments", tmp_path / "部门.xlsx", DEPARTMENTS),
-             "items": _fill("items", tmp_path / "事项.xlsx", ITEMS),
-             "inspectors": _fill("inspectors", tmp_path / "人员.xlsx", _people()),
-             "targets": _fill("targets", tmp_path / "对象.xlsx", _targets()),
-             "exclusions": _fill("exclusions", tmp_path / "市级已检查.xlsx", [
-                 [_targets()[0][0], "2026", "SJ", "市市场监督管理局", "市级双随机抽查已检查"]])}
+    files = {
+        "departments": _fill("departments", tmp_path / "部门.xlsx", DEPARTMENTS),
+        "items": _fill("items", tmp_path / "事项.xlsx", ITEMS),
+        "inspectors": _fill("inspectors", tmp_path / "人员.xlsx", _people()),
+        "targets": _fill("targets", tmp_path / "对象.xlsx", _targets()),
+        "exclusions": _fill(
+            "exclusions",
+            tmp_path / "市级已检查.xlsx",
+            [[_targets()[0][0], "2026", "SJ", "市市场监督管理局", "市级双随机抽查已检查"]],
+        ),
+    }
     for kind, path in files.items():  # the CLI runs its own event loop: give it a thread
-        assert await asyncio.to_thread(cli, ["import", kind, str(path), "--db", db_url]) == 0, \
+        assert await asyncio.to_thread(cli, ["import", kind, str(path), "--db", db_url]) == 0, (
             capsys.readouterr()
+        )
 
     assert await asyncio.to_thread(cli, ["setup", "check", "--db", db_url]) == 1
     out = capsys.readouterr().out
     assert "县公安局（GA）：没有绑定部门群机器人" in out
 
     for dep in ("SJ", "WJ", "GA"):
-        await bind_chat(ctx, department_code=dep, platform="wecom",
-                        webhook_url=f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={dep}")
+        await bind_chat(
+            ctx,
+            department_code=dep,
+            platform="wecom",
+            webhook_url=f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={dep}",
+        )
     await ctx.session.commit()
     readiness = await check_setup(ctx)
     assert readiness.ok, readiness.text_zh()
     assert readiness.departments == 3 and readiness.targets == 40
 
-    plan_file = _fill("plan", tmp_path / "计划.xlsx", [
-        ["JH-2026-01", "2026年度餐饮住宿行业部门联合双随机抽查", "市场监管", "卫健、公安", "SJ-01、WJ-01",
-         "餐饮服务、住宿", "5%", "3"]])
-    assert await asyncio.to_thread(cli, ["import", "plan", str(plan_file), "--year", "2026",
-                                         "--db", db_url]) == 0, capsys.readouterr()
+    plan_file = _fill(
+        "plan",
+        tmp_path / "计划.xlsx",
+        [
+            [
+                "JH-2026-01",
+                "2026年度餐饮住宿行业部门联合双随机抽查",
+                "市场监管",
+                "卫健、公安",
+                "SJ-01、WJ-01",
+                "餐饮服务、住宿",
+                "5%",
+                "3",
+            ]
+        ],
+    )
+    assert (
+        await asyncio.to_thread(
+            cli, ["import", "plan", str(plan_file), "--year", "2026", "--db", db_url]
+        )
+        == 0
+    ), capsys.readouterr()
 
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event("wx-sj-l", "发起 JH-2026-01", platform="wecom"))
@@ -134,5 +203,7 @@ async def test_a_fresh_county_reaches_its_first_invitations(ctx: Ctx, sessionmak
         assert invited == {"WJ", "GA"}
         entry = await s.scalar(select(PlanEntry))
         assert entry is not None and entry.task_id == task.id
-        cards = [m for m in await s.scalars(select(OutboxMessage)) if m.message.get("kind") == "card"]
+        cards = [
+            m for m in await s.scalars(select(OutboxMessage)) if m.message.get("kind") == "card"
+        ]
         assert len(cards) == 4  # the liaison and the leader of each invited department

@@ -24,13 +24,18 @@ from core.models import (
 from core.officers import bind_account
 from core.uscc import make_uscc
 
-U1, U2, U3 = make_uscc("91330424MA28AQAQX"), make_uscc("92330424MA0000001"), make_uscc("93330424MA0000002")
+U1, U2, U3 = (
+    make_uscc("91330424MA28AQAQX"),
+    make_uscc("92330424MA0000001"),
+    make_uscc("93330424MA0000002"),
+)
 WECOM, DINGTALK = ChatPlatform.WECOM, ChatPlatform.DINGTALK
 HEADER = ["统一社会信用代码", "名称", "类型", "行业", "区域", "地址", "状态", "风险等级", "标记"]
 
 
-def trow(uscc: str, name: str, kind: str = "企业", status: str = "存续", risk: str = "",
-         flags: str = "") -> list[str]:
+def trow(
+    uscc: str, name: str, kind: str = "企业", status: str = "存续", risk: str = "", flags: str = ""
+) -> list[str]:
     """A row under HEADER with the optional text columns left empty."""
     return [uscc, name, kind, "", "", "", status, risk, flags]
 
@@ -62,8 +67,9 @@ async def audit_count(ctx: Ctx) -> int:
 @pytest.fixture
 async def departments(ctx: Ctx) -> dict[str, Department]:
     depts = {
-        "SJ": Department(code="SJ", name="县市场监督管理局", short_name="市场监管局",
-                         is_market_regulator=True),
+        "SJ": Department(
+            code="SJ", name="县市场监督管理局", short_name="市场监管局", is_market_regulator=True
+        ),
         "WJ": Department(code="WJ", name="县卫生健康局", short_name="卫健局"),
     }
     ctx.session.add_all(depts.values())
@@ -75,12 +81,32 @@ async def departments(ctx: Ctx) -> dict[str, Department]:
 
 
 async def test_chinese_headers_and_vocabularies(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "t.csv", [
-        HEADER,
-        [U1, "甲公司", "企业", "餐饮", "城关镇", "人民路 1 号", "在业", "C 较高风险", "经营异常名录、投诉举报"],
-        trow(U2, "乙个体户", "个体工商户", "停业", "低风险", "重点监管；严重违法失信名单|投诉举报"),
-        trow("330424000012345", "丙社", "农民专业合作社", "开业"),
-    ])
+    path = write_csv(
+        tmp_path / "t.csv",
+        [
+            HEADER,
+            [
+                U1,
+                "甲公司",
+                "企业",
+                "餐饮",
+                "城关镇",
+                "人民路 1 号",
+                "在业",
+                "C 较高风险",
+                "经营异常名录、投诉举报",
+            ],
+            trow(
+                U2,
+                "乙个体户",
+                "个体工商户",
+                "停业",
+                "低风险",
+                "重点监管；严重违法失信名单|投诉举报",
+            ),
+            trow("330424000012345", "丙社", "农民专业合作社", "开业"),
+        ],
+    )
     report = await import_targets(ctx, path)
     assert report.ok, report.summary_zh()
     assert (report.total_rows, report.inserted, report.updated) == (3, 3, 0)
@@ -89,7 +115,9 @@ async def test_chinese_headers_and_vocabularies(ctx: Ctx, tmp_path: Path) -> Non
     assert rows[U1].flags == "经营异常名录|投诉举报" and rows[U1].address == "人民路 1 号"
     # stored in TARGET_FLAGS order whatever the order and separators in the cell
     assert rows[U2].flag_list() == ["严重违法失信名单", "投诉举报", "重点监管"]
-    assert rows[U2].kind == "个体工商户" and rows[U2].status == "停业" and rows[U2].risk_level == "A"
+    assert (
+        rows[U2].kind == "个体工商户" and rows[U2].status == "停业" and rows[U2].risk_level == "A"
+    )
     legacy = rows["330424000012345"]
     assert legacy.is_legacy_id and legacy.status == "存续" and legacy.risk_level == ""
     assert not rows[U1].is_legacy_id
@@ -100,11 +128,15 @@ async def test_chinese_headers_and_vocabularies(ctx: Ctx, tmp_path: Path) -> Non
 
 
 async def test_english_headers_with_utf8_bom_and_title_row(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "en.csv", [
-        ["XX 县检查对象名录库（2026 年）"],
-        ["uscc", "Name", "kind", "status", "risk_level", "flags", "备注"],
-        [U1.lower(), "甲公司", "企业", "存续", "d", "重点监管", "随便写"],
-    ], encoding="utf-8-sig")
+    path = write_csv(
+        tmp_path / "en.csv",
+        [
+            ["XX 县检查对象名录库（2026 年）"],
+            ["uscc", "Name", "kind", "status", "risk_level", "flags", "备注"],
+            [U1.lower(), "甲公司", "企业", "存续", "d", "重点监管", "随便写"],
+        ],
+        encoding="utf-8-sig",
+    )
     report = await import_targets(ctx, path)
     assert report.ok, report.summary_zh()
     assert report.ignored_columns == ["备注"]
@@ -113,10 +145,14 @@ async def test_english_headers_with_utf8_bom_and_title_row(ctx: Ctx, tmp_path: P
 
 
 async def test_gb18030_csv(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "gbk.csv", [
-        ["统一社会信用代码", "企业名称", "住所"],
-        [U1, "鑫淼犇餐饮管理有限公司", "城关镇㐀路"],  # 㐀 is outside GBK, inside GB18030
-    ], encoding="gb18030")
+    path = write_csv(
+        tmp_path / "gbk.csv",
+        [
+            ["统一社会信用代码", "企业名称", "住所"],
+            [U1, "鑫淼犇餐饮管理有限公司", "城关镇㐀路"],  # 㐀 is outside GBK, inside GB18030
+        ],
+        encoding="gb18030",
+    )
     report = await import_targets(ctx, path)
     assert report.ok, report.summary_zh()
     row = (await targets(ctx))[U1]
@@ -125,8 +161,10 @@ async def test_gb18030_csv(ctx: Ctx, tmp_path: Path) -> None:
 
 async def test_excel_unicode_text_export_utf16_tabs(ctx: Ctx, tmp_path: Path) -> None:
     path = tmp_path / "unicode.txt"
-    path.write_bytes("统一社会信用代码\t名称\t标记\r\n".encode("utf-16")
-                     + f"{U1}\t甲公司, 乙分店\t投诉举报,重点监管\r\n".encode("utf-16-le"))
+    path.write_bytes(
+        "统一社会信用代码\t名称\t标记\r\n".encode("utf-16")
+        + f"{U1}\t甲公司, 乙分店\t投诉举报,重点监管\r\n".encode("utf-16-le")
+    )
     report = await import_targets(ctx, path)
     assert report.ok, report.summary_zh()
     row = (await targets(ctx))[U1]
@@ -134,12 +172,15 @@ async def test_excel_unicode_text_export_utf16_tabs(ctx: Ctx, tmp_path: Path) ->
 
 
 async def test_xlsx_with_excel_mangled_number(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_xlsx(tmp_path / "t.xlsx", [
-        ["统一社会信用代码", "名称", "状态"],
-        [U1, "甲公司", "存续"],
-        [9.1330424e17, "乙公司", "存续"],  # what Excel keeps of a code typed into a number cell
-        [U2, "丙公司", "注销"],
-    ])
+    path = write_xlsx(
+        tmp_path / "t.xlsx",
+        [
+            ["统一社会信用代码", "名称", "状态"],
+            [U1, "甲公司", "存续"],
+            [9.1330424e17, "乙公司", "存续"],  # what Excel keeps of a code typed into a number cell
+            [U2, "丙公司", "注销"],
+        ],
+    )
     report = await import_targets(ctx, path)
     assert not report.ok
     assert [(e.line, e.column) for e in report.rejected] == [(3, "统一社会信用代码")]
@@ -160,19 +201,32 @@ async def test_missing_required_column_is_one_clear_error(ctx: Ctx, tmp_path: Pa
     assert await targets(ctx) == {} and await audit_count(ctx) == 0
 
 
-async def test_all_or_nothing_lists_every_bad_row_and_writes_nothing(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "t.csv", [
-        HEADER,
-        trow(U1, "甲公司"),
-        trow("91350100M000100Y4Z", "乙公司", kind="公司制", risk="E", flags="黑名单"),
-        trow(U2, "", status="歇业中", risk="A 高风险"),
-        trow(U1, "甲公司（重复）"),
-    ])
+async def test_all_or_nothing_lists_every_bad_row_and_writes_nothing(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "t.csv",
+        [
+            HEADER,
+            trow(U1, "甲公司"),
+            trow("91350100M000100Y4Z", "乙公司", kind="公司制", risk="E", flags="黑名单"),
+            trow(U2, "", status="歇业中", risk="A 高风险"),
+            trow(U1, "甲公司（重复）"),
+        ],
+    )
     report = await import_targets(ctx, path)
     assert not report.ok
     got = {(e.line, e.column) for e in report.rejected}
-    assert got == {(3, "统一社会信用代码"), (3, "类型"), (3, "风险等级"), (3, "标记"),
-                   (4, "名称"), (4, "状态"), (4, "风险等级"), (5, "统一社会信用代码")}
+    assert got == {
+        (3, "统一社会信用代码"),
+        (3, "类型"),
+        (3, "风险等级"),
+        (3, "标记"),
+        (4, "名称"),
+        (4, "状态"),
+        (4, "风险等级"),
+        (5, "统一社会信用代码"),
+    }
     dup = next(e for e in report.rejected if e.line == 5)
     assert "与第 2 行重复" in dup.reason and "第 2、5 行" in dup.reason
     assert "未知标记“黑名单”" in {e.reason.split("，")[0] for e in report.rejected}
@@ -182,13 +236,17 @@ async def test_all_or_nothing_lists_every_bad_row_and_writes_nothing(ctx: Ctx, t
 
 
 async def test_skip_invalid_imports_good_rows_and_writes_rejects(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "t.csv", [
-        HEADER,
-        trow(U1, "甲公司"),
-        trow("9.13304E+17", "乙公司"),
-        trow(U2, "丙公司", kind="外星企业"),
-        trow(U3, "丁社", kind="农民专业合作社"),
-    ], encoding="gb18030")
+    path = write_csv(
+        tmp_path / "t.csv",
+        [
+            HEADER,
+            trow(U1, "甲公司"),
+            trow("9.13304E+17", "乙公司"),
+            trow(U2, "丙公司", kind="外星企业"),
+            trow(U3, "丁社", kind="农民专业合作社"),
+        ],
+        encoding="gb18030",
+    )
     report = await import_targets(ctx, path, skip_invalid=True)
     assert report.ok and (report.inserted, report.rejected_rows) == (2, 2)
     assert set(await targets(ctx)) == {U1, U3}
@@ -202,19 +260,25 @@ async def test_skip_invalid_imports_good_rows_and_writes_rejects(ctx: Ctx, tmp_p
 
 
 async def test_reimport_updates_only_the_columns_in_the_file(ctx: Ctx, tmp_path: Path) -> None:
-    first = write_csv(tmp_path / "a.csv", [
-        HEADER,
-        [U1, "甲公司", "企业", "餐饮", "城关镇", "", "存续", "B", "投诉举报"],
-        [U2, "乙公司", "企业", "零售", "城关镇", "", "存续", "C", ""],
-    ])
+    first = write_csv(
+        tmp_path / "a.csv",
+        [
+            HEADER,
+            [U1, "甲公司", "企业", "餐饮", "城关镇", "", "存续", "B", "投诉举报"],
+            [U2, "乙公司", "企业", "零售", "城关镇", "", "存续", "C", ""],
+        ],
+    )
     assert (await import_targets(ctx, first)).ok
     await ctx.session.commit()
     loaded = await targets(ctx)  # ORM objects in the identity map must not stay stale
-    second = write_csv(tmp_path / "b.csv", [
-        ["统一社会信用代码", "名称", "状态"],
-        [U1, "甲公司（更名）", "吊销，未注销"],
-        [U3, "丙公司", "存续"],
-    ])
+    second = write_csv(
+        tmp_path / "b.csv",
+        [
+            ["统一社会信用代码", "名称", "状态"],
+            [U1, "甲公司（更名）", "吊销，未注销"],
+            [U3, "丙公司", "存续"],
+        ],
+    )
     report = await import_targets(ctx, second)
     assert (report.inserted, report.updated) == (1, 1), report.summary_zh()
     await ctx.session.commit()
@@ -227,27 +291,39 @@ async def test_reimport_updates_only_the_columns_in_the_file(ctx: Ctx, tmp_path:
     assert await audit_count(ctx) == 2
 
 
-async def test_blank_status_keeps_stored_value_but_blank_risk_clears(ctx: Ctx, tmp_path: Path) -> None:
-    first = write_csv(tmp_path / "a.csv", [
-        HEADER, trow(U1, "甲公司", "个体工商户", "注销", "D", "投诉举报")])
+async def test_blank_status_keeps_stored_value_but_blank_risk_clears(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    first = write_csv(
+        tmp_path / "a.csv", [HEADER, trow(U1, "甲公司", "个体工商户", "注销", "D", "投诉举报")]
+    )
     assert (await import_targets(ctx, first)).ok
-    second = write_csv(tmp_path / "b.csv", [
-        HEADER, trow(U1, "甲公司", kind="", status=""), trow(U2, "乙公司", kind="", status="")])
+    second = write_csv(
+        tmp_path / "b.csv",
+        [HEADER, trow(U1, "甲公司", kind="", status=""), trow(U2, "乙公司", kind="", status="")],
+    )
     report = await import_targets(ctx, second)
     assert (report.inserted, report.updated) == (1, 1)
     rows = await targets(ctx)
     # a blank 状态 must not bring a deregistered target back into the drawable pool
     assert (rows[U1].kind, rows[U1].status, rows[U1].risk_level, rows[U1].flags) == (
-        "个体工商户", "注销", "", "")
+        "个体工商户",
+        "注销",
+        "",
+        "",
+    )
     assert (rows[U2].kind, rows[U2].status) == ("企业", "存续")
 
 
 async def test_registration_number_column_is_used_when_no_uscc(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "t.csv", [
-        ["名称", "统一社会信用代码", "注册号"],
-        ["甲公司", U1, "330424000011111"],
-        ["老个体户", "", "330424000012345"],
-    ])
+    path = write_csv(
+        tmp_path / "t.csv",
+        [
+            ["名称", "统一社会信用代码", "注册号"],
+            ["甲公司", U1, "330424000011111"],
+            ["老个体户", "", "330424000012345"],
+        ],
+    )
     report = await import_targets(ctx, path)
     assert report.ok, report.summary_zh()
     rows = await targets(ctx)
@@ -272,8 +348,18 @@ async def test_unsupported_and_empty_files(ctx: Ctx, tmp_path: Path) -> None:
     assert (await import_targets(ctx, empty)).file_error == "文件是空的，没有表头和数据"
 
 
-@pytest.mark.parametrize(("text", "level"), [("A", "A"), ("b", "B"), ("C类", "C"), ("D（高风险）", "D"),
-                                             ("一般风险", "B"), ("", ""), ("未分类", "")])
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("A", "A"),
+        ("b", "B"),
+        ("C类", "C"),
+        ("D（高风险）", "D"),
+        ("一般风险", "B"),
+        ("", ""),
+        ("未分类", ""),
+    ],
+)
 def test_risk_levels(text: str, level: str) -> None:
     assert parse_risk(text) == level
 
@@ -286,23 +372,47 @@ def test_bad_risk_levels(text: str) -> None:
 # ---------------------------------------------------------------- inspectors
 
 
-INSPECTOR_HEADER = ["姓名", "部门", "执法证号", "人员编号", "专长", "区域", "手机", "角色",
-                    "企业微信账号", "钉钉账号"]
+INSPECTOR_HEADER = [
+    "姓名",
+    "部门",
+    "执法证号",
+    "人员编号",
+    "专长",
+    "区域",
+    "手机",
+    "角色",
+    "企业微信账号",
+    "钉钉账号",
+]
 
 
 async def officers(ctx: Ctx) -> dict[str, Officer]:
     return {o.code: o for o in (await ctx.session.scalars(select(Officer))).unique()}
 
 
-async def test_inspectors_import_and_reimport(ctx: Ctx, tmp_path: Path,
-                                              departments: dict[str, Department]) -> None:
-    path = write_xlsx(tmp_path / "people.xlsx", [
-        INSPECTOR_HEADER,
-        ["张三", "县市场监督管理局", "33042400123", "", "食品、特种设备", "城关镇", 13800138000,
-         "联络员、执法检查人员", "zhangsan", ""],
-        ["李四", "卫健局", "WJ-7", "WJ0007", "", "", "", "", "", "lisi"],
-        ["王五", "wj", "", "WJ0008", "", "", "", "联络员，管理员", "", ""],
-    ])
+async def test_inspectors_import_and_reimport(
+    ctx: Ctx, tmp_path: Path, departments: dict[str, Department]
+) -> None:
+    path = write_xlsx(
+        tmp_path / "people.xlsx",
+        [
+            INSPECTOR_HEADER,
+            [
+                "张三",
+                "县市场监督管理局",
+                "33042400123",
+                "",
+                "食品、特种设备",
+                "城关镇",
+                13800138000,
+                "联络员、执法检查人员",
+                "zhangsan",
+                "",
+            ],
+            ["李四", "卫健局", "WJ-7", "WJ0007", "", "", "", "", "", "lisi"],
+            ["王五", "wj", "", "WJ0008", "", "", "", "联络员，管理员", "", ""],
+        ],
+    )
     report = await import_inspectors(ctx, path)
     assert report.ok, report.summary_zh()
     assert report.inserted == 3
@@ -311,14 +421,21 @@ async def test_inspectors_import_and_reimport(ctx: Ctx, tmp_path: Path,
     zhang = people["SJ-33042400123"]  # derived from department code + certificate number
     assert zhang.department_id == departments["SJ"].id
     assert zhang.roles == ["liaison", "inspector"] and zhang.expertise == ["食品", "特种设备"]
-    assert (zhang.mobile, zhang.account(WECOM), zhang.account(DINGTALK)) == ("13800138000", "zhangsan", None)
+    assert (zhang.mobile, zhang.account(WECOM), zhang.account(DINGTALK)) == (
+        "13800138000",
+        "zhangsan",
+        None,
+    )
     assert people["WJ0007"].roles == ["inspector"] and people["WJ0007"].account(DINGTALK) == "lisi"
     assert people["WJ0008"].roles == ["liaison", "admin"]  # no certificate: not an inspector
 
-    again = write_csv(tmp_path / "people.csv", [
-        ["姓名", "部门", "人员编号", "手机"],
-        ["王五", "县卫生健康局", "WJ0008", "13900000000"],
-    ])
+    again = write_csv(
+        tmp_path / "people.csv",
+        [
+            ["姓名", "部门", "人员编号", "手机"],
+            ["王五", "县卫生健康局", "WJ0008", "13900000000"],
+        ],
+    )
     report = await import_inspectors(ctx, again)
     assert (report.inserted, report.updated) == (0, 1)
     await ctx.session.commit()
@@ -327,7 +444,8 @@ async def test_inspectors_import_and_reimport(ctx: Ctx, tmp_path: Path,
 
 
 async def test_reimport_with_blank_account_cells_keeps_accounts_bound_with_the_bind_command(
-        ctx: Ctx, tmp_path: Path, departments: dict[str, Department]) -> None:
+    ctx: Ctx, tmp_path: Path, departments: dict[str, Department]
+) -> None:
     row = ["张三", "县市场监督管理局", "ZF-1", "SJ0001", "", "", "", "", "", ""]
     assert (await import_inspectors(ctx, write_csv(tmp_path / "a.csv", [INSPECTOR_HEADER, row]))).ok
     await ctx.session.commit()
@@ -335,32 +453,47 @@ async def test_reimport_with_blank_account_cells_keeps_accounts_bound_with_the_b
     await bind_account(ctx, "SJ0001", "钉钉", "ding-zhang")
     await ctx.session.commit()
 
-    again = [INSPECTOR_HEADER, ["张三", "县市场监督管理局", "ZF-1", "SJ0001", "", "", "13800138000", "",
-                                "", "ding-new"]]
+    again = [
+        INSPECTOR_HEADER,
+        ["张三", "县市场监督管理局", "ZF-1", "SJ0001", "", "", "13800138000", "", "", "ding-new"],
+    ]
     report = await import_inspectors(ctx, write_csv(tmp_path / "b.csv", again))
     assert report.ok and report.updated == 1
     await ctx.session.commit()
     zhang = (await officers(ctx))["SJ0001"]
     await ctx.session.refresh(zhang)
-    assert (zhang.mobile, zhang.account(WECOM), zhang.account(DINGTALK)) == ("13800138000", "zhangsan",
-                                                                         "ding-new")
+    assert (zhang.mobile, zhang.account(WECOM), zhang.account(DINGTALK)) == (
+        "13800138000",
+        "zhangsan",
+        "ding-new",
+    )
 
 
-async def test_inspectors_row_errors(ctx: Ctx, tmp_path: Path,
-                                     departments: dict[str, Department]) -> None:
-    ctx.session.add(Officer(code="SJ0001", name="老员工", department_id=departments["SJ"].id,
-                            roles=["inspector"],
-                            accounts=[PlatformAccount(platform=WECOM, account="taken")]))
+async def test_inspectors_row_errors(
+    ctx: Ctx, tmp_path: Path, departments: dict[str, Department]
+) -> None:
+    ctx.session.add(
+        Officer(
+            code="SJ0001",
+            name="老员工",
+            department_id=departments["SJ"].id,
+            roles=["inspector"],
+            accounts=[PlatformAccount(platform=WECOM, account="taken")],
+        )
+    )
     await ctx.session.commit()
-    path = write_csv(tmp_path / "people.csv", [
-        INSPECTOR_HEADER,
-        ["赵六", "县教育局", "1", "", "", "", "", "", "", ""],
-        ["钱七", "市场监管局", "", "", "", "", "", "", "", ""],
-        ["孙八", "市场监管局", "2", "SJ0002", "", "", "", "局长", "taken", ""],
-        ["周九", "市场监管局", "3", "SJ0003", "", "", "", "", "zhou", ""],
-        ["吴十", "市场监管局", "4", "SJ0004", "", "", "", "", "zhou", ""],
-        ["郑一", "市场监管局", "5", "SJ0003", "", "", "", "", "", ""],
-    ])
+    path = write_csv(
+        tmp_path / "people.csv",
+        [
+            INSPECTOR_HEADER,
+            ["赵六", "县教育局", "1", "", "", "", "", "", "", ""],
+            ["钱七", "市场监管局", "", "", "", "", "", "", "", ""],
+            ["孙八", "市场监管局", "2", "SJ0002", "", "", "", "局长", "taken", ""],
+            ["周九", "市场监管局", "3", "SJ0003", "", "", "", "", "zhou", ""],
+            ["吴十", "市场监管局", "4", "SJ0004", "", "", "", "", "zhou", ""],
+            ["郑一", "市场监管局", "5", "SJ0003", "", "", "", "", "", ""],
+        ],
+    )
     report = await import_inspectors(ctx, path)
     assert not report.ok
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
@@ -371,12 +504,20 @@ async def test_inspectors_row_errors(ctx: Ctx, tmp_path: Path,
     assert reasons[(4, "企业微信账号")] == "企业微信账号“taken”已属于人员 SJ0001"
     assert "与第 5 行重复" in reasons[(6, "企业微信账号")]
     assert "与第 5 行重复" in reasons[(7, "人员编号")]
-    assert set(reasons) == {(2, "部门"), (3, "人员编号"), (3, "执法证号"), (4, "角色"), (4, "企业微信账号"),
-                            (6, "企业微信账号"), (7, "人员编号")}
+    assert set(reasons) == {
+        (2, "部门"),
+        (3, "人员编号"),
+        (3, "执法证号"),
+        (4, "角色"),
+        (4, "企业微信账号"),
+        (6, "企业微信账号"),
+        (7, "人员编号"),
+    }
     assert set(await officers(ctx)) == {"SJ0001"}
 
-    report = await import_inspectors(ctx, path, skip_invalid=True,
-                                     rejects_path=tmp_path / "out" / "bad.csv")
+    report = await import_inspectors(
+        ctx, path, skip_invalid=True, rejects_path=tmp_path / "out" / "bad.csv"
+    )
     assert report.ok and report.inserted == 1  # only 周九
     assert set(await officers(ctx)) == {"SJ0001", "SJ0003"}
     assert report.rejects_path is not None and report.rejects_path.exists()
@@ -385,16 +526,20 @@ async def test_inspectors_row_errors(ctx: Ctx, tmp_path: Path,
 # ---------------------------------------------------------------- exclusions
 
 
-async def test_exclusions_import_and_update(ctx: Ctx, tmp_path: Path,
-                                            departments: dict[str, Department]) -> None:
-    path = write_csv(tmp_path / "ex.csv", [
-        ["统一社会信用代码", "年度", "部门", "来源", "原因"],
-        [U1, "2026", "", "市级市场监管局", "市局已抽查"],
-        [U2, "2026年", "卫健局", "市卫健委", "已检查"],
-        [U1, "2026", "", "市级市场监管局", "重复"],
-        [U3, "26", "", "", ""],
-        ["9.13304E+17", "2026", "无此部门", "", ""],
-    ])
+async def test_exclusions_import_and_update(
+    ctx: Ctx, tmp_path: Path, departments: dict[str, Department]
+) -> None:
+    path = write_csv(
+        tmp_path / "ex.csv",
+        [
+            ["统一社会信用代码", "年度", "部门", "来源", "原因"],
+            [U1, "2026", "", "市级市场监管局", "市局已抽查"],
+            [U2, "2026年", "卫健局", "市卫健委", "已检查"],
+            [U1, "2026", "", "市级市场监管局", "重复"],
+            [U3, "26", "", "", ""],
+            ["9.13304E+17", "2026", "无此部门", "", ""],
+        ],
+    )
     report = await import_exclusions(ctx, path)
     assert not report.ok
     got = {(e.line, e.column) for e in report.rejected}
@@ -404,15 +549,20 @@ async def test_exclusions_import_and_update(ctx: Ctx, tmp_path: Path,
     report = await import_exclusions(ctx, path, skip_invalid=True)
     assert report.ok and report.inserted == 2
     await ctx.session.commit()
-    fixed = write_csv(tmp_path / "ex2.csv", [
-        ["uscc", "year", "source", "reason"],
-        [U1, 2026, "市级市场监管局", "市局 3 月已抽查"],
-        [U3, 2026, "", ""],
-    ])
+    fixed = write_csv(
+        tmp_path / "ex2.csv",
+        [
+            ["uscc", "year", "source", "reason"],
+            [U1, 2026, "市级市场监管局", "市局 3 月已抽查"],
+            [U3, 2026, "", ""],
+        ],
+    )
     report = await import_exclusions(ctx, fixed)
     assert (report.inserted, report.updated) == (1, 1), report.summary_zh()
     await ctx.session.commit()
-    rows = {(e.uscc, e.department_id): e for e in (await ctx.session.scalars(select(Exclusion))).all()}
+    rows = {
+        (e.uscc, e.department_id): e for e in (await ctx.session.scalars(select(Exclusion))).all()
+    }
     assert len(rows) == 3
     assert rows[(U1, None)].reason == "市局 3 月已抽查"
     assert rows[(U2, departments["WJ"].id)].source == "市卫健委"

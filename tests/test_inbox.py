@@ -30,8 +30,9 @@ async def inbox_rows(session: AsyncSession) -> list[InboxEvent]:
     return list((await session.scalars(select(InboxEvent).order_by(InboxEvent.id))).all())
 
 
-async def test_duplicate_store_returns_false_and_changes_nothing(session: AsyncSession,
-                                                                clock: FixedClock) -> None:
+async def test_duplicate_store_returns_false_and_changes_nothing(
+    session: AsyncSession, clock: FixedClock
+) -> None:
     assert await inbox.store(session, text_event(), now=clock.now()) is True
     await session.commit()
     clock.advance(dt.timedelta(seconds=5))
@@ -43,8 +44,9 @@ async def test_duplicate_store_returns_false_and_changes_nothing(session: AsyncS
     assert rows[0].received_at == clock.now() - dt.timedelta(seconds=5)
 
 
-async def test_same_event_id_on_another_platform_is_another_event(session: AsyncSession,
-                                                                  clock: FixedClock) -> None:
+async def test_same_event_id_on_another_platform_is_another_event(
+    session: AsyncSession, clock: FixedClock
+) -> None:
     assert await inbox.store(session, text_event(), now=clock.now())
     other = text_event().model_copy(update={"platform": "dingtalk"})
     assert await inbox.store(session, other, now=clock.now())
@@ -59,8 +61,9 @@ async def test_overlong_event_id_is_hashed_stably(session: AsyncSession, clock: 
     assert inbox.event_of(row).event_id == long_id
 
 
-async def test_claim_leases_rows_until_the_lease_runs_out(session: AsyncSession,
-                                                          clock: FixedClock) -> None:
+async def test_claim_leases_rows_until_the_lease_runs_out(
+    session: AsyncSession, clock: FixedClock
+) -> None:
     for i in range(3):
         await inbox.store(session, text_event(f"m{i}"), now=clock.now())
     await session.commit()
@@ -80,22 +83,28 @@ async def test_failed_event_backs_off_then_dies(session: AsyncSession, clock: Fi
     await inbox.store(session, text_event(), now=clock.now())
     (row,) = await inbox.claim_pending(session, 1, clock.now(), LEASE)
     retry_at = clock.now() + dt.timedelta(seconds=30)
-    state = await inbox.mark_failed(session, row.id, "boom", now=clock.now(), retry_at=retry_at,
-                                    max_attempts=2)
+    state = await inbox.mark_failed(
+        session, row.id, "boom", now=clock.now(), retry_at=retry_at, max_attempts=2
+    )
     await session.commit()
     assert state == "pending"
     assert await inbox.claim_pending(session, 1, clock.now(), LEASE) == []  # not due yet
     clock.advance(dt.timedelta(seconds=31))
     (row,) = await inbox.claim_pending(session, 1, clock.now(), LEASE)
-    assert await inbox.mark_failed(session, row.id, "boom again", now=clock.now(),
-                                   retry_at=clock.now(), max_attempts=2) == "dead"
+    assert (
+        await inbox.mark_failed(
+            session, row.id, "boom again", now=clock.now(), retry_at=clock.now(), max_attempts=2
+        )
+        == "dead"
+    )
     await session.commit()
     (row,) = await inbox_rows(session)
     assert (row.state, row.attempts, row.error) == ("dead", 2, "boom again")
 
 
-async def test_worker_gives_duplicates_one_effect(sessionmaker: async_sessionmaker[AsyncSession],
-                                                  clock: FixedClock) -> None:
+async def test_worker_gives_duplicates_one_effect(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     services = make_services(sessionmaker, clock)
     async with sessionmaker() as session:
         for _ in range(3):  # the platform retried twice
@@ -112,7 +121,8 @@ async def test_worker_gives_duplicates_one_effect(sessionmaker: async_sessionmak
 
 
 async def test_failing_handler_rolls_back_and_retries_later(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     services = make_services(sessionmaker, clock, inbox={"max_attempts": 3})
     async with sessionmaker() as session:
         await inbox.store(session, text_event(), now=clock.now())
@@ -134,7 +144,8 @@ async def test_failing_handler_rolls_back_and_retries_later(
 
 
 async def test_event_dies_after_max_attempts_without_stopping_the_worker(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     services = make_services(sessionmaker, clock, inbox={"max_attempts": 2})
     async with sessionmaker() as session:
         await inbox.store(session, text_event("bad"), now=clock.now())
@@ -151,7 +162,8 @@ async def test_event_dies_after_max_attempts_without_stopping_the_worker(
 
 
 async def test_second_worker_after_lease_expiry_cannot_double_the_effect(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     """A slow worker's lease ran out and another took the row: only one effect may commit."""
     services = make_services(sessionmaker, clock)
     async with sessionmaker() as session:
@@ -171,7 +183,8 @@ async def test_second_worker_after_lease_expiry_cannot_double_the_effect(
 
 
 async def test_store_many_marks_duplicates_inside_and_across_batches(
-        session: AsyncSession, clock: FixedClock) -> None:
+    session: AsyncSession, clock: FixedClock
+) -> None:
     assert await inbox.store(session, text_event("old"), now=clock.now())
     batch = [text_event("a"), text_event("old"), text_event("b"), text_event("a")]
     assert await inbox.store_many(session, batch, now=clock.now()) == [True, False, True, False]
@@ -180,6 +193,7 @@ async def test_store_many_marks_duplicates_inside_and_across_batches(
 
 
 # ---------------------------------------------------------------- the SQLite writer-thread path
+
 
 def raw_rows(path: Path) -> list[tuple[object, ...]]:
     """Every stored column as SQLite holds it (text as written, and its storage class)."""
@@ -190,12 +204,25 @@ def raw_rows(path: Path) -> list[tuple[object, ...]]:
 
 
 async def test_sqlite_file_path_writes_exactly_what_the_orm_path_writes(
-        sqlite_template: Path, tmp_path: Path) -> None:
-    events = [text_event("m1", "任务 \"引号\" ✓"), text_event("x" * 200),
-              Event(platform="wecom", kind="card_action", event_id="card:u:t:k:1", user_id="u",
-                    action_key="confirm", raw={"TaskId": "t", "嵌套": "值"}, received_ms=17)]
-    times = [dt.datetime(2026, 3, 2, 4, 0, tzinfo=dt.UTC),  # no microseconds
-             dt.datetime(2026, 3, 2, 12, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))]
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    events = [
+        text_event("m1", '任务 "引号" ✓'),
+        text_event("x" * 200),
+        Event(
+            platform="wecom",
+            kind="card_action",
+            event_id="card:u:t:k:1",
+            user_id="u",
+            action_key="confirm",
+            raw={"TaskId": "t", "嵌套": "值"},
+            received_ms=17,
+        ),
+    ]
+    times = [
+        dt.datetime(2026, 3, 2, 4, 0, tzinfo=dt.UTC),  # no microseconds
+        dt.datetime(2026, 3, 2, 12, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+    ]
     paths = {name: tmp_path / f"{name}.sqlite3" for name in ("orm", "fast")}
     for path in paths.values():
         shutil.copy(sqlite_template, path)
@@ -204,8 +231,10 @@ async def test_sqlite_file_path_writes_exactly_what_the_orm_path_writes(
         fast = inbox.SqliteFileInbox.for_engine(engines["fast"])
         assert fast is not None
         # the second burst repeats the first three (duplicates change nothing) and adds one
-        bursts = [(times[0], events, [True] * 3),
-                  (times[1], [*events, text_event("m2")], [False] * 3 + [True])]
+        bursts = [
+            (times[0], events, [True] * 3),
+            (times[1], [*events, text_event("m2")], [False] * 3 + [True]),
+        ]
         for now, burst, new in bursts:
             async with make_sessionmaker(engines["orm"])() as session:
                 assert await inbox.store_many(session, burst, now=now) == new
@@ -218,8 +247,9 @@ async def test_sqlite_file_path_writes_exactly_what_the_orm_path_writes(
         async with make_sessionmaker(engines["fast"])() as session:  # and back through the ORM
             rows = await inbox_rows(session)
         assert [inbox.event_of(r) for r in rows] == [*events, text_event("m2")]
-        assert [(r.received_at, r.next_attempt_at, r.state, r.attempts, r.error)
-                for r in rows] == [(t, t, "pending", 0, "") for t in [times[0]] * 3 + times[1:]]
+        assert [(r.received_at, r.next_attempt_at, r.state, r.attempts, r.error) for r in rows] == [
+            (t, t, "pending", 0, "") for t in [times[0]] * 3 + times[1:]
+        ]
         assert rows[1].event_id == inbox.stored_event_id("x" * 200) != "x" * 200
     finally:
         for engine in engines.values():
@@ -227,7 +257,8 @@ async def test_sqlite_file_path_writes_exactly_what_the_orm_path_writes(
 
 
 async def test_sqlite_file_path_marks_duplicates_inside_and_across_batches(
-        engine: AsyncEngine, session: AsyncSession, clock: FixedClock) -> None:
+    engine: AsyncEngine, session: AsyncSession, clock: FixedClock
+) -> None:
     fast = inbox.SqliteFileInbox.for_engine(engine)
     if engine.dialect.name != "sqlite":
         assert fast is None  # PostgreSQL keeps the session path
@@ -243,7 +274,8 @@ async def test_sqlite_file_path_marks_duplicates_inside_and_across_batches(
 
 
 async def test_sqlite_file_path_rolls_a_failed_batch_back_and_goes_on(
-        sqlite_template: Path, tmp_path: Path, clock: FixedClock) -> None:
+    sqlite_template: Path, tmp_path: Path, clock: FixedClock
+) -> None:
     shutil.copy(sqlite_template, tmp_path / "db.sqlite3")
     engine = make_engine(str(tmp_path / "db.sqlite3"))
     fast = inbox.SqliteFileInbox.for_engine(engine)
@@ -252,15 +284,20 @@ async def test_sqlite_file_path_rolls_a_failed_batch_back_and_goes_on(
     try:
         assert await fast.store_many([text_event("before")], now=clock.now()) == [True]
         # the batch's second insert fails after its first row went in
-        await session.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON inbox "
-                                   "WHEN NEW.event_id = 'bad' BEGIN SELECT RAISE(ABORT, 'no'); END"))
+        await session.execute(
+            text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON inbox "
+                "WHEN NEW.event_id = 'bad' BEGIN SELECT RAISE(ABORT, 'no'); END"
+            )
+        )
         await session.commit()
         with pytest.raises(sqlite3.IntegrityError):
             await fast.store_many([text_event("good"), text_event("bad")], now=clock.now())
         await session.execute(text("DROP TRIGGER refuse"))
         await session.commit()
-        assert await fast.store_many([text_event("good"), text_event("after")],
-                                     now=clock.now()) == [True, True]
+        assert await fast.store_many(
+            [text_event("good"), text_event("after")], now=clock.now()
+        ) == [True, True]
         assert [r.event_id for r in await inbox_rows(session)] == ["before", "good", "after"]
     finally:
         await fast.close()

@@ -21,21 +21,30 @@ def text_event(event_id: str) -> Event:
 
 
 async def test_a_burst_with_retries_stores_each_event_once(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     writer = InboxWriter(make_services(sessionmaker, clock))
     ids = [f"m{i % 30}" for i in range(90)]  # every event arrives three times, concurrently
     try:
         results = await asyncio.gather(*(writer.store([text_event(i)]) for i in ids))
         assert sum(new for (new,) in results) == 30
         assert await writer.store([text_event("m0")]) == [False]
-        async with sessionmaker() as session:  # committed when acknowledged: another session sees it
+        async with (
+            sessionmaker() as session
+        ):  # committed when acknowledged: another session sees it
             assert await session.scalar(select(func.count()).select_from(InboxEvent)) == 30
     finally:
         await writer.close()
 
 
-async def callbacks_for(writer: InboxWriter, seconds: float, *, gap_s: float, prefix: str,
-                        wake: asyncio.Event | None = None) -> int:
+async def callbacks_for(
+    writer: InboxWriter,
+    seconds: float,
+    *,
+    gap_s: float,
+    prefix: str,
+    wake: asyncio.Event | None = None,
+) -> int:
     """Callback requests one after another: each in flight (parse, store, ack) then `gap_s`
     of nothing (0: the next request is already in flight, as in a burst)."""
     loop = asyncio.get_running_loop()
@@ -52,13 +61,17 @@ async def callbacks_for(writer: InboxWriter, seconds: float, *, gap_s: float, pr
 
 
 async def test_worker_gives_way_to_callbacks_in_flight_but_not_forever(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     services = make_services(sessionmaker, clock)
     writer = InboxWriter(services)
     await writer.store([text_event("first")])
     handler = ReplyingHandler(clock)
-    worker = InboxWorker(services, handler, before_event=lambda age, previous: (
-        writer.yield_to_callbacks(age, previous, max_age_s=0.3)))
+    worker = InboxWorker(
+        services,
+        handler,
+        before_event=lambda age, previous: writer.yield_to_callbacks(age, previous, max_age_s=0.3),
+    )
     burst = asyncio.create_task(callbacks_for(writer, 0.2, gap_s=0, prefix="burst"))
     await asyncio.sleep(0)
     handling = asyncio.create_task(worker.run_once())
@@ -90,15 +103,19 @@ async def test_worker_gives_way_to_callbacks_in_flight_but_not_forever(
 
 
 async def test_steady_callbacks_do_not_starve_handling(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """Issue 11 defect 1: a callback every ~8 ms (pauses of 4 ms, never 20 ms) for 1.5 s.
     Waiting for a 20 ms pause before each event handled about 3 events a second (5 of 54
     here); with its share the worker keeps up with most of them even on a loaded machine."""
     services = make_services(sessionmaker, SystemClock())
     writer = InboxWriter(services)
     handler = ReplyingHandler(services.clock)
-    worker = InboxWorker(services, handler, before_event=lambda age, previous: (
-        writer.yield_to_callbacks(age, previous, max_age_s=0.2)))
+    worker = InboxWorker(
+        services,
+        handler,
+        before_event=lambda age, previous: writer.yield_to_callbacks(age, previous, max_age_s=0.2),
+    )
     wake = asyncio.Event()
     running = asyncio.create_task(worker.run(wake))
     loop = asyncio.get_running_loop()

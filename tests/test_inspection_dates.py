@@ -24,44 +24,65 @@ NO_PROBLEM = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需
 
 
 async def _lock_draw(session: AsyncSession, task_id: int, task_code: str, on: dt.date) -> None:
-    session.add(Draw(code=f"{task_code}-T1", task_id=task_id, kind="targets", task_code=task_code,
-                     state="locked", commitment="0" * 64, pool_hash="0" * 64, pool_size=1,
-                     frozen_at=china_noon(on), locked_at=china_noon(on)))
+    session.add(
+        Draw(
+            code=f"{task_code}-T1",
+            task_id=task_id,
+            kind="targets",
+            task_code=task_code,
+            state="locked",
+            commitment="0" * 64,
+            pool_hash="0" * 64,
+            pool_size=1,
+            frozen_at=china_noon(on),
+            locked_at=china_noon(on),
+        )
+    )
     await session.commit()
 
 
 async def test_an_entry_is_late_from_the_inspection_date_and_the_summary_agrees(
-        ctx: Ctx, session: AsyncSession) -> None:
+    ctx: Ctx, session: AsyncSession
+) -> None:
     """000 §十: 检查之日起 20 个工作日内录入. Inspected 3-19, entered 5-20: late, though the
     window's own deadline (4-29) would also say so; the summary counts the same case late."""
     w = await build_world(session)  # window 2026-03-02 … 2026-03-31
     at_day(ctx, D(2026, 4, 20))  # inspected 3-19 → due 4-17 (Qingming 4-4…4-6 off)
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
-                              inspected_on=D(2026, 3, 19))
+    await cases.submit_result(
+        acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 19)
+    )
     await session.commit()
-    submitted = (await session.scalars(select(AuditEvent.data).where(
-        AuditEvent.action == "case.result.submitted"))).one()
+    submitted = (
+        await session.scalars(
+            select(AuditEvent.data).where(AuditEvent.action == "case.result.submitted")
+        )
+    ).one()
     assert (submitted["late"], submitted["result_due_on"]) == (True, "2026-04-17")
     [task] = (await daily_summary(ctx, D(2026, 4, 20))).tasks
     assert (task.late, task.on_time) == (1, 0)
 
 
 async def test_an_entry_within_20_working_days_of_the_inspection_is_on_time_everywhere(
-        ctx: Ctx, session: AsyncSession) -> None:
+    ctx: Ctx, session: AsyncSession
+) -> None:
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 30))
     await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 27))
     await cases.submit_result(acting(ctx, w.a2), w.case.code, **NO_PROBLEM)
     await session.commit()
-    submitted = (await session.scalars(select(AuditEvent.data).where(
-        AuditEvent.action == "case.result.submitted"))).one()
+    submitted = (
+        await session.scalars(
+            select(AuditEvent.data).where(AuditEvent.action == "case.result.submitted")
+        )
+    ).one()
     assert submitted["late"] is False
     [task] = (await daily_summary(ctx, D(2026, 3, 30))).tasks
     assert (task.late, task.on_time) == (0, 1)
 
 
 async def test_an_inspection_before_the_lock_or_after_the_window_is_refused(
-        ctx: Ctx, session: AsyncSession) -> None:
+    ctx: Ctx, session: AsyncSession
+) -> None:
     """000 §五.3: inspections happen within the task's time; the list is locked first."""
     w = await build_world(session)
     await _lock_draw(session, w.task.id, w.task.code, D(2026, 3, 5))
@@ -69,9 +90,12 @@ async def test_an_inspection_before_the_lock_or_after_the_window_is_refused(
     before = await snapshot(session)
     with pytest.raises(ValidationFailed, match="早于检查对象名单锁定之日（2026-03-05）"):
         await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 4))
-    with pytest.raises(ValidationFailed, match=r"晚于任务检查时间（至 2026-03-31）.*延期 LJ-2026-001"):
-        await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM,
-                                  inspected_on=D(2026, 4, 20))
+    with pytest.raises(
+        ValidationFailed, match=r"晚于任务检查时间（至 2026-03-31）.*延期 LJ-2026-001"
+    ):
+        await cases.submit_result(
+            acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 4, 20)
+        )
     with pytest.raises(ValidationFailed, match="不能晚于今天"):
         await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 4, 21))
     await session.rollback()
@@ -79,22 +103,28 @@ async def test_an_inspection_before_the_lock_or_after_the_window_is_refused(
 
 
 async def test_the_lead_extends_the_window_with_a_reason_and_later_dates_are_accepted(
-        ctx: Ctx, session: AsyncSession) -> None:
+    ctx: Ctx, session: AsyncSession
+) -> None:
     """000 §五.3: only the lead extends, in writing; participants are told."""
     w = await build_world(session)
     code, case_code = w.task.code, w.case.code
     at_day(ctx, D(2026, 4, 20))
     with pytest.raises(PermissionDenied):
-        await cases.extend_window(acting(ctx, w.other_liaison), code, D(2026, 4, 30),
-                                  "部分企业停产，需顺延检查时间")
+        await cases.extend_window(
+            acting(ctx, w.other_liaison), code, D(2026, 4, 30), "部分企业停产，需顺延检查时间"
+        )
     with pytest.raises(ValidationFailed, match="延期理由"):
         await cases.extend_window(acting(ctx, w.lead_liaison), code, D(2026, 4, 30), "顺延")
-    await cases.extend_window(acting(ctx, w.lead_liaison), code, D(2026, 4, 30),
-                              "部分企业停产，需顺延检查时间")
+    await cases.extend_window(
+        acting(ctx, w.lead_liaison), code, D(2026, 4, 30), "部分企业停产，需顺延检查时间"
+    )
     await session.commit()
     due = await cases.record_inspection_date(acting(ctx, w.a1), case_code, D(2026, 4, 20))
     await session.commit()
     assert due.day == D(2026, 5, 20)  # 20 working days after 4-20: 劳动节 5-1…5-5 off, 5-9 worked
-    event = (await session.scalars(select(AuditEvent.data).where(
-        AuditEvent.action == "task.window_extended"))).one()
+    event = (
+        await session.scalars(
+            select(AuditEvent.data).where(AuditEvent.action == "task.window_extended")
+        )
+    ).one()
     assert event["to"] == "2026-04-30" and "停产" in event["reason"]

@@ -15,8 +15,12 @@ NOW = 1_772_000_000
 
 
 def token(**overrides: object) -> str:
-    args: dict[str, object] = {"officer_id": 7, "obj": "invitation:12", "action": "respond",
-                               "expires_at": NOW + 3600}
+    args: dict[str, object] = {
+        "officer_id": 7,
+        "obj": "invitation:12",
+        "action": "respond",
+        "expires_at": NOW + 3600,
+    }
     args.update(overrides)
     return sign_link(SECRET, **args)  # type: ignore[arg-type]
 
@@ -24,7 +28,11 @@ def token(**overrides: object) -> str:
 def test_round_trip_returns_the_claims() -> None:
     claims = verify_link(SECRET, token(), NOW, obj="invitation:12", action="respond")
     assert (claims.officer_id, claims.obj, claims.action, claims.expires_at) == (
-        7, "invitation:12", "respond", NOW + 3600)
+        7,
+        "invitation:12",
+        "respond",
+        NOW + 3600,
+    )
 
 
 def test_tokens_are_url_safe_and_unique_per_issue() -> None:
@@ -57,16 +65,19 @@ def _reforge(t: str, **changes: object) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "." + mac
 
 
-@pytest.mark.parametrize("bad", [
-    lambda t: _reforge(t, o=8),  # another officer, old MAC
-    lambda t: _reforge(t, e=NOW + 10**9),  # extended expiry, old MAC
-    lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"),  # flipped MAC
-    lambda t: t.split(".")[0],  # MAC removed
-    lambda t: t + ".x",
-    lambda t: "",
-    lambda t: "链接." + t.split(".")[1],
-    lambda t: "!!!." + t.split(".")[1],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda t: _reforge(t, o=8),  # another officer, old MAC
+        lambda t: _reforge(t, e=NOW + 10**9),  # extended expiry, old MAC
+        lambda t: t[:-2] + ("AA" if t[-2:] != "AA" else "BB"),  # flipped MAC
+        lambda t: t.split(".")[0],  # MAC removed
+        lambda t: t + ".x",
+        lambda t: "",
+        lambda t: "链接." + t.split(".")[1],
+        lambda t: "!!!." + t.split(".")[1],
+    ],
+)
 def test_tampered_token_is_refused(bad) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(PermissionDenied) as err:
         verify_link(SECRET, bad(token()), NOW)

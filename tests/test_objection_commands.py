@@ -49,8 +49,7 @@ async def case_state(sm) -> str:
         return str(await s.scalar(select(Case.state).where(Case.code == CASE)))
 
 
-async def test_objection_recheck_correction_reply_in_chat_004_art20(sessionmaker, clock,
-                                                                     w) -> None:
+async def test_objection_recheck_correction_reply_in_chat_004_art20(sessionmaker, clock, w) -> None:
     """004 第二十条: the whole objection path is reachable in chat, each reply naming the next
     step and its working-day deadline."""
     sm = sessionmaker
@@ -109,8 +108,18 @@ async def test_case_view_shows_group_dates_results_and_history(sessionmaker, clo
     sm = sessionmaker
     await say(sm, clock, w.a1, f"提交 {CASE} 未发现问题 3月4日")
     text = await say(sm, clock, w.b1, f"案件 {CASE}")
-    for part in (w.target.name, "张检查（组长）", "李检查", "王检查", "2026-03-04",
-                 "县卫生健康委员会", "第 1 版", "待审核", f"通过 {CASE}", "case.result.submitted"):
+    for part in (
+        w.target.name,
+        "张检查（组长）",
+        "李检查",
+        "王检查",
+        "2026-03-04",
+        "县卫生健康委员会",
+        "第 1 版",
+        "待审核",
+        f"通过 {CASE}",
+        "case.result.submitted",
+    ):
         assert part in text, part
 
 

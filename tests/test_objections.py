@@ -24,17 +24,20 @@ async def _published(ctx, session, **world):
     await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="核实问题")
     await cases.submit_result(acting(ctx, w.a1), w.case.code, **FOUND)
     await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, True)
-    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, True)  # rule 8: both review
+    await cases.review_result(
+        acting(ctx, w.other_liaison), w.case.code, True
+    )  # rule 8: both review
     await cases.publish_case(acting(ctx, w.lead_liaison), w.case.code)
     await session.commit()
     return w
 
 
 async def _versions(session, case):
-    rows = await session.execute(select(CaseResult.version, CaseResult.state, CaseResult.codes,
-                                        CaseResult.is_correction)
-                                 .where(CaseResult.case_id == case.id)
-                                 .order_by(CaseResult.version))
+    rows = await session.execute(
+        select(CaseResult.version, CaseResult.state, CaseResult.codes, CaseResult.is_correction)
+        .where(CaseResult.case_id == case.id)
+        .order_by(CaseResult.version)
+    )
     return [tuple(r) for r in rows]
 
 
@@ -48,14 +51,16 @@ async def test_objection_window_recheck_error_and_correction(ctx, session):
     assert str(err.value).startswith("已超过异议期限")
     assert "2026-05-11" in str(err.value)  # 60 calendar days after 2026-03-12
     with pytest.raises(PermissionDenied) as denied:
-        await objections.file_objection(acting(ctx, w.a1), w.case.code, "某某公司", "x",
-                                        D(2026, 5, 11))
+        await objections.file_objection(
+            acting(ctx, w.a1), w.case.code, "某某公司", "x", D(2026, 5, 11)
+        )
     assert denied.value.action == "objection.file.denied"
     await session.commit()
     assert await snapshot(session) == before
 
-    obj = await objections.file_objection(lead, w.case.code, "某某公司 法定代表人",
-                                          "已于检查前公示许可信息，附截图", D(2026, 5, 11))
+    obj = await objections.file_objection(
+        lead, w.case.code, "某某公司 法定代表人", "已于检查前公示许可信息，附截图", D(2026, 5, 11)
+    )
     await session.commit()
     assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2026, 6, 8), False)
     await session.refresh(w.case)
@@ -81,14 +86,16 @@ async def test_objection_window_recheck_error_and_correction(ctx, session):
     with pytest.raises(PermissionDenied):
         await cases.correct_result(acting(ctx, w.a1), w.case.code, reason="x", **CLEAN)
 
-    v3 = await cases.correct_result(lead, w.case.code, reason="复查确认已公示，原结论有误",
-                                    **CLEAN, inspected_on=D(2026, 3, 10))
+    v3 = await cases.correct_result(
+        lead, w.case.code, reason="复查确认已公示，原结论有误", **CLEAN, inspected_on=D(2026, 3, 10)
+    )
     await session.commit()
     assert (v3.version, v3.is_correction, v3.state) == (3, True, "published")
     assert await _versions(session, w.case) == [
         (1, "returned", ["A", "2", "B"], False),
         (2, "superseded", ["A", "2", "B"], False),  # still readable
-        (3, "published", ["1"], True)]
+        (3, "published", ["1"], True),
+    ]
     await session.refresh(w.case)
     await session.refresh(obj)
     assert (w.case.state, obj.state) == ("corrected", "corrected")
@@ -98,11 +105,20 @@ async def test_objection_window_recheck_error_and_correction(ctx, session):
     assert (obj.state, obj.replied_on) == ("replied", D(2026, 5, 20))
     with pytest.raises(InvalidTransition, match="已答复"):
         await objections.reply_objection(lead, obj.id)
-    actions = list(await session.scalars(select(AuditEvent.action).where(
-        AuditEvent.subject.in_([f"objection:{obj.id}", f"case:{w.case.code}"]))
-        .order_by(AuditEvent.id)))
-    assert actions[-5:] == ["case.published", "objection.filed", "objection.rechecked",
-                            "case.result.corrected", "objection.replied"]
+    actions = list(
+        await session.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.subject.in_([f"objection:{obj.id}", f"case:{w.case.code}"]))
+            .order_by(AuditEvent.id)
+        )
+    )
+    assert actions[-5:] == [
+        "case.published",
+        "objection.filed",
+        "objection.rechecked",
+        "case.result.corrected",
+        "objection.replied",
+    ]
 
 
 async def test_upheld_objection_keeps_the_published_result(ctx, session):
@@ -123,21 +139,25 @@ async def test_upheld_objection_keeps_the_published_result(ctx, session):
 async def test_objection_needs_a_published_result(ctx, session):
     w = await build_world(session)
     with pytest.raises(InvalidTransition, match="结果尚未公示"):
-        await objections.file_objection(acting(ctx, w.lead_liaison), w.case.code, "某某公司",
-                                        "x", D(2026, 3, 2))
+        await objections.file_objection(
+            acting(ctx, w.lead_liaison), w.case.code, "某某公司", "x", D(2026, 3, 2)
+        )
 
 
 async def test_recheck_deadline_across_year_end_becomes_final(ctx, session):
-    w = await _published(ctx, session, window_start=D(2026, 11, 23),
-                         window_end=D(2026, 12, 31))  # published 2026-12-03
+    w = await _published(
+        ctx, session, window_start=D(2026, 11, 23), window_end=D(2026, 12, 31)
+    )  # published 2026-12-03
     at_day(ctx, D(2026, 12, 14))
-    obj = await objections.file_objection(acting(ctx, w.lead_liaison), w.case.code, "某某公司",
-                                          "不服", D(2026, 12, 14))
+    obj = await objections.file_objection(
+        acting(ctx, w.lead_liaison), w.case.code, "某某公司", "不服", D(2026, 12, 14)
+    )
     await session.commit()
     # 12-15 … 12-31 = 13 working days, then weekdays only: 1-1, 1-4 … 1-11
     assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2027, 1, 11), True)
-    changed = await load_holiday_year(ctx, HolidayFile(
-        2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试"))
+    changed = await load_holiday_year(
+        ctx, HolidayFile(2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试")
+    )
     await session.commit()
     obj = await session.scalar(select(Objection).where(Objection.id == obj.id))
     await session.refresh(obj)

@@ -25,10 +25,18 @@ CLEAN = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后�
 
 
 async def _consulting_task(session, w, reply_due, provisional=False, lead=None):
-    task = JointTask(code="LJ-2026-002", year=2026, title="校园周边联合抽查",
-                     lead_department_id=(lead or w.lead).id, window_start=D(2026, 4, 1),
-                     window_end=D(2026, 4, 30), state="consulting", reply_due_on=reply_due,
-                     reply_due_provisional=provisional, created_at=china_noon(D(2026, 3, 1)))
+    task = JointTask(
+        code="LJ-2026-002",
+        year=2026,
+        title="校园周边联合抽查",
+        lead_department_id=(lead or w.lead).id,
+        window_start=D(2026, 4, 1),
+        window_end=D(2026, 4, 30),
+        state="consulting",
+        reply_due_on=reply_due,
+        reply_due_provisional=provisional,
+        created_at=china_noon(D(2026, 3, 1)),
+    )
     session.add(task)
     await session.flush()
     session.add(Invitation(task_id=task.id, department_id=w.other.id, state="pending"))
@@ -45,8 +53,11 @@ async def _inspected_world(ctx, session):
 
 
 async def _outbox(session, since_id=0):
-    return list(await session.scalars(select(OutboxMessage).where(OutboxMessage.id > since_id)
-                                      .order_by(OutboxMessage.id)))
+    return list(
+        await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id > since_id).order_by(OutboxMessage.id)
+        )
+    )
 
 
 async def test_due_items_say_who_what_and_when(ctx, session):
@@ -55,7 +66,8 @@ async def test_due_items_say_who_what_and_when(ctx, session):
     items = await due_items(ctx, D(2026, 4, 2))
     assert [(o.kind, o.department_id, o.due, o.days_left) for o in items] == [
         ("invitation_reply", w.other.id, D(2026, 4, 2), 0),
-        ("result_entry", w.lead.id, D(2026, 4, 8), 3)]
+        ("result_entry", w.lead.id, D(2026, 4, 8), 3),
+    ]
     assert items[0].officer_ids == (w.other_liaison.id, w.other_leader.id)
     assert set(items[1].officer_ids) == {w.a1.id, w.a2.id, w.b1.id}
     assert items[1].nudge_key(D(2026, 4, 2)) == f"nudge:case:{w.case.id}:2026-04-02:T-3"
@@ -79,8 +91,9 @@ async def test_nudges_are_daily_digests_and_idempotent(ctx, session):
     queued = await _outbox(session)
     personal = [m for m in queued if (m.idempotency_key or "").startswith("nudge:officer:")]
     assert {m.destination["officer_id"] for m in personal} == {w.a1.id, w.a2.id, w.b1.id}
-    assert all(f"[点此办理](lianjian-page:result/case:{w.case.id})" in m.message["body"]
-               for m in personal)
+    assert all(
+        f"[点此办理](lianjian-page:result/case:{w.case.id})" in m.message["body"] for m in personal
+    )
     digests = [m for m in queued if (m.idempotency_key or "").startswith("nudge:department:")]
     assert {m.destination["department_id"] for m in digests} == {w.lead.id, w.other.id}
     lead_digest = next(m for m in digests if m.destination["department_id"] == w.lead.id)
@@ -97,8 +110,10 @@ async def test_nudges_are_daily_digests_and_idempotent(ctx, session):
     assert await enqueue_nudges(ctx, D(2026, 4, 3)) == 2
     await session.commit()
     new = await _outbox(session, last)
-    assert [(m.destination["kind"], m.destination["officer_id"] or m.destination["department_id"])
-            for m in new] == [("department", w.other.id), ("officer", w.other_leader.id)]
+    assert [
+        (m.destination["kind"], m.destination["officer_id"] or m.destination["department_id"])
+        for m in new
+    ] == [("department", w.other.id), ("officer", w.other_leader.id)]
     assert "已逾期 1 个工作日" in new[0].message["body"]
     assert "逾期事项报告" in new[1].message["body"]
 
@@ -111,13 +126,20 @@ async def test_overdue_result_escalates_every_working_day(ctx, session):
         await session.commit()
     # T-1, T-0, then digest + the leader every working day; each time the 3 inspectors too
     assert sent == [1 + 3, 1 + 3, 2 + 3, 2 + 3, 2 + 3]
-    escalations = [m for m in await _outbox(session)
-                   if (m.idempotency_key or "").startswith("nudge:leader:")]
+    escalations = [
+        m for m in await _outbox(session) if (m.idempotency_key or "").startswith("nudge:leader:")
+    ]
     assert {m.destination["officer_id"] for m in escalations} == {w.lead_leader.id}
-    events = list(await session.scalars(select(AuditEvent.data)
-                                        .where(AuditEvent.action == "nudge.digest")))
+    events = list(
+        await session.scalars(select(AuditEvent.data).where(AuditEvent.action == "nudge.digest"))
+    )
     assert [e["keys"][0].rsplit(":", 1)[1] for e in events] == [
-        "T-1", "T-0", "overdue", "overdue", "overdue"]
+        "T-1",
+        "T-0",
+        "overdue",
+        "overdue",
+        "overdue",
+    ]
 
 
 async def test_new_obligation_the_same_day_still_gets_its_nudge(ctx, session):
@@ -136,16 +158,32 @@ async def test_summary_counts_and_daily_summaries(ctx, session):
     target = Target(uscc="91512081MA62K0260E", name="某某网吧")
     session.add_all([third, target])
     await session.flush()
-    session.add(Invitation(task_id=w.task.id, department_id=third.id, state="declined",
-                           reason="本年度警力已全部安排专项行动，无法参加"))
+    session.add(
+        Invitation(
+            task_id=w.task.id,
+            department_id=third.id,
+            state="declined",
+            reason="本年度警力已全部安排专项行动，无法参加",
+        )
+    )
     late_case = Case(code="LJ-2026-001-002", task_id=w.task.id, target_id=target.id)
     session.add(late_case)
     await session.flush()
-    session.add(GroupMember(case_id=late_case.id, officer_id=w.a1.id,
-                            department_id=w.lead.id, is_leader=True))
-    session.add(OutboxMessage(destination={"kind": "office"}, dest_key="office", message={},
-                              state="dead", next_attempt_at=ctx.clock.now(),
-                              created_at=ctx.clock.now()))
+    session.add(
+        GroupMember(
+            case_id=late_case.id, officer_id=w.a1.id, department_id=w.lead.id, is_leader=True
+        )
+    )
+    session.add(
+        OutboxMessage(
+            destination={"kind": "office"},
+            dest_key="office",
+            message={},
+            state="dead",
+            next_attempt_at=ctx.clock.now(),
+            created_at=ctx.clock.now(),
+        )
+    )
     await session.commit()
     at_day(ctx, D(2026, 3, 13))
     await cases.submit_result(acting(ctx, w.a1), w.case.code, **CLEAN)
@@ -155,10 +193,18 @@ async def test_summary_counts_and_daily_summaries(ctx, session):
     summary = await daily_summary(ctx, today)
     [task] = summary.tasks
     assert (task.accepted, task.pending, task.declined) == (
-        1, 0, [("县公安局", "本年度警力已全部安排专项行动，无法参加")])
+        1,
+        0,
+        [("县公安局", "本年度警力已全部安排专项行动，无法参加")],
+    )
     assert task.cases_by_state == {"submitted": 1, "assigned": 1}
     assert (task.on_time, task.late, task.overdue, task.returned, task.objections_open) == (
-        1, 0, 1, 0, 0)
+        1,
+        0,
+        1,
+        0,
+        0,
+    )
     assert summary.dead_letters == 1
     body = summary_message(summary).body
     assert "按时 1，逾期录入 0，逾期未录入 1" in body and "县公安局 不参加" in body
@@ -175,7 +221,10 @@ async def test_summary_counts_and_daily_summaries(ctx, session):
     await session.commit()
     assert await enqueue_daily_summaries(ctx, today) == 0
     keys = {m.idempotency_key for m in await _outbox(session)}
-    assert {f"summary:{w.lead_leader.id}:2026-04-30", f"summary:{w.other_leader.id}:2026-04-30"} <= keys
+    assert {
+        f"summary:{w.lead_leader.id}:2026-04-30",
+        f"summary:{w.other_leader.id}:2026-04-30",
+    } <= keys
 
 
 async def test_provisional_invitation_deadline_is_recomputed(ctx, session):
@@ -184,8 +233,9 @@ async def test_provisional_invitation_deadline_is_recomputed(ctx, session):
     task = await _consulting_task(session, w, D(2027, 1, 4), provisional=True)
     at_day(ctx, D(2026, 11, 2))
     assert "2027 年节假日安排" in await holiday_warning(ctx)
-    changed = await load_holiday_year(ctx, HolidayFile(
-        2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试"))
+    changed = await load_holiday_year(
+        ctx, HolidayFile(2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试")
+    )
     await session.commit()
     await session.refresh(task)
     assert changed == 1
@@ -220,17 +270,30 @@ async def test_provisional_window_result_deadline_is_recomputed_when_holidays_lo
     await session.commit()
 
     at_day(ctx, D(2026, 11, 20))
-    test_year = HolidayFile(2027, holidays=[D(2027, 1, 1), *(D(2027, 1, d) for d in range(4, 9))],
-                            workdays=[], source="测试用节假日安排")
+    test_year = HolidayFile(
+        2027,
+        holidays=[D(2027, 1, 1), *(D(2027, 1, d) for d in range(4, 9))],
+        workdays=[],
+        source="测试用节假日安排",
+    )
     assert await load_holiday_year(ctx, test_year) == 1
     await session.commit()
     await session.refresh(w.case)
     assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 25), False)
-    recomputed = (await session.scalars(select(AuditEvent.data).where(
-        AuditEvent.action == "deadlines.recomputed"))).one()
-    assert recomputed["changes"] == [{"subject": f"case:{w.case.code}", "field": "result_due_on",
-                                      "from": "2027-01-15", "to": "2027-01-25",
-                                      "provisional": False}]
+    recomputed = (
+        await session.scalars(
+            select(AuditEvent.data).where(AuditEvent.action == "deadlines.recomputed")
+        )
+    ).one()
+    assert recomputed["changes"] == [
+        {
+            "subject": f"case:{w.case.code}",
+            "field": "result_due_on",
+            "from": "2027-01-15",
+            "to": "2027-01-25",
+            "provisional": False,
+        }
+    ]
 
 
 async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, session):
@@ -245,8 +308,11 @@ async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, sessio
         case = Case(code=f"{w.task.code}-{n:03d}", task_id=w.task.id, target_id=target.id)
         session.add(case)
         await session.flush()
-        session.add(GroupMember(case_id=case.id, officer_id=w.a1.id, department_id=w.lead.id,
-                                is_leader=True))
+        session.add(
+            GroupMember(
+                case_id=case.id, officer_id=w.a1.id, department_id=w.lead.id, is_leader=True
+            )
+        )
     await session.commit()
     at_day(ctx, D(2026, 3, 12))
     await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
@@ -260,10 +326,12 @@ async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, sessio
     for offset in range(60):
         today = D(2026, 3, 20) + dt.timedelta(days=offset)
         horizon = cal.add_workdays(today, max(schedule)).day
-        full = [o.key for o in await due_items(ctx, today)
-                if o.overdue or o.days_left in schedule]
-        narrow = [o.key for o in await due_items(ctx, today, horizon=horizon)
-                  if o.overdue or o.days_left in schedule]
+        full = [o.key for o in await due_items(ctx, today) if o.overdue or o.days_left in schedule]
+        narrow = [
+            o.key
+            for o in await due_items(ctx, today, horizon=horizon)
+            if o.overdue or o.days_left in schedule
+        ]
         assert narrow == full, today
         seen.update(k.split(":")[0] for k in full)
     assert seen == {"case", "review"}

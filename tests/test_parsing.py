@@ -6,8 +6,16 @@ from handlers.base import match_command
 from handlers.commands import COMMANDS
 
 
-@pytest.mark.parametrize("text", ["任务：LJ-2026-001", "任务: LJ-2026-001", "任务，LJ-2026-001",
-                                  "＠联检助手　任务 LJ-2026-001", "@联检助手 任务LJ-2026-001"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "任务：LJ-2026-001",
+        "任务: LJ-2026-001",
+        "任务，LJ-2026-001",
+        "＠联检助手　任务 LJ-2026-001",
+        "@联检助手 任务LJ-2026-001",
+    ],
+)
 def test_separators_and_mentions(text):
     found = match_command(text, COMMANDS)
     assert found is not None

@@ -19,7 +19,16 @@ from tests import factories as f
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 from tests.test_imports import write_csv
 
-HEADER = ["计划编号", "任务名称", "牵头部门", "参与部门", "事项", "检查对象范围", "抽查比例或数量", "计划月份"]
+HEADER = [
+    "计划编号",
+    "任务名称",
+    "牵头部门",
+    "参与部门",
+    "事项",
+    "检查对象范围",
+    "抽查比例或数量",
+    "计划月份",
+]
 
 
 @pytest.fixture
@@ -27,11 +36,19 @@ async def county(ctx: Ctx) -> dict[str, Department]:
     sj = await f.department(ctx.session, "县市场监督管理局", code="SJ", market=True)
     wj = await f.department(ctx.session, "县卫生健康局", code="WJ")
     ga = await f.department(ctx.session, "县公安局", code="GA")
-    ctx.session.add_all([
-        Item(department_id=sj.id, code="SJ-01", name="食品经营许可检查", category="key"),
-        Item(department_id=sj.id, code="SJ-02", name="计量器具检查", category="general", ratio_cap="0.05"),
-        Item(department_id=wj.id, code="WJ-01", name="公共场所卫生检查", category="general"),
-    ])
+    ctx.session.add_all(
+        [
+            Item(department_id=sj.id, code="SJ-01", name="食品经营许可检查", category="key"),
+            Item(
+                department_id=sj.id,
+                code="SJ-02",
+                name="计量器具检查",
+                category="general",
+                ratio_cap="0.05",
+            ),
+            Item(department_id=wj.id, code="WJ-01", name="公共场所卫生检查", category="general"),
+        ]
+    )
     await f.officer(ctx.session, sj, "liaison")
     for dep in (wj, ga):
         await f.officer(ctx.session, dep, "liaison")
@@ -40,18 +57,31 @@ async def county(ctx: Ctx) -> dict[str, Department]:
 
 
 async def test_plan_rows_are_checked_against_departments_items_and_caps(
-        ctx: Ctx, county: dict[str, Department], tmp_path: Path) -> None:
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
     """002 二(二): a general item's ratio stays under its cap; 003 三(七)2: the plan names the
     lead, the participants, the items, the ratio or count and the date."""
-    path = write_csv(tmp_path / "plan.csv", [
-        HEADER,
-        ["JH-2026-01", "餐饮联合抽查", "SJ", "县卫生健康局、GA", "SJ-01、WJ-01", "餐饮服务、企业", "5%", "4"],
-        ["JH-2026-02", "计量联合抽查", "SJ", "WJ", "SJ-02", "", "8%", "5月"],
-        ["JH-2026-03", "无参与", "SJ", "", "SJ-01", "", "30户", "6"],
-        ["JH-2026-04", "错事项", "SJ", "WJ", "GA-09", "", "abc", "13"],
-        ["JH-2026-05", "只有参与部门事项", "SJ", "WJ", "WJ-01", "", "3%", "2027-06"],
-        ["JH-2026-01", "重复", "SJ", "WJ", "SJ-01", "", "30户", "6"],
-    ])
+    path = write_csv(
+        tmp_path / "plan.csv",
+        [
+            HEADER,
+            [
+                "JH-2026-01",
+                "餐饮联合抽查",
+                "SJ",
+                "县卫生健康局、GA",
+                "SJ-01、WJ-01",
+                "餐饮服务、企业",
+                "5%",
+                "4",
+            ],
+            ["JH-2026-02", "计量联合抽查", "SJ", "WJ", "SJ-02", "", "8%", "5月"],
+            ["JH-2026-03", "无参与", "SJ", "", "SJ-01", "", "30户", "6"],
+            ["JH-2026-04", "错事项", "SJ", "WJ", "GA-09", "", "abc", "13"],
+            ["JH-2026-05", "只有参与部门事项", "SJ", "WJ", "WJ-01", "", "3%", "2027-06"],
+            ["JH-2026-01", "重复", "SJ", "WJ", "SJ-01", "", "30户", "6"],
+        ],
+    )
     report = await plan.import_plan(ctx, path, year=2026)
     assert not report.ok
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
@@ -67,8 +97,9 @@ async def test_plan_rows_are_checked_against_departments_items_and_caps(
     }
     assert await ctx.session.scalar(select(PlanEntry)) is None
 
-    report = await plan.import_plan(ctx, path, year=2026, skip_invalid=True,
-                                    rejects_path=tmp_path / "rejects.csv")
+    report = await plan.import_plan(
+        ctx, path, year=2026, skip_invalid=True, rejects_path=tmp_path / "rejects.csv"
+    )
     assert report.ok and report.inserted == 1
     await ctx.session.commit()
     entry = await ctx.session.scalar(select(PlanEntry))
@@ -87,7 +118,8 @@ ROW = ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ、GA", "SJ-01", "", "30户"
 
 
 async def test_lead_starts_a_planned_task_from_chat_and_invitations_go_out(
-        sessionmaker, clock, ctx: Ctx, county: dict[str, Department], tmp_path: Path) -> None:
+    sessionmaker, clock, ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
     """003 三(七)2 and 004 第七条: the planned task is carried out as planned."""
     await _import(ctx, tmp_path, ROW)
     d = make_dispatcher(sessionmaker, clock)
@@ -109,10 +141,17 @@ async def test_lead_starts_a_planned_task_from_chat_and_invitations_go_out(
 
 
 async def test_a_task_outside_an_adopted_plan_needs_a_written_reason(
-        ctx: Ctx, county: dict[str, Department], tmp_path: Path) -> None:
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
     """003 三(七)1: 不得随意增加 — once the plan exists, an extra task says why."""
-    spec = TaskFile(title="临时专项", lead="SJ", window=(dt.date(2026, 3, 16), dt.date(2026, 4, 30)),
-                    items=["SJ-01"], invite=["WJ"], rule=f.RULE_5PCT)
+    spec = TaskFile(
+        title="临时专项",
+        lead="SJ",
+        window=(dt.date(2026, 3, 16), dt.date(2026, 4, 30)),
+        items=["SJ-01"],
+        invite=["WJ"],
+        rule=f.RULE_5PCT,
+    )
     first = await create_from_file(ctx, spec)  # no plan adopted yet: allowed
     await ctx.session.commit()
     assert first.unplanned_reason == ""
@@ -128,10 +167,15 @@ async def test_a_task_outside_an_adopted_plan_needs_a_written_reason(
 
 
 async def test_reminders_before_the_month_overdue_rows_in_the_summary_and_no_plan_by_march(
-        ctx: Ctx, county: dict[str, Department], tmp_path: Path) -> None:
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
     """004 第七条: the plan by the end of March; planned tasks are started in their month."""
-    await _import(ctx, tmp_path, ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "", "5%", "4"],
-                  ["JH-2026-02", "二月计划", "SJ", "WJ", "SJ-01", "", "5%", "2"])
+    await _import(
+        ctx,
+        tmp_path,
+        ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "", "5%", "4"],
+        ["JH-2026-02", "二月计划", "SJ", "WJ", "SJ-01", "", "5%", "2"],
+    )
     ctx.clock = FixedClock(china_noon(dt.date(2026, 3, 25)))
     assert await plan.plan_reminders(ctx) == 2  # April is 10 days away; February passed unstarted
     assert await plan.plan_reminders(ctx) == 0  # once only
@@ -145,16 +189,22 @@ async def test_reminders_before_the_month_overdue_rows_in_the_summary_and_no_pla
     ctx.clock = FixedClock(china_noon(dt.date(2027, 3, 31)))
     assert await plan.plan_reminders(ctx) == 1
     await ctx.session.commit()
-    missing = await ctx.session.scalar(select(OutboxMessage).where(
-        OutboxMessage.idempotency_key == "plan-missing:2027"))
+    missing = await ctx.session.scalar(
+        select(OutboxMessage).where(OutboxMessage.idempotency_key == "plan-missing:2027")
+    )
     assert missing is not None and missing.destination["kind"] == "office"
 
 
-async def test_the_published_lists_queries(ctx: Ctx, county: dict[str, Department],
-                                           tmp_path: Path) -> None:
+async def test_the_published_lists_queries(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
     """001 第九条 and 004 第七条: the item lists and the plan are public."""
     await _import(ctx, tmp_path, ROW)
     [(entry, lead, participants)] = await plan.plan_entries(ctx, 2026)
-    assert (entry.code, lead.code, participants) == ("JH-2026-01", "SJ", ["县卫生健康局", "县公安局"])
+    assert (entry.code, lead.code, participants) == (
+        "JH-2026-01",
+        "SJ",
+        ["县卫生健康局", "县公安局"],
+    )
     lists = {d.code: [i.code for i in items] for d, items in await plan.current_item_list(ctx)}
     assert lists == {"SJ": ["SJ-01", "SJ-02"], "WJ": ["WJ-01"], "GA": []}

@@ -41,14 +41,21 @@ def text_of(html: str) -> str:
 async def publish_and_correct(ctx: Ctx, w: World) -> None:
     """One published result (problem found) and its correction (004 第二十条)."""
     at_day(ctx, D(2026, 3, 12))
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10))
+    await cases.submit_result(
+        acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10)
+    )
     await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
     await cases.review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
     at_day(ctx, D(2026, 3, 20))
     await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
     at_day(ctx, D(2026, 4, 2))
-    await cases.correct_result(acting(ctx, w.lead_liaison), w.case.code, reason="复查后更正",
-                               **NO_PROBLEM, inspected_on=D(2026, 3, 10))
+    await cases.correct_result(
+        acting(ctx, w.lead_liaison),
+        w.case.code,
+        reason="复查后更正",
+        **NO_PROBLEM,
+        inspected_on=D(2026, 3, 10),
+    )
     await ctx.session.commit()
 
 
@@ -61,6 +68,7 @@ def _client_factory(rules: Rules | None = None):  # type: ignore[no-untyped-def]
         app[SERVICES] = services
         app.add_routes(public_pages.routes(services))
         return await aiohttp_client(app)
+
     return make
 
 
@@ -77,7 +85,8 @@ async def published(ctx: Ctx, session: AsyncSession) -> World:
 
 
 async def test_results_search_by_name_code_and_year_shows_corrections_as_versions(
-        client: TestClient, published: World) -> None:
+    client: TestClient, published: World
+) -> None:
     for params in ({"q": "某某食品"}, {"q": "91330424ma28aqaqxu"}, {"year": "2026"}, {}):
         resp = await client.get("/public/results", params=params)
         assert resp.status == 200, params
@@ -91,20 +100,25 @@ async def test_results_search_by_name_code_and_year_shows_corrections_as_version
 
 
 async def test_results_never_show_officers_unless_the_rules_publish_them(
-        client: TestClient, published: World, sessionmaker, clock, aiohttp_client) -> None:
+    client: TestClient, published: World, sessionmaker, clock, aiohttp_client
+) -> None:
     text = text_of(await (await client.get("/public/results")).text())
     for private in ("张检查", "ZFA1", "赵联络", "复查后更正"):
         assert private not in text
     publishing = await _client_factory(Rules(publish_inspectors=True))(
-        sessionmaker, clock, aiohttp_client)
+        sessionmaker, clock, aiohttp_client
+    )
     text = text_of(await (await publishing.get("/public/results")).text())
     assert "张检查（执法证号 ZFA1）" in text and "赵联络" not in text
 
 
-@pytest.mark.parametrize("params", [{"year": "二〇二六"}, {"page": "x" * 5000},
-                                    {"q": "%_\\'\"<script>" * 30}, {"page": "9999"}])
-async def test_odd_queries_get_a_page_never_a_500(client: TestClient, published: World,
-                                                 params: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "params",
+    [{"year": "二〇二六"}, {"page": "x" * 5000}, {"q": "%_\\'\"<script>" * 30}, {"page": "9999"}],
+)
+async def test_odd_queries_get_a_page_never_a_500(
+    client: TestClient, published: World, params: dict[str, str]
+) -> None:
     resp = await client.get("/public/results", params=params)
     assert resp.status == 200
     html = await resp.text()
@@ -125,8 +139,9 @@ async def _locked_task(ctx: Ctx, session: AsyncSession) -> str:
     return frozen.code
 
 
-async def test_index_lists_the_years_tasks_items_and_draws(client: TestClient, ctx: Ctx,
-                                                          session: AsyncSession) -> None:
+async def test_index_lists_the_years_tasks_items_and_draws(
+    client: TestClient, ctx: Ctx, session: AsyncSession
+) -> None:
     code = await _locked_task(ctx, session)
     text = text_of(await (await client.get("/public/", params={"year": "2026"})).text())
     assert "2026年食品经营者联合抽查" in text and "已锁定" in text and code in text
@@ -136,7 +151,8 @@ async def test_index_lists_the_years_tasks_items_and_draws(client: TestClient, c
 
 
 async def test_draw_page_publishes_seed_beacon_pool_and_selection(
-        client: TestClient, ctx: Ctx, session: AsyncSession, tmp_path: Path) -> None:
+    client: TestClient, ctx: Ctx, session: AsyncSession, tmp_path: Path
+) -> None:
     code = await _locked_task(ctx, session)
     page = await client.get(f"/public/draws/{code}")
     assert page.status == 200
@@ -145,7 +161,9 @@ async def test_draw_page_publishes_seed_beacon_pool_and_selection(
     data = await (await client.get(f"/public/draws/{code}.json")).json()
     assert data["seed"] and data["seed"] in html and data["commitment"] in html
     assert "417" in html and "2026年3月3日福彩3D开奖号码" in text_of(html)
-    assert all(i in html for i in data["selection"]) and 'src="/public/static/draw_verify.js"' in html
+    assert (
+        all(i in html for i in data["selection"]) and 'src="/public/static/draw_verify.js"' in html
+    )
     pool = await client.get(f"/public/draws/{code}/pool.csv")
     body = (await pool.text()).removeprefix("id,stratum\n").removesuffix("\n")
     assert hashlib.sha256(body.encode()).hexdigest() == data["pool_hash"]
@@ -154,12 +172,22 @@ async def test_draw_page_publishes_seed_beacon_pool_and_selection(
     (tmp_path / "draw.json").write_text(json.dumps(data), encoding="utf-8")
     (tmp_path / "pool.csv").write_bytes(await pool.read())
     recipe = unescape(re.search(r'<pre class="recipe">(.*?)</pre>', html, re.S).group(1))
-    run = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", recipe], cwd=tmp_path,
-                                  capture_output=True, text=True, timeout=60, check=False)
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", recipe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert run.returncode == 0 and "验证通过" in run.stdout, run.stderr
     inspectors = f"{data['task_code']}-I1"
-    for missing in (f"/public/draws/{inspectors}", "/public/draws/LJ-1999-001.json",
-                    "/public/draws/LJ-1999-001/pool.csv"):
+    for missing in (
+        f"/public/draws/{inspectors}",
+        "/public/draws/LJ-1999-001.json",
+        "/public/draws/LJ-1999-001/pool.csv",
+    ):
         resp = await client.get(missing)
         assert resp.status == 404 and "没有公开的抽取记录" in text_of(await resp.text())
 
@@ -168,12 +196,27 @@ async def test_index_publishes_the_years_plan(client: TestClient, session: Async
     """004 第七条: 年度计划…制订并公布 — the plan rows with lead, participants, ratio and month."""
     lead = await f.department(session, "县市场监督管理局")
     partner = await f.department(session, "县卫生健康委员会")
-    session.add_all([
-        PlanEntry(year=2026, code="JH-2026-01", title="校园周边食品安全联合抽查",
-                  lead_department_id=lead.id, participant_ids=[partner.id], ratio="0.05",
-                  month=4),
-        PlanEntry(year=2027, code="JH-2027-01", title="明年的计划", lead_department_id=lead.id,
-                  count=30, month=3)])
+    session.add_all(
+        [
+            PlanEntry(
+                year=2026,
+                code="JH-2026-01",
+                title="校园周边食品安全联合抽查",
+                lead_department_id=lead.id,
+                participant_ids=[partner.id],
+                ratio="0.05",
+                month=4,
+            ),
+            PlanEntry(
+                year=2027,
+                code="JH-2027-01",
+                title="明年的计划",
+                lead_department_id=lead.id,
+                count=30,
+                month=3,
+            ),
+        ]
+    )
     await session.commit()
     text = text_of(await (await client.get("/public/", params={"year": "2026"})).text())
     assert "年度抽查计划" in text and "4 月 · 校园周边食品安全联合抽查" in text

@@ -27,14 +27,19 @@ async def w(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -
 
 
 async def test_referral_reaches_the_department_and_is_acknowledged_004_art21(
-        sessionmaker, clock, w, ctx) -> None:
+    sessionmaker, clock, w, ctx
+) -> None:
     """001 第十七条, 004 第二十一条: a group member refers a clue to another department; its chat
     is told and asked to sign; until it signs the summary counts it; signing tells the lead."""
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} WJ 未取得卫生许可"))
     assert "已移送" in bodies(rows)
-    told = [r for r in rows if r.destination.get("kind") == "department"
-            and r.destination.get("department_id") == w.other.id]
+    told = [
+        r
+        for r in rows
+        if r.destination.get("kind") == "department"
+        and r.destination.get("department_id") == w.other.id
+    ]
     assert told and f"签收 {CASE}" in told[0].message["body"]
     assert "移送待签收：1 件" in summary_message(await daily_summary(ctx, clock.today())).body
 
@@ -52,8 +57,9 @@ async def test_referral_reaches_the_department_and_is_acknowledged_004_art21(
     assert "移送待签收" not in summary_message(await daily_summary(ctx, clock.today())).body
 
 
-async def test_referral_to_an_unknown_department_says_how_to_name_one(sessionmaker, clock,
-                                                                      w) -> None:
+async def test_referral_to_an_unknown_department_says_how_to_name_one(
+    sessionmaker, clock, w
+) -> None:
     d = make_dispatcher(sessionmaker, clock)
     text = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} 某局 线索")))
     assert "找不到部门“某局”" in text and "简称或代码" in text

@@ -33,12 +33,18 @@ async def say(sm, clock, code: str, text: str) -> list:
 
 async def active(sm) -> set[str]:
     async with sm() as s:
-        return set(await s.scalars(select(Officer.code).join(
-            GroupMember, GroupMember.officer_id == Officer.id).where(GroupMember.active.is_(True))))
+        return set(
+            await s.scalars(
+                select(Officer.code)
+                .join(GroupMember, GroupMember.officer_id == Officer.id)
+                .where(GroupMember.active.is_(True))
+            )
+        )
 
 
-async def test_replacement_needs_the_department_leader_001_art14_004_art13(sessionmaker, clock,
-                                                                           w) -> None:
+async def test_replacement_needs_the_department_leader_001_art14_004_art13(
+    sessionmaker, clock, w
+) -> None:
     sm = sessionmaker
     rows = await say(sm, clock, w.a1.code, f"更换 {CASE} A2 长期病假无法到岗")
     assert "已提交更换申请" in bodies(rows)
@@ -59,8 +65,9 @@ async def test_replacement_needs_the_department_leader_001_art14_004_art13(sessi
         assert req.decided_by_id == w.lead_leader.id
 
 
-async def test_a_refusal_carries_its_reason_to_the_requester_004_art13(sessionmaker, clock,
-                                                                       w) -> None:
+async def test_a_refusal_carries_its_reason_to_the_requester_004_art13(
+    sessionmaker, clock, w
+) -> None:
     sm = sessionmaker
     await say(sm, clock, w.a1.code, f"更换 {CASE} A2 长期病假无法到岗")
     text = bodies(await say(sm, clock, w.lead_leader.code, f"不批准 {CASE} A2"))

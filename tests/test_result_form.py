@@ -45,10 +45,14 @@ async def world(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedCloc
 
 
 @pytest.fixture
-def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-             tmp_path: Path) -> Services:
-    return make_services(sessionmaker, clock, attachments={
-        "dir": str(tmp_path / "files"), "max_file_bytes": 200_000, "max_files": 3})
+def services(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, tmp_path: Path
+) -> Services:
+    return make_services(
+        sessionmaker,
+        clock,
+        attachments={"dir": str(tmp_path / "files"), "max_file_bytes": 200_000, "max_files": 3},
+    )
 
 
 @pytest.fixture
@@ -69,9 +73,16 @@ def visible_text(html: str) -> str:
 def fields(tok: str, lead_item: int, **extra: str | list[str]) -> list[tuple[str, str]]:
     """A complete "no problem found" entry for the lead department's item."""
     base: dict[str, str | list[str]] = {
-        "t": tok, "csrf": csrf_token(SECRET, tok), "inspected_on": "2026-03-05",
-        "methods": "实地检查", "followups": "无需后续处置", f"item.{lead_item}.codes": "1",
-        f"item.{lead_item}.problems": "", f"item.{lead_item}.handling": "", "remarks": ""}
+        "t": tok,
+        "csrf": csrf_token(SECRET, tok),
+        "inspected_on": "2026-03-05",
+        "methods": "实地检查",
+        "followups": "无需后续处置",
+        f"item.{lead_item}.codes": "1",
+        f"item.{lead_item}.problems": "",
+        f"item.{lead_item}.handling": "",
+        "remarks": "",
+    }
     base.update(extra)
     return [(k, v) for k, vs in base.items() for v in ([vs] if isinstance(vs, str) else vs)]
 
@@ -87,27 +98,42 @@ async def case_state(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
 
 
 async def test_member_sees_own_items_with_every_category(
-        client: TestClient, services: Services, world: World) -> None:
+    client: TestClient, services: Services, world: World
+) -> None:
     resp = await client.get(RESULT_PATH, params={"t": token(services, world.a1, world.case)})
     html = await resp.text()
     assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
     text = visible_text(html)
-    for expected in ("检查结果填报", world.target.name, world.case.code, "企业公示信息检查",
-                     "张检查（县市场监督管理局，组长）", "未按规定公示应当公示的信息",
-                     "发现问题已责令改正", "违反县卫生健康委员会相关规定", "不配合检查情节严重",
-                     "其他部门的事项", "公共场所卫生检查"):
+    for expected in (
+        "检查结果填报",
+        world.target.name,
+        world.case.code,
+        "企业公示信息检查",
+        "张检查（县市场监督管理局，组长）",
+        "未按规定公示应当公示的信息",
+        "发现问题已责令改正",
+        "违反县卫生健康委员会相关规定",
+        "不配合检查情节严重",
+        "其他部门的事项",
+        "公共场所卫生检查",
+    ):
         assert expected in text, expected
     lead_item, other_item = world.items
     assert f'name="item.{lead_item.id}.codes" value="B"' in html
     assert f'name="item.{other_item.id}.codes"' not in html  # the other department enters its own
-    assert f'name="csrf" value="{csrf_token(SECRET, token(services, world.a1, world.case))}"' \
-        not in html  # every link has its own nonce, so its own CSRF token
+    assert (
+        f'name="csrf" value="{csrf_token(SECRET, token(services, world.a1, world.case))}"'
+        not in html
+    )  # every link has its own nonce, so its own CSRF token
     assert 'name="csrf" value="' in html
 
 
 async def test_no_problem_result_is_submitted_through_core(
-        client: TestClient, services: Services, world: World,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     tok = token(services, world.a1, world.case)
     resp = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
     text = visible_text(await resp.text())
@@ -115,7 +141,11 @@ async def test_no_problem_result_is_submitted_through_core(
     assert "结果已提交" in text and "待审核" in text
     [result] = await results(sessionmaker)
     assert (result.codes, result.methods, result.followups, result.inspected_on) == (
-        ["1"], ["实地检查"], ["无需后续处置"], dt.date(2026, 3, 5))
+        ["1"],
+        ["实地检查"],
+        ["无需后续处置"],
+        dt.date(2026, 3, 5),
+    )
     assert await case_state(sessionmaker) == "submitted"
     async with sessionmaker() as session:
         actions = list(await session.scalars(select(AuditEvent.action)))
@@ -123,18 +153,31 @@ async def test_no_problem_result_is_submitted_through_core(
 
 
 async def test_problem_categories_with_referral(
-        client: TestClient, services: Services, world: World,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """004 第二十一条: a problem referred to the competent department is recorded with the result."""
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """004 第二十一条: a problem referred to the competent
+    department is recorded with the result."""
     tok = token(services, world.a1, world.case)
     item = world.items[0].id
-    resp = await client.post(RESULT_PATH, data=fields(
-        tok, item, **{f"item.{item}.codes": ["A", "2", "B"],
-                      f"item.{item}.problems": "2025年度报告未公示",
-                      f"item.{item}.handling": "责令十日内补报",
-                      "followups": ["责令改正并跟踪", "移送办案机构"],
-                      "referral_kind": "移送办案机构", "referral_to": "县市场监管局执法大队",
-                      "referral_content": "涉嫌未按规定公示年报"}))
+    resp = await client.post(
+        RESULT_PATH,
+        data=fields(
+            tok,
+            item,
+            **{
+                f"item.{item}.codes": ["A", "2", "B"],
+                f"item.{item}.problems": "2025年度报告未公示",
+                f"item.{item}.handling": "责令十日内补报",
+                "followups": ["责令改正并跟踪", "移送办案机构"],
+                "referral_kind": "移送办案机构",
+                "referral_to": "县市场监管局执法大队",
+                "referral_content": "涉嫌未按规定公示年报",
+            },
+        ),
+    )
     assert resp.status == 200, visible_text(await resp.text())
     [result] = await results(sessionmaker)
     assert result.codes == ["A", "2", "B"]
@@ -145,24 +188,35 @@ async def test_problem_categories_with_referral(
     assert (referral.kind, referral.to_department) == ("移送办案机构", "县市场监管局执法大队")
 
 
-@pytest.mark.parametrize(("extra", "field", "message"), [
-    ({"inspected_on": ""}, "inspected_on", "请填写检查日期"),
-    ({"inspected_on": "2026-13-01"}, "inspected_on", "日期格式不正确"),
-    ({"inspected_on": "2026-03-11"}, "inspected_on", "检查日期不能晚于今天"),
-    ({"methods": []}, "methods", "请至少选择一种检查方式"),
-    ({"methods": "跳过检查"}, "methods", "请从列表中选择检查方式"),
-    ({"followups": []}, "followups", "请选择后续处置"),
-    ({"ITEM.codes": ["B"]}, "ITEM.codes", "还须选择上级类别"),
-    ({"ITEM.codes": ["A", "2", "B"]}, "ITEM.problems", "请写明发现的问题"),
-    ({"ITEM.codes": []}, "items", "请至少为一项检查事项选择检查结果"),
-    ({"referral_kind": "移送司法机关"}, "referral", "须填写移送方式、接收单位和移送内容"),
-    ({"followups": "移送司法机关", "ITEM.codes": ["E"], "ITEM.problems": "无证经营"},
-     "referral", "请先登记移送记录"),
-])
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ({"inspected_on": ""}, "inspected_on", "请填写检查日期"),
+        ({"inspected_on": "2026-13-01"}, "inspected_on", "日期格式不正确"),
+        ({"inspected_on": "2026-03-11"}, "inspected_on", "检查日期不能晚于今天"),
+        ({"methods": []}, "methods", "请至少选择一种检查方式"),
+        ({"methods": "跳过检查"}, "methods", "请从列表中选择检查方式"),
+        ({"followups": []}, "followups", "请选择后续处置"),
+        ({"ITEM.codes": ["B"]}, "ITEM.codes", "还须选择上级类别"),
+        ({"ITEM.codes": ["A", "2", "B"]}, "ITEM.problems", "请写明发现的问题"),
+        ({"ITEM.codes": []}, "items", "请至少为一项检查事项选择检查结果"),
+        ({"referral_kind": "移送司法机关"}, "referral", "须填写移送方式、接收单位和移送内容"),
+        (
+            {"followups": "移送司法机关", "ITEM.codes": ["E"], "ITEM.problems": "无证经营"},
+            "referral",
+            "请先登记移送记录",
+        ),
+    ],
+)
 async def test_bad_input_shows_the_error_next_to_the_field_and_keeps_the_text(
-        client: TestClient, services: Services, world: World,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        extra: dict[str, str | list[str]], field: str, message: str) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    extra: dict[str, str | list[str]],
+    field: str,
+    message: str,
+) -> None:
     item = world.items[0].id
     extra = {k.replace("ITEM", f"item.{item}"): v for k, v in extra.items()}
     field = field.replace("ITEM", f"item.{item}")
@@ -175,15 +229,20 @@ async def test_bad_input_shows_the_error_next_to_the_field_and_keeps_the_text(
     # the message sits right after its field's input, and the typed text is kept (escaped)
     at = html.index(message)
     assert html.rfind(f'name="{field}', 0, at) > html.rfind("<section", 0, at) or field in (
-        "items", "referral")
+        "items",
+        "referral",
+    )
     assert "&lt;b&gt;现场负责人&lt;/b&gt;不在，由店员陪同</textarea>" in html
     assert await results(sessionmaker) == []
     assert await case_state(sessionmaker) == "assigned"
 
 
 async def test_double_submit_is_idempotent(
-        client: TestClient, services: Services, world: World,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     tok = token(services, world.a1, world.case)
     first = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
     second = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
@@ -191,8 +250,11 @@ async def test_double_submit_is_idempotent(
     assert "已提交过，无需重复提交" in visible_text(await second.text())
     assert len(await results(sessionmaker)) == 1
     async with sessionmaker() as session:
-        submitted = await session.scalar(select(func.count()).select_from(AuditEvent).where(
-            AuditEvent.action == "case.result.submitted"))
+        submitted = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "case.result.submitted")
+        )
     assert submitted == 1
     # a different entry while the first is under review is refused, the text kept
     changed = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, remarks="补充"))
@@ -200,8 +262,12 @@ async def test_double_submit_is_idempotent(
 
 
 async def test_returned_result_opens_prefilled_with_the_reason_on_top(
-        client: TestClient, services: Services, world: World, clock: FixedClock,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """004 第十九条: a returned result goes back to the group, who re-check and resubmit it."""
     tok = token(services, world.a1, world.case)
     await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, remarks="首次填写"))
@@ -220,23 +286,40 @@ async def test_returned_result_opens_prefilled_with_the_reason_on_top(
     again = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, remarks="已补充"))
     assert again.status == 200
     assert [(r.version, r.state) for r in await results(sessionmaker)] == [
-        (1, "returned"), (2, "submitted")]
+        (1, "returned"),
+        (2, "submitted"),
+    ]
 
 
 async def test_each_department_enters_its_own_items_and_others_are_carried_over(
-        client: TestClient, services: Services, world: World, clock: FixedClock,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """000 §九: 谁检查、谁录入 — each department enters its own items; others' stay as entered."""
     lead_item, other_item = world.items
     a_tok = token(services, world.a1, world.case)
-    forged = await client.post(RESULT_PATH, data=fields(
-        a_tok, lead_item.id, **{f"item.{other_item.id}.codes": "1"}))
-    assert forged.status == 422 and "只能填写本部门负责的检查事项" in visible_text(await forged.text())
+    forged = await client.post(
+        RESULT_PATH, data=fields(a_tok, lead_item.id, **{f"item.{other_item.id}.codes": "1"})
+    )
+    assert forged.status == 422 and "只能填写本部门负责的检查事项" in visible_text(
+        await forged.text()
+    )
     b_tok = token(services, world.b1, world.case)
-    resp = await client.post(RESULT_PATH, data=[
-        ("t", b_tok), ("csrf", csrf_token(SECRET, b_tok)), ("inspected_on", "2026-03-05"),
-        ("methods", "实地检查"), ("followups", "责令改正并跟踪"),
-        (f"item.{other_item.id}.codes", "E"), (f"item.{other_item.id}.problems", "卫生许可证过期")])
+    resp = await client.post(
+        RESULT_PATH,
+        data=[
+            ("t", b_tok),
+            ("csrf", csrf_token(SECRET, b_tok)),
+            ("inspected_on", "2026-03-05"),
+            ("methods", "实地检查"),
+            ("followups", "责令改正并跟踪"),
+            (f"item.{other_item.id}.codes", "E"),
+            (f"item.{other_item.id}.problems", "卫生许可证过期"),
+        ],
+    )
     assert resp.status == 200, visible_text(await resp.text())
     async with sessionmaker() as session:
         ctx = Ctx(session=session, clock=clock, rules=Rules())
@@ -245,23 +328,35 @@ async def test_each_department_enters_its_own_items_and_others_are_carried_over(
         await session.commit()
     page = visible_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
     assert "公共场所卫生检查（县卫生健康委员会）：发现问题已责令改正" in page
-    again = await client.post(RESULT_PATH, data=fields(
-        a_tok, lead_item.id, followups="责令改正并跟踪"))
+    again = await client.post(
+        RESULT_PATH, data=fields(a_tok, lead_item.id, followups="责令改正并跟踪")
+    )
     assert again.status == 200, visible_text(await again.text())
     [_, latest] = await results(sessionmaker)
     assert latest.codes == ["E"]  # the case conclusion from both departments' items
     async with sessionmaker() as session:
-        rows = {r.item_id: (r.codes, r.problems) for r in await session.scalars(
-            select(ItemResult).where(ItemResult.result_id == latest.id))}
+        rows = {
+            r.item_id: (r.codes, r.problems)
+            for r in await session.scalars(
+                select(ItemResult).where(ItemResult.result_id == latest.id)
+            )
+        }
     assert rows == {lead_item.id: (["1"], ""), other_item.id: (["E"], "卫生许可证过期")}
 
 
 @pytest.mark.parametrize("who", ["outsider", "other_department_staff", "inactive"])
 async def test_officers_outside_the_group_get_a_403_page_and_an_audit_row(
-        client: TestClient, services: Services, world: World, who: str,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    officer = {"outsider": world.outsider, "other_department_staff": world.other_liaison,
-               "inactive": world.a2}[who]
+    client: TestClient,
+    services: Services,
+    world: World,
+    who: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    officer = {
+        "outsider": world.outsider,
+        "other_department_staff": world.other_liaison,
+        "inactive": world.a2,
+    }[who]
     if who == "inactive":
         async with sessionmaker() as session:
             row = await session.get(Officer, officer.id)
@@ -276,26 +371,40 @@ async def test_officers_outside_the_group_get_a_403_page_and_an_audit_row(
     assert await results(sessionmaker) == []
     if who != "inactive":
         async with sessionmaker() as session:
-            denied = list(await session.scalars(select(AuditEvent.data).where(
-                AuditEvent.action == "denied")))
-        assert {"action": "case.result.submit.denied"} .items() <= denied[-1].items()
+            denied = list(
+                await session.scalars(select(AuditEvent.data).where(AuditEvent.action == "denied"))
+            )
+        assert {"action": "case.result.submit.denied"}.items() <= denied[-1].items()
 
 
-@pytest.mark.parametrize(("kind", "message"), [
-    ("forged", "链接无效或被篡改"), ("expired", "链接已过期"), ("other_action", "链接与操作不符"),
-    ("other_case", "找不到该案件"), ("csrf", "页面已失效"),
-])
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("forged", "链接无效或被篡改"),
+        ("expired", "链接已过期"),
+        ("other_action", "链接与操作不符"),
+        ("other_case", "找不到该案件"),
+        ("csrf", "页面已失效"),
+    ],
+)
 async def test_bad_links_get_a_clear_page(
-        client: TestClient, services: Services, world: World, clock: FixedClock,
-        sessionmaker: async_sessionmaker[AsyncSession], kind: str, message: str) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    kind: str,
+    message: str,
+) -> None:
     good = token(services, world.a1, world.case)
     now = int(clock.now().timestamp())
-    tok = {"forged": good[:-3] + ("abc" if not good.endswith("abc") else "xyz"),
-           "expired": sign_link(SECRET, world.a1.id, f"case:{world.case.id}", "result", now),
-           "other_action": sign_link(SECRET, world.a1.id, f"case:{world.case.id}", "review",
-                                     now + 60),
-           "other_case": sign_link(SECRET, world.a1.id, "case:999999", "result", now + 60),
-           "csrf": good}[kind]
+    tok = {
+        "forged": good[:-3] + ("abc" if not good.endswith("abc") else "xyz"),
+        "expired": sign_link(SECRET, world.a1.id, f"case:{world.case.id}", "result", now),
+        "other_action": sign_link(SECRET, world.a1.id, f"case:{world.case.id}", "review", now + 60),
+        "other_case": sign_link(SECRET, world.a1.id, "case:999999", "result", now + 60),
+        "csrf": good,
+    }[kind]
     data = fields(tok, world.items[0].id)
     if kind == "csrf":
         data = [(k, "0" * 32 if k == "csrf" else v) for k, v in data]
@@ -308,16 +417,21 @@ async def test_bad_links_get_a_clear_page(
     assert await results(sessionmaker) == []
 
 
-async def test_cross_site_post_is_refused(client: TestClient, services: Services,
-                                          world: World) -> None:
+async def test_cross_site_post_is_refused(
+    client: TestClient, services: Services, world: World
+) -> None:
     tok = token(services, world.a1, world.case)
-    resp = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id),
-                             headers={"Origin": "https://evil.example.com"})
+    resp = await client.post(
+        RESULT_PATH,
+        data=fields(tok, world.items[0].id),
+        headers={"Origin": "https://evil.example.com"},
+    )
     assert resp.status == 403 and "其他网站" in visible_text(await resp.text())
 
 
 async def test_page_reference_in_a_message_opens_the_form_for_its_recipient_only(
-        client: TestClient, services: Services, world: World) -> None:
+    client: TestClient, services: Services, world: World
+) -> None:
     """Assignments, nudges and 我的检查 carry `[填报结果](lianjian-page:result/case:ID)`; the
     sender signs it for the officer each copy goes to, and a group copy keeps the label only."""
     ref = f"[填报结果](lianjian-page:result/case:{world.case.id})"
@@ -352,13 +466,22 @@ async def attachment_rows(sessionmaker: async_sessionmaker[AsyncSession]) -> lis
 
 
 async def test_photo_and_pdf_are_stored_by_content_hash_and_shown_to_the_group(
-        client: TestClient, services: Services, world: World, tmp_path: Path,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    tmp_path: Path,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     tok = token(services, world.a1, world.case)
     photo = jpeg()
-    resp = await client.post(RESULT_PATH, data=with_files(
-        fields(tok, world.items[0].id), ("C:\\DCIM\\现场.jpg", photo, "image/jpeg"),
-        ("记录.pdf", PDF_BYTES, "application/pdf")))
+    resp = await client.post(
+        RESULT_PATH,
+        data=with_files(
+            fields(tok, world.items[0].id),
+            ("C:\\DCIM\\现场.jpg", photo, "image/jpeg"),
+            ("记录.pdf", PDF_BYTES, "application/pdf"),
+        ),
+    )
     html = await resp.text()
     assert resp.status == 200, visible_text(html)
     rows = await attachment_rows(sessionmaker)
@@ -377,26 +500,40 @@ async def test_photo_and_pdf_are_stored_by_content_hash_and_shown_to_the_group(
     denied = await client.get(RESULT_FILE_PATH, params={"t": other, "a": str(rows[0].id)})
     assert denied.status in (403, 404)
     outsider = token(services, world.outsider, world.case)
-    assert (await client.get(RESULT_FILE_PATH, params={"t": outsider, "a": str(rows[0].id)})
-            ).status == 403
+    assert (
+        await client.get(RESULT_FILE_PATH, params={"t": outsider, "a": str(rows[0].id)})
+    ).status == 403
 
 
-@pytest.mark.parametrize(("filename", "content", "message"), [
-    ("fake.jpg", b"MZ\x90\x00 this is a program, not a photo", "不是有效的图片或 PDF"),
-    ("big.jpg", jpeg(size=(2, 2)) + b"\x00" * 250_000, "超过 0.2 MB，请压缩后上传"),
-    ("bomb.png", b"", "像素过大"),
-    ("half.pdf", b"%PDF-1.4\n1 0 obj", "PDF 文件不完整"),
-])
+@pytest.mark.parametrize(
+    ("filename", "content", "message"),
+    [
+        ("fake.jpg", b"MZ\x90\x00 this is a program, not a photo", "不是有效的图片或 PDF"),
+        ("big.jpg", jpeg(size=(2, 2)) + b"\x00" * 250_000, "超过 0.2 MB，请压缩后上传"),
+        ("bomb.png", b"", "像素过大"),
+        ("half.pdf", b"%PDF-1.4\n1 0 obj", "PDF 文件不完整"),
+    ],
+)
 async def test_fake_oversize_or_huge_images_are_refused_next_to_the_field(
-        client: TestClient, services: Services, world: World, filename: str, content: bytes,
-        message: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    filename: str,
+    content: bytes,
+    message: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     if filename == "bomb.png":  # 1 × 60,000,000 pixels: a tiny file that decodes huge
         out = io.BytesIO()
         Image.new("1", (60_000, 1_000)).save(out, "PNG")
         content = out.getvalue()
     tok = token(services, world.a1, world.case)
-    resp = await client.post(RESULT_PATH, data=with_files(
-        fields(tok, world.items[0].id, remarks="照片见附件"), (filename, content, "image/jpeg")))
+    resp = await client.post(
+        RESULT_PATH,
+        data=with_files(
+            fields(tok, world.items[0].id, remarks="照片见附件"), (filename, content, "image/jpeg")
+        ),
+    )
     html = await resp.text()
     assert resp.status == 422
     assert message in visible_text(html)
@@ -407,12 +544,17 @@ async def test_fake_oversize_or_huge_images_are_refused_next_to_the_field(
 
 
 async def test_an_error_elsewhere_keeps_the_uploaded_photo(
-        client: TestClient, services: Services, world: World,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     tok = token(services, world.a1, world.case)
     photo = jpeg("blue")
-    first = await client.post(RESULT_PATH, data=with_files(
-        fields(tok, world.items[0].id, methods=[]), ("a.jpg", photo, "image/jpeg")))
+    first = await client.post(
+        RESULT_PATH,
+        data=with_files(fields(tok, world.items[0].id, methods=[]), ("a.jpg", photo, "image/jpeg")),
+    )
     html = await first.text()
     assert first.status == 422
     keep = hashlib.sha256(photo).hexdigest() + "a.jpg"
@@ -423,25 +565,36 @@ async def test_an_error_elsewhere_keeps_the_uploaded_photo(
 
 
 async def test_double_submit_with_a_photo_stores_one_result(
-        client: TestClient, services: Services, world: World,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     tok = token(services, world.a1, world.case)
     for _ in range(2):
-        resp = await client.post(RESULT_PATH, data=with_files(
-            fields(tok, world.items[0].id), ("a.jpg", jpeg(), "image/jpeg")))
+        resp = await client.post(
+            RESULT_PATH,
+            data=with_files(fields(tok, world.items[0].id), ("a.jpg", jpeg(), "image/jpeg")),
+        )
         assert resp.status == 200
     assert len(await results(sessionmaker)) == 1
     assert len(await attachment_rows(sessionmaker)) == 1
 
 
 async def test_returned_for_a_missing_photo_the_group_adds_it(
-        client: TestClient, services: Services, world: World, clock: FixedClock,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """The issue's walk-through: 退回 … 缺少现场照片, then the photo is added on the form and the
     earlier PDF carried over to the new version."""
     tok = token(services, world.a1, world.case)
-    await client.post(RESULT_PATH, data=with_files(
-        fields(tok, world.items[0].id), ("记录.pdf", PDF_BYTES, "application/pdf")))
+    await client.post(
+        RESULT_PATH,
+        data=with_files(fields(tok, world.items[0].id), ("记录.pdf", PDF_BYTES, "application/pdf")),
+    )
     async with sessionmaker() as session:
         ctx = Ctx(session=session, clock=clock, rules=Rules())
         liaison = await session.get(Officer, world.lead_liaison.id)
@@ -450,18 +603,25 @@ async def test_returned_for_a_missing_photo_the_group_adds_it(
     html = await (await client.get(RESULT_PATH, params={"t": tok})).text()
     keep = hashlib.sha256(PDF_BYTES).hexdigest() + "记录.pdf"
     assert f'name="keep" value="{keep}" checked' in html
-    resp = await client.post(RESULT_PATH, data=with_files(
-        fields(tok, world.items[0].id, keep=keep), ("现场.jpg", jpeg(), "image/jpeg")))
+    resp = await client.post(
+        RESULT_PATH,
+        data=with_files(
+            fields(tok, world.items[0].id, keep=keep), ("现场.jpg", jpeg(), "image/jpeg")
+        ),
+    )
     assert resp.status == 200
     latest = (await results(sessionmaker))[-1]
     names = [r.name for r in await attachment_rows(sessionmaker) if r.result_id == latest.id]
     assert sorted(names) == ["现场.jpg", "记录.pdf"]
 
 
-async def test_too_many_files_are_refused(client: TestClient, services: Services,
-                                          world: World) -> None:
+async def test_too_many_files_are_refused(
+    client: TestClient, services: Services, world: World
+) -> None:
     tok = token(services, world.a1, world.case)
-    photos = [(f"{i}.jpg", jpeg(color), "image/jpeg")
-              for i, color in enumerate(("red", "green", "blue", "white"))]
+    photos = [
+        (f"{i}.jpg", jpeg(color), "image/jpeg")
+        for i, color in enumerate(("red", "green", "blue", "white"))
+    ]
     resp = await client.post(RESULT_PATH, data=with_files(fields(tok, world.items[0].id), *photos))
     assert resp.status == 422 and "附件最多 3 个" in visible_text(await resp.text())

@@ -21,8 +21,27 @@ VISIT = ["实地检查"]
 
 
 def test_table_has_exactly_the_domain_codes_and_labels():
-    assert list(CATEGORIES) == ["1", "A", "2", "B", "C", "6", "D", "3", "4", "G", "5", "E", "F",
-                                "7", "8", "9", "10", "11", "12"]
+    assert list(CATEGORIES) == [
+        "1",
+        "A",
+        "2",
+        "B",
+        "C",
+        "6",
+        "D",
+        "3",
+        "4",
+        "G",
+        "5",
+        "E",
+        "F",
+        "7",
+        "8",
+        "9",
+        "10",
+        "11",
+        "12",
+    ]
     assert CATEGORIES["1"].label == "未发现问题"
     assert CATEGORIES["2"].label == "违反工商（市场监管）行政管理相关规定"
     assert CATEGORIES["6"].label == "通过登记的住所（经营场所）无法联系"
@@ -37,49 +56,73 @@ def test_department_children_keep_their_national_base_code():
     assert export_code(WJ.code) == "5"
 
 
-@pytest.mark.parametrize(("codes", "methods", "followups", "day"), [
-    (["1"], VISIT, ["无需后续处置"], DAY),
-    (["1"], ["网络监测"], ["无需后续处置"], DAY),
-    (["A", "2", "B"], VISIT, ["责令改正并跟踪"], DAY),
-    (["A", "2", "B", "C", "D"], VISIT, ["责令改正并跟踪", "抄告相关部门"], DAY),
-    (["A", "5:WJ"], ["书面检查"], ["移送办案机构"], DAY),
-    (["A", "2", "D", "3"], VISIT, ["其他"], DAY),
-    (["A", "2", "6"], [], ["其他"], None),  # 无法联系: no visit, no date (004 第十八条)
-    (["E"], VISIT, ["责令改正并跟踪"], DAY),
-    (["E", "A", "2", "B"], VISIT, ["责令改正并跟踪"], DAY),
-    (["F"], VISIT, ["无需后续处置"], DAY),
-    (["7"], [], ["无需后续处置"], None),
-    (["8"], [], ["其他"], None),
-    (["9"], [], ["无需后续处置"], None),
-    (["12"], [], ["无需后续处置"], None),
-])
+@pytest.mark.parametrize(
+    ("codes", "methods", "followups", "day"),
+    [
+        (["1"], VISIT, ["无需后续处置"], DAY),
+        (["1"], ["网络监测"], ["无需后续处置"], DAY),
+        (["A", "2", "B"], VISIT, ["责令改正并跟踪"], DAY),
+        (["A", "2", "B", "C", "D"], VISIT, ["责令改正并跟踪", "抄告相关部门"], DAY),
+        (["A", "5:WJ"], ["书面检查"], ["移送办案机构"], DAY),
+        (["A", "2", "D", "3"], VISIT, ["其他"], DAY),
+        (["A", "2", "6"], [], ["其他"], None),  # 无法联系: no visit, no date (004 第十八条)
+        (["E"], VISIT, ["责令改正并跟踪"], DAY),
+        (["E", "A", "2", "B"], VISIT, ["责令改正并跟踪"], DAY),
+        (["F"], VISIT, ["无需后续处置"], DAY),
+        (["7"], [], ["无需后续处置"], None),
+        (["8"], [], ["其他"], None),
+        (["9"], [], ["无需后续处置"], None),
+        (["12"], [], ["无需后续处置"], None),
+    ],
+)
 def test_good_combinations(codes, methods, followups, day):
     validate_result(codes, methods, followups, day, today=TODAY, extra=[WJ])
 
 
-@pytest.mark.parametrize(("codes", "methods", "followups", "day", "message"), [
-    ([], VISIT, ["无需后续处置"], DAY, "请至少选择一项检查结果"),
-    (["Z"], VISIT, ["无需后续处置"], DAY, "未知的检查结果代码“Z”"),
-    (["5:WJ", "A"], VISIT, ["其他"], DAY, "未知的检查结果代码“5:WJ”"),  # not a participant
-    (["1", "E"], VISIT, ["责令改正并跟踪"], DAY, "“未发现问题”（1）不能与其他检查结果同时选择"),
-    (["1", "1"], VISIT, ["无需后续处置"], DAY, "重复"),
-    (["A"], VISIT, ["其他"], DAY, "还须至少选择一项具体问题"),
-    (["A", "2"], VISIT, ["其他"], DAY, "“违反工商（市场监管）行政管理相关规定”（2），还须至少选择一项具体问题（B、C、6、D）"),
-    (["B"], VISIT, ["其他"], DAY, "还须选择上级类别“违反工商（市场监管）行政管理相关规定”（2）"),
-    (["2", "B"], VISIT, ["其他"], DAY, "还须选择上级类别“发现问题待后续处理”（A）"),
-    (["A", "2", "B"], VISIT, ["无需后续处置"], DAY, "须有后续处置，不能选择“无需后续处置”"),
-    (["E"], VISIT, ["无需后续处置"], DAY, "“发现问题已责令改正”（E）须有后续处置"),
-    (["8"], [], ["无需后续处置"], None, "“不配合检查情节严重”（8）须有后续处置"),
-    (["A", "2", "B"], VISIT, ["责令改正并跟踪"], None, "“未按规定公示应当公示的信息”（B）须经检查作出，请填写检查日期"),
-    (["1"], VISIT, ["无需后续处置"], None, "请填写检查日期"),
-    (["1"], [], ["无需后续处置"], DAY, "请至少选择一种检查方式"),
-    (["1"], ["上门看看"], ["无需后续处置"], DAY, "未知的检查方式“上门看看”"),
-    (["1"], VISIT, [], DAY, "请选择后续处置"),
-    (["1"], VISIT, ["罚款"], DAY, "未知的后续处置“罚款”"),
-    (["E"], VISIT, ["无需后续处置", "其他"], DAY, "“无需后续处置”不能与其他后续处置同时选择"),
-    (["9", "10"], [], ["无需后续处置"], None, "注销、被吊销、被撤销、迁出只能选择其中一项"),
-    (["1"], VISIT, ["无需后续处置"], dt.date(2026, 3, 21), "检查日期不能晚于今天"),
-])
+@pytest.mark.parametrize(
+    ("codes", "methods", "followups", "day", "message"),
+    [
+        ([], VISIT, ["无需后续处置"], DAY, "请至少选择一项检查结果"),
+        (["Z"], VISIT, ["无需后续处置"], DAY, "未知的检查结果代码“Z”"),
+        (["5:WJ", "A"], VISIT, ["其他"], DAY, "未知的检查结果代码“5:WJ”"),  # not a participant
+        (["1", "E"], VISIT, ["责令改正并跟踪"], DAY, "“未发现问题”（1）不能与其他检查结果同时选择"),
+        (["1", "1"], VISIT, ["无需后续处置"], DAY, "重复"),
+        (["A"], VISIT, ["其他"], DAY, "还须至少选择一项具体问题"),
+        (
+            ["A", "2"],
+            VISIT,
+            ["其他"],
+            DAY,
+            "“违反工商（市场监管）行政管理相关规定”（2），还须至少选择一项具体问题（B、C、6、D）",
+        ),
+        (
+            ["B"],
+            VISIT,
+            ["其他"],
+            DAY,
+            "还须选择上级类别“违反工商（市场监管）行政管理相关规定”（2）",
+        ),
+        (["2", "B"], VISIT, ["其他"], DAY, "还须选择上级类别“发现问题待后续处理”（A）"),
+        (["A", "2", "B"], VISIT, ["无需后续处置"], DAY, "须有后续处置，不能选择“无需后续处置”"),
+        (["E"], VISIT, ["无需后续处置"], DAY, "“发现问题已责令改正”（E）须有后续处置"),
+        (["8"], [], ["无需后续处置"], None, "“不配合检查情节严重”（8）须有后续处置"),
+        (
+            ["A", "2", "B"],
+            VISIT,
+            ["责令改正并跟踪"],
+            None,
+            "“未按规定公示应当公示的信息”（B）须经检查作出，请填写检查日期",
+        ),
+        (["1"], VISIT, ["无需后续处置"], None, "请填写检查日期"),
+        (["1"], [], ["无需后续处置"], DAY, "请至少选择一种检查方式"),
+        (["1"], ["上门看看"], ["无需后续处置"], DAY, "未知的检查方式“上门看看”"),
+        (["1"], VISIT, [], DAY, "请选择后续处置"),
+        (["1"], VISIT, ["罚款"], DAY, "未知的后续处置“罚款”"),
+        (["E"], VISIT, ["无需后续处置", "其他"], DAY, "“无需后续处置”不能与其他后续处置同时选择"),
+        (["9", "10"], [], ["无需后续处置"], None, "注销、被吊销、被撤销、迁出只能选择其中一项"),
+        (["1"], VISIT, ["无需后续处置"], dt.date(2026, 3, 21), "检查日期不能晚于今天"),
+    ],
+)
 def test_bad_combinations_name_the_rule(codes, methods, followups, day, message):
     extra = [WJ] if codes != ["5:WJ", "A"] else []
     with pytest.raises(ValidationFailed) as err:
@@ -87,40 +130,67 @@ def test_bad_combinations_name_the_rule(codes, methods, followups, day, message)
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize(("done", "done_on", "message"), [
-    (True, None, "请填写完成日期"),
-    (False, DAY, "不应填写完成日期"),
-    (True, dt.date(2026, 3, 9), "应在检查日期之后"),
-    (True, dt.date(2026, 3, 21), "今天之前"),
-])
+@pytest.mark.parametrize(
+    ("done", "done_on", "message"),
+    [
+        (True, None, "请填写完成日期"),
+        (False, DAY, "不应填写完成日期"),
+        (True, dt.date(2026, 3, 9), "应在检查日期之后"),
+        (True, dt.date(2026, 3, 21), "今天之前"),
+    ],
+)
 def test_followup_done_needs_a_sensible_date(done, done_on, message):
     with pytest.raises(ValidationFailed) as err:
-        validate_result(["E"], VISIT, ["责令改正并跟踪"], DAY, today=TODAY, followup_done=done,
-                        followup_done_on=done_on)
+        validate_result(
+            ["E"],
+            VISIT,
+            ["责令改正并跟踪"],
+            DAY,
+            today=TODAY,
+            followup_done=done,
+            followup_done_on=done_on,
+        )
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize(("text", "codes"), [
-    ("未发现问题", ["1"]), ("1", ["1"]), (" 1 ", ["1"]), ("注销", ["9"]), ("已注销", ["9"]), ("被吊销", ["10"]),
-    ("吊销", ["10"]), ("迁出", ["12"]), ("F", ["F"]), ("7 已关闭停业或正在组织清算", ["7"]),
-])
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("未发现问题", ["1"]),
+        ("1", ["1"]),
+        (" 1 ", ["1"]),
+        ("注销", ["9"]),
+        ("已注销", ["9"]),
+        ("被吊销", ["10"]),
+        ("吊销", ["10"]),
+        ("迁出", ["12"]),
+        ("F", ["F"]),
+        ("7 已关闭停业或正在组织清算", ["7"]),
+    ],
+)
 def test_quick_results(text, codes):
     assert parse_quick_result(text) == codes
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "请写明检查结果"),
-    ("A", "请在结果填报表单中填写"),
-    ("发现问题待后续处理", "请在结果填报表单中填写"),
-    ("公示信息隐瞒真实情况、弄虚作假", "“公示信息隐瞒真实情况、弄虚作假”（C）需要填写问题和后续处置"),
-    # E and 8 need a description of the problem and a follow-up: never a quick result
-    ("E", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
-    ("E 已责令改正", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
-    ("发现问题已责令改正", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
-    ("8", "“不配合检查情节严重”（8）需要填写问题和后续处置"),
-    ("还行吧", "无法识别的检查结果“还行吧”"),
-    ("1 9", "不能与其他检查结果同时选择"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "请写明检查结果"),
+        ("A", "请在结果填报表单中填写"),
+        ("发现问题待后续处理", "请在结果填报表单中填写"),
+        (
+            "公示信息隐瞒真实情况、弄虚作假",
+            "“公示信息隐瞒真实情况、弄虚作假”（C）需要填写问题和后续处置",
+        ),
+        # E and 8 need a description of the problem and a follow-up: never a quick result
+        ("E", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
+        ("E 已责令改正", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
+        ("发现问题已责令改正", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
+        ("8", "“不配合检查情节严重”（8）需要填写问题和后续处置"),
+        ("还行吧", "无法识别的检查结果“还行吧”"),
+        ("1 9", "不能与其他检查结果同时选择"),
+    ],
+)
 def test_quick_results_refused(text, message):
     with pytest.raises(ValidationFailed) as err:
         parse_quick_result(text)

@@ -43,23 +43,39 @@ async def count(sm: async_sessionmaker[AsyncSession], model: type) -> int:
 
 
 def to_officer(rows: list[OutboxMessage], officer_id: int) -> str:
-    return bodies([r for r in rows if r.destination.get("kind") == "officer"
-                   and r.destination.get("officer_id") == officer_id])
+    return bodies(
+        [
+            r
+            for r in rows
+            if r.destination.get("kind") == "officer"
+            and r.destination.get("officer_id") == officer_id
+        ]
+    )
 
 
 def to_department(rows: list[OutboxMessage], department_id: int) -> str:
     """Titles and bodies of what a department was told."""
-    return "\n".join(f"{r.message.get('title', '')}\n{r.message.get('body', '')}" for r in rows
-                     if r.destination.get("kind") == "department"
-                     and r.destination.get("department_id") == department_id)
+    return "\n".join(
+        f"{r.message.get('title', '')}\n{r.message.get('body', '')}"
+        for r in rows
+        if r.destination.get("kind") == "department"
+        and r.destination.get("department_id") == department_id
+    )
 
 
 # ---------------------------------------------------------------- 提交: dates and quick codes
 
-@pytest.mark.parametrize(("word", "day"), [
-    ("今天", TODAY), ("昨天", dt.date(2026, 3, 4)), ("前天", dt.date(2026, 3, 3)),
-    ("3月4号", dt.date(2026, 3, 4)), ("2026/3/3", dt.date(2026, 3, 3)),
-])
+
+@pytest.mark.parametrize(
+    ("word", "day"),
+    [
+        ("今天", TODAY),
+        ("昨天", dt.date(2026, 3, 4)),
+        ("前天", dt.date(2026, 3, 3)),
+        ("3月4号", dt.date(2026, 3, 4)),
+        ("2026/3/3", dt.date(2026, 3, 3)),
+    ],
+)
 async def test_submit_takes_relative_and_common_dates(sessionmaker, clock, w, word, day) -> None:
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 {word}"))
@@ -70,15 +86,22 @@ async def test_submit_takes_relative_and_common_dates(sessionmaker, clock, w, wo
 async def test_relative_dates_are_china_dates(sessionmaker, clock, w) -> None:
     # 2026-03-04 20:00 UTC is already 3月5日 in China
     clock.set(dt.datetime(2026, 3, 4, 20, 0, tzinfo=dt.UTC))
-    await send(sessionmaker, make_dispatcher(sessionmaker, clock),
-               text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    await send(
+        sessionmaker,
+        make_dispatcher(sessionmaker, clock),
+        text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"),
+    )
     assert await case_state(sessionmaker) == ("submitted", TODAY)
 
 
-@pytest.mark.parametrize("word", ["明天", "3/32", "2026-02-30", "2月30日", "20日", "20260399", "3.5.2026"])
+@pytest.mark.parametrize(
+    "word", ["明天", "3/32", "2026-02-30", "2月30日", "20日", "20260399", "3.5.2026"]
+)
 async def test_an_unreadable_date_is_named_as_a_date(sessionmaker, clock, w, word) -> None:
     d = make_dispatcher(sessionmaker, clock)
-    reply = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 {word}")))
+    reply = bodies(
+        await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 {word}"))
+    )
     assert f"无法识别的日期“{word}”" in reply and "检查结果" not in reply
     assert await case_state(sessionmaker) == ("assigned", None)
 
@@ -99,12 +122,16 @@ async def test_results_needing_details_are_not_quick(sessionmaker, clock, w, res
 
 
 async def test_my_cases_link_each_case_to_its_result_form(sessionmaker, clock, w) -> None:
-    listing = bodies(await send(sessionmaker, make_dispatcher(sessionmaker, clock),
-                                text_event(w.a1.code, "我的检查")))
+    listing = bodies(
+        await send(
+            sessionmaker, make_dispatcher(sessionmaker, clock), text_event(w.a1.code, "我的检查")
+        )
+    )
     assert CASE in listing and f"[填报结果](lianjian-page:result/case:{w.case.id})" in listing
 
 
 # ---------------------------------------------------------------- 通过 / 退回 / 公示
+
 
 async def test_lead_and_participant_approve_then_the_lead_publishes(sessionmaker, clock, w) -> None:
     d = make_dispatcher(sessionmaker, clock)
@@ -166,7 +193,9 @@ async def test_return_needs_a_reason_and_sends_the_result_back(sessionmaker, clo
     assert (await case_state(sessionmaker))[0] == "returned"
 
     clock.set(china_noon(dt.date(2026, 3, 6)))
-    again = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 前天")))
+    again = bodies(
+        await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 前天"))
+    )
     assert "结果已提交" in again
     assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 4))
 
@@ -184,17 +213,27 @@ async def test_an_inspector_may_not_review_and_is_audited(sessionmaker, clock, w
 
 async def test_usage_without_a_code(sessionmaker, clock, w) -> None:
     d = make_dispatcher(sessionmaker, clock)
-    assert "用法：通过 案件号" in bodies(await send(sessionmaker, d, text_event(w.lead_liaison.code, "通过")))
-    assert "用法：公示 编号" in bodies(await send(sessionmaker, d, text_event(w.lead_liaison.code, "公示")))
+    assert "用法：通过 案件号" in bodies(
+        await send(sessionmaker, d, text_event(w.lead_liaison.code, "通过"))
+    )
+    assert "用法：公示 编号" in bodies(
+        await send(sessionmaker, d, text_event(w.lead_liaison.code, "公示"))
+    )
 
 
-async def test_lead_only_review_waits_for_the_lead_after_a_participant(sessionmaker, clock, w) -> None:
+async def test_lead_only_review_waits_for_the_lead_after_a_participant(
+    sessionmaker, clock, w
+) -> None:
     d = make_dispatcher(sessionmaker, clock, Rules(review_requires_participants=False))
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
-    other = to_officer(await send(sessionmaker, d, text_event(w.other_liaison.code, f"通过 {CASE}")),
-                       w.other_liaison.id)
+    other = to_officer(
+        await send(sessionmaker, d, text_event(w.other_liaison.code, f"通过 {CASE}")),
+        w.other_liaison.id,
+    )
     assert "尚待县市场监督管理局审核" in other
-    lead = to_officer(await send(sessionmaker, d, text_event(w.lead_liaison.code, f"通过 {CASE}")),
-                      w.lead_liaison.id)
+    lead = to_officer(
+        await send(sessionmaker, d, text_event(w.lead_liaison.code, f"通过 {CASE}")),
+        w.lead_liaison.id,
+    )
     assert f"审核通过：{CASE}" in lead and "尚待" not in lead
     assert (await case_state(sessionmaker))[0] == "approved"

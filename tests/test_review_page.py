@@ -40,10 +40,19 @@ async def submitted(client: TestClient, services: Services, world: World) -> Non
     """The lead's inspector entered a problem with a photo and a PDF."""
     tok = token_of(result_link(services, world.a1.id, world.case.id))
     item = world.items[0].id
-    resp = await client.post(RESULT_PATH, data=with_files(
-        fields(tok, item, followups="责令改正并跟踪",
-               **{f"item.{item}.codes": ["E"], f"item.{item}.problems": "未按规定公示年报"}),
-        ("现场.jpg", jpeg(), "image/jpeg"), ("记录.pdf", PDF_BYTES, "application/pdf")))
+    resp = await client.post(
+        RESULT_PATH,
+        data=with_files(
+            fields(
+                tok,
+                item,
+                followups="责令改正并跟踪",
+                **{f"item.{item}.codes": ["E"], f"item.{item}.problems": "未按规定公示年报"},
+            ),
+            ("现场.jpg", jpeg(), "image/jpeg"),
+            ("记录.pdf", PDF_BYTES, "application/pdf"),
+        ),
+    )
     assert resp.status == 200, visible_text(await resp.text())
 
 
@@ -53,8 +62,10 @@ def review_post(tok: str, decision: str, reason: str = "") -> dict[str, str]:
 
 async def reviews(sessionmaker: async_sessionmaker[AsyncSession]) -> list[tuple[int, str]]:
     async with sessionmaker() as session:
-        return [(r.department_id, r.decision)
-                for r in await session.scalars(select(Review).order_by(Review.id))]
+        return [
+            (r.department_id, r.decision)
+            for r in await session.scalars(select(Review).order_by(Review.id))
+        ]
 
 
 async def case_state(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
@@ -63,16 +74,29 @@ async def case_state(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
 
 
 async def test_reviewer_sees_case_parts_attachments_and_history(
-        client: TestClient, services: Services, world: World, submitted: None) -> None:
+    client: TestClient, services: Services, world: World, submitted: None
+) -> None:
     tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     resp = await client.get(REVIEW_PATH, params={"t": tok})
     html = await resp.text()
     text = visible_text(html)
     assert resp.status == 200
-    for expected in ("检查结果审核", world.target.name, "县市场监督管理局", "县卫生健康委员会",
-                     "企业公示信息检查", "发现问题已责令改正", "未按规定公示年报", "现场.jpg",
-                     "记录.pdf", "提交结果（张检查）", "上传附件", "审核通过", "退回检查组",
-                     "待审核部门：县市场监督管理局、县卫生健康委员会"):
+    for expected in (
+        "检查结果审核",
+        world.target.name,
+        "县市场监督管理局",
+        "县卫生健康委员会",
+        "企业公示信息检查",
+        "发现问题已责令改正",
+        "未按规定公示年报",
+        "现场.jpg",
+        "记录.pdf",
+        "提交结果（张检查）",
+        "上传附件",
+        "审核通过",
+        "退回检查组",
+        "待审核部门：县市场监督管理局、县卫生健康委员会",
+    ):
         assert expected in text, expected
     img = re.search(r'<img src="([^"]+)"', html)
     assert img is not None and img.group(1).startswith(REVIEW_FILE_PATH)
@@ -81,8 +105,12 @@ async def test_reviewer_sees_case_parts_attachments_and_history(
 
 
 async def test_lead_and_participant_approve_in_turn(
-        client: TestClient, services: Services, world: World, submitted: None,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    submitted: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """004 第十九条: the lead and every participating department review the result."""
     lead = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     resp = await client.post(REVIEW_PATH, data=review_post(lead, "approve"))
@@ -99,8 +127,12 @@ async def test_lead_and_participant_approve_in_turn(
 
 
 async def test_return_needs_a_reason_and_goes_back_to_the_group(
-        client: TestClient, services: Services, world: World, submitted: None,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    services: Services,
+    world: World,
+    submitted: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """004 第十九条: a returned result goes back to the group with the reason."""
     tok = token_of(review_link(services, world.other_liaison.id, world.case.id))
     empty = await client.post(REVIEW_PATH, data=review_post(tok, "return", "  "))
@@ -111,15 +143,21 @@ async def test_return_needs_a_reason_and_goes_back_to_the_group(
     resp = await client.post(REVIEW_PATH, data=review_post(tok, "return", "缺少现场负责人签字"))
     assert resp.status == 200 and "已退回检查组" in visible_text(await resp.text())
     assert await case_state(sessionmaker) == "returned"
-    form = await client.get(RESULT_PATH, params={
-        "t": token_of(result_link(services, world.a1.id, world.case.id))})
+    form = await client.get(
+        RESULT_PATH, params={"t": token_of(result_link(services, world.a1.id, world.case.id))}
+    )
     assert "审核退回：缺少现场负责人签字" in visible_text(await form.text())
 
 
 @pytest.mark.parametrize("who", ["a1", "outsider"])
-async def test_inspectors_may_not_review(client: TestClient, services: Services, world: World,
-                                         submitted: None, who: str,
-                                         sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_inspectors_may_not_review(
+    client: TestClient,
+    services: Services,
+    world: World,
+    submitted: None,
+    who: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     officer: Officer = getattr(world, who)
     tok = token_of(review_link(services, officer.id, world.case.id))
     assert (await client.get(REVIEW_PATH, params={"t": tok})).status == 403
@@ -129,13 +167,21 @@ async def test_inspectors_may_not_review(client: TestClient, services: Services,
 
 
 async def test_submission_sends_each_reviewer_the_review_page_privately(
-        world: World, submitted: None, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    world: World, submitted: None, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     async with sessionmaker() as session:
-        rows = list(await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.dest_key.like("officer:%"))))
+        rows = list(
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.dest_key.like("officer:%"))
+            )
+        )
         result = await session.scalar(select(CaseResult))
     assert result is not None
     ref = f"(lianjian-page:review/case:{world.case.id})"
     private = {r.destination["officer_id"] for r in rows if ref in r.message.get("body", "")}
-    assert private == {world.lead_liaison.id, world.lead_leader.id, world.other_liaison.id,
-                       world.other_leader.id}
+    assert private == {
+        world.lead_liaison.id,
+        world.lead_leader.id,
+        world.other_liaison.id,
+        world.other_leader.id,
+    }

@@ -39,11 +39,15 @@ def _after_workdays(day: dt.date, n: int) -> dt.date:
 
 async def _world_with_due_result(sessionmaker: async_sessionmaker[AsyncSession]) -> dt.date:
     async with sessionmaker() as session:
-        w = await build_world(session, window_start=dt.date(2026, 9, 1),
-                              window_end=dt.date(2026, 9, 30))
+        w = await build_world(
+            session, window_start=dt.date(2026, 9, 1), window_end=dt.date(2026, 9, 30)
+        )
         due = _after_workdays(INSPECTED, 20)  # 000 §十: 20 working days after the inspection
         w.case.inspected_on, w.case.result_due_on, w.case.result_due_provisional = (
-            INSPECTED, due, False)
+            INSPECTED,
+            due,
+            False,
+        )
         await session.commit()
     return due
 
@@ -54,7 +58,8 @@ async def _days_of(session: AsyncSession, column: object, like: str) -> list[dt.
 
 
 async def test_ticks_walk_the_working_calendar_and_run_once_a_day(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """Nudges at T-3/T-1/T-0 and every working day overdue (000 §十, design deadlines); the
     leaders' daily summary (003 附件1 一(五)) on working days; nothing on 国庆 or 中秋, both on the
     make-up days 2026-09-20 (Sunday) and 2026-10-10 (Saturday)."""
@@ -71,10 +76,18 @@ async def test_ticks_walk_the_working_calendar_and_run_once_a_day(
     before = [d for d in workdays if d <= due]
     expected_nudges = sorted({before[-4], before[-2], due} | {d for d in workdays if d > due})
     async with sessionmaker() as session:
-        summary_keys = list(await session.scalars(select(OutboxMessage.idempotency_key).where(
-            OutboxMessage.idempotency_key.like("summary:%"))))
-        nudge_subjects = list(await session.scalars(select(AuditEvent.subject).where(
-            AuditEvent.action == "nudge.digest")))
+        summary_keys = list(
+            await session.scalars(
+                select(OutboxMessage.idempotency_key).where(
+                    OutboxMessage.idempotency_key.like("summary:%")
+                )
+            )
+        )
+        nudge_subjects = list(
+            await session.scalars(
+                select(AuditEvent.subject).where(AuditEvent.action == "nudge.digest")
+            )
+        )
     summary_days = [dt.date.fromisoformat(k.rsplit(":", 1)[1]) for k in summary_keys]
     assert sorted(set(summary_days)) == workdays
     assert len(summary_days) == 2 * len(workdays)  # two leaders, once a day each
@@ -84,29 +97,37 @@ async def test_ticks_walk_the_working_calendar_and_run_once_a_day(
 
 
 async def test_two_schedulers_catching_up_at_once_run_each_tick_once(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     await _world_with_due_result(sessionmaker)
     day = dt.date(2026, 10, 9)
     first = make_services(sessionmaker, FixedClock(_at_ten(day)))
     second = make_services(sessionmaker, FixedClock(_at_ten(day)))
-    ran = await asyncio.gather(run_due_jobs_once(first, _at_ten(day)),
-                               run_due_jobs_once(second, _at_ten(day)))
+    ran = await asyncio.gather(
+        run_due_jobs_once(first, _at_ten(day)), run_due_jobs_once(second, _at_ten(day))
+    )
     daily = ("nudges", "summaries", "holiday_warning", "plan_reminders")
     assert all(sum(job in r for r in ran) == 1 for job in daily), ran
     async with sessionmaker() as session:
         runs = await session.scalar(select(func.count()).select_from(ScheduledRun))
-        summaries = await session.scalar(select(func.count(OutboxMessage.id)).where(
-            OutboxMessage.idempotency_key.like("summary:%")))
+        summaries = await session.scalar(
+            select(func.count(OutboxMessage.id)).where(
+                OutboxMessage.idempotency_key.like("summary:%")
+            )
+        )
     assert runs == 4 and summaries == 2
 
 
 async def test_a_holiday_tick_is_skipped_without_a_claim(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     await _world_with_due_result(sessionmaker)
     holiday = dt.date(2026, 10, 2)
     services = make_services(sessionmaker, FixedClock(_at_ten(holiday)))
     assert set(await run_due_jobs_once(services, _at_ten(holiday))) == {
-        "invitation_expiry", "holiday_warning"}
+        "invitation_expiry",
+        "holiday_warning",
+    }
     async with sessionmaker() as session:
         jobs = set(await session.scalars(select(ScheduledRun.job)))
     assert jobs == {"holiday_warning"}

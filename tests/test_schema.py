@@ -36,7 +36,9 @@ async def test_migrations_match_the_models(engine):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def empty_engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
     """A database with no schema at all, to migrate step by step."""
     if request.param == "sqlite":
         eng = make_engine(str(tmp_path / "empty.sqlite3"))
@@ -65,24 +67,49 @@ async def test_upgrade_moves_officer_account_columns_into_platform_accounts(empt
     assert before is not None and isinstance(before.down_revision, str)
     await upgrade(empty_engine, before.down_revision)  # officers with one column per platform
     async with empty_engine.begin() as conn:
-        await conn.execute(text("INSERT INTO department (id, code, name, short_name, "
-                                "is_market_regulator) VALUES (1, 'SCJG', '县市场监督管理局', '', false)"))
-        for officer_id, code, wecom, dingtalk in ((1, "A", "wx-a", None), (2, "B", "wx-b", "ding-b"),
-                                                  (3, "C", None, ""), (4, "D", None, "ding-d")):
-            await conn.execute(text(
-                "INSERT INTO officer (id, code, name, department_id, roles, cert_no, expertise, "
-                "region, mobile, wecom_userid, dingtalk_userid, active) VALUES (:id, :code, :code, "
-                "1, '[]', '', '[]', '', '', :wecom, :dingtalk, true)"),
-                {"id": officer_id, "code": code, "wecom": wecom, "dingtalk": dingtalk})
+        await conn.execute(
+            text(
+                "INSERT INTO department (id, code, name, short_name, "
+                "is_market_regulator) VALUES (1, 'SCJG', '县市场监督管理局', '', false)"
+            )
+        )
+        for officer_id, code, wecom, dingtalk in (
+            (1, "A", "wx-a", None),
+            (2, "B", "wx-b", "ding-b"),
+            (3, "C", None, ""),
+            (4, "D", None, "ding-d"),
+        ):
+            await conn.execute(
+                text(
+                    "INSERT INTO officer (id, code, name, "
+                    "department_id, roles, cert_no, expertise, "
+                    "region, mobile, wecom_userid, dingtalk_userid, "
+                    "active) VALUES (:id, :code, :code, "
+                    "1, '[]', '', '[]', '', '', :wecom, :dingtalk, true)"
+                ),
+                {"id": officer_id, "code": code, "wecom": wecom, "dingtalk": dingtalk},
+            )
     await upgrade(empty_engine)
 
     async with make_sessionmaker(empty_engine)() as session:
-        rows = (await session.execute(select(
-            PlatformAccount.officer_id, PlatformAccount.platform, PlatformAccount.tenant,
-            PlatformAccount.account).order_by(PlatformAccount.officer_id,
-                                              PlatformAccount.platform.desc()))).all()
-        assert [tuple(r) for r in rows] == [(1, "wecom", "", "wx-a"), (2, "wecom", "", "wx-b"),
-                                            (2, "dingtalk", "", "ding-b"), (4, "dingtalk", "", "ding-d")]
+        rows = (
+            await session.execute(
+                select(
+                    PlatformAccount.officer_id,
+                    PlatformAccount.platform,
+                    PlatformAccount.tenant,
+                    PlatformAccount.account,
+                ).order_by(PlatformAccount.officer_id, PlatformAccount.platform.desc())
+            )
+        ).all()
+        assert [tuple(r) for r in rows] == [
+            (1, "wecom", "", "wx-a"),
+            (2, "wecom", "", "wx-b"),
+            (2, "dingtalk", "", "ding-b"),
+            (4, "dingtalk", "", "ding-d"),
+        ]
         ctx = Ctx(session=session, clock=FixedClock(china_noon(dt.date(2026, 3, 2))))
         found = await officers.by_account(ctx, ChatPlatform.DINGTALK, "ding-b")
-        assert found is not None and found.code == "B" and found.account(ChatPlatform.WECOM) == "wx-b"
+        assert (
+            found is not None and found.code == "B" and found.account(ChatPlatform.WECOM) == "wx-b"
+        )

@@ -39,9 +39,14 @@ async def test_a_database_with_rows_upgrades_from_the_first_revision(tmp_path: P
     engine = await _first_revision_with_rows(tmp_path / "county.sqlite3")
     await upgrade(engine)
     async with engine.connect() as conn:
-        names = (await conn.execute(text(
-            "SELECT d.name, i.name FROM task_item t JOIN item i ON i.id = t.item_id "
-            "JOIN department d ON d.id = t.department_id"))).all()
+        names = (
+            await conn.execute(
+                text(
+                    "SELECT d.name, i.name FROM task_item t JOIN item i ON i.id = t.item_id "
+                    "JOIN department d ON d.id = t.department_id"
+                )
+            )
+        ).all()
         assert names == [("县市场监督管理局", "企业公示信息检查")]
         assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
     await engine.dispose()
@@ -50,14 +55,17 @@ async def test_a_database_with_rows_upgrades_from_the_first_revision(tmp_path: P
 async def test_a_failing_upgrade_changes_nothing(tmp_path: Path) -> None:
     # an index a later migration adds, made by hand: that migration fails …
     engine = await _first_revision_with_rows(
-        tmp_path / "county.sqlite3", "CREATE INDEX ix_outbox_dest_sent ON outbox (dest_key)")
+        tmp_path / "county.sqlite3", "CREATE INDEX ix_outbox_dest_sent ON outbox (dest_key)"
+    )
     with pytest.raises(Exception, match="ix_outbox_dest_sent"):
         await upgrade(engine)
     async with engine.connect() as conn:  # … and leave the first revision as it was
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
         columns = {r[1] for r in (await conn.execute(text("PRAGMA table_info(department)")))}
-        tables = {r[0] for r in await conn.execute(text(
-            "SELECT name FROM sqlite_master WHERE type = 'table'"))}
+        tables = {
+            r[0]
+            for r in await conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        }
     assert version == INITIAL and "scheduled_run" not in tables
     assert columns == {"id", "code", "name", "short_name", "is_market_regulator"}
     await engine.dispose()

@@ -45,8 +45,9 @@ class ScriptedPlatform:
         self.stop_after: int | None = None
         self.reached = asyncio.Event()  # set once `stop_after` messages were accepted
 
-    async def send(self, channel: Channel, msg: OutMessage,
-                   mention_user_ids: list[str] | None = None) -> SendResult:
+    async def send(
+        self, channel: Channel, msg: OutMessage, mention_user_ids: list[str] | None = None
+    ) -> SendResult:
         await asyncio.sleep(self.delay_s)
         if self.failures:
             return self.failures.pop(0)
@@ -67,24 +68,32 @@ async def fake_wecom(clock: FixedClock) -> AsyncIterator[FakeWeCom]:
 
 
 def wecom_adapter(fake: FakeWeCom, clock: FixedClock) -> WeComAdapter:
-    settings = WeComSettings(corp_id=fake.corp_id, agent_id=fake.agent_id,
-                             secret=fake.corp_secret, token="tok",
-                             encoding_aes_key=random_aes_key(), api_base=fake.base,
-                             webhook_base=fake.base)
+    settings = WeComSettings(
+        corp_id=fake.corp_id,
+        agent_id=fake.agent_id,
+        secret=fake.corp_secret,
+        token="tok",
+        encoding_aes_key=random_aes_key(),
+        api_base=fake.base,
+        webhook_base=fake.base,
+    )
     return WeComAdapter(settings, clock)
 
 
-async def bind_robot(session: AsyncSession, url: str, *, department_id: int | None = None,
-                     office: bool = False) -> int:
-    binding = ChatBinding(platform="wecom", department_id=department_id, is_office=office,
-                          webhook_url=url)
+async def bind_robot(
+    session: AsyncSession, url: str, *, department_id: int | None = None, office: bool = False
+) -> int:
+    binding = ChatBinding(
+        platform="wecom", department_id=department_id, is_office=office, webhook_url=url
+    )
     session.add(binding)
     await session.flush()
     return binding.id
 
 
-async def queue(session: AsyncSession, dest: Destination, n: int, now: dt.datetime,
-                prefix: str = "msg") -> None:
+async def queue(
+    session: AsyncSession, dest: Destination, n: int, now: dt.datetime, prefix: str = "msg"
+) -> None:
     for i in range(n):
         await outbox.enqueue(session, dest, OutMessage.text(f"{prefix}-{i}"), now=now)
     await session.commit()
@@ -97,12 +106,14 @@ async def drain(sender: Sender, clock: FixedClock, *, step: dt.timedelta, rounds
 
 
 def delivered_texts(fake: FakeWeCom) -> Counter[str]:
-    return Counter(body["text"]["content"] for body in fake.delivered if body.get("msgtype") == "text")
+    return Counter(
+        body["text"]["content"] for body in fake.delivered if body.get("msgtype") == "text"
+    )
 
 
 async def test_group_robot_rate_limit_is_never_exceeded(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-        fake_wecom: FakeWeCom) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, fake_wecom: FakeWeCom
+) -> None:
     adapter = wecom_adapter(fake_wecom, clock)
     services = make_services(sessionmaker, clock, {"wecom": adapter})
     async with sessionmaker() as session:
@@ -130,15 +141,17 @@ async def test_group_robot_rate_limit_is_never_exceeded(
 
 
 async def test_rate_limited_robot_then_restart_mid_queue_delivers_each_once(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-        fake_wecom: FakeWeCom) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, fake_wecom: FakeWeCom
+) -> None:
     adapter = wecom_adapter(fake_wecom, clock)
     services = make_services(sessionmaker, clock, {"wecom": adapter})
     async with sessionmaker() as session:
         await bind_robot(session, fake_wecom.webhook_url(), office=True)
         await queue(session, Destination.office(), 30, clock.now())
     # the robot answers "frequency limit" (45009) to the next five calls
-    fake_wecom.script.fail_next("webhook/send", {"errcode": 45009, "errmsg": "api freq out of limit"}, 5)
+    fake_wecom.script.fail_next(
+        "webhook/send", {"errcode": 45009, "errmsg": "api freq out of limit"}, 5
+    )
     first = Sender(services)
     await drain(first, clock, step=dt.timedelta(seconds=61), rounds=4)
     clock.advance(dt.timedelta(minutes=5))  # past the backed-off retry of the rate-limited row
@@ -157,20 +170,34 @@ async def test_rate_limited_robot_then_restart_mid_queue_delivers_each_once(
 
 
 async def test_graceful_stop_mid_queue_then_new_sender_finishes_exactly_once(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
-    platform = ScriptedPlatform(failures=[SendResult(False, retry_after=0.0, code="45009")] * 3,
-                                delay_s=0.005)
-    services = make_services(sessionmaker, clock, {"wecom": platform},
-                             sender={"app_user_per_minute": 1000, "poll_interval_s": 0.05})
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    platform = ScriptedPlatform(
+        failures=[SendResult(False, retry_after=0.0, code="45009")] * 3, delay_s=0.005
+    )
+    services = make_services(
+        sessionmaker,
+        clock,
+        {"wecom": platform},
+        sender={"app_user_per_minute": 1000, "poll_interval_s": 0.05},
+    )
     async with sessionmaker() as session:
         dept = await add_department(session)
-        officers = [Officer(code=f"O{i}", name=f"人员{i}", department_id=dept,
-                            accounts=[PlatformAccount(platform="wecom", account=f"user{i}")]) for i in range(5)]
+        officers = [
+            Officer(
+                code=f"O{i}",
+                name=f"人员{i}",
+                department_id=dept,
+                accounts=[PlatformAccount(platform="wecom", account=f"user{i}")],
+            )
+            for i in range(5)
+        ]
         session.add_all(officers)
         await session.flush()
         for officer in officers:
-            await queue(session, Destination.officer(officer.id), 12, clock.now(),
-                        prefix=f"o{officer.id}")
+            await queue(
+                session, Destination.officer(officer.id), 12, clock.now(), prefix=f"o{officer.id}"
+            )
     wake = asyncio.Event()
     first = Sender(services)
     task = asyncio.create_task(first.run(wake))
@@ -180,23 +207,27 @@ async def test_graceful_stop_mid_queue_then_new_sender_finishes_exactly_once(
     await asyncio.wait_for(task, 5)
     async with sessionmaker() as session:
         assert await outbox_count(session, state="pending") > 0, "stopped too late to test"
-        claimed = await session.scalar(select(OutboxMessage.id)
-                                       .where(OutboxMessage.claimed_until.is_not(None)))
+        claimed = await session.scalar(
+            select(OutboxMessage.id).where(OutboxMessage.claimed_until.is_not(None))
+        )
     assert claimed is None  # the unsent part of the batch was handed back
     # failed rows back off (at least 10 s even when the platform asked for 0): let time pass
     await drain(Sender(services), clock, step=dt.timedelta(minutes=5), rounds=10)
-    assert Counter(platform.accepted) == Counter(f"o{o}-{i}" for o in range(1, 6) for i in range(12))
+    assert Counter(platform.accepted) == Counter(
+        f"o{o}-{i}" for o in range(1, 6) for i in range(12)
+    )
 
 
 async def test_invalid_webhook_disables_binding_and_alerts_the_office(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-        fake_wecom: FakeWeCom) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, fake_wecom: FakeWeCom
+) -> None:
     adapter = wecom_adapter(fake_wecom, clock)
     services = make_services(sessionmaker, clock, {"wecom": adapter})
     async with sessionmaker() as session:
         dept = await add_department(session, name="卫生健康委")
-        binding_id = await bind_robot(session, fake_wecom.webhook_url("removed-robot"),
-                                      department_id=dept)
+        binding_id = await bind_robot(
+            session, fake_wecom.webhook_url("removed-robot"), department_id=dept
+        )
         await queue(session, Destination.department(dept), 1, clock.now())
     sender = Sender(services)
     await sender.run_once()  # 93000 from the robot
@@ -208,10 +239,14 @@ async def test_invalid_webhook_disables_binding_and_alerts_the_office(
         assert binding.disabled_reason.startswith("93000")
         dead = await outbox.list_dead(session)
         assert [d.dest_key for d in dead] == [f"department:{dept}"]
-        alert = await session.scalar(select(OutboxMessage).where(OutboxMessage.dest_key == "office"))
+        alert = await session.scalar(
+            select(OutboxMessage).where(OutboxMessage.dest_key == "office")
+        )
         assert alert is not None and alert.state == "sent" and alert.channel == "sim"
         assert "卫生健康委" in alert.message["body"] and "93000" in alert.message["body"]
-        audit = await session.scalar(select(AuditEvent).where(AuditEvent.action == "chat_binding.disabled"))
+        audit = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "chat_binding.disabled")
+        )
         assert audit is not None and audit.subject == f"chat_binding:{binding_id}"
         # later messages to the department no longer use the removed robot
         await queue(session, Destination.department(dept), 1, clock.now(), prefix="later")
@@ -223,14 +258,23 @@ async def test_invalid_webhook_disables_binding_and_alerts_the_office(
 
 
 async def test_dead_after_max_attempts_and_retry_brings_it_back(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     platform = ScriptedPlatform(failures=[SendResult(False, code="-2", detail="boom")] * 3)
-    services = make_services(sessionmaker, clock, {"wecom": platform},
-                             sender={"max_attempts": 3, "backoff_base_s": 1, "backoff_cap_s": 4})
+    services = make_services(
+        sessionmaker,
+        clock,
+        {"wecom": platform},
+        sender={"max_attempts": 3, "backoff_base_s": 1, "backoff_cap_s": 4},
+    )
     async with sessionmaker() as session:
         dept = await add_department(session)
-        officer = Officer(code="O1", name="张三", department_id=dept,
-                          accounts=[PlatformAccount(platform="wecom", account="zhangsan")])
+        officer = Officer(
+            code="O1",
+            name="张三",
+            department_id=dept,
+            accounts=[PlatformAccount(platform="wecom", account="zhangsan")],
+        )
         session.add(officer)
         await session.flush()
         await queue(session, Destination.officer(officer.id), 1, clock.now())
@@ -254,7 +298,8 @@ async def test_dead_after_max_attempts_and_retry_brings_it_back(
 
 
 async def test_officer_without_platform_id_goes_to_the_simulator(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     platform = ScriptedPlatform()
     services = make_services(sessionmaker, clock, {"wecom": platform})
     async with sessionmaker() as session:
@@ -269,26 +314,40 @@ async def test_officer_without_platform_id_goes_to_the_simulator(
         assert await outbox_count(session, state="sent", channel="sim") == 2
 
 
-async def concurrent_rig(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-                         platform: ScriptedPlatform) -> Services:
-    services = make_services(sessionmaker, clock, {"wecom": platform},
-                             sender={"app_user_per_minute": 1000, "batch_size": 7})
+async def concurrent_rig(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, platform: ScriptedPlatform
+) -> Services:
+    services = make_services(
+        sessionmaker,
+        clock,
+        {"wecom": platform},
+        sender={"app_user_per_minute": 1000, "batch_size": 7},
+    )
     async with sessionmaker() as session:
         dept = Department(code="D", name="部门")
         session.add(dept)
         await session.flush()
-        officers = [Officer(code=f"O{i}", name=f"人员{i}", department_id=dept.id,
-                            accounts=[PlatformAccount(platform="wecom", account=f"u{i}")]) for i in range(10)]
+        officers = [
+            Officer(
+                code=f"O{i}",
+                name=f"人员{i}",
+                department_id=dept.id,
+                accounts=[PlatformAccount(platform="wecom", account=f"u{i}")],
+            )
+            for i in range(10)
+        ]
         session.add_all(officers)
         await session.flush()
         for officer in officers:
-            await queue(session, Destination.officer(officer.id), 10, clock.now(),
-                        prefix=f"o{officer.id}")
+            await queue(
+                session, Destination.officer(officer.id), 10, clock.now(), prefix=f"o{officer.id}"
+            )
     return services
 
 
 async def test_two_concurrent_senders_never_double_send(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     platform = ScriptedPlatform(delay_s=0.002)
     services = await concurrent_rig(sessionmaker, clock, platform)
     senders = [Sender(services), Sender(services)]
@@ -309,7 +368,8 @@ async def test_two_concurrent_senders_never_double_send(
 
 
 async def test_no_route_without_the_simulator_is_a_dead_letter_not_sent(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     """In production (simulator off) a message nobody can receive must stay visible."""
     platform = ScriptedPlatform()
     services = make_services(sessionmaker, clock, {"wecom": platform}, simulator={"enabled": False})
@@ -326,14 +386,21 @@ async def test_no_route_without_the_simulator_is_a_dead_letter_not_sent(
 
 
 async def test_a_claim_about_to_expire_is_handed_back_not_sent(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     """Another process may claim a row once its lease runs out: never start a send then."""
     platform = ScriptedPlatform()
     services = make_services(sessionmaker, clock, {"wecom": platform})
     async with sessionmaker() as session:
         dept = await add_department(session)
-        session.add(Officer(code="O1", name="李四", department_id=dept,
-                            accounts=[PlatformAccount(platform="wecom", account="u1")]))
+        session.add(
+            Officer(
+                code="O1",
+                name="李四",
+                department_id=dept,
+                accounts=[PlatformAccount(platform="wecom", account="u1")],
+            )
+        )
         await session.flush()
         officer_id = await session.scalar(select(Officer.id))
         await queue(session, Destination.officer(officer_id), 3, clock.now())
@@ -343,23 +410,36 @@ async def test_a_claim_about_to_expire_is_handed_back_not_sent(
     assert platform.accepted == []
     async with sessionmaker() as session:
         assert await outbox_count(session, state="pending") == 3
-        assert await session.scalar(select(OutboxMessage.id).where(
-            OutboxMessage.claimed_until.is_not(None))) is None
+        assert (
+            await session.scalar(
+                select(OutboxMessage.id).where(OutboxMessage.claimed_until.is_not(None))
+            )
+            is None
+        )
 
 
 async def test_a_named_short_wait_still_backs_off(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     """A platform asking for 5 s must not burn the attempt budget in a one-minute outage."""
     platform = ScriptedPlatform(failures=[SendResult(False, retry_after=5.0, code="-1")] * 3)
-    services = make_services(sessionmaker, clock, {"wecom": platform},
-                             sender={"backoff_base_s": 10.0})
+    services = make_services(
+        sessionmaker, clock, {"wecom": platform}, sender={"backoff_base_s": 10.0}
+    )
     async with sessionmaker() as session:
         dept = await add_department(session)
-        session.add(Officer(code="O1", name="李四", department_id=dept,
-                            accounts=[PlatformAccount(platform="wecom", account="u1")]))
+        session.add(
+            Officer(
+                code="O1",
+                name="李四",
+                department_id=dept,
+                accounts=[PlatformAccount(platform="wecom", account="u1")],
+            )
+        )
         await session.flush()
-        await queue(session, Destination.officer(await session.scalar(select(Officer.id))), 1,
-                    clock.now())
+        await queue(
+            session, Destination.officer(await session.scalar(select(Officer.id))), 1, clock.now()
+        )
     waits = []
     for _ in range(3):
         await Sender(services, jitter=lambda: 0.0).run_once()
@@ -372,7 +452,8 @@ async def test_a_named_short_wait_still_backs_off(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL plans from statistics
 async def test_rate_limit_look_up_uses_the_destination_index(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
     """The look-up runs before every send; through ix_outbox_due it walked every sent row,
     so sending slowed down as the outbox grew (bench/soak.py: handling fell behind). SQLite's
     query plan only."""
@@ -380,8 +461,14 @@ async def test_rate_limit_look_up_uses_the_destination_index(
         bind = session.get_bind()
         seen: list[tuple[str, object]] = []
 
-        def capture(_conn: object, _cursor: object, statement: str, params: object,
-                    _context: object, _many: bool) -> None:
+        def capture(
+            _conn: object,
+            _cursor: object,
+            statement: str,
+            params: object,
+            _context: object,
+            _many: bool,
+        ) -> None:
             seen.append((statement, params))
 
         event.listen(bind, "before_cursor_execute", capture)
@@ -391,14 +478,13 @@ async def test_rate_limit_look_up_uses_the_destination_index(
             event.remove(bind, "before_cursor_execute", capture)
         statement, params = seen[-1]
         conn = await session.connection()
-        plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
-                                           params)).all()  # type: ignore[arg-type]
+        plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)).all()  # type: ignore[arg-type]
         assert any("ix_outbox_dest_sent" in str(row) for row in plan), plan
 
 
 async def test_order_per_destination_survives_send_failures(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-        fake_wecom: FakeWeCom) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, fake_wecom: FakeWeCom
+) -> None:
     """Issue 11 defect 3: the platform answers 500 for a while; every recipient still gets
     its messages in order: a row waiting for its retry holds the later rows of its
     destination back (they were sent past it: [7,5,8,9,6,0,1,2,3,4])."""
@@ -410,8 +496,13 @@ async def test_order_per_destination_survives_send_failures(
     for i in range(6):  # commands keep coming three seconds apart while the platform is down
         async with sessionmaker() as session:
             for user in users:
-                await queue(session, Destination.platform_user("wecom", user), 1, clock.now(),
-                            prefix=f"{user}:{i}")
+                await queue(
+                    session,
+                    Destination.platform_user("wecom", user),
+                    1,
+                    clock.now(),
+                    prefix=f"{user}:{i}",
+                )
         await drain(sender, clock, step=dt.timedelta(seconds=3), rounds=1)
     fake_wecom.outage.clear()
     await drain(sender, clock, step=dt.timedelta(seconds=20), rounds=30)
@@ -425,8 +516,11 @@ async def test_order_per_destination_survives_send_failures(
 
 @pytest.mark.parametrize("duplicate_check_s", [300, 0])
 async def test_a_resend_after_a_kill_between_send_and_record(
-        sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock,
-        fake_wecom: FakeWeCom, duplicate_check_s: int) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    fake_wecom: FakeWeCom,
+    duplicate_check_s: int,
+) -> None:
     """Issue 11 defect 6: a sender sent a row and died before recording it; when the lease
     runs out the row is sent again. WeCom's enable_duplicate_check (an interval longer than
     the lease) drops the second copy; with the check off the member gets it twice, which is
@@ -437,12 +531,16 @@ async def test_a_resend_after_a_kill_between_send_and_record(
     dest = Destination.platform_user("wecom", "officer1")
     async with sessionmaker() as session:
         await queue(session, dest, 1, clock.now(), prefix="回复")
-        [row] = await outbox.claim_due(session, 10, clock.now(),
-                                       dt.timedelta(seconds=services.settings.sender.lease_s))
+        [row] = await outbox.claim_due(
+            session, 10, clock.now(), dt.timedelta(seconds=services.settings.sender.lease_s)
+        )
         await session.commit()
     # the dying process's send: it reached WeCom, the outcome was never recorded
-    assert (await adapter.send(Channel("wecom", "user", "officer1"),
-                               OutMessage.model_validate(row.message))).ok
+    assert (
+        await adapter.send(
+            Channel("wecom", "user", "officer1"), OutMessage.model_validate(row.message)
+        )
+    ).ok
     clock.advance(dt.timedelta(seconds=services.settings.sender.lease_s + 1))
     await Sender(services).run_once()
     await adapter.close()

@@ -33,8 +33,9 @@ def db_url(tmp_path: Path, sqlite_template: Path) -> str:
     return str(path)
 
 
-async def _demo_client(sessionmaker: async_sessionmaker[AsyncSession],
-                       workers: tuple[str, ...] = ()) -> tuple[TestClient[Any, Any], DemoClock]:
+async def _demo_client(
+    sessionmaker: async_sessionmaker[AsyncSession], workers: tuple[str, ...] = ()
+) -> tuple[TestClient[Any, Any], DemoClock]:
     clock = DemoClock(FixedClock(START))
     services = make_services(sessionmaker, clock)
     await start_demo(services, clock)
@@ -44,7 +45,8 @@ async def _demo_client(sessionmaker: async_sessionmaker[AsyncSession],
 
 
 async def test_a_fresh_demo_has_a_task_waiting_and_the_guide_names_who_answers(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     client, _ = await _demo_client(sessionmaker)
     try:
         step = await (await client.get("/sim/api/guide")).json()
@@ -58,7 +60,8 @@ async def test_a_fresh_demo_has_a_task_waiting_and_the_guide_names_who_answers(
 
 
 async def test_the_demo_clock_moves_forward_only_and_is_audited(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     client, clock = await _demo_client(sessionmaker)
     try:
         resp = await client.post("/sim/api/clock", json={"workdays": 3})
@@ -69,19 +72,22 @@ async def test_the_demo_clock_moves_forward_only_and_is_audited(
         resp = await client.post("/sim/api/clock", json={"workdays": -2})
         assert resp.status == 400 and clock.today() == dt.date(2026, 12, 3)
         async with sessionmaker() as session:
-            moves = list(await session.scalars(select(AuditEvent.data).where(
-                AuditEvent.action == ACTION)))
+            moves = list(
+                await session.scalars(select(AuditEvent.data).where(AuditEvent.action == ACTION))
+            )
             assert [m["why"] for m in moves] == ["快进 3 个工作日"]
             restarted = DemoClock(FixedClock(START))  # a restart keeps the demo's day
-            await restore_offset(make_services(sessionmaker, restarted).core_ctx(session),
-                                 restarted)
+            await restore_offset(
+                make_services(sessionmaker, restarted).core_ctx(session), restarted
+            )
         assert restarted.today() == dt.date(2026, 12, 3)
     finally:
         await client.close()
 
 
 async def test_outside_demo_mode_there_is_no_clock_control(
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     services = make_services(sessionmaker, FixedClock(START))
     client = TestClient(TestServer(create_app(services, workers=()), host="127.0.0.1"))
     await client.start_server()
@@ -101,6 +107,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
 def _browser() -> Any:
     if os.environ.get("LIANJIAN_REQUIRE_BROWSER"):
         from playwright import async_api
+
         return async_api
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"browser test needs {CHROMIUM}: apt-get install -y chromium")
@@ -118,12 +125,16 @@ async def _follow_guide(page: Any, until: str) -> None:
         await page.click("#composer button")
         await page.wait_for_function(
             "b => document.querySelector('#guide-title').innerText"
-            " + document.querySelector('#guide-who').innerText !== b", arg=before, timeout=20000)
+            " + document.querySelector('#guide-who').innerText !== b",
+            arg=before,
+            timeout=20000,
+        )
     raise AssertionError(f"the guide never reached {until}")
 
 
 async def test_guided_path_lead_liaison_fast_forwards_and_confirms_the_draw(
-        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
     async_api = _browser()
     client, clock = await _demo_client(sessionmaker, workers=("inbox", "sender"))
     url = str(client.make_url("/sim"))
@@ -139,7 +150,9 @@ async def test_guided_path_lead_liaison_fast_forwards_and_confirms_the_draw(
             await page.click("#to-beacon")
             await page.wait_for_function(
                 "d => !document.querySelector('#clock').innerText.includes(d)",
-                arg=f"{frozen_on.month}月{frozen_on.day}日", timeout=10000)
+                arg=f"{frozen_on.month}月{frozen_on.day}日",
+                timeout=10000,
+            )
             await _follow_guide(page, "检查人员录入结果")
             await page.screenshot(path=tmp_path / "sim-locked.png")
             await page.wait_for_selector(".msg >> text=已锁定", timeout=20000)

@@ -42,6 +42,7 @@ CLEAN = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后�
 
 # ---------------------------------------------------------------- README
 
+
 def _readme_tables() -> dict[str, tuple[list[tuple[str, str]], list[tuple[str, str, str]]]]:
     """Per `### entity` heading of the README's States section: its states with their labels
     and its moves (from, to, who); "(new)" stands for a row being created."""
@@ -85,6 +86,7 @@ def test_every_state_has_a_label_and_is_reachable() -> None:
 
 # ---------------------------------------------------------------- the machines themselves
 
+
 @dataclass
 class Row:
     state: str
@@ -98,8 +100,9 @@ def test_an_unlisted_move_is_refused_in_chinese_and_changes_nothing() -> None:
             row = Row(src)
             with pytest.raises(InvalidTransition) as err:
                 machine.move(row, dst)
-            assert str(err.value) == (f"{machine.noun}当前状态为“{machine.label(src)}”，"
-                                      f"不能改为“{machine.label(dst)}”")
+            assert str(err.value) == (
+                f"{machine.noun}当前状态为“{machine.label(src)}”，不能改为“{machine.label(dst)}”"
+            )
             assert row.state == src
             with pytest.raises(InvalidTransition):
                 machine.edge(src, dst)
@@ -120,9 +123,11 @@ def test_a_listed_move_sets_the_enum() -> None:
 
 # ---------------------------------------------------------------- on the database
 
+
 async def test_a_state_column_stores_the_plain_value_and_refuses_unknown_ones(ctx, session):
-    row = await outbox.enqueue(session, Destination.office(), OutMessage.md("t", "x"),
-                               now=ctx.clock.now())
+    row = await outbox.enqueue(
+        session, Destination.office(), OutMessage.md("t", "x"), now=ctx.clock.now()
+    )
     assert row is not None
     row_id = row.id
     await session.commit()
@@ -141,8 +146,9 @@ async def test_case_moves_outside_the_table_are_refused(ctx, session):
     member = acting(ctx, w.a1)
     at_day(ctx, w.task.window_start + dt.timedelta(days=3))
     await cases.record_inspection_date(member, w.case.code, w.task.window_start)
-    with pytest.raises(InvalidTransition,
-                       match=f"案件 {w.case.code} 当前状态为“已检查”，不能登记已发放通知书"):
+    with pytest.raises(
+        InvalidTransition, match=f"案件 {w.case.code} 当前状态为“已检查”，不能登记已发放通知书"
+    ):
         await cases.mark_notified(member, w.case.code)
     with pytest.raises(InvalidTransition, match="当前状态为“已检查”，不能审核"):
         await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, True)
@@ -157,19 +163,20 @@ async def test_result_and_objection_moves_outside_the_table_are_refused(ctx, ses
     its re-check (004 第二十条)."""
     w = await build_world(session)
     at_day(ctx, w.task.window_start + dt.timedelta(days=3))
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **CLEAN,
-                              inspected_on=w.task.window_start)
+    await cases.submit_result(
+        acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=w.task.window_start
+    )
     lead = acting(ctx, w.lead_liaison)
     with pytest.raises(InvalidTransition, match="当前状态为“待审核”，不能更正"):
         await cases.correct_result(lead, w.case.code, reason="笔误", **CLEAN)
     with pytest.raises(InvalidTransition, match="当前状态为“待审核”，不能受理异议"):
-        await objections.file_objection(lead, w.case.code, "某某公司", "异议",
-                                        ctx.clock.today())
+        await objections.file_objection(lead, w.case.code, "某某公司", "异议", ctx.clock.today())
     await cases.review_result(lead, w.case.code, True)
     await cases.review_result(acting(ctx, w.other_liaison), w.case.code, True)
     await cases.publish_case(lead, w.case.code)
-    objection = await objections.file_objection(lead, w.case.code, "某某公司", "异议",
-                                                ctx.clock.today())
+    objection = await objections.file_objection(
+        lead, w.case.code, "某某公司", "异议", ctx.clock.today()
+    )
     with pytest.raises(InvalidTransition, match="尚未复查，不能答复"):
         await objections.reply_objection(lead, objection.id)
 
@@ -186,16 +193,18 @@ async def test_outbox_and_inbox_moves_outside_the_table_are_refused(ctx, session
     (claimed,) = await outbox.claim_due(session, 10, now, dt.timedelta(minutes=1))
     assert claimed.claimed_until is not None
     assert await outbox.mark_sent(session, row_id, claimed.claimed_until, now=now, channel="sim")
-    assert not await outbox.mark_sent(session, row_id, claimed.claimed_until, now=now,
-                                      channel="sim")  # sent is final
+    assert not await outbox.mark_sent(
+        session, row_id, claimed.claimed_until, now=now, channel="sim"
+    )  # sent is final
 
     event = Event(platform="sim", event_id="e1", kind="text", user_id="u", text="帮助")
     assert await inbox.store(session, event, now=now)
     (pending,) = await inbox.claim_pending(session, 10, now, dt.timedelta(minutes=1))
     assert await inbox.mark_done(session, pending.id, now)
     assert not await inbox.mark_done(session, pending.id, now)  # done is final
-    state = await inbox.mark_failed(session, pending.id, "boom", now=now, retry_at=now,
-                                    max_attempts=1)
+    state = await inbox.mark_failed(
+        session, pending.id, "boom", now=now, retry_at=now, max_attempts=1
+    )
     assert state == InboxState.DONE
 
 
@@ -211,8 +220,9 @@ async def test_task_invitation_and_draw_moves_outside_the_table_are_refused(ctx,
     (invitation,) = await task_invitations(ctx, task)
     assert invitation.state is InvitationState.ACCEPTED
     with pytest.raises(InvalidTransition, match="该邀请已答复（已接受），不能重复答复"):
-        await consultation.decline_invitation(f.as_actor(ctx, w.partners[0].liaison),
-                                              invitation.id, "本部门本季度执法力量已全部投入")
+        await consultation.decline_invitation(
+            f.as_actor(ctx, w.partners[0].liaison), invitation.id, "本部门本季度执法力量已全部投入"
+        )
     with pytest.raises(InvalidTransition, match="检查对象尚未抽取锁定"):
         await groups.match_inspectors(lead, task.code)
 

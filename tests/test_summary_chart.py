@@ -25,12 +25,17 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 
 async def test_chart_counts_each_departments_cases_and_draws_a_png(
-        ctx: Ctx, session: AsyncSession) -> None:
-    w = await build_world(session, window_start=dt.date(2026, 3, 2),
-                          window_end=dt.date(2026, 3, 31))
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    w = await build_world(
+        session, window_start=dt.date(2026, 3, 2), window_end=dt.date(2026, 3, 31)
+    )
     at_day(ctx, dt.date(2026, 5, 20))  # the window's 20 working days ran out on 2026-04-29
     data = await chart_data(ctx, ctx.clock.today())
-    assert data.departments == {"县卫生健康委员会": {"已逾期": 1}, "县市场监督管理局": {"已逾期": 1}}
+    assert data.departments == {
+        "县卫生健康委员会": {"已逾期": 1},
+        "县市场监督管理局": {"已逾期": 1},
+    }
     assert data.tasks_by_state == {"检查中": 1}
     png = charts.render_chart(data, dpi=50)
     assert png is not None and png_size(png) == (400, int((2.2 + 0.42 * 2) * 50))
@@ -50,7 +55,8 @@ async def test_overdue_departments_are_named_in_the_text(ctx: Ctx, session: Asyn
 
 
 def test_without_a_cjk_font_the_chart_is_skipped_with_a_warning(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(charts, "CJK_FONTS", ("No Such Font",))
     with caplog.at_level(logging.WARNING):
         assert charts.render_chart(charts.ChartData(dt.date(2026, 3, 2), "全部部门")) is None
@@ -64,10 +70,12 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
-def test_cli_writes_one_md_and_one_png_per_leader(demo_db: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["summary", "--db", str(demo_db), "--date", "2026-12-21",
-                 "--out", str(tmp_path)]) == 0
+def test_cli_writes_one_md_and_one_png_per_leader(
+    demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["summary", "--db", str(demo_db), "--date", "2026-12-21", "--out", str(tmp_path)]) == 0
+    )
     mds = sorted(p.name for p in tmp_path.glob("*.md"))
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert len(mds) > 2 and [m[:-3] for m in mds] == [p[:-4] for p in pngs]
@@ -79,8 +87,9 @@ def test_cli_writes_one_md_and_one_png_per_leader(demo_db: Path, tmp_path: Path,
     assert "双随机联合抽查日报" in shown and "**" not in shown  # rendered, not raw markdown
 
 
-def test_cli_names_an_unknown_leader_and_a_bad_date(demo_db: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_names_an_unknown_leader_and_a_bad_date(
+    demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["summary", "--db", str(demo_db), "--leader", "NOPE"]) == 2
     assert "没有在岗的领导人员编号 NOPE" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:

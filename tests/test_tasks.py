@@ -48,7 +48,6 @@ async def _lock(lead: Ctx, task: JointTask) -> Draw:
     return await targets.confirm_draw(lead, task.code, BEACON)
 
 
-
 async def _outbox(ctx: Ctx) -> list[OutboxMessage]:
     return list(await ctx.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
@@ -78,7 +77,9 @@ async def test_full_path(ctx: Ctx) -> None:
     task = await f.draft_task(ctx, w)
     assert task.code == "LJ-2026-001" and task.state == "draft"
 
-    invitations = await consultation.open_consultation(lead, task, [p.dep.id for p in w.partners] + [w.lead.dep.id])
+    invitations = await consultation.open_consultation(
+        lead, task, [p.dep.id for p in w.partners] + [w.lead.dep.id]
+    )
     assert task.state == "consulting" and len(invitations) == 2  # the lead is never invited
     assert task.commitment == hashlib.sha256(bytes.fromhex(task.seed_hex)).hexdigest()
     assert task.reply_due_on == dt.date(2026, 3, 9)  # 5 working days after Monday 2 March
@@ -86,42 +87,64 @@ async def test_full_path(ctx: Ctx) -> None:
     cards = [m for m in sent if m.message.get("kind") == "card"]
     # the card with answer buttons goes to whoever may answer: liaison and leader, directly
     assert [c.destination["officer_id"] for c in cards] == [
-        o.id for p in w.partners for o in (p.liaison, p.leader)]
+        o.id for p in w.partners for o in (p.liaison, p.leader)
+    ]
     group_notes = [m for m in sent if m.destination["kind"] == "department"]
     assert [m.destination["department_id"] for m in group_notes] == [p.dep.id for p in w.partners]
     assert f"接受 {task.code}" in group_notes[0].message["body"]
     # each invitee is shown its own item list with the codes 接受 takes
     first_partner_items = [i.code for i in w.partners[0].items]
     assert all(c in cards[0].message["card"]["description"] for c in first_partner_items)
-    assert not any(c in cards[0].message["card"]["description"] for c in
-                   [i.code for i in w.partners[1].items])
+    assert not any(
+        c in cards[0].message["card"]["description"] for c in [i.code for i in w.partners[1].items]
+    )
     card = cards[0].message["card"]
-    assert [b["action_key"] for b in card["buttons"]] == [f"inv:accept:{invitations[0].id}",
-                                                         f"inv:decline:{invitations[0].id}"]
+    assert [b["action_key"] for b in card["buttons"]] == [
+        f"inv:accept:{invitations[0].id}",
+        f"inv:decline:{invitations[0].id}",
+    ]
     assert card["task_id"] == f"inv-{invitations[0].id}"
     assert task.commitment in card["description"] and "2026年3月9日" in card["description"]
 
     await consultation.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
     assert task.state == "consulting"
-    await consultation.decline_invitation(as_actor(ctx, w.partners[1].leader), invitations[1].id,
-                                   "  本部门本月承担省级专项督查任务，人员无法抽调  ")
+    await consultation.decline_invitation(
+        as_actor(ctx, w.partners[1].leader),
+        invitations[1].id,
+        "  本部门本月承担省级专项督查任务，人员无法抽调  ",
+    )
     assert task.state == "ready" and invitations[1].reason.startswith("本部门")
-    lead_msgs = [m.message["body"] for m in await _outbox(ctx)
-                 if m.destination.get("department_id") == w.lead.dep.id]
+    lead_msgs = [
+        m.message["body"]
+        for m in await _outbox(ctx)
+        if m.destination.get("department_id") == w.lead.dep.id
+    ]
     assert any("已拒绝" in b and "省级专项督查" in b for b in lead_msgs)
     assert any("征询完成" in b for b in lead_msgs)
 
     frozen = await targets.freeze_pool(lead, task.code, BEACON_SOURCE)
     await ctx.session.commit()
-    assert (frozen.state, frozen.freeze_no, frozen.pool_size, frozen.seed_hex) == ("frozen", 1, 60, "")
+    assert (frozen.state, frozen.freeze_no, frozen.pool_size, frozen.seed_hex) == (
+        "frozen",
+        1,
+        60,
+        "",
+    )
     public = draw_public_json(frozen)
     assert public["seed"] is None and public["selection"] == [] and public["beacon"] is None
-    freeze_msgs = [m for m in await _outbox(ctx) if m.message.get("title", "").startswith("抽取范围已冻结")]
-    assert {m.destination["department_id"] for m in freeze_msgs} == {w.lead.dep.id, w.partners[0].dep.id}
+    freeze_msgs = [
+        m for m in await _outbox(ctx) if m.message.get("title", "").startswith("抽取范围已冻结")
+    ]
+    assert {m.destination["department_id"] for m in freeze_msgs} == {
+        w.lead.dep.id,
+        w.partners[0].dep.id,
+    }
     for m in freeze_msgs:
         body = m.message["body"]
         assert frozen.pool_hash in body and task.commitment in body and BEACON_SOURCE in body
-        assert not any(t.uscc in body or t.name in body for t in w.targets)  # nothing selected shows
+        assert not any(
+            t.uscc in body or t.name in body for t in w.targets
+        )  # nothing selected shows
 
     ctx.clock.set(BEACON_OUT)
     locked = await targets.confirm_draw(lead, task.code, BEACON)
@@ -153,12 +176,15 @@ async def test_full_path(ctx: Ctx) -> None:
     first = matched[0]
     leader_id = next(m.officer_id for m in by_case[first.id] if m.is_leader)
     dm = next(m.message["body"] for m in dms if m.destination["officer_id"] == leader_id)
-    assert first.code in dm and first.target.uscc in dm and "20 个工作日" in dm and "提交 案件号" in dm
+    assert (
+        first.code in dm and first.target.uscc in dm and "20 个工作日" in dm and "提交 案件号" in dm
+    )
 
     partner = w.partners[0]
     old = next(m for m in by_case[first.id] if m.department_id == partner.dep.id)
-    new_member = await groups.recuse(as_actor(ctx, old.officer), first.code, old.officer_id,
-                                    "系该企业法定代表人近亲属")
+    new_member = await groups.recuse(
+        as_actor(ctx, old.officer), first.code, old.officer_id, "系该企业法定代表人近亲属"
+    )
     assert new_member.department_id == partner.dep.id and new_member.officer_id != old.officer_id
     assert old.active is False
     recusal = await ctx.session.scalar(select(Recusal))
@@ -166,11 +192,19 @@ async def test_full_path(ctx: Ctx) -> None:
     assert recusal.replacement_officer_id == new_member.officer_id
 
     lead_member = next(m for m in by_case[first.id] if m.is_leader)
-    in_first = set(await ctx.session.scalars(
-        select(GroupMember.officer_id).where(GroupMember.case_id == first.id)))
+    in_first = set(
+        await ctx.session.scalars(
+            select(GroupMember.officer_id).where(GroupMember.case_id == first.id)
+        )
+    )
     spare = next(o for o in w.lead.inspectors if o.id not in in_first)
-    replaced = await groups.replace_inspector(as_actor(ctx, w.lead.leader), first.code,
-                                             lead_member.officer_id, spare.id, "岗位调整，调往其他科室")
+    replaced = await groups.replace_inspector(
+        as_actor(ctx, w.lead.leader),
+        first.code,
+        lead_member.officer_id,
+        spare.id,
+        "岗位调整，调往其他科室",
+    )
     assert replaced.is_leader and replaced.officer_id == spare.id
     await ctx.session.commit()
     assert next(c.code for c in await cases_for_officer(ctx, spare.id)) == first.code
@@ -180,17 +214,30 @@ async def test_full_path(ctx: Ctx) -> None:
     assert progress["invitation_counts"] == {"accepted": 1, "declined": 1}
     assert await audit.verify_chain(ctx.session) == []
     assert await _audit_actions(ctx) == [
-        "task.created", "task.consultation_opened", "invitation.accepted", "invitation.declined",
-        "task.ready", "draw.frozen", "draw.locked", "inspectors.matched", "case.recusal",
-        "case.replacement"]
+        "task.created",
+        "task.consultation_opened",
+        "invitation.accepted",
+        "invitation.declined",
+        "task.ready",
+        "draw.frozen",
+        "draw.locked",
+        "inspectors.matched",
+        "case.recusal",
+        "case.replacement",
+    ]
 
 
 async def test_locked_draw_recomputes_from_public_data_alone(ctx: Ctx) -> None:
-    """Independent of core.draws.algorithm: the exported pool file, the seed and the beacon give the selection."""
+    """Independent of core.draws.algorithm: the exported
+    pool file, the seed and the beacon give the selection."""
     w = await f.world(ctx.session, partners=1, n_targets=120, risk_level="D")
     await f.targets(ctx.session, 80, risk_level="A")
-    rule = {"strata": [{"name": "高风险", "risk_levels": ["D"], "ratio": "0.1"},
-                       {"name": "其他", "count": 3}]}
+    rule = {
+        "strata": [
+            {"name": "高风险", "risk_levels": ["D"], "ratio": "0.1"},
+            {"name": "其他", "count": 3},
+        ]
+    }
     task = await f.ready_task(ctx, w, rule=rule)
     lead = as_actor(ctx, w.lead.liaison)
     d = await _lock(lead, task)
@@ -203,8 +250,10 @@ async def test_locked_draw_recomputes_from_public_data_alone(ctx: Ctx) -> None:
     expect: list[tuple[bytes, str]] = []
     for stratum, k in (("高风险", 12), ("其他", 3)):
         ids = [line.split(",")[0] for line in lines if line.split(",")[1] == stratum]
-        keyed = sorted((hashlib.sha256(final + task.code.encode() + b"\x00" + i.encode()).digest(), i)
-                       for i in ids)
+        keyed = sorted(
+            (hashlib.sha256(final + task.code.encode() + b"\x00" + i.encode()).digest(), i)
+            for i in ids
+        )
         expect += keyed[:k]
     assert d.selection == [i for _, i in sorted(expect)]
 
@@ -214,18 +263,23 @@ async def test_conflicts_honoured_and_loads_within_one(ctx: Ctx) -> None:
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
     conflicted = w.lead.inspectors[0]
-    ctx.session.add_all(OfficerConflict(officer_id=conflicted.id, target_id=t.id, reason="亲属")
-                        for t in w.targets)
+    ctx.session.add_all(
+        OfficerConflict(officer_id=conflicted.id, target_id=t.id, reason="亲属") for t in w.targets
+    )
     await _lock(lead, task)
     cases = await groups.match_inspectors(lead, task.code)
     assert len(cases) == 7
     members = list(await ctx.session.scalars(select(GroupMember)))
     assert conflicted.id not in {m.officer_id for m in members}
     for dep in (w.lead.dep.id, w.partners[0].dep.id):
-        eligible = [o.id for o in (w.lead.inspectors if dep == w.lead.dep.id else w.partners[0].inspectors)
-                    if o.id != conflicted.id]
-        loads = Counter({o: 0 for o in eligible}) + Counter(m.officer_id for m in members
-                                                             if m.department_id == dep)
+        eligible = [
+            o.id
+            for o in (w.lead.inspectors if dep == w.lead.dep.id else w.partners[0].inspectors)
+            if o.id != conflicted.id
+        ]
+        loads = Counter({o: 0 for o in eligible}) + Counter(
+            m.officer_id for m in members if m.department_id == dep
+        )
         counts = [loads[o] for o in eligible]
         assert max(counts) - min(counts) <= 1, (dep, counts)
 
@@ -251,32 +305,52 @@ async def test_refreeze_supersedes_and_is_audited(ctx: Ctx) -> None:
     assert (await _audit_actions(ctx))[-1] == "draw.refrozen"
     locked = await targets.confirm_draw(lead, task.code, "3051.22")
     assert locked.id == second.id and draw_public_json(locked)["freeze_no"] == 2
-    await _refused(ctx, InvalidTransition, "抽取结果已锁定，不能重新抽取",
-                   targets.confirm_draw(lead, task.code, "3051.22"))
-    await _refused(ctx, InvalidTransition, "抽取结果已锁定，不能重新抽取",
-                   targets.freeze_pool(lead, task.code, BEACON_SOURCE))
+    await _refused(
+        ctx,
+        InvalidTransition,
+        "抽取结果已锁定，不能重新抽取",
+        targets.confirm_draw(lead, task.code, "3051.22"),
+    )
+    await _refused(
+        ctx,
+        InvalidTransition,
+        "抽取结果已锁定，不能重新抽取",
+        targets.freeze_pool(lead, task.code, BEACON_SOURCE),
+    )
 
 
 async def test_codes_are_sequential_per_year(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=0, n_targets=0)
     a = await f.draft_task(ctx, w)
     b = await f.draft_task(ctx, w)
-    c = await consultation.create_task(ctx, title="跨年任务", lead_department_id=w.lead.dep.id,
-                                window_start=dt.date(2027, 1, 4), window_end=dt.date(2027, 3, 1),
-                                item_ids=[w.lead.items[0].id], scope={}, rule=f.RULE_5PCT)
+    c = await consultation.create_task(
+        ctx,
+        title="跨年任务",
+        lead_department_id=w.lead.dep.id,
+        window_start=dt.date(2027, 1, 4),
+        window_end=dt.date(2027, 3, 1),
+        item_ids=[w.lead.items[0].id],
+        scope={},
+        rule=f.RULE_5PCT,
+    )
     assert [a.code, b.code, c.code] == ["LJ-2026-001", "LJ-2026-002", "LJ-2027-001"]
 
 
 async def test_expired_invitations_make_the_task_ready(ctx: Ctx, clock) -> None:
     w = await f.world(ctx.session, partners=2)
     task = await f.draft_task(ctx, w)
-    invitations = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task,
-                                                [p.dep.id for p in w.partners])
+    invitations = await consultation.open_consultation(
+        as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners]
+    )
     await consultation.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
     assert await consultation.expire_invitations(ctx) == 0  # not due yet
     clock.advance(dt.timedelta(days=8))  # Tuesday 10 March, the day after the reply day
-    await _refused(ctx, InvalidTransition, "已过答复期限",
-                   consultation.accept_invitation(as_actor(ctx, w.partners[1].liaison), invitations[1].id))
+    await _refused(
+        ctx,
+        InvalidTransition,
+        "已过答复期限",
+        consultation.accept_invitation(as_actor(ctx, w.partners[1].liaison), invitations[1].id),
+    )
     assert await consultation.expire_invitations(ctx) == 1
     assert invitations[1].state == "expired" and task.state == "ready"
     assert (await _audit_actions(ctx))[-2:] == ["invitation.expired", "task.ready"]
@@ -288,19 +362,29 @@ async def test_silence_is_recorded_as_unanswered_not_refused_000_s7(ctx: Ctx, cl
     the lead is told it may proceed without the department, the department's leader is told too."""
     w = await f.world(ctx.session, partners=1)
     task = await f.draft_task(ctx, w)
-    [inv] = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task,
-                                                 [w.partners[0].dep.id])
+    [inv] = await consultation.open_consultation(
+        as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
+    )
     clock.advance(dt.timedelta(days=8))
     assert await consultation.expire_invitations(ctx) == 1
     assert inv.state == "expired" and inv.reason in (None, "")
     assert INVITATION.labels[inv.state] == "逾期未答复"
     rows = [r for r in await _outbox(ctx) if "逾期未答复" in r.message.get("title", "")]
-    told = {(r.destination["kind"], r.destination.get("department_id")
-             or r.destination.get("officer_id")) for r in rows}
-    assert told == {("department", w.partners[0].dep.id), ("officer", w.partners[0].leader.id),
-                    ("department", w.lead.dep.id)}
-    lead_text = next(r.message["body"] for r in rows
-                     if r.destination.get("department_id") == w.lead.dep.id)
+    told = {
+        (
+            r.destination["kind"],
+            r.destination.get("department_id") or r.destination.get("officer_id"),
+        )
+        for r in rows
+    }
+    assert told == {
+        ("department", w.partners[0].dep.id),
+        ("officer", w.partners[0].leader.id),
+        ("department", w.lead.dep.id),
+    }
+    lead_text = next(
+        r.message["body"] for r in rows if r.destination.get("department_id") == w.lead.dep.id
+    )
     assert f"抽取 {task.code}" in lead_text and "不是书面拒绝" in lead_text
     progress = await task_progress(ctx, task.code)
     assert [i["state_label"] for i in progress["invitations"]] == ["逾期未答复"]
@@ -310,68 +394,144 @@ async def test_silence_is_recorded_as_unanswered_not_refused_000_s7(ctx: Ctx, cl
 
 # ---------------------------------------------------------------- bad input changes nothing
 
+
 async def test_unknown_department(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=1, n_targets=0)
-    await _refused(ctx, NotFound, "未找到部门", consultation.create_task(
-        ctx, title="任务", lead_department_id=9999, window_start=f.WINDOW[0], window_end=f.WINDOW[1],
-        item_ids=[], scope={}, rule=f.RULE_5PCT))
+    await _refused(
+        ctx,
+        NotFound,
+        "未找到部门",
+        consultation.create_task(
+            ctx,
+            title="任务",
+            lead_department_id=9999,
+            window_start=f.WINDOW[0],
+            window_end=f.WINDOW[1],
+            item_ids=[],
+            scope={},
+            rule=f.RULE_5PCT,
+        ),
+    )
     task = await f.draft_task(ctx, w)
-    await _refused(ctx, NotFound, "未找到部门", consultation.open_consultation(
-        as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id, 9999]))
+    await _refused(
+        ctx,
+        NotFound,
+        "未找到部门",
+        consultation.open_consultation(
+            as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id, 9999]
+        ),
+    )
 
 
-@pytest.mark.parametrize(("changes", "exc", "message"), [
-    ({"rule": {"strata": [{"name": "全部", "ratio": "1.2"}]}}, ValidationFailed, "不超过 100%"),
-    ({"window_end": dt.date(2026, 3, 1)}, ValidationFailed, "检查时间窗口的结束日期早于开始日期"),
-    ({"title": "  "}, ValidationFailed, "任务名称不能为空"),
-    ({"scope": {"kinds": ["公司"]}}, ValidationFailed, "检查对象类型“公司”无效"),
-    ({"item_ids": "other"}, ValidationFailed, "不在县市场监督管理局的抽查事项清单中"),
-])
+@pytest.mark.parametrize(
+    ("changes", "exc", "message"),
+    [
+        ({"rule": {"strata": [{"name": "全部", "ratio": "1.2"}]}}, ValidationFailed, "不超过 100%"),
+        (
+            {"window_end": dt.date(2026, 3, 1)},
+            ValidationFailed,
+            "检查时间窗口的结束日期早于开始日期",
+        ),
+        ({"title": "  "}, ValidationFailed, "任务名称不能为空"),
+        ({"scope": {"kinds": ["公司"]}}, ValidationFailed, "检查对象类型“公司”无效"),
+        ({"item_ids": "other"}, ValidationFailed, "不在县市场监督管理局的抽查事项清单中"),
+    ],
+)
 async def test_create_task_refuses(ctx: Ctx, changes, exc, message) -> None:
     w = await f.world(ctx.session, partners=1, n_targets=0)
-    args = {"title": "任务", "lead_department_id": w.lead.dep.id, "window_start": f.WINDOW[0],
-            "window_end": f.WINDOW[1], "item_ids": [i.id for i in w.lead.items], "scope": {},
-            "rule": f.RULE_5PCT, **changes}
+    args = {
+        "title": "任务",
+        "lead_department_id": w.lead.dep.id,
+        "window_start": f.WINDOW[0],
+        "window_end": f.WINDOW[1],
+        "item_ids": [i.id for i in w.lead.items],
+        "scope": {},
+        "rule": f.RULE_5PCT,
+        **changes,
+    }
     if args["item_ids"] == "other":
         args["item_ids"] = [w.partners[0].items[0].id]
-    await _refused(ctx, exc, message, consultation.create_task(as_actor(ctx, w.lead.liaison), **args))
+    await _refused(
+        ctx, exc, message, consultation.create_task(as_actor(ctx, w.lead.liaison), **args)
+    )
 
 
 async def test_only_lead_staff_create_and_denial_is_audited_separately(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=1, n_targets=0)
     outsider = as_actor(ctx, w.partners[0].liaison)
-    err = await _refused(ctx, PermissionDenied, "只有管理员或牵头部门", consultation.create_task(
-        outsider, title="任务", lead_department_id=w.lead.dep.id, window_start=f.WINDOW[0],
-        window_end=f.WINDOW[1], item_ids=[w.lead.items[0].id], scope={}, rule=f.RULE_5PCT))
+    err = await _refused(
+        ctx,
+        PermissionDenied,
+        "只有管理员或牵头部门",
+        consultation.create_task(
+            outsider,
+            title="任务",
+            lead_department_id=w.lead.dep.id,
+            window_start=f.WINDOW[0],
+            window_end=f.WINDOW[1],
+            item_ids=[w.lead.items[0].id],
+            scope={},
+            rule=f.RULE_5PCT,
+        ),
+    )
     assert isinstance(err, PermissionDenied)
     await access.record_denied(outsider, err.action, err.subject, err.message)
     await ctx.session.commit()
     event = await ctx.session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()))
-    assert (event.action, event.actor, event.data["action"]) == ("denied", w.partners[0].liaison.code,
-                                                                 "task.create")
+    assert (event.action, event.actor, event.data["action"]) == (
+        "denied",
+        w.partners[0].liaison.code,
+        "task.create",
+    )
 
 
 async def test_answers_refused(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=2)
     task = await f.draft_task(ctx, w)
-    invs = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners])
+    invs = await consultation.open_consultation(
+        as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners]
+    )
     p0 = as_actor(ctx, w.partners[0].liaison)
-    await _refused(ctx, ValidationFailed, "拒绝参加联合抽查须书面说明理由",
-                   consultation.decline_invitation(p0, invs[0].id, "   "))
-    await _refused(ctx, ValidationFailed, "至少需要 10 个字", consultation.decline_invitation(p0, invs[0].id, "没空"))
-    await _refused(ctx, PermissionDenied, "只有",
-                   consultation.accept_invitation(as_actor(ctx, w.partners[0].inspectors[0]), invs[0].id))
+    await _refused(
+        ctx,
+        ValidationFailed,
+        "拒绝参加联合抽查须书面说明理由",
+        consultation.decline_invitation(p0, invs[0].id, "   "),
+    )
+    await _refused(
+        ctx,
+        ValidationFailed,
+        "至少需要 10 个字",
+        consultation.decline_invitation(p0, invs[0].id, "没空"),
+    )
+    await _refused(
+        ctx,
+        PermissionDenied,
+        "只有",
+        consultation.accept_invitation(as_actor(ctx, w.partners[0].inspectors[0]), invs[0].id),
+    )
     await _refused(ctx, PermissionDenied, "只有", consultation.accept_invitation(p0, invs[1].id))
     await _refused(ctx, NotFound, "未找到邀请", consultation.accept_invitation(p0, 9999))
     await consultation.accept_invitation(p0, invs[0].id)
-    await _refused(ctx, InvalidTransition, "该邀请已答复（已接受），不能重复答复",
-                   consultation.decline_invitation(p0, invs[0].id, "改变主意了，本部门人员不足无法参加"))
-    await _refused(ctx, InvalidTransition, "该邀请已答复（已接受），不能重复答复",
-                   consultation.accept_invitation(p0, invs[0].id))
+    await _refused(
+        ctx,
+        InvalidTransition,
+        "该邀请已答复（已接受），不能重复答复",
+        consultation.decline_invitation(p0, invs[0].id, "改变主意了，本部门人员不足无法参加"),
+    )
+    await _refused(
+        ctx,
+        InvalidTransition,
+        "该邀请已答复（已接受），不能重复答复",
+        consultation.accept_invitation(p0, invs[0].id),
+    )
     # 000 §七: the lead is told who has not answered yet, by when, and what comes next
-    await _refused(ctx, InvalidTransition,
-                   f"任务尚未完成征询，不能抽取：{w.partners[1].dep.name}尚未答复（答复期限 ",
-                   targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE))
+    await _refused(
+        ctx,
+        InvalidTransition,
+        f"任务尚未完成征询，不能抽取：{w.partners[1].dep.name}尚未答复（答复期限 ",
+        targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE),
+    )
 
 
 async def test_accepting_with_chosen_items_records_them(ctx: Ctx) -> None:
@@ -379,10 +539,17 @@ async def test_accepting_with_chosen_items_records_them(ctx: Ctx) -> None:
     partner = w.partners[0]
     extra = await f.item(ctx.session, partner.dep, key=True)
     task = await f.draft_task(ctx, w)
-    [inv] = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task, [partner.dep.id])
-    await consultation.accept_invitation(as_actor(ctx, partner.leader), inv.id, [partner.items[0].id])
-    rows = list(await ctx.session.scalars(select(TaskItem.item_id).where(
-        TaskItem.department_id == partner.dep.id)))
+    [inv] = await consultation.open_consultation(
+        as_actor(ctx, w.lead.liaison), task, [partner.dep.id]
+    )
+    await consultation.accept_invitation(
+        as_actor(ctx, partner.leader), inv.id, [partner.items[0].id]
+    )
+    rows = list(
+        await ctx.session.scalars(
+            select(TaskItem.item_id).where(TaskItem.department_id == partner.dep.id)
+        )
+    )
     assert rows == [partner.items[0].id] and extra.id not in rows
 
 
@@ -391,10 +558,15 @@ async def test_default_acceptance_takes_key_items(ctx: Ctx) -> None:
     partner = w.partners[0]
     key = await f.item(ctx.session, partner.dep, key=True)
     task = await f.draft_task(ctx, w)
-    [inv] = await consultation.open_consultation(as_actor(ctx, w.lead.liaison), task, [partner.dep.id])
+    [inv] = await consultation.open_consultation(
+        as_actor(ctx, w.lead.liaison), task, [partner.dep.id]
+    )
     await consultation.accept_invitation(as_actor(ctx, partner.liaison), inv.id)
-    rows = list(await ctx.session.scalars(select(TaskItem.item_id).where(
-        TaskItem.department_id == partner.dep.id)))
+    rows = list(
+        await ctx.session.scalars(
+            select(TaskItem.item_id).where(TaskItem.department_id == partner.dep.id)
+        )
+    )
     assert rows == [key.id]
 
 
@@ -402,18 +574,39 @@ async def test_draw_refusals(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=1, n_targets=5, status="注销")
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
-    await _refused(ctx, ValidationFailed, r"抽取范围内没有符合条件的检查对象（已排除：已注销/吊销/撤销/迁出 5 户）",
-                   targets.freeze_pool(lead, task.code, BEACON_SOURCE))
+    await _refused(
+        ctx,
+        ValidationFailed,
+        r"抽取范围内没有符合条件的检查对象（已排除：已注销/吊销/撤销/迁出 5 户）",
+        targets.freeze_pool(lead, task.code, BEACON_SOURCE),
+    )
     await f.targets(ctx.session, 10)
-    await _refused(ctx, ValidationFailed, "请写明将使用的公开信标来源", targets.freeze_pool(lead, task.code, " "))
-    await _refused(ctx, PermissionDenied, "只有牵头部门",
-                   targets.freeze_pool(as_actor(ctx, w.partners[0].leader), task.code, BEACON_SOURCE))
-    await _refused(ctx, InvalidTransition, "尚未冻结抽取范围", targets.confirm_draw(lead, task.code, BEACON))
+    await _refused(
+        ctx,
+        ValidationFailed,
+        "请写明将使用的公开信标来源",
+        targets.freeze_pool(lead, task.code, " "),
+    )
+    await _refused(
+        ctx,
+        PermissionDenied,
+        "只有牵头部门",
+        targets.freeze_pool(as_actor(ctx, w.partners[0].leader), task.code, BEACON_SOURCE),
+    )
+    await _refused(
+        ctx, InvalidTransition, "尚未冻结抽取范围", targets.confirm_draw(lead, task.code, BEACON)
+    )
     await targets.freeze_pool(lead, task.code, BEACON_SOURCE)
     ctx.clock.set(BEACON_OUT)
-    await _refused(ctx, ValidationFailed, "请输入信标值", targets.confirm_draw(lead, task.code, "  "))
-    await _refused(ctx, InvalidTransition, "检查对象尚未抽取锁定", groups.match_inspectors(lead, task.code))
-    await _refused(ctx, NotFound, "未找到任务", targets.freeze_pool(lead, "LJ-2026-999", BEACON_SOURCE))
+    await _refused(
+        ctx, ValidationFailed, "请输入信标值", targets.confirm_draw(lead, task.code, "  ")
+    )
+    await _refused(
+        ctx, InvalidTransition, "检查对象尚未抽取锁定", groups.match_inspectors(lead, task.code)
+    )
+    await _refused(
+        ctx, NotFound, "未找到任务", targets.freeze_pool(lead, "LJ-2026-999", BEACON_SOURCE)
+    )
 
 
 async def test_match_refuses_a_department_without_inspectors(ctx: Ctx) -> None:
@@ -423,23 +616,34 @@ async def test_match_refuses_a_department_without_inspectors(ctx: Ctx) -> None:
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
     await _lock(lead, task)
-    await _refused(ctx, ValidationFailed, f"{w.partners[0].dep.name}没有在岗的执法检查人员",
-                   groups.match_inspectors(lead, task.code))
+    await _refused(
+        ctx,
+        ValidationFailed,
+        f"{w.partners[0].dep.name}没有在岗的执法检查人员",
+        groups.match_inspectors(lead, task.code),
+    )
 
 
-async def test_a_task_asking_for_expertise_and_region_matches_only_such_inspectors(ctx: Ctx) -> None:
+async def test_a_task_asking_for_expertise_and_region_matches_only_such_inspectors(
+    ctx: Ctx,
+) -> None:
     """001 第十条: the inspector library records expertise and region; a task may ask for them."""
     w = await f.world(ctx.session, partners=1, inspectors=3, n_targets=20)
     for dept in (w.lead, *w.partners):
         for n, o in enumerate(dept.inspectors):
             o.expertise, o.region = (["食品"], "城关镇") if n < 2 else (["特种设备"], "河西乡")
-    task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 3}]},
-                              scope={"inspector_expertise": ["食品"], "inspector_regions": ["城关镇"]})
+    task = await f.ready_task(
+        ctx,
+        w,
+        rule={"strata": [{"name": "全部", "count": 3}]},
+        scope={"inspector_expertise": ["食品"], "inspector_regions": ["城关镇"]},
+    )
     lead = as_actor(ctx, w.lead.liaison)
     await _lock(lead, task)
     cases = await match_inspectors(lead, task.code)
-    members = await ctx.session.scalars(select(GroupMember).where(
-        GroupMember.case_id.in_([c.id for c in cases])))
+    members = await ctx.session.scalars(
+        select(GroupMember).where(GroupMember.case_id.in_([c.id for c in cases]))
+    )
     allowed = {o.id for d in (w.lead, *w.partners) for o in d.inspectors[:2]}
     assert {m.officer_id for m in members} <= allowed
     drawn = await ctx.session.scalar(select(Draw).where(Draw.kind == "inspectors"))
@@ -451,8 +655,12 @@ async def test_match_names_the_task_s_inspector_requirements_when_nobody_fits(ct
     task = await f.ready_task(ctx, w, scope={"inspector_expertise": ["特种设备"]})
     lead = as_actor(ctx, w.lead.liaison)
     await _lock(lead, task)
-    await _refused(ctx, ValidationFailed, "没有符合本任务专业领域、区域要求的在岗执法检查人员",
-                   match_inspectors(lead, task.code))
+    await _refused(
+        ctx,
+        ValidationFailed,
+        "没有符合本任务专业领域、区域要求的在岗执法检查人员",
+        match_inspectors(lead, task.code),
+    )
 
 
 async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> None:
@@ -464,19 +672,48 @@ async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> Non
     [case] = await groups.match_inspectors(lead, task.code)
     await ctx.session.commit()
     only = w.partners[0].inspectors[0]
-    await _refused(ctx, ValidationFailed, "该部门没有可替换的执法检查人员，无法回避",
-                   groups.recuse(as_actor(ctx, only), case.code, only.id, "与企业负责人系同学关系"))
-    await _refused(ctx, ValidationFailed, "回避须说明理由", groups.recuse(as_actor(ctx, only), case.code, only.id, ""))
-    await _refused(ctx, NotFound, "不在案件", groups.recuse(ctx, case.code, w.lead.liaison.id, "理由"))
-    await _refused(ctx, PermissionDenied, "分管领导", groups.replace_inspector(
-        as_actor(ctx, w.partners[0].liaison), case.code, only.id, only.id, "岗位调整"))
+    await _refused(
+        ctx,
+        ValidationFailed,
+        "该部门没有可替换的执法检查人员，无法回避",
+        groups.recuse(as_actor(ctx, only), case.code, only.id, "与企业负责人系同学关系"),
+    )
+    await _refused(
+        ctx,
+        ValidationFailed,
+        "回避须说明理由",
+        groups.recuse(as_actor(ctx, only), case.code, only.id, ""),
+    )
+    await _refused(
+        ctx, NotFound, "不在案件", groups.recuse(ctx, case.code, w.lead.liaison.id, "理由")
+    )
+    await _refused(
+        ctx,
+        PermissionDenied,
+        "分管领导",
+        groups.replace_inspector(
+            as_actor(ctx, w.partners[0].liaison), case.code, only.id, only.id, "岗位调整"
+        ),
+    )
     spare = await f.officer(ctx.session, w.partners[0].dep, "inspector")
     ctx.session.add(OfficerConflict(officer_id=spare.id, target_id=case.target_id))
-    await _refused(ctx, ValidationFailed, "利害关系", groups.replace_inspector(
-        as_actor(ctx, w.partners[0].leader), case.code, only.id, spare.id, "岗位调整"))
+    await _refused(
+        ctx,
+        ValidationFailed,
+        "利害关系",
+        groups.replace_inspector(
+            as_actor(ctx, w.partners[0].leader), case.code, only.id, spare.id, "岗位调整"
+        ),
+    )
     outsider = w.lead.inspectors[0]
-    await _refused(ctx, ValidationFailed, "不是", groups.replace_inspector(
-        as_actor(ctx, w.partners[0].leader), case.code, only.id, outsider.id, "岗位调整"))
+    await _refused(
+        ctx,
+        ValidationFailed,
+        "不是",
+        groups.replace_inspector(
+            as_actor(ctx, w.partners[0].leader), case.code, only.id, outsider.id, "岗位调整"
+        ),
+    )
 
 
 async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) -> None:
@@ -487,8 +724,14 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     [case] = await groups.match_inspectors(lead, task.code)
     d = await ctx.session.scalar(select(Draw).where(Draw.kind == "inspectors"))
     lead_codes = {o.code for o in w.lead.inspectors}
-    order = [i.removeprefix("inspector:") for i in d.selection if i.removeprefix("inspector:") in lead_codes]
-    members = list(await ctx.session.scalars(select(GroupMember).where(GroupMember.case_id == case.id)))
+    order = [
+        i.removeprefix("inspector:")
+        for i in d.selection
+        if i.removeprefix("inspector:") in lead_codes
+    ]
+    members = list(
+        await ctx.session.scalars(select(GroupMember).where(GroupMember.case_id == case.id))
+    )
     leader = next(m for m in members if m.is_leader)
     assert leader.officer.code == order[0]  # the lead's first in key order leads the first case
     in_group = {m.officer.code for m in members}
@@ -496,12 +739,18 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     new = await groups.recuse(ctx, case.code, leader.officer_id, "曾为该企业提供咨询服务")
     assert new.officer.code == expected and new.is_leader
     sent = await _outbox(ctx)
-    notified = {m.destination.get("officer_id") for m in sent
-                if m.message.get("title", "").startswith("检查组人员回避")}
+    notified = {
+        m.destination.get("officer_id")
+        for m in sent
+        if m.message.get("title", "").startswith("检查组人员回避")
+    }
     assert leader.officer_id in notified and new.officer_id not in notified
     # the newcomer gets the full assignment instead (tests/test_beacon.py checks its contents)
-    assert any(m.destination.get("officer_id") == new.officer_id and case.code in m.message["body"]
-               for m in sent if m.message.get("title") == f"检查任务：{task.code}")
+    assert any(
+        m.destination.get("officer_id") == new.officer_id and case.code in m.message["body"]
+        for m in sent
+        if m.message.get("title") == f"检查任务：{task.code}"
+    )
 
 
 async def test_queries_for_handlers(ctx: Ctx) -> None:
@@ -509,12 +758,21 @@ async def test_queries_for_handlers(ctx: Ctx) -> None:
     own = await f.draft_task(ctx, w)
     other_lead = await f.dept(ctx.session)
     theirs = await consultation.create_task(
-        as_actor(ctx, other_lead.leader), title="他部门任务", lead_department_id=other_lead.dep.id,
-        window_start=f.WINDOW[0], window_end=f.WINDOW[1], item_ids=[other_lead.items[0].id],
-        scope={}, rule=f.RULE_5PCT)
+        as_actor(ctx, other_lead.leader),
+        title="他部门任务",
+        lead_department_id=other_lead.dep.id,
+        window_start=f.WINDOW[0],
+        window_end=f.WINDOW[1],
+        item_ids=[other_lead.items[0].id],
+        scope={},
+        rule=f.RULE_5PCT,
+    )
     await consultation.open_consultation(as_actor(ctx, other_lead.liaison), theirs, [w.lead.dep.id])
     listing = await tasks_for_department(ctx, w.lead.dep.id)
-    assert [(x.task.code, x.role) for x in listing] == [(theirs.code, "invited"), (own.code, "lead")]
+    assert [(x.task.code, x.role) for x in listing] == [
+        (theirs.code, "invited"),
+        (own.code, "lead"),
+    ]
     assert listing[0].invitation is not None and listing[0].invitation.state == "pending"
     progress = await task_progress(ctx, theirs.code)
     assert progress["invitation_counts"] == {"pending": 1} and progress["overdue"] == 0
@@ -530,9 +788,16 @@ async def test_exported_pool_file_hashes_to_the_pool_hash(ctx: Ctx) -> None:
     d = await targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE)
     text = await pool_csv_text(ctx, d.id)
     assert text.startswith("id,stratum\n") and text.endswith("\n")
-    assert hashlib.sha256(text.removeprefix("id,stratum\n").removesuffix("\n").encode()).hexdigest() == d.pool_hash
+    assert (
+        hashlib.sha256(text.removeprefix("id,stratum\n").removesuffix("\n").encode()).hexdigest()
+        == d.pool_hash
+    )
     report = await verify_draw(ctx, d.id)
-    assert report.ok and [c.label for c in report.checks] == ["抽取范围哈希", "抽取范围数量", "种子承诺值"]
+    assert report.ok and [c.label for c in report.checks] == [
+        "抽取范围哈希",
+        "抽取范围数量",
+        "种子承诺值",
+    ]
 
 
 async def test_verify_detects_a_tampered_selection(ctx: Ctx) -> None:
@@ -540,8 +805,10 @@ async def test_verify_detects_a_tampered_selection(ctx: Ctx) -> None:
     task = await f.ready_task(ctx, w)
     lead = as_actor(ctx, w.lead.liaison)
     d = await _lock(lead, task)
-    d.selection = [*d.selection[1:], w.targets[0].uscc if w.targets[0].uscc not in d.selection
-                   else w.targets[1].uscc]
+    d.selection = [
+        *d.selection[1:],
+        w.targets[0].uscc if w.targets[0].uscc not in d.selection else w.targets[1].uscc,
+    ]
     await ctx.session.flush()
     report = await verify_draw(ctx, d.id)
     assert not report.ok and [c.label for c in report.checks if not c.ok] == ["抽取结果"]

@@ -46,7 +46,7 @@ def test_every_single_character_change_is_caught() -> None:
     for pos in range(18):
         for ch in ALPHABET:
             if ch != code[pos]:
-                assert not validate_uscc(code[:pos] + ch + code[pos + 1:]).ok, (pos, ch)
+                assert not validate_uscc(code[:pos] + ch + code[pos + 1 :]).ok, (pos, ch)
 
 
 def test_normalises_case_whitespace_and_full_width() -> None:
@@ -59,15 +59,25 @@ def test_illegal_character_with_position() -> None:
     assert not check.ok and "第 5 位“O”" in check.reason
 
 
-@pytest.mark.parametrize(("value", "length"), [("91330424MA28AQAQ", 16), ("1234567890", 10),
-                                               ("91330424MA28AQAQXU1", 19)])
+@pytest.mark.parametrize(
+    ("value", "length"), [("91330424MA28AQAQ", 16), ("1234567890", 10), ("91330424MA28AQAQXU1", 19)]
+)
 def test_wrong_length(value: str, length: int) -> None:
     check = validate_uscc(value)
     assert not check.ok and f"实际为 {length} 位" in check.reason
 
 
-@pytest.mark.parametrize("value", ["9.13304E+17", "9.1330424E+17", "9.1330424e17",
-                                   9.1330424e17, 913304240000000000, "913304240000000000"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "9.13304E+17",
+        "9.1330424E+17",
+        "9.1330424e17",
+        9.1330424e17,
+        913304240000000000,
+        "913304240000000000",
+    ],
+)
 def test_excel_mangled_numbers_are_reported_not_fixed(value: object) -> None:
     check = validate_uscc(value)
     assert not check.ok and check.excel_mangled

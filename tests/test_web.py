@@ -54,20 +54,32 @@ async def build_world(session: AsyncSession, clock: FixedClock) -> World:
     await session.flush()
     liaison = Officer(code="W001", name="王芳", department_id=health.id, roles=["liaison"])
     inspector = Officer(code="W002", name="李强", department_id=health.id, roles=["inspector"])
-    lead_item = Item(department_id=lead.id, code="S-01", name="营业执照规范使用情况", category="key")
+    lead_item = Item(
+        department_id=lead.id, code="S-01", name="营业执照规范使用情况", category="key"
+    )
     key_item = Item(department_id=health.id, code="W-01", name="公共场所卫生许可", category="key")
-    general_item = Item(department_id=health.id, code="W-02", name="从业人员健康证明", category="general")
+    general_item = Item(
+        department_id=health.id, code="W-02", name="从业人员健康证明", category="general"
+    )
     session.add_all([liaison, inspector, lead_item, key_item, general_item])
     await session.flush()
-    task = JointTask(code="LJ-2026-001", year=2026, title="2026年住宿业联合抽查",
-                     lead_department_id=lead.id, window_start=dt.date(2026, 4, 1),
-                     window_end=dt.date(2026, 4, 30), state="consulting",
-                     reply_due_on=dt.date(2026, 3, 9), created_at=clock.now())
+    task = JointTask(
+        code="LJ-2026-001",
+        year=2026,
+        title="2026年住宿业联合抽查",
+        lead_department_id=lead.id,
+        window_start=dt.date(2026, 4, 1),
+        window_end=dt.date(2026, 4, 30),
+        state="consulting",
+        reply_due_on=dt.date(2026, 3, 9),
+        created_at=clock.now(),
+    )
     session.add(task)
     await session.flush()
     invitation = Invitation(task_id=task.id, department_id=health.id, state="pending")
-    session.add_all([invitation, TaskItem(task_id=task.id, item_id=lead_item.id,
-                                          department_id=lead.id)])
+    session.add_all(
+        [invitation, TaskItem(task_id=task.id, item_id=lead_item.id, department_id=lead.id)]
+    )
     await session.commit()
     return World(lead, health, liaison, inspector, key_item, general_item, task, invitation)
 
@@ -80,8 +92,14 @@ async def world(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedCloc
 
 @pytest.fixture
 def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Services:
-    return Services(settings=Settings(), sessionmaker=sessionmaker, clock=clock, rules=Rules(),
-                    link_secret=SECRET, public_base_url=BASE)
+    return Services(
+        settings=Settings(),
+        sessionmaker=sessionmaker,
+        clock=clock,
+        rules=Rules(),
+        link_secret=SECRET,
+        public_base_url=BASE,
+    )
 
 
 @pytest.fixture
@@ -92,10 +110,16 @@ async def client(services: Services, aiohttp_client) -> TestClient:  # type: ign
     return await aiohttp_client(app)
 
 
-def token_for(officer: Officer, invitation: Invitation, clock: FixedClock,
-              action: str = "respond") -> str:
-    return sign_link(SECRET, officer.id, f"invitation:{invitation.id}", action,
-                     int(clock.now().timestamp()) + 3600)
+def token_for(
+    officer: Officer, invitation: Invitation, clock: FixedClock, action: str = "respond"
+) -> str:
+    return sign_link(
+        SECRET,
+        officer.id,
+        f"invitation:{invitation.id}",
+        action,
+        int(clock.now().timestamp()) + 3600,
+    )
 
 
 async def invitation_row(sessionmaker: async_sessionmaker[AsyncSession], inv_id: int) -> Invitation:
@@ -109,17 +133,27 @@ def visible_text(html: str) -> str:
     return unescape(re.sub(r"<[^>]+>", "", html))
 
 
-async def test_page_shows_the_task_and_both_forms(client: TestClient, world: World,
-                                                  clock: FixedClock) -> None:
-    resp = await client.get(INVITATION_PATH, params={"t": token_for(world.liaison, world.invitation, clock)})
+async def test_page_shows_the_task_and_both_forms(
+    client: TestClient, world: World, clock: FixedClock
+) -> None:
+    resp = await client.get(
+        INVITATION_PATH, params={"t": token_for(world.liaison, world.invitation, clock)}
+    )
     assert resp.status == 200
     assert resp.headers["Cache-Control"] == "no-store"
     assert resp.headers["Referrer-Policy"] == "same-origin"
     html = await resp.text()
     text = visible_text(html)
-    for expected in ("2026年住宿业联合抽查", "县市场监督管理局", "2026年4月1日 至 2026年4月30日",
-                     "2026年3月9日", "营业执照规范使用情况", "王芳（县卫生健康委员会）", "待答复",
-                     "不少于 10 个字"):
+    for expected in (
+        "2026年住宿业联合抽查",
+        "县市场监督管理局",
+        "2026年4月1日 至 2026年4月30日",
+        "2026年3月9日",
+        "营业执照规范使用情况",
+        "王芳（县卫生健康委员会）",
+        "待答复",
+        "不少于 10 个字",
+    ):
         assert expected in text
     # the department's own items are the check boxes; the key item is pre-checked
     assert f'name="items" value="{world.key_item.id}" checked' in html
@@ -128,62 +162,112 @@ async def test_page_shows_the_task_and_both_forms(client: TestClient, world: Wor
 
 
 @pytest.mark.parametrize("case", ["forged", "expired", "other_action", "other_object"])
-async def test_bad_links_get_a_403_page(client: TestClient, world: World, clock: FixedClock,
-                                        case: str) -> None:
+async def test_bad_links_get_a_403_page(
+    client: TestClient, world: World, clock: FixedClock, case: str
+) -> None:
     good = token_for(world.liaison, world.invitation, clock)
     token, message = {
         "forged": (good[:-3] + "abc", "链接无效或被篡改"),
-        "expired": (sign_link(SECRET, world.liaison.id, f"invitation:{world.invitation.id}",
-                              "respond", int(clock.now().timestamp())), "链接已过期"),
-        "other_action": (token_for(world.liaison, world.invitation, clock, action="result"),
-                         "链接与操作不符"),
-        "other_object": (sign_link(SECRET, world.liaison.id, f"case:{world.invitation.id}",
-                                   "respond", int(clock.now().timestamp()) + 60), "链接与操作不符"),
+        "expired": (
+            sign_link(
+                SECRET,
+                world.liaison.id,
+                f"invitation:{world.invitation.id}",
+                "respond",
+                int(clock.now().timestamp()),
+            ),
+            "链接已过期",
+        ),
+        "other_action": (
+            token_for(world.liaison, world.invitation, clock, action="result"),
+            "链接与操作不符",
+        ),
+        "other_object": (
+            sign_link(
+                SECRET,
+                world.liaison.id,
+                f"case:{world.invitation.id}",
+                "respond",
+                int(clock.now().timestamp()) + 60,
+            ),
+            "链接与操作不符",
+        ),
     }[case]
     resp = await client.get(INVITATION_PATH, params={"t": token})
     assert resp.status == 403
     assert message in await resp.text()
-    resp = await client.post(INVITATION_PATH, data={"t": token, "action": "decline",
-                                                    "reason": "本部门本月无执法力量可以派出，无法参加。"})
+    resp = await client.post(
+        INVITATION_PATH,
+        data={
+            "t": token,
+            "action": "decline",
+            "reason": "本部门本月无执法力量可以派出，无法参加。",
+        },
+    )
     assert resp.status == 403
-    assert (await invitation_row(client.server.app[SERVICES].sessionmaker, world.invitation.id)).state == "pending"
+    assert (
+        await invitation_row(client.server.app[SERVICES].sessionmaker, world.invitation.id)
+    ).state == "pending"
 
 
-async def test_accept_stores_the_chosen_items(client: TestClient, world: World, clock: FixedClock,
-                                              sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_accept_stores_the_chosen_items(
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     token = token_for(world.liaison, world.invitation, clock)
-    resp = await client.post(INVITATION_PATH, data=[("t", token), ("action", "accept"),
-                                                    ("items", str(world.general_item.id))])
+    resp = await client.post(
+        INVITATION_PATH,
+        data=[("t", token), ("action", "accept"), ("items", str(world.general_item.id))],
+    )
     assert resp.status == 200
     text = visible_text(await resp.text())
     assert "已记录" in text and "已答复" in text
     row = await invitation_row(sessionmaker, world.invitation.id)
     assert (row.state, row.responded_by_id) == ("accepted", world.liaison.id)
     async with sessionmaker() as session:
-        chosen = set(await session.scalars(select(TaskItem.item_id).where(
-            TaskItem.task_id == world.task.id, TaskItem.department_id == world.health.id)))
-        to_lead = (await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.dest_key == f"department:{world.lead.id}"))).all()
+        chosen = set(
+            await session.scalars(
+                select(TaskItem.item_id).where(
+                    TaskItem.task_id == world.task.id, TaskItem.department_id == world.health.id
+                )
+            )
+        )
+        to_lead = (
+            await session.scalars(
+                select(OutboxMessage).where(OutboxMessage.dest_key == f"department:{world.lead.id}")
+            )
+        ).all()
     assert chosen == {world.general_item.id}  # exactly what was ticked, not the key default
     assert "县卫生健康委员会已接受：LJ-2026-001" in [m.message.get("title") for m in to_lead]
 
 
-async def test_decline_without_reason_keeps_it_pending(client: TestClient, world: World,
-                                                       clock: FixedClock,
-                                                       sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_decline_without_reason_keeps_it_pending(
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     token = token_for(world.liaison, world.invitation, clock)
-    resp = await client.post(INVITATION_PATH, data={"t": token, "action": "decline", "reason": "  "})
+    resp = await client.post(
+        INVITATION_PATH, data={"t": token, "action": "decline", "reason": "  "}
+    )
     assert resp.status == 422
     assert "须书面说明理由" in visible_text(await resp.text())
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
 
 
 async def test_short_reason_is_refused_and_the_input_kept_escaped(
-        client: TestClient, world: World, clock: FixedClock,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     token = token_for(world.liaison, world.invitation, clock)
-    resp = await client.post(INVITATION_PATH, data={"t": token, "action": "decline",
-                                                    "reason": "<i>忙</i>"})
+    resp = await client.post(
+        INVITATION_PATH, data={"t": token, "action": "decline", "reason": "<i>忙</i>"}
+    )
     html = await resp.text()
     assert resp.status == 422
     assert "至少需要 10 个字" in visible_text(html)
@@ -192,58 +276,82 @@ async def test_short_reason_is_refused_and_the_input_kept_escaped(
 
 
 async def test_decline_is_recorded_and_a_second_answer_refused(
-        client: TestClient, world: World, clock: FixedClock,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     token = token_for(world.liaison, world.invitation, clock)
     reason = "本部门四月集中开展专项整治，执法人员全部抽调，无法参加。"
-    resp = await client.post(INVITATION_PATH, data={"t": token, "action": "decline", "reason": reason})
+    resp = await client.post(
+        INVITATION_PATH, data={"t": token, "action": "decline", "reason": reason}
+    )
     assert resp.status == 200
     text = visible_text(await resp.text())
     assert "已记录" in text and reason in text
     row = await invitation_row(sessionmaker, world.invitation.id)
     assert (row.state, row.reason) == ("declined", reason)
 
-    again = await client.post(INVITATION_PATH, data=[("t", token), ("action", "accept"),
-                                                     ("items", str(world.key_item.id))])
+    again = await client.post(
+        INVITATION_PATH,
+        data=[("t", token), ("action", "accept"), ("items", str(world.key_item.id))],
+    )
     text = visible_text(await again.text())
     assert "已答复" in text and "不能重复答复" in text
-    assert 'name="action"' not in await (await client.get(INVITATION_PATH, params={"t": token})).text()
+    assert (
+        'name="action"' not in await (await client.get(INVITATION_PATH, params={"t": token})).text()
+    )
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "declined"
 
 
 async def test_officer_without_the_role_is_refused_and_audited(
-        client: TestClient, world: World, clock: FixedClock,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     token = token_for(world.inspector, world.invitation, clock)
-    resp = await client.post(INVITATION_PATH, data=[("t", token), ("action", "accept"),
-                                                    ("items", str(world.key_item.id))])
+    resp = await client.post(
+        INVITATION_PATH,
+        data=[("t", token), ("action", "accept"), ("items", str(world.key_item.id))],
+    )
     assert "联络员或分管领导" in visible_text(await resp.text())
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
     async with sessionmaker() as session:
-        denied = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "denied"))).all()
+        denied = (
+            await session.scalars(select(AuditEvent).where(AuditEvent.action == "denied"))
+        ).all()
     assert [(d.actor, d.subject) for d in denied] == [("W002", f"invitation:{world.invitation.id}")]
 
 
-async def test_accept_with_no_item_ticked_is_refused(client: TestClient, world: World,
-                                                     clock: FixedClock,
-                                                     sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_accept_with_no_item_ticked_is_refused(
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     token = token_for(world.liaison, world.invitation, clock)
     resp = await client.post(INVITATION_PATH, data={"t": token, "action": "accept"})
     assert resp.status == 422
     html = await resp.text()
     assert "请至少勾选一项" in visible_text(html)
-    assert 'checked' not in html  # what the officer sent (nothing ticked) is what they see
+    assert "checked" not in html  # what the officer sent (nothing ticked) is what they see
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
 
 
-async def test_cross_site_post_is_refused(client: TestClient, world: World, clock: FixedClock,
-                                          sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_cross_site_post_is_refused(
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     token = token_for(world.liaison, world.invitation, clock)
     data = {"t": token, "action": "decline", "reason": "本部门本月无执法力量可以派出，无法参加。"}
     resp = await client.post(INVITATION_PATH, data=data, headers={"Origin": "https://evil.example"})
     assert resp.status == 403
-    resp = await client.post(INVITATION_PATH, data=data,
-                             headers={"Referer": "https://evil.example/x"})
+    resp = await client.post(
+        INVITATION_PATH, data=data, headers={"Referer": "https://evil.example/x"}
+    )
     assert resp.status == 403
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
     # our public host (behind a proxy) and the host the request came to are both accepted
@@ -252,23 +360,31 @@ async def test_cross_site_post_is_refused(client: TestClient, world: World, cloc
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "declined"
 
 
-async def test_oversized_and_non_form_bodies_are_refused(client: TestClient, world: World,
-                                                         clock: FixedClock) -> None:
+async def test_oversized_and_non_form_bodies_are_refused(
+    client: TestClient, world: World, clock: FixedClock
+) -> None:
     token = token_for(world.liaison, world.invitation, clock)
-    resp = await client.post(INVITATION_PATH, data={"t": token, "action": "decline",
-                                                    "reason": "理" * 20_000})
+    resp = await client.post(
+        INVITATION_PATH, data={"t": token, "action": "decline", "reason": "理" * 20_000}
+    )
     assert resp.status == 413
     resp = await client.post(INVITATION_PATH, json={"t": token, "action": "decline"})
     assert resp.status == 415
 
 
 async def test_invitation_link_opens_the_page_for_that_officer(
-        client: TestClient, world: World, services: Services) -> None:
+    client: TestClient, world: World, services: Services
+) -> None:
     url = invitation_link(services, world.liaison.id, world.invitation.id)
     assert url.startswith(f"{BASE}{INVITATION_PATH}?t=")
     token = url.split("?t=", 1)[1]
-    claims = verify_link(SECRET, token, services.clock.now().timestamp(),
-                         obj=f"invitation:{world.invitation.id}", action="respond")
+    claims = verify_link(
+        SECRET,
+        token,
+        services.clock.now().timestamp(),
+        obj=f"invitation:{world.invitation.id}",
+        action="respond",
+    )
     assert claims.officer_id == world.liaison.id
     resp = await client.get(INVITATION_PATH, params={"t": token})
     assert "王芳" in await resp.text()
@@ -276,20 +392,33 @@ async def test_invitation_link_opens_the_page_for_that_officer(
 
 @pytest.mark.parametrize("bad_id", ["²", "1" * 5000, "١٢", "1234567890"])
 async def test_malformed_item_id_is_a_400_not_a_crash(
-        client: TestClient, world: World, clock: FixedClock, bad_id: str,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    bad_id: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     token = token_for(world.liaison, world.invitation, clock)
-    resp = await client.post(INVITATION_PATH, data=[("t", token), ("action", "accept"),
-                                                    ("items", str(world.general_item.id)),
-                                                    ("items", bad_id)])
+    resp = await client.post(
+        INVITATION_PATH,
+        data=[
+            ("t", token),
+            ("action", "accept"),
+            ("items", str(world.general_item.id)),
+            ("items", bad_id),
+        ],
+    )
     assert resp.status == 400
     assert "事项编号无效" in await resp.text()
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
 
 
 async def test_a_hundred_concurrent_refusals_are_each_audited(
-        client: TestClient, world: World, clock: FixedClock,
-        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
     """Issue 11 defect 4: 100 concurrent posts with a valid token of an officer who may not
     answer: on SQLite 80 of them were 500s (two audit appends took the same id) and the
     refusals were not audited. Every audit append now queues like every other write."""
@@ -300,25 +429,32 @@ async def test_a_hundred_concurrent_refusals_are_each_audited(
     token = token_for(world.inspector, world.invitation, clock)
 
     async def attempt() -> int:
-        resp = await client.post(INVITATION_PATH, data=[("t", token), ("action", "accept"),
-                                                        ("items", str(world.key_item.id))])
+        resp = await client.post(
+            INVITATION_PATH,
+            data=[("t", token), ("action", "accept"), ("items", str(world.key_item.id))],
+        )
         await resp.read()
         return resp.status
 
     statuses = await asyncio.gather(*(attempt() for _ in range(100)))
     assert all(status < 500 for status in statuses), sorted(statuses)
     async with sessionmaker() as session:
-        denied = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "denied"))).all()
+        denied = (
+            await session.scalars(select(AuditEvent).where(AuditEvent.action == "denied"))
+        ).all()
         assert len(denied) == 100
         assert await verify_chain(session) == []
 
 
-async def test_a_form_body_that_is_not_utf8_is_a_400(client: TestClient, world: World,
-                                                      sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_a_form_body_that_is_not_utf8_is_a_400(
+    client: TestClient, world: World, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     """Issue 11 defect 5: a raw \\xff body raised UnicodeDecodeError (500)."""
-    resp = await client.post(INVITATION_PATH, data=b"t=\xff&action=accept",
-                             headers={"Content-Type": "application/x-www-form-urlencoded",
-                                      "Origin": BASE})
+    resp = await client.post(
+        INVITATION_PATH,
+        data=b"t=\xff&action=accept",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE},
+    )
     assert resp.status == 400
     assert "UTF-8" in await resp.text()
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"

@@ -57,7 +57,9 @@ async def rig() -> AsyncIterator[Rig]:
     app, received = callback_app(adapter)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    client = WeComCallbackClient("cbtoken", aes_key, CORP, str(server.make_url("/wecom/callback")), clock)
+    client = WeComCallbackClient(
+        "cbtoken", aes_key, CORP, str(server.make_url("/wecom/callback")), clock
+    )
     yield Rig(adapter, fake, client, received, clock)
     await client.close()
     await server.close()
@@ -82,7 +84,9 @@ async def serve_vector() -> AsyncIterator[Callable[..., Awaitable[VectorServer]]
     started: list[VectorServer] = []
 
     async def start(token: str, aes_key: str, corp: str, at: int) -> VectorServer:
-        settings = WeComSettings(corp_id=corp, agent_id=1, secret="s", token=token, encoding_aes_key=aes_key)
+        settings = WeComSettings(
+            corp_id=corp, agent_id=1, secret="s", token=token, encoding_aes_key=aes_key
+        )
         adapter = WeComAdapter(settings, FixedClock(dt.datetime.fromtimestamp(at, dt.UTC)))
         app, received = callback_app(adapter)
         server = TestServer(app, host="127.0.0.1")
@@ -106,7 +110,7 @@ OFFICIAL_ECHO = {
     "msg_signature": "012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb",
     "timestamp": "1476416373",
     "nonce": "47744683",
-    "echostr": "fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA==",
+    "echostr": "fsi1xnbH4yQh0+PJxcOdhhK6TDXkjMyhEPA7xB2TGz6b+g7xyAbEkRxN/3cNXW9qdqjnoVzEtpbhnFyq6SVHyA==",  # noqa: E501 (protocol test vector)
 }
 OFFICIAL_POST = {
     "msg_signature": "0c3914025cb4b4d68103f6bfc8db550f79dcf48e",
@@ -123,7 +127,9 @@ OFFICIAL_BODY = (
 )
 
 
-async def test_official_sample_url_verification_echoes_exact_plaintext(serve_vector: Callable[..., Awaitable[VectorServer]]) -> None:
+async def test_official_sample_url_verification_echoes_exact_plaintext(
+    serve_vector: Callable[..., Awaitable[VectorServer]],
+) -> None:
     vs = await serve_vector(**OFFICIAL, at=1476416373)
     async with aiohttp.ClientSession() as http:
         async with http.get(vs.server.make_url("/wecom/callback"), params=OFFICIAL_ECHO) as resp:
@@ -134,7 +140,9 @@ async def test_official_sample_url_verification_echoes_exact_plaintext(serve_vec
             assert resp.status == 401
 
 
-async def test_official_sample_message_decrypts_with_pad_byte_above_16(serve_vector: Callable[..., Awaitable[VectorServer]]) -> None:
+async def test_official_sample_message_decrypts_with_pad_byte_above_16(
+    serve_vector: Callable[..., Awaitable[VectorServer]],
+) -> None:
     # This sample's plaintext is padded with 22 bytes: a 16-byte PKCS#7 unpadder would reject it.
     vs = await serve_vector(**OFFICIAL, at=1476422779)
     async with aiohttp.ClientSession() as http:
@@ -143,7 +151,12 @@ async def test_official_sample_message_decrypts_with_pad_byte_above_16(serve_vec
             assert resp.status == 200
             assert await resp.read() == b""  # the ack: 200 with an empty body
     [[event]] = vs.received
-    assert (event.kind, event.user_id, event.text, event.event_id) == ("text", "ChenJiaShun", "你好", "1456453720")
+    assert (event.kind, event.user_id, event.text, event.event_id) == (
+        "text",
+        "ChenJiaShun",
+        "你好",
+        "1456453720",
+    )
 
 
 WECHATPY = {  # github wechatpy/wechatpy tests/test_crypto.py
@@ -155,11 +168,13 @@ WECHATPY_ECHO = {
     "msg_signature": "dd6b9c95b495b3f7e2901bfbc76c664930ffdb96",
     "timestamp": "1411443780",
     "nonce": "437374425",
-    "echostr": "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",
+    "echostr": "4ByGGj+sVCYcvGeQYhaKIk1o0pQRNbRjxybjTGblXrBaXlTXeOo1+bXFXDQQb1o6co6Yh9Bv41n7hOchLF6p+Q==",  # noqa: E501 (protocol test vector)
 }
 
 
-async def test_second_published_sample_verifies_even_when_plus_arrives_unescaped(serve_vector: Callable[..., Awaitable[VectorServer]]) -> None:
+async def test_second_published_sample_verifies_even_when_plus_arrives_unescaped(
+    serve_vector: Callable[..., Awaitable[VectorServer]],
+) -> None:
     vs = await serve_vector(**WECHATPY, at=1411443780)
     # a proxy that forgets to escape '+' hands us spaces; the adapter must restore them
     raw_query = "&".join(f"{k}={v}" for k, v in WECHATPY_ECHO.items())
@@ -186,7 +201,10 @@ def test_fake_callback_crypto_reproduces_published_encryption() -> None:
         "bgX05UPPJvFurDXafG0RQyPR+mf1nDnAtQmmNOuiR5MIkdQ39xn1vWwi1O5oazPoQJz0nTYjxxEE8kv3kFxtAGVRe3"
         "ypD3WeK2XeFYFMNMpatF9XiKzHo3"
     )
-    assert client.sign("1411525903", "461056294", encrypted) == "407518b7649e86ef23978113f92d27afa9296533"
+    assert (
+        client.sign("1411525903", "461056294", encrypted)
+        == "407518b7649e86ef23978113f92d27afa9296533"
+    )
 
 
 # ---- callbacks through the fake WeCom client --------------------------------------------------
@@ -204,7 +222,9 @@ async def test_url_verification_echoes_exactly_the_plaintext(rig: Rig) -> None:
 async def test_forged_signature_is_rejected_before_anything_is_echoed(rig: Rig) -> None:
     status, body = await rig.client.verify_url("secret-echo", signature="0" * 40)
     assert status == 401 and b"secret-echo" not in body
-    status, _ = await rig.client.post(text_xml("zhangsan", "hi", "1", now_s(rig)), signature="0" * 40)
+    status, _ = await rig.client.post(
+        text_xml("zhangsan", "hi", "1", now_s(rig)), signature="0" * 40
+    )
     assert status == 401
     assert rig.received == []
 
@@ -220,7 +240,9 @@ async def test_stale_or_future_timestamp_is_rejected(rig: Rig, skew: int) -> Non
 
 
 async def test_timestamp_inside_window_is_accepted(rig: Rig) -> None:
-    status, _ = await rig.client.post(text_xml("zhangsan", "hi", "1", now_s(rig)), timestamp=now_s(rig) - 299)
+    status, _ = await rig.client.post(
+        text_xml("zhangsan", "hi", "1", now_s(rig)), timestamp=now_s(rig) - 299
+    )
     assert status == 200
 
 
@@ -251,12 +273,17 @@ async def test_oversize_body_is_413_with_and_without_content_length(rig: Rig) ->
             yield b"x" * 1024
 
     query = {"msg_signature": "a", "timestamp": "1", "nonce": "1"}
-    async with aiohttp.ClientSession() as http, http.post(rig.client.url, params=query, data=chunks()) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(rig.client.url, params=query, data=chunks()) as resp,
+    ):
         assert resp.status == 413
 
 
 async def test_receiveid_of_another_corp_is_rejected(rig: Rig) -> None:
-    status, _ = await rig.client.post(text_xml("u", "hi", "1", now_s(rig)), receive_id="wwsomeoneelse")
+    status, _ = await rig.client.post(
+        text_xml("u", "hi", "1", now_s(rig)), receive_id="wwsomeoneelse"
+    )
     assert status == 403
     assert rig.received == []
 
@@ -275,11 +302,17 @@ async def test_message_padded_with_more_than_16_bytes_decrypts(rig: Rig) -> None
 
 
 async def test_text_message_becomes_text_event(rig: Rig) -> None:
-    status, body = await rig.client.post(text_xml("zhangsan", " 任务 列表 <&> ", "6912345678901234567", now_s(rig)))
+    status, body = await rig.client.post(
+        text_xml("zhangsan", " 任务 列表 <&> ", "6912345678901234567", now_s(rig))
+    )
     assert (status, body) == (200, b"")
     [[event]] = rig.received
     assert event.platform == "wecom" and event.kind == "text"
-    assert (event.event_id, event.user_id, event.text) == ("6912345678901234567", "zhangsan", "任务 列表 <&>")
+    assert (event.event_id, event.user_id, event.text) == (
+        "6912345678901234567",
+        "zhangsan",
+        "任务 列表 <&>",
+    )
     assert event.received_ms == now_s(rig) * 1000
 
 
@@ -291,7 +324,10 @@ async def test_card_click_becomes_card_action_unique_per_click(rig: Rig) -> None
     assert first.kind == "card_action"
     extras = WeComExtras.of(first)
     assert (first.action_key, extras.task_id, extras.response_code, first.user_id) == (
-        "inv:accept:12", "task-12-3", "RC123", "lisi",
+        "inv:accept:12",
+        "task-12-3",
+        "RC123",
+        "lisi",
     )
     assert first.event_id != second.event_id
     # a WeCom retry repeats CreateTime, so it gets the same id and the inbox drops it
@@ -325,7 +361,9 @@ async def test_token_refreshed_before_expiry(rig: Rig) -> None:
 
 
 async def test_concurrent_senders_share_one_token_fetch(rig: Rig) -> None:
-    results = await asyncio.gather(*(rig.adapter.send(user(f"u{i}"), OutMessage.text("x")) for i in range(20)))
+    results = await asyncio.gather(
+        *(rig.adapter.send(user(f"u{i}"), OutMessage.text("x")) for i in range(20))
+    )
     assert all(r.ok for r in results)
     assert rig.fake.gettoken_calls == 1
 
@@ -358,8 +396,13 @@ async def test_system_busy_retries_soon(rig: Rig) -> None:
 
 async def test_network_failure_is_retryable_not_raised() -> None:
     settings = WeComSettings(
-        corp_id=CORP, agent_id=1, secret="s", token="t", encoding_aes_key=random_aes_key(),
-        api_base="http://127.0.0.1:9", http_timeout_s=2,  # port 9: nothing listens
+        corp_id=CORP,
+        agent_id=1,
+        secret="s",
+        token="t",
+        encoding_aes_key=random_aes_key(),
+        api_base="http://127.0.0.1:9",
+        http_timeout_s=2,  # port 9: nothing listens
     )
     adapter = WeComAdapter(settings, FixedClock(NOW))
     result = await adapter.send(user(), OutMessage.text("a"))
@@ -384,12 +427,25 @@ async def test_interactive_card_then_update_with_response_code(rig: Rig) -> None
     assert sent.ok and sent.response_code
     template = rig.fake.delivered[0]["template_card"]
     assert template["card_type"] == "button_interaction" and template["task_id"] == "inv-12-dept-3"
-    assert [b.get("key") for b in template["button_list"]] == ["inv:accept:12", "inv:decline:12", None]
-    assert template["button_list"][2] == {"text": "详情", "style": 2, "type": 1, "url": "https://example.org/h5/inv/12?sig=abc"}
+    assert [b.get("key") for b in template["button_list"]] == [
+        "inv:accept:12",
+        "inv:decline:12",
+        None,
+    ]
+    assert template["button_list"][2] == {
+        "text": "详情",
+        "style": 2,
+        "type": 1,
+        "url": "https://example.org/h5/inv/12?sig=abc",
+    }
     assert len(template["horizontal_content_list"]) == 6
     assert "字段7：值7" in template["sub_title_text"]
 
-    update = OutMessage(kind="card_update", card_ref=sent.response_code, card=card.model_copy(update={"answered": "张三 已接受"}))
+    update = OutMessage(
+        kind="card_update",
+        card_ref=sent.response_code,
+        card=card.model_copy(update={"answered": "张三 已接受"}),
+    )
     assert (await rig.adapter.send(user(), update)).ok
     assert rig.fake.delivered[1]["button"] == {"replace_name": "张三 已接受"}
     again = await rig.adapter.send(user(), update)  # each response_code works once
@@ -397,7 +453,13 @@ async def test_interactive_card_then_update_with_response_code(rig: Rig) -> None
 
 
 async def test_card_without_callback_buttons_goes_as_markdown(rig: Rig) -> None:
-    card = Card(title="结果公示", buttons=[Button(label="查看", url="https://example.org/p/1"), Button(label="无链接", action_key="k")])
+    card = Card(
+        title="结果公示",
+        buttons=[
+            Button(label="查看", url="https://example.org/p/1"),
+            Button(label="无链接", action_key="k"),
+        ],
+    )
     assert (await rig.adapter.send(user(), OutMessage(kind="card", card=card))).ok  # no task_id
     body = rig.fake.delivered[0]
     assert body["msgtype"] == "markdown"
@@ -419,14 +481,25 @@ async def test_webhook_markdown_truncated_on_utf8_boundary_with_mentions_kept(ri
 
 async def test_webhook_text_uses_mentioned_list(rig: Rig) -> None:
     channel = Channel("wecom", "group_webhook", rig.fake.webhook_url())
-    assert (await rig.adapter.send(channel, OutMessage.text("请查收"), mention_user_ids=["a", "b"])).ok
-    assert rig.fake.delivered[0] == {"msgtype": "text", "text": {"content": "请查收", "mentioned_list": ["a", "b"]}}
+    assert (
+        await rig.adapter.send(channel, OutMessage.text("请查收"), mention_user_ids=["a", "b"])
+    ).ok
+    assert rig.fake.delivered[0] == {
+        "msgtype": "text",
+        "text": {"content": "请查收", "mentioned_list": ["a", "b"]},
+    }
 
 
 async def test_webhook_card_becomes_markdown_with_links_only(rig: Rig) -> None:
     channel = Channel("wecom", "group_webhook", rig.fake.webhook_url())
-    card = Card(title="邀请", fields=[Field_(name="牵头", value="市场监管局")],
-                buttons=[Button(label="接受", action_key="k", url="https://h5/accept"), Button(label="仅回调", action_key="k2")])
+    card = Card(
+        title="邀请",
+        fields=[Field_(name="牵头", value="市场监管局")],
+        buttons=[
+            Button(label="接受", action_key="k", url="https://h5/accept"),
+            Button(label="仅回调", action_key="k2"),
+        ],
+    )
     assert (await rig.adapter.send(channel, OutMessage(kind="card", card=card))).ok
     content = rig.fake.delivered[0]["markdown"]["content"]
     assert content == "**邀请**\n> 牵头：市场监管局\n[接受](https://h5/accept)"
@@ -448,14 +521,18 @@ async def test_removed_robot_93000_is_permanent(rig: Rig) -> None:
 
 
 async def test_webhook_outside_configured_base_is_refused_without_sending(rig: Rig) -> None:
-    channel = Channel("wecom", "group_webhook", "https://evil.example/cgi-bin/webhook/send?key=robot-key-1")
+    channel = Channel(
+        "wecom", "group_webhook", "https://evil.example/cgi-bin/webhook/send?key=robot-key-1"
+    )
     result = await rig.adapter.send(channel, OutMessage.text("a"))
     assert result.permanent and result.code == "bad_address"
     assert rig.fake.requests == []
 
 
 def test_channel_repr_hides_the_webhook_key() -> None:
-    channel = Channel("wecom", "group_webhook", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRETKEY")
+    channel = Channel(
+        "wecom", "group_webhook", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRETKEY"
+    )
     assert "SECRETKEY" not in repr(channel) and "SECRETKEY" not in channel.redacted()
 
 
@@ -470,7 +547,9 @@ def test_truncate_utf8_never_splits_a_character(text: str, limit: int) -> None:
 
 def test_settings_keep_credentials_out_of_repr_and_check_the_aes_key() -> None:
     key = random_aes_key()
-    settings = WeComSettings(corp_id=CORP, agent_id=1, secret="S3CRET", token="T0KEN", encoding_aes_key=key)
+    settings = WeComSettings(
+        corp_id=CORP, agent_id=1, secret="S3CRET", token="T0KEN", encoding_aes_key=key
+    )
     assert not any(secret in repr(settings) for secret in ("S3CRET", "T0KEN", key))
     with pytest.raises(ValueError, match="43"):
         WeComSettings(corp_id=CORP, agent_id=1, secret="s", token="t", encoding_aes_key=key[:-1])

@@ -61,22 +61,47 @@ class Rig:
         await Sender(self.services).run_once()
 
 
-async def start(sessionmaker, clock, *, workers: tuple[str, ...], passive_wait_s: float = 3.0,
-                handler: object | None = None) -> Rig:
+async def start(
+    sessionmaker,
+    clock,
+    *,
+    workers: tuple[str, ...],
+    passive_wait_s: float = 3.0,
+    handler: object | None = None,
+) -> Rig:
     fake = await FakeWeComWithAiBot(clock=clock).start()
     aes = random_aes_key()
-    app = WeComAdapter(WeComSettings(
-        corp_id=fake.corp_id, agent_id=fake.agent_id, secret=fake.corp_secret, token="app-token",
-        encoding_aes_key=random_aes_key(), api_base=fake.base, webhook_base=fake.base), clock)
-    aibot = WeComAiBotAdapter(WeComAiBotSettings(
-        token=TOKEN, encoding_aes_key=aes, response_url_base=fake.base,
-        passive_wait_s=passive_wait_s), clock, app=app)
+    app = WeComAdapter(
+        WeComSettings(
+            corp_id=fake.corp_id,
+            agent_id=fake.agent_id,
+            secret=fake.corp_secret,
+            token="app-token",
+            encoding_aes_key=random_aes_key(),
+            api_base=fake.base,
+            webhook_base=fake.base,
+        ),
+        clock,
+    )
+    aibot = WeComAiBotAdapter(
+        WeComAiBotSettings(
+            token=TOKEN,
+            encoding_aes_key=aes,
+            response_url_base=fake.base,
+            passive_wait_s=passive_wait_s,
+        ),
+        clock,
+        app=app,
+    )
     services = make_services(sessionmaker, clock, {"wecom": app, "wecom_aibot": aibot})
-    server = TestServer(create_app(services, workers=workers, handler=handler),  # type: ignore[arg-type]
-                        host="127.0.0.1")
+    server = TestServer(
+        create_app(services, workers=workers, handler=handler),  # type: ignore[arg-type]
+        host="127.0.0.1",
+    )
     await server.start_server()
-    client = AiBotCallbackClient(TOKEN, aes, str(server.make_url("/wecom/aibot/callback")),
-                                 clock=clock)
+    client = AiBotCallbackClient(
+        TOKEN, aes, str(server.make_url("/wecom/aibot/callback")), clock=clock
+    )
     return Rig(services, fake, client, server)
 
 
@@ -110,14 +135,22 @@ async def test_url_verification_echoes_the_plaintext(sessionmaker, clock) -> Non
 async def test_group_mention_is_answered_passively_in_the_group(sessionmaker, clock, world) -> None:
     rig = await start(sessionmaker, clock, workers=("inbox", "sender"))
     try:
-        body = aibot_text("wx-liaison", "@联检 帮助", f"aibot-{next(_ids)}", chatid="wrkGroup1",
-                          response_url=rig.fake.new_response_url())
+        body = aibot_text(
+            "wx-liaison",
+            "@联检 帮助",
+            f"aibot-{next(_ids)}",
+            chatid="wrkGroup1",
+            response_url=rig.fake.new_response_url(),
+        )
         answer = await rig.client.send(body)
         assert answer.status == 200 and answer.seconds < 5
         assert answer.reply is not None, "answered inside the callback response"
         stream = answer.reply["stream"]
         assert (answer.reply["msgtype"], stream["finish"], stream["content"]) == (
-            "stream", True, SENT_PRIVATELY)
+            "stream",
+            True,
+            SENT_PRIVATELY,
+        )
         await wait_until(lambda: rig.app_messages_to("wx-liaison"))
         assert "任务" in str(rig.app_messages_to("wx-liaison")[0]), "the help, privately"
 
@@ -148,7 +181,9 @@ async def test_missed_window_goes_by_response_url_once_then_by_the_app(sessionma
     rig = await start(sessionmaker, clock, workers=(), passive_wait_s=0.01)
     try:
         url = rig.fake.new_response_url()
-        answer = await rig.client.send(aibot_text("wx-someone", "你好", "aibot-slow", response_url=url))
+        answer = await rig.client.send(
+            aibot_text("wx-someone", "你好", "aibot-slow", response_url=url)
+        )
         assert (answer.status, answer.reply) == (200, None)
         await InboxWorker(rig.services, TwoAnswers(clock)).run_once()
         await Sender(rig.services).run_once()
@@ -163,20 +198,23 @@ async def _invitation(sessionmaker, clock, services: Services, w: f.World) -> In
     async with sessionmaker() as s:
         ctx = Ctx(session=s, clock=clock, rules=services.rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
-                                              [w.partners[0].dep.id])
+        [inv] = await consultation.open_consultation(
+            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
+        )
         await s.commit()
     return inv
 
 
-async def test_card_click_is_answered_with_update_template_card_in_time(sessionmaker, clock,
-                                                                        world) -> None:
+async def test_card_click_is_answered_with_update_template_card_in_time(
+    sessionmaker, clock, world
+) -> None:
     rig = await start(sessionmaker, clock, workers=("inbox", "sender"))
     try:
         inv = await _invitation(sessionmaker, clock, rig.services, world)
         key = InvitationAction(action="accept", invitation_id=inv.id).pack()
-        answer = await rig.client.send(aibot_card_click("wx-liaison", key, f"inv-{inv.id}",
-                                                        "aibot-card-1"))
+        answer = await rig.client.send(
+            aibot_card_click("wx-liaison", key, f"inv-{inv.id}", "aibot-card-1")
+        )
         assert answer.seconds < 5, "WeCom drops a card event not answered within 5 s"
         assert answer.reply is not None
         assert answer.reply["response_type"] == "update_template_card"
@@ -194,13 +232,17 @@ async def test_a_late_card_answer_is_given_up_not_retried(sessionmaker, clock, w
     try:
         inv = await _invitation(sessionmaker, clock, rig.services, world)
         key = InvitationAction(action="accept", invitation_id=inv.id).pack()
-        answer = await rig.client.send(aibot_card_click("wx-liaison", key, f"inv-{inv.id}",
-                                                        "aibot-card-late"))
+        answer = await rig.client.send(
+            aibot_card_click("wx-liaison", key, f"inv-{inv.id}", "aibot-card-late")
+        )
         assert (answer.status, answer.reply) == (200, None)
         await rig.step()
         async with sessionmaker() as s:
-            [update_row] = [r for r in (await s.scalars(select(OutboxMessage))).all()
-                            if r.message.get("kind") == "card_update"]
+            [update_row] = [
+                r
+                for r in (await s.scalars(select(OutboxMessage))).all()
+                if r.message.get("kind") == "card_update"
+            ]
             assert (update_row.state, update_row.attempts) == ("dead", 1)
         requests_before = len(rig.fake.requests)
         await rig.step()
@@ -222,8 +264,11 @@ def test_reply_crypto_matches_an_independent_implementation(size: int) -> None:
 async def test_single_chat_gets_the_answer_itself_passively(sessionmaker, clock, world) -> None:
     rig = await start(sessionmaker, clock, workers=("inbox", "sender"))
     try:
-        answer = await rig.client.send(aibot_text("wx-liaison", "帮助", "aibot-single-1",
-                                                  response_url=rig.fake.new_response_url()))
+        answer = await rig.client.send(
+            aibot_text(
+                "wx-liaison", "帮助", "aibot-single-1", response_url=rig.fake.new_response_url()
+            )
+        )
         assert answer.reply is not None and answer.seconds < 5
         assert "任务" in answer.reply["stream"]["content"], "the help itself, in this chat"
         assert rig.app_messages_to("wx-liaison") == [], "nothing needed the app"

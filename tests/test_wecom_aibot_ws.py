@@ -33,9 +33,15 @@ from tests.server_helpers import ReplyingHandler, make_services, outbox_count
 
 
 def ws_settings(gateway: FakeAiBotGateway, **kw: object) -> WeComAiBotSettings:
-    return WeComAiBotSettings(mode="websocket", bot_id=gateway.bot_id, secret=gateway.secret,
-                              ws_url=gateway.ws_url, backoff_base_s=0.01, backoff_cap_s=0.05,
-                              **kw)  # type: ignore[arg-type]
+    return WeComAiBotSettings(
+        mode="websocket",
+        bot_id=gateway.bot_id,
+        secret=gateway.secret,
+        ws_url=gateway.ws_url,
+        backoff_base_s=0.01,
+        backoff_cap_s=0.05,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @dataclass
@@ -84,8 +90,9 @@ async def rig(sessionmaker, clock) -> AsyncIterator[Rig]:
 
 
 async def test_group_mention_is_answered_in_the_group_and_the_rest_pushed(rig) -> None:
-    req_id = await rig.gateway.push(aibot_text("wx-liaison", "@联检 帮助", "ws-1",
-                                               chatid="wrkGroup1"))
+    req_id = await rig.gateway.push(
+        aibot_text("wx-liaison", "@联检 帮助", "ws-1", chatid="wrkGroup1")
+    )
     await rig.stored(1)
     await rig.step()
     [answer] = rig.gateway.got("aibot_respond_msg")
@@ -100,20 +107,25 @@ async def _invite(rig: Rig) -> tuple[Invitation, dict[str, object]]:
     async with rig.services.sessionmaker() as s:
         ctx = Ctx(session=s, clock=rig.services.clock, rules=rig.services.rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(f.as_actor(ctx, w.lead.liaison), task,
-                                              [w.partners[0].dep.id])
+        [inv] = await consultation.open_consultation(
+            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
+        )
         await s.commit()
     await Sender(rig.services).run_once()
-    [card] = [r.body["template_card"] for r in rig.gateway.got("aibot_send_msg")
-              if r.body["chatid"] == "wx-liaison" and r.body["msgtype"] == "template_card"]
+    [card] = [
+        r.body["template_card"]
+        for r in rig.gateway.got("aibot_send_msg")
+        if r.body["chatid"] == "wx-liaison" and r.body["msgtype"] == "template_card"
+    ]
     return inv, card  # type: ignore[return-value]
 
 
 async def test_card_click_is_updated_within_five_seconds(rig) -> None:
     inv, card = await _invite(rig)
     keys = {b["text"]: b["key"] for b in card["button_list"]}  # type: ignore[index]
-    req_id = await rig.gateway.push(aibot_card_click("wx-liaison", keys["接受"],
-                                                     str(card["task_id"]), "ws-card-1"))
+    req_id = await rig.gateway.push(
+        aibot_card_click("wx-liaison", keys["接受"], str(card["task_id"]), "ws-card-1")
+    )
     await rig.stored(1)
     await rig.step()
     [upd] = rig.gateway.got("aibot_respond_update_msg")
@@ -128,8 +140,9 @@ async def test_card_click_is_updated_within_five_seconds(rig) -> None:
 async def test_a_late_card_update_is_given_up(rig, clock) -> None:
     _, card = await _invite(rig)
     keys = {b["text"]: b["key"] for b in card["button_list"]}  # type: ignore[index]
-    await rig.gateway.push(aibot_card_click("wx-liaison", keys["接受"], str(card["task_id"]),
-                                            "ws-card-late"))
+    await rig.gateway.push(
+        aibot_card_click("wx-liaison", keys["接受"], str(card["task_id"]), "ws-card-late")
+    )
     await rig.stored(1)
     await InboxWorker(rig.services, Dispatcher(rig.services)).run_once()
     clock.advance(dt.timedelta(seconds=6))
@@ -137,8 +150,11 @@ async def test_a_late_card_update_is_given_up(rig, clock) -> None:
     await Sender(rig.services).run_once()
     assert rig.gateway.got("aibot_respond_update_msg") == [], "WeCom would drop it anyway"
     async with rig.services.sessionmaker() as s:
-        [row] = [r for r in await s.scalars(select(OutboxMessage))
-                 if r.message.get("kind") == "card_update"]
+        [row] = [
+            r
+            for r in await s.scalars(select(OutboxMessage))
+            if r.message.get("kind") == "card_update"
+        ]
     assert (row.state, row.attempts) == ("dead", 1)
 
 
@@ -181,9 +197,17 @@ async def test_a_second_process_takes_over_and_the_first_does_not_fight_back(clo
 
 async def test_wrong_secret_is_refused_and_retried_with_backoff(clock) -> None:
     gateway = await FakeAiBotGateway().start()
-    adapter = WeComAiBotAdapter(WeComAiBotSettings(
-        mode="websocket", bot_id=gateway.bot_id, secret="wrong", ws_url=gateway.ws_url,
-        backoff_base_s=0.01, backoff_cap_s=0.02), clock)
+    adapter = WeComAiBotAdapter(
+        WeComAiBotSettings(
+            mode="websocket",
+            bot_id=gateway.bot_id,
+            secret="wrong",
+            ws_url=gateway.ws_url,
+            backoff_base_s=0.01,
+            backoff_cap_s=0.02,
+        ),
+        clock,
+    )
     assert adapter.ws is not None
     task = asyncio.create_task(adapter.ws.run(_sink))
     try:

@@ -47,8 +47,17 @@ def test_missing_next_year_warning_from_november():
 
 def test_holiday_file_ranges_and_errors(tmp_path):
     p = tmp_path / "2027.json"
-    p.write_text(json.dumps({"year": 2027, "holidays": ["2027-02-05..2027-02-07"],
-                             "workdays": ["2027-02-14"], "source": "通知"}), "utf-8")
+    p.write_text(
+        json.dumps(
+            {
+                "year": 2027,
+                "holidays": ["2027-02-05..2027-02-07"],
+                "workdays": ["2027-02-14"],
+                "source": "通知",
+            }
+        ),
+        "utf-8",
+    )
     hf = parse_holiday_file(p)
     assert hf.holidays == [D(2027, 2, 5), D(2027, 2, 6), D(2027, 2, 7)]
     p.write_text(json.dumps({"year": 2027, "workdays": ["2027-02-15"]}), "utf-8")

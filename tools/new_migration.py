@@ -1,6 +1,6 @@
 """Developer tool: autogenerate a migration from core.models against a scratch SQLite file.
 
-    python tools/new_migration.py "add something"
+python tools/new_migration.py "add something"
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ async def main(message: str) -> None:
         engine = make_engine(str(Path(tmp) / "scratch.sqlite3"))
         await upgrade(engine)
         async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.revision(
-                alembic_config(sync), message=message, autogenerate=True))
+            await conn.run_sync(
+                lambda sync: command.revision(
+                    alembic_config(sync), message=message, autogenerate=True
+                )
+            )
         await engine.dispose()
 
 

@@ -14,5 +14,10 @@ from bot.services import Services
 
 
 def routes(services: Services) -> list[web.RouteDef]:
-    return (invitation.routes(services) + documents.routes(services) + result.routes(services)
-            + review.routes(services) + public.routes(services))
+    return (
+        invitation.routes(services)
+        + documents.routes(services)
+        + result.routes(services)
+        + review.routes(services)
+        + public.routes(services)
+    )

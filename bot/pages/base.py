@@ -35,8 +35,10 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
 }
 
 # (the page's context, the id of the object the link is bound to) -> the page
@@ -46,8 +48,13 @@ PageHandler = Callable[[PageCtx, int], Awaitable[Page]]
 def respond(page: Page) -> web.Response:
     if page.file is not None:
         return _file_response(page)
-    return web.Response(text=page.html, status=page.status, content_type="text/html",
-                        charset="utf-8", headers=PAGE_HEADERS)
+    return web.Response(
+        text=page.html,
+        status=page.status,
+        content_type="text/html",
+        charset="utf-8",
+        headers=PAGE_HEADERS,
+    )
 
 
 def _file_response(page: Page) -> web.Response:
@@ -55,10 +62,12 @@ def _file_response(page: Page) -> web.Response:
     nothing in it can run as our site."""
     inline = page.mime.startswith("image/")
     disposition = f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(page.filename)}"
-    headers = {**PAGE_HEADERS, "Content-Security-Policy": "sandbox; default-src 'none'",
-               "Content-Disposition": disposition}
-    return web.Response(body=page.file, status=page.status, content_type=page.mime,
-                        headers=headers)
+    headers = {
+        **PAGE_HEADERS,
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Content-Disposition": disposition,
+    }
+    return web.Response(body=page.file, status=page.status, content_type=page.mime, headers=headers)
 
 
 def same_site(request: web.Request, public_base_url: str) -> bool:
@@ -76,8 +85,9 @@ def same_site(request: web.Request, public_base_url: str) -> bool:
     return host is not None and host.lower() in {h.lower() for h in ours if h}
 
 
-async def read_form(request: web.Request, public_base_url: str,
-                    max_bytes: int) -> MultiDictProxy[Any]:
+async def read_form(
+    request: web.Request, public_base_url: str, max_bytes: int
+) -> MultiDictProxy[Any]:
     """The posted url-encoded form of our own site; HTTP errors for what no page of ours posts."""
     if not same_site(request, public_base_url):
         raise PermissionDenied("拒绝来自其他网站的提交。")
@@ -90,21 +100,25 @@ async def read_form(request: web.Request, public_base_url: str,
     try:
         return await request.post()
     except UnicodeDecodeError:  # our pages post UTF-8; anything else was not typed into them
-        raise web.HTTPBadRequest(text="提交的内容不是有效的 UTF-8 文本，请在页面上重新填写后提交。",
-                                 content_type="text/plain") from None
+        raise web.HTTPBadRequest(
+            text="提交的内容不是有效的 UTF-8 文本，请在页面上重新填写后提交。",
+            content_type="text/plain",
+        ) from None
 
 
 def csrf_token(secret: bytes, link_token: str) -> str:
     """A form's CSRF token, bound to its signed link: another site can neither read nor compute
     it, and a token seen elsewhere is useless without its own link."""
-    mac = hmac.new(secret, b"lianjian-csrf\x00" + link_token.encode("ascii", "replace"),
-                   hashlib.sha256)
+    mac = hmac.new(
+        secret, b"lianjian-csrf\x00" + link_token.encode("ascii", "replace"), hashlib.sha256
+    )
     return mac.hexdigest()[:32]
 
 
 def csrf_ok(secret: bytes, link_token: str, given: str) -> bool:
-    return hmac.compare_digest(given.encode("ascii", "replace"),
-                               csrf_token(secret, link_token).encode())
+    return hmac.compare_digest(
+        given.encode("ascii", "replace"), csrf_token(secret, link_token).encode()
+    )
 
 
 @dataclass(frozen=True)
@@ -114,9 +128,13 @@ class FileLimits:
     max_files: int
 
 
-async def read_fields(request: web.Request, public_base_url: str, max_text_bytes: int,
-                      files: FileLimits | None = None, max_fields: int = 1000,
-                      ) -> tuple[dict[str, list[str]], list[Upload]]:
+async def read_fields(
+    request: web.Request,
+    public_base_url: str,
+    max_text_bytes: int,
+    files: FileLimits | None = None,
+    max_fields: int = 1000,
+) -> tuple[dict[str, list[str]], list[Upload]]:
     """The posted text fields and files of a multipart (or url-encoded) form of our own site,
     read as a stream (client_max_size does not bound multipart): text within
     `max_text_bytes` together, files as `files` allows. A file over its size limit comes back
@@ -150,8 +168,9 @@ async def _read_part(part: BodyPartReader, limit: int) -> tuple[bytes, int]:
     return (bytes(data) if size <= limit else b""), size
 
 
-async def _multipart(request: web.Request, budget: int, files: FileLimits | None
-                     ) -> tuple[list[tuple[str, str]], list[Upload]]:
+async def _multipart(
+    request: web.Request, budget: int, files: FileLimits | None
+) -> tuple[list[tuple[str, str]], list[Upload]]:
     reader = await request.multipart()
     pairs: list[tuple[str, str]] = []
     uploads: list[Upload] = []
@@ -191,8 +210,9 @@ class SignedPages:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def serve(self, token: str, obj_kind: str, action: str,
-                    handler: PageHandler, *, write: bool = False) -> web.Response:
+    async def serve(
+        self, token: str, obj_kind: str, action: str, handler: PageHandler, *, write: bool = False
+    ) -> web.Response:
         """Verify the token, run the handler in one transaction and commit; a refusal before
         or outside the handler's own checks becomes the denied page. `write` (a form post)
         queues the transaction behind the other writers on SQLite (Services.write_gate),
@@ -207,15 +227,22 @@ class SignedPages:
                 page = denied(err)
         return respond(page)
 
-    async def _authorise(self, session: AsyncSession, token: str, obj_kind: str,
-                         action: str) -> tuple[PageCtx, int]:
+    async def _authorise(
+        self, session: AsyncSession, token: str, obj_kind: str, action: str
+    ) -> tuple[PageCtx, int]:
         services = self.services
-        claims = verify_link(services.link_secret, token, services.clock.now().timestamp(),
-                             action=action)
+        claims = verify_link(
+            services.link_secret, token, services.clock.now().timestamp(), action=action
+        )
         kind, _, ident = claims.obj.partition(":")
         if kind != obj_kind or not DB_ID.fullmatch(ident):
             raise PermissionDenied(MISMATCH)
         officer = await officers.link_holder(services.core_ctx(session), claims.officer_id)
-        return PageCtx(session=session, clock=services.clock, rules=services.rules,
-                       officer=officer, token=token,
-                       csrf=csrf_token(services.link_secret, token)), int(ident)
+        return PageCtx(
+            session=session,
+            clock=services.clock,
+            rules=services.rules,
+            officer=officer,
+            token=token,
+            csrf=csrf_token(services.link_secret, token),
+        ), int(ident)

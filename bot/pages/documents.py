@@ -31,15 +31,27 @@ class DocumentPages:
         # a write (the notice opened, a denial audited): queued like every writer
         async with services.write_gate(), services.sessionmaker() as session:
             try:
-                claims = verify_link(services.link_secret, token,
-                                     services.clock.now().timestamp(), action=ACTION)
+                claims = verify_link(
+                    services.link_secret, token, services.clock.now().timestamp(), action=ACTION
+                )
                 holder = await officers.link_holder(services.core_ctx(session), claims.officer_id)
-                page_ctx = PageCtx(session=session, clock=services.clock, rules=services.rules,
-                                   officer=holder, token=token)
+                page_ctx = PageCtx(
+                    session=session,
+                    clock=services.clock,
+                    rules=services.rules,
+                    officer=holder,
+                    token=token,
+                )
                 async with access.denials_on_record(page_ctx.core):
-                    doc = await documents_page(page_ctx, DocumentRequest(
-                        obj=claims.obj, case=q.get("case", ""), doc=q.get("doc", ""),
-                        fmt=q.get("fmt", "html")))
+                    doc = await documents_page(
+                        page_ctx,
+                        DocumentRequest(
+                            obj=claims.obj,
+                            case=q.get("case", ""),
+                            doc=q.get("doc", ""),
+                            fmt=q.get("fmt", "html"),
+                        ),
+                    )
             except DomainError as err:
                 await session.commit()  # only a denial's audit is left to keep
                 return respond(denied(err))

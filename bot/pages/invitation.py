@@ -31,8 +31,9 @@ MAX_REASON_CHARS = 2000
 def invitation_link(services: Services, officer_id: int, invitation_id: int) -> str:
     """The signed URL of the answer page for this officer and invitation (for card buttons)."""
     expires_at = int((services.clock.now() + INVITATION_LINK_TTL).timestamp())
-    token = sign_link(services.link_secret, officer_id, f"{OBJECT}:{invitation_id}", RESPOND,
-                      expires_at)
+    token = sign_link(
+        services.link_secret, officer_id, f"{OBJECT}:{invitation_id}", RESPOND, expires_at
+    )
     return link_url(services.public_base_url, INVITATION_PATH, token)
 
 
@@ -52,19 +53,21 @@ def parse_answer(post: MultiDictProxy[Any]) -> invitation_page.AnswerForm:
     raw_ids = [v for v in post.getall("items", []) if isinstance(v, str)]
     if not all(DB_ID.fullmatch(v) for v in raw_ids):
         # str.isdigit() admits "²" and unbounded digit strings, on which int() raises
-        raise web.HTTPBadRequest(text="提交的抽查事项编号无效，请刷新页面后重新勾选提交。",
-                                 content_type="text/plain")
+        raise web.HTTPBadRequest(
+            text="提交的抽查事项编号无效，请刷新页面后重新勾选提交。", content_type="text/plain"
+        )
     return invitation_page.AnswerForm(
-        action=form_text(post, "action"), item_ids={int(v) for v in raw_ids},
-        reason=form_text(post, "reason").strip()[:MAX_REASON_CHARS])
+        action=form_text(post, "action"),
+        item_ids={int(v) for v in raw_ids},
+        reason=form_text(post, "reason").strip()[:MAX_REASON_CHARS],
+    )
 
 
 def routes(services: Services) -> list[web.RouteDef]:
     pages = SignedPages(services)
 
     async def show(request: web.Request) -> web.Response:
-        return await pages.serve(request.query.get("t", ""), OBJECT, RESPOND,
-                                 invitation_page.show)
+        return await pages.serve(request.query.get("t", ""), OBJECT, RESPOND, invitation_page.show)
 
     async def submit(request: web.Request) -> web.Response:
         try:

@@ -20,7 +20,9 @@ PAGES: dict[str, tuple[str, dt.timedelta]] = {
     # review is due within review_workdays; a month covers holidays and a resubmission
     "review": ("/h5/review", dt.timedelta(days=30)),
 }
-_REF = re.compile(r"\[([^\]\n]*)\]\(" + re.escape(PAGE_REF_SCHEME) + r"([a-z_]+)/([A-Za-z0-9:_.-]{1,80})\)")
+_REF = re.compile(
+    r"\[([^\]\n]*)\]\(" + re.escape(PAGE_REF_SCHEME) + r"([a-z_]+)/([A-Za-z0-9:_.-]{1,80})\)"
+)
 
 
 def page_link(services: Services, officer_id: int, action: str, obj: str) -> str:

@@ -21,9 +21,11 @@ HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; "
-                                "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-                                "base-uri 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    ),
 }
 SCRIPT = "draw_verify.js"
 DRAW_CODE = "[A-Za-z0-9-]+"
@@ -31,8 +33,9 @@ DrawPage = Callable[[Ctx, str], Awaitable[web.Response]]
 
 
 def _html(text: str, status: int = 200) -> web.Response:
-    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8",
-                        headers=HEADERS)
+    return web.Response(
+        text=text, status=status, content_type="text/html", charset="utf-8", headers=HEADERS
+    )
 
 
 def _not_found(err: DomainError) -> web.Response:
@@ -44,8 +47,9 @@ def routes(services: Services) -> list[web.RouteDef]:
 
     async def index(request: web.Request) -> web.Response:
         async with services.sessionmaker() as session:
-            return _html(await public.index_page(services.core_ctx(session),
-                                                 request.query.get("year", "")))
+            return _html(
+                await public.index_page(services.core_ctx(session), request.query.get("year", ""))
+            )
 
     async def results(request: web.Request) -> web.Response:
         q = request.query
@@ -68,17 +72,28 @@ def routes(services: Services) -> list[web.RouteDef]:
 
     async def draw_pool(ctx: Ctx, code: str) -> web.Response:
         name, text = await public.draw_pool(ctx, code)
-        return web.Response(text=text, content_type="text/csv", charset="utf-8",
-                            headers={**HEADERS, "Content-Disposition":
-                                     f"attachment; filename*=UTF-8''{quote(name)}"})
+        return web.Response(
+            text=text,
+            content_type="text/csv",
+            charset="utf-8",
+            headers={
+                **HEADERS,
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            },
+        )
 
     async def script_file(request: web.Request) -> web.Response:
-        return web.Response(text=script, content_type="text/javascript", charset="utf-8",
-                            headers=HEADERS)
+        return web.Response(
+            text=script, content_type="text/javascript", charset="utf-8", headers=HEADERS
+        )
 
-    return [web.get("/public/", index), web.get("/public", index),
-            web.get("/public/results", results),
-            web.get(f"/public/static/{SCRIPT}", script_file),
-            *(web.get(f"/public/draws/{{code:{DRAW_CODE}}}{suffix}", partial(_draw, page=page))
-              for suffix, page in (("", draw_html), (".json", draw_json),
-                                   ("/pool.csv", draw_pool)))]
+    return [
+        web.get("/public/", index),
+        web.get("/public", index),
+        web.get("/public/results", results),
+        web.get(f"/public/static/{SCRIPT}", script_file),
+        *(
+            web.get(f"/public/draws/{{code:{DRAW_CODE}}}{suffix}", partial(_draw, page=page))
+            for suffix, page in (("", draw_html), (".json", draw_json), ("/pool.csv", draw_pool))
+        ),
+    ]

@@ -51,8 +51,9 @@ def routes(services: Services) -> list[web.RouteDef]:
     upload_limits = FileLimits(FILES, limits.max_file_bytes, limits.max_files)
 
     async def show(request: web.Request) -> web.Response:
-        return await pages.serve(request.query.get("t", ""), OBJECT, RESULT,
-                                 partial(forms.result_form, limits=limits))
+        return await pages.serve(
+            request.query.get("t", ""), OBJECT, RESULT, partial(forms.result_form, limits=limits)
+        )
 
     async def file(request: web.Request) -> web.Response:
         handler = partial(forms.result_file, attachment_id=attachment_id(request), store=store)
@@ -60,16 +61,21 @@ def routes(services: Services) -> list[web.RouteDef]:
 
     async def submit(request: web.Request) -> web.Response:
         try:
-            raw, uploads = await read_fields(request, services.public_base_url, MAX_TEXT_BYTES,
-                                             upload_limits)
+            raw, uploads = await read_fields(
+                request, services.public_base_url, MAX_TEXT_BYTES, upload_limits
+            )
             token = (raw.pop("t", None) or [""])[0]
             if not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0]):
                 raise PermissionDenied(STALE_FORM)
         except DomainError as err:
             return respond(denied(err))
-        handler = partial(forms.submit_result_form, raw=raw,
-                          files=forms.Files(uploads, store, limits))
+        handler = partial(
+            forms.submit_result_form, raw=raw, files=forms.Files(uploads, store, limits)
+        )
         return await pages.serve(token, OBJECT, RESULT, handler, write=True)
 
-    return [web.get(RESULT_PATH, show), web.post(RESULT_PATH, submit),
-            web.get(forms.RESULT_FILE_PATH, file)]
+    return [
+        web.get(RESULT_PATH, show),
+        web.post(RESULT_PATH, submit),
+        web.get(forms.RESULT_FILE_PATH, file),
+    ]

@@ -30,12 +30,14 @@ def routes(services: Services) -> list[web.RouteDef]:
     store = file_store(services)
 
     async def show(request: web.Request) -> web.Response:
-        return await pages.serve(request.query.get("t", ""), OBJECT, REVIEW,
-                                 review_page.review_page)
+        return await pages.serve(
+            request.query.get("t", ""), OBJECT, REVIEW, review_page.review_page
+        )
 
     async def file(request: web.Request) -> web.Response:
-        handler = partial(review_page.review_file, attachment_id=attachment_id(request),
-                          store=store)
+        handler = partial(
+            review_page.review_file, attachment_id=attachment_id(request), store=store
+        )
         return await pages.serve(request.query.get("t", ""), OBJECT, REVIEW, handler)
 
     async def submit(request: web.Request) -> web.Response:
@@ -46,8 +48,12 @@ def routes(services: Services) -> list[web.RouteDef]:
                 raise PermissionDenied(STALE_FORM)
         except DomainError as err:
             return respond(denied(err))
-        return await pages.serve(token, OBJECT, REVIEW,
-                                 partial(review_page.submit_review, raw=raw), write=True)
+        return await pages.serve(
+            token, OBJECT, REVIEW, partial(review_page.submit_review, raw=raw), write=True
+        )
 
-    return [web.get(review_page.REVIEW_PATH, show), web.post(review_page.REVIEW_PATH, submit),
-            web.get(review_page.REVIEW_FILE_PATH, file)]
+    return [
+        web.get(review_page.REVIEW_PATH, show),
+        web.post(review_page.REVIEW_PATH, submit),
+        web.get(review_page.REVIEW_FILE_PATH, file),
+    ]

@@ -220,7 +220,12 @@ class HttpClient:
             data = None
         if not isinstance(data, dict):
             raise PlatformCallFailed(
-                SendResult(False, TRANSIENT_RETRY_S, code=f"http_{status}", detail="answer is not a JSON object")
+                SendResult(
+                    False,
+                    TRANSIENT_RETRY_S,
+                    code=f"http_{status}",
+                    detail="answer is not a JSON object",
+                )
             )
         return status, data
 

@@ -102,7 +102,9 @@ class DingTalkSettings(BaseModel):
 
 def hmac_b64(secret: str, timestamp_ms: str) -> str:
     """Base64(HMAC-SHA256(secret, timestamp + "\\n" + secret)) — both callback and webhook sign."""
-    digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+    digest = hmac.new(
+        secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256
+    ).digest()
     return base64.b64encode(digest).decode()
 
 
@@ -118,8 +120,12 @@ class DingTalkAdapter:
     name = "dingtalk"
     buttons_call_back = False  # robot action cards only open URLs
 
-    def __init__(self, settings: DingTalkSettings, clock: Clock | None = None,
-                 ledger: SignLedger | None = None) -> None:
+    def __init__(
+        self,
+        settings: DingTalkSettings,
+        clock: Clock | None = None,
+        ledger: SignLedger | None = None,
+    ) -> None:
         self.settings = settings
         self._clock = clock or SystemClock()
         self._http = HttpClient(settings.http_timeout_s)
@@ -161,7 +167,8 @@ class DingTalkAdapter:
         if self.ledger is None:
             raise CallbackRejected(503, "no replay ledger: callbacks cannot be checked")
         keep_until = dt.datetime.fromtimestamp(
-            sent_ms / 1000 + self.settings.timestamp_window_s, dt.UTC)
+            sent_ms / 1000 + self.settings.timestamp_window_s, dt.UTC
+        )
         if not await self.ledger.claim(sign_key, hashlib.sha256(body).hexdigest(), keep_until):
             raise CallbackRejected(403, "timestamp and sign already used for another message")
 
@@ -201,8 +208,10 @@ class DingTalkAdapter:
             text=str(text_part.get("content", "")).strip() if is_text and text_part else "",
             chat_id=str(data.get("conversationId", "")) if is_group else "",
             is_group=is_group,
-            extras=DingTalkExtras(session_webhook=self._session_webhook(data.get("sessionWebhook")),
-                                  session_webhook_expires_ms=expires_ms).dump(),
+            extras=DingTalkExtras(
+                session_webhook=self._session_webhook(data.get("sessionWebhook")),
+                session_webhook_expires_ms=expires_ms,
+            ).dump(),
             received_ms=self._now_ms(),
             raw=data,
         )
@@ -225,13 +234,21 @@ class DingTalkAdapter:
         key = params.get(CARD_ACTION_PARAM) or (action_ids[0] if action_ids else "")
         if not isinstance(key, str) or not key:
             raise CallbackRejected(400, "card callback without an action")
-        return Event(platform="dingtalk", kind="card_action", user_id=user, action_key=key,
-                     # one answer per person, card and button: a repeated push is the same answer
-                     event_id=f"card:{track}:{user}:{key}",
-                     extras=DingTalkExtras(out_track_id=track).dump(), received_ms=self._now_ms(), raw=data)
+        return Event(
+            platform="dingtalk",
+            kind="card_action",
+            user_id=user,
+            action_key=key,
+            # one answer per person, card and button: a repeated push is the same answer
+            event_id=f"card:{track}:{user}:{key}",
+            extras=DingTalkExtras(out_track_id=track).dump(),
+            received_ms=self._now_ms(),
+            raw=data,
+        )
 
     def _check_origin(self, data: dict[str, Any]) -> None:
-        """The body must name our robot (and our corp when configured): the sign does not cover it."""
+        """The body must name our robot (and our corp
+        when configured): the sign does not cover it."""
         robot = data.get("robotCode")
         if not isinstance(robot, str) or not robot:
             raise CallbackRejected(400, "message without robotCode")
@@ -266,16 +283,22 @@ class DingTalkAdapter:
     ) -> SendResult:
         if msg.kind == "card_update":
             if not (msg.card_ref and self._cards_call_back()):
-                return SendResult(False, code="unsupported", detail="action cards cannot be updated")
+                return SendResult(
+                    False, code="unsupported", detail="action cards cannot be updated"
+                )
             return await deliver(channel, self._update_interactive(msg))
         if channel.kind == "user":
             return await deliver(channel, self._send_oto(channel.address, msg))
         return await deliver(channel, self._send_webhook(channel, msg, mention_user_ids or []))
 
-    async def _send_webhook(self, channel: Channel, msg: OutMessage, mentions: list[str]) -> SendResult:
+    async def _send_webhook(
+        self, channel: Channel, msg: OutMessage, mentions: list[str]
+    ) -> SendResult:
         if not channel.address.startswith(self.settings.oapi_base.rstrip("/") + "/"):
             # a binding pointing elsewhere would hand message content to an unknown host
-            return SendResult(False, permanent=True, code="bad_address", detail="webhook URL not under oapi_base")
+            return SendResult(
+                False, permanent=True, code="bad_address", detail="webhook URL not under oapi_base"
+            )
         url: str | yarl.URL = channel.address
         if channel.kind == "group_webhook" and channel.secret:
             url = signed_webhook_url(channel.address, channel.secret, self._now_ms())
@@ -290,8 +313,12 @@ class DingTalkAdapter:
             result = await self._send_interactive(user_id, msg)
             if result.ok:
                 return result
-            log.warning("interactive card to %s failed (%s %s); sending the link card",
-                        user_id, result.code, result.detail)
+            log.warning(
+                "interactive card to %s failed (%s %s); sending the link card",
+                user_id,
+                result.code,
+                result.detail,
+            )
         key, param = oto_template(msg)
         payload = {
             "robotCode": self.settings.robot_code,
@@ -307,8 +334,12 @@ class DingTalkAdapter:
         return self.settings.mode == "stream" and bool(self.settings.card_template_id)
 
     def _interactive(self, msg: OutMessage) -> bool:
-        return (msg.kind == "card" and msg.card is not None and self._cards_call_back()
-                and any(b.action_key for b in msg.card.buttons))
+        return (
+            msg.kind == "card"
+            and msg.card is not None
+            and self._cards_call_back()
+            and any(b.action_key for b in msg.card.buttons)
+        )
 
     async def _send_interactive(self, user_id: str, msg: OutMessage) -> SendResult:
         assert msg.card is not None
@@ -319,39 +350,46 @@ class DingTalkAdapter:
             "cardData": {"cardParamMap": card_params(msg.card)},
             "openSpaceId": f"dtv1.card//IM_ROBOT.{user_id}",
             "imRobotOpenSpaceModel": {"supportForward": False},
-            "imRobotOpenDeliverModel": {"spaceType": "IM_ROBOT",
-                                        "robotCode": self.settings.robot_code},
+            "imRobotOpenDeliverModel": {
+                "spaceType": "IM_ROBOT",
+                "robotCode": self.settings.robot_code,
+            },
         }
-        status, data = await self._openapi("POST", "/v1.0/card/instances/createAndDeliver",
-                                           payload)
+        status, data = await self._openapi("POST", "/v1.0/card/instances/createAndDeliver", payload)
         return card_result(status, data)
 
     async def _update_interactive(self, msg: OutMessage) -> SendResult:
         """Show who answered on the clicked card; the template hides its buttons once
         `status` is set."""
         answered = (msg.card.answered if msg.card else "") or msg.body
-        payload = {"outTrackId": msg.card_ref,
-                   "cardData": {"cardParamMap": {"status": answered}},
-                   "cardUpdateOptions": {"updateCardDataByKey": True}}
+        payload = {
+            "outTrackId": msg.card_ref,
+            "cardData": {"cardParamMap": {"status": answered}},
+            "cardUpdateOptions": {"updateCardDataByKey": True},
+        }
         status, data = await self._openapi("PUT", "/v1.0/card/instances", payload)
         return card_result(status, data)
 
-    async def _openapi(self, method: str, path: str, payload: dict[str, Any]
-                       ) -> tuple[int, dict[str, Any]]:
+    async def _openapi(
+        self, method: str, path: str, payload: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
         """An OpenAPI call with the access token; a rejected token is refetched once."""
         token = await self._tokens.get()
         status, data = await self._call_openapi(method, path, token, payload)
         if token_rejected(status, data):
             self._tokens.invalidate(token)
-            status, data = await self._call_openapi(method, path, await self._tokens.get(),
-                                                    payload)
+            status, data = await self._call_openapi(method, path, await self._tokens.get(), payload)
         return status, data
 
-    async def _call_openapi(self, method: str, path: str, token: str, payload: dict[str, Any]
-                            ) -> tuple[int, dict[str, Any]]:
+    async def _call_openapi(
+        self, method: str, path: str, token: str, payload: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
         return await self._http.request_json(
-            method, self.settings.api_base + path, payload=payload,
-            headers={"x-acs-dingtalk-access-token": token})
+            method,
+            self.settings.api_base + path,
+            payload=payload,
+            headers={"x-acs-dingtalk-access-token": token},
+        )
 
     async def _fetch_token(self) -> tuple[str, float]:
         payload = {"appKey": self.settings.app_key, "appSecret": self.settings.app_secret}
@@ -382,10 +420,18 @@ def is_session_webhook(address: str, oapi_base: str) -> bool:
     except ValueError:
         return False
     query = url.query
-    return (url.absolute and url.scheme == base.scheme and url.host == base.host
-            and url.port == base.port and url.user is None and url.password is None
-            and not url.fragment and url.path == base.path.rstrip("/") + SESSION_WEBHOOK_PATH
-            and list(query.keys()) == ["session"] and bool(query["session"]))
+    return (
+        url.absolute
+        and url.scheme == base.scheme
+        and url.host == base.host
+        and url.port == base.port
+        and url.user is None
+        and url.password is None
+        and not url.fragment
+        and url.path == base.path.rstrip("/") + SESSION_WEBHOOK_PATH
+        and list(query.keys()) == ["session"]
+        and bool(query["session"])
+    )
 
 
 def _mention_suffix(mentions: list[str]) -> str:
@@ -393,7 +439,8 @@ def _mention_suffix(mentions: list[str]) -> str:
 
 
 def robot_body(msg: OutMessage, mentions: list[str]) -> dict[str, Any]:
-    """Custom-robot / session-webhook payload. Mentions need both `@id` in the text and at.atUserIds."""
+    """Custom-robot / session-webhook payload. Mentions
+    need both `@id` in the text and at.atUserIds."""
     at = {"at": {"atUserIds": mentions}} if mentions else {}
     suffix = _mention_suffix(mentions)
     if msg.kind == "text":
@@ -411,7 +458,10 @@ def robot_body(msg: OutMessage, mentions: list[str]) -> dict[str, Any]:
         }
         return {"msgtype": "actionCard", "actionCard": action_card, **at}
     text = card_markdown(card, NEWLINE) if card is not None else titled(msg, NEWLINE)
-    markdown = {"title": notification_title(msg), "text": truncate_utf8(text, MAX_BYTES - len(suffix.encode())) + suffix}
+    markdown = {
+        "title": notification_title(msg),
+        "text": truncate_utf8(text, MAX_BYTES - len(suffix.encode())) + suffix,
+    }
     return {"msgtype": "markdown", "markdown": markdown, **at}
 
 
@@ -440,12 +490,19 @@ def oto_template(msg: OutMessage) -> tuple[str, dict[str, str]]:
     buttons = url_buttons(card) if card is not None else []
     if card is None or not buttons:
         text = card_markdown(card, NEWLINE) if card is not None else titled(msg, NEWLINE)
-        return "sampleMarkdown", {"title": notification_title(msg), "text": truncate_utf8(text, MAX_BYTES)}
+        return "sampleMarkdown", {
+            "title": notification_title(msg),
+            "text": truncate_utf8(text, MAX_BYTES),
+        }
     shown, extra = buttons[:MAX_CARD_BUTTONS], buttons[MAX_CARD_BUTTONS:]
     text = card_markdown(card.model_copy(update={"buttons": extra}), NEWLINE)  # overflow as links
     param = {"title": card.title, "text": truncate_utf8(text, MAX_BYTES)}
     if len(shown) == 1:
-        return "sampleActionCard", {**param, "singleTitle": shown[0].label, "singleURL": shown[0].url}
+        return "sampleActionCard", {
+            **param,
+            "singleTitle": shown[0].label,
+            "singleURL": shown[0].url,
+        }
     if len(shown) == 2:
         for i, b in enumerate(shown, 1):
             param.update({f"buttonTitle{i}": b.label, f"buttonUrl{i}": b.url})
@@ -464,8 +521,11 @@ def card_params(card: Card) -> dict[str, str]:
     """The template's variables (all strings): title, content (markdown), status (empty until
     answered), and per callback button N (1..3) buttonN_text and buttonN_action (the key the
     button sends back as its `action` parameter)."""
-    params = {"title": card.title, "content": card_markdown(card, NEWLINE, with_links=False),
-              "status": ""}
+    params = {
+        "title": card.title,
+        "content": card_markdown(card, NEWLINE, with_links=False),
+        "status": "",
+    }
     for n, button in enumerate([b for b in card.buttons if b.action_key][:3], 1):
         params[f"button{n}_text"] = button.label
         params[f"button{n}_action"] = button.action_key
@@ -498,7 +558,12 @@ def oto_result(status: int, data: dict[str, Any], user_id: str) -> SendResult:
     code, detail = str(data.get("code", "")), str(data.get("message", ""))
     if status == 200:
         if user_id in (data.get("flowControlledStaffIdList") or []):
-            return SendResult(False, OPENAPI_THROTTLE_RETRY_S, code="flow_controlled", detail="user is flow controlled")
+            return SendResult(
+                False,
+                OPENAPI_THROTTLE_RETRY_S,
+                code="flow_controlled",
+                detail="user is flow controlled",
+            )
         if user_id in (data.get("invalidStaffIdList") or []):
             return SendResult(False, code="invalid_staff", detail="userid unknown to DingTalk")
         return SendResult(True)

@@ -40,7 +40,9 @@ ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
 CARD_TOPIC = "/v1.0/card/instances/callback"
 USER_AGENT = "lianjian/0.1 (aiohttp)"
 DRAIN_S = 5.0
-NO_RESPONSE = json.dumps({"response": None})  # frames in hand get this long to store and ack when the socket goes away
+NO_RESPONSE = json.dumps(
+    {"response": None}
+)  # frames in hand get this long to store and ack when the socket goes away
 
 
 class StreamFailure(Exception):
@@ -52,10 +54,18 @@ class DingTalkStream(ReconnectingClient):
 
     name = "dingtalk_stream"
 
-    def __init__(self, adapter: DingTalkAdapter, clock: Clock | None = None,
-                 rand: Callable[[], float] = random.random) -> None:
-        super().__init__(clock or SystemClock(), Backoff(
-            adapter.settings.stream_backoff_base_s, adapter.settings.stream_backoff_cap_s, rand))
+    def __init__(
+        self,
+        adapter: DingTalkAdapter,
+        clock: Clock | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(
+            clock or SystemClock(),
+            Backoff(
+                adapter.settings.stream_backoff_base_s, adapter.settings.stream_backoff_cap_s, rand
+            ),
+        )
         self.adapter = adapter
         self.settings = adapter.settings
 
@@ -70,13 +80,19 @@ class DingTalkStream(ReconnectingClient):
 
     async def _open(self, http: aiohttp.ClientSession) -> yarl.URL:
         """connections/open → the WebSocket URL with a fresh ticket (single use, 90 s)."""
-        body = {"clientId": self.settings.app_key, "clientSecret": self.settings.app_secret,
-                "subscriptions": [{"type": "CALLBACK", "topic": ROBOT_TOPIC},
-                                  {"type": "CALLBACK", "topic": CARD_TOPIC}],
-                "ua": USER_AGENT}
+        body = {
+            "clientId": self.settings.app_key,
+            "clientSecret": self.settings.app_secret,
+            "subscriptions": [
+                {"type": "CALLBACK", "topic": ROBOT_TOPIC},
+                {"type": "CALLBACK", "topic": CARD_TOPIC},
+            ],
+            "ua": USER_AGENT,
+        }
         # without Accept an old gateway answered XML
-        async with http.post(self.settings.api_base + OPEN_PATH, json=body,
-                             headers={"Accept": "application/json"}) as resp:
+        async with http.post(
+            self.settings.api_base + OPEN_PATH, json=body, headers={"Accept": "application/json"}
+        ) as resp:
             status, text = resp.status, await resp.text()
         try:
             data = json.loads(text)
@@ -94,8 +110,9 @@ class DingTalkStream(ReconnectingClient):
         return url.update_query(ticket=ticket)
 
     async def _session(self, http: aiohttp.ClientSession, url: yarl.URL, sink: EventSink) -> None:
-        async with http.ws_connect(url, heartbeat=self.settings.stream_heartbeat_s,
-                                   autoclose=True) as ws:
+        async with http.ws_connect(
+            url, heartbeat=self.settings.stream_heartbeat_s, autoclose=True
+        ) as ws:
             self._ws = ws
             self.health_info.connects += 1
             self.health_info.set("connected")
@@ -125,8 +142,14 @@ class DingTalkStream(ReconnectingClient):
             self.health_info.frames += 1
             await self._handle(ws, frame, message_id, topic, batches)
 
-    async def _handle(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any],
-                      message_id: str, topic: str, batches: StoreBatches) -> None:
+    async def _handle(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        frame: dict[str, Any],
+        message_id: str,
+        topic: str,
+        batches: StoreBatches,
+    ) -> None:
         """Queue the frame's event for storing; it is acknowledged on the socket it came from
         once stored (500 if storing failed: DingTalk may deliver it again)."""
         if frame.get("type") != "CALLBACK" or topic not in (ROBOT_TOPIC, CARD_TOPIC):
@@ -140,8 +163,9 @@ class DingTalkStream(ReconnectingClient):
             return
 
         async def stored(ok: bool) -> None:
-            await _ack(ws, message_id, 200 if ok else 500, NO_RESPONSE, "OK" if ok else
-                       "not stored")
+            await _ack(
+                ws, message_id, 200 if ok else 500, NO_RESPONSE, "OK" if ok else "not stored"
+            )
 
         await batches.put(event, stored)
 
@@ -157,11 +181,20 @@ class DingTalkStream(ReconnectingClient):
         return self.adapter.message_event(data)
 
 
-async def _ack(ws: aiohttp.ClientWebSocketResponse, message_id: str, code: int, data: object,
-               message: str = "OK") -> None:
+async def _ack(
+    ws: aiohttp.ClientWebSocketResponse,
+    message_id: str,
+    code: int,
+    data: object,
+    message: str = "OK",
+) -> None:
     """The ack frame, matched by messageId; its data is always a JSON string."""
-    frame = {"code": code, "headers": {"contentType": "application/json", "messageId": message_id},
-             "message": message, "data": data if isinstance(data, str) else json.dumps(data)}
+    frame = {
+        "code": code,
+        "headers": {"contentType": "application/json", "messageId": message_id},
+        "message": message,
+        "data": data if isinstance(data, str) else json.dumps(data),
+    }
     try:
         await ws.send_str(json.dumps(frame))
     except (ConnectionError, RuntimeError) as exc:  # socket gone: the frame comes again

@@ -11,7 +11,9 @@ from bot.platforms.wecom_aibot import WeComAiBotExtras
 from core.messages import Event
 
 _KINDS: dict[str, type[EventExtras]] = {
-    kind.model_fields["adapter"].default: kind for kind in (WeComExtras, WeComAiBotExtras, DingTalkExtras, SimulatorExtras)}
+    kind.model_fields["adapter"].default: kind
+    for kind in (WeComExtras, WeComAiBotExtras, DingTalkExtras, SimulatorExtras)
+}
 
 
 def extras_of(event: Event) -> EventExtras:

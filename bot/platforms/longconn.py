@@ -60,8 +60,13 @@ class ConnHealth:
             self.last_error = error
 
     def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "since": self.since.isoformat() if self.since else None,
-                "connects": self.connects, "frames": self.frames, "last_error": self.last_error}
+        return {
+            "state": self.state,
+            "since": self.since.isoformat() if self.since else None,
+            "connects": self.connects,
+            "frames": self.frames,
+            "last_error": self.last_error,
+        }
 
 
 @dataclass
@@ -178,12 +183,17 @@ class ReconnectingClient:
         if self._ws is not None and not self._ws.closed:
             asyncio.get_running_loop().create_task(self._ws.close())
 
-    async def _keep_connected(self, connect: Callable[[], Awaitable[None]],
-                              errors: tuple[type[Exception], ...]) -> None:
+    async def _keep_connected(
+        self, connect: Callable[[], Awaitable[None]], errors: tuple[type[Exception], ...]
+    ) -> None:
         """Run `connect` (one connection's life) again and again until stopped, with the
         backoff in between; exceptions outside `errors` end the loop."""
-        caught: tuple[type[Exception], ...] = (*errors, aiohttp.ClientError, TimeoutError,
-                                               ValueError)
+        caught: tuple[type[Exception], ...] = (
+            *errors,
+            aiohttp.ClientError,
+            TimeoutError,
+            ValueError,
+        )
         while not self._stopping.is_set():
             self.health_info.set("connecting")
             try:

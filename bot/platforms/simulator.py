@@ -44,15 +44,24 @@ PAGE_SIZE = 200  # messages per poll; the page asks again with `after` for more
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 CARD_ID = re.compile(r"^[A-Za-z0-9_:-]{0,64}$")
 LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
-LOCAL_ONLY = "模拟器仅限本机访问：请在本机浏览器中打开 http://127.0.0.1 或 http://localhost 上的 /sim。"
+LOCAL_ONLY = (
+    "模拟器仅限本机访问：请在本机浏览器中打开 http://127.0.0.1 或 http://localhost 上的 /sim。"
+)
 JSON_ONLY = "模拟器只接受本页发出的 JSON 请求（Content-Type: application/json，且来源为本机）。"
-ROLE_LABELS = {"liaison": "联络员", "inspector": "执法检查人员", "leader": "分管领导",
-               "admin": "管理员", "expert": "专家"}
+ROLE_LABELS = {
+    "liaison": "联络员",
+    "inspector": "执法检查人员",
+    "leader": "分管领导",
+    "admin": "管理员",
+    "expert": "专家",
+}
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
-                                "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+        "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
 }
 
 
@@ -67,8 +76,12 @@ class ApiError(Exception):
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False),
-                             headers={"Cache-Control": "no-store"})
+    return web.json_response(
+        data,
+        status=status,
+        dumps=lambda d: json.dumps(d, ensure_ascii=False),
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def _officer(ctx: Ctx, code: str) -> Officer:
@@ -79,9 +92,14 @@ async def _officer(ctx: Ctx, code: str) -> Officer:
 
 
 def officer_json(officer: Officer) -> dict[str, Any]:
-    return {"code": officer.code, "name": officer.name, "department": officer.department.name,
-            "roles": list(officer.roles or []), "active": officer.active,
-            "role_labels": [ROLE_LABELS.get(r, r) for r in officer.roles or []]}
+    return {
+        "code": officer.code,
+        "name": officer.name,
+        "department": officer.department.name,
+        "roles": list(officer.roles or []),
+        "active": officer.active,
+        "role_labels": [ROLE_LABELS.get(r, r) for r in officer.roles or []],
+    }
 
 
 def _scope(dest: Destination, officer: Officer) -> str | None:
@@ -98,23 +116,35 @@ def _scope(dest: Destination, officer: Officer) -> str | None:
     return None
 
 
-def message_json(services: Services, row: OutboxMessage, scope: str,
-                 officer: Officer) -> dict[str, Any]:
+def message_json(
+    services: Services, row: OutboxMessage, scope: str, officer: Officer
+) -> dict[str, Any]:
     # a private copy gets the officer's signed page links, as the sender would deliver it
-    msg = expand(services, officer.id if scope == "direct" else None,
-                 OutMessage.model_validate(row.message))
-    return {"id": row.id, "at": row.created_at.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
-            "scope": scope, "kind": msg.kind, "title": msg.title, "body": msg.body,
-            "card_ref": msg.card_ref,
-            "card": msg.card.model_dump(mode="json") if msg.card else None}
+    msg = expand(
+        services, officer.id if scope == "direct" else None, OutMessage.model_validate(row.message)
+    )
+    return {
+        "id": row.id,
+        "at": row.created_at.astimezone(CHINA_TZ).isoformat(timespec="seconds"),
+        "scope": scope,
+        "kind": msg.kind,
+        "title": msg.title,
+        "body": msg.body,
+        "card_ref": msg.card_ref,
+        "card": msg.card.model_dump(mode="json") if msg.card else None,
+    }
 
 
-async def messages_for(services: Services, session: AsyncSession, officer: Officer,
-                       after: int) -> list[dict[str, Any]]:
+async def messages_for(
+    services: Services, session: AsyncSession, officer: Officer, after: int
+) -> list[dict[str, Any]]:
     """Outbox rows meant for `officer`, oldest first, with id > `after`."""
-    keys = [Destination.officer(officer.id).key(), Destination.department(officer.department_id).key(),
-            Destination(kind="chat", platform="sim", address=officer.code).key(),
-            Destination.office().key()]
+    keys = [
+        Destination.officer(officer.id).key(),
+        Destination.department(officer.department_id).key(),
+        Destination(kind="chat", platform="sim", address=officer.code).key(),
+        Destination.office().key(),
+    ]
     found = []
     for row in await outbox.addressed_to(session, keys, after_id=after, limit=PAGE_SIZE):
         scope = _scope(Destination.model_validate(row.destination), officer)
@@ -133,14 +163,17 @@ def local_only_refusal(request: web.Request) -> str | None:
     if request.content_type != "application/json":
         return JSON_ONLY
     origin = request.headers.get("Origin")
-    if origin is not None and origin.lower() not in (f"http://{host}".lower(),
-                                                     f"https://{host}".lower()):
+    if origin is not None and origin.lower() not in (
+        f"http://{host}".lower(),
+        f"https://{host}".lower(),
+    ):
         return JSON_ONLY
     return None
 
 
 def local_only(handler: Handler) -> Handler:
     """`handler` behind the loopback check: API callers get a JSON error, the page plain text."""
+
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.Response:
         refusal = local_only_refusal(request)
@@ -149,6 +182,7 @@ def local_only(handler: Handler) -> Handler:
         if request.path.startswith("/sim/api/"):
             return _json({"error": refusal}, 403)
         return web.Response(status=403, text=refusal, charset="utf-8", headers=PAGE_HEADERS)
+
     return guarded
 
 
@@ -210,12 +244,17 @@ class Simulator:
         self.script = (templates_dir() / "web" / "simulator.js").read_text(encoding="utf-8")
 
     async def page(self, request: web.Request) -> web.Response:
-        return web.Response(text=render("web/simulator.html"), content_type="text/html",
-                            charset="utf-8", headers=PAGE_HEADERS)
+        return web.Response(
+            text=render("web/simulator.html"),
+            content_type="text/html",
+            charset="utf-8",
+            headers=PAGE_HEADERS,
+        )
 
     async def script_file(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.script, content_type="text/javascript", charset="utf-8",
-                            headers=PAGE_HEADERS)
+        return web.Response(
+            text=self.script, content_type="text/javascript", charset="utf-8", headers=PAGE_HEADERS
+        )
 
     async def officers(self, request: web.Request) -> web.Response:
         async with self.services.sessionmaker() as session:
@@ -229,8 +268,9 @@ class Simulator:
             if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= 18):
                 raise ApiError(400, "after 必须是非负整数。")
             async with self.services.sessionmaker() as session:
-                officer = await _officer(self.services.core_ctx(session),
-                                         request.query.get("officer", ""))
+                officer = await _officer(
+                    self.services.core_ctx(session), request.query.get("officer", "")
+                )
                 return _json(await messages_for(self.services, session, officer, int(after_text)))
         except ApiError as err:
             return _json({"error": err.message}, err.status)
@@ -241,8 +281,9 @@ class Simulator:
     async def action(self, request: web.Request) -> web.Response:
         return await self._store(request, "card_action")
 
-    async def _store(self, request: web.Request,
-                     kind: Literal["text", "card_action"]) -> web.Response:
+    async def _store(
+        self, request: web.Request, kind: Literal["text", "card_action"]
+    ) -> web.Response:
         try:
             data = await _read_json(request)
             code = _field(data, "officer", 32)
@@ -252,12 +293,16 @@ class Simulator:
             now = self.services.clock.now()
             async with self.services.write_gate(), self.services.sessionmaker() as session:
                 officer = await _officer(self.services.core_ctx(session), code)
-                event = Event(platform="sim", event_id=event_id, kind=kind,
-                              user_id=officer.code,
-                              text=content if kind == "text" else "",
-                              action_key=content if kind == "card_action" else "",
-                              received_ms=int(now.timestamp() * 1000),
-                              extras=extras.dump() if extras else {})
+                event = Event(
+                    platform="sim",
+                    event_id=event_id,
+                    kind=kind,
+                    user_id=officer.code,
+                    text=content if kind == "text" else "",
+                    action_key=content if kind == "card_action" else "",
+                    received_ms=int(now.timestamp() * 1000),
+                    extras=extras.dump() if extras else {},
+                )
                 stored = await inbox.store(session, event, now=now)
                 await session.commit()
         except ApiError as err:
@@ -276,8 +321,10 @@ class DemoControls:
     def _now(self) -> dict[str, Any]:
         now = self.clock.now().astimezone(CHINA_TZ)
         weekday = "一二三四五六日"[now.weekday()]
-        return {"now": now.isoformat(timespec="minutes"),
-                "label": f"{now.year}年{now.month}月{now.day}日 周{weekday} {now:%H:%M}"}
+        return {
+            "now": now.isoformat(timespec="minutes"),
+            "label": f"{now.year}年{now.month}月{now.day}日 周{weekday} {now:%H:%M}",
+        }
 
     async def show_clock(self, request: web.Request) -> web.Response:
         return _json(self._now())
@@ -286,8 +333,9 @@ class DemoControls:
         try:
             data = await _read_json(request)
             async with self.services.write_gate(), self.services.sessionmaker() as session:
-                ctx = dataclasses.replace(self.services.core_ctx(session),
-                                          actor_label="demo:simulator")
+                ctx = dataclasses.replace(
+                    self.services.core_ctx(session), actor_label="demo:simulator"
+                )
                 if data.get("to") == "beacon":
                     to, why = await demo_clock.after_beacon(ctx), "快进到信标公布后"
                 else:
@@ -322,7 +370,9 @@ def routes(services: Services, wake_inbox: Callable[[], None] | None = None) -> 
     ]
     if isinstance(services.clock, DemoClock):
         demo = DemoControls(services, services.clock)
-        found += [web.get("/sim/api/clock", local_only(demo.show_clock)),
-                  web.post("/sim/api/clock", local_only(demo.advance)),
-                  web.get("/sim/api/guide", local_only(demo.guide))]
+        found += [
+            web.get("/sim/api/clock", local_only(demo.show_clock)),
+            web.post("/sim/api/clock", local_only(demo.advance)),
+            web.get("/sim/api/guide", local_only(demo.guide)),
+        ]
     return found

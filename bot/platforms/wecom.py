@@ -42,7 +42,9 @@ from core.messages import Card, Event, OutMessage
 DEFAULT_BASE = "https://qyapi.weixin.qq.com"
 TEXT_MAX_BYTES = 2048
 WEBHOOK_MARKDOWN_MAX_BYTES = 4096
-APP_MARKDOWN_MAX_BYTES = 2048  # the app API documents 2048 for text; copies say the same for markdown
+APP_MARKDOWN_MAX_BYTES = (
+    2048  # the app API documents 2048 for text; copies say the same for markdown
+)
 TOKEN_REJECTED = {40014, 42001}  # invalid / expired access_token: refetch once, retry once
 RATE_LIMITED = 45009
 WEBHOOK_GONE = {93000, 93004, 93008}  # invalid URL, robot disabled, robot not in the group
@@ -191,7 +193,9 @@ class WeComAdapter:
 
     def _authenticate(self, request: web.Request, encrypted: str) -> None:
         query = request.query
-        signature, timestamp, nonce = (query.get(k, "") for k in ("msg_signature", "timestamp", "nonce"))
+        signature, timestamp, nonce = (
+            query.get(k, "") for k in ("msg_signature", "timestamp", "nonce")
+        )
         if not (signature and timestamp and nonce):
             raise CallbackRejected(400, "missing msg_signature, timestamp or nonce")
         self._crypto.check_signature(signature, timestamp, nonce, encrypted)
@@ -238,7 +242,9 @@ class WeComAdapter:
         if msg_type == "text":
             if not fields.get("MsgId"):
                 raise CallbackRejected(400, "text message without MsgId")
-            return Event(kind="text", event_id=fields["MsgId"], text=fields.get("Content", ""), **common)
+            return Event(
+                kind="text", event_id=fields["MsgId"], text=fields.get("Content", ""), **common
+            )
         if msg_type == "event":
             event = fields.get("Event", "")
             if event in ("template_card_event", "template_card_menu_event"):
@@ -248,11 +254,14 @@ class WeComAdapter:
                     # no MsgId on events; a retry repeats CreateTime, a second click does not
                     event_id=f"card:{user}:{task}:{key}:{created}",
                     action_key=key,
-                    extras=WeComExtras(task_id=task,
-                                       response_code=fields.get("ResponseCode", "")).dump(),
+                    extras=WeComExtras(
+                        task_id=task, response_code=fields.get("ResponseCode", "")
+                    ).dump(),
                     **common,
                 )
-            kind: Literal["enter_chat", "other"] = "enter_chat" if event == "enter_agent" else "other"
+            kind: Literal["enter_chat", "other"] = (
+                "enter_chat" if event == "enter_agent" else "other"
+            )
             return Event(kind=kind, event_id=f"event:{user}:{event}:{created}", **common)
         event_id = fields.get("MsgId") or f"{msg_type}:{user}:{created}"
         return Event(kind="other", event_id=event_id, **common)
@@ -269,7 +278,9 @@ class WeComAdapter:
         if channel.kind == "user":
             return await deliver(channel, self._send_app(channel.address, msg))
         if channel.kind == "group_webhook":
-            return await deliver(channel, self._send_webhook(channel.address, msg, mention_user_ids or []))
+            return await deliver(
+                channel, self._send_webhook(channel.address, msg, mention_user_ids or [])
+            )
         return SendResult(False, code="unsupported_channel", detail=f"WeCom has no {channel.kind}")
 
     async def _send_app(self, userid: str, msg: OutMessage) -> SendResult:
@@ -277,8 +288,10 @@ class WeComAdapter:
             return await self._update_card(userid, msg)
         payload = {"touser": userid, "agentid": self.settings.agent_id, **app_body(msg)}
         if self.settings.duplicate_check_s:
-            payload |= {"enable_duplicate_check": 1,
-                        "duplicate_check_interval": self.settings.duplicate_check_s}
+            payload |= {
+                "enable_duplicate_check": 1,
+                "duplicate_check_interval": self.settings.duplicate_check_s,
+            }
         data = await self._app_call("/cgi-bin/message/send", payload)
         result = wecom_result(data)
         if result.ok and data.get("response_code"):
@@ -289,7 +302,9 @@ class WeComAdapter:
         """Grey the clicked card's buttons and show who answered (update_template_card API)."""
         replace_name = (msg.card.answered if msg.card else "") or msg.body
         if not (msg.card_ref and replace_name):
-            return SendResult(False, code="invalid_message", detail="card_update needs card_ref and text")
+            return SendResult(
+                False, code="invalid_message", detail="card_update needs card_ref and text"
+            )
         payload = {
             "userids": [userid],
             "agentid": self.settings.agent_id,
@@ -309,12 +324,16 @@ class WeComAdapter:
 
     async def _post_api(self, path: str, token: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = self.settings.api_base + path
-        _, data = await self._http.request_json("POST", url, params={"access_token": token}, payload=payload)
+        _, data = await self._http.request_json(
+            "POST", url, params={"access_token": token}, payload=payload
+        )
         return data
 
     async def _fetch_token(self) -> tuple[str, float]:
         params = {"corpid": self.settings.corp_id, "corpsecret": self.settings.secret}
-        _, data = await self._http.request_json("GET", self.settings.api_base + "/cgi-bin/gettoken", params=params)
+        _, data = await self._http.request_json(
+            "GET", self.settings.api_base + "/cgi-bin/gettoken", params=params
+        )
         token = data.get("access_token")
         if data.get("errcode", 0) != 0 or not isinstance(token, str) or not token:
             raise PlatformCallFailed(
@@ -330,7 +349,12 @@ class WeComAdapter:
     async def _send_webhook(self, url: str, msg: OutMessage, mentions: list[str]) -> SendResult:
         if not url.startswith(self.settings.webhook_base.rstrip("/") + "/"):
             # a binding pointing elsewhere would hand message content to an unknown host
-            return SendResult(False, permanent=True, code="bad_address", detail="webhook URL not under webhook_base")
+            return SendResult(
+                False,
+                permanent=True,
+                code="bad_address",
+                detail="webhook URL not under webhook_base",
+            )
         if msg.kind == "card_update":
             return SendResult(False, code="unsupported", detail="webhook cards cannot be updated")
         _, data = await self._http.request_json("POST", url, payload=webhook_body(msg, mentions))
@@ -351,7 +375,10 @@ def app_body(msg: OutMessage) -> dict[str, Any]:
         content = card_markdown(card)
     else:
         content = titled(msg)
-    return {"msgtype": "markdown", "markdown": {"content": truncate_utf8(content, APP_MARKDOWN_MAX_BYTES)}}
+    return {
+        "msgtype": "markdown",
+        "markdown": {"content": truncate_utf8(content, APP_MARKDOWN_MAX_BYTES)},
+    }
 
 
 def button_card(card: Card) -> dict[str, Any]:
@@ -377,7 +404,9 @@ def button_card(card: Card) -> dict[str, Any]:
     if sub_title:
         template["sub_title_text"] = clip(sub_title, 112)
     if shown:
-        template["horizontal_content_list"] = [{"keyname": clip(f.name, 5), "value": f.value} for f in shown]
+        template["horizontal_content_list"] = [
+            {"keyname": clip(f.name, 5), "value": f.value} for f in shown
+        ]
     return template
 
 

@@ -113,8 +113,9 @@ def address_parts(address: str) -> dict[str, str]:
     return dict(parse_qsl(address.lstrip("?")))
 
 
-def body_event(body: dict[str, Any], *, now_ms: int, req_id: str = "",
-               response_url_base: str = "") -> Event | None:
+def body_event(
+    body: dict[str, Any], *, now_ms: int, req_id: str = "", response_url_base: str = ""
+) -> Event | None:
     """The Event of a decrypted callback or socket frame body; None for a stream refresh (we
     always finish our streams at once, so there is nothing to refresh)."""
     msgid, sender = body.get("msgid"), body.get("from")
@@ -129,11 +130,16 @@ def body_event(body: dict[str, Any], *, now_ms: int, req_id: str = "",
     url = body.get("response_url")
     if not (isinstance(url, str) and response_url_base and url.startswith(response_url_base)):
         url = ""  # only WeCom's own host may receive our answers
-    where: dict[str, Any] = {"m": msgid, "u": user, "c": chat, "r": url, "q": req_id,
-                             "t": now_ms}
-    common: dict[str, Any] = {"platform": "wecom_aibot", "event_id": msgid, "user_id": user,
-                              "chat_id": chat, "is_group": group, "received_ms": now_ms,
-                              "raw": body}
+    where: dict[str, Any] = {"m": msgid, "u": user, "c": chat, "r": url, "q": req_id, "t": now_ms}
+    common: dict[str, Any] = {
+        "platform": "wecom_aibot",
+        "event_id": msgid,
+        "user_id": user,
+        "chat_id": chat,
+        "is_group": group,
+        "received_ms": now_ms,
+        "raw": body,
+    }
     if msgtype in ("text", "voice"):  # voice arrives already transcribed
         part = body.get(msgtype)
         text = str(part.get("content", "")) if isinstance(part, dict) else ""
@@ -146,8 +152,7 @@ def body_event(body: dict[str, Any], *, now_ms: int, req_id: str = "",
         card = event.get("template_card_event")
         card = card if isinstance(card, dict) else event
         key, task = str(card.get("event_key") or ""), str(card.get("task_id") or "")
-        extras = WeComAiBotExtras(conversation=conversation_address(**where, k=task),
-                                  is_card=True)
+        extras = WeComAiBotExtras(conversation=conversation_address(**where, k=task), is_card=True)
         return Event(kind="card_action", action_key=key, extras=extras.dump(), **common)
     return Event(kind="enter_chat" if kind == "enter_chat" else "other", **common)
 
@@ -163,20 +168,28 @@ def markdown_of(msg: OutMessage) -> str:
 def stream_body(msg: OutMessage) -> dict[str, Any]:
     """A whole answer as one finished stream (the reply type a message callback takes)."""
     content = truncate_utf8(markdown_of(msg), STREAM_MAX_BYTES)
-    return {"msgtype": "stream",
-            "stream": {"id": secrets.token_hex(8), "finish": True, "content": content}}
+    return {
+        "msgtype": "stream",
+        "stream": {"id": secrets.token_hex(8), "finish": True, "content": content},
+    }
 
 
 def markdown_body(msg: OutMessage) -> dict[str, Any]:
-    return {"msgtype": "markdown",
-            "markdown": {"content": truncate_utf8(markdown_of(msg), STREAM_MAX_BYTES)}}
+    return {
+        "msgtype": "markdown",
+        "markdown": {"content": truncate_utf8(markdown_of(msg), STREAM_MAX_BYTES)},
+    }
 
 
 def push_body(msg: OutMessage) -> dict[str, Any]:
     """A proactive message: cards with callback buttons as template cards, the rest markdown."""
     card = msg.card
-    if msg.kind == "card" and card is not None and card.task_id and any(
-            b.action_key for b in card.buttons):
+    if (
+        msg.kind == "card"
+        and card is not None
+        and card.task_id
+        and any(b.action_key for b in card.buttons)
+    ):
         return {"msgtype": "template_card", "template_card": button_card(card)}
     return markdown_body(msg)
 
@@ -185,13 +198,19 @@ def update_card_body(parts: dict[str, str], msg: OutMessage) -> dict[str, Any]:
     """update_template_card for the clicked card: same task_id, the answer shown, its one
     button greyed with who answered (the key calls nothing)."""
     answered = (msg.card.answered if msg.card else "") or msg.body
-    card = Card(title=msg.card.title if msg.card else answered, description=answered,
-                task_id=parts.get("k", ""), buttons=[Button(label=answered[:10],
-                                                            action_key="answered")])
+    card = Card(
+        title=msg.card.title if msg.card else answered,
+        description=answered,
+        task_id=parts.get("k", ""),
+        buttons=[Button(label=answered[:10], action_key="answered")],
+    )
     template = button_card(card)
     template["button_list"][0]["style"] = 2
-    return {"response_type": "update_template_card", "userids": [parts["u"]],
-            "template_card": template}
+    return {
+        "response_type": "update_template_card",
+        "userids": [parts["u"]],
+        "template_card": template,
+    }
 
 
 @dataclass
@@ -208,8 +227,12 @@ class WeComAiBotAdapter:
     name = "wecom_aibot"
     buttons_call_back = True  # template_card buttons post template_card_event
 
-    def __init__(self, settings: WeComAiBotSettings, clock: Clock | None = None,
-                 app: PlatformAdapter | None = None) -> None:
+    def __init__(
+        self,
+        settings: WeComAiBotSettings,
+        clock: Clock | None = None,
+        app: PlatformAdapter | None = None,
+    ) -> None:
         self.settings = settings
         self._clock = clock or SystemClock()
         self._app = app  # the self-built app: the way to reach a person the bot cannot
@@ -236,23 +259,26 @@ class WeComAiBotAdapter:
         """Verify signature and timestamp, then decrypt."""
         assert self._crypto is not None
         query = request.query
-        signature, timestamp, nonce = (query.get(k, "") for k in
-                                       ("msg_signature", "timestamp", "nonce"))
+        signature, timestamp, nonce = (
+            query.get(k, "") for k in ("msg_signature", "timestamp", "nonce")
+        )
         if not (signature and timestamp and nonce):
             raise CallbackRejected(400, "missing msg_signature, timestamp or nonce")
         self._crypto.check_signature(signature, timestamp, nonce, encrypted)
         if not timestamp.isdigit():
             raise CallbackRejected(400, "timestamp is not an integer")
-        check_window(int(timestamp), self._clock.now().timestamp(),
-                     self.settings.timestamp_window_s)
+        check_window(
+            int(timestamp), self._clock.now().timestamp(), self.settings.timestamp_window_s
+        )
         return self._crypto.decrypt(encrypted)
 
     async def verify_url(self, request: web.Request) -> web.Response:
         echostr = request.query.get("echostr", "").replace(" ", "+")  # '+' decoded as space
         if not echostr:
             raise CallbackRejected(400, "missing echostr")
-        return web.Response(body=self._checked(request, echostr).encode(),
-                            content_type="text/plain")
+        return web.Response(
+            body=self._checked(request, echostr).encode(), content_type="text/plain"
+        )
 
     async def parse(self, request: web.Request) -> list[Event]:
         raw = await read_limited_body(request, self.settings.max_body_bytes)
@@ -260,7 +286,7 @@ class WeComAiBotAdapter:
             envelope = json.loads(raw)
             encrypted = envelope["encrypt"]
         except (ValueError, TypeError, KeyError) as exc:
-            raise CallbackRejected(400, "body is not {\"encrypt\": ...}") from exc
+            raise CallbackRejected(400, 'body is not {"encrypt": ...}') from exc
         if not isinstance(encrypted, str) or not encrypted:
             raise CallbackRejected(400, "empty encrypt")
         try:
@@ -269,8 +295,9 @@ class WeComAiBotAdapter:
             raise CallbackRejected(400, "decrypted message is not JSON") from exc
         if not isinstance(body, dict):
             raise CallbackRejected(400, "decrypted message is not a JSON object")
-        event = body_event(body, now_ms=self._now_ms(),
-                           response_url_base=self.settings.response_url_base)
+        event = body_event(
+            body, now_ms=self._now_ms(), response_url_base=self.settings.response_url_base
+        )
         if event is None:
             return []
         if event.kind in ("text", "card_action"):
@@ -279,12 +306,12 @@ class WeComAiBotAdapter:
 
     def _open_slot(self, event: Event, nonce: str) -> None:
         loop = asyncio.get_running_loop()
-        for msgid in [m for m, s in self._slots.items()
-                      if loop.time() - s.opened > SLOT_MAX_AGE_S]:
+        for msgid in [m for m, s in self._slots.items() if loop.time() - s.opened > SLOT_MAX_AGE_S]:
             self._slots.pop(msgid).answer.cancel()
         if event.event_id not in self._slots:
-            self._slots[event.event_id] = Slot(loop.create_future(), event.kind == "card_action",
-                                               nonce, loop.time())
+            self._slots[event.event_id] = Slot(
+                loop.create_future(), event.kind == "card_action", nonce, loop.time()
+            )
 
     async def ack(self, events: list[Event], new: list[bool]) -> web.Response:
         """Wait (a little) for the passive answer the sender hands over; empty 200 otherwise.
@@ -308,13 +335,18 @@ class WeComAiBotAdapter:
         assert self._crypto is not None
         timestamp = str(int(self._clock.now().timestamp()))
         encrypted = self._crypto.encrypt(json.dumps(answer, ensure_ascii=False))
-        return {"encrypt": encrypted, "msgsignature": self._crypto.signature(
-            timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce}
+        return {
+            "encrypt": encrypted,
+            "msgsignature": self._crypto.signature(timestamp, nonce, encrypted),
+            "timestamp": timestamp,
+            "nonce": nonce,
+        }
 
     # ---- sending ---------------------------------------------------------------------------
 
-    async def send(self, channel: Channel, msg: OutMessage,
-                   mention_user_ids: list[str] | None = None) -> SendResult:
+    async def send(
+        self, channel: Channel, msg: OutMessage, mention_user_ids: list[str] | None = None
+    ) -> SendResult:
         if channel.kind == "session_webhook":
             return await deliver(channel, self._answer(address_parts(channel.address), msg))
         if channel.kind == "user":
@@ -322,8 +354,12 @@ class WeComAiBotAdapter:
                 return await deliver(channel, self.ws.push(channel.address, push_body(msg)))
             if self._app is not None:
                 return await self._app.send(Channel("wecom", "user", channel.address), msg)
-        return SendResult(False, permanent=True, code="unsupported",
-                          detail="the AI bot in callback mode cannot start a conversation")
+        return SendResult(
+            False,
+            permanent=True,
+            code="unsupported",
+            detail="the AI bot in callback mode cannot start a conversation",
+        )
 
     async def _answer(self, parts: dict[str, str], msg: OutMessage) -> SendResult:
         """In this conversation: the waiting callback, else the socket, else response_url,
@@ -339,18 +375,25 @@ class WeComAiBotAdapter:
         if self.ws is not None:
             return await self.ws.answer(parts, msg)
         if is_update:  # WeCom drops a card event not answered within 5 s: nothing to retry
-            return SendResult(False, permanent=True, code="card_expired",
-                              detail="card events must be answered within 5 s")
+            return SendResult(
+                False,
+                permanent=True,
+                code="card_expired",
+                detail="card events must be answered within 5 s",
+            )
         result = await self._post_response_url(parts, msg)
         if result is not None:
             return result
         if self._app is not None and parts.get("u"):
             return await self._app.send(Channel("wecom", "user", parts["u"]), msg)
-        return SendResult(False, permanent=True, code="no_route",
-                          detail="response_url used or expired and no [wecom] app configured")
+        return SendResult(
+            False,
+            permanent=True,
+            code="no_route",
+            detail="response_url used or expired and no [wecom] app configured",
+        )
 
-    async def _post_response_url(self, parts: dict[str, str], msg: OutMessage
-                                 ) -> SendResult | None:
+    async def _post_response_url(self, parts: dict[str, str], msg: OutMessage) -> SendResult | None:
         """One POST per response_url within the hour; None when that way is closed."""
         url, received = parts.get("r", ""), int(parts.get("t", "0") or 0)
         if not url or url in self._used_urls or self._now_ms() - received > RESPONSE_URL_TTL_MS:
@@ -364,4 +407,3 @@ class WeComAiBotAdapter:
 
     async def close(self) -> None:
         await self._http.close()
-

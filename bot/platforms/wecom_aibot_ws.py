@@ -79,8 +79,9 @@ def ack_result(ack: dict[str, Any]) -> SendResult:
 class WeComAiBotSocket(ReconnectingClient):
     name = "wecom_aibot_ws"
 
-    def __init__(self, adapter: WeComAiBotAdapter, clock: Clock,
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self, adapter: WeComAiBotAdapter, clock: Clock, rand: Callable[[], float] = random.random
+    ) -> None:
         settings = adapter.settings
         super().__init__(clock, Backoff(settings.backoff_base_s, settings.backoff_cap_s, rand))
         self.adapter = adapter
@@ -94,13 +95,17 @@ class WeComAiBotSocket(ReconnectingClient):
     async def run(self, sink: EventSink) -> None:
         async with aiohttp.ClientSession() as http:
             try:
-                await self._keep_connected(lambda: self._session(http, sink),
-                                           (SubscribeRefused, DeadSocket))
+                await self._keep_connected(
+                    lambda: self._session(http, sink), (SubscribeRefused, DeadSocket)
+                )
             except KickedOut:
-                log.error("WeCom AI bot: ANOTHER PROCESS SUBSCRIBED WITH THIS BOT (bot_id %s) and "
-                          "took over its connection; this process no longer receives AI bot "
-                          "messages and will not reconnect. Run one long-connection process per "
-                          "bot.", self.settings.bot_id)
+                log.error(
+                    "WeCom AI bot: ANOTHER PROCESS SUBSCRIBED WITH THIS BOT (bot_id %s) and "
+                    "took over its connection; this process no longer receives AI bot "
+                    "messages and will not reconnect. Run one long-connection process per "
+                    "bot.",
+                    self.settings.bot_id,
+                )
                 self.health_info.set("kicked", "disconnected_event: another connection took over")
 
     async def _session(self, http: aiohttp.ClientSession, sink: EventSink) -> None:
@@ -127,9 +132,13 @@ class WeComAiBotSocket(ReconnectingClient):
 
     async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         req_id = new_req_id("aibot_subscribe")
-        await ws.send_json({"cmd": "aibot_subscribe", "headers": {"req_id": req_id},
-                            "body": {"bot_id": self.settings.bot_id,
-                                     "secret": self.settings.secret}})
+        await ws.send_json(
+            {
+                "cmd": "aibot_subscribe",
+                "headers": {"req_id": req_id},
+                "body": {"bot_id": self.settings.bot_id, "secret": self.settings.secret},
+            }
+        )
         msg = await ws.receive(timeout=self.settings.reply_timeout_s)
         if msg.type != aiohttp.WSMsgType.TEXT:
             raise SubscribeRefused("socket closed before the subscribe answer")
@@ -169,8 +178,9 @@ class WeComAiBotSocket(ReconnectingClient):
 
     async def _store(self, body: dict[str, Any], req_id: str, batches: StoreBatches) -> None:
         try:
-            event = body_event(body, now_ms=int(self._clock.now().timestamp() * 1000),
-                               req_id=req_id)
+            event = body_event(
+                body, now_ms=int(self._clock.now().timestamp() * 1000), req_id=req_id
+            )
         except CallbackRejected as exc:
             log.warning("WeCom AI bot callback rejected: %s", exc.reason)
             return
@@ -183,23 +193,31 @@ class WeComAiBotSocket(ReconnectingClient):
         """Send one command and wait for its answer (same req_id)."""
         ws = self._ws
         if ws is None or ws.closed:
-            raise PlatformCallFailed(SendResult(False, TRANSIENT_RETRY_S, code="disconnected",
-                                                detail="AI bot socket not connected"))
+            raise PlatformCallFailed(
+                SendResult(
+                    False,
+                    TRANSIENT_RETRY_S,
+                    code="disconnected",
+                    detail="AI bot socket not connected",
+                )
+            )
         future = asyncio.get_running_loop().create_future()
         self._pending[req_id] = future
         try:
             await ws.send_json({"cmd": cmd, "headers": {"req_id": req_id}, "body": body})
             return await asyncio.wait_for(future, self.settings.reply_timeout_s)
         except (TimeoutError, ConnectionError) as exc:
-            raise PlatformCallFailed(SendResult(False, TRANSIENT_RETRY_S, code="no_answer",
-                                                detail=type(exc).__name__)) from exc
+            raise PlatformCallFailed(
+                SendResult(False, TRANSIENT_RETRY_S, code="no_answer", detail=type(exc).__name__)
+            ) from exc
         finally:
             self._pending.pop(req_id, None)
 
     async def push(self, chatid: str, body: dict[str, Any]) -> SendResult:
         """aibot_send_msg: a message nobody asked for (nudges, assignments, summaries)."""
-        answer = await self._command("aibot_send_msg", new_req_id("aibot_send_msg"),
-                                     {"chatid": chatid, **body})
+        answer = await self._command(
+            "aibot_send_msg", new_req_id("aibot_send_msg"), {"chatid": chatid, **body}
+        )
         return ack_result(answer)
 
     async def answer(self, parts: dict[str, str], msg: OutMessage) -> SendResult:
@@ -209,16 +227,22 @@ class WeComAiBotSocket(ReconnectingClient):
         if msg.kind == "card_update":
             age_ms = int(self._clock.now().timestamp() * 1000) - int(parts.get("t", "0") or 0)
             if not req_id or age_ms > CARD_WINDOW_MS:
-                return SendResult(False, permanent=True, code="card_expired",
-                                  detail="card events must be answered within 5 s")
-            return ack_result(await self._command("aibot_respond_update_msg", req_id,
-                                                  update_card_body(parts, msg)))
+                return SendResult(
+                    False,
+                    permanent=True,
+                    code="card_expired",
+                    detail="card events must be answered within 5 s",
+                )
+            return ack_result(
+                await self._command(
+                    "aibot_respond_update_msg", req_id, update_card_body(parts, msg)
+                )
+            )
         if req_id and req_id not in self._answered:
             self._answered[req_id] = None
             while len(self._answered) > ANSWERED_MEMORY:
                 self._answered.popitem(last=False)
-            result = ack_result(await self._command("aibot_respond_msg", req_id,
-                                                    stream_body(msg)))
+            result = ack_result(await self._command("aibot_respond_msg", req_id, stream_body(msg)))
             if result.ok or result.code not in STALE_REQ:
                 return result
         return await self.push(parts.get("c") or parts["u"], push_body(msg))

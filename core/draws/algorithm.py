@@ -88,9 +88,17 @@ class SamplingRule(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The rule as published in `draw show --json`."""
-        return {"strata": [
-            {"name": s.name, **({"ratio": str(s.ratio)} if s.ratio is not None else {"count": s.count}),
-             "rounding": s.rounding, "min": s.min} for s in self.strata]}
+        return {
+            "strata": [
+                {
+                    "name": s.name,
+                    **({"ratio": str(s.ratio)} if s.ratio is not None else {"count": s.count}),
+                    "rounding": s.rounding,
+                    "min": s.min,
+                }
+                for s in self.strata
+            ]
+        }
 
 
 def parse_rule(data: dict[str, Any]) -> SamplingRule:
@@ -99,7 +107,10 @@ def parse_rule(data: dict[str, Any]) -> SamplingRule:
         return SamplingRule.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        msg = str(first.get("ctx", {}).get("error", "")) or f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        msg = (
+            str(first.get("ctx", {}).get("error", ""))
+            or f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        )
         raise ValidationFailed(f"抽取规则有误：{msg}") from err
     except InvalidOperation as err:
         raise ValidationFailed("抽取规则有误：比例不是有效的数字") from err
@@ -155,8 +166,9 @@ def order_by_key(ids: Sequence[str], seed_final: bytes, task_code: str) -> list[
     return [i for _, i in sorted(zip(keys, ids, strict=True))]
 
 
-def select(candidates: Sequence[Candidate], rule: SamplingRule, seed_final: bytes,
-           task_code: str) -> list[str]:
+def select(
+    candidates: Sequence[Candidate], rule: SamplingRule, seed_final: bytes, task_code: str
+) -> list[str]:
     """The selection: per stratum the k smallest keys; all chosen ids in ascending key order."""
     by_stratum: dict[str, list[str]] = defaultdict(list)
     for i, s in candidates:

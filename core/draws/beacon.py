@@ -51,11 +51,14 @@ def future_beacon_day(ctx: Ctx, source: str) -> dt.date:
     already know at freeze would let the freezer choose the selection."""
     day = beacon_day(source)
     if day is None:
-        raise ValidationFailed("信标来源须写明信标公布的日期（例如：2026年12月2日福彩3D开奖号码），"
-                               "以便任何人核对")
+        raise ValidationFailed(
+            "信标来源须写明信标公布的日期（例如：2026年12月2日福彩3D开奖号码），以便任何人核对"
+        )
     if beacon_ready_at(day, ctx.rules) <= ctx.clock.now():
-        raise ValidationFailed(f"信标日期 {day.year}年{day.month}月{day.day}日 的信标值已公布，"
-                               "请改用今后才公布的信标（例如明天的福彩3D开奖号码）")
+        raise ValidationFailed(
+            f"信标日期 {day.year}年{day.month}月{day.day}日 的信标值已公布，"
+            "请改用今后才公布的信标（例如明天的福彩3D开奖号码）"
+        )
     return day
 
 
@@ -69,18 +72,22 @@ def checked_beacon(ctx: Ctx, frozen: Draw, value: str) -> str:
     stored = frozen.parameters.get("beacon_date")  # absent on draws frozen before it was kept
     day = dt.date.fromisoformat(stored) if stored else beacon_day(frozen.beacon_source)
     if day is None:
-        raise InvalidTransition("冻结时的信标来源没有写明日期，无法确认信标已公布；"
-                                "请重新执行“抽取”并写明信标日期")
+        raise InvalidTransition(
+            "冻结时的信标来源没有写明日期，无法确认信标已公布；请重新执行“抽取”并写明信标日期"
+        )
     ready = beacon_ready_at(day, ctx.rules)
     if ctx.clock.now() < ready:
-        raise InvalidTransition(f"信标（{frozen.beacon_source}）尚未公布，"
-                                f"{beacon_ready_label(ready)} 起才能确认抽取")
+        raise InvalidTransition(
+            f"信标（{frozen.beacon_source}）尚未公布，{beacon_ready_label(ready)} 起才能确认抽取"
+        )
     value = unicodedata.normalize("NFKC", value or "").strip()
     if not value:
         raise ValidationFailed(f"请输入信标值（{frozen.beacon_source}）")
     if _is_3d(frozen.beacon_source) and not _3D_DIGITS.fullmatch(value):
-        raise ValidationFailed(f"福彩3D开奖号码应为 3 位数字（例如 4 1 7 或 417），请按{frozen.beacon_source}"
-                               f"的开奖公告输入")
+        raise ValidationFailed(
+            f"福彩3D开奖号码应为 3 位数字（例如 4 1 7 或 417），请按{frozen.beacon_source}"
+            f"的开奖公告输入"
+        )
     if len(value) > _BEACON_MAX_CHARS:
         raise ValidationFailed(f"信标值不能超过 {_BEACON_MAX_CHARS} 个字符")
     return value

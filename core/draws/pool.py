@@ -64,15 +64,19 @@ class PoolReport:
 
 
 def scope_clause(scope: dict[str, Any]) -> ColumnElement[bool]:
-    """Targets inside the task's scope: each non-empty list of kinds/industries/regions must match."""
+    """Targets inside the task's scope: each non-empty
+    list of kinds/industries/regions must match."""
     parts = [_SCOPE_COLUMNS[k].in_(list(scope[k])) for k in SCOPE_KEYS if scope.get(k)]
     return and_(true(), *parts)
 
 
 async def task_department_ids(ctx: Ctx, task: JointTask) -> set[int]:
     """The lead plus every department that accepted."""
-    accepted = await ctx.session.scalars(select(Invitation.department_id).where(
-        Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED))
+    accepted = await ctx.session.scalars(
+        select(Invitation.department_id).where(
+            Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED
+        )
+    )
     return {task.lead_department_id, *accepted}
 
 
@@ -87,31 +91,49 @@ async def repeat_check_reason(ctx: Ctx, task: JointTask) -> str:
         return "为投诉举报等引发的抽查（工作方案载明）"
     if not task.scope.get("repeat_check"):
         return ""
-    categories = set(await ctx.session.scalars(select(Item.category).join(
-        TaskItem, TaskItem.item_id == Item.id).where(TaskItem.task_id == task.id)))
+    categories = set(
+        await ctx.session.scalars(
+            select(Item.category)
+            .join(TaskItem, TaskItem.item_id == Item.id)
+            .where(TaskItem.task_id == task.id)
+        )
+    )
     return "全部为重点检查事项且工作方案载明可复查" if categories == {"key"} else ""
 
 
 async def _inspected_this_year(session: AsyncSession, task: JointTask, deps: set[int]) -> set[str]:
     """Targets in cases of this year's tasks in which any of our departments took part."""
     accepted_by_us = select(Invitation.task_id).where(
-        Invitation.department_id.in_(deps), Invitation.state == InvitationState.ACCEPTED)
-    rows = await fetch_plain(session, select(Target.uscc).join(Case, Case.target_id == Target.id).join(
-        JointTask, JointTask.id == Case.task_id).where(
-        JointTask.year == task.year, JointTask.id != task.id,
-        or_(JointTask.lead_department_id.in_(deps), JointTask.id.in_(accepted_by_us))))
+        Invitation.department_id.in_(deps), Invitation.state == InvitationState.ACCEPTED
+    )
+    rows = await fetch_plain(
+        session,
+        select(Target.uscc)
+        .join(Case, Case.target_id == Target.id)
+        .join(JointTask, JointTask.id == Case.task_id)
+        .where(
+            JointTask.year == task.year,
+            JointTask.id != task.id,
+            or_(JointTask.lead_department_id.in_(deps), JointTask.id.in_(accepted_by_us)),
+        ),
+    )
     return set(map(itemgetter(0), rows))
 
 
 async def _imported_exclusions(session: AsyncSession, year: int, deps: set[int]) -> set[str]:
-    rows = await fetch_plain(session, select(Exclusion.uscc).where(
-        Exclusion.year == year,
-        or_(Exclusion.department_id.is_(None), Exclusion.department_id.in_(deps))))
+    rows = await fetch_plain(
+        session,
+        select(Exclusion.uscc).where(
+            Exclusion.year == year,
+            or_(Exclusion.department_id.is_(None), Exclusion.department_id.in_(deps)),
+        ),
+    )
     return set(map(itemgetter(0), rows))
 
 
-async def fetch_plain(session: AsyncSession,
-                      stmt: Select[*tuple[Any, ...]]) -> Sequence[Sequence[Any]]:
+async def fetch_plain(
+    session: AsyncSession, stmt: Select[*tuple[Any, ...]]
+) -> Sequence[Sequence[Any]]:
     """All rows of a Core select straight from the driver, in the session's transaction.
 
     A city pool is a million rows: SQLAlchemy's async adapters wrap each row several times,
@@ -144,8 +166,7 @@ class _StrataOf(dict[tuple[str, str], str | None]):
         return stratum
 
 
-async def build_target_pool(ctx: Ctx, task: JointTask,
-                            rule: algorithm.SamplingRule) -> PoolReport:
+async def build_target_pool(ctx: Ctx, task: JointTask, rule: algorithm.SamplingRule) -> PoolReport:
     """Candidates for the task's target draw, and the count of the rest by reason."""
     in_scope = scope_clause(task.scope or {})
     drawable = Target.status.in_(DRAWABLE_STATUSES)
@@ -153,16 +174,22 @@ async def build_target_pool(ctx: Ctx, task: JointTask,
     deps = await task_department_ids(ctx, task)
     report.repeat_check_reason = await repeat_check_reason(ctx, task)
     report.repeat_check_allowed = bool(report.repeat_check_reason)
-    ours = set() if report.repeat_check_allowed else await _inspected_this_year(ctx.session, task, deps)
+    ours = (
+        set()
+        if report.repeat_check_allowed
+        else await _inspected_this_year(ctx.session, task, deps)
+    )
     above = await _imported_exclusions(ctx.session, task.year, deps)  # excluded either way
     # One scan: the rows in scope with their drawable flag. The table's count is cheap, so the
     # out-of-scope and not-drawable counts need no second pass over a million rows.
     total = await ctx.session.scalar(select(func.count()).select_from(Target)) or 0
-    rows = await fetch_plain(ctx.session, select(Target.uscc, Target.risk_level, Target.flags, drawable)
-                             .where(in_scope))
+    rows = await fetch_plain(
+        ctx.session, select(Target.uscc, Target.risk_level, Target.flags, drawable).where(in_scope)
+    )
     live = [row for row in rows if row[3]]
-    counts = report.exclusions = Counter({OUT_OF_SCOPE: total - len(rows),
-                                          NOT_DRAWABLE: len(rows) - len(live)})
+    counts = report.exclusions = Counter(
+        {OUT_OF_SCOPE: total - len(rows), NOT_DRAWABLE: len(rows) - len(live)}
+    )
     # uscc is unique, so each set's hits among the rows are the targets it excludes; a target
     # both inspected by us and on the imported list counts once, as ours.
     uscc_of = itemgetter(0)
@@ -215,13 +242,15 @@ def _pool_body(data: bytes) -> tuple[str, memoryview]:
     if not text.startswith(POOL_HEADER):
         raise ValueError("pool file without the 'id,stratum' header")
     last = len(text[-1].encode())  # the final newline (whatever the last character is, it goes)
-    return text[len(POOL_HEADER):-1], memoryview(raw)[len(POOL_HEADER.encode()):len(raw) - last]
+    return text[len(POOL_HEADER) : -1], memoryview(raw)[len(POOL_HEADER.encode()) : len(raw) - last]
 
 
 def _parse_body(body: str) -> list[algorithm.Candidate]:
     if not body:
         return []
-    return [(ident, stratum) for ident, _, stratum in (line.partition(",") for line in body.split("\n"))]
+    return [
+        (ident, stratum) for ident, _, stratum in (line.partition(",") for line in body.split("\n"))
+    ]
 
 
 def stored_pool(data: bytes) -> tuple[str, list[algorithm.Candidate]]:
@@ -243,16 +272,27 @@ class InspectorRow:
     department_id: int
 
 
-async def build_inspector_pool(ctx: Ctx, department_ids: Iterable[int], *,
-                               expertise: Sequence[str] = (),
-                               regions: Sequence[str] = ()) -> dict[int, list[InspectorRow]]:
+async def build_inspector_pool(
+    ctx: Ctx,
+    department_ids: Iterable[int],
+    *,
+    expertise: Sequence[str] = (),
+    regions: Sequence[str] = (),
+) -> dict[int, list[InspectorRow]]:
     """Active officers with the inspector role, per department (departments without any map to
     []); when the task asks, only those with one of the expertise fields / in one of the regions."""
     wanted = list(department_ids)
     pool: dict[int, list[InspectorRow]] = {d: [] for d in wanted}
-    rows = await ctx.session.execute(select(Officer.id, Officer.code, Officer.department_id,
-                                            Officer.roles, Officer.expertise, Officer.region).where(
-        Officer.department_id.in_(wanted) if wanted else false(), Officer.active.is_(True)))
+    rows = await ctx.session.execute(
+        select(
+            Officer.id,
+            Officer.code,
+            Officer.department_id,
+            Officer.roles,
+            Officer.expertise,
+            Officer.region,
+        ).where(Officer.department_id.in_(wanted) if wanted else false(), Officer.active.is_(True))
+    )
     for oid, code, dep, roles, fields, region in rows:
         if "inspector" not in (roles or []):
             continue

@@ -28,7 +28,9 @@ def _cap(item: Item, default_cap: str) -> Decimal:
     try:
         return Decimal(item.ratio_cap or default_cap)
     except InvalidOperation:
-        raise ValidationFailed(f"事项“{item.name}”的抽查比例上限“{item.ratio_cap}”不是有效的数字") from None
+        raise ValidationFailed(
+            f"事项“{item.name}”的抽查比例上限“{item.ratio_cap}”不是有效的数字"
+        ) from None
 
 
 def check_caps(rule: SamplingRule, items: Sequence[Item], default_cap: str) -> None:
@@ -37,9 +39,11 @@ def check_caps(rule: SamplingRule, items: Sequence[Item], default_cap: str) -> N
         for stratum in rule.strata:
             if stratum.ratio is not None and stratum.ratio > cap:
                 raise ValidationFailed(
-                    f"一般检查事项“{item.name}”的抽查比例上限为 {_percent(cap)}，分层“{stratum.name}”"
+                    f"一般检查事项“{item.name}”的抽查比例上限为 "
+                    f"{_percent(cap)}，分层“{stratum.name}”"
                     f"的比例为 {_percent(stratum.ratio)}，超过上限（002 二(二)）。请调低比例，"
-                    "或改用重点检查事项")
+                    "或改用重点检查事项"
+                )
 
 
 def _rank(stratum: StratumRule) -> int | None:
@@ -60,8 +64,10 @@ def check_risk_order(rule: SamplingRule) -> None:
             if high_rank > low_rank and high.ratio < low.ratio:
                 raise ValidationFailed(
                     f"风险较高的分层“{high.name}”抽查比例 {_percent(high.ratio)} 低于风险较低的分层"
-                    f"“{low.name}” {_percent(low.ratio)}（004 第八条、001 第十四条：高风险加大比例，"
-                    "低风险降低比例）。请调整比例，或在工作方案的抽取规则中用 ratio_reason 写明理由")
+                    f"“{low.name}” {_percent(low.ratio)}（"
+                    "004 第八条、001 第十四条：高风险加大比例，"
+                    "低风险降低比例）。请调整比例，或在工作方案的抽取规则中用 ratio_reason 写明理由"
+                )
 
 
 def check_ratios(rule: SamplingRule, items: Sequence[Item], default_cap: str) -> None:

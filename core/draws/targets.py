@@ -58,7 +58,8 @@ async def _check_consulted(ctx: Ctx, task: JointTask) -> None:
     raise InvalidTransition(
         f"任务尚未完成征询，不能抽取：{'、'.join(waiting)}尚未答复（答复期限 {due}）。"
         f"请等待答复；期限过后未答复的部门记为逾期未答复，即可发送 抽取 {task.code}。"
-        f"查看答复情况：进度 {task.code}")
+        f"查看答复情况：进度 {task.code}"
+    )
 
 
 async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
@@ -69,48 +70,91 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     _check_drawable(task)
     beacon_source = (beacon_source or "").strip()
     if not beacon_source:
-        raise ValidationFailed("请写明将使用的公开信标来源（例如：2026年12月2日福彩3D开奖号码），"
-                               "信标值须在冻结时无人能知")
+        raise ValidationFailed(
+            "请写明将使用的公开信标来源（例如：2026年12月2日福彩3D开奖号码），"
+            "信标值须在冻结时无人能知"
+        )
     day = future_beacon_day(ctx, beacon_source)
     rule = algorithm.parse_rule(task.rule)
     report = await build_target_pool(ctx, task, rule)
     if not report.candidates:
         detail = "，".join(f"{r} {n} 户" for r, n in report.exclusions_in_order().items())
-        raise ValidationFailed("抽取范围内没有符合条件的检查对象" + (f"（已排除：{detail}）" if detail else ""))
-    earlier = list(await ctx.session.scalars(select(Draw).where(
-        Draw.task_id == task.id, Draw.kind == "targets")))
+        raise ValidationFailed(
+            "抽取范围内没有符合条件的检查对象" + (f"（已排除：{detail}）" if detail else "")
+        )
+    earlier = list(
+        await ctx.session.scalars(
+            select(Draw).where(Draw.task_id == task.id, Draw.kind == "targets")
+        )
+    )
     for d in earlier:
         if d.state == DrawState.FROZEN:
             DRAW.move(d, DrawState.SUPERSEDED)
     freeze_no = len(earlier) + 1
     strata, exclusions = report.strata_sizes(), report.exclusions_in_order()
     frozen_file = pool_file(report.candidates)
-    frozen = Draw(code=f"{task.code}-T{freeze_no}", task_id=task.id, kind="targets",
-                  task_code=task.code, state=DRAW.start(DrawState.FROZEN), freeze_no=freeze_no,
-                  commitment=task.commitment,
-                  beacon_source=beacon_source, uses_beacon=True,
-                  pool_hash=frozen_file.hash, pool_size=len(report.candidates),
-                  parameters={"rule": rule.public(), "scope": task.scope, "strata": strata,
-                              "exclusions": exclusions, "beacon_source": beacon_source,
-                              "beacon_date": day.isoformat(),
-                              "repeat_check": report.repeat_check_reason},
-                  algorithm_version=algorithm.ALGORITHM_VERSION,
-                  created_by_id=ctx.actor.id if ctx.actor else None, frozen_at=ctx.clock.now())
+    frozen = Draw(
+        code=f"{task.code}-T{freeze_no}",
+        task_id=task.id,
+        kind="targets",
+        task_code=task.code,
+        state=DRAW.start(DrawState.FROZEN),
+        freeze_no=freeze_no,
+        commitment=task.commitment,
+        beacon_source=beacon_source,
+        uses_beacon=True,
+        pool_hash=frozen_file.hash,
+        pool_size=len(report.candidates),
+        parameters={
+            "rule": rule.public(),
+            "scope": task.scope,
+            "strata": strata,
+            "exclusions": exclusions,
+            "beacon_source": beacon_source,
+            "beacon_date": day.isoformat(),
+            "repeat_check": report.repeat_check_reason,
+        },
+        algorithm_version=algorithm.ALGORITHM_VERSION,
+        created_by_id=ctx.actor.id if ctx.actor else None,
+        frozen_at=ctx.clock.now(),
+    )
     ctx.session.add(frozen)
     await ctx.session.flush()
     ctx.session.add(DrawPool(draw_id=frozen.id, data=frozen_file.data))
-    text = render("messages/draw_frozen.md.j2", task=task, d=frozen, strata=strata,
-                  rule_texts={s.name: s.describe() for s in rule.strata}, exclusions=exclusions,
-                  repeat_reason=report.repeat_check_reason,
-                  beacon_ready=beacon_ready_label(beacon_ready_at(day, ctx.rules)))
-    notices = _broadcast(await participants(ctx, task),
-                         OutMessage.md(f"抽取范围已冻结：{task.code}", text), f"draw-frozen:{frozen.id}")
-    await record(ctx, "draw.refrozen" if freeze_no > 1 else "draw.frozen", f"draw:{frozen.code}", {
-        "task": task.code, "freeze_no": freeze_no, "pool_hash": frozen.pool_hash,
-        "pool_size": frozen.pool_size, "strata": strata, "exclusions": exclusions,
-        "commitment": task.commitment, "beacon_source": beacon_source,
-        "beacon_date": day.isoformat(), "rule": rule.public(),
-        "superseded": [d.code for d in earlier if d.state == DrawState.SUPERSEDED]}, notices)
+    text = render(
+        "messages/draw_frozen.md.j2",
+        task=task,
+        d=frozen,
+        strata=strata,
+        rule_texts={s.name: s.describe() for s in rule.strata},
+        exclusions=exclusions,
+        repeat_reason=report.repeat_check_reason,
+        beacon_ready=beacon_ready_label(beacon_ready_at(day, ctx.rules)),
+    )
+    notices = _broadcast(
+        await participants(ctx, task),
+        OutMessage.md(f"抽取范围已冻结：{task.code}", text),
+        f"draw-frozen:{frozen.id}",
+    )
+    await record(
+        ctx,
+        "draw.refrozen" if freeze_no > 1 else "draw.frozen",
+        f"draw:{frozen.code}",
+        {
+            "task": task.code,
+            "freeze_no": freeze_no,
+            "pool_hash": frozen.pool_hash,
+            "pool_size": frozen.pool_size,
+            "strata": strata,
+            "exclusions": exclusions,
+            "commitment": task.commitment,
+            "beacon_source": beacon_source,
+            "beacon_date": day.isoformat(),
+            "rule": rule.public(),
+            "superseded": [d.code for d in earlier if d.state == DrawState.SUPERSEDED],
+        },
+        notices,
+    )
     return frozen
 
 
@@ -137,7 +181,10 @@ async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, 
     if among is not None:
         queries = [columns.where(among)]
     else:  # other databases: IN (…) lists of bounded length
-        queries = [columns.where(Target.uscc.in_(usccs[i:i + CHUNK])) for i in range(0, len(usccs), CHUNK)]
+        queries = [
+            columns.where(Target.uscc.in_(usccs[i : i + CHUNK]))
+            for i in range(0, len(usccs), CHUNK)
+        ]
     out: dict[str, tuple[int, str]] = {}
     for query in queries:
         out.update((u, (tid, name)) for u, tid, name in await fetch_plain(session, query))
@@ -169,8 +216,11 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     task = await get_task(ctx, task_code, for_update=True)
     lead_only(ctx, task, "draw.confirm", admin=False)
     _check_drawable(task)
-    frozen = await ctx.session.scalar(select(Draw).where(
-        Draw.task_id == task.id, Draw.kind == "targets", Draw.state == DrawState.FROZEN))
+    frozen = await ctx.session.scalar(
+        select(Draw).where(
+            Draw.task_id == task.id, Draw.kind == "targets", Draw.state == DrawState.FROZEN
+        )
+    )
     if frozen is None:
         raise InvalidTransition("尚未冻结抽取范围，请先执行“抽取”并公布信标来源")
     beacon = checked_beacon(ctx, frozen, beacon) if frozen.uses_beacon else ""
@@ -187,35 +237,73 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     targets = await _target_ids(ctx.session, selection)
     if missing := [u for u in selection if u not in targets]:
         # never name a would-be selected target: this transaction is rolled back unlocked
-        raise InvalidTransition(f"冻结后有 {len(missing)} 户检查对象已从名录库删除，无法锁定；"
-                                "请重新冻结抽取范围并公布新的信标来源")
+        raise InvalidTransition(
+            f"冻结后有 {len(missing)} 户检查对象已从名录库删除，无法锁定；"
+            "请重新冻结抽取范围并公布新的信标来源"
+        )
     due = (await ctx.work_calendar()).add_workdays(task.window_end, ctx.rules.result_entry_workdays)
     case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
-    await _insert_cases(ctx.session, len(selection), {
-        "code": case_codes, "task_id": task.id, "target_id": [targets[u][0] for u in selection],
-        "state": CASE.start(CaseState.ASSIGNED), "result_due_on": due.day,
-        "result_due_provisional": due.provisional})
+    await _insert_cases(
+        ctx.session,
+        len(selection),
+        {
+            "code": case_codes,
+            "task_id": task.id,
+            "target_id": [targets[u][0] for u in selection],
+            "state": CASE.start(CaseState.ASSIGNED),
+            "result_due_on": due.day,
+            "result_due_provisional": due.provisional,
+        },
+    )
     TASK.move(task, TaskState.LOCKED)
     wanted = set(selection)
     chosen = Counter(stratum for i, stratum in pool if i in wanted)
-    shown = [{"code": code, "name": targets[u][1], "uscc": u}
-             for code, u in zip(case_codes[:LISTED_CASES], selection, strict=False)]
-    text = render("messages/draw_locked.md.j2", task=task, d=frozen, chosen=dict(chosen), shown=shown,
-                  hidden=max(0, len(selection) - LISTED_CASES))
-    notices = _broadcast(await participants(ctx, task),
-                         OutMessage.md(f"抽取结果已锁定：{task.code}", text), f"draw-locked:{frozen.id}")
-    await record(ctx, "draw.locked", f"draw:{frozen.code}", {
-        "task": task.code, "freeze_no": frozen.freeze_no, "commitment": frozen.commitment,
-        "seed": frozen.seed_hex, "beacon": beacon, "beacon_source": frozen.beacon_source,
-        "pool_hash": frozen.pool_hash, "pool_size": frozen.pool_size,
-        "selection_size": len(selection), "selection_by_stratum": dict(chosen)}, notices)
+    shown = [
+        {"code": code, "name": targets[u][1], "uscc": u}
+        for code, u in zip(case_codes[:LISTED_CASES], selection, strict=False)
+    ]
+    text = render(
+        "messages/draw_locked.md.j2",
+        task=task,
+        d=frozen,
+        chosen=dict(chosen),
+        shown=shown,
+        hidden=max(0, len(selection) - LISTED_CASES),
+    )
+    notices = _broadcast(
+        await participants(ctx, task),
+        OutMessage.md(f"抽取结果已锁定：{task.code}", text),
+        f"draw-locked:{frozen.id}",
+    )
+    await record(
+        ctx,
+        "draw.locked",
+        f"draw:{frozen.code}",
+        {
+            "task": task.code,
+            "freeze_no": frozen.freeze_no,
+            "commitment": frozen.commitment,
+            "seed": frozen.seed_hex,
+            "beacon": beacon,
+            "beacon_source": frozen.beacon_source,
+            "pool_hash": frozen.pool_hash,
+            "pool_size": frozen.pool_size,
+            "selection_size": len(selection),
+            "selection_by_stratum": dict(chosen),
+        },
+        notices,
+    )
     return frozen
 
 
 async def locked_draw(ctx: Ctx, task: JointTask, kind: str) -> Draw:
-    d = await ctx.session.scalar(select(Draw).where(
-        Draw.task_id == task.id, Draw.kind == kind, Draw.state == DrawState.LOCKED)
-        .order_by(Draw.id.desc()))
+    d = await ctx.session.scalar(
+        select(Draw)
+        .where(Draw.task_id == task.id, Draw.kind == kind, Draw.state == DrawState.LOCKED)
+        .order_by(Draw.id.desc())
+    )
     if d is None:
-        raise InvalidTransition("检查对象尚未抽取锁定" if kind == "targets" else "尚未匹配执法检查人员")
+        raise InvalidTransition(
+            "检查对象尚未抽取锁定" if kind == "targets" else "尚未匹配执法检查人员"
+        )
     return d

@@ -1,5 +1,6 @@
 """Recompute a draw from what is public after lock (docs/architecture.md §3): the pool file,
-the revealed seed, the beacon and the rule. Used by `lianjian draw verify` and the public results page."""
+the revealed seed, the beacon and the rule. Used by `lianjian draw verify` and the public results
+page."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ async def pool_csv_text(ctx: Ctx, draw_id: int) -> str:
 
 
 def _same(label: str, expected: Any, got: Any) -> Check:
-    return Check(label, expected == got, "一致" if expected == got else f"记录值 {expected}，复算值 {got}")
+    return Check(
+        label, expected == got, "一致" if expected == got else f"记录值 {expected}，复算值 {got}"
+    )
 
 
 async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
@@ -67,25 +70,50 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
     if d.uses_beacon:
         # Only that the stored value was used can be checked here; whether it is the official
         # value is for the reader to compare against the source's own announcement.
-        report.checks.append(Check(f"信标值（已用于计算；请对照{d.beacon_source}的官方公布核对）",
-                                   bool(d.beacon), d.beacon or "缺少信标值"))
+        report.checks.append(
+            Check(
+                f"信标值（已用于计算；请对照{d.beacon_source}的官方公布核对）",
+                bool(d.beacon),
+                d.beacon or "缺少信标值",
+            )
+        )
     rule = algorithm.parse_rule(d.parameters["rule"])
-    recomputed = algorithm.select(pool, rule, algorithm.final_seed(seed, d.beacon or None), d.task_code)
+    recomputed = algorithm.select(
+        pool, rule, algorithm.final_seed(seed, d.beacon or None), d.task_code
+    )
     same = recomputed == list(d.selection)
-    report.checks.append(Check("抽取结果", same, f"{len(recomputed)} 个，与锁定结果一致" if same
-                               else f"锁定 {len(d.selection)} 个，复算 {len(recomputed)} 个，不一致"))
+    report.checks.append(
+        Check(
+            "抽取结果",
+            same,
+            f"{len(recomputed)} 个，与锁定结果一致"
+            if same
+            else f"锁定 {len(d.selection)} 个，复算 {len(recomputed)} 个，不一致",
+        )
+    )
     return report
 
 
 def draw_public_json(d: Draw) -> dict[str, Any]:
     """What anyone may see: the seed and the selection only once the draw is locked."""
     locked = d.state == DrawState.LOCKED
-    return {"code": d.code, "task_code": d.task_code, "kind": d.kind, "state": d.state,
-            "freeze_no": d.freeze_no, "algorithm_version": d.algorithm_version,
-            "commitment": d.commitment, "seed": d.seed_hex if locked else None,
-            "beacon_source": d.beacon_source, "beacon": d.beacon if locked else None,
-            "uses_beacon": d.uses_beacon, "pool_hash": d.pool_hash, "pool_size": d.pool_size,
-            "rule": d.parameters.get("rule"), "selection": list(d.selection) if locked else []}
+    return {
+        "code": d.code,
+        "task_code": d.task_code,
+        "kind": d.kind,
+        "state": d.state,
+        "freeze_no": d.freeze_no,
+        "algorithm_version": d.algorithm_version,
+        "commitment": d.commitment,
+        "seed": d.seed_hex if locked else None,
+        "beacon_source": d.beacon_source,
+        "beacon": d.beacon if locked else None,
+        "uses_beacon": d.uses_beacon,
+        "pool_hash": d.pool_hash,
+        "pool_size": d.pool_size,
+        "rule": d.parameters.get("rule"),
+        "selection": list(d.selection) if locked else [],
+    }
 
 
 async def draws_for(ctx: Ctx, ref: str) -> list[Draw]:
@@ -93,9 +121,14 @@ async def draws_for(ctx: Ctx, ref: str) -> list[Draw]:
     found = list(await ctx.session.scalars(select(Draw).where(Draw.code == ref)))
     if found:
         return found
-    return list(await ctx.session.scalars(
-        select(Draw).join(JointTask, JointTask.id == Draw.task_id)
-        .where(JointTask.code == ref, Draw.state != DrawState.SUPERSEDED).order_by(Draw.id)))
+    return list(
+        await ctx.session.scalars(
+            select(Draw)
+            .join(JointTask, JointTask.id == Draw.task_id)
+            .where(JointTask.code == ref, Draw.state != DrawState.SUPERSEDED)
+            .order_by(Draw.id)
+        )
+    )
 
 
 async def all_draws(ctx: Ctx) -> list[Draw]:
@@ -110,8 +143,12 @@ async def find_draw(ctx: Ctx, ref: str) -> Draw:
         cond = Draw.id == int(ref)
     else:
         cond = (Draw.code == ref) | ((Draw.task_code == ref) & (Draw.kind == "targets"))
-    found = await ctx.session.scalar(select(Draw).where(cond).order_by(
-        (Draw.state == DrawState.LOCKED).desc(), Draw.id.desc()).limit(1))
+    found = await ctx.session.scalar(
+        select(Draw)
+        .where(cond)
+        .order_by((Draw.state == DrawState.LOCKED).desc(), Draw.id.desc())
+        .limit(1)
+    )
     if found is None:
         raise NotFound(f"未找到抽取记录 {ref}")
     return found

@@ -9,7 +9,11 @@ from core.models import Base
 connection = context.config.attributes.get("connection")
 if connection is None or context.is_offline_mode():
     raise SystemExit("run migrations through `lianjian db upgrade`")
-context.configure(connection=connection, target_metadata=Base.metadata,
-                  render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
 with context.begin_transaction():
     context.run_migrations()

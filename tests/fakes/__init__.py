@@ -81,7 +81,9 @@ class FakeServer:
         except ValueError:
             parsed = body.decode(errors="replace")
         self.requests.append(
-            Recorded(request.method, request.path, dict(request.query), dict(request.headers), parsed)
+            Recorded(
+                request.method, request.path, dict(request.query), dict(request.headers), parsed
+            )
         )
         if self.outage.get(request.path, 0) > 0:  # the platform's gateway is down
             self.outage[request.path] -= 1

@@ -21,9 +21,20 @@ TEMPLATE_KEYS: dict[str, list[str]] = {
     "sampleText": ["content"],
     "sampleMarkdown": ["title", "text"],
     "sampleActionCard": ["title", "text", "singleTitle", "singleURL"],
-    "sampleActionCard6": ["title", "text", "buttonTitle1", "buttonUrl1", "buttonTitle2", "buttonUrl2"],
+    "sampleActionCard6": [
+        "title",
+        "text",
+        "buttonTitle1",
+        "buttonUrl1",
+        "buttonTitle2",
+        "buttonUrl2",
+    ],
     **{
-        f"sampleActionCard{n}": ["title", "text", *(f"{k}{i}" for i in range(1, n + 1) for k in ("actionTitle", "actionURL"))]
+        f"sampleActionCard{n}": [
+            "title",
+            "text",
+            *(f"{k}{i}" for i in range(1, n + 1) for k in ("actionTitle", "actionURL")),
+        ]
         for n in (2, 3, 4, 5)
     },
 }
@@ -41,7 +52,9 @@ def errcode(code: int, msg: str) -> web.Response:
 
 
 def openapi_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"code": code, "message": message, "requestid": secrets.token_hex(8)}, status=status)
+    return web.json_response(
+        {"code": code, "message": message, "requestid": secrets.token_hex(8)}, status=status
+    )
 
 
 class FakeDingTalk(FakeServer):
@@ -50,7 +63,8 @@ class FakeDingTalk(FakeServer):
         app_key: str = "dingfakeappkey",
         app_secret: str = "fake-app-secret",
         robot_code: str = "dingfakeappkey",
-        robots: dict[str, str] | None = None,  # custom robot access_token -> 加签 secret ("" = none)
+        robots: dict[str, str]
+        | None = None,  # custom robot access_token -> 加签 secret ("" = none)
         clock: Clock | None = None,
     ) -> None:
         super().__init__(clock)
@@ -134,7 +148,11 @@ class FakeDingTalk(FakeServer):
             param = json.loads(body.get("msgParam", ""))
         except (TypeError, ValueError):
             param = None
-        if required is None or not isinstance(param, dict) or any(not param.get(k) for k in required):
+        if (
+            required is None
+            or not isinstance(param, dict)
+            or any(not param.get(k) for k in required)
+        ):
             return openapi_error(400, "param.invalid", "msgKey or msgParam invalid")
         users = body.get("userIds") or []
         self.delivered.append({**body, "msgParam": param})
@@ -158,7 +176,9 @@ def valid_robot_message(body: Any) -> bool:
     if body["msgtype"] == "markdown":
         return bool(part.get("title") and part.get("text"))
     if body["msgtype"] == "actionCard":
-        buttons_ok = bool(part.get("btns")) and all(b.get("title") and b.get("actionURL") for b in part["btns"])
+        buttons_ok = bool(part.get("btns")) and all(
+            b.get("title") and b.get("actionURL") for b in part["btns"]
+        )
         single_ok = bool(part.get("singleTitle") and part.get("singleURL"))
         return bool(part.get("title") and part.get("text")) and (buttons_ok or single_ok)
     return False

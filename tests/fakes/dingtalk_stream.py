@@ -62,12 +62,14 @@ class FakeDingTalkStream(FakeDingTalk):
     async def open_connection(self, request: web.Request) -> web.Response:
         body = await request.json()
         if body.get("clientId") != self.app_key or body.get("clientSecret") != self.app_secret:
-            return web.json_response({"code": "InvalidAuthentication", "message": "无效的应用"},
-                                     status=401)
+            return web.json_response(
+                {"code": "InvalidAuthentication", "message": "无效的应用"}, status=401
+            )
         topics = {(s.get("type"), s.get("topic")) for s in body.get("subscriptions") or []}
         if ("CALLBACK", ROBOT_TOPIC) not in topics:
-            return web.json_response({"code": "invalidParameter", "message": "subscriptions"},
-                                     status=400)
+            return web.json_response(
+                {"code": "invalidParameter", "message": "subscriptions"}, status=400
+            )
         ticket = secrets.token_hex(16)
         ttl = -1.0 if self.expire_next > 0 else self.ticket_ttl_s
         self.expire_next = max(self.expire_next - 1, 0)
@@ -108,22 +110,36 @@ class FakeDingTalkStream(FakeDingTalk):
     async def push(self, data: dict[str, Any], topic: str = ROBOT_TOPIC) -> str:
         """One CALLBACK frame on the newest live connection; returns its messageId."""
         message_id = secrets.token_hex(8)
-        frame = {"specVersion": "1.0", "type": "CALLBACK",
-                 "headers": {"appId": "fake-app-id", "connectionId": "conn-1",
-                             "contentType": "application/json", "messageId": message_id,
-                             "time": str(int(time.time() * 1000)), "topic": topic},
-                 "data": json.dumps(data, ensure_ascii=False)}
+        frame = {
+            "specVersion": "1.0",
+            "type": "CALLBACK",
+            "headers": {
+                "appId": "fake-app-id",
+                "connectionId": "conn-1",
+                "contentType": "application/json",
+                "messageId": message_id,
+                "time": str(int(time.time() * 1000)),
+                "topic": topic,
+            },
+            "data": json.dumps(data, ensure_ascii=False),
+        }
         self.unacked[message_id] = frame
         self._pushed_at[message_id] = time.monotonic()
         await self.live[-1].send_str(json.dumps(frame))
         return message_id
 
     async def system(self, topic: str, data: dict[str, Any]) -> None:
-        frame = {"specVersion": "1.0", "type": "SYSTEM",
-                 "headers": {"contentType": "application/json", "messageId": f"{topic}-" +
-                             secrets.token_hex(4), "time": str(int(time.time() * 1000)),
-                             "topic": topic},
-                 "data": json.dumps(data)}
+        frame = {
+            "specVersion": "1.0",
+            "type": "SYSTEM",
+            "headers": {
+                "contentType": "application/json",
+                "messageId": f"{topic}-" + secrets.token_hex(4),
+                "time": str(int(time.time() * 1000)),
+                "topic": topic,
+            },
+            "data": json.dumps(data),
+        }
         await self.live[-1].send_str(json.dumps(frame))
 
     async def create_card(self, request: web.Request) -> web.Response:
@@ -136,11 +152,14 @@ class FakeDingTalkStream(FakeDingTalk):
         body = await request.json()
         params = body.get("cardData", {}).get("cardParamMap", {})
         deliver = body.get("imRobotOpenDeliverModel") or {}
-        if (body.get("cardTemplateId") != CARD_TEMPLATE or body.get("outTrackId") in self.cards
-                or not all(isinstance(v, str) for v in params.values())
-                or not str(body.get("openSpaceId", "")).startswith("dtv1.card//IM_ROBOT.")
-                or deliver.get("robotCode") != self.robot_code
-                or body.get("callbackType") != "STREAM"):
+        if (
+            body.get("cardTemplateId") != CARD_TEMPLATE
+            or body.get("outTrackId") in self.cards
+            or not all(isinstance(v, str) for v in params.values())
+            or not str(body.get("openSpaceId", "")).startswith("dtv1.card//IM_ROBOT.")
+            or deliver.get("robotCode") != self.robot_code
+            or body.get("callbackType") != "STREAM"
+        ):
             return openapi_error(400, "param.invalid", "card parameters invalid")
         self.cards[body["outTrackId"]] = body
         return web.json_response({"success": True, "result": {"outTrackId": body["outTrackId"]}})
@@ -157,10 +176,18 @@ class FakeDingTalkStream(FakeDingTalk):
     async def click(self, out_track_id: str, user_id: str, action: str) -> str:
         """A button press on a delivered card, as the card callback topic carries it."""
         content = {"cardPrivateData": {"actionIds": ["button"], "params": {"action": action}}}
-        return await self.push({"type": "actionCallback", "outTrackId": out_track_id,
-                                "corpId": "dingcorp123", "userId": user_id, "userIdType": 1,
-                                "content": json.dumps(content), "extension": "{}"},
-                               topic=CARD_TOPIC)
+        return await self.push(
+            {
+                "type": "actionCallback",
+                "outTrackId": out_track_id,
+                "corpId": "dingcorp123",
+                "userId": user_id,
+                "userIdType": 1,
+                "content": json.dumps(content),
+                "extension": "{}",
+            },
+            topic=CARD_TOPIC,
+        )
 
     def kill(self) -> None:
         """Drop every connection without a close frame, like a cut network."""

@@ -50,7 +50,9 @@ class FakeWeCom(FakeServer):
         self.response_codes: dict[str, bool] = {}  # response_code -> already used
         self.task_ids: set[str] = set()
         self.delivered: list[dict[str, Any]] = []  # accepted app messages and webhook posts
-        self._sent_at: list[tuple[float, dict[str, Any]]] = []  # app messages, for the duplicate check
+        self._sent_at: list[
+            tuple[float, dict[str, Any]]
+        ] = []  # app messages, for the duplicate check
         self.duplicates_dropped = 0
         self.webhook_limit = RateLimiter(self.clock, per_minute=20)
         self.app.router.add_get("/cgi-bin/gettoken", self.gettoken)
@@ -88,7 +90,12 @@ class FakeWeCom(FakeServer):
         token = secrets.token_urlsafe(48)
         self.tokens[token] = self._now() + self.token_lifetime_s
         return web.json_response(
-            {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": self.token_lifetime_s}
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "access_token": token,
+                "expires_in": self.token_lifetime_s,
+            }
         )
 
     async def message_send(self, request: web.Request) -> web.Response:
@@ -103,7 +110,12 @@ class FakeWeCom(FakeServer):
             return err(40031, "invalid user list")
         if (bad := self._content_error(body, "app")) is not None:
             return bad
-        answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": secrets.token_hex(8)}
+        answer: dict[str, Any] = {
+            "errcode": 0,
+            "errmsg": "ok",
+            "invaliduser": "",
+            "msgid": secrets.token_hex(8),
+        }
         if self._duplicate(body):
             self.duplicates_dropped += 1
             return web.json_response(answer)
@@ -126,7 +138,9 @@ class FakeWeCom(FakeServer):
             return False
         interval = min(int(body.get("duplicate_check_interval", 1800)), 14400)
         now = self._now()
-        return any(now - at < interval and _message(old) == _message(body) for at, old in self._sent_at)
+        return any(
+            now - at < interval and _message(old) == _message(body) for at, old in self._sent_at
+        )
 
     async def update_card(self, request: web.Request) -> web.Response:
         if (bad := self._token_error(request)) is not None:
@@ -157,7 +171,9 @@ class FakeWeCom(FakeServer):
 
     def _content_error(self, body: dict[str, Any], where: str) -> web.Response | None:
         msgtype = body.get("msgtype")
-        if msgtype not in ("text", "markdown", "template_card") or not isinstance(body.get(msgtype), dict):
+        if msgtype not in ("text", "markdown", "template_card") or not isinstance(
+            body.get(msgtype), dict
+        ):
             return err(40008, "invalid message type")
         if msgtype == "template_card":
             return None
@@ -171,14 +187,26 @@ class FakeWeCom(FakeServer):
 
 
 def _message(body: dict[str, Any]) -> dict[str, Any]:
-    """What the duplicate check compares: recipient, agent and content, not the check's own fields."""
-    return {k: v for k, v in body.items() if k not in ("enable_duplicate_check", "duplicate_check_interval")}
+    """What the duplicate check compares: recipient,
+    agent and content, not the check's own fields."""
+    return {
+        k: v
+        for k, v in body.items()
+        if k not in ("enable_duplicate_check", "duplicate_check_interval")
+    }
 
 
 class WeComCallbackClient:
     """Plays WeCom's side of the callback: encrypts, signs, and calls our endpoint."""
 
-    def __init__(self, token: str, encoding_aes_key: str, receive_id: str, url: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        token: str,
+        encoding_aes_key: str,
+        receive_id: str,
+        url: str,
+        clock: Clock | None = None,
+    ) -> None:
         self.token, self.receive_id, self.url = token, receive_id, url
         self.key = base64.b64decode(encoding_aes_key + "=")
         self.clock = clock or SystemClock()
@@ -187,7 +215,9 @@ class WeComCallbackClient:
     def _cipher(self) -> Cipher[modes.CBC]:
         return Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
 
-    def encrypt(self, message: str, receive_id: str | None = None, random16: bytes | None = None) -> str:
+    def encrypt(
+        self, message: str, receive_id: str | None = None, random16: bytes | None = None
+    ) -> str:
         msg = message.encode()
         rid = (self.receive_id if receive_id is None else receive_id).encode()
         buffer = (random16 or os.urandom(16)) + struct.pack("!I", len(msg)) + msg + rid
@@ -206,19 +236,29 @@ class WeComCallbackClient:
         return buffer[20 : 20 + size].decode(), buffer[20 + size :].decode()
 
     def sign(self, timestamp: str, nonce: str, encrypted: str) -> str:
-        return hashlib.sha1("".join(sorted((self.token, timestamp, nonce, encrypted))).encode()).hexdigest()
+        return hashlib.sha1(
+            "".join(sorted((self.token, timestamp, nonce, encrypted))).encode()
+        ).hexdigest()
 
     def _session_(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    def _query(self, encrypted: str, timestamp: int | None, signature: str | None) -> dict[str, str]:
+    def _query(
+        self, encrypted: str, timestamp: int | None, signature: str | None
+    ) -> dict[str, str]:
         ts = str(int(self.clock.now().timestamp()) if timestamp is None else timestamp)
         nonce = str(secrets.randbelow(10**9))
-        return {"msg_signature": signature or self.sign(ts, nonce, encrypted), "timestamp": ts, "nonce": nonce}
+        return {
+            "msg_signature": signature or self.sign(ts, nonce, encrypted),
+            "timestamp": ts,
+            "nonce": nonce,
+        }
 
-    async def verify_url(self, echo_plain: str, *, timestamp: int | None = None, signature: str | None = None) -> tuple[int, bytes]:
+    async def verify_url(
+        self, echo_plain: str, *, timestamp: int | None = None, signature: str | None = None
+    ) -> tuple[int, bytes]:
         echostr = self.encrypt(echo_plain)
         params = {**self._query(echostr, timestamp, signature), "echostr": echostr}
         async with self._session_().get(self.url, params=params) as resp:
@@ -239,7 +279,9 @@ class WeComCallbackClient:
             f"<Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>"
         )
         data = envelope.encode() if body is None else body
-        async with self._session_().post(self.url, params=self._query(encrypted, timestamp, signature), data=data) as resp:
+        async with self._session_().post(
+            self.url, params=self._query(encrypted, timestamp, signature), data=data
+        ) as resp:
             return resp.status, await resp.read()
 
     async def close(self) -> None:
@@ -249,20 +291,42 @@ class WeComCallbackClient:
 
 def message_xml(corp_id: str, from_user: str, created: int, msg_type: str, **fields: str) -> str:
     """A decrypted callback message as WeCom builds it (values escaped, AgentID last)."""
-    items = {"ToUserName": corp_id, "FromUserName": from_user, "CreateTime": str(created), "MsgType": msg_type}
+    items = {
+        "ToUserName": corp_id,
+        "FromUserName": from_user,
+        "CreateTime": str(created),
+        "MsgType": msg_type,
+    }
     items.update(fields, AgentID="1000002")
-    return "<xml>" + "".join(f"<{tag}>{escape(value)}</{tag}>" for tag, value in items.items()) + "</xml>"
+    return (
+        "<xml>"
+        + "".join(f"<{tag}>{escape(value)}</{tag}>" for tag, value in items.items())
+        + "</xml>"
+    )
 
 
-def text_xml(from_user: str, content: str, msg_id: str, created: int, corp_id: str = "wwfakecorp") -> str:
+def text_xml(
+    from_user: str, content: str, msg_id: str, created: int, corp_id: str = "wwfakecorp"
+) -> str:
     return message_xml(corp_id, from_user, created, "text", Content=content, MsgId=msg_id)
 
 
 def card_event_xml(
-    from_user: str, event_key: str, task_id: str, response_code: str, created: int, corp_id: str = "wwfakecorp"
+    from_user: str,
+    event_key: str,
+    task_id: str,
+    response_code: str,
+    created: int,
+    corp_id: str = "wwfakecorp",
 ) -> str:
     return message_xml(
-        corp_id, from_user, created, "event",
-        Event="template_card_event", EventKey=event_key, TaskId=task_id,
-        CardType="button_interaction", ResponseCode=response_code,
+        corp_id,
+        from_user,
+        created,
+        "event",
+        Event="template_card_event",
+        EventKey=event_key,
+        TaskId=task_id,
+        CardType="button_interaction",
+        ResponseCode=response_code,
     )

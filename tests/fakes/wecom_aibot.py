@@ -27,11 +27,17 @@ from tests.fakes.wecom import FakeWeCom, WeComCallbackClient
 CARD_DEADLINE_S = 5.0
 
 
-def aibot_text(user: str, content: str, msgid: str, *, chatid: str = "",
-               response_url: str = "") -> dict[str, Any]:
-    body: dict[str, Any] = {"msgid": msgid, "aibotid": "aibfake", "chattype":
-                            "group" if chatid else "single", "from": {"userid": user},
-                            "msgtype": "text", "text": {"content": content}}
+def aibot_text(
+    user: str, content: str, msgid: str, *, chatid: str = "", response_url: str = ""
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "msgid": msgid,
+        "aibotid": "aibfake",
+        "chattype": "group" if chatid else "single",
+        "from": {"userid": user},
+        "msgtype": "text",
+        "text": {"content": content},
+    }
     if chatid:
         body["chatid"] = chatid
     if response_url:
@@ -39,15 +45,25 @@ def aibot_text(user: str, content: str, msgid: str, *, chatid: str = "",
     return body
 
 
-def aibot_card_click(user: str, event_key: str, task_id: str, msgid: str, *, chatid: str = "",
-                     response_url: str = "") -> dict[str, Any]:
-    body: dict[str, Any] = {"msgid": msgid, "aibotid": "aibfake", "create_time": int(time.time()),
-                            "chattype": "group" if chatid else "single",
-                            "from": {"userid": user}, "msgtype": "event",
-                            "event": {"eventtype": "template_card_event",
-                                      "template_card_event": {"card_type": "button_interaction",
-                                                              "event_key": event_key,
-                                                              "task_id": task_id}}}
+def aibot_card_click(
+    user: str, event_key: str, task_id: str, msgid: str, *, chatid: str = "", response_url: str = ""
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "msgid": msgid,
+        "aibotid": "aibfake",
+        "create_time": int(time.time()),
+        "chattype": "group" if chatid else "single",
+        "from": {"userid": user},
+        "msgtype": "event",
+        "event": {
+            "eventtype": "template_card_event",
+            "template_card_event": {
+                "card_type": "button_interaction",
+                "event_key": event_key,
+                "task_id": task_id,
+            },
+        },
+    }
     if chatid:
         body["chatid"] = chatid
     if response_url:
@@ -65,16 +81,18 @@ class Answer:
 class AiBotCallbackClient(WeComCallbackClient):
     """Plays the AI bot's side of callback mode: JSON envelope, receiveid ''."""
 
-    def __init__(self, token: str, encoding_aes_key: str, url: str,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self, token: str, encoding_aes_key: str, url: str, clock: Clock | None = None
+    ) -> None:
         super().__init__(token, encoding_aes_key, "", url, clock=clock)
 
     async def send(self, body: dict[str, Any], *, timestamp: int | None = None) -> Answer:
         encrypted = self.encrypt(json.dumps(body, ensure_ascii=False))
         query = self._query(encrypted, timestamp, None)
         started = time.monotonic()
-        async with self._session_().post(self.url, params=query,
-                                         json={"encrypt": encrypted}) as resp:
+        async with self._session_().post(
+            self.url, params=query, json={"encrypt": encrypted}
+        ) as resp:
             status, raw = resp.status, await resp.read()
         took = time.monotonic() - started
         return Answer(status, self.open_reply(raw, query["nonce"]) if raw else None, took)
@@ -173,8 +191,13 @@ class FakeAiBotGateway(FakeServer):
             await ws.send_json({"headers": {"req_id": req_id}, **self._check_reply(cmd, req_id)})
         elif cmd == "aibot_send_msg":
             ok = bool(body.get("chatid")) and body.get("msgtype") in ("markdown", "template_card")
-            await ws.send_json({"headers": {"req_id": req_id}, "errcode": 0 if ok else 40008,
-                                "errmsg": "ok" if ok else "invalid"})
+            await ws.send_json(
+                {
+                    "headers": {"req_id": req_id},
+                    "errcode": 0 if ok else 40008,
+                    "errmsg": "ok" if ok else "invalid",
+                }
+            )
 
     def _check_reply(self, cmd: str, req_id: str) -> dict[str, Any]:
         pushed = self._pushed_at.get(req_id)
@@ -187,21 +210,34 @@ class FakeAiBotGateway(FakeServer):
             return {"errcode": 846605, "errmsg": "card event expired"}
         return {"errcode": 0, "errmsg": "ok"}
 
-    async def _subscribe(self, ws: web.WebSocketResponse, req_id: str,
-                         body: dict[str, Any]) -> None:
+    async def _subscribe(
+        self, ws: web.WebSocketResponse, req_id: str, body: dict[str, Any]
+    ) -> None:
         if body.get("bot_id") != self.bot_id or body.get("secret") != self.secret:
-            await ws.send_json({"headers": {"req_id": req_id}, "errcode": 40058,
-                                "errmsg": "invalid bot_id or secret"})
+            await ws.send_json(
+                {
+                    "headers": {"req_id": req_id},
+                    "errcode": 40058,
+                    "errmsg": "invalid bot_id or secret",
+                }
+            )
             await ws.close()
             return
         # one connection per bot (a cut connection is gone already: nobody to tell)
         for old in [w for w in self.subscribed if not w.closed and id(w) in self._transports]:
             self.kicked += 1
-            await old.send_json({"cmd": "aibot_event_callback",
-                                 "headers": {"req_id": "kick-" + secrets.token_hex(4)},
-                                 "body": {"msgid": secrets.token_hex(8), "msgtype": "event",
-                                          "from": {"userid": ""},
-                                          "event": {"eventtype": "disconnected_event"}}})
+            await old.send_json(
+                {
+                    "cmd": "aibot_event_callback",
+                    "headers": {"req_id": "kick-" + secrets.token_hex(4)},
+                    "body": {
+                        "msgid": secrets.token_hex(8),
+                        "msgtype": "event",
+                        "from": {"userid": ""},
+                        "event": {"eventtype": "disconnected_event"},
+                    },
+                }
+            )
             await old.close()
         self.subscribed.append(ws)
         await ws.send_json({"headers": {"req_id": req_id}, "errcode": 0, "errmsg": "ok"})
