@@ -12,8 +12,10 @@ from bot.config import Settings, link_secret
 from bot.platforms.base import PlatformAdapter
 from bot.platforms.dingtalk import SignLedger
 from bot.platforms.longconn import LongConnection
+from bot.platforms.tokens import TokenStore
 from bot.replays import SignatureLedger
 from bot.services import Services
+from bot.token_store import SharedTokens
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_sessionmaker
 from core.demo_clock import DemoClock
@@ -23,18 +25,22 @@ log = logging.getLogger(__name__)
 
 
 def build_adapters(
-    settings: Settings, clock: Clock, ledger: SignLedger | None = None
+    settings: Settings,
+    clock: Clock,
+    ledger: SignLedger | None = None,
+    tokens: TokenStore | None = None,
 ) -> dict[str, PlatformAdapter]:
-    """`ledger` remembers used DingTalk signatures (bot.replays.SignatureLedger)."""
+    """`ledger` remembers used DingTalk signatures (bot.replays.SignatureLedger); `tokens`
+    shares access tokens between processes (bot.token_store.SharedTokens)."""
     adapters: dict[str, PlatformAdapter] = {}
     if settings.wecom is not None:
         from bot.platforms.wecom import WeComAdapter
 
-        adapters["wecom"] = WeComAdapter(settings.wecom, clock)
+        adapters["wecom"] = WeComAdapter(settings.wecom, clock, tokens)
     if settings.dingtalk is not None:
         from bot.platforms.dingtalk import DingTalkAdapter
 
-        adapters["dingtalk"] = DingTalkAdapter(settings.dingtalk, clock, ledger)
+        adapters["dingtalk"] = DingTalkAdapter(settings.dingtalk, clock, ledger, tokens)
     if settings.wecom_aibot is not None:
         from bot.platforms.wecom_aibot import WeComAiBotAdapter
 
@@ -77,8 +83,11 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         public_base_url=settings.base_url,
         engine=engine,
     )
-    # the adapters need the services' database for the replay ledger: added afterwards
-    services.adapters.update(build_adapters(settings, clock, SignatureLedger(services)))
+    # the adapters need the services' database for the replay ledger and the shared access
+    # tokens: added afterwards
+    services.adapters.update(
+        build_adapters(settings, clock, SignatureLedger(services), SharedTokens(services))
+    )
     services.connections += build_connections(services.adapters, clock)
     if settings.holidays_file:
         await _load_holidays(services)

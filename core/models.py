@@ -604,6 +604,20 @@ class UsedSignature(Base):
     keep_until: Mapped[dt.datetime] = mapped_column(index=True)
 
 
+class PlatformToken(Base):
+    """A platform access token (WeCom gettoken, DingTalk accessToken) shared by every process
+    on the database: the token endpoints are frequency-blocked, so one process fetches and the
+    others read. `refreshing_until` is the refresher's lease, taken with a conditional update;
+    a process killed while fetching loses it when it runs out."""
+
+    __tablename__ = "platform_token"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # e.g. "wecom:corp:agent"
+    token: Mapped[str] = mapped_column(Text, default="")  # "" = none, or rejected by the platform
+    fetched_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]
+    refreshing_until: Mapped[dt.datetime | None]
+
+
 class OutboxMessage(Base):
     __tablename__ = "outbox"
     # ix_outbox_dest_sent: the rate limiter's look-up (sent to this destination since …);

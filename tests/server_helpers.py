@@ -11,15 +11,43 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.platforms.base import PlatformAdapter
+from bot.platforms.dingtalk import DingTalkSettings
+from bot.platforms.wecom import WeComSettings
 from bot.services import Services
 from core.clock import Clock
 from core.messages import Destination, Event, OutMessage
 from core.models import Department, OutboxMessage
 from core.outbox import enqueue
+from tests.fakes.dingtalk import FakeDingTalk
+from tests.fakes.wecom import FakeWeCom
 
 
 def random_aes_key() -> str:
     return base64.b64encode(os.urandom(32)).decode().rstrip("=")
+
+
+def wecom_settings(fake: FakeWeCom) -> WeComSettings:
+    """A self-built app's settings pointing at the fake WeCom (callback keys of its own)."""
+    return WeComSettings(
+        corp_id=fake.corp_id,
+        agent_id=fake.agent_id,
+        secret=fake.corp_secret,
+        token="tok",
+        encoding_aes_key=random_aes_key(),
+        api_base=fake.base,
+        webhook_base=fake.base,
+    )
+
+
+def dingtalk_settings(fake: FakeDingTalk) -> DingTalkSettings:
+    """HTTP-mode settings pointing both DingTalk API hosts at the fake."""
+    return DingTalkSettings(
+        app_key=fake.app_key,
+        app_secret=fake.app_secret,
+        robot_code=fake.robot_code,
+        api_base=fake.base,
+        oapi_base=fake.base,
+    )
 
 
 def make_services(

@@ -18,7 +18,6 @@ from bot.platforms.base import TRUNCATION_NOTE, Channel
 from bot.platforms.dingtalk import (
     DingTalkAdapter,
     DingTalkExtras,
-    DingTalkSettings,
     signed_webhook_url,
 )
 from bot.replays import PRUNE_EVERY, SignatureLedger
@@ -28,7 +27,7 @@ from core.messages import Button, Card, Event, Field_, OutMessage
 from core.models import UsedSignature
 from tests.fakes import callback_app
 from tests.fakes.dingtalk import DingTalkCallbackClient, FakeDingTalk, robot_message, robot_sign
-from tests.server_helpers import make_services
+from tests.server_helpers import dingtalk_settings, make_services
 
 NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
 SECRET = "SECfake0123456789"
@@ -52,14 +51,9 @@ async def serving(
 ) -> AsyncIterator[Rig]:
     """One `serve` process's DingTalk side: adapter, replay ledger on the database, callback
     route. Two of these on one database are two processes (or one before and after a restart)."""
-    settings = DingTalkSettings(
-        app_key=fake.app_key,
-        app_secret=fake.app_secret,
-        robot_code=fake.robot_code,
-        api_base=fake.base,
-        oapi_base=fake.base,
+    adapter = DingTalkAdapter(
+        dingtalk_settings(fake), clock, SignatureLedger(make_services(sessionmaker, clock))
     )
-    adapter = DingTalkAdapter(settings, clock, SignatureLedger(make_services(sessionmaker, clock)))
     app, received = callback_app(adapter)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()

@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.platforms.base import Channel, SendResult
-from bot.platforms.wecom import WeComAdapter, WeComSettings
+from bot.platforms.wecom import WeComAdapter
 from bot.sender import Sender
 from bot.services import Services
 from core import outbox
@@ -28,7 +28,7 @@ from core.models import (
     PlatformAccount,
 )
 from tests.fakes.wecom import FakeWeCom
-from tests.server_helpers import add_department, make_services, outbox_count, random_aes_key
+from tests.server_helpers import add_department, make_services, outbox_count, wecom_settings
 
 
 class ScriptedPlatform:
@@ -68,16 +68,7 @@ async def fake_wecom(clock: FixedClock) -> AsyncIterator[FakeWeCom]:
 
 
 def wecom_adapter(fake: FakeWeCom, clock: FixedClock) -> WeComAdapter:
-    settings = WeComSettings(
-        corp_id=fake.corp_id,
-        agent_id=fake.agent_id,
-        secret=fake.corp_secret,
-        token="tok",
-        encoding_aes_key=random_aes_key(),
-        api_base=fake.base,
-        webhook_base=fake.base,
-    )
-    return WeComAdapter(settings, clock)
+    return WeComAdapter(wecom_settings(fake), clock)
 
 
 async def bind_robot(

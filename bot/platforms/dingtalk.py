@@ -35,7 +35,7 @@ from bot.platforms.base import (
     titled,
     truncate_utf8,
 )
-from bot.platforms.tokens import TokenCache
+from bot.platforms.tokens import TokenCache, TokenStore
 from core.clock import Clock, SystemClock
 from core.messages import Button, Card, Destination, Event, OutMessage
 
@@ -125,11 +125,15 @@ class DingTalkAdapter:
         settings: DingTalkSettings,
         clock: Clock | None = None,
         ledger: SignLedger | None = None,
+        tokens: TokenStore | None = None,
     ) -> None:
+        """`tokens` shares the access token with other processes (bot.token_store)."""
         self.settings = settings
         self._clock = clock or SystemClock()
         self._http = HttpClient(settings.http_timeout_s)
-        self._tokens = TokenCache(self._fetch_token, self._clock)
+        self._tokens = TokenCache(
+            self._fetch_token, self._clock, store=tokens, key=f"dingtalk:{settings.app_key}"
+        )
         self.ledger = ledger  # HTTP callbacks are refused without one (bot.server sets it)
         # Stream mode has no inbound HTTP route: an empty path registers none
         self.callback_path = "/dingtalk/callback" if settings.mode == "http" else ""
@@ -377,7 +381,7 @@ class DingTalkAdapter:
         token = await self._tokens.get()
         status, data = await self._call_openapi(method, path, token, payload)
         if token_rejected(status, data):
-            self._tokens.invalidate(token)
+            await self._tokens.invalidate(token)
             status, data = await self._call_openapi(method, path, await self._tokens.get(), payload)
         return status, data
 

@@ -35,7 +35,7 @@ from bot.platforms.base import (
     titled,
     truncate_utf8,
 )
-from bot.platforms.tokens import TokenCache
+from bot.platforms.tokens import TokenCache, TokenStore
 from core.clock import Clock, SystemClock
 from core.messages import Card, Event, OutMessage
 
@@ -178,7 +178,13 @@ class WeComAdapter:
     callback_path = "/wecom/callback"
     buttons_call_back = True  # button_interaction cards post template_card_event
 
-    def __init__(self, settings: WeComSettings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: WeComSettings,
+        clock: Clock | None = None,
+        tokens: TokenStore | None = None,
+    ) -> None:
+        """`tokens` shares the access token with other processes (bot.token_store)."""
         self.settings = settings
         self._clock = clock or SystemClock()
         self._crypto = WeComCrypto(
@@ -187,7 +193,12 @@ class WeComAdapter:
             settings.corp_id,
         )
         self._http = HttpClient(settings.http_timeout_s)
-        self._tokens = TokenCache(self._fetch_token, self._clock)
+        self._tokens = TokenCache(
+            self._fetch_token,
+            self._clock,
+            store=tokens,
+            key=f"wecom:{settings.corp_id}:{settings.agent_id}",  # each app has its own token
+        )
 
     # ---- callbacks -------------------------------------------------------------------------
 
@@ -318,7 +329,7 @@ class WeComAdapter:
         data = await self._post_api(path, token, payload)
         if data.get("errcode") in TOKEN_REJECTED:
             # WeCom may revoke a token early: drop it, fetch once, retry once
-            self._tokens.invalidate(token)
+            await self._tokens.invalidate(token)
             data = await self._post_api(path, await self._tokens.get(), payload)
         return data
 
