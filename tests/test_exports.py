@@ -3,9 +3,12 @@ task (001 第二十条, 004 第二十五条) after which the task is closed."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import io
+import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -16,12 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import main as cli_main
-from core import archive, objections
+from core import archive, cases, objections
 from core.attachments import FileStore
 from core.changes import Ctx
+from core.draws import pool
 from core.errors import InvalidTransition, PermissionDenied
-from core.exports import RESULT_COLUMNS
-from core.models import Attachment, AuditEvent, CaseResult, JointTask
+from core.exports import RESULT_COLUMNS, RESULT_LAYOUT
+from core.models import Attachment, AuditEvent, CaseResult, Draw, DrawPool, JointTask
 from core.states import TaskState
 from tests.case_factories import World, acting, at_day, build_world
 from tests.test_public import publish_and_correct
@@ -201,3 +205,110 @@ async def test_archive_files_the_results_attachments(
         assert zf.read(f"05-检查结果/附件/{code}/第1版-1-现场照片.jpg") == photo
         listing = zf.read("05-检查结果/附件清单.csv").decode("utf-8-sig")
     assert "丢失.pdf" in listing and "缺失" in listing
+
+
+async def test_results_export_row_carries_each_column_of_the_layout(
+    ctx: Ctx, session: AsyncSession, tmp_path: Path, db_url: str
+) -> None:
+    """004 第十九条 (《记录表》内容录入省级平台): one published result with problems, a
+    participant's own category and a follow-up, read back from the produced XLSX column by
+    column; codes are the platform's keys, labels the national wording of docs/domain.md."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await cases.submit_result(
+        acting(ctx, w.a1),
+        w.case.code,
+        codes=["A", "2", "B", "5:WJ"],
+        methods=["实地检查", "书面检查"],
+        followups=["责令改正并跟踪"],
+        followup_done=True,
+        followup_done_on=D(2026, 3, 11),
+        inspected_on=D(2026, 3, 10),
+    )
+    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
+    at_day(ctx, D(2026, 3, 20))
+    await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+    await session.commit()
+
+    out = tmp_path / "results.xlsx"
+    argv = ["export", "results", "--year", "2026", "-o", str(out), "--db", db_url]
+    assert await asyncio.to_thread(cli_main, argv) == 0  # the CLI runs its own event loop
+    book = load_workbook(out)
+    assert book.sheetnames == ["检查结果", "说明"]
+    header, *rows = [list(r) for r in book["检查结果"].iter_rows(values_only=True)]
+    assert tuple(header) == RESULT_COLUMNS  # the README's list, checked below
+    [row] = rows
+    assert dict(zip(header, row, strict=True)) == {
+        "序号": 1,
+        "任务编号": "LJ-2026-001",
+        "任务名称": "公共场所联合抽查",
+        "发起部门": "县市场监督管理局",
+        "参与部门": "县卫生健康委员会",
+        "统一社会信用代码（注册号）": "91330424MA28AQAQXU",
+        "检查对象名称": "嘉善县某某食品有限公司",
+        "检查日期": dt.datetime(2026, 3, 10),
+        "检查结果代码": "A,2,B,5",
+        "检查结果": "发现问题待后续处理；违反工商（市场监管）行政管理相关规定；"
+        "未按规定公示应当公示的信息；违反县卫生健康委员会相关规定",
+        "检查方式": "实地检查、书面检查",
+        "后续处置": "责令改正并跟踪",
+        "后续处置是否完成": "是",
+        "后续处置完成日期": dt.datetime(2026, 3, 11),
+        "是否更正": "否",
+        "公示日期": dt.datetime(2026, 3, 20),
+        "案件号": "LJ-2026-001-001",
+    }
+    notes = {r[0]: r[1] for r in book["说明"].iter_rows(values_only=True)}
+    assert notes["格式"] == RESULT_LAYOUT and notes["年度"] == 2026 and notes["部门"] == "全部"
+
+
+def test_readme_documents_the_export_layout_column_for_column() -> None:
+    """The README names the layout and lists the columns the code writes, in order."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**Results for the provincial platform**", 1)[1].split("**Archive**")[0]
+    flat = " ".join(section.split())
+    assert RESULT_LAYOUT in flat
+    listed = flat.split("Columns: ", 1)[1].split("; a second sheet", 1)[0]
+    columns = [re.sub(r"\s*\(.*?\)\s*", "", c).strip() for c in listed.split(", ")]
+    assert columns == list(RESULT_COLUMNS)
+
+
+async def test_archive_files_the_draw_receipt_and_its_pool(
+    ctx: Ctx, session: AsyncSession, published: World
+) -> None:
+    """001 第二十条, 004 第二十五条: the draw's record (commitment, seed, beacon, rule,
+    selection) and the pool file it was drawn from are filed, the pool matching its hash."""
+    candidates = sorted([(published.target.uscc, "一般"), ("91330424MA28AQB00X", "一般")])
+    made = pool.pool_file(candidates)
+    draw = Draw(
+        code=f"{published.task.code}-T1",
+        task_id=published.task.id,
+        kind="targets",
+        task_code=published.task.code,
+        state="locked",
+        commitment="c" * 64,
+        seed_hex="5" * 64,
+        beacon_source="2026年3月3日福彩3D开奖号码",
+        beacon="417",
+        pool_hash=made.hash,
+        pool_size=len(candidates),
+        parameters={"rule": {"strata": [{"name": "一般", "count": 1}]}},
+        selection=[published.target.uscc],
+        frozen_at=ctx.clock.now(),
+        locked_at=ctx.clock.now(),
+    )
+    session.add(draw)
+    await session.flush()
+    session.add(DrawPool(draw_id=draw.id, data=made.data))
+    await session.commit()
+    at_day(ctx, D(2026, 6, 2))
+    data, _ = await archive.archive_task(acting(ctx, published.lead_liaison), published.task.code)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        receipt = json.loads(zf.read(f"03-抽取/{draw.code}.json"))
+        pool_file = zf.read(f"03-抽取/{draw.code}-pool.csv").decode()
+    assert receipt["seed"] == "5" * 64 and receipt["beacon"] == "417"
+    assert receipt["commitment"] == "c" * 64 and receipt["selection"] == [published.target.uscc]
+    assert receipt["rule"] == {"strata": [{"name": "一般", "count": 1}]}
+    body = pool_file.removeprefix("id,stratum\n").removesuffix("\n")
+    assert hashlib.sha256(body.encode()).hexdigest() == receipt["pool_hash"] == made.hash
