@@ -132,6 +132,17 @@ async def participating_departments(ctx: Ctx, task: JointTask) -> list[Departmen
     return sorted(rows, key=lambda d: d.id != task.lead_department_id)
 
 
+async def sees_inside(ctx: Ctx, task: JointTask) -> bool:
+    """Whether the actor may see a task's invitations, cases, groups, inspector draws and
+    results before they are published: the system, the office's admin and the task's own
+    departments. Everyone else sees what the public side shows (002 二(六): results are made
+    public by publication)."""
+    actor = ctx.actor
+    if actor is None or actor.has_role("admin"):
+        return True
+    return actor.department_id in {d.id for d in await participating_departments(ctx, task)}
+
+
 def department_categories(departments: Sequence[Department]) -> list[Category]:
     return [
         department_category(d.code, d.short_name or d.name)

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core.cases import OPEN_FOR_ENTRY, get_case, participating_departments, require
+from core.cases import OPEN_FOR_ENTRY, get_case, participating_departments, require, sees_inside
 from core.cases import get_task as case_task
 from core.changes import Ctx
-from core.jointtask import get_task, task_invitations
+from core.errors import NotFound
+from core.jointtask import get_task, task_invitations, task_items
 from core.models import (
     AuditEvent,
     Case,
@@ -21,11 +22,12 @@ from core.models import (
     Department,
     GroupMember,
     Invitation,
+    Item,
     JointTask,
     Objection,
     Referral,
 )
-from core.states import INVITATION, TASK, InvitationState
+from core.states import INVITATION, TASK, InvitationState, TaskState
 
 BAR_WIDTH = 10
 
@@ -58,14 +60,33 @@ async def tasks_for_department(ctx: Ctx, department_id: int) -> list[TaskListing
     return listing
 
 
-async def sees_inside(ctx: Ctx, task: JointTask) -> bool:
-    """Whether the actor may see a task's invitations, cases and results before they are
-    published: the system, the office's admin and the task's own departments. Everyone else
-    sees what the public side shows (002 二(六): results are made public by publication)."""
-    actor = ctx.actor
-    if actor is None or actor.has_role("admin"):
-        return True
-    return actor.department_id in {d.id for d in await participating_departments(ctx, task)}
+@dataclass(frozen=True)
+class TaskDetail:
+    """What `任务 编号` shows. `outside`: the officer's department neither takes part nor was
+    invited, so it sees what the public index shows (002 二(六)) and `items` stays empty."""
+
+    task: JointTask
+    items: list[Item]
+    invitation: Invitation | None
+    outside: bool
+
+
+async def task_detail(ctx: Ctx, code: str, department_id: int) -> TaskDetail:
+    """One task for an officer of `department_id`. The task's departments, the departments it
+    invited and admins see its items, reply deadline and commitment; any other department sees
+    the public index's entry (code, title, lead, window, state), and a draft — not public —
+    is as unknown to it as a task that does not exist."""
+    task = await get_task(ctx, code)
+    invitation = await ctx.session.scalar(
+        select(Invitation).where(
+            Invitation.task_id == task.id, Invitation.department_id == department_id
+        )
+    )
+    if invitation is not None or await sees_inside(ctx, task):
+        return TaskDetail(task, await task_items(ctx, task), invitation, outside=False)
+    if task.state == TaskState.DRAFT:
+        raise NotFound(f"未找到任务 {code}")
+    return TaskDetail(task, [], None, outside=True)
 
 
 async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.cases import active_members, department_categories
 from core.changes import Ctx
 from core.clock import CHINA_TZ
+from core.draws.verify import PUBLIC_DRAW_KIND
 from core.errors import NotFound
 from core.models import (
     Case,
@@ -38,7 +39,6 @@ PER_PAGE = 20
 MAX_QUERY_CHARS = 100
 MAX_TARGETS = 500  # a name fragment matching more targets is too vague: the visitor is told
 PUBLIC_TASK_STATES = tuple(s for s in TaskState if s != TaskState.DRAFT)
-PUBLIC_DRAW_KIND = "targets"  # inspector draws hold officer codes: not published
 _USCC = re.compile(r"[0-9A-Z]{15}|[0-9A-Z]{18}")
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import cases, consultation, jointtask
+from core import cases, consultation
 from core.errors import NotFound, ValidationFailed
 from core.messages import OutMessage
 from core.models import Invitation, JointTask
-from core.progress import task_progress, tasks_for_department
+from core.progress import task_detail, task_progress, tasks_for_department
 from core.states import CASE, INVITATION, TASK, InvitationState
 from core.workdays import Deadline
 from handlers.base import Args, HandlerCtx, UsageError
@@ -53,17 +53,17 @@ async def progress(ctx: HandlerCtx, args: Args) -> None:
 
 async def _show(ctx: HandlerCtx, code: str) -> None:
     try:
-        task = await jointtask.get_task(ctx.core, code)
+        detail = await task_detail(ctx.core, code, ctx.officer.department_id)
     except NotFound:
         if not await _is_case(ctx, code):
             raise
         raise ValidationFailed(f"{code} 是案件号，查看案件请发送：案件 {code}") from None
-    items = await jointtask.task_items(ctx.core, task)
-    invitation = await consultation.department_invitation(ctx.core, task, ctx.officer.department_id)
+    invitation = detail.invitation
     await ctx.say(
         "cmd_task.md.j2",
-        task=task,
-        items=items,
+        task=detail.task,
+        items=detail.items,
+        outside=detail.outside,
         invitation=invitation,
         task_states=TASK.labels,
         inv_states=INVITATION.labels,
@@ -74,7 +74,7 @@ async def _show(ctx: HandlerCtx, code: str) -> None:
         and invitation.state == InvitationState.PENDING
         and (ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"))
     ):
-        await ctx.reply(invitation_card(ctx, task, invitation))
+        await ctx.reply(invitation_card(ctx, detail.task, invitation))
 
 
 async def _is_case(ctx: HandlerCtx, code: str) -> bool:

@@ -10,12 +10,16 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.cases import sees_inside
 from core.changes import Ctx
 from core.draws import algorithm
 from core.draws.pool import decode_pool
 from core.errors import NotFound
-from core.models import Draw, DrawPool, JointTask
+from core.jointtask import task_by_id
+from core.models import Draw, DrawPool, JointTask, Officer
 from core.states import DrawState
+
+PUBLIC_DRAW_KIND = "targets"  # inspector draws hold officer codes: not published
 
 
 @dataclass(frozen=True)
@@ -117,18 +121,41 @@ def draw_public_json(d: Draw) -> dict[str, Any]:
 
 
 async def draws_for(ctx: Ctx, ref: str) -> list[Draw]:
-    """A draw by its code, or every current (not superseded) draw of a task by task code."""
+    """A draw by its code, or every current (not superseded) draw of a task by task code;
+    only those the actor may see (`may_see`), so another department's officer verifies what
+    /public/draws shows and no more."""
     found = list(await ctx.session.scalars(select(Draw).where(Draw.code == ref)))
-    if found:
-        return found
-    return list(
+    if not found:
+        found = list(
+            await ctx.session.scalars(
+                select(Draw)
+                .join(JointTask, JointTask.id == Draw.task_id)
+                .where(JointTask.code == ref, Draw.state != DrawState.SUPERSEDED)
+                .order_by(Draw.id)
+            )
+        )
+    return [d for d in found if await may_see(ctx, d)]
+
+
+async def may_see(ctx: Ctx, d: Draw) -> bool:
+    """Target draws are public (/public/draws). An inspector draw names officers and is not
+    (002 二(六): before publication a task's groups belong to its departments): a task's
+    inspector draw is shown to the task's departments, a quick one to its starter's department
+    and the drawn officers' departments; the system and admins see every draw."""
+    actor = ctx.actor
+    if d.kind == PUBLIC_DRAW_KIND or actor is None or actor.has_role("admin"):
+        return True
+    if d.task_id is not None:
+        return await sees_inside(ctx, await task_by_id(ctx, d.task_id))
+    drawn = [i.removeprefix(algorithm.INSPECTOR_PREFIX) for i in d.selection]
+    departments = set(
         await ctx.session.scalars(
-            select(Draw)
-            .join(JointTask, JointTask.id == Draw.task_id)
-            .where(JointTask.code == ref, Draw.state != DrawState.SUPERSEDED)
-            .order_by(Draw.id)
+            select(Officer.department_id).where(
+                (Officer.id == d.created_by_id) | Officer.code.in_(drawn)
+            )
         )
     )
+    return actor.department_id in departments
 
 
 async def all_draws(ctx: Ctx) -> list[Draw]:
