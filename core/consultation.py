@@ -220,13 +220,18 @@ def invitation_card(
     *,
     text: str = "",
     url: str = "",
+    recipient: int | None = None,
     reshown: tuple[int, dt.datetime] | None = None,
 ) -> OutMessage:
     """The invitation card, built only here: 接受 / 拒绝 buttons whose keys call back. `url`, the
     officer's signed answer page, serves platforms whose buttons only open links (without it the
     sender adds one per recipient). WeCom wants a task_id unique per app, so a card shown again
-    (`reshown` = officer id and moment) gets its own."""
+    (`reshown` = officer id and moment) gets its own, and so does each `recipient`'s copy: the
+    department's liaison and leader each get one, and WeCom refuses a second card under the
+    first one's task_id (40058)."""
     task_id = f"inv-{inv.id}"
+    if recipient is not None:
+        task_id += f"-o{recipient}"
     if reshown is not None:
         officer_id, at = reshown
         task_id += f"-o{officer_id}-{int(at.timestamp() * 1000)}"
@@ -323,7 +328,7 @@ async def open_consultation(
         notices.extend(
             Notice(
                 Destination.officer(o.id),
-                invitation_card(task, inv, text=text),
+                invitation_card(task, inv, text=text, recipient=o.id),
                 key=f"invitation:{inv.id}:officer:{o.id}",
             )
             for o in await answerers(ctx, dep.id)
@@ -569,6 +574,14 @@ async def invitation_view(ctx: Ctx, invitation_id: int) -> InvitationView:
     )
     if invitation is None:
         raise NotFound("邀请不存在或已被撤回。")
+    # the page shows the task's items and the department's own list: for those who may answer
+    # (and the office's admin), not for whoever else holds a link (002 二(六))
+    require(
+        may_act_for(ctx, invitation.department_id),
+        "invitation.view",
+        f"invitation:{invitation.id}",
+        f"只有{invitation.department.name}的联络员或分管领导可以查看该邀请",
+    )
     task = await session.get(JointTask, invitation.task_id)
     if task is None:
         raise NotFound("任务不存在。")

@@ -133,3 +133,28 @@ async def test_card_decline_without_reason_then_reason_tells_the_lead(
     )
     updates = rig.fake.calls("/cgi-bin/message/update_template_card")
     assert len(updates) == 1 and "拒绝" in str(updates[0])
+
+
+async def test_liaison_and_leader_each_get_the_invitation_card(rig, sessionmaker, clock) -> None:
+    """Found by the fuzz suite's setup (issue 11): both answerers' cards carried the task_id
+    inv-<id>, and WeCom refuses a template card whose task_id the app already used (40058), so
+    the department's leader never got the card."""
+    async with sessionmaker() as s:
+        w = await f.world(s, partners=1, inspectors=1, n_targets=0)
+        partner = w.partners[0]
+        set_account(partner.liaison, ChatPlatform.WECOM, "wx-liaison")
+        set_account(partner.leader, ChatPlatform.WECOM, "wx-leader")
+        ctx = Ctx(session=s, clock=clock, rules=rig.services.rules)
+        task = await f.draft_task(ctx, w)
+        await consultation.open_consultation(
+            f.as_actor(ctx, w.lead.liaison), task, [partner.dep.id]
+        )
+        await s.commit()
+    await rig.sender.run_once()
+    cards = {
+        who: [m for m in rig.app_messages_to(who) if m["msgtype"] == "template_card"]
+        for who in ("wx-liaison", "wx-leader")
+    }
+    assert all(len(c) == 1 for c in cards.values()), cards
+    ids = {c[0]["template_card"]["task_id"] for c in cards.values()}
+    assert len(ids) == 2

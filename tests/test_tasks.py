@@ -103,7 +103,7 @@ async def test_full_path(ctx: Ctx) -> None:
         f"inv:accept:{invitations[0].id}",
         f"inv:decline:{invitations[0].id}",
     ]
-    assert card["task_id"] == f"inv-{invitations[0].id}"
+    assert card["task_id"] == f"inv-{invitations[0].id}-o{w.partners[0].liaison.id}"
     assert task.commitment in card["description"] and "2026年3月9日" in card["description"]
 
     await consultation.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
