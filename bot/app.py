@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.platforms.base import CallbackRejected, PlatformAdapter
 from bot.sender import Sender
@@ -197,6 +198,32 @@ def _rejected(
     return web.Response(status=exc.status, text=REJECTED_TEXT)
 
 
+class QuietBadRequests(logging.Filter):
+    """aiohttp's HTTP parser answers a request it cannot read (a line past 8,190 bytes, a bad
+    header) with a 400 itself, and logs it as an error with a traceback: anyone could fill the
+    log with those. One warning line instead, naming the kind of request, not its bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = (
+                "unreadable HTTP request refused: %s %s",
+                (
+                    exc.code,
+                    type(exc).__name__,
+                ),
+            )
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_bad_requests() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, QuietBadRequests) for f in server_log.filters):
+        server_log.addFilter(QuietBadRequests())
+
+
 # ---------------------------------------------------------------- health
 
 
@@ -323,6 +350,7 @@ def create_app(
     unknown = set(workers) - set(WORKERS)
     if unknown:
         raise ValueError(f"unknown workers: {sorted(unknown)}")
+    quiet_bad_requests()
     app = web.Application(client_max_size=services.settings.client_max_size)
     app[SERVICES] = services
     app[INBOX_WAKE] = asyncio.Event()

@@ -119,3 +119,25 @@ async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
 @pytest.fixture
 def ctx(session: AsyncSession, clock: FixedClock) -> Ctx:
     return Ctx(session=session, clock=clock, rules=Rules())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many fuzz cases ran (tests/test_fuzz.py records them per test; xdist workers pass
+    them on in their reports): a default run tries a few per family, `-m slow` over 10,000."""
+    cases: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "fuzz_cases":
+                    cases[report.nodeid] = int(value)
+                elif name == "fuzz_seconds":
+                    seconds[report.nodeid] = float(value)
+    if not cases:
+        return
+    terminalreporter.write_line(
+        f"fuzz: {sum(cases.values())} cases in {len(cases)} tests, {sum(seconds.values()):.0f} s"
+    )
+    if sum(cases.values()) > 1000:
+        for nodeid, n in sorted(cases.items()):
+            terminalreporter.write_line(f"  {n:6d}  {seconds.get(nodeid, 0):6.1f} s  {nodeid}")

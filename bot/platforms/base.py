@@ -27,6 +27,27 @@ TRANSIENT_RETRY_S = 5.0
 TRUNCATION_NOTE = "…（内容过长，已截断）"
 
 
+def inbound_json(text: str | bytes) -> Any:
+    """A platform's JSON (callback body, socket frame, decrypted message) with every lone
+    surrogate ("\\ud800" is valid JSON) replaced by "?" in keys and strings alike: such text
+    cannot be encoded, so it failed wherever it went next — a URL, the inbox, a reply. Raises
+    ValueError (RecursionError included: brackets nested thousands deep) like json.loads."""
+    try:
+        return _encodable(json.loads(text))
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deep") from exc
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    return value
+
+
 class CallbackRejected(Exception):
     """A callback that must not be processed; the server answers with `status`."""
 

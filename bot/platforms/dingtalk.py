@@ -31,6 +31,7 @@ from bot.platforms.base import (
     card_markdown,
     check_window,
     deliver,
+    inbound_json,
     read_limited_body,
     titled,
     truncate_utf8,
@@ -181,8 +182,8 @@ class DingTalkAdapter:
         body = await read_limited_body(request, self.settings.max_body_bytes)
         await self._check_replay(sign_key, sent_ms, body)
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
+            data = inbound_json(body)
+        except ValueError as exc:  # RecursionError too: nested thousands deep
             raise CallbackRejected(400, "body is not JSON") from exc
         if not isinstance(data, dict):
             raise CallbackRejected(400, "body is not a JSON object")
@@ -230,7 +231,7 @@ class DingTalkAdapter:
         if corp and data.get("corpId") != corp:
             raise CallbackRejected(403, "card callback from another corp")
         try:
-            content = json.loads(data.get("content") or "{}")
+            content = inbound_json(data.get("content") or "{}")
             private = content.get("cardPrivateData") or {}
             params, action_ids = private.get("params") or {}, private.get("actionIds") or []
         except (ValueError, AttributeError) as exc:

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import yarl
 
-from bot.platforms.base import CallbackRejected
+from bot.platforms.base import CallbackRejected, inbound_json
 from bot.platforms.dingtalk import DingTalkAdapter
 from bot.platforms.longconn import (
     Backoff,
@@ -171,7 +171,7 @@ class DingTalkStream(ReconnectingClient):
 
     def _event(self, topic: str, raw: object) -> Event:
         try:
-            data = json.loads(raw) if isinstance(raw, str) else None
+            data = inbound_json(raw) if isinstance(raw, str) else None
         except ValueError:
             data = None
         if not isinstance(data, dict):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 
+from bot.platforms.base import inbound_json
 from core.clock import Clock
 from core.messages import Event
 
@@ -154,7 +154,7 @@ async def json_frames(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict
         if msg.type != aiohttp.WSMsgType.TEXT:
             continue
         try:
-            frame = json.loads(msg.data)
+            frame = inbound_json(msg.data)
         except ValueError:
             frame = None
         if isinstance(frame, dict) and isinstance(frame.get("headers"), dict):

@@ -27,7 +27,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages.links import expand
-from bot.platforms.base import CallbackRejected, EventExtras, read_limited_body
+from bot.platforms.base import CallbackRejected, EventExtras, inbound_json, read_limited_body
 from bot.services import Services
 from core import demo_clock, demo_guide, inbox, officers, outbox
 from core.changes import Ctx
@@ -192,8 +192,8 @@ async def _read_json(request: web.Request) -> dict[str, Any]:
     except CallbackRejected:
         raise ApiError(413, "请求过大。") from None
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
+        data = inbound_json(raw)
+    except ValueError:  # RecursionError too: brackets nested thousands deep
         raise ApiError(400, "请求不是有效的 JSON。") from None
     if not isinstance(data, dict):
         raise ApiError(400, "请求不是 JSON 对象。")

@@ -37,6 +37,7 @@ from bot.platforms.base import (
     card_markdown,
     check_window,
     deliver,
+    inbound_json,
     read_limited_body,
     titled,
     truncate_utf8,
@@ -283,14 +284,14 @@ class WeComAiBotAdapter:
     async def parse(self, request: web.Request) -> list[Event]:
         raw = await read_limited_body(request, self.settings.max_body_bytes)
         try:
-            envelope = json.loads(raw)
+            envelope = inbound_json(raw)
             encrypted = envelope["encrypt"]
         except (ValueError, TypeError, KeyError) as exc:
             raise CallbackRejected(400, 'body is not {"encrypt": ...}') from exc
         if not isinstance(encrypted, str) or not encrypted:
             raise CallbackRejected(400, "empty encrypt")
         try:
-            body = json.loads(self._checked(request, encrypted))
+            body = inbound_json(self._checked(request, encrypted))
         except ValueError as exc:
             raise CallbackRejected(400, "decrypted message is not JSON") from exc
         if not isinstance(body, dict):

@@ -218,7 +218,9 @@ class WeComCallbackClient:
     def encrypt(
         self, message: str, receive_id: str | None = None, random16: bytes | None = None
     ) -> str:
-        msg = message.encode()
+        # a lone surrogate becomes bytes that are not UTF-8 (the fuzz suite sends those inside
+        # a valid ciphertext); any other text encodes as plain UTF-8
+        msg = message.encode("utf-8", "surrogatepass")
         rid = (self.receive_id if receive_id is None else receive_id).encode()
         buffer = (random16 or os.urandom(16)) + struct.pack("!I", len(msg)) + msg + rid
         padder = padding.PKCS7(256).padder()  # 32-byte blocks, as WeCom pads
