@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from core import access, consultation
 from core.clock import CHINA_TZ
 from core.consultation import InvitationView
-from core.errors import DomainError, ValidationFailed
-from handlers.pages import Page, PageCtx, page
+from core.errors import DomainError, PermissionDenied, ValidationFailed
+from handlers.pages import Page, PageCtx, denied, page
 
 
 @dataclass
@@ -22,7 +22,14 @@ class AnswerForm:
 
 
 async def show(ctx: PageCtx, invitation_id: int) -> Page:
-    return _render(ctx, await consultation.invitation_view(ctx.core, invitation_id))
+    """The invitation for one who may answer it (or the admin); anyone else holding a link is
+    refused, and the refusal audited."""
+    try:
+        async with access.denials_on_record(ctx.core):
+            view = await consultation.invitation_view(ctx.core, invitation_id)
+    except PermissionDenied as err:
+        return denied(err)
+    return _render(ctx, view)
 
 
 async def submit(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> Page:
@@ -31,6 +38,8 @@ async def submit(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> Page:
     try:
         async with access.denials_on_record(ctx.core):
             notice = await _answer(ctx, invitation_id, form)
+    except PermissionDenied as err:  # audited; the page would show what they may not see
+        return denied(err)
     except DomainError as err:
         view = await consultation.invitation_view(ctx.core, invitation_id)
         return _render(ctx, view, form=form, error=err.message, status=422)
