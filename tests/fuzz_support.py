@@ -41,7 +41,9 @@ from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.links import sign_link
 from core.models import (
+    Attachment,
     Case,
+    CaseResult,
     ChatBinding,
     ChatPlatform,
     GroupMember,
@@ -178,6 +180,17 @@ class Rig:
     async def inbox_count(self) -> int:
         async with self.services.sessionmaker() as s:
             return int(await s.scalar(select(func.count()).select_from(InboxEvent)) or 0)
+
+    async def page_state(self) -> tuple[Any, ...]:
+        """What a page's form can change: results, reviews' audit, the invitation's answer, the
+        attachments. A refused post (4xx) must leave all of it as it was."""
+        async with self.services.sessionmaker() as s:
+            return (
+                await s.scalar(select(func.count()).select_from(CaseResult)),
+                await s.scalar(select(func.count()).select_from(Attachment)),
+                await s.scalar(select(Invitation.state).where(Invitation.id == self.invitation.id)),
+                tuple(await s.scalars(select(Case.state).order_by(Case.id))),
+            )
 
     async def drain(self) -> None:
         """What the workers do after a request: handle every stored event, deliver replies."""

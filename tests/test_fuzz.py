@@ -483,18 +483,18 @@ async def test_signed_pages_with_hostile_forms(rig: Rig, fuzzer: Fuzzer) -> None
             data = [("t", token), ("csrf", rig.csrf(token) if good_token else junk_token)]
             data += fields
             headers = {"Origin": rig.origin}
+            state = await rig.page_state()
             if multipart:
-                form = aiohttp.FormData()
+                body: Any = aiohttp.FormData()
                 for k, v in data:
-                    form.add_field(_header_safe(k), _safe(v))
-                async with rig.http.post(rig.url(path), data=form, headers=headers) as resp:
-                    await answered(rig, resp.status, await resp.read(), before)
-                return
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            async with rig.http.post(
-                rig.url(path), data=_encode_form(data), headers=headers
-            ) as resp:
+                    body.add_field(_header_safe(k), _safe(v))
+            else:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+                body = _encode_form(data)
+            async with rig.http.post(rig.url(path), data=body, headers=headers) as resp:
                 await answered(rig, resp.status, await resp.read(), before)
+                if resp.status >= 400:
+                    assert await rig.page_state() == state, "a refused form changed data"
             return
         query = [("t", token), *fields, *((k, v) for k, v in fields if k in ("a", "case"))]
         query = [(_safe(k), _safe(v)) for k, v in query]
