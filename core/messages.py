@@ -15,6 +15,11 @@ from pydantic import BaseModel, Field, field_validator
 Platform = Literal["wecom", "wecom_aibot", "dingtalk", "sim"]
 
 
+def encodable_text(value: str) -> str:
+    """`value` without what cannot be stored or sent: lone surrogates become "?", NUL goes."""
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
 class Event(BaseModel):
     """An inbound message or card action, already verified and decrypted."""
 
@@ -36,9 +41,10 @@ class Event(BaseModel):
     @field_validator("event_id", "user_id", "text", "action_key", "chat_id")
     @classmethod
     def _encodable(cls, value: str) -> str:
-        """A lone surrogate (JSON allows "\ud800") becomes "?": such text cannot be encoded,
-        so every reply quoting it failed on every attempt."""
-        return value.encode("utf-8", "replace").decode("utf-8")
+        """Text every store and platform takes: a lone surrogate (JSON allows "\ud800")
+        becomes "?" (such text cannot be encoded, so every reply quoting it failed on every
+        attempt), and NUL is dropped (PostgreSQL refuses it in text and JSON)."""
+        return encodable_text(value)
 
 
 class Destination(BaseModel):

@@ -13,6 +13,7 @@ from core import public
 from core.changes import Ctx
 from core.draws.algorithm import parse_rule
 from core.draws.verify import draw_public_json, pool_csv_text
+from core.messages import encodable_text
 from core.models import Draw, JointTask
 from core.plan import plan_entries
 from core.render import render
@@ -38,7 +39,7 @@ def parse_results_query(raw: RawQuery) -> tuple[public.ResultQuery, str]:
     if year_text and year is None:
         note = "年份应为四位数字（如 2026），已按全部年份查询。"
     page = int(raw.page) if _PAGE.fullmatch(raw.page.strip()) else 1
-    text = raw.q.strip()
+    text = encodable_text(raw.q).strip()  # NUL and lone surrogates cannot be searched for
     if len(text) > public.MAX_QUERY_CHARS:
         note = f"查询内容过长，只按前 {public.MAX_QUERY_CHARS} 个字查询。"
     return public.ResultQuery(text=text[: public.MAX_QUERY_CHARS], year=year, page=page), note

@@ -645,3 +645,36 @@ async def test_found_overlong_request_line_is_a_400_without_a_logged_traceback(r
     async with rig.http.get(rig.url("/public/"), headers={"X-Long": "a" * 9000}) as resp:
         assert resp.status == 400
         await answered(rig, resp.status, await resp.read(), before)
+
+
+@pytest.mark.parametrize("fuzzer", [False], indirect=True)
+async def test_found_nul_in_a_command_message_or_form(rig: Rig, sessionmaker) -> None:
+    """Found by the fuzz run on PostgreSQL, which refuses NUL in text and JSON: a command
+    argument with NUL ("任务 LJ\\x00") failed its query on every retry; NUL in a DingTalk
+    message failed the inbox insert; NUL in a search or a form field failed the page."""
+    d = make_dispatcher(sessionmaker, rig.clock)
+    officer = rig.world.lead.liaison.code
+    for text in ("任务 LJ\x00", "接受 \x00", "利害关系 \x00 说明", "帮助\x00"):
+        rows = await send(sessionmaker, d, text_event(officer, text))
+        assert rows and all("\x00" not in r.message.get("body", "") for r in rows)
+    message = robot_message("任务 \x00", msg_id="found-nul", created_ms=rig.ding.now_ms())
+    message["senderStaffId"] = f"dd-{officer}\x00"
+    before = await rig.inbox_count()
+    status, body = await rig.ding.post(body=dumps(message))
+    await answered(rig, status, body, before)
+    before = await rig.inbox_count()
+    async with rig.http.get(rig.url("/public/results"), params={"q": "企业\x00"}) as resp:
+        await answered(rig, resp.status, await resp.read(), before)
+    token = rig.token(rig.members[0], f"case:{rig.cases[0].id}", "result")
+    form = [
+        ("t", token),
+        ("csrf", rig.csrf(token)),
+        ("remarks", "备注\x00"),
+        ("item.1.codes", "\x00"),
+    ]
+    async with rig.http.post(
+        rig.url("/h5/result"),
+        data=_encode_form(form),
+        headers={"Origin": rig.origin, "Content-Type": "application/x-www-form-urlencoded"},
+    ) as resp:
+        await answered(rig, resp.status, await resp.read(), before)

@@ -26,6 +26,7 @@ from core import officers
 from core.attachments import Upload
 from core.errors import DomainError, PermissionDenied
 from core.links import MISMATCH, verify_link
+from core.messages import encodable_text
 from handlers.pages import Page, PageCtx, denied
 
 DB_ID = re.compile(r"[0-9]{1,9}")  # form and link ids: ASCII digits that fit the int column
@@ -153,8 +154,8 @@ async def read_fields(
     if len(pairs) > max_fields:
         raise web.HTTPBadRequest(text="提交的字段过多，请刷新页面后重新填写。")
     fields: dict[str, list[str]] = {}
-    for name, value in pairs:
-        fields.setdefault(name, []).append(value)
+    for name, value in pairs:  # NUL and lone surrogates cannot be stored (PostgreSQL) or sent
+        fields.setdefault(encodable_text(name), []).append(encodable_text(value))
     return fields, uploads
 
 
@@ -200,7 +201,7 @@ async def _multipart(
 
 def form_text(post: MultiDictProxy[Any], name: str) -> str:
     value = post.get(name, "")
-    return value if isinstance(value, str) else ""
+    return encodable_text(value) if isinstance(value, str) else ""
 
 
 class SignedPages:

@@ -18,7 +18,7 @@ import yarl
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from core.messages import Card, Destination, Event, OutMessage
+from core.messages import Card, Destination, Event, OutMessage, encodable_text
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,9 @@ TRUNCATION_NOTE = "…（内容过长，已截断）"
 
 def inbound_json(text: str | bytes) -> Any:
     """A platform's JSON (callback body, socket frame, decrypted message) with every lone
-    surrogate ("\\ud800" is valid JSON) replaced by "?" in keys and strings alike: such text
-    cannot be encoded, so it failed wherever it went next — a URL, the inbox, a reply. Raises
+    surrogate ("\\ud800" is valid JSON) replaced by "?" and every NUL ("\\u0000") dropped, in
+    keys and strings alike: such text cannot be encoded or stored, so it failed wherever it went
+    next — a URL, the inbox (PostgreSQL refuses NUL), a reply. Raises
     ValueError (RecursionError included: brackets nested thousands deep) like json.loads."""
     try:
         return _encodable(json.loads(text))
@@ -40,7 +41,7 @@ def inbound_json(text: str | bytes) -> Any:
 
 def _encodable(value: Any) -> Any:
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
+        return encodable_text(value)
     if isinstance(value, list):
         return [_encodable(v) for v in value]
     if isinstance(value, dict):
