@@ -4,12 +4,12 @@ inspector library (5,000 officers) and annual plan (200 rows).
     python bench/imports.py [--rows 100000] [--runs 3] [--inspectors 5000] [--plan-rows 200]
 
 Each run migrates a new SQLite file (core.schema.upgrade), imports the CSV through
-core.imports.import_targets and commits. Two baselines are measured in the same run on the same
-file: parsing + checking the CSV without a database (the work every import must do), and a raw
-sqlite3 executemany of the already-checked rows (the cheapest possible write). The last line
-printed is one JSON object; "rows_per_s" is the median over the runs. The inspector and plan
-imports run on a database holding 20 departments and their item lists (imported first, not
-timed); their baseline is reading the file alone (read_sheet), and each reports rows/s.
+core.imports.targets.import_targets and commits. Two baselines are measured in the same run on
+the same file: parsing + checking the CSV without a database (the work every import must do),
+and a raw sqlite3 executemany of the already-checked rows (the cheapest possible write). The
+last line printed is one JSON object; "rows_per_s" is the median over the runs. The inspector
+and plan imports run on a database holding 20 departments and their item lists (imported first,
+not timed); their baseline is reading the file alone (read_sheet), and each reports rows/s.
 """
 
 from __future__ import annotations
@@ -31,15 +31,10 @@ from core import county, plan
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.db import make_engine, make_sessionmaker
-from core.imports import (
-    INSPECTOR_COLUMNS,
-    TARGET_COLUMNS,
-    ImportReport,
-    check_targets,
-    import_inspectors,
-    import_targets,
-    read_sheet,
-)
+from core.imports.flow import ImportReport
+from core.imports.inspectors import INSPECTOR_COLUMNS, import_inspectors
+from core.imports.reading import read_sheet
+from core.imports.targets import TARGET_COLUMNS, check_targets, import_targets
 from core.models import TARGET_FLAGS, TARGET_KINDS
 from core.schema import upgrade
 from core.uscc import ALPHABET, make_uscc

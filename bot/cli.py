@@ -125,14 +125,18 @@ async def cmd_import(args: argparse.Namespace) -> int:
 
     from rich.progress import Progress
 
-    from core import county, imports, plan
+    from core import county, plan
+    from core.imports.exclusions import import_exclusions
+    from core.imports.flow import ImportReport
+    from core.imports.inspectors import import_inspectors
+    from core.imports.targets import import_targets
 
-    importers: dict[str, Callable[..., Awaitable[imports.ImportReport]]] = {
+    importers: dict[str, Callable[..., Awaitable[ImportReport]]] = {
         "departments": county.import_departments,
         "items": county.import_items,
-        "targets": imports.import_targets,
-        "inspectors": imports.import_inspectors,
-        "exclusions": imports.import_exclusions,
+        "targets": import_targets,
+        "inspectors": import_inspectors,
+        "exclusions": import_exclusions,
         "conflicts": county.import_conflicts,
         "plan": partial(plan.import_plan, year=args.year),
     }

@@ -1,6 +1,6 @@
 """What the result form and the review page show, and the form's way into the case services.
 
-The form enters a result through the same `core.cases.submit_result` (and `add_referral`) the
+The form enters a result through the same `core.result_entry.submit_result` (and `add_referral`) the
 chat `提交` uses, so every rule holds on both paths; this module only adds what a form needs:
 the case sheet it shows, the case conclusion derived from the per-item categories, the other
 departments' parts carried over unchanged, and idempotency of a second identical submit.
@@ -33,6 +33,8 @@ from core.models import (
     Review,
     TaskItem,
 )
+from core.referrals import add_referral
+from core.result_entry import submit_result
 from core.results import CATEGORIES, Category
 from core.states import CaseState
 
@@ -313,14 +315,14 @@ async def submit_entry(ctx: Ctx, case_id: int, entry: ResultEntry) -> tuple[Case
             else "结果已审核通过，不能重新提交；如有错误请由审核部门更正"
         )
     if entry.referral is not None:
-        await cases.add_referral(
+        await add_referral(
             ctx,
             case.code,
             entry.referral.kind,
             entry.referral.to_department,
             entry.referral.content,
         )
-    result = await cases.submit_result(
+    result = await submit_result(
         ctx,
         case.code,
         codes=codes,

@@ -18,32 +18,34 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import changes
-from core.imports import (
+from core.imports.flow import (
     CHUNK,
-    Column,
+    Checked,
+    Departments,
     ImportReport,
     Progress,
+    check_file,
+    load_departments,
+    run_import,
+)
+from core.imports.reading import (
+    Column,
+    Layout,
+    Row,
     RowError,
     Sheet,
-    _check_file,
-    _check_uscc,
-    _Checked,
-    _Departments,
-    _Layout,
-    _lengths,
-    _load_departments,
-    _nfkc,
-    _Row,
-    _run,
-    _text,
+    cell_text,
+    check_uscc,
+    column_lengths,
+    nfkc,
     split_multi,
 )
 from core.models import Department, Item, JointTask, Officer, OfficerConflict, Target, TaskItem
 from core.states import TaskState
 from core.uscc import validate_uscc
 
-_DEPARTMENT_LEN = _lengths(cast(Table, Department.__table__))
-_ITEM_LEN = _lengths(cast(Table, Item.__table__))
+_DEPARTMENT_LEN = column_lengths(cast(Table, Department.__table__))
+_ITEM_LEN = column_lengths(cast(Table, Item.__table__))
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9_\-]*")
 _YES = {"是", "y", "yes", "true", "1", "√", "市场监管"}
 _NO = {"否", "n", "no", "false", "0", "", "×"}
@@ -90,7 +92,7 @@ CONFLICT_COLUMNS = (
 
 def parse_ratio(text: str) -> Decimal | None:
     """'5%', '5％', '0.05' → Decimal('0.05'); None when it is not a ratio in (0, 1]."""
-    key = _nfkc(text)
+    key = nfkc(text)
     try:
         value = Decimal(key[:-1]) / 100 if key.endswith("%") else Decimal(key)
     except InvalidOperation:
@@ -106,8 +108,8 @@ def percent(value: Decimal | str) -> str:
 # ---------------------------------------------------------------- departments
 
 
-def _check_department(row: _Row, taken_names: dict[str, str]) -> dict[str, Any]:
-    code = _nfkc(row.get("code")).upper()
+def _check_department(row: Row, taken_names: dict[str, str]) -> dict[str, Any]:
+    code = nfkc(row.get("code")).upper()
     if not code:
         row.error("code", "部门编码为空")
     elif not _CODE.fullmatch(code) or len(code) > _DEPARTMENT_LEN["code"]:
@@ -120,7 +122,7 @@ def _check_department(row: _Row, taken_names: dict[str, str]) -> dict[str, Any]:
         row.error("name", "部门名称为空")
     elif taken_names.get(name, code) != code:
         row.error("name", f"部门名称“{name}”已属于部门编码 {taken_names[name]}")
-    market = _nfkc(row.get("is_market_regulator")).lower()
+    market = nfkc(row.get("is_market_regulator")).lower()
     if market not in _YES | _NO:
         row.error("is_market_regulator", f"“{row.get('is_market_regulator')}”应填 是 或 否")
     return {
@@ -132,7 +134,7 @@ def _check_department(row: _Row, taken_names: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _duplicate_names(checked: _Checked) -> None:
+def _duplicate_names(checked: Checked) -> None:
     first: dict[str, int] = {}
     for line, rec in checked.records:
         earlier = first.setdefault(rec["name"], line)
@@ -162,9 +164,9 @@ async def import_departments(
     async def prepare(_sheet: Sheet) -> None:
         existing.update({d.code: d for d in await ctx.session.scalars(select(Department))})
 
-    def check(sheet: Sheet, layout: _Layout) -> _Checked:
+    def check(sheet: Sheet, layout: Layout) -> Checked:
         taken = {d.name: d.code for d in existing.values()}
-        checked = _check_file(
+        checked = check_file(
             sheet,
             layout,
             lambda row: _check_department(row, taken),
@@ -175,7 +177,7 @@ async def import_departments(
         _duplicate_names(checked)
         return checked
 
-    async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
+    async def write(checked: Checked, progress: Progress | None) -> tuple[int, int]:
         fields = [
             "name",
             *(
@@ -201,7 +203,7 @@ async def import_departments(
             progress(len(checked.records), len(checked.records))
         return inserted, len(checked.records) - inserted
 
-    return await _run(
+    return await run_import(
         ctx,
         "departments",
         path,
@@ -221,9 +223,9 @@ async def import_departments(
 _ITEM_CONTENT = ("name", "category", "target_scope", "method", "basis", "ratio_cap")
 
 
-def _check_item(row: _Row, departments: _Departments, general_cap: Decimal) -> dict[str, Any]:
+def _check_item(row: Row, departments: Departments, general_cap: Decimal) -> dict[str, Any]:
     dept_id = departments.find(row, "department", required=True)
-    code = _nfkc(row.get("code"))
+    code = nfkc(row.get("code"))
     if not code:
         row.error("code", "事项编码为空")
     elif len(code) > _ITEM_LEN["code"]:
@@ -231,7 +233,7 @@ def _check_item(row: _Row, departments: _Departments, general_cap: Decimal) -> d
     name = row.text("name", _ITEM_LEN["name"])
     if not name:
         row.error("name", "事项名称为空")
-    category = CATEGORY_WORDS.get(_nfkc(row.get("category")).lower())
+    category = CATEGORY_WORDS.get(nfkc(row.get("category")).lower())
     if category is None:
         row.error(
             "category",
@@ -251,7 +253,7 @@ def _check_item(row: _Row, departments: _Departments, general_cap: Decimal) -> d
     }
 
 
-def _ratio_cap(row: _Row, category: str | None, general_cap: Decimal) -> str:
+def _ratio_cap(row: Row, category: str | None, general_cap: Decimal) -> str:
     """002 二(二): key items have no cap; a general item's cap is its own or the county's."""
     text = row.get("ratio_cap")
     if not text:
@@ -298,10 +300,10 @@ async def import_items(
     general_cap = Decimal(ctx.rules.general_item_ratio_cap)
 
     async def prepare(_sheet: Sheet) -> None:
-        state["departments"] = await _load_departments(ctx.session)
+        state["departments"] = await load_departments(ctx.session)
 
-    def check(sheet: Sheet, layout: _Layout) -> _Checked:
-        return _check_file(
+    def check(sheet: Sheet, layout: Layout) -> Checked:
+        return check_file(
             sheet,
             layout,
             lambda row: _check_item(row, state["departments"], general_cap),
@@ -310,7 +312,7 @@ async def import_items(
             "同一部门的事项编码",
         )
 
-    async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
+    async def write(checked: Checked, progress: Progress | None) -> tuple[int, int]:
         records = checked.good()
         dept_ids = sorted({r["department_id"] for r in records})
         versions = list(
@@ -339,7 +341,7 @@ async def import_items(
             progress(len(records), len(records))
         return inserted, updated
 
-    return await _run(
+    return await run_import(
         ctx,
         "items",
         path,
@@ -355,7 +357,7 @@ async def import_items(
 
 
 async def _retire(
-    session: AsyncSession, left_out: list[Item], departments: _Departments, report: ImportReport
+    session: AsyncSession, left_out: list[Item], departments: Departments, report: ImportReport
 ) -> None:
     used = await _used_item_ids(session, [i.id for i in left_out])
     kept = []
@@ -377,12 +379,12 @@ async def _retire(
 # ---------------------------------------------------------------- conflicts of interest
 
 
-def _check_conflict(row: _Row, officers: dict[str, int], targets: dict[str, int]) -> dict[str, Any]:
-    code = _nfkc(row.get("officer")).upper()
+def _check_conflict(row: Row, officers: dict[str, int], targets: dict[str, int]) -> dict[str, Any]:
+    code = nfkc(row.get("officer")).upper()
     officer_id = officers.get(code)
     if officer_id is None:
         row.error("officer", f"未知人员编号“{row.get('officer')}”" if code else "人员编号为空")
-    uscc, _legacy = _check_uscc(row)
+    uscc, _legacy = check_uscc(row)
     target_id = targets.get(uscc)
     if uscc and target_id is None and not row.errors:
         row.error("uscc", f"检查对象名录库中没有 {uscc}，请先导入检查对象")
@@ -413,7 +415,7 @@ async def import_conflicts(
                 check.code
                 for _, cells in sheet.rows
                 for c in cells
-                if _text(c) and (check := validate_uscc(c)).ok
+                if cell_text(c) and (check := validate_uscc(c)).ok
             }
         )
         found: dict[str, int] = {}
@@ -424,8 +426,8 @@ async def import_conflicts(
             found.update({uscc: target_id for uscc, target_id in rows})
         state["targets"] = found
 
-    def check(sheet: Sheet, layout: _Layout) -> _Checked:
-        return _check_file(
+    def check(sheet: Sheet, layout: Layout) -> Checked:
+        return check_file(
             sheet,
             layout,
             lambda row: _check_conflict(row, state["officers"], state["targets"]),
@@ -434,7 +436,7 @@ async def import_conflicts(
             "同一人员与同一检查对象的利害关系",
         )
 
-    async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
+    async def write(checked: Checked, progress: Progress | None) -> tuple[int, int]:
         existing = {
             (c.officer_id, c.target_id): c
             for c in await ctx.session.scalars(select(OfficerConflict))
@@ -450,7 +452,7 @@ async def import_conflicts(
         await ctx.session.flush()
         return inserted, len(checked.records) - inserted
 
-    return await _run(
+    return await run_import(
         ctx,
         "conflicts",
         path,

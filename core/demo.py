@@ -19,14 +19,19 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import cases, consultation, groups, jointtask, objections
+from core import consultation, groups, jointtask, objections
 from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock, china_noon
 from core.db import make_engine, make_sessionmaker
 from core.draws import targets
 from core.draws.verify import verify_draw
+from core.inspection import record_inspection_date
 from core.models import Case, Department, GroupMember, Item, Officer, OutboxMessage
+from core.publication import correct_result, publish_task_results
+from core.referrals import add_referral
+from core.result_entry import submit_result
+from core.review import review_result
 from core.schema import upgrade
 from core.summary import daily_summary, summary_message
 from core.synthetic import DEPARTMENTS, generate_county
@@ -202,7 +207,7 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
         )
         await demo.step(
             leader.officer.code,
-            partial(cases.record_inspection_date, case_code=case_code, day=dt.date(YEAR, 3, 19)),
+            partial(record_inspection_date, case_code=case_code, day=dt.date(YEAR, 3, 19)),
         )
         codes, followups = (["1"], ["无需后续处置"])
         if n == 1:
@@ -210,7 +215,7 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
             await demo.step(
                 leader.officer.code,
                 partial(
-                    cases.add_referral,
+                    add_referral,
                     case_code=case_code,
                     kind="移送办案机构",
                     to_department="县市场监督管理局",
@@ -220,7 +225,7 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
         await demo.step(
             leader.officer.code,
             partial(
-                cases.submit_result,
+                submit_result,
                 case_code=case_code,
                 codes=codes,
                 methods=["实地检查"],
@@ -248,13 +253,13 @@ async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> N
     returned = case_codes[2 % len(case_codes)]
     await demo.step(
         "SJ001",
-        lambda c: cases.review_result(c, returned, False, "检查记录缺少现场照片，请补充后重新提交"),
+        lambda c: review_result(c, returned, False, "检查记录缺少现场照片，请补充后重新提交"),
     )
     demo.say(f"牵头部门审核退回 {returned}：检查记录缺少现场照片")
     leader = next(m for m in await demo.read(lambda s: _members(s, returned)) if m.is_leader)
     await demo.step(
         leader.officer.code,
-        lambda c: cases.submit_result(
+        lambda c: submit_result(
             c,
             returned,
             codes=["1"],
@@ -269,12 +274,10 @@ async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> N
     reviewers = ("SJ001", *(f"{dept}001" for dept in PARTICIPANTS))
     for case_code in case_codes:
         for reviewer in reviewers:
-            await demo.step(
-                reviewer, partial(cases.review_result, case_code=case_code, approve=True)
-            )
+            await demo.step(reviewer, partial(review_result, case_code=case_code, approve=True))
     names = "、".join(SHORT[dept] for dept in PARTICIPANTS)
     demo.say(f"牵头部门与参与部门（{names}）联络员逐户审核通过 {len(case_codes)} 户检查结果")
-    published = await demo.step("SJ001", lambda c: cases.publish_task_results(c, code))
+    published = await demo.step("SJ001", lambda c: publish_task_results(c, code))
     demo.say(f"全部审核通过，{published} 户检查结果公示")
 
 
@@ -301,7 +304,7 @@ async def _objection(demo: Demo, case_codes: list[str]) -> None:
     )
     await demo.step(
         "SJ001",
-        lambda c: cases.correct_result(
+        lambda c: correct_result(
             c,
             case_code,
             reason="复查发现原结果有误",

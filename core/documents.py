@@ -2,7 +2,7 @@
 visit) and 联合抽查情况记录表 (一企一表), each as a printable HTML page and as a DOCX file that a
 county office can edit and print.
 
-Both are generated from the case data (`core.cases.case_document_context`). The notice follows
+Both are generated from the case data (`case_document_context`). The notice follows
 the sample attached to 004: addressee, the items to be checked, the materials to prepare, the
 duty to co-operate, and the group's names with their 执法证号.
 
@@ -25,17 +25,28 @@ from sqlalchemy import select
 
 from core.cases import (
     active_members,
-    case_document_context,
+    department_categories,
     get_case,
     get_task,
     is_staff,
-    mark_notified,
+    latest_result,
     participating_departments,
 )
 from core.changes import Ctx
 from core.errors import PermissionDenied
-from core.models import Case, GroupMember, JointTask, Officer
+from core.inspection import mark_notified
+from core.models import (
+    Case,
+    Department,
+    GroupMember,
+    Item,
+    ItemResult,
+    JointTask,
+    Officer,
+    TaskItem,
+)
 from core.render import render
+from core.results import CATEGORIES, label
 from core.states import CaseState
 
 DocKind = Literal["notice", "record"]
@@ -140,6 +151,68 @@ class Rendered:
     filename: str
     content: bytes
     mime: str
+
+
+async def case_document_context(ctx: Ctx, case_code: str) -> dict[str, Any]:
+    """Everything the 联合抽查通知书 and the 检查记录表 (一企一表) templates show."""
+    case = await get_case(ctx, case_code)
+    task = await get_task(ctx, case)
+    departments = await participating_departments(ctx, task)
+    extra = department_categories(departments)
+    result = await latest_result(ctx, case)
+    item_rows = (
+        await ctx.session.execute(
+            select(Item, Department)
+            .join(TaskItem, TaskItem.item_id == Item.id)
+            .join(Department, Department.id == TaskItem.department_id)
+            .where(TaskItem.task_id == task.id)
+            .order_by(Department.id, Item.code)
+        )
+    ).all()
+    by_item = {}
+    if result is not None:
+        by_item = {
+            r.item_id: r
+            for r in await ctx.session.scalars(
+                select(ItemResult).where(ItemResult.result_id == result.id)
+            )
+        }
+    items = []
+    for item, dept in item_rows:
+        found = by_item.get(item.id)
+        items.append(
+            {
+                "department": dept.name,
+                "code": item.code,
+                "name": item.name,
+                "key": item.category == "key",
+                "basis": item.basis,
+                "result": found,
+                "labels": [label(c, extra) for c in found.codes] if found else [],
+            }
+        )
+    members = await active_members(ctx, case)
+    inspectors = [
+        {
+            "name": m.officer.name,
+            "cert_no": m.officer.cert_no,
+            "department": m.officer.department.name,
+            "is_leader": m.is_leader,
+        }
+        for m in members
+    ]
+    return {
+        "case": case,
+        "task": task,
+        "target": case.target,
+        "lead_department": task.lead_department,
+        "departments": departments,
+        "items": items,
+        "inspectors": inspectors,
+        "result": result,
+        "result_labels": [(c, label(c, extra)) for c in (result.codes if result else [])],
+        "categories": [*CATEGORIES.values(), *extra],
+    }
 
 
 async def document_context(ctx: Ctx, case_code: str, today: dt.date) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core.cases import OPEN_FOR_ENTRY, china_date, result_deadline
+from core.cases import OPEN_FOR_ENTRY, china_date
 from core.changes import Ctx
+from core.inspection import result_deadline
 from core.models import (
     Case,
     CaseResult,

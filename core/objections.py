@@ -1,6 +1,6 @@
 """Objections to published results, re-checks and replies (004 第二十条).
 
-States and moves: core/states.py (OBJECTION); `corrected` is set by core.cases.correct_result.
+States and moves: core/states.py (OBJECTION); `corrected` is set by core.publication.correct_result.
 Deadlines: file within 60 calendar days of publication; re-check within 20 working days of
 receipt; correct within 5 and reply within 15 working days of the re-check result.
 """

@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.cases import OPEN_FOR_ENTRY, china_date, message, result_deadline
+from core.cases import OPEN_FOR_ENTRY, china_date, message
 from core.changes import Ctx, Notice, record
 from core.clock import china_midnight
+from core.inspection import result_deadline
 from core.links import page_ref
 from core.messages import Destination
 from core.models import (

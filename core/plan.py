@@ -27,20 +27,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import changes, consultation
 from core.county import parse_ratio, percent
 from core.errors import NotFound, ValidationFailed
-from core.imports import (
-    Column,
+from core.imports.flow import (
+    Checked,
+    Departments,
     ImportReport,
     Progress,
+    check_file,
+    load_departments,
+    run_import,
+)
+from core.imports.reading import (
+    Column,
+    Layout,
+    Row,
     Sheet,
-    _check_file,
-    _Checked,
-    _Departments,
-    _Layout,
-    _lengths,
-    _load_departments,
-    _nfkc,
-    _Row,
-    _run,
+    column_lengths,
+    nfkc,
     split_multi,
 )
 from core.messages import Destination, OutMessage
@@ -54,7 +56,7 @@ from core.models import (
     Target,
 )
 
-_PLAN_LEN = _lengths(cast(Table, PlanEntry.__table__))
+_PLAN_LEN = column_lengths(cast(Table, PlanEntry.__table__))
 _COUNT = re.compile(r"(\d+)\s*(户|家|个)?")
 _MONTH = re.compile(r"(?:(\d{4})\s*[-年/.]\s*)?(\d{1,2})\s*月?")
 PLAN_DEADLINE = (3, 31)  # 003 三(七)2, 004 第七条: the joint plan by the end of March
@@ -77,14 +79,14 @@ PLAN_COLUMNS = (
 
 @dataclass
 class _Lookups:
-    departments: _Departments
+    departments: Departments
     items: dict[tuple[int, str], Item]  # (department id, upper code) → current item
     regions: set[str]
     cap: Decimal  # the county's cap for general items without their own
 
 
-def _parse_month(row: _Row, year: int) -> int:
-    text = _nfkc(row.get("month"))
+def _parse_month(row: Row, year: int) -> int:
+    text = nfkc(row.get("month"))
     found = _MONTH.fullmatch(text)
     if not found or not 1 <= int(found[2]) <= 12 or (found[1] and int(found[1]) != year):
         row.error("month", f"计划月份“{row.get('month')}”应为 {year} 年的 1–12 月，例如 6 或 6月")
@@ -92,9 +94,9 @@ def _parse_month(row: _Row, year: int) -> int:
     return int(found[2])
 
 
-def _parse_amount(row: _Row) -> tuple[str, int | None]:
+def _parse_amount(row: Row) -> tuple[str, int | None]:
     """(ratio as decimal text, None) or ("", count)."""
-    text = _nfkc(row.get("ratio"))
+    text = nfkc(row.get("ratio"))
     counted = _COUNT.fullmatch(text)
     if counted and (counted[2] or "." not in text) and int(counted[1]) > 1:
         return "", int(counted[1])
@@ -117,14 +119,14 @@ def _scope(values: list[str], regions: set[str]) -> dict[str, list[str]]:
     return scope
 
 
-def _row_items(row: _Row, look: _Lookups, lead: int | None, participants: list[int]) -> list[Item]:
+def _row_items(row: Row, look: _Lookups, lead: int | None, participants: list[int]) -> list[Item]:
     found: list[Item] = []
     for code in split_multi(row.get("items")):
         item = next(
             (
-                look.items[(d, _nfkc(code).upper())]
+                look.items[(d, nfkc(code).upper())]
                 for d in (lead, *participants)
-                if d is not None and (d, _nfkc(code).upper()) in look.items
+                if d is not None and (d, nfkc(code).upper()) in look.items
             ),
             None,
         )
@@ -137,7 +139,7 @@ def _row_items(row: _Row, look: _Lookups, lead: int | None, participants: list[i
     return found
 
 
-def _check_cap(row: _Row, ratio: str, items: list[Item], cap: Decimal) -> None:
+def _check_cap(row: Row, ratio: str, items: list[Item], cap: Decimal) -> None:
     """002 二(二): a general item's ratio has a cap; key items have none."""
     if not ratio:
         return
@@ -151,8 +153,8 @@ def _check_cap(row: _Row, ratio: str, items: list[Item], cap: Decimal) -> None:
             )
 
 
-def _check_plan_row(row: _Row, look: _Lookups, year: int) -> dict[str, Any]:
-    code = _nfkc(row.get("code")).upper()
+def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
+    code = nfkc(row.get("code")).upper()
     if not code or len(code) > _PLAN_LEN["code"]:
         row.error(
             "code", "计划编号为空" if not code else f"计划编号过长：最多 {_PLAN_LEN['code']} 个字符"
@@ -221,14 +223,14 @@ async def import_plan(
         items = await ctx.session.scalars(select(Item).where(Item.current.is_(True)))
         regions = await ctx.session.scalars(select(Target.region).distinct())
         state["look"] = _Lookups(
-            await _load_departments(ctx.session),
+            await load_departments(ctx.session),
             {(i.department_id, i.code.upper()): i for i in items},
             {r for r in regions if r},
             Decimal(ctx.rules.general_item_ratio_cap),
         )
 
-    def check(sheet: Sheet, layout: _Layout) -> _Checked:
-        return _check_file(
+    def check(sheet: Sheet, layout: Layout) -> Checked:
+        return check_file(
             sheet,
             layout,
             lambda row: _check_plan_row(row, state["look"], year),
@@ -237,7 +239,7 @@ async def import_plan(
             "计划编号",
         )
 
-    async def write(checked: _Checked, progress: Progress | None) -> tuple[int, int]:
+    async def write(checked: Checked, progress: Progress | None) -> tuple[int, int]:
         existing = {
             e.code: e
             for e in await ctx.session.scalars(select(PlanEntry).where(PlanEntry.year == year))
@@ -261,7 +263,7 @@ async def import_plan(
         await ctx.session.flush()
         return inserted, updated
 
-    return await _run(
+    return await run_import(
         ctx,
         "plan",
         path,

@@ -1,6 +1,7 @@
 """移送 to another department of the county (001 第十七条, 004 第二十一条): the problem found is
 handed over with its clue, the receiving department's chat is told and must acknowledge (签收);
-open ones are counted in the leaders' summary. Recording goes through core.cases.add_referral.
+open ones are counted in the leaders' summary. Every 移交 / 移送 of a case is recorded by
+`add_referral`.
 """
 
 from __future__ import annotations
@@ -8,13 +9,89 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 
 from core.access import may_act_for, require
-from core.cases import add_referral, get_case, get_task, message
+from core.cases import active_members, get_case, get_task, is_staff, message
 from core.changes import Ctx, Notice, record
-from core.errors import NotFound
+from core.errors import NotFound, ValidationFailed
 from core.messages import Destination
 from core.models import Department, Referral
 
 KIND = "移送办案机构"
+REFERRAL_KINDS = ("移送办案机构", "抄告相关部门", "移送司法机关", "其他")
+
+
+async def add_referral(
+    ctx: Ctx,
+    case_code: str,
+    kind: str,
+    to_department: str,
+    content: str,
+    *,
+    department: Department | None = None,
+) -> Referral:
+    """移交 / 移送 of a problem found (004 第二十一条); a group member or lead staff records it.
+    A `department` of the county gets it in its chat and must acknowledge it (签收)."""
+    case = await get_case(ctx, case_code)
+    task = await get_task(ctx, case)
+    members = await active_members(ctx, case)
+    actor = ctx.actor
+    require(
+        actor is not None
+        and (
+            any(m.officer_id == actor.id for m in members)
+            or is_staff(actor, [task.lead_department_id])
+        ),
+        "case.referral.denied",
+        f"case:{case.code}",
+        "只有本案检查组成员或发起部门联络员可以登记移送",
+    )
+    assert actor is not None
+    if kind not in REFERRAL_KINDS:
+        raise ValidationFailed(f"未知的移送方式“{kind}”，可选：{'、'.join(REFERRAL_KINDS)}")
+    if not to_department.strip() or not content.strip():
+        raise ValidationFailed("请填写接收单位和移送内容")
+    referral = Referral(
+        case_id=case.id,
+        kind=kind,
+        to_department=to_department.strip(),
+        content=content.strip(),
+        created_by_id=actor.id,
+        created_at=ctx.clock.now(),
+        to_department_id=department.id if department else None,
+    )
+    ctx.session.add(referral)
+    msg = message(
+        "case_referral",
+        f"{case.code} {kind}",
+        case=case,
+        target=case.target,
+        referral=referral,
+        by=actor,
+        to_acknowledge=False,
+    )
+    notices = [Notice(Destination.department(task.lead_department_id), msg)]
+    if department is not None and department.id != task.lead_department_id:
+        notices.append(
+            Notice(
+                Destination.department(department.id),
+                message(
+                    "case_referral",
+                    f"{case.code} {kind}：请签收",
+                    case=case,
+                    target=case.target,
+                    referral=referral,
+                    by=actor,
+                    to_acknowledge=True,
+                ),
+            )
+        )
+    await record(
+        ctx,
+        "case.referral",
+        f"case:{case.code}",
+        {"kind": kind, "to": referral.to_department, "to_department_id": referral.to_department_id},
+        notices,
+    )
+    return referral
 
 
 async def find_department(ctx: Ctx, text: str) -> Department:

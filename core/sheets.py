@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import county, imports, plan
-from core.imports import LEAVE_WORDS, Column
+from core import county, plan
+from core.imports.exclusions import EXCLUSION_COLUMNS
+from core.imports.inspectors import INSPECTOR_COLUMNS, LEAVE_WORDS
+from core.imports.reading import Column
+from core.imports.targets import TARGET_COLUMNS
 from core.models import TARGET_FLAGS, TARGET_KINDS, TARGET_STATUSES
 
 TEMPLATE_ORDER = ("departments", "items", "inspectors", "targets", "exclusions", "plan")
@@ -87,7 +90,7 @@ def _templates(year: int) -> dict[str, Template]:
             {"category": ("重点", "一般")},
         ),
         "inspectors": Template(
-            imports.INSPECTOR_COLUMNS,
+            INSPECTOR_COLUMNS,
             [
                 [
                     "张三",
@@ -120,7 +123,7 @@ def _templates(year: int) -> dict[str, Template]:
             {"on_duty": ("在岗", *LEAVE_WORDS)},
         ),
         "targets": Template(
-            imports.TARGET_COLUMNS,
+            TARGET_COLUMNS,
             [
                 [
                     EXAMPLE_USCC,
@@ -149,7 +152,7 @@ def _templates(year: int) -> dict[str, Template]:
             {"kind": TARGET_KINDS, "status": TARGET_STATUSES, "risk_level": ("A", "B", "C", "D")},
         ),
         "exclusions": Template(
-            imports.EXCLUSION_COLUMNS,
+            EXCLUSION_COLUMNS,
             [[EXAMPLE_USCC, str(year), "SJ", "市市场监督管理局", "市级双随机抽查已检查"]],
             {
                 "uscc": "已被检查对象的统一社会信用代码",

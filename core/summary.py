@@ -114,7 +114,7 @@ async def _cases(
     ts.cases_by_state = dict(Counter(state for state, *_ in rows))
     window_due = cal.add_workdays(task.window_end, rules.result_entry_workdays).day
     for state, inspected_on, due_on, first in rows:
-        # as core.cases.result_deadline, on plain rows: 5,000 cases a task, every leader, daily
+        # as core.inspection.result_deadline, on plain rows: 5,000 cases a task, every leader, daily
         due = due_on if inspected_on is not None and due_on is not None else window_due
         if first is None:
             if state in OPEN_FOR_ENTRY and today > due:

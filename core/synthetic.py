@@ -16,8 +16,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import county, imports
+from core import county
 from core.changes import Ctx
+from core.imports.exclusions import EXCLUSION_COLUMNS, import_exclusions
+from core.imports.inspectors import INSPECTOR_COLUMNS, import_inspectors
+from core.imports.reading import Column
+from core.imports.targets import TARGET_COLUMNS, import_targets
 from core.models import Officer
 from core.uscc import ALPHABET, make_uscc
 
@@ -196,7 +200,7 @@ def _write(
     return path
 
 
-def _labels(columns: Sequence[imports.Column]) -> list[str]:
+def _labels(columns: Sequence[Column]) -> list[str]:
     return [c.label for c in columns]
 
 
@@ -252,12 +256,10 @@ def write_county_files(
             ],
         ),
         "items": _write(folder / "抽查事项清单.csv", _labels(county.ITEM_COLUMNS), item_rows),
-        "inspectors": _write(
-            folder / "执法检查人员.csv", _labels(imports.INSPECTOR_COLUMNS), people
-        ),
+        "inspectors": _write(folder / "执法检查人员.csv", _labels(INSPECTOR_COLUMNS), people),
         "targets": _write(
             folder / "检查对象.csv",
-            _labels(imports.TARGET_COLUMNS),
+            _labels(TARGET_COLUMNS),
             (
                 [
                     r["uscc"],
@@ -275,7 +277,7 @@ def write_county_files(
         ),
         "exclusions": _write(
             folder / "市级已检查名单.csv",
-            _labels(imports.EXCLUSION_COLUMNS),
+            _labels(EXCLUSION_COLUMNS),
             [[u, year, "SJ", "市市场监督管理局", "市级双随机抽查已检查"] for u in excluded],
         ),
     }
@@ -284,9 +286,9 @@ def write_county_files(
 IMPORTERS = {
     "departments": county.import_departments,
     "items": county.import_items,
-    "inspectors": imports.import_inspectors,
-    "targets": imports.import_targets,
-    "exclusions": imports.import_exclusions,
+    "inspectors": import_inspectors,
+    "targets": import_targets,
+    "exclusions": import_exclusions,
 }
 
 

@@ -29,6 +29,7 @@ from core import access, attachments, case_forms, cases
 from core.attachments import FileStore, Limits, Stored, Upload
 from core.case_forms import CaseSheet, ItemEntry, ReferralEntry, ResultEntry
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from core.referrals import REFERRAL_KINDS
 from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP, check_codes
 from core.results import catalogue as category_catalogue
 from core.states import CASE
@@ -116,7 +117,7 @@ class ResultForm(BaseModel):
     @field_validator("referral_kind")
     @classmethod
     def _referral_kind(cls, value: str) -> str:
-        if value and value not in cases.REFERRAL_KINDS:
+        if value and value not in REFERRAL_KINDS:
             raise PydanticCustomError("referral", "请从列表中选择移送方式")
         return value
 
@@ -278,7 +279,7 @@ def _form_page(
         methods=METHODS,
         followups=FOLLOWUPS,
         no_followup=NO_FOLLOWUP,
-        referral_kinds=cases.REFERRAL_KINDS,
+        referral_kinds=REFERRAL_KINDS,
         open_for_entry=sheet.case.state in cases.OPEN_FOR_ENTRY,
         states=CASE.labels,
         max_text=MAX_TEXT,

@@ -4,7 +4,7 @@ inspection window with a written reason (000 §五.3)."""
 
 from __future__ import annotations
 
-from core import cases
+from core.inspection import extend_window, record_inspection_date
 from handlers.base import Args, HandlerCtx, UsageError
 from handlers.results import day_named
 
@@ -13,7 +13,7 @@ async def inspected(ctx: HandlerCtx, args: Args) -> None:
     code, words = args.code(0), args.words
     if code is None or len(words) < 2:
         raise UsageError
-    due = await cases.record_inspection_date(ctx.core, code, day_named(words[1], ctx.clock.today()))
+    due = await record_inspection_date(ctx.core, code, day_named(words[1], ctx.clock.today()))
     await ctx.say("cmd_inspected.md.j2", case_code=code, inspected_on=words[1], due=due.label())
 
 
@@ -21,5 +21,5 @@ async def extend(ctx: HandlerCtx, args: Args) -> None:
     code, words, reason = args.code(0), args.words, args.rest_after(2)
     if code is None or len(words) < 2 or not reason:
         raise UsageError
-    task = await cases.extend_window(ctx.core, code, day_named(words[1], ctx.clock.today()), reason)
+    task = await extend_window(ctx.core, code, day_named(words[1], ctx.clock.today()), reason)
     await ctx.say("cmd_window_extended.md.j2", task=task)

@@ -8,6 +8,7 @@ handlers parse the words and say what happened and what comes next.
 from __future__ import annotations
 
 from core import cases, objections, progress, results
+from core.publication import correct_result
 from core.states import CASE, OBJECTION, RESULT
 from handlers.base import Args, HandlerCtx, UsageError
 from handlers.results import day_word
@@ -64,7 +65,7 @@ async def correct(ctx: HandlerCtx, args: Args) -> None:
         raise UsageError("更正须写明案件号、更正后的结果和更正理由。")
     codes = results.parse_quick_result(words[0])
     methods, followups = results.quick_defaults(codes)
-    result = await cases.correct_result(
+    result = await correct_result(
         ctx.core,
         code,
         reason=" ".join(words[1:]),

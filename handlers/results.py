@@ -11,6 +11,7 @@ import re
 
 from core import cases, results
 from core.errors import ValidationFailed
+from core.result_entry import submit_result
 from handlers.base import Args, HandlerCtx, UsageError
 
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
@@ -41,7 +42,7 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
     if methods and inspected_on is None and case.inspected_on is None:
         # Never assume today: it would hide a late entry behind a fresh deadline (rule 7).
         raise ValidationFailed(f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日")
-    result = await cases.submit_result(
+    result = await submit_result(
         ctx.core, code, codes=codes, methods=methods, followups=followups, inspected_on=inspected_on
     )
     await ctx.say(

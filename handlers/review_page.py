@@ -1,6 +1,6 @@
 """The review page (`/h5/review`): the case, each department's part, attachments and history;
 the lead's or a participant's liaison or leader approves or returns it with a reason, through
-the same `cases.review_result` as the chat's 通过 / 退回."""
+the same `review_result` as the chat's 通过 / 退回."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from core import case_forms, cases
+from core import case_forms
 from core.attachments import FileStore
 from core.case_forms import CaseSheet
 from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, ValidationFailed
+from core.review import pending_reviewers, review_result
 from core.states import CASE, CaseState
 from handlers.forms import (
     EVENT_LABELS,
@@ -75,7 +76,7 @@ async def _page(
 ) -> Page:
     names = {d.id: d.name for d in sheet.departments}
     pending = (
-        [d.name for d in await cases.pending_reviewers(pc.core, sheet.task, sheet.result.id)]
+        [d.name for d in await pending_reviewers(pc.core, sheet.task, sheet.result.id)]
         if sheet.result is not None and sheet.case.state == CaseState.SUBMITTED
         else []
     )
@@ -136,9 +137,7 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
         )
     try:
         async with pc.session.begin_nested():
-            await cases.review_result(
-                pc.core, sheet.case.code, form.decision == "approve", form.reason
-            )
+            await review_result(pc.core, sheet.case.code, form.decision == "approve", form.reason)
     except (ValidationFailed, InvalidTransition) as err:
         sheet = await case_forms.review_sheet(pc.core, case_id)
         on_reason = isinstance(err, ValidationFailed) and err.field == "reason"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from core import cases, jointtask
 from core.models import CaseResult, Department, JointTask, Review
+from core.publication import publish_task_results
+from core.review import pending_reviewers, review_result
 from core.states import CaseState
 from handlers.base import Args, HandlerCtx, UsageError
 
@@ -16,7 +18,7 @@ async def approve(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    review = await cases.review_result(ctx.core, code, True)
+    review = await review_result(ctx.core, code, True)
     await _say_reviewed(ctx, code, review)
 
 
@@ -24,7 +26,7 @@ async def send_back(ctx: HandlerCtx, args: Args) -> None:
     code, reason = args.code(0), args.rest_after(1)
     if code is None or not reason:
         raise UsageError("退回结果须写明案件号和退回理由。")
-    review = await cases.review_result(ctx.core, code, False, reason)
+    review = await review_result(ctx.core, code, False, reason)
     await _say_reviewed(ctx, code, review)
 
 
@@ -32,7 +34,7 @@ async def publish(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    count = await cases.publish_task_results(ctx.core, code)
+    count = await publish_task_results(ctx.core, code)
     task = await jointtask.get_task(ctx.core, code)
     await ctx.say("cmd_published.md.j2", task=task, count=count)
 
@@ -60,4 +62,4 @@ async def _still_to_review(
         return []
     if not ctx.rules.review_requires_participants:
         return [task.lead_department]  # a participant approved; the lead's approval decides
-    return await cases.pending_reviewers(ctx.core, task, review.result_id)
+    return await pending_reviewers(ctx.core, task, review.result_id)

@@ -7,10 +7,16 @@ from sqlalchemy import select
 
 from core import cases
 from core.changes import Ctx
+from core.documents import case_document_context
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.holidays import load_holiday_year
+from core.inspection import mark_notified, record_inspection_date
 from core.models import AuditEvent, Case, CaseResult, ItemResult, Officer, OutboxMessage, Review
+from core.publication import publish_case, publish_task_results
+from core.referrals import add_referral
 from core.render import render
+from core.result_entry import submit_result
+from core.review import review_result
 from core.rules import Rules
 from core.workdays import HolidayFile
 from tests.case_factories import acting, at_day, build_world, snapshot
@@ -40,11 +46,11 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
     code = w.case.code
-    due = await cases.record_inspection_date(acting(ctx, w.a2), code, D(2026, 3, 10))
+    due = await record_inspection_date(acting(ctx, w.a2), code, D(2026, 3, 10))
     assert due.day == D(2026, 4, 8) and not due.provisional  # Qingming 4-6 skipped
     await session.commit()
 
-    v1 = await cases.submit_result(
+    v1 = await submit_result(
         acting(ctx, w.a2),
         code,
         **PROBLEM,
@@ -79,15 +85,15 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     assert "违反县卫生健康委员会相关规定" in review_requests[-1].message["body"]
 
     with pytest.raises(InvalidTransition, match="结果已提交，正在审核中"):
-        await cases.submit_result(acting(ctx, w.a1), code, **NO_PROBLEM)
+        await submit_result(acting(ctx, w.a1), code, **NO_PROBLEM)
 
     before = await snapshot(session)
     with pytest.raises(ValidationFailed, match="退回结果时必须写明退回理由"):
-        await cases.review_result(acting(ctx, w.lead_liaison), code, approve=False, reason="  ")
+        await review_result(acting(ctx, w.lead_liaison), code, approve=False, reason="  ")
     await session.commit()
     assert await snapshot(session) == before
 
-    await cases.review_result(
+    await review_result(
         acting(ctx, w.other_liaison), code, approve=False, reason="卫生检查内容未填写"
     )
     await session.commit()
@@ -101,7 +107,7 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     assert {m.destination["officer_id"] for m in returned} == {w.a1.id, w.a2.id, w.b1.id}
     assert "卫生检查内容未填写" in returned[0].message["body"]
 
-    v2 = await cases.submit_result(
+    v2 = await submit_result(
         acting(ctx, w.b1),
         code,
         **PROBLEM,
@@ -119,13 +125,13 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     assert v2.version == 2 and v2.inspected_on == D(2026, 3, 10)
 
     # a participant approves first: recorded, but the lead's approval decides
-    await cases.review_result(acting(ctx, w.other_leader), code, approve=True)
+    await review_result(acting(ctx, w.other_leader), code, approve=True)
     await session.commit()
     await session.refresh(w.case)
     assert w.case.state == "submitted"
     with pytest.raises(InvalidTransition, match="本部门已审核过该版本的结果"):
-        await cases.review_result(acting(ctx, w.other_liaison), code, approve=True)
-    await cases.review_result(acting(ctx, w.lead_leader), code, approve=True)
+        await review_result(acting(ctx, w.other_liaison), code, approve=True)
+    await review_result(acting(ctx, w.lead_leader), code, approve=True)
     await session.commit()
     await session.refresh(w.case)
     assert w.case.state == "approved"
@@ -138,7 +144,7 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     assert reviews == [(v1.id, "return"), (v2.id, "approve"), (v2.id, "approve")]
 
     at_day(ctx, D(2026, 3, 20))
-    assert await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code) == 1
+    assert await publish_task_results(acting(ctx, w.lead_liaison), w.task.code) == 1
     await session.commit()
     await session.refresh(w.case)
     await session.refresh(v2)
@@ -151,11 +157,9 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     ]
     assert v2.published_at == ctx.clock.now()
     with pytest.raises(ValidationFailed, match="没有审核通过、待公示的结果"):
-        await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+        await publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
     with pytest.raises(InvalidTransition, match="不能重新提交"):
-        await cases.submit_result(
-            acting(ctx, w.a1), code, **NO_PROBLEM, inspected_on=D(2026, 3, 10)
-        )
+        await submit_result(acting(ctx, w.a1), code, **NO_PROBLEM, inspected_on=D(2026, 3, 10))
     published = await _audit(session, "task.results_published")
     assert published[0].data["cases"] == [code]
     assert [e.data["late"] for e in await _audit(session, "case.result.submitted")] == [
@@ -170,7 +174,7 @@ async def test_non_member_cannot_submit_and_nothing_changes(ctx, session):
     before = await snapshot(session)
     for actor in (w.outsider, w.lead_liaison, None):
         with pytest.raises(PermissionDenied) as err:
-            await cases.submit_result(
+            await submit_result(
                 acting(ctx, actor), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 10)
             )
         assert str(err.value) == "只有本案检查组成员可以提交结果"
@@ -190,7 +194,7 @@ async def test_inactive_member_is_refused(ctx, session):
     member.active = False  # replaced after a recusal
     await session.commit()
     with pytest.raises(PermissionDenied):
-        await cases.mark_notified(acting(ctx, w.a2), w.case.code)
+        await mark_notified(acting(ctx, w.a2), w.case.code)
 
 
 async def test_bad_result_input_changes_nothing(ctx, session):
@@ -210,12 +214,12 @@ async def test_bad_result_input_changes_nothing(ctx, session):
     for fields, message in bad:
         fields.setdefault("inspected_on", D(2026, 3, 10))
         with pytest.raises(ValidationFailed) as err:
-            await cases.submit_result(acting(ctx, w.a1), w.case.code, **fields)
+            await submit_result(acting(ctx, w.a1), w.case.code, **fields)
         assert message in str(err.value)
     with pytest.raises(ValidationFailed, match="检查日期不能晚于今天"):
-        await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 13))
+        await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 13))
     with pytest.raises(ValidationFailed, match="早于任务检查时间"):
-        await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 1))
+        await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 1))
     await session.commit()
     assert await snapshot(session) == before
 
@@ -224,21 +228,19 @@ async def test_referral_then_a_referred_result(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
     with pytest.raises(ValidationFailed, match="未知的移送方式"):
-        await cases.add_referral(acting(ctx, w.a1), w.case.code, "转给别人", "县公安局", "x")
+        await add_referral(acting(ctx, w.a1), w.case.code, "转给别人", "县公安局", "x")
     with pytest.raises(ValidationFailed, match="请填写接收单位和移送内容"):
-        await cases.add_referral(acting(ctx, w.a1), w.case.code, "移送办案机构", "", "x")
+        await add_referral(acting(ctx, w.a1), w.case.code, "移送办案机构", "", "x")
     with pytest.raises(PermissionDenied):
-        await cases.add_referral(
-            acting(ctx, w.outsider), w.case.code, "移送办案机构", "稽查大队", "x"
-        )
-    await cases.add_referral(
+        await add_referral(acting(ctx, w.outsider), w.case.code, "移送办案机构", "稽查大队", "x")
+    await add_referral(
         acting(ctx, w.a1),
         w.case.code,
         "移送办案机构",
         "县市场监管稽查大队",
         "涉嫌虚假公示，移送立案调查",
     )
-    result = await cases.submit_result(
+    result = await submit_result(
         acting(ctx, w.a1),
         w.case.code,
         **{**PROBLEM, "codes": ["A", "2", "C"], "followups": ["移送办案机构"]},
@@ -252,9 +254,9 @@ async def test_referral_then_a_referred_result(ctx, session):
 async def test_late_submission_is_accepted_and_flagged(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
+    await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
     at_day(ctx, D(2026, 4, 9))  # due 4-8
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM)
+    await submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM)
     await session.commit()
     event = (await _audit(session, "case.result.submitted"))[0]
     assert event.data["late"] is True and event.data["result_due_on"] == "2026-04-08"
@@ -265,7 +267,7 @@ async def test_late_submission_is_accepted_and_flagged(ctx, session):
 async def test_status_result_without_visit_and_not_inspected_due_from_window(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 4, 30))  # window ends 3-31; + 20 wd = 4-29 → late
-    await cases.submit_result(
+    await submit_result(
         acting(ctx, w.a1), w.case.code, codes=["9"], methods=[], followups=["无需后续处置"]
     )
     await session.commit()
@@ -278,16 +280,16 @@ async def test_review_needs_staff_of_a_participating_department(ctx, session):
     w = await _submitted_world(ctx, session)
     for actor in (w.a2, w.outsider):
         with pytest.raises(PermissionDenied) as err:
-            await cases.review_result(acting(ctx, actor), w.case.code, approve=True)
+            await review_result(acting(ctx, actor), w.case.code, approve=True)
         assert err.value.action == "case.result.review.denied"
     with pytest.raises(PermissionDenied):
-        await cases.publish_case(acting(ctx, w.a1), w.case.code)
+        await publish_case(acting(ctx, w.a1), w.case.code)
 
 
 async def test_inspection_across_year_end_is_provisional_until_holidays_load(ctx, session):
     w = await build_world(session, window_start=D(2026, 12, 1), window_end=D(2026, 12, 31))
     at_day(ctx, D(2026, 12, 11))
-    due = await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 12, 10))
+    due = await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 12, 10))
     await session.commit()
     # 15 working days left in December, then weekdays only: 1-1 (Fri), 1-4 … 1-7
     assert (due.day, due.provisional) == (D(2027, 1, 7), True)
@@ -310,7 +312,7 @@ async def test_inspection_across_year_end_is_provisional_until_holidays_load(ctx
 async def test_documents_render_with_target_and_items(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    notice_ctx = await cases.case_document_context(ctx, w.case.code)
+    notice_ctx = await case_document_context(ctx, w.case.code)
     notice = render("documents/notice.html.j2", **notice_ctx)
     assert "嘉善县某某食品有限公司" in notice and "联合抽查通知书" in notice
     assert "企业公示信息检查（重点事项）" in notice and "公共场所卫生检查" in notice
@@ -318,7 +320,7 @@ async def test_documents_render_with_target_and_items(ctx, session):
     blank_form = render("documents/record.html.j2", **notice_ctx)
     assert "☐ 实地检查" in blank_form and "违反县卫生健康委员会相关规定" in blank_form
 
-    await cases.submit_result(
+    await submit_result(
         acting(ctx, w.a1),
         w.case.code,
         **PROBLEM,
@@ -328,9 +330,7 @@ async def test_documents_render_with_target_and_items(ctx, session):
         ],
     )
     await session.commit()
-    record = render(
-        "documents/record.html.j2", **await cases.case_document_context(ctx, w.case.code)
-    )
+    record = render("documents/record.html.j2", **await case_document_context(ctx, w.case.code))
     assert "一企一表" in record and "91330424MA28AQAQXU" in record
     assert "未公示&lt;行政许可&gt;信息" in record  # autoescaped
     assert "违反县卫生健康委员会相关规定（5）" in record and "2026年3月10日" in record
@@ -340,7 +340,7 @@ async def test_documents_render_with_target_and_items(ctx, session):
 async def test_results_are_versioned_rows(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    await cases.submit_result(
+    await submit_result(
         acting(ctx, w.a1),
         w.case.code,
         **NO_PROBLEM,
@@ -363,11 +363,11 @@ async def test_result_inspection_date_must_lie_between_window_start_and_today(ct
     at_day(ctx, D(2026, 3, 12))
     before = await snapshot(session)
     with pytest.raises(ValidationFailed, match="检查日期早于任务检查时间（2026-03-02 起）"):
-        await cases.submit_result(
+        await submit_result(
             acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 2, 27)
         )
     with pytest.raises(ValidationFailed, match="检查日期不能晚于今天"):
-        await cases.submit_result(
+        await submit_result(
             acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 13)
         )
     await session.rollback()
@@ -379,9 +379,7 @@ async def test_result_inspection_date_must_lie_between_window_start_and_today(ct
 async def _submitted_world(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    await cases.submit_result(
-        acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 10)
-    )
+    await submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 10))
     await session.commit()
     return w
 
@@ -398,7 +396,7 @@ async def test_lead_approval_waits_for_every_participating_department(ctx, sessi
         m.destination["officer_id"] for m in submitted if m.destination["kind"] == "officer"
     } == {w.lead_liaison.id, w.lead_leader.id, w.other_liaison.id, w.other_leader.id}
 
-    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
     await session.commit()
     await session.refresh(w.case)
     assert w.case.state == "submitted"
@@ -407,9 +405,9 @@ async def test_lead_approval_waits_for_every_participating_department(ctx, sessi
     assert "已由县市场监督管理局审核通过，尚待县卫生健康委员会审核" in pending.message["body"]
     assert (await _audit(session, "case.result.reviewed"))[-1].data["case_state"] == "submitted"
     with pytest.raises(ValidationFailed, match="没有审核通过、待公示的结果"):
-        await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+        await publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
 
-    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
     await session.commit()
     await session.refresh(w.case)
     assert w.case.state == "approved"
@@ -419,7 +417,7 @@ async def test_lead_approval_waits_for_every_participating_department(ctx, sessi
 async def test_lead_alone_approves_when_participant_review_is_not_required(ctx, session):
     w = await _submitted_world(ctx, session)
     lead_only = dataclasses.replace(ctx, rules=Rules(review_requires_participants=False))
-    await cases.review_result(acting(lead_only, w.lead_liaison), w.case.code, approve=True)
+    await review_result(acting(lead_only, w.lead_liaison), w.case.code, approve=True)
     await session.commit()
     await session.refresh(w.case)
     assert w.case.state == "approved"
@@ -439,14 +437,12 @@ async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
         lead = await _ctx_as(s1, clock, "AL", rules)
         participant = await _ctx_as(s2, clock, "BL", rules)
         await cases.get_case(participant, w.case.code)  # s2 holds a copy: state "submitted"
-        await cases.review_result(lead, w.case.code, approve=True)
+        await review_result(lead, w.case.code, approve=True)
         await s1.flush()
         if engine.dialect.name == "postgresql":
             # the lead's transaction still holds the row: the participant's review must wait
             second = asyncio.create_task(
-                cases.review_result(
-                    participant, w.case.code, approve=False, reason="卫生检查内容未填写"
-                )
+                review_result(participant, w.case.code, approve=False, reason="卫生检查内容未填写")
             )
             await asyncio.sleep(0.3)
             assert not second.done()
@@ -456,7 +452,7 @@ async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
         else:  # SQLite has one writer: the second review runs after the commit
             await s1.commit()
             with pytest.raises(InvalidTransition, match="当前状态为“审核通过”"):
-                await cases.review_result(
+                await review_result(
                     participant, w.case.code, approve=False, reason="卫生检查内容未填写"
                 )
         await s2.rollback()

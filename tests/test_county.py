@@ -11,7 +11,7 @@ from core import consultation
 from core.changes import Ctx
 from core.county import import_conflicts, import_departments, import_items, parse_ratio
 from core.errors import PermissionDenied
-from core.imports import import_inspectors
+from core.imports.inspectors import import_inspectors
 from core.models import Department, Item, Officer, OfficerConflict, OutboxMessage, TaskItem
 from core.officers import deactivate, declare_conflict
 from tests import factories

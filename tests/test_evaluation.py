@@ -10,11 +10,12 @@ import openpyxl
 from sqlalchemy import select
 
 from bot.cli import main as cli
-from core import cases
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.evaluation import write_report, year_report
 from core.models import Department, Invitation, JointTask
+from core.result_entry import submit_result
+from core.review import review_result
 from tests import factories as f
 from tests.case_factories import acting, build_world
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
@@ -38,7 +39,7 @@ async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path
     )
     await ctx.session.commit()
     ctx.clock = FixedClock(china_noon(dt.date(2026, 3, 10)))
-    await cases.submit_result(
+    await submit_result(
         acting(ctx, world.a1),
         world.case.code,
         codes=["1"],
@@ -46,7 +47,7 @@ async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path
         followups=["无需后续处置"],
         inspected_on=dt.date(2026, 3, 5),
     )  # within the window (000 §五.3)
-    await cases.review_result(
+    await review_result(
         acting(ctx, world.lead_liaison), world.case.code, False, "缺少现场照片，请补充"
     )
     await ctx.session.commit()

@@ -19,13 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import main as cli_main
-from core import archive, cases, objections
+from core import archive, objections
 from core.attachments import FileStore
 from core.changes import Ctx
 from core.draws import pool
 from core.errors import InvalidTransition, PermissionDenied
 from core.exports import RESULT_COLUMNS, RESULT_LAYOUT
 from core.models import Attachment, AuditEvent, CaseResult, Draw, DrawPool, JointTask
+from core.publication import publish_task_results
+from core.result_entry import submit_result
+from core.review import review_result
 from core.states import TaskState
 from tests.case_factories import World, acting, at_day, build_world
 from tests.test_public import publish_and_correct
@@ -215,7 +218,7 @@ async def test_results_export_row_carries_each_column_of_the_layout(
     column; codes are the platform's keys, labels the national wording of docs/domain.md."""
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    await cases.submit_result(
+    await submit_result(
         acting(ctx, w.a1),
         w.case.code,
         codes=["A", "2", "B", "5:WJ"],
@@ -225,10 +228,10 @@ async def test_results_export_row_carries_each_column_of_the_layout(
         followup_done_on=D(2026, 3, 11),
         inspected_on=D(2026, 3, 10),
     )
-    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
-    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
     at_day(ctx, D(2026, 3, 20))
-    await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+    await publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
     await session.commit()
 
     out = tmp_path / "results.xlsx"

@@ -13,9 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main as cli
-from core import county, imports, plan
+from core import county, plan
 from core.bindings import bind_chat
 from core.changes import Ctx
+from core.imports.exclusions import import_exclusions
+from core.imports.inspectors import import_inspectors
+from core.imports.targets import import_targets
 from core.models import Invitation, JointTask, OutboxMessage, PlanEntry
 from core.readiness import check_setup
 from core.sheets import TEMPLATE_ORDER, write_template
@@ -110,9 +113,9 @@ async def test_every_template_imports_back_unchanged_in_order(ctx: Ctx, tmp_path
     importers = {
         "departments": county.import_departments,
         "items": county.import_items,
-        "inspectors": imports.import_inspectors,
-        "targets": imports.import_targets,
-        "exclusions": imports.import_exclusions,
+        "inspectors": import_inspectors,
+        "targets": import_targets,
+        "exclusions": import_exclusions,
     }
     for kind in TEMPLATE_ORDER:
         path = write_template(kind, tmp_path / f"{kind}.xlsx", year=2026)

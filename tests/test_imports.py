@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from core.changes import Ctx
-from core.imports import import_exclusions, import_inspectors, import_targets, parse_risk
+from core.imports.exclusions import import_exclusions
+from core.imports.inspectors import import_inspectors
+from core.imports.targets import import_targets, parse_risk
 from core.models import (
     AuditEvent,
     ChatPlatform,

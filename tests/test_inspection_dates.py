@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import cases
 from core.changes import Ctx
 from core.clock import china_noon
 from core.errors import PermissionDenied, ValidationFailed
+from core.inspection import extend_window, record_inspection_date
 from core.models import AuditEvent, Draw
+from core.result_entry import submit_result
 from core.summary import daily_summary
 from tests.case_factories import acting, at_day, build_world, snapshot
 
@@ -48,9 +49,7 @@ async def test_an_entry_is_late_from_the_inspection_date_and_the_summary_agrees(
     window's own deadline (4-29) would also say so; the summary counts the same case late."""
     w = await build_world(session)  # window 2026-03-02 … 2026-03-31
     at_day(ctx, D(2026, 4, 20))  # inspected 3-19 → due 4-17 (Qingming 4-4…4-6 off)
-    await cases.submit_result(
-        acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 19)
-    )
+    await submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 19))
     await session.commit()
     submitted = (
         await session.scalars(
@@ -67,8 +66,8 @@ async def test_an_entry_within_20_working_days_of_the_inspection_is_on_time_ever
 ) -> None:
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 30))
-    await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 27))
-    await cases.submit_result(acting(ctx, w.a2), w.case.code, **NO_PROBLEM)
+    await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 27))
+    await submit_result(acting(ctx, w.a2), w.case.code, **NO_PROBLEM)
     await session.commit()
     submitted = (
         await session.scalars(
@@ -89,15 +88,15 @@ async def test_an_inspection_before_the_lock_or_after_the_window_is_refused(
     at_day(ctx, D(2026, 4, 20))
     before = await snapshot(session)
     with pytest.raises(ValidationFailed, match="早于检查对象名单锁定之日（2026-03-05）"):
-        await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 4))
+        await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 4))
     with pytest.raises(
         ValidationFailed, match=r"晚于任务检查时间（至 2026-03-31）.*延期 LJ-2026-001"
     ):
-        await cases.submit_result(
+        await submit_result(
             acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 4, 20)
         )
     with pytest.raises(ValidationFailed, match="不能晚于今天"):
-        await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 4, 21))
+        await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 4, 21))
     await session.rollback()
     assert await snapshot(session) == before
 
@@ -110,16 +109,16 @@ async def test_the_lead_extends_the_window_with_a_reason_and_later_dates_are_acc
     code, case_code = w.task.code, w.case.code
     at_day(ctx, D(2026, 4, 20))
     with pytest.raises(PermissionDenied):
-        await cases.extend_window(
+        await extend_window(
             acting(ctx, w.other_liaison), code, D(2026, 4, 30), "部分企业停产，需顺延检查时间"
         )
     with pytest.raises(ValidationFailed, match="延期理由"):
-        await cases.extend_window(acting(ctx, w.lead_liaison), code, D(2026, 4, 30), "顺延")
-    await cases.extend_window(
+        await extend_window(acting(ctx, w.lead_liaison), code, D(2026, 4, 30), "顺延")
+    await extend_window(
         acting(ctx, w.lead_liaison), code, D(2026, 4, 30), "部分企业停产，需顺延检查时间"
     )
     await session.commit()
-    due = await cases.record_inspection_date(acting(ctx, w.a1), case_code, D(2026, 4, 20))
+    due = await record_inspection_date(acting(ctx, w.a1), case_code, D(2026, 4, 20))
     await session.commit()
     assert due.day == D(2026, 5, 20)  # 20 working days after 4-20: 劳动节 5-1…5-5 off, 5-9 worked
     event = (

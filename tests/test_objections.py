@@ -3,10 +3,13 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from core import cases, objections
+from core import objections
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.holidays import load_holiday_year
 from core.models import AuditEvent, CaseResult, Objection
+from core.publication import correct_result, publish_case
+from core.result_entry import submit_result
+from core.review import review_result
 from core.workdays import HolidayFile
 from tests.case_factories import acting, at_day, build_world, snapshot
 
@@ -20,14 +23,12 @@ async def _published(ctx, session, **world):
     w = await build_world(session, **world)
     inspected = w.task.window_start + dt.timedelta(days=8)
     at_day(ctx, inspected + dt.timedelta(days=2))
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **FOUND, inspected_on=inspected)
-    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="核实问题")
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **FOUND)
-    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, True)
-    await cases.review_result(
-        acting(ctx, w.other_liaison), w.case.code, True
-    )  # rule 8: both review
-    await cases.publish_case(acting(ctx, w.lead_liaison), w.case.code)
+    await submit_result(acting(ctx, w.a1), w.case.code, **FOUND, inspected_on=inspected)
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="核实问题")
+    await submit_result(acting(ctx, w.a1), w.case.code, **FOUND)
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, True)  # rule 8: both review
+    await publish_case(acting(ctx, w.lead_liaison), w.case.code)
     await session.commit()
     return w
 
@@ -70,7 +71,7 @@ async def test_objection_window_recheck_error_and_correction(ctx, session):
     with pytest.raises(InvalidTransition, match="尚未复查"):
         await objections.reply_objection(lead, obj.id)
     with pytest.raises(InvalidTransition, match="尚未复查"):
-        await cases.correct_result(lead, w.case.code, reason="x", **CLEAN)
+        await correct_result(lead, w.case.code, reason="x", **CLEAN)
 
     at_day(ctx, D(2026, 5, 20))
     with pytest.raises(ValidationFailed, match="请填写复查情况和结论"):
@@ -82,11 +83,11 @@ async def test_objection_window_recheck_error_and_correction(ctx, session):
     with pytest.raises(InvalidTransition, match="须先更正"):
         await objections.reply_objection(lead, obj.id)
     with pytest.raises(ValidationFailed, match="必须写明更正理由"):
-        await cases.correct_result(lead, w.case.code, reason="", **CLEAN)
+        await correct_result(lead, w.case.code, reason="", **CLEAN)
     with pytest.raises(PermissionDenied):
-        await cases.correct_result(acting(ctx, w.a1), w.case.code, reason="x", **CLEAN)
+        await correct_result(acting(ctx, w.a1), w.case.code, reason="x", **CLEAN)
 
-    v3 = await cases.correct_result(
+    v3 = await correct_result(
         lead, w.case.code, reason="复查确认已公示，原结论有误", **CLEAN, inspected_on=D(2026, 3, 10)
     )
     await session.commit()

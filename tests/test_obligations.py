@@ -2,9 +2,9 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from core import cases
 from core.clock import china_noon
 from core.holidays import holiday_warning, load_holiday_year
+from core.inspection import record_inspection_date
 from core.models import (
     AuditEvent,
     Case,
@@ -16,6 +16,7 @@ from core.models import (
     Target,
 )
 from core.obligations import due_items, enqueue_nudges
+from core.result_entry import submit_result
 from core.summary import daily_summary, enqueue_daily_summaries, summary_message
 from core.workdays import HolidayFile
 from tests.case_factories import acting, at_day, build_world
@@ -47,7 +48,7 @@ async def _consulting_task(session, w, reply_due, provisional=False, lead=None):
 async def _inspected_world(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
+    await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
     await session.commit()  # result due 2026-04-08 (Qingming 4-4…4-6 off)
     return w
 
@@ -73,7 +74,7 @@ async def test_due_items_say_who_what_and_when(ctx, session):
     assert items[1].nudge_key(D(2026, 4, 2)) == f"nudge:case:{w.case.id}:2026-04-02:T-3"
 
     at_day(ctx, D(2026, 4, 9))
-    await cases.submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
+    await submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
     await session.commit()
     later = await due_items(ctx, D(2026, 4, 20))
     review = next(o for o in later if o.kind == "review")
@@ -186,7 +187,7 @@ async def test_summary_counts_and_daily_summaries(ctx, session):
     )
     await session.commit()
     at_day(ctx, D(2026, 3, 13))
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **CLEAN)
+    await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN)
     await session.commit()
 
     today = D(2026, 4, 30)  # window end 3-31 + 20 working days = 4-29
@@ -315,10 +316,10 @@ async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, sessio
         )
     await session.commit()
     at_day(ctx, D(2026, 3, 12))
-    await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
+    await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
     await session.commit()
     at_day(ctx, D(2026, 3, 20))
-    await cases.submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
+    await submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
     await session.commit()
     cal = await ctx.work_calendar()
     schedule = set(ctx.rules.nudge_before_workdays)

@@ -20,10 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages import public as public_pages
 from bot.services import SERVICES, Services
-from core import cases
 from core.changes import Ctx
 from core.draws import targets
 from core.models import PlanEntry
+from core.publication import correct_result, publish_task_results
+from core.result_entry import submit_result
+from core.review import review_result
 from core.rules import Rules
 from tests import factories as f
 from tests.case_factories import World, acting, at_day, build_world
@@ -41,15 +43,13 @@ def text_of(html: str) -> str:
 async def publish_and_correct(ctx: Ctx, w: World) -> None:
     """One published result (problem found) and its correction (004 第二十条)."""
     at_day(ctx, D(2026, 3, 12))
-    await cases.submit_result(
-        acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10)
-    )
-    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
-    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
+    await submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10))
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
     at_day(ctx, D(2026, 3, 20))
-    await cases.publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+    await publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
     at_day(ctx, D(2026, 4, 2))
-    await cases.correct_result(
+    await correct_result(
         acting(ctx, w.lead_liaison),
         w.case.code,
         reason="复查后更正",

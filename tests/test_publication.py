@@ -8,8 +8,11 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from core import cases, obligations
+from core import obligations
 from core.models import AuditEvent
+from core.publication import publish_case
+from core.result_entry import submit_result
+from core.review import review_result
 from core.rules import Rules
 from tests.case_factories import acting, at_day, build_world
 
@@ -21,9 +24,9 @@ async def _approved(ctx, session, rules: Rules):
     ctx = dataclasses.replace(ctx, rules=rules)
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    await cases.submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=D(2026, 3, 10))
-    await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, True)
-    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, True)
+    await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=D(2026, 3, 10))
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, True)
     await session.commit()
     await session.refresh(w.case)
     return ctx, w
@@ -52,7 +55,7 @@ async def test_unpublished_result_is_overdue_after_20_workdays_002_2_6(ctx, sess
         o for o in await obligations.due_items(ctx, D(2026, 4, 13)) if o.kind == "publication"
     ]
     assert late.overdue and late.what == "公示检查结果"
-    await cases.publish_case(acting(ctx, w.lead_liaison), w.case.code)
+    await publish_case(acting(ctx, w.lead_liaison), w.case.code)
     assert [
         o for o in await obligations.due_items(ctx, D(2026, 4, 13)) if o.kind == "publication"
     ] == []

@@ -22,11 +22,11 @@ from bot.pages.base import csrf_token
 from bot.pages.links import expand_text
 from bot.pages.result import RESULT_PATH, result_link
 from bot.services import Services
-from core import cases
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.links import sign_link
 from core.models import Attachment, AuditEvent, Case, CaseResult, ItemResult, Officer, Referral
+from core.review import review_result
 from core.rules import Rules
 from handlers.forms import RESULT_FILE_PATH
 from tests.case_factories import World, acting, build_world
@@ -274,7 +274,7 @@ async def test_returned_result_opens_prefilled_with_the_reason_on_top(
     async with sessionmaker() as session:
         ctx = Ctx(session=session, clock=clock, rules=Rules())
         liaison = await session.get(Officer, world.lead_liaison.id)
-        await cases.review_result(acting(ctx, liaison), world.case.code, False, "缺少现场照片")
+        await review_result(acting(ctx, liaison), world.case.code, False, "缺少现场照片")
         await session.commit()
     resp = await client.get(RESULT_PATH, params={"t": tok})
     html = await resp.text()
@@ -324,7 +324,7 @@ async def test_each_department_enters_its_own_items_and_others_are_carried_over(
     async with sessionmaker() as session:
         ctx = Ctx(session=session, clock=clock, rules=Rules())
         liaison = await session.get(Officer, world.lead_liaison.id)
-        await cases.review_result(acting(ctx, liaison), world.case.code, False, "请补充本局事项")
+        await review_result(acting(ctx, liaison), world.case.code, False, "请补充本局事项")
         await session.commit()
     page = visible_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
     assert "公共场所卫生检查（县卫生健康委员会）：发现问题已责令改正" in page
@@ -598,7 +598,7 @@ async def test_returned_for_a_missing_photo_the_group_adds_it(
     async with sessionmaker() as session:
         ctx = Ctx(session=session, clock=clock, rules=Rules())
         liaison = await session.get(Officer, world.lead_liaison.id)
-        await cases.review_result(acting(ctx, liaison), world.case.code, False, "缺少现场照片")
+        await review_result(acting(ctx, liaison), world.case.code, False, "缺少现场照片")
         await session.commit()
     html = await (await client.get(RESULT_PATH, params={"t": tok})).text()
     keep = hashlib.sha256(PDF_BYTES).hexdigest() + "记录.pdf"

@@ -12,12 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import StatementError
 
-from core import cases, consultation, groups, inbox, objections, outbox
+from core import consultation, groups, inbox, objections, outbox
 from core.draws import quickdraw
 from core.errors import InvalidTransition, ValidationFailed
+from core.inspection import mark_notified, record_inspection_date
 from core.jointtask import task_invitations
 from core.messages import Destination, Event, OutMessage
 from core.models import Case, OutboxMessage
+from core.publication import correct_result, publish_case
+from core.result_entry import submit_result
+from core.review import review_result
 from core.states import (
     CASE,
     DRAW,
@@ -145,15 +149,15 @@ async def test_case_moves_outside_the_table_are_refused(ctx, session):
     w = await build_world(session)
     member = acting(ctx, w.a1)
     at_day(ctx, w.task.window_start + dt.timedelta(days=3))
-    await cases.record_inspection_date(member, w.case.code, w.task.window_start)
+    await record_inspection_date(member, w.case.code, w.task.window_start)
     with pytest.raises(
         InvalidTransition, match=f"案件 {w.case.code} 当前状态为“已检查”，不能登记已发放通知书"
     ):
-        await cases.mark_notified(member, w.case.code)
+        await mark_notified(member, w.case.code)
     with pytest.raises(InvalidTransition, match="当前状态为“已检查”，不能审核"):
-        await cases.review_result(acting(ctx, w.lead_liaison), w.case.code, True)
+        await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
     with pytest.raises(InvalidTransition, match="当前状态为“已检查”，不能公示"):
-        await cases.publish_case(acting(ctx, w.lead_liaison), w.case.code)
+        await publish_case(acting(ctx, w.lead_liaison), w.case.code)
     case = await session.get(Case, w.case.id)
     assert case is not None and case.state is CaseState.INSPECTED
 
@@ -163,17 +167,15 @@ async def test_result_and_objection_moves_outside_the_table_are_refused(ctx, ses
     its re-check (004 第二十条)."""
     w = await build_world(session)
     at_day(ctx, w.task.window_start + dt.timedelta(days=3))
-    await cases.submit_result(
-        acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=w.task.window_start
-    )
+    await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=w.task.window_start)
     lead = acting(ctx, w.lead_liaison)
     with pytest.raises(InvalidTransition, match="当前状态为“待审核”，不能更正"):
-        await cases.correct_result(lead, w.case.code, reason="笔误", **CLEAN)
+        await correct_result(lead, w.case.code, reason="笔误", **CLEAN)
     with pytest.raises(InvalidTransition, match="当前状态为“待审核”，不能受理异议"):
         await objections.file_objection(lead, w.case.code, "某某公司", "异议", ctx.clock.today())
-    await cases.review_result(lead, w.case.code, True)
-    await cases.review_result(acting(ctx, w.other_liaison), w.case.code, True)
-    await cases.publish_case(lead, w.case.code)
+    await review_result(lead, w.case.code, True)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, True)
+    await publish_case(lead, w.case.code)
     objection = await objections.file_objection(
         lead, w.case.code, "某某公司", "异议", ctx.clock.today()
     )

@@ -1,0 +1,11 @@
+"""Bulk import of a county's libraries from offices' spreadsheets (CSV, XLSX), one module per
+library: `targets`, `inspectors`, `exclusions`; `reading` and `flow` are shared with
+core.county and core.plan.
+
+Files come from offices' spreadsheets: Chinese headers (English aliases accepted), UTF-8,
+UTF-8 with BOM, GB18030/GBK or UTF-16 text, or .xlsx. Every row is checked before anything is
+written, so the default all-or-nothing import leaves the database untouched when one row is bad
+and reports every bad row by the line number the spreadsheet shows. With `skip_invalid` the good
+rows are written and the bad ones go to a rejects CSV (original columns + 错误原因). An import is
+one audited change; the caller commits (core.changes contract).
+"""

@@ -1,0 +1,267 @@
+"""Importing the inspector library (执法检查人员名录, 001 第十条): officers with their department,
+enforcement certificate, expertise, roles, on-duty state and one chat account per platform.
+
+Roles are only ever added; columns absent from the file leave stored values alone; an officer
+who leaves (在岗状态 离岗, 退休 …) is deactivated and the office is told about their open cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+
+from core import changes
+from core.imports.flow import (
+    CHUNK,
+    Checked,
+    Departments,
+    ImportReport,
+    Progress,
+    check_file,
+    load_departments,
+    run_import,
+)
+from core.imports.reading import (
+    Column,
+    Layout,
+    Row,
+    RowError,
+    Sheet,
+    column_lengths,
+    nfkc,
+    split_multi,
+)
+from core.models import ROLES, ChatPlatform, Officer, PlatformAccount
+from core.officers import DEFAULT_TENANT, PLATFORM_LABELS, left_officers_notes, set_account
+
+ACCOUNT_FIELDS = {p: f"{p}_userid" for p in ChatPlatform}  # import field per platform
+INSPECTOR_COLUMNS = (
+    Column("name", ("姓名", "name"), required=True),
+    Column("department", ("部门", "所属部门", "单位", "department"), required=True),
+    Column("cert_no", ("执法证号", "执法证件号", "执法证编号", "cert_no")),
+    Column("code", ("人员编号", "编号", "code")),
+    Column("expertise", ("专业领域", "专长", "专业特长", "expertise")),
+    Column("region", ("区域", "所属区域", "region")),
+    Column("mobile", ("手机", "手机号", "手机号码", "mobile")),
+    Column("roles", ("角色", "roles", "role")),
+    # one column per platform: the officer's account there, headed "企业微信账号" and the like
+    *(
+        Column(field, (f"{PLATFORM_LABELS[p]}账号", PLATFORM_LABELS[p], field, p))
+        for p, field in ACCOUNT_FIELDS.items()
+    ),
+    Column("on_duty", ("在岗状态", "人员状态", "在岗", "on_duty")),
+)
+# 在岗状态: the words that deactivate an officer (kept as the reason) and those that keep one on
+LEAVE_WORDS = ("离岗", "调离", "退休", "辞职", "离职", "停职")
+ON_DUTY_WORDS = ("在岗", "在职", "正常")
+
+_OFFICERS = cast(Table, Officer.__table__)
+_OFFICER_LEN = column_lengths(_OFFICERS)
+_ACCOUNT_LEN = column_lengths(cast(Table, PlatformAccount.__table__))["account"]
+
+_ROLES = {r: r for r in ROLES} | {
+    "联络员": "liaison",
+    "执法检查人员": "inspector",
+    "检查人员": "inspector",
+    "分管领导": "leader",
+    "领导": "leader",
+    "管理员": "admin",
+    "专家": "expert",
+}
+
+
+@dataclass
+class _Accounts:
+    """Existing officers' codes and platform accounts, to refuse an account owned by another."""
+
+    officers: dict[str, Officer]
+    owners: dict[ChatPlatform, dict[str, str]]  # per platform: account -> officer code
+
+    @classmethod
+    def of(cls, officers: dict[str, Officer]) -> _Accounts:
+        owners: dict[ChatPlatform, dict[str, str]] = {p: {} for p in ChatPlatform}
+        for officer in officers.values():
+            for bound in officer.accounts:
+                if bound.tenant == DEFAULT_TENANT:
+                    owners[ChatPlatform(bound.platform)][bound.account] = officer.code
+        return cls(officers, owners)
+
+
+def _check_inspector(row: Row, departments: Departments, accounts: _Accounts) -> dict[str, Any]:
+    name = row.text("name", _OFFICER_LEN["name"])
+    if not name:
+        row.error("name", "姓名为空")
+    dept_id = departments.find(row, "department", required=True)
+    cert_no = row.text("cert_no", _OFFICER_LEN["cert_no"])
+    code = nfkc(row.get("code"))
+    if not code and cert_no and dept_id is not None:
+        code = f"{departments.codes[dept_id]}-{nfkc(cert_no)}"  # stable across re-imports
+    if not code and dept_id is not None:
+        row.error("code", "人员编号为空，且没有执法证号可用来生成编号")
+    elif len(code) > _OFFICER_LEN["code"]:
+        row.error("code", f"人员编号“{code}”过长：最多 {_OFFICER_LEN['code']} 个字符")
+    existing = accounts.officers.get(code)
+    # a blank 角色 keeps an existing officer's roles and makes a new officer an inspector
+    roles = _parse_roles(row) or (set(existing.roles) if existing else {"inspector"})
+    if (
+        "inspector" in roles
+        and not cert_no
+        and not (existing and existing.cert_no and not row.layout.has("cert_no"))
+    ):
+        # 001 第十条: only officers with enforcement powers go into the inspector library
+        row.error(
+            "cert_no",
+            "执法检查人员必须填写执法证号；没有执法证的人员请在“角色”中只填"
+            "联络员、分管领导等，不要填执法检查人员",
+        )
+    record = {
+        "code": code,
+        "name": name,
+        "department_id": dept_id,
+        "cert_no": cert_no,
+        "expertise": split_multi(row.get("expertise")),
+        "region": row.text("region", _OFFICER_LEN["region"]),
+        "mobile": row.text("mobile", _OFFICER_LEN["mobile"]),
+        "roles": [r for r in ROLES if r in roles],
+        **_parse_on_duty(row),
+    }
+    for platform, fld in ACCOUNT_FIELDS.items():
+        account = row.text(fld, _ACCOUNT_LEN) or None
+        owner = accounts.owners[platform].get(account) if account else None
+        if owner is not None and owner != code:
+            row.error(fld, f"{PLATFORM_LABELS[platform]}账号“{account}”已属于人员 {owner}")
+        record[fld] = account
+    return record
+
+
+def _parse_roles(row: Row) -> set[str]:
+    """The roles the row gives (empty when the cell is blank)."""
+    roles: set[str] = set()
+    for part in split_multi(row.get("roles")):
+        role = _ROLES.get(nfkc(part).lower()) or _ROLES.get(nfkc(part))
+        if role is None:
+            row.error(
+                "roles", f"未知角色“{part}”，可用：联络员、执法检查人员、分管领导、管理员、专家"
+            )
+        else:
+            roles.add(role)
+    return roles
+
+
+def _parse_on_duty(row: Row) -> dict[str, Any]:
+    """{} when the row does not say; else active and the reason an officer left."""
+    word = nfkc(row.get("on_duty"))
+    if not word:
+        return {}
+    if word in ON_DUTY_WORDS:
+        return {"active": True, "inactive_reason": ""}
+    if word in LEAVE_WORDS:
+        return {"active": False, "inactive_reason": word}
+    row.error("on_duty", f"未知在岗状态“{word}”，可用：在岗、{'、'.join(LEAVE_WORDS)}")
+    return {}
+
+
+def _account_duplicates(checked: Checked) -> None:
+    """Two rows giving the same platform account: both are refused, naming each other."""
+    for platform, fld in ACCOUNT_FIELDS.items():
+        label = f"{PLATFORM_LABELS[platform]}账号"
+        lines: dict[str, list[int]] = {}
+        for line, rec in checked.records:
+            if rec[fld]:
+                lines.setdefault(rec[fld], []).append(line)
+        for account, at in lines.items():
+            for line in at[1:]:
+                checked.bad.setdefault(line, []).append(
+                    RowError(
+                        line,
+                        checked.layout.header[fld],
+                        f"{label}“{account}”与第 {at[0]} 行重复（第 {at[0]}、{line} 行）",
+                    )
+                )
+    checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
+
+
+async def import_inspectors(
+    ctx: changes.Ctx,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import the inspector library: officers gain the inspector role; same code = update.
+
+    Roles are only ever added (an import never takes admin or leader away); columns absent
+    from the file leave the stored values alone, and so does a blank account cell (an officer
+    bound with 绑定 stays bound).
+    """
+    state: dict[str, Any] = {}
+
+    async def prepare(_sheet: Sheet) -> None:
+        state["departments"] = await load_departments(ctx.session)
+        officers = {o.code: o for o in (await ctx.session.scalars(select(Officer))).unique()}
+        state["accounts"] = _Accounts.of(officers)
+
+    def check(sheet: Sheet, layout: Layout) -> Checked:
+        checked = check_file(
+            sheet,
+            layout,
+            lambda row: _check_inspector(row, state["departments"], state["accounts"]),
+            lambda r: (r["code"],),
+            "code",
+            "人员编号",
+        )
+        _account_duplicates(checked)
+        return checked
+
+    async def write(checked: Checked, progress: Progress | None) -> tuple[int, int]:
+        officers: dict[str, Officer] = state["accounts"].officers
+        fields = [
+            "name",
+            "department_id",
+            *(f for f in ("cert_no", "expertise", "region", "mobile") if checked.layout.has(f)),
+        ]
+        inserted = updated = 0
+        left: list[Officer] = []
+        for done, rec in enumerate(checked.good(), start=1):
+            officer = officers.get(rec["code"])
+            if officer is None:
+                officer = Officer(
+                    **{k: v for k, v in rec.items() if k not in ACCOUNT_FIELDS.values()}
+                )
+                ctx.session.add(officer)
+                inserted += 1
+            else:
+                was_active = officer.active
+                for f in (*fields, *(f for f in ("active", "inactive_reason") if f in rec)):
+                    setattr(officer, f, rec[f])
+                officer.roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
+                updated += 1
+                if was_active and not officer.active:
+                    left.append(officer)
+            for platform, fld in ACCOUNT_FIELDS.items():
+                if rec[fld] is not None:  # blank: "not given", whatever is bound stays
+                    set_account(officer, platform, rec[fld])
+            if progress is not None and (done % CHUNK == 0 or done == len(checked.records)):
+                progress(done, len(checked.records))
+        await ctx.session.flush()
+        report.notes.extend(await left_officers_notes(ctx, left))
+        return inserted, updated
+
+    report = ImportReport(kind="inspectors", file_name=Path(path).name, skip_invalid=skip_invalid)
+    return await run_import(
+        ctx,
+        "inspectors",
+        path,
+        INSPECTOR_COLUMNS,
+        check=check,
+        prepare=prepare,
+        write=write,
+        report=report,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        progress=progress,
+    )

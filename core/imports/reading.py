@@ -1,0 +1,251 @@
+"""Reading office spreadsheets, shared by every importer (core.imports.*, core.county,
+core.plan): the file as rows (CSV in any of the encodings offices save, or .xlsx), headers
+matched to columns by their Chinese names or English aliases, and one data row being checked
+with every problem collected, each named by the line number the spreadsheet shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import String, Table
+
+from core.uscc import validate_uscc
+
+HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in office files
+_SPLIT = re.compile(r"[、,，;；|\r\n]+")
+TRAILING_NOTE = re.compile(r"\(.*\)$")  # "存续（在营）": a note after the value (NFKC'd)
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # as the spreadsheet shows it (header = its own row number)
+    column: str  # the header as written in the file
+    reason: str  # Chinese
+
+
+class FileProblem(Exception):
+    """The file as a whole cannot be imported; the message is Chinese."""
+
+
+# ---------------------------------------------------------------- columns
+
+
+@dataclass(frozen=True)
+class Column:
+    field: str
+    aliases: tuple[str, ...]  # in priority order: the first non-empty cell wins
+    required: bool = False
+
+    @property
+    def label(self) -> str:
+        """The Chinese header, named in messages when the file does not have the column."""
+        return self.aliases[0]
+
+
+def header_key(text: object) -> str:
+    """Header comparison key: half-width, lower-case, no spaces, no '*' or trailing '(…)' note."""
+    key = unicodedata.normalize("NFKC", "" if text is None else str(text)).lower()
+    key = "".join(key.split()).replace("*", "").replace("\ufeff", "")
+    return TRAILING_NOTE.sub("", key) or key
+
+
+# 注册号 comes after the USCC headers: a file with both uses the USCC where it has one.
+USCC_COLUMN = Column(
+    "uscc",
+    ("统一社会信用代码", "社会信用代码", "信用代码", "uscc", "注册号", "registration_no"),
+    required=True,
+)
+
+
+# ---------------------------------------------------------------- reading files
+
+
+@dataclass
+class Sheet:
+    """A file's header and non-blank data rows, each with its spreadsheet line number."""
+
+    header_line: int
+    headers: list[str]
+    rows: list[tuple[int, list[Any]]]
+    sha256: str
+
+
+def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
+    data = path.read_bytes()
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        filled = [(n, cells) for n, cells in _xlsx_lines(data) if any(cell_text(c) for c in cells)]
+    elif suffix in (".csv", ".txt", ".tsv"):
+        # CSV cells are all strings: one C-level join per row tells a blank row
+        filled = [(n, cells) for n, cells in _csv_lines(_decode(data)) if "".join(cells).strip()]
+    elif suffix == ".xls":
+        raise FileProblem("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV 后再导入")
+    else:
+        raise FileProblem(f"不支持的文件类型“{path.suffix or '无扩展名'}”，请使用 CSV 或 .xlsx")
+    if not filled:
+        raise FileProblem("文件是空的，没有表头和数据")
+    required = {header_key(a) for c in columns if c.required for a in c.aliases}
+    head_at = next(
+        (
+            i
+            for i, (_, cells) in enumerate(filled[:HEADER_SEARCH_ROWS])
+            if required & {header_key(c) for c in cells}
+        ),
+        0,
+    )
+    header_line, header_cells = filled[head_at]
+    return Sheet(
+        header_line=header_line,
+        headers=[cell_text(c) for c in header_cells],
+        rows=filled[head_at + 1 :],
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" export
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")  # a superset of GBK, what Chinese Excel saves CSV as
+    except UnicodeDecodeError:
+        raise FileProblem("无法识别文件编码，请另存为“CSV UTF-8”或 .xlsx 后再导入") from None
+
+
+def _csv_lines(text: str) -> list[tuple[int, list[Any]]]:
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    delimiter = max(",\t;", key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # Record numbers, not physical lines: a cell with a line break is still one spreadsheet row.
+    return list(enumerate(reader, start=1))
+
+
+def _xlsx_lines(data: bytes) -> list[tuple[int, list[Any]]]:
+    from openpyxl import load_workbook  # imported here: only XLSX imports pay for it
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as err:  # openpyxl raises many kinds for a broken or foreign file
+        raise FileProblem(
+            f"无法读取 Excel 文件（{type(err).__name__}），请确认是 .xlsx 格式"
+        ) from None
+    try:
+        ws = wb.worksheets[0]
+        ws.reset_dimensions()  # some generators write a wrong sheet size; read what is there
+        return [(n, list(row)) for n, row in enumerate(ws.iter_rows(values_only=True), start=1)]
+    finally:
+        wb.close()
+
+
+def cell_text(value: Any) -> str:
+    """A cell as the text a person sees in it."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float):
+        return (
+            str(int(value)) if value.is_integer() and abs(value) < 1e15 else format(value, ".15G")
+        )
+    if isinstance(value, dt.datetime):  # what openpyxl gives for a date cell
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(" ")
+    return str(value).strip()
+
+
+def nfkc(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+# ---------------------------------------------------------------- row access
+
+
+class Layout:
+    """Where each field's cells are in this file."""
+
+    def __init__(self, sheet: Sheet, columns: Sequence[Column]) -> None:
+        keys = [header_key(h) for h in sheet.headers]
+        self.where: dict[str, list[int]] = {}
+        self.header: dict[str, str] = {}
+        used: set[int] = set()
+        for col in columns:
+            idxs = [i for a in col.aliases for i, k in enumerate(keys) if k == header_key(a)]
+            if idxs:
+                self.where[col.field] = idxs
+                self.header[col.field] = sheet.headers[idxs[0]]
+                used.update(idxs)
+            else:
+                self.header[col.field] = col.label
+        self.missing = [c for c in columns if c.required and c.field not in self.where]
+        self.ignored = [h for i, h in enumerate(sheet.headers) if h and i not in used]
+
+    def has(self, field_name: str) -> bool:
+        return field_name in self.where
+
+
+class Row:
+    """One data row being checked; collects every problem instead of stopping at the first."""
+
+    __slots__ = ("cells", "errors", "layout", "line", "texts")
+
+    def __init__(self, layout: Layout, line: int, cells: list[Any]) -> None:
+        self.layout, self.line, self.cells = layout, line, cells
+        self.texts = [c.strip() if type(c) is str else cell_text(c) for c in cells]
+        self.errors: list[RowError] = []
+
+    def raw(self, field_name: str) -> Any:
+        """The cell itself (a number stays a number): the first non-blank of the field's columns."""
+        for i in self.layout.where.get(field_name, ()):
+            if i < len(self.texts) and self.texts[i]:
+                return self.cells[i]
+        return None
+
+    def get(self, field_name: str) -> str:
+        """The field's text as a person sees it; '' when blank or the column is absent."""
+        for i in self.layout.where.get(field_name, ()):
+            if i < len(self.texts) and self.texts[i]:
+                return self.texts[i]
+        return ""
+
+    def text(self, field_name: str, max_len: int) -> str:
+        value = self.get(field_name)
+        if len(value) > max_len:
+            self.error(field_name, f"内容过长：最多 {max_len} 个字，实际 {len(value)} 个字")
+        return value
+
+    def error(self, field_name: str, reason: str) -> None:
+        self.errors.append(RowError(self.line, self.layout.header[field_name], reason))
+
+
+def column_lengths(table: Table) -> dict[str, int]:
+    """Column widths, checked here so PostgreSQL never refuses a row that SQLite would accept."""
+    return {
+        c.name: int(c.type.length) for c in table.c if isinstance(c.type, String) and c.type.length
+    }
+
+
+def split_multi(text: str) -> list[str]:
+    return [p.strip() for p in _SPLIT.split(text) if p.strip()]
+
+
+def check_uscc(row: Row) -> tuple[str, bool]:
+    check = validate_uscc(row.raw("uscc"))
+    if not check.ok:
+        row.error("uscc", check.reason)
+    return check.code, check.is_legacy

@@ -1,0 +1,158 @@
+"""Inspection stage of a case: the notice handed to the target (004 第十六条(二)), the
+inspection date with the result deadline it sets, and the lead's extension of the task's
+inspection window (000 §五.3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from core import jointtask
+from core.access import lead_only
+from core.cases import (
+    active_members,
+    china_date,
+    get_case,
+    get_task,
+    message,
+    participating_departments,
+    require_member,
+)
+from core.changes import Ctx, Notice, record
+from core.errors import ValidationFailed
+from core.messages import Destination
+from core.models import (
+    Case,
+    Draw,
+    JointTask,
+)
+from core.rules import Rules
+from core.states import (
+    CASE,
+    CaseState,
+    DrawState,
+)
+from core.workdays import Deadline, WorkCalendar
+
+
+def result_deadline(cal: WorkCalendar, rules: Rules, case: Case, task: JointTask) -> Deadline:
+    """Results are due 20 working days after the inspection, or after the task window when no
+    inspection date is known yet (docs/architecture.md §4)."""
+    if case.inspected_on is not None and case.result_due_on is not None:
+        return Deadline(case.result_due_on, case.result_due_provisional)
+    return cal.add_workdays(task.window_end, rules.result_entry_workdays)
+
+
+async def set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:
+    cal = await ctx.work_calendar()
+    due = cal.add_workdays(day, ctx.rules.result_entry_workdays)
+    case.inspected_on, case.result_due_on, case.result_due_provisional = (
+        day,
+        due.day,
+        due.provisional,
+    )
+    return due
+
+
+async def check_inspection_day(ctx: Ctx, task: JointTask, day: dt.date) -> None:
+    """An inspection happens after the draw was locked, within the task window (or the
+    extension the lead recorded with a reason, 000 §五.3), and not in the future."""
+    if day > ctx.clock.today():
+        raise ValidationFailed("检查日期不能晚于今天", field="inspected_on")
+    if day < task.window_start:
+        raise ValidationFailed(
+            f"检查日期早于任务检查时间（{task.window_start.isoformat()} 起）", field="inspected_on"
+        )
+    locked_at = await ctx.session.scalar(
+        select(func.min(Draw.locked_at)).where(
+            Draw.task_id == task.id, Draw.kind == "targets", Draw.state == DrawState.LOCKED
+        )
+    )
+    if locked_at is not None and day < china_date(locked_at):
+        raise ValidationFailed(
+            f"检查日期早于检查对象名单锁定之日（{china_date(locked_at).isoformat()}）",
+            field="inspected_on",
+        )
+    last = task.window_extended_to or task.window_end
+    if day > last:
+        raise ValidationFailed(
+            f"检查日期晚于任务检查时间（至 {last.isoformat()}）。如需延期，请牵头部门发送"
+            f"“延期 {task.code} 日期 理由”",
+            field="inspected_on",
+        )
+
+
+async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> JointTask:
+    """The lead extends the inspection window with a written reason (000 §五.3: 检查时间…确需
+    延长的…); inspections dated up to `to` are then accepted. Audited; participants are told."""
+    task = await jointtask.get_task(ctx, task_code, for_update=True)
+    lead_only(ctx, task, "task.window_extended")
+    reason = reason.strip()
+    if len(reason) < ctx.rules.decline_reason_min_chars:
+        raise ValidationFailed(
+            f"请写明延期理由（不少于 {ctx.rules.decline_reason_min_chars} 个字）"
+        )
+    if to <= (task.window_extended_to or task.window_end):
+        raise ValidationFailed(
+            f"延期后的日期须晚于现在的检查截止日 "
+            f"{(task.window_extended_to or task.window_end).isoformat()}"
+        )
+    previous = task.window_extended_to or task.window_end
+    task.window_extended_to, task.window_extension_reason = to, reason
+    departments = await participating_departments(ctx, task)
+    msg = message(
+        "task_window_extended",
+        f"{task.code} 检查时间延期",
+        task=task,
+        previous=previous,
+        reason=reason,
+    )
+    await record(
+        ctx,
+        "task.window_extended",
+        f"task:{task.code}",
+        {"from": previous.isoformat(), "to": to.isoformat(), "reason": reason},
+        [Notice(Destination.department(d.id), msg) for d in departments],
+    )
+    return task
+
+
+async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Deadline:
+    case = await get_case(ctx, case_code, for_update=True)
+    await require_member(ctx, case, "case.inspected")
+    CASE.check(case, CaseState.INSPECTED, what="登记检查日期", subject=case.code)
+    task = await get_task(ctx, case)
+    await check_inspection_day(ctx, task, day)
+    due = await set_inspected_on(ctx, case, day)
+    CASE.move(case, CaseState.INSPECTED)
+    members = await active_members(ctx, case)
+    msg = message(
+        "case_inspected",
+        f"{case.code} 已登记检查日期",
+        case=case,
+        target=case.target,
+        due=due.label(),
+    )
+    await record(
+        ctx,
+        "case.inspected",
+        f"case:{case.code}",
+        {
+            "inspected_on": day.isoformat(),
+            "result_due_on": due.day.isoformat(),
+            "provisional": due.provisional,
+        },
+        [Notice(Destination.officer(m.officer_id), msg) for m in members],
+    )
+    return due
+
+
+async def mark_notified(ctx: Ctx, case_code: str, via: str = "") -> Case:
+    """The 联合抽查通知书 was handed to the target (004 第十六条(二))."""
+    case = await get_case(ctx, case_code, for_update=True)
+    await require_member(ctx, case, "case.notified")
+    CASE.move(case, CaseState.NOTIFIED, what="登记已发放通知书", subject=case.code)
+    await record(ctx, "case.notified", f"case:{case.code}", {"via": via} if via else None)
+    return case
