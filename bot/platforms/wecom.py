@@ -303,7 +303,15 @@ class WeComAdapter:
                 "enable_duplicate_check": 1,
                 "duplicate_check_interval": self.settings.duplicate_check_s,
             }
-        data = await self._app_call("/cgi-bin/message/send", payload)
+        try:
+            data = await self._app_call("/cgi-bin/message/send", payload)
+        except PlatformCallFailed as exc:
+            if exc.result.code != "network" or not self.settings.duplicate_check_s:
+                raise
+            # WeCom may have taken the message before the connection failed (a timeout, a
+            # reset): send it again at once, well inside the duplicate check's interval, so
+            # WeCom drops a second copy; the sender's later retry might come after it
+            data = await self._app_call("/cgi-bin/message/send", payload)
         result = wecom_result(data)
         if result.ok and data.get("response_code"):
             return SendResult(True, response_code=str(data["response_code"]))

@@ -27,6 +27,7 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]
     json: Any
+    fault: str = ""  # the fault this call was answered with (FakeServer.faults), if any
 
 
 @dataclass
@@ -62,6 +63,20 @@ class RateLimiter:
         return True
 
 
+# Faults a fake can be told to answer its next calls of a path with (`FakeServer.faults`):
+#   "http500", "http502", "http503"  the gateway answers that status, nothing is processed
+#   "hang"        no answer until the client gives up (its timeout); nothing is processed
+#   "reset"       the connection is dropped (TCP reset) before anything is processed
+#   "lost_hang"   the call IS processed, then the answer hangs: the client sees a timeout
+#   "lost_reset"  the call IS processed, then the connection is dropped before the answer
+#   a dict        answered as that JSON object with HTTP 200 (e.g. a rate-limit errcode)
+#   "ok"          no fault: this call is handled normally (spaces the faults out)
+# The two "lost" kinds are how one message reaches a platform twice: the client cannot tell
+# them from a failure before processing and sends again.
+Fault = str | dict[str, Any]
+HANG_S = 30.0  # longer than any client timeout in the tests
+
+
 class FakeServer:
     """Base: an aiohttp app on 127.0.0.1 with a random port that records requests."""
 
@@ -70,6 +85,8 @@ class FakeServer:
         self.requests: list[Recorded] = []
         self.script = Script()
         self.outage: dict[str, int] = {}  # path -> how many more calls answer HTTP 500
+        self.faults: dict[str, deque[Fault]] = defaultdict(deque)  # path -> for its next calls
+        self.faults_applied: list[tuple[str, str]] = []  # (path, kind) in the order applied
         self.app = web.Application(middlewares=[self._record])
         self._server = TestServer(self.app, host="127.0.0.1")
 
@@ -88,8 +105,28 @@ class FakeServer:
         if self.outage.get(request.path, 0) > 0:  # the platform's gateway is down
             self.outage[request.path] -= 1
             return web.Response(status=500, text="Internal Server Error")
-        response: web.StreamResponse = await handler(request)
-        return response
+        pending = self.faults.get(request.path)
+        fault = pending.popleft() if pending else None
+        if fault is None or fault == "ok":
+            response: web.StreamResponse = await handler(request)
+            return response
+        kind = "json" if isinstance(fault, dict) else fault
+        self.faults_applied.append((request.path, kind))
+        self.requests[-1].fault = kind
+        if isinstance(fault, dict):
+            return web.json_response(fault)
+        if fault.startswith("http"):
+            return web.Response(status=int(fault[4:]), text="Bad Gateway")
+        if fault.startswith("lost_"):
+            await handler(request)  # processed; the answer never arrives
+        if fault.endswith("hang"):
+            await asyncio.sleep(HANG_S)
+            return web.Response(status=504)
+        if fault.endswith("reset"):
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)
+        raise ValueError(f"unknown fault {fault!r}")
 
     async def start(self) -> Self:
         await self._server.start_server()
