@@ -35,7 +35,7 @@ from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.wecom import FakeWeCom
 from tests.server_helpers import add_department, dingtalk_settings, make_services, wecom_settings
 
-HTTP_TIMEOUT_S = 0.25  # a hang costs the sender this much real time
+HTTP_TIMEOUT_S = 1.0  # a hang costs the sender this much real time (loopback answers in ms)
 STEP = dt.timedelta(seconds=30)  # the clock between two sender rounds
 
 WECOM_APP = "/cgi-bin/message/send"
