@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from core import sqlite_async
 
 DEFAULT_SQLITE_FILE = "lianjian.sqlite3"
 
@@ -44,7 +46,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def make_engine(url: str | None) -> AsyncEngine:
     url = database_url(url)
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        file = make_url(url).database
+        if file and file != ":memory:" and "?" not in url:
+            # a plain file: one trip to the connection's thread per statement (sqlite_async)
+            creator = sqlite_async.connector(file, timeout=30, check_same_thread=False)
+            engine = create_async_engine(url, async_creator=creator)
+        else:
+            engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)

@@ -351,7 +351,9 @@ async def run_demo(
         await upgrade(engine)
         demo = Demo(make_sessionmaker(engine), FixedClock(china_noon(dt.date(YEAR, 3, 2))), out)
         stage(STAGES[0])
-        folder = Path(path).parent / "county-files"
+        # the import files go beside an SQLite file; a server database (URL) has no folder
+        beside = Path(tempfile.mkdtemp(prefix="lianjian-demo-")) if "://" in path else None
+        folder = (beside or Path(path).parent) / "county-files"
         folder.mkdir(exist_ok=True)
         facts = await demo.step(
             None, lambda c: generate_county(c, folder, seed=seed, targets=targets, year=YEAR)

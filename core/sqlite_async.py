@@ -1,0 +1,129 @@
+"""aiosqlite with one trip to the connection's thread per statement.
+
+aiosqlite runs each sqlite3 call on the connection's own thread, and SQLAlchemy's adapter makes
+four such calls per statement: open a cursor, execute, fetch all, close. Each trip wakes the
+thread and then the event loop (a queue put, a self-pipe write, an epoll round): measured in
+the inbox worker at ~70 trips per handled command, most of its CPU on SQLite. Here a statement
+is one trip: the cursor is opened, the statement executed and its first rows fetched together;
+fetches are served from those rows, and only a cursor left with rows unread (a streamed
+result) goes back to the thread for more or to be closed. Everything else (the thread, commit,
+rollback, errors) is aiosqlite's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import aiosqlite
+
+T = TypeVar("T")
+PREFETCH = 256  # rows fetched with the statement; a longer result is fetched on demand
+
+
+class Cursor(aiosqlite.Cursor):
+    """A cursor created on the connection's thread by its first `execute`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = self._owner = conn
+        self.iter_chunk_size = conn._iter_chunk_size
+        self._cursor: sqlite3.Cursor | None = None  # type: ignore[assignment]
+        self._rows: list[Any] = []
+        self._more = False  # rows may remain unread on the sqlite3 cursor
+
+    async def __aenter__(self) -> Cursor:  # SQLAlchemy enters the cursor it asked for
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def execute(self, sql: str, parameters: Any = None) -> Cursor:
+        def run() -> tuple[sqlite3.Cursor, list[Any]]:
+            cursor = self._cursor if self._cursor is not None else self._owner._conn.cursor()
+            cursor.execute(sql, () if parameters is None else parameters)
+            rows = cursor.fetchmany(PREFETCH) if cursor.description else []
+            return cursor, rows
+
+        self._cursor, self._rows = await self._owner.run(run)
+        self._more = len(self._rows) == PREFETCH
+        return self
+
+    async def executemany(self, sql: str, parameters: Any) -> Cursor:
+        def run() -> sqlite3.Cursor:
+            cursor = self._cursor if self._cursor is not None else self._owner._conn.cursor()
+            cursor.executemany(sql, parameters)
+            return cursor
+
+        self._cursor, self._rows, self._more = await self._owner.run(run), [], False
+        return self
+
+    async def fetchone(self) -> Any:
+        rows = await self.fetchmany(1)
+        return rows[0] if rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        size = self.arraysize if size is None else size
+        if len(self._rows) < size and self._more:
+            cursor, want = self._cursor, size - len(self._rows)
+            assert cursor is not None
+            more = await self._owner.run(lambda: cursor.fetchmany(want))
+            self._rows, self._more = self._rows + more, len(more) == want
+        taken, self._rows = self._rows[:size], self._rows[size:]
+        return taken
+
+    async def fetchall(self) -> list[Any]:
+        if self._more:
+            assert self._cursor is not None
+            self._rows += await self._owner.run(self._cursor.fetchall)
+            self._more = False
+        taken, self._rows = self._rows, []
+        return taken
+
+    async def close(self) -> None:
+        """A cursor read to the end holds nothing in SQLite any more: nothing to do."""
+        self._rows = []
+        if self._cursor is not None and self._more:  # its attributes stay readable
+            self._more = False
+            await self._owner.run(self._cursor.close)
+
+    @property
+    def rowcount(self) -> int:
+        return -1 if self._cursor is None else self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return None if self._cursor is None else self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return 1 if self._cursor is None else self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        if self._cursor is not None:
+            self._cursor.arraysize = value
+
+    @property
+    def description(self) -> Any:
+        return None if self._cursor is None else self._cursor.description
+
+
+class Connection(aiosqlite.Connection):
+    def cursor(self) -> Cursor:  # type: ignore[override]
+        return Cursor(self)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """`fn()` on the connection's thread."""
+        return cast(T, await self._execute(fn))  # type: ignore[no-untyped-call]
+
+
+def connector(path: str, **kwargs: Any) -> Callable[[], Any]:
+    """For create_async_engine(async_creator=…): a connection to the SQLite file at `path`."""
+
+    async def connect() -> Connection:
+        conn = Connection(lambda: sqlite3.connect(path, **kwargs), 64)
+        conn._thread.daemon = True  # as SQLAlchemy does for aiosqlite's own connections
+        return cast(Connection, await conn)
+
+    return connect
