@@ -27,7 +27,7 @@ from bot.pages.invitation import action_link
 from bot.pages.links import expand, recipient
 from bot.platforms.base import Channel, SendResult
 from bot.services import Services
-from bot.workers import poll_loop
+from bot.workers import GroupCommit, poll_loop
 from core import bindings, officers, outbox
 from core.changes import Ctx
 from core.leases import backoff_seconds
@@ -62,12 +62,28 @@ class Outcome:
 FINISHED = frozenset({"sent", "sim", "dead"})
 
 
+@dataclass
+class Batch:
+    """What the rows of one claim share, looked up once for all of them rather than per row."""
+
+    behind: set[int] = field(default_factory=set)  # rows behind an earlier row of another claim
+    accounts: dict[int, tuple[str, str] | None] = field(default_factory=dict)  # officer → account
+    # per destination and channel: when its messages went out in the last minute, oldest first
+    recent: dict[tuple[str, str], list[dt.datetime]] = field(default_factory=dict)
+
+
 # ---------------------------------------------------------------- resolving destinations
 
 
 async def resolve(
-    session: AsyncSession, services: Services, dest: Destination, msg: OutMessage
+    session: AsyncSession,
+    services: Services,
+    dest: Destination,
+    msg: OutMessage,
+    accounts: dict[int, tuple[str, str] | None],
 ) -> Route:
+    """`accounts`: officers' first accounts, looked up for the whole batch of rows (one
+    missing from it is looked up here and added)."""
     enabled = services.adapters
     if dest.kind in ("chat", "user"):
         if dest.platform in enabled and dest.address:
@@ -76,11 +92,12 @@ async def resolve(
             return Route(Channel(str(dest.platform), "user", dest.address))
         return Route(None)
     if dest.kind == "officer":
-        found = (
-            await officers.first_account(services.core_ctx(session), dest.officer_id, enabled)
-            if dest.officer_id is not None
-            else None
-        )
+        officer = dest.officer_id
+        if officer is not None and officer not in accounts:
+            accounts[officer] = await officers.first_account(
+                services.core_ctx(session), officer, enabled
+            )
+        found = accounts.get(officer) if officer is not None else None
         return Route(Channel(found[0], "user", found[1]) if found else None)
     binding = await bindings.robot_for(
         services.core_ctx(session),
@@ -132,6 +149,7 @@ class Sender:
         self.cfg = services.settings.sender
         self._jitter = jitter
         self._stopping = asyncio.Event()
+        self._records = GroupCommit(services)
 
     def _now(self) -> dt.datetime:
         return self.services.clock.now()
@@ -151,13 +169,18 @@ class Sender:
                 session, self.cfg.batch_size, self._now(), dt.timedelta(seconds=self.cfg.lease_s)
             )
             await session.commit()
+        if not rows:
+            return 0
         groups: dict[str, list[OutboxMessage]] = defaultdict(list)
         for row in rows:
             groups[row.dest_key].append(row)
-        await asyncio.gather(*(self._deliver_group(g) for g in groups.values()))
+        batch = await self._look_up(rows)
+        await asyncio.gather(*(self._deliver_group(g, batch) for g in groups.values()))
         return len(rows)
 
-    async def _deliver_group(self, rows: list[OutboxMessage]) -> None:
+    async def _deliver_group(self, rows: list[OutboxMessage], batch: Batch | None = None) -> None:
+        """Send one destination's claimed rows in order."""
+        batch = batch or await self._look_up(rows)
         for n, row in enumerate(rows):
             token = row.claimed_until
             assert token is not None  # claim_due just set it
@@ -167,7 +190,7 @@ class Sender:
                 await self._release(rows[n:], None)
                 return
             try:
-                outcome = await self.deliver(row, token)
+                outcome = await self.deliver(row, token, batch)
             except Exception:
                 log.exception("delivering outbox row %s failed; its lease will expire", row.id)
                 outcome = Outcome("lost")  # until then its lease holds the later rows back
@@ -188,18 +211,20 @@ class Sender:
                 )
             await session.commit()
 
-    async def deliver(self, row: OutboxMessage, token: dt.datetime) -> Outcome:
+    async def deliver(self, row: OutboxMessage, token: dt.datetime, batch: Batch) -> Outcome:
         dest = Destination.model_validate(row.destination)
         msg = OutMessage.model_validate(row.message)
         now = self._now()
+        behind = row.id in batch.behind
         async with self.services.sessionmaker() as session:  # reads only: no write gate
-            behind = await outbox.waits_behind(session, row)
-            route = await resolve(session, self.services, dest, msg)
-            wait_until = (
-                None
-                if route.channel is None or behind
-                else await self._rate_wait(session, row, route.channel, now)
+            route = (
+                Route(None)
+                if behind
+                else await resolve(session, self.services, dest, msg, batch.accounts)
             )
+        wait_until = (
+            None if route.channel is None else self._rate_wait(row, route.channel, now, batch)
+        )
         if behind:  # an earlier row of this destination is with another sender or waiting
             await self._postpone(row, token, row.next_attempt_at)
             return Outcome("behind")
@@ -212,6 +237,8 @@ class Sender:
             return Outcome("waiting", wait_until)
         msg = expand(self.services, recipient(dest), msg)
         result = await self._send(route, _with_links(self.services, dest, route.channel, msg))
+        if result.ok:  # the next row of this destination counts this send against the limit
+            batch.recent.setdefault((row.dest_key, route.channel.platform), []).append(now)
         return await self._record(row, token, route, result)
 
     async def _postpone(
@@ -259,16 +286,41 @@ class Sender:
             return self.cfg.app_user_per_minute
         return None  # a session webhook answers one conversation message by message
 
-    async def _rate_wait(
-        self, session: AsyncSession, row: OutboxMessage, channel: Channel, now: dt.datetime
+    def _rate_wait(
+        self, row: OutboxMessage, channel: Channel, now: dt.datetime, batch: Batch
     ) -> dt.datetime | None:
         limit = self._limit(channel)
         if limit is None:
             return None
-        recent = await outbox.sent_since(session, row.dest_key, channel.platform, now - WINDOW)
+        recent = [
+            t for t in batch.recent.get((row.dest_key, channel.platform), []) if t > now - WINDOW
+        ]
         if len(recent) < limit:
             return None
         return recent[-limit] + WINDOW  # when the oldest send that fills the window leaves it
+
+    async def _look_up(self, rows: list[OutboxMessage]) -> Batch:
+        """What the claimed rows' sends need to know, in three queries for all of them: which
+        wait behind another claim, the officers' accounts, the destinations' recent sends (the
+        rate limits' window; this batch's own sends are added as they go, the destinations'
+        rows being this sender's alone until they are sent)."""
+        officer_ids = {
+            officer
+            for row in rows
+            if row.destination.get("kind") == "officer"
+            and (officer := row.destination.get("officer_id")) is not None
+        }
+        async with self.services.sessionmaker() as session:  # reads only: no write gate
+            ctx = self.services.core_ctx(session)
+            return Batch(
+                behind=await outbox.behind_other_claims(session, rows),
+                accounts=await officers.first_accounts(ctx, officer_ids, self.services.adapters)
+                if officer_ids
+                else {},
+                recent=await outbox.sent_since_many(
+                    session, sorted({row.dest_key for row in rows}), self._now() - WINDOW
+                ),
+            )
 
     async def _send(self, route: Route, msg: OutMessage) -> SendResult:
         assert route.channel is not None
@@ -285,13 +337,15 @@ class Sender:
         assert route.channel is not None
         now = self._now()
         error = f"{route.channel.platform} {result.code}: {result.detail}".strip()
+        if result.ok:  # the busy path: sends finishing together are recorded together
+            channel = route.channel.platform
+
+            async def mark(session: AsyncSession) -> bool:
+                return await outbox.mark_sent(session, row.id, token, now=now, channel=channel)
+
+            return Outcome("sent" if await self._records.run(mark) else "lost")
         async with self._writing() as session:
-            if result.ok:
-                done = await outbox.mark_sent(
-                    session, row.id, token, now=now, channel=route.channel.platform
-                )
-                outcome = Outcome("sent" if done else "lost")
-            elif result.permanent:
+            if result.permanent:
                 state = await outbox.mark_failed(
                     session,
                     row.id,

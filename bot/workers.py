@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,9 @@ from core.messages import Event
 from core.models import InboxEvent
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Write = Callable[[AsyncSession], Awaitable[T]]  # a write inside the given transaction
 
 
 class EventHandler(Protocol):
@@ -63,6 +66,67 @@ async def _wake_on(stopping: asyncio.Event, wake: asyncio.Event) -> None:
     """Stopping also wakes the loop, so shutdown does not wait out a poll interval."""
     await stopping.wait()
     wake.set()
+
+
+class GroupCommit:
+    """Small writes asked for while another transaction is under way share the next one: one
+    commit, and one turn at SQLite's write gate, for many (e.g. the sender recording the
+    replies it has just sent, one destination per task). Each caller gets its own write's
+    result once that transaction has committed. If a shared transaction fails, its writes are
+    tried again one by one, so a bad write fails only its own caller."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._pending: list[tuple[Write[Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def run(self, write: Write[T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((write, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            # the gate first: what is asked for while we wait for it joins this transaction
+            async with self.services.write_gate():
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._commit([write for write, _ in batch])
+                except Exception as exc:
+                    if len(batch) == 1:
+                        _settle(batch[0][1], exc=exc)
+                        continue
+                    log.warning("a shared write failed (%s); trying each alone", exc)
+                    results = None
+            if results is not None:
+                for (_, future), result in zip(batch, results, strict=True):
+                    _settle(future, result)
+                continue
+            for write, future in batch:
+                try:
+                    async with self.services.write_gate():
+                        (result,) = await self._commit([write])
+                except Exception as exc:
+                    _settle(future, exc=exc)
+                else:
+                    _settle(future, result)
+
+    async def _commit(self, writes: list[Write[Any]]) -> list[Any]:
+        async with self.services.sessionmaker() as session:
+            results = [await write(session) for write in writes]
+            await session.commit()
+        return results
+
+
+def _settle(future: asyncio.Future[Any], result: Any = None, exc: Exception | None = None) -> None:
+    if future.done():  # the caller went away
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 class InboxWorker:

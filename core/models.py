@@ -620,11 +620,13 @@ class PlatformToken(Base):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    # ix_outbox_dest_sent: the rate limiter's look-up (sent to this destination since …);
-    # without it SQLite walks every sent row through ix_outbox_due on each send
+    # ix_outbox_dest_state_sent: a destination's rows by state: the rate limiter's look-up
+    # (sent to this destination since …) and the order checks (an earlier row of this
+    # destination still pending); without it SQLite walks every sent row through ix_outbox_due,
+    # and the claim's order check grew with the square of the queue
     __table_args__ = (
         Index("ix_outbox_due", "state", "next_attempt_at"),
-        Index("ix_outbox_dest_sent", "dest_key", "sent_at"),
+        Index("ix_outbox_dest_state_sent", "dest_key", "state", "sent_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(160), unique=True)

@@ -109,19 +109,33 @@ async def first_account(
     deployment runs) on whose accounts they have one, and that account. Platforms go in
     ChatPlatform order, each one's own app before its other ways in (the WeCom AI bot reaches
     a person only over its long connection)."""
+    return (await first_accounts(ctx, [officer_id], platforms))[officer_id]
+
+
+async def first_accounts(
+    ctx: Ctx, officer_ids: Iterable[int], platforms: Iterable[str]
+) -> dict[int, tuple[str, str] | None]:
+    """`first_account` of each officer in one look-up (the sender's batch of rows)."""
+    ids = set(officer_ids)
     rows = await ctx.session.execute(
-        select(PlatformAccount.platform, PlatformAccount.account).where(
-            PlatformAccount.officer_id == officer_id, PlatformAccount.tenant == DEFAULT_TENANT
+        select(PlatformAccount.officer_id, PlatformAccount.platform, PlatformAccount.account).where(
+            PlatformAccount.officer_id.in_(ids), PlatformAccount.tenant == DEFAULT_TENANT
         )
     )
-    bound = {ChatPlatform(p): account for p, account in rows}
-    order = list(ChatPlatform)
-    usable = [
-        (order.index(p), name != p, name, bound[p])
-        for name in platforms
-        if (p := account_platform(name)) is not None and p in bound
-    ]
-    return min(usable)[2:] if usable else None
+    bound: dict[int, dict[ChatPlatform, str]] = {officer: {} for officer in ids}
+    for officer, platform, account in rows:
+        bound[officer][ChatPlatform(platform)] = account
+    order, names = list(ChatPlatform), list(platforms)
+
+    def first(accounts: dict[ChatPlatform, str]) -> tuple[str, str] | None:
+        usable = [
+            (order.index(p), name != p, name, accounts[p])
+            for name in names
+            if (p := account_platform(name)) is not None and p in accounts
+        ]
+        return min(usable)[2:] if usable else None
+
+    return {officer: first(accounts) for officer, accounts in bound.items()}
 
 
 async def accounts_on(ctx: Ctx, platform: str, officer_ids: Iterable[int]) -> list[str]:

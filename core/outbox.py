@@ -102,20 +102,29 @@ def _claimed(row_id: int, token: dt.datetime) -> tuple[ColumnElement[bool], ...]
     )
 
 
-async def waits_behind(session: AsyncSession, row: OutboxMessage) -> bool:
-    """Whether an earlier row of the same destination is still pending: checked again just
-    before the send, since another process may hold an earlier row it claimed in the same
-    moment (its claim was not visible to ours)."""
-    earlier = await session.scalar(
-        select(OutboxMessage.id)
-        .where(
-            OutboxMessage.dest_key == row.dest_key,
-            OutboxMessage.id < row.id,
+async def behind_other_claims(session: AsyncSession, rows: list[OutboxMessage]) -> set[int]:
+    """Which of the freshly claimed `rows` must wait after all: an earlier row of their
+    destination is still pending and is not among them (another process claimed it in the
+    same moment, its claim not yet visible to ours). One look-up for the whole claim, after it
+    was committed; the rows of one destination in `rows` are sent in order by this sender."""
+    if not rows:
+        return set()
+    ours = {row.id for row in rows}
+    last: dict[str, int] = {}
+    for row in rows:
+        last[row.dest_key] = max(last.get(row.dest_key, 0), row.id)
+    pending = await session.execute(
+        select(OutboxMessage.dest_key, OutboxMessage.id).where(
+            OutboxMessage.dest_key.in_(last),
             OutboxMessage.state == OutboxState.PENDING,
+            OutboxMessage.id < max(last.values()),
         )
-        .limit(1)
     )
-    return earlier is not None
+    first_other: dict[str, int] = {}
+    for dest_key, row_id in pending.all():
+        if row_id not in ours and row_id < last[dest_key]:
+            first_other[dest_key] = min(first_other.get(dest_key, row_id), row_id)
+    return {row.id for row in rows if row.id > first_other.get(row.dest_key, row.id)}
 
 
 async def mark_sent(
@@ -181,22 +190,33 @@ async def mark_failed(
     return row.state
 
 
+async def sent_since_many(
+    session: AsyncSession, dest_keys: list[str], since: dt.datetime
+) -> dict[tuple[str, str], list[dt.datetime]]:
+    """`sent_since` of several destinations on every channel in one look-up, by (destination,
+    channel): what the sender's batch of rows needs."""
+    rows = await session.execute(
+        select(OutboxMessage.dest_key, OutboxMessage.channel, OutboxMessage.sent_at)
+        .where(
+            OutboxMessage.dest_key.in_(dest_keys),
+            OutboxMessage.state == OutboxState.SENT,
+            OutboxMessage.sent_at > since,
+        )
+        .order_by(OutboxMessage.sent_at)
+    )
+    found: dict[tuple[str, str], list[dt.datetime]] = {}
+    for dest_key, channel, sent_at in rows.all():
+        if sent_at is not None:
+            found.setdefault((dest_key, channel), []).append(sent_at)
+    return found
+
+
 async def sent_since(
     session: AsyncSession, dest_key: str, channel: str, since: dt.datetime
 ) -> list[dt.datetime]:
     """When messages to this destination went out on `channel` after `since` (oldest first):
     the rate limiter's memory, shared by every process and kept across restarts."""
-    rows = await session.scalars(
-        select(OutboxMessage.sent_at)
-        .where(
-            OutboxMessage.dest_key == dest_key,
-            OutboxMessage.state == OutboxState.SENT,
-            OutboxMessage.channel == channel,
-            OutboxMessage.sent_at > since,
-        )
-        .order_by(OutboxMessage.sent_at)
-    )
-    return [t for t in rows.all() if t is not None]
+    return (await sent_since_many(session, [dest_key], since)).get((dest_key, channel), [])
 
 
 async def list_dead(session: AsyncSession, limit: int = 200) -> list[OutboxMessage]:

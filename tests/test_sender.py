@@ -470,7 +470,7 @@ async def test_rate_limit_look_up_uses_the_destination_index(
         statement, params = seen[-1]
         conn = await session.connection()
         plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)).all()  # type: ignore[arg-type]
-        assert any("ix_outbox_dest_sent" in str(row) for row in plan), plan
+        assert any("ix_outbox_dest_state_sent" in str(row) for row in plan), plan
 
 
 async def test_order_per_destination_survives_send_failures(
@@ -539,3 +539,25 @@ async def test_a_resend_after_a_kill_between_send_and_record(
         assert await outbox_count(session, state="sent") == 1
     assert len(fake_wecom.calls("/cgi-bin/message/send")) == 2
     assert len(fake_wecom.delivered) == (1 if duplicate_check_s else 2)
+
+
+async def test_a_row_behind_another_claim_waits_and_so_do_the_later_ones(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    """The sender checks its whole claim in one look-up (it did one per row): a claimed row
+    with an earlier pending row of its destination outside the claim (another process took
+    it in the same moment) waits, and so do the destination's later rows in the claim."""
+    a, b = Destination.platform_user("wecom", "a"), Destination.platform_user("wecom", "b")
+    async with sessionmaker() as session:
+        rows = [
+            await outbox.enqueue(session, dest, OutMessage.text(f"{n}"), now=clock.now())
+            for n, dest in enumerate([a, a, a, b, b, b])
+        ]
+        await session.commit()
+        ids = [row.id for row in rows if row is not None]
+        by_id = {row.id: row for row in rows if row is not None}
+        claim = [by_id[i] for i in (ids[1], ids[2], ids[3], ids[5])]  # a: 2nd, 3rd; b: 1st, 3rd
+        behind = await outbox.behind_other_claims(session, claim)
+        whole = await outbox.behind_other_claims(session, [by_id[i] for i in ids])
+    assert behind == {ids[1], ids[2], ids[5]}
+    assert whole == set()
