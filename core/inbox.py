@@ -228,6 +228,7 @@ async def mark_done(session: AsyncSession, inbox_id: int, now: dt.datetime) -> b
             error="",
         )
         .returning(InboxEvent.id)
+        .execution_options(synchronize_session=False)  # no ORM objects to refresh
     )
     return result.scalar() is not None
 

@@ -141,6 +141,7 @@ async def mark_sent(
             last_error="",
         )
         .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)  # no ORM objects to refresh
     )
     return result.scalar() is not None
 
@@ -157,6 +158,7 @@ async def postpone(
         .where(*_claimed(row_id, token))
         .values(**values)
         .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)  # no ORM objects to refresh
     )
     return result.scalar() is not None
 
