@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -46,21 +46,37 @@ def callback_routes(adapter: PlatformAdapter) -> list[web.RouteDef]:
         except CallbackRejected as exc:
             return _rejected(adapter, request, exc)
 
-    async def receive(request: web.Request) -> web.StreamResponse:
-        writer = request.app[INBOX_WRITER]
-        with writer.in_flight():  # not the ack: it may wait for the reply, i.e. the worker
-            try:
-                events = await adapter.parse(request)
-            except CallbackRejected as exc:
-                return _rejected(adapter, request, exc)
-            new = await writer.store(events)
-        if any(new):
-            request.app[INBOX_WAKE].set()
-        return await adapter.ack(events, new)
+    def receiver(parse: Parse, ack: Ack) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def receive(request: web.Request) -> web.StreamResponse:
+            writer = request.app[INBOX_WRITER]
+            with writer.in_flight():  # not the ack: it may wait for the reply, i.e. the worker
+                try:
+                    events = await parse(request)
+                except CallbackRejected as exc:
+                    return _rejected(adapter, request, exc)
+                new = await writer.store(events)
+            if any(new):
+                request.app[INBOX_WAKE].set()
+            return await ack(events, new)
 
-    if not adapter.callback_path:  # long-connection mode: events arrive on a socket
-        return []
-    return [web.get(adapter.callback_path, verify), web.post(adapter.callback_path, receive)]
+        return receive
+
+    routes: list[web.RouteDef] = []
+    if adapter.callback_path:  # else long-connection mode: events arrive on a socket
+        routes += [
+            web.get(adapter.callback_path, verify),
+            web.post(adapter.callback_path, receiver(adapter.parse, adapter.ack)),
+        ]
+    # further callback routes of one adapter (DingTalk's HTTP card callbacks)
+    extra: Callable[[], list[tuple[str, Parse, Ack]]] = getattr(
+        adapter, "extra_callbacks", lambda: []
+    )
+    routes += [web.post(path, receiver(parse, ack)) for path, parse, ack in extra()]
+    return routes
+
+
+Parse = Callable[[web.Request], Awaitable[list[Event]]]
+Ack = Callable[[list[Event], list[bool]], Awaitable[web.Response]]
 
 
 # The inbox worker's share of the loop while callbacks are being answered (see

@@ -40,7 +40,9 @@ def build_adapters(
     if settings.dingtalk is not None:
         from bot.platforms.dingtalk import DingTalkAdapter
 
-        adapters["dingtalk"] = DingTalkAdapter(settings.dingtalk, clock, ledger, tokens)
+        adapters["dingtalk"] = DingTalkAdapter(
+            settings.dingtalk, clock, ledger, tokens, public_base_url=settings.base_url
+        )
     if settings.wecom_aibot is not None:
         from bot.platforms.wecom_aibot import WeComAiBotAdapter
 

@@ -39,14 +39,15 @@ def wecom_settings(fake: FakeWeCom) -> WeComSettings:
     )
 
 
-def dingtalk_settings(fake: FakeDingTalk) -> DingTalkSettings:
-    """HTTP-mode settings pointing both DingTalk API hosts at the fake."""
+def dingtalk_settings(fake: FakeDingTalk, **kw: Any) -> DingTalkSettings:
+    """Settings pointing both DingTalk API hosts at the fake (HTTP mode unless `kw` says)."""
     return DingTalkSettings(
         app_key=fake.app_key,
         app_secret=fake.app_secret,
         robot_code=fake.robot_code,
         api_base=fake.base,
         oapi_base=fake.base,
+        **kw,
     )
 
 

@@ -35,7 +35,7 @@ from tests import factories as f
 from tests.fakes import wait_until
 from tests.fakes.dingtalk import robot_message
 from tests.fakes.dingtalk_stream import CARD_TEMPLATE, FakeDingTalkStream
-from tests.server_helpers import ReplyingHandler, make_services, outbox_count
+from tests.server_helpers import ReplyingHandler, dingtalk_settings, make_services, outbox_count
 
 
 @dataclass
@@ -59,12 +59,8 @@ class Rig:
 
 
 def stream_settings(fake: FakeDingTalkStream, **kw: str) -> DingTalkSettings:
-    return DingTalkSettings(
-        app_key=fake.app_key,
-        app_secret=fake.app_secret,
-        robot_code=fake.robot_code,
-        api_base=fake.base,
-        oapi_base=fake.base,
+    return dingtalk_settings(
+        fake,
         mode="stream",
         stream_backoff_base_s=0.01,
         stream_backoff_cap_s=0.05,

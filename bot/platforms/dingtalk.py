@@ -2,17 +2,23 @@
 session webhook, group pushes via the signed custom-robot webhook, direct messages via OpenAPI.
 
 Protocol facts are in docs/platforms.md sections d and e. ActionCard buttons only open URLs, so
-card buttons without a URL are dropped here; the signed H5 link is the way to answer.
+card buttons without a URL are dropped there; the signed H5 link is the way to answer. With an
+interactive card template (`card_template_id`) buttons call back: over Stream in Stream mode,
+and in HTTP mode to /dingtalk/card/callback, registered under `card_callback_route_key`. No
+source we found says how DingTalk signs an HTTP card callback, so each button's action carries
+our own signature (HMAC over card, recipient and action), checked before anything is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
 import hmac
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import quote_plus
 
@@ -54,6 +60,9 @@ TOKEN_FAILURE_RETRY_S = 60.0
 MAX_CARD_BUTTONS = 5  # the largest OpenAPI action-card template (sampleActionCard5)
 SESSION_WEBHOOK_PATH = "/robot/sendBySession"
 CARD_ACTION_PARAM = "action"  # the interactive card button's callback parameter we set
+CARD_CALLBACK_PATH = "/dingtalk/card/callback"  # HTTP mode: registered callback URL's path
+CARD_SIG_SEPARATOR = "."  # HTTP mode: action value = "<key>.<signature>" (keys have no dot)
+CARD_SLOT_MAX_AGE_S = 10.0  # waiting card answers older than this are forgotten
 
 
 class SignLedger(Protocol):
@@ -96,9 +105,14 @@ class DingTalkSettings(BaseModel):
     stream_backoff_cap_s: float = Field(60.0, gt=0)  # …up to here
     stream_heartbeat_s: float = Field(60.0, gt=0)  # WebSocket ping; no pong → reconnect
     stream_max_inflight: int = Field(100, ge=1)  # frames being stored at once
-    # Stream mode: an interactive card template (卡片平台) whose buttons call back; empty →
-    # invitation buttons open signed H5 links. Its variables: docs/longconn.md "Cards".
+    # An interactive card template (卡片平台) whose buttons call back; empty → invitation
+    # buttons open signed H5 links. Its variables: docs/longconn.md "Cards". In HTTP mode the
+    # callbacks come to <public_base_url>/dingtalk/card/callback, registered under this key.
     card_template_id: str = ""
+    card_callback_route_key: str = Field("lianjian", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # HTTP mode: a click's card update rides back in the callback's answer when it is ready
+    # this soon; otherwise it goes out by PUT /v1.0/card/instances
+    card_answer_wait_s: float = Field(2.0, gt=0, lt=5)
 
 
 def hmac_b64(secret: str, timestamp_ms: str) -> str:
@@ -107,6 +121,26 @@ def hmac_b64(secret: str, timestamp_ms: str) -> str:
         secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256
     ).digest()
     return base64.b64encode(digest).decode()
+
+
+def derived_key(app_secret: str, purpose: str) -> bytes:
+    """A key of its own for one purpose, derived from the app secret."""
+    return hmac.new(app_secret.encode(), f"lianjian {purpose}".encode(), hashlib.sha256).digest()
+
+
+def card_signature(key: bytes, out_track_id: str, user_id: str, action: str) -> str:
+    """Binds an action to one card instance and its one recipient (128 bits, URL-safe)."""
+    mac = hmac.new(key, f"{out_track_id}\n{user_id}\n{action}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()[:16]).decode().rstrip("=")
+
+
+@dataclass
+class CardSlot:
+    """An HTTP card callback waiting for its card update (the answer to the click)."""
+
+    answer: asyncio.Future[dict[str, Any]]
+    out_track_id: str  # the clicked card
+    opened: float  # loop time
 
 
 def signed_webhook_url(url: str, secret: str, now_ms: int) -> yarl.URL:
@@ -127,6 +161,7 @@ class DingTalkAdapter:
         clock: Clock | None = None,
         ledger: SignLedger | None = None,
         tokens: TokenStore | None = None,
+        public_base_url: str = "",
     ) -> None:
         """`tokens` shares the access token with other processes (bot.token_store)."""
         self.settings = settings
@@ -136,8 +171,20 @@ class DingTalkAdapter:
             self._fetch_token, self._clock, store=tokens, key=f"dingtalk:{settings.app_key}"
         )
         self.ledger = ledger  # HTTP callbacks are refused without one (bot.server sets it)
+        http_mode = settings.mode == "http"
         # Stream mode has no inbound HTTP route: an empty path registers none
-        self.callback_path = "/dingtalk/callback" if settings.mode == "http" else ""
+        self.callback_path = "/dingtalk/callback" if http_mode else ""
+        self._card_url = ""  # HTTP mode: where DingTalk posts card clicks
+        if http_mode and settings.card_template_id and public_base_url:
+            self._card_url = public_base_url.rstrip("/") + CARD_CALLBACK_PATH
+        self.card_callback_path = CARD_CALLBACK_PATH if self._card_url else ""
+        self._card_key = derived_key(settings.app_secret, "card action")
+        self._api_secret = base64.urlsafe_b64encode(
+            derived_key(settings.app_secret, "card callback apiSecret")[:24]
+        ).decode()
+        self._registered = False
+        self._register_lock = asyncio.Lock()
+        self._card_slots: dict[str, CardSlot] = {}
 
     def _now_ms(self) -> int:
         return int(self._clock.now().timestamp() * 1000)
@@ -221,24 +268,35 @@ class DingTalkAdapter:
             raw=data,
         )
 
-    def card_event(self, data: dict[str, Any]) -> Event:
-        """An interactive card's button callback (Stream topic /v1.0/card/instances/callback):
-        `content` is a JSON string whose cardPrivateData.params carry the button's action key."""
+    def card_event(self, data: dict[str, Any], *, signed: bool = False) -> Event:
+        """An interactive card's button callback (Stream topic /v1.0/card/instances/callback, or
+        the HTTP card callback): `content` (some copies say `value`) is a JSON string whose
+        cardPrivateData.params carry the button's action. `signed`: the action must carry our
+        signature for this card and this user (HTTP mode, where nothing else proves origin)."""
         user, track = data.get("userId"), data.get("outTrackId")
         if not (isinstance(user, str) and user and isinstance(track, str) and track):
             raise CallbackRejected(400, "card callback without userId or outTrackId")
+        if len(track) > 128 or len(user) > 128:
+            raise CallbackRejected(400, "card callback ids too long")
         corp = self.settings.corp_id
         if corp and data.get("corpId") != corp:
             raise CallbackRejected(403, "card callback from another corp")
         try:
-            content = inbound_json(data.get("content") or "{}")
+            content = inbound_json(data.get("content") or data.get("value") or "{}")
             private = content.get("cardPrivateData") or {}
             params, action_ids = private.get("params") or {}, private.get("actionIds") or []
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, TypeError, RecursionError) as exc:
             raise CallbackRejected(400, "card callback content is not JSON") from exc
+        if not isinstance(params, dict) or not isinstance(action_ids, list):
+            raise CallbackRejected(400, "card callback params are not an object")
         key = params.get(CARD_ACTION_PARAM) or (action_ids[0] if action_ids else "")
         if not isinstance(key, str) or not key:
             raise CallbackRejected(400, "card callback without an action")
+        if signed:
+            key, _, sig = key.rpartition(CARD_SIG_SEPARATOR)
+            expected = card_signature(self._card_key, track, user, key)
+            if not (key and hmac.compare_digest(sig.encode(), expected.encode())):
+                raise CallbackRejected(403, "card action signature does not match")
         return Event(
             platform="dingtalk",
             kind="card_action",
@@ -281,6 +339,53 @@ class DingTalkAdapter:
         """200 with an empty body; the answer goes out later through the session webhook."""
         return web.Response(status=200)
 
+    def extra_callbacks(self) -> list[tuple[str, Any, Any]]:
+        """The HTTP card callback route (bot.app registers it), when cards call back here."""
+        if not self.card_callback_path:
+            return []
+        return [(self.card_callback_path, self.parse_card, self.ack_card)]
+
+    async def parse_card(self, request: web.Request) -> list[Event]:
+        """HTTP mode's card callback: the click as an Event, refused (4xx, nothing stored) if
+        it is not JSON or its action is not signed by us for this card and user."""
+        body = await read_limited_body(request, self.settings.max_body_bytes)
+        try:
+            data = inbound_json(body)
+        except ValueError as exc:
+            raise CallbackRejected(400, "body is not JSON") from exc
+        if not isinstance(data, dict):
+            raise CallbackRejected(400, "body is not a JSON object")
+        event = self.card_event(data, signed=True)
+        self._open_card_slot(event.event_id, str(data["outTrackId"]))
+        return [event]
+
+    def _open_card_slot(self, event_id: str, track: str) -> None:
+        loop = asyncio.get_running_loop()
+        for key in [
+            k for k, s in self._card_slots.items() if loop.time() - s.opened > CARD_SLOT_MAX_AGE_S
+        ]:
+            self._card_slots.pop(key).answer.cancel()
+        if event_id not in self._card_slots:
+            self._card_slots[event_id] = CardSlot(loop.create_future(), track, loop.time())
+
+    async def ack_card(self, events: list[Event], new: list[bool]) -> web.Response:
+        """Answer a stored click with its card update when the sender hands it over within
+        `card_answer_wait_s`; otherwise (or for a repeated click) an empty JSON object, and
+        the update goes out by the OpenAPI."""
+        event_id = events[0].event_id if events else ""
+        slot = self._card_slots.get(event_id) if events and new[0] else None
+        if slot is None:
+            return web.json_response({})
+        loop = asyncio.get_running_loop()
+        left = self.settings.card_answer_wait_s - (loop.time() - slot.opened)
+        if left > 0:
+            await asyncio.wait({slot.answer}, timeout=left)
+        self._card_slots.pop(event_id, None)
+        if not slot.answer.done() or slot.answer.cancelled():
+            slot.answer.cancel()  # the sender now updates the card by the OpenAPI
+            return web.json_response({})
+        return web.json_response(slot.answer.result())
+
     # ---- sending ---------------------------------------------------------------------------
 
     async def send(
@@ -291,6 +396,8 @@ class DingTalkAdapter:
                 return SendResult(
                     False, code="unsupported", detail="action cards cannot be updated"
                 )
+            if self._answer_click(msg):
+                return SendResult(True)
             return await deliver(channel, self._update_interactive(msg))
         if channel.kind == "user":
             return await deliver(channel, self._send_oto(channel.address, msg))
@@ -335,8 +442,36 @@ class DingTalkAdapter:
         return oto_result(status, data, user_id)
 
     def _cards_call_back(self) -> bool:
-        """Card callbacks reach us only over Stream (callbackType STREAM), with a template."""
-        return self.settings.mode == "stream" and bool(self.settings.card_template_id)
+        """Card callbacks reach us with a template: over Stream, or in HTTP mode at our card
+        callback URL (which needs the public base URL)."""
+        if not self.settings.card_template_id:
+            return False
+        return self.settings.mode == "stream" or bool(self._card_url)
+
+    def _answer_click(self, msg: OutMessage) -> bool:
+        """Hand a card update to the HTTP card callback still waiting for it, if any."""
+        for slot in self._card_slots.values():
+            if slot.out_track_id == msg.card_ref and not slot.answer.done():
+                slot.answer.set_result(card_update_data(msg))
+                return True
+        return False
+
+    async def _register_card_callback(self) -> SendResult:
+        """Register our card callback URL under the route key (once per process; forceUpdate
+        so a moved URL replaces the old one)."""
+        async with self._register_lock:
+            if self._registered:
+                return SendResult(True)
+            payload = {
+                "callbackRouteKey": self.settings.card_callback_route_key,
+                "callbackUrl": self._card_url,
+                "apiSecret": self._api_secret,
+                "forceUpdate": True,
+            }
+            status, data = await self._openapi("POST", "/v1.0/card/callbacks/register", payload)
+            result = card_result(status, data)
+            self._registered = result.ok
+            return result
 
     def _interactive(self, msg: OutMessage) -> bool:
         return (
@@ -348,11 +483,25 @@ class DingTalkAdapter:
 
     async def _send_interactive(self, user_id: str, msg: OutMessage) -> SendResult:
         assert msg.card is not None
+        track = out_track_id(msg.card.task_id, user_id)
+        params = card_params(msg.card)
+        callback: dict[str, str] = {"callbackType": "STREAM"}
+        if self.settings.mode == "http":
+            registered = await self._register_card_callback()
+            if not registered.ok:
+                return registered
+            callback = {
+                "callbackType": "HTTP",
+                "callbackRouteKey": self.settings.card_callback_route_key,
+            }
+            for name in [n for n in params if n.endswith("_action")]:
+                sig = card_signature(self._card_key, track, user_id, params[name])
+                params[name] += CARD_SIG_SEPARATOR + sig
         payload = {
             "cardTemplateId": self.settings.card_template_id,
-            "outTrackId": out_track_id(msg.card.task_id, user_id),
-            "callbackType": "STREAM",
-            "cardData": {"cardParamMap": card_params(msg.card)},
+            "outTrackId": track,
+            **callback,
+            "cardData": {"cardParamMap": params},
             "openSpaceId": f"dtv1.card//IM_ROBOT.{user_id}",
             "imRobotOpenSpaceModel": {"supportForward": False},
             "imRobotOpenDeliverModel": {
@@ -366,12 +515,7 @@ class DingTalkAdapter:
     async def _update_interactive(self, msg: OutMessage) -> SendResult:
         """Show who answered on the clicked card; the template hides its buttons once
         `status` is set."""
-        answered = (msg.card.answered if msg.card else "") or msg.body
-        payload = {
-            "outTrackId": msg.card_ref,
-            "cardData": {"cardParamMap": {"status": answered}},
-            "cardUpdateOptions": {"updateCardDataByKey": True},
-        }
+        payload = {"outTrackId": msg.card_ref, **card_update_data(msg)}
         status, data = await self._openapi("PUT", "/v1.0/card/instances", payload)
         return card_result(status, data)
 
@@ -535,6 +679,16 @@ def card_params(card: Card) -> dict[str, str]:
         params[f"button{n}_text"] = button.label
         params[f"button{n}_action"] = button.action_key
     return params
+
+
+def card_update_data(msg: OutMessage) -> dict[str, Any]:
+    """The card data that shows who answered (an update by the OpenAPI, or the answer to an
+    HTTP card callback): only `status`, the other variables kept."""
+    answered = (msg.card.answered if msg.card else "") or msg.body
+    return {
+        "cardData": {"cardParamMap": {"status": answered}},
+        "cardUpdateOptions": {"updateCardDataByKey": True},
+    }
 
 
 def card_result(status: int, data: dict[str, Any]) -> SendResult:

@@ -1,5 +1,7 @@
 """A fake DingTalk: custom-robot webhook with 加签 checks, session webhook, OpenAPI accessToken
-and batchSend; and a callback client that signs robot messages like DingTalk's HTTP mode."""
+and batchSend, interactive cards (createAndDeliver, update, callback registration, and a click
+posted to the registered URL in HTTP mode); and a callback client that signs robot messages
+like DingTalk's HTTP mode."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from aiohttp import web
 
 from core.clock import Clock, SystemClock
 from tests.fakes import FakeServer, RateLimiter
+
+CARD_TEMPLATE = "fake-invitation.schema"
 
 # Parameters each OpenAPI message template requires.
 TEMPLATE_KEYS: dict[str, list[str]] = {
@@ -79,6 +83,13 @@ class FakeDingTalk(FakeServer):
         self.app.router.add_post("/robot/sendBySession", self.session_send)
         self.app.router.add_post("/v1.0/oauth2/accessToken", self.access_token)
         self.app.router.add_post("/v1.0/robot/oToMessages/batchSend", self.batch_send)
+        self.cards: dict[str, dict[str, Any]] = {}  # outTrackId -> createAndDeliver body
+        self.card_state: dict[str, dict[str, str]] = {}  # outTrackId -> what the card shows
+        self.card_updates: list[dict[str, Any]] = []
+        self.card_routes: dict[str, str] = {}  # callbackRouteKey -> callbackUrl
+        self.app.router.add_post("/v1.0/card/instances/createAndDeliver", self.create_card)
+        self.app.router.add_put("/v1.0/card/instances", self.update_card)
+        self.app.router.add_post("/v1.0/card/callbacks/register", self.register_card_callback)
 
     def webhook_url(self, token: str = "robot-token-1") -> str:
         return self.url(f"/robot/send?access_token={token}")
@@ -163,6 +174,96 @@ class FakeDingTalk(FakeServer):
                 "flowControlledStaffIdList": [],
             }
         )
+
+    async def create_card(self, request: web.Request) -> web.Response:
+        """Interactive card: a known template, a new outTrackId, string parameters, a robot
+        single chat, and callbacks over Stream or HTTP (then to a registered route key)."""
+        if request.headers.get("x-acs-dingtalk-access-token", "") not in self.tokens:
+            return openapi_error(401, "InvalidAuthentication", "不合法的access_token")
+        if (scripted := self.script.pop("createAndDeliver")) is not None:
+            return openapi_error(scripted["status"], scripted["code"], "")
+        body = await request.json()
+        params = body.get("cardData", {}).get("cardParamMap", {})
+        deliver = body.get("imRobotOpenDeliverModel") or {}
+        if (
+            body.get("cardTemplateId") != CARD_TEMPLATE
+            or body.get("outTrackId") in self.cards
+            or not all(isinstance(v, str) for v in params.values())
+            or not str(body.get("openSpaceId", "")).startswith("dtv1.card//IM_ROBOT.")
+            or deliver.get("robotCode") != self.robot_code
+            or body.get("callbackType") not in ("STREAM", "HTTP")
+            or (
+                body["callbackType"] == "HTTP"
+                and body.get("callbackRouteKey") not in self.card_routes
+            )
+        ):
+            return openapi_error(400, "param.invalid", "card parameters invalid")
+        self.cards[body["outTrackId"]] = body
+        self.card_state[body["outTrackId"]] = dict(params)
+        return web.json_response({"success": True, "result": {"outTrackId": body["outTrackId"]}})
+
+    async def update_card(self, request: web.Request) -> web.Response:
+        if request.headers.get("x-acs-dingtalk-access-token", "") not in self.tokens:
+            return openapi_error(401, "InvalidAuthentication", "不合法的access_token")
+        body = await request.json()
+        if body.get("outTrackId") not in self.cards:
+            return openapi_error(400, "card.not.found", "卡片不存在")
+        self.card_updates.append(body)
+        self.card_state[body["outTrackId"]].update(body.get("cardData", {}).get("cardParamMap", {}))
+        return web.json_response({"success": True, "result": True})
+
+    async def register_card_callback(self, request: web.Request) -> web.Response:
+        """POST /v1.0/card/callbacks/register: a route key → callback URL (with apiSecret)."""
+        if request.headers.get("x-acs-dingtalk-access-token", "") not in self.tokens:
+            return openapi_error(401, "InvalidAuthentication", "不合法的access_token")
+        body = await request.json()
+        key, url, secret = (body.get(k) for k in ("callbackRouteKey", "callbackUrl", "apiSecret"))
+        if not (key and isinstance(url, str) and url.startswith("http") and secret):
+            return openapi_error(400, "param.invalid", "callback parameters invalid")
+        if key in self.card_routes and not body.get("forceUpdate"):
+            return openapi_error(400, "callbackRouteKey.exist", "callbackRouteKey 已存在")
+        self.card_routes[key] = url
+        return web.json_response({"success": True, "result": {"callbackUrl": url}})
+
+    async def click_http(
+        self, out_track_id: str, user_id: str, button: int = 1, *, body: bytes | None = None
+    ) -> tuple[int, Any]:
+        """A press of button N on a card delivered with HTTP callbacks: DingTalk posts the
+        click to the URL registered under the card's route key, with the button's `action`
+        parameter as the template sends it; a `cardData` in the JSON answer updates the card."""
+        card = self.cards[out_track_id]
+        url = self.card_routes[card["callbackRouteKey"]]
+        action = self.card_state[out_track_id].get(f"button{button}_action", "")
+        payload = card_click(out_track_id, user_id, action, f"button{button}")
+        data = json.dumps(payload).encode() if body is None else body
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(url, data=data, headers={"Content-Type": "application/json"}) as resp,
+        ):
+            status, text = resp.status, await resp.text()
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = text
+        if status == 200 and isinstance(answer, dict):
+            update = answer.get("cardData", {}).get("cardParamMap", {})
+            self.card_state[out_track_id].update(update)
+        return status, answer
+
+
+def card_click(out_track_id: str, user_id: str, action: str, action_id: str) -> dict[str, Any]:
+    """A card callback's data, the same on the Stream card topic and over HTTP."""
+    content = {"cardPrivateData": {"actionIds": [action_id], "params": {"action": action}}}
+    return {
+        "type": "actionCallback",
+        "outTrackId": out_track_id,
+        "corpId": "dingcorp123",
+        "userId": user_id,
+        "userIdType": 1,
+        "content": json.dumps(content),
+        "extension": "{}",
+    }
 
 
 def valid_robot_message(body: Any) -> bool:

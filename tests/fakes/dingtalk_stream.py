@@ -19,11 +19,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.dingtalk import FakeDingTalk, openapi_error
+from tests.fakes.dingtalk import CARD_TEMPLATE, FakeDingTalk, card_click
+
+__all__ = ["CARD_TEMPLATE", "FakeDingTalkStream"]
 
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
 CARD_TOPIC = "/v1.0/card/instances/callback"
-CARD_TEMPLATE = "fake-invitation.schema"
 
 
 @dataclass
@@ -50,10 +51,6 @@ class FakeDingTalkStream(FakeDingTalk):
         self.connected = asyncio.Event()
         self.app.router.add_post("/v1.0/gateway/connections/open", self.open_connection)
         self.app.router.add_get("/connect", self.connect)
-        self.cards: dict[str, dict[str, Any]] = {}  # outTrackId -> createAndDeliver body
-        self.card_updates: list[dict[str, Any]] = []
-        self.app.router.add_post("/v1.0/card/instances/createAndDeliver", self.create_card)
-        self.app.router.add_put("/v1.0/card/instances", self.update_card)
 
     @property
     def live(self) -> list[web.WebSocketResponse]:
@@ -142,52 +139,9 @@ class FakeDingTalkStream(FakeDingTalk):
         }
         await self.live[-1].send_str(json.dumps(frame))
 
-    async def create_card(self, request: web.Request) -> web.Response:
-        """Interactive card: a known template, a new outTrackId, string parameters, a robot
-        single chat, and callbacks over Stream."""
-        if request.headers.get("x-acs-dingtalk-access-token", "") not in self.tokens:
-            return openapi_error(401, "InvalidAuthentication", "不合法的access_token")
-        if (scripted := self.script.pop("createAndDeliver")) is not None:
-            return openapi_error(scripted["status"], scripted["code"], "")
-        body = await request.json()
-        params = body.get("cardData", {}).get("cardParamMap", {})
-        deliver = body.get("imRobotOpenDeliverModel") or {}
-        if (
-            body.get("cardTemplateId") != CARD_TEMPLATE
-            or body.get("outTrackId") in self.cards
-            or not all(isinstance(v, str) for v in params.values())
-            or not str(body.get("openSpaceId", "")).startswith("dtv1.card//IM_ROBOT.")
-            or deliver.get("robotCode") != self.robot_code
-            or body.get("callbackType") != "STREAM"
-        ):
-            return openapi_error(400, "param.invalid", "card parameters invalid")
-        self.cards[body["outTrackId"]] = body
-        return web.json_response({"success": True, "result": {"outTrackId": body["outTrackId"]}})
-
-    async def update_card(self, request: web.Request) -> web.Response:
-        if request.headers.get("x-acs-dingtalk-access-token", "") not in self.tokens:
-            return openapi_error(401, "InvalidAuthentication", "不合法的access_token")
-        body = await request.json()
-        if body.get("outTrackId") not in self.cards:
-            return openapi_error(400, "card.not.found", "卡片不存在")
-        self.card_updates.append(body)
-        return web.json_response({"success": True, "result": True})
-
     async def click(self, out_track_id: str, user_id: str, action: str) -> str:
         """A button press on a delivered card, as the card callback topic carries it."""
-        content = {"cardPrivateData": {"actionIds": ["button"], "params": {"action": action}}}
-        return await self.push(
-            {
-                "type": "actionCallback",
-                "outTrackId": out_track_id,
-                "corpId": "dingcorp123",
-                "userId": user_id,
-                "userIdType": 1,
-                "content": json.dumps(content),
-                "extension": "{}",
-            },
-            topic=CARD_TOPIC,
-        )
+        return await self.push(card_click(out_track_id, user_id, action, "button"), CARD_TOPIC)
 
     def kill(self) -> None:
         """Drop every connection without a close frame, like a cut network."""
