@@ -315,7 +315,8 @@ async def _connections_ctx(app: web.Application) -> AsyncIterator[None]:
         return stored
 
     tasks = [
-        asyncio.create_task(c.run(sink), name=f"lianjian-{c.name}") for c in services.connections
+        asyncio.create_task(c.run(sink, writer.in_flight), name=f"lianjian-{c.name}")
+        for c in services.connections
     ]
     yield
     for connection in services.connections:

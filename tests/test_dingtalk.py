@@ -18,6 +18,8 @@ from bot.platforms.base import TRUNCATION_NOTE, Channel
 from bot.platforms.dingtalk import (
     DingTalkAdapter,
     DingTalkExtras,
+    is_session_webhook,
+    parsed_session_webhook,
     signed_webhook_url,
 )
 from bot.replays import PRUNE_EVERY, SignatureLedger
@@ -187,6 +189,27 @@ async def test_session_webhook_other_than_send_by_session_is_400(rig: Rig, webho
     msg = robot_message("x", created_ms=rig.client.now_ms(), session_webhook=url)
     assert (await rig.client.post(msg))[0] == 400
     assert rig.received == []
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "{base}/robot/sendBySession?session=c5f9d6d9f6ac9d2b",
+        "{base}/robot/sendBySession?session=a.b_c~d-e",
+        "{base}/robot/sendBySession?session=abc&access_token=ATTACKER",
+        "{base}/robot/sendBySession?session=abc%26x%3D1",
+        "{base}/robot/sendBySession?session=",
+        "{base}/robot/sendBySession?session=abc#frag",
+        "{base}/robot/sendBySessionX?session=abc",
+        "{base}.evil.example/robot/sendBySession?session=abc",
+        "{base}/robot/sendBySession?session=ab/../../robot/send",
+    ],
+)
+def test_the_quick_session_webhook_check_agrees_with_parsing(address: str) -> None:
+    """The unparsed fast path only ever says yes where parsing both URLs says yes."""
+    base = "https://oapi.dingtalk.com"
+    url = address.format(base=base)
+    assert is_session_webhook(url, base) == parsed_session_webhook(url, base)
 
 
 async def test_replayed_sign_with_another_msg_id_is_refused(rig: Rig) -> None:

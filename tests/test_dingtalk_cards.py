@@ -7,6 +7,7 @@ stored."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -80,6 +81,17 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     """HTTP mode with an interactive card template; a partner's liaison on DingTalk has been
     invited and the running sender has delivered the card."""
+    async with serving(sessionmaker, clock) as r:
+        await wait_until(lambda: len(r.fake.cards) == 1)
+        yield r
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    refuse_registration: bool = False,
+) -> AsyncIterator[Rig]:
     async with sessionmaker() as s:
         w = await f.world(s, partners=1, inspectors=1, n_targets=0)
         liaison = w.partners[0].liaison
@@ -92,6 +104,10 @@ async def rig(
         await s.commit()
         invitation_id, name = inv.id, liaison.name
     fake = await FakeDingTalk(clock=clock).start()
+    if refuse_registration:
+        fake.script.fail_next(
+            "callbacks/register", {"status": 403, "code": "Forbidden.AccessDenied"}
+        )
     port = free_port()
     settings = dingtalk_settings(fake, mode="http", card_template_id=CARD_TEMPLATE)
     base = f"http://127.0.0.1:{port}"
@@ -102,7 +118,6 @@ async def rig(
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     try:
-        await wait_until(lambda: len(fake.cards) == 1)
         yield Rig(fake, services, server, invitation_id, name)
     finally:
         await server.close()
@@ -202,3 +217,14 @@ async def test_a_click_we_did_not_sign_is_refused_and_nothing_is_stored(
     assert 400 <= status < 500
     assert await rig.inbox_rows() == 0
     assert await rig.invitation_state() == "pending"
+
+
+async def test_a_refused_registration_falls_back_to_signed_links(sessionmaker, clock) -> None:
+    """No registered callback URL, no card that calls back: the invitation goes out as the
+    action card whose buttons open the signed H5 pages."""
+    async with serving(sessionmaker, clock, refuse_registration=True) as r:
+        await wait_until(lambda: bool(sent(r)))
+        [card] = sent(r)
+        assert card["msgKey"] == "sampleActionCard6"
+        assert "/h5/" in card["msgParam"]["buttonUrl1"]
+        assert r.fake.cards == {} and r.fake.card_routes == {}

@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
@@ -175,7 +176,10 @@ async def test_two_unanswered_pings_mean_a_dead_socket(clock) -> None:
         await gateway.close()
 
 
-async def test_a_second_process_takes_over_and_the_first_does_not_fight_back(clock) -> None:
+async def test_a_second_process_takes_over_and_the_first_does_not_fight_back(
+    sessionmaker, clock
+) -> None:
+    """…and each process's /healthz says which of them holds the bot."""
     gateway = await FakeAiBotGateway().start()
     first = WeComAiBotAdapter(ws_settings(gateway), clock)
     second = WeComAiBotAdapter(ws_settings(gateway), clock)
@@ -188,7 +192,23 @@ async def test_a_second_process_takes_over_and_the_first_does_not_fight_back(clo
         await asyncio.wait_for(one, 5)  # the first one's run ended: no reconnect loop
         await asyncio.sleep(0.2)
         assert len(gateway.subscribed) == 2 and gateway.kicked == 1
-        assert second.ws.health()["state"] == "connected"
+        states = {}
+        for name, adapter in (("first", first), ("second", second)):
+            services = make_services(sessionmaker, clock, {"wecom_aibot": adapter})
+            services.connections = [adapter.ws]  # type: ignore[list-item]
+            server = TestServer(create_app(services, workers=()), host="127.0.0.1")
+            await server.start_server()
+            try:
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.get(server.make_url("/healthz")) as resp,
+                ):
+                    states[name] = (await resp.json())["connections"]["wecom_aibot_ws"]
+            finally:
+                await server.close()
+        assert states["first"]["state"] == "kicked"
+        assert "another connection took over" in states["first"]["last_error"]
+        assert states["second"]["state"] == "connected"
         second.ws.stop()
         await asyncio.wait_for(two, 10)
     finally:

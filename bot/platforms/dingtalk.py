@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import quote_plus
@@ -59,6 +60,7 @@ OPENAPI_THROTTLE_RETRY_S = 60.0
 TOKEN_FAILURE_RETRY_S = 60.0
 MAX_CARD_BUTTONS = 5  # the largest OpenAPI action-card template (sampleActionCard5)
 SESSION_WEBHOOK_PATH = "/robot/sendBySession"
+_PLAIN_SESSION = re.compile(r"[A-Za-z0-9._~-]+")  # a session value needing no decoding
 CARD_ACTION_PARAM = "action"  # the interactive card button's callback parameter we set
 CARD_CALLBACK_PATH = "/dingtalk/card/callback"  # HTTP mode: registered callback URL's path
 CARD_SIG_SEPARATOR = "."  # HTTP mode: action value = "<key>.<signature>" (keys have no dot)
@@ -564,6 +566,14 @@ class DingTalkAdapter:
 def is_session_webhook(address: str, oapi_base: str) -> bool:
     """Exactly <oapi_base>/robot/sendBySession?session=<one value>: same scheme, host and port,
     no credentials, no fragment, no other query parameter."""
+    prefix = oapi_base.rstrip("/") + SESSION_WEBHOOK_PATH + "?session="
+    if address.startswith(prefix) and _PLAIN_SESSION.fullmatch(address[len(prefix) :]):
+        return True  # the canonical form DingTalk sends, without parsing (57 µs a message)
+    return parsed_session_webhook(address, oapi_base)
+
+
+def parsed_session_webhook(address: str, oapi_base: str) -> bool:
+    """`is_session_webhook` by parsing both URLs (any spelling of the same URL)."""
     try:
         url, base = yarl.URL(address), yarl.URL(oapi_base)
     except ValueError:

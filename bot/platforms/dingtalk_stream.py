@@ -25,6 +25,7 @@ from bot.platforms.base import CallbackRejected, inbound_json
 from bot.platforms.dingtalk import DingTalkAdapter
 from bot.platforms.longconn import (
     Backoff,
+    Busy,
     EventSink,
     ReconnectingClient,
     StoreBatches,
@@ -69,12 +70,12 @@ class DingTalkStream(ReconnectingClient):
         self.adapter = adapter
         self.settings = adapter.settings
 
-    async def run(self, sink: EventSink) -> None:
+    async def run(self, sink: EventSink, busy: Busy | None = None) -> None:
         timeout = aiohttp.ClientTimeout(total=self.settings.http_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as http:
 
             async def connect() -> None:
-                await self._session(http, await self._open(http), sink)
+                await self._session(http, await self._open(http), sink, busy)
 
             await self._keep_connected(connect, (StreamFailure,))
 
@@ -109,7 +110,9 @@ class DingTalkStream(ReconnectingClient):
             raise StreamFailure("connections/open gave an endpoint that is not a WebSocket URL")
         return url.update_query(ticket=ticket)
 
-    async def _session(self, http: aiohttp.ClientSession, url: yarl.URL, sink: EventSink) -> None:
+    async def _session(
+        self, http: aiohttp.ClientSession, url: yarl.URL, sink: EventSink, busy: Busy | None
+    ) -> None:
         async with http.ws_connect(
             url, heartbeat=self.settings.stream_heartbeat_s, autoclose=True
         ) as ws:
@@ -117,7 +120,7 @@ class DingTalkStream(ReconnectingClient):
             self.health_info.connects += 1
             self.health_info.set("connected")
             log.info("DingTalk Stream connected (connection %s)", self.health_info.connects)
-            batches = StoreBatches(sink, self.settings.stream_max_inflight)
+            batches = StoreBatches(sink, self.settings.stream_max_inflight, busy)
             try:
                 await self._read(ws, batches)
             finally:

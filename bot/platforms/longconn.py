@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # Stores events in the inbox and returns, per event, whether it was new; returns only once the
 # events are committed, so the caller may acknowledge them.
 EventSink = Callable[[list[Event]], Awaitable[list[bool]]]
+# Held while frames wait for their store and ack (bot.app.InboxWriter.in_flight): the inbox
+# worker gives way to them as to HTTP callbacks, so a burst is acknowledged before handling.
+Busy = Callable[[], contextlib.AbstractContextManager[None]]
 
 ConnState = Literal["idle", "connecting", "connected", "backoff", "kicked", "failed", "stopped"]
 
@@ -36,7 +39,7 @@ class LongConnection(Protocol):
 
     name: str
 
-    async def run(self, sink: EventSink) -> None: ...
+    async def run(self, sink: EventSink, busy: Busy | None = None) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -97,19 +100,24 @@ class StoreBatches:
     """Frames read while the previous commit ran are stored together in one sink call, then
     each frame is answered: one commit for a burst instead of one per frame, and still no
     ack before its event is in the inbox. Reading waits while `limit` events wait, which
-    pushes back on the platform."""
+    pushes back on the platform. `busy` is held from the first waiting frame until the last
+    one is answered."""
 
-    def __init__(self, sink: EventSink, limit: int) -> None:
-        self._sink, self._limit = sink, limit
+    def __init__(self, sink: EventSink, limit: int, busy: Busy | None = None) -> None:
+        self._sink, self._limit, self._busy = sink, limit, busy
         self._items: list[tuple[Event, Stored]] = []
         self._wake, self._room = asyncio.Event(), asyncio.Event()
         self._room.set()
         self._closing = False
+        self._held: contextlib.ExitStack | None = None
         self._task = asyncio.create_task(self._run())
 
     async def put(self, event: Event, stored: Stored) -> None:
         await self._room.wait()
         self._items.append((event, stored))
+        if self._held is None and self._busy is not None:
+            self._held = contextlib.ExitStack()
+            self._held.enter_context(self._busy())
         self._wake.set()
         if len(self._items) >= self._limit:
             self._room.clear()
@@ -117,6 +125,9 @@ class StoreBatches:
     async def _run(self) -> None:
         while self._items or not self._closing:
             if not self._items:
+                if self._held is not None:
+                    self._held.close()
+                    self._held = None
                 await self._wake.wait()
                 self._wake.clear()
                 continue
@@ -130,6 +141,9 @@ class StoreBatches:
                 ok = False
             for _, stored in batch:
                 await stored(ok)
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     async def close(self, timeout_s: float) -> None:
         """Store and answer what is in hand (the socket may already be gone), then stop."""

@@ -27,6 +27,7 @@ import aiohttp
 from bot.platforms.base import TRANSIENT_RETRY_S, CallbackRejected, PlatformCallFailed, SendResult
 from bot.platforms.longconn import (
     Backoff,
+    Busy,
     EventSink,
     ReconnectingClient,
     StoreBatches,
@@ -92,11 +93,11 @@ class WeComAiBotSocket(ReconnectingClient):
         # callback req_ids already used by aibot_respond_msg (later answers are pushed)
         self._answered: OrderedDict[str, None] = OrderedDict()
 
-    async def run(self, sink: EventSink) -> None:
+    async def run(self, sink: EventSink, busy: Busy | None = None) -> None:
         async with aiohttp.ClientSession() as http:
             try:
                 await self._keep_connected(
-                    lambda: self._session(http, sink), (SubscribeRefused, DeadSocket)
+                    lambda: self._session(http, sink, busy), (SubscribeRefused, DeadSocket)
                 )
             except KickedOut:
                 log.error(
@@ -108,7 +109,9 @@ class WeComAiBotSocket(ReconnectingClient):
                 )
                 self.health_info.set("kicked", "disconnected_event: another connection took over")
 
-    async def _session(self, http: aiohttp.ClientSession, sink: EventSink) -> None:
+    async def _session(
+        self, http: aiohttp.ClientSession, sink: EventSink, busy: Busy | None
+    ) -> None:
         async with http.ws_connect(self.settings.ws_url) as ws:
             await self._subscribe(ws)
             self._ws, self._unanswered_pings = ws, 0
@@ -116,7 +119,7 @@ class WeComAiBotSocket(ReconnectingClient):
             self.health_info.set("connected")
             self._backoff.reset()
             log.info("WeCom AI bot socket subscribed (connection %s)", self.health_info.connects)
-            batches = StoreBatches(sink, 100)
+            batches = StoreBatches(sink, 100, busy)
             pinger = asyncio.create_task(self._ping_loop(ws))
             try:
                 await self._read(ws, batches)

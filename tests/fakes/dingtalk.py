@@ -216,6 +216,8 @@ class FakeDingTalk(FakeServer):
         """POST /v1.0/card/callbacks/register: a route key → callback URL (with apiSecret)."""
         if request.headers.get("x-acs-dingtalk-access-token", "") not in self.tokens:
             return openapi_error(401, "InvalidAuthentication", "不合法的access_token")
+        if (scripted := self.script.pop("callbacks/register")) is not None:
+            return openapi_error(scripted["status"], scripted["code"], "")
         body = await request.json()
         key, url, secret = (body.get(k) for k in ("callbackRouteKey", "callbackUrl", "apiSecret"))
         if not (key and isinstance(url, str) and url.startswith("http") and secret):
