@@ -44,12 +44,14 @@ async def callbacks_for(
     gap_s: float,
     prefix: str,
     wake: asyncio.Event | None = None,
+    at_least: int = 0,
 ) -> int:
     """Callback requests one after another: each in flight (parse, store, ack) then `gap_s`
-    of nothing (0: the next request is already in flight, as in a burst)."""
+    of nothing (0: the next request is already in flight, as in a burst); `at_least` keeps
+    going past `seconds` until that many were sent (a loaded machine stores more slowly)."""
     loop = asyncio.get_running_loop()
     end, n = loop.time() + seconds, 0
-    while loop.time() < end:
+    while loop.time() < end or n < at_least:
         n += 1
         with writer.in_flight():
             await asyncio.sleep(0.003)  # parsing and decrypting
@@ -121,7 +123,9 @@ async def test_steady_callbacks_do_not_starve_handling(
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        sent = await callbacks_for(writer, 1.5, gap_s=0.004, prefix="steady", wake=wake)
+        sent = await callbacks_for(
+            writer, 1.5, gap_s=0.004, prefix="steady", wake=wake, at_least=100
+        )
         handled_by_end = handler.calls
     finally:
         worker.stop()
