@@ -244,7 +244,7 @@ async def mark_failed(
 ) -> str:
     """Count a failed attempt; the row is retried at `retry_at`, or becomes "dead" once it has
     failed `max_attempts` times. Returns the new state."""
-    row = await session.get(InboxEvent, inbox_id, with_for_update=True)
+    row = await session.get(InboxEvent, inbox_id, with_for_update=True, populate_existing=True)
     if row is None or row.state != InboxState.PENDING:
         return row.state if row is not None else "missing"
     row.attempts += 1

@@ -240,7 +240,7 @@ async def list_recent(session: AsyncSession, limit: int = 50) -> list[OutboxMess
 
 async def retry(session: AsyncSession, row_id: int, now: dt.datetime) -> OutboxMessage:
     """Put a dead letter back in the queue with a fresh attempt budget."""
-    row = await session.get(OutboxMessage, row_id, with_for_update=True)
+    row = await session.get(OutboxMessage, row_id, with_for_update=True, populate_existing=True)
     if row is None:
         raise NotFound(f"未找到消息 {row_id}")
     if not OUTBOX.allows(row.state, OutboxState.PENDING):
