@@ -31,7 +31,9 @@ class Rules(BaseModel):
     same_year_exclusion: Literal["always", "except_key_items"] = "always"
     # cap for general items (docs/domain.md rule 4), decimal text
     general_item_ratio_cap: str = "0.10"
-    quick_draw_requires_beacon: bool = False  # ad-hoc 快抽 may skip the beacon; receipt says so
+    # 快抽 always has two parties (002 二(五)): a colleague's number (确认快抽) or a dated public
+    # beacon; True allows only the public beacon
+    quick_draw_requires_beacon: bool = False
     conversation_hours: int = Field(72, ge=1)  # how long the bot waits for e.g. a reason
     # China time on the beacon's date from which its value counts as published: 福彩3D is drawn
     # around 21:15, so 确认抽取 is refused before 21:30 that day (docs/architecture.md §3: nobody

@@ -9,8 +9,6 @@ from core import groups
 from core.draws import quickdraw, targets, verify
 from core.draws.beacon import beacon_ready_at, beacon_ready_label
 from core.errors import DomainError, NotFound
-from core.models import Draw
-from core.states import DrawState
 from handlers.base import Args, HandlerCtx, UsageError, normalize
 
 # `快抽 N 名 执法人员 [部门] [标签]` / `快抽 N 户 对象 [行业] [区域]` — units and nouns both say
@@ -49,8 +47,7 @@ async def confirm(ctx: HandlerCtx, args: Args) -> None:
     if code is None or not beacon:
         raise UsageError("请写明抽取编号和公布的信标值。")
     if code.startswith(quickdraw.CODE_PREFIX + "-"):
-        row = await quickdraw.confirm_quick_draw(ctx.core, code, beacon)
-        await _quick_receipt(ctx, row)
+        await _confirm_quick(ctx, code, beacon)
         return
     locked = await targets.confirm_draw(ctx.core, code, beacon)
     # The lock stands even if matching fails (no re-roll, docs/architecture.md §3): matching
@@ -74,6 +71,8 @@ async def match(ctx: HandlerCtx, args: Args) -> None:
 
 
 async def quick(ctx: HandlerCtx, args: Args) -> None:
+    """快抽 N 名 执法人员 [部门] [标签] / 快抽 N 户 对象 [行业] [区域] [信标 来源] — frozen and
+    committed; a second officer's number (确认快抽) or the named public beacon fixes it."""
     words = normalize(args.raw)
     source = ""
     if f" {BEACON_WORD} " in f" {words} ":
@@ -92,12 +91,20 @@ async def quick(ctx: HandlerCtx, args: Args) -> None:
         row = await quickdraw.draw_inspectors(ctx.core, count, first, second, beacon_source=source)
     else:
         row = await quickdraw.draw_targets(ctx.core, count, first, second, beacon_source=source)
-    await _quick_receipt(ctx, row)
+    await ctx.reply(await quickdraw.receipt(ctx.core, row))
 
 
-async def _quick_receipt(ctx: HandlerCtx, row: Draw) -> None:
-    chosen = await quickdraw.describe(ctx.core, row) if row.state == DrawState.LOCKED else []
-    await ctx.say("cmd_quick_draw.md.j2", d=row, chosen=chosen, no_beacon=quickdraw.NO_BEACON_NOTE)
+async def confirm_quick(ctx: HandlerCtx, args: Args) -> None:
+    """确认快抽 编号 数字 — the second party's number (or a named public beacon's value)."""
+    code, value = args.code(0), args.rest_after(1)
+    if code is None or not value or not code.startswith(quickdraw.CODE_PREFIX + "-"):
+        raise UsageError("请写明快抽编号（KC-…）和一个数字。")
+    await _confirm_quick(ctx, code, value)
+
+
+async def _confirm_quick(ctx: HandlerCtx, code: str, value: str) -> None:
+    row = await quickdraw.confirm_quick_draw(ctx.core, code, value)
+    await ctx.reply(await quickdraw.receipt(ctx.core, row))
 
 
 async def check(ctx: HandlerCtx, args: Args) -> None:

@@ -82,3 +82,16 @@ async def ready_world(
         w = await f.world(s, partners=1, inspectors=inspectors, n_targets=n_targets)
         task = await f.ready_task(Ctx(session=s, clock=clock, rules=Rules()), w)
         return w, task.code
+
+
+async def chat_world(sm: async_sessionmaker[AsyncSession]) -> f.World:
+    """One partner, three inspectors each (two of the lead's with expertise tags), twelve
+    餐饮服务 and five 食品生产 targets in 城关镇: the dispatcher and quick-draw tests' county."""
+    async with sm() as s, s.begin():
+        w = await f.world(
+            s, partners=1, inspectors=3, n_targets=12, industry="餐饮服务", region="城关镇"
+        )
+        await f.targets(s, 5, industry="食品生产", region="城关镇")
+        w.lead.inspectors[0].expertise = ["食品"]
+        w.lead.inspectors[1].expertise = ["食品", "特种设备"]
+    return w

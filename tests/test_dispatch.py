@@ -17,23 +17,22 @@ from core.cards import MAX_KEY_BYTES, CardAction, InvitationAction, unpack_actio
 from core.errors import ValidationFailed
 from core.models import AuditEvent, ChatPlatform, Conversation, Draw, Officer, OutboxMessage
 from core.officers import set_account
-from core.rules import Rules
 from handlers.base import Args, match_command
 from handlers.commands import COMMANDS
 from tests import factories as f
-from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
+from tests.dispatch_support import (
+    audit_rows,
+    bodies,
+    chat_world,
+    make_dispatcher,
+    send,
+    text_event,
+)
 
 
 @pytest.fixture
 async def people(sessionmaker: async_sessionmaker[AsyncSession]) -> f.World:
-    async with sessionmaker() as s, s.begin():
-        w = await f.world(
-            s, partners=1, inspectors=3, n_targets=12, industry="餐饮服务", region="城关镇"
-        )
-        await f.targets(s, 5, industry="食品生产", region="城关镇")
-        w.lead.inspectors[0].expertise = ["食品"]
-        w.lead.inspectors[1].expertise = ["食品", "特种设备"]
-    return w
+    return await chat_world(sessionmaker)
 
 
 # ---------------------------------------------------------------- parsing
@@ -331,137 +330,3 @@ async def test_expired_step_is_ignored_and_the_message_handled_as_a_command(
     assert "可用指令" in bodies(rows)
     async with sessionmaker() as s:
         assert await s.scalar(select(Conversation.id)) is None
-
-
-# ---------------------------------------------------------------- quick draws
-
-
-async def test_quick_draw_of_inspectors_is_locked_at_once_and_verifiable(
-    sessionmaker, clock, people
-) -> None:
-    d = make_dispatcher(sessionmaker, clock)
-    who = people.lead.liaison.code
-    rows = await send(sessionmaker, d, text_event(who, "快抽 2名 执法人员 县市场监督管理局 食品"))
-    text = bodies(rows)
-    assert "快抽 KC-2026-0001" in text and "本次快抽未使用公开信标" in text
-    chosen = {o.name for o in people.lead.inspectors[:2]}
-    assert all(name in text for name in chosen)  # the only two with the tag
-    assert "验证 KC-2026-0001" in text
-    async with sessionmaker() as s:
-        row = await s.scalar(select(Draw))
-        assert row.state == "locked" and not row.uses_beacon and row.task_id is None
-        assert row.pool_size == 2
-    check = bodies(await send(sessionmaker, d, text_event(who, "验证 kc-2026-0001")))
-    assert "验证 KC-2026-0001：通过" in check and "✗" not in check and check.count("✓") >= 3
-    actions = [e.action for e in await audit_rows(sessionmaker, "quickdraw.locked")]
-    assert actions == ["quickdraw.locked"]
-
-
-async def test_quick_draw_of_targets_filters_by_industry_and_region(
-    sessionmaker, clock, people
-) -> None:
-    d = make_dispatcher(sessionmaker, clock)
-    rows = await send(
-        sessionmaker, d, text_event(people.lead.liaison.code, "快抽 3 户 对象 食品 城关")
-    )
-    assert "KC-2026-0001" in bodies(rows)
-    async with sessionmaker() as s:
-        row = await s.scalar(select(Draw))
-        assert row.kind == "targets" and row.pool_size == 5 and len(row.selection) == 3
-
-
-async def test_quick_draw_with_a_required_beacon_waits_for_it(sessionmaker, clock, people) -> None:
-    d = make_dispatcher(sessionmaker, clock, Rules(quick_draw_requires_beacon=True))
-    who = people.lead.liaison.code
-    frozen = bodies(await send(sessionmaker, d, text_event(who, "快抽 1 户 对象 餐饮")))
-    assert "2026年3月3日福彩3D开奖号码" in frozen and "确认抽取 KC-2026-0001" in frozen
-    locked = bodies(await send(sessionmaker, d, text_event(who, "确认抽取 KC-2026-0001 4 1 7")))
-    assert "信标：2026年3月3日福彩3D开奖号码 = 4 1 7" in locked
-    again = bodies(await send(sessionmaker, d, text_event(who, "确认抽取 KC-2026-0001 9 9 9")))
-    assert "已锁定" in again
-    check = bodies(await send(sessionmaker, d, text_event(who, "验证 KC-2026-0001")))
-    assert "通过" in check and "✗" not in check
-
-
-@pytest.mark.parametrize(
-    "text", ["快抽", "快抽 名 执法人员", "快抽 3", "快抽 3 名 对象", "快抽 3 户 对象 a b c"]
-)
-async def test_malformed_quick_draws_get_the_usage(sessionmaker, clock, people, text) -> None:
-    d = make_dispatcher(sessionmaker, clock)
-    assert "用法：快抽" in bodies(
-        await send(sessionmaker, d, text_event(people.lead.liaison.code, text))
-    )
-
-
-async def test_quick_draw_with_an_empty_pool_says_why(sessionmaker, clock, people) -> None:
-    d = make_dispatcher(sessionmaker, clock)
-    rows = await send(
-        sessionmaker,
-        d,
-        text_event(people.lead.liaison.code, "快抽 2 名 执法人员 县市场监督管理局 潜水"),
-    )
-    assert "没有符合条件的执法检查人员" in bodies(rows)
-    async with sessionmaker() as s:
-        assert await s.scalar(select(Draw.id)) is None
-
-
-async def test_quick_draw_is_confirmed_only_by_its_creator_or_an_admin(
-    sessionmaker, clock, people
-) -> None:
-    d = make_dispatcher(sessionmaker, clock, Rules(quick_draw_requires_beacon=True))
-    await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 1 户 对象 餐饮"))
-    other = people.partners[0].liaison.code
-    refused = bodies(await send(sessionmaker, d, text_event(other, "确认抽取 KC-2026-0001 4 1 7")))
-    assert "只有发起快抽 KC-2026-0001 的人员或管理员可以确认抽取" in refused
-    [denied] = await audit_rows(sessionmaker, "denied")
-    assert (denied.actor, denied.subject, denied.data["action"]) == (
-        other,
-        "draw:KC-2026-0001",
-        "quickdraw.confirm",
-    )
-    async with sessionmaker() as s:
-        assert (await s.scalar(select(Draw))).state == "frozen"
-    assert people.admin is not None
-    locked = bodies(
-        await send(sessionmaker, d, text_event(people.admin.code, "确认抽取 KC-2026-0001 4 1 7"))
-    )
-    assert "= 4 1 7" in locked
-    assert len(await audit_rows(sessionmaker, "quickdraw.locked")) == 1
-
-
-async def test_concurrent_quick_draw_confirms_compute_once(sessionmaker, clock, people) -> None:
-    """Creator and admin enter different beacons at once: the second waits, then finds it locked."""
-    d = make_dispatcher(sessionmaker, clock, Rules(quick_draw_requires_beacon=True))
-    creator = people.lead.liaison.code
-    await send(sessionmaker, d, text_event(creator, "快抽 1 户 对象 餐饮"))
-    assert people.admin is not None
-    admin = people.admin.code
-    async with sessionmaker() as first:
-        await first.begin()
-        await d.handle(first, text_event(creator, "确认抽取 KC-2026-0001 1 1 1"))
-
-        async def second() -> list[OutboxMessage]:
-            return await send(sessionmaker, d, text_event(admin, "确认抽取 KC-2026-0001 2 2 2"))
-
-        waiting = asyncio.create_task(second())
-        await asyncio.sleep(0.5)
-        assert not waiting.done()
-        await first.commit()
-        assert "已锁定" in bodies(await asyncio.wait_for(waiting, 10))
-    [locked] = await audit_rows(sessionmaker, "quickdraw.locked")
-    assert locked.data["beacon"] == "1 1 1"
-    async with sessionmaker() as s:
-        assert (await s.scalar(select(Draw))).beacon == "1 1 1"
-
-
-@pytest.mark.parametrize("text", ["快抽 1 名 执法人员", "快抽 1 户 对象"])
-async def test_inspector_may_not_start_a_quick_draw(sessionmaker, clock, people, text) -> None:
-    d = make_dispatcher(sessionmaker, clock)
-    inspector = people.lead.inspectors[0].code
-    assert "只有联络员、分管领导或管理员可以发起快抽" in bodies(
-        await send(sessionmaker, d, text_event(inspector, text))
-    )
-    [denied] = await audit_rows(sessionmaker, "denied")
-    assert denied.actor == inspector and denied.data["action"].startswith("quickdraw.start.")
-    async with sessionmaker() as s:
-        assert await s.scalar(select(Draw.id)) is None

@@ -228,9 +228,12 @@ async def test_task_invitation_and_draw_moves_outside_the_table_are_refused(ctx,
     with pytest.raises(InvalidTransition, match="检查对象尚未抽取锁定"):
         await groups.match_inspectors(lead, task.code)
 
-    quick = await quickdraw.draw_targets(lead, 3)  # no beacon: frozen and locked at once
+    quick = await quickdraw.draw_targets(lead, 3)  # frozen until a colleague's number comes
+    assert quick.state is DrawState.FROZEN
+    colleague = f.as_actor(ctx, w.lead.leader)
+    await quickdraw.confirm_quick_draw(colleague, quick.code, "123")
     assert quick.state is DrawState.LOCKED
     with pytest.raises(InvalidTransition, match="已锁定，结果不能再变"):
-        await quickdraw.confirm_quick_draw(lead, quick.code, "456")
+        await quickdraw.confirm_quick_draw(colleague, quick.code, "456")
     with pytest.raises(InvalidTransition, match="抽取当前状态为“已锁定”，不能改为“已作废”"):
         DRAW.move(quick, DrawState.SUPERSEDED)

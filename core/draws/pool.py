@@ -101,8 +101,11 @@ async def repeat_check_reason(ctx: Ctx, task: JointTask) -> str:
     return "全部为重点检查事项且工作方案载明可复查" if categories == {"key"} else ""
 
 
-async def _inspected_this_year(session: AsyncSession, task: JointTask, deps: set[int]) -> set[str]:
-    """Targets in cases of this year's tasks in which any of our departments took part."""
+async def inspected_this_year(
+    session: AsyncSession, year: int, deps: set[int], *, except_task_id: int | None = None
+) -> set[str]:
+    """Targets in cases of the year's tasks in which any of the departments took part (the
+    task being drawn left out), for task draws and quick draws alike (000 §五.1, 004 第八条)."""
     accepted_by_us = select(Invitation.task_id).where(
         Invitation.department_id.in_(deps), Invitation.state == InvitationState.ACCEPTED
     )
@@ -112,15 +115,16 @@ async def _inspected_this_year(session: AsyncSession, task: JointTask, deps: set
         .join(Case, Case.target_id == Target.id)
         .join(JointTask, JointTask.id == Case.task_id)
         .where(
-            JointTask.year == task.year,
-            JointTask.id != task.id,
+            JointTask.year == year,
+            JointTask.id != (except_task_id or 0),  # ids start at 1: 0 leaves none out
             or_(JointTask.lead_department_id.in_(deps), JointTask.id.in_(accepted_by_us)),
         ),
     )
     return set(map(itemgetter(0), rows))
 
 
-async def _imported_exclusions(session: AsyncSession, year: int, deps: set[int]) -> set[str]:
+async def imported_exclusions(session: AsyncSession, year: int, deps: set[int]) -> set[str]:
+    """The imported list of the level above for the year (all departments', or one of ours)."""
     rows = await fetch_plain(
         session,
         select(Exclusion.uscc).where(
@@ -177,9 +181,9 @@ async def build_target_pool(ctx: Ctx, task: JointTask, rule: algorithm.SamplingR
     ours = (
         set()
         if report.repeat_check_allowed
-        else await _inspected_this_year(ctx.session, task, deps)
+        else await inspected_this_year(ctx.session, task.year, deps, except_task_id=task.id)
     )
-    above = await _imported_exclusions(ctx.session, task.year, deps)  # excluded either way
+    above = await imported_exclusions(ctx.session, task.year, deps)  # excluded either way
     # One scan: the rows in scope with their drawable flag. The table's count is cheap, so the
     # out-of-scope and not-drawable counts need no second pass over a million rows.
     total = await ctx.session.scalar(select(func.count()).select_from(Target)) or 0
