@@ -3,8 +3,9 @@
 The county is written as the spreadsheets an office keeps (departments, item lists, officers,
 targets, the city's already-inspected list) and loaded with the real importers. Every step then
 goes through the same core services the chat handlers call, each in its own transaction,
-acting as the officer who would do it; the transcript is what a county office would want to
-read. Time is a FixedClock that the script moves forward.
+acting as the officer who would do it — the objection (异议/复查/更正/答复), the referral
+(移送/签收) and the replacement (更换/批准) included; the transcript is what a county office
+would want to read. Time is a FixedClock that the script moves forward.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import consultation, groups, jointtask, objections
+from core import consultation, groups, jointtask, objections, referrals, replacements
 from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock, china_noon
@@ -29,7 +30,6 @@ from core.draws.verify import verify_draw
 from core.inspection import record_inspection_date
 from core.models import Case, Department, GroupMember, Item, Officer, OutboxMessage
 from core.publication import correct_result, publish_task_results
-from core.referrals import add_referral
 from core.result_entry import submit_result
 from core.review import review_result
 from core.schema import upgrade
@@ -200,6 +200,7 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
         lambda c: groups.recuse(c, first, other.officer_id, "本人配偶在该企业任职，申请回避"),
     )
     demo.say(f"{other.officer.name} 申请回避 {first}，按抽取顺序由同部门下一名人员替补")
+    await _replace(demo, case_codes[-1])
     demo.advance_to(dt.date(YEAR, 3, 20))
     for n, case_code in enumerate(case_codes):
         leader = next(
@@ -212,14 +213,14 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
         codes, followups = (["1"], ["无需后续处置"])
         if n == 1:
             codes, followups = (["A", "2", "B"], ["移送办案机构"])
+            # 移送 案件号 部门 线索: to a department outside the task (001 第十七条)
             await demo.step(
                 leader.officer.code,
                 partial(
-                    add_referral,
+                    referrals.refer,
                     case_code=case_code,
-                    kind="移送办案机构",
-                    to_department="县市场监督管理局",
-                    content="未按规定公示年度报告，移送办案机构依法处理",
+                    department_text="生态环境",
+                    clue="后厨油烟未经净化直排，属生态环境部门管辖，移交案件线索",
                 ),
             )
         await demo.step(
@@ -235,9 +236,46 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
         )
     demo.say(
         f"各检查组于 3月19日 一次上门完成多部门事项检查并录入结果（{len(case_codes)} 户，"
-        f"其中 {case_codes[1]} 发现问题并移送办案机构）"
+        f"其中 {case_codes[1]} 发现问题，油烟直排线索移送县生态环境局）"
+    )
+    demo.advance_to(dt.date(YEAR, 3, 23))
+    signed = await demo.step("HB001", partial(referrals.acknowledge, case_code=case_codes[1]))
+    demo.say(
+        f"生态环境局联络员发送“签收 {case_codes[1]}”，确认收到 {len(signed)} 条移送线索；"
+        "牵头部门收到签收通知（001 第十七条、004 第二十一条）"
     )
     return case_codes
+
+
+async def _replace(demo: Demo, case_code: str) -> None:
+    """更换 then 批准 (001 第十四条, 004 第十三条): the department's liaison asks, its leader
+    approves and names an inspector of the department who is not in the group."""
+    members = await demo.read(partial(_members, case_code=case_code))
+    gone = next(m for m in members if not m.is_leader)
+    dept = gone.officer.department.code
+    taken = {m.officer_id for m in members}
+    spare = await demo.read(
+        partial(_spare_inspector, department_id=gone.department_id, taken=taken)
+    )
+    reason = "借调参加省局专项督查，检查期间无法到岗"
+    officer = gone.officer.code
+    await demo.step(f"{dept}001", lambda c: replacements.request(c, case_code, officer, reason))
+    demo.say(f"{SHORT.get(dept, dept)}联络员申请更换 {case_code} 的 {gone.officer.name}：{reason}")
+    await demo.step(
+        f"{dept}002",
+        lambda c: replacements.decide(c, case_code, officer, new_officer_code=spare),
+    )
+    demo.say(f"该部门分管领导批准更换，指定 {spare} 接替（审计留痕，检查组成员收到通知）")
+
+
+async def _spare_inspector(session: AsyncSession, department_id: int, taken: set[int]) -> str:
+    """The first active inspector of the department (by code) who is not in the group."""
+    officers = await session.scalars(
+        select(Officer)
+        .where(Officer.department_id == department_id, Officer.active.is_(True))
+        .order_by(Officer.code)
+    )
+    return next(o.code for o in officers if o.has_role("inspector") and o.id not in taken)
 
 
 async def _case_codes(session: AsyncSession, task_code: str) -> list[str]:

@@ -34,8 +34,10 @@ from core.models import (
     JointTask,
     Objection,
     Officer,
+    Referral,
     Review,
 )
+from core.referrals import referral_deadline
 from core.rules import Rules
 from core.states import (
     TASKS_IN_PROGRESS,
@@ -55,6 +57,7 @@ KIND_LABELS = {
     "objection_correction": "更正公示结果",
     "objection_reply": "答复异议",
     "publication": "公示检查结果",
+    "referral_ack": "签收移送线索",
 }
 
 
@@ -341,6 +344,37 @@ async def _publications(
     ]
 
 
+async def _referrals(
+    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: _People
+) -> list[Obligation]:
+    """移送 not yet signed for (签收) by the receiving department (001 第十七条 及时移交,
+    004 第二十一条 防止监管脱节): due referral_ack_workdays after it was made."""
+    rows = (
+        await session.execute(
+            select(Referral, Case)
+            .join(Case, Case.id == Referral.case_id)
+            .where(Referral.acknowledged_at.is_(None), Referral.to_department_id.is_not(None))
+            .order_by(Referral.id)
+        )
+    ).all()
+    found = []
+    for referral, case in rows:
+        assert referral.to_department_id is not None
+        found.append(
+            _make(
+                cal,
+                today,
+                f"referral:{referral.id}",
+                "referral_ack",
+                f"{case.code} {case.target.name}（{referral.kind}，发送“签收 {case.code}”）",
+                referral.to_department_id,
+                people.staff(referral.to_department_id),
+                referral_deadline(cal, rules, referral),
+            )
+        )
+    return found
+
+
 async def due_items(
     ctx: Ctx, today: dt.date, *, horizon: dt.date | None = None
 ) -> list[Obligation]:
@@ -353,6 +387,7 @@ async def due_items(
         *await _entries_and_reviews(ctx.session, cal, rules, today, people, horizon),
         *await _objections(ctx.session, cal, rules, today, people),
         *await _publications(ctx.session, cal, rules, today, people),
+        *await _referrals(ctx.session, cal, rules, today, people),
     ]
     return sorted(found, key=lambda o: (o.days_left, o.key))
 

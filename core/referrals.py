@@ -6,14 +6,18 @@ open ones are counted in the leaders' summary. Every 移交 / 移送 of a case i
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import func, or_, select
 
 from core.access import may_act_for, require
-from core.cases import active_members, get_case, get_task, is_staff, message
+from core.cases import active_members, china_date, get_case, get_task, is_staff, message
 from core.changes import Ctx, Notice, record
 from core.errors import NotFound, ValidationFailed
 from core.messages import Destination
 from core.models import Department, Referral
+from core.rules import Rules
+from core.workdays import Deadline, WorkCalendar
 
 KIND = "移送办案机构"
 REFERRAL_KINDS = ("移送办案机构", "抄告相关部门", "移送司法机关", "其他")
@@ -159,11 +163,21 @@ async def acknowledge(ctx: Ctx, case_code: str) -> list[Referral]:
     return mine
 
 
-async def open_count(ctx: Ctx, department_id: int | None) -> int:
-    """Referrals not yet acknowledged (to the department, when given)."""
-    query = select(func.count(Referral.id)).where(
+def referral_deadline(cal: WorkCalendar, rules: Rules, referral: Referral) -> Deadline:
+    """By when the receiving department signs for a referral (Rules.referral_ack_workdays
+    working days after it was made); nudged and escalated by core.obligations."""
+    return cal.add_workdays(china_date(referral.created_at), rules.referral_ack_workdays)
+
+
+async def open_counts(ctx: Ctx, department_id: int | None, today: dt.date) -> tuple[int, int]:
+    """Referrals not yet acknowledged (to the department, when given), and how many of those
+    are past their deadline on `today`."""
+    query = select(Referral).where(
         Referral.acknowledged_at.is_(None), Referral.to_department_id.is_not(None)
     )
     if department_id is not None:
         query = query.where(Referral.to_department_id == department_id)
-    return int(await ctx.session.scalar(query) or 0)
+    open_ones = list(await ctx.session.scalars(query))
+    cal = await ctx.work_calendar()
+    late = sum(referral_deadline(cal, ctx.rules, r).day < today for r in open_ones)
+    return len(open_ones), late

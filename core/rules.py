@@ -17,6 +17,9 @@ class Rules(BaseModel):
     correction_workdays: int = Field(5, ge=1)
     reply_workdays: int = Field(15, ge=1)
     review_workdays: int = Field(5, ge=1)  # not in the seeds: our turnaround for 审核, nudged
+    # 移送 must be signed for (签收) by the receiving department: 001 第十七条 says 及时 and 004
+    # 第二十一条 防止监管脱节, without a number; ours, nudged and escalated like any deadline
+    referral_ack_workdays: int = Field(3, ge=1)
     nudge_before_workdays: list[int] = Field(default_factory=lambda: [3, 1, 0])
     # 004 第十九条 (审核通过后…自动公示), 002 二(六) (公示 within 20 working days of the result):
     # True publishes a result the moment its review closes; False waits for the lead's 公示,

@@ -71,6 +71,7 @@ class Summary:
     tasks: list[TaskSummary]
     dead_letters: int
     referrals_open: int = 0  # 移送 not yet acknowledged by the receiving department
+    referrals_late: int = 0  # of those, past their deadline (Rules.referral_ack_workdays)
     # plan rows whose month passed without a task (003 三(七): tasks follow the plan)
     plans_not_started: list[tuple[str, str, int]] = field(
         default_factory=list
@@ -180,8 +181,15 @@ async def daily_summary(
         for e in await overdue_entries(ctx, today)
         if department_id is None or e.lead_department_id == department_id
     ]
+    open_referrals, late_referrals = await referrals.open_counts(ctx, department_id, today)
     return Summary(
-        today, name, tasks, dead, await referrals.open_count(ctx, department_id), late_plans
+        today,
+        name,
+        tasks,
+        dead,
+        referrals_open=open_referrals,
+        referrals_late=late_referrals,
+        plans_not_started=late_plans,
     )
 
 

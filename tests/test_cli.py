@@ -209,6 +209,49 @@ async def test_demo_reports_each_stage_in_order_and_keeps_its_transcript(tmp_pat
     assert lines[0].startswith("生成模拟县域") and "演示完成" in lines[-1]
 
 
+async def test_demo_exercises_objection_referral_and_replacement_as_chat_does(tmp_path) -> None:
+    """Issue 8: the demo walks the steps officers reach by chat through the services the chat
+    handlers call — 异议/复查/更正/答复 (004 第二十条), 移送 to a department outside the task and
+    its 签收 (001 第十七条, 004 第二十一条), 更换 approved by the department's leader (001
+    第十四条, 004 第十三条) — and the audit log records each as chat would."""
+    from sqlalchemy import select
+
+    from core.db import make_engine, make_sessionmaker
+    from core.demo import run_demo
+    from core.models import AuditEvent, Department, Referral
+
+    path = tmp_path / "d.sqlite3"
+    lines: list[str] = []
+    assert await run_demo(db=str(path), seed=7, targets=2000, out=lines.append) == 0
+    engine = make_engine(str(path))
+    try:
+        async with make_sessionmaker(engine)() as s:
+            events = list(await s.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+            actions = [e.action for e in events]
+            referral = await s.scalar(select(Referral))
+            assert referral is not None and referral.acknowledged_at is not None
+            receiver = await s.get(Department, referral.to_department_id)
+    finally:
+        await engine.dispose()
+    for done in (
+        "objection.filed",
+        "objection.rechecked",
+        "case.result.corrected",
+        "objection.replied",
+        "case.referral",
+        "referral.acknowledged",
+        "case.replacement.requested",
+        "case.replacement.approved",
+    ):
+        assert actions.count(done) == 1, done
+    assert actions.index("case.replacement.requested") < actions.index("case.replacement.approved")
+    assert actions.index("case.referral") < actions.index("referral.acknowledged")
+    assert receiver is not None and receiver.code == "HB"  # outside the task: it declined
+    signer = next(e for e in events if e.action == "referral.acknowledged").actor
+    assert signer == "HB001"
+    assert any("签收" in line for line in lines) and any("更换" in line for line in lines)
+
+
 def test_demo_without_a_terminal_prints_no_progress_bar(tmp_path) -> None:
     """Piped (CI logs, `| tail`): transcript lines only, no bar redraws or escape codes."""
     done = subprocess.run(

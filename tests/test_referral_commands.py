@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.changes import Ctx
 from core.clock import FixedClock, china_noon
-from core.models import Referral
+from core.models import OutboxMessage, Referral
+from core.obligations import due_items, enqueue_nudges
 from core.summary import daily_summary, summary_message
-from tests.case_factories import World, build_world
+from tests.case_factories import World, at_day, build_world
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
 
 CASE = "LJ-2026-001-001"
@@ -63,3 +65,42 @@ async def test_referral_to_an_unknown_department_says_how_to_name_one(
     d = make_dispatcher(sessionmaker, clock)
     text = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} 某局 线索")))
     assert "找不到部门“某局”" in text and "简称或代码" in text
+
+
+async def test_an_unsigned_referral_is_nudged_then_escalated_and_counted_late_004_art21(
+    sessionmaker, clock, w, ctx
+) -> None:
+    """001 第十七条 (及时移交), 004 第二十一条 (防止监管脱节): the receiving department has
+    Rules.referral_ack_workdays (3) working days to sign; its chat is nudged before the
+    deadline, its leaders once it is overdue, and the leaders' summary counts it late."""
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} WJ 未取得卫生许可"))
+    # made Thursday 2026-03-05: due Tuesday 03-10 (three working days on)
+    [due] = [o for o in await due_items(ctx, clock.today()) if o.kind == "referral_ack"]
+    assert (due.due, due.department_id) == (dt.date(2026, 3, 10), w.other.id)
+    assert set(due.officer_ids) == {w.other_liaison.id, w.other_leader.id}
+
+    async def nudges_on(day: dt.date) -> list[OutboxMessage]:
+        at_day(ctx, day)
+        async with sessionmaker() as s, s.begin():
+            await enqueue_nudges(Ctx(session=s, clock=clock), day)
+        async with sessionmaker() as s:
+            return [
+                r
+                for r in await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+                if f"签收 {CASE}" in r.message.get("body", "")
+                and r.created_at >= china_noon(day) - dt.timedelta(hours=12)
+            ]
+
+    before = await nudges_on(dt.date(2026, 3, 9))  # T-1
+    assert [r.destination.get("department_id") for r in before] == [w.other.id]
+    assert "签收移送线索" in before[0].message["body"]
+    late = await nudges_on(dt.date(2026, 3, 11))  # one working day overdue
+    assert {r.destination.get("officer_id") for r in late} >= {w.other_leader.id}
+    body = summary_message(await daily_summary(ctx, dt.date(2026, 3, 11), w.other.id)).body
+    assert "移送待签收：1 件，其中 ⚠ 逾期未签收 1 件" in body
+
+    await send(sessionmaker, d, text_event(w.other_leader.code, f"签收 {CASE}"))
+    assert not [o for o in await due_items(ctx, clock.today()) if o.kind == "referral_ack"]
+    body = summary_message(await daily_summary(ctx, dt.date(2026, 3, 11), w.other.id)).body
+    assert "移送待签收" not in body
