@@ -29,10 +29,11 @@ from core.draws import targets
 from core.draws.verify import verify_draw
 from core.inspection import record_inspection_date
 from core.models import Case, Department, GroupMember, Item, Officer, OutboxMessage
-from core.publication import correct_result, publish_task_results
+from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
 from core.schema import upgrade
+from core.states import CaseState
 from core.summary import daily_summary, summary_message
 from core.synthetic import DEPARTMENTS, generate_county
 
@@ -315,8 +316,19 @@ async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> N
             await demo.step(reviewer, partial(review_result, case_code=case_code, approve=True))
     names = "、".join(SHORT[dept] for dept in PARTICIPANTS)
     demo.say(f"牵头部门与参与部门（{names}）联络员逐户审核通过 {len(case_codes)} 户检查结果")
-    published = await demo.step("SJ001", lambda c: publish_task_results(c, code))
-    demo.say(f"全部审核通过，{published} 户检查结果公示")
+    published = await demo.read(lambda s: _published_count(s, code))
+    demo.say(f"审核通过后自动公示（004 第十九条）：{published} 户检查结果已公示")
+
+
+async def _published_count(session: AsyncSession, task_code: str) -> int:
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Case)
+            .where(Case.code.like(f"{task_code}-%"), Case.state == CaseState.PUBLISHED)
+        )
+        or 0
+    )
 
 
 async def _objection(demo: Demo, case_codes: list[str]) -> None:

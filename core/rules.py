@@ -24,7 +24,7 @@ class Rules(BaseModel):
     # 004 第十九条 (审核通过后…自动公示), 002 二(六) (公示 within 20 working days of the result):
     # True publishes a result the moment its review closes; False waits for the lead's 公示,
     # nudged as an obligation due publication_workdays after the approval.
-    auto_publish: bool = False
+    auto_publish: bool = True
     publication_workdays: int = Field(20, ge=1)
     review_requires_participants: bool = True  # 004 第十九条: lead AND participants approve
     min_group_size: int = Field(2, ge=2)  # 004 第十六条(二)

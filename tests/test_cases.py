@@ -43,6 +43,9 @@ async def _outbox(session):
 
 
 async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, session):
+    """With rules.auto_publish off the lead publishes (公示 编号, 002 二(六)); the default
+    publishes on approval (tests/test_publication.py)."""
+    ctx = dataclasses.replace(ctx, rules=Rules(auto_publish=False))
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
     code = w.case.code
@@ -385,6 +388,9 @@ async def _submitted_world(ctx, session):
 
 
 async def test_lead_approval_waits_for_every_participating_department(ctx, session):
+    """004 第十九条: approved only once the lead and every participant approved (shown in the
+    approved state, so with rules.auto_publish off: the default publishes at that moment)."""
+    ctx = dataclasses.replace(ctx, rules=Rules(auto_publish=False))
     w = await _submitted_world(ctx, session)
     submitted = [m for m in await _outbox(session) if "结果待审核" in m.message["title"]]
     groups = [
@@ -416,7 +422,9 @@ async def test_lead_approval_waits_for_every_participating_department(ctx, sessi
 
 async def test_lead_alone_approves_when_participant_review_is_not_required(ctx, session):
     w = await _submitted_world(ctx, session)
-    lead_only = dataclasses.replace(ctx, rules=Rules(review_requires_participants=False))
+    lead_only = dataclasses.replace(
+        ctx, rules=Rules(review_requires_participants=False, auto_publish=False)
+    )
     await review_result(acting(lead_only, w.lead_liaison), w.case.code, approve=True)
     await session.commit()
     await session.refresh(w.case)
@@ -432,7 +440,8 @@ async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
     ctx, session, sessionmaker, engine, clock
 ):
     w = await _submitted_world(ctx, session)
-    rules = Rules(review_requires_participants=False)  # the lead's approval alone decides
+    # the lead's approval alone decides; left approved (not published) for the lead's 公示
+    rules = Rules(review_requires_participants=False, auto_publish=False)
     async with sessionmaker() as s1, sessionmaker() as s2:
         lead = await _ctx_as(s1, clock, "AL", rules)
         participant = await _ctx_as(s2, clock, "BL", rules)

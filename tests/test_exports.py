@@ -26,7 +26,6 @@ from core.draws import pool
 from core.errors import InvalidTransition, PermissionDenied
 from core.exports import RESULT_COLUMNS, RESULT_LAYOUT
 from core.models import Attachment, AuditEvent, CaseResult, Draw, DrawPool, JointTask
-from core.publication import publish_task_results
 from core.result_entry import submit_result
 from core.review import review_result
 from core.states import TaskState
@@ -133,7 +132,7 @@ def test_archive_holds_the_whole_task_and_closes_it(
     assert "县卫生健康委员会" in read["02-邀请与答复/邀请.csv"].decode("utf-8-sig")
     assert "通过" in read["06-审核/审核.csv"].decode("utf-8-sig")
     excerpt = read["09-审计/审计摘录.jsonl"].decode()
-    assert "case.result.corrected" in excerpt and "task.results_published" in excerpt
+    assert "case.result.corrected" in excerpt and "case.published" in excerpt
     assert "全链校验：通过" in read["09-审计/审计校验.txt"].decode()
     manifest = read["00-归档清单.txt"].decode()
     for name in names - {"00-归档清单.txt"}:
@@ -229,9 +228,9 @@ async def test_results_export_row_carries_each_column_of_the_layout(
         inspected_on=D(2026, 3, 10),
     )
     await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
-    await review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
     at_day(ctx, D(2026, 3, 20))
-    await publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+    # the closing approval publishes it (rules.auto_publish, the default; 004 第十九条)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
     await session.commit()
 
     out = tmp_path / "results.xlsx"

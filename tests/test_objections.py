@@ -7,7 +7,7 @@ from core import objections
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.holidays import load_holiday_year
 from core.models import AuditEvent, CaseResult, Objection
-from core.publication import correct_result, publish_case
+from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
 from core.workdays import HolidayFile
@@ -19,7 +19,8 @@ CLEAN = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后�
 
 
 async def _published(ctx, session, **world):
-    """Submit v1 → return → v2 → approve → publish; returns the world."""
+    """Submit v1 → return → v2 → approve, which publishes it (rules.auto_publish, the default:
+    004 第十九条 审核通过后…自动公示); returns the world."""
     w = await build_world(session, **world)
     inspected = w.task.window_start + dt.timedelta(days=8)
     at_day(ctx, inspected + dt.timedelta(days=2))
@@ -27,9 +28,11 @@ async def _published(ctx, session, **world):
     await review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="核实问题")
     await submit_result(acting(ctx, w.a1), w.case.code, **FOUND)
     await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
-    await review_result(acting(ctx, w.other_liaison), w.case.code, True)  # rule 8: both review
-    await publish_case(acting(ctx, w.lead_liaison), w.case.code)
+    # rule 8: both review; the closing approval publishes
+    await review_result(acting(ctx, w.other_liaison), w.case.code, True)
     await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "published"
     return w
 
 

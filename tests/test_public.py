@@ -23,7 +23,7 @@ from bot.services import SERVICES, Services
 from core.changes import Ctx
 from core.draws import targets
 from core.models import PlanEntry
-from core.publication import correct_result, publish_task_results
+from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
@@ -45,9 +45,9 @@ async def publish_and_correct(ctx: Ctx, w: World) -> None:
     at_day(ctx, D(2026, 3, 12))
     await submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10))
     await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
-    await review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
     at_day(ctx, D(2026, 3, 20))
-    await publish_task_results(acting(ctx, w.lead_liaison), w.task.code)
+    # the closing approval publishes (rules.auto_publish, the default; 004 第十九条)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
     at_day(ctx, D(2026, 4, 2))
     await correct_result(
         acting(ctx, w.lead_liaison),

@@ -134,7 +134,8 @@ async def test_my_cases_link_each_case_to_its_result_form(sessionmaker, clock, w
 
 
 async def test_lead_and_participant_approve_then_the_lead_publishes(sessionmaker, clock, w) -> None:
-    d = make_dispatcher(sessionmaker, clock)
+    """With rules.auto_publish off the lead publishes with 公示 (002 二(六))."""
+    d = make_dispatcher(sessionmaker, clock, Rules(auto_publish=False))
     submitted = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
     for dep in (w.lead, w.other):  # both reviewers are shown the exact commands
         notice = to_department(submitted, dep.id)
@@ -163,8 +164,22 @@ async def test_lead_and_participant_approve_then_the_lead_publishes(sessionmaker
     assert (await case_state(sessionmaker))[0] == "published"
 
 
-async def test_participant_may_not_publish_and_is_audited(sessionmaker, clock, w) -> None:
+async def test_the_closing_approval_publishes_by_default_004_art19(sessionmaker, clock, w) -> None:
+    """004 第十九条 (审核通过后…自动公示): with the default rules the last reviewer's 通过
+    publishes the result; the reviewer is told so, and no 公示 is asked of the lead."""
     d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    await send(sessionmaker, d, text_event(w.lead_liaison.code, f"通过 {CASE}"))
+    last = await send(sessionmaker, d, text_event(w.other_liaison.code, f"通过 {CASE}"))
+    mine = to_officer(last, w.other_liaison.id)
+    assert f"审核通过并已公示：{CASE}" in mine and "公示 LJ" not in mine
+    assert CASE in to_department(last, w.lead.id) and "结果已公示" in bodies(last)
+    assert (await case_state(sessionmaker))[0] == "published"
+
+
+async def test_participant_may_not_publish_and_is_audited(sessionmaker, clock, w) -> None:
+    """With rules.auto_publish off the lead publishes with 公示 (002 二(六))."""
+    d = make_dispatcher(sessionmaker, clock, Rules(auto_publish=False))
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
     for reviewer in (w.lead_liaison, w.other_liaison):
         await send(sessionmaker, d, text_event(reviewer.code, f"通过 {CASE}"))
@@ -224,7 +239,8 @@ async def test_usage_without_a_code(sessionmaker, clock, w) -> None:
 async def test_lead_only_review_waits_for_the_lead_after_a_participant(
     sessionmaker, clock, w
 ) -> None:
-    d = make_dispatcher(sessionmaker, clock, Rules(review_requires_participants=False))
+    rules = Rules(review_requires_participants=False, auto_publish=False)
+    d = make_dispatcher(sessionmaker, clock, rules)
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
     other = to_officer(
         await send(sessionmaker, d, text_event(w.other_liaison.code, f"通过 {CASE}")),

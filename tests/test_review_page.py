@@ -111,7 +111,8 @@ async def test_lead_and_participant_approve_in_turn(
     submitted: None,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    """004 第十九条: the lead and every participating department review the result."""
+    """004 第十九条: the lead and every participating department review the result; the
+    closing approval publishes it (审核通过后…自动公示, rules.auto_publish by default)."""
     lead = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     resp = await client.post(REVIEW_PATH, data=review_post(lead, "approve"))
     text = visible_text(await resp.text())
@@ -122,7 +123,7 @@ async def test_lead_and_participant_approve_in_turn(
     other = token_of(review_link(services, world.other_leader.id, world.case.id))
     resp = await client.post(REVIEW_PATH, data=review_post(other, "approve"))
     assert resp.status == 200
-    assert await case_state(sessionmaker) == "approved"
+    assert await case_state(sessionmaker) == "published"
     assert await reviews(sessionmaker) == [(world.lead.id, "approve"), (world.other.id, "approve")]
 
 

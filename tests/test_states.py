@@ -174,8 +174,9 @@ async def test_result_and_objection_moves_outside_the_table_are_refused(ctx, ses
     with pytest.raises(InvalidTransition, match="当前状态为“待审核”，不能受理异议"):
         await objections.file_objection(lead, w.case.code, "某某公司", "异议", ctx.clock.today())
     await review_result(lead, w.case.code, True)
-    await review_result(acting(ctx, w.other_liaison), w.case.code, True)
-    await publish_case(lead, w.case.code)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, True)  # publishes
+    with pytest.raises(InvalidTransition, match="当前状态为“已公示”，不能公示"):
+        await publish_case(lead, w.case.code)  # once is enough (rules.auto_publish)
     objection = await objections.file_objection(
         lead, w.case.code, "某某公司", "异议", ctx.clock.today()
     )
