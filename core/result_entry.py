@@ -18,6 +18,7 @@ from core.cases import (
     department_categories,
     get_case,
     get_task,
+    latest_result,
     message,
     participating_departments,
     require_member,
@@ -32,6 +33,8 @@ from core.messages import Destination
 from core.models import (
     Case,
     CaseResult,
+    Department,
+    Item,
     ItemResult,
     JointTask,
     Officer,
@@ -186,6 +189,59 @@ def result_data(result: CaseResult) -> dict[str, Any]:
     }
 
 
+_PART_FIELDS = ("codes", "content", "problems", "handling")
+
+
+async def _own_parts(
+    ctx: Ctx,
+    case: Case,
+    task: JointTask,
+    actor: Officer,
+    item_results: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """谁检查、谁录入 (000 §九–十): an inspector enters the items of their own department; the
+    other departments' parts of the latest version are carried over as they stand, and an
+    entry that would change one of them is refused, naming whose part it is."""
+    owner = {
+        item_id: (department_id, name, department)
+        for item_id, department_id, name, department in await ctx.session.execute(
+            select(TaskItem.item_id, TaskItem.department_id, Item.name, Department.name)
+            .join(Item, Item.id == TaskItem.item_id)
+            .join(Department, Department.id == TaskItem.department_id)
+            .where(TaskItem.task_id == task.id)
+        )
+    }
+    latest = await latest_result(ctx, case)
+    before: dict[int, dict[str, Any]] = {}
+    if latest is not None:
+        for row in await ctx.session.scalars(
+            select(ItemResult).where(ItemResult.result_id == latest.id)
+        ):
+            before[row.item_id] = {
+                "item_id": row.item_id,
+                **{k: getattr(row, k) for k in _PART_FIELDS},
+            }
+    merged: dict[int, dict[str, Any]] = {}
+    for entry in item_results:
+        item_id = int(entry["item_id"])
+        department_id, name, department = owner.get(item_id, (actor.department_id, "", ""))
+        if department_id != actor.department_id:
+            old = before.get(item_id)
+            same = old is not None and all(
+                (list(entry.get(k) or []) if k == "codes" else str(entry.get(k, ""))) == old[k]
+                for k in _PART_FIELDS
+            )
+            if not same:
+                raise ValidationFailed(
+                    f"“{name}”是{department}的检查事项，由该部门的检查人员录入（谁检查、谁录入）"
+                )
+        merged[item_id] = dict(entry)
+    for item_id, old in before.items():
+        if owner.get(item_id, (actor.department_id,))[0] != actor.department_id:
+            merged.setdefault(item_id, old)
+    return list(merged.values())
+
+
 async def submit_result(
     ctx: Ctx,
     case_code: str,
@@ -213,6 +269,7 @@ async def submit_result(
     if case.state in AFTER_APPROVAL:
         raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
     task = await get_task(ctx, case)
+    item_results = await _own_parts(ctx, case, task, actor, item_results)
     result = await new_version(
         ctx,
         case,

@@ -468,3 +468,70 @@ async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
     assert await session.scalar(select(Case.state).where(Case.id == w.case.id)) == "approved"
     decisions = list(await session.scalars(select(Review.decision)))
     assert decisions == ["approve"]
+
+
+async def test_each_department_enters_only_its_own_items_000_s9_10(ctx, session):
+    """000 §九–十 (谁检查、谁录入): a group member enters the items of their own department;
+    changing another department's part is refused naming whose it is (nothing stored), and a
+    new version carries the other departments' parts as they stood."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    sj_item, wj_item = w.items  # SJ-01 (the lead's), WJ-01 (the participant's)
+    wj_part = {
+        "item_id": wj_item.id,
+        "codes": ["A", "5:WJ"],
+        "content": "查看卫生许可证",
+        "problems": "从业人员健康证过期",
+        "handling": "责令整改",
+    }
+    before = await snapshot(session)
+    with pytest.raises(ValidationFailed, match="“公共场所卫生检查”是县卫生健康委员会的检查事项"):
+        await submit_result(
+            acting(ctx, w.a1),
+            w.case.code,
+            **PROBLEM,
+            inspected_on=D(2026, 3, 10),
+            item_results=[wj_part],
+        )
+    await session.commit()
+    assert await snapshot(session) == before
+
+    v1 = await submit_result(
+        acting(ctx, w.b1),
+        w.case.code,
+        **PROBLEM,
+        inspected_on=D(2026, 3, 10),
+        item_results=[wj_part],
+    )
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="补录市场监管事项")
+    await session.commit()
+    sj_part = {
+        "item_id": sj_item.id,
+        "codes": ["A", "2", "B"],
+        "content": "核查年报",
+        "problems": "未公示许可信息",
+        "handling": "责令改正",
+    }
+    # the lead's inspector may resend the participant's part unchanged (the form carries it) …
+    v2 = await submit_result(
+        acting(ctx, w.a1), w.case.code, **PROBLEM, item_results=[sj_part, wj_part]
+    )
+    await session.commit()
+    parts = {
+        r.item_id: (r.codes, r.problems)
+        for r in await session.scalars(select(ItemResult).where(ItemResult.result_id == v2.id))
+    }
+    assert parts == {
+        sj_item.id: (["A", "2", "B"], "未公示许可信息"),
+        wj_item.id: (["A", "5:WJ"], "从业人员健康证过期"),
+    }
+    # … and a version that leaves it out still carries it
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="再核")
+    v3 = await submit_result(acting(ctx, w.a2), w.case.code, **PROBLEM, item_results=[sj_part])
+    await session.commit()
+    carried = {
+        r.item_id: r.problems
+        for r in await session.scalars(select(ItemResult).where(ItemResult.result_id == v3.id))
+    }
+    assert carried == {sj_item.id: "未公示许可信息", wj_item.id: "从业人员健康证过期"}
+    assert v1.version == 1 and v3.version == 3
