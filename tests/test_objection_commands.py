@@ -32,11 +32,11 @@ async def say(sm, clock, officer, text: str) -> str:
 
 
 async def publish(sm, clock, w: World) -> None:
-    """提交 → 通过 by lead and participant → 公示, all in chat (published 2026-03-05)."""
+    """提交 → 通过 by lead and participant, all in chat; the closing approval publishes
+    (rules.auto_publish, 004 第十九条; published 2026-03-05)."""
     await say(sm, clock, w.a1, f"提交 {CASE} 未发现问题 3月4日")
     await say(sm, clock, w.lead_liaison, f"通过 {CASE}")
-    await say(sm, clock, w.other_liaison, f"通过 {CASE}")
-    await say(sm, clock, w.lead_liaison, f"公示 {TASK}")
+    assert "审核通过并已公示" in await say(sm, clock, w.other_liaison, f"通过 {CASE}")
 
 
 async def objection(sm) -> Objection | None:
