@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import re
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -255,6 +257,23 @@ async def test_help_lists_every_visible_command_with_an_example(
         assert c.hidden or c.example in text
     one = bodies(await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, "帮助 jj")))
     assert "拒绝 编号 理由" in one and "接受 编号" not in one
+
+
+def test_readme_command_table_lists_every_command_with_who_may_use_it() -> None:
+    """Issue 8: the README's chat command table names every command 帮助 lists, with who may
+    use it, and names no command the bot does not know."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    table = readme.split("## Chat commands (officers)", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| `")]
+    named = {}
+    for command, who, *_ in rows:
+        for usage in re.findall(r"`([^`]+)`", command):
+            named[usage.split()[0]] = who.strip()
+    visible = {c.name for c in COMMANDS if not c.hidden}
+    assert visible <= set(named), visible - set(named)
+    known = {w for c in COMMANDS for w in c.words()}
+    assert set(named) <= known, set(named) - known
+    assert all(named[name] for name in visible)
 
 
 async def test_unexpected_errors_propagate_for_the_inbox_worker(
