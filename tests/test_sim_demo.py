@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from bot.app import create_app
 from bot.server import start_demo
 from core.clock import CHINA_TZ, FixedClock
 from core.demo_clock import ACTION, DemoClock, restore_offset
+from core.demo_guide import TITLES
 from core.models import AuditEvent, Invitation
+from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.server_helpers import make_services
 
 START = dt.datetime(2026, 11, 30, 10, 0, tzinfo=CHINA_TZ)  # a Monday
@@ -153,12 +156,55 @@ async def test_guided_path_lead_liaison_fast_forwards_and_confirms_the_draw(
                 arg=f"{frozen_on.month}月{frozen_on.day}日",
                 timeout=10000,
             )
-            await _follow_guide(page, "检查人员录入结果")
+            await _follow_guide(page, "联络员申请更换检查人员")
             await page.screenshot(path=tmp_path / "sim-locked.png")
             await page.wait_for_selector(".msg >> text=已锁定", timeout=20000)
+            await _follow_guide(page, "检查人员录入结果")  # 更换 → 批准 → 移送 → 签收 on the way
             await page.click("#guide-go")  # become an inspector: the assignment is there
             await page.wait_for_selector(".msg >> text=LJ-2026-001-", timeout=20000)
             await page.screenshot(path=tmp_path / "sim-inspector.png")
             await browser.close()
     finally:
         await client.close()
+
+
+async def test_the_guide_walks_a_replacement_a_referral_and_an_objection_in_chat(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Issue 8: `serve --demo` exercises 更换 → 批准 (001 第十四条, 004 第十三条), 移送 → 签收
+    (001 第十七条, 004 第二十一条) and 异议 → 复查 → 答复 (004 第二十条) as typed chat commands:
+    doing exactly what the guide says, step after step, reaches the end with each recorded."""
+    client, _clock = await _demo_client(sessionmaker)
+    d = make_dispatcher(sessionmaker, _clock)
+    titles: list[str] = []
+    said = ("", "")
+    try:
+        for _ in range(400):
+            step = await (await client.get("/sim/api/guide")).json()
+            if step["number"] > step["total"]:
+                break
+            if step["number"] == 3 and step["title"] not in titles:
+                assert (await client.post("/sim/api/clock", json={"to": "beacon"})).status == 200
+            if step["title"] not in titles:
+                titles.append(step["title"])
+            assert (step["who"], step["say"]) != said, step  # the last one moved nothing on
+            said = (step["who"], step["say"])
+            if days := re.search(r"快进 (\d+) 个工作日”，再发送", step["hint"]):
+                moved = await client.post("/sim/api/clock", json={"workdays": int(days[1])})
+                assert moved.status == 200
+            await send(sessionmaker, d, text_event(*said))
+        else:
+            raise AssertionError(f"the guide never finished: {titles}")
+    finally:
+        await client.close()
+    assert titles == [t for t in TITLES if t != "牵头部门公示"]  # approval publishes
+    async with sessionmaker() as session:
+        actions = set(await session.scalars(select(AuditEvent.action)))
+    assert {
+        "case.replacement.approved",
+        "case.referral",
+        "referral.acknowledged",
+        "objection.filed",
+        "objection.rechecked",
+        "objection.replied",
+    } <= actions
