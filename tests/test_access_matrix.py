@@ -23,6 +23,7 @@ from core import access, consultation, officers
 from core.attachments import FileStore, Limits
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
+from core.draws import quickdraw
 from core.errors import DomainError, NotFound, PermissionDenied
 from core.messages import Event
 from core.models import (
@@ -112,6 +113,8 @@ async def build_scene(sm: async_sessionmaker[AsyncSession], clock: FixedClock) -
                 month=4,
             )
         )
+        # a quick draw the system froze: any officer may supply its number (002 二(五))
+        quick = (await quickdraw.draw_targets(ctx, 1)).code
         codes = (t1.code, t2.code, t3.code)
         dept_rows = {k: d.dep for k, d in depts.items()}
         names = (out.dep.name, w.partners[1].dep.name)
@@ -187,6 +190,7 @@ async def build_scene(sm: async_sessionmaker[AsyncSession], clock: FixedClock) -
         outside_name=names[0],
         invited_name=names[1],
         uscc=uscc,
+        extra={"quick": quick},
     )
 
 
@@ -209,6 +213,7 @@ def _command(scene: Scene, row: Row, known: bool) -> str:
         "确认抽取 编号 信标值": f"确认抽取 {t3} 4 1 7",
         "匹配 编号": f"匹配 {t1}",
         "快抽 N 名 执法人员": "快抽 1 名 执法人员",
+        "确认快抽 编号 数字": f"确认快抽 {scene.extra['quick'] if known else 'KC-2099-9999'} 4711",
         "我的检查": "我的检查",
         "通知书 案件号": f"通知书 {c[0]}",
         "检查 案件号 日期": f"检查 {c[0]} 3月20日",
