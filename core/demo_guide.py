@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from core import cases as cases_
+from core.cases import latest_result
 from core.changes import Ctx
 from core.models import (
     Case,
@@ -25,6 +25,7 @@ from core.models import (
     Referral,
     ReplacementRequest,
 )
+from core.review import pending_reviewers
 from core.states import (
     CaseState,
     DrawState,
@@ -151,9 +152,9 @@ async def _after_lock(ctx: Ctx, task: JointTask, lead: Officer | None) -> Step:
             return extra
     if submitted is not None:
         # 004 第十九条: the lead and each participating department approve, in turn here
-        result = await cases_.latest_result(ctx, submitted)
+        result = await latest_result(ctx, submitted)
         assert result is not None
-        pending = await cases_.pending_reviewers(ctx, task, result.id)
+        pending = await pending_reviewers(ctx, task, result.id)
         reviewer = await _staff(ctx, pending[0].id, "liaison") if pending else lead
         return await _step(
             ctx,
