@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ValidationFailed
+from core.models import MAX_ROW_ID
 
 SEPARATOR = ":"
 # WeCom template-card button `key` (returned as EventKey) holds at most 1024 bytes.
@@ -48,7 +49,7 @@ class CardAction(BaseModel):
 class InvitationAction(CardAction):
     prefix: ClassVar[str] = "inv"
     action: Literal["accept", "decline"]
-    invitation_id: Annotated[int, Field(gt=0, le=2**63 - 1)]  # a row id the database can hold
+    invitation_id: Annotated[int, Field(gt=0, le=MAX_ROW_ID)]  # a row id the database can hold
 
 
 def unpack_action(key: str) -> CardAction:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from core.errors import PermissionDenied
+from core.models import MAX_ROW_ID
 
 # Bound into every MAC so a token can never be confused with another HMAC made with the same key.
 _DOMAIN = b"lianjian-link-v1\x00"
@@ -73,9 +74,6 @@ def sign_link(secret: bytes, officer_id: int, obj: str, action: str, expires_at:
     return f"{payload_b64}.{_b64encode(_mac(secret, payload_b64))}"
 
 
-MAX_DB_ID = 2**63 - 1
-
-
 def _claims_from(payload: bytes) -> LinkClaims:
     """Parse a payload whose MAC already matched; shape errors still mean an invalid link."""
     data = json.loads(payload.decode("utf-8"))
@@ -90,7 +88,7 @@ def _claims_from(payload: bytes) -> LinkClaims:
         and isinstance(nonce, str)
     ):
         raise ValueError("payload fields have the wrong types")
-    if not 0 < officer_id <= MAX_DB_ID:  # a larger id overflows the database's integer
+    if not 0 < officer_id <= MAX_ROW_ID:  # a larger id overflows the database's integer
         raise ValueError("officer id out of range")
     return LinkClaims(officer_id, obj, action, expires_at, nonce)
 

@@ -96,6 +96,10 @@ class Department(Base):
     counterpart: Mapped[str] = mapped_column(String(100), default="")  # 上级对口部门 (city level)
 
 
+# Row ids are INTEGER columns: 32 bits on PostgreSQL. An id from outside (a card key, a link,
+# a query) past this cannot name a row, and the driver refuses to send it (OverflowError).
+MAX_ROW_ID = 2**31 - 1
+
 ROLES = ("liaison", "inspector", "leader", "admin", "expert")
 
 

@@ -678,3 +678,22 @@ async def test_found_nul_in_a_command_message_or_form(rig: Rig, sessionmaker) ->
         headers={"Origin": rig.origin, "Content-Type": "application/x-www-form-urlencoded"},
     ) as resp:
         await answered(rig, resp.status, await resp.read(), before)
+
+
+@pytest.mark.parametrize("fuzzer", [False], indirect=True)
+async def test_found_ids_past_the_32_bit_row_id(rig: Rig, sessionmaker) -> None:
+    """Found by the fuzz run on PostgreSQL, whose INTEGER ids are 32-bit: a card key naming
+    invitation 2,147,483,648 passed the 64-bit check and failed its query on every retry (the
+    AI bot's callback, waiting for that answer, was a 500); so did the simulator's `after`."""
+    d = make_dispatcher(sessionmaker, rig.clock)
+    event = text_event(rig.world.partners[1].liaison.code, "").model_copy(
+        update={"kind": "card_action", "action_key": f"inv:accept:{2**31}"}
+    )
+    assert "按钮已失效" in "\n".join(
+        r.message.get("body", "") for r in await send(sessionmaker, d, event)
+    )
+    before = await rig.inbox_count()
+    params = {"officer": rig.world.lead.liaison.code, "after": str(2**31)}
+    async with rig.http.get(rig.url("/sim/api/messages"), params=params) as resp:
+        assert resp.status == 400
+        await answered(rig, resp.status, await resp.read(), before)

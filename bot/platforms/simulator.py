@@ -35,7 +35,7 @@ from core.clock import CHINA_TZ
 from core.demo_clock import DemoClock
 from core.errors import DomainError
 from core.messages import Destination, Event, OutMessage
-from core.models import Officer, OutboxMessage
+from core.models import MAX_ROW_ID, Officer, OutboxMessage
 from core.render import render, templates_dir
 
 MAX_BODY_BYTES = 8 * 1024
@@ -264,8 +264,13 @@ class Simulator:
     async def messages(self, request: web.Request) -> web.Response:
         try:
             after_text = request.query.get("after", "0")
-            # ASCII digits only ('²'.isdigit() holds) and inside a 64-bit id
-            if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= 18):
+            # ASCII digits only ('²'.isdigit() holds) and a row id the database can hold
+            if not (
+                after_text.isascii()
+                and after_text.isdigit()
+                and len(after_text) <= 10
+                and int(after_text) <= MAX_ROW_ID
+            ):
                 raise ApiError(400, "after 必须是非负整数。")
             async with self.services.sessionmaker() as session:
                 officer = await _officer(
