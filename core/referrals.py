@@ -63,36 +63,43 @@ async def add_referral(
         to_department_id=department.id if department else None,
     )
     ctx.session.add(referral)
-    msg = message(
-        "case_referral",
-        f"{case.code} {kind}",
-        case=case,
-        target=case.target,
-        referral=referral,
-        by=actor,
-        to_acknowledge=False,
-    )
-    notices = [Notice(Destination.department(task.lead_department_id), msg)]
-    if department is not None and department.id != task.lead_department_id:
+    due = referral_deadline(await ctx.work_calendar(), ctx.rules, referral) if department else None
+
+    def notice(dest: Destination, title: str, to_acknowledge: bool) -> Notice:
+        return Notice(
+            dest,
+            message(
+                "case_referral",
+                title,
+                case=case,
+                target=case.target,
+                referral=referral,
+                by=actor,
+                to_acknowledge=to_acknowledge,
+                due=due.label() if due else "",
+            ),
+        )
+
+    # the receiving department is asked to sign (签收) by its deadline, the lead's own chat too
+    # when the referral is to the lead department
+    to_lead = department is not None and department.id == task.lead_department_id
+    notices = [
+        notice(Destination.department(task.lead_department_id), f"{case.code} {kind}", to_lead)
+    ]
+    if department is not None and not to_lead:
         notices.append(
-            Notice(
-                Destination.department(department.id),
-                message(
-                    "case_referral",
-                    f"{case.code} {kind}：请签收",
-                    case=case,
-                    target=case.target,
-                    referral=referral,
-                    by=actor,
-                    to_acknowledge=True,
-                ),
-            )
+            notice(Destination.department(department.id), f"{case.code} {kind}：请签收", True)
         )
     await record(
         ctx,
         "case.referral",
         f"case:{case.code}",
-        {"kind": kind, "to": referral.to_department, "to_department_id": referral.to_department_id},
+        {
+            "kind": kind,
+            "to": referral.to_department,
+            "to_department_id": referral.to_department_id,
+            **({"ack_due_on": due.day.isoformat()} if due else {}),
+        },
         notices,
     )
     return referral

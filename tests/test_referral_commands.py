@@ -43,6 +43,7 @@ async def test_referral_reaches_the_department_and_is_acknowledged_004_art21(
         and r.destination.get("department_id") == w.other.id
     ]
     assert told and f"签收 {CASE}" in told[0].message["body"]
+    assert "于 **2026年3月10日** 前" in told[0].message["body"]  # 3 working days on (Thu → Tue)
     assert "移送待签收：1 件" in summary_message(await daily_summary(ctx, clock.today())).body
 
     refused = await send(sessionmaker, d, text_event(w.a2.code, f"签收 {CASE}"))
@@ -104,3 +105,17 @@ async def test_an_unsigned_referral_is_nudged_then_escalated_and_counted_late_00
     assert not [o for o in await due_items(ctx, clock.today()) if o.kind == "referral_ack"]
     body = summary_message(await daily_summary(ctx, dt.date(2026, 3, 11), w.other.id)).body
     assert "移送待签收" not in body
+
+
+async def test_a_referral_to_the_lead_department_asks_its_own_chat_to_sign_004_art21(
+    sessionmaker, clock, w
+) -> None:
+    """001 第十七条: a clue for the lead department itself (e.g. its 办案机构) is signed for
+    like any other: the lead's chat is asked for 签收 with the deadline, not just told."""
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} SJ 未公示年度报告"))
+    lead = [r for r in rows if r.destination.get("department_id") == w.lead.id]
+    assert len(lead) == 1 and f"签收 {CASE}" in lead[0].message["body"]
+    assert "2026年3月10日" in lead[0].message["body"]
+    signed = await send(sessionmaker, d, text_event(w.lead_liaison.code, f"签收 {CASE}"))
+    assert "已签收" in bodies(signed)
