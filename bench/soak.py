@@ -16,7 +16,8 @@ and at the end.
 Phase 2 (when --pg or LIANJIAN_TEST_DATABASE_URL names a PostgreSQL server): handling capacity
 of one and of two `serve` processes on one fresh PostgreSQL database: `--pg-events` callbacks
 are posted as fast as they are acked (spread over the processes), and handled/s is events over
-the time until the inbox is empty. Same traffic mix, same database size for both runs.
+the time until the inbox is empty. Same traffic mix, same database size for both; one and two
+processes alternate `--pg-rounds` times and the ratio is of the medians.
 
 Targets on the shared 2-core machine: at 50 req/s for 3 minutes on SQLite reply p99 < 2 s,
 backlog 0 within 5 s of the end, RSS growth < 10 %; two PostgreSQL processes ≥ 1.6× one.
@@ -427,13 +428,24 @@ async def pg_capacity(
 
 
 async def pg_phase(url: str, args: argparse.Namespace, aes: str) -> float:
+    """One and two processes in turn, `--pg-rounds` times: the machine's other load drifts
+    over minutes, so the ratio is of the medians of runs taken side by side."""
     db = await create_pg_database(url)
     try:
         users = await prepare(db)
         # warm PostgreSQL's caches first, so neither measured run pays for them
         await pg_capacity(db, aes, users, 1, min(200, args.pg_events), "pw")
-        one = await pg_capacity(db, aes, users, 1, args.pg_events, "p1")
-        two = await pg_capacity(db, aes, users, 2, args.pg_events, "p2")
+        ones, twos = [], []
+        for r in range(args.pg_rounds):
+            ones.append(await pg_capacity(db, aes, users, 1, args.pg_events, f"p1r{r}_"))
+            twos.append(await pg_capacity(db, aes, users, 2, args.pg_events, f"p2r{r}_"))
+        one, two = statistics.median(ones), statistics.median(twos)
+        print(
+            f"PostgreSQL handled/s, median of {args.pg_rounds}: one process {one:.1f}, two "
+            f"{two:.1f} (runs: {', '.join(f'{x:.1f}' for x in ones)} | "
+            f"{', '.join(f'{x:.1f}' for x in twos)})",
+            flush=True,
+        )
         return two / one
     finally:
         await drop_pg_database(db)
@@ -462,6 +474,9 @@ def main() -> None:
         "LIANJIAN_TEST_DATABASE_URL); a fresh database is created and dropped",
     )
     parser.add_argument("--pg-events", type=int, default=1500, help="0 skips PostgreSQL")
+    parser.add_argument(
+        "--pg-rounds", type=int, default=3, help="one and two processes, this many times each"
+    )
     parser.add_argument("--window", type=float, default=30.0, help="reply p99 per window")
     args = parser.parse_args()
     result = asyncio.run(main_async(args))

@@ -128,6 +128,10 @@ class InboxWriter:
             self._in_flight -= 1
             self._note_idle()
 
+    def busy(self) -> bool:
+        """A callback is being parsed, stored or acknowledged."""
+        return not self._idle.is_set()
+
     def _note_idle(self) -> None:
         """Set `_idle` once no callback is being parsed, stored or acknowledged."""
         self._last_active = asyncio.get_running_loop().time()
@@ -294,6 +298,7 @@ def _inbox_ctx(app: web.Application) -> Any:
         app[HANDLER],
         on_handled=wake_sender.set,
         before_event=app[INBOX_WRITER].yield_to_callbacks,
+        callbacks_busy=app[INBOX_WRITER].busy,
     )
     return _stoppable("inbox", lambda: worker.run(app[INBOX_WAKE]), worker.stop)
 

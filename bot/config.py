@@ -62,6 +62,10 @@ class SenderSettings(BaseModel):
 class InboxSettings(BaseModel):
     poll_interval_s: float = Field(3.0, gt=0)  # picks up other processes' rows and leftovers
     batch_size: int = Field(20, ge=1)
+    # up to this many claimed events share one transaction (one commit and one turn at
+    # SQLite's write gate for several), for at most group_s; 1: one event per transaction
+    group_size: int = Field(10, ge=1)
+    group_s: float = Field(0.25, gt=0)
     lease_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(5, ge=1)
     backoff_base_s: float = Field(5.0, gt=0)

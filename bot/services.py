@@ -32,7 +32,7 @@ class Services:
     # outbound long connections (DingTalk Stream, WeCom AI bot WebSocket) feeding the inbox
     connections: list[LongConnection] = field(default_factory=list)
     engine: AsyncEngine | None = None  # set by bot.server, which disposes it on shutdown
-    _sqlite_writer: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _sqlite_writer: WriteGate = field(default_factory=lambda: WriteGate(), repr=False)
 
     def core_ctx(self, session: AsyncSession) -> Ctx:
         """A core context acting as the system, for look-ups before an officer is known."""
@@ -43,10 +43,37 @@ class Services:
         SQLite allows one writer at a time and makes the others poll with sleeps of up to
         100 ms; queueing on an asyncio lock instead hands the database over at once. Other
         databases lock rows, not the file: no gate."""
-        bind = self.sessionmaker.kw.get("bind")
-        if bind is not None and bind.dialect.name == "sqlite":
+        if self.single_writer:
             return self._sqlite_writer
         return contextlib.nullcontext()
+
+    @property
+    def single_writer(self) -> bool:
+        """SQLite: one write transaction at a time for the whole database."""
+        bind = self.sessionmaker.kw.get("bind")
+        return bind is not None and bind.dialect.name == "sqlite"
+
+    def write_gate_wanted(self) -> bool:
+        """Whether a writer waits for the gate (a holder doing several writes lets it in)."""
+        return self._sqlite_writer.waiting > 0
+
+
+class WriteGate:
+    """An asyncio.Lock that counts who waits for it."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.waiting = 0
+
+    async def __aenter__(self) -> None:
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 SERVICES = web.AppKey("services", Services)

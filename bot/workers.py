@@ -137,6 +137,7 @@ class InboxWorker:
         *,
         on_handled: Callable[[], None] | None = None,
         before_event: Callable[[float, float], Awaitable[None]] | None = None,
+        callbacks_busy: Callable[[], bool] = lambda: False,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.services = services
@@ -146,6 +147,8 @@ class InboxWorker:
         # e.g. let callbacks be acked first; gets the event's age and how long the previous
         # event took to handle, in seconds
         self._before_event = before_event
+        # callbacks are being acked: a group of events ends, the next one waits its turn
+        self._callbacks_busy = callbacks_busy
         self._previous_s = 0.0
         self._jitter = jitter
         self.stopping = asyncio.Event()
@@ -166,20 +169,74 @@ class InboxWorker:
                 session, self.cfg.batch_size, now, dt.timedelta(seconds=self.cfg.lease_s)
             )
             await session.commit()
-        handled = 0
-        for row in rows:
+        handled, at = 0, 0
+        while at < len(rows):
             if self._before_event is not None and not self.stopping.is_set():
-                age = (self.services.clock.now() - row.received_at).total_seconds()
+                age = (self.services.clock.now() - rows[at].received_at).total_seconds()
                 await self._before_event(age, self._previous_s)
             if self.stopping.is_set():
-                await self._release(row)
-                continue
+                for row in rows[at:]:
+                    await self._release(row)
+                break
             started = time.monotonic()
-            handled += await self.handle_row(row)
+            taken, done = await self.handle_rows(rows[at:])
+            at += taken
+            handled += done
             self._previous_s = time.monotonic() - started
-        if handled and self._on_handled is not None:
-            self._on_handled()
+            if done and self._on_handled is not None:
+                self._on_handled()  # the replies are committed: on their way now, not later
         return len(rows)
+
+    async def handle_rows(self, rows: list[InboxEvent]) -> tuple[int, int]:
+        """Handle the first of `rows` and, on SQLite (one writer at a time anyway), in the
+        same transaction the next ones, up to `group_size`, while the group's time (`group_s`)
+        lasts, no callback is being acked, nobody waits for the write gate (acks come first)
+        and the stop was not asked for. Returns how many rows were taken and how many took
+        effect.
+
+        One commit for several events; each still takes effect once with its `done` mark, and
+        a failing event costs only itself: the group is rolled back, the events before it
+        are handled again one by one, and its failure is recorded once."""
+        # PostgreSQL writers run side by side: a group would only hold its row locks longer
+        rows = rows[: self.cfg.group_size if self.services.single_writer else 1]
+        if len(rows) == 1:
+            return 1, await self.handle_row(rows[0])
+        started, taken = time.monotonic(), []
+        failing: InboxEvent | None = None
+        try:
+            async with self.services.write_gate(), self.services.sessionmaker() as session:
+                for row in rows:
+                    taken.append(row)
+                    failing = row
+                    await self.handler.handle(session, inbox.event_of(row))
+                    await session.flush()
+                    failing = None
+                    session.expunge_all()  # the next event reads afresh, as in its own session
+                    if self._group_ends(started):
+                        break
+                ids = [row.id for row in taken]
+                marked = await inbox.mark_done_many(session, ids, self.services.clock.now())
+                if marked == set(ids):
+                    await session.commit()
+                    return len(taken), len(taken)
+                await session.rollback()  # another worker finished one: each alone decides
+        except Exception as exc:
+            if failing is None:  # the marks or the commit: each alone decides
+                log.warning("a group of %s inbox events failed (%s); one by one", len(taken), exc)
+            else:
+                log.exception("handling inbox event %s (%s) failed", failing.id, failing.platform)
+                handled = [await self.handle_row(row) for row in taken[:-1]]
+                await self._failed(failing, f"{type(exc).__name__}: {exc}")
+                return len(taken), sum(handled)
+        return len(taken), sum([await self.handle_row(row) for row in taken])
+
+    def _group_ends(self, started: float) -> bool:
+        return (
+            time.monotonic() - started >= self.cfg.group_s
+            or self.services.write_gate_wanted()
+            or self._callbacks_busy()
+            or self.stopping.is_set()
+        )
 
     async def handle_row(self, row: InboxEvent) -> int:
         """1 when the event took effect now, 0 when it failed or was already done elsewhere."""

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
+APPENDED = "audit_appended"  # session.info key: this transaction holds the chain head's lock
 
 
 def canonical(obj: Any) -> str:
@@ -75,6 +76,7 @@ async def append(
     session.add(event)
     head.last_id, head.last_hash = event_id, digest
     await session.flush()
+    session.info[APPENDED] = True  # the head stays locked to the end of this transaction
     return event
 
 

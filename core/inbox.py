@@ -218,9 +218,15 @@ async def mark_done(session: AsyncSession, inbox_id: int, now: dt.datetime) -> b
     """Called in the handler's own transaction. False when the row is no longer pending (another
     worker finished it after our lease ran out): the caller must roll back, so the handling
     takes effect once."""
+    return bool(await mark_done_many(session, [inbox_id], now))
+
+
+async def mark_done_many(session: AsyncSession, inbox_ids: list[int], now: dt.datetime) -> set[int]:
+    """`mark_done` for the events handled in one transaction: the ids marked now (one missing
+    was finished by another worker: the caller rolls back)."""
     result = await session.execute(
         update(InboxEvent)
-        .where(InboxEvent.id == inbox_id, InboxEvent.state == InboxState.PENDING)
+        .where(InboxEvent.id.in_(inbox_ids), InboxEvent.state == InboxState.PENDING)
         .values(
             state=INBOX.edge(InboxState.PENDING, InboxState.DONE),
             processed_at=now,
@@ -230,7 +236,7 @@ async def mark_done(session: AsyncSession, inbox_id: int, now: dt.datetime) -> b
         .returning(InboxEvent.id)
         .execution_options(synchronize_session=False)  # no ORM objects to refresh
     )
-    return result.scalar() is not None
+    return set(result.scalars().all())
 
 
 async def mark_failed(

@@ -117,6 +117,7 @@ async def test_steady_callbacks_do_not_starve_handling(
         services,
         handler,
         before_event=lambda age, previous: writer.yield_to_callbacks(age, previous, max_age_s=0.2),
+        callbacks_busy=writer.busy,
     )
     wake = asyncio.Event()
     running = asyncio.create_task(worker.run(wake))

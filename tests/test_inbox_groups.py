@@ -1,0 +1,152 @@
+"""On SQLite the inbox worker handles several claimed events in one transaction (one commit, one
+turn at the write gate), and each still takes effect exactly once: a failing event costs only
+itself, an event finished elsewhere is not done twice, a waiting writer ends the group. On
+PostgreSQL, where writers run side by side, each event keeps its own transaction."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.workers import InboxWorker
+from core import inbox
+from core.clock import FixedClock
+from core.messages import Event
+from core.models import InboxEvent
+from tests.server_helpers import ReplyingHandler, make_services, outbox_count
+
+
+class Handler(ReplyingHandler):
+    """A real outbox row per event; raises for the texts in `fail`, and can run a hook (another
+    worker, a callback) before an event."""
+
+    def __init__(self, clock: FixedClock, fail: frozenset[str] = frozenset()) -> None:
+        super().__init__(clock)
+        self.fail = fail
+        self.seen: list[str] = []
+        self.before: dict[str, object] = {}
+
+    async def handle(self, session: AsyncSession, event: Event) -> None:
+        self.seen.append(event.text)
+        hook = self.before.pop(event.text, None)
+        if hook is not None:
+            await hook()  # type: ignore[operator]
+        await super().handle(session, event)
+        if event.text in self.fail:
+            raise RuntimeError(f"handler exploded on {event.text}")
+
+
+async def store(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, n: int) -> None:
+    async with sessionmaker() as session:
+        for i in range(n):
+            ev = Event(platform="wecom", event_id=f"m{i}", user_id="u", text=f"e{i}")
+            await inbox.store(session, ev, now=clock.now())
+        await session.commit()
+
+
+def commits(engine: AsyncEngine) -> list[int]:
+    seen: list[int] = []
+    event.listen(engine.sync_engine, "commit", lambda _conn: seen.append(1))
+    return seen
+
+
+async def states(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, tuple[str, int]]:
+    async with sessionmaker() as session:
+        rows = await session.scalars(select(InboxEvent).order_by(InboxEvent.id))
+        return {row.event_id: (row.state, row.attempts) for row in rows}
+
+
+async def test_claimed_events_share_one_commit_on_sqlite(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    services = make_services(sessionmaker, clock)
+    await store(sessionmaker, clock, 6)
+    counted = commits(engine)
+    assert await InboxWorker(services, Handler(clock)).run_once() == 6
+    # the claim, then the six events together (SQLite) or one by one (PostgreSQL)
+    assert len(counted) == (2 if engine.dialect.name == "sqlite" else 7)
+    async with sessionmaker() as session:
+        assert await outbox_count(session) == 6
+    assert set((await states(sessionmaker)).values()) == {("done", 0)}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # groups are SQLite's
+async def test_a_group_is_no_larger_than_group_size(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    services = make_services(sessionmaker, clock, inbox={"group_size": 4})
+    await store(sessionmaker, clock, 10)
+    counted = commits(engine)
+    await InboxWorker(services, Handler(clock)).run_once()
+    assert len(counted) == 1 + 3  # 4 + 4 + 2
+
+
+async def test_a_failing_event_costs_only_itself(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    services = make_services(sessionmaker, clock)
+    await store(sessionmaker, clock, 5)
+    handler = Handler(clock, fail=frozenset({"e2"}))
+    await InboxWorker(services, handler, jitter=lambda: 0.0).run_once()
+    got = await states(sessionmaker)
+    assert got.pop("m2") == ("pending", 1)  # one failed attempt, retried later
+    assert set(got.values()) == {("done", 0)}
+    async with sessionmaker() as session:
+        assert await outbox_count(session) == 4  # the failing event's reply rolled back
+    assert handler.seen.count("e2") == 1  # the failing handler ran once
+    # SQLite: the events before it ran again alone (their first run was rolled back with
+    # the group); PostgreSQL: one transaction each
+    again = ["e0", "e1"] if engine.dialect.name == "sqlite" else []
+    assert handler.seen == ["e0", "e1", "e2", *again, "e3", "e4"]
+
+
+async def test_an_event_finished_elsewhere_meanwhile_takes_effect_once(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    """Another worker whose lease ran out finishes e1 as this group starts (before its first
+    write: on SQLite the group then holds the write lock): the group is rolled back and each
+    event decides alone; e1 keeps the other worker's effect only."""
+    services = make_services(sessionmaker, clock)
+    await store(sessionmaker, clock, 3)
+    handler = Handler(clock)
+
+    async def other_worker_finishes_e1() -> None:
+        async with sessionmaker() as session:
+            row = await session.scalar(select(InboxEvent).where(InboxEvent.event_id == "m1"))
+            assert row is not None
+            await inbox.mark_done(session, row.id, clock.now())
+            await session.commit()
+
+    handler.before["e0"] = other_worker_finishes_e1
+    await InboxWorker(services, handler).run_once()
+    async with sessionmaker() as session:
+        assert await outbox_count(session) == 2  # e0 and e2; e1's effect was the other's
+    assert set((await states(sessionmaker)).values()) == {("done", 0)}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the gate is SQLite's
+async def test_a_callback_waiting_for_the_write_gate_ends_the_group(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    services = make_services(sessionmaker, clock)
+    await store(sessionmaker, clock, 5)
+    handler = Handler(clock)
+    order: list[str] = []
+
+    async def callback_arrives() -> None:
+        async def insert() -> None:
+            async with services.write_gate():
+                order.append("callback stored")
+
+        asyncio.get_running_loop().create_task(insert())
+        await asyncio.sleep(0)  # it now waits for the gate
+
+    handler.before["e1"] = callback_arrives
+    counted = commits(engine)
+    await InboxWorker(services, handler).run_once()
+    order.append("worker done")
+    assert len(counted) == 1 + 2  # the claim; e0 + e1, then the callback; e2..e4
+    assert order == ["callback stored", "worker done"]
