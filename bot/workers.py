@@ -1,8 +1,9 @@
 """The inbox worker and the polling loop it shares with the sender.
 
-Callbacks only store events (fast ack); this worker handles them: each row in its own
-transaction with the dispatcher, marked done in that same transaction, so an event takes
-effect once even if two processes race for it after a lease ran out.
+Callbacks only store events (fast ack); this worker handles them with the dispatcher, each
+marked done in the transaction of its effects, so an event takes effect once even if two
+processes race for it after a lease ran out. On SQLite a few events share a transaction
+(`InboxWorker.handle_rows`); on PostgreSQL each has its own.
 """
 
 from __future__ import annotations
