@@ -1,5 +1,8 @@
 """A real phone-sized browser answers an invitation on the signed-link page.
 
+Screenshots of every browser test are kept as test artifacts in test-artifacts/browser/
+(git-ignored; LIANJIAN_ARTIFACTS overrides the directory).
+
 Needs Debian's chromium and fonts-wqy-microhei (`apt-get install -y chromium fonts-wqy-microhei`)
 and the playwright package; without them the test skips and says why. Playwright's own browser
 download is never used (it fails offline): the system chromium is launched directly.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +39,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+ARTIFACTS = Path(os.environ.get("LIANJIAN_ARTIFACTS", "test-artifacts")) / "browser"
+PHONE = {"viewport": {"width": 375, "height": 740}, "device_scale_factor": 2, "is_mobile": True}
+
 _MISSING = f"browser test needs {CHROMIUM}: apt-get install -y chromium fonts-wqy-microhei"
 if os.environ.get("LIANJIAN_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
     from playwright import async_api
@@ -46,6 +53,25 @@ else:
     )
     if shutil.which(CHROMIUM) is None:
         pytest.skip(_MISSING, allow_module_level=True)
+
+
+def shot_path(name: str) -> Path:
+    """Where a screenshot is kept as a test artifact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / f"{name}.png"
+
+
+def foreign_requests(page: Any, base: str) -> list[str]:
+    """Every request the page makes from now on that leaves the app (filled in as they happen):
+    the pages load no CDN, all CSS and JS is served by the app itself."""
+    found: list[str] = []
+
+    def seen(request: Any) -> None:
+        if not request.url.startswith((base, "data:", "blob:")):
+            found.append(request.url)
+
+    page.on("request", seen)
+    return found
 
 
 @pytest.fixture
@@ -86,15 +112,14 @@ async def test_decline_with_reason_on_a_375px_page(
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(
-                viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True
-            )
+            page = await browser.new_page(**PHONE)
+            foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
             await page.goto(url)
-            await page.screenshot(path=tmp_path / "invitation.png", full_page=True)
+            await page.screenshot(path=shot_path("invitation"), full_page=True)
             await page.fill("textarea[name=reason]", reason)
             await page.click("text=拒绝并提交理由")
             await page.wait_for_selector("text=已记录")
-            await page.screenshot(path=tmp_path / "declined.png", full_page=True)
+            await page.screenshot(path=shot_path("invitation-declined"), full_page=True)
             body = await page.inner_text("body")
             # nothing on the page is wider than the phone
             overflow = await page.evaluate("document.documentElement.scrollWidth")
@@ -102,8 +127,8 @@ async def test_decline_with_reason_on_a_375px_page(
             await browser.close()
 
     assert "已记录" in body and reason in body and "已答复" in body
-    assert overflow <= 375
-    assert (tmp_path / "declined.png").stat().st_size > 10_000
+    assert overflow <= 375 and foreign == []
+    assert shot_path("invitation-declined").stat().st_size > 10_000
     async with sessionmaker() as session:
         row = await session.get(Invitation, inv.id)
         assert row is not None and (row.state, row.reason) == ("declined", reason)

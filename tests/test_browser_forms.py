@@ -1,10 +1,9 @@
 """A real phone-sized browser (Debian's chromium via playwright, as tests/test_browser.py) enters
-a result on the signed form and a reviewer returns it. Screenshots are kept as test artifacts in
-test-artifacts/browser/ (git-ignored; LIANJIAN_ARTIFACTS overrides the directory)."""
+a result on the signed form and a reviewer returns it. Screenshots are kept as test artifacts
+(tests/test_browser.py's shot_path)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,15 @@ from core.clock import FixedClock, china_noon
 from core.models import Attachment, Case
 from tests.case_factories import build_world
 from tests.server_helpers import make_services
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, async_api
+from tests.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PHONE,
+    async_api,
+    foreign_requests,
+    shot_path,
+)
 from tests.test_result_form import TODAY, jpeg
-
-ARTIFACTS = Path(os.environ.get("LIANJIAN_ARTIFACTS", "test-artifacts")) / "browser"
-PHONE = {"viewport": {"width": 375, "height": 740}, "device_scale_factor": 2, "is_mobile": True}
 
 
 @pytest.fixture
@@ -37,8 +40,7 @@ def db_url(tmp_path: Path, sqlite_template: Path) -> str:
 
 async def _shot(page: Any, name: str) -> int:
     """Save a full-page screenshot; the page's width (nothing may be wider than the phone)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+    await page.screenshot(path=shot_path(name), full_page=True)
     return int(await page.evaluate("document.documentElement.scrollWidth"))
 
 
@@ -68,6 +70,7 @@ async def test_result_form_and_review_on_a_375px_phone(
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(**PHONE)
+            foreign = foreign_requests(page, base)
             await page.goto(form_url)
             widths.append(await _shot(page, "1-result-form"))
             await page.fill("input[name=inspected_on]", "2026-03-05")
@@ -109,7 +112,7 @@ async def test_result_form_and_review_on_a_375px_phone(
     assert "结果已提交" in done_text and "现场照片.jpg" in done_text
     assert photo_width == 800  # the reviewer's page shows the uploaded photo itself
     assert "审核退回：请补充年报代理机构的回执照片" in reopened and "保留：现场照片.jpg" in reopened
-    assert max(widths) <= 375
+    assert max(widths) <= 375 and foreign == []  # no CDN: every request stays on the app
     async with sessionmaker() as session:
         state = await session.scalar(select(Case.state))
         names = list(await session.scalars(select(Attachment.name)))

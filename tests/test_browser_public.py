@@ -1,7 +1,8 @@
 """The public side in headless Chromium at 375 px: the results search finds a published result
 with its correction, and the recompute button of a draw page (the browser's own WebCrypto)
-passes every check on the published pool and fails visibly on a tampered pool file. Same
-browser requirements as test_browser.py (skips the same way)."""
+passes every check on the published pool and fails visibly on a tampered pool file (004 第四条:
+全程留痕、责任可溯; the draw is public). Same browser requirements and screenshot artifacts as
+test_browser.py (skips the same way)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,22 @@ from core.draws.verify import pool_csv_text
 from core.models import Draw
 from tests.case_factories import build_world
 from tests.server_helpers import make_services
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, async_api, db_url  # noqa: F401 (fixture)
+from tests.test_browser import (  # noqa: F401 (db_url: fixture)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PHONE,
+    async_api,
+    db_url,
+    foreign_requests,
+    shot_path,
+)
 from tests.test_public import _locked_task, publish_and_correct
 
 
-async def _run(page, label: str, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+async def _run(page, label: str) -> str:  # type: ignore[no-untyped-def]
     await page.click("#recompute")
     await page.wait_for_selector("#verify[data-result]", timeout=60_000)
-    await page.screenshot(path=tmp_path / f"draw-{label}.png", full_page=True)
+    await page.screenshot(path=shot_path(f"draw-{label}"), full_page=True)
     return await page.inner_text("#verify")
 
 
@@ -48,14 +57,13 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(
-                viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True
-            )
+            page = await browser.new_page(**PHONE)
+            foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
             await page.goto(str(server.make_url(f"/public/draws/{code}")))
-            passed = await _run(page, "verified", tmp_path)
+            passed = await _run(page, "verified")
             overflow = await page.evaluate("document.documentElement.scrollWidth")
             await page.set_input_files("#pool-file", str(tampered))
-            failed = await _run(page, "tampered", tmp_path)
+            failed = await _run(page, "tampered")
             result = await page.get_attribute("#verify", "data-result")
         finally:
             await browser.close()
@@ -69,7 +77,7 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
         "验证通过",
     ):
         assert check in passed, check
-    assert "✗" not in passed and overflow <= 375
+    assert "✗" not in passed and overflow <= 375 and foreign == []
     for check in (
         "✗ 抽取范围哈希：记录值",
         "✗ 抽取结果：锁定 2 个，复算 2 个，不一致",
@@ -91,20 +99,19 @@ async def test_search_finds_the_published_result_on_a_phone(
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(
-                viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True
-            )
+            page = await browser.new_page(**PHONE)
+            foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
             await page.goto(str(server.make_url("/public/")))
             await page.click("text=检查结果查询")
             await page.fill("#q", "某某食品")
             await page.fill("#year", "2026")
             await page.click("button:has-text('查询')")
             await page.wait_for_selector("section.result")
-            await page.screenshot(path=tmp_path / "search.png", full_page=True)
+            await page.screenshot(path=shot_path("public-search"), full_page=True)
             body = await page.inner_text("main")
             overflow = await page.evaluate("document.documentElement.scrollWidth")
         finally:
             await browser.close()
     assert "嘉善县某某食品有限公司" in body and "91330424MA28AQAQXU" in body
     assert "第 2 版（更正）" in body and "原公示结果（已更正）" in body
-    assert "张检查" not in body and overflow <= 375
+    assert "张检查" not in body and overflow <= 375 and foreign == []

@@ -87,6 +87,8 @@ async def published(ctx: Ctx, session: AsyncSession) -> World:
 async def test_results_search_by_name_code_and_year_shows_corrections_as_versions(
     client: TestClient, published: World
 ) -> None:
+    """000 §十一, 002 二(六): results are published to society under the target's name and
+    code; a correction shows with the version it replaced (004 第二十条)."""
     for params in ({"q": "某某食品"}, {"q": "91330424ma28aqaqxu"}, {"year": "2026"}, {}):
         resp = await client.get("/public/results", params=params)
         assert resp.status == 200, params
