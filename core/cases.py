@@ -153,11 +153,27 @@ def require(allowed: bool, message_text: str, action: str, subject: str) -> None
         raise PermissionDenied(message_text, action=f"{action}.denied", subject=subject)
 
 
+async def is_member(ctx: Ctx, case: Case, officer: Officer | None) -> bool:
+    """Whether the officer is an active member of the case's group (one indexed look-up, not
+    the whole group with its officers)."""
+    if officer is None:
+        return False
+    found = await ctx.session.scalar(
+        select(GroupMember.id)
+        .where(
+            GroupMember.case_id == case.id,
+            GroupMember.officer_id == officer.id,
+            GroupMember.active.is_(True),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def require_member(ctx: Ctx, case: Case, action: str) -> Officer:
-    members = await active_members(ctx, case)
     actor = ctx.actor
     require(
-        actor is not None and any(m.officer_id == actor.id for m in members),
+        await is_member(ctx, case, actor),
         "只有本案检查组成员可以提交结果"
         if action == "case.result.submit"
         else "只有本案检查组成员可以办理此事项",

@@ -28,6 +28,7 @@ from core.cases import (
     department_categories,
     get_case,
     get_task,
+    is_member,
     is_staff,
     latest_result,
     participating_departments,
@@ -98,7 +99,7 @@ async def may_read(ctx: Ctx, officer: Officer, case: Case) -> bool:
     """Group members, liaisons and leaders of the task's departments, and admins."""
     if officer.has_role("admin"):
         return True
-    if any(m.officer_id == officer.id for m in await active_members(ctx, case)):
+    if await is_member(ctx, case, officer):
         return True
     task = await get_task(ctx, case)
     departments = await participating_departments(ctx, task)
@@ -124,7 +125,7 @@ async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
     actor = ctx.actor
     if actor is None or case.state != CaseState.ASSIGNED:
         return case
-    if not any(m.officer_id == actor.id for m in await active_members(ctx, case)):
+    if not await is_member(ctx, case, actor):
         return case
     return await mark_notified(ctx, case.code, via)
 
