@@ -8,6 +8,7 @@ departments' parts carried over unchanged, and idempotency of a second identical
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ from core.models import (
     JointTask,
     Referral,
     Review,
-    TaskItem,
 )
 from core.referrals import add_referral
 from core.result_entry import submit_result
@@ -124,10 +124,32 @@ def case_codes(item_codes: Sequence[Sequence[str]]) -> list[str]:
 
 
 async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
-    session = ctx.session
     task = await cases.get_task(ctx, case)
     departments = await cases.participating_departments(ctx, task)
-    extra = cases.department_categories(departments)
+    rows = await cases.task_items(ctx, task)
+    sheet = CaseSheet(
+        case=case,
+        task=task,
+        members=await cases.active_members(ctx, case),
+        departments=departments,
+        categories=ordered_categories(cases.department_categories(departments)),
+        items=[ItemPart(item, dept, None, dept.id == department_id) for item, dept in rows],
+        result=None,
+        reviews=[],
+        return_reason="",
+        referrals=[],
+        attachments=[],
+        history=[],
+        department_id=department_id,
+    )
+    return await after_entry(ctx, sheet)
+
+
+async def after_entry(ctx: Ctx, sheet: CaseSheet) -> CaseSheet:
+    """The sheet with what entering or reviewing a result changes read again: the latest
+    version with its item results, files and reviews, the referrals and the case's history.
+    The task, its departments and items and the group are kept as loaded."""
+    session, case = ctx.session, sheet.case
     result = await cases.latest_result(ctx, case)
     by_item: dict[int, ItemResult] = {}
     reviews: list[Review] = []
@@ -149,18 +171,6 @@ async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
                 select(Review).where(Review.result_id == result.id).order_by(Review.id)
             )
         )
-    rows = (
-        await session.execute(
-            select(Item, Department)
-            .join(TaskItem, TaskItem.item_id == Item.id)
-            .join(Department, Department.id == TaskItem.department_id)
-            .where(TaskItem.task_id == task.id)
-            .order_by(Department.id, Item.code)
-        )
-    ).all()
-    items = [
-        ItemPart(item, dept, by_item.get(item.id), dept.id == department_id) for item, dept in rows
-    ]
     returned = [r.reason for r in reviews if r.decision == "return"]
     referrals = list(
         await session.scalars(
@@ -174,20 +184,15 @@ async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
             .order_by(AuditEvent.id)
         )
     )
-    return CaseSheet(
-        case=case,
-        task=task,
-        members=await cases.active_members(ctx, case),
-        departments=departments,
-        categories=ordered_categories(extra),
-        items=items,
+    return dataclasses.replace(
+        sheet,
+        items=[dataclasses.replace(p, result=by_item.get(p.item.id)) for p in sheet.items],
         result=result,
         reviews=reviews,
         return_reason=returned[-1] if case.state == CaseState.RETURNED and returned else "",
         referrals=referrals,
         attachments=attachments,
         history=history,
-        department_id=department_id,
     )
 
 
@@ -202,21 +207,15 @@ async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> Case:
     return case
 
 
-async def entry_sheet(ctx: Ctx, case_id: int, action: str = "case.result.form") -> CaseSheet:
+async def entry_sheet(
+    ctx: Ctx, case_id: int, action: str = "case.result.form", *, for_update: bool = False
+) -> CaseSheet:
     """The case as its group member sees it on the result form (members only); `action` is
-    what a refusal is audited as."""
-    case = await _case(ctx, case_id)
+    what a refusal is audited as. A sheet to submit from is loaded `for_update`: the case row
+    stays locked, so the version the entry is compared with is the latest until commit."""
+    case = await _case(ctx, case_id, for_update=for_update)
     actor = await cases.require_member(ctx, case, action)
     return await _sheet(ctx, case, actor.department_id)
-
-
-async def entry_categories(ctx: Ctx, case_id: int, action: str) -> list[Category]:
-    """The departments' own categories of the case's task, for a group member (what the
-    form's fields are checked against before the whole sheet is needed)."""
-    case = await _case(ctx, case_id)
-    await cases.require_member(ctx, case, action)
-    task = await cases.get_task(ctx, case)
-    return cases.department_categories(await cases.participating_departments(ctx, task))
 
 
 async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
@@ -289,12 +288,13 @@ def _same(
     )
 
 
-async def submit_entry(ctx: Ctx, case_id: int, entry: ResultEntry) -> tuple[CaseResult, bool]:
+async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[CaseResult, bool]:
     """Submit the officer's part through the chat's services; (result, True) when the very same
-    entry was already submitted by this officer (a double tap or a resent form)."""
-    case = await _case(ctx, case_id, for_update=True)
-    actor = await cases.require_member(ctx, case, "case.result.submit")
-    sheet = await _sheet(ctx, case, actor.department_id)
+    entry was already submitted by this officer (a double tap or a resent form). `sheet` is
+    the officer's `entry_sheet(..., "case.result.submit", for_update=True)` of this transaction:
+    what the form was checked against is what the entry is compared with."""
+    case, actor = sheet.case, ctx.actor
+    assert actor is not None  # entry_sheet let only a group member through
     carried = [p.result for p in sheet.items if p.result is not None]
     items = _item_dicts(entry, {p.item.id for p in sheet.own_items}, carried)
     codes = case_codes([i["codes"] for i in items])

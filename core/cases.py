@@ -28,6 +28,7 @@ from core.models import (
     Department,
     GroupMember,
     Invitation,
+    Item,
     JointTask,
     Officer,
     TaskItem,
@@ -128,6 +129,18 @@ async def reviewing_departments(ctx: Ctx, task: JointTask) -> list[Department]:
         .order_by(Department.id)
     )
     return sorted(rows, key=lambda d: d.id != task.lead_department_id)
+
+
+async def task_items(ctx: Ctx, task: JointTask) -> list[tuple[Item, Department]]:
+    """The task's items with the department checking each, by department then item code."""
+    rows = await ctx.session.execute(
+        select(Item, Department)
+        .join(TaskItem, TaskItem.item_id == Item.id)
+        .join(Department, Department.id == TaskItem.department_id)
+        .where(TaskItem.task_id == task.id)
+        .order_by(Department.id, Item.code)
+    )
+    return [(item, department) for item, department in rows.all()]
 
 
 def department_categories(departments: Sequence[Department]) -> list[Category]:

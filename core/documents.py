@@ -32,19 +32,17 @@ from core.cases import (
     is_staff,
     latest_result,
     participating_departments,
+    task_items,
 )
 from core.changes import Ctx
 from core.errors import PermissionDenied
 from core.inspection import mark_notified
 from core.models import (
     Case,
-    Department,
     GroupMember,
-    Item,
     ItemResult,
     JointTask,
     Officer,
-    TaskItem,
 )
 from core.render import render
 from core.results import CATEGORIES, label
@@ -161,15 +159,7 @@ async def case_document_context(ctx: Ctx, case_code: str) -> dict[str, Any]:
     departments = await participating_departments(ctx, task)
     extra = department_categories(departments)
     result = await latest_result(ctx, case)
-    item_rows = (
-        await ctx.session.execute(
-            select(Item, Department)
-            .join(TaskItem, TaskItem.item_id == Item.id)
-            .join(Department, Department.id == TaskItem.department_id)
-            .where(TaskItem.task_id == task.id)
-            .order_by(Department.id, Item.code)
-        )
-    ).all()
+    item_rows = await task_items(ctx, task)
     by_item = {}
     if result is not None:
         by_item = {

@@ -398,8 +398,10 @@ async def refusals_on_record(pc: PageCtx, call: Awaitable[Page]) -> Page:
 
 
 async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page:
-    """Check the fields, then submit through core; any refusal re-shows the typed form."""
-    extra = await case_forms.entry_categories(pc.core, case_id, "case.result.submit")
+    """Check the fields, then submit through core; any refusal re-shows the typed form. The
+    case is loaded once, locked, for the checks, the entry and the page after it."""
+    sheet = await case_forms.entry_sheet(pc.core, case_id, "case.result.submit", for_update=True)
+    extra = cases.department_categories(sheet.departments)
     accepted, file_error = _accept_files(raw, files)
     data = form_data(raw)
     errors = {FILES: file_error} if file_error else {}
@@ -408,17 +410,16 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
     except ValidationError as err:
         errors = {**field_errors(err, data["items"]), **errors}
     if errors:
-        sheet = await case_forms.entry_sheet(pc.core, case_id)
         return _form_page(pc, sheet, raw, files.limits, errors=errors, status=422)
     entry = dataclasses.replace(form.entry(), attachments=tuple(accepted))
     try:
         async with pc.session.begin_nested():
-            _, repeated = await case_forms.submit_entry(pc.core, case_id, entry)
+            _, repeated = await case_forms.submit_entry(pc.core, sheet, entry)
     except (ValidationFailed, InvalidTransition) as err:
         where = err.field if isinstance(err, ValidationFailed) else ""
         sheet = await case_forms.entry_sheet(pc.core, case_id)
         return _form_page(pc, sheet, raw, files.limits, errors={where: err.message}, status=422)
-    sheet = await case_forms.entry_sheet(pc.core, case_id)
+    sheet = await case_forms.after_entry(pc.core, sheet)
     notice = (
         "该结果已提交过，无需重复提交。" if repeated else "结果已提交，等待发起部门和参与部门审核。"
     )
