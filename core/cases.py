@@ -208,17 +208,27 @@ async def latest_result(
 
 async def staff_of(ctx: Ctx, department_ids: Sequence[int]) -> list[int]:
     """Active liaisons and leaders of the departments: each gets the review page privately
-    (a group copy of the notice carries no signed link)."""
-    rows = await ctx.session.scalars(
-        select(Officer)
+    (a group copy of the notice carries no signed link). Ids and roles only: no officer rows
+    with their platform accounts."""
+    rows = await ctx.session.execute(
+        select(Officer.id, Officer.roles)
         .where(Officer.department_id.in_(department_ids), Officer.active.is_(True))
         .order_by(Officer.id)
     )
-    return [o.id for o in rows if o.has_role("liaison") or o.has_role("leader")]
+    return [i for i, roles in rows.all() if {"liaison", "leader"} & set(roles or ())]
 
 
-async def result_labels(ctx: Ctx, task: JointTask, result: CaseResult) -> list[str]:
-    extra = department_categories(await participating_departments(ctx, task))
+async def result_labels(
+    ctx: Ctx,
+    task: JointTask,
+    result: CaseResult,
+    departments: Sequence[Department] | None = None,
+) -> list[str]:
+    """The result's categories in words; `departments`: the task's participating departments
+    if the caller has them already."""
+    if departments is None:
+        departments = await participating_departments(ctx, task)
+    extra = department_categories(departments)
     return [label(c, extra) for c in result.codes]
 
 
@@ -253,9 +263,14 @@ _RESULT_IN = frozenset({CaseState.SUBMITTED, CaseState.APPROVED, CaseState.RETUR
 
 async def advance_task(ctx: Ctx, task: JointTask) -> None:
     """Move the task to the stage its cases have reached (audited once per move)."""
+    if task.state not in (TaskState.INSPECTING, TaskState.REVIEWING):
+        return
     await ctx.session.flush()
-    states = set(await ctx.session.scalars(select(Case.state).where(Case.task_id == task.id)))
-    if not states or task.state not in (TaskState.INSPECTING, TaskState.REVIEWING):
+    # the distinct states (a handful), not every case of a big task
+    states = set(
+        await ctx.session.scalars(select(Case.state).where(Case.task_id == task.id).distinct())
+    )
+    if not states:
         return
     stage = (
         TaskState.PUBLISHED

@@ -92,6 +92,8 @@ async def _validated_items(
 
 
 async def _check_referrals(session: AsyncSession, case: Case, followups: Sequence[str]) -> None:
+    if not any(kind in REFERRAL_FOLLOWUPS for kind in followups):
+        return
     kinds = set(await session.scalars(select(Referral.kind).where(Referral.case_id == case.id)))
     for kind in followups:
         if kind in REFERRAL_FOLLOWUPS and kind not in kinds:
@@ -114,9 +116,12 @@ async def new_version(
     entered_by: Officer,
     fields: dict[str, Any],
     state: ResultState,
+    departments: Sequence[Department] | None = None,
 ) -> CaseResult:
-    """Validate a result and add it as the next version, in `state`."""
-    departments = await participating_departments(ctx, task)
+    """Validate a result and add it as the next version, in `state`; `departments`: the task's
+    participating departments if the caller has them already."""
+    if departments is None:
+        departments = await participating_departments(ctx, task)
     extra = department_categories(departments)
     today = ctx.clock.today()
     inspected_on = fields["inspected_on"] or case.inspected_on
@@ -270,6 +275,7 @@ async def submit_result(
         raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
     task = await get_task(ctx, case)
     item_results = await _own_parts(ctx, case, task, actor, item_results)
+    departments = await participating_departments(ctx, task)
     result = await new_version(
         ctx,
         case,
@@ -286,6 +292,7 @@ async def submit_result(
             remarks,
         ),
         ResultState.SUBMITTED,
+        departments,
     )
     due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
     late = ctx.clock.today() > due.day
@@ -302,7 +309,7 @@ async def submit_result(
         target=case.target,
         task=task,
         result=result,
-        labels=await result_labels(ctx, task, result),
+        labels=await result_labels(ctx, task, result, departments),
         late=late,
         due=due.label(),
         entered_by=actor,
