@@ -10,7 +10,8 @@ posted form as one committed row on the same SQLite file, answer a small page. T
 in this process with every request (signed links, bodies) built before
 the clock starts. Rounds alternate floor and full bursts (only the server under test runs; the
 other is paused); per scenario: requests/s, p50/p99 latency, and the median of the per-round
-full/floor ratios.
+full/floor ratios. On Linux also each server's own CPU time per request (from /proc) and their
+ratio, which a machine shared with other work blurs far less than requests/s.
 
 Scenarios are registered in SCENARIOS: a name, what to prepare in the database and a function
 building the requests of one burst. Targets: result-form POST ≥ 30 % of the floor.
@@ -273,6 +274,14 @@ class Server:
         )
         self.proc.start()
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used (user + system; Linux /proc), or None."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc.pid is not None
         os.kill(self.proc.pid, sig)
@@ -329,15 +338,20 @@ async def run_scenario(
 ) -> dict[str, Any]:
     rps: dict[str, list[float]] = {"full": [], "floor": []}
     lat: dict[str, list[float]] = {"full": [], "floor": []}
+    cpu: dict[str, list[float]] = {"full": [], "floor": []}  # server CPU ms per request
     ratios = []
     for _ in range(args.rounds):
         for name, server, other in (("floor", floor, full), ("full", full, floor)):
             requests = s.requests(world, args.requests)  # built before the clock starts
             other.signal(signal.SIGSTOP)
+            before = server.cpu_seconds()
             try:
                 r, latencies = await burst(server.base, requests, args.concurrency)
             finally:
                 other.signal(signal.SIGCONT)
+            after = server.cpu_seconds()
+            if before is not None and after is not None:
+                cpu[name].append((after - before) * 1000 / len(requests))
             rps[name].append(r)
             lat[name] += latencies
         ratios.append(rps["full"][-1] / rps["floor"][-1])
@@ -356,7 +370,16 @@ async def run_scenario(
         f" req/s (p99 {figures['floor']['p99_ms']:.1f} ms); ratio {ratio:.2f}"
         f" (rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
     )
-    return {**figures, "ratio": ratio, "target_ratio": TARGETS.get(s.name)}
+    extra: dict[str, Any] = {}
+    if cpu["full"] and cpu["floor"]:
+        # what a loaded machine blurs least: the server's own CPU per request
+        full_cpu, floor_cpu = statistics.median(cpu["full"]), statistics.median(cpu["floor"])
+        extra = {"cpu_ms": full_cpu, "floor_cpu_ms": floor_cpu, "cpu_ratio": floor_cpu / full_cpu}
+        print(
+            f"{s.name}: server CPU per request full {full_cpu:.2f} ms, bare {floor_cpu:.2f} ms;"
+            f" CPU ratio {floor_cpu / full_cpu:.2f}"
+        )
+    return {**figures, "ratio": ratio, "target_ratio": TARGETS.get(s.name), **extra}
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
