@@ -15,7 +15,6 @@ from bot.pages.result import file_store
 from core.changes import Ctx
 from core.models import Attachment, CaseResult
 from core.objections import file_objection
-from core.publication import publish_task_results
 from core.result_entry import submit_result
 from core.review import review_result
 from tests.case_factories import acting, at_day, build_world
@@ -59,9 +58,8 @@ async def test_public_pages_show_the_result_but_no_attachment_remark_reason_or_o
         )
     )
     await review_result(lead, w.case.code, approve=True)
-    await review_result(other, w.case.code, approve=True)
     at_day(ctx, D(2026, 3, 20))
-    await publish_task_results(lead, w.task.code)
+    await review_result(other, w.case.code, approve=True)  # the closing approval publishes
     at_day(ctx, D(2026, 3, 25))
     await file_objection(lead, w.case.code, "某某食品有限公司", PRIVATE[2], D(2026, 3, 25))
     await session.commit()
