@@ -28,10 +28,10 @@ from bot.pages.links import expand, recipient
 from bot.platforms.base import Channel, SendResult
 from bot.services import Services
 from bot.workers import GroupCommit, poll_loop
-from core import bindings, officers, outbox
+from core import bindings, images, officers, outbox
 from core.changes import Ctx
 from core.leases import backoff_seconds
-from core.messages import Destination, OutMessage
+from core.messages import Destination, Image, OutMessage
 from core.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -236,10 +236,17 @@ class Sender:
             )
             return Outcome("waiting", wait_until)
         msg = expand(self.services, recipient(dest), msg)
+        if msg.image is not None:  # the outbox names the picture; the platform needs its bytes
+            msg = await self._with_picture(msg, msg.image)
         result = await self._send(route, _with_links(self.services, dest, route.channel, msg))
         if result.ok:  # the next row of this destination counts this send against the limit
             batch.recent.setdefault((row.dest_key, route.channel.platform), []).append(now)
         return await self._record(row, token, route, result)
+
+    async def _with_picture(self, msg: OutMessage, image: Image) -> OutMessage:
+        async with self.services.sessionmaker() as session:
+            data = await images.load(session, image.sha256) or b""
+        return msg.model_copy(update={"image": image.model_copy(update={"data": data})})
 
     async def _postpone(
         self, row: OutboxMessage, token: dt.datetime, until: dt.datetime, reason: str = ""

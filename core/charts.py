@@ -39,12 +39,22 @@ def cjk_font() -> str | None:
     return next((name for name in CJK_FONTS if name in installed), None)
 
 
-def render_chart(data: ChartData, *, dpi: int = 100) -> bytes | None:
-    """The PNG, or None when no CJK font is installed (logged: install fonts-wqy-microhei)."""
+def render_charts(charts: list[ChartData], *, dpi: int = 100) -> list[bytes | None]:
+    """Each chart's PNG; all None when no CJK font is installed (logged once: install
+    fonts-wqy-microhei), so the summaries go out as text alone."""
     font = cjk_font()
     if font is None:
         log.warning("no CJK font installed (e.g. Debian fonts-wqy-microhei): summary chart skipped")
-        return None
+        return [None] * len(charts)
+    return [_render(data, font, dpi) for data in charts]
+
+
+def render_chart(data: ChartData, *, dpi: int = 100) -> bytes | None:
+    """The PNG, or None when no CJK font is installed (logged: install fonts-wqy-microhei)."""
+    return render_charts([data], dpi=dpi)[0]
+
+
+def _render(data: ChartData, font: str, dpi: int) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

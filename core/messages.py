@@ -110,13 +110,26 @@ class Card(BaseModel):
     answered: str = ""  # set on an updated card: who answered and how
 
 
-class OutMessage(BaseModel):
-    """A neutral outgoing message. `markdown` is the small subset every platform shares."""
+class Image(BaseModel):
+    """A picture stored by content hash (core.images). The outbox keeps only the hash; the
+    sender fills in, for one delivery, the bytes (WeCom uploads or inlines them) and a signed,
+    expiring link (DingTalk's markdown shows the picture from it). Neither is ever stored."""
 
-    kind: Literal["text", "markdown", "card", "card_update"] = "markdown"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    mime: Literal["image/png", "image/jpeg"] = "image/png"
+    url: str = ""
+    data: bytes = Field(default=b"", exclude=True, repr=False)
+
+
+class OutMessage(BaseModel):
+    """A neutral outgoing message. `markdown` is the small subset every platform shares;
+    `image` carries a picture, its `title` the caption where a platform shows one."""
+
+    kind: Literal["text", "markdown", "card", "card_update", "image"] = "markdown"
     title: str = ""
     body: str = ""
     card: Card | None = None
+    image: Image | None = None
     mention_officer_ids: list[int] = Field(default_factory=list)
     card_ref: str = ""  # kind="card_update": the platform's handle of the clicked card
 
@@ -127,3 +140,7 @@ class OutMessage(BaseModel):
     @classmethod
     def text(cls, body: str) -> OutMessage:
         return cls(kind="text", body=body)
+
+    @classmethod
+    def picture(cls, title: str, image: Image) -> OutMessage:
+        return cls(kind="image", title=title, image=image)

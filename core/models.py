@@ -647,6 +647,18 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None]
 
 
+class StoredImage(Base):
+    """A picture the bot sends (the leaders' summary chart), stored once by its content hash:
+    every leader of a department gets the same chart, and an outbox row names it by hash."""
+
+    __tablename__ = "stored_image"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mime: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime]
+
+
 class Conversation(Base):
     """A pending conversation step for an officer (e.g. waiting for a decline reason)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -233,7 +234,9 @@ async def active_leaders(ctx: Ctx, code: str | None = None) -> list[Officer]:
 
 
 async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
-    """One summary per active leader per day (idempotent); returns how many were queued."""
+    """One summary per active leader per day (idempotent): the text and, when a CJK font is
+    installed, the chart of the leader's department right after it. Returns how many leaders
+    were queued."""
     leaders = await active_leaders(ctx)
     keys = {o.id: f"summary:{o.id}:{today.isoformat()}" for o in leaders}
     done = set(
@@ -243,29 +246,49 @@ async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
             )
         )
     )
-    by_department: dict[int, OutMessage] = {}
+    due = [o for o in leaders if keys[o.id] not in done]
+    # reads and drawing first, the writes last: no write lock is held while charts are drawn
+    scopes: dict[int, ScopeSummary] = {}
     seen: dict[int, TaskSummary] = {}
-    notices = []
-    for leader in leaders:
-        if keys[leader.id] in done:
-            continue
-        if leader.department_id not in by_department:
-            scoped = await scope_summary(ctx, today, leader.department_id, seen=seen)
-            by_department[leader.department_id] = scoped.message()
-        notices.append(
-            Notice(
-                Destination.officer(leader.id), by_department[leader.department_id], keys[leader.id]
+    for leader in due:
+        if leader.department_id not in scopes:
+            scopes[leader.department_id] = await scope_summary(
+                ctx, today, leader.department_id, seen=seen
             )
-        )
+    pictures = await _pictures(ctx, scopes)
+    notices = []
+    for leader in due:
+        scoped, dest = scopes[leader.department_id], Destination.officer(leader.id)
+        notices.append(Notice(dest, scoped.message(), keys[leader.id]))
+        if (picture := pictures.get(leader.department_id)) is not None:
+            notices.append(Notice(dest, picture, f"summary-chart:{leader.id}:{today.isoformat()}"))
     if notices:
         await record(
             ctx,
             "summary.queued",
             f"summary:{today.isoformat()}",
-            {"leaders": [n.dest.officer_id for n in notices]},
+            {"leaders": [leader.id for leader in due], "charts": len(pictures)},
             notices,
         )
-    return len(notices)
+    return len(due)
+
+
+async def _pictures(ctx: Ctx, scopes: dict[int, ScopeSummary]) -> dict[int, OutMessage]:
+    """Each scope's chart as an image message, drawn in a worker thread (the event loop keeps
+    serving); none without a CJK font (core.charts logs the warning once per run)."""
+    from core import charts, images
+
+    pngs = await asyncio.to_thread(charts.render_charts, [s.chart for s in scopes.values()])
+    found: dict[int, OutMessage] = {}
+    for key, scoped, png in zip(scopes, scopes.values(), pngs, strict=True):
+        if png is not None:
+            image = await images.store(ctx.session, png, now=ctx.clock.now())
+            found[key] = OutMessage.picture(chart_title(scoped.chart), image)
+    return found
+
+
+def chart_title(data: ChartData) -> str:
+    return f"双随机联合抽查日报图表 {data.day.isoformat()} · {data.scope}"
 
 
 # ---------------------------------------------------------------- per-department picture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.pages import documents, invitation, public, result, review
+from bot.pages import documents, image, invitation, public, result, review
 from bot.services import Services
 
 
@@ -20,4 +20,5 @@ def routes(services: Services) -> list[web.RouteDef]:
         + result.routes(services)
         + review.routes(services)
         + public.routes(services)
+        + image.routes(services)
     )

@@ -19,6 +19,8 @@ PAGES: dict[str, tuple[str, dt.timedelta]] = {
     "result": ("/h5/result", dt.timedelta(days=90)),
     # review is due within review_workdays; a month covers holidays and a resubmission
     "review": ("/h5/review", dt.timedelta(days=30)),
+    # a picture (the summary chart) DingTalk shows from our link: a leader scrolls back weeks
+    "image": ("/h5/image", dt.timedelta(days=30)),
 }
 _REF = re.compile(
     r"\[([^\]\n]*)\]\(" + re.escape(PAGE_REF_SCHEME) + r"([a-z_]+)/([A-Za-z0-9:_.-]{1,80})\)"
@@ -48,6 +50,14 @@ def recipient(dest: Destination) -> int | None:
 
 
 def expand(services: Services, officer_id: int | None, msg: OutMessage) -> OutMessage:
+    if msg.image is not None and officer_id is not None and not msg.image.url:
+        url = page_link(services, officer_id, "image", image_obj(msg.image.sha256))
+        msg = msg.model_copy(update={"image": msg.image.model_copy(update={"url": url})})
     if PAGE_REF_SCHEME not in msg.body:
         return msg
     return msg.model_copy(update={"body": expand_text(services, officer_id, msg.body)})
+
+
+def image_obj(sha256: str) -> str:
+    """The object an image link is signed for."""
+    return f"image:{sha256}"

@@ -224,11 +224,13 @@ class HttpClient:
         params: dict[str, str] | None = None,
         payload: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        data: aiohttp.MultipartWriter | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """HTTP status and the JSON object answered; raises PlatformCallFailed otherwise."""
+        """HTTP status and the JSON object answered (to a JSON `payload`, or a multipart
+        upload as `data`); raises PlatformCallFailed otherwise."""
         try:
             async with self.session().request(
-                method, url, params=params, json=payload, headers=headers
+                method, url, params=params, json=payload, data=data, headers=headers
             ) as resp:
                 text = await resp.text()
                 status = resp.status

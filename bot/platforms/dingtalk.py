@@ -605,6 +605,9 @@ def robot_body(msg: OutMessage, mentions: list[str]) -> dict[str, Any]:
     if msg.kind == "text":
         content = truncate_utf8(msg.body, MAX_BYTES - len(suffix.encode())) + suffix
         return {"msgtype": "text", "text": {"content": content}, **at}
+    if msg.kind == "image":
+        markdown = {"title": notification_title(msg), "text": picture_markdown(msg)}
+        return {"msgtype": "markdown", "markdown": markdown, **at}
     card = msg.card if msg.kind == "card" else None
     if card is not None and url_buttons(card):
         buttons = url_buttons(card)
@@ -622,6 +625,16 @@ def robot_body(msg: OutMessage, mentions: list[str]) -> dict[str, Any]:
         "text": truncate_utf8(text, MAX_BYTES - len(suffix.encode())) + suffix,
     }
     return {"msgtype": "markdown", "markdown": markdown, **at}
+
+
+def picture_markdown(msg: OutMessage) -> str:
+    """DingTalk takes no picture bytes from a robot: its markdown shows one from a URL, here
+    our signed, expiring image page. A copy without a link (a group's) says where to look."""
+    title = msg.title or "图表"
+    url = msg.image.url if msg.image is not None else ""
+    if not url:
+        return f"**{title}**{NEWLINE}（图表仅在私聊中显示）"
+    return f"**{title}**{NEWLINE}![{title}]({url})"
 
 
 def url_buttons(card: Card) -> list[Button]:
@@ -645,6 +658,8 @@ def oto_template(msg: OutMessage) -> tuple[str, dict[str, str]]:
     """
     if msg.kind == "text":
         return "sampleText", {"content": truncate_utf8(msg.body, MAX_BYTES)}
+    if msg.kind == "image":
+        return "sampleMarkdown", {"title": notification_title(msg), "text": picture_markdown(msg)}
     card = msg.card if msg.kind == "card" else None
     buttons = url_buttons(card) if card is not None else []
     if card is None or not buttons:

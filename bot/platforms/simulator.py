@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.pages.links import expand
 from bot.platforms.base import CallbackRejected, EventExtras, inbound_json, read_limited_body
 from bot.services import Services
-from core import demo_clock, demo_guide, inbox, officers, outbox
+from core import demo_clock, demo_guide, images, inbox, officers, outbox
 from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.demo_clock import DemoClock
@@ -40,6 +40,8 @@ from core.render import render, templates_dir
 
 MAX_BODY_BYTES = 8 * 1024
 MAX_TEXT_CHARS = 2000
+IMAGE_PATH = "/sim/api/image"
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 PAGE_SIZE = 200  # messages per poll; the page asks again with `after` for more
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 CARD_ID = re.compile(r"^[A-Za-z0-9_:-]{0,64}$")
@@ -60,7 +62,7 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
-        "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+        "connect-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
     ),
 }
 
@@ -132,6 +134,8 @@ def message_json(
         "body": msg.body,
         "card_ref": msg.card_ref,
         "card": msg.card.model_dump(mode="json") if msg.card else None,
+        # the picture from this page's own route (a platform gets its bytes or signed link)
+        "image": f"{IMAGE_PATH}?sha256={msg.image.sha256}" if msg.image else None,
     }
 
 
@@ -280,6 +284,18 @@ class Simulator:
         except ApiError as err:
             return _json({"error": err.message}, err.status)
 
+    async def image(self, request: web.Request) -> web.Response:
+        sha = request.query.get("sha256", "")
+        if not SHA256.fullmatch(sha):
+            return _json({"error": "sha256 必须是 64 位十六进制小写摘要。"}, 400)
+        async with self.services.sessionmaker() as session:
+            data = await images.load(session, sha)
+        if data is None:
+            return _json({"error": "图片不存在。"}, 404)
+        return web.Response(
+            body=data, content_type=images.mime_of(data) or "image/png", headers=PAGE_HEADERS
+        )
+
     async def send(self, request: web.Request) -> web.Response:
         return await self._store(request, "text")
 
@@ -370,6 +386,7 @@ def routes(services: Services, wake_inbox: Callable[[], None] | None = None) -> 
         web.get("/sim/static/simulator.js", local_only(sim.script_file)),
         web.get("/sim/api/officers", local_only(sim.officers)),
         web.get("/sim/api/messages", local_only(sim.messages)),
+        web.get(IMAGE_PATH, local_only(sim.image)),
         web.post("/sim/api/send", local_only(sim.send)),
         web.post("/sim/api/action", local_only(sim.action)),
     ]

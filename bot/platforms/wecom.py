@@ -6,6 +6,7 @@ SHA-1 signature over the sorted strings, AES-256-CBC with PKCS#7 padding to 32-b
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -15,6 +16,7 @@ import struct
 from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
+import aiohttp
 import defusedxml.ElementTree as SafeET
 from aiohttp import web
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -37,7 +39,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.tokens import TokenCache, TokenStore
 from core.clock import Clock, SystemClock
-from core.messages import Card, Event, OutMessage
+from core.messages import Card, Event, Image, OutMessage
 
 DEFAULT_BASE = "https://qyapi.weixin.qq.com"
 TEXT_MAX_BYTES = 2048
@@ -51,6 +53,11 @@ WEBHOOK_GONE = {93000, 93004, 93008}  # invalid URL, robot disabled, robot not i
 SYSTEM_BUSY = -1
 RATE_LIMIT_RETRY_S = 60.0  # a frequency block lasts about one limit window (one minute)
 TOKEN_FAILURE_RETRY_S = 60.0
+# Pictures: the robot takes JPG/PNG up to 2 MB inline (base64 + md5); the app uploads them as
+# temporary media first (> 5 bytes; the media_id lasts 3 days, reused here for 2)
+ROBOT_IMAGE_MAX_BYTES = 2 * 1024 * 1024
+MEDIA_MIN_BYTES = 6
+MEDIA_REUSE_S = 2 * 24 * 3600
 CARD_MAX_BUTTONS = 6
 CARD_MAX_FIELDS = 6
 # Button style 1–4 per the template_card docs; which colour each number shows is our reading.
@@ -199,6 +206,8 @@ class WeComAdapter:
             store=tokens,
             key=f"wecom:{settings.corp_id}:{settings.agent_id}",  # each app has its own token
         )
+        self._media: dict[str, tuple[str, float]] = {}  # picture sha256 -> (media_id, until)
+        self._media_lock = asyncio.Lock()  # leaders served at once share one upload
 
     # ---- callbacks -------------------------------------------------------------------------
 
@@ -297,7 +306,14 @@ class WeComAdapter:
     async def _send_app(self, userid: str, msg: OutMessage) -> SendResult:
         if msg.kind == "card_update":
             return await self._update_card(userid, msg)
-        payload = {"touser": userid, "agentid": self.settings.agent_id, **app_body(msg)}
+        if msg.kind == "image":
+            if (problem := picture_problem(msg.image, MEDIA_MIN_BYTES)) is not None:
+                return problem
+            assert msg.image is not None
+            body = {"msgtype": "image", "image": {"media_id": await self._media_id(msg.image)}}
+        else:
+            body = app_body(msg)
+        payload = {"touser": userid, "agentid": self.settings.agent_id, **body}
         if self.settings.duplicate_check_s:
             payload |= {
                 "enable_duplicate_check": 1,
@@ -331,6 +347,57 @@ class WeComAdapter:
             "button": {"replace_name": replace_name},
         }
         return wecom_result(await self._app_call("/cgi-bin/message/update_template_card", payload))
+
+    async def _media_id(self, image: Image) -> str:
+        """The picture as temporary media (上传临时素材, type=image), uploaded once per content
+        while its media_id is fresh: every leader of a department gets the same chart."""
+        async with self._media_lock:
+            return await self._fresh_media_id(image)
+
+    async def _fresh_media_id(self, image: Image) -> str:
+        now = self._clock.now().timestamp()
+        cached = self._media.get(image.sha256)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        token = await self._tokens.get()
+        data = await self._upload(token, image)
+        if data.get("errcode") in TOKEN_REJECTED:
+            await self._tokens.invalidate(token)
+            data = await self._upload(await self._tokens.get(), image)
+        media_id = data.get("media_id")
+        if data.get("errcode", 0) != 0 or not isinstance(media_id, str) or not media_id:
+            failed = wecom_result(data) if data.get("errcode") else SendResult(False)
+            raise PlatformCallFailed(
+                SendResult(
+                    False,
+                    failed.retry_after,
+                    code=failed.code or "upload",
+                    detail=f"media/upload failed: {failed.detail}",
+                )
+            )
+        self._media = {k: v for k, v in self._media.items() if v[1] > now}
+        self._media[image.sha256] = (media_id, now + MEDIA_REUSE_S)
+        return media_id
+
+    async def _upload(self, token: str, image: Image) -> dict[str, Any]:
+        """multipart/form-data, one part named "media" with filename, filelength and its
+        content type (docs/platforms.md c)."""
+        with aiohttp.MultipartWriter("form-data") as form:
+            part = form.append(image.data, {"Content-Type": image.mime})
+            suffix = "png" if image.mime == "image/png" else "jpg"
+            part.set_content_disposition(
+                "form-data",
+                name="media",
+                filename=f"chart-{image.sha256[:12]}.{suffix}",
+                filelength=str(len(image.data)),
+            )
+        _, data = await self._http.request_json(
+            "POST",
+            self.settings.api_base + "/cgi-bin/media/upload",
+            params={"access_token": token, "type": "image"},
+            data=form,
+        )
+        return data
 
     async def _app_call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         token = await self._tokens.get()
@@ -376,6 +443,10 @@ class WeComAdapter:
             )
         if msg.kind == "card_update":
             return SendResult(False, code="unsupported", detail="webhook cards cannot be updated")
+        if msg.kind == "image" and (
+            problem := picture_problem(msg.image, 1, ROBOT_IMAGE_MAX_BYTES)
+        ):
+            return problem
         _, data = await self._http.request_json("POST", url, payload=webhook_body(msg, mentions))
         return wecom_result(data)
 
@@ -429,8 +500,27 @@ def button_card(card: Card) -> dict[str, Any]:
     return template
 
 
+def picture_problem(
+    image: Image | None, min_bytes: int, max_bytes: int | None = None
+) -> SendResult | None:
+    """Why this picture cannot go (never permanent: a robot must not be disabled for it)."""
+    if image is None or len(image.data) < min_bytes:
+        return SendResult(False, code="no_picture", detail="the picture's bytes are missing")
+    if max_bytes is not None and len(image.data) > max_bytes:
+        return SendResult(False, code="too_large", detail=f"picture over {max_bytes} bytes")
+    return None
+
+
 def webhook_body(msg: OutMessage, mentions: list[str]) -> dict[str, Any]:
-    """Group robot payload. Webhook cards cannot call back, so cards become markdown + links."""
+    """Group robot payload. Webhook cards cannot call back, so cards become markdown + links;
+    a picture goes inline as Base64 with the MD5 of its bytes (no mentions on images)."""
+    if msg.kind == "image" and msg.image is not None:
+        raw = msg.image.data
+        image = {
+            "base64": base64.b64encode(raw).decode(),
+            "md5": hashlib.md5(raw, usedforsecurity=False).hexdigest(),
+        }
+        return {"msgtype": "image", "image": image}
     if msg.kind == "text":
         text: dict[str, Any] = {"content": truncate_utf8(msg.body, TEXT_MAX_BYTES)}
         if mentions:

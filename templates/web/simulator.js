@@ -149,6 +149,17 @@
     return box;
   }
 
+  function pictureNode(m) {  // a picture (the summary chart), as a platform shows it
+    var box = el("div", "bubble picture");
+    if (m.title) box.appendChild(el("h3", "", m.title));
+    var img = el("img", "chart");
+    img.alt = m.title || "图表";
+    img.src = m.image;
+    img.addEventListener("load", scrollDown);
+    box.appendChild(img);
+    return box;
+  }
+
   function btns(box, disabled) {
     Array.prototype.forEach.call(box.querySelectorAll("button"), function (b) { b.disabled = disabled; });
   }
@@ -163,7 +174,7 @@
     meta.appendChild(el("span", "scope " + m.scope, SCOPES[m.scope] || m.scope));
     meta.appendChild(document.createTextNode(m.at.replace("T", " ").slice(0, 19)));
     row.appendChild(meta);
-    row.appendChild(m.card ? cardNode(m.card) : markdownNode(m.title, m.body));
+    row.appendChild(m.card ? cardNode(m.card) : m.image ? pictureNode(m) : markdownNode(m.title, m.body));
     chat.appendChild(row);
   }
 

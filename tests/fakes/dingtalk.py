@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from typing import Any
 
@@ -42,6 +43,9 @@ TEMPLATE_KEYS: dict[str, list[str]] = {
         for n in (2, 3, 4, 5)
     },
 }
+
+
+MARKDOWN_PICTURE = re.compile(r"!\[[^\]\n]*\]\((https?://[^)\s]+)\)")
 
 
 def robot_sign(secret: str, timestamp_ms: str) -> str:
@@ -90,6 +94,27 @@ class FakeDingTalk(FakeServer):
         self.app.router.add_post("/v1.0/card/instances/createAndDeliver", self.create_card)
         self.app.router.add_put("/v1.0/card/instances", self.update_card)
         self.app.router.add_post("/v1.0/card/callbacks/register", self.register_card_callback)
+
+    def markdown_texts(self) -> list[str]:
+        """The markdown of every delivered message (robot and session webhooks, batchSend)."""
+        texts = []
+        for body in self.delivered:
+            if body.get("msgtype") == "markdown":
+                texts.append(body["markdown"]["text"])
+            elif body.get("msgKey") == "sampleMarkdown":
+                texts.append(body["msgParam"]["text"])
+        return texts
+
+    async def fetch_pictures(self) -> list[tuple[int, str, bytes]]:
+        """Load each picture the delivered markdown shows, as a DingTalk client does: DingTalk
+        takes no picture bytes from a robot, only a link in markdown (`![alt](url)`)."""
+        found = []
+        async with aiohttp.ClientSession() as client:
+            for text in self.markdown_texts():
+                for url in MARKDOWN_PICTURE.findall(text):
+                    async with client.get(url) as resp:
+                        found.append((resp.status, resp.content_type, await resp.read()))
+        return found
 
     def webhook_url(self, token: str = "robot-token-1") -> str:
         return self.url(f"/robot/send?access_token={token}")

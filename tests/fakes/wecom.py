@@ -9,6 +9,9 @@ the published sample in tests/test_wecom.py, so the adapter is not only checked 
 from __future__ import annotations
 
 import base64
+import binascii
+import email.parser
+import email.policy
 import hashlib
 import os
 import secrets
@@ -26,6 +29,19 @@ from tests.fakes import FakeServer, RateLimiter
 
 TEXT_LIMIT = 2048
 MARKDOWN_LIMIT = {"app": 2048, "webhook": 4096}
+MEDIA_TYPES = ("image", "voice", "video", "file")
+IMAGE_UPLOAD_LIMIT = 10 * 1024 * 1024  # 上传临时素材: image ≤ 10 MB, JPG or PNG
+MEDIA_LIFETIME_S = 3 * 24 * 3600  # a media_id works for three days
+ROBOT_IMAGE_LIMIT = 2 * 1024 * 1024  # robot image: ≤ 2 MB before Base64
+
+
+def picture_kind(data: bytes) -> str | None:
+    """JPG or PNG by their signatures (what WeCom accepts as pictures)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    return None
 
 
 def err(code: int, msg: str) -> web.Response:
@@ -54,11 +70,14 @@ class FakeWeCom(FakeServer):
             tuple[float, dict[str, Any]]
         ] = []  # app messages, for the duplicate check
         self.duplicates_dropped = 0
+        self.media: dict[str, tuple[bytes, float]] = {}  # media_id -> (bytes, uploaded at)
+        self.pictures: list[bytes] = []  # pictures delivered (app by media_id, robot inline)
         self.webhook_limit = RateLimiter(self.clock, per_minute=20)
         self.app.router.add_get("/cgi-bin/gettoken", self.gettoken)
         self.app.router.add_post("/cgi-bin/message/send", self.message_send)
         self.app.router.add_post("/cgi-bin/message/update_template_card", self.update_card)
         self.app.router.add_post("/cgi-bin/webhook/send", self.webhook_send)
+        self.app.router.add_post("/cgi-bin/media/upload", self.media_upload)
 
     @property
     def gettoken_calls(self) -> int:
@@ -110,6 +129,10 @@ class FakeWeCom(FakeServer):
             return err(40031, "invalid user list")
         if (bad := self._content_error(body, "app")) is not None:
             return bad
+        if body["msgtype"] == "image":
+            stored = self.media.get(str(body["image"].get("media_id", "")))
+            if stored is None or self._now() - stored[1] >= MEDIA_LIFETIME_S:
+                return err(40007, "invalid media_id")
         answer: dict[str, Any] = {
             "errcode": 0,
             "errmsg": "ok",
@@ -127,6 +150,8 @@ class FakeWeCom(FakeServer):
             code = secrets.token_urlsafe(16)
             self.response_codes[code] = False
             answer["response_code"] = code
+        if body["msgtype"] == "image":
+            self.pictures.append(self.media[body["image"]["media_id"]][0])
         self.delivered.append(body)
         self._sent_at.append((self._now(), body))
         return web.json_response(answer)
@@ -140,6 +165,51 @@ class FakeWeCom(FakeServer):
         now = self._now()
         return any(
             now - at < interval and _message(old) == _message(body) for at, old in self._sent_at
+        )
+
+    async def media_upload(self, request: web.Request) -> web.Response:
+        """上传临时素材: multipart/form-data whose part "media" carries filename, filelength
+        and content type; a picture must really be JPG or PNG, more than 5 bytes, ≤ 10 MB."""
+        if (bad := self._token_error(request)) is not None:
+            return bad
+        kind = request.query.get("type", "")
+        if kind not in MEDIA_TYPES:
+            return err(40004, "invalid media type")
+        if request.content_type != "multipart/form-data":
+            return err(41005, "media data missing")
+        raw = await request.read()  # cached by the recording middleware
+        header = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+        form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(header + raw)
+        parts = [
+            p
+            for p in form.iter_parts()
+            if p.get_param("name", header="content-disposition") == "media"
+        ]
+        if len(parts) != 1 or not parts[0].get_filename():
+            return err(41005, "media data missing")
+        part = parts[0]
+        data = part.get_payload(decode=True)
+        assert isinstance(data, bytes)
+        declared = part.get_param("filelength", header="content-disposition")
+        if declared is not None and str(declared) != str(len(data)):
+            return err(40006, "invalid file size")
+        if len(data) <= 5:
+            return err(40006, "invalid file size")
+        if kind == "image":
+            if picture_kind(data) is None or not part.get_content_type().startswith("image/"):
+                return err(40005, "invalid file type")
+            if len(data) > IMAGE_UPLOAD_LIMIT:
+                return err(40009, "invalid image size")
+        media_id = secrets.token_urlsafe(24)
+        self.media[media_id] = (data, self._now())
+        return web.json_response(
+            {
+                "errcode": 0,
+                "errmsg": "",
+                "type": kind,
+                "media_id": media_id,
+                "created_at": str(int(self._now())),
+            }
         )
 
     async def update_card(self, request: web.Request) -> web.Response:
@@ -166,16 +236,21 @@ class FakeWeCom(FakeServer):
         body = await request.json()
         if (bad := self._content_error(body, "webhook")) is not None:
             return bad
+        if body["msgtype"] == "image":
+            picture = robot_picture(body["image"])
+            if isinstance(picture, web.Response):
+                return picture
+            self.pictures.append(picture)
         self.delivered.append(body)
         return err(0, "ok")
 
     def _content_error(self, body: dict[str, Any], where: str) -> web.Response | None:
         msgtype = body.get("msgtype")
-        if msgtype not in ("text", "markdown", "template_card") or not isinstance(
+        if msgtype not in ("text", "markdown", "template_card", "image") or not isinstance(
             body.get(msgtype), dict
         ):
             return err(40008, "invalid message type")
-        if msgtype == "template_card":
+        if msgtype in ("template_card", "image"):
             return None
         content = body[msgtype].get("content", "")
         if not content:
@@ -184,6 +259,20 @@ class FakeWeCom(FakeServer):
         if len(content.encode()) > limit:
             return err(45002, "content size out of limit")
         return None
+
+
+def robot_picture(image: dict[str, Any]) -> bytes | web.Response:
+    """A robot `image`: Base64 of a JPG or PNG of at most 2 MB, with the MD5 (hex) of the
+    decoded bytes — a wrong digest is refused with 301019 "media md5 not match"."""
+    try:
+        data = base64.b64decode(str(image.get("base64", "")), validate=True)
+    except (binascii.Error, ValueError):
+        return err(40009, "invalid image")
+    if not data or len(data) > ROBOT_IMAGE_LIMIT or picture_kind(data) is None:
+        return err(40009, "invalid image size")
+    if str(image.get("md5", "")).lower() != hashlib.md5(data, usedforsecurity=False).hexdigest():
+        return err(301019, "media md5 not match")
+    return data
 
 
 def _message(body: dict[str, Any]) -> dict[str, Any]:
