@@ -436,18 +436,20 @@ async def cmd_outbox_retry(args: argparse.Namespace) -> int:
 async def cmd_summary(args: argparse.Namespace) -> int:
     """The leaders' daily summary: printed for a terminal, or `.md` + `.png` per leader."""
     from core.errors import NotFound
-    from core.summary import active_leaders, scope_summary
+    from core.summary import SummaryRun, active_leaders, scope_summary
 
     async with _ctx(args) as ctx:
         day = args.date or ctx.clock.today()
         leaders = await active_leaders(ctx, args.leader) if args.leader or args.out else []
         if args.leader and not leaders:
             raise NotFound(f"没有在岗的领导人员编号 {args.leader}")
+        run = SummaryRun()  # each task counted once for all the scopes
         scopes = [
-            (f"{o.code}-{o.name}", await scope_summary(ctx, day, o.department_id)) for o in leaders
+            (f"{o.code}-{o.name}", await scope_summary(ctx, day, o.department_id, run=run))
+            for o in leaders
         ]
         if not args.leader:
-            scopes.insert(0, ("全部部门", await scope_summary(ctx, day)))
+            scopes.insert(0, ("全部部门", await scope_summary(ctx, day, run=run)))
     if args.out:
         return await asyncio.to_thread(_write_summaries, Path(args.out), day.isoformat(), scopes)
     from rich.console import Console
@@ -462,13 +464,13 @@ async def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]) -> int:
-    from core.charts import render_chart
+    from core.charts import render_charts
 
     out.mkdir(parents=True, exist_ok=True)
-    for label, scoped in scopes:
+    pngs = render_charts([scoped.chart for _, scoped in scopes])
+    for (label, scoped), png in zip(scopes, pngs, strict=True):
         stem = out / f"{label}-{day}"
         stem.with_suffix(".md").write_text(scoped.message().body + "\n", "utf-8")
-        png = render_chart(scoped.chart)
         if png is not None:
             stem.with_suffix(".png").write_bytes(png)
         print(f"{stem}.md" + (f"、{stem.name}.png" if png else "（未安装中文字体，未生成图表）"))

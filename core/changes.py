@@ -65,5 +65,4 @@ async def record(
     await audit.append(
         ctx.session, at=now, actor=ctx.actor_name, action=action, subject=subject, data=data
     )
-    for n in notices:
-        await outbox.enqueue(ctx.session, n.dest, n.msg, now=now, key=n.key)
+    await outbox.enqueue_many(ctx.session, [(n.dest, n.msg, n.key) for n in notices], now=now)

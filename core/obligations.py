@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, func, not_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import OPEN_FOR_ENTRY, china_date, message
 from core.changes import Ctx, Notice, record
 from core.clock import china_midnight
-from core.inspection import result_deadline
+from core.inspection import entry_deadline
 from core.links import page_ref
-from core.messages import Destination
+from core.messages import Destination, OutMessage
 from core.models import (
     AuditEvent,
     Case,
@@ -36,6 +36,7 @@ from core.models import (
     Officer,
     Referral,
     Review,
+    Target,
 )
 from core.referrals import referral_deadline
 from core.rules import Rules
@@ -100,13 +101,15 @@ class _People:
 
 async def _people(session: AsyncSession) -> _People:
     people = _People(defaultdict(list), defaultdict(list))
-    for officer in await session.scalars(
-        select(Officer).where(Officer.active.is_(True)).order_by(Officer.id)
+    for officer_id, department_id, roles in await session.execute(
+        select(Officer.id, Officer.department_id, Officer.roles)
+        .where(Officer.active.is_(True))
+        .order_by(Officer.id)
     ):
-        if officer.has_role("liaison"):
-            people.liaisons[officer.department_id].append(officer.id)
-        if officer.has_role("leader"):
-            people.leaders[officer.department_id].append(officer.id)
+        if "liaison" in (roles or []):
+            people.liaisons[department_id].append(officer_id)
+        if "leader" in (roles or []):
+            people.leaders[department_id].append(officer_id)
     return people
 
 
@@ -168,21 +171,33 @@ def _falls_due_by(
     cal: WorkCalendar, rules: Rules, tasks: dict[int, JointTask], horizon: dt.date
 ) -> ColumnElement[bool]:
     """Cases whose entry or review can be due by `horizon` (a superset for reviews: their due
-    day comes after the submission), so a tick reads the few due soon, not every open case."""
+    day comes after the submission), so a tick reads the few due soon, not every open case:
+    the ids of each kind found through its own index (deadline, task, submitted result)."""
     window_due = [
         tid
         for tid, t in tasks.items()
         if cal.add_workdays(t.window_end, rules.result_entry_workdays).day <= horizon
     ]
     has_date = and_(Case.inspected_on.is_not(None), Case.result_due_on.is_not(None))
-    submitted_by = select(CaseResult.case_id).where(
-        CaseResult.state == ResultState.SUBMITTED,
-        CaseResult.entered_at < china_midnight(horizon + dt.timedelta(days=1)),
+    submitted_by = (
+        select(CaseResult.case_id)
+        .join(Case, Case.id == CaseResult.case_id)
+        .where(
+            CaseResult.state == ResultState.SUBMITTED,
+            CaseResult.entered_at < china_midnight(horizon + dt.timedelta(days=1)),
+            Case.state == CaseState.SUBMITTED,
+        )
     )
-    return or_(
-        and_(Case.state.in_(OPEN_FOR_ENTRY), has_date, Case.result_due_on <= horizon),
-        and_(Case.state.in_(OPEN_FOR_ENTRY), not_(has_date), Case.task_id.in_(window_due)),
-        and_(Case.state == CaseState.SUBMITTED, Case.id.in_(submitted_by)),
+    return Case.id.in_(
+        union_all(
+            select(Case.id).where(
+                Case.result_due_on <= horizon, Case.state.in_(OPEN_FOR_ENTRY), has_date
+            ),
+            select(Case.id).where(
+                Case.task_id.in_(window_due), Case.state.in_(OPEN_FOR_ENTRY), not_(has_date)
+            ),
+            submitted_by,
+        )
     )
 
 
@@ -200,70 +215,90 @@ async def _entries_and_reviews(
             select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS))
         )
     }
-    query = select(Case).where(
-        Case.task_id.in_(list(tasks)), Case.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED))
-    )
-    if horizon is not None:
+    # plain columns, not Case objects: a tick reads thousands of them
+    query = select(
+        Case.id,
+        Case.code,
+        Case.state,
+        Case.task_id,
+        Case.inspected_on,
+        Case.result_due_on,
+        Case.result_due_provisional,
+        Target.name,
+    ).join(Target, Target.id == Case.target_id)
+    if horizon is None:
+        query = query.where(
+            Case.task_id.in_(list(tasks)),
+            Case.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)),
+        )
+    else:  # the task filter in Python: in SQL it would steer SQLite to the task_id index
         query = query.where(_falls_due_by(cal, rules, tasks, horizon))
-    rows = [(case, tasks[case.task_id]) for case in await session.scalars(query.order_by(Case.id))]
-    members: dict[int, list[tuple[int, int]]] = defaultdict(list)  # case -> (officer, dept)
-    for case_id, officer_id, department_id in await session.execute(
-        select(GroupMember.case_id, GroupMember.officer_id, GroupMember.department_id)
-        .where(GroupMember.active.is_(True), GroupMember.case_id.in_([c.id for c, _ in rows]))
-        .order_by(GroupMember.is_leader.desc(), GroupMember.id)
-    ):
-        members[case_id].append((officer_id, department_id))
+    rows = [r for r in (await session.execute(query.order_by(Case.id))).all() if r[3] in tasks]
+    members = await _members(session, [r[0] for r in rows])
+    reviewed = await _submitted_on(
+        session, [r[0] for r in rows if r[2] == CaseState.SUBMITTED], today
+    )
     found: list[Obligation] = []
-    for case, task in rows:
-        subject = f"{case.code} {case.target.name}"
-        if case.state == CaseState.SUBMITTED:
-            found.append(await _review(session, cal, rules, today, people, case, task, subject))
+    for case_id, code, state, task_id, inspected_on, due_on, provisional, target in rows:
+        task, subject = tasks[task_id], f"{code} {target}"
+        if state == CaseState.SUBMITTED:
+            lead = task.lead_department_id
+            found.append(
+                _make(
+                    cal,
+                    today,
+                    f"review:{case_id}",
+                    "review",
+                    subject,
+                    lead,
+                    people.staff(lead),
+                    cal.add_workdays(reviewed[case_id], rules.review_workdays),
+                    page_ref("review", f"case:{case_id}"),
+                )
+            )
             continue
-        group = members[case.id]
-        department = group[0][1] if group else task.lead_department_id
+        group = members[case_id]
         found.append(
             _make(
                 cal,
                 today,
-                f"case:{case.id}",
+                f"case:{case_id}",
                 "result_entry",
                 subject,
-                department,
+                group[0][1] if group else task.lead_department_id,
                 [officer for officer, _ in group],
-                result_deadline(cal, rules, case, task),
-                page_ref("result", f"case:{case.id}"),
+                entry_deadline(cal, rules, task, inspected_on, due_on, provisional),
+                page_ref("result", f"case:{case_id}"),
             )
         )
     return found
 
 
-async def _review(
-    session: AsyncSession,
-    cal: WorkCalendar,
-    rules: Rules,
-    today: dt.date,
-    people: _People,
-    case: Case,
-    task: JointTask,
-    subject: str,
-) -> Obligation:
-    entered = await session.scalar(
-        select(CaseResult.entered_at).where(
-            CaseResult.case_id == case.id, CaseResult.state == ResultState.SUBMITTED
+async def _members(session: AsyncSession, case_ids: list[int]) -> dict[int, list[tuple[int, int]]]:
+    """Each case's active group, leader first: (officer, department)."""
+    members: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for case_id, officer_id, department_id in await session.execute(
+        select(GroupMember.case_id, GroupMember.officer_id, GroupMember.department_id)
+        .where(GroupMember.active.is_(True), GroupMember.case_id.in_(case_ids))
+        .order_by(GroupMember.is_leader.desc(), GroupMember.id)
+    ):
+        members[case_id].append((officer_id, department_id))
+    return members
+
+
+async def _submitted_on(
+    session: AsyncSession, case_ids: list[int], today: dt.date
+) -> dict[int, dt.date]:
+    """The China day each case's result awaiting review was submitted (review counts from
+    it), all in one query."""
+    found = dict.fromkeys(case_ids, today)
+    for case_id, entered in await session.execute(
+        select(CaseResult.case_id, CaseResult.entered_at).where(
+            CaseResult.case_id.in_(case_ids), CaseResult.state == ResultState.SUBMITTED
         )
-    )
-    start = china_date(entered) if entered is not None else today
-    return _make(
-        cal,
-        today,
-        f"review:{case.id}",
-        "review",
-        subject,
-        task.lead_department_id,
-        people.staff(task.lead_department_id),
-        cal.add_workdays(start, rules.review_workdays),
-        page_ref("review", f"case:{case.id}"),
-    )
+    ):
+        found[case_id] = china_date(entered)
+    return found
 
 
 async def _objections(
@@ -323,7 +358,13 @@ async def _publications(
         await session.execute(
             select(Case, JointTask, approved_at)
             .join(JointTask, JointTask.id == Case.task_id)
-            .where(Case.state == CaseState.APPROVED)
+            .where(
+                Case.state == CaseState.APPROVED,
+                # through the results' state index: the case table has none on state
+                Case.id.in_(
+                    select(CaseResult.case_id).where(CaseResult.state == ResultState.APPROVED)
+                ),
+            )
             .order_by(Case.id)
         )
     ).all()
@@ -376,12 +417,12 @@ async def _referrals(
 
 
 async def due_items(
-    ctx: Ctx, today: dt.date, *, horizon: dt.date | None = None
+    ctx: Ctx, today: dt.date, *, horizon: dt.date | None = None, people: _People | None = None
 ) -> list[Obligation]:
     """Everything open, soonest first (overdue first); with `horizon`, case entries and
     reviews only where they can be due by that day."""
     cal, rules = await ctx.work_calendar(), ctx.rules
-    people = await _people(ctx.session)
+    people = await _people(ctx.session) if people is None else people
     found = [
         *await _invitations(ctx.session, cal, today, people),
         *await _entries_and_reviews(ctx.session, cal, rules, today, people, horizon),
@@ -424,9 +465,10 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
         return 0  # nudges and "every working day overdue" count working days only
     schedule = set(ctx.rules.nudge_before_workdays)
     horizon = cal.add_workdays(today, max(schedule, default=0)).day
+    people = await _people(ctx.session)
     due = [
         o
-        for o in await due_items(ctx, today, horizon=horizon)
+        for o in await due_items(ctx, today, horizon=horizon, people=people)
         if o.overdue or o.days_left in schedule
     ]
     sent = await _nudged_today(ctx.session, today, sorted({o.department_id for o in due}))
@@ -434,7 +476,6 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
     for o in due:
         if o.nudge_key(today) not in sent:
             by_department[o.department_id].append(o)
-    people = await _people(ctx.session)
     queued = 0
     for department_id, items in sorted(by_department.items()):
         notices = _digest_notices(department_id, items, people, today)
@@ -453,12 +494,21 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
     return queued
 
 
+SHOWN = 30  # lines a nudge lists: about what a chat message shows (WeCom app markdown 2 KB)
+
+
+def _listing(template: str, title: str, items: list[Obligation], today: dt.date) -> OutMessage:
+    """The most urgent items (overdue first) and how many more there are, rather than a list
+    the platform would cut off mid-line; each item's key is nudged either way."""
+    return message(template, title, items=items[:SHOWN], more=len(items) - SHOWN, today=today)
+
+
 def _digest_notices(
     department_id: int, items: list[Obligation], people: _People, today: dt.date
 ) -> list[Notice]:
     keys = [o.nudge_key(today) for o in items]
     mentions = sorted({i for o in items for i in o.officer_ids})
-    msg = message("nudge_digest", "待办提醒", items=items, today=today).model_copy(
+    msg = _listing("nudge_digest", "待办提醒", items, today).model_copy(
         update={"mention_officer_ids": mentions}
     )
     notices = [
@@ -470,7 +520,7 @@ def _digest_notices(
     ]
     overdue = [o for o in items if o.overdue]
     if overdue:
-        escalation = message("nudge_escalation", "逾期事项", items=overdue, today=today)
+        escalation = _listing("nudge_escalation", "逾期事项", overdue, today)
         notices += [
             Notice(
                 Destination.officer(leader),
@@ -492,7 +542,7 @@ def _personal_notices(items: list[Obligation], today: dt.date) -> list[Notice]:
     return [
         Notice(
             Destination.officer(officer_id),
-            message("nudge_personal", "我的待办", items=own, today=today),
+            _listing("nudge_personal", "我的待办", own, today),
             _digest_key(f"nudge:officer:{officer_id}", today, [o.nudge_key(today) for o in own]),
         )
         for officer_id, own in sorted(mine.items())

@@ -31,7 +31,14 @@ async def enqueue(
         )
         if exists is not None:
             return None
-    row = OutboxMessage(
+    row = _row(dest, msg, key, now)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+def _row(dest: Destination, msg: OutMessage, key: str | None, now: dt.datetime) -> OutboxMessage:
+    return OutboxMessage(
         idempotency_key=key,
         destination=dest.model_dump(mode="json"),
         dest_key=dest.key(),
@@ -41,9 +48,35 @@ async def enqueue(
         next_attempt_at=now,
         created_at=now,
     )
-    session.add(row)
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    items: list[tuple[Destination, OutMessage, str | None]],
+    *,
+    now: dt.datetime,
+) -> int:
+    """Queue several messages as `enqueue` does one by one (a key already queued, or twice
+    in `items`, is skipped), with one look-up of the keys and one INSERT: a tick queues
+    hundreds. Returns how many rows were added."""
+    keys = [key for _, _, key in items if key is not None]
+    taken = set(
+        await session.scalars(
+            select(OutboxMessage.idempotency_key).where(OutboxMessage.idempotency_key.in_(keys))
+        )
+        if keys
+        else ()
+    )
+    rows = []
+    for dest, msg, key in items:
+        if key is not None:
+            if key in taken:
+                continue
+            taken.add(key)
+        rows.append(_row(dest, msg, key, now))
+    session.add_all(rows)
     await session.flush()
-    return row
+    return len(rows)
 
 
 async def addressed_to(

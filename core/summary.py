@@ -7,11 +7,11 @@ import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import referrals
-from core.cases import OPEN_FOR_ENTRY, china_date, message
+from core.cases import OPEN_FOR_ENTRY, message
 from core.changes import Ctx, Notice, record
 from core.messages import Destination, OutMessage
 from core.models import (
@@ -24,6 +24,7 @@ from core.models import (
     Objection,
     Officer,
     OutboxMessage,
+    PlanEntry,
 )
 from core.plan import overdue_entries
 from core.rules import Rules
@@ -93,6 +94,13 @@ async def _invitations(session: AsyncSession, ts: TaskSummary, task: JointTask) 
             ts.unanswered.append(inv.department.name)
 
 
+def _china_day(session: AsyncSession, at: ColumnElement[dt.datetime]) -> ColumnElement[dt.date]:
+    """The China calendar day of a stored UTC time, in SQL (China keeps +8 all year)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(at + literal_column("interval '8 hours'"))
+    return func.date(at, "+8 hours")
+
+
 async def _cases(
     session: AsyncSession,
     cal: WorkCalendar,
@@ -101,30 +109,43 @@ async def _cases(
     ts: TaskSummary,
     task: JointTask,
 ) -> None:
+    """Counted in SQL per state and deadline (5,000 cases a task, every leader, daily): a
+    result is on time when its first entry's China day is not after the deadline, which is
+    the inspection date's (core.inspection.result_deadline) or, without one, the window's."""
     first_entry = (
         select(CaseResult.case_id, func.min(CaseResult.entered_at).label("first"))
+        .join(Case, Case.id == CaseResult.case_id)
+        .where(Case.task_id == task.id)
         .group_by(CaseResult.case_id)
         .subquery()
     )
-    rows = (
-        await session.execute(
-            select(Case.state, Case.inspected_on, Case.result_due_on, first_entry.c.first)
-            .outerjoin(first_entry, first_entry.c.case_id == Case.id)
-            .where(Case.task_id == task.id)
-        )
-    ).all()
-    ts.cases_by_state = dict(Counter(state for state, *_ in rows))
     window_due = cal.add_workdays(task.window_end, rules.result_entry_workdays).day
-    for state, inspected_on, due_on, first in rows:
-        # as core.inspection.result_deadline, on plain rows: 5,000 cases a task, every leader, daily
-        due = due_on if inspected_on is not None and due_on is not None else window_due
-        if first is None:
-            if state in OPEN_FOR_ENTRY and today > due:
-                ts.overdue += 1
-        elif china_date(first) <= due:
-            ts.on_time += 1
-        else:
-            ts.late += 1
+    dated = and_(Case.inspected_on.is_not(None), Case.result_due_on.is_not(None))
+    day = _china_day(session, first_entry.c.first)
+    in_time = or_(and_(dated, day <= Case.result_due_on), and_(~dated, day <= window_due))
+    rows = await session.execute(
+        # grouped by plain columns: a bound value in GROUP BY differs from the SELECT's
+        select(
+            Case.state,
+            Case.inspected_on.is_(None),
+            Case.result_due_on,
+            func.count(),
+            func.count(first_entry.c.first),
+            func.sum(case((in_time, 1), else_=0)),
+        )
+        .outerjoin(first_entry, first_entry.c.case_id == Case.id)
+        .where(Case.task_id == task.id)
+        .group_by(Case.state, Case.inspected_on.is_(None), Case.result_due_on)
+    )
+    by_state: Counter[str] = Counter()
+    for state, not_inspected, due_on, n, entered, on_time in rows:
+        due = due_on if not not_inspected and due_on is not None else window_due
+        by_state[state] += n
+        if state in OPEN_FOR_ENTRY and today > due:
+            ts.overdue += n - entered
+        ts.on_time += on_time or 0
+        ts.late += entered - (on_time or 0)
+    ts.cases_by_state = {s: by_state[s] for s in CaseState if s in by_state}
     ts.returned = ts.cases_by_state.get(CaseState.RETURNED, 0)
     ts.objections_open = (
         await session.scalar(
@@ -153,41 +174,53 @@ async def _tasks_in_scope(
     return name, list(await session.scalars(query.order_by(JointTask.code)))
 
 
+@dataclass
+class SummaryRun:
+    """What the scopes of one run share (a task is in several leaders' scopes): each task's
+    figures and chart counts, the dead letters and the plan rows not started."""
+
+    tasks: dict[int, TaskSummary] = field(default_factory=dict)
+    charts: dict[int, dict[str, Counter[str]]] = field(default_factory=dict)  # task -> dept ->
+    dead_letters: int | None = None
+    late_plans: list[PlanEntry] | None = None
+
+
 async def daily_summary(
     ctx: Ctx,
     today: dt.date,
     department_id: int | None = None,
     *,
-    seen: dict[int, TaskSummary] | None = None,
+    run: SummaryRun | None = None,
 ) -> Summary:
-    """Tasks in progress (where the department leads or is invited, when given). `seen`
-    keeps each task's figures across the scopes of one run (a task is in several leaders')."""
+    """Tasks in progress (where the department leads or is invited, when given)."""
     cal, rules = await ctx.work_calendar(), ctx.rules
-    seen = {} if seen is None else seen
+    run = SummaryRun() if run is None else run
     name, in_scope = await _tasks_in_scope(ctx.session, department_id)
     for task in in_scope:
-        if task.id not in seen:
-            seen[task.id] = TaskSummary(task.code, task.title, task.state)
-            await _invitations(ctx.session, seen[task.id], task)
-            await _cases(ctx.session, cal, rules, today, seen[task.id], task)
-    tasks = [seen[task.id] for task in in_scope]
-    dead = (
-        await ctx.session.scalar(
-            select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)
+        if task.id not in run.tasks:
+            run.tasks[task.id] = TaskSummary(task.code, task.title, task.state)
+            await _invitations(ctx.session, run.tasks[task.id], task)
+            await _cases(ctx.session, cal, rules, today, run.tasks[task.id], task)
+    if run.dead_letters is None:
+        run.dead_letters = (
+            await ctx.session.scalar(
+                select(func.count(OutboxMessage.id)).where(OutboxMessage.state == OutboxState.DEAD)
+            )
+            or 0
         )
-        or 0
-    )
+    if run.late_plans is None:
+        run.late_plans = await overdue_entries(ctx, today)
     late_plans = [
         (e.code, e.title, e.month)
-        for e in await overdue_entries(ctx, today)
+        for e in run.late_plans
         if department_id is None or e.lead_department_id == department_id
     ]
     open_referrals, late_referrals = await referrals.open_counts(ctx, department_id, today)
     return Summary(
         today,
         name,
-        tasks,
-        dead,
+        [run.tasks[task.id] for task in in_scope],
+        run.dead_letters,
         referrals_open=open_referrals,
         referrals_late=late_referrals,
         plans_not_started=late_plans,
@@ -220,10 +253,11 @@ async def scope_summary(
     today: dt.date,
     department_id: int | None = None,
     *,
-    seen: dict[int, TaskSummary] | None = None,
+    run: SummaryRun | None = None,
 ) -> ScopeSummary:
-    summary = await daily_summary(ctx, today, department_id, seen=seen)
-    return ScopeSummary(summary, await chart_data(ctx, today, department_id))
+    run = SummaryRun() if run is None else run
+    summary = await daily_summary(ctx, today, department_id, run=run)
+    return ScopeSummary(summary, await chart_data(ctx, today, department_id, run=run))
 
 
 async def active_leaders(ctx: Ctx, code: str | None = None) -> list[Officer]:
@@ -249,11 +283,11 @@ async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
     due = [o for o in leaders if keys[o.id] not in done]
     # reads and drawing first, the writes last: no write lock is held while charts are drawn
     scopes: dict[int, ScopeSummary] = {}
-    seen: dict[int, TaskSummary] = {}
+    run = SummaryRun()
     for leader in due:
         if leader.department_id not in scopes:
             scopes[leader.department_id] = await scope_summary(
-                ctx, today, leader.department_id, seen=seen
+                ctx, today, leader.department_id, run=run
             )
     pictures = await _pictures(ctx, scopes)
     notices = []
@@ -316,16 +350,33 @@ def _bucket(state: str, due: dt.date, today: dt.date) -> str:
     return "本周到期" if due <= week_end else "未到期"
 
 
-async def chart_data(ctx: Ctx, today: dt.date, department_id: int | None = None) -> ChartData:
+async def chart_data(
+    ctx: Ctx, today: dt.date, department_id: int | None = None, *, run: SummaryRun | None = None
+) -> ChartData:
     """Cases of the live tasks in scope (tasks the department leads or was invited to), counted
-    per department that has inspectors in them."""
+    per department that has inspectors in them; each task counted once per run."""
+    run = SummaryRun() if run is None else run
     scope, in_scope = await _tasks_in_scope(ctx.session, department_id)
     live = {t.id: t for t in in_scope}
     data = ChartData(
         today, scope, tasks_by_state=Counter(TASK.label(t.state) for t in live.values())
     )
-    if not live:
-        return data
+    missing = {tid: t for tid, t in live.items() if tid not in run.charts}
+    if missing:
+        run.charts.update(await _task_chart_counts(ctx, today, missing))
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for tid in live:
+        for name, buckets in run.charts[tid].items():
+            counts[name].update(buckets)
+    data.departments = dict(sorted(counts.items()))
+    return data
+
+
+async def _task_chart_counts(
+    ctx: Ctx, today: dt.date, tasks: dict[int, JointTask]
+) -> dict[int, dict[str, Counter[str]]]:
+    """Per task, per department with inspectors in its cases: the cases in each bucket."""
+    found: dict[int, dict[str, Counter[str]]] = {tid: defaultdict(Counter) for tid in tasks}
     rows = await ctx.session.execute(
         select(
             Department.name,
@@ -336,16 +387,14 @@ async def chart_data(ctx: Ctx, today: dt.date, department_id: int | None = None)
         )
         .join(GroupMember, GroupMember.case_id == Case.id)
         .join(Department, Department.id == GroupMember.department_id)
-        .where(Case.task_id.in_(list(live)), GroupMember.active.is_(True))
+        .where(Case.task_id.in_(list(tasks)), GroupMember.active.is_(True))
         .group_by(Department.name, Case.task_id, Case.state, Case.result_due_on)
     )
     cal = await ctx.work_calendar()
-    window_due = _window_deadlines(cal, ctx, live)
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    window_due = _window_deadlines(cal, ctx, tasks)
     for name, task_id, state, due_on, n in rows:
-        counts[name][_bucket(state, due_on or window_due[task_id], today)] += n
-    data.departments = dict(sorted(counts.items()))
-    return data
+        found[task_id][name][_bucket(state, due_on or window_due[task_id], today)] += n
+    return found
 
 
 def _window_deadlines(

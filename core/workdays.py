@@ -67,6 +67,9 @@ class WorkCalendar:
     _between: dict[tuple[dt.date, dt.date], int] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _added: dict[tuple[dt.date, int], Deadline] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def knows(self, year: int) -> bool:
         return year in self.extra or _package_knows(year)
@@ -85,6 +88,11 @@ class WorkCalendar:
         """The n-th working day strictly after `start` (2025-09-30 + 20 = 2025-11-04)."""
         if n < 0:
             raise ValueError("n must be >= 0")
+        if (start, n) not in self._added:  # a task's window deadline, asked per open case
+            self._added[start, n] = self._add_workdays(start, n)
+        return self._added[start, n]
+
+    def _add_workdays(self, start: dt.date, n: int) -> Deadline:
         day, left, provisional = start, n, not self.knows(start.year)
         while left > 0:
             day += dt.timedelta(days=1)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.changes import Ctx
-from core.clock import china_noon
+from core.clock import CHINA_TZ, china_noon
 from core.errors import PermissionDenied, ValidationFailed
 from core.inspection import extend_window, record_inspection_date
 from core.models import AuditEvent, Draw
@@ -127,3 +127,22 @@ async def test_the_lead_extends_the_window_with_a_reason_and_later_dates_are_acc
         )
     ).one()
     assert event["to"] == "2026-04-30" and "停产" in event["reason"]
+
+
+@pytest.mark.parametrize(
+    ("entered_china", "late"),
+    [(dt.datetime(2026, 4, 17, 23, 30), False), (dt.datetime(2026, 4, 18, 0, 30), True)],
+)
+async def test_the_summary_judges_an_entry_by_its_china_day(
+    ctx: Ctx, session: AsyncSession, entered_china: dt.datetime, late: bool
+) -> None:
+    """000 §十: due 4-17 (inspected 3-19). At 00:30 on 4-18 in China it is still 4-17 in UTC,
+    where the database keeps times: the summary's count must still say late."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 20))
+    await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 19))
+    ctx.clock.set(entered_china.replace(tzinfo=CHINA_TZ))  # type: ignore[attr-defined]
+    await cases.submit_result(acting(ctx, w.a2), w.case.code, **NO_PROBLEM)
+    await session.commit()
+    [task] = (await daily_summary(ctx, D(2026, 4, 20))).tasks
+    assert (task.late, task.on_time) == (int(late), int(not late))

@@ -15,7 +15,7 @@ from core.models import (
     OutboxMessage,
     Target,
 )
-from core.obligations import due_items, enqueue_nudges
+from core.obligations import SHOWN, Obligation, _listing, due_items, enqueue_nudges
 from core.result_entry import submit_result
 from core.summary import daily_summary, enqueue_daily_summaries, summary_message
 from core.workdays import HolidayFile
@@ -336,3 +336,22 @@ async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, sessio
         assert narrow == full, today
         seen.update(k.split(":")[0] for k in full)
     assert seen == {"case", "review"}
+
+
+DAY = dt.date(2026, 12, 7)
+
+
+def test_a_long_nudge_lists_the_most_urgent_and_counts_the_rest() -> None:
+    """A digest of 35 items shows the first 30 (the caller sorts overdue first) and says how
+    many more there are, instead of being cut mid-line by the platform's size limit."""
+    items = [
+        Obligation(
+            f"case:{i}", "result_entry", f"LJ-2026-001-{i:03d} 某公司", 1, (), DAY, False, -1
+        )
+        for i in range(SHOWN + 5)
+    ]
+    body = _listing("nudge_digest", "待办提醒", items, DAY).body
+    listed = [line for line in body.splitlines() if line.startswith("- ⚠")]
+    assert len(listed) == SHOWN and "LJ-2026-001-029" in body and "LJ-2026-001-030" not in body
+    assert "另有 5 项（此处只列出最紧急的 30 项）" in body
+    assert "另有" not in _listing("nudge_digest", "待办提醒", items[:SHOWN], DAY).body

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import struct
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,24 @@ def test_cli_names_an_unknown_leader_and_a_bad_date(
     with pytest.raises(SystemExit) as exit_:
         main(["summary", "--db", str(demo_db), "--date", "2026-13-01"])
     assert exit_.value.code == 2 and "应为 YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_charts_of_one_shape_share_a_figure_without_leaking_into_each_other() -> None:
+    """render_charts redraws one figure per shape: a chart drawn after another of its shape
+    is pixel for pixel the chart drawn alone."""
+    day = dt.date(2026, 3, 2)
+    first = charts.ChartData(
+        day,
+        "县市场监督管理局",
+        {"县市场监督管理局": Counter({"已逾期": 40}), "县卫生健康委员会": Counter({"已提交": 3})},
+        Counter({"检查中": 2}),
+    )
+    second = charts.ChartData(
+        day,
+        "县卫生健康委员会",
+        {"县公安局": Counter({"未到期": 7}), "县卫生健康委员会": Counter({"本周到期": 1})},
+        Counter({"已公示": 1}),
+    )
+    together = charts.render_charts([first, second], dpi=40)
+    assert together == [charts.render_chart(first, dpi=40), charts.render_chart(second, dpi=40)]
+    assert together[0] != together[1]
