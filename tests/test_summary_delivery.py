@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.pages import image as image_page
 from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings
 from bot.platforms.simulator import messages_for
+from bot.platforms.simulator import routes as sim_routes
 from bot.sender import Sender
 from bot.services import Services
 from core import charts, images, outbox
@@ -179,8 +181,6 @@ async def test_the_fake_robot_refuses_a_wrong_md5_as_wecom_does(fake_wecom: Fake
 
 
 async def _post(url: str, body: dict[str, object]) -> dict[str, object]:
-    import aiohttp
-
     async with aiohttp.ClientSession() as client, client.post(url, json=body) as resp:
         answer: dict[str, object] = await resp.json()
         return answer
@@ -236,8 +236,6 @@ async def test_a_forged_or_foreign_image_link_shows_nothing(
 ) -> None:
     services = make_services(sessionmaker, clock)
     site = await _image_site(services)
-    import aiohttp
-
     try:
         async with aiohttp.ClientSession() as client:
             for token in ("", "abc.def", "x" * 2000):
@@ -259,8 +257,21 @@ async def test_the_simulator_shows_the_chart(
     services = make_services(sessionmaker, clock)
     shown = await messages_for(services, session, w.other_leader, 0)
     assert [m["kind"] for m in shown] == ["markdown", "image"]
-    chart = (await session.scalars(select(StoredImage))).all()
-    assert shown[1]["image"] in {f"/sim/api/image?sha256={c.sha256}" for c in chart}
+    chart = {c.sha256: c.data for c in (await session.scalars(select(StoredImage))).all()}
+    assert shown[1]["image"] in {f"/sim/api/image?sha256={sha}" for sha in chart}
+    app = web.Application()
+    app.add_routes(sim_routes(services))
+    site = TestServer(app, host="127.0.0.1")
+    await site.start_server()
+    try:
+        async with aiohttp.ClientSession() as client:
+            async with client.get(site.make_url(shown[1]["image"])) as resp:
+                assert resp.status == 200 and resp.content_type == "image/png"
+                assert await resp.read() in chart.values()
+            async with client.get(site.make_url("/sim/api/image?sha256=../etc")) as resp:
+                assert resp.status == 400
+    finally:
+        await site.close()
 
 
 async def test_without_a_cjk_font_the_text_goes_alone_with_a_warning(
