@@ -1,6 +1,7 @@
 import datetime as dt
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
 from core.clock import china_noon
 from core.holidays import holiday_warning, load_holiday_year
@@ -355,3 +356,31 @@ def test_a_long_nudge_lists_the_most_urgent_and_counts_the_rest() -> None:
     assert len(listed) == SHOWN and "LJ-2026-001-029" in body and "LJ-2026-001-030" not in body
     assert "另有 5 项（此处只列出最紧急的 30 项）" in body
     assert "另有" not in _listing("nudge_digest", "待办提醒", items[:SHOWN], DAY).body
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL plans from statistics
+async def test_the_nudge_tick_finds_due_cases_through_the_deadline_index(ctx, session):
+    """bench/ticks.py: filtered by task first, the tick walked every open case of every live
+    task (100,000) to nudge the 2,000 due. Each kind of due case has its own index: the
+    deadline's, the task's (window deadline), the results' state. SQLite's query plan only."""
+    await build_world(session)
+    at_day(ctx, D(2026, 4, 27))
+    seen = []
+
+    def capture(_conn, _cursor, statement, params, _context, _many):
+        seen.append((statement, params))
+
+    bind = session.get_bind()
+    event.listen(bind, "before_cursor_execute", capture)
+    try:
+        await enqueue_nudges(ctx, D(2026, 4, 27))
+    finally:
+        event.remove(bind, "before_cursor_execute", capture)
+    statement, params = next((s, p) for s, p in seen if "UNION ALL" in s)
+    conn = await session.connection()
+    plan = [
+        str(row)
+        for row in (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)).all()
+    ]
+    assert any("ix_inspection_case_result_due_on" in row for row in plan), plan
+    assert not any("SCAN inspection_case" in row for row in plan), plan
