@@ -140,9 +140,9 @@ async def test_the_summary_judges_an_entry_by_its_china_day(
     where the database keeps times: the summary's count must still say late."""
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 20))
-    await cases.record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 19))
+    await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 19))
     ctx.clock.set(entered_china.replace(tzinfo=CHINA_TZ))  # type: ignore[attr-defined]
-    await cases.submit_result(acting(ctx, w.a2), w.case.code, **NO_PROBLEM)
+    await submit_result(acting(ctx, w.a2), w.case.code, **NO_PROBLEM)
     await session.commit()
     [task] = (await daily_summary(ctx, D(2026, 4, 20))).tasks
     assert (task.late, task.on_time) == (int(late), int(not late))

@@ -1,7 +1,7 @@
 """stored images (the leaders' summary chart, sent by content hash)
 
 Revision ID: a7c3e1f09b42
-Revises: e57bdf98316c
+Revises: 5d0c2a7e9b41
 Create Date: 2026-11-29 22:40:00.000000
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import core.models
 
 revision: str = 'a7c3e1f09b42'
-down_revision: str | None = 'e57bdf98316c'
+down_revision: str | None = '5d0c2a7e9b41'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
