@@ -26,6 +26,7 @@ from bot.platforms.dingtalk import DingTalkSettings
 from bot.platforms.wecom import WeComSettings
 from bot.platforms.wecom_aibot import WeComAiBotSettings
 from core.db import DEFAULT_SQLITE_FILE, database_url, is_sqlite
+from core.messages import Platform
 from core.rules import Rules
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ _toml_file: ContextVar[Path | None] = ContextVar("lianjian_toml_file", default=N
 
 
 MIN_LINK_SECRET_CHARS = 32
-PLATFORM_SECTIONS = ("wecom", "wecom_aibot", "dingtalk")
+# the configuration section of each platform adapter (the simulator has its own settings)
+PLATFORM_SECTIONS = (Platform.WECOM, Platform.WECOM_AIBOT, Platform.DINGTALK)
 
 
 class SimulatorSettings(BaseModel):
@@ -141,7 +143,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
 
-    @field_validator("wecom", "dingtalk", "wecom_aibot", mode="before")
+    @field_validator(*PLATFORM_SECTIONS, mode="before")
     @classmethod
     def _unconfigured_is_none(cls, value: Any) -> Any:
         return None if _empty_section(value) else value
@@ -196,7 +198,7 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
-    def enabled_platforms(self) -> list[str]:
+    def enabled_platforms(self) -> list[Platform]:
         return [name for name in PLATFORM_SECTIONS if getattr(self, name) is not None]
 
     def redacted(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from core import access, officers, outbox
 from core.cards import InvitationAction, unpack_action
 from core.changes import Ctx, record
 from core.errors import DomainError
-from core.messages import Destination, Event, OutMessage
+from core.messages import Destination, Event, OutMessage, Platform
 from core.render import render
 from handlers import conversation, invitations
 from handlers.base import (
@@ -152,7 +152,7 @@ class Dispatcher:
 def _stranger_destination(event: Event) -> Destination | None:
     if (conversation := extras_of(event).reply_to()) is not None:
         return conversation
-    if event.platform != "sim" and event.user_id:
+    if event.platform != Platform.SIM and event.user_id:
         return Destination.platform_user(event.platform, event.user_id)
     return None
 

@@ -31,12 +31,11 @@ from bot.workers import GroupCommit, poll_loop
 from core import bindings, images, officers, outbox
 from core.changes import Ctx
 from core.leases import backoff_seconds
-from core.messages import Destination, Image, OutMessage
+from core.messages import Destination, Image, OutMessage, Platform
 from core.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
-SIMULATOR = "sim"  # outbox.channel of rows "delivered" to the simulator page
 WINDOW = dt.timedelta(minutes=1)
 LEASE_MARGIN = dt.timedelta(seconds=30)  # > an adapter's HTTP timeout
 
@@ -67,7 +66,8 @@ class Batch:
     """What the rows of one claim share, looked up once for all of them rather than per row."""
 
     behind: set[int] = field(default_factory=set)  # rows behind an earlier row of another claim
-    accounts: dict[int, tuple[str, str] | None] = field(default_factory=dict)  # officer → account
+    # officer → the platform and account a direct message reaches them on
+    accounts: dict[int, tuple[Platform, str] | None] = field(default_factory=dict)
     # per destination and channel: when its messages went out in the last minute, oldest first
     recent: dict[tuple[str, str], list[dt.datetime]] = field(default_factory=dict)
 
@@ -80,16 +80,16 @@ async def resolve(
     services: Services,
     dest: Destination,
     msg: OutMessage,
-    accounts: dict[int, tuple[str, str] | None],
+    accounts: dict[int, tuple[Platform, str] | None],
 ) -> Route:
     """`accounts`: officers' first accounts, looked up for the whole batch of rows (one
     missing from it is looked up here and added)."""
     enabled = services.adapters
     if dest.kind in ("chat", "user"):
-        if dest.platform in enabled and dest.address:
+        if dest.platform is not None and dest.platform in enabled and dest.address:
             if dest.kind == "chat":
-                return Route(Channel(str(dest.platform), "session_webhook", dest.address))
-            return Route(Channel(str(dest.platform), "user", dest.address))
+                return Route(Channel(dest.platform, "session_webhook", dest.address))
+            return Route(Channel(dest.platform, "user", dest.address))
         return Route(None)
     if dest.kind == "officer":
         officer = dest.officer_id
@@ -107,7 +107,9 @@ async def resolve(
     )
     if binding is None:
         return Route(None)
-    channel = Channel(binding.platform, "group_webhook", binding.webhook_url, binding.sign_secret)
+    channel = Channel(
+        Platform(binding.platform), "group_webhook", binding.webhook_url, binding.sign_secret
+    )
     return Route(
         channel, binding.id, await _mentions(services.core_ctx(session), binding.platform, msg)
     )
@@ -270,7 +272,7 @@ class Sender:
         in production the row is a visible dead letter, never silently "sent"."""
         async with self._writing() as session:
             if self.services.settings.simulator.enabled:
-                done = await outbox.mark_sent(session, row.id, token, now=now, channel=SIMULATOR)
+                done = await outbox.mark_sent(session, row.id, token, now=now, channel=Platform.SIM)
                 await session.commit()
                 return Outcome("sim" if done else "lost")
             error = f"no route: {dest.key()} has no platform account or enabled chat binding"

@@ -20,6 +20,7 @@ from bot.token_store import SharedTokens
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_sessionmaker
 from core.demo_clock import DemoClock
+from core.messages import Platform
 from core.schema import upgrade
 
 log = logging.getLogger(__name__)
@@ -30,43 +31,45 @@ def build_adapters(
     clock: Clock,
     ledger: SignLedger | None = None,
     tokens: TokenStore | None = None,
-) -> dict[str, PlatformAdapter]:
+) -> dict[Platform, PlatformAdapter]:
     """`ledger` remembers used DingTalk signatures (bot.replays.SignatureLedger); `tokens`
     shares access tokens between processes (bot.token_store.SharedTokens)."""
-    adapters: dict[str, PlatformAdapter] = {}
+    adapters: dict[Platform, PlatformAdapter] = {}
     if settings.wecom is not None:
         from bot.platforms.wecom import WeComAdapter
 
-        adapters["wecom"] = WeComAdapter(settings.wecom, clock, tokens)
+        adapters[Platform.WECOM] = WeComAdapter(settings.wecom, clock, tokens)
     if settings.dingtalk is not None:
         from bot.platforms.dingtalk import DingTalkAdapter
 
-        adapters["dingtalk"] = DingTalkAdapter(
+        adapters[Platform.DINGTALK] = DingTalkAdapter(
             settings.dingtalk, clock, ledger, tokens, public_base_url=settings.base_url
         )
     if settings.wecom_aibot is not None:
         from bot.platforms.wecom_aibot import WeComAiBotAdapter
 
         # answers the AI bot cannot deliver itself go through the self-built app, if any
-        adapters["wecom_aibot"] = WeComAiBotAdapter(
-            settings.wecom_aibot, clock, app=adapters.get("wecom")
+        adapters[Platform.WECOM_AIBOT] = WeComAiBotAdapter(
+            settings.wecom_aibot, clock, app=adapters.get(Platform.WECOM)
         )
     return adapters
 
 
-def build_connections(adapters: dict[str, PlatformAdapter], clock: Clock) -> list[LongConnection]:
+def build_connections(
+    adapters: dict[Platform, PlatformAdapter], clock: Clock
+) -> list[LongConnection]:
     """The outbound connections the configured modes need (none in HTTP callback mode)."""
     from bot.platforms.dingtalk import DingTalkAdapter
 
     connections: list[LongConnection] = []
-    dingtalk = adapters.get("dingtalk")
+    dingtalk = adapters.get(Platform.DINGTALK)
     if isinstance(dingtalk, DingTalkAdapter) and dingtalk.settings.mode == "stream":
         from bot.platforms.dingtalk_stream import DingTalkStream
 
         connections.append(DingTalkStream(dingtalk, clock))
     from bot.platforms.wecom_aibot import WeComAiBotAdapter
 
-    aibot = adapters.get("wecom_aibot")
+    aibot = adapters.get(Platform.WECOM_AIBOT)
     if isinstance(aibot, WeComAiBotAdapter) and aibot.ws is not None:
         connections.append(aibot.ws)
     return connections

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.changes import Ctx
 from core.clock import Clock
+from core.messages import Platform
 from core.rules import Rules
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class Services:
     rules: Rules
     link_secret: bytes  # HMAC key for signed H5 links
     public_base_url: str  # e.g. "http://127.0.0.1:8080" — signed links point here
-    adapters: dict[str, PlatformAdapter] = field(default_factory=dict)  # enabled platforms
+    adapters: dict[Platform, PlatformAdapter] = field(default_factory=dict)  # enabled platforms
     # outbound long connections (DingTalk Stream, WeCom AI bot WebSocket) feeding the inbox
     connections: list[LongConnection] = field(default_factory=list)
     engine: AsyncEngine | None = None  # set by bot.server, which disposes it on shutdown

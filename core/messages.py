@@ -7,12 +7,22 @@ handlers and core services ask to be sent. Adapters translate; nothing else know
 from __future__ import annotations
 
 import hashlib
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-# "wecom_aibot": WeCom's 智能机器人 (AI bot), which joins group chats; same corp user ids as "wecom"
-Platform = Literal["wecom", "wecom_aibot", "dingtalk", "sim"]
+
+class Platform(StrEnum):
+    """The ways an event comes in and a reply goes out: one adapter each (bot/platforms). The
+    values are stored (inbox rows, outbox channels, chat bindings, platform accounts) and are
+    the configuration sections' names."""
+
+    WECOM = "wecom"  # WeCom's self-built app (企业微信, 政务微信)
+    # WeCom's 智能机器人 (AI bot), which joins group chats; same corp user ids as WECOM
+    WECOM_AIBOT = "wecom_aibot"
+    DINGTALK = "dingtalk"  # 钉钉, 浙政钉
+    SIM = "sim"  # the local simulator page; its "accounts" are officer codes
 
 
 def encodable_text(value: str) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from core.messages import Platform
 from core.states import (
     CaseState,
     DrawState,
@@ -140,10 +141,11 @@ class Officer(Base):
 
 class ChatPlatform(StrEnum):
     """The chat platforms an officer can hold an account on (the order is the sender's
-    preference when an officer has several)."""
+    preference when an officer has several). Named as the platforms whose app they use; the
+    other ways in to a platform (Platform.WECOM_AIBOT) know its users by the same accounts."""
 
-    WECOM = "wecom"  # 企业微信, and 政务微信 as another tenant
-    DINGTALK = "dingtalk"  # 钉钉, and 浙政钉 as another tenant
+    WECOM = Platform.WECOM.value  # 企业微信, and 政务微信 as another tenant
+    DINGTALK = Platform.DINGTALK.value  # 钉钉, and 浙政钉 as another tenant
 
 
 class PlatformAccount(Base):

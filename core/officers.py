@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from core.cases import OPEN_FOR_ENTRY
 from core.changes import Ctx, Notice, record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.messages import Destination, OutMessage
+from core.messages import Destination, OutMessage, Platform
 from core.models import (
     Case,
     ChatPlatform,
@@ -36,7 +36,6 @@ PLATFORM_WORDS = {
     "浙政钉": ChatPlatform.DINGTALK,
 }
 DEFAULT_TENANT = ""  # the deployment's configured organisation on each platform
-SIMULATOR = "sim"  # the simulator's "accounts" are officer codes
 
 
 async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id: str) -> Officer:
@@ -67,10 +66,18 @@ async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id:
     return officer
 
 
+# Whose accounts each way in knows its users by: the WeCom AI bot's senders are the corp's WeCom
+# user ids. The simulator has none (its "accounts" are officer codes).
+ACCOUNTS_OF: dict[str, ChatPlatform] = {
+    Platform.WECOM: ChatPlatform.WECOM,
+    Platform.WECOM_AIBOT: ChatPlatform.WECOM,
+    Platform.DINGTALK: ChatPlatform.DINGTALK,
+}
+
+
 def account_platform(platform: str) -> ChatPlatform | None:
-    """Whose accounts a messaging platform's users are. A second way in to a platform is
-    named after it plus a suffix: the WeCom AI bot's senders are the corp's WeCom user ids."""
-    return next((p for p in ChatPlatform if platform == p or platform.startswith(f"{p}_")), None)
+    """Whose accounts a messaging platform's users are."""
+    return ACCOUNTS_OF.get(platform)
 
 
 def set_account(
@@ -103,8 +110,8 @@ async def account_holder(
 
 
 async def first_account(
-    ctx: Ctx, officer_id: int, platforms: Iterable[str]
-) -> tuple[str, str] | None:
+    ctx: Ctx, officer_id: int, platforms: Iterable[Platform]
+) -> tuple[Platform, str] | None:
     """Where a direct message to the officer goes: the first of `platforms` (those the
     deployment runs) on whose accounts they have one, and that account. Platforms go in
     ChatPlatform order, each one's own app before its other ways in (the WeCom AI bot reaches
@@ -113,8 +120,8 @@ async def first_account(
 
 
 async def first_accounts(
-    ctx: Ctx, officer_ids: Iterable[int], platforms: Iterable[str]
-) -> dict[int, tuple[str, str] | None]:
+    ctx: Ctx, officer_ids: Iterable[int], platforms: Iterable[Platform]
+) -> dict[int, tuple[Platform, str] | None]:
     """`first_account` of each officer in one look-up (the sender's batch of rows)."""
     ids = set(officer_ids)
     rows = await ctx.session.execute(
@@ -127,9 +134,9 @@ async def first_accounts(
         bound[officer][ChatPlatform(platform)] = account
     order, names = list(ChatPlatform), list(platforms)
 
-    def first(accounts: dict[ChatPlatform, str]) -> tuple[str, str] | None:
+    def first(accounts: dict[ChatPlatform, str]) -> tuple[Platform, str] | None:
         usable = [
-            (order.index(p), name != p, name, accounts[p])
+            (order.index(p), name != p.value, name, accounts[p])
             for name in names
             if (p := account_platform(name)) is not None and p in accounts
         ]
@@ -167,7 +174,7 @@ async def by_account(ctx: Ctx, platform: str, user_id: str) -> Officer | None:
     account_kind = account_platform(platform)
     if not user_id:
         return None
-    if platform == SIMULATOR:
+    if platform == Platform.SIM:
         officer = await by_code(ctx, user_id)
     elif account_kind is not None:
         officer = await account_holder(ctx, account_kind, user_id)

@@ -15,7 +15,7 @@ from bot.workers import InboxWorker
 from core import inbox
 from core.clock import FixedClock
 from core.db import make_engine, make_sessionmaker
-from core.messages import Event
+from core.messages import Event, Platform
 from core.models import InboxEvent
 from tests.server_helpers import ReplyingHandler, make_services, outbox_count
 
@@ -48,7 +48,7 @@ async def test_same_event_id_on_another_platform_is_another_event(
     session: AsyncSession, clock: FixedClock
 ) -> None:
     assert await inbox.store(session, text_event(), now=clock.now())
-    other = text_event().model_copy(update={"platform": "dingtalk"})
+    other = text_event().model_copy(update={"platform": Platform.DINGTALK})
     assert await inbox.store(session, other, now=clock.now())
 
 

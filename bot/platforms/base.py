@@ -18,7 +18,7 @@ import yarl
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from core.messages import Card, Destination, Event, OutMessage, encodable_text
+from core.messages import Card, Destination, Event, OutMessage, Platform, encodable_text
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class CallbackRejected(Exception):
 class Channel:
     """A concrete address on one platform, resolved by the sender."""
 
-    platform: str  # "wecom" | "dingtalk"
+    platform: Platform
     kind: Literal["user", "group_webhook", "session_webhook"]
     address: str  # userid, webhook URL or session webhook URL (secret: never log in full)
     secret: str = ""  # DingTalk 加签 secret for group_webhook
@@ -115,7 +115,7 @@ class EventExtras(BaseModel):
 
 
 class PlatformAdapter(Protocol):
-    name: str
+    name: Platform
     callback_path: str
     buttons_call_back: bool  # False: card buttons can only open URLs (the sender adds signed links)
 

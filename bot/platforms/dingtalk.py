@@ -45,7 +45,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.tokens import TokenCache, TokenStore
 from core.clock import Clock, SystemClock
-from core.messages import Button, Card, Destination, Event, OutMessage
+from core.messages import Button, Card, Destination, Event, OutMessage, Platform
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class SignLedger(Protocol):
 class DingTalkExtras(EventExtras):
     """What a DingTalk robot message carries besides the neutral event."""
 
-    adapter: Literal["dingtalk"] = "dingtalk"
+    adapter: Literal[Platform.DINGTALK] = Platform.DINGTALK
     session_webhook: str = ""  # answers this conversation without a token: a credential
     session_webhook_expires_ms: int = 0
     out_track_id: str = ""  # the clicked interactive card (updated by this id)
@@ -87,7 +87,7 @@ class DingTalkExtras(EventExtras):
     def reply_to(self) -> Destination | None:
         if not self.session_webhook:
             return None  # replies go to the officer through the OpenAPI
-        return Destination(kind="chat", platform="dingtalk", address=self.session_webhook)
+        return Destination(kind="chat", platform=Platform.DINGTALK, address=self.session_webhook)
 
 
 class DingTalkSettings(BaseModel):
@@ -154,7 +154,7 @@ def signed_webhook_url(url: str, secret: str, now_ms: int) -> yarl.URL:
 
 
 class DingTalkAdapter:
-    name = "dingtalk"
+    name = Platform.DINGTALK
     buttons_call_back = False  # robot action cards only open URLs
 
     def __init__(
@@ -255,7 +255,7 @@ class DingTalkAdapter:
         except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: 1e400 is inf
             raise CallbackRejected(400, "bad sessionWebhookExpiredTime") from exc
         return Event(
-            platform="dingtalk",
+            platform=Platform.DINGTALK,
             event_id=msg_id,
             kind="text" if is_text else "other",
             user_id=staff_id,
@@ -300,7 +300,7 @@ class DingTalkAdapter:
             if not (key and hmac.compare_digest(sig.encode(), expected.encode())):
                 raise CallbackRejected(403, "card action signature does not match")
         return Event(
-            platform="dingtalk",
+            platform=Platform.DINGTALK,
             kind="card_action",
             user_id=user,
             action_key=key,

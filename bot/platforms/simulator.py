@@ -1,6 +1,6 @@
 """Local chat simulator: try the bot in a browser with no WeCom or DingTalk credentials.
 
-Inbound: the page posts text or a card button key; it becomes a neutral Event (platform "sim",
+Inbound: the page posts text or a card button key; it becomes a neutral Event (platform `sim`,
 user id = the officer's code) stored in the inbox exactly like a platform callback, so the
 same dispatcher handles it. Outbound: nothing is "sent"; the page reads the outbox rows meant
 for the chosen officer (direct) and for their department's chat, so it shows what every
@@ -34,7 +34,7 @@ from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.demo_clock import DemoClock
 from core.errors import DomainError
-from core.messages import Destination, Event, OutMessage
+from core.messages import Destination, Event, OutMessage, Platform
 from core.models import MAX_ROW_ID, Officer, OutboxMessage
 from core.render import render, templates_dir
 
@@ -109,7 +109,7 @@ def _scope(dest: Destination, officer: Officer) -> str | None:
     office group (admins) — or not at all."""
     if dest.kind == "officer" and dest.officer_id == officer.id:
         return "direct"
-    if dest.kind == "chat" and dest.platform == "sim" and dest.address == officer.code:
+    if dest.kind == "chat" and dest.platform == Platform.SIM and dest.address == officer.code:
         return "direct"  # a reply into the simulator conversation the officer started
     if dest.kind == "department" and dest.department_id == officer.department_id:
         return "department"
@@ -146,7 +146,7 @@ async def messages_for(
     keys = [
         Destination.officer(officer.id).key(),
         Destination.department(officer.department_id).key(),
-        Destination(kind="chat", platform="sim", address=officer.code).key(),
+        Destination(kind="chat", platform=Platform.SIM, address=officer.code).key(),
         Destination.office().key(),
     ]
     found = []
@@ -227,7 +227,7 @@ class SimulatorExtras(EventExtras):
     """A click on a card in the page names the card (its Card.task_id), so the answer can
     grey that card the way a platform updates the clicked one."""
 
-    adapter: Literal["sim"] = "sim"
+    adapter: Literal[Platform.SIM] = Platform.SIM
     card: str = ""
 
     def card_ref(self) -> str:
@@ -315,7 +315,7 @@ class Simulator:
             async with self.services.write_gate(), self.services.sessionmaker() as session:
                 officer = await _officer(self.services.core_ctx(session), code)
                 event = Event(
-                    platform="sim",
+                    platform=Platform.SIM,
                     event_id=event_id,
                     kind=kind,
                     user_id=officer.code,

@@ -39,7 +39,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.tokens import TokenCache, TokenStore
 from core.clock import Clock, SystemClock
-from core.messages import Card, Event, Image, OutMessage
+from core.messages import Card, Event, Image, OutMessage, Platform
 
 DEFAULT_BASE = "https://qyapi.weixin.qq.com"
 TEXT_MAX_BYTES = 2048
@@ -67,7 +67,7 @@ BUTTON_STYLE = {"primary": 1, "default": 2, "danger": 3}
 class WeComExtras(EventExtras):
     """What a WeCom card click carries besides the neutral event."""
 
-    adapter: Literal["wecom"] = "wecom"
+    adapter: Literal[Platform.WECOM] = Platform.WECOM
     task_id: str = ""  # the clicked card's task_id
     response_code: str = ""  # updates the clicked card once (update_template_card)
 
@@ -181,7 +181,7 @@ def clip(text: str, max_chars: int) -> str:
 
 
 class WeComAdapter:
-    name = "wecom"
+    name = Platform.WECOM
     callback_path = "/wecom/callback"
     buttons_call_back = True  # button_interaction cards post template_card_event
 
@@ -252,7 +252,7 @@ class WeComAdapter:
             raise CallbackRejected(400, "message without FromUserName")
         msg_type, created = fields.get("MsgType", ""), fields.get("CreateTime", "")
         common: dict[str, Any] = {
-            "platform": "wecom",
+            "platform": Platform.WECOM,
             "user_id": user,
             "chat_id": fields.get("ChatId", ""),
             "is_group": bool(fields.get("ChatId")),

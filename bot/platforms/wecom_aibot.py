@@ -44,7 +44,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.wecom import WeComCrypto, aes_key_from, button_card, wecom_result
 from core.clock import Clock, SystemClock
-from core.messages import Button, Card, Destination, Event, OutMessage
+from core.messages import Button, Card, Destination, Event, OutMessage, Platform
 
 if TYPE_CHECKING:
     from bot.platforms.wecom_aibot_ws import WeComAiBotSocket
@@ -91,14 +91,14 @@ class WeComAiBotSettings(BaseModel):
 class WeComAiBotExtras(EventExtras):
     """The conversation an AI-bot event came from, and whether it is a card click."""
 
-    adapter: Literal["wecom_aibot"] = "wecom_aibot"
+    adapter: Literal[Platform.WECOM_AIBOT] = Platform.WECOM_AIBOT
     conversation: str = ""  # conversation_address(...): opaque outside this module
     is_card: bool = False
 
     def reply_to(self) -> Destination | None:
         if not self.conversation:
             return None
-        return Destination(kind="chat", platform="wecom_aibot", address=self.conversation)
+        return Destination(kind="chat", platform=Platform.WECOM_AIBOT, address=self.conversation)
 
     def card_ref(self) -> str:
         return self.conversation if self.is_card else ""
@@ -133,7 +133,7 @@ def body_event(
         url = ""  # only WeCom's own host may receive our answers
     where: dict[str, Any] = {"m": msgid, "u": user, "c": chat, "r": url, "q": req_id, "t": now_ms}
     common: dict[str, Any] = {
-        "platform": "wecom_aibot",
+        "platform": Platform.WECOM_AIBOT,
         "event_id": msgid,
         "user_id": user,
         "chat_id": chat,
@@ -225,7 +225,7 @@ class Slot:
 
 
 class WeComAiBotAdapter:
-    name = "wecom_aibot"
+    name = Platform.WECOM_AIBOT
     buttons_call_back = True  # template_card buttons post template_card_event
 
     def __init__(
@@ -354,7 +354,7 @@ class WeComAiBotAdapter:
             if self.ws is not None:
                 return await deliver(channel, self.ws.push(channel.address, push_body(msg)))
             if self._app is not None:
-                return await self._app.send(Channel("wecom", "user", channel.address), msg)
+                return await self._app.send(Channel(Platform.WECOM, "user", channel.address), msg)
         return SendResult(
             False,
             permanent=True,
@@ -386,7 +386,7 @@ class WeComAiBotAdapter:
         if result is not None:
             return result
         if self._app is not None and parts.get("u"):
-            return await self._app.send(Channel("wecom", "user", parts["u"]), msg)
+            return await self._app.send(Channel(Platform.WECOM, "user", parts["u"]), msg)
         return SendResult(
             False,
             permanent=True,
