@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
+from typing import TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,15 @@ from core.models import (
     Target,
     TaskItem,
 )
+
+
+class ResultFields(TypedDict):
+    """The conclusion every result needs (result_entry.submit_result, publication.correct_result),
+    spelled once per test module and unpacked next to the other keyword arguments."""
+
+    codes: list[str]
+    methods: list[str]
+    followups: list[str]
 
 
 @dataclass
@@ -105,7 +115,7 @@ async def build_world(
     case = Case(code=f"{task.code}-{case_no:03d}", task_id=task.id, target_id=target.id)
     session.add(case)
     await session.flush()
-    a1, a2, b1 = people[:3]
+    a1, a2, b1, lead_liaison, lead_leader, other_liaison, other_leader, outsider = people
     session.add_all(
         [
             GroupMember(
@@ -115,16 +125,36 @@ async def build_world(
         ]
     )
     await session.commit()
-    return World(lead, other, *people, target=target, items=items, task=task, case=case)
+    return World(
+        lead,
+        other,
+        a1,
+        a2,
+        b1,
+        lead_liaison,
+        lead_leader,
+        other_liaison,
+        other_leader,
+        outsider,
+        target=target,
+        items=items,
+        task=task,
+        case=case,
+    )
 
 
 def acting(ctx: Ctx, officer: Officer | None) -> Ctx:
     return dataclasses.replace(ctx, actor=officer)
 
 
-def at_day(ctx: Ctx, day: dt.date) -> None:
+def at_time(ctx: Ctx, when: dt.datetime) -> None:
+    """Move the tests' clock (a FixedClock; the type says only Clock) to `when`."""
     assert isinstance(ctx.clock, FixedClock)
-    ctx.clock.set(china_noon(day))
+    ctx.clock.set(when)
+
+
+def at_day(ctx: Ctx, day: dt.date) -> None:
+    at_time(ctx, china_noon(day))
 
 
 async def snapshot(session: AsyncSession) -> tuple[object, ...]:

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,7 +48,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> str:
+def pg_database() -> Iterator[str]:
     """A throw-away database on the test server, migrated once per session."""
     base = os.environ.get(PG_ENV)
     if not base:

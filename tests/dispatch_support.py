@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.dispatch import Dispatcher
 from bot.services import Services
 from core.changes import Ctx
-from core.clock import FixedClock
+from core.clock import Clock, FixedClock
 from core.messages import Event
 from core.models import AuditEvent, OutboxMessage
 from core.rules import Rules
@@ -22,7 +22,7 @@ _ids = itertools.count(1)
 
 
 def make_dispatcher(
-    sm: async_sessionmaker[AsyncSession], clock: FixedClock, rules: Rules | None = None
+    sm: async_sessionmaker[AsyncSession], clock: Clock, rules: Rules | None = None
 ) -> Dispatcher:
     services = Services(
         settings=Settings(),

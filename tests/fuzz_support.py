@@ -40,6 +40,7 @@ from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.links import sign_link
+from core.messages import Platform
 from core.models import (
     Attachment,
     Case,
@@ -330,7 +331,9 @@ async def fuzz_rig(sm: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
         clock,
         SignatureLedger(services),
     )
-    services.adapters.update({"wecom": wecom, "wecom_aibot": aibot, "dingtalk": ding})
+    services.adapters.update(
+        {Platform.WECOM: wecom, Platform.WECOM_AIBOT: aibot, Platform.DINGTALK: ding}
+    )
     services.settings.simulator.enabled = True
     w, code, second, inv = await _county(sm, services, clock, fake_wecom.webhook_url())
     dispatcher = Dispatcher(services)

@@ -15,7 +15,7 @@ from bot.platforms.dingtalk import DingTalkSettings
 from bot.platforms.wecom import WeComSettings
 from bot.services import Services
 from core.clock import Clock
-from core.messages import Destination, Event, OutMessage
+from core.messages import Destination, Event, OutMessage, Platform
 from core.models import Department, OutboxMessage
 from core.outbox import enqueue
 from tests.fakes.dingtalk import FakeDingTalk
@@ -54,7 +54,7 @@ def dingtalk_settings(fake: FakeDingTalk, **kw: Any) -> DingTalkSettings:
 def make_services(
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: Clock,
-    adapters: dict[str, PlatformAdapter] | None = None,
+    adapters: dict[Platform, PlatformAdapter] | None = None,
     **settings: Any,
 ) -> Services:
     cfg = Settings(link_secret="x" * 40, **settings)

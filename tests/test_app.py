@@ -22,6 +22,7 @@ from bot.scheduler import run_due_jobs_once
 from bot.server import build_services
 from bot.services import Services
 from core.clock import FixedClock, SystemClock
+from core.messages import Platform
 from core.models import InboxEvent, OutboxMessage
 from tests.fakes.wecom import WeComCallbackClient, text_xml
 from tests.server_helpers import ReplyingHandler, make_services, outbox_count, random_aes_key
@@ -67,7 +68,7 @@ async def rig(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
 ) -> AsyncIterator[Rig]:
     aes = random_aes_key()
-    services = make_services(sessionmaker, clock, {"wecom": wecom(aes, clock)})
+    services = make_services(sessionmaker, clock, {Platform.WECOM: wecom(aes, clock)})
     r = await start(services, aes)
     yield r
     await r.client.close()
@@ -154,7 +155,7 @@ async def test_workers_handle_callbacks_and_deliver_replies(
     services = make_services(
         sessionmaker,
         clock,
-        {"wecom": wecom(aes, clock)},
+        {Platform.WECOM: wecom(aes, clock)},
         inbox={"poll_interval_s": 30},
         sender={"poll_interval_s": 30},
     )
@@ -194,7 +195,7 @@ async def test_unsent_work_resumes_after_a_restart(
     services = make_services(
         sessionmaker,
         clock,
-        {"wecom": wecom(aes, clock)},
+        {Platform.WECOM: wecom(aes, clock)},
         inbox={"poll_interval_s": 0.05},
         sender={"poll_interval_s": 0.05},
     )

@@ -17,6 +17,7 @@ from core.draws.verify import verify_draw
 from core.errors import InvalidTransition, ValidationFailed
 from core.models import Case, Draw, GroupMember, OutboxMessage
 from tests import factories as f
+from tests.case_factories import at_time
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 from tests.factories import as_actor
 
@@ -61,7 +62,7 @@ async def test_freeze_needs_a_dated_source(ctx: Ctx, source: str) -> None:
 async def test_freeze_refuses_a_beacon_already_known(
     ctx: Ctx, now: dt.datetime, source: str
 ) -> None:
-    ctx.clock.set(now)
+    at_time(ctx, now)
     w = await f.world(ctx.session, partners=0, n_targets=10)
     task = await f.ready_task(ctx, w)
     with pytest.raises(ValidationFailed, match="的信标值已公布"):
@@ -72,7 +73,7 @@ async def test_freeze_refuses_a_beacon_already_known(
 async def test_freeze_stores_the_beacon_date_iso_or_chinese(ctx: Ctx) -> None:
     _, _, code = await _frozen(ctx, "上证指数 2026-03-04 收盘点位")
     d = await ctx.session.scalar(select(Draw).where(Draw.task_code == code))
-    assert d.parameters["beacon_date"] == "2026-03-04"
+    assert d is not None and d.parameters["beacon_date"] == "2026-03-04"
     assert beacon_day("２０２６年３月３日福彩3D") == dt.date(2026, 3, 3)  # full-width digits
     with pytest.raises(ValidationFailed, match="多个日期"):
         beacon_day("2026年3月3日或2026-03-04")
@@ -81,11 +82,11 @@ async def test_freeze_stores_the_beacon_date_iso_or_chinese(ctx: Ctx) -> None:
 async def test_confirm_waits_until_the_beacon_is_published(ctx: Ctx) -> None:
     _, lead, code = await _frozen(ctx)
     for now in (china_noon(dt.date(2026, 3, 2)), china(dt.date(2026, 3, 3), 21, 29)):
-        ctx.clock.set(now)
+        at_time(ctx, now)
         with pytest.raises(InvalidTransition, match="2026年3月3日 21:30 起才能确认抽取"):
             await targets.confirm_draw(lead, code, "123")
         assert await _state(ctx, code) == "frozen"
-    ctx.clock.set(china(dt.date(2026, 3, 3), 21, 30))
+    at_time(ctx, china(dt.date(2026, 3, 3), 21, 30))
     locked = await targets.confirm_draw(lead, code, "123")
     assert locked.state == "locked" and locked.beacon == "123"
 
@@ -93,7 +94,7 @@ async def test_confirm_waits_until_the_beacon_is_published(ctx: Ctx) -> None:
 async def test_ready_time_is_a_rule(ctx: Ctx) -> None:
     ctx.rules = ctx.rules.model_copy(update={"beacon_ready_time": dt.time(22, 0)})
     _, lead, code = await _frozen(ctx)
-    ctx.clock.set(china(dt.date(2026, 3, 3), 21, 45))
+    at_time(ctx, china(dt.date(2026, 3, 3), 21, 45))
     with pytest.raises(InvalidTransition, match="22:00 起"):
         await targets.confirm_draw(lead, code, "123")
 
@@ -101,7 +102,7 @@ async def test_ready_time_is_a_rule(ctx: Ctx) -> None:
 @pytest.mark.parametrize("value", ["abc", "12", "1234", "1 2 3 4", "12a", "福彩3D 417"])
 async def test_3d_beacon_must_be_three_digits(ctx: Ctx, value: str) -> None:
     _, lead, code = await _frozen(ctx)
-    ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
+    at_time(ctx, china_noon(dt.date(2026, 3, 4)))
     with pytest.raises(ValidationFailed, match="福彩3D开奖号码应为 3 位数字"):
         await targets.confirm_draw(lead, code, value)
     assert await _state(ctx, code) == "frozen"
@@ -112,13 +113,13 @@ async def test_3d_beacon_must_be_three_digits(ctx: Ctx, value: str) -> None:
 )
 async def test_3d_beacon_keeps_the_officers_digits(ctx: Ctx, value: str, stored: str) -> None:
     _, lead, code = await _frozen(ctx)
-    ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
+    at_time(ctx, china_noon(dt.date(2026, 3, 4)))
     assert (await targets.confirm_draw(lead, code, value)).beacon == stored
 
 
 async def test_other_beacons_are_bounded(ctx: Ctx) -> None:
     _, lead, code = await _frozen(ctx, "2026年3月3日上证指数收盘点位")
-    ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
+    at_time(ctx, china_noon(dt.date(2026, 3, 4)))
     with pytest.raises(ValidationFailed, match="不能超过 64 个字符"):
         await targets.confirm_draw(lead, code, "3" * 65)
     assert (await targets.confirm_draw(lead, code, "3051.22")).beacon == "3051.22"
@@ -126,7 +127,7 @@ async def test_other_beacons_are_bounded(ctx: Ctx) -> None:
 
 async def test_verify_says_the_beacon_was_used_not_that_it_is_official(ctx: Ctx) -> None:
     _, lead, code = await _frozen(ctx)
-    ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
+    at_time(ctx, china_noon(dt.date(2026, 3, 4)))
     d = await targets.confirm_draw(lead, code, "417")
     report = await verify_draw(ctx, d.id)
     [beacon] = [c for c in report.checks if c.label.startswith("信标值")]
@@ -157,7 +158,7 @@ async def test_walkthrough_same_day_confirm_is_refused_in_chat(sessionmaker, clo
 
 async def _matched(ctx: Ctx) -> tuple[f.World, Case, list[GroupMember]]:
     w, lead, code = await _frozen(ctx)
-    ctx.clock.set(china_noon(dt.date(2026, 3, 4)))
+    at_time(ctx, china_noon(dt.date(2026, 3, 4)))
     await targets.confirm_draw(lead, code, "417")
     cases = await groups.match_inspectors(lead, code)
     await ctx.session.commit()
@@ -192,7 +193,7 @@ async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_re
     reason = "本人配偶在该企业任职"
     new = await groups.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, reason)
     sent = await _sent_since(ctx, last or 0)
-    to = {}
+    to: dict[object, list[str]] = {}
     for m in sent:
         to.setdefault(
             m.destination.get("officer_id") or ("dept", m.destination.get("department_id")), []

@@ -44,7 +44,7 @@ PHONE = {"viewport": {"width": 375, "height": 740}, "device_scale_factor": 2, "i
 
 _MISSING = f"browser test needs {CHROMIUM}: apt-get install -y chromium fonts-wqy-microhei"
 if os.environ.get("LIANJIAN_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
-    from playwright import async_api
+    from playwright import async_api as async_api  # imported by the other browser tests
 
     assert shutil.which(CHROMIUM), _MISSING
 else:
@@ -87,7 +87,7 @@ async def test_decline_with_reason_on_a_375px_page(
     clock: FixedClock,
     aiohttp_server,
     tmp_path: Path,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     services = Services(
         settings=Settings(),
         sessionmaker=sessionmaker,

@@ -1,6 +1,7 @@
 import asyncio
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -19,11 +20,11 @@ from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
 from core.workdays import HolidayFile
-from tests.case_factories import acting, at_day, build_world, snapshot
+from tests.case_factories import ResultFields, acting, at_day, build_world, snapshot
 
 D = dt.date
-NO_PROBLEM = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
-PROBLEM = {
+NO_PROBLEM: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+PROBLEM: ResultFields = {
     "codes": ["A", "2", "B", "5:WJ"],
     "methods": ["实地检查"],
     "followups": ["责令改正并跟踪"],
@@ -204,20 +205,28 @@ async def test_bad_result_input_changes_nothing(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
     before = await snapshot(session)
-    bad = [
-        ({**NO_PROBLEM, "codes": ["1", "E"]}, "不能与其他检查结果同时选择"),
-        ({**PROBLEM, "followups": ["移送办案机构"]}, "请先登记移送记录"),
-        ({**NO_PROBLEM, "item_results": [{"item_id": 999, "codes": ["1"]}]}, "不属于本次抽查任务"),
+    on_day = D(2026, 3, 10)
+    bad: list[tuple[ResultFields, list[dict[str, Any]], dt.date | None, str]] = [
+        ({**NO_PROBLEM, "codes": ["1", "E"]}, [], on_day, "不能与其他检查结果同时选择"),
+        ({**PROBLEM, "followups": ["移送办案机构"]}, [], on_day, "请先登记移送记录"),
+        (NO_PROBLEM, [{"item_id": 999, "codes": ["1"]}], on_day, "不属于本次抽查任务"),
         (
-            {**NO_PROBLEM, "item_results": [{"item_id": w.items[0].id, "codes": ["A", "2", "B"]}]},
+            NO_PROBLEM,
+            [{"item_id": w.items[0].id, "codes": ["A", "2", "B"]}],
+            on_day,
             "案件结论不能为“未发现问题”",
         ),
-        ({**NO_PROBLEM, "inspected_on": None}, "请填写检查日期"),
+        (NO_PROBLEM, [], None, "请填写检查日期"),
     ]
-    for fields, message in bad:
-        fields.setdefault("inspected_on", D(2026, 3, 10))
+    for fields, item_results, inspected_on, message in bad:
         with pytest.raises(ValidationFailed) as err:
-            await submit_result(acting(ctx, w.a1), w.case.code, **fields)
+            await submit_result(
+                acting(ctx, w.a1),
+                w.case.code,
+                **fields,
+                item_results=item_results,
+                inspected_on=inspected_on,
+            )
         assert message in str(err.value)
     with pytest.raises(ValidationFailed, match="检查日期不能晚于今天"):
         await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 13))
@@ -246,7 +255,9 @@ async def test_referral_then_a_referred_result(ctx, session):
     result = await submit_result(
         acting(ctx, w.a1),
         w.case.code,
-        **{**PROBLEM, "codes": ["A", "2", "C"], "followups": ["移送办案机构"]},
+        codes=["A", "2", "C"],
+        methods=PROBLEM["methods"],
+        followups=["移送办案机构"],
         inspected_on=D(2026, 3, 10),
     )
     await session.commit()

@@ -58,7 +58,9 @@ def test_readme_recipe_recomputes_the_draw(demo_db, tmp_path, capsys):
     capsys.readouterr()
     assert main(["draw", "show", "LJ-2026-001", "--json", "--db", str(demo_db)]) == 0
     (tmp_path / "draw.json").write_text(capsys.readouterr().out, "utf-8")
-    snippet = re.search(r"```python\n(.*?)```", README.read_text("utf-8"), re.S).group(1)
+    found = re.search(r"```python\n(.*?)```", README.read_text("utf-8"), re.S)
+    assert found is not None, "the README's Python example"
+    snippet = found.group(1)
     done = subprocess.run(
         [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True
     )

@@ -25,7 +25,7 @@ from bot.platforms.dingtalk import (
 from bot.replays import PRUNE_EVERY, SignatureLedger
 from core.clock import FixedClock
 from core.db import make_engine, make_sessionmaker
-from core.messages import Button, Card, Event, Field_, OutMessage
+from core.messages import Button, Card, Event, Field_, OutMessage, Platform
 from core.models import UsedSignature
 from tests.fakes import callback_app
 from tests.fakes.dingtalk import DingTalkCallbackClient, FakeDingTalk, robot_message, robot_sign
@@ -44,7 +44,7 @@ class Rig:
     clock: FixedClock
 
     def group(self, token: str = "robot-token-1", secret: str = SECRET) -> Channel:
-        return Channel("dingtalk", "group_webhook", self.fake.webhook_url(token), secret)
+        return Channel(Platform.DINGTALK, "group_webhook", self.fake.webhook_url(token), secret)
 
 
 @contextlib.asynccontextmanager
@@ -424,7 +424,7 @@ async def test_long_markdown_truncated_and_mentions_kept(rig: Rig) -> None:
 
 
 async def test_reply_through_session_webhook_without_token(rig: Rig) -> None:
-    channel = Channel("dingtalk", "session_webhook", rig.fake.new_session_webhook())
+    channel = Channel(Platform.DINGTALK, "session_webhook", rig.fake.new_session_webhook())
     assert (await rig.adapter.send(channel, OutMessage.text("收到"))).ok
     assert rig.fake.delivered == [{"msgtype": "text", "text": {"content": "收到"}}]
     assert rig.fake.token_calls == 0
@@ -432,7 +432,7 @@ async def test_reply_through_session_webhook_without_token(rig: Rig) -> None:
 
 async def test_expired_session_webhook_fails(rig: Rig) -> None:
     channel = Channel(
-        "dingtalk", "session_webhook", rig.fake.url("/robot/sendBySession?session=expired")
+        Platform.DINGTALK, "session_webhook", rig.fake.url("/robot/sendBySession?session=expired")
     )
     result = await rig.adapter.send(channel, OutMessage.text("收到"))
     assert not result.ok and result.code == "300001"
@@ -440,7 +440,7 @@ async def test_expired_session_webhook_fails(rig: Rig) -> None:
 
 async def test_webhook_outside_oapi_base_is_refused(rig: Rig) -> None:
     channel = Channel(
-        "dingtalk", "session_webhook", "https://evil.example/robot/sendBySession?session=1"
+        Platform.DINGTALK, "session_webhook", "https://evil.example/robot/sendBySession?session=1"
     )
     result = await rig.adapter.send(channel, OutMessage.text("x"))
     assert (result.permanent, result.code) == (True, "bad_address")
@@ -451,7 +451,7 @@ async def test_webhook_outside_oapi_base_is_refused(rig: Rig) -> None:
 
 
 def user(staff_id: str = "manager7675") -> Channel:
-    return Channel("dingtalk", "user", staff_id)
+    return Channel(Platform.DINGTALK, "user", staff_id)
 
 
 async def test_direct_markdown_via_batch_send_with_cached_token(rig: Rig) -> None:

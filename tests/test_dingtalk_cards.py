@@ -12,6 +12,7 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -25,6 +26,7 @@ from bot.services import Services
 from core import consultation
 from core.changes import Ctx
 from core.clock import FixedClock
+from core.messages import Platform
 from core.models import AuditEvent, ChatPlatform, InboxEvent, Invitation
 from core.officers import set_account
 from tests import factories as f
@@ -113,7 +115,7 @@ async def serving(
     base = f"http://127.0.0.1:{port}"
     services = make_services(sessionmaker, clock)
     adapter = DingTalkAdapter(settings, clock, SignatureLedger(services), public_base_url=base)
-    services.adapters["dingtalk"] = adapter
+    services.adapters[Platform.DINGTALK] = adapter
     app = create_app(services, workers=("inbox", "sender"))
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
@@ -184,7 +186,7 @@ async def test_decline_click_asks_the_reason_and_the_card_shows_the_decline(rig:
     assert await rig.audited("invitation.declined") == 1
 
 
-def sent(rig: Rig) -> list[dict[str, object]]:
+def sent(rig: Rig) -> list[dict[str, Any]]:  # the fake's JSON bodies
     return [d for d in rig.fake.delivered if d.get("userIds") == [LIAISON]]
 
 

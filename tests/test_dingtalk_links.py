@@ -11,6 +11,7 @@ from bot.sender import Sender
 from core import consultation
 from core.changes import Ctx
 from core.links import verify_link
+from core.messages import Platform
 from core.models import ChatPlatform
 from core.officers import set_account
 from tests import factories as f
@@ -32,7 +33,7 @@ async def test_invitation_card_on_dingtalk_carries_signed_answer_links(sessionma
     )
     try:
         services = make_services(
-            sessionmaker, clock, {"dingtalk": adapter}, sender={"app_user_per_minute": 1000}
+            sessionmaker, clock, {Platform.DINGTALK: adapter}, sender={"app_user_per_minute": 1000}
         )
         async with sessionmaker() as s:
             w = await f.world(s, partners=1, inspectors=1, n_targets=0)

@@ -27,7 +27,7 @@ from bot.workers import EventHandler, InboxWorker
 from core import consultation
 from core.changes import Ctx
 from core.clock import FixedClock
-from core.messages import Event
+from core.messages import Event, Platform
 from core.models import ChatPlatform, InboxEvent, Invitation
 from core.officers import set_account
 from handlers.base import SENT_PRIVATELY
@@ -45,17 +45,30 @@ class Rig:
     stream: DingTalkStream
     server: TestServer
 
-    def message(self, content: str, msg_id: str, **kw: object) -> dict[str, object]:
-        created = int(self.services.clock.now().timestamp() * 1000)
-        kw.setdefault("robot_code", self.fake.robot_code)
-        return robot_message(content, msg_id=msg_id, created_ms=created, **kw)  # type: ignore[arg-type]
+    def message(
+        self,
+        content: str,
+        msg_id: str,
+        *,
+        staff_id: str = "manager7675",
+        session_webhook: str = "",
+        robot_code: str | None = None,  # the fake's own robot unless a test names another
+    ) -> dict[str, object]:
+        return robot_message(
+            content,
+            msg_id=msg_id,
+            created_ms=int(self.services.clock.now().timestamp() * 1000),
+            staff_id=staff_id,
+            session_webhook=session_webhook,
+            robot_code=self.fake.robot_code if robot_code is None else robot_code,
+        )
 
     async def health(self) -> dict[str, object]:
         async with (
             aiohttp.ClientSession() as http,
             http.get(self.server.make_url("/healthz")) as resp,
         ):
-            return await resp.json()  # type: ignore[no-any-return]
+            return await resp.json()
 
 
 def stream_settings(fake: FakeDingTalkStream, **kw: str) -> DingTalkSettings:
@@ -65,7 +78,7 @@ def stream_settings(fake: FakeDingTalkStream, **kw: str) -> DingTalkSettings:
         stream_backoff_base_s=0.01,
         stream_backoff_cap_s=0.05,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 async def start_rig(
@@ -77,7 +90,7 @@ async def start_rig(
 ) -> Rig:
     fake = await FakeDingTalkStream(clock=clock).start()
     adapter = DingTalkAdapter(stream_settings(fake, **settings), clock)
-    services = make_services(sessionmaker, clock, {"dingtalk": adapter})
+    services = make_services(sessionmaker, clock, {Platform.DINGTALK: adapter})
     stream = DingTalkStream(adapter, clock)
     services.connections = [stream]
     server = TestServer(create_app(services, handler=handler, workers=workers), host="127.0.0.1")
@@ -93,7 +106,7 @@ async def rig(
     r = await start_rig(sessionmaker, clock, ReplyingHandler(clock), ("connections",))
     yield r
     await r.server.close()
-    await r.services.adapters["dingtalk"].close()
+    await r.services.adapters[Platform.DINGTALK].close()
     await r.fake.close()
 
 
@@ -132,7 +145,7 @@ async def test_group_mention_becomes_a_command_answered_in_the_group(sessionmake
         assert to_officer and "任务" in str(to_officer[0]["msgParam"]), "the help itself"
     finally:
         await r.server.close()
-        await services.adapters["dingtalk"].close()
+        await services.adapters[Platform.DINGTALK].close()
         await r.fake.close()
 
 
@@ -240,12 +253,12 @@ async def test_a_frame_is_acked_only_after_it_is_stored(sessionmaker, clock) -> 
 
 async def test_healthz_reports_the_stream_connection(rig) -> None:
     health = await rig.health()
-    conn = health["connections"]["dingtalk_stream"]  # type: ignore[index]
+    conn = health["connections"]["dingtalk_stream"]
     assert (conn["state"], conn["connects"]) == ("connected", 1)
     rig.fake.kill()
     await wait_until(lambda: len(rig.fake.connections) == 2 and rig.fake.connected.is_set())
     await wait_until(lambda: rig.stream.health()["state"] == "connected")
-    conn = (await rig.health())["connections"]["dingtalk_stream"]  # type: ignore[index]
+    conn = (await rig.health())["connections"]["dingtalk_stream"]
     assert conn["connects"] == 2 and conn["last_error"] == "connection closed"
 
 
@@ -302,7 +315,7 @@ async def test_invitation_card_buttons_call_back_and_the_card_shows_who_answered
         assert upd["cardData"]["cardParamMap"]["status"].endswith("接受")
     finally:
         await r.server.close()
-        await r.services.adapters["dingtalk"].close()
+        await r.services.adapters[Platform.DINGTALK].close()
         await r.fake.close()
 
 
@@ -315,5 +328,5 @@ async def test_a_refused_interactive_card_falls_back_to_signed_links(sessionmake
         assert "/h5/" in sent["msgParam"]["buttonUrl1"], "the signed H5 link stays the fallback"
     finally:
         await r.server.close()
-        await r.services.adapters["dingtalk"].close()
+        await r.services.adapters[Platform.DINGTALK].close()
         await r.fake.close()

@@ -110,7 +110,7 @@ def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) 
 
 
 @pytest.fixture
-async def client(services: Services, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(services: Services, aiohttp_client) -> TestClient:
     app = web.Application()
     app[SERVICES] = services
     app.add_routes(document_pages.routes(services))

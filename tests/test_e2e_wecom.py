@@ -21,6 +21,7 @@ from bot.services import Services
 from bot.workers import InboxWorker
 from core import consultation
 from core.changes import Ctx
+from core.messages import Platform
 from core.models import AuditEvent, ChatBinding, ChatPlatform, Invitation
 from core.officers import set_account
 from tests import factories as f
@@ -64,7 +65,7 @@ async def rig(sessionmaker, clock) -> AsyncIterator[Rig]:
         ),
         clock,
     )
-    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    services = make_services(sessionmaker, clock, {Platform.WECOM: adapter})
     server = TestServer(create_app(services, workers=()), host="127.0.0.1")
     await server.start_server()
     client = WeComCallbackClient(

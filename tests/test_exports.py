@@ -167,8 +167,8 @@ async def test_archive_closes_only_a_finished_task(
     assert closed is not None and closed.data["files"] > 10
     await archive.archive_task(acting(ctx, w.lead_leader), code)  # a second copy
     await session.commit()
-    task = await session.scalar(select(JointTask).where(JointTask.code == code))
-    assert task is not None and task.state == TaskState.CLOSED
+    reloaded = await session.scalar(select(JointTask).where(JointTask.code == code))
+    assert reloaded is not None and reloaded.state == TaskState.CLOSED
 
 
 async def test_a_task_before_publication_is_not_archived(ctx: Ctx, session: AsyncSession) -> None:

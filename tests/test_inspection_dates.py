@@ -18,10 +18,10 @@ from core.inspection import extend_window, record_inspection_date
 from core.models import AuditEvent, Draw
 from core.result_entry import submit_result
 from core.summary import daily_summary
-from tests.case_factories import acting, at_day, build_world, snapshot
+from tests.case_factories import ResultFields, acting, at_day, build_world, snapshot
 
 D = dt.date
-NO_PROBLEM = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+NO_PROBLEM: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
 
 
 async def _lock_draw(session: AsyncSession, task_id: int, task_code: str, on: dt.date) -> None:

@@ -11,11 +11,15 @@ from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
 from core.workdays import HolidayFile
-from tests.case_factories import acting, at_day, build_world, snapshot
+from tests.case_factories import ResultFields, acting, at_day, build_world, snapshot
 
 D = dt.date
-FOUND = {"codes": ["A", "2", "B"], "methods": ["实地检查"], "followups": ["责令改正并跟踪"]}
-CLEAN = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+FOUND: ResultFields = {
+    "codes": ["A", "2", "B"],
+    "methods": ["实地检查"],
+    "followups": ["责令改正并跟踪"],
+}
+CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
 
 
 async def _published(ctx, session, **world):

@@ -20,10 +20,10 @@ from core.obligations import SHOWN, Obligation, _listing, due_items, enqueue_nud
 from core.result_entry import submit_result
 from core.summary import daily_summary, enqueue_daily_summaries, summary_message
 from core.workdays import HolidayFile
-from tests.case_factories import acting, at_day, build_world
+from tests.case_factories import ResultFields, acting, at_day, build_world
 
 D = dt.date
-CLEAN = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
 
 
 async def _consulting_task(session, w, reply_due, provisional=False, lead=None):
@@ -234,7 +234,8 @@ async def test_provisional_invitation_deadline_is_recomputed(ctx, session):
     # sent 2026-12-28: weekdays only → 12-29, 12-30, 12-31, 1-1, 1-4
     task = await _consulting_task(session, w, D(2027, 1, 4), provisional=True)
     at_day(ctx, D(2026, 11, 2))
-    assert "2027 年节假日安排" in await holiday_warning(ctx)
+    warning = await holiday_warning(ctx)
+    assert warning is not None and "2027 年节假日安排" in warning
     changed = await load_holiday_year(
         ctx, HolidayFile(2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试")
     )
@@ -324,7 +325,7 @@ async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, sessio
     await session.commit()
     cal = await ctx.work_calendar()
     schedule = set(ctx.rules.nudge_before_workdays)
-    seen = set()
+    seen: set[str] = set()
     for offset in range(60):
         today = D(2026, 3, 20) + dt.timedelta(days=offset)
         horizon = cal.add_workdays(today, max(schedule)).day

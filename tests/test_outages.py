@@ -28,7 +28,7 @@ from bot.platforms.wecom import WeComAdapter
 from bot.sender import Sender
 from core import outbox
 from core.clock import FixedClock
-from core.messages import Destination, OutMessage
+from core.messages import Destination, OutMessage, Platform
 from core.models import ChatBinding, OutboxMessage
 from tests.fakes import FakeServer, Fault
 from tests.fakes.dingtalk import FakeDingTalk
@@ -131,8 +131,8 @@ async def destinations(
     found: dict[str, tuple[Destination, str]] = {}
     async with sessionmaker() as session:
         for n in range(per_kind):
-            found[f"wu{n}"] = (Destination.platform_user("wecom", f"wu{n}"), WECOM_APP)
-            found[f"du{n}"] = (Destination.platform_user("dingtalk", f"du{n}"), DINGTALK_OTO)
+            found[f"wu{n}"] = (Destination.platform_user(Platform.WECOM, f"wu{n}"), WECOM_APP)
+            found[f"du{n}"] = (Destination.platform_user(Platform.DINGTALK, f"du{n}"), DINGTALK_OTO)
             for platform, label, url, secret in (
                 ("wecom", f"wr{n}", fakes.wecom.webhook_url(f"wk{n}"), ""),
                 ("dingtalk", f"dr{n}", fakes.dingtalk.webhook_url(f"dk{n}"), f"SECdk{n}"),
@@ -199,7 +199,9 @@ async def test_every_message_arrives_once_in_order_through_a_storm(
         dingtalk_settings(platforms.dingtalk).model_copy(update={"http_timeout_s": HTTP_TIMEOUT_S}),
         clock,
     )
-    services = make_services(sessionmaker, clock, {"wecom": wecom, "dingtalk": dingtalk})
+    services = make_services(
+        sessionmaker, clock, {Platform.WECOM: wecom, Platform.DINGTALK: dingtalk}
+    )
     dests = await destinations(sessionmaker, platforms, storm.per_kind)
     sender = Sender(services, jitter=rng.random)
     queued, waves = 0, 0
@@ -272,7 +274,7 @@ async def test_a_wecom_answer_lost_after_acceptance_is_resent_at_once(
     for kind in ("lost_reset", "lost_hang"):
         platforms.wecom.faults[WECOM_APP].append(kind)
         result = await adapter.send(
-            Channel("wecom", "user", "wu0"), OutMessage.text(f"回复 {kind}")
+            Channel(Platform.WECOM, "user", "wu0"), OutMessage.text(f"回复 {kind}")
         )
         assert result.ok == bool(duplicate_check_s), result
     await adapter.close()

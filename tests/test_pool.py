@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +39,7 @@ async def _past_task(
     lead_id: int,
     year: int,
     inspected: list[Target],
-    accepted: list[int] = (),
+    accepted: Sequence[int] = (),
 ) -> None:
     """An earlier task whose draw was locked: its cases and accepted invitations."""
     n = f._next()

@@ -28,12 +28,16 @@ from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
 from tests import factories as f
-from tests.case_factories import World, acting, at_day, build_world
+from tests.case_factories import ResultFields, World, acting, at_day, build_world
 from tests.server_helpers import make_services
 
 D = dt.date
-NO_PROBLEM = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
-PROBLEM = {"codes": ["A", "2", "B"], "methods": ["实地检查"], "followups": ["责令改正并跟踪"]}
+NO_PROBLEM: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+PROBLEM: ResultFields = {
+    "codes": ["A", "2", "B"],
+    "methods": ["实地检查"],
+    "followups": ["责令改正并跟踪"],
+}
 
 
 def text_of(html: str) -> str:
@@ -59,8 +63,8 @@ async def publish_and_correct(ctx: Ctx, w: World) -> None:
     await ctx.session.commit()
 
 
-def _client_factory(rules: Rules | None = None):  # type: ignore[no-untyped-def]
-    async def make(sessionmaker, clock, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+def _client_factory(rules: Rules | None = None):
+    async def make(sessionmaker, clock, aiohttp_client) -> TestClient:
         services: Services = make_services(sessionmaker, clock)
         if rules is not None:
             services.rules = rules
@@ -73,7 +77,7 @@ def _client_factory(rules: Rules | None = None):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def client(sessionmaker, clock, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(sessionmaker, clock, aiohttp_client) -> TestClient:
     return await _client_factory()(sessionmaker, clock, aiohttp_client)
 
 
@@ -173,7 +177,9 @@ async def test_draw_page_publishes_seed_beacon_pool_and_selection(
     # the page's own recipe, run as a visitor would, verifies the downloaded files
     (tmp_path / "draw.json").write_text(json.dumps(data), encoding="utf-8")
     (tmp_path / "pool.csv").write_bytes(await pool.read())
-    recipe = unescape(re.search(r'<pre class="recipe">(.*?)</pre>', html, re.S).group(1))
+    found = re.search(r'<pre class="recipe">(.*?)</pre>', html, re.S)
+    assert found is not None, "the page shows its recipe"
+    recipe = unescape(found.group(1))
     run = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-c", recipe],

@@ -14,10 +14,10 @@ from core.publication import publish_case
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
-from tests.case_factories import acting, at_day, build_world
+from tests.case_factories import ResultFields, acting, at_day, build_world
 
 D = dt.date
-CLEAN = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
 
 
 async def _approved(ctx, session, rules: Rules):

@@ -56,7 +56,7 @@ def services(
 
 
 @pytest.fixture
-async def client(services: Services, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(services: Services, aiohttp_client) -> TestClient:
     app = web.Application()
     app.add_routes(routes(services))
     return await aiohttp_client(app)
@@ -162,22 +162,16 @@ async def test_problem_categories_with_referral(
     department is recorded with the result."""
     tok = token(services, world.a1, world.case)
     item = world.items[0].id
-    resp = await client.post(
-        RESULT_PATH,
-        data=fields(
-            tok,
-            item,
-            **{
-                f"item.{item}.codes": ["A", "2", "B"],
-                f"item.{item}.problems": "2025年度报告未公示",
-                f"item.{item}.handling": "责令十日内补报",
-                "followups": ["责令改正并跟踪", "移送办案机构"],
-                "referral_kind": "移送办案机构",
-                "referral_to": "县市场监管局执法大队",
-                "referral_content": "涉嫌未按规定公示年报",
-            },
-        ),
-    )
+    entry: dict[str, str | list[str]] = {
+        f"item.{item}.codes": ["A", "2", "B"],
+        f"item.{item}.problems": "2025年度报告未公示",
+        f"item.{item}.handling": "责令十日内补报",
+        "followups": ["责令改正并跟踪", "移送办案机构"],
+        "referral_kind": "移送办案机构",
+        "referral_to": "县市场监管局执法大队",
+        "referral_content": "涉嫌未按规定公示年报",
+    }
+    resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
     assert resp.status == 200, visible_text(await resp.text())
     [result] = await results(sessionmaker)
     assert result.codes == ["A", "2", "B"]

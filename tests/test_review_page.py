@@ -40,15 +40,14 @@ async def submitted(client: TestClient, services: Services, world: World) -> Non
     """The lead's inspector entered a problem with a photo and a PDF."""
     tok = token_of(result_link(services, world.a1.id, world.case.id))
     item = world.items[0].id
+    problem: dict[str, str | list[str]] = {
+        f"item.{item}.codes": ["E"],
+        f"item.{item}.problems": "未按规定公示年报",
+    }
     resp = await client.post(
         RESULT_PATH,
         data=with_files(
-            fields(
-                tok,
-                item,
-                followups="责令改正并跟踪",
-                **{f"item.{item}.codes": ["E"], f"item.{item}.problems": "未按规定公示年报"},
-            ),
+            fields(tok, item, followups="责令改正并跟踪", **problem),
             ("现场.jpg", jpeg(), "image/jpeg"),
             ("记录.pdf", PDF_BYTES, "application/pdf"),
         ),

@@ -10,6 +10,7 @@ import datetime as dt
 import chinese_calendar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.scheduler import run_due_jobs_once
 from core.clock import CHINA_TZ, FixedClock
@@ -52,8 +53,10 @@ async def _world_with_due_result(sessionmaker: async_sessionmaker[AsyncSession])
     return due
 
 
-async def _days_of(session: AsyncSession, column: object, like: str) -> list[dt.date]:
-    keys = await session.scalars(select(column).where(column.like(like)))  # type: ignore[attr-defined]
+async def _days_of(
+    session: AsyncSession, column: InstrumentedAttribute[str], like: str
+) -> list[dt.date]:
+    keys = await session.scalars(select(column).where(column.like(like)))
     return sorted({dt.date.fromisoformat(k.split(":")[-1][:10]) for k in keys})
 
 
@@ -88,7 +91,9 @@ async def test_ticks_walk_the_working_calendar_and_run_once_a_day(
                 select(AuditEvent.subject).where(AuditEvent.action == "nudge.digest")
             )
         )
-    summary_days = [dt.date.fromisoformat(k.rsplit(":", 1)[1]) for k in summary_keys]
+    summary_days = [
+        dt.date.fromisoformat(k.rsplit(":", 1)[1]) for k in summary_keys if k is not None
+    ]
     assert sorted(set(summary_days)) == workdays
     assert len(summary_days) == 2 * len(workdays)  # two leaders, once a day each
     nudge_days = [dt.date.fromisoformat(s.split(":")[1]) for s in nudge_subjects]

@@ -7,8 +7,10 @@ import asyncio
 import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from aiohttp import web
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,7 +20,7 @@ from bot.sender import Sender
 from bot.services import Services
 from core import outbox
 from core.clock import FixedClock
-from core.messages import Destination, OutMessage
+from core.messages import Destination, Event, OutMessage, Platform
 from core.models import (
     AuditEvent,
     ChatBinding,
@@ -34,7 +36,7 @@ from tests.server_helpers import add_department, make_services, outbox_count, we
 class ScriptedPlatform:
     """The platform side as a test double: answers from a script, records what it accepted."""
 
-    name = "wecom"
+    name = Platform.WECOM
     callback_path = "/wecom/callback"
     buttons_call_back = True
 
@@ -58,6 +60,16 @@ class ScriptedPlatform:
 
     async def close(self) -> None:
         return None
+
+    # the sender never receives: the inbound half of PlatformAdapter is not used here
+    async def verify_url(self, request: web.Request) -> web.Response:
+        raise AssertionError("not a callback endpoint")
+
+    async def parse(self, request: web.Request) -> list[Event]:
+        raise AssertionError("not a callback endpoint")
+
+    async def ack(self, events: list[Event], new: list[bool]) -> web.Response:
+        raise AssertionError("not a callback endpoint")
 
 
 @pytest.fixture
@@ -106,7 +118,7 @@ async def test_group_robot_rate_limit_is_never_exceeded(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, fake_wecom: FakeWeCom
 ) -> None:
     adapter = wecom_adapter(fake_wecom, clock)
-    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    services = make_services(sessionmaker, clock, {Platform.WECOM: adapter})
     async with sessionmaker() as session:
         dept = await add_department(session)
         await bind_robot(session, fake_wecom.webhook_url(), department_id=dept)
@@ -135,7 +147,7 @@ async def test_rate_limited_robot_then_restart_mid_queue_delivers_each_once(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, fake_wecom: FakeWeCom
 ) -> None:
     adapter = wecom_adapter(fake_wecom, clock)
-    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    services = make_services(sessionmaker, clock, {Platform.WECOM: adapter})
     async with sessionmaker() as session:
         await bind_robot(session, fake_wecom.webhook_url(), office=True)
         await queue(session, Destination.office(), 30, clock.now())
@@ -169,7 +181,7 @@ async def test_graceful_stop_mid_queue_then_new_sender_finishes_exactly_once(
     services = make_services(
         sessionmaker,
         clock,
-        {"wecom": platform},
+        {Platform.WECOM: platform},
         sender={"app_user_per_minute": 1000, "poll_interval_s": 0.05},
     )
     async with sessionmaker() as session:
@@ -213,7 +225,7 @@ async def test_invalid_webhook_disables_binding_and_alerts_the_office(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, fake_wecom: FakeWeCom
 ) -> None:
     adapter = wecom_adapter(fake_wecom, clock)
-    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    services = make_services(sessionmaker, clock, {Platform.WECOM: adapter})
     async with sessionmaker() as session:
         dept = await add_department(session, name="卫生健康委")
         binding_id = await bind_robot(
@@ -255,7 +267,7 @@ async def test_dead_after_max_attempts_and_retry_brings_it_back(
     services = make_services(
         sessionmaker,
         clock,
-        {"wecom": platform},
+        {Platform.WECOM: platform},
         sender={"max_attempts": 3, "backoff_base_s": 1, "backoff_cap_s": 4},
     )
     async with sessionmaker() as session:
@@ -292,7 +304,7 @@ async def test_officer_without_platform_id_goes_to_the_simulator(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
 ) -> None:
     platform = ScriptedPlatform()
-    services = make_services(sessionmaker, clock, {"wecom": platform})
+    services = make_services(sessionmaker, clock, {Platform.WECOM: platform})
     async with sessionmaker() as session:
         dept = await add_department(session)
         officer = Officer(code="O1", name="李四", department_id=dept)
@@ -311,7 +323,7 @@ async def concurrent_rig(
     services = make_services(
         sessionmaker,
         clock,
-        {"wecom": platform},
+        {Platform.WECOM: platform},
         sender={"app_user_per_minute": 1000, "batch_size": 7},
     )
     async with sessionmaker() as session:
@@ -363,7 +375,9 @@ async def test_no_route_without_the_simulator_is_a_dead_letter_not_sent(
 ) -> None:
     """In production (simulator off) a message nobody can receive must stay visible."""
     platform = ScriptedPlatform()
-    services = make_services(sessionmaker, clock, {"wecom": platform}, simulator={"enabled": False})
+    services = make_services(
+        sessionmaker, clock, {Platform.WECOM: platform}, simulator={"enabled": False}
+    )
     async with sessionmaker() as session:
         dept = await add_department(session)
         officer = Officer(code="O1", name="李四", department_id=dept)  # no platform account
@@ -381,7 +395,7 @@ async def test_a_claim_about_to_expire_is_handed_back_not_sent(
 ) -> None:
     """Another process may claim a row once its lease runs out: never start a send then."""
     platform = ScriptedPlatform()
-    services = make_services(sessionmaker, clock, {"wecom": platform})
+    services = make_services(sessionmaker, clock, {Platform.WECOM: platform})
     async with sessionmaker() as session:
         dept = await add_department(session)
         session.add(
@@ -394,6 +408,7 @@ async def test_a_claim_about_to_expire_is_handed_back_not_sent(
         )
         await session.flush()
         officer_id = await session.scalar(select(Officer.id))
+        assert officer_id is not None
         await queue(session, Destination.officer(officer_id), 3, clock.now())
         rows = await outbox.claim_due(session, 10, clock.now(), dt.timedelta(seconds=5))
         await session.commit()
@@ -415,7 +430,7 @@ async def test_a_named_short_wait_still_backs_off(
     """A platform asking for 5 s must not burn the attempt budget in a one-minute outage."""
     platform = ScriptedPlatform(failures=[SendResult(False, retry_after=5.0, code="-1")] * 3)
     services = make_services(
-        sessionmaker, clock, {"wecom": platform}, sender={"backoff_base_s": 10.0}
+        sessionmaker, clock, {Platform.WECOM: platform}, sender={"backoff_base_s": 10.0}
     )
     async with sessionmaker() as session:
         dept = await add_department(session)
@@ -428,14 +443,15 @@ async def test_a_named_short_wait_still_backs_off(
             )
         )
         await session.flush()
-        await queue(
-            session, Destination.officer(await session.scalar(select(Officer.id))), 1, clock.now()
-        )
+        officer_id = await session.scalar(select(Officer.id))
+        assert officer_id is not None
+        await queue(session, Destination.officer(officer_id), 1, clock.now())
     waits = []
     for _ in range(3):
         await Sender(services, jitter=lambda: 0.0).run_once()
         async with sessionmaker() as session:
             row = await session.scalar(select(OutboxMessage))
+        assert row is not None
         waits.append((row.next_attempt_at - clock.now()).total_seconds())
         clock.set(row.next_attempt_at)
     assert waits == [5.0, 10.0, 20.0]  # max(named wait, 5·2^(n-1)) with zero jitter
@@ -450,13 +466,13 @@ async def test_rate_limit_look_up_uses_the_destination_index(
     query plan only."""
     async with sessionmaker() as session:
         bind = session.get_bind()
-        seen: list[tuple[str, object]] = []
+        seen: list[tuple[str, tuple[Any, ...]]] = []
 
         def capture(
             _conn: object,
             _cursor: object,
             statement: str,
-            params: object,
+            params: tuple[Any, ...],  # SQLite's driver takes positional parameters
             _context: object,
             _many: bool,
         ) -> None:
@@ -469,7 +485,7 @@ async def test_rate_limit_look_up_uses_the_destination_index(
             event.remove(bind, "before_cursor_execute", capture)
         statement, params = seen[-1]
         conn = await session.connection()
-        plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)).all()  # type: ignore[arg-type]
+        plan = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)).all()
         assert any("ix_outbox_dest_state_sent" in str(row) for row in plan), plan
 
 
@@ -480,7 +496,7 @@ async def test_order_per_destination_survives_send_failures(
     its messages in order: a row waiting for its retry holds the later rows of its
     destination back (they were sent past it: [7,5,8,9,6,0,1,2,3,4])."""
     adapter = wecom_adapter(fake_wecom, clock)
-    services = make_services(sessionmaker, clock, {"wecom": adapter})
+    services = make_services(sessionmaker, clock, {Platform.WECOM: adapter})
     users = [f"officer{n}" for n in range(3)]
     sender = Sender(services)
     fake_wecom.outage["/cgi-bin/message/send"] = 10**6  # down until further notice
@@ -489,7 +505,7 @@ async def test_order_per_destination_survives_send_failures(
             for user in users:
                 await queue(
                     session,
-                    Destination.platform_user("wecom", user),
+                    Destination.platform_user(Platform.WECOM, user),
                     1,
                     clock.now(),
                     prefix=f"{user}:{i}",
@@ -518,8 +534,8 @@ async def test_a_resend_after_a_kill_between_send_and_record(
     what stays at-least-once on channels without such a check."""
     adapter = wecom_adapter(fake_wecom, clock)
     adapter.settings.duplicate_check_s = duplicate_check_s
-    services = make_services(sessionmaker, clock, {"wecom": adapter})
-    dest = Destination.platform_user("wecom", "officer1")
+    services = make_services(sessionmaker, clock, {Platform.WECOM: adapter})
+    dest = Destination.platform_user(Platform.WECOM, "officer1")
     async with sessionmaker() as session:
         await queue(session, dest, 1, clock.now(), prefix="回复")
         [row] = await outbox.claim_due(
@@ -529,7 +545,7 @@ async def test_a_resend_after_a_kill_between_send_and_record(
     # the dying process's send: it reached WeCom, the outcome was never recorded
     assert (
         await adapter.send(
-            Channel("wecom", "user", "officer1"), OutMessage.model_validate(row.message)
+            Channel(Platform.WECOM, "user", "officer1"), OutMessage.model_validate(row.message)
         )
     ).ok
     clock.advance(dt.timedelta(seconds=services.settings.sender.lease_s + 1))
@@ -547,7 +563,10 @@ async def test_a_row_behind_another_claim_waits_and_so_do_the_later_ones(
     """The sender checks its whole claim in one look-up (it did one per row): a claimed row
     with an earlier pending row of its destination outside the claim (another process took
     it in the same moment) waits, and so do the destination's later rows in the claim."""
-    a, b = Destination.platform_user("wecom", "a"), Destination.platform_user("wecom", "b")
+    a, b = (
+        Destination.platform_user(Platform.WECOM, "a"),
+        Destination.platform_user(Platform.WECOM, "b"),
+    )
     async with sessionmaker() as session:
         rows = [
             await outbox.enqueue(session, dest, OutMessage.text(f"{n}"), now=clock.now())

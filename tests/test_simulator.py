@@ -47,7 +47,7 @@ def wakes() -> list[int]:
 
 
 @pytest.fixture
-async def client(services: Services, wakes: list[int], aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(services: Services, wakes: list[int], aiohttp_client) -> TestClient:
     app = web.Application()
     app[SERVICES] = services
     app.add_routes(routes(services, wake_inbox=lambda: wakes.append(1)))
@@ -218,7 +218,7 @@ async def test_officers_and_page(client: TestClient, world: factories.World) -> 
 async def test_round_trip_through_the_dispatcher(
     services: Services,
     aiohttp_client,
-    clock: FixedClock,  # type: ignore[no-untyped-def]
+    clock: FixedClock,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The simulator drives the real server: a card click becomes an answered invitation and
@@ -381,7 +381,7 @@ async def test_chunked_oversized_body_is_refused(
 
 async def test_server_with_a_platform_configured_has_no_simulator(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_client
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings = Settings(
         wecom={
             "corp_id": "ww1",

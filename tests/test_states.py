@@ -6,6 +6,7 @@ import datetime as dt
 import itertools
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,10 @@ from core.states import (
     TaskState,
 )
 from tests import factories as f
-from tests.case_factories import acting, at_day, build_world
+from tests.case_factories import ResultFields, acting, at_day, build_world
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-CLEAN = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
 
 
 # ---------------------------------------------------------------- README
@@ -82,7 +83,7 @@ def test_readme_state_tables_match_the_code() -> None:
 
 def test_every_state_has_a_label_and_is_reachable() -> None:
     for machine in MACHINES:
-        enum = type(machine.states[0])
+        enum: type[StrEnum] = type(machine.states[0])
         assert machine.states == list(enum), machine.entity
         reached = {m.dst for m in machine.moves}
         assert reached == set(enum), machine.entity
@@ -137,7 +138,7 @@ async def test_a_state_column_stores_the_plain_value_and_refuses_unknown_ones(ct
     await session.commit()
     loaded = await session.get(OutboxMessage, row_id, populate_existing=True)
     assert loaded is not None and loaded.state is OutboxState.PENDING
-    loaded.state = "sending"  # type: ignore[assignment]  # what a typo would do
+    loaded.state = "sending"  # what a typo would do
     with pytest.raises(StatementError, match="'sending' is not a valid OutboxState"):
         await session.flush()
     await session.rollback()
@@ -230,7 +231,8 @@ async def test_task_invitation_and_draw_moves_outside_the_table_are_refused(ctx,
         await groups.match_inspectors(lead, task.code)
 
     quick = await quickdraw.draw_targets(lead, 3)  # frozen until a colleague's number comes
-    assert quick.state is DrawState.FROZEN
+    drawn_state = quick.state  # read now: the confirmation below changes it in place
+    assert drawn_state is DrawState.FROZEN
     colleague = f.as_actor(ctx, w.lead.leader)
     await quickdraw.confirm_quick_draw(colleague, quick.code, "123")
     assert quick.state is DrawState.LOCKED

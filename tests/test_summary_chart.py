@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cli import main
 from core import charts
 from core.changes import Ctx
-from core.summary import chart_data, scope_summary
+from core.states import CaseState
+from core.summary import ChartData, chart_data, scope_summary
 from tests.case_factories import at_day, build_world
 
 
@@ -41,7 +42,7 @@ async def test_chart_counts_each_departments_cases_and_draws_a_png(
     png = charts.render_chart(data, dpi=50)
     assert png is not None and png_size(png) == (400, int((2.2 + 0.42 * 2) * 50))
 
-    w.case.state = "submitted"
+    w.case.state = CaseState.SUBMITTED
     await session.commit()
     scoped = await scope_summary(ctx, ctx.clock.today(), w.other.id)
     assert scoped.chart.scope == "县卫生健康委员会"
@@ -60,7 +61,7 @@ def test_without_a_cjk_font_the_chart_is_skipped_with_a_warning(
 ) -> None:
     monkeypatch.setattr(charts, "CJK_FONTS", ("No Such Font",))
     with caplog.at_level(logging.WARNING):
-        assert charts.render_chart(charts.ChartData(dt.date(2026, 3, 2), "全部部门")) is None
+        assert charts.render_chart(ChartData(dt.date(2026, 3, 2), "全部部门")) is None
     assert "fonts-wqy-microhei" in caplog.text
 
 

@@ -34,6 +34,7 @@ from core.progress import cases_for_officer, task_progress, tasks_for_department
 from core.states import INVITATION
 from core.summary import daily_summary, summary_message
 from tests import factories as f
+from tests.case_factories import at_time
 from tests.factories import as_actor
 
 BEACON_SOURCE = "2026年3月3日福彩3D开奖号码"
@@ -44,7 +45,7 @@ BEACON_OUT = china_noon(dt.date(2026, 3, 4))  # after BEACON_SOURCE's draw (21:3
 async def _lock(lead: Ctx, task: JointTask) -> Draw:
     """Freeze, wait for the beacon's publication, confirm: the draw every later step needs."""
     await targets.freeze_pool(lead, task.code, BEACON_SOURCE)
-    lead.clock.set(BEACON_OUT)  # a FixedClock in these tests
+    at_time(lead, BEACON_OUT)
     return await targets.confirm_draw(lead, task.code, BEACON)
 
 
@@ -146,7 +147,7 @@ async def test_full_path(ctx: Ctx) -> None:
             t.uscc in body or t.name in body for t in w.targets
         )  # nothing selected shows
 
-    ctx.clock.set(BEACON_OUT)
+    at_time(ctx, BEACON_OUT)
     locked = await targets.confirm_draw(lead, task.code, BEACON)
     await ctx.session.commit()
     assert locked.state == "locked" and len(locked.selection) == 3 and task.state == "locked"
@@ -163,8 +164,8 @@ async def test_full_path(ctx: Ctx) -> None:
     assert task.state == "inspecting" and len(matched) == 3
     members = list(await ctx.session.scalars(select(GroupMember)))
     by_case: dict[int, list[GroupMember]] = {}
-    for m in members:
-        by_case.setdefault(m.case_id, []).append(m)
+    for member in members:
+        by_case.setdefault(member.case_id, []).append(member)
     for group in by_case.values():
         assert len(group) >= ctx.rules.min_group_size
         leaders = [m for m in group if m.is_leader]
@@ -241,7 +242,9 @@ async def test_locked_draw_recomputes_from_public_data_alone(ctx: Ctx) -> None:
     task = await f.ready_task(ctx, w, rule=rule)
     lead = as_actor(ctx, w.lead.liaison)
     d = await _lock(lead, task)
-    pool_file = zlib.decompress((await ctx.session.get(DrawPool, d.id)).data).decode()
+    stored = await ctx.session.get(DrawPool, d.id)
+    assert stored is not None
+    pool_file = zlib.decompress(stored.data).decode()
     lines = pool_file.splitlines()[1:]
     assert hashlib.sha256("\n".join(lines).encode()).hexdigest() == d.pool_hash
     seed = bytes.fromhex(d.seed_hex)
@@ -300,7 +303,7 @@ async def test_refreeze_supersedes_and_is_audited(ctx: Ctx) -> None:
     lead = as_actor(ctx, w.lead.liaison)
     first = await targets.freeze_pool(lead, task.code, BEACON_SOURCE)
     second = await targets.freeze_pool(lead, task.code, "2026年3月4日上证指数收盘点位")
-    ctx.clock.set(china_noon(dt.date(2026, 3, 5)))
+    at_time(ctx, china_noon(dt.date(2026, 3, 5)))
     assert (first.state, second.state, second.freeze_no) == ("superseded", "frozen", 2)
     assert (await _audit_actions(ctx))[-1] == "draw.refrozen"
     locked = await targets.confirm_draw(lead, task.code, "3051.22")
@@ -478,6 +481,7 @@ async def test_only_lead_staff_create_and_denial_is_audited_separately(ctx: Ctx)
     await access.record_denied(outsider, err.action, err.subject, err.message)
     await ctx.session.commit()
     event = await ctx.session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()))
+    assert event is not None
     assert (event.action, event.actor, event.data["action"]) == (
         "denied",
         w.partners[0].liaison.code,
@@ -597,7 +601,7 @@ async def test_draw_refusals(ctx: Ctx) -> None:
         ctx, InvalidTransition, "尚未冻结抽取范围", targets.confirm_draw(lead, task.code, BEACON)
     )
     await targets.freeze_pool(lead, task.code, BEACON_SOURCE)
-    ctx.clock.set(BEACON_OUT)
+    at_time(ctx, BEACON_OUT)
     await _refused(
         ctx, ValidationFailed, "请输入信标值", targets.confirm_draw(lead, task.code, "  ")
     )
@@ -723,6 +727,7 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     await _lock(lead, task)
     [case] = await groups.match_inspectors(lead, task.code)
     d = await ctx.session.scalar(select(Draw).where(Draw.kind == "inspectors"))
+    assert d is not None
     lead_codes = {o.code for o in w.lead.inspectors}
     order = [
         i.removeprefix("inspector:")

@@ -24,7 +24,7 @@ from bot.token_store import SharedTokens
 from core import platform_tokens
 from core.clock import FixedClock
 from core.db import make_engine, make_sessionmaker
-from core.messages import OutMessage
+from core.messages import OutMessage, Platform
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.wecom import FakeWeCom
 from tests.server_helpers import dingtalk_settings, make_services, wecom_settings
@@ -91,7 +91,7 @@ async def dingtalk_processes(
 ROUNDS = iter(range(10**6))
 
 
-async def send_from_each(procs: list[Process], platform: str, per_process: int = 5) -> None:
+async def send_from_each(procs: list[Process], platform: Platform, per_process: int = 5) -> None:
     """Every process sends at once; each message distinct (WeCom merges repeats)."""
     batch = next(ROUNDS)
     results = await asyncio.gather(
@@ -112,12 +112,12 @@ async def test_two_processes_starting_together_fetch_one_wecom_token(
     """Each process used to fetch its own token: with two processes sending at once, one
     fetches and the other reads the row."""
     async with wecom_processes(db_url, clock, n=3) as (fake, procs):
-        await send_from_each(procs, "wecom")
+        await send_from_each(procs, Platform.WECOM)
         assert fake.gettoken_calls == 1
         assert len(fake.delivered) == 15
         # a process started later (a restart) reads the stored token too
         async with processes(db_url, clock, wecom_maker(fake, clock), n=1) as late:
-            await send_from_each(late, "wecom")
+            await send_from_each(late, Platform.WECOM)
         assert fake.gettoken_calls == 1
 
 
@@ -128,9 +128,9 @@ async def test_a_revoked_wecom_token_is_refetched_once_for_all_processes(
     hear it drops the shared row and fetches; the other finds the new token instead of
     fetching again (its invalidation names the old token, which is no longer stored)."""
     async with wecom_processes(db_url, clock) as (fake, procs):
-        await send_from_each(procs, "wecom", per_process=1)
+        await send_from_each(procs, Platform.WECOM, per_process=1)
         fake.revoke_tokens()
-        await send_from_each(procs, "wecom", per_process=3)
+        await send_from_each(procs, Platform.WECOM, per_process=3)
         assert fake.gettoken_calls == 2
         assert len(fake.delivered) == 8
 
@@ -141,12 +141,12 @@ async def test_an_expiring_wecom_token_is_refreshed_once_and_used_meanwhile(
     """Inside the last five minutes of a token's life one process refreshes; then every
     process uses the new token, and nobody fetched twice."""
     async with wecom_processes(db_url, clock) as (fake, procs):
-        await send_from_each(procs, "wecom", per_process=1)
+        await send_from_each(procs, Platform.WECOM, per_process=1)
         clock.advance(dt.timedelta(seconds=fake.token_lifetime_s - 120))
-        await send_from_each(procs, "wecom", per_process=3)
+        await send_from_each(procs, Platform.WECOM, per_process=3)
         assert fake.gettoken_calls == 2
         clock.advance(dt.timedelta(seconds=600))  # the old token has expired by now
-        await send_from_each(procs, "wecom", per_process=2)
+        await send_from_each(procs, Platform.WECOM, per_process=2)
         assert fake.gettoken_calls == 2
         assert len(fake.delivered) == 2 + 6 + 4
 
@@ -160,7 +160,7 @@ async def test_a_refresher_killed_mid_fetch_holds_the_others_only_for_its_lease(
         dead = procs[0].tokens
         key = f"wecom:{fake.corp_id}:{fake.agent_id}"
         assert await dead.claim_refresh(key, "", clock.now(), clock.now() + REFRESH_LEASE)
-        waiting = asyncio.create_task(send_from_each(procs[1:], "wecom", per_process=1))
+        waiting = asyncio.create_task(send_from_each(procs[1:], Platform.WECOM, per_process=1))
         await asyncio.sleep(0.3)
         assert not waiting.done() and fake.gettoken_calls == 0
         clock.advance(REFRESH_LEASE + dt.timedelta(seconds=1))
@@ -176,10 +176,12 @@ async def test_a_failed_fetch_gives_the_lease_back_at_once(
     the failed fetch's lease."""
     async with wecom_processes(db_url, clock) as (fake, procs):
         fake.outage["/cgi-bin/gettoken"] = 1
-        first = await procs[0].adapter.send(Channel("wecom", "user", "u1"), OutMessage.text("a"))
+        first = await procs[0].adapter.send(
+            Channel(Platform.WECOM, "user", "u1"), OutMessage.text("a")
+        )
         assert not first.ok
         started = time.monotonic()
-        await send_from_each(procs[1:], "wecom", per_process=1)
+        await send_from_each(procs[1:], Platform.WECOM, per_process=1)
         assert time.monotonic() - started < WAIT_S / 3
         assert fake.gettoken_calls == 2
         async with procs[0].tokens.services.sessionmaker() as session:
@@ -193,10 +195,10 @@ async def test_two_dingtalk_processes_share_one_token_and_one_refetch(
     """DingTalk's OpenAPI token (the same row logic): one fetch for both processes, and after
     the platform rejects it (401 InvalidAuthentication) one refetch."""
     async with dingtalk_processes(db_url, clock) as (fake, procs):
-        await send_from_each(procs, "dingtalk", per_process=3)
+        await send_from_each(procs, Platform.DINGTALK, per_process=3)
         assert fake.token_calls == 1
         fake.revoke_tokens()
-        await send_from_each(procs, "dingtalk", per_process=3)
+        await send_from_each(procs, Platform.DINGTALK, per_process=3)
         assert fake.token_calls == 2
         assert len(fake.delivered) == 12
 
@@ -208,7 +210,7 @@ async def test_without_the_store_each_process_fetches_its_own(clock: FixedClock)
     make = wecom_maker(fake, clock)
     procs = [Process(make(None), None), Process(make(None), None)]  # type: ignore[arg-type]
     try:
-        await send_from_each(procs, "wecom")
+        await send_from_each(procs, Platform.WECOM)
         assert fake.gettoken_calls == 2
     finally:
         for proc in procs:

@@ -103,7 +103,7 @@ def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) 
 
 
 @pytest.fixture
-async def client(services: Services, aiohttp_client) -> TestClient:  # type: ignore[no-untyped-def]
+async def client(services: Services, aiohttp_client) -> TestClient:
     app = web.Application()
     app[SERVICES] = services
     app.add_routes(routes(services))
@@ -163,7 +163,7 @@ async def test_page_shows_the_task_and_both_forms(
 
 @pytest.mark.parametrize("case", ["forged", "expired", "other_action", "other_object"])
 async def test_bad_links_get_a_403_page(
-    client: TestClient, world: World, clock: FixedClock, case: str
+    client: TestClient, services: Services, world: World, clock: FixedClock, case: str
 ) -> None:
     good = token_for(world.liaison, world.invitation, clock)
     token, message = {
@@ -205,9 +205,7 @@ async def test_bad_links_get_a_403_page(
         },
     )
     assert resp.status == 403
-    assert (
-        await invitation_row(client.server.app[SERVICES].sessionmaker, world.invitation.id)
-    ).state == "pending"
+    assert (await invitation_row(services.sessionmaker, world.invitation.id)).state == "pending"
 
 
 async def test_accept_stores_the_chosen_items(

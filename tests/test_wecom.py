@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bot.platforms.base import TRUNCATION_NOTE, Channel, truncate_utf8
 from bot.platforms.wecom import WeComAdapter, WeComExtras, WeComSettings
 from core.clock import FixedClock
-from core.messages import Button, Card, Event, Field_, OutMessage
+from core.messages import Button, Card, Event, Field_, OutMessage, Platform
 from tests.fakes import callback_app
 from tests.fakes.wecom import FakeWeCom, WeComCallbackClient, card_event_xml, text_xml
 
@@ -339,7 +339,7 @@ async def test_card_click_becomes_card_action_unique_per_click(rig: Rig) -> None
 
 
 def user(userid: str = "zhangsan") -> Channel:
-    return Channel("wecom", "user", userid)
+    return Channel(Platform.WECOM, "user", userid)
 
 
 async def test_token_is_cached_and_refetched_once_after_revocation(rig: Rig) -> None:
@@ -470,7 +470,7 @@ async def test_card_without_callback_buttons_goes_as_markdown(rig: Rig) -> None:
 
 
 async def test_webhook_markdown_truncated_on_utf8_boundary_with_mentions_kept(rig: Rig) -> None:
-    channel = Channel("wecom", "group_webhook", rig.fake.webhook_url())
+    channel = Channel(Platform.WECOM, "group_webhook", rig.fake.webhook_url())
     msg = OutMessage.md("逾期提醒", "检" * 3000)  # 9000 bytes
     assert (await rig.adapter.send(channel, msg, mention_user_ids=["zhangsan"])).ok
     content = rig.fake.delivered[0]["markdown"]["content"]
@@ -480,7 +480,7 @@ async def test_webhook_markdown_truncated_on_utf8_boundary_with_mentions_kept(ri
 
 
 async def test_webhook_text_uses_mentioned_list(rig: Rig) -> None:
-    channel = Channel("wecom", "group_webhook", rig.fake.webhook_url())
+    channel = Channel(Platform.WECOM, "group_webhook", rig.fake.webhook_url())
     assert (
         await rig.adapter.send(channel, OutMessage.text("请查收"), mention_user_ids=["a", "b"])
     ).ok
@@ -491,7 +491,7 @@ async def test_webhook_text_uses_mentioned_list(rig: Rig) -> None:
 
 
 async def test_webhook_card_becomes_markdown_with_links_only(rig: Rig) -> None:
-    channel = Channel("wecom", "group_webhook", rig.fake.webhook_url())
+    channel = Channel(Platform.WECOM, "group_webhook", rig.fake.webhook_url())
     card = Card(
         title="邀请",
         fields=[Field_(name="牵头", value="市场监管局")],
@@ -506,7 +506,7 @@ async def test_webhook_card_becomes_markdown_with_links_only(rig: Rig) -> None:
 
 
 async def test_webhook_rate_limit_from_the_fake_gives_retry_after(rig: Rig) -> None:
-    channel = Channel("wecom", "group_webhook", rig.fake.webhook_url())
+    channel = Channel(Platform.WECOM, "group_webhook", rig.fake.webhook_url())
     results = [await rig.adapter.send(channel, OutMessage.text(f"n{i}")) for i in range(21)]
     assert all(r.ok for r in results[:20])
     assert (results[20].ok, results[20].retry_after, results[20].code) == (False, 60, "45009")
@@ -515,14 +515,14 @@ async def test_webhook_rate_limit_from_the_fake_gives_retry_after(rig: Rig) -> N
 
 
 async def test_removed_robot_93000_is_permanent(rig: Rig) -> None:
-    channel = Channel("wecom", "group_webhook", rig.fake.webhook_url("deleted-key"))
+    channel = Channel(Platform.WECOM, "group_webhook", rig.fake.webhook_url("deleted-key"))
     result = await rig.adapter.send(channel, OutMessage.text("a"))
     assert (result.ok, result.permanent, result.code) == (False, True, "93000")
 
 
 async def test_webhook_outside_configured_base_is_refused_without_sending(rig: Rig) -> None:
     channel = Channel(
-        "wecom", "group_webhook", "https://evil.example/cgi-bin/webhook/send?key=robot-key-1"
+        Platform.WECOM, "group_webhook", "https://evil.example/cgi-bin/webhook/send?key=robot-key-1"
     )
     result = await rig.adapter.send(channel, OutMessage.text("a"))
     assert result.permanent and result.code == "bad_address"
@@ -531,7 +531,9 @@ async def test_webhook_outside_configured_base_is_refused_without_sending(rig: R
 
 def test_channel_repr_hides_the_webhook_key() -> None:
     channel = Channel(
-        "wecom", "group_webhook", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRETKEY"
+        Platform.WECOM,
+        "group_webhook",
+        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRETKEY",
     )
     assert "SECRETKEY" not in repr(channel) and "SECRETKEY" not in channel.redacted()
 

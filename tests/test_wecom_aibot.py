@@ -22,12 +22,12 @@ from bot.platforms.wecom import WeComAdapter, WeComCrypto, WeComSettings
 from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
 from bot.sender import Sender
 from bot.services import Services
-from bot.workers import InboxWorker
+from bot.workers import EventHandler, InboxWorker
 from core import consultation
 from core.cards import InvitationAction
 from core.changes import Ctx
 from core.clock import Clock
-from core.messages import Event, OutMessage
+from core.messages import Event, OutMessage, Platform
 from core.models import ChatPlatform, Invitation, OutboxMessage
 from core.officers import set_account
 from core.outbox import enqueue
@@ -67,7 +67,7 @@ async def start(
     *,
     workers: tuple[str, ...],
     passive_wait_s: float = 3.0,
-    handler: object | None = None,
+    handler: EventHandler | None = None,
 ) -> Rig:
     fake = await FakeWeComWithAiBot(clock=clock).start()
     aes = random_aes_key()
@@ -93,9 +93,11 @@ async def start(
         clock,
         app=app,
     )
-    services = make_services(sessionmaker, clock, {"wecom": app, "wecom_aibot": aibot})
+    services = make_services(
+        sessionmaker, clock, {Platform.WECOM: app, Platform.WECOM_AIBOT: aibot}
+    )
     server = TestServer(
-        create_app(services, workers=workers, handler=handler),  # type: ignore[arg-type]
+        create_app(services, workers=workers, handler=handler),
         host="127.0.0.1",
     )
     await server.start_server()

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,7 +24,7 @@ from bot.services import Services
 from bot.workers import InboxWorker
 from core import consultation
 from core.changes import Ctx
-from core.messages import Event
+from core.messages import Event, Platform
 from core.models import ChatPlatform, InboxEvent, Invitation, OutboxMessage
 from core.officers import set_account
 from handlers.base import SENT_PRIVATELY
@@ -42,7 +43,7 @@ def ws_settings(gateway: FakeAiBotGateway, **kw: object) -> WeComAiBotSettings:
         backoff_base_s=0.01,
         backoff_cap_s=0.05,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Rig:
     adapter: WeComAiBotAdapter
     services: Services
     server: TestServer
+    world: f.World
 
     async def step(self) -> None:
         await InboxWorker(self.services, Dispatcher(self.services)).run_once()
@@ -72,7 +74,7 @@ class Rig:
 async def rig(sessionmaker, clock) -> AsyncIterator[Rig]:
     gateway = await FakeAiBotGateway().start()
     adapter = WeComAiBotAdapter(ws_settings(gateway), clock)
-    services = make_services(sessionmaker, clock, {"wecom_aibot": adapter})
+    services = make_services(sessionmaker, clock, {Platform.WECOM_AIBOT: adapter})
     assert adapter.ws is not None
     services.connections = [adapter.ws]
     server = TestServer(create_app(services, workers=("connections",)), host="127.0.0.1")
@@ -82,8 +84,7 @@ async def rig(sessionmaker, clock) -> AsyncIterator[Rig]:
         w = await f.world(s, partners=1, inspectors=1, n_targets=0)
         set_account(w.partners[0].liaison, ChatPlatform.WECOM, "wx-liaison")
         await s.commit()
-    r = Rig(gateway, adapter, services, server)
-    r.world = w  # type: ignore[attr-defined]
+    r = Rig(gateway, adapter, services, server, w)
     yield r
     await server.close()
     await adapter.close()
@@ -103,8 +104,8 @@ async def test_group_mention_is_answered_in_the_group_and_the_rest_pushed(rig) -
     assert push.body["chatid"] == "wx-liaison" and "任务" in push.body["markdown"]["content"]
 
 
-async def _invite(rig: Rig) -> tuple[Invitation, dict[str, object]]:
-    w = rig.world  # type: ignore[attr-defined]
+async def _invite(rig: Rig) -> tuple[Invitation, dict[str, Any]]:  # the card as JSON
+    w = rig.world
     async with rig.services.sessionmaker() as s:
         ctx = Ctx(session=s, clock=rig.services.clock, rules=rig.services.rules)
         task = await f.draft_task(ctx, w)
@@ -118,12 +119,12 @@ async def _invite(rig: Rig) -> tuple[Invitation, dict[str, object]]:
         for r in rig.gateway.got("aibot_send_msg")
         if r.body["chatid"] == "wx-liaison" and r.body["msgtype"] == "template_card"
     ]
-    return inv, card  # type: ignore[return-value]
+    return inv, card
 
 
 async def test_card_click_is_updated_within_five_seconds(rig) -> None:
     inv, card = await _invite(rig)
-    keys = {b["text"]: b["key"] for b in card["button_list"]}  # type: ignore[index]
+    keys = {b["text"]: b["key"] for b in card["button_list"]}
     req_id = await rig.gateway.push(
         aibot_card_click("wx-liaison", keys["接受"], str(card["task_id"]), "ws-card-1")
     )
@@ -140,7 +141,7 @@ async def test_card_click_is_updated_within_five_seconds(rig) -> None:
 
 async def test_a_late_card_update_is_given_up(rig, clock) -> None:
     _, card = await _invite(rig)
-    keys = {b["text"]: b["key"] for b in card["button_list"]}  # type: ignore[index]
+    keys = {b["text"]: b["key"] for b in card["button_list"]}
     await rig.gateway.push(
         aibot_card_click("wx-liaison", keys["接受"], str(card["task_id"]), "ws-card-late")
     )
@@ -188,13 +189,13 @@ async def test_a_second_process_takes_over_and_the_first_does_not_fight_back(
     try:
         await wait_until(lambda: len(gateway.subscribed) == 1)
         two = asyncio.create_task(second.ws.run(_sink))
-        await wait_until(lambda: first.ws.health()["state"] == "kicked")  # type: ignore[union-attr]
+        await wait_until(lambda: first.ws.health()["state"] == "kicked")
         await asyncio.wait_for(one, 5)  # the first one's run ended: no reconnect loop
         await asyncio.sleep(0.2)
         assert len(gateway.subscribed) == 2 and gateway.kicked == 1
         states = {}
         for name, adapter in (("first", first), ("second", second)):
-            services = make_services(sessionmaker, clock, {"wecom_aibot": adapter})
+            services = make_services(sessionmaker, clock, {Platform.WECOM_AIBOT: adapter})
             services.connections = [adapter.ws]  # type: ignore[list-item]
             server = TestServer(create_app(services, workers=()), host="127.0.0.1")
             await server.start_server()

@@ -105,7 +105,7 @@ class AiBotCallbackClient(WeComCallbackClient):
         assert envelope["nonce"] == nonce, "the callback's nonce is reused"
         message, receive_id = self.decrypt(envelope["encrypt"])
         assert receive_id == "", "AI bot receiveid is empty"
-        return json.loads(message)  # type: ignore[no-any-return]
+        return json.loads(message)
 
 
 class FakeWeComWithAiBot(FakeWeCom):
