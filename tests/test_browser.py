@@ -40,7 +40,6 @@ CHROMIUM_ARGS = [
 ]
 
 ARTIFACTS = Path(os.environ.get("LIANJIAN_ARTIFACTS", "test-artifacts")) / "browser"
-PHONE = {"viewport": {"width": 375, "height": 740}, "device_scale_factor": 2, "is_mobile": True}
 
 _MISSING = f"browser test needs {CHROMIUM}: apt-get install -y chromium fonts-wqy-microhei"
 if os.environ.get("LIANJIAN_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
@@ -53,6 +52,13 @@ else:
     )
     if shutil.which(CHROMIUM) is None:
         pytest.skip(_MISSING, allow_module_level=True)
+
+
+async def phone_page(browser: async_api.Browser) -> async_api.Page:
+    """A page on a 375 px phone screen, as an inspector in the field holds it."""
+    return await browser.new_page(
+        viewport={"width": 375, "height": 740}, device_scale_factor=2, is_mobile=True
+    )
 
 
 def shot_path(name: str) -> Path:
@@ -112,7 +118,7 @@ async def test_decline_with_reason_on_a_375px_page(
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(**PHONE)
+            page = await phone_page(browser)
             foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
             await page.goto(url)
             await page.screenshot(path=shot_path("invitation"), full_page=True)

@@ -22,9 +22,9 @@ from tests.server_helpers import make_services
 from tests.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    PHONE,
     async_api,
     foreign_requests,
+    phone_page,
     shot_path,
 )
 from tests.test_result_form import TODAY, jpeg
@@ -49,7 +49,7 @@ async def test_result_form_and_review_on_a_375px_phone(
     clock: FixedClock,
     aiohttp_server,
     tmp_path: Path,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     clock.set(china_noon(TODAY))
     async with sessionmaker() as session:
         w = await build_world(session)
@@ -69,7 +69,7 @@ async def test_result_form_and_review_on_a_375px_phone(
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(**PHONE)
+            page = await phone_page(browser)
             foreign = foreign_requests(page, base)
             await page.goto(form_url)
             widths.append(await _shot(page, "1-result-form"))

@@ -21,16 +21,16 @@ from tests.server_helpers import make_services
 from tests.test_browser import (  # noqa: F401 (db_url: fixture)
     CHROMIUM,
     CHROMIUM_ARGS,
-    PHONE,
     async_api,
     db_url,
     foreign_requests,
+    phone_page,
     shot_path,
 )
 from tests.test_public import _locked_task, publish_and_correct
 
 
-async def _run(page, label: str) -> str:  # type: ignore[no-untyped-def]
+async def _run(page, label: str) -> str:
     await page.click("#recompute")
     await page.wait_for_selector("#verify[data-result]", timeout=60_000)
     await page.screenshot(path=shot_path(f"draw-{label}"), full_page=True)
@@ -42,7 +42,7 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     clock: FixedClock,
     aiohttp_server,
     tmp_path: Path,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     services = make_services(sessionmaker, clock)
     async with sessionmaker() as session:
         code = await _locked_task(Ctx(session=session, clock=clock), session)
@@ -57,7 +57,7 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(**PHONE)
+            page = await phone_page(browser)
             foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
             await page.goto(str(server.make_url(f"/public/draws/{code}")))
             passed = await _run(page, "verified")
@@ -92,14 +92,14 @@ async def test_search_finds_the_published_result_on_a_phone(
     clock: FixedClock,
     aiohttp_server,
     tmp_path: Path,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     async with sessionmaker() as session:
         await publish_and_correct(Ctx(session=session, clock=clock), await build_world(session))
     server = await aiohttp_server(create_app(make_services(sessionmaker, clock), workers=()))
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(**PHONE)
+            page = await phone_page(browser)
             foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
             await page.goto(str(server.make_url("/public/")))
             await page.click("text=检查结果查询")

@@ -17,12 +17,16 @@ from core.models import Attachment, CaseResult
 from core.objections import file_objection
 from core.result_entry import submit_result
 from core.review import review_result
-from tests.case_factories import acting, at_day, build_world
+from tests.case_factories import ResultFields, acting, at_day, build_world
 from tests.server_helpers import make_services
 from tests.test_public import text_of
 
 D = dt.date
-PROBLEM = {"codes": ["A", "2", "B"], "methods": ["实地检查"], "followups": ["责令改正并跟踪"]}
+PROBLEM: ResultFields = {
+    "codes": ["A", "2", "B"],
+    "methods": ["实地检查"],
+    "followups": ["责令改正并跟踪"],
+}
 PHOTO = b"\xff\xd8\xff\xe0 the photo's bytes"
 PRIVATE = (
     "现场负责人手机13800000000",
@@ -34,16 +38,19 @@ PRIVATE = (
 
 async def test_public_pages_show_the_result_but_no_attachment_remark_reason_or_objection(
     ctx: Ctx, session: AsyncSession, sessionmaker, clock, aiohttp_client, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """000 §十一, 002 二(六): the result is published under the target's name; 004 第二十条:
     an objection is handled with the objector, not published."""
     w = await build_world(session)
     lead, other = acting(ctx, w.lead_liaison), acting(ctx, w.other_liaison)
     at_day(ctx, D(2026, 3, 12))
-    entry = {**PROBLEM, "inspected_on": D(2026, 3, 10), "remarks": PRIVATE[0]}
-    await submit_result(acting(ctx, w.a1), w.case.code, **entry)
+    await submit_result(
+        acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10), remarks=PRIVATE[0]
+    )
     await review_result(lead, w.case.code, approve=False, reason=PRIVATE[1])
-    result = await submit_result(acting(ctx, w.a1), w.case.code, **entry)
+    result = await submit_result(
+        acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10), remarks=PRIVATE[0]
+    )
     services = make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
     sha = file_store(services).put(PHOTO)
     session.add(

@@ -103,13 +103,13 @@ def test_charts_of_one_shape_share_a_figure_without_leaking_into_each_other() ->
     """render_charts redraws one figure per shape: a chart drawn after another of its shape
     is pixel for pixel the chart drawn alone."""
     day = dt.date(2026, 3, 2)
-    first = charts.ChartData(
+    first = ChartData(
         day,
         "县市场监督管理局",
         {"县市场监督管理局": Counter({"已逾期": 40}), "县卫生健康委员会": Counter({"已提交": 3})},
         Counter({"检查中": 2}),
     )
-    second = charts.ChartData(
+    second = ChartData(
         day,
         "县卫生健康委员会",
         {"县公安局": Counter({"未到期": 7}), "县卫生健康委员会": Counter({"本周到期": 1})},

@@ -30,7 +30,7 @@ from core import charts, images, outbox
 from core.changes import Ctx
 from core.charts import render_chart
 from core.clock import FixedClock
-from core.messages import Destination, OutMessage
+from core.messages import Destination, OutMessage, Platform
 from core.models import ChatBinding, Officer, OutboxMessage, PlatformAccount, StoredImage
 from core.summary import ChartData, enqueue_daily_summaries
 from tests.case_factories import World, at_day, build_world
@@ -87,7 +87,7 @@ async def send_all_by_wecom(
     fake: FakeWeCom, sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
 ) -> None:
     adapter = wecom_adapter(fake, clock)
-    await drain(Sender(make_services(sessionmaker, clock, {"wecom": adapter})))
+    await drain(Sender(make_services(sessionmaker, clock, {Platform.WECOM: adapter})))
     await adapter.close()
 
 
@@ -144,7 +144,7 @@ async def test_wecom_app_reuses_an_uploaded_chart_for_a_second_leader(
     async with sessionmaker() as session:
         picture = await images.store(session, png, now=clock.now())
         for n in (1, 2):
-            dest = Destination.platform_user("wecom", f"leader{n}")
+            dest = Destination.platform_user(Platform.WECOM, f"leader{n}")
             await outbox.enqueue(
                 session, dest, OutMessage.picture("图表", picture), now=clock.now()
             )
@@ -205,7 +205,7 @@ async def test_dingtalk_shows_the_chart_from_our_signed_expiring_link(
         oapi_base=fake_dingtalk.base,
     )
     adapter = DingTalkAdapter(settings, clock)
-    services = make_services(sessionmaker, clock, {"dingtalk": adapter})
+    services = make_services(sessionmaker, clock, {Platform.DINGTALK: adapter})
     site = await _image_site(services)
     try:
         await drain(Sender(services))
