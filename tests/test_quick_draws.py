@@ -170,7 +170,7 @@ async def test_a_quick_target_draw_leaves_out_what_a_task_draw_would(
     )
     assert (
         "已排除：已注销/吊销/撤销/迁出 2 个，本年度已被本部门检查 3 个，"
-        "上级部门已检查（导入名单） 2 个" in reply
+        "上级部门已检查（导入名单） 2 个。\n" in reply  # its own line, not run into the next
     )
     row = await _draw(sessionmaker)
     async with sessionmaker() as s:
