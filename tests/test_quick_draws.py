@@ -80,7 +80,7 @@ async def test_the_requester_cannot_supply_the_number_of_their_own_quick_draw(
     await send(sessionmaker, d, text_event(who, "快抽 1 户 对象 餐饮"))
     for text in ("确认快抽 KC-2026-0001 42", "确认抽取 KC-2026-0001 42"):
         refused = bodies(await send(sessionmaker, d, text_event(who, text)))
-        assert "须由发起人以外的一名人员提供" in refused
+        assert "须由发起人以外的一名人员提供，请同事发送“确认快抽" in refused
     assert (await _draw(sessionmaker)).state == "frozen"
     denied = await audit_rows(sessionmaker, "denied")
     assert {e.data["action"] for e in denied} == {"quickdraw.confirm"}

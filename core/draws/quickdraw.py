@@ -238,7 +238,7 @@ async def confirm_quick_draw(ctx: Ctx, code: str, value: str) -> Draw:
     peer = row.parameters.get("beacon_mode") == "peer"
     if peer and (actor is None or actor.id == row.created_by_id):
         raise PermissionDenied(
-            f"快抽 {code} 的信标须由发起人以外的一名人员提供，请请同事发送“确认快抽 {code} 数字”",
+            f"快抽 {code} 的信标须由发起人以外的一名人员提供，请同事发送“确认快抽 {code} 数字”",
             action="quickdraw.confirm",
             subject=f"draw:{code}",
         )
