@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core import consultation
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock, china_noon
+from core.consultation import creation, opening
 from core.db import make_engine, make_sessionmaker
 from core.draws import algorithm, targets
 from core.models import Department, Item, Officer
@@ -142,7 +142,7 @@ async def db_path(path: Path, runs: int) -> dict[str, Any]:
     for run in range(runs):
         async with maker() as session:
             ctx = Ctx(session=session, clock=clock)
-            task = await consultation.create_task(
+            task = await creation.create_task(
                 ctx,
                 title=f"基准任务{run}",
                 lead_department_id=lead.id,
@@ -152,7 +152,7 @@ async def db_path(path: Path, runs: int) -> dict[str, Any]:
                 scope={"kinds": ["企业"]},
                 rule=RULE,
             )
-            await consultation.open_consultation(ctx, task, [], single_department=True)
+            await opening.open_consultation(ctx, task, [], single_department=True)
             await session.commit()
             clock.set(china_noon(dt.date(2026, 3, 2)))
             start = time.perf_counter()

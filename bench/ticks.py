@@ -7,7 +7,7 @@ in inspection, each led by one department and joined by two others, and `--cases
 with two inspectors each; `--due` of them are due today, the rest later (bulk-inserted, not
 timed). Then, median of runs:
 (1) floor: a bare indexed SELECT of the cases due today, through the same async engine;
-(2) tick: core.obligations.enqueue_nudges (what is due for whom, digests, audit, outbox),
+(2) tick: core.nudges.enqueue_nudges (what is due for whom, digests, audit, outbox),
     rolled back after each run so every run does the full work. Target: ≤ 1 s and ≤ 10× floor;
 (3) summary: core.summary.enqueue_daily_summaries, what the summary tick does: every
     leader's scoped summary text, each department's PNG chart (20 departments), stored and
@@ -36,7 +36,7 @@ from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.db import make_engine, make_sessionmaker
 from core.models import Case, Department, GroupMember, JointTask, Officer, StoredImage, Target
-from core.obligations import enqueue_nudges
+from core.nudges import enqueue_nudges
 from core.schema import upgrade
 from core.summary import enqueue_daily_summaries
 

@@ -31,7 +31,7 @@ JobFn = Callable[[Ctx], Awaitable[None]]
 
 
 async def nudges(ctx: Ctx) -> None:
-    from core.obligations import enqueue_nudges
+    from core.nudges import enqueue_nudges
 
     await enqueue_nudges(ctx, ctx.clock.today())
 
@@ -43,7 +43,7 @@ async def summaries(ctx: Ctx) -> None:
 
 
 async def invitation_expiry(ctx: Ctx) -> None:
-    from core.consultation import expire_invitations
+    from core.consultation.expiry import expire_invitations
 
     await expire_invitations(ctx)
 

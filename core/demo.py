@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import consultation, groups, jointtask, objections, referrals, replacements
+from core import groups, jointtask, objections, referrals, replacements
 from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock, china_noon
+from core.consultation import answers, creation, opening
 from core.db import make_engine, make_sessionmaker
 from core.draws import targets
 from core.draws.verify import verify_draw
@@ -112,7 +113,7 @@ async def _consult(demo: Demo) -> str:
     items = await demo.read(lambda s: _ids(s, Item, ["SJ-03"]))
     task = await demo.step(
         "SJ001",
-        lambda c: consultation.create_task(
+        lambda c: creation.create_task(
             c,
             title="2026年度餐饮住宿行业部门联合双随机抽查",
             lead_department_id=sj[0],
@@ -127,7 +128,7 @@ async def _consult(demo: Demo) -> str:
     invited = await demo.read(lambda s: _ids(s, Department, ["WJ", "GA", "JT", "HB"]))
 
     async def consult(c: Ctx) -> str:
-        await consultation.open_consultation(c, await jointtask.get_task(c, task.code), invited)
+        await opening.open_consultation(c, await jointtask.get_task(c, task.code), invited)
         return (await jointtask.get_task(c, task.code)).commitment
 
     commitment = await demo.step("SJ001", consult)
@@ -137,16 +138,16 @@ async def _consult(demo: Demo) -> str:
         chosen = await demo.read(partial(_ids, model=Item, codes=[item]))
         await demo.step(
             f"{dept}001",
-            partial(consultation.accept_invitation, invitation_id=inv, item_ids=chosen),
+            partial(answers.accept_invitation, invitation_id=inv, item_ids=chosen),
         )
         demo.say(f"{SHORT[dept]}联络员在部门群点击“接受”，勾选本部门事项 {item}")
     inv = await demo.read(lambda s: _invitation_id(s, task.code, "HB"))
     try:
-        await demo.step("HB001", lambda c: consultation.decline_invitation(c, inv, "无"))
+        await demo.step("HB001", lambda c: answers.decline_invitation(c, inv, "无"))
     except Exception as err:  # the short reason is refused: the transcript shows the rule
         demo.say(f"生态环境局联络员回复“拒绝”但理由过短，机器人提示：{err}")
     reason = "本部门本季度已安排排污许可专项执法检查，与该任务检查对象高度重合，书面函告不参加。"
-    await demo.step("HB001", lambda c: consultation.decline_invitation(c, inv, reason))
+    await demo.step("HB001", lambda c: answers.decline_invitation(c, inv, reason))
     demo.say(f"生态环境局书面说明理由后拒绝：{reason}")
     return task.code
 

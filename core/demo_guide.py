@@ -334,7 +334,7 @@ DEMO_TITLE = "餐饮住宿行业部门联合双随机抽查（模拟器演示）
 async def start_demo_task(ctx: Ctx) -> JointTask | None:
     """A task waiting for answers, created by the market regulator's liaison as they would
     (`serve --demo` on a fresh county). None when the county lacks the demo's departments."""
-    from core import consultation
+    from core.consultation import creation, opening
     from core.demo import RULE
     from core.models import Item
 
@@ -346,7 +346,7 @@ async def start_demo_task(ctx: Ctx) -> JointTask | None:
     ctx = dataclasses.replace(ctx, actor=liaison)
     today = ctx.clock.today()
     cal = await ctx.work_calendar()
-    task = await consultation.create_task(
+    task = await creation.create_task(
         ctx,
         title=DEMO_TITLE,
         lead_department_id=lead.id,
@@ -361,5 +361,5 @@ async def start_demo_task(ctx: Ctx) -> JointTask | None:
             select(Department.id).where(Department.code.in_(["WJ", "GA", "JT", "HB"]))
         )
     )
-    await consultation.open_consultation(ctx, task, invited)
+    await opening.open_consultation(ctx, task, invited)
     return task

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core.changes import Ctx, record
+from core.deadlines import recompute_provisional
 from core.models import HolidayYear
-from core.obligations import recompute_provisional
 from core.workdays import HolidayFile
 
 

@@ -1,32 +1,24 @@
-"""What is due or overdue for whom (docs/architecture.md §4), the nudges it drives, and
-deadline recompute.
-
-Nudges go out at T-3, T-1 and T-0 working days and on every working day overdue; overdue ones
-also go to the department's leaders (escalation). Each department gets at most one digest per
-run, and an obligation is nudged at most once per day: the obligation keys a digest carried are
-kept in its audit event, so a second run (another process, a restart) skips them.
+"""Across stages: which obligations are open — what is due or overdue, for whom and by when
+(docs/architecture.md §4): invitation replies, result entries, reviews, objection steps,
+publications and referral acknowledgements. core.nudges turns them into reminders.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, not_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.cases import OPEN_FOR_ENTRY, china_date, message
-from core.changes import Ctx, Notice, record
+from core.cases import OPEN_FOR_ENTRY, china_date
+from core.changes import Ctx
 from core.clock import china_midnight
 from core.inspection import entry_deadline
 from core.links import page_ref
-from core.messages import Destination, OutMessage
 from core.models import (
-    AuditEvent,
     Case,
     CaseResult,
     GroupMember,
@@ -91,7 +83,7 @@ class Obligation:
 
 
 @dataclass
-class _People:
+class People:
     liaisons: dict[int, list[int]]
     leaders: dict[int, list[int]]
 
@@ -99,8 +91,8 @@ class _People:
         return tuple(self.liaisons.get(department_id, []) + self.leaders.get(department_id, []))
 
 
-async def _people(session: AsyncSession) -> _People:
-    people = _People(defaultdict(list), defaultdict(list))
+async def department_people(session: AsyncSession) -> People:
+    people = People(defaultdict(list), defaultdict(list))
     for officer_id, department_id, roles in await session.execute(
         select(Officer.id, Officer.department_id, Officer.roles)
         .where(Officer.active.is_(True))
@@ -138,7 +130,7 @@ def _make(
 
 
 async def _invitations(
-    session: AsyncSession, cal: WorkCalendar, today: dt.date, people: _People
+    session: AsyncSession, cal: WorkCalendar, today: dt.date, people: People
 ) -> list[Obligation]:
     rows = (
         await session.execute(
@@ -206,7 +198,7 @@ async def _entries_and_reviews(
     cal: WorkCalendar,
     rules: Rules,
     today: dt.date,
-    people: _People,
+    people: People,
     horizon: dt.date | None,
 ) -> list[Obligation]:
     tasks = {
@@ -302,7 +294,7 @@ async def _submitted_on(
 
 
 async def _objections(
-    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: _People
+    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: People
 ) -> list[Obligation]:
     rows = (
         await session.execute(
@@ -341,7 +333,7 @@ async def _objections(
 
 
 async def _publications(
-    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: _People
+    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: People
 ) -> list[Obligation]:
     """Approved, not yet published (002 二(六): within 20 working days; 004 第十九条)."""
     approved_at = (
@@ -386,7 +378,7 @@ async def _publications(
 
 
 async def _referrals(
-    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: _People
+    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: People
 ) -> list[Obligation]:
     """移送 not yet signed for (签收) by the receiving department (001 第十七条 及时移交,
     004 第二十一条 防止监管脱节): due referral_ack_workdays after it was made."""
@@ -417,12 +409,16 @@ async def _referrals(
 
 
 async def due_items(
-    ctx: Ctx, today: dt.date, *, horizon: dt.date | None = None, people: _People | None = None
+    ctx: Ctx,
+    today: dt.date,
+    *,
+    horizon: dt.date | None = None,
+    people: People | None = None,
 ) -> list[Obligation]:
     """Everything open, soonest first (overdue first); with `horizon`, case entries and
     reviews only where they can be due by that day."""
     cal, rules = await ctx.work_calendar(), ctx.rules
-    people = await _people(ctx.session) if people is None else people
+    people = await department_people(ctx.session) if people is None else people
     found = [
         *await _invitations(ctx.session, cal, today, people),
         *await _entries_and_reviews(ctx.session, cal, rules, today, people, horizon),
@@ -431,233 +427,3 @@ async def due_items(
         *await _referrals(ctx.session, cal, rules, today, people),
     ]
     return sorted(found, key=lambda o: (o.days_left, o.key))
-
-
-# ---------------------------------------------------------------- nudges
-
-
-def _digest_subject(department_id: int, today: dt.date) -> str:
-    return f"nudge:{today.isoformat()}:department:{department_id}"
-
-
-async def _nudged_today(
-    session: AsyncSession, today: dt.date, department_ids: Sequence[int]
-) -> set[str]:
-    """Obligation nudge keys already sent today (kept in the digests' audit events)."""
-    rows = await session.scalars(
-        select(AuditEvent.data).where(
-            AuditEvent.action == "nudge.digest",
-            AuditEvent.subject.in_([_digest_subject(d, today) for d in department_ids]),
-        )
-    )
-    return {k for data in rows for k in data["keys"]}
-
-
-def _digest_key(prefix: str, today: dt.date, keys: Sequence[str]) -> str:
-    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
-    return f"{prefix}:{today.isoformat()}:{digest}"
-
-
-async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
-    """Queue today's digests; returns how many messages were queued (0 on a second run)."""
-    cal = await ctx.work_calendar()
-    if not cal.is_workday(today):
-        return 0  # nudges and "every working day overdue" count working days only
-    schedule = set(ctx.rules.nudge_before_workdays)
-    horizon = cal.add_workdays(today, max(schedule, default=0)).day
-    people = await _people(ctx.session)
-    due = [
-        o
-        for o in await due_items(ctx, today, horizon=horizon, people=people)
-        if o.overdue or o.days_left in schedule
-    ]
-    sent = await _nudged_today(ctx.session, today, sorted({o.department_id for o in due}))
-    by_department: dict[int, list[Obligation]] = defaultdict(list)
-    for o in due:
-        if o.nudge_key(today) not in sent:
-            by_department[o.department_id].append(o)
-    queued = 0
-    for department_id, items in sorted(by_department.items()):
-        notices = _digest_notices(department_id, items, people, today)
-        await record(
-            ctx,
-            "nudge.digest",
-            _digest_subject(department_id, today),
-            {
-                "day": today.isoformat(),
-                "keys": [o.nudge_key(today) for o in items],
-                "overdue": sum(o.overdue for o in items),
-            },
-            notices,
-        )
-        queued += len(notices)
-    return queued
-
-
-SHOWN = 30  # lines a nudge lists: about what a chat message shows (WeCom app markdown 2 KB)
-
-
-def _listing(template: str, title: str, items: list[Obligation], today: dt.date) -> OutMessage:
-    """The most urgent items (overdue first) and how many more there are, rather than a list
-    the platform would cut off mid-line; each item's key is nudged either way."""
-    return message(template, title, items=items[:SHOWN], more=len(items) - SHOWN, today=today)
-
-
-def _digest_notices(
-    department_id: int, items: list[Obligation], people: _People, today: dt.date
-) -> list[Notice]:
-    keys = [o.nudge_key(today) for o in items]
-    mentions = sorted({i for o in items for i in o.officer_ids})
-    msg = _listing("nudge_digest", "待办提醒", items, today).model_copy(
-        update={"mention_officer_ids": mentions}
-    )
-    notices = [
-        Notice(
-            Destination.department(department_id),
-            msg,
-            _digest_key(f"nudge:department:{department_id}", today, keys),
-        )
-    ]
-    overdue = [o for o in items if o.overdue]
-    if overdue:
-        escalation = _listing("nudge_escalation", "逾期事项", overdue, today)
-        notices += [
-            Notice(
-                Destination.officer(leader),
-                escalation,
-                _digest_key(f"nudge:leader:{leader}", today, keys),
-            )
-            for leader in people.leaders.get(department_id, [])
-        ]
-    return notices + _personal_notices(items, today)
-
-
-def _personal_notices(items: list[Obligation], today: dt.date) -> list[Notice]:
-    """Each officer who acts on a page gets their own items privately, with the signed links
-    a group digest must not carry."""
-    mine: dict[int, list[Obligation]] = defaultdict(list)
-    for o in items:
-        for officer_id in o.officer_ids if o.page else ():
-            mine[officer_id].append(o)
-    return [
-        Notice(
-            Destination.officer(officer_id),
-            _listing("nudge_personal", "我的待办", own, today),
-            _digest_key(f"nudge:officer:{officer_id}", today, [o.nudge_key(today) for o in own]),
-        )
-        for officer_id, own in sorted(mine.items())
-    ]
-
-
-# ---------------------------------------------------------------- recompute after new holiday data
-
-
-def _nth_workday_before(cal: WorkCalendar, day: dt.date, n: int) -> dt.date:
-    while n > 0:
-        day -= dt.timedelta(days=1)
-        if cal.is_workday(day):
-            n -= 1
-    return day
-
-
-def _reply_base(cal: WorkCalendar, task: JointTask, n: int) -> dt.date:
-    """The day invitations went out, recovered from a provisional reply deadline.
-
-    JointTask keeps no send date, so count back n working days the way the provisional
-    deadline was counted: the due year and later on weekdays only, earlier years as known
-    now. Exact whenever the invitations went out on a working day.
-    """
-    assert task.reply_due_on is not None
-    due = task.reply_due_on
-    earlier = {y: d for y, d in cal.extra.items() if y < due.year}
-    return _nth_workday_before(WorkCalendar(earlier), due, n)
-
-
-async def recompute_provisional(ctx: Ctx) -> int:
-    """Recompute every provisional deadline with the current calendar; returns changes."""
-    cal = await ctx.work_calendar()
-    rules, changes = ctx.rules, []
-    tasks = await ctx.session.scalars(
-        select(JointTask).where(
-            JointTask.reply_due_provisional.is_(True), JointTask.reply_due_on.is_not(None)
-        )
-    )
-    for task in tasks:
-        new = cal.add_workdays(
-            _reply_base(cal, task, rules.invitation_reply_workdays), rules.invitation_reply_workdays
-        )
-        changes += _apply(f"task:{task.code}", task, "reply_due_on", "reply_due_provisional", new)
-    cases = await ctx.session.scalars(
-        select(Case).where(Case.result_due_provisional.is_(True), Case.inspected_on.is_not(None))
-    )
-    for case in cases:
-        assert case.inspected_on is not None
-        new = cal.add_workdays(case.inspected_on, rules.result_entry_workdays)
-        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
-    # No inspection date yet: the due date was counted from the task window's end at confirm.
-    undated = await ctx.session.execute(
-        select(Case, JointTask)
-        .join(JointTask, JointTask.id == Case.task_id)
-        .where(Case.result_due_provisional.is_(True), Case.inspected_on.is_(None))
-    )
-    for case, task in undated.all():
-        new = cal.add_workdays(task.window_end, rules.result_entry_workdays)
-        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
-    open_objections = select(Objection).where(Objection.state != ObjectionState.REPLIED)
-    for obj in await ctx.session.scalars(open_objections):
-        changes += _recompute_objection(cal, rules, obj)
-    if changes:
-        await record(ctx, "deadlines.recomputed", "calendar", {"changes": changes})
-    return len(changes)
-
-
-def _apply(
-    subject: str, row: Any, day_attr: str, flag_attr: str | None, new: Deadline
-) -> list[dict[str, Any]]:
-    old_day = getattr(row, day_attr)
-    old_flag = getattr(row, flag_attr) if flag_attr else None
-    new_flag = new.provisional if flag_attr else None
-    if old_day == new.day and old_flag == new_flag:
-        return []
-    setattr(row, day_attr, new.day)
-    if flag_attr:
-        setattr(row, flag_attr, new.provisional)
-    return [
-        {
-            "subject": subject,
-            "field": day_attr,
-            "from": old_day.isoformat(),
-            "to": new.day.isoformat(),
-            "provisional": new.provisional,
-        }
-    ]
-
-
-def _recompute_objection(cal: WorkCalendar, rules: Rules, obj: Objection) -> list[dict[str, Any]]:
-    subject = f"objection:{obj.id}"
-    changes = []
-    if obj.recheck_due_provisional:
-        changes += _apply(
-            subject,
-            obj,
-            "recheck_due_on",
-            "recheck_due_provisional",
-            cal.add_workdays(obj.received_on, rules.recheck_workdays),
-        )
-    if obj.rechecked_on is not None and obj.reply_due_on is not None:
-        changes += _apply(
-            subject,
-            obj,
-            "reply_due_on",
-            None,
-            cal.add_workdays(obj.rechecked_on, rules.reply_workdays),
-        )
-    if obj.rechecked_on is not None and obj.correction_due_on is not None:
-        changes += _apply(
-            subject,
-            obj,
-            "correction_due_on",
-            None,
-            cal.add_workdays(obj.rechecked_on, rules.correction_workdays),
-        )
-    return changes

@@ -24,7 +24,8 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import changes, consultation
+from core import changes
+from core.consultation import creation, opening
 from core.county import parse_ratio, percent
 from core.errors import NotFound, ValidationFailed
 from core.imports.flow import (
@@ -336,7 +337,7 @@ async def start_planned(ctx: changes.Ctx, code: str) -> JointTask:
             )
         )
     )
-    task = await consultation.create_task(
+    task = await creation.create_task(
         ctx,
         title=entry.title,
         lead_department_id=entry.lead_department_id,
@@ -351,7 +352,7 @@ async def start_planned(ctx: changes.Ctx, code: str) -> JointTask:
     await changes.record(
         ctx, "plan.started", f"plan:{entry.year}:{entry.code}", {"task": task.code}
     )
-    await consultation.open_consultation(ctx, task, entry.participant_ids)
+    await opening.open_consultation(ctx, task, entry.participant_ids)
     return task
 
 

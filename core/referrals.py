@@ -172,7 +172,7 @@ async def acknowledge(ctx: Ctx, case_code: str) -> list[Referral]:
 
 def referral_deadline(cal: WorkCalendar, rules: Rules, referral: Referral) -> Deadline:
     """By when the receiving department signs for a referral (Rules.referral_ack_workdays
-    working days after it was made); nudged and escalated by core.obligations."""
+    working days after it was made); nudged and escalated by core.nudges."""
     return cal.add_workdays(china_date(referral.created_at), rules.referral_ack_workdays)
 
 

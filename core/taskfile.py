@@ -10,8 +10,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from core import consultation, plan
+from core import plan
 from core.changes import Ctx
+from core.consultation import creation, opening
 from core.errors import NotFound, ValidationFailed
 from core.models import Department, Item, JointTask
 
@@ -80,7 +81,7 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
     )
     if missing := [c for c in spec.items if c not in item_ids]:
         raise NotFound(f"牵头部门的事项清单中没有：{'、'.join(missing)}")
-    task = await consultation.create_task(
+    task = await creation.create_task(
         ctx,
         title=spec.title,
         lead_department_id=lead_id,
@@ -92,5 +93,5 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
     )
     task.unplanned_reason = reason
     if spec.invite:
-        await consultation.open_consultation(ctx, task, await _department_ids(ctx, spec.invite))
+        await opening.open_consultation(ctx, task, await _department_ids(ctx, spec.invite))
     return task

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core import access, consultation
+from core import access
 from core.clock import CHINA_TZ
-from core.consultation import InvitationView
+from core.consultation import answers
+from core.consultation.answers import InvitationView
 from core.errors import DomainError, PermissionDenied, ValidationFailed
 from handlers.pages import Page, PageCtx, denied, page
 
@@ -26,7 +27,7 @@ async def show(ctx: PageCtx, invitation_id: int) -> Page:
     refused, and the refusal audited."""
     try:
         async with access.denials_on_record(ctx.core):
-            view = await consultation.invitation_view(ctx.core, invitation_id)
+            view = await answers.invitation_view(ctx.core, invitation_id)
     except PermissionDenied as err:
         return denied(err)
     return _render(ctx, view)
@@ -41,9 +42,9 @@ async def submit(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> Page:
     except PermissionDenied as err:  # audited; the page would show what they may not see
         return denied(err)
     except DomainError as err:
-        view = await consultation.invitation_view(ctx.core, invitation_id)
+        view = await answers.invitation_view(ctx.core, invitation_id)
         return _render(ctx, view, form=form, error=err.message, status=422)
-    view = await consultation.invitation_view(ctx.core, invitation_id)
+    view = await answers.invitation_view(ctx.core, invitation_id)
     return _render(ctx, view, form=form, notice=notice)
 
 
@@ -51,10 +52,10 @@ async def _answer(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> str:
     if form.action == "accept":
         if not form.item_ids:
             raise ValidationFailed("请至少勾选一项本部门的抽查事项；如不参加，请填写理由后拒绝。")
-        await consultation.accept_invitation(ctx.core, invitation_id, sorted(form.item_ids))
+        await answers.accept_invitation(ctx.core, invitation_id, sorted(form.item_ids))
         return "已记录：本部门接受该联合抽查任务，将通知发起部门。"
     if form.action == "decline":
-        await consultation.decline_invitation(ctx.core, invitation_id, form.reason)
+        await answers.decline_invitation(ctx.core, invitation_id, form.reason)
         return "已记录：本部门拒绝该任务，书面理由将转告发起部门。"
     raise ValidationFailed("请选择接受或拒绝。")
 

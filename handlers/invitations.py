@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from core import consultation, jointtask, outbox
+from core import jointtask, outbox
 from core.cards import InvitationAction
+from core.consultation import answers
 from core.errors import NotFound, ValidationFailed
 from core.messages import Card, Destination, OutMessage
 from core.models import Conversation, Invitation, JointTask
@@ -21,7 +22,7 @@ async def accept(ctx: HandlerCtx, args: Args) -> None:
         raise UsageError
     invitation, task = await _own_invitation(ctx, code)
     item_ids = await _item_ids(ctx, args.list_after(1))
-    await consultation.accept_invitation(ctx.core, invitation.id, item_ids)
+    await answers.accept_invitation(ctx.core, invitation.id, item_ids)
     await _reply_accepted(ctx, invitation, task)
 
 
@@ -35,7 +36,7 @@ async def decline(ctx: HandlerCtx, args: Args) -> None:
     if not reason:
         await _ask_reason(ctx, invitation, task)
         return
-    await consultation.decline_invitation(ctx.core, invitation.id, reason)
+    await answers.decline_invitation(ctx.core, invitation.id, reason)
     await _reply_declined(ctx, invitation, task)
 
 
@@ -46,7 +47,7 @@ async def on_card(ctx: HandlerCtx, action: InvitationAction) -> None:
         raise NotFound("该邀请不存在或已被撤回")
     task = await _task(ctx, invitation)
     if action.action == "accept":
-        await consultation.accept_invitation(ctx.core, invitation.id)
+        await answers.accept_invitation(ctx.core, invitation.id)
         await _reply_accepted(ctx, invitation, task)
         await _update_card(ctx, task, ctx.card_ref, "接受", ctx.conversation)
     else:
@@ -63,7 +64,7 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
     reason = strip_mentions(ctx.event.text)
     try:
         async with ctx.session.begin_nested():
-            await consultation.decline_invitation(ctx.core, invitation.id, reason)
+            await answers.decline_invitation(ctx.core, invitation.id, reason)
     except ValidationFailed as err:  # e.g. too short: keep waiting for a better reason
         await ctx.reply(OutMessage.text(f"{err.message}\n{RETRY_HINT}"))
         return
@@ -82,7 +83,7 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
 async def _ask_reason(
     ctx: HandlerCtx, invitation: Invitation, task: JointTask, card_ref: str = ""
 ) -> None:
-    consultation.require_answerable(ctx.core, invitation, task, "invitation.decline")
+    answers.require_answerable(ctx.core, invitation, task, "invitation.decline")
     await conversation.start(
         ctx,
         DECLINE_STEP,
@@ -102,7 +103,7 @@ async def _ask_reason(
 
 
 async def _reply_accepted(ctx: HandlerCtx, invitation: Invitation, task: JointTask) -> None:
-    items = await consultation.department_task_items(ctx.core, task, invitation.department_id)
+    items = await answers.department_task_items(ctx.core, task, invitation.department_id)
     await ctx.say("cmd_accepted.md.j2", task=task, department=invitation.department, items=items)
 
 
@@ -142,7 +143,7 @@ async def _task(ctx: HandlerCtx, invitation: Invitation) -> JointTask:
 async def _own_invitation(ctx: HandlerCtx, code: str) -> tuple[Invitation, JointTask]:
     """The invitation of the officer's department to task `code`."""
     task = await jointtask.get_task(ctx.core, code)
-    invitation = await consultation.department_invitation(ctx.core, task, ctx.officer.department_id)
+    invitation = await answers.department_invitation(ctx.core, task, ctx.officer.department_id)
     if invitation is None:
         if task.lead_department_id == ctx.officer.department_id:
             raise ValidationFailed(f"{task.code} 由本部门牵头，无需答复邀请")
@@ -155,9 +156,9 @@ async def _item_ids(ctx: HandlerCtx, item_codes: list[str]) -> list[int] | None:
     if not item_codes:
         return None
     wanted = [c.upper() for c in dict.fromkeys(item_codes)]
-    found = await consultation.item_ids_by_code(ctx.core, ctx.officer.department_id, wanted)
+    found = await answers.item_ids_by_code(ctx.core, ctx.officer.department_id, wanted)
     if missing := [c for c in wanted if c not in found]:
-        choices = await consultation.item_choices(ctx.core, ctx.officer.department_id)
+        choices = await answers.item_choices(ctx.core, ctx.officer.department_id)
         listed = (
             "、".join(f"{i.code}（{i.name}）" for i in choices)
             or "（清单为空，请先导入抽查事项清单）"

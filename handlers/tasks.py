@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import cases, consultation
+from core import cases
+from core.consultation import opening
 from core.errors import NotFound, ValidationFailed
 from core.messages import OutMessage
 from core.models import Invitation, JointTask
@@ -89,6 +90,6 @@ async def _is_case(ctx: HandlerCtx, code: str) -> bool:
 def invitation_card(ctx: HandlerCtx, task: JointTask, invitation: Invitation) -> OutMessage:
     """The card shown again to this officer, with their signed answer page for link-only buttons."""
     url = ctx.links(ctx.officer.id, invitation.id) if ctx.links is not None else ""
-    return consultation.invitation_card(
+    return opening.invitation_card(
         task, invitation, url=url, reshown=(ctx.officer.id, ctx.clock.now())
     )

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import consultation
 from core.changes import Ctx
+from core.consultation import answers, creation, opening
 from core.models import Base, Department, Item, JointTask, Officer, Target
 from core.uscc import check_char
 
@@ -178,7 +178,7 @@ async def draft_task(
     scope: dict[str, Any] | None = None,
     title: str = "2026年食品经营者联合抽查",
 ) -> JointTask:
-    return await consultation.create_task(
+    return await creation.create_task(
         as_actor(ctx, w.lead.liaison),
         title=title,
         lead_department_id=w.lead.dep.id,
@@ -202,15 +202,15 @@ async def ready_task(
     others declined with a reason."""
     task = await draft_task(ctx, w, rule=rule, scope=scope)
     lead_ctx = as_actor(ctx, w.lead.liaison)
-    invitations = await consultation.open_consultation(
+    invitations = await opening.open_consultation(
         lead_ctx, task, [p.dep.id for p in w.partners], single_department=not w.partners
     )
     accepting = w.partners if accept is None else accept
     for inv, p in zip(invitations, w.partners, strict=True):
         if p in accepting:
-            await consultation.accept_invitation(as_actor(ctx, p.liaison), inv.id)
+            await answers.accept_invitation(as_actor(ctx, p.liaison), inv.id)
         else:
-            await consultation.decline_invitation(
+            await answers.decline_invitation(
                 as_actor(ctx, p.liaison), inv.id, "本部门本季度执法力量已全部投入专项整治"
             )
     assert task.state == "ready"

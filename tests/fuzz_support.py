@@ -35,10 +35,10 @@ from bot.replays import SignatureLedger
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
-from core import consultation
 from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
+from core.consultation import opening
 from core.links import sign_link
 from core.messages import Platform
 from core.models import (
@@ -266,7 +266,7 @@ async def _county(
         ctx = Ctx(session=s, clock=clock, rules=services.rules)
         task = await f.ready_task(ctx, w)
         second = await f.draft_task(ctx, w, title="2026年第二次联合抽查")
-        [inv] = await consultation.open_consultation(
+        [inv] = await opening.open_consultation(
             f.as_actor(ctx, w.lead.liaison), second, [w.partners[1].dep.id]
         )
         for d in (w.lead, *w.partners):

@@ -19,10 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dispatch import Dispatcher
-from core import access, consultation, officers
+from core import access, officers
 from core.attachments import FileStore, Limits
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
+from core.consultation import opening
 from core.draws import quickdraw
 from core.errors import DomainError, NotFound, PermissionDenied
 from core.messages import Event
@@ -85,7 +86,7 @@ async def build_scene(sm: async_sessionmaker[AsyncSession], clock: FixedClock) -
         t1 = await f.ready_task(ctx, w, accept=[w.partners[0]])
         t3 = await f.ready_task(ctx, w)
         t2 = await f.draft_task(ctx, w, title="2026年第二次联合抽查")
-        [inv] = await consultation.open_consultation(
+        [inv] = await opening.open_consultation(
             f.as_actor(ctx, w.lead.liaison), t2, [w.partners[1].dep.id]
         )
         depts = {

@@ -22,9 +22,9 @@ from bot.app import create_app
 from bot.config import Settings
 from bot.pages.invitation import INVITATION_PATH, invitation_link
 from bot.services import Services
-from core import consultation
 from core.changes import Ctx
 from core.clock import FixedClock
+from core.consultation import opening
 from core.models import Invitation
 from core.rules import Rules
 from tests import factories
@@ -106,7 +106,7 @@ async def test_decline_with_reason_on_a_375px_page(
         w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
         ctx = Ctx(session=session, clock=clock, rules=services.rules)
         task = await factories.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(
+        [inv] = await opening.open_consultation(
             factories.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
         )
         await session.commit()

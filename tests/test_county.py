@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core import consultation
 from core.changes import Ctx
+from core.consultation import creation
 from core.county import import_conflicts, import_departments, import_items, parse_ratio
 from core.errors import PermissionDenied
 from core.imports.inspectors import import_inspectors
@@ -173,7 +173,7 @@ async def test_a_changed_item_is_a_new_version_and_the_task_keeps_the_old_text(
     assert (await import_items(ctx, first)).ok
     await ctx.session.commit()
     deps, items = await _departments(ctx), await _current_items(ctx)
-    task = await consultation.create_task(
+    task = await creation.create_task(
         ctx,
         title="食品联合抽查",
         lead_department_id=deps["SJ"].id,

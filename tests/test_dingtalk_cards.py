@@ -23,9 +23,9 @@ from bot.app import create_app
 from bot.platforms.dingtalk import CARD_CALLBACK_PATH, DingTalkAdapter
 from bot.replays import SignatureLedger
 from bot.services import Services
-from core import consultation
 from core.changes import Ctx
 from core.clock import FixedClock
+from core.consultation import opening
 from core.messages import Platform
 from core.models import AuditEvent, ChatPlatform, InboxEvent, Invitation
 from core.officers import set_account
@@ -100,7 +100,7 @@ async def serving(
         set_account(liaison, ChatPlatform.DINGTALK, LIAISON)
         ctx = Ctx(session=s, clock=clock, rules=make_services(sessionmaker, clock).rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(
+        [inv] = await opening.open_consultation(
             f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
         )
         await s.commit()

@@ -8,8 +8,8 @@ import urllib.parse
 
 from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings
 from bot.sender import Sender
-from core import consultation
 from core.changes import Ctx
+from core.consultation import opening
 from core.links import verify_link
 from core.messages import Platform
 from core.models import ChatPlatform
@@ -41,7 +41,7 @@ async def test_invitation_card_on_dingtalk_carries_signed_answer_links(sessionma
             set_account(liaison, ChatPlatform.DINGTALK, "ding-liaison")
             ctx = Ctx(session=s, clock=clock, rules=services.rules)
             task = await f.draft_task(ctx, w)
-            [inv] = await consultation.open_consultation(
+            [inv] = await opening.open_consultation(
                 f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
             )
             await s.commit()

@@ -24,9 +24,9 @@ from bot.platforms.longconn import Backoff
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import EventHandler, InboxWorker
-from core import consultation
 from core.changes import Ctx
 from core.clock import FixedClock
+from core.consultation import opening
 from core.messages import Event, Platform
 from core.models import ChatPlatform, InboxEvent, Invitation
 from core.officers import set_account
@@ -278,7 +278,7 @@ async def _card_rig(sessionmaker, clock, *, refuse_card: bool = False) -> tuple[
         set_account(w.partners[0].liaison, ChatPlatform.DINGTALK, "ding-liaison")
         ctx = Ctx(session=s, clock=clock, rules=make_services(sessionmaker, clock).rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(
+        [inv] = await opening.open_consultation(
             f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
         )
         await s.commit()

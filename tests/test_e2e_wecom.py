@@ -19,8 +19,8 @@ from bot.platforms.wecom import WeComAdapter, WeComSettings
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
-from core import consultation
 from core.changes import Ctx
+from core.consultation import opening
 from core.messages import Platform
 from core.models import AuditEvent, ChatBinding, ChatPlatform, Invitation
 from core.officers import set_account
@@ -96,7 +96,7 @@ async def test_card_decline_without_reason_then_reason_tells_the_lead(
         )
         ctx = Ctx(session=s, clock=clock, rules=rig.services.rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(
+        [inv] = await opening.open_consultation(
             f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
         )
         await s.commit()
@@ -147,9 +147,7 @@ async def test_liaison_and_leader_each_get_the_invitation_card(rig, sessionmaker
         set_account(partner.leader, ChatPlatform.WECOM, "wx-leader")
         ctx = Ctx(session=s, clock=clock, rules=rig.services.rules)
         task = await f.draft_task(ctx, w)
-        await consultation.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [partner.dep.id]
-        )
+        await opening.open_consultation(f.as_actor(ctx, w.lead.liaison), task, [partner.dep.id])
         await s.commit()
     await rig.sender.run_once()
     cards = {

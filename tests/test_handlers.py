@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.platforms.dingtalk import DingTalkExtras
 from bot.platforms.wecom import WeComExtras
-from core import consultation
 from core.cards import InvitationAction
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
+from core.consultation import opening
 from core.messages import Event, OutMessage
 from core.models import (
     AuditEvent,
@@ -56,7 +56,7 @@ async def scene(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedCloc
         w = await f.world(s, partners=2, inspectors=3, n_targets=40)
         ctx = Ctx(session=s, clock=clock, rules=Rules())
         task = await f.draft_task(ctx, w)
-        invitations = await consultation.open_consultation(
+        invitations = await opening.open_consultation(
             f.as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners]
         )
         for p in w.partners:

@@ -16,7 +16,8 @@ from core.models import (
     OutboxMessage,
     Target,
 )
-from core.obligations import SHOWN, Obligation, _listing, due_items, enqueue_nudges
+from core.nudges import SHOWN, _listing, enqueue_nudges
+from core.obligations import Obligation, due_items
 from core.result_entry import submit_result
 from core.summary import daily_summary, enqueue_daily_summaries, summary_message
 from core.workdays import HolidayFile

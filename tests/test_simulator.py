@@ -17,9 +17,10 @@ from bot.config import Settings
 from bot.platforms.simulator import routes
 from bot.services import SERVICES, Services
 from bot.workers import InboxWorker
-from core import consultation, outbox
+from core import outbox
 from core.changes import Ctx
 from core.clock import FixedClock
+from core.consultation import opening
 from core.messages import Button, Card, Destination, OutMessage
 from core.models import InboxEvent, Invitation
 from core.rules import Rules
@@ -227,7 +228,7 @@ async def test_round_trip_through_the_dispatcher(
         w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
         ctx = Ctx(session=session, clock=clock, rules=services.rules)
         task = await factories.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(
+        [inv] = await opening.open_consultation(
             factories.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
         )
         await session.commit()

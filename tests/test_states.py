@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import StatementError
 
-from core import consultation, groups, inbox, objections, outbox
+from core import groups, inbox, objections, outbox
+from core.consultation import answers, opening
 from core.draws import quickdraw
 from core.errors import InvalidTransition, ValidationFailed
 from core.inspection import mark_notified, record_inspection_date
@@ -220,11 +221,11 @@ async def test_task_invitation_and_draw_moves_outside_the_table_are_refused(ctx,
     task = await f.ready_task(ctx, w)
     assert task.state is TaskState.READY
     with pytest.raises(InvalidTransition, match="任务当前状态为“待抽取”，只有草稿任务可以发起征询"):
-        await consultation.open_consultation(lead, task, [w.partners[0].dep.id])
+        await opening.open_consultation(lead, task, [w.partners[0].dep.id])
     (invitation,) = await task_invitations(ctx, task)
     assert invitation.state is InvitationState.ACCEPTED
     with pytest.raises(InvalidTransition, match="该邀请已答复（已接受），不能重复答复"):
-        await consultation.decline_invitation(
+        await answers.decline_invitation(
             f.as_actor(ctx, w.partners[0].liaison), invitation.id, "本部门本季度执法力量已全部投入"
         )
     with pytest.raises(InvalidTransition, match="检查对象尚未抽取锁定"):

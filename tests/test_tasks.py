@@ -10,9 +10,10 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from core import access, audit, consultation, groups
+from core import access, audit, groups
 from core.changes import Ctx
 from core.clock import china_noon
+from core.consultation import answers, creation, expiry, opening
 from core.draws import targets
 from core.draws.verify import draw_public_json, verify_draw
 from core.errors import DomainError, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
@@ -78,7 +79,7 @@ async def test_full_path(ctx: Ctx) -> None:
     task = await f.draft_task(ctx, w)
     assert task.code == "LJ-2026-001" and task.state == "draft"
 
-    invitations = await consultation.open_consultation(
+    invitations = await opening.open_consultation(
         lead, task, [p.dep.id for p in w.partners] + [w.lead.dep.id]
     )
     assert task.state == "consulting" and len(invitations) == 2  # the lead is never invited
@@ -107,9 +108,9 @@ async def test_full_path(ctx: Ctx) -> None:
     assert card["task_id"] == f"inv-{invitations[0].id}-o{w.partners[0].liaison.id}"
     assert task.commitment in card["description"] and "2026年3月9日" in card["description"]
 
-    await consultation.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
+    await answers.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
     assert task.state == "consulting"
-    await consultation.decline_invitation(
+    await answers.decline_invitation(
         as_actor(ctx, w.partners[1].leader),
         invitations[1].id,
         "  本部门本月承担省级专项督查任务，人员无法抽调  ",
@@ -326,7 +327,7 @@ async def test_codes_are_sequential_per_year(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=0, n_targets=0)
     a = await f.draft_task(ctx, w)
     b = await f.draft_task(ctx, w)
-    c = await consultation.create_task(
+    c = await creation.create_task(
         ctx,
         title="跨年任务",
         lead_department_id=w.lead.dep.id,
@@ -342,22 +343,22 @@ async def test_codes_are_sequential_per_year(ctx: Ctx) -> None:
 async def test_expired_invitations_make_the_task_ready(ctx: Ctx, clock) -> None:
     w = await f.world(ctx.session, partners=2)
     task = await f.draft_task(ctx, w)
-    invitations = await consultation.open_consultation(
+    invitations = await opening.open_consultation(
         as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners]
     )
-    await consultation.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
-    assert await consultation.expire_invitations(ctx) == 0  # not due yet
+    await answers.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
+    assert await expiry.expire_invitations(ctx) == 0  # not due yet
     clock.advance(dt.timedelta(days=8))  # Tuesday 10 March, the day after the reply day
     await _refused(
         ctx,
         InvalidTransition,
         "已过答复期限",
-        consultation.accept_invitation(as_actor(ctx, w.partners[1].liaison), invitations[1].id),
+        answers.accept_invitation(as_actor(ctx, w.partners[1].liaison), invitations[1].id),
     )
-    assert await consultation.expire_invitations(ctx) == 1
+    assert await expiry.expire_invitations(ctx) == 1
     assert invitations[1].state == "expired" and task.state == "ready"
     assert (await _audit_actions(ctx))[-2:] == ["invitation.expired", "task.ready"]
-    assert await consultation.expire_invitations(ctx) == 0
+    assert await expiry.expire_invitations(ctx) == 0
 
 
 async def test_silence_is_recorded_as_unanswered_not_refused_000_s7(ctx: Ctx, clock) -> None:
@@ -365,11 +366,11 @@ async def test_silence_is_recorded_as_unanswered_not_refused_000_s7(ctx: Ctx, cl
     the lead is told it may proceed without the department, the department's leader is told too."""
     w = await f.world(ctx.session, partners=1)
     task = await f.draft_task(ctx, w)
-    [inv] = await consultation.open_consultation(
+    [inv] = await opening.open_consultation(
         as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
     )
     clock.advance(dt.timedelta(days=8))
-    assert await consultation.expire_invitations(ctx) == 1
+    assert await expiry.expire_invitations(ctx) == 1
     assert inv.state == "expired" and inv.reason in (None, "")
     assert INVITATION.labels[inv.state] == "逾期未答复"
     rows = [r for r in await _outbox(ctx) if "逾期未答复" in r.message.get("title", "")]
@@ -404,7 +405,7 @@ async def test_unknown_department(ctx: Ctx) -> None:
         ctx,
         NotFound,
         "未找到部门",
-        consultation.create_task(
+        creation.create_task(
             ctx,
             title="任务",
             lead_department_id=9999,
@@ -420,7 +421,7 @@ async def test_unknown_department(ctx: Ctx) -> None:
         ctx,
         NotFound,
         "未找到部门",
-        consultation.open_consultation(
+        opening.open_consultation(
             as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id, 9999]
         ),
     )
@@ -454,9 +455,7 @@ async def test_create_task_refuses(ctx: Ctx, changes, exc, message) -> None:
     }
     if args["item_ids"] == "other":
         args["item_ids"] = [w.partners[0].items[0].id]
-    await _refused(
-        ctx, exc, message, consultation.create_task(as_actor(ctx, w.lead.liaison), **args)
-    )
+    await _refused(ctx, exc, message, creation.create_task(as_actor(ctx, w.lead.liaison), **args))
 
 
 async def test_only_lead_staff_create_and_denial_is_audited_separately(ctx: Ctx) -> None:
@@ -466,7 +465,7 @@ async def test_only_lead_staff_create_and_denial_is_audited_separately(ctx: Ctx)
         ctx,
         PermissionDenied,
         "只有管理员或牵头部门",
-        consultation.create_task(
+        creation.create_task(
             outsider,
             title="任务",
             lead_department_id=w.lead.dep.id,
@@ -492,7 +491,7 @@ async def test_only_lead_staff_create_and_denial_is_audited_separately(ctx: Ctx)
 async def test_answers_refused(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=2)
     task = await f.draft_task(ctx, w)
-    invs = await consultation.open_consultation(
+    invs = await opening.open_consultation(
         as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners]
     )
     p0 = as_actor(ctx, w.partners[0].liaison)
@@ -500,34 +499,34 @@ async def test_answers_refused(ctx: Ctx) -> None:
         ctx,
         ValidationFailed,
         "拒绝参加联合抽查须书面说明理由",
-        consultation.decline_invitation(p0, invs[0].id, "   "),
+        answers.decline_invitation(p0, invs[0].id, "   "),
     )
     await _refused(
         ctx,
         ValidationFailed,
         "至少需要 10 个字",
-        consultation.decline_invitation(p0, invs[0].id, "没空"),
+        answers.decline_invitation(p0, invs[0].id, "没空"),
     )
     await _refused(
         ctx,
         PermissionDenied,
         "只有",
-        consultation.accept_invitation(as_actor(ctx, w.partners[0].inspectors[0]), invs[0].id),
+        answers.accept_invitation(as_actor(ctx, w.partners[0].inspectors[0]), invs[0].id),
     )
-    await _refused(ctx, PermissionDenied, "只有", consultation.accept_invitation(p0, invs[1].id))
-    await _refused(ctx, NotFound, "未找到邀请", consultation.accept_invitation(p0, 9999))
-    await consultation.accept_invitation(p0, invs[0].id)
+    await _refused(ctx, PermissionDenied, "只有", answers.accept_invitation(p0, invs[1].id))
+    await _refused(ctx, NotFound, "未找到邀请", answers.accept_invitation(p0, 9999))
+    await answers.accept_invitation(p0, invs[0].id)
     await _refused(
         ctx,
         InvalidTransition,
         "该邀请已答复（已接受），不能重复答复",
-        consultation.decline_invitation(p0, invs[0].id, "改变主意了，本部门人员不足无法参加"),
+        answers.decline_invitation(p0, invs[0].id, "改变主意了，本部门人员不足无法参加"),
     )
     await _refused(
         ctx,
         InvalidTransition,
         "该邀请已答复（已接受），不能重复答复",
-        consultation.accept_invitation(p0, invs[0].id),
+        answers.accept_invitation(p0, invs[0].id),
     )
     # 000 §七: the lead is told who has not answered yet, by when, and what comes next
     await _refused(
@@ -543,12 +542,8 @@ async def test_accepting_with_chosen_items_records_them(ctx: Ctx) -> None:
     partner = w.partners[0]
     extra = await f.item(ctx.session, partner.dep, key=True)
     task = await f.draft_task(ctx, w)
-    [inv] = await consultation.open_consultation(
-        as_actor(ctx, w.lead.liaison), task, [partner.dep.id]
-    )
-    await consultation.accept_invitation(
-        as_actor(ctx, partner.leader), inv.id, [partner.items[0].id]
-    )
+    [inv] = await opening.open_consultation(as_actor(ctx, w.lead.liaison), task, [partner.dep.id])
+    await answers.accept_invitation(as_actor(ctx, partner.leader), inv.id, [partner.items[0].id])
     rows = list(
         await ctx.session.scalars(
             select(TaskItem.item_id).where(TaskItem.department_id == partner.dep.id)
@@ -562,10 +557,8 @@ async def test_default_acceptance_takes_key_items(ctx: Ctx) -> None:
     partner = w.partners[0]
     key = await f.item(ctx.session, partner.dep, key=True)
     task = await f.draft_task(ctx, w)
-    [inv] = await consultation.open_consultation(
-        as_actor(ctx, w.lead.liaison), task, [partner.dep.id]
-    )
-    await consultation.accept_invitation(as_actor(ctx, partner.liaison), inv.id)
+    [inv] = await opening.open_consultation(as_actor(ctx, w.lead.liaison), task, [partner.dep.id])
+    await answers.accept_invitation(as_actor(ctx, partner.liaison), inv.id)
     rows = list(
         await ctx.session.scalars(
             select(TaskItem.item_id).where(TaskItem.department_id == partner.dep.id)
@@ -762,7 +755,7 @@ async def test_queries_for_handlers(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=1)
     own = await f.draft_task(ctx, w)
     other_lead = await f.dept(ctx.session)
-    theirs = await consultation.create_task(
+    theirs = await creation.create_task(
         as_actor(ctx, other_lead.leader),
         title="他部门任务",
         lead_department_id=other_lead.dep.id,
@@ -772,7 +765,7 @@ async def test_queries_for_handlers(ctx: Ctx) -> None:
         scope={},
         rule=f.RULE_5PCT,
     )
-    await consultation.open_consultation(as_actor(ctx, other_lead.liaison), theirs, [w.lead.dep.id])
+    await opening.open_consultation(as_actor(ctx, other_lead.liaison), theirs, [w.lead.dep.id])
     listing = await tasks_for_department(ctx, w.lead.dep.id)
     assert [(x.task.code, x.role) for x in listing] == [
         (theirs.code, "invited"),

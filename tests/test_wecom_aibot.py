@@ -23,10 +23,10 @@ from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import EventHandler, InboxWorker
-from core import consultation
 from core.cards import InvitationAction
 from core.changes import Ctx
 from core.clock import Clock
+from core.consultation import opening
 from core.messages import Event, OutMessage, Platform
 from core.models import ChatPlatform, Invitation, OutboxMessage
 from core.officers import set_account
@@ -200,7 +200,7 @@ async def _invitation(sessionmaker, clock, services: Services, w: f.World) -> In
     async with sessionmaker() as s:
         ctx = Ctx(session=s, clock=clock, rules=services.rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(
+        [inv] = await opening.open_consultation(
             f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
         )
         await s.commit()

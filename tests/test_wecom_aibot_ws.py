@@ -22,8 +22,8 @@ from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
-from core import consultation
 from core.changes import Ctx
+from core.consultation import opening
 from core.messages import Event, Platform
 from core.models import ChatPlatform, InboxEvent, Invitation, OutboxMessage
 from core.officers import set_account
@@ -109,7 +109,7 @@ async def _invite(rig: Rig) -> tuple[Invitation, dict[str, Any]]:  # the card as
     async with rig.services.sessionmaker() as s:
         ctx = Ctx(session=s, clock=rig.services.clock, rules=rig.services.rules)
         task = await f.draft_task(ctx, w)
-        [inv] = await consultation.open_consultation(
+        [inv] = await opening.open_consultation(
             f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
         )
         await s.commit()

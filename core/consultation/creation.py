@@ -1,0 +1,148 @@
+"""Stage 1, consultation: creating a joint task (draft) — its title, window, scope, sampling
+rule and the lead department's items, with the ratio checks (seeds 000 §五, 002 二(二)).
+
+The item choice here (`department_items`, `default_items`) is also what an accepting department
+takes (core.consultation.answers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import codes
+from core.access import may_act_for, require
+from core.changes import Ctx, record
+from core.draws import algorithm
+from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS
+from core.draws.ratios import check_ratios
+from core.errors import ValidationFailed
+from core.jointtask import (
+    get_department,
+)
+from core.models import TARGET_KINDS, Department, Item, JointTask, TaskItem
+from core.states import TASK, TaskState
+
+
+async def department_items(
+    session: AsyncSession, department: Department, item_ids: Iterable[int] | None
+) -> list[Item]:
+    """The chosen items of a department's item list; None = its key items (or, when its list
+    has no key item, the whole list)."""
+    own = list(
+        await session.scalars(
+            select(Item)
+            .where(Item.department_id == department.id, Item.current.is_(True))
+            .order_by(Item.code)
+        )
+    )
+    if item_ids is None:
+        chosen = default_items(own)
+    else:
+        wanted = list(dict.fromkeys(item_ids))
+        by_id = {i.id: i for i in own}
+        if missing := [i for i in wanted if i not in by_id]:
+            raise ValidationFailed(
+                f"抽查事项（编号 {missing[0]}）不在{department.name}的抽查事项清单中"
+            )
+        chosen = [by_id[i] for i in wanted]
+    if not chosen:
+        raise ValidationFailed(
+            f"{department.name}的抽查事项清单为空，请先导入抽查事项清单"
+            if not own
+            else "请至少选择一项本部门本次检查事项"
+        )
+    return chosen
+
+
+def default_items(own: list[Item]) -> list[Item]:
+    """What a department takes when it accepts without choosing: its key items, or, when its
+    list has none, the whole list."""
+    return [i for i in own if i.category == "key"] or own
+
+
+def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
+    scope = dict(scope or {})
+    if unknown := set(scope) - {*SCOPE_KEYS, *INSPECTOR_KEYS, *SCOPE_FLAGS}:
+        raise ValidationFailed(f"抽查范围中有无法识别的条件：{'、'.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    for key in (*SCOPE_KEYS, *INSPECTOR_KEYS):
+        values = [str(v).strip() for v in scope.get(key) or [] if str(v).strip()]
+        if values:
+            out[key] = values
+    if bad := [k for k in out.get("kinds", []) if k not in TARGET_KINDS]:
+        raise ValidationFailed(f"检查对象类型“{bad[0]}”无效，可选：{'、'.join(TARGET_KINDS)}")
+    out.update({flag: True for flag in SCOPE_FLAGS if scope.get(flag)})
+    return out
+
+
+# 工作方案 statements that bear on the same-year exclusion (core.draws.pool.repeat_check_reason)
+SCOPE_FLAGS = ("complaint_driven", "repeat_check")
+
+
+async def create_task(
+    ctx: Ctx,
+    *,
+    title: str,
+    lead_department_id: int,
+    window_start: dt.date,
+    window_end: dt.date,
+    item_ids: Iterable[int],
+    scope: dict[str, Any] | None,
+    rule: dict[str, Any],
+    year: int | None = None,
+) -> JointTask:
+    lead = await get_department(ctx, lead_department_id)
+    require(
+        may_act_for(ctx, lead.id),
+        "task.create",
+        f"department:{lead.code}",
+        "只有管理员或牵头部门的联络员、分管领导可以创建联合抽查任务",
+    )
+    title = title.strip()
+    if not title:
+        raise ValidationFailed("任务名称不能为空")
+    if window_end < window_start:
+        raise ValidationFailed("检查时间窗口的结束日期早于开始日期")
+    parsed = algorithm.parse_rule(rule)
+    clean_scope = _clean_scope(scope)
+    items = await department_items(ctx.session, lead, list(item_ids))
+    check_ratios(parsed, items, ctx.rules.general_item_ratio_cap)
+    year = year or window_start.year
+    task = JointTask(
+        code=await codes.next_code(ctx.session, "LJ", year),
+        year=year,
+        title=title,
+        lead_department=lead,
+        window_start=window_start,
+        window_end=window_end,
+        scope=clean_scope,
+        rule=parsed.model_dump(mode="json"),
+        state=TASK.start(TaskState.DRAFT),
+        created_by_id=ctx.actor.id if ctx.actor else None,
+        created_at=ctx.clock.now(),
+    )
+    ctx.session.add(task)
+    await ctx.session.flush()
+    ctx.session.add_all(
+        TaskItem(task_id=task.id, item_id=i.id, department_id=lead.id) for i in items
+    )
+    await ctx.session.flush()
+    await record(
+        ctx,
+        "task.created",
+        f"task:{task.code}",
+        {
+            "title": title,
+            "lead": lead.code,
+            "window": [window_start.isoformat(), window_end.isoformat()],
+            "items": [i.code for i in items],
+            "scope": clean_scope,
+            "rule": parsed.public(),
+        },
+    )
+    return task

@@ -1,0 +1,129 @@
+"""Across stages: recomputing provisional deadlines after new holiday data
+(docs/architecture.md §4). A deadline counted before the State Council published a year's
+holidays is provisional (weekdays only); once the year is known, every provisional reply, entry
+and objection deadline is counted again and each change is audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+
+from core.changes import Ctx, record
+from core.models import Case, JointTask, Objection
+from core.rules import Rules
+from core.states import ObjectionState
+from core.workdays import Deadline, WorkCalendar
+
+
+def _nth_workday_before(cal: WorkCalendar, day: dt.date, n: int) -> dt.date:
+    while n > 0:
+        day -= dt.timedelta(days=1)
+        if cal.is_workday(day):
+            n -= 1
+    return day
+
+
+def _reply_base(cal: WorkCalendar, task: JointTask, n: int) -> dt.date:
+    """The day invitations went out, recovered from a provisional reply deadline.
+
+    JointTask keeps no send date, so count back n working days the way the provisional
+    deadline was counted: the due year and later on weekdays only, earlier years as known
+    now. Exact whenever the invitations went out on a working day.
+    """
+    assert task.reply_due_on is not None
+    due = task.reply_due_on
+    earlier = {y: d for y, d in cal.extra.items() if y < due.year}
+    return _nth_workday_before(WorkCalendar(earlier), due, n)
+
+
+async def recompute_provisional(ctx: Ctx) -> int:
+    """Recompute every provisional deadline with the current calendar; returns changes."""
+    cal = await ctx.work_calendar()
+    rules, changes = ctx.rules, []
+    tasks = await ctx.session.scalars(
+        select(JointTask).where(
+            JointTask.reply_due_provisional.is_(True), JointTask.reply_due_on.is_not(None)
+        )
+    )
+    for task in tasks:
+        new = cal.add_workdays(
+            _reply_base(cal, task, rules.invitation_reply_workdays), rules.invitation_reply_workdays
+        )
+        changes += _apply(f"task:{task.code}", task, "reply_due_on", "reply_due_provisional", new)
+    cases = await ctx.session.scalars(
+        select(Case).where(Case.result_due_provisional.is_(True), Case.inspected_on.is_not(None))
+    )
+    for case in cases:
+        assert case.inspected_on is not None
+        new = cal.add_workdays(case.inspected_on, rules.result_entry_workdays)
+        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
+    # No inspection date yet: the due date was counted from the task window's end at confirm.
+    undated = await ctx.session.execute(
+        select(Case, JointTask)
+        .join(JointTask, JointTask.id == Case.task_id)
+        .where(Case.result_due_provisional.is_(True), Case.inspected_on.is_(None))
+    )
+    for case, task in undated.all():
+        new = cal.add_workdays(task.window_end, rules.result_entry_workdays)
+        changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
+    open_objections = select(Objection).where(Objection.state != ObjectionState.REPLIED)
+    for obj in await ctx.session.scalars(open_objections):
+        changes += _recompute_objection(cal, rules, obj)
+    if changes:
+        await record(ctx, "deadlines.recomputed", "calendar", {"changes": changes})
+    return len(changes)
+
+
+def _apply(
+    subject: str, row: Any, day_attr: str, flag_attr: str | None, new: Deadline
+) -> list[dict[str, Any]]:
+    old_day = getattr(row, day_attr)
+    old_flag = getattr(row, flag_attr) if flag_attr else None
+    new_flag = new.provisional if flag_attr else None
+    if old_day == new.day and old_flag == new_flag:
+        return []
+    setattr(row, day_attr, new.day)
+    if flag_attr:
+        setattr(row, flag_attr, new.provisional)
+    return [
+        {
+            "subject": subject,
+            "field": day_attr,
+            "from": old_day.isoformat(),
+            "to": new.day.isoformat(),
+            "provisional": new.provisional,
+        }
+    ]
+
+
+def _recompute_objection(cal: WorkCalendar, rules: Rules, obj: Objection) -> list[dict[str, Any]]:
+    subject = f"objection:{obj.id}"
+    changes = []
+    if obj.recheck_due_provisional:
+        changes += _apply(
+            subject,
+            obj,
+            "recheck_due_on",
+            "recheck_due_provisional",
+            cal.add_workdays(obj.received_on, rules.recheck_workdays),
+        )
+    if obj.rechecked_on is not None and obj.reply_due_on is not None:
+        changes += _apply(
+            subject,
+            obj,
+            "reply_due_on",
+            None,
+            cal.add_workdays(obj.rechecked_on, rules.reply_workdays),
+        )
+    if obj.rechecked_on is not None and obj.correction_due_on is not None:
+        changes += _apply(
+            subject,
+            obj,
+            "correction_due_on",
+            None,
+            cal.add_workdays(obj.rechecked_on, rules.correction_workdays),
+        )
+    return changes

@@ -1,0 +1,138 @@
+"""Across stages: the daily nudges — each department's digest of what is due or overdue
+(core.obligations), the escalation of overdue items to its leaders, and each officer's own items
+with their page links (docs/architecture.md §4).
+
+Nudges go out at T-3, T-1 and T-0 working days and on every working day overdue; overdue ones
+also go to the department's leaders (escalation). Each department gets at most one digest per
+run, and an obligation is nudged at most once per day: the obligation keys a digest carried are
+kept in its audit event, so a second run (another process, a restart) skips them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.cases import message
+from core.changes import Ctx, Notice, record
+from core.messages import Destination, OutMessage
+from core.models import AuditEvent
+from core.obligations import Obligation, People, department_people, due_items
+
+
+def _digest_subject(department_id: int, today: dt.date) -> str:
+    return f"nudge:{today.isoformat()}:department:{department_id}"
+
+
+async def _nudged_today(
+    session: AsyncSession, today: dt.date, department_ids: Sequence[int]
+) -> set[str]:
+    """Obligation nudge keys already sent today (kept in the digests' audit events)."""
+    rows = await session.scalars(
+        select(AuditEvent.data).where(
+            AuditEvent.action == "nudge.digest",
+            AuditEvent.subject.in_([_digest_subject(d, today) for d in department_ids]),
+        )
+    )
+    return {k for data in rows for k in data["keys"]}
+
+
+def _digest_key(prefix: str, today: dt.date, keys: Sequence[str]) -> str:
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+    return f"{prefix}:{today.isoformat()}:{digest}"
+
+
+async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
+    """Queue today's digests; returns how many messages were queued (0 on a second run)."""
+    cal = await ctx.work_calendar()
+    if not cal.is_workday(today):
+        return 0  # nudges and "every working day overdue" count working days only
+    schedule = set(ctx.rules.nudge_before_workdays)
+    horizon = cal.add_workdays(today, max(schedule, default=0)).day
+    people = await department_people(ctx.session)
+    due = [
+        o
+        for o in await due_items(ctx, today, horizon=horizon, people=people)
+        if o.overdue or o.days_left in schedule
+    ]
+    sent = await _nudged_today(ctx.session, today, sorted({o.department_id for o in due}))
+    by_department: dict[int, list[Obligation]] = defaultdict(list)
+    for o in due:
+        if o.nudge_key(today) not in sent:
+            by_department[o.department_id].append(o)
+    queued = 0
+    for department_id, items in sorted(by_department.items()):
+        notices = _digest_notices(department_id, items, people, today)
+        await record(
+            ctx,
+            "nudge.digest",
+            _digest_subject(department_id, today),
+            {
+                "day": today.isoformat(),
+                "keys": [o.nudge_key(today) for o in items],
+                "overdue": sum(o.overdue for o in items),
+            },
+            notices,
+        )
+        queued += len(notices)
+    return queued
+
+
+SHOWN = 30  # lines a nudge lists: about what a chat message shows (WeCom app markdown 2 KB)
+
+
+def _listing(template: str, title: str, items: list[Obligation], today: dt.date) -> OutMessage:
+    """The most urgent items (overdue first) and how many more there are, rather than a list
+    the platform would cut off mid-line; each item's key is nudged either way."""
+    return message(template, title, items=items[:SHOWN], more=len(items) - SHOWN, today=today)
+
+
+def _digest_notices(
+    department_id: int, items: list[Obligation], people: People, today: dt.date
+) -> list[Notice]:
+    keys = [o.nudge_key(today) for o in items]
+    mentions = sorted({i for o in items for i in o.officer_ids})
+    msg = _listing("nudge_digest", "待办提醒", items, today).model_copy(
+        update={"mention_officer_ids": mentions}
+    )
+    notices = [
+        Notice(
+            Destination.department(department_id),
+            msg,
+            _digest_key(f"nudge:department:{department_id}", today, keys),
+        )
+    ]
+    overdue = [o for o in items if o.overdue]
+    if overdue:
+        escalation = _listing("nudge_escalation", "逾期事项", overdue, today)
+        notices += [
+            Notice(
+                Destination.officer(leader),
+                escalation,
+                _digest_key(f"nudge:leader:{leader}", today, keys),
+            )
+            for leader in people.leaders.get(department_id, [])
+        ]
+    return notices + _personal_notices(items, today)
+
+
+def _personal_notices(items: list[Obligation], today: dt.date) -> list[Notice]:
+    """Each officer who acts on a page gets their own items privately, with the signed links
+    a group digest must not carry."""
+    mine: dict[int, list[Obligation]] = defaultdict(list)
+    for o in items:
+        for officer_id in o.officer_ids if o.page else ():
+            mine[officer_id].append(o)
+    return [
+        Notice(
+            Destination.officer(officer_id),
+            _listing("nudge_personal", "我的待办", own, today),
+            _digest_key(f"nudge:officer:{officer_id}", today, [o.nudge_key(today) for o in own]),
+        )
+        for officer_id, own in sorted(mine.items())
+    ]
