@@ -90,8 +90,12 @@ class SchedulerSettings(BaseModel):
     summary_time: str = "08:30"
     holiday_warning_time: str = "10:00"
     invitation_expiry_minutes: int = Field(30, ge=1)  # how often expired invitations are closed
+    housekeeping_time: str = "03:20"  # daily clean-up (old summary charts), a quiet hour
+    # summary charts older than this are deleted, unless a queued message still names one or a
+    # link sent within its lifetime (30 days, bot/pages/links.py) still shows it
+    image_retention_days: int = Field(40, ge=1)
 
-    @field_validator("nudge_time", "summary_time", "holiday_warning_time")
+    @field_validator("nudge_time", "summary_time", "holiday_warning_time", "housekeeping_time")
     @classmethod
     def _hh_mm(cls, value: str) -> str:
         hour, _, minute = value.partition(":")

@@ -64,6 +64,21 @@ async def holiday_warning(ctx: Ctx) -> None:
         )
 
 
+def housekeeping(services: Services) -> JobFn:
+    """Daily clean-up: summary charts past `image_retention_days` that no queued message and
+    no still-valid link needs (core.images.prune audits what it deletes)."""
+    from bot.pages.links import PAGES
+
+    keep_days = services.settings.scheduler.image_retention_days
+
+    async def run(ctx: Ctx) -> None:
+        from core.images import prune
+
+        await prune(ctx, keep_days=keep_days, links_valid_for=PAGES["image"][1])
+
+    return run
+
+
 async def plan_reminders(ctx: Ctx) -> None:
     from core.plan import plan_reminders as remind
 
@@ -100,6 +115,7 @@ def jobs(services: Services) -> list[Job]:
         Job("invitation_expiry", invitation_expiry, None, cfg.invitation_expiry_minutes),
         Job("holiday_warning", holiday_warning, cfg.holiday_warning_time),
         Job("plan_reminders", plan_reminders, cfg.holiday_warning_time, workdays_only=True),
+        Job("housekeeping", housekeeping(services), cfg.housekeeping_time),
     ]
 
 

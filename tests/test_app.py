@@ -231,6 +231,7 @@ async def test_due_jobs_run_once_and_are_idempotent(
         "invitation_expiry": True,
         "holiday_warning": True,
         "plan_reminders": True,
+        "housekeeping": True,
     }
     await run_due_jobs_once(services, at)
     async with sessionmaker() as session:
@@ -245,7 +246,8 @@ async def test_due_jobs_run_once_and_are_idempotent(
 async def test_jobs_not_yet_due_are_skipped(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     at = dt.datetime(2026, 11, 1, 23, 0, tzinfo=dt.UTC)  # 07:00 in China
     services = make_services(sessionmaker, FixedClock(at))
-    assert set(await run_due_jobs_once(services, at)) == {"invitation_expiry"}
+    # the night's housekeeping (03:20) has passed, the morning's ticks have not
+    assert set(await run_due_jobs_once(services, at)) == {"invitation_expiry", "housekeeping"}
 
 
 async def test_build_services_migrates_and_serves_with_no_platform(

@@ -111,7 +111,7 @@ async def test_two_schedulers_catching_up_at_once_run_each_tick_once(
     ran = await asyncio.gather(
         run_due_jobs_once(first, _at_ten(day)), run_due_jobs_once(second, _at_ten(day))
     )
-    daily = ("nudges", "summaries", "holiday_warning", "plan_reminders")
+    daily = ("nudges", "summaries", "holiday_warning", "plan_reminders", "housekeeping")
     assert all(sum(job in r for r in ran) == 1 for job in daily), ran
     async with sessionmaker() as session:
         runs = await session.scalar(select(func.count()).select_from(ScheduledRun))
@@ -120,7 +120,7 @@ async def test_two_schedulers_catching_up_at_once_run_each_tick_once(
                 OutboxMessage.idempotency_key.like("summary:%")
             )
         )
-    assert runs == 4 and summaries == 2
+    assert runs == 5 and summaries == 2
 
 
 async def test_a_holiday_tick_is_skipped_without_a_claim(
@@ -132,7 +132,8 @@ async def test_a_holiday_tick_is_skipped_without_a_claim(
     assert set(await run_due_jobs_once(services, _at_ten(holiday))) == {
         "invitation_expiry",
         "holiday_warning",
+        "housekeeping",
     }
     async with sessionmaker() as session:
         jobs = set(await session.scalars(select(ScheduledRun.job)))
-    assert jobs == {"holiday_warning"}
+    assert jobs == {"holiday_warning", "housekeeping"}
