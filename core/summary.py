@@ -307,6 +307,16 @@ async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
     return len(due)
 
 
+async def requested_summary(
+    ctx: Ctx, today: dt.date, department_id: int | None = None
+) -> list[OutMessage]:
+    """What a leader asking for the summary (汇总) gets: the daily tick's text and, right
+    after it, its chart (no chart without a CJK font), built and stored the same way."""
+    scoped = await scope_summary(ctx, today, department_id)
+    pictures = await _pictures(ctx, {0: scoped})
+    return [scoped.message(), *pictures.values()]
+
+
 async def _pictures(ctx: Ctx, scopes: dict[int, ScopeSummary]) -> dict[int, OutMessage]:
     """Each scope's chart as an image message, drawn in a worker thread (the event loop keeps
     serving); none without a CJK font (core.charts logs the warning once per run)."""

@@ -1,4 +1,5 @@
-"""汇总 — the daily summary on demand: a leader gets their department's, the office admin all."""
+"""汇总 — the daily summary on demand: a leader gets their department's, the office admin all,
+with the same chart the daily tick sends."""
 
 from __future__ import annotations
 
@@ -16,5 +17,7 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
             subject=f"officer:{officer.code}",
         )
     department_id = None if officer.has_role("admin") else officer.department_id
-    data = await summary.daily_summary(ctx.core, ctx.clock.today(), department_id)
-    await ctx.reply(summary.summary_message(data))
+    # the daily tick's text and chart, delivered like it (the sender gives each platform the
+    # picture its own way)
+    for message in await summary.requested_summary(ctx.core, ctx.clock.today(), department_id):
+        await ctx.reply(message)

@@ -34,6 +34,7 @@ from core.messages import Destination, OutMessage, Platform
 from core.models import ChatBinding, Officer, OutboxMessage, PlatformAccount, StoredImage
 from core.summary import ChartData, enqueue_daily_summaries
 from tests.case_factories import World, at_day, build_world
+from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.wecom import FakeWeCom
 from tests.server_helpers import make_services
@@ -135,6 +136,38 @@ async def test_wecom_app_uploads_the_chart_then_sends_it_as_an_image(
     assert len(uploads) == 2 and all(u.query["type"] == "image" for u in uploads)
     stored = {row.data for row in (await session.scalars(select(StoredImage))).all()}
     assert set(fake_wecom.pictures) == stored and len(fake_wecom.pictures) == 2
+
+
+async def test_the_command_gets_the_daily_text_and_chart_delivered_the_same_way(
+    ctx: Ctx,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    fake_wecom: FakeWeCom,
+) -> None:
+    """汇总 (003 附件1 一(五), 000 §十三): a leader asking gets the tick's text and, right after
+    it, the very chart the tick sends (same bytes, one stored row), uploaded and sent as an
+    image by the same sender and adapter."""
+    w = await summary_world(ctx, session)
+    await bind(session, w.lead_leader, "wecom", "qianld")
+    asked = await send(
+        sessionmaker, make_dispatcher(sessionmaker, clock), text_event("qianld", "汇总", "wecom")
+    )
+    assert [OutMessage.model_validate(r.message).kind for r in asked] == ["markdown", "image"]
+    await send_all_by_wecom(fake_wecom, sessionmaker, clock)
+    assert [b["msgtype"] for b in fake_wecom.delivered] == ["markdown", "image"]
+    assert [u.query["type"] for u in fake_wecom.calls("/cgi-bin/media/upload")] == ["image"]
+    chart = await images.load(session, asked[1].message["image"]["sha256"])
+    assert chart is not None and fake_wecom.pictures == [chart]
+    await enqueue_daily_summaries(ctx, DAY)
+    await session.commit()
+    ticked = [
+        r.message
+        for r in (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+        if r.id > asked[-1].id and r.destination.get("officer_id") == w.lead_leader.id
+    ]
+    assert [m.get("body") for m in ticked] == [asked[0].message["body"], None]
+    assert ticked[1]["image"] == asked[1].message["image"]
 
 
 async def test_wecom_app_reuses_an_uploaded_chart_for_a_second_leader(
