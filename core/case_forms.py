@@ -303,7 +303,8 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
     previous = sheet.result
     if (
         previous is not None
-        and case.state not in cases.OPEN_FOR_ENTRY
+        # a resent form: review started, or the officer's own part is the latest entry
+        and (case.state not in cases.OPEN_FOR_ENTRY or case.state == CaseState.PART_ENTERED)
         and previous.entered_by_id == actor.id
         and _same(previous, entry, codes, items, carried, sheet.attachments)
     ):

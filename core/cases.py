@@ -47,7 +47,14 @@ from core.states import (
     TaskState,
 )
 
-OPEN_FOR_ENTRY = (CaseState.ASSIGNED, CaseState.NOTIFIED, CaseState.INSPECTED, CaseState.RETURNED)
+# a part_entered case is still open: the missing departments enter theirs (000 §九–十)
+OPEN_FOR_ENTRY = (
+    CaseState.ASSIGNED,
+    CaseState.NOTIFIED,
+    CaseState.INSPECTED,
+    CaseState.PART_ENTERED,
+    CaseState.RETURNED,
+)
 AFTER_APPROVAL = (CaseState.APPROVED, CaseState.PUBLISHED, CaseState.OBJECTED, CaseState.CORRECTED)
 
 

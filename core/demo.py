@@ -205,9 +205,8 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
     await _replace(demo, case_codes[-1])
     demo.advance_to(dt.date(YEAR, 3, 20))
     for n, case_code in enumerate(case_codes):
-        leader = next(
-            m for m in await demo.read(partial(_members, case_code=case_code)) if m.is_leader
-        )
+        members = await demo.read(partial(_members, case_code=case_code))
+        leader = next(m for m in members if m.is_leader)
         await demo.step(
             leader.officer.code,
             partial(record_inspection_date, case_code=case_code, day=dt.date(YEAR, 3, 19)),
@@ -225,6 +224,23 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
                     clue="后厨油烟未经净化直排，属生态环境部门管辖，移交案件线索",
                 ),
             )
+        # 谁检查、谁录入 (000 §九–十): each department's inspector enters its own part; the
+        # group leader's entry comes last and sends the case to review
+        for department_id in dict.fromkeys(m.department_id for m in members):
+            if department_id == leader.department_id:
+                continue
+            entering = next(m for m in members if m.department_id == department_id)
+            await demo.step(
+                entering.officer.code,
+                partial(
+                    submit_result,
+                    case_code=case_code,
+                    codes=["1"],
+                    methods=["实地检查"],
+                    followups=["无需后续处置"],
+                    inspected_on=dt.date(YEAR, 3, 19),
+                ),
+            )
         await demo.step(
             leader.officer.code,
             partial(
@@ -237,7 +253,8 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
             ),
         )
     demo.say(
-        f"各检查组于 3月19日 一次上门完成多部门事项检查并录入结果（{len(case_codes)} 户，"
+        f"各检查组于 3月19日 一次上门完成多部门事项检查，各部门检查人员分别录入本部门事项的结果"
+        f"（谁检查、谁录入；{len(case_codes)} 户，"
         f"其中 {case_codes[1]} 发现问题，油烟直排线索移送县生态环境局）"
     )
     demo.advance_to(dt.date(YEAR, 3, 23))
@@ -293,9 +310,11 @@ async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> N
     returned = case_codes[2 % len(case_codes)]
     await demo.step(
         "SJ001",
-        lambda c: review_result(c, returned, False, "检查记录缺少现场照片，请补充后重新提交"),
+        lambda c: review_result(
+            c, returned, False, "检查记录缺少现场照片，请补充后重新提交", department="SJ"
+        ),
     )
-    demo.say(f"牵头部门审核退回 {returned}：检查记录缺少现场照片")
+    demo.say(f"牵头部门审核退回 {returned} 中市场监管局录入的部分：检查记录缺少现场照片")
     leader = next(m for m in await demo.read(lambda s: _members(s, returned)) if m.is_leader)
     await demo.step(
         leader.officer.code,
@@ -309,7 +328,7 @@ async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> N
             remarks="已补充现场照片",
         ),
     )
-    demo.say(f"检查组补充材料后重新提交 {returned}（第 2 版）")
+    demo.say(f"组长（市场监管局）补充材料后重新录入本部门部分，{returned} 再次送审核")
     # 004 第十九条: the lead and every participating department approve each result
     reviewers = ("SJ001", *(f"{dept}001" for dept in PARTICIPANTS))
     for case_code in case_codes:

@@ -25,6 +25,7 @@ from core.models import (
     Referral,
     ReplacementRequest,
 )
+from core.result_entry import missing_parts
 from core.review import pending_reviewers
 from core.states import (
     CaseState,
@@ -141,7 +142,13 @@ async def _after_lock(ctx: Ctx, task: JointTask, lead: Officer | None) -> Step:
         (
             c
             for c in cases
-            if c.state in (CaseState.ASSIGNED, CaseState.NOTIFIED, CaseState.INSPECTED)
+            if c.state
+            in (
+                CaseState.ASSIGNED,
+                CaseState.NOTIFIED,
+                CaseState.INSPECTED,
+                CaseState.PART_ENTERED,
+            )
         ),
         None,
     )
@@ -164,14 +171,23 @@ async def _after_lock(ctx: Ctx, task: JointTask, lead: Officer | None) -> Step:
             "或“退回 案件号 理由”；牵头部门和各参与部门都要审核",
         )
     if open_case is not None and not any(c.state == CaseState.APPROVED for c in cases):
+        # 谁检查、谁录入 (000 §九–十): someone of a department whose part is still missing
+        missing = [d.id for d in await missing_parts(ctx, open_case, task)]
         inspector = await ctx.session.scalar(
             select(Officer)
             .join(GroupMember, GroupMember.officer_id == Officer.id)
-            .where(GroupMember.case_id == open_case.id, GroupMember.active.is_(True))
+            .where(
+                GroupMember.case_id == open_case.id,
+                GroupMember.active.is_(True),
+                *([GroupMember.department_id.in_(missing)] if missing else []),
+            )
             .order_by(GroupMember.is_leader.desc(), GroupMember.id)
             .limit(1)
         )
-        hint = "先发“我的检查”看分到的案件；有问题的结果用消息里的表单链接录入"
+        hint = (
+            "先发“我的检查”看分到的案件；每个部门的检查人员录入本部门事项，都录入后送审核；"
+            "有问题的结果用消息里的表单链接录入"
+        )
         today = ctx.clock.today()
         if today < task.window_start:  # no inspection before the task's window (000 §五.3)
             cal = await ctx.work_calendar()

@@ -33,6 +33,7 @@ from core.states import (
     InvitationState,
     ObjectionState,
     OutboxState,
+    PartState,
     ReplacementState,
     ResultState,
     TaskState,
@@ -497,6 +498,22 @@ class Review(Base):
     decision: Mapped[str] = mapped_column(String(8))  # approve | return
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime]
+
+
+class CasePart(Base):
+    """One department's part of a case result (谁检查、谁录入, 000 §九–十): entered by that
+    department's inspectors; the case goes to review once every department with items in the
+    task has entered its part (core.result_entry). No row: not entered yet."""
+
+    __tablename__ = "case_part"
+    __table_args__ = (UniqueConstraint("case_id", "department_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    state: Mapped[PartState] = mapped_column(StateType(PartState), default=PartState.ENTERED)
+    version: Mapped[int] = mapped_column(Integer)  # the result version it was last entered in
+    entered_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
+    entered_at: Mapped[dt.datetime]
 
 
 class Objection(Base):

@@ -27,6 +27,7 @@ from core.models import (
     Objection,
     Referral,
 )
+from core.result_entry import PartStatus, part_status
 from core.states import INVITATION, TASK, InvitationState, TaskState
 
 BAR_WIDTH = 10
@@ -200,6 +201,7 @@ class CaseView:
     objections: list[Objection]
     referrals: list[Referral]
     history: list[AuditEvent]
+    parts: list[PartStatus]  # each department's part (谁检查、谁录入, 000 §九–十)
 
 
 HISTORY_SHOWN = 15
@@ -260,4 +262,5 @@ async def case_view(ctx: Ctx, code: str) -> CaseView:
         objections,
         referrals,
         history[::-1],
+        await part_status(ctx, case, task),
     )

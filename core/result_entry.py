@@ -1,12 +1,18 @@
 """Result entry: a group member enters the case's result (codes, methods, follow-ups, each
 item's findings) as a new version (CaseResult); late entry is accepted and flagged. Review is
 core.review; a published version is never edited (core.publication.correct_result).
+
+谁检查、谁录入 (000 §九–十): each department's inspectors enter their own department's items
+(its part, CasePart); the case goes to review only when every department with items in the task
+has entered its part. Until then it is `part_entered` and each missing department's inspectors
+in the group are told which part waits for them, against the case's one result deadline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import (
     AFTER_APPROVAL,
+    active_members,
     advance_task,
+    china_date,
     department_categories,
     get_case,
     get_task,
@@ -32,6 +40,7 @@ from core.inspection import check_inspection_day, result_deadline, set_inspected
 from core.messages import Destination
 from core.models import (
     Case,
+    CasePart,
     CaseResult,
     Department,
     Item,
@@ -49,8 +58,10 @@ from core.results import (
 )
 from core.states import (
     CASE,
+    PART,
     RESULT,
     CaseState,
+    PartState,
     ResultState,
 )
 
@@ -247,6 +258,83 @@ async def _own_parts(
     return list(merged.values())
 
 
+async def part_departments(ctx: Ctx, task: JointTask) -> list[Department]:
+    """The departments with items in the task, the lead first: each enters its own part."""
+    rows = await ctx.session.scalars(
+        select(Department)
+        .where(Department.id.in_(select(TaskItem.department_id).where(TaskItem.task_id == task.id)))
+        .order_by(Department.id)
+    )
+    return sorted(rows, key=lambda d: d.id != task.lead_department_id)
+
+
+async def case_parts(ctx: Ctx, case: Case) -> dict[int, CasePart]:
+    """The case's parts by department id (entered or returned; none yet: not entered)."""
+    rows = await ctx.session.scalars(select(CasePart).where(CasePart.case_id == case.id))
+    return {p.department_id: p for p in rows}
+
+
+async def missing_parts(ctx: Ctx, case: Case, task: JointTask) -> list[Department]:
+    """Departments whose part of the case is not entered (never, or returned)."""
+    parts = await case_parts(ctx, case)
+    return [
+        d
+        for d in await part_departments(ctx, task)
+        if d.id not in parts or parts[d.id].state != PartState.ENTERED
+    ]
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    """One department's part of a case as 案件 shows it: entered (on which China day, late or
+    not), returned, or missing (overdue once the case's result deadline has passed)."""
+
+    department: Department
+    state: str  # entered | returned | missing
+    entered_on: dt.date | None
+    late: bool
+
+
+async def part_status(ctx: Ctx, case: Case, task: JointTask) -> list[PartStatus]:
+    due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task).day
+    parts = await case_parts(ctx, case)
+    found = []
+    for d in await part_departments(ctx, task):
+        part = parts.get(d.id)
+        if part is None:
+            found.append(PartStatus(d, "missing", None, ctx.clock.today() > due))
+            continue
+        on = china_date(part.entered_at)
+        if part.state == PartState.ENTERED:
+            found.append(PartStatus(d, "entered", on, on > due))
+        else:
+            found.append(PartStatus(d, "returned", on, ctx.clock.today() > due))
+    return found
+
+
+async def _enter_part(
+    ctx: Ctx, case: Case, department_id: int, result: CaseResult, actor: Officer
+) -> None:
+    part = await ctx.session.scalar(
+        select(CasePart).where(CasePart.case_id == case.id, CasePart.department_id == department_id)
+    )
+    now = ctx.clock.now()
+    if part is None:
+        ctx.session.add(
+            CasePart(
+                case_id=case.id,
+                department_id=department_id,
+                state=PART.start(PartState.ENTERED),
+                version=result.version,
+                entered_by_id=actor.id,
+                entered_at=now,
+            )
+        )
+        return
+    PART.move(part, PartState.ENTERED)
+    part.version, part.entered_by_id, part.entered_at = result.version, actor.id, now
+
+
 async def submit_result(
     ctx: Ctx,
     case_code: str,
@@ -276,6 +364,13 @@ async def submit_result(
     task = await get_task(ctx, case)
     item_results = await _own_parts(ctx, case, task, actor, item_results)
     departments = await participating_departments(ctx, task)
+    with_parts = await part_departments(ctx, task)
+    own_part = any(d.id == actor.department_id for d in with_parts)
+    missing = [
+        d
+        for d in await missing_parts(ctx, case, task)
+        if not (own_part and d.id == actor.department_id)
+    ]
     result = await new_version(
         ctx,
         case,
@@ -291,11 +386,16 @@ async def submit_result(
             item_results,
             remarks,
         ),
-        ResultState.SUBMITTED,
+        ResultState.PART_ENTERED if missing else ResultState.SUBMITTED,
         departments,
     )
+    if own_part:
+        await _enter_part(ctx, case, actor.department_id, result, actor)
     due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
     late = ctx.clock.today() > due.day
+    if missing:
+        await _part_entered(ctx, case, task, result, actor, missing, due.label(), late)
+        return result
     CASE.move(case, CaseState.SUBMITTED)
     reviewers = (
         await reviewing_departments(ctx, task)
@@ -327,3 +427,72 @@ async def submit_result(
     )
     await advance_task(ctx, task)
     return result
+
+
+async def _part_entered(
+    ctx: Ctx,
+    case: Case,
+    task: JointTask,
+    result: CaseResult,
+    actor: Officer,
+    missing: Sequence[Department],
+    due: str,
+    late: bool,
+) -> None:
+    """A part is in, others are not (000 §九–十): the case waits as 部分录入 and the inspectors
+    of each missing department in the group are told which part is theirs to enter."""
+    CASE.move(case, CaseState.PART_ENTERED)
+    entered_by = await ctx.session.get(Department, actor.department_id)
+    items = await _items_of(ctx, task, [d.id for d in missing])
+    missing_ids = {d.id for d in missing}
+    notices = []
+    for member in await active_members(ctx, case):
+        if member.department_id not in missing_ids:
+            continue
+        department = next(d for d in missing if d.id == member.department_id)
+        notices.append(
+            Notice(
+                Destination.officer(member.officer_id),
+                message(
+                    "result_part_waiting",
+                    f"{case.code} 待录入本部门检查结果",
+                    case=case,
+                    target=case.target,
+                    result=result,
+                    entered_by=actor,
+                    entered_department=entered_by,
+                    department=department,
+                    items=items.get(department.id, []),
+                    missing=missing,
+                    due=due,
+                    late=late,
+                ),
+            )
+        )
+    await record(
+        ctx,
+        "case.result.part_entered",
+        f"case:{case.code}",
+        {
+            **result_data(result),
+            "department_id": actor.department_id,
+            "missing": [d.code for d in missing],
+            "late": late,
+        },
+        notices,
+    )
+
+
+async def _items_of(
+    ctx: Ctx, task: JointTask, department_ids: Sequence[int]
+) -> dict[int, list[str]]:
+    rows = await ctx.session.execute(
+        select(TaskItem.department_id, Item.name)
+        .join(Item, Item.id == TaskItem.item_id)
+        .where(TaskItem.task_id == task.id, TaskItem.department_id.in_(department_ids))
+        .order_by(Item.code)
+    )
+    found: dict[int, list[str]] = {}
+    for department_id, name in rows.all():
+        found.setdefault(department_id, []).append(name)
+    return found

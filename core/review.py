@@ -3,35 +3,97 @@ department may each review a version once (one Review row per department). A ret
 them sends the result back to the group. With `Rules.review_requires_participants` (the default)
 the version is approved once the lead department and every department that accepted the
 invitation approved it, in any order; without it the lead's approval alone approves the version.
+
+A result is reviewed only when it is complete: while a department's part is missing (the case is
+部分录入, 000 §九–十) neither 通过 nor 退回 is accepted. A return names one department with a part
+(only its part reopens and only its inspectors are told) or none (every part reopens, every
+member is told).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.cases import active_members, latest_result, message, reviewing_departments, staff_case
+from core.cases import (
+    active_members,
+    get_case,
+    get_task,
+    latest_result,
+    message,
+    reviewing_departments,
+    staff_case,
+)
 from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, ValidationFailed
 from core.messages import Destination
 from core.models import (
     Case,
+    CasePart,
     CaseResult,
     Department,
     JointTask,
     Review,
 )
 from core.publication import announce_published, publish_approved
+from core.result_entry import case_parts, missing_parts, part_departments
 from core.states import (
     CASE,
+    PART,
     RESULT,
     CaseState,
+    PartState,
     ResultState,
 )
 
 
-async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "") -> Review:
+def _names(departments: list[Department]) -> str:
+    return "、".join(d.name for d in departments)
+
+
+def _is_named(department: Department, word: str) -> bool:
+    word = word.strip()
+    return word.upper() == department.code.upper() or word in (
+        department.name,
+        department.short_name,
+    )
+
+
+async def named_department(ctx: Ctx, case_code: str, text: str) -> tuple[str, str]:
+    """`退回 案件号 [部门] 理由`: (department, reason) when the first word names a department
+    with a part in the case and a reason follows; otherwise ("", text)."""
+    head, _, rest = text.strip().partition(" ")
+    if not rest.strip():
+        return "", text
+    case = await get_case(ctx, case_code)
+    task = await get_task(ctx, case)
+    if any(_is_named(d, head) for d in await part_departments(ctx, task)):
+        return head, rest.strip()
+    return "", text
+
+
+async def review_result(
+    ctx: Ctx, case_code: str, approve: bool, reason: str = "", department: str = ""
+) -> Review:
+    """通过 / 退回 a complete result; `department` (code, name or short name) names the one
+    department whose part a return reopens."""
     case, task = await staff_case(ctx, case_code, "审核", "case.result.review")
     assert ctx.actor is not None  # staff checked above
+    if case.state == CaseState.PART_ENTERED:
+        missing = await missing_parts(ctx, case, task)
+        raise InvalidTransition(
+            f"案件 {case.code} 尚有{_names(missing)}未录入本部门检查事项的结果（部分录入），"
+            "各部门全部录入后才能审核（谁检查、谁录入）"
+        )
+    reopened: list[Department] | None = None  # None: every part
+    if department.strip() and not approve:
+        parts = await part_departments(ctx, task)
+        found = [d for d in parts if _is_named(d, department)]
+        if not found:
+            raise ValidationFailed(
+                f"“{department.strip()}”不是本案录入结果的部门；可退回给：{_names(parts)}",
+                field="department",
+            )
+        reopened = found[:1]
     result = await latest_result(ctx, case)
     if result is None or not (
         CASE.allows(case.state, CaseState.APPROVED)
@@ -57,7 +119,13 @@ async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "
         created_at=ctx.clock.now(),
     )
     ctx.session.add(review)
-    notices = await _apply_review(ctx, case, task, result, review)
+    if approve:
+        notices = await _apply_approval(ctx, case, task, result, review)
+        data: dict[str, object] = {}
+    else:
+        parts = await _reopen(ctx, case, task, result, reopened)
+        notices = await _return_notices(ctx, case, result, review, parts, whole=reopened is None)
+        data = {"reopened": [d.code for d in parts]}
     await record(
         ctx,
         "case.result.reviewed",
@@ -68,6 +136,7 @@ async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "
             "reason": reason,
             "department_id": review.department_id,
             "case_state": case.state,
+            **data,
         },
         notices,
     )
@@ -77,23 +146,55 @@ async def review_result(ctx: Ctx, case_code: str, approve: bool, reason: str = "
     return review
 
 
-async def _apply_review(
+async def _reopen(
+    ctx: Ctx, case: Case, task: JointTask, result: CaseResult, named: list[Department] | None
+) -> list[Department]:
+    """A return sends the result back to the group (004 第十九条) and reopens the named
+    department's part, or every part; the departments whose part reopened."""
+    RESULT.move(result, ResultState.RETURNED)
+    CASE.move(case, CaseState.RETURNED)
+    parts: dict[int, CasePart] = await case_parts(ctx, case)
+    departments = named if named is not None else await part_departments(ctx, task)
+    for d in departments:
+        part = parts.get(d.id)
+        if part is not None and part.state == PartState.ENTERED:
+            PART.move(part, PartState.RETURNED)
+    return departments
+
+
+async def _return_notices(
+    ctx: Ctx,
+    case: Case,
+    result: CaseResult,
+    review: Review,
+    reopened: list[Department],
+    *,
+    whole: bool,
+) -> list[Notice]:
+    """Every member for a whole return; the named department's inspectors for its part."""
+    named = {d.id for d in reopened}
+    msg = message(
+        "result_returned",
+        f"{case.code} 结果被退回",
+        case=case,
+        target=case.target,
+        result=result,
+        reason=review.reason,
+        reviewer=ctx.actor,
+        reopened=reopened,
+        whole=whole,
+    )
+    return [
+        Notice(Destination.officer(m.officer_id), msg)
+        for m in await active_members(ctx, case)
+        if whole or m.department_id in named
+    ]
+
+
+async def _apply_approval(
     ctx: Ctx, case: Case, task: JointTask, result: CaseResult, review: Review
 ) -> list[Notice]:
     members = await active_members(ctx, case)
-    if review.decision == "return":
-        RESULT.move(result, ResultState.RETURNED)
-        CASE.move(case, CaseState.RETURNED)
-        msg = message(
-            "result_returned",
-            f"{case.code} 结果被退回",
-            case=case,
-            target=case.target,
-            result=result,
-            reason=review.reason,
-            reviewer=ctx.actor,
-        )
-        return [Notice(Destination.officer(m.officer_id), msg) for m in members]
     if ctx.rules.review_requires_participants:
         pending = await pending_reviewers(ctx, task, result.id)
         if pending:
@@ -109,6 +210,8 @@ async def _apply_review(
         target=case.target,
         result=result,
         with_participants=ctx.rules.review_requires_participants,
+        # 004 第十九条: the closing approval publishes at once (review_result does it next)
+        published=ctx.rules.auto_publish,
     )
     return [Notice(Destination.officer(m.officer_id), msg) for m in members]
 

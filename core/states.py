@@ -51,6 +51,8 @@ class CaseState(StrEnum):
     ASSIGNED = "assigned"
     NOTIFIED = "notified"
     INSPECTED = "inspected"
+    # some departments entered their part, others not yet (谁检查、谁录入, 000 §九–十)
+    PART_ENTERED = "part_entered"
     SUBMITTED = "submitted"
     APPROVED = "approved"
     RETURNED = "returned"
@@ -60,11 +62,19 @@ class CaseState(StrEnum):
 
 
 class ResultState(StrEnum):
+    PART_ENTERED = "part_entered"  # a version entered while other departments' parts are missing
     SUBMITTED = "submitted"
     RETURNED = "returned"
     APPROVED = "approved"
     PUBLISHED = "published"
     SUPERSEDED = "superseded"
+
+
+class PartState(StrEnum):
+    """One department's part of a case result (CasePart)."""
+
+    ENTERED = "entered"
+    RETURNED = "returned"  # a reviewer sent it back: the department enters it again
 
 
 class ObjectionState(StrEnum):
@@ -250,6 +260,7 @@ def _case() -> Machine[CaseState]:
             s.ASSIGNED: "待检查",
             s.NOTIFIED: "已通知",
             s.INSPECTED: "已检查",
+            s.PART_ENTERED: "部分录入",
             s.SUBMITTED: "待审核",
             s.APPROVED: "审核通过",
             s.RETURNED: "审核退回",
@@ -263,9 +274,17 @@ def _case() -> Machine[CaseState]:
             (s.ASSIGNED, s.INSPECTED, GROUP),
             (s.NOTIFIED, s.INSPECTED, GROUP),
             (s.INSPECTED, s.INSPECTED, GROUP),  # the inspection date is corrected
+            # a department enters its part while another department's part is still missing
+            (s.ASSIGNED, s.PART_ENTERED, GROUP),
+            (s.NOTIFIED, s.PART_ENTERED, GROUP),
+            (s.INSPECTED, s.PART_ENTERED, GROUP),
+            (s.RETURNED, s.PART_ENTERED, GROUP),
+            (s.PART_ENTERED, s.PART_ENTERED, GROUP),
+            # the last missing part is entered (or the only department's): review starts
             (s.ASSIGNED, s.SUBMITTED, GROUP),
             (s.NOTIFIED, s.SUBMITTED, GROUP),
             (s.INSPECTED, s.SUBMITTED, GROUP),
+            (s.PART_ENTERED, s.SUBMITTED, GROUP),
             (s.RETURNED, s.SUBMITTED, GROUP),
             (s.SUBMITTED, s.APPROVED, REVIEWERS),
             (s.SUBMITTED, s.RETURNED, REVIEWERS),
@@ -287,6 +306,7 @@ def _result() -> Machine[ResultState]:
         "result",
         "结果",
         {
+            s.PART_ENTERED: "部分录入",
             s.SUBMITTED: "待审核",
             s.RETURNED: "已退回",
             s.APPROVED: "审核通过",
@@ -294,12 +314,28 @@ def _result() -> Machine[ResultState]:
             s.SUPERSEDED: "已被更正",
         },
         [
+            (None, s.PART_ENTERED, GROUP),  # kept as entered: the next part makes a new version
             (None, s.SUBMITTED, GROUP),
             (None, s.PUBLISHED, REVIEWERS),  # a correction is published as it is entered
             (s.SUBMITTED, s.RETURNED, REVIEWERS),
             (s.SUBMITTED, s.APPROVED, REVIEWERS),
             (s.APPROVED, s.PUBLISHED, f"{LEAD}; {SYSTEM} (rules.auto_publish)"),
             (s.PUBLISHED, s.SUPERSEDED, REVIEWERS),
+        ],
+    )
+
+
+def _part() -> Machine[PartState]:
+    s = PartState
+    return Machine(
+        "case part",
+        "部门检查结果",
+        {s.ENTERED: "已录入", s.RETURNED: "已退回"},
+        [
+            (None, s.ENTERED, GROUP),  # by an inspector of the department (000 §十)
+            (s.ENTERED, s.ENTERED, GROUP),  # entered again while the case is open for entry
+            (s.ENTERED, s.RETURNED, REVIEWERS),  # a return naming the department, or all parts
+            (s.RETURNED, s.ENTERED, GROUP),
         ],
     )
 
@@ -372,12 +408,13 @@ def _inbox() -> Machine[InboxState]:
 
 TASK, INVITATION, DRAW, CASE = _task(), _invitation(), _draw(), _case()
 RESULT, OBJECTION, OUTBOX, INBOX = _result(), _objection(), _outbox(), _inbox()
-REPLACEMENT = _replacement()
+REPLACEMENT, PART = _replacement(), _part()
 MACHINES: tuple[Machine[Any], ...] = (
     TASK,
     INVITATION,
     DRAW,
     CASE,
+    PART,
     RESULT,
     OBJECTION,
     REPLACEMENT,

@@ -32,7 +32,7 @@ from core.errors import InvalidTransition, NotFound, PermissionDenied, Validatio
 from core.referrals import REFERRAL_KINDS
 from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP, check_codes
 from core.results import catalogue as category_catalogue
-from core.states import CASE
+from core.states import CASE, CaseState
 from handlers.pages import Page, PageCtx, denied, page
 
 RawForm = dict[str, list[str]]  # posted field name -> values, echoed back on an error
@@ -43,6 +43,7 @@ EVENT_LABELS = {
     "case.inspected": "登记检查日期",
     "case.notified": "已告知",
     "case.result.submitted": "提交结果",
+    "case.result.part_entered": "录入本部门结果",
     "case.result.reviewed": "审核",
     "case.referral": "登记移送",
     "case.published": "公示",
@@ -421,6 +422,11 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
         return _form_page(pc, sheet, raw, files.limits, errors={where: err.message}, status=422)
     sheet = await case_forms.after_entry(pc.core, sheet)
     notice = (
-        "该结果已提交过，无需重复提交。" if repeated else "结果已提交，等待发起部门和参与部门审核。"
+        "该结果已提交过，无需重复提交。"
+        if repeated
+        else "本部门事项的结果已录入；尚待其他部门录入本部门事项（谁检查、谁录入），"
+        "全部录入后送审核。"
+        if sheet.case.state == CaseState.PART_ENTERED
+        else "结果已提交，等待发起部门和参与部门审核。"
     )
     return _form_page(pc, sheet, prefill(sheet), files.limits, notice=notice)

@@ -11,7 +11,7 @@ import re
 
 from core import cases, results
 from core.errors import ValidationFailed
-from core.result_entry import submit_result
+from core.result_entry import missing_parts, submit_result
 from handlers.base import Args, HandlerCtx, UsageError
 
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
@@ -50,6 +50,7 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
         case=case,
         labels=[results.label(c) for c in result.codes],
         inspected_on=result.inspected_on,
+        missing=await missing_parts(ctx.core, case, await cases.get_task(ctx.core, case)),
     )
 
 

@@ -1,4 +1,4 @@
-"""通过 / 退回 案件号 (review of a submitted result) and 公示 任务编号 (publication).
+"""通过 / 退回 案件号 [部门] 理由 (review of a submitted result) and 公示 任务编号 (publication).
 
 Who may review or publish is decided in core (PermissionDenied is audited by the dispatcher);
 these handlers only parse the words and say what happened.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from core import cases, jointtask
 from core.models import CaseResult, Department, JointTask, Review
 from core.publication import publish_task_results
-from core.review import pending_reviewers, review_result
+from core.review import named_department, pending_reviewers, review_result
 from core.states import CaseState
 from handlers.base import Args, HandlerCtx, UsageError
 
@@ -23,10 +23,11 @@ async def approve(ctx: HandlerCtx, args: Args) -> None:
 
 
 async def send_back(ctx: HandlerCtx, args: Args) -> None:
-    code, reason = args.code(0), args.rest_after(1)
-    if code is None or not reason:
+    code, text = args.code(0), args.rest_after(1)
+    if code is None or not text:
         raise UsageError("退回结果须写明案件号和退回理由。")
-    review = await review_result(ctx.core, code, False, reason)
+    department, reason = await named_department(ctx.core, code, text)
+    review = await review_result(ctx.core, code, False, reason, department)
     await _say_reviewed(ctx, code, review)
 
 

@@ -15,6 +15,7 @@ from core.clock import FixedClock, china_noon
 from core.models import (
     AuditEvent,
     Case,
+    CasePart,
     CaseResult,
     Department,
     GroupMember,
@@ -27,6 +28,7 @@ from core.models import (
     Target,
     TaskItem,
 )
+from core.states import PartState
 
 
 class ResultFields(TypedDict):
@@ -179,3 +181,47 @@ async def snapshot(session: AsyncSession) -> tuple[object, ...]:
         await count(AuditEvent),
         await count(OutboxMessage),
     )
+
+
+async def enter_other_parts(
+    session: AsyncSession, case_code: str, but: Officer, at: dt.datetime
+) -> None:
+    """谁检查、谁录入 (000 §九–十): every department with items in the case's task, except
+    `but`'s, has entered its part (CasePart rows straight from the models, by one of its group
+    members), so `but`'s next entry completes the case and sends it to review — the setup of a
+    test about review or what follows it, which would otherwise stop at 部分录入. `at`: when
+    they were entered (the test's clock)."""
+    case = await session.scalar(select(Case).where(Case.code == case_code))
+    assert case is not None
+    version = 1 + int(
+        await session.scalar(
+            select(func.coalesce(func.max(CaseResult.version), 0)).where(
+                CaseResult.case_id == case.id
+            )
+        )
+        or 0
+    )
+    members = await session.execute(
+        select(GroupMember.department_id, func.min(GroupMember.officer_id))
+        .where(
+            GroupMember.case_id == case.id,
+            GroupMember.active.is_(True),
+            GroupMember.department_id != but.department_id,
+            GroupMember.department_id.in_(
+                select(TaskItem.department_id).where(TaskItem.task_id == case.task_id)
+            ),
+        )
+        .group_by(GroupMember.department_id)
+    )
+    parts = {
+        p.department_id: p
+        for p in await session.scalars(select(CasePart).where(CasePart.case_id == case.id))
+    }
+    for department_id, officer_id in members.all():
+        part = parts.get(department_id)
+        if part is None:
+            part = CasePart(case_id=case.id, department_id=department_id)
+            session.add(part)
+        part.state, part.version = PartState.ENTERED, version
+        part.entered_by_id, part.entered_at = officer_id, at
+    await session.flush()

@@ -46,6 +46,7 @@ from handlers.pages import Page, PageCtx
 from tests import factories as f
 from tests.access_matrix import MATRIX, NA, NO, NOT_FOUND, OK, PUBLIC, RELATIONS, ROLE_KEYS, Row
 from tests.access_matrix import render as render_matrix
+from tests.case_factories import enter_other_parts
 from tests.dispatch_support import make_dispatcher, send, text_event
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -160,8 +161,11 @@ async def build_scene(sm: async_sessionmaker[AsyncSession], clock: FixedClock) -
         if o.id not in {m.id for m in groups[cases[0].id]} and o.id != member.id
     )
     for c in cases[1:4]:
-        doer = groups[c.id][0].code
-        assert "已提交" in await say(doer, f"提交 {c.code} 未发现问题 3月20日") or True
+        doer = groups[c.id][0]
+        async with sm() as s:  # the other department's part is in (000 §九–十)
+            await enter_other_parts(s, c.code, doer, clock.now())
+            await s.commit()
+        assert "已提交" in await say(doer.code, f"提交 {c.code} 未发现问题 3月20日") or True
     for c in cases[2:4]:
         await say(lead, f"通过 {c.code}")
         await say(partner, f"通过 {c.code}")

@@ -17,7 +17,7 @@ from bot.pages.result import result_link
 from bot.pages.review import review_link
 from core.clock import FixedClock, china_noon
 from core.models import Attachment, Case
-from tests.case_factories import build_world
+from tests.case_factories import build_world, enter_other_parts
 from tests.server_helpers import make_services
 from tests.test_browser import (
     CHROMIUM,
@@ -53,6 +53,9 @@ async def test_result_form_and_review_on_a_375px_phone(
     clock.set(china_noon(TODAY))
     async with sessionmaker() as session:
         w = await build_world(session)
+        # 卫健委's part is in (000 §九–十): the lead's entry on the phone completes the case
+        await enter_other_parts(session, w.case.code, w.a1, clock.now())
+        await session.commit()
     services = make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
     server = await aiohttp_server(create_app(services, workers=()))
     base = str(server.make_url("/")).rstrip("/")

@@ -20,7 +20,14 @@ from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
 from core.workdays import HolidayFile
-from tests.case_factories import ResultFields, acting, at_day, build_world, snapshot
+from tests.case_factories import (
+    ResultFields,
+    acting,
+    at_day,
+    build_world,
+    enter_other_parts,
+    snapshot,
+)
 
 D = dt.date
 NO_PROBLEM: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -54,6 +61,7 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     assert due.day == D(2026, 4, 8) and not due.provisional  # Qingming 4-6 skipped
     await session.commit()
 
+    await enter_other_parts(session, code, w.a2, ctx.clock.now())
     v1 = await submit_result(
         acting(ctx, w.a2),
         code,
@@ -111,6 +119,7 @@ async def test_result_lifecycle_submit_return_resubmit_approve_publish(ctx, sess
     assert {m.destination["officer_id"] for m in returned} == {w.a1.id, w.a2.id, w.b1.id}
     assert "卫生检查内容未填写" in returned[0].message["body"]
 
+    await enter_other_parts(session, code, w.b1, ctx.clock.now())  # the return reopened all
     v2 = await submit_result(
         acting(ctx, w.b1),
         code,
@@ -270,6 +279,7 @@ async def test_late_submission_is_accepted_and_flagged(ctx, session):
     at_day(ctx, D(2026, 3, 12))
     await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
     at_day(ctx, D(2026, 4, 9))  # due 4-8
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM)
     await session.commit()
     event = (await _audit(session, "case.result.submitted"))[0]
@@ -281,6 +291,7 @@ async def test_late_submission_is_accepted_and_flagged(ctx, session):
 async def test_status_result_without_visit_and_not_inspected_due_from_window(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 4, 30))  # window ends 3-31; + 20 wd = 4-29 → late
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(
         acting(ctx, w.a1), w.case.code, codes=["9"], methods=[], followups=["无需后续处置"]
     )
@@ -393,6 +404,7 @@ async def test_result_inspection_date_must_lie_between_window_start_and_today(ct
 async def _submitted_world(ctx, session):
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 10))
     await session.commit()
     return w
@@ -484,7 +496,8 @@ async def test_concurrent_reviews_serialise_and_the_second_sees_the_first(
 async def test_each_department_enters_only_its_own_items_000_s9_10(ctx, session):
     """000 §九–十 (谁检查、谁录入): a group member enters the items of their own department;
     changing another department's part is refused naming whose it is (nothing stored), and a
-    new version carries the other departments' parts as they stood."""
+    new version carries the other departments' parts as they stood. The participant's part
+    alone leaves the case 部分录入; the lead's part completes it."""
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
     sj_item, wj_item = w.items  # SJ-01 (the lead's), WJ-01 (the participant's)
@@ -514,8 +527,8 @@ async def test_each_department_enters_only_its_own_items_000_s9_10(ctx, session)
         inspected_on=D(2026, 3, 10),
         item_results=[wj_part],
     )
-    await review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="补录市场监管事项")
     await session.commit()
+    assert (w.case.state, v1.state) == ("part_entered", "part_entered")
     sj_part = {
         "item_id": sj_item.id,
         "codes": ["A", "2", "B"],
@@ -528,6 +541,7 @@ async def test_each_department_enters_only_its_own_items_000_s9_10(ctx, session)
         acting(ctx, w.a1), w.case.code, **PROBLEM, item_results=[sj_part, wj_part]
     )
     await session.commit()
+    assert (w.case.state, v2.state) == ("submitted", "submitted")
     parts = {
         r.item_id: (r.codes, r.problems)
         for r in await session.scalars(select(ItemResult).where(ItemResult.result_id == v2.id))

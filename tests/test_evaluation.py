@@ -17,7 +17,7 @@ from core.models import Department, Invitation, JointTask
 from core.result_entry import submit_result
 from core.review import review_result
 from tests import factories as f
-from tests.case_factories import acting, build_world
+from tests.case_factories import acting, build_world, enter_other_parts
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 
 
@@ -39,6 +39,7 @@ async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path
     )
     await ctx.session.commit()
     ctx.clock = FixedClock(china_noon(dt.date(2026, 3, 10)))
+    await enter_other_parts(ctx.session, world.case.code, world.a1, ctx.clock.now())
     await submit_result(
         acting(ctx, world.a1),
         world.case.code,

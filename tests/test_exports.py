@@ -29,7 +29,7 @@ from core.models import Attachment, AuditEvent, CaseResult, Draw, DrawPool, Join
 from core.result_entry import submit_result
 from core.review import review_result
 from core.states import TaskState
-from tests.case_factories import World, acting, at_day, build_world
+from tests.case_factories import World, acting, at_day, build_world, enter_other_parts
 from tests.test_public import publish_and_correct
 
 D = dt.date
@@ -217,6 +217,7 @@ async def test_results_export_row_carries_each_column_of_the_layout(
     column; codes are the platform's keys, labels the national wording of docs/domain.md."""
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(
         acting(ctx, w.a1),
         w.case.code,

@@ -38,6 +38,7 @@ from core.rules import Rules
 from core.workdays import Deadline
 from handlers.base import SENT_PRIVATELY
 from tests import factories as f
+from tests.case_factories import enter_other_parts
 from tests.dispatch_support import bodies, make_dispatcher, ready_world, send, text_event
 
 
@@ -547,6 +548,13 @@ async def _confirmed_first_member(sessionmaker, clock, d, w, code) -> tuple[Case
         return await s.get(Case, member.case_id), await s.get(Officer, member.officer_id)
 
 
+async def _others_entered(sessionmaker, clock, case: Case, officer: Officer) -> None:
+    """The other departments' parts are in (000 §九–十): the officer's 提交 completes the case."""
+    async with sessionmaker() as s:
+        await enter_other_parts(s, case.code, officer, clock.now())
+        await s.commit()
+
+
 async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> None:
     w, code = drawn
     d = make_dispatcher(sessionmaker, clock)
@@ -565,6 +573,7 @@ async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> 
     )
     assert "检查日期早于任务检查时间（2026-03-16 起）" in early
     clock.set(china_noon(dt.date(2026, 3, 17)))
+    await _others_entered(sessionmaker, clock, case, officer)
     ok = bodies(
         await send(
             sessionmaker,
@@ -619,6 +628,7 @@ async def test_progress_shows_a_text_bar_per_department(sessionmaker, clock, dra
     d = make_dispatcher(sessionmaker, clock)
     case, officer = await _confirmed_first_member(sessionmaker, clock, d, w, code)
     clock.set(china_noon(dt.date(2026, 3, 17)))
+    await _others_entered(sessionmaker, clock, case, officer)
     await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} 未发现问题 3月16日"))
     async with sessionmaker() as s:
         per_department = dict(

@@ -18,7 +18,14 @@ from core.inspection import extend_window, record_inspection_date
 from core.models import AuditEvent, Draw
 from core.result_entry import submit_result
 from core.summary import daily_summary
-from tests.case_factories import ResultFields, acting, at_day, build_world, snapshot
+from tests.case_factories import (
+    ResultFields,
+    acting,
+    at_day,
+    build_world,
+    enter_other_parts,
+    snapshot,
+)
 
 D = dt.date
 NO_PROBLEM: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -49,6 +56,7 @@ async def test_an_entry_is_late_from_the_inspection_date_and_the_summary_agrees(
     window's own deadline (4-29) would also say so; the summary counts the same case late."""
     w = await build_world(session)  # window 2026-03-02 … 2026-03-31
     at_day(ctx, D(2026, 4, 20))  # inspected 3-19 → due 4-17 (Qingming 4-4…4-6 off)
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 3, 19))
     await session.commit()
     submitted = (
@@ -67,6 +75,7 @@ async def test_an_entry_within_20_working_days_of_the_inspection_is_on_time_ever
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 30))
     await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 27))
+    await enter_other_parts(session, w.case.code, w.a2, ctx.clock.now())
     await submit_result(acting(ctx, w.a2), w.case.code, **NO_PROBLEM)
     await session.commit()
     submitted = (
@@ -142,6 +151,7 @@ async def test_the_summary_judges_an_entry_by_its_china_day(
     at_day(ctx, D(2026, 3, 20))
     await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 19))
     ctx.clock.set(entered_china.replace(tzinfo=CHINA_TZ))  # type: ignore[attr-defined]
+    await enter_other_parts(session, w.case.code, w.a2, ctx.clock.now())
     await submit_result(acting(ctx, w.a2), w.case.code, **NO_PROBLEM)
     await session.commit()
     [task] = (await daily_summary(ctx, D(2026, 4, 20))).tasks

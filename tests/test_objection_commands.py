@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.clock import FixedClock, china_noon
 from core.models import Case, Department, Objection, Officer
-from tests.case_factories import World, build_world
+from tests.case_factories import World, build_world, enter_other_parts
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
 
 CASE = "LJ-2026-001-001"
@@ -34,6 +34,9 @@ async def say(sm, clock, officer, text: str) -> str:
 async def publish(sm, clock, w: World) -> None:
     """提交 → 通过 by lead and participant, all in chat; the closing approval publishes
     (rules.auto_publish, 004 第十九条; published 2026-03-05)."""
+    async with sm() as s:  # 卫健委's part is in (000 §九–十): A1's 提交 completes the case
+        await enter_other_parts(s, CASE, w.a1, clock.now())
+        await s.commit()
     await say(sm, clock, w.a1, f"提交 {CASE} 未发现问题 3月4日")
     await say(sm, clock, w.lead_liaison, f"通过 {CASE}")
     assert "审核通过并已公示" in await say(sm, clock, w.other_liaison, f"通过 {CASE}")
@@ -106,6 +109,9 @@ async def test_objection_commands_are_lead_staff_only_004_art20(sessionmaker, cl
 
 async def test_case_view_shows_group_dates_results_and_history(sessionmaker, clock, w) -> None:
     sm = sessionmaker
+    async with sm() as s:  # 卫健委's part is in (000 §九–十): A1's 提交 completes the case
+        await enter_other_parts(s, CASE, w.a1, clock.now())
+        await s.commit()
     await say(sm, clock, w.a1, f"提交 {CASE} 未发现问题 3月4日")
     text = await say(sm, clock, w.b1, f"案件 {CASE}")
     for part in (
@@ -144,3 +150,18 @@ async def test_declare_conflict_alias(sessionmaker, clock, w) -> None:
     """申报回避 is 利害关系 under another name (001 第十四条 回避): one implementation."""
     text = await say(sessionmaker, clock, w.a2, f"申报回避 {w.target.uscc} 本人配偶在该企业任职")
     assert len(await audit_rows(sessionmaker, "officer.conflict_declared")) == 1, text
+
+
+async def test_case_view_names_the_missing_and_late_part_000_s9_10(sessionmaker, clock, w) -> None:
+    """000 §九–十 (谁检查、谁录入), 000 §十 (20 working days): 案件 shows each department's
+    part — the lead's entered, 卫健委's missing and, past the deadline, overdue — and that the
+    next step is 卫健委's entry."""
+    sm = sessionmaker
+    await say(sm, clock, w.a1, f"提交 {CASE} 未发现问题 3月4日")
+    text = await say(sm, clock, w.lead_liaison, f"案件 {CASE}")
+    assert "状态：部分录入" in text
+    assert "县市场监督管理局 已录入（2026-03-05）；县卫生健康委员会 未录入" in text
+    assert "下一步：县卫生健康委员会的检查组成员发送" in text
+    clock.set(china_noon(dt.date(2026, 4, 2)))  # inspected 3-4: due 4-1
+    text = await say(sm, clock, w.lead_liaison, f"案件 {CASE}")
+    assert "县卫生健康委员会 未录入（已逾期）" in text

@@ -11,7 +11,14 @@ from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
 from core.workdays import HolidayFile
-from tests.case_factories import ResultFields, acting, at_day, build_world, snapshot
+from tests.case_factories import (
+    ResultFields,
+    acting,
+    at_day,
+    build_world,
+    enter_other_parts,
+    snapshot,
+)
 
 D = dt.date
 FOUND: ResultFields = {
@@ -28,8 +35,10 @@ async def _published(ctx, session, **world):
     w = await build_world(session, **world)
     inspected = w.task.window_start + dt.timedelta(days=8)
     at_day(ctx, inspected + dt.timedelta(days=2))
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(acting(ctx, w.a1), w.case.code, **FOUND, inspected_on=inspected)
     await review_result(acting(ctx, w.lead_liaison), w.case.code, False, reason="核实问题")
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())  # all reopened
     await submit_result(acting(ctx, w.a1), w.case.code, **FOUND)
     await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
     # rule 8: both review; the closing approval publishes

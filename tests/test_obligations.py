@@ -21,7 +21,7 @@ from core.obligations import Obligation, due_items
 from core.result_entry import submit_result
 from core.summary import daily_summary, enqueue_daily_summaries, summary_message
 from core.workdays import HolidayFile
-from tests.case_factories import ResultFields, acting, at_day, build_world
+from tests.case_factories import ResultFields, acting, at_day, build_world, enter_other_parts
 
 D = dt.date
 CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -76,6 +76,7 @@ async def test_due_items_say_who_what_and_when(ctx, session):
     assert items[1].nudge_key(D(2026, 4, 2)) == f"nudge:case:{w.case.id}:2026-04-02:T-3"
 
     at_day(ctx, D(2026, 4, 9))
+    await enter_other_parts(session, w.case.code, w.a2, ctx.clock.now())
     await submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
     await session.commit()
     later = await due_items(ctx, D(2026, 4, 20))
@@ -189,6 +190,7 @@ async def test_summary_counts_and_daily_summaries(ctx, session):
     )
     await session.commit()
     at_day(ctx, D(2026, 3, 13))
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN)
     await session.commit()
 
@@ -322,6 +324,7 @@ async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, sessio
     await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
     await session.commit()
     at_day(ctx, D(2026, 3, 20))
+    await enter_other_parts(session, w.case.code, w.a2, ctx.clock.now())
     await submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
     await session.commit()
     cal = await ctx.work_calendar()

@@ -28,7 +28,7 @@ from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
 from tests import factories as f
-from tests.case_factories import ResultFields, World, acting, at_day, build_world
+from tests.case_factories import ResultFields, World, acting, at_day, build_world, enter_other_parts
 from tests.server_helpers import make_services
 
 D = dt.date
@@ -47,6 +47,7 @@ def text_of(html: str) -> str:
 async def publish_and_correct(ctx: Ctx, w: World) -> None:
     """One published result (problem found) and its correction (004 第二十条)."""
     at_day(ctx, D(2026, 3, 12))
+    await enter_other_parts(ctx.session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10))
     await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
     at_day(ctx, D(2026, 3, 20))

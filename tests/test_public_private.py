@@ -17,7 +17,7 @@ from core.models import Attachment, CaseResult
 from core.objections import file_objection
 from core.result_entry import submit_result
 from core.review import review_result
-from tests.case_factories import ResultFields, acting, at_day, build_world
+from tests.case_factories import ResultFields, acting, at_day, build_world, enter_other_parts
 from tests.server_helpers import make_services
 from tests.test_public import text_of
 
@@ -44,10 +44,12 @@ async def test_public_pages_show_the_result_but_no_attachment_remark_reason_or_o
     w = await build_world(session)
     lead, other = acting(ctx, w.lead_liaison), acting(ctx, w.other_liaison)
     at_day(ctx, D(2026, 3, 12))
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(
         acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10), remarks=PRIVATE[0]
     )
     await review_result(lead, w.case.code, approve=False, reason=PRIVATE[1])
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())  # all parts reopened
     result = await submit_result(
         acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10), remarks=PRIVATE[0]
     )

@@ -14,7 +14,7 @@ from core.publication import publish_case
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
-from tests.case_factories import ResultFields, acting, at_day, build_world
+from tests.case_factories import ResultFields, acting, at_day, build_world, enter_other_parts
 
 D = dt.date
 CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -24,6 +24,7 @@ async def _approved(ctx, session, rules: Rules):
     ctx = dataclasses.replace(ctx, rules=rules)
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=D(2026, 3, 10))
     await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
     await review_result(acting(ctx, w.other_liaison), w.case.code, True)

@@ -29,7 +29,7 @@ from core.models import Attachment, AuditEvent, Case, CaseResult, ItemResult, Of
 from core.review import review_result
 from core.rules import Rules
 from handlers.forms import RESULT_FILE_PATH
-from tests.case_factories import World, acting, build_world
+from tests.case_factories import World, acting, build_world, enter_other_parts
 from tests.server_helpers import make_services
 
 SECRET = b"x" * 40  # make_services' link secret
@@ -87,6 +87,15 @@ def fields(tok: str, lead_item: int, **extra: str | list[str]) -> list[tuple[str
     return [(k, v) for k, vs in base.items() for v in ([vs] if isinstance(vs, str) else vs)]
 
 
+async def others_entered(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, world: World
+) -> None:
+    """卫健委's part is in (000 §九–十): A1's entry completes the case and sends it to review."""
+    async with sessionmaker() as session:
+        await enter_other_parts(session, world.case.code, world.a1, clock.now())
+        await session.commit()
+
+
 async def results(sessionmaker: async_sessionmaker[AsyncSession]) -> list[CaseResult]:
     async with sessionmaker() as session:
         return list(await session.scalars(select(CaseResult).order_by(CaseResult.version)))
@@ -133,7 +142,9 @@ async def test_no_problem_result_is_submitted_through_core(
     services: Services,
     world: World,
     sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
 ) -> None:
+    await others_entered(sessionmaker, clock, world)
     tok = token(services, world.a1, world.case)
     resp = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
     text = visible_text(await resp.text())
@@ -236,7 +247,9 @@ async def test_double_submit_is_idempotent(
     services: Services,
     world: World,
     sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
 ) -> None:
+    await others_entered(sessionmaker, clock, world)
     tok = token(services, world.a1, world.case)
     first = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
     second = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
@@ -263,6 +276,7 @@ async def test_returned_result_opens_prefilled_with_the_reason_on_top(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """004 第十九条: a returned result goes back to the group, who re-check and resubmit it."""
+    await others_entered(sessionmaker, clock, world)
     tok = token(services, world.a1, world.case)
     await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, remarks="首次填写"))
     async with sessionmaker() as session:
@@ -277,6 +291,7 @@ async def test_returned_result_opens_prefilled_with_the_reason_on_top(
     assert text.index("审核退回") < text.index(world.target.name)  # on top
     assert "首次填写</textarea>" in html and 'value="2026-03-05"' in html
     assert f'name="item.{world.items[0].id}.codes" value="1" checked' in html
+    await others_entered(sessionmaker, clock, world)  # the return reopened every part
     again = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, remarks="已补充"))
     assert again.status == 200
     assert [(r.version, r.state) for r in await results(sessionmaker)] == [
@@ -292,7 +307,9 @@ async def test_each_department_enters_its_own_items_and_others_are_carried_over(
     clock: FixedClock,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    """000 §九: 谁检查、谁录入 — each department enters its own items; others' stay as entered."""
+    """000 §九–十: 谁检查、谁录入 — each department enters its own items on the form, which goes
+    through the chat's core service: 卫健委's part alone leaves the case 部分录入 (not open for
+    review), the lead's part completes it; each version carries the other's part as entered."""
     lead_item, other_item = world.items
     a_tok = token(services, world.a1, world.case)
     forged = await client.post(
@@ -314,18 +331,17 @@ async def test_each_department_enters_its_own_items_and_others_are_carried_over(
             (f"item.{other_item.id}.problems", "卫生许可证过期"),
         ],
     )
-    assert resp.status == 200, visible_text(await resp.text())
-    async with sessionmaker() as session:
-        ctx = Ctx(session=session, clock=clock, rules=Rules())
-        liaison = await session.get(Officer, world.lead_liaison.id)
-        await review_result(acting(ctx, liaison), world.case.code, False, "请补充本局事项")
-        await session.commit()
+    text = visible_text(await resp.text())
+    assert resp.status == 200, text
+    assert "尚待其他部门录入本部门事项" in text
+    assert await case_state(sessionmaker) == "part_entered"
     page = visible_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
     assert "公共场所卫生检查（县卫生健康委员会）：发现问题已责令改正" in page
     again = await client.post(
         RESULT_PATH, data=fields(a_tok, lead_item.id, followups="责令改正并跟踪")
     )
     assert again.status == 200, visible_text(await again.text())
+    assert await case_state(sessionmaker) == "submitted"
     [_, latest] = await results(sessionmaker)
     assert latest.codes == ["E"]  # the case conclusion from both departments' items
     async with sessionmaker() as session:
@@ -465,7 +481,9 @@ async def test_photo_and_pdf_are_stored_by_content_hash_and_shown_to_the_group(
     world: World,
     tmp_path: Path,
     sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
 ) -> None:
+    await others_entered(sessionmaker, clock, world)
     tok = token(services, world.a1, world.case)
     photo = jpeg()
     resp = await client.post(
@@ -584,6 +602,7 @@ async def test_returned_for_a_missing_photo_the_group_adds_it(
 ) -> None:
     """The issue's walk-through: 退回 … 缺少现场照片, then the photo is added on the form and the
     earlier PDF carried over to the new version."""
+    await others_entered(sessionmaker, clock, world)
     tok = token(services, world.a1, world.case)
     await client.post(
         RESULT_PATH,
@@ -597,6 +616,7 @@ async def test_returned_for_a_missing_photo_the_group_adds_it(
     html = await (await client.get(RESULT_PATH, params={"t": tok})).text()
     keep = hashlib.sha256(PDF_BYTES).hexdigest() + "记录.pdf"
     assert f'name="keep" value="{keep}" checked' in html
+    await others_entered(sessionmaker, clock, world)  # the return reopened every part
     resp = await client.post(
         RESULT_PATH,
         data=with_files(

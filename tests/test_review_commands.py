@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.clock import FixedClock, china_noon
 from core.models import AuditEvent, Case, CaseResult, OutboxMessage, Review
 from core.rules import Rules
-from tests.case_factories import World, build_world
+from tests.case_factories import World, build_world, enter_other_parts
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 
 CASE = "LJ-2026-001-001"
@@ -40,6 +40,13 @@ async def case_state(sm: async_sessionmaker[AsyncSession]) -> tuple[str, dt.date
 async def count(sm: async_sessionmaker[AsyncSession], model: type) -> int:
     async with sm() as s:
         return int(await s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def others_entered(sm: async_sessionmaker[AsyncSession], clock: FixedClock, w: World) -> None:
+    """卫健委's inspector has entered its part (000 §九–十): A1's 提交 completes the case."""
+    async with sm() as s:
+        await enter_other_parts(s, CASE, w.a1, clock.now())
+        await s.commit()
 
 
 def to_officer(rows: list[OutboxMessage], officer_id: int) -> str:
@@ -78,6 +85,7 @@ def to_department(rows: list[OutboxMessage], department_id: int) -> str:
 )
 async def test_submit_takes_relative_and_common_dates(sessionmaker, clock, w, word, day) -> None:
     d = make_dispatcher(sessionmaker, clock)
+    await others_entered(sessionmaker, clock, w)
     rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 {word}"))
     assert f"检查日期：{day.year}年{day.month}月{day.day}日" in to_officer(rows, w.a1.id)
     assert await case_state(sessionmaker) == ("submitted", day)
@@ -86,6 +94,7 @@ async def test_submit_takes_relative_and_common_dates(sessionmaker, clock, w, wo
 async def test_relative_dates_are_china_dates(sessionmaker, clock, w) -> None:
     # 2026-03-04 20:00 UTC is already 3月5日 in China
     clock.set(dt.datetime(2026, 3, 4, 20, 0, tzinfo=dt.UTC))
+    await others_entered(sessionmaker, clock, w)
     await send(
         sessionmaker,
         make_dispatcher(sessionmaker, clock),
@@ -136,6 +145,7 @@ async def test_my_cases_link_each_case_to_its_result_form(sessionmaker, clock, w
 async def test_lead_and_participant_approve_then_the_lead_publishes(sessionmaker, clock, w) -> None:
     """With rules.auto_publish off the lead publishes with 公示 (002 二(六))."""
     d = make_dispatcher(sessionmaker, clock, Rules(auto_publish=False))
+    await others_entered(sessionmaker, clock, w)
     submitted = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
     for dep in (w.lead, w.other):  # both reviewers are shown the exact commands
         notice = to_department(submitted, dep.id)
@@ -168,6 +178,7 @@ async def test_the_closing_approval_publishes_by_default_004_art19(sessionmaker,
     """004 第十九条 (审核通过后…自动公示): with the default rules the last reviewer's 通过
     publishes the result; the reviewer is told so, and no 公示 is asked of the lead."""
     d = make_dispatcher(sessionmaker, clock)
+    await others_entered(sessionmaker, clock, w)
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
     await send(sessionmaker, d, text_event(w.lead_liaison.code, f"通过 {CASE}"))
     last = await send(sessionmaker, d, text_event(w.other_liaison.code, f"通过 {CASE}"))
@@ -180,6 +191,7 @@ async def test_the_closing_approval_publishes_by_default_004_art19(sessionmaker,
 async def test_participant_may_not_publish_and_is_audited(sessionmaker, clock, w) -> None:
     """With rules.auto_publish off the lead publishes with 公示 (002 二(六))."""
     d = make_dispatcher(sessionmaker, clock, Rules(auto_publish=False))
+    await others_entered(sessionmaker, clock, w)
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
     for reviewer in (w.lead_liaison, w.other_liaison):
         await send(sessionmaker, d, text_event(reviewer.code, f"通过 {CASE}"))
@@ -194,9 +206,10 @@ async def test_participant_may_not_publish_and_is_audited(sessionmaker, clock, w
 
 async def test_return_needs_a_reason_and_sends_the_result_back(sessionmaker, clock, w) -> None:
     d = make_dispatcher(sessionmaker, clock)
+    await others_entered(sessionmaker, clock, w)
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 昨天"))
     bare = bodies(await send(sessionmaker, d, text_event(w.other_liaison.code, f"退回 {CASE}")))
-    assert "退回结果须写明案件号和退回理由" in bare and "用法：退回 案件号 理由" in bare
+    assert "退回结果须写明案件号和退回理由" in bare and "用法：退回 案件号 [部门] 理由" in bare
     assert await count(sessionmaker, Review) == 0
 
     reason = "检查记录表缺少检查人员签名"
@@ -208,6 +221,7 @@ async def test_return_needs_a_reason_and_sends_the_result_back(sessionmaker, clo
     assert (await case_state(sessionmaker))[0] == "returned"
 
     clock.set(china_noon(dt.date(2026, 3, 6)))
+    await others_entered(sessionmaker, clock, w)  # the return reopened every part
     again = bodies(
         await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 前天"))
     )
@@ -241,6 +255,7 @@ async def test_lead_only_review_waits_for_the_lead_after_a_participant(
 ) -> None:
     rules = Rules(review_requires_participants=False, auto_publish=False)
     d = make_dispatcher(sessionmaker, clock, rules)
+    await others_entered(sessionmaker, clock, w)
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
     other = to_officer(
         await send(sessionmaker, d, text_event(w.other_liaison.code, f"通过 {CASE}")),
@@ -253,3 +268,71 @@ async def test_lead_only_review_waits_for_the_lead_after_a_participant(
     )
     assert f"审核通过：{CASE}" in lead and "尚待" not in lead
     assert (await case_state(sessionmaker))[0] == "approved"
+
+
+# ---------------------------------------------------------------- 谁检查、谁录入 (000 §九–十)
+
+
+async def test_one_departments_part_leaves_the_case_part_entered_000_s9_10(
+    sessionmaker, clock, w
+) -> None:
+    """000 §九–十 (谁检查、谁录入): 市场监管's 提交 enters its part only; the case is 部分录入,
+    卫健委's inspector (and only they) is told which part waits for them, review is refused,
+    and 卫健委's own 提交 sends the case to review."""
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    reply = to_officer(rows, w.a1.id)
+    assert f"本部门结果已录入：{CASE}" in reply and "尚待县卫生健康委员会录入" in reply
+    waiting = to_officer(rows, w.b1.id)
+    assert "待县卫生健康委员会录入本部门检查结果" in waiting and "公共场所卫生检查" in waiting
+    assert f"lianjian-page:result/case:{w.case.id}" in waiting
+    assert "录入本部门检查结果" not in to_officer(rows, w.a2.id)
+    assert not to_department(rows, w.lead.id) and not to_department(rows, w.other.id)
+    assert await case_state(sessionmaker) == ("part_entered", TODAY)
+
+    refused = bodies(await send(sessionmaker, d, text_event(w.lead_liaison.code, f"通过 {CASE}")))
+    assert "尚有县卫生健康委员会未录入本部门检查事项的结果（部分录入）" in refused
+    refused = bodies(
+        await send(sessionmaker, d, text_event(w.other_liaison.code, f"退回 {CASE} 缺签名"))
+    )
+    assert "部分录入" in refused
+    assert await count(sessionmaker, Review) == 0
+
+    rows = await send(sessionmaker, d, text_event(w.b1.code, f"提交 {CASE} 未发现问题 今天"))
+    assert f"结果已提交：{CASE}" in to_officer(rows, w.b1.id)
+    assert "结果待审核" in to_department(rows, w.lead.id)
+    assert await case_state(sessionmaker) == ("submitted", TODAY)
+    async with sessionmaker() as s:
+        states = list(await s.scalars(select(CaseResult.state).order_by(CaseResult.version)))
+    assert states == ["part_entered", "submitted"]
+
+
+async def test_a_return_naming_a_department_reopens_only_its_part_000_s9_10(
+    sessionmaker, clock, w
+) -> None:
+    """000 §九–十, 004 第十九条: `退回 案件号 部门 理由` tells only 卫健委's inspector and
+    reopens only its part; its new entry alone sends the case back to review."""
+    d = make_dispatcher(sessionmaker, clock)
+    for member in (w.a1, w.b1):
+        await send(sessionmaker, d, text_event(member.code, f"提交 {CASE} 未发现问题 今天"))
+    assert (await case_state(sessionmaker))[0] == "submitted"
+    rows = await send(
+        sessionmaker,
+        d,
+        text_event(w.lead_liaison.code, f"退回 {CASE} 县卫生健康委员会 缺少卫生检测记录"),
+    )
+    assert "退回理由：缺少卫生检测记录" in to_officer(rows, w.b1.id)
+    assert "退回县卫生健康委员会录入的部分" in to_officer(rows, w.b1.id)
+    assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.a2.id)
+    assert (await case_state(sessionmaker))[0] == "returned"
+
+    rows = await send(sessionmaker, d, text_event(w.b1.code, f"提交 {CASE} 未发现问题 今天"))
+    assert (await case_state(sessionmaker))[0] == "submitted"
+
+    unknown = bodies(
+        await send(sessionmaker, d, text_event(w.lead_liaison.code, f"退回 {CASE} 公安 缺签名"))
+    )  # not a department of the case: the whole text is the reason, every part reopens
+    assert f"已退回：{CASE}" in unknown and "退回理由：公安 缺签名" in unknown
+    rows = await send(sessionmaker, d, text_event(w.b1.code, f"提交 {CASE} 未发现问题 今天"))
+    assert "尚待县市场监督管理局录入" in to_officer(rows, w.b1.id)
+    assert (await case_state(sessionmaker))[0] == "part_entered"

@@ -13,6 +13,7 @@ from bot.pages.base import csrf_token
 from bot.pages.result import RESULT_PATH, result_link
 from bot.pages.review import review_link
 from bot.services import Services
+from core.clock import FixedClock
 from core.models import Case, CaseResult, Officer, OutboxMessage, Review
 from handlers.review_page import REVIEW_FILE_PATH, REVIEW_PATH
 from tests.case_factories import World
@@ -22,6 +23,7 @@ from tests.test_result_form import (  # client, services, world: the same fixtur
     client,
     fields,
     jpeg,
+    others_entered,
     services,
     visible_text,
     with_files,
@@ -36,8 +38,16 @@ def token_of(url: str) -> str:
 
 
 @pytest.fixture
-async def submitted(client: TestClient, services: Services, world: World) -> None:
-    """The lead's inspector entered a problem with a photo and a PDF."""
+async def submitted(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+) -> None:
+    """The lead's inspector entered a problem with a photo and a PDF, 卫健委's part being in
+    already (000 §九–十): the case is up for review."""
+    await others_entered(sessionmaker, clock, world)
     tok = token_of(result_link(services, world.a1.id, world.case.id))
     item = world.items[0].id
     problem: dict[str, str | list[str]] = {

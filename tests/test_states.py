@@ -40,7 +40,7 @@ from core.states import (
     TaskState,
 )
 from tests import factories as f
-from tests.case_factories import ResultFields, acting, at_day, build_world
+from tests.case_factories import ResultFields, acting, at_day, build_world, enter_other_parts
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -169,6 +169,7 @@ async def test_result_and_objection_moves_outside_the_table_are_refused(ctx, ses
     its re-check (004 第二十条)."""
     w = await build_world(session)
     at_day(ctx, w.task.window_start + dt.timedelta(days=3))
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
     await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=w.task.window_start)
     lead = acting(ctx, w.lead_liaison)
     with pytest.raises(InvalidTransition, match="当前状态为“待审核”，不能更正"):
