@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import defaultload
 
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
@@ -88,10 +89,13 @@ async def get_task(ctx: Ctx, case: Case) -> JointTask:
 
 
 async def active_members(ctx: Ctx, case: Case) -> list[GroupMember]:
+    """The case's group; messages to members go by officer id, so their platform accounts
+    are not loaded (a second query)."""
     rows = await ctx.session.scalars(
         select(GroupMember)
         .where(GroupMember.case_id == case.id, GroupMember.active.is_(True))
         .order_by(GroupMember.is_leader.desc(), GroupMember.id)
+        .options(defaultload(GroupMember.officer).raiseload(Officer.accounts))
     )
     return list(rows)
 

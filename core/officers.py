@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import raiseload
 
 from core.cases import OPEN_FOR_ENTRY
 from core.changes import Ctx, Notice, record
@@ -162,8 +163,9 @@ async def accounts_on(ctx: Ctx, platform: str, officer_ids: Iterable[int]) -> li
 
 
 async def link_holder(ctx: Ctx, officer_id: int) -> Officer:
-    """The officer a signed link names, while still active: a deactivated officer's links die."""
-    officer = await ctx.session.get(Officer, officer_id)
+    """The officer a signed link names, while still active: a deactivated officer's links die.
+    No page uses the holder's platform accounts: not loaded (a second query per page)."""
+    officer = await ctx.session.get(Officer, officer_id, options=[raiseload(Officer.accounts)])
     if officer is None or not officer.active:
         raise PermissionDenied("该链接的使用人已停用，请联系管理员。")
     return officer

@@ -1,4 +1,4 @@
-"""aiosqlite with one trip to the connection's thread per statement.
+"""aiosqlite with one trip to the connection's thread per statement, or none.
 
 aiosqlite runs each sqlite3 call on the connection's own thread, and SQLAlchemy's adapter makes
 four such calls per statement: open a cursor, execute, fetch all, close. Each trip wakes the
@@ -8,18 +8,61 @@ is one trip: the cursor is opened, the statement executed and its first rows fet
 fetches are served from those rows, and only a cursor left with rows unread (a streamed
 result) goes back to the thread for more or to be closed. Everything else (the thread, commit,
 rollback, errors) is aiosqlite's.
+
+Inside `inline()` (the web pages' transactions) a statement skips the trip: it runs on the
+event loop's own thread, as a plain sqlite3 call does. The trip cost about as much CPU as
+SQLAlchemy's own work for a small statement, and a small statement on a local file takes
+microseconds; what must not happen is the loop stalling. So an inline statement never waits
+for a lock (busy timeout 0: a locked database sends it to the thread, which waits as before),
+and a SELECT that runs past a budget of SQLite VM steps is interrupted and run again on the
+thread (an interrupted read undoes nothing; writes are never interrupted, as that would roll
+back the whole transaction). Commit, rollback and streamed fetches always use the thread.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 T = TypeVar("T")
 PREFETCH = 256  # rows fetched with the statement; a longer result is fetched on demand
+# VM steps an inline SELECT may take (~ a few ms) before it is interrupted and sent to the thread
+INLINE_STEPS = 100_000
+BUSY_TIMEOUT_MS = 10_000  # the thread's wait for a lock (core.db sets the same at connect)
+_inline: ContextVar[bool] = ContextVar("sqlite_inline", default=False)
+
+
+@contextlib.contextmanager
+def inline() -> Iterator[None]:
+    """Run this task's statements on the event loop's thread (see the module docstring)."""
+    token = _inline.set(True)
+    try:
+        yield
+    finally:
+        _inline.reset(token)
+
+
+class _Deferred(Exception):
+    """An inline statement that must run on the thread instead (locked, or too long)."""
+
+
+_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+def _reads_only(sql: str) -> bool:
+    """A SELECT, or a WITH … SELECT naming no write (a false "no" only costs the interrupt)."""
+    head = sql.lstrip()[:6].upper()
+    return head == "SELECT" or (head[:4] == "WITH" and not _WRITES.search(sql))
+
+
+def _stop() -> int:
+    return 1  # the progress handler's answer: interrupt the statement
 
 
 class Cursor(aiosqlite.Cursor):
@@ -45,7 +88,11 @@ class Cursor(aiosqlite.Cursor):
             rows = cursor.fetchmany(PREFETCH) if cursor.description else []
             return cursor, rows
 
-        self._cursor, self._rows = await self._owner.run(run)
+        done = None
+        if _inline.get() and self._owner._connection is not None:
+            with contextlib.suppress(_Deferred):
+                done = self._owner.now(run, read=_reads_only(sql))
+        self._cursor, self._rows = done if done is not None else await self._owner.run(run)
         self._more = len(self._rows) == PREFETCH
         return self
 
@@ -116,6 +163,25 @@ class Connection(aiosqlite.Connection):
     async def run(self, fn: Callable[[], T]) -> T:
         """`fn()` on the connection's thread."""
         return cast(T, await self._execute(fn))  # type: ignore[no-untyped-call]
+
+    def now(self, fn: Callable[[], T], *, read: bool) -> T:
+        """`fn()` (one statement) on this thread, without waiting for a lock and, for a read,
+        within INLINE_STEPS; _Deferred when it must go to the thread instead. A statement
+        refused for a lock or interrupted has changed nothing."""
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        if read:
+            conn.set_progress_handler(_stop, INLINE_STEPS)
+        try:
+            return fn()
+        except sqlite3.OperationalError as err:
+            if err.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_INTERRUPT):
+                raise _Deferred from err
+            raise
+        finally:
+            if read:
+                conn.set_progress_handler(None, 0)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 def connector(path: str, **kwargs: Any) -> Callable[[], Any]:

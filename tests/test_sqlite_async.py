@@ -1,8 +1,10 @@
-"""The SQLite driver (core/sqlite_async.py): one trip to the connection's thread per statement,
-with results, errors, streaming and transactions exactly as aiosqlite gives them."""
+"""The SQLite driver (core/sqlite_async.py): one trip to the connection's thread per statement
+(none inside `inline()`), with results, errors, streaming and transactions exactly as aiosqlite
+gives them."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,16 +39,9 @@ async def test_one_trip_to_the_thread_per_statement(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """aiosqlite took four (cursor, execute, fetch, close): ~70 per handled command."""
-    trips = []
-    real = sqlite_async.Connection._execute
-
-    async def counted(self: sqlite_async.Connection, fn: object, *args: object) -> object:
-        trips.append(fn)
-        return await real(self, fn, *args)
-
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))  # the connection's own set-up is not counted
-        monkeypatch.setattr(sqlite_async.Connection, "_execute", counted)
+        trips = count_trips(monkeypatch)
         rows = (await conn.execute(text("SELECT v FROM t WHERE id <= 3 ORDER BY id"))).all()
         updated = await conn.execute(text("UPDATE t SET v = v || 'x' WHERE id <= 5"))
         statements = len(trips)
@@ -101,3 +96,79 @@ async def test_inserted_ids_come_back(engine: AsyncEngine) -> None:
         returned = await conn.execute(text("INSERT INTO t (v) VALUES ('b'), ('c') RETURNING id"))
     assert result.lastrowid == 1001
     assert returned.scalars().all() == [1002, 1003]
+
+
+def count_trips(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    trips: list[object] = []
+    real = sqlite_async.Connection._execute
+
+    async def counted(self: sqlite_async.Connection, fn: object, *args: object) -> object:
+        trips.append(fn)
+        return await real(self, fn, *args)
+
+    monkeypatch.setattr(sqlite_async.Connection, "_execute", counted)
+    return trips
+
+
+LONG_READ = text(
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)"
+    " SELECT count(*) FROM n"
+)
+
+
+async def test_inline_statements_take_no_trip(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        trips = count_trips(monkeypatch)
+        with sqlite_async.inline():
+            rows = (await conn.execute(text("SELECT v FROM t WHERE id <= 2 ORDER BY id"))).all()
+            updated = await conn.execute(text("UPDATE t SET v = v || 'x' WHERE id <= 5"))
+            inline_trips = len(trips)
+        await conn.commit()
+    assert [r.v for r in rows] == ["v0000", "v0001"]
+    assert updated.rowcount == 5
+    assert inline_trips == 0
+
+
+async def test_a_long_inline_read_is_interrupted_and_run_on_the_thread(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's thread gives a read only a budget of steps; the interrupted read undoes
+    nothing of the transaction (an earlier write stays) and its answer comes from the thread."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        trips = count_trips(monkeypatch)
+        with sqlite_async.inline():
+            await conn.execute(text("INSERT INTO t (v) VALUES ('kept')"))
+            counted = (await conn.execute(LONG_READ)).scalar()
+            kept = (await conn.execute(text("SELECT count(*) FROM t WHERE v = 'kept'"))).scalar()
+        long_trips = len(trips)
+        await conn.rollback()
+    assert (counted, kept, long_trips) == (300000, 1, 1)
+
+
+async def test_an_inline_write_waits_for_a_lock_on_the_thread_not_the_loop(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Another process holds the write lock: the write must wait for it without stopping the
+    event loop (the loop itself releases the lock here, 0.2 s later)."""
+    other = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (v) VALUES ('other')")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.2, other.execute, "COMMIT")
+    start = loop.time()
+    try:
+        async with engine.connect() as conn:
+            with sqlite_async.inline():
+                await conn.execute(text("INSERT INTO t (v) VALUES ('mine')"))
+                await conn.commit()
+                got = await conn.execute(text("SELECT v FROM t WHERE id > 1000 ORDER BY id"))
+                values = got.scalars().all()
+        waited = loop.time() - start
+    finally:
+        other.close()
+    assert values == ["other", "mine"]
+    assert waited < 5  # not the busy timeout (10 s) with the loop stopped

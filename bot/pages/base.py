@@ -22,7 +22,7 @@ from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import Services
-from core import officers
+from core import officers, sqlite_async
 from core.attachments import Upload
 from core.errors import DomainError, PermissionDenied
 from core.links import MISMATCH, verify_link
@@ -217,8 +217,20 @@ class SignedPages:
         """Verify the token, run the handler in one transaction and commit; a refusal before
         or outside the handler's own checks becomes the denied page. `write` (a form post)
         queues the transaction behind the other writers on SQLite (Services.write_gate),
-        which would otherwise refuse a concurrent one with "database is locked"."""
+        which would otherwise refuse a concurrent one with "database is locked". A page's
+        statements are small: on SQLite they run on the loop's thread (sqlite_async.inline)."""
         gate = self.services.write_gate() if write else contextlib.nullcontext()
+        with sqlite_async.inline():
+            return await self._serve(gate, token, obj_kind, action, handler)
+
+    async def _serve(
+        self,
+        gate: contextlib.AbstractAsyncContextManager[Any],
+        token: str,
+        obj_kind: str,
+        action: str,
+        handler: PageHandler,
+    ) -> web.Response:
         async with gate, self.services.sessionmaker() as session:
             try:
                 ctx, ident = await self._authorise(session, token, obj_kind, action)
