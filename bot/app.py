@@ -334,17 +334,18 @@ async def _connections_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    from bot.scheduler import run_due_jobs_once, start_scheduler
+    from bot.scheduler import Jobs, run_due_jobs_once
 
     services = app[SERVICES]
     if not services.settings.scheduler.enabled:
         yield
         return
-    scheduler = start_scheduler(services)
+    scheduled = Jobs(services)
+    scheduled.start()
     # catch up on today's ticks missed while the server was down (idempotent in core)
     catch_up = asyncio.create_task(run_due_jobs_once(services, services.clock.now()))
     yield
-    scheduler.shutdown(wait=False)
+    await scheduled.stop(STOP_GRACE_S)
     await asyncio.gather(catch_up, return_exceptions=True)
 
 

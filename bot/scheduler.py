@@ -10,6 +10,7 @@ missing.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -159,20 +160,48 @@ async def run_due_jobs_once(services: Services, now: dt.datetime) -> dict[str, b
     return {name: ok for name, ok in ran.items() if ok is not None}
 
 
-def start_scheduler(services: Services) -> AsyncIOScheduler:
-    """Must be called with the event loop running (APScheduler binds to it)."""
-    tz = ZoneInfo(services.settings.scheduler.timezone)
-    scheduler = AsyncIOScheduler(timezone=tz)
-    for job in jobs(services):
-        scheduler.add_job(
-            run_job,
-            job.trigger(tz),
-            args=(services, job),
-            id=job.name,
-            name=job.name,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=3600,
-        )
-    scheduler.start()
-    return scheduler
+class Jobs:
+    """The scheduler's trigger runs each job here, in a task of our own: APScheduler's
+    shutdown cancels the coroutines it started, and a job cancelled in the middle of its
+    transaction left its connection to the pool mid-reset (a CancelledError traceback in the
+    log at every SIGTERM that met a tick). `stop` ends the triggers, then lets a running job
+    finish and commit."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.scheduler: AsyncIOScheduler | None = None
+        self.running: set[asyncio.Task[bool | None]] = set()
+
+    async def fire(self, job: Job) -> bool | None:
+        task = asyncio.create_task(run_job(self.services, job), name=f"lianjian-job-{job.name}")
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        return await asyncio.shield(task)
+
+    def start(self) -> None:
+        """Must be called with the event loop running (APScheduler binds to it)."""
+        tz = ZoneInfo(self.services.settings.scheduler.timezone)
+        self.scheduler = AsyncIOScheduler(timezone=tz)
+        for job in jobs(self.services):
+            self.scheduler.add_job(
+                self.fire,
+                job.trigger(tz),
+                args=(job,),
+                id=job.name,
+                name=job.name,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=3600,
+            )
+        self.scheduler.start()
+
+    async def stop(self, grace_s: float) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if not self.running:
+            return
+        _, late = await asyncio.wait(set(self.running), timeout=grace_s)
+        for task in late:
+            log.warning("scheduled job %s did not finish within %ss", task.get_name(), grace_s)
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)

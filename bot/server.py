@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -219,12 +221,46 @@ def run(settings: Settings, *, demo: bool = False) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    asyncio.run(serve(settings, demo=demo))
+
+
+async def serve(settings: Settings, *, demo: bool = False) -> None:
+    """Start, serve until SIGTERM or SIGINT, then stop in order: no new requests, the callbacks
+    in flight answered, the long connections, scheduler, inbox worker and sender stopped (each
+    finishing or handing back what it holds), the platform clients closed, the database pool
+    disposed last (bot.app's cleanup order).
+
+    Not aiohttp's run_app: it turns a signal into an exception thrown into whatever runs at
+    that moment, and a second signal during the clean-up (an impatient operator, a supervisor
+    signalling the process group) cancelled the clean-up itself, the pool mid-close among it:
+    a CancelledError traceback logged as an ERROR and exit status 1. Here a signal only sets
+    an event; later ones are logged and the shutdown under way goes on. A signal during start-up
+    (migrations, --demo loading) lets the start-up's transaction finish, then stops."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("%s again: already stopping", signal.Signals(signum).name)
+            return
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    app = await make_app(settings, demo=demo)
     # no access log: callback query strings carry signatures and nonces, and the callback
     # route logs every rejection itself
-    web.run_app(
-        make_app(settings, demo=demo),
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        print=None,
-    )
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()  # the workers start here (cleanup_ctx)
+    try:
+        if not stop.is_set():
+            await web.TCPSite(runner, settings.host, settings.port).start()
+            await stop.wait()
+    finally:
+        await runner.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # a late signal meets an exit under way: ignored, not the default death by signal
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
+        log.info("stopped")

@@ -103,7 +103,7 @@ async def prepare(db: Path, officers: int) -> None:
     await engine.dispose()
 
 
-def write_config(path: Path, db: Path, port: int, aes: str, api: str) -> None:
+def write_config(path: Path, db: Path | str, port: int, aes: str, api: str) -> None:
     path.write_text(
         f"""
 database_url = "{db}"
