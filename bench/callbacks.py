@@ -131,9 +131,11 @@ async def post(http: aiohttp.ClientSession, url: str, item: tuple[dict[str, str]
     return time.perf_counter() - start
 
 
-async def wait_ready(url: str) -> None:
+async def wait_ready(url: str, timeout_s: float = 120.0) -> None:
+    """Until `url` answers; a start-up (imports, migrations) on a loaded machine takes a while."""
+    deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as http:
-        for _ in range(300):
+        while time.monotonic() < deadline:
             try:
                 async with http.get(url):
                     return

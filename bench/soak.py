@@ -71,8 +71,15 @@ def serve_recording_api(port: int) -> None:
 
     async def send(request: web.Request) -> web.Response:
         body = await request.json()
-        records.append((time.time(), str(body.get("touser", ""))))
+        if body.get("msgtype") != "image":  # 汇总's chart follows its text: one reply per command
+            records.append((time.time(), str(body.get("touser", ""))))
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": uuid.uuid4().hex})
+
+    async def upload(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "type": "image", "media_id": uuid.uuid4().hex}
+        )
 
     async def dump(request: web.Request) -> web.Response:
         return web.json_response(records)
@@ -80,13 +87,14 @@ def serve_recording_api(port: int) -> None:
     app = web.Application()
     app.router.add_get("/cgi-bin/gettoken", gettoken)
     app.router.add_post("/cgi-bin/message/send", send)
+    app.router.add_post("/cgi-bin/media/upload", upload)
     app.router.add_get("/records", dump)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
 def serve(port: int, aes: str, db: str, api_port: int) -> None:
     from bot.config import load_settings
-    from bot.server import make_app
+    from bot.server import serve as serve_app
 
     api = f"http://127.0.0.1:{api_port}"
     settings = load_settings(
@@ -105,7 +113,7 @@ def serve(port: int, aes: str, db: str, api_port: int) -> None:
             "webhook_base": api,
         },
     )
-    web.run_app(make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
+    asyncio.run(serve_app(settings))
 
 
 def spawn(target: Any, *args: Any) -> mp.Process:
