@@ -27,12 +27,14 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from core import county, plan
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.db import make_engine, make_sessionmaker
+from core.imports import annual_plan
+from core.imports.departments import import_departments
 from core.imports.flow import ImportReport
 from core.imports.inspectors import INSPECTOR_COLUMNS, import_inspectors
+from core.imports.items import import_items
 from core.imports.reading import read_sheet
 from core.imports.targets import TARGET_COLUMNS, check_targets, import_targets
 from core.models import TARGET_FLAGS, TARGET_KINDS
@@ -178,7 +180,7 @@ def make_library_files(tmp: Path, inspectors: int, plan_rows: int) -> dict[str, 
         ),
         "plan": _write(
             tmp / "plan.csv",
-            [c.label for c in plan.PLAN_COLUMNS],
+            [c.label for c in annual_plan.PLAN_COLUMNS],
             [
                 [
                     f"JH-2026-{n:03d}",
@@ -202,10 +204,10 @@ async def library_once(files: dict[str, Path], db_path: Path) -> dict[str, float
     await upgrade(engine)
     clock = FixedClock(china_noon(dt.date(2026, 3, 2)))
     steps: list[tuple[str, Importer]] = [
-        ("departments", county.import_departments),
-        ("items", county.import_items),
+        ("departments", import_departments),
+        ("items", import_items),
         ("inspectors", import_inspectors),
-        ("plan", plan.import_plan),
+        ("plan", annual_plan.import_plan),
     ]
     seconds: dict[str, float] = {}
     try:
@@ -227,7 +229,7 @@ def library_figures(
 ) -> dict[str, object]:
     timings: dict[str, list[float]] = {"inspectors": [], "plan": []}
     reads: dict[str, list[float]] = {"inspectors": [], "plan": []}
-    columns = {"inspectors": INSPECTOR_COLUMNS, "plan": plan.PLAN_COLUMNS}
+    columns = {"inspectors": INSPECTOR_COLUMNS, "plan": annual_plan.PLAN_COLUMNS}
     for run in range(runs):
         seconds = asyncio.run(library_once(files, tmp / f"library{run}.sqlite3"))
         for kind in timings:

@@ -125,20 +125,23 @@ async def cmd_import(args: argparse.Namespace) -> int:
 
     from rich.progress import Progress
 
-    from core import county, plan
+    from core.imports import annual_plan
+    from core.imports.conflicts import import_conflicts
+    from core.imports.departments import import_departments
     from core.imports.exclusions import import_exclusions
     from core.imports.flow import ImportReport
     from core.imports.inspectors import import_inspectors
+    from core.imports.items import import_items
     from core.imports.targets import import_targets
 
     importers: dict[str, Callable[..., Awaitable[ImportReport]]] = {
-        "departments": county.import_departments,
-        "items": county.import_items,
+        "departments": import_departments,
+        "items": import_items,
         "targets": import_targets,
         "inspectors": import_inspectors,
         "exclusions": import_exclusions,
-        "conflicts": county.import_conflicts,
-        "plan": partial(plan.import_plan, year=args.year),
+        "conflicts": import_conflicts,
+        "plan": partial(annual_plan.import_plan, year=args.year),
     }
     fn = importers[args.kind]
     rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejects.csv")
@@ -340,7 +343,7 @@ async def cmd_export_results(args: argparse.Namespace) -> int:
 
 async def cmd_export_archive(args: argparse.Namespace) -> int:
     from bot.config import attachments_dir, load_settings
-    from core.archive import archive_task
+    from core.archive.closing import archive_task
     from core.attachments import FileStore
 
     store = FileStore(attachments_dir(load_settings(args.config)))

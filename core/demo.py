@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import groups, jointtask, objections, referrals, replacements
+from core import jointtask, objections, referrals, replacements
 from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock, china_noon
@@ -28,6 +28,7 @@ from core.consultation import answers, creation, opening
 from core.db import make_engine, make_sessionmaker
 from core.draws import targets
 from core.draws.verify import verify_draw
+from core.groups import matching, member_changes
 from core.inspection import record_inspection_date
 from core.models import Case, Department, GroupMember, Item, Officer, OutboxMessage
 from core.publication import correct_result
@@ -183,7 +184,7 @@ async def _draw(demo: Demo, code: str) -> int:
         "21:40 开奖号码已公布，录入信标“4 7 1”，抽中并锁定 "
         f"{len(locked.selection)} 户；公开种子 {locked.seed_hex[:16]}…"
     )
-    matched = await demo.step("SJ001", lambda c: groups.match_inspectors(c, code))
+    matched = await demo.step("SJ001", lambda c: matching.match_inspectors(c, code))
     demo.say(f"随机匹配执法检查人员，组成 {len(matched)} 个联合检查组，每名人员收到自己的检查任务")
     return locked.id
 
@@ -199,7 +200,9 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
     other = next(m for m in members if not m.is_leader)
     await demo.step(
         other.officer.code,
-        lambda c: groups.recuse(c, first, other.officer_id, "本人配偶在该企业任职，申请回避"),
+        lambda c: member_changes.recuse(
+            c, first, other.officer_id, "本人配偶在该企业任职，申请回避"
+        ),
     )
     demo.say(f"{other.officer.name} 申请回避 {first}，按抽取顺序由同部门下一名人员替补")
     await _replace(demo, case_codes[-1])

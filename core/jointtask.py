@@ -2,7 +2,8 @@
 (the task, its departments, invitations, items, and who may answer for a department).
 
 Stages, in procedure order: `core.consultation` (draft → consulting → ready), `core.draws`
-(frozen → locked), `core.groups` (inspecting), `core.cases` (results, review, publication).
+(frozen → locked), `core.groups` (inspecting), `core.cases` (results, review, publication),
+`core.archive` (closed).
 States and their moves: `core.states`.
 """
 

@@ -1,6 +1,6 @@
 """更换 (001 第十四条, 004 第十三条): a group member or the department's liaison asks for an
 inspector to be replaced; the department leader approves, naming the replacement (no lottery:
-core.groups.replace_inspector), or refuses with a reason. 回避 keeps its own redraw.
+core.groups.member_changes.replace_inspector), or refuses with a reason. 回避 keeps its own redraw.
 States and moves: core/states.py (REPLACEMENT).
 """
 
@@ -12,7 +12,7 @@ from core.access import may_act_for, require
 from core.cases import active_members, get_case, message
 from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, NotFound, ValidationFailed
-from core.groups import replace_inspector
+from core.groups.member_changes import replace_inspector
 from core.jointtask import answerers
 from core.messages import Destination
 from core.models import Case, ReplacementRequest

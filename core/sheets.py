@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import county, plan
+from core.imports import annual_plan
+from core.imports.departments import DEPARTMENT_COLUMNS
 from core.imports.exclusions import EXCLUSION_COLUMNS
 from core.imports.inspectors import INSPECTOR_COLUMNS, LEAVE_WORDS
+from core.imports.items import ITEM_COLUMNS
 from core.imports.reading import Column
 from core.imports.targets import TARGET_COLUMNS
 from core.models import TARGET_FLAGS, TARGET_KINDS, TARGET_STATUSES
@@ -36,7 +38,7 @@ class Template:
 def _templates(year: int) -> dict[str, Template]:
     return {
         "departments": Template(
-            county.DEPARTMENT_COLUMNS,
+            DEPARTMENT_COLUMNS,
             [
                 ["SJ", "县市场监督管理局", "市场监管", "是", "市市场监督管理局"],
                 ["WJ", "县卫生健康局", "卫健", "否", "市卫生健康委员会"],
@@ -53,7 +55,7 @@ def _templates(year: int) -> dict[str, Template]:
             {"is_market_regulator": ("是", "否")},
         ),
         "items": Template(
-            county.ITEM_COLUMNS,
+            ITEM_COLUMNS,
             [
                 [
                     "SJ",
@@ -163,7 +165,7 @@ def _templates(year: int) -> dict[str, Template]:
             },
         ),
         "plan": Template(
-            plan.PLAN_COLUMNS,
+            annual_plan.PLAN_COLUMNS,
             [
                 [
                     f"JH-{year}-01",

@@ -16,10 +16,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import county
 from core.changes import Ctx
+from core.imports.departments import DEPARTMENT_COLUMNS, import_departments
 from core.imports.exclusions import EXCLUSION_COLUMNS, import_exclusions
 from core.imports.inspectors import INSPECTOR_COLUMNS, import_inspectors
+from core.imports.items import ITEM_COLUMNS, import_items
 from core.imports.reading import Column
 from core.imports.targets import TARGET_COLUMNS, import_targets
 from core.models import Officer
@@ -249,13 +250,13 @@ def write_county_files(
     return {
         "departments": _write(
             folder / "成员单位.csv",
-            _labels(county.DEPARTMENT_COLUMNS),
+            _labels(DEPARTMENT_COLUMNS),
             [
                 [code, name, short, "是" if market else "否", ""]
                 for code, name, short, market, _items in DEPARTMENTS
             ],
         ),
-        "items": _write(folder / "抽查事项清单.csv", _labels(county.ITEM_COLUMNS), item_rows),
+        "items": _write(folder / "抽查事项清单.csv", _labels(ITEM_COLUMNS), item_rows),
         "inspectors": _write(folder / "执法检查人员.csv", _labels(INSPECTOR_COLUMNS), people),
         "targets": _write(
             folder / "检查对象.csv",
@@ -284,8 +285,8 @@ def write_county_files(
 
 
 IMPORTERS = {
-    "departments": county.import_departments,
-    "items": county.import_items,
+    "departments": import_departments,
+    "items": import_items,
     "inspectors": import_inspectors,
     "targets": import_targets,
     "exclusions": import_exclusions,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from core import cases, groups, progress
+from core import cases, progress
+from core.groups import member_changes
 from core.models import Officer
 from core.states import CASE
 from handlers.base import Args, HandlerCtx, UsageError
@@ -23,6 +24,6 @@ async def recuse(ctx: HandlerCtx, args: Args) -> None:
     code, reason = args.code(0), args.rest_after(1)
     if code is None or not reason:
         raise UsageError("回避须写明案件号和理由。")
-    member = await groups.recuse(ctx.core, code, ctx.officer.id, reason)
+    member = await member_changes.recuse(ctx.core, code, ctx.officer.id, reason)
     replacement = await ctx.session.get(Officer, member.officer_id)
     await ctx.say("cmd_recused.md.j2", code=code, replacement=replacement)

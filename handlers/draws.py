@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from core import groups
 from core.draws import quickdraw, targets, verify
 from core.draws.beacon import beacon_ready_at, beacon_ready_label
 from core.errors import DomainError, NotFound
+from core.groups import matching
 from handlers.base import Args, HandlerCtx, UsageError, normalize
 
 # `快抽 N 名 执法人员 [部门] [标签]` / `快抽 N 户 对象 [行业] [区域]` — units and nouns both say
@@ -54,7 +54,7 @@ async def confirm(ctx: HandlerCtx, args: Args) -> None:
     # runs in its own savepoint and can be retried with 匹配 once the department has inspectors.
     try:
         async with ctx.session.begin_nested():
-            cases = await groups.match_inspectors(ctx.core, code)
+            cases = await matching.match_inspectors(ctx.core, code)
     except DomainError as err:
         await ctx.say("cmd_draw_locked.md.j2", d=locked, cases=0, match_error=err.message)
         return
@@ -66,7 +66,7 @@ async def match(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    cases = await groups.match_inspectors(ctx.core, code)
+    cases = await matching.match_inspectors(ctx.core, code)
     await ctx.say("cmd_matched.md.j2", code=code, cases=len(cases))
 
 

@@ -8,13 +8,13 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from core import groups
 from core.changes import Ctx
 from core.clock import CHINA_TZ, china_noon
 from core.draws import targets
 from core.draws.beacon import beacon_day
 from core.draws.verify import verify_draw
 from core.errors import InvalidTransition, ValidationFailed
+from core.groups import matching, member_changes
 from core.models import Case, Draw, GroupMember, OutboxMessage
 from tests import factories as f
 from tests.case_factories import at_time
@@ -160,7 +160,7 @@ async def _matched(ctx: Ctx) -> tuple[f.World, Case, list[GroupMember]]:
     w, lead, code = await _frozen(ctx)
     at_time(ctx, china_noon(dt.date(2026, 3, 4)))
     await targets.confirm_draw(lead, code, "417")
-    cases = await groups.match_inspectors(lead, code)
+    cases = await matching.match_inspectors(lead, code)
     await ctx.session.commit()
     members = list(
         await ctx.session.scalars(select(GroupMember).where(GroupMember.case_id == cases[0].id))
@@ -180,7 +180,7 @@ async def test_recusal_reason_needs_substance(ctx: Ctx) -> None:
     w, case, members = await _matched(ctx)
     old = next(m for m in members if m.department_id == w.partners[0].dep.id)
     with pytest.raises(ValidationFailed, match="回避理由至少需要 4 个字"):
-        await groups.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, "近亲")
+        await member_changes.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, "近亲")
 
 
 async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_reason(
@@ -191,7 +191,7 @@ async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_re
     old = next(m for m in members if m.department_id == partner.dep.id)
     last = await ctx.session.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
     reason = "本人配偶在该企业任职"
-    new = await groups.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, reason)
+    new = await member_changes.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, reason)
     sent = await _sent_since(ctx, last or 0)
     to: dict[object, list[str]] = {}
     for m in sent:

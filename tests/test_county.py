@@ -9,9 +9,12 @@ from sqlalchemy import select
 
 from core.changes import Ctx
 from core.consultation import creation
-from core.county import import_conflicts, import_departments, import_items, parse_ratio
 from core.errors import PermissionDenied
+from core.imports.conflicts import import_conflicts
+from core.imports.departments import import_departments
 from core.imports.inspectors import import_inspectors
+from core.imports.items import import_items
+from core.imports.reading import parse_ratio
 from core.models import Department, Item, Officer, OfficerConflict, OutboxMessage, TaskItem
 from core.officers import deactivate, declare_conflict
 from tests import factories

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import main as cli_main
-from core import archive, objections
+from core import objections
+from core.archive import closing
 from core.attachments import FileStore
 from core.changes import Ctx
 from core.draws import pool
@@ -146,26 +147,26 @@ async def test_archive_closes_only_a_finished_task(
     w, code = published, published.task.code
     lead = acting(ctx, w.lead_liaison)
     with pytest.raises(PermissionDenied):
-        await archive.archive_task(acting(ctx, w.a1), code)
+        await closing.archive_task(acting(ctx, w.a1), code)
     at_day(ctx, D(2026, 4, 10))
     savepoint = await session.begin_nested()
     await objections.file_objection(
         lead, w.case.code, "某某食品有限公司", "对检查结果有异议", D(2026, 4, 10)
     )
     with pytest.raises(InvalidTransition, match="尚有未办结的异议"):
-        await archive.archive_task(lead, code)
+        await closing.archive_task(lead, code)
     await savepoint.rollback()
     at_day(ctx, D(2026, 6, 1))  # the correction was published on 2 April
     with pytest.raises(InvalidTransition, match="异议期（公示后 60 日）至 2026-06-01 届满"):
-        await archive.archive_task(lead, code)
+        await closing.archive_task(lead, code)
 
     at_day(ctx, D(2026, 6, 2))
-    _, task = await archive.archive_task(lead, code)
+    _, task = await closing.archive_task(lead, code)
     await session.commit()
     assert task.state == TaskState.CLOSED
     closed = await session.scalar(select(AuditEvent).where(AuditEvent.action == "task.closed"))
     assert closed is not None and closed.data["files"] > 10
-    await archive.archive_task(acting(ctx, w.lead_leader), code)  # a second copy
+    await closing.archive_task(acting(ctx, w.lead_leader), code)  # a second copy
     await session.commit()
     reloaded = await session.scalar(select(JointTask).where(JointTask.code == code))
     assert reloaded is not None and reloaded.state == TaskState.CLOSED
@@ -174,7 +175,7 @@ async def test_archive_closes_only_a_finished_task(
 async def test_a_task_before_publication_is_not_archived(ctx: Ctx, session: AsyncSession) -> None:
     w = await build_world(session)
     with pytest.raises(InvalidTransition, match="尚未全部公示"):
-        await archive.archive_task(acting(ctx, w.lead_liaison), w.task.code)
+        await closing.archive_task(acting(ctx, w.lead_liaison), w.task.code)
 
 
 async def test_archive_files_the_results_attachments(
@@ -199,7 +200,7 @@ async def test_archive_files_the_results_attachments(
         )
     await session.commit()
     at_day(ctx, D(2026, 6, 2))
-    data, _ = await archive.archive_task(
+    data, _ = await closing.archive_task(
         acting(ctx, published.lead_liaison), published.task.code, store
     )
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -306,7 +307,7 @@ async def test_archive_files_the_draw_receipt_and_its_pool(
     session.add(DrawPool(draw_id=draw.id, data=made.data))
     await session.commit()
     at_day(ctx, D(2026, 6, 2))
-    data, _ = await archive.archive_task(acting(ctx, published.lead_liaison), published.task.code)
+    data, _ = await closing.archive_task(acting(ctx, published.lead_liaison), published.task.code)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         receipt = json.loads(zf.read(f"03-抽取/{draw.code}.json"))
         pool_file = zf.read(f"03-抽取/{draw.code}-pool.csv").decode()

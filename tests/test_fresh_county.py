@@ -13,11 +13,13 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main as cli
-from core import county, plan
 from core.bindings import bind_chat
 from core.changes import Ctx
+from core.imports import annual_plan
+from core.imports.departments import import_departments
 from core.imports.exclusions import import_exclusions
 from core.imports.inspectors import import_inspectors
+from core.imports.items import import_items
 from core.imports.targets import import_targets
 from core.models import Invitation, JointTask, OutboxMessage, PlanEntry
 from core.readiness import check_setup
@@ -111,8 +113,8 @@ def no_synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_every_template_imports_back_unchanged_in_order(ctx: Ctx, tmp_path: Path) -> None:
     """The six templates' example rows fit together into an empty database."""
     importers = {
-        "departments": county.import_departments,
-        "items": county.import_items,
+        "departments": import_departments,
+        "items": import_items,
         "inspectors": import_inspectors,
         "targets": import_targets,
         "exclusions": import_exclusions,
@@ -120,7 +122,7 @@ async def test_every_template_imports_back_unchanged_in_order(ctx: Ctx, tmp_path
     for kind in TEMPLATE_ORDER:
         path = write_template(kind, tmp_path / f"{kind}.xlsx", year=2026)
         if kind == "plan":
-            report = await plan.import_plan(ctx, path, year=2026)
+            report = await annual_plan.import_plan(ctx, path, year=2026)
         else:
             report = await importers[kind](ctx, path)
         assert report.ok and report.inserted >= 1, report.summary_zh()

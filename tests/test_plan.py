@@ -12,6 +12,7 @@ from core import plan
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.errors import ValidationFailed
+from core.imports import annual_plan
 from core.models import Department, Item, JointTask, OutboxMessage, PlanEntry
 from core.summary import daily_summary, summary_message
 from core.taskfile import TaskFile, create_from_file
@@ -82,7 +83,7 @@ async def test_plan_rows_are_checked_against_departments_items_and_caps(
             ["JH-2026-01", "重复", "SJ", "WJ", "SJ-01", "", "30户", "6"],
         ],
     )
-    report = await plan.import_plan(ctx, path, year=2026)
+    report = await annual_plan.import_plan(ctx, path, year=2026)
     assert not report.ok
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
     assert reasons == {
@@ -97,7 +98,7 @@ async def test_plan_rows_are_checked_against_departments_items_and_caps(
     }
     assert await ctx.session.scalar(select(PlanEntry)) is None
 
-    report = await plan.import_plan(
+    report = await annual_plan.import_plan(
         ctx, path, year=2026, skip_invalid=True, rejects_path=tmp_path / "rejects.csv"
     )
     assert report.ok and report.inserted == 1
@@ -109,7 +110,9 @@ async def test_plan_rows_are_checked_against_departments_items_and_caps(
 
 
 async def _import(ctx: Ctx, tmp_path: Path, *rows: list[str]) -> None:
-    report = await plan.import_plan(ctx, write_csv(tmp_path / "p.csv", [HEADER, *rows]), year=2026)
+    report = await annual_plan.import_plan(
+        ctx, write_csv(tmp_path / "p.csv", [HEADER, *rows]), year=2026
+    )
     assert report.ok, report.summary_zh()
     await ctx.session.commit()
 

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import StatementError
 
-from core import groups, inbox, objections, outbox
+from core import inbox, objections, outbox
 from core.consultation import answers, opening
 from core.draws import quickdraw
 from core.errors import InvalidTransition, ValidationFailed
+from core.groups import matching
 from core.inspection import mark_notified, record_inspection_date
 from core.jointtask import task_invitations
 from core.messages import Destination, Event, OutMessage
@@ -230,7 +231,7 @@ async def test_task_invitation_and_draw_moves_outside_the_table_are_refused(ctx,
             f.as_actor(ctx, w.partners[0].liaison), invitation.id, "本部门本季度执法力量已全部投入"
         )
     with pytest.raises(InvalidTransition, match="检查对象尚未抽取锁定"):
-        await groups.match_inspectors(lead, task.code)
+        await matching.match_inspectors(lead, task.code)
 
     quick = await quickdraw.draw_targets(lead, 3)  # frozen until a colleague's number comes
     drawn_state = quick.state  # read now: the confirmation below changes it in place

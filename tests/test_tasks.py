@@ -10,14 +10,15 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from core import access, audit, groups
+from core import access, audit
 from core.changes import Ctx
 from core.clock import china_noon
 from core.consultation import answers, creation, expiry, opening
 from core.draws import targets
 from core.draws.verify import draw_public_json, verify_draw
 from core.errors import DomainError, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from core.groups import match_inspectors
+from core.groups import matching, member_changes
+from core.groups.matching import match_inspectors
 from core.models import (
     AuditEvent,
     Case,
@@ -160,7 +161,7 @@ async def test_full_path(ctx: Ctx) -> None:
     report = await verify_draw(ctx, locked.id)
     assert report.ok, report.checks
 
-    matched = await groups.match_inspectors(lead, task.code)
+    matched = await matching.match_inspectors(lead, task.code)
     await ctx.session.commit()
     assert task.state == "inspecting" and len(matched) == 3
     members = list(await ctx.session.scalars(select(GroupMember)))
@@ -184,7 +185,7 @@ async def test_full_path(ctx: Ctx) -> None:
 
     partner = w.partners[0]
     old = next(m for m in by_case[first.id] if m.department_id == partner.dep.id)
-    new_member = await groups.recuse(
+    new_member = await member_changes.recuse(
         as_actor(ctx, old.officer), first.code, old.officer_id, "系该企业法定代表人近亲属"
     )
     assert new_member.department_id == partner.dep.id and new_member.officer_id != old.officer_id
@@ -200,7 +201,7 @@ async def test_full_path(ctx: Ctx) -> None:
         )
     )
     spare = next(o for o in w.lead.inspectors if o.id not in in_first)
-    replaced = await groups.replace_inspector(
+    replaced = await member_changes.replace_inspector(
         as_actor(ctx, w.lead.leader),
         first.code,
         lead_member.officer_id,
@@ -271,7 +272,7 @@ async def test_conflicts_honoured_and_loads_within_one(ctx: Ctx) -> None:
         OfficerConflict(officer_id=conflicted.id, target_id=t.id, reason="亲属") for t in w.targets
     )
     await _lock(lead, task)
-    cases = await groups.match_inspectors(lead, task.code)
+    cases = await matching.match_inspectors(lead, task.code)
     assert len(cases) == 7
     members = list(await ctx.session.scalars(select(GroupMember)))
     assert conflicted.id not in {m.officer_id for m in members}
@@ -599,7 +600,7 @@ async def test_draw_refusals(ctx: Ctx) -> None:
         ctx, ValidationFailed, "请输入信标值", targets.confirm_draw(lead, task.code, "  ")
     )
     await _refused(
-        ctx, InvalidTransition, "检查对象尚未抽取锁定", groups.match_inspectors(lead, task.code)
+        ctx, InvalidTransition, "检查对象尚未抽取锁定", matching.match_inspectors(lead, task.code)
     )
     await _refused(
         ctx, NotFound, "未找到任务", targets.freeze_pool(lead, "LJ-2026-999", BEACON_SOURCE)
@@ -617,7 +618,7 @@ async def test_match_refuses_a_department_without_inspectors(ctx: Ctx) -> None:
         ctx,
         ValidationFailed,
         f"{w.partners[0].dep.name}没有在岗的执法检查人员",
-        groups.match_inspectors(lead, task.code),
+        matching.match_inspectors(lead, task.code),
     )
 
 
@@ -666,29 +667,29 @@ async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> Non
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 1}]})
     lead = as_actor(ctx, w.lead.liaison)
     await _lock(lead, task)
-    [case] = await groups.match_inspectors(lead, task.code)
+    [case] = await matching.match_inspectors(lead, task.code)
     await ctx.session.commit()
     only = w.partners[0].inspectors[0]
     await _refused(
         ctx,
         ValidationFailed,
         "该部门没有可替换的执法检查人员，无法回避",
-        groups.recuse(as_actor(ctx, only), case.code, only.id, "与企业负责人系同学关系"),
+        member_changes.recuse(as_actor(ctx, only), case.code, only.id, "与企业负责人系同学关系"),
     )
     await _refused(
         ctx,
         ValidationFailed,
         "回避须说明理由",
-        groups.recuse(as_actor(ctx, only), case.code, only.id, ""),
+        member_changes.recuse(as_actor(ctx, only), case.code, only.id, ""),
     )
     await _refused(
-        ctx, NotFound, "不在案件", groups.recuse(ctx, case.code, w.lead.liaison.id, "理由")
+        ctx, NotFound, "不在案件", member_changes.recuse(ctx, case.code, w.lead.liaison.id, "理由")
     )
     await _refused(
         ctx,
         PermissionDenied,
         "分管领导",
-        groups.replace_inspector(
+        member_changes.replace_inspector(
             as_actor(ctx, w.partners[0].liaison), case.code, only.id, only.id, "岗位调整"
         ),
     )
@@ -698,7 +699,7 @@ async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> Non
         ctx,
         ValidationFailed,
         "利害关系",
-        groups.replace_inspector(
+        member_changes.replace_inspector(
             as_actor(ctx, w.partners[0].leader), case.code, only.id, spare.id, "岗位调整"
         ),
     )
@@ -707,7 +708,7 @@ async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> Non
         ctx,
         ValidationFailed,
         "不是",
-        groups.replace_inspector(
+        member_changes.replace_inspector(
             as_actor(ctx, w.partners[0].leader), case.code, only.id, outsider.id, "岗位调整"
         ),
     )
@@ -718,7 +719,7 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     task = await f.ready_task(ctx, w, rule={"strata": [{"name": "全部", "count": 1}]})
     lead = as_actor(ctx, w.lead.liaison)
     await _lock(lead, task)
-    [case] = await groups.match_inspectors(lead, task.code)
+    [case] = await matching.match_inspectors(lead, task.code)
     d = await ctx.session.scalar(select(Draw).where(Draw.kind == "inspectors"))
     assert d is not None
     lead_codes = {o.code for o in w.lead.inspectors}
@@ -734,7 +735,7 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     assert leader.officer.code == order[0]  # the lead's first in key order leads the first case
     in_group = {m.officer.code for m in members}
     expected = next(c for c in order[1:] if c not in in_group)
-    new = await groups.recuse(ctx, case.code, leader.officer_id, "曾为该企业提供咨询服务")
+    new = await member_changes.recuse(ctx, case.code, leader.officer_id, "曾为该企业提供咨询服务")
     assert new.officer.code == expected and new.is_leader
     sent = await _outbox(ctx)
     notified = {

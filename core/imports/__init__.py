@@ -1,6 +1,7 @@
-"""Bulk import of a county's libraries from offices' spreadsheets (CSV, XLSX), one module per
-library: `targets`, `inspectors`, `exclusions`; `reading` and `flow` are shared with
-core.county and core.plan.
+"""Setup and planning (before any task): bulk import of a county's libraries from offices'
+spreadsheets (CSV, XLSX), one module per library: `departments`, `items`, `conflicts`,
+`targets`, `inspectors`, `exclusions` and the `annual_plan`; `reading` and `flow` are shared by
+all of them.
 
 Files come from offices' spreadsheets: Chinese headers (English aliases accepted), UTF-8,
 UTF-8 with BOM, GB18030/GBK or UTF-16 text, or .xlsx. Every row is checked before anything is

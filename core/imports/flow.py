@@ -1,5 +1,5 @@
-"""The flow every import shares (core.imports.*, core.county, core.plan): read the file, check
-every row before anything is written, report each bad row, write all-or-nothing (or, with
+"""Setup and planning: the flow every import shares (core.imports.*): read the file, check every
+row before anything is written, report each bad row, write all-or-nothing (or, with
 `skip_invalid`, the good rows and a rejects CSV), and record the import as one audited change;
 the caller commits (core.changes contract). Also the bulk-write helpers and the department
 look-up that several importers use.

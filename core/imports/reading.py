@@ -1,7 +1,8 @@
-"""Reading office spreadsheets, shared by every importer (core.imports.*, core.county,
-core.plan): the file as rows (CSV in any of the encodings offices save, or .xlsx), headers
+"""Setup and planning: reading office spreadsheets, shared by every importer (core.imports.*):
+the file as rows (CSV in any of the encodings offices save, or .xlsx), headers
 matched to columns by their Chinese names or English aliases, and one data row being checked
-with every problem collected, each named by the line number the spreadsheet shows.
+with every problem collected, each named by the line number the spreadsheet shows; ratios as
+offices write them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +251,21 @@ def check_uscc(row: Row) -> tuple[str, bool]:
     if not check.ok:
         row.error("uscc", check.reason)
     return check.code, check.is_legacy
+
+
+# ratios as offices write them (item caps, the annual plan)
+
+
+def parse_ratio(text: str) -> Decimal | None:
+    """'5%', '5％', '0.05' → Decimal('0.05'); None when it is not a ratio in (0, 1]."""
+    key = nfkc(text)
+    try:
+        value = Decimal(key[:-1]) / 100 if key.endswith("%") else Decimal(key)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and 0 < value <= 1 else None
+
+
+def percent(value: Decimal | str) -> str:
+    """Decimal('0.05') → '5%' (how offices write ratios)."""
+    return f"{(Decimal(value) * 100).normalize():f}%"

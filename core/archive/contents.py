@@ -1,11 +1,7 @@
-"""立卷归档 of a joint task (001 第二十条, 004 第二十五条): one ZIP with everything the task
-produced — plan, invitations and answers, draw receipts and pool files, notices and records
-(DOCX), results (every version) with attachments, reviews, publication, objections, and the
-task's audit excerpt with its chain check — then the task is `closed`.
-
-Only a task whose results are all published and whose objections are all settled is archived.
-The archive's manifest lists every file with its SHA-256; the `task.closed` audit event carries
-the manifest's digest, so a copy of the archive can later be matched to the record.
+"""Closing, 立卷归档: the archive's contents — the task's plan and items, invitations and
+answers, draw receipts and pool files, case documents, results (every version), reviews,
+publication, attachments and objections, each written as the CSV, JSON or file an archivist
+opens — and the file set with its manifest.
 """
 
 from __future__ import annotations
@@ -15,23 +11,19 @@ import datetime as dt
 import hashlib
 import io
 import json
-import zipfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit
 from core.attachments import FileStore
-from core.changes import Ctx, record
+from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.documents import DOC_KINDS, document_context, document_file
 from core.draws.verify import draw_public_json, pool_csv_text
-from core.errors import InvalidTransition, NotFound, PermissionDenied
 from core.models import (
     Attachment,
-    AuditEvent,
     Case,
     CaseResult,
     Department,
@@ -45,13 +37,9 @@ from core.models import (
     Review,
     TaskItem,
 )
-from core.states import TASK, ObjectionState, TaskState
-
-ARCHIVABLE = (TaskState.PUBLISHED, TaskState.CLOSED)  # closed: a copy may be made again
-OPEN_OBJECTIONS = (ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)
 
 
-def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     """UTF-8 with BOM so Excel opens the Chinese columns as they are."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -60,15 +48,15 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def _json(obj: Any) -> bytes:
+def json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, indent=2, default=str).encode("utf-8")
 
 
-def _when(at: dt.datetime | None) -> str:
+def china_time(at: dt.datetime | None) -> str:
     return at.astimezone(CHINA_TZ).isoformat(timespec="seconds") if at else ""
 
 
-class _Files:
+class Files:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
 
@@ -78,20 +66,20 @@ class _Files:
     def manifest(self, task: JointTask, generated_at: dt.datetime) -> bytes:
         lines = [
             f"联合抽查任务 {task.code}《{task.title}》立卷归档",
-            f"生成时间：{_when(generated_at)}",
+            f"生成时间：{china_time(generated_at)}",
             "文件清单（SHA-256  文件名）：",
         ]
         lines += [f"{hashlib.sha256(c).hexdigest()}  {n}" for n, c in sorted(self.files.items())]
         return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-async def _names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+async def officer_names(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
     rows = await session.execute(select(Officer.id, Officer.name).where(Officer.id.in_(wanted)))
     return {i: n for i, n in rows.all()}
 
 
-async def _plan(session: AsyncSession, task: JointTask, files: _Files) -> None:
+async def plan(session: AsyncSession, task: JointTask, files: Files) -> None:
     items = (
         await session.execute(
             select(Item, Department.name)
@@ -103,7 +91,7 @@ async def _plan(session: AsyncSession, task: JointTask, files: _Files) -> None:
     ).all()
     files.add(
         "01-任务方案/任务.json",
-        _json(
+        json_bytes(
             {
                 "code": task.code,
                 "title": task.title,
@@ -114,7 +102,7 @@ async def _plan(session: AsyncSession, task: JointTask, files: _Files) -> None:
                 "scope": task.scope,
                 "rule": task.rule,
                 "commitment": task.commitment,
-                "created_at": _when(task.created_at),
+                "created_at": china_time(task.created_at),
                 "items": [
                     {"department": d, "code": i.code, "name": i.name, "category": i.category}
                     for i, d in items
@@ -124,16 +112,16 @@ async def _plan(session: AsyncSession, task: JointTask, files: _Files) -> None:
     )
 
 
-async def _invitations(session: AsyncSession, task: JointTask, files: _Files) -> list[int]:
+async def invitations(session: AsyncSession, task: JointTask, files: Files) -> list[int]:
     invitations = list(
         await session.scalars(
             select(Invitation).where(Invitation.task_id == task.id).order_by(Invitation.id)
         )
     )
-    names = await _names(session, (i.responded_by_id for i in invitations))
+    names = await officer_names(session, (i.responded_by_id for i in invitations))
     files.add(
         "02-邀请与答复/邀请.csv",
-        _csv(
+        csv_bytes(
             ("部门", "答复", "理由", "答复人", "答复时间"),
             [
                 (
@@ -141,7 +129,7 @@ async def _invitations(session: AsyncSession, task: JointTask, files: _Files) ->
                     i.state,
                     i.reason,
                     names.get(i.responded_by_id or 0, ""),
-                    _when(i.responded_at),
+                    china_time(i.responded_at),
                 )
                 for i in invitations
             ],
@@ -150,25 +138,25 @@ async def _invitations(session: AsyncSession, task: JointTask, files: _Files) ->
     return [i.id for i in invitations]
 
 
-async def _draws(ctx: Ctx, task: JointTask, files: _Files) -> None:
+async def draws(ctx: Ctx, task: JointTask, files: Files) -> None:
     for d in await ctx.session.scalars(
         select(Draw).where(Draw.task_id == task.id).order_by(Draw.id)
     ):
         files.add(
             f"03-抽取/{d.code}.json",
-            _json(
+            json_bytes(
                 {
                     **draw_public_json(d),
                     "parameters": d.parameters,
-                    "frozen_at": _when(d.frozen_at),
-                    "locked_at": _when(d.locked_at),
+                    "frozen_at": china_time(d.frozen_at),
+                    "locked_at": china_time(d.locked_at),
                 }
             ),
         )
         files.add(f"03-抽取/{d.code}-pool.csv", (await pool_csv_text(ctx, d.id)).encode())
 
 
-async def _documents(ctx: Ctx, cases: Sequence[Case], files: _Files) -> None:
+async def documents(ctx: Ctx, cases: Sequence[Case], files: Files) -> None:
     for case in cases:
         context = await document_context(ctx, case.code, ctx.clock.today())
         for kind in DOC_KINDS:
@@ -176,7 +164,7 @@ async def _documents(ctx: Ctx, cases: Sequence[Case], files: _Files) -> None:
             files.add(f"04-检查文书/{case.code}/{doc.filename}", doc.content)
 
 
-async def _results(session: AsyncSession, cases: Sequence[Case], files: _Files) -> None:
+async def results(session: AsyncSession, cases: Sequence[Case], files: Files) -> None:
     by_id = {c.id: c for c in cases}
     results = list(
         await session.scalars(
@@ -185,10 +173,10 @@ async def _results(session: AsyncSession, cases: Sequence[Case], files: _Files) 
             .order_by(CaseResult.case_id, CaseResult.version)
         )
     )
-    names = await _names(session, (r.entered_by_id for r in results))
+    names = await officer_names(session, (r.entered_by_id for r in results))
     files.add(
         "05-检查结果/结果.csv",
-        _csv(
+        csv_bytes(
             (
                 "案件号",
                 "检查对象",
@@ -223,8 +211,8 @@ async def _results(session: AsyncSession, cases: Sequence[Case], files: _Files) 
                     r.remarks,
                     r.is_correction,
                     names.get(r.entered_by_id, ""),
-                    _when(r.entered_at),
-                    _when(r.published_at),
+                    china_time(r.entered_at),
+                    china_time(r.published_at),
                 )
                 for r in results
             ],
@@ -241,7 +229,7 @@ async def _results(session: AsyncSession, cases: Sequence[Case], files: _Files) 
     ).all()
     files.add(
         "05-检查结果/事项结果.csv",
-        _csv(
+        csv_bytes(
             ("案件号", "版本", "检查事项", "结果代码", "检查内容", "发现的问题", "处理情况"),
             [
                 (*version[i.result_id], name, ",".join(i.codes), i.content, i.problems, i.handling)
@@ -251,10 +239,16 @@ async def _results(session: AsyncSession, cases: Sequence[Case], files: _Files) 
     )
     files.add(
         "07-公示/公示.csv",
-        _csv(
+        csv_bytes(
             ("案件号", "版本", "公示时间", "是否更正", "当前状态"),
             [
-                (by_id[r.case_id].code, r.version, _when(r.published_at), r.is_correction, r.state)
+                (
+                    by_id[r.case_id].code,
+                    r.version,
+                    china_time(r.published_at),
+                    r.is_correction,
+                    r.state,
+                )
                 for r in results
                 if r.published_at is not None
             ],
@@ -265,11 +259,11 @@ async def _results(session: AsyncSession, cases: Sequence[Case], files: _Files) 
             select(Review).where(Review.result_id.in_(version)).order_by(Review.id)
         )
     )
-    reviewers = await _names(session, (r.reviewer_id for r in reviews))
+    reviewers = await officer_names(session, (r.reviewer_id for r in reviews))
     departments = dict((await session.execute(select(Department.id, Department.name))).all())
     files.add(
         "06-审核/审核.csv",
-        _csv(
+        csv_bytes(
             ("案件号", "版本", "审核部门", "审核人", "结论", "理由", "时间"),
             [
                 (
@@ -278,7 +272,7 @@ async def _results(session: AsyncSession, cases: Sequence[Case], files: _Files) 
                     reviewers.get(r.reviewer_id, ""),
                     "通过" if r.decision == "approve" else "退回",
                     r.reason,
-                    _when(r.created_at),
+                    china_time(r.created_at),
                 )
                 for r in reviews
             ],
@@ -286,8 +280,8 @@ async def _results(session: AsyncSession, cases: Sequence[Case], files: _Files) 
     )
 
 
-async def _attachments(
-    session: AsyncSession, cases: Sequence[Case], store: FileStore | None, files: _Files
+async def attachments(
+    session: AsyncSession, cases: Sequence[Case], store: FileStore | None, files: Files
 ) -> None:
     """Every result version's photos and PDFs, by case and version; a file the store no
     longer holds is listed as missing rather than silently left out."""
@@ -311,11 +305,11 @@ async def _attachments(
         )
     files.add(
         "05-检查结果/附件清单.csv",
-        _csv(("案件号", "版本", "文件名", "类型", "字节", "SHA-256", "归档位置"), listed),
+        csv_bytes(("案件号", "版本", "文件名", "类型", "字节", "SHA-256", "归档位置"), listed),
     )
 
 
-async def _objections(session: AsyncSession, cases: Sequence[Case], files: _Files) -> list[int]:
+async def objections(session: AsyncSession, cases: Sequence[Case], files: Files) -> list[int]:
     code = {c.id: c.code for c in cases}
     objections = list(
         await session.scalars(
@@ -324,7 +318,7 @@ async def _objections(session: AsyncSession, cases: Sequence[Case], files: _File
     )
     files.add(
         "08-异议/异议.csv",
-        _csv(
+        csv_bytes(
             (
                 "案件号",
                 "申请人",
@@ -353,150 +347,3 @@ async def _objections(session: AsyncSession, cases: Sequence[Case], files: _File
         ),
     )
     return [o.id for o in objections]
-
-
-async def _audit(
-    session: AsyncSession,
-    task: JointTask,
-    invitation_ids: Sequence[int],
-    objection_ids: Sequence[int],
-    files: _Files,
-) -> None:
-    """The task's events with their hashes, each row's hash recomputed, and the whole chain's
-    check at the time of archiving (an excerpt alone cannot show that nothing was deleted)."""
-    subjects = [
-        f"task:{task.code}",
-        *(f"invitation:{i}" for i in invitation_ids),
-        *(f"objection:{i}" for i in objection_ids),
-    ]
-    events = list(
-        await session.scalars(
-            select(AuditEvent)
-            .where(
-                or_(
-                    AuditEvent.subject.in_(subjects),
-                    AuditEvent.subject.startswith(f"case:{task.code}-"),
-                    AuditEvent.subject.startswith(f"draw:{task.code}-"),
-                )
-            )
-            .order_by(AuditEvent.id)
-        )
-    )
-    files.add(
-        "09-审计/审计摘录.jsonl",
-        b"".join(
-            _json_line(
-                {
-                    "id": e.id,
-                    "at": e.at.astimezone(dt.UTC).isoformat(),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "subject": e.subject,
-                    "data": e.data,
-                    "prev_hash": e.prev_hash,
-                    "hash": e.hash,
-                }
-            )
-            for e in events
-        ),
-    )
-    bad = [
-        e.id
-        for e in events
-        if audit.row_hash(e.prev_hash, e.id, e.at, e.actor, e.action, e.subject, e.data) != e.hash
-    ]
-    problems = await audit.verify_chain(session)
-    lines = [
-        f"摘录 {len(events)} 条记录；逐条重算哈希："
-        + ("全部一致" if not bad else f"第 {bad} 条不一致"),
-        "全链校验：" + ("通过" if not problems else "未通过"),
-    ]
-    lines += [f"✗ {p.problem}" for p in problems]
-    files.add("09-审计/审计校验.txt", ("\n".join(lines) + "\n").encode("utf-8"))
-
-
-def _json_line(obj: dict[str, Any]) -> bytes:
-    return (audit.canonical(obj) + "\n").encode("utf-8")
-
-
-async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
-    task = await ctx.session.scalar(
-        select(JointTask).where(JointTask.code == task_code.upper()).with_for_update(of=JointTask)
-    )
-    if task is None:
-        raise NotFound(f"找不到任务 {task_code}")
-    actor = ctx.actor
-    if actor is not None and not (
-        actor.has_role("admin")
-        or (
-            actor.department_id == task.lead_department_id
-            and (actor.has_role("liaison") or actor.has_role("leader"))
-        )
-    ):
-        raise PermissionDenied(
-            "只有发起部门联络员、分管领导或管理员可以立卷归档",
-            action="task.archive.denied",
-            subject=f"task:{task.code}",
-        )
-    if task.state not in ARCHIVABLE:
-        raise InvalidTransition(f"任务 {task.code} 的检查结果尚未全部公示，不能立卷归档")
-    open_objections = await ctx.session.scalar(
-        select(Objection.id)
-        .join(Case, Case.id == Objection.case_id)
-        .where(Case.task_id == task.id, Objection.state.in_(OPEN_OBJECTIONS))
-        .limit(1)
-    )
-    if open_objections is not None:
-        raise InvalidTransition(f"任务 {task.code} 尚有未办结的异议，办结后再立卷归档")
-    last = await ctx.session.scalar(
-        select(func.max(CaseResult.published_at))
-        .join(Case, Case.id == CaseResult.case_id)
-        .where(Case.task_id == task.id)
-    )
-    if last is not None and task.state == TaskState.PUBLISHED:
-        # 004 第二十条: objections may come within 60 days of publication
-        open_until = last.astimezone(CHINA_TZ).date() + dt.timedelta(
-            days=ctx.rules.objection_calendar_days
-        )
-        if ctx.clock.today() <= open_until:
-            raise InvalidTransition(
-                f"任务 {task.code} 的异议期（公示后 {ctx.rules.objection_calendar_days} "
-                f"日）至 {open_until.isoformat()} 届满，届满后再立卷归档"
-            )
-    return task
-
-
-async def archive_task(
-    ctx: Ctx, task_code: str, store: FileStore | None = None
-) -> tuple[bytes, JointTask]:
-    """The archive (ZIP bytes) with the attachments held by `store`; the task is `closed` once
-    the caller commits."""
-    task = await _archivable(ctx, task_code)
-    files = _Files()
-    cases = list(
-        await ctx.session.scalars(select(Case).where(Case.task_id == task.id).order_by(Case.code))
-    )
-    await _plan(ctx.session, task, files)
-    invitation_ids = await _invitations(ctx.session, task, files)
-    await _draws(ctx, task, files)
-    await _documents(ctx, cases, files)
-    await _results(ctx.session, cases, files)
-    await _attachments(ctx.session, cases, store, files)
-    objection_ids = await _objections(ctx.session, cases, files)
-    await _audit(ctx.session, task, invitation_ids, objection_ids, files)
-    manifest = files.manifest(task, ctx.clock.now())
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("00-归档清单.txt", manifest)
-        for name, content in sorted(files.files.items()):
-            zf.writestr(name, content)
-    again = task.state == TaskState.CLOSED  # a further copy of an archived task
-    if not again:
-        TASK.move(task, TaskState.CLOSED, what="立卷归档", subject=task.code)
-    await record(
-        ctx,
-        "task.archived_again" if again else "task.closed",
-        f"task:{task.code}",
-        {"manifest_sha256": hashlib.sha256(manifest).hexdigest(), "files": len(files.files) + 1},
-    )
-    return out.getvalue(), task

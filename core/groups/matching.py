@@ -1,8 +1,8 @@
-"""Stage 3, inspection groups: inspectors drawn and matched into one group per case, then
-recusal and replacement (seeds 001 第十四–十五条, 004 第十三/十六条).
+"""Stage 3, inspection groups: matching — each participating department's inspectors drawn
+in key order (same seed and beacon as the targets), dealt round-robin into one group per case,
+and each inspector and department told their cases (seeds 001 第十四条, 004 第十三条).
 
-locked → inspecting. Every change is recorded with its notices in the same session; the caller
-commits. Refusals raise a DomainError and change nothing.
+locked → inspecting.
 """
 
 from __future__ import annotations
@@ -14,30 +14,13 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import cases
-from core.access import lead_only, may_act_for, require
+from core.access import lead_only
 from core.changes import Ctx, Notice, record
 from core.draws import algorithm
-from core.draws.pool import (
-    INSPECTOR_KEYS,
-    InspectorRow,
-    build_inspector_pool,
-    decode_pool,
-    encode_pool,
-)
-from core.draws.targets import locked_draw, pool_data
-from core.errors import InvalidTransition, NotFound, ValidationFailed
-from core.jointtask import (
-    CHUNK,
-    DONE_STATES,
-    LISTED_CASES,
-    answerers,
-    get_department,
-    get_task,
-    participants,
-    task_by_id,
-    task_items,
-)
+from core.draws.pool import INSPECTOR_KEYS, InspectorRow, build_inspector_pool, encode_pool
+from core.draws.targets import locked_draw
+from core.errors import InvalidTransition, ValidationFailed
+from core.jointtask import CHUNK, DONE_STATES, LISTED_CASES, get_task, participants, task_items
 from core.links import page_ref
 from core.messages import Destination, OutMessage
 from core.models import (
@@ -49,10 +32,9 @@ from core.models import (
     JointTask,
     Officer,
     OfficerConflict,
-    Recusal,
 )
 from core.render import render
-from core.states import DRAW, TASK, CaseState, DrawState, TaskState
+from core.states import DRAW, TASK, DrawState, TaskState
 
 
 class _Roster:
@@ -290,7 +272,7 @@ async def _match_notices(
     for case in cases:
         members = groups[case.id]
         listed, leader = _group_names(members, names)
-        entry = _case_entry(case, listed, leader)
+        entry = case_entry(case, listed, leader)
         for officer, _ in members:
             per_officer[officer.id].append(entry)
         for dep_id in {o.department_id for o, _ in members}:
@@ -298,7 +280,7 @@ async def _match_notices(
             per_department[dep_id].append({**entry, "ours": ours})
     workdays = ctx.rules.result_entry_workdays
     notices = [
-        _assignment(ctx, task, entries, items, oid, key=f"matched:{task.id}:officer:{oid}")
+        assignment_notice(ctx, task, entries, items, oid, key=f"matched:{task.id}:officer:{oid}")
         for oid, entries in per_officer.items()
     ]
     for dep in departments:
@@ -324,7 +306,7 @@ async def _match_notices(
     return notices
 
 
-def _case_entry(case: Case, members: str, leader: str) -> dict[str, str]:
+def case_entry(case: Case, members: str, leader: str) -> dict[str, str]:
     """One case of an assignment; `result` is the signed result form the sender fills in."""
     return {
         "code": case.code,
@@ -337,7 +319,7 @@ def _case_entry(case: Case, members: str, leader: str) -> dict[str, str]:
     }
 
 
-def _assignment(
+def assignment_notice(
     ctx: Ctx,
     task: JointTask,
     entries: list[dict[str, str]],
@@ -362,232 +344,3 @@ def _assignment(
     return Notice(
         Destination.officer(officer_id), OutMessage.md(f"检查任务：{task.code}", text), key=key
     )
-
-
-# ---------------------------------------------------------------- recusal and replacement
-
-
-async def _members(session: AsyncSession, case: Case) -> list[GroupMember]:
-    return list(
-        await session.scalars(
-            select(GroupMember).where(GroupMember.case_id == case.id).order_by(GroupMember.id)
-        )
-    )
-
-
-def _changeable(case: Case, reason: str, what: str) -> str:
-    if case.state not in (CaseState.ASSIGNED, CaseState.NOTIFIED):
-        raise InvalidTransition(f"案件 {case.code} 已开始检查或已录入结果，不能再{what}")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed(f"{what}须说明理由")
-    return reason
-
-
-def _active_member(members: Sequence[GroupMember], case: Case, officer_id: int) -> GroupMember:
-    found = next((m for m in members if m.active and m.officer_id == officer_id), None)
-    if found is None:
-        raise NotFound(f"该人员不在案件 {case.code} 的检查组中")
-    return found
-
-
-async def _is_conflicted(session: AsyncSession, officer_id: int, target_id: int) -> bool:
-    return (
-        await session.scalar(
-            select(OfficerConflict.id).where(
-                OfficerConflict.officer_id == officer_id, OfficerConflict.target_id == target_id
-            )
-        )
-        is not None
-    )
-
-
-async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> GroupMember:
-    """回避: the next eligible inspector of the same
-    department in the inspector draw's key order."""
-    case = await cases.get_case(ctx, case_code)
-    members = await _members(ctx.session, case)
-    old = _active_member(members, case, officer_id)
-    task = await task_by_id(ctx, case.task_id)
-    actor = ctx.actor
-    require(
-        actor is None
-        or actor.id == officer_id
-        or may_act_for(ctx, old.department_id)
-        or may_act_for(ctx, task.lead_department_id),
-        "case.recuse",
-        f"case:{case.code}",
-        "只有本人、所在部门或牵头部门的联络员、分管领导可以申请回避",
-    )
-    reason = _changeable(case, reason, "回避")
-    if len(reason) < ctx.rules.recusal_reason_min_chars:
-        raise ValidationFailed(
-            f"回避理由至少需要 {ctx.rules.recusal_reason_min_chars} 个字，"
-            "请写明与检查对象的利害关系"
-        )
-    inspectors_draw = await locked_draw(ctx, task, "inspectors")
-    dep = await get_department(ctx, old.department_id)
-    stratum = dict(decode_pool(await pool_data(ctx, inspectors_draw)))
-    order = [
-        i.removeprefix(algorithm.INSPECTOR_PREFIX)
-        for i in inspectors_draw.selection
-        if stratum.get(i) == dep.code
-    ]
-    officers = {
-        o.code: o for o in await ctx.session.scalars(select(Officer).where(Officer.code.in_(order)))
-    }
-    start = order.index(old.officer.code) + 1 if old.officer.code in order else 0
-    been = {m.officer_id for m in members}
-    replacement = None
-    for code in order[start:] + order[:start]:
-        o = officers.get(code)
-        if (
-            o is not None
-            and o.active
-            and o.has_role("inspector")
-            and o.department_id == dep.id
-            and o.id not in been
-            and not await _is_conflicted(ctx.session, o.id, case.target_id)
-        ):
-            replacement = o
-            break
-    if replacement is None:
-        raise ValidationFailed("该部门没有可替换的执法检查人员，无法回避")
-    return await _swap(ctx, case, members, old, replacement, "recusal", reason)
-
-
-async def replace_inspector(
-    ctx: Ctx, case_code: str, officer_id: int, new_officer_id: int, reason: str
-) -> GroupMember:
-    """更换: chosen without lottery by the department leader (001 第十四条, 004 第十三条)."""
-    case = await cases.get_case(ctx, case_code)
-    members = await _members(ctx.session, case)
-    old = _active_member(members, case, officer_id)
-    require(
-        may_act_for(ctx, old.department_id, roles=("leader",)),
-        "case.replace",
-        f"case:{case.code}",
-        "更换执法检查人员须经本部门分管领导（或管理员）决定",
-    )
-    reason = _changeable(case, reason, "更换人员")
-    new = await ctx.session.get(Officer, new_officer_id)
-    if new is None:
-        raise NotFound(f"未找到执法检查人员（编号 {new_officer_id}）")
-    if new.department_id != old.department_id or not new.active or not new.has_role("inspector"):
-        raise ValidationFailed(f"{new.name}不是{old.officer.department.name}在岗的执法检查人员")
-    if any(m.active and m.officer_id == new.id for m in members):
-        raise ValidationFailed(f"{new.name}已在该检查组中")
-    if await _is_conflicted(ctx.session, new.id, case.target_id):
-        raise ValidationFailed(f"{new.name}与该检查对象有利害关系，须回避")
-    return await _swap(ctx, case, members, old, new, "replacement", reason)
-
-
-async def _swap(
-    ctx: Ctx,
-    case: Case,
-    members: list[GroupMember],
-    old: GroupMember,
-    new: Officer,
-    kind: str,
-    reason: str,
-) -> GroupMember:
-    old.active = False
-    added = GroupMember(
-        case_id=case.id,
-        officer=new,
-        department_id=new.department_id,
-        is_leader=old.is_leader,
-        active=True,
-    )
-    ctx.session.add(added)
-    ctx.session.add(
-        Recusal(
-            case_id=case.id,
-            officer_id=old.officer_id,
-            kind=kind,
-            reason=reason,
-            replacement_officer_id=new.id,
-            decided_by_id=ctx.actor.id if ctx.actor else None,
-            created_at=ctx.clock.now(),
-        )
-    )
-    await ctx.session.flush()
-    group = [*(m for m in members if m.active), added]
-    await record(
-        ctx,
-        f"case.{kind}",
-        f"case:{case.code}",
-        {
-            "officer": old.officer.code,
-            "replacement": new.code,
-            "reason": reason,
-            "leader_changed": old.is_leader,
-        },
-        await _swap_notices(ctx, case, group, old, new, kind, reason),
-    )
-    return added
-
-
-async def _swap_notices(
-    ctx: Ctx,
-    case: Case,
-    group: list[GroupMember],
-    old: GroupMember,
-    new: Officer,
-    kind: str,
-    reason: str,
-) -> list[Notice]:
-    """The group hears who left and who joined; the newcomer gets the full assignment; the reason,
-    often personal (a relative, a friendship), goes only to the department's liaisons and leaders
-    (a department without any has its chat told, without the reason)."""
-    names = {m.officer_id: m.officer.name for m in group if m.officer_id != new.id} | {
-        new.id: new.name
-    }
-    leader = next((names[m.officer_id] for m in group if m.is_leader), "—")
-    listed = "、".join(names[m.officer_id] for m in group)
-    label = "回避" if kind == "recusal" else "更换"
-
-    def change(with_reason: bool) -> OutMessage:
-        return OutMessage.md(
-            f"检查组人员{label}：{case.code}",
-            render(
-                "messages/member_change.md.j2",
-                case=case,
-                target=case.target,
-                old=old.officer,
-                new=new,
-                leads=old.is_leader,
-                reason=reason if with_reason else "",
-                kind=kind,
-                kind_label=label,
-                decided_by=ctx.actor.name if ctx.actor else ctx.actor_label,
-                members=listed,
-                leader=leader,
-            ),
-        )
-
-    key = f"{kind}:{case.id}:{new.id}"
-    private = [o.id for o in await answerers(ctx, old.department_id)]
-    told = [
-        oid
-        for oid in dict.fromkeys([old.officer_id, *(m.officer_id for m in group)])
-        if oid != new.id and oid not in private
-    ]
-    notices = [Notice(Destination.officer(oid), change(False), key=f"{key}:{oid}") for oid in told]
-    notices += [
-        Notice(Destination.officer(oid), change(True), key=f"{key}:{oid}") for oid in private
-    ]
-    if not private:
-        notices.append(
-            Notice(
-                Destination.department(old.department_id), change(False), key=f"{key}:department"
-            )
-        )
-    task = await task_by_id(ctx, case.task_id)
-    entry = _case_entry(case, listed, leader)
-    items = "、".join(i.name for i in await task_items(ctx, task))
-    joined = f"您因{old.officer.name}{label}接替加入检查组{'并担任组长' if old.is_leader else ''}。"
-    notices.append(
-        _assignment(ctx, task, [entry], items, new.id, key=f"{key}:assignment", joined=joined)
-    )
-    return notices

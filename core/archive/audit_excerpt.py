@@ -1,0 +1,80 @@
+"""Closing, 立卷归档: the audit part of the archive — the task's events with their hashes, each
+row's hash recomputed, and the whole chain checked at the time of archiving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import audit
+from core.archive.contents import Files
+from core.models import AuditEvent, JointTask
+
+
+async def audit_files(
+    session: AsyncSession,
+    task: JointTask,
+    invitation_ids: Sequence[int],
+    objection_ids: Sequence[int],
+    files: Files,
+) -> None:
+    """The task's events with their hashes, each row's hash recomputed, and the whole chain's
+    check at the time of archiving (an excerpt alone cannot show that nothing was deleted)."""
+    subjects = [
+        f"task:{task.code}",
+        *(f"invitation:{i}" for i in invitation_ids),
+        *(f"objection:{i}" for i in objection_ids),
+    ]
+    events = list(
+        await session.scalars(
+            select(AuditEvent)
+            .where(
+                or_(
+                    AuditEvent.subject.in_(subjects),
+                    AuditEvent.subject.startswith(f"case:{task.code}-"),
+                    AuditEvent.subject.startswith(f"draw:{task.code}-"),
+                )
+            )
+            .order_by(AuditEvent.id)
+        )
+    )
+    files.add(
+        "09-审计/审计摘录.jsonl",
+        b"".join(
+            _json_line(
+                {
+                    "id": e.id,
+                    "at": e.at.astimezone(dt.UTC).isoformat(),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject": e.subject,
+                    "data": e.data,
+                    "prev_hash": e.prev_hash,
+                    "hash": e.hash,
+                }
+            )
+            for e in events
+        ),
+    )
+    bad = [
+        e.id
+        for e in events
+        if audit.row_hash(e.prev_hash, e.id, e.at, e.actor, e.action, e.subject, e.data) != e.hash
+    ]
+    problems = await audit.verify_chain(session)
+    lines = [
+        f"摘录 {len(events)} 条记录；逐条重算哈希："
+        + ("全部一致" if not bad else f"第 {bad} 条不一致"),
+        "全链校验：" + ("通过" if not problems else "未通过"),
+    ]
+    lines += [f"✗ {p.problem}" for p in problems]
+    files.add("09-审计/审计校验.txt", ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _json_line(obj: dict[str, Any]) -> bytes:
+    return (audit.canonical(obj) + "\n").encode("utf-8")

@@ -1,0 +1,107 @@
+"""Closing, 立卷归档: whether a task may be archived (all results published, objections
+settled, the objection period over; lead department or admin), the ZIP with its manifest, and
+the task moved to `closed` (a closed task may be archived again, as a further copy).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import zipfile
+
+from sqlalchemy import func, select
+
+from core.archive import audit_excerpt, contents
+from core.attachments import FileStore
+from core.changes import Ctx, record
+from core.clock import CHINA_TZ
+from core.errors import InvalidTransition, NotFound, PermissionDenied
+from core.models import Case, CaseResult, JointTask, Objection
+from core.states import TASK, ObjectionState, TaskState
+
+ARCHIVABLE = (TaskState.PUBLISHED, TaskState.CLOSED)  # closed: a copy may be made again
+OPEN_OBJECTIONS = (ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)
+
+
+async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
+    task = await ctx.session.scalar(
+        select(JointTask).where(JointTask.code == task_code.upper()).with_for_update(of=JointTask)
+    )
+    if task is None:
+        raise NotFound(f"找不到任务 {task_code}")
+    actor = ctx.actor
+    if actor is not None and not (
+        actor.has_role("admin")
+        or (
+            actor.department_id == task.lead_department_id
+            and (actor.has_role("liaison") or actor.has_role("leader"))
+        )
+    ):
+        raise PermissionDenied(
+            "只有发起部门联络员、分管领导或管理员可以立卷归档",
+            action="task.archive.denied",
+            subject=f"task:{task.code}",
+        )
+    if task.state not in ARCHIVABLE:
+        raise InvalidTransition(f"任务 {task.code} 的检查结果尚未全部公示，不能立卷归档")
+    open_objections = await ctx.session.scalar(
+        select(Objection.id)
+        .join(Case, Case.id == Objection.case_id)
+        .where(Case.task_id == task.id, Objection.state.in_(OPEN_OBJECTIONS))
+        .limit(1)
+    )
+    if open_objections is not None:
+        raise InvalidTransition(f"任务 {task.code} 尚有未办结的异议，办结后再立卷归档")
+    last = await ctx.session.scalar(
+        select(func.max(CaseResult.published_at))
+        .join(Case, Case.id == CaseResult.case_id)
+        .where(Case.task_id == task.id)
+    )
+    if last is not None and task.state == TaskState.PUBLISHED:
+        # 004 第二十条: objections may come within 60 days of publication
+        open_until = last.astimezone(CHINA_TZ).date() + dt.timedelta(
+            days=ctx.rules.objection_calendar_days
+        )
+        if ctx.clock.today() <= open_until:
+            raise InvalidTransition(
+                f"任务 {task.code} 的异议期（公示后 {ctx.rules.objection_calendar_days} "
+                f"日）至 {open_until.isoformat()} 届满，届满后再立卷归档"
+            )
+    return task
+
+
+async def archive_task(
+    ctx: Ctx, task_code: str, store: FileStore | None = None
+) -> tuple[bytes, JointTask]:
+    """The archive (ZIP bytes) with the attachments held by `store`; the task is `closed` once
+    the caller commits."""
+    task = await _archivable(ctx, task_code)
+    files = contents.Files()
+    cases = list(
+        await ctx.session.scalars(select(Case).where(Case.task_id == task.id).order_by(Case.code))
+    )
+    await contents.plan(ctx.session, task, files)
+    invitation_ids = await contents.invitations(ctx.session, task, files)
+    await contents.draws(ctx, task, files)
+    await contents.documents(ctx, cases, files)
+    await contents.results(ctx.session, cases, files)
+    await contents.attachments(ctx.session, cases, store, files)
+    objection_ids = await contents.objections(ctx.session, cases, files)
+    await audit_excerpt.audit_files(ctx.session, task, invitation_ids, objection_ids, files)
+    manifest = files.manifest(task, ctx.clock.now())
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("00-归档清单.txt", manifest)
+        for name, content in sorted(files.files.items()):
+            zf.writestr(name, content)
+    again = task.state == TaskState.CLOSED  # a further copy of an archived task
+    if not again:
+        TASK.move(task, TaskState.CLOSED, what="立卷归档", subject=task.code)
+    await record(
+        ctx,
+        "task.archived_again" if again else "task.closed",
+        f"task:{task.code}",
+        {"manifest_sha256": hashlib.sha256(manifest).hexdigest(), "files": len(files.files) + 1},
+    )
+    return out.getvalue(), task

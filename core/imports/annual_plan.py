@@ -1,0 +1,266 @@
+"""Planning (before any task): importing the year's joint plan (年度抽查计划) from the office's
+spreadsheet (003 三(七), 004 第七条): per task the lead and participating departments, the items,
+the target range, the ratio or count and the month it is carried out. Same 计划编号 = update; a
+row whose task was started is kept as it is. Same flow as every import (core.imports.flow).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Table, select
+
+from core import changes
+from core.imports.flow import (
+    Checked,
+    Departments,
+    ImportReport,
+    Progress,
+    check_file,
+    load_departments,
+    run_import,
+)
+from core.imports.reading import (
+    Column,
+    Layout,
+    Row,
+    Sheet,
+    column_lengths,
+    nfkc,
+    parse_ratio,
+    percent,
+    split_multi,
+)
+from core.models import TARGET_KINDS, Item, PlanEntry, Target
+
+_PLAN_LEN = column_lengths(cast(Table, PlanEntry.__table__))
+_COUNT = re.compile(r"(\d+)\s*(户|家|个)?")
+_MONTH = re.compile(r"(?:(\d{4})\s*[-年/.]\s*)?(\d{1,2})\s*月?")
+
+PLAN_COLUMNS = (
+    Column("code", ("计划编号", "code"), required=True),
+    Column("title", ("任务名称", "title"), required=True),
+    Column("lead", ("牵头部门", "发起部门", "lead"), required=True),
+    Column("participants", ("参与部门", "配合部门", "participants")),
+    Column("items", ("事项", "抽查事项", "事项编码", "items"), required=True),
+    Column("scope", ("检查对象范围", "检查对象", "scope")),
+    Column("ratio", ("抽查比例或数量", "抽查比例", "抽查数量", "ratio"), required=True),
+    Column("month", ("计划月份", "实施月份", "月份", "month"), required=True),
+)
+
+
+@dataclass
+class _Lookups:
+    departments: Departments
+    items: dict[tuple[int, str], Item]  # (department id, upper code) → current item
+    regions: set[str]
+    cap: Decimal  # the county's cap for general items without their own
+
+
+def _parse_month(row: Row, year: int) -> int:
+    text = nfkc(row.get("month"))
+    found = _MONTH.fullmatch(text)
+    if not found or not 1 <= int(found[2]) <= 12 or (found[1] and int(found[1]) != year):
+        row.error("month", f"计划月份“{row.get('month')}”应为 {year} 年的 1–12 月，例如 6 或 6月")
+        return 0
+    return int(found[2])
+
+
+def _parse_amount(row: Row) -> tuple[str, int | None]:
+    """(ratio as decimal text, None) or ("", count)."""
+    text = nfkc(row.get("ratio"))
+    counted = _COUNT.fullmatch(text)
+    if counted and (counted[2] or "." not in text) and int(counted[1]) > 1:
+        return "", int(counted[1])
+    ratio = parse_ratio(text)
+    if ratio is None:
+        row.error(
+            "ratio",
+            f"抽查比例或数量“{row.get('ratio')}”无法识别，请写比例（如 5%）或户数（如 30户）",
+        )
+        return "", None
+    return str(ratio), None
+
+
+def _scope(values: list[str], regions: set[str]) -> dict[str, list[str]]:
+    """Kinds by their names, regions known from the target library, anything else an industry."""
+    scope: dict[str, list[str]] = {}
+    for value in values:
+        key = "kinds" if value in TARGET_KINDS else "regions" if value in regions else "industries"
+        scope.setdefault(key, []).append(value)
+    return scope
+
+
+def _row_items(row: Row, look: _Lookups, lead: int | None, participants: list[int]) -> list[Item]:
+    found: list[Item] = []
+    for code in split_multi(row.get("items")):
+        item = next(
+            (
+                look.items[(d, nfkc(code).upper())]
+                for d in (lead, *participants)
+                if d is not None and (d, nfkc(code).upper()) in look.items
+            ),
+            None,
+        )
+        if item is None:
+            row.error("items", f"牵头部门和参与部门的现行事项清单中没有事项“{code}”")
+        else:
+            found.append(item)
+    if lead is not None and found and not any(i.department_id == lead for i in found):
+        row.error("items", "至少要有一项牵头部门的事项")
+    return found
+
+
+def _check_cap(row: Row, ratio: str, items: list[Item], cap: Decimal) -> None:
+    """002 二(二): a general item's ratio has a cap; key items have none."""
+    if not ratio:
+        return
+    for item in items:
+        limit = Decimal(item.ratio_cap) if item.ratio_cap else cap
+        if item.category == "general" and Decimal(ratio) > limit:
+            row.error(
+                "ratio",
+                f"抽查比例 {percent(ratio)} 超过一般事项 {item.code} 的抽查比例上限 "
+                f"{percent(limit)}",
+            )
+
+
+def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
+    code = nfkc(row.get("code")).upper()
+    if not code or len(code) > _PLAN_LEN["code"]:
+        row.error(
+            "code", "计划编号为空" if not code else f"计划编号过长：最多 {_PLAN_LEN['code']} 个字符"
+        )
+    title = row.text("title", _PLAN_LEN["title"])
+    if not title:
+        row.error("title", "任务名称为空")
+    lead = look.departments.find(row, "lead", required=True)
+    participants: list[int] = []
+    for name in split_multi(row.get("participants")):
+        dept = look.departments.lookup(row, "participants", name)
+        if dept is not None and dept == lead:
+            row.error("participants", "参与部门不能是牵头部门")
+        elif dept is not None and dept not in participants:
+            participants.append(dept)
+    if not participants and not row.errors:
+        row.error("participants", "联合抽查至少要有一个参与部门")
+    items = _row_items(row, look, lead, participants)
+    ratio, count = _parse_amount(row)
+    _check_cap(row, ratio, items, look.cap)
+    return {
+        "year": year,
+        "code": code,
+        "title": title,
+        "lead_department_id": lead,
+        "participant_ids": participants,
+        "item_ids": [i.id for i in items],
+        "scope": _scope(split_multi(row.get("scope")), look.regions),
+        "ratio": ratio,
+        "count": count,
+        "month": _parse_month(row, year),
+    }
+
+
+# ---------------------------------------------------------------- import
+
+
+_PLAN_FIELDS = (
+    "title",
+    "lead_department_id",
+    "participant_ids",
+    "item_ids",
+    "scope",
+    "ratio",
+    "count",
+    "month",
+)
+
+
+async def import_plan(
+    ctx: changes.Ctx,
+    path: Path,
+    *,
+    year: int | None = None,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import the year's joint plan; same 计划编号 = update. A row whose task was started is
+    kept as it is; a row left out of a re-import is dropped unless its task was started."""
+    year = year or ctx.clock.today().year
+    report = ImportReport(kind="plan", file_name=Path(path).name, skip_invalid=skip_invalid)
+    state: dict[str, Any] = {}
+
+    async def prepare(_sheet: Sheet) -> None:
+        items = await ctx.session.scalars(select(Item).where(Item.current.is_(True)))
+        regions = await ctx.session.scalars(select(Target.region).distinct())
+        state["look"] = _Lookups(
+            await load_departments(ctx.session),
+            {(i.department_id, i.code.upper()): i for i in items},
+            {r for r in regions if r},
+            Decimal(ctx.rules.general_item_ratio_cap),
+        )
+
+    def check(sheet: Sheet, layout: Layout) -> Checked:
+        return check_file(
+            sheet,
+            layout,
+            lambda row: _check_plan_row(row, state["look"], year),
+            lambda r: (r["code"],),
+            "code",
+            "计划编号",
+        )
+
+    async def write(checked: Checked, progress: Progress | None) -> tuple[int, int]:
+        existing = {
+            e.code: e
+            for e in await ctx.session.scalars(select(PlanEntry).where(PlanEntry.year == year))
+        }
+        inserted = updated = 0
+        started = []
+        for rec in checked.good():
+            entry = existing.pop(rec["code"], None)
+            if entry is None:
+                ctx.session.add(PlanEntry(**rec))
+                inserted += 1
+            elif entry.task_id is not None:
+                started.append(entry.code)
+            else:
+                for f in _PLAN_FIELDS:
+                    setattr(entry, f, rec[f])
+                updated += 1
+        if started:
+            report.notes.append(f"以下计划已发起任务，未按本次文件修改：{'、'.join(started)}")
+        await _drop_left_out(ctx, list(existing.values()), report)
+        await ctx.session.flush()
+        return inserted, updated
+
+    return await run_import(
+        ctx,
+        "plan",
+        path,
+        PLAN_COLUMNS,
+        check=check,
+        prepare=prepare,
+        write=write,
+        report=report,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        progress=progress,
+    )
+
+
+async def _drop_left_out(ctx: changes.Ctx, left_out: list[PlanEntry], report: ImportReport) -> None:
+    dropped = [e for e in left_out if e.task_id is None]
+    for entry in dropped:
+        await ctx.session.delete(entry)
+    if dropped:
+        report.notes.append(
+            f"以下计划不在本次文件中，已从计划中删除：{'、'.join(e.code for e in dropped)}"
+        )
+    if kept := [e.code for e in left_out if e.task_id is not None]:
+        report.notes.append(f"以下计划不在本次文件中，但已发起任务，予以保留：{'、'.join(kept)}")
