@@ -40,6 +40,7 @@ from core.models import (
 )
 from core.rules import Rules
 from handlers import forms, invitation_page, public, review_page
+from handlers.base import HandlerCtx
 from handlers.commands import COMMANDS
 from handlers.documents import DocumentRequest, documents_page
 from handlers.pages import Page, PageCtx
@@ -260,17 +261,17 @@ class Outcome:
     stranger_link: bool = False  # a page link naming no officer: refused, nobody to audit
 
 
-def recording(d: Dispatcher) -> list[DomainError]:
-    """The errors the dispatcher turns into replies, by type (NotFound, PermissionDenied…)."""
-    seen: list[DomainError] = []
-    refused = d._refused
+class RecordingDispatcher(Dispatcher):
+    """The dispatcher, keeping the errors it turns into replies, by type (NotFound,
+    PermissionDenied…)."""
 
-    async def record(ctx: Any, err: DomainError) -> None:
-        seen.append(err)
-        await refused(ctx, err)
+    def __init__(self, d: Dispatcher) -> None:
+        super().__init__(d.services, d.links)
+        self.errors: list[DomainError] = []
 
-    d._refused = record  # type: ignore[method-assign]
-    return seen
+    async def _refused(self, ctx: HandlerCtx, err: DomainError) -> None:
+        self.errors.append(err)
+        await super()._refused(ctx, err)
 
 
 async def _run_chat(
@@ -425,8 +426,8 @@ def _outside_view(row: Row, scene: Scene, reply: str) -> bool:
 async def observe_matrix(
     sm: async_sessionmaker[AsyncSession], clock: FixedClock, scene: Scene
 ) -> dict[tuple[str, int, int], tuple[str, Outcome]]:
-    d = make_dispatcher(sm, clock)
-    errors = recording(d)
+    d = RecordingDispatcher(make_dispatcher(sm, clock))
+    errors = d.errors
     seen: dict[tuple[str, int, int], tuple[str, Outcome]] = {}
     for row in MATRIX:
         for r, role in enumerate(ROLE_KEYS):

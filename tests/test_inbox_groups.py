@@ -6,6 +6,7 @@ PostgreSQL, where writers run side by side, each event keeps its own transaction
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import event, select
@@ -27,13 +28,13 @@ class Handler(ReplyingHandler):
         super().__init__(clock)
         self.fail = fail
         self.seen: list[str] = []
-        self.before: dict[str, object] = {}
+        self.before: dict[str, Callable[[], Awaitable[None]]] = {}
 
     async def handle(self, session: AsyncSession, event: Event) -> None:
         self.seen.append(event.text)
         hook = self.before.pop(event.text, None)
         if hook is not None:
-            await hook()  # type: ignore[operator]
+            await hook()
         await super().handle(session, event)
         if event.text in self.fail:
             raise RuntimeError(f"handler exploded on {event.text}")

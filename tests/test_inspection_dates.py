@@ -22,6 +22,7 @@ from tests.case_factories import (
     ResultFields,
     acting,
     at_day,
+    at_time,
     build_world,
     enter_other_parts,
     snapshot,
@@ -150,7 +151,7 @@ async def test_the_summary_judges_an_entry_by_its_china_day(
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 20))
     await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 19))
-    ctx.clock.set(entered_china.replace(tzinfo=CHINA_TZ))  # type: ignore[attr-defined]
+    at_time(ctx, entered_china.replace(tzinfo=CHINA_TZ))
     await enter_other_parts(session, w.case.code, w.a2, ctx.clock.now())
     await submit_result(acting(ctx, w.a2), w.case.code, **NO_PROBLEM)
     await session.commit()

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from bot.platforms.longconn import StoreBatches
+from bot.platforms.longconn import StoreBatches, Stored
 from core.messages import Event
 from tests.fakes import wait_until
 
@@ -35,17 +35,17 @@ async def test_frames_wait_for_one_commit_and_busy_spans_store_and_ack() -> None
         yield
         log.append("idle")
 
-    def acked(n: int) -> object:
+    def acked(n: int) -> Stored:
         async def stored(ok: bool) -> None:
             log.append(f"ack {n} {ok}")
 
         return stored
 
     batches = StoreBatches(sink, 100, busy)
-    await batches.put(event(1), acked(1))  # type: ignore[arg-type]
+    await batches.put(event(1), acked(1))
     await asyncio.sleep(0.01)  # the first store is under way…
     for n in (2, 3):
-        await batches.put(event(n), acked(n))  # type: ignore[arg-type]
+        await batches.put(event(n), acked(n))
     assert log == ["busy", "store 1"], "nothing acked before its commit"
     commit.set()
     await wait_until(lambda: "ack 3 True" in log)

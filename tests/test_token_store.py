@@ -33,7 +33,12 @@ from tests.server_helpers import dingtalk_settings, make_services, wecom_setting
 @dataclass
 class Process:
     adapter: PlatformAdapter
-    tokens: SharedTokens
+    tokens: SharedTokens | None  # None: the adapter's in-process cache only (the baseline)
+
+    @property
+    def shared(self) -> SharedTokens:
+        assert self.tokens is not None, "a baseline process has no shared token store"
+        return self.tokens
 
 
 @contextlib.asynccontextmanager
@@ -157,7 +162,7 @@ async def test_a_refresher_killed_mid_fetch_holds_the_others_only_for_its_lease(
     """A process took the refresh lease and died before saving: the others wait while the
     lease lasts (no stampede on the token endpoint), then one of them takes over."""
     async with wecom_processes(db_url, clock) as (fake, procs):
-        dead = procs[0].tokens
+        dead = procs[0].shared
         key = f"wecom:{fake.corp_id}:{fake.agent_id}"
         assert await dead.claim_refresh(key, "", clock.now(), clock.now() + REFRESH_LEASE)
         waiting = asyncio.create_task(send_from_each(procs[1:], Platform.WECOM, per_process=1))
@@ -184,7 +189,7 @@ async def test_a_failed_fetch_gives_the_lease_back_at_once(
         await send_from_each(procs[1:], Platform.WECOM, per_process=1)
         assert time.monotonic() - started < WAIT_S / 3
         assert fake.gettoken_calls == 2
-        async with procs[0].tokens.services.sessionmaker() as session:
+        async with procs[0].shared.services.sessionmaker() as session:
             stored = await platform_tokens.read(session, f"wecom:{fake.corp_id}:{fake.agent_id}")
         assert stored is not None and stored.token and stored.refreshing_until is None
 
@@ -208,7 +213,7 @@ async def test_without_the_store_each_process_fetches_its_own(clock: FixedClock)
     adapters with in-process caches only fetch one token each."""
     fake = await FakeWeCom(clock=clock).start()
     make = wecom_maker(fake, clock)
-    procs = [Process(make(None), None), Process(make(None), None)]  # type: ignore[arg-type]
+    procs = [Process(make(None), None), Process(make(None), None)]
     try:
         await send_from_each(procs, Platform.WECOM)
         assert fake.gettoken_calls == 2

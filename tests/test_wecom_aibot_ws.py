@@ -196,7 +196,8 @@ async def test_a_second_process_takes_over_and_the_first_does_not_fight_back(
         states = {}
         for name, adapter in (("first", first), ("second", second)):
             services = make_services(sessionmaker, clock, {Platform.WECOM_AIBOT: adapter})
-            services.connections = [adapter.ws]  # type: ignore[list-item]
+            assert adapter.ws is not None
+            services.connections = [adapter.ws]
             server = TestServer(create_app(services, workers=()), host="127.0.0.1")
             await server.start_server()
             try:
