@@ -1,4 +1,5 @@
-"""What the result form and the review page show, and the form's way into the case services.
+"""Stages 5–6, result entry and review: what the result form and the review page show, and the
+form's way into the case services.
 
 The form enters a result through the same `core.result_entry.submit_result` (and `add_referral`) the
 chat `提交` uses, so every rule holds on both paths; this module only adds what a form needs:

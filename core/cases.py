@@ -1,7 +1,7 @@
-"""Per-target inspection cases: what every stage of a case shares — loading a case and its task,
-the group, the departments taking part, who may act, the latest result version, and the task's
-stage following its cases. The stages themselves: core.inspection (notice, inspection date,
-window), core.result_entry (results), core.review (004 第十九条), core.publication (公示 and
+"""Shared by stages 4–8, per-target inspection cases: what every stage of a case shares — loading a
+case and its task, the group, the departments taking part, who may act, the latest result version,
+and the task's stage following its cases. The stages themselves: core.inspection (notice, inspection
+date, window), core.result_entry (results), core.review (004 第十九条), core.publication (公示 and
 corrections, 004 第二十条), core.referrals (移送), core.documents (通知书, 记录表).
 
 Case and result states and their allowed moves are declared in core/states.py (CASE, RESULT).

@@ -1,6 +1,6 @@
-"""The case documents of 004 第十六条: 联合抽查通知书 (the notice handed to the target before the
-visit) and 联合抽查情况记录表 (一企一表), each as a printable HTML page and as a DOCX file that a
-county office can edit and print.
+"""Stage 4, inspection: the case documents of 004 第十六条 — 联合抽查通知书 (the notice handed to
+the target before the visit) and 联合抽查情况记录表 (一企一表), each as a printable HTML page and as
+a DOCX file that a county office can edit and print.
 
 Both are generated from the case data (`case_document_context`). The notice follows
 the sample attached to 004: addressee, the items to be checked, the materials to prepare, the

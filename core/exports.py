@@ -1,7 +1,7 @@
-"""Published results of a year as an XLSX in the column layout of the provincial platform's
-result entry (RESULT_LAYOUT), for the office to enter or import them there (004 第十九条:
-results are entered into the provincial platform; 第二十四条: data not entered counts as not done).
-"""
+"""After stage 7, publication: the published results of a year as an XLSX in the column layout of
+the provincial platform's result entry (RESULT_LAYOUT), for the office to enter or import them there
+(004 第十九条: results are entered into the provincial platform; 第二十四条: data not entered counts
+as not done)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Inspection stage of a case: the notice handed to the target (004 第十六条(二)), the
-inspection date with the result deadline it sets, and the lead's extension of the task's
-inspection window (000 §五.3).
+"""Stage 4, inspection: a case's notice handed to the target (004 第十六条(二)), the inspection
+date with the result deadline it sets, and the lead's extension of the task's inspection window
+(000 §五.3).
 """
 
 from __future__ import annotations

@@ -634,7 +634,7 @@ class PlatformToken(Base):
     a process killed while fetching loses it when it runs out."""
 
     __tablename__ = "platform_token"
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # e.g. "wecom:corp:agent"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # platform:corp:agent
     token: Mapped[str] = mapped_column(Text, default="")  # "" = none, or rejected by the platform
     fetched_at: Mapped[dt.datetime | None]
     expires_at: Mapped[dt.datetime | None]

@@ -1,4 +1,4 @@
-"""Objections to published results, re-checks and replies (004 第二十条).
+"""Stage 8, objections to published results: re-checks and replies (004 第二十条).
 
 States and moves: core/states.py (OBJECTION); `corrected` is set by core.publication.correct_result.
 Deadlines: file within 60 calendar days of publication; re-check within 20 working days of

@@ -1,6 +1,5 @@
-"""Read side of a joint task for the chat handlers: a department's tasks and invitations, a
-task's progress, an officer's cases. No writes.
-"""
+"""Across stages, the read side of a joint task for the chat handlers: a department's tasks and
+invitations, a task's progress, an officer's cases. No writes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Publication (公示) of approved results, one case or a whole task, and corrections: results
-are versioned rows (CaseResult); a published version is never edited — `correct_result` adds a
-version and supersedes the old one (004 第二十条).
+"""Stage 7, publication (公示) of approved results, one case or a whole task, and corrections:
+results are versioned rows (CaseResult); a published version is never edited — `correct_result`
+adds a version and supersedes the old one (004 第二十条).
 """
 
 from __future__ import annotations

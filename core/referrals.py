@@ -1,8 +1,7 @@
-"""移送 to another department of the county (001 第十七条, 004 第二十一条): the problem found is
-handed over with its clue, the receiving department's chat is told and must acknowledge (签收);
-open ones are counted in the leaders' summary. Every 移交 / 移送 of a case is recorded by
-`add_referral`.
-"""
+"""Beside stages 4–5, referrals: 移送 to another department of the county (001 第十七条, 004
+第二十一条) — the problem found is handed over with its clue, the receiving department's chat is
+told and must acknowledge (签收); open ones are counted in the leaders' summary. Every 移交 / 移送
+of a case is recorded by `add_referral`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""更换 (001 第十四条, 004 第十三条): a group member or the department's liaison asks for an
-inspector to be replaced; the department leader approves, naming the replacement (no lottery:
-core.groups.member_changes.replace_inspector), or refuses with a reason. 回避 keeps its own redraw.
+"""Stage 3, inspection groups: 更换 asked for and decided (001 第十四条, 004 第十三条) — a group
+member or the department's liaison asks for an inspector to be replaced; the department leader
+approves, naming the replacement (no lottery: core.groups.member_changes.replace_inspector), or
+refuses with a reason. 回避 keeps its own redraw.
 States and moves: core/states.py (REPLACEMENT).
 """
 

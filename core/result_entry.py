@@ -1,4 +1,4 @@
-"""Result entry: a group member enters the case's result (codes, methods, follow-ups, each
+"""Stage 5, result entry: a group member enters the case's result (codes, methods, follow-ups, each
 item's findings) as a new version (CaseResult); late entry is accepted and flagged. Review is
 core.review; a published version is never edited (core.publication.correct_result).
 

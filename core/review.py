@@ -1,4 +1,4 @@
-"""Review of a result version (004 第十九条): the lead department and every participating
+"""Stage 6, review of a result version (004 第十九条): the lead department and every participating
 department may each review a version once (one Review row per department). A return by any of
 them sends the result back to the group. With `Rules.review_requires_participants` (the default)
 the version is approved once the lead department and every department that accepted the

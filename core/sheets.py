@@ -15,11 +15,11 @@ from pathlib import Path
 from core.imports import annual_plan
 from core.imports.departments import DEPARTMENT_COLUMNS
 from core.imports.exclusions import EXCLUSION_COLUMNS
-from core.imports.inspectors import INSPECTOR_COLUMNS, LEAVE_WORDS
+from core.imports.inspectors import ACCOUNT_FIELDS, INSPECTOR_COLUMNS, LEAVE_WORDS
 from core.imports.items import ITEM_COLUMNS
 from core.imports.reading import Column
 from core.imports.targets import TARGET_COLUMNS
-from core.models import TARGET_FLAGS, TARGET_KINDS, TARGET_STATUSES
+from core.models import TARGET_FLAGS, TARGET_KINDS, TARGET_STATUSES, ChatPlatform
 
 TEMPLATE_ORDER = ("departments", "items", "inspectors", "targets", "exclusions", "plan")
 DATA_SHEET, NOTES_SHEET = "数据", "填写说明"
@@ -118,8 +118,9 @@ def _templates(year: int) -> dict[str, Template]:
                 "mobile": "手机号码",
                 "roles": "执法检查人员、联络员、分管领导、"
                 "管理员、专家，多个用、分隔；留空为执法检查人员",
-                "wecom_userid": "企业微信（政务微信）账号，可留空以后用“绑定”指令绑定",
-                "dingtalk_userid": "钉钉（浙政钉）账号，可留空",
+                ACCOUNT_FIELDS[ChatPlatform.WECOM]: "企业微信（政务微信）账号，"
+                "可留空以后用“绑定”指令绑定",
+                ACCOUNT_FIELDS[ChatPlatform.DINGTALK]: "钉钉（浙政钉）账号，可留空",
                 "on_duty": f"在岗，或 {'、'.join(LEAVE_WORDS)}（停用人员，不删除，不再被抽取）",
             },
             {"on_duty": ("在岗", *LEAVE_WORDS)},

@@ -1,4 +1,5 @@
-"""Daily summary for leaders: tasks, invitations, cases, timeliness, objections, dead letters."""
+"""Across stages, the daily summary for leaders: tasks, invitations, cases, timeliness, objections,
+dead letters."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A joint task drafted as a file (the office's 工作方案), for `lianjian task create`."""
+"""Stage 1, consultation: a joint task drafted as a file (the office's 工作方案), for
+`lianjian task create`."""
 
 from __future__ import annotations
 

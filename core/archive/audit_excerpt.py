@@ -1,6 +1,5 @@
-"""Closing, 立卷归档: the audit part of the archive — the task's events with their hashes, each
-row's hash recomputed, and the whole chain checked at the time of archiving.
-"""
+"""Stage 9, closing (立卷归档): the audit part of the archive — the task's events with their hashes,
+each row's hash recomputed, and the whole chain checked at the time of archiving."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Closing, 立卷归档: whether a task may be archived (all results published, objections
-settled, the objection period over; lead department or admin), the ZIP with its manifest, and
-the task moved to `closed` (a closed task may be archived again, as a further copy).
-"""
+"""Stage 9, closing (立卷归档): whether a task may be archived (all results published, objections
+settled, the objection period over; lead department or admin), the ZIP with its manifest, and the
+task moved to `closed` (a closed task may be archived again, as a further copy)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""Closing, 立卷归档: the archive's contents — the task's plan and items, invitations and
+"""Stage 9, closing (立卷归档): the archive's contents — the task's plan and items, invitations and
 answers, draw receipts and pool files, case documents, results (every version), reviews,
-publication, attachments and objections, each written as the CSV, JSON or file an archivist
-opens — and the file set with its manifest.
-"""
+publication, attachments and objections, each written as the CSV, JSON or file an archivist opens —
+and the file set with its manifest."""
 
 from __future__ import annotations
 
