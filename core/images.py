@@ -39,6 +39,13 @@ def mime_of(data: bytes) -> str | None:
     return None
 
 
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a PNG's header (its first chunk, IHDR), or None."""
+    if not data.startswith(PNG_MAGIC) or data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 async def store(session: AsyncSession, data: bytes, *, now: dt.datetime) -> Image:
     """Keep the picture (once per content) and return the reference a message carries."""
     mime = mime_of(data)

@@ -2,14 +2,18 @@
 implementation (receiveid empty): URL verification, a group @-mention answered passively in
 the group within WeCom's 5 s, a retried msgid with one effect, response_url then the app when
 the passive window is missed, a card click answered with update_template_card in time, and a
-late card answer given up instead of retried."""
+late card answer given up instead of retried; the leaders' chart in the passive stream's
+msg_item, or by response_url as a news card showing our signed link."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
@@ -23,14 +27,17 @@ from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import EventHandler, InboxWorker
+from core import images
 from core.cards import InvitationAction
 from core.changes import Ctx
+from core.charts import render_chart
 from core.clock import Clock
 from core.consultation import opening
 from core.messages import Event, OutMessage, Platform
-from core.models import ChatPlatform, Invitation, OutboxMessage
+from core.models import ChatPlatform, Invitation, OutboxMessage, StoredImage
 from core.officers import set_account
 from core.outbox import enqueue
+from core.summary import ChartData
 from handlers.base import SENT_PRIVATELY
 from tests import factories as f
 from tests.fakes import wait_until
@@ -274,5 +281,73 @@ async def test_single_chat_gets_the_answer_itself_passively(sessionmaker, clock,
         assert answer.reply is not None and answer.seconds < 5
         assert "任务" in answer.reply["stream"]["content"], "the help itself, in this chat"
         assert rig.app_messages_to("wx-liaison") == [], "nothing needed the app"
+    finally:
+        await stop(rig)
+
+
+class PictureFirst:
+    """Answers with a chart first, so the picture takes the passive reply."""
+
+    def __init__(self, clock: Clock, png: bytes) -> None:
+        self.clock, self.png = clock, png
+
+    async def handle(self, session: AsyncSession, event: Event) -> None:
+        here = extras_of(event).reply_to()
+        assert here is not None
+        image = await images.store(session, self.png, now=self.clock.now())
+        await enqueue(session, here, OutMessage.picture("日报图表", image), now=self.clock.now())
+
+
+async def test_a_chart_in_the_passive_answer_rides_in_the_stream(sessionmaker, clock) -> None:
+    png = render_chart(ChartData(clock.today(), "全部部门"), dpi=30)
+    assert png is not None
+    rig = await start(
+        sessionmaker, clock, workers=("inbox", "sender"), handler=PictureFirst(clock, png)
+    )
+    try:
+        answer = await rig.client.send(aibot_text("wx-someone", "图表", "aibot-picture"))
+        assert answer.reply is not None and answer.seconds < 5
+        stream = answer.reply["stream"]
+        assert (stream["finish"], stream["content"]) == (True, "**日报图表**")
+        [item] = stream["msg_item"]
+        raw = base64.b64decode(item["image"]["base64"])
+        assert item["msgtype"] == "image" and raw == png
+        assert item["image"]["md5"] == hashlib.md5(png).hexdigest()
+    finally:
+        await stop(rig)
+
+
+async def test_the_command_in_a_single_chat_shows_the_chart_in_a_news_card(
+    sessionmaker, clock, world
+) -> None:
+    """汇总 (003 附件1 一(五)): the text takes the passive reply; the chart, second, takes the
+    response_url as a news_notice card whose picture WeCom loads from our signed image link."""
+    async with sessionmaker() as s:
+        leader = await s.merge(world.lead.leader)
+        set_account(leader, ChatPlatform.WECOM, "wx-leader")
+        await s.commit()
+    rig = await start(sessionmaker, clock, workers=("inbox", "sender"))
+    rig.services.public_base_url = str(rig.server.make_url("")).rstrip("/")
+    try:
+        url = rig.fake.new_response_url()
+        answer = await rig.client.send(
+            aibot_text("wx-leader", "汇总", "aibot-sum", response_url=url)
+        )
+        assert answer.reply is not None
+        assert "双随机联合抽查日报" in answer.reply["stream"]["content"]
+        await wait_until(lambda: any(rig.fake.response_urls.values()))
+        [[post]] = [p for p in rig.fake.response_urls.values() if p]
+        assert post["msgtype"] == "template_card"
+        card = post["template_card"]
+        assert card["card_type"] == "news_notice"
+        assert card["main_title"]["title"] == "双随机联合抽查日报图表"
+        link = card["card_image"]["url"]
+        assert card["card_action"] == {"type": 1, "url": link}
+        async with sessionmaker() as s:
+            [chart] = (await s.scalars(select(StoredImage))).all()
+        async with aiohttp.ClientSession() as http, http.get(link) as resp:
+            assert (resp.status, resp.content_type) == (200, "image/png")
+            assert await resp.read() == chart.data
+        assert rig.app_messages_to("wx-leader") == [], "nothing needed the app"
     finally:
         await stop(rig)

@@ -1,7 +1,9 @@
 """WeCom AI bot long connection against a fake gateway on loopback speaking the real frames:
 subscribe, a group @-mention answered in the group on its req_id with the private part pushed,
 an invitation card pushed and its click updated within 5 s, a late update given up, two
-unanswered pings ending a dead socket, and a second process taking the bot over."""
+unanswered pings ending a dead socket, a second process taking the bot over, and the leaders'
+summary chart: uploaded over the socket and pushed as an image, or carried in the answering
+stream's msg_item."""
 
 from __future__ import annotations
 
@@ -18,15 +20,19 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.dispatch import Dispatcher
-from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
+from bot.platforms.base import Channel
+from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings, conversation_address
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
 from core.changes import Ctx
+from core.charts import render_chart
 from core.consultation import opening
-from core.messages import Event, Platform
-from core.models import ChatPlatform, InboxEvent, Invitation, OutboxMessage
+from core.messages import Destination, Event, Image, OutMessage, Platform
+from core.models import ChatPlatform, InboxEvent, Invitation, OutboxMessage, StoredImage
 from core.officers import set_account
+from core.outbox import enqueue
+from core.summary import ChartData, enqueue_daily_summaries
 from handlers.base import SENT_PRIVATELY
 from tests import factories as f
 from tests.fakes import wait_until
@@ -262,3 +268,92 @@ async def test_socket_killed_mid_burst_loses_and_doubles_nothing(rig) -> None:
         assert int(await s.scalar(select(func.count()).select_from(InboxEvent)) or 0) == 60
         assert await outbox_count(s) == 60, "each message handled exactly once"
     assert rig.adapter.ws.health()["connects"] == 2
+
+
+async def _leaders_on_wecom(rig: Rig) -> None:
+    async with rig.services.sessionmaker() as s:
+        for n, dept in enumerate([rig.world.lead, *rig.world.partners]):
+            leader = await s.merge(dept.leader)
+            set_account(leader, ChatPlatform.WECOM, f"wx-leader{n}")
+        await s.commit()
+
+
+async def test_summary_charts_are_uploaded_over_the_socket_and_pushed_as_images(rig) -> None:
+    """The daily tick (003 附件1 一(五)) reaches leaders the AI bot alone serves: text, then
+    the chart uploaded in chunks (init, chunk 0…, finish) and pushed as an image message."""
+    await _leaders_on_wecom(rig)
+    async with rig.services.sessionmaker() as s:
+        ctx = Ctx(session=s, clock=rig.services.clock, rules=rig.services.rules)
+        assert await enqueue_daily_summaries(ctx, ctx.clock.today()) == 2
+        await s.commit()
+        charts = {row.data for row in (await s.scalars(select(StoredImage))).all()}
+    while await Sender(rig.services).run_once():
+        pass
+    pushed = [(r.body["chatid"], r.body["msgtype"]) for r in rig.gateway.got("aibot_send_msg")]
+    assert sorted(pushed) == sorted(
+        [(f"wx-leader{n}", kind) for n in (0, 1) for kind in ("markdown", "image")]
+    )
+    assert set(rig.gateway.pictures) == charts and len(rig.gateway.pictures) == 2
+    inits = rig.gateway.got("aibot_upload_media_init")
+    assert [i.body["type"] for i in inits] == ["image"] * len(charts)
+    assert [c.body["chunk_index"] for c in rig.gateway.got("aibot_upload_media_chunk")] == [0] * 2
+
+
+async def test_the_command_answers_with_text_then_pushes_the_same_chart(rig) -> None:
+    """汇总 from a leader: the text answers the callback on its req_id, the chart follows
+    (one answer per req_id) pushed into the same chat; a second ask reuses the upload."""
+    await _leaders_on_wecom(rig)
+    for n in (1, 2):
+        req_id = await rig.gateway.push(aibot_text("wx-leader0", "汇总", f"ws-summary-{n}"))
+        await rig.stored(n)
+        await rig.step()
+        answers = [r for r in rig.gateway.got("aibot_respond_msg") if r.req_id == req_id]
+        [answer] = answers
+        assert "双随机联合抽查日报" in answer.body["stream"]["content"]
+        assert "msg_item" not in answer.body["stream"]
+    pushes = rig.gateway.got("aibot_send_msg")
+    assert [(p.body["chatid"], p.body["msgtype"]) for p in pushes] == [("wx-leader0", "image")] * 2
+    assert len({p.body["image"]["media_id"] for p in pushes}) == 1
+    assert len(rig.gateway.got("aibot_upload_media_finish")) == 1
+    async with rig.services.sessionmaker() as s:
+        [chart] = (await s.scalars(select(StoredImage))).all()
+    assert rig.gateway.pictures == [chart.data, chart.data]
+
+
+async def test_a_chart_answering_a_message_rides_in_the_finished_stream(rig, clock) -> None:
+    """The first answer to a callback carries the picture itself: msg_item on the finishing
+    frame, Base64 with the MD5 of its bytes (the fake refuses anything else)."""
+    png = render_chart(ChartData(clock.today(), "全部部门"), dpi=30)
+    assert png is not None
+    req_id = await rig.gateway.push(aibot_text("wx-liaison", "图表", "ws-picture"))
+    address = conversation_address(m="ws-picture", u="wx-liaison", q=req_id)
+    picture = OutMessage.picture("双随机联合抽查日报图表", Image(sha256="0" * 64, data=png))
+    sent = await rig.adapter.send(
+        Channel(Platform.WECOM_AIBOT, "session_webhook", address), picture
+    )
+    assert sent.ok, sent
+    [answer] = rig.gateway.got("aibot_respond_msg")
+    stream = answer.body["stream"]
+    assert (answer.req_id, stream["finish"], stream["content"]) == (
+        req_id,
+        True,
+        "**双随机联合抽查日报图表**",
+    )
+    assert [i["msgtype"] for i in stream["msg_item"]] == ["image"]
+    assert rig.gateway.pictures == [png]
+
+
+async def test_a_missing_picture_is_not_pushed(rig, clock) -> None:
+    """A chart whose bytes are gone (pruned) is retried later, never pushed as an empty image."""
+    await _leaders_on_wecom(rig)
+    gone = Image(sha256="f" * 64)
+    async with rig.services.sessionmaker() as s:
+        dest = Destination.officer(rig.world.lead.leader.id)
+        await enqueue(s, dest, OutMessage.picture("图表", gone), now=clock.now())
+        await s.commit()
+    await Sender(rig.services).run_once()
+    assert rig.gateway.got("aibot_upload_media_init") == []
+    assert rig.gateway.got("aibot_send_msg") == []
+    async with rig.services.sessionmaker() as s:
+        [row] = (await s.scalars(select(OutboxMessage))).all()
+    assert row.state == "pending" and "no_picture" in row.last_error

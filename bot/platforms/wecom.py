@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
@@ -206,8 +207,7 @@ class WeComAdapter:
             store=tokens,
             key=f"wecom:{settings.corp_id}:{settings.agent_id}",  # each app has its own token
         )
-        self._media: dict[str, tuple[str, float]] = {}  # picture sha256 -> (media_id, until)
-        self._media_lock = asyncio.Lock()  # leaders served at once share one upload
+        self._media = MediaCache(self._clock)
 
     # ---- callbacks -------------------------------------------------------------------------
 
@@ -351,14 +351,9 @@ class WeComAdapter:
     async def _media_id(self, image: Image) -> str:
         """The picture as temporary media (上传临时素材, type=image), uploaded once per content
         while its media_id is fresh: every leader of a department gets the same chart."""
-        async with self._media_lock:
-            return await self._fresh_media_id(image)
+        return await self._media.media_id(image, self._fresh_media_id)
 
     async def _fresh_media_id(self, image: Image) -> str:
-        now = self._clock.now().timestamp()
-        cached = self._media.get(image.sha256)
-        if cached is not None and cached[1] > now:
-            return cached[0]
         token = await self._tokens.get()
         data = await self._upload(token, image)
         if data.get("errcode") in TOKEN_REJECTED:
@@ -375,8 +370,6 @@ class WeComAdapter:
                     detail=f"media/upload failed: {failed.detail}",
                 )
             )
-        self._media = {k: v for k, v in self._media.items() if v[1] > now}
-        self._media[image.sha256] = (media_id, now + MEDIA_REUSE_S)
         return media_id
 
     async def _upload(self, token: str, image: Image) -> dict[str, Any]:
@@ -500,6 +493,37 @@ def button_card(card: Card) -> dict[str, Any]:
     return template
 
 
+class MediaCache:
+    """media_ids of uploaded pictures by content hash, reused while fresh (temporary media
+    lasts 3 days; reused here for 2). One upload at a time: the leaders served together share
+    one. Used by the app (media/upload) and the AI bot's socket (aibot_upload_media_*)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._ids: dict[str, tuple[str, float]] = {}  # picture sha256 -> (media_id, until)
+        self._lock = asyncio.Lock()
+
+    async def media_id(self, image: Image, upload: Callable[[Image], Awaitable[str]]) -> str:
+        async with self._lock:
+            now = self._clock.now().timestamp()
+            cached = self._ids.get(image.sha256)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+            media_id = await upload(image)
+            self._ids = {k: v for k, v in self._ids.items() if v[1] > now}
+            self._ids[image.sha256] = (media_id, now + MEDIA_REUSE_S)
+            return media_id
+
+
+def inline_picture(raw: bytes) -> dict[str, str]:
+    """A picture carried in the message itself: Base64 with the MD5 of the raw bytes (the group
+    robot's image message, the AI bot's stream msg_item)."""
+    return {
+        "base64": base64.b64encode(raw).decode(),
+        "md5": hashlib.md5(raw, usedforsecurity=False).hexdigest(),
+    }
+
+
 def picture_problem(
     image: Image | None, min_bytes: int, max_bytes: int | None = None
 ) -> SendResult | None:
@@ -515,12 +539,7 @@ def webhook_body(msg: OutMessage, mentions: list[str]) -> dict[str, Any]:
     """Group robot payload. Webhook cards cannot call back, so cards become markdown + links;
     a picture goes inline as Base64 with the MD5 of its bytes (no mentions on images)."""
     if msg.kind == "image" and msg.image is not None:
-        raw = msg.image.data
-        image = {
-            "base64": base64.b64encode(raw).decode(),
-            "md5": hashlib.md5(raw, usedforsecurity=False).hexdigest(),
-        }
-        return {"msgtype": "image", "image": image}
+        return {"msgtype": "image", "image": inline_picture(msg.image.data)}
     if msg.kind == "text":
         text: dict[str, Any] = {"content": truncate_utf8(msg.body, TEXT_MAX_BYTES)}
         if mentions:

@@ -42,8 +42,16 @@ from bot.platforms.base import (
     titled,
     truncate_utf8,
 )
-from bot.platforms.wecom import WeComCrypto, aes_key_from, button_card, wecom_result
+from bot.platforms.wecom import (
+    WeComCrypto,
+    aes_key_from,
+    button_card,
+    clip,
+    inline_picture,
+    wecom_result,
+)
 from core.clock import Clock, SystemClock
+from core.images import png_size
 from core.messages import Button, Card, Destination, Event, OutMessage, Platform
 
 if TYPE_CHECKING:
@@ -56,6 +64,8 @@ STREAM_MAX_BYTES = 20480  # stream and markdown content
 RESPONSE_URL_TTL_MS = 3600 * 1000  # a response_url takes one POST within an hour
 SLOT_MAX_AGE_S = 10.0  # passive-reply slots older than this are forgotten
 USED_URLS = 4096
+PICTURE_MAX_BYTES = 10 * 1024 * 1024  # a stream's msg_item image, before Base64
+CARD_IMAGE_RATIOS = (1.3, 2.25)  # news_notice card_image.aspect_ratio: width / height
 
 
 class WeComAiBotSettings(BaseModel):
@@ -163,15 +173,49 @@ def markdown_of(msg: OutMessage) -> str:
         return msg.body
     if msg.card is not None:
         return card_markdown(msg.card)
+    if msg.kind == "image":  # where the picture cannot ride along: our signed link to it
+        url = msg.image.url if msg.image is not None else ""
+        return f"**{msg.title}**\n" + (f"[查看图表]({url})" if url else "（图表无法在此显示）")
     return titled(msg)
 
 
+def inline(msg: OutMessage) -> bytes | None:
+    """The picture's bytes when it can go inside a stream (msg_item: JPG/PNG ≤ 10 MB)."""
+    data = msg.image.data if msg.kind == "image" and msg.image is not None else b""
+    return data if 0 < len(data) <= PICTURE_MAX_BYTES else None
+
+
 def stream_body(msg: OutMessage) -> dict[str, Any]:
-    """A whole answer as one finished stream (the reply type a message callback takes)."""
-    content = truncate_utf8(markdown_of(msg), STREAM_MAX_BYTES)
+    """A whole answer as one finished stream (the reply type a message callback takes); a
+    picture rides in it as msg_item, which only the finishing frame may carry (Base64 + MD5,
+    as the group robot takes it), under its title."""
+    stream: dict[str, Any] = {"id": secrets.token_hex(8), "finish": True}
+    if (picture := inline(msg)) is not None:
+        stream["content"] = truncate_utf8(f"**{msg.title}**", STREAM_MAX_BYTES)
+        stream["msg_item"] = [{"msgtype": "image", "image": inline_picture(picture)}]
+    else:
+        stream["content"] = truncate_utf8(markdown_of(msg), STREAM_MAX_BYTES)
+    return {"msgtype": "stream", "stream": stream}
+
+
+def picture_card(msg: OutMessage) -> dict[str, Any] | None:
+    """A picture where only a card can show one (a response_url in a single chat): a
+    news_notice whose card_image WeCom loads from our signed link, opening it full size when
+    tapped. None without a link."""
+    if msg.image is None or not msg.image.url:
+        return None
+    url = msg.image.url
+    title, _, detail = msg.title.partition(" ")
+    main_title = {"title": clip(title, 26)} | ({"desc": clip(detail, 30)} if detail else {})
+    size = png_size(msg.image.data)
+    low, high = CARD_IMAGE_RATIOS
+    ratio = min(max(size[0] / size[1], low), high) if size and size[1] else low
     return {
-        "msgtype": "stream",
-        "stream": {"id": secrets.token_hex(8), "finish": True, "content": content},
+        "card_type": "news_notice",
+        "main_title": main_title,
+        "card_image": {"url": url, "aspect_ratio": round(ratio, 2)},
+        "jump_list": [{"type": 1, "title": "查看原图", "url": url}],
+        "card_action": {"type": 1, "url": url},
     }
 
 
@@ -352,7 +396,7 @@ class WeComAiBotAdapter:
             return await deliver(channel, self._answer(address_parts(channel.address), msg))
         if channel.kind == "user":
             if self.ws is not None:
-                return await deliver(channel, self.ws.push(channel.address, push_body(msg)))
+                return await deliver(channel, self.ws.push_message(channel.address, msg))
             if self._app is not None:
                 return await self._app.send(Channel(Platform.WECOM, "user", channel.address), msg)
         return SendResult(
@@ -402,7 +446,10 @@ class WeComAiBotAdapter:
         self._used_urls[url] = None
         while len(self._used_urls) > USED_URLS:
             self._used_urls.popitem(last=False)
-        _, data = await self._http.request_json("POST", url, payload=markdown_body(msg))
+        # a picture shows in a card, which a response_url takes in a single chat only
+        card = picture_card(msg) if msg.kind == "image" and not parts.get("c") else None
+        body = {"msgtype": "template_card", "template_card": card} if card else markdown_body(msg)
+        _, data = await self._http.request_json("POST", url, payload=body)
         result = wecom_result(data)
         return result if result.ok else None
 

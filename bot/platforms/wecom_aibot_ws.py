@@ -4,15 +4,17 @@ Frames are `{cmd, headers: {req_id}, body}`; the server answers each of our comm
 `{headers: {req_id}, errcode, errmsg}` (no cmd). We subscribe with bot_id + secret, ping every
 30 s (two pings without an answer: the socket is dead, reconnect), store every callback in the
 inbox (WeCom expects no ack for callbacks), answer a message with `aibot_respond_msg` on its
-req_id, push with `aibot_send_msg`, and update a clicked card with `aibot_respond_update_msg`
-within 5 s. One live connection per bot: a newer one gets the callbacks and the older one a
-`disconnected_event` — we log that loudly and stop, so two processes never kick each other
-in a loop.
+req_id, push with `aibot_send_msg` (a picture uploaded first with `aibot_upload_media_*`), and
+update a clicked card with `aibot_respond_update_msg` within 5 s. One live connection per bot:
+a newer one gets the callbacks and the older one a `disconnected_event` — we log that loudly
+and stop, so two processes never kick each other in a loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 import random
@@ -33,7 +35,9 @@ from bot.platforms.longconn import (
     StoreBatches,
     json_frames,
 )
+from bot.platforms.wecom import MEDIA_MIN_BYTES, MediaCache, picture_problem
 from bot.platforms.wecom_aibot import (
+    PICTURE_MAX_BYTES,
     WeComAiBotAdapter,
     body_event,
     push_body,
@@ -41,7 +45,7 @@ from bot.platforms.wecom_aibot import (
     update_card_body,
 )
 from core.clock import Clock
-from core.messages import OutMessage
+from core.messages import Image, OutMessage
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,8 @@ MISSED_PINGS = 2
 DRAIN_S = 5.0
 STALE_REQ = {"846605", "846608"}  # invalid req_id, stream expired: push instead
 ANSWERED_MEMORY = 4096
+UPLOAD_CHUNK_BYTES = 512 * 1024  # each aibot_upload_media_chunk, before Base64
+UPLOAD_MAX_CHUNKS = 100
 
 
 class KickedOut(Exception):
@@ -92,6 +98,7 @@ class WeComAiBotSocket(ReconnectingClient):
         self._unanswered_pings = 0
         # callback req_ids already used by aibot_respond_msg (later answers are pushed)
         self._answered: OrderedDict[str, None] = OrderedDict()
+        self._media = MediaCache(clock)
 
     async def run(self, sink: EventSink, busy: Busy | None = None) -> None:
         async with aiohttp.ClientSession() as http:
@@ -223,6 +230,64 @@ class WeComAiBotSocket(ReconnectingClient):
         )
         return ack_result(answer)
 
+    async def push_message(self, chatid: str, msg: OutMessage) -> SendResult:
+        """A message to a person or chat; a picture is uploaded over the socket first (once
+        per content while its media_id is fresh) and sent as an image message."""
+        if msg.kind != "image":
+            return await self.push(chatid, push_body(msg))
+        problem = picture_problem(msg.image, MEDIA_MIN_BYTES, PICTURE_MAX_BYTES)
+        if problem is not None:
+            return problem
+        assert msg.image is not None
+        media_id = await self._media.media_id(msg.image, self._upload)
+        return await self.push(chatid, {"msgtype": "image", "image": {"media_id": media_id}})
+
+    async def _upload(self, image: Image) -> str:
+        """aibot_upload_media_init → _chunk (≤ 512 KB each, counted from 0) → _finish, whose
+        answer carries the media_id (valid 3 days)."""
+        data = image.data
+        chunks = [data[i : i + UPLOAD_CHUNK_BYTES] for i in range(0, len(data), UPLOAD_CHUNK_BYTES)]
+        suffix = "png" if image.mime == "image/png" else "jpg"
+        init = await self._step(
+            "aibot_upload_media_init",
+            {
+                "type": "image",
+                "filename": f"chart-{image.sha256[:12]}.{suffix}",
+                "total_size": len(data),
+                "total_chunks": len(chunks),
+                "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            },
+        )
+        upload_id = str(init.get("upload_id") or "")
+        for index, chunk in enumerate(chunks):
+            await self._step(
+                "aibot_upload_media_chunk",
+                {
+                    "upload_id": upload_id,
+                    "chunk_index": index,
+                    "base64_data": base64.b64encode(chunk).decode(),
+                },
+            )
+        media_id = (await self._step("aibot_upload_media_finish", {"upload_id": upload_id})).get(
+            "media_id"
+        )
+        if not (isinstance(media_id, str) and media_id):
+            raise PlatformCallFailed(
+                SendResult(False, code="upload", detail="upload finished without a media_id")
+            )
+        return media_id
+
+    async def _step(self, cmd: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One upload command; its answer's body, or the failure as PlatformCallFailed."""
+        answer = await self._command(cmd, new_req_id(cmd), body)
+        result = ack_result(answer)
+        if not result.ok:
+            raise PlatformCallFailed(
+                SendResult(False, code=result.code, detail=f"{cmd} failed: {result.detail}")
+            )
+        found = answer.get("body")
+        return found if isinstance(found, dict) else {}
+
     async def answer(self, parts: dict[str, str], msg: OutMessage) -> SendResult:
         """In the conversation of one callback: a card update on its req_id within 5 s; the
         first answer on its req_id; later ones pushed to the chat."""
@@ -248,7 +313,7 @@ class WeComAiBotSocket(ReconnectingClient):
             result = ack_result(await self._command("aibot_respond_msg", req_id, stream_body(msg)))
             if result.ok or result.code not in STALE_REQ:
                 return result
-        return await self.push(parts.get("c") or parts["u"], push_body(msg))
+        return await self.push_message(parts.get("c") or parts["u"], msg)
 
 
 async def _no_ack(stored: bool) -> None:

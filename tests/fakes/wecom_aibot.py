@@ -7,11 +7,19 @@ events are sent once and never retried: the client records how long our passive 
 The gateway speaks the `{cmd, headers: {req_id}, body}` frames: subscribe with bot_id + secret,
 ping, callbacks, our replies and pushes; a second subscribe for the same bot sends the first
 socket a `disconnected_event` and closes it; a card update later than 5 s is refused.
+Pictures are checked as WeCom documents them (docs/longconn.md 1.4): a stream's msg_item only
+on the finishing frame, at most 10, each JPG/PNG ≤ 10 MB with the MD5 of its bytes; a pushed
+image names a media_id this gateway issued through aibot_upload_media_init / _chunk (≤ 512 KB,
+counted from 0) / _finish, whose size and MD5 must match what init announced. The response_url
+takes a template_card only from a single chat; a news_notice needs its card_image and action.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
 import json
 import secrets
 import time
@@ -114,11 +122,14 @@ class FakeWeComWithAiBot(FakeWeCom):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.response_urls: dict[str, list[dict[str, Any]]] = {}
+        self._group_urls: set[str] = set()
         self.app.router.add_post("/cgi-bin/aibot/response", self.respond)
 
-    def new_response_url(self) -> str:
+    def new_response_url(self, *, group: bool = False) -> str:
         code = secrets.token_hex(8)
         self.response_urls[code] = []
+        if group:
+            self._group_urls.add(code)
         return self.url(f"/cgi-bin/aibot/response?response_code={code}")
 
     async def respond(self, request: web.Request) -> web.Response:
@@ -128,10 +139,47 @@ class FakeWeComWithAiBot(FakeWeCom):
         body = await request.json()
         if posts:
             return web.json_response({"errcode": 40001, "errmsg": "response_code used"})
+        code = request.query["response_code"]
         if body.get("msgtype") not in ("markdown", "template_card"):
             return web.json_response({"errcode": 40008, "errmsg": "invalid message type"})
+        if body["msgtype"] == "template_card" and (
+            code in self._group_urls or not _card_ok(body.get("template_card"))
+        ):
+            return web.json_response({"errcode": 40008, "errmsg": "invalid template_card"})
         posts.append(body)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+def _card_ok(card: Any) -> bool:
+    """The fields WeCom requires of the template cards we send (docs/platforms.md a)."""
+    if not isinstance(card, dict) or not (card.get("main_title") or {}).get("title"):
+        return False
+    if card.get("card_type") == "news_notice":
+        image, action = card.get("card_image") or {}, card.get("card_action") or {}
+        ratio = image.get("aspect_ratio", 1.3)
+        return bool(image.get("url")) and 1.3 <= ratio <= 2.25 and action.get("type") == 1
+    return card.get("card_type") in ("text_notice", "button_interaction")
+
+
+def picture_of(image: Any, max_bytes: int) -> bytes | None:
+    """The bytes of an inline {base64, md5} picture if WeCom would take it, else None."""
+    if not isinstance(image, dict):
+        return None
+    try:
+        raw = base64.b64decode(str(image.get("base64", "")), validate=True)
+    except binascii.Error:
+        return None
+    if hashlib.md5(raw).hexdigest() != image.get("md5") or not 0 < len(raw) <= max_bytes:
+        return None
+    return raw if raw.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) else None
+
+
+@dataclass
+class Upload:
+    total_size: int
+    total_chunks: int
+    md5: str
+    chunks: dict[int, bytes]
 
 
 @dataclass
@@ -154,6 +202,9 @@ class FakeAiBotGateway(FakeServer):
         self.kicked = 0
         self._pushed_at: dict[str, tuple[float, bool]] = {}  # req_id -> (time, card event)
         self._transports: dict[int, Any] = {}
+        self._uploads: dict[str, Upload] = {}
+        self.media: dict[str, bytes] = {}  # media_id -> uploaded bytes
+        self.pictures: list[bytes] = []  # every picture shown: inline or by media_id
         self.connected = asyncio.Event()
         self.app.router.add_get("/", self.connect)
 
@@ -188,16 +239,88 @@ class FakeAiBotGateway(FakeServer):
             if self.answer_pings:
                 await ws.send_json({"headers": {"req_id": req_id}, "errcode": 0, "errmsg": "ok"})
         elif cmd in ("aibot_respond_msg", "aibot_respond_update_msg"):
-            await ws.send_json({"headers": {"req_id": req_id}, **self._check_reply(cmd, req_id)})
+            answer = self._check_reply(cmd, req_id)
+            if answer["errcode"] == 0 and cmd == "aibot_respond_msg":
+                answer = self._check_stream(body)
+            await ws.send_json({"headers": {"req_id": req_id}, **answer})
         elif cmd == "aibot_send_msg":
-            ok = bool(body.get("chatid")) and body.get("msgtype") in ("markdown", "template_card")
-            await ws.send_json(
-                {
-                    "headers": {"req_id": req_id},
-                    "errcode": 0 if ok else 40008,
-                    "errmsg": "ok" if ok else "invalid",
-                }
-            )
+            await ws.send_json({"headers": {"req_id": req_id}, **self._check_push(body)})
+        elif cmd.startswith("aibot_upload_media_"):
+            await ws.send_json({"headers": {"req_id": req_id}, **self._upload(cmd, body)})
+
+    def _check_stream(self, body: dict[str, Any]) -> dict[str, Any]:
+        stream = body.get("stream") or {}
+        if body.get("msgtype") != "stream" or not stream.get("id"):
+            return {"errcode": 40008, "errmsg": "invalid stream"}
+        if len(str(stream.get("content", "")).encode()) > 20480:
+            return {"errcode": 40058, "errmsg": "content too long"}
+        items = stream.get("msg_item")
+        if items is None:
+            return {"errcode": 0, "errmsg": "ok"}
+        if stream.get("finish") is not True or not isinstance(items, list) or len(items) > 10:
+            return {"errcode": 40058, "errmsg": "msg_item only on the finishing frame, ≤ 10"}
+        pictures = [
+            picture_of(i.get("image"), 10 * 1024 * 1024) if i.get("msgtype") == "image" else None
+            for i in items
+        ]
+        if any(p is None for p in pictures):
+            return {"errcode": 40058, "errmsg": "invalid msg_item image"}
+        self.pictures += [p for p in pictures if p is not None]
+        return {"errcode": 0, "errmsg": "ok"}
+
+    def _check_push(self, body: dict[str, Any]) -> dict[str, Any]:
+        kind = body.get("msgtype")
+        if not body.get("chatid") or kind not in ("markdown", "template_card", "image"):
+            return {"errcode": 40008, "errmsg": "invalid"}
+        if kind == "image":
+            data = self.media.get(str((body.get("image") or {}).get("media_id")))
+            if data is None:
+                return {"errcode": 40007, "errmsg": "invalid media_id"}
+            self.pictures.append(data)
+        return {"errcode": 0, "errmsg": "ok"}
+
+    def _upload(self, cmd: str, body: dict[str, Any]) -> dict[str, Any]:
+        bad = {"errcode": 40058, "errmsg": f"invalid {cmd}"}
+        if cmd == "aibot_upload_media_init":
+            size, chunks = body.get("total_size"), body.get("total_chunks")
+            if not (
+                body.get("type") in ("file", "image", "voice", "video")
+                and body.get("filename")
+                and isinstance(size, int)
+                and size > 5
+                and isinstance(chunks, int)
+                and 1 <= chunks <= 100
+                and len(str(body.get("md5", ""))) == 32
+            ):
+                return bad
+            upload_id = "up_" + secrets.token_hex(6)
+            self._uploads[upload_id] = Upload(size, chunks, str(body["md5"]), {})
+            return {"errcode": 0, "errmsg": "ok", "body": {"upload_id": upload_id}}
+        upload = self._uploads.get(str(body.get("upload_id")))
+        if upload is None:
+            return bad
+        if cmd == "aibot_upload_media_chunk":
+            index = body.get("chunk_index")
+            try:
+                raw = base64.b64decode(str(body.get("base64_data", "")), validate=True)
+            except binascii.Error:
+                return bad
+            if not (isinstance(index, int) and 0 <= index < upload.total_chunks) or not (
+                0 < len(raw) <= 512 * 1024
+            ):
+                return bad
+            upload.chunks[index] = raw
+            return {"errcode": 0, "errmsg": "ok"}
+        if cmd != "aibot_upload_media_finish" or len(upload.chunks) != upload.total_chunks:
+            return bad
+        data = b"".join(upload.chunks[i] for i in range(upload.total_chunks))
+        if len(data) != upload.total_size or hashlib.md5(data).hexdigest() != upload.md5:
+            return {"errcode": 40058, "errmsg": "size or md5 mismatch"}
+        media_id = "media_" + secrets.token_hex(8)
+        self.media[media_id] = data
+        del self._uploads[str(body["upload_id"])]
+        body = {"type": "image", "media_id": media_id, "created_at": str(int(time.time()))}
+        return {"errcode": 0, "errmsg": "ok", "body": body}
 
     def _check_reply(self, cmd: str, req_id: str) -> dict[str, Any]:
         pushed = self._pushed_at.get(req_id)
