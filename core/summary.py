@@ -230,9 +230,10 @@ async def daily_summary(
 
 def summary_message(summary: Summary, chart: ChartData | None = None) -> OutMessage:
     overdue = chart.overdue_by_department() if chart else []
+    day = summary.day
     return message(
         "summary_daily",
-        f"双随机联合抽查日报 {summary.day.isoformat()}",
+        f"双随机联合抽查日报（{day.year}年{day.month}月{day.day}日）",  # the body's heading
         s=summary,
         overdue_by_department=overdue,
     )
@@ -379,7 +380,8 @@ async def chart_data(
     for tid in live:
         for name, buckets in run.charts[tid].items():
             counts[name].update(buckets)
-    data.departments = dict(sorted(counts.items()))
+    # most overdue first (what needs the leader), then by name: the chart's rows, the text's list
+    data.departments = dict(sorted(counts.items(), key=lambda kv: (-kv[1]["已逾期"], kv[0])))
     return data
 
 
