@@ -102,7 +102,7 @@ async def test_the_tick_queues_text_then_chart_for_each_leader_stored_once(
     assert (
         kinds
         == [
-            ("markdown", "双随机联合抽查日报"),
+            ("markdown", "双随机联合抽查日报（2026年5月20日）"),
             ("image", "双随机联合抽查日报图表"),
         ]
         * 2
@@ -156,6 +156,8 @@ async def test_the_command_gets_the_daily_text_and_chart_delivered_the_same_way(
     assert [OutMessage.model_validate(r.message).kind for r in asked] == ["markdown", "image"]
     await send_all_by_wecom(fake_wecom, sessionmaker, clock)
     assert [b["msgtype"] for b in fake_wecom.delivered] == ["markdown", "image"]
+    text = fake_wecom.delivered[0]["markdown"]["content"]
+    assert text.startswith("**双随机联合抽查日报（2026年5月20日）**\n范围：")  # the title once
     assert [u.query["type"] for u in fake_wecom.calls("/cgi-bin/media/upload")] == ["image"]
     chart = await images.load(session, asked[1].message["image"]["sha256"])
     assert chart is not None and fake_wecom.pictures == [chart]

@@ -197,8 +197,9 @@ def card_markdown(card: Card, newline: str = "\n", with_links: bool = True) -> s
 
 
 def titled(msg: OutMessage, newline: str = "\n") -> str:
-    """Markdown body with the title as a bold first line (platforms show no separate title)."""
-    if msg.title:
+    """Markdown body with the title as a bold first line (platforms show no separate title),
+    unless the body's first line already says it (as the simulator decides): once is enough."""
+    if msg.title and msg.title not in msg.body.split("\n", 1)[0]:
         return f"**{msg.title}**{newline}{msg.body}"
     return msg.body
 
