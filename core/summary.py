@@ -321,12 +321,15 @@ async def requested_summary(
 
 async def _pictures(ctx: Ctx, scopes: dict[int, ScopeSummary]) -> dict[int, OutMessage]:
     """Each scope's chart as an image message, drawn in a worker thread (the event loop keeps
-    serving); none without a CJK font (core.charts logs the warning once per run)."""
+    serving); none without a CJK font (core.charts logs the warning once per run), and none
+    for a scope without tasks in progress: its text says so, an empty picture every day
+    would only be noise."""
     from core import charts, images
 
-    pngs = await asyncio.to_thread(charts.render_charts, [s.chart for s in scopes.values()])
+    shown = {key: s for key, s in scopes.items() if s.chart.tasks_by_state}
+    pngs = await asyncio.to_thread(charts.render_charts, [s.chart for s in shown.values()])
     found: dict[int, OutMessage] = {}
-    for key, scoped, png in zip(scopes, scopes.values(), pngs, strict=True):
+    for key, scoped, png in zip(shown, shown.values(), pngs, strict=True):
         if png is not None:
             image = await images.store(ctx.session, png, now=ctx.clock.now())
             found[key] = OutMessage.picture(chart_title(scoped.chart), image)

@@ -33,6 +33,7 @@ from core.clock import FixedClock
 from core.messages import Destination, OutMessage, Platform
 from core.models import ChatBinding, Officer, OutboxMessage, PlatformAccount, StoredImage
 from core.summary import ChartData, enqueue_daily_summaries
+from tests import factories as f
 from tests.case_factories import World, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.fakes.dingtalk import FakeDingTalk
@@ -136,6 +137,26 @@ async def test_wecom_app_uploads_the_chart_then_sends_it_as_an_image(
     assert len(uploads) == 2 and all(u.query["type"] == "image" for u in uploads)
     stored = {row.data for row in (await session.scalars(select(StoredImage))).all()}
     assert set(fake_wecom.pictures) == stored and len(fake_wecom.pictures) == 2
+
+
+async def test_a_leader_without_tasks_in_progress_gets_the_text_alone(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """Their summary says 暂无进行中的联合抽查任务; an empty chart every day would be noise."""
+    await summary_world(ctx, session)
+    idle = await f.officer(session, await f.department(session, "县水利局"), "leader")
+    await session.commit()
+    assert await enqueue_daily_summaries(ctx, DAY) == 3
+    await session.commit()
+    rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+    theirs = [
+        OutMessage.model_validate(r.message)
+        for r in rows
+        if r.destination.get("officer_id") == idle.id
+    ]
+    assert [m.kind for m in theirs] == ["markdown"]
+    assert "暂无进行中的联合抽查任务" in theirs[0].body
+    assert [OutMessage.model_validate(r.message).kind for r in rows].count("image") == 2
 
 
 async def test_the_command_gets_the_daily_text_and_chart_delivered_the_same_way(

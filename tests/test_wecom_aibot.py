@@ -329,6 +329,7 @@ async def test_the_command_in_a_single_chat_shows_the_chart_in_a_news_card(
     rig = await start(sessionmaker, clock, workers=("inbox", "sender"))
     rig.services.public_base_url = str(rig.server.make_url("")).rstrip("/")
     try:
+        await _invitation(sessionmaker, clock, rig.services, world)  # a task in progress
         url = rig.fake.new_response_url()
         answer = await rig.client.send(
             aibot_text("wx-leader", "汇总", "aibot-sum", response_url=url)
