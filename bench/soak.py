@@ -21,7 +21,8 @@ processes alternate `--pg-rounds` times and the ratio is of the medians.
 
 Targets on the shared 2-core machine: at 50 req/s for 3 minutes on SQLite reply p99 < 2 s,
 backlog 0 within 5 s of the end, RSS growth < 10 %; two PostgreSQL processes ≥ 1.6× one.
-The last line printed is one JSON object.
+The last line printed is one JSON object. LIANJIAN_BENCH_PROFILE=/tmp/prof writes a cProfile
+of each server to /tmp/prof.soak.<port>.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from callbacks import AGENT, CORP, TOKEN, free_port, wait_ready
+from profiling import run_profiled
 
 from tests.fakes.wecom import WeComCallbackClient, text_xml
 from tests.server_helpers import random_aes_key
@@ -113,7 +115,7 @@ def serve(port: int, aes: str, db: str, api_port: int) -> None:
             "webhook_base": api,
         },
     )
-    asyncio.run(serve_app(settings))
+    run_profiled(lambda: asyncio.run(serve_app(settings)), f"soak.{port}")
 
 
 def spawn(target: Any, *args: Any) -> mp.Process:

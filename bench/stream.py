@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import datetime as dt
 import json
 import multiprocessing as mp
-import os
 import secrets
 import socket
 import sqlite3
@@ -43,6 +41,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from profiling import run_profiled
 
 APP_KEY, APP_SECRET, BOT_ID, BOT_SECRET = "dingbench", "bench-secret", "aibbench", "bench-bot"
 TOPIC = "/v1.0/im/bot/messages/get"
@@ -235,16 +234,12 @@ def run_full(platform: str, gateway_base: str, db: str) -> None:
         log_level="WARNING",
         **section,
     )
-    profile = os.environ.get("LIANJIAN_BENCH_PROFILE")  # a path prefix: profile the server
-    profiler = cProfile.Profile() if profile else None
-    if profiler is not None:
-        profiler.enable()
-    try:
-        web.run_app(make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
-    finally:
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(f"{profile}.{platform}")
+    run_profiled(
+        lambda: web.run_app(
+            make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None
+        ),
+        platform,
+    )
 
 
 def run_bare(platform: str, gateway_base: str) -> None:

@@ -101,7 +101,8 @@ def _new_flags(keys: list[Key], inserted: set[Key]) -> list[bool]:
 
 
 SQLITE_BUSY_TIMEOUT_MS = 10000
-ROW_COLUMNS = ("platform", "event_id", "payload")  # the values that differ row by row
+KEY_COLUMNS = ("platform", "event_id")
+ROW_COLUMNS = (*KEY_COLUMNS, "payload")  # the values that differ row by row
 
 
 class SqliteFileInbox:
@@ -109,8 +110,11 @@ class SqliteFileInbox:
     and the commit run there back to back, where the SQLAlchemy path costs several event-loop
     round trips per commit (each statement, the commit, the connection checkout). Values are
     converted with SQLAlchemy's own bind processors for the engine's dialect, so the rows are
-    byte for byte what `store_many` writes. The caller serialises writers (Services.write_gate)
-    as for any other write; the connection's busy_timeout covers other processes."""
+    what `store_many` writes, except the payload: pydantic writes the event's JSON in one step
+    (`model_dump_json`, compact UTF-8) where `store_many` builds a dict for the JSON column to
+    dump (ASCII escapes) — the same JSON, at well under half the cost per event. The caller
+    serialises writers (Services.write_gate) as for any other write; the connection's
+    busy_timeout covers other processes."""
 
     def __init__(self, path: str, dialect: Dialect) -> None:
         self._path = path
@@ -147,8 +151,8 @@ class SqliteFileInbox:
         keys, items = _unique(events)
         batch = self._bound(BATCH_COLUMNS, _batch_values(now))
         rows = [
-            self._bound(ROW_COLUMNS, (platform, event_id, event.model_dump(mode="json"))) + batch
-            for (platform, event_id), event in items
+            (*self._bound(KEY_COLUMNS, key), event.model_dump_json(), *batch)
+            for key, event in items
         ]
         loop = asyncio.get_running_loop()
         new = await loop.run_in_executor(self._thread, self._insert, rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Self
@@ -34,9 +35,31 @@ def inbound_json(text: str | bytes) -> Any:
     next — a URL, the inbox (PostgreSQL refuses NUL), a reply. Raises
     ValueError (RecursionError included: brackets nested thousands deep) like json.loads."""
     try:
+        if isinstance(text, str) and _clean(text):
+            # nothing to replace: skip the walk over every key and string (it was more than
+            # half the cost of a long-connection frame's parse)
+            return json.loads(text)
         return _encodable(json.loads(text))
     except RecursionError as exc:
         raise ValueError("JSON nested too deep") from exc
+
+
+# What can put a lone surrogate or a NUL into parsed JSON text: their escapes (a high or low
+# surrogate, also one of a valid pair, which the walk then leaves alone) and the characters
+# themselves. A false alarm (an escaped backslash before "ud800") only costs the walk. Bytes
+# always take the walk: json.loads decodes them with "surrogatepass". Three searches, not one
+# alternation: each alone runs at C speed (one regex with all three took 17 us on a frame).
+_UNCLEAN_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: str) -> bool:
+    """Whether json.loads(text) has no lone surrogate or NUL in any key or string."""
+    return (
+        "\x00" not in text
+        and _UNCLEAN_ESCAPE.search(text) is None
+        and (text.isascii() or _SURROGATE.search(text) is None)
+    )
 
 
 def _encodable(value: Any) -> Any:

@@ -1,0 +1,56 @@
+"""bot.platforms.base.inbound_json: its fast path (no walk when the text cannot hold a lone
+surrogate or NUL) gives what the walk over every key and string gives."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.platforms.base import _encodable, inbound_json
+
+# every code point, lone surrogates and NUL included, and the escapes that make them
+TEXT = st.text(st.characters(exclude_categories=())) | st.sampled_from(
+    ["\ud800", "\udfff", "\x00", "a\\ud800", "\U0001f600", "中文", "\\", "\\u0000"]
+)
+JSONISH: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def clean(value: Any) -> bool:
+    """No lone surrogate and no NUL anywhere in `value`."""
+    if isinstance(value, str):
+        return "\x00" not in value and value.encode("utf-8", "strict") is not None
+    if isinstance(value, list):
+        return all(clean(v) for v in value)
+    if isinstance(value, dict):
+        return all(clean(k) and clean(v) for k, v in value.items())
+    return True
+
+
+def encodes(value: Any) -> bool:
+    try:
+        return clean(value)
+    except UnicodeEncodeError:
+        return False
+
+
+@settings(max_examples=400)
+@given(JSONISH, st.booleans())
+def test_fast_path_gives_what_the_walk_gives(value: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    parsed = inbound_json(text)
+    assert parsed == _encodable(json.loads(text))
+    assert encodes(parsed)
+
+
+def test_escaped_lone_surrogates_and_nul_are_cleaned_on_the_fast_path_too() -> None:
+    assert inbound_json('{"k\\ud800": "a\\u0000b\\uDFFF"}') == {"k?": "ab?"}
+    assert inbound_json('{"a": "\ud800"}') == {"a": "?"}  # the character itself, not escaped
+    assert inbound_json('{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}  # a valid pair stays
+    assert inbound_json('{"a": "\\\\ud800"}') == {"a": "\\ud800"}  # an escaped backslash: text
