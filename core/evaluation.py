@@ -32,9 +32,10 @@ from core.models import (
     Invitation,
     JointTask,
     Objection,
+    Officer,
     Review,
 )
-from core.states import InvitationState, TaskState
+from core.states import InvitationState, ResultState, TaskState
 
 
 @dataclass
@@ -113,15 +114,26 @@ async def _case_counts(
         select(GroupMember.case_id, GroupMember.department_id).where(GroupMember.case_id.in_(ids))
     ):
         groups[case_id].add(dept_id)
+    # a complete result's first entry (not a first part, 000 §九–十) …
     first = dict(
         (
             await session.execute(
                 select(CaseResult.case_id, func.min(CaseResult.entered_at))
-                .where(CaseResult.case_id.in_(ids))
+                .where(CaseResult.case_id.in_(ids), CaseResult.state != ResultState.PART_ENTERED)
                 .group_by(CaseResult.case_id)
             )
         ).all()
     )
+    # … and, for each department, when it first entered its own part (谁检查、谁录入)
+    own_first: dict[tuple[int, int], dt.datetime] = {
+        (case_id, dept_id): at
+        for case_id, dept_id, at in await session.execute(
+            select(CaseResult.case_id, Officer.department_id, func.min(CaseResult.entered_at))
+            .join(Officer, Officer.id == CaseResult.entered_by_id)
+            .where(CaseResult.case_id.in_(ids), CaseResult.is_correction.is_(False))
+            .group_by(CaseResult.case_id, Officer.department_id)
+        )
+    }
     corrections = _counts(
         await session.execute(
             select(CaseResult.case_id, func.count())
@@ -147,8 +159,8 @@ async def _case_counts(
     cal = await ctx.work_calendar()
     for case in cases:
         due = result_deadline(cal, ctx.rules, case, tasks[case.task_id]).day
-        entered = first.get(case.id)
         for dept_id in groups[case.id]:
+            entered = own_first.get((case.id, dept_id), first.get(case.id))
             row = rows[dept_id]
             row.cases += 1
             if entered is not None:

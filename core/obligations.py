@@ -20,7 +20,9 @@ from core.inspection import entry_deadline
 from core.links import page_ref
 from core.models import (
     Case,
+    CasePart,
     CaseResult,
+    Department,
     GroupMember,
     Invitation,
     JointTask,
@@ -29,6 +31,7 @@ from core.models import (
     Referral,
     Review,
     Target,
+    TaskItem,
 )
 from core.referrals import referral_deadline
 from core.rules import Rules
@@ -37,6 +40,7 @@ from core.states import (
     CaseState,
     InvitationState,
     ObjectionState,
+    PartState,
     ResultState,
     TaskState,
 )
@@ -227,6 +231,10 @@ async def _entries_and_reviews(
         query = query.where(_falls_due_by(cal, rules, tasks, horizon))
     rows = [r for r in (await session.execute(query.order_by(Case.id))).all() if r[3] in tasks]
     members = await _members(session, [r[0] for r in rows])
+    entered = await _entered_parts(
+        session, [r[0] for r in rows if r[2] in (CaseState.PART_ENTERED, CaseState.RETURNED)]
+    )
+    with_parts = await _part_departments(session, list({r[3] for r in rows if r[0] in entered}))
     reviewed = await _submitted_on(
         session, [r[0] for r in rows if r[2] == CaseState.SUBMITTED], today
     )
@@ -250,6 +258,28 @@ async def _entries_and_reviews(
             )
             continue
         group = members[case_id]
+        due = entry_deadline(cal, rules, task, inspected_on, due_on, provisional)
+        page = page_ref("result", f"case:{case_id}")
+        if case_id in entered:
+            # 谁检查、谁录入 (000 §九–十): some parts are in; each missing department is nudged
+            # for its own part, with the case's one deadline, and escalated to its own leaders
+            for department_id, name in with_parts[task_id]:
+                if department_id in entered[case_id]:
+                    continue
+                found.append(
+                    _make(
+                        cal,
+                        today,
+                        f"case:{case_id}:part:{department_id}",
+                        "result_entry",
+                        f"{subject}（{name}部分）",
+                        department_id,
+                        [officer for officer, d in group if d == department_id],
+                        due,
+                        page,
+                    )
+                )
+            continue
         found.append(
             _make(
                 cal,
@@ -259,10 +289,38 @@ async def _entries_and_reviews(
                 subject,
                 group[0][1] if group else task.lead_department_id,
                 [officer for officer, _ in group],
-                entry_deadline(cal, rules, task, inspected_on, due_on, provisional),
-                page_ref("result", f"case:{case_id}"),
+                due,
+                page,
             )
         )
+    return found
+
+
+async def _entered_parts(session: AsyncSession, case_ids: list[int]) -> dict[int, set[int]]:
+    """The departments whose part of each case is entered (cases with none are left out)."""
+    found: dict[int, set[int]] = defaultdict(set)
+    for case_id, department_id in await session.execute(
+        select(CasePart.case_id, CasePart.department_id).where(
+            CasePart.case_id.in_(case_ids), CasePart.state == PartState.ENTERED
+        )
+    ):
+        found[case_id].add(department_id)
+    return found
+
+
+async def _part_departments(
+    session: AsyncSession, task_ids: list[int]
+) -> dict[int, list[tuple[int, str]]]:
+    """Per task, the departments with items in it (each enters its part): (id, name)."""
+    found: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for task_id, department_id, name in await session.execute(
+        select(TaskItem.task_id, Department.id, Department.name)
+        .join(Department, Department.id == TaskItem.department_id)
+        .where(TaskItem.task_id.in_(task_ids))
+        .distinct()
+        .order_by(TaskItem.task_id, Department.id)
+    ):
+        found[task_id].append((department_id, name))
     return found
 
 

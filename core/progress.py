@@ -17,6 +17,7 @@ from core.jointtask import get_task, task_invitations, task_items
 from core.models import (
     AuditEvent,
     Case,
+    CasePart,
     CaseResult,
     Department,
     GroupMember,
@@ -27,7 +28,7 @@ from core.models import (
     Referral,
 )
 from core.result_entry import PartStatus, part_status
-from core.states import INVITATION, TASK, InvitationState, TaskState
+from core.states import INVITATION, TASK, InvitationState, PartState, TaskState
 
 BAR_WIDTH = 10
 
@@ -150,27 +151,41 @@ def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
 
 
 async def _department_bars(ctx: Ctx, task_id: int) -> list[dict[str, Any]]:
-    """Per department with active inspectors in the task: cases whose result is entered (no
-    longer open for entry) out of its cases, as a bar."""
+    """Per department with active inspectors in the task: cases whose result it has entered —
+    the case is no longer open for entry, or its own part is in (谁检查、谁录入, 000 §九–十) —
+    out of its cases, as a bar; and how many of its parts are overdue (past the case's result
+    deadline and not entered)."""
+    part_in = CasePart.id.is_not(None)
+    past_due = func.coalesce(Case.result_due_on < ctx.clock.today(), False)
     rows = await ctx.session.execute(
-        select(Department.name, Case.state, func.count(func.distinct(Case.id)))
+        select(Department.name, Case.state, part_in, past_due, func.count(func.distinct(Case.id)))
         .join(GroupMember, GroupMember.case_id == Case.id)
         .join(Department, Department.id == GroupMember.department_id)
+        .outerjoin(
+            CasePart,
+            (CasePart.case_id == Case.id)
+            & (CasePart.department_id == GroupMember.department_id)
+            & (CasePart.state == PartState.ENTERED),
+        )
         .where(Case.task_id == task_id, GroupMember.active.is_(True))
-        .group_by(Department.name, Case.state)
+        .group_by(Department.name, Case.state, part_in, past_due)
     )
     totals: Counter[str] = Counter()
     done: Counter[str] = Counter()
-    for name, state, n in rows:
+    late: Counter[str] = Counter()
+    for name, state, entered, overdue, n in rows:
         totals[name] += n
-        if state not in OPEN_FOR_ENTRY:
+        if state not in OPEN_FOR_ENTRY or entered:
             done[name] += n
+        elif overdue:
+            late[name] += n
     return [
         {
             "department": name,
             "done": done[name],
             "total": total,
             "bar": progress_bar(done[name], total),
+            "overdue": late[name],
         }
         for name, total in sorted(totals.items())
     ]

@@ -17,6 +17,7 @@ from core.changes import Ctx, Notice, record
 from core.messages import Destination, OutMessage
 from core.models import (
     Case,
+    CasePart,
     CaseResult,
     Department,
     GroupMember,
@@ -37,6 +38,8 @@ from core.states import (
     InvitationState,
     ObjectionState,
     OutboxState,
+    PartState,
+    ResultState,
 )
 from core.workdays import WorkCalendar
 
@@ -116,7 +119,8 @@ async def _cases(
     first_entry = (
         select(CaseResult.case_id, func.min(CaseResult.entered_at).label("first"))
         .join(Case, Case.id == CaseResult.case_id)
-        .where(Case.task_id == task.id)
+        # a result is entered once every department's part is (000 §九–十), not at the first part
+        .where(Case.task_id == task.id, CaseResult.state != ResultState.PART_ENTERED)
         .group_by(CaseResult.case_id)
         .subquery()
     )
@@ -393,23 +397,34 @@ async def _task_chart_counts(
 ) -> dict[int, dict[str, Counter[str]]]:
     """Per task, per department with inspectors in its cases: the cases in each bucket."""
     found: dict[int, dict[str, Counter[str]]] = {tid: defaultdict(Counter) for tid in tasks}
+    part_in = CasePart.id.is_not(None)
     rows = await ctx.session.execute(
         select(
             Department.name,
             Case.task_id,
             Case.state,
             Case.result_due_on,
+            part_in,
             func.count(func.distinct(Case.id)),
         )
         .join(GroupMember, GroupMember.case_id == Case.id)
         .join(Department, Department.id == GroupMember.department_id)
+        # 谁检查、谁录入 (000 §九–十): a department whose own part of a case is in has done its
+        # entry; the overdue bar shows whose part is still missing
+        .outerjoin(
+            CasePart,
+            (CasePart.case_id == Case.id)
+            & (CasePart.department_id == GroupMember.department_id)
+            & (CasePart.state == PartState.ENTERED),
+        )
         .where(Case.task_id.in_(list(tasks)), GroupMember.active.is_(True))
-        .group_by(Department.name, Case.task_id, Case.state, Case.result_due_on)
+        .group_by(Department.name, Case.task_id, Case.state, Case.result_due_on, part_in)
     )
     cal = await ctx.work_calendar()
     window_due = _window_deadlines(cal, ctx, tasks)
-    for name, task_id, state, due_on, n in rows:
-        found[task_id][name][_bucket(state, due_on or window_due[task_id], today)] += n
+    for name, task_id, state, due_on, entered, n in rows:
+        bucket = "已提交" if entered else _bucket(state, due_on or window_due[task_id], today)
+        found[task_id][name][bucket] += n
     return found
 
 

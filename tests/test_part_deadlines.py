@@ -1,0 +1,96 @@
+"""Each department's part of a case has the case's one result deadline (000 §十: 20 working days
+from the inspection), and a missing part is nudged, escalated and counted against the department
+that has not entered it (谁检查、谁录入, 000 §九–十)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.changes import Ctx
+from core.evaluation import year_report
+from core.models import OutboxMessage
+from core.nudges import enqueue_nudges
+from core.obligations import due_items
+from core.progress import task_progress
+from core.result_entry import submit_result
+from core.summary import scope_summary
+from tests.case_factories import ResultFields, World, acting, at_day, build_world
+
+D = dt.date
+CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
+
+
+async def _lead_part_in(ctx: Ctx, session: AsyncSession) -> World:
+    """市场监管 entered its part on 3-12 (inspected 3-10: due 4-8); 卫健委's is missing."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=D(2026, 3, 10))
+    await session.commit()
+    return w
+
+
+async def test_only_the_missing_department_is_nudged_for_its_part_000_s9_10(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """000 §十 with §九–十: at T-3 the obligation is 卫健委's part alone — its digest, its
+    inspector, the case's deadline; once overdue it escalates to 卫健委's leader, not the
+    lead's."""
+    w = await _lead_part_in(ctx, session)
+    [entry] = [o for o in await due_items(ctx, D(2026, 4, 2)) if o.kind == "result_entry"]
+    assert (entry.key, entry.department_id, entry.officer_ids) == (
+        f"case:{w.case.id}:part:{w.other.id}",
+        w.other.id,
+        (w.b1.id,),
+    )
+    assert (entry.due, entry.days_left) == (D(2026, 4, 8), 3)
+    assert "县卫生健康委员会部分" in entry.subject
+
+    mark = len(list(await session.scalars(select(OutboxMessage.id))))
+    await enqueue_nudges(ctx, D(2026, 4, 2))
+    await session.commit()
+    sent = list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))[mark:]
+    assert {
+        m.destination.get("officer_id") for m in sent if m.destination["kind"] == "officer"
+    } == {w.b1.id}
+    assert {
+        m.destination["department_id"] for m in sent if m.destination["kind"] == "department"
+    } == {w.other.id}
+
+    mark += len(sent)
+    await enqueue_nudges(ctx, D(2026, 4, 9))  # overdue
+    await session.commit()
+    sent = list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))[mark:]
+    told = {m.destination.get("officer_id") for m in sent if m.destination["kind"] == "officer"}
+    assert w.other_leader.id in told and told.isdisjoint({w.a1.id, w.a2.id, w.lead_leader.id})
+
+    await submit_result(acting(ctx, w.b1), w.case.code, **CLEAN)
+    await session.commit()
+    assert [o.kind for o in await due_items(ctx, D(2026, 4, 9))] == ["review"]
+
+
+async def test_summary_progress_case_and_year_report_name_the_missing_part_000_s9_10(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """000 §十 (late entry counts as not done, 001 第十六条(三)): past the deadline the leaders'
+    summary counts the case as not entered and names 卫健委 as overdue, not 市场监管; 进度
+    shows 市场监管's bar full and 卫健委's part overdue; the year report says the same per
+    department."""
+    w = await _lead_part_in(ctx, session)
+    at_day(ctx, D(2026, 4, 9))
+    scoped = await scope_summary(ctx, D(2026, 4, 9))
+    [task] = scoped.summary.tasks
+    assert (task.on_time, task.late, task.overdue) == (0, 0, 1)
+    assert scoped.chart.overdue_by_department() == [("县卫生健康委员会", 1)]
+    body = scoped.message().body
+    assert "- 县卫生健康委员会：1 件" in body and "- 县市场监督管理局" not in body
+
+    progress = await task_progress(acting(ctx, w.lead_liaison), w.task.code)
+    bars = {d["department"]: (d["done"], d["total"], d["overdue"]) for d in progress["departments"]}
+    assert bars == {"县市场监督管理局": (1, 1, 0), "县卫生健康委员会": (0, 1, 1)}
+
+    report = {r.code: r for r in (await year_report(ctx, 2026)).departments}
+    assert (report["SJ"].on_time, report["SJ"].missing) == (1, 0)
+    assert (report["WJ"].on_time, report["WJ"].missing) == (0, 1)
