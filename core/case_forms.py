@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -35,7 +35,7 @@ from core.models import (
     Review,
 )
 from core.referrals import add_referral
-from core.result_entry import submit_result
+from core.result_entry import PartStatus, part_status, submit_result
 from core.results import CATEGORIES, Category
 from core.states import CaseState
 
@@ -67,6 +67,7 @@ class CaseSheet:
     attachments: list[Attachment]  # of the latest version
     history: list[AuditEvent]
     department_id: int  # whose view (the officer's department)
+    parts: list[PartStatus] = field(default_factory=list)  # each department's part (000 §九–十)
 
     @property
     def own_items(self) -> list[ItemPart]:
@@ -194,6 +195,7 @@ async def after_entry(ctx: Ctx, sheet: CaseSheet) -> CaseSheet:
         referrals=referrals,
         attachments=attachments,
         history=history,
+        parts=await part_status(ctx, case, sheet.task),
     )
 
 

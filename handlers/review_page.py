@@ -34,6 +34,7 @@ REVIEW_FILE_PATH = "/h5/review/file"
 class ReviewForm(BaseModel):
     decision: Literal["approve", "return"]
     reason: str = Field("", max_length=MAX_TEXT)
+    department: str = Field("", max_length=40)  # a return of one department's part only
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ async def _page(
     sheet: CaseSheet,
     *,
     reason: str = "",
+    department: str = "",
     error: str = "",
     reason_error: str = "",
     notice: str = "",
@@ -96,6 +98,9 @@ async def _page(
         csrf=pc.csrf,
         max_text=MAX_TEXT,
         reason=reason,
+        department=department,
+        # the departments with a part: a return may reopen only one of them (000 §九–十)
+        return_choices=[p.department for p in sheet.parts],
         error=error,
         reason_error=reason_error,
         notice=notice,
@@ -123,9 +128,14 @@ async def review_file(pc: PageCtx, case_id: int, attachment_id: int, store: File
 async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
     sheet = await case_forms.review_sheet(pc.core, case_id)
     reason = (raw.get("reason") or [""])[0].strip()
+    department = (raw.get("department") or [""])[0].strip()
     try:
         form = ReviewForm.model_validate(
-            {"decision": (raw.get("decision") or [""])[0], "reason": reason}
+            {
+                "decision": (raw.get("decision") or [""])[0],
+                "reason": reason,
+                "department": department,
+            }
         )
     except ValidationError:
         return await _page(
@@ -137,7 +147,13 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
         )
     try:
         async with pc.session.begin_nested():
-            await review_result(pc.core, sheet.case.code, form.decision == "approve", form.reason)
+            await review_result(
+                pc.core,
+                sheet.case.code,
+                form.decision == "approve",
+                form.reason,
+                form.department,
+            )
     except (ValidationFailed, InvalidTransition) as err:
         sheet = await case_forms.review_sheet(pc.core, case_id)
         on_reason = isinstance(err, ValidationFailed) and err.field == "reason"
@@ -145,12 +161,17 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
             pc,
             sheet,
             reason=reason,
+            department=department,
             status=422,
             error="" if on_reason else err.message,
             reason_error=err.message if on_reason else "",
         )
     sheet = await case_forms.review_sheet(pc.core, case_id)
     notice = (
-        "已审核通过。" if form.decision == "approve" else "已退回检查组，退回理由已通知检查组成员。"
+        "已审核通过。"
+        if form.decision == "approve"
+        else "已退回该部门录入的部分，退回理由已通知该部门的检查人员。"
+        if form.department
+        else "已退回检查组，退回理由已通知检查组成员。"
     )
     return await _page(pc, sheet, notice=notice)

@@ -195,3 +195,37 @@ async def test_submission_sends_each_reviewer_the_review_page_privately(
         world.other_liaison.id,
         world.other_leader.id,
     }
+
+
+async def test_a_return_on_the_page_may_name_one_departments_part_000_s9_10(
+    client: TestClient,
+    services: Services,
+    world: World,
+    submitted: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """000 §九–十 with 004 第十九条: the page offers each department with a part as the scope of
+    a return, through the same core service as `退回 案件号 部门 理由`; only that part reopens,
+    and the result form then shows whose part is entered and whose waits."""
+    tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
+    page = await (await client.get(REVIEW_PATH, params={"t": tok})).text()
+    assert '<option value="WJ">只退回县卫生健康委员会录入的部分</option>' in page
+    assert "各部门录入" in visible_text(page)
+    resp = await client.post(
+        REVIEW_PATH, data={**review_post(tok, "return", "缺少卫生检测记录"), "department": "WJ"}
+    )
+    assert resp.status == 200 and "已退回该部门录入的部分" in visible_text(await resp.text())
+    assert await case_state(sessionmaker) == "returned"
+    form = visible_text(
+        await (
+            await client.get(
+                RESULT_PATH,
+                params={"t": token_of(result_link(services, world.b1.id, world.case.id))},
+            )
+        ).text()
+    )
+    assert "县市场监督管理局：已录入；县卫生健康委员会：已退回，待重新录入" in form
+    wrong = await client.post(
+        REVIEW_PATH, data={**review_post(tok, "return", "再核"), "department": "XX"}
+    )
+    assert wrong.status == 422 and "“XX”不是本案录入结果的部门" in visible_text(await wrong.text())
