@@ -1,15 +1,18 @@
-"""bot.platforms.base.inbound_json: its fast path (no walk when the text cannot hold a lone
-surrogate or NUL) gives what the walk over every key and string gives."""
+"""Fast paths of a long-connection frame's intake give what the slow ones gave: inbound_json
+without its walk when the text cannot hold a lone surrogate or NUL, and the AI bot's
+conversation address without quoting values that need none."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.platforms.base import _encodable, inbound_json
+from bot.platforms.wecom_aibot import address_parts, conversation_address
 
 # every code point, lone surrogates and NUL included, and the escapes that make them
 TEXT = st.text(st.characters(exclude_categories=())) | st.sampled_from(
@@ -40,7 +43,7 @@ def encodes(value: Any) -> bool:
         return False
 
 
-@settings(max_examples=400, deadline=None)  # a loaded machine is slow, not wrong
+@settings(max_examples=400, deadline=None)
 @given(JSONISH, st.booleans())
 def test_fast_path_gives_what_the_walk_gives(value: Any, ascii_only: bool) -> None:
     text = json.dumps(value, ensure_ascii=ascii_only)
@@ -54,3 +57,20 @@ def test_escaped_lone_surrogates_and_nul_are_cleaned_on_the_fast_path_too() -> N
     assert inbound_json('{"a": "\ud800"}') == {"a": "?"}  # the character itself, not escaped
     assert inbound_json('{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}  # a valid pair stays
     assert inbound_json('{"a": "\\\\ud800"}') == {"a": "\\ud800"}  # an escaped backslash: text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from("mucrqtk"),
+        st.text()
+        | st.sampled_from(["a b", "x&y=z", "~._-", "中文", "https://h/p?q=1"])
+        | st.integers(min_value=0),
+    )
+)
+def test_conversation_address_is_what_urlencode_writes(parts: dict[str, str | int]) -> None:
+    """The AI bot's conversation address skips quoting values that need none; the text is
+    still urlencode's, so addresses already stored read back the same."""
+    expected = "?" + urlencode({k: str(v) for k, v in parts.items() if v})
+    assert conversation_address(**parts) == expected
+    assert address_parts(conversation_address(**parts)) == dict(parse_qsl(expected.lstrip("?")))
