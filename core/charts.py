@@ -24,15 +24,15 @@ log = logging.getLogger(__name__)
 COLOURS = ("#9ecae1", "#fdae6b", "#e6550d", "#31a354")  # not yet due, this week, overdue, done
 TASK_COLOUR = "#6baed6"
 GREY = "#444444"
-# laid out in inches for a phone held upright: 6.4 in at 125 dpi is 800 px, and 13 pt text is
-# 23 px, still about 10 px high when a chat shows the picture 360 px wide
+# laid out in inches for a phone held upright: 6.4 in at 125 dpi is 800 px, and 15 pt text is
+# 26 px, about 12 px high when a phone shows the picture full width (375 px)
 DPI = 125
 WIDTH_IN = 6.4
-FONT_PT = 13
-TOP_IN = 1.75  # title, date and scope, legend, the cases' heading
-ROW_IN = 0.46  # per department
+FONT_PT = 15
+TOP_IN = 2.05  # title, date and scope, legend, the cases' heading
+ROW_IN = 0.5  # per department
 GAP_IN = 0.75  # with the tasks' heading
-STATE_IN = 0.38  # per task state
+STATE_IN = 0.42  # per task state
 BOTTOM_IN = 0.15
 CJK_FONTS = (
     "WenQuanYi Micro Hei",
@@ -113,11 +113,11 @@ class _Frame:
             return fig.text(x, y(at), "", fontfamily=font, va="top", **kw)
 
         self.title = text(0.5, 0.12, ha="center", fontsize=FONT_PT + 3)
-        self.subtitle = text(0.5, 0.52, ha="center", fontsize=FONT_PT, color=GREY)
+        self.subtitle = text(0.5, 0.58, ha="center", fontsize=FONT_PT, color=GREY)
         cases_top = TOP_IN
         tasks_top = TOP_IN + ROW_IN * rows + GAP_IN
-        text(0.03, cases_top - 0.36, fontsize=FONT_PT).set_text("各部门案件（件）")
-        text(0.03, tasks_top - 0.4, fontsize=FONT_PT).set_text("任务（个）")
+        text(0.03, cases_top - 0.42, fontsize=FONT_PT).set_text("各部门案件（件）")
+        text(0.03, tasks_top - 0.45, fontsize=FONT_PT).set_text("任务（个）")
         self.cases = fig.add_axes((0.3, y(cases_top + ROW_IN * rows), 0.68, ROW_IN * rows / height))
         self.tasks = fig.add_axes(
             (0.3, y(tasks_top + STATE_IN * states), 0.68, STATE_IN * states / height)
@@ -136,7 +136,7 @@ class _Frame:
             ncols=4,
             frameon=False,
             loc="center",
-            bbox_to_anchor=(0.5, y(0.98)),
+            bbox_to_anchor=(0.5, y(1.2)),
             handlelength=1.0,
             columnspacing=1.0,
             handletextpad=0.4,
