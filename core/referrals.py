@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 from core.access import may_act_for, require
 from core.cases import active_members, china_date, get_case, get_task, is_staff, message
 from core.changes import Ctx, Notice, record
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.messages import Destination
 from core.models import Department, Referral
 from core.rules import Rules
@@ -145,7 +145,13 @@ async def acknowledge(ctx: Ctx, case_code: str) -> list[Referral]:
     )
     mine = [r for r in open_ones if actor is None or r.to_department_id == actor.department_id]
     if not mine:
-        raise NotFound(f"案件 {case.code} 没有移送给本部门、待签收的线索")
+        # "nothing of yours" is a refusal of who asks (audited), "nothing at all" a state
+        nothing = f"案件 {case.code} 没有移送给本部门、待签收的线索"
+        if open_ones:
+            raise PermissionDenied(
+                nothing, action="referral.acknowledge", subject=f"case:{case.code}"
+            )
+        raise NotFound(nothing)
     assert mine[0].to_department_id is not None
     require(
         may_act_for(ctx, mine[0].to_department_id),

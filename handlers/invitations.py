@@ -5,7 +5,7 @@ from __future__ import annotations
 from core import jointtask, outbox
 from core.cards import InvitationAction
 from core.consultation import answers
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.messages import Card, Destination, OutMessage
 from core.models import Conversation, Invitation, JointTask
 from handlers import conversation
@@ -20,7 +20,7 @@ async def accept(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    invitation, task = await _own_invitation(ctx, code)
+    invitation, task = await _own_invitation(ctx, code, "invitation.accept")
     item_ids = await _item_ids(ctx, args.list_after(1))
     await answers.accept_invitation(ctx.core, invitation.id, item_ids)
     await _reply_accepted(ctx, invitation, task)
@@ -31,7 +31,7 @@ async def decline(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    invitation, task = await _own_invitation(ctx, code)
+    invitation, task = await _own_invitation(ctx, code, "invitation.decline")
     reason = args.rest_after(1)
     if not reason:
         await _ask_reason(ctx, invitation, task)
@@ -140,14 +140,20 @@ async def _task(ctx: HandlerCtx, invitation: Invitation) -> JointTask:
     return task
 
 
-async def _own_invitation(ctx: HandlerCtx, code: str) -> tuple[Invitation, JointTask]:
-    """The invitation of the officer's department to task `code`."""
+async def _own_invitation(ctx: HandlerCtx, code: str, action: str) -> tuple[Invitation, JointTask]:
+    """The invitation of the officer's department to task `code`. A department the task did
+    not invite is refused like any other answer it may not give (audited, as the card and the
+    page refuse it), saying nothing about the task beyond its code."""
     task = await jointtask.get_task(ctx.core, code)
     invitation = await answers.department_invitation(ctx.core, task, ctx.officer.department_id)
     if invitation is None:
         if task.lead_department_id == ctx.officer.department_id:
             raise ValidationFailed(f"{task.code} 由本部门牵头，无需答复邀请")
-        raise NotFound(f"任务 {task.code} 没有邀请{ctx.officer.department.name}")
+        raise PermissionDenied(
+            f"任务 {task.code} 没有邀请{ctx.officer.department.name}",
+            action=action,
+            subject=f"task:{task.code}",
+        )
     return invitation, task
 
 

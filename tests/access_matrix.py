@@ -8,11 +8,13 @@ gives three outcomes, for a subject of the actor's own department, of another de
 an unknown subject (a code that does not exist):
 
 - ✓ allowed (the access check passes; the command may still say the state does not allow it)
-- ✗ refused with a Chinese reason, and the refusal is in the audit log
+- ✗ refused with a Chinese reason, and the refusal is in the audit log. That includes a subject
+  that exists but holds nothing of the actor's to act on (no invitation to their department,
+  not in the case's group, no referral to their department), in chat, on a card and on a page
+  alike: the reason says only that, nothing about the subject beyond what the public side shows
 - 公 allowed, but only what the public side (/public/) shows (002 二(六))
-- ? "not found", or nothing of the actor's to act on (no invitation to their department, not
-  in the case's group, no referral to their department): nothing changes and nothing about the
-  subject is revealed beyond what the public side shows
+- ? "not found": no such subject (a code nobody has); nothing changes, nothing is revealed, and
+  nothing is audited (a typo is not an attempt on anything)
 - — not applicable (the command names no subject)
 
 "Own" depends on the row: the lead department for a task's lead actions, the invited department
@@ -54,8 +56,8 @@ MATRIX: list[Row] = [
     _row("帮助", "command", "none", "✓——", "✓——", "✓——", "✓——", "✓——", "✗——"),
     _row("任务", "command", "none", "✓——", "✓——", "✓——", "✓——", "✓——", "✗——"),
     _row("任务 编号", "command", "lead", "✓公?", "✓公?", "✓公?", "✓✓?", "✓公?", "✗✗✗"),
-    _row("接受 编号", "command", "invited", "✗??", "✓??", "✓??", "✗??", "✗??", "✗✗✗"),
-    _row("拒绝 编号 理由", "command", "invited", "✗??", "✓??", "✓??", "✗??", "✗??", "✗✗✗"),
+    _row("接受 编号", "command", "invited", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
+    _row("拒绝 编号 理由", "command", "invited", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("抽取 编号", "command", "lead", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("确认抽取 编号 信标值", "command", "lead", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("匹配 编号", "command", "lead", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
@@ -75,11 +77,11 @@ MATRIX: list[Row] = [
     _row("更正 案件号 结果 理由", "command", "lead", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("答复 案件号", "command", "lead", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("移送 案件号 部门 线索", "command", "lead", "✓✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
-    _row("签收 案件号", "command", "receiving", "✗??", "✓??", "✓??", "✓??", "✗??", "✗✗✗"),
+    _row("签收 案件号", "command", "receiving", "✗✗?", "✓✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗✗"),
     _row("更换 案件号 人员 理由", "command", "lead", "✓✗?", "✓✗?", "✓✗?", "✓✓?", "✗✗?", "✗✗✗"),
     _row("批准 案件号 人员 新人员", "command", "lead", "✗✗?", "✗✗?", "✓✗?", "✓✓?", "✗✗?", "✗✗✗"),
     _row("不批准 案件号 人员 理由", "command", "lead", "✗✗?", "✗✗?", "✓✗?", "✓✓?", "✗✗?", "✗✗✗"),
-    _row("回避 案件号 理由", "command", "lead", "✓??", "???", "???", "???", "???", "✗✗✗"),
+    _row("回避 案件号 理由", "command", "lead", "✓✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("进度 编号", "command", "lead", "✓公?", "✓公?", "✓公?", "✓✓?", "✓公?", "✗✗✗"),
     _row("验证 编号", "command", "lead", "✓公?", "✓公?", "✓公?", "✓✓?", "✓公?", "✗✗✗"),
     _row("汇总", "command", "none", "✗——", "✗——", "✓——", "✓——", "✗——", "✗——"),

@@ -22,11 +22,12 @@ from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import Services
-from core import officers, sqlite_async
+from core import access, officers, sqlite_async
 from core.attachments import Upload
 from core.errors import DomainError, PermissionDenied
-from core.links import MISMATCH, verify_link
+from core.links import MISMATCH, LinkClaims, verify_link
 from core.messages import encodable_text
+from core.models import Officer
 from handlers.pages import Page, PageCtx, denied
 
 DB_ID = re.compile(r"[0-9]{1,9}")  # form and link ids: ASCII digits that fit the int column
@@ -212,16 +213,29 @@ class SignedPages:
         self.services = services
 
     async def serve(
-        self, token: str, obj_kind: str, action: str, handler: PageHandler, *, write: bool = False
+        self,
+        token: str,
+        obj_kind: str,
+        action: str,
+        handler: PageHandler,
+        *,
+        write: bool = False,
+        refusal: PermissionDenied | None = None,
     ) -> web.Response:
         """Verify the token, run the handler in one transaction and commit; a refusal before
         or outside the handler's own checks becomes the denied page. `write` (a form post)
         queues the transaction behind the other writers on SQLite (Services.write_gate),
         which would otherwise refuse a concurrent one with "database is locked". A page's
-        statements are small: on SQLite they run on the loop's thread (sqlite_async.inline)."""
-        gate = self.services.write_gate() if write else contextlib.nullcontext()
+        statements are small: on SQLite they run on the loop's thread (sqlite_async.inline).
+
+        Every refusal of an officer the genuine link names is audited through
+        access.denials_on_record, as in chat: a link for another page or object, a
+        deactivated holder, the handler's own denials, and `refusal` (the form the route
+        refused before the page ran: a stale form). A forged or expired link names nobody we
+        can trust: refused, not audited."""
+        gate = self.services.write_gate() if write or refusal else contextlib.nullcontext()
         with sqlite_async.inline():
-            return await self._serve(gate, token, obj_kind, action, handler)
+            return await self._serve(gate, token, obj_kind, action, handler, refusal)
 
     async def _serve(
         self,
@@ -230,25 +244,37 @@ class SignedPages:
         obj_kind: str,
         action: str,
         handler: PageHandler,
+        refusal: PermissionDenied | None,
     ) -> web.Response:
         async with gate, self.services.sessionmaker() as session:
             try:
-                ctx, ident = await self._authorise(session, token, obj_kind, action)
-                page = await handler(ctx, ident)
+                claims = verify_link(
+                    self.services.link_secret, token, self.services.clock.now().timestamp()
+                )
+                named = await session.get(Officer, claims.officer_id)
+                audit = self.services.core_ctx(session)
+                audit.actor = named
+                async with access.denials_on_record(
+                    audit, action=f"page.{action}" if named else "", subject=claims.obj
+                ):
+                    if refusal is not None:
+                        raise refusal
+                    ctx, ident = await self._authorise(session, token, claims, obj_kind, action)
+                    page = await handler(ctx, ident)
                 await session.commit()
+            except PermissionDenied as err:
+                await session.commit()  # only the denial's audit row is left to keep
+                page = denied(err)
             except DomainError as err:
                 page = denied(err)
         return respond(page)
 
     async def _authorise(
-        self, session: AsyncSession, token: str, obj_kind: str, action: str
+        self, session: AsyncSession, token: str, claims: LinkClaims, obj_kind: str, action: str
     ) -> tuple[PageCtx, int]:
         services = self.services
-        claims = verify_link(
-            services.link_secret, token, services.clock.now().timestamp(), action=action
-        )
         kind, _, ident = claims.obj.partition(":")
-        if kind != obj_kind or not DB_ID.fullmatch(ident):
+        if claims.action != action or kind != obj_kind or not DB_ID.fullmatch(ident):
             raise PermissionDenied(MISMATCH)
         officer = await officers.link_holder(services.core_ctx(session), claims.officer_id)
         return PageCtx(

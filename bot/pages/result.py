@@ -65,14 +65,14 @@ def routes(services: Services) -> list[web.RouteDef]:
                 request, services.public_base_url, MAX_TEXT_BYTES, upload_limits
             )
             token = (raw.pop("t", None) or [""])[0]
-            if not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0]):
-                raise PermissionDenied(STALE_FORM)
-        except DomainError as err:
+        except DomainError as err:  # another site's post: refused before its link is read
             return respond(denied(err))
+        stale = not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0])
         handler = partial(
             forms.submit_result_form, raw=raw, files=forms.Files(uploads, store, limits)
         )
-        return await pages.serve(token, OBJECT, RESULT, handler, write=True)
+        refusal = PermissionDenied(STALE_FORM) if stale else None
+        return await pages.serve(token, OBJECT, RESULT, handler, write=True, refusal=refusal)
 
     return [
         web.get(RESULT_PATH, show),

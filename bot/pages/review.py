@@ -44,12 +44,16 @@ def routes(services: Services) -> list[web.RouteDef]:
         try:
             raw, _ = await read_fields(request, services.public_base_url, MAX_FORM_BYTES)
             token = (raw.pop("t", None) or [""])[0]
-            if not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0]):
-                raise PermissionDenied(STALE_FORM)
-        except DomainError as err:
+        except DomainError as err:  # another site's post: refused before its link is read
             return respond(denied(err))
+        stale = not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0])
         return await pages.serve(
-            token, OBJECT, REVIEW, partial(review_page.submit_review, raw=raw), write=True
+            token,
+            OBJECT,
+            REVIEW,
+            partial(review_page.submit_review, raw=raw),
+            write=True,
+            refusal=PermissionDenied(STALE_FORM) if stale else None,
         )
 
     return [

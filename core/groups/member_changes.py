@@ -65,9 +65,17 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
     department in the inspector draw's key order."""
     case = await cases.get_case(ctx, case_code)
     members = await _members(ctx.session, case)
+    actor = ctx.actor
+    if actor is not None and actor.id == officer_id:
+        # asking for oneself outside the group: a refusal of who asks, audited
+        require(
+            any(m.active and m.officer_id == officer_id for m in members),
+            "case.recuse",
+            f"case:{case.code}",
+            f"您不在案件 {case.code} 的检查组中",
+        )
     old = _active_member(members, case, officer_id)
     task = await task_by_id(ctx, case.task_id)
-    actor = ctx.actor
     require(
         actor is None
         or actor.id == officer_id
