@@ -154,7 +154,7 @@ async def acknowledge(ctx: Ctx, case_code: str) -> list[Referral]:
         raise NotFound(nothing)
     assert mine[0].to_department_id is not None
     require(
-        may_act_for(ctx, mine[0].to_department_id),
+        may_act_for(ctx, mine[0].to_department_id, admin=False),  # the department's own act
         "referral.acknowledge",
         f"case:{case.code}",
         "只有接收部门的联络员、分管领导可以签收移送",

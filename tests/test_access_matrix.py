@@ -10,6 +10,7 @@ an outsider asking about a task sees the public side only (002 二(六)).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,3 +504,26 @@ def test_every_command_has_a_row() -> None:
     every command (each row names its command by the first word)."""
     rows = {row.action.split()[0] for row in MATRIX if row.kind == "command"}
     assert {c.name for c in COMMANDS} <= rows, {c.name for c in COMMANDS} - rows
+
+
+def test_readme_command_table_names_the_admin_where_the_matrix_allows_it() -> None:
+    """The "who" column of README's command table and the matrix agree on the admin: a
+    command on a subject names the admin exactly where the admin may act on one of their own
+    department (issue 11: the admin's powers were listed differently in the two places)."""
+    text = README.read_text(encoding="utf-8")
+    table = text.split("\n## Chat commands (officers)\n", 1)[1].split("\n## ", 1)[0]
+    admin = ROLE_KEYS.index("admin")
+    rows = {row.action.split()[0]: row for row in MATRIX if row.kind == "command"}
+    checked, wrong = 0, []
+    for line in table.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip("|"))]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        word, who = cells[0].strip("`").split()[0], cells[1]
+        row = rows.get(word)
+        if row is None or row.cells[admin][1] == NA or who.startswith(("anyone", "any officer")):
+            continue
+        checked += 1
+        if ("admin" in who) != (row.cells[admin][0] == OK):
+            wrong.append(f"{word}: README says {who!r}, matrix says admin {row.cells[admin]}")
+    assert checked >= 20 and not wrong, wrong
