@@ -17,7 +17,8 @@ Phase 2 (when --pg or LIANJIAN_TEST_DATABASE_URL names a PostgreSQL server): han
 of one and of two `serve` processes on one fresh PostgreSQL database: `--pg-events` callbacks
 are posted as fast as they are acked (spread over the processes), and handled/s is events over
 the time until the inbox is empty. Same traffic mix, same database size for both; one and two
-processes alternate `--pg-rounds` times and the ratio is of the medians.
+processes alternate `--pg-rounds` times and the ratio is of the medians (the median of each
+pair's ratio is printed too). `--inbox-batch` sets the PostgreSQL processes' inbox claim size.
 
 Targets on the shared 2-core machine: at 50 req/s for 3 minutes on SQLite reply p99 < 2 s,
 backlog 0 within 5 s of the end, RSS growth < 10 %; two PostgreSQL processes ≥ 1.6× one.
@@ -94,7 +95,7 @@ def serve_recording_api(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def serve(port: int, aes: str, db: str, api_port: int) -> None:
+def serve(port: int, aes: str, db: str, api_port: int, inbox_batch: int = 0) -> None:
     from bot.config import load_settings
     from bot.server import serve as serve_app
 
@@ -114,6 +115,7 @@ def serve(port: int, aes: str, db: str, api_port: int) -> None:
             "api_base": api,
             "webhook_base": api,
         },
+        **({"inbox": {"batch_size": inbox_batch}} if inbox_batch else {}),
     )
     run_profiled(lambda: asyncio.run(serve_app(settings)), f"soak.{port}")
 
@@ -403,12 +405,12 @@ async def sqlite_phase(args: argparse.Namespace, aes: str, tmp: str) -> dict[str
 
 
 async def pg_capacity(
-    db: str, aes: str, users: list[str], procs: int, n: int, prefix: str
+    db: str, aes: str, users: list[str], procs: int, n: int, prefix: str, inbox_batch: int = 0
 ) -> float:
     api_port = free_port()
     api = spawn(serve_recording_api, api_port)
     ports = [free_port() for _ in range(procs)]
-    servers = [spawn(serve, port, aes, db, api_port) for port in ports]
+    servers = [spawn(serve, port, aes, db, api_port, inbox_batch) for port in ports]
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         for base in bases:
@@ -447,13 +449,21 @@ async def pg_phase(url: str, args: argparse.Namespace, aes: str) -> float:
         await pg_capacity(db, aes, users, 1, min(200, args.pg_events), "pw")
         ones, twos = [], []
         for r in range(args.pg_rounds):
-            ones.append(await pg_capacity(db, aes, users, 1, args.pg_events, f"p1r{r}_"))
-            twos.append(await pg_capacity(db, aes, users, 2, args.pg_events, f"p2r{r}_"))
+            for procs, runs in ((1, ones), (2, twos)):
+                runs.append(
+                    await pg_capacity(
+                        db, aes, users, procs, args.pg_events, f"p{procs}r{r}_", args.inbox_batch
+                    )
+                )
         one, two = statistics.median(ones), statistics.median(twos)
+        # each two-process run against the one-process run just before it: the machine's
+        # other load drifts over minutes, less so within one pair
+        pairs = statistics.median(b / a for a, b in zip(ones, twos, strict=True))
         print(
             f"PostgreSQL handled/s, median of {args.pg_rounds}: one process {one:.1f}, two "
             f"{two:.1f} (runs: {', '.join(f'{x:.1f}' for x in ones)} | "
-            f"{', '.join(f'{x:.1f}' for x in twos)})",
+            f"{', '.join(f'{x:.1f}' for x in twos)}); median of the pairs' ratios "
+            f"{pairs:.2f}",
             flush=True,
         )
         return two / one
@@ -488,6 +498,9 @@ def main() -> None:
         "--pg-rounds", type=int, default=3, help="one and two processes, this many times each"
     )
     parser.add_argument("--window", type=float, default=30.0, help="reply p99 per window")
+    parser.add_argument(
+        "--inbox-batch", type=int, default=0, help="[inbox] batch_size of the PostgreSQL serves"
+    )
     args = parser.parse_args()
     result = asyncio.run(main_async(args))
     keys = (
