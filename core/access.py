@@ -9,7 +9,7 @@ on record.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from core.changes import Ctx, record
 from core.errors import PermissionDenied
@@ -43,14 +43,15 @@ async def record_denied(ctx: Ctx, action: str, subject: str, why: str) -> None:
 
 @asynccontextmanager
 async def denials_on_record(
-    ctx: Ctx, *, action: str = "", subject: str = ""
+    ctx: Ctx, *, action: str = "", subject: str = "", savepoint: bool = True
 ) -> AsyncIterator[None]:
     """Run the block in a SAVEPOINT: a DomainError rolls the block's writes back and propagates;
     a PermissionDenied is first audited in the enclosing transaction, so the refusal stays on
     record once the caller commits. `action` and `subject` stand in when the refusal names none;
-    a refusal without any action (a bad link) is not audited."""
+    a refusal without any action (a bad link) is not audited. A block that only reads has no
+    writes to roll back: `savepoint=False` spares the two statements."""
     try:
-        async with ctx.session.begin_nested():
+        async with ctx.session.begin_nested() if savepoint else nullcontext():
             yield
     except PermissionDenied as err:
         if err.action or action:

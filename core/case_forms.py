@@ -125,14 +125,24 @@ def case_codes(item_codes: Sequence[Sequence[str]]) -> list[str]:
     return found or ([NO_PROBLEM] if seen else [])
 
 
-async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
-    task = await cases.get_task(ctx, case)
-    departments = await cases.participating_departments(ctx, task)
+async def _sheet(
+    ctx: Ctx,
+    case: Case,
+    task: JointTask,
+    department_id: int,
+    members: list[GroupMember] | None = None,
+    *,
+    departments: list[Department] | None = None,
+    page_parts: bool = True,
+) -> CaseSheet:
+    """`members`, `departments`: the case's group and the task's departments if loaded."""
+    if departments is None:
+        departments = await cases.participating_departments(ctx, task)
     rows = await cases.task_items(ctx, task)
     sheet = CaseSheet(
         case=case,
         task=task,
-        members=await cases.active_members(ctx, case),
+        members=members if members is not None else await cases.active_members(ctx, case),
         departments=departments,
         categories=ordered_categories(cases.department_categories(departments)),
         items=[ItemPart(item, dept, None, dept.id == department_id) for item, dept in rows],
@@ -144,15 +154,18 @@ async def _sheet(ctx: Ctx, case: Case, department_id: int) -> CaseSheet:
         history=[],
         department_id=department_id,
     )
-    return await after_entry(ctx, sheet)
+    return await after_entry(ctx, sheet, page_parts=page_parts)
 
 
-async def after_entry(ctx: Ctx, sheet: CaseSheet) -> CaseSheet:
+async def after_entry(
+    ctx: Ctx, sheet: CaseSheet, added: CaseResult | None = None, *, page_parts: bool = True
+) -> CaseSheet:
     """The sheet with what entering or reviewing a result changes read again: the latest
-    version with its item results, files and reviews, the referrals and the case's history.
-    The task, its departments and items and the group are kept as loaded."""
+    version with its item results, files and reviews, and (`page_parts`) what only the page
+    shows (`with_page_parts`). The task, its departments and items and the group are kept as loaded.
+    `added`: the version this transaction has just added, so the latest, and not reviewed."""
     session, case = ctx.session, sheet.case
-    result = await cases.latest_result(ctx, case)
+    result = added if added is not None else await cases.latest_result(ctx, case)
     by_item: dict[int, ItemResult] = {}
     reviews: list[Review] = []
     attachments: list[Attachment] = []
@@ -168,12 +181,28 @@ async def after_entry(ctx: Ctx, sheet: CaseSheet) -> CaseSheet:
                 select(ItemResult).where(ItemResult.result_id == result.id)
             )
         }
-        reviews = list(
-            await session.scalars(
-                select(Review).where(Review.result_id == result.id).order_by(Review.id)
+        if added is None:
+            reviews = list(
+                await session.scalars(
+                    select(Review).where(Review.result_id == result.id).order_by(Review.id)
+                )
             )
-        )
     returned = [r.reason for r in reviews if r.decision == "return"]
+    sheet = dataclasses.replace(
+        sheet,
+        items=[dataclasses.replace(p, result=by_item.get(p.item.id)) for p in sheet.items],
+        result=result,
+        reviews=reviews,
+        return_reason=returned[-1] if case.state == CaseState.RETURNED and returned else "",
+        attachments=attachments,
+    )
+    return await with_page_parts(ctx, sheet) if page_parts else sheet
+
+
+async def with_page_parts(ctx: Ctx, sheet: CaseSheet) -> CaseSheet:
+    """The sheet with what only the page shows read again: referrals, the case's history and
+    each department's part."""
+    session, case = ctx.session, sheet.case
     referrals = list(
         await session.scalars(
             select(Referral).where(Referral.case_id == case.id).order_by(Referral.id)
@@ -188,26 +217,23 @@ async def after_entry(ctx: Ctx, sheet: CaseSheet) -> CaseSheet:
     )
     return dataclasses.replace(
         sheet,
-        items=[dataclasses.replace(p, result=by_item.get(p.item.id)) for p in sheet.items],
-        result=result,
-        reviews=reviews,
-        return_reason=returned[-1] if case.state == CaseState.RETURNED and returned else "",
         referrals=referrals,
-        attachments=attachments,
         history=history,
         parts=await part_status(ctx, case, sheet.task),
     )
 
 
-async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> Case:
-    """A case by id (signed links name cases by id), locked like `cases.get_case` if asked."""
-    query = select(Case).where(Case.id == case_id)
+async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> tuple[Case, JointTask]:
+    """A case by id (signed links name cases by id), locked like `cases.get_case` if asked,
+    and its task in the same query."""
+    query = select(Case, JointTask).join(JointTask, JointTask.id == Case.task_id)
+    query = query.where(Case.id == case_id)
     if for_update:
         query = query.with_for_update(of=Case).execution_options(populate_existing=True)
-    case = await ctx.session.scalar(query)
-    if case is None:
+    found = (await ctx.session.execute(query)).first()
+    if found is None:
         raise NotFound("找不到该案件，可能已被撤销。")
-    return case
+    return found[0], found[1]
 
 
 async def entry_sheet(
@@ -215,25 +241,26 @@ async def entry_sheet(
 ) -> CaseSheet:
     """The case as its group member sees it on the result form (members only); `action` is
     what a refusal is audited as. A sheet to submit from is loaded `for_update`: the case row
-    stays locked, so the version the entry is compared with is the latest until commit."""
-    case = await _case(ctx, case_id, for_update=for_update)
-    actor = await cases.require_member(ctx, case, action)
-    return await _sheet(ctx, case, actor.department_id)
+    stays locked, so the version the entry is compared with is the latest until commit; it
+    leaves out what only the page shows (`with_page_parts` adds it)."""
+    case, task = await _case(ctx, case_id, for_update=for_update)
+    members = await cases.active_members(ctx, case)
+    actor = await cases.require_member(ctx, case, action, members)
+    return await _sheet(ctx, case, task, actor.department_id, members, page_parts=not for_update)
 
 
 async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
     """The case as a reviewer sees it: the lead's or a participant's liaison or leader."""
-    case = await _case(ctx, case_id)
-    task = await cases.get_task(ctx, case)
-    departments = [d.id for d in await cases.participating_departments(ctx, task)]
+    case, task = await _case(ctx, case_id)
+    departments = await cases.participating_departments(ctx, task)
     cases.require(
-        cases.is_staff(ctx.actor, departments),
+        cases.is_staff(ctx.actor, [d.id for d in departments]),
         "只有发起部门或参与部门的联络员、分管领导可以审核结果",
         "case.result.review",
         f"case:{case.code}",
     )
     assert ctx.actor is not None  # staff checked above
-    return await _sheet(ctx, case, ctx.actor.department_id)
+    return await _sheet(ctx, case, task, ctx.actor.department_id, departments=departments)
 
 
 def _item_dicts(

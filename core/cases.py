@@ -194,10 +194,19 @@ async def is_member(ctx: Ctx, case: Case, officer: Officer | None) -> bool:
     return found is not None
 
 
-async def require_member(ctx: Ctx, case: Case, action: str) -> Officer:
+async def require_member(
+    ctx: Ctx, case: Case, action: str, group: Sequence[GroupMember] | None = None
+) -> Officer:
+    """The actor, if a member of the case's group; `group`: its active members when the
+    caller has them loaded already (no look-up)."""
     actor = ctx.actor
+    member = (
+        await is_member(ctx, case, actor)
+        if group is None
+        else actor is not None and any(m.officer_id == actor.id for m in group)
+    )
     require(
-        await is_member(ctx, case, actor),
+        member,
         "只有本案检查组成员可以提交结果"
         if action == "case.result.submit"
         else "只有本案检查组成员可以办理此事项",

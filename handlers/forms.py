@@ -326,7 +326,7 @@ def _depths(sheet: CaseSheet) -> dict[str, int]:
 
 
 async def result_form(pc: PageCtx, case_id: int, limits: Limits) -> Page:
-    return await refusals_on_record(pc, _show(pc, case_id, limits))
+    return await refusals_on_record(pc, _show(pc, case_id, limits), writes=False)
 
 
 async def _show(pc: PageCtx, case_id: int, limits: Limits) -> Page:
@@ -350,7 +350,9 @@ async def submit_result_form(pc: PageCtx, case_id: int, raw: RawForm, files: Fil
 async def result_file(pc: PageCtx, case_id: int, attachment_id: int, store: FileStore) -> Page:
     """One attachment of the case, for a group member."""
     return await refusals_on_record(
-        pc, attachment_page(pc, case_forms.entry_sheet(pc.core, case_id), attachment_id, store)
+        pc,
+        attachment_page(pc, case_forms.entry_sheet(pc.core, case_id), attachment_id, store),
+        writes=False,
     )
 
 
@@ -389,10 +391,11 @@ def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str]:
     return list(accepted.values()), error
 
 
-async def refusals_on_record(pc: PageCtx, call: Awaitable[Page]) -> Page:
-    """A denied officer gets the denied page, and the attempt stays in the audit log."""
+async def refusals_on_record(pc: PageCtx, call: Awaitable[Page], *, writes: bool = True) -> Page:
+    """A denied officer gets the denied page, and the attempt stays in the audit log; `writes`:
+    whether the call may write (else it needs no savepoint to undo its writes)."""
     try:
-        async with access.denials_on_record(pc.core):
+        async with access.denials_on_record(pc.core, savepoint=writes):
             return await call
     except PermissionDenied as err:
         return denied(err)
@@ -411,16 +414,17 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
     except ValidationError as err:
         errors = {**field_errors(err, data["items"]), **errors}
     if errors:
+        sheet = await case_forms.with_page_parts(pc.core, sheet)
         return _form_page(pc, sheet, raw, files.limits, errors=errors, status=422)
     entry = dataclasses.replace(form.entry(), attachments=tuple(accepted))
     try:
         async with pc.session.begin_nested():
-            _, repeated = await case_forms.submit_entry(pc.core, sheet, entry)
+            result, repeated = await case_forms.submit_entry(pc.core, sheet, entry)
     except (ValidationFailed, InvalidTransition) as err:
         where = err.field if isinstance(err, ValidationFailed) else ""
         sheet = await case_forms.entry_sheet(pc.core, case_id)
         return _form_page(pc, sheet, raw, files.limits, errors={where: err.message}, status=422)
-    sheet = await case_forms.after_entry(pc.core, sheet)
+    sheet = await case_forms.after_entry(pc.core, sheet, None if repeated else result)
     notice = (
         "该结果已提交过，无需重复提交。"
         if repeated

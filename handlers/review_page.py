@@ -113,7 +113,7 @@ async def review_page(pc: PageCtx, case_id: int) -> Page:
     async def show() -> Page:
         return await _page(pc, await case_forms.review_sheet(pc.core, case_id))
 
-    return await refusals_on_record(pc, show())
+    return await refusals_on_record(pc, show(), writes=False)
 
 
 async def submit_review(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
@@ -122,7 +122,9 @@ async def submit_review(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
 
 async def review_file(pc: PageCtx, case_id: int, attachment_id: int, store: FileStore) -> Page:
     sheet: Awaitable[CaseSheet] = case_forms.review_sheet(pc.core, case_id)
-    return await refusals_on_record(pc, attachment_page(pc, sheet, attachment_id, store))
+    return await refusals_on_record(
+        pc, attachment_page(pc, sheet, attachment_id, store), writes=False
+    )
 
 
 async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
