@@ -16,7 +16,8 @@ microseconds; what must not happen is the loop stalling. So an inline statement 
 for a lock (busy timeout 0: a locked database sends it to the thread, which waits as before),
 and a SELECT that runs past a budget of SQLite VM steps is interrupted and run again on the
 thread (an interrupted read undoes nothing; writes are never interrupted, as that would roll
-back the whole transaction). Commit, rollback and streamed fetches always use the thread.
+back the whole transaction). Commit, rollback, PRAGMAs and streamed fetches always use the
+thread, and the thread's statements wait for locks again.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class _Deferred(Exception):
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 
+def _is_pragma(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "PRAGMA"
+
+
 def _reads_only(sql: str) -> bool:
     """A SELECT, or a WITH … SELECT naming no write (a false "no" only costs the interrupt)."""
     head = sql.lstrip()[:6].upper()
@@ -89,7 +94,8 @@ class Cursor(aiosqlite.Cursor):
             return cursor, rows
 
         done = None
-        if _inline.get() and self._owner._connection is not None:
+        # a PRAGMA may change the busy timeout the inline path relies on: always the thread
+        if _inline.get() and self._owner._connection is not None and not _is_pragma(sql):
             with contextlib.suppress(_Deferred):
                 done = self._owner.now(run, read=_reads_only(sql))
         self._cursor, self._rows = done if done is not None else await self._owner.run(run)
@@ -157,19 +163,38 @@ class Cursor(aiosqlite.Cursor):
 
 
 class Connection(aiosqlite.Connection):
+    # False while the busy timeout is 0, as the last inline statement left it: set back on the
+    # next trip to the thread (not after every inline statement: two more calls each)
+    _waits = True
+
     def cursor(self) -> Cursor:  # type: ignore[override]
         return Cursor(self)
 
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """aiosqlite's trip to the thread, where statements wait for locks again."""
+        if self._waits or self._connection is None:
+            return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        self._waits = True
+        conn = self._connection
+
+        def waiting() -> Any:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            return fn(*args, **kwargs)
+
+        return await super()._execute(waiting)  # type: ignore[no-untyped-call]
+
     async def run(self, fn: Callable[[], T]) -> T:
         """`fn()` on the connection's thread."""
-        return cast(T, await self._execute(fn))  # type: ignore[no-untyped-call]
+        return cast(T, await self._execute(fn))
 
     def now(self, fn: Callable[[], T], *, read: bool) -> T:
         """`fn()` (one statement) on this thread, without waiting for a lock and, for a read,
         within INLINE_STEPS; _Deferred when it must go to the thread instead. A statement
         refused for a lock or interrupted has changed nothing."""
         conn = self._conn
-        conn.execute("PRAGMA busy_timeout = 0")
+        if self._waits:
+            conn.execute("PRAGMA busy_timeout = 0")
+            self._waits = False
         if read:
             conn.set_progress_handler(_stop, INLINE_STEPS)
         try:
@@ -181,7 +206,6 @@ class Connection(aiosqlite.Connection):
         finally:
             if read:
                 conn.set_progress_handler(None, 0)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 def connector(path: str, **kwargs: Any) -> Callable[[], Any]:

@@ -172,3 +172,14 @@ async def test_an_inline_write_waits_for_a_lock_on_the_thread_not_the_loop(
         other.close()
     assert values == ["other", "mine"]
     assert waited < 5  # not the busy timeout (10 s) with the loop stopped
+
+
+async def test_after_inline_statements_the_thread_waits_for_locks_again(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as conn:
+        with sqlite_async.inline():
+            await conn.execute(text("UPDATE t SET v = v || 'x' WHERE id = 1"))
+        await conn.commit()
+        timeout = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
+    assert timeout == sqlite_async.BUSY_TIMEOUT_MS
