@@ -16,8 +16,8 @@ microseconds; what must not happen is the loop stalling. So an inline statement 
 for a lock (busy timeout 0: a locked database sends it to the thread, which waits as before),
 and a SELECT that runs past a budget of SQLite VM steps is interrupted and run again on the
 thread (an interrupted read undoes nothing; writes are never interrupted, as that would roll
-back the whole transaction). Commit, rollback, PRAGMAs and streamed fetches always use the
-thread, and the thread's statements wait for locks again.
+back the whole transaction). Ending a transaction (commit, rollback, RELEASE), PRAGMAs and
+streamed fetches always use the thread, and the thread's statements wait for locks again.
 """
 
 from __future__ import annotations
@@ -56,8 +56,15 @@ class _Deferred(Exception):
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 
-def _is_pragma(sql: str) -> bool:
-    return sql.lstrip()[:6].upper() == "PRAGMA"
+_THREAD_ONLY = re.compile(r"\s*(PRAGMA|RELEASE|COMMIT|END|ROLLBACK)\b", re.IGNORECASE)
+
+
+def _thread_only(sql: str) -> bool:
+    """Statements that always take the trip: a PRAGMA may change the busy timeout the inline
+    path relies on, and one that ends a transaction may checkpoint the WAL (file I/O, kept off
+    the loop). pysqlite opens no transaction before a SAVEPOINT, so releasing the outermost
+    savepoint is the commit."""
+    return _THREAD_ONLY.match(sql) is not None
 
 
 def _reads_only(sql: str) -> bool:
@@ -94,8 +101,7 @@ class Cursor(aiosqlite.Cursor):
             return cursor, rows
 
         done = None
-        # a PRAGMA may change the busy timeout the inline path relies on: always the thread
-        if _inline.get() and self._owner._connection is not None and not _is_pragma(sql):
+        if _inline.get() and self._owner._connection is not None and not _thread_only(sql):
             with contextlib.suppress(_Deferred):
                 done = self._owner.now(run, read=_reads_only(sql))
         self._cursor, self._rows = done if done is not None else await self._owner.run(run)
@@ -182,6 +188,16 @@ class Connection(aiosqlite.Connection):
             return fn(*args, **kwargs)
 
         return await super()._execute(waiting)  # type: ignore[no-untyped-call]
+
+    async def commit(self) -> None:
+        """As sqlite3 does, nothing when no transaction is open (a page that only read), but
+        without the trip to the thread to find that out."""
+        if self._connection is None or self._connection.in_transaction:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        if self._connection is None or self._connection.in_transaction:
+            await super().rollback()
 
     async def run(self, fn: Callable[[], T]) -> T:
         """`fn()` on the connection's thread."""

@@ -126,10 +126,15 @@ async def test_inline_statements_take_no_trip(
             rows = (await conn.execute(text("SELECT v FROM t WHERE id <= 2 ORDER BY id"))).all()
             updated = await conn.execute(text("UPDATE t SET v = v || 'x' WHERE id <= 5"))
             inline_trips = len(trips)
+            # releasing the outermost savepoint commits: that may checkpoint, on the thread
+            await conn.execute(text("SAVEPOINT s"))
+            await conn.execute(text("UPDATE t SET v = 'saved' WHERE id = 6"))
+            await conn.execute(text("RELEASE SAVEPOINT s"))
+            release_trips = len(trips) - inline_trips
         await conn.commit()
     assert [r.v for r in rows] == ["v0000", "v0001"]
     assert updated.rowcount == 5
-    assert inline_trips == 0
+    assert (inline_trips, release_trips) == (0, 1)
 
 
 async def test_a_long_inline_read_is_interrupted_and_run_on_the_thread(
@@ -183,3 +188,24 @@ async def test_after_inline_statements_the_thread_waits_for_locks_again(
         await conn.commit()
         timeout = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
     assert timeout == sqlite_async.BUSY_TIMEOUT_MS
+
+
+async def test_ending_a_transaction_that_never_began_takes_no_trip(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlite3 opens a transaction at the first write: after reads alone commit and rollback
+    have nothing to end, and a write's commit still lands."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        await conn.commit()
+        trips = count_trips(monkeypatch)
+        await conn.execute(text("SELECT v FROM t WHERE id = 1"))
+        await conn.commit()
+        await conn.execute(text("SELECT v FROM t WHERE id = 2"))
+        await conn.rollback()
+        reads_only = len(trips)
+        await conn.execute(text("UPDATE t SET v = 'changed' WHERE id = 3"))
+        await conn.commit()
+    async with engine.connect() as conn:
+        changed = (await conn.execute(text("SELECT v FROM t WHERE id = 3"))).scalar()
+    assert (reads_only, changed) == (2, "changed")  # the two SELECTs' trips, no more
