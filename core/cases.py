@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import defaultload
 
 from core.changes import Ctx, record
@@ -88,33 +88,67 @@ async def get_task(ctx: Ctx, case: Case) -> JointTask:
     return task
 
 
-async def active_members(ctx: Ctx, case: Case) -> list[GroupMember]:
-    """The case's group; messages to members go by officer id, so their platform accounts
-    are not loaded (a second query)."""
-    rows = await ctx.session.scalars(
-        select(GroupMember)
-        .where(GroupMember.case_id == case.id, GroupMember.active.is_(True))
-        .order_by(GroupMember.is_leader.desc(), GroupMember.id)
-        .options(defaultload(GroupMember.officer).raiseload(Officer.accounts))
+# The look-ups every case page and result makes, built once with bound parameters: building a
+# statement (and its cache key) cost as much CPU as running a small one (#9).
+_ACTIVE_MEMBERS = (
+    select(GroupMember)
+    .where(GroupMember.case_id == bindparam("case_id"), GroupMember.active.is_(True))
+    .order_by(GroupMember.is_leader.desc(), GroupMember.id)
+    # messages to members go by officer id: their platform accounts are not loaded
+    .options(defaultload(GroupMember.officer).raiseload(Officer.accounts))
+)
+_ACCEPTED = select(Invitation.department_id).where(
+    Invitation.task_id == bindparam("task_id"), Invitation.state == InvitationState.ACCEPTED
+)
+_PARTICIPATING = (
+    select(Department)
+    .where(
+        Department.id.in_(_ACCEPTED)
+        | Department.id.in_(
+            select(TaskItem.department_id).where(TaskItem.task_id == bindparam("task_id"))
+        )
+        | (Department.id == bindparam("lead_id"))
     )
-    return list(rows)
+    .order_by(Department.id)
+)
+_REVIEWING = (
+    select(Department)
+    .where(Department.id.in_(_ACCEPTED) | (Department.id == bindparam("lead_id")))
+    .order_by(Department.id)
+)
+_TASK_ITEMS = (
+    select(Item, Department)
+    .join(TaskItem, TaskItem.item_id == Item.id)
+    .join(Department, Department.id == TaskItem.department_id)
+    .where(TaskItem.task_id == bindparam("task_id"))
+    .order_by(Department.id, Item.code)
+)
+_MEMBER = (
+    select(GroupMember.id)
+    .where(
+        GroupMember.case_id == bindparam("case_id"),
+        GroupMember.officer_id == bindparam("officer_id"),
+        GroupMember.active.is_(True),
+    )
+    .limit(1)
+)
+_LATEST_RESULT = (
+    select(CaseResult)
+    .where(CaseResult.case_id == bindparam("case_id"))
+    .order_by(CaseResult.version.desc())
+    .limit(1)
+)
+
+
+async def active_members(ctx: Ctx, case: Case) -> list[GroupMember]:
+    """The case's group (without the officers' platform accounts)."""
+    return list(await ctx.session.scalars(_ACTIVE_MEMBERS, {"case_id": case.id}))
 
 
 async def participating_departments(ctx: Ctx, task: JointTask) -> list[Department]:
     """The lead first, then departments that accepted or check items in the task."""
-    accepted = select(Invitation.department_id).where(
-        Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED
-    )
-    with_items = select(TaskItem.department_id).where(TaskItem.task_id == task.id)
-    rows = await ctx.session.scalars(
-        select(Department)
-        .where(
-            Department.id.in_(accepted)
-            | Department.id.in_(with_items)
-            | (Department.id == task.lead_department_id)
-        )
-        .order_by(Department.id)
-    )
+    params = {"task_id": task.id, "lead_id": task.lead_department_id}
+    rows = await ctx.session.scalars(_PARTICIPATING, params)
     return sorted(rows, key=lambda d: d.id != task.lead_department_id)
 
 
@@ -131,26 +165,14 @@ async def sees_inside(ctx: Ctx, task: JointTask) -> bool:
 
 async def reviewing_departments(ctx: Ctx, task: JointTask) -> list[Department]:
     """Who must approve a version (004 第十九条): the lead and every department that accepted."""
-    accepted = select(Invitation.department_id).where(
-        Invitation.task_id == task.id, Invitation.state == InvitationState.ACCEPTED
-    )
-    rows = await ctx.session.scalars(
-        select(Department)
-        .where(Department.id.in_(accepted) | (Department.id == task.lead_department_id))
-        .order_by(Department.id)
-    )
+    params = {"task_id": task.id, "lead_id": task.lead_department_id}
+    rows = await ctx.session.scalars(_REVIEWING, params)
     return sorted(rows, key=lambda d: d.id != task.lead_department_id)
 
 
 async def task_items(ctx: Ctx, task: JointTask) -> list[tuple[Item, Department]]:
     """The task's items with the department checking each, by department then item code."""
-    rows = await ctx.session.execute(
-        select(Item, Department)
-        .join(TaskItem, TaskItem.item_id == Item.id)
-        .join(Department, Department.id == TaskItem.department_id)
-        .where(TaskItem.task_id == task.id)
-        .order_by(Department.id, Item.code)
-    )
+    rows = await ctx.session.execute(_TASK_ITEMS, {"task_id": task.id})
     return [(item, department) for item, department in rows.all()]
 
 
@@ -182,15 +204,7 @@ async def is_member(ctx: Ctx, case: Case, officer: Officer | None) -> bool:
     the whole group with its officers)."""
     if officer is None:
         return False
-    found = await ctx.session.scalar(
-        select(GroupMember.id)
-        .where(
-            GroupMember.case_id == case.id,
-            GroupMember.officer_id == officer.id,
-            GroupMember.active.is_(True),
-        )
-        .limit(1)
-    )
+    found = await ctx.session.scalar(_MEMBER, {"case_id": case.id, "officer_id": officer.id})
     return found is not None
 
 
@@ -220,10 +234,8 @@ async def require_member(
 async def latest_result(
     ctx: Ctx, case: Case, state: ResultState | None = None
 ) -> CaseResult | None:
-    query = select(CaseResult).where(CaseResult.case_id == case.id)
-    if state is not None:
-        query = query.where(CaseResult.state == state)
-    return await ctx.session.scalar(query.order_by(CaseResult.version.desc()).limit(1))
+    query = _LATEST_RESULT if state is None else _LATEST_RESULT.where(CaseResult.state == state)
+    return await ctx.session.scalar(query, {"case_id": case.id})
 
 
 async def staff_of(ctx: Ctx, department_ids: Sequence[int]) -> list[int]:
