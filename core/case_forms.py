@@ -35,7 +35,8 @@ from core.models import (
     Review,
 )
 from core.referrals import add_referral
-from core.result_entry import PartStatus, part_status, submit_result
+from core.result_entry import submit_result
+from core.result_parts import PartStatus, part_status
 from core.results import CATEGORIES, Category
 from core.states import CaseState
 

@@ -25,7 +25,7 @@ from core.models import (
     Referral,
     ReplacementRequest,
 )
-from core.result_entry import missing_parts
+from core.result_parts import missing_parts
 from core.review import pending_reviewers
 from core.states import (
     CaseState,

@@ -22,7 +22,8 @@ from core.cases import message
 from core.changes import Ctx, Notice, record
 from core.messages import Destination, OutMessage
 from core.models import AuditEvent
-from core.obligations import Obligation, People, department_people, due_items
+from core.obligations.due import due_items
+from core.obligations.model import Obligation, People, department_people
 
 
 def _digest_subject(department_id: int, today: dt.date) -> str:

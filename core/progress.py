@@ -27,7 +27,7 @@ from core.models import (
     Objection,
     Referral,
 )
-from core.result_entry import PartStatus, part_status
+from core.result_parts import PartStatus, part_status
 from core.states import INVITATION, TASK, InvitationState, PartState, TaskState
 
 BAR_WIDTH = 10

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,11 +21,9 @@ from core.cases import (
     AFTER_APPROVAL,
     active_members,
     advance_task,
-    china_date,
     department_categories,
     get_case,
     get_task,
-    latest_result,
     message,
     participating_departments,
     require_member,
@@ -40,7 +37,6 @@ from core.inspection import check_inspection_day, result_deadline, set_inspected
 from core.messages import Destination
 from core.models import (
     Case,
-    CasePart,
     CaseResult,
     Department,
     Item,
@@ -50,6 +46,7 @@ from core.models import (
     Referral,
     TaskItem,
 )
+from core.result_parts import enter_part, missing_parts, own_parts, part_departments
 from core.results import (
     REFERRAL_FOLLOWUPS,
     Category,
@@ -58,10 +55,8 @@ from core.results import (
 )
 from core.states import (
     CASE,
-    PART,
     RESULT,
     CaseState,
-    PartState,
     ResultState,
 )
 
@@ -205,136 +200,6 @@ def result_data(result: CaseResult) -> dict[str, Any]:
     }
 
 
-_PART_FIELDS = ("codes", "content", "problems", "handling")
-
-
-async def _own_parts(
-    ctx: Ctx,
-    case: Case,
-    task: JointTask,
-    actor: Officer,
-    item_results: Sequence[dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """谁检查、谁录入 (000 §九–十): an inspector enters the items of their own department; the
-    other departments' parts of the latest version are carried over as they stand, and an
-    entry that would change one of them is refused, naming whose part it is."""
-    owner = {
-        item_id: (department_id, name, department)
-        for item_id, department_id, name, department in await ctx.session.execute(
-            select(TaskItem.item_id, TaskItem.department_id, Item.name, Department.name)
-            .join(Item, Item.id == TaskItem.item_id)
-            .join(Department, Department.id == TaskItem.department_id)
-            .where(TaskItem.task_id == task.id)
-        )
-    }
-    latest = await latest_result(ctx, case)
-    before: dict[int, dict[str, Any]] = {}
-    if latest is not None:
-        for row in await ctx.session.scalars(
-            select(ItemResult).where(ItemResult.result_id == latest.id)
-        ):
-            before[row.item_id] = {
-                "item_id": row.item_id,
-                **{k: getattr(row, k) for k in _PART_FIELDS},
-            }
-    merged: dict[int, dict[str, Any]] = {}
-    for entry in item_results:
-        item_id = int(entry["item_id"])
-        department_id, name, department = owner.get(item_id, (actor.department_id, "", ""))
-        if department_id != actor.department_id:
-            old = before.get(item_id)
-            same = old is not None and all(
-                (list(entry.get(k) or []) if k == "codes" else str(entry.get(k, ""))) == old[k]
-                for k in _PART_FIELDS
-            )
-            if not same:
-                raise ValidationFailed(
-                    f"“{name}”是{department}的检查事项，由该部门的检查人员录入（谁检查、谁录入）"
-                )
-        merged[item_id] = dict(entry)
-    for item_id, old in before.items():
-        if owner.get(item_id, (actor.department_id,))[0] != actor.department_id:
-            merged.setdefault(item_id, old)
-    return list(merged.values())
-
-
-async def part_departments(ctx: Ctx, task: JointTask) -> list[Department]:
-    """The departments with items in the task, the lead first: each enters its own part."""
-    rows = await ctx.session.scalars(
-        select(Department)
-        .where(Department.id.in_(select(TaskItem.department_id).where(TaskItem.task_id == task.id)))
-        .order_by(Department.id)
-    )
-    return sorted(rows, key=lambda d: d.id != task.lead_department_id)
-
-
-async def case_parts(ctx: Ctx, case: Case) -> dict[int, CasePart]:
-    """The case's parts by department id (entered or returned; none yet: not entered)."""
-    rows = await ctx.session.scalars(select(CasePart).where(CasePart.case_id == case.id))
-    return {p.department_id: p for p in rows}
-
-
-async def missing_parts(ctx: Ctx, case: Case, task: JointTask) -> list[Department]:
-    """Departments whose part of the case is not entered (never, or returned)."""
-    parts = await case_parts(ctx, case)
-    return [
-        d
-        for d in await part_departments(ctx, task)
-        if d.id not in parts or parts[d.id].state != PartState.ENTERED
-    ]
-
-
-@dataclass(frozen=True)
-class PartStatus:
-    """One department's part of a case as 案件 shows it: entered (on which China day, late or
-    not), returned, or missing (overdue once the case's result deadline has passed)."""
-
-    department: Department
-    state: str  # entered | returned | missing
-    entered_on: dt.date | None
-    late: bool
-
-
-async def part_status(ctx: Ctx, case: Case, task: JointTask) -> list[PartStatus]:
-    due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task).day
-    parts = await case_parts(ctx, case)
-    found = []
-    for d in await part_departments(ctx, task):
-        part = parts.get(d.id)
-        if part is None:
-            found.append(PartStatus(d, "missing", None, ctx.clock.today() > due))
-            continue
-        on = china_date(part.entered_at)
-        if part.state == PartState.ENTERED:
-            found.append(PartStatus(d, "entered", on, on > due))
-        else:
-            found.append(PartStatus(d, "returned", on, ctx.clock.today() > due))
-    return found
-
-
-async def _enter_part(
-    ctx: Ctx, case: Case, department_id: int, result: CaseResult, actor: Officer
-) -> None:
-    part = await ctx.session.scalar(
-        select(CasePart).where(CasePart.case_id == case.id, CasePart.department_id == department_id)
-    )
-    now = ctx.clock.now()
-    if part is None:
-        ctx.session.add(
-            CasePart(
-                case_id=case.id,
-                department_id=department_id,
-                state=PART.start(PartState.ENTERED),
-                version=result.version,
-                entered_by_id=actor.id,
-                entered_at=now,
-            )
-        )
-        return
-    PART.move(part, PartState.ENTERED)
-    part.version, part.entered_by_id, part.entered_at = result.version, actor.id, now
-
-
 async def submit_result(
     ctx: Ctx,
     case_code: str,
@@ -362,7 +227,7 @@ async def submit_result(
     if case.state in AFTER_APPROVAL:
         raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
     task = await get_task(ctx, case)
-    item_results = await _own_parts(ctx, case, task, actor, item_results)
+    item_results = await own_parts(ctx, case, task, actor, item_results)
     departments = await participating_departments(ctx, task)
     with_parts = await part_departments(ctx, task)
     own_part = any(d.id == actor.department_id for d in with_parts)
@@ -390,7 +255,7 @@ async def submit_result(
         departments,
     )
     if own_part:
-        await _enter_part(ctx, case, actor.department_id, result, actor)
+        await enter_part(ctx, case, actor.department_id, result, actor)
     due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
     late = ctx.clock.today() > due.day
     if missing:

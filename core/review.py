@@ -35,7 +35,7 @@ from core.models import (
     Review,
 )
 from core.publication import announce_published, publish_approved
-from core.result_entry import case_parts, missing_parts, part_departments
+from core.result_parts import case_parts, missing_parts, part_departments
 from core.states import (
     CASE,
     PART,

@@ -11,7 +11,8 @@ import re
 
 from core import cases, results
 from core.errors import ValidationFailed
-from core.result_entry import missing_parts, submit_result
+from core.result_entry import submit_result
+from core.result_parts import missing_parts
 from handlers.base import Args, HandlerCtx, UsageError
 
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")

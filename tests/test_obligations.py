@@ -17,7 +17,8 @@ from core.models import (
     Target,
 )
 from core.nudges import SHOWN, _listing, enqueue_nudges
-from core.obligations import Obligation, due_items
+from core.obligations.due import due_items
+from core.obligations.model import Obligation
 from core.result_entry import submit_result
 from core.summary import daily_summary, enqueue_daily_summaries, summary_message
 from core.workdays import HolidayFile

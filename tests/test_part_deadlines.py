@@ -13,7 +13,7 @@ from core.changes import Ctx
 from core.evaluation import year_report
 from core.models import OutboxMessage
 from core.nudges import enqueue_nudges
-from core.obligations import due_items
+from core.obligations.due import due_items
 from core.progress import task_progress
 from core.result_entry import submit_result
 from core.summary import scope_summary

@@ -8,8 +8,8 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from core import obligations
 from core.models import AuditEvent
+from core.obligations.due import due_items
 from core.publication import publish_case
 from core.result_entry import submit_result
 from core.review import review_result
@@ -39,9 +39,7 @@ async def test_closing_approval_publishes_at_once_004_art19(ctx, session) -> Non
     assert w.case.state == "published"
     event = await session.scalar(select(AuditEvent).where(AuditEvent.action == "case.published"))
     assert event is not None and event.data == {"version": 1, "auto": True}
-    assert [
-        o for o in await obligations.due_items(ctx, D(2026, 3, 12)) if o.kind == "publication"
-    ] == []
+    assert [o for o in await due_items(ctx, D(2026, 3, 12)) if o.kind == "publication"] == []
 
 
 async def test_unpublished_result_is_overdue_after_20_workdays_002_2_6(ctx, session) -> None:
@@ -49,14 +47,10 @@ async def test_unpublished_result_is_overdue_after_20_workdays_002_2_6(ctx, sess
     20 working days after the approval is an overdue obligation of the lead department."""
     ctx, w = await _approved(ctx, session, Rules(auto_publish=False))
     assert w.case.state == "approved"
-    [due] = [o for o in await obligations.due_items(ctx, D(2026, 3, 13)) if o.kind == "publication"]
+    [due] = [o for o in await due_items(ctx, D(2026, 3, 13)) if o.kind == "publication"]
     assert (due.due, due.department_id, due.overdue) == (D(2026, 4, 10), w.lead.id, False)
     assert set(due.officer_ids) == {w.lead_liaison.id, w.lead_leader.id}
-    [late] = [
-        o for o in await obligations.due_items(ctx, D(2026, 4, 13)) if o.kind == "publication"
-    ]
+    [late] = [o for o in await due_items(ctx, D(2026, 4, 13)) if o.kind == "publication"]
     assert late.overdue and late.what == "公示检查结果"
     await publish_case(acting(ctx, w.lead_liaison), w.case.code)
-    assert [
-        o for o in await obligations.due_items(ctx, D(2026, 4, 13)) if o.kind == "publication"
-    ] == []
+    assert [o for o in await due_items(ctx, D(2026, 4, 13)) if o.kind == "publication"] == []

@@ -13,7 +13,7 @@ from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.models import OutboxMessage, Referral
 from core.nudges import enqueue_nudges
-from core.obligations import due_items
+from core.obligations.due import due_items
 from core.summary import daily_summary, summary_message
 from tests.case_factories import World, at_day, build_world
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event

@@ -1,0 +1,160 @@
+"""Stage 5, result entry: each department's part of a case (谁检查、谁录入, 000 §九–十) — which
+departments enter a part (those with items in the task), whose items an inspector may enter (their
+own; the others' are carried over as they stand), which parts are in, returned or missing, and a
+part recorded as entered. core.result_entry enters the version the parts make up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from core.cases import china_date, latest_result
+from core.changes import Ctx
+from core.errors import ValidationFailed
+from core.inspection import result_deadline
+from core.models import (
+    Case,
+    CasePart,
+    CaseResult,
+    Department,
+    Item,
+    ItemResult,
+    JointTask,
+    Officer,
+    TaskItem,
+)
+from core.states import PART, PartState
+
+_PART_FIELDS = ("codes", "content", "problems", "handling")
+
+
+async def own_parts(
+    ctx: Ctx,
+    case: Case,
+    task: JointTask,
+    actor: Officer,
+    item_results: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """谁检查、谁录入 (000 §九–十): an inspector enters the items of their own department; the
+    other departments' parts of the latest version are carried over as they stand, and an
+    entry that would change one of them is refused, naming whose part it is."""
+    owner = {
+        item_id: (department_id, name, department)
+        for item_id, department_id, name, department in await ctx.session.execute(
+            select(TaskItem.item_id, TaskItem.department_id, Item.name, Department.name)
+            .join(Item, Item.id == TaskItem.item_id)
+            .join(Department, Department.id == TaskItem.department_id)
+            .where(TaskItem.task_id == task.id)
+        )
+    }
+    latest = await latest_result(ctx, case)
+    before: dict[int, dict[str, Any]] = {}
+    if latest is not None:
+        for row in await ctx.session.scalars(
+            select(ItemResult).where(ItemResult.result_id == latest.id)
+        ):
+            before[row.item_id] = {
+                "item_id": row.item_id,
+                **{k: getattr(row, k) for k in _PART_FIELDS},
+            }
+    merged: dict[int, dict[str, Any]] = {}
+    for entry in item_results:
+        item_id = int(entry["item_id"])
+        department_id, name, department = owner.get(item_id, (actor.department_id, "", ""))
+        if department_id != actor.department_id:
+            old = before.get(item_id)
+            same = old is not None and all(
+                (list(entry.get(k) or []) if k == "codes" else str(entry.get(k, ""))) == old[k]
+                for k in _PART_FIELDS
+            )
+            if not same:
+                raise ValidationFailed(
+                    f"“{name}”是{department}的检查事项，由该部门的检查人员录入（谁检查、谁录入）"
+                )
+        merged[item_id] = dict(entry)
+    for item_id, old in before.items():
+        if owner.get(item_id, (actor.department_id,))[0] != actor.department_id:
+            merged.setdefault(item_id, old)
+    return list(merged.values())
+
+
+async def part_departments(ctx: Ctx, task: JointTask) -> list[Department]:
+    """The departments with items in the task, the lead first: each enters its own part."""
+    rows = await ctx.session.scalars(
+        select(Department)
+        .where(Department.id.in_(select(TaskItem.department_id).where(TaskItem.task_id == task.id)))
+        .order_by(Department.id)
+    )
+    return sorted(rows, key=lambda d: d.id != task.lead_department_id)
+
+
+async def case_parts(ctx: Ctx, case: Case) -> dict[int, CasePart]:
+    """The case's parts by department id (entered or returned; none yet: not entered)."""
+    rows = await ctx.session.scalars(select(CasePart).where(CasePart.case_id == case.id))
+    return {p.department_id: p for p in rows}
+
+
+async def missing_parts(ctx: Ctx, case: Case, task: JointTask) -> list[Department]:
+    """Departments whose part of the case is not entered (never, or returned)."""
+    parts = await case_parts(ctx, case)
+    return [
+        d
+        for d in await part_departments(ctx, task)
+        if d.id not in parts or parts[d.id].state != PartState.ENTERED
+    ]
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    """One department's part of a case as 案件 shows it: entered (on which China day, late or
+    not), returned, or missing (overdue once the case's result deadline has passed)."""
+
+    department: Department
+    state: str  # entered | returned | missing
+    entered_on: dt.date | None
+    late: bool
+
+
+async def part_status(ctx: Ctx, case: Case, task: JointTask) -> list[PartStatus]:
+    due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task).day
+    parts = await case_parts(ctx, case)
+    found = []
+    for d in await part_departments(ctx, task):
+        part = parts.get(d.id)
+        if part is None:
+            found.append(PartStatus(d, "missing", None, ctx.clock.today() > due))
+            continue
+        on = china_date(part.entered_at)
+        if part.state == PartState.ENTERED:
+            found.append(PartStatus(d, "entered", on, on > due))
+        else:
+            found.append(PartStatus(d, "returned", on, ctx.clock.today() > due))
+    return found
+
+
+async def enter_part(
+    ctx: Ctx, case: Case, department_id: int, result: CaseResult, actor: Officer
+) -> None:
+    part = await ctx.session.scalar(
+        select(CasePart).where(CasePart.case_id == case.id, CasePart.department_id == department_id)
+    )
+    now = ctx.clock.now()
+    if part is None:
+        ctx.session.add(
+            CasePart(
+                case_id=case.id,
+                department_id=department_id,
+                state=PART.start(PartState.ENTERED),
+                version=result.version,
+                entered_by_id=actor.id,
+                entered_at=now,
+            )
+        )
+        return
+    PART.move(part, PartState.ENTERED)
+    part.version, part.entered_by_id, part.entered_at = result.version, actor.id, now
