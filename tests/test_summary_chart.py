@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cli import main
 from core import charts
 from core.changes import Ctx
+from core.models import Case, GroupMember, Target
 from core.states import CaseState
 from core.summary import ChartData, chart_data, scope_summary
 from tests.case_factories import at_day, build_world
@@ -50,6 +51,29 @@ async def test_chart_counts_each_departments_cases_and_draws_a_png(
     scoped = await scope_summary(ctx, ctx.clock.today(), w.other.id)
     assert scoped.chart.scope == "县卫生健康委员会"
     assert scoped.chart.departments["县卫生健康委员会"] == {"已提交": 1}
+
+
+async def test_the_most_overdue_department_comes_first(ctx: Ctx, session: AsyncSession) -> None:
+    """The chart's rows and the text's list put what needs the leader first (003 附件1 一(五)):
+    by overdue cases, then by name."""
+    w = await build_world(session)
+    target = Target(uscc="91330424MA28AQAR0X", name="嘉善县某某餐饮店", address="某某路 2 号")
+    session.add(target)
+    await session.flush()
+    second = Case(code="LJ-2026-001-002", task_id=w.task.id, target_id=target.id)
+    session.add(second)
+    await session.flush()
+    session.add(GroupMember(case_id=second.id, officer_id=w.a1.id, department_id=w.lead.id))
+    await session.commit()
+    at_day(ctx, dt.date(2026, 5, 20))
+    scoped = await scope_summary(ctx, ctx.clock.today())
+    assert list(scoped.chart.departments) == ["县市场监督管理局", "县卫生健康委员会"]
+    assert scoped.chart.overdue_by_department() == [
+        ("县市场监督管理局", 2),
+        ("县卫生健康委员会", 1),
+    ]
+    body = scoped.message().body
+    assert body.index("- 县市场监督管理局：2 件") < body.index("- 县卫生健康委员会：1 件")
 
 
 async def test_overdue_departments_are_named_in_the_text(ctx: Ctx, session: AsyncSession) -> None:
