@@ -191,6 +191,19 @@ async def _department_bars(ctx: Ctx, task_id: int) -> list[dict[str, Any]]:
     ]
 
 
+async def parts_entered_by(ctx: Ctx, case_ids: list[int], department_id: int) -> set[int]:
+    """Of the cases, those whose part the department has entered (谁检查、谁录入, 000 §九–十)."""
+    return set(
+        await ctx.session.scalars(
+            select(CasePart.case_id).where(
+                CasePart.case_id.in_(case_ids),
+                CasePart.department_id == department_id,
+                CasePart.state == PartState.ENTERED,
+            )
+        )
+    )
+
+
 async def cases_for_officer(ctx: Ctx, officer_id: int) -> list[Case]:
     """Cases where the officer is an active group member, by code."""
     return list(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core import cases, progress
 from core.groups import member_changes
 from core.models import Officer
-from core.states import CASE
+from core.states import CASE, CaseState
 from handlers.base import Args, HandlerCtx, UsageError
 
 
@@ -17,6 +17,11 @@ async def mine(ctx: HandlerCtx, args: Args) -> None:
         states=CASE.labels,
         today=ctx.clock.today(),
         open_states=cases.OPEN_FOR_ENTRY,
+        mine_in=await progress.parts_entered_by(
+            ctx.core,
+            [c.id for c in listed if c.state == CaseState.PART_ENTERED],
+            ctx.officer.department_id,
+        ),
     )
 
 

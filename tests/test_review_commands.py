@@ -336,3 +336,14 @@ async def test_a_return_naming_a_department_reopens_only_its_part_000_s9_10(
     rows = await send(sessionmaker, d, text_event(w.b1.code, f"提交 {CASE} 未发现问题 今天"))
     assert "尚待县市场监督管理局录入" in to_officer(rows, w.b1.id)
     assert (await case_state(sessionmaker))[0] == "part_entered"
+
+
+async def test_my_cases_say_whose_part_is_in_000_s9_10(sessionmaker, clock, w) -> None:
+    """000 §九–十: after 市场监管's 提交, its inspectors' 我的检查 says their part is in and waits
+    for the other department; 卫健委's inspector still gets the form to fill in."""
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    mine = bodies(await send(sessionmaker, d, text_event(w.a2.code, "我的检查")))
+    assert "部分录入｜本部门已录入，待其他部门录入｜[查看结果]" in mine
+    theirs = bodies(await send(sessionmaker, d, text_event(w.b1.code, "我的检查")))
+    assert "部分录入｜结果录入期限" in theirs and "[填报结果]" in theirs
