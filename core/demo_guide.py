@@ -134,8 +134,6 @@ async def _after_lock(ctx: Ctx, task: JointTask, lead: Officer | None) -> Step:
     cases = list(
         await ctx.session.scalars(select(Case).where(Case.task_id == task.id).order_by(Case.id))
     )
-    if task.state == TaskState.PUBLISHED:
-        return await _objection(ctx, cases, lead)
     if not cases:
         return _done()
     open_case = next(
@@ -170,6 +168,10 @@ async def _after_lock(ctx: Ctx, task: JointTask, lead: Officer | None) -> Step:
             f"通过 {submitted.code}",
             "或“退回 案件号 理由”；牵头部门和各参与部门都要审核",
         )
+    if task.state == TaskState.PUBLISHED or any(c.state in _PUBLISHED for c in cases):
+        # one case through 公示 is enough to show 异议 → 复查 → 答复; the other cases need
+        # the same steps again and would hold the walk for a hundred messages
+        return await _objection(ctx, cases, lead)
     if open_case is not None and not any(c.state == CaseState.APPROVED for c in cases):
         # 谁检查、谁录入 (000 §九–十): someone of a department whose part is still missing
         missing = [d.id for d in await missing_parts(ctx, open_case, task)]
@@ -343,6 +345,8 @@ async def _objection(ctx: Ctx, cases: list[Case], lead: Officer | None) -> Step:
         return await _step(ctx, 13, lead, f"答复 {case.code}", "登记已向异议人反馈复查情况")
     return _done()
 
+
+_PUBLISHED = (CaseState.PUBLISHED, CaseState.OBJECTED, CaseState.CORRECTED)
 
 DEMO_TITLE = "餐饮住宿行业部门联合双随机抽查（模拟器演示）"
 
