@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from core import cases
 from core.attachments import Stored
@@ -126,6 +126,25 @@ def case_codes(item_codes: Sequence[Sequence[str]]) -> list[str]:
     return found or ([NO_PROBLEM] if seen else [])
 
 
+# The sheet's look-ups, built once with bound parameters (building one cost about as much CPU
+# as running it, #9).
+_CASE = (
+    select(Case, JointTask)
+    .join(JointTask, JointTask.id == Case.task_id)
+    .where(Case.id == bindparam("case_id"))
+)
+_CASE_LOCKED = _CASE.with_for_update(of=Case).execution_options(populate_existing=True)
+_ATTACHMENTS = (
+    select(Attachment).where(Attachment.result_id == bindparam("result_id")).order_by(Attachment.id)
+)
+_ITEM_RESULTS = select(ItemResult).where(ItemResult.result_id == bindparam("result_id"))
+_REVIEWS = select(Review).where(Review.result_id == bindparam("result_id")).order_by(Review.id)
+_REFERRALS = select(Referral).where(Referral.case_id == bindparam("case_id")).order_by(Referral.id)
+_HISTORY = (
+    select(AuditEvent).where(AuditEvent.subject == bindparam("subject")).order_by(AuditEvent.id)
+)
+
+
 async def _sheet(
     ctx: Ctx,
     case: Case,
@@ -163,31 +182,20 @@ async def after_entry(
 ) -> CaseSheet:
     """The sheet with what entering or reviewing a result changes read again: the latest
     version with its item results, files and reviews, and (`page_parts`) what only the page
-    shows (`with_page_parts`). The task, its departments and items and the group are kept as loaded.
-    `added`: the version this transaction has just added, so the latest, and not reviewed."""
+    shows (`with_page_parts`). The task, its departments and items and the group are kept as
+    loaded. `added`: the version this transaction has just added, so the latest, and not
+    reviewed."""
     session, case = ctx.session, sheet.case
     result = added if added is not None else await cases.latest_result(ctx, case)
     by_item: dict[int, ItemResult] = {}
     reviews: list[Review] = []
     attachments: list[Attachment] = []
     if result is not None:
-        attachments = list(
-            await session.scalars(
-                select(Attachment).where(Attachment.result_id == result.id).order_by(Attachment.id)
-            )
-        )
-        by_item = {
-            r.item_id: r
-            for r in await session.scalars(
-                select(ItemResult).where(ItemResult.result_id == result.id)
-            )
-        }
+        of_result = {"result_id": result.id}
+        attachments = list(await session.scalars(_ATTACHMENTS, of_result))
+        by_item = {r.item_id: r for r in await session.scalars(_ITEM_RESULTS, of_result)}
         if added is None:
-            reviews = list(
-                await session.scalars(
-                    select(Review).where(Review.result_id == result.id).order_by(Review.id)
-                )
-            )
+            reviews = list(await session.scalars(_REVIEWS, of_result))
     returned = [r.reason for r in reviews if r.decision == "return"]
     sheet = dataclasses.replace(
         sheet,
@@ -204,18 +212,8 @@ async def with_page_parts(ctx: Ctx, sheet: CaseSheet) -> CaseSheet:
     """The sheet with what only the page shows read again: referrals, the case's history and
     each department's part."""
     session, case = ctx.session, sheet.case
-    referrals = list(
-        await session.scalars(
-            select(Referral).where(Referral.case_id == case.id).order_by(Referral.id)
-        )
-    )
-    history = list(
-        await session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.subject == f"case:{case.code}")
-            .order_by(AuditEvent.id)
-        )
-    )
+    referrals = list(await session.scalars(_REFERRALS, {"case_id": case.id}))
+    history = list(await session.scalars(_HISTORY, {"subject": f"case:{case.code}"}))
     return dataclasses.replace(
         sheet,
         referrals=referrals,
@@ -227,11 +225,8 @@ async def with_page_parts(ctx: Ctx, sheet: CaseSheet) -> CaseSheet:
 async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> tuple[Case, JointTask]:
     """A case by id (signed links name cases by id), locked like `cases.get_case` if asked,
     and its task in the same query."""
-    query = select(Case, JointTask).join(JointTask, JointTask.id == Case.task_id)
-    query = query.where(Case.id == case_id)
-    if for_update:
-        query = query.with_for_update(of=Case).execution_options(populate_existing=True)
-    found = (await ctx.session.execute(query)).first()
+    query = _CASE_LOCKED if for_update else _CASE
+    found = (await ctx.session.execute(query, {"case_id": case_id})).first()
     if found is None:
         raise NotFound("找不到该案件，可能已被撤销。")
     return found[0], found[1]

@@ -162,10 +162,15 @@ async def accounts_on(ctx: Ctx, platform: str, officer_ids: Iterable[int]) -> li
     )
 
 
+async def named(ctx: Ctx, officer_id: int) -> Officer | None:
+    """The officer with this id, active or not, without the platform accounts no page uses
+    (a second query)."""
+    return await ctx.session.get(Officer, officer_id, options=[raiseload(Officer.accounts)])
+
+
 async def link_holder(ctx: Ctx, officer_id: int) -> Officer:
-    """The officer a signed link names, while still active: a deactivated officer's links die.
-    No page uses the holder's platform accounts: not loaded (a second query per page)."""
-    officer = await ctx.session.get(Officer, officer_id, options=[raiseload(Officer.accounts)])
+    """The officer a signed link names, while still active: a deactivated officer's links die."""
+    officer = await named(ctx, officer_id)
     if officer is None or not officer.active:
         raise PermissionDenied("该链接的使用人已停用，请联系管理员。")
     return officer

@@ -27,7 +27,6 @@ from core.attachments import Upload
 from core.errors import DomainError, PermissionDenied
 from core.links import MISMATCH, LinkClaims, verify_link
 from core.messages import encodable_text
-from core.models import Officer
 from handlers.pages import Page, PageCtx, denied
 
 DB_ID = re.compile(r"[0-9]{1,9}")  # form and link ids: ASCII digits that fit the int column
@@ -235,7 +234,7 @@ class SignedPages:
         can trust: refused, not audited."""
         gate = self.services.write_gate() if write or refusal else contextlib.nullcontext()
         with sqlite_async.inline():
-            return await self._serve(gate, token, obj_kind, action, handler, refusal)
+            return await self._serve(gate, token, obj_kind, action, handler, refusal, write)
 
     async def _serve(
         self,
@@ -245,17 +244,22 @@ class SignedPages:
         action: str,
         handler: PageHandler,
         refusal: PermissionDenied | None,
+        write: bool,
     ) -> web.Response:
         async with gate, self.services.sessionmaker() as session:
             try:
                 claims = verify_link(
                     self.services.link_secret, token, self.services.clock.now().timestamp()
                 )
-                named = await session.get(Officer, claims.officer_id)
                 audit = self.services.core_ctx(session)
+                named = await officers.named(audit, claims.officer_id)
                 audit.actor = named
+                # only a form post writes: a read-only page has nothing for a savepoint to undo
                 async with access.denials_on_record(
-                    audit, action=f"page.{action}" if named else "", subject=claims.obj
+                    audit,
+                    action=f"page.{action}" if named else "",
+                    subject=claims.obj,
+                    savepoint=write,
                 ):
                     if refusal is not None:
                         raise refusal
