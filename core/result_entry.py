@@ -227,7 +227,7 @@ async def submit_result(
     if case.state in AFTER_APPROVAL:
         raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
     task = await get_task(ctx, case)
-    item_results = await own_parts(ctx, case, task, actor, item_results)
+    item_results = await own_parts(ctx, case, task, actor, item_results, codes)
     departments = await participating_departments(ctx, task)
     with_parts = await part_departments(ctx, task)
     own_part = any(d.id == actor.department_id for d in with_parts)

@@ -39,6 +39,7 @@ async def own_parts(
     task: JointTask,
     actor: Officer,
     item_results: Sequence[dict[str, Any]],
+    codes: Sequence[str],
 ) -> list[dict[str, Any]]:
     """谁检查、谁录入 (000 §九–十): an inspector enters the items of their own department; the
     other departments' parts of the latest version are carried over as they stand, and an
@@ -80,6 +81,19 @@ async def own_parts(
     for item_id, old in before.items():
         if owner.get(item_id, (actor.department_id,))[0] != actor.department_id:
             merged.setdefault(item_id, old)
+    if "1" in codes:
+        # the case's conclusion covers every department's items: another department's finding
+        # rules out 未发现问题 — said plainly, since the quick chat entry shows no items
+        for item_id, entry in merged.items():
+            department_id, name, department = owner.get(item_id, (actor.department_id, "", ""))
+            if department_id != actor.department_id and any(
+                c != "1" for c in entry.get("codes") or []
+            ):
+                raise ValidationFailed(
+                    f"{department}录入的“{name}”已发现问题或情况，案件结论不能为“未发现问题”；"
+                    "请在结果填报表单中录入本部门事项（案件结论按各部门事项合并）",
+                    field="items",
+                )
     return list(merged.values())
 
 

@@ -196,3 +196,32 @@ async def test_the_groups_approval_message_says_whether_it_was_published_004_art
         assert "等待公示" in approved[0] and "已随即公示" not in approved[0]
     versions = list(await session.scalars(select(CaseResult.state)))
     assert versions == ["published" if auto_publish else "approved"]
+
+
+async def test_another_departments_finding_rules_out_no_problem_and_says_whose_000_s9_10(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """000 §九–十: the case's conclusion covers every department's items. After 卫健委 found a
+    problem in its own item, 市场监管's quick 未发现问题 (no items, as the chat sends it) is
+    refused naming 卫健委's item and pointing to the form; nothing is stored."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await submit_result(
+        acting(ctx, w.b1),
+        w.case.code,
+        codes=["E"],
+        methods=["实地检查"],
+        followups=["责令改正并跟踪"],
+        inspected_on=D(2026, 3, 10),
+        item_results=[{"item_id": w.items[1].id, "codes": ["E"], "problems": "健康证过期"}],
+    )
+    await session.commit()
+    before = await snapshot(session)
+    with pytest.raises(ValidationFailed) as err:
+        await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN)
+    assert str(err.value) == (
+        "县卫生健康委员会录入的“公共场所卫生检查”已发现问题或情况，案件结论不能为“未发现问题”；"
+        "请在结果填报表单中录入本部门事项（案件结论按各部门事项合并）"
+    )
+    await session.rollback()
+    assert await snapshot(session) == before
