@@ -1,4 +1,4 @@
-"""The migrations build exactly the schema core/models.py describes (on both databases)."""
+"""The migrations build exactly the schema core/models/ describes (on both databases)."""
 
 import datetime as dt
 import os

@@ -14,6 +14,9 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    # the column types live in core.models.base; migrations name them as core.models.X, the
+    # package every migration imports
+    user_module_prefix="core.models.",
 )
 with context.begin_transaction():
     context.run_migrations()
