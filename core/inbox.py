@@ -101,6 +101,7 @@ def _new_flags(keys: list[Key], inserted: set[Key]) -> list[bool]:
 
 
 SQLITE_BUSY_TIMEOUT_MS = 10000
+THREAD_CHUNK = 256  # rows per statement on the writer thread: 2,048 bound values
 KEY_COLUMNS = ("platform", "event_id")
 ROW_COLUMNS = (*KEY_COLUMNS, "payload")  # the values that differ row by row
 
@@ -124,11 +125,10 @@ class SqliteFileInbox:
             name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in columns
         }
-        self._sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)}) "
-            "ON CONFLICT (platform, event_id) DO NOTHING RETURNING id"
-        )
+        self._head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+        self._row = f"({', '.join('?' for _ in columns)})"
+        self._tail = " ON CONFLICT (platform, event_id) DO NOTHING RETURNING platform, event_id"
+        self._sql: dict[int, str] = {}  # rows per statement -> its text
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-sqlite")
         self._conn: sqlite3.Connection | None = None  # opened and used on that thread only
 
@@ -155,10 +155,7 @@ class SqliteFileInbox:
             for key, event in items
         ]
         loop = asyncio.get_running_loop()
-        new = await loop.run_in_executor(self._thread, self._insert, rows)
-        return _new_flags(
-            keys, {key for (key, _), is_new in zip(items, new, strict=True) if is_new}
-        )
+        return _new_flags(keys, await loop.run_in_executor(self._thread, self._insert, rows))
 
     def _bound(self, columns: tuple[str, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
         """The values as SQLAlchemy binds them (JSON text, naive UTC datetime text)."""
@@ -167,18 +164,31 @@ class SqliteFileInbox:
             for name, value in zip(columns, values, strict=True)
         )
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> list[bool]:
-        """On the writer thread: one transaction; per row whether it was inserted."""
+    def _insert(self, rows: list[tuple[Any, ...]]) -> set[Key]:
+        """On the writer thread: one transaction of multi-row INSERTs (a statement per row
+        held the interpreter lock for each call); the keys of the rows inserted. Statements
+        take a power of two of rows, so a handful of texts serve every burst size."""
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            new = [conn.execute(self._sql, row).fetchone() is not None for row in rows]
+            inserted: set[Key] = set()
+            start = 0
+            while start < len(rows):
+                n = min(THREAD_CHUNK, 1 << ((len(rows) - start).bit_length() - 1))
+                params = [value for row in rows[start : start + n] for value in row]
+                inserted.update(conn.execute(self._statement(n), params).fetchall())
+                start += n
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return new
+        return inserted
+
+    def _statement(self, n: int) -> str:
+        if (sql := self._sql.get(n)) is None:
+            sql = self._sql[n] = self._head + ", ".join([self._row] * n) + self._tail
+        return sql
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

@@ -277,6 +277,25 @@ async def test_sqlite_file_path_marks_duplicates_inside_and_across_batches(
     assert sorted(r.event_id for r in await inbox_rows(session)) == ["a", "b", "old"]
 
 
+async def test_sqlite_file_path_stores_a_long_burst_in_several_statements(
+    engine: AsyncEngine, session: AsyncSession, clock: FixedClock
+) -> None:
+    """777 events (statements of 256, 256, 256, 8 and 1 rows), every fifth already stored
+    and one repeated inside the burst: each is marked new exactly when it is."""
+    fast = inbox.SqliteFileInbox.for_engine(engine)
+    if fast is None:
+        return  # PostgreSQL keeps the session path
+    try:
+        old = [text_event(f"e{i}") for i in range(0, 777, 5)]
+        assert await fast.store_many(old, now=clock.now()) == [True] * len(old)
+        burst = [text_event(f"e{i}") for i in range(777)] + [text_event("e1")]
+        new = await fast.store_many(burst, now=clock.now())
+    finally:
+        await fast.close()
+    assert new == [i % 5 != 0 for i in range(777)] + [False]
+    assert len(await inbox_rows(session)) == 777
+
+
 async def test_sqlite_file_path_rolls_a_failed_batch_back_and_goes_on(
     sqlite_template: Path, tmp_path: Path, clock: FixedClock
 ) -> None:
