@@ -1,0 +1,278 @@
+"""`lianjian` command line, parser and entry: the Chinese argparse parser, every subcommand
+wired to its handler (bot/cli/serve, setup, draws, tasks, operations), and how errors and
+exit codes reach the operator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from bot.cli.common import CliError, Handler
+from bot.cli.draws import (
+    cmd_audit_verify,
+    cmd_draw_export_pool,
+    cmd_draw_list,
+    cmd_draw_show,
+    cmd_draw_verify,
+)
+from bot.cli.operations import (
+    cmd_chat_bind,
+    cmd_chat_list,
+    cmd_outbox_list,
+    cmd_outbox_retry,
+    cmd_report_year,
+    cmd_summary,
+)
+from bot.cli.serve import cmd_demo, cmd_serve
+from bot.cli.setup import (
+    TEMPLATE_KINDS,
+    cmd_db_upgrade,
+    cmd_holidays_load,
+    cmd_import,
+    cmd_setup_check,
+    cmd_template,
+)
+from bot.cli.tasks import cmd_documents, cmd_export_archive, cmd_export_results, cmd_task_create
+from core.bindings import PLATFORMS
+from core.errors import DomainError
+
+
+def _date_arg(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"日期“{value}”格式不对，应为 YYYY-MM-DD，如 2026-12-07"
+        ) from None
+
+
+class ChineseHelpFormatter(argparse.HelpFormatter):
+    def add_usage(
+        self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None
+    ) -> None:
+        # argparse passes prefix="" when it builds a subcommand's prog from its parent
+        super().add_usage(usage, actions, groups, prefix="用法：" if prefix is None else prefix)
+
+
+# argparse's own English messages, as operators read them (matched on argparse's wording)
+ARGPARSE_ZH = (
+    (re.compile(r"the following arguments are required: (.*)"), "缺少参数：{0}"),
+    (
+        re.compile(r"argument (\S+): invalid choice: '?([^']*)'? \(choose from (.*)\)"),
+        "参数 {0} 的取值“{1}”无效，可选：{2}",
+    ),
+    (
+        re.compile(r"invalid choice: '?([^']*)'? \(choose from (.*)\)"),
+        "没有“{0}”这个命令，可用：{1}",
+    ),
+    (re.compile(r"unrecognized arguments: (.*)"), "无法识别的参数：{0}"),
+    (re.compile(r"argument (\S+): expected one argument"), "参数 {0} 后面需要一个值"),
+    (re.compile(r"argument (\S+): invalid (\w+) value: '?([^']*)'?"), "参数 {0} 的值“{2}”格式不对"),
+)
+
+
+class ChineseArgumentParser(argparse.ArgumentParser):
+    """Usage, help and errors in Chinese; an error prints the usage and exits 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", ChineseHelpFormatter)
+        kwargs.setdefault("add_help", False)
+        super().__init__(*args, **kwargs)
+        self.add_argument("-h", "--help", action="help", help="显示帮助并退出")
+        self._positionals.title = "参数"
+        self._optionals.title = "选项"
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, text in ARGPARSE_ZH:
+            if match := pattern.search(message):
+                message = text.format(*match.groups())
+                break
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}：错误：{message}\n运行 {self.prog} -h 查看说明\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = ChineseArgumentParser(
+        prog="lianjian", description="联检：部门联合“双随机、一公开”抽查机器人"
+    )
+    sub = p.add_subparsers(
+        dest="command",
+        required=True,
+        title="命令",
+        metavar="命令",
+        parser_class=ChineseArgumentParser,
+    )
+
+    def add(
+        name: str,
+        fn: Handler | Callable[[argparse.Namespace], int],
+        help_: str,
+        parent: Any = sub,
+        db: bool = True,
+    ) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
+        if db:
+            sp.add_argument("--db", help="数据库文件路径或 SQLAlchemy URL")
+            sp.add_argument("--config", help="config.toml 路径")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    s = add("serve", cmd_serve, "启动机器人服务（含本地模拟器）")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--demo", action="store_true", help="先载入演示数据，便于在模拟器中体验")
+
+    d = add("demo", cmd_demo, "生成模拟县域数据并完整演示一次联合抽查", db=False)
+    d.add_argument("--db", help="SQLite 文件（默认临时目录）")
+    d.add_argument("--seed", type=int, default=2026)
+    d.add_argument("--targets", type=int, default=20000)
+
+    db = sub.add_parser("db", help="数据库").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    add("upgrade", cmd_db_upgrade, "执行数据库迁移", parent=db)
+
+    imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
+    imp.add_argument(
+        "kind",
+        choices=[
+            "departments",
+            "items",
+            "targets",
+            "inspectors",
+            "exclusions",
+            "conflicts",
+            "plan",
+        ],
+    )
+    imp.add_argument("file")
+    imp.add_argument("--skip-invalid", action="store_true", help="导入合格行，不合格行写入拒收文件")
+    imp.add_argument("--rejects", help="拒收文件路径（默认 原文件名.rejects.csv）")
+    imp.add_argument("--show-errors", type=int, default=50)
+    imp.add_argument("--year", type=int, help="年度抽查计划的年度（默认今年）")
+
+    tp = add("template", cmd_template, "生成导入模板（XLSX，含示例行和填写说明）", db=False)
+    tp.add_argument("kind", choices=list(TEMPLATE_KINDS))
+    tp.add_argument("-o", "--output", required=True)
+
+    st = sub.add_parser("setup", help="上线准备").add_subparsers(dest="sub", required=True)
+    add("check", cmd_setup_check, "检查开展第一次联合抽查前还缺什么（未就绪时返回非零）", parent=st)
+
+    rp = sub.add_parser("report", help="统计报表").add_subparsers(dest="sub", required=True)
+    ry = add("year", cmd_report_year, "年度考核统计（XLSX）", parent=rp)
+    ry.add_argument("--year", type=int, help="年度（默认今年）")
+    ry.add_argument("-o", "--output", required=True)
+
+    dr = sub.add_parser("draw", help="抽取记录与验证").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    add("list", cmd_draw_list, "列出抽取记录", parent=dr).add_argument(
+        "--json", action="store_true"
+    )
+    show = add("show", cmd_draw_show, "显示一次抽取的公开参数", parent=dr)
+    show.add_argument("draw", help="抽取编号或 ID")
+    show.add_argument("--json", action="store_true")
+    ex = add("export-pool", cmd_draw_export_pool, "导出抽取池（id,stratum）", parent=dr)
+    ex.add_argument("draw")
+    ex.add_argument("-o", "--output", required=True)
+    add("verify", cmd_draw_verify, "重算并核对一次抽取", parent=dr).add_argument("draw")
+
+    au = sub.add_parser("audit", help="审计日志").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    add("verify", cmd_audit_verify, "校验审计日志哈希链", parent=au)
+
+    ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho).add_argument(
+        "file"
+    )
+
+    tk = sub.add_parser("task", help="联合抽查任务").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    add(
+        "create",
+        cmd_task_create,
+        "按任务文件（TOML，见 examples/task.example.toml）创建任务并发出邀请",
+        parent=tk,
+    ).add_argument("file")
+
+    dc = add(
+        "documents", cmd_documents, "生成任务或案件的联合抽查通知书和检查记录表（Word 与网页）"
+    )
+    dc.add_argument("code", help="任务编号（整套）或案件号")
+    dc.add_argument("-o", "--output", required=True, help="输出目录")
+
+    xp = sub.add_parser("export", help="导出与归档").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    er = add(
+        "results",
+        cmd_export_results,
+        "导出某年度已公示的检查结果（省级平台结果录入格式 XLSX）",
+        parent=xp,
+    )
+    er.add_argument("--year", type=int, required=True)
+    er.add_argument("--department", help="部门编码或全称：只导出该部门发起或参加的任务")
+    er.add_argument("-o", "--output", required=True)
+    ea = add("archive", cmd_export_archive, "任务立卷归档（ZIP），归档后任务办结", parent=xp)
+    ea.add_argument("task", help="任务编号")
+    ea.add_argument("-o", "--output", required=True)
+
+    ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
+    cb.add_argument("to", help="部门编号，或 office 表示联席会议办公室群")
+    cb.add_argument("--platform", required=True, choices=PLATFORMS)
+    cb.add_argument("--webhook", required=True, help="机器人 Webhook 地址（含 key / access_token）")
+    cb.add_argument("--secret", help="钉钉机器人加签密钥（SEC 开头）")
+    add("list", cmd_chat_list, "列出群机器人绑定", parent=ch)
+
+    ob = sub.add_parser("outbox", help="发件箱").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
+    add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument("--dead", action="store_true")
+    add("retry", cmd_outbox_retry, "重新发送死信", parent=ob).add_argument("id", type=int)
+
+    su = add("summary", cmd_summary, "领导日报：打印，或按领导写出 .md 和 .png")
+    su.add_argument("--date", type=_date_arg, help="日期 YYYY-MM-DD（默认今天）")
+    su.add_argument("--leader", help="领导的人员编号（默认全部）")
+    su.add_argument("--out", help="输出目录：每位领导一个 .md 和一个 .png")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    args = _parser().parse_args(argv)
+    try:
+        result = args.fn(args)
+        code = asyncio.run(result) if asyncio.iscoroutine(result) else result
+    except DomainError as err:
+        print(f"错误：{err.message}", file=sys.stderr)
+        return 2
+    except CliError as err:
+        print(f"错误：{err}", file=sys.stderr)
+        return 2
+    except ValidationError as err:
+        # pydantic's own text echoes each input (an AES key, a secret): print location + message
+        print(f"配置有误 / invalid settings（{err.error_count()} 处）：", file=sys.stderr)
+        for error in err.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"]) or err.title
+            print(f"  {where}: {error['msg']}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `lianjian … | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return int(code)

@@ -1,0 +1,69 @@
+"""The CLI's shared ground: which database a command opens, one operator transaction
+(admin:cli), JSON output, and the operator-error type every command raises."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from core.changes import Ctx
+from core.clock import SystemClock
+from core.db import database_url, is_lianjian_database, is_sqlite, make_engine, make_sessionmaker
+from core.schema import upgrade
+
+Handler = Callable[[argparse.Namespace], Awaitable[int]]
+
+
+def db_url(args: argparse.Namespace) -> str:
+    """--db wins; otherwise config / LIANJIAN_DATABASE_URL (bot.config.Settings)."""
+    if getattr(args, "db", None):
+        return str(args.db)
+    from bot.config import load_settings
+
+    return load_settings(getattr(args, "config", None)).database_url
+
+
+class CliError(Exception):
+    """A problem with what the operator typed or pointed at: one Chinese line, exit 2."""
+
+
+def existing_database(url: str, *, create: bool) -> str:
+    """An SQLite file must exist and be ours, unless this command may create it (db upgrade,
+    demo and serve do); a missing folder is never created."""
+    if not is_sqlite(database_url(url)) or url.startswith("sqlite"):
+        return url
+    path = Path(url).expanduser()
+    if not path.parent.is_dir():
+        raise CliError(f"数据库所在的文件夹不存在：{path.parent}。请检查 --db 路径")
+    if not path.exists():
+        if create:
+            return url
+        raise CliError(f"数据库文件不存在：{path}。新建请先运行 lianjian db upgrade --db {path}")
+    if not is_lianjian_database(path):
+        raise CliError(f"{path} 不是联检数据库（或已损坏）。请检查 --db 路径")
+    return url
+
+
+@asynccontextmanager
+async def cli_ctx(
+    args: argparse.Namespace, *, migrate: bool = True, create: bool = False
+) -> AsyncIterator[Ctx]:
+    """One transaction as the CLI operator ("admin:cli"); committed when the block succeeds."""
+    engine = make_engine(existing_database(db_url(args), create=create))
+    try:
+        if migrate:
+            await upgrade(engine)
+        async with make_sessionmaker(engine)() as session:
+            ctx = Ctx(session=session, clock=SystemClock(), actor_label="admin:cli")
+            yield ctx
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))

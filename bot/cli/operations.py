@@ -1,0 +1,123 @@
+"""Day-to-day operation: `report year`, the leaders' `summary`, the `outbox` and the group
+`chat` bindings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.cli.common import cli_ctx
+
+if TYPE_CHECKING:
+    from core.summary import ScopeSummary
+
+
+async def cmd_report_year(args: argparse.Namespace) -> int:
+    from core.evaluation import write_report, year_report
+
+    async with cli_ctx(args) as ctx:
+        report = await year_report(ctx, args.year or ctx.clock.today().year)
+    path = await asyncio.to_thread(write_report, report, Path(args.output))
+    print(f"已生成 {report.year} 年度考核统计：{len(report.departments)} 个成员单位 → {path}")
+    if report.absent:
+        print(f"未发起也未参与联合抽查（004 第七条）：{'、'.join(d.name for d in report.absent)}")
+    return 0
+
+
+async def cmd_summary(args: argparse.Namespace) -> int:
+    """The leaders' daily summary: printed for a terminal, or `.md` + `.png` per leader."""
+    from core.errors import NotFound
+    from core.summary import SummaryRun, active_leaders, scope_summary
+
+    async with cli_ctx(args) as ctx:
+        day = args.date or ctx.clock.today()
+        leaders = await active_leaders(ctx, args.leader) if args.leader or args.out else []
+        if args.leader and not leaders:
+            raise NotFound(f"没有在岗的领导人员编号 {args.leader}")
+        run = SummaryRun()  # each task counted once for all the scopes
+        scopes = [
+            (f"{o.code}-{o.name}", await scope_summary(ctx, day, o.department_id, run=run))
+            for o in leaders
+        ]
+        if not args.leader:
+            scopes.insert(0, ("全部部门", await scope_summary(ctx, day, run=run)))
+    if args.out:
+        return await asyncio.to_thread(_write_summaries, Path(args.out), day.isoformat(), scopes)
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    for (
+        _,
+        scoped,
+    ) in scopes:  # chat markdown breaks lines on a single newline; rich needs two spaces
+        Console().print(Markdown(re.sub(r"(?<!\n)\n(?!\n)", "  \n", scoped.message().body)))
+    return 0
+
+
+def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]) -> int:
+    from core.charts import render_charts
+
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = render_charts([scoped.chart for _, scoped in scopes])
+    for (label, scoped), png in zip(scopes, pngs, strict=True):
+        stem = out / f"{label}-{day}"
+        stem.with_suffix(".md").write_text(scoped.message().body + "\n", "utf-8")
+        if png is not None:
+            stem.with_suffix(".png").write_bytes(png)
+        print(f"{stem}.md" + (f"、{stem.name}.png" if png else "（未安装中文字体，未生成图表）"))
+    return 0
+
+
+async def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from core.outbox import list_dead, list_recent
+
+    async with cli_ctx(args) as ctx:
+        rows = await (list_dead(ctx.session) if args.dead else list_recent(ctx.session))
+    for r in rows:
+        print(
+            f"{r.id:>6}  {r.state:<8} {r.dest_key:<16} 尝试 {r.attempts}  "
+            f"{r.message.get('title') or r.message.get('kind')}  {r.last_error[:60]}"
+        )
+    if not rows:
+        print("没有死信" if args.dead else "发件箱为空")
+    return 0
+
+
+async def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from core.outbox import retry
+
+    async with cli_ctx(args) as ctx:
+        await retry(ctx.session, args.id, ctx.clock.now())
+    print(f"消息 {args.id} 已重新排队")
+    return 0
+
+
+async def cmd_chat_bind(args: argparse.Namespace) -> int:
+    from core.bindings import bind_chat, masked
+
+    async with cli_ctx(args) as ctx:
+        b = await bind_chat(
+            ctx,
+            department_code=None if args.to == "office" else args.to,
+            platform=args.platform,
+            webhook_url=args.webhook,
+            sign_secret=args.secret or "",
+        )
+    print(f"已绑定群机器人 #{b.id}（{args.platform}）→ {args.to}：{masked(args.webhook)}")
+    return 0
+
+
+async def cmd_chat_list(args: argparse.Namespace) -> int:
+    from core.bindings import list_chats, masked
+
+    async with cli_ctx(args) as ctx:
+        rows = await list_chats(ctx)
+    for b, owner in rows:
+        state = "启用" if b.enabled else f"停用（{b.disabled_reason}）"
+        print(f"{b.id:>4}  {owner:<16} {b.platform:<9} {state}  {masked(b.webhook_url)}")
+    if not rows:
+        print("尚未绑定任何群机器人")
+    return 0

@@ -1,0 +1,105 @@
+"""County setup commands: `db upgrade`, `import`, `template`, `setup check` and `holidays
+load` — what an operator runs before the first joint inspection."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bot.cli.common import cli_ctx
+from core.clock import SystemClock
+
+
+async def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    async with cli_ctx(args, create=True):
+        pass
+    print("数据库已升级到最新版本")
+    return 0
+
+
+async def cmd_import(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from rich.progress import Progress
+
+    from core.imports import annual_plan
+    from core.imports.conflicts import import_conflicts
+    from core.imports.departments import import_departments
+    from core.imports.exclusions import import_exclusions
+    from core.imports.flow import ImportReport
+    from core.imports.inspectors import import_inspectors
+    from core.imports.items import import_items
+    from core.imports.targets import import_targets
+
+    importers: dict[str, Callable[..., Awaitable[ImportReport]]] = {
+        "departments": import_departments,
+        "items": import_items,
+        "targets": import_targets,
+        "inspectors": import_inspectors,
+        "exclusions": import_exclusions,
+        "conflicts": import_conflicts,
+        "plan": partial(annual_plan.import_plan, year=args.year),
+    }
+    fn = importers[args.kind]
+    rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejects.csv")
+    with Progress(transient=True) as bar:
+        job = bar.add_task(f"导入 {Path(args.file).name}", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(job, completed=done, total=total)
+
+        async with cli_ctx(args) as ctx:
+            report = await fn(
+                ctx,
+                Path(args.file),
+                skip_invalid=args.skip_invalid,
+                rejects_path=rejects if args.skip_invalid else None,
+                progress=progress,
+            )
+    print(report.summary_zh())
+    if report.ignored_columns:
+        print(f"  未识别、已忽略的列：{'、'.join(report.ignored_columns)}")
+    for err in report.rejected[: args.show_errors]:
+        print(f"  第 {err.line} 行 {err.column}：{err.reason}")
+    if len(report.rejected) > args.show_errors:
+        print(f"  …… 另有 {len(report.rejected) - args.show_errors} 条错误")
+    return 0 if report.ok else 1
+
+
+TEMPLATE_KINDS = ("departments", "items", "inspectors", "targets", "exclusions", "plan")
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    from core.sheets import write_template
+
+    path = write_template(args.kind, Path(args.output), year=SystemClock().today().year)
+    print(
+        f"已生成导入模板 {path}：“数据”表含表头和示例行，“填写说明”表逐列说明；"
+        f"填好后用 lianjian import {args.kind} {path.name} 导入"
+    )
+    return 0
+
+
+async def cmd_setup_check(args: argparse.Namespace) -> int:
+    from core.readiness import check_setup
+
+    async with cli_ctx(args) as ctx:
+        readiness = await check_setup(ctx)
+    print(readiness.text_zh())
+    return 0 if readiness.ok else 1
+
+
+async def cmd_holidays_load(args: argparse.Namespace) -> int:
+    from core.holidays import load_holiday_year
+    from core.workdays import parse_holiday_file
+
+    hf = parse_holiday_file(Path(args.file))
+    async with cli_ctx(args) as ctx:
+        changed = await load_holiday_year(ctx, hf)
+    print(
+        f"已载入 {hf.year} 年节假日安排（放假 {len(hf.holidays)} "
+        f"天，调休上班 {len(hf.workdays)} 天）；"
+        f"重算暂定期限 {changed} 项"
+    )
+    return 0

@@ -1,0 +1,68 @@
+"""A task's life on the command line: `task create` from a task file, `documents` for its
+notices and record forms, `export results` and `export archive` at its end."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from bot.cli.common import cli_ctx
+
+
+async def cmd_task_create(args: argparse.Namespace) -> int:
+    from core.taskfile import create_from_file, read_task_file
+
+    spec = read_task_file(Path(args.file))
+    async with cli_ctx(args) as ctx:
+        task = await create_from_file(ctx, spec)
+        code, title, state, commitment = task.code, task.title, task.state, task.commitment
+    print(
+        f"已创建联合抽查任务 {code}：{title}"
+        + (f"（年度抽查计划 {spec.plan}）" if spec.plan else "")
+    )
+    if state == "draft":
+        print(f"任务为草稿（{state}），文件中没有邀请参与部门")
+    else:
+        invited = "、".join(spec.invite) or "计划中的参与部门"
+        print(f"已向 {invited} 发出邀请；随机种子承诺值 {commitment}")
+    return 0
+
+
+async def cmd_documents(args: argparse.Namespace) -> int:
+    from core.documents import write_documents
+
+    out = Path(args.output)
+    async with cli_ctx(args) as ctx:
+        files = await write_documents(ctx, args.code, ctx.clock.today())
+    for name, content in files:
+        path = out / name
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(path.write_bytes, content)
+    print(f"已生成 {len(files)} 份检查文书 → {out}")
+    return 0
+
+
+async def cmd_export_results(args: argparse.Namespace) -> int:
+    from core.exports import RESULT_LAYOUT, results_workbook
+
+    async with cli_ctx(args) as ctx:
+        data, n = await results_workbook(ctx, args.year, args.department)
+    await asyncio.to_thread(Path(args.output).write_bytes, data)
+    print(f"已导出 {args.year} 年已公示检查结果 {n} 条（{RESULT_LAYOUT}）→ {args.output}")
+    return 0
+
+
+async def cmd_export_archive(args: argparse.Namespace) -> int:
+    from bot.config import attachments_dir, load_settings
+    from core.archive.closing import archive_task
+    from core.attachments import FileStore
+
+    store = FileStore(attachments_dir(load_settings(args.config)))
+    async with cli_ctx(args) as ctx:
+        data, task = await archive_task(ctx, args.task, store)
+        # written before the commit: a task is closed only once its archive exists
+        await asyncio.to_thread(Path(args.output).write_bytes, data)
+        code = task.code
+    print(f"任务 {code} 已立卷归档，状态改为“已归档” → {args.output}")
+    return 0
