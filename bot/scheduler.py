@@ -1,9 +1,10 @@
 """Cron ticks: nudges, daily summaries, invitation expiry and the holiday-data warning, on
 Chinese wall-clock times (APScheduler, `[scheduler] timezone`).
 
-Every job runs in its own session and commits. A daily job first claims (job, day) in core
-(`core.ticks`), in the same transaction, so the cron trigger, the catch-up run at start-up and a
-second `serve` process run it once a day between them; nudges and summaries run on working days
+Every job runs in its own session and commits. A daily job claims (job, day) in core
+(`core.ticks`) before its writes, in the same transaction, so the cron trigger, the catch-up run
+at start-up and a second `serve` process run it once a day between them (the summaries read and
+draw before the claim: see run_job); nudges and summaries run on working days
 only. The core functions are imported inside the jobs so the server starts even while one is
 missing.
 """
@@ -24,11 +25,13 @@ from bot.services import Services
 from core.changes import Ctx
 from core.messages import Destination, OutMessage
 from core.outbox import enqueue
-from core.ticks import claim_daily_tick, is_working_day
+from core.ticks import claim_daily_tick, is_working_day, ran_daily_tick
 
 log = logging.getLogger(__name__)
 
 JobFn = Callable[[Ctx], Awaitable[None]]
+# A job that reads and computes first, outside its write transaction, and returns the writes
+ReadsFirst = Callable[[Ctx], Awaitable[JobFn]]
 
 
 async def nudges(ctx: Ctx) -> None:
@@ -37,10 +40,16 @@ async def nudges(ctx: Ctx) -> None:
     await enqueue_nudges(ctx, ctx.clock.today())
 
 
-async def summaries(ctx: Ctx) -> None:
-    from core.summary import enqueue_daily_summaries
+async def summaries(ctx: Ctx) -> JobFn:
+    """Reads and draws the leaders' summaries; returns the writes (store, queue)."""
+    from core.summary import draw_daily_summaries, queue_daily_summaries
 
-    await enqueue_daily_summaries(ctx, ctx.clock.today())
+    drawn = await draw_daily_summaries(ctx, ctx.clock.today())
+
+    async def queue(write: Ctx) -> None:
+        await queue_daily_summaries(write, drawn)
+
+    return queue
 
 
 async def invitation_expiry(ctx: Ctx) -> None:
@@ -89,10 +98,11 @@ async def plan_reminders(ctx: Ctx) -> None:
 @dataclass(frozen=True)
 class Job:
     name: str
-    fn: JobFn
+    fn: JobFn | None  # runs after the claim, in the job's write transaction
     at: str | None  # "HH:MM" daily; None = every `every_minutes`
     every_minutes: int = 0
     workdays_only: bool = False  # nudges and summaries: not on holidays, yes on make-up days
+    reads: ReadsFirst | None = None  # instead of fn: reads and computes before the claim
 
     def due(self, local_now: dt.datetime) -> bool:
         """For the catch-up run: has today's run time passed (interval jobs: always)?"""
@@ -112,7 +122,7 @@ def jobs(services: Services) -> list[Job]:
     cfg = services.settings.scheduler
     return [
         Job("nudges", nudges, cfg.nudge_time, workdays_only=True),
-        Job("summaries", summaries, cfg.summary_time, workdays_only=True),
+        Job("summaries", None, cfg.summary_time, workdays_only=True, reads=summaries),
         Job("invitation_expiry", invitation_expiry, None, cfg.invitation_expiry_minutes),
         Job("holiday_warning", holiday_warning, cfg.holiday_warning_time),
         Job("plan_reminders", plan_reminders, cfg.holiday_warning_time, workdays_only=True),
@@ -120,20 +130,26 @@ def jobs(services: Services) -> list[Job]:
     ]
 
 
-async def _claimed(ctx: Ctx, job: Job) -> bool:
-    """Daily jobs run once per day (and nudges/summaries only on working days)."""
+async def _its_day(ctx: Ctx, job: Job) -> bool:
+    """Daily jobs run once per day (and nudges/summaries only on working days); this read
+    spares a job's reads when it already ran, the claim after them decides."""
     if job.at is None:
         return True
     today = ctx.clock.today()
     if job.workdays_only and not await is_working_day(ctx, today):
         return False
-    return await claim_daily_tick(ctx, job.name, today)
+    return job.reads is None or not await ran_daily_tick(ctx, job.name, today)
 
 
 async def run_job(services: Services, job: Job) -> bool | None:
     """One job in its own transaction: True when it ran, None when it was not its day or it
     already ran today, False when it failed (logged, never raised: the next tick or the next
-    start-up tries again, since the failed transaction took its claim with it)."""
+    start-up tries again, since the failed transaction took its claim with it).
+
+    The claim is a write: on SQLite it takes the one write lock until commit, and every
+    callback's ack waits behind it. A job with `reads` (the summaries: a second or more of
+    queries and chart drawing) does them first and ends that read transaction, then claims
+    and writes; two processes may both draw, but only the claim's winner writes."""
     try:
         async with services.sessionmaker() as session:
             ctx = Ctx(
@@ -142,9 +158,16 @@ async def run_job(services: Services, job: Job) -> bool | None:
                 rules=services.rules,
                 actor_label="system:scheduler",
             )
-            if not await _claimed(ctx, job):
+            if not await _its_day(ctx, job):
                 return None
-            await job.fn(ctx)
+            write = job.fn
+            if job.reads is not None:
+                write = await job.reads(ctx)
+                await session.rollback()  # the claim starts a new transaction: no stale reads
+            if job.at is not None and not await claim_daily_tick(ctx, job.name, ctx.clock.today()):
+                return None
+            assert write is not None  # a Job has fn or reads
+            await write(ctx)
             await session.commit()
     except Exception:
         log.exception("scheduled job %s failed", job.name)

@@ -273,44 +273,70 @@ async def active_leaders(ctx: Ctx, code: str | None = None) -> list[Officer]:
     return [o for o in await ctx.session.scalars(query) if o.has_role("leader")]
 
 
-async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
-    """One summary per active leader per day (idempotent): the text and, when a CJK font is
-    installed, the chart of the leader's department right after it. Returns how many leaders
-    were queued."""
+@dataclass
+class DrawnSummaries:
+    """A day's summaries, read and drawn but not yet stored or queued: the texts and charts
+    per department and which leader gets which."""
+
+    day: dt.date
+    leaders: list[tuple[int, int]]  # (leader id, department id), not yet sent today
+    texts: dict[int, OutMessage]  # department id -> the summary text
+    charts: dict[int, tuple[str, bytes]]  # department id -> (title, PNG)
+
+
+async def draw_daily_summaries(ctx: Ctx, today: dt.date) -> DrawnSummaries:
+    """The reads and the drawing of the daily tick, and no write: on SQLite the scheduler runs
+    this before its claim opens the write transaction, so a second of chart drawing holds no
+    callback's ack behind SQLite's one writer (docs/architecture.md, scheduler)."""
     leaders = await active_leaders(ctx)
-    keys = {o.id: f"summary:{o.id}:{today.isoformat()}" for o in leaders}
     done = set(
         await ctx.session.scalars(
             select(OutboxMessage.idempotency_key).where(
-                OutboxMessage.idempotency_key.in_(list(keys.values()))
+                OutboxMessage.idempotency_key.in_([_summary_key(o.id, today) for o in leaders])
             )
         )
     )
-    due = [o for o in leaders if keys[o.id] not in done]
-    # reads and drawing first, the writes last: no write lock is held while charts are drawn
+    due = [(o.id, o.department_id) for o in leaders if _summary_key(o.id, today) not in done]
     scopes: dict[int, ScopeSummary] = {}
     run = SummaryRun()
-    for leader in due:
-        if leader.department_id not in scopes:
-            scopes[leader.department_id] = await scope_summary(
-                ctx, today, leader.department_id, run=run
-            )
-    pictures = await _pictures(ctx, scopes)
+    for _, department_id in due:
+        if department_id not in scopes:
+            scopes[department_id] = await scope_summary(ctx, today, department_id, run=run)
+    texts = {key: scoped.message() for key, scoped in scopes.items()}
+    return DrawnSummaries(today, due, texts, await _drawn_charts(scopes))
+
+
+async def queue_daily_summaries(ctx: Ctx, drawn: DrawnSummaries) -> int:
+    """The writes of the daily tick: the charts stored, each leader's text and chart queued
+    (idempotent per leader and day). Returns how many leaders were queued."""
+    pictures = await _stored_pictures(ctx, drawn.charts)
+    day = drawn.day.isoformat()
     notices = []
-    for leader in due:
-        scoped, dest = scopes[leader.department_id], Destination.officer(leader.id)
-        notices.append(Notice(dest, scoped.message(), keys[leader.id]))
-        if (picture := pictures.get(leader.department_id)) is not None:
-            notices.append(Notice(dest, picture, f"summary-chart:{leader.id}:{today.isoformat()}"))
+    for leader_id, department_id in drawn.leaders:
+        dest = Destination.officer(leader_id)
+        notices.append(Notice(dest, drawn.texts[department_id], _summary_key(leader_id, drawn.day)))
+        if (picture := pictures.get(department_id)) is not None:
+            notices.append(Notice(dest, picture, f"summary-chart:{leader_id}:{day}"))
     if notices:
         await record(
             ctx,
             "summary.queued",
-            f"summary:{today.isoformat()}",
-            {"leaders": [leader.id for leader in due], "charts": len(pictures)},
+            f"summary:{day}",
+            {"leaders": [leader_id for leader_id, _ in drawn.leaders], "charts": len(pictures)},
             notices,
         )
-    return len(due)
+    return len(drawn.leaders)
+
+
+async def enqueue_daily_summaries(ctx: Ctx, today: dt.date) -> int:
+    """One summary per active leader per day (idempotent): the text and, when a CJK font is
+    installed, the chart of the leader's department right after it. Returns how many leaders
+    were queued."""
+    return await queue_daily_summaries(ctx, await draw_daily_summaries(ctx, today))
+
+
+def _summary_key(leader_id: int, day: dt.date) -> str:
+    return f"summary:{leader_id}:{day.isoformat()}"
 
 
 async def requested_summary(
@@ -319,24 +345,34 @@ async def requested_summary(
     """What a leader asking for the summary (汇总) gets: the daily tick's text and, right
     after it, its chart (no chart without a CJK font), built and stored the same way."""
     scoped = await scope_summary(ctx, today, department_id)
-    pictures = await _pictures(ctx, {0: scoped})
+    pictures = await _stored_pictures(ctx, await _drawn_charts({0: scoped}))
     return [scoped.message(), *pictures.values()]
 
 
-async def _pictures(ctx: Ctx, scopes: dict[int, ScopeSummary]) -> dict[int, OutMessage]:
-    """Each scope's chart as an image message, drawn in a worker thread (the event loop keeps
-    serving); none without a CJK font (core.charts logs the warning once per run), and none
-    for a scope without tasks in progress: its text says so, an empty picture every day
-    would only be noise."""
-    from core import charts, images
+async def _drawn_charts(scopes: dict[int, ScopeSummary]) -> dict[int, tuple[str, bytes]]:
+    """Each scope's chart, drawn in a worker thread (the event loop keeps serving); none
+    without a CJK font (core.charts logs the warning once per run), and none for a scope
+    without tasks in progress: its text says so, an empty picture every day would only be
+    noise."""
+    from core import charts
 
     shown = {key: s for key, s in scopes.items() if s.chart.tasks_by_state}
     pngs = await asyncio.to_thread(charts.render_charts, [s.chart for s in shown.values()])
+    return {
+        key: (chart_title(scoped.chart), png)
+        for key, scoped, png in zip(shown, shown.values(), pngs, strict=True)
+        if png is not None
+    }
+
+
+async def _stored_pictures(ctx: Ctx, charts: dict[int, tuple[str, bytes]]) -> dict[int, OutMessage]:
+    """Each chart stored by its content hash, as the image message that names it."""
+    from core import images
+
     found: dict[int, OutMessage] = {}
-    for key, scoped, png in zip(shown, shown.values(), pngs, strict=True):
-        if png is not None:
-            image = await images.store(ctx.session, png, now=ctx.clock.now())
-            found[key] = OutMessage.picture(chart_title(scoped.chart), image)
+    for key, (title, png) in charts.items():
+        image = await images.store(ctx.session, png, now=ctx.clock.now())
+        found[key] = OutMessage.picture(title, image)
     return found
 
 

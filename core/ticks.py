@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.changes import Ctx
@@ -19,6 +20,14 @@ from core.models import ScheduledRun
 
 async def is_working_day(ctx: Ctx, day: dt.date) -> bool:
     return (await ctx.work_calendar()).is_workday(day)
+
+
+async def ran_daily_tick(ctx: Ctx, job: str, day: dt.date) -> bool:
+    """Whether `job` has a committed claim for `day` (a read: the claim still decides)."""
+    found = await ctx.session.scalar(
+        select(ScheduledRun.job).where(ScheduledRun.job == job, ScheduledRun.day == day)
+    )
+    return found is not None
 
 
 async def claim_daily_tick(ctx: Ctx, job: str, day: dt.date) -> bool:

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 
 import chinese_calendar
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
-from bot.scheduler import run_due_jobs_once
+from bot.scheduler import jobs, run_due_jobs_once, run_job
+from core import charts
 from core.clock import CHINA_TZ, FixedClock
 from core.models import AuditEvent, OutboxMessage, ScheduledRun
+from core.summary import ChartData
 from tests.case_factories import build_world
 from tests.server_helpers import make_services
 
@@ -137,3 +141,41 @@ async def test_a_holiday_tick_is_skipped_without_a_claim(
     async with sessionmaker() as session:
         jobs = set(await session.scalars(select(ScheduledRun.job)))
     assert jobs == {"holiday_warning", "housekeeping"}
+
+
+async def test_the_summary_charts_are_drawn_before_the_tick_takes_the_write_lock(
+    sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has one writer, and every callback's ack is a write: the summary tick's claim
+    used to open its write transaction before a second or more of queries and chart drawing,
+    so acks waited behind the charts (issue 11's soak: ack p99 1.2 s with the start-up
+    catch-up). While the charts are drawn, another writer commits at once."""
+    await _world_with_due_result(sessionmaker)
+    day = dt.date(2026, 10, 9)
+    services = make_services(sessionmaker, FixedClock(_at_ten(day)))
+    drawing, release = threading.Event(), threading.Event()
+    draw = charts.render_charts
+
+    def paused(data: list[ChartData]) -> list[bytes | None]:
+        drawing.set()
+        release.wait(20)
+        return draw(data)
+
+    monkeypatch.setattr(charts, "render_charts", paused)
+    [job] = [j for j in jobs(services) if j.name == "summaries"]
+    tick = asyncio.create_task(run_job(services, job))
+    try:
+        assert await asyncio.to_thread(drawing.wait, 20)
+        async with sessionmaker() as session:
+            session.add(ScheduledRun(job="another-writer", day=day, ran_at=_at_ten(day)))
+            await asyncio.wait_for(session.commit(), 3)
+    finally:
+        release.set()
+    assert await tick is True
+    async with sessionmaker() as session:
+        queued = await session.scalar(
+            select(func.count(OutboxMessage.id)).where(
+                OutboxMessage.idempotency_key.like("summary:%")
+            )
+        )
+    assert queued == 2  # the two leaders, after the drawing
