@@ -1,9 +1,10 @@
 """A fake WeCom: API server (gettoken, message/send, update_template_card, robot webhook) and a
 callback client that encrypts and signs events the way WeCom does.
 
-The callback crypto here is written independently of bot/platforms/wecom.py (padding through
-`cryptography`'s PKCS7(256) padder/unpadder instead of by hand) and is itself checked against
-the published sample in tests/test_wecom.py, so the adapter is not only checked against itself.
+The callback crypto here is written independently of bot/platforms/wecom/crypto.py (padding
+through `cryptography`'s PKCS7(256) padder/unpadder instead of by hand) and is itself checked
+against the published sample in tests/test_wecom.py, so the adapter is not only checked against
+itself.
 """
 
 from __future__ import annotations
