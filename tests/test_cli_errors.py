@@ -28,6 +28,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         (["draw"], "缺少参数：子命令"),
         (["import", "frob", "x.csv"], "“frob”无效"),
         (["draw", "list", "--db"], "后面需要一个值"),
+        (["summary", "--date", "2026-13-01"], "参数 --date：日期“2026-13-01”格式不对"),
     ],
 )
 def test_usage_errors_are_chinese_and_show_the_usage(

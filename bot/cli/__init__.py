@@ -74,6 +74,7 @@ ARGPARSE_ZH = (
     (re.compile(r"unrecognized arguments: (.*)"), "无法识别的参数：{0}"),
     (re.compile(r"argument (\S+): expected one argument"), "参数 {0} 后面需要一个值"),
     (re.compile(r"argument (\S+): invalid (\w+) value: '?([^']*)'?"), "参数 {0} 的值“{2}”格式不对"),
+    (re.compile(r"argument (\S+): (.*)"), "参数 {0}：{1}"),  # our own (Chinese) type errors
 )
 
 
