@@ -352,3 +352,21 @@ async def test_the_command_in_a_single_chat_shows_the_chart_in_a_news_card(
         assert rig.app_messages_to("wx-leader") == [], "nothing needed the app"
     finally:
         await stop(rig)
+
+
+async def test_a_signed_timestamp_that_is_not_ascii_digits_is_400(sessionmaker, clock) -> None:
+    """A genuine signature over the timestamp "²" (str.isdigit says yes, int() says no) is bad
+    input: 400, as for the app callback, which shares the check (WeComCrypto.check_query)."""
+    rig = await start(sessionmaker, clock, workers=())
+    try:
+        echostr = rig.client.encrypt("echo")
+        params = {
+            "msg_signature": rig.client.sign("²", "7", echostr),
+            "timestamp": "²",
+            "nonce": "7",
+            "echostr": echostr,
+        }
+        async with rig.client._session_().get(rig.client.url, params=params) as resp:
+            assert resp.status == 400
+    finally:
+        await stop(rig)

@@ -36,7 +36,6 @@ from bot.platforms.base import (
     PlatformAdapter,
     SendResult,
     card_markdown,
-    check_window,
     deliver,
     inbound_json,
     read_limited_body,
@@ -313,17 +312,11 @@ class WeComAiBotAdapter:
     def _checked(self, request: web.Request, encrypted: str) -> str:
         """Verify signature and timestamp, then decrypt."""
         assert self._crypto is not None
-        query = request.query
-        signature, timestamp, nonce = (
-            query.get(k, "") for k in ("msg_signature", "timestamp", "nonce")
-        )
-        if not (signature and timestamp and nonce):
-            raise CallbackRejected(400, "missing msg_signature, timestamp or nonce")
-        self._crypto.check_signature(signature, timestamp, nonce, encrypted)
-        if not timestamp.isdigit():
-            raise CallbackRejected(400, "timestamp is not an integer")
-        check_window(
-            int(timestamp), self._clock.now().timestamp(), self.settings.timestamp_window_s
+        self._crypto.check_query(
+            request.query,
+            encrypted,
+            self._clock.now().timestamp(),
+            self.settings.timestamp_window_s,
         )
         return self._crypto.decrypt(encrypted)
 

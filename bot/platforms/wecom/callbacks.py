@@ -9,7 +9,6 @@ from aiohttp import web
 
 from bot.platforms.base import (
     CallbackRejected,
-    check_window,
     read_limited_body,
 )
 from bot.platforms.wecom.crypto import (
@@ -24,18 +23,12 @@ from core.messages import Event, Platform
 
 class WeComCallbacks(WeComBase):
     def _authenticate(self, request: web.Request, encrypted: str) -> None:
-        query = request.query
-        signature, timestamp, nonce = (
-            query.get(k, "") for k in ("msg_signature", "timestamp", "nonce")
+        self._crypto.check_query(
+            request.query,
+            encrypted,
+            self._clock.now().timestamp(),
+            self.settings.timestamp_window_s,
         )
-        if not (signature and timestamp and nonce):
-            raise CallbackRejected(400, "missing msg_signature, timestamp or nonce")
-        self._crypto.check_signature(signature, timestamp, nonce, encrypted)
-        try:
-            sent_s = int(timestamp)
-        except ValueError as exc:
-            raise CallbackRejected(400, "timestamp is not an integer") from exc
-        check_window(sent_s, self._clock.now().timestamp(), self.settings.timestamp_window_s)
 
     async def verify_url(self, request: web.Request) -> web.Response:
         """GET URL verification: verify first, then echo exactly the decrypted echostr."""

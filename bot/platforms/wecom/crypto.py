@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Mapping
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bot.platforms.base import (
     CallbackRejected,
+    check_window,
 )
 
 
@@ -45,6 +47,21 @@ class WeComCrypto:
         expected = self.signature(timestamp, nonce, encrypted)
         if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
             raise CallbackRejected(401, "msg_signature does not match")
+
+    def check_query(
+        self, query: Mapping[str, str], encrypted: str, now_s: float, window_s: int
+    ) -> None:
+        """A callback's msg_signature over (token, timestamp, nonce, encrypted), then its
+        timestamp within the replay window; the app callback and the AI bot share it."""
+        signature, timestamp, nonce = (
+            query.get(k, "") for k in ("msg_signature", "timestamp", "nonce")
+        )
+        if not (signature and timestamp and nonce):
+            raise CallbackRejected(400, "missing msg_signature, timestamp or nonce")
+        self.check_signature(signature, timestamp, nonce, encrypted)
+        if not (timestamp.isascii() and timestamp.isdigit()):  # int() takes "²" or " 5"
+            raise CallbackRejected(400, "timestamp is not an integer")
+        check_window(int(timestamp), now_s, window_s)
 
     def encrypt(self, message: str, random16: bytes | None = None) -> str:
         """Encrypt for a passive reply: 16 random bytes, length, message, receiveid, padded to
