@@ -263,4 +263,7 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
             # a late signal meets an exit under way: ignored, not the default death by signal
             loop.remove_signal_handler(signum)
             signal.signal(signum, signal.SIG_IGN)
+        # a signal the loop had already taken in runs its callback now, so "stopped" stays the
+        # last line of the log
+        await asyncio.sleep(0)
         log.info("stopped")
