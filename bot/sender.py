@@ -28,7 +28,7 @@ from bot.pages.links import expand, recipient
 from bot.platforms.base import Channel, SendResult
 from bot.services import Services
 from bot.workers import GroupCommit, poll_loop
-from core import bindings, images, officers, outbox
+from core import bindings, images, officers, outbox, sqlite_async
 from core.changes import Ctx
 from core.leases import backoff_seconds
 from core.messages import Destination, Image, OutMessage, Platform
@@ -145,20 +145,49 @@ async def _mentions(ctx: Ctx, platform: str, msg: OutMessage) -> list[str]:
 # ---------------------------------------------------------------- the worker
 
 
+class SentMarks:
+    """Sends that finish while a mark is waiting for its transaction join it: one UPDATE per
+    claim for them all (outbox.mark_sent_many), in a transaction shared with the other small
+    writes of the moment (GroupCommit)."""
+
+    def __init__(self, records: GroupCommit) -> None:
+        self._records = records
+        self._open: tuple[list[outbox.SentMark], asyncio.Future[set[int]]] | None = None
+
+    async def mark(self, mark: outbox.SentMark) -> bool:
+        """Whether the row was marked sent (False: its claim was lost)."""
+        if self._open is None:
+            marks: list[outbox.SentMark] = []
+
+            async def write(session: AsyncSession) -> set[int]:
+                if self._open is not None and self._open[0] is marks:
+                    self._open = None  # later marks start the next batch
+                return await outbox.mark_sent_many(session, marks)
+
+            self._open = (marks, asyncio.ensure_future(self._records.run(write)))
+        marks, done = self._open
+        marks.append(mark)
+        # shielded: a caller that goes away must not cancel the others' write
+        return mark.row_id in await asyncio.shield(done)
+
+
 class Sender:
     def __init__(self, services: Services, *, jitter: Callable[[], float] = random.random) -> None:
         self.services = services
         self.cfg = services.settings.sender
         self._jitter = jitter
         self._stopping = asyncio.Event()
-        self._records = GroupCommit(services)
+        self._records = SentMarks(GroupCommit(services))
 
     def _now(self) -> dt.datetime:
         return self.services.clock.now()
 
     async def run(self, wake: asyncio.Event) -> None:
-        """Deliver until `stop()`; woken early by `wake` (set when rows are queued)."""
-        await poll_loop(self.run_once, wake, self._stopping, self.cfg.poll_interval_s, "sender")
+        """Deliver until `stop()`; woken early by `wake` (set when rows are queued). Claims,
+        look-ups and records are small statements: on SQLite they run on the loop's thread
+        (sqlite_async.inline)."""
+        with sqlite_async.inline():
+            await poll_loop(self.run_once, wake, self._stopping, self.cfg.poll_interval_s, "sender")
 
     def stop(self) -> None:
         """Finish the sends in flight, hand the rest of the batch back, then leave `run`."""
@@ -309,10 +338,10 @@ class Sender:
         return recent[-limit] + WINDOW  # when the oldest send that fills the window leaves it
 
     async def _look_up(self, rows: list[OutboxMessage]) -> Batch:
-        """What the claimed rows' sends need to know, in three queries for all of them: which
-        wait behind another claim, the officers' accounts, the destinations' recent sends (the
-        rate limits' window; this batch's own sends are added as they go, the destinations'
-        rows being this sender's alone until they are sent)."""
+        """What the claimed rows' sends need to know, in two queries for all of them: which
+        wait behind another claim and the destinations' recent sends (the rate limits'
+        window; this batch's own sends are added as they go, the destinations' rows being
+        this sender's alone until they are sent), and the officers' accounts."""
         officer_ids = {
             officer
             for row in rows
@@ -321,14 +350,13 @@ class Sender:
         }
         async with self.services.sessionmaker() as session:  # reads only: no write gate
             ctx = self.services.core_ctx(session)
+            behind, recent = await outbox.claim_context(session, rows, self._now() - WINDOW)
             return Batch(
-                behind=await outbox.behind_other_claims(session, rows),
+                behind=behind,
                 accounts=await officers.first_accounts(ctx, officer_ids, self.services.adapters)
                 if officer_ids
                 else {},
-                recent=await outbox.sent_since_many(
-                    session, sorted({row.dest_key for row in rows}), self._now() - WINDOW
-                ),
+                recent=recent,
             )
 
     async def _send(self, route: Route, msg: OutMessage) -> SendResult:
@@ -347,12 +375,8 @@ class Sender:
         now = self._now()
         error = f"{route.channel.platform} {result.code}: {result.detail}".strip()
         if result.ok:  # the busy path: sends finishing together are recorded together
-            channel = route.channel.platform
-
-            async def mark(session: AsyncSession) -> bool:
-                return await outbox.mark_sent(session, row.id, token, now=now, channel=channel)
-
-            return Outcome("sent" if await self._records.run(mark) else "lost")
+            mark = outbox.SentMark(row.id, token, now, route.channel.platform)
+            return Outcome("sent" if await self._records.mark(mark) else "lost")
         async with self._writing() as session:
             if result.permanent:
                 state = await outbox.mark_failed(

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import Services
-from core import inbox
+from core import inbox, sqlite_async
 from core.leases import backoff_seconds
 from core.messages import Event
 from core.models import InboxEvent
@@ -155,7 +155,9 @@ class InboxWorker:
         self.stopping = asyncio.Event()
 
     async def run(self, wake: asyncio.Event) -> None:
-        await poll_loop(self.run_once, wake, self.stopping, self.cfg.poll_interval_s, "inbox")
+        # small statements: on SQLite they run on the loop's thread (sqlite_async.inline)
+        with sqlite_async.inline():
+            await poll_loop(self.run_once, wake, self.stopping, self.cfg.poll_interval_s, "inbox")
 
     def stop(self) -> None:
         """Finish the event in hand, then leave `run`; unhandled claims are released."""

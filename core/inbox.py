@@ -214,14 +214,9 @@ class SqliteFileInbox:
 async def claim_pending(
     session: AsyncSession, limit: int, now: dt.datetime, lease: dt.timedelta
 ) -> list[InboxEvent]:
-    """Lease due pending events for this worker; the caller commits straight away."""
-    ids, _ = await claim_due(session, InboxEvent, limit=limit, now=now, lease=lease)
-    if not ids:
-        return []
-    rows = await session.scalars(
-        select(InboxEvent).where(InboxEvent.id.in_(ids)).order_by(InboxEvent.id)
-    )
-    return list(rows.all())
+    """Lease due pending events for this worker, in id order; the caller commits straight
+    away."""
+    return await claim_due(session, InboxEvent, limit=limit, now=now, lease=lease)
 
 
 def event_of(row: InboxEvent) -> Event:

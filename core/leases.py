@@ -34,9 +34,10 @@ async def claim_due(
     lease: dt.timedelta,
     also: ColumnElement[bool] | None = None,
     fifo: bool = False,
-) -> tuple[list[int], dt.datetime]:
-    """Lease up to `limit` due rows (that also meet `also`); returns their ids (in id order)
-    and the lease end. `fifo` takes the oldest rows first rather than the longest due.
+) -> list[Any]:
+    """Lease up to `limit` due rows (that also meet `also`); returns them in id order, each
+    `claimed_until` the lease end, read back by the claiming statement itself (RETURNING: no
+    second look-up). `fifo` takes the oldest rows first rather than the longest due.
     The caller commits at once so other workers see the lease."""
     pending = InboxState.PENDING if model is InboxEvent else OutboxState.PENDING
     due: Any = (
@@ -52,15 +53,14 @@ async def claim_due(
     )
     if _is_postgres(session):
         due = due.with_for_update(skip_locked=True)
-    until = now + lease
     claimed = await session.scalars(
         update(model)
         .where(model.id.in_(due.scalar_subquery()))
-        .values(claimed_until=until)
-        .returning(model.id)
-        .execution_options(synchronize_session=False)
+        .values(claimed_until=now + lease)
+        .returning(model)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return sorted(claimed.all()), until
+    return sorted(claimed.all(), key=lambda row: row.id)
 
 
 def claimable(model: Leased, now: dt.datetime) -> ColumnElement[bool]:

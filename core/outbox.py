@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, case, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -115,15 +117,9 @@ async def claim_due(
     """Lease due pending rows for one sender, oldest first and none held back by an earlier
     row of its destination; the caller commits straight away. Each row's `claimed_until` is
     the claim token the mark functions check."""
-    ids, _ = await leases.claim_due(
+    return await leases.claim_due(
         session, OutboxMessage, limit=limit, now=now, lease=lease, also=~_held_back(now), fifo=True
     )
-    if not ids:
-        return []
-    rows = await session.scalars(
-        select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
-    )
-    return list(rows.all())
 
 
 def _claimed(row_id: int, token: dt.datetime) -> tuple[ColumnElement[bool], ...]:
@@ -140,43 +136,107 @@ async def behind_other_claims(session: AsyncSession, rows: list[OutboxMessage]) 
     destination is still pending and is not among them (another process claimed it in the
     same moment, its claim not yet visible to ours). One look-up for the whole claim, after it
     was committed; the rows of one destination in `rows` are sent in order by this sender."""
+    behind, _ = await claim_context(session, rows, None)
+    return behind
+
+
+async def claim_context(
+    session: AsyncSession, rows: list[OutboxMessage], since: dt.datetime | None
+) -> tuple[set[int], dict[tuple[str, str], list[dt.datetime]]]:
+    """What a sender needs to know about its claimed `rows`, in one look-up: which of them are
+    `behind_other_claims`, and (with `since`) `sent_since_many` of their destinations."""
     if not rows:
-        return set()
+        return set(), {}
     ours = {row.id for row in rows}
     last: dict[str, int] = {}
     for row in rows:
         last[row.dest_key] = max(last.get(row.dest_key, 0), row.id)
-    pending = await session.execute(
-        select(OutboxMessage.dest_key, OutboxMessage.id).where(
+    earlier_pending = (OutboxMessage.state == OutboxState.PENDING) & (
+        OutboxMessage.id < max(last.values())
+    )
+    recently_sent = (
+        (OutboxMessage.state == OutboxState.SENT) & (OutboxMessage.sent_at > since)
+        if since is not None
+        else None
+    )
+    found = await session.execute(
+        select(
+            OutboxMessage.dest_key,
+            OutboxMessage.id,
+            OutboxMessage.state,
+            OutboxMessage.channel,
+            OutboxMessage.sent_at,
+        ).where(
             OutboxMessage.dest_key.in_(last),
-            OutboxMessage.state == OutboxState.PENDING,
-            OutboxMessage.id < max(last.values()),
+            earlier_pending if recently_sent is None else or_(earlier_pending, recently_sent),
         )
     )
     first_other: dict[str, int] = {}
-    for dest_key, row_id in pending.all():
-        if row_id not in ours and row_id < last[dest_key]:
-            first_other[dest_key] = min(first_other.get(dest_key, row_id), row_id)
-    return {row.id for row in rows if row.id > first_other.get(row.dest_key, row.id)}
+    recent: dict[tuple[str, str], list[dt.datetime]] = {}
+    for dest_key, row_id, state, channel, sent_at in found.all():
+        if state == OutboxState.PENDING:
+            if row_id not in ours and row_id < last[dest_key]:
+                first_other[dest_key] = min(first_other.get(dest_key, row_id), row_id)
+        elif sent_at is not None:
+            recent.setdefault((dest_key, channel), []).append(sent_at)
+    for times in recent.values():
+        times.sort()
+    behind = {row.id for row in rows if row.id > first_other.get(row.dest_key, row.id)}
+    return behind, recent
 
 
 async def mark_sent(
     session: AsyncSession, row_id: int, token: dt.datetime, *, now: dt.datetime, channel: str
 ) -> bool:
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(*_claimed(row_id, token))
-        .values(
-            state=OUTBOX.edge(OutboxState.PENDING, OutboxState.SENT),
-            sent_at=now,
-            channel=channel,
-            claimed_until=None,
-            last_error="",
+    return row_id in await mark_sent_many(session, [SentMark(row_id, token, now, channel)])
+
+
+@dataclass(frozen=True)
+class SentMark:
+    """One row sent: its claim token, when it went out and on which channel."""
+
+    row_id: int
+    token: dt.datetime
+    sent_at: dt.datetime
+    channel: str
+
+
+async def mark_sent_many(session: AsyncSession, marks: list[SentMark]) -> set[int]:
+    """`mark_sent` of several rows, one UPDATE for the rows of one claim (token) and channel,
+    each row's own `sent_at`; the ids marked (one missing lost its claim)."""
+    groups: dict[tuple[dt.datetime, str], list[SentMark]] = {}
+    for mark in marks:
+        groups.setdefault((mark.token, mark.channel), []).append(mark)
+    done: set[int] = set()
+    for (token, channel), group in groups.items():
+        times = {mark.sent_at for mark in group}
+        sent_at: Any = (
+            group[0].sent_at
+            if len(times) == 1
+            else case(
+                {m.row_id: literal(m.sent_at, OutboxMessage.sent_at.type) for m in group},
+                value=OutboxMessage.id,
+            )
         )
-        .returning(OutboxMessage.id)
-        .execution_options(synchronize_session=False)  # no ORM objects to refresh
-    )
-    return result.scalar() is not None
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_([mark.row_id for mark in group]),
+                OutboxMessage.state == OutboxState.PENDING,
+                OutboxMessage.claimed_until == token,
+            )
+            .values(
+                state=OUTBOX.edge(OutboxState.PENDING, OutboxState.SENT),
+                sent_at=sent_at,
+                channel=channel,
+                claimed_until=None,
+                last_error="",
+            )
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)  # no ORM objects to refresh
+        )
+        done.update(result.scalars().all())
+    return done
 
 
 async def postpone(

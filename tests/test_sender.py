@@ -580,3 +580,35 @@ async def test_a_row_behind_another_claim_waits_and_so_do_the_later_ones(
         whole = await outbox.behind_other_claims(session, [by_id[i] for i in ids])
     assert behind == {ids[1], ids[2], ids[5]}
     assert whole == set()
+
+
+async def test_sends_of_one_claim_are_marked_together_each_at_its_own_time(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    """mark_sent_many: one claim's rows keep each its own send time (the rate limits' window),
+    and a row whose claim was taken over is left to its new claimant."""
+    async with sessionmaker() as session:
+        await queue(session, Destination.platform_user(Platform.WECOM, "u1"), 3, clock.now())
+        rows = await outbox.claim_due(session, 10, clock.now(), dt.timedelta(seconds=60))
+        await session.commit()
+    token = rows[0].claimed_until
+    assert token is not None and {row.claimed_until for row in rows} == {token}
+    t0 = clock.now()
+    marks = [
+        outbox.SentMark(rows[0].id, token, t0, "wecom"),
+        outbox.SentMark(rows[1].id, token, t0 + dt.timedelta(seconds=7), "wecom"),
+        outbox.SentMark(rows[2].id, token - dt.timedelta(seconds=1), t0, "wecom"),  # stale
+    ]
+    async with sessionmaker() as session:
+        assert await outbox.mark_sent_many(session, marks) == {rows[0].id, rows[1].id}
+        await session.commit()
+    async with sessionmaker() as session:
+        found = {
+            row.id: row
+            for row in await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        }
+    assert [(found[r.id].state, found[r.id].sent_at) for r in rows] == [
+        ("sent", t0),
+        ("sent", t0 + dt.timedelta(seconds=7)),
+        ("pending", None),
+    ]
