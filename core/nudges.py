@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +43,7 @@ async def _nudged_today(
     return {k for data in rows for k in data["keys"]}
 
 
-def _digest_key(prefix: str, today: dt.date, keys: Sequence[str]) -> str:
+def _digest_key(prefix: str, today: dt.date, keys: Iterable[str]) -> str:
     digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
     return f"{prefix}:{today.isoformat()}:{digest}"
 
@@ -56,16 +56,17 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
     schedule = set(ctx.rules.nudge_before_workdays)
     horizon = cal.add_workdays(today, max(schedule, default=0)).day
     people = await department_people(ctx.session)
-    due = [
-        o
+    # each obligation's nudge key once: a tick over a county's year carries thousands
+    due = {
+        o.nudge_key(today): o
         for o in await due_items(ctx, today, horizon=horizon, people=people)
         if o.overdue or o.days_left in schedule
-    ]
-    sent = await _nudged_today(ctx.session, today, sorted({o.department_id for o in due}))
-    by_department: dict[int, list[Obligation]] = defaultdict(list)
-    for o in due:
-        if o.nudge_key(today) not in sent:
-            by_department[o.department_id].append(o)
+    }
+    sent = await _nudged_today(ctx.session, today, sorted({o.department_id for o in due.values()}))
+    by_department: dict[int, dict[str, Obligation]] = defaultdict(dict)
+    for key, o in due.items():
+        if key not in sent:
+            by_department[o.department_id][key] = o
     queued = 0
     for department_id, items in sorted(by_department.items()):
         notices = _digest_notices(department_id, items, people, today)
@@ -75,8 +76,8 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
             _digest_subject(department_id, today),
             {
                 "day": today.isoformat(),
-                "keys": [o.nudge_key(today) for o in items],
-                "overdue": sum(o.overdue for o in items),
+                "keys": list(items),
+                "overdue": sum(o.overdue for o in items.values()),
             },
             notices,
         )
@@ -94,9 +95,10 @@ def _listing(template: str, title: str, items: list[Obligation], today: dt.date)
 
 
 def _digest_notices(
-    department_id: int, items: list[Obligation], people: People, today: dt.date
+    department_id: int, keyed: dict[str, Obligation], people: People, today: dt.date
 ) -> list[Notice]:
-    keys = [o.nudge_key(today) for o in items]
+    """`keyed`: the department's obligations by nudge key, soonest first."""
+    items = list(keyed.values())
     mentions = sorted({i for o in items for i in o.officer_ids})
     msg = _listing("nudge_digest", "待办提醒", items, today).model_copy(
         update={"mention_officer_ids": mentions}
@@ -105,7 +107,7 @@ def _digest_notices(
         Notice(
             Destination.department(department_id),
             msg,
-            _digest_key(f"nudge:department:{department_id}", today, keys),
+            _digest_key(f"nudge:department:{department_id}", today, keyed),
         )
     ]
     overdue = [o for o in items if o.overdue]
@@ -115,25 +117,25 @@ def _digest_notices(
             Notice(
                 Destination.officer(leader),
                 escalation,
-                _digest_key(f"nudge:leader:{leader}", today, keys),
+                _digest_key(f"nudge:leader:{leader}", today, keyed),
             )
             for leader in people.leaders.get(department_id, [])
         ]
-    return notices + _personal_notices(items, today)
+    return notices + _personal_notices(keyed, today)
 
 
-def _personal_notices(items: list[Obligation], today: dt.date) -> list[Notice]:
+def _personal_notices(keyed: dict[str, Obligation], today: dt.date) -> list[Notice]:
     """Each officer who acts on a page gets their own items privately, with the signed links
     a group digest must not carry."""
-    mine: dict[int, list[Obligation]] = defaultdict(list)
-    for o in items:
+    mine: dict[int, dict[str, Obligation]] = defaultdict(dict)
+    for key, o in keyed.items():
         for officer_id in o.officer_ids if o.page else ():
-            mine[officer_id].append(o)
+            mine[officer_id][key] = o
     return [
         Notice(
             Destination.officer(officer_id),
-            _listing("nudge_personal", "我的待办", own, today),
-            _digest_key(f"nudge:officer:{officer_id}", today, [o.nudge_key(today) for o in own]),
+            _listing("nudge_personal", "我的待办", list(own.values()), today),
+            _digest_key(f"nudge:officer:{officer_id}", today, own),
         )
         for officer_id, own in sorted(mine.items())
     ]

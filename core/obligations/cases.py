@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from typing import cast
 
-from sqlalchemy import ColumnElement, and_, not_, select, union_all
+from sqlalchemy import ColumnElement, Table, and_, not_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import OPEN_FOR_ENTRY, china_date
@@ -30,6 +31,10 @@ from core.rules import Rules
 from core.states import TASKS_IN_PROGRESS, CaseState, PartState, ResultState
 from core.workdays import WorkCalendar
 
+_CASE = cast(Table, Case.__table__).c
+_TARGET = cast(Table, Target.__table__).c
+_MEMBER = cast(Table, GroupMember.__table__).c
+
 
 def _falls_due_by(
     cal: WorkCalendar, rules: Rules, tasks: dict[int, JointTask], horizon: dt.date
@@ -42,23 +47,24 @@ def _falls_due_by(
         for tid, t in tasks.items()
         if cal.add_workdays(t.window_end, rules.result_entry_workdays).day <= horizon
     ]
-    has_date = and_(Case.inspected_on.is_not(None), Case.result_due_on.is_not(None))
+    result = cast(Table, CaseResult.__table__).c
+    has_date = and_(_CASE.inspected_on.is_not(None), _CASE.result_due_on.is_not(None))
     submitted_by = (
-        select(CaseResult.case_id)
-        .join(Case, Case.id == CaseResult.case_id)
+        select(result.case_id)
+        .join(Case.__table__, _CASE.id == result.case_id)
         .where(
-            CaseResult.state == ResultState.SUBMITTED,
-            CaseResult.entered_at < china_midnight(horizon + dt.timedelta(days=1)),
-            Case.state == CaseState.SUBMITTED,
+            result.state == ResultState.SUBMITTED,
+            result.entered_at < china_midnight(horizon + dt.timedelta(days=1)),
+            _CASE.state == CaseState.SUBMITTED,
         )
     )
-    return Case.id.in_(
+    return _CASE.id.in_(
         union_all(
-            select(Case.id).where(
-                Case.result_due_on <= horizon, Case.state.in_(OPEN_FOR_ENTRY), has_date
+            select(_CASE.id).where(
+                _CASE.result_due_on <= horizon, _CASE.state.in_(OPEN_FOR_ENTRY), has_date
             ),
-            select(Case.id).where(
-                Case.task_id.in_(window_due), Case.state.in_(OPEN_FOR_ENTRY), not_(has_date)
+            select(_CASE.id).where(
+                _CASE.task_id.in_(window_due), _CASE.state.in_(OPEN_FOR_ENTRY), not_(has_date)
             ),
             submitted_by,
         )
@@ -79,30 +85,37 @@ async def entries_and_reviews(
             select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS))
         )
     }
-    # plain columns, not Case objects: a tick reads thousands of them
-    query = select(
-        Case.id,
-        Case.code,
-        Case.state,
-        Case.task_id,
-        Case.inspected_on,
-        Case.result_due_on,
-        Case.result_due_provisional,
-        Target.name,
-    ).join(Target, Target.id == Case.target_id)
+    # Core columns, not Case objects nor ORM rows: a tick reads thousands of them
     if horizon is None:
-        query = query.where(
-            Case.task_id.in_(list(tasks)),
-            Case.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)),
+        open_cases: ColumnElement[bool] = and_(
+            _CASE.task_id.in_(list(tasks)),
+            _CASE.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)),
         )
     else:  # the task filter in Python: in SQL it would steer SQLite to the task_id index
-        query = query.where(_falls_due_by(cal, rules, tasks, horizon))
-    rows = [r for r in (await session.execute(query.order_by(Case.id))).all() if r[3] in tasks]
-    members = await _members(session, [r[0] for r in rows])
+        open_cases = _falls_due_by(cal, rules, tasks, horizon)
+    query = (
+        select(
+            _CASE.id,
+            _CASE.code,
+            _CASE.state,
+            _CASE.task_id,
+            _CASE.inspected_on,
+            _CASE.result_due_on,
+            _CASE.result_due_provisional,
+            _TARGET.name,
+        )
+        .join_from(Case.__table__, Target.__table__, _TARGET.id == _CASE.target_id)
+        .where(open_cases)
+        .order_by(_CASE.id)
+    )
+    rows = [r for r in (await session.execute(query)).all() if r[3] in tasks]
+    members = await _members(session, open_cases)
     entered = await _entered_parts(
         session, [r[0] for r in rows if r[2] in (CaseState.PART_ENTERED, CaseState.RETURNED)]
     )
-    with_parts = await _part_departments(session, list({r[3] for r in rows if r[0] in entered}))
+    with_parts = await _part_departments(
+        session, list({r[3] for r in rows if r[0] in entered}) if entered else []
+    )
     reviewed = await _submitted_on(
         session, [r[0] for r in rows if r[2] == CaseState.SUBMITTED], today
     )
@@ -167,6 +180,8 @@ async def entries_and_reviews(
 async def _entered_parts(session: AsyncSession, case_ids: list[int]) -> dict[int, set[int]]:
     """The departments whose part of each case is entered (cases with none are left out)."""
     found: dict[int, set[int]] = defaultdict(set)
+    if not case_ids:
+        return found  # the usual day: no statement for nothing
     for case_id, department_id in await session.execute(
         select(CasePart.case_id, CasePart.department_id).where(
             CasePart.case_id.in_(case_ids), CasePart.state == PartState.ENTERED
@@ -181,6 +196,8 @@ async def _part_departments(
 ) -> dict[int, list[tuple[int, str]]]:
     """Per task, the departments with items in it (each enters its part): (id, name)."""
     found: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    if not task_ids:
+        return found
     for task_id, department_id, name in await session.execute(
         select(TaskItem.task_id, Department.id, Department.name)
         .join(Department, Department.id == TaskItem.department_id)
@@ -192,14 +209,19 @@ async def _part_departments(
     return found
 
 
-async def _members(session: AsyncSession, case_ids: list[int]) -> dict[int, list[tuple[int, int]]]:
-    """Each case's active group, leader first: (officer, department)."""
+async def _members(
+    session: AsyncSession, open_cases: ColumnElement[bool]
+) -> dict[int, list[tuple[int, int]]]:
+    """The active group of each case `open_cases` selects, leader first: (officer,
+    department); the cases by the same condition as a subquery rather than thousands of ids
+    bound one by one."""
     members: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for case_id, officer_id, department_id in await session.execute(
-        select(GroupMember.case_id, GroupMember.officer_id, GroupMember.department_id)
-        .where(GroupMember.active.is_(True), GroupMember.case_id.in_(case_ids))
-        .order_by(GroupMember.is_leader.desc(), GroupMember.id)
-    ):
+    rows = await session.execute(
+        select(_MEMBER.case_id, _MEMBER.officer_id, _MEMBER.department_id)
+        .where(_MEMBER.active.is_(True), _MEMBER.case_id.in_(select(_CASE.id).where(open_cases)))
+        .order_by(_MEMBER.is_leader.desc(), _MEMBER.id)
+    )
+    for case_id, officer_id, department_id in rows.all():
         members[case_id].append((officer_id, department_id))
     return members
 
@@ -210,6 +232,8 @@ async def _submitted_on(
     """The China day each case's result awaiting review was submitted (review counts from
     it), all in one query."""
     found = dict.fromkeys(case_ids, today)
+    if not case_ids:
+        return found
     for case_id, entered in await session.execute(
         select(CaseResult.case_id, CaseResult.entered_at).where(
             CaseResult.case_id.in_(case_ids), CaseResult.state == ResultState.SUBMITTED
