@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -22,6 +23,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,6 +37,7 @@ from bot.replays import SignatureLedger
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
+from core import images
 from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
@@ -157,6 +160,7 @@ class Rig:
     inbox: InboxWorker
     sender: Sender
     officers: list[Officer]  # one of each role and department
+    image_sha: str  # a stored picture, as a summary chart is (/h5/image, /sim/api/image)
     log: list[logging.LogRecord] = field(default_factory=list)
 
     def url(self, path: str) -> str:
@@ -327,9 +331,14 @@ async def fuzz_rig(sm: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
             robot_code=fake_ding.robot_code,
             api_base=fake_ding.base,
             oapi_base=fake_ding.base,
+            # cards call back over HTTP, so /dingtalk/card/callback is a route to fuzz; the
+            # click's answer is not waited for (no sender runs while a request is open)
+            card_template_id="fuzz-card.schema",
+            card_answer_wait_s=0.01,
         ),
         clock,
         SignatureLedger(services),
+        public_base_url="http://127.0.0.1",
     )
     services.adapters.update(
         {Platform.WECOM: wecom, Platform.WECOM_AIBOT: aibot, Platform.DINGTALK: ding}
@@ -351,6 +360,8 @@ async def fuzz_rig(sm: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
         )
         pending = await s.get(Invitation, inv.id)
     assert cases and members and pending is not None
+    async with sm() as s, s.begin():
+        picture = await images.store(s, _png(), now=clock.now())
     server = TestServer(create_app(services, workers=()), host="127.0.0.1")
     await server.start_server()
     # signed pages compare a form's Origin with the public address: this server's own
@@ -380,6 +391,7 @@ async def fuzz_rig(sm: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
         inbox=InboxWorker(services, dispatcher),
         sender=Sender(services),
         officers=everyone(w),
+        image_sha=picture.sha256,
     )
     await rig.drain()
     try:
@@ -394,6 +406,12 @@ async def fuzz_rig(sm: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
             await adapter.close()
         await fake_wecom.close()
         await fake_ding.close()
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    PILImage.new("RGB", (4, 4), (9, 9, 9)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def rig_url(server: TestServer, path: str) -> str:

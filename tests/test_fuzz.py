@@ -23,16 +23,23 @@ import aiohttp
 import pytest
 from hypothesis import strategies as st
 
+from bot.pages.image import PATH as IMAGE_PATH
+from bot.pages.image import PREFIX as IMAGE_PREFIX
+from bot.pages.public import SCRIPT as PUBLIC_SCRIPT
+from bot.platforms.dingtalk import CARD_CALLBACK_PATH, DingTalkAdapter
+from bot.platforms.dingtalk.protocol import CARD_SIG_SEPARATOR, card_signature
+from bot.platforms.simulator import IMAGE_PATH as SIM_IMAGE_PATH
 from core.cards import InvitationAction
+from core.messages import Platform, encodable_text
 from handlers.commands import COMMANDS
 from tests.dispatch_support import make_dispatcher, send, text_event
-from tests.fakes.dingtalk import robot_message, robot_sign
+from tests.fakes.dingtalk import card_click, robot_message, robot_sign
 from tests.fakes.wecom import card_event_xml, message_xml, text_xml
 from tests.fakes.wecom_aibot import aibot_card_click, aibot_text
 from tests.fuzz_support import NASTY, Fuzzer, Rig, big_ints, fuzz_rig, hostile_text
 
 SHORT_EXAMPLES = 12
-FULL_EXAMPLES = 1050  # × 10 families: over 10,000 cases in the slow run
+FULL_EXAMPLES = 1050  # × 12 families: over 10,000 cases in the slow run
 
 SIZES = [
     pytest.param(False, id="short"),
@@ -411,6 +418,48 @@ async def test_dingtalk_hostile_signature_headers(rig: Rig, fuzzer: Fuzzer) -> N
     )
 
 
+async def test_dingtalk_card_callbacks_signed_around_hostile_json(rig: Rig, fuzzer: Fuzzer) -> None:
+    """DingTalk's HTTP card callback (/dingtalk/card/callback): button keys signed for the card
+    and the user, as our cards carry them, around hostile keys, users, tracks and content; the
+    same unsigned or mis-signed; bodies that are no card click at all."""
+    adapter = rig.services.adapters[Platform.DINGTALK]
+    assert isinstance(adapter, DingTalkAdapter) and adapter.card_callback_path
+    users = st.one_of(st.sampled_from([f"dd-{o.code}" for o in rig.officers]), hostile_text)
+    tracks = st.one_of(st.builds(lambda: f"track-{fuzzer.next_id()}"), hostile_text)
+
+    def click(track: str, user: str, key: str, signed: bool) -> dict[str, Any]:
+        # signed over what the server reads: the JSON's text with lone surrogates and NUL
+        # replaced (bot.platforms.base.inbound_json), as a real card's values never hold them
+        sig = card_signature(
+            adapter._card_key, encodable_text(track), encodable_text(user), encodable_text(key)
+        )
+        action = f"{key}{CARD_SIG_SEPARATOR}{sig}" if signed else key
+        return card_click(track, user, action, "button1")
+
+    shaped = st.builds(click, tracks, users, action_key(rig), st.booleans())
+    mutated = st.builds(
+        lambda base, key, value: {**base, key: value},
+        shaped,
+        st.sampled_from(["content", "value", "userId", "outTrackId", "corpId", "type"]),
+        json_values() | hostile_text.map(lambda t: json.dumps({"cardPrivateData": t})),
+    )
+    raw = st.one_of(
+        json_values().map(dumps),
+        st.binary(max_size=200),
+        st.sampled_from([b"[" * 3000 + b"]" * 3000, b'{"a":' * 1500 + b"1" + b"}" * 1500]),
+    )
+
+    async def check(body: Any) -> None:
+        before = await rig.inbox_count()
+        data = body if isinstance(body, bytes) else dumps(body)
+        headers = {"Content-Type": "application/json"}
+        async with rig.http.post(rig.url(CARD_CALLBACK_PATH), data=data, headers=headers) as r:
+            await answered(rig, r.status, await r.read(), before)
+
+    await fuzzer.run(st.one_of(shaped, shaped, mutated, raw), check)
+    await rig.check_audit_chain()
+
+
 # ---------------------------------------------------------------- signed pages
 
 
@@ -606,6 +655,107 @@ async def test_public_pages(rig: Rig, fuzzer: Fuzzer) -> None:
         ),
         check,
     )
+
+
+# ---------------------------------------------------------------- the other GET routes
+
+
+async def test_pictures_scripts_and_verification_gets(rig: Rig, fuzzer: Fuzzer) -> None:
+    """The GET routes no family above drives: the signed picture page (a genuine link for the
+    stored picture, for another object, or a junk token), the simulator's page, script and
+    picture, the public pages' script, and the URL checks of the AI bot (signed around a
+    hostile echostr) and of DingTalk (which has none: 405)."""
+
+    async def check(c: tuple[str, str, str, bool, list[tuple[str, str]]]) -> None:
+        route, value, who_code, genuine, extra = c
+        params: list[tuple[str, str]] = []
+        if route == "image":
+            officer = next(o for o in rig.officers if o.code == who_code)
+            obj = f"{IMAGE_PREFIX}{rig.image_sha}" if genuine else _safe(value)[:80]
+            token = rig.token(officer, obj, "image") if genuine or value else _safe(value)
+            path, params = IMAGE_PATH, [("t", token)]
+        elif route == "sim-image":
+            path, params = SIM_IMAGE_PATH, [("sha256", rig.image_sha if genuine else _safe(value))]
+        elif route == "aibot-verify":
+            before = await rig.inbox_count()
+            status, body = await rig.aibot.verify_url(value)
+            await answered(rig, status, body, before)
+            return
+        else:
+            path = {
+                "sim": "/sim",
+                "sim-script": "/sim/static/simulator.js",
+                "public-script": f"/public/static/{PUBLIC_SCRIPT}",
+                "dingtalk-verify": "/dingtalk/callback",
+            }[route]
+        query = [*params, *((_safe(k), _safe(v)) for k, v in extra)]
+        before = await rig.inbox_count()
+        async with rig.http.get(rig.url(path), params=query) as resp:
+            await answered(rig, resp.status, await resp.read(), before)
+
+    routes = ["image", "image", "sim-image", "aibot-verify", "aibot-verify"]
+    routes += ["sim", "sim-script", "public-script", "dingtalk-verify"]
+    await fuzzer.run(
+        st.tuples(
+            st.sampled_from(routes),
+            hostile_text,
+            st.sampled_from([o.code for o in rig.officers]),
+            st.booleans(),
+            st.lists(st.tuples(hostile_text, hostile_text | big_ints.map(str)), max_size=3),
+        ),
+        check,
+    )
+
+
+# Every route of the app and the family above that drives it (HEAD is aiohttp's twin of GET).
+# The demo controls (/sim/api/clock, /sim/api/guide) exist only under `serve --demo`.
+FUZZED_ROUTES = {
+    "GET /healthz": test_public_pages,
+    "GET /wecom/callback": test_wecom_callbacks_signed_around_hostile_plaintext,
+    "POST /wecom/callback": test_wecom_callbacks_signed_around_hostile_plaintext,
+    "GET /wecom/aibot/callback": test_pictures_scripts_and_verification_gets,
+    "POST /wecom/aibot/callback": test_wecom_aibot_callbacks_signed_around_hostile_json,
+    "GET /dingtalk/callback": test_pictures_scripts_and_verification_gets,
+    "POST /dingtalk/callback": test_dingtalk_callbacks_signed_around_hostile_json,
+    f"POST {CARD_CALLBACK_PATH}": test_dingtalk_card_callbacks_signed_around_hostile_json,
+    "GET /h5/invitation": test_signed_pages_with_hostile_forms,
+    "POST /h5/invitation": test_signed_pages_with_hostile_forms,
+    "GET /h5/result": test_signed_pages_with_hostile_forms,
+    "POST /h5/result": test_signed_pages_with_hostile_forms,
+    "GET /h5/result/file": test_signed_pages_with_hostile_forms,
+    "GET /h5/review": test_signed_pages_with_hostile_forms,
+    "POST /h5/review": test_signed_pages_with_hostile_forms,
+    "GET /h5/review/file": test_signed_pages_with_hostile_forms,
+    "GET /h5/documents": test_signed_pages_with_hostile_forms,
+    f"GET {IMAGE_PATH}": test_pictures_scripts_and_verification_gets,
+    "GET /public/": test_public_pages,
+    "GET /public": test_public_pages,
+    "GET /public/results": test_public_pages,
+    f"GET /public/static/{PUBLIC_SCRIPT}": test_pictures_scripts_and_verification_gets,
+    "GET /public/draws/{code}": test_public_pages,
+    "GET /public/draws/{code}.json": test_public_pages,
+    "GET /public/draws/{code}/pool.csv": test_public_pages,
+    "GET /sim": test_pictures_scripts_and_verification_gets,
+    "GET /sim/static/simulator.js": test_pictures_scripts_and_verification_gets,
+    "GET /sim/api/officers": test_simulator_api,
+    "GET /sim/api/messages": test_simulator_api,
+    f"GET {SIM_IMAGE_PATH}": test_pictures_scripts_and_verification_gets,
+    "POST /sim/api/send": test_simulator_api,
+    "POST /sim/api/action": test_simulator_api,
+}
+
+
+@pytest.mark.parametrize("fuzzer", [False], indirect=True)
+async def test_every_route_is_fuzzed(rig: Rig) -> None:
+    """The rig serves every route `serve` registers (all platforms in HTTP callback mode, the
+    simulator, the pages), and each is driven by a family above: a route added without one
+    fails here."""
+    served = {
+        f"{route.method} {route.resource.canonical}"
+        for route in rig.server.app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    assert served == set(FUZZED_ROUTES), (served - set(FUZZED_ROUTES), set(FUZZED_ROUTES) - served)
 
 
 # ---------------------------------------------------------------- what the fuzzing found
