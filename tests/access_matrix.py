@@ -22,7 +22,9 @@ for an answer, the case's group (an inspector: a member of it) for case actions,
 department for 签收, the replaced officer's department for 批准; an admin's "own" is the same
 department. An unknown user (an account bound to no officer) is refused and audited everywhere
 in chat; on a page it is a link naming no officer, refused before any page runs (with no
-officer to name, that refusal is not audited).
+officer to name, that refusal is not audited). A result or review page's attachment
+(`…/file`) follows its page; the picture page (`/h5/image`, the summary chart in DingTalk)
+names a picture, not a department's subject: any officer the server signed the link for.
 """
 
 from __future__ import annotations
@@ -98,9 +100,12 @@ MATRIX: list[Row] = [
     _row("/h5/invitation 答复", "page", "invited", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("/h5/result 查看", "page", "lead", "✓✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("/h5/result 提交", "page", "lead", "✓✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗✗"),
+    _row("/h5/result/file 附件", "page", "lead", "✓✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("/h5/review 查看", "page", "lead", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("/h5/review 审核", "page", "lead", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
+    _row("/h5/review/file 附件", "page", "lead", "✗✗?", "✓✗?", "✓✗?", "✗✗?", "✗✗?", "✗✗✗"),
     _row("/h5/documents", "page", "lead", "✓✗?", "✓✗?", "✓✗?", "✓✓?", "✗✗?", "✗✗✗"),
+    _row("/h5/image", "page", "none", "✓——", "✓——", "✓——", "✓——", "✓——", "✗——"),
     _row("/public/", "page", "none", "✓——", "✓——", "✓——", "✓——", "✓——", "✓——"),
 ]
 

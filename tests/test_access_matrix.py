@@ -10,17 +10,20 @@ an outsider asking about a task sees the public side only (002 二(六)).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import pages
 from bot.dispatch import Dispatcher
-from core import access, officers
+from core import access, images, officers
 from core.attachments import FileStore, Limits
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
@@ -29,8 +32,10 @@ from core.draws import quickdraw
 from core.errors import DomainError, NotFound, PermissionDenied
 from core.messages import Event
 from core.models import (
+    Attachment,
     AuditEvent,
     Case,
+    CaseResult,
     Department,
     GroupMember,
     Invitation,
@@ -40,6 +45,7 @@ from core.models import (
     PlanEntry,
 )
 from core.rules import Rules
+from core.states import ResultState
 from handlers import forms, invitation_page, public, review_page
 from handlers.base import HandlerCtx
 from handlers.commands import COMMANDS
@@ -50,6 +56,7 @@ from tests.access_matrix import MATRIX, NA, NO, NOT_FOUND, OK, PUBLIC, RELATIONS
 from tests.access_matrix import render as render_matrix
 from tests.case_factories import enter_other_parts
 from tests.dispatch_support import make_dispatcher, send, text_event
+from tests.server_helpers import make_services
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEACON_OUT = china_noon(dt.date(2026, 3, 4))
@@ -346,6 +353,65 @@ async def _documents(pc: PageCtx, scene: Scene, known: bool) -> Any:
     return Page("")
 
 
+async def _with_attachment(
+    pc: PageCtx, scene: Scene, case: Case, uploader: Officer
+) -> tuple[int, FileStore]:
+    """A file on the case's latest result (a part entered, if it has none yet), in the cell's
+    transaction, so the page finds something to serve to whoever passes its check."""
+    store: FileStore = scene.extra["files"]
+    sha = store.put(b"%PDF-1.4 matrix")
+    result = await pc.session.scalar(
+        select(CaseResult).where(CaseResult.case_id == case.id).order_by(CaseResult.version.desc())
+    )
+    if result is None:
+        result = CaseResult(
+            case_id=case.id,
+            version=1,
+            state=ResultState.PART_ENTERED,
+            entered_by_id=uploader.id,
+            entered_at=pc.clock.now(),
+        )
+        pc.session.add(result)
+        await pc.session.flush()
+    found = Attachment(
+        result_id=result.id,
+        sha256=sha,
+        name="检查记录.pdf",
+        mime="application/pdf",
+        size=15,
+        uploaded_by_id=uploader.id,
+        uploaded_at=pc.clock.now(),
+    )
+    pc.session.add(found)
+    await pc.session.flush()
+    return found.id, store
+
+
+async def _result_file(pc: PageCtx, scene: Scene, known: bool) -> Any:
+    attachment, store = await _with_attachment(pc, scene, scene.cases[0], scene.member)
+    return await forms.result_file(pc, _case_id(scene, 0, known), attachment, store)
+
+
+async def _review_file(pc: PageCtx, scene: Scene, known: bool) -> Any:
+    attachment, store = await _with_attachment(pc, scene, scene.cases[1], scene.member)
+    return await review_page.review_file(pc, _case_id(scene, 1, known), attachment, store)
+
+
+async def _image(pc: PageCtx, scene: Scene, known: bool) -> Any:
+    """What bot/pages/image.py serves once officers.link_holder accepted the link's officer."""
+    picture = await images.store(pc.session, _png(), now=pc.clock.now())
+    data = await images.load(pc.session, picture.sha256)
+    if data is None:
+        raise NotFound("图片不存在或已清理。")
+    return Page("")
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    PILImage.new("RGB", (2, 2), (1, 2, 3)).save(out, format="PNG")
+    return out.getvalue()
+
+
 PAGES: dict[str, PageRun] = {
     "/h5/invitation 查看": _invitation_show,
     "/h5/invitation 答复": _invitation_answer,
@@ -353,7 +419,10 @@ PAGES: dict[str, PageRun] = {
     "/h5/result 提交": _result_submit,
     "/h5/review 查看": _review_show,
     "/h5/review 审核": _review_submit,
+    "/h5/result/file 附件": _result_file,
+    "/h5/review/file 附件": _review_file,
     "/h5/documents": _documents,
+    "/h5/image": _image,
 }
 
 
@@ -461,10 +530,11 @@ async def observe_matrix(
     return seen
 
 
-async def test_access_matrix(sessionmaker, clock) -> None:
+async def test_access_matrix(sessionmaker, clock, tmp_path: Path) -> None:
     """Every cell of tests/access_matrix.py: allowed, refused (and audited), public side only,
     or not found."""
     scene = await build_scene(sessionmaker, clock)
+    scene.extra["files"] = FileStore(tmp_path / "files")
     seen = await observe_matrix(sessionmaker, clock, scene)
     wrong = []
     for (action, r, k), (got, outcome) in seen.items():
@@ -504,6 +574,16 @@ def test_every_command_has_a_row() -> None:
     every command (each row names its command by the first word)."""
     rows = {row.action.split()[0] for row in MATRIX if row.kind == "command"}
     assert {c.name for c in COMMANDS} <= rows, {c.name for c in COMMANDS} - rows
+
+
+def test_every_page_has_a_row(sessionmaker, clock) -> None:
+    """A signed page added to bot/pages without its row here fails; the public pages (no link,
+    no login, the same for everyone) share the /public/ row."""
+    paths = {route.path for route in pages.routes(make_services(sessionmaker, clock))}
+    rows = {row.action.split()[0] for row in MATRIX if row.kind == "page"}
+    signed = {p for p in paths if not p.startswith("/public")}
+    assert signed <= rows, signed - rows
+    assert "/public/" in rows
 
 
 def test_readme_command_table_names_the_admin_where_the_matrix_allows_it() -> None:
