@@ -14,6 +14,8 @@ all. Each test records its count and the terminal summary prints them (tests/con
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -21,8 +23,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from hypothesis import strategies as st
 
+from bot.app import create_app
 from bot.pages.image import PATH as IMAGE_PATH
 from bot.pages.image import PREFIX as IMAGE_PREFIX
 from bot.pages.public import SCRIPT as PUBLIC_SCRIPT
@@ -30,6 +34,7 @@ from bot.platforms.dingtalk import CARD_CALLBACK_PATH, DingTalkAdapter
 from bot.platforms.dingtalk.protocol import CARD_SIG_SEPARATOR, card_signature
 from bot.platforms.simulator import IMAGE_PATH as SIM_IMAGE_PATH
 from core.cards import InvitationAction
+from core.demo_clock import DemoClock
 from core.messages import Platform, encodable_text
 from handlers.commands import COMMANDS
 from tests.dispatch_support import make_dispatcher, send, text_event
@@ -39,7 +44,7 @@ from tests.fakes.wecom_aibot import aibot_card_click, aibot_text
 from tests.fuzz_support import NASTY, Fuzzer, Rig, big_ints, fuzz_rig, hostile_text
 
 SHORT_EXAMPLES = 12
-FULL_EXAMPLES = 1050  # × 12 families: over 10,000 cases in the slow run
+FULL_EXAMPLES = 1050  # × 13 families: over 10,000 cases in the slow run
 
 SIZES = [
     pytest.param(False, id="short"),
@@ -707,8 +712,49 @@ async def test_pictures_scripts_and_verification_gets(rig: Rig, fuzzer: Fuzzer) 
     )
 
 
-# Every route of the app and the family above that drives it (HEAD is aiohttp's twin of GET).
-# The demo controls (/sim/api/clock, /sim/api/guide) exist only under `serve --demo`.
+async def test_demo_controls(rig: Rig, fuzzer: Fuzzer) -> None:
+    """`serve --demo`'s clock and guide (/sim/api/clock, /sim/api/guide), on a second server
+    over the same county whose clock is a demo clock: hostile bodies, huge and negative day
+    counts, and the clock moved forward over and over."""
+    async with demo_server(rig) as server:
+
+        async def check(c: tuple[str, Any]) -> None:
+            route, body = c
+            before = await rig.inbox_count()
+            url = str(server.make_url(f"/sim/api/{route.split()[1]}"))
+            if route.startswith("POST"):
+                headers = {"Content-Type": "application/json"}
+                async with rig.http.post(url, data=dumps(body), headers=headers) as resp:
+                    await answered(rig, resp.status, await resp.read(), before)
+                return
+            async with rig.http.get(url, params={"x": _safe(str(body))[:50]}) as resp:
+                await answered(rig, resp.status, await resp.read(), before)
+
+        days = st.one_of(big_ints, st.integers(-3, 70), st.booleans(), hostile_text, st.floats())
+        bodies = st.one_of(
+            st.fixed_dictionaries({"workdays": days}),
+            st.fixed_dictionaries({"to": st.sampled_from(["beacon", ""]) | hostile_text}),
+            json_values(),
+        )
+        routes = st.sampled_from(["POST clock", "POST clock", "GET clock", "GET guide"])
+        await fuzzer.run(st.tuples(routes, bodies), check)
+    await rig.check_audit_chain()
+
+
+@contextlib.asynccontextmanager
+async def demo_server(rig: Rig) -> AsyncIterator[TestServer]:
+    """The rig's app as `serve --demo` builds it: the same services with a demo clock."""
+    services = dataclasses.replace(rig.services, clock=DemoClock(rig.clock))
+    server = TestServer(create_app(services, workers=()), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+# Every route of the app and the family above that drives it (HEAD is aiohttp's twin of GET);
+# the demo controls exist only under `serve --demo` (a demo clock).
 FUZZED_ROUTES = {
     "GET /healthz": test_public_pages,
     "GET /wecom/callback": test_wecom_callbacks_signed_around_hostile_plaintext,
@@ -742,19 +788,23 @@ FUZZED_ROUTES = {
     f"GET {SIM_IMAGE_PATH}": test_pictures_scripts_and_verification_gets,
     "POST /sim/api/send": test_simulator_api,
     "POST /sim/api/action": test_simulator_api,
+    "GET /sim/api/clock": test_demo_controls,
+    "POST /sim/api/clock": test_demo_controls,
+    "GET /sim/api/guide": test_demo_controls,
 }
 
 
 @pytest.mark.parametrize("fuzzer", [False], indirect=True)
 async def test_every_route_is_fuzzed(rig: Rig) -> None:
-    """The rig serves every route `serve` registers (all platforms in HTTP callback mode, the
-    simulator, the pages), and each is driven by a family above: a route added without one
-    fails here."""
-    served = {
-        f"{route.method} {route.resource.canonical}"
-        for route in rig.server.app.router.routes()
-        if route.method != "HEAD" and route.resource is not None
-    }
+    """The rig serves every route `serve --demo` registers (all platforms in HTTP callback
+    mode, the simulator and its demo controls, the pages), and each is driven by a family
+    above: a route added without one fails here."""
+    async with demo_server(rig) as server:
+        served = {
+            f"{route.method} {route.resource.canonical}"
+            for route in server.app.router.routes()
+            if route.method != "HEAD" and route.resource is not None
+        }
     assert served == set(FUZZED_ROUTES), (served - set(FUZZED_ROUTES), set(FUZZED_ROUTES) - served)
 
 
