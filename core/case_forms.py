@@ -37,10 +37,8 @@ from core.models import (
 from core.referrals import add_referral
 from core.result_entry import submit_result
 from core.result_parts import PartStatus, part_status
-from core.results import CATEGORIES, Category
+from core.results import CATEGORIES, Category, case_codes
 from core.states import CaseState
-
-NO_PROBLEM = "1"
 
 
 @dataclass
@@ -114,16 +112,6 @@ def ordered_categories(extra: Sequence[Category]) -> list[Category]:
     base = list(CATEGORIES.values())
     at = next(i for i, c in enumerate(base) if c.code == "5") + 1
     return [*base[:at], *extra, *base[at:]]
-
-
-def case_codes(item_codes: Sequence[Sequence[str]]) -> list[str]:
-    """The case conclusion from the item results: "未发现问题" only when every checked item
-    found none; otherwise every other category any item found, in first-seen order."""
-    seen: list[str] = []
-    for codes in item_codes:
-        seen += [c for c in codes if c not in seen]
-    found = [c for c in seen if c != NO_PROBLEM]
-    return found or ([NO_PROBLEM] if seen else [])
 
 
 # The sheet's look-ups, built once with bound parameters (building one cost about as much CPU

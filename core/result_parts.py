@@ -28,6 +28,7 @@ from core.models import (
     Officer,
     TaskItem,
 )
+from core.results import METHODS, NO_FOLLOWUP, case_codes
 from core.states import PART, PartState
 
 _PART_FIELDS = ("codes", "content", "problems", "handling")
@@ -95,6 +96,72 @@ async def own_parts(
                     field="items",
                 )
     return list(merged.values())
+
+
+@dataclass(frozen=True)
+class QuickEntry:
+    """What a chat 提交 enters: the officer's own items with the codes typed, the other
+    departments' parts carried over, and the case-level fields of the whole result (named as
+    core.result_entry.submit_result's keywords)."""
+
+    codes: list[str]  # the case conclusion, merged from every department's items
+    methods: list[str]
+    followups: list[str]
+    followup_done: bool
+    followup_done_on: dt.date | None
+    item_results: list[dict[str, Any]]
+    remarks: str
+
+
+async def quick_entry(
+    ctx: Ctx,
+    case: Case,
+    task: JointTask,
+    actor: Officer,
+    codes: Sequence[str],
+    methods: Sequence[str],
+    followups: Sequence[str],
+) -> QuickEntry:
+    """谁检查、谁录入 (000 §九–十) for the chat's 提交, which names no items: `codes` become the
+    result of each of the officer's department's items, and the case conclusion is merged
+    from every department's items as the result form merges it — not the last department's
+    words alone. While other departments' parts stand, the case-level fields they entered
+    (methods, follow-ups, remarks) stand too: methods add up, follow-ups are kept."""
+    own = list(
+        await ctx.session.scalars(
+            select(TaskItem.item_id)
+            .where(TaskItem.task_id == task.id, TaskItem.department_id == actor.department_id)
+            .order_by(TaskItem.item_id)
+        )
+    )
+    mine = [
+        {"item_id": item_id, "codes": list(codes), "content": "", "problems": "", "handling": ""}
+        for item_id in own
+    ]
+    latest = await latest_result(ctx, case)
+    carried: list[dict[str, Any]] = []
+    if latest is not None:
+        carried = [
+            {"item_id": row.item_id, **{k: getattr(row, k) for k in _PART_FIELDS}}
+            for row in await ctx.session.scalars(
+                select(ItemResult)
+                .where(ItemResult.result_id == latest.id, ItemResult.item_id.not_in(own))
+                .order_by(ItemResult.item_id)
+            )
+        ]
+    if latest is None or not carried:
+        return QuickEntry(list(codes), list(methods), list(followups), False, None, mine, "")
+    used = {*methods, *latest.methods}
+    keep_followups = NO_FOLLOWUP not in latest.followups
+    return QuickEntry(
+        codes=case_codes([codes, *(entry["codes"] for entry in carried)]),
+        methods=[m for m in METHODS if m in used],
+        followups=list(latest.followups) if keep_followups else list(followups),
+        followup_done=latest.followup_done if keep_followups else False,
+        followup_done_on=latest.followup_done_on if keep_followups else None,
+        item_results=mine + carried,
+        remarks=latest.remarks,
+    )
 
 
 async def part_departments(ctx: Ctx, task: JointTask) -> list[Department]:

@@ -207,6 +207,19 @@ def _check_followup_done(
         )
 
 
+NO_PROBLEM = "1"
+
+
+def case_codes(item_codes: Iterable[Sequence[str]]) -> list[str]:
+    """The case conclusion from the item results: "未发现问题" only when every checked item
+    found none; otherwise every other category any item found, in first-seen order."""
+    seen: list[str] = []
+    for codes in item_codes:
+        seen += [c for c in codes if c not in seen]
+    found = [c for c in seen if c != NO_PROBLEM]
+    return found or ([NO_PROBLEM] if seen else [])
+
+
 def _lookup(token: str) -> str | None:
     upper = token.upper()
     return upper if upper in CATEGORIES else None

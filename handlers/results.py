@@ -1,18 +1,21 @@
 """提交 案件号 结果 [检查日期] — quick results that need no problem details.
 
-Results with problems found (A, E, 8 …) cannot be entered in chat yet; core.results says where
-they go instead.
+Results with problems found (A, E, 8 …) cannot be entered in chat; core.results says where they
+go instead (the result form). 谁检查、谁录入 (000 §九–十): the words are the result of the officer's
+own department's items; the case conclusion is merged with the other departments' parts
+(core.result_parts.quick_entry), as the form merges it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
 from core import cases, results
 from core.errors import ValidationFailed
 from core.result_entry import submit_result
-from core.result_parts import missing_parts
+from core.result_parts import missing_parts, quick_entry
 from handlers.base import Args, HandlerCtx, UsageError
 
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
@@ -38,20 +41,24 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
         text = " ".join(words[:-1])
     codes = results.parse_quick_result(text)
     methods, followups = results.quick_defaults(codes)
-    case = await cases.get_case(ctx.core, code)
-    await cases.require_member(ctx.core, case, "case.result.submit")  # refuse outsiders first
+    # locked first: the other departments' parts merged below are the ones the entry stores
+    case = await cases.get_case(ctx.core, code, for_update=True)
+    actor = await cases.require_member(ctx.core, case, "case.result.submit")  # outsiders first
     if methods and inspected_on is None and case.inspected_on is None:
         # Never assume today: it would hide a late entry behind a fresh deadline (rule 7).
         raise ValidationFailed(f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日")
+    task = await cases.get_task(ctx.core, case)
+    entry = await quick_entry(ctx.core, case, task, actor, codes, methods, followups)
     result = await submit_result(
-        ctx.core, code, codes=codes, methods=methods, followups=followups, inspected_on=inspected_on
+        ctx.core, code, inspected_on=inspected_on, **dataclasses.asdict(entry)
     )
     await ctx.say(
         "cmd_submitted.md.j2",
         case=case,
-        labels=[results.label(c) for c in result.codes],
+        labels=[results.label(c) for c in codes],
+        merged=(await cases.result_labels(ctx.core, task, result) if result.codes != codes else []),
         inspected_on=result.inspected_on,
-        missing=await missing_parts(ctx.core, case, await cases.get_task(ctx.core, case)),
+        missing=await missing_parts(ctx.core, case, task),
     )
 
 

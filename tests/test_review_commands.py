@@ -10,8 +10,17 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.changes import Ctx
 from core.clock import FixedClock, china_noon
-from core.models import AuditEvent, Case, CaseResult, OutboxMessage, Review
+from core.models import (
+    AuditEvent,
+    Case,
+    CaseResult,
+    ItemResult,
+    OutboxMessage,
+    Review,
+)
+from core.result_entry import submit_result
 from core.rules import Rules
 from tests.case_factories import World, build_world, enter_other_parts
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
@@ -347,3 +356,70 @@ async def test_my_cases_say_whose_part_is_in_000_s9_10(sessionmaker, clock, w) -
     assert "部分录入｜本部门已录入，待其他部门录入｜[查看结果]" in mine
     theirs = bodies(await send(sessionmaker, d, text_event(w.b1.code, "我的检查")))
     assert "部分录入｜结果录入期限" in theirs and "[填报结果]" in theirs
+
+
+async def test_quick_entries_merge_the_case_conclusion_from_every_part_000_s9_10(
+    sessionmaker, clock, w
+) -> None:
+    """000 §九–十 (谁检查、谁录入): 卫健委's `提交 … F` is the result of its own item; 市场监管's
+    later `提交 … 未发现问题` adds its own item's result, and the case conclusion is merged from
+    both parts (F), not taken from the last department's words alone (it used to read 1)."""
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.b1.code, f"提交 {CASE} F 今天"))
+    rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    reply = to_officer(rows, w.a1.id)
+    assert "本部门检查结果：未发现问题" in reply
+    assert "案件结论（各部门事项合并）：未发现开展本次抽查涉及的经营活动" in reply
+    assert await case_state(sessionmaker) == ("submitted", TODAY)
+    async with sessionmaker() as s:
+        latest = await s.scalar(select(CaseResult).order_by(CaseResult.version.desc()).limit(1))
+        assert latest is not None and latest.codes == ["F"]
+        items = dict(
+            (
+                await s.execute(
+                    select(ItemResult.item_id, ItemResult.codes).where(
+                        ItemResult.result_id == latest.id
+                    )
+                )
+            ).all()
+        )
+    assert items == {w.items[0].id: ["1"], w.items[1].id: ["F"]}
+
+
+async def test_a_quick_entry_keeps_the_follow_up_another_part_needs_000_s9_10(
+    sessionmaker, clock, w
+) -> None:
+    """000 §九–十: after 卫健委 found a problem and ordered a correction (E, through the form's
+    service), 市场监管's quick 未发现问题 enters its own item; the case stays E with 卫健委's
+    methods, follow-up and remarks instead of 无需后续处置."""
+    async with sessionmaker() as s:
+        ctx = Ctx(session=s, clock=clock, rules=Rules(), actor=w.b1)
+        await submit_result(
+            ctx,
+            CASE,
+            codes=["E"],
+            methods=["实地检查", "检验检测"],
+            followups=["责令改正并跟踪"],
+            inspected_on=TODAY,
+            item_results=[{"item_id": w.items[1].id, "codes": ["E"], "problems": "健康证过期"}],
+            remarks="已责令三日内整改",
+        )
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    assert "案件结论（各部门事项合并）：发现问题已责令改正" in to_officer(rows, w.a1.id)
+    async with sessionmaker() as s:
+        latest = await s.scalar(select(CaseResult).order_by(CaseResult.version.desc()).limit(1))
+        assert latest is not None and latest.state == "submitted"
+        assert (latest.codes, latest.methods, latest.followups, latest.remarks) == (
+            ["E"],
+            ["实地检查", "检验检测"],
+            ["责令改正并跟踪"],
+            "已责令三日内整改",
+        )
+        problems = await s.scalar(
+            select(ItemResult.problems).where(
+                ItemResult.result_id == latest.id, ItemResult.item_id == w.items[1].id
+            )
+        )
+    assert problems == "健康证过期"
