@@ -13,10 +13,11 @@ from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import department_names
 from core.cases import department_categories, participating_departments
 from core.changes import Ctx
 from core.clock import CHINA_TZ
-from core.errors import NotFound
+from core.errors import NotFound, ValidationFailed
 from core.models import Case, CaseResult, Department, Invitation, JointTask, Target
 from core.results import Category, export_code, label
 
@@ -43,12 +44,13 @@ RESULT_COLUMNS = (
 
 
 async def _department(session: AsyncSession, ref: str) -> Department:
-    found = await session.scalar(
-        select(Department).where((Department.code == ref) | (Department.name == ref))
-    )
-    if found is None:
-        raise NotFound(f"找不到部门“{ref}”（部门编码或全称）")
-    return found
+    """By code, full name, short name or an informal name fitting one department (卫健委)."""
+    found = department_names.named(list(await session.scalars(select(Department))), ref)
+    if len(found) > 1:
+        raise ValidationFailed(department_names.ambiguous(ref, found))
+    if not found:
+        raise NotFound(f"找不到部门“{ref}”（部门编码、全称或简称）")
+    return found[0]
 
 
 async def _tasks(

@@ -9,6 +9,7 @@ import datetime as dt
 
 from sqlalchemy import func, or_, select
 
+from core import department_names
 from core.access import may_act_for, require
 from core.cases import active_members, china_date, get_case, get_task, is_staff, message
 from core.changes import Ctx, Notice, record
@@ -105,7 +106,8 @@ async def add_referral(
 
 
 async def find_department(ctx: Ctx, text: str) -> Department:
-    """A department by code, full name or short name (what an officer types)."""
+    """A department by code, full name or short name (what an officer types), or by an
+    informal name that fits one department alone (卫健委, core.department_names)."""
     word = text.strip()
     found = await ctx.session.scalar(
         select(Department)
@@ -118,9 +120,14 @@ async def find_department(ctx: Ctx, text: str) -> Department:
         )
         .limit(1)
     )
-    if found is None:
+    if found is not None:
+        return found
+    informal = department_names.named(list(await ctx.session.scalars(select(Department))), word)
+    if len(informal) > 1:
+        raise ValidationFailed(department_names.ambiguous(word, informal))
+    if not informal:
         raise NotFound(f"找不到部门“{word}”，请写部门全称、简称或代码（如 县卫生健康局、卫健、WJ）")
-    return found
+    return informal[0]
 
 
 async def refer(ctx: Ctx, case_code: str, department_text: str, clue: str) -> Referral:

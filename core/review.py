@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from core import department_names
 from core.cases import (
     active_members,
     get_case,
@@ -50,32 +51,26 @@ def _names(departments: list[Department]) -> str:
     return "、".join(d.name for d in departments)
 
 
-def _is_named(department: Department, word: str) -> bool:
-    word = word.strip()
-    return word.upper() == department.code.upper() or word in (
-        department.name,
-        department.short_name,
-    )
-
-
 async def named_department(ctx: Ctx, case_code: str, text: str) -> tuple[str, str]:
     """`退回 案件号 [部门] 理由`: (department, reason) when the first word names a department
-    with a part in the case and a reason follows; otherwise ("", text)."""
+    with a part in the case — by code, name, short name or an informal name that fits it
+    alone (卫健委) — and a reason follows; otherwise ("", text)."""
     head, _, rest = text.strip().partition(" ")
     if not rest.strip():
         return "", text
     case = await get_case(ctx, case_code)
     task = await get_task(ctx, case)
-    if any(_is_named(d, head) for d in await part_departments(ctx, task)):
-        return head, rest.strip()
+    if department_names.named(await part_departments(ctx, task), head):
+        return head, rest.strip()  # review_result refuses one fitting several, after who asks
     return "", text
 
 
 async def review_result(
     ctx: Ctx, case_code: str, approve: bool, reason: str = "", department: str = ""
 ) -> Review:
-    """通过 / 退回 a complete result; `department` (code, name or short name) names the one
-    department whose part a return reopens."""
+    """通过 / 退回 a complete result; `department` (code, name, short name or an informal name
+    that fits one department alone, core.department_names) names the one department whose part
+    a return reopens."""
     case, task = await staff_case(ctx, case_code, "审核", "case.result.review")
     assert ctx.actor is not None  # staff checked above
     if case.state == CaseState.PART_ENTERED:
@@ -87,13 +82,17 @@ async def review_result(
     reopened: list[Department] | None = None  # None: every part
     if department.strip() and not approve:
         parts = await part_departments(ctx, task)
-        found = [d for d in parts if _is_named(d, department)]
+        found = department_names.named(parts, department)
         if not found:
             raise ValidationFailed(
                 f"“{department.strip()}”不是本案录入结果的部门；可退回给：{_names(parts)}",
                 field="department",
             )
-        reopened = found[:1]
+        if len(found) > 1:
+            raise ValidationFailed(
+                department_names.ambiguous(department, found), field="department"
+            )
+        reopened = found
     result = await latest_result(ctx, case)
     if result is None or not (
         CASE.allows(case.state, CaseState.APPROVED)

@@ -69,6 +69,21 @@ async def test_referral_to_an_unknown_department_says_how_to_name_one(
     assert "找不到部门“某局”" in text and "简称或代码" in text
 
 
+async def test_a_referral_may_name_the_department_informally_004_art21(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十一条: officers say 卫健委 for 县卫生健康委员会 (seed 003 writes 旗卫健委); the
+    clue reaches that department's chat. It used to be refused as an unknown department."""
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} 卫健委 未取得卫生许可"))
+    assert "接收部门：县卫生健康委员会" in bodies(rows)
+    assert any(
+        r.destination.get("kind") == "department"
+        and r.destination.get("department_id") == w.other.id
+        for r in rows
+    )
+
+
 async def test_an_unsigned_referral_is_nudged_then_escalated_and_counted_late_004_art21(
     sessionmaker, clock, w, ctx
 ) -> None:

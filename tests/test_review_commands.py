@@ -15,6 +15,7 @@ from core.clock import FixedClock, china_noon
 from core.models import (
     AuditEvent,
     Case,
+    CasePart,
     CaseResult,
     ItemResult,
     OutboxMessage,
@@ -423,3 +424,25 @@ async def test_a_quick_entry_keeps_the_follow_up_another_part_needs_000_s9_10(
             )
         )
     assert problems == "健康证过期"
+
+
+@pytest.mark.parametrize("said", ["卫健委", "卫健局", "县卫健委"])
+async def test_a_return_may_name_the_department_informally_004_art19(
+    sessionmaker, clock, w, said
+) -> None:
+    """004 第十九条 with 000 §九–十: reviewers say 卫健委 for 县卫生健康委员会 (seed 003's member
+    list writes 旗卫健委); `退回 案件号 卫健委 理由` reopens only its part and tells only its
+    inspector, and the reason leaves the department's name out. It used to be read as a reason
+    naming no department, reopening every part."""
+    d = make_dispatcher(sessionmaker, clock)
+    for member in (w.a1, w.b1):
+        await send(sessionmaker, d, text_event(member.code, f"提交 {CASE} 未发现问题 今天"))
+    rows = await send(
+        sessionmaker, d, text_event(w.lead_liaison.code, f"退回 {CASE} {said} 缺少卫生检测记录")
+    )
+    assert "退回理由：缺少卫生检测记录" in to_officer(rows, w.b1.id)
+    assert "退回县卫生健康委员会录入的部分" in to_officer(rows, w.b1.id)
+    assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.a2.id)
+    async with sessionmaker() as s:
+        states = dict((await s.execute(select(CasePart.department_id, CasePart.state))).all())
+    assert states == {w.lead.id: "entered", w.other.id: "returned"}

@@ -222,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
         parent=xp,
     )
     er.add_argument("--year", type=int, required=True)
-    er.add_argument("--department", help="部门编码或全称：只导出该部门发起或参加的任务")
+    er.add_argument("--department", help="部门编码、全称或简称：只导出该部门发起或参加的任务")
     er.add_argument("-o", "--output", required=True)
     ea = add("archive", cmd_export_archive, "任务立卷归档（ZIP），归档后任务办结", parent=xp)
     ea.add_argument("task", help="任务编号")

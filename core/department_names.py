@@ -1,0 +1,68 @@
+"""Which department an officer means when they type its name in chat: its code, full name or
+short name, or the informal name people say — 卫健委 for 县卫生健康委员会 or 县卫生健康局,
+市场监管局 for 县市场监督管理局, 发改委 for 县发展和改革局 (seed 003's member list writes
+旗卫健委, 旗发改委, 旗住建局…). An informal name is taken only when it fits exactly one of
+the departments the command may name."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from core.models import Department
+
+# A level prefix (县卫健委, 旗住建局) and an organ-type suffix (…局, …委, …委员会) are not part
+# of what tells departments apart: 卫健委 and 卫健局 are one department in everyday speech.
+_LEVEL = re.compile(r"^(?:某?[县旗区市州盟])")
+_ORGAN = re.compile(r"(?:委员会|分局|局|委|厅|办公室|办|大队|支队|中心)$")
+
+
+def _cores(text: str) -> set[str]:
+    """The text without its level prefix and organ-type suffix (each optional), two
+    characters at least."""
+    text = text.strip()
+    found = set()
+    for head in {text, _LEVEL.sub("", text)}:
+        for form in {head, _ORGAN.sub("", head)}:
+            if len(form) >= 2:
+                found.add(form)
+    return found
+
+
+def _abbreviates(short: str, full: str) -> bool:
+    """Chinese abbreviation: the short form's characters in order within the full one,
+    starting with its first (卫健 → 卫生健康, 发改 → 发展和改革, 人社 → 人力资源和社会保障)."""
+    if not short or short[0] != full[0] or len(short) > len(full):
+        return False
+    rest = iter(full)
+    return all(ch in rest for ch in short)
+
+
+def is_named_exactly(department: Department, word: str) -> bool:
+    word = word.strip()
+    return bool(word) and (
+        word.upper() == department.code.upper() or word in (department.name, department.short_name)
+    )
+
+
+def _informally_named(department: Department, word: str) -> bool:
+    said = _cores(word)
+    known = _cores(department.name) | _cores(department.short_name)
+    return any(s == k or _abbreviates(s, k) for s in said for k in known)
+
+
+def named(departments: Sequence[Department], word: str) -> list[Department]:
+    """The departments `word` names: the one it names exactly (code, name, short name), else
+    every one its informal form fits — the caller takes one only when it is alone."""
+    exact = [d for d in departments if is_named_exactly(d, word)]
+    if exact:
+        return exact[:1]
+    if not word.strip():
+        return []
+    return [d for d in departments if _informally_named(d, word)]
+
+
+def ambiguous(word: str, found: Sequence[Department]) -> str:
+    """The refusal when an informal name fits several departments."""
+    names = "、".join(d.name for d in found)
+    return f"“{word.strip()}”可以指{names}，请写部门全称、简称或代码"

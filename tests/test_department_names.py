@@ -1,0 +1,71 @@
+"""The department an officer names in chat (退回 … 部门, 移送 … 部门) or the operator names
+on the command line: code, full name, short name, or the informal name people say — taken only
+when it fits one department alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.department_names import ambiguous, named
+from core.models import Department
+from core.synthetic import DEPARTMENTS
+
+
+def _county() -> list[Department]:
+    """The synthetic county's 20 departments (core.synthetic), with ids."""
+    return [
+        Department(id=n, code=code, name=name, short_name=short)
+        for n, (code, name, short, _market, _items) in enumerate(DEPARTMENTS, 1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("word", "code"),
+    [
+        ("WJ", "WJ"),
+        ("wj", "WJ"),
+        ("县卫生健康局", "WJ"),
+        ("卫健", "WJ"),
+        ("卫健委", "WJ"),  # 003's member list: 旗卫健委
+        ("卫健局", "WJ"),
+        ("县卫健委", "WJ"),
+        ("卫生健康委员会", "WJ"),
+        ("市场监管局", "SJ"),
+        ("县市场监管局", "SJ"),
+        ("发改委", "FG"),  # 旗发改委
+        ("人社局", "RS"),  # 旗人社局
+        ("住建局", "ZJ"),  # 旗住建局
+        ("林草局", "LC"),  # 旗林草局
+        ("文旅局", "WL"),  # 旗文旅局
+        ("税务局", "SWJ"),  # 旗税务局
+        ("应急管理局", "YJ"),  # 旗应急管理局
+    ],
+)
+def test_formal_and_informal_names_find_the_department(word: str, code: str) -> None:
+    assert [d.code for d in named(_county(), word)] == [code]
+
+
+@pytest.mark.parametrize("word", ["缺少", "现场照片不清", "卫", "局", "环保局", "", "  "])
+def test_words_that_name_no_department(word: str) -> None:
+    assert named(_county(), word) == []
+
+
+def test_a_name_for_the_other_form_of_the_organ_fits_a_committee() -> None:
+    """卫健委 and 卫健局 name 县卫生健康委员会 as well as 县卫生健康局 (counties differ in which
+    they have); a department without a short name is found by its full name's abbreviation."""
+    committee = Department(id=1, code="WJ", name="县卫生健康委员会", short_name="")
+    for word in ("卫健委", "卫健局", "卫生健康委", "县卫生健康委员会"):
+        assert named([committee], word) == [committee]
+
+
+def test_an_informal_name_fitting_two_departments_is_not_taken() -> None:
+    """卫生局 fits 县卫生健康局 and 县卫生监督所 alike: both are returned for the caller to
+    refuse, with the full names to choose from; the exact short name still decides."""
+    health = Department(id=1, code="WJ", name="县卫生健康局", short_name="卫健")
+    watch = Department(id=2, code="WS", name="县卫生监督所", short_name="卫监")
+    assert named([health, watch], "卫生局") == [health, watch]
+    assert ambiguous("卫生局", [health, watch]) == (
+        "“卫生局”可以指县卫生健康局、县卫生监督所，请写部门全称、简称或代码"
+    )
+    assert named([health, watch], "卫健") == [health]
+    assert named([health, watch], "卫监") == [watch]
