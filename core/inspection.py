@@ -133,13 +133,20 @@ async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> J
 
 
 async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Deadline:
+    """The group went on site on `day`; the result is due 20 working days later (000 §十).
+
+    Each department's inspectors check their own department's items (000 §九), so a case whose
+    first part is in (部分录入) may still be inspected by the departments whose part is missing:
+    the date is recorded as a correction is, the deadline counts from it, and the case stays
+    部分录入 (the parts entered stand)."""
     case = await get_case(ctx, case_code, for_update=True)
     await require_member(ctx, case, "case.inspected")
-    CASE.check(case, CaseState.INSPECTED, what="登记检查日期", subject=case.code)
+    to = CaseState.PART_ENTERED if case.state == CaseState.PART_ENTERED else CaseState.INSPECTED
+    CASE.check(case, to, what="登记检查日期", subject=case.code)
     task = await get_task(ctx, case)
     await check_inspection_day(ctx, task, day)
     due = await set_inspected_on(ctx, case, day)
-    CASE.move(case, CaseState.INSPECTED)
+    CASE.move(case, to)
     members = await active_members(ctx, case)
     msg = message(
         "case_inspected",

@@ -13,8 +13,9 @@ async def inspected(ctx: HandlerCtx, args: Args) -> None:
     code, words = args.code(0), args.words
     if code is None or len(words) < 2:
         raise UsageError
-    due = await record_inspection_date(ctx.core, code, day_named(words[1], ctx.clock.today()))
-    await ctx.say("cmd_inspected.md.j2", case_code=code, inspected_on=words[1], due=due.label())
+    day = day_named(words[1], ctx.clock.today())
+    due = await record_inspection_date(ctx.core, code, day)
+    await ctx.say("cmd_inspected.md.j2", case_code=code, inspected_on=day, due=due.label())
 
 
 async def extend(ctx: HandlerCtx, args: Args) -> None:

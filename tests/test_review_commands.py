@@ -446,3 +446,41 @@ async def test_a_return_may_name_the_department_informally_004_art19(
     async with sessionmaker() as s:
         states = dict((await s.execute(select(CasePart.department_id, CasePart.state))).all())
     assert states == {w.lead.id: "entered", w.other.id: "returned"}
+
+
+async def test_the_next_department_records_its_inspection_on_a_part_entered_case_000_s9_10(
+    sessionmaker, clock, w
+) -> None:
+    """000 §九 (各部门执法检查人员负责本部门检查项目的检查) and §十 (检查活动完成后20个工作日内
+    …谁检查、谁录入): after 市场监管 entered its part, 卫健委's inspector may still record the day
+    it went on site with `检查`; the case stays 部分录入, the deadline counts from that day,
+    and its 提交 then needs no date. `检查` used to be refused on a 部分录入 case."""
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 3月3日"))
+    assert await case_state(sessionmaker) == ("part_entered", dt.date(2026, 3, 3))
+    rows = await send(sessionmaker, d, text_event(w.b1.code, f"检查 {CASE} 昨天"))
+    reply = to_officer(rows, w.b1.id)
+    assert f"已登记 {CASE} 的检查日期：2026年3月4日" in reply
+    assert "2026年4月1日" in reply  # 20 working days after 3月4日 (000 §十)
+    assert await case_state(sessionmaker) == ("part_entered", dt.date(2026, 3, 4))
+    async with sessionmaker() as s:
+        case = await s.scalar(select(Case).where(Case.code == CASE))
+        assert case is not None and case.result_due_on == dt.date(2026, 4, 1)
+        parts = dict((await s.execute(select(CasePart.department_id, CasePart.state))).all())
+    assert parts == {w.lead.id: "entered"}  # the part entered stands
+
+    rows = await send(sessionmaker, d, text_event(w.b1.code, f"提交 {CASE} 未发现问题"))
+    assert f"结果已提交：{CASE}" in to_officer(rows, w.b1.id)
+    assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 4))
+
+
+async def test_inspection_is_still_refused_once_the_result_is_under_review(
+    sessionmaker, clock, w
+) -> None:
+    """The date is fixed once every part is in (待审核): `检查` is refused, nothing changes."""
+    d = make_dispatcher(sessionmaker, clock)
+    for member in (w.a1, w.b1):
+        await send(sessionmaker, d, text_event(member.code, f"提交 {CASE} 未发现问题 3月3日"))
+    refused = bodies(await send(sessionmaker, d, text_event(w.b1.code, f"检查 {CASE} 昨天")))
+    assert "不能登记检查日期" in refused
+    assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 3))
