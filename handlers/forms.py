@@ -39,20 +39,6 @@ RawForm = dict[str, list[str]]  # posted field name -> values, echoed back on an
 FILES = "attachments"  # the form field of the files, and where their errors are shown
 RESULT_FILE_PATH = "/h5/result/file"  # an attachment, opened with the form's own link token
 MAX_TEXT = 2000  # characters of one text field
-EVENT_LABELS = {
-    "case.inspected": "登记检查日期",
-    "case.notified": "已告知",
-    "case.result.submitted": "提交结果",
-    "case.result.part_entered": "录入本部门结果",
-    "case.result.reviewed": "审核",
-    "case.referral": "登记移送",
-    "case.published": "公示",
-    "case.result.corrected": "更正",
-    "case.recused": "回避",
-    "denied": "被拒绝的操作",
-    "case.result.attachments": "上传附件",
-    "case.documents": "生成检查文书",
-}
 
 
 # ---------------------------------------------------------------- field checks (pydantic)

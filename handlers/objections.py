@@ -11,6 +11,7 @@ from core import cases, objections, progress, results
 from core.publication import correct_result
 from core.states import CASE, OBJECTION, RESULT
 from handlers.base import Args, HandlerCtx, UsageError
+from handlers.history import history_lines
 from handlers.results import day_word
 
 _UPHELD, _ERROR = ("维持", "无误", "维持原结果"), ("有误", "错误", "更正", "发现错误")
@@ -24,6 +25,12 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
     await ctx.say(
         "cmd_case.md.j2",
         v=view,
+        history=await history_lines(
+            ctx.session,
+            view.history,
+            {m.officer.code: m.officer.name for m in view.members},
+            when="%Y-%m-%d %H:%M",
+        ),
         case_states=CASE.labels,
         result_states=RESULT.labels,
         objection_states=OBJECTION.labels,

@@ -5,7 +5,6 @@ the same `review_result` as the chat's 通过 / 退回."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -13,18 +12,17 @@ from pydantic import BaseModel, Field, ValidationError
 from core import case_forms
 from core.attachments import FileStore
 from core.case_forms import CaseSheet
-from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, ValidationFailed
 from core.review import pending_reviewers, review_result
 from core.states import CASE, CaseState
 from handlers.forms import (
-    EVENT_LABELS,
     MAX_TEXT,
     RawForm,
     attachment_page,
     file_links,
     refusals_on_record,
 )
+from handlers.history import HistoryLine, history_lines
 from handlers.pages import Page, PageCtx, page
 
 REVIEW_PATH = "/h5/review"
@@ -37,25 +35,10 @@ class ReviewForm(BaseModel):
     department: str = Field("", max_length=40)  # a return of one department's part only
 
 
-@dataclass(frozen=True)
-class HistoryLine:
-    at: str
-    what: str
-    who: str
-    reason: str
-
-
-def _history(sheet: CaseSheet) -> list[HistoryLine]:
-    names = {m.officer.code: m.officer.name for m in sheet.members}
-    return [
-        HistoryLine(
-            e.at.astimezone(CHINA_TZ).strftime("%m-%d %H:%M"),
-            EVENT_LABELS.get(e.action, e.action),
-            names.get(e.actor, e.actor),
-            str(e.data.get("reason") or e.data.get("why") or ""),
-        )
-        for e in sheet.history
-    ]
+async def _history(pc: PageCtx, sheet: CaseSheet) -> list[HistoryLine]:
+    return await history_lines(
+        pc.core.session, sheet.history, {m.officer.code: m.officer.name for m in sheet.members}
+    )
 
 
 def _can_review(pc: PageCtx, sheet: CaseSheet) -> bool:
@@ -105,7 +88,7 @@ async def _page(
         reason_error=reason_error,
         notice=notice,
         officer_label=pc.officer_label,
-        history=_history(sheet),
+        history=await _history(pc, sheet),
     )
 
 

@@ -5,6 +5,7 @@ reply in 15 working days), plus 任务 given a case number and 申报回避 as �
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import select
@@ -124,9 +125,12 @@ async def test_case_view_shows_group_dates_results_and_history(sessionmaker, clo
         "第 1 版",
         "待审核",
         f"通过 {CASE}",
-        "case.result.submitted",
+        "提交结果（张检查）",
     ):
         assert part in text, part
+    # one fact a line, in China time (the record used to run the lines together in UTC)
+    assert "检查组：张检查（组长）、李检查、王检查\n检查日期：2026-03-04\n" in text
+    assert re.search(r"\n- 2026-03-05 12:00 提交结果（张检查）\n", text), text
 
 
 async def test_case_view_is_refused_to_other_departments(sessionmaker, clock, w) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -13,8 +14,12 @@ from bot.pages.base import csrf_token
 from bot.pages.result import RESULT_PATH, result_link
 from bot.pages.review import review_link
 from bot.services import Services
+from core import replacements
+from core.changes import Ctx
 from core.clock import FixedClock
 from core.models import Case, CaseResult, Officer, OutboxMessage, Review
+from core.referrals import acknowledge, refer
+from core.rules import Rules
 from handlers.review_page import REVIEW_FILE_PATH, REVIEW_PATH
 from tests.case_factories import World
 from tests.test_result_form import (  # client, services, world: the same fixtures
@@ -229,3 +234,43 @@ async def test_a_return_on_the_page_may_name_one_departments_part_000_s9_10(
         REVIEW_PATH, data={**review_post(tok, "return", "再核"), "department": "XX"}
     )
     assert wrong.status == 422 and "“XX”不是本案录入结果的部门" in visible_text(await wrong.text())
+
+
+async def test_the_history_names_every_step_and_person_in_chinese(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+) -> None:
+    """全程留痕 (004 第四条) for the reviewer to read: a replacement (requested, decided, the
+    group changed, 001 第十四条) and a referral signed for (004 第二十一条) read in Chinese with
+    the names of who did them, also of liaisons and leaders outside the group. They showed as
+    case.replacement.requested（AL）, referral.acknowledged（BL）…"""
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        code = world.case.code
+        await refer(dataclasses.replace(ctx, actor=world.a1), code, "WJ", "未取得卫生许可")
+        await acknowledge(dataclasses.replace(ctx, actor=world.other_liaison), code)
+        await replacements.request(
+            dataclasses.replace(ctx, actor=world.lead_liaison), code, world.a2.code, "长期病假"
+        )
+        await replacements.decide(
+            dataclasses.replace(ctx, actor=world.lead_leader),
+            code,
+            world.a2.code,
+            new_officer_code=world.outsider.code,
+        )
+        await session.commit()
+    tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
+    text = visible_text(await (await client.get(REVIEW_PATH, params={"t": tok})).text())
+    history = text.split("办理记录", 1)[1]
+    for expected in (
+        "登记移送（张检查）",
+        "签收移送（孙联络）",
+        "申请更换检查人员（赵联络）：长期病假",
+        "更换检查人员（钱领导）：长期病假",
+        "批准更换检查人员（钱领导）",
+    ):
+        assert expected in history, expected
+    assert not re.search(r"[a-z]+\.[a-z]", history), history

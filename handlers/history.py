@@ -1,0 +1,80 @@
+"""A case's audit trail in words (全程留痕, 004 第四条), as the review page and `案件` show it:
+what was done, by whom (by name), when (China time) and why."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.clock import CHINA_TZ
+from core.models import AuditEvent, Officer
+
+EVENT_LABELS = {
+    "case.inspected": "登记检查日期",
+    "case.notified": "已告知",
+    "case.result.submitted": "提交结果",
+    "case.result.part_entered": "录入本部门结果",
+    "case.result.reviewed": "审核",
+    "case.referral": "登记移送",
+    "referral.acknowledged": "签收移送",
+    "case.published": "公示",
+    "case.result.corrected": "更正",
+    "case.recusal": "回避",
+    "case.replacement": "更换检查人员",
+    "case.replacement.requested": "申请更换检查人员",
+    "case.replacement.approved": "批准更换检查人员",
+    "case.replacement.refused": "不批准更换检查人员",
+    "objection.filed": "登记异议",
+    "objection.rechecked": "复查异议",
+    "objection.replied": "答复异议",
+    "denied": "被拒绝的操作",
+    "case.result.attachments": "上传附件",
+    "case.documents": "生成检查文书",
+}
+_ACTORS = {"system": "系统"}
+_ACTOR_KINDS = {"admin": "管理员", "demo": "演示"}
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: str
+    what: str
+    who: str
+    reason: str
+
+
+async def history_lines(
+    session: AsyncSession,
+    events: Sequence[AuditEvent],
+    known: Mapping[str, str] = {},
+    *,
+    when: str = "%m-%d %H:%M",
+) -> list[HistoryLine]:
+    """`events` in words; `known`: officer names by code the caller holds already (the
+    group), the others (liaisons, leaders, reviewers) are looked up in one query."""
+    names = dict(known)
+    others = {e.actor for e in events} - names.keys()
+    if others:
+        rows = await session.execute(
+            select(Officer.code, Officer.name).where(Officer.code.in_(others))
+        )
+        names.update({code: name for code, name in rows.all()})
+    return [
+        HistoryLine(
+            e.at.astimezone(CHINA_TZ).strftime(when),
+            EVENT_LABELS.get(e.action, e.action),
+            _who(e.actor, names),
+            str(e.data.get("reason") or e.data.get("why") or "") if e.data else "",
+        )
+        for e in events
+    ]
+
+
+def _who(actor: str, names: Mapping[str, str]) -> str:
+    if actor in names:
+        return names[actor]
+    kind = actor.split(":", 1)[0]
+    return _ACTORS.get(actor) or _ACTOR_KINDS.get(kind) or actor
