@@ -84,3 +84,60 @@ def test_draw_list_has_a_header_and_show_prints_a_receipt(
         "复核：lianjian draw verify",
     ):
         assert label in out
+
+
+@pytest.mark.parametrize("group", ["setup", "report", "db", "task", "export"])
+def test_a_group_without_its_subcommand_names_it_in_chinese(
+    group: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lianjian setup` said “缺少参数：sub” (argparse's internal name)."""
+    code, _, err = run_cli([group], capsys)
+    assert code == 2 and "缺少参数：子命令" in err
+
+
+def test_output_paths_that_cannot_be_written_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong -o / --out gets one Chinese line and exit 2, not an OSError's traceback:
+    a missing folder, a file where a folder is wanted."""
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    missing = tmp_path / "nope" / "r.xlsx"
+    argv = ["export", "results", "--year", "2026", "-o", str(missing), "--db", db]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and f"{missing}：文件或文件夹不存在" in err and not missing.parent.exists()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x", "utf-8")
+    code, _, err = run_cli(["summary", "--out", str(a_file), "--db", db], capsys)
+    assert code == 2 and "已有同名的文件" in err and a_file.read_text("utf-8") == "x"
+
+
+def test_serve_names_a_bad_database_or_config_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`serve --db` with a missing folder or a file that is not ours, and `serve --config`
+    naming no file: one Chinese line and exit 2 (they were SQLAlchemy / FileNotFoundError
+    tracebacks), and nothing created."""
+    missing = tmp_path / "nope" / "x.sqlite3"
+    code, _, err = run_cli(["serve", "--db", str(missing)], capsys)
+    assert code == 2 and "数据库所在的文件夹不存在" in err and not missing.parent.exists()
+    other = tmp_path / "notes.sqlite3"
+    other.write_text("会议纪要", "utf-8")
+    code, _, err = run_cli(["serve", "--db", str(other)], capsys)
+    assert code == 2 and "不是联检数据库" in err and other.read_text("utf-8") == "会议纪要"
+    code, _, err = run_cli(["serve", "--config", str(tmp_path / "none.toml")], capsys)
+    assert code == 2 and "配置文件不存在" in err
+
+
+def test_demo_names_a_missing_folder_and_too_few_targets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`demo --db` in a missing folder was an SQLAlchemy traceback; `--targets 10` or a
+    negative number ended in IntegrityError / ValueError half-way through the demo."""
+    missing = tmp_path / "nope" / "d.sqlite3"
+    code, _, err = run_cli(["demo", "--db", str(missing)], capsys)
+    assert code == 2 and "数据库所在的文件夹不存在" in err and not missing.parent.exists()
+    for few in ("10", "-5"):
+        fresh = tmp_path / f"d{few}.sqlite3"
+        code, _, err = run_cli(["demo", "--targets", few, "--db", str(fresh)], capsys)
+        assert code == 2 and "演示至少需要 1000 户检查对象" in err and not fresh.exists()

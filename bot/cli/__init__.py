@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import errno
 import os
 import re
 import sys
@@ -50,6 +51,21 @@ def _date_arg(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(
             f"日期“{value}”格式不对，应为 YYYY-MM-DD，如 2026-12-07"
         ) from None
+
+
+MIN_DEMO_TARGETS = 1000  # fewer leave the demo's strata or groups without enough targets
+
+
+def _demo_targets(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"户数“{value}”应为整数") from None
+    if n < MIN_DEMO_TARGETS:
+        raise argparse.ArgumentTypeError(
+            f"演示至少需要 {MIN_DEMO_TARGETS} 户检查对象（给出的是 {n}）"
+        )
+    return n
 
 
 class ChineseHelpFormatter(argparse.HelpFormatter):
@@ -132,7 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     d = add("demo", cmd_demo, "生成模拟县域数据并完整演示一次联合抽查", db=False)
     d.add_argument("--db", help="SQLite 文件（默认临时目录）")
     d.add_argument("--seed", type=int, default=2026)
-    d.add_argument("--targets", type=int, default=20000)
+    d.add_argument(
+        "--targets",
+        type=_demo_targets,
+        default=20000,
+        help=f"检查对象户数（至少 {MIN_DEMO_TARGETS}，默认 20000）",
+    )
 
     db = sub.add_parser("db", help="数据库").add_subparsers(
         dest="sub", required=True, title="子命令", metavar="子命令"
@@ -162,10 +183,14 @@ def _parser() -> argparse.ArgumentParser:
     tp.add_argument("kind", choices=list(TEMPLATE_KINDS))
     tp.add_argument("-o", "--output", required=True)
 
-    st = sub.add_parser("setup", help="上线准备").add_subparsers(dest="sub", required=True)
+    st = sub.add_parser("setup", help="上线准备").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
     add("check", cmd_setup_check, "检查开展第一次联合抽查前还缺什么（未就绪时返回非零）", parent=st)
 
-    rp = sub.add_parser("report", help="统计报表").add_subparsers(dest="sub", required=True)
+    rp = sub.add_parser("report", help="统计报表").add_subparsers(
+        dest="sub", required=True, title="子命令", metavar="子命令"
+    )
     ry = add("year", cmd_report_year, "年度考核统计（XLSX）", parent=rp)
     ry.add_argument("--year", type=int, help="年度（默认今年）")
     ry.add_argument("-o", "--output", required=True)
@@ -276,4 +301,28 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `lianjian … | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:  # a file or folder named on the command line, or serve's port
+        print(f"错误：{os_error_text(err)}", file=sys.stderr)
+        return 2
     return int(code)
+
+
+_OS_REASONS = {
+    errno.ENOENT: "文件或文件夹不存在，请检查路径",
+    errno.ENOTDIR: "路径中有一段不是文件夹，请检查路径",
+    errno.EISDIR: "这是一个文件夹，请给出文件名",
+    errno.EEXIST: "已有同名的文件，请换一个输出目录",
+    errno.EACCES: "没有读写权限",
+    errno.EPERM: "没有读写权限",
+    errno.ENOSPC: "磁盘空间不足",
+    errno.EROFS: "文件系统只读，不能写入",
+    errno.EADDRINUSE: "端口已被占用（可能已有一个 lianjian serve 在运行），请用 --port 换一个端口",
+}
+
+
+def os_error_text(err: OSError) -> str:
+    """One Chinese line for what the operating system refused, naming the path."""
+    if err.errno is None:  # raised by us with a message of our own (配置文件不存在：…)
+        return str(err)
+    reason = _OS_REASONS.get(err.errno, err.strerror or str(err))
+    return f"{err.filename}：{reason}" if err.filename else reason

@@ -11,7 +11,11 @@ from typing import Any
 async def cmd_demo(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
+    from bot.cli.common import existing_database
     from core.demo import STAGES, run_demo
+
+    if args.db:
+        existing_database(args.db, create=True)  # a missing folder is named, not a traceback
 
     # Only on a terminal: in CI logs or `| tail` the transcript lines alone are the output.
     with Progress(transient=True, disable=not sys.stdout.isatty()) as bar:
@@ -26,6 +30,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.cli.common import existing_database
     from bot.config import load_settings
     from bot.server import run
 
@@ -35,5 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if v is not None
     }
     settings = load_settings(args.config, **overrides)
+    # named before anything starts: a missing folder, or a file that is not ours
+    existing_database(settings.database_url, create=True)
     run(settings, demo=args.demo)
     return 0
