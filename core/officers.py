@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import raiseload
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import joinedload, raiseload
 
 from core.cases import OPEN_FOR_ENTRY
 from core.changes import Ctx, Notice, record
@@ -96,18 +96,40 @@ def set_account(
 
 
 async def account_holder(
-    ctx: Ctx, platform: ChatPlatform, account: str, tenant: str = DEFAULT_TENANT
+    ctx: Ctx,
+    platform: ChatPlatform,
+    account: str,
+    tenant: str = DEFAULT_TENANT,
+    *,
+    lock: bool = False,
 ) -> Officer | None:
-    """Whoever holds the account, active or not."""
-    return await ctx.session.scalar(
+    """Whoever holds the account, active or not, with their accounts, in one statement; with
+    `lock` on PostgreSQL, their row locked as `lock_officer` does."""
+    return await _one_officer(
+        ctx,
         select(Officer)
         .join(PlatformAccount)
         .where(
             PlatformAccount.platform == platform.value,
             PlatformAccount.tenant == tenant,
             PlatformAccount.account == account,
-        )
+        ),
+        lock=lock,
     )
+
+
+async def _one_officer(ctx: Ctx, query: Select[Officer], *, lock: bool) -> Officer | None:
+    """The officer `query` finds, their accounts loaded by the same statement (a join, not a
+    second query); `lock`: FOR UPDATE of the officer's row on PostgreSQL."""
+    query = query.options(joinedload(Officer.accounts))
+    if lock and _is_postgres(ctx):
+        query = query.with_for_update(of=Officer)
+    return (await ctx.session.scalars(query)).unique().first()
+
+
+def _is_postgres(ctx: Ctx) -> bool:
+    bind = ctx.session.bind
+    return bind is not None and bind.dialect.name == "postgresql"
 
 
 async def first_account(
@@ -176,18 +198,26 @@ async def link_holder(ctx: Ctx, officer_id: int) -> Officer:
     return officer
 
 
-async def by_account(ctx: Ctx, platform: str, user_id: str) -> Officer | None:
-    """The active officer behind a platform user id (in the simulator: the officer code)."""
+async def by_account(
+    ctx: Ctx, platform: str, user_id: str, *, lock: bool = False
+) -> Officer | None:
+    """The active officer behind a platform user id (in the simulator: the officer code).
+    With `lock`, the officer's events are serialised from here to the end of the transaction
+    (`lock_officer`; on PostgreSQL taken by the look-up itself)."""
     account_kind = account_platform(platform)
     if not user_id:
         return None
     if platform == Platform.SIM:
-        officer = await by_code(ctx, user_id)
+        officer = await _one_officer(ctx, select(Officer).where(Officer.code == user_id), lock=lock)
     elif account_kind is not None:
-        officer = await account_holder(ctx, account_kind, user_id)
+        officer = await account_holder(ctx, account_kind, user_id, lock=lock)
     else:
         return None
-    return officer if officer is not None and officer.active else None
+    if officer is None or not officer.active:
+        return None
+    if lock and not _is_postgres(ctx):
+        await lock_officer(ctx, officer)
+    return officer
 
 
 async def any_officers(ctx: Ctx) -> bool:
@@ -210,19 +240,28 @@ async def lock_officer(ctx: Ctx, officer: Officer) -> None:
 
     PostgreSQL: a row lock held to the end of the caller's transaction. SQLite: a no-op UPDATE
     takes the database write lock now — which also opens the transaction before the handler's
-    SAVEPOINT, so releasing that savepoint can never commit the caller's work early.
+    SAVEPOINT, so releasing that savepoint can never commit the caller's work early. Both hold
+    to the end of the transaction: a transaction that already took SQLite's lock (several
+    events handled together) does not take it again.
     """
     session = ctx.session
     assert session.bind is not None
     if session.bind.dialect.name == "postgresql":
         await session.execute(select(Officer.id).where(Officer.id == officer.id).with_for_update())
-    else:
-        await session.execute(
-            update(Officer)
-            .where(Officer.id == officer.id)
-            .values(id=Officer.id)
-            .execution_options(synchronize_session=False)
-        )
+        return
+    transaction = session.sync_session.get_transaction()
+    if transaction is not None and session.info.get(_WRITE_LOCKED) is transaction:
+        return
+    await session.execute(
+        update(Officer)
+        .where(Officer.id == officer.id)
+        .values(id=Officer.id)
+        .execution_options(synchronize_session=False)
+    )
+    session.info[_WRITE_LOCKED] = session.sync_session.get_transaction()
+
+
+_WRITE_LOCKED = "lianjian.sqlite_write_locked"  # session.info: the transaction holding it
 
 
 def _admin_only(ctx: Ctx, why: str, action: str, subject: str) -> None:

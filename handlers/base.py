@@ -129,6 +129,9 @@ class Command:
     summary: str
     handler: Handler
     hidden: bool = False  # not listed by 帮助 (e.g. 取消 outside a conversation)
+    # only reads, and replies after its last possible refusal: a refusal leaves nothing to
+    # undo, so the dispatcher runs it without a SAVEPOINT
+    reads_only: bool = False
 
     def words(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)

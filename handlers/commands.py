@@ -41,6 +41,7 @@ COMMANDS: list[Command] = [
         "帮助 拒绝",
         "列出全部指令；后跟指令名查看该指令的用法",
         _help,
+        reads_only=True,
     ),
     Command(
         "任务",
@@ -49,6 +50,7 @@ COMMANDS: list[Command] = [
         "任务 LJ-2026-001",
         "本部门的联合抽查任务和待答复的邀请；带编号查看任务详情",
         tasks.list_or_show,
+        reads_only=True,
     ),
     Command(
         "接受",
@@ -117,6 +119,7 @@ COMMANDS: list[Command] = [
         "我的检查",
         "分配给我的检查对象、状态和结果录入期限",
         cases.mine,
+        reads_only=True,
     ),
     Command(
         "通知书",
@@ -272,6 +275,7 @@ COMMANDS: list[Command] = [
         "进度 LJ-2026-001",
         "任务的邀请答复、检查和结果录入进度",
         tasks.progress,
+        reads_only=True,
     ),
     Command(
         "验证",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.platforms.dingtalk import DingTalkExtras
@@ -27,6 +27,7 @@ from tests.dispatch_support import (
     bodies,
     chat_world,
     make_dispatcher,
+    ready_world,
     send,
     text_event,
 )
@@ -349,3 +350,45 @@ async def test_expired_step_is_ignored_and_the_message_handled_as_a_command(
     assert "可用指令" in bodies(rows)
     async with sessionmaker() as s:
         assert await s.scalar(select(Conversation.id)) is None
+
+
+async def test_commands_run_without_a_savepoint_write_nothing_but_their_replies(
+    sessionmaker, clock
+) -> None:
+    """`Command.reads_only` spares the SAVEPOINT: such a command, answered or refused, writes
+    nothing the savepoint would have had to undo — only the officer lock, its replies and the
+    audit of a refusal."""
+    world, code = await ready_world(sessionmaker, clock, inspectors=2, n_targets=10)
+    async with sessionmaker() as s, s.begin():
+        outsider = await f.dept(s, inspectors=1)
+    writes: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        head = " ".join(statement.split()[:3]).upper()
+        if head.startswith(("INSERT", "UPDATE", "DELETE", "REPLACE")):
+            writes.append(head)
+
+    d = make_dispatcher(sessionmaker, clock)
+    sync_engine = sessionmaker.kw["bind"].sync_engine
+    event.listen(sync_engine, "before_cursor_execute", seen)
+    try:
+        for command in (c for c in COMMANDS if c.reads_only):
+            for args in ("", code, "LJ-2026-999", "x y z"):
+                for who in (
+                    world.lead.liaison,
+                    world.lead.leader,
+                    world.partners[0].liaison,
+                    world.partners[0].inspectors[0],
+                    outsider.leader,
+                ):
+                    await send(sessionmaker, d, text_event(who.code, f"{command.name} {args}"))
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", seen)
+    allowed = {
+        "UPDATE OFFICER SET",  # the per-officer lock on SQLite
+        "INSERT INTO OUTBOX",
+        "INSERT INTO AUDIT_EVENT",
+        "UPDATE AUDIT_HEAD SET",
+        "INSERT INTO AUDIT_HEAD",
+    }
+    assert writes and set(writes) <= allowed
