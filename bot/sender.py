@@ -199,13 +199,15 @@ class Sender:
             rows = await outbox.claim_due(
                 session, self.cfg.batch_size, self._now(), dt.timedelta(seconds=self.cfg.lease_s)
             )
+            # in the claim's own transaction: no second session (on PostgreSQL a BEGIN and a
+            # ROLLBACK fewer); the look-up reads states, not leases, so it finds the same
+            batch = await self._look_up(rows, session) if rows else None
             await session.commit()
-        if not rows:
+        if not rows or batch is None:
             return 0
         groups: dict[str, list[OutboxMessage]] = defaultdict(list)
         for row in rows:
             groups[row.dest_key].append(row)
-        batch = await self._look_up(rows)
         await asyncio.gather(*(self._deliver_group(g, batch) for g in groups.values()))
         return len(rows)
 
@@ -337,7 +339,9 @@ class Sender:
             return None
         return recent[-limit] + WINDOW  # when the oldest send that fills the window leaves it
 
-    async def _look_up(self, rows: list[OutboxMessage]) -> Batch:
+    async def _look_up(
+        self, rows: list[OutboxMessage], session: AsyncSession | None = None
+    ) -> Batch:
         """What the claimed rows' sends need to know, in two queries for all of them: which
         wait behind another claim and the destinations' recent sends (the rate limits'
         window; this batch's own sends are added as they go, the destinations' rows being
@@ -348,16 +352,18 @@ class Sender:
             if row.destination.get("kind") == "officer"
             and (officer := row.destination.get("officer_id")) is not None
         }
-        async with self.services.sessionmaker() as session:  # reads only: no write gate
-            ctx = self.services.core_ctx(session)
-            behind, recent = await outbox.claim_context(session, rows, self._now() - WINDOW)
-            return Batch(
-                behind=behind,
-                accounts=await officers.first_accounts(ctx, officer_ids, self.services.adapters)
-                if officer_ids
-                else {},
-                recent=recent,
-            )
+        if session is None:
+            async with self.services.sessionmaker() as own:  # reads only: no write gate
+                return await self._look_up(rows, own)
+        ctx = self.services.core_ctx(session)
+        behind, recent = await outbox.claim_context(session, rows, self._now() - WINDOW)
+        return Batch(
+            behind=behind,
+            accounts=await officers.first_accounts(ctx, officer_ids, self.services.adapters)
+            if officer_ids
+            else {},
+            recent=recent,
+        )
 
     async def _send(self, route: Route, msg: OutMessage) -> SendResult:
         assert route.channel is not None
