@@ -238,8 +238,13 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
     (migrations, --demo loading) lets the start-up's transaction finish, then stops."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    stopped = False
 
     def on_signal(signum: int) -> None:
+        if stopped:
+            # read by the loop before the handlers were removed, handled after: the exit is
+            # under way and "stopped" was said, nothing to add
+            return
         if stop.is_set():
             log.warning("%s again: already stopping", signal.Signals(signum).name)
             return
@@ -263,7 +268,5 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
             # a late signal meets an exit under way: ignored, not the default death by signal
             loop.remove_signal_handler(signum)
             signal.signal(signum, signal.SIG_IGN)
-        # a signal the loop had already taken in runs its callback now, so "stopped" stays the
-        # last line of the log
-        await asyncio.sleep(0)
+        stopped = True
         log.info("stopped")

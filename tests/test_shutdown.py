@@ -7,16 +7,23 @@ traceback from the pool closing its connection, logged as an ERROR, and exit sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import logging
+import os
 import signal
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import load_settings
 from bot.scheduler import Job, Jobs
+from bot.server import serve
 from core.audit import append
 from core.changes import Ctx
 from core.clock import FixedClock
@@ -101,3 +108,51 @@ async def test_a_scheduled_job_running_at_shutdown_finishes_and_commits(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "tick.done")
         )
     assert done == 1
+
+
+async def test_a_signal_taken_as_the_shutdown_ends_says_nothing_after_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found flaky in a check run (sigterm-twice above, PostgreSQL): a second SIGTERM that the
+    loop read in the turn that resumed the shutdown after its clean-up was handled after the
+    signal handlers were removed, and logged "SIGTERM again: already stopping" after "stopped".
+    Here that second signal comes exactly then, in process: "stopped" stays the last word."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'database_url = "{tmp_path / "serve.sqlite3"}"\nhost = "127.0.0.1"\n'
+        f'port = {free_port()}\nlink_secret = "{"c" * 40}"\n[scheduler]\nenabled = false\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    cleanup = web.AppRunner.cleanup
+
+    async def cleanup_then_signal(runner: web.AppRunner) -> None:
+        await cleanup(runner)
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered at once: its wake-up byte waits
+        # two turns of the loop: in the first it reads the wake-up byte and queues the
+        # handler for the second, in which the shutdown resumes first and finishes
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(web.AppRunner, "cleanup", cleanup_then_signal)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    caplog.set_level(logging.INFO, logger="bot.server")
+    try:
+        serving = asyncio.create_task(serve(settings))
+        async with aiohttp.ClientSession() as http:
+            while True:
+                assert not serving.done(), serving
+                with contextlib.suppress(aiohttp.ClientError):
+                    url = f"http://127.0.0.1:{settings.port}/healthz"
+                    async with http.get(url) as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(serving, 60)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        gc.unfreeze()  # serve froze what the test process had built
+    said = [r.getMessage() for r in caplog.records if r.name == "bot.server"]
+    assert "SIGTERM: stopping" in said and said[-1] == "stopped", said
