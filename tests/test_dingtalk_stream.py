@@ -7,6 +7,7 @@ connection."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import create_app
 from bot.dispatch import Dispatcher
 from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings
-from bot.platforms.dingtalk_stream import DingTalkStream
+from bot.platforms.dingtalk_stream import NO_RESPONSE, DingTalkStream, ack_frame
 from bot.platforms.longconn import Backoff
 from bot.sender import Sender
 from bot.services import Services
@@ -260,6 +261,20 @@ async def test_healthz_reports_the_stream_connection(rig) -> None:
     await wait_until(lambda: rig.stream.health()["state"] == "connected")
     conn = (await rig.health())["connections"]["dingtalk_stream"]
     assert conn["connects"] == 2 and conn["last_error"] == "connection closed"
+
+
+@pytest.mark.parametrize("message_id", ["msgb3f9", 'q"uo\\te', "中文\ud800", ""])
+def test_a_stored_frames_ack_is_the_general_ack_text(message_id: str) -> None:
+    """The stored-message ack is pasted from a template; it must read exactly as the ack
+    frame built field by field, whatever the messageId holds."""
+    general = {
+        "code": 200,
+        "headers": {"contentType": "application/json", "messageId": message_id},
+        "message": "OK",
+        "data": NO_RESPONSE,
+    }
+    assert ack_frame(message_id, 200, NO_RESPONSE) == json.dumps(general)
+    assert json.loads(ack_frame(message_id, 500, NO_RESPONSE, "not stored"))["code"] == 500
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:

@@ -40,10 +40,8 @@ OPEN_PATH = "/v1.0/gateway/connections/open"
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
 CARD_TOPIC = "/v1.0/card/instances/callback"
 USER_AGENT = "lianjian/0.1 (aiohttp)"
-DRAIN_S = 5.0
-NO_RESPONSE = json.dumps(
-    {"response": None}
-)  # frames in hand get this long to store and ack when the socket goes away
+DRAIN_S = 5.0  # frames in hand get this long to store and ack when the socket goes away
+NO_RESPONSE = json.dumps({"response": None})
 
 
 class StreamFailure(Exception):
@@ -184,6 +182,31 @@ class DingTalkStream(ReconnectingClient):
         return self.adapter.message_event(data)
 
 
+def ack_frame(message_id: str, code: int, data: object, message: str = "OK") -> str:
+    """The ack frame's text, matched by messageId; its data is always a JSON string."""
+    if code == 200 and data is NO_RESPONSE and message == "OK":
+        # a stored message's ack, once per frame: only the messageId differs
+        return _STORED_ACK_HEAD + json.dumps(message_id) + _STORED_ACK_TAIL
+    frame = {
+        "code": code,
+        "headers": {"contentType": "application/json", "messageId": message_id},
+        "message": message,
+        "data": data if isinstance(data, str) else json.dumps(data),
+    }
+    return json.dumps(frame)
+
+
+# ack_frame(<id>, 200, NO_RESPONSE) is this head, the id as JSON, this tail (the same text)
+_STORED_ACK_HEAD, _STORED_ACK_TAIL = json.dumps(
+    {
+        "code": 200,
+        "headers": {"contentType": "application/json", "messageId": ""},
+        "message": "OK",
+        "data": NO_RESPONSE,
+    }
+).split('""')
+
+
 async def _ack(
     ws: aiohttp.ClientWebSocketResponse,
     message_id: str,
@@ -191,14 +214,8 @@ async def _ack(
     data: object,
     message: str = "OK",
 ) -> None:
-    """The ack frame, matched by messageId; its data is always a JSON string."""
-    frame = {
-        "code": code,
-        "headers": {"contentType": "application/json", "messageId": message_id},
-        "message": message,
-        "data": data if isinstance(data, str) else json.dumps(data),
-    }
+    """Send the ack frame (`ack_frame`)."""
     try:
-        await ws.send_str(json.dumps(frame))
+        await ws.send_str(ack_frame(message_id, code, data, message))
     except (ConnectionError, RuntimeError) as exc:  # socket gone: the frame comes again
         log.info("DingTalk Stream ack for %s not sent: %s", message_id, type(exc).__name__)
