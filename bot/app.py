@@ -308,19 +308,51 @@ def _sender_ctx(app: web.Application) -> Any:
     return _stoppable("sender", lambda: sender.run(app[SENDER_WAKE]), sender.stop)
 
 
+class BurstWake:
+    """Wakes the inbox worker for events a long connection stored, once the frames in hand
+    are all acknowledged (a burst is over), not at its first commit: woken then, the worker
+    claimed rows at SQLite's write gate while the burst's commits queued behind it, only to
+    give way to the acks afterwards. Under a flood that never pauses it is woken anyway once
+    the oldest unannounced event is MAX_EVENT_AGE_S old. A frame at a time (the usual rate)
+    wakes it as soon as that frame is acknowledged."""
+
+    def __init__(self, wake: asyncio.Event, max_age_s: float = MAX_EVENT_AGE_S) -> None:
+        self._wake, self._max_age_s = wake, max_age_s
+        self._since: float | None = None  # loop time of the first event not announced yet
+
+    def stored(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._since is None:
+            self._since = now
+        elif now - self._since >= self._max_age_s:
+            self.burst_over()
+
+    def burst_over(self) -> None:
+        if self._since is not None:
+            self._since = None
+            self._wake.set()
+
+
 async def _connections_ctx(app: web.Application) -> AsyncIterator[None]:
     """Run every long connection; each stores its events through the same group commit as
     the HTTP callbacks and acknowledges a frame only once that commit is done."""
-    services, writer, wake = app[SERVICES], app[INBOX_WRITER], app[INBOX_WAKE]
+    services, writer = app[SERVICES], app[INBOX_WRITER]
+    wake = BurstWake(app[INBOX_WAKE])
 
     async def sink(events: list[Event]) -> list[bool]:
         stored = await writer.store(events)
         if any(stored):
-            wake.set()
+            wake.stored()
         return stored
 
+    @contextlib.contextmanager
+    def busy() -> Iterator[None]:
+        with writer.in_flight():
+            yield
+        wake.burst_over()
+
     tasks = [
-        asyncio.create_task(c.run(sink, writer.in_flight), name=f"lianjian-{c.name}")
+        asyncio.create_task(c.run(sink, busy), name=f"lianjian-{c.name}")
         for c in services.connections
     ]
     yield

@@ -8,7 +8,7 @@ import asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import InboxWriter
+from bot.app import BurstWake, InboxWriter
 from bot.workers import InboxWorker
 from core.clock import FixedClock, SystemClock
 from core.messages import Event
@@ -136,3 +136,27 @@ async def test_steady_callbacks_do_not_starve_handling(
     older = int(sent * max(0.0, elapsed - 0.7) / elapsed)  # max age + slack for a busy CI
     assert older >= 40
     assert handled_by_end >= older // 2
+
+
+async def test_a_long_connection_burst_wakes_the_worker_once_it_is_acknowledged() -> None:
+    wake = asyncio.Event()
+    burst = BurstWake(wake, max_age_s=3600)
+    burst.burst_over()
+    assert not wake.is_set(), "nothing stored: nothing to handle"
+    burst.stored()
+    burst.stored()
+    assert not wake.is_set(), "the worker would queue at the write gate behind the acks"
+    burst.burst_over()
+    assert wake.is_set()
+    wake.clear()
+    burst.burst_over()
+    assert not wake.is_set(), "announced once"
+
+
+async def test_a_flood_that_never_pauses_still_wakes_the_worker() -> None:
+    wake = asyncio.Event()
+    burst = BurstWake(wake, max_age_s=0.0)  # the oldest event is always old enough
+    burst.stored()
+    assert not wake.is_set()
+    burst.stored()
+    assert wake.is_set()
