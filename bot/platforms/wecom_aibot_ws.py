@@ -28,6 +28,7 @@ import aiohttp
 
 from bot.platforms.base import TRANSIENT_RETRY_S, CallbackRejected, PlatformCallFailed, SendResult
 from bot.platforms.longconn import (
+    MAX_IN_HAND,
     Backoff,
     Busy,
     EventSink,
@@ -126,7 +127,7 @@ class WeComAiBotSocket(ReconnectingClient):
             self.health_info.set("connected")
             self._backoff.reset()
             log.info("WeCom AI bot socket subscribed (connection %s)", self.health_info.connects)
-            batches = StoreBatches(sink, 100, busy)
+            batches = StoreBatches(sink, MAX_IN_HAND, busy)
             pinger = asyncio.create_task(self._ping_loop(ws))
             try:
                 await self._read(ws, batches)

@@ -19,6 +19,7 @@ from bot.platforms.base import (
     EventExtras,
     HttpClient,
 )
+from bot.platforms.longconn import MAX_IN_HAND
 from bot.platforms.tokens import TokenCache
 from core.clock import Clock
 from core.messages import Destination, Platform
@@ -80,7 +81,7 @@ class DingTalkSettings(BaseModel):
     stream_backoff_base_s: float = Field(1.0, gt=0)  # reconnect delay doubles from here…
     stream_backoff_cap_s: float = Field(60.0, gt=0)  # …up to here
     stream_heartbeat_s: float = Field(60.0, gt=0)  # WebSocket ping; no pong → reconnect
-    stream_max_inflight: int = Field(100, ge=1)  # frames being stored at once
+    stream_max_inflight: int = Field(MAX_IN_HAND, ge=1)  # frames read, not yet acked
     # An interactive card template (卡片平台) whose buttons call back; empty → invitation
     # buttons open signed H5 links. Its variables: docs/longconn.md "Cards". In HTTP mode the
     # callbacks come to <public_base_url>/dingtalk/card/callback, registered under this key.
