@@ -66,7 +66,7 @@ def build_connections(
     connections: list[LongConnection] = []
     dingtalk = adapters.get(Platform.DINGTALK)
     if isinstance(dingtalk, DingTalkAdapter) and dingtalk.settings.mode == "stream":
-        from bot.platforms.dingtalk_stream import DingTalkStream
+        from bot.platforms.dingtalk.stream import DingTalkStream
 
         connections.append(DingTalkStream(dingtalk, clock))
     from bot.platforms.wecom_aibot import WeComAiBotAdapter

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import create_app
 from bot.dispatch import Dispatcher
 from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings
-from bot.platforms.dingtalk_stream import NO_RESPONSE, DingTalkStream, ack_frame
+from bot.platforms.dingtalk.stream import NO_RESPONSE, DingTalkStream, ack_frame
 from bot.platforms.longconn import Backoff
 from bot.sender import Sender
 from bot.services import Services

@@ -9,8 +9,8 @@ source we found says how DingTalk signs an HTTP card callback, so each button's 
 our own signature (HMAC over card, recipient and action), checked before anything is stored.
 
 This package: `protocol` (settings, extras, signatures, session webhooks), `callbacks` (HTTP
-mode), `client` (sending, cards, token), `bodies` (payloads and results); Stream mode is
-bot/platforms/dingtalk_stream.py.
+mode), `client` (sending, cards, token), `bodies` (payloads and results), `stream` (Stream
+mode's client, imported on its own: it builds on the adapter assembled here).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class DingTalkSettings(BaseModel):
     timestamp_window_s: int = 3600
     http_timeout_s: float = 10.0
     # "http": DingTalk posts to /dingtalk/callback (needs a public HTTPS URL); "stream": we
-    # connect out to DingTalk's Stream gateway (bot/platforms/dingtalk_stream.py)
+    # connect out to DingTalk's Stream gateway (bot/platforms/dingtalk/stream.py)
     mode: Literal["http", "stream"] = "http"
     stream_backoff_base_s: float = Field(1.0, gt=0)  # reconnect delay doubles from here…
     stream_backoff_cap_s: float = Field(60.0, gt=0)  # …up to here
