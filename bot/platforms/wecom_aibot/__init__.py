@@ -6,10 +6,11 @@ Two ways in (docs/wecom_aibot.md; docs/longconn.md part 2):
   5 s, so the callback stores the event, wakes the workers and waits up to `passive_wait_s` for
   the first answer the sender routes to this conversation; later answers go to the callback's
   `response_url` (one POST, within an hour), and after that to the self-built app ([wecom]).
-- websocket mode: bot/platforms/wecom_aibot_ws.py carries the same JSON bodies over a socket.
+- websocket mode: `websocket` (WeComAiBotSocket) carries the same JSON bodies over a socket.
 
 This package: `protocol` (settings, extras, conversation address, a body as an Event),
-`bodies` (what is sent), `adapter` (callback routes and sending).
+`bodies` (what is sent), `adapter` (callback routes and sending), `websocket` (the long
+connection, imported by the adapter in websocket mode).
 
 A conversation is addressed by an opaque string the adapter alone reads (`conversation_address`):
 it travels through the outbox as a chat Destination like DingTalk's session webhook, so handlers

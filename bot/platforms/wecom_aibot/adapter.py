@@ -34,7 +34,7 @@ from core.clock import Clock, SystemClock
 from core.messages import Event, OutMessage, Platform
 
 if TYPE_CHECKING:
-    from bot.platforms.wecom_aibot_ws import WeComAiBotSocket
+    from bot.platforms.wecom_aibot.websocket import WeComAiBotSocket
 
 CALLBACK_PATH = "/wecom/aibot/callback"
 RESPONSE_URL_TTL_MS = 3600 * 1000  # a response_url takes one POST within an hour
@@ -75,7 +75,7 @@ class WeComAiBotAdapter:
             self.callback_path = CALLBACK_PATH
             self._crypto = WeComCrypto(settings.token, settings.encoding_aes_key, receive_id="")
         else:
-            from bot.platforms.wecom_aibot_ws import WeComAiBotSocket
+            from bot.platforms.wecom_aibot.websocket import WeComAiBotSocket
 
             self.ws = WeComAiBotSocket(self, self._clock)
 

@@ -37,14 +37,14 @@ from bot.platforms.longconn import (
     json_frames,
 )
 from bot.platforms.wecom import MEDIA_MIN_BYTES, MediaCache, picture_problem
-from bot.platforms.wecom_aibot import (
+from bot.platforms.wecom_aibot.adapter import WeComAiBotAdapter
+from bot.platforms.wecom_aibot.bodies import (
     PICTURE_MAX_BYTES,
-    WeComAiBotAdapter,
-    body_event,
     push_body,
     stream_body,
     update_card_body,
 )
+from bot.platforms.wecom_aibot.protocol import body_event
 from core.clock import Clock
 from core.messages import Image, OutMessage
 
