@@ -1,7 +1,7 @@
 """Stages 5–6, result entry and review: what the result form and the review page show, and the
 form's way into the case services.
 
-The form enters a result through the same `core.result_entry.submit_result` (and `add_referral`) the
+The form enters a result through the same `core.result_entry.enter_result` (and `add_referral`) the
 chat `提交` uses, so every rule holds on both paths; this module only adds what a form needs:
 the case sheet it shows, the case conclusion derived from the per-item categories, the other
 departments' parts carried over unchanged, and idempotency of a second identical submit.
@@ -35,8 +35,8 @@ from core.models import (
     Review,
 )
 from core.referrals import add_referral
-from core.result_entry import submit_result
-from core.result_parts import PartStatus, part_status
+from core.result_entry import EntryState, enter_result, result_fields
+from core.result_parts import PartStatus, case_parts, part_status
 from core.results import CATEGORIES, Category, case_codes
 from core.states import CaseState
 
@@ -67,6 +67,7 @@ class CaseSheet:
     history: list[AuditEvent]
     department_id: int  # whose view (the officer's department)
     parts: list[PartStatus] = field(default_factory=list)  # each department's part (000 §九–十)
+    latest_items: list[ItemResult] = field(default_factory=list)  # the latest version's, all
 
     @property
     def own_items(self) -> list[ItemPart]:
@@ -188,6 +189,7 @@ async def after_entry(
     sheet = dataclasses.replace(
         sheet,
         items=[dataclasses.replace(p, result=by_item.get(p.item.id)) for p in sheet.items],
+        latest_items=list(by_item.values()),
         result=result,
         reviews=reviews,
         return_reason=returned[-1] if case.state == CaseState.RETURNED and returned else "",
@@ -302,6 +304,22 @@ def _same(
     )
 
 
+async def entry_state(ctx: Ctx, sheet: CaseSheet) -> EntryState:
+    """What `enter_result` decides on, from a sheet loaded to submit from (`entry_sheet(...,
+    for_update=True)`) and the case's parts: the chat's `提交` loads the same itself
+    (`result_entry.load_entry_state`)."""
+    return EntryState(
+        case=sheet.case,
+        task=sheet.task,
+        members=sheet.members,
+        departments=sheet.departments,
+        task_items=[(p.item, p.department) for p in sheet.items],
+        latest=sheet.result,
+        latest_items=sheet.latest_items,
+        parts=await case_parts(ctx, sheet.case),
+    )
+
+
 async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[CaseResult, bool]:
     """Submit the officer's part through the chat's services; (result, True) when the very same
     entry was already submitted by this officer (a double tap or a resent form). `sheet` is
@@ -337,17 +355,19 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
             entry.referral.to_department,
             entry.referral.content,
         )
-    result = await submit_result(
+    result = await enter_result(
         ctx,
-        case.code,
-        codes=codes,
-        methods=entry.methods,
-        followups=entry.followups,
-        followup_done=entry.followup_done,
-        followup_done_on=entry.followup_done_on,
-        inspected_on=entry.inspected_on,
-        item_results=items,
-        remarks=entry.remarks,
+        await entry_state(ctx, sheet),
+        result_fields(
+            codes,
+            entry.methods,
+            entry.followups,
+            entry.followup_done,
+            entry.followup_done_on,
+            entry.inspected_on,
+            items,
+            entry.remarks,
+        ),
     )
     await _attach(ctx, case, result, entry.attachments)
     return result, False

@@ -238,16 +238,35 @@ async def latest_result(
     return await ctx.session.scalar(query, {"case_id": case.id})
 
 
-async def staff_of(ctx: Ctx, department_ids: Sequence[int]) -> list[int]:
-    """Active liaisons and leaders of the departments: each gets the review page privately
-    (a group copy of the notice carries no signed link). Ids and roles only: no officer rows
-    with their platform accounts."""
-    rows = await ctx.session.execute(
-        select(Officer.id, Officer.roles)
-        .where(Officer.department_id.in_(department_ids), Officer.active.is_(True))
-        .order_by(Officer.id)
+_DEPARTMENTS_AND_STAFF = (
+    select(Department.id, Officer.id, Officer.roles)
+    .outerjoin(Officer, (Officer.department_id == Department.id) & Officer.active.is_(True))
+    .order_by(Department.id, Officer.id)
+)
+_REVIEWERS_AND_STAFF = {
+    True: _DEPARTMENTS_AND_STAFF.where(
+        Department.id.in_(_ACCEPTED) | (Department.id == bindparam("lead_id"))
+    ),
+    False: _DEPARTMENTS_AND_STAFF.where(Department.id == bindparam("lead_id")),
+}
+
+
+async def reviewers_and_staff(
+    ctx: Ctx, task: JointTask, *, participants: bool
+) -> tuple[list[int], list[int]]:
+    """Who is told of a version to review, in one query: the reviewing departments' ids (the
+    lead first; `participants`: with every department that accepted, as
+    `reviewing_departments`, else the lead alone) and their active liaisons' and leaders' ids
+    by officer id: each of them gets the review page privately (a group copy of the notice
+    carries no signed link). Ids and roles only: no officer rows with their accounts."""
+    lead = task.lead_department_id
+    query = _REVIEWERS_AND_STAFF[participants]
+    rows = (await ctx.session.execute(query, {"task_id": task.id, "lead_id": lead})).all()
+    departments = sorted(dict.fromkeys(d for d, _, _ in rows), key=lambda d: d != lead)
+    staff = sorted(
+        o for _, o, roles in rows if o is not None and {"liaison", "leader"} & set(roles or ())
     )
-    return [i for i, roles in rows.all() if {"liaison", "leader"} & set(roles or ())]
+    return departments, staff
 
 
 async def result_labels(

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import (
@@ -24,12 +25,13 @@ from core.cases import (
     department_categories,
     get_case,
     get_task,
+    latest_result,
     message,
     participating_departments,
     require_member,
     result_labels,
-    reviewing_departments,
-    staff_of,
+    reviewers_and_staff,
+    task_items,
 )
 from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, ValidationFailed
@@ -37,8 +39,10 @@ from core.inspection import check_inspection_day, result_deadline, set_inspected
 from core.messages import Destination
 from core.models import (
     Case,
+    CasePart,
     CaseResult,
     Department,
+    GroupMember,
     Item,
     ItemResult,
     JointTask,
@@ -46,7 +50,13 @@ from core.models import (
     Referral,
     TaskItem,
 )
-from core.result_parts import enter_part, missing_parts, own_parts, part_departments
+from core.result_parts import (
+    case_parts,
+    departments_with_items,
+    enter_part,
+    not_entered,
+    own_parts,
+)
 from core.results import (
     REFERRAL_FOLLOWUPS,
     Category,
@@ -61,16 +71,12 @@ from core.states import (
 )
 
 
-async def _validated_items(
-    session: AsyncSession,
-    task: JointTask,
+def _validated_items(
+    task_items: set[int],
     codes: Sequence[str],
     item_results: Sequence[dict[str, Any]],
     extra: Sequence[Category],
 ) -> list[dict[str, Any]]:
-    task_items = set(
-        await session.scalars(select(TaskItem.item_id).where(TaskItem.task_id == task.id))
-    )
     seen: set[int] = set()
     cleaned: list[dict[str, Any]] = []
     for entry in item_results:
@@ -115,6 +121,9 @@ async def _next_version(session: AsyncSession, case: Case) -> int:
     return (latest or 0) + 1
 
 
+_TASK_ITEM_IDS = select(TaskItem.item_id).where(TaskItem.task_id == bindparam("task_id"))
+
+
 async def new_version(
     ctx: Ctx,
     case: Case,
@@ -123,9 +132,12 @@ async def new_version(
     fields: dict[str, Any],
     state: ResultState,
     departments: Sequence[Department] | None = None,
+    *,
+    loaded: EntryState | None = None,
 ) -> CaseResult:
     """Validate a result and add it as the next version, in `state`; `departments`: the task's
-    participating departments if the caller has them already."""
+    participating departments if the caller has them already; `loaded`: the case as read for
+    this entry, with the case row locked (its task items and latest version: no look-ups)."""
     if departments is None:
         departments = await participating_departments(ctx, task)
     extra = department_categories(departments)
@@ -141,16 +153,21 @@ async def new_version(
         followup_done=fields["followup_done"],
         followup_done_on=fields["followup_done_on"],
     )
-    items = await _validated_items(
-        ctx.session, task, fields["codes"], fields["item_results"], extra
+    in_task = (
+        {item.id for item, _ in loaded.task_items}
+        if loaded is not None
+        else set(await ctx.session.scalars(_TASK_ITEM_IDS, {"task_id": task.id}))
     )
+    items = _validated_items(in_task, fields["codes"], fields["item_results"], extra)
     await _check_referrals(ctx.session, case, fields["followups"])
     if inspected_on is not None and inspected_on != case.inspected_on:
         await check_inspection_day(ctx, task, inspected_on)
         await set_inspected_on(ctx, case, inspected_on)
     result = CaseResult(
         case_id=case.id,
-        version=await _next_version(ctx.session, case),
+        version=loaded.next_version()
+        if loaded is not None
+        else await _next_version(ctx.session, case),
         state=RESULT.start(state),
         codes=list(fields["codes"]),
         methods=list(fields["methods"]),
@@ -166,6 +183,49 @@ async def new_version(
     await ctx.session.flush()
     ctx.session.add_all(ItemResult(result_id=result.id, **item) for item in items)
     return result
+
+
+@dataclass
+class EntryState:
+    """What entering a result decides on, read once with the case row locked: the chat's
+    `提交` loads it (`load_entry_state`), the result form builds it from the sheet it has
+    shown and checked the form against. Every rule is then checked by `enter_result` on it,
+    for both paths alike."""
+
+    case: Case  # locked (get_case(..., for_update=True) or the form's locked sheet)
+    task: JointTask
+    members: Sequence[GroupMember]  # the case's active group
+    departments: Sequence[Department]  # the task's participating departments
+    task_items: Sequence[tuple[Item, Department]]  # each item with the department checking it
+    latest: CaseResult | None  # the latest version
+    latest_items: Sequence[ItemResult]  # its item results
+    parts: dict[int, CasePart]  # the case's parts by department id
+
+    def next_version(self) -> int:
+        """The row lock serialises entries, so the latest version read is the highest."""
+        return (self.latest.version if self.latest is not None else 0) + 1
+
+
+_ITEM_RESULTS = select(ItemResult).where(ItemResult.result_id == bindparam("result_id"))
+
+
+async def load_entry_state(ctx: Ctx, case_code: str) -> EntryState:
+    """The case, locked, and what `enter_result` decides on."""
+    case = await get_case(ctx, case_code, for_update=True)
+    task = await get_task(ctx, case)
+    latest = await latest_result(ctx, case)
+    return EntryState(
+        case=case,
+        task=task,
+        members=await active_members(ctx, case),
+        departments=await participating_departments(ctx, task),
+        task_items=await task_items(ctx, task),
+        latest=latest,
+        latest_items=list(await ctx.session.scalars(_ITEM_RESULTS, {"result_id": latest.id}))
+        if latest is not None
+        else [],
+        parts=await case_parts(ctx, case),
+    )
 
 
 def result_fields(
@@ -213,34 +273,11 @@ async def submit_result(
     item_results: Sequence[dict[str, Any]] = (),
     remarks: str = "",
 ) -> CaseResult:
-    """A group member enters the result; late entry is accepted and flagged (rule 7).
-
-    Lateness is judged from the inspection date, 20 working days after it (000 §十, 001 第十六条
-    (三)), whether the date was recorded on site or comes with this result: the leaders'
-    summary counts from the same date, so both say the same. Without any inspection date the
-    deadline is the window end + result_entry_workdays.
-    """
-    case = await get_case(ctx, case_code, for_update=True)
-    actor = await require_member(ctx, case, "case.result.submit")
-    if case.state == CaseState.SUBMITTED:
-        raise InvalidTransition("结果已提交，正在审核中")
-    if case.state in AFTER_APPROVAL:
-        raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
-    task = await get_task(ctx, case)
-    item_results = await own_parts(ctx, case, task, actor, item_results, codes)
-    departments = await participating_departments(ctx, task)
-    with_parts = await part_departments(ctx, task)
-    own_part = any(d.id == actor.department_id for d in with_parts)
-    missing = [
-        d
-        for d in await missing_parts(ctx, case, task)
-        if not (own_part and d.id == actor.department_id)
-    ]
-    result = await new_version(
+    """A group member enters the result (the chat's `提交`): `enter_result` on the case as
+    loaded now."""
+    return await enter_result(
         ctx,
-        case,
-        task,
-        actor,
+        await load_entry_state(ctx, case_code),
         result_fields(
             codes,
             methods,
@@ -251,21 +288,59 @@ async def submit_result(
             item_results,
             remarks,
         ),
+    )
+
+
+async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> CaseResult:
+    """A group member enters the result (`fields`: `result_fields`); late entry is accepted
+    and flagged (rule 7). Every rule of entry is checked here, on the case as `loaded` with
+    its row locked, whichever way the result came (chat or form).
+
+    Lateness is judged from the inspection date, 20 working days after it (000 §十, 001 第十六条
+    (三)), whether the date was recorded on site or comes with this result: the leaders'
+    summary counts from the same date, so both say the same. Without any inspection date the
+    deadline is the window end + result_entry_workdays.
+    """
+    case, task = loaded.case, loaded.task
+    actor = await require_member(ctx, case, "case.result.submit", loaded.members)
+    if case.state == CaseState.SUBMITTED:
+        raise InvalidTransition("结果已提交，正在审核中")
+    if case.state in AFTER_APPROVAL:
+        raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
+    fields = {
+        **fields,
+        "item_results": own_parts(
+            loaded.task_items, loaded.latest_items, actor, fields["item_results"], fields["codes"]
+        ),
+    }
+    with_parts = departments_with_items(task, loaded.task_items)
+    own_part = any(d.id == actor.department_id for d in with_parts)
+    missing = [
+        d
+        for d in not_entered(loaded.parts, with_parts)
+        if not (own_part and d.id == actor.department_id)
+    ]
+    departments = loaded.departments
+    result = await new_version(
+        ctx,
+        case,
+        task,
+        actor,
+        fields,
         ResultState.PART_ENTERED if missing else ResultState.SUBMITTED,
         departments,
+        loaded=loaded,
     )
     if own_part:
-        await enter_part(ctx, case, actor.department_id, result, actor)
+        await enter_part(ctx, case, actor.department_id, result, actor, loaded.parts)
     due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
     late = ctx.clock.today() > due.day
     if missing:
-        await _part_entered(ctx, case, task, result, actor, missing, due.label(), late)
+        await _part_entered(ctx, case, task, result, actor, missing, due.label(), late, loaded)
         return result
     CASE.move(case, CaseState.SUBMITTED)
-    reviewers = (
-        await reviewing_departments(ctx, task)
-        if ctx.rules.review_requires_participants
-        else [task.lead_department]
+    reviewers, staff_ids = await reviewers_and_staff(
+        ctx, task, participants=ctx.rules.review_requires_participants
     )
     msg = message(
         "result_submitted",
@@ -279,16 +354,13 @@ async def submit_result(
         due=due.label(),
         entered_by=actor,
     )
-    staff = [
-        Notice(Destination.officer(officer_id), msg)
-        for officer_id in await staff_of(ctx, [d.id for d in reviewers])
-    ]
+    staff = [Notice(Destination.officer(officer_id), msg) for officer_id in staff_ids]
     await record(
         ctx,
         "case.result.submitted",
         f"case:{case.code}",
         {**result_data(result), "late": late, "result_due_on": due.day.isoformat()},
-        [Notice(Destination.department(d.id), msg) for d in reviewers] + staff,
+        [Notice(Destination.department(d), msg) for d in reviewers] + staff,
     )
     await advance_task(ctx, task)
     return result
@@ -303,15 +375,16 @@ async def _part_entered(
     missing: Sequence[Department],
     due: str,
     late: bool,
+    loaded: EntryState,
 ) -> None:
     """A part is in, others are not (000 §九–十): the case waits as 部分录入 and the inspectors
     of each missing department in the group are told which part is theirs to enter."""
     CASE.move(case, CaseState.PART_ENTERED)
     entered_by = await ctx.session.get(Department, actor.department_id)
-    items = await _items_of(ctx, task, [d.id for d in missing])
+    items = _items_of(loaded.task_items, [d.id for d in missing])
     missing_ids = {d.id for d in missing}
     notices = []
-    for member in await active_members(ctx, case):
+    for member in loaded.members:
         if member.department_id not in missing_ids:
             continue
         department = next(d for d in missing if d.id == member.department_id)
@@ -348,16 +421,12 @@ async def _part_entered(
     )
 
 
-async def _items_of(
-    ctx: Ctx, task: JointTask, department_ids: Sequence[int]
+def _items_of(
+    task_items: Sequence[tuple[Item, Department]], department_ids: Sequence[int]
 ) -> dict[int, list[str]]:
-    rows = await ctx.session.execute(
-        select(TaskItem.department_id, Item.name)
-        .join(Item, Item.id == TaskItem.item_id)
-        .where(TaskItem.task_id == task.id, TaskItem.department_id.in_(department_ids))
-        .order_by(Item.code)
-    )
+    """The names of the departments' items in the task, by item code."""
     found: dict[int, list[str]] = {}
-    for department_id, name in rows.all():
-        found.setdefault(department_id, []).append(name)
+    for item, department in sorted(task_items, key=lambda row: row[0].code):
+        if department.id in department_ids:
+            found.setdefault(department.id, []).append(item.name)
     return found

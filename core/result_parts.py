@@ -34,36 +34,24 @@ from core.states import PART, PartState
 _PART_FIELDS = ("codes", "content", "problems", "handling")
 
 
-async def own_parts(
-    ctx: Ctx,
-    case: Case,
-    task: JointTask,
+def own_parts(
+    task_items: Sequence[tuple[Item, Department]],
+    latest_items: Sequence[ItemResult],
     actor: Officer,
     item_results: Sequence[dict[str, Any]],
     codes: Sequence[str],
 ) -> list[dict[str, Any]]:
     """谁检查、谁录入 (000 §九–十): an inspector enters the items of their own department; the
-    other departments' parts of the latest version are carried over as they stand, and an
-    entry that would change one of them is refused, naming whose part it is."""
+    other departments' parts of the latest version (`latest_items`) are carried over as they
+    stand, and an entry that would change one of them is refused, naming whose part it is.
+    `task_items`: the task's items with the department checking each."""
     owner = {
-        item_id: (department_id, name, department)
-        for item_id, department_id, name, department in await ctx.session.execute(
-            select(TaskItem.item_id, TaskItem.department_id, Item.name, Department.name)
-            .join(Item, Item.id == TaskItem.item_id)
-            .join(Department, Department.id == TaskItem.department_id)
-            .where(TaskItem.task_id == task.id)
-        )
+        item.id: (department.id, item.name, department.name) for item, department in task_items
     }
-    latest = await latest_result(ctx, case)
-    before: dict[int, dict[str, Any]] = {}
-    if latest is not None:
-        for row in await ctx.session.scalars(
-            select(ItemResult).where(ItemResult.result_id == latest.id)
-        ):
-            before[row.item_id] = {
-                "item_id": row.item_id,
-                **{k: getattr(row, k) for k in _PART_FIELDS},
-            }
+    before: dict[int, dict[str, Any]] = {
+        row.item_id: {"item_id": row.item_id, **{k: getattr(row, k) for k in _PART_FIELDS}}
+        for row in latest_items
+    }
     merged: dict[int, dict[str, Any]] = {}
     for entry in item_results:
         item_id = int(entry["item_id"])
@@ -164,6 +152,19 @@ async def quick_entry(
     )
 
 
+def departments_with_items(
+    task: JointTask, task_items: Sequence[tuple[Item, Department]]
+) -> list[Department]:
+    """`part_departments` from the task's items already loaded (no query)."""
+    found = {department.id: department for _, department in task_items}
+    return sorted((found[i] for i in sorted(found)), key=lambda d: d.id != task.lead_department_id)
+
+
+def not_entered(parts: dict[int, CasePart], with_parts: Sequence[Department]) -> list[Department]:
+    """Departments whose part of the case is not entered (never, or returned)."""
+    return [d for d in with_parts if d.id not in parts or parts[d.id].state != PartState.ENTERED]
+
+
 async def part_departments(ctx: Ctx, task: JointTask) -> list[Department]:
     """The departments with items in the task, the lead first: each enters its own part."""
     rows = await ctx.session.scalars(
@@ -182,12 +183,7 @@ async def case_parts(ctx: Ctx, case: Case) -> dict[int, CasePart]:
 
 async def missing_parts(ctx: Ctx, case: Case, task: JointTask) -> list[Department]:
     """Departments whose part of the case is not entered (never, or returned)."""
-    parts = await case_parts(ctx, case)
-    return [
-        d
-        for d in await part_departments(ctx, task)
-        if d.id not in parts or parts[d.id].state != PartState.ENTERED
-    ]
+    return not_entered(await case_parts(ctx, case), await part_departments(ctx, task))
 
 
 @dataclass(frozen=True)
@@ -201,11 +197,22 @@ class PartStatus:
     late: bool
 
 
-async def part_status(ctx: Ctx, case: Case, task: JointTask) -> list[PartStatus]:
+async def part_status(
+    ctx: Ctx,
+    case: Case,
+    task: JointTask,
+    *,
+    parts: dict[int, CasePart] | None = None,
+    with_parts: Sequence[Department] | None = None,
+) -> list[PartStatus]:
+    """`parts`, `with_parts`: the case's parts and the departments with items, if loaded."""
     due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task).day
-    parts = await case_parts(ctx, case)
+    if parts is None:
+        parts = await case_parts(ctx, case)
+    if with_parts is None:
+        with_parts = await part_departments(ctx, task)
     found = []
-    for d in await part_departments(ctx, task):
+    for d in with_parts:
         part = parts.get(d.id)
         if part is None:
             found.append(PartStatus(d, "missing", None, ctx.clock.today() > due))
@@ -219,23 +226,28 @@ async def part_status(ctx: Ctx, case: Case, task: JointTask) -> list[PartStatus]
 
 
 async def enter_part(
-    ctx: Ctx, case: Case, department_id: int, result: CaseResult, actor: Officer
+    ctx: Ctx,
+    case: Case,
+    department_id: int,
+    result: CaseResult,
+    actor: Officer,
+    parts: dict[int, CasePart],
 ) -> None:
-    part = await ctx.session.scalar(
-        select(CasePart).where(CasePart.case_id == case.id, CasePart.department_id == department_id)
-    )
+    """The department's part entered with `result`; `parts`: the case's parts as loaded (with
+    the case row locked), the new one added to them."""
+    part = parts.get(department_id)
     now = ctx.clock.now()
     if part is None:
-        ctx.session.add(
-            CasePart(
-                case_id=case.id,
-                department_id=department_id,
-                state=PART.start(PartState.ENTERED),
-                version=result.version,
-                entered_by_id=actor.id,
-                entered_at=now,
-            )
+        part = CasePart(
+            case_id=case.id,
+            department_id=department_id,
+            state=PART.start(PartState.ENTERED),
+            version=result.version,
+            entered_by_id=actor.id,
+            entered_at=now,
         )
+        ctx.session.add(part)
+        parts[department_id] = part
         return
     PART.move(part, PartState.ENTERED)
     part.version, part.entered_by_id, part.entered_at = result.version, actor.id, now

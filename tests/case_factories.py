@@ -28,6 +28,7 @@ from core.models import (
     Target,
     TaskItem,
 )
+from core.result_entry import submit_result
 from core.states import PartState
 
 
@@ -225,3 +226,16 @@ async def enter_other_parts(
         part.state, part.version = PartState.ENTERED, version
         part.entered_by_id, part.entered_at = officer_id, at
     await session.flush()
+
+
+async def other_department_finds_a_problem(ctx: Ctx, w: World) -> None:
+    """卫健委's inspector enters its part: a problem found in its own item (2026-03-10)."""
+    await submit_result(
+        acting(ctx, w.b1),
+        w.case.code,
+        codes=["E"],
+        methods=["实地检查"],
+        followups=["责令改正并跟踪"],
+        inspected_on=dt.date(2026, 3, 10),
+        item_results=[{"item_id": w.items[1].id, "codes": ["E"], "problems": "健康证过期"}],
+    )

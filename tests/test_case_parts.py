@@ -22,6 +22,7 @@ from tests.case_factories import (
     at_day,
     build_world,
     enter_other_parts,
+    other_department_finds_a_problem,
     snapshot,
 )
 
@@ -206,15 +207,7 @@ async def test_another_departments_finding_rules_out_no_problem_and_says_whose_0
     refused naming 卫健委's item and pointing to the form; nothing is stored."""
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
-    await submit_result(
-        acting(ctx, w.b1),
-        w.case.code,
-        codes=["E"],
-        methods=["实地检查"],
-        followups=["责令改正并跟踪"],
-        inspected_on=D(2026, 3, 10),
-        item_results=[{"item_id": w.items[1].id, "codes": ["E"], "problems": "健康证过期"}],
-    )
+    await other_department_finds_a_problem(ctx, w)
     await session.commit()
     before = await snapshot(session)
     with pytest.raises(ValidationFailed) as err:

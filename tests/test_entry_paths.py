@@ -1,0 +1,199 @@
+"""Every rule of result entry holds alike on the chat path and the form path (#9): both reach
+core.result_entry.enter_result, the chat's `提交` with the case as it loads it
+(result_entry.load_entry_state), the result form with the state built from the sheet it showed
+(case_forms.entry_state), so no rule is checked against a look-up one path skips. Each test
+runs both paths and fails if enter_result stops checking its rule; a refused entry stores
+nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import case_forms
+from core.changes import Ctx
+from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from core.models import Case, CasePart, CaseResult, Item, Officer, TaskItem
+from core.result_entry import enter_result, result_fields, submit_result
+from tests.case_factories import (
+    World,
+    acting,
+    at_day,
+    build_world,
+    other_department_finds_a_problem,
+    snapshot,
+)
+
+D = dt.date
+PATHS = ("chat", "form")
+CLEAN: dict[str, Any] = {
+    "codes": ["1"],
+    "methods": ["实地检查"],
+    "followups": ["无需后续处置"],
+    "inspected_on": D(2026, 3, 10),
+}
+
+
+async def enter(path: str, ctx: Ctx, w: World, actor: Officer, **fields: Any) -> CaseResult:
+    """`actor` enters a result by `path`; on the form path the sheet is loaded by a group
+    member of the actor's department (or a1), as the form loads it before submitting."""
+    if path == "chat":
+        return await submit_result(acting(ctx, actor), w.case.code, **fields)
+    viewer = actor if actor.id in (w.a1.id, w.a2.id, w.b1.id) else w.a1
+    sheet = await case_forms.entry_sheet(
+        acting(ctx, viewer), w.case.id, "case.result.submit", for_update=True
+    )
+    loaded = await case_forms.entry_state(acting(ctx, viewer), sheet)
+    return await enter_result(
+        acting(ctx, actor),
+        loaded,
+        result_fields(
+            fields["codes"],
+            fields["methods"],
+            fields["followups"],
+            fields.get("followup_done", False),
+            fields.get("followup_done_on"),
+            fields.get("inspected_on"),
+            fields.get("item_results", ()),
+            fields.get("remarks", ""),
+        ),
+    )
+
+
+async def refused(
+    session: AsyncSession, error: type[Exception], call: Any, match: str
+) -> Exception:
+    """`call` raises `error` (its text containing `match`) and, rolled back, leaves the
+    stored rows as they were."""
+    await session.commit()
+    before = await snapshot(session)
+    with pytest.raises(error) as caught:
+        await call
+    assert match in str(caught.value)
+    await session.rollback()
+    assert await snapshot(session) == before
+    return caught.value
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_only_a_group_member_enters_a_result(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    err = await refused(
+        session,
+        PermissionDenied,
+        enter(path, ctx, w, w.outsider, **CLEAN),
+        "只有本案检查组成员可以提交结果",
+    )
+    assert isinstance(err, PermissionDenied) and err.action == "case.result.submit.denied"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    ("state", "why"), [("submitted", "正在审核中"), ("approved", "不能重新提交")]
+)
+async def test_a_result_under_review_or_approved_is_not_entered_again(
+    ctx: Ctx, session: AsyncSession, path: str, state: str, why: str
+) -> None:
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await session.execute(update(Case).where(Case.id == w.case.id).values(state=state))
+    await refused(session, InvalidTransition, enter(path, ctx, w, w.a1, **CLEAN), why)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_an_item_outside_the_task_is_refused(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    stray = Item(department_id=w.lead.id, code="SJ-99", name="不在任务中的事项")
+    session.add(stray)
+    await session.flush()
+    entry = {**CLEAN, "item_results": [{"item_id": stray.id, "codes": ["1"]}]}
+    await refused(
+        session, ValidationFailed, enter(path, ctx, w, w.a1, **entry), "不属于本次抽查任务"
+    )
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_another_departments_item_is_theirs_to_enter_000_s9_10(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    theirs = {"item_id": w.items[1].id, "codes": ["1"]}
+    await refused(
+        session,
+        ValidationFailed,
+        enter(path, ctx, w, w.a1, **CLEAN, item_results=[theirs]),
+        "谁检查、谁录入",
+    )
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_another_departments_finding_rules_out_no_problem_000_s9_10(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await other_department_finds_a_problem(ctx, w)
+    await refused(
+        session,
+        ValidationFailed,
+        enter(path, ctx, w, w.a1, **CLEAN),
+        "案件结论不能为“未发现问题”",
+    )
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    ("day", "why"), [(D(2026, 3, 13), "不能晚于今天"), (D(2026, 3, 1), "早于任务检查时间")]
+)
+async def test_the_inspection_date_is_checked(
+    ctx: Ctx, session: AsyncSession, path: str, day: dt.date, why: str
+) -> None:
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await refused(
+        session, ValidationFailed, enter(path, ctx, w, w.a1, **{**CLEAN, "inspected_on": day}), why
+    )
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_parts_decide_between_part_entered_and_review_000_s9_10(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    """The first department's part leaves the case 部分录入 (version 1); the other's completes
+    it and sends it to review as version 2, the first part carried over."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    lead_item = {"item_id": w.items[0].id, "codes": ["1"]}
+    v1 = await enter(path, ctx, w, w.a1, **CLEAN, item_results=[lead_item])
+    await session.commit()
+    assert (v1.version, v1.state) == (1, "part_entered")
+    their_item = {"item_id": w.items[1].id, "codes": ["1"]}
+    v2 = await enter(path, ctx, w, w.b1, **CLEAN, item_results=[their_item])
+    await session.commit()
+    assert (v2.version, v2.state) == (2, "submitted")
+    case = await session.scalar(select(Case).where(Case.id == w.case.id))
+    assert case is not None and case.state == "submitted"
+    parts = await session.execute(select(CasePart.department_id, CasePart.version))
+    assert sorted(parts.all()) == sorted([(w.lead.id, 1), (w.other.id, 2)])
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_task_without_the_other_departments_items_goes_to_review_at_once(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await session.execute(delete(TaskItem).where(TaskItem.department_id == w.other.id))
+    result = await enter(path, ctx, w, w.a1, **CLEAN)
+    assert result.state == "submitted"
