@@ -43,20 +43,38 @@ async def record_denied(ctx: Ctx, action: str, subject: str, why: str) -> None:
 
 @asynccontextmanager
 async def denials_on_record(
-    ctx: Ctx, *, action: str = "", subject: str = "", savepoint: bool = True
+    ctx: Ctx,
+    *,
+    action: str = "",
+    subject: str = "",
+    savepoint: bool = True,
+    whole: bool = False,
 ) -> AsyncIterator[None]:
     """Run the block in a SAVEPOINT: a DomainError rolls the block's writes back and propagates;
     a PermissionDenied is first audited in the enclosing transaction, so the refusal stays on
     record once the caller commits. `action` and `subject` stand in when the refusal names none;
     a refusal without any action (a bad link) is not audited. A block that only reads has no
-    writes to roll back: `savepoint=False` spares the two statements."""
+    writes to roll back: `savepoint=False` spares the two statements. `whole`: the block is
+    all its transaction has written (a page's handler): instead of a savepoint, an error rolls
+    the whole transaction back (`undo`), which costs nothing on the way that succeeds."""
     try:
-        async with ctx.session.begin_nested() if savepoint else nullcontext():
+        async with ctx.session.begin_nested() if savepoint and not whole else nullcontext():
             yield
-    except PermissionDenied as err:
-        if err.action or action:
+    except Exception as err:
+        if whole:
+            await undo(ctx)
+        if isinstance(err, PermissionDenied) and (err.action or action):
             await record_denied(ctx, err.action or action, err.subject or subject, err.message)
         raise
+
+
+async def undo(ctx: Ctx) -> None:
+    """Roll the whole transaction back and load the acting officer again (a rollback expires
+    every loaded row, and async code cannot reload one lazily), for a caller whose
+    transaction held nothing else to keep: what it reads next starts afresh."""
+    await ctx.session.rollback()
+    if ctx.actor is not None:
+        await ctx.session.refresh(ctx.actor)
 
 
 def lead_only(ctx: Ctx, task: JointTask, action: str, *, admin: bool = True) -> None:

@@ -379,9 +379,10 @@ def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str]:
 
 async def refusals_on_record(pc: PageCtx, call: Awaitable[Page], *, writes: bool = True) -> Page:
     """A denied officer gets the denied page, and the attempt stays in the audit log; `writes`:
-    whether the call may write (else it needs no savepoint to undo its writes)."""
+    whether the call may write. The call is all its page's transaction writes, so an error
+    undoes the whole transaction (no savepoint on the way that succeeds)."""
     try:
-        async with access.denials_on_record(pc.core, savepoint=writes):
+        async with access.denials_on_record(pc.core, savepoint=False, whole=writes):
             return await call
     except PermissionDenied as err:
         return denied(err)
@@ -404,9 +405,10 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
         return _form_page(pc, sheet, raw, files.limits, errors=errors, status=422)
     entry = dataclasses.replace(form.entry(), attachments=tuple(accepted))
     try:
-        async with pc.session.begin_nested():
-            result, repeated = await case_forms.submit_entry(pc.core, sheet, entry)
+        result, repeated = await case_forms.submit_entry(pc.core, sheet, entry)
     except (ValidationFailed, InvalidTransition) as err:
+        # nothing else in the page's transaction to keep: undone whole, not by a savepoint
+        await access.undo(pc.core)
         where = err.field if isinstance(err, ValidationFailed) else ""
         sheet = await case_forms.entry_sheet(pc.core, case_id)
         return _form_page(pc, sheet, raw, files.limits, errors={where: err.message}, status=422)

@@ -6,8 +6,10 @@ link naming nobody are refused without an audit row. README "Access" states the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,10 +18,12 @@ from bot.pages.base import csrf_token
 from bot.pages.result import result_link
 from bot.pages.review import review_link
 from bot.services import Services
+from core import access
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.consultation import opening
-from core.models import AuditEvent, Officer
+from core.errors import PermissionDenied
+from core.models import AuditEvent, Department, Officer
 from core.rules import Rules
 from handlers.review_page import REVIEW_PATH
 from tests import factories as f
@@ -165,3 +169,34 @@ async def test_a_denial_the_page_audits_itself_is_audited_once(
     tok = token_of(review_link(services, world.a1.id, world.case.id))  # an inspector
     assert (await client.get(REVIEW_PATH, params={"t": tok})).status == 403
     assert len(await denials(sessionmaker)) == 1
+
+
+# ---------------------------------------------------------------- the undo itself
+
+
+@pytest.mark.parametrize("whole", [False, True])
+async def test_a_refusal_after_writes_undoes_them_and_stays_on_record(
+    session: AsyncSession, ctx: Ctx, whole: bool
+) -> None:
+    """denials_on_record undoes the refused block's writes, by a savepoint or (`whole`, a
+    page's transaction) by rolling the whole transaction back, and then records the denial
+    under the officer's code, the officer still usable afterwards."""
+    w = await build_world(session)
+    officer = await session.get(Officer, w.a1.id)
+    assert officer is not None
+    acting = dataclasses.replace(ctx, actor=officer)
+    with pytest.raises(PermissionDenied):
+        async with access.denials_on_record(acting, savepoint=not whole, whole=whole):
+            session.add(Department(code="ZZ", name="不应留下的部门"))
+            await session.flush()
+            raise PermissionDenied("不可以", action="case.result.submit.denied", subject="case:X")
+    assert officer.name == "张检查"
+    await session.commit()
+    assert await session.scalar(select(Department).where(Department.code == "ZZ")) is None
+    assert [(e.actor, e.subject, e.data["action"]) for e in await audit_rows(session)] == [
+        ("A1", "case:X", "case.result.submit.denied")
+    ]
+
+
+async def audit_rows(session: AsyncSession) -> list[AuditEvent]:
+    return list(await session.scalars(select(AuditEvent).order_by(AuditEvent.id)))

@@ -242,6 +242,46 @@ async def test_bad_input_shows_the_error_next_to_the_field_and_keeps_the_text(
     assert await case_state(sessionmaker) == "assigned"
 
 
+async def test_an_entry_refused_by_core_after_its_referral_leaves_nothing_stored(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The referral is written before core refuses the result (an inspection date before the
+    task window): the page's whole transaction is undone, so neither the referral nor an
+    audit row stays, the text is kept, and the corrected form then stores one referral."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    entry: dict[str, str | list[str]] = {
+        f"item.{item}.codes": ["E"],
+        f"item.{item}.problems": "无证经营",
+        "followups": "移送办案机构",
+        "referral_kind": "移送办案机构",
+        "referral_to": "县市场监管局执法大队",
+        "referral_content": "涉嫌无证经营",
+    }
+
+    async def stored() -> tuple[int, int]:
+        async with sessionmaker() as session:
+            referrals = await session.scalar(select(func.count()).select_from(Referral))
+            events = await session.scalar(select(func.count()).select_from(AuditEvent))
+            return int(referrals or 0), int(events or 0)
+
+    before = await stored()
+    resp = await client.post(
+        RESULT_PATH, data=fields(tok, item, inspected_on="2026-03-01", **entry)
+    )
+    html = await resp.text()
+    assert resp.status == 422 and "早于任务检查时间" in visible_text(html)
+    assert "涉嫌无证经营" in html and "张检查" in visible_text(html)
+    assert await stored() == before == (0, 0)
+    assert await results(sessionmaker) == []
+    resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
+    assert resp.status == 200, visible_text(await resp.text())
+    assert (await stored())[0] == 1
+
+
 async def test_double_submit_is_idempotent(
     client: TestClient,
     services: Services,

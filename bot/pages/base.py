@@ -254,12 +254,14 @@ class SignedPages:
                 audit = self.services.core_ctx(session)
                 named = await officers.named(audit, claims.officer_id)
                 audit.actor = named
-                # only a form post writes: a read-only page has nothing for a savepoint to undo
+                # only a form post writes: a read-only page has nothing to undo; a post's
+                # handler is all the transaction writes, undone whole on an error
                 async with access.denials_on_record(
                     audit,
                     action=f"page.{action}" if named else "",
                     subject=claims.obj,
-                    savepoint=write,
+                    savepoint=False,
+                    whole=write,
                 ):
                     if refusal is not None:
                         raise refusal
