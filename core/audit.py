@@ -10,9 +10,9 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +49,16 @@ def row_hash(
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+# Core statements on the tables, built once: an append is three small statements on every
+# change, and the ORM's unit of work cost more than the statements themselves (#9)
+_EVENTS = cast(Table, AuditEvent.__table__)
+_HEADS = cast(Table, AuditHead.__table__)
+_APPEND = insert(_EVENTS)
+_HEAD = select(_HEADS.c.last_id, _HEADS.c.last_hash).where(_HEADS.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_ADVANCE = update(_HEADS).where(_HEADS.c.id == 1)
+
+
 async def append(
     session: AsyncSession,
     *,
@@ -57,45 +67,44 @@ async def append(
     action: str,
     subject: str,
     data: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
     """Append one event. Locks the chain head so concurrent writers stay in one chain."""
     data = json.loads(canonical(data or {}))  # normalise so the stored JSON hashes the same
-    head = await _locked_head(session)
-    event_id = head.last_id + 1
-    digest = row_hash(head.last_hash, event_id, at, actor, action, subject, data)
-    event = AuditEvent(
-        id=event_id,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        data=data,
-        prev_hash=head.last_hash,
-        hash=digest,
-    )
-    session.add(event)
-    head.last_id, head.last_hash = event_id, digest
-    await session.flush()
+    last_id, last_hash = await _locked_head(session)
+    event_id = last_id + 1
+    digest = row_hash(last_hash, event_id, at, actor, action, subject, data)
+    event = {
+        "id": event_id,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "data": data,
+        "prev_hash": last_hash,
+        "hash": digest,
+    }
+    await session.execute(_APPEND, event)
+    await session.execute(_ADVANCE, {"last_id": event_id, "last_hash": digest})
     session.info[APPENDED] = True  # the head stays locked to the end of this transaction
-    return event
 
 
-async def _locked_head(session: AsyncSession) -> AuditHead:
-    """The chain head, locked to the end of the transaction. The very first append creates
-    it; when several transactions do that at once, one row wins and the others wait for it
-    (a plain add made them all start the chain at id 1: duplicate key)."""
-    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    head = await session.scalar(locked)
+async def _locked_head(session: AsyncSession) -> tuple[int, str]:
+    """The chain head (last id, last hash), locked to the end of the transaction. The very
+    first append creates it; when several transactions do that at once, one row wins and the
+    others wait for it (a plain add made them all start the chain at id 1: duplicate key)."""
+    head = (await session.execute(_HEAD_LOCKED)).first()
     if head is None:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert_head = (
+            pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
         await session.execute(
-            insert(AuditHead)
+            insert_head(_HEADS)
             .values(id=1, last_id=0, last_hash=GENESIS)
             .on_conflict_do_nothing(index_elements=["id"])
         )
-        head = await session.scalar(locked.execution_options(populate_existing=True))
+        head = (await session.execute(_HEAD_LOCKED)).first()
     assert head is not None  # inserted above or by the transaction that won
-    return head
+    return int(head[0]), str(head[1])
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,7 @@ async def verify_chain(session: AsyncSession) -> list[ChainProblem]:
                 ChainProblem(ev.id, f"第 {ev.id} 条记录内容被修改（{ev.action} {ev.subject}）")
             )
         prev_hash, expected_id = ev.hash, ev.id + 1
-    head = await session.get(AuditHead, 1)
+    head = (await session.execute(_HEAD)).first()  # as stored, not a copy the session holds
     if head is not None and (head.last_id != expected_id - 1 or head.last_hash != prev_hash):
         problems.append(
             ChainProblem(

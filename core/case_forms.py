@@ -25,6 +25,7 @@ from core.models import (
     Attachment,
     AuditEvent,
     Case,
+    CasePart,
     CaseResult,
     Department,
     GroupMember,
@@ -36,7 +37,7 @@ from core.models import (
 )
 from core.referrals import add_referral
 from core.result_entry import EntryState, enter_result, result_fields
-from core.result_parts import PartStatus, case_parts, part_status
+from core.result_parts import PartStatus, case_parts, departments_with_items, part_status
 from core.results import CATEGORIES, Category, case_codes
 from core.states import CaseState
 
@@ -198,18 +199,40 @@ async def after_entry(
     return await with_page_parts(ctx, sheet) if page_parts else sheet
 
 
-async def with_page_parts(ctx: Ctx, sheet: CaseSheet) -> CaseSheet:
+async def with_page_parts(
+    ctx: Ctx, sheet: CaseSheet, parts: dict[int, CasePart] | None = None
+) -> CaseSheet:
     """The sheet with what only the page shows read again: referrals, the case's history and
-    each department's part."""
+    each department's part (`parts`: the case's parts, if this transaction has them)."""
     session, case = ctx.session, sheet.case
     referrals = list(await session.scalars(_REFERRALS, {"case_id": case.id}))
     history = list(await session.scalars(_HISTORY, {"subject": f"case:{case.code}"}))
+    with_parts = departments_with_items(sheet.task, [(p.item, p.department) for p in sheet.items])
     return dataclasses.replace(
         sheet,
         referrals=referrals,
         history=history,
-        parts=await part_status(ctx, case, sheet.task),
+        parts=await part_status(ctx, case, sheet.task, parts=parts, with_parts=with_parts),
     )
+
+
+async def _entered(
+    ctx: Ctx, sheet: CaseSheet, loaded: EntryState, result: CaseResult, files: list[Attachment]
+) -> CaseSheet:
+    """The sheet as the entry this transaction has just made leaves it: `after_entry` with
+    what the entry added (the version, its item results and files, the parts) as it is
+    in hand instead of read back."""
+    by_item = {r.item_id: r for r in loaded.entered}
+    sheet = dataclasses.replace(
+        sheet,
+        items=[dataclasses.replace(p, result=by_item.get(p.item.id)) for p in sheet.items],
+        latest_items=list(loaded.entered),
+        result=result,
+        reviews=[],
+        return_reason="",
+        attachments=files,
+    )
+    return await with_page_parts(ctx, sheet, loaded.parts)
 
 
 async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> tuple[Case, JointTask]:
@@ -320,11 +343,11 @@ async def entry_state(ctx: Ctx, sheet: CaseSheet) -> EntryState:
     )
 
 
-async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[CaseResult, bool]:
-    """Submit the officer's part through the chat's services; (result, True) when the very same
-    entry was already submitted by this officer (a double tap or a resent form). `sheet` is
-    the officer's `entry_sheet(..., "case.result.submit", for_update=True)` of this transaction:
-    what the form was checked against is what the entry is compared with."""
+async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[CaseSheet, bool]:
+    """Submit the officer's part through the chat's services; (the sheet after it, True) when
+    the very same entry was already submitted by this officer (a double tap or a resent form).
+    `sheet` is the officer's `entry_sheet(..., "case.result.submit", for_update=True)` of this
+    transaction: what the form was checked against is what the entry is compared with."""
     case, actor = sheet.case, ctx.actor
     assert actor is not None  # entry_sheet let only a group member through
     carried = [p.result for p in sheet.items if p.result is not None]
@@ -340,7 +363,7 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
         and previous.entered_by_id == actor.id
         and _same(previous, entry, codes, items, carried, sheet.attachments)
     ):
-        return previous, True
+        return await after_entry(ctx, sheet), True
     if case.state not in cases.OPEN_FOR_ENTRY:
         raise InvalidTransition(
             "结果已提交，正在审核中"
@@ -355,9 +378,10 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
             entry.referral.to_department,
             entry.referral.content,
         )
+    loaded = await entry_state(ctx, sheet)
     result = await enter_result(
         ctx,
-        await entry_state(ctx, sheet),
+        loaded,
         result_fields(
             codes,
             entry.methods,
@@ -369,17 +393,19 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
             entry.remarks,
         ),
     )
-    await _attach(ctx, case, result, entry.attachments)
-    return result, False
+    files = await _attach(ctx, case, result, entry.attachments)
+    return await _entered(ctx, sheet, loaded, result, files), False
 
 
-async def _attach(ctx: Ctx, case: Case, result: CaseResult, files: Sequence[Stored]) -> None:
+async def _attach(
+    ctx: Ctx, case: Case, result: CaseResult, files: Sequence[Stored]
+) -> list[Attachment]:
     """The version's files (new and carried over), audited with their content hashes."""
     if not files:
-        return
+        return []
     assert ctx.actor is not None  # a group member submitted
     now = ctx.clock.now()
-    ctx.session.add_all(
+    rows = [
         Attachment(
             result_id=result.id,
             sha256=f.sha256,
@@ -390,7 +416,8 @@ async def _attach(ctx: Ctx, case: Case, result: CaseResult, files: Sequence[Stor
             uploaded_at=now,
         )
         for f in files
-    )
+    ]
+    ctx.session.add_all(rows)
     await record(
         ctx,
         "case.result.attachments",
@@ -400,6 +427,7 @@ async def _attach(ctx: Ctx, case: Case, result: CaseResult, files: Sequence[Stor
             "files": [{"sha256": f.sha256, "name": f.name, "size": f.size} for f in files],
         },
     )
+    return rows
 
 
 async def attachment(ctx: Ctx, sheet: CaseSheet, attachment_id: int) -> Attachment:

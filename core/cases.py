@@ -312,15 +312,16 @@ _PUBLIC = frozenset({CaseState.PUBLISHED, CaseState.OBJECTED, CaseState.CORRECTE
 _RESULT_IN = frozenset({CaseState.SUBMITTED, CaseState.APPROVED, CaseState.RETURNED, *_PUBLIC})
 
 
+# the distinct states (a handful), not every case of a big task
+_CASE_STATES = select(Case.state).where(Case.task_id == bindparam("task_id")).distinct()
+
+
 async def advance_task(ctx: Ctx, task: JointTask) -> None:
     """Move the task to the stage its cases have reached (audited once per move)."""
     if task.state not in (TaskState.INSPECTING, TaskState.REVIEWING):
         return
     await ctx.session.flush()
-    # the distinct states (a handful), not every case of a big task
-    states = set(
-        await ctx.session.scalars(select(Case.state).where(Case.task_id == task.id).distinct())
-    )
+    states = set(await ctx.session.scalars(_CASE_STATES, {"task_id": task.id}))
     if not states:
         return
     stage = (

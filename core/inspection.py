@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from core import jointtask
 from core.access import lead_only
@@ -69,6 +69,12 @@ async def set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:
     return due
 
 
+# when the task's target list was locked (built once: every result with a new date asks)
+_TARGETS_LOCKED_AT = select(func.min(Draw.locked_at)).where(
+    Draw.task_id == bindparam("task_id"), Draw.kind == "targets", Draw.state == DrawState.LOCKED
+)
+
+
 async def check_inspection_day(ctx: Ctx, task: JointTask, day: dt.date) -> None:
     """An inspection happens after the draw was locked, within the task window (or the
     extension the lead recorded with a reason, 000 §五.3), and not in the future."""
@@ -78,11 +84,7 @@ async def check_inspection_day(ctx: Ctx, task: JointTask, day: dt.date) -> None:
         raise ValidationFailed(
             f"检查日期早于任务检查时间（{task.window_start.isoformat()} 起）", field="inspected_on"
         )
-    locked_at = await ctx.session.scalar(
-        select(func.min(Draw.locked_at)).where(
-            Draw.task_id == task.id, Draw.kind == "targets", Draw.state == DrawState.LOCKED
-        )
-    )
+    locked_at = await ctx.session.scalar(_TARGETS_LOCKED_AT, {"task_id": task.id})
     if locked_at is not None and day < china_date(locked_at):
         raise ValidationFailed(
             f"检查日期早于检查对象名单锁定之日（{china_date(locked_at).isoformat()}）",

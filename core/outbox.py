@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, case, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -40,16 +51,32 @@ async def enqueue(
 
 
 def _row(dest: Destination, msg: OutMessage, key: str | None, now: dt.datetime) -> OutboxMessage:
-    return OutboxMessage(
-        idempotency_key=key,
-        destination=dest.model_dump(mode="json"),
-        dest_key=dest.key(),
-        message=msg.model_dump(mode="json", exclude_defaults=True),
-        state=OUTBOX.start(OutboxState.PENDING),
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    return OutboxMessage(**_values(dest, msg, key, now))
+
+
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_INSERT = insert(_OUTBOX)
+
+
+def _values(
+    dest: Destination, msg: OutMessage, key: str | None, now: dt.datetime
+) -> dict[str, Any]:
+    """A new outbox row's columns (every column the table has, so a multi-row INSERT binds
+    the same ones for each row)."""
+    return {
+        "idempotency_key": key,
+        "destination": dest.model_dump(mode="json"),
+        "dest_key": dest.key(),
+        "message": msg.model_dump(mode="json", exclude_defaults=True),
+        "state": OUTBOX.start(OutboxState.PENDING),
+        "attempts": 0,
+        "next_attempt_at": now,
+        "claimed_until": None,
+        "channel": "",
+        "last_error": "",
+        "created_at": now,
+        "sent_at": None,
+    }
 
 
 async def enqueue_many(
@@ -75,9 +102,13 @@ async def enqueue_many(
             if key in taken:
                 continue
             taken.add(key)
-        rows.append(_row(dest, msg, key, now))
-    session.add_all(rows)
-    await session.flush()
+        rows.append(_values(dest, msg, key, now))
+    # on the table, no unit of work for rows this transaction never reads: one row (most
+    # changes) by the statement built once, several in one INSERT … VALUES (…), (…)
+    if len(rows) == 1:
+        await session.execute(_INSERT, rows[0])
+    elif rows:
+        await session.execute(insert(_OUTBOX).values(rows))
     return len(rows)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -181,7 +181,10 @@ async def new_version(
     )
     ctx.session.add(result)
     await ctx.session.flush()
-    ctx.session.add_all(ItemResult(result_id=result.id, **item) for item in items)
+    rows = [ItemResult(result_id=result.id, **item) for item in items]
+    ctx.session.add_all(rows)
+    if loaded is not None:
+        loaded.entered = rows
     return result
 
 
@@ -199,7 +202,8 @@ class EntryState:
     task_items: Sequence[tuple[Item, Department]]  # each item with the department checking it
     latest: CaseResult | None  # the latest version
     latest_items: Sequence[ItemResult]  # its item results
-    parts: dict[int, CasePart]  # the case's parts by department id
+    parts: dict[int, CasePart]  # the case's parts by department id, the entered one added
+    entered: list[ItemResult] = field(default_factory=list)  # the entry's item results
 
     def next_version(self) -> int:
         """The row lock serialises entries, so the latest version read is the highest."""

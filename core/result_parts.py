@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from core.cases import china_date, latest_result
 from core.changes import Ctx
@@ -175,9 +175,12 @@ async def part_departments(ctx: Ctx, task: JointTask) -> list[Department]:
     return sorted(rows, key=lambda d: d.id != task.lead_department_id)
 
 
+_CASE_PARTS = select(CasePart).where(CasePart.case_id == bindparam("case_id"))
+
+
 async def case_parts(ctx: Ctx, case: Case) -> dict[int, CasePart]:
     """The case's parts by department id (entered or returned; none yet: not entered)."""
-    rows = await ctx.session.scalars(select(CasePart).where(CasePart.case_id == case.id))
+    rows = await ctx.session.scalars(_CASE_PARTS, {"case_id": case.id})
     return {p.department_id: p for p in rows}
 
 

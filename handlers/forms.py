@@ -405,14 +405,13 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
         return _form_page(pc, sheet, raw, files.limits, errors=errors, status=422)
     entry = dataclasses.replace(form.entry(), attachments=tuple(accepted))
     try:
-        result, repeated = await case_forms.submit_entry(pc.core, sheet, entry)
+        sheet, repeated = await case_forms.submit_entry(pc.core, sheet, entry)
     except (ValidationFailed, InvalidTransition) as err:
         # nothing else in the page's transaction to keep: undone whole, not by a savepoint
         await access.undo(pc.core)
         where = err.field if isinstance(err, ValidationFailed) else ""
         sheet = await case_forms.entry_sheet(pc.core, case_id)
         return _form_page(pc, sheet, raw, files.limits, errors={where: err.message}, status=422)
-    sheet = await case_forms.after_entry(pc.core, sheet, None if repeated else result)
     notice = (
         "该结果已提交过，无需重复提交。"
         if repeated
