@@ -404,6 +404,7 @@ async def _attach(
     if not files:
         return []
     assert ctx.actor is not None  # a group member submitted
+    await ctx.session.flush()  # the version's id
     now = ctx.clock.now()
     rows = [
         Attachment(

@@ -180,8 +180,8 @@ async def new_version(
         entered_at=ctx.clock.now(),
     )
     ctx.session.add(result)
-    await ctx.session.flush()
-    rows = [ItemResult(result_id=result.id, **item) for item in items]
+    # inserted with the version at the next flush (no flush of its own for the version's id)
+    rows = [ItemResult(result=result, **item) for item in items]
     ctx.session.add_all(rows)
     if loaded is not None:
         loaded.entered = rows

@@ -122,6 +122,8 @@ class ItemResult(Base):
     result_id: Mapped[int] = mapped_column(ForeignKey("case_result.id"), index=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("item.id"))
     codes: Mapped[list[Any]] = mapped_column(default=list)
+    # set on a new row, so the version and its items are inserted in one flush; never loaded
+    result: Mapped[CaseResult] = relationship(lazy="raise")
     content: Mapped[str] = mapped_column(Text, default="")
     problems: Mapped[str] = mapped_column(Text, default="")
     handling: Mapped[str] = mapped_column(Text, default="")
