@@ -301,11 +301,10 @@ class Sender:
     ) -> Outcome:
         """No platform reaches this destination. With the simulator on, its page is the chat;
         in production the row is a visible dead letter, never silently "sent"."""
+        if self.services.settings.simulator.enabled:  # marked with the other sends of the moment
+            done = await self._records.mark(outbox.SentMark(row.id, token, now, Platform.SIM))
+            return Outcome("sim" if done else "lost")
         async with self._writing() as session:
-            if self.services.settings.simulator.enabled:
-                done = await outbox.mark_sent(session, row.id, token, now=now, channel=Platform.SIM)
-                await session.commit()
-                return Outcome("sim" if done else "lost")
             error = f"no route: {dest.key()} has no platform account or enabled chat binding"
             state = await outbox.mark_failed(
                 session,

@@ -158,13 +158,11 @@ def match_command(text: str, commands: list[Command]) -> tuple[Command, Args] | 
     full-width ASCII one character long, so the raw remainder lines up with the normalised one.
     """
     text = strip_mentions(text)
-    candidates = sorted(
-        ((w.lower(), c) for c in commands for w in c.words()),
-        key=lambda wc: len(wc[0]),
-        reverse=True,
-    )
-    for word, command in candidates:
-        head = unicodedata.normalize("NFKC", text[: len(word)]).lower()
+    heads: dict[int, str] = {}  # the text's first n characters, normalised: once per length
+    for word, command in _candidates(commands):
+        head = heads.get(len(word))
+        if head is None:
+            head = heads[len(word)] = unicodedata.normalize("NFKC", text[: len(word)]).lower()
         if head != word:
             continue
         rest = text[len(word) :]
@@ -172,6 +170,25 @@ def match_command(text: str, commands: list[Command]) -> tuple[Command, Args] | 
             # "任务：LJ-2026-001" — a colon or comma after the command word is a separator
             return command, Args(rest.strip().lstrip(":：,，、").strip())
     return None
+
+
+# command list (by its commands' ids) -> its (word, command) pairs, longest word first; the
+# entries keep the commands alive, so an id is never reused for another command
+_CANDIDATES: dict[tuple[int, ...], list[tuple[str, Command]]] = {}
+
+
+def _candidates(commands: list[Command]) -> list[tuple[str, Command]]:
+    key = tuple(map(id, commands))
+    found = _CANDIDATES.get(key)
+    if found is None:
+        if len(_CANDIDATES) > 64:  # tests build their own lists
+            _CANDIDATES.clear()
+        found = _CANDIDATES[key] = sorted(
+            ((w.lower(), c) for c in commands for w in c.words()),
+            key=lambda wc: len(wc[0]),
+            reverse=True,
+        )
+    return found
 
 
 def first_word(text: str) -> str:
