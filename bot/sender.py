@@ -33,6 +33,7 @@ from core.changes import Ctx
 from core.leases import backoff_seconds
 from core.messages import Destination, Image, OutMessage, Platform
 from core.models import OutboxMessage
+from core.states import OutboxState
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,8 @@ class Sender:
         self.cfg = services.settings.sender
         self._jitter = jitter
         self._stopping = asyncio.Event()
-        self._records = SentMarks(GroupCommit(services))
+        self._commits = GroupCommit(services)  # the small writes of sends finishing together
+        self._records = SentMarks(self._commits)
 
     def _now(self) -> dt.datetime:
         return self.services.clock.now()
@@ -304,9 +306,10 @@ class Sender:
         if self.services.settings.simulator.enabled:  # marked with the other sends of the moment
             done = await self._records.mark(outbox.SentMark(row.id, token, now, Platform.SIM))
             return Outcome("sim" if done else "lost")
-        async with self._writing() as session:
-            error = f"no route: {dest.key()} has no platform account or enabled chat binding"
-            state = await outbox.mark_failed(
+        error = f"no route: {dest.key()} has no platform account or enabled chat binding"
+
+        async def dead(session: AsyncSession) -> OutboxState | None:
+            return await outbox.mark_failed(
                 session,
                 row.id,
                 token,
@@ -315,7 +318,10 @@ class Sender:
                 retry_at=None,
                 max_attempts=self.cfg.max_attempts,
             )
-            await session.commit()
+
+        # a tick's messages to departments without a chat binding die together: one
+        # transaction for the rows of the moment, not one each
+        state = await self._commits.run(dead)
         return Outcome(state or "lost")
 
     def _limit(self, channel: Channel) -> int | None:
