@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -404,6 +405,32 @@ async def sqlite_phase(args: argparse.Namespace, aes: str, tmp: str) -> dict[str
     return result
 
 
+async def pg_backends_cpu(db: str) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend connected to `db` (the server runs on
+    this machine), this look-up's own excepted."""
+    from sqlalchemy import text
+
+    from core.db import make_engine
+
+    engine = make_engine(db)
+    try:
+        async with engine.connect() as conn:
+            pids = await conn.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            )
+            found = list(pids)
+    finally:
+        await engine.dispose()
+    cpu = {}
+    for pid in found:
+        with contextlib.suppress(OSError):  # gone, or the server is not on this machine
+            cpu[pid] = cpu_s(pid)
+    return cpu
+
+
 async def pg_capacity(
     db: str, aes: str, users: list[str], procs: int, n: int, prefix: str, inbox_batch: int = 0
 ) -> float:
@@ -417,11 +444,15 @@ async def pg_capacity(
             await wait_ready(base + "/healthz")
         await wait_ready(f"http://127.0.0.1:{api_port}/records")
         traffic = Traffic(aes, users, prefix)
+        pg_start = await pg_backends_cpu(db)
         started, cpu_start = time.time(), sum(cpu_s(s.pid) for s in servers)
+        client_start = time.process_time() + cpu_s(api.pid)
         await flood(traffic, [b + "/wecom/callback" for b in bases], n)
         acked = time.time()
         drained = await drained_at(bases[0], 600.0)
         cpu = sum(cpu_s(s.pid) for s in servers) - cpu_start
+        client = time.process_time() + cpu_s(api.pid) - client_start
+        pg_end = await pg_backends_cpu(db)
         idle = os.getloadavg()[0]
     finally:
         for server in servers:
@@ -430,10 +461,15 @@ async def pg_capacity(
     if drained is None:
         raise RuntimeError("the PostgreSQL inbox did not drain within 10 minutes")
     rate = n / (drained - started)
+    pg = sum(used - pg_start.get(pid, 0.0) for pid, used in pg_end.items())
+    server_ms, pg_ms, client_ms = (x / n * 1000 for x in (cpu, pg, client))
     print(
         f"PostgreSQL, {procs} serve process(es): {n} callbacks acked in {acked - started:.1f}"
-        f" s, handled in {drained - started:.1f} s = {rate:.1f}/s; server CPU "
-        f"{cpu / n * 1000:.1f} ms per callback; machine load average {idle:.1f}",
+        f" s, handled in {drained - started:.1f} s = {rate:.1f}/s; CPU per callback: server "
+        f"{server_ms:.1f} ms, PostgreSQL {pg_ms:.1f} ms, client and fake API {client_ms:.1f}"
+        f" ms (two processes on 2 cores can reach at most 2 × server / all = "
+        f"{2 * server_ms / (server_ms + pg_ms + client_ms):.2f}× one CPU-bound process); "
+        f"machine load average {idle:.1f}",
         flush=True,
     )
     return rate
