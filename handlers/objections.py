@@ -22,6 +22,7 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError
     view = await progress.case_view(ctx.core, code)
+    extra = cases.department_categories(await cases.participating_departments(ctx.core, view.task))
     await ctx.say(
         "cmd_case.md.j2",
         v=view,
@@ -34,7 +35,7 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
         case_states=CASE.labels,
         result_states=RESULT.labels,
         objection_states=OBJECTION.labels,
-        result_label=results.label,
+        result_label=lambda code: results.label(code, extra),
     )
 
 

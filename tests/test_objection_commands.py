@@ -11,8 +11,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.models import Case, Department, Objection, Officer
+from core.result_entry import submit_result
+from core.rules import Rules
 from tests.case_factories import World, build_world, enter_other_parts
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
 
@@ -169,3 +172,23 @@ async def test_case_view_names_the_missing_and_late_part_000_s9_10(sessionmaker,
     clock.set(china_noon(dt.date(2026, 4, 2)))  # inspected 3-4: due 4-1
     text = await say(sm, clock, w.lead_liaison, f"案件 {CASE}")
     assert "县卫生健康委员会 未录入（已逾期）" in text
+
+
+async def test_case_view_names_a_departments_own_category(sessionmaker, clock, w) -> None:
+    """docs/domain.md (3, 4, G, 5: one child of A per participating department): 案件 shows
+    卫健委's own category by its words, as the form and the review page do, not as 5:WJ."""
+    async with sessionmaker() as s:
+        await submit_result(
+            Ctx(session=s, clock=clock, rules=Rules(), actor=w.b1),
+            CASE,
+            codes=["A", "5:WJ"],
+            methods=["实地检查"],
+            followups=["责令改正并跟踪"],
+            inspected_on=dt.date(2026, 3, 4),
+            item_results=[
+                {"item_id": w.items[1].id, "codes": ["A", "5:WJ"], "problems": "无卫生许可证"}
+            ],
+        )
+        await s.commit()
+    text = await say(sessionmaker, clock, w.lead_liaison, f"案件 {CASE}")
+    assert "发现问题待后续处理；违反县卫生健康委员会相关规定" in text and "5:WJ" not in text
