@@ -14,7 +14,7 @@ from sqlalchemy import select
 from core import plan
 from core.changes import Ctx
 from core.consultation import creation, opening
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed, os_reason, toml_position
 from core.models import Department, Item, JointTask
 
 
@@ -36,8 +36,13 @@ class TaskFile(BaseModel):
 def read_task_file(path: Path) -> TaskFile:
     try:
         return TaskFile.model_validate(tomllib.loads(path.read_text("utf-8")))
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ValidationFailed(f"无法读取任务文件 {path.name}：{err}") from err
+    except OSError as err:
+        raise ValidationFailed(f"无法读取任务文件 {path}：{os_reason(err)}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ValidationFailed(
+            f"任务文件 {path.name} {toml_position(err)}不是有效的 TOML，"
+            "请对照 examples/task.example.toml 修改"
+        ) from err
     except ValidationError as err:
         first = err.errors()[0]
         raise ValidationFailed(

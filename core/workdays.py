@@ -20,7 +20,7 @@ import chinese_calendar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import ValidationFailed
+from core.errors import ValidationFailed, os_reason, toml_position
 from core.models import HolidayYear
 
 
@@ -169,8 +169,14 @@ def parse_holiday_file(path: Path) -> HolidayFile:
             else json.loads(path.read_text("utf-8"))
         )
         year = int(raw["year"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValidationFailed(f"无法读取节假日文件 {path.name}：{err}") from err
+    except OSError as err:
+        raise ValidationFailed(f"无法读取节假日文件 {path}：{os_reason(err)}") from err
+    except (ValueError, KeyError, TypeError) as err:
+        where = toml_position(err) if isinstance(err, ValueError) else ""
+        raise ValidationFailed(
+            f"节假日文件 {path.name} {where}格式不对：应为 TOML 或 JSON，如 year = 2027、"
+            'holidays = ["2027-01-01", "2027-02-05..2027-02-11"]、workdays = ["2027-02-14"]'
+        ) from err
     holidays = _expand(raw.get("holidays", []), year, "放假日期")
     workdays = _expand(raw.get("workdays", []), year, "调休上班日期")
     if clash := set(holidays) & set(workdays):

@@ -3,6 +3,7 @@ database file created by a typo in --db."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,27 @@ def test_demo_names_a_missing_folder_and_too_few_targets(
         fresh = tmp_path / f"d{few}.sqlite3"
         code, _, err = run_cli(["demo", "--targets", few, "--db", str(fresh)], capsys)
         assert code == 2 and "演示至少需要 1000 户检查对象" in err and not fresh.exists()
+
+
+def test_unreadable_task_holiday_and_import_files_are_named_in_chinese(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operating system's and the parsers' English (“[Errno 2] No such file or
+    directory”, “Expecting value: line 1 column 1”, “Is a directory”) no longer reaches the
+    operator: the reason in Chinese, where in the file, and what the file should hold."""
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    garbage = tmp_path / "garbage.toml"
+    garbage.write_text("这不是 = = 配置\n", "utf-8")
+    cases = [
+        (["task", "create", str(tmp_path / "none.toml")], "文件或文件夹不存在"),
+        (["task", "create", str(garbage)], "第 1 行第"),
+        (["holidays", "load", str(tmp_path / "none.json")], "文件或文件夹不存在"),
+        (["holidays", "load", str(garbage)], "格式不对：应为 TOML 或 JSON"),
+    ]
+    for argv, says in cases:
+        code, _, err = run_cli([*argv, "--db", db], capsys)
+        assert code == 2 and says in err, err
+        assert not re.search(r"[A-Za-z]{3,} [a-z]{3,}", err.split("：", 1)[1]), err
+    code, out, err = run_cli(["import", "targets", str(tmp_path), "--db", db], capsys)
+    assert code == 1 and "无法打开文件：这是一个文件夹" in out + err

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import errno
 import os
 import re
 import sys
@@ -41,7 +40,7 @@ from bot.cli.setup import (
 )
 from bot.cli.tasks import cmd_documents, cmd_export_archive, cmd_export_results, cmd_task_create
 from core.bindings import PLATFORMS
-from core.errors import DomainError
+from core.errors import DomainError, os_reason
 
 
 def _date_arg(value: str) -> dt.date:
@@ -307,22 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     return int(code)
 
 
-_OS_REASONS = {
-    errno.ENOENT: "文件或文件夹不存在，请检查路径",
-    errno.ENOTDIR: "路径中有一段不是文件夹，请检查路径",
-    errno.EISDIR: "这是一个文件夹，请给出文件名",
-    errno.EEXIST: "已有同名的文件，请换一个输出目录",
-    errno.EACCES: "没有读写权限",
-    errno.EPERM: "没有读写权限",
-    errno.ENOSPC: "磁盘空间不足",
-    errno.EROFS: "文件系统只读，不能写入",
-    errno.EADDRINUSE: "端口已被占用（可能已有一个 lianjian serve 在运行），请用 --port 换一个端口",
-}
-
-
 def os_error_text(err: OSError) -> str:
     """One Chinese line for what the operating system refused, naming the path."""
-    if err.errno is None:  # raised by us with a message of our own (配置文件不存在：…)
-        return str(err)
-    reason = _OS_REASONS.get(err.errno, err.strerror or str(err))
-    return f"{err.filename}：{reason}" if err.filename else reason
+    reason = os_reason(err)
+    return f"{err.filename}：{reason}" if err.filename and err.errno is not None else reason

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from core import changes
+from core.errors import os_reason
 from core.imports.reading import (
     Column,
     FileProblem,
@@ -188,7 +189,7 @@ async def run_import(
         report.file_error = str(err)
         return report
     except OSError as err:
-        report.file_error = f"无法打开文件：{err.strerror or err}"
+        report.file_error = f"无法打开文件：{os_reason(err)}"
         return report
     layout = Layout(sheet, columns)
     report.ignored_columns = layout.ignored
