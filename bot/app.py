@@ -440,4 +440,4 @@ def _page_routes(app: web.Application) -> list[web.RouteDef]:
     routes = pages.routes(services)
     if services.settings.simulator.enabled:
         routes += simulator.routes(services, wake_inbox=app[INBOX_WAKE].set)
-    return routes
+    return routes + pages.missing_pages()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.pages import routes
+from bot.pages import missing_pages, routes
 from bot.pages.invitation import INVITATION_PATH, invitation_link
 from bot.services import SERVICES, Services
 from core.clock import FixedClock
@@ -456,3 +456,27 @@ async def test_a_form_body_that_is_not_utf8_is_a_400(
     assert resp.status == 400
     assert "UTF-8" in await resp.text()
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/public/result", "未找到"),  # the results page without its s
+        ("/public/draws/LJ-2026-001-T1/", "未找到"),
+        ("/public/draws/%00", "未找到"),
+        ("/h5/resul", "无法打开此页面"),
+        ("/h5/result/", "无法打开此页面"),
+    ],
+)
+async def test_a_mistyped_page_address_gets_a_chinese_page(
+    services: Services, aiohttp_client, path: str, says: str
+) -> None:
+    """A mistyped or truncated address under /public/ or /h5/ got aiohttp's plain English
+    "404: Not Found"; it gets the side's own page, in Chinese, saying where to go."""
+    app = web.Application()
+    app[SERVICES] = services
+    app.add_routes(routes(services) + missing_pages())
+    resp = await (await aiohttp_client(app)).get(path)
+    text = unescape(re.sub(r"<[^>]+>", " ", await resp.text()))
+    assert resp.status == 404 and resp.content_type == "text/html"
+    assert says in text and "没有这个页面，请检查网址。" in text and "Not Found" not in text

@@ -10,7 +10,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.pages import documents, image, invitation, public, result, review
+from bot.pages.base import respond
 from bot.services import Services
+from core.errors import NotFound
+from handlers.pages import denied
+
+NO_SUCH_PAGE = "没有这个页面，请检查网址。"
 
 
 def routes(services: Services) -> list[web.RouteDef]:
@@ -22,3 +27,18 @@ def routes(services: Services) -> list[web.RouteDef]:
         + public.routes(services)
         + image.routes(services)
     )
+
+
+def missing_pages() -> list[web.RouteDef]:
+    """Any other address under the public side or the phone pages (a mistyped or truncated
+    link) gets the Chinese page saying where to go, not aiohttp's English "404: Not Found".
+    No pages themselves: the app registers them after every other route, so the router
+    tries them only when nothing else matched."""
+
+    async def public_missing(request: web.Request) -> web.Response:
+        return public.not_found(NO_SUCH_PAGE)
+
+    async def page_missing(request: web.Request) -> web.Response:
+        return respond(denied(NotFound(NO_SUCH_PAGE)))
+
+    return [web.get("/public/{tail:.*}", public_missing), web.get("/h5/{tail:.*}", page_missing)]

@@ -38,8 +38,8 @@ def _html(text: str, status: int = 200) -> web.Response:
     )
 
 
-def _not_found(err: DomainError) -> web.Response:
-    return _html(render("web/public_missing.html", message=err.message), 404)
+def not_found(message: str) -> web.Response:
+    return _html(render("web/public_missing.html", message=message), 404)
 
 
 def routes(services: Services) -> list[web.RouteDef]:
@@ -62,7 +62,7 @@ def routes(services: Services) -> list[web.RouteDef]:
             try:
                 return await page(services.core_ctx(session), request.match_info["code"])
             except DomainError as err:
-                return _not_found(err)
+                return not_found(err.message)
 
     async def draw_html(ctx: Ctx, code: str) -> web.Response:
         return _html(await public.draw_page(ctx, code))
