@@ -35,7 +35,7 @@ from core.cases import (
     task_items,
 )
 from core.changes import Ctx
-from core.errors import PermissionDenied
+from core.errors import NotFound, PermissionDenied
 from core.inspection import mark_notified
 from core.models import (
     Case,
@@ -404,6 +404,11 @@ async def write_documents(ctx: Ctx, code: str, today: dt.date) -> list[tuple[str
     the notice and the record, DOCX and HTML. Printing changes no state."""
     code = code.strip().upper()
     task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
+    if task is None and await ctx.session.scalar(select(Case.id).where(Case.code == code)) is None:
+        raise NotFound(
+            f"找不到任务或案件 {code}：整套文书写任务编号（如 LJ-2026-001），"
+            "一户的文书写案件号（如 LJ-2026-001-001）"
+        )
     cases = (
         [await readable_case(ctx, code)]
         if task is None

@@ -166,3 +166,16 @@ def test_unreadable_task_holiday_and_import_files_are_named_in_chinese(
         assert not re.search(r"[A-Za-z]{3,} [a-z]{3,}", err.split("：", 1)[1]), err
     code, out, err = run_cli(["import", "targets", str(tmp_path), "--db", db], capsys)
     assert code == 1 and "无法打开文件：这是一个文件夹" in out + err
+
+
+def test_documents_for_an_unknown_code_says_what_to_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lianjian documents TASK|CASE`: a task code that does not exist was refused as
+    “找不到案件 LJ-2099-001”; the refusal names both and shows each form."""
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    out = tmp_path / "docs"
+    code, _, err = run_cli(["documents", "lj-2099-001", "-o", str(out), "--db", db], capsys)
+    assert code == 2 and "找不到任务或案件 LJ-2099-001" in err and "LJ-2026-001-001" in err
+    assert not out.exists()
