@@ -27,6 +27,8 @@ from core.messages import Destination, OutMessage
 from core.models import OutboxMessage
 from core.states import OUTBOX, OutboxState
 
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+
 
 async def enqueue(
     session: AsyncSession,
@@ -87,7 +89,7 @@ async def enqueue_many(
 ) -> int:
     """Queue several messages as `enqueue` does one by one (a key already queued, or twice
     in `items`, is skipped), with one look-up of the keys and one INSERT: a tick queues
-    hundreds. Returns how many rows were added."""
+    hundreds. Returns how many rows were added (not loaded into the session)."""
     keys = [key for _, _, key in items if key is not None]
     taken = set(
         await session.scalars(
@@ -104,11 +106,13 @@ async def enqueue_many(
             taken.add(key)
         rows.append(_values(dest, msg, key, now))
     # on the table, no unit of work for rows this transaction never reads: one row (most
-    # changes) by the statement built once, several in one INSERT … VALUES (…), (…)
+    # changes) by the statement built once, several as one executemany in the items' order (ids
+    # ascend as listed; a multi-row VALUES would hit SQLite's bound-parameter limit on a tick's
+    # thousands of digests)
     if len(rows) == 1:
         await session.execute(_INSERT, rows[0])
     elif rows:
-        await session.execute(insert(_OUTBOX).values(rows))
+        await session.execute(_INSERT, rows)
     return len(rows)
 
 
