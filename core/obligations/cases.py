@@ -9,7 +9,16 @@ import datetime as dt
 from collections import defaultdict
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, not_, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    Table,
+    and_,
+    not_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import OPEN_FOR_ENTRY, china_date
@@ -38,10 +47,11 @@ _MEMBER = cast(Table, GroupMember.__table__).c
 
 def _falls_due_by(
     cal: WorkCalendar, rules: Rules, tasks: dict[int, JointTask], horizon: dt.date
-) -> ColumnElement[bool]:
-    """Cases whose entry or review can be due by `horizon` (a superset for reviews: their due
-    day comes after the submission), so a tick reads the few due soon, not every open case:
-    the ids of each kind found through its own index (deadline, task, submitted result)."""
+) -> CompoundSelect[int]:
+    """The ids of the cases whose entry or review can be due by `horizon` (a superset for
+    reviews: their due day comes after the submission), so a tick reads the few due soon,
+    not every open case: those of each kind found through its own index (deadline, task,
+    submitted result)."""
     window_due = [
         tid
         for tid, t in tasks.items()
@@ -58,16 +68,14 @@ def _falls_due_by(
             _CASE.state == CaseState.SUBMITTED,
         )
     )
-    return _CASE.id.in_(
-        union_all(
-            select(_CASE.id).where(
-                _CASE.result_due_on <= horizon, _CASE.state.in_(OPEN_FOR_ENTRY), has_date
-            ),
-            select(_CASE.id).where(
-                _CASE.task_id.in_(window_due), _CASE.state.in_(OPEN_FOR_ENTRY), not_(has_date)
-            ),
-            submitted_by,
-        )
+    return union_all(
+        select(_CASE.id).where(
+            _CASE.result_due_on <= horizon, _CASE.state.in_(OPEN_FOR_ENTRY), has_date
+        ),
+        select(_CASE.id).where(
+            _CASE.task_id.in_(window_due), _CASE.state.in_(OPEN_FOR_ENTRY), not_(has_date)
+        ),
+        submitted_by,
     )
 
 
@@ -86,13 +94,16 @@ async def entries_and_reviews(
         )
     }
     # Core columns, not Case objects nor ORM rows: a tick reads thousands of them
+    ids: Select[int] | CompoundSelect[int]
     if horizon is None:
         open_cases: ColumnElement[bool] = and_(
             _CASE.task_id.in_(list(tasks)),
             _CASE.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)),
         )
+        ids = select(_CASE.id).where(open_cases)
     else:  # the task filter in Python: in SQL it would steer SQLite to the task_id index
-        open_cases = _falls_due_by(cal, rules, tasks, horizon)
+        ids = _falls_due_by(cal, rules, tasks, horizon)
+        open_cases = _CASE.id.in_(ids)
     query = (
         select(
             _CASE.id,
@@ -109,7 +120,7 @@ async def entries_and_reviews(
         .order_by(_CASE.id)
     )
     rows = [r for r in (await session.execute(query)).all() if r[3] in tasks]
-    members = await _members(session, open_cases)
+    members = await _members(session, ids)
     entered = await _entered_parts(
         session, [r[0] for r in rows if r[2] in (CaseState.PART_ENTERED, CaseState.RETURNED)]
     )
@@ -210,15 +221,14 @@ async def _part_departments(
 
 
 async def _members(
-    session: AsyncSession, open_cases: ColumnElement[bool]
+    session: AsyncSession, case_ids: Select[int] | CompoundSelect[int]
 ) -> dict[int, list[tuple[int, int]]]:
-    """The active group of each case `open_cases` selects, leader first: (officer,
-    department); the cases by the same condition as a subquery rather than thousands of ids
-    bound one by one."""
+    """The active group of each case `case_ids` selects, leader first: (officer,
+    department); the cases as a subquery rather than thousands of ids bound one by one."""
     members: dict[int, list[tuple[int, int]]] = defaultdict(list)
     rows = await session.execute(
         select(_MEMBER.case_id, _MEMBER.officer_id, _MEMBER.department_id)
-        .where(_MEMBER.active.is_(True), _MEMBER.case_id.in_(select(_CASE.id).where(open_cases)))
+        .where(_MEMBER.active.is_(True), _MEMBER.case_id.in_(case_ids))
         .order_by(_MEMBER.is_leader.desc(), _MEMBER.id)
     )
     for case_id, officer_id, department_id in rows.all():

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from operator import attrgetter
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -184,4 +185,4 @@ async def due_items(
         *await _publications(ctx.session, cal, rules, today, people),
         *await _referrals(ctx.session, cal, rules, today, people),
     ]
-    return sorted(found, key=lambda o: (o.days_left, o.key))
+    return sorted(found, key=attrgetter("days_left", "key"))
