@@ -3,9 +3,9 @@ Chinese wall-clock times (APScheduler, `[scheduler] timezone`).
 
 Every job runs in its own session and commits. A daily job claims (job, day) in core
 (`core.ticks`) before its writes, in the same transaction, so the cron trigger, the catch-up run
-at start-up and a second `serve` process run it once a day between them (the summaries read and
-draw before the claim: see run_job); nudges and summaries run on working days
-only. The core functions are imported inside the jobs so the server starts even while one is
+at start-up and a second `serve` process run it once a day between them (the nudges and the
+summaries read, and draw, before the claim: see run_job); nudges and summaries run on working
+days only. The core functions are imported inside the jobs so the server starts even while one is
 missing.
 """
 
@@ -34,10 +34,16 @@ JobFn = Callable[[Ctx], Awaitable[None]]
 ReadsFirst = Callable[[Ctx], Awaitable[JobFn]]
 
 
-async def nudges(ctx: Ctx) -> None:
-    from core.nudges import enqueue_nudges
+async def nudges(ctx: Ctx) -> JobFn:
+    """Reads what is due for whom and writes the digests; returns the writes (audit, queue)."""
+    from core.nudges import plan_nudges, queue_nudges
 
-    await enqueue_nudges(ctx, ctx.clock.today())
+    planned = await plan_nudges(ctx, ctx.clock.today())
+
+    async def queue(write: Ctx) -> None:
+        await queue_nudges(write, planned)
+
+    return queue
 
 
 async def summaries(ctx: Ctx) -> JobFn:
@@ -121,7 +127,7 @@ class Job:
 def jobs(services: Services) -> list[Job]:
     cfg = services.settings.scheduler
     return [
-        Job("nudges", nudges, cfg.nudge_time, workdays_only=True),
+        Job("nudges", None, cfg.nudge_time, workdays_only=True, reads=nudges),
         Job("summaries", None, cfg.summary_time, workdays_only=True, reads=summaries),
         Job("invitation_expiry", invitation_expiry, None, cfg.invitation_expiry_minutes),
         Job("holiday_warning", holiday_warning, cfg.holiday_warning_time),
@@ -148,8 +154,9 @@ async def run_job(services: Services, job: Job) -> bool | None:
 
     The claim is a write: on SQLite it takes the one write lock until commit, and every
     callback's ack waits behind it. A job with `reads` (the summaries: a second or more of
-    queries and chart drawing) does them first and ends that read transaction, then claims
-    and writes; two processes may both draw, but only the claim's winner writes."""
+    queries and chart drawing; the nudges: what is due for whom across the open cases, and
+    the digests) does them first and ends that read transaction, then claims and writes;
+    two processes may both read, but only the claim's winner writes."""
     try:
         async with services.sessionmaker() as session:
             ctx = Ctx(

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,11 +49,30 @@ def _digest_key(prefix: str, today: dt.date, keys: Iterable[str]) -> str:
     return f"{prefix}:{today.isoformat()}:{digest}"
 
 
-async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
-    """Queue today's digests; returns how many messages were queued (0 on a second run)."""
+@dataclass(frozen=True)
+class Digest:
+    """One department's digest of the day, ready to record: the obligations' nudge keys (kept
+    in its audit event), how many are overdue, and its messages."""
+
+    department_id: int
+    keys: list[str]
+    overdue: int
+    notices: list[Notice]
+
+
+@dataclass(frozen=True)
+class PlannedNudges:
+    day: dt.date
+    digests: list[Digest]
+
+
+async def plan_nudges(ctx: Ctx, today: dt.date) -> PlannedNudges:
+    """The reads of the nudge tick and its messages, and no write: the scheduler runs this
+    before its claim opens the write transaction, so the tick's queries hold no callback's
+    ack behind SQLite's one writer (as the summaries do)."""
     cal = await ctx.work_calendar()
     if not cal.is_workday(today):
-        return 0  # nudges and "every working day overdue" count working days only
+        return PlannedNudges(today, [])  # nudges and "every working day overdue" count working days
     schedule = set(ctx.rules.nudge_before_workdays)
     horizon = cal.add_workdays(today, max(schedule, default=0)).day
     people = await department_people(ctx.session)
@@ -67,22 +87,38 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
     for key, o in due.items():
         if key not in sent:
             by_department[o.department_id][key] = o
-    queued = 0
-    for department_id, items in sorted(by_department.items()):
-        notices = _digest_notices(department_id, items, people, today)
+    return PlannedNudges(
+        today,
+        [
+            Digest(
+                department_id,
+                list(items),
+                sum(o.overdue for o in items.values()),
+                _digest_notices(department_id, items, people, today),
+            )
+            for department_id, items in sorted(by_department.items())
+        ],
+    )
+
+
+async def queue_nudges(ctx: Ctx, planned: PlannedNudges) -> int:
+    """The writes of the nudge tick: each digest's audit event and messages (idempotent per
+    message key). Returns how many messages were queued."""
+    day = planned.day.isoformat()
+    for digest in planned.digests:
         await record(
             ctx,
             "nudge.digest",
-            _digest_subject(department_id, today),
-            {
-                "day": today.isoformat(),
-                "keys": list(items),
-                "overdue": sum(o.overdue for o in items.values()),
-            },
-            notices,
+            _digest_subject(digest.department_id, planned.day),
+            {"day": day, "keys": digest.keys, "overdue": digest.overdue},
+            digest.notices,
         )
-        queued += len(notices)
-    return queued
+    return sum(len(digest.notices) for digest in planned.digests)
+
+
+async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
+    """Queue today's digests; returns how many messages were queued (0 on a second run)."""
+    return await queue_nudges(ctx, await plan_nudges(ctx, today))
 
 
 SHOWN = 30  # lines a nudge lists: about what a chat message shows (WeCom app markdown 2 KB)

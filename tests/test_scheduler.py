@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import chinese_calendar
 import pytest
@@ -15,9 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.scheduler import jobs, run_due_jobs_once, run_job
+from bot.services import Services
 from core import charts
+from core import nudges as nudges_module
 from core.clock import CHINA_TZ, FixedClock
 from core.models import AuditEvent, OutboxMessage, ScheduledRun
+from core.obligations.due import due_items
+from core.obligations.model import Obligation
 from core.summary import ChartData
 from tests.case_factories import build_world
 from tests.server_helpers import make_services
@@ -143,6 +149,28 @@ async def test_a_holiday_tick_is_skipped_without_a_claim(
     assert jobs == {"holiday_warning", "housekeeping"}
 
 
+async def _another_writer_commits_meanwhile(
+    services: Services,
+    name: str,
+    day: dt.date,
+    started: Awaitable[bool],
+    release: Callable[[], None],
+) -> bool | None:
+    """Runs the job `name`; once `started` (the job is paused inside its reads), another
+    writer must commit within 3 s (it waits for SQLite's write lock if the job holds it);
+    then `release` lets the job go on. Returns what the job returned."""
+    [job] = [j for j in jobs(services) if j.name == name]
+    tick = asyncio.create_task(run_job(services, job))
+    try:
+        assert await started
+        async with services.sessionmaker() as session:
+            session.add(ScheduledRun(job="another-writer", day=day, ran_at=_at_ten(day)))
+            await asyncio.wait_for(session.commit(), 3)
+    finally:
+        release()
+    return await tick
+
+
 async def test_the_summary_charts_are_drawn_before_the_tick_takes_the_write_lock(
     sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,16 +190,10 @@ async def test_the_summary_charts_are_drawn_before_the_tick_takes_the_write_lock
         return draw(data)
 
     monkeypatch.setattr(charts, "render_charts", paused)
-    [job] = [j for j in jobs(services) if j.name == "summaries"]
-    tick = asyncio.create_task(run_job(services, job))
-    try:
-        assert await asyncio.to_thread(drawing.wait, 20)
-        async with sessionmaker() as session:
-            session.add(ScheduledRun(job="another-writer", day=day, ran_at=_at_ten(day)))
-            await asyncio.wait_for(session.commit(), 3)
-    finally:
-        release.set()
-    assert await tick is True
+    tick = await _another_writer_commits_meanwhile(
+        services, "summaries", day, asyncio.to_thread(drawing.wait, 20), release.set
+    )
+    assert tick is True
     async with sessionmaker() as session:
         queued = await session.scalar(
             select(func.count(OutboxMessage.id)).where(
@@ -179,3 +201,39 @@ async def test_the_summary_charts_are_drawn_before_the_tick_takes_the_write_lock
             )
         )
     assert queued == 2  # the two leaders, after the drawing
+
+
+async def test_the_nudge_tick_reads_before_it_takes_the_write_lock(
+    sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nudge tick's claim, like the summaries', used to open its write transaction before
+    it read what is due for whom across the open cases (bench/ticks.py: 0.05–0.4 s at a county's
+    year), so every callback's ack waited behind those reads. While the tick reads, another
+    writer commits at once; then the tick claims and queues its digest, once."""
+    due = await _world_with_due_result(sessionmaker)
+    services = make_services(sessionmaker, FixedClock(_at_ten(due)))
+    reading, release = asyncio.Event(), asyncio.Event()
+    found = due_items
+
+    async def paused(*args: Any, **kwargs: Any) -> list[Obligation]:
+        items = await found(*args, **kwargs)
+        reading.set()
+        await asyncio.wait_for(release.wait(), 20)
+        return items
+
+    monkeypatch.setattr(nudges_module, "due_items", paused)
+    tick = await _another_writer_commits_meanwhile(
+        services, "nudges", due, asyncio.wait_for(reading.wait(), 20), release.set
+    )
+    assert tick is True
+    [job] = [j for j in jobs(services) if j.name == "nudges"]
+    assert await run_job(services, job) is None  # claimed: the same day's second run skips
+    async with sessionmaker() as session:
+        digests = list(
+            await session.scalars(
+                select(AuditEvent.subject).where(AuditEvent.action == "nudge.digest")
+            )
+        )
+        runs = list(await session.scalars(select(ScheduledRun.job)))
+    assert len(digests) == 1 and digests[0].startswith(f"nudge:{due.isoformat()}:department:")
+    assert sorted(runs) == ["another-writer", "nudges"]
