@@ -387,7 +387,7 @@ def _record_outcome(c: dict[str, Any]) -> list[tuple[str, str]]:
             ("备注", ""),
         ]
     labels = "；".join(f"{text}（{code.split(':')[0]}）" for code, text in c["result_labels"])
-    version = f"（第 {result.version} 版{'，更正' if result.is_correction else ''}）"
+    version = f"（第 {result.edition} 版{'，更正' if result.is_correction else ''}）"
     followups = "、".join(result.followups)
     if result.followup_done:
         followups += f"（已于 {cn_date(result.followup_done_on)} 完成）"

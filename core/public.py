@@ -44,7 +44,7 @@ _USCC = re.compile(r"[0-9A-Z]{15}|[0-9A-Z]{18}")
 
 @dataclass(frozen=True)
 class Version:
-    version: int
+    edition: int  # 第 N 版: 1, +1 per correction
     published_on: dt.date
     labels: list[str]
     is_correction: bool
@@ -150,7 +150,7 @@ async def search_results(
         for r in [current, *older[case.id]]:
             entry.versions.append(
                 Version(
-                    r.version,
+                    r.edition,
                     _china_day(r.published_at),
                     [label(c, extra) for c in r.codes],
                     r.is_correction,

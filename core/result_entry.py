@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import (
@@ -114,11 +114,23 @@ async def _check_referrals(session: AsyncSession, case: Case, followups: Sequenc
             )
 
 
-async def _next_version(session: AsyncSession, case: Case) -> int:
+def _following(latest: CaseResult | None) -> tuple[int, int]:
+    """The version and edition after `latest`: versions count every entry (each department's
+    part, each re-entry after a return); the edition, what people read as “第 N 版”, stays
+    until the result is published and counts its corrections after that."""
+    if latest is None:
+        return 1, 1
+    return latest.version + 1, latest.edition + (latest.published_at is not None)
+
+
+async def _next_version(session: AsyncSession, case: Case) -> tuple[int, int]:
     latest = await session.scalar(
-        select(func.max(CaseResult.version)).where(CaseResult.case_id == case.id)
+        select(CaseResult)
+        .where(CaseResult.case_id == case.id)
+        .order_by(CaseResult.version.desc())
+        .limit(1)
     )
-    return (latest or 0) + 1
+    return _following(latest)
 
 
 _TASK_ITEM_IDS = select(TaskItem.item_id).where(TaskItem.task_id == bindparam("task_id"))
@@ -163,11 +175,13 @@ async def new_version(
     if inspected_on is not None and inspected_on != case.inspected_on:
         await check_inspection_day(ctx, task, inspected_on)
         await set_inspected_on(ctx, case, inspected_on)
+    version, edition = (
+        loaded.next_version() if loaded is not None else await _next_version(ctx.session, case)
+    )
     result = CaseResult(
         case_id=case.id,
-        version=loaded.next_version()
-        if loaded is not None
-        else await _next_version(ctx.session, case),
+        version=version,
+        edition=edition,
         state=RESULT.start(state),
         codes=list(fields["codes"]),
         methods=list(fields["methods"]),
@@ -205,9 +219,10 @@ class EntryState:
     parts: dict[int, CasePart]  # the case's parts by department id, the entered one added
     entered: list[ItemResult] = field(default_factory=list)  # the entry's item results
 
-    def next_version(self) -> int:
-        """The row lock serialises entries, so the latest version read is the highest."""
-        return (self.latest.version if self.latest is not None else 0) + 1
+    def next_version(self) -> tuple[int, int]:
+        """Version and edition (the row lock serialises entries, so the latest version read
+        is the highest)."""
+        return _following(self.latest)
 
 
 _ITEM_RESULTS = select(ItemResult).where(ItemResult.result_id == bindparam("result_id"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import delete, select
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.changes import Ctx
 from core.errors import InvalidTransition, ValidationFailed
 from core.models import AuditEvent, CasePart, CaseResult, OutboxMessage, TaskItem
+from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
@@ -218,3 +220,35 @@ async def test_another_departments_finding_rules_out_no_problem_and_says_whose_0
     )
     await session.rollback()
     assert await snapshot(session) == before
+
+
+async def test_a_result_entered_in_parts_and_after_a_return_is_still_the_first_edition_004_art20(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """第 N 版 counts the corrections of a published result (004 第二十条), not the entries that
+    made it up: two departments' parts, a return of one and its re-entry were announced as
+    第 2 and 第 3 版; all are 第 1 版 (the stored versions still count every entry), and the
+    correction after publication is 第 2 版."""
+    ctx = dataclasses.replace(ctx, rules=Rules(auto_publish=True))
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    lead = acting(ctx, w.lead_liaison)
+    await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=D(2026, 3, 10))
+    await submit_result(acting(ctx, w.b1), w.case.code, **CLEAN)
+    await review_result(lead, w.case.code, False, "缺卫生检测记录", department="WJ")
+    final = await submit_result(acting(ctx, w.b1), w.case.code, **CLEAN)
+    await review_result(lead, w.case.code, True)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, True)
+    await session.commit()
+    assert (final.version, final.edition, final.state) == (3, 1, "published")
+    said = [
+        n for m in await _outbox(session) for n in re.findall(r"第 (\d+) 版", m.message["body"])
+    ]
+    assert said and set(said) == {"1"}
+
+    mark = len(await _outbox(session))
+    corrected = await correct_result(lead, w.case.code, reason="检查结论录入有误", **CLEAN)
+    await session.commit()
+    assert (corrected.version, corrected.edition) == (4, 2)
+    bodies = [m.message["body"] for m in (await _outbox(session))[mark:]]
+    assert bodies and all("第 1 版已由第 2 版取代" in body for body in bodies)

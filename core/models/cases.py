@@ -84,7 +84,10 @@ class CaseResult(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
-    version: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)  # every entry: each part, each re-entry
+    # what people are told, "第 N 版": 1 for the result until it is published, +1 for each
+    # correction of the published result (004 第二十条), not for the parts that made it up
+    edition: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     state: Mapped[ResultState] = mapped_column(
         StateType(ResultState), default=ResultState.SUBMITTED
     )
