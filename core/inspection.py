@@ -39,23 +39,29 @@ from core.workdays import Deadline, WorkCalendar
 
 def result_deadline(cal: WorkCalendar, rules: Rules, case: Case, task: JointTask) -> Deadline:
     return entry_deadline(
-        cal, rules, task, case.inspected_on, case.result_due_on, case.result_due_provisional
+        cal,
+        rules,
+        task.window_end,
+        case.inspected_on,
+        case.result_due_on,
+        case.result_due_provisional,
     )
 
 
 def entry_deadline(
     cal: WorkCalendar,
     rules: Rules,
-    task: JointTask,
+    window_end: dt.date,
     inspected_on: dt.date | None,
     due_on: dt.date | None,
     provisional: bool,
 ) -> Deadline:
-    """Results are due 20 working days after the inspection, or after the task window when no
-    inspection date is known yet (docs/architecture.md §4); from a case's columns."""
+    """Results are due 20 working days after the inspection, or after the task window
+    (`window_end`, the task's) when no inspection date is known yet (docs/architecture.md §4);
+    from a case's columns."""
     if inspected_on is not None and due_on is not None:
         return Deadline(due_on, provisional)
-    return cal.add_workdays(task.window_end, rules.result_entry_workdays)
+    return cal.add_workdays(window_end, rules.result_entry_workdays)
 
 
 async def set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:

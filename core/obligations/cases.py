@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -43,10 +43,19 @@ from core.workdays import WorkCalendar
 _CASE = cast(Table, Case.__table__).c
 _TARGET = cast(Table, Target.__table__).c
 _MEMBER = cast(Table, GroupMember.__table__).c
+_TASK = cast(Table, JointTask.__table__).c
+
+
+class _Task(NamedTuple):
+    """What the tick needs of a task in progress (a Core row, not a JointTask)."""
+
+    id: int
+    lead_department_id: int
+    window_end: dt.date
 
 
 def _falls_due_by(
-    cal: WorkCalendar, rules: Rules, tasks: dict[int, JointTask], horizon: dt.date
+    cal: WorkCalendar, rules: Rules, tasks: dict[int, _Task], horizon: dt.date
 ) -> CompoundSelect[int]:
     """The ids of the cases whose entry or review can be due by `horizon` (a superset for
     reviews: their due day comes after the submission), so a tick reads the few due soon,
@@ -88,9 +97,11 @@ async def entries_and_reviews(
     horizon: dt.date | None,
 ) -> list[Obligation]:
     tasks = {
-        t.id: t
-        for t in await session.scalars(
-            select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS))
+        row[0]: _Task(*row)
+        for row in await session.execute(
+            select(_TASK.id, _TASK.lead_department_id, _TASK.window_end).where(
+                _TASK.state.in_(TASKS_IN_PROGRESS)
+            )
         )
     }
     # Core columns, not Case objects nor ORM rows: a tick reads thousands of them
@@ -150,7 +161,7 @@ async def entries_and_reviews(
             )
             continue
         group = members[case_id]
-        due = entry_deadline(cal, rules, task, inspected_on, due_on, provisional)
+        due = entry_deadline(cal, rules, task.window_end, inspected_on, due_on, provisional)
         page = page_ref("result", f"case:{case_id}")
         if case_id in entered:
             # 谁检查、谁录入 (000 §九–十): some parts are in; each missing department is nudged

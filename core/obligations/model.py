@@ -8,9 +8,9 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import Officer
@@ -70,10 +70,11 @@ class People:
 
 async def department_people(session: AsyncSession) -> People:
     people = People(defaultdict(list), defaultdict(list))
+    officer = cast(Table, Officer.__table__).c  # plain rows: every officer of the county
     for officer_id, department_id, roles in await session.execute(
-        select(Officer.id, Officer.department_id, Officer.roles)
-        .where(Officer.active.is_(True))
-        .order_by(Officer.id)
+        select(officer.id, officer.department_id, officer.roles)
+        .where(officer.active.is_(True))
+        .order_by(officer.id)
     ):
         if "liaison" in (roles or []):
             people.liaisons[department_id].append(officer_id)
