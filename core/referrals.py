@@ -185,7 +185,12 @@ async def acknowledge(ctx: Ctx, case_code: str) -> list[Referral]:
 def referral_deadline(cal: WorkCalendar, rules: Rules, referral: Referral) -> Deadline:
     """By when the receiving department signs for a referral (Rules.referral_ack_workdays
     working days after it was made); nudged and escalated by core.nudges."""
-    return cal.add_workdays(china_date(referral.created_at), rules.referral_ack_workdays)
+    return referral_due(cal, rules, referral.created_at)
+
+
+def referral_due(cal: WorkCalendar, rules: Rules, created_at: dt.datetime) -> Deadline:
+    """referral_deadline from the referral's creation time alone (a row, not a Referral)."""
+    return cal.add_workdays(china_date(created_at), rules.referral_ack_workdays)
 
 
 async def open_counts(ctx: Ctx, department_id: int | None, today: dt.date) -> tuple[int, int]:

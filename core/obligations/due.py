@@ -7,19 +7,37 @@ from __future__ import annotations
 
 import datetime as dt
 from operator import attrgetter
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import china_date
 from core.changes import Ctx
-from core.models import Case, CaseResult, Invitation, JointTask, Objection, Referral, Review
+from core.models import (
+    Case,
+    CaseResult,
+    Invitation,
+    JointTask,
+    Objection,
+    Referral,
+    Review,
+    Target,
+)
 from core.obligations.cases import entries_and_reviews
 from core.obligations.model import Obligation, People, department_people, make
-from core.referrals import referral_deadline
+from core.referrals import referral_due
 from core.rules import Rules
 from core.states import CaseState, InvitationState, ObjectionState, ResultState, TaskState
 from core.workdays import Deadline, WorkCalendar
+
+# Core columns: plain rows, not ORM objects (each kind is read on every tick, found or not)
+_INV = cast(Table, Invitation.__table__).c
+_TASK = cast(Table, JointTask.__table__).c
+_CASE = cast(Table, Case.__table__).c
+_TARGET = cast(Table, Target.__table__).c
+_OBJ = cast(Table, Objection.__table__).c
+_REF = cast(Table, Referral.__table__).c
 
 
 async def _invitations(
@@ -27,12 +45,19 @@ async def _invitations(
 ) -> list[Obligation]:
     rows = (
         await session.execute(
-            select(Invitation, JointTask)
-            .join(JointTask, JointTask.id == Invitation.task_id)
+            select(
+                _INV.id,
+                _INV.department_id,
+                _TASK.code,
+                _TASK.title,
+                _TASK.reply_due_on,
+                _TASK.reply_due_provisional,
+            )
+            .join_from(Invitation.__table__, JointTask.__table__, _TASK.id == _INV.task_id)
             .where(
-                Invitation.state == InvitationState.PENDING,
-                JointTask.state == TaskState.CONSULTING,
-                JointTask.reply_due_on.is_not(None),
+                _INV.state == InvitationState.PENDING,
+                _TASK.state == TaskState.CONSULTING,
+                _TASK.reply_due_on.is_not(None),
             )
         )
     ).all()
@@ -40,16 +65,23 @@ async def _invitations(
         make(
             cal,
             today,
-            f"invitation:{inv.id}",
+            f"invitation:{invitation_id}",
             "invitation_reply",
-            f"{task.code} {task.title}",
-            inv.department_id,
-            people.staff(inv.department_id),
-            Deadline(task.reply_due_on, task.reply_due_provisional),
+            f"{code} {title}",
+            department_id,
+            people.staff(department_id),
+            Deadline(reply_due_on, provisional),
         )
-        for inv, task in rows
-        if task.reply_due_on is not None
+        for invitation_id, department_id, code, title, reply_due_on, provisional in rows
+        if reply_due_on is not None
     ]
+
+
+def _of_case(*columns: ColumnElement[Any]) -> Select[Any]:
+    """`columns` with the case's code and its target's name, from the case and its target."""
+    return select(*columns, _CASE.code, _TARGET.name).join_from(
+        Case.__table__, Target.__table__, _TARGET.id == _CASE.target_id
+    )
 
 
 async def _objections(
@@ -57,33 +89,51 @@ async def _objections(
 ) -> list[Obligation]:
     rows = (
         await session.execute(
-            select(Objection, Case, JointTask)
-            .join(Case, Case.id == Objection.case_id)
-            .join(JointTask, JointTask.id == Case.task_id)
-            .where(Objection.state != ObjectionState.REPLIED)
-            .order_by(Objection.id)
+            _of_case(
+                _OBJ.id,
+                _OBJ.filed_by,
+                _OBJ.state,
+                _OBJ.recheck_due_on,
+                _OBJ.recheck_due_provisional,
+                _OBJ.rechecked_on,
+                _TASK.lead_department_id,
+            )
+            .join(Objection.__table__, _OBJ.case_id == _CASE.id)
+            .join(JointTask.__table__, _TASK.id == _CASE.task_id)
+            .where(_OBJ.state != ObjectionState.REPLIED)
+            .order_by(_OBJ.id)
         )
     ).all()
     found: list[Obligation] = []
-    for obj, case, task in rows:
-        subject = f"{case.code} {case.target.name}（异议人：{obj.filed_by}）"
-        staff = people.staff(task.lead_department_id)
-        if obj.state == ObjectionState.RECEIVED:
-            step, due = "recheck", Deadline(obj.recheck_due_on, obj.recheck_due_provisional)
-        elif obj.state == ObjectionState.ERROR_FOUND and obj.rechecked_on is not None:
-            step, due = "correction", cal.add_workdays(obj.rechecked_on, rules.correction_workdays)
-        elif obj.rechecked_on is not None:
-            step, due = "reply", cal.add_workdays(obj.rechecked_on, rules.reply_workdays)
+    for (
+        obj_id,
+        filed_by,
+        state,
+        recheck_due_on,
+        provisional,
+        rechecked_on,
+        lead,
+        code,
+        target,
+    ) in rows:
+        subject = f"{code} {target}（异议人：{filed_by}）"
+        staff = people.staff(lead)
+        if state == ObjectionState.RECEIVED:
+            step, due = "recheck", Deadline(recheck_due_on, provisional)
+        elif state == ObjectionState.ERROR_FOUND and rechecked_on is not None:
+            step, due = "correction", cal.add_workdays(rechecked_on, rules.correction_workdays)
+        elif rechecked_on is not None:
+            step, due = "reply", cal.add_workdays(rechecked_on, rules.reply_workdays)
         else:
             continue
         found.append(
             make(
                 cal,
                 today,
-                f"objection:{obj.id}:{step}",
+                f"objection:{obj_id}:{step}",
                 f"objection_{step}",
                 subject,
-                task.lead_department_id,
+                lead,
                 staff,
                 due,
             )
@@ -95,44 +145,44 @@ async def _publications(
     session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: People
 ) -> list[Obligation]:
     """Approved, not yet published (002 二(六): within 20 working days; 004 第十九条)."""
+    result = cast(Table, CaseResult.__table__).c
+    review = cast(Table, Review.__table__).c
     approved_at = (
-        select(func.max(Review.created_at))
-        .join(CaseResult, CaseResult.id == Review.result_id)
+        select(func.max(review.created_at))
+        .join_from(Review.__table__, CaseResult.__table__, result.id == review.result_id)
         .where(
-            CaseResult.case_id == Case.id,
-            CaseResult.state == ResultState.APPROVED,
-            Review.decision == "approve",
+            result.case_id == _CASE.id,
+            result.state == ResultState.APPROVED,
+            review.decision == "approve",
         )
         .scalar_subquery()
     )
     rows = (
         await session.execute(
-            select(Case, JointTask, approved_at)
-            .join(JointTask, JointTask.id == Case.task_id)
+            _of_case(_CASE.id, _TASK.lead_department_id, approved_at)
+            .join(JointTask.__table__, _TASK.id == _CASE.task_id)
             .where(
-                Case.state == CaseState.APPROVED,
+                _CASE.state == CaseState.APPROVED,
                 # through the results' state index: the case table has none on state
-                Case.id.in_(
-                    select(CaseResult.case_id).where(CaseResult.state == ResultState.APPROVED)
-                ),
+                _CASE.id.in_(select(result.case_id).where(result.state == ResultState.APPROVED)),
             )
-            .order_by(Case.id)
+            .order_by(_CASE.id)
         )
     ).all()
     return [
         make(
             cal,
             today,
-            f"publication:{case.id}",
+            f"publication:{case_id}",
             "publication",
-            f"{case.code} {case.target.name}",
-            task.lead_department_id,
-            people.staff(task.lead_department_id),
+            f"{code} {target}",
+            lead,
+            people.staff(lead),
             cal.add_workdays(
                 china_date(approved) if approved else today, rules.publication_workdays
             ),
         )
-        for case, task, approved in rows
+        for case_id, lead, approved, code, target in rows
     ]
 
 
@@ -143,28 +193,25 @@ async def _referrals(
     004 第二十一条 防止监管脱节): due referral_ack_workdays after it was made."""
     rows = (
         await session.execute(
-            select(Referral, Case)
-            .join(Case, Case.id == Referral.case_id)
-            .where(Referral.acknowledged_at.is_(None), Referral.to_department_id.is_not(None))
-            .order_by(Referral.id)
+            _of_case(_REF.id, _REF.kind, _REF.to_department_id, _REF.created_at)
+            .join(Referral.__table__, _REF.case_id == _CASE.id)
+            .where(_REF.acknowledged_at.is_(None), _REF.to_department_id.is_not(None))
+            .order_by(_REF.id)
         )
     ).all()
-    found = []
-    for referral, case in rows:
-        assert referral.to_department_id is not None
-        found.append(
-            make(
-                cal,
-                today,
-                f"referral:{referral.id}",
-                "referral_ack",
-                f"{case.code} {case.target.name}（{referral.kind}，发送“签收 {case.code}”）",
-                referral.to_department_id,
-                people.staff(referral.to_department_id),
-                referral_deadline(cal, rules, referral),
-            )
+    return [
+        make(
+            cal,
+            today,
+            f"referral:{referral_id}",
+            "referral_ack",
+            f"{code} {target}（{kind}，发送“签收 {code}”）",
+            to_department_id,
+            people.staff(to_department_id),
+            referral_due(cal, rules, created_at),
         )
-    return found
+        for referral_id, kind, to_department_id, created_at, code, target in rows
+    ]
 
 
 async def due_items(
