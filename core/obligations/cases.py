@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Select,
-    Table,
     and_,
     not_,
     select,
@@ -30,20 +29,14 @@ from core.models import (
     CasePart,
     CaseResult,
     Department,
-    GroupMember,
-    JointTask,
     Target,
     TaskItem,
 )
 from core.obligations.model import Obligation, People, make
+from core.obligations.rows import CASE, MEMBER, RESULT, TARGET, TASK
 from core.rules import Rules
 from core.states import TASKS_IN_PROGRESS, CaseState, PartState, ResultState
 from core.workdays import WorkCalendar
-
-_CASE = cast(Table, Case.__table__).c
-_TARGET = cast(Table, Target.__table__).c
-_MEMBER = cast(Table, GroupMember.__table__).c
-_TASK = cast(Table, JointTask.__table__).c
 
 
 class _Task(NamedTuple):
@@ -66,23 +59,22 @@ def _falls_due_by(
         for tid, t in tasks.items()
         if cal.add_workdays(t.window_end, rules.result_entry_workdays).day <= horizon
     ]
-    result = cast(Table, CaseResult.__table__).c
-    has_date = and_(_CASE.inspected_on.is_not(None), _CASE.result_due_on.is_not(None))
+    has_date = and_(CASE.inspected_on.is_not(None), CASE.result_due_on.is_not(None))
     submitted_by = (
-        select(result.case_id)
-        .join(Case.__table__, _CASE.id == result.case_id)
+        select(RESULT.case_id)
+        .join(Case.__table__, CASE.id == RESULT.case_id)
         .where(
-            result.state == ResultState.SUBMITTED,
-            result.entered_at < china_midnight(horizon + dt.timedelta(days=1)),
-            _CASE.state == CaseState.SUBMITTED,
+            RESULT.state == ResultState.SUBMITTED,
+            RESULT.entered_at < china_midnight(horizon + dt.timedelta(days=1)),
+            CASE.state == CaseState.SUBMITTED,
         )
     )
     return union_all(
-        select(_CASE.id).where(
-            _CASE.result_due_on <= horizon, _CASE.state.in_(OPEN_FOR_ENTRY), has_date
+        select(CASE.id).where(
+            CASE.result_due_on <= horizon, CASE.state.in_(OPEN_FOR_ENTRY), has_date
         ),
-        select(_CASE.id).where(
-            _CASE.task_id.in_(window_due), _CASE.state.in_(OPEN_FOR_ENTRY), not_(has_date)
+        select(CASE.id).where(
+            CASE.task_id.in_(window_due), CASE.state.in_(OPEN_FOR_ENTRY), not_(has_date)
         ),
         submitted_by,
     )
@@ -99,8 +91,8 @@ async def entries_and_reviews(
     tasks = {
         row[0]: _Task(*row)
         for row in await session.execute(
-            select(_TASK.id, _TASK.lead_department_id, _TASK.window_end).where(
-                _TASK.state.in_(TASKS_IN_PROGRESS)
+            select(TASK.id, TASK.lead_department_id, TASK.window_end).where(
+                TASK.state.in_(TASKS_IN_PROGRESS)
             )
         )
     }
@@ -108,27 +100,27 @@ async def entries_and_reviews(
     ids: Select[int] | CompoundSelect[int]
     if horizon is None:
         open_cases: ColumnElement[bool] = and_(
-            _CASE.task_id.in_(list(tasks)),
-            _CASE.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)),
+            CASE.task_id.in_(list(tasks)),
+            CASE.state.in_((*OPEN_FOR_ENTRY, CaseState.SUBMITTED)),
         )
-        ids = select(_CASE.id).where(open_cases)
+        ids = select(CASE.id).where(open_cases)
     else:  # the task filter in Python: in SQL it would steer SQLite to the task_id index
         ids = _falls_due_by(cal, rules, tasks, horizon)
-        open_cases = _CASE.id.in_(ids)
+        open_cases = CASE.id.in_(ids)
     query = (
         select(
-            _CASE.id,
-            _CASE.code,
-            _CASE.state,
-            _CASE.task_id,
-            _CASE.inspected_on,
-            _CASE.result_due_on,
-            _CASE.result_due_provisional,
-            _TARGET.name,
+            CASE.id,
+            CASE.code,
+            CASE.state,
+            CASE.task_id,
+            CASE.inspected_on,
+            CASE.result_due_on,
+            CASE.result_due_provisional,
+            TARGET.name,
         )
-        .join_from(Case.__table__, Target.__table__, _TARGET.id == _CASE.target_id)
+        .join_from(Case.__table__, Target.__table__, TARGET.id == CASE.target_id)
         .where(open_cases)
-        .order_by(_CASE.id)
+        .order_by(CASE.id)
     )
     rows = [r for r in (await session.execute(query)).all() if r[3] in tasks]
     members = await _members(session, ids)
@@ -238,9 +230,9 @@ async def _members(
     department); the cases as a subquery rather than thousands of ids bound one by one."""
     members: dict[int, list[tuple[int, int]]] = defaultdict(list)
     rows = await session.execute(
-        select(_MEMBER.case_id, _MEMBER.officer_id, _MEMBER.department_id)
-        .where(_MEMBER.active.is_(True), _MEMBER.case_id.in_(case_ids))
-        .order_by(_MEMBER.is_leader.desc(), _MEMBER.id)
+        select(MEMBER.case_id, MEMBER.officer_id, MEMBER.department_id)
+        .where(MEMBER.active.is_(True), MEMBER.case_id.in_(case_ids))
+        .order_by(MEMBER.is_leader.desc(), MEMBER.id)
     )
     for case_id, officer_id, department_id in rows.all():
         members[case_id].append((officer_id, department_id))

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import china_date
@@ -26,18 +26,20 @@ from core.models import (
 )
 from core.obligations.cases import entries_and_reviews
 from core.obligations.model import Obligation, People, department_people, make
+from core.obligations.rows import (
+    CASE,
+    INVITATION,
+    OBJECTION,
+    REFERRAL,
+    RESULT,
+    REVIEW,
+    TARGET,
+    TASK,
+)
 from core.referrals import referral_due
 from core.rules import Rules
 from core.states import CaseState, InvitationState, ObjectionState, ResultState, TaskState
 from core.workdays import Deadline, WorkCalendar
-
-# Core columns: plain rows, not ORM objects (each kind is read on every tick, found or not)
-_INV = cast(Table, Invitation.__table__).c
-_TASK = cast(Table, JointTask.__table__).c
-_CASE = cast(Table, Case.__table__).c
-_TARGET = cast(Table, Target.__table__).c
-_OBJ = cast(Table, Objection.__table__).c
-_REF = cast(Table, Referral.__table__).c
 
 
 async def _invitations(
@@ -46,18 +48,18 @@ async def _invitations(
     rows = (
         await session.execute(
             select(
-                _INV.id,
-                _INV.department_id,
-                _TASK.code,
-                _TASK.title,
-                _TASK.reply_due_on,
-                _TASK.reply_due_provisional,
+                INVITATION.id,
+                INVITATION.department_id,
+                TASK.code,
+                TASK.title,
+                TASK.reply_due_on,
+                TASK.reply_due_provisional,
             )
-            .join_from(Invitation.__table__, JointTask.__table__, _TASK.id == _INV.task_id)
+            .join_from(Invitation.__table__, JointTask.__table__, TASK.id == INVITATION.task_id)
             .where(
-                _INV.state == InvitationState.PENDING,
-                _TASK.state == TaskState.CONSULTING,
-                _TASK.reply_due_on.is_not(None),
+                INVITATION.state == InvitationState.PENDING,
+                TASK.state == TaskState.CONSULTING,
+                TASK.reply_due_on.is_not(None),
             )
         )
     ).all()
@@ -79,8 +81,8 @@ async def _invitations(
 
 def _of_case(*columns: ColumnElement[Any]) -> Select[Any]:
     """`columns` with the case's code and its target's name, from the case and its target."""
-    return select(*columns, _CASE.code, _TARGET.name).join_from(
-        Case.__table__, Target.__table__, _TARGET.id == _CASE.target_id
+    return select(*columns, CASE.code, TARGET.name).join_from(
+        Case.__table__, Target.__table__, TARGET.id == CASE.target_id
     )
 
 
@@ -90,18 +92,18 @@ async def _objections(
     rows = (
         await session.execute(
             _of_case(
-                _OBJ.id,
-                _OBJ.filed_by,
-                _OBJ.state,
-                _OBJ.recheck_due_on,
-                _OBJ.recheck_due_provisional,
-                _OBJ.rechecked_on,
-                _TASK.lead_department_id,
+                OBJECTION.id,
+                OBJECTION.filed_by,
+                OBJECTION.state,
+                OBJECTION.recheck_due_on,
+                OBJECTION.recheck_due_provisional,
+                OBJECTION.rechecked_on,
+                TASK.lead_department_id,
             )
-            .join(Objection.__table__, _OBJ.case_id == _CASE.id)
-            .join(JointTask.__table__, _TASK.id == _CASE.task_id)
-            .where(_OBJ.state != ObjectionState.REPLIED)
-            .order_by(_OBJ.id)
+            .join(Objection.__table__, OBJECTION.case_id == CASE.id)
+            .join(JointTask.__table__, TASK.id == CASE.task_id)
+            .where(OBJECTION.state != ObjectionState.REPLIED)
+            .order_by(OBJECTION.id)
         )
     ).all()
     found: list[Obligation] = []
@@ -145,28 +147,26 @@ async def _publications(
     session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, people: People
 ) -> list[Obligation]:
     """Approved, not yet published (002 二(六): within 20 working days; 004 第十九条)."""
-    result = cast(Table, CaseResult.__table__).c
-    review = cast(Table, Review.__table__).c
     approved_at = (
-        select(func.max(review.created_at))
-        .join_from(Review.__table__, CaseResult.__table__, result.id == review.result_id)
+        select(func.max(REVIEW.created_at))
+        .join_from(Review.__table__, CaseResult.__table__, RESULT.id == REVIEW.result_id)
         .where(
-            result.case_id == _CASE.id,
-            result.state == ResultState.APPROVED,
-            review.decision == "approve",
+            RESULT.case_id == CASE.id,
+            RESULT.state == ResultState.APPROVED,
+            REVIEW.decision == "approve",
         )
         .scalar_subquery()
     )
     rows = (
         await session.execute(
-            _of_case(_CASE.id, _TASK.lead_department_id, approved_at)
-            .join(JointTask.__table__, _TASK.id == _CASE.task_id)
+            _of_case(CASE.id, TASK.lead_department_id, approved_at)
+            .join(JointTask.__table__, TASK.id == CASE.task_id)
             .where(
-                _CASE.state == CaseState.APPROVED,
+                CASE.state == CaseState.APPROVED,
                 # through the results' state index: the case table has none on state
-                _CASE.id.in_(select(result.case_id).where(result.state == ResultState.APPROVED)),
+                CASE.id.in_(select(RESULT.case_id).where(RESULT.state == ResultState.APPROVED)),
             )
-            .order_by(_CASE.id)
+            .order_by(CASE.id)
         )
     ).all()
     return [
@@ -193,10 +193,10 @@ async def _referrals(
     004 第二十一条 防止监管脱节): due referral_ack_workdays after it was made."""
     rows = (
         await session.execute(
-            _of_case(_REF.id, _REF.kind, _REF.to_department_id, _REF.created_at)
-            .join(Referral.__table__, _REF.case_id == _CASE.id)
-            .where(_REF.acknowledged_at.is_(None), _REF.to_department_id.is_not(None))
-            .order_by(_REF.id)
+            _of_case(REFERRAL.id, REFERRAL.kind, REFERRAL.to_department_id, REFERRAL.created_at)
+            .join(Referral.__table__, REFERRAL.case_id == CASE.id)
+            .where(REFERRAL.acknowledged_at.is_(None), REFERRAL.to_department_id.is_not(None))
+            .order_by(REFERRAL.id)
         )
     ).all()
     return [
