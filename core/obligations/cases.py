@@ -13,9 +13,11 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Select,
+    String,
     and_,
     not_,
     select,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +38,7 @@ from core.obligations.model import Obligation, People, make
 from core.obligations.rows import CASE, MEMBER, RESULT, TARGET, TASK
 from core.rules import Rules
 from core.states import TASKS_IN_PROGRESS, CaseState, PartState, ResultState
-from core.workdays import WorkCalendar
+from core.workdays import Deadline, WorkCalendar
 
 
 class _Task(NamedTuple):
@@ -111,7 +113,8 @@ async def entries_and_reviews(
         select(
             CASE.id,
             CASE.code,
-            CASE.state,
+            # the stored text: compared with CaseState (a str enum), no enum made per row
+            type_coerce(CASE.state, String),
             CASE.task_id,
             CASE.inspected_on,
             CASE.result_due_on,
@@ -134,6 +137,9 @@ async def entries_and_reviews(
         session, [r[0] for r in rows if r[2] == CaseState.SUBMITTED], today
     )
     found: list[Obligation] = []
+    # a deadline is shared by many cases (a due day; an undated case's task window): each
+    # one's Deadline and working days left once, keyed by what entry_deadline reads of a case
+    deadlines: dict[tuple[object, ...], tuple[Deadline, int]] = {}
     for case_id, code, state, task_id, inspected_on, due_on, provisional, target in rows:
         task, subject = tasks[task_id], f"{code} {target}"
         if state == CaseState.SUBMITTED:
@@ -153,7 +159,11 @@ async def entries_and_reviews(
             )
             continue
         group = members[case_id]
-        due = entry_deadline(cal, rules, task.window_end, inspected_on, due_on, provisional)
+        known = deadlines.get(key := (task_id, inspected_on is None, due_on, provisional))
+        if known is None:
+            due = entry_deadline(cal, rules, task.window_end, inspected_on, due_on, provisional)
+            known = deadlines[key] = (due, cal.workdays_between(today, due.day))
+        due, left = known
         page = page_ref("result", f"case:{case_id}")
         if case_id in entered:
             # 谁检查、谁录入 (000 §九–十): some parts are in; each missing department is nudged
@@ -175,16 +185,16 @@ async def entries_and_reviews(
                     )
                 )
             continue
-        found.append(
-            make(
-                cal,
-                today,
+        found.append(  # as make() does, with the deadline's days left known
+            Obligation(
                 f"case:{case_id}",
                 "result_entry",
                 subject,
                 group[0][1] if group else task.lead_department_id,
-                [officer for officer, _ in group],
-                due,
+                tuple([officer for officer, _ in group]),
+                due.day,
+                due.provisional,
+                left,
                 page,
             )
         )
