@@ -51,6 +51,7 @@ class Obligation(NamedTuple):
     def what(self) -> str:
         return KIND_LABELS[self.kind]
 
+    @property
     def due_label(self) -> str:
         return Deadline(self.due, self.provisional).label()
 
