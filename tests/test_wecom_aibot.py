@@ -73,7 +73,7 @@ async def start(
     clock,
     *,
     workers: tuple[str, ...],
-    passive_wait_s: float = 3.0,
+    passive_wait_s: float = 4.5,  # the most WeCom leaves: a loaded test machine needs it
     handler: EventHandler | None = None,
 ) -> Rig:
     fake = await FakeWeComWithAiBot(clock=clock).start()
