@@ -21,7 +21,7 @@ from core.cases import (
     require_member,
 )
 from core.changes import Ctx, Notice, record
-from core.errors import ValidationFailed
+from core.errors import InvalidTransition, ValidationFailed
 from core.messages import Destination
 from core.models import (
     Case,
@@ -140,6 +140,16 @@ async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> J
     return task
 
 
+# What to do instead of 检查 once the result is in: the date goes with the result itself.
+_DATE_LATER = {
+    CaseState.SUBMITTED: "检查日期有误的，请审核部门退回后在重新录入结果时写明正确日期",
+    CaseState.RETURNED: (
+        "重新录入结果时写明检查日期即可：提交 案件号 结果 检查日期，或在结果填报表单中填写"
+    ),
+}
+_CORRECT_LATER = "结果已审核通过，检查日期有误的按更正程序办理：更正 案件号 结果 理由"
+
+
 async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Deadline:
     """The group went on site on `day`; the result is due 20 working days later (000 §十).
 
@@ -150,7 +160,9 @@ async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Dead
     case = await get_case(ctx, case_code, for_update=True)
     await require_member(ctx, case, "case.inspected")
     to = CaseState.PART_ENTERED if case.state == CaseState.PART_ENTERED else CaseState.INSPECTED
-    CASE.check(case, to, what="登记检查日期", subject=case.code)
+    if not CASE.allows(case.state, to):
+        refusal = CASE.refusal(case.state, "登记检查日期", case.code)
+        raise InvalidTransition(f"{refusal}；{_DATE_LATER.get(case.state, _CORRECT_LATER)}")
     task = await get_task(ctx, case)
     await check_inspection_day(ctx, task, day)
     due = await set_inspected_on(ctx, case, day)

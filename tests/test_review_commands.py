@@ -477,10 +477,16 @@ async def test_the_next_department_records_its_inspection_on_a_part_entered_case
 async def test_inspection_is_still_refused_once_the_result_is_under_review(
     sessionmaker, clock, w
 ) -> None:
-    """The date is fixed once every part is in (待审核): `检查` is refused, nothing changes."""
+    """The date is fixed once every part is in (待审核): `检查` is refused, nothing changes, and
+    the refusal says where the date goes instead (a return, then the new entry)."""
     d = make_dispatcher(sessionmaker, clock)
     for member in (w.a1, w.b1):
         await send(sessionmaker, d, text_event(member.code, f"提交 {CASE} 未发现问题 3月3日"))
     refused = bodies(await send(sessionmaker, d, text_event(w.b1.code, f"检查 {CASE} 昨天")))
-    assert "不能登记检查日期" in refused
+    assert (
+        "不能登记检查日期；检查日期有误的，请审核部门退回后在重新录入结果时写明正确日期" in refused
+    )
     assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 3))
+    await send(sessionmaker, d, text_event(w.lead_liaison.code, f"退回 {CASE} 检查日期有误"))
+    refused = bodies(await send(sessionmaker, d, text_event(w.b1.code, f"检查 {CASE} 昨天")))
+    assert "重新录入结果时写明检查日期即可：提交 案件号 结果 检查日期" in refused
