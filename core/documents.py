@@ -47,6 +47,7 @@ from core.models import (
 from core.render import render
 from core.results import CATEGORIES, label
 from core.states import CaseState
+from core.workdays import cn_date as _cn_date
 
 DocKind = Literal["notice", "record"]
 Fmt = Literal["html", "docx"]
@@ -87,7 +88,7 @@ FOLLOWUPS = (
 
 
 def cn_date(day: dt.date | None) -> str:
-    return f"{day.year}年{day.month}月{day.day}日" if day else "　　年　　月　　日"
+    return _cn_date(day) if day else "　　年　　月　　日"  # blank for the pen
 
 
 # ---------------------------------------------------------------- who may get them

@@ -24,6 +24,7 @@ from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.messages import Destination
 from core.models import Case, JointTask, Objection
 from core.states import CASE, OBJECTION, CaseState, ObjectionState, ResultState
+from core.workdays import cn_date, deadline_label
 
 
 def _notice_lead(task: JointTask, template: str, title: str, **context: object) -> Notice:
@@ -53,9 +54,9 @@ async def file_objection(
         raise ValidationFailed("收到日期应在公示日期之后、今天之前")
     if received_on > last_day:
         raise ValidationFailed(
-            f"已超过异议期限：结果于 {published_on.isoformat()} 公示，应在公示之日起"
-            f" {ctx.rules.objection_calendar_days} 日内（{last_day.isoformat()} 前）提出，"
-            f"申请收到日期为 {received_on.isoformat()}"
+            f"已超过异议期限：结果于 {cn_date(published_on)} 公示，应在公示之日起"
+            f" {ctx.rules.objection_calendar_days} 日内（{deadline_label(last_day)} 前）提出，"
+            f"申请收到日期为 {cn_date(received_on)}"
         )
     cal = await ctx.work_calendar()
     due = cal.add_workdays(received_on, ctx.rules.recheck_workdays)

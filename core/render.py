@@ -9,6 +9,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from core.links import page_ref
+from core.workdays import cn_date, deadline_label
 
 
 def templates_dir() -> Path:
@@ -43,7 +44,8 @@ def environment() -> Environment:
     )
     env.filters["md_text"] = md_text
     env.globals["page_ref"] = page_ref  # signed per recipient by the sender (core.links)
-    env.filters["cn_date"] = lambda d: f"{d.year}年{d.month}月{d.day}日" if d else "—"
+    env.filters["cn_date"] = lambda d: cn_date(d) if d else "—"
+    env.globals["deadline"] = deadline_label  # every deadline, in messages and pages alike
     return env
 
 

@@ -30,18 +30,29 @@ class YearData:
     workdays: frozenset[dt.date]  # make-up working days on weekends
 
 
+def cn_date(day: dt.date) -> str:
+    """The one date format users read: 2027年1月11日."""
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
 @dataclass(frozen=True)
 class Deadline:
     day: dt.date
     provisional: bool  # computed without the year's holiday data (weekdays only)
 
     def label(self) -> str:
-        text = f"{self.day.year}年{self.day.month}月{self.day.day}日"
+        text = cn_date(self.day)
         return (
             text + "（暂按工作日周一至周五计算，节假日安排公布后重算）"
             if self.provisional
             else text
         )
+
+
+def deadline_label(day: dt.date | None, provisional: bool = False) -> str:
+    """A deadline as every message and page shows it (2027年1月11日, a provisional one saying
+    so); the templates' `deadline(day, provisional)`. "—" when there is none yet."""
+    return Deadline(day, provisional).label() if day is not None else "—"
 
 
 @cache

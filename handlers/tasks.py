@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from core import cases
 from core.consultation import opening
 from core.errors import NotFound, ValidationFailed
@@ -11,15 +9,9 @@ from core.messages import OutMessage
 from core.models import Invitation, JointTask
 from core.progress import task_detail, task_progress, tasks_for_department
 from core.states import CASE, INVITATION, TASK, InvitationState
-from core.workdays import Deadline
 from handlers.base import Args, HandlerCtx, UsageError
 
 LISTED_TASKS = 20
-
-
-def deadline_label(day: dt.date | None, provisional: bool) -> str:
-    """A deadline as every message shows it: a provisional one says so (domain: Working days)."""
-    return Deadline(day, provisional).label() if day is not None else "—"
 
 
 async def list_or_show(ctx: HandlerCtx, args: Args) -> None:
@@ -35,7 +27,6 @@ async def list_or_show(ctx: HandlerCtx, args: Args) -> None:
         hidden=max(0, len(listing) - LISTED_TASKS),
         task_states=TASK.labels,
         inv_states=INVITATION.labels,
-        deadline=deadline_label,
     )
     if ctx.officer.has_role("liaison") or ctx.officer.has_role("leader"):
         for entry in listing:
@@ -68,7 +59,6 @@ async def _show(ctx: HandlerCtx, code: str) -> None:
         invitation=invitation,
         task_states=TASK.labels,
         inv_states=INVITATION.labels,
-        deadline=deadline_label,
     )
     if (
         invitation is not None

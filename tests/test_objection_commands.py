@@ -64,13 +64,13 @@ async def test_objection_recheck_correction_reply_in_chat_004_art20(sessionmaker
     assert await case_state(sm) == "published"
     clock.set(china_noon(dt.date(2026, 3, 10)))
     text = await say(sm, clock, w.lead_liaison, f"异议 {CASE} 企业称检查前已整改 3月9日")
-    assert "已登记异议" in text and "2026-04-07" in text  # 20 working days after 3-9
+    assert "已登记异议" in text and "2026年4月7日" in text  # 20 working days after 3-9
     obj = await objection(sm)
     assert obj is not None and obj.filed_by == w.target.name and obj.received_on.day == 9
     assert await case_state(sm) == "objected"
 
     text = await say(sm, clock, w.lead_liaison, f"复查 {CASE} 有误 原记录漏填整改情况")
-    assert "确有错误" in text and f"更正 {CASE}" in text and "2026-03-17" in text  # 5 workdays
+    assert "确有错误" in text and f"更正 {CASE}" in text and "2026年3月17日" in text  # 5 workdays
     text = await say(sm, clock, w.lead_liaison, f"答复 {CASE}")
     assert "须先更正" in text
     text = await say(sm, clock, w.other_liaison, f"更正 {CASE} 未发现问题 复查发现原记录有误")
@@ -96,7 +96,7 @@ async def test_objection_upheld_and_late_objection_004_art20(sessionmaker, clock
     clock.set(china_noon(dt.date(2026, 4, 1)))
     await say(sm, clock, w.lead_liaison, f"异议 {CASE} 不服检查结论")
     text = await say(sm, clock, w.lead_liaison, f"复查 {CASE} 维持 经核对原结果无误")
-    assert "维持原结果" in text and "2026-04-23" in text  # 15 working days (清明 4-4..4-6)
+    assert "维持原结果" in text and "2026年4月23日" in text  # 15 working days (清明 4-4..4-6)
     assert await case_state(sm) == "published"
     text = await say(sm, clock, w.lead_liaison, f"复查 {CASE} 也许 再看看")
     assert "用法" in text

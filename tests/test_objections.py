@@ -66,7 +66,7 @@ async def test_objection_window_recheck_error_and_correction(ctx, session):
     with pytest.raises(ValidationFailed) as err:
         await objections.file_objection(lead, w.case.code, "某某公司", "已公示", D(2026, 5, 12))
     assert str(err.value).startswith("已超过异议期限")
-    assert "2026-05-11" in str(err.value)  # 60 calendar days after 2026-03-12
+    assert "2026年5月11日" in str(err.value)  # 60 calendar days after 2026-03-12
     with pytest.raises(PermissionDenied) as denied:
         await objections.file_objection(
             acting(ctx, w.a1), w.case.code, "某某公司", "x", D(2026, 5, 11)

@@ -1,10 +1,13 @@
 import datetime as dt
 import json
+import re
+from types import SimpleNamespace
 
 import pytest
 
 from core.errors import ValidationFailed
-from core.workdays import WorkCalendar, YearData, parse_holiday_file
+from core.render import render, templates_dir
+from core.workdays import Deadline, WorkCalendar, YearData, deadline_label, parse_holiday_file
 
 D = dt.date
 cal = WorkCalendar()
@@ -66,3 +69,25 @@ def test_holiday_file_ranges_and_errors(tmp_path):
     p.write_text(json.dumps({"year": 2027, "holidays": ["2026-12-31"]}), "utf-8")
     with pytest.raises(ValidationFailed, match="不在 2027 年内"):
         parse_holiday_file(p)
+
+
+def test_every_deadline_reads_in_one_chinese_format() -> None:
+    """A provisional deadline reads the same in every reply and page (2027年1月11日 plus the
+    reason), not "2027-01-11（暂定）" in one and "暂估" in another."""
+    due = dt.date(2027, 1, 11)
+    label = Deadline(due, True).label()
+    assert label == "2027年1月11日（暂按工作日周一至周五计算，节假日安排公布后重算）"
+    case = SimpleNamespace(code="LJ-2027-001-001", target=SimpleNamespace(name="某某公司"))
+    objection = SimpleNamespace(
+        received_on=dt.date(2026, 12, 10), recheck_due_on=due, recheck_due_provisional=True
+    )
+    filed = render("messages/cmd_objection_filed.md.j2", case=case, objection=objection)
+    assert f"**{label}** 前" in filed and "2027-01-11" not in filed
+    assert deadline_label(None, True) == "—"
+    assert deadline_label(due) == "2027年1月11日"
+    # no template formats a deadline by hand any more: each goes through deadline()
+    for path in templates_dir().rglob("*.*"):
+        if path.suffix in (".j2", ".html"):
+            source = path.read_text("utf-8")
+            assert not re.search(r"_due_on(\.isoformat\(\)| \| cn_date)", source), path.name
+            assert "暂定" not in source and "暂估" not in source, path.name
