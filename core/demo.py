@@ -28,6 +28,7 @@ from core.consultation import answers, creation, opening
 from core.db import make_engine, make_sessionmaker
 from core.draws import targets
 from core.draws.verify import verify_draw
+from core.errors import ValidationFailed
 from core.groups import matching, member_changes
 from core.inspection import record_inspection_date
 from core.models import Case, Department, GroupMember, Item, Officer, OutboxMessage
@@ -417,8 +418,8 @@ async def run_demo(
 ) -> int:
     path = db or str(Path(tempfile.mkdtemp(prefix="lianjian-demo-")) / "demo.sqlite3")
     if Path(path).exists():  # noqa: ASYNC240 - one stat before anything runs
-        out(f"错误：{path} 已存在；演示需要一个新的数据库文件")
-        return 2
+        # an error, not transcript: the CLI prints it on stderr and exits 2
+        raise ValidationFailed(f"{path} 已存在；演示需要一个新的数据库文件")
     engine = make_engine(path)
     try:
         await upgrade(engine)

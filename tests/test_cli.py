@@ -23,7 +23,8 @@ def demo_db(tmp_path_factory):
 
 def test_demo_refuses_an_existing_file(demo_db, capsys):
     assert main(["demo", "--db", str(demo_db)]) == 2
-    assert "已存在" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "已存在" in err and "已存在" not in out  # errors go to stderr, the transcript to stdout
 
 
 def test_draw_list_show_verify(demo_db, capsys):
