@@ -30,6 +30,9 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         (["import", "frob", "x.csv"], "“frob”无效"),
         (["draw", "list", "--db"], "后面需要一个值"),
         (["summary", "--date", "2026-13-01"], "参数 --date：日期“2026-13-01”格式不对"),
+        (["report", "year", "--year", "1800", "-o", "r.xlsx"], "参数 --year：年度“1800”不在 2000–"),
+        (["report", "year", "--year", "2999", "-o", "r.xlsx"], "年度“2999”不在 2000–"),
+        (["export", "results", "--year", "二〇二六", "-o", "r.xlsx"], "年度“二〇二六”应为整数"),
     ],
 )
 def test_usage_errors_are_chinese_and_show_the_usage(

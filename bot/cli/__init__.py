@@ -40,6 +40,7 @@ from bot.cli.setup import (
 )
 from bot.cli.tasks import cmd_documents, cmd_export_archive, cmd_export_results, cmd_task_create
 from core.bindings import PLATFORMS
+from core.clock import SystemClock
 from core.errors import DomainError, os_reason
 
 
@@ -50,6 +51,21 @@ def _date_arg(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(
             f"日期“{value}”格式不对，应为 YYYY-MM-DD，如 2026-12-07"
         ) from None
+
+
+FIRST_YEAR = 2000  # no joint inspection under these rules predates it
+
+
+def _year_arg(value: str) -> int:
+    """A plan, report or export year: 2000 up to next year (a plan is drawn up in advance)."""
+    last = SystemClock().today().year + 1
+    try:
+        year = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"年度“{value}”应为整数，如 2026") from None
+    if not FIRST_YEAR <= year <= last:
+        raise argparse.ArgumentTypeError(f"年度“{value}”不在 {FIRST_YEAR}–{last} 年之间")
+    return year
 
 
 MIN_DEMO_TARGETS = 1000  # fewer leave the demo's strata or groups without enough targets
@@ -176,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--skip-invalid", action="store_true", help="导入合格行，不合格行写入拒收文件")
     imp.add_argument("--rejects", help="拒收文件路径（默认 原文件名.rejects.csv）")
     imp.add_argument("--show-errors", type=int, default=50)
-    imp.add_argument("--year", type=int, help="年度抽查计划的年度（默认今年）")
+    imp.add_argument("--year", type=_year_arg, help="年度抽查计划的年度（默认今年）")
 
     tp = add("template", cmd_template, "生成导入模板（XLSX，含示例行和填写说明）", db=False)
     tp.add_argument("kind", choices=list(TEMPLATE_KINDS))
@@ -191,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="sub", required=True, title="子命令", metavar="子命令"
     )
     ry = add("year", cmd_report_year, "年度考核统计（XLSX）", parent=rp)
-    ry.add_argument("--year", type=int, help="年度（默认今年）")
+    ry.add_argument("--year", type=_year_arg, help="年度（默认今年）")
     ry.add_argument("-o", "--output", required=True)
 
     dr = sub.add_parser("draw", help="抽取记录与验证").add_subparsers(
@@ -245,7 +261,7 @@ def _parser() -> argparse.ArgumentParser:
         "导出某年度已公示的检查结果（省级平台结果录入格式 XLSX）",
         parent=xp,
     )
-    er.add_argument("--year", type=int, required=True)
+    er.add_argument("--year", type=_year_arg, required=True)
     er.add_argument("--department", help="部门编码、全称或简称：只导出该部门发起或参加的任务")
     er.add_argument("-o", "--output", required=True)
     ea = add("archive", cmd_export_archive, "任务立卷归档（ZIP），归档后任务办结", parent=xp)
