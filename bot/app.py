@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from bot import favicon
 from bot.platforms.base import CallbackRejected, PlatformAdapter
 from bot.sender import Sender
 from bot.services import SERVICES, Services
@@ -413,7 +414,8 @@ def create_app(
     app[HANDLER] = handler if handler is not None else default_handler(services)
     app[INBOX_WRITER] = InboxWriter(services)
 
-    routes: list[web.RouteDef] = [web.get("/healthz", healthz)]
+    # the icon is no page (no link, no access rule): like /healthz it sits beside them
+    routes: list[web.RouteDef] = [web.get("/healthz", healthz), *favicon.routes()]
     for adapter in services.adapters.values():
         routes += callback_routes(adapter)
     routes += _page_routes(app)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -290,3 +293,16 @@ async def test_demo_county_loads_once_into_an_empty_database(
     assert await load_demo_county(services) is False
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Officer)) == officers
+
+
+async def test_favicon_is_served(rig: Rig) -> None:
+    # browsers fetch /favicon.ico for every page; a 404 there is a console error each time
+    url = rig.server.make_url("/favicon.ico")
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        assert resp.status == 200 and resp.content_type == "image/x-icon"
+        ico = await resp.read()
+    assert struct.unpack_from("<HHH", ico) == (0, 1, 1)  # an icon file holding one image
+    width, height, _, _, _, bpp, size, offset = struct.unpack_from("<BBBBHHII", ico, 6)
+    assert (width, height, bpp) == (16, 16, 32) and offset + size == len(ico)
+    image = Image.open(io.BytesIO(ico)).convert("RGBA")
+    assert image.size == (16, 16) and image.getpixel((8, 1)) == (0x25, 0x63, 0xEB, 255)

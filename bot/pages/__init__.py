@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.pages import documents, favicon, image, invitation, public, result, review
+from bot.pages import documents, image, invitation, public, result, review
 from bot.pages.base import respond
 from bot.services import Services
 from core.errors import NotFound
@@ -26,7 +26,6 @@ def routes(services: Services) -> list[web.RouteDef]:
         + review.routes(services)
         + public.routes(services)
         + image.routes(services)
-        + favicon.routes()
     )
 
 
