@@ -663,6 +663,7 @@ async def test_public_pages(rig: Rig, fuzzer: Fuzzer) -> None:
                     "/public/results",
                     "draw",
                     "/healthz",
+                    "/favicon.ico",
                     "/public/x/",
                     "/h5/x/",
                 ]
@@ -770,6 +771,7 @@ async def demo_server(rig: Rig) -> AsyncIterator[TestServer]:
 # the demo controls exist only under `serve --demo` (a demo clock).
 FUZZED_ROUTES = {
     "GET /healthz": test_public_pages,
+    "GET /favicon.ico": test_public_pages,
     "GET /wecom/callback": test_wecom_callbacks_signed_around_hostile_plaintext,
     "POST /wecom/callback": test_wecom_callbacks_signed_around_hostile_plaintext,
     "GET /wecom/aibot/callback": test_pictures_scripts_and_verification_gets,
