@@ -104,6 +104,22 @@ async def test_signed_group_message_becomes_event(rig: Rig) -> None:
     )
 
 
+def test_conversation_extras_are_the_models_dump() -> None:
+    """The hand-built extras of a robot message are exactly what the model would dump, and
+    every message gets its own dict."""
+    webhook = "https://oapi.dingtalk.com/robot/sendBySession?session=abc"
+    built = DingTalkExtras.conversation(webhook, 1234)
+    assert built == DingTalkExtras(session_webhook=webhook, session_webhook_expires_ms=1234).dump()
+    assert (
+        DingTalkExtras.of(
+            Event(platform=Platform.DINGTALK, event_id="m", user_id="u", extras=built)
+        ).reply_to()
+        is not None
+    )
+    assert DingTalkExtras.conversation("", 0) == DingTalkExtras().dump()
+    assert DingTalkExtras.conversation("", 0) is not DingTalkExtras.conversation("", 0)
+
+
 async def test_single_chat_has_no_chat_id(rig: Rig) -> None:
     await rig.client.post(robot_message("帮助", group=False, created_ms=rig.client.now_ms()))
     event = rig.received[0][0]

@@ -102,10 +102,9 @@ class DingTalkCallbacks(DingTalkBase):
             text=str(text_part.get("content", "")).strip() if is_text and text_part else "",
             chat_id=str(data.get("conversationId", "")) if is_group else "",
             is_group=is_group,
-            extras=DingTalkExtras(
-                session_webhook=self._session_webhook(data.get("sessionWebhook")),
-                session_webhook_expires_ms=expires_ms,
-            ).dump(),
+            extras=DingTalkExtras.conversation(
+                self._session_webhook(data.get("sessionWebhook")), expires_ms
+            ),
             received_ms=self._now_ms(),
             raw=data,
         )

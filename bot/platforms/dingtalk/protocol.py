@@ -64,6 +64,20 @@ class DingTalkExtras(EventExtras):
             return None  # replies go to the officer through the OpenAPI
         return Destination(kind="chat", platform=Platform.DINGTALK, address=self.session_webhook)
 
+    @staticmethod
+    def conversation(session_webhook: str, expires_ms: int) -> dict[str, Any]:
+        """`DingTalkExtras(session_webhook=…, session_webhook_expires_ms=…).dump()` for values
+        the caller has already checked (a vetted session webhook, an int), without building
+        the model: once per robot message, it was ~2 us of a Stream frame's ~46 us intake."""
+        return {
+            **_DEFAULT_EXTRAS,
+            "session_webhook": session_webhook,
+            "session_webhook_expires_ms": expires_ms,
+        }
+
+
+_DEFAULT_EXTRAS = DingTalkExtras().dump()
+
 
 class DingTalkSettings(BaseModel):
     app_key: str
