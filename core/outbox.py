@@ -56,7 +56,6 @@ def _row(dest: Destination, msg: OutMessage, key: str | None, now: dt.datetime) 
     return OutboxMessage(**_values(dest, msg, key, now))
 
 
-_OUTBOX = cast(Table, OutboxMessage.__table__)
 _INSERT = insert(_OUTBOX)
 
 

@@ -8,12 +8,12 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import Officer
+from core.obligations.rows import OFFICER
 from core.workdays import Deadline, WorkCalendar
 
 KIND_LABELS = {
@@ -71,11 +71,11 @@ class People:
 
 async def department_people(session: AsyncSession) -> People:
     people = People(defaultdict(list), defaultdict(list))
-    officer = cast(Table, Officer.__table__).c  # plain rows: every officer of the county
+    # plain rows: every officer of the county
     for officer_id, department_id, roles in await session.execute(
-        select(officer.id, officer.department_id, officer.roles)
-        .where(officer.active.is_(True))
-        .order_by(officer.id)
+        select(OFFICER.id, OFFICER.department_id, OFFICER.roles)
+        .where(OFFICER.active.is_(True))
+        .order_by(OFFICER.id)
     ):
         if "liaison" in (roles or []):
             people.liaisons[department_id].append(officer_id)

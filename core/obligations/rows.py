@@ -14,6 +14,7 @@ from core.models import (
     Invitation,
     JointTask,
     Objection,
+    Officer,
     Referral,
     Review,
     Target,
@@ -28,3 +29,4 @@ REVIEW = cast(Table, Review.__table__).c
 INVITATION = cast(Table, Invitation.__table__).c
 OBJECTION = cast(Table, Objection.__table__).c
 REFERRAL = cast(Table, Referral.__table__).c
+OFFICER = cast(Table, Officer.__table__).c
