@@ -8,10 +8,10 @@ handlers parse the words and say what happened and what comes next.
 from __future__ import annotations
 
 from core import cases, objections, progress, results
+from core.history import history_lines
 from core.publication import correct_result
 from core.states import CASE, OBJECTION, RESULT
 from handlers.base import Args, HandlerCtx, UsageError
-from handlers.history import history_lines
 from handlers.results import day_word
 
 _UPHELD, _ERROR = ("维持", "无误", "维持原结果"), ("有误", "错误", "更正", "发现错误")

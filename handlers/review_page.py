@@ -13,6 +13,7 @@ from core import case_forms
 from core.attachments import FileStore
 from core.case_forms import CaseSheet
 from core.errors import InvalidTransition, ValidationFailed
+from core.history import HistoryLine, history_lines
 from core.review import pending_reviewers, review_result
 from core.states import CASE, CaseState
 from handlers.forms import (
@@ -22,7 +23,6 @@ from handlers.forms import (
     file_links,
     refusals_on_record,
 )
-from handlers.history import HistoryLine, history_lines
 from handlers.pages import Page, PageCtx, page
 
 REVIEW_PATH = "/h5/review"
