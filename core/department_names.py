@@ -9,6 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.errors import NotFound, ValidationFailed
 from core.models import Department
 
 # A level prefix (县卫健委, 旗住建局) and an organ-type suffix (…局, …委, …委员会) are not part
@@ -66,3 +70,16 @@ def ambiguous(word: str, found: Sequence[Department]) -> str:
     """The refusal when an informal name fits several departments."""
     names = "、".join(d.name for d in found)
     return f"“{word.strip()}”可以指{names}，请写部门全称、简称或代码"
+
+
+async def find(session: AsyncSession, word: str) -> Department:
+    """The one department `word` names among the county's (code, full or short name, or an
+    informal name fitting one alone); a clear refusal otherwise."""
+    found = named(list(await session.scalars(select(Department))), word)
+    if len(found) > 1:
+        raise ValidationFailed(ambiguous(word, found))
+    if not found:
+        raise NotFound(
+            f"找不到部门“{word.strip()}”，请写部门全称、简称或代码（如 县卫生健康局、卫健、WJ）"
+        )
+    return found[0]

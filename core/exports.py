@@ -17,7 +17,6 @@ from core import department_names
 from core.cases import department_categories, participating_departments
 from core.changes import Ctx
 from core.clock import CHINA_TZ
-from core.errors import NotFound, ValidationFailed
 from core.models import Case, CaseResult, Department, Invitation, JointTask, Target
 from core.results import Category, export_code, label
 
@@ -41,16 +40,6 @@ RESULT_COLUMNS = (
     "公示日期",
     "案件号",
 )
-
-
-async def _department(session: AsyncSession, ref: str) -> Department:
-    """By code, full name, short name or an informal name fitting one department (卫健委)."""
-    found = department_names.named(list(await session.scalars(select(Department))), ref)
-    if len(found) > 1:
-        raise ValidationFailed(department_names.ambiguous(ref, found))
-    if not found:
-        raise NotFound(f"找不到部门“{ref}”（部门编码、全称或简称）")
-    return found[0]
 
 
 async def _tasks(
@@ -106,7 +95,7 @@ async def results_workbook(ctx: Ctx, year: int, department_ref: str | None) -> t
     """The XLSX bytes and the number of results in it (the current published version of each
     case; a corrected result exports its correction)."""
     session = ctx.session
-    department = await _department(session, department_ref) if department_ref else None
+    department = await department_names.find(session, department_ref) if department_ref else None
     wb = Workbook()
     ws = wb.active
     assert ws is not None  # a new workbook has its sheet

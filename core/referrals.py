@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from core import department_names
 from core.access import may_act_for, require
@@ -105,33 +105,8 @@ async def add_referral(
     return referral
 
 
-async def find_department(ctx: Ctx, text: str) -> Department:
-    """A department by code, full name or short name (what an officer types), or by an
-    informal name that fits one department alone (卫健委, core.department_names)."""
-    word = text.strip()
-    found = await ctx.session.scalar(
-        select(Department)
-        .where(
-            or_(
-                func.upper(Department.code) == word.upper(),
-                Department.name == word,
-                Department.short_name == word,
-            )
-        )
-        .limit(1)
-    )
-    if found is not None:
-        return found
-    informal = department_names.named(list(await ctx.session.scalars(select(Department))), word)
-    if len(informal) > 1:
-        raise ValidationFailed(department_names.ambiguous(word, informal))
-    if not informal:
-        raise NotFound(f"找不到部门“{word}”，请写部门全称、简称或代码（如 县卫生健康局、卫健、WJ）")
-    return informal[0]
-
-
 async def refer(ctx: Ctx, case_code: str, department_text: str, clue: str) -> Referral:
-    department = await find_department(ctx, department_text)
+    department = await department_names.find(ctx.session, department_text)
     return await add_referral(ctx, case_code, KIND, department.name, clue, department=department)
 
 
