@@ -39,6 +39,7 @@ from core.schema import upgrade
 from core.states import CaseState
 from core.summary import daily_summary, summary_message
 from core.synthetic import DEPARTMENTS, generate_county
+from core.workdays import cn_date
 
 T = TypeVar("T")
 SHORT = {code: short for code, _name, short, _market, _items in DEPARTMENTS}
@@ -91,7 +92,7 @@ class Demo:
 
     def advance_to(self, day: dt.date) -> None:
         self.clock.set(china_noon(day))
-        self.say(f"\n—— {day.year}年{day.month}月{day.day}日 ——")
+        self.say(f"\n—— {cn_date(day)} ——")
 
 
 async def _ids(session: AsyncSession, model: Any, codes: list[str]) -> list[int]:

@@ -41,7 +41,7 @@ from core.states import (
     PartState,
     ResultState,
 )
-from core.workdays import WorkCalendar
+from core.workdays import WorkCalendar, cn_date
 
 
 @dataclass
@@ -237,7 +237,7 @@ def summary_message(summary: Summary, chart: ChartData | None = None) -> OutMess
     day = summary.day
     return message(
         "summary_daily",
-        f"双随机联合抽查日报（{day.year}年{day.month}月{day.day}日）",  # the body's heading
+        f"双随机联合抽查日报（{cn_date(day)}）",  # the body's heading
         s=summary,
         overdue_by_department=overdue,
     )

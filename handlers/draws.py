@@ -9,6 +9,7 @@ from core.draws import quickdraw, targets, verify
 from core.draws.beacon import beacon_ready_at, beacon_ready_label
 from core.errors import DomainError, NotFound
 from core.groups import matching
+from core.workdays import cn_date
 from handlers.base import Args, HandlerCtx, UsageError, normalize
 
 # `快抽 N 名 执法人员 [部门] [标签]` / `快抽 N 户 对象 [行业] [区域]` — units and nouns both say
@@ -26,7 +27,7 @@ def default_beacon_source(today: dt.date) -> str:
     """The public beacon announced when the lead names none: the next day's 福彩3D draw,
     a number nobody can know when the pool is frozen and anyone can look up afterwards."""
     day = today + dt.timedelta(days=1)
-    return f"{day.year}年{day.month}月{day.day}日福彩3D开奖号码"
+    return f"{cn_date(day)}福彩3D开奖号码"
 
 
 async def freeze(ctx: HandlerCtx, args: Args) -> None:

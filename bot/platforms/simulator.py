@@ -37,6 +37,7 @@ from core.errors import DomainError
 from core.messages import Destination, Event, OutMessage, Platform
 from core.models import MAX_ROW_ID, Officer, OutboxMessage
 from core.render import render, templates_dir
+from core.workdays import cn_date
 
 MAX_BODY_BYTES = 8 * 1024
 MAX_TEXT_CHARS = 2000
@@ -344,7 +345,7 @@ class DemoControls:
         weekday = "一二三四五六日"[now.weekday()]
         return {
             "now": now.isoformat(timespec="minutes"),
-            "label": f"{now.year}年{now.month}月{now.day}日 周{weekday} {now:%H:%M}",
+            "label": f"{cn_date(now.date())} 周{weekday} {now:%H:%M}",
         }
 
     async def show_clock(self, request: web.Request) -> web.Response:

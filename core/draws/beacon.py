@@ -14,6 +14,7 @@ from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, ValidationFailed
 from core.models import Draw
 from core.rules import Rules
+from core.workdays import cn_date
 
 _CN_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
@@ -43,7 +44,7 @@ def beacon_ready_at(day: dt.date, rules: Rules) -> dt.datetime:
 
 def beacon_ready_label(at: dt.datetime) -> str:
     local = at.astimezone(CHINA_TZ)
-    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+    return f"{cn_date(local.date())} {local:%H:%M}"
 
 
 def future_beacon_day(ctx: Ctx, source: str) -> dt.date:
@@ -56,7 +57,7 @@ def future_beacon_day(ctx: Ctx, source: str) -> dt.date:
         )
     if beacon_ready_at(day, ctx.rules) <= ctx.clock.now():
         raise ValidationFailed(
-            f"信标日期 {day.year}年{day.month}月{day.day}日 的信标值已公布，"
+            f"信标日期 {cn_date(day)} 的信标值已公布，"
             "请改用今后才公布的信标（例如明天的福彩3D开奖号码）"
         )
     return day
