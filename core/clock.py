@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Protocol
+
+from core.errors import ValidationFailed
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
@@ -53,3 +56,20 @@ def china_noon(day: dt.date) -> dt.datetime:
 def china_midnight(day: dt.date) -> dt.datetime:
     """The instant a Chinese calendar day begins, in UTC (for "entered before day X" queries)."""
     return dt.datetime.combine(day, dt.time(0, 0), CHINA_TZ).astimezone(dt.UTC)
+
+
+FIRST_YEAR = 2000  # no joint inspection under these rules predates it
+
+
+def parse_year(text: str, today: dt.date) -> int:
+    """A plan, report or export year as typed ("2026", in chat also "2026年"): from 2000 up to
+    next year (a plan is drawn up in advance). The refusal says what to write."""
+    digits = text.strip().removesuffix("年")
+    if not re.fullmatch(r"-?[0-9]+", digits):
+        raise ValidationFailed(f"年度“{text}”应为整数，如 {today.year}")
+    year, last = int(digits), today.year + 1
+    if not FIRST_YEAR <= year <= last:
+        raise ValidationFailed(
+            f"年度“{text}”不在 {FIRST_YEAR}–{last} 年之间，请写其间的年份，如 {today.year}"
+        )
+    return year

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.clock import parse_year
 from core.errors import PermissionDenied
 from core.evaluation import year_report
 from core.plan import start_planned
@@ -34,11 +35,7 @@ async def start(ctx: HandlerCtx, args: Args) -> None:
 
 async def evaluation(ctx: HandlerCtx, args: Args) -> None:
     _admin_or_leader(ctx, "年度考核")
-    words = args.words
-    year = ctx.clock.today().year
-    if words:
-        if not (words[0].removesuffix("年").isdigit() and len(words[0].removesuffix("年")) == 4):
-            raise UsageError("年份应为四位数字，例如 2026。")
-        year = int(words[0].removesuffix("年"))
+    words, today = args.words, ctx.clock.today()
+    year = parse_year(words[0], today) if words else today.year
     report = await year_report(ctx.core, year)
     await ctx.say("cmd_year_report.md.j2", r=report)

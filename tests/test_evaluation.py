@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import openpyxl
+import pytest
 from sqlalchemy import select
 
 from bot.cli import main as cli
@@ -105,7 +106,22 @@ async def test_chat_setup_check_and_year_report_for_admins_and_leaders(sessionma
     rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 2026"))
     assert "2026 年度联合抽查考核" in bodies(rows) and "未发起也未参与联合抽查" in bodies(rows)
     rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 明年"))
-    assert "年份应为四位数字" in bodies(rows)
+    assert bodies(rows) == f"年度“明年”应为整数，如 {clock.today().year}"
+
+
+@pytest.mark.parametrize("typed", ["1800", "99999", "2999年"])
+async def test_chat_year_report_refuses_a_year_out_of_range_in_one_line(
+    sessionmaker, clock, typed: str
+) -> None:
+    """年度考核 (000 §十三) checks the year as the CLI's report does: from 2000 to next year,
+    and the one-line refusal says what to write."""
+    async with sessionmaker() as s:
+        admin = await f.officer(s, await f.department(s, "县市场监督管理局", code="SJ"), "admin")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(admin.code, f"年度考核 {typed}"))
+    year = clock.today().year
+    assert bodies(rows) == f"年度“{typed}”不在 2000–{year + 1} 年之间，请写其间的年份，如 {year}"
 
 
 async def test_cli_template_and_year_report(ctx: Ctx, db_url: str, tmp_path: Path, capsys) -> None:

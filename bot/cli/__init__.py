@@ -40,8 +40,8 @@ from bot.cli.setup import (
 )
 from bot.cli.tasks import cmd_documents, cmd_export_archive, cmd_export_results, cmd_task_create
 from core.bindings import PLATFORMS
-from core.clock import SystemClock
-from core.errors import DomainError, os_reason
+from core.clock import SystemClock, parse_year
+from core.errors import DomainError, ValidationFailed, os_reason
 
 
 def _date_arg(value: str) -> dt.date:
@@ -53,19 +53,12 @@ def _date_arg(value: str) -> dt.date:
         ) from None
 
 
-FIRST_YEAR = 2000  # no joint inspection under these rules predates it
-
-
 def _year_arg(value: str) -> int:
-    """A plan, report or export year: 2000 up to next year (a plan is drawn up in advance)."""
-    last = SystemClock().today().year + 1
+    """A plan, report or export year (core.clock.parse_year: 2000 up to next year)."""
     try:
-        year = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"年度“{value}”应为整数，如 2026") from None
-    if not FIRST_YEAR <= year <= last:
-        raise argparse.ArgumentTypeError(f"年度“{value}”不在 {FIRST_YEAR}–{last} 年之间")
-    return year
+        return parse_year(value, SystemClock().today())
+    except ValidationFailed as err:
+        raise argparse.ArgumentTypeError(err.message) from None
 
 
 MIN_DEMO_TARGETS = 1000  # fewer leave the demo's strata or groups without enough targets
