@@ -369,7 +369,7 @@ async def _objection(demo: Demo, case_codes: list[str]) -> None:
             dt.date(YEAR, 4, 7),
         ),
     )
-    demo.say(f"{case_code} 的检查对象在公示期内提出异议，复查期限 {obj.recheck_due_on}")
+    demo.say(f"{case_code} 的检查对象在公示期内提出异议，复查期限 {cn_date(obj.recheck_due_on)}")
     demo.advance_to(dt.date(YEAR, 4, 14))
     await demo.step(
         "SJ001",

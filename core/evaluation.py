@@ -36,6 +36,7 @@ from core.models import (
     Review,
 )
 from core.states import InvitationState, ResultState, TaskState
+from core.workdays import cn_date
 
 
 @dataclass
@@ -206,10 +207,7 @@ def write_report(report: YearReport, path: Path) -> Path:
     assert ws is not None  # a new workbook has one sheet
     ws.title = f"{report.year}年度考核"
     ws.append(
-        [
-            f"{report.year} 年度部门联合“双随机、一公开”抽查考核统计（"
-            f"截至 {report.as_of.isoformat()}）"
-        ]
+        [f"{report.year} 年度部门联合“双随机、一公开”抽查考核统计（截至 {cn_date(report.as_of)}）"]
     )
     ws.append(SUMMARY_HEADER)
     for cell in ws[2]:

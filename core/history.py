@@ -3,6 +3,7 @@ what was done, by whom (by name), when (China time) and why."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import CHINA_TZ
 from core.models import AuditEvent, Officer
+from core.workdays import cn_date
 
 EVENT_LABELS = {
     "case.inspected": "登记检查日期",
@@ -51,10 +53,11 @@ async def history_lines(
     events: Sequence[AuditEvent],
     known: Mapping[str, str] = {},
     *,
-    when: str = "%m-%d %H:%M",
+    with_year: bool = False,
 ) -> list[HistoryLine]:
     """`events` in words; `known`: officer names by code the caller holds already (the
-    group), the others (liaisons, leaders, reviewers) are looked up in one query."""
+    group), the others (liaisons, leaders, reviewers) are looked up in one query. When:
+    3月5日 12:00 beside the case, 2026年3月5日 12:00 (`with_year`) in chat, read later."""
     names = dict(known)
     others = {e.actor for e in events} - names.keys()
     if others:
@@ -64,7 +67,7 @@ async def history_lines(
         names.update({code: name for code, name in rows.all()})
     return [
         HistoryLine(
-            e.at.astimezone(CHINA_TZ).strftime(when),
+            _when(e.at.astimezone(CHINA_TZ), with_year),
             EVENT_LABELS.get(e.action, e.action),
             _who(e.actor, names),
             str(e.data.get("reason") or e.data.get("why") or "") if e.data else "",
@@ -78,3 +81,8 @@ def _who(actor: str, names: Mapping[str, str]) -> str:
         return names[actor]
     kind = actor.split(":", 1)[0]
     return _ACTORS.get(actor) or _ACTOR_KINDS.get(kind) or actor
+
+
+def _when(at: dt.datetime, with_year: bool) -> str:
+    day = cn_date(at.date()) if with_year else f"{at.month}月{at.day}日"
+    return f"{day} {at:%H:%M}"

@@ -34,7 +34,7 @@ from core.states import (
     CaseState,
     DrawState,
 )
-from core.workdays import Deadline, WorkCalendar
+from core.workdays import Deadline, WorkCalendar, cn_date
 
 
 def result_deadline(cal: WorkCalendar, rules: Rules, case: Case, task: JointTask) -> Deadline:
@@ -88,18 +88,18 @@ async def check_inspection_day(ctx: Ctx, task: JointTask, day: dt.date) -> None:
         raise ValidationFailed("检查日期不能晚于今天", field="inspected_on")
     if day < task.window_start:
         raise ValidationFailed(
-            f"检查日期早于任务检查时间（{task.window_start.isoformat()} 起）", field="inspected_on"
+            f"检查日期早于任务检查时间（{cn_date(task.window_start)} 起）", field="inspected_on"
         )
     locked_at = await ctx.session.scalar(_TARGETS_LOCKED_AT, {"task_id": task.id})
     if locked_at is not None and day < china_date(locked_at):
         raise ValidationFailed(
-            f"检查日期早于检查对象名单锁定之日（{china_date(locked_at).isoformat()}）",
+            f"检查日期早于检查对象名单锁定之日（{cn_date(china_date(locked_at))}）",
             field="inspected_on",
         )
     last = task.window_extended_to or task.window_end
     if day > last:
         raise ValidationFailed(
-            f"检查日期晚于任务检查时间（至 {last.isoformat()}）。如需延期，请牵头部门发送"
+            f"检查日期晚于任务检查时间（至 {cn_date(last)}）。如需延期，请牵头部门发送"
             f"“延期 {task.code} 日期 理由”",
             field="inspected_on",
         )
@@ -118,7 +118,7 @@ async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> J
     if to <= (task.window_extended_to or task.window_end):
         raise ValidationFailed(
             f"延期后的日期须晚于现在的检查截止日 "
-            f"{(task.window_extended_to or task.window_end).isoformat()}"
+            f"{cn_date(task.window_extended_to or task.window_end)}"
         )
     previous = task.window_extended_to or task.window_end
     task.window_extended_to, task.window_extension_reason = to, reason

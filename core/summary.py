@@ -377,7 +377,7 @@ async def _stored_pictures(ctx: Ctx, charts: dict[int, tuple[str, bytes]]) -> di
 
 
 def chart_title(data: ChartData) -> str:
-    return f"双随机联合抽查日报图表 {data.day.isoformat()} · {data.scope}"
+    return f"双随机联合抽查日报图表 {cn_date(data.day)} · {data.scope}"
 
 
 # ---------------------------------------------------------------- per-department picture

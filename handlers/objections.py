@@ -30,7 +30,7 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
             ctx.session,
             view.history,
             {m.officer.code: m.officer.name for m in view.members},
-            when="%Y-%m-%d %H:%M",
+            with_year=True,
         ),
         case_states=CASE.labels,
         result_states=RESULT.labels,

@@ -105,6 +105,8 @@ async def test_chat_setup_check_and_year_report_for_admins_and_leaders(sessionma
     )
     rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 2026"))
     assert "2026 年度联合抽查考核" in bodies(rows) and "未发起也未参与联合抽查" in bodies(rows)
+    today = clock.today()
+    assert f"（截至 {today.year}年{today.month}月{today.day}日）" in bodies(rows)
     rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 明年"))
     assert bodies(rows) == f"年度“明年”应为整数，如 {clock.today().year}"
 

@@ -157,7 +157,7 @@ async def test_archive_closes_only_a_finished_task(
         await closing.archive_task(lead, code)
     await savepoint.rollback()
     at_day(ctx, D(2026, 6, 1))  # the correction was published on 2 April
-    with pytest.raises(InvalidTransition, match="异议期（公示后 60 日）至 2026-06-01 届满"):
+    with pytest.raises(InvalidTransition, match="异议期（公示后 60 日）至 2026年6月1日 届满"):
         await closing.archive_task(lead, code)
 
     at_day(ctx, D(2026, 6, 2))

@@ -97,10 +97,10 @@ async def test_an_inspection_before_the_lock_or_after_the_window_is_refused(
     await _lock_draw(session, w.task.id, w.task.code, D(2026, 3, 5))
     at_day(ctx, D(2026, 4, 20))
     before = await snapshot(session)
-    with pytest.raises(ValidationFailed, match="早于检查对象名单锁定之日（2026-03-05）"):
+    with pytest.raises(ValidationFailed, match="早于检查对象名单锁定之日（2026年3月5日）"):
         await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 4))
     with pytest.raises(
-        ValidationFailed, match=r"晚于任务检查时间（至 2026-03-31）.*延期 LJ-2026-001"
+        ValidationFailed, match=r"晚于任务检查时间（至 2026年3月31日）.*延期 LJ-2026-001"
     ):
         await submit_result(
             acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 4, 20)

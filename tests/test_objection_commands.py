@@ -123,7 +123,6 @@ async def test_case_view_shows_group_dates_results_and_history(sessionmaker, clo
         "张检查（组长）",
         "李检查",
         "王检查",
-        "2026-03-04",
         "县卫生健康委员会",
         "第 1 版",
         "待审核",
@@ -132,8 +131,8 @@ async def test_case_view_shows_group_dates_results_and_history(sessionmaker, clo
     ):
         assert part in text, part
     # one fact a line, in China time (the record used to run the lines together in UTC)
-    assert "检查组：张检查（组长）、李检查、王检查\n检查日期：2026-03-04\n" in text
-    assert re.search(r"\n- 2026-03-05 12:00 提交结果（张检查）\n", text), text
+    assert "检查组：张检查（组长）、李检查、王检查\n检查日期：2026年3月4日\n" in text
+    assert re.search(r"\n- 2026年3月5日 12:00 提交结果（张检查）\n", text), text
 
 
 async def test_case_view_is_refused_to_other_departments(sessionmaker, clock, w) -> None:
@@ -167,7 +166,7 @@ async def test_case_view_names_the_missing_and_late_part_000_s9_10(sessionmaker,
     await say(sm, clock, w.a1, f"提交 {CASE} 未发现问题 3月4日")
     text = await say(sm, clock, w.lead_liaison, f"案件 {CASE}")
     assert "状态：部分录入" in text
-    assert "县市场监督管理局 已录入（2026-03-05）；县卫生健康委员会 未录入" in text
+    assert "县市场监督管理局 已录入（2026年3月5日）；县卫生健康委员会 未录入" in text
     assert "下一步：县卫生健康委员会的检查组成员发送" in text
     clock.set(china_noon(dt.date(2026, 4, 2)))  # inspected 3-4: due 4-1
     text = await say(sm, clock, w.lead_liaison, f"案件 {CASE}")

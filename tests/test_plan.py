@@ -134,6 +134,7 @@ async def test_lead_starts_a_planned_task_from_chat_and_invitations_go_out(
     assert "只有管理员或牵头部门" in bodies(rows)
     rows = await send(sessionmaker, d, text_event(people[county["SJ"].id].code, "发起 jh-2026-01"))
     assert "已按年度抽查计划 JH-2026-01 创建联合抽查任务" in bodies(rows)
+    assert "检查时间 2026年3月2日 至 2026年4月30日" in bodies(rows)
     async with sessionmaker() as s:
         task = await s.scalar(select(JointTask))
         assert task is not None and task.state == "consulting"

@@ -375,6 +375,11 @@ async def test_silence_is_recorded_as_unanswered_not_refused_000_s7(ctx: Ctx, cl
     assert inv.state == "expired" and inv.reason in (None, "")
     assert INVITATION.labels[inv.state] == "逾期未答复"
     rows = [r for r in await _outbox(ctx) if "逾期未答复" in r.message.get("title", "")]
+    due = task.reply_due_on
+    assert due is not None  # in words, as every date users read:
+    assert all(
+        f"答复期限（{due.year}年{due.month}月{due.day}日）" in r.message["body"] for r in rows
+    )
     told = {
         (
             r.destination["kind"],
@@ -533,7 +538,7 @@ async def test_answers_refused(ctx: Ctx) -> None:
     await _refused(
         ctx,
         InvalidTransition,
-        f"任务尚未完成征询，不能抽取：{w.partners[1].dep.name}尚未答复（答复期限 ",
+        f"任务尚未完成征询，不能抽取：{w.partners[1].dep.name}尚未答复（答复期限 20[0-9]{{2}}年",
         targets.freeze_pool(as_actor(ctx, w.lead.liaison), task.code, BEACON_SOURCE),
     )
 

@@ -18,6 +18,7 @@ from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, NotFound, PermissionDenied
 from core.models import Case, CaseResult, JointTask, Objection
 from core.states import TASK, ObjectionState, TaskState
+from core.workdays import cn_date
 
 ARCHIVABLE = (TaskState.PUBLISHED, TaskState.CLOSED)  # closed: a copy may be made again
 OPEN_OBJECTIONS = (ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)
@@ -65,7 +66,7 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
         if ctx.clock.today() <= open_until:
             raise InvalidTransition(
                 f"任务 {task.code} 的异议期（公示后 {ctx.rules.objection_calendar_days} "
-                f"日）至 {open_until.isoformat()} 届满，届满后再立卷归档"
+                f"日）至 {cn_date(open_until)} 届满，届满后再立卷归档"
             )
     return task
 

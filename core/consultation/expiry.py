@@ -43,14 +43,14 @@ async def expire_invitations(ctx: Ctx) -> int:
                 "invitation.expired",
                 f"invitation:{inv.id}",
                 {"task": task.code, "department": inv.department.code, "reply_due_on": due},
-                await _silence_notices(ctx, task, inv, due),
+                await _silence_notices(ctx, task, inv),
             )
             expired += 1
         await finish_consultation(ctx, task, invitations)
     return expired
 
 
-async def _silence_notices(ctx: Ctx, task: JointTask, inv: Invitation, due: str) -> list[Notice]:
+async def _silence_notices(ctx: Ctx, task: JointTask, inv: Invitation) -> list[Notice]:
     """Silence is not a written refusal (000 §七): the department's chat and each of its leaders
     hear that it was recorded as 逾期未答复; the lead hears it may proceed without it."""
 
@@ -61,7 +61,6 @@ async def _silence_notices(ctx: Ctx, task: JointTask, inv: Invitation, due: str)
                 "messages/invitation_expired.md.j2",
                 task=task,
                 department=inv.department,
-                reply_due=due,
                 for_lead=for_lead,
             ),
         )

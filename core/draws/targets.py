@@ -35,6 +35,7 @@ from core.messages import Destination, OutMessage
 from core.models import Case, Department, Draw, DrawPool, JointTask, Target
 from core.render import render
 from core.states import CASE, DRAW, TASK, CaseState, DrawState, TaskState
+from core.workdays import deadline_label
 
 
 def _broadcast(departments: Iterable[Department], msg: OutMessage, key: str) -> list[Notice]:
@@ -54,7 +55,7 @@ async def _check_consulted(ctx: Ctx, task: JointTask) -> None:
     if task.state != "consulting":
         return
     waiting = [i.department.name for i in await task_invitations(ctx, task) if i.state == "pending"]
-    due = task.reply_due_on.isoformat() if task.reply_due_on else "—"
+    due = deadline_label(task.reply_due_on, task.reply_due_provisional)
     raise InvalidTransition(
         f"任务尚未完成征询，不能抽取：{'、'.join(waiting)}尚未答复（答复期限 {due}）。"
         f"请等待答复；期限过后未答复的部门记为逾期未答复，即可发送 抽取 {task.code}。"
