@@ -179,17 +179,28 @@ async def test_a_task_before_publication_is_not_archived(ctx: Ctx, session: Asyn
 
 
 async def test_archive_files_the_results_attachments(
-    ctx: Ctx, session: AsyncSession, published: World, tmp_path: Path
+    ctx: Ctx, session: AsyncSession, tmp_path: Path
 ) -> None:
-    """Results are filed with their attachments (photos, PDFs); a lost file is named missing."""
+    """Results are filed with their attachments (photos, PDFs); a lost file is named missing.
+    Their paths name each version as the result pages and `案件` do (004 第二十条: corrections
+    are new versions): 第 N 版 the edition, 第 M 次录入 the entry. The published entry is the
+    case's second (the first was returned) but its first edition; the correction the second."""
+    published = await build_world(session)
+    await publish_and_correct(ctx, published, returned_first=True)
     store = FileStore(tmp_path / "files")
     photo = b"\xff\xd8\xff\xe0 not really a jpeg, bytes are bytes"
-    first = await session.scalar(select(CaseResult).where(CaseResult.version == 1))
-    assert first is not None
-    for name, sha in (("现场照片.jpg", store.put(photo)), ("丢失.pdf", "0" * 64)):
+    versions = {
+        r.version: r for r in await session.scalars(select(CaseResult).order_by(CaseResult.version))
+    }
+    assert [(v, r.edition) for v, r in versions.items()] == [(1, 1), (2, 1), (3, 2)]
+    for version, name, sha in (
+        (2, "现场照片.jpg", store.put(photo)),
+        (2, "丢失.pdf", "0" * 64),
+        (3, "复查照片.jpg", store.put(photo)),
+    ):
         session.add(
             Attachment(
-                result_id=first.id,
+                result_id=versions[version].id,
                 sha256=sha,
                 name=name,
                 mime="image/jpeg",
@@ -204,9 +215,11 @@ async def test_archive_files_the_results_attachments(
         acting(ctx, published.lead_liaison), published.task.code, store
     )
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        code = published.case.code
-        assert zf.read(f"05-检查结果/附件/{code}/第1版-1-现场照片.jpg") == photo
+        folder = f"05-检查结果/附件/{published.case.code}"
+        assert zf.read(f"{folder}/第1版-第2次录入-1-现场照片.jpg") == photo
+        assert zf.read(f"{folder}/第2版-第3次录入-3-复查照片.jpg") == photo
         listing = zf.read("05-检查结果/附件清单.csv").decode("utf-8-sig")
+    assert listing.startswith("案件号,版次,录入次序,文件名")
     assert "丢失.pdf" in listing and "缺失" in listing
 
 

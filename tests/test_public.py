@@ -44,11 +44,16 @@ def text_of(html: str) -> str:
     return unescape(re.sub(r"<[^>]+>", " ", html))
 
 
-async def publish_and_correct(ctx: Ctx, w: World) -> None:
-    """One published result (problem found) and its correction (004 第二十条)."""
+async def publish_and_correct(ctx: Ctx, w: World, *, returned_first: bool = False) -> None:
+    """One published result (problem found) and its correction (004 第二十条); with
+    `returned_first`, the lead returns the first entry and the group enters it again (004
+    第十九条) before it is published."""
     at_day(ctx, D(2026, 3, 12))
-    await enter_other_parts(ctx.session, w.case.code, w.a1, ctx.clock.now())
-    await submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10))
+    for again in [False, True] if returned_first else [False]:
+        if again:
+            await review_result(acting(ctx, w.lead_liaison), w.case.code, False, "缺少现场照片")
+        await enter_other_parts(ctx.session, w.case.code, w.a1, ctx.clock.now())
+        await submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10))
     await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
     at_day(ctx, D(2026, 3, 20))
     # the closing approval publishes (rules.auto_publish, the default; 004 第十九条)

@@ -282,29 +282,32 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
 async def attachments(
     session: AsyncSession, cases: Sequence[Case], store: FileStore | None, files: Files
 ) -> None:
-    """Every result version's photos and PDFs, by case and version; a file the store no
-    longer holds is listed as missing rather than silently left out."""
+    """Every result version's photos and PDFs, by case, edition and entry; a file the store no
+    longer holds is listed as missing rather than silently left out. Named as the result pages
+    and `案件` name a version: 第 N 版 is its edition (1 until published, +1 per correction),
+    第 M 次录入 the entry (each department's part, each re-entry after a return)."""
     code = {c.id: c.code for c in cases}
     rows = (
         await session.execute(
-            select(Attachment, CaseResult.case_id, CaseResult.version)
+            select(Attachment, CaseResult.case_id, CaseResult.edition, CaseResult.version)
             .join(CaseResult, CaseResult.id == Attachment.result_id)
             .where(CaseResult.case_id.in_(code))
             .order_by(CaseResult.case_id, CaseResult.version, Attachment.id)
         )
     ).all()
     listed = []
-    for a, case_id, version in rows:
-        name = f"05-检查结果/附件/{code[case_id]}/第{version}版-{a.id}-{a.name}"
+    for a, case_id, edition, version in rows:
+        name = f"05-检查结果/附件/{code[case_id]}/第{edition}版-第{version}次录入-{a.id}-{a.name}"
         present = store is not None and store.has(a.sha256)
         if store is not None and present:
             files.add(name, store.read(a.sha256))
-        listed.append(
-            (code[case_id], version, a.name, a.mime, a.size, a.sha256, name if present else "缺失")
-        )
+        where = name if present else "缺失"
+        listed.append((code[case_id], edition, version, a.name, a.mime, a.size, a.sha256, where))
     files.add(
         "05-检查结果/附件清单.csv",
-        csv_bytes(("案件号", "版本", "文件名", "类型", "字节", "SHA-256", "归档位置"), listed),
+        csv_bytes(
+            ("案件号", "版次", "录入次序", "文件名", "类型", "字节", "SHA-256", "归档位置"), listed
+        ),
     )
 
 
