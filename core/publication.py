@@ -31,7 +31,7 @@ from core.models import (
     JointTask,
     Objection,
 )
-from core.result_entry import new_version, result_data, result_fields
+from core.result_entry import carry_files, new_version, result_data, result_fields
 from core.states import (
     CASE,
     OBJECTION,
@@ -167,6 +167,7 @@ async def correct_result(
         ResultState.PUBLISHED,
     )
     result.is_correction, result.published_at = True, ctx.clock.now()
+    await carry_files(ctx, previous, result)
     RESULT.move(previous, ResultState.SUPERSEDED)
     CASE.move(case, CaseState.CORRECTED)
     if objection is not None:

@@ -38,6 +38,7 @@ from core.errors import InvalidTransition, ValidationFailed
 from core.inspection import check_inspection_day, result_deadline, set_inspected_on
 from core.messages import Destination
 from core.models import (
+    Attachment,
     Case,
     CasePart,
     CaseResult,
@@ -293,10 +294,11 @@ async def submit_result(
     remarks: str = "",
 ) -> CaseResult:
     """A group member enters the result (the chat's `提交`): `enter_result` on the case as
-    loaded now."""
-    return await enter_result(
+    loaded now, the earlier version's files carried over."""
+    loaded = await load_entry_state(ctx, case_code)
+    result = await enter_result(
         ctx,
-        await load_entry_state(ctx, case_code),
+        loaded,
         result_fields(
             codes,
             methods,
@@ -307,6 +309,37 @@ async def submit_result(
             item_results,
             remarks,
         ),
+    )
+    await carry_files(ctx, loaded.latest, result)
+    return result
+
+
+_FILES = select(Attachment).where(Attachment.result_id == bindparam("result_id"))
+
+
+async def carry_files(ctx: Ctx, previous: CaseResult | None, result: CaseResult) -> None:
+    """A new version made without the form (`提交`, `更正`) keeps the files of the version
+    before it: the review page and a returned form show the latest version's files only, so
+    one department's chat entry used to hide the photos another had uploaded for its part.
+    (The form carries them itself, as 保留 boxes its sender may untick.) Not audited again:
+    the same files, audited when uploaded."""
+    if previous is None:
+        return
+    files = list(await ctx.session.scalars(_FILES, {"result_id": previous.id}))
+    if not files:
+        return
+    await ctx.session.flush()  # the new version's id
+    ctx.session.add_all(
+        Attachment(
+            result_id=result.id,
+            sha256=f.sha256,
+            name=f.name,
+            mime=f.mime,
+            size=f.size,
+            uploaded_by_id=f.uploaded_by_id,
+            uploaded_at=f.uploaded_at,
+        )
+        for f in files
     )
 
 

@@ -26,6 +26,7 @@ from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.links import sign_link
 from core.models import Attachment, AuditEvent, Case, CaseResult, ItemResult, Officer, Referral
+from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
 from handlers.forms import RESULT_FILE_PATH
@@ -679,3 +680,37 @@ async def test_too_many_files_are_refused(
     ]
     resp = await client.post(RESULT_PATH, data=with_files(fields(tok, world.items[0].id), *photos))
     assert resp.status == 422 and "附件最多 3 个" in visible_text(await resp.text())
+
+
+async def test_a_part_entered_by_chat_keeps_the_photos_of_the_parts_before_it(
+    client: TestClient,
+    services: Services,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """谁检查、谁录入: the lead's inspector enters its part on the form with a photo, then 卫健委's
+    inspector sends `提交 … 未发现问题`. Each part is a new version, and the review page shows
+    the latest version's files: the chat's version carried none, so the reviewers never saw
+    the photo and a return for it reopened the form without it."""
+    tok = token(services, world.a1, world.case)
+    resp = await client.post(
+        RESULT_PATH,
+        data=with_files(fields(tok, world.items[0].id), ("现场.jpg", jpeg(), "image/jpeg")),
+    )
+    assert resp.status == 200 and await case_state(sessionmaker) == "part_entered"
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        b1 = await session.get(Officer, world.b1.id)
+        await submit_result(
+            acting(ctx, b1),
+            world.case.code,
+            codes=["1"],
+            methods=["实地检查"],
+            followups=["无需后续处置"],
+        )
+        await session.commit()
+    assert await case_state(sessionmaker) == "submitted"
+    latest = (await results(sessionmaker))[-1]
+    names = [r.name for r in await attachment_rows(sessionmaker) if r.result_id == latest.id]
+    assert names == ["现场.jpg"]
