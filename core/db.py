@@ -20,11 +20,14 @@ DEFAULT_SQLITE_FILE = "lianjian.sqlite3"
 
 
 def database_url(value: str | None) -> str:
-    """Accept a file path or an SQLAlchemy URL; plain PostgreSQL URLs get the asyncpg driver."""
+    """Accept a file path or an SQLAlchemy URL; plain PostgreSQL and SQLite URLs get the async
+    drivers (SQLAlchemy's own `sqlite:///file` names the synchronous one, which fails)."""
     if not value:
         value = DEFAULT_SQLITE_FILE
     if value.startswith(("postgresql://", "postgres://")):
         return "postgresql+asyncpg://" + value.split("://", 1)[1]
+    if value.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + value.split("://", 1)[1]
     if "://" in value:
         return value
     return f"sqlite+aiosqlite:///{Path(value).expanduser().resolve()}"

@@ -52,6 +52,21 @@ def test_a_missing_folder_or_file_is_named_and_nothing_is_created(
     assert code == 2 and "lianjian db upgrade" in err and not missing.exists()
 
 
+def test_an_sqlite_url_works_like_its_path_and_a_typo_in_it_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--db sqlite:///…` (and LIANJIAN_DATABASE_URL so written) is an SQLAlchemy URL as the
+    README allows, but it named the synchronous driver: every command ended in a traceback. A
+    typo in the URL's file skipped the checks a path gets and created an empty database."""
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    assert run_cli(["db", "upgrade", "--db", url], capsys)[0] == 0
+    code, out, _ = run_cli(["audit", "verify", "--db", url], capsys)
+    assert code == 0 and "哈希链校验通过" in out
+    typo = tmp_path / "typo.sqlite3"
+    code, _, err = run_cli(["audit", "verify", "--db", f"sqlite+aiosqlite:///{typo}"], capsys)
+    assert code == 2 and "lianjian db upgrade" in err and not typo.exists()
+
+
 def test_a_file_that_is_not_ours_is_refused_untouched(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

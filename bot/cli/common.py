@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import make_url
+
 from core.changes import Ctx
 from core.clock import SystemClock
 from core.db import database_url, is_lianjian_database, is_sqlite, make_engine, make_sessionmaker
@@ -34,9 +36,11 @@ class CliError(Exception):
 def existing_database(url: str, *, create: bool) -> str:
     """An SQLite file must exist and be ours, unless this command may create it (db upgrade,
     demo and serve do); a missing folder is never created."""
-    if not is_sqlite(database_url(url)) or url.startswith("sqlite"):
+    full = database_url(url)
+    file = make_url(full).database if is_sqlite(full) else None
+    if not file or file == ":memory:":
         return url
-    path = Path(url).expanduser()
+    path = Path(file).expanduser()  # a path, or the file an sqlite:/// URL names
     if not path.parent.is_dir():
         raise CliError(f"数据库所在的文件夹不存在：{path.parent}。请检查 --db 路径")
     if not path.exists():
