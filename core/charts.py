@@ -18,6 +18,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.text import Text
 
 from core.summary import BUCKETS, ChartData
+from core.workdays import cn_date
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class _Frame:
     def draw(self, data: ChartData) -> bytes:
         names = list(data.departments) or ["暂无案件"]
         self.title.set_text("双随机联合抽查日报")
-        self.subtitle.set_text(f"{data.day.isoformat()} · {data.scope}")
+        self.subtitle.set_text(f"{cn_date(data.day)} · {data.scope}")
         states = list(data.tasks_by_state) or ["暂无任务"]
         longest = max(_text_in(n) for n in [*names, *states])
         left = min(0.5, (longest + 0.25) / WIDTH_IN)  # fixed margins: no layout pass

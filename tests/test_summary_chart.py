@@ -53,6 +53,16 @@ async def test_chart_counts_each_departments_cases_and_draws_a_png(
     assert scoped.chart.departments["县卫生健康委员会"] == {"已提交": 1}
 
 
+def test_the_picture_dates_its_day_in_words() -> None:
+    """The chart's subtitle read 2026-05-20 while its caption and the text read 2026年5月20日."""
+    font = charts.cjk_font()
+    if font is None:
+        pytest.skip("no CJK font: the summary goes as text alone")
+    frame = charts._Frame(1, 1, font=font, dpi=20)
+    frame.draw(ChartData(dt.date(2026, 5, 20), "县卫生健康委员会"))
+    assert frame.subtitle.get_text() == "2026年5月20日 · 县卫生健康委员会"
+
+
 async def test_the_most_overdue_department_comes_first(ctx: Ctx, session: AsyncSession) -> None:
     """The chart's rows and the text's list put what needs the leader first (003 附件1 一(五)):
     by overdue cases, then by name."""
