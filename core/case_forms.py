@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from core import cases
+from core import cases, results
 from core.attachments import Stored
 from core.changes import Ctx, record
 from core.errors import InvalidTransition, NotFound, ValidationFailed
@@ -38,7 +38,7 @@ from core.models import (
 from core.referrals import add_referral
 from core.result_entry import EntryState, enter_result, result_fields
 from core.result_parts import PartStatus, case_parts, departments_with_items, part_status
-from core.results import CATEGORIES, Category, case_codes
+from core.results import Category, case_codes, ordered_categories
 from core.states import CaseState
 
 
@@ -58,7 +58,7 @@ class CaseSheet:
     task: JointTask
     members: list[GroupMember]
     departments: list[Department]
-    categories: list[Category]  # national tree order, department children under A
+    categories: list[Category]  # every code's label: national tree order, department children
     items: list[ItemPart]
     result: CaseResult | None  # the latest version
     reviews: list[Review]  # of the latest version
@@ -77,6 +77,11 @@ class CaseSheet:
     def label(self, code: str) -> str:
         found = next((c for c in self.categories if c.code == code), None)
         return found.label if found else code
+
+    def choices(self, ticked: Collection[str]) -> list[Category]:
+        """What the form offers for an item, each choice once (core.results.choices);
+        `ticked`: the codes the form shows ticked, which stay offered as they are."""
+        return results.choices(cases.department_categories(self.departments), ticked)
 
 
 @dataclass(frozen=True)
@@ -107,13 +112,6 @@ class ResultEntry:
     remarks: str = ""
     referral: ReferralEntry | None = None
     attachments: tuple[Stored, ...] = ()  # checked and stored files, kept ones included
-
-
-def ordered_categories(extra: Sequence[Category]) -> list[Category]:
-    """The catalogue in docs/domain.md's order, the departments' own children of A after 5."""
-    base = list(CATEGORIES.values())
-    at = next(i for i, c in enumerate(base) if c.code == "5") + 1
-    return [*base[:at], *extra, *base[at:]]
 
 
 # The sheet's look-ups, built once with bound parameters (building one cost about as much CPU

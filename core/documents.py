@@ -45,7 +45,7 @@ from core.models import (
     Officer,
 )
 from core.render import render
-from core.results import CATEGORIES, label
+from core.results import choices, label
 from core.states import CaseState
 from core.workdays import cn_date as _cn_date
 
@@ -203,7 +203,7 @@ async def case_document_context(ctx: Ctx, case_code: str) -> dict[str, Any]:
         "inspectors": inspectors,
         "result": result,
         "result_labels": [(c, label(c, extra)) for c in (result.codes if result else [])],
-        "categories": [*CATEGORIES.values(), *extra],
+        "categories": choices(extra),  # a blank record form: each choice once
     }
 
 

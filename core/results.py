@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from core.errors import ValidationFailed
@@ -93,6 +93,33 @@ def department_category(department_code: str, department_name: str) -> Category:
 def export_code(code: str) -> str:
     """The provincial export key of a code (department children export as their base)."""
     return code.split(":", 1)[0]
+
+
+def ordered_categories(extra: Sequence[Category]) -> list[Category]:
+    """The catalogue in docs/domain.md's order, the departments' own children of A after 5."""
+    return _in_tree_order(list(CATEGORIES.values()), extra)
+
+
+def _in_tree_order(national: list[Category], extra: Sequence[Category]) -> list[Category]:
+    at = next(i for i, c in enumerate(national) if c.code == "5") + 1
+    return [*national[:at], *extra, *national[at:]]
+
+
+# The national children of A that each name one kind of department; 5 (其他部门) does not.
+_KIND_CODES = frozenset(code for code, _ in _DEPT_BASES)
+
+
+def choices(extra: Sequence[Category], ticked: Collection[str] = ()) -> list[Category]:
+    """What a result form offers, each choice once (docs/domain.md, "Result categories"): a
+    participating department's own child of A stands in for the national code it exports as
+    when that code names one kind of department (3, 4, G), so 公安's "违反公安相关规定" is
+    offered once, as G:GA. A national code already `ticked` (stored by chat or before, and
+    re-opened) stays offered, so it shows and is submitted again as stored; a department
+    child with its very label is then the one left out. 5 (其他部门) always stays."""
+    replaced = {export_code(c.code) for c in extra} & _KIND_CODES - set(ticked)
+    national = [c for c in CATEGORIES.values() if c.code not in replaced]
+    labels = {c.label for c in national}
+    return _in_tree_order(national, [c for c in extra if c.code in ticked or c.label not in labels])
 
 
 def catalogue(extra: Iterable[Category] = ()) -> dict[str, Category]:

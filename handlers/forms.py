@@ -271,6 +271,9 @@ def _form_page(
         states=CASE.labels,
         max_text=MAX_TEXT,
         depth=_depths(sheet),
+        choices=sheet.choices(
+            {c for key, codes in raw.items() if key.endswith(".codes") for c in codes}
+        ),
         files=_file_choices(sheet, raw),
         attachments=file_links(pc, sheet, RESULT_FILE_PATH),
         limits=limits,

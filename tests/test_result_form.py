@@ -25,7 +25,16 @@ from bot.services import Services
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.links import sign_link
-from core.models import Attachment, AuditEvent, Case, CaseResult, ItemResult, Officer, Referral
+from core.models import (
+    Attachment,
+    AuditEvent,
+    Case,
+    CaseResult,
+    Department,
+    ItemResult,
+    Officer,
+    Referral,
+)
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
@@ -71,17 +80,18 @@ def visible_text(html: str) -> str:
     return unescape(re.sub(r"<[^>]+>", "", html))
 
 
-def fields(tok: str, lead_item: int, **extra: str | list[str]) -> list[tuple[str, str]]:
-    """A complete "no problem found" entry for the lead department's item."""
+def fields(tok: str, item: int, **extra: str | list[str]) -> list[tuple[str, str]]:
+    """A complete "no problem found" entry for one item (the lead department's in most tests);
+    `extra` replaces or adds fields."""
     base: dict[str, str | list[str]] = {
         "t": tok,
         "csrf": csrf_token(SECRET, tok),
         "inspected_on": "2026-03-05",
         "methods": "实地检查",
         "followups": "无需后续处置",
-        f"item.{lead_item}.codes": "1",
-        f"item.{lead_item}.problems": "",
-        f"item.{lead_item}.handling": "",
+        f"item.{item}.codes": "1",
+        f"item.{item}.problems": "",
+        f"item.{item}.handling": "",
         "remarks": "",
     }
     base.update(extra)
@@ -714,3 +724,92 @@ async def test_a_part_entered_by_chat_keeps_the_photos_of_the_parts_before_it(
     latest = (await results(sessionmaker))[-1]
     names = [r.name for r in await attachment_rows(sessionmaker) if r.result_id == latest.id]
     assert names == ["现场.jpg"]
+
+
+async def _participant_is_police(sessionmaker: async_sessionmaker[AsyncSession], w: World) -> None:
+    """The participant is 县公安局 (short name 公安): its own child of A, G:WJ, reads
+    "违反公安相关规定", the national G's very words."""
+    async with sessionmaker() as session:
+        other = await session.get(Department, w.other.id)
+        assert other is not None
+        other.name, other.short_name = "县公安局", "公安"
+        await session.commit()
+
+
+def _offered(html: str, item: int) -> list[str]:
+    return re.findall(rf'name="item\.{item}\.codes" value="([^"]+)"', html)
+
+
+async def test_a_department_child_is_offered_instead_of_the_national_code_with_its_words(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Result categories (docs/domain.md): 3, 4, G, 5 generalise to one child of A per
+    participating department; 公安's own child stands in for G, so the officer sees
+    "违反公安相关规定" once. 5 (其他部门) stays for departments outside the task."""
+    await _participant_is_police(sessionmaker, world)
+    resp = await client.get(RESULT_PATH, params={"t": token(services, world.b1, world.case)})
+    html = await resp.text()
+    offered = _offered(html, world.items[1].id)
+    assert "G:WJ" in offered and "G" not in offered and {"3", "4", "5"} <= set(offered)
+    assert visible_text(html).count("违反公安相关规定") == 1
+    assert len(offered) == len(set(offered))
+
+
+async def test_a_national_code_stored_by_chat_shows_and_round_trips_when_returned(
+    client: TestClient,
+    services: Services,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """004 第十九条: a returned result re-opens pre-filled. A national code entered in chat
+    (G, not 公安's own G:WJ) shows ticked, once, and is submitted again as stored."""
+    await _participant_is_police(sessionmaker, world)
+    lead_item, police_item = world.items
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        people = {o.id: o for o in await session.scalars(select(Officer))}
+        # 公安's part, then the lead's; the case conclusion merges the items (谁检查、谁录入)
+        entries = (
+            (world.b1, police_item, ["A", "G"], "未按规定登记"),
+            (world.a1, lead_item, ["1"], ""),
+        )
+        for officer, item, codes, problems in entries:
+            await submit_result(
+                acting(ctx, people[officer.id]),
+                world.case.code,
+                codes=["A", "G"],
+                methods=["实地检查"],
+                followups=["责令改正并跟踪"],
+                inspected_on=dt.date(2026, 3, 5),
+                item_results=[{"item_id": item.id, "codes": codes, "problems": problems}],
+            )
+        await review_result(
+            acting(ctx, people[world.lead_liaison.id]), world.case.code, False, "缺签名"
+        )
+        await session.commit()
+    tok = token(services, world.b1, world.case)
+    html = await (await client.get(RESULT_PATH, params={"t": tok})).text()
+    assert f'name="item.{police_item.id}.codes" value="G" checked' in html
+    assert "G:WJ" not in _offered(html, police_item.id)
+    assert visible_text(html).count("违反公安相关规定") == 1
+    posted: dict[str, str | list[str]] = {
+        "followups": "责令改正并跟踪",
+        "remarks": "已补签名",
+        f"item.{police_item.id}.codes": ["A", "G"],  # as pre-filled: nothing changed
+        f"item.{police_item.id}.problems": "未按规定登记",
+    }
+    again = await client.post(RESULT_PATH, data=fields(tok, police_item.id, **posted))
+    assert again.status == 200, visible_text(await again.text())
+    async with sessionmaker() as session:
+        latest = await session.scalar(select(CaseResult).order_by(CaseResult.version.desc()))
+        assert latest is not None and latest.remarks == "已补签名"
+        stored = await session.scalar(
+            select(ItemResult.codes).where(
+                ItemResult.result_id == latest.id, ItemResult.item_id == police_item.id
+            )
+        )
+    assert stored == ["A", "G"]

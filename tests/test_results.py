@@ -6,6 +6,7 @@ from core.errors import ValidationFailed
 from core.results import (
     CATEGORIES,
     QUICK_CODES,
+    choices,
     department_base_code,
     department_category,
     export_code,
@@ -54,6 +55,21 @@ def test_department_children_keep_their_national_base_code():
     assert department_base_code("县公安局") == "G"
     assert (WJ.code, WJ.label, WJ.parent) == ("5:WJ", "违反县卫生健康委员会相关规定", "A")
     assert export_code(WJ.code) == "5"
+
+
+def test_the_form_offers_each_choice_once() -> None:
+    """3, 4, G, 5 generalise to one child of A per participating department (docs/domain.md):
+    a department's own child stands in for the national code of its kind; 5 (其他部门) stays;
+    a ticked national code stays offered, and the child with its words gives way."""
+    police, named = department_category("GA", "公安"), department_category("GA", "县公安局")
+    codes = [c.code for c in choices([police, WJ])]
+    assert "G" not in codes and {"3", "4", "5", "G:GA", "5:WJ"} <= set(codes)
+    assert codes.index("5") < codes.index("G:GA") < codes.index("5:WJ") < codes.index("E")
+    assert "G" not in [c.code for c in choices([named])]  # other words, still 公安's
+    ticked = [c.code for c in choices([police, WJ], ticked={"G"})]
+    assert "G" in ticked and "G:GA" not in ticked and "5:WJ" in ticked
+    assert {"G", "G:GA"} <= {c.code for c in choices([police], ticked={"G", "G:GA"})}
+    assert [c.code for c in choices([])] == list(CATEGORIES)
 
 
 @pytest.mark.parametrize(
