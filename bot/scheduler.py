@@ -1,12 +1,12 @@
 """Cron ticks: nudges, daily summaries, invitation expiry and the holiday-data warning, on
 Chinese wall-clock times (APScheduler, `[scheduler] timezone`).
 
-Every job runs in its own session and commits. A daily job claims (job, day) in core
-(`core.ticks`) before its writes, in the same transaction, so the cron trigger, the catch-up run
-at start-up and a second `serve` process run it once a day between them (the nudges and the
-summaries read, and draw, before the claim: see run_job); nudges and summaries run on working
-days only. The core functions are imported inside the jobs so the server starts even while one is
-missing.
+Every job runs in its own session and commits. A daily job reads first (what is due, what to
+draw, what to delete), then claims (job, day) in core (`core.ticks`) and writes in the claim's
+transaction, so the cron trigger, the catch-up run at start-up and a second `serve` process run
+it once a day between them, and a failure after the claim takes the claim with it (see
+run_job); nudges, summaries and plan reminders run on working days only. The core functions are
+imported inside the jobs so the server starts even while one is missing.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,39 +24,37 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.services import Services
 from core.changes import Ctx
-from core.messages import Destination, OutMessage
-from core.outbox import enqueue
 from core.ticks import claim_daily_tick, is_working_day, ran_daily_tick
 
 log = logging.getLogger(__name__)
 
 JobFn = Callable[[Ctx], Awaitable[None]]
-# A job that reads and computes first, outside its write transaction, and returns the writes
+T = TypeVar("T")
+# A daily job's reads, before its claim: what they found, as the writes to run after the claim
 ReadsFirst = Callable[[Ctx], Awaitable[JobFn]]
 
 
+def _writes(write: Callable[[Ctx, T], Awaitable[object]], found: T) -> JobFn:
+    """`write` with what a job's reads found, to run in the claim's transaction."""
+
+    async def run(ctx: Ctx) -> None:
+        await write(ctx, found)
+
+    return run
+
+
 async def nudges(ctx: Ctx) -> JobFn:
-    """Reads what is due for whom and writes the digests; returns the writes (audit, queue)."""
+    """What is due for whom and the digests; then their audit events and messages."""
     from core.nudges import plan_nudges, queue_nudges
 
-    planned = await plan_nudges(ctx, ctx.clock.today())
-
-    async def queue(write: Ctx) -> None:
-        await queue_nudges(write, planned)
-
-    return queue
+    return _writes(queue_nudges, await plan_nudges(ctx, ctx.clock.today()))
 
 
 async def summaries(ctx: Ctx) -> JobFn:
-    """Reads and draws the leaders' summaries; returns the writes (store, queue)."""
+    """The leaders' summaries read and drawn; then the charts stored and the messages queued."""
     from core.summary import draw_daily_summaries, queue_daily_summaries
 
-    drawn = await draw_daily_summaries(ctx, ctx.clock.today())
-
-    async def queue(write: Ctx) -> None:
-        await queue_daily_summaries(write, drawn)
-
-    return queue
+    return _writes(queue_daily_summaries, await draw_daily_summaries(ctx, ctx.clock.today()))
 
 
 async def invitation_expiry(ctx: Ctx) -> None:
@@ -64,51 +63,45 @@ async def invitation_expiry(ctx: Ctx) -> None:
     await expire_invitations(ctx)
 
 
-async def holiday_warning(ctx: Ctx) -> None:
-    """core.holidays.holiday_warning says whether next year's holiday data is missing; the
-    office hears it at most once a day."""
+async def holiday_warning(ctx: Ctx) -> JobFn:
+    """Whether next year's holiday data is missing; then the office's warning, once a day."""
     from core.holidays import holiday_warning as warning_text
+    from core.holidays import queue_holiday_warning
 
-    text = await warning_text(ctx)
-    if text:
-        await enqueue(
-            ctx.session,
-            Destination.office(),
-            OutMessage.md("节假日数据提醒", text),
-            now=ctx.clock.now(),
-            key=f"holiday-warning:{ctx.clock.today().isoformat()}",
-        )
+    return _writes(queue_holiday_warning, await warning_text(ctx))
 
 
-def housekeeping(services: Services) -> JobFn:
+def housekeeping(services: Services) -> ReadsFirst:
     """Daily clean-up: summary charts past `image_retention_days` that no queued message and
-    no still-valid link needs (core.images.prune audits what it deletes)."""
+    no still-valid link needs are found, then deleted and audited (core.images)."""
     from bot.pages.links import PAGES
 
     keep_days = services.settings.scheduler.image_retention_days
 
-    async def run(ctx: Ctx) -> None:
-        from core.images import prune
+    async def reads(ctx: Ctx) -> JobFn:
+        from core.images import delete_pruned, prunable
 
-        await prune(ctx, keep_days=keep_days, links_valid_for=PAGES["image"][1])
+        found = await prunable(ctx, keep_days=keep_days, links_valid_for=PAGES["image"][1])
+        return _writes(delete_pruned, found)
 
-    return run
+    return reads
 
 
-async def plan_reminders(ctx: Ctx) -> None:
-    from core.plan import plan_reminders as remind
+async def plan_reminders(ctx: Ctx) -> JobFn:
+    """The plan notices due; then their audit events and messages."""
+    from core.plan import due_plan_reminders, queue_plan_reminders
 
-    await remind(ctx)
+    return _writes(queue_plan_reminders, await due_plan_reminders(ctx))
 
 
 @dataclass(frozen=True)
 class Job:
     name: str
-    fn: JobFn | None  # runs after the claim, in the job's write transaction
+    fn: JobFn | None  # an interval job: its one transaction, no claim
     at: str | None  # "HH:MM" daily; None = every `every_minutes`
     every_minutes: int = 0
-    workdays_only: bool = False  # nudges and summaries: not on holidays, yes on make-up days
-    reads: ReadsFirst | None = None  # instead of fn: reads and computes before the claim
+    workdays_only: bool = False  # nudges, summaries, plan: not on holidays, yes on make-up days
+    reads: ReadsFirst | None = None  # a daily job: reads before the claim, writes after it
 
     def due(self, local_now: dt.datetime) -> bool:
         """For the catch-up run: has today's run time passed (interval jobs: always)?"""
@@ -130,21 +123,27 @@ def jobs(services: Services) -> list[Job]:
         Job("nudges", None, cfg.nudge_time, workdays_only=True, reads=nudges),
         Job("summaries", None, cfg.summary_time, workdays_only=True, reads=summaries),
         Job("invitation_expiry", invitation_expiry, None, cfg.invitation_expiry_minutes),
-        Job("holiday_warning", holiday_warning, cfg.holiday_warning_time),
-        Job("plan_reminders", plan_reminders, cfg.holiday_warning_time, workdays_only=True),
-        Job("housekeeping", housekeeping(services), cfg.housekeeping_time),
+        Job("holiday_warning", None, cfg.holiday_warning_time, reads=holiday_warning),
+        Job(
+            "plan_reminders",
+            None,
+            cfg.holiday_warning_time,
+            workdays_only=True,
+            reads=plan_reminders,
+        ),
+        Job("housekeeping", None, cfg.housekeeping_time, reads=housekeeping(services)),
     ]
 
 
 async def _its_day(ctx: Ctx, job: Job) -> bool:
-    """Daily jobs run once per day (and nudges/summaries only on working days); this read
-    spares a job's reads when it already ran, the claim after them decides."""
+    """Daily jobs run once per day (some only on working days); this read spares a job's
+    reads when it already ran, the claim after them decides."""
     if job.at is None:
         return True
     today = ctx.clock.today()
     if job.workdays_only and not await is_working_day(ctx, today):
         return False
-    return job.reads is None or not await ran_daily_tick(ctx, job.name, today)
+    return not await ran_daily_tick(ctx, job.name, today)
 
 
 async def run_job(services: Services, job: Job) -> bool | None:
@@ -153,10 +152,11 @@ async def run_job(services: Services, job: Job) -> bool | None:
     start-up tries again, since the failed transaction took its claim with it).
 
     The claim is a write: on SQLite it takes the one write lock until commit, and every
-    callback's ack waits behind it. A job with `reads` (the summaries: a second or more of
-    queries and chart drawing; the nudges: what is due for whom across the open cases, and
-    the digests) does them first and ends that read transaction, then claims and writes;
-    two processes may both read, but only the claim's winner writes."""
+    callback's ack waits behind it. So a daily job does its `reads` first (the summaries: a
+    second or more of queries and chart drawing; the nudges: what is due for whom across the
+    open cases, and the digests; the plan reminders, the holiday warning, the pictures to
+    prune) and ends that read transaction, then claims and writes what they found; two
+    processes may both read, but only the claim's winner writes."""
     try:
         async with services.sessionmaker() as session:
             ctx = Ctx(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from core.changes import Ctx, record
 from core.deadlines import recompute_provisional
+from core.messages import Destination, OutMessage
 from core.models import HolidayYear
+from core.outbox import enqueue
 from core.workdays import HolidayFile
 
 
@@ -41,7 +43,8 @@ async def load_holiday_year(ctx: Ctx, hf: HolidayFile) -> int:
 
 
 async def holiday_warning(ctx: Ctx) -> str | None:
-    """For admins, from 1 November: next year's arrangement is not loaded yet."""
+    """For admins, from 1 November: next year's arrangement is not loaded yet (a read: the
+    daily tick's, before its claim, and the setup check's)."""
     year = (await ctx.work_calendar()).missing_next_year(ctx.clock.today())
     if year is None:
         return None
@@ -50,3 +53,16 @@ async def holiday_warning(ctx: Ctx) -> str | None:
         f"并标注“暂按工作日计算”。国务院办公厅发布 {year} 年部分节假日安排的通知后，"
         f"请管理员用 `lianjian holidays load 文件` 导入，系统将自动重算这些期限。"
     )
+
+
+async def queue_holiday_warning(ctx: Ctx, text: str | None) -> None:
+    """The daily tick's write, in its claim's transaction: the office hears the warning at
+    most once a day."""
+    if text:
+        await enqueue(
+            ctx.session,
+            Destination.office(),
+            OutMessage.md("节假日数据提醒", text),
+            now=ctx.clock.now(),
+            key=f"holiday-warning:{ctx.clock.today().isoformat()}",
+        )

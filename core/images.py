@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, delete, func, or_, select
+from sqlalchemy import ColumnElement, Table, delete, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,9 @@ from core.models import OutboxMessage, StoredImage
 from core.states import OutboxState
 
 log = logging.getLogger(__name__)
+
+# the picture an outbox row names (an image message), by hash
+_NAMED = OutboxMessage.message["image"]["sha256"].as_string()
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -70,12 +74,29 @@ async def load(session: AsyncSession, sha256: str) -> bytes | None:
     return data
 
 
-async def prune(ctx: Ctx, *, keep_days: int, links_valid_for: dt.timedelta) -> list[str]:
-    """Delete the pictures stored more than `keep_days` ago that nothing needs any more: no
-    outbox row naming one is still to be sent (pending, or dead and retryable by an admin), and
-    none was sent within `links_valid_for` (the lifetime of the signed link a DingTalk message
-    shows it from, counted from the send). Audited with the hashes and bytes freed; returns
-    the hashes deleted."""
+@dataclass(frozen=True)
+class Prunable:
+    """What the daily housekeeping found it may delete: pictures past `keep_days` that nothing
+    needed when it looked (hash → bytes), and how many old ones something still needed."""
+
+    old: dict[str, int]
+    kept_in_use: int
+    keep_days: int
+    links_valid_for: dt.timedelta
+
+
+def _needed(links_valid_for: dt.timedelta, now: dt.datetime) -> ColumnElement[bool]:
+    """An outbox row that still needs the picture it names: not sent yet (pending, or dead
+    and retryable by an admin), or sent within the lifetime of the signed link it shows."""
+    return or_(
+        OutboxMessage.state != OutboxState.SENT, OutboxMessage.sent_at >= now - links_valid_for
+    )
+
+
+async def prunable(ctx: Ctx, *, keep_days: int, links_valid_for: dt.timedelta) -> Prunable:
+    """The reads of the housekeeping, and no write (the scheduler runs them before its claim
+    opens the write transaction): the pictures stored more than `keep_days` ago that no
+    outbox row needs (`_needed`)."""
     now = ctx.clock.now()
     rows = await ctx.session.execute(
         select(StoredImage.sha256, StoredImage.size).where(
@@ -83,35 +104,53 @@ async def prune(ctx: Ctx, *, keep_days: int, links_valid_for: dt.timedelta) -> l
         )
     )
     old: dict[str, int] = {sha: size for sha, size in rows}
-    if not old:  # most days: no outbox scan at all
-        return []
-    named = OutboxMessage.message["image"]["sha256"].as_string()
-    needed = set(
-        await ctx.session.scalars(
-            select(func.distinct(named)).where(
-                named.in_(list(old)),
-                or_(
-                    OutboxMessage.state != OutboxState.SENT,
-                    OutboxMessage.sent_at >= now - links_valid_for,
-                ),
+    needed: set[str] = set()
+    if old:  # most days: no outbox scan at all
+        needed = set(
+            await ctx.session.scalars(
+                select(func.distinct(_NAMED)).where(
+                    _NAMED.in_(list(old)), _needed(links_valid_for, now)
+                )
             )
         )
+    gone = {sha: size for sha, size in old.items() if sha not in needed}
+    return Prunable(gone, len(needed), keep_days, links_valid_for)
+
+
+async def delete_pruned(ctx: Ctx, found: Prunable) -> list[str]:
+    """The writes of the housekeeping, in its claim's transaction: the pictures `prunable`
+    found deleted, unless a message queued since names one (the delete checks again), and
+    audited with the hashes and bytes freed. Returns the hashes deleted."""
+    if not found.old:
+        return []
+    still_needed = exists().where(
+        StoredImage.sha256 == _NAMED, _needed(found.links_valid_for, ctx.clock.now())
     )
-    gone = sorted(set(old) - needed)
+    gone = sorted(
+        await ctx.session.scalars(
+            delete(StoredImage)
+            .where(StoredImage.sha256.in_(list(found.old)), ~still_needed)
+            .returning(StoredImage.sha256)
+        )
+    )
     if not gone:
         return []
-    await ctx.session.execute(delete(StoredImage).where(StoredImage.sha256.in_(gone)))
-    freed = sum(old[sha] for sha in gone)
+    freed = sum(found.old[sha] for sha in gone)
+    kept = found.kept_in_use + len(found.old) - len(gone)
     await record(
         ctx,
         "images.pruned",
         "stored_image",
-        {"sha256": gone, "bytes": freed, "kept_in_use": len(needed), "keep_days": keep_days},
+        {"sha256": gone, "bytes": freed, "kept_in_use": kept, "keep_days": found.keep_days},
     )
     log.info(
-        "pruned %d stored pictures (%d bytes); %d old ones still needed",
-        len(gone),
-        freed,
-        len(needed),
+        "pruned %d stored pictures (%d bytes); %d old ones still needed", len(gone), freed, kept
     )
     return gone
+
+
+async def prune(ctx: Ctx, *, keep_days: int, links_valid_for: dt.timedelta) -> list[str]:
+    """Delete the pictures stored more than `keep_days` ago that nothing needs any more
+    (`prunable`, then `delete_pruned`, in one transaction); returns the hashes deleted."""
+    found = await prunable(ctx, keep_days=keep_days, links_valid_for=links_valid_for)
+    return await delete_pruned(ctx, found)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -148,63 +149,80 @@ async def _sent(session: AsyncSession, key: str) -> bool:
     )
 
 
-async def plan_reminders(ctx: changes.Ctx) -> int:
-    """Daily: remind each lead REMIND_DAYS_BEFORE days ahead of a planned month; tell the office
-    when no plan exists for the year after 31 March. Each notice goes once (by its outbox key)."""
+@dataclass(frozen=True)
+class Reminder:
+    """One plan notice found due, ready to record: its audit action and subject, its message."""
+
+    action: str
+    subject: str
+    notice: changes.Notice
+
+
+async def due_plan_reminders(ctx: changes.Ctx) -> list[Reminder]:
+    """The reads of the daily plan tick, and no write (the scheduler runs them before its
+    claim opens the write transaction): each lead REMIND_DAYS_BEFORE days ahead of a planned
+    month; the office when no plan exists for the year after 31 March. A notice already
+    queued (by its outbox key) is not due again."""
     today = ctx.clock.today()
-    sent = 0
     soon = today + dt.timedelta(days=REMIND_DAYS_BEFORE)
+    due = []
     for entry in await ctx.session.scalars(
         select(PlanEntry).where(
             PlanEntry.year == soon.year, PlanEntry.month <= soon.month, PlanEntry.task_id.is_(None)
         )
     ):
-        if await _sent(ctx.session, f"plan-reminder:{entry.year}:{entry.code}"):
-            continue
-        await changes.record(
-            ctx,
-            "plan.reminded",
-            f"plan:{entry.year}:{entry.code}",
-            {},
-            [
-                changes.Notice(
-                    Destination.department(entry.lead_department_id),
-                    OutMessage.md(
-                        "年度抽查计划提醒",
-                        f"年度抽查计划 {entry.code}“{entry.title}”计划于 {entry.month} 月实施，"
-                        f"请牵头部门做好准备，发送“发起 {entry.code}”即可创建任务并邀请参与部门。",
-                    ),
-                    key=f"plan-reminder:{entry.year}:{entry.code}",
-                )
-            ],
-        )
-        sent += 1
+        key = f"plan-reminder:{entry.year}:{entry.code}"
+        if not await _sent(ctx.session, key):
+            due.append(_planned_month(entry, key))
     missing_key = f"plan-missing:{today.year}"
     if today >= dt.date(today.year, *PLAN_DEADLINE) and not await _sent(ctx.session, missing_key):
         has_plan = await ctx.session.scalar(
             select(PlanEntry.id).where(PlanEntry.year == today.year).limit(1)
         )
         if has_plan is None:
-            await changes.record(
-                ctx,
-                "plan.missing",
-                f"plan:{today.year}",
-                {},
-                [
-                    changes.Notice(
-                        Destination.office(),
-                        OutMessage.md(
-                            "年度抽查计划未导入",
-                            f"{today.year} 年度部门联合抽查计划应于 3 月底前制定并公示，"
-                            "系统中尚未导入。请用 lianjian import plan "
-                            "导入（模板：lianjian template plan）。",
-                        ),
-                        key=missing_key,
-                    )
-                ],
-            )
-            sent += 1
-    return sent
+            due.append(_plan_missing(today.year, missing_key))
+    return due
+
+
+def _planned_month(entry: PlanEntry, key: str) -> Reminder:
+    text = (
+        f"年度抽查计划 {entry.code}“{entry.title}”计划于 {entry.month} 月实施，"
+        f"请牵头部门做好准备，发送“发起 {entry.code}”即可创建任务并邀请参与部门。"
+    )
+    return Reminder(
+        "plan.reminded",
+        f"plan:{entry.year}:{entry.code}",
+        changes.Notice(
+            Destination.department(entry.lead_department_id),
+            OutMessage.md("年度抽查计划提醒", text),
+            key=key,
+        ),
+    )
+
+
+def _plan_missing(year: int, key: str) -> Reminder:
+    text = (
+        f"{year} 年度部门联合抽查计划应于 3 月底前制定并公示，系统中尚未导入。"
+        "请用 lianjian import plan 导入（模板：lianjian template plan）。"
+    )
+    return Reminder(
+        "plan.missing",
+        f"plan:{year}",
+        changes.Notice(Destination.office(), OutMessage.md("年度抽查计划未导入", text), key=key),
+    )
+
+
+async def queue_plan_reminders(ctx: changes.Ctx, due: list[Reminder]) -> int:
+    """The writes of the daily plan tick, in the claim's transaction: each notice's audit event
+    and message. Returns how many were queued."""
+    for reminder in due:
+        await changes.record(ctx, reminder.action, reminder.subject, {}, [reminder.notice])
+    return len(due)
+
+
+async def plan_reminders(ctx: changes.Ctx) -> int:
+    """Daily: the plan notices due, queued once each (reads and writes in one transaction)."""
+    return await queue_plan_reminders(ctx, await due_plan_reminders(ctx))
 
 
 async def overdue_entries(ctx: changes.Ctx, today: dt.date) -> list[PlanEntry]:

@@ -1,5 +1,5 @@
 """Scheduler support: a daily tick (nudges, the leaders' summary, warnings) runs once per Chinese
-calendar day, and the nudge and summary ticks only on working days (make-up days included).
+calendar day, and the nudge, summary and plan ticks only on working days (make-up days included).
 
 The claim is a row in `scheduled_run` inserted in the tick's own transaction: if the tick fails,
 the rollback removes the claim and the next trigger or start-up tries again; if it commits, a

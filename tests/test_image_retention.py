@@ -100,6 +100,30 @@ async def test_a_link_keeps_its_picture_exactly_as_long_as_it_opens(
     assert await kept(session) == set()
 
 
+async def test_a_picture_queued_again_after_the_reads_is_kept(
+    ctx: Ctx, session: AsyncSession, clock: FixedClock
+) -> None:
+    """The housekeeping reads before its claim (docs/architecture.md, scheduler): a message
+    naming an old picture queued in between (the same chart drawn again is the same row) keeps
+    it; the delete checks again, and the audit names only what went."""
+    now = START + dt.timedelta(days=100)
+    long_ago = now - dt.timedelta(days=60)
+    unused = await picture(session, 12, stored=long_ago)
+    again = await picture(session, 13, stored=long_ago)
+    clock.set(now)
+    found = await images.prunable(ctx, keep_days=40, links_valid_for=LINK_LIFETIME)
+    assert set(found.old) == {unused.sha256, again.sha256}
+    await outbox.enqueue(
+        session, Destination.officer(1), OutMessage.picture("图表", again), now=now
+    )
+    assert await images.delete_pruned(ctx, found) == [unused.sha256]
+    await session.commit()
+    assert await kept(session) == {again.sha256}
+    event = await session.scalar(select(AuditEvent).where(AuditEvent.action == "images.pruned"))
+    assert event is not None and event.data["sha256"] == [unused.sha256]
+    assert (event.data["bytes"], event.data["kept_in_use"]) == (len(png(12)), 1)
+
+
 async def test_nothing_old_means_no_audit_event(ctx: Ctx, session: AsyncSession) -> None:
     await picture(session, 8, stored=ctx.clock.now())
     assert await images.prune(ctx, keep_days=40, links_valid_for=LINK_LIFETIME) == []

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import chinese_calendar
@@ -18,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.scheduler import jobs, run_due_jobs_once, run_job
 from bot.services import Services
-from core import charts
+from core import charts, holidays, images, plan
 from core import nudges as nudges_module
 from core.clock import CHINA_TZ, FixedClock
 from core.models import AuditEvent, OutboxMessage, ScheduledRun
@@ -237,3 +238,116 @@ async def test_the_nudge_tick_reads_before_it_takes_the_write_lock(
         runs = list(await session.scalars(select(ScheduledRun.job)))
     assert len(digests) == 1 and digests[0].startswith(f"nudge:{due.isoformat()}:department:")
     assert sorted(runs) == ["another-writer", "nudges"]
+
+
+@dataclass(frozen=True)
+class OtherTick:
+    """One of the other daily ticks: the read it does before its claim, the write after it,
+    and what the write leaves for the day (an outbox key's start or an audit action)."""
+
+    name: str
+    module: object
+    read: str
+    write: str
+    mark: str
+
+
+@pytest.fixture(
+    params=[
+        OtherTick(
+            "holiday_warning",
+            holidays,
+            "holiday_warning",
+            "queue_holiday_warning",
+            "holiday-warning:",
+        ),
+        OtherTick(
+            "plan_reminders", plan, "due_plan_reminders", "queue_plan_reminders", "plan-missing:"
+        ),
+        OtherTick("housekeeping", images, "prunable", "delete_pruned", "images.pruned"),
+    ],
+    ids=lambda tick: tick.name,
+)
+def other_tick(request: pytest.FixtureRequest) -> OtherTick:
+    tick: OtherTick = request.param
+    return tick
+
+
+NOVEMBER = dt.date(2026, 11, 2)  # a Monday: next year's holidays missing, no plan for the year
+
+
+async def _day_of_other_ticks(sessionmaker: async_sessionmaker[AsyncSession]) -> Services:
+    """Each of the other ticks has work on NOVEMBER: the warning, the missing plan's notice,
+    and a chart stored long ago to prune."""
+    async with sessionmaker() as session:
+        png = b"\x89PNG\r\n\x1a\n" + b"chart"
+        await images.store(session, png, now=_at_ten(NOVEMBER) - dt.timedelta(days=100))
+        await session.commit()
+    return make_services(sessionmaker, FixedClock(_at_ten(NOVEMBER)))
+
+
+async def _work_done(sessionmaker: async_sessionmaker[AsyncSession], mark: str) -> int:
+    async with sessionmaker() as session:
+        queued = await session.scalar(
+            select(func.count(OutboxMessage.id)).where(
+                OutboxMessage.idempotency_key.startswith(mark)
+            )
+        )
+        audited = await session.scalar(
+            select(func.count(AuditEvent.id)).where(AuditEvent.action == mark)
+        )
+    return int(queued or 0) + int(audited or 0)
+
+
+async def test_the_other_daily_ticks_read_before_they_take_the_write_lock(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    other_tick: OtherTick,
+) -> None:
+    """The holiday warning, the plan reminders (003 三(七), 004 第七条) and the housekeeping
+    claimed their day before they read, as the nudges did (#11): while each reads, another
+    writer commits at once; then it claims and writes, once a day."""
+    services = await _day_of_other_ticks(sessionmaker)
+    reading, release = asyncio.Event(), asyncio.Event()
+    found = getattr(other_tick.module, other_tick.read)
+
+    async def paused(*args: Any, **kwargs: Any) -> object:
+        result = await found(*args, **kwargs)
+        reading.set()
+        await asyncio.wait_for(release.wait(), 20)
+        return result
+
+    monkeypatch.setattr(other_tick.module, other_tick.read, paused)
+    tick = await _another_writer_commits_meanwhile(
+        services, other_tick.name, NOVEMBER, asyncio.wait_for(reading.wait(), 20), release.set
+    )
+    assert tick is True
+    [job] = [j for j in jobs(services) if j.name == other_tick.name]
+    assert await run_job(services, job) is None  # claimed: the same day's second run skips
+    async with sessionmaker() as session:
+        runs = list(await session.scalars(select(ScheduledRun.job)))
+    assert sorted(runs) == sorted(["another-writer", other_tick.name])
+    assert await _work_done(sessionmaker, other_tick.mark) == 1
+
+
+async def test_a_tick_failing_after_its_claim_leaves_the_day_to_the_next_trigger(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    other_tick: OtherTick,
+) -> None:
+    """The claim and the writes commit together: a crash between them takes the claim with
+    it, so the day's work is not lost; the next trigger (or start-up) does it."""
+    services = await _day_of_other_ticks(sessionmaker)
+    [job] = [j for j in jobs(services) if j.name == other_tick.name]
+
+    async def crashed(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the process died after the claim")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(other_tick.module, other_tick.write, crashed)
+        assert await run_job(services, job) is False
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(ScheduledRun)) == 0
+    assert await _work_done(sessionmaker, other_tick.mark) == 0
+    assert await run_job(services, job) is True
+    assert await _work_done(sessionmaker, other_tick.mark) == 1
