@@ -51,6 +51,9 @@ class SimulatorSettings(BaseModel):
 class SenderSettings(BaseModel):
     poll_interval_s: float = Field(2.0, gt=0)  # also woken at once when replies are queued
     batch_size: int = Field(50, ge=1)
+    # claims at most this often (s): under load one claim takes the replies of the moment
+    # together (a claim, a look-up and a record per claim, not per reply); 0: at once
+    claim_pace_s: float = Field(0.05, ge=0)
     lease_s: float = Field(
         120.0, gt=0
     )  # > the adapters' HTTP timeout, so a live send keeps its row

@@ -189,7 +189,14 @@ class Sender:
         look-ups and records are small statements: on SQLite they run on the loop's thread
         (sqlite_async.inline)."""
         with sqlite_async.inline():
-            await poll_loop(self.run_once, wake, self._stopping, self.cfg.poll_interval_s, "sender")
+            await poll_loop(
+                self.run_once,
+                wake,
+                self._stopping,
+                self.cfg.poll_interval_s,
+                "sender",
+                self.cfg.claim_pace_s,
+            )
 
     def stop(self) -> None:
         """Finish the sends in flight, hand the rest of the batch back, then leave `run`."""

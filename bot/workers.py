@@ -43,12 +43,23 @@ async def poll_loop(
     stopping: asyncio.Event,
     interval_s: float,
     name: str,
+    pace_s: float = 0.0,
 ) -> None:
-    """Run `tick` until `stopping`; again at once while it finds work, else after `wake` or
-    `interval_s` (rows queued by other processes or left by a crash have no wake-up)."""
+    """Run `tick` until `stopping`; again while it finds work, else after `wake` or
+    `interval_s` (rows queued by other processes or left by a crash have no wake-up). A tick
+    starts at least `pace_s` after the previous one: under load each takes the work of that
+    moment together (one claim, one transaction for several rows) instead of one row at a
+    time; after a quiet spell it starts at once."""
     waker = asyncio.ensure_future(_wake_on(stopping, wake))
+    loop = asyncio.get_running_loop()
+    started = float("-inf")
     try:
         while not stopping.is_set():
+            if (gap := started + pace_s - loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), gap)
+                continue  # stopping, or now due: look again
+            started = loop.time()
             wake.clear()  # before the tick: a wake-up during the tick is not lost
             try:
                 busy = await tick()

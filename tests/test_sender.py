@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 from collections import Counter
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from bot.platforms.base import Channel, SendResult
 from bot.platforms.wecom import WeComAdapter
 from bot.sender import Sender
 from bot.services import Services
+from bot.workers import poll_loop
 from core import outbox
 from core.clock import FixedClock
 from core.messages import Destination, Event, OutMessage, Platform
@@ -612,3 +614,26 @@ async def test_sends_of_one_claim_are_marked_together_each_at_its_own_time(
         ("sent", t0 + dt.timedelta(seconds=7)),
         ("pending", None),
     ]
+
+
+async def test_busy_claims_are_paced_and_a_wake_after_a_quiet_spell_is_not() -> None:
+    """While each claim finds rows the next waits out the pace (the replies of the moment go
+    in one claim); the first after a quiet spell starts at once."""
+    loop = asyncio.get_running_loop()
+    wake, stopping = asyncio.Event(), asyncio.Event()
+    starts: list[float] = []
+
+    async def tick() -> int:
+        starts.append(loop.time())
+        if len(starts) == 4:
+            stopping.set()
+        return 0 if len(starts) == 3 else 1  # the third finds nothing: quiet
+
+    task = asyncio.create_task(poll_loop(tick, wake, stopping, 10.0, "test", pace_s=0.1))
+    await asyncio.sleep(0.5)
+    woken = loop.time()
+    wake.set()
+    await asyncio.wait_for(task, 2)
+    assert len(starts) == 4
+    assert all(b - a >= 0.1 for a, b in pairwise(starts[:3]))
+    assert starts[3] - woken < 0.05
