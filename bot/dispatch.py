@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.pages.invitation import invitation_link
 from bot.platforms.extras import extras_of
 from bot.services import Services
+from bot.workers import NotNow
 from core import access, officers, outbox
 from core.cards import InvitationAction, unpack_action
 from core.changes import Ctx, record
@@ -43,10 +44,25 @@ class Dispatcher:
         self.services = services
         self.links = links if links is not None else partial(invitation_link, services)
 
-    async def handle(self, session: AsyncSession, event: Event) -> None:
+    def groupable(self, event: Event) -> bool:
+        """Whether the event may share a transaction with others on PostgreSQL
+        (bot.workers.InboxWorker.handle_rows): a text command that only reads, whose handling
+        locks nothing but its officer (and the audit chain's head for a refusal)."""
+        if not _is_text(event):
+            return False
+        matched = match_command(event.text, COMMANDS)
+        return matched is not None and matched[0].reads_only
+
+    async def handle(self, session: AsyncSession, event: Event, *, wait: bool = True) -> None:
+        """`wait=False`: raise NotNow, before anything is written, instead of waiting for the
+        officer's lock (or when the sender is no officer): the event goes on its own."""
         lookup = self.services.core_ctx(session)
-        officer = await officers.by_account(lookup, event.platform, event.user_id, lock=True)
+        officer = await officers.by_account(
+            lookup, event.platform, event.user_id, lock=True, skip_locked=not wait
+        )
         if officer is None:
+            if not wait:
+                raise NotNow(event.event_id)
             await self._refuse_unknown(session, event)
             return
         extras = extras_of(event)

@@ -2,8 +2,8 @@
 
 Callbacks only store events (fast ack); this worker handles them with the dispatcher, each
 marked done in the transaction of its effects, so an event takes effect once even if two
-processes race for it after a lease ran out. On SQLite a few events share a transaction
-(`InboxWorker.handle_rows`); on PostgreSQL each has its own.
+processes race for it after a lease ran out. A few events share a transaction
+(`InboxWorker.handle_rows`): on SQLite any, on PostgreSQL those that wait for no lock.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import Services
-from core import inbox, sqlite_async
+from core import audit, inbox, sqlite_async
 from core.leases import backoff_seconds
 from core.messages import Event
 from core.models import InboxEvent
@@ -35,6 +35,22 @@ class EventHandler(Protocol):
     """bot.dispatch.Dispatcher: handles one event inside the given session, never commits."""
 
     async def handle(self, session: AsyncSession, event: Event) -> None: ...
+
+
+class NotNow(Exception):
+    """A handler asked not to wait (`GroupingHandler.handle(wait=False)`) found that the event
+    would wait for a lock another transaction holds; raised before it wrote anything."""
+
+
+@runtime_checkable
+class GroupingHandler(Protocol):
+    """A handler that says which events may share a PostgreSQL transaction: those whose
+    handling takes no lock but their officer's, taken without waiting (`wait=False`), and at
+    most the audit chain's head."""
+
+    def groupable(self, event: Event) -> bool: ...
+
+    async def handle(self, session: AsyncSession, event: Event, *, wait: bool = True) -> None: ...
 
 
 async def poll_loop(
@@ -154,6 +170,7 @@ class InboxWorker:
     ) -> None:
         self.services = services
         self.handler = handler
+        self._grouping = handler if isinstance(handler, GroupingHandler) else None
         self.cfg = services.settings.inbox
         self._on_handled = on_handled  # e.g. wake the sender: replies were just queued
         # e.g. let callbacks be acked first; gets the event's age and how long the previous
@@ -202,17 +219,21 @@ class InboxWorker:
         return len(rows)
 
     async def handle_rows(self, rows: list[InboxEvent]) -> tuple[int, int]:
-        """Handle the first of `rows` and, on SQLite (one writer at a time anyway), in the
-        same transaction the next ones, up to `group_size`, while the group's time (`group_s`)
-        lasts, no callback is being acked, nobody waits for the write gate (acks come first)
-        and the stop was not asked for. Returns how many rows were taken and how many took
-        effect.
+        """Handle the first of `rows` and, in the same transaction, the next ones, up to
+        `group_size`, while the group's time (`group_s`) lasts, no callback is being acked,
+        nobody waits for the write gate (acks come first) and the stop was not asked for.
+        Returns how many rows were taken and how many took effect.
+
+        On PostgreSQL, where writers run side by side, a group holds its locks longer, so it
+        takes only what cannot deadlock: the leading events the handler calls groupable, each
+        officer locked without waiting (one held elsewhere ends the group: its event goes on
+        its own), and the group ends with the event that locked the audit chain's head. It
+        waits for no lock but that head, last, after its officers: a single event's order.
 
         One commit for several events; each still takes effect once with its `done` mark, and
         a failing event costs only itself: the group is rolled back, the events before it
         are handled again one by one, and its failure is recorded once."""
-        # PostgreSQL writers run side by side: a group would only hold its row locks longer
-        rows = rows[: self.cfg.group_size if self.services.single_writer else 1]
+        rows = rows[: self._group_limit(rows)]
         if len(rows) == 1:
             return 1, await self.handle_row(rows[0])
         started, taken = time.monotonic(), []
@@ -220,36 +241,69 @@ class InboxWorker:
         try:
             async with self.services.write_gate(), self.services.sessionmaker() as session:
                 for row in rows:
-                    taken.append(row)
                     failing = row
-                    await self.handler.handle(session, inbox.event_of(row))
+                    if not await self._join(session, row):
+                        break  # it would wait for its officer: on its own, after the group
                     await session.flush()
+                    taken.append(row)
                     failing = None
                     session.expunge_all()  # the next event reads afresh, as in its own session
-                    if self._group_ends(started):
+                    if self._group_ends(started, session):
                         break
-                ids = [row.id for row in taken]
-                marked = await inbox.mark_done_many(session, ids, self.services.clock.now())
-                if marked == set(ids):
-                    await session.commit()
-                    return len(taken), len(taken)
-                await session.rollback()  # another worker finished one: each alone decides
+                failing = None
+                if taken:
+                    ids = [row.id for row in taken]
+                    marked = await inbox.mark_done_many(session, ids, self.services.clock.now())
+                    if marked == set(ids):
+                        await session.commit()
+                        return len(taken), len(taken)
+                    await session.rollback()  # another worker finished one: each alone decides
         except Exception as exc:
             if failing is None:  # the marks or the commit: each alone decides
                 log.warning("a group of %s inbox events failed (%s); one by one", len(taken), exc)
             else:
                 log.exception("handling inbox event %s (%s) failed", failing.id, failing.platform)
-                handled = [await self.handle_row(row) for row in taken[:-1]]
+                handled = [await self.handle_row(row) for row in taken]
                 await self._failed(failing, f"{type(exc).__name__}: {exc}")
-                return len(taken), sum(handled)
+                return len(taken) + 1, sum(handled)
+        if not taken:  # the first event would wait for its officer: alone, waiting
+            return 1, await self.handle_row(rows[0])
         return len(taken), sum([await self.handle_row(row) for row in taken])
 
-    def _group_ends(self, started: float) -> bool:
+    def _group_limit(self, rows: list[InboxEvent]) -> int:
+        """How many of `rows` one transaction may take: on SQLite (one writer at a time
+        anyway) up to `group_size`; on PostgreSQL the leading groupable events."""
+        if self.services.single_writer:
+            return self.cfg.group_size
+        n = 0
+        if self._grouping is not None:
+            for row in rows[: self.cfg.group_size]:
+                if not self._grouping.groupable(inbox.event_of(row)):
+                    break
+                n += 1
+        return max(n, 1)
+
+    async def _join(self, session: AsyncSession, row: InboxEvent) -> bool:
+        """Handle the row's event in the group's transaction; False, with nothing of it
+        written, when on PostgreSQL it would wait for a lock."""
+        event = inbox.event_of(row)
+        if self._grouping is None or self.services.single_writer:
+            await self.handler.handle(session, event)
+            return True
+        try:
+            await self._grouping.handle(session, event, wait=False)
+        except NotNow:
+            return False
+        return True
+
+    def _group_ends(self, started: float, session: AsyncSession) -> bool:
         return (
             time.monotonic() - started >= self.cfg.group_s
             or self.services.write_gate_wanted()
             or self._callbacks_busy()
             or self.stopping.is_set()
+            # PostgreSQL: the audit chain's head stays locked to the commit; commit now
+            or (not self.services.single_writer and bool(session.info.get(audit.APPENDED)))
         )
 
     async def handle_row(self, row: InboxEvent) -> int:

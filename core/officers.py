@@ -102,9 +102,11 @@ async def account_holder(
     tenant: str = DEFAULT_TENANT,
     *,
     lock: bool = False,
+    skip_locked: bool = False,
 ) -> Officer | None:
     """Whoever holds the account, active or not, with their accounts, in one statement; with
-    `lock` on PostgreSQL, their row locked as `lock_officer` does."""
+    `lock` on PostgreSQL, their row locked as `lock_officer` does (`skip_locked`: None at once
+    when another transaction holds it)."""
     return await _one_officer(
         ctx,
         select(Officer)
@@ -115,15 +117,19 @@ async def account_holder(
             PlatformAccount.account == account,
         ),
         lock=lock,
+        skip_locked=skip_locked,
     )
 
 
-async def _one_officer(ctx: Ctx, query: Select[Officer], *, lock: bool) -> Officer | None:
+async def _one_officer(
+    ctx: Ctx, query: Select[Officer], *, lock: bool, skip_locked: bool = False
+) -> Officer | None:
     """The officer `query` finds, their accounts loaded by the same statement (a join, not a
-    second query); `lock`: FOR UPDATE of the officer's row on PostgreSQL."""
+    second query); `lock`: FOR UPDATE of the officer's row on PostgreSQL (`skip_locked`: not
+    found while another transaction holds it)."""
     query = query.options(joinedload(Officer.accounts))
     if lock and _is_postgres(ctx):
-        query = query.with_for_update(of=Officer)
+        query = query.with_for_update(of=Officer, skip_locked=skip_locked)
     return (await ctx.session.scalars(query)).unique().first()
 
 
@@ -199,18 +205,23 @@ async def link_holder(ctx: Ctx, officer_id: int) -> Officer:
 
 
 async def by_account(
-    ctx: Ctx, platform: str, user_id: str, *, lock: bool = False
+    ctx: Ctx, platform: str, user_id: str, *, lock: bool = False, skip_locked: bool = False
 ) -> Officer | None:
     """The active officer behind a platform user id (in the simulator: the officer code).
     With `lock`, the officer's events are serialised from here to the end of the transaction
-    (`lock_officer`; on PostgreSQL taken by the look-up itself)."""
+    (`lock_officer`; on PostgreSQL taken by the look-up itself). `skip_locked` (PostgreSQL):
+    None rather than waiting while another transaction holds the officer."""
     account_kind = account_platform(platform)
     if not user_id:
         return None
     if platform == Platform.SIM:
-        officer = await _one_officer(ctx, select(Officer).where(Officer.code == user_id), lock=lock)
+        officer = await _one_officer(
+            ctx, select(Officer).where(Officer.code == user_id), lock=lock, skip_locked=skip_locked
+        )
     elif account_kind is not None:
-        officer = await account_holder(ctx, account_kind, user_id, lock=lock)
+        officer = await account_holder(
+            ctx, account_kind, user_id, lock=lock, skip_locked=skip_locked
+        )
     else:
         return None
     if officer is None or not officer.active:
