@@ -16,6 +16,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -193,18 +194,22 @@ async def claim_context(
         if since is not None
         else None
     )
-    found = await session.execute(
-        select(
-            OutboxMessage.dest_key,
-            OutboxMessage.id,
-            OutboxMessage.state,
-            OutboxMessage.channel,
-            OutboxMessage.sent_at,
-        ).where(
-            OutboxMessage.dest_key.in_(last),
-            earlier_pending if recently_sent is None else or_(earlier_pending, recently_sent),
-        )
+    columns = (
+        OutboxMessage.dest_key,
+        OutboxMessage.id,
+        OutboxMessage.state,
+        OutboxMessage.channel,
+        OutboxMessage.sent_at,
     )
+    query: Any = select(*columns).where(OutboxMessage.dest_key.in_(last), earlier_pending)
+    if recently_sent is not None:
+        # two ranges of ix_outbox_dest_state_sent, not one OR: an OR is read precisely only by
+        # a bitmap scan, which the claim's transaction turns off (core.leases); without one it
+        # read every row ever sent to these destinations
+        query = union_all(
+            query, select(*columns).where(OutboxMessage.dest_key.in_(last), recently_sent)
+        )
+    found = await session.execute(query)
     first_other: dict[str, int] = {}
     recent: dict[tuple[str, str], list[dt.datetime]] = {}
     for dest_key, row_id, state, channel, sent_at in found.all():

@@ -80,6 +80,21 @@ async def test_claim_leases_rows_until_the_lease_runs_out(
     assert len(again) == 3
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite keeps no dead rows
+async def test_a_claim_walks_the_index_for_the_rest_of_its_transaction(
+    session: AsyncSession, clock: FixedClock
+) -> None:
+    """Each handled event leaves a dead entry under "pending" in the index until VACUUM; a
+    bitmap scan (the planner's choice on a table never analysed) read them all at every claim
+    (3,000 a claim in bench/soak.py), an index walk marks them for the next claim to skip."""
+    await inbox.store(session, text_event(), now=clock.now())
+    await session.commit()
+    assert len(await inbox.claim_pending(session, 10, clock.now(), LEASE)) == 1
+    assert await session.scalar(text("SHOW enable_bitmapscan")) == "off"
+    await session.commit()
+    assert await session.scalar(text("SHOW enable_bitmapscan")) == "on"  # that transaction's
+
+
 async def test_failed_event_backs_off_then_dies(session: AsyncSession, clock: FixedClock) -> None:
     await inbox.store(session, text_event(), now=clock.now())
     (row,) = await inbox.claim_pending(session, 1, clock.now(), LEASE)
