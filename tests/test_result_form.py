@@ -40,6 +40,7 @@ from core.review import review_result
 from core.rules import Rules
 from handlers.forms import RESULT_FILE_PATH
 from tests.case_factories import World, acting, build_world, enter_other_parts
+from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 from tests.server_helpers import make_services
 
 SECRET = b"x" * 40  # make_services' link secret
@@ -700,27 +701,20 @@ async def test_a_part_entered_by_chat_keeps_the_photos_of_the_parts_before_it(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """谁检查、谁录入: the lead's inspector enters its part on the form with a photo, then 卫健委's
-    inspector sends `提交 … 未发现问题`. Each part is a new version, and the review page shows
-    the latest version's files: the chat's version carried none, so the reviewers never saw
-    the photo and a return for it reopened the form without it."""
+    inspector sends `提交 … 未发现问题` in chat. Each part is a new version, and the review page
+    shows the latest version's files: the chat's version carried none, so the reviewers never
+    saw the photo and a return for it reopened the form without it."""
     tok = token(services, world.a1, world.case)
     resp = await client.post(
         RESULT_PATH,
         data=with_files(fields(tok, world.items[0].id), ("现场.jpg", jpeg(), "image/jpeg")),
     )
     assert resp.status == 200 and await case_state(sessionmaker) == "part_entered"
-    async with sessionmaker() as session:
-        ctx = Ctx(session=session, clock=clock, rules=Rules())
-        b1 = await session.get(Officer, world.b1.id)
-        await submit_result(
-            acting(ctx, b1),
-            world.case.code,
-            codes=["1"],
-            methods=["实地检查"],
-            followups=["无需后续处置"],
-        )
-        await session.commit()
-    assert await case_state(sessionmaker) == "submitted"
+    chat = make_dispatcher(sessionmaker, clock)
+    reply = await send(
+        sessionmaker, chat, text_event(world.b1.code, f"提交 {world.case.code} 未发现问题")
+    )
+    assert "已送" in bodies(reply) and await case_state(sessionmaker) == "submitted"
     latest = (await results(sessionmaker))[-1]
     names = [r.name for r in await attachment_rows(sessionmaker) if r.result_id == latest.id]
     assert names == ["现场.jpg"]
