@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
+from bot.platforms.base import card_markdown
 from core import access, audit
 from core.changes import Ctx
 from core.clock import china_noon
@@ -19,6 +20,7 @@ from core.draws.verify import draw_public_json, verify_draw
 from core.errors import DomainError, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.groups import matching, member_changes
 from core.groups.matching import match_inspectors
+from core.messages import Card
 from core.models import (
     AuditEvent,
     Case,
@@ -108,6 +110,11 @@ async def test_full_path(ctx: Ctx) -> None:
     ]
     assert card["task_id"] == f"inv-{invitations[0].id}-o{w.partners[0].liaison.id}"
     assert task.commitment in card["description"] and "2026年3月9日" in card["description"]
+    # the card says its title and its fields once: every platform shows the title, then the
+    # description, then the fields (the description used to open with all three again)
+    shown = card_markdown(Card.model_validate(card))
+    assert shown.count(card["title"]) == 1 and shown.count(f"任务编号：{task.code}") == 1
+    assert shown.count("牵头部门：") == 1 and card["title"] in group_notes[0].message["body"]
 
     await answers.accept_invitation(as_actor(ctx, w.partners[0].liaison), invitations[0].id)
     assert task.state == "consulting"

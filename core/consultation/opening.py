@@ -120,8 +120,7 @@ async def open_consultation(
                 .order_by(Item.code)
             )
         )
-        text = render(
-            "messages/invitation.md.j2",
+        words = dict(
             task=task,
             lead=task.lead_department,
             items=items,
@@ -129,6 +128,8 @@ async def open_consultation(
             rule_text=rule_text,
             reply_due=due.label(),
         )
+        text = render("messages/invitation.md.j2", **words, card=False)
+        card_text = render("messages/invitation.md.j2", **words, card=True)
         # The group chat is told (robot webhooks cannot carry answer buttons); the people who
         # may answer get the card itself in their direct chat with the bot.
         notices.append(
@@ -141,7 +142,7 @@ async def open_consultation(
         notices.extend(
             Notice(
                 Destination.officer(o.id),
-                invitation_card(task, inv, text=text, recipient=o.id),
+                invitation_card(task, inv, text=card_text, recipient=o.id),
                 key=f"invitation:{inv.id}:officer:{o.id}",
             )
             for o in await answerers(ctx, dep.id)
