@@ -632,8 +632,8 @@ async def test_simulator_api(rig: Rig, fuzzer: Fuzzer) -> None:
 
 async def test_public_pages(rig: Rig, fuzzer: Fuzzer) -> None:
     """/public/, /public/results and /public/draws/<code>[.json|/pool.csv] with hostile
-    queries and codes, and any other address under /public/ or /h5/ (the draw code as the
-    rest of the path): a page (or a Chinese 404), never a 500."""
+    queries and codes, the bare host, and any other address under /public/, /h5/ or at all
+    (the draw code as the rest of the path): a page (or a Chinese 404), never a 500."""
     draw_codes = st.one_of(
         st.sampled_from([f"{rig.task_code}-T1", f"{rig.task_code}-I1", "KC-2026-0001"]),
         st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=40),
@@ -643,7 +643,7 @@ async def test_public_pages(rig: Rig, fuzzer: Fuzzer) -> None:
         path, query, code, suffix = c
         if path == "draw":
             path = f"/public/draws/{code}{suffix}"
-        elif path in ("/public/x/", "/h5/x/"):
+        elif path in ("/public/x/", "/h5/x/", "/x/"):
             path = f"{path[:-2]}{code}{suffix}"
         before = await rig.inbox_count()
         async with rig.http.get(rig.url(path), params=query) as resp:
@@ -666,6 +666,8 @@ async def test_public_pages(rig: Rig, fuzzer: Fuzzer) -> None:
                     "/favicon.ico",
                     "/public/x/",
                     "/h5/x/",
+                    "/",
+                    "/x/",
                 ]
             ),
             query,
@@ -794,6 +796,8 @@ FUZZED_ROUTES = {
     "GET /public/results": test_public_pages,
     "GET /public/{tail}": test_public_pages,  # any other address: the Chinese 404
     "GET /h5/{tail}": test_public_pages,
+    "GET /": test_public_pages,
+    "GET /{tail}": test_public_pages,
     f"GET /public/static/{PUBLIC_SCRIPT}": test_pictures_scripts_and_verification_gets,
     "GET /public/draws/{code}": test_public_pages,
     "GET /public/draws/{code}.json": test_public_pages,

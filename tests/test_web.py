@@ -466,6 +466,8 @@ async def test_a_form_body_that_is_not_utf8_is_a_400(
         ("/public/draws/%00", "未找到"),
         ("/h5/resul", "无法打开此页面"),
         ("/h5/result/", "无法打开此页面"),
+        ("/index.html", "未找到"),  # outside both sides: aiohttp's English page before
+        ("/sim/", "未找到"),
     ],
 )
 async def test_a_mistyped_page_address_gets_a_chinese_page(
@@ -480,6 +482,16 @@ async def test_a_mistyped_page_address_gets_a_chinese_page(
     text = unescape(re.sub(r"<[^>]+>", " ", await resp.text()))
     assert resp.status == 404 and resp.content_type == "text/html"
     assert says in text and "没有这个页面，请检查网址。" in text and "Not Found" not in text
+
+
+async def test_the_bare_host_opens_the_public_side(services: Services, aiohttp_client) -> None:
+    """`serve` logs http://host:port as where it serves; opening it showed "404: Not Found"."""
+    app = web.Application()
+    app[SERVICES] = services
+    app.add_routes(routes(services) + missing_pages())
+    resp = await (await aiohttp_client(app)).get("/")
+    assert resp.status == 200 and resp.url.path == "/public/"
+    assert "双随机、一公开" in await resp.text()
 
 
 async def test_pages_link_the_favicon(client: TestClient, world: World, clock: FixedClock) -> None:

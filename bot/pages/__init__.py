@@ -31,9 +31,13 @@ def routes(services: Services) -> list[web.RouteDef]:
 
 def missing_pages() -> list[web.RouteDef]:
     """Any other address under the public side or the phone pages (a mistyped or truncated
-    link) gets the Chinese page saying where to go, not aiohttp's English "404: Not Found".
-    No pages themselves: the app registers them after every other route, so the router
-    tries them only when nothing else matched."""
+    link) gets the Chinese page saying where to go, not aiohttp's English "404: Not Found";
+    so does any other address at all, and the bare host (the address `serve` logs) opens the
+    public side. No pages themselves: the app registers them after every other route, so the
+    router tries them only when nothing else matched."""
+
+    async def front(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/public/")
 
     async def public_missing(request: web.Request) -> web.Response:
         return public.not_found(NO_SUCH_PAGE)
@@ -41,4 +45,9 @@ def missing_pages() -> list[web.RouteDef]:
     async def page_missing(request: web.Request) -> web.Response:
         return respond(denied(NotFound(NO_SUCH_PAGE)))
 
-    return [web.get("/public/{tail:.*}", public_missing), web.get("/h5/{tail:.*}", page_missing)]
+    return [
+        web.get("/public/{tail:.*}", public_missing),
+        web.get("/h5/{tail:.*}", page_missing),
+        web.get("/", front),
+        web.get("/{tail:.*}", public_missing),
+    ]
