@@ -78,7 +78,7 @@ async def get_case(ctx: Ctx, case_code: str, *, for_update: bool = False) -> Cas
         query = query.with_for_update(of=Case).execution_options(populate_existing=True)
     case = await ctx.session.scalar(query)
     if case is None:
-        raise NotFound(f"找不到案件 {case_code}")
+        raise NotFound(f"找不到案件 {case_code}，请核对案件号（形如 LJ-2026-001-003）")
     return case
 
 

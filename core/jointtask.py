@@ -35,6 +35,12 @@ async def get_department(ctx: Ctx, department_id: int) -> Department:
     return dep
 
 
+def no_task(code: str) -> NotFound:
+    """A task code that names no task (or none the asker may see: the same words): what the
+    code should look like, so a typo is seen as one."""
+    return NotFound(f"未找到任务 {code}，请核对任务编号（形如 LJ-2026-001）")
+
+
 async def get_task(ctx: Ctx, code: str, *, for_update: bool = False) -> JointTask:
     """The task by code; `for_update` locks its row so concurrent draws or answers serialise."""
     stmt = select(JointTask).where(JointTask.code == code.strip().upper())
@@ -42,7 +48,7 @@ async def get_task(ctx: Ctx, code: str, *, for_update: bool = False) -> JointTas
         stmt = stmt.with_for_update(of=JointTask).execution_options(populate_existing=True)
     task = await ctx.session.scalar(stmt)
     if task is None:
-        raise NotFound(f"未找到任务 {code}")
+        raise no_task(code)
     return task
 
 

@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from core.cases import OPEN_FOR_ENTRY, get_case, participating_departments, require, sees_inside
 from core.cases import get_task as case_task
 from core.changes import Ctx
-from core.errors import NotFound
-from core.jointtask import get_task, task_invitations, task_items
+from core.jointtask import get_task, no_task, task_invitations, task_items
 from core.models import (
     AuditEvent,
     Case,
@@ -86,7 +85,7 @@ async def task_detail(ctx: Ctx, code: str, department_id: int) -> TaskDetail:
     if invitation is not None or await sees_inside(ctx, task):
         return TaskDetail(task, await task_items(ctx, task), invitation, outside=False)
     if task.state == TaskState.DRAFT:
-        raise NotFound(f"未找到任务 {code}")
+        raise no_task(code)
     return TaskDetail(task, [], None, outside=True)
 
 

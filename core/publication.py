@@ -23,7 +23,8 @@ from core.cases import (
     staff_case,
 )
 from core.changes import Ctx, Notice, record
-from core.errors import InvalidTransition, NotFound, ValidationFailed
+from core.errors import InvalidTransition, ValidationFailed
+from core.jointtask import no_task
 from core.messages import Destination, OutMessage
 from core.models import (
     Case,
@@ -88,7 +89,7 @@ async def publish_task_results(ctx: Ctx, task_code: str) -> int:
     """Publish every approved case of the task; one notice per department for the batch."""
     task = await ctx.session.scalar(select(JointTask).where(JointTask.code == task_code))
     if task is None:
-        raise NotFound(f"找不到任务 {task_code}")
+        raise no_task(task_code)
     await require_lead_staff(ctx, task, "task.publish", f"task:{task.code}")
     cases = list(
         await ctx.session.scalars(

@@ -7,7 +7,7 @@ import re
 
 from core.draws import quickdraw, targets, verify
 from core.draws.beacon import beacon_ready_at, beacon_ready_label
-from core.errors import DomainError, NotFound
+from core.errors import DomainError
 from core.groups import matching
 from core.workdays import cn_date
 from handlers.base import Args, HandlerCtx, UsageError, normalize
@@ -115,6 +115,6 @@ async def check(ctx: HandlerCtx, args: Args) -> None:
         raise UsageError
     draws = await verify.draws_for(ctx.core, code)
     if not draws:
-        raise NotFound(f"未找到抽取记录 {code}")
+        raise verify.no_draw(code)
     reports = [await verify.verify_draw(ctx.core, d.id) for d in draws]
     await ctx.say("cmd_verify.md.j2", reports=reports)

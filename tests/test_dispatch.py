@@ -243,8 +243,12 @@ async def test_unknown_and_malformed_commands_get_specific_hints(
     )
     usage = bodies(await send(sessionmaker, d, text_event(who, "接受")))
     assert "用法：接受 编号 [事项代码…]" in usage and "例如：" in usage
-    assert "未找到任务 LJ-2026-999" in bodies(
+    assert "未找到任务 LJ-2026-999，请核对任务编号（形如 LJ-2026-001）" in bodies(
         await send(sessionmaker, d, text_event(who, "接受 LJ-2026-999"))
+    )
+    # a typo is answered with what the code should look like: the way on
+    assert "找不到案件 LJ-2026-001-01，请核对案件号（形如 LJ-2026-001-003）" in bodies(
+        await send(sessionmaker, d, text_event(who, "案件 LJ-2026-001-01"))
     )
 
 

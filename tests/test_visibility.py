@@ -90,7 +90,7 @@ async def test_verify_shows_an_outside_department_only_public_draws(sessionmaker
     out = bodies(await send(sessionmaker, d, text_event(outsider.liaison.code, f"验证 {code}")))
     assert f"验证 {code}-T1：通过" in out and f"{code}-I1" not in out
     out = bodies(await send(sessionmaker, d, text_event(outsider.leader.code, f"验证 {code}-I1")))
-    assert out == f"未找到抽取记录 {code}-I1"
+    assert out == f"未找到抽取记录 {code}-I1，请核对抽取编号（形如 LJ-2026-001-T1）"
     out = bodies(await send(sessionmaker, d, text_event(outsider.leader.code, f"验证 {code}-T1")))
     assert f"验证 {code}-T1：通过" in out
 
@@ -119,4 +119,4 @@ async def test_verify_of_a_quick_inspector_draw_is_for_the_departments_concerned
         out = bodies(await send(sessionmaker, d, text_event(who.code, f"验证 {kc}")))
         assert f"验证 {kc}：" in out
     out = bodies(await send(sessionmaker, d, text_event(w.partners[1].liaison.code, f"验证 {kc}")))
-    assert out == f"未找到抽取记录 {kc}"
+    assert out == f"未找到抽取记录 {kc}，请核对抽取编号（形如 LJ-2026-001-T1）"

@@ -15,7 +15,8 @@ from core.archive import audit_excerpt, contents
 from core.attachments import FileStore
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
-from core.errors import InvalidTransition, NotFound, PermissionDenied
+from core.errors import InvalidTransition, PermissionDenied
+from core.jointtask import no_task
 from core.models import Case, CaseResult, JointTask, Objection
 from core.states import TASK, ObjectionState, TaskState
 from core.workdays import cn_date
@@ -29,7 +30,7 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
         select(JointTask).where(JointTask.code == task_code.upper()).with_for_update(of=JointTask)
     )
     if task is None:
-        raise NotFound(f"找不到任务 {task_code}")
+        raise no_task(task_code)
     actor = ctx.actor
     if actor is not None and not (
         actor.has_role("admin")

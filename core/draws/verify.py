@@ -54,6 +54,11 @@ def _same(label: str, expected: Any, got: Any) -> Check:
     )
 
 
+def no_draw(ref: str) -> NotFound:
+    """A draw reference that names no draw (or none the asker may see: the same words)."""
+    return NotFound(f"未找到抽取记录 {ref}，请核对抽取编号（形如 LJ-2026-001-T1）")
+
+
 async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
     d = await ctx.session.get(Draw, draw_id)
     if d is None:
@@ -177,5 +182,5 @@ async def find_draw(ctx: Ctx, ref: str) -> Draw:
         .limit(1)
     )
     if found is None:
-        raise NotFound(f"未找到抽取记录 {ref}")
+        raise no_draw(ref)
     return found
