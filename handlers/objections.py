@@ -45,7 +45,7 @@ async def file(ctx: HandlerCtx, args: Args) -> None:
     if code is None or not content:
         raise UsageError("登记异议须写明案件号和异议内容。")
     words = content.split()
-    received_on = day_word(words[-1], ctx.clock.today())
+    received_on = day_word(words[-1], ctx.clock.today(), "收到日期")
     if received_on is not None:
         if len(words) == 1:
             raise UsageError("请在收到日期前写明异议内容。")

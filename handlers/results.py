@@ -62,30 +62,35 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
     )
 
 
-def day_word(word: str, today: dt.date) -> dt.date | None:
-    """The inspection date a trailing word names (today = the China date), None when the word
-    is part of the result; a word that looks like a date but is none is refused."""
+def day_word(
+    word: str, today: dt.date, what: str = "检查日期", forms: str = _DATE_FORMS
+) -> dt.date | None:
+    """The date a trailing word names (today = the China date), None when the word is part of
+    the text before it; a word that looks like a date but is none is refused, saying which
+    date (`what`) is asked for and how it may be written (`forms`)."""
     if word in _DAYS_AGO:
         return today - dt.timedelta(days=_DAYS_AGO[word])
     m = _ISO_DATE.match(word) or _CN_DATE.match(word)
     if m is None:
         if _DATE_LIKE.search(word):
-            raise _bad_date(word)
+            raise _bad_date(word, what, forms)
         return None
     year = int(m.group(1)) if m.group(1) else today.year
     try:
         return dt.date(year, int(m.group(2)), int(m.group(3)))
     except ValueError:
-        raise _bad_date(word) from None
+        raise _bad_date(word, what, forms) from None
 
 
-def day_named(word: str, today: dt.date) -> dt.date:
+def day_named(
+    word: str, today: dt.date, what: str = "检查日期", forms: str = _DATE_FORMS
+) -> dt.date:
     """A word that must be a date (检查, 延期)."""
-    day = day_word(word, today)
+    day = day_word(word, today, what, forms)
     if day is None:
-        raise _bad_date(word)
+        raise _bad_date(word, what, forms)
     return day
 
 
-def _bad_date(word: str) -> ValidationFailed:
-    return ValidationFailed(f"无法识别的日期“{word}”，检查日期可写：{_DATE_FORMS}")
+def _bad_date(word: str, what: str, forms: str) -> ValidationFailed:
+    return ValidationFailed(f"无法识别的日期“{word}”，{what}可写：{forms}")

@@ -125,6 +125,22 @@ async def test_an_unreadable_date_is_named_as_a_date(sessionmaker, clock, w, wor
     assert await case_state(sessionmaker) == ("assigned", None)
 
 
+async def test_an_unreadable_extension_date_is_not_called_an_inspection_date(
+    sessionmaker, clock, w
+) -> None:
+    """延期 takes the new end of the window: its refusal said 检查日期可写 … 今天、昨天或前天."""
+    d = make_dispatcher(sessionmaker, clock)
+    reply = bodies(
+        await send(
+            sessionmaker,
+            d,
+            text_event(w.lead_liaison.code, "延期 LJ-2026-001 2026-13-01 检查对象集中停业整顿中"),
+        )
+    )
+    assert "无法识别的日期“2026-13-01”，延期后的截止日期可写：4月30日" in reply
+    assert "检查日期" not in reply and "昨天" not in reply
+
+
 async def test_a_date_without_a_result_asks_for_the_result(sessionmaker, clock, w) -> None:
     d = make_dispatcher(sessionmaker, clock)
     reply = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 今天")))
