@@ -182,8 +182,14 @@ def test_unreadable_task_holiday_and_import_files_are_named_in_chinese(
         code, _, err = run_cli([*argv, "--db", db], capsys)
         assert code == 2 and says in err, err
         assert not re.search(r"[A-Za-z]{3,} [a-z]{3,}", err.split("：", 1)[1]), err
+    # a file that cannot be read at all is a wrong path like any other (exit 2); a file with bad
+    # rows is the importer's report (exit 1)
     code, out, err = run_cli(["import", "targets", str(tmp_path), "--db", db], capsys)
-    assert code == 1 and "无法打开文件：这是一个文件夹" in out + err
+    assert code == 2 and "无法打开文件：这是一个文件夹" in out + err
+    code, out, err = run_cli(
+        ["import", "targets", str(tmp_path / "无此文件.xlsx"), "--db", db], capsys
+    )
+    assert code == 2 and "文件或文件夹不存在" in out + err
 
 
 def test_documents_for_an_unknown_code_says_what_to_write(

@@ -64,6 +64,8 @@ async def cmd_import(args: argparse.Namespace) -> int:
         print(f"  第 {err.line} 行 {err.column}：{err.reason}")
     if len(report.rejected) > args.show_errors:
         print(f"  …… 另有 {len(report.rejected) - args.show_errors} 条错误")
+    if report.file_error:  # the file itself (path, type, columns): as any command's wrong path
+        return 2
     return 0 if report.ok else 1
 
 
