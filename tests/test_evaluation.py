@@ -111,6 +111,21 @@ async def test_chat_setup_check_and_year_report_for_admins_and_leaders(sessionma
     assert bodies(rows) == f"年度“明年”应为整数，如 {clock.today().year}"
 
 
+async def test_chat_year_report_puts_each_department_on_its_own_line(sessionmaker, clock) -> None:
+    """Every department after the first ran on from the one before (“更正 0- **县公安局**”):
+    the template's whitespace control ate the line break between them."""
+    async with sessionmaker() as s:
+        dep = await f.department(s, "县市场监督管理局", code="SJ")
+        await f.department(s, "县公安局", code="GA")
+        await f.department(s, "县卫生健康局", code="WJ")
+        admin = await f.officer(s, dep, "admin")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    text = bodies(await send(sessionmaker, d, text_event(admin.code, "年度考核 2026")))
+    lines = [line for line in text.split("\n") if line.startswith("- **")]
+    assert len(lines) == 3 and all(line.endswith("更正 0") for line in lines), text
+
+
 @pytest.mark.parametrize("typed", ["1800", "99999", "2999年"])
 async def test_chat_year_report_refuses_a_year_out_of_range_in_one_line(
     sessionmaker, clock, typed: str
