@@ -178,6 +178,15 @@ async def test_a_task_before_publication_is_not_archived(ctx: Ctx, session: Asyn
         await closing.archive_task(acting(ctx, w.lead_liaison), w.task.code)
 
 
+# The archive's files that list result versions, each by edition and entry as the pages do
+_VERSIONED_CSVS = (
+    "05-检查结果/结果.csv",
+    "05-检查结果/事项结果.csv",
+    "06-审核/审核.csv",
+    "07-公示/公示.csv",
+)
+
+
 async def test_archive_files_the_results_attachments(
     ctx: Ctx, session: AsyncSession, tmp_path: Path
 ) -> None:
@@ -219,7 +228,12 @@ async def test_archive_files_the_results_attachments(
         assert zf.read(f"{folder}/第1版-第2次录入-1-现场照片.jpg") == photo
         assert zf.read(f"{folder}/第2版-第3次录入-3-复查照片.jpg") == photo
         listing = zf.read("05-检查结果/附件清单.csv").decode("utf-8-sig")
+        published_rows = zf.read("07-公示/公示.csv").decode("utf-8-sig").splitlines()
+        headers = [zf.read(n).decode("utf-8-sig").splitlines()[0] for n in _VERSIONED_CSVS]
     assert listing.startswith("案件号,版次,录入次序,文件名")
+    assert all(h.startswith("案件号,") and ",版次,录入次序," in h for h in headers)
+    code = published.case.code  # the returned entry was never published; 第 1 版 is the second
+    assert [r.split(",")[:3] for r in published_rows[1:]] == [[code, "1", "2"], [code, "2", "3"]]
     assert "丢失.pdf" in listing and "缺失" in listing
 
 

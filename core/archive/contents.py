@@ -51,6 +51,11 @@ def json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, indent=2, default=str).encode("utf-8")
 
 
+# A result version as the pages and `案件` name it: 第 N 版 (its edition: 1 until published, +1
+# per correction) and 第 M 次录入 (each department's part, each re-entry after a return)
+VERSION_HEADER = ("版次", "录入次序")
+
+
 def china_time(at: dt.datetime | None) -> str:
     return at.astimezone(CHINA_TZ).isoformat(timespec="seconds") if at else ""
 
@@ -180,7 +185,7 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
                 "案件号",
                 "检查对象",
                 "统一社会信用代码",
-                "版本",
+                *VERSION_HEADER,
                 "状态",
                 "结果代码",
                 "检查方式",
@@ -199,6 +204,7 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
                     by_id[r.case_id].code,
                     by_id[r.case_id].target.name,
                     by_id[r.case_id].target.uscc,
+                    r.edition,
                     r.version,
                     r.state,
                     ",".join(r.codes),
@@ -217,7 +223,7 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
             ],
         ),
     )
-    version = {r.id: (by_id[r.case_id].code, r.version) for r in results}
+    version = {r.id: (by_id[r.case_id].code, r.edition, r.version) for r in results}
     items = (
         await session.execute(
             select(ItemResult, Item.name)
@@ -229,7 +235,15 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
     files.add(
         "05-检查结果/事项结果.csv",
         csv_bytes(
-            ("案件号", "版本", "检查事项", "结果代码", "检查内容", "发现的问题", "处理情况"),
+            (
+                "案件号",
+                *VERSION_HEADER,
+                "检查事项",
+                "结果代码",
+                "检查内容",
+                "发现的问题",
+                "处理情况",
+            ),
             [
                 (*version[i.result_id], name, ",".join(i.codes), i.content, i.problems, i.handling)
                 for i, name in items
@@ -239,10 +253,11 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
     files.add(
         "07-公示/公示.csv",
         csv_bytes(
-            ("案件号", "版本", "公示时间", "是否更正", "当前状态"),
+            ("案件号", *VERSION_HEADER, "公示时间", "是否更正", "当前状态"),
             [
                 (
                     by_id[r.case_id].code,
+                    r.edition,
                     r.version,
                     china_time(r.published_at),
                     r.is_correction,
@@ -263,7 +278,7 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
     files.add(
         "06-审核/审核.csv",
         csv_bytes(
-            ("案件号", "版本", "审核部门", "审核人", "结论", "理由", "时间"),
+            ("案件号", *VERSION_HEADER, "审核部门", "审核人", "结论", "理由", "时间"),
             [
                 (
                     *version[r.result_id],
@@ -283,9 +298,8 @@ async def attachments(
     session: AsyncSession, cases: Sequence[Case], store: FileStore | None, files: Files
 ) -> None:
     """Every result version's photos and PDFs, by case, edition and entry; a file the store no
-    longer holds is listed as missing rather than silently left out. Named as the result pages
-    and `案件` name a version: 第 N 版 is its edition (1 until published, +1 per correction),
-    第 M 次录入 the entry (each department's part, each re-entry after a return)."""
+    longer holds is listed as missing rather than silently left out. Paths name the version
+    as the result pages and `案件` do (VERSION_HEADER)."""
     code = {c.id: c.code for c in cases}
     rows = (
         await session.execute(
@@ -306,7 +320,7 @@ async def attachments(
     files.add(
         "05-检查结果/附件清单.csv",
         csv_bytes(
-            ("案件号", "版次", "录入次序", "文件名", "类型", "字节", "SHA-256", "归档位置"), listed
+            ("案件号", *VERSION_HEADER, "文件名", "类型", "字节", "SHA-256", "归档位置"), listed
         ),
     )
 
