@@ -292,10 +292,13 @@ async def submit_result(
     inspected_on: dt.date | None = None,
     item_results: Sequence[dict[str, Any]] = (),
     remarks: str = "",
+    loaded: EntryState | None = None,
 ) -> CaseResult:
     """A group member enters the result (the chat's `提交`): `enter_result` on the case as
-    loaded now, the earlier version's files carried over."""
-    loaded = await load_entry_state(ctx, case_code)
+    `loaded` for this entry by the caller, or loaded now, the earlier version's files carried
+    over."""
+    if loaded is None:
+        loaded = await load_entry_state(ctx, case_code)
     result = await enter_result(
         ctx,
         loaded,

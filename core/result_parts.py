@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
 
-from core.cases import china_date, latest_result
+from core.cases import china_date
 from core.changes import Ctx
 from core.errors import ValidationFailed
 from core.inspection import result_deadline
@@ -30,6 +30,9 @@ from core.models import (
 )
 from core.results import METHODS, NO_FOLLOWUP, case_codes
 from core.states import PART, PartState
+
+if TYPE_CHECKING:  # core.result_entry builds on this module
+    from core.result_entry import EntryState
 
 _PART_FIELDS = ("codes", "content", "problems", "handling")
 
@@ -101,10 +104,8 @@ class QuickEntry:
     remarks: str
 
 
-async def quick_entry(
-    ctx: Ctx,
-    case: Case,
-    task: JointTask,
+def quick_entry(
+    loaded: EntryState,
     actor: Officer,
     codes: Sequence[str],
     methods: Sequence[str],
@@ -114,29 +115,19 @@ async def quick_entry(
     result of each of the officer's department's items, and the case conclusion is merged
     from every department's items as the result form merges it — not the last department's
     words alone. While other departments' parts stand, the case-level fields they entered
-    (methods, follow-ups, remarks) stand too: methods add up, follow-ups are kept."""
-    own = list(
-        await ctx.session.scalars(
-            select(TaskItem.item_id)
-            .where(TaskItem.task_id == task.id, TaskItem.department_id == actor.department_id)
-            .order_by(TaskItem.item_id)
-        )
-    )
+    (methods, follow-ups, remarks) stand too: methods add up, follow-ups are kept. From the
+    case as `loaded` for the entry (its items and latest version: no look-ups of its own)."""
+    own = sorted(item.id for item, dept in loaded.task_items if dept.id == actor.department_id)
     mine = [
         {"item_id": item_id, "codes": list(codes), "content": "", "problems": "", "handling": ""}
         for item_id in own
     ]
-    latest = await latest_result(ctx, case)
-    carried: list[dict[str, Any]] = []
-    if latest is not None:
-        carried = [
-            {"item_id": row.item_id, **{k: getattr(row, k) for k in _PART_FIELDS}}
-            for row in await ctx.session.scalars(
-                select(ItemResult)
-                .where(ItemResult.result_id == latest.id, ItemResult.item_id.not_in(own))
-                .order_by(ItemResult.item_id)
-            )
-        ]
+    latest = loaded.latest
+    carried = [
+        {"item_id": row.item_id, **{k: getattr(row, k) for k in _PART_FIELDS}}
+        for row in sorted(loaded.latest_items, key=lambda row: row.item_id)
+        if row.item_id not in own
+    ]
     if latest is None or not carried:
         return QuickEntry(list(codes), list(methods), list(followups), False, None, mine, "")
     used = {*methods, *latest.methods}

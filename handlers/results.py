@@ -14,8 +14,8 @@ import re
 
 from core import cases, results
 from core.errors import ValidationFailed
-from core.result_entry import submit_result
-from core.result_parts import missing_parts, quick_entry
+from core.result_entry import load_entry_state, submit_result
+from core.result_parts import departments_with_items, not_entered, quick_entry
 from handlers.base import Args, HandlerCtx, UsageError
 
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
@@ -41,24 +41,30 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
         text = " ".join(words[:-1])
     codes = results.parse_quick_result(text)
     methods, followups = results.quick_defaults(codes)
-    # locked first: the other departments' parts merged below are the ones the entry stores
-    case = await cases.get_case(ctx.core, code, for_update=True)
-    actor = await cases.require_member(ctx.core, case, "case.result.submit")  # outsiders first
+    # the case locked first, read once: the other departments' parts merged below are the
+    # ones the entry stores, and the reply's missing parts are those the entry leaves
+    loaded = await load_entry_state(ctx.core, code)
+    case, task = loaded.case, loaded.task
+    actor = await cases.require_member(  # outsiders first
+        ctx.core, case, "case.result.submit", loaded.members
+    )
     if methods and inspected_on is None and case.inspected_on is None:
         # Never assume today: it would hide a late entry behind a fresh deadline (rule 7).
         raise ValidationFailed(f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日")
-    task = await cases.get_task(ctx.core, case)
-    entry = await quick_entry(ctx.core, case, task, actor, codes, methods, followups)
+    entry = quick_entry(loaded, actor, codes, methods, followups)
     result = await submit_result(
-        ctx.core, code, inspected_on=inspected_on, **dataclasses.asdict(entry)
+        ctx.core, code, inspected_on=inspected_on, loaded=loaded, **dataclasses.asdict(entry)
     )
+    merged = result.codes != codes
     await ctx.say(
         "cmd_submitted.md.j2",
         case=case,
         labels=[results.label(c) for c in codes],
-        merged=(await cases.result_labels(ctx.core, task, result) if result.codes != codes else []),
+        merged=(await cases.result_labels(ctx.core, task, result, loaded.departments))
+        if merged
+        else [],
         inspected_on=result.inspected_on,
-        missing=await missing_parts(ctx.core, case, task),
+        missing=not_entered(loaded.parts, departments_with_items(task, loaded.task_items)),
     )
 
 
