@@ -116,8 +116,8 @@ class ResultEntry:
 
 # The sheet's look-ups, built once with bound parameters (building one cost about as much CPU
 # as running it, #9).
-_CASE = (
-    select(Case, JointTask)
+_CASE = cases.with_group(
+    select(Case, JointTask, GroupMember)
     .join(JointTask, JointTask.id == Case.task_id)
     .where(Case.id == bindparam("case_id"))
 )
@@ -140,13 +140,12 @@ async def _sheet(
     department_id: int,
     members: list[GroupMember] | None = None,
     *,
-    departments: list[Department] | None = None,
+    loaded: tuple[list[Department], list[tuple[Item, Department]]] | None = None,
     page_parts: bool = True,
 ) -> CaseSheet:
-    """`members`, `departments`: the case's group and the task's departments if loaded."""
-    if departments is None:
-        departments = await cases.participating_departments(ctx, task)
-    rows = await cases.task_items(ctx, task)
+    """`members`, `loaded`: the case's group and the task's departments and items
+    (`cases.departments_and_items`) if loaded."""
+    departments, rows = loaded or await cases.departments_and_items(ctx, task)
     sheet = CaseSheet(
         case=case,
         task=task,
@@ -233,14 +232,16 @@ async def _entered(
     return await with_page_parts(ctx, sheet, loaded.parts)
 
 
-async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> tuple[Case, JointTask]:
+async def _case(
+    ctx: Ctx, case_id: int, *, for_update: bool = False
+) -> tuple[Case, JointTask, list[GroupMember]]:
     """A case by id (signed links name cases by id), locked like `cases.get_case` if asked,
-    and its task in the same query."""
+    with its task and its active group (`cases.active_members`) in the same query."""
     query = _CASE_LOCKED if for_update else _CASE
-    found = (await ctx.session.execute(query, {"case_id": case_id})).first()
-    if found is None:
+    rows = (await ctx.session.execute(query, {"case_id": case_id})).all()
+    if not rows:
         raise NotFound("找不到该案件，可能已被撤销。")
-    return found[0], found[1]
+    return rows[0][0], rows[0][1], [member for _, _, member in rows if member is not None]
 
 
 async def entry_sheet(
@@ -250,16 +251,15 @@ async def entry_sheet(
     what a refusal is audited as. A sheet to submit from is loaded `for_update`: the case row
     stays locked, so the version the entry is compared with is the latest until commit; it
     leaves out what only the page shows (`with_page_parts` adds it)."""
-    case, task = await _case(ctx, case_id, for_update=for_update)
-    members = await cases.active_members(ctx, case)
+    case, task, members = await _case(ctx, case_id, for_update=for_update)
     actor = await cases.require_member(ctx, case, action, members)
     return await _sheet(ctx, case, task, actor.department_id, members, page_parts=not for_update)
 
 
 async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
     """The case as a reviewer sees it: the lead's or a participant's liaison or leader."""
-    case, task = await _case(ctx, case_id)
-    departments = await cases.participating_departments(ctx, task)
+    case, task, members = await _case(ctx, case_id)
+    departments, rows = await cases.departments_and_items(ctx, task)
     cases.require(
         cases.is_staff(ctx.actor, [d.id for d in departments]),
         "只有发起部门或参与部门的联络员、分管领导可以审核结果",
@@ -267,7 +267,9 @@ async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
         f"case:{case.code}",
     )
     assert ctx.actor is not None  # staff checked above
-    return await _sheet(ctx, case, task, ctx.actor.department_id, departments=departments)
+    return await _sheet(
+        ctx, case, task, ctx.actor.department_id, members, loaded=(departments, rows)
+    )
 
 
 def _item_dicts(

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import defaultload
 
 from core.changes import Ctx, record
@@ -90,26 +90,50 @@ async def get_task(ctx: Ctx, case: Case) -> JointTask:
 
 # The look-ups every case page and result makes, built once with bound parameters: building a
 # statement (and its cache key) cost as much CPU as running a small one (#9).
+_ACTIVE = GroupMember.active.is_(True)
+_GROUP_ORDER = (GroupMember.is_leader.desc(), GroupMember.id)
+# messages to members go by officer id: their platform accounts are not loaded
+_MEMBER_OFFICERS = defaultload(GroupMember.officer).raiseload(Officer.accounts)
 _ACTIVE_MEMBERS = (
     select(GroupMember)
-    .where(GroupMember.case_id == bindparam("case_id"), GroupMember.active.is_(True))
-    .order_by(GroupMember.is_leader.desc(), GroupMember.id)
-    # messages to members go by officer id: their platform accounts are not loaded
-    .options(defaultload(GroupMember.officer).raiseload(Officer.accounts))
+    .where(GroupMember.case_id == bindparam("case_id"), _ACTIVE)
+    .order_by(*_GROUP_ORDER)
+    .options(_MEMBER_OFFICERS)
 )
+
+
+def with_group(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """A case look-up (`select(Case, …, GroupMember)`) with the case's active group joined:
+    one row per member in `active_members`' order, one row with no member for a case without
+    a group; the case and its group in one query."""
+    return (
+        query.outerjoin(GroupMember, (GroupMember.case_id == Case.id) & _ACTIVE)
+        .order_by(*_GROUP_ORDER)
+        .options(_MEMBER_OFFICERS)
+    )
+
+
 _ACCEPTED = select(Invitation.department_id).where(
     Invitation.task_id == bindparam("task_id"), Invitation.state == InvitationState.ACCEPTED
 )
-_PARTICIPATING = (
-    select(Department)
-    .where(
-        Department.id.in_(_ACCEPTED)
-        | Department.id.in_(
-            select(TaskItem.department_id).where(TaskItem.task_id == bindparam("task_id"))
-        )
-        | (Department.id == bindparam("lead_id"))
+_IS_PARTICIPATING = (
+    Department.id.in_(_ACCEPTED)
+    | Department.id.in_(
+        select(TaskItem.department_id).where(TaskItem.task_id == bindparam("task_id"))
     )
-    .order_by(Department.id)
+    | (Department.id == bindparam("lead_id"))
+)
+_PARTICIPATING = select(Department).where(_IS_PARTICIPATING).order_by(Department.id)
+# each participating department with each of its items in the task (None: it checks none)
+_PARTICIPATING_ITEMS = (
+    select(Department, Item)
+    .outerjoin(
+        TaskItem,
+        (TaskItem.department_id == Department.id) & (TaskItem.task_id == bindparam("task_id")),
+    )
+    .outerjoin(Item, Item.id == TaskItem.item_id)
+    .where(_IS_PARTICIPATING)
+    .order_by(Department.id, Item.code)
 )
 _REVIEWING = (
     select(Department)
@@ -174,6 +198,18 @@ async def task_items(ctx: Ctx, task: JointTask) -> list[tuple[Item, Department]]
     """The task's items with the department checking each, by department then item code."""
     rows = await ctx.session.execute(_TASK_ITEMS, {"task_id": task.id})
     return [(item, department) for item, department in rows.all()]
+
+
+async def departments_and_items(
+    ctx: Ctx, task: JointTask
+) -> tuple[list[Department], list[tuple[Item, Department]]]:
+    """`participating_departments` and `task_items` in one query."""
+    params = {"task_id": task.id, "lead_id": task.lead_department_id}
+    rows = (await ctx.session.execute(_PARTICIPATING_ITEMS, params)).all()
+    departments = sorted(
+        dict.fromkeys(d for d, _ in rows), key=lambda d: d.id != task.lead_department_id
+    )
+    return departments, [(item, d) for d, item in rows if item is not None]
 
 
 def department_categories(departments: Sequence[Department]) -> list[Category]:

@@ -23,6 +23,7 @@ from core.cases import (
     active_members,
     advance_task,
     department_categories,
+    departments_and_items,
     get_case,
     get_task,
     latest_result,
@@ -31,7 +32,6 @@ from core.cases import (
     require_member,
     result_labels,
     reviewers_and_staff,
-    task_items,
 )
 from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, ValidationFailed
@@ -234,12 +234,13 @@ async def load_entry_state(ctx: Ctx, case_code: str) -> EntryState:
     case = await get_case(ctx, case_code, for_update=True)
     task = await get_task(ctx, case)
     latest = await latest_result(ctx, case)
+    departments, items = await departments_and_items(ctx, task)
     return EntryState(
         case=case,
         task=task,
         members=await active_members(ctx, case),
-        departments=await participating_departments(ctx, task),
-        task_items=await task_items(ctx, task),
+        departments=departments,
+        task_items=items,
         latest=latest,
         latest_items=list(await ctx.session.scalars(_ITEM_RESULTS, {"result_id": latest.id}))
         if latest is not None
