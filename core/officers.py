@@ -190,10 +190,13 @@ async def accounts_on(ctx: Ctx, platform: str, officer_ids: Iterable[int]) -> li
     )
 
 
+_NO_ACCOUNTS = [raiseload(Officer.accounts)]  # built once: every page asks
+
+
 async def named(ctx: Ctx, officer_id: int) -> Officer | None:
     """The officer with this id, active or not, without the platform accounts no page uses
     (a second query)."""
-    return await ctx.session.get(Officer, officer_id, options=[raiseload(Officer.accounts)])
+    return await ctx.session.get(Officer, officer_id, options=_NO_ACCOUNTS)
 
 
 async def link_holder(ctx: Ctx, officer_id: int) -> Officer:

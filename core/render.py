@@ -41,6 +41,9 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        # the templates ship with the code and change only with a restart: no stat() of each
+        # template and its includes on every render
+        auto_reload=False,
     )
     env.filters["md_text"] = md_text
     env.globals["page_ref"] = page_ref  # signed per recipient by the sender (core.links)

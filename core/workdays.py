@@ -13,7 +13,7 @@ import json
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import chinese_calendar
@@ -131,15 +131,30 @@ class WorkCalendar:
         return None
 
 
+# the stored years as plain columns: no ORM rows to build on every transaction that asks
+_HOLIDAY_YEARS = select(HolidayYear.year, HolidayYear.holidays, HolidayYear.workdays).order_by(
+    HolidayYear.year
+)
+StoredYears = tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...]
+
+
 async def load_calendar(session: AsyncSession) -> WorkCalendar:
-    rows = (await session.scalars(select(HolidayYear))).all()
+    """The calendar with the stored holiday years, read in this transaction: a holiday file
+    another process has just loaded counts at once. The calendar built from the same rows is
+    kept (`_calendar`), with the deadlines it has already worked out."""
+    rows = await session.execute(_HOLIDAY_YEARS)
+    return _calendar(tuple((year, tuple(off), tuple(on)) for year, off, on in rows))
+
+
+@lru_cache(maxsize=8)
+def _calendar(years: StoredYears) -> WorkCalendar:
     return WorkCalendar(
         {
-            r.year: YearData(
-                frozenset(map(dt.date.fromisoformat, r.holidays)),
-                frozenset(map(dt.date.fromisoformat, r.workdays)),
+            year: YearData(
+                frozenset(map(dt.date.fromisoformat, holidays)),
+                frozenset(map(dt.date.fromisoformat, workdays)),
             )
-            for r in rows
+            for year, holidays, workdays in years
         }
     )
 
