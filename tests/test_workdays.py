@@ -6,8 +6,16 @@ from types import SimpleNamespace
 import pytest
 
 from core.errors import ValidationFailed
+from core.models import HolidayYear
 from core.render import render, templates_dir
-from core.workdays import Deadline, WorkCalendar, YearData, deadline_label, parse_holiday_file
+from core.workdays import (
+    Deadline,
+    WorkCalendar,
+    YearData,
+    deadline_label,
+    load_calendar,
+    parse_holiday_file,
+)
 
 D = dt.date
 cal = WorkCalendar()
@@ -91,3 +99,20 @@ def test_every_deadline_reads_in_one_chinese_format() -> None:
             source = path.read_text("utf-8")
             assert not re.search(r"_due_on(\.isoformat\(\)| \| cn_date)", source), path.name
             assert "暂定" not in source and "暂估" not in source, path.name
+
+
+async def test_a_holiday_year_loaded_elsewhere_counts_in_the_next_transaction(sessionmaker, clock):
+    """The calendar is kept per set of stored years, not per process: a year another process
+    (`lianjian holidays load`) has just stored counts in the next transaction here."""
+    day = D(2099, 6, 1)  # a Monday of a year chinese-calendar does not know
+    async with sessionmaker() as session:
+        before = await load_calendar(session)
+    async with sessionmaker() as session, session.begin():
+        session.add(
+            HolidayYear(year=2099, holidays=[day.isoformat()], workdays=[], loaded_at=clock.now())
+        )
+    async with sessionmaker() as session:
+        after = await load_calendar(session)
+        again = await load_calendar(session)
+    assert before.is_workday(day) and not after.is_workday(day)
+    assert again is after  # the same rows: the calendar, and the deadlines it worked out, kept
