@@ -13,9 +13,10 @@ import dataclasses
 import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import aliased
 
 from core import cases, results
 from core.attachments import Stored
@@ -116,9 +117,18 @@ class ResultEntry:
 
 # The sheet's look-ups, built once with bound parameters (building one cost about as much CPU
 # as running it, #9).
+_LATER = aliased(CaseResult)
 _CASE = cases.with_group(
-    select(Case, JointTask, GroupMember)
+    select(Case, JointTask, CaseResult, GroupMember)
     .join(JointTask, JointTask.id == Case.task_id)
+    .outerjoin(  # the latest version, if any
+        CaseResult,
+        (CaseResult.case_id == Case.id)
+        & (
+            CaseResult.version
+            == select(func.max(_LATER.version)).where(_LATER.case_id == Case.id).scalar_subquery()
+        ),
+    )
     .where(Case.id == bindparam("case_id"))
 )
 _CASE_LOCKED = _CASE.with_for_update(of=Case).execution_options(populate_existing=True)
@@ -133,27 +143,33 @@ _HISTORY = (
 )
 
 
+class _Read(NamedTuple):
+    """A case as `_case` reads it: with its task, its latest version and its active group."""
+
+    case: Case
+    task: JointTask
+    latest: CaseResult | None
+    members: list[GroupMember]
+
+
 async def _sheet(
     ctx: Ctx,
-    case: Case,
-    task: JointTask,
+    read: _Read,
     department_id: int,
-    members: list[GroupMember] | None = None,
     *,
     loaded: tuple[list[Department], list[tuple[Item, Department]]] | None = None,
     page_parts: bool = True,
 ) -> CaseSheet:
-    """`members`, `loaded`: the case's group and the task's departments and items
-    (`cases.departments_and_items`) if loaded."""
-    departments, rows = loaded or await cases.departments_and_items(ctx, task)
+    """`loaded`: the task's departments and items (`cases.departments_and_items`) if read."""
+    departments, rows = loaded or await cases.departments_and_items(ctx, read.task)
     sheet = CaseSheet(
-        case=case,
-        task=task,
-        members=members if members is not None else await cases.active_members(ctx, case),
+        case=read.case,
+        task=read.task,
+        members=read.members,
         departments=departments,
         categories=ordered_categories(cases.department_categories(departments)),
         items=[ItemPart(item, dept, None, dept.id == department_id) for item, dept in rows],
-        result=None,
+        result=read.latest,
         reviews=[],
         return_reason="",
         referrals=[],
@@ -164,16 +180,11 @@ async def _sheet(
     return await after_entry(ctx, sheet, page_parts=page_parts)
 
 
-async def after_entry(
-    ctx: Ctx, sheet: CaseSheet, added: CaseResult | None = None, *, page_parts: bool = True
-) -> CaseSheet:
-    """The sheet with what entering or reviewing a result changes read again: the latest
-    version with its item results, files and reviews, and (`page_parts`) what only the page
-    shows (`with_page_parts`). The task, its departments and items and the group are kept as
-    loaded. `added`: the version this transaction has just added, so the latest, and not
-    reviewed."""
-    session, case = ctx.session, sheet.case
-    result = added if added is not None else await cases.latest_result(ctx, case)
+async def after_entry(ctx: Ctx, sheet: CaseSheet, *, page_parts: bool = True) -> CaseSheet:
+    """The sheet with its latest version's (`result`, as read with the case) item results,
+    files and reviews, and (`page_parts`) what only the page shows (`with_page_parts`). The
+    task, its departments and items and the group are kept as loaded."""
+    session, case, result = ctx.session, sheet.case, sheet.result
     by_item: dict[int, ItemResult] = {}
     reviews: list[Review] = []
     attachments: list[Attachment] = []
@@ -181,14 +192,12 @@ async def after_entry(
         of_result = {"result_id": result.id}
         attachments = list(await session.scalars(_ATTACHMENTS, of_result))
         by_item = {r.item_id: r for r in await session.scalars(_ITEM_RESULTS, of_result)}
-        if added is None:
-            reviews = list(await session.scalars(_REVIEWS, of_result))
+        reviews = list(await session.scalars(_REVIEWS, of_result))
     returned = [r.reason for r in reviews if r.decision == "return"]
     sheet = dataclasses.replace(
         sheet,
         items=[dataclasses.replace(p, result=by_item.get(p.item.id)) for p in sheet.items],
         latest_items=list(by_item.values()),
-        result=result,
         reviews=reviews,
         return_reason=returned[-1] if case.state == CaseState.RETURNED and returned else "",
         attachments=attachments,
@@ -232,16 +241,16 @@ async def _entered(
     return await with_page_parts(ctx, sheet, loaded.parts)
 
 
-async def _case(
-    ctx: Ctx, case_id: int, *, for_update: bool = False
-) -> tuple[Case, JointTask, list[GroupMember]]:
+async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> _Read:
     """A case by id (signed links name cases by id), locked like `cases.get_case` if asked,
-    with its task and its active group (`cases.active_members`) in the same query."""
+    with its task, its latest version (`cases.latest_result`) and its active group
+    (`cases.active_members`) in the same query."""
     query = _CASE_LOCKED if for_update else _CASE
     rows = (await ctx.session.execute(query, {"case_id": case_id})).all()
     if not rows:
         raise NotFound("找不到该案件，可能已被撤销。")
-    return rows[0][0], rows[0][1], [member for _, _, member in rows if member is not None]
+    case, task, latest, _ = rows[0]
+    return _Read(case, task, latest, [member for *_, member in rows if member is not None])
 
 
 async def entry_sheet(
@@ -251,25 +260,23 @@ async def entry_sheet(
     what a refusal is audited as. A sheet to submit from is loaded `for_update`: the case row
     stays locked, so the version the entry is compared with is the latest until commit; it
     leaves out what only the page shows (`with_page_parts` adds it)."""
-    case, task, members = await _case(ctx, case_id, for_update=for_update)
-    actor = await cases.require_member(ctx, case, action, members)
-    return await _sheet(ctx, case, task, actor.department_id, members, page_parts=not for_update)
+    read = await _case(ctx, case_id, for_update=for_update)
+    actor = await cases.require_member(ctx, read.case, action, read.members)
+    return await _sheet(ctx, read, actor.department_id, page_parts=not for_update)
 
 
 async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
     """The case as a reviewer sees it: the lead's or a participant's liaison or leader."""
-    case, task, members = await _case(ctx, case_id)
-    departments, rows = await cases.departments_and_items(ctx, task)
+    read = await _case(ctx, case_id)
+    departments, rows = await cases.departments_and_items(ctx, read.task)
     cases.require(
         cases.is_staff(ctx.actor, [d.id for d in departments]),
         "只有发起部门或参与部门的联络员、分管领导可以审核结果",
         "case.result.review",
-        f"case:{case.code}",
+        f"case:{read.case.code}",
     )
     assert ctx.actor is not None  # staff checked above
-    return await _sheet(
-        ctx, case, task, ctx.actor.department_id, members, loaded=(departments, rows)
-    )
+    return await _sheet(ctx, read, ctx.actor.department_id, loaded=(departments, rows))
 
 
 def _item_dicts(
