@@ -13,10 +13,9 @@ import dataclasses
 import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import bindparam, select
 
 from core import cases, results
 from core.attachments import Stored
@@ -37,7 +36,7 @@ from core.models import (
     Review,
 )
 from core.referrals import add_referral
-from core.result_entry import EntryState, enter_result, result_fields
+from core.result_entry import CaseRead, EntryState, enter_result, read_case, result_fields
 from core.result_parts import PartStatus, case_parts, departments_with_items, part_status
 from core.results import Category, case_codes, ordered_categories
 from core.states import CaseState
@@ -70,6 +69,7 @@ class CaseSheet:
     department_id: int  # whose view (the officer's department)
     parts: list[PartStatus] = field(default_factory=list)  # each department's part (000 §九–十)
     latest_items: list[ItemResult] = field(default_factory=list)  # the latest version's, all
+    targets_locked_at: dt.datetime | None = None  # inspections are dated from then
 
     @property
     def own_items(self) -> list[ItemPart]:
@@ -117,21 +117,6 @@ class ResultEntry:
 
 # The sheet's look-ups, built once with bound parameters (building one cost about as much CPU
 # as running it, #9).
-_LATER = aliased(CaseResult)
-_CASE = cases.with_group(
-    select(Case, JointTask, CaseResult, GroupMember)
-    .join(JointTask, JointTask.id == Case.task_id)
-    .outerjoin(  # the latest version, if any
-        CaseResult,
-        (CaseResult.case_id == Case.id)
-        & (
-            CaseResult.version
-            == select(func.max(_LATER.version)).where(_LATER.case_id == Case.id).scalar_subquery()
-        ),
-    )
-    .where(Case.id == bindparam("case_id"))
-)
-_CASE_LOCKED = _CASE.with_for_update(of=Case).execution_options(populate_existing=True)
 _ATTACHMENTS = (
     select(Attachment).where(Attachment.result_id == bindparam("result_id")).order_by(Attachment.id)
 )
@@ -143,18 +128,9 @@ _HISTORY = (
 )
 
 
-class _Read(NamedTuple):
-    """A case as `_case` reads it: with its task, its latest version and its active group."""
-
-    case: Case
-    task: JointTask
-    latest: CaseResult | None
-    members: list[GroupMember]
-
-
 async def _sheet(
     ctx: Ctx,
-    read: _Read,
+    read: CaseRead,
     department_id: int,
     *,
     loaded: tuple[list[Department], list[tuple[Item, Department]]] | None = None,
@@ -170,6 +146,7 @@ async def _sheet(
         categories=ordered_categories(cases.department_categories(departments)),
         items=[ItemPart(item, dept, None, dept.id == department_id) for item, dept in rows],
         result=read.latest,
+        targets_locked_at=read.targets_locked_at,
         reviews=[],
         return_reason="",
         referrals=[],
@@ -241,16 +218,13 @@ async def _entered(
     return await with_page_parts(ctx, sheet, loaded.parts)
 
 
-async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> _Read:
+async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> CaseRead:
     """A case by id (signed links name cases by id), locked like `cases.get_case` if asked,
-    with its task, its latest version (`cases.latest_result`) and its active group
-    (`cases.active_members`) in the same query."""
-    query = _CASE_LOCKED if for_update else _CASE
-    rows = (await ctx.session.execute(query, {"case_id": case_id})).all()
-    if not rows:
+    as `result_entry.read_case` reads it."""
+    read = await read_case(ctx, case_id, for_update=for_update)
+    if read is None:
         raise NotFound("找不到该案件，可能已被撤销。")
-    case, task, latest, _ = rows[0]
-    return _Read(case, task, latest, [member for *_, member in rows if member is not None])
+    return read
 
 
 async def entry_sheet(
@@ -347,6 +321,7 @@ async def entry_state(ctx: Ctx, sheet: CaseSheet) -> EntryState:
         latest=sheet.result,
         latest_items=sheet.latest_items,
         parts=await case_parts(ctx, sheet.case),
+        targets_locked_at=sheet.targets_locked_at,
     )
 
 

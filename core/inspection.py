@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import ColumnExpressionArgument, Select, bindparam, func, select
 
 from core import jointtask
 from core.access import lead_only
@@ -75,25 +75,37 @@ async def set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:
     return due
 
 
-# when the task's target list was locked (built once: every result with a new date asks)
-_TARGETS_LOCKED_AT = select(func.min(Draw.locked_at)).where(
-    Draw.task_id == bindparam("task_id"), Draw.kind == "targets", Draw.state == DrawState.LOCKED
-)
+def targets_locked_at(task_id: ColumnExpressionArgument[int]) -> Select[dt.datetime | None]:
+    """When the task's target list was locked: no inspection is dated before that day."""
+    return select(func.min(Draw.locked_at)).where(
+        Draw.task_id == task_id, Draw.kind == "targets", Draw.state == DrawState.LOCKED
+    )
+
+
+_TARGETS_LOCKED_AT = targets_locked_at(bindparam("task_id"))  # built once: every new date asks
 
 
 async def check_inspection_day(ctx: Ctx, task: JointTask, day: dt.date) -> None:
-    """An inspection happens after the draw was locked, within the task window (or the
-    extension the lead recorded with a reason, 000 §五.3), and not in the future."""
-    if day > ctx.clock.today():
+    """`check_day`, reading when the task's targets were locked."""
+    locked_at = await ctx.session.scalar(_TARGETS_LOCKED_AT, {"task_id": task.id})
+    check_day(task, day, ctx.clock.today(), locked_at)
+
+
+def check_day(
+    task: JointTask, day: dt.date, today: dt.date, targets_locked_at: dt.datetime | None
+) -> None:
+    """An inspection happens after the draw was locked (`targets_locked_at`), within the task
+    window (or the extension the lead recorded with a reason, 000 §五.3), and not in the
+    future."""
+    if day > today:
         raise ValidationFailed("检查日期不能晚于今天", field="inspected_on")
     if day < task.window_start:
         raise ValidationFailed(
             f"检查日期早于任务检查时间（{cn_date(task.window_start)} 起）", field="inspected_on"
         )
-    locked_at = await ctx.session.scalar(_TARGETS_LOCKED_AT, {"task_id": task.id})
-    if locked_at is not None and day < china_date(locked_at):
+    if targets_locked_at is not None and day < china_date(targets_locked_at):
         raise ValidationFailed(
-            f"检查日期早于检查对象名单锁定之日（{cn_date(china_date(locked_at))}）",
+            f"检查日期早于检查对象名单锁定之日（{cn_date(china_date(targets_locked_at))}）",
             field="inspected_on",
         )
     last = task.window_extended_to or task.window_end

@@ -13,29 +13,33 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.cases import (
     AFTER_APPROVAL,
-    active_members,
     advance_task,
     department_categories,
     departments_and_items,
-    get_case,
-    get_task,
-    latest_result,
     message,
     participating_departments,
     require_member,
     result_labels,
     reviewers_and_staff,
+    with_group,
 )
 from core.changes import Ctx, Notice, record
-from core.errors import InvalidTransition, ValidationFailed
-from core.inspection import check_inspection_day, result_deadline, set_inspected_on
+from core.errors import InvalidTransition, NotFound, ValidationFailed
+from core.inspection import (
+    check_day,
+    check_inspection_day,
+    result_deadline,
+    set_inspected_on,
+    targets_locked_at,
+)
 from core.messages import Destination
 from core.models import (
     Attachment,
@@ -174,7 +178,10 @@ async def new_version(
     items = _validated_items(in_task, fields["codes"], fields["item_results"], extra)
     await _check_referrals(ctx.session, case, fields["followups"])
     if inspected_on is not None and inspected_on != case.inspected_on:
-        await check_inspection_day(ctx, task, inspected_on)
+        if loaded is not None:
+            check_day(task, inspected_on, today, loaded.targets_locked_at)
+        else:
+            await check_inspection_day(ctx, task, inspected_on)
         await set_inspected_on(ctx, case, inspected_on)
     version, edition = (
         loaded.next_version() if loaded is not None else await _next_version(ctx.session, case)
@@ -218,6 +225,7 @@ class EntryState:
     latest: CaseResult | None  # the latest version
     latest_items: Sequence[ItemResult]  # its item results
     parts: dict[int, CasePart]  # the case's parts by department id, the entered one added
+    targets_locked_at: dt.datetime | None  # inspections are dated from then (`check_day`)
     entered: list[ItemResult] = field(default_factory=list)  # the entry's item results
 
     def next_version(self) -> tuple[int, int]:
@@ -227,25 +235,82 @@ class EntryState:
 
 
 _ITEM_RESULTS = select(ItemResult).where(ItemResult.result_id == bindparam("result_id"))
+_LATER = aliased(CaseResult)
+_CASE_READ = with_group(
+    select(
+        Case,
+        JointTask,
+        CaseResult,
+        targets_locked_at(Case.task_id).scalar_subquery(),
+        GroupMember,
+    )
+    .join(JointTask, JointTask.id == Case.task_id)
+    .outerjoin(  # the latest version, if any (`latest_result`)
+        CaseResult,
+        (CaseResult.case_id == Case.id)
+        & (
+            CaseResult.version
+            == select(func.max(_LATER.version)).where(_LATER.case_id == Case.id).scalar_subquery()
+        ),
+    )
+)
+
+
+def _locked(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """Locked until commit and reloaded, as `get_case(..., for_update=True)`."""
+    return query.with_for_update(of=Case).execution_options(populate_existing=True)
+
+
+# by id (signed links) or code (chat), then unlocked or locked; built once (#9)
+_CASE_BY = {
+    kind: (query, _locked(query))
+    for kind, query in (
+        (int, _CASE_READ.where(Case.id == bindparam("key"))),
+        (str, _CASE_READ.where(Case.code == bindparam("key"))),
+    )
+}
+
+
+class CaseRead(NamedTuple):
+    """A case with what its result entry and review start from, read in one query."""
+
+    case: Case
+    task: JointTask
+    latest: CaseResult | None  # the latest version
+    targets_locked_at: dt.datetime | None  # when the task's target list was locked
+    members: list[GroupMember]  # the active group, as `active_members` orders it
+
+
+async def read_case(ctx: Ctx, key: int | str, *, for_update: bool = False) -> CaseRead | None:
+    """The case with this id or code (None if there is none), locked if asked, with its task,
+    its latest version, when its targets were locked and its active group."""
+    query = _CASE_BY[type(key)][for_update]
+    rows = (await ctx.session.execute(query, {"key": key})).all()
+    if not rows:
+        return None
+    case, task, latest, locked_at, _ = rows[0]
+    return CaseRead(case, task, latest, locked_at, [m for *_, m in rows if m is not None])
 
 
 async def load_entry_state(ctx: Ctx, case_code: str) -> EntryState:
     """The case, locked, and what `enter_result` decides on."""
-    case = await get_case(ctx, case_code, for_update=True)
-    task = await get_task(ctx, case)
-    latest = await latest_result(ctx, case)
-    departments, items = await departments_and_items(ctx, task)
+    read = await read_case(ctx, case_code.strip().upper(), for_update=True)
+    if read is None:
+        raise NotFound(f"找不到案件 {case_code}")
+    departments, items = await departments_and_items(ctx, read.task)
+    latest = read.latest
     return EntryState(
-        case=case,
-        task=task,
-        members=await active_members(ctx, case),
+        case=read.case,
+        task=read.task,
+        members=read.members,
         departments=departments,
         task_items=items,
         latest=latest,
         latest_items=list(await ctx.session.scalars(_ITEM_RESULTS, {"result_id": latest.id}))
         if latest is not None
         else [],
-        parts=await case_parts(ctx, case),
+        parts=await case_parts(ctx, read.case),
+        targets_locked_at=read.targets_locked_at,
     )
 
 

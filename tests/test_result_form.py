@@ -839,8 +839,8 @@ async def test_the_form_reads_and_writes_in_a_fixed_number_of_statements(
     # GET: officer, case + latest version + group, departments + items, referrals, history,
     # holidays, parts
     assert reads == 7, "\n".join(seen)
-    # POST: officer, case + latest version + group (locked), departments + items, parts, the
-    # inspection day's draw, holidays; the entry's unit of work (part, version, case, items),
+    # POST: officer, case + latest version + targets locked + group (locked), departments +
+    # items, parts, holidays; the entry's unit of work (part, version, case, items),
     # the review staff, outbox, audit (head, its first row, head, event, head); the task's
     # case states, its stage and that audit (head, event, head); referrals and history
-    assert len(seen) - reads == 24, "\n".join(seen[reads:])
+    assert len(seen) - reads == 23, "\n".join(seen[reads:])
