@@ -37,7 +37,7 @@ from core.models import (
 )
 from core.referrals import add_referral
 from core.result_entry import CaseRead, EntryState, enter_result, read_case, result_fields
-from core.result_parts import PartStatus, case_parts, departments_with_items, part_status
+from core.result_parts import PartStatus, departments_with_items, part_status
 from core.results import Category, case_codes, ordered_categories
 from core.states import CaseState
 
@@ -70,6 +70,7 @@ class CaseSheet:
     parts: list[PartStatus] = field(default_factory=list)  # each department's part (000 §九–十)
     latest_items: list[ItemResult] = field(default_factory=list)  # the latest version's, all
     targets_locked_at: dt.datetime | None = None  # inspections are dated from then
+    stored_parts: dict[int, CasePart] = field(default_factory=dict)  # as read, by department
 
     @property
     def own_items(self) -> list[ItemPart]:
@@ -147,6 +148,7 @@ async def _sheet(
         items=[ItemPart(item, dept, None, dept.id == department_id) for item, dept in rows],
         result=read.latest,
         targets_locked_at=read.targets_locked_at,
+        stored_parts=read.parts,
         reviews=[],
         return_reason="",
         referrals=[],
@@ -186,7 +188,8 @@ async def with_page_parts(
     ctx: Ctx, sheet: CaseSheet, parts: dict[int, CasePart] | None = None
 ) -> CaseSheet:
     """The sheet with what only the page shows read again: referrals, the case's history and
-    each department's part (`parts`: the case's parts, if this transaction has them)."""
+    each department's part (`parts`: the case's parts as this transaction has left them, else
+    as read with the case)."""
     session, case = ctx.session, sheet.case
     referrals = list(await session.scalars(_REFERRALS, {"case_id": case.id}))
     history = list(await session.scalars(_HISTORY, {"subject": f"case:{case.code}"}))
@@ -195,7 +198,13 @@ async def with_page_parts(
         sheet,
         referrals=referrals,
         history=history,
-        parts=await part_status(ctx, case, sheet.task, parts=parts, with_parts=with_parts),
+        parts=await part_status(
+            ctx,
+            case,
+            sheet.task,
+            parts=sheet.stored_parts if parts is None else parts,
+            with_parts=with_parts,
+        ),
     )
 
 
@@ -308,9 +317,9 @@ def _same(
     )
 
 
-async def entry_state(ctx: Ctx, sheet: CaseSheet) -> EntryState:
+def entry_state(sheet: CaseSheet) -> EntryState:
     """What `enter_result` decides on, from a sheet loaded to submit from (`entry_sheet(...,
-    for_update=True)`) and the case's parts: the chat's `提交` loads the same itself
+    for_update=True)`): the chat's `提交` loads the same itself
     (`result_entry.load_entry_state`)."""
     return EntryState(
         case=sheet.case,
@@ -320,7 +329,7 @@ async def entry_state(ctx: Ctx, sheet: CaseSheet) -> EntryState:
         task_items=[(p.item, p.department) for p in sheet.items],
         latest=sheet.result,
         latest_items=sheet.latest_items,
-        parts=await case_parts(ctx, sheet.case),
+        parts=dict(sheet.stored_parts),  # the entry adds its own: the sheet's stay as read
         targets_locked_at=sheet.targets_locked_at,
     )
 
@@ -360,7 +369,7 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
             entry.referral.to_department,
             entry.referral.content,
         )
-    loaded = await entry_state(ctx, sheet)
+    loaded = entry_state(sheet)
     result = await enter_result(
         ctx,
         loaded,

@@ -56,7 +56,6 @@ from core.models import (
     TaskItem,
 )
 from core.result_parts import (
-    case_parts,
     departments_with_items,
     enter_part,
     not_entered,
@@ -236,23 +235,31 @@ class EntryState:
 
 _ITEM_RESULTS = select(ItemResult).where(ItemResult.result_id == bindparam("result_id"))
 _LATER = aliased(CaseResult)
-_CASE_READ = with_group(
-    select(
-        Case,
-        JointTask,
-        CaseResult,
-        targets_locked_at(Case.task_id).scalar_subquery(),
-        GroupMember,
+_CASE_READ = (
+    with_group(
+        select(
+            Case,
+            JointTask,
+            CaseResult,
+            targets_locked_at(Case.task_id).scalar_subquery(),
+            GroupMember,
+            CasePart,
+        )
+        .join(JointTask, JointTask.id == Case.task_id)
+        .outerjoin(  # the latest version, if any (`latest_result`)
+            CaseResult,
+            (CaseResult.case_id == Case.id)
+            & (
+                CaseResult.version
+                == select(func.max(_LATER.version))
+                .where(_LATER.case_id == Case.id)
+                .scalar_subquery()
+            ),
+        )
     )
-    .join(JointTask, JointTask.id == Case.task_id)
-    .outerjoin(  # the latest version, if any (`latest_result`)
-        CaseResult,
-        (CaseResult.case_id == Case.id)
-        & (
-            CaseResult.version
-            == select(func.max(_LATER.version)).where(_LATER.case_id == Case.id).scalar_subquery()
-        ),
-    )
+    # each member with each part: a group of a few, a part per department with items
+    .outerjoin(CasePart, CasePart.case_id == Case.id)
+    .order_by(CasePart.id)
 )
 
 
@@ -279,17 +286,20 @@ class CaseRead(NamedTuple):
     latest: CaseResult | None  # the latest version
     targets_locked_at: dt.datetime | None  # when the task's target list was locked
     members: list[GroupMember]  # the active group, as `active_members` orders it
+    parts: dict[int, CasePart]  # the parts entered or returned, by department (`case_parts`)
 
 
 async def read_case(ctx: Ctx, key: int | str, *, for_update: bool = False) -> CaseRead | None:
     """The case with this id or code (None if there is none), locked if asked, with its task,
-    its latest version, when its targets were locked and its active group."""
+    its latest version, when its targets were locked, its active group and its parts."""
     query = _CASE_BY[type(key)][for_update]
     rows = (await ctx.session.execute(query, {"key": key})).all()
     if not rows:
         return None
-    case, task, latest, locked_at, _ = rows[0]
-    return CaseRead(case, task, latest, locked_at, [m for *_, m in rows if m is not None])
+    case, task, latest, locked_at, *_ = rows[0]
+    members = dict.fromkeys(m for *_, m, _ in rows if m is not None)
+    parts = {p.department_id: p for *_, p in rows if p is not None}
+    return CaseRead(case, task, latest, locked_at, list(members), parts)
 
 
 async def load_entry_state(ctx: Ctx, case_code: str) -> EntryState:
@@ -309,7 +319,7 @@ async def load_entry_state(ctx: Ctx, case_code: str) -> EntryState:
         latest_items=list(await ctx.session.scalars(_ITEM_RESULTS, {"result_id": latest.id}))
         if latest is not None
         else [],
-        parts=await case_parts(ctx, read.case),
+        parts=read.parts,
         targets_locked_at=read.targets_locked_at,
     )
 

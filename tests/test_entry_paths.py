@@ -47,7 +47,7 @@ async def enter(path: str, ctx: Ctx, w: World, actor: Officer, **fields: Any) ->
     sheet = await case_forms.entry_sheet(
         acting(ctx, viewer), w.case.id, "case.result.submit", for_update=True
     )
-    loaded = await case_forms.entry_state(acting(ctx, viewer), sheet)
+    loaded = case_forms.entry_state(sheet)
     return await enter_result(
         acting(ctx, actor),
         loaded,
