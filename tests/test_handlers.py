@@ -536,6 +536,8 @@ async def test_freeze_confirm_pushes_assignments_and_verifies(sessionmaker, cloc
         await send(sessionmaker, d, text_event(w.lead.inspectors[0].code, f"验证 {code}"))
     )
     assert check.count("通过") == 2 and "✗" not in check  # target draw and inspector draw
+    # each draw's heading on its own line: it ran into the first check (“通过**✓ 抽取范围哈希”)
+    assert check.count("：通过**\n✓ 抽取范围哈希") == 2, check
 
 
 async def _confirmed_first_member(sessionmaker, clock, d, w, code) -> tuple[Case, Officer]:
