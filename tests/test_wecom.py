@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.platforms.base import TRUNCATION_NOTE, Channel, truncate_utf8
+from bot.platforms.base import TRUNCATION_NOTE, Channel, titled, truncate_utf8
 from bot.platforms.wecom import WeComAdapter, WeComExtras, WeComSettings
 from core.clock import FixedClock
 from core.messages import Button, Card, Event, Field_, OutMessage, Platform
@@ -125,6 +125,17 @@ OFFICIAL_BODY = (
     "3Mfp6iELcDNfSsPGjUQVDGxQDCWjayJOpcwocugux082f49HKYg84EpHSGXAyh+/oxwaWbvL6aSDPOYuPDGOCI8jmnKiypE+"
     "]]></Encrypt>\n<AgentID><![CDATA[1000002]]></AgentID>\n</xml>"
 )
+
+
+def test_a_message_shows_one_heading() -> None:
+    """WeCom and DingTalk markdown show no title of their own, so the title goes first as a
+    bold line, but not over a body with its own heading: nearly every notice read
+    “**LJ-…-001 结果被退回**” then “**LJ-…-001 某公司：检查结果被退回**”."""
+    own = "**LJ-2026-001-001 某某公司：检查结果被退回**\n退回理由：缺少现场照片"
+    assert titled(OutMessage.md("LJ-2026-001-001 结果被退回", own)) == own
+    assert titled(OutMessage.md("节假日数据提醒", "尚未导入 2027 年节假日安排。")) == (
+        "**节假日数据提醒**\n尚未导入 2027 年节假日安排。"
+    )
 
 
 async def test_official_sample_url_verification_echoes_exact_plaintext(

@@ -221,8 +221,11 @@ def card_markdown(card: Card, newline: str = "\n", with_links: bool = True) -> s
 
 def titled(msg: OutMessage, newline: str = "\n") -> str:
     """Markdown body with the title as a bold first line (platforms show no separate title),
-    unless the body's first line already says it (as the simulator decides): once is enough."""
-    if msg.title and msg.title not in msg.body.split("\n", 1)[0]:
+    unless the body opens with it or with a bold heading of its own, which says the same in
+    full (“LJ-…-001 结果被退回” over “**LJ-…-001 某公司：检查结果被退回**”): once is enough.
+    The simulator decides the same way."""
+    first = msg.body.split("\n", 1)[0]
+    if msg.title and msg.title not in first and not first.startswith("**"):
         return f"**{msg.title}**{newline}{msg.body}"
     return msg.body
 

@@ -77,7 +77,8 @@
     var box = el("div", "bubble md"), list = null;
     var lines = text.split("\n");
     var first = lines.filter(function (l) { return l.trim(); })[0] || "";
-    if (title && first.indexOf(title) < 0) box.appendChild(el("div", "title", title));  // once
+    // once: not over a body that says it, or opens with a bold heading of its own (titled())
+    if (title && first.indexOf(title) < 0 && first.indexOf("**") !== 0) box.appendChild(el("div", "title", title));
     lines.forEach(function (line) {
       var item = /^\s*[-*•] (.*)$/.exec(line), heading = /^#+\s*(.*)$/.exec(line);
       if (item) {
