@@ -27,6 +27,8 @@ class Platform(StrEnum):
 
 def encodable_text(value: str) -> str:
     """`value` without what cannot be stored or sent: lone surrogates become "?", NUL goes."""
+    if value.isascii():  # no surrogate (known without reading it); the same object if no NUL
+        return value.replace("\x00", "")
     return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from bot.platforms.longconn import StoreBatches, Stored
+from bot.platforms.longconn import StoreBatches
 from core.messages import Event
 from tests.fakes import wait_until
 
@@ -35,17 +35,14 @@ async def test_frames_wait_for_one_commit_and_busy_spans_store_and_ack() -> None
         yield
         log.append("idle")
 
-    def acked(n: int) -> Stored:
-        async def stored(ok: bool) -> None:
-            log.append(f"ack {n} {ok}")
+    async def answer(keys: list[str], ok: bool) -> None:
+        log.extend(f"ack {key} {ok}" for key in keys)
 
-        return stored
-
-    batches = StoreBatches(sink, 100, busy)
-    await batches.put(event(1), acked(1))
+    batches = StoreBatches(sink, 100, answer, busy)
+    await batches.put(event(1), "1")
     await asyncio.sleep(0.01)  # the first store is under way…
     for n in (2, 3):
-        await batches.put(event(n), acked(n))
+        await batches.put(event(n), str(n))
     assert log == ["busy", "store 1"], "nothing acked before its commit"
     commit.set()
     await wait_until(lambda: "ack 3 True" in log)
@@ -71,10 +68,10 @@ async def test_a_failed_store_acks_nothing_as_stored() -> None:
     async def sink(events: list[Event]) -> list[bool]:
         raise RuntimeError("database gone")
 
-    async def stored(ok: bool) -> None:
-        acks.append(ok)
+    async def answer(keys: list[str], ok: bool) -> None:
+        acks.extend(ok for _ in keys)
 
-    batches = StoreBatches(sink, 100)
-    await batches.put(event(1), stored)
+    batches = StoreBatches(sink, 100, answer)
+    await batches.put(event(1), "m1")
     await wait_until(lambda: acks == [False])
     await batches.close(1.0)

@@ -47,19 +47,26 @@ def inbound_json(text: str | bytes) -> Any:
 # What can put a lone surrogate or a NUL into parsed JSON text: their escapes (a high or low
 # surrogate, also one of a valid pair, which the walk then leaves alone) and the characters
 # themselves. A false alarm (an escaped backslash before "ud800") only costs the walk. Bytes
-# always take the walk: json.loads decodes them with "surrogatepass". Three searches, not one
+# always take the walk: json.loads decodes them with "surrogatepass". Three checks, not one
 # alternation: each alone runs at C speed (one regex with all three took 17 us on a frame).
 _UNCLEAN_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _clean(text: str) -> bool:
     """Whether json.loads(text) has no lone surrogate or NUL in any key or string."""
-    return (
-        "\x00" not in text
-        and _UNCLEAN_ESCAPE.search(text) is None
-        and (text.isascii() or _SURROGATE.search(text) is None)
-    )
+    return "\x00" not in text and _UNCLEAN_ESCAPE.search(text) is None and _encodes(text)
+
+
+def _encodes(text: str) -> bool:
+    """No surrogate character in `text` (UTF-8 refuses exactly those). Encoding a frame's
+    non-ASCII data text took ~0.3 us where searching it for one took ~1.2 us."""
+    if text.isascii():  # known without reading the text
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _encodable(value: Any) -> Any:

@@ -92,8 +92,11 @@ class Backoff:
         self.failures = 0
 
 
-# Called once the event of a frame is stored (True) or could not be (False): sends its ack.
-Stored = Callable[[bool], Awaitable[None]]
+# Called once per batch with the keys its frames were put with, after their events were
+# stored (True) or could not be (False): sends their acks. One call for the batch, not one
+# per frame: a burst's acks go out in one tight loop, without a closure and two coroutines
+# made and freed per frame.
+Answer = Callable[[list[str], bool], Awaitable[None]]
 
 # Frames read but not yet acknowledged, at most (StoreBatches' `limit`): what a burst brings
 # while a commit runs goes into the next one. Platform message ids are random, so each row
@@ -106,49 +109,60 @@ MAX_IN_HAND = 1000
 
 class StoreBatches:
     """Frames read while the previous commit ran are stored together in one sink call, then
-    each frame is answered: one commit for a burst instead of one per frame, and still no
-    ack before its event is in the inbox. Reading waits while `limit` events wait, which
+    `answer` acknowledges them: one commit for a burst instead of one per frame, and still
+    no ack before its event is in the inbox. Reading waits while `limit` events wait, which
     pushes back on the platform. `busy` is held from the first waiting frame until the last
     one is answered."""
 
-    def __init__(self, sink: EventSink, limit: int, busy: Busy | None = None) -> None:
-        self._sink, self._limit, self._busy = sink, limit, busy
-        self._items: list[tuple[Event, Stored]] = []
+    def __init__(
+        self,
+        sink: EventSink,
+        limit: int,
+        answer: Answer | None = None,
+        busy: Busy | None = None,
+    ) -> None:
+        self._sink, self._limit, self._answer, self._busy = sink, limit, answer, busy
+        self._events: list[Event] = []
+        self._keys: list[str] = []  # the frame of each event, for `answer`
         self._wake, self._room = asyncio.Event(), asyncio.Event()
         self._room.set()
         self._closing = False
         self._held: contextlib.ExitStack | None = None
         self._task = asyncio.create_task(self._run())
 
-    async def put(self, event: Event, stored: Stored) -> None:
-        await self._room.wait()
-        self._items.append((event, stored))
+    async def put(self, event: Event, key: str = "") -> None:
+        """Queue `event` for the next commit; `key` (its frame's id) is passed to `answer`."""
+        if not self._room.is_set():  # (no coroutine made per frame while there is room)
+            await self._room.wait()
+        self._events.append(event)
+        self._keys.append(key)
         if self._held is None and self._busy is not None:
             self._held = contextlib.ExitStack()
             self._held.enter_context(self._busy())
         self._wake.set()
-        if len(self._items) >= self._limit:
+        if len(self._events) >= self._limit:
             self._room.clear()
 
     async def _run(self) -> None:
-        while self._items or not self._closing:
-            if not self._items:
+        while self._events or not self._closing:
+            if not self._events:
                 if self._held is not None:
                     self._held.close()
                     self._held = None
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            batch, self._items = self._items, []
+            events, keys = self._events, self._keys
+            self._events, self._keys = [], []
             self._room.set()
             try:
-                await self._sink([event for event, _ in batch])
+                await self._sink(events)
                 ok = True
             except Exception:  # not stored: no success is reported for these frames
-                log.exception("storing %s events from a long connection failed", len(batch))
+                log.exception("storing %s events from a long connection failed", len(events))
                 ok = False
-            for _, stored in batch:
-                await stored(ok)
+            if self._answer is not None:
+                await self._answer(keys, ok)
         if self._held is not None:
             self._held.close()
             self._held = None

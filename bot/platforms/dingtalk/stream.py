@@ -12,6 +12,7 @@ replies go out exactly as in HTTP mode.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -118,7 +119,9 @@ class DingTalkStream(ReconnectingClient):
             self.health_info.connects += 1
             self.health_info.set("connected")
             log.info("DingTalk Stream connected (connection %s)", self.health_info.connects)
-            batches = StoreBatches(sink, self.settings.stream_max_inflight, busy)
+            batches = StoreBatches(
+                sink, self.settings.stream_max_inflight, functools.partial(_ack_stored, ws), busy
+            )
             try:
                 await self._read(ws, batches)
             finally:
@@ -152,7 +155,7 @@ class DingTalkStream(ReconnectingClient):
         batches: StoreBatches,
     ) -> None:
         """Queue the frame's event for storing; it is acknowledged on the socket it came from
-        once stored (500 if storing failed: DingTalk may deliver it again)."""
+        once stored (`_ack_stored`)."""
         if frame.get("type") != "CALLBACK" or topic not in (ROBOT_TOPIC, CARD_TOPIC):
             await _ack(ws, message_id, 404, NO_RESPONSE, "unknown topic")
             return
@@ -162,13 +165,7 @@ class DingTalkStream(ReconnectingClient):
             log.warning("DingTalk Stream frame %s rejected: %s", message_id, exc.reason)
             await _ack(ws, message_id, 400, NO_RESPONSE, "rejected")
             return
-
-        async def stored(ok: bool) -> None:
-            await _ack(
-                ws, message_id, 200 if ok else 500, NO_RESPONSE, "OK" if ok else "not stored"
-            )
-
-        await batches.put(event, stored)
+        await batches.put(event, message_id)
 
     def _event(self, topic: str, raw: object) -> Event:
         try:
@@ -205,6 +202,16 @@ _STORED_ACK_HEAD, _STORED_ACK_TAIL = json.dumps(
         "data": NO_RESPONSE,
     }
 ).split('""')
+
+
+async def _ack_stored(
+    ws: aiohttp.ClientWebSocketResponse, message_ids: list[str], ok: bool
+) -> None:
+    """The acks of a batch of frames once their events are stored (500 if storing failed:
+    DingTalk may deliver them again)."""
+    code, message = (200, "OK") if ok else (500, "not stored")
+    for message_id in message_ids:
+        await _ack(ws, message_id, code, NO_RESPONSE, message)
 
 
 async def _ack(

@@ -127,7 +127,7 @@ class WeComAiBotSocket(ReconnectingClient):
             self.health_info.set("connected")
             self._backoff.reset()
             log.info("WeCom AI bot socket subscribed (connection %s)", self.health_info.connects)
-            batches = StoreBatches(sink, MAX_IN_HAND, busy)
+            batches = StoreBatches(sink, MAX_IN_HAND, busy=busy)
             pinger = asyncio.create_task(self._ping_loop(ws))
             try:
                 await self._read(ws, batches)
@@ -196,7 +196,7 @@ class WeComAiBotSocket(ReconnectingClient):
             log.warning("WeCom AI bot callback rejected: %s", exc.reason)
             return
         if event is not None:  # WeCom takes no ack for callbacks; msgid de-duplicates
-            await batches.put(event, _no_ack)
+            await batches.put(event)
 
     # ---- commands --------------------------------------------------------------------------
 
@@ -315,10 +315,6 @@ class WeComAiBotSocket(ReconnectingClient):
             if result.ok or result.code not in STALE_REQ:
                 return result
         return await self.push_message(parts.get("c") or parts["u"], msg)
-
-
-async def _no_ack(stored: bool) -> None:
-    """WeCom expects nothing back for a callback (a failed store is logged by StoreBatches)."""
 
 
 def _event_type(body: dict[str, Any]) -> str:
