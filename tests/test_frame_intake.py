@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from bot.platforms.base import _encodable, inbound_json
 from bot.platforms.wecom_aibot import address_parts, conversation_address
+from core.messages import encodable_text
 
 # every code point, lone surrogates and NUL included, and the escapes that make them
 TEXT = st.text(st.characters(exclude_categories=())) | st.sampled_from(
@@ -74,3 +75,11 @@ def test_conversation_address_is_what_urlencode_writes(parts: dict[str, str | in
     expected = "?" + urlencode({k: str(v) for k, v in parts.items() if v})
     assert conversation_address(**parts) == expected
     assert address_parts(conversation_address(**parts)) == dict(parse_qsl(expected.lstrip("?")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT)
+def test_encodable_text_fast_path_gives_what_the_round_trip_gives(value: str) -> None:
+    """ASCII text skips the encode round trip; NUL still goes, nothing else changes."""
+    assert encodable_text(value) == value.encode("utf-8", "replace").decode().replace("\x00", "")
+    assert encodable_text("a\x00b") == "ab"
