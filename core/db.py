@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, exc, make_url, text
+from sqlalchemy import event, exc, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -107,8 +107,3 @@ def is_lianjian_database(path: Path) -> bool:
             )
     except sqlite3.DatabaseError:
         return False
-
-
-async def ping(session: AsyncSession) -> None:
-    """One round trip to the database (health checks); raises when it cannot be reached."""
-    await session.execute(text("SELECT 1"))

@@ -13,7 +13,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -276,11 +276,6 @@ async def mark_failed(
         row.next_attempt_at = retry_at
     await session.flush()
     return row.state
-
-
-async def count_by_state(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(InboxEvent.state, func.count()).group_by(InboxEvent.state))
-    return {state: n for state, n in rows.all()}
 
 
 async def release(session: AsyncSession, inbox_id: int) -> None:

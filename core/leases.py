@@ -10,9 +10,10 @@ is already exclusive there. The lease end doubles as a claim token for the later
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, text, update
+from sqlalchemy import ColumnElement, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.models import InboxEvent, OutboxMessage
@@ -82,3 +83,34 @@ def backoff_seconds(attempt: int, *, base: float, cap: float, jitter: float) -> 
     `attempt` counts from 1; `jitter` is a uniform random number in [0, 1)."""
     delay = min(cap, base * 2.0 ** max(attempt - 1, 0))
     return delay / 2 + delay / 2 * jitter
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What /healthz reports of the two queues."""
+
+    pending_inbox: int
+    dead_inbox: int
+    pending_outbox: int
+    dead_outbox: int
+
+
+async def backlog(session: AsyncSession) -> Backlog:
+    """The pending and dead rows of both queues, in one statement that reads those rows only
+    (through the index on state; on PostgreSQL walking it, as a claim does), never the handled
+    and sent rows a busy server keeps: a health check every few seconds must not scan them."""
+    if _is_postgres(session):
+        await session.execute(_WALK_THE_INDEX)
+
+    def count(model: Leased, state: str) -> Any:
+        return select(func.count()).select_from(model).where(model.state == state)
+
+    found = await session.execute(
+        select(
+            count(InboxEvent, InboxState.PENDING).scalar_subquery(),
+            count(InboxEvent, InboxState.DEAD).scalar_subquery(),
+            count(OutboxMessage, OutboxState.PENDING).scalar_subquery(),
+            count(OutboxMessage, OutboxState.DEAD).scalar_subquery(),
+        )
+    )
+    return Backlog(*(int(n) for n in found.one()))

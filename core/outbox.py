@@ -11,7 +11,6 @@ from sqlalchemy import (
     Table,
     case,
     exists,
-    func,
     insert,
     literal,
     or_,
@@ -381,10 +380,3 @@ async def retry(session: AsyncSession, row_id: int, now: dt.datetime) -> OutboxM
     row.attempts, row.next_attempt_at, row.claimed_until = 0, now, None
     await session.flush()
     return row
-
-
-async def count_by_state(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
-        select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)
-    )
-    return {state: n for state, n in rows.all()}

@@ -16,6 +16,7 @@ from bot.workers import InboxWorker
 from core import inbox
 from core.clock import FixedClock
 from core.db import make_engine, make_sessionmaker
+from core.leases import backlog
 from core.messages import Event, Platform
 from core.models import InboxEvent
 from tests.server_helpers import ReplyingHandler, make_services, outbox_count
@@ -173,8 +174,8 @@ async def test_event_dies_after_max_attempts_without_stopping_the_worker(
     async with sessionmaker() as session:
         (row,) = await inbox_rows(session)
         assert (row.state, row.attempts) == ("dead", 2)
-        counts = await inbox.count_by_state(session)
-    assert counts == {"dead": 1}
+        queues = await backlog(session)
+    assert (queues.pending_inbox, queues.dead_inbox) == (0, 1)
 
 
 async def test_second_worker_after_lease_expiry_cannot_double_the_effect(
