@@ -27,6 +27,15 @@ def test_demo_refuses_an_existing_file(demo_db, capsys):
     assert "已存在" in err and "已存在" not in out  # errors go to stderr, the transcript to stdout
 
 
+def test_outbox_list_is_in_chinese(demo_db, capsys):
+    """A command's reply has no title and every row's state is stored in English: the list
+    printed “sent … None” for them."""
+    assert main(["outbox", "list", "--db", str(demo_db)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() and "None" not in out
+    assert not re.search(r"\b(sent|pending|dead)\b", out), out
+
+
 def test_draw_list_show_verify(demo_db, capsys):
     assert main(["draw", "list", "--json", "--db", str(demo_db)]) == 0
     draws = json.loads(capsys.readouterr().out)

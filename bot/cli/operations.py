@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.cli.common import cli_ctx
 
@@ -73,17 +73,25 @@ def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]
 
 async def cmd_outbox_list(args: argparse.Namespace) -> int:
     from core.outbox import list_dead, list_recent
+    from core.states import OUTBOX
 
     async with cli_ctx(args) as ctx:
         rows = await (list_dead(ctx.session) if args.dead else list_recent(ctx.session))
     for r in rows:
         print(
-            f"{r.id:>6}  {r.state:<8} {r.dest_key:<16} 尝试 {r.attempts}  "
-            f"{r.message.get('title') or r.message.get('kind')}  {r.last_error[:60]}"
+            f"{r.id:>6}  {OUTBOX.label(r.state):<4} {r.dest_key:<16} 尝试 {r.attempts}  "
+            f"{_headline(r.message)}  {r.last_error[:60]}"
         )
     if not rows:
         print("没有死信" if args.dead else "发件箱为空")
     return 0
+
+
+def _headline(message: dict[str, Any]) -> str:
+    """What a queued message is about: its title, else its first line (a command's reply has
+    no title: the list printed “None”)."""
+    first = str(message.get("body") or "").strip().split("\n", 1)[0].replace("**", "")
+    return str(message.get("title") or first or "（图片）")[:40]
 
 
 async def cmd_outbox_retry(args: argparse.Namespace) -> int:
