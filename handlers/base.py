@@ -105,8 +105,13 @@ class Args:
         return normalize(self.raw).split()
 
     def code(self, index: int) -> str | None:
-        """The index-th word as an upper-case code (LJ-2026-001), or None when missing."""
-        return self.words[index].upper() if len(self.words) > index else None
+        """The index-th word as an upper-case code (LJ-2026-001), or None when missing. A phone's
+        input method adds what no code has: a dash of another width (LJ—2026—001), a closing
+        。or ， and quotes around it."""
+        if len(self.words) <= index:
+            return None
+        word = self.words[index]
+        return (word.translate(_DASHES).strip(_AROUND_CODES) or word).upper()
 
     def rest_after(self, count: int) -> str:
         """The raw text after the first `count` words (keeps the officer's own punctuation)."""
@@ -139,6 +144,11 @@ class Command:
     def usage_text(self, problem: str = "") -> str:
         lead = f"{problem}\n" if problem else ""
         return f"{lead}用法：{self.usage}\n例如：{self.example}"
+
+
+# after NFKC (normalize): the dashes it leaves, and the punctuation typed around a code
+_DASHES = str.maketrans(dict.fromkeys("‐‑‒–—―−", "-"))
+_AROUND_CODES = ".,;:!?、。“”‘’\"'《》"
 
 
 def normalize(text: str) -> str:

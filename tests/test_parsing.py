@@ -14,6 +14,9 @@ from handlers.commands import COMMANDS
         "任务，LJ-2026-001",
         "＠联检助手　任务 LJ-2026-001",
         "@联检助手 任务LJ-2026-001",
+        "任务 LJ-2026-001。",  # what a phone's input method adds: a full stop,
+        "任务 LJ—2026—001",  # its dash (an em dash),
+        "任务 “LJ-2026-001”，",  # quotes and a comma
     ],
 )
 def test_separators_and_mentions(text):
