@@ -109,6 +109,7 @@ async def test_results_search_by_name_code_and_year_shows_corrections_as_version
     for params in ({"q": "不存在的企业"}, {"year": "2025"}, {"q": "91330424MA28AQAQX0"}):
         text = text_of(await (await client.get("/public/results", params=params)).text())
         assert "没有找到符合条件的已公示检查结果" in text, params
+        assert "请核对企业名称" in text and "换一个年度" in text  # and what to try next
 
 
 async def test_results_never_show_officers_unless_the_rules_publish_them(
