@@ -65,6 +65,7 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
         else [],
         inspected_on=result.inspected_on,
         missing=not_entered(loaded.parts, departments_with_items(task, loaded.task_items)),
+        participants_review=ctx.core.rules.review_requires_participants,
     )
 
 

@@ -98,6 +98,8 @@ async def test_submit_takes_relative_and_common_dates(sessionmaker, clock, w, wo
     await others_entered(sessionmaker, clock, w)
     rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 {word}"))
     assert f"检查日期：{day.year}年{day.month}月{day.day}日" in to_officer(rows, w.a1.id)
+    # both review it (rules.review_requires_participants, 004 第十九条), as the form says
+    assert "已送牵头部门和参与部门审核" in to_officer(rows, w.a1.id)
     assert await case_state(sessionmaker) == ("submitted", day)
 
 
