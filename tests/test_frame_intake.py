@@ -1,5 +1,6 @@
 """Fast paths of a long-connection frame's intake give what the slow ones gave: inbound_json
-without its walk when the text cannot hold a lone surrogate or NUL, and the AI bot's
+without its walk (and through pydantic-core's parser, not json.loads) when the text cannot hold
+a lone surrogate or NUL, and the AI bot's
 conversation address without quoting values that need none."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ TEXT = st.text(st.characters(exclude_categories=())) | st.sampled_from(
     ["\ud800", "\udfff", "\x00", "a\\ud800", "\U0001f600", "中文", "\\", "\\u0000"]
 )
 JSONISH: st.SearchStrategy[Any] = st.recursive(
-    st.none() | st.booleans() | st.integers() | TEXT,
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
     max_leaves=12,
 )
