@@ -13,4 +13,7 @@ async def show(ctx: HandlerCtx, args: Args, commands: Sequence[Command]) -> None
     if one is not None:
         await ctx.say("help_command.md.j2", c=one)
         return
-    await ctx.say("help.md.j2", commands=[c for c in commands if not c.hidden])
+    # a word that names no command (帮助 审批) is said to, then the whole list
+    await ctx.say(
+        "help.md.j2", commands=[c for c in commands if not c.hidden], unknown=args.raw.strip()
+    )

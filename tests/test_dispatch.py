@@ -262,6 +262,10 @@ async def test_help_lists_every_visible_command_with_an_example(
         assert c.hidden or c.example in text
     one = bodies(await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, "帮助 jj")))
     assert "拒绝 编号 理由" in one and "接受 编号" not in one
+    other = bodies(
+        await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, "帮助 审批"))
+    )
+    assert other.startswith("没有“审批”这个指令") and "拒绝 编号 理由" in other
 
 
 def test_readme_command_table_lists_every_command_with_who_may_use_it() -> None:
