@@ -30,6 +30,12 @@
     return Date.now().toString(36) + Math.random().toString(36).slice(2, 12);
   }
 
+  // "2026-12-14T21:32:36+08:00" (China time) as a chat shows it: 12月14日 21:32
+  function sentAt(iso) {
+    var m = /^\d{4}-(\d{2})-(\d{2})T(\d{2}:\d{2})/.exec(iso || "");
+    return m ? Number(m[1]) + "月" + Number(m[2]) + "日 " + m[3] : "";
+  }
+
   function scrollDown() { chat.scrollTop = chat.scrollHeight; }
 
   function showError(text) { statusLine.textContent = text || ""; }
@@ -173,7 +179,7 @@
     var row = el("div", "msg");
     var meta = el("div", "meta");
     meta.appendChild(el("span", "scope " + m.scope, SCOPES[m.scope] || m.scope));
-    meta.appendChild(document.createTextNode(m.at.replace("T", " ").slice(0, 19)));
+    meta.appendChild(document.createTextNode(sentAt(m.at)));
     row.appendChild(meta);
     row.appendChild(m.card ? cardNode(m.card) : m.image ? pictureNode(m) : markdownNode(m.title, m.body));
     chat.appendChild(row);

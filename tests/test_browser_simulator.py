@@ -1,0 +1,49 @@
+"""The local simulator chat (`/sim/`) on a 375 px phone: an officer picked from the roster sees
+the messages queued for them, dated as a chat app dates them (12月14日 21:32, China time), not
+as ISO text. Needs Debian's chromium (see tests/test_browser.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import create_app
+from core import outbox
+from core.clock import CHINA_TZ, FixedClock
+from core.messages import Destination, OutMessage
+from tests import factories
+from tests.server_helpers import make_services
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, async_api, phone_page, shot_path
+
+
+async def test_simulator_shows_an_officers_messages_dated_in_words(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server
+) -> None:
+    async with sessionmaker() as session:
+        w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
+        me = w.lead.liaison
+        await outbox.enqueue(
+            session, Destination.officer(me.id), OutMessage.text("请查看本周待办"), now=clock.now()
+        )
+        await session.commit()
+    server = await aiohttp_server(
+        create_app(make_services(sessionmaker, clock, simulator={"enabled": True}), workers=())
+    )
+    sent = clock.now().astimezone(CHINA_TZ)
+
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await phone_page(browser)
+            await page.goto(str(server.make_url("/sim")))
+            await page.wait_for_selector(f"#officer option[value='{me.code}']", state="attached")
+            await page.select_option("#officer", me.code)
+            await page.wait_for_selector("text=请查看本周待办")
+            meta = await page.inner_text("#chat .msg .meta")
+            await page.screenshot(path=shot_path("simulator"), full_page=True)
+            overflow = await page.evaluate("document.documentElement.scrollWidth")
+        finally:
+            await browser.close()
+
+    assert f"{sent.month}月{sent.day}日 {sent:%H:%M}" in meta
+    assert "T" not in meta and str(sent.year) not in meta
+    assert overflow <= 375
