@@ -52,8 +52,29 @@ async def plan_entry(ctx: changes.Ctx, code: str, year: int) -> PlanEntry:
         select(PlanEntry).where(PlanEntry.year == year, PlanEntry.code == code.strip().upper())
     )
     if entry is None:
-        raise NotFound(f"{year} 年度抽查计划中没有计划编号 {code}")
+        raise NotFound(f"{year} 年度抽查计划中没有计划编号 {code}；{await _startable(ctx, year)}")
     return entry
+
+
+async def _startable(ctx: changes.Ctx, year: int) -> str:
+    """What to write instead of a code that names no plan row: the year's codes not yet
+    started, or that the year's plan is still to be imported."""
+    codes = list(
+        await ctx.session.scalars(
+            select(PlanEntry.code)
+            .where(PlanEntry.year == year, PlanEntry.task_id.is_(None))
+            .order_by(PlanEntry.month, PlanEntry.code)
+        )
+    )
+    if codes:
+        shown = "、".join(codes[:_SHOWN_CODES]) + ("等" if len(codes) > _SHOWN_CODES else "")
+        return f"尚未发起的计划编号：{shown}"
+    if await ctx.session.scalar(select(PlanEntry.id).where(PlanEntry.year == year).limit(1)):
+        return "本年度计划已全部发起"
+    return "本年度抽查计划尚未导入，请联席会议办公室先用 lianjian import plan 导入"
+
+
+_SHOWN_CODES = 8  # a chat line, not the plan: the office's file has the rest
 
 
 async def start_planned(ctx: changes.Ctx, code: str) -> JointTask:

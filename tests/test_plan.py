@@ -144,6 +144,32 @@ async def test_lead_starts_a_planned_task_from_chat_and_invitations_go_out(
     assert "已发起任务" in bodies(rows) and "不能重复发起" in bodies(rows)
 
 
+async def test_an_unknown_plan_code_names_the_codes_that_can_be_started(
+    sessionmaker, clock, ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """004 第七条: tasks are started from the year's plan, so a code that names no row says which
+    codes can still be started, or that the plan is still to be imported."""
+    async with sessionmaker() as s:
+        from core.models import Officer
+
+        code = await s.scalar(
+            select(Officer.code).where(Officer.department_id == county["SJ"].id).limit(1)
+        )
+    assert code is not None
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(code, "发起 JH-2026-09"))
+    assert "没有计划编号 JH-2026-09" in bodies(rows) and "尚未导入" in bodies(rows)
+    await _import(
+        ctx, tmp_path, ROW, ["JH-2026-02", "药店联合抽查", "SJ", "WJ", "SJ-01", "", "10户", "5"]
+    )
+    rows = await send(sessionmaker, d, text_event(code, "发起 JH-2026-09"))
+    assert "尚未发起的计划编号：JH-2026-01、JH-2026-02" in bodies(rows)
+    await send(sessionmaker, d, text_event(code, "发起 JH-2026-01"))
+    await send(sessionmaker, d, text_event(code, "发起 JH-2026-02"))
+    rows = await send(sessionmaker, d, text_event(code, "发起 JH-2026-09"))
+    assert "本年度计划已全部发起" in bodies(rows)
+
+
 async def test_a_task_outside_an_adopted_plan_needs_a_written_reason(
     ctx: Ctx, county: dict[str, Department], tmp_path: Path
 ) -> None:
