@@ -190,6 +190,8 @@ def test_unreadable_task_holiday_and_import_files_are_named_in_chinese(
         ["import", "targets", str(tmp_path / "无此文件.xlsx"), "--db", db], capsys
     )
     assert code == 2 and "文件或文件夹不存在" in out + err
+    # the progress bar leaves nothing behind on a pipe or a log: the report is the first line
+    assert out.startswith("检查对象导入（无此文件.xlsx）未完成"), repr(out[:40])
 
 
 def test_documents_for_an_unknown_code_says_what_to_write(

@@ -4,6 +4,7 @@ load` — what an operator runs before the first joint inspection."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -43,7 +44,9 @@ async def cmd_import(args: argparse.Namespace) -> int:
     }
     fn = importers[args.kind]
     rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejects.csv")
-    with Progress(transient=True) as bar:
+    # Only on a terminal (as the demo's): on a pipe or in a log the bar left an empty first
+    # line before the report, which scripts read.
+    with Progress(transient=True, disable=not sys.stdout.isatty()) as bar:
         job = bar.add_task(f"导入 {Path(args.file).name}", total=None)
 
         def progress(done: int, total: int | None) -> None:
