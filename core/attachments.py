@@ -10,6 +10,7 @@ Attachments are shown to the group and the reviewers only, never on public pages
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import os
@@ -21,6 +22,7 @@ from urllib.parse import unquote
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import ValidationFailed
+from core.models import Attachment
 
 IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 PDF = "application/pdf"
@@ -51,6 +53,22 @@ class Stored:
     name: str
     mime: str
     size: int
+
+
+def attachment_row(
+    result_id: int, f: Stored | Attachment, uploaded_by_id: int, uploaded_at: dt.datetime
+) -> Attachment:
+    """A result version's row for a file kept once under the data directory by its hash: one
+    uploaded now (`Stored`) or one an earlier version had (`Attachment`)."""
+    return Attachment(
+        result_id=result_id,
+        sha256=f.sha256,
+        name=f.name,
+        mime=f.mime,
+        size=f.size,
+        uploaded_by_id=uploaded_by_id,
+        uploaded_at=uploaded_at,
+    )
 
 
 def clean_name(name: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from core import cases, results
-from core.attachments import Stored
+from core.attachments import Stored, attachment_row
 from core.changes import Ctx, record
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.models import (
@@ -397,18 +397,7 @@ async def _attach(
     assert ctx.actor is not None  # a group member submitted
     await ctx.session.flush()  # the version's id
     now = ctx.clock.now()
-    rows = [
-        Attachment(
-            result_id=result.id,
-            sha256=f.sha256,
-            name=f.name,
-            mime=f.mime,
-            size=f.size,
-            uploaded_by_id=ctx.actor.id,
-            uploaded_at=now,
-        )
-        for f in files
-    ]
+    rows = [attachment_row(result.id, f, ctx.actor.id, now) for f in files]
     ctx.session.add_all(rows)
     await record(
         ctx,

@@ -19,6 +19,7 @@ from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from core.attachments import attachment_row
 from core.cases import (
     AFTER_APPROVAL,
     advance_task,
@@ -409,16 +410,7 @@ async def carry_files(ctx: Ctx, previous: CaseResult | None, result: CaseResult)
         return
     await ctx.session.flush()  # the new version's id
     ctx.session.add_all(
-        Attachment(
-            result_id=result.id,
-            sha256=f.sha256,
-            name=f.name,
-            mime=f.mime,
-            size=f.size,
-            uploaded_by_id=f.uploaded_by_id,
-            uploaded_at=f.uploaded_at,
-        )
-        for f in files
+        attachment_row(result.id, f, f.uploaded_by_id, f.uploaded_at) for f in files
     )
 
 
