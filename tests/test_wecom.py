@@ -580,3 +580,19 @@ async def test_non_ascii_echostr_or_encrypt_with_a_valid_signature_is_400(rig: R
         async with http.post(rig.client.url, params=query, data=envelope.encode()) as resp:
             assert resp.status == 400
     assert rig.received == []
+
+
+async def test_card_subtitle_is_shown_as_typed_so_our_markdown_is_taken_out(rig: Rig) -> None:
+    """WeCom shows sub_title_text as plain text: an invitation's ** and backticks would show."""
+    card = Card(
+        title="联合抽查邀请",
+        description="检查时间：2026年12月1日\n\n请于 **2026年12月7日** 前答复。\n"
+        "承诺值：`ab12`\n> 引用\n[详情](https://example.org/x)",
+        buttons=[Button(label="接受", action_key="inv:accept:12", style="primary")],
+        task_id="inv-12",
+    )
+    assert (await rig.adapter.send(user(), OutMessage(kind="card", card=card))).ok
+    shown = rig.fake.delivered[0]["template_card"]["sub_title_text"]
+    assert shown == (
+        "检查时间：2026年12月1日\n请于 2026年12月7日 前答复。\n承诺值：ab12\n引用\n详情"
+    )

@@ -232,6 +232,18 @@ def card_markdown(card: Card, newline: str = "\n", with_links: bool = True) -> s
     return newline.join(lines)
 
 
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_LINE_MARK = re.compile(r"^(?:#{1,6}|>)\s*", re.MULTILINE)
+
+
+def plain_text(markdown: str) -> str:
+    """What a reader should see of our markdown where a platform shows text as typed (WeCom's
+    card sub_title_text): links as their label, no **, backticks, heading or quote marks, no
+    empty lines (a card has little room)."""
+    text = _LINE_MARK.sub("", _LINK.sub(r"\1", markdown)).replace("**", "").replace("`", "")
+    return "\n".join(line for line in text.splitlines() if line.strip())
+
+
 def titled(msg: OutMessage, newline: str = "\n") -> str:
     """Markdown body with the title as a bold first line (platforms show no separate title),
     unless the body opens with it or with a bold heading of its own, which says the same in

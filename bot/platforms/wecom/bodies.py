@@ -8,6 +8,7 @@ from bot.platforms.base import (
     TRANSIENT_RETRY_S,
     SendResult,
     card_markdown,
+    plain_text,
     titled,
     truncate_utf8,
 )
@@ -63,7 +64,10 @@ def button_card(card: Card) -> dict[str, Any]:
             continue
         buttons.append(button)
     shown, rest = card.fields[:CARD_MAX_FIELDS], card.fields[CARD_MAX_FIELDS:]
-    sub_title = "\n".join([card.description, *(f"{f.name}：{f.value}" for f in rest)]).strip()
+    # shown as typed: our markdown would show its ** and backticks
+    sub_title = "\n".join(
+        [plain_text(card.description), *(f"{f.name}：{f.value}" for f in rest)]
+    ).strip()
     template: dict[str, Any] = {
         "card_type": "button_interaction",
         "main_title": {"title": clip(card.title, 26)},
