@@ -42,6 +42,19 @@ def test_usage_errors_are_chinese_and_show_the_usage(
     assert code == 2 and says in err and err.startswith("用法：lianjian")
 
 
+def test_an_option_the_command_does_not_take_is_told_with_that_commands_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`template … --db` (templates are blank sheets, no database) used to show the top-level
+    usage, as if the command itself were wrong."""
+    code, _, err = run_cli(
+        ["template", "departments", "-o", str(tmp_path / "d.xlsx"), "--db", "x"], capsys
+    )
+    assert code == 2 and err.startswith("用法：lianjian template")
+    assert "lianjian template：错误：无法识别的参数：--db x" in err
+    assert not (tmp_path / "d.xlsx").exists()
+
+
 def test_a_missing_folder_or_file_is_named_and_nothing_is_created(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

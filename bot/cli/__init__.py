@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         if db:
             sp.add_argument("--db", help="数据库文件路径或 SQLAlchemy URL")
             sp.add_argument("--config", help="config.toml 路径")
-        sp.set_defaults(fn=fn)
+        sp.set_defaults(fn=fn, command_parser=sp)
         return sp
 
     s = add("serve", cmd_serve, "启动机器人服务（含本地模拟器）")
@@ -287,7 +287,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
-    args = _parser().parse_args(argv)
+    args, extra = _parser().parse_known_args(argv)
+    if extra:  # told with the command's own usage: `template … --db` is the template's error
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result = args.fn(args)
         code = asyncio.run(result) if asyncio.iscoroutine(result) else result
