@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import changes
+from core.access import require
 from core.consultation import creation, opening
 from core.errors import NotFound, ValidationFailed
 from core.messages import Destination, OutMessage
@@ -74,12 +75,21 @@ async def _startable(ctx: changes.Ctx, year: int) -> str:
     return "本年度抽查计划尚未导入，请联席会议办公室先用 lianjian import plan 导入"
 
 
+STARTERS_ONLY = "只有管理员或牵头部门的联络员、分管领导可以发起联合抽查任务"
 _SHOWN_CODES = 8  # a chat line, not the plan: the office's file has the rest
 
 
 async def start_planned(ctx: changes.Ctx, code: str) -> JointTask:
-    """The lead department starts a planned task and the invitations go out."""
+    """The lead department starts a planned task and the invitations go out. Who may start
+    any task is asked first: an inspector's typo got the list of codes to start instead."""
     today = ctx.clock.today()
+    actor = ctx.actor
+    require(
+        actor is None or any(actor.has_role(r) for r in ("admin", "liaison", "leader")),
+        "plan.start",
+        f"plan:{today.year}:{code.strip().upper()}",
+        STARTERS_ONLY,
+    )
     entry = await plan_entry(ctx, code, today.year)
     if entry.task_id is not None:
         task = await ctx.session.get(JointTask, entry.task_id)

@@ -170,6 +170,27 @@ async def test_an_unknown_plan_code_names_the_codes_that_can_be_started(
     assert "本年度计划已全部发起" in bodies(rows)
 
 
+async def test_an_inspector_is_told_who_may_start_a_task_not_which_codes_to_try(
+    sessionmaker, clock, ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """004 第七条: the lead department's liaison or leader starts a planned task; an inspector
+    typing 发起 with a wrong code was answered with the codes still to start, as if they could.
+    The refusal is audited like every other."""
+    inspector = await f.officer(ctx.session, county["SJ"], "inspector")
+    await ctx.session.commit()
+    await _import(ctx, tmp_path, ROW)
+    d = make_dispatcher(sessionmaker, clock)
+    for typed in ("发起 JH-2026-09", "发起 JH-2026-01"):
+        rows = await send(sessionmaker, d, text_event(inspector.code, typed))
+        assert plan.STARTERS_ONLY in bodies(rows) and "计划编号：" not in bodies(rows)
+    async with sessionmaker() as s:
+        from core.models import AuditEvent
+
+        denied = list(await s.scalars(select(AuditEvent).where(AuditEvent.action == "denied")))
+        assert [e.data["action"] for e in denied][-2:] == ["plan.start", "plan.start"]
+        assert await s.scalar(select(JointTask)) is None
+
+
 async def test_a_task_outside_an_adopted_plan_needs_a_written_reason(
     ctx: Ctx, county: dict[str, Department], tmp_path: Path
 ) -> None:
