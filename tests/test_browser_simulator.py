@@ -4,15 +4,20 @@ as ISO text. Needs Debian's chromium (see tests/test_browser.py)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from core import outbox
 from core.clock import CHINA_TZ, FixedClock
+from core.db import make_engine, make_sessionmaker
 from core.messages import Destination, OutMessage
 from tests import factories
 from tests.server_helpers import make_services
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, async_api, phone_page, shot_path
+from tests.test_sim_demo import _demo_client
 
 
 async def test_simulator_shows_an_officers_messages_dated_in_words(
@@ -47,3 +52,33 @@ async def test_simulator_shows_an_officers_messages_dated_in_words(
     assert f"{sent.month}月{sent.day}日 {sent:%H:%M}" in meta
     assert "T" not in meta and str(sent.year) not in meta
     assert overflow <= 375
+
+
+async def test_the_demo_header_leaves_a_phone_most_of_its_screen_for_the_chat(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """`serve --demo` on a 375 px phone: the officer picker, demo clock and guide took 383 of
+    the screen's 740 px, and the chat got what was left. On SQLite, as the demo runs."""
+    path = tmp_path / "demo.sqlite3"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(str(path))
+    client, _ = await _demo_client(make_sessionmaker(engine))
+    try:
+        async with async_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await phone_page(browser)
+                await page.goto(str(client.make_url("/sim")))
+                await page.wait_for_selector("#guide-say:not(:empty)")
+                await page.screenshot(path=shot_path("simulator-demo"))
+                header = await page.evaluate(
+                    "document.querySelector('header').getBoundingClientRect().height"
+                )
+                overflow = await page.evaluate("document.documentElement.scrollWidth")
+                go = await page.is_visible("#guide-go")
+            finally:
+                await browser.close()
+    finally:
+        await client.close()
+        await engine.dispose()
+    assert header <= 0.4 * 740 and overflow <= 375 and go
