@@ -156,6 +156,14 @@ async def test_assignment_link_lists_the_case_and_serves_both_documents(
     )
     assert notice.status == 200 and "联合抽查通知书" in await notice.text()
     assert await case_state(sessionmaker, world.case.code) == "notified"
+    # opened from the assignment on a phone: laid out for its screen, not zoomed out to A4
+    record_html = await client.get(
+        "/h5/documents",
+        params={"t": token, "case": world.case.code, "doc": "record", "fmt": "html"},
+    )
+    for printable in (await notice.text(), await record_html.text()):
+        assert 'name="viewport" content="width=device-width' in printable
+        assert "@media screen and (max-width: 600px)" in printable
 
 
 @pytest.mark.parametrize("case", ["outsider", "expired", "other_action", "unknown_case"])
