@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import joinedload, raiseload
 
 from core.cases import OPEN_FOR_ENTRY
@@ -191,17 +191,20 @@ async def accounts_on(ctx: Ctx, platform: str, officer_ids: Iterable[int]) -> li
 
 
 _NO_ACCOUNTS = [raiseload(Officer.accounts)]  # built once: every page asks
+# `named`'s look-up, built once: Session.get builds its statement (and cache key) on every call
+_NAMED = select(Officer).where(Officer.id == bindparam("officer_id")).options(*_NO_ACCOUNTS)
 
 
 async def named(ctx: Ctx, officer_id: int) -> Officer | None:
     """The officer with this id, active or not, without the platform accounts no page uses
     (a second query)."""
-    return await ctx.session.get(Officer, officer_id, options=_NO_ACCOUNTS)
+    return await ctx.session.scalar(_NAMED, {"officer_id": officer_id})
 
 
 async def link_holder(ctx: Ctx, officer_id: int) -> Officer:
-    """The officer a signed link names, while still active: a deactivated officer's links die."""
-    officer = await named(ctx, officer_id)
+    """The officer a signed link names, while still active: a deactivated officer's links die.
+    (The page has read them with `named`: the session's copy, no second look-up.)"""
+    officer = await ctx.session.get(Officer, officer_id, options=_NO_ACCOUNTS)
     if officer is None or not officer.active:
         raise PermissionDenied("该链接的使用人已停用，请联系管理员。")
     return officer
