@@ -65,7 +65,7 @@ class CaseSheet:
     return_reason: str  # the reviewer's reason when the case was sent back
     referrals: list[Referral]
     attachments: list[Attachment]  # of the latest version
-    history: list[AuditEvent]
+    history: list[AuditEvent]  # the case's audit events: the review page's (`review_sheet`)
     department_id: int  # whose view (the officer's department)
     parts: list[PartStatus] = field(default_factory=list)  # each department's part (000 §九–十)
     latest_items: list[ItemResult] = field(default_factory=list)  # the latest version's, all
@@ -187,17 +187,15 @@ async def after_entry(ctx: Ctx, sheet: CaseSheet, *, page_parts: bool = True) ->
 async def with_page_parts(
     ctx: Ctx, sheet: CaseSheet, parts: dict[int, CasePart] | None = None
 ) -> CaseSheet:
-    """The sheet with what only the page shows read again: referrals, the case's history and
-    each department's part (`parts`: the case's parts as this transaction has left them, else
-    as read with the case)."""
+    """The sheet with what only the page shows read again: referrals and each department's
+    part (`parts`: the case's parts as this transaction has left them, else as read with the
+    case). The case's history is the review page's alone (`review_sheet`)."""
     session, case = ctx.session, sheet.case
     referrals = list(await session.scalars(_REFERRALS, {"case_id": case.id}))
-    history = list(await session.scalars(_HISTORY, {"subject": f"case:{case.code}"}))
     with_parts = departments_with_items(sheet.task, [(p.item, p.department) for p in sheet.items])
     return dataclasses.replace(
         sheet,
         referrals=referrals,
-        history=history,
         parts=await part_status(
             ctx,
             case,
@@ -259,7 +257,9 @@ async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
         f"case:{read.case.code}",
     )
     assert ctx.actor is not None  # staff checked above
-    return await _sheet(ctx, read, ctx.actor.department_id, loaded=(departments, rows))
+    sheet = await _sheet(ctx, read, ctx.actor.department_id, loaded=(departments, rows))
+    history = await ctx.session.scalars(_HISTORY, {"subject": f"case:{read.case.code}"})
+    return dataclasses.replace(sheet, history=list(history))
 
 
 def _item_dicts(
