@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import cast
 
 import chinese_calendar
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import ValidationFailed, os_reason, toml_position
@@ -132,9 +133,8 @@ class WorkCalendar:
 
 
 # the stored years as plain columns: no ORM rows to build on every transaction that asks
-_HOLIDAY_YEARS = select(HolidayYear.year, HolidayYear.holidays, HolidayYear.workdays).order_by(
-    HolidayYear.year
-)
+_YEARS = cast(Table, HolidayYear.__table__).c  # on the table: no ORM layers (#9)
+_HOLIDAY_YEARS = select(_YEARS.year, _YEARS.holidays, _YEARS.workdays).order_by(_YEARS.year)
 StoredYears = tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...]
 
 
