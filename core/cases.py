@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Exists, Select, Table, bindparam, exists, select
@@ -282,8 +283,37 @@ async def latest_result(
     return await ctx.session.scalar(query, {"case_id": case.id})
 
 
+# Task stage follows its cases: every case has a result → reviewing; all published → published.
+_PUBLIC = frozenset({CaseState.PUBLISHED, CaseState.OBJECTED, CaseState.CORRECTED})
+_RESULT_IN = frozenset({CaseState.SUBMITTED, CaseState.APPROVED, CaseState.RETURNED, *_PUBLIC})
+
+
+def _some_case(*where: ColumnElement[bool]) -> Exists:
+    return exists().where(_CASE.task_id == bindparam("task_id"), *where)
+
+
+# whether the task has cases, one short of a result, one not yet public: each probe stops at
+# its first row, where the distinct states of every case read them all (#9: the slowest
+# statement of a result's entry on a task of a thousand cases)
+_REACHED = (
+    _some_case(),
+    _some_case(_CASE.state.not_in(_RESULT_IN)),
+    _some_case(_CASE.state.not_in(_PUBLIC)),
+)
+_CASES_REACHED = select(*_REACHED)
+
+
+@dataclass(frozen=True)
+class CasesReached:
+    """Where a task's cases stand, what `advance_task` decides on."""
+
+    any_case: bool
+    short_of_result: bool  # a case without a result yet
+    short_of_public: bool  # a case whose result is not public yet
+
+
 _DEPARTMENTS_AND_STAFF = (
-    select(_DEPARTMENT.id, _OFFICER.id, _OFFICER.roles)
+    select(_DEPARTMENT.id, _OFFICER.id, _OFFICER.roles, *_REACHED)
     .outerjoin(_OFFICERS, (_OFFICER.department_id == _DEPARTMENT.id) & _OFFICER.active.is_(True))
     .order_by(_DEPARTMENT.id, _OFFICER.id)
 )
@@ -297,20 +327,24 @@ _REVIEWERS_AND_STAFF = {
 
 async def reviewers_and_staff(
     ctx: Ctx, task: JointTask, *, participants: bool
-) -> tuple[list[int], list[int]]:
+) -> tuple[list[int], list[int], CasesReached | None]:
     """Who is told of a version to review, in one query: the reviewing departments' ids (the
     lead first; `participants`: with every department that accepted, as
     `reviewing_departments`, else the lead alone) and their active liaisons' and leaders' ids
     by officer id: each of them gets the review page privately (a group copy of the notice
-    carries no signed link). Ids and roles only: no officer rows with their accounts."""
+    carries no signed link). Ids and roles only: no officer rows with their accounts. Third,
+    where the task's cases stand after this transaction's changes (`cases_reached`, None if
+    no department came back), read by the same statement for `advance_task`."""
     lead = task.lead_department_id
     query = _REVIEWERS_AND_STAFF[participants]
+    await ctx.session.flush()  # the probes read the cases as this transaction leaves them
     rows = (await ctx.session.execute(query, {"task_id": task.id, "lead_id": lead})).all()
-    departments = sorted(dict.fromkeys(d for d, _, _ in rows), key=lambda d: d != lead)
+    departments = sorted(dict.fromkeys(row[0] for row in rows), key=lambda d: d != lead)
     staff = sorted(
-        o for _, o, roles in rows if o is not None and {"liaison", "leader"} & set(roles or ())
+        row[1] for row in rows if row[1] is not None and {"liaison", "leader"} & set(row[2] or ())
     )
-    return departments, staff
+    reached = CasesReached(*(bool(probe) for probe in rows[0][3:])) if rows else None
+    return departments, staff, reached
 
 
 async def result_labels(
@@ -351,39 +385,27 @@ async def require_lead_staff(ctx: Ctx, task: JointTask, action: str, subject: st
     )
 
 
-# Task stage follows its cases: every case has a result → reviewing; all published → published.
-_PUBLIC = frozenset({CaseState.PUBLISHED, CaseState.OBJECTED, CaseState.CORRECTED})
-_RESULT_IN = frozenset({CaseState.SUBMITTED, CaseState.APPROVED, CaseState.RETURNED, *_PUBLIC})
-
-
-def _some_case(*where: ColumnElement[bool]) -> Exists:
-    return exists().where(_CASE.task_id == bindparam("task_id"), *where)
-
-
-# whether the task has cases, one short of a result, one not yet public: each probe stops at
-# its first row, where the distinct states of every case read them all (#9: the slowest
-# statement of a result's entry on a task of a thousand cases)
-_CASES_REACHED = select(
-    _some_case(),
-    _some_case(_CASE.state.not_in(_RESULT_IN)),
-    _some_case(_CASE.state.not_in(_PUBLIC)),
-)
-
-
-async def advance_task(ctx: Ctx, task: JointTask) -> None:
-    """Move the task to the stage its cases have reached (audited once per move)."""
-    if task.state not in (TaskState.INSPECTING, TaskState.REVIEWING):
-        return
+async def cases_reached(ctx: Ctx, task: JointTask) -> CasesReached:
+    """Where the task's cases stand, as this transaction leaves them."""
     await ctx.session.flush()
     row = (await ctx.session.execute(_CASES_REACHED, {"task_id": task.id})).one()
-    has_cases, short_of_result, short_of_public = row
-    if not has_cases:
+    return CasesReached(*(bool(probe) for probe in row))
+
+
+async def advance_task(ctx: Ctx, task: JointTask, reached: CasesReached | None = None) -> None:
+    """Move the task to the stage its cases have reached (audited once per move); `reached`:
+    where they stand if the caller has read it after its last change to them."""
+    if task.state not in (TaskState.INSPECTING, TaskState.REVIEWING):
+        return
+    if reached is None:
+        reached = await cases_reached(ctx, task)
+    if not reached.any_case:
         return
     stage = (
         TaskState.PUBLISHED
-        if not short_of_public
+        if not reached.short_of_public
         else TaskState.REVIEWING
-        if not short_of_result
+        if not reached.short_of_result
         else task.state
     )
     if stage != task.state:

@@ -462,7 +462,7 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
         await _part_entered(ctx, case, task, result, actor, missing, due.label(), late, loaded)
         return result
     CASE.move(case, CaseState.SUBMITTED)
-    reviewers, staff_ids = await reviewers_and_staff(
+    reviewers, staff_ids, reached = await reviewers_and_staff(
         ctx, task, participants=ctx.rules.review_requires_participants
     )
     msg = message(
@@ -485,7 +485,7 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
         {**result_data(result), "late": late, "result_due_on": due.day.isoformat()},
         [Notice(Destination.department(d), msg) for d in reviewers] + staff,
     )
-    await advance_task(ctx, task)
+    await advance_task(ctx, task, reached)  # no case changed since the staff were read
     return result
 
 
