@@ -3,7 +3,8 @@
     python bench/pages.py [--requests 300] [--rounds 3] [--concurrency 4] [--only NAME …]
 
 Full: the app the server runs (bot.app.create_app over bot.server.build_services, pages only,
-no background workers) on an SQLite file prepared here, in a child process. Floor: a bare
+no background workers, the startup objects frozen out of the garbage collector's sight as
+`lianjian serve` does) on an SQLite file prepared here, in a child process. Floor: a bare
 aiohttp handler in another child process doing the least a signed form page must: read the
 request, verify the link's HMAC and expiry, for a POST check the CSRF token and store the
 posted form as one committed row on the same SQLite file, answer a small page. The client runs
@@ -16,6 +17,8 @@ ratio, which a machine shared with other work blurs far less than requests/s.
 Scenarios are registered in SCENARIOS: a name, what to prepare in the database and a function
 building the requests of one burst. Targets: result-form POST ≥ 30 % of the floor.
 Loopback only. The last line printed is one JSON object.
+LIANJIAN_BENCH_PROFILE / LIANJIAN_BENCH_STATEMENTS (bench/profiling.py): the full server's cProfile
+or statement counts, written to <path>.pages.<port>.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from profiling import run_profiled
 
 SECRET = "p" * 40
 TARGETS = {"result_form_post": 0.30}
@@ -210,7 +214,7 @@ async def prepare(db: str, n_cases: int) -> World:
 def serve_full(port: int, db: str, files: str) -> None:
     from bot.app import create_app
     from bot.config import load_settings
-    from bot.server import build_services
+    from bot.server import build_services, freeze_startup_objects
 
     settings = load_settings(
         database_url=db,
@@ -222,9 +226,14 @@ def serve_full(port: int, db: str, files: str) -> None:
     )
 
     async def app() -> web.Application:
-        return create_app(await build_services(settings), workers=())
+        built = create_app(await build_services(settings), workers=())
+        built.on_startup.append(freeze_startup_objects)
+        return built
 
-    web.run_app(app(), host="127.0.0.1", port=port, access_log=None, print=None)
+    run_profiled(
+        lambda: web.run_app(app(), host="127.0.0.1", port=port, access_log=None, print=None),
+        f"pages.{port}",
+    )
 
 
 def serve_floor(port: int, db: str, files: str) -> None:

@@ -195,11 +195,11 @@ async def make_app(settings: Settings, *, demo: bool = False) -> web.Application
         "on" if settings.simulator.enabled else "off",
     )
     log.debug("settings: %s", settings.redacted())
-    app.on_startup.append(_freeze_startup_objects)
+    app.on_startup.append(freeze_startup_objects)
     return app
 
 
-async def _freeze_startup_objects(app: web.Application) -> None:
+async def freeze_startup_objects(app: web.Application) -> None:
     """Move everything built so far (models, templates, the dispatcher's tables) out of the
     garbage collector's sight: a full collection then walks only what the running server
     made, instead of pausing every socket and callback for 100–300 ms (measured with
