@@ -136,6 +136,8 @@ def test_archive_holds_the_whole_task_and_closes_it(
     assert "case.result.corrected" in excerpt and "case.published" in excerpt
     assert "全链校验：通过" in read["09-审计/审计校验.txt"].decode()
     manifest = read["00-归档清单.txt"].decode()
+    # read by a clerk: the time in words, not ISO
+    assert re.search(r"生成时间：\d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d\n", manifest)
     for name in names - {"00-归档清单.txt"}:
         assert f"{hashlib.sha256(read[name]).hexdigest()}  {name}" in manifest
 
