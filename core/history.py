@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import CHINA_TZ
 from core.models import AuditEvent, Officer
-from core.workdays import cn_date
+from core.workdays import cn_datetime
 
 EVENT_LABELS = {
     "case.inspected": "登记检查日期",
@@ -84,5 +84,4 @@ def _who(actor: str, names: Mapping[str, str]) -> str:
 
 
 def _when(at: dt.datetime, with_year: bool) -> str:
-    day = cn_date(at.date()) if with_year else f"{at.month}月{at.day}日"
-    return f"{day} {at:%H:%M}"
+    return cn_datetime(at) if with_year else f"{at.month}月{at.day}日 {at:%H:%M}"

@@ -21,6 +21,7 @@ import chinese_calendar
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.clock import CHINA_TZ
 from core.errors import ValidationFailed, os_reason, toml_position
 from core.models import HolidayYear
 
@@ -34,6 +35,12 @@ class YearData:
 def cn_date(day: dt.date) -> str:
     """The one date format users read: 2027年1月11日."""
     return f"{day.year}年{day.month}月{day.day}日"
+
+
+def cn_datetime(at: dt.datetime) -> str:
+    """A moment as users read it, in China time: 2027年1月11日 21:30."""
+    local = at.astimezone(CHINA_TZ)
+    return f"{cn_date(local.date())} {local:%H:%M}"
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ import datetime as dt
 import re
 
 from core.draws import quickdraw, targets, verify
-from core.draws.beacon import beacon_ready_at, beacon_ready_label
+from core.draws.beacon import beacon_ready_at
 from core.errors import DomainError
 from core.groups import matching
-from core.workdays import cn_date
+from core.workdays import cn_date, cn_datetime
 from handlers.base import Args, HandlerCtx, UsageError, normalize
 
 # `快抽 N 名 执法人员 [部门] [标签]` / `快抽 N 户 对象 [行业] [区域]` — units and nouns both say
@@ -39,7 +39,7 @@ async def freeze(ctx: HandlerCtx, args: Args) -> None:
     source = args.rest_after(1) or default_beacon_source(ctx.clock.today())
     frozen = await targets.freeze_pool(ctx.core, code, source)
     ready = beacon_ready_at(dt.date.fromisoformat(frozen.parameters["beacon_date"]), ctx.rules)
-    await ctx.say("cmd_frozen.md.j2", d=frozen, code=code, beacon_ready=beacon_ready_label(ready))
+    await ctx.say("cmd_frozen.md.j2", d=frozen, code=code, beacon_ready=cn_datetime(ready))
 
 
 async def confirm(ctx: HandlerCtx, args: Args) -> None:

@@ -36,7 +36,7 @@ from core.models import (
     Review,
     TaskItem,
 )
-from core.workdays import cn_date
+from core.workdays import cn_datetime
 
 
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
@@ -61,12 +61,6 @@ def china_time(at: dt.datetime | None) -> str:
     return at.astimezone(CHINA_TZ).isoformat(timespec="seconds") if at else ""
 
 
-def _in_words(at: dt.datetime) -> str:
-    """The clerk's read of the manifest: 2026年11月30日 18:49 (the data files keep ISO)."""
-    local = at.astimezone(CHINA_TZ)
-    return f"{cn_date(local.date())} {local:%H:%M}"
-
-
 class Files:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
@@ -77,7 +71,7 @@ class Files:
     def manifest(self, task: JointTask, generated_at: dt.datetime) -> bytes:
         lines = [
             f"联合抽查任务 {task.code}《{task.title}》立卷归档",
-            f"生成时间：{_in_words(generated_at)}",
+            f"生成时间：{cn_datetime(generated_at)}",  # a clerk reads it; the data files keep ISO
             "文件清单（SHA-256  文件名）：",
         ]
         lines += [f"{hashlib.sha256(c).hexdigest()}  {n}" for n, c in sorted(self.files.items())]

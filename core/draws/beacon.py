@@ -14,7 +14,7 @@ from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, ValidationFailed
 from core.models import Draw
 from core.rules import Rules
-from core.workdays import cn_date
+from core.workdays import cn_date, cn_datetime
 
 _CN_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
@@ -40,11 +40,6 @@ def beacon_day(source: str) -> dt.date | None:
 def beacon_ready_at(day: dt.date, rules: Rules) -> dt.datetime:
     """From this instant the beacon of `day` counts as published (China time, Rules)."""
     return dt.datetime.combine(day, rules.beacon_ready_time, CHINA_TZ)
-
-
-def beacon_ready_label(at: dt.datetime) -> str:
-    local = at.astimezone(CHINA_TZ)
-    return f"{cn_date(local.date())} {local:%H:%M}"
 
 
 def future_beacon_day(ctx: Ctx, source: str) -> dt.date:
@@ -79,7 +74,7 @@ def checked_beacon(ctx: Ctx, frozen: Draw, value: str) -> str:
     ready = beacon_ready_at(day, ctx.rules)
     if ctx.clock.now() < ready:
         raise InvalidTransition(
-            f"信标（{frozen.beacon_source}）尚未公布，{beacon_ready_label(ready)} 起才能确认抽取"
+            f"信标（{frozen.beacon_source}）尚未公布，{cn_datetime(ready)} 起才能确认抽取"
         )
     value = unicodedata.normalize("NFKC", value or "").strip()
     if not value:

@@ -39,6 +39,7 @@ from core.messages import Destination, OutMessage
 from core.models import DRAWABLE_STATUSES, Department, Draw, DrawPool, Officer, Target
 from core.render import render
 from core.states import DRAW, DrawState
+from core.workdays import cn_datetime
 
 CODE_PREFIX = "KC"
 INSPECTOR_STRATUM = "执法人员"
@@ -301,9 +302,7 @@ async def receipt(ctx: Ctx, row: Draw) -> OutMessage:
     chosen = await describe(ctx, row) if row.state == DrawState.LOCKED else []
     ready = ""
     if day := row.parameters.get("beacon_date"):
-        ready = beacon.beacon_ready_label(
-            beacon.beacon_ready_at(dt.date.fromisoformat(day), ctx.rules)
-        )
+        ready = cn_datetime(beacon.beacon_ready_at(dt.date.fromisoformat(day), ctx.rules))
     requester = await ctx.session.get(Officer, row.created_by_id) if row.created_by_id else None
     return OutMessage.md(
         f"快抽 {row.code}",

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.access import lead_only
 from core.changes import Ctx, Notice, record
 from core.draws import algorithm
-from core.draws.beacon import beacon_ready_at, beacon_ready_label, checked_beacon, future_beacon_day
+from core.draws.beacon import beacon_ready_at, checked_beacon, future_beacon_day
 from core.draws.pool import build_target_pool, fetch_plain, pool_file, stored_pool
 from core.errors import InvalidTransition, ValidationFailed
 from core.jointtask import (
@@ -35,7 +35,7 @@ from core.messages import Destination, OutMessage
 from core.models import Case, Department, Draw, DrawPool, JointTask, Target
 from core.render import render
 from core.states import CASE, DRAW, TASK, CaseState, DrawState, TaskState
-from core.workdays import deadline_label
+from core.workdays import cn_datetime, deadline_label
 
 
 def _broadcast(departments: Iterable[Department], msg: OutMessage, key: str) -> list[Notice]:
@@ -130,7 +130,7 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
         rule_texts={s.name: s.describe() for s in rule.strata},
         exclusions=exclusions,
         repeat_reason=report.repeat_check_reason,
-        beacon_ready=beacon_ready_label(beacon_ready_at(day, ctx.rules)),
+        beacon_ready=cn_datetime(beacon_ready_at(day, ctx.rules)),
     )
     notices = _broadcast(
         await participants(ctx, task),
