@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import changes
-from core.access import require
+from core.access import may_act_for, require
 from core.consultation import creation, opening
 from core.errors import NotFound, ValidationFailed
 from core.messages import Destination, OutMessage
@@ -83,9 +83,8 @@ async def start_planned(ctx: changes.Ctx, code: str) -> JointTask:
     """The lead department starts a planned task and the invitations go out. Who may start
     any task is asked first: an inspector's typo got the list of codes to start instead."""
     today = ctx.clock.today()
-    actor = ctx.actor
     require(
-        actor is None or any(actor.has_role(r) for r in ("admin", "liaison", "leader")),
+        ctx.actor is None or may_act_for(ctx, ctx.actor.department_id),
         "plan.start",
         f"plan:{today.year}:{code.strip().upper()}",
         STARTERS_ONLY,

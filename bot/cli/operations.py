@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.cli.common import cli_ctx
+from bot.platforms.base import plain_text
 
 if TYPE_CHECKING:
     from core.summary import ScopeSummary
@@ -90,7 +91,7 @@ async def cmd_outbox_list(args: argparse.Namespace) -> int:
 def _headline(message: dict[str, Any]) -> str:
     """What a queued message is about: its title, else its first line (a command's reply has
     no title: the list printed “None”)."""
-    first = str(message.get("body") or "").strip().split("\n", 1)[0].replace("**", "")
+    first = plain_text(str(message.get("body") or "")).split("\n", 1)[0]
     return str(message.get("title") or first or "（图片）")[:40]
 
 
