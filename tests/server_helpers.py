@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 from typing import Any
 
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.app import create_app
 from bot.config import Settings
 from bot.platforms.base import PlatformAdapter
 from bot.platforms.dingtalk import DingTalkSettings
 from bot.platforms.wecom import WeComSettings
+from bot.server import start_demo
 from bot.services import Services
-from core.clock import Clock
+from core.clock import Clock, FixedClock
+from core.demo_clock import DemoClock
 from core.messages import Destination, Event, OutMessage, Platform
 from core.models import Department, OutboxMessage
 from core.outbox import enqueue
@@ -103,3 +108,17 @@ async def outbox_count(session: AsyncSession, **where: Any) -> int:
     for column, value in where.items():
         query = query.where(getattr(OutboxMessage, column) == value)
     return int(await session.scalar(query) or 0)
+
+
+async def demo_client(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    start: dt.datetime,
+    workers: tuple[str, ...] = (),
+) -> tuple[TestClient[Any, Any], DemoClock]:
+    """`serve --demo`'s app, started at `start` on its demo clock, as a started test client."""
+    clock = DemoClock(FixedClock(start))
+    services = make_services(sessionmaker, clock)
+    await start_demo(services, clock)
+    client = TestClient(TestServer(create_app(services, workers=workers), host="127.0.0.1"))
+    await client.start_server()
+    return client, clock

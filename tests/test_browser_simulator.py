@@ -4,6 +4,7 @@ as ISO text. Needs Debian's chromium (see tests/test_browser.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from core.clock import CHINA_TZ, FixedClock
 from core.db import make_engine, make_sessionmaker
 from core.messages import Destination, OutMessage
 from tests import factories
-from tests.server_helpers import make_services
+from tests.server_helpers import demo_client, make_services
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, async_api, phone_page, shot_path
-from tests.test_sim_demo import _demo_client
+
+DEMO_START = dt.datetime(2026, 11, 30, 10, 0, tzinfo=CHINA_TZ)  # a Monday
 
 
 async def test_simulator_shows_an_officers_messages_dated_in_words(
@@ -62,7 +64,7 @@ async def test_the_demo_header_leaves_a_phone_most_of_its_screen_for_the_chat(
     path = tmp_path / "demo.sqlite3"
     shutil.copy(sqlite_template, path)
     engine = make_engine(str(path))
-    client, _ = await _demo_client(make_sessionmaker(engine))
+    client, _ = await demo_client(make_sessionmaker(engine), DEMO_START)
     try:
         async with async_api.async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -17,13 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.server import start_demo
 from core.clock import CHINA_TZ, FixedClock
 from core.demo_clock import ACTION, DemoClock, restore_offset
 from core.demo_guide import TITLES
 from core.models import AuditEvent, Invitation
 from tests.dispatch_support import make_dispatcher, send, text_event
-from tests.server_helpers import make_services
+from tests.server_helpers import demo_client, make_services
 
 START = dt.datetime(2026, 11, 30, 10, 0, tzinfo=CHINA_TZ)  # a Monday
 
@@ -36,21 +35,10 @@ def db_url(tmp_path: Path, sqlite_template: Path) -> str:
     return str(path)
 
 
-async def _demo_client(
-    sessionmaker: async_sessionmaker[AsyncSession], workers: tuple[str, ...] = ()
-) -> tuple[TestClient[Any, Any], DemoClock]:
-    clock = DemoClock(FixedClock(START))
-    services = make_services(sessionmaker, clock)
-    await start_demo(services, clock)
-    client = TestClient(TestServer(create_app(services, workers=workers), host="127.0.0.1"))
-    await client.start_server()
-    return client, clock
-
-
 async def test_a_fresh_demo_has_a_task_waiting_and_the_guide_names_who_answers(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    client, _ = await _demo_client(sessionmaker)
+    client, _ = await demo_client(sessionmaker, START)
     try:
         step = await (await client.get("/sim/api/guide")).json()
         assert step["number"] == 1 and step["say"].startswith("接受 LJ-2026-")
@@ -65,7 +53,7 @@ async def test_a_fresh_demo_has_a_task_waiting_and_the_guide_names_who_answers(
 async def test_the_demo_clock_moves_forward_only_and_is_audited(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    client, clock = await _demo_client(sessionmaker)
+    client, clock = await demo_client(sessionmaker, START)
     try:
         resp = await client.post("/sim/api/clock", json={"workdays": 3})
         assert resp.status == 200 and (await resp.json())["label"].startswith("2026年12月3日 周四")
@@ -139,7 +127,7 @@ async def test_guided_path_lead_liaison_fast_forwards_and_confirms_the_draw(
     sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     async_api = _browser()
-    client, clock = await _demo_client(sessionmaker, workers=("inbox", "sender"))
+    client, clock = await demo_client(sessionmaker, START, workers=("inbox", "sender"))
     url = str(client.make_url("/sim"))
     try:
         async with async_api.async_playwright() as pw:
@@ -174,7 +162,7 @@ async def test_the_guide_walks_a_replacement_a_referral_and_an_objection_in_chat
     """Issue 8: `serve --demo` exercises 更换 → 批准 (001 第十四条, 004 第十三条), 移送 → 签收
     (001 第十七条, 004 第二十一条) and 异议 → 复查 → 答复 (004 第二十条) as typed chat commands:
     doing exactly what the guide says, step after step, reaches the end with each recorded."""
-    client, _clock = await _demo_client(sessionmaker)
+    client, _clock = await demo_client(sessionmaker, START)
     d = make_dispatcher(sessionmaker, _clock)
     titles: list[str] = []
     said = ("", "")
