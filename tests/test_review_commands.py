@@ -245,7 +245,9 @@ async def test_return_needs_a_reason_and_sends_the_result_back(sessionmaker, clo
     mine = to_officer(rows, w.other_liaison.id)
     assert f"已退回：{CASE}" in mine and f"退回理由：{reason}" in mine
     for member in (w.a1, w.a2, w.b1):
-        assert "检查结果被退回" in to_officer(rows, member.id)
+        told = to_officer(rows, member.id)
+        assert "检查结果被退回" in told and f"退回理由：{reason}" in told
+        assert f"(lianjian-page:result/case:{w.case.id})" in told and "我的检查" in told
     assert (await case_state(sessionmaker))[0] == "returned"
 
     clock.set(china_noon(dt.date(2026, 3, 6)))
@@ -351,6 +353,9 @@ async def test_a_return_naming_a_department_reopens_only_its_part_000_s9_10(
     )
     assert "退回理由：缺少卫生检测记录" in to_officer(rows, w.b1.id)
     assert "退回县卫生健康委员会录入的部分" in to_officer(rows, w.b1.id)
+    # the notice carries the inspector's own form link (signed per recipient by the sender)
+    assert f"(lianjian-page:result/case:{w.case.id})" in to_officer(rows, w.b1.id)
+    assert "我的检查" in to_officer(rows, w.b1.id)
     assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.a2.id)
     assert (await case_state(sessionmaker))[0] == "returned"
 
@@ -460,6 +465,9 @@ async def test_a_return_may_name_the_department_informally_004_art19(
     )
     assert "退回理由：缺少卫生检测记录" in to_officer(rows, w.b1.id)
     assert "退回县卫生健康委员会录入的部分" in to_officer(rows, w.b1.id)
+    # the notice carries the inspector's own form link (signed per recipient by the sender)
+    assert f"(lianjian-page:result/case:{w.case.id})" in to_officer(rows, w.b1.id)
+    assert "我的检查" in to_officer(rows, w.b1.id)
     assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.a2.id)
     async with sessionmaker() as s:
         states = dict((await s.execute(select(CasePart.department_id, CasePart.state))).all())
