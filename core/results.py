@@ -137,6 +137,7 @@ def _named(cat: Category) -> str:
 
 def check_codes(codes: Sequence[str], extra: Iterable[Category] = ()) -> None:
     """Structure rules shared by case and item results: known codes, exclusivity, parents."""
+    extra = list(extra)
     known = catalogue(extra)
     if not codes:
         raise ValidationFailed("请至少选择一项检查结果")
@@ -157,12 +158,17 @@ def check_codes(codes: Sequence[str], extra: Iterable[Category] = ()) -> None:
             )
     for header in HEADERS:
         if header in codes and not any(known[c].parent == header for c in codes):
-            children = "、".join(
-                c.split(":")[0] for c, cat in known.items() if cat.parent == header
-            )
             raise ValidationFailed(
-                f"选择了{_named(known[header])}，还须至少选择一项具体问题（{children}）"
+                f"选择了{_named(known[header])}，还须至少选择其下一项具体问题："
+                + _children_in_words(header, extra, codes)
             )
+
+
+def _children_in_words(header: str, extra: Iterable[Category], ticked: Sequence[str]) -> str:
+    """The header's children as the form offers them (`choices`): each once, by its label;
+    several departments' children share an export code (5), so codes would repeat."""
+    offered = [c.label for c in choices(list(extra), ticked) if c.parent == header]
+    return "、".join(f"“{label}”" for label in dict.fromkeys(offered))
 
 
 def needs_visit(codes: Iterable[str], extra: Iterable[Category] = ()) -> bool:

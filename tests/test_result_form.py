@@ -216,6 +216,13 @@ async def test_problem_categories_with_referral(
         ({"followups": []}, "followups", "请选择后续处置"),
         ({"ITEM.codes": ["B"]}, "ITEM.codes", "还须选择上级类别"),
         ({"ITEM.codes": ["A", "2", "B"]}, "ITEM.problems", "请写明发现的问题"),
+        (
+            {"ITEM.codes": ["A"], "ITEM.problems": "无证经营"},
+            "ITEM.codes",
+            "还须至少选择其下一项具体问题：“违反工商（市场监管）行政管理相关规定”、"
+            "“违反食品药品相关规定”、“违反质量技术监督相关规定”、“违反公安相关规定”、"
+            "“违反其他部门相关规定”、“违反县卫生健康委员会相关规定”",
+        ),
         ({"ITEM.codes": []}, "items", "请至少为一项检查事项选择检查结果"),
         ({"referral_kind": "移送司法机关"}, "referral", "须填写移送方式、接收单位和移送内容"),
         (

@@ -103,13 +103,15 @@ def test_good_combinations(codes, methods, followups, day):
         (["5:WJ", "A"], VISIT, ["其他"], DAY, "未知的检查结果代码“5:WJ”"),  # not a participant
         (["1", "E"], VISIT, ["责令改正并跟踪"], DAY, "“未发现问题”（1）不能与其他检查结果同时选择"),
         (["1", "1"], VISIT, ["无需后续处置"], DAY, "重复"),
-        (["A"], VISIT, ["其他"], DAY, "还须至少选择一项具体问题"),
+        (["A"], VISIT, ["其他"], DAY, "还须至少选择其下一项具体问题"),
         (
             ["A", "2"],
             VISIT,
             ["其他"],
             DAY,
-            "“违反工商（市场监管）行政管理相关规定”（2），还须至少选择一项具体问题（B、C、6、D）",
+            "“违反工商（市场监管）行政管理相关规定”（2），还须至少选择其下一项具体问题："
+            "“未按规定公示应当公示的信息”、“公示信息隐瞒真实情况、弄虚作假”、"
+            "“通过登记的住所（经营场所）无法联系”、“违反其他工商（市场监管）行政管理规定行为”",
         ),
         (
             ["B"],
@@ -144,6 +146,27 @@ def test_bad_combinations_name_the_rule(codes, methods, followups, day, message)
     with pytest.raises(ValidationFailed) as err:
         validate_result(codes, methods, followups, day, today=TODAY, extra=extra)
     assert message in str(err.value)
+
+
+def test_a_without_a_child_names_each_choice_once_in_the_forms_words() -> None:
+    """The refusal lists what the form offers under A (core.results.choices): each category
+    once, by its label, not the export codes the departments' children share (5, 5, G…)."""
+    police, roads = department_category("GA", "县公安局"), department_category("JT", "县交通运输局")
+    with pytest.raises(ValidationFailed) as err:
+        validate_result(["A"], VISIT, ["其他"], DAY, today=TODAY, extra=[police, WJ, roads])
+    listed = str(err.value).split("：", 1)[1]
+    assert listed == "、".join(
+        f"“{label}”"
+        for label in (
+            "违反工商（市场监管）行政管理相关规定",
+            "违反食品药品相关规定",
+            "违反质量技术监督相关规定",
+            "违反其他部门相关规定",
+            "违反县公安局相关规定",
+            "违反县卫生健康委员会相关规定",
+            "违反县交通运输局相关规定",
+        )
+    )
 
 
 @pytest.mark.parametrize(
