@@ -23,10 +23,15 @@ class Category:
     parent: str | None = None
     without_visit: bool = False  # may be entered without a visit (004 第十八条)
     needs_followup: bool = False  # "无需后续处置" contradicts it
+    # the form asks what was found: a problem (A and its children) or E, not a status such as 8
+    # (004 第十八条: the result is formed directly from the situation)
+    describes_problem: bool = False
 
 
 def _problem(code: str, label: str, parent: str | None, without_visit: bool = False) -> Category:
-    return Category(code, label, "problem", parent, without_visit, needs_followup=True)
+    return Category(
+        code, label, "problem", parent, without_visit, needs_followup=True, describes_problem=True
+    )
 
 
 CATEGORIES: dict[str, Category] = {
@@ -43,7 +48,9 @@ CATEGORIES: dict[str, Category] = {
         _problem("4", "违反质量技术监督相关规定", "A"),
         _problem("G", "违反公安相关规定", "A"),
         _problem("5", "违反其他部门相关规定", "A"),
-        Category("E", "发现问题已责令改正", "conclusion", needs_followup=True),
+        Category(
+            "E", "发现问题已责令改正", "conclusion", needs_followup=True, describes_problem=True
+        ),
         Category("F", "未发现开展本次抽查涉及的经营活动", "conclusion"),
         Category("7", "已关闭停业或正在组织清算", "status", without_visit=True),
         # 004 第二十一条: serious non-cooperation must be followed by penalties or sanctions

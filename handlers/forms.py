@@ -72,7 +72,7 @@ class ItemForm(BaseModel):
     def _problems_described(self, info: ValidationInfo) -> ItemForm:
         known = category_catalogue((info.context or {}).get("extra", ()))
         if (
-            any(known[c].needs_followup for c in self.codes if c in known)
+            any(known[c].describes_problem for c in self.codes if c in known)
             and not self.problems.strip()
         ):
             raise PydanticCustomError("problems", "发现问题的，请写明发现的问题")

@@ -261,6 +261,24 @@ async def test_bad_input_shows_the_error_next_to_the_field_and_keeps_the_text(
     assert await case_state(sessionmaker) == "assigned"
 
 
+async def test_serious_non_cooperation_is_a_status_not_a_problem_to_describe_004_art18(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """004 第十八条: 不配合检查情节严重 (8) is a situation the result is formed from directly,
+    not a problem found: the form asks for its follow-up (004 第二十一条), not for 发现的问题,
+    which problems (A and its children) and E still need."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    entry = fields(tok, item, followups="抄告相关部门", **{f"item.{item}.codes": "8"})
+    resp = await client.post(RESULT_PATH, data=entry)
+    assert resp.status == 200, visible_text(await resp.text())
+    [result] = await results(sessionmaker)
+    assert result.codes == ["8"]
+
+
 async def test_an_entry_refused_by_core_after_its_referral_leaves_nothing_stored(
     client: TestClient,
     services: Services,
