@@ -22,7 +22,9 @@ async def extend(ctx: HandlerCtx, args: Args) -> None:
     code, words, reason = args.code(0), args.words, args.rest_after(2)
     if code is None or len(words) < 2 or not reason:
         raise UsageError
-    # a day to come: 今天/昨天 are no extension
-    to = day_named(words[1], ctx.clock.today(), "延期后的截止日期", "4月30日、2026-04-30")
+    # a day to come: 今天/昨天 are no extension, 1月15日 typed in December is next January
+    to = day_named(
+        words[1], ctx.clock.today(), "延期后的截止日期", "4月30日、2026-04-30", ahead=True
+    )
     task = await extend_window(ctx.core, code, to, reason)
     await ctx.say("cmd_window_extended.md.j2", task=task)

@@ -70,11 +70,18 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
 
 
 def day_word(
-    word: str, today: dt.date, what: str = "检查日期", forms: str = _DATE_FORMS
+    word: str,
+    today: dt.date,
+    what: str = "检查日期",
+    forms: str = _DATE_FORMS,
+    *,
+    ahead: bool = False,
 ) -> dt.date | None:
     """The date a trailing word names (today = the China date), None when the word is part of
     the text before it; a word that looks like a date but is none is refused, saying which
-    date (`what`) is asked for and how it may be written (`forms`)."""
+    date (`what`) is asked for and how it may be written (`forms`). A month and day without a
+    year is the latest such day not after today — a task window crosses the new year, so
+    12月20日 typed in January is last December — or, `ahead`, the first not before today."""
     if word in _DAYS_AGO:
         return today - dt.timedelta(days=_DAYS_AGO[word])
     m = _ISO_DATE.match(word) or _CN_DATE.match(word)
@@ -82,18 +89,44 @@ def day_word(
         if _DATE_LIKE.search(word):
             raise _bad_date(word, what, forms)
         return None
-    year = int(m.group(1)) if m.group(1) else today.year
+    month, day = int(m.group(2)), int(m.group(3))
+    found = (
+        _dated(int(m.group(1)), month, day)
+        if m.group(1)
+        else _nearest(month, day, today, ahead=ahead)
+    )
+    if found is None:
+        raise _bad_date(word, what, forms)
+    return found
+
+
+def _dated(year: int, month: int, day: int) -> dt.date | None:
     try:
-        return dt.date(year, int(m.group(2)), int(m.group(3)))
+        return dt.date(year, month, day)
     except ValueError:
-        raise _bad_date(word, what, forms) from None
+        return None
+
+
+def _nearest(month: int, day: int, today: dt.date, *, ahead: bool) -> dt.date | None:
+    """The nearest month-day on the side of today asked for; 2月29日 recurs within 8 years."""
+    step = 1 if ahead else -1
+    for k in range(9):
+        found = _dated(today.year + step * k, month, day)
+        if found is not None and (found >= today if ahead else found <= today):
+            return found
+    return None
 
 
 def day_named(
-    word: str, today: dt.date, what: str = "检查日期", forms: str = _DATE_FORMS
+    word: str,
+    today: dt.date,
+    what: str = "检查日期",
+    forms: str = _DATE_FORMS,
+    *,
+    ahead: bool = False,
 ) -> dt.date:
     """A word that must be a date (检查, 延期)."""
-    day = day_word(word, today, what, forms)
+    day = day_word(word, today, what, forms, ahead=ahead)
     if day is None:
         raise _bad_date(word, what, forms)
     return day

@@ -23,6 +23,7 @@ from core.models import (
 )
 from core.result_entry import submit_result
 from core.rules import Rules
+from handlers.results import day_word
 from tests.case_factories import World, build_world, enter_other_parts
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 
@@ -113,6 +114,39 @@ async def test_relative_dates_are_china_dates(sessionmaker, clock, w) -> None:
         text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"),
     )
     assert await case_state(sessionmaker) == ("submitted", TODAY)
+
+
+@pytest.mark.parametrize("command", [f"检查 {CASE} 3月20日", f"提交 {CASE} 未发现问题 3月20日"])
+async def test_a_month_day_typed_after_new_year_is_the_last_one_passed(
+    sessionmaker, clock, w, command
+) -> None:
+    """A window crosses the new year: 3月20日 typed on 2027-01-13 is 2026-03-20, the most
+    recent such day, not a day to come (it was refused as 检查日期不能晚于今天)."""
+    await others_entered(sessionmaker, clock, w)
+    clock.set(china_noon(dt.date(2027, 1, 13)))
+    rows = await send(
+        sessionmaker, make_dispatcher(sessionmaker, clock), text_event(w.a1.code, command)
+    )
+    assert "2026年3月20日" in to_officer(rows, w.a1.id)
+    assert (await case_state(sessionmaker))[1] == dt.date(2026, 3, 20)
+
+
+@pytest.mark.parametrize(
+    ("word", "today", "ahead", "day"),
+    [
+        ("12月20日", dt.date(2027, 1, 13), False, dt.date(2026, 12, 20)),
+        ("1月13日", dt.date(2027, 1, 13), False, dt.date(2027, 1, 13)),
+        ("1月12号", dt.date(2027, 1, 13), False, dt.date(2027, 1, 12)),
+        ("2月29日", dt.date(2029, 1, 13), False, dt.date(2028, 2, 29)),
+        ("2025年12月20日", dt.date(2027, 1, 13), False, dt.date(2025, 12, 20)),
+        ("1月20日", dt.date(2026, 12, 13), True, dt.date(2027, 1, 20)),
+        ("12月20日", dt.date(2026, 12, 13), True, dt.date(2026, 12, 20)),
+    ],
+)
+def test_a_month_day_without_a_year_is_the_nearest_such_day(word, today, ahead, day) -> None:
+    """Past days (检查, 提交, 收到日期) take the latest such day not after today; a day to come
+    (延期) the first not before today."""
+    assert day_word(word, today, ahead=ahead) == day
 
 
 @pytest.mark.parametrize(
