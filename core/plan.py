@@ -28,6 +28,7 @@ from core.consultation import creation, opening
 from core.errors import NotFound, ValidationFailed
 from core.messages import Destination, OutMessage
 from core.models import Department, Item, JointTask, OutboxMessage, PlanEntry
+from core.rules import written_length
 
 PLAN_DEADLINE = (3, 31)  # 003 三(七)2, 004 第七条: the joint plan by the end of March
 REMIND_DAYS_BEFORE = 10  # the lead hears about a planned task this many days before its month
@@ -132,10 +133,11 @@ async def require_plan_or_reason(ctx: changes.Ctx, year: int, reason: str) -> st
     written reason of at least Rules.decline_reason_min_chars characters."""
     has_plan = await ctx.session.scalar(select(PlanEntry.id).where(PlanEntry.year == year).limit(1))
     reason = reason.strip()
-    if has_plan is not None and len(reason) < ctx.rules.decline_reason_min_chars:
+    if has_plan is not None and written_length(reason) < ctx.rules.decline_reason_min_chars:
         raise ValidationFailed(
             f"{year} 年度抽查计划已制定，计划外的任务须书面说明理由（unplanned_reason，"
-            f'至少 {ctx.rules.decline_reason_min_chars} 个字）；计划内任务请写 plan = "计划编号"'
+            f"至少 {ctx.rules.decline_reason_min_chars} 个字，标点、空格不计）；"
+            '计划内任务请写 plan = "计划编号"'
         )
     return reason
 

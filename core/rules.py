@@ -46,3 +46,9 @@ class Rules(BaseModel):
     # 一公开: published results name the inspection group (names and 执法证号) only where the
     # local rules publish them; off by default, so no officer data is public unless decided
     publish_inspectors: bool = False
+
+
+def written_length(text: str) -> int:
+    """What counts toward a written reason's minimum length (书面理由): letters, CJK characters
+    and digits; punctuation, spaces and symbols do not, so "。。。。。。。。。。" is no reason."""
+    return sum(1 for ch in text if ch.isalnum())

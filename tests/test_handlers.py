@@ -187,7 +187,7 @@ async def test_decline_without_reason_asks_and_takes_the_next_message(
     d = make_dispatcher(sessionmaker, clock)
     who = scene.partner.liaison.code
     asked = await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code}"))
-    assert "请回复拒绝理由（至少 10 字）" in bodies(asked)
+    assert "请回复拒绝理由（至少 10 个字，标点、空格不计）" in bodies(asked)
     async with sessionmaker() as s:
         step = await s.scalar(select(Conversation))
         assert step.step == "decline_reason" and step.data["task_code"] == scene.task_code

@@ -22,6 +22,7 @@ from core.jointtask import (
 from core.messages import Destination, OutMessage
 from core.models import Department, Invitation, Item, JointTask, Officer, TaskItem
 from core.render import render
+from core.rules import written_length
 from core.states import INVITATION, TASK, InvitationState, TaskState
 from core.workdays import Deadline
 
@@ -174,9 +175,10 @@ async def decline_invitation(ctx: Ctx, invitation_id: int, reason: str) -> Invit
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed("拒绝参加联合抽查须书面说明理由")
-    if len(reason) < ctx.rules.decline_reason_min_chars:
+    if written_length(reason) < ctx.rules.decline_reason_min_chars:
         raise ValidationFailed(
-            f"拒绝理由至少需要 {ctx.rules.decline_reason_min_chars} 个字，请写明不参加的具体原因"
+            f"拒绝理由至少需要 {ctx.rules.decline_reason_min_chars} 个字（标点、空格不计），"
+            "请写明不参加的具体原因"
         )
     _mark_answered(ctx, inv, InvitationState.DECLINED, reason)
     await ctx.session.flush()
