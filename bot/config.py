@@ -26,8 +26,10 @@ from bot.platforms.dingtalk import DingTalkSettings
 from bot.platforms.wecom import WeComSettings
 from bot.platforms.wecom_aibot import WeComAiBotSettings
 from core.db import DEFAULT_SQLITE_FILE, database_url, is_sqlite
+from core.errors import ValidationFailed
 from core.messages import Platform
 from core.rules import Rules
+from core.textfiles import read_toml_file
 
 log = logging.getLogger(__name__)
 
@@ -238,11 +240,26 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
             raise FileNotFoundError(f"配置文件不存在：{toml}")
     else:
         toml = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    if toml is not None:
+        _check_config_file(toml)
     token = _toml_file.set(toml)
     try:
         return Settings(**overrides)
     finally:
         _toml_file.reset(token)
+
+
+def _check_config_file(path: Path) -> None:
+    """pydantic's TOML source reads the file as UTF-8 TOML: anything else (an .xlsx, a GBK
+    file from Notepad, a syntax error) was a traceback; here it is one Chinese line."""
+    hint = "配置文件是 UTF-8 编码的 TOML 文本，各项见 config.example.toml"
+    read_toml_file(path, "配置文件", hint)
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed(
+            f"配置文件 {path.name} 不是 UTF-8 编码：请用记事本打开，“另存为”时编码选 UTF-8"
+        ) from None
 
 
 def data_dir(settings: Settings) -> Path:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,10 @@ from sqlalchemy import select
 from core import plan
 from core.changes import Ctx
 from core.consultation import creation, opening
-from core.errors import NotFound, ValidationFailed, os_reason, toml_position
+from core.errors import NotFound, ValidationFailed, os_reason
 from core.models import Department, Item, JointTask
+from core.render import templates_dir
+from core.textfiles import read_toml_file
 
 
 class TaskFile(BaseModel):
@@ -33,16 +34,23 @@ class TaskFile(BaseModel):
     unplanned_reason: str = ""
 
 
+def task_file_example() -> bytes:
+    """The example task file `lianjian template task` writes (templates/task.example.toml)."""
+    return (templates_dir() / "task.example.toml").read_bytes()
+
+
+TASK_FILE_HINT = (
+    "任务文件是 TOML 文本文件：用 lianjian template task -o 任务.toml 生成示例，照着修改"
+)
+
+
 def read_task_file(path: Path) -> TaskFile:
     try:
-        return TaskFile.model_validate(tomllib.loads(path.read_text("utf-8")))
+        raw = read_toml_file(path, "任务文件", TASK_FILE_HINT)
     except OSError as err:
         raise ValidationFailed(f"无法读取任务文件 {path}：{os_reason(err)}") from err
-    except tomllib.TOMLDecodeError as err:
-        raise ValidationFailed(
-            f"任务文件 {path.name} {toml_position(err)}不是有效的 TOML，"
-            "请对照 examples/task.example.toml 修改"
-        ) from err
+    try:
+        return TaskFile.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         raise ValidationFailed(

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import CHINA_TZ
 from core.errors import ValidationFailed, os_reason, toml_position
 from core.models import HolidayYear
+from core.textfiles import read_text_file
 
 
 @dataclass(frozen=True)
@@ -192,23 +193,25 @@ class HolidayFile:
     source: str
 
 
+HOLIDAY_FILE_FORMAT = (
+    "应为 TOML（.toml）或 JSON（.json）文本文件，如 year = 2027、"
+    'holidays = ["2027-01-01", "2027-02-05..2027-02-11"]、workdays = ["2027-02-14"]'
+)
+
+
 def parse_holiday_file(path: Path) -> HolidayFile:
     """TOML or JSON: year = 2027, holidays = ["2027-01-01", "2027-02-05..2027-02-11"],
     workdays = ["2027-02-14"], source = "国务院办公厅关于2027年部分节假日安排的通知"."""
     try:
-        raw = (
-            tomllib.loads(path.read_text("utf-8"))
-            if path.suffix == ".toml"
-            else json.loads(path.read_text("utf-8"))
-        )
+        text = read_text_file(path, "节假日文件", f"节假日文件{HOLIDAY_FILE_FORMAT}")
+        raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
         year = int(raw["year"])
     except OSError as err:
         raise ValidationFailed(f"无法读取节假日文件 {path}：{os_reason(err)}") from err
     except (ValueError, KeyError, TypeError) as err:
         where = toml_position(err) if isinstance(err, ValueError) else ""
         raise ValidationFailed(
-            f"节假日文件 {path.name} {where}格式不对：应为 TOML 或 JSON，如 year = 2027、"
-            'holidays = ["2027-01-01", "2027-02-05..2027-02-11"]、workdays = ["2027-02-14"]'
+            f"节假日文件 {path.name} {where}格式不对：{HOLIDAY_FILE_FORMAT}"
         ) from err
     holidays = _expand(raw.get("holidays", []), year, "放假日期")
     workdays = _expand(raw.get("workdays", []), year, "调休上班日期")

@@ -154,7 +154,7 @@ def test_chat_bind_replaces_and_lists_without_secrets(demo_db, tmp_path, capsys)
 def test_task_create_from_the_example_file_opens_consultation(demo_db, tmp_path, capsys):
     copy = tmp_path / "copy.sqlite3"
     copy.write_bytes(demo_db.read_bytes())
-    example = README.parent / "examples" / "task.example.toml"
+    example = README.parent / "templates" / "task.example.toml"
     assert main(["task", "create", str(example), "--db", str(copy)]) == 0
     out = capsys.readouterr().out
     assert "LJ-2026-002" in out and "已向 WJ、GA、JT、HB 发出邀请" in out

@@ -189,12 +189,13 @@ def test_unreadable_task_holiday_and_import_files_are_named_in_chinese(
         (["task", "create", str(tmp_path / "none.toml")], "文件或文件夹不存在"),
         (["task", "create", str(garbage)], "第 1 行第"),
         (["holidays", "load", str(tmp_path / "none.json")], "文件或文件夹不存在"),
-        (["holidays", "load", str(garbage)], "格式不对：应为 TOML 或 JSON"),
+        (["holidays", "load", str(garbage)], "格式不对：应为 TOML（.toml）或 JSON"),
     ]
     for argv, says in cases:
         code, _, err = run_cli([*argv, "--db", db], capsys)
         assert code == 2 and says in err, err
-        assert not re.search(r"[A-Za-z]{3,} [a-z]{3,}", err.split("：", 1)[1]), err
+        told = re.sub(r"lianjian [a-z ]+", "", err.split("：", 1)[1])  # a command to run is fine
+        assert not re.search(r"[A-Za-z]{3,} [a-z]{3,}", told), err
     # a file that cannot be read at all is a wrong path like any other (exit 2); a file with bad
     # rows is the importer's report (exit 1)
     code, out, err = run_cli(["import", "targets", str(tmp_path), "--db", db], capsys)
@@ -218,3 +219,62 @@ def test_documents_for_an_unknown_code_says_what_to_write(
     code, _, err = run_cli(["documents", "lj-2099-001", "-o", str(out), "--db", db], capsys)
     assert code == 2 and "找不到任务或案件 LJ-2099-001" in err and "LJ-2026-001-001" in err
     assert not out.exists()
+
+
+TASK_TOML = 'title = "特种设备安全联合抽查"\nlead = "SJ"\nwindow = ["2026-12-01", "2026-12-31"]\n'
+
+
+def test_an_excel_or_gbk_file_given_as_task_holiday_or_config_file_is_told_in_chinese(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`task create 成员单位.xlsx`, a task file Notepad saved as GBK, and the same as
+    `holidays load` or `--config` ended in a UnicodeDecodeError traceback. A GBK task or holiday
+    file is read (as the CSV importers read GBK); an Excel file is named as such, with how to
+    get the right file; a config file must be UTF-8 (its reader takes nothing else)."""
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    xlsx = tmp_path / "成员单位.xlsx"
+    assert run_cli(["template", "departments", "-o", str(xlsx)], capsys)[0] == 0
+    gbk_task = tmp_path / "task_gbk.toml"
+    gbk_task.write_bytes((TASK_TOML + 'items = ["SJ-03"]\n[rule]\n').encode("gbk"))
+    gbk_holidays = tmp_path / "h.toml"
+    gbk_holidays.write_bytes('year = 2027\nsource = "国务院办公厅通知"\n'.encode("gbk"))
+    gbk_config = tmp_path / "config.toml"
+    gbk_config.write_bytes("# 本县配置\nport = 8080\n".encode("gbk"))
+    cases = [
+        (["task", "create", str(xlsx), "--db", db], "成员单位.xlsx 是Excel 或 Word 文件"),
+        (["task", "create", str(xlsx), "--db", db], "lianjian template task -o 任务.toml"),
+        (["task", "create", str(gbk_task), "--db", db], "任务文件缺少：rule"),  # it was read
+        (["holidays", "load", str(xlsx), "--db", db], "不是节假日文件"),
+        (["holidays", "load", str(gbk_holidays), "--db", db], "已载入 2027 年节假日安排"),
+        (["audit", "verify", "--config", str(xlsx)], "不是配置文件"),
+        (["audit", "verify", "--config", str(gbk_config)], "不是 UTF-8 编码"),
+    ]
+    for argv, says in cases:
+        code, out, err = run_cli(argv, capsys)
+        assert says in out + err, (argv, out, err)
+        assert code == (0 if "已载入" in says else 2)
+
+
+def test_template_task_writes_the_example_task_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal of a wrong task file points at `template task`, so it must exist."""
+    target = tmp_path / "任务.toml"
+    code, out, _ = run_cli(["template", "task", "-o", str(target)], capsys)
+    assert code == 0 and f"lianjian task create {target}" in out
+    assert 'lead = "SJ"' in target.read_text("utf-8")
+
+
+def test_an_excel_file_named_csv_is_told_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An XLSX saved under a .csv name was decoded as GB18030 garbage or “无法识别文件编码”."""
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    xlsx = tmp_path / "d.xlsx"
+    assert run_cli(["template", "departments", "-o", str(xlsx)], capsys)[0] == 0
+    named_csv = tmp_path / "d.csv"
+    named_csv.write_bytes(xlsx.read_bytes())
+    code, out, _ = run_cli(["import", "departments", str(named_csv), "--db", db], capsys)
+    assert code == 2 and "文件名是 .csv，内容却是Excel 或 Word 文件" in out

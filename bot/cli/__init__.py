@@ -187,7 +187,12 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--show-errors", type=int, default=50)
     imp.add_argument("--year", type=_year_arg, help="年度抽查计划的年度（默认今年）")
 
-    tp = add("template", cmd_template, "生成导入模板（XLSX，含示例行和填写说明）", db=False)
+    tp = add(
+        "template",
+        cmd_template,
+        "生成导入模板（XLSX，含示例行和填写说明）；task 生成任务文件示例（TOML）",
+        db=False,
+    )
     tp.add_argument("kind", choices=list(TEMPLATE_KINDS))
     tp.add_argument("-o", "--output", required=True)
 
@@ -235,7 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "create",
         cmd_task_create,
-        "按任务文件（TOML，见 examples/task.example.toml）创建任务并发出邀请",
+        "按任务文件（TOML，lianjian template task -o 任务.toml 生成示例）创建任务并发出邀请",
         parent=tk,
     ).add_argument("file")
 

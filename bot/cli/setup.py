@@ -72,12 +72,18 @@ async def cmd_import(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-TEMPLATE_KINDS = ("departments", "items", "inspectors", "targets", "exclusions", "plan")
+TEMPLATE_KINDS = ("departments", "items", "inspectors", "targets", "exclusions", "plan", "task")
 
 
 def cmd_template(args: argparse.Namespace) -> int:
     from core.sheets import write_template
+    from core.taskfile import task_file_example
 
+    if args.kind == "task":
+        path = Path(args.output)
+        path.write_bytes(task_file_example())
+        print(f"已生成任务文件示例 {path}：照着修改后用 lianjian task create {path} 创建任务")
+        return 0
     path = write_template(args.kind, Path(args.output), year=SystemClock().today().year)
     print(
         f"已生成导入模板 {path}：“数据”表含表头和示例行，“填写说明”表逐列说明；"

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import String, Table
 
+from core.textfiles import binary_kind, decode_text
 from core.uscc import validate_uscc
 
 HEADER_SEARCH_ROWS = 10  # a title row or two above the header is common in office files
@@ -88,6 +89,8 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
     if suffix in (".xlsx", ".xlsm"):
         filled = [(n, cells) for n, cells in _xlsx_lines(data) if any(cell_text(c) for c in cells)]
     elif suffix in (".csv", ".txt", ".tsv"):
+        if (kind := binary_kind(data)) is not None:
+            raise FileProblem(f"文件名是 {path.suffix}，内容却是{kind}：请按实际格式改正扩展名")
         # CSV cells are all strings: one C-level join per row tells a blank row
         filled = [(n, cells) for n, cells in _csv_lines(_decode(data)) if "".join(cells).strip()]
     elif suffix == ".xls":
@@ -115,16 +118,8 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
 
 
 def _decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" export
-        return data.decode("utf-16")
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")  # a superset of GBK, what Chinese Excel saves CSV as
+        return decode_text(data)
     except UnicodeDecodeError:
         raise FileProblem("无法识别文件编码，请另存为“CSV UTF-8”或 .xlsx 后再导入") from None
 
