@@ -10,7 +10,7 @@ from __future__ import annotations
 from core import cases, objections, progress, results
 from core.history import history_lines
 from core.publication import correct_result
-from core.states import CASE, OBJECTION, RESULT
+from core.states import CASE, OBJECTION, RESULT, CaseState
 from handlers.base import Args, HandlerCtx, UsageError
 from handlers.results import day_word
 
@@ -22,7 +22,8 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError
     view = await progress.case_view(ctx.core, code)
-    extra = cases.department_categories(await cases.participating_departments(ctx.core, view.task))
+    departments = await cases.participating_departments(ctx.core, view.task)
+    extra = cases.department_categories(departments)
     await ctx.say(
         "cmd_case.md.j2",
         v=view,
@@ -36,6 +37,9 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
         result_states=RESULT.labels,
         objection_states=OBJECTION.labels,
         result_label=lambda code: results.label(code, extra),
+        # a fresh review link (an old one expires) for those who may review it now
+        reviewer=view.case.state == CaseState.SUBMITTED
+        and cases.is_staff(ctx.officer, [d.id for d in departments]),
     )
 
 

@@ -55,6 +55,21 @@ def page(template: str, status: int = 200, **context: Any) -> Page:
     return Page(render(f"web/{template}", **context), status)
 
 
-def denied(err: DomainError) -> Page:
-    """A refused or broken link, or a missing record, as a page that says what to do."""
-    return page("denied.html", 404 if isinstance(err, NotFound) else 403, message=err.message)
+# the chat command that gives a fresh link to each signed page (its link action)
+_FRESH_LINK = {
+    "review": "发送“案件 案件号”获取新的审核链接",
+    "result": "发送“我的检查”获取新的填报链接",
+    "documents": "发送“通知书 案件号”获取检查文书",
+    "respond": "发送“任务”查看待答复的邀请",
+}
+
+
+def denied(err: DomainError, action: str = "") -> Page:
+    """A refused or broken link, or a missing record, as a page that says what to do;
+    `action`: the link's page, whose chat command gives a fresh link."""
+    return page(
+        "denied.html",
+        404 if isinstance(err, NotFound) else 403,
+        message=err.message,
+        fresh=_FRESH_LINK.get(action, "发送“任务”查看待办"),
+    )

@@ -293,6 +293,23 @@ async def test_return_needs_a_reason_and_sends_the_result_back(sessionmaker, clo
     assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 4))
 
 
+async def test_the_case_view_gives_reviewers_a_fresh_review_link(sessionmaker, clock, w) -> None:
+    """An expired review link sends the reviewer to chat: `案件 案件号` signs a new one for the
+    lead's and participants' liaisons and leaders while the result awaits review, not for
+    the inspectors."""
+    d = make_dispatcher(sessionmaker, clock)
+    ref = f"(lianjian-page:review/case:{w.case.id})"
+    before = bodies(await send(sessionmaker, d, text_event(w.lead_liaison.code, f"案件 {CASE}")))
+    assert ref not in before
+    await others_entered(sessionmaker, clock, w)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 昨天"))
+    for reviewer in (w.lead_liaison, w.other_leader):
+        rows = await send(sessionmaker, d, text_event(reviewer.code, f"案件 {CASE}"))
+        assert f"[打开审核页面]{ref}" in to_officer(rows, reviewer.id)
+    inspector = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"案件 {CASE}")))
+    assert CASE in inspector and ref not in inspector
+
+
 async def test_an_inspector_may_not_review_and_is_audited(sessionmaker, clock, w) -> None:
     d = make_dispatcher(sessionmaker, clock)
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))

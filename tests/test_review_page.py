@@ -17,6 +17,7 @@ from bot.services import Services
 from core import replacements
 from core.changes import Ctx
 from core.clock import FixedClock
+from core.links import sign_link
 from core.models import Case, CaseResult, Officer, OutboxMessage, Review
 from core.referrals import acknowledge, refer
 from core.rules import Rules
@@ -200,6 +201,18 @@ async def test_submission_sends_each_reviewer_the_review_page_privately(
         world.other_liaison.id,
         world.other_leader.id,
     }
+
+
+async def test_an_expired_review_link_names_the_command_that_gives_a_fresh_one(
+    client: TestClient, services: Services, world: World, clock: FixedClock
+) -> None:
+    """The page said 发送“任务”查看待办, and 任务 gives no review link; 案件 案件号 does."""
+    now = int(clock.now().timestamp())
+    tok = sign_link(SECRET, world.lead_liaison.id, f"case:{world.case.id}", "review", now)
+    resp = await client.get(REVIEW_PATH, params={"t": tok})
+    text = visible_text(await resp.text())
+    assert resp.status == 403 and "链接已过期" in text
+    assert "发送“案件 案件号”" in text and "任务" not in text
 
 
 async def test_a_return_on_the_page_may_name_one_departments_part_000_s9_10(

@@ -270,9 +270,9 @@ class SignedPages:
                 await session.commit()
             except PermissionDenied as err:
                 await session.commit()  # only the denial's audit row is left to keep
-                page = denied(err)
+                page = denied(err, action)
             except DomainError as err:
-                page = denied(err)
+                page = denied(err, action)
         return respond(page)
 
     async def _authorise(

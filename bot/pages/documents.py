@@ -54,7 +54,7 @@ class DocumentPages:
                     )
             except DomainError as err:
                 await session.commit()  # only a denial's audit is left to keep
-                return respond(denied(err))
+                return respond(denied(err, ACTION))
             await session.commit()
         headers = {**PAGE_HEADERS, "Content-Type": doc.mime}
         if doc.filename:

@@ -73,7 +73,7 @@ def routes(services: Services) -> list[web.RouteDef]:
         try:
             post = await read_form(request, services.public_base_url, MAX_FORM_BYTES)
         except DomainError as err:
-            return respond(denied(err))
+            return respond(denied(err, RESPOND))
         handler = partial(invitation_page.submit, form=parse_answer(post))
         return await pages.serve(form_text(post, "t"), OBJECT, RESPOND, handler, write=True)
 

@@ -66,7 +66,7 @@ def routes(services: Services) -> list[web.RouteDef]:
             )
             token = (raw.pop("t", None) or [""])[0]
         except DomainError as err:  # another site's post: refused before its link is read
-            return respond(denied(err))
+            return respond(denied(err, RESULT))
         stale = not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0])
         handler = partial(
             forms.submit_result_form, raw=raw, files=forms.Files(uploads, store, limits)

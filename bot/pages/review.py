@@ -45,7 +45,7 @@ def routes(services: Services) -> list[web.RouteDef]:
             raw, _ = await read_fields(request, services.public_base_url, MAX_FORM_BYTES)
             token = (raw.pop("t", None) or [""])[0]
         except DomainError as err:  # another site's post: refused before its link is read
-            return respond(denied(err))
+            return respond(denied(err, REVIEW))
         stale = not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0])
         return await pages.serve(
             token,
