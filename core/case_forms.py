@@ -39,7 +39,7 @@ from core.referrals import add_referral
 from core.result_entry import CaseRead, EntryState, enter_result, read_case, result_fields
 from core.result_parts import PartStatus, departments_with_items, part_status
 from core.results import Category, case_codes, ordered_categories
-from core.states import CaseState
+from core.states import CaseState, PartState
 
 
 @dataclass
@@ -163,7 +163,7 @@ async def after_entry(ctx: Ctx, sheet: CaseSheet, *, page_parts: bool = True) ->
     """The sheet with its latest version's (`result`, as read with the case) item results,
     files and reviews, and (`page_parts`) what only the page shows (`with_page_parts`). The
     task, its departments and items and the group are kept as loaded."""
-    session, case, result = ctx.session, sheet.case, sheet.result
+    session, result = ctx.session, sheet.result
     by_item: dict[int, ItemResult] = {}
     reviews: list[Review] = []
     attachments: list[Attachment] = []
@@ -172,16 +172,39 @@ async def after_entry(ctx: Ctx, sheet: CaseSheet, *, page_parts: bool = True) ->
         attachments = list(await session.scalars(_ATTACHMENTS, of_result))
         by_item = {r.item_id: r for r in await session.scalars(_ITEM_RESULTS, of_result)}
         reviews = list(await session.scalars(_REVIEWS, of_result))
-    returned = [r.reason for r in reviews if r.decision == "return"]
     sheet = dataclasses.replace(
         sheet,
         items=[dataclasses.replace(p, result=by_item.get(p.item.id)) for p in sheet.items],
         latest_items=list(by_item.values()),
         reviews=reviews,
-        return_reason=returned[-1] if case.state == CaseState.RETURNED and returned else "",
+        return_reason=await _return_reason(ctx, sheet, reviews),
         attachments=attachments,
     )
     return await with_page_parts(ctx, sheet) if page_parts else sheet
+
+
+_LAST_RETURN = (
+    select(Review.reason)
+    .join(CaseResult, CaseResult.id == Review.result_id)
+    .where(CaseResult.case_id == bindparam("case_id"), Review.decision == "return")
+    .order_by(Review.id.desc())
+    .limit(1)
+)
+
+
+async def _return_reason(ctx: Ctx, sheet: CaseSheet, reviews: Sequence[Review]) -> str:
+    """The reviewer's reason while the case is returned, or while the viewer's department's
+    part is: another department's re-entry adds a version no one reviewed (the case 部分录入),
+    and the department still to re-enter must still read why (004 第十九条)."""
+    part = sheet.stored_parts.get(sheet.department_id)
+    if sheet.case.state != CaseState.RETURNED and (
+        part is None or part.state != PartState.RETURNED
+    ):
+        return ""
+    returned = [r.reason for r in reviews if r.decision == "return"]
+    if returned:
+        return returned[-1]
+    return await ctx.session.scalar(_LAST_RETURN, {"case_id": sheet.case.id}) or ""
 
 
 async def with_page_parts(

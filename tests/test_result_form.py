@@ -377,6 +377,37 @@ async def test_returned_result_opens_prefilled_with_the_reason_on_top(
     ]
 
 
+async def test_a_returned_part_shows_the_reason_after_another_department_re_enters_004_art19(
+    client: TestClient,
+    services: Services,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """004 第十九条: a whole return reopens every part; 卫健委 re-enters first, which leaves the
+    case 部分录入 with a new version no one reviewed. The lead's part is still 已退回, so its
+    form still opens with the reviewer's reason on top, until the lead re-enters."""
+    lead_item, other_item = world.items
+    a_tok, b_tok = token(services, world.a1, world.case), token(services, world.b1, world.case)
+    b_entry = fields(b_tok, other_item.id)
+    assert (await client.post(RESULT_PATH, data=b_entry)).status == 200
+    assert (await client.post(RESULT_PATH, data=fields(a_tok, lead_item.id))).status == 200
+    assert await case_state(sessionmaker) == "submitted"
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        liaison = await session.get(Officer, world.other_liaison.id)
+        await review_result(acting(ctx, liaison), world.case.code, False, "两部门记录矛盾")
+        await session.commit()
+    again = await client.post(RESULT_PATH, data=b_entry)
+    assert again.status == 200 and await case_state(sessionmaker) == "part_entered"
+    assert "审核退回" not in visible_text(await again.text())  # 卫健委's part is in again
+    text = visible_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
+    assert "审核退回：两部门记录矛盾" in text
+    assert text.index("审核退回") < text.index(world.target.name)
+    after = await client.post(RESULT_PATH, data=fields(a_tok, lead_item.id))
+    assert after.status == 200 and "审核退回" not in visible_text(await after.text())
+
+
 async def test_each_department_enters_its_own_items_and_others_are_carried_over(
     client: TestClient,
     services: Services,
