@@ -12,8 +12,9 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import active_members, department_categories
@@ -37,9 +38,11 @@ from core.states import InvitationState, ResultState, TaskState
 
 PER_PAGE = 20
 MAX_QUERY_CHARS = 100
-MAX_TARGETS = 500  # a name fragment matching more targets is too vague: the visitor is told
+# Matches counted exactly up to here (the page says 超过 N 条 beyond); all of them are listed.
+COUNT_LIMIT = 1000
 PUBLIC_TASK_STATES = tuple(s for s in TaskState if s != TaskState.DRAFT)
 _USCC = re.compile(r"[0-9A-Z]{15}|[0-9A-Z]{18}")
+_Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,12 @@ class ResultPage:
     query: ResultQuery
     results: list[PublicResult]
     has_next: bool
-    too_many: bool = False  # the name matched more than MAX_TARGETS targets
+    total: int  # matching published results, or COUNT_LIMIT when there are more
+    more: bool = False  # more than COUNT_LIMIT match
+
+    @property
+    def pages(self) -> int:
+        return -(-self.total // PER_PAGE)
 
 
 def _china_day(at: dt.datetime | None) -> dt.date:
@@ -92,47 +100,72 @@ def _target_filter(text: str) -> ColumnElement[bool]:
     return Target.name.contains(text, autoescape=True)
 
 
+def _matching(stmt: _Select, query: ResultQuery, *, targets_first: bool) -> _Select:
+    """`stmt` over case_result narrowed to the query's target and year (joins only as needed).
+    `targets_first` asks for the matching targets as a subquery, which SQLite evaluates first."""
+    stmt = stmt.join(Case, Case.id == CaseResult.case_id)
+    text = query.text.strip()[:MAX_QUERY_CHARS]
+    if text and targets_first:
+        stmt = stmt.where(Case.target_id.in_(select(Target.id).where(_target_filter(text))))
+    elif text:
+        stmt = stmt.join(Target, Target.id == Case.target_id).where(_target_filter(text))
+    if query.year is not None:
+        stmt = stmt.join(JointTask, JointTask.id == Case.task_id).where(
+            JointTask.year == query.year
+        )
+    return stmt
+
+
+async def _page_ids(session: AsyncSession, query: ResultQuery) -> tuple[list[int], bool, int]:
+    """The page's result ids newest publication first, whether a next page exists, and how
+    many match (COUNT_LIMIT + 1 standing for more).
+
+    Up to COUNT_LIMIT + 1 matches are first collected in no particular order, the targets
+    matched by name scanned once, and sorted here; the state test is wrapped so SQLite (without
+    statistics) does not walk every published result in publication order with two look-ups
+    each instead. More matches than that are paged straight from ix_case_result_published,
+    where a fragment common enough to match so many fills a page soon."""
+    start = (max(query.page, 1) - 1) * PER_PAGE
+    hits = (
+        await session.execute(
+            _matching(select(CaseResult.published_at, CaseResult.id), query, targets_first=True)
+            .where(func.coalesce(CaseResult.state, "") == ResultState.PUBLISHED)
+            .limit(COUNT_LIMIT + 1)
+        )
+    ).all()
+    if len(hits) <= COUNT_LIMIT:
+        ordered = [i for _, i in sorted(hits, reverse=True)]
+        return ordered[start : start + PER_PAGE], len(ordered) > start + PER_PAGE, len(ordered)
+    ids = list(
+        await session.scalars(
+            _matching(select(CaseResult.id), query, targets_first=False)
+            .where(CaseResult.state == ResultState.PUBLISHED)
+            .order_by(CaseResult.published_at.desc(), CaseResult.id.desc())
+            .offset(start)
+            .limit(PER_PAGE + 1)
+        )
+    )
+    return ids[:PER_PAGE], len(ids) > PER_PAGE, len(hits)
+
+
 async def search_results(
     ctx: Ctx, query: ResultQuery, *, publish_inspectors: bool = False
 ) -> ResultPage:
-    """Published results, newest publication first, PER_PAGE a page; each with its versions."""
+    """Every matching published result, newest publication first, PER_PAGE a page; each with
+    its versions."""
     session = ctx.session
-    stmt = (
-        select(CaseResult, Case, Target, JointTask)
-        .join(Case, Case.id == CaseResult.case_id)
-        .join(Target, Target.id == Case.target_id)
-        .join(JointTask, JointTask.id == Case.task_id)
-    )
-    text = query.text.strip()[:MAX_QUERY_CHARS]
-    too_many = False
-    if text:
-        # Targets first: a name fragment scans the names once, a code is one index look-up.
-        # Their few results are then found through the case index and sorted; the state test
-        # is wrapped so SQLite (without statistics) does not walk the publication-order index
-        # over every published result instead.
-        ids = list(
-            await session.scalars(
-                select(Target.id).where(_target_filter(text)).limit(MAX_TARGETS + 1)
-            )
+    ids, has_next, matched = await _page_ids(session, query)
+    found = {
+        current.id: (current, case, target, task)
+        for current, case, target, task in await session.execute(
+            select(CaseResult, Case, Target, JointTask)
+            .join(Case, Case.id == CaseResult.case_id)
+            .join(Target, Target.id == Case.target_id)
+            .join(JointTask, JointTask.id == Case.task_id)
+            .where(CaseResult.id.in_(ids))
         )
-        too_many = len(ids) > MAX_TARGETS
-        stmt = stmt.where(
-            Case.target_id.in_(ids[:MAX_TARGETS]),
-            func.coalesce(CaseResult.state, "") == ResultState.PUBLISHED,
-        )
-    else:  # newest first straight from ix_case_result_published, stopping after one page
-        stmt = stmt.where(CaseResult.state == ResultState.PUBLISHED)
-    if query.year is not None:
-        stmt = stmt.where(JointTask.year == query.year)
-    page = max(query.page, 1)
-    rows = (
-        await session.execute(
-            stmt.order_by(CaseResult.published_at.desc(), CaseResult.id.desc())
-            .offset((page - 1) * PER_PAGE)
-            .limit(PER_PAGE + 1)
-        )
-    ).all()
-    shown = rows[:PER_PAGE]
+    }
+    shown = [found[i] for i in ids]
     older = await _older_versions(session, [case.id for _, case, _, _ in shown])
     extras = await _categories_by_task(session, {task.id: task for *_, task in shown})
     results = []
@@ -162,7 +195,13 @@ async def search_results(
                 (m.officer.name, m.officer.cert_no) for m in await active_members(ctx, case)
             ]
         results.append(entry)
-    return ResultPage(query, results, has_next=len(rows) > PER_PAGE, too_many=too_many)
+    return ResultPage(
+        query,
+        results,
+        has_next,
+        total=min(matched, COUNT_LIMIT),
+        more=matched > COUNT_LIMIT,
+    )
 
 
 async def _categories_by_task(

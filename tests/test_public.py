@@ -20,13 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages import public as public_pages
 from bot.services import SERVICES, Services
+from core import public
 from core.changes import Ctx
 from core.draws import targets
-from core.models import PlanEntry
+from core.models import Case, CaseResult, PlanEntry
 from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
+from core.states import ResultState
 from tests import factories as f
 from tests.case_factories import ResultFields, World, acting, at_day, build_world, enter_other_parts
 from tests.server_helpers import make_services
@@ -110,6 +112,85 @@ async def test_results_search_by_name_code_and_year_shows_corrections_as_version
         text = text_of(await (await client.get("/public/results", params=params)).text())
         assert "没有找到符合条件的已公示检查结果" in text, params
         assert "请核对企业名称" in text and "换一个年度" in text  # and what to try next
+
+
+async def _more_published(session: AsyncSession, w: World, n: int) -> None:
+    """n more published results in w's task, for targets named 嘉善县某某食品第 i 分店, published
+    after w's correction (newest first: they come before it). Written as rows: the search only
+    reads them, publishing is tested in test_publication."""
+    shops = await f.targets(session, n)
+    for i, shop in enumerate(shops, 1):
+        shop.name = f"嘉善县某某食品第{i}分店"
+    cases = [
+        Case(code=f"{w.task.code}-{100 + i}", task_id=w.task.id, target_id=shop.id)
+        for i, shop in enumerate(shops, 1)
+    ]
+    session.add_all(cases)
+    await session.flush()
+    first = dt.datetime(2026, 5, 1, 2, tzinfo=dt.UTC)
+    session.add_all(
+        CaseResult(
+            case_id=case.id,
+            version=1,
+            state=ResultState.PUBLISHED,
+            **NO_PROBLEM,
+            entered_by_id=w.a1.id,
+            entered_at=first,
+            published_at=first + dt.timedelta(minutes=i),
+        )
+        for i, case in enumerate(cases)
+    )
+    await session.commit()
+
+
+def _shown(html: str) -> list[str]:
+    return re.findall(r"<h2>([^<]+)</h2>", html)
+
+
+async def _search(client: TestClient, q: str, page: int = 1) -> str:
+    return await (await client.get("/public/results", params={"q": q, "page": str(page)})).text()
+
+
+async def test_a_name_fragment_pages_through_every_published_result_with_the_total(
+    client: TestClient, session: AsyncSession, ctx: Ctx
+) -> None:
+    """000 §十一: the results are published to society, so a fragment of the name finds every
+    published result, however many targets in the library share the fragment; 20 a page, the
+    total and a link to the next page shown."""
+    await f.targets(session, 600, name="嘉善县某某食品经营部")  # in the library, never inspected
+    w = await build_world(session)
+    await publish_and_correct(ctx, w)
+    await _more_published(session, w, 24)
+    first = await _search(client, "某某食品")
+    assert len(_shown(first)) == public.PER_PAGE and "嘉善县某某食品第24分店" in _shown(first)
+    assert "共 25 条" in text_of(first) and "很多" not in text_of(first)
+    assert "page=2" in first and "下一页" in first
+    second = await _search(client, "某某食品", 2)
+    assert _shown(second)[-1] == "嘉善县某某食品有限公司" and len(_shown(second)) == 5
+    assert "第 2 版（更正）" in text_of(second) and "下一页" not in second
+    past = await _search(client, "某某食品", 3)
+    assert "第 3 页没有结果" in text_of(past) and "page=1" in past
+    for fragment in ("食品有限公司", "某某食品有限"):
+        found = await _search(client, fragment)
+        assert _shown(found) == ["嘉善县某某食品有限公司"] and "共 1 条" in text_of(found)
+
+
+async def test_a_search_matching_more_than_it_counts_still_pages_through_all(
+    client: TestClient, session: AsyncSession, ctx: Ctx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past COUNT_LIMIT results the page says 超过 N 条 and still lists them all, newest first."""
+    monkeypatch.setattr(public, "COUNT_LIMIT", 10)
+    w = await build_world(session)
+    await publish_and_correct(ctx, w)
+    await _more_published(session, w, 24)
+    seen: list[str] = []
+    for page in (1, 2):
+        html = await _search(client, "某某", page)
+        assert "超过 10 条" in text_of(html)
+        assert ("下一页" in html) == (page == 1)
+        seen += _shown(html)
+    newest_first = [f"嘉善县某某食品第{i}分店" for i in range(24, 0, -1)]
+    assert seen == [*newest_first, "嘉善县某某食品有限公司"]
 
 
 async def test_results_never_show_officers_unless_the_rules_publish_them(
