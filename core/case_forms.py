@@ -1,8 +1,9 @@
 """Stages 5–6, result entry and review: what the result form and the review page show, and the
 form's way into the case services.
 
-The form enters a result through the same `core.result_entry.enter_result` (and `add_referral`) the
-chat `提交` uses, so every rule holds on both paths; this module only adds what a form needs:
+The form enters a result through the same `core.result_entry.enter_result` the chat `提交` uses,
+and a referral through the chat `移送`'s `referrals.refer`, so every rule holds on both paths
+(a department referred to is told and must sign); this module only adds what a form needs:
 the case sheet it shows, the case conclusion derived from the per-item categories, the other
 departments' parts carried over unchanged, and idempotency of a second identical submit.
 """
@@ -35,7 +36,7 @@ from core.models import (
     Referral,
     Review,
 )
-from core.referrals import add_referral
+from core.referrals import refer
 from core.result_entry import CaseRead, EntryState, enter_result, read_case, result_fields
 from core.result_parts import PartStatus, departments_with_items, part_status
 from core.results import Category, case_codes, ordered_categories
@@ -385,12 +386,12 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
             else "结果已审核通过，不能重新提交；如有错误请由审核部门更正"
         )
     if entry.referral is not None:
-        await add_referral(
+        await refer(
             ctx,
             case.code,
-            entry.referral.kind,
             entry.referral.to_department,
             entry.referral.content,
+            entry.referral.kind,
         )
     loaded = entry_state(sheet)
     result = await enter_result(

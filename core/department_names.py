@@ -72,6 +72,27 @@ def ambiguous(word: str, found: Sequence[Department]) -> str:
     return f"“{word.strip()}”可以指{names}，请写部门全称、简称或代码"
 
 
+def unknown(word: str) -> str:
+    """The refusal when `word` names no department."""
+    return f"找不到部门“{word.strip()}”，请写部门全称、简称或代码（如 县卫生健康局、卫健、WJ）"
+
+
+# Where a department's name may end inside a longer name of one of its units.
+_NAME_END = re.compile(r"委员会|局|委")
+
+
+def named_by_unit(departments: Sequence[Department], text: str) -> list[Department]:
+    """The departments named by the longest head of `text` that one of their units' names
+    follows: 县市场监管局执法大队, 卫健委卫生监督所 (001 第十七条's case-handling bodies belong
+    to a department); [] when no head names one."""
+    text = text.strip()
+    for end in reversed([m.end() for m in _NAME_END.finditer(text) if m.end() < len(text)]):
+        found = named(departments, text[:end])
+        if found:
+            return found
+    return []
+
+
 async def find(session: AsyncSession, word: str) -> Department:
     """The one department `word` names among the county's (code, full or short name, or an
     informal name fitting one alone); a clear refusal otherwise."""
@@ -79,7 +100,5 @@ async def find(session: AsyncSession, word: str) -> Department:
     if len(found) > 1:
         raise ValidationFailed(ambiguous(word, found))
     if not found:
-        raise NotFound(
-            f"找不到部门“{word.strip()}”，请写部门全称、简称或代码（如 县卫生健康局、卫健、WJ）"
-        )
+        raise NotFound(unknown(word))
     return found[0]

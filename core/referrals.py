@@ -1,7 +1,8 @@
 """Beside stages 4–5, referrals: 移送 to another department of the county (001 第十七条, 004
 第二十一条) — the problem found is handed over with its clue, the receiving department's chat is
 told and must acknowledge (签收); open ones are counted in the leaders' summary. Every 移交 / 移送
-of a case is recorded by `add_referral`."""
+of a case is recorded by `add_referral`; the chat's `移送` and the result form name the receiver
+in words, which `refer` resolves."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ from core.workdays import Deadline, WorkCalendar
 
 KIND = "移送办案机构"
 REFERRAL_KINDS = ("移送办案机构", "抄告相关部门", "移送司法机关", "其他")
+# Kinds that may go to a body outside the county's joint conference (公安机关, 人民检察院, a
+# higher authority): nobody there signs in the system, so the lead department, which hands
+# suspected crimes to the judiciary (001 第十七条), is told and follows it up.
+OUTSIDE_KINDS = ("移送司法机关", "其他")
 
 
 async def add_referral(
@@ -49,10 +54,7 @@ async def add_referral(
         "只有本案检查组成员或发起部门联络员可以登记移送",
     )
     assert actor is not None
-    if kind not in REFERRAL_KINDS:
-        raise ValidationFailed(f"未知的移送方式“{kind}”，可选：{'、'.join(REFERRAL_KINDS)}")
-    if not to_department.strip() or not content.strip():
-        raise ValidationFailed("请填写接收单位和移送内容")
+    _check_fields(kind, to_department, content)
     referral = Referral(
         case_id=case.id,
         kind=kind,
@@ -105,9 +107,38 @@ async def add_referral(
     return referral
 
 
-async def refer(ctx: Ctx, case_code: str, department_text: str, clue: str) -> Referral:
-    department = await department_names.find(ctx.session, department_text)
-    return await add_referral(ctx, case_code, KIND, department.name, clue, department=department)
+def _check_fields(kind: str, to_department: str, content: str) -> None:
+    if kind not in REFERRAL_KINDS:
+        raise ValidationFailed(f"未知的移送方式“{kind}”，可选：{'、'.join(REFERRAL_KINDS)}")
+    if not to_department.strip() or not content.strip():
+        raise ValidationFailed("请填写接收单位和移送内容", field="referral")
+
+
+async def refer(
+    ctx: Ctx, case_code: str, department_text: str, clue: str, kind: str = KIND
+) -> Referral:
+    """移送 of a clue named in words (chat `移送`, the result form): to the county department
+    `department_text` names, or one of its units (县市场监管局执法大队), whose chat must sign
+    for it; a kind in OUTSIDE_KINDS may name a body outside the joint conference instead."""
+    _check_fields(kind, department_text, clue)
+    to, department = await _receiver(ctx, kind, department_text.strip())
+    return await add_referral(ctx, case_code, kind, to, clue, department=department)
+
+
+async def _receiver(ctx: Ctx, kind: str, text: str) -> tuple[str, Department | None]:
+    """(what the referral names as its receiver, the department that signs for it)."""
+    departments = list(await ctx.session.scalars(select(Department)))
+    found = department_names.named(departments, text)
+    # a unit keeps the name typed: it tells the department which of its bodies is meant
+    to = found[0].name if found else text
+    found = found or department_names.named_by_unit(departments, text)
+    if len(found) > 1:
+        raise ValidationFailed(department_names.ambiguous(text, found), field="referral_to")
+    if found:
+        return to, found[0]
+    if kind in OUTSIDE_KINDS:
+        return text, None
+    raise ValidationFailed(department_names.unknown(text), field="referral_to")
 
 
 async def acknowledge(ctx: Ctx, case_code: str) -> list[Referral]:

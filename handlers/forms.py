@@ -267,6 +267,7 @@ def _form_page(
         followups=FOLLOWUPS,
         no_followup=NO_FOLLOWUP,
         referral_kinds=REFERRAL_KINDS,
+        ack_workdays=pc.rules.referral_ack_workdays,
         open_for_entry=sheet.case.state in cases.OPEN_FOR_ENTRY,
         states=CASE.labels,
         max_text=MAX_TEXT,

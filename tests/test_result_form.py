@@ -33,6 +33,7 @@ from core.models import (
     Department,
     ItemResult,
     Officer,
+    OutboxMessage,
     Referral,
 )
 from core.result_entry import submit_result
@@ -203,6 +204,8 @@ async def test_problem_categories_with_referral(
         [referral] = await session.scalars(select(Referral))
     assert (row.problems, row.handling) == ("2025年度报告未公示", "责令十日内补报")
     assert (referral.kind, referral.to_department) == ("移送办案机构", "县市场监管局执法大队")
+    # the lead's own 执法大队: the lead department signs for it, as for chat's 移送 (001 第十七条)
+    assert referral.to_department_id == world.lead.id
 
 
 @pytest.mark.parametrize(
@@ -317,6 +320,130 @@ async def test_an_entry_refused_by_core_after_its_referral_leaves_nothing_stored
     resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
     assert resp.status == 200, visible_text(await resp.text())
     assert (await stored())[0] == 1
+
+
+def referral_fields(
+    item: int, kind: str, receiver: str, content: str = "未取得卫生许可，移交查处"
+) -> dict[str, str | list[str]]:
+    """A problem (A, 违反其他部门相关规定) referred on the form."""
+    return {
+        f"item.{item}.codes": ["A", "5"],
+        f"item.{item}.problems": "无卫生许可证经营",
+        "followups": ["其他"],
+        "referral_kind": kind,
+        "referral_to": receiver,
+        "referral_content": content,
+    }
+
+
+async def outbox_to(
+    sessionmaker: async_sessionmaker[AsyncSession], department: Department
+) -> list[str]:
+    """The bodies of the messages queued for a department's chat."""
+    async with sessionmaker() as session:
+        rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        return [
+            r.message.get("body", "")
+            for r in rows
+            if r.destination.get("kind") == "department"
+            and r.destination.get("department_id") == department.id
+        ]
+
+
+@pytest.mark.parametrize("receiver", ["卫健委", "县卫生健康委员会", "WJ", "卫健委卫生监督所"])
+async def test_a_referral_on_the_form_reaches_the_department_which_must_sign_001_art17(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    receiver: str,
+) -> None:
+    """001 第十七条, 004 第二十一条: a referral entered on the form is the chat's 移送 — the
+    receiving department (named as in chat, or by one of its units) is asked in its chat to
+    sign within Rules.referral_ack_workdays, and its liaison's 签收 closes it. The form used to
+    store the words only: 卫健委 was never told and had nothing to sign."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    entry = referral_fields(item, "移送办案机构", receiver)
+    resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
+    assert resp.status == 200, visible_text(await resp.text())
+    async with sessionmaker() as session:
+        [referral] = await session.scalars(select(Referral))
+    assert referral.to_department_id == world.other.id
+    assert referral.to_department == (
+        receiver if receiver == "卫健委卫生监督所" else "县卫生健康委员会"
+    )
+    [told] = await outbox_to(sessionmaker, world.other)
+    assert f"签收 {world.case.code}" in told and "2026年3月13日" in told  # Tue + 3 working days
+    page = visible_text(await (await client.get(RESULT_PATH, params={"t": tok})).text())
+    assert "（待签收）" in page
+    chat = make_dispatcher(sessionmaker, clock)
+    signed = await send(
+        sessionmaker, chat, text_event(world.other_liaison.code, f"签收 {world.case.code}")
+    )
+    assert "已签收" in bodies(signed)
+    page = visible_text(await (await client.get(RESULT_PATH, params={"t": tok})).text())
+    assert "（已签收）" in page
+
+
+@pytest.mark.parametrize(
+    ("kind", "receiver", "message"),
+    [
+        ("移送办案机构", "某局", "找不到部门“某局”，请写部门全称、简称或代码"),
+        ("抄告相关部门", "县公安局", "找不到部门“县公安局”"),
+        ("移送办案机构", "卫生", "“卫生”可以指县卫生健康委员会、县卫生监督所"),
+        ("移送司法机关", "卫生", "“卫生”可以指"),
+    ],
+)
+async def test_a_referral_to_no_department_or_to_several_is_refused_next_to_the_receiver(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    kind: str,
+    receiver: str,
+    message: str,
+) -> None:
+    """移送办案机构 and 抄告相关部门 go to a member department (001 第十七条: 向有权管辖部门移交),
+    which must be named alone; nothing is stored and what was typed stays."""
+    async with sessionmaker() as session:
+        session.add(Department(code="WS", name="县卫生监督所"))
+        await session.commit()
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    entry = referral_fields(item, kind, receiver, "涉嫌<无证>经营")
+    resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
+    html = await resp.text()
+    assert resp.status == 422 and message in visible_text(html)
+    at = html.index(message)
+    assert html.rfind('name="referral_to"', 0, at) > html.rfind("<label", 0, at)
+    assert f'value="{receiver}"' in html and "涉嫌&lt;无证&gt;经营</textarea>" in html
+    assert await results(sessionmaker) == []
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Referral)) == 0
+
+
+async def test_a_referral_to_a_body_outside_the_county_departments_is_the_leads_to_hand_over(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """001 第十七条: 涉嫌犯罪的，由牵头部门负责移送司法机关. A judicial organ (or, as 其他, a
+    body outside the joint conference) signs nothing in the system: the referral keeps the
+    name typed and the lead department's chat is told, asked to sign for nothing."""
+    tok = token(services, world.b1, world.case)
+    item = world.items[1].id
+    entry = referral_fields(item, "移送司法机关", "县公安局", "涉嫌生产销售假药")
+    resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
+    assert resp.status == 200, visible_text(await resp.text())
+    async with sessionmaker() as session:
+        [referral] = await session.scalars(select(Referral))
+    assert (referral.to_department, referral.to_department_id) == ("县公安局", None)
+    [told] = await outbox_to(sessionmaker, world.lead)
+    assert "移送司法机关" in told and "县公安局" in told and "签收" not in told
+    assert await outbox_to(sessionmaker, world.other) == []
 
 
 async def test_double_submit_is_idempotent(
