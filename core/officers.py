@@ -4,6 +4,7 @@ conflicts of interest (利害关系)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Select, bindparam, select, update
@@ -37,6 +38,21 @@ PLATFORM_WORDS = {
     "浙政钉": ChatPlatform.DINGTALK,
 }
 DEFAULT_TENANT = ""  # the deployment's configured organisation on each platform
+
+
+def cert_key(cert_no: str) -> str:
+    """An 执法证号 as stored and compared: no spaces, half-width, upper case."""
+    return "".join(unicodedata.normalize("NFKC", cert_no).split()).upper()
+
+
+def shared_certificates(officers: Iterable[Officer]) -> dict[str, list[Officer]]:
+    """执法证号 held by more than one active officer (one certificate is one person): the import
+    refuses new ones; data from before that check may still have them."""
+    holders: dict[str, list[Officer]] = {}
+    for officer in officers:
+        if officer.active and (key := cert_key(officer.cert_no)):
+            holders.setdefault(key, []).append(officer)
+    return {key: held for key, held in holders.items() if len(held) > 1}
 
 
 async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id: str) -> Officer:

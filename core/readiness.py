@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from core.changes import Ctx
 from core.holidays import holiday_warning
 from core.models import DRAWABLE_STATUSES, ChatBinding, Department, Item, Officer, Target
+from core.officers import shared_certificates
 
 
 @dataclass
@@ -73,10 +74,16 @@ async def check_setup(ctx: Ctx) -> Readiness:
             "文件（模板：lianjian template departments）"
         )
     people: dict[int, list[Officer]] = defaultdict(list)
-    for officer in (
-        await session.scalars(select(Officer).where(Officer.active.is_(True)))
-    ).unique():
+    active = (await session.scalars(select(Officer).where(Officer.active.is_(True)))).unique()
+    for officer in active:
         people[officer.department_id].append(officer)
+    for cert, held in shared_certificates(o for group in people.values() for o in group).items():
+        result.problems.append(
+            f"执法证号 {cert} 同时属于在岗人员 "
+            + "、".join(f"{o.code}（{o.name}）" for o in held)
+            + "：一个执法证号只能属于一人，请在执法检查人员名录中改正，多余的人员在岗状态填 离岗"
+            "，再导入"
+        )
     items = dict(
         (
             await session.execute(

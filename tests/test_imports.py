@@ -24,6 +24,7 @@ from core.models import (
     Target,
 )
 from core.officers import bind_account
+from core.readiness import check_setup
 from core.uscc import make_uscc
 
 U1, U2, U3 = (
@@ -523,6 +524,55 @@ async def test_inspectors_row_errors(
     assert report.ok and report.inserted == 1  # only 周九
     assert set(await officers(ctx)) == {"SJ0001", "SJ0003"}
     assert report.rejects_path is not None and report.rejects_path.exists()
+
+
+async def test_an_enforcement_certificate_belongs_to_one_active_officer(
+    ctx: Ctx, tmp_path: Path, departments: dict[str, Department]
+) -> None:
+    """李红 with SJ002's 执法证号 under a blank 人员编号, and again in 卫健 as WJ003, was
+    "新增 2 条": three active officers shared one certificate. Each such row is an error naming
+    the holder, the number compared as people write it (spaces, full-width, lower case)."""
+    ctx.session.add(
+        Officer(
+            code="SJ002",
+            name="李红",
+            department_id=departments["SJ"].id,
+            cert_no="ZF33040102",
+            roles=["inspector"],
+        )
+    )
+    await ctx.session.commit()
+    rows = [
+        INSPECTOR_HEADER,
+        ["李红", "SJ", "ZF33040102", "", "", "", "", "执法检查人员", "", ""],
+        ["李红", "WJ", "ｚｆ 3304 0102", "WJ003", "", "", "", "执法检查人员", "", ""],
+        ["吴刚", "WJ", "ZF 3304 0301", "WJ004", "", "", "", "执法检查人员 联络员", "", ""],
+        ["郑磊", "WJ", "zf33040301", "WJ005", "", "", "", "执法检查人员/联络员", "", ""],
+    ]
+    report = await import_inspectors(ctx, write_csv(tmp_path / "p.csv", rows))
+    reasons = {(e.line, e.column): e.reason for e in report.rejected}
+    assert "已属于在岗人员 SJ002（李红）" in reasons[(2, "执法证号")]
+    assert "已属于在岗人员 SJ002（李红）" in reasons[(3, "执法证号")]
+    assert "与第 4 行（人员 WJ004）重复" in reasons[(5, "执法证号")]
+    assert set(reasons) == {(2, "执法证号"), (3, "执法证号"), (5, "执法证号")}
+    report = await import_inspectors(ctx, write_csv(tmp_path / "p.csv", rows), skip_invalid=True)
+    assert report.inserted == 1
+    wu = (await officers(ctx))["WJ004"]
+    assert wu.cert_no == "ZF33040301" and wu.roles == ["liaison", "inspector"]
+
+
+async def test_setup_check_names_officers_sharing_a_certificate(
+    ctx: Ctx, departments: dict[str, Department]
+) -> None:
+    """Officers imported before the check above may share an 执法证号: setup check said nothing."""
+    for code, cert in (("SJ002", "ZF33040102"), ("WJ003", "zf 3304 0102")):
+        dep = departments[code[:2]].id
+        ctx.session.add(Officer(code=code, name="李红", department_id=dep, cert_no=cert))
+    await ctx.session.commit()
+    problems = (await check_setup(ctx)).problems
+    assert any(
+        "执法证号 ZF33040102 同时属于在岗人员 SJ002（李红）、WJ003（李红）" in p for p in problems
+    ), problems
 
 
 # ---------------------------------------------------------------- exclusions

@@ -7,6 +7,7 @@ who leaves (在岗状态 离岗, 退休 …) is deactivated and the office is to
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -35,8 +36,15 @@ from core.imports.reading import (
     split_multi,
 )
 from core.models import ROLES, ChatPlatform, Officer, PlatformAccount
-from core.officers import DEFAULT_TENANT, PLATFORM_LABELS, left_officers_notes, set_account
+from core.officers import (
+    DEFAULT_TENANT,
+    PLATFORM_LABELS,
+    cert_key,
+    left_officers_notes,
+    set_account,
+)
 
+_ROLE_SPLIT = re.compile(r"[\s/／]+")
 ACCOUNT_FIELDS = {p: f"{p}_userid" for p in ChatPlatform}  # import field per platform
 INSPECTOR_COLUMNS = (
     Column("name", ("姓名", "name"), required=True),
@@ -95,10 +103,10 @@ def _check_inspector(row: Row, departments: Departments, accounts: _Accounts) ->
     if not name:
         row.error("name", "姓名为空")
     dept_id = departments.find(row, "department", required=True)
-    cert_no = row.text("cert_no", _OFFICER_LEN["cert_no"])
+    cert_no = cert_key(row.text("cert_no", _OFFICER_LEN["cert_no"]))
     code = nfkc(row.get("code"))
     if not code and cert_no and dept_id is not None:
-        code = f"{departments.codes[dept_id]}-{nfkc(cert_no)}"  # stable across re-imports
+        code = f"{departments.codes[dept_id]}-{cert_no}"  # stable across re-imports
     if not code and dept_id is not None:
         row.error("code", "人员编号为空，且没有执法证号可用来生成编号")
     elif len(code) > _OFFICER_LEN["code"]:
@@ -140,7 +148,8 @@ def _check_inspector(row: Row, departments: Departments, accounts: _Accounts) ->
 def _parse_roles(row: Row) -> set[str]:
     """The roles the row gives (empty when the cell is blank)."""
     roles: set[str] = set()
-    for part in split_multi(row.get("roles")):
+    # "执法检查人员 联络员", "执法检查人员/联络员": separators people type besides 、
+    for part in (p for cell in split_multi(row.get("roles")) for p in _ROLE_SPLIT.split(cell) if p):
         role = _ROLES.get(nfkc(part).lower()) or _ROLES.get(nfkc(part))
         if role is None:
             row.error(
@@ -184,6 +193,37 @@ def _account_duplicates(checked: Checked) -> None:
     checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
 
 
+def _cert_duplicates(checked: Checked, officers: dict[str, Officer]) -> None:
+    """An 执法证号 belongs to one active officer: a row giving one that another active officer
+    holds (stored and not changed by this file, or an earlier row) is refused, naming them."""
+    if not checked.layout.has("cert_no"):
+        return  # the file changes no certificate
+    in_file = {rec["code"] for _, rec in checked.records}
+    holders = {
+        cert_key(o.cert_no): o
+        for o in officers.values()
+        if o.active and o.cert_no and o.code not in in_file
+    }
+    first: dict[str, tuple[int, str]] = {}
+    column = checked.layout.header["cert_no"]
+    for line, rec in checked.records:
+        existing = officers.get(rec["code"])
+        cert = rec["cert_no"]
+        if not cert or not rec.get("active", existing.active if existing else True):
+            continue
+        reason = ""
+        if (holder := holders.get(cert)) is not None:
+            reason = (
+                f"执法证号“{cert}”已属于在岗人员 {holder.code}（{holder.name}）：是同一人请在"
+                f"“人员编号”填 {holder.code}，不是请核对证号"
+            )
+        elif (earlier := first.setdefault(cert, (line, rec["code"])))[1] != rec["code"]:
+            reason = f"执法证号“{cert}”与第 {earlier[0]} 行（人员 {earlier[1]}）重复"
+        if reason:
+            checked.bad.setdefault(line, []).append(RowError(line, column, reason))
+    checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
+
+
 async def import_inspectors(
     ctx: changes.Ctx,
     path: Path,
@@ -215,6 +255,7 @@ async def import_inspectors(
             "人员编号",
         )
         _account_duplicates(checked)
+        _cert_duplicates(checked, state["accounts"].officers)
         return checked
 
     async def write(checked: Checked, progress: Progress | None) -> tuple[int, int]:
