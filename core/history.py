@@ -36,6 +36,27 @@ EVENT_LABELS = {
     "case.result.attachments": "上传附件",
     "case.documents": "生成检查文书",
 }
+# The task's own events, beside its cases' (a task's trail: core.trail, `lianjian audit show`)
+TASK_EVENT_LABELS = {
+    "task.created": "创建联合抽查任务",
+    "task.consultation_opened": "发出邀请",
+    "task.ready": "部门答复完毕",
+    "task.stage": "任务阶段变更",
+    "task.window_extended": "延长检查期限",
+    "task.results_published": "公示检查结果",
+    "task.closed": "立卷归档",
+    "task.archived_again": "再次导出归档",
+    "invitation.accepted": "接受邀请",
+    "invitation.declined": "拒绝邀请",
+    "invitation.expired": "邀请逾期未答复",
+    "draw.frozen": "冻结抽取范围",
+    "draw.refrozen": "重新冻结抽取范围",
+    "draw.locked": "确认抽取",
+    "inspectors.matched": "随机匹配检查人员",
+    "plan.started": "按年度计划发起",
+    "deadlines.recomputed": "重算期限",
+}
+_LABELS = EVENT_LABELS | TASK_EVENT_LABELS
 _ACTORS = {"system": "系统"}
 _ACTOR_KINDS = {"admin": "管理员", "demo": "演示"}
 
@@ -68,7 +89,7 @@ async def history_lines(
     return [
         HistoryLine(
             _when(e.at.astimezone(CHINA_TZ), with_year),
-            EVENT_LABELS.get(e.action, e.action),
+            _LABELS.get(e.action, e.action),
             _who(e.actor, names),
             str(e.data.get("reason") or e.data.get("why") or "") if e.data else "",
         )

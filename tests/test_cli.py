@@ -105,6 +105,34 @@ def test_audit_verify_names_an_edited_row(demo_db, tmp_path, capsys):
     assert "第 5 条" in capsys.readouterr().out
 
 
+def test_audit_show_reads_a_task_and_a_case_trail_in_words(demo_db, capsys):
+    """全程留痕、责任可溯 (004 第四条): the office looks up who did what to a task and to one of
+    its cases, by name and in words, without exporting the archive."""
+    assert main(["audit", "show", "LJ-2026-001", "--db", str(demo_db)]) == 0
+    out = capsys.readouterr().out
+    for words in (
+        "创建联合抽查任务",
+        "发出邀请",
+        "拒绝邀请",
+        "理由：",
+        "确认抽取",
+        "随机匹配检查人员",
+    ):
+        assert words in out
+    assert not re.search(r"[\u4e00-\u9fff]\s*(task|invitation|draw|inspectors)\.[a-z]", out)
+
+    assert main(["audit", "show", "lj-2026-001-002", "--json", "--db", str(demo_db)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert {r["subject"] for r in rows} <= {"case:LJ-2026-001-002"} | {
+        r["subject"] for r in rows if r["subject"].startswith("objection:")
+    }
+    assert "case.result.submitted" in {r["action"] for r in rows}
+
+    assert main(["audit", "show", "LJ-2026-009", "--db", str(demo_db)]) == 2
+    assert "未找到任务 LJ-2026-009" in capsys.readouterr().err
+
+
 def test_unknown_draw_is_a_clear_error(demo_db, capsys):
     assert main(["draw", "show", "NOPE", "--db", str(demo_db)]) == 2
     assert "未找到抽取记录" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 from bot.cli.common import CliError, Handler
 from bot.cli.draws import (
+    cmd_audit_show,
     cmd_audit_verify,
     cmd_draw_export_pool,
     cmd_draw_list,
@@ -226,6 +227,9 @@ def _parser() -> argparse.ArgumentParser:
         dest="sub", required=True, title="子命令", metavar="子命令"
     )
     add("verify", cmd_audit_verify, "校验审计日志哈希链", parent=au)
+    aus = add("show", cmd_audit_show, "查看一个任务或案件的审计记录", parent=au)
+    aus.add_argument("code", help="任务编号（如 LJ-2026-001）或案件号（如 LJ-2026-001-003）")
+    aus.add_argument("--json", action="store_true")
 
     ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(
         dest="sub", required=True, title="子命令", metavar="子命令"

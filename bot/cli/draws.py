@@ -1,5 +1,6 @@
 """Checking the record: `draw list/show/export-pool/verify` recompute and show a draw's
-published parameters, `audit verify` checks the audit hash chain."""
+published parameters, `audit verify` checks the audit hash chain, `audit show` reads a task's or a
+case's trail."""
 
 from __future__ import annotations
 
@@ -125,3 +126,42 @@ async def cmd_audit_verify(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"✗ {p.problem}")
     return 1
+
+
+async def cmd_audit_show(args: argparse.Namespace) -> int:
+    """A task's or a case's events in words, oldest first (the archive's excerpt, readable)."""
+    from core.cases import get_case
+    from core.history import history_lines
+    from core.jointtask import get_task
+    from core.trail import case_trail, task_trail
+
+    code = args.code.strip().upper()
+    async with cli_ctx(args) as ctx:
+        if code.count("-") >= 3:  # LJ-2026-001-013 names a case, LJ-2026-001 its task
+            case = await get_case(ctx, code)
+            title, events = f"案件 {case.code}", await case_trail(ctx.session, case)
+        else:
+            task = await get_task(ctx, code)
+            title, events = f"任务 {task.code}", await task_trail(ctx.session, task)
+        lines = await history_lines(ctx.session, events, with_year=True)
+    if args.json:
+        print_json(
+            [
+                {
+                    "id": e.id,
+                    "at": e.at.isoformat(),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject": e.subject,
+                    "data": e.data,
+                    "hash": e.hash,
+                }
+                for e in events
+            ]
+        )
+        return 0
+    print(f"{title} 的审计记录共 {len(events)} 条（按记录先后；序号即审计日志中的编号）：")
+    for e, line in zip(events, lines, strict=True):
+        why = f"；理由：{line.reason}" if line.reason else ""
+        print(f"{e.id:>6}  {line.at}  {line.who}  {line.what}（{e.subject}）{why}")
+    return 0

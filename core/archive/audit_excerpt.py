@@ -4,44 +4,21 @@ each row's hash recomputed, and the whole chain checked at the time of archiving
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.archive.contents import Files
-from core.models import AuditEvent, JointTask
+from core.models import JointTask
+from core.trail import task_trail
 
 
-async def audit_files(
-    session: AsyncSession,
-    task: JointTask,
-    invitation_ids: Sequence[int],
-    objection_ids: Sequence[int],
-    files: Files,
-) -> None:
-    """The task's events with their hashes, each row's hash recomputed, and the whole chain's
-    check at the time of archiving (an excerpt alone cannot show that nothing was deleted)."""
-    subjects = [
-        f"task:{task.code}",
-        *(f"invitation:{i}" for i in invitation_ids),
-        *(f"objection:{i}" for i in objection_ids),
-    ]
-    events = list(
-        await session.scalars(
-            select(AuditEvent)
-            .where(
-                or_(
-                    AuditEvent.subject.in_(subjects),
-                    AuditEvent.subject.startswith(f"case:{task.code}-"),
-                    AuditEvent.subject.startswith(f"draw:{task.code}-"),
-                )
-            )
-            .order_by(AuditEvent.id)
-        )
-    )
+async def audit_files(session: AsyncSession, task: JointTask, files: Files) -> None:
+    """The task's events (core.trail) with their hashes, each row's hash recomputed, and the
+    whole chain's check at the time of archiving (an excerpt alone cannot show that nothing
+    was deleted)."""
+    events = await task_trail(session, task)
     files.add(
         "09-审计/审计摘录.jsonl",
         b"".join(

@@ -117,7 +117,7 @@ async def plan(session: AsyncSession, task: JointTask, files: Files) -> None:
     )
 
 
-async def invitations(session: AsyncSession, task: JointTask, files: Files) -> list[int]:
+async def invitations(session: AsyncSession, task: JointTask, files: Files) -> None:
     invitations = list(
         await session.scalars(
             select(Invitation).where(Invitation.task_id == task.id).order_by(Invitation.id)
@@ -140,7 +140,6 @@ async def invitations(session: AsyncSession, task: JointTask, files: Files) -> l
             ],
         ),
     )
-    return [i.id for i in invitations]
 
 
 async def draws(ctx: Ctx, task: JointTask, files: Files) -> None:
@@ -326,7 +325,7 @@ async def attachments(
     )
 
 
-async def objections(session: AsyncSession, cases: Sequence[Case], files: Files) -> list[int]:
+async def objections(session: AsyncSession, cases: Sequence[Case], files: Files) -> None:
     code = {c.id: c.code for c in cases}
     objections = list(
         await session.scalars(
@@ -363,4 +362,3 @@ async def objections(session: AsyncSession, cases: Sequence[Case], files: Files)
             ],
         ),
     )
-    return [o.id for o in objections]
