@@ -278,3 +278,17 @@ def test_an_excel_file_named_csv_is_told_so(
     named_csv.write_bytes(xlsx.read_bytes())
     code, out, _ = run_cli(["import", "departments", str(named_csv), "--db", db], capsys)
     assert code == 2 and "文件名是 .csv，内容却是Excel 或 Word 文件" in out
+
+
+def test_template_does_not_overwrite_a_file_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`template items -o copy_items.xlsx` silently replaced the office's filled-in file."""
+    filled = tmp_path / "copy_items.xlsx"
+    for kind, path in (("items", filled), ("task", tmp_path / "任务.toml")):
+        path.write_bytes(b"filled in by the office")
+        code, _, err = run_cli(["template", kind, "-o", str(path)], capsys)
+        assert code == 2 and "已存在，未覆盖" in err and "--force" in err
+        assert path.read_bytes() == b"filled in by the office"
+    code, _, _ = run_cli(["template", "items", "-o", str(filled), "--force"], capsys)
+    assert code == 0 and filled.read_bytes().startswith(b"PK")

@@ -196,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     tp.add_argument("kind", choices=list(TEMPLATE_KINDS))
     tp.add_argument("-o", "--output", required=True)
+    tp.add_argument("--force", action="store_true", help="覆盖已有的同名文件（默认不覆盖）")
 
     st = sub.add_parser("setup", help="上线准备").add_subparsers(
         dest="sub", required=True, title="子命令", metavar="子命令"

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.cli.common import cli_ctx
+from bot.cli.common import CliError, cli_ctx
 from core.clock import SystemClock
 
 
@@ -79,12 +79,16 @@ def cmd_template(args: argparse.Namespace) -> int:
     from core.sheets import write_template
     from core.taskfile import task_file_example
 
+    path = Path(args.output)
+    if path.exists() and not args.force:  # most likely the copy the office has filled in
+        raise CliError(
+            f"{path} 已存在，未覆盖（可能是已填写的文件）。请换一个文件名，确需覆盖请加 --force"
+        )
     if args.kind == "task":
-        path = Path(args.output)
         path.write_bytes(task_file_example())
         print(f"已生成任务文件示例 {path}：照着修改后用 lianjian task create {path} 创建任务")
         return 0
-    path = write_template(args.kind, Path(args.output), year=SystemClock().today().year)
+    write_template(args.kind, path, year=SystemClock().today().year)
     print(
         f"已生成导入模板 {path}：“数据”表含表头和示例行，“填写说明”表逐列说明；"
         f"填好后用 lianjian import {args.kind} {path.name} 导入"
