@@ -10,6 +10,7 @@ would want to read. Time is a FixedClock that the script moves forward.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core import jointtask, objections, referrals, replacements
+from core import documents, jointtask, objections, referrals, replacements
 from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock, china_noon
@@ -31,9 +32,10 @@ from core.draws.verify import verify_draw
 from core.errors import ValidationFailed
 from core.groups import matching, member_changes
 from core.inspection import record_inspection_date
-from core.models import Case, Department, GroupMember, Item, Officer, OutboxMessage
+from core.models import Case, CaseResult, Department, GroupMember, Item, Officer, OutboxMessage
 from core.publication import correct_result
-from core.result_entry import submit_result
+from core.result_entry import load_entry_state, submit_result
+from core.result_parts import quick_entry
 from core.review import review_result
 from core.schema import upgrade
 from core.states import CaseState
@@ -208,6 +210,18 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
     )
     demo.say(f"{other.officer.name} 申请回避 {first}，按抽取顺序由同部门下一名人员替补")
     await _replace(demo, case_codes[-1])
+    demo.advance_to(dt.date(YEAR, 3, 17))
+    for case_code in case_codes:
+        members = await demo.read(partial(_members, case_code=case_code))
+        leader = next(m for m in members if m.is_leader)
+        await demo.step(
+            leader.officer.code,
+            partial(documents.issue_notice, case_code=case_code, via="demo"),
+        )
+    demo.say(
+        f"各检查组组长领取并向被检查对象发放《联合抽查通知书》，{len(case_codes)} 户案件改为"
+        "“已通知”；此后再打印或归档的通知书都署发放之日（004 第十六条(二)）"
+    )
     demo.advance_to(dt.date(YEAR, 3, 20))
     for n, case_code in enumerate(case_codes):
         members = await demo.read(partial(_members, case_code=case_code))
@@ -237,25 +251,11 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
             entering = next(m for m in members if m.department_id == department_id)
             await demo.step(
                 entering.officer.code,
-                partial(
-                    submit_result,
-                    case_code=case_code,
-                    codes=["1"],
-                    methods=["实地检查"],
-                    followups=["无需后续处置"],
-                    inspected_on=dt.date(YEAR, 3, 19),
-                ),
+                partial(_enter, case_code=case_code, codes=["1"], followups=["无需后续处置"]),
             )
         await demo.step(
             leader.officer.code,
-            partial(
-                submit_result,
-                case_code=case_code,
-                codes=codes,
-                methods=["实地检查"],
-                followups=followups,
-                inspected_on=dt.date(YEAR, 3, 19),
-            ),
+            partial(_enter, case_code=case_code, codes=codes, followups=followups),
         )
     demo.say(
         f"各检查组于 3月19日 一次上门完成多部门事项检查，各部门检查人员分别录入本部门事项的结果"
@@ -269,6 +269,26 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
         "牵头部门收到签收通知（001 第十七条、004 第二十一条）"
     )
     return case_codes
+
+
+async def _enter(
+    c: Ctx, case_code: str, codes: list[str], followups: list[str], remarks: str = ""
+) -> CaseResult:
+    """What the chat's 提交 enters (handlers.results): the codes are the result of each of the
+    officer's own department's items, merged with the parts the other departments entered
+    (谁检查、谁录入, 000 §九–十), so the record form and the archive show every item's result."""
+    assert c.actor is not None  # demo.step acts as an officer
+    loaded = await load_entry_state(c, case_code)
+    entry = quick_entry(loaded, c.actor, codes, ["实地检查"], followups)
+    if remarks:
+        entry = dataclasses.replace(entry, remarks=remarks)
+    return await submit_result(
+        c,
+        case_code,
+        inspected_on=dt.date(YEAR, 3, 19),
+        loaded=loaded,
+        **dataclasses.asdict(entry),
+    )
 
 
 async def _replace(demo: Demo, case_code: str) -> None:
@@ -323,14 +343,8 @@ async def _review_and_publish(demo: Demo, code: str, case_codes: list[str]) -> N
     leader = next(m for m in await demo.read(lambda s: _members(s, returned)) if m.is_leader)
     await demo.step(
         leader.officer.code,
-        lambda c: submit_result(
-            c,
-            returned,
-            codes=["1"],
-            methods=["实地检查"],
-            followups=["无需后续处置"],
-            inspected_on=dt.date(YEAR, 3, 19),
-            remarks="已补充现场照片",
+        lambda c: _enter(
+            c, returned, codes=["1"], followups=["无需后续处置"], remarks="已补充现场照片"
         ),
     )
     demo.say(f"组长（市场监管局）补充材料后重新录入本部门部分，{returned} 再次送审核")

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Pt
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.cases import (
     active_members,
@@ -35,9 +35,11 @@ from core.cases import (
     task_items,
 )
 from core.changes import Ctx
+from core.clock import CHINA_TZ
 from core.errors import NotFound, PermissionDenied
 from core.inspection import mark_notified
 from core.models import (
+    AuditEvent,
     Case,
     GroupMember,
     ItemResult,
@@ -204,11 +206,20 @@ async def case_document_context(ctx: Ctx, case_code: str) -> dict[str, Any]:
         "result": result,
         "result_labels": [(c, label(c, extra)) for c in (result.codes if result else [])],
         "categories": choices(extra),  # a blank record form: each choice once
+        "issued_on": await notice_issued_on(ctx, case),
     }
 
 
-async def document_context(ctx: Ctx, case_code: str, today: dt.date) -> dict[str, Any]:
-    return {**await case_document_context(ctx, case_code), "issued_on": today}
+async def notice_issued_on(ctx: Ctx, case: Case) -> dt.date | None:
+    """The day the notice was handed over: the China date of the case's `case.notified` event
+    (004 第十六条(二)), so every later copy of the notice carries the same date. None for a case
+    never notified in the system (a notice not given beforehand): the date is left for the pen."""
+    at = await ctx.session.scalar(
+        select(func.min(AuditEvent.at)).where(
+            AuditEvent.subject == f"case:{case.code}", AuditEvent.action == "case.notified"
+        )
+    )
+    return at.astimezone(CHINA_TZ).date() if at else None
 
 
 def render_html(kind: DocKind, context: dict[str, Any]) -> str:
@@ -400,7 +411,7 @@ def _record_outcome(c: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-async def write_documents(ctx: Ctx, code: str, today: dt.date) -> list[tuple[str, bytes]]:
+async def write_documents(ctx: Ctx, code: str) -> list[tuple[str, bytes]]:
     """Every document of a task (its code) or of one case, as (relative path, bytes): per case
     the notice and the record, DOCX and HTML. Printing changes no state."""
     code = code.strip().upper()
@@ -417,7 +428,7 @@ async def write_documents(ctx: Ctx, code: str, today: dt.date) -> list[tuple[str
     )
     files = []
     for case in cases:
-        context = await document_context(ctx, case.code, today)
+        context = await case_document_context(ctx, case.code)
         for kind in DOC_KINDS:
             for fmt in FORMATS:
                 doc = document_file(kind, fmt, context)

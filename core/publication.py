@@ -21,6 +21,7 @@ from core.cases import (
     require_lead_staff,
     result_labels,
     staff_case,
+    task_items,
 )
 from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, ValidationFailed
@@ -29,6 +30,7 @@ from core.messages import Destination, OutMessage
 from core.models import (
     Case,
     CaseResult,
+    ItemResult,
     JointTask,
     Objection,
 )
@@ -119,6 +121,31 @@ async def publish_task_results(ctx: Ctx, task_code: str) -> int:
     return len(published)
 
 
+async def _corrected_items(
+    ctx: Ctx, task: JointTask, previous: CaseResult, codes: Sequence[str]
+) -> list[dict[str, Any]]:
+    """A correction that names no items (the chat's 更正: a quick result) is the result of every
+    item of the task, as the chat's 提交 is of the officer's own items — the corrected version
+    would otherwise show no item results at all. What each item's check covered (检查内容) stays
+    as entered; the problems and their handling were the error corrected."""
+    content = {
+        row.item_id: row.content
+        for row in await ctx.session.scalars(
+            select(ItemResult).where(ItemResult.result_id == previous.id)
+        )
+    }
+    return [
+        {
+            "item_id": item.id,
+            "codes": list(codes),
+            "content": content.get(item.id, ""),
+            "problems": "",
+            "handling": "",
+        }
+        for item, _ in await task_items(ctx, task)
+    ]
+
+
 async def correct_result(
     ctx: Ctx,
     case_code: str,
@@ -162,7 +189,7 @@ async def correct_result(
             followup_done,
             followup_done_on,
             inspected_on,
-            item_results,
+            item_results or await _corrected_items(ctx, task, previous, codes),
             remarks,
         ),
         ResultState.PUBLISHED,

@@ -51,7 +51,7 @@ async def documents_page(page: PageCtx, req: DocumentRequest) -> documents.Rende
         raise NotFound("没有这份检查文书，请回到文书列表重新选择。")
     if kind == "notice":
         await documents.issue_notice(ctx, case.code, via=f"page:{fmt}")
-    context = await documents.document_context(ctx, case.code, ctx.clock.today())
+    context = await documents.case_document_context(ctx, case.code)
     return documents.document_file(kind, fmt, context)
 
 

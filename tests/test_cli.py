@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from docx import Document
 from sqlalchemy import create_engine, text
 
 from bot.cli import main
@@ -131,6 +132,32 @@ def test_audit_show_reads_a_task_and_a_case_trail_in_words(demo_db, capsys):
 
     assert main(["audit", "show", "LJ-2026-009", "--db", str(demo_db)]) == 2
     assert "未找到任务 LJ-2026-009" in capsys.readouterr().err
+
+
+def test_demo_documents_show_each_items_result_and_the_day_the_notice_was_issued(
+    demo_db, tmp_path, capsys
+):
+    """004 第十六条: the record form (一企一表) lists each item with its department's result —
+    the demo's departments enter their parts as the chat's 提交 does, item by item, and a
+    correction names the corrected result of every item; the notice is dated the day the group
+    handed it over (已通知), not the day it is printed again."""
+    with create_engine(f"sqlite:///{demo_db}").connect() as conn:
+        bare = conn.execute(
+            text(
+                "SELECT count(*) FROM case_result r WHERE NOT EXISTS "
+                "(SELECT 1 FROM item_result i WHERE i.result_id = r.id)"
+            )
+        ).scalar()
+    assert bare == 0
+    out = tmp_path / "docs"
+    for code in ("LJ-2026-001-001", "LJ-2026-001-002"):  # 002: corrected after an objection
+        assert main(["documents", code, "-o", str(out), "--db", str(demo_db)]) == 0
+        record = Document(str(out / code / f"{code}-联合抽查情况记录表.docx"))
+        [items] = [t for t in record.tables if t.rows[0].cells[0].text == "序号"]
+        results = [row.cells[-1].text for row in items.rows[1:]]
+        assert len(results) >= 2 and all(r == "未发现问题" for r in results), results
+        notice = Document(str(out / code / f"{code}-联合抽查通知书.docx"))
+        assert notice.paragraphs[-1].text == "2026年3月17日"
 
 
 def test_unknown_draw_is_a_clear_error(demo_db, capsys):

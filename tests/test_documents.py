@@ -29,6 +29,7 @@ from core.models import AuditEvent, Case
 from tests.case_factories import World, acting, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.server_helpers import make_services
+from tests.test_public import publish_and_correct
 
 BASE = "http://127.0.0.1:8080"  # make_services' public URL
 D = dt.date
@@ -52,7 +53,8 @@ async def test_notice_docx_names_the_target_and_the_groups_enforcement_certifica
     w.items[0].basis = "《企业信息公示暂行条例》第十一条"
     await session.commit()
     at_day(ctx, D(2026, 3, 12))
-    context = await documents.document_context(ctx, w.case.code, D(2026, 3, 12))
+    await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
+    context = await documents.case_document_context(ctx, w.case.code)
     text = docx_text(documents.render_docx("notice", context))
     for expected in (
         "嘉善县某某食品有限公司",
@@ -99,6 +101,47 @@ async def test_a_group_member_getting_the_notice_makes_the_case_notified(ctx, se
 
     with pytest.raises(PermissionDenied, match="只有本案检查组成员"):
         await documents.issue_notice(acting(ctx, w.outsider), w.case.code, via="test")
+
+
+async def test_the_notice_keeps_the_day_it_was_issued_whenever_it_is_printed_again(
+    ctx, session, tmp_path: Path
+):
+    """004 第十六条(二): the notice is handed over before the visit, the day the case became
+    已通知; a copy printed later (the set, the archive) carries that day, not the printing day,
+    and a notice never issued leaves the date for the pen."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    before = docx_text(
+        documents.render_docx("notice", await documents.case_document_context(ctx, w.case.code))
+    )
+    assert "　　年　　月　　日" in before
+    await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
+    await session.commit()
+
+    at_day(ctx, D(2026, 11, 30))
+    [*_, (_, content)] = [
+        f for f in await documents.write_documents(ctx, w.task.code) if f[0].endswith("通知书.docx")
+    ]
+    text = docx_text(content)
+    assert "2026年3月12日" in text and "2026年11月30日" not in text
+    html = documents.render_html("notice", await documents.case_document_context(ctx, w.case.code))
+    assert "2026年3月12日" in html and "2026年11月30日" not in html
+
+
+async def test_a_correction_naming_no_items_is_each_items_result_on_the_record_form(ctx, session):
+    """004 第二十条: the chat's 更正 gives a quick result and names no items; the corrected
+    version is still the result of every item (the record form's 事项结果), keeping what each
+    check covered, with the corrected problems gone."""
+    w = await build_world(session)
+    await publish_and_correct(ctx, w, item_content="核查年报公示信息")
+    context = await documents.case_document_context(ctx, w.case.code)
+    assert context["result"].is_correction
+    assert [i["labels"] for i in context["items"]] == [["未发现问题"]] * len(w.items)
+    content = {i["department"]: i["result"].content for i in context["items"]}
+    assert content == {w.lead.name: "核查年报公示信息", w.other.name: ""}
+    assert {i["result"].problems for i in context["items"]} == {""}
+    record = docx_text(documents.render_docx("record", context))
+    assert "核查年报公示信息" in record and "年报未公示" not in record
 
 
 # ---------------------------------------------------------------- the signed page over HTTP

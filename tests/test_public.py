@@ -46,16 +46,34 @@ def text_of(html: str) -> str:
     return unescape(re.sub(r"<[^>]+>", " ", html))
 
 
-async def publish_and_correct(ctx: Ctx, w: World, *, returned_first: bool = False) -> None:
+async def publish_and_correct(
+    ctx: Ctx, w: World, *, returned_first: bool = False, item_content: str = ""
+) -> None:
     """One published result (problem found) and its correction (004 第二十条); with
     `returned_first`, the lead returns the first entry and the group enters it again (004
-    第十九条) before it is published."""
+    第十九条) before it is published; with `item_content`, the entry names the lead's items
+    (检查内容 and the problem found)."""
     at_day(ctx, D(2026, 3, 12))
     for again in [False, True] if returned_first else [False]:
         if again:
             await review_result(acting(ctx, w.lead_liaison), w.case.code, False, "缺少现场照片")
         await enter_other_parts(ctx.session, w.case.code, w.a1, ctx.clock.now())
-        await submit_result(acting(ctx, w.a1), w.case.code, **PROBLEM, inspected_on=D(2026, 3, 10))
+        await submit_result(
+            acting(ctx, w.a1),
+            w.case.code,
+            **PROBLEM,
+            inspected_on=D(2026, 3, 10),
+            item_results=[
+                {
+                    "item_id": item.id,
+                    "codes": ["A", "2", "B"],
+                    "content": item_content,
+                    "problems": "年报未公示",
+                }
+                for item in w.items
+                if item_content and item.department_id == w.lead.id
+            ],
+        )
     await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
     at_day(ctx, D(2026, 3, 20))
     # the closing approval publishes (rules.auto_publish, the default; 004 第十九条)

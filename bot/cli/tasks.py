@@ -34,7 +34,7 @@ async def cmd_documents(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     async with cli_ctx(args) as ctx:
-        files = await write_documents(ctx, args.code, ctx.clock.today())
+        files = await write_documents(ctx, args.code)
     for name, content in files:
         path = out / name
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.attachments import FileStore
 from core.changes import Ctx
 from core.clock import CHINA_TZ
-from core.documents import DOC_KINDS, document_context, document_file
+from core.documents import DOC_KINDS, case_document_context, document_file
 from core.draws.verify import draw_public_json, pool_csv_text
 from core.models import (
     Attachment,
@@ -162,7 +162,7 @@ async def draws(ctx: Ctx, task: JointTask, files: Files) -> None:
 
 async def documents(ctx: Ctx, cases: Sequence[Case], files: Files) -> None:
     for case in cases:
-        context = await document_context(ctx, case.code, ctx.clock.today())
+        context = await case_document_context(ctx, case.code)
         for kind in DOC_KINDS:
             doc = document_file(kind, "docx", context)
             files.add(f"04-检查文书/{case.code}/{doc.filename}", doc.content)
