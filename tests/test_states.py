@@ -18,6 +18,7 @@ from core.consultation import answers, opening
 from core.draws import quickdraw
 from core.errors import InvalidTransition, ValidationFailed
 from core.groups import matching
+from core.history import EVENT_LABELS
 from core.inspection import mark_notified, record_inspection_date
 from core.jointtask import task_invitations
 from core.messages import Destination, Event, OutMessage
@@ -243,3 +244,8 @@ async def test_task_invitation_and_draw_moves_outside_the_table_are_refused(ctx,
         await quickdraw.confirm_quick_draw(colleague, quick.code, "456")
     with pytest.raises(InvalidTransition, match="抽取当前状态为“已锁定”，不能改为“已作废”"):
         DRAW.move(quick, DrawState.SUPERSEDED)
+
+
+def test_the_history_names_notification_as_the_case_state_does() -> None:
+    """One word for one step: the history said 已告知 beside the state 已通知."""
+    assert EVENT_LABELS["case.notified"] == CASE.labels[CaseState.NOTIFIED] == "已通知"
