@@ -57,6 +57,7 @@ async def _page(
     error: str = "",
     reason_error: str = "",
     notice: str = "",
+    approved: bool = False,
     status: int = 200,
 ) -> Page:
     names = {d.id: d.name for d in sheet.departments}
@@ -65,6 +66,8 @@ async def _page(
         if sheet.result is not None and sheet.case.state == CaseState.SUBMITTED
         else []
     )
+    if approved:
+        notice = _approval_notice(sheet.case.state, pending)
     return page(
         "review.html",
         status,
@@ -152,11 +155,21 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
             reason_error=err.message if on_reason else "",
         )
     sheet = await case_forms.review_sheet(pc.core, case_id)
+    if form.decision == "approve":
+        return await _page(pc, sheet, approved=True)
     notice = (
-        "已审核通过。"
-        if form.decision == "approve"
-        else "已退回该部门录入的部分，退回理由已通知该部门的检查人员。"
+        "已退回该部门录入的部分，退回理由已通知该部门的检查人员。"
         if form.department
         else "已退回检查组，退回理由已通知检查组成员。"
     )
     return await _page(pc, sheet, notice=notice)
+
+
+def _approval_notice(state: CaseState, pending: list[str]) -> str:
+    """What chat's 通过 says (cmd_reviewed): the page said 已审核通过 while others still had
+    to review."""
+    if pending:
+        return f"本部门已审核通过，尚待{'、'.join(pending)}审核，全部通过后方可公示。"
+    if state == CaseState.PUBLISHED:
+        return "审核通过并已公示。"
+    return "审核通过，等待发起部门公示。"

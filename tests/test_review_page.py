@@ -131,13 +131,15 @@ async def test_lead_and_participant_approve_in_turn(
     lead = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     resp = await client.post(REVIEW_PATH, data=review_post(lead, "approve"))
     text = visible_text(await resp.text())
-    assert resp.status == 200 and "已审核通过" in text and "待审核部门：县卫生健康委员会" in text
+    assert resp.status == 200 and "待审核部门：县卫生健康委员会" in text
+    # the banner says what chat says, not a bare 已审核通过 while others are still to review
+    assert "本部门已审核通过，尚待县卫生健康委员会审核，全部通过后方可公示" in text
     assert await case_state(sessionmaker) == "submitted"
     again = await client.post(REVIEW_PATH, data=review_post(lead, "approve"))
     assert again.status == 422 and "本部门已审核过" in visible_text(await again.text())
     other = token_of(review_link(services, world.other_leader.id, world.case.id))
     resp = await client.post(REVIEW_PATH, data=review_post(other, "approve"))
-    assert resp.status == 200
+    assert resp.status == 200 and "审核通过并已公示" in visible_text(await resp.text())
     assert await case_state(sessionmaker) == "published"
     assert await reviews(sessionmaker) == [(world.lead.id, "approve"), (world.other.id, "approve")]
 
