@@ -34,6 +34,7 @@ from handlers.base import (
     first_word,
     match_command,
     normalize,
+    split_command,
     strip_mentions,
 )
 from handlers.commands import COMMANDS, STEPS
@@ -137,7 +138,11 @@ class Dispatcher:
         if matched is None:
             await ctx.reply(
                 OutMessage.text(
-                    render("messages/cmd_unknown.txt.j2", word=first_word(ctx.event.text)[:20])
+                    render(
+                        "messages/cmd_unknown.txt.j2",
+                        word=first_word(ctx.event.text)[:20],
+                        meant=split_command(ctx.event.text, COMMANDS),
+                    )
                 )
             )
             return

@@ -201,6 +201,13 @@ def _candidates(commands: list[Command]) -> list[tuple[str, Command]]:
     return found
 
 
+def split_command(text: str, commands: list[Command]) -> str:
+    """The command a text naming none meant when a space split its word (`我的 检查`)."""
+    words = normalize(strip_mentions(text)).split()
+    found = match_command("".join(words[:2]), commands) if len(words) > 1 else None
+    return found[0].name if found else ""
+
+
 def first_word(text: str) -> str:
     words = normalize(strip_mentions(text)).split()
     return words[0] if words else ""

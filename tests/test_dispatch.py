@@ -252,6 +252,18 @@ async def test_unknown_and_malformed_commands_get_specific_hints(
     )
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"), [("我的 检查", "我的检查"), ("确认 抽取 LJ-2026-001 1234", "确认抽取")]
+)
+async def test_a_command_word_split_by_a_space_is_suggested(
+    sessionmaker, clock, people, typed, meant
+) -> None:
+    """`我的 检查` was answered 未识别的指令“我的” with no word of 我的检查."""
+    d = make_dispatcher(sessionmaker, clock)
+    reply = bodies(await send(sessionmaker, d, text_event(people.lead.liaison.code, typed)))
+    assert f"未识别的指令“{typed.split()[0]}”" in reply and f"您是否要发送“{meant}”" in reply
+
+
 async def test_help_lists_every_visible_command_with_an_example(
     sessionmaker, clock, people
 ) -> None:
