@@ -61,6 +61,7 @@ from core.result_parts import (
     enter_part,
     not_entered,
     own_parts,
+    part_enterers,
 )
 from core.results import (
     REFERRAL_FOLLOWUPS,
@@ -476,6 +477,7 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
         late=late,
         due=due.label(),
         entered_by=actor,
+        enterers=await part_enterers(ctx, loaded.parts, departments),
     )
     staff = [Notice(Destination.officer(officer_id), msg) for officer_id in staff_ids]
     await record(

@@ -219,6 +219,21 @@ async def part_status(
     return found
 
 
+async def part_enterers(
+    ctx: Ctx, parts: dict[int, CasePart], departments: Sequence[Department]
+) -> list[str]:
+    """Who entered each department's entered part (谁检查、谁录入, 000 §九–十), as
+    "县市场监督管理局 张检查", in the departments' order."""
+    named = []
+    for d in departments:
+        part = parts.get(d.id)
+        if part is not None and part.state == PartState.ENTERED:
+            officer = await ctx.session.get(Officer, part.entered_by_id)  # usually in the map
+            assert officer is not None  # a foreign key
+            named.append(f"{d.name} {officer.name}")
+    return named
+
+
 async def enter_part(
     ctx: Ctx,
     case: Case,

@@ -310,6 +310,20 @@ async def test_the_case_view_gives_reviewers_a_fresh_review_link(sessionmaker, c
     assert CASE in inspector and ref not in inspector
 
 
+async def test_the_review_notice_names_who_entered_each_part_000_s9_10(
+    sessionmaker, clock, w
+) -> None:
+    """谁检查、谁录入 (000 §九–十): the notice named only the officer whose entry completed the
+    case (录入人：张检查) although 王检查 had entered 卫健委's part."""
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.b1.code, f"提交 {CASE} 未发现问题 昨天"))
+    rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 昨天"))
+    told = to_officer(rows, w.lead_liaison.id)
+    assert "检查结果待审核" in told
+    assert "各部门录入人：县市场监督管理局 张检查；县卫生健康委员会 王检查" in told
+    assert "录入人：张检查" not in told
+
+
 async def test_an_inspector_may_not_review_and_is_audited(sessionmaker, clock, w) -> None:
     d = make_dispatcher(sessionmaker, clock)
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
