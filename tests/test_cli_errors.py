@@ -292,3 +292,35 @@ def test_template_does_not_overwrite_a_file_unless_forced(
         assert path.read_bytes() == b"filled in by the office"
     code, _, _ = run_cli(["template", "items", "-o", str(filled), "--force"], capsys)
     assert code == 0 and filled.read_bytes().startswith(b"PK")
+
+
+def test_output_files_take_the_format_their_name_says_or_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--rejects X_退回.xlsx` held CSV text, `template items -o items.csv` an XLSX (which the
+    import it suggested then refused), `report year -o r.txt` an XLSX."""
+    import openpyxl
+
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    targets = tmp_path / "检查对象.csv"
+    targets.write_text("统一社会信用代码,名称\n91330424MA28AQAQX0,错误代码餐饮店\n", "utf-8")
+    rejects = tmp_path / "检查对象_退回.xlsx"
+    argv = ["import", "targets", str(targets), "--skip-invalid", "--rejects", str(rejects)]
+    assert run_cli([*argv, "--db", db], capsys)[0] == 0
+    sheet = openpyxl.load_workbook(rejects).worksheets[0]
+    assert [c.value for c in sheet[1]][-1] == "错误原因"
+    assert sheet["A2"].value == "91330424MA28AQAQX0"
+    refused = [
+        (["import", "targets", str(targets), "--rejects", "r.txt", "--db", db], ".csv 或 .xlsx"),
+        (["template", "items", "-o", str(tmp_path / "items.csv")], "应为 .xlsx，如"),
+        (["template", "task", "-o", str(tmp_path / "任务.txt")], "应为 .toml"),
+        (["report", "year", "-o", str(tmp_path / "r.txt"), "--db", db], "应为 .xlsx"),
+        (["draw", "export-pool", "D1", "-o", str(tmp_path / "p.xlsx"), "--db", db], "应为 .csv"),
+    ]
+    for argv, says in refused:
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and says in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["c.sqlite3", targets.name, rejects.name]
+    )

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.cli.common import CliError, cli_ctx
+from bot.cli.common import CliError, cli_ctx, suffix_problem
 from core.clock import SystemClock
 
 
@@ -80,6 +80,8 @@ def cmd_template(args: argparse.Namespace) -> int:
     from core.taskfile import task_file_example
 
     path = Path(args.output)
+    if problem := suffix_problem(args.output, (".toml",) if args.kind == "task" else (".xlsx",)):
+        raise CliError(problem)
     if path.exists() and not args.force:  # most likely the copy the office has filled in
         raise CliError(
             f"{path} 已存在，未覆盖（可能是已填写的文件）。请换一个文件名，确需覆盖请加 --force"

@@ -143,18 +143,31 @@ def check_file(
 
 
 def _write_rejects(target: Path, checked: Checked) -> None:
+    """The bad rows with their reasons, as XLSX when the name ends in .xlsx, else CSV."""
+    width = len(checked.sheet.headers)
+    rows = [[*checked.sheet.headers, "错误原因"]]
+    for line, cells in checked.sheet.rows:
+        if line in checked.bad:
+            texts = [cell_text(c) for c in cells[:width]]
+            texts += [""] * (width - len(texts))
+            rows.append([*texts, "；".join(f"【{e.column}】{e.reason}" for e in checked.bad[line])])
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix.lower() == ".xlsx":
+        _write_xlsx(target, rows)
+        return
     with target.open("w", encoding="utf-8-sig", newline="") as fh:  # BOM: Excel opens it right
-        out = csv.writer(fh)
-        out.writerow([*checked.sheet.headers, "错误原因"])
-        width = len(checked.sheet.headers)
-        for line, cells in checked.sheet.rows:
-            if line in checked.bad:
-                texts = [cell_text(c) for c in cells[:width]]
-                texts += [""] * (width - len(texts))
-                out.writerow(
-                    [*texts, "；".join(f"【{e.column}】{e.reason}" for e in checked.bad[line])]
-                )
+        csv.writer(fh).writerows(rows)
+
+
+def _write_xlsx(target: Path, rows: list[list[str]]) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    sheet = wb.active
+    assert sheet is not None  # a new workbook has one sheet
+    for row in rows:
+        sheet.append(row)  # text cells: a code stays a code when the office re-imports it
+    wb.save(target)
 
 
 def default_rejects_path(path: Path) -> Path:
