@@ -56,7 +56,7 @@ async def _tasks(
     return list(await session.scalars(query))
 
 
-def _yes(flag: bool) -> str:
+def yes_no(flag: bool) -> str:
     return "是" if flag else "否"
 
 
@@ -83,9 +83,9 @@ def _row(
         "；".join(label(c, extra) for c in r.codes),
         "、".join(r.methods),
         "、".join(r.followups),
-        _yes(r.followup_done),
+        yes_no(r.followup_done),
         r.followup_done_on,
-        _yes(r.is_correction),
+        yes_no(r.is_correction),
         published,
         case.code,
     ]

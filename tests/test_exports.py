@@ -34,6 +34,11 @@ from tests.case_factories import World, acting, at_day, build_world, enter_other
 from tests.test_public import publish_and_correct
 
 D = dt.date
+# what the archive's CSVs wrote under Chinese headers: stored states and Python booleans
+RAW_WORDS = (
+    r"\b(?:True|False|accepted|declined|pending|expired|part_entered|submitted|returned"
+    r"|approved|published|superseded|received|upheld|error_found|corrected|replied)\b"
+)
 
 
 @pytest.fixture
@@ -129,8 +134,16 @@ def test_archive_holds_the_whole_task_and_closes_it(
     notice = Document(io.BytesIO(read[f"04-检查文书/{code}/{code}-联合抽查通知书.docx"]))
     assert any("ZFA1" in c.text for t in notice.tables for r in t.rows for c in r.cells)
     results = read["05-检查结果/结果.csv"].decode("utf-8-sig")
-    assert "superseded" in results and "published" in results and "复查" not in results
-    assert "县卫生健康委员会" in read["02-邀请与答复/邀请.csv"].decode("utf-8-sig")
+    assert "已被更正" in results and "已公示" in results and "复查" not in results
+    invitations = read["02-邀请与答复/邀请.csv"].decode("utf-8-sig")
+    assert "县卫生健康委员会,已接受" in invitations
+    # Chinese headers, Chinese words: states as the pages name them, 是/否 (as export results)
+    for name in names - {n for n in names if n.startswith("03-抽取/")}:
+        if name.endswith(".csv"):
+            words = re.findall(RAW_WORDS, read[name].decode("utf-8-sig"))
+            assert not words, (name, words)
+    corrected = next(line for line in results.splitlines() if "已公示" in line)
+    assert ",是," in corrected and ",否," in corrected  # 是否更正, 后续处置完成
     assert "通过" in read["06-审核/审核.csv"].decode("utf-8-sig")
     excerpt = read["09-审计/审计摘录.jsonl"].decode()
     assert "case.result.corrected" in excerpt and "case.published" in excerpt

@@ -21,6 +21,7 @@ from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.documents import DOC_KINDS, case_document_context, document_file
 from core.draws.verify import draw_public_json, pool_csv_text
+from core.exports import yes_no
 from core.models import (
     Attachment,
     Case,
@@ -36,11 +37,14 @@ from core.models import (
     Review,
     TaskItem,
 )
+from core.states import INVITATION, OBJECTION, RESULT
 from core.workdays import cn_datetime
 
 
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    """UTF-8 with BOM so Excel opens the Chinese columns as they are."""
+    """UTF-8 with BOM so Excel opens the Chinese columns as they are. Values under Chinese
+    headers are words too (states as the pages name them, 是/否), as `export results` writes
+    them; times stay ISO for machines."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
@@ -131,7 +135,7 @@ async def invitations(session: AsyncSession, task: JointTask, files: Files) -> N
             [
                 (
                     i.department.name,
-                    i.state,
+                    INVITATION.label(i.state),
                     i.reason,
                     names.get(i.responded_by_id or 0, ""),
                     china_time(i.responded_at),
@@ -206,15 +210,15 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
                     by_id[r.case_id].target.uscc,
                     r.edition,
                     r.version,
-                    r.state,
+                    RESULT.label(r.state),
                     ",".join(r.codes),
                     "、".join(r.methods),
                     "、".join(r.followups),
-                    r.followup_done,
+                    yes_no(r.followup_done),
                     r.followup_done_on,
                     r.inspected_on,
                     r.remarks,
-                    r.is_correction,
+                    yes_no(r.is_correction),
                     names.get(r.entered_by_id, ""),
                     china_time(r.entered_at),
                     china_time(r.published_at),
@@ -260,8 +264,8 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
                     r.edition,
                     r.version,
                     china_time(r.published_at),
-                    r.is_correction,
-                    r.state,
+                    yes_no(r.is_correction),
+                    RESULT.label(r.state),
                 )
                 for r in results
                 if r.published_at is not None
@@ -352,7 +356,7 @@ async def objections(session: AsyncSession, cases: Sequence[Case], files: Files)
                     o.filed_by,
                     o.content,
                     o.received_on,
-                    o.state,
+                    OBJECTION.label(o.state),
                     o.recheck_due_on,
                     o.recheck_finding,
                     o.rechecked_on,
