@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cli import main
 from core import charts
 from core.changes import Ctx
+from core.clock import SystemClock
 from core.models import Case, GroupMember, Target
 from core.states import CaseState
 from core.summary import ChartData, chart_data, scope_summary
@@ -112,16 +113,15 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_cli_writes_one_md_and_one_png_per_leader(
     demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        main(["summary", "--db", str(demo_db), "--date", "2026-12-21", "--out", str(tmp_path)]) == 0
-    )
+    today = SystemClock().today().isoformat()
+    assert main(["summary", "--db", str(demo_db), "--out", str(tmp_path)]) == 0
     mds = sorted(p.name for p in tmp_path.glob("*.md"))
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert len(mds) > 2 and [m[:-3] for m in mds] == [p[:-4] for p in pngs]
-    assert "全部部门-2026-12-21.md" in mds
+    assert f"全部部门-{today}.md" in mds
     assert all(png_size((tmp_path / p).read_bytes())[0] == 800 for p in pngs)
     capsys.readouterr()
-    assert main(["summary", "--db", str(demo_db), "--date", "2026-12-21"]) == 0
+    assert main(["summary", "--db", str(demo_db), "--date", today]) == 0
     shown = capsys.readouterr().out
     assert "双随机联合抽查日报" in shown and "**" not in shown  # rendered, not raw markdown
 
@@ -134,6 +134,18 @@ def test_cli_names_an_unknown_leader_and_a_bad_date(
     with pytest.raises(SystemExit) as exit_:
         main(["summary", "--db", str(demo_db), "--date", "2026-13-01"])
     assert exit_.value.code == 2 and "应为 YYYY-MM-DD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("day", ["1999-01-01", "2026-03-20", "2099-01-01"])
+def test_cli_refuses_a_summary_of_another_day(
+    demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], day: str
+) -> None:
+    """The summary counts the cases as they stand now: `--date 1999-01-01` printed today's
+    figures under that date. No day's states can be rebuilt, so another day is refused."""
+    assert main(["summary", "--db", str(demo_db), "--date", day, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--date {day}" in err and "只能生成今天" in err
+    assert not list(tmp_path.iterdir())
 
 
 def test_charts_of_one_shape_share_a_figure_without_leaking_into_each_other() -> None:

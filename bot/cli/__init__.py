@@ -303,7 +303,9 @@ def _parser() -> argparse.ArgumentParser:
     add("retry", cmd_outbox_retry, "重新发送死信", parent=ob).add_argument("id", type=int)
 
     su = add("summary", cmd_summary, "领导日报：打印，或按领导写出 .md 和 .png")
-    su.add_argument("--date", type=_date_arg, help="日期 YYYY-MM-DD（默认今天）")
+    su.add_argument(
+        "--date", type=_date_arg, help="日期 YYYY-MM-DD：只能是今天（日报按当前状态统计）"
+    )
     su.add_argument("--leader", help="领导的人员编号（默认全部）")
     su.add_argument("--out", help="输出目录：每位领导一个 .md 和一个 .png")
     return p

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import cli_ctx
+from bot.cli.common import CliError, cli_ctx
 from bot.platforms.base import plain_text
 
 if TYPE_CHECKING:
@@ -34,7 +34,14 @@ async def cmd_summary(args: argparse.Namespace) -> int:
     from core.summary import SummaryRun, active_leaders, scope_summary
 
     async with cli_ctx(args) as ctx:
-        day = args.date or ctx.clock.today()
+        day = ctx.clock.today()
+        if args.date and args.date != day:
+            # the figures are the cases' states now: no earlier day's can be rebuilt
+            raise CliError(
+                f"--date {args.date.isoformat()}：日报按案件当前的状态统计，只能生成今天"
+                f"（{day.isoformat()}）的日报，无法还原其他日期的情况；"
+                "过去某日的日报见当日发给各领导的消息"
+            )
         leaders = await active_leaders(ctx, args.leader) if args.leader or args.out else []
         if args.leader and not leaders:
             raise NotFound(f"没有在岗的领导人员编号 {args.leader}")
