@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from core.changes import Ctx
-from core.errors import NotFound
+from core.errors import NotFound, ValidationFailed
 from core.models import Department, Invitation, Item, JointTask, Officer, TaskItem
 from core.states import InvitationState, TaskState
 
@@ -92,6 +92,32 @@ async def answerers(ctx: Ctx, department_id: int) -> list[Officer]:
         .order_by(Officer.id)
     )
     return [o for o in officers if o.has_role("liaison") or o.has_role("leader")]
+
+
+NO_ANSWERER_FIX = (
+    "请管理员先导入其联络员、分管领导（lianjian import inspectors 人员文件，含企业微信或"
+    "钉钉账号），或用“绑定 人员编号 企业微信|钉钉 账号”绑定账号（lianjian setup check "
+    "列出尚缺的配置）"
+)
+
+
+async def require_answerers(ctx: Ctx, departments: list[Department], *, lead: bool) -> None:
+    """A department in a task needs someone to act for it: a liaison or leader receives the
+    invitation and answers it; the lead's receive the answers and run the draw. Without one,
+    an invitation waits unread until it expires and a decline goes to nobody."""
+    lacking = [d for d in departments if not await answerers(ctx, d.id)]
+    if not lacking:
+        return
+    names = "、".join(f"{d.name}（{d.code}）" for d in lacking)
+    if lead:
+        raise ValidationFailed(
+            f"牵头部门{names}没有在岗的联络员或分管领导，无人接收答复、组织抽取：{NO_ANSWERER_FIX}，"
+            "再发起任务"
+        )
+    raise ValidationFailed(
+        f"受邀部门{names}没有在岗的联络员或分管领导，无人接收和答复邀请：{NO_ANSWERER_FIX}，"
+        "或不邀请该部门"
+    )
 
 
 async def participants(ctx: Ctx, task: JointTask) -> list[Department]:

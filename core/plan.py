@@ -102,20 +102,14 @@ async def start_planned(ctx: changes.Ctx, code: str) -> JointTask:
             f"计划 {entry.code} 的实施时间（{entry.month} 月）已过，"
             "请联系联席会议办公室调整年度计划"
         )
-    lead_items = list(
-        await ctx.session.scalars(
-            select(Item.id).where(
-                Item.id.in_(entry.item_ids), Item.department_id == entry.lead_department_id
-            )
-        )
-    )
+    lead_items = await creation.plan_items(ctx.session, entry.item_ids, entry.lead_department_id)
     task = await creation.create_task(
         ctx,
         title=entry.title,
         lead_department_id=entry.lead_department_id,
         window_start=start,
         window_end=end,
-        item_ids=lead_items,
+        item_ids=[i.id for i in lead_items],
         scope=entry.scope,
         rule=plan_rule(entry),
         year=entry.year,

@@ -78,6 +78,7 @@ def _render(
         task=view.task,
         task_items=view.task_items,
         own_items=view.own_items,
+        planned=view.planned,
         responder=view.responder,
         responded_on=responded_at.astimezone(CHINA_TZ).date() if responded_at else None,
         token=ctx.token,

@@ -176,6 +176,7 @@ async def test_a_changed_item_is_a_new_version_and_the_task_keeps_the_old_text(
     assert (await import_items(ctx, first)).ok
     await ctx.session.commit()
     deps, items = await _departments(ctx), await _current_items(ctx)
+    await factories.officer(ctx.session, deps["SJ"], "liaison")  # the lead acts for its task
     task = await creation.create_task(
         ctx,
         title="食品联合抽查",

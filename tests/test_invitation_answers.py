@@ -6,14 +6,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import plan
 from core.changes import Ctx
 from core.clock import FixedClock
-from core.consultation import answers, opening
+from core.consultation import answers, creation, opening
 from core.errors import ValidationFailed
-from core.models import Invitation, PlanEntry
+from core.messages import OutMessage
+from core.models import (
+    Department,
+    Invitation,
+    Item,
+    JointTask,
+    Officer,
+    OutboxMessage,
+    PlanEntry,
+    TaskItem,
+)
 from core.rules import Rules
 from handlers import invitation_page
 from handlers.pages import PageCtx
@@ -117,3 +128,198 @@ async def test_unplanned_reason_of_punctuation_is_no_reason_003(ctx: Ctx) -> Non
     with pytest.raises(ValidationFailed, match="计划外的任务须书面说明理由"):
         await plan.require_plan_or_reason(ctx, 2026, PUNCTUATION_ONLY)
     assert await plan.require_plan_or_reason(ctx, 2026, "上级部署的特种设备专项检查") != ""
+
+
+# ---------------------------------------------------------------- a planned county
+
+
+@dataclass
+class County:
+    deps: dict[str, Department]
+    people: dict[str, Officer]  # "GA001"-like: liaison (001) and leader (900) by department
+    items: dict[str, Item]
+    admin: Officer
+
+
+async def _county(ctx: Ctx) -> County:
+    """GA leads, WJ takes part (WJ-01 general, WJ-02 key), YJ has nobody to act for it."""
+    deps = {
+        code: await f.department(ctx.session, name, code=code)
+        for code, name in (("GA", "县公安局"), ("WJ", "县卫生健康局"), ("YJ", "县应急管理局"))
+    }
+    items = {}
+    for code, name, category in (
+        ("GA-01", "易制毒化学品检查", "key"),
+        ("WJ-01", "公共场所卫生检查", "general"),
+        ("WJ-02", "生活饮用水卫生检查", "key"),
+        ("YJ-01", "危险化学品检查", "key"),
+    ):
+        dep = deps[code[:2]]
+        items[code] = Item(department_id=dep.id, code=code, name=name, category=category)
+    ctx.session.add_all(items.values())
+    people = {}
+    for code in ("GA", "WJ"):
+        people[f"{code}001"] = await f.officer(ctx.session, deps[code], "liaison")
+        people[f"{code}900"] = await f.officer(ctx.session, deps[code], "leader")
+    admin = await f.officer(ctx.session, deps["GA"], "admin")
+    await ctx.session.flush()
+    return County(deps, people, items, admin)
+
+
+def _plan_row(
+    c: County, code: str, lead: str, participants: list[str], items: list[str]
+) -> PlanEntry:
+    return PlanEntry(
+        year=2026,
+        code=code,
+        title=f"计划任务{code}",
+        lead_department_id=c.deps[lead].id,
+        participant_ids=[c.deps[p].id for p in participants],
+        item_ids=[c.items[i].id for i in items],
+        count=5,
+        month=4,
+    )
+
+
+# ---------------------------------------------------------------- defect 2: someone to act
+
+
+async def _create(ctx: Ctx, c: County, lead: str) -> JointTask:
+    """A task led by `lead` with its first item, outside any plan."""
+    return await creation.create_task(
+        ctx,
+        title="联合抽查",
+        lead_department_id=c.deps[lead].id,
+        window_start=f.WINDOW[0],
+        window_end=f.WINDOW[1],
+        item_ids=[c.items[f"{lead}-01"].id],
+        scope={},
+        rule=f.RULE_5PCT,
+    )
+
+
+async def test_a_task_is_not_created_with_a_lead_nobody_acts_for_000_s7(ctx: Ctx) -> None:
+    """000 §七: declines are 函告 to the lead in writing; a lead without a liaison or leader
+    would read none of them, so the admin may not start a task for it."""
+    c = await _county(ctx)
+    before = await f.snapshot(ctx.session, ["joint_task", "task_item"])
+    with pytest.raises(ValidationFailed) as err:
+        await _create(f.as_actor(ctx, c.admin), c, "YJ")
+    assert "牵头部门县应急管理局（YJ）没有在岗的联络员或分管领导" in err.value.message
+    assert "lianjian import inspectors" in err.value.message and "绑定" in err.value.message
+    assert await f.snapshot(ctx.session, ["joint_task", "task_item"]) == before
+
+
+async def test_inviting_a_department_nobody_answers_for_is_refused_000_s7(ctx: Ctx) -> None:
+    """000 §七: an invited department consults and answers; one with no liaison or leader
+    cannot, so it is not invited (its invitation would only expire)."""
+    c = await _county(ctx)
+    lead = f.as_actor(ctx, c.people["GA001"])
+    task = await _create(lead, c, "GA")
+    with pytest.raises(ValidationFailed) as err:
+        await opening.open_consultation(lead, task, [c.deps["WJ"].id, c.deps["YJ"].id])
+    message = err.value.message
+    assert "受邀部门县应急管理局（YJ）没有在岗的联络员或分管领导" in message
+    assert "县卫生健康局" not in message and "或不邀请该部门" in message
+    assert task.state == "draft"
+
+
+async def test_starting_a_plan_row_with_a_participant_nobody_answers_for_changes_nothing(
+    sessionmaker, clock
+) -> None:
+    """000 §七 via 发起: the refusal names the department and the plan row stays unstarted."""
+    async with sessionmaker() as s, s.begin():
+        c = await _county(Ctx(session=s, clock=clock, rules=Rules()))
+        s.add(_plan_row(c, "JH-2026-04", "GA", ["WJ", "YJ"], ["GA-01"]))
+        s.add(_plan_row(c, "JH-2026-05", "YJ", ["WJ"], ["YJ-01"]))
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(c.people["GA001"].code, "发起 JH-2026-04"))
+    assert "受邀部门县应急管理局（YJ）没有在岗的联络员或分管领导" in bodies(rows)
+    rows = await send(sessionmaker, d, text_event(c.admin.code, "发起 JH-2026-05"))
+    assert "牵头部门县应急管理局（YJ）没有在岗的联络员或分管领导" in bodies(rows)
+    async with sessionmaker() as s:
+        assert await s.scalar(select(JointTask.id)) is None
+        assert list(await s.scalars(select(PlanEntry.task_id))) == [None, None]
+
+
+# ---------------------------------------------------------------- defect 1: the planned items
+
+
+async def _start_planned(sessionmaker, clock) -> tuple[County, str, int]:
+    """Plan row JH-2026-05 (lead GA, participant WJ, items GA-01、WJ-01) started by GA's
+    liaison; returns the county, the task code and WJ's invitation id."""
+    async with sessionmaker() as s, s.begin():
+        c = await _county(Ctx(session=s, clock=clock, rules=Rules()))
+        s.add(_plan_row(c, "JH-2026-05", "GA", ["WJ"], ["GA-01", "WJ-01"]))
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(c.people["GA001"].code, "发起 JH-2026-05"))
+    async with sessionmaker() as s:
+        task = await s.scalar(select(JointTask))
+        assert task is not None
+        inv = await s.scalar(select(Invitation).where(Invitation.task_id == task.id))
+        assert inv is not None
+        return c, task.code, inv.id
+
+
+async def test_accept_without_items_takes_the_plan_s_items_003(sessionmaker, clock) -> None:
+    """003 三(七)2 (the plan names each department's items) and 000 §二(五)6: a planned task's
+    participant that accepts without naming items checks what the plan gave it, not its key
+    items."""
+    c, code, _ = await _start_planned(sessionmaker, clock)
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event(c.people["WJ001"].code, f"接受 {code}"))
+    assert "县卫生健康局本次检查事项：公共场所卫生检查" in bodies(rows)
+    async with sessionmaker() as s:
+        taken = await s.scalars(
+            select(Item.code)
+            .join(TaskItem, TaskItem.item_id == Item.id)
+            .where(TaskItem.department_id == c.deps["WJ"].id)
+        )
+        assert list(taken) == ["WJ-01"]
+
+
+async def test_the_invitation_says_the_planned_items_are_taken_by_default_003(
+    sessionmaker, clock
+) -> None:
+    """003 三(七)2: the card and the group notice name the planned items as what a plain
+    接受 takes, instead of "不写则按重点事项参加"."""
+    c, _code, _inv_id = await _start_planned(sessionmaker, clock)
+    async with sessionmaker() as s:
+        texts = [
+            OutMessage.model_validate(r.message).body
+            for r in await s.scalars(select(OutboxMessage))
+            if r.destination.get("department_id") == c.deps["WJ"].id
+            or r.destination.get("officer_id") in (c.people["WJ001"].id, c.people["WJ900"].id)
+        ]
+    assert len(texts) == 3  # the group chat and both answerers' cards
+    for text in texts:
+        assert "按年度抽查计划，本部门检查：WJ-01 公共场所卫生检查" in text
+        assert "不写则按计划事项参加" in text and "按重点事项" not in text
+
+
+async def test_the_answer_page_pre_ticks_the_planned_items_003(sessionmaker, clock) -> None:
+    """003 三(七)2: the page's boxes start at the plan's items (WJ-01), not the key WJ-02;
+    a plan item replaced by a newer version of the list is ticked in its current version."""
+    c, _code, inv_id = await _start_planned(sessionmaker, clock)
+    async with sessionmaker() as s, s.begin():
+        old = await s.get(Item, c.items["WJ-01"].id)
+        assert old is not None
+        old.current = False
+        s.add(
+            Item(
+                department_id=c.deps["WJ"].id,
+                code="WJ-01",
+                name="公共场所卫生检查（2026版）",
+                category="general",
+                version=2,
+            )
+        )
+    async with sessionmaker() as s:
+        liaison = await s.get(Officer, c.people["WJ001"].id)
+        assert liaison is not None
+        pc = PageCtx(session=s, clock=clock, rules=Rules(), officer=liaison, token="t")
+        view = await answers.invitation_view(pc.core, inv_id)
+        ticked = {i.code: i.name for i in view.own_items if i.id in view.default_item_ids()}
+        assert ticked == {"WJ-01": "公共场所卫生检查（2026版）"}
+        shown = await invitation_page.show(pc, inv_id)
+    assert "按年度抽查计划" in shown.html

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from core.access import may_act_for, require
 from core.changes import Ctx, Notice, record
-from core.consultation.creation import default_items, department_items
+from core.consultation.creation import default_items, department_items, task_plan_items
 from core.consultation.opening import finish_consultation
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.jointtask import (
@@ -147,11 +147,13 @@ def _mark_answered(ctx: Ctx, inv: Invitation, state: InvitationState, reason: st
 async def accept_invitation(
     ctx: Ctx, invitation_id: int, item_ids: Iterable[int] | None = None
 ) -> Invitation:
-    """Accept, choosing the department's own items; None = its key items (all items when its
-    list has no key item), so one tap on "接受" is a complete answer."""
+    """Accept, choosing the department's own items; None = what the annual plan gives it for a
+    planned task, else its key items (all items when its list has no key item), so one tap on
+    "接受" is a complete answer."""
     inv, task = await _answerable(ctx, invitation_id, "invitation.accept")
+    planned = await task_plan_items(ctx.session, task.id, inv.department_id)
     items = await department_items(
-        ctx.session, inv.department, None if item_ids is None else list(item_ids)
+        ctx.session, inv.department, None if item_ids is None else list(item_ids), planned
     )
     _mark_answered(ctx, inv, InvitationState.ACCEPTED)
     ctx.session.add_all(
@@ -202,12 +204,15 @@ class InvitationView:
     task_items: list[tuple[str, Item]]  # (department name, item), every department's
     own_items: list[Item]  # the invited department's item list, offered as check boxes
     items_in_task: set[int]  # own items already in the task (once accepted)
+    planned: list[Item]  # what the annual plan gives the department (planned task), else []
     responder: str = ""
 
     def default_item_ids(self) -> set[int]:
         """Pre-checked boxes: the items already in the task for this department (after an
         answer), else what a one-tap 接受 takes."""
-        return set(self.items_in_task) or {i.id for i in default_items(self.own_items)}
+        return set(self.items_in_task) or {
+            i.id for i in default_items(self.own_items, self.planned)
+        }
 
 
 async def invitation_view(ctx: Ctx, invitation_id: int) -> InvitationView:
@@ -256,5 +261,6 @@ async def invitation_view(ctx: Ctx, invitation_id: int) -> InvitationView:
         task_items=[(name, item) for name, item, _ in rows],
         own_items=own_items,
         items_in_task={item.id for _, item, dept in rows if dept == invitation.department_id},
+        planned=await task_plan_items(session, task.id, invitation.department_id),
         responder=responder,
     )

@@ -21,18 +21,19 @@ from core.draws import algorithm
 from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS
 from core.draws.ratios import check_ratios
 from core.errors import ValidationFailed
-from core.jointtask import (
-    get_department,
-)
-from core.models import TARGET_KINDS, Department, Item, JointTask, TaskItem
+from core.jointtask import get_department, require_answerers
+from core.models import TARGET_KINDS, Department, Item, JointTask, PlanEntry, TaskItem
 from core.states import TASK, TaskState
 
 
 async def department_items(
-    session: AsyncSession, department: Department, item_ids: Iterable[int] | None
+    session: AsyncSession,
+    department: Department,
+    item_ids: Iterable[int] | None,
+    planned: list[Item] | None = None,
 ) -> list[Item]:
-    """The chosen items of a department's item list; None = its key items (or, when its list
-    has no key item, the whole list)."""
+    """The chosen items of a department's item list; None = `default_items`: the `planned`
+    ones, else its key items (or, when its list has no key item, the whole list)."""
     own = list(
         await session.scalars(
             select(Item)
@@ -41,7 +42,7 @@ async def department_items(
         )
     )
     if item_ids is None:
-        chosen = default_items(own)
+        chosen = default_items(own, planned)
     else:
         wanted = list(dict.fromkeys(item_ids))
         by_id = {i.id: i for i in own}
@@ -59,10 +60,38 @@ async def department_items(
     return chosen
 
 
-def default_items(own: list[Item]) -> list[Item]:
-    """What a department takes when it accepts without choosing: its key items, or, when its
-    list has none, the whole list."""
-    return [i for i in own if i.category == "key"] or own
+def default_items(own: list[Item], planned: list[Item] | None = None) -> list[Item]:
+    """What a department takes when it accepts without choosing: the annual plan's items for
+    it (003 三(七)2), else its key items, or, when its list has none, the whole list."""
+    return planned or [i for i in own if i.category == "key"] or own
+
+
+async def plan_items(
+    session: AsyncSession, plan_item_ids: Iterable[int], department_id: int
+) -> list[Item]:
+    """A plan row's items of one department, in their current versions: the row keeps the
+    versions current at its import, and a later item list replaces them by code."""
+    planned_codes = select(Item.code).where(
+        Item.id.in_(list(plan_item_ids)), Item.department_id == department_id
+    )
+    return list(
+        await session.scalars(
+            select(Item)
+            .where(
+                Item.department_id == department_id,
+                Item.current.is_(True),
+                Item.code.in_(planned_codes),
+            )
+            .order_by(Item.code)
+        )
+    )
+
+
+async def task_plan_items(session: AsyncSession, task_id: int, department_id: int) -> list[Item]:
+    """What the annual plan row a task was started from gives a department ([] for a task
+    outside the plan, or a row naming none of its items)."""
+    planned = await session.scalar(select(PlanEntry.item_ids).where(PlanEntry.task_id == task_id))
+    return await plan_items(session, planned, department_id) if planned else []
 
 
 def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
@@ -103,6 +132,7 @@ async def create_task(
         f"department:{lead.code}",
         "只有管理员或牵头部门的联络员、分管领导可以创建联合抽查任务",
     )
+    await require_answerers(ctx, [lead], lead=True)
     title = title.strip()
     if not title:
         raise ValidationFailed("任务名称不能为空")

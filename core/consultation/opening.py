@@ -13,11 +13,13 @@ from sqlalchemy import select
 from core.access import lead_only
 from core.cards import InvitationAction
 from core.changes import Ctx, Notice, record
+from core.consultation.creation import task_plan_items
 from core.draws import algorithm
 from core.errors import InvalidTransition, ValidationFailed
 from core.jointtask import (
     answerers,
     get_department,
+    require_answerers,
     task_items,
 )
 from core.messages import Button, Card, Destination, Field_, OutMessage
@@ -94,6 +96,7 @@ async def open_consultation(
     if not ids and not single_department:
         raise ValidationFailed("联合抽查至少要邀请一个参与部门")
     departments = [await get_department(ctx, d) for d in ids]
+    await require_answerers(ctx, departments, lead=False)
     seed = algorithm.new_seed()
     task.seed_hex, task.commitment = seed.hex(), algorithm.commitment(seed)
     due = (await ctx.work_calendar()).add_workdays(
@@ -112,7 +115,8 @@ async def open_consultation(
     rule_text = _rule_text(algorithm.parse_rule(task.rule))
     notices = []
     for inv, dep in zip(invitations, departments, strict=True):
-        # each department sees its own item list with the codes `接受 编号 事项代码` takes
+        # each department sees its own item list with the codes `接受 编号 事项代码` takes,
+        # and what a plain 接受 takes: the plan's items for it, if the task is planned
         own = list(
             await ctx.session.scalars(
                 select(Item)
@@ -125,6 +129,7 @@ async def open_consultation(
             lead=task.lead_department,
             items=items,
             own_items=own,
+            planned=await task_plan_items(ctx.session, task.id, dep.id),
             rule_text=rule_text,
             reply_due=due.label(),
         )
