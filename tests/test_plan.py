@@ -109,6 +109,27 @@ async def test_plan_rows_are_checked_against_departments_items_and_caps(
     assert (entry.ratio, entry.count, entry.month) == ("0.05", None, 4)
 
 
+async def test_a_plan_for_another_or_a_past_year_is_refused(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """年度抽查计划 JH-2026-xx imported with --year 2025 and --year 2027 was "新增 4 条" each
+    time: the same codes sat in three years. A file whose codes or titles name another year is
+    refused whole; a past year's plan (it starts no task any more) needs past_year."""
+    rows = [HEADER, ROW, ["JH-2026-02", "2026年度计量联合抽查", "SJ", "WJ", "SJ-02", "", "3%", "5"]]
+    path = write_csv(tmp_path / "plan.csv", rows)
+    report = await annual_plan.import_plan(ctx, path, year=2027)
+    said = "写的是 2026 年（JH-2026-01、JH-2026-02），与导入年度 2027 年不符"
+    assert said in report.file_error and "请加 --year 2026" in report.file_error
+    report = await annual_plan.import_plan(ctx, path, year=2025)
+    assert "2025 年已经过去" in report.file_error and "--past-year" in report.file_error
+    report = await annual_plan.import_plan(ctx, path, year=2025, past_year=True)
+    assert "与导入年度 2025 年不符" in report.file_error
+    assert await ctx.session.scalar(select(PlanEntry)) is None
+    past = write_csv(tmp_path / "past.csv", [HEADER, [c.replace("2026", "2025") for c in ROW]])
+    report = await annual_plan.import_plan(ctx, past, year=2025, past_year=True)
+    assert report.ok and report.inserted == 1, report.summary_zh()
+
+
 async def _import(ctx: Ctx, tmp_path: Path, *rows: list[str]) -> None:
     report = await annual_plan.import_plan(
         ctx, write_csv(tmp_path / "p.csv", [HEADER, *rows]), year=2026

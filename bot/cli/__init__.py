@@ -202,6 +202,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--show-errors", type=int, default=50)
     imp.add_argument("--year", type=_year_arg, help="年度抽查计划的年度（默认今年）")
+    imp.add_argument(
+        "--past-year", action="store_true", help="确认补录往年的年度抽查计划（否则拒绝导入）"
+    )
 
     tp = add(
         "template",

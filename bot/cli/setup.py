@@ -40,7 +40,7 @@ async def cmd_import(args: argparse.Namespace) -> int:
         "inspectors": import_inspectors,
         "exclusions": import_exclusions,
         "conflicts": import_conflicts,
-        "plan": partial(annual_plan.import_plan, year=args.year),
+        "plan": partial(annual_plan.import_plan, year=args.year, past_year=args.past_year),
     }
     fn = importers[args.kind]
     rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejects.csv")

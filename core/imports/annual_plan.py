@@ -39,6 +39,8 @@ from core.models import TARGET_KINDS, Item, PlanEntry, Target
 
 _PLAN_LEN = column_lengths(cast(Table, PlanEntry.__table__))
 _COUNT = re.compile(r"(\d+)\s*(户|家|个)?")
+_YEAR_IN_CODE = re.compile(r"(?<!\d)(20\d{2})(?!\d)")  # JH-2026-01
+_YEAR_IN_TITLE = re.compile(r"(?<!\d)(20\d{2})\s*年度")  # 2026年度餐饮…联合抽查
 _MONTH = re.compile(r"(?:(\d{4})\s*[-年/.]\s*)?(\d{1,2})\s*月?")
 
 PLAN_COLUMNS = (
@@ -165,6 +167,29 @@ def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
     }
 
 
+def _other_years(sheet: Sheet, layout: Layout, year: int) -> str:
+    """Why the file is not `year`'s plan ("" when it may be): its plan codes or titles (2026年度…)
+    name another year — a plan imported under the wrong --year would sit in that year."""
+    said: dict[int, list[str]] = {}
+    for line, cells in sheet.rows:
+        row = Row(layout, line, cells)
+        code = nfkc(row.get("code")).upper()
+        years = {*_YEAR_IN_CODE.findall(code), *_YEAR_IN_TITLE.findall(row.get("title"))}
+        for other in sorted({int(y) for y in years} - {year}):
+            said.setdefault(other, []).append(code or f"第 {line} 行")
+    if not said:
+        return ""
+    named = "、".join(
+        f"{y} 年（{'、'.join(codes[:3])}{'等' if len(codes) > 3 else ''}）"
+        for y, codes in sorted(said.items())
+    )
+    first = min(said)
+    return (
+        f"文件中的计划编号或任务名称写的是 {named}，与导入年度 {year} 年不符。"
+        f"导入 {first} 年的计划请加 --year {first}；确是 {year} 年的计划，请改正编号和名称中的年份"
+    )
+
+
 # ---------------------------------------------------------------- import
 
 
@@ -185,14 +210,26 @@ async def import_plan(
     path: Path,
     *,
     year: int | None = None,
+    past_year: bool = False,
     skip_invalid: bool = False,
     rejects_path: Path | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import the year's joint plan; same 计划编号 = update. A row whose task was started is
-    kept as it is; a row left out of a re-import is dropped unless its task was started."""
-    year = year or ctx.clock.today().year
+    kept as it is; a row left out of a re-import is dropped unless its task was started.
+
+    A past year's plan starts no task any more: it is imported only when `past_year` confirms
+    it (to complete the record the yearly evaluation reads); a file whose codes or titles name
+    another year than `year` is refused whole."""
+    this_year = ctx.clock.today().year
+    year = year or this_year
     report = ImportReport(kind="plan", file_name=Path(path).name, skip_invalid=skip_invalid)
+    if year < this_year and not past_year:
+        report.file_error = (
+            f"{year} 年已经过去，往年的计划不能再发起任务。确需补录 {year} 年的计划，请加 "
+            f"--past-year；导入今年的计划请用 --year {this_year} 或不写 --year"
+        )
+        return report
     state: dict[str, Any] = {}
 
     async def prepare(_sheet: Sheet) -> None:
@@ -206,6 +243,7 @@ async def import_plan(
         )
 
     def check(sheet: Sheet, layout: Layout) -> Checked:
+        report.file_error = _other_years(sheet, layout, year)  # stops run_import before writing
         return check_file(
             sheet,
             layout,
