@@ -18,7 +18,7 @@ from core.cases import department_categories, participating_departments
 from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.models import Case, CaseResult, Department, Invitation, JointTask, Target
-from core.results import Category, export_code, label
+from core.results import NO_FOLLOWUP, Category, export_code, label
 
 RESULT_LAYOUT = "浙江省部门协同监管平台 · 抽查检查结果录入"
 RESULT_COLUMNS = (
@@ -60,6 +60,11 @@ def yes_no(flag: bool) -> str:
     return "是" if flag else "否"
 
 
+def _followup_complete(r: CaseResult) -> bool:
+    """后续处置是否完成: done when marked done, and when there is none to do (无需后续处置)."""
+    return r.followup_done or all(f == NO_FOLLOWUP for f in r.followups)
+
+
 def _row(
     n: int,
     task: JointTask,
@@ -83,7 +88,7 @@ def _row(
         "；".join(label(c, extra) for c in r.codes),
         "、".join(r.methods),
         "、".join(r.followups),
-        yes_no(r.followup_done),
+        yes_no(_followup_complete(r)),
         r.followup_done_on,
         yes_no(r.is_correction),
         published,
@@ -126,6 +131,8 @@ async def results_workbook(ctx: Ctx, year: int, department_ref: str | None) -> t
         strict=True,
     ):
         ws.column_dimensions[column].width = width
+    ws.freeze_panes = "A2"  # the header stays in view while scrolling hundreds of rows
+    ws.auto_filter.ref = ws.dimensions
     notes = wb.create_sheet("说明")
     notes.append(["格式", RESULT_LAYOUT])
     notes.append(["年度", year])

@@ -61,6 +61,10 @@ def test_results_export_uses_the_platform_layout(
     assert record["统一社会信用代码（注册号）"] == "91330424MA28AQAQXU"
     assert record["检查结果代码"] == "1" and record["检查结果"] == "未发现问题"
     assert record["是否更正"] == "是" and record["参与部门"] == "县卫生健康委员会"
+    # 无需后续处置: there is nothing left to do, so the follow-up is complete
+    assert record["后续处置"] == "无需后续处置" and record["后续处置是否完成"] == "是"
+    sheet = load_workbook(out)["检查结果"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:Q2"
     assert record["案件号"] == published.case.code
 
     partner = tmp_path / "partner.xlsx"
