@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from core import public
 from core.changes import Ctx
-from core.draws.algorithm import parse_rule
+from core.draws.algorithm import rule_lines
 from core.draws.verify import draw_public_json, pool_csv_text
 from core.messages import encodable_text
-from core.models import Draw, JointTask
+from core.models import JointTask
 from core.plan import plan_entries
 from core.render import render
 from core.states import TASK
@@ -59,13 +59,6 @@ async def index_page(ctx: Ctx, raw_year: str) -> str:
     )
 
 
-def _rule_lines(d: Draw) -> list[str]:
-    rule = d.parameters.get("rule")
-    if not rule:
-        return []
-    return [f"{s.name}：{s.describe()}" for s in parse_rule(rule).strata]
-
-
 async def draw_page(ctx: Ctx, code: str) -> str:
     d = await public.public_draw(ctx, code)
     task = await ctx.session.get(JointTask, d.task_id) if d.task_id is not None else None
@@ -74,7 +67,7 @@ async def draw_page(ctx: Ctx, code: str) -> str:
         draw=d,
         data=draw_public_json(d),
         task=task,
-        rules=_rule_lines(d),
+        rules=rule_lines(d.parameters.get("rule")),
         sizes=d.parameters.get("strata", {}),
         in_browser=d.pool_size <= public.RECOMPUTE_IN_BROWSER_MAX,
         limit=public.RECOMPUTE_IN_BROWSER_MAX,

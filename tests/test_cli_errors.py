@@ -116,6 +116,14 @@ def test_draw_list_has_a_header_and_show_prints_a_receipt(
         "复核：lianjian draw verify",
     ):
         assert label in out
+    # each stratum as /public/draws describes it: the receipt called every one 风险等级 其余
+    for line in (
+        "重点关注：10%（向上取整），至少 1 户",
+        "一般风险：3%（四舍五入）",
+        "低风险：1%（向下取整）",
+    ):
+        assert f"  - {line}\n" in out
+    assert "其余" not in out and "比例 0.10" not in out
 
 
 @pytest.mark.parametrize("group", ["setup", "report", "db", "task", "export"])

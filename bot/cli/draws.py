@@ -64,6 +64,8 @@ async def cmd_draw_show(args: argparse.Namespace) -> int:
 
 def _receipt(d: dict[str, Any]) -> str:
     """`draw show` for people: the published parameters with Chinese labels."""
+    from core.draws.algorithm import rule_lines
+
     locked = d["seed"] is not None
     lines = [
         f"抽取编号：{d['code']}（{DRAW_KIND_LABELS.get(d['kind'], d['kind'])}）",
@@ -76,14 +78,7 @@ def _receipt(d: dict[str, Any]) -> str:
     if d["uses_beacon"]:
         lines.append(f"公开信标：{d['beacon_source']}，取值 {d['beacon'] or '锁定后公布'}")
     lines += [f"抽取池：{d['pool_size']} 户，哈希 {d['pool_hash']}", "抽取规则："]
-    for stratum in (d["rule"] or {}).get("strata", []):
-        amount = (
-            f"比例 {stratum['ratio']}"
-            if stratum.get("ratio") is not None
-            else f"数量 {stratum.get('count')}"
-        )
-        levels = "、".join(stratum.get("risk_levels") or []) or "其余"
-        lines.append(f"  - {stratum.get('name', '')}（风险等级 {levels}）：{amount}")
+    lines += [f"  - {line}" for line in rule_lines(d["rule"])]
     if locked:
         shown = d["selection"][:20]
         more = f" …… 共 {len(d['selection'])} 户" if len(d["selection"]) > 20 else ""

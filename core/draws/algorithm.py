@@ -101,6 +101,12 @@ class SamplingRule(BaseModel):
         }
 
 
+def rule_lines(data: dict[str, Any] | None) -> list[str]:
+    """A published rule (`SamplingRule.public`), one stratum a line, as /public/draws and
+    `draw show` print it: "重点关注：10%（向上取整），至少 1 户"."""
+    return [f"{s.name}：{s.describe()}" for s in parse_rule(data).strata] if data else []
+
+
 def parse_rule(data: dict[str, Any]) -> SamplingRule:
     """Validate a rule from config/JSON with a Chinese message on error."""
     try:
