@@ -253,7 +253,7 @@ def _check_config_file(path: Path) -> None:
     """pydantic's TOML source reads the file as UTF-8 TOML: anything else (an .xlsx, a GBK
     file from Notepad, a syntax error) was a traceback; here it is one Chinese line."""
     hint = "配置文件是 UTF-8 编码的 TOML 文本，各项见 config.example.toml"
-    read_toml_file(path, "配置文件", hint)
+    read_toml_file(path, "配置文件", hint)  # the parse is pydantic's; this names what is wrong
     try:
         path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:

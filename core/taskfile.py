@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from sqlalchemy import select
 from core import plan
 from core.changes import Ctx
 from core.consultation import creation, opening
+from core.draws import algorithm
+from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS
 from core.errors import NotFound, ValidationFailed, os_reason
 from core.models import Department, Item, JointTask
 from core.render import templates_dir
@@ -34,6 +38,58 @@ class TaskFile(BaseModel):
     unplanned_reason: str = ""
 
 
+# What each part of a task file may hold; anything else is a typo or a key in the wrong place
+_TOP_KEYS = tuple(TaskFile.model_fields)
+_KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "": _TOP_KEYS,
+    "scope": (*SCOPE_KEYS, *INSPECTOR_KEYS, *creation.SCOPE_FLAGS),
+    "rule": tuple(algorithm.SamplingRule.model_fields),
+    "rule.strata": tuple(algorithm.StratumRule.model_fields),
+}
+_PART_ZH = {
+    "": "任务文件",
+    "scope": "[scope] 小节",
+    "rule": "[rule] 小节",
+    "rule.strata": "[[rule.strata]] 分层",
+}
+
+
+def unknown_keys(raw: dict[str, Any], text: str) -> list[str]:
+    """Each key the task file's parts do not take, with its line and the nearest known key.
+    TOML puts every key after a [[rule.strata]] header into that stratum: a top-level key
+    appended at the end of the file lands there, and the file then seemed to lack it."""
+    found: list[str] = []
+    parts: list[tuple[str, Any]] = [
+        ("", raw),
+        ("scope", raw.get("scope")),
+        ("rule", raw.get("rule")),
+    ]
+    rule = raw.get("rule")
+    if isinstance(rule, dict) and isinstance(rule.get("strata"), list):
+        parts += [("rule.strata", stratum) for stratum in rule["strata"]]
+    for part, table in parts:
+        if not isinstance(table, dict):
+            continue
+        known = _KNOWN_KEYS[part]
+        for key in table:
+            if key in known:
+                continue
+            at = f"第 {n} 行" if (n := _key_line(text, key)) else ""
+            told = f"{at}“{key}”不是{_PART_ZH[part]}的项"
+            if part == "rule.strata" and key in _TOP_KEYS:
+                told += "：写在 [[rule.strata]] 之后的项都归入该分层，请把它移到第一个 [ ] 小节之前"
+            elif close := difflib.get_close_matches(key, known, n=1):
+                told += f"，是不是“{close[0]}”？"
+            found.append(told)
+    return found
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """The line (from 1) where `key = …` is written first, if it is written plainly."""
+    pattern = re.compile(rf"""\s*["']?{re.escape(key)}["']?\s*=""")
+    return next((n for n, line in enumerate(text.splitlines(), 1) if pattern.match(line)), None)
+
+
 def task_file_example() -> bytes:
     """The example task file `lianjian template task` writes (templates/task.example.toml)."""
     return (templates_dir() / "task.example.toml").read_bytes()
@@ -46,9 +102,11 @@ TASK_FILE_HINT = (
 
 def read_task_file(path: Path) -> TaskFile:
     try:
-        raw = read_toml_file(path, "任务文件", TASK_FILE_HINT)
+        text, raw = read_toml_file(path, "任务文件", TASK_FILE_HINT)
     except OSError as err:
         raise ValidationFailed(f"无法读取任务文件 {path}：{os_reason(err)}") from err
+    if unknown := unknown_keys(raw, text):
+        raise ValidationFailed(f"任务文件 {path.name} 中有无法识别的项：{'；'.join(unknown)}")
     try:
         return TaskFile.model_validate(raw)
     except ValidationError as err:

@@ -55,11 +55,11 @@ def read_text_file(path: Path, what: str, hint: str) -> str:
         ) from None
 
 
-def read_toml_file(path: Path, what: str, hint: str) -> dict[str, Any]:
-    """A TOML file as a dict; a syntax error names where it is and `hint`."""
+def read_toml_file(path: Path, what: str, hint: str) -> tuple[str, dict[str, Any]]:
+    """A TOML file's text and data; a syntax error names where it is and `hint`."""
     text = read_text_file(path, what, hint)
     try:
-        return tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValidationFailed(
             f"{what} {path.name} {toml_position(err)}不是有效的 TOML。{hint}"

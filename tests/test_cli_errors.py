@@ -332,3 +332,26 @@ def test_output_files_take_the_format_their_name_says_or_are_refused(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["c.sqlite3", targets.name, rejects.name]
     )
+
+
+def test_unknown_task_file_keys_are_named_with_their_line_and_the_nearest_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo (`windows = …`) was ignored without a word, and a key appended after
+    [[rule.strata]] went into the stratum, so the file was said to lack it."""
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    task = tmp_path / "task.toml"
+    task.write_text(
+        TASK_TOML
+        + 'windows = ["2026-12-01", "2027-03-31"]\n[scope]\nindustry = ["餐饮服务"]\n'
+        + '[[rule.strata]]\nname = "全部"\nratio = "0.03"\nrouding = "up"\n'
+        + 'unplanned_reason = "上级部署专项检查"\n',
+        "utf-8",
+    )
+    code, _, err = run_cli(["task", "create", str(task), "--db", db], capsys)
+    assert code == 2
+    assert "第 4 行“windows”不是任务文件的项，是不是“window”？" in err
+    assert "第 6 行“industry”不是[scope] 小节的项，是不是“industries”？" in err
+    assert "第 10 行“rouding”不是[[rule.strata]] 分层的项，是不是“rounding”？" in err
+    assert "第 11 行“unplanned_reason”不是[[rule.strata]] 分层的项：写在 [[rule.strata]]" in err
