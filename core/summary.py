@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import referrals
 from core.cases import OPEN_FOR_ENTRY, message
 from core.changes import Ctx, Notice, record
+from core.errors import NotFound, ValidationFailed
 from core.messages import Destination, OutMessage
 from core.models import (
     Case,
@@ -266,11 +267,31 @@ async def scope_summary(
     return ScopeSummary(summary, await chart_data(ctx, today, department_id, run=run))
 
 
-async def active_leaders(ctx: Ctx, code: str | None = None) -> list[Officer]:
+async def active_leaders(ctx: Ctx) -> list[Officer]:
     query = select(Officer).where(Officer.active.is_(True)).order_by(Officer.id)
-    if code is not None:
-        query = query.where(Officer.code == code)
     return [o for o in await ctx.session.scalars(query) if o.has_role("leader")]
+
+
+async def leader_named(ctx: Ctx, who: str) -> Officer:
+    """The leader in post `who` names: a code in any case (sj002), or a name one leader has;
+    a refusal lists the leaders in post, the names the operator may use."""
+    leaders, key = await active_leaders(ctx), who.strip()
+    found = [o for o in leaders if o.code.upper() == key.upper()] or [
+        o for o in leaders if o.name == key
+    ]
+    if len(found) > 1:
+        raise ValidationFailed(
+            f"有 {len(found)} 位在岗的领导名为“{key}”：{_labels(found)}；请改用人员编号"
+        )
+    if not found:
+        raise NotFound(
+            f"没有在岗的领导“{key}”（人员编号或姓名）。在岗的领导：{_labels(leaders) or '无'}"
+        )
+    return found[0]
+
+
+def _labels(officers: list[Officer]) -> str:
+    return "、".join(f"{o.code} {o.name}（{o.department.name}）" for o in officers)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import struct
 from collections import Counter
 from pathlib import Path
@@ -130,7 +131,11 @@ def test_cli_names_an_unknown_leader_and_a_bad_date(
     demo_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["summary", "--db", str(demo_db), "--leader", "NOPE"]) == 2
-    assert "没有在岗的领导人员编号 NOPE" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # says who may be named: the leaders in post, with code, name and department
+    assert (
+        "没有在岗的领导“NOPE”" in err and "在岗的领导：SJ002 " in err and "县市场监督管理局" in err
+    )
     with pytest.raises(SystemExit) as exit_:
         main(["summary", "--db", str(demo_db), "--date", "2026-13-01"])
     assert exit_.value.code == 2 and "应为 YYYY-MM-DD" in capsys.readouterr().err
@@ -146,6 +151,25 @@ def test_cli_refuses_a_summary_of_another_day(
     err = capsys.readouterr().err
     assert f"--date {day}" in err and "只能生成今天" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_cli_finds_a_leader_by_code_in_any_case_or_by_name(
+    demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--leader sj002` and `--leader <name>` were refused: only the code as stored worked."""
+    assert main(["summary", "--db", str(demo_db), "--leader", "SJ002"]) == 0
+    expected = capsys.readouterr().out
+    assert "双随机联合抽查日报" in expected
+    name = re.search(r"SJ002 (\S+)（", _leaders_listed(demo_db, capsys))
+    assert name is not None
+    for who in ("sj002", name.group(1)):
+        assert main(["summary", "--db", str(demo_db), "--leader", who]) == 0
+        assert capsys.readouterr().out == expected
+
+
+def _leaders_listed(demo_db: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["summary", "--db", str(demo_db), "--leader", "NOPE"]) == 2
+    return capsys.readouterr().err
 
 
 def test_charts_of_one_shape_share_a_figure_without_leaking_into_each_other() -> None:

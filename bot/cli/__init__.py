@@ -309,7 +309,7 @@ def _parser() -> argparse.ArgumentParser:
     su.add_argument(
         "--date", type=_date_arg, help="日期 YYYY-MM-DD：只能是今天（日报按当前状态统计）"
     )
-    su.add_argument("--leader", help="领导的人员编号（默认全部）")
+    su.add_argument("--leader", help="领导的人员编号或姓名（默认全部）")
     su.add_argument("--out", help="输出目录：每位领导一个 .md 和一个 .png")
     return p
 

@@ -30,8 +30,7 @@ async def cmd_report_year(args: argparse.Namespace) -> int:
 
 async def cmd_summary(args: argparse.Namespace) -> int:
     """The leaders' daily summary: printed for a terminal, or `.md` + `.png` per leader."""
-    from core.errors import NotFound
-    from core.summary import SummaryRun, active_leaders, scope_summary
+    from core.summary import SummaryRun, active_leaders, leader_named, scope_summary
 
     async with cli_ctx(args) as ctx:
         day = ctx.clock.today()
@@ -42,9 +41,10 @@ async def cmd_summary(args: argparse.Namespace) -> int:
                 f"（{day.isoformat()}）的日报，无法还原其他日期的情况；"
                 "过去某日的日报见当日发给各领导的消息"
             )
-        leaders = await active_leaders(ctx, args.leader) if args.leader or args.out else []
-        if args.leader and not leaders:
-            raise NotFound(f"没有在岗的领导人员编号 {args.leader}")
+        if args.leader:
+            leaders = [await leader_named(ctx, args.leader)]
+        else:
+            leaders = await active_leaders(ctx) if args.out else []
         run = SummaryRun()  # each task counted once for all the scopes
         scopes = [
             (f"{o.code}-{o.name}", await scope_summary(ctx, day, o.department_id, run=run))
