@@ -14,7 +14,7 @@ from core.changes import Ctx
 from core.draws.algorithm import rule_lines
 from core.draws.verify import draw_public_json, pool_csv_text
 from core.messages import encodable_text
-from core.models import JointTask
+from core.models import Draw, JointTask
 from core.plan import plan_entries
 from core.render import render
 from core.states import TASK
@@ -59,6 +59,15 @@ async def index_page(ctx: Ctx, raw_year: str) -> str:
     )
 
 
+def record_file(d: Draw) -> str:
+    """The name the draw record downloads under; the page's recipe opens it by this name."""
+    return f"{d.code}.json"
+
+
+def pool_file(d: Draw) -> str:
+    return f"{d.code}-pool.csv"
+
+
 async def draw_page(ctx: Ctx, code: str) -> str:
     d = await public.public_draw(ctx, code)
     task = await ctx.session.get(JointTask, d.task_id) if d.task_id is not None else None
@@ -71,14 +80,18 @@ async def draw_page(ctx: Ctx, code: str) -> str:
         sizes=d.parameters.get("strata", {}),
         in_browser=d.pool_size <= public.RECOMPUTE_IN_BROWSER_MAX,
         limit=public.RECOMPUTE_IN_BROWSER_MAX,
+        record_file=record_file(d),
+        pool_file=pool_file(d),
     )
 
 
-async def draw_json(ctx: Ctx, code: str) -> dict[str, object]:
-    return draw_public_json(await public.public_draw(ctx, code))
+async def draw_json(ctx: Ctx, code: str) -> tuple[str, dict[str, object]]:
+    """(file name, the draw record)."""
+    d = await public.public_draw(ctx, code)
+    return record_file(d), draw_public_json(d)
 
 
 async def draw_pool(ctx: Ctx, code: str) -> tuple[str, str]:
     """(file name, the exported pool file) — the same bytes as `lianjian draw export-pool`."""
     d = await public.public_draw(ctx, code)
-    return f"{d.code}-pool.csv", await pool_csv_text(ctx, d.id)
+    return pool_file(d), await pool_csv_text(ctx, d.id)

@@ -1,8 +1,8 @@
 """The public side in headless Chromium at 375 px: the results search finds a published result
 with its correction, and the recompute button of a draw page (the browser's own WebCrypto)
-passes every check on the published pool and fails visibly on a tampered pool file (004 第四条:
-全程留痕、责任可溯; the draw is public). Same browser requirements and screenshot artifacts as
-test_browser.py (skips the same way)."""
+passes every check on the published pool (also saved again with CRLF line ends or a BOM) and
+fails visibly on a tampered pool file (004 第四条: 全程留痕、责任可溯; the draw is public).
+Same browser requirements and screenshot artifacts as test_browser.py (skips the same way)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from tests.test_public import _locked_task, publish_and_correct
 
 
 async def _run(page, label: str) -> str:
+    # the previous run's verdict would otherwise answer the wait at once
+    await page.evaluate("document.getElementById('verify').removeAttribute('data-result')")
     await page.click("#recompute")
     await page.wait_for_selector("#verify[data-result]", timeout=60_000)
     await page.screenshot(path=shot_path(f"draw-{label}"), full_page=True)
@@ -52,6 +54,11 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     chosen = draw.selection[0]
     tampered = tmp_path / "tampered.csv"  # a selected candidate swapped for another one
     tampered.write_text(pool.replace(f"{chosen},", "91330424000000000X,", 1), encoding="utf-8")
+    # the pool file saved again on Windows: CRLF line ends, with and without a BOM
+    windows = {"crlf": pool.replace("\n", "\r\n").encode()}
+    windows["bom"] = b"\xef\xbb\xbf" + windows["crlf"]
+    for label, saved in windows.items():
+        (tmp_path / f"{label}.csv").write_bytes(saved)
     server = await aiohttp_server(create_app(services, workers=()))
 
     async with async_api.async_playwright() as pw:
@@ -65,6 +72,10 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
             await page.set_input_files("#pool-file", str(tampered))
             failed = await _run(page, "tampered")
             result = await page.get_attribute("#verify", "data-result")
+            resaved = {}
+            for label in windows:
+                await page.set_input_files("#pool-file", str(tmp_path / f"{label}.csv"))
+                resaved[label] = await _run(page, f"saved-{label}")
         finally:
             await browser.close()
 
@@ -85,6 +96,8 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     ):
         assert check in failed, check
     assert result == "fail"
+    for label, shown in resaved.items():
+        assert "✓ 抽取范围哈希：一致" in shown and "验证通过" in shown and "✗" not in shown, label
 
 
 async def test_search_finds_the_published_result_on_a_phone(

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import json
 import re
 import subprocess
 import sys
 from html import unescape
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -280,22 +280,6 @@ async def test_draw_page_publishes_seed_beacon_pool_and_selection(
     body = (await pool.text()).removeprefix("id,stratum\n").removesuffix("\n")
     assert hashlib.sha256(body.encode()).hexdigest() == data["pool_hash"]
     assert (await client.get("/public/static/draw_verify.js")).status == 200
-    # the page's own recipe, run as a visitor would, verifies the downloaded files
-    (tmp_path / "draw.json").write_text(json.dumps(data), encoding="utf-8")
-    (tmp_path / "pool.csv").write_bytes(await pool.read())
-    found = re.search(r'<pre class="recipe">(.*?)</pre>', html, re.S)
-    assert found is not None, "the page shows its recipe"
-    recipe = unescape(found.group(1))
-    run = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-c", recipe],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert run.returncode == 0 and "验证通过" in run.stdout, run.stderr
     inspectors = f"{data['task_code']}-I1"
     for missing in (
         f"/public/draws/{inspectors}",
@@ -304,6 +288,56 @@ async def test_draw_page_publishes_seed_beacon_pool_and_selection(
     ):
         resp = await client.get(missing)
         assert resp.status == 404 and "没有公开的抽取记录" in text_of(await resp.text())
+
+
+def _saved_as(resp: ClientResponse) -> str:
+    """The name a browser saves a download under (RFC 6266 filename*)."""
+    found = re.search(r"attachment; filename\*=UTF-8''(\S+)", resp.headers["Content-Disposition"])
+    assert found is not None, "served as a download"
+    return unquote(found.group(1))
+
+
+async def _run_recipe(recipe: str, where: Path) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", recipe],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_the_pages_recipe_verifies_the_downloads_as_saved_even_from_windows(
+    client: TestClient, ctx: Ctx, session: AsyncSession, tmp_path: Path
+) -> None:
+    """004 第四条 (全程留痕): anyone can recompute a draw. The page's Python recipe runs on the
+    two downloads under the names they are saved as, and on a pool file saved again with CRLF
+    line ends and a BOM (the hash covers the candidate lines, not how the file ends them); a
+    changed candidate still fails."""
+    code = await _locked_task(ctx, session)
+    html = await (await client.get(f"/public/draws/{code}")).text()
+    record = await client.get(f"/public/draws/{code}.json")
+    pool = await client.get(f"/public/draws/{code}/pool.csv")
+    names = (_saved_as(record), _saved_as(pool))
+    assert names == (f"{code}.json", f"{code}-pool.csv")
+    for name in names:
+        assert f'download="{name}"' in html, name  # the links say the same names
+    (tmp_path / names[0]).write_bytes(await record.read())
+    found = re.search(r'<pre class="recipe">(.*?)</pre>', html, re.S)
+    assert found is not None, "the page shows its recipe"
+    recipe = unescape(found.group(1))
+    text = await pool.text()
+    chosen = (await record.json())["selection"][0]
+    for saved, passes in (
+        (text.encode(), True),
+        (b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode(), True),
+        (text.replace(f"{chosen},", "91330424000000000X,").replace("\n", "\r\n").encode(), False),
+    ):
+        (tmp_path / names[1]).write_bytes(saved)
+        run = await _run_recipe(recipe, tmp_path)
+        assert (run.returncode == 0 and "验证通过" in run.stdout) == passes, run.stderr
 
 
 async def test_index_publishes_the_years_plan(client: TestClient, session: AsyncSession) -> None:

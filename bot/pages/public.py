@@ -38,6 +38,12 @@ def _html(text: str, status: int = 200) -> web.Response:
     )
 
 
+def _download(name: str) -> dict[str, str]:
+    """Saved under `name` (the page's recipe opens the files by these names), not shown; the
+    page's own script still fetches it."""
+    return {**HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+
+
 def not_found(message: str) -> web.Response:
     return _html(render("web/public_missing.html", message=message), 404)
 
@@ -68,18 +74,13 @@ def routes(services: Services) -> list[web.RouteDef]:
         return _html(await public.draw_page(ctx, code))
 
     async def draw_json(ctx: Ctx, code: str) -> web.Response:
-        return web.json_response(await public.draw_json(ctx, code), headers=HEADERS)
+        name, data = await public.draw_json(ctx, code)
+        return web.json_response(data, headers=_download(name))
 
     async def draw_pool(ctx: Ctx, code: str) -> web.Response:
         name, text = await public.draw_pool(ctx, code)
         return web.Response(
-            text=text,
-            content_type="text/csv",
-            charset="utf-8",
-            headers={
-                **HEADERS,
-                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
-            },
+            text=text, content_type="text/csv", charset="utf-8", headers=_download(name)
         )
 
     async def script_file(request: web.Request) -> web.Response:

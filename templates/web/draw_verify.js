@@ -1,6 +1,6 @@
 // Recomputes a published draw in the visitor's browser with WebCrypto SHA-256, the same steps
 // as `lianjian draw verify` (README "Verifying a draw yourself"):
-//   pool_hash = sha256(the pool file's lines without header, joined by "\n")
+//   pool_hash = sha256(the pool file's lines without header, joined by "\n"; BOM and CRLF dropped)
 //   commitment = sha256(seed); final = sha256(seed ‖ utf8(beacon)) or seed without a beacon
 //   key(id) = sha256(final ‖ utf8(task_code) ‖ 0x00 ‖ utf8(id))
 //   per stratum the k smallest keys; the selection is every chosen id in ascending key order.
@@ -56,8 +56,15 @@
     return Math.min(Math.max(k, s.min || 0), n);
   }
 
+  // The hash covers the candidate lines, so a BOM and Windows line ends (CRLF), which a file
+  // saved again on Windows may gain, are dropped before it is taken.
   function parsePool(text) {
-    if (text.indexOf(HEADER) !== 0) throw new Error("文件第一行应为 id,stratum");
+    text = text.replace(/^\uFEFF/, "").replace(/\r\n/g, "\n");
+    if (text === "") throw new Error("文件是空的；请选择本页下载的抽取范围文件");
+    if (text.indexOf(HEADER) !== 0) {
+      throw new Error("文件第一行应为 id,stratum，而此文件第一行为“" +
+        text.split("\n", 1)[0].slice(0, 40) + "”；请选择本页下载的抽取范围文件");
+    }
     var body = text.slice(HEADER.length);
     if (body.endsWith("\n")) body = body.slice(0, -1);
     var rows = body === "" ? [] : body.split("\n").map(function (line) {
