@@ -12,7 +12,6 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,9 +39,11 @@ PER_PAGE = 20
 MAX_QUERY_CHARS = 100
 # Matches counted exactly up to here (the page says 超过 N 条 beyond); all of them are listed.
 COUNT_LIMIT = 1000
+# A name fragment shared by more targets is matched along the published results instead
+MAX_TARGETS = 1000
 PUBLIC_TASK_STATES = tuple(s for s in TaskState if s != TaskState.DRAFT)
 _USCC = re.compile(r"[0-9A-Z]{15}|[0-9A-Z]{18}")
-_Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
+_Found = Select[CaseResult, Case, Target, JointTask]
 
 
 @dataclass(frozen=True)
@@ -100,52 +101,57 @@ def _target_filter(text: str) -> ColumnElement[bool]:
     return Target.name.contains(text, autoescape=True)
 
 
-def _matching(stmt: _Select, query: ResultQuery, *, targets_first: bool) -> _Select:
-    """`stmt` over case_result narrowed to the query's target and year (joins only as needed).
-    `targets_first` asks for the matching targets as a subquery, which SQLite evaluates first."""
-    stmt = stmt.join(Case, Case.id == CaseResult.case_id)
-    text = query.text.strip()[:MAX_QUERY_CHARS]
-    if text and targets_first:
-        stmt = stmt.where(Case.target_id.in_(select(Target.id).where(_target_filter(text))))
-    elif text:
-        stmt = stmt.join(Target, Target.id == Case.target_id).where(_target_filter(text))
+async def _matching(session: AsyncSession, query: ResultQuery) -> _Found | None:
+    """The query's published results with their case, target and task, as a query to page or
+    count; None when no target can match.
+
+    A code or a fragment of few targets' names looks its targets up first and their results
+    through the case index; the state test is wrapped so SQLite (without statistics) does not
+    walk the publication-order index over every published result instead. Without a name, or
+    with a fragment most names share, walking that index in publication order fills a page
+    soonest."""
+    stmt = (
+        select(CaseResult, Case, Target, JointTask)
+        .join(Case, Case.id == CaseResult.case_id)
+        .join(Target, Target.id == Case.target_id)
+        .join(JointTask, JointTask.id == Case.task_id)
+    )
     if query.year is not None:
-        stmt = stmt.join(JointTask, JointTask.id == Case.task_id).where(
-            JointTask.year == query.year
-        )
-    return stmt
-
-
-async def _page_ids(session: AsyncSession, query: ResultQuery) -> tuple[list[int], bool, int]:
-    """The page's result ids newest publication first, whether a next page exists, and how
-    many match (COUNT_LIMIT + 1 standing for more).
-
-    Up to COUNT_LIMIT + 1 matches are first collected in no particular order, the targets
-    matched by name scanned once, and sorted here; the state test is wrapped so SQLite (without
-    statistics) does not walk every published result in publication order with two look-ups
-    each instead. More matches than that are paged straight from ix_case_result_published,
-    where a fragment common enough to match so many fills a page soon."""
-    start = (max(query.page, 1) - 1) * PER_PAGE
-    hits = (
-        await session.execute(
-            _matching(select(CaseResult.published_at, CaseResult.id), query, targets_first=True)
-            .where(func.coalesce(CaseResult.state, "") == ResultState.PUBLISHED)
-            .limit(COUNT_LIMIT + 1)
-        )
-    ).all()
-    if len(hits) <= COUNT_LIMIT:
-        ordered = [i for _, i in sorted(hits, reverse=True)]
-        return ordered[start : start + PER_PAGE], len(ordered) > start + PER_PAGE, len(ordered)
+        stmt = stmt.where(JointTask.year == query.year)
+    text = query.text.strip()[:MAX_QUERY_CHARS]
+    if not text:
+        return stmt.where(CaseResult.state == ResultState.PUBLISHED)
     ids = list(
-        await session.scalars(
-            _matching(select(CaseResult.id), query, targets_first=False)
-            .where(CaseResult.state == ResultState.PUBLISHED)
-            .order_by(CaseResult.published_at.desc(), CaseResult.id.desc())
-            .offset(start)
+        await session.scalars(select(Target.id).where(_target_filter(text)).limit(MAX_TARGETS + 1))
+    )
+    if not ids:
+        return None
+    if len(ids) > MAX_TARGETS:
+        return stmt.where(CaseResult.state == ResultState.PUBLISHED, _target_filter(text))
+    return stmt.where(
+        Case.target_id.in_(ids), func.coalesce(CaseResult.state, "") == ResultState.PUBLISHED
+    )
+
+
+async def _page(
+    session: AsyncSession, query: ResultQuery
+) -> tuple[list[tuple[CaseResult, Case, Target, JointTask]], bool, int]:
+    """The page's rows newest publication first, whether a next page exists, and how many
+    match (counted up to COUNT_LIMIT + 1)."""
+    stmt = await _matching(session, query)
+    if stmt is None:
+        return [], False, 0
+    shown = [
+        (current, case, target, task)
+        for current, case, target, task in await session.execute(
+            stmt.order_by(CaseResult.published_at.desc(), CaseResult.id.desc())
+            .offset((max(query.page, 1) - 1) * PER_PAGE)
             .limit(PER_PAGE + 1)
         )
-    )
-    return ids[:PER_PAGE], len(ids) > PER_PAGE, len(hits)
+    ]
+    counted = stmt.with_only_columns(CaseResult.id).limit(COUNT_LIMIT + 1).subquery()
+    matched = await session.scalar(select(func.count()).select_from(counted))
+    return shown[:PER_PAGE], len(shown) > PER_PAGE, matched or 0
 
 
 async def search_results(
@@ -154,18 +160,7 @@ async def search_results(
     """Every matching published result, newest publication first, PER_PAGE a page; each with
     its versions."""
     session = ctx.session
-    ids, has_next, matched = await _page_ids(session, query)
-    found = {
-        current.id: (current, case, target, task)
-        for current, case, target, task in await session.execute(
-            select(CaseResult, Case, Target, JointTask)
-            .join(Case, Case.id == CaseResult.case_id)
-            .join(Target, Target.id == Case.target_id)
-            .join(JointTask, JointTask.id == Case.task_id)
-            .where(CaseResult.id.in_(ids))
-        )
-    }
-    shown = [found[i] for i in ids]
+    shown, has_next, matched = await _page(session, query)
     older = await _older_versions(session, [case.id for _, case, _, _ in shown])
     extras = await _categories_by_task(session, {task.id: task for *_, task in shown})
     results = []

@@ -196,8 +196,10 @@ async def test_a_name_fragment_pages_through_every_published_result_with_the_tot
 async def test_a_search_matching_more_than_it_counts_still_pages_through_all(
     client: TestClient, session: AsyncSession, ctx: Ctx, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past COUNT_LIMIT results the page says 超过 N 条 and still lists them all, newest first."""
+    """Past COUNT_LIMIT results the page says 超过 N 条 and still lists them all, newest first,
+    also for a fragment shared by more than MAX_TARGETS targets (matched along the results)."""
     monkeypatch.setattr(public, "COUNT_LIMIT", 10)
+    monkeypatch.setattr(public, "MAX_TARGETS", 10)
     w = await build_world(session)
     await publish_and_correct(ctx, w)
     await _more_published(session, w, 24)
