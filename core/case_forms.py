@@ -36,10 +36,10 @@ from core.models import (
     Referral,
     Review,
 )
-from core.referrals import refer
+from core.referrals import receiver, refer
 from core.result_entry import CaseRead, EntryState, enter_result, read_case, result_fields
 from core.result_parts import PartStatus, departments_with_items, part_status
-from core.results import Category, case_codes, ordered_categories
+from core.results import REFERRAL_FOLLOWUPS, Category, case_codes, ordered_categories
 from core.states import CaseState, PartState
 
 
@@ -356,6 +356,56 @@ def entry_state(sheet: CaseSheet) -> EntryState:
         parts=dict(sheet.stored_parts),  # the entry adds its own: the sheet's stay as read
         targets_locked_at=sheet.targets_locked_at,
     )
+
+
+async def entry_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict[str, str]:
+    """Every rule the entry breaks, the first of each form field's (an item's as
+    `item.<id>.codes` / `.problems`, the case conclusion's own under "items"), so the form
+    shows them all at once; `submit_entry` checks them again as it enters the result."""
+    extra = cases.department_categories(sheet.departments)
+    found: dict[str, str] = {}
+    for item in entry.items:
+        for err in results.item_problems(item.codes, item.problems, extra):
+            found.setdefault(f"item.{item.item_id}.{err.field}", err.message)
+    own = {p.item.id for p in sheet.own_items}
+    carried = [p.result.codes for p in sheet.items if p.result and p.item.id not in own]
+    codes = case_codes([i.codes for i in entry.items if i.codes] + carried)
+    if not codes:
+        found.setdefault("items", "请至少为一项检查事项选择检查结果")
+    problems = results.result_problems(
+        codes,
+        entry.methods,
+        entry.followups,
+        entry.inspected_on or sheet.case.inspected_on,
+        today=ctx.clock.today(),
+        extra=extra,
+        followup_done=entry.followup_done,
+        followup_done_on=entry.followup_done_on,
+    )
+    per_item = any(key.endswith(".codes") for key in found)
+    for err in problems:
+        if err.field or not per_item:  # the codes' rules: said per item where one breaks them
+            found.setdefault(err.field or "items", err.message)
+    for key, message in (await _referral_problems(ctx, sheet.case, entry)).items():
+        found.setdefault(key, message)
+    return found
+
+
+async def _referral_problems(ctx: Ctx, case: Case, entry: ResultEntry) -> dict[str, str]:
+    """The receiver the entry's referral names, and a follow-up that is a 移送 without one;
+    read only when the entry has them (the form's statements are its cost, #9)."""
+    found: list[ValidationFailed | None] = []
+    referral = entry.referral
+    if referral is not None and referral.to_department.strip():
+        try:
+            await receiver(ctx, referral.kind, referral.to_department.strip())
+        except ValidationFailed as err:
+            found.append(err)
+    if any(k in REFERRAL_FOLLOWUPS for k in entry.followups):
+        query = select(Referral.kind).where(Referral.case_id == case.id)
+        kinds = {*await ctx.session.scalars(query), *([referral.kind] if referral else [])}
+        found.append(results.missing_referral(entry.followups, kinds))
+    return {err.field: err.message for err in found if err is not None}
 
 
 async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[CaseSheet, bool]:

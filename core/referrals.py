@@ -121,12 +121,14 @@ async def refer(
     `department_text` names, or one of its units (县市场监管局执法大队), whose chat must sign
     for it; a kind in OUTSIDE_KINDS may name a body outside the joint conference instead."""
     _check_fields(kind, department_text, clue)
-    to, department = await _receiver(ctx, kind, department_text.strip())
+    to, department = await receiver(ctx, kind, department_text.strip())
     return await add_referral(ctx, case_code, kind, to, clue, department=department)
 
 
-async def _receiver(ctx: Ctx, kind: str, text: str) -> tuple[str, Department | None]:
-    """(what the referral names as its receiver, the department that signs for it)."""
+async def receiver(ctx: Ctx, kind: str, text: str) -> tuple[str, Department | None]:
+    """(what the referral names as its receiver, the department that signs for it); refused
+    (field referral_to) when the words fit several departments, or none and `kind` is not
+    one of OUTSIDE_KINDS."""
     departments = list(await ctx.session.scalars(select(Department)))
     found = department_names.named(departments, text)
     # a unit keeps the name typed: it tells the department which of its bodies is meant

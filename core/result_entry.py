@@ -67,6 +67,7 @@ from core.results import (
     REFERRAL_FOLLOWUPS,
     Category,
     check_codes,
+    missing_referral,
     validate_result,
 )
 from core.states import (
@@ -113,11 +114,9 @@ async def _check_referrals(session: AsyncSession, case: Case, followups: Sequenc
     if not any(kind in REFERRAL_FOLLOWUPS for kind in followups):
         return
     kinds = set(await session.scalars(select(Referral.kind).where(Referral.case_id == case.id)))
-    for kind in followups:
-        if kind in REFERRAL_FOLLOWUPS and kind not in kinds:
-            raise ValidationFailed(
-                f"后续处置选择了“{kind}”，请先登记移送记录（接收单位和移送内容）", field="referral"
-            )
+    missing = missing_referral(followups, kinds)
+    if missing is not None:
+        raise missing
 
 
 def _following(latest: CaseResult | None) -> tuple[int, int]:

@@ -178,17 +178,30 @@ def _children_in_words(header: str, extra: Iterable[Category], ticked: Sequence[
     return "、".join(f"“{label}”" for label in dict.fromkeys(offered))
 
 
+def _visit_codes(codes: Sequence[str], known: dict[str, Category]) -> list[str]:
+    """The codes that need a visit. A header's need comes from its children; one with no
+    child chosen yet needs a visit, as all its children but 6 do."""
+    return [
+        c
+        for c in codes
+        if not known[c].without_visit
+        and (c not in HEADERS or not any(known[x].parent == c for x in codes))
+    ]
+
+
 def needs_visit(codes: Iterable[str], extra: Iterable[Category] = ()) -> bool:
-    known = catalogue(extra)
-    return any(not known[c].without_visit for c in codes if c not in HEADERS)
+    return bool(_visit_codes(list(codes), catalogue(extra)))
 
 
-def _check_lists(values: Sequence[str], allowed: Sequence[str], what: str, field: str) -> None:
+def _list_problem(
+    values: Sequence[str], allowed: Sequence[str], what: str, field: str
+) -> ValidationFailed | None:
     for v in values:
         if v not in allowed:
-            raise ValidationFailed(f"未知的{what}“{v}”，可选：{'、'.join(allowed)}", field=field)
+            return ValidationFailed(f"未知的{what}“{v}”，可选：{'、'.join(allowed)}", field=field)
     if len(set(values)) != len(values):
-        raise ValidationFailed(f"{what}中有重复的选项", field=field)
+        return ValidationFailed(f"{what}中有重复的选项", field=field)
+    return None
 
 
 def validate_result(
@@ -203,48 +216,133 @@ def validate_result(
     followup_done_on: dt.date | None = None,
 ) -> None:
     """Raise ValidationFailed with the first broken rule; `extra` = department categories."""
+    problems = result_problems(
+        codes,
+        methods,
+        followups,
+        inspected_on,
+        today=today,
+        extra=extra,
+        followup_done=followup_done,
+        followup_done_on=followup_done_on,
+    )
+    if problems:
+        raise problems[0]
+
+
+def result_problems(
+    codes: Sequence[str],
+    methods: Sequence[str],
+    followups: Sequence[str],
+    inspected_on: dt.date | None,
+    *,
+    today: dt.date,
+    extra: Iterable[Category] = (),
+    followup_done: bool = False,
+    followup_done_on: dt.date | None = None,
+) -> list[ValidationFailed]:
+    """Every rule the result breaks, the first of each field's, so a form shows them all at
+    once: the codes' own (field ""), methods, follow-ups, inspection date, follow-up done."""
     extra = list(extra)
-    check_codes(codes, extra)
     known = catalogue(extra)
-    visit = needs_visit(codes, extra)
-    _check_lists(methods, METHODS, "检查方式", "methods")
-    if visit and not methods:
-        raise ValidationFailed("请至少选择一种检查方式", field="methods")
-    _check_lists(followups, FOLLOWUPS, "后续处置", "followups")
+    try:
+        check_codes(codes, extra)
+        codes_problem = None
+    except ValidationFailed as err:
+        codes_problem = err
+    codes = [c for c in codes if c in known]  # the rest is checked on what is known
+    visit = _visit_codes(codes, known)
+    checks = (
+        codes_problem,
+        _methods_problem(methods, bool(visit)),
+        _followups_problem(followups, codes, known),
+        _date_problem(inspected_on, [known[c] for c in visit], today),
+        _followup_done_problem(followup_done, followup_done_on, inspected_on, today),
+    )
+    return [p for p in checks if p is not None]
+
+
+def _methods_problem(methods: Sequence[str], visit: bool) -> ValidationFailed | None:
+    listed = _list_problem(methods, METHODS, "检查方式", "methods")
+    if listed is None and visit and not methods:
+        return ValidationFailed("请至少选择一种检查方式", field="methods")
+    return listed
+
+
+def _followups_problem(
+    followups: Sequence[str], codes: Sequence[str], known: dict[str, Category]
+) -> ValidationFailed | None:
+    listed = _list_problem(followups, FOLLOWUPS, "后续处置", "followups")
+    if listed is not None:
+        return listed
     if not followups:
-        raise ValidationFailed(
+        return ValidationFailed(
             "请选择后续处置（没有后续处置时选择“无需后续处置”）", field="followups"
         )
     if NO_FOLLOWUP in followups and len(followups) > 1:
-        raise ValidationFailed("“无需后续处置”不能与其他后续处置同时选择", field="followups")
-    if NO_FOLLOWUP in followups:
-        for code in codes:
-            if known[code].needs_followup:
-                raise ValidationFailed(
-                    f"结果{_named(known[code])}须有后续处置，不能选择“无需后续处置”",
-                    field="followups",
-                )
-    if visit and inspected_on is None:
-        first = next(c for c in codes if c not in HEADERS and not known[c].without_visit)
-        raise ValidationFailed(
-            f"结果{_named(known[first])}须经检查作出，请填写检查日期", field="inspected_on"
+        return ValidationFailed("“无需后续处置”不能与其他后续处置同时选择", field="followups")
+    needing = [known[c] for c in codes if known[c].needs_followup]
+    if NO_FOLLOWUP in followups and needing:
+        return ValidationFailed(
+            f"结果{_named(needing[0])}须有后续处置，不能选择“无需后续处置”", field="followups"
+        )
+    return None
+
+
+def _date_problem(
+    inspected_on: dt.date | None, visited: Sequence[Category], today: dt.date
+) -> ValidationFailed | None:
+    """`visited`: the result's categories that need a visit."""
+    if visited and inspected_on is None:
+        return ValidationFailed(
+            f"结果{_named(visited[0])}须经检查作出，请填写检查日期", field="inspected_on"
         )
     if inspected_on is not None and inspected_on > today:
-        raise ValidationFailed("检查日期不能晚于今天", field="inspected_on")
-    _check_followup_done(followup_done, followup_done_on, inspected_on, today)
+        return ValidationFailed("检查日期不能晚于今天", field="inspected_on")
+    return None
 
 
-def _check_followup_done(
+def _followup_done_problem(
     done: bool, done_on: dt.date | None, inspected_on: dt.date | None, today: dt.date
-) -> None:
+) -> ValidationFailed | None:
     if done and done_on is None:
-        raise ValidationFailed("后续处置已完成的，请填写完成日期", field="followup_done_on")
+        return ValidationFailed("后续处置已完成的，请填写完成日期", field="followup_done_on")
     if not done and done_on is not None:
-        raise ValidationFailed("后续处置未完成，不应填写完成日期", field="followup_done_on")
+        return ValidationFailed("后续处置未完成，不应填写完成日期", field="followup_done_on")
     if done_on is not None and (done_on > today or (inspected_on and done_on < inspected_on)):
-        raise ValidationFailed(
+        return ValidationFailed(
             "后续处置完成日期应在检查日期之后、今天之前", field="followup_done_on"
         )
+    return None
+
+
+def item_problems(
+    codes: Sequence[str], problems: str, extra: Iterable[Category] = ()
+) -> list[ValidationFailed]:
+    """What an item's result breaks: its codes' rules (field "codes"), and a problem found
+    left undescribed (field "problems")."""
+    extra = list(extra)
+    found: list[ValidationFailed] = []
+    try:
+        if codes:  # an item left blank is not entered
+            check_codes(codes, extra)
+    except ValidationFailed as err:
+        found.append(ValidationFailed(err.message, field="codes"))
+    known = catalogue(extra)
+    if any(known[c].describes_problem for c in codes if c in known) and not problems.strip():
+        found.append(ValidationFailed("发现问题的，请写明发现的问题", field="problems"))
+    return found
+
+
+def missing_referral(followups: Sequence[str], kinds: Collection[str]) -> ValidationFailed | None:
+    """A follow-up that is a 移送 (REFERRAL_FOLLOWUPS) without a referral of its kind (`kinds`:
+    the case's, and one being entered with the result)."""
+    missing = [k for k in followups if k in REFERRAL_FOLLOWUPS and k not in kinds]
+    if not missing:
+        return None
+    return ValidationFailed(
+        f"后续处置选择了“{missing[0]}”，请先登记移送记录（接收单位和移送内容）", field="referral"
+    )
 
 
 NO_PROBLEM = "1"

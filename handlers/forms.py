@@ -2,7 +2,8 @@
 
 Like the chat handlers these are thin: pydantic checks each field on its own (Chinese message
 next to the field), core decides everything else through the same services the chat commands
-use, and a refused entry is shown again with everything the officer typed.
+use, and a refused entry is shown again with everything the officer typed. Before submitting,
+core lists every rule the entry breaks (`case_forms.entry_problems`), so all are shown at once.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -30,8 +29,7 @@ from core.attachments import FileStore, Limits, Stored, Upload
 from core.case_forms import CaseSheet, ItemEntry, ReferralEntry, ResultEntry
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.referrals import REFERRAL_KINDS
-from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP, check_codes
-from core.results import catalogue as category_catalogue
+from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP
 from core.states import CASE, CaseState
 from handlers.pages import Page, PageCtx, denied, page
 
@@ -57,26 +55,6 @@ class ItemForm(BaseModel):
     codes: list[str] = []
     problems: Text = ""
     handling: Text = ""
-
-    @field_validator("codes")
-    @classmethod
-    def _known_structure(cls, codes: list[str], info: ValidationInfo) -> list[str]:
-        if codes:
-            try:
-                check_codes(codes, (info.context or {}).get("extra", ()))
-            except ValidationFailed as err:
-                raise PydanticCustomError("codes", err.message) from None
-        return codes
-
-    @model_validator(mode="after")
-    def _problems_described(self, info: ValidationInfo) -> ItemForm:
-        known = category_catalogue((info.context or {}).get("extra", ()))
-        if (
-            any(known[c].describes_problem for c in self.codes if c in known)
-            and not self.problems.strip()
-        ):
-            raise PydanticCustomError("problems", "发现问题的，请写明发现的问题")
-        return self
 
 
 class ResultForm(BaseModel):
@@ -107,13 +85,6 @@ class ResultForm(BaseModel):
         if value and value not in REFERRAL_KINDS:
             raise PydanticCustomError("referral", "请从列表中选择移送方式")
         return value
-
-    @model_validator(mode="after")
-    def _referral_complete(self) -> ResultForm:
-        given = [self.referral_kind, self.referral_to.strip(), self.referral_content.strip()]
-        if any(given) and not all(given):
-            raise PydanticCustomError("referral", "登记移送须填写移送方式、接收单位和移送内容")
-        return self
 
     def entry(self) -> ResultEntry:
         referral = (
@@ -183,6 +154,38 @@ def form_data(raw: RawForm) -> dict[str, Any]:
         for i in _item_ids(raw)
     ]
     return data
+
+
+def _parsed(data: dict[str, Any]) -> tuple[ResultForm | None, dict[str, str]]:
+    """The form as pydantic reads it, and its field errors; a field it refuses is read as
+    left blank, so that core can check every other field as typed (None: not even then)."""
+    try:
+        return ResultForm.model_validate(data), {}
+    except ValidationError as err:
+        errors = field_errors(err, data["items"])
+        try:
+            return ResultForm.model_validate(_blanked(data, err)), errors
+        except ValidationError:
+            return None, errors
+
+
+def _blanked(data: dict[str, Any], err: ValidationError) -> dict[str, Any]:
+    """`data` without the fields pydantic refused (their defaults stand in)."""
+    data = {**data, "items": [dict(i) for i in data["items"]]}
+    for e in err.errors():
+        loc = e["loc"]
+        if loc[:1] == ("items",) and len(loc) >= 3 and isinstance(loc[1], int):
+            data["items"][loc[1]].pop(loc[2], None)
+        elif loc:
+            data.pop(str(loc[0]), None)
+    return data
+
+
+def _referral_incomplete(data: dict[str, Any]) -> dict[str, str]:
+    given = [data["referral_kind"], data["referral_to"], data["referral_content"]]
+    if any(given) and not all(given):
+        return {"referral": "登记移送须填写移送方式、接收单位和移送内容"}
+    return {}
 
 
 _PYDANTIC_MESSAGES = {
@@ -396,17 +399,18 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
     """Check the fields, then submit through core; any refusal re-shows the typed form. The
     case is loaded once, locked, for the checks, the entry and the page after it."""
     sheet = await case_forms.entry_sheet(pc.core, case_id, "case.result.submit", for_update=True)
-    extra = cases.department_categories(sheet.departments)
     accepted, file_error = _accept_files(raw, files)
     data = form_data(raw)
-    errors = {FILES: file_error} if file_error else {}
-    try:
-        form = ResultForm.model_validate(data, context={"extra": extra})
-    except ValidationError as err:
-        errors = {**field_errors(err, data["items"]), **errors}
+    form, errors = _parsed(data)
+    if file_error:
+        errors[FILES] = file_error
+    errors = {**_referral_incomplete(data), **errors}
+    if form is not None:  # every rule at once, each next to its field
+        errors = {**await case_forms.entry_problems(pc.core, sheet, form.entry()), **errors}
     if errors:
         sheet = await case_forms.with_page_parts(pc.core, sheet)
         return _form_page(pc, sheet, raw, files.limits, errors=errors, status=422)
+    assert form is not None  # unread only with pydantic's errors, shown above
     entry = dataclasses.replace(form.entry(), attachments=tuple(accepted))
     try:
         sheet, repeated = await case_forms.submit_entry(pc.core, sheet, entry)

@@ -282,6 +282,70 @@ async def test_serious_non_cooperation_is_a_status_not_a_problem_to_describe_004
     assert result.codes == ["8"]
 
 
+def field_before(html: str, message: str) -> str:
+    """The name of the last form field before `message` on the page."""
+    return re.findall(r'name="([^"]+)"', html[: html.index(message)])[-1]
+
+
+async def test_every_error_is_shown_at_once_next_to_its_field(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The officer corrects the form in one go: each broken rule is said next to its field,
+    what was typed kept. It used to say "有 1 处需要修改" and one message at a time."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    posted = [
+        ("t", tok),
+        ("csrf", csrf_token(SECRET, tok)),
+        ("inspected_on", ""),
+        (f"item.{item}.codes", "A"),
+        (f"item.{item}.problems", ""),
+        (f"item.{item}.handling", "当场告知"),
+        ("followup_done", "1"),
+        ("referral_kind", "其他"),
+        ("remarks", "店员陪同"),
+    ]
+    resp = await client.post(RESULT_PATH, data=posted)
+    html = await resp.text()
+    expected = {
+        "inspected_on": "须经检查作出，请填写检查日期",
+        "methods": "请至少选择一种检查方式",
+        f"item.{item}.codes": "还须至少选择其下一项具体问题",
+        f"item.{item}.problems": "发现问题的，请写明发现的问题",
+        "followups": "请选择后续处置",
+        "followup_done_on": "后续处置已完成的，请填写完成日期",
+        "referral_content": "登记移送须填写移送方式、接收单位和移送内容",
+    }
+    assert resp.status == 422
+    assert f"有 {len(expected)} 处需要修改" in visible_text(html)
+    assert {field: field_before(html, m) for field, m in expected.items()} == {
+        field: field for field in expected
+    }
+    assert "当场告知</textarea>" in html and "店员陪同</textarea>" in html
+    assert '<option value="其他" selected>' in html
+    assert await results(sessionmaker) == []
+
+
+async def test_a_field_refused_as_typed_is_shown_with_the_rules_the_others_break(
+    client: TestClient, services: Services, world: World
+) -> None:
+    """A date that is no date is said next to it, and the other fields are still checked."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    resp = await client.post(
+        RESULT_PATH,
+        data=fields(tok, item, inspected_on="2026-13-01", followups=[], methods="跳过检查"),
+    )
+    html = await resp.text()
+    assert resp.status == 422 and "有 3 处需要修改" in visible_text(html)
+    assert field_before(html, "日期格式不正确") == "inspected_on"
+    assert field_before(html, "请从列表中选择检查方式") == "methods"
+    assert field_before(html, "请选择后续处置") == "followups"
+
+
 async def test_an_entry_refused_by_core_after_its_referral_leaves_nothing_stored(
     client: TestClient,
     services: Services,
