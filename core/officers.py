@@ -63,16 +63,17 @@ async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id:
         "officer.bind.denied",
         f"officer:{officer_code}",
     )
-    platform = PLATFORM_WORDS.get(platform_word.strip().lower())
-    if platform is None:
-        raise ValidationFailed(f"不认识的平台“{platform_word}”，请写 企业微信 或 钉钉")
+    platform = platform_named(platform_word)
     user_id = user_id.strip()
     if not user_id or len(user_id) > 64:
         raise ValidationFailed("账号不能为空，且不超过 64 个字符")
     officer = await officer_by_code(ctx, officer_code)
     holder = await account_holder(ctx, platform, user_id)
     if holder is not None and holder.id != officer.id:
-        raise ValidationFailed(f"该账号已绑定到 {holder.name}（{holder.code}），请先核实")
+        raise ValidationFailed(
+            f"该账号已绑定到 {holder.name}（{holder.code}）。如绑定有误，请先发送"
+            f"“解绑 {holder.code} {platform_word.strip()}”，再重新绑定"
+        )
     previous = set_account(officer, platform, user_id)
     await record(
         ctx,
@@ -81,6 +82,42 @@ async def bind_account(ctx: Ctx, officer_code: str, platform_word: str, user_id:
         {"platform": platform.value, "user_id": user_id, "previous": previous},
     )
     return officer
+
+
+async def unbind_account(ctx: Ctx, officer_code: str, platform_word: str) -> tuple[Officer, str]:
+    """Admin removes an officer's account on a platform (bound to the wrong person, or the
+    person changed accounts); the account removed, "" if none was bound. The account then
+    speaks as nobody until it is bound again."""
+    _admin_only(
+        ctx,
+        "只有联席会议办公室管理员可以解绑账号",
+        "officer.unbind.denied",
+        f"officer:{officer_code}",
+    )
+    platform = platform_named(platform_word)
+    officer = await officer_by_code(ctx, officer_code)
+    bound = next(
+        (a for a in officer.accounts if a.platform == platform and a.tenant == DEFAULT_TENANT),
+        None,
+    )
+    if bound is None:
+        return officer, ""
+    officer.accounts.remove(bound)
+    await record(
+        ctx,
+        "officer.account_unbound",
+        f"officer:{officer.code}",
+        {"platform": platform.value, "user_id": bound.account},
+    )
+    return officer, bound.account
+
+
+def platform_named(word: str) -> ChatPlatform:
+    """The platform an admin names (企业微信, 政务微信, 钉钉, 浙政钉, or its code)."""
+    platform = PLATFORM_WORDS.get(word.strip().lower())
+    if platform is None:
+        raise ValidationFailed(f"不认识的平台“{word}”，请写 企业微信 或 钉钉")
+    return platform
 
 
 # Whose accounts each way in knows its users by: the WeCom AI bot's senders are the corp's WeCom

@@ -1,8 +1,8 @@
-"""Officer administration from chat: 绑定 and 离岗 (the office's admin), 利害关系 (anyone)."""
+"""Officer administration from chat: 绑定, 解绑 and 离岗 (the office's admin), 利害关系 (anyone)."""
 
 from __future__ import annotations
 
-from core.officers import bind_account, deactivate, declare_conflict
+from core.officers import bind_account, deactivate, declare_conflict, unbind_account
 from handlers.base import Args, HandlerCtx, UsageError
 
 
@@ -12,6 +12,14 @@ async def bind(ctx: HandlerCtx, args: Args) -> None:
     code, platform, user_id = args.words
     officer = await bind_account(ctx.core, code, platform, user_id)
     await ctx.say("cmd_bound.md.j2", officer=officer, platform=platform, user_id=user_id)
+
+
+async def unbind(ctx: HandlerCtx, args: Args) -> None:
+    if len(args.words) != 2:
+        raise UsageError()
+    code, platform = args.words
+    officer, account = await unbind_account(ctx.core, code, platform)
+    await ctx.say("cmd_unbound.md.j2", officer=officer, platform=platform, account=account)
 
 
 async def leave(ctx: HandlerCtx, args: Args) -> None:

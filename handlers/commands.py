@@ -302,6 +302,14 @@ COMMANDS: list[Command] = [
         admin.bind,
     ),
     Command(
+        "解绑",
+        ("jb", "unbind"),
+        "解绑 人员编号 企业微信|钉钉",
+        "解绑 SJ003 钉钉",
+        "解除人员的平台账号绑定，绑错人或换了账号时先解绑再绑定（联席会议办公室管理员）",
+        admin.unbind,
+    ),
+    Command(
         "发起",
         ("fq", "start"),
         "发起 计划编号",

@@ -251,6 +251,7 @@ def _command(scene: Scene, row: Row, known: bool) -> str:
         "验证 编号": f"验证 {t1}",
         "汇总": "汇总",
         "绑定 人员 平台 账号": f"绑定 {member} 企业微信 matrix-account",
+        "解绑 人员 平台": f"解绑 {member} 企业微信",
         "发起 计划编号": f"发起 {scene.plan if known else 'JH-2099-99'}",
         "检查配置": "检查配置",
         "年度考核": "年度考核",

@@ -57,6 +57,51 @@ async def test_an_account_serves_one_officer_only(sessionmaker, clock) -> None:
     assert "绑定 人员编号" in bodies(rows)
 
 
+async def test_a_wrong_binding_is_undone_with_unbind_then_bound_to_the_right_officer(
+    sessionmaker, clock
+) -> None:
+    """An account bound to the wrong officer: the refusal to bind it again names 解绑, which
+    frees it (audited), and the account then speaks as the right officer."""
+    async with sessionmaker() as s:
+        dep = await f.department(s)
+        admin = await f.officer(s, dep, "admin")
+        wrong = await f.officer(s, dep, "inspector")
+        right = await f.officer(s, dep, "inspector")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(admin.code, f"绑定 {wrong.code} 钉钉 heping"))
+    rows = await send(sessionmaker, d, text_event(admin.code, f"绑定 {right.code} 钉钉 heping"))
+    assert f"解绑 {wrong.code} 钉钉" in bodies(rows)
+
+    rows = await send(sessionmaker, d, text_event(admin.code, f"解绑 {wrong.code} 钉钉"))
+    assert "已解除" in bodies(rows) and "heping" in bodies(rows)
+    (event,) = await audit_rows(sessionmaker, "officer.account_unbound")
+    assert event.data == {"platform": "dingtalk", "user_id": "heping"}
+    rows = await send(sessionmaker, d, text_event(admin.code, f"解绑 {wrong.code} 钉钉"))
+    assert "没有绑定钉钉账号" in bodies(rows)
+
+    await send(sessionmaker, d, text_event(admin.code, f"绑定 {right.code} 钉钉 heping"))
+    rows = await send(sessionmaker, d, text_event("heping", "帮助", platform="dingtalk"))
+    assert rows and rows[0].destination["officer_id"] == right.id
+
+
+async def test_only_the_admin_may_unbind_and_the_refusal_is_audited(sessionmaker, clock) -> None:
+    async with sessionmaker() as s:
+        dep = await f.department(s)
+        admin = await f.officer(s, dep, "admin")
+        liaison = await f.officer(s, dep, "liaison")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(admin.code, f"绑定 {liaison.code} 钉钉 ding-l"))
+    rows = await send(sessionmaker, d, text_event(liaison.code, f"解绑 {liaison.code} 钉钉"))
+    assert "只有联席会议办公室管理员可以解绑账号" in bodies(rows)
+    assert [e.data["action"] for e in await audit_rows(sessionmaker, "denied")] == [
+        "officer.unbind.denied"
+    ]
+    async with sessionmaker() as s:
+        assert (await s.get(Officer, liaison.id)).account(ChatPlatform.DINGTALK) == "ding-l"
+
+
 async def test_admin_marks_an_officer_as_left_in_chat(sessionmaker, clock) -> None:
     """001 第十条(二): the inspector library follows staff changes; 离岗 keeps the record."""
     async with sessionmaker() as s:
