@@ -23,7 +23,7 @@ from core.workdays import cn_date
 log = logging.getLogger(__name__)
 
 COLOURS = ("#9ecae1", "#fdae6b", "#e6550d", "#31a354")  # not yet due, this week, overdue, done
-TASK_COLOUR = "#6baed6"
+TASK_COLOUR = "#8c8c8c"  # grey: tasks are no case bucket, so no colour of the legend
 GREY = "#444444"
 # laid out in inches for a phone held upright: 6.4 in at 125 dpi is 800 px, and 15 pt text is
 # 26 px, about 12 px high when a phone shows the picture full width (375 px)

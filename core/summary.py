@@ -373,11 +373,10 @@ async def requested_summary(
 async def _drawn_charts(scopes: dict[int, ScopeSummary]) -> dict[int, tuple[str, bytes]]:
     """Each scope's chart, drawn in a worker thread (the event loop keeps serving); none
     without a CJK font (core.charts logs the warning once per run), and none for a scope
-    without tasks in progress: its text says so, an empty picture every day would only be
-    noise."""
+    without tasks in progress (`ChartData.drawn`)."""
     from core import charts
 
-    shown = {key: s for key, s in scopes.items() if s.chart.tasks_by_state}
+    shown = {key: s for key, s in scopes.items() if s.chart.drawn}
     pngs = await asyncio.to_thread(charts.render_charts, [s.chart for s in shown.values()])
     return {
         key: (chart_title(scoped.chart), png)
@@ -412,6 +411,12 @@ class ChartData:
     scope: str  # "全部部门" or the leader's department
     departments: dict[str, Counter[str]] = field(default_factory=dict)  # name -> bucket -> n
     tasks_by_state: Counter[str] = field(default_factory=Counter)  # state label -> n
+
+    @property
+    def drawn(self) -> bool:
+        """A scope without tasks in progress gets no picture: its text says so, and an empty
+        chart every day would only be noise."""
+        return bool(self.tasks_by_state)
 
     def overdue_by_department(self) -> list[tuple[str, int]]:
         return [(name, c["已逾期"]) for name, c in self.departments.items() if c["已逾期"]]

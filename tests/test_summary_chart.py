@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 import struct
 from collections import Counter
@@ -14,12 +15,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import main
+from bot.cli.operations import _write_summaries
 from core import charts
 from core.changes import Ctx
 from core.clock import SystemClock
 from core.models import Case, GroupMember, Target
 from core.states import CaseState
-from core.summary import ChartData, chart_data, scope_summary
+from core.summary import ChartData, ScopeSummary, chart_data, scope_summary
 from tests.case_factories import at_day, build_world
 
 
@@ -118,8 +120,11 @@ def test_cli_writes_one_md_and_one_png_per_leader(
     assert main(["summary", "--db", str(demo_db), "--out", str(tmp_path)]) == 0
     mds = sorted(p.name for p in tmp_path.glob("*.md"))
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert len(mds) > 2 and [m[:-3] for m in mds] == [p[:-4] for p in pngs]
-    assert f"全部部门-{today}.md" in mds
+    # a chart for each scope with a task in progress, none for the others (the daily tick's rule)
+    assert len(pngs) > 2 and {p[:-4] for p in pngs} < {m[:-3] for m in mds}
+    assert f"全部部门-{today}.md" in mds and f"全部部门-{today}.png" in pngs
+    printed = capsys.readouterr().out
+    assert printed.count("（没有进行中的任务，不生成图表）") == len(mds) - len(pngs)
     assert all(png_size((tmp_path / p).read_bytes())[0] == 800 for p in pngs)
     capsys.readouterr()
     assert main(["summary", "--db", str(demo_db), "--date", today]) == 0
@@ -191,3 +196,36 @@ def test_charts_of_one_shape_share_a_figure_without_leaking_into_each_other() ->
     together = charts.render_charts([first, second], dpi=40)
     assert together == [charts.render_chart(first, dpi=40), charts.render_chart(second, dpi=40)]
     assert together[0] != together[1]
+
+
+async def test_cli_writes_no_chart_for_a_department_without_tasks(
+    ctx: Ctx, session: AsyncSession, tmp_path: Path
+) -> None:
+    """As the daily tick and the README have it: a scope with no task in progress gets its
+    text alone; `summary --out` wrote an empty chart (暂无案件 / 暂无任务) for it."""
+    if charts.cjk_font() is None:
+        pytest.skip("no CJK font: no chart at all")
+    await build_world(session)
+    busy = await scope_summary(ctx, ctx.clock.today())
+    idle = ScopeSummary(busy.summary, ChartData(ctx.clock.today(), "县公安局"))
+    _write_summaries(tmp_path / "out", "2026-03-05", [("忙", busy), ("闲", idle)])
+    assert _names(tmp_path / "out") == [
+        "忙-2026-03-05.md",
+        "忙-2026-03-05.png",
+        "闲-2026-03-05.md",
+    ]
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_the_task_bars_are_not_in_a_legend_colour() -> None:
+    """The tasks' bars (已公示 …) were drawn in nearly the legend's 未到期 blue, so a leader
+    read them as cases not yet due: their colour is far from every bucket's."""
+
+    def rgb(colour: str) -> tuple[int, ...]:
+        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+    for bucket in charts.COLOURS:
+        assert math.dist(rgb(charts.TASK_COLOUR), rgb(bucket)) > 90, bucket

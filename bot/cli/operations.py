@@ -69,13 +69,18 @@ def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]
     from core.charts import render_charts
 
     out.mkdir(parents=True, exist_ok=True)
-    pngs = render_charts([scoped.chart for _, scoped in scopes])
-    for (label, scoped), png in zip(scopes, pngs, strict=True):
+    drawn = iter(render_charts([scoped.chart for _, scoped in scopes if scoped.chart.drawn]))
+    for label, scoped in scopes:
         stem = out / f"{label}-{day}"
         stem.with_suffix(".md").write_text(scoped.message().body + "\n", "utf-8")
+        png = next(drawn) if scoped.chart.drawn else None
         if png is not None:
             stem.with_suffix(".png").write_bytes(png)
-        print(f"{stem}.md" + (f"、{stem.name}.png" if png else "（未安装中文字体，未生成图表）"))
+            print(f"{stem}.md、{stem.name}.png")
+        elif scoped.chart.drawn:
+            print(f"{stem}.md（未安装中文字体，未生成图表）")
+        else:
+            print(f"{stem}.md（没有进行中的任务，不生成图表）")
     return 0
 
 
