@@ -52,7 +52,11 @@ def _department_problems(
         if not holders:
             missing.append(f"没有{label}")
         elif not any(has_platform_account(o) for o in holders):
-            missing.append(f"{label}未绑定企业微信或钉钉账号")
+            named = "、".join(f"{o.code}（{o.name}）" for o in holders)
+            missing.append(
+                f"{label} {named} 未绑定企业微信或钉钉账号"
+                f"（管理员在聊天中发：绑定 {holders[0].code} 企业微信 账号）"
+            )
     inspectors = sum(1 for o in people if o.has_role("inspector"))
     if inspectors < min_inspectors:
         missing.append(f"在岗执法检查人员只有 {inspectors} 名（至少 {min_inspectors} 名）")

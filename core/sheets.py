@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.imports import annual_plan
+from core.imports.conflicts import CONFLICT_COLUMNS
 from core.imports.departments import DEPARTMENT_COLUMNS
 from core.imports.exclusions import EXCLUSION_COLUMNS
 from core.imports.inspectors import ACCOUNT_FIELDS, INSPECTOR_COLUMNS, LEAVE_WORDS
@@ -21,7 +22,15 @@ from core.imports.reading import Column
 from core.imports.targets import TARGET_COLUMNS
 from core.models import TARGET_FLAGS, TARGET_KINDS, TARGET_STATUSES, ChatPlatform
 
-TEMPLATE_ORDER = ("departments", "items", "inspectors", "targets", "exclusions", "plan")
+TEMPLATE_ORDER = (
+    "departments",
+    "items",
+    "inspectors",
+    "targets",
+    "exclusions",
+    "conflicts",
+    "plan",
+)
 DATA_SHEET, NOTES_SHEET = "数据", "填写说明"
 VALIDATED_ROWS = 5000  # drop-down lists cover this many data rows
 EXAMPLE_USCC = "91330424MA28AQAQXU"
@@ -163,6 +172,15 @@ def _templates(year: int) -> dict[str, Template]:
                 "department": "对应的本县部门（留空表示各部门）",
                 "source": "检查单位",
                 "reason": "说明",
+            },
+        ),
+        "conflicts": Template(
+            CONFLICT_COLUMNS,
+            [["SJ001", EXAMPLE_USCC, "本人配偶在该企业任职"]],
+            {
+                "officer": "执法检查人员的人员编号（见执法检查人员名录）",
+                "uscc": "有利害关系的检查对象的统一社会信用代码（须已在检查对象名录库中）",
+                "reason": "利害关系，例如：本人配偶在该企业任职；该人员不会被匹配到此对象",
             },
         ),
         "plan": Template(

@@ -355,3 +355,18 @@ def test_unknown_task_file_keys_are_named_with_their_line_and_the_nearest_key(
     assert "第 6 行“industry”不是[scope] 小节的项，是不是“industries”？" in err
     assert "第 10 行“rouding”不是[[rule.strata]] 分层的项，是不是“rounding”？" in err
     assert "第 11 行“unplanned_reason”不是[[rule.strata]] 分层的项：写在 [[rule.strata]]" in err
+
+
+def test_template_and_import_help_say_what_the_operator_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`template -o nodir/items.xlsx` told to import `items.xlsx` (the folder dropped); there
+    was no `template conflicts`; `holidays load --help` did not describe the file and
+    `--show-errors` had no help."""
+    target = tmp_path / "nodir" / "items.xlsx"
+    code, out, _ = run_cli(["template", "items", "-o", str(target)], capsys)
+    assert code == 0 and f"lianjian import items {target} 导入" in out
+    code, out, _ = run_cli(["template", "conflicts", "-o", str(tmp_path / "利害关系.xlsx")], capsys)
+    assert code == 0 and "lianjian import conflicts" in out
+    assert run_cli(["holidays", "load", "--help"], capsys)[1].count("2027") >= 3
+    assert "最多列出多少条错误" in run_cli(["import", "--help"], capsys)[1]

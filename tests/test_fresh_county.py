@@ -16,6 +16,7 @@ from bot.cli import main as cli
 from core.bindings import bind_chat
 from core.changes import Ctx
 from core.imports import annual_plan
+from core.imports.conflicts import import_conflicts
 from core.imports.departments import import_departments
 from core.imports.exclusions import import_exclusions
 from core.imports.inspectors import import_inspectors
@@ -111,13 +112,15 @@ def no_synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_every_template_imports_back_unchanged_in_order(ctx: Ctx, tmp_path: Path) -> None:
-    """The six templates' example rows fit together into an empty database."""
+    """The templates' example rows fit together into an empty database (conflicts' too: there
+    was no template for `import conflicts`)."""
     importers = {
         "departments": import_departments,
         "items": import_items,
         "inspectors": import_inspectors,
         "targets": import_targets,
         "exclusions": import_exclusions,
+        "conflicts": import_conflicts,
     }
     for kind in TEMPLATE_ORDER:
         path = write_template(kind, tmp_path / f"{kind}.xlsx", year=2026)

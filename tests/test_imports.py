@@ -575,6 +575,18 @@ async def test_setup_check_names_officers_sharing_a_certificate(
     ), problems
 
 
+async def test_setup_check_names_the_liaisons_who_need_binding(
+    ctx: Ctx, departments: dict[str, Department]
+) -> None:
+    """“联络员未绑定企业微信或钉钉账号” did not say whom the admin's 绑定 needs."""
+    dep = departments["SJ"].id
+    ctx.session.add(Officer(code="SJ001", name="王建国", department_id=dep, roles=["liaison"]))
+    await ctx.session.commit()
+    problems = "\n".join((await check_setup(ctx)).problems)
+    assert "联络员 SJ001（王建国） 未绑定企业微信或钉钉账号" in problems
+    assert "绑定 SJ001 企业微信 账号" in problems
+
+
 # ---------------------------------------------------------------- exclusions
 
 

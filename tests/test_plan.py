@@ -130,6 +130,18 @@ async def test_a_plan_for_another_or_a_past_year_is_refused(
     assert report.ok and report.inserted == 1, report.summary_zh()
 
 
+async def test_a_blank_plan_month_is_called_blank_and_the_cli_option_is_named(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """A blank month read “计划月份“”应为…”; the report told to choose “跳过错误行”, a button
+    the CLI does not have (its option is --skip-invalid)."""
+    path = write_csv(tmp_path / "plan.csv", [HEADER, [*ROW[:-1], ""]])
+    report = await annual_plan.import_plan(ctx, path, year=2026)
+    [error] = report.rejected
+    assert error.reason == "计划月份为空，请填写 2026 年的 1–12 月，例如 6 或 6月"
+    assert "或加 --skip-invalid 只导入正确的行" in report.summary_zh()
+
+
 async def _import(ctx: Ctx, tmp_path: Path, *rows: list[str]) -> None:
     report = await annual_plan.import_plan(
         ctx, write_csv(tmp_path / "p.csv", [HEADER, *rows]), year=2026

@@ -88,7 +88,9 @@ def _demo_targets(value: str) -> int:
     return n
 
 
-class ChineseHelpFormatter(argparse.HelpFormatter):
+class ChineseHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Chinese usage prefix; a description keeps its lines (holidays load shows a file)."""
+
     def add_usage(
         self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None
     ) -> None:
@@ -200,7 +202,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_output(".csv", ".xlsx"),
         help="拒收文件路径，.csv 或 .xlsx（默认 原文件名.rejects.csv）",
     )
-    imp.add_argument("--show-errors", type=int, default=50)
+    imp.add_argument(
+        "--show-errors", type=int, default=50, metavar="N", help="最多列出多少条错误（默认 50）"
+    )
     imp.add_argument("--year", type=_year_arg, help="年度抽查计划的年度（默认今年）")
     imp.add_argument(
         "--past-year", action="store_true", help="确认补录往年的年度抽查计划（否则拒绝导入）"
@@ -253,9 +257,16 @@ def _parser() -> argparse.ArgumentParser:
     ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(
         dest="sub", required=True, title="子命令", metavar="子命令"
     )
-    add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho).add_argument(
-        "file"
+    hl = add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho)
+    hl.description = (
+        "载入国务院办公厅公布的某年节假日安排，用于计算工作日期限。文件为 UTF-8 或 GBK 文本：\n"
+        "  year = 2027\n"
+        '  holidays = ["2027-01-01", "2027-02-05..2027-02-11"]   # 放假日期，可写起止范围\n'
+        '  workdays = ["2027-02-14"]                            # 调休上班的周末\n'
+        '  source = "国务院办公厅关于2027年部分节假日安排的通知"\n'
+        "JSON 文件（.json）写同样的键。"
     )
+    hl.add_argument("file", help="节假日文件（.toml 或 .json）")
 
     tk = sub.add_parser("task", help="联合抽查任务").add_subparsers(
         dest="sub", required=True, title="子命令", metavar="子命令"

@@ -72,7 +72,16 @@ async def cmd_import(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-TEMPLATE_KINDS = ("departments", "items", "inspectors", "targets", "exclusions", "plan", "task")
+TEMPLATE_KINDS = (
+    "departments",
+    "items",
+    "inspectors",
+    "targets",
+    "exclusions",
+    "conflicts",
+    "plan",
+    "task",
+)
 
 
 def cmd_template(args: argparse.Namespace) -> int:
@@ -93,7 +102,7 @@ def cmd_template(args: argparse.Namespace) -> int:
     write_template(args.kind, path, year=SystemClock().today().year)
     print(
         f"已生成导入模板 {path}：“数据”表含表头和示例行，“填写说明”表逐列说明；"
-        f"填好后用 lianjian import {args.kind} {path.name} 导入"
+        f"填好后用 lianjian import {args.kind} {path} 导入"
     )
     return 0
 

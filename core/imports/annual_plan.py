@@ -65,6 +65,9 @@ class _Lookups:
 
 def _parse_month(row: Row, year: int) -> int:
     text = nfkc(row.get("month"))
+    if not text:
+        row.error("month", f"计划月份为空，请填写 {year} 年的 1–12 月，例如 6 或 6月")
+        return 0
     found = _MONTH.fullmatch(text)
     if not found or not 1 <= int(found[2]) <= 12 or (found[1] and int(found[1]) != year):
         row.error("month", f"计划月份“{row.get('month')}”应为 {year} 年的 1–12 月，例如 6 或 6月")

@@ -96,7 +96,7 @@ class ImportReport:
         return (
             f"{what}未完成：{counts}，其中 {self.rejected_rows} 行有误，为保证名录完整，"
             f"本次未写入任何数据。{shown}{more}。请改正后重新导入，"
-            f"或选择“跳过错误行”只导入正确的行。"
+            f"或加 --skip-invalid 只导入正确的行（有误的行另存到拒收文件）。"
         )
 
 
