@@ -19,9 +19,10 @@ from bot.cli.operations import _write_summaries
 from core import charts
 from core.changes import Ctx
 from core.clock import SystemClock
+from core.errors import ValidationFailed
 from core.models import Case, GroupMember, Target
 from core.states import CaseState
-from core.summary import ChartData, ScopeSummary, chart_data, scope_summary
+from core.summary import ChartData, ScopeSummary, chart_data, leader_named, scope_summary
 from tests.case_factories import at_day, build_world
 
 
@@ -229,3 +230,15 @@ def test_the_task_bars_are_not_in_a_legend_colour() -> None:
 
     for bucket in charts.COLOURS:
         assert math.dist(rgb(charts.TASK_COLOUR), rgb(bucket)) > 90, bucket
+
+
+async def test_a_name_two_leaders_share_asks_for_the_code(ctx: Ctx, session: AsyncSession) -> None:
+    w = await build_world(session)
+    w.other_leader.name = w.lead_leader.name
+    await session.flush()
+    assert await leader_named(ctx, w.lead_leader.code.lower()) is w.lead_leader
+    with pytest.raises(ValidationFailed, match="请改用人员编号") as refused:
+        await leader_named(ctx, w.lead_leader.name)
+    assert (
+        w.lead_leader.code in refused.value.message and w.other_leader.code in refused.value.message
+    )
