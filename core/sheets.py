@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.imports import annual_plan
+from core.imports import IMPORT_ORDER, annual_plan
 from core.imports.conflicts import CONFLICT_COLUMNS
 from core.imports.departments import DEPARTMENT_COLUMNS
 from core.imports.exclusions import EXCLUSION_COLUMNS
@@ -22,15 +22,7 @@ from core.imports.reading import Column
 from core.imports.targets import TARGET_COLUMNS
 from core.models import TARGET_FLAGS, TARGET_KINDS, TARGET_STATUSES, ChatPlatform
 
-TEMPLATE_ORDER = (
-    "departments",
-    "items",
-    "inspectors",
-    "targets",
-    "exclusions",
-    "conflicts",
-    "plan",
-)
+TEMPLATE_ORDER = IMPORT_ORDER
 DATA_SHEET, NOTES_SHEET = "数据", "填写说明"
 VALIDATED_ROWS = 5000  # drop-down lists cover this many data rows
 EXAMPLE_USCC = "91330424MA28AQAQXU"

@@ -43,6 +43,7 @@ from bot.cli.tasks import cmd_documents, cmd_export_archive, cmd_export_results,
 from core.bindings import PLATFORMS
 from core.clock import SystemClock, parse_year
 from core.errors import DomainError, ValidationFailed, os_reason
+from core.imports import IMPORT_ORDER
 
 
 def _date_arg(value: str) -> dt.date:
@@ -185,15 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
     imp.add_argument(
         "kind",
-        choices=[
-            "departments",
-            "items",
-            "targets",
-            "inspectors",
-            "exclusions",
-            "conflicts",
-            "plan",
-        ],
+        choices=IMPORT_ORDER,
     )
     imp.add_argument("file")
     imp.add_argument("--skip-invalid", action="store_true", help="导入合格行，不合格行写入拒收文件")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.cli.common import CliError, cli_ctx, suffix_problem
 from core.clock import SystemClock
+from core.imports import IMPORT_ORDER
 
 
 async def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -72,16 +73,7 @@ async def cmd_import(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-TEMPLATE_KINDS = (
-    "departments",
-    "items",
-    "inspectors",
-    "targets",
-    "exclusions",
-    "conflicts",
-    "plan",
-    "task",
-)
+TEMPLATE_KINDS = (*IMPORT_ORDER, "task")  # every importer's XLSX, and the task file
 
 
 def cmd_template(args: argparse.Namespace) -> int:
