@@ -1,12 +1,15 @@
-"""After stage 7, publication: the published results of a year as an XLSX in the column layout of
-the provincial platform's result entry (RESULT_LAYOUT), for the office to enter or import them there
-(004 第十九条: results are entered into the provincial platform; 第二十四条: data not entered counts
-as not done)."""
+"""After stage 7, publication: the published results of a year as an XLSX (or a CSV of the same
+columns) in the column layout of the provincial platform's result entry (RESULT_LAYOUT), for the
+office to enter or import them there (004 第十九条: results are entered into the provincial
+platform; 第二十四条: data not entered counts as not done); and the CSV and 是/否 wording every
+file a clerk opens shares (the archive's too)."""
 
 from __future__ import annotations
 
+import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
@@ -20,6 +23,7 @@ from core.clock import CHINA_TZ
 from core.models import Case, CaseResult, Department, Invitation, JointTask, Target
 from core.results import NO_FOLLOWUP, Category, export_code, label
 
+ExportFormat = Literal["xlsx", "csv"]
 RESULT_LAYOUT = "浙江省部门协同监管平台 · 抽查检查结果录入"
 RESULT_COLUMNS = (
     "序号",
@@ -54,6 +58,16 @@ async def _tasks(
             (JointTask.lead_department_id == department.id) | JointTask.id.in_(joined)
         )
     return list(await session.scalars(query))
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """UTF-8 with BOM so Excel opens the Chinese columns as they are. Values under Chinese
+    headers are words too (states as the pages name them, 是/否); times stay ISO for machines."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 def yes_no(flag: bool) -> str:
@@ -96,19 +110,10 @@ def _row(
     ]
 
 
-async def results_workbook(ctx: Ctx, year: int, department_ref: str | None) -> tuple[bytes, int]:
-    """The XLSX bytes and the number of results in it (the current published version of each
-    case; a corrected result exports its correction)."""
+async def _result_rows(ctx: Ctx, year: int, department: Department | None) -> list[list[object]]:
+    """One row per case: its current published version (a corrected result, its correction)."""
     session = ctx.session
-    department = await department_names.find(session, department_ref) if department_ref else None
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None  # a new workbook has its sheet
-    ws.title = "检查结果"
-    ws.append(list(RESULT_COLUMNS))
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    n = 0
+    out: list[list[object]] = []
     for task in await _tasks(session, year, department):
         departments = await participating_departments(ctx, task)
         extra = department_categories(departments)
@@ -123,8 +128,36 @@ async def results_workbook(ctx: Ctx, year: int, department_ref: str | None) -> t
             )
         ).all()
         for r, case, target in rows:
-            n += 1
-            ws.append(_row(n, task, partners, case, target, r, extra))
+            out.append(_row(len(out) + 1, task, partners, case, target, r, extra))
+    return out
+
+
+async def results_export(
+    ctx: Ctx, year: int, department_ref: str | None, fmt: ExportFormat = "xlsx"
+) -> tuple[bytes, int]:
+    """The year's published results as XLSX (with its 说明 sheet) or CSV (the same columns),
+    and how many there are."""
+    department = (
+        await department_names.find(ctx.session, department_ref) if department_ref else None
+    )
+    rows = await _result_rows(ctx, year, department)
+    if fmt == "csv":
+        return csv_bytes(RESULT_COLUMNS, rows), len(rows)
+    return _workbook(ctx, rows, year, department), len(rows)
+
+
+def _workbook(
+    ctx: Ctx, rows: list[list[object]], year: int, department: Department | None
+) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None  # a new workbook has its sheet
+    ws.title = "检查结果"
+    ws.append(list(RESULT_COLUMNS))
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        ws.append(row)
     for column, width in zip(
         "ABCDEFGHIJKLMNOPQ",
         (6, 16, 28, 20, 28, 22, 30, 12, 14, 40, 16, 20, 10, 14, 8, 12, 22),
@@ -143,4 +176,4 @@ async def results_workbook(ctx: Ctx, year: int, department_ref: str | None) -> t
     )
     out = io.BytesIO()
     wb.save(out)
-    return out.getvalue(), n
+    return out.getvalue()

@@ -152,6 +152,29 @@ def test_output_paths_that_cannot_be_written_are_named(
     assert code == 2 and "已有同名的文件" in err and a_file.read_text("utf-8") == "x"
 
 
+def test_an_export_is_written_in_the_format_its_name_says_or_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`export results -o r.csv` wrote an Excel workbook named .csv (and one under a name with
+    no extension): a .csv name gets a CSV of the same columns, a name saying no format this
+    command writes is refused before any work, naming the formats; likewise the archive."""
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    as_csv = tmp_path / "r.csv"
+    code, out, _ = run_cli(
+        ["export", "results", "--year", "2026", "-o", str(as_csv), "--db", db], capsys
+    )
+    assert code == 0 and "CSV" in out
+    assert as_csv.read_text("utf-8-sig").startswith("序号,任务编号,任务名称,")
+    for name in ("r_noext", "r.txt"):
+        argv = ["export", "results", "--year", "2026", "-o", str(tmp_path / name), "--db", db]
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and "须以 .xlsx（Excel 工作簿）或 .csv（CSV 表格）结尾" in err, err
+        assert not (tmp_path / name).exists()
+    code, _, err = run_cli(["export", "archive", "LJ-2026-001", "-o", "a", "--db", db], capsys)
+    assert code == 2 and "须以 .zip（ZIP 压缩包）结尾" in err and "a.zip" in err
+
+
 def test_serve_names_a_bad_database_or_config_before_it_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -279,3 +279,19 @@ def test_cli_writes_every_document_of_a_task(
     )
     assert "ZFA1" in docx_text((out / code / f"{code}-联合抽查通知书.docx").read_bytes())
     assert cli_main(["documents", "LJ-2026-999", "-o", str(out), "--db", db_url]) == 2
+
+
+def test_cli_documents_counts_documents_and_makes_no_path_from_a_typo(
+    tmp_path: Path, db_url: str, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`documents X -o /nonexist/a/b` made the whole path: a folder named for the output is
+    made only inside one that exists (as `export results` refuses a missing folder), and the
+    report counts documents (notice and record), not their Word and HTML files."""
+    missing = tmp_path / "nonexist" / "a" / "b"
+    assert cli_main(["documents", world.task.code, "-o", str(missing), "--db", db_url]) == 2
+    assert f"{missing}：文件或文件夹不存在" in capsys.readouterr().err
+    assert not (tmp_path / "nonexist").exists()
+    out = tmp_path / "new"
+    assert cli_main(["documents", world.task.code, "-o", str(out), "--db", db_url]) == 0
+    said = capsys.readouterr().out
+    assert "已生成 1 户的检查文书 2 份" in said and "Word 与网页" in said, said

@@ -112,11 +112,16 @@ def test_results_export_uses_the_platform_layout(
 
 
 def test_archive_holds_the_whole_task_and_closes_it(
-    tmp_path: Path, db_url: str, published: World, sessionmaker
+    tmp_path: Path, db_url: str, published: World, sessionmaker, capsys
 ) -> None:
     """001 第二十条, 004 第二十五条: the task's records are filed (立卷归档), then it is closed."""
     out = tmp_path / "archive.zip"
-    assert cli_main(["export", "archive", published.task.code, "-o", str(out), "--db", db_url]) == 0
+    argv = ["export", "archive", published.task.code, "-o", str(out), "--db", db_url]
+    assert cli_main(argv) == 0
+    assert "状态改为“已归档”" in capsys.readouterr().out
+    assert cli_main(argv) == 0  # a further copy of an archived task says so
+    said = capsys.readouterr().out
+    assert "此前已立卷归档" in said and "状态改为" not in said
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())
         read = {n: zf.read(n) for n in names}
@@ -180,12 +185,13 @@ async def test_archive_closes_only_a_finished_task(
         await closing.archive_task(lead, code)
 
     at_day(ctx, D(2026, 6, 2))
-    _, task = await closing.archive_task(lead, code)
+    _, task, again = await closing.archive_task(lead, code)
     await session.commit()
-    assert task.state == TaskState.CLOSED
+    assert task.state == TaskState.CLOSED and not again
     closed = await session.scalar(select(AuditEvent).where(AuditEvent.action == "task.closed"))
     assert closed is not None and closed.data["files"] > 10
-    await closing.archive_task(acting(ctx, w.lead_leader), code)  # a second copy
+    *_, again = await closing.archive_task(acting(ctx, w.lead_leader), code)  # a second copy
+    assert again
     await session.commit()
     reloaded = await session.scalar(select(JointTask).where(JointTask.code == code))
     assert reloaded is not None and reloaded.state == TaskState.CLOSED
@@ -239,7 +245,7 @@ async def test_archive_files_the_results_attachments(
         )
     await session.commit()
     at_day(ctx, D(2026, 6, 2))
-    data, _ = await closing.archive_task(
+    data, _, _ = await closing.archive_task(
         acting(ctx, published.lead_liaison), published.task.code, store
     )
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -353,7 +359,9 @@ async def test_archive_files_the_draw_receipt_and_its_pool(
     session.add(DrawPool(draw_id=draw.id, data=made.data))
     await session.commit()
     at_day(ctx, D(2026, 6, 2))
-    data, _ = await closing.archive_task(acting(ctx, published.lead_liaison), published.task.code)
+    data, _, _ = await closing.archive_task(
+        acting(ctx, published.lead_liaison), published.task.code
+    )
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         receipt = json.loads(zf.read(f"03-抽取/{draw.code}.json"))
         pool_file = zf.read(f"03-抽取/{draw.code}-pool.csv").decode()

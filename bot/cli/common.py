@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,30 @@ def existing_database(url: str, *, create: bool) -> str:
     if not is_lianjian_database(path):
         raise CliError(f"{path} 不是联检数据库（或已损坏）。请检查 --db 路径")
     return url
+
+
+def output_file(path: str, formats: Mapping[str, str]) -> Path:
+    """A file the operator names for output (-o): its extension says which of the command's
+    `formats` (extension → its name for a clerk) to write; another extension, or none, is
+    refused before any work — never a file whose name says another format than it holds.
+    A missing folder is told when the file is written, as the operating system words it."""
+    out = Path(path)
+    if out.suffix.lower() not in formats:
+        kinds = "或 ".join(f"{ext}（{name}）" for ext, name in formats.items())
+        example = out.with_suffix(next(iter(formats))).name if out.stem else ""
+        raise CliError(
+            f"输出文件名须以 {kinds}结尾：{out.name or path}"
+            + (f"，例如 {example}" if example else "")
+        )
+    return out
+
+
+def output_folder(path: Path) -> Path:
+    """A folder the operator names for output: made when missing if the folder it is in exists;
+    a missing parent is refused (FileNotFoundError, told like any missing folder), never a
+    whole path made up from a typo."""
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import CliError, cli_ctx
+from bot.cli.common import CliError, cli_ctx, output_folder
 from bot.platforms.base import plain_text
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ async def cmd_summary(args: argparse.Namespace) -> int:
 def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]) -> int:
     from core.charts import render_charts
 
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     drawn = iter(render_charts([scoped.chart for _, scoped in scopes if scoped.chart.drawn]))
     for label, scoped in scopes:
         stem = out / f"{label}-{day}"

@@ -7,7 +7,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from bot.cli.common import cli_ctx
+from bot.cli.common import cli_ctx, output_file, output_folder
 
 
 async def cmd_task_create(args: argparse.Namespace) -> int:
@@ -30,26 +30,37 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
 
 
 async def cmd_documents(args: argparse.Namespace) -> int:
-    from core.documents import write_documents
+    from core.documents import DOC_TITLES, FORMATS, write_documents
 
     out = Path(args.output)
     async with cli_ctx(args) as ctx:
         files = await write_documents(ctx, args.code)
+    await asyncio.to_thread(output_folder, out)  # after the code is found: a typo makes nothing
     for name, content in files:
         path = out / name
-        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(path.parent.mkdir, exist_ok=True)  # the case's folder
         await asyncio.to_thread(path.write_bytes, content)
-    print(f"已生成 {len(files)} 份检查文书 → {out}")
+    cases = len({name.split("/", 1)[0] for name, _ in files})
+    print(
+        f"已生成 {cases} 户的检查文书 {len(files) // len(FORMATS)} 份"
+        f"（{'、'.join(DOC_TITLES.values())}，每份 Word 与网页各一个文件）→ {out}"
+    )
     return 0
 
 
-async def cmd_export_results(args: argparse.Namespace) -> int:
-    from core.exports import RESULT_LAYOUT, results_workbook
+RESULT_FORMATS = {".xlsx": "Excel 工作簿", ".csv": "CSV 表格"}
 
+
+async def cmd_export_results(args: argparse.Namespace) -> int:
+    from core.exports import RESULT_LAYOUT, ExportFormat, results_export
+
+    out = output_file(args.output, RESULT_FORMATS)
+    fmt: ExportFormat = "csv" if out.suffix.lower() == ".csv" else "xlsx"
     async with cli_ctx(args) as ctx:
-        data, n = await results_workbook(ctx, args.year, args.department)
-    await asyncio.to_thread(Path(args.output).write_bytes, data)
-    print(f"已导出 {args.year} 年已公示检查结果 {n} 条（{RESULT_LAYOUT}）→ {args.output}")
+        data, n = await results_export(ctx, args.year, args.department, fmt)
+    await asyncio.to_thread(out.write_bytes, data)
+    kind = RESULT_FORMATS[out.suffix.lower()]
+    print(f"已导出 {args.year} 年已公示检查结果 {n} 条（{RESULT_LAYOUT}，{kind}）→ {out}")
     return 0
 
 
@@ -58,11 +69,15 @@ async def cmd_export_archive(args: argparse.Namespace) -> int:
     from core.archive.closing import archive_task
     from core.attachments import FileStore
 
+    out = output_file(args.output, {".zip": "ZIP 压缩包"})
     store = FileStore(attachments_dir(load_settings(args.config)))
     async with cli_ctx(args) as ctx:
-        data, task = await archive_task(ctx, args.task, store)
+        data, task, again = await archive_task(ctx, args.task, store)
         # written before the commit: a task is closed only once its archive exists
-        await asyncio.to_thread(Path(args.output).write_bytes, data)
+        await asyncio.to_thread(out.write_bytes, data)
         code = task.code
-    print(f"任务 {code} 已立卷归档，状态改为“已归档” → {args.output}")
+    if again:
+        print(f"任务 {code} 此前已立卷归档（状态仍为“已归档”），已另存一份归档副本 → {out}")
+    else:
+        print(f"任务 {code} 已立卷归档，状态改为“已归档” → {out}")
     return 0

@@ -74,9 +74,10 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
 
 async def archive_task(
     ctx: Ctx, task_code: str, store: FileStore | None = None
-) -> tuple[bytes, JointTask]:
-    """The archive (ZIP bytes) with the attachments held by `store`; the task is `closed` once
-    the caller commits."""
+) -> tuple[bytes, JointTask, bool]:
+    """The archive (ZIP bytes) with the attachments held by `store`, the task, and whether it
+    was archived before (this is a further copy); the task is `closed` once the caller
+    commits."""
     task = await _archivable(ctx, task_code)
     files = contents.Files()
     cases = list(
@@ -105,4 +106,4 @@ async def archive_task(
         f"task:{task.code}",
         {"manifest_sha256": hashlib.sha256(manifest).hexdigest(), "files": len(files.files) + 1},
     )
-    return out.getvalue(), task
+    return out.getvalue(), task, again

@@ -5,10 +5,8 @@ and the file set with its manifest."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,7 +19,7 @@ from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.documents import DOC_KINDS, case_document_context, document_file
 from core.draws.verify import draw_public_json, pool_csv_text
-from core.exports import yes_no
+from core.exports import csv_bytes, yes_no
 from core.models import (
     Attachment,
     Case,
@@ -39,17 +37,6 @@ from core.models import (
 )
 from core.states import INVITATION, OBJECTION, RESULT
 from core.workdays import cn_datetime
-
-
-def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    """UTF-8 with BOM so Excel opens the Chinese columns as they are. Values under Chinese
-    headers are words too (states as the pages name them, 是/否), as `export results` writes
-    them; times stay ISO for machines."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
 def json_bytes(obj: Any) -> bytes:
