@@ -33,6 +33,7 @@ from core.models import (
     Item,
     ItemResult,
     JointTask,
+    Officer,
     Referral,
     Review,
 )
@@ -72,10 +73,25 @@ class CaseSheet:
     latest_items: list[ItemResult] = field(default_factory=list)  # the latest version's, all
     targets_locked_at: dt.datetime | None = None  # inspections are dated from then
     stored_parts: dict[int, CasePart] = field(default_factory=dict)  # as read, by department
+    uploaders: dict[int, int] = field(default_factory=dict)  # files' uploaders: department
 
     @property
     def own_items(self) -> list[ItemPart]:
         return [p for p in self.items if p.own]
+
+    @property
+    def own_part(self) -> CasePart | None:
+        """The viewing department's part as stored (its own methods, follow-ups, remarks)."""
+        return self.stored_parts.get(self.department_id)
+
+    def files_of(self, own: bool) -> list[Attachment]:
+        """The latest version's files uploaded by the viewing department (`own`) or by the
+        others: each department keeps or drops its own files only (谁检查、谁录入)."""
+        return [
+            a
+            for a in self.attachments
+            if (self.uploaders.get(a.uploaded_by_id) == self.department_id) == own
+        ]
 
     def label(self, code: str) -> str:
         found = next((c for c in self.categories if c.code == code), None)
@@ -120,7 +136,10 @@ class ResultEntry:
 # The sheet's look-ups, built once with bound parameters (building one cost about as much CPU
 # as running it, #9).
 _ATTACHMENTS = (
-    select(Attachment).where(Attachment.result_id == bindparam("result_id")).order_by(Attachment.id)
+    select(Attachment, Officer.department_id)
+    .join(Officer, Officer.id == Attachment.uploaded_by_id)
+    .where(Attachment.result_id == bindparam("result_id"))
+    .order_by(Attachment.id)
 )
 _ITEM_RESULTS = select(ItemResult).where(ItemResult.result_id == bindparam("result_id"))
 _REVIEWS = select(Review).where(Review.result_id == bindparam("result_id")).order_by(Review.id)
@@ -168,9 +187,12 @@ async def after_entry(ctx: Ctx, sheet: CaseSheet, *, page_parts: bool = True) ->
     by_item: dict[int, ItemResult] = {}
     reviews: list[Review] = []
     attachments: list[Attachment] = []
+    uploaders: dict[int, int] = {}
     if result is not None:
         of_result = {"result_id": result.id}
-        attachments = list(await session.scalars(_ATTACHMENTS, of_result))
+        for row, department_id in (await session.execute(_ATTACHMENTS, of_result)).all():
+            attachments.append(row)
+            uploaders[row.uploaded_by_id] = department_id
         by_item = {r.item_id: r for r in await session.scalars(_ITEM_RESULTS, of_result)}
         reviews = list(await session.scalars(_REVIEWS, of_result))
     sheet = dataclasses.replace(
@@ -180,6 +202,7 @@ async def after_entry(ctx: Ctx, sheet: CaseSheet, *, page_parts: bool = True) ->
         reviews=reviews,
         return_reason=await _return_reason(ctx, sheet, reviews),
         attachments=attachments,
+        uploaders=uploaders,
     )
     return await with_page_parts(ctx, sheet) if page_parts else sheet
 
@@ -245,6 +268,7 @@ async def _entered(
         reviews=[],
         return_reason="",
         attachments=files,
+        uploaders={**sheet.uploaders, result.entered_by_id: sheet.department_id},
     )
     return await with_page_parts(ctx, sheet, loaded.parts)
 
@@ -319,22 +343,25 @@ def _item_dicts(
 
 def _same(
     result: CaseResult,
+    part: CasePart | None,
     entry: ResultEntry,
     codes: list[str],
     items: list[dict[str, Any]],
     stored: Sequence[ItemResult],
     files: Sequence[Attachment],
 ) -> bool:
-    """Whether a stored version is exactly what this entry would submit."""
+    """Whether a stored version, with the department's `part` and own `files`, is exactly
+    what this entry would submit."""
     as_stored = sorted((r.item_id, list(r.codes), r.problems, r.handling) for r in stored)
     as_posted = sorted((i["item_id"], i["codes"], i["problems"], i["handling"]) for i in items)
     return (
-        list(result.codes) == codes
-        and list(result.methods) == entry.methods
-        and list(result.followups) == entry.followups
-        and result.followup_done == entry.followup_done
-        and result.followup_done_on == entry.followup_done_on
-        and result.remarks == entry.remarks.strip()
+        part is not None
+        and list(result.codes) == codes
+        and list(part.methods) == entry.methods
+        and list(part.followups) == entry.followups
+        and part.followup_done == entry.followup_done
+        and part.followup_done_on == entry.followup_done_on
+        and part.remarks == entry.remarks.strip()
         and (entry.inspected_on is None or result.inspected_on == entry.inspected_on)
         and as_stored == as_posted
         and sorted(f.sha256 for f in files) == sorted(a.sha256 for a in entry.attachments)
@@ -426,7 +453,7 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
         # a resent form: review started, or the officer's own part is the latest entry
         and (case.state not in cases.OPEN_FOR_ENTRY or case.state == CaseState.PART_ENTERED)
         and previous.entered_by_id == actor.id
-        and _same(previous, entry, codes, items, carried, sheet.attachments)
+        and _same(previous, sheet.own_part, entry, codes, items, carried, sheet.files_of(True))
     ):
         return await after_entry(ctx, sheet), True
     if case.state not in cases.OPEN_FOR_ENTRY:
@@ -458,21 +485,34 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
             entry.remarks,
         ),
     )
-    files = await _attach(ctx, case, result, entry.attachments)
+    files = await _attach(ctx, sheet, result, entry.attachments)
     return await _entered(ctx, sheet, loaded, result, files), False
 
 
 async def _attach(
-    ctx: Ctx, case: Case, result: CaseResult, files: Sequence[Stored]
+    ctx: Ctx, sheet: CaseSheet, result: CaseResult, files: Sequence[Stored]
 ) -> list[Attachment]:
-    """The version's files (new and carried over), audited with their content hashes."""
-    if not files:
+    """The version's files: the department's own as posted (kept and new, audited with their
+    content hashes) and the other departments' carried over as they are, each with who
+    uploaded it when."""
+    others = sheet.files_of(False)
+    if not files and not others:
         return []
     assert ctx.actor is not None  # a group member submitted
     await ctx.session.flush()  # the version's id
+    kept = {(a.sha256, a.name): a for a in sheet.files_of(True)}
+    uploads = [(f, kept.get((f.sha256, f.name))) for f in files]
     now = ctx.clock.now()
-    rows = [attachment_row(result.id, f, ctx.actor.id, now) for f in files]
+    rows = [
+        attachment_row(result.id, f, ctx.actor.id, now)
+        if old is None
+        else attachment_row(result.id, f, old.uploaded_by_id, old.uploaded_at)
+        for f, old in uploads
+    ] + [attachment_row(result.id, a, a.uploaded_by_id, a.uploaded_at) for a in others]
     ctx.session.add_all(rows)
+    if not files:
+        return rows
+    case = sheet.case
     await record(
         ctx,
         "case.result.attachments",

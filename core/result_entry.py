@@ -59,7 +59,9 @@ from core.models import (
 from core.result_parts import (
     departments_with_items,
     enter_part,
+    merged_fields,
     not_entered,
+    own_codes,
     own_parts,
     part_enterers,
 )
@@ -151,32 +153,41 @@ async def new_version(
     departments: Sequence[Department] | None = None,
     *,
     loaded: EntryState | None = None,
+    part: dict[str, Any] | None = None,
 ) -> CaseResult:
     """Validate a result and add it as the next version, in `state`; `departments`: the task's
     participating departments if the caller has them already; `loaded`: the case as read for
-    this entry, with the case row locked (its task items and latest version: no look-ups)."""
+    this entry, with the case row locked (its task items and latest version: no look-ups).
+    `part`: the entering department's own part (its conclusion, methods and follow-ups), which
+    the rules of a result are checked on when `fields` merge every department's (a
+    department answers for its own codes, not for another's); the merged conclusion's codes
+    must still fit together."""
     if departments is None:
         departments = await participating_departments(ctx, task)
     extra = department_categories(departments)
     today = ctx.clock.today()
     inspected_on = fields["inspected_on"] or case.inspected_on
-    validate_result(
-        fields["codes"],
-        fields["methods"],
-        fields["followups"],
-        inspected_on,
-        today=today,
-        extra=extra,
-        followup_done=fields["followup_done"],
-        followup_done_on=fields["followup_done_on"],
-    )
+    checked = fields if part is None else part
+    if part is not None:
+        check_codes(fields["codes"], extra)
     in_task = (
         {item.id for item, _ in loaded.task_items}
         if loaded is not None
         else set(await ctx.session.scalars(_TASK_ITEM_IDS, {"task_id": task.id}))
     )
+    # the items first: a conclusion they contradict is refused as such, not by a rule on it
     items = _validated_items(in_task, fields["codes"], fields["item_results"], extra)
-    await _check_referrals(ctx.session, case, fields["followups"])
+    validate_result(
+        checked["codes"],
+        checked["methods"],
+        checked["followups"],
+        inspected_on,
+        today=today,
+        extra=extra,
+        followup_done=checked["followup_done"],
+        followup_done_on=checked["followup_done_on"],
+    )
+    await _check_referrals(ctx.session, case, checked["followups"])
     if inspected_on is not None and inspected_on != case.inspected_on:
         if loaded is not None:
             check_day(task, inspected_on, today, loaded.targets_locked_at)
@@ -401,8 +412,9 @@ async def carry_files(ctx: Ctx, previous: CaseResult | None, result: CaseResult)
     """A new version made without the form (`提交`, `更正`) keeps the files of the version
     before it: the review page and a returned form show the latest version's files only, so
     one department's chat entry used to hide the photos another had uploaded for its part.
-    (The form carries them itself, as 保留 boxes its sender may untick.) Not audited again:
-    the same files, audited when uploaded."""
+    (The form carries them itself: the other departments' as they are, its own department's
+    as 保留 boxes its sender may untick.) Not audited again: the same files, audited when
+    uploaded."""
     if previous is None:
         return
     files = list(await ctx.session.scalars(_FILES, {"result_id": previous.id}))
@@ -415,9 +427,11 @@ async def carry_files(ctx: Ctx, previous: CaseResult | None, result: CaseResult)
 
 
 async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> CaseResult:
-    """A group member enters the result (`fields`: `result_fields`); late entry is accepted
-    and flagged (rule 7). Every rule of entry is checked here, on the case as `loaded` with
-    its row locked, whichever way the result came (chat or form).
+    """A group member enters the result (`fields`: `result_fields`; its methods, follow-ups
+    and remarks are the department's own, stored with its part and merged with the other
+    parts' into the version, `merged_fields`); late entry is accepted and flagged (rule 7).
+    Every rule of entry is checked here, on the case as `loaded` with its row locked,
+    whichever way the result came (chat or form).
 
     Lateness is judged from the inspection date, 20 working days after it (000 §十, 001 第十六条
     (三)), whether the date was recorded on site or comes with this result: the leaders'
@@ -430,12 +444,11 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
         raise InvalidTransition("结果已提交，正在审核中")
     if case.state in AFTER_APPROVAL:
         raise InvalidTransition("结果已审核通过，不能重新提交；如有错误请由审核部门更正")
-    fields = {
-        **fields,
-        "item_results": own_parts(
-            loaded.task_items, loaded.latest_items, actor, fields["item_results"], fields["codes"]
-        ),
-    }
+    items = own_parts(
+        loaded.task_items, loaded.latest_items, actor, fields["item_results"], fields["codes"]
+    )
+    fields = {**fields, "item_results": items}
+    codes = own_codes(loaded.task_items, actor.department_id, items, fields["codes"])
     with_parts = departments_with_items(task, loaded.task_items)
     own_part = any(d.id == actor.department_id for d in with_parts)
     missing = [
@@ -449,13 +462,14 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
         case,
         task,
         actor,
-        fields,
+        merged_fields(fields, loaded.parts, departments, actor.department_id),
         ResultState.PART_ENTERED if missing else ResultState.SUBMITTED,
         departments,
         loaded=loaded,
+        part={**fields, "codes": codes},
     )
     if own_part:
-        await enter_part(ctx, case, actor.department_id, result, actor, loaded.parts)
+        await enter_part(ctx, case, actor.department_id, result, actor, loaded.parts, fields)
     due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
     late = ctx.clock.today() > due.day
     if missing:

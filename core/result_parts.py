@@ -28,7 +28,7 @@ from core.models import (
     Officer,
     TaskItem,
 )
-from core.results import METHODS, NO_FOLLOWUP, case_codes
+from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP, case_codes
 from core.states import PART, PartState
 
 if TYPE_CHECKING:  # core.result_entry builds on this module
@@ -92,8 +92,8 @@ def own_parts(
 @dataclass(frozen=True)
 class QuickEntry:
     """What a chat 提交 enters: the officer's own items with the codes typed, the other
-    departments' parts carried over, and the case-level fields of the whole result (named as
-    core.result_entry.submit_result's keywords)."""
+    departments' parts carried over, and the department's own case-level fields (named as
+    core.result_entry.submit_result's keywords; core merges them with the other parts')."""
 
     codes: list[str]  # the case conclusion, merged from every department's items
     methods: list[str]
@@ -114,33 +114,101 @@ def quick_entry(
     """谁检查、谁录入 (000 §九–十) for the chat's 提交, which names no items: `codes` become the
     result of each of the officer's department's items, and the case conclusion is merged
     from every department's items as the result form merges it — not the last department's
-    words alone. While other departments' parts stand, the case-level fields they entered
-    (methods, follow-ups, remarks) stand too: methods add up, follow-ups are kept. From the
-    case as `loaded` for the entry (its items and latest version: no look-ups of its own)."""
+    words alone. `methods` and `followups` are the department's own; the other parts' stand
+    (core merges them, `merged_fields`), and so do the department's own remarks, which the
+    chat cannot say. From the case as `loaded` for the entry (no look-ups of its own)."""
     own = sorted(item.id for item, dept in loaded.task_items if dept.id == actor.department_id)
     mine = [
         {"item_id": item_id, "codes": list(codes), "content": "", "problems": "", "handling": ""}
         for item_id in own
     ]
-    latest = loaded.latest
     carried = [
         {"item_id": row.item_id, **{k: getattr(row, k) for k in _PART_FIELDS}}
         for row in sorted(loaded.latest_items, key=lambda row: row.item_id)
         if row.item_id not in own
     ]
-    if latest is None or not carried:
-        return QuickEntry(list(codes), list(methods), list(followups), False, None, mine, "")
-    used = {*methods, *latest.methods}
-    keep_followups = NO_FOLLOWUP not in latest.followups
+    part = loaded.parts.get(actor.department_id)
     return QuickEntry(
         codes=case_codes([codes, *(entry["codes"] for entry in carried)]),
-        methods=[m for m in METHODS if m in used],
-        followups=list(latest.followups) if keep_followups else list(followups),
-        followup_done=latest.followup_done if keep_followups else False,
-        followup_done_on=latest.followup_done_on if keep_followups else None,
+        methods=list(methods),
+        followups=list(followups),
+        followup_done=False,
+        followup_done_on=None,
         item_results=mine + carried,
-        remarks=latest.remarks,
+        remarks=part.remarks if part is not None else "",
     )
+
+
+OWN_FIELDS = ("methods", "followups", "followup_done", "followup_done_on", "remarks")
+
+
+def own_codes(
+    task_items: Sequence[tuple[Item, Department]],
+    department_id: int,
+    item_results: Sequence[dict[str, Any]],
+    codes: Sequence[str],
+) -> list[str]:
+    """The conclusion of the department's own part: merged from its items in `item_results`,
+    or, when it entered none, the conclusion given (`codes`)."""
+    mine = {item.id for item, department in task_items if department.id == department_id}
+    found = case_codes(e["codes"] for e in item_results if int(e["item_id"]) in mine)
+    return found or list(codes)
+
+
+def merged_fields(
+    fields: dict[str, Any],
+    parts: dict[int, CasePart],
+    departments: Sequence[Department],
+    department_id: int,
+) -> dict[str, Any]:
+    """The version's case-level fields merged from every department's own (谁检查、谁录入,
+    000 §九–十): `fields` for the entering department, its stored part for each other one
+    (entered or returned: what it entered stands until it enters again). Methods add up;
+    follow-ups add up, 无需后续处置 only when no part has another; follow-up is done when
+    every part with one has done it (on the last day); remarks stand each with its
+    department's name when more than one department wrote any. `departments`: the task's,
+    lead first."""
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for d in departments:
+        if d.id == department_id:
+            entries.append((d.name, fields))
+        elif d.id in parts:
+            entries.append((d.name, {k: getattr(parts[d.id], k) for k in OWN_FIELDS}))
+    if all(d.id != department_id for d in departments):
+        entries.append(("", fields))
+    said = [e for _, e in entries]
+    followups = [f for f in FOLLOWUPS if any(f in e["followups"] for e in said)]
+    if len(followups) > 1:
+        followups = [f for f in followups if f != NO_FOLLOWUP]
+    done, done_on = _followup_done(said)
+    return {
+        **fields,
+        "methods": [m for m in METHODS if any(m in e["methods"] for e in said)],
+        "followups": followups,
+        "followup_done": done,
+        "followup_done_on": done_on,
+        "remarks": _remarks(entries),
+    }
+
+
+def _followup_done(entries: Sequence[dict[str, Any]]) -> tuple[bool, dt.date | None]:
+    acting = [e for e in entries if set(e["followups"]) - {NO_FOLLOWUP}] or [
+        e for e in entries if e["followup_done"]
+    ]
+    days = [e["followup_done_on"] for e in acting if e["followup_done"] and e["followup_done_on"]]
+    if not acting or len(days) < len(acting):
+        return False, None
+    return True, max(days)
+
+
+def _remarks(entries: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    said: dict[str, str] = {}  # text -> the first department that wrote it
+    for name, entry in entries:
+        if entry["remarks"]:
+            said.setdefault(entry["remarks"], name)
+    if len(said) == 1:
+        return next(iter(said))
+    return "\n".join(f"{name}：{text}" if name else text for text, name in said.items())
 
 
 def departments_with_items(
@@ -241,9 +309,11 @@ async def enter_part(
     result: CaseResult,
     actor: Officer,
     parts: dict[int, CasePart],
+    own: dict[str, Any],
 ) -> None:
-    """The department's part entered with `result`; `parts`: the case's parts as loaded (with
-    the case row locked), the new one added to them."""
+    """The department's part entered with `result`, with its own case-level fields (`own`,
+    `OWN_FIELDS`); `parts`: the case's parts as loaded (with the case row locked), the new
+    one added to them."""
     part = parts.get(department_id)
     now = ctx.clock.now()
     if part is None:
@@ -257,6 +327,8 @@ async def enter_part(
         )
         ctx.session.add(part)
         parts[department_id] = part
-        return
-    PART.move(part, PartState.ENTERED)
-    part.version, part.entered_by_id, part.entered_at = result.version, actor.id, now
+    else:
+        PART.move(part, PartState.ENTERED)
+        part.version, part.entered_by_id, part.entered_at = result.version, actor.id, now
+    for name in OWN_FIELDS:
+        setattr(part, name, list(own[name]) if isinstance(own[name], list) else own[name])

@@ -28,6 +28,7 @@ from core import access, attachments, case_forms, cases
 from core.attachments import FileStore, Limits, Stored, Upload
 from core.case_forms import CaseSheet, ItemEntry, ReferralEntry, ResultEntry
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from core.models import Attachment
 from core.referrals import REFERRAL_KINDS
 from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP
 from core.states import CASE, CaseState
@@ -215,25 +216,28 @@ def field_errors(err: ValidationError, items: list[dict[str, Any]]) -> dict[str,
 
 
 def prefill(sheet: CaseSheet) -> RawForm:
-    """The form as the latest version left it (a returned result opens with it), or empty."""
+    """The form as the department's own part left it (a returned part opens with it), or
+    empty: the other departments' methods, follow-ups, remarks and files are theirs, shown
+    beside the form and kept as they are (谁检查、谁录入)."""
     raw: RawForm = {
         "inspected_on": [sheet.case.inspected_on.isoformat()] if sheet.case.inspected_on else []
     }
-    result = sheet.result
-    if result is None:
+    own = sheet.own_part
+    if sheet.result is None:
         return raw
-    raw.update(
-        {
-            "methods": list(result.methods),
-            "followups": list(result.followups),
-            "followup_done": ["1"] if result.followup_done else [],
-            "followup_done_on": [result.followup_done_on.isoformat()]
-            if result.followup_done_on
-            else [],
-            "remarks": [result.remarks],
-        }
-    )
-    raw["keep"] = [a.sha256 + a.name for a in sheet.attachments]
+    if own is not None:
+        raw.update(
+            {
+                "methods": list(own.methods),
+                "followups": list(own.followups),
+                "followup_done": ["1"] if own.followup_done else [],
+                "followup_done_on": [own.followup_done_on.isoformat()]
+                if own.followup_done_on
+                else [],
+                "remarks": [own.remarks],
+            }
+        )
+    raw["keep"] = [a.sha256 + a.name for a in sheet.files_of(True)]
     for part in sheet.own_items:
         if part.result is not None:
             raw[f"item.{part.item.id}.codes"] = list(part.result.codes)
@@ -279,15 +283,17 @@ def _form_page(
             {c for key, codes in raw.items() if key.endswith(".codes") for c in codes}
         ),
         files=_file_choices(sheet, raw),
+        other_parts=_other_parts(pc, sheet),
         attachments=file_links(pc, sheet, RESULT_FILE_PATH),
         limits=limits,
     )
 
 
 def _file_choices(sheet: CaseSheet, raw: RawForm) -> list[tuple[str, str, bool]]:
-    """(keep value, name, ticked) for the latest version's files and any kept new uploads."""
+    """(keep value, name, ticked) for the department's own files of the latest version and
+    any kept new uploads."""
     kept = raw.get("keep", [])
-    choices = {a.sha256 + a.name: a.name for a in sheet.attachments}
+    choices = {a.sha256 + a.name: a.name for a in sheet.files_of(True)}
     choices.update({v: v[64:] for v in kept})
     return [(value, name, value in kept) for value, name in choices.items()]
 
@@ -300,10 +306,46 @@ class FileLink:
     url: str
 
 
-def file_links(pc: PageCtx, sheet: CaseSheet, path: str) -> list[FileLink]:
-    """The latest version's files as links the page's own token opens."""
+def file_links(
+    pc: PageCtx, sheet: CaseSheet, path: str, files: Sequence[Attachment] | None = None
+) -> list[FileLink]:
+    """The latest version's files (or `files` of it) as links the page's own token opens."""
     query = urlencode({"t": pc.token})
-    return [FileLink(a.name, a.mime, a.size, f"{path}?{query}&a={a.id}") for a in sheet.attachments]
+    return [
+        FileLink(a.name, a.mime, a.size, f"{path}?{query}&a={a.id}")
+        for a in (sheet.attachments if files is None else files)
+    ]
+
+
+@dataclass(frozen=True)
+class OtherPart:
+    """Another department's own case-level fields, shown beside the form, not editable."""
+
+    department: str
+    methods: list[str]
+    followups: list[str]
+    remarks: str
+    files: list[FileLink]
+
+
+def _other_parts(pc: PageCtx, sheet: CaseSheet) -> list[OtherPart]:
+    names = {p.department.id: p.department.name for p in sheet.items}
+    files = sheet.files_of(False)
+    found = []
+    for department_id, part in sheet.stored_parts.items():
+        if department_id == sheet.department_id or department_id not in names:
+            continue
+        theirs = [a for a in files if sheet.uploaders.get(a.uploaded_by_id) == department_id]
+        found.append(
+            OtherPart(
+                names[department_id],
+                list(part.methods),
+                list(part.followups),
+                part.remarks,
+                file_links(pc, sheet, RESULT_FILE_PATH, theirs),
+            )
+        )
+    return found
 
 
 def _depths(sheet: CaseSheet) -> dict[str, int]:

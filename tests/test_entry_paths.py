@@ -197,3 +197,43 @@ async def test_a_task_without_the_other_departments_items_goes_to_review_at_once
     await session.execute(delete(TaskItem).where(TaskItem.department_id == w.other.id))
     result = await enter(path, ctx, w, w.a1, **CLEAN)
     assert result.state == "submitted"
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_departments_entry_changes_nothing_another_entered_000_s9_10(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    """谁检查、谁录入: 卫健委 entered its part (E, two methods, a follow-up, a remark); the
+    lead's entry of its own item (未发现问题, 实地检查, 无需后续处置 and a remark of its own),
+    by either path, changes none of 卫健委's: the version merges both departments' parts, the
+    follow-up rule is checked on the lead's own codes, and each part keeps its own fields."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await submit_result(
+        acting(ctx, w.b1),
+        w.case.code,
+        codes=["E"],
+        methods=["实地检查", "检验检测"],
+        followups=["责令改正并跟踪"],
+        inspected_on=D(2026, 3, 10),
+        item_results=[{"item_id": w.items[1].id, "codes": ["E"], "problems": "健康证过期"}],
+        remarks="已责令整改",
+    )
+    lead_item = {"item_id": w.items[0].id, "codes": ["1"]}
+    entry = {**CLEAN, "codes": ["E"], "item_results": [lead_item], "remarks": "负责人在场"}
+    result = await enter(path, ctx, w, w.a1, **entry)
+    await session.commit()
+    assert (result.codes, result.methods, result.followups, result.remarks) == (
+        ["E"],
+        ["实地检查", "检验检测"],
+        ["责令改正并跟踪"],
+        "县市场监督管理局：负责人在场\n县卫生健康委员会：已责令整改",
+    )
+    parts = {
+        p.department_id: (p.methods, p.followups, p.remarks)
+        for p in await session.scalars(select(CasePart))
+    }
+    assert parts == {
+        w.lead.id: (["实地检查"], ["无需后续处置"], "负责人在场"),
+        w.other.id: (["实地检查", "检验检测"], ["责令改正并跟踪"], "已责令整改"),
+    }

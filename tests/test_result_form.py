@@ -967,6 +967,93 @@ async def test_a_part_entered_by_chat_keeps_the_photos_of_the_parts_before_it(
     assert names == ["现场.jpg"]
 
 
+def _checked(html: str, name: str) -> list[str]:
+    return re.findall(rf'name="{re.escape(name)}" value="([^"]+)" checked', html)
+
+
+async def test_another_departments_entry_keeps_the_leads_photo_methods_and_follow_ups_000_s9_10(
+    client: TestClient,
+    services: Services,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """000 §九–十, 谁检查、谁录入: the lead's inspector enters its part with two methods, a
+    follow-up, a remark and a photo; 卫健委's inspector then enters only its own (实地检查,
+    无需后续处置, no file ticked). His form offered none of the lead's as his own, and his
+    entry changes none of them: the version keeps the lead's photo (as uploaded by the lead),
+    methods, follow-up and remark, and after a return the lead's form opens with them all."""
+    lead_item, other_item = world.items
+    a_tok, b_tok = token(services, world.a1, world.case), token(services, world.b1, world.case)
+    lead: dict[str, str | list[str]] = {
+        "methods": ["实地检查", "检验检测"],
+        "followups": "责令改正并跟踪",
+        "remarks": "已抽样送检",
+        f"item.{lead_item.id}.codes": ["A", "2", "D"],
+        f"item.{lead_item.id}.problems": "从业人员无健康证",
+    }
+    photo = ("photo1.jpg", jpeg(), "image/jpeg")
+    first = await client.post(
+        RESULT_PATH, data=with_files(fields(a_tok, lead_item.id, **lead), photo)
+    )
+    assert first.status == 200, visible_text(await first.text())
+    b_form = await (await client.get(RESULT_PATH, params={"t": b_tok})).text()
+    assert 'name="keep"' not in b_form and _checked(b_form, "methods") == []
+    assert "检查方式 实地检查、检验检测" in visible_text(b_form) and "photo1.jpg" in b_form
+    resp = await client.post(RESULT_PATH, data=fields(b_tok, other_item.id))
+    assert resp.status == 200, visible_text(await resp.text())
+    assert await case_state(sessionmaker) == "submitted"
+    latest = (await results(sessionmaker))[-1]
+    assert (latest.methods, latest.followups, latest.remarks) == (
+        ["实地检查", "检验检测"],
+        ["责令改正并跟踪"],
+        "已抽样送检",
+    )
+    rows = await attachment_rows(sessionmaker)
+    kept = [(r.name, r.uploaded_by_id) for r in rows if r.result_id == latest.id]
+    assert kept == [("photo1.jpg", world.a1.id)]
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        liaison = await session.get(Officer, world.lead_liaison.id)
+        await review_result(acting(ctx, liaison), world.case.code, False, "两部门记录矛盾")
+        await session.commit()
+    a_form = await (await client.get(RESULT_PATH, params={"t": a_tok})).text()
+    keep = hashlib.sha256(photo[1]).hexdigest() + "photo1.jpg"
+    assert _checked(a_form, "keep") == [keep]
+    assert _checked(a_form, "methods") == ["实地检查", "检验检测"]
+    assert _checked(a_form, "followups") == ["责令改正并跟踪"]
+    assert "已抽样送检</textarea>" in a_form
+
+
+async def test_a_follow_up_rule_applies_to_the_departments_own_codes_000_s9_10(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """000 §九–十: the lead found a problem (A) and follows it up; 卫健委's inspector, who found
+    none in his own item, chooses 无需后续处置 — the lead's A is not his to follow up. A code
+    of his own that needs a follow-up (E) is still refused with 无需后续处置."""
+    lead_item, other_item = world.items
+    a_tok, b_tok = token(services, world.a1, world.case), token(services, world.b1, world.case)
+    lead: dict[str, str | list[str]] = {
+        "followups": "责令改正并跟踪",
+        f"item.{lead_item.id}.codes": ["A", "2", "D"],
+        f"item.{lead_item.id}.problems": "从业人员无健康证",
+    }
+    assert (await client.post(RESULT_PATH, data=fields(a_tok, lead_item.id, **lead))).status == 200
+    own_problem: dict[str, str | list[str]] = {
+        f"item.{other_item.id}.codes": "E",
+        f"item.{other_item.id}.problems": "卫生许可证过期",
+    }
+    refused = await client.post(RESULT_PATH, data=fields(b_tok, other_item.id, **own_problem))
+    assert refused.status == 422 and "（E）须有后续处置" in visible_text(await refused.text())
+    resp = await client.post(RESULT_PATH, data=fields(b_tok, other_item.id))
+    assert resp.status == 200, visible_text(await resp.text())
+    latest = (await results(sessionmaker))[-1]
+    assert (latest.codes, latest.followups) == (["A", "2", "D"], ["责令改正并跟踪"])
+
+
 async def _participant_is_police(sessionmaker: async_sessionmaker[AsyncSession], w: World) -> None:
     """The participant is 县公安局 (short name 公安): its own child of A, G:WJ, reads
     "违反公安相关规定", the national G's very words."""

@@ -157,3 +157,10 @@ class CasePart(Base):
     version: Mapped[int] = mapped_column(Integer)  # the result version it was last entered in
     entered_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
     entered_at: Mapped[dt.datetime]
+    # The department's own case-level fields: a version's are merged from every part's
+    # (core.result_parts.merged_fields), so no department's entry changes another's.
+    methods: Mapped[list[Any]] = mapped_column(default=list)
+    followups: Mapped[list[Any]] = mapped_column(default=list)
+    followup_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    followup_done_on: Mapped[dt.date | None] = mapped_column(Date)
+    remarks: Mapped[str] = mapped_column(Text, default="")
