@@ -69,3 +69,43 @@ async def test_a_failing_upgrade_changes_nothing(tmp_path: Path) -> None:
     assert version == INITIAL and "scheduled_run" not in tables
     assert columns == {"id", "code", "name", "short_name", "is_market_regulator"}
     await engine.dispose()
+
+
+async def test_a_case_part_starts_from_the_version_it_was_last_entered_in(tmp_path: Path) -> None:
+    """谁检查、谁录入: each part keeps its own methods, follow-ups and remarks from revision
+    7c4e2a9d1b63 on; an existing part takes them from the version it was last entered in,
+    not from the latest one another department's entry made."""
+    engine = make_engine(str(tmp_path / "county.sqlite3"))
+    await upgrade(engine, "5e1d7c2b9a40")
+    result = (
+        "INSERT INTO case_result (id, case_id, version, edition, state, codes, methods, followups,"
+        " followup_done, followup_done_on, remarks, is_correction, entered_by_id, entered_at)"
+        " VALUES ({v}, 1, {v}, 1, 'part_entered', '[\"1\"]', '{methods}', '[\"无需后续处置\"]',"
+        " 0, NULL, '{remarks}', 0, 1, '2026-03-10 04:00:00.000000')"
+    )
+    rows = [
+        *ROWS[:3],
+        "INSERT INTO officer (id, code, name, department_id, roles, cert_no, expertise, region,"
+        " mobile, active) VALUES (1, 'A1', '张检查', 1, '[]', '', '[]', '', '', 1)",
+        "INSERT INTO target (id, uscc, is_legacy_id, name, kind, industry, region, address,"
+        " status, risk_level, flags) VALUES (1, '91330424MA28AQAQXU', 0, '某公司', '企业', '',"
+        " '', '', '存续', '', '[]')",
+        "INSERT INTO inspection_case (id, code, task_id, target_id, state,"
+        " result_due_provisional) VALUES (1, 'LJ-2026-001-001', 1, 1, 'part_entered', 0)",
+        result.format(v=1, methods='["实地检查", "检验检测"]', remarks="已抽样"),
+        result.format(v=2, methods='["实地检查"]', remarks=""),
+        "INSERT INTO case_part (id, case_id, department_id, state, version, entered_by_id,"
+        " entered_at) VALUES (1, 1, 1, 'entered', 1, 1, '2026-03-10 04:00:00.000000')",
+    ]
+    async with engine.begin() as conn:
+        for row in rows:
+            await conn.execute(text(row))
+    await upgrade(engine)
+    async with engine.connect() as conn:
+        part = (
+            await conn.execute(
+                text("SELECT methods, followups, followup_done, remarks FROM case_part")
+            )
+        ).one()
+    assert tuple(part) == ('["实地检查", "检验检测"]', '["无需后续处置"]', 0, "已抽样")
+    await engine.dispose()
