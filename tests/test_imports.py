@@ -562,9 +562,10 @@ async def test_an_enforcement_certificate_belongs_to_one_active_officer(
 
 
 async def test_setup_check_names_officers_sharing_a_certificate(
-    ctx: Ctx, departments: dict[str, Department]
+    ctx: Ctx, tmp_path: Path, departments: dict[str, Department]
 ) -> None:
-    """Officers imported before the check above may share an 执法证号: setup check said nothing."""
+    """Officers imported before the check above may share an 执法证号: setup check said nothing;
+    a row giving that number names every holder, and the errors come in line order."""
     for code, cert in (("SJ002", "ZF33040102"), ("WJ003", "zf 3304 0102")):
         dep = departments[code[:2]].id
         ctx.session.add(Officer(code=code, name="李红", department_id=dep, cert_no=cert))
@@ -573,6 +574,14 @@ async def test_setup_check_names_officers_sharing_a_certificate(
     assert any(
         "执法证号 ZF33040102 同时属于在岗人员 SJ002（李红）、WJ003（李红）" in p for p in problems
     ), problems
+    rows = [
+        INSPECTOR_HEADER,
+        ["李红", "SJ", "ZF33040102", "SJ-9", "", "", "", "", "", ""],
+        ["", "SJ", "ZF1", "SJ-10", "", "", "", "", "", ""],
+    ]
+    report = await import_inspectors(ctx, write_csv(tmp_path / "p.csv", rows))
+    assert [e.line for e in report.rejected] == [2, 3]
+    assert "已属于在岗人员 SJ002（李红）、WJ003（李红）" in report.rejected[0].reason
 
 
 async def test_setup_check_names_the_liaisons_who_need_binding(

@@ -216,7 +216,7 @@ async def run_import(
         await prepare(sheet)
     checked = check(sheet, layout)
     report.total_rows = len(sheet.rows)
-    report.rejected = [e for errs in checked.bad.values() for e in errs]
+    report.rejected = [e for line in sorted(checked.bad) for e in checked.bad[line]]
     if checked.bad and (skip_invalid or rejects_path is not None):
         report.rejects_path = rejects_path or default_rejects_path(path)
         _write_rejects(report.rejects_path, checked)

@@ -199,11 +199,10 @@ def _cert_duplicates(checked: Checked, officers: dict[str, Officer]) -> None:
     if not checked.layout.has("cert_no"):
         return  # the file changes no certificate
     in_file = {rec["code"] for _, rec in checked.records}
-    holders = {
-        cert_key(o.cert_no): o
-        for o in officers.values()
-        if o.active and o.cert_no and o.code not in in_file
-    }
+    holders: dict[str, list[Officer]] = {}  # several where older data already shares one
+    for o in officers.values():
+        if o.active and o.cert_no and o.code not in in_file:
+            holders.setdefault(cert_key(o.cert_no), []).append(o)
     first: dict[str, tuple[int, str]] = {}
     column = checked.layout.header["cert_no"]
     for line, rec in checked.records:
@@ -212,10 +211,11 @@ def _cert_duplicates(checked: Checked, officers: dict[str, Officer]) -> None:
         if not cert or not rec.get("active", existing.active if existing else True):
             continue
         reason = ""
-        if (holder := holders.get(cert)) is not None:
+        if held := holders.get(cert):
+            named = "、".join(f"{o.code}（{o.name}）" for o in held)
             reason = (
-                f"执法证号“{cert}”已属于在岗人员 {holder.code}（{holder.name}）：是同一人请在"
-                f"“人员编号”填 {holder.code}，不是请核对证号"
+                f"执法证号“{cert}”已属于在岗人员 {named}：是同一人请在"
+                f"“人员编号”填 {held[0].code}，不是请核对证号"
             )
         elif (earlier := first.setdefault(cert, (line, rec["code"])))[1] != rec["code"]:
             reason = f"执法证号“{cert}”与第 {earlier[0]} 行（人员 {earlier[1]}）重复"
