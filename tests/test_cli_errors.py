@@ -290,8 +290,9 @@ def test_an_excel_or_gbk_file_given_as_task_holiday_or_config_file_is_told_in_ch
 def test_template_task_writes_the_example_task_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The refusal of a wrong task file points at `template task`, so it must exist."""
-    target = tmp_path / "任务.toml"
+    """The refusal of a wrong task file points at `template task`, so it must exist; like the
+    sheet templates it makes the folder it is told to write into."""
+    target = tmp_path / "新建" / "任务.toml"
     code, out, _ = run_cli(["template", "task", "-o", str(target)], capsys)
     assert code == 0 and f"lianjian task create {target}" in out
     assert 'lead = "SJ"' in target.read_text("utf-8")

@@ -88,6 +88,7 @@ def cmd_template(args: argparse.Namespace) -> int:
             f"{path} 已存在，未覆盖（可能是已填写的文件）。请换一个文件名，确需覆盖请加 --force"
         )
     if args.kind == "task":
+        path.parent.mkdir(parents=True, exist_ok=True)  # as write_template does for the sheets
         path.write_bytes(task_file_example())
         print(f"已生成任务文件示例 {path}：照着修改后用 lianjian task create {path} 创建任务")
         return 0
