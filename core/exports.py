@@ -74,7 +74,7 @@ def yes_no(flag: bool) -> str:
     return "是" if flag else "否"
 
 
-def _followup_complete(r: CaseResult) -> bool:
+def followup_complete(r: CaseResult) -> bool:
     """后续处置是否完成: done when marked done, and when there is none to do (无需后续处置)."""
     return r.followup_done or all(f == NO_FOLLOWUP for f in r.followups)
 
@@ -102,7 +102,7 @@ def _row(
         "；".join(label(c, extra) for c in r.codes),
         "、".join(r.methods),
         "、".join(r.followups),
-        yes_no(_followup_complete(r)),
+        yes_no(followup_complete(r)),
         r.followup_done_on,
         yes_no(r.is_correction),
         published,

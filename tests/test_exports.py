@@ -152,7 +152,8 @@ def test_archive_holds_the_whole_task_and_closes_it(
             words = re.findall(RAW_WORDS, read[name].decode("utf-8-sig"))
             assert not words, (name, words)
     corrected = next(line for line in results.splitlines() if "已公示" in line)
-    assert ",是," in corrected and ",否," in corrected  # 是否更正, 后续处置完成
+    # 无需后续处置 is a complete follow-up, as in export results; and 是否更正
+    assert ",无需后续处置,是," in corrected and corrected.count(",是,") == 2
     assert "通过" in read["06-审核/审核.csv"].decode("utf-8-sig")
     excerpt = read["09-审计/审计摘录.jsonl"].decode()
     assert "case.result.corrected" in excerpt and "case.published" in excerpt

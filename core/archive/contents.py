@@ -19,7 +19,7 @@ from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.documents import DOC_KINDS, case_document_context, document_file
 from core.draws.verify import draw_public_json, pool_csv_text
-from core.exports import csv_bytes, yes_no
+from core.exports import csv_bytes, followup_complete, yes_no
 from core.models import (
     Attachment,
     Case,
@@ -201,7 +201,7 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
                     ",".join(r.codes),
                     "、".join(r.methods),
                     "、".join(r.followups),
-                    yes_no(r.followup_done),
+                    yes_no(followup_complete(r)),
                     r.followup_done_on,
                     r.inspected_on,
                     r.remarks,
