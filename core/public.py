@@ -37,8 +37,9 @@ from core.states import InvitationState, ResultState, TaskState
 
 PER_PAGE = 20
 MAX_QUERY_CHARS = 100
-# Matches counted exactly up to here (the page says 超过 N 条 beyond); all of them are listed.
-COUNT_LIMIT = 1000
+# Matches counted exactly up to here (the page says 超过 N 条 beyond; all of them are listed):
+# counting a fragment most names share walks the published results, ~10 per match
+COUNT_LIMIT = 500
 # A name fragment shared by more targets is matched along the published results instead
 MAX_TARGETS = 1000
 PUBLIC_TASK_STATES = tuple(s for s in TaskState if s != TaskState.DRAFT)
@@ -80,7 +81,7 @@ class ResultPage:
     query: ResultQuery
     results: list[PublicResult]
     has_next: bool
-    total: int  # matching published results, or COUNT_LIMIT when there are more
+    total: int  # matching published results, or COUNT_LIMIT when more were not counted
     more: bool = False  # more than COUNT_LIMIT match
 
     @property
@@ -135,23 +136,28 @@ async def _matching(session: AsyncSession, query: ResultQuery) -> _Found | None:
 
 async def _page(
     session: AsyncSession, query: ResultQuery
-) -> tuple[list[tuple[CaseResult, Case, Target, JointTask]], bool, int]:
-    """The page's rows newest publication first, whether a next page exists, and how many
-    match (counted up to COUNT_LIMIT + 1)."""
+) -> tuple[list[tuple[CaseResult, Case, Target, JointTask]], bool, int, bool]:
+    """The page's rows newest publication first, whether a next page exists, how many match
+    and whether more than COUNT_LIMIT do (then the total says COUNT_LIMIT); the last page
+    tells the total without counting."""
     stmt = await _matching(session, query)
     if stmt is None:
-        return [], False, 0
+        return [], False, 0, False
+    start = (max(query.page, 1) - 1) * PER_PAGE
     shown = [
         (current, case, target, task)
         for current, case, target, task in await session.execute(
             stmt.order_by(CaseResult.published_at.desc(), CaseResult.id.desc())
-            .offset((max(query.page, 1) - 1) * PER_PAGE)
+            .offset(start)
             .limit(PER_PAGE + 1)
         )
     ]
+    if shown and len(shown) <= PER_PAGE:  # the last page tells the total
+        return shown, False, start + len(shown), False
     counted = stmt.with_only_columns(CaseResult.id).limit(COUNT_LIMIT + 1).subquery()
-    matched = await session.scalar(select(func.count()).select_from(counted))
-    return shown[:PER_PAGE], len(shown) > PER_PAGE, matched or 0
+    matched = await session.scalar(select(func.count()).select_from(counted)) or 0
+    more = matched > COUNT_LIMIT
+    return shown[:PER_PAGE], len(shown) > PER_PAGE, COUNT_LIMIT if more else matched, more
 
 
 async def search_results(
@@ -160,7 +166,7 @@ async def search_results(
     """Every matching published result, newest publication first, PER_PAGE a page; each with
     its versions."""
     session = ctx.session
-    shown, has_next, matched = await _page(session, query)
+    shown, has_next, total, more = await _page(session, query)
     older = await _older_versions(session, [case.id for _, case, _, _ in shown])
     extras = await _categories_by_task(session, {task.id: task for *_, task in shown})
     results = []
@@ -190,13 +196,7 @@ async def search_results(
                 (m.officer.name, m.officer.cert_no) for m in await active_members(ctx, case)
             ]
         results.append(entry)
-    return ResultPage(
-        query,
-        results,
-        has_next,
-        total=min(matched, COUNT_LIMIT),
-        more=matched > COUNT_LIMIT,
-    )
+    return ResultPage(query, results, has_next, total, more)
 
 
 async def _categories_by_task(
