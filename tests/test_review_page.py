@@ -119,6 +119,25 @@ async def test_reviewer_sees_case_parts_attachments_and_history(
     assert photo.status == 200 and photo.headers["Content-Type"] == "image/jpeg"
 
 
+async def test_each_departments_remark_stands_on_its_own_line_000_s9_10(
+    client: TestClient, services: Services, world: World
+) -> None:
+    """谁检查、谁录入: both departments wrote a remark on their own part; the reviewer reads
+    both, each on its own line under its department's name."""
+    lead_item, other_item = world.items
+    for officer, item, remark in (
+        (world.a1, lead_item.id, "负责人在场"),
+        (world.b1, other_item.id, "已查验健康证"),
+    ):
+        tok = token_of(result_link(services, officer.id, world.case.id))
+        resp = await client.post(RESULT_PATH, data=fields(tok, item, remarks=remark))
+        assert resp.status == 200, visible_text(await resp.text())
+    tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
+    html = await (await client.get(REVIEW_PATH, params={"t": tok})).text()
+    lines = "县市场监督管理局：负责人在场\n县卫生健康委员会：已查验健康证"
+    assert f'<dd class="lines">{lines}</dd>' in html
+
+
 async def test_lead_and_participant_approve_in_turn(
     client: TestClient,
     services: Services,
