@@ -344,11 +344,14 @@ def test_output_files_take_the_format_their_name_says_or_are_refused(
     assert [c.value for c in sheet[1]][-1] == "错误原因"
     assert sheet["A2"].value == "91330424MA28AQAQX0"
     refused = [
-        (["import", "targets", str(targets), "--rejects", "r.txt", "--db", db], ".csv 或 .xlsx"),
-        (["template", "items", "-o", str(tmp_path / "items.csv")], "应为 .xlsx，如"),
-        (["template", "task", "-o", str(tmp_path / "任务.txt")], "应为 .toml"),
-        (["report", "year", "-o", str(tmp_path / "r.txt"), "--db", db], "应为 .xlsx"),
-        (["draw", "export-pool", "D1", "-o", str(tmp_path / "p.xlsx"), "--db", db], "应为 .csv"),
+        (
+            ["import", "targets", str(targets), "--rejects", "r.txt", "--db", db],
+            "须以 .csv（CSV 表格）或 .xlsx（Excel 工作簿）结尾：r.txt",
+        ),
+        (["template", "items", "-o", str(tmp_path / "items.csv")], "例如 items.xlsx"),
+        (["template", "task", "-o", str(tmp_path / "任务.txt")], "须以 .toml（TOML 文本）结尾"),
+        (["report", "year", "-o", str(tmp_path / "r.txt"), "--db", db], "须以 .xlsx"),
+        (["draw", "export-pool", "D1", "-o", str(tmp_path / "p.xlsx"), "--db", db], "须以 .csv"),
     ]
     for argv, says in refused:
         code, _, err = run_cli(argv, capsys)

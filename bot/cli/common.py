@@ -33,18 +33,6 @@ class CliError(Exception):
     """A problem with what the operator typed or pointed at: one Chinese line, exit 2."""
 
 
-def suffix_problem(value: str, suffixes: tuple[str, ...]) -> str | None:
-    """Why an output file name does not fit what the command writes, or None: the format follows
-    the name (a .txt holding an XLSX opens as garbage), so a name it cannot write is refused."""
-    path = Path(value)
-    if path.suffix.lower() in suffixes:
-        return None
-    return (
-        f"文件名“{path.name}”的扩展名应为 {' 或 '.join(suffixes)}，"
-        f"如 {path.with_suffix(suffixes[0])}"
-    )
-
-
 def existing_database(url: str, *, create: bool) -> str:
     """An SQLite file must exist and be ours, unless this command may create it (db upgrade,
     demo and serve do); a missing folder is never created."""
@@ -62,6 +50,10 @@ def existing_database(url: str, *, create: bool) -> str:
     if not is_lianjian_database(path):
         raise CliError(f"{path} 不是联检数据库（或已损坏）。请检查 --db 路径")
     return url
+
+
+XLSX = {".xlsx": "Excel 工作簿"}
+CSV = {".csv": "CSV 表格"}
 
 
 def output_file(path: str, formats: Mapping[str, str]) -> Path:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
 from typing import Any
 
-from bot.cli.common import cli_ctx, print_json
+from bot.cli.common import CSV, cli_ctx, output_file, print_json
 from core.states import DRAW, DrawState
 
 
@@ -90,10 +89,11 @@ def _receipt(d: dict[str, Any]) -> str:
 async def cmd_draw_export_pool(args: argparse.Namespace) -> int:
     from core.draws.verify import find_draw, pool_csv_text
 
+    out = output_file(args.output, CSV)
     async with cli_ctx(args) as ctx:
         d = await find_draw(ctx, args.draw)
         text = await pool_csv_text(ctx, d.id)
-    await asyncio.to_thread(Path(args.output).write_text, text, "utf-8")
+    await asyncio.to_thread(out.write_text, text, "utf-8")
     print(f"已导出抽取池 {d.code}：{d.pool_size} 条 → {args.output}")
     return 0
 

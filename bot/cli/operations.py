@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import CliError, cli_ctx, output_folder
+from bot.cli.common import XLSX, CliError, cli_ctx, output_file, output_folder
 from bot.platforms.base import plain_text
 
 if TYPE_CHECKING:
@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 async def cmd_report_year(args: argparse.Namespace) -> int:
     from core.evaluation import write_report, year_report
 
+    out = output_file(args.output, XLSX)
     async with cli_ctx(args) as ctx:
         report = await year_report(ctx, args.year or ctx.clock.today().year)
-    path = await asyncio.to_thread(write_report, report, Path(args.output))
+    path = await asyncio.to_thread(write_report, report, out)
     print(f"已生成 {report.year} 年度考核统计：{len(report.departments)} 个成员单位 → {path}")
     if report.absent:
         print(f"未发起也未参与联合抽查（004 第七条）：{'、'.join(d.name for d in report.absent)}")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.cli.common import CliError, cli_ctx, suffix_problem
+from bot.cli.common import CSV, XLSX, CliError, cli_ctx, output_file
 from core.clock import SystemClock
 from core.imports import IMPORT_ORDER
 
@@ -44,7 +44,11 @@ async def cmd_import(args: argparse.Namespace) -> int:
         "plan": partial(annual_plan.import_plan, year=args.year, past_year=args.past_year),
     }
     fn = importers[args.kind]
-    rejects = Path(args.rejects) if args.rejects else Path(args.file).with_suffix(".rejects.csv")
+    rejects = (
+        output_file(args.rejects, {**CSV, **XLSX})
+        if args.rejects
+        else Path(args.file).with_suffix(".rejects.csv")
+    )
     # Only on a terminal (as the demo's): on a pipe or in a log the bar left an empty first
     # line before the report, which scripts read.
     with Progress(transient=True, disable=not sys.stdout.isatty()) as bar:
@@ -80,9 +84,7 @@ def cmd_template(args: argparse.Namespace) -> int:
     from core.sheets import write_template
     from core.taskfile import task_file_example
 
-    path = Path(args.output)
-    if problem := suffix_problem(args.output, (".toml",) if args.kind == "task" else (".xlsx",)):
-        raise CliError(problem)
+    path = output_file(args.output, {".toml": "TOML 文本"} if args.kind == "task" else XLSX)
     if path.exists() and not args.force:  # most likely the copy the office has filled in
         raise CliError(
             f"{path} 已存在，未覆盖（可能是已填写的文件）。请换一个文件名，确需覆盖请加 --force"
