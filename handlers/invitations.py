@@ -5,7 +5,7 @@ from __future__ import annotations
 from core import jointtask, outbox
 from core.cards import InvitationAction
 from core.consultation import answers
-from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.messages import Card, Destination, OutMessage
 from core.models import Conversation, Invitation, JointTask
 from handlers import conversation
@@ -46,12 +46,32 @@ async def on_card(ctx: HandlerCtx, action: InvitationAction) -> None:
     if invitation is None:
         raise NotFound("该邀请不存在或已被撤回")
     task = await _task(ctx, invitation)
+    if await _answered_card(ctx, invitation, task, action):
+        return
     if action.action == "accept":
         await answers.accept_invitation(ctx.core, invitation.id)
         await _reply_accepted(ctx, invitation, task)
         await _update_card(ctx, task, ctx.card_ref, "接受", ctx.conversation)
     else:
         await _ask_reason(ctx, invitation, task, card_ref=ctx.card_ref)
+
+
+async def _answered_card(
+    ctx: HandlerCtx, invitation: Invitation, task: JointTask, action: InvitationAction
+) -> bool:
+    """A click on a card the department has answered meanwhile (another liaison or leader was
+    first): the card is shown answered, as the platform allows in answer to a click, and the
+    officer is told who answered, when, and what to do if it is wrong."""
+    try:
+        await answers.require_answerable(ctx.core, invitation, task, f"invitation.{action.action}")
+    except InvalidTransition as err:
+        if invitation.responded_at is None:  # expired, or the task moved on: nothing to show
+            raise
+        await ctx.reply(OutMessage.text(err.message))
+        by = await answers.responder_name(ctx.core, invitation)
+        await _update_card(ctx, task, ctx.card_ref, answers.verb(invitation), ctx.conversation, by)
+        return True
+    return False
 
 
 async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
@@ -83,7 +103,7 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
 async def _ask_reason(
     ctx: HandlerCtx, invitation: Invitation, task: JointTask, card_ref: str = ""
 ) -> None:
-    answers.require_answerable(ctx.core, invitation, task, "invitation.decline")
+    await answers.require_answerable(ctx.core, invitation, task, "invitation.decline")
     await conversation.start(
         ctx,
         DECLINE_STEP,
@@ -119,13 +139,16 @@ async def _update_card(
     card_ref: str,
     verb: str,
     clicked_in: Destination | None = None,
+    by: str = "",
 ) -> None:
-    """Grey the clicked card and show who answered, where the platform can update it: in the
-    conversation the click came from when there is one (it answers the click), else through
-    the way that reaches the officer."""
+    """Grey the clicked card and show who answered (`by`, default the clicking officer), where
+    the platform can update it: in the conversation the click came from when there is one (it
+    answers the click), else through the way that reaches the officer."""
     if not card_ref:
         return
-    card = Card(title=f"联合抽查邀请：{task.title}", answered=f"已由 {ctx.officer.name} {verb}")
+    card = Card(
+        title=f"联合抽查邀请：{task.title}", answered=f"已由 {by or ctx.officer.name} {verb}"
+    )
     await outbox.enqueue(
         ctx.session,
         clicked_in or Destination.officer(ctx.officer.id),

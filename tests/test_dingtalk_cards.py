@@ -25,9 +25,9 @@ from bot.replays import SignatureLedger
 from bot.services import Services
 from core.changes import Ctx
 from core.clock import FixedClock
-from core.consultation import opening
+from core.consultation import answers, opening
 from core.messages import Platform
-from core.models import AuditEvent, ChatPlatform, InboxEvent, Invitation
+from core.models import AuditEvent, ChatPlatform, InboxEvent, Invitation, Officer
 from core.officers import set_account
 from tests import factories as f
 from tests.fakes import wait_until
@@ -184,6 +184,22 @@ async def test_decline_click_asks_the_reason_and_the_card_shows_the_decline(rig:
     assert await rig.invitation_state() == "declined"
     assert rig.fake.card_state[rig.track]["status"] == f"已由 {rig.liaison_name} 拒绝"
     assert await rig.audited("invitation.declined") == 1
+
+
+async def test_a_card_answered_by_another_answerer_shows_it_000_s7(rig: Rig) -> None:
+    """000 §七: the department answers once; when its leader accepts in chat, the card the
+    liaison was sent shows who accepted (by the id the card was created under)."""
+    async with rig.services.sessionmaker() as s:
+        inv = await s.get(Invitation, rig.invitation_id)
+        assert inv is not None
+        people = await s.scalars(select(Officer).where(Officer.department_id == inv.department_id))
+        [leader] = [o for o in people.unique() if o.has_role("leader")]
+        ctx = Ctx(session=s, clock=rig.services.clock, actor=leader, rules=rig.services.rules)
+        await answers.accept_invitation(ctx, rig.invitation_id)
+        await s.commit()
+        name = leader.name
+    await wait_until(lambda: bool(rig.fake.card_updates))
+    assert rig.fake.card_state[rig.track]["status"] == f"已由 {name} 接受"
 
 
 def sent(rig: Rig) -> list[dict[str, Any]]:  # the fake's JSON bodies

@@ -313,7 +313,7 @@ async def test_card_accept_updates_the_card_and_a_second_click_has_no_effect(
     p = scene.partner
     key = InvitationAction(action="accept", invitation_id=scene.invitation_id).pack()
     rows = await send(sessionmaker, d, card_event(p.liaison, key))
-    [update] = [r for r in rows if kind(r) == "card_update"]
+    [update] = [r for r in rows if kind(r) == "card_update" and r.message.get("card_ref")]
     assert update.destination["officer_id"] == p.liaison.id
     assert update.message["card_ref"] == "RC-1"
     assert update.message["card"]["answered"] == f"已由 {p.liaison.name} 接受"
@@ -326,7 +326,8 @@ async def test_card_accept_updates_the_card_and_a_second_click_has_no_effect(
 
     again = await send(sessionmaker, d, card_event(p.liaison, key, response_code="RC-2"))
     assert "该邀请已答复" in bodies(again)
-    assert [kind(r) for r in again] == ["text"]
+    assert [kind(r) for r in again] == ["text", "card_update"]  # the clicked card shows it
+    assert again[1].message["card"]["answered"] == f"已由 {p.liaison.name} 接受"
     async with sessionmaker() as s:
         assert (
             await s.scalar(
@@ -354,7 +355,7 @@ async def test_card_decline_asks_for_the_reason_then_updates_the_card(
         text=reason,
     )
     rows = await send(sessionmaker, d, reply)
-    [update] = [r for r in rows if kind(r) == "card_update"]
+    [update] = [r for r in rows if kind(r) == "card_update" and r.message.get("card_ref")]
     assert update.message["card_ref"] == "RC-9"
     assert update.message["card"]["answered"] == f"已由 {p.liaison.name} 拒绝"
     assert reason in bodies(to(rows, kind="department", department_id=scene.w.lead.dep.id))

@@ -9,13 +9,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.platforms.simulator import SimulatorExtras
 from core import plan
+from core.cards import InvitationAction
 from core.changes import Ctx
 from core.clock import FixedClock
 from core.consultation import answers, creation, opening
 from core.errors import ValidationFailed
-from core.messages import OutMessage
+from core.messages import Event, OutMessage
 from core.models import (
+    Conversation,
     Department,
     Invitation,
     Item,
@@ -323,3 +326,111 @@ async def test_the_answer_page_pre_ticks_the_planned_items_003(sessionmaker, clo
         assert ticked == {"WJ-01": "公共场所卫生检查（2026版）"}
         shown = await invitation_page.show(pc, inv_id)
     assert "按年度抽查计划" in shown.html
+
+
+# ---------------------------------------------------------------- defect 3: the department hears
+
+
+def _sim_click(officer: Officer, action: str, invitation_id: int) -> Event:
+    """A click in the simulator on the invitation card sent to `officer`."""
+    return Event(
+        platform="sim",
+        event_id=f"click:{officer.code}:{action}:{invitation_id}",
+        kind="card_action",
+        user_id=officer.code,
+        action_key=InvitationAction(action=action, invitation_id=invitation_id).pack(),
+        extras=SimulatorExtras(card=opening.card_id(invitation_id, officer.id)).dump(),
+    )
+
+
+def _card_updates(rows: list[OutboxMessage]) -> dict[int, tuple[str, str, str]]:
+    """Officer id → (the click's handle, the card's own id, what it shows) of each update."""
+    found = {}
+    for row in rows:
+        msg = OutMessage.model_validate(row.message)
+        if msg.kind == "card_update" and msg.card is not None:
+            found[row.destination["officer_id"]] = (
+                msg.card_ref,
+                msg.card.task_id,
+                msg.card.answered,
+            )
+    return found
+
+
+async def test_the_department_s_other_answerers_hear_who_answered_000_s7(
+    sessionmaker, clock, scene
+) -> None:
+    """000 §七: the department decides once. The liaison clicks 拒绝 (the bot waits for the
+    reason) while the leader sends 接受: the liaison and the department's group chat are told who
+    accepted when, every answerer's card is shown answered, and the liaison's late reason is
+    told who answered, when, and what to do if it is wrong."""
+    d = make_dispatcher(sessionmaker, clock)
+    p, inv_id = scene.partner, scene.invitation_id
+    await send(sessionmaker, d, _sim_click(p.liaison, "decline", inv_id))
+    rows = await send(sessionmaker, d, text_event(p.leader.code, f"接受 {scene.task_code}"))
+
+    told = to_dest(rows, kind="officer", officer_id=p.liaison.id, message_kind="markdown")
+    group = to_dest(rows, kind="department", department_id=p.dep.id)
+    for text in (told, group):
+        assert f"{p.dep.name}已接受联合抽查邀请" in text
+        assert f"答复人：{p.leader.name}（2026年" in text
+        assert "本部门已答复，无需再答复" in text and "如答复有误，请联系牵头部门" in text
+    assert _card_updates(rows) == {
+        officer.id: ("", opening.card_id(inv_id, officer.id), f"已由 {p.leader.name} 接受")
+        for officer in (p.liaison, p.leader)
+    }
+
+    late = bodies(
+        await send(sessionmaker, d, text_event(p.liaison.code, "本季度人手不足，无法参加本次抽查"))
+    )
+    assert "该邀请已答复（已接受），不能重复答复" in late
+    assert f"{p.dep.name}{p.leader.name}已于 2026年" in late and "接受。" in late
+    assert f"如答复有误，请联系牵头部门（{scene.w.lead.dep.name}）" in late
+    assert await _state(sessionmaker, inv_id) == ("accepted", "")
+
+
+async def test_a_click_on_a_card_answered_meanwhile_shows_who_answered_000_s7(
+    sessionmaker, clock, scene
+) -> None:
+    """000 §七: a stale card clicked after the leader answered is shown answered by the leader
+    (the click is how some platforms let a card be updated), and nothing is answered twice."""
+    d = make_dispatcher(sessionmaker, clock)
+    p, inv_id = scene.partner, scene.invitation_id
+    await send(sessionmaker, d, text_event(p.leader.code, f"接受 {scene.task_code}"))
+    rows = await send(sessionmaker, d, _sim_click(p.liaison, "decline", inv_id))
+    assert "不能重复答复" in bodies(rows) and p.leader.name in bodies(rows)
+    card = opening.card_id(inv_id, p.liaison.id)
+    assert _card_updates(rows) == {p.liaison.id: (card, "", f"已由 {p.leader.name} 接受")}
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Conversation.id)) is None, "no reason is waited for"
+
+
+async def test_a_decline_on_the_page_shows_on_the_leader_s_card_000_s7(
+    sessionmaker, clock, scene
+) -> None:
+    """000 §七: WJ001 declines on the answer page; WJ900's card shows it and WJ900 is told."""
+    p, inv_id = scene.partner, scene.invitation_id
+    async with sessionmaker() as s, s.begin():
+        liaison = await s.get(Officer, p.liaison.id)
+        assert liaison is not None
+        pc = PageCtx(session=s, clock=clock, rules=Rules(), officer=liaison, token="t")
+        form = invitation_page.AnswerForm(action="decline", reason="本季度人手不足，无法参加")
+        assert (await invitation_page.submit(pc, inv_id, form)).status == 200
+    async with sessionmaker() as s:
+        rows = list(await s.scalars(select(OutboxMessage)))
+    updates = _card_updates(rows)
+    assert updates[p.leader.id][2] == f"已由 {p.liaison.name} 拒绝"
+    told = to_dest(rows, kind="officer", officer_id=p.leader.id, message_kind="markdown")
+    assert "已拒绝联合抽查邀请" in told and "本季度人手不足，无法参加" in told
+
+
+def to_dest(rows: list[OutboxMessage], message_kind: str = "", **dest: object) -> str:
+    """The bodies of the rows to one destination (of one message kind)."""
+    return bodies(
+        [
+            r
+            for r in rows
+            if all(r.destination.get(k) == v for k, v in dest.items())
+            and (not message_kind or OutMessage.model_validate(r.message).kind == message_kind)
+        ]
+    )

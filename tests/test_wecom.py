@@ -461,6 +461,11 @@ async def test_interactive_card_then_update_with_response_code(rig: Rig) -> None
     assert rig.fake.delivered[1]["button"] == {"replace_name": "张三 已接受"}
     again = await rig.adapter.send(user(), update)  # each response_code works once
     assert not again.ok and not again.permanent
+    # a card we sent, named by its own id (no click): WeCom takes a click's response_code only,
+    # so nothing is sent and nothing is retried (the officer was told in text)
+    sent_card = OutMessage(kind="card_update", card=card.model_copy(update={"answered": "已接受"}))
+    assert (await rig.adapter.send(user(), sent_card)).code == "not_updatable"
+    assert len(rig.fake.delivered) == 2
 
 
 async def test_card_without_callback_buttons_goes_as_markdown(rig: Rig) -> None:

@@ -124,6 +124,20 @@ class SendResult:
     response_code: str = ""  # WeCom interactive card response_code (to update it later)
 
 
+# A card update that names no click (OutMessage.card_ref "") shows a card we sent as answered
+# (core.consultation.opening.card_answered). Where the platform updates a card only in answer to
+# its click, there is nothing to send: the officer was told in text, and a click on the card
+# later gets the answer and updates it then.
+CARD_NOT_UPDATABLE = SendResult(
+    True, code="not_updatable", detail="this platform updates a card only in answer to its click"
+)
+
+
+def updates_sent_card(msg: OutMessage) -> bool:
+    """A card update naming a card we sent (its Card.task_id), not a click's handle."""
+    return msg.kind == "card_update" and not msg.card_ref and msg.card is not None
+
+
 class EventExtras(BaseModel):
     """An adapter's own typed additions to the neutral `Event`, stored as `Event.extras`.
 

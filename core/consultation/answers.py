@@ -13,18 +13,15 @@ from sqlalchemy import func, select
 from core.access import may_act_for, require
 from core.changes import Ctx, Notice, record
 from core.consultation.creation import default_items, department_items, task_plan_items
-from core.consultation.opening import finish_consultation
+from core.consultation.opening import card_answered, finish_consultation
 from core.errors import InvalidTransition, NotFound, ValidationFailed
-from core.jointtask import (
-    task_by_id,
-    task_invitations,
-)
+from core.jointtask import answerers, task_by_id, task_invitations
 from core.messages import Destination, OutMessage
 from core.models import Department, Invitation, Item, JointTask, Officer, TaskItem
 from core.render import render
 from core.rules import written_length
 from core.states import INVITATION, TASK, InvitationState, TaskState
-from core.workdays import Deadline
+from core.workdays import Deadline, cn_datetime
 
 
 async def _invitation(ctx: Ctx, invitation_id: int) -> Invitation:
@@ -91,11 +88,11 @@ async def _answerable(ctx: Ctx, invitation_id: int, action: str) -> tuple[Invita
     # Lock the task first: the last answer, whoever gives it, must see all the others.
     task = await task_by_id(ctx, inv.task_id, for_update=True)
     await ctx.session.refresh(inv)
-    require_answerable(ctx, inv, task, action)
+    await require_answerable(ctx, inv, task, action)
     return inv, task
 
 
-def require_answerable(ctx: Ctx, inv: Invitation, task: JointTask, action: str) -> None:
+async def require_answerable(ctx: Ctx, inv: Invitation, task: JointTask, action: str) -> None:
     """May the actor answer this invitation now: a liaison or leader of the invited department,
     the invitation still open, the task still consulting. The one check: the chat asks it before
     waiting for a decline reason, and every answer asks it again under the task lock."""
@@ -106,7 +103,7 @@ def require_answerable(ctx: Ctx, inv: Invitation, task: JointTask, action: str) 
         f"只有{inv.department.name}的联络员或分管领导可以答复该邀请",
     )
     if inv.state in (InvitationState.ACCEPTED, InvitationState.DECLINED):
-        raise InvalidTransition(f"该邀请已答复（{INVITATION.label(inv.state)}），不能重复答复")
+        raise InvalidTransition(await _answered_already(ctx, inv, task))
     if inv.state == InvitationState.EXPIRED or (
         task.reply_due_on is not None and ctx.clock.today() > task.reply_due_on
     ):
@@ -120,21 +117,89 @@ def require_answerable(ctx: Ctx, inv: Invitation, task: JointTask, action: str) 
         raise InvalidTransition(f"任务当前状态为“{TASK.label(task.state)}”，不再接受答复")
 
 
-def _answer_notice(ctx: Ctx, task: JointTask, inv: Invitation, items: list[Item]) -> Notice:
-    text = render(
-        "messages/invitation_answered.md.j2",
+async def responder_name(ctx: Ctx, inv: Invitation) -> str:
+    """Who answered the invitation ("" when nobody did, or the system)."""
+    who = await ctx.session.get(Officer, inv.responded_by_id) if inv.responded_by_id else None
+    return who.name if who is not None else ""
+
+
+def verb(inv: Invitation) -> str:
+    """接受 / 拒绝: what the department answered ("" while it has not)."""
+    return _VERBS.get(inv.state, "")
+
+
+async def _answered_already(ctx: Ctx, inv: Invitation, task: JointTask) -> str:
+    """A second answer is told who gave the first, when, and what to do if it is wrong."""
+    when = f"于 {cn_datetime(inv.responded_at)} " if inv.responded_at else ""
+    return (
+        f"该邀请已答复（{INVITATION.label(inv.state)}），不能重复答复："
+        f"{inv.department.name}{await responder_name(ctx, inv)}已{when}{verb(inv)}。"
+        f"如答复有误，请联系牵头部门（{task.lead_department.name}）。"
+    )
+
+
+_VERBS = {InvitationState.ACCEPTED: "接受", InvitationState.DECLINED: "拒绝"}
+
+
+def _actor_name(ctx: Ctx) -> str:
+    return ctx.actor.name if ctx.actor else ctx.actor_label
+
+
+async def _answer_notices(
+    ctx: Ctx, task: JointTask, inv: Invitation, items: list[Item]
+) -> list[Notice]:
+    """The lead hears the answer; so does the answering department (its group chat and its
+    other liaisons and leaders, who may answer too: who answered what, when), and every
+    answerer's invitation card shows it as answered where the platform can update it."""
+    words = dict(
         task=task,
         invitation=inv,
         department=inv.department,
         items=items,
-        actor_name=ctx.actor.name if ctx.actor else ctx.actor_label,
+        actor_name=_actor_name(ctx),
     )
+    lead_text = render("messages/invitation_answered.md.j2", **words, own=False)
     title = f"{inv.department.name}{INVITATION.label(inv.state)}：{task.code}"
-    return Notice(
-        Destination.department(task.lead_department_id),
-        OutMessage.md(title, text),
-        key=f"invitation-answer:{inv.id}",
+    notices = [
+        Notice(
+            Destination.department(task.lead_department_id),
+            OutMessage.md(title, lead_text),
+            key=f"invitation-answer:{inv.id}",
+        )
+    ]
+    assert inv.responded_at is not None  # answered just now
+    own = OutMessage.md(
+        f"本部门已{verb(inv)}联合抽查邀请：{task.code}",
+        render(
+            "messages/invitation_answered.md.j2",
+            **words,
+            own=True,
+            answered_at=cn_datetime(inv.responded_at),
+        ),
     )
+    notices.append(
+        Notice(
+            Destination.department(inv.department_id), own, key=f"invitation-answer:{inv.id}:own"
+        )
+    )
+    answered = f"已由 {_actor_name(ctx)} {verb(inv)}"
+    for officer in await answerers(ctx, inv.department_id):
+        if ctx.actor is None or officer.id != ctx.actor.id:
+            notices.append(
+                Notice(
+                    Destination.officer(officer.id),
+                    own,
+                    key=f"invitation-answer:{inv.id}:officer:{officer.id}",
+                )
+            )
+        notices.append(
+            Notice(
+                Destination.officer(officer.id),
+                card_answered(task, inv, officer.id, answered),
+                key=f"invitation-card:{inv.id}:officer:{officer.id}",
+            )
+        )
+    return notices
 
 
 def _mark_answered(ctx: Ctx, inv: Invitation, state: InvitationState, reason: str = "") -> None:
@@ -165,7 +230,7 @@ async def accept_invitation(
         "invitation.accepted",
         f"invitation:{inv.id}",
         {"task": task.code, "department": inv.department.code, "items": [i.code for i in items]},
-        [_answer_notice(ctx, task, inv, items)],
+        await _answer_notices(ctx, task, inv, items),
     )
     await _after_answer(ctx, task)
     return inv
@@ -189,7 +254,7 @@ async def decline_invitation(ctx: Ctx, invitation_id: int, reason: str) -> Invit
         "invitation.declined",
         f"invitation:{inv.id}",
         {"task": task.code, "department": inv.department.code, "reason": reason},
-        [_answer_notice(ctx, task, inv, [])],
+        await _answer_notices(ctx, task, inv, []),
     )
     await _after_answer(ctx, task)
     return inv
@@ -251,10 +316,6 @@ async def invitation_view(ctx: Ctx, invitation_id: int) -> InvitationView:
             .order_by(Item.code)
         )
     )
-    responder = ""
-    if invitation.responded_by_id is not None:
-        who = await session.get(Officer, invitation.responded_by_id)
-        responder = who.name if who is not None else ""
     return InvitationView(
         invitation=invitation,
         task=task,
@@ -262,5 +323,5 @@ async def invitation_view(ctx: Ctx, invitation_id: int) -> InvitationView:
         own_items=own_items,
         items_in_task={item.id for _, item, dept in rows if dept == invitation.department_id},
         planned=await task_plan_items(session, task.id, invitation.department_id),
-        responder=responder,
+        responder=await responder_name(ctx, invitation),
     )

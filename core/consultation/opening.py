@@ -44,9 +44,7 @@ def invitation_card(
     (`reshown` = officer id and moment) gets its own, and so does each `recipient`'s copy: the
     department's liaison and leader each get one, and WeCom refuses a second card under the
     first one's task_id (40058)."""
-    task_id = f"inv-{inv.id}"
-    if recipient is not None:
-        task_id += f"-o{recipient}"
+    task_id = card_id(inv.id, recipient)
     if reshown is not None:
         officer_id, at = reshown
         task_id += f"-o{officer_id}-{int(at.timestamp() * 1000)}"
@@ -76,6 +74,21 @@ def invitation_card(
         buttons=buttons,
     )
     return OutMessage(kind="card", title=card.title, body=text, card=card)
+
+
+def card_id(invitation_id: int, recipient: int | None) -> str:
+    """The invitation card's own id (Card.task_id) as sent to `recipient`."""
+    return f"inv-{invitation_id}" + (f"-o{recipient}" if recipient is not None else "")
+
+
+def card_answered(task: JointTask, inv: Invitation, recipient: int, answered: str) -> OutMessage:
+    """The update that shows the card sent to `recipient` as answered (`answered`: who answered
+    what). It names the card by its own id, not a click's handle (card_ref ""): each platform
+    updates a card it sent where it can (bot/platforms)."""
+    card = Card(
+        title=f"联合抽查邀请：{task.title}", task_id=card_id(inv.id, recipient), answered=answered
+    )
+    return OutMessage(kind="card_update", title=card.title, card=card)
 
 
 def _rule_text(rule: algorithm.SamplingRule) -> str:

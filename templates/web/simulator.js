@@ -172,8 +172,10 @@
   }
 
   function botMessage(m) {
-    if (m.kind === "card_update" && m.card && cards[m.card_ref]) {
-      markAnswered(cards[m.card_ref], m.card.answered || "已处理");
+    // an update names the clicked card (card_ref), or a card we sent by its own id
+    var updated = m.kind === "card_update" && m.card && cards[m.card_ref || m.card.task_id];
+    if (updated) {
+      markAnswered(updated, m.card.answered || "已处理");
       return;
     }
     var row = el("div", "msg");

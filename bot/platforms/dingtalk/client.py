@@ -10,10 +10,12 @@ from typing import Any
 import yarl
 
 from bot.platforms.base import (
+    CARD_NOT_UPDATABLE,
     Channel,
     PlatformCallFailed,
     SendResult,
     deliver,
+    updates_sent_card,
 )
 from bot.platforms.dingtalk.bodies import (
     card_params,
@@ -42,6 +44,12 @@ class DingTalkClient(DingTalkBase):
     async def send(
         self, channel: Channel, msg: OutMessage, mention_user_ids: list[str] | None = None
     ) -> SendResult:
+        if updates_sent_card(msg):
+            if not (self._cards_call_back() and channel.kind == "user" and msg.card):
+                return CARD_NOT_UPDATABLE  # an action card's buttons open the answer page
+            # the interactive card sent to this user, by the id it was created under
+            track = out_track_id(msg.card.task_id, channel.address)
+            return await deliver(channel, self._update_interactive(msg, track))
         if msg.kind == "card_update":
             if not (msg.card_ref and self._cards_call_back()):
                 return SendResult(
@@ -163,10 +171,10 @@ class DingTalkClient(DingTalkBase):
         status, data = await self._openapi("POST", "/v1.0/card/instances/createAndDeliver", payload)
         return card_result(status, data)
 
-    async def _update_interactive(self, msg: OutMessage) -> SendResult:
-        """Show who answered on the clicked card; the template hides its buttons once
-        `status` is set."""
-        payload = {"outTrackId": msg.card_ref, **card_update_data(msg)}
+    async def _update_interactive(self, msg: OutMessage, track: str = "") -> SendResult:
+        """Show who answered on the clicked card (or the card created under `track`); the
+        template hides its buttons once `status` is set."""
+        payload = {"outTrackId": track or msg.card_ref, **card_update_data(msg)}
         status, data = await self._openapi("PUT", "/v1.0/card/instances", payload)
         return card_result(status, data)
 

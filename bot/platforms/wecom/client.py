@@ -8,10 +8,12 @@ from typing import Any
 import aiohttp
 
 from bot.platforms.base import (
+    CARD_NOT_UPDATABLE,
     Channel,
     PlatformCallFailed,
     SendResult,
     deliver,
+    updates_sent_card,
 )
 from bot.platforms.wecom.bodies import (
     app_body,
@@ -75,6 +77,8 @@ class WeComClient(WeComBase):
 
     async def _update_card(self, userid: str, msg: OutMessage) -> SendResult:
         """Grey the clicked card's buttons and show who answered (update_template_card API)."""
+        if updates_sent_card(msg):  # update_template_card takes the response_code of a click
+            return CARD_NOT_UPDATABLE
         replace_name = (msg.card.answered if msg.card else "") or msg.body
         if not (msg.card_ref and replace_name):
             return SendResult(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from bot.platforms.base import (
+    CARD_NOT_UPDATABLE,
     CallbackRejected,
     Channel,
     HttpClient,
@@ -21,6 +22,7 @@ from bot.platforms.base import (
     deliver,
     inbound_json,
     read_limited_body,
+    updates_sent_card,
 )
 from bot.platforms.wecom import WeComCrypto, wecom_result
 from bot.platforms.wecom_aibot.bodies import (
@@ -170,6 +172,8 @@ class WeComAiBotAdapter:
     async def send(
         self, channel: Channel, msg: OutMessage, mention_user_ids: list[str] | None = None
     ) -> SendResult:
+        if updates_sent_card(msg):  # the AI bot updates a card only in answer to its click
+            return CARD_NOT_UPDATABLE
         if channel.kind == "session_webhook":
             return await deliver(channel, self._answer(address_parts(channel.address), msg))
         if channel.kind == "user":
