@@ -310,6 +310,11 @@ def test_an_excel_file_named_csv_is_told_so(
     named_csv.write_bytes(xlsx.read_bytes())
     code, out, _ = run_cli(["import", "departments", str(named_csv), "--db", db], capsys)
     assert code == 2 and "文件名是 .csv，内容却是Excel 或 Word 文件" in out
+    # and the other way round: CSV text under an .xlsx name was “无法读取 Excel 文件（BadZipFile）”
+    named_xlsx = tmp_path / "退回.xlsx"
+    named_xlsx.write_text("部门编码,部门名称\nSJ,县市场监督管理局\n", "utf-8")
+    code, out, _ = run_cli(["import", "departments", str(named_xlsx), "--db", db], capsys)
+    assert code == 2 and "文件名是 .xlsx，内容却是文本（如 CSV）：请把扩展名改为 .csv" in out
 
 
 def test_template_does_not_overwrite_a_file_unless_forced(

@@ -86,6 +86,8 @@ class Sheet:
 def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
     data = path.read_bytes()
     suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm") and data.strip() and binary_kind(data) is None:
+        raise FileProblem(f"文件名是 {path.suffix}，内容却是文本（如 CSV）：请把扩展名改为 .csv")
     if suffix in (".xlsx", ".xlsm"):
         filled = [(n, cells) for n, cells in _xlsx_lines(data) if any(cell_text(c) for c in cells)]
     elif suffix in (".csv", ".txt", ".tsv"):
