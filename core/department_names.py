@@ -25,12 +25,7 @@ def _cores(text: str) -> set[str]:
     """The text without its level prefix and organ-type suffix (each optional), two
     characters at least."""
     text = text.strip()
-    found = set()
-    for head in {text, _LEVEL.sub("", text)}:
-        for form in {head, _ORGAN.sub("", head)}:
-            if len(form) >= 2:
-                found.add(form)
-    return found
+    return _forms(text) | _forms(_LEVEL.sub("", text))
 
 
 def _abbreviates(short: str, full: str) -> bool:
@@ -50,8 +45,24 @@ def is_named_exactly(department: Department, word: str) -> bool:
 
 
 def _informally_named(department: Department, word: str) -> bool:
-    said = _cores(word)
+    """A level the word names must be the department's own: 市市场监管局 is the city's bureau,
+    not 县市场监督管理局 (a word starting with one of the level characters, as 市场监管局
+    does, is tried whole first)."""
     known = _cores(department.name) | _cores(department.short_name)
+    if _fits(_forms(word.strip()), known):
+        return True
+    level, own = _LEVEL.match(word.strip()), _LEVEL.match(department.name)
+    if level is None or (own is not None and own.group()[-1] != level.group()[-1]):
+        return False
+    return _fits(_forms(_LEVEL.sub("", word.strip())), known)
+
+
+def _forms(text: str) -> set[str]:
+    """The text with and without its organ-type suffix, two characters at least."""
+    return {form for form in {text, _ORGAN.sub("", text)} if len(form) >= 2}
+
+
+def _fits(said: set[str], known: set[str]) -> bool:
     return any(s == k or _abbreviates(s, k) for s in said for k in known)
 
 

@@ -45,8 +45,23 @@ def test_formal_and_informal_names_find_the_department(word: str, code: str) -> 
     assert [d.code for d in named(_county(), word)] == [code]
 
 
-@pytest.mark.parametrize("word", ["缺少", "现场照片不清", "卫", "局", "环保局", "", "  "])
+@pytest.mark.parametrize(
+    "word",
+    [
+        "缺少",
+        "现场照片不清",
+        "卫",
+        "局",
+        "环保局",
+        "",
+        "  ",
+        "市市场监管局",
+        "市卫健委",
+        "州公安局",
+    ],
+)
 def test_words_that_name_no_department(word: str) -> None:
+    """Another level's body (the city's 市市场监管局) is not the county's department."""
     assert named(_county(), word) == []
 
 
