@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -148,9 +149,7 @@ def _actor_name(ctx: Ctx) -> str:
 async def _answer_notices(
     ctx: Ctx, task: JointTask, inv: Invitation, items: list[Item]
 ) -> list[Notice]:
-    """The lead hears the answer; so does the answering department (its group chat and its
-    other liaisons and leaders, who may answer too: who answered what, when), and every
-    answerer's invitation card shows it as answered where the platform can update it."""
+    """The lead hears the answer, and so does the answering department itself."""
     words = dict(
         task=task,
         invitation=inv,
@@ -160,45 +159,37 @@ async def _answer_notices(
     )
     lead_text = render("messages/invitation_answered.md.j2", **words, own=False)
     title = f"{inv.department.name}{INVITATION.label(inv.state)}：{task.code}"
-    notices = [
-        Notice(
-            Destination.department(task.lead_department_id),
-            OutMessage.md(title, lead_text),
-            key=f"invitation-answer:{inv.id}",
-        )
-    ]
+    lead = Notice(
+        Destination.department(task.lead_department_id),
+        OutMessage.md(title, lead_text),
+        key=f"invitation-answer:{inv.id}",
+    )
+    return [lead, *await _own_department_notices(ctx, task, inv, words)]
+
+
+async def _own_department_notices(
+    ctx: Ctx, task: JointTask, inv: Invitation, words: dict[str, Any]
+) -> list[Notice]:
+    """The answering department's group chat and its other liaisons and leaders, who might
+    answer too, hear who answered what and when; every answerer's invitation card is shown
+    answered where the platform can update it."""
     assert inv.responded_at is not None  # answered just now
-    own = OutMessage.md(
-        f"本部门已{verb(inv)}联合抽查邀请：{task.code}",
-        render(
-            "messages/invitation_answered.md.j2",
-            **words,
-            own=True,
-            answered_at=cn_datetime(inv.responded_at),
-        ),
+    text = render(
+        "messages/invitation_answered.md.j2",
+        **words,
+        own=True,
+        answered_at=cn_datetime(inv.responded_at),
     )
-    notices.append(
-        Notice(
-            Destination.department(inv.department_id), own, key=f"invitation-answer:{inv.id}:own"
-        )
-    )
+    told = OutMessage.md(f"本部门已{verb(inv)}联合抽查邀请：{task.code}", text)
+    group = Destination.department(inv.department_id)
+    notices = [Notice(group, told, key=f"invitation-answer:{inv.id}:own")]
     answered = f"已由 {_actor_name(ctx)} {verb(inv)}"
     for officer in await answerers(ctx, inv.department_id):
+        to = Destination.officer(officer.id)
         if ctx.actor is None or officer.id != ctx.actor.id:
-            notices.append(
-                Notice(
-                    Destination.officer(officer.id),
-                    own,
-                    key=f"invitation-answer:{inv.id}:officer:{officer.id}",
-                )
-            )
-        notices.append(
-            Notice(
-                Destination.officer(officer.id),
-                card_answered(task, inv, officer.id, answered),
-                key=f"invitation-card:{inv.id}:officer:{officer.id}",
-            )
-        )
+            notices.append(Notice(to, told, key=f"invitation-answer:{inv.id}:officer:{officer.id}"))
+        card = card_answered(task, inv, officer.id, answered)
+        notices.append(Notice(to, card, key=f"invitation-card:{inv.id}:officer:{officer.id}"))
     return notices
 
 
