@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from core import department_names
 from core.changes import Ctx, Notice, record
-from core.errors import NotFound, ValidationFailed
+from core.errors import ValidationFailed
 from core.messages import Destination, OutMessage
 from core.models import ChatBinding, ChatPlatform, Department
 from core.officers import PLATFORM_LABELS
@@ -30,15 +31,11 @@ async def bind_chat(
     None). A new binding replaces the enabled one of the same platform for that chat."""
     if platform not in PLATFORMS:
         raise ValidationFailed(f"平台须为 {' / '.join(PLATFORMS)}")
-    if urlsplit(webhook_url).scheme not in ("https", "http") or not urlsplit(webhook_url).query:
-        raise ValidationFailed("机器人 Webhook 地址不完整（应包含 key 或 access_token 参数）")
+    _check_robot(platform, webhook_url, sign_secret)
     department_id = None
-    if department_code is not None:
-        department_id = await ctx.session.scalar(
-            select(Department.id).where(Department.code == department_code.upper())
-        )
-        if department_id is None:
-            raise NotFound(f"未找到部门 {department_code}")
+    if department_code is not None:  # a code, full or short name, as the importers take
+        department = await department_names.find(ctx.session, department_code)
+        department_id, department_code = department.id, department.code
     previous = await ctx.session.scalars(
         select(ChatBinding).where(
             ChatBinding.platform == platform,
@@ -72,6 +69,22 @@ async def bind_chat(
         },
     )
     return binding
+
+
+def _check_robot(platform: str, webhook_url: str, sign_secret: str) -> None:
+    """What the robot's settings page gives, copied whole: the address with its scheme and its
+    key (WeCom) or access_token (DingTalk), and a DingTalk signing secret starting with SEC."""
+    address = urlsplit(webhook_url.strip())
+    if address.scheme not in ("https", "http"):
+        raise ValidationFailed(
+            "机器人 Webhook 地址应以 https:// 开头，请从群机器人设置中完整复制地址"
+        )
+    if not address.query:
+        raise ValidationFailed("机器人 Webhook 地址不完整（应包含 key 或 access_token 参数）")
+    if sign_secret and platform == ChatPlatform.DINGTALK and not sign_secret.startswith("SEC"):
+        raise ValidationFailed(
+            "钉钉机器人的加签密钥以 SEC 开头，请从机器人安全设置的“加签”一项完整复制"
+        )
 
 
 async def robot_for(

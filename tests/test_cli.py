@@ -165,6 +165,28 @@ def test_unknown_draw_is_a_clear_error(demo_db, capsys):
     assert "未找到抽取记录" in capsys.readouterr().err
 
 
+def test_chat_bind_takes_a_department_by_name_and_says_what_is_wrong_with_a_robot(
+    demo_db, tmp_path, capsys
+):
+    """The admin names the department as the importers let them (卫健, 县卫生健康局), and a
+    webhook copied without its scheme or a DingTalk secret not from the 加签 setting is told
+    as such."""
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    db = ["--db", str(copy)]
+    ding = "https://oapi.dingtalk.com/robot/send?access_token=abc123"
+    assert main(["chat", "bind", "卫健", "--platform", "dingtalk", "--webhook", ding, *db]) == 0
+    assert "→ 县卫生健康局" in capsys.readouterr().out
+    bare = "qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K1"
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", bare, *db]) == 2
+    assert "应以 https:// 开头" in capsys.readouterr().err
+    signed = [*db, "--platform", "dingtalk", "--webhook", ding, "--secret", "abc"]
+    assert main(["chat", "bind", "WJ", *signed]) == 2
+    assert "以 SEC 开头" in capsys.readouterr().err
+    assert main(["chat", "bind", "卫", "--platform", "wecom", "--webhook", ding, *db]) == 2
+    assert "请写部门全称、简称或代码" in capsys.readouterr().err
+
+
 def test_chat_bind_replaces_and_lists_without_secrets(demo_db, tmp_path, capsys):
     copy = tmp_path / "copy.sqlite3"
     copy.write_bytes(demo_db.read_bytes())

@@ -285,7 +285,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="sub", required=True, title="子命令", metavar="子命令"
     )
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
-    cb.add_argument("to", help="部门编号，或 office 表示联席会议办公室群")
+    cb.add_argument("to", help="部门编号、全称或简称，或 office 表示联席会议办公室群")
     cb.add_argument("--platform", required=True, choices=PLATFORMS)
     cb.add_argument("--webhook", required=True, help="机器人 Webhook 地址（含 key / access_token）")
     cb.add_argument("--secret", help="钉钉机器人加签密钥（SEC 开头）")

@@ -119,6 +119,7 @@ async def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
 async def cmd_chat_bind(args: argparse.Namespace) -> int:
     from core.bindings import bind_chat, masked
+    from core.models import Department
 
     async with cli_ctx(args) as ctx:
         b = await bind_chat(
@@ -128,7 +129,9 @@ async def cmd_chat_bind(args: argparse.Namespace) -> int:
             webhook_url=args.webhook,
             sign_secret=args.secret or "",
         )
-    print(f"已绑定群机器人 #{b.id}（{args.platform}）→ {args.to}：{masked(args.webhook)}")
+        department = await ctx.session.get(Department, b.department_id) if b.department_id else None
+    owner = "联席会议办公室群" if department is None else department.name
+    print(f"已绑定群机器人 #{b.id}（{args.platform}）→ {owner}：{masked(args.webhook)}")
     return 0
 
 
