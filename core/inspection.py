@@ -28,7 +28,7 @@ from core.models import (
     Draw,
     JointTask,
 )
-from core.rules import Rules
+from core.rules import Rules, written_length
 from core.states import (
     CASE,
     CaseState,
@@ -123,9 +123,9 @@ async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> J
     task = await jointtask.get_task(ctx, task_code, for_update=True)
     lead_only(ctx, task, "task.window_extended")
     reason = reason.strip()
-    if len(reason) < ctx.rules.decline_reason_min_chars:
+    if written_length(reason) < ctx.rules.decline_reason_min_chars:
         raise ValidationFailed(
-            f"请写明延期理由（不少于 {ctx.rules.decline_reason_min_chars} 个字）"
+            f"请写明延期理由（不少于 {ctx.rules.decline_reason_min_chars} 个字，标点、空格不计）"
         )
     if to <= (task.window_extended_to or task.window_end):
         raise ValidationFailed(

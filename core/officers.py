@@ -24,6 +24,7 @@ from core.models import (
     PlatformAccount,
     Target,
 )
+from core.rules import written_length
 from core.uscc import validate_uscc
 
 # Case states in which the group still has work to do: a member who left must be replaced
@@ -426,9 +427,9 @@ async def declare_conflict(ctx: Ctx, officer: Officer, target_code: str, reason:
     """An officer declares a conflict of interest (利害关系) with a target: never matched to it
     (000 §八: an inspector with an interest in the target withdraws)."""
     reason = reason.strip()
-    if len(reason) < ctx.rules.recusal_reason_min_chars:
+    if written_length(reason) < ctx.rules.recusal_reason_min_chars:
         raise ValidationFailed(
-            f"请写明利害关系（至少 {ctx.rules.recusal_reason_min_chars} 个字），"
+            f"请写明利害关系（至少 {ctx.rules.recusal_reason_min_chars} 个字，标点、空格不计），"
             "例如：本人配偶在该企业任职"
         )
     check = validate_uscc(target_code)

@@ -181,6 +181,10 @@ async def test_recusal_reason_needs_substance(ctx: Ctx) -> None:
     old = next(m for m in members if m.department_id == w.partners[0].dep.id)
     with pytest.raises(ValidationFailed, match="回避理由至少需要 4 个字"):
         await member_changes.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, "近亲")
+    with pytest.raises(ValidationFailed, match="标点、空格不计"):
+        await member_changes.recuse(
+            as_actor(ctx, old.officer), case.code, old.officer_id, "！！！！！"
+        )
 
 
 async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_reason(

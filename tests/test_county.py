@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from core.changes import Ctx
 from core.consultation import creation
-from core.errors import PermissionDenied
+from core.errors import PermissionDenied, ValidationFailed
 from core.imports.conflicts import import_conflicts
 from core.imports.departments import import_departments
 from core.imports.inspectors import import_inspectors
@@ -284,6 +285,8 @@ async def test_declared_conflicts_by_chat_and_by_import(ctx: Ctx, tmp_path: Path
     target withdraws; declared ahead, never matched."""
     world = await build_world(ctx.session)
     await ctx.session.commit()
+    with pytest.raises(ValidationFailed, match="标点、空格不计"):
+        await declare_conflict(ctx, world.a1, world.target.uscc, "…… ……")
     target = await declare_conflict(
         ctx, world.a1, world.target.uscc.lower(), "本人配偶在该企业任职"
     )

@@ -124,6 +124,8 @@ async def test_the_lead_extends_the_window_with_a_reason_and_later_dates_are_acc
         )
     with pytest.raises(ValidationFailed, match="延期理由"):
         await extend_window(acting(ctx, w.lead_liaison), code, D(2026, 4, 30), "顺延")
+    with pytest.raises(ValidationFailed, match="标点、空格不计"):  # no reason in writing
+        await extend_window(acting(ctx, w.lead_liaison), code, D(2026, 4, 30), "。" * 12)
     await extend_window(
         acting(ctx, w.lead_liaison), code, D(2026, 4, 30), "部分企业停产，需顺延检查时间"
     )

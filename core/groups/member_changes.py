@@ -22,6 +22,7 @@ from core.jointtask import answerers, get_department, task_by_id, task_items
 from core.messages import Destination, OutMessage
 from core.models import Case, GroupMember, Officer, OfficerConflict, Recusal
 from core.render import render
+from core.rules import written_length
 from core.states import CaseState
 
 
@@ -86,9 +87,9 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
         "只有本人、所在部门或牵头部门的联络员、分管领导可以申请回避",
     )
     reason = _changeable(case, reason, "回避")
-    if len(reason) < ctx.rules.recusal_reason_min_chars:
+    if written_length(reason) < ctx.rules.recusal_reason_min_chars:
         raise ValidationFailed(
-            f"回避理由至少需要 {ctx.rules.recusal_reason_min_chars} 个字，"
+            f"回避理由至少需要 {ctx.rules.recusal_reason_min_chars} 个字（标点、空格不计），"
             "请写明与检查对象的利害关系"
         )
     inspectors_draw = await locked_draw(ctx, task, "inspectors")
