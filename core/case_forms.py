@@ -399,8 +399,10 @@ async def entry_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict
     codes = case_codes([i.codes for i in entry.items if i.codes] + carried)
     if not codes:
         found.setdefault("items", "请至少为一项检查事项选择检查结果")
+    # a department answers for its own codes, as submit_entry checks them…
+    entered = case_codes([i.codes for i in entry.items if i.codes and i.item_id in own])
     problems = results.result_problems(
-        codes,
+        entered or codes,
         entry.methods,
         entry.followups,
         entry.inspected_on or sheet.case.inspected_on,
@@ -409,6 +411,11 @@ async def entry_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict
         followup_done=entry.followup_done,
         followup_done_on=entry.followup_done_on,
     )
+    if carried:  # …and the case's conclusion, with the other departments' codes, must fit
+        try:
+            results.check_codes(codes, extra)
+        except ValidationFailed as misfit:
+            problems.append(misfit)
     per_item = any(key.endswith(".codes") for key in found)
     for err in problems:
         if err.field or not per_item:  # the codes' rules: said per item where one breaks them
