@@ -182,11 +182,18 @@ def _blanked(data: dict[str, Any], err: ValidationError) -> dict[str, Any]:
     return data
 
 
+_REFERRAL_FIELDS = {
+    "referral_kind": "请选择移送方式",
+    "referral_to": "请填写接收单位",
+    "referral_content": "请填写移送内容",
+}
+
+
 def _referral_incomplete(data: dict[str, Any]) -> dict[str, str]:
-    given = [data["referral_kind"], data["referral_to"], data["referral_content"]]
-    if any(given) and not all(given):
-        return {"referral": "登记移送须填写移送方式、接收单位和移送内容"}
-    return {}
+    """A referral begun: each of its fields left blank is said next to that field."""
+    if not any(data[name] for name in _REFERRAL_FIELDS):
+        return {}
+    return {name: why for name, why in _REFERRAL_FIELDS.items() if not data[name]}
 
 
 _PYDANTIC_MESSAGES = {

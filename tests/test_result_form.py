@@ -227,7 +227,8 @@ async def test_problem_categories_with_referral(
             "“违反其他部门相关规定”、“违反县卫生健康委员会相关规定”",
         ),
         ({"ITEM.codes": []}, "items", "请至少为一项检查事项选择检查结果"),
-        ({"referral_kind": "移送司法机关"}, "referral", "须填写移送方式、接收单位和移送内容"),
+        ({"referral_kind": "移送司法机关"}, "referral_to", "请填写接收单位"),
+        ({"referral_kind": "移送司法机关"}, "referral_content", "请填写移送内容"),
         (
             {"followups": "移送司法机关", "ITEM.codes": ["E"], "ITEM.problems": "无证经营"},
             "referral",
@@ -317,7 +318,8 @@ async def test_every_error_is_shown_at_once_next_to_its_field(
         f"item.{item}.problems": "发现问题的，请写明发现的问题",
         "followups": "请选择后续处置",
         "followup_done_on": "后续处置已完成的，请填写完成日期",
-        "referral_content": "登记移送须填写移送方式、接收单位和移送内容",
+        "referral_to": "请填写接收单位",
+        "referral_content": "请填写移送内容",
     }
     assert resp.status == 422
     assert f"有 {len(expected)} 处需要修改" in visible_text(html)
