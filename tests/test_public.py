@@ -183,6 +183,7 @@ async def test_a_name_fragment_pages_through_every_published_result_with_the_tot
     assert len(_shown(first)) == public.PER_PAGE and "嘉善县某某食品第24分店" in _shown(first)
     assert "共 25 条" in text_of(first) and "很多" not in text_of(first)
     assert "page=2" in first and "下一页" in first
+    assert re.search(r"共 2 页(</span>)?\s+<a", first)  # the pager's words and link apart
     second = await _search(client, "某某食品", 2)
     assert _shown(second)[-1] == "嘉善县某某食品有限公司" and len(_shown(second)) == 5
     assert "第 2 版（更正）" in text_of(second) and "下一页" not in second

@@ -320,7 +320,7 @@ async def test_the_review_notice_names_who_entered_each_part_000_s9_10(
     rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 昨天"))
     told = to_officer(rows, w.lead_liaison.id)
     assert "检查结果待审核" in told
-    assert "各部门录入人：县市场监督管理局 张检查；县卫生健康委员会 王检查" in told
+    assert "各部门录入人：县市场监督管理局 张检查；县卫生健康委员会 王检查\n检查结果：" in told
     assert "录入人：张检查" not in told
 
 
