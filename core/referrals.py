@@ -14,11 +14,11 @@ from core import department_names
 from core.access import may_act_for, require
 from core.cases import active_members, china_date, get_case, get_task, is_staff, message
 from core.changes import Ctx, Notice, record
-from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.messages import Destination
-from core.models import Department, Referral
+from core.models import Case, Department, Officer, Referral
 from core.rules import Rules
-from core.workdays import Deadline, WorkCalendar
+from core.workdays import Deadline, WorkCalendar, cn_datetime
 
 KIND = "移送办案机构"
 REFERRAL_KINDS = ("移送办案机构", "抄告相关部门", "移送司法机关", "其他")
@@ -143,6 +143,23 @@ async def receiver(ctx: Ctx, kind: str, text: str) -> tuple[str, Department | No
     raise ValidationFailed(department_names.unknown(text), field="referral_to")
 
 
+async def _signed_already(ctx: Ctx, case: Case, department_id: int) -> None:
+    """Refuses a second 签收 of what a colleague of the department has signed, naming them."""
+    signed = await ctx.session.execute(
+        select(Officer.name, Referral.acknowledged_at)
+        .join(Officer, Officer.id == Referral.acknowledged_by_id)
+        .where(Referral.case_id == case.id, Referral.to_department_id == department_id)
+        .order_by(Referral.acknowledged_at.desc())
+        .limit(1)
+    )
+    row = signed.first()
+    if row is not None and row.acknowledged_at is not None:
+        raise InvalidTransition(
+            f"案件 {case.code} 移送给本部门的线索已由{row.name}于"
+            f"{cn_datetime(row.acknowledged_at)}签收，无需再签收"
+        )
+
+
 async def acknowledge(ctx: Ctx, case_code: str) -> list[Referral]:
     """The receiving department's liaison or leader signs for the case's open referrals."""
     case = await get_case(ctx, case_code)
@@ -159,6 +176,8 @@ async def acknowledge(ctx: Ctx, case_code: str) -> list[Referral]:
         )
     )
     mine = [r for r in open_ones if actor is None or r.to_department_id == actor.department_id]
+    if not mine and actor is not None:
+        await _signed_already(ctx, case, actor.department_id)
     if not mine:
         # "nothing of yours" is a refusal of who asks (audited), "nothing at all" a state
         nothing = f"案件 {case.code} 没有移送给本部门、待签收的线索"

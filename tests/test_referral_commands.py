@@ -59,6 +59,9 @@ async def test_referral_reaches_the_department_and_is_acknowledged_004_art21(
         assert referral is not None and referral.acknowledged_by_id == w.other_liaison.id
     assert len(await audit_rows(sessionmaker, "referral.acknowledged")) == 1
     assert "移送待签收" not in summary_message(await daily_summary(ctx, clock.today())).body
+    # a colleague's second 签收 is told who signed, not that nothing was sent to the department
+    again = bodies(await send(sessionmaker, d, text_event(w.other_leader.code, f"签收 {CASE}")))
+    assert f"已由{w.other_liaison.name}于" in again and "无需再签收" in again
 
 
 async def test_referral_to_an_unknown_department_says_how_to_name_one(
