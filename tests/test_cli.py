@@ -48,6 +48,9 @@ def test_draw_list_show_verify(demo_db, capsys):
     )
     assert main(["draw", "verify", str(target_draw["id"]), "--db", str(demo_db)]) == 0
     assert "验证通过" in capsys.readouterr().out
+    # by the task's code: the report names the draw it checked
+    assert main(["draw", "verify", "LJ-2026-001", "--db", str(demo_db)]) == 0
+    assert f"抽取编号：{target_draw['code']}（检查对象）" in capsys.readouterr().out
 
 
 def test_readme_recipe_recomputes_the_draw(demo_db, tmp_path, capsys):
@@ -234,7 +237,14 @@ def test_task_create_from_the_example_file_opens_consultation(demo_db, tmp_path,
     example = README.parent / "templates" / "task.example.toml"
     assert main(["task", "create", str(example), "--db", str(copy)]) == 0
     out = capsys.readouterr().out
-    assert "LJ-2026-002" in out and "已向 WJ、GA、JT、HB 发出邀请" in out
+    invited = re.search(r"已向 (\S+) 发出邀请", out)
+    assert "LJ-2026-002" in out and invited is not None
+    assert set(invited.group(1).split("、")) == {
+        "县卫生健康局",
+        "县公安局",
+        "县交通运输局",
+        "县生态环境局",
+    }
     engine = create_engine(f"sqlite:///{copy}")
     with engine.connect() as conn:
         state = conn.execute(

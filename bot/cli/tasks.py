@@ -11,12 +11,14 @@ from bot.cli.common import cli_ctx, output_file, output_folder
 
 
 async def cmd_task_create(args: argparse.Namespace) -> int:
+    from core.jointtask import task_invitations
     from core.taskfile import create_from_file, read_task_file
 
     spec = read_task_file(Path(args.file))
     async with cli_ctx(args) as ctx:
         task = await create_from_file(ctx, spec)
         code, title, state, commitment = task.code, task.title, task.state, task.commitment
+        invited = "、".join(i.department.name for i in await task_invitations(ctx, task))
     print(
         f"已创建联合抽查任务 {code}：{title}"
         + (f"（年度抽查计划 {spec.plan}）" if spec.plan else "")
@@ -24,7 +26,6 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
     if state == "draft":
         print(f"任务为草稿（{state}），文件中没有邀请参与部门")
     else:
-        invited = "、".join(spec.invite) or "计划中的参与部门"
         print(f"已向 {invited} 发出邀请；随机种子承诺值 {commitment}")
     return 0
 
