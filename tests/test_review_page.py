@@ -299,6 +299,7 @@ async def test_the_history_names_every_step_and_person_in_chinese(
     tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     text = visible_text(await (await client.get(REVIEW_PATH, params={"t": tok})).text())
     history = text.split("办理记录", 1)[1]
+    assert "未取得卫生许可（已签收）" in text.split("办理记录", 1)[0]  # as the result form says
     for expected in (
         "登记移送（张检查）",
         "签收移送（孙联络）",
