@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from bot.dispatch import Dispatcher
 from bot.services import Services
 from core.changes import Ctx
 from core.clock import Clock, FixedClock
+from core.consultation import opening
 from core.messages import Event
 from core.models import AuditEvent, OutboxMessage
 from core.rules import Rules
@@ -95,3 +97,22 @@ async def chat_world(sm: async_sessionmaker[AsyncSession]) -> f.World:
         w.lead.inspectors[0].expertise = ["食品"]
         w.lead.inspectors[1].expertise = ["食品", "特种设备"]
     return w
+
+
+@dataclass
+class Scene:
+    w: f.World
+    task_code: str
+    invitation_id: int  # the first partner's invitation
+    partner: f.Dept
+
+
+async def consultation_scene(session: AsyncSession, clock: FixedClock, *, n_targets: int) -> Scene:
+    """A task out for consultation with two partner departments (the caller's transaction)."""
+    w = await f.world(session, partners=2, inspectors=3, n_targets=n_targets)
+    ctx = Ctx(session=session, clock=clock, rules=Rules())
+    task = await f.draft_task(ctx, w)
+    invitations = await opening.open_consultation(
+        f.as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners]
+    )
+    return Scene(w, task.code, invitations[0].id, w.partners[0])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
@@ -14,9 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.platforms.dingtalk import DingTalkExtras
 from bot.platforms.wecom import WeComExtras
 from core.cards import InvitationAction
-from core.changes import Ctx
 from core.clock import FixedClock, china_noon
-from core.consultation import opening
 from core.messages import Event, OutMessage
 from core.models import (
     AuditEvent,
@@ -34,35 +31,29 @@ from core.models import (
 )
 from core.officers import set_account
 from core.render import md_text
-from core.rules import Rules
 from core.workdays import Deadline
 from handlers.base import SENT_PRIVATELY
 from tests import factories as f
 from tests.case_factories import enter_other_parts
-from tests.dispatch_support import bodies, make_dispatcher, ready_world, send, text_event
-
-
-@dataclass
-class Scene:
-    w: f.World
-    task_code: str
-    invitation_id: int  # the first partner's invitation
-    partner: f.Dept
+from tests.dispatch_support import (
+    Scene,
+    bodies,
+    consultation_scene,
+    make_dispatcher,
+    ready_world,
+    send,
+    text_event,
+)
 
 
 @pytest.fixture
 async def scene(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Scene:
-    """A task out for consultation with two partner departments."""
+    """A task out for consultation with two partner departments, their liaisons on WeCom."""
     async with sessionmaker() as s, s.begin():
-        w = await f.world(s, partners=2, inspectors=3, n_targets=40)
-        ctx = Ctx(session=s, clock=clock, rules=Rules())
-        task = await f.draft_task(ctx, w)
-        invitations = await opening.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners]
-        )
-        for p in w.partners:
+        scene = await consultation_scene(s, clock, n_targets=40)
+        for p in scene.w.partners:
             set_account(p.liaison, ChatPlatform.WECOM, f"wx-{p.liaison.code}")
-        return Scene(w, task.code, invitations[0].id, w.partners[0])
+        return scene
 
 
 def card_event(officer: Officer, key: str, response_code: str = "RC-1") -> Event:

@@ -32,31 +32,24 @@ from core.rules import Rules
 from handlers import invitation_page
 from handlers.pages import PageCtx
 from tests import factories as f
-from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+from tests.dispatch_support import (
+    Scene,
+    bodies,
+    consultation_scene,
+    make_dispatcher,
+    send,
+    text_event,
+)
 
 PUNCTUATION_ONLY = "。。。。。。。。。。。。"
 PADDED = "人员不足。。。。。。。。。。。。"  # four characters of content
-
-
-@dataclass
-class Scene:
-    w: f.World
-    task_code: str
-    invitation_id: int  # the first partner's invitation
-    partner: f.Dept
 
 
 @pytest.fixture
 async def scene(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Scene:
     """A task out for consultation with two partner departments."""
     async with sessionmaker() as s, s.begin():
-        w = await f.world(s, partners=2, inspectors=3, n_targets=0)
-        ctx = Ctx(session=s, clock=clock, rules=Rules())
-        task = await f.draft_task(ctx, w)
-        invitations = await opening.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [p.dep.id for p in w.partners]
-        )
-        return Scene(w, task.code, invitations[0].id, w.partners[0])
+        return await consultation_scene(s, clock, n_targets=0)
 
 
 async def _state(sm: async_sessionmaker[AsyncSession], inv_id: int) -> tuple[str, str]:
