@@ -70,7 +70,8 @@ from core.results import (
     Category,
     check_codes,
     missing_referral,
-    validate_result,
+    raise_first,
+    result_problems,
 )
 from core.states import (
     CASE,
@@ -177,15 +178,17 @@ async def new_version(
     )
     # the items first: a conclusion they contradict is refused as such, not by a rule on it
     items = _validated_items(in_task, fields["codes"], fields["item_results"], extra)
-    validate_result(
-        checked["codes"],
-        checked["methods"],
-        checked["followups"],
-        inspected_on,
-        today=today,
-        extra=extra,
-        followup_done=checked["followup_done"],
-        followup_done_on=checked["followup_done_on"],
+    raise_first(
+        result_problems(
+            checked["codes"],
+            checked["methods"],
+            checked["followups"],
+            inspected_on,
+            today=today,
+            extra=extra,
+            followup_done=checked["followup_done"],
+            followup_done_on=checked["followup_done_on"],
+        )
     )
     await _check_referrals(ctx.session, case, checked["followups"])
     if inspected_on is not None and inspected_on != case.inspected_on:

@@ -204,28 +204,8 @@ def _list_problem(
     return None
 
 
-def validate_result(
-    codes: Sequence[str],
-    methods: Sequence[str],
-    followups: Sequence[str],
-    inspected_on: dt.date | None,
-    *,
-    today: dt.date,
-    extra: Iterable[Category] = (),
-    followup_done: bool = False,
-    followup_done_on: dt.date | None = None,
-) -> None:
-    """Raise ValidationFailed with the first broken rule; `extra` = department categories."""
-    problems = result_problems(
-        codes,
-        methods,
-        followups,
-        inspected_on,
-        today=today,
-        extra=extra,
-        followup_done=followup_done,
-        followup_done_on=followup_done_on,
-    )
+def raise_first(problems: Sequence[ValidationFailed]) -> None:
+    """Refuse with the first of `problems` (result_problems' list): chat answers one at a time."""
     if problems:
         raise problems[0]
 

@@ -12,7 +12,8 @@ from core.results import (
     export_code,
     parse_quick_result,
     quick_defaults,
-    validate_result,
+    raise_first,
+    result_problems,
 )
 
 TODAY = dt.date(2026, 3, 20)
@@ -92,7 +93,7 @@ def test_the_form_offers_each_choice_once() -> None:
     ],
 )
 def test_good_combinations(codes, methods, followups, day):
-    validate_result(codes, methods, followups, day, today=TODAY, extra=[WJ])
+    raise_first(result_problems(codes, methods, followups, day, today=TODAY, extra=[WJ]))
 
 
 @pytest.mark.parametrize(
@@ -144,7 +145,7 @@ def test_good_combinations(codes, methods, followups, day):
 def test_bad_combinations_name_the_rule(codes, methods, followups, day, message):
     extra = [WJ] if codes != ["5:WJ", "A"] else []
     with pytest.raises(ValidationFailed) as err:
-        validate_result(codes, methods, followups, day, today=TODAY, extra=extra)
+        raise_first(result_problems(codes, methods, followups, day, today=TODAY, extra=extra))
     assert message in str(err.value)
 
 
@@ -153,7 +154,9 @@ def test_a_without_a_child_names_each_choice_once_in_the_forms_words() -> None:
     once, by its label, not the export codes the departments' children share (5, 5, G…)."""
     police, roads = department_category("GA", "县公安局"), department_category("JT", "县交通运输局")
     with pytest.raises(ValidationFailed) as err:
-        validate_result(["A"], VISIT, ["其他"], DAY, today=TODAY, extra=[police, WJ, roads])
+        raise_first(
+            result_problems(["A"], VISIT, ["其他"], DAY, today=TODAY, extra=[police, WJ, roads])
+        )
     listed = str(err.value).split("：", 1)[1]
     assert listed == "、".join(
         f"“{label}”"
@@ -180,14 +183,16 @@ def test_a_without_a_child_names_each_choice_once_in_the_forms_words() -> None:
 )
 def test_followup_done_needs_a_sensible_date(done, done_on, message):
     with pytest.raises(ValidationFailed) as err:
-        validate_result(
-            ["E"],
-            VISIT,
-            ["责令改正并跟踪"],
-            DAY,
-            today=TODAY,
-            followup_done=done,
-            followup_done_on=done_on,
+        raise_first(
+            result_problems(
+                ["E"],
+                VISIT,
+                ["责令改正并跟踪"],
+                DAY,
+                today=TODAY,
+                followup_done=done,
+                followup_done_on=done_on,
+            )
         )
     assert message in str(err.value)
 
@@ -240,7 +245,7 @@ def test_quick_defaults_pass_validation():
     for text in ("1", "F", "7", "9", "12"):
         codes = parse_quick_result(text)
         methods, followups = quick_defaults(codes)
-        validate_result(codes, methods, followups, DAY, today=TODAY)
+        raise_first(result_problems(codes, methods, followups, DAY, today=TODAY))
 
 
 def test_quick_codes_need_no_problem_description_and_no_followup():
