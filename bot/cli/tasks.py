@@ -7,7 +7,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from bot.cli.common import cli_ctx, output_file, output_folder
+from bot.cli.common import CSV, XLSX, cli_ctx, output_file, output_folder
 
 
 async def cmd_task_create(args: argparse.Namespace) -> int:
@@ -49,7 +49,7 @@ async def cmd_documents(args: argparse.Namespace) -> int:
     return 0
 
 
-RESULT_FORMATS = {".xlsx": "Excel 工作簿", ".csv": "CSV 表格"}
+RESULT_FORMATS = XLSX | CSV
 
 
 async def cmd_export_results(args: argparse.Namespace) -> int:
