@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from core.cases import OPEN_FOR_ENTRY, china_date
 from core.changes import Ctx
+from core.exports import yes_no
 from core.inspection import result_deadline
 from core.models import (
     Case,
@@ -228,7 +229,7 @@ def write_report(report: YearReport, path: Path) -> Path:
                 d.returns,
                 d.objections,
                 d.corrections,
-                "是" if d.took_part else "否",
+                yes_no(d.took_part),
             ]
         )
     if report.absent:
