@@ -1,5 +1,7 @@
 """The CLI end to end on a demo database, including the README's verification recipe."""
 
+import asyncio
+import datetime as dt
 import json
 import re
 import subprocess
@@ -371,3 +373,54 @@ def test_demo_without_a_terminal_prints_no_progress_bar(tmp_path) -> None:
     )
     assert done.returncode == 0 and "演示完成" in done.stdout
     assert "\x1b[" not in done.stdout and "演示：" not in done.stdout
+
+
+async def _move_demo_clock(db: Path, days: int) -> dt.date:
+    """What the simulator's 快进 does to a `serve --demo` database: the audited move that the
+    demo clock's offset is read back from (core.demo_clock)."""
+    from core.changes import Ctx
+    from core.clock import SystemClock
+    from core.db import make_engine, make_sessionmaker
+    from core.demo_clock import DemoClock, record_advance
+
+    clock = DemoClock(SystemClock())
+    engine = make_engine(str(db))
+    try:
+        async with make_sessionmaker(engine)() as session:
+            ctx = Ctx(session=session, clock=clock, actor_label="demo:simulator")
+            to = clock.now() + dt.timedelta(days=days)
+            await record_advance(ctx, clock, to, f"快进 {days} 天")
+            await session.commit()
+    finally:
+        await engine.dispose()
+    clock.move_to(to)
+    return clock.today()
+
+
+def test_cli_on_a_moved_demo_clock_uses_the_demo_day_and_says_so(demo_db, tmp_path, capsys):
+    """A tester's `task create` on a `serve --demo` database set the reply deadline from the
+    real day, so 接受 was refused as late at the demo's day: the CLI follows the demo clock
+    (told in one line), and a database with no demo clock keeps real time."""
+    plain = tmp_path / "plain.sqlite3"
+    plain.write_bytes(demo_db.read_bytes())
+    moved = tmp_path / "moved.sqlite3"
+    moved.write_bytes(demo_db.read_bytes())
+    demo_day = asyncio.run(_move_demo_clock(moved, 155))
+    example = README.parent / "templates" / "task.example.toml"
+    assert main(["task", "create", str(example), "--db", str(moved)]) == 0
+    _, err = capsys.readouterr()
+    assert f"演示时钟：{demo_day.year}年{demo_day.month}月{demo_day.day}日" in err
+    assert main(["task", "create", str(example), "--db", str(plain)]) == 0
+    assert "演示时钟" not in capsys.readouterr().err
+    due = {}
+    for db in (moved, plain):
+        engine = create_engine(f"sqlite:///{db}")
+        with engine.connect() as conn:
+            due[db] = dt.date.fromisoformat(
+                conn.execute(
+                    text("SELECT reply_due_on FROM joint_task ORDER BY id DESC LIMIT 1")
+                ).scalar_one()
+            )
+        engine.dispose()
+    assert due[moved] > demo_day  # the reply is due after the demo's day, not long before it
+    assert due[plain] < demo_day

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import Any
 from sqlalchemy import make_url
 
 from core.changes import Ctx
-from core.clock import SystemClock
+from core.clock import Clock, SystemClock
 from core.db import database_url, is_lianjian_database, is_sqlite, make_engine, make_sessionmaker
+from core.demo_clock import DemoClock, restore_offset
 from core.schema import upgrade
+from core.workdays import cn_date
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -80,6 +83,18 @@ def output_folder(path: Path) -> Path:
     return path
 
 
+async def cli_clock(ctx: Ctx) -> Clock:
+    """Real time, except on a database whose demo clock `serve --demo` moved forward: there a
+    deadline set from the real day (an invitation's reply) is long past at the demo's day, so
+    the demo's time, told in one line lest anyone take it for today."""
+    demo = DemoClock(ctx.clock)
+    await restore_offset(ctx, demo)
+    if not demo.offset:
+        return ctx.clock
+    print(f"演示时钟：{cn_date(demo.today())}", file=sys.stderr)
+    return demo
+
+
 @asynccontextmanager
 async def cli_ctx(
     args: argparse.Namespace, *, migrate: bool = True, create: bool = False
@@ -91,6 +106,7 @@ async def cli_ctx(
             await upgrade(engine)
         async with make_sessionmaker(engine)() as session:
             ctx = Ctx(session=session, clock=SystemClock(), actor_label="admin:cli")
+            ctx.clock = await cli_clock(ctx)
             yield ctx
             await session.commit()
     finally:
