@@ -5,13 +5,15 @@ Every job runs in its own session and commits. A daily job reads first (what is 
 draw, what to delete), then claims (job, day) in core (`core.ticks`) and writes in the claim's
 transaction, so the cron trigger, the catch-up run at start-up and a second `serve` process run
 it once a day between them, and a failure after the claim takes the claim with it (see
-run_job); nudges, summaries and plan reminders run on working days only. The core functions are
+run_job); nudges, summaries and plan reminders run on working days only. The demo clock's
+moves run each passed day's jobs at their times (run_passed_days). The core functions are
 imported inside the jobs so the server starts even while one is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,6 +26,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.services import Services
 from core.changes import Ctx
+from core.clock import FixedClock
 from core.ticks import claim_daily_tick, is_working_day, ran_daily_tick
 
 log = logging.getLogger(__name__)
@@ -107,14 +110,18 @@ class Job:
         """For the catch-up run: has today's run time passed (interval jobs: always)?"""
         if self.at is None:
             return True
-        hour, minute = (int(x) for x in self.at.split(":"))
-        return (local_now.hour, local_now.minute) >= (hour, minute)
+        return local_now.time() >= self.time_of_day()
+
+    def time_of_day(self) -> dt.time:
+        """A daily job's run time (`at`)."""
+        hour, minute = (int(x) for x in (self.at or "").split(":"))
+        return dt.time(hour, minute)
 
     def trigger(self, tz: ZoneInfo) -> CronTrigger:
         if self.at is None:
             return CronTrigger(minute=f"*/{self.every_minutes}", timezone=tz)
-        hour, minute = self.at.split(":")
-        return CronTrigger(hour=int(hour), minute=int(minute), timezone=tz)
+        at = self.time_of_day()
+        return CronTrigger(hour=at.hour, minute=at.minute, timezone=tz)
 
 
 def jobs(services: Services) -> list[Job]:
@@ -188,6 +195,32 @@ async def run_due_jobs_once(services: Services, now: dt.datetime) -> dict[str, b
     local = now.astimezone(ZoneInfo(services.settings.scheduler.timezone))
     ran = {job.name: await run_job(services, job) for job in jobs(services) if job.due(local)}
     return {name: ok for name, ok in ran.items() if ok is not None}
+
+
+def _passed_runs(
+    services: Services, since: dt.datetime, until: dt.datetime
+) -> list[tuple[dt.datetime, Job]]:
+    """Each daily job at each of its run times in (since, until], in order."""
+    tz = ZoneInfo(services.settings.scheduler.timezone)
+    first, last = since.astimezone(tz).date(), until.astimezone(tz).date()
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    daily = [job for job in jobs(services) if job.at is not None]
+    runs = [(dt.datetime.combine(day, job.time_of_day(), tz), job) for day in days for job in daily]
+    return sorted(((at, job) for at, job in runs if since < at <= until), key=lambda run: run[0])
+
+
+async def run_passed_days(services: Services, since: dt.datetime, until: dt.datetime) -> None:
+    """The demo clock's move from `since` to `until`: each daily job runs at each of its times
+    the move passed, in order, with the interval jobs just before (an invitation past its
+    reply day expires before that day's nudges), as a server running through those days
+    would have. Each run's claim keeps a day from running twice."""
+    if not services.settings.scheduler.enabled:
+        return
+    interval = [job for job in jobs(services) if job.at is None]
+    for at, job in _passed_runs(services, since, until):
+        then = dataclasses.replace(services, clock=FixedClock(at))
+        for each in (*interval, job):
+            await run_job(then, each)
 
 
 class Jobs:

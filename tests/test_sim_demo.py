@@ -20,7 +20,7 @@ from bot.app import create_app
 from core.clock import CHINA_TZ, FixedClock
 from core.demo_clock import ACTION, DemoClock, restore_offset
 from core.demo_guide import TITLES
-from core.models import AuditEvent, Invitation
+from core.models import AuditEvent, Invitation, OutboxMessage, ScheduledRun
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.server_helpers import demo_client, make_services
 
@@ -74,6 +74,64 @@ async def test_the_demo_clock_moves_forward_only_and_is_audited(
         assert restarted.today() == dt.date(2026, 12, 3)
     finally:
         await client.close()
+
+
+async def test_moving_the_demo_clock_runs_each_passed_days_ticks_in_order(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The demo clock "moves the server's time forward so deadlines and nudges come due": each
+    daily tick runs for every day the move passes, at its time of day and in order, as a server
+    running through those days would have — the reply nudges at T-3/T-1/T-0 (000 §七 reply
+    deadline), the leaders' summaries on working days, the office's warning that next year's
+    holiday data is missing (from 1 November), and the invitations expiring the day after
+    their deadline, after the T-0 nudge. A second move goes on from where the first stopped."""
+    client, clock = await demo_client(sessionmaker, START)
+    times = make_services(sessionmaker, clock).settings.scheduler
+    try:
+        assert (await client.post("/sim/api/clock", json={"workdays": 9})).status == 200
+        assert clock.today() == dt.date(2026, 12, 11)
+        assert (await client.post("/sim/api/clock", json={"workdays": 1})).status == 200
+    finally:
+        await client.close()
+    days = [dt.date(2026, 12, d) for d in range(1, 15)]  # after 30 Nov 10:00, to 14 Dec 10:00
+    workdays = [d for d in days if d.weekday() < 5]
+    async with sessionmaker() as session:
+        runs = (await session.execute(select(ScheduledRun.job, ScheduledRun.day))).all()
+        ran_at = list(await session.scalars(select(ScheduledRun.ran_at)))
+        digests = list(
+            await session.scalars(select(AuditEvent.at).where(AuditEvent.action == "nudge.digest"))
+        )
+        expired = list(
+            await session.scalars(
+                select(AuditEvent.at).where(AuditEvent.action == "invitation.expired")
+            )
+        )
+        warnings = list(
+            await session.scalars(
+                select(OutboxMessage.idempotency_key).where(
+                    OutboxMessage.idempotency_key.like("holiday-warning:%")
+                )
+            )
+        )
+    by_job: dict[str, list[dt.date]] = {}
+    for job, day in runs:
+        by_job.setdefault(job, []).append(day)
+    assert sorted(by_job["summaries"]) == sorted(by_job["nudges"]) == workdays
+    assert sorted(by_job["holiday_warning"]) == sorted(by_job["housekeeping"]) == days
+    assert sorted(filter(None, warnings)) == [f"holiday-warning:{d.isoformat()}" for d in days]
+    # each run at its own time of that day: the claims' times are the days' times
+    assert {f"{at.astimezone(CHINA_TZ):%H:%M}" for at in ran_at} == {
+        times.nudge_time,
+        times.summary_time,
+        times.holiday_warning_time,
+        times.housekeeping_time,
+    }
+    reply_due = dt.date(2026, 12, 7)  # 5 working days after the demo task was opened
+    nudged = sorted({at.astimezone(CHINA_TZ).date() for at in digests})
+    assert nudged == [dt.date(2026, 12, 2), dt.date(2026, 12, 4), reply_due]
+    assert expired and {at.astimezone(CHINA_TZ).date() for at in expired} == {
+        reply_due + dt.timedelta(days=1)
+    }
 
 
 async def test_outside_demo_mode_there_is_no_clock_control(

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages.links import expand
 from bot.platforms.base import CallbackRejected, EventExtras, inbound_json, read_limited_body
+from bot.scheduler import run_passed_days
 from bot.services import Services
 from core import demo_clock, demo_guide, images, inbox, officers, outbox
 from core.changes import Ctx
@@ -371,7 +372,9 @@ class DemoControls:
             return _json({"error": err.message}, err.status)
         except DomainError as err:
             return _json({"error": err.message}, 400)
+        since = self.clock.now()
         self.clock.move_to(to)
+        await run_passed_days(self.services, since, to)  # nudges and summaries come due too
         return _json(self._now())
 
     async def guide(self, request: web.Request) -> web.Response:
