@@ -57,6 +57,7 @@ from core.models import (
     TaskItem,
 )
 from core.result_parts import (
+    contradicted_part,
     departments_with_items,
     enter_part,
     merged_fields,
@@ -460,6 +461,16 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
         if not (own_part and d.id == actor.department_id)
     ]
     departments = loaded.departments
+    misfit = contradicted_part(
+        actor.department_id,
+        codes,
+        loaded.task_items,
+        ((int(i["item_id"]), i["codes"]) for i in items),
+        loaded.parts,
+        department_categories(departments),
+    )
+    if misfit is not None:
+        raise misfit
     result = await new_version(
         ctx,
         case,

@@ -7,7 +7,7 @@ part recorded as entered. core.result_entry enters the version the parts make up
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,14 @@ from core.models import (
     Officer,
     TaskItem,
 )
-from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP, case_codes
+from core.results import (
+    FOLLOWUPS,
+    METHODS,
+    NO_FOLLOWUP,
+    Category,
+    case_codes,
+    contradiction,
+)
 from core.states import PART, PartState
 
 if TYPE_CHECKING:  # core.result_entry builds on this module
@@ -87,6 +94,36 @@ def own_parts(
                     field="items",
                 )
     return list(merged.values())
+
+
+def contradicted_part(
+    department_id: int,
+    codes: Sequence[str],
+    task_items: Sequence[tuple[Item, Department]],
+    item_codes: Iterable[tuple[int, Sequence[str]]],
+    parts: dict[int, CasePart],
+    extra: Sequence[Category],
+) -> ValidationFailed | None:
+    """The department's own conclusion (`codes`) against each other department's entered
+    part, read from its items' codes (`item_codes`: (item id, codes) of the version, the
+    other departments' as they stand): the first that contradicts it
+    (`results.contradiction`). A returned part is not compared: it is to be entered again."""
+    department_of = {item.id: department for item, department in task_items}
+    theirs: dict[int, list[Sequence[str]]] = {}
+    for item_id, found in item_codes:
+        department = department_of.get(item_id)
+        if department is not None and department.id != department_id and found:
+            theirs.setdefault(department.id, []).append(found)
+    for department in {d.id: d for d in department_of.values() if d.id in theirs}.values():
+        part = parts.get(department.id)
+        if part is None or part.state != PartState.ENTERED:
+            continue
+        said = case_codes(theirs[department.id])
+        on = china_date(part.entered_at)
+        misfit = contradiction(codes, said, department.name, on, extra)
+        if misfit is not None:
+            return misfit
+    return None
 
 
 @dataclass(frozen=True)

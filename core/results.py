@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from core.errors import ValidationFailed
+from core.workdays import cn_date
 
 
 @dataclass(frozen=True)
@@ -336,6 +337,42 @@ def case_codes(item_codes: Iterable[Sequence[str]]) -> list[str]:
         seen += [c for c in codes if c not in seen]
     found = [c for c in seen if c != NO_PROBLEM]
     return found or ([NO_PROBLEM] if seen else [])
+
+
+def situations(codes: Iterable[str]) -> frozenset[str]:
+    """The target's own situation among `codes`, which the result is formed from directly,
+    without a visit (004 第十八条: 无法联系, 不配合检查情节严重, 注销 …; and 7)."""
+    return frozenset(c for c in codes if c in CATEGORIES and CATEGORIES[c].without_visit)
+
+
+def contradiction(
+    mine: Sequence[str],
+    theirs: Sequence[str],
+    department: str,
+    entered_on: dt.date,
+    extra: Iterable[Category] = (),
+) -> ValidationFailed | None:
+    """`mine` against another department's part of the same case (`theirs`, entered by
+    `department` on `entered_on`): one joint visit checks every department's items
+    (004 第十四条), so the parts must say the same situation, or all none (docs/domain.md,
+    "Parts that contradict"). A conclusion of the department's own items stands beside
+    another's (未发现问题 beside a problem found)."""
+    if situations(mine) == situations(theirs):
+        return None
+    known = catalogue(extra)
+    return ValidationFailed(
+        f"{department}{cn_date(entered_on)}录入的结果为{_listed(theirs, known)}，"
+        f"与本次录入的{_listed(mine, known)}相互矛盾：无法联系、不配合检查情节严重、注销等"
+        "是检查对象本身的情况，据此直接形成检查结果而未能检查（004 第十八条），"
+        "联合检查一次完成各部门事项（004 第十四条），"
+        f"各部门须一致。请与{department}核实：认同的，录入相同的结果；有误的，"
+        f"请{department}重新录入本部门结果后再提交",
+        field="items",
+    )
+
+
+def _listed(codes: Sequence[str], known: dict[str, Category]) -> str:
+    return "、".join(_named(known[c]) for c in codes if c not in HEADERS)
 
 
 def _lookup(token: str) -> str | None:

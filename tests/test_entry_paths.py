@@ -19,6 +19,7 @@ from core.changes import Ctx
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.models import Case, CasePart, CaseResult, Item, Officer, TaskItem
 from core.result_entry import enter_result, result_fields, submit_result
+from core.results import case_codes, needs_visit
 from tests.case_factories import (
     World,
     acting,
@@ -237,3 +238,60 @@ async def test_a_departments_entry_changes_nothing_another_entered_000_s9_10(
         w.lead.id: (["实地检查"], ["无需后续处置"], "负责人在场"),
         w.other.id: (["实地检查", "检验检测"], ["责令改正并跟踪"], "已责令整改"),
     }
+
+
+def _part(item: Item, codes: list[str], *others: list[str]) -> dict[str, Any]:
+    """A department's part entering `codes` on its item, with what they require: a method
+    when they need a visit, a follow-up when they need one (8: 004 第二十一条); the case
+    conclusion merged with the `others`' items, as both paths merge it."""
+    return {
+        "codes": case_codes([codes, *others]),
+        "methods": ["实地检查"] if needs_visit(codes) else [],
+        "followups": ["其他"] if "8" in codes else ["无需后续处置"],
+        "inspected_on": D(2026, 3, 10),
+        "item_results": [{"item_id": item.id, "codes": codes}],
+    }
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    ("first", "second", "named"),
+    [
+        (["9"], ["1"], "“注销”（9）"),  # the tester's LJ-2026-001-007
+        (["8"], ["1"], "“不配合检查情节严重”（8）"),  # and -006
+        (["1"], ["9"], "“未发现问题”（1）"),  # whichever department enters second
+        (["9"], ["10"], "“注销”（9）"),  # two different situations
+        (["7"], ["F"], "“已关闭停业或正在组织清算”（7）"),
+    ],
+)
+async def test_a_part_contradicting_another_departments_situation_is_refused_004_art18(
+    ctx: Ctx, session: AsyncSession, path: str, first: list[str], second: list[str], named: str
+) -> None:
+    """004 第十八条: 无法联系, 不配合检查情节严重, 注销 … are the target's own situation, which
+    the result is formed from without a visit; one joint visit checks every department's
+    items (004 第十四条). So a part saying one contradicts a part that inspected, or one
+    saying another situation: the second entry is refused, naming the first department's
+    entry and what to do, instead of being merged into the first's words and published."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await submit_result(acting(ctx, w.a1), w.case.code, **_part(w.items[0], first))
+    err = await refused(
+        session,
+        ValidationFailed,
+        enter(path, ctx, w, w.b1, **_part(w.items[1], second, first)),
+        f"县市场监督管理局2026年3月12日录入的结果为{named}",
+    )
+    assert "相互矛盾" in str(err) and "004 第十八条" in str(err)
+    assert "请县市场监督管理局重新录入本部门结果" in str(err)
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_parts_saying_the_same_situation_go_to_review_004_art18(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    """Both departments say 注销: no contradiction, the case goes to review as 注销."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await submit_result(acting(ctx, w.a1), w.case.code, **_part(w.items[0], ["9"]))
+    result = await enter(path, ctx, w, w.b1, **_part(w.items[1], ["9"]))
+    assert (result.state, result.codes, result.methods) == ("submitted", ["9"], [])

@@ -283,6 +283,27 @@ async def test_serious_non_cooperation_is_a_status_not_a_problem_to_describe_004
     assert result.codes == ["8"]
 
 
+async def test_a_part_contradicting_another_departments_situation_is_refused_004_art18(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """004 第十八条, 第十四条: the lead entered 注销 (no visit possible); 卫健委's 未发现问题 with
+    实地检查 on its own item is refused above the items, naming the lead's entry, and nothing
+    is stored — it was merged into 注销 and published with 实地检查."""
+    lead_item, other_item = world.items
+    a_tok, b_tok = token(services, world.a1, world.case), token(services, world.b1, world.case)
+    gone = fields(a_tok, lead_item.id, methods=[], **{f"item.{lead_item.id}.codes": "9"})
+    assert (await client.post(RESULT_PATH, data=gone)).status == 200
+    refused = await client.post(RESULT_PATH, data=fields(b_tok, other_item.id))
+    shown = visible_text(await refused.text())
+    assert refused.status == 422
+    assert "县市场监督管理局2026年3月10日录入的结果为“注销”（9）" in shown
+    assert "请县市场监督管理局重新录入本部门结果后再提交" in shown
+    assert [r.codes for r in await results(sessionmaker)] == [["9"]]
+
+
 def field_before(html: str, message: str) -> str:
     """The name of the last form field before `message` on the page."""
     return re.findall(r'name="([^"]+)"', html[: html.index(message)])[-1]

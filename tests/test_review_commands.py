@@ -192,6 +192,22 @@ async def test_results_needing_details_are_not_quick(sessionmaker, clock, w, res
     assert await count(sessionmaker, CaseResult) == 0
 
 
+async def test_a_part_contradicting_another_departments_situation_is_refused_004_art18(
+    sessionmaker, clock, w
+) -> None:
+    """The tester's LJ-2026-001-007: 市场监管 entered 注销; 卫健委's 未发现问题 is refused,
+    naming 市场监管's entry and what to do, instead of being merged into 注销 and published
+    with 卫健委's 实地检查 (004 第十八条: 注销 means no visit was possible)."""
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 注销 今天"))
+    rows = await send(sessionmaker, d, text_event(w.b1.code, f"提交 {CASE} 未发现问题 今天"))
+    reply = to_officer(rows, w.b1.id)
+    assert "县市场监督管理局2026年3月5日录入的结果为“注销”（9）" in reply
+    assert "与本次录入的“未发现问题”（1）相互矛盾" in reply
+    assert await case_state(sessionmaker) == ("part_entered", TODAY)
+    assert await count(sessionmaker, CaseResult) == 1
+
+
 async def test_my_cases_link_each_case_to_its_result_form(sessionmaker, clock, w) -> None:
     listing = bodies(
         await send(
