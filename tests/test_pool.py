@@ -40,8 +40,10 @@ async def _past_task(
     year: int,
     inspected: list[Target],
     accepted: Sequence[int] = (),
-) -> None:
-    """An earlier task whose draw was locked: its cases and accepted invitations."""
+    inspected_on: dt.date | None = None,
+) -> list[Case]:
+    """An earlier task whose draw was locked: its cases (inspected on `inspected_on`) and
+    accepted invitations."""
     n = f._next()
     task = JointTask(
         code=f"OLD-{n}",
@@ -58,11 +60,19 @@ async def _past_task(
     session.add_all(
         Invitation(task_id=task.id, department_id=d, state="accepted") for d in accepted
     )
-    session.add_all(
-        Case(code=f"OLD-{n}-{i}", task_id=task.id, target_id=t.id, state="published")
+    cases = [
+        Case(
+            code=f"OLD-{n}-{i}",
+            task_id=task.id,
+            target_id=t.id,
+            state="published",
+            inspected_on=inspected_on,
+        )
         for i, t in enumerate(inspected)
-    )
+    ]
+    session.add_all(cases)
     await session.flush()
+    return cases
 
 
 async def _scenario(ctx: Ctx) -> tuple[f.World, JointTask, dict[str, list[Target]]]:

@@ -26,6 +26,7 @@ from tests.dispatch_support import (
     send,
     text_event,
 )
+from tests.test_draw_exclusions import _published
 from tests.test_pool import _past_task
 
 
@@ -189,9 +190,36 @@ async def test_a_quick_draw_with_nothing_left_after_the_exclusions_says_so(
     reply = bodies(
         await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 1 户 对象 潜水"))
     )
-    assert "没有符合条件的检查对象（已排除本年度已检查和上级已检查的对象）" in reply
+    assert "没有符合条件的检查对象（已排除：本年度已被本部门检查 2 个），请调整行业或区域" in reply
     async with sessionmaker() as s:
         assert await s.scalar(select(Draw.id)) is None
+    nothing = bodies(
+        await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 1 户 对象 潜艇"))
+    )
+    assert "没有符合条件的检查对象，请调整行业或区域" in nothing  # no exclusion claimed
+
+
+async def test_a_quick_draw_leaves_out_this_years_inspections_and_published_deregistrations(
+    sessionmaker, clock, people
+) -> None:
+    """000 §五.1, 004 第二十三条: inspected in 2026 under a 2025 task; docs/domain.md rule 3: a
+    published 注销 result — both left out of a 2026 quick draw, and counted."""
+    async with sessionmaker() as s, s.begin():
+        inspected = await f.targets(s, 2, industry="潜水器材")
+        ended = await f.targets(s, 1, industry="潜水器材")
+        left = await f.targets(s, 1, industry="潜水器材")
+        lead = people.lead.dep.id
+        await _past_task(s, lead, 2025, inspected, inspected_on=dt.date(2026, 1, 20))
+        [case] = await _past_task(s, lead, 2025, ended, inspected_on=dt.date(2025, 6, 10))
+        await _published(s, case, people.lead.inspectors[0], ["9"])
+    d = make_dispatcher(sessionmaker, clock)
+    reply = bodies(
+        await send(sessionmaker, d, text_event(people.lead.liaison.code, "快抽 1 户 对象 潜水"))
+    )
+    assert "已排除：已注销/吊销/撤销/迁出 1 个，本年度已被本部门检查 2 个。" in reply
+    async with sessionmaker() as s:
+        pool = {i for i, _ in decode_pool(await s.scalar(select(DrawPool.data)))}
+    assert pool == {left[0].uscc}
 
 
 async def test_a_named_public_beacon_is_entered_once_published(sessionmaker, clock, people) -> None:

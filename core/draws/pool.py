@@ -9,6 +9,7 @@ driver tuples (no ORM objects), the exclusions are sets, and the stratum of each
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import zlib
 from collections import Counter
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, String, and_, false, func, or_, select, true
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.changes import Ctx
@@ -25,6 +27,7 @@ from core.draws import algorithm
 from core.models import (
     DRAWABLE_STATUSES,
     Case,
+    CaseResult,
     Exclusion,
     Invitation,
     Item,
@@ -33,7 +36,8 @@ from core.models import (
     Target,
     TaskItem,
 )
-from core.states import InvitationState
+from core.results import REGISTRATION_STATUSES
+from core.states import InvitationState, ResultState
 
 OUT_OF_SCOPE = "不在抽查范围"
 NOT_DRAWABLE = "已注销/吊销/撤销/迁出"
@@ -60,7 +64,19 @@ class PoolReport:
         return dict(self.sizes)
 
     def exclusions_in_order(self) -> dict[str, int]:
-        return {r: self.exclusions[r] for r in EXCLUSION_REASONS if self.exclusions[r]}
+        return in_order(self.exclusions)
+
+
+def in_order(exclusions: Counter[str]) -> dict[str, int]:
+    """The reasons that excluded anyone, with their counts, in EXCLUSION_REASONS order."""
+    return {r: exclusions[r] for r in EXCLUSION_REASONS if exclusions[r]}
+
+
+def excluded_note(exclusions: Counter[str], unit: str) -> str:
+    """The note "（已排除：reason n unit，…）", or "" when nothing was: a message never claims
+    an exclusion that removed nobody."""
+    counted = [f"{r} {n} {unit}" for r, n in in_order(exclusions).items()]
+    return f"（已排除：{'，'.join(counted)}）" if counted else ""
 
 
 def scope_clause(scope: dict[str, Any]) -> ColumnElement[bool]:
@@ -104,35 +120,62 @@ async def repeat_check_reason(ctx: Ctx, task: JointTask) -> str:
 async def inspected_this_year(
     session: AsyncSession, year: int, deps: set[int], *, except_task_id: int | None = None
 ) -> set[str]:
-    """Targets in cases of the year's tasks in which any of the departments took part (the
-    task being drawn left out), for task draws and quick draws alike (000 §五.1, 004 第八条)."""
+    """Targets in cases in which any of the departments took part (the task being drawn left
+    out), for task draws and quick draws alike (000 §五.1, 004 第八条): cases of the year's
+    tasks, and cases inspected in the year under any task — a task of last year may be
+    inspected in January (004 第二十三条: 本年度内不再…检查)."""
     accepted_by_us = select(Invitation.task_id).where(
         Invitation.department_id.in_(deps), Invitation.state == InvitationState.ACCEPTED
     )
-    rows = await fetch_plain(
+    return await _usccs(
         session,
-        select(Target.uscc)
-        .join(Case, Case.target_id == Target.id)
+        _case_targets()
         .join(JointTask, JointTask.id == Case.task_id)
         .where(
-            JointTask.year == year,
+            or_(
+                JointTask.year == year,
+                Case.inspected_on.between(dt.date(year, 1, 1), dt.date(year, 12, 31)),
+            ),
             JointTask.id != (except_task_id or 0),  # ids start at 1: 0 leaves none out
             or_(JointTask.lead_department_id.in_(deps), JointTask.id.in_(accepted_by_us)),
         ),
     )
-    return set(map(itemgetter(0), rows))
+
+
+async def gone_by_results(session: AsyncSession) -> set[str]:
+    """Targets a published result says are gone (注销, 被吊销, 被撤销, 迁出; 004 第十八条): not
+    drawable, as when the library's status says so (docs/domain.md rule 3), until corrected.
+    Codes are stored as a JSON list of strings, so a quoted code only matches that element."""
+    codes = sql_cast(CaseResult.codes, String)
+    return await _usccs(
+        session,
+        _case_targets()
+        .join(CaseResult, CaseResult.case_id == Case.id)
+        .where(
+            CaseResult.state == ResultState.PUBLISHED,
+            or_(*(codes.contains(f'"{code}"') for code in REGISTRATION_STATUSES)),
+        ),
+    )
+
+
+def _case_targets() -> Select[str]:
+    """The USCC of each case's target, for the queries on earlier inspections."""
+    return select(Target.uscc).join(Case, Case.target_id == Target.id)
+
+
+async def _usccs(session: AsyncSession, stmt: Select[str]) -> set[str]:
+    return set(map(itemgetter(0), await fetch_plain(session, stmt)))
 
 
 async def imported_exclusions(session: AsyncSession, year: int, deps: set[int]) -> set[str]:
     """The imported list of the level above for the year (all departments', or one of ours)."""
-    rows = await fetch_plain(
+    return await _usccs(
         session,
         select(Exclusion.uscc).where(
             Exclusion.year == year,
             or_(Exclusion.department_id.is_(None), Exclusion.department_id.in_(deps)),
         ),
     )
-    return set(map(itemgetter(0), rows))
 
 
 async def fetch_plain(
@@ -190,7 +233,8 @@ async def build_target_pool(ctx: Ctx, task: JointTask, rule: algorithm.SamplingR
     rows = await fetch_plain(
         ctx.session, select(Target.uscc, Target.risk_level, Target.flags, drawable).where(in_scope)
     )
-    live = [row for row in rows if row[3]]
+    gone = await gone_by_results(ctx.session)
+    live = [row for row in rows if row[3] and row[0] not in gone]
     counts = report.exclusions = Counter(
         {OUT_OF_SCOPE: total - len(rows), NOT_DRAWABLE: len(rows) - len(live)}
     )

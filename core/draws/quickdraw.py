@@ -114,7 +114,8 @@ async def draw_targets(
     )
     ours = await pool.inspected_this_year(ctx.session, year, deps)
     above = await pool.imported_exclusions(ctx.session, year, deps)
-    live = [uscc for uscc, drawable in rows if drawable]
+    gone = await pool.gone_by_results(ctx.session)
+    live = [uscc for uscc, drawable in rows if drawable and uscc not in gone]
     excluded = Counter(
         {
             pool.NOT_DRAWABLE: len(rows) - len(live),
@@ -125,7 +126,7 @@ async def draw_targets(
     ids = [u for u in live if u not in ours and u not in above]
     if not ids:
         raise ValidationFailed(
-            "没有符合条件的检查对象（已排除本年度已检查和上级已检查的对象），请调整行业或区域"
+            f"没有符合条件的检查对象{pool.excluded_note(excluded, '个')}，请调整行业或区域"
         )
     return await _create(
         ctx, "targets", TARGET_STRATUM, ids, count, filters, beacon_source, excluded
@@ -172,7 +173,7 @@ async def _create(
             "filters": filters,
             "rule": rule.public(),
             "strata": algorithm.stratum_sizes(candidates),
-            "exclusions": {r: n for r in pool.EXCLUSION_REASONS if (n := excluded[r])},
+            "exclusions": pool.in_order(excluded),
             "beacon_mode": "public" if beacon_day else "peer",
             **({"beacon_date": beacon_day.isoformat()} if beacon_day else {}),
             "earlier_same_day": earlier,

@@ -21,7 +21,13 @@ from core.access import lead_only
 from core.changes import Ctx, Notice, record
 from core.draws import algorithm
 from core.draws.beacon import beacon_ready_at, checked_beacon, future_beacon_day
-from core.draws.pool import build_target_pool, fetch_plain, pool_file, stored_pool
+from core.draws.pool import (
+    build_target_pool,
+    excluded_note,
+    fetch_plain,
+    pool_file,
+    stored_pool,
+)
 from core.errors import InvalidTransition, ValidationFailed
 from core.jointtask import (
     CHUNK,
@@ -79,9 +85,8 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     rule = algorithm.parse_rule(task.rule)
     report = await build_target_pool(ctx, task, rule)
     if not report.candidates:
-        detail = "，".join(f"{r} {n} 户" for r, n in report.exclusions_in_order().items())
         raise ValidationFailed(
-            "抽取范围内没有符合条件的检查对象" + (f"（已排除：{detail}）" if detail else "")
+            "抽取范围内没有符合条件的检查对象" + excluded_note(report.exclusions, "户")
         )
     earlier = list(
         await ctx.session.scalars(
