@@ -13,6 +13,7 @@ from docx import Document
 from sqlalchemy import create_engine, text
 
 from bot.cli import main
+from core.draws import algorithm
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -266,6 +267,27 @@ def test_task_create_from_the_example_file_opens_consultation(demo_db, tmp_path,
     )
     assert main(["task", "create", str(bad), "--db", str(copy)]) == 2
     assert "事项清单中没有：NOPE" in capsys.readouterr().err
+
+
+def test_the_example_task_samples_higher_risk_at_higher_ratios(demo_db, tmp_path, capsys):
+    """001 第十四条 (对高风险检查对象加大抽查比例), 004 第八条: the task the example file creates
+    takes A 低风险 < B 一般风险 < C 较高风险 < D 高风险; unclassified goes with B."""
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    example = README.parent / "templates" / "task.example.toml"
+    assert main(["task", "create", str(example), "--db", str(copy)]) == 0
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT rule FROM joint_task WHERE code = 'LJ-2026-002'")
+        ).scalar_one()
+    engine.dispose()
+    rule = algorithm.parse_rule(json.loads(stored))
+    ratios = {s.name: s.ratio for s in rule.strata}
+    a, b, c, d, unclassified = (
+        ratios.get(rule.stratum_of(r, []) or "") or 0 for r in ("A", "B", "C", "D", "")
+    )
+    assert a < b < c < d and unclassified == b
 
 
 @pytest.mark.parametrize("command", [["serve"], ["audit", "verify"]])
