@@ -7,7 +7,10 @@ the sample attached to 004: addressee, the items to be checked, the materials to
 duty to co-operate, and the group's names with their 执法证号.
 
 `issue_notice` is what a group member's request for the notice does: the first time a member
-gets it (link, chat command), the case moves `assigned → notified` (已通知, 004 第十六条(二)).
+gets it (link, chat command), the case moves `assigned → notified` (已通知, 004 第十六条(二)); a
+member getting it again after the group changed re-issues it. Each notice served is kept as served
+(the group and the visit's date of that day) in the audit event recording it, so the archive
+files it as it was handed over (`served_notices`, 004 第二十五条).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any, Literal
 from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.shared import Pt
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from core.cases import (
     active_members,
@@ -34,17 +37,20 @@ from core.cases import (
     participating_departments,
     task_items,
 )
-from core.changes import Ctx
+from core.changes import Ctx, record
 from core.clock import CHINA_TZ
 from core.errors import NotFound, PermissionDenied
 from core.inspection import mark_notified
 from core.models import (
     AuditEvent,
     Case,
+    CaseResult,
     GroupMember,
     ItemResult,
     JointTask,
     Officer,
+    PlanEntry,
+    Recusal,
 )
 from core.render import render
 from core.results import choices, label
@@ -120,15 +126,23 @@ async def readable_case(ctx: Ctx, case_code: str) -> Case:
 
 
 async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
-    """A group member got the notice to hand to the target: the case is 已通知 (004 第十六条(二)).
-    Others (liaisons printing a set) only read it; a later state is left as it is."""
+    """A group member got the notice to hand to the target: the case is 已通知 (004 第十六条(二)),
+    or, when the group changed since the last notice served (更换, 回避, 004 第十三条), the notice
+    is re-issued. Others (liaisons printing a set) only read it; after the visit nothing is
+    served."""
     case = await readable_case(ctx, case_code)
     actor = ctx.actor
-    if actor is None or case.state != CaseState.ASSIGNED:
+    if actor is None or case.state not in (CaseState.ASSIGNED, CaseState.NOTIFIED):
         return case
     if not await is_member(ctx, case, actor):
         return case
-    return await mark_notified(ctx, case.code, via)
+    served = {"via": via, **_served_data(_inspectors(await active_members(ctx, case)), case)}
+    if case.state == CaseState.ASSIGNED:
+        return await mark_notified(ctx, case.code, served)
+    before = await served_notices(ctx, case)
+    if not before or before[-1].inspectors != served["inspectors"]:
+        await record(ctx, "case.notice_reissued", f"case:{case.code}", served)
+    return case
 
 
 async def task_cases_for(ctx: Ctx, task: JointTask, officer: Officer | None) -> list[Case]:
@@ -155,13 +169,16 @@ class Rendered:
     mime: str
 
 
-async def case_document_context(ctx: Ctx, case_code: str) -> dict[str, Any]:
-    """Everything the 联合抽查通知书 and the 检查记录表 (一企一表) templates show."""
+async def case_document_context(
+    ctx: Ctx, case_code: str, result: CaseResult | None = None
+) -> dict[str, Any]:
+    """Everything the 联合抽查通知书 and the 检查记录表 (一企一表) templates show; the record form
+    of `result` (a version), of the latest result when None."""
     case = await get_case(ctx, case_code)
     task = await get_task(ctx, case)
     departments = await participating_departments(ctx, task)
     extra = department_categories(departments)
-    result = await latest_result(ctx, case)
+    result = result or await latest_result(ctx, case)
     item_rows = await task_items(ctx, task)
     by_item = {}
     if result is not None:
@@ -185,8 +202,44 @@ async def case_document_context(ctx: Ctx, case_code: str) -> dict[str, Any]:
                 "labels": [label(c, extra) for c in found.codes] if found else [],
             }
         )
-    members = await active_members(ctx, case)
-    inspectors = [
+    served = await served_notices(ctx, case)
+    return {
+        "case": case,
+        "task": task,
+        "target": case.target,
+        "lead_department": task.lead_department,
+        "departments": departments,
+        "notice_basis": await notice_basis(ctx, task),
+        "items": items,
+        "inspectors": _inspectors(await active_members(ctx, case)),
+        "planned_on": case.inspected_on,
+        "result": result,
+        "result_labels": [(c, label(c, extra)) for c in (result.codes if result else [])],
+        "categories": choices(extra),  # a blank record form: each choice once
+        # every later copy carries the day the notice was last handed over (004 第十六条(二));
+        # a notice never served in the system leaves the date for the pen
+        "issued_on": served[-1].issued_on if served else None,
+    }
+
+
+async def notice_basis(ctx: Ctx, task: JointTask) -> str:
+    """What the notice is based on (004's sample: 依据…联合抽查事项清单和部门联合抽查年度工作
+    计划): the annual plan only for a task started from a published plan entry (004 第七条);
+    otherwise the task itself, with the written reason a task outside an adopted plan has."""
+    lists = f"依据{task.lead_department.name}市场监管领域部门联合抽查事项清单"
+    entry = await ctx.session.scalar(select(PlanEntry).where(PlanEntry.task_id == task.id))
+    if entry is not None:
+        return (
+            f"{lists}和部门联合抽查年度工作计划（{entry.year}年度计划 {entry.code}"
+            f"《{entry.title}》，任务 {task.code}）"
+        )
+    reason = task.unplanned_reason.strip()
+    why = f"（年度抽查计划外任务，理由：{reason}）" if reason else ""
+    return f"{lists}和联合抽查任务 {task.code}《{task.title}》{why}"
+
+
+def _inspectors(members: Sequence[GroupMember]) -> list[dict[str, Any]]:
+    return [
         {
             "name": m.officer.name,
             "cert_no": m.officer.cert_no,
@@ -195,31 +248,89 @@ async def case_document_context(ctx: Ctx, case_code: str) -> dict[str, Any]:
         }
         for m in members
     ]
-    return {
-        "case": case,
-        "task": task,
-        "target": case.target,
-        "lead_department": task.lead_department,
-        "departments": departments,
-        "items": items,
-        "inspectors": inspectors,
-        "result": result,
-        "result_labels": [(c, label(c, extra)) for c in (result.codes if result else [])],
-        "categories": choices(extra),  # a blank record form: each choice once
-        "issued_on": await notice_issued_on(ctx, case),
-    }
 
 
-async def notice_issued_on(ctx: Ctx, case: Case) -> dt.date | None:
-    """The day the notice was handed over: the China date of the case's `case.notified` event
-    (004 第十六条(二)), so every later copy of the notice carries the same date. None for a case
-    never notified in the system (a notice not given beforehand): the date is left for the pen."""
-    at = await ctx.session.scalar(
-        select(func.min(AuditEvent.at)).where(
-            AuditEvent.subject == f"case:{case.code}", AuditEvent.action == "case.notified"
+def _served_data(inspectors: list[dict[str, Any]], case: Case) -> dict[str, Any]:
+    """What a notice served shows that may change later: the group and the visit's date."""
+    planned = case.inspected_on
+    return {"inspectors": inspectors, "planned_on": planned.isoformat() if planned else None}
+
+
+# ---------------------------------------------------------------- notices as served
+
+SERVED_ACTIONS = ("case.notified", "case.notice_reissued")
+
+
+@dataclass(frozen=True)
+class ServedNotice:
+    """A notice as it was handed to the target (004 第十六条(二)): when, how, by whom (an officer
+    code), the group and the visit's date it named; `kept` is False for a notice served before
+    the group was stored with it, whose group is rebuilt from the group's changes."""
+
+    at: dt.datetime
+    via: str
+    actor: str
+    inspectors: list[dict[str, Any]]
+    planned_on: dt.date | None
+    kept: bool
+
+    @property
+    def issued_on(self) -> dt.date:
+        return self.at.astimezone(CHINA_TZ).date()
+
+    def context(self, current: dict[str, Any]) -> dict[str, Any]:
+        """The notice's context as served: `current` with the group and dates of that day."""
+        return current | {
+            "inspectors": self.inspectors,
+            "planned_on": self.planned_on,
+            "issued_on": self.issued_on,
+        }
+
+
+async def served_notices(ctx: Ctx, case: Case) -> list[ServedNotice]:
+    """Every notice served for the case, first to last."""
+    events = list(
+        await ctx.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.subject == f"case:{case.code}", AuditEvent.action.in_(SERVED_ACTIONS))
+            .order_by(AuditEvent.id)
         )
     )
-    return at.astimezone(CHINA_TZ).date() if at else None
+    served = []
+    for e in events:
+        data = e.data or {}
+        kept = "inspectors" in data
+        planned = data.get("planned_on")
+        served.append(
+            ServedNotice(
+                at=e.at,
+                via=data.get("via", ""),
+                actor=e.actor,
+                inspectors=data["inspectors"] if kept else await _group_at(ctx, case, e.at),
+                planned_on=dt.date.fromisoformat(planned) if planned else None,
+                kept=kept,
+            )
+        )
+    return served
+
+
+async def _group_at(ctx: Ctx, case: Case, at: dt.datetime) -> list[dict[str, Any]]:
+    """The group as it was at `at`, from its members and their changes (回避, 更换: each
+    recorded with its time); for a notice served before the group was stored with it."""
+    members = await ctx.session.scalars(
+        select(GroupMember).where(GroupMember.case_id == case.id).order_by(GroupMember.id)
+    )
+    swaps = list(await ctx.session.scalars(select(Recusal).where(Recusal.case_id == case.id)))
+    joined = {s.replacement_officer_id: s.created_at for s in swaps}
+    left = {s.officer_id: s.created_at for s in swaps}
+    return _inspectors(
+        [
+            m
+            for m in members
+            if (m.officer_id not in joined or joined[m.officer_id] <= at)
+            and (m.officer_id not in left or left[m.officer_id] > at)
+        ]
+    )
 
 
 def render_html(kind: DocKind, context: dict[str, Any]) -> str:
@@ -281,9 +392,8 @@ def _notice_docx(c: dict[str, Any]) -> Any:
     target = c["target"]
     doc.add_paragraph(f"{target.name}（统一社会信用代码：{target.uscc}）：")
     doc.add_paragraph(
-        f"依据{c['lead_department'].name}市场监管领域部门联合抽查事项清单和部门联合抽查年度工作计划"
-        f"（任务 {c['task'].code}《{c['task'].title}》），{_names(c['departments'])}拟于"
-        f"{cn_date(c['case'].inspected_on)}依法对你单位的下列事项进行检查，现将有关事项告知如下："
+        f"{c['notice_basis']}，{_names(c['departments'])}拟于{cn_date(c['planned_on'])}"
+        "依法对你单位的下列事项进行检查，现将有关事项告知如下："
     )
     _table(
         doc,

@@ -17,6 +17,7 @@ from core.workdays import cn_datetime
 EVENT_LABELS = {
     "case.inspected": "登记检查日期",
     "case.notified": "已通知",
+    "case.notice_reissued": "检查组变更后重新发放通知书",
     "case.result.submitted": "提交结果",
     "case.result.part_entered": "录入本部门结果",
     "case.result.reviewed": "审核",

@@ -6,6 +6,7 @@ date with the result deadline it sets, and the lead's extension of the task's in
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import ColumnExpressionArgument, Select, bindparam, func, select
 
@@ -201,10 +202,11 @@ async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Dead
     return due
 
 
-async def mark_notified(ctx: Ctx, case_code: str, via: str = "") -> Case:
-    """The 联合抽查通知书 was handed to the target (004 第十六条(二))."""
+async def mark_notified(ctx: Ctx, case_code: str, served: dict[str, Any]) -> Case:
+    """The 联合抽查通知书 was handed to the target (004 第十六条(二)); `served` is what it showed
+    (core.documents.issue_notice), kept with the event for the archive."""
     case = await get_case(ctx, case_code, for_update=True)
     await require_member(ctx, case, "case.notified")
     CASE.move(case, CaseState.NOTIFIED, what="登记已发放通知书", subject=case.code)
-    await record(ctx, "case.notified", f"case:{case.code}", {"via": via} if via else None)
+    await record(ctx, "case.notified", f"case:{case.code}", served)
     return case

@@ -207,7 +207,7 @@ async def test_inactive_member_is_refused(ctx, session):
     member.active = False  # replaced after a recusal
     await session.commit()
     with pytest.raises(PermissionDenied):
-        await mark_notified(acting(ctx, w.a2), w.case.code)
+        await mark_notified(acting(ctx, w.a2), w.case.code, {})
 
 
 async def test_bad_result_input_changes_nothing(ctx, session):

@@ -23,9 +23,11 @@ from bot.services import SERVICES, Services
 from core import documents
 from core.clock import FixedClock
 from core.errors import PermissionDenied
+from core.groups.member_changes import replace_inspector
+from core.inspection import mark_notified
 from core.links import page_ref, sign_link
 from core.messages import Destination, OutMessage
-from core.models import AuditEvent, Case
+from core.models import AuditEvent, Case, PlanEntry
 from tests.case_factories import World, acting, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.server_helpers import make_services
@@ -81,6 +83,50 @@ async def test_notice_docx_names_the_target_and_the_groups_enforcement_certifica
     )
 
 
+async def test_the_notice_names_the_annual_plan_only_for_a_task_of_a_published_plan_entry(
+    ctx, session
+):
+    """004 第七条 and the sample notice (依据…联合抽查事项清单和部门联合抽查年度工作计划): the
+    notice cites the annual plan only when the task was started from a published plan entry;
+    a task outside the plan states the basis it has — its written reason, or the task itself."""
+    w = await build_world(session)
+
+    async def basis() -> tuple[str, str]:
+        context = await documents.case_document_context(ctx, w.case.code)
+        docx = docx_text(documents.render_docx("notice", context))
+        [opening] = [line for line in docx.splitlines() if line.startswith("依据")]
+        html = " ".join(documents.render_html("notice", context).split())
+        assert opening.split("，", 1)[0] in html  # the page says the same
+        return opening, html
+
+    opening, _ = await basis()
+    assert "年度工作计划" not in opening and "年度计划" not in opening
+    assert "联合抽查任务 LJ-2026-001《公共场所联合抽查》" in opening
+
+    w.task.unplanned_reason = "上级部署的食品安全专项检查"
+    opening, _ = await basis()
+    assert "年度工作计划" not in opening
+    assert "（年度抽查计划外任务，理由：上级部署的食品安全专项检查）" in opening
+
+    session.add(
+        PlanEntry(
+            year=2026,
+            code="JH-2026-03",
+            title="公共场所计划抽查",
+            lead_department_id=w.lead.id,
+            month=3,
+            task_id=w.task.id,
+        )
+    )
+    await session.flush()
+    opening, _ = await basis()
+    assert opening.startswith(
+        "依据县市场监督管理局市场监管领域部门联合抽查事项清单和部门联合抽查年度工作计划"
+        "（2026年度计划 JH-2026-03《公共场所计划抽查》，任务 LJ-2026-001）"
+    )
+    assert "理由" not in opening
+
+
 async def test_a_group_member_getting_the_notice_makes_the_case_notified(ctx, session):
     """004 第十六条(二): the notice is handed over before the visit; the case is then 已通知."""
     w = await build_world(session)
@@ -97,7 +143,8 @@ async def test_a_group_member_getting_the_notice_makes_the_case_notified(ctx, se
     events = list(
         await session.scalars(select(AuditEvent).where(AuditEvent.action == "case.notified"))
     )
-    assert [(e.actor, e.data) for e in events] == [("B1", {"via": "test"})]
+    assert [(e.actor, e.data["via"]) for e in events] == [("B1", "test")]
+    assert [p["name"] for p in events[0].data["inspectors"]] == ["张检查", "李检查", "王检查"]
 
     with pytest.raises(PermissionDenied, match="只有本案检查组成员"):
         await documents.issue_notice(acting(ctx, w.outsider), w.case.code, via="test")
@@ -126,6 +173,22 @@ async def test_the_notice_keeps_the_day_it_was_issued_whenever_it_is_printed_aga
     assert "2026年3月12日" in text and "2026年11月30日" not in text
     html = documents.render_html("notice", await documents.case_document_context(ctx, w.case.code))
     assert "2026年3月12日" in html and "2026年11月30日" not in html
+
+
+async def test_a_notice_served_before_its_group_was_kept_shows_the_group_of_that_day(ctx, session):
+    """004 第二十五条: a notice recorded as served before the group was kept with it (the event
+    holds only how it was served) is filed with the group of that day, rebuilt from the group's
+    changes (更换, 004 第十三条), not with the group after a later replacement."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 5))
+    await mark_notified(acting(ctx, w.a1), w.case.code, {"via": "page:docx"})
+    at_day(ctx, D(2026, 3, 6))
+    await replace_inspector(acting(ctx, w.lead_leader), w.case.code, w.a2.id, w.outsider.id, "调岗")
+    [served] = await documents.served_notices(ctx, w.case)
+    assert not served.kept and served.issued_on == D(2026, 3, 5)
+    current = await documents.case_document_context(ctx, w.case.code)
+    text = docx_text(documents.render_docx("notice", served.context(current)))
+    assert "李检查" in text and "吴局外" not in text and "2026年3月5日" in text
 
 
 async def test_a_correction_naming_no_items_is_each_items_result_on_the_record_form(ctx, session):

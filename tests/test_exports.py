@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import main as cli_main
-from core import objections
+from core import documents, objections, referrals, replacements
 from core.archive import closing
 from core.attachments import FileStore
 from core.changes import Ctx
@@ -31,6 +31,7 @@ from core.result_entry import submit_result
 from core.review import review_result
 from core.states import TaskState
 from tests.case_factories import World, acting, at_day, build_world, enter_other_parts
+from tests.test_documents import docx_text
 from tests.test_public import publish_and_correct
 
 D = dt.date
@@ -44,6 +45,7 @@ RAW_WORDS = (
 @pytest.fixture
 async def published(ctx: Ctx, session: AsyncSession) -> World:
     w = await build_world(session)
+    await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
     await publish_and_correct(ctx, w)
     return w
 
@@ -130,8 +132,9 @@ def test_archive_holds_the_whole_task_and_closes_it(
         "00-归档清单.txt",
         "01-任务方案/任务.json",
         "02-邀请与答复/邀请.csv",
-        f"04-检查文书/{code}/{code}-联合抽查通知书.docx",
-        f"04-检查文书/{code}/{code}-联合抽查情况记录表.docx",
+        f"04-检查文书/{code}/{code}-联合抽查通知书-第1次送达.docx",
+        f"04-检查文书/{code}/{code}-联合抽查情况记录表-第1版-第1次录入.docx",
+        f"04-检查文书/{code}/{code}-联合抽查情况记录表-第2版-第2次录入.docx",
         "05-检查结果/结果.csv",
         "06-审核/审核.csv",
         "07-公示/公示.csv",
@@ -140,7 +143,7 @@ def test_archive_holds_the_whole_task_and_closes_it(
         "09-审计/审计校验.txt",
     ):
         assert expected in names, expected
-    notice = Document(io.BytesIO(read[f"04-检查文书/{code}/{code}-联合抽查通知书.docx"]))
+    notice = Document(io.BytesIO(read[f"04-检查文书/{code}/{code}-联合抽查通知书-第1次送达.docx"]))
     assert any("ZFA1" in c.text for t in notice.tables for r in t.rows for c in r.cells)
     results = read["05-检查结果/结果.csv"].decode("utf-8-sig")
     assert "已被更正" in results and "已公示" in results and "复查" not in results
@@ -371,3 +374,61 @@ async def test_archive_files_the_draw_receipt_and_its_pool(
     assert receipt["rule"] == {"strata": [{"name": "一般", "count": 1}]}
     body = pool_file.removeprefix("id,stratum\n").removesuffix("\n")
     assert hashlib.sha256(body.encode()).hexdigest() == receipt["pool_hash"] == made.hash
+
+
+async def test_archive_holds_each_notice_as_served_each_record_version_and_the_registers(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """004 第二十五条 (立卷归档) with 第十六条(二): the archive holds the notice as it was served —
+    the group and the date of that day, the visit's date left for the pen as it was — and the
+    notice re-issued after a replacement (第十三条); the record form of every result version
+    (第二十条: a correction is a new version); and registers of the group's changes, the
+    replacement requests and the referrals (第二十一条), in Chinese."""
+    w = await build_world(session)
+    code = w.case.code
+    at_day(ctx, D(2026, 3, 5))
+    await documents.issue_notice(acting(ctx, w.a1), code, via="test")
+    at_day(ctx, D(2026, 3, 6))
+    await replacements.request(acting(ctx, w.a1), code, "A2", "临时抽调参加专项整治")
+    await replacements.decide(acting(ctx, w.lead_leader), code, "A2", new_officer_code="AX")
+    await documents.issue_notice(acting(ctx, w.outsider), code, via="test")  # re-issued
+    await documents.issue_notice(acting(ctx, w.a1), code, via="test")  # the same group: no third
+    await session.commit()
+    await publish_and_correct(ctx, w)
+    await referrals.add_referral(
+        acting(ctx, w.lead_liaison), code, "移送办案机构", w.lead.name, "年报未公示，移送立案"
+    )
+    await session.commit()
+    at_day(ctx, D(2026, 6, 2))
+    data, _, _ = await closing.archive_task(acting(ctx, w.lead_liaison), w.task.code)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        read = {n: zf.read(n) for n in zf.namelist()}
+    folder = f"04-检查文书/{code}"
+    served = [docx_text(read[f"{folder}/{code}-联合抽查通知书-第{n}次送达.docx"]) for n in (1, 2)]
+    assert "李检查" in served[0] and "ZFA2" in served[0] and "吴局外" not in served[0]
+    assert "2026年3月5日" in served[0] and "张检查（组长）" in served[0]
+    assert "拟于　　年　　月　　日" in served[0] and "2026年3月10日" not in served[0]
+    assert "吴局外" in served[1] and "ZFAX" in served[1] and "李检查" not in served[1]
+    assert "2026年3月6日" in served[1]
+    assert not any("第3次送达" in n for n in read)
+    versions = list(await session.scalars(select(CaseResult).order_by(CaseResult.version)))
+    records = {
+        r.edition: docx_text(
+            read[f"{folder}/{code}-联合抽查情况记录表-第{r.edition}版-第{r.version}次录入.docx"]
+        )
+        for r in versions
+    }
+    assert "（第 1 版）" in records[1] and "（第 2 版，更正）" in records[2]
+    delivered = read["04-检查文书/通知书送达.csv"].decode("utf-8-sig").splitlines()
+    assert delivered[0].startswith("案件号,送达次序,送达时间") and len(delivered) == 3
+    assert "张检查（组长）、李检查、王检查" in delivered[1]
+    assert "张检查（组长）、王检查、吴局外" in delivered[2]
+    changes = read["04-检查文书/检查组人员变更.csv"].decode("utf-8-sig")
+    assert f"{code},更换,李检查,吴局外,县市场监督管理局,临时抽调参加专项整治,钱领导," in changes
+    requests = read["04-检查文书/更换申请.csv"].decode("utf-8-sig")
+    assert f"{code},李检查,县市场监督管理局,临时抽调参加专项整治,张检查," in requests
+    assert ",已批准," in requests
+    referred = read["05-检查结果/移送.csv"].decode("utf-8-sig")
+    assert f"{code},移送办案机构,县市场监督管理局,年报未公示，移送立案,赵联络," in referred
+    for name in ("通知书送达", "检查组人员变更", "更换申请"):
+        assert not re.findall(RAW_WORDS, read[f"04-检查文书/{name}.csv"].decode("utf-8-sig"))

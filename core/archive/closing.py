@@ -87,6 +87,8 @@ async def archive_task(
     await contents.invitations(ctx.session, task, files)
     await contents.draws(ctx, task, files)
     await contents.documents(ctx, cases, files)
+    await contents.group_changes(ctx.session, cases, files)
+    await contents.referrals(ctx.session, cases, files)
     await contents.results(ctx.session, cases, files)
     await contents.attachments(ctx.session, cases, store, files)
     await contents.objections(ctx.session, cases, files)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.attachments import FileStore
 from core.changes import Ctx
 from core.clock import CHINA_TZ
-from core.documents import DOC_KINDS, case_document_context, document_file
+from core.documents import DOC_TITLES, case_document_context, render_docx, served_notices
 from core.draws.verify import draw_public_json, pool_csv_text
 from core.exports import csv_bytes, followup_complete, yes_no
 from core.models import (
@@ -32,10 +32,13 @@ from core.models import (
     JointTask,
     Objection,
     Officer,
+    Recusal,
+    Referral,
+    ReplacementRequest,
     Review,
     TaskItem,
 )
-from core.states import INVITATION, OBJECTION, RESULT
+from core.states import INVITATION, OBJECTION, REPLACEMENT, RESULT
 from core.workdays import cn_datetime
 
 
@@ -152,11 +155,180 @@ async def draws(ctx: Ctx, task: JointTask, files: Files) -> None:
 
 
 async def documents(ctx: Ctx, cases: Sequence[Case], files: Files) -> None:
+    """Per case, each notice as it was served (004 第十六条(二)) and the record form of each
+    result version (第二十条: a correction is a new version), with the register of notices
+    served; a case whose notice was never served in the system says so there."""
+    served_rows: list[tuple[Any, ...]] = []
     for case in cases:
+        folder = f"04-检查文书/{case.code}"
         context = await case_document_context(ctx, case.code)
-        for kind in DOC_KINDS:
-            doc = document_file(kind, "docx", context)
-            files.add(f"04-检查文书/{case.code}/{doc.filename}", doc.content)
+        served = await served_notices(ctx, case)
+        names = await officer_codes_names(ctx.session, [s.actor for s in served])
+        for n, notice in enumerate(served, 1):
+            name = f"{case.code}-{DOC_TITLES['notice']}-第{n}次送达.docx"
+            files.add(f"{folder}/{name}", render_docx("notice", notice.context(context)))
+            served_rows.append(
+                (
+                    case.code,
+                    n,
+                    china_time(notice.at),
+                    names.get(notice.actor, notice.actor),
+                    group_names(notice.inspectors),
+                    "送达时记录" if notice.kept else "据检查组人员变更记录还原",
+                    f"{folder}/{name}",
+                )
+            )
+        if not served:
+            served_rows.append((case.code, "", "", "", "", "", "未在系统中登记送达"))
+        for result in await case_results(ctx.session, case):
+            name = (
+                f"{case.code}-{DOC_TITLES['record']}-第{result.edition}版-第{result.version}次录入"
+            )
+            record_context = await case_document_context(ctx, case.code, result)
+            files.add(f"{folder}/{name}.docx", render_docx("record", record_context))
+    files.add(
+        "04-检查文书/通知书送达.csv",
+        csv_bytes(
+            ("案件号", "送达次序", "送达时间", "领取人", "检查组", "检查组来源", "归档位置"),
+            served_rows,
+        ),
+    )
+
+
+def group_names(inspectors: Sequence[dict[str, Any]]) -> str:
+    return "、".join(p["name"] + ("（组长）" if p["is_leader"] else "") for p in inspectors)
+
+
+async def officer_codes_names(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
+    rows = await session.execute(select(Officer.code, Officer.name).where(Officer.code.in_(codes)))
+    return {c: n for c, n in rows.all()}
+
+
+async def case_results(session: AsyncSession, case: Case) -> list[CaseResult]:
+    return list(
+        await session.scalars(
+            select(CaseResult).where(CaseResult.case_id == case.id).order_by(CaseResult.version)
+        )
+    )
+
+
+async def group_changes(session: AsyncSession, cases: Sequence[Case], files: Files) -> None:
+    """Registers of the groups' changes (回避, 更换: 001 第十四条, 004 第十三条) and of the
+    replacement requests, with their decisions."""
+    code = {c.id: c.code for c in cases}
+    swaps = list(
+        await session.scalars(select(Recusal).where(Recusal.case_id.in_(code)).order_by(Recusal.id))
+    )
+    requests = list(
+        await session.scalars(
+            select(ReplacementRequest)
+            .where(ReplacementRequest.case_id.in_(code))
+            .order_by(ReplacementRequest.id)
+        )
+    )
+    officers = {
+        o.id: o
+        for o in await session.scalars(
+            select(Officer).where(
+                Officer.id.in_(
+                    {s.officer_id for s in swaps}
+                    | {s.replacement_officer_id for s in swaps}
+                    | {s.decided_by_id for s in swaps if s.decided_by_id}
+                    | {r.officer_id for r in requests}
+                    | {r.requested_by_id for r in requests}
+                    | {r.decided_by_id for r in requests if r.decided_by_id}
+                )
+            )
+        )
+    }
+    departments = dict((await session.execute(select(Department.id, Department.name))).all())
+
+    def name(officer_id: int | None) -> str:
+        return officers[officer_id].name if officer_id in officers else ""
+
+    files.add(
+        "04-检查文书/检查组人员变更.csv",
+        csv_bytes(
+            ("案件号", "类型", "原检查人员", "接替人员", "所在部门", "理由", "决定人", "时间"),
+            [
+                (
+                    code[s.case_id],
+                    "回避" if s.kind == "recusal" else "更换",
+                    name(s.officer_id),
+                    name(s.replacement_officer_id),
+                    departments[officers[s.officer_id].department_id],
+                    s.reason,
+                    name(s.decided_by_id),
+                    china_time(s.created_at),
+                )
+                for s in swaps
+            ],
+        ),
+    )
+    files.add(
+        "04-检查文书/更换申请.csv",
+        csv_bytes(
+            (
+                "案件号",
+                "被申请更换人员",
+                "所在部门",
+                "申请理由",
+                "申请人",
+                "申请时间",
+                "状态",
+                "决定人",
+                "不批准理由",
+                "决定时间",
+            ),
+            [
+                (
+                    code[r.case_id],
+                    name(r.officer_id),
+                    departments[r.department_id],
+                    r.reason,
+                    name(r.requested_by_id),
+                    china_time(r.created_at),
+                    REPLACEMENT.label(r.state),
+                    name(r.decided_by_id),
+                    r.decision_reason,
+                    china_time(r.decided_at),
+                )
+                for r in requests
+            ],
+        ),
+    )
+
+
+async def referrals(session: AsyncSession, cases: Sequence[Case], files: Files) -> None:
+    """The register of 移交 / 移送 (001 第十七条, 004 第二十一条) with their acknowledgements."""
+    code = {c.id: c.code for c in cases}
+    rows = list(
+        await session.scalars(
+            select(Referral).where(Referral.case_id.in_(code)).order_by(Referral.id)
+        )
+    )
+    names = await officer_names(
+        session, [r.created_by_id for r in rows] + [r.acknowledged_by_id for r in rows]
+    )
+    files.add(
+        "05-检查结果/移送.csv",
+        csv_bytes(
+            ("案件号", "类型", "接收单位", "移送内容", "登记人", "登记时间", "签收人", "签收时间"),
+            [
+                (
+                    code[r.case_id],
+                    r.kind,
+                    r.to_department,
+                    r.content,
+                    names.get(r.created_by_id, ""),
+                    china_time(r.created_at),
+                    names.get(r.acknowledged_by_id or 0, ""),
+                    china_time(r.acknowledged_at),
+                )
+                for r in rows
+            ],
+        ),
+    )
 
 
 async def results(session: AsyncSession, cases: Sequence[Case], files: Files) -> None:
