@@ -24,7 +24,7 @@ from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.messages import Destination
 from core.models import Case, JointTask, Objection
 from core.states import CASE, OBJECTION, CaseState, ObjectionState, ResultState
-from core.workdays import cn_date, deadline_label
+from core.workdays import cn_date
 
 
 def _notice_lead(task: JointTask, template: str, title: str, **context: object) -> Notice:
@@ -50,12 +50,16 @@ async def file_objection(
         raise ValidationFailed("请填写异议人和异议内容（书面申请及证明材料）")
     published_on = china_date(published.published_at)
     last_day = published_on + dt.timedelta(days=ctx.rules.objection_calendar_days)
-    if received_on > ctx.clock.today() or received_on < published_on:
-        raise ValidationFailed("收到日期应在公示日期之后、今天之前")
+    today = ctx.clock.today()
+    if received_on > today or received_on < published_on:
+        raise ValidationFailed(
+            f"收到日期应在结果公示之日（{cn_date(published_on)}）至今天（{cn_date(today)}）"
+            "之间（含当日），请写实际收到书面申请的日期"
+        )
     if received_on > last_day:
         raise ValidationFailed(
             f"已超过异议期限：结果于 {cn_date(published_on)} 公示，应在公示之日起"
-            f" {ctx.rules.objection_calendar_days} 日内（{deadline_label(last_day)} 前）提出，"
+            f" {ctx.rules.objection_calendar_days} 日内提出，即最迟 {cn_date(last_day)}（含当日），"
             f"申请收到日期为 {cn_date(received_on)}"
         )
     cal = await ctx.work_calendar()

@@ -66,7 +66,14 @@ async def test_objection_window_recheck_error_and_correction(ctx, session):
     with pytest.raises(ValidationFailed) as err:
         await objections.file_objection(lead, w.case.code, "某某公司", "已公示", D(2026, 5, 12))
     assert str(err.value).startswith("已超过异议期限")
-    assert "2026年5月11日" in str(err.value)  # 60 calendar days after 2026-03-12
+    # 60 calendar days after 2026-03-12, that day included (filed on it below)
+    assert "最迟 2026年5月11日（含当日）" in str(err.value) and "日 前" not in str(err.value)
+    for wrong in (D(2026, 5, 16), D(2026, 3, 11)):  # tomorrow; before the publication
+        with pytest.raises(ValidationFailed) as err:
+            await objections.file_objection(lead, w.case.code, "某某公司", "有异议", wrong)
+        assert str(err.value).startswith(
+            "收到日期应在结果公示之日（2026年3月12日）至今天（2026年5月15日）之间（含当日）"
+        )
     with pytest.raises(PermissionDenied) as denied:
         await objections.file_objection(
             acting(ctx, w.a1), w.case.code, "某某公司", "x", D(2026, 5, 11)

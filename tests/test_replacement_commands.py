@@ -78,3 +78,17 @@ async def test_a_refusal_carries_its_reason_to_the_requester_004_art13(
     assert await active(sm) == {"A1", "A2", "B1"}
     again = bodies(await say(sm, clock, w.lead_leader.code, f"批准 {CASE} A2 A3"))
     assert "没有" in again and "待批准的更换申请" in again
+
+
+async def test_a_replacement_outside_the_department_names_who_may_be_chosen_004_art13(
+    sessionmaker, clock, w
+) -> None:
+    """004 第十三条 (调整更换人员在具备执法资格的其他执法人员中选派): naming an inspector of
+    another department is refused with the ones the leader may name, by name and code."""
+    sm = sessionmaker
+    await say(sm, clock, w.a1.code, f"更换 {CASE} A2 长期病假无法到岗")
+    text = bodies(await say(sm, clock, w.lead_leader.code, f"批准 {CASE} A2 B1"))
+    assert "王检查不是县市场监督管理局在岗的执法检查人员" in text
+    assert "可以指定：陈检查（A3）、吴局外（AX）" in text
+    assert f"批准 {CASE} A2 A3" in text
+    assert await active(sm) == {"A1", "A2", "B1"}

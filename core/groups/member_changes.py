@@ -140,13 +140,41 @@ async def replace_inspector(
     new = await ctx.session.get(Officer, new_officer_id)
     if new is None:
         raise NotFound(f"未找到执法检查人员（编号 {new_officer_id}）")
+    refusal = ""
     if new.department_id != old.department_id or not new.active or not new.has_role("inspector"):
-        raise ValidationFailed(f"{new.name}不是{old.officer.department.name}在岗的执法检查人员")
-    if any(m.active and m.officer_id == new.id for m in members):
-        raise ValidationFailed(f"{new.name}已在该检查组中")
-    if await _is_conflicted(ctx.session, new.id, case.target_id):
-        raise ValidationFailed(f"{new.name}与该检查对象有利害关系，须回避")
+        refusal = f"{new.name}不是{old.officer.department.name}在岗的执法检查人员"
+    elif any(m.active and m.officer_id == new.id for m in members):
+        refusal = f"{new.name}已在该检查组中"
+    elif await _is_conflicted(ctx.session, new.id, case.target_id):
+        refusal = f"{new.name}与该检查对象有利害关系，须回避"
+    if refusal:
+        raise ValidationFailed(f"{refusal}。{await _choosable(ctx, case, members, old)}")
     return await _swap(ctx, case, members, old, new, "replacement", reason)
+
+
+async def _choosable(ctx: Ctx, case: Case, members: Sequence[GroupMember], old: GroupMember) -> str:
+    """Who the leader may name instead (004 第十三条: 在具备执法资格的其他执法人员中选派):
+    the department's serving inspectors outside the group and without a conflict."""
+    in_group = {m.officer_id for m in members if m.active}
+    officers = await ctx.session.scalars(
+        select(Officer)
+        .where(Officer.department_id == old.department_id, Officer.active.is_(True))
+        .order_by(Officer.code)
+    )
+    named = [
+        o
+        for o in officers
+        if o.has_role("inspector")
+        and o.id not in in_group
+        and not await _is_conflicted(ctx.session, o.id, case.target_id)
+    ]
+    if not named:
+        return (
+            f"{old.officer.department.name}没有其他可指定的在岗执法检查人员，"
+            "请联系管理员补充人员名录"
+        )
+    listed = "、".join(f"{o.name}（{o.code}）" for o in named)
+    return f"可以指定：{listed}，如“批准 {case.code} {old.officer.code} {named[0].code}”"
 
 
 async def _swap(
