@@ -17,8 +17,6 @@ from sqlalchemy import select
 from core import department_names
 from core.cases import (
     active_members,
-    get_case,
-    get_task,
     latest_result,
     message,
     reviewing_departments,
@@ -51,17 +49,14 @@ def _names(departments: list[Department]) -> str:
     return "、".join(d.name for d in departments)
 
 
-async def named_department(ctx: Ctx, case_code: str, text: str) -> tuple[str, str]:
-    """`退回 案件号 [部门] 理由`: (department, reason) when the first word names a department
-    with a part in the case — by code, name, short name or an informal name that fits it
-    alone (卫健委) — and a reason follows; otherwise ("", text)."""
+async def named_department(ctx: Ctx, text: str) -> tuple[str, str]:
+    """`退回 案件号 [部门] 理由`: (department, reason) when the first word names one of the
+    county's departments — by code, name, short name or an informal name (卫健委); otherwise
+    ("", text). review_result refuses a department outside the case or one without a reason,
+    rather than reading its name as the reason for a whole return."""
     head, _, rest = text.strip().partition(" ")
-    if not rest.strip():
-        return "", text
-    case = await get_case(ctx, case_code)
-    task = await get_task(ctx, case)
-    if department_names.named(await part_departments(ctx, task), head):
-        return head, rest.strip()  # review_result refuses one fitting several, after who asks
+    if department_names.named(list(await ctx.session.scalars(select(Department))), head):
+        return head, rest.strip()
     return "", text
 
 
@@ -79,20 +74,9 @@ async def review_result(
             f"案件 {case.code} 尚有{_names(missing)}未录入本部门检查事项的结果（部分录入），"
             "各部门全部录入后才能审核（谁检查、谁录入）"
         )
-    reopened: list[Department] | None = None  # None: every part
-    if department.strip() and not approve:
-        parts = await part_departments(ctx, task)
-        found = department_names.named(parts, department)
-        if not found:
-            raise ValidationFailed(
-                f"“{department.strip()}”不是本案录入结果的部门；可退回给：{_names(parts)}",
-                field="department",
-            )
-        if len(found) > 1:
-            raise ValidationFailed(
-                department_names.ambiguous(department, found), field="department"
-            )
-        reopened = found
+    reopened = (
+        None if approve or not department.strip() else [await _part_of(ctx, task, department)]
+    )
     result = await latest_result(ctx, case)
     if result is None or not (
         CASE.allows(case.state, CaseState.APPROVED)
@@ -108,7 +92,8 @@ async def review_result(
         raise InvalidTransition("本部门已审核过该版本的结果")
     reason = reason.strip()
     if not approve and not reason:
-        raise ValidationFailed("退回结果时必须写明退回理由", field="reason")
+        whose = "退回结果时必须" if reopened is None else f"退回{_names(reopened)}录入的部分，请"
+        raise ValidationFailed(f"{whose}写明退回理由", field="reason")
     review = Review(
         result_id=result.id,
         reviewer_id=ctx.actor.id,
@@ -143,6 +128,33 @@ async def review_result(
         # 004 第十九条: the closing approval publishes at once, whoever gave it
         await announce_published(ctx, case, task, await publish_approved(ctx, case), auto=True)
     return review
+
+
+async def _part_of(ctx: Ctx, task: JointTask, word: str) -> Department:
+    """The one department with a part in the case that `word` names; a refusal saying which
+    may be named otherwise."""
+    parts = await part_departments(ctx, task)
+    found = department_names.named(parts, word)
+    if len(found) > 1:
+        raise ValidationFailed(department_names.ambiguous(word, found), field="department")
+    if found:
+        return found[0]
+    county = list(await ctx.session.scalars(select(Department)))
+    said = (
+        f"{word.strip()}未参加该案件，没有其录入的部分"
+        if department_names.named(county, word)
+        else f"“{word.strip()}”不是本案录入结果的部门"
+    )
+    raise ValidationFailed(
+        f"{said}；可退回给：{_names(parts)}，不写部门则退回全部部门录入的部分", field="department"
+    )
+
+
+async def reopened_parts(ctx: Ctx, case: Case, task: JointTask) -> list[Department]:
+    """After a return: the departments whose part it reopened when it named one, [] when it
+    reopened every part (the whole result went back to the group)."""
+    reopened = await missing_parts(ctx, case, task)
+    return [] if len(reopened) == len(await part_departments(ctx, task)) else reopened
 
 
 async def _reopen(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from core import cases, jointtask
 from core.models import CaseResult, Department, JointTask, Review
 from core.publication import publish_task_results
-from core.review import named_department, pending_reviewers, review_result
+from core.review import named_department, pending_reviewers, reopened_parts, review_result
 from core.states import CaseState
 from handlers.base import Args, HandlerCtx, UsageError
 
@@ -26,7 +26,7 @@ async def send_back(ctx: HandlerCtx, args: Args) -> None:
     code, text = args.code(0), args.rest_after(1)
     if code is None or not text:
         raise UsageError("退回结果须写明案件号和退回理由。")
-    department, reason = await named_department(ctx.core, code, text)
+    department, reason = await named_department(ctx.core, text)
     review = await review_result(ctx.core, code, False, reason, department)
     await _say_reviewed(ctx, code, review)
 
@@ -51,6 +51,7 @@ async def _say_reviewed(ctx: HandlerCtx, code: str, review: Review) -> None:
         review=review,
         task=task,
         pending=await _still_to_review(ctx, task, case.state, review),
+        reopened=await reopened_parts(ctx.core, case, task) if review.decision == "return" else [],
     )
 
 

@@ -17,6 +17,7 @@ from core.models import (
     Case,
     CasePart,
     CaseResult,
+    Department,
     ItemResult,
     OutboxMessage,
     Review,
@@ -550,9 +551,46 @@ async def test_a_return_may_name_the_department_informally_004_art19(
     assert f"(lianjian-page:result/case:{w.case.id})" in to_officer(rows, w.b1.id)
     assert "我的检查" in to_officer(rows, w.b1.id)
     assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.a2.id)
+    mine = to_officer(rows, w.lead_liaison.id)  # the reviewer is told whose part went back
+    assert "县卫生健康委员会录入的部分已退回" in mine and "退回检查组" not in mine
     async with sessionmaker() as s:
         states = dict((await s.execute(select(CasePart.department_id, CasePart.state))).all())
     assert states == {w.lead.id: "entered", w.other.id: "returned"}
+
+
+async def test_a_return_naming_a_department_still_needs_a_reason_004_art19(
+    sessionmaker, clock, w
+) -> None:
+    """004 第十九条 (退回 with its reason): `退回 案件号 卫健委` names a department and no reason;
+    it used to send every part back with “卫健委” as the reason."""
+    d = make_dispatcher(sessionmaker, clock)
+    for member in (w.a1, w.b1):
+        await send(sessionmaker, d, text_event(member.code, f"提交 {CASE} 未发现问题 今天"))
+    rows = await send(sessionmaker, d, text_event(w.lead_liaison.code, f"退回 {CASE} 卫健委"))
+    assert "请写明退回理由" in to_officer(rows, w.lead_liaison.id)
+    assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.b1.id)
+    assert await count(sessionmaker, Review) == 0
+    assert (await case_state(sessionmaker))[0] == "submitted"
+
+
+async def test_a_return_naming_a_department_outside_the_case_is_refused_000_s9_10(
+    sessionmaker, clock, w
+) -> None:
+    """000 §九–十: 县交通运输局 is a county department with no part in this case; `退回 案件号 交通
+    理由` used to send every part back with “交通 …” as the reason."""
+    async with sessionmaker() as s, s.begin():
+        s.add(Department(code="JT", name="县交通运输局"))
+    d = make_dispatcher(sessionmaker, clock)
+    for member in (w.a1, w.b1):
+        await send(sessionmaker, d, text_event(member.code, f"提交 {CASE} 未发现问题 今天"))
+    rows = await send(
+        sessionmaker, d, text_event(w.lead_liaison.code, f"退回 {CASE} 交通 缺少检测记录")
+    )
+    refused = to_officer(rows, w.lead_liaison.id)
+    assert "交通未参加该案件" in refused
+    assert "可退回给：县市场监督管理局、县卫生健康委员会" in refused
+    assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.b1.id)
+    assert await count(sessionmaker, Review) == 0
 
 
 async def test_the_next_department_records_its_inspection_on_a_part_entered_case_000_s9_10(
