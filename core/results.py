@@ -76,9 +76,9 @@ METHODS = (
 NO_FOLLOWUP = "无需后续处置"
 FOLLOWUPS = (NO_FOLLOWUP, "责令改正并跟踪", "移送办案机构", "抄告相关部门", "移送司法机关", "其他")
 REFERRAL_FOLLOWUPS = ("移送办案机构", "移送司法机关")  # need a Referral row (移送)
-# Results chat can take whole: no problem description, no follow-up (E and 8 need both).
-QUICK_CODES = ("1", "F", "7", "9", "10", "11", "12")
-# Results with problems need the form (problems, handling, photos); say how to open it.
+# Results chat can take: the form asks no problem description for them (8 needs a follow-up,
+# typed after it); the rest need the form (problems, handling, photos): say how to open it.
+QUICK_CODES = tuple(code for code, c in CATEGORIES.items() if not c.describes_problem)
 DETAIL_HINT = "请在结果填报表单中填写：发送“我的检查”，点开该案件的“填报结果”链接"
 _ALIASES = {"无问题": "1", "已注销": "9", "吊销": "10", "撤销": "11", "已迁出": "12"}
 _DEPT_BASES = (("3", ("食品", "药品")), ("4", ("质量", "质监", "技术监督")), ("G", ("公安",)))
@@ -380,8 +380,20 @@ def _lookup(token: str) -> str | None:
     return upper if upper in CATEGORIES else None
 
 
-def parse_quick_result(text: str) -> list[str]:
-    """Codes from a chat reply like "未发现问题", "1", "7 已关闭停业或正在组织清算" or "注销"."""
+@dataclass(frozen=True)
+class QuickResult:
+    """A result typed in chat: its codes, and the methods and follow-ups they take."""
+
+    codes: list[str]
+    methods: list[str]  # 实地检查 when the codes need a visit
+    followups: list[str]  # as typed after the result, or 无需后续处置
+
+
+def parse_quick_result(text: str) -> QuickResult:
+    """A chat reply like "未发现问题", "1", "7 已关闭停业或正在组织清算", "注销" or
+    "不配合检查情节严重 抄告相关部门" (a follow-up named after the result). The form's rules
+    decide what chat may take: a code whose problem must be described needs the form, and one
+    that needs a follow-up (8, 004 第二十一条) takes it typed; core checks the rest on entry."""
     rest = text.strip()
     if not rest:
         raise ValidationFailed("请写明检查结果，例如：未发现问题、1 或 注销")
@@ -390,8 +402,12 @@ def parse_quick_result(text: str) -> list[str]:
     for name, replacement in sorted(names, key=lambda pair: -len(pair[0])):
         rest = rest.replace(name, f" {replacement} ")
     codes: list[str] = []
+    followups: list[str] = []
     for token in filter(None, re.split(r"[\s,，、;；/]+", rest)):
         found = _lookup(token)
+        if found is None and token in FOLLOWUPS:
+            followups.append(token)
+            continue
         if found is None and codes and token in CATEGORIES[codes[-1]].label:
             continue  # words repeating the code's label: "7 已关闭停业"
         if found is None:
@@ -402,19 +418,25 @@ def parse_quick_result(text: str) -> list[str]:
         if found not in codes:
             codes.append(found)
     for code in codes:
-        if code not in QUICK_CODES:
+        if CATEGORIES[code].describes_problem:
             raise ValidationFailed(
                 f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{DETAIL_HINT}"
             )
     check_codes(codes)
-    return codes
+    methods = ["实地检查"] if needs_visit(codes) else []
+    return QuickResult(codes, methods, followups or _no_followup(codes))
+
+
+def _no_followup(codes: Sequence[str]) -> list[str]:
+    """无需后续处置, when none of the codes needs a follow-up; else say how to type one."""
+    needing = [CATEGORIES[c] for c in codes if CATEGORIES[c].needs_followup]
+    if needing:
+        raise ValidationFailed(
+            f"结果{_named(needing[0])}须有后续处置（004 第二十一条），请写在结果之后，例如："
+            f"{needing[0].label} 抄告相关部门；可选：{'、'.join(FOLLOWUPS[1:])}"
+        )
+    return [NO_FOLLOWUP]
 
 
 def _quick_choices() -> str:
     return "、".join(f"{c} {CATEGORIES[c].label}" for c in QUICK_CODES)
-
-
-def quick_defaults(codes: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Methods and follow-ups a quick chat entry implies: quick codes never need a follow-up."""
-    methods = ["实地检查"] if needs_visit(codes) else []
-    return methods, [NO_FOLLOWUP]

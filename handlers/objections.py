@@ -7,6 +7,8 @@ handlers parse the words and say what happened and what comes next.
 
 from __future__ import annotations
 
+from itertools import takewhile
+
 from core import cases, objections, progress, results
 from core.history import history_lines
 from core.publication import correct_result
@@ -75,15 +77,16 @@ async def correct(ctx: HandlerCtx, args: Args) -> None:
     code, words = args.code(0), args.rest_after(1).split()
     if code is None or len(words) < 2:
         raise UsageError("更正须写明案件号、更正后的结果和更正理由。")
-    codes = results.parse_quick_result(words[0])
-    methods, followups = results.quick_defaults(codes)
+    # the result, and the follow-ups named after it (8 needs one), then the reason
+    said = 1 + len(list(takewhile(results.FOLLOWUPS.__contains__, words[1:])))
+    quick = results.parse_quick_result(" ".join(words[:said]))
     result = await correct_result(
         ctx.core,
         code,
-        reason=" ".join(words[1:]),
-        codes=codes,
-        methods=methods,
-        followups=followups,
+        reason=" ".join(words[said:]),
+        codes=quick.codes,
+        methods=quick.methods,
+        followups=quick.followups,
     )
     await ctx.say(
         "cmd_corrected.md.j2",

@@ -1,9 +1,9 @@
 """提交 案件号 结果 [检查日期] — quick results that need no problem details.
 
-Results with problems found (A, E, 8 …) cannot be entered in chat; core.results says where they
-go instead (the result form). 谁检查、谁录入 (000 §九–十): the words are the result of the officer's
-own department's items; the case conclusion is merged with the other departments' parts
-(core.result_parts.quick_entry), as the form merges it.
+Results with problems found (A, E …) cannot be entered in chat; core.results says where they go
+instead (the result form); 8 takes its follow-up typed after it. 谁检查、谁录入 (000 §九–十): the
+words are the result of the officer's own department's items; the case conclusion is merged with
+the other departments' parts (core.result_parts.quick_entry), as the form merges it.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
         if len(words) == 1:
             raise UsageError("请在检查日期前写明检查结果。")
         text = " ".join(words[:-1])
-    codes = results.parse_quick_result(text)
-    methods, followups = results.quick_defaults(codes)
+    quick = results.parse_quick_result(text)
     # the case locked first, read once: the other departments' parts merged below are the
     # ones the entry stores, and the reply's missing parts are those the entry leaves
     loaded = await load_entry_state(ctx.core, code)
@@ -48,18 +47,18 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
     actor = await cases.require_member(  # outsiders first
         ctx.core, case, "case.result.submit", loaded.members
     )
-    if methods and inspected_on is None and case.inspected_on is None:
+    if quick.methods and inspected_on is None and case.inspected_on is None:
         # Never assume today: it would hide a late entry behind a fresh deadline (rule 7).
         raise ValidationFailed(f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日")
-    entry = quick_entry(loaded, actor, codes, methods, followups)
+    entry = quick_entry(loaded, actor, quick.codes, quick.methods, quick.followups)
     result = await submit_result(
         ctx.core, code, inspected_on=inspected_on, loaded=loaded, **dataclasses.asdict(entry)
     )
-    merged = result.codes != codes
+    merged = result.codes != quick.codes
     await ctx.say(
         "cmd_submitted.md.j2",
         case=case,
-        labels=[results.label(c) for c in codes],
+        labels=[results.label(c) for c in quick.codes],
         merged=(await cases.result_labels(ctx.core, task, result, loaded.departments))
         if merged
         else [],

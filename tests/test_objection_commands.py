@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
-from core.models import Case, Department, Objection, Officer
+from core.models import Case, CaseResult, Department, Objection, Officer
 from core.result_entry import submit_result
 from core.rules import Rules
 from tests.case_factories import World, build_world, enter_other_parts
@@ -83,6 +83,23 @@ async def test_objection_recheck_correction_reply_in_chat_004_art20(sessionmaker
 
     text = await say(sm, clock, w.lead_liaison, f"答复 {CASE}")
     assert "没有正在处理的异议" in text and f"异议 {CASE}" in text
+
+
+async def test_a_correction_to_serious_non_cooperation_names_its_follow_up_004_art21(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十一条: a result corrected to 8 takes the follow-up typed after it, the reason
+    after that, as `提交` does."""
+    sm = sessionmaker
+    await publish(sm, clock, w)
+    text = await say(
+        sm, clock, w.lead_liaison, f"更正 {CASE} 不配合检查情节严重 抄告相关部门 当事人拒绝检查"
+    )
+    assert "已更正公示结果" in text
+    async with sm() as s:
+        latest = await s.scalar(select(CaseResult).order_by(CaseResult.version.desc()).limit(1))
+    assert latest is not None
+    assert (latest.codes, latest.followups) == (["8"], ["抄告相关部门"])
 
 
 async def test_objection_upheld_and_late_objection_004_art20(sessionmaker, clock, w) -> None:

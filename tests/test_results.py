@@ -11,7 +11,6 @@ from core.results import (
     department_category,
     export_code,
     parse_quick_result,
-    quick_defaults,
     raise_first,
     result_problems,
 )
@@ -213,7 +212,20 @@ def test_followup_done_needs_a_sensible_date(done, done_on, message):
     ],
 )
 def test_quick_results(text, codes):
-    assert parse_quick_result(text) == codes
+    assert parse_quick_result(text).codes == codes
+
+
+@pytest.mark.parametrize(
+    ("text", "followups"),
+    [
+        ("不配合检查情节严重 抄告相关部门", ["抄告相关部门"]),
+        ("8 移送办案机构、其他", ["移送办案机构", "其他"]),
+        ("未发现问题", ["无需后续处置"]),
+    ],
+)
+def test_a_quick_result_takes_the_follow_ups_typed_after_it_004_art21(text, followups):
+    """004 第二十一条: 8 needs a follow-up; chat takes it typed, as the form takes it ticked."""
+    assert parse_quick_result(text).followups == followups
 
 
 @pytest.mark.parametrize(
@@ -226,11 +238,12 @@ def test_quick_results(text, codes):
             "公示信息隐瞒真实情况、弄虚作假",
             "“公示信息隐瞒真实情况、弄虚作假”（C）需要填写问题和后续处置",
         ),
-        # E and 8 need a description of the problem and a follow-up: never a quick result
+        # E needs a description of the problem and a follow-up: never a quick result
         ("E", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
         ("E 已责令改正", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
         ("发现问题已责令改正", "“发现问题已责令改正”（E）需要填写问题和后续处置"),
-        ("8", "“不配合检查情节严重”（8）需要填写问题和后续处置"),
+        # 8 is a situation, not a problem (004 第十八条), but needs a follow-up (第二十一条)
+        ("8", "“不配合检查情节严重”（8）须有后续处置（004 第二十一条），请写在结果之后"),
         ("还行吧", "无法识别的检查结果“还行吧”"),
         ("1 9", "不能与其他检查结果同时选择"),
     ],
@@ -241,13 +254,13 @@ def test_quick_results_refused(text, message):
     assert message in str(err.value)
 
 
-def test_quick_defaults_pass_validation():
-    for text in ("1", "F", "7", "9", "12"):
-        codes = parse_quick_result(text)
-        methods, followups = quick_defaults(codes)
-        raise_first(result_problems(codes, methods, followups, DAY, today=TODAY))
+def test_quick_results_pass_validation():
+    for text in ("1", "F", "7", "9", "12", "8 抄告相关部门"):
+        quick = parse_quick_result(text)
+        raise_first(result_problems(quick.codes, quick.methods, quick.followups, DAY, today=TODAY))
 
 
-def test_quick_codes_need_no_problem_description_and_no_followup():
+def test_quick_codes_are_those_the_form_asks_no_problem_description_for_004_art18():
+    assert QUICK_CODES == ("1", "F", "7", "8", "9", "10", "11", "12")
     for code in QUICK_CODES:
-        assert CATEGORIES[code].kind != "problem" and not CATEGORIES[code].needs_followup, code
+        assert CATEGORIES[code].kind != "problem", code

@@ -185,12 +185,35 @@ async def test_a_date_without_a_result_asks_for_the_result(sessionmaker, clock, 
     assert await count(sessionmaker, CaseResult) == 0
 
 
-@pytest.mark.parametrize("result", ["E", "E 已责令改正", "发现问题已责令改正", "8", "A"])
+@pytest.mark.parametrize("result", ["E", "E 已责令改正", "发现问题已责令改正", "A"])
 async def test_results_needing_details_are_not_quick(sessionmaker, clock, w, result) -> None:
     d = make_dispatcher(sessionmaker, clock)
     reply = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} {result} 今天")))
     assert "请在结果填报表单中填写：发送“我的检查”" in reply
     assert await count(sessionmaker, CaseResult) == 0
+
+
+async def test_serious_non_cooperation_asks_for_a_follow_up_not_a_problem_004_art18_21(
+    sessionmaker, clock, w
+) -> None:
+    """004 第十八条: 8 is formed from the situation and asks for no problem text; 004 第二十一条:
+    it needs a follow-up. Chat asks for that follow-up, as the form does, and takes 8 with one
+    typed after it (it used to send 8 to the form for a problem description)."""
+    d = make_dispatcher(sessionmaker, clock)
+    asked = bodies(
+        await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 不配合检查情节严重 今天"))
+    )
+    assert "“不配合检查情节严重”（8）须有后续处置" in asked and "问题" not in asked
+    assert "请写在结果之后，例如：不配合检查情节严重 抄告相关部门" in asked
+    assert await count(sessionmaker, CaseResult) == 0
+    rows = await send(
+        sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 不配合检查情节严重 抄告相关部门 今天")
+    )
+    assert "检查结果：不配合检查情节严重" in to_officer(rows, w.a1.id)
+    async with sessionmaker() as s:
+        result = await s.scalar(select(CaseResult))
+        assert result is not None
+        assert (result.codes, result.methods, result.followups) == (["8"], [], ["抄告相关部门"])
 
 
 async def test_a_part_contradicting_another_departments_situation_is_refused_004_art18(
