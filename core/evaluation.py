@@ -4,16 +4,19 @@
 every department to lead or join at least one joint task a year; 004 第二十四条 counts a result
 not entered in time as a task not completed. Per department and year: tasks led and joined,
 invitations declined (with the written reasons) or left unanswered, cases its officers were
-assigned to, results on time / late / missing, returns, objections and corrections.
+assigned to, results on time / late / missing / not yet due, returns, objections and
+corrections.
 
-A case counts for every department with an officer in its inspection group: the group enters
-one result for all of them.
+A case counts for every department with an active officer in its inspection group, once in one
+of four columns that add up to its cases: its part entered on time or late (by its first entry),
+or not entered (never, or returned and not entered again) and overdue (逾期未录入, the daily
+summary's count) or not yet due (未到期). A return counts for the parts it reopened.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +29,9 @@ from core.changes import Ctx
 from core.exports import yes_no
 from core.inspection import result_deadline
 from core.models import (
+    AuditEvent,
     Case,
+    CasePart,
     CaseResult,
     Department,
     GroupMember,
@@ -34,9 +39,8 @@ from core.models import (
     JointTask,
     Objection,
     Officer,
-    Review,
 )
-from core.states import InvitationState, ResultState, TaskState
+from core.states import InvitationState, PartState, ResultState, TaskState
 from core.workdays import cn_date
 
 
@@ -51,7 +55,8 @@ class DepartmentYear:
     cases: int = 0
     on_time: int = 0
     late: int = 0
-    missing: int = 0
+    missing: int = 0  # 逾期未录入: the part is not in and its deadline has passed
+    not_due: int = 0  # 未到期: not in yet, still within its deadline
     returns: int = 0
     objections: int = 0
     corrections: int = 0
@@ -112,10 +117,21 @@ async def _case_counts(
     cases = list(await session.scalars(select(Case).where(Case.task_id.in_(list(tasks)))))
     ids = [c.id for c in cases]
     groups: dict[int, set[int]] = defaultdict(set)
+    # the departments the daily summary counts: those with an active inspector in the group
     for case_id, dept_id in await session.execute(
-        select(GroupMember.case_id, GroupMember.department_id).where(GroupMember.case_id.in_(ids))
+        select(GroupMember.case_id, GroupMember.department_id).where(
+            GroupMember.case_id.in_(ids), GroupMember.active.is_(True)
+        )
     ):
         groups[case_id].add(dept_id)
+    parts_in = {
+        (case_id, dept_id)
+        for case_id, dept_id in await session.execute(
+            select(CasePart.case_id, CasePart.department_id).where(
+                CasePart.case_id.in_(ids), CasePart.state == PartState.ENTERED
+            )
+        )
+    }
     # a complete result's first entry (not a first part, 000 §九–十) …
     first = dict(
         (
@@ -143,14 +159,7 @@ async def _case_counts(
             .group_by(CaseResult.case_id)
         )
     )
-    returns = _counts(
-        await session.execute(
-            select(CaseResult.case_id, func.count())
-            .join(Review, Review.result_id == CaseResult.id)
-            .where(CaseResult.case_id.in_(ids), Review.decision == "return")
-            .group_by(CaseResult.case_id)
-        )
-    )
+    returns = await _part_returns(ctx, cases)
     objections = _counts(
         await session.execute(
             select(Objection.case_id, func.count())
@@ -163,16 +172,40 @@ async def _case_counts(
         due = result_deadline(cal, ctx.rules, case, tasks[case.task_id]).day
         for dept_id in groups[case.id]:
             entered = own_first.get((case.id, dept_id), first.get(case.id))
+            pending = case.state in OPEN_FOR_ENTRY and (case.id, dept_id) not in parts_in
             row = rows[dept_id]
             row.cases += 1
-            if entered is not None:
-                row.on_time += china_date(entered) <= due
-                row.late += china_date(entered) > due
-            elif case.state in OPEN_FOR_ENTRY and today > due:
+            if pending and today > due:
                 row.missing += 1
-            row.returns += returns.get(case.id, 0)
+            elif entered is None:
+                row.not_due += 1
+            elif china_date(entered) <= due:
+                row.on_time += 1
+            else:
+                row.late += 1
+            row.returns += returns[case.id, dept_id]
             row.objections += objections.get(case.id, 0)
             row.corrections += corrections.get(case.id, 0)
+
+
+async def _part_returns(ctx: Ctx, cases: list[Case]) -> Counter[tuple[int, int]]:
+    """(case id, department id) -> how often a return reopened that department's part: the
+    audit of each 退回 names the parts it reopened (core.review), one or all of them."""
+    by_subject = {f"case:{c.code}": c.id for c in cases}
+    dept_ids = {
+        code: dept_id
+        for code, dept_id in await ctx.session.execute(select(Department.code, Department.id))
+    }
+    found: Counter[tuple[int, int]] = Counter()
+    for subject, data in await ctx.session.execute(
+        select(AuditEvent.subject, AuditEvent.data).where(
+            AuditEvent.action == "case.result.reviewed", AuditEvent.subject.in_(list(by_subject))
+        )
+    ):
+        if data.get("decision") == "return":
+            for code in data.get("reopened", []):
+                found[by_subject[subject], dept_ids[code]] += 1
+    return found
 
 
 def _counts(rows: Iterable[Any]) -> dict[int, int]:
@@ -191,7 +224,8 @@ SUMMARY_HEADER = [
     "参加检查户数",
     "按时录入",
     "逾期录入",
-    "未录入（已逾期）",
+    "逾期未录入",
+    "未到期",
     "被退回次数",
     "异议数",
     "更正数",
@@ -226,6 +260,7 @@ def write_report(report: YearReport, path: Path) -> Path:
                 d.on_time,
                 d.late,
                 d.missing,
+                d.not_due,
                 d.returns,
                 d.objections,
                 d.corrections,

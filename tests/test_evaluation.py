@@ -17,9 +17,28 @@ from core.evaluation import write_report, year_report
 from core.models import Department, Invitation, JointTask
 from core.result_entry import submit_result
 from core.review import review_result
+from core.summary import chart_data
 from tests import factories as f
-from tests.case_factories import acting, build_world, enter_other_parts
+from tests.case_factories import World, acting, build_world, enter_other_parts
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+
+
+async def _entered_and_returned(ctx: Ctx, world: World, part: str = "") -> None:
+    """Both parts entered on 2026-03-10 (inspected 03-05, within the window, 000 §五.3), then
+    the lead returns the result: `part` names the department whose part it reopens, or all."""
+    await enter_other_parts(ctx.session, world.case.code, world.a1, ctx.clock.now())
+    await submit_result(
+        acting(ctx, world.a1),
+        world.case.code,
+        codes=["1"],
+        methods=["实地检查"],
+        followups=["无需后续处置"],
+        inspected_on=dt.date(2026, 3, 5),
+    )
+    await review_result(
+        acting(ctx, world.lead_liaison), world.case.code, False, "缺少现场照片，请补充", part
+    )
+    await ctx.session.commit()
 
 
 async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path) -> None:
@@ -40,19 +59,7 @@ async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path
     )
     await ctx.session.commit()
     ctx.clock = FixedClock(china_noon(dt.date(2026, 3, 10)))
-    await enter_other_parts(ctx.session, world.case.code, world.a1, ctx.clock.now())
-    await submit_result(
-        acting(ctx, world.a1),
-        world.case.code,
-        codes=["1"],
-        methods=["实地检查"],
-        followups=["无需后续处置"],
-        inspected_on=dt.date(2026, 3, 5),
-    )  # within the window (000 §五.3)
-    await review_result(
-        acting(ctx, world.lead_liaison), world.case.code, False, "缺少现场照片，请补充"
-    )
-    await ctx.session.commit()
+    await _entered_and_returned(ctx, world)
 
     report = await year_report(ctx, 2026)
     rows = {d.code: d for d in report.departments}
@@ -89,6 +96,35 @@ async def test_results_missing_after_the_deadline_are_counted(ctx: Ctx) -> None:
     assert (rows["SJ"].missing, rows["WJ"].missing, rows["SJ"].on_time) == (1, 1, 0)
 
 
+async def test_year_report_adds_up_counts_returns_per_part_and_agrees_with_the_summary(
+    ctx: Ctx,
+) -> None:
+    """000 §十三, 004 第二十四条: a department's cases add up to on time + late + 逾期未录入 +
+    未到期; a return naming 卫健委's part counts for 卫健委 alone; once its re-entry is overdue
+    the year report counts it as 逾期未录入, as the daily summary does per department."""
+    world = await build_world(
+        ctx.session, window_start=dt.date(2026, 3, 2), window_end=dt.date(2026, 3, 6)
+    )
+    ctx.clock = FixedClock(china_noon(dt.date(2026, 3, 10)))
+    rows = {d.code: d for d in (await year_report(ctx, 2026)).departments}
+    assert (rows["SJ"].cases, rows["SJ"].not_due, rows["SJ"].missing) == (1, 1, 0)
+    await _entered_and_returned(ctx, world, "WJ")
+
+    ctx.clock = FixedClock(china_noon(dt.date(2026, 5, 6)))  # past the re-entry's deadline
+    rows = {d.code: d for d in (await year_report(ctx, 2026)).departments}
+    lead, other = rows["SJ"], rows["WJ"]
+    assert (lead.on_time, lead.late, lead.missing, lead.not_due, lead.returns) == (1, 0, 0, 0, 0)
+    assert (other.on_time, other.late, other.missing, other.not_due, other.returns) == (
+        0,
+        0,
+        1,
+        0,
+        1,
+    )
+    chart = await chart_data(ctx, ctx.clock.today())
+    assert chart.overdue_by_department() == [("县卫生健康委员会", other.missing)]
+
+
 async def test_chat_setup_check_and_year_report_for_admins_and_leaders(sessionmaker, clock) -> None:
     async with sessionmaker() as s:
         dep = await f.department(s, "县市场监督管理局", code="SJ")
@@ -105,6 +141,9 @@ async def test_chat_setup_check_and_year_report_for_admins_and_leaders(sessionma
     )
     rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 2026"))
     assert "2026 年度联合抽查考核" in bodies(rows) and "未发起也未参与联合抽查" in bodies(rows)
+    # a leader reads this in chat: no command-line text, the way to the workbook on its own line
+    assert "lianjian" not in bodies(rows)
+    assert "\n\n需要 Excel 明细表（含拒绝与未答复清单）的，请联系" in bodies(rows)
     today = clock.today()
     assert f"（截至 {today.year}年{today.month}月{today.day}日）" in bodies(rows)
     rows = await send(sessionmaker, d, text_event(admin.code, "年度考核 明年"))
