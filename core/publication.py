@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from core.cases import (
     advance_task,
+    departments_and_items,
     get_case,
     get_task,
     latest_result,
@@ -21,7 +22,6 @@ from core.cases import (
     require_lead_staff,
     result_labels,
     staff_case,
-    task_items,
 )
 from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, ValidationFailed
@@ -35,6 +35,8 @@ from core.models import (
     Objection,
 )
 from core.result_entry import carry_files, new_version, result_data, result_fields
+from core.result_parts import case_parts, merged_fields, own_codes, own_parts, set_own_fields
+from core.results import case_codes
 from core.states import (
     CASE,
     OBJECTION,
@@ -121,29 +123,70 @@ async def publish_task_results(ctx: Ctx, task_code: str) -> int:
     return len(published)
 
 
-async def _corrected_items(
-    ctx: Ctx, task: JointTask, previous: CaseResult, codes: Sequence[str]
+def _quick_items(
+    own: Sequence[int], previous_items: Sequence[ItemResult], codes: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """A correction that names no items (the chat's 更正: a quick result) is the result of every
-    item of the task, as the chat's 提交 is of the officer's own items — the corrected version
-    would otherwise show no item results at all. What each item's check covered (检查内容) stays
-    as entered; the problems and their handling were the error corrected."""
-    content = {
-        row.item_id: row.content
-        for row in await ctx.session.scalars(
-            select(ItemResult).where(ItemResult.result_id == previous.id)
-        )
-    }
+    """A correction that names no items (the chat's 更正: a quick result) is the result of each
+    of the department's own items, as the chat's 提交 is. What each item's check covered (检查内容)
+    stays as entered; the problems and their handling were the error corrected."""
+    content = {row.item_id: row.content for row in previous_items}
     return [
         {
-            "item_id": item.id,
+            "item_id": item_id,
             "codes": list(codes),
-            "content": content.get(item.id, ""),
+            "content": content.get(item_id, ""),
             "problems": "",
             "handling": "",
         }
-        for item, _ in await task_items(ctx, task)
+        for item_id in own
     ]
+
+
+_ITEM_FIELDS = ("codes", "content", "problems", "handling")
+_CASE_FIELDS = ("codes", "methods", "followups", "followup_done", "followup_done_on", "remarks")
+
+
+def _item_rows(items: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (
+            int(i["item_id"]),
+            list(i.get("codes") or []),
+            str(i.get("content", "")),
+            str(i.get("problems", "")).strip(),
+            str(i.get("handling", "")).strip(),
+        )
+        for i in items
+    )
+
+
+def _unchanged(
+    case: Case, previous: CaseResult, previous_items: Sequence[ItemResult], fields: dict[str, Any]
+) -> bool:
+    """Whether the corrected version would say exactly what the published one says."""
+    stored = [{k: getattr(r, k) for k in ("item_id", *_ITEM_FIELDS)} for r in previous_items]
+    return (
+        all(getattr(previous, k) == fields[k] for k in _CASE_FIELDS)
+        and (fields["inspected_on"] or case.inspected_on) == previous.inspected_on
+        and _item_rows(stored) == _item_rows(fields["item_results"])
+    )
+
+
+async def correctable(ctx: Ctx, case_code: str) -> tuple[Case, JointTask, Objection | None]:
+    """The case, locked, if the actor may correct its published result now: a liaison or
+    leader of a participating department, the result published (or corrected), an objection
+    re-checked first (004 第二十条). The objection the correction resolves, if any."""
+    case, task = await staff_case(ctx, case_code, "更正", "case.result.correct")
+    if not CASE.allows(case.state, CaseState.CORRECTED):
+        raise CASE.refusal(case.state, "更正（只有已公示的结果可以更正）", case.code)
+    objection = await ctx.session.scalar(
+        select(Objection).where(
+            Objection.case_id == case.id,
+            Objection.state.in_((ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)),
+        )
+    )
+    if objection is not None and objection.state == ObjectionState.RECEIVED:
+        raise InvalidTransition("该案件的异议尚未复查，请先登记复查结论")
+    return case, task, objection
 
 
 async def correct_result(
@@ -158,42 +201,67 @@ async def correct_result(
     followup_done_on: dt.date | None = None,
     inspected_on: dt.date | None = None,
     item_results: Sequence[dict[str, Any]] = (),
-    remarks: str = "",
+    remarks: str | None = None,
 ) -> CaseResult:
     """A published result is corrected by a new published version; the old one is superseded
-    and stays readable. Resolves an objection whose re-check found the error."""
-    case, task = await staff_case(ctx, case_code, "更正", "case.result.correct")
-    assert ctx.actor is not None  # staff checked above
+    and stays readable. Resolves an objection whose re-check found the error (004 第二十条).
+
+    谁检查、谁录入、谁负责 (004 第三条): the fields are the correcting department's own part —
+    its items (`item_results`, or `codes` for each of them when none are named, as the chat's
+    更正 gives) and its methods, follow-ups and remarks (None: as published); every other
+    department's items and own fields stay as published, merged into the version as an entry
+    merges them. A correction that changes nothing is refused."""
+    case, task, objection = await correctable(ctx, case_code)
+    actor = ctx.actor
+    assert actor is not None  # staff checked above
     previous = await latest_result(ctx, case, ResultState.PUBLISHED)
-    if previous is None or not CASE.allows(case.state, CaseState.CORRECTED):
+    if previous is None:
         raise CASE.refusal(case.state, "更正（只有已公示的结果可以更正）", case.code)
     if not reason.strip():
         raise ValidationFailed("更正结果时必须写明更正理由")
-    objection = await ctx.session.scalar(
-        select(Objection).where(
-            Objection.case_id == case.id,
-            Objection.state.in_((ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)),
+    departments, rows = await departments_and_items(ctx, task)
+    own = [item.id for item, d in rows if d.id == actor.department_id]
+    if not own:
+        raise ValidationFailed(
+            "本部门在该任务中没有检查事项，不能更正结果；"
+            "请由负责相关事项的部门更正（谁检查、谁录入、谁负责）"
         )
+    previous_items = list(
+        await ctx.session.scalars(select(ItemResult).where(ItemResult.result_id == previous.id))
     )
-    if objection is not None and objection.state == ObjectionState.RECEIVED:
-        raise InvalidTransition("该案件的异议尚未复查，请先登记复查结论")
+    items = own_parts(
+        rows, previous_items, actor, item_results or _quick_items(own, previous_items, codes), codes
+    )
+    parts = await case_parts(ctx, case)
+    part = parts.get(actor.department_id)
+    fields = result_fields(
+        case_codes(i["codes"] for i in items),
+        methods,
+        followups,
+        followup_done,
+        followup_done_on,
+        inspected_on,
+        items,
+        remarks if remarks is not None else part.remarks if part is not None else "",
+    )
+    merged = merged_fields(fields, parts, departments, actor.department_id)
+    if _unchanged(case, previous, previous_items, merged):
+        raise ValidationFailed(
+            "更正后的结果与已公示的结果相同，无需更正；请修改本部门事项的检查结果等内容后再提交",
+            field="items",
+        )
     result = await new_version(
         ctx,
         case,
         task,
-        ctx.actor,
-        result_fields(
-            codes,
-            methods,
-            followups,
-            followup_done,
-            followup_done_on,
-            inspected_on,
-            item_results or await _corrected_items(ctx, task, previous, codes),
-            remarks,
-        ),
+        actor,
+        merged,
         ResultState.PUBLISHED,
+        departments,
+        part={**fields, "codes": own_codes(rows, actor.department_id, items, codes)},
     )
+    if part is not None:
+        set_own_fields(part, fields)
     result.is_correction, result.published_at = True, ctx.clock.now()
     await carry_files(ctx, previous, result)
     RESULT.move(previous, ResultState.SUPERSEDED)
@@ -217,6 +285,7 @@ async def correct_result(
         {
             **result_data(result),
             "superseded_version": previous.version,
+            "department_id": actor.department_id,
             "reason": reason.strip(),
             "objection_id": objection.id if objection else None,
         },

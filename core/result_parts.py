@@ -367,5 +367,10 @@ async def enter_part(
     else:
         PART.move(part, PartState.ENTERED)
         part.version, part.entered_by_id, part.entered_at = result.version, actor.id, now
+    set_own_fields(part, own)
+
+
+def set_own_fields(part: CasePart, own: dict[str, Any]) -> None:
+    """The department's own case-level fields (`OWN_FIELDS`) as entered or corrected."""
     for name in OWN_FIELDS:
         setattr(part, name, list(own[name]) if isinstance(own[name], list) else own[name])

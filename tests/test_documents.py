@@ -191,18 +191,19 @@ async def test_a_notice_served_before_its_group_was_kept_shows_the_group_of_that
     assert "李检查" in text and "吴局外" not in text and "2026年3月5日" in text
 
 
-async def test_a_correction_naming_no_items_is_each_items_result_on_the_record_form(ctx, session):
+async def test_a_correction_naming_no_items_is_each_own_items_result_004_art3(ctx, session):
     """004 第二十条: the chat's 更正 gives a quick result and names no items; the corrected
-    version is still the result of every item (the record form's 事项结果), keeping what each
-    check covered, with the corrected problems gone."""
+    version is the result of each of the correcting department's items (the record form's 事项
+    结果), keeping what each check covered, with the corrected problems gone. The other
+    department's item stays as it was published (谁检查、谁录入、谁负责, 004 第三条)."""
     w = await build_world(session)
     await publish_and_correct(ctx, w, item_content="核查年报公示信息")
     context = await documents.case_document_context(ctx, w.case.code)
     assert context["result"].is_correction
-    assert [i["labels"] for i in context["items"]] == [["未发现问题"]] * len(w.items)
-    content = {i["department"]: i["result"].content for i in context["items"]}
-    assert content == {w.lead.name: "核查年报公示信息", w.other.name: ""}
-    assert {i["result"].problems for i in context["items"]} == {""}
+    labels = {i["department"]: i["labels"] for i in context["items"]}
+    assert labels == {w.lead.name: ["未发现问题"], w.other.name: []}
+    [own] = [i["result"] for i in context["items"] if i["department"] == w.lead.name]
+    assert (own.content, own.problems) == ("核查年报公示信息", "")
     record = docx_text(documents.render_docx("record", context))
     assert "核查年报公示信息" in record and "年报未公示" not in record
 
