@@ -37,6 +37,7 @@ from core.models import (
     Referral,
     Review,
 )
+from core.publication import correct_result
 from core.referrals import receiver, refer
 from core.result_entry import CaseRead, EntryState, enter_result, read_case, result_fields
 from core.result_parts import PartStatus, departments_with_items, part_status
@@ -294,20 +295,55 @@ async def entry_sheet(
     return await _sheet(ctx, read, actor.department_id, page_parts=not for_update)
 
 
+async def _staff_sheet(
+    ctx: Ctx, case_id: int, verb: str, action: str, *, for_update: bool = False
+) -> CaseSheet:
+    """The case as the lead's or a participant's liaison or leader sees it, from their
+    department's view."""
+    read = await _case(ctx, case_id, for_update=for_update)
+    departments, rows = await cases.departments_and_items(ctx, read.task)
+    actor = cases.require_staff(ctx, [d.id for d in departments], verb, action, read.case)
+    return await _sheet(ctx, read, actor.department_id, loaded=(departments, rows))
+
+
 async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
     """The case as a reviewer sees it: the lead's or a participant's liaison or leader."""
-    read = await _case(ctx, case_id)
-    departments, rows = await cases.departments_and_items(ctx, read.task)
-    cases.require(
-        cases.is_staff(ctx.actor, [d.id for d in departments]),
-        "只有发起部门或参与部门的联络员、分管领导可以审核结果",
-        "case.result.review",
-        f"case:{read.case.code}",
-    )
-    assert ctx.actor is not None  # staff checked above
-    sheet = await _sheet(ctx, read, ctx.actor.department_id, loaded=(departments, rows))
-    history = await ctx.session.scalars(_HISTORY, {"subject": f"case:{read.case.code}"})
+    sheet = await _staff_sheet(ctx, case_id, "审核", "case.result.review")
+    history = await ctx.session.scalars(_HISTORY, {"subject": f"case:{sheet.case.code}"})
     return dataclasses.replace(sheet, history=list(history))
+
+
+async def correction_sheet(ctx: Ctx, case_id: int, *, for_update: bool = False) -> CaseSheet:
+    """The case as those who may correct its published result see it (004 第二十条): the lead's
+    or a participant's liaison or leader, their own department's items to correct (004 第三条);
+    a sheet to correct from is loaded `for_update`, as `entry_sheet`."""
+    return await _staff_sheet(ctx, case_id, "更正", "case.result.correct", for_update=for_update)
+
+
+async def correct_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry, reason: str) -> CaseResult:
+    """The form's correction of the officer's department's part through the chat's
+    `correct_result` (004 第二十条): its items as posted, each keeping what its check covered
+    (检查内容, which the form does not show); the other departments' parts stay (004 第三条)."""
+    content = {p.item.id: p.result.content for p in sheet.own_items if p.result is not None}
+    items = [
+        {**i, "content": content.get(i["item_id"], "")}
+        for i in _item_dicts(entry, {p.item.id for p in sheet.own_items}, ())
+    ]
+    if not items:
+        raise ValidationFailed("请为本部门的检查事项选择更正后的检查结果", field="items")
+    return await correct_result(
+        ctx,
+        sheet.case.code,
+        reason=reason,
+        codes=case_codes(i["codes"] for i in items),
+        methods=entry.methods,
+        followups=entry.followups,
+        followup_done=entry.followup_done,
+        followup_done_on=entry.followup_done_on,
+        inspected_on=entry.inspected_on,
+        item_results=items,
+        remarks=entry.remarks,
+    )
 
 
 def _item_dicts(

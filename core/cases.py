@@ -366,13 +366,22 @@ async def staff_case(ctx: Ctx, case_code: str, verb: str, action: str) -> tuple[
     case = await get_case(ctx, case_code, for_update=True)
     task = await get_task(ctx, case)
     departments = [d.id for d in await participating_departments(ctx, task)]
+    require_staff(ctx, departments, verb, action, case)
+    return case, task
+
+
+def require_staff(
+    ctx: Ctx, department_ids: Sequence[int], verb: str, action: str, case: Case
+) -> Officer:
+    """The actor, if a liaison or leader of one of the task's participating departments."""
     require(
-        is_staff(ctx.actor, departments),
+        is_staff(ctx.actor, department_ids),
         f"只有发起部门或参与部门的联络员、分管领导可以{verb}结果",
         action,
         f"case:{case.code}",
     )
-    return case, task
+    assert ctx.actor is not None  # staff checked above
+    return ctx.actor
 
 
 async def require_lead_staff(ctx: Ctx, task: JointTask, action: str, subject: str) -> None:

@@ -394,6 +394,26 @@ def parse_quick_result(text: str) -> QuickResult:
     "不配合检查情节严重 抄告相关部门" (a follow-up named after the result). The form's rules
     decide what chat may take: a code whose problem must be described needs the form, and one
     that needs a follow-up (8, 004 第二十一条) takes it typed; core checks the rest on entry."""
+    codes, followups = parse_result(text)
+    for code in codes:
+        if CATEGORIES[code].describes_problem:
+            raise ValidationFailed(
+                f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{DETAIL_HINT}"
+            )
+    check_codes(codes)
+    methods = ["实地检查"] if needs_visit(codes) else []
+    return QuickResult(codes, methods, followups or _no_followup(codes))
+
+
+def needs_form(codes: Sequence[str]) -> bool:
+    """Whether a result can only be given on the form (its problems described)."""
+    return any(CATEGORIES[code].describes_problem for code in codes)
+
+
+def parse_result(text: str, hint: str = DETAIL_HINT) -> tuple[list[str], list[str]]:
+    """The codes and the follow-ups named in a chat reply, by code or label, whether chat may
+    take them or not (unchecked); `hint`: where a result with problems is given, said when
+    the reply names something we do not know."""
     rest = text.strip()
     if not rest:
         raise ValidationFailed("请写明检查结果，例如：未发现问题、1 或 注销")
@@ -412,19 +432,11 @@ def parse_quick_result(text: str) -> QuickResult:
             continue  # words repeating the code's label: "7 已关闭停业"
         if found is None:
             raise ValidationFailed(
-                f"无法识别的检查结果“{token}”。可直接填写：{_quick_choices()}；"
-                f"发现问题的结果{DETAIL_HINT}"
+                f"无法识别的检查结果“{token}”。可直接填写：{_quick_choices()}；发现问题的结果{hint}"
             )
         if found not in codes:
             codes.append(found)
-    for code in codes:
-        if CATEGORIES[code].describes_problem:
-            raise ValidationFailed(
-                f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{DETAIL_HINT}"
-            )
-    check_codes(codes)
-    methods = ["实地检查"] if needs_visit(codes) else []
-    return QuickResult(codes, methods, followups or _no_followup(codes))
+    return codes, followups
 
 
 def _no_followup(codes: Sequence[str]) -> list[str]:

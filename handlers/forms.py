@@ -262,11 +262,14 @@ def _form_page(
     errors: dict[str, str] | None = None,
     notice: str = "",
     status: int = 200,
+    correction: bool = False,
 ) -> Page:
+    """The result form, or (`correction`) the correction form of a published result."""
     errors = errors or {}
     return page(
         "result_form.html",
         status,
+        correction=correction,
         sheet=sheet,
         case=sheet.case,
         task=sheet.task,
@@ -282,7 +285,9 @@ def _form_page(
         no_followup=NO_FOLLOWUP,
         referral_kinds=REFERRAL_KINDS,
         ack_workdays=pc.rules.referral_ack_workdays,
-        open_for_entry=sheet.case.state in cases.OPEN_FOR_ENTRY,
+        open_for_entry=CASE.allows(sheet.case.state, CaseState.CORRECTED)
+        if correction
+        else sheet.case.state in cases.OPEN_FOR_ENTRY,
         states=CASE.labels,
         max_text=MAX_TEXT,
         depth=_depths(sheet),
@@ -478,3 +483,54 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
         else "结果已提交，等待发起部门和参与部门审核。"
     )
     return _form_page(pc, sheet, prefill(sheet), files.limits, notice=notice)
+
+
+# ---------------------------------------------------------------- the correction form
+
+
+async def correction_form(pc: PageCtx, case_id: int) -> Page:
+    """A published result's correction form (004 第二十条): the officer's department's part as
+    published, to correct, the other departments' shown as they stand (004 第三条)."""
+
+    async def show() -> Page:
+        sheet = await case_forms.correction_sheet(pc.core, case_id)
+        return _correction_page(pc, sheet, prefill(sheet))
+
+    return await refusals_on_record(pc, show(), writes=False)
+
+
+def _correction_page(pc: PageCtx, sheet: CaseSheet, raw: RawForm, **shown: Any) -> Page:
+    """The correction form has no files to upload: the published version's files stay."""
+    return _form_page(pc, sheet, raw, Limits(0, 0, 0), correction=True, **shown)
+
+
+async def submit_correction_form(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
+    return await refusals_on_record(pc, _submit_correction(pc, case_id, raw))
+
+
+async def _submit_correction(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
+    """Check the fields as the result form does, then correct through core; any refusal
+    re-shows the typed form."""
+    sheet = await case_forms.correction_sheet(pc.core, case_id, for_update=True)
+    data = form_data(raw)
+    form, errors = _parsed(data)
+    reason = _one(raw, "reason")
+    if not reason:
+        errors["reason"] = "请写明更正理由"
+    elif len(reason) > MAX_TEXT:
+        errors["reason"] = _PYDANTIC_MESSAGES["string_too_long"]
+    if form is not None:
+        errors = {**await case_forms.entry_problems(pc.core, sheet, form.entry()), **errors}
+    if errors:
+        return _correction_page(pc, sheet, raw, errors=errors, status=422)
+    assert form is not None  # unread only with pydantic's errors, shown above
+    try:
+        result = await case_forms.correct_entry(pc.core, sheet, form.entry(), reason)
+    except (ValidationFailed, InvalidTransition) as err:
+        await access.undo(pc.core)
+        where = err.field if isinstance(err, ValidationFailed) else ""
+        sheet = await case_forms.correction_sheet(pc.core, case_id)
+        return _correction_page(pc, sheet, raw, errors={where: err.message}, status=422)
+    sheet = await case_forms.correction_sheet(pc.core, case_id)
+    notice = f"已更正公示结果（第 {result.edition} 版），已通知各参与部门。"
+    return _correction_page(pc, sheet, prefill(sheet), notice=notice)

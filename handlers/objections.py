@@ -1,5 +1,5 @@
 """案件 案件号 (one case), and the objection commands of 004 第二十条:
-异议 案件号 内容 [收到日期], 复查 案件号 维持|有误 结论, 更正 案件号 结果 理由, 答复 案件号.
+异议 案件号 内容 [收到日期], 复查 案件号 维持|有误 结论, 更正 案件号 [结果 理由], 答复 案件号.
 
 Who may act and every deadline are decided in core (core.objections, core.cases); these
 handlers parse the words and say what happened and what comes next.
@@ -11,7 +11,7 @@ from itertools import takewhile
 
 from core import cases, objections, progress, results
 from core.history import history_lines
-from core.publication import correct_result
+from core.publication import correct_result, correctable
 from core.states import CASE, OBJECTION, RESULT, CaseState
 from handlers.base import Args, HandlerCtx, UsageError
 from handlers.results import day_word
@@ -73,9 +73,18 @@ async def recheck(ctx: HandlerCtx, args: Args) -> None:
 
 
 async def correct(ctx: HandlerCtx, args: Args) -> None:
-    """A quick corrected result (未发现问题 …); results with problem details use the form."""
+    """A quick corrected result (未发现问题 …) of the officer's department's items (004 第三条);
+    a result with problems, or no result named, gets the correction form's link (004 第二十条)."""
     code, words = args.code(0), args.rest_after(1).split()
-    if code is None or len(words) < 2:
+    if code is None:
+        raise UsageError("更正须写明案件号、更正后的结果和更正理由。")
+    hint = f"请发送“更正 {code}”打开更正表单填写"
+    codes, _ = results.parse_result(words[0], hint) if words else ([], [])
+    if not codes or results.needs_form(codes):
+        case, _task, _objection = await correctable(ctx.core, code)
+        await ctx.say("cmd_correction_form.md.j2", case=case)
+        return
+    if len(words) < 2:
         raise UsageError("更正须写明案件号、更正后的结果和更正理由。")
     # the result, and the follow-ups named after it (8 needs one), then the reason
     said = 1 + len(list(takewhile(results.FOLLOWUPS.__contains__, words[1:])))

@@ -59,6 +59,7 @@ def page(template: str, status: int = 200, **context: Any) -> Page:
 _FRESH_LINK = {
     "review": "发送“案件 案件号”获取新的审核链接",
     "result": "发送“我的检查”获取新的填报链接",
+    "correction": "发送“更正 案件号”获取新的更正链接",
     "documents": "发送“通知书 案件号”获取检查文书",
     "respond": "发送“任务”查看待答复的邀请",
 }

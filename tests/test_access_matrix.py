@@ -338,6 +338,14 @@ async def _result_submit(pc: PageCtx, scene: Scene, known: bool) -> Any:
     return await forms.submit_result_form(pc, _case_id(scene, 0, known), {}, files)
 
 
+async def _correction_show(pc: PageCtx, scene: Scene, known: bool) -> Any:
+    return await forms.correction_form(pc, _case_id(scene, 3, known))
+
+
+async def _correction_submit(pc: PageCtx, scene: Scene, known: bool) -> Any:
+    return await forms.submit_correction_form(pc, _case_id(scene, 3, known), {})
+
+
 async def _review_show(pc: PageCtx, scene: Scene, known: bool) -> Any:
     return await review_page.review_page(pc, _case_id(scene, 1, known))
 
@@ -421,6 +429,8 @@ PAGES: dict[str, PageRun] = {
     "/h5/review 查看": _review_show,
     "/h5/review 审核": _review_submit,
     "/h5/result/file 附件": _result_file,
+    "/h5/correction 查看": _correction_show,
+    "/h5/correction 提交": _correction_submit,
     "/h5/review/file 附件": _review_file,
     "/h5/documents": _documents,
     "/h5/image": _image,

@@ -17,6 +17,8 @@ PAGES: dict[str, tuple[str, dt.timedelta]] = {
     "documents": ("/h5/documents", dt.timedelta(days=120)),
     # results are due 20 working days after the inspection, which may come late in the window
     "result": ("/h5/result", dt.timedelta(days=90)),
+    # a correction is due within 5 working days of the re-check (004 第二十条); a month is ample
+    "correction": ("/h5/correction", dt.timedelta(days=30)),
     # review is due within review_workdays; a month covers holidays and a resubmission
     "review": ("/h5/review", dt.timedelta(days=30)),
     # a picture (the summary chart) DingTalk shows from our link: a leader scrolls back weeks

@@ -1,8 +1,10 @@
-"""The result form of one case (`/h5/result`): signed links to it, and its HTTP form.
+"""The result form of one case (`/h5/result`) and the correction form of its published result
+(`/h5/correction`, the same form in correction mode): signed links to it, and its HTTP form.
 handlers/forms.py does the rest."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 from aiohttp import web
@@ -11,7 +13,7 @@ from bot.config import attachments_dir
 from bot.pages.base import DB_ID, FileLimits, SignedPages, csrf_ok, read_fields, respond
 from bot.pages.links import PAGES, page_link
 from bot.services import Services
-from core.attachments import FileStore, Limits
+from core.attachments import FileStore, Limits, Upload
 from core.errors import DomainError, PermissionDenied
 from handlers import forms
 from handlers.forms import FILES
@@ -20,6 +22,8 @@ from handlers.pages import denied
 OBJECT = "case"
 RESULT = "result"
 RESULT_PATH = PAGES[RESULT][0]
+CORRECTION = "correction"
+CORRECTION_PATH = PAGES[CORRECTION][0]
 MAX_TEXT_BYTES = 256 * 1024  # every text field together (items × 2,000 characters each)
 STALE_FORM = "页面已失效，请从聊天中的链接重新打开后再提交。"
 
@@ -61,21 +65,56 @@ def routes(services: Services) -> list[web.RouteDef]:
 
     async def submit(request: web.Request) -> web.Response:
         try:
-            raw, uploads = await read_fields(
-                request, services.public_base_url, MAX_TEXT_BYTES, upload_limits
-            )
-            token = (raw.pop("t", None) or [""])[0]
+            post = await _posted(services, request, upload_limits)
         except DomainError as err:  # another site's post: refused before its link is read
             return respond(denied(err, RESULT))
-        stale = not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0])
         handler = partial(
-            forms.submit_result_form, raw=raw, files=forms.Files(uploads, store, limits)
+            forms.submit_result_form, raw=post.raw, files=forms.Files(post.uploads, store, limits)
         )
-        refusal = PermissionDenied(STALE_FORM) if stale else None
-        return await pages.serve(token, OBJECT, RESULT, handler, write=True, refusal=refusal)
+        return await pages.serve(
+            post.token, OBJECT, RESULT, handler, write=True, refusal=post.refusal
+        )
+
+    async def show_correction(request: web.Request) -> web.Response:
+        return await pages.serve(
+            request.query.get("t", ""), OBJECT, CORRECTION, forms.correction_form
+        )
+
+    async def submit_correction(request: web.Request) -> web.Response:
+        try:
+            post = await _posted(services, request, None)
+        except DomainError as err:
+            return respond(denied(err, CORRECTION))
+        handler = partial(forms.submit_correction_form, raw=post.raw)
+        return await pages.serve(
+            post.token, OBJECT, CORRECTION, handler, write=True, refusal=post.refusal
+        )
 
     return [
         web.get(RESULT_PATH, show),
         web.post(RESULT_PATH, submit),
         web.get(forms.RESULT_FILE_PATH, file),
+        web.get(CORRECTION_PATH, show_correction),
+        web.post(CORRECTION_PATH, submit_correction),
     ]
+
+
+@dataclass(frozen=True)
+class Posted:
+    raw: forms.RawForm  # the text fields but the link token and the CSRF token
+    uploads: list[Upload]
+    token: str
+    refusal: PermissionDenied | None  # a stale form (its CSRF token is not its link's)
+
+
+async def _posted(
+    services: Services, request: web.Request, upload_limits: FileLimits | None
+) -> Posted:
+    """A form post of our own site, read with its link token and CSRF check (DomainError:
+    another site's, refused before its link is read)."""
+    raw, uploads = await read_fields(
+        request, services.public_base_url, MAX_TEXT_BYTES, upload_limits
+    )
+    token = (raw.pop("t", None) or [""])[0]
+    stale = not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0])
+    return Posted(raw, uploads, token, PermissionDenied(STALE_FORM) if stale else None)

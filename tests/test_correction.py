@@ -1,0 +1,281 @@
+"""Correcting a published result after a re-check found an error (004 第二十条), in chat (`更正`)
+and on the correction form (`/h5/correction`): whoever may correct reaches every category, a
+correction that changes nothing is refused, and a department corrects its own items only
+(谁检查、谁录入、谁负责, 004 第三条)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from html import unescape
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.pages import routes
+from bot.pages.base import csrf_token
+from bot.pages.links import expand_text, page_link
+from bot.pages.result import CORRECTION_PATH
+from bot.services import Services
+from core import objections
+from core.changes import Ctx
+from core.clock import FixedClock, china_noon
+from core.models import Case, CasePart, CaseResult, ItemResult, Objection, Officer
+from core.result_entry import submit_result
+from core.review import review_result
+from core.rules import Rules
+from tests.case_factories import World, acting, build_world
+from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
+from tests.server_helpers import make_services
+
+CASE = "LJ-2026-001-001"
+SECRET = b"x" * 40  # make_services' link secret
+D = dt.date
+
+
+@pytest.fixture
+async def w(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> World:
+    """The lead found a problem in its item (年报未公示), 卫健委 none in its own; published, then
+    an objection whose re-check found the lead's finding wrong (error_found)."""
+    clock.set(china_noon(D(2026, 3, 5)))
+    async with sessionmaker() as s:
+        w = await build_world(s)
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        lead_item, other_item = w.items
+        await submit_result(
+            acting(ctx, w.b1),
+            CASE,
+            codes=["1"],
+            methods=["实地检查"],
+            followups=["无需后续处置"],
+            inspected_on=D(2026, 3, 4),
+            item_results=[{"item_id": other_item.id, "codes": ["1"], "content": "查验卫生许可证"}],
+            remarks="卫生许可证在有效期内",
+        )
+        await submit_result(
+            acting(ctx, w.a1),
+            CASE,
+            codes=["A", "2", "B"],
+            methods=["实地检查"],
+            followups=["责令改正并跟踪"],
+            item_results=[
+                {"item_id": lead_item.id, "codes": ["A", "2", "B"], "problems": "年报未公示"}
+            ],
+        )
+        await review_result(acting(ctx, w.lead_liaison), CASE, True)
+        await review_result(acting(ctx, w.other_liaison), CASE, True)  # publishes
+        lead = acting(ctx, w.lead_liaison)
+        objection = await objections.file_objection(
+            lead, CASE, w.target.name, "企业称检查前已补报年报", D(2026, 3, 5)
+        )
+        await objections.record_recheck(lead, objection.id, "经复查企业已于检查前补报", True)
+        await s.commit()
+    return w
+
+
+async def say(sm, clock, officer: Officer, text: str) -> str:
+    return bodies(await send(sm, make_dispatcher(sm, clock), text_event(officer.code, text)))
+
+
+async def versions(sm) -> list[CaseResult]:
+    async with sm() as s:
+        return list(await s.scalars(select(CaseResult).order_by(CaseResult.version)))
+
+
+async def item_codes(sm, result: CaseResult) -> dict[int, tuple[list[str], str, str]]:
+    async with sm() as s:
+        rows = await s.scalars(select(ItemResult).where(ItemResult.result_id == result.id))
+        return {r.item_id: (list(r.codes), r.content, r.problems) for r in rows}
+
+
+async def objection_state(sm) -> str:
+    async with sm() as s:
+        return str(await s.scalar(select(Objection.state)))
+
+
+# ---------------------------------------------------------------- chat
+
+
+async def test_a_correction_to_a_problem_category_gets_the_correction_form_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条: a liaison outside the inspection group who may correct is not sent to
+    `我的检查` (which lists nothing for them) but given the correction form's link, for their
+    own department's items; nothing is corrected yet."""
+    case_id = w.case.id
+    for text in (f"更正 {CASE} 发现问题已责令改正 经复查企业已整改", f"更正 {CASE}"):
+        reply = await say(sessionmaker, clock, w.lead_liaison, text)
+        assert f"[打开更正表单](lianjian-page:correction/case:{case_id})" in reply, reply
+        assert "我的检查" not in reply
+    assert len(await versions(sessionmaker)) == 2  # the two parts, nothing since
+    reply = await say(sessionmaker, clock, w.a1, f"更正 {CASE} 发现问题已责令改正 理由")
+    assert "lianjian-page:correction" not in reply and "联络员、分管领导" in reply
+
+
+async def test_a_correction_that_changes_nothing_is_refused_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条: a correction is a changed result. 卫健委's quick 更正 to 未发现问题 (its
+    items' result already) cannot stand for the lead's finding and is refused: it is not the
+    correction, 答复 still waits for one. After the lead's correction, the same 更正 again
+    is refused in Chinese and adds no version."""
+    reply = await say(sessionmaker, clock, w.other_liaison, f"更正 {CASE} 未发现问题 录入错误")
+    assert "县市场监督管理局录入的“企业公示信息检查”已发现问题" in reply, reply
+    assert len(await versions(sessionmaker)) == 2
+    assert await objection_state(sessionmaker) == "error_found"
+    assert "须先更正" in await say(sessionmaker, clock, w.lead_liaison, f"答复 {CASE}")
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 已补报")
+    assert "第 2 版" in reply
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 无问题 再次更正")
+    assert "与已公示的结果相同，无需更正" in reply, reply
+    assert len(await versions(sessionmaker)) == 3
+
+
+async def test_a_department_corrects_only_its_own_items_004_art3(sessionmaker, clock, w) -> None:
+    """004 第三条 (谁检查、谁录入、谁负责): the lead's 更正 corrects the lead's item alone;
+    卫健委's item, what its check covered, its methods and remarks stay as published; the
+    objection is then corrected."""
+    lead_item, other_item = w.items
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 经复查已补报")
+    assert "已更正公示结果" in reply and "第 2 版" in reply, reply
+    *_, before, after = await versions(sessionmaker)
+    assert (before.state, after.state, after.is_correction) == ("superseded", "published", True)
+    assert after.codes == ["1"]
+    items = await item_codes(sessionmaker, after)
+    assert items[other_item.id] == (["1"], "查验卫生许可证", "")  # 卫健委's, as published
+    assert items[lead_item.id][0] == ["1"] and items[lead_item.id][2] == ""
+    assert after.remarks == "卫生许可证在有效期内" and after.methods == ["实地检查"]
+    [event] = await audit_rows(sessionmaker, "case.result.corrected")
+    assert event.data["department_id"] == w.lead.id
+    assert await objection_state(sessionmaker) == "corrected"
+
+
+# ---------------------------------------------------------------- the correction form
+
+
+@pytest.fixture
+def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Services:
+    return make_services(sessionmaker, clock)
+
+
+@pytest.fixture
+async def client(services: Services, aiohttp_client) -> TestClient:
+    app = web.Application()
+    app.add_routes(routes(services))
+    return await aiohttp_client(app)
+
+
+def token(services: Services, officer: Officer, case: Case) -> str:
+    return page_link(services, officer.id, "correction", f"case:{case.id}").split("?t=", 1)[1]
+
+
+def visible(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def form(tok: str, item: int, **extra: str | list[str]) -> list[tuple[str, str]]:
+    """The lead's item corrected to 发现问题已责令改正 (E), with the reason."""
+    base: dict[str, str | list[str]] = {
+        "t": tok,
+        "csrf": csrf_token(SECRET, tok),
+        "inspected_on": "2026-03-04",
+        "methods": "实地检查",
+        "followups": "责令改正并跟踪",
+        f"item.{item}.codes": "E",
+        f"item.{item}.problems": "年报未按期公示，检查时已责令补报",
+        f"item.{item}.handling": "已责令改正",
+        "remarks": "",
+        "reason": "经复查企业已于检查当日整改",
+    }
+    base.update(extra)
+    return [(k, v) for k, vs in base.items() for v in ([vs] if isinstance(vs, str) else vs)]
+
+
+async def test_the_chat_link_opens_the_correction_form_of_the_own_items_004_art20(
+    client: TestClient, services: Services, w: World, sessionmaker, clock
+) -> None:
+    """004 第二十条, 第三条: the link in the `更正` reply, signed for the liaison, opens the form
+    with the lead's item to correct (every category offered) and 卫健委's shown, not editable."""
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE}")
+    url = re.search(r"\((http[^)]+)\)", expand_text(services, w.lead_liaison.id, reply))
+    assert url is not None, reply
+    resp = await client.get(url[1].replace("http://127.0.0.1:8080", ""))
+    html = await resp.text()
+    assert resp.status == 200, html
+    text = visible(html)
+    for expected in ("更正公示结果", "已公示的结果", "企业公示信息检查", "发现问题已责令改正"):
+        assert expected in text, expected
+    assert "其他部门的事项" in text and "更正理由" in text
+    lead_item, other_item = w.items
+    assert f'name="item.{lead_item.id}.codes"' in html
+    assert f'name="item.{other_item.id}.codes"' not in html
+
+
+async def test_the_form_corrects_to_a_problem_category_through_core_004_art20(
+    client: TestClient, services: Services, w: World, sessionmaker
+) -> None:
+    """004 第二十条: the form corrects the lead's item to E with its problem and handling; the
+    new version is published, audited and announced, 卫健委's item and part stay (004 第三条),
+    and the objection is corrected."""
+    lead_item, other_item = w.items
+    resp = await client.post(
+        CORRECTION_PATH, data=form(token(services, w.lead_liaison, w.case), lead_item.id)
+    )
+    html = await resp.text()
+    assert resp.status == 200, visible(html)
+    assert "已更正公示结果（第 2 版）" in visible(html)
+    *_, after = await versions(sessionmaker)
+    assert (after.state, after.is_correction, after.codes) == ("published", True, ["E"])
+    items = await item_codes(sessionmaker, after)
+    assert items[lead_item.id] == (["E"], "", "年报未按期公示，检查时已责令补报")
+    assert items[other_item.id] == (["1"], "查验卫生许可证", "")
+    assert after.remarks == "卫生许可证在有效期内"
+    async with sessionmaker() as s:
+        parts = {p.department_id: p for p in await s.scalars(select(CasePart))}
+    assert parts[w.other.id].followups == ["无需后续处置"]
+    assert parts[w.lead.id].followups == ["责令改正并跟踪"]
+    [event] = await audit_rows(sessionmaker, "case.result.corrected")
+    assert event.data["reason"] == "经复查企业已于检查当日整改"
+    assert await objection_state(sessionmaker) == "corrected"
+
+
+async def test_the_form_refuses_an_unchanged_correction_and_a_missing_reason_004_art20(
+    client: TestClient, services: Services, w: World, sessionmaker
+) -> None:
+    """004 第二十条: posting the published result back unchanged is refused in Chinese and
+    stores nothing; so is a correction without its reason."""
+    lead_item, _ = w.items
+    tok = token(services, w.lead_liaison, w.case)
+    published: dict[str, str | list[str]] = {
+        f"item.{lead_item.id}.codes": ["A", "2", "B"],
+        f"item.{lead_item.id}.problems": "年报未公示",
+        f"item.{lead_item.id}.handling": "",
+    }
+    resp = await client.post(CORRECTION_PATH, data=form(tok, lead_item.id, **published))
+    assert resp.status == 422
+    assert "与已公示的结果相同，无需更正" in visible(await resp.text())
+    resp = await client.post(CORRECTION_PATH, data=form(tok, lead_item.id, reason=""))
+    assert resp.status == 422 and "请写明更正理由" in visible(await resp.text())
+    assert len(await versions(sessionmaker)) == 2
+    assert await objection_state(sessionmaker) == "error_found"
+
+
+async def test_the_form_posts_only_the_own_departments_items_004_art3(
+    client: TestClient, services: Services, w: World, sessionmaker
+) -> None:
+    """004 第三条: 卫健委's liaison posting the lead's item is refused, nothing is stored; an
+    inspector (who may not correct) gets the denied page, audited."""
+    lead_item, _ = w.items
+    resp = await client.post(
+        CORRECTION_PATH, data=form(token(services, w.other_liaison, w.case), lead_item.id)
+    )
+    assert resp.status == 422 and "只能填写本部门负责的检查事项" in visible(await resp.text())
+    resp = await client.get(CORRECTION_PATH, params={"t": token(services, w.a1, w.case)})
+    assert resp.status == 403
+    assert len(await versions(sessionmaker)) == 2
+    assert [e.data["action"] for e in await audit_rows(sessionmaker, "denied")] == [
+        "case.result.correct.denied"
+    ]
