@@ -24,7 +24,7 @@ from core.cards import InvitationAction, unpack_action
 from core.changes import Ctx, record
 from core.errors import DomainError
 from core.messages import Destination, Event, OutMessage, Platform
-from core.models import Conversation
+from core.models import Conversation, Officer
 from core.render import render
 from handlers import conversation, invitations
 from handlers.base import (
@@ -64,10 +64,22 @@ class Dispatcher:
         if officer is None:
             if not wait:
                 raise NotNow(event.event_id)
-            await self._refuse_unknown(session, event)
+            left = await officers.holder(lookup, event.platform, event.user_id)
+            if left is None:
+                await self._refuse_unknown(session, event)
+            elif _is_text(event):
+                await self._tell_left(self._handler_ctx(session, event, left))
             return
+        ctx = self._handler_ctx(session, event, officer)
+        # the pending step is read (an expired one deleted) before the command's savepoint
+        step = await conversation.pending(ctx) if _is_text(event) else None
+        await self._guarded(
+            ctx, partial(self._route, step=step), savepoint=not _reads_only(event, step)
+        )
+
+    def _handler_ctx(self, session: AsyncSession, event: Event, officer: Officer) -> HandlerCtx:
         extras = extras_of(event)
-        ctx = HandlerCtx(
+        return HandlerCtx(
             session=session,
             clock=self.services.clock,
             rules=self.services.rules,
@@ -77,10 +89,20 @@ class Dispatcher:
             conversation=extras.reply_to(),
             card_ref=extras.card_ref(),
         )
-        # the pending step is read (an expired one deleted) before the command's savepoint
-        step = await conversation.pending(ctx) if _is_text(event) else None
-        await self._guarded(
-            ctx, partial(self._route, step=step), savepoint=not _reads_only(event, step)
+
+    async def _tell_left(self, ctx: HandlerCtx) -> None:
+        """An officer marked 离岗 acts no more (001 第十条(二)), but is told so and whom to ask,
+        rather than meeting silence; the attempt is audited as a stranger's is."""
+        await record(
+            ctx.core,
+            "auth.officer_left",
+            f"officer:{ctx.officer.code}",
+            {"event": ctx.event.kind, "command": first_word(ctx.event.text)},
+        )
+        await ctx.say(
+            "cmd_officer_inactive.md.j2",
+            officer=ctx.officer,
+            liaisons=await officers.liaisons(ctx.core, ctx.officer.department_id),
         )
 
     async def _guarded(

@@ -264,6 +264,23 @@ async def link_holder(ctx: Ctx, officer_id: int) -> Officer:
     return officer
 
 
+async def holder(
+    ctx: Ctx, platform: str, user_id: str, *, lock: bool = False, skip_locked: bool = False
+) -> Officer | None:
+    """The officer behind a platform user id (in the simulator: the officer code), active or
+    not; `lock`, `skip_locked` as `by_account`."""
+    account_kind = account_platform(platform)
+    if not user_id:
+        return None
+    if platform == Platform.SIM:
+        return await _one_officer(
+            ctx, select(Officer).where(Officer.code == user_id), lock=lock, skip_locked=skip_locked
+        )
+    if account_kind is not None:
+        return await account_holder(ctx, account_kind, user_id, lock=lock, skip_locked=skip_locked)
+    return None
+
+
 async def by_account(
     ctx: Ctx, platform: str, user_id: str, *, lock: bool = False, skip_locked: bool = False
 ) -> Officer | None:
@@ -271,19 +288,7 @@ async def by_account(
     With `lock`, the officer's events are serialised from here to the end of the transaction
     (`lock_officer`; on PostgreSQL taken by the look-up itself). `skip_locked` (PostgreSQL):
     None rather than waiting while another transaction holds the officer."""
-    account_kind = account_platform(platform)
-    if not user_id:
-        return None
-    if platform == Platform.SIM:
-        officer = await _one_officer(
-            ctx, select(Officer).where(Officer.code == user_id), lock=lock, skip_locked=skip_locked
-        )
-    elif account_kind is not None:
-        officer = await account_holder(
-            ctx, account_kind, user_id, lock=lock, skip_locked=skip_locked
-        )
-    else:
-        return None
+    officer = await holder(ctx, platform, user_id, lock=lock, skip_locked=skip_locked)
     if officer is None or not officer.active:
         return None
     if lock and not _is_postgres(ctx):
@@ -361,6 +366,16 @@ async def open_cases(ctx: Ctx, officer_id: int) -> list[Case]:
             .order_by(Case.code)
         )
     )
+
+
+async def liaisons(ctx: Ctx, department_id: int) -> list[Officer]:
+    """The department's active liaisons: whom its officers ask about their own standing."""
+    found = await ctx.session.scalars(
+        select(Officer)
+        .where(Officer.department_id == department_id, Officer.active.is_(True))
+        .order_by(Officer.code)
+    )
+    return [o for o in found.unique() if o.has_role("liaison")]
 
 
 async def left_officers_notes(ctx: Ctx, officers: Sequence[Officer]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from core.models import ChatPlatform, Officer
@@ -118,6 +119,26 @@ async def test_admin_marks_an_officer_as_left_in_chat(sessionmaker, clock) -> No
         left = await s.get(Officer, inspector.id)
         assert (left.active, left.inactive_reason) == (False, "调离")
     assert len(await audit_rows(sessionmaker, "officer.deactivated")) == 1
+
+
+@pytest.mark.parametrize("typed", ["我的检查", "帮助"])
+async def test_an_officer_marked_as_left_is_told_so_and_whom_to_ask(
+    sessionmaker, clock, typed: str
+) -> None:
+    """001 第十条(二): an officer who left no longer acts, but is not met with silence: the reply
+    says they are registered as left and names their department's liaison."""
+    async with sessionmaker() as s:
+        dep = await f.department(s)
+        admin = await f.officer(s, dep, "admin")
+        liaison = await f.officer(s, dep, "liaison", name="赵联络")
+        inspector = await f.officer(s, dep, "inspector")
+        await s.commit()
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(admin.code, f"离岗 {inspector.code} 调离"))
+    text = bodies(await send(sessionmaker, d, text_event(inspector.code, typed)))
+    assert f"（{inspector.name}，{inspector.code}）已登记为调离" in text
+    assert f"本单位联络员 赵联络（{liaison.code}） 或联席会议办公室管理员" in text
+    assert len(await audit_rows(sessionmaker, "auth.officer_left")) == 1
 
 
 async def test_officer_declares_a_conflict_of_interest_in_chat(sessionmaker, clock) -> None:
