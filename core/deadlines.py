@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core.changes import Ctx, record
+from core.inspection import window_deadline
 from core.models import Case, JointTask, Objection
 from core.rules import Rules
 from core.states import ObjectionState
@@ -67,7 +68,7 @@ async def recompute_provisional(ctx: Ctx) -> int:
         .where(Case.result_due_provisional.is_(True), Case.inspected_on.is_(None))
     )
     for case, task in undated.all():
-        new = cal.add_workdays(task.window_end, rules.result_entry_workdays)
+        new = window_deadline(cal, rules, task.window_last_day)
         changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
     open_objections = select(Objection).where(Objection.state != ObjectionState.REPLIED)
     for obj in await ctx.session.scalars(open_objections):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnExpressionArgument, Select, bindparam, func, select
+from sqlalchemy import ColumnExpressionArgument, Select, bindparam, func, select, update
 
 from core import jointtask
 from core.access import lead_only
@@ -42,7 +42,7 @@ def result_deadline(cal: WorkCalendar, rules: Rules, case: Case, task: JointTask
     return entry_deadline(
         cal,
         rules,
-        task.window_end,
+        task.window_last_day,
         case.inspected_on,
         case.result_due_on,
         case.result_due_provisional,
@@ -52,17 +52,23 @@ def result_deadline(cal: WorkCalendar, rules: Rules, case: Case, task: JointTask
 def entry_deadline(
     cal: WorkCalendar,
     rules: Rules,
-    window_end: dt.date,
+    window_last_day: dt.date,
     inspected_on: dt.date | None,
     due_on: dt.date | None,
     provisional: bool,
 ) -> Deadline:
     """Results are due 20 working days after the inspection, or after the task window
-    (`window_end`, the task's) when no inspection date is known yet (docs/architecture.md §4);
-    from a case's columns."""
+    (`window_last_day`, the task's) when no inspection date is known yet
+    (docs/architecture.md §4); from a case's columns."""
     if inspected_on is not None and due_on is not None:
         return Deadline(due_on, provisional)
-    return cal.add_workdays(window_end, rules.result_entry_workdays)
+    return window_deadline(cal, rules, window_last_day)
+
+
+def window_deadline(cal: WorkCalendar, rules: Rules, window_last_day: dt.date) -> Deadline:
+    """The result deadline of a case not yet inspected: 20 working days after the window's last
+    day (JointTask.window_last_day, the lead's extension included, 000 §五.3)."""
+    return cal.add_workdays(window_last_day, rules.result_entry_workdays)
 
 
 async def set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:
@@ -109,7 +115,7 @@ def check_day(
             f"检查日期早于检查对象名单锁定之日（{cn_date(china_date(targets_locked_at))}）",
             field="inspected_on",
         )
-    last = task.window_extended_to or task.window_end
+    last = task.window_last_day
     if day > last:
         raise ValidationFailed(
             f"检查日期晚于任务检查时间（至 {cn_date(last)}）。如需延期，请牵头部门发送"
@@ -128,13 +134,11 @@ async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> J
         raise ValidationFailed(
             f"请写明延期理由（不少于 {ctx.rules.decline_reason_min_chars} 个字，标点、空格不计）"
         )
-    if to <= (task.window_extended_to or task.window_end):
-        raise ValidationFailed(
-            f"延期后的日期须晚于现在的检查截止日 "
-            f"{cn_date(task.window_extended_to or task.window_end)}"
-        )
-    previous = task.window_extended_to or task.window_end
+    previous = task.window_last_day
+    if to <= previous:
+        raise ValidationFailed(f"延期后的日期须晚于现在的检查截止日 {cn_date(previous)}")
     task.window_extended_to, task.window_extension_reason = to, reason
+    due = await _move_undated_deadlines(ctx, task)
     departments = await participating_departments(ctx, task)
     msg = message(
         "task_window_extended",
@@ -142,15 +146,34 @@ async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> J
         task=task,
         previous=previous,
         reason=reason,
+        due=due,
     )
     await record(
         ctx,
         "task.window_extended",
         f"task:{task.code}",
-        {"from": previous.isoformat(), "to": to.isoformat(), "reason": reason},
+        {
+            "from": previous.isoformat(),
+            "to": to.isoformat(),
+            "reason": reason,
+            "result_due_on": due.day.isoformat(),
+            "provisional": due.provisional,
+        },
         [Notice(Destination.department(d.id), msg) for d in departments],
     )
     return task
+
+
+async def _move_undated_deadlines(ctx: Ctx, task: JointTask) -> Deadline:
+    """The stored result deadline of each case not yet inspected counts from the window's last
+    day: moved with it, in the extension's transaction, so no one is told of a false overdue."""
+    due = window_deadline(await ctx.work_calendar(), ctx.rules, task.window_last_day)
+    await ctx.session.execute(
+        update(Case)
+        .where(Case.task_id == task.id, Case.inspected_on.is_(None))
+        .values(result_due_on=due.day, result_due_provisional=due.provisional)
+    )
+    return due
 
 
 # What to do instead of 检查 once the result is in: the date goes with the result itself.

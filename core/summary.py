@@ -15,6 +15,7 @@ from core import referrals
 from core.cases import OPEN_FOR_ENTRY, message
 from core.changes import Ctx, Notice, record
 from core.errors import NotFound, ValidationFailed
+from core.inspection import window_deadline
 from core.messages import Destination, OutMessage
 from core.models import (
     Case,
@@ -125,7 +126,7 @@ async def _cases(
         .group_by(CaseResult.case_id)
         .subquery()
     )
-    window_due = cal.add_workdays(task.window_end, rules.result_entry_workdays).day
+    window_due = window_deadline(cal, rules, task.window_last_day).day
     dated = and_(Case.inspected_on.is_not(None), Case.result_due_on.is_not(None))
     day = _china_day(session, first_entry.c.first)
     in_time = or_(and_(dated, day <= Case.result_due_on), and_(~dated, day <= window_due))
@@ -494,7 +495,4 @@ def _window_deadlines(
     cal: WorkCalendar, ctx: Ctx, tasks: dict[int, JointTask]
 ) -> dict[int, dt.date]:
     """A case with no inspection date yet is due 20 working days after the task window."""
-    return {
-        tid: cal.add_workdays(t.window_end, ctx.rules.result_entry_workdays).day
-        for tid, t in tasks.items()
-    }
+    return {tid: window_deadline(cal, ctx.rules, t.window_last_day).day for tid, t in tasks.items()}

@@ -29,6 +29,7 @@ from core.draws.pool import (
     stored_pool,
 )
 from core.errors import InvalidTransition, ValidationFailed
+from core.inspection import window_deadline
 from core.jointtask import (
     CHUNK,
     DONE_STATES,
@@ -247,7 +248,7 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
             f"冻结后有 {len(missing)} 户检查对象已从名录库删除，无法锁定；"
             "请重新冻结抽取范围并公布新的信标来源"
         )
-    due = (await ctx.work_calendar()).add_workdays(task.window_end, ctx.rules.result_entry_workdays)
+    due = window_deadline(await ctx.work_calendar(), ctx.rules, task.window_last_day)
     case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
     await _insert_cases(
         ctx.session,

@@ -6,7 +6,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.models.base import Base, StateType
@@ -40,6 +51,17 @@ class JointTask(Base):
     # why a task outside the adopted annual plan was added (003 三(七): 不得随意增加)
     unplanned_reason: Mapped[str] = mapped_column(Text, default="")
     lead_department: Mapped[Department] = relationship(lazy="joined")
+
+    @hybrid_property
+    def window_last_day(self) -> dt.date:
+        """The window's last day, extended or not: what is shown, and what an uninspected
+        case's result deadline counts from (000 §五.3, §十)."""
+        return self.window_extended_to or self.window_end
+
+    @window_last_day.inplace.expression
+    @classmethod
+    def _window_last_day(cls) -> ColumnElement[dt.date]:
+        return func.coalesce(cls.window_extended_to, cls.window_end)
 
 
 class PlanEntry(Base):

@@ -24,13 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import OPEN_FOR_ENTRY, china_date
 from core.clock import china_midnight
-from core.inspection import entry_deadline
+from core.inspection import entry_deadline, window_deadline
 from core.links import page_ref
 from core.models import (
     Case,
     CasePart,
     CaseResult,
     Department,
+    JointTask,
     Target,
     TaskItem,
 )
@@ -46,7 +47,7 @@ class _Task(NamedTuple):
 
     id: int
     lead_department_id: int
-    window_end: dt.date
+    window_last_day: dt.date
 
 
 def _falls_due_by(
@@ -59,7 +60,7 @@ def _falls_due_by(
     window_due = [
         tid
         for tid, t in tasks.items()
-        if cal.add_workdays(t.window_end, rules.result_entry_workdays).day <= horizon
+        if window_deadline(cal, rules, t.window_last_day).day <= horizon
     ]
     has_date = and_(CASE.inspected_on.is_not(None), CASE.result_due_on.is_not(None))
     submitted_by = (
@@ -93,7 +94,7 @@ async def entries_and_reviews(
     tasks = {
         row[0]: _Task(*row)
         for row in await session.execute(
-            select(TASK.id, TASK.lead_department_id, TASK.window_end).where(
+            select(TASK.id, TASK.lead_department_id, JointTask.window_last_day).where(
                 TASK.state.in_(TASKS_IN_PROGRESS)
             )
         )
@@ -161,7 +162,9 @@ async def entries_and_reviews(
         group = members[case_id]
         known = deadlines.get(key := (task_id, inspected_on is None, due_on, provisional))
         if known is None:
-            due = entry_deadline(cal, rules, task.window_end, inspected_on, due_on, provisional)
+            due = entry_deadline(
+                cal, rules, task.window_last_day, inspected_on, due_on, provisional
+            )
             known = deadlines[key] = (due, cal.workdays_between(today, due.day))
         due, left = known
         page = page_ref("result", f"case:{case_id}")

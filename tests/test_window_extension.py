@@ -1,0 +1,73 @@
+"""The lead's extension of a task's inspection window (000 §五.3: 检查时间…确需延长的) moves
+everything counted from the window's end: the window shown, and the result deadline of every
+case not yet inspected (000 §十: 检查活动完成后20个工作日内录入) with its nudges, overdue
+reports and summaries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.changes import Ctx
+from core.clock import FixedClock, china_noon
+from core.models import AuditEvent, Case
+from core.obligations.due import due_items
+from core.rules import Rules
+from core.summary import daily_summary
+from tests.case_factories import World, build_world
+from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+
+D = dt.date
+WINDOW_DUE = D(2026, 4, 29)  # 20 working days after the window's end 3-31 (Qingming 4-4…4-6 off)
+EXTENDED_DUE = D(2026, 6, 1)  # 20 after 4-30: 劳动节 5-1…5-5 off, 5-9 worked
+
+
+async def _locked_world(sm: async_sessionmaker[AsyncSession]) -> World:
+    """One case not yet inspected, its result due from the window's end as the lock stored it."""
+    async with sm() as s:
+        w = await build_world(s)
+        case = await s.get(Case, w.case.id)
+        assert case is not None
+        case.result_due_on = WINDOW_DUE
+        await s.commit()
+    return w
+
+
+async def _chat(
+    sm: async_sessionmaker[AsyncSession], clock: FixedClock, who: str, text: str
+) -> str:
+    return bodies(await send(sm, make_dispatcher(sm, clock), text_event(who, text)))
+
+
+async def test_000_5_3_an_extension_moves_the_window_shown_and_undated_result_deadlines(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    """000 §五.3 and §十: after 延期 the task shows the new window, the case not yet inspected is
+    due 20 working days after it, and nothing is overdue before then (nudges, summary)."""
+    w = await _locked_world(sessionmaker)
+    clock.set(china_noon(D(2026, 3, 30)))
+    reply = await _chat(
+        sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
+    )
+    assert "检查截止日延至 **2026年4月30日**" in reply
+    assert "结果录入期限相应顺延至 2026年6月1日" in reply  # the participants' notice
+    for who in (w.a1, w.outsider):
+        shown = await _chat(sessionmaker, clock, who.code, "任务 LJ-2026-001")
+        assert "检查时间：2026年3月2日 至 2026年4月30日" in shown
+    shown = await _chat(sessionmaker, clock, w.a1.code, "案件 LJ-2026-001-001")
+    assert "结果录入期限：2026年6月1日" in shown
+    async with sessionmaker() as s:
+        event = (
+            await s.scalars(
+                select(AuditEvent.data).where(AuditEvent.action == "task.window_extended")
+            )
+        ).one()
+        assert event["result_due_on"] == EXTENDED_DUE.isoformat()
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        after_old_due = D(2026, 5, 6)
+        [entry] = [o for o in await due_items(ctx, after_old_due) if o.kind == "result_entry"]
+        assert (entry.due, entry.overdue) == (EXTENDED_DUE, False)
+        [task] = (await daily_summary(ctx, after_old_due)).tasks
+        assert task.overdue == 0
