@@ -153,6 +153,60 @@ async def test_walkthrough_same_day_confirm_is_refused_in_chat(sessionmaker, clo
         assert await s.scalar(select(Case.id).limit(1)) is None
 
 
+def _announcement(rows: list[OutboxMessage]) -> str:
+    """The freeze announcement the departments' chats got."""
+    return bodies([r for r in rows if r.destination.get("kind") == "department"])
+
+
+async def test_no_refreeze_once_the_beacon_is_out_arch_s3(sessionmaker, clock) -> None:
+    """docs/architecture.md §3 (freeze, then draw; no re-rolls): before the announced beacon is
+    published a re-freeze is announced with what changed and voids the earlier freeze; after it,
+    re-freezing the same pool and rule is refused and the lead is sent to 确认抽取. It used to be
+    accepted as one more freeze with a new beacon, and 验证 of the voided draw said 尚未锁定."""
+    async with sessionmaker() as s, s.begin():
+        w = await f.world(s, partners=1, inspectors=3, n_targets=30)
+        code = (await f.ready_task(Ctx(session=s, clock=clock), w)).code
+    d = make_dispatcher(sessionmaker, clock)
+    lead = w.lead.liaison.code
+    await send(sessionmaker, d, text_event(lead, f"抽取 {code}"))
+    rows = await send(sessionmaker, d, text_event(lead, f"抽取 {code} 2026年3月4日福彩3D开奖号码"))
+    told = _announcement(rows)
+    assert f"第 1 次冻结（{code}-T1）作废" in told
+    assert "信标来源由“2026年3月3日福彩3D开奖号码”改为“2026年3月4日福彩3D开奖号码”" in told
+    assert f"第 1 次冻结（{code}-T1）作废" in bodies(
+        [r for r in rows if r.destination.get("kind") == "officer"]
+    )
+    same = bodies(
+        await send(sessionmaker, d, text_event(lead, f"抽取 {code} 2026年3月4日福彩3D开奖号码"))
+    )
+    assert f"与第 2 次冻结（{code}-T2）相同" in same and "无需重新冻结" in same
+
+    clock.set(china(dt.date(2026, 3, 4), 21, 31))
+    again = bodies(
+        await send(sessionmaker, d, text_event(lead, f"抽取 {code} 2026年3月5日福彩3D开奖号码"))
+    )
+    assert "信标（2026年3月4日福彩3D开奖号码）已于 2026年3月4日 21:30 公布" in again
+    assert "不能重新冻结" in again and f"确认抽取 {code} 信标值" in again
+    async with sessionmaker() as s:
+        states = list(await s.scalars(select(Draw.state).order_by(Draw.id)))
+    assert states == ["superseded", "frozen"]
+
+    voided = bodies(await send(sessionmaker, d, text_event(lead, f"验证 {code}-T1")))
+    assert f"验证 {code}-T1：已作废" in voided and f"由 {code}-T2 取代" in voided
+    assert "尚未锁定" not in voided
+
+
+async def test_a_changed_pool_may_be_refrozen_after_the_beacon_arch_s3(ctx: Ctx) -> None:
+    """docs/architecture.md §3: a changed pool means a new, audited freeze, whose reason says
+    what changed — also once the old beacon is out (a lock fails on a target since deleted)."""
+    _, lead, code = await _frozen(ctx)
+    at_time(ctx, china(dt.date(2026, 3, 3), 22, 0))
+    await f.targets(ctx.session, 2)
+    second = await targets.freeze_pool(lead, code, "2026年3月4日福彩3D开奖号码")
+    assert second.freeze_no == 2
+    assert "抽取范围由 30 户变为 32 户" in second.parameters["refreeze_reason"]
+
+
 # ---------------------------------------------------------------- recusal
 
 

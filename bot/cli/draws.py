@@ -105,6 +105,8 @@ async def cmd_draw_verify(args: argparse.Namespace) -> int:
         d = await find_draw(ctx, args.draw)
         report = await verify_draw(ctx, d.id)
     print(f"抽取编号：{d.code}（{DRAW_KIND_LABELS.get(d.kind, d.kind)}）")
+    if report.replaced_by:
+        print(f"已作废：由 {report.replaced_by} 取代，不会锁定")
     for check in report.checks:
         print(f"{'✓' if check.ok else '✗'} {check.label}{'' if check.ok else '：' + check.detail}")
     print("验证通过" if report.ok else "验证未通过")

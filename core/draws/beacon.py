@@ -62,11 +62,16 @@ def _is_3d(source: str) -> bool:
     return "3D" in unicodedata.normalize("NFKC", source).upper()
 
 
+def frozen_beacon_day(frozen: Draw) -> dt.date | None:
+    """The date of the beacon a freeze announced; None when its source names none."""
+    stored = frozen.parameters.get("beacon_date")  # absent on draws frozen before it was kept
+    return dt.date.fromisoformat(stored) if stored else beacon_day(frozen.beacon_source)
+
+
 def checked_beacon(ctx: Ctx, frozen: Draw, value: str) -> str:
     """The beacon value, accepted only once it is published and only in the source's form.
     Full-width input is stored half-width: everyone recomputes from the stored text."""
-    stored = frozen.parameters.get("beacon_date")  # absent on draws frozen before it was kept
-    day = dt.date.fromisoformat(stored) if stored else beacon_day(frozen.beacon_source)
+    day = frozen_beacon_day(frozen)
     if day is None:
         raise InvalidTransition(
             "冻结时的信标来源没有写明日期，无法确认信标已公布；请重新执行“抽取”并写明信标日期"

@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.access import lead_only
 from core.changes import Ctx, Notice, record
 from core.draws import algorithm
-from core.draws.beacon import beacon_ready_at, checked_beacon, future_beacon_day
+from core.draws.beacon import (
+    beacon_ready_at,
+    checked_beacon,
+    frozen_beacon_day,
+    future_beacon_day,
+)
 from core.draws.pool import (
     build_target_pool,
     excluded_note,
@@ -94,12 +99,9 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
             select(Draw).where(Draw.task_id == task.id, Draw.kind == "targets")
         )
     )
-    for d in earlier:
-        if d.state == DrawState.FROZEN:
-            DRAW.move(d, DrawState.SUPERSEDED)
+    frozen_file = pool_file(report.candidates)
     freeze_no = len(earlier) + 1
     strata, exclusions = report.strata_sizes(), report.exclusions_in_order()
-    frozen_file = pool_file(report.candidates)
     frozen = Draw(
         code=f"{task.code}-T{freeze_no}",
         task_id=task.id,
@@ -125,6 +127,11 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
         created_by_id=ctx.actor.id if ctx.actor else None,
         frozen_at=ctx.clock.now(),
     )
+    current = next((d for d in earlier if d.state == DrawState.FROZEN), None)
+    if current is not None:  # the announcements say which freeze this one voids, and why
+        reason = _refreeze_reason(ctx, task, current, frozen)
+        frozen.parameters.update(voids=current.code, refreeze_reason=reason)
+        DRAW.move(current, DrawState.SUPERSEDED)
     ctx.session.add(frozen)
     await ctx.session.flush()
     ctx.session.add(DrawPool(draw_id=frozen.id, data=frozen_file.data))
@@ -159,10 +166,43 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
             "beacon_date": day.isoformat(),
             "rule": rule.public(),
             "superseded": [d.code for d in earlier if d.state == DrawState.SUPERSEDED],
+            "reason": frozen.parameters.get("refreeze_reason", ""),
         },
         notices,
     )
     return frozen
+
+
+def _refreeze_reason(ctx: Ctx, task: JointTask, current: Draw, new: Draw) -> str:
+    """What a new freeze changes from the current one, said in its announcement. No re-rolls
+    (docs/architecture.md §3): once the current freeze's beacon is out only a changed pool or
+    rule may be frozen again, with a new beacon; a freeze changing nothing is refused too."""
+    changed = []
+    if new.pool_hash != current.pool_hash:
+        changed.append(
+            f"抽取范围由 {current.pool_size} 户变为 {new.pool_size} 户"
+            if new.pool_size != current.pool_size
+            else "抽取范围内的检查对象有变化"
+        )
+    if new.parameters["rule"] != current.parameters.get("rule"):
+        changed.append("抽取规则有变化")
+    day = frozen_beacon_day(current)
+    ready = beacon_ready_at(day, ctx.rules) if day is not None else None
+    if ready is not None and ready <= ctx.clock.now() and not changed:
+        raise InvalidTransition(
+            f"第 {current.freeze_no} 次冻结（{current.code}）的信标（{current.beacon_source}）"
+            f"已于 {cn_datetime(ready)} 公布，抽取范围和规则均未变化，"
+            f"不能重新冻结（不得重抽）；请发送“确认抽取 {task.code} 信标值”，"
+            "以已公布的信标值完成抽取"
+        )
+    if new.beacon_source != current.beacon_source:
+        changed.append(f"信标来源由“{current.beacon_source}”改为“{new.beacon_source}”")
+    if not changed:
+        raise InvalidTransition(
+            f"与第 {current.freeze_no} 次冻结（{current.code}）相同（抽取范围、规则和信标来源均未"
+            f"变化），无需重新冻结；信标值公布后发送“确认抽取 {task.code} 信标值”完成抽取"
+        )
+    return "；".join(changed)
 
 
 async def pool_data(ctx: Ctx, d: Draw) -> bytes:

@@ -34,6 +34,7 @@ class VerifyReport:
     draw_code: str
     locked: bool
     checks: list[Check] = field(default_factory=list)
+    replaced_by: str = ""  # a voided freeze: the draw frozen in its place
 
     @property
     def ok(self) -> bool:
@@ -71,6 +72,9 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
     pool = decode_pool(stored.data)
     report.checks.append(_same("抽取范围哈希", d.pool_hash, algorithm.pool_hash(pool)))
     report.checks.append(_same("抽取范围数量", d.pool_size, len(pool)))
+    if d.state == DrawState.SUPERSEDED:
+        report.replaced_by = await _replacement(ctx, d)
+        return report
     if d.state != DrawState.LOCKED:
         report.checks.append(Check("种子承诺值", True, "尚未锁定，种子未公开，待锁定后核对"))
         return report
@@ -101,6 +105,17 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
         )
     )
     return report
+
+
+async def _replacement(ctx: Ctx, d: Draw) -> str:
+    """The code of the freeze that voided `d` (the task's next one)."""
+    code = await ctx.session.scalar(
+        select(Draw.code).where(
+            Draw.task_id == d.task_id, Draw.kind == d.kind, Draw.freeze_no == d.freeze_no + 1
+        )
+    )
+    assert code is not None  # only a new freeze supersedes one
+    return code
 
 
 def draw_public_json(d: Draw) -> dict[str, Any]:
