@@ -44,6 +44,7 @@ TASK_EVENT_LABELS = {
     "task.ready": "部门答复完毕",
     "task.stage": "任务阶段变更",
     "task.window_extended": "延长检查期限",
+    "task.window_ended": "检查时间结束，提醒未检查的对象",
     "task.results_published": "公示检查结果",
     "task.closed": "立卷归档",
     "task.archived_again": "再次导出归档",

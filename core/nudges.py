@@ -6,6 +6,9 @@ Nudges go out at T-3, T-1 and T-0 working days and on every working day overdue;
 also go to the department's leaders (escalation). Each department gets at most one digest per
 run, and an obligation is nudged at most once per day: the obligation keys a digest carried are
 kept in its audit event, so a second run (another process, a restart) skips them.
+
+The same tick tells a task's lead liaisons, and the groups concerned, once when its inspection
+window ended with cases never inspected (000 §五.3); the window's end is kept in that event.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import message
 from core.changes import Ctx, Notice, record
 from core.messages import Destination, OutMessage
-from core.models import AuditEvent
+from core.models import AuditEvent, Case, GroupMember, JointTask, Target
 from core.obligations.due import due_items
 from core.obligations.model import Obligation, People, department_people
+from core.states import CaseState, TaskState
 
 
 def _digest_subject(department_id: int, today: dt.date) -> str:
@@ -61,9 +66,21 @@ class Digest:
 
 
 @dataclass(frozen=True)
+class EndedWindow:
+    """A task whose inspection window ended with cases never inspected, ready to record: the
+    case codes (kept in its audit event) and its messages."""
+
+    task_code: str
+    window_end: dt.date
+    cases: list[str]
+    notices: list[Notice]
+
+
+@dataclass(frozen=True)
 class PlannedNudges:
     day: dt.date
     digests: list[Digest]
+    windows: list[EndedWindow] = field(default_factory=list)
 
 
 async def plan_nudges(ctx: Ctx, today: dt.date) -> PlannedNudges:
@@ -98,6 +115,7 @@ async def plan_nudges(ctx: Ctx, today: dt.date) -> PlannedNudges:
             )
             for department_id, items in sorted(by_department.items())
         ],
+        await ended_windows(ctx, today, people),
     )
 
 
@@ -113,7 +131,16 @@ async def queue_nudges(ctx: Ctx, planned: PlannedNudges) -> int:
             {"day": day, "keys": digest.keys, "overdue": digest.overdue},
             digest.notices,
         )
-    return sum(len(digest.notices) for digest in planned.digests)
+    for window in planned.windows:
+        await record(
+            ctx,
+            WINDOW_ENDED,
+            f"task:{window.task_code}",
+            {"window_end": window.window_end.isoformat(), "uninspected": window.cases},
+            window.notices,
+        )
+    told = [*(d.notices for d in planned.digests), *(w.notices for w in planned.windows)]
+    return sum(len(notices) for notices in told)
 
 
 async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
@@ -174,4 +201,115 @@ def _personal_notices(keyed: dict[str, Obligation], today: dt.date) -> list[Noti
             _digest_key(f"nudge:officer:{officer_id}", today, own),
         )
         for officer_id, own in sorted(mine.items())
+    ]
+
+
+# ---------------------------------------------------------------- the inspection window's end
+
+WINDOW_ENDED = "task.window_ended"
+_NOT_INSPECTED = (CaseState.ASSIGNED, CaseState.NOTIFIED)
+
+
+class Unvisited(NamedTuple):
+    """A case its window ended on without an inspection, and its group's active members."""
+
+    code: str
+    target: str
+    members: list[int]
+
+
+async def ended_windows(ctx: Ctx, today: dt.date, people: People) -> list[EndedWindow]:
+    """Tasks whose inspection window (or the lead's extension, 000 §五.3) ended before today
+    with cases never inspected, not yet told for that end: else the first word of them was
+    the result deadline's nudge, weeks later."""
+    last_day = func.coalesce(JointTask.window_extended_to, JointTask.window_end)
+    rows = (
+        await ctx.session.execute(
+            select(
+                JointTask.code,
+                JointTask.title,
+                JointTask.lead_department_id,
+                last_day,
+                Case.id,
+                Case.code,
+                Target.name,
+            )
+            .join(Case, Case.task_id == JointTask.id)
+            .join(Target, Target.id == Case.target_id)
+            .where(
+                JointTask.state.in_((TaskState.LOCKED, TaskState.INSPECTING)),
+                last_day < today,
+                Case.state.in_(_NOT_INSPECTED),
+            )
+            .order_by(JointTask.id, Case.code)
+        )
+    ).all()
+    told = await _told_ends(ctx.session, {f"task:{row[0]}" for row in rows})
+    members = await _members(ctx.session, [row[4] for row in rows])
+    by_task: dict[tuple[str, str, int, dt.date], list[Unvisited]] = defaultdict(list)
+    for code, title, lead, end, case_id, case_code, target in rows:
+        if (f"task:{code}", end.isoformat()) not in told:
+            by_task[code, title, lead, end].append(Unvisited(case_code, target, members[case_id]))
+    return [
+        EndedWindow(
+            code,
+            end,
+            [case.code for case in cases],
+            _window_notices(code, title, end, cases, people.liaisons.get(lead, [])),
+        )
+        for (code, title, lead, end), cases in by_task.items()
+    ]
+
+
+async def _told_ends(session: AsyncSession, subjects: set[str]) -> set[tuple[str, str]]:
+    """(task subject, window end) pairs already told."""
+    rows = await session.execute(
+        select(AuditEvent.subject, AuditEvent.data["window_end"].as_string()).where(
+            AuditEvent.action == WINDOW_ENDED, AuditEvent.subject.in_(subjects)
+        )
+    )
+    return {(subject, end) for subject, end in rows}
+
+
+async def _members(session: AsyncSession, case_ids: list[int]) -> dict[int, list[int]]:
+    """Each case's active group members (officer ids)."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for case_id, officer_id in await session.execute(
+        select(GroupMember.case_id, GroupMember.officer_id)
+        .where(GroupMember.case_id.in_(case_ids), GroupMember.active.is_(True))
+        .order_by(GroupMember.officer_id)
+    ):
+        members[case_id].append(officer_id)
+    return members
+
+
+def _window_notices(
+    code: str, title: str, end: dt.date, cases: list[Unvisited], liaisons: list[int]
+) -> list[Notice]:
+    """The lead's liaisons hear every case not inspected; each group member, their own."""
+    own: dict[int, list[Unvisited]] = defaultdict(list)
+    for case in cases:
+        for officer_id in case.members:
+            own[officer_id].append(case)
+    own.update({liaison: cases for liaison in liaisons})
+
+    def listing(of: list[Unvisited]) -> OutMessage:
+        return message(
+            "window_ended",
+            f"{code} 检查时间已结束，{len(of)} 户未检查",
+            task_code=code,
+            task_title=title,
+            end=end,
+            total=len(of),
+            cases=of[:SHOWN],
+            more=len(of) - SHOWN,
+        )
+
+    return [
+        Notice(
+            Destination.officer(officer_id),
+            listing(of),
+            f"window-ended:{code}:{end.isoformat()}:officer:{officer_id}",
+        )
+        for officer_id, of in sorted(own.items())
     ]

@@ -260,7 +260,9 @@ async def test_no_holiday_warning_before_november(ctx):
 async def test_invitation_reply_nudge_mentions_leaders_too(ctx, session):
     w = await build_world(session)
     await _consulting_task(session, w, D(2026, 4, 2))
-    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1  # due today: the invited department
+    # due today: the invited department; and the world's case, never inspected in its March
+    # window, told to the lead's liaison and the three of its group (000 §五.3)
+    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1 + 4
     await session.commit()
     digest = next(m for m in await _outbox(session) if m.destination["kind"] == "department")
     assert digest.destination["department_id"] == w.other.id

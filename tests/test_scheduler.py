@@ -351,3 +351,45 @@ async def test_a_tick_failing_after_its_claim_leaves_the_day_to_the_next_trigger
     assert await _work_done(sessionmaker, other_tick.mark) == 0
     assert await run_job(services, job) is True
     assert await _work_done(sessionmaker, other_tick.mark) == 1
+
+
+async def test_a_window_ending_with_targets_not_visited_is_told_once_to_the_lead_and_group(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """000 §五.3: inspections take place within the task's window (or the extension the lead
+    records with a reason). A window that ended with a case never inspected left the task
+    检查中 in silence until the result deadline's nudge: the first working day's nudge tick
+    after it (here after National Day) tells the lead's liaison, listing the cases, and each
+    member of the groups concerned — once, not every day after."""
+    async with sessionmaker() as session:
+        w = await build_world(
+            session, window_start=dt.date(2026, 9, 1), window_end=dt.date(2026, 9, 30)
+        )
+        told_to = {w.lead_liaison.id, w.a1.id, w.a2.id, w.b1.id}
+        code, target = w.case.code, w.target.name
+    walk = _days(dt.date(2026, 9, 28), dt.date(2026, 10, 16))
+    clock = FixedClock(_at_ten(walk[0]))
+    services = make_services(sessionmaker, clock)
+    for day in walk:
+        clock.set(_at_ten(day))
+        await run_due_jobs_once(services, clock.now())
+    async with sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(OutboxMessage.destination, OutboxMessage.message, OutboxMessage.created_at)
+            )
+        ).all()
+        events = list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "task.window_ended")
+            )
+        )
+    ended = [(dest, msg, at) for dest, msg, at in rows if "检查时间已结束" in msg["title"]]
+    after = [d for d in walk if d > w.task.window_end]
+    first_workday = next(d for d in after if chinese_calendar.is_workday(d))
+    assert {dest["officer_id"] for dest, _, _ in ended} == told_to
+    assert len(ended) == len(told_to)  # once each, not every working day after
+    assert {at.astimezone(CHINA_TZ).date() for _, _, at in ended} == {first_workday}
+    assert all(code in msg["body"] and target in msg["body"] for _, msg, _ in ended)
+    assert all(f"延期 {w.task.code}" in msg["body"] for _, msg, _ in ended)
+    assert [(e.subject, e.data["uninspected"]) for e in events] == [(f"task:{w.task.code}", [code])]
