@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import message
@@ -222,14 +222,13 @@ async def ended_windows(ctx: Ctx, today: dt.date, people: People) -> list[EndedW
     """Tasks whose inspection window (or the lead's extension, 000 §五.3) ended before today
     with cases never inspected, not yet told for that end: else the first word of them was
     the result deadline's nudge, weeks later."""
-    last_day = func.coalesce(JointTask.window_extended_to, JointTask.window_end)
     rows = (
         await ctx.session.execute(
             select(
                 JointTask.code,
                 JointTask.title,
                 JointTask.lead_department_id,
-                last_day,
+                JointTask.window_last_day,
                 Case.id,
                 Case.code,
                 Target.name,
@@ -238,7 +237,7 @@ async def ended_windows(ctx: Ctx, today: dt.date, people: People) -> list[EndedW
             .join(Target, Target.id == Case.target_id)
             .where(
                 JointTask.state.in_((TaskState.LOCKED, TaskState.INSPECTING)),
-                last_day < today,
+                JointTask.window_last_day < today,
                 Case.state.in_(_NOT_INSPECTED),
             )
             .order_by(JointTask.id, Case.code)
