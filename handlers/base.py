@@ -137,9 +137,14 @@ class Command:
     # only reads, and replies after its last possible refusal: a refusal leaves nothing to
     # undo, so the dispatcher runs it without a SAVEPOINT
     reads_only: bool = False
+    # the roles that may use it (README "Access", tests/access_matrix.py); (): any officer
+    roles: tuple[str, ...] = ()
 
     def words(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
+
+    def open_to(self, officer: Officer) -> bool:
+        return not self.roles or any(officer.has_role(r) for r in self.roles)
 
     def usage_text(self, problem: str = "") -> str:
         lead = f"{problem}\n" if problem else ""

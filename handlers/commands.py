@@ -37,9 +37,9 @@ COMMANDS: list[Command] = [
     Command(
         "帮助",
         ("help", "?", "菜单", "bz"),
-        "帮助 [指令]",
+        "帮助 [指令|全部]",
         "帮助 拒绝",
-        "列出全部指令；后跟指令名查看该指令的用法",
+        "列出您的角色可用的指令；“帮助 全部”列出全部指令；后跟指令名查看该指令的用法",
         _help,
         reads_only=True,
     ),
@@ -59,6 +59,7 @@ COMMANDS: list[Command] = [
         "接受 LJ-2026-001 WJ-01 WJ-02",
         "接受联合抽查邀请；不写事项代码时按本部门重点事项参加（联络员、分管领导）",
         invitations.accept,
+        roles=("liaison", "leader"),
     ),
     Command(
         "拒绝",
@@ -67,6 +68,7 @@ COMMANDS: list[Command] = [
         "拒绝 LJ-2026-001 本季度执法力量已全部投入专项整治",
         "拒绝联合抽查邀请，须书面说明理由；只写编号时机器人会询问理由",
         invitations.decline,
+        roles=("liaison", "leader"),
     ),
     Command(
         "抽取",
@@ -76,6 +78,7 @@ COMMANDS: list[Command] = [
         "冻结抽取范围并公告范围、排除情况、范围哈希、规则、承诺值和信标来源（牵头部门）；"
         "不写信标来源时默认为次日福彩3D开奖号码；信标值公布后不能重新冻结（抽取范围或规则有变化的除外）",
         draws.freeze,
+        roles=("liaison", "leader"),
     ),
     Command(
         "确认抽取",
@@ -84,6 +87,7 @@ COMMANDS: list[Command] = [
         "确认抽取 LJ-2026-001 386",
         "输入公布的信标值，完成抽取并锁定，随即匹配执法检查人员并推送分工（牵头部门）",
         draws.confirm,
+        roles=("liaison", "leader"),
     ),
     Command(
         "匹配",
@@ -92,6 +96,7 @@ COMMANDS: list[Command] = [
         "匹配 LJ-2026-001",
         "抽取锁定后匹配执法检查人员；锁定时匹配失败（如某部门人员不足）补充人员后重试（牵头部门）",
         draws.match,
+        roles=("liaison", "leader"),
     ),
     Command(
         "快抽",
@@ -102,6 +107,7 @@ COMMANDS: list[Command] = [
         "用“确认快抽”提供数字（或写明日期的公开信标）确定结果；回执列出当天相同条件的快抽次数"
         "（联络员、分管领导、管理员发起）",
         draws.quick,
+        roles=("liaison", "leader", "admin"),
     ),
     Command(
         "确认快抽",
@@ -129,6 +135,7 @@ COMMANDS: list[Command] = [
         "重新获取案件的联合抽查通知书和检查记录表（网页打印或下载 Word；"
         "检查组成员、本任务各部门联络员、分管领导，管理员）",
         documents.notice,
+        roles=("inspector", "liaison", "leader", "admin"),
     ),
     Command(
         "检查",
@@ -137,6 +144,7 @@ COMMANDS: list[Command] = [
         "检查 LJ-2026-001-003 3月20日",
         "登记到场检查的日期，结果录入期限从这天起算 20 个工作日（检查组成员）",
         inspection.inspected,
+        roles=("inspector",),
     ),
     Command(
         "延期",
@@ -145,6 +153,7 @@ COMMANDS: list[Command] = [
         "延期 LJ-2026-001 5月15日 汛期部分企业停产，需顺延检查",
         "延长任务的检查时间并写明理由（牵头部门联络员、分管领导，管理员）",
         inspection.extend,
+        roles=("liaison", "leader", "admin"),
     ),
     Command(
         "提交",
@@ -155,6 +164,7 @@ COMMANDS: list[Command] = [
         "写明后续处置（如：不配合检查情节严重 抄告相关部门）；检查日期可写今天、昨天、前天；"
         "各部门都录入后送审核（谁检查、谁录入）",
         results.submit,
+        roles=("inspector",),
     ),
     Command(
         "通过",
@@ -163,6 +173,7 @@ COMMANDS: list[Command] = [
         "通过 LJ-2026-001-003",
         "审核通过检查组提交的结果（发起部门、参与部门的联络员、分管领导）",
         reviews.approve,
+        roles=("liaison", "leader"),
     ),
     Command(
         "退回",
@@ -171,6 +182,7 @@ COMMANDS: list[Command] = [
         "退回 LJ-2026-001-003 卫健委 公共场所卫生事项缺少检测记录",
         "写明理由把结果退回检查组重新核实；理由前写本案的部门时只退回该部门录入的部分（发起部门、参与部门的联络员、分管领导）",
         reviews.send_back,
+        roles=("liaison", "leader"),
     ),
     Command(
         "公示",
@@ -179,6 +191,7 @@ COMMANDS: list[Command] = [
         "公示 LJ-2026-001",
         "公示任务中全部审核通过的检查结果（牵头部门）",
         reviews.publish,
+        roles=("liaison", "leader"),
     ),
     Command(
         "案件",
@@ -196,6 +209,7 @@ COMMANDS: list[Command] = [
         "异议 LJ-2026-001-003 企业称检查前已公示许可信息 3月20日",
         "登记检查对象对公示结果的书面异议（公示之日起60日内；牵头部门联络员、分管领导）",
         objections.file,
+        roles=("liaison", "leader"),
     ),
     Command(
         "复查",
@@ -204,6 +218,7 @@ COMMANDS: list[Command] = [
         "复查 LJ-2026-001-003 维持 经核对检查记录，原结果无误",
         "登记异议复查结论（收到异议后20个工作日内；牵头部门联络员、分管领导）",
         objections.recheck,
+        roles=("liaison", "leader"),
     ),
     Command(
         "更正",
@@ -213,6 +228,7 @@ COMMANDS: list[Command] = [
         "更正已公示结果中本部门的事项（复查有误后5个工作日内；牵头部门、参与部门联络员、"
         "分管领导）；发现问题的结果只发送案件号，打开更正表单填写",
         objections.correct,
+        roles=("liaison", "leader"),
     ),
     Command(
         "答复",
@@ -221,6 +237,7 @@ COMMANDS: list[Command] = [
         "答复 LJ-2026-001-003",
         "登记已向异议人反馈复查情况（复查后15个工作日内；牵头部门联络员、分管领导）",
         objections.reply,
+        roles=("liaison", "leader"),
     ),
     Command(
         "移送",
@@ -229,6 +246,7 @@ COMMANDS: list[Command] = [
         "移送 LJ-2026-001-003 卫健 该店未取得公共场所卫生许可",
         "把检查中发现的属其他部门管辖的问题移送该部门，对方须签收（检查组成员、牵头部门联络员）",
         referrals.refer,
+        roles=("inspector", "liaison", "leader"),
     ),
     Command(
         "签收",
@@ -237,6 +255,7 @@ COMMANDS: list[Command] = [
         "签收 LJ-2026-001-003",
         "确认收到移送给本部门的线索（接收部门联络员、分管领导）",
         referrals.acknowledge,
+        roles=("liaison", "leader"),
     ),
     Command(
         "更换",
@@ -245,6 +264,7 @@ COMMANDS: list[Command] = [
         "更换 LJ-2026-001-003 SJ003 长期病假无法到岗",
         "申请更换检查组中的执法检查人员，由该部门分管领导批准（检查组成员、该人员所在部门联络员、分管领导，管理员）",
         replacements.ask,
+        roles=("inspector", "liaison", "leader", "admin"),
     ),
     Command(
         "批准",
@@ -253,6 +273,7 @@ COMMANDS: list[Command] = [
         "批准 LJ-2026-001-003 SJ003 SJ004",
         "批准更换申请并指定替换人员（该部门分管领导，管理员）",
         replacements.approve,
+        roles=("leader", "admin"),
     ),
     Command(
         "不批准",
@@ -261,6 +282,7 @@ COMMANDS: list[Command] = [
         "不批准 LJ-2026-001-003 SJ003 病假一周内结束，不影响检查期限",
         "不批准更换申请，须写明理由（该部门分管领导，管理员）",
         replacements.refuse,
+        roles=("leader", "admin"),
     ),
     Command(
         "回避",
@@ -269,6 +291,7 @@ COMMANDS: list[Command] = [
         "回避 LJ-2026-001-003 本人与该企业负责人系近亲属",
         "本人申请回避，按抽取顺序由本部门下一名执法检查人员替换",
         cases.recuse,
+        roles=("inspector",),
     ),
     Command(
         "进度",
@@ -294,6 +317,7 @@ COMMANDS: list[Command] = [
         "汇总",
         "本部门联合抽查工作汇总：任务、邀请、检查进度、逾期和异议（分管领导）",
         summary.show,
+        roles=("leader", "admin"),
     ),
     Command(
         "绑定",
@@ -302,6 +326,7 @@ COMMANDS: list[Command] = [
         "绑定 SJ003 企业微信 zhangsan",
         "把平台账号绑定到人员（联席会议办公室管理员）",
         admin.bind,
+        roles=("admin",),
     ),
     Command(
         "解绑",
@@ -310,6 +335,7 @@ COMMANDS: list[Command] = [
         "解绑 SJ003 钉钉",
         "解除人员的平台账号绑定，绑错人或换了账号时先解绑再绑定（联席会议办公室管理员）",
         admin.unbind,
+        roles=("admin",),
     ),
     Command(
         "发起",
@@ -318,6 +344,7 @@ COMMANDS: list[Command] = [
         "发起 JH-2026-01",
         "按年度抽查计划创建联合抽查任务并邀请参与部门（牵头部门的联络员、分管领导，管理员）",
         county.start,
+        roles=("liaison", "leader", "admin"),
     ),
     Command(
         "检查配置",
@@ -327,6 +354,7 @@ COMMANDS: list[Command] = [
         "列出开展联合抽查前尚未就绪的配置：人员、账号、事项清单、部门群、检查对象、节假日"
         "（管理员、分管领导）",
         county.setup_check,
+        roles=("leader", "admin"),
     ),
     Command(
         "年度考核",
@@ -335,6 +363,7 @@ COMMANDS: list[Command] = [
         "年度考核 2026",
         "各部门本年度牵头、参与、拒绝、按时录入等考核统计（管理员、分管领导）",
         county.evaluation,
+        roles=("leader", "admin"),
     ),
     Command(
         "离岗",
@@ -343,6 +372,7 @@ COMMANDS: list[Command] = [
         "离岗 SJ003 调离",
         "人员离岗、调离后停用（不删除、不再被抽取），列出需更换人员的案件（联席会议办公室管理员）",
         admin.leave,
+        roles=("admin",),
     ),
     Command(
         "利害关系",

@@ -1,10 +1,13 @@
-"""帮助: every command with its usage and an example; `帮助 接受` explains one command."""
+"""帮助: the commands the officer's roles may use, each with its usage and an example;
+`帮助 全部` lists every command, `帮助 接受` explains one."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from handlers.base import Args, Command, HandlerCtx
+
+ALL_WORDS = ("全部", "all")  # 帮助 全部: every command, whoever asks
 
 
 async def show(ctx: HandlerCtx, args: Args, commands: Sequence[Command]) -> None:
@@ -13,7 +16,14 @@ async def show(ctx: HandlerCtx, args: Args, commands: Sequence[Command]) -> None
     if one is not None:
         await ctx.say("help_command.md.j2", c=one)
         return
-    # a word that names no command (帮助 审批) is said to, then the whole list
+    listed = [c for c in commands if not c.hidden]
+    everything = word in ALL_WORDS
+    mine = listed if everything else [c for c in listed if c.open_to(ctx.officer)]
+    # a word that names no command (帮助 审批) is said to, then the list
     await ctx.say(
-        "help.md.j2", commands=[c for c in commands if not c.hidden], unknown=args.raw.strip()
+        "help.md.j2",
+        commands=mine,
+        more=len(listed) - len(mine),
+        everything=everything,
+        unknown="" if everything else args.raw.strip(),
     )

@@ -32,6 +32,7 @@ from core.draws import quickdraw
 from core.errors import DomainError, NotFound, PermissionDenied
 from core.messages import Event
 from core.models import (
+    ROLES,
     Attachment,
     AuditEvent,
     Case,
@@ -618,3 +619,16 @@ def test_readme_command_table_names_the_admin_where_the_matrix_allows_it() -> No
         if ("admin" in who) != (row.cells[admin][0] == OK):
             wrong.append(f"{word}: README says {who!r}, matrix says admin {row.cells[admin]}")
     assert checked >= 20 and not wrong, wrong
+
+
+def test_each_commands_roles_are_the_matrix_own_column() -> None:
+    """帮助 lists an officer the commands their roles may use: a command's roles are the roles
+    the matrix allows on a subject of their own department (✓ or 公), no more, no fewer."""
+    rows = {row.action.split()[0]: row for row in MATRIX if row.kind == "command"}
+    for c in COMMANDS:
+        allowed = {
+            role
+            for role, cell in zip(ROLE_KEYS, rows[c.name].cells, strict=True)
+            if role is not None and cell[0] in (OK, PUBLIC)
+        }
+        assert set(c.roles or ROLES) == allowed, c.name

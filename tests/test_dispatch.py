@@ -264,20 +264,30 @@ async def test_a_command_word_split_by_a_space_is_suggested(
     assert f"未识别的指令“{typed.split()[0]}”" in reply and f"您是否要发送“{meant}”" in reply
 
 
-async def test_help_lists_every_visible_command_with_an_example(
+async def test_help_lists_the_commands_the_roles_may_use_and_all_on_request(
     sessionmaker, clock, people
 ) -> None:
+    """帮助 from an inspector listed all 40 commands, the admin's included: it lists those the
+    officer's roles may use (README "Access"), and says how to see the rest (帮助 全部)."""
     d = make_dispatcher(sessionmaker, clock)
-    text = bodies(await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, "帮助")))
+    inspector = people.lead.inspectors[0]
+    text = bodies(await send(sessionmaker, d, text_event(inspector.code, "帮助")))
     for c in COMMANDS:
-        assert (c.usage in text) != c.hidden
-        assert c.hidden or c.example in text
+        assert (c.usage in text) == (not c.hidden and c.open_to(inspector)), c.name
+    assert "**提交 " in text and "**离岗 " not in text and "**年度考核 " not in text
+    assert "发送“帮助 全部”查看全部指令" in text
+    everything = bodies(await send(sessionmaker, d, text_event(inspector.code, "帮助 全部")))
+    for c in COMMANDS:
+        assert (c.usage in everything) != c.hidden
+        assert c.hidden or c.example in everything
+    assert "帮助 全部”查看" not in everything
     one = bodies(await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, "帮助 jj")))
     assert "拒绝 编号 理由" in one and "接受 编号" not in one
     other = bodies(
         await send(sessionmaker, d, text_event(people.lead.inspectors[0].code, "帮助 审批"))
     )
-    assert other.startswith("没有“审批”这个指令") and "拒绝 编号 理由" in other
+    submit = next(c.usage for c in COMMANDS if c.name == "提交")
+    assert other.startswith("没有“审批”这个指令") and submit in other
 
 
 def test_readme_command_table_lists_every_command_with_who_may_use_it() -> None:
