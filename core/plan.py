@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +50,17 @@ def plan_rule(entry: PlanEntry) -> dict[str, Any]:
     return {"strata": [{"name": "全部", **amount}]}
 
 
-async def plan_entry(ctx: changes.Ctx, code: str, year: int) -> PlanEntry:
+async def plan_entry(ctx: changes.Ctx, code: str, year: int, *, named: bool = True) -> PlanEntry:
+    """The row `code` of the `year`'s plan; `named`: the officer wrote the year, rather than
+    it being this year's (a refusal then says so, and how to name another)."""
     entry = await ctx.session.scalar(
         select(PlanEntry).where(PlanEntry.year == year, PlanEntry.code == code.strip().upper())
     )
     if entry is None:
-        raise NotFound(f"{year} 年度抽查计划中没有计划编号 {code}；{await _startable(ctx, year)}")
+        which = "" if named else _year_taken_from_today(code, year)
+        raise NotFound(
+            f"{year} 年度抽查计划中没有计划编号 {code}{which}；{await _startable(ctx, year)}"
+        )
     return entry
 
 
@@ -73,24 +79,36 @@ async def _startable(ctx: changes.Ctx, year: int) -> str:
         return f"尚未发起的计划编号：{shown}"
     if await ctx.session.scalar(select(PlanEntry.id).where(PlanEntry.year == year).limit(1)):
         return "本年度计划已全部发起"
-    return "本年度抽查计划尚未导入，请联席会议办公室先用 lianjian import plan 导入"
+    return f"{year} 年度抽查计划尚未导入，请联系联席会议办公室管理员导入"
+
+
+def _year_taken_from_today(code: str, year: int) -> str:
+    """Says the plan looked in was today's year's, and how to name another: the year the code
+    seems to carry (JH-2026-01), else last year's."""
+    seen = [int(y) for y in re.findall(r"(?<![0-9])(20[0-9]{2})(?![0-9])", code)]
+    other = next((y for y in seen if y != year), year - 1)
+    return (
+        f"（未写年度，按今天所在的 {year} 年查找；其他年度请在编号后写明，如“发起 {code} {other}”）"
+    )
 
 
 STARTERS_ONLY = "只有管理员或牵头部门的联络员、分管领导可以发起联合抽查任务"
 _SHOWN_CODES = 8  # a chat line, not the plan: the office's file has the rest
 
 
-async def start_planned(ctx: changes.Ctx, code: str) -> JointTask:
-    """The lead department starts a planned task and the invitations go out. Who may start
-    any task is asked first: an inspector's typo got the list of codes to start instead."""
+async def start_planned(ctx: changes.Ctx, code: str, year: int | None = None) -> JointTask:
+    """The lead department starts a planned task of `year`'s plan (unnamed: this year's) and
+    the invitations go out. Who may start any task is asked first: an inspector's typo got the
+    list of codes to start instead."""
     today = ctx.clock.today()
+    plan_year = today.year if year is None else year
     require(
         ctx.actor is None or may_act_for(ctx, ctx.actor.department_id),
         "plan.start",
-        f"plan:{today.year}:{code.strip().upper()}",
+        f"plan:{plan_year}:{code.strip().upper()}",
         STARTERS_ONLY,
     )
-    entry = await plan_entry(ctx, code, today.year)
+    entry = await plan_entry(ctx, code, plan_year, named=year is not None)
     if entry.task_id is not None:
         task = await ctx.session.get(JointTask, entry.task_id)
         raise ValidationFailed(

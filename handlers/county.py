@@ -1,4 +1,4 @@
-"""检查配置 (readiness), 发起 计划编号 (start a planned task), 年度考核 (yearly evaluation)."""
+"""检查配置 (readiness), 发起 计划编号 [年度] (start a planned task), 年度考核 (evaluation)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ async def start(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError("请写明年度抽查计划中的计划编号。")
-    task = await start_planned(ctx.core, code)
+    words = args.words
+    year = parse_year(words[1], ctx.clock.today()) if len(words) > 1 else None
+    task = await start_planned(ctx.core, code, year)
     await ctx.say("cmd_plan_started.md.j2", task=task, plan_code=code)
 
 

@@ -203,6 +203,33 @@ async def test_an_unknown_plan_code_names_the_codes_that_can_be_started(
     assert "本年度计划已全部发起" in bodies(rows)
 
 
+async def test_a_code_of_another_years_plan_says_the_year_was_todays_and_how_to_name_one(
+    sessionmaker, clock, ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """004 第七条: 发起 without a year looks in this year's plan; the refusal said only "2026
+    年度抽查计划中没有…", not that the year was today's nor how to name another, and sent the
+    officer to a command line to import the plan."""
+    async with sessionmaker() as s:
+        from core.models import Officer
+
+        code = await s.scalar(
+            select(Officer.code).where(Officer.department_id == county["SJ"].id).limit(1)
+        )
+    assert code is not None
+    d = make_dispatcher(sessionmaker, clock)
+    text = bodies(await send(sessionmaker, d, text_event(code, "发起 JH-2027-01")))
+    assert (
+        "（未写年度，按今天所在的 2026 年查找；其他年度请在编号后写明，如“发起 JH-2027-01 2027”）"
+        in text
+    )
+    assert "请联系联席会议办公室管理员导入" in text and "lianjian" not in text
+    text = bodies(await send(sessionmaker, d, text_event(code, "发起 JH-2027-01 2027")))
+    assert text.startswith("2027 年度抽查计划中没有计划编号 JH-2027-01；2027 年度抽查计划尚未导入")
+    await _import(ctx, tmp_path, ROW)
+    text = bodies(await send(sessionmaker, d, text_event(code, "发起 JH-2026-01 2026年")))
+    assert "已按年度抽查计划 JH-2026-01 创建联合抽查任务" in text
+
+
 async def test_an_inspector_is_told_who_may_start_a_task_not_which_codes_to_try(
     sessionmaker, clock, ctx: Ctx, county: dict[str, Department], tmp_path: Path
 ) -> None:
