@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
-from docx.shared import Pt
+from docx.shared import Cm, Mm, Pt
 from sqlalchemy import select
 
 from core.cases import (
@@ -353,6 +353,12 @@ def document_file(kind: DocKind, fmt: Fmt, context: dict[str, Any]) -> Rendered:
 
 def _new_document() -> Any:
     doc = Document()
+    # python-docx's template is US Letter; county offices print on A4 (the HTML's @page too),
+    # with Word's usual Chinese margins
+    for section in doc.sections:
+        section.page_width, section.page_height = Mm(210), Mm(297)
+        section.top_margin = section.bottom_margin = Cm(2.54)
+        section.left_margin = section.right_margin = Cm(3.18)
     style = doc.styles["Normal"]
     style.font.name = "仿宋"
     style.font.size = Pt(14)

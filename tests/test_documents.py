@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from docx import Document
+from docx.shared import Length
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -343,6 +344,29 @@ def test_cli_writes_every_document_of_a_task(
     )
     assert "ZFA1" in docx_text((out / code / f"{code}-联合抽查通知书.docx").read_bytes())
     assert cli_main(["documents", "LJ-2026-999", "-o", str(out), "--db", db_url]) == 2
+
+
+def a4_pages(content: bytes) -> bool:
+    """Every section of a DOCX is A4 portrait with margins (county offices print on A4)."""
+
+    def mm(length: Length | None) -> int:
+        return round(length.mm) if length is not None else 0
+
+    return all(
+        (mm(s.page_width), mm(s.page_height)) == (210, 297)
+        and min(mm(s.top_margin), mm(s.bottom_margin), mm(s.left_margin), mm(s.right_margin)) >= 20
+        for s in Document(io.BytesIO(content)).sections
+    )
+
+
+def test_cli_writes_word_documents_on_a4_paper(tmp_path: Path, db_url: str, world: World) -> None:
+    """The Word files were US Letter (w:pgSz 12240×15840) while the HTML says A4."""
+    out = tmp_path / "docs"
+    assert cli_main(["documents", world.case.code, "-o", str(out), "--db", db_url]) == 0
+    words = list(out.rglob("*.docx"))
+    assert len(words) == 2
+    for path in words:
+        assert a4_pages(path.read_bytes()), path.name
 
 
 def test_cli_documents_counts_documents_and_makes_no_path_from_a_typo(

@@ -31,7 +31,7 @@ from core.result_entry import submit_result
 from core.review import review_result
 from core.states import TaskState
 from tests.case_factories import World, acting, at_day, build_world, enter_other_parts
-from tests.test_documents import docx_text
+from tests.test_documents import a4_pages, docx_text
 from tests.test_public import publish_and_correct
 
 D = dt.date
@@ -145,6 +145,7 @@ def test_archive_holds_the_whole_task_and_closes_it(
         assert expected in names, expected
     notice = Document(io.BytesIO(read[f"04-检查文书/{code}/{code}-联合抽查通知书-第1次送达.docx"]))
     assert any("ZFA1" in c.text for t in notice.tables for r in t.rows for c in r.cells)
+    assert all(a4_pages(read[n]) for n in names if n.endswith(".docx"))
     results = read["05-检查结果/结果.csv"].decode("utf-8-sig")
     assert "已被更正" in results and "已公示" in results and "复查" not in results
     invitations = read["02-邀请与答复/邀请.csv"].decode("utf-8-sig")
