@@ -55,6 +55,7 @@ async def add_referral(
     )
     assert actor is not None
     _check_fields(kind, to_department, content)
+    await _refuse_a_repeat(ctx, case, kind, to_department.strip(), content.strip())
     referral = Referral(
         case_id=case.id,
         kind=kind,
@@ -105,6 +106,28 @@ async def add_referral(
         notices,
     )
     return referral
+
+
+async def _refuse_a_repeat(ctx: Ctx, case: Case, kind: str, to: str, content: str) -> None:
+    """The same clue to the same receiver while the first is not signed for is a message sent
+    twice, not a second referral: the receiver would sign for one problem twice."""
+    first = await ctx.session.scalar(
+        select(Referral)
+        .where(
+            Referral.case_id == case.id,
+            Referral.kind == kind,
+            Referral.to_department == to,
+            Referral.content == content,
+            Referral.acknowledged_at.is_(None),
+        )
+        .order_by(Referral.id)
+        .limit(1)
+    )
+    if first is not None:
+        raise InvalidTransition(
+            f"案件 {case.code} 已于 {cn_datetime(first.created_at)} 将相同线索移送{to}，"
+            "对方尚未签收，不再重复移送；如有新的线索，请写明新的内容"
+        )
 
 
 def _check_fields(kind: str, to_department: str, content: str) -> None:

@@ -138,3 +138,23 @@ async def test_a_referral_to_the_lead_department_asks_its_own_chat_to_sign_004_a
     assert "2026年3月10日" in lead[0].message["body"]
     signed = await send(sessionmaker, d, text_event(w.lead_liaison.code, f"签收 {CASE}"))
     assert "已签收" in bodies(signed)
+
+
+async def test_the_same_clue_sent_twice_is_one_referral_while_unsigned_004_art21(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十一条: one problem is handed over once; the same 移送 sent again (a resend, a
+    double tap) made a second referral for the department to sign. It is refused, saying when
+    the first was sent; a new clue, or the same one after 签收, is a referral of its own."""
+    d = make_dispatcher(sessionmaker, clock)
+    typed = f"移送 {CASE} 卫健 未取得卫生许可"
+    await send(sessionmaker, d, text_event(w.a1.code, typed))
+    again = bodies(await send(sessionmaker, d, text_event(w.a2.code, typed)))
+    assert f"案件 {CASE} 已于 2026年3月5日 12:00 将相同线索" in again
+    assert "尚未签收，不再重复移送" in again
+    await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} 卫健 从业人员无健康证明"))
+    await send(sessionmaker, d, text_event(w.other_liaison.code, f"签收 {CASE}"))
+    await send(sessionmaker, d, text_event(w.a1.code, typed))
+    async with sessionmaker() as s:
+        contents = list(await s.scalars(select(Referral.content).order_by(Referral.id)))
+    assert contents == ["未取得卫生许可", "从业人员无健康证明", "未取得卫生许可"]
