@@ -43,14 +43,15 @@ async def load_holiday_year(ctx: Ctx, hf: HolidayFile) -> int:
 
 
 async def holiday_warning(ctx: Ctx) -> str | None:
-    """For admins, from 1 November: next year's arrangement is not loaded yet (a read: the
-    daily tick's, before its claim, and the setup check's)."""
-    year = (await ctx.work_calendar()).missing_next_year(ctx.clock.today())
-    if year is None:
+    """For admins: the arrangement of the year under way, or from 1 November of the next, is
+    not loaded yet (a read: the daily tick's, before its claim, and the setup check's)."""
+    missing = (await ctx.work_calendar()).missing_years(ctx.clock.today())
+    if not missing:
         return None
+    years = "、".join(str(year) for year in missing)
     return (
-        f"尚未导入 {year} 年节假日安排。跨入 {year} 年的期限暂按周一至周五计算，"
-        f"并标注“暂按工作日计算”。国务院办公厅发布 {year} 年部分节假日安排的通知后，"
+        f"尚未导入 {years} 年节假日安排。涉及 {years} 年的期限和逾期天数暂按周一至周五计算，"
+        f"并标注“暂按工作日计算”。国务院办公厅发布 {years} 年部分节假日安排的通知后，"
         f"请管理员用 `lianjian holidays load 文件` 导入，系统将自动重算这些期限。"
     )
 

@@ -30,6 +30,7 @@ from core.models import AuditEvent, Case, GroupMember, JointTask, Target
 from core.obligations.due import due_items
 from core.obligations.model import Obligation, People, department_people
 from core.states import CaseState, TaskState
+from core.workdays import WorkCalendar
 
 
 def _digest_subject(department_id: int, today: dt.date) -> str:
@@ -111,7 +112,7 @@ async def plan_nudges(ctx: Ctx, today: dt.date) -> PlannedNudges:
                 department_id,
                 list(items),
                 sum(o.overdue for o in items.values()),
-                _digest_notices(department_id, items, people, today),
+                _digest_notices(department_id, items, people, today, _overdue_note(cal, today)),
             )
             for department_id, items in sorted(by_department.items())
         ],
@@ -151,19 +152,38 @@ async def enqueue_nudges(ctx: Ctx, today: dt.date) -> int:
 SHOWN = 30  # lines a nudge lists: about what a chat message shows (WeCom app markdown 2 KB)
 
 
-def _listing(template: str, title: str, items: list[Obligation], today: dt.date) -> OutMessage:
+def _overdue_note(cal: WorkCalendar, today: dt.date) -> str:
+    """Overdue working days counted into a year without holiday data take its holidays (元旦,
+    春节) for working days: a list that reports them so says it."""
+    if cal.knows(today.year):
+        return ""
+    return f"注：{today.year} 年节假日安排尚未导入，逾期天数暂按工作日周一至周五计算，导入后重算。"
+
+
+def _listing(
+    template: str, title: str, items: list[Obligation], today: dt.date, note: str
+) -> OutMessage:
     """The most urgent items (overdue first) and how many more there are, rather than a list
-    the platform would cut off mid-line; each item's key is nudged either way."""
-    return message(template, title, items=items[:SHOWN], more=len(items) - SHOWN, today=today)
+    the platform would cut off mid-line; each item's key is nudged either way. `note`: the
+    overdue count's (_overdue_note), shown when an item is overdue."""
+    shown = items[:SHOWN]
+    return message(
+        template,
+        title,
+        items=shown,
+        more=len(items) - SHOWN,
+        today=today,
+        note=note if any(o.overdue for o in shown) else "",
+    )
 
 
 def _digest_notices(
-    department_id: int, keyed: dict[str, Obligation], people: People, today: dt.date
+    department_id: int, keyed: dict[str, Obligation], people: People, today: dt.date, note: str
 ) -> list[Notice]:
     """`keyed`: the department's obligations by nudge key, soonest first."""
     items = list(keyed.values())
     mentions = sorted({i for o in items for i in o.officer_ids})
-    msg = _listing("nudge_digest", "待办提醒", items, today).model_copy(
+    msg = _listing("nudge_digest", "待办提醒", items, today, note).model_copy(
         update={"mention_officer_ids": mentions}
     )
     notices = [
@@ -175,7 +195,7 @@ def _digest_notices(
     ]
     overdue = [o for o in items if o.overdue]
     if overdue:
-        escalation = _listing("nudge_escalation", "逾期事项", overdue, today)
+        escalation = _listing("nudge_escalation", "逾期事项", overdue, today, note)
         notices += [
             Notice(
                 Destination.officer(leader),
@@ -184,10 +204,10 @@ def _digest_notices(
             )
             for leader in people.leaders.get(department_id, [])
         ]
-    return notices + _personal_notices(keyed, today)
+    return notices + _personal_notices(keyed, today, note)
 
 
-def _personal_notices(keyed: dict[str, Obligation], today: dt.date) -> list[Notice]:
+def _personal_notices(keyed: dict[str, Obligation], today: dt.date, note: str) -> list[Notice]:
     """Each officer who acts on a page gets their own items privately, with the signed links
     a group digest must not carry."""
     mine: dict[int, dict[str, Obligation]] = defaultdict(dict)
@@ -197,7 +217,7 @@ def _personal_notices(keyed: dict[str, Obligation], today: dt.date) -> list[Noti
     return [
         Notice(
             Destination.officer(officer_id),
-            _listing("nudge_personal", "我的待办", list(own.values()), today),
+            _listing("nudge_personal", "我的待办", list(own.values()), today, note),
             _digest_key(f"nudge:officer:{officer_id}", today, own),
         )
         for officer_id, own in sorted(mine.items())

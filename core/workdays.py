@@ -133,11 +133,11 @@ class WorkCalendar:
             )
         return self._between[start, end]
 
-    def missing_next_year(self, today: dt.date) -> int | None:
-        """From 1 November, the next year if its holiday data is still missing."""
-        if today.month >= 11 and not self.knows(today.year + 1):
-            return today.year + 1
-        return None
+    def missing_years(self, today: dt.date) -> list[int]:
+        """The years whose holiday data is missing and already counted in: the year under way,
+        and from 1 November the next one (deadlines cross into it)."""
+        soon = (today.year, today.year + 1) if today.month >= 11 else (today.year,)
+        return [year for year in soon if not self.knows(year)]
 
 
 # the stored years as plain columns: no ORM rows to build on every transaction that asks

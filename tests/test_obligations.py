@@ -359,11 +359,11 @@ def test_a_long_nudge_lists_the_most_urgent_and_counts_the_rest() -> None:
         )
         for i in range(SHOWN + 5)
     ]
-    body = _listing("nudge_digest", "待办提醒", items, DAY).body
+    body = _listing("nudge_digest", "待办提醒", items, DAY, "").body
     listed = [line for line in body.splitlines() if line.startswith("- ⚠")]
     assert len(listed) == SHOWN and "LJ-2026-001-029" in body and "LJ-2026-001-030" not in body
     assert "另有 5 项（此处只列出最紧急的 30 项）" in body
-    assert "另有" not in _listing("nudge_digest", "待办提醒", items[:SHOWN], DAY).body
+    assert "另有" not in _listing("nudge_digest", "待办提醒", items[:SHOWN], DAY, "").body
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL plans from statistics

@@ -51,9 +51,11 @@ def test_loaded_year_makes_it_final_and_honours_holidays():
     assert loaded.is_workday(D(2027, 1, 9))  # Saturday make-up day
 
 
-def test_missing_next_year_warning_from_november():
-    assert cal.missing_next_year(D(2026, 10, 31)) is None
-    assert cal.missing_next_year(D(2026, 11, 1)) == 2027
+def test_missing_years_warning_the_year_under_way_and_the_next_from_november():
+    assert cal.missing_years(D(2026, 10, 31)) == []
+    assert cal.missing_years(D(2026, 11, 1)) == [2027]
+    assert cal.missing_years(D(2027, 1, 1)) == [2027]
+    assert cal.missing_years(D(2027, 11, 1)) == [2027, 2028]
 
 
 def test_holiday_file_ranges_and_errors(tmp_path):
