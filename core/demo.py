@@ -30,7 +30,7 @@ from core.db import make_engine, make_sessionmaker
 from core.draws import targets
 from core.draws.verify import verify_draw
 from core.errors import ValidationFailed
-from core.groups import matching, member_changes
+from core.groups import matching
 from core.inspection import record_inspection_date
 from core.models import Case, CaseResult, Department, GroupMember, Item, Officer, OutboxMessage
 from core.publication import correct_result
@@ -202,13 +202,16 @@ async def _inspect(demo: Demo, code: str) -> list[str]:
     first = case_codes[0]
     members = await demo.read(lambda s: _members(s, first))
     other = next(m for m in members if not m.is_leader)
+    officer, dept = other.officer.code, other.officer.department.code
+    reason = "本人配偶在该企业任职，申请回避"
     await demo.step(
-        other.officer.code,
-        lambda c: member_changes.recuse(
-            c, first, other.officer_id, "本人配偶在该企业任职，申请回避"
-        ),
+        officer, lambda c: replacements.request(c, first, officer, reason, kind="recusal")
     )
-    demo.say(f"{other.officer.name} 申请回避 {first}，按抽取顺序由同部门下一名人员替补")
+    await demo.step(f"{dept}002", lambda c: replacements.decide(c, first, officer))
+    demo.say(
+        f"{other.officer.name} 申请回避 {first}，经本部门分管领导批准，"
+        "按抽取顺序由同部门下一名人员替补"
+    )
     await _replace(demo, case_codes[-1])
     demo.advance_to(dt.date(YEAR, 3, 17))
     for case_code in case_codes:

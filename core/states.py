@@ -367,9 +367,10 @@ def _replacement() -> Machine[ReplacementState]:
     s = ReplacementState
     return Machine(
         "replacement request",
-        "更换申请",
+        "更换或回避申请",
         {s.PENDING: "待批准", s.APPROVED: "已批准", s.REFUSED: "不批准"},
         [
+            # 回避: the officer, or a liaison or leader of their department or of the lead
             (None, s.PENDING, f"{GROUP}, liaison, leader"),
             (s.PENDING, s.APPROVED, "department leader, admin"),
             (s.PENDING, s.REFUSED, "department leader, admin"),

@@ -1,12 +1,10 @@
-"""我的检查 (my cases) and 回避 案件号 理由 (recusal of the sender)."""
+"""我的检查 (my cases)."""
 
 from __future__ import annotations
 
 from core import cases, progress
-from core.groups import member_changes
-from core.models import Officer
 from core.states import CASE, CaseState
-from handlers.base import Args, HandlerCtx, UsageError
+from handlers.base import Args, HandlerCtx
 
 
 async def mine(ctx: HandlerCtx, args: Args) -> None:
@@ -23,12 +21,3 @@ async def mine(ctx: HandlerCtx, args: Args) -> None:
             ctx.officer.department_id,
         ),
     )
-
-
-async def recuse(ctx: HandlerCtx, args: Args) -> None:
-    code, reason = args.code(0), args.rest_after(1)
-    if code is None or not reason:
-        raise UsageError("回避须写明案件号和理由。")
-    member = await member_changes.recuse(ctx.core, code, ctx.officer.id, reason)
-    replacement = await ctx.session.get(Officer, member.officer_id)
-    await ctx.say("cmd_recused.md.j2", code=code, replacement=replacement)

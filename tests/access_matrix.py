@@ -19,10 +19,10 @@ an unknown subject (a code that does not exist):
 
 "Own" depends on the row: the lead department for a task's lead actions, the invited department
 for an answer, the case's group (an inspector: a member of it) for case actions, the receiving
-department for 签收, the replaced officer's department for 批准; an admin's "own" is the same
-department. An unknown user (an account bound to no officer) is refused and audited everywhere
-in chat; on a page it is a link naming no officer, refused before any page runs (with no
-officer to name, that refusal is not audited). A result or review page's attachment
+department for 签收, the replaced or recusing officer's department for 批准; an admin's "own" is
+the same department. An unknown user (an account bound to no officer) is refused and audited
+everywhere in chat; on a page it is a link naming no officer, refused before any page runs (with
+no officer to name, that refusal is not audited). A result or review page's attachment
 (`…/file`) follows its page; the picture page (`/h5/image`, the summary chart in DingTalk)
 names a picture, not a department's subject: any officer the server signed the link for.
 """
@@ -84,6 +84,7 @@ MATRIX: list[Row] = [
     _row("批准 案件号 人员 新人员", "command", "lead", "✗✗?", "✗✗?", "✓✗?", "✓✓?", "✗✗?", "✗✗✗"),
     _row("不批准 案件号 人员 理由", "command", "lead", "✗✗?", "✗✗?", "✓✗?", "✓✓?", "✗✗?", "✗✗✗"),
     _row("回避 案件号 理由", "command", "lead", "✓✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗?", "✗✗✗"),
+    _row("批准 案件号 回避人员", "command", "partner", "✗✗?", "✗✗?", "✓✗?", "✓✓?", "✗✗?", "✗✗✗"),
     _row("进度 编号", "command", "lead", "✓公?", "✓公?", "✓公?", "✓✓?", "✓公?", "✗✗✗"),
     _row("验证 编号", "command", "lead", "✓公?", "✓公?", "✓公?", "✓✓?", "✓公?", "✗✗✗"),
     _row("汇总", "command", "none", "✗——", "✗——", "✓——", "✓——", "✗——", "✗——"),

@@ -183,6 +183,8 @@ async def build_scene(sm: async_sessionmaker[AsyncSession], clock: FixedClock) -
     await say(lead, f"异议 {cases[2].code} 企业称检查前已取得许可 3月25日")
     await say(member.code, f"移送 {cases[0].code} {names[1]} 该店未取得公共场所卫生许可")
     await say(member.code, f"更换 {cases[0].code} {member.code} 长期病假无法到岗")
+    recusing = next(o for o in groups[cases[0].id] if o.department_id == dept_rows["partner"].id)
+    await say(recusing.code, f"回避 {cases[0].code} 本人配偶在该企业任职")
     async with sm() as s:
         states = {c.code: await s.scalar(select(Case.state).where(Case.id == c.id)) for c in cases}
     assert [states[c.code] for c in cases[:4]] == [
@@ -205,7 +207,7 @@ async def build_scene(sm: async_sessionmaker[AsyncSession], clock: FixedClock) -
         outside_name=names[0],
         invited_name=names[1],
         uscc=uscc,
-        extra={"quick": quick},
+        extra={"quick": quick, "recusing": recusing.code},
     )
 
 
@@ -246,6 +248,7 @@ def _command(scene: Scene, row: Row, known: bool) -> str:
         "签收 案件号": f"签收 {c[0]}",
         "更换 案件号 人员 理由": f"更换 {c[0]} {member} 家中有事无法到岗",
         "批准 案件号 人员 新人员": f"批准 {c[0]} {member} {scene.spare.code}",
+        "批准 案件号 回避人员": f"批准 {c[0]} {scene.extra['recusing'] if known else member}",
         "不批准 案件号 人员 理由": f"不批准 {c[0]} {member} 病假一周内结束",
         "回避 案件号 理由": f"回避 {c[0]} 本人与该企业负责人系近亲属",
         "进度 编号": f"进度 {t1}",

@@ -8,13 +8,14 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from core import replacements
 from core.changes import Ctx
 from core.clock import CHINA_TZ, china_noon
 from core.draws import targets
 from core.draws.beacon import beacon_day
 from core.draws.verify import verify_draw
 from core.errors import InvalidTransition, ValidationFailed
-from core.groups import matching, member_changes
+from core.groups import matching
 from core.models import Case, Draw, GroupMember, OutboxMessage
 from tests import factories as f
 from tests.case_factories import at_time
@@ -233,12 +234,11 @@ async def _sent_since(ctx: Ctx, after: int) -> list[OutboxMessage]:
 async def test_recusal_reason_needs_substance(ctx: Ctx) -> None:
     w, case, members = await _matched(ctx)
     old = next(m for m in members if m.department_id == w.partners[0].dep.id)
+    asker = as_actor(ctx, old.officer)
     with pytest.raises(ValidationFailed, match="回避理由至少需要 4 个字"):
-        await member_changes.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, "近亲")
+        await replacements.request(asker, case.code, old.officer.code, "近亲", kind="recusal")
     with pytest.raises(ValidationFailed, match="标点、空格不计"):
-        await member_changes.recuse(
-            as_actor(ctx, old.officer), case.code, old.officer_id, "！！！！！"
-        )
+        await replacements.request(asker, case.code, old.officer.code, "！！！！！", kind="recusal")
 
 
 async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_reason(
@@ -247,9 +247,16 @@ async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_re
     w, case, members = await _matched(ctx)
     partner = w.partners[0]
     old = next(m for m in members if m.department_id == partner.dep.id)
-    last = await ctx.session.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
     reason = "本人配偶在该企业任职"
-    new = await member_changes.recuse(as_actor(ctx, old.officer), case.code, old.officer_id, reason)
+    await replacements.request(
+        as_actor(ctx, old.officer), case.code, old.officer.code, reason, kind="recusal"
+    )
+    last = await ctx.session.scalar(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()))
+    await replacements.decide(as_actor(ctx, partner.leader), case.code, old.officer.code)
+    new = await ctx.session.scalar(
+        select(GroupMember).where(GroupMember.case_id == case.id, GroupMember.id > members[-1].id)
+    )
+    assert new is not None
     sent = await _sent_since(ctx, last or 0)
     to: dict[object, list[str]] = {}
     for m in sent:

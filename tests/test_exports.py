@@ -426,10 +426,10 @@ async def test_archive_holds_each_notice_as_served_each_record_version_and_the_r
     assert "张检查（组长）、王检查、吴局外" in delivered[2]
     changes = read["04-检查文书/检查组人员变更.csv"].decode("utf-8-sig")
     assert f"{code},更换,李检查,吴局外,县市场监督管理局,临时抽调参加专项整治,钱领导," in changes
-    requests = read["04-检查文书/更换申请.csv"].decode("utf-8-sig")
-    assert f"{code},李检查,县市场监督管理局,临时抽调参加专项整治,张检查," in requests
+    requests = read["04-检查文书/更换与回避申请.csv"].decode("utf-8-sig")
+    assert f"{code},更换,李检查,县市场监督管理局,临时抽调参加专项整治,张检查," in requests
     assert ",已批准," in requests
     referred = read["05-检查结果/移送.csv"].decode("utf-8-sig")
     assert f"{code},移送办案机构,县市场监督管理局,年报未公示，移送立案,赵联络," in referred
-    for name in ("通知书送达", "检查组人员变更", "更换申请"):
+    for name in ("通知书送达", "检查组人员变更", "更换与回避申请"):
         assert not re.findall(RAW_WORDS, read[f"04-检查文书/{name}.csv"].decode("utf-8-sig"))

@@ -595,7 +595,13 @@ async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> 
         d,
         text_event(other_officer.code, f"回避 {other_case.code} 本人与该企业负责人系近亲属"),
     )
-    assert "已回避" in bodies(to(recused, kind="officer", officer_id=other_officer.id))
+    asked = bodies(to(recused, kind="officer", officer_id=other_officer.id))
+    assert "已提交回避申请" in asked
+    async with sessionmaker() as s:
+        assert (await s.get(GroupMember, other.id)).active is True  # 001 第十四条: leader first
+    leader = next(d.leader for d in (w.lead, *w.partners) if d.dep.id == other.department_id)
+    approved = text_event(leader.code, f"批准 {other_case.code} {other_officer.code}")
+    assert "回避申请已批准" in bodies(await send(sessionmaker, d, approved))
     async with sessionmaker() as s:
         assert (await s.get(GroupMember, other.id)).active is False
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.platforms.base import card_markdown
-from core import access, audit
+from core import access, audit, replacements
 from core.changes import Ctx
 from core.clock import china_noon
 from core.consultation import answers, creation, expiry, opening
@@ -29,9 +29,11 @@ from core.models import (
     GroupMember,
     Invitation,
     JointTask,
+    Officer,
     OfficerConflict,
     OutboxMessage,
     Recusal,
+    ReplacementRequest,
     TaskItem,
 )
 from core.progress import cases_for_officer, task_progress, tasks_for_department
@@ -192,9 +194,16 @@ async def test_full_path(ctx: Ctx) -> None:
 
     partner = w.partners[0]
     old = next(m for m in by_case[first.id] if m.department_id == partner.dep.id)
-    new_member = await member_changes.recuse(
-        as_actor(ctx, old.officer), first.code, old.officer_id, "系该企业法定代表人近亲属"
+    await replacements.request(
+        as_actor(ctx, old.officer),
+        first.code,
+        old.officer.code,
+        "系该企业法定代表人近亲属",
+        kind="recusal",
     )
+    assert old.active  # 001 第十四条: only once the department leader agrees
+    await replacements.decide(as_actor(ctx, partner.leader), first.code, old.officer.code)
+    new_member = await _newest_member(ctx, first)
     assert new_member.department_id == partner.dep.id and new_member.officer_id != old.officer_id
     assert old.active is False
     recusal = await ctx.session.scalar(select(Recusal))
@@ -232,7 +241,9 @@ async def test_full_path(ctx: Ctx) -> None:
         "draw.frozen",
         "draw.locked",
         "inspectors.matched",
+        "case.recusal.requested",
         "case.recusal",
+        "case.recusal.approved",
         "case.replacement",
     ]
 
@@ -682,21 +693,20 @@ async def test_recusal_without_replacement_and_bad_replacements(ctx: Ctx) -> Non
     [case] = await matching.match_inspectors(lead, task.code)
     await ctx.session.commit()
     only = w.partners[0].inspectors[0]
+
+    async def recusal(asker: Officer | None, officer: Officer, reason: str) -> ReplacementRequest:
+        return await replacements.request(
+            as_actor(ctx, asker) if asker else ctx, case.code, officer.code, reason, kind="recusal"
+        )
+
     await _refused(
         ctx,
         ValidationFailed,
         "该部门没有可替换的执法检查人员，无法回避",
-        member_changes.recuse(as_actor(ctx, only), case.code, only.id, "与企业负责人系同学关系"),
+        recusal(only, only, "与企业负责人系同学关系"),
     )
-    await _refused(
-        ctx,
-        ValidationFailed,
-        "回避须说明理由",
-        member_changes.recuse(as_actor(ctx, only), case.code, only.id, ""),
-    )
-    await _refused(
-        ctx, NotFound, "不在案件", member_changes.recuse(ctx, case.code, w.lead.liaison.id, "理由")
-    )
+    await _refused(ctx, ValidationFailed, "回避须说明理由", recusal(only, only, ""))
+    await _refused(ctx, ValidationFailed, "不在案件", recusal(None, w.lead.liaison, "理由"))
     await _refused(
         ctx,
         PermissionDenied,
@@ -747,7 +757,11 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
     assert leader.officer.code == order[0]  # the lead's first in key order leads the first case
     in_group = {m.officer.code for m in members}
     expected = next(c for c in order[1:] if c not in in_group)
-    new = await member_changes.recuse(ctx, case.code, leader.officer_id, "曾为该企业提供咨询服务")
+    await replacements.request(
+        ctx, case.code, leader.officer.code, "曾为该企业提供咨询服务", kind="recusal"
+    )
+    await replacements.decide(ctx, case.code, leader.officer.code)
+    new = await _newest_member(ctx, case)
     assert new.officer.code == expected and new.is_leader
     sent = await _outbox(ctx)
     notified = {
@@ -762,6 +776,15 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
         for m in sent
         if m.message.get("title") == f"检查任务：{task.code}"
     )
+
+
+async def _newest_member(ctx: Ctx, case: Case) -> GroupMember:
+    """Who joined the group last (the one taking over after a recusal)."""
+    member = await ctx.session.scalar(
+        select(GroupMember).where(GroupMember.case_id == case.id).order_by(GroupMember.id.desc())
+    )
+    assert member is not None
+    return member
 
 
 async def test_queries_for_handlers(ctx: Ctx) -> None:

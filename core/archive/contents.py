@@ -38,6 +38,7 @@ from core.models import (
     Review,
     TaskItem,
 )
+from core.models.cases import CHANGE_LABELS
 from core.states import INVITATION, OBJECTION, REPLACEMENT, RESULT
 from core.workdays import cn_datetime
 
@@ -214,7 +215,7 @@ async def case_results(session: AsyncSession, case: Case) -> list[CaseResult]:
 
 async def group_changes(session: AsyncSession, cases: Sequence[Case], files: Files) -> None:
     """Registers of the groups' changes (回避, 更换: 001 第十四条, 004 第十三条) and of the
-    replacement requests, with their decisions."""
+    requests for them, with their decisions."""
     code = {c.id: c.code for c in cases}
     swaps = list(
         await session.scalars(select(Recusal).where(Recusal.case_id.in_(code)).order_by(Recusal.id))
@@ -253,7 +254,7 @@ async def group_changes(session: AsyncSession, cases: Sequence[Case], files: Fil
             [
                 (
                     code[s.case_id],
-                    "回避" if s.kind == "recusal" else "更换",
+                    CHANGE_LABELS[s.kind],
                     name(s.officer_id),
                     name(s.replacement_officer_id),
                     departments[officers[s.officer_id].department_id],
@@ -266,11 +267,12 @@ async def group_changes(session: AsyncSession, cases: Sequence[Case], files: Fil
         ),
     )
     files.add(
-        "04-检查文书/更换申请.csv",
+        "04-检查文书/更换与回避申请.csv",
         csv_bytes(
             (
                 "案件号",
-                "被申请更换人员",
+                "类型",
+                "被申请人员",
                 "所在部门",
                 "申请理由",
                 "申请人",
@@ -283,6 +285,7 @@ async def group_changes(session: AsyncSession, cases: Sequence[Case], files: Fil
             [
                 (
                     code[r.case_id],
+                    CHANGE_LABELS[r.kind],
                     name(r.officer_id),
                     departments[r.department_id],
                     r.reason,

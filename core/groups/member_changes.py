@@ -1,6 +1,7 @@
-"""Stage 3, inspection groups: changing one member — 回避, the next eligible inspector of the
-same department in the inspector draw's order, and 更换, named by the department leader without
-lottery (seeds 001 第十四–十五条, 004 第十三/十六条). Only before the inspection has started.
+"""Stage 3, inspection groups: changing one member once the department leader agreed (asked
+for and decided in core.replacements) — 回避, the next eligible inspector of the same department
+in the inspector draw's order, and 更换, named by the leader without lottery (seeds 000 §八,
+001 第十四–十五条, 004 第十三/十六条). Only before the inspection has started.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from core.groups.matching import assignment_notice, case_entry
 from core.jointtask import answerers, get_department, task_by_id, task_items
 from core.messages import Destination, OutMessage
 from core.models import Case, GroupMember, Officer, OfficerConflict, Recusal
+from core.models.cases import CHANGE_LABELS
 from core.render import render
 from core.rules import written_length
 from core.states import CaseState
@@ -62,36 +64,34 @@ async def _is_conflicted(session: AsyncSession, officer_id: int, target_id: int)
 
 
 async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> GroupMember:
-    """回避: the next eligible inspector of the same
-    department in the inspector draw's key order."""
+    """回避 decided (001 第十四条: 经本部门相关负责人同意; core.replacements asks first): the
+    next eligible inspector of the same department in the inspector draw's key order."""
     case = await cases.get_case(ctx, case_code)
     members = await _members(ctx.session, case)
-    actor = ctx.actor
-    if actor is not None and actor.id == officer_id:
-        # asking for oneself outside the group: a refusal of who asks, audited
-        require(
-            any(m.active and m.officer_id == officer_id for m in members),
-            "case.recuse",
-            f"case:{case.code}",
-            f"您不在案件 {case.code} 的检查组中",
-        )
     old = _active_member(members, case, officer_id)
-    task = await task_by_id(ctx, case.task_id)
     require(
-        actor is None
-        or actor.id == officer_id
-        or may_act_for(ctx, old.department_id)
-        or may_act_for(ctx, task.lead_department_id),
-        "case.recuse",
+        may_act_for(ctx, old.department_id, roles=("leader",)),
+        "case.recusal.decide",
         f"case:{case.code}",
-        "只有本人、所在部门或牵头部门的联络员、分管领导可以申请回避",
+        "回避须经本部门分管领导（或管理员）决定",
     )
+    reason, successor = await recusal_successor(ctx, case, old, reason)
+    return await _swap(ctx, case, members, old, successor, "recusal", reason)
+
+
+async def recusal_successor(
+    ctx: Ctx, case: Case, old: GroupMember, reason: str
+) -> tuple[str, Officer]:
+    """A recusal's grounds — a conflict of interest with the target, in words (000 §八) — and who
+    would take over: checked when it is asked for, so nobody waits on a leader for a recusal
+    that cannot be, and again when it is decided."""
     reason = _changeable(case, reason, "回避")
     if written_length(reason) < ctx.rules.recusal_reason_min_chars:
         raise ValidationFailed(
             f"回避理由至少需要 {ctx.rules.recusal_reason_min_chars} 个字（标点、空格不计），"
             "请写明与检查对象的利害关系"
         )
+    task = await task_by_id(ctx, case.task_id)
     inspectors_draw = await locked_draw(ctx, task, "inspectors")
     dep = await get_department(ctx, old.department_id)
     stratum = dict(decode_pool(await pool_data(ctx, inspectors_draw)))
@@ -104,8 +104,7 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
         o.code: o for o in await ctx.session.scalars(select(Officer).where(Officer.code.in_(order)))
     }
     start = order.index(old.officer.code) + 1 if old.officer.code in order else 0
-    been = {m.officer_id for m in members}
-    replacement = None
+    been = {m.officer_id for m in await _members(ctx.session, case)}  # who left stays out
     for code in order[start:] + order[:start]:
         o = officers.get(code)
         if (
@@ -116,11 +115,8 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
             and o.id not in been
             and not await _is_conflicted(ctx.session, o.id, case.target_id)
         ):
-            replacement = o
-            break
-    if replacement is None:
-        raise ValidationFailed("该部门没有可替换的执法检查人员，无法回避")
-    return await _swap(ctx, case, members, old, replacement, "recusal", reason)
+            return reason, o
+    raise ValidationFailed("该部门没有可替换的执法检查人员，无法回避")
 
 
 async def replace_inspector(
@@ -240,7 +236,7 @@ async def _swap_notices(
     }
     leader = next((names[m.officer_id] for m in group if m.is_leader), "—")
     listed = "、".join(names[m.officer_id] for m in group)
-    label = "回避" if kind == "recusal" else "更换"
+    label = CHANGE_LABELS[kind]
 
     def change(with_reason: bool) -> OutMessage:
         return OutMessage.md(

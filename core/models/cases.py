@@ -39,6 +39,10 @@ class GroupMember(Base):
     officer: Mapped[Officer] = relationship(lazy="joined")
 
 
+# the kinds of a group's change, of Recusal and ReplacementRequest alike, in the regulations' words
+CHANGE_LABELS = {"recusal": "回避", "replacement": "更换"}
+
+
 class Recusal(Base):
     """A recusal (redraw) or an approved replacement (no lottery)."""
 
@@ -54,14 +58,16 @@ class Recusal(Base):
 
 
 class ReplacementRequest(Base):
-    """更换 asked for; the department leader approves (naming the new inspector) or refuses
-    with a reason (001 第十四条, 004 第十三条)."""
+    """更换 or 回避 asked for; the department leader approves — naming the new inspector for a
+    更换, the next in draw order taking over a 回避 — or refuses with a reason (001 第十四条:
+    经本部门相关负责人同意, 004 第十三条)."""
 
     __tablename__ = "replacement_request"
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("inspection_case.id"), index=True)
     officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))  # to be replaced
     department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="replacement")  # replacement | recusal
     reason: Mapped[str] = mapped_column(Text)
     requested_by_id: Mapped[int] = mapped_column(ForeignKey("officer.id"))
     state: Mapped[ReplacementState] = mapped_column(
