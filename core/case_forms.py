@@ -39,9 +39,16 @@ from core.models import (
 )
 from core.publication import correct_result
 from core.referrals import receiver, refer
-from core.result_entry import CaseRead, EntryState, enter_result, read_case, result_fields
+from core.result_entry import (
+    CaseRead,
+    EntryState,
+    enter_result,
+    read_case,
+    referral_problem,
+    result_fields,
+)
 from core.result_parts import PartStatus, departments_with_items, part_status
-from core.results import REFERRAL_FOLLOWUPS, Category, case_codes, ordered_categories
+from core.results import Category, case_codes, ordered_categories
 from core.states import CaseState, PartState
 
 
@@ -456,25 +463,28 @@ async def entry_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict
     for err in problems:
         if err.field or not per_item:  # the codes' rules: said per item where one breaks them
             found.setdefault(err.field or "items", err.message)
-    for key, message in (await _referral_problems(ctx, sheet.case, entry)).items():
+    for key, message in (await _referral_problems(ctx, sheet, entry)).items():
         found.setdefault(key, message)
     return found
 
 
-async def _referral_problems(ctx: Ctx, case: Case, entry: ResultEntry) -> dict[str, str]:
-    """The receiver the entry's referral names, and a follow-up that is a 移送 without one;
-    read only when the entry has them (the form's statements are its cost, #9)."""
+async def _referral_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict[str, str]:
+    """The receiver the entry's referral names, and the follow-ups against the case's
+    referrals and the entry's own (`result_entry.referral_problem`, as the entry checks them)."""
     found: list[ValidationFailed | None] = []
     referral = entry.referral
-    if referral is not None and referral.to_department.strip():
+    to = referral.to_department.strip() if referral is not None else ""
+    if referral is not None and to:
         try:
-            await receiver(ctx, referral.kind, referral.to_department.strip())
+            to, _ = await receiver(ctx, referral.kind, to)
         except ValidationFailed as err:
             found.append(err)
-    if any(k in REFERRAL_FOLLOWUPS for k in entry.followups):
-        query = select(Referral.kind).where(Referral.case_id == case.id)
-        kinds = {*await ctx.session.scalars(query), *([referral.kind] if referral else [])}
-        found.append(results.missing_referral(entry.followups, kinds))
+    adding = (referral.kind, to) if referral is not None else None
+    found.append(
+        await referral_problem(
+            ctx.session, sheet.case, entry.followups, sheet.department_id, adding
+        )
+    )
     return {err.field: err.message for err in found if err is not None}
 
 

@@ -198,8 +198,25 @@ async def _after_lock(ctx: Ctx, task: JointTask, lead: Officer | None) -> Step:
                 f"检查时间从 {task.window_start.month}月{task.window_start.day}日 开始："
                 f"先点“快进 {days} 个工作日”，再发送。{hint}"
             )
-        return await _step(ctx, 8, inspector, f"提交 {open_case.code} 未发现问题 今天", hint)
+        followup = await _referred_as(ctx, open_case, inspector)
+        said = f"提交 {open_case.code} 未发现问题 {followup}今天"
+        return await _step(ctx, 8, inspector, said, hint)
     return await _step(ctx, 10, lead, f"公示 {task.code}", "公示审核通过的结果")
+
+
+async def _referred_as(ctx: Ctx, case: Case, inspector: Officer | None) -> str:
+    """The follow-up the inspector's department owes its referral of the case, typed after the
+    result ("移送办案机构 "), or "": a referral is a follow-up (001 第十七条), so 无需后续处置
+    would be refused."""
+    if inspector is None:
+        return ""
+    kind = await ctx.session.scalar(
+        select(Referral.kind)
+        .join(Officer, Officer.id == Referral.created_by_id)
+        .where(Referral.case_id == case.id, Officer.department_id == inspector.department_id)
+        .limit(1)
+    )
+    return f"{kind} " if kind else ""
 
 
 def _done() -> Step:

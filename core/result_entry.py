@@ -67,12 +67,14 @@ from core.result_parts import (
     part_enterers,
 )
 from core.results import (
+    NO_FOLLOWUP,
     REFERRAL_FOLLOWUPS,
     Category,
     check_codes,
     missing_referral,
     raise_first,
     result_problems,
+    unrecorded_referral,
 )
 from core.states import (
     CASE,
@@ -114,13 +116,36 @@ def _validated_items(
     return cleaned
 
 
-async def _check_referrals(session: AsyncSession, case: Case, followups: Sequence[str]) -> None:
-    if not any(kind in REFERRAL_FOLLOWUPS for kind in followups):
-        return
-    kinds = set(await session.scalars(select(Referral.kind).where(Referral.case_id == case.id)))
-    missing = missing_referral(followups, kinds)
-    if missing is not None:
-        raise missing
+_REFERRALS = (
+    select(Referral.kind, Referral.to_department, Officer.department_id)
+    .join(Officer, Officer.id == Referral.created_by_id)
+    .where(Referral.case_id == bindparam("case_id"))
+    .order_by(Referral.id)
+)
+
+
+async def referral_problem(
+    session: AsyncSession,
+    case: Case,
+    followups: Sequence[str],
+    department_id: int | None,
+    adding: tuple[str, str] | None = None,
+) -> ValidationFailed | None:
+    """The follow-ups against the case's referrals: a 移送 without its referral
+    (`missing_referral`), or 无需后续处置 from who referred (`unrecorded_referral`: the
+    department's own referrals for its part, `department_id`; every one for a whole result,
+    None). `adding`: (kind, receiver) of a referral entered with the result, not stored yet.
+    Read only when the follow-ups name a 移送 or 无需后续处置 (statements are the form's
+    cost, #9)."""
+    if not any(kind in REFERRAL_FOLLOWUPS or kind == NO_FOLLOWUP for kind in followups):
+        return None
+    rows = (await session.execute(_REFERRALS, {"case_id": case.id})).all()
+    made = [(kind, to) for kind, to, by in rows if department_id in (None, by)]
+    made += [adding] if adding is not None else []
+    kinds = {kind for kind, *_ in rows} | {kind for kind, _ in made}
+    return missing_referral(followups, kinds) or unrecorded_referral(
+        followups, made, part=department_id is not None
+    )
 
 
 def _following(latest: CaseResult | None) -> tuple[int, int]:
@@ -191,7 +216,11 @@ async def new_version(
             followup_done_on=checked["followup_done_on"],
         )
     )
-    await _check_referrals(ctx.session, case, checked["followups"])
+    # a part answers for its department's referrals, a whole result (a correction) for all
+    part_of = None if part is None else entered_by.department_id
+    referral = await referral_problem(ctx.session, case, checked["followups"], part_of)
+    if referral is not None:
+        raise referral
     if inspected_on is not None and inspected_on != case.inspected_on:
         if loaded is not None:
             check_day(task, inspected_on, today, loaded.targets_locked_at)

@@ -18,6 +18,7 @@ from core import case_forms
 from core.changes import Ctx
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.models import Case, CasePart, CaseResult, Item, Officer, TaskItem
+from core.referrals import refer
 from core.result_entry import enter_result, result_fields, submit_result
 from core.results import case_codes, needs_visit
 from tests.case_factories import (
@@ -295,3 +296,44 @@ async def test_parts_saying_the_same_situation_go_to_review_004_art18(
     await submit_result(acting(ctx, w.a1), w.case.code, **_part(w.items[0], ["9"]))
     result = await enter(path, ctx, w, w.b1, **_part(w.items[1], ["9"]))
     assert (result.state, result.codes, result.methods) == ("submitted", ["9"], [])
+
+
+async def _referred(ctx: Ctx, session: AsyncSession) -> World:
+    """The lead's inspector has referred a clue of the case to 卫健委 (移送办案机构)."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await refer(acting(ctx, w.a1), w.case.code, "卫健委", "未取得公共场所卫生许可证")
+    return w
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_no_follow_up_is_refused_from_a_department_that_referred_the_case_001_art17(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    """001 第十七条, 004 第二十一条: a referral is a follow-up; the lead's part saying
+    无需后续处置 would publish none for the referral it made, so it is refused, saying to
+    choose the referral's kind."""
+    w = await _referred(ctx, session)
+    lead_item = {"item_id": w.items[0].id, "codes": ["1"]}
+    await refused(
+        session,
+        ValidationFailed,
+        enter(path, ctx, w, w.a1, **CLEAN, item_results=[lead_item]),
+        "本部门已就本案登记移送（移送办案机构：县卫生健康委员会），"
+        "后续处置不能选择“无需后续处置”，请选择“移送办案机构”",
+    )
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_the_referral_as_follow_up_is_entered_and_others_need_none_001_art17(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    """The lead's part naming its referral's kind is entered; 卫健委, which referred nothing,
+    still says 无需后续处置 of its own part, and the case's follow-up is the referral."""
+    w = await _referred(ctx, session)
+    lead_item = {"item_id": w.items[0].id, "codes": ["1"]}
+    referred = {**CLEAN, "followups": ["移送办案机构"], "item_results": [lead_item]}
+    assert (await enter(path, ctx, w, w.a1, **referred)).followups == ["移送办案机构"]
+    their_item = {"item_id": w.items[1].id, "codes": ["1"]}
+    result = await enter(path, ctx, w, w.b1, **CLEAN, item_results=[their_item])
+    assert (result.state, result.followups) == ("submitted", ["移送办案机构"])

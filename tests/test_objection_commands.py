@@ -35,13 +35,13 @@ async def say(sm, clock, officer, text: str) -> str:
     return bodies(await send(sm, make_dispatcher(sm, clock), text_event(officer.code, text)))
 
 
-async def publish(sm, clock, w: World) -> None:
-    """提交 → 通过 by lead and participant, all in chat; the closing approval publishes
-    (rules.auto_publish, 004 第十九条; published 2026-03-05)."""
+async def publish(sm, clock, w: World, result: str = "未发现问题") -> None:
+    """提交 `result` → 通过 by lead and participant, all in chat; the closing approval
+    publishes (rules.auto_publish, 004 第十九条; published 2026-03-05)."""
     async with sm() as s:  # 卫健委's part is in (000 §九–十): A1's 提交 completes the case
         await enter_other_parts(s, CASE, w.a1, clock.now())
         await s.commit()
-    await say(sm, clock, w.a1, f"提交 {CASE} 未发现问题 3月4日")
+    await say(sm, clock, w.a1, f"提交 {CASE} {result} 3月4日")
     await say(sm, clock, w.lead_liaison, f"通过 {CASE}")
     assert "审核通过并已公示" in await say(sm, clock, w.other_liaison, f"通过 {CASE}")
 
@@ -100,6 +100,19 @@ async def test_a_correction_to_serious_non_cooperation_names_its_follow_up_004_a
         latest = await s.scalar(select(CaseResult).order_by(CaseResult.version.desc()).limit(1))
     assert latest is not None
     assert (latest.codes, latest.followups) == (["8"], ["抄告相关部门"])
+
+
+async def test_a_correction_keeps_the_follow_up_of_the_cases_referral_001_art17(
+    sessionmaker, clock, w
+) -> None:
+    """001 第十七条: a correction is the whole case's result, so it answers for every referral
+    of the case: 无需后续处置 is refused, saying to choose the referral's kind."""
+    sm = sessionmaker
+    await say(sm, clock, w.a1, f"移送 {CASE} 卫健委 未取得卫生许可")
+    await publish(sm, clock, w, "未发现问题 移送办案机构")
+    text = await say(sm, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 复查发现原记录有误")
+    assert "本案已登记移送（移送办案机构：县卫生健康委员会），后续处置不能选择" in text
+    assert await case_state(sm) == "published"
 
 
 async def test_objection_upheld_and_late_objection_004_art20(sessionmaker, clock, w) -> None:

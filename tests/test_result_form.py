@@ -304,6 +304,30 @@ async def test_a_part_contradicting_another_departments_situation_is_refused_004
     assert [r.codes for r in await results(sessionmaker)] == [["9"]]
 
 
+async def test_no_follow_up_is_refused_with_the_departments_own_referral_001_art17(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """001 第十七条: a referral registered with the entry is the department's follow-up, so
+    无需后续处置 beside it is refused next to the follow-ups, and nothing is stored."""
+    tok = token(services, world.a1, world.case)
+    referral = {
+        "referral_kind": "移送办案机构",
+        "referral_to": "卫健委",
+        "referral_content": "线索",
+    }
+    resp = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, **referral))
+    html = await resp.text()
+    assert resp.status == 422
+    message = "后续处置不能选择“无需后续处置”，请选择“移送办案机构”"
+    assert field_before(html, message) == "followups"
+    assert await results(sessionmaker) == []
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Referral)) == 0
+
+
 def field_before(html: str, message: str) -> str:
     """The name of the last form field before `message` on the page."""
     return re.findall(r'name="([^"]+)"', html[: html.index(message)])[-1]
@@ -1197,7 +1221,9 @@ async def test_the_form_reads_and_writes_in_a_fixed_number_of_statements(
     # holidays (the case's history is the review page's)
     assert reads == 5, "\n".join(seen)
     # POST: officer, case + latest version + targets locked + group + parts (locked),
-    # departments + items, holidays; the entry's unit of work (part, version, case, items),
-    # the review staff with where the task's cases stand, outbox, audit (head, its first row,
-    # head, event, head); the task's stage and that audit (head, event, head); referrals
-    assert len(seen) - reads == 20, "\n".join(seen[reads:])
+    # departments + items, the case's referrals against 无需后续处置 (the form's check, then
+    # core's on entry, 001 第十七条), holidays; the entry's unit of work (part, version, case,
+    # items), the review staff with where the task's cases stand, outbox, audit (head, its
+    # first row, head, event, head); the task's stage and that audit (head, event, head);
+    # referrals
+    assert len(seen) - reads == 22, "\n".join(seen[reads:])

@@ -232,6 +232,22 @@ async def test_a_part_contradicting_another_departments_situation_is_refused_004
     assert await count(sessionmaker, CaseResult) == 1
 
 
+async def test_a_department_that_referred_the_case_names_the_referral_as_follow_up_001_art17(
+    sessionmaker, clock, w
+) -> None:
+    """001 第十七条: after 市场监管's `移送` to 卫健委, its `提交 … 未发现问题` (无需后续处置)
+    is refused, saying which follow-up to type; typed after the result, it is entered."""
+    d = make_dispatcher(sessionmaker, clock)
+    await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} 卫健委 未取得卫生许可"))
+    rows = await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    assert "后续处置不能选择“无需后续处置”，请选择“移送办案机构”" in to_officer(rows, w.a1.id)
+    assert await count(sessionmaker, CaseResult) == 0
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 移送办案机构 今天"))
+    async with sessionmaker() as s:
+        result = await s.scalar(select(CaseResult))
+        assert result is not None and result.followups == ["移送办案机构"]
+
+
 async def test_my_cases_link_each_case_to_its_result_form(sessionmaker, clock, w) -> None:
     listing = bodies(
         await send(
