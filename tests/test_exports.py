@@ -16,7 +16,7 @@ import pytest
 from docx import Document
 from openpyxl import load_workbook
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cli import main as cli_main
 from core import documents, objections, referrals, replacements
@@ -121,7 +121,8 @@ def test_archive_holds_the_whole_task_and_closes_it(
     argv = ["export", "archive", published.task.code, "-o", str(out), "--db", db_url]
     assert cli_main(argv) == 0
     assert "状态改为“已归档”" in capsys.readouterr().out
-    assert cli_main(argv) == 0  # a further copy of an archived task says so
+    copy = tmp_path / "copy.zip"
+    assert cli_main([*argv[:4], str(copy), *argv[5:]]) == 0  # a further copy says so
     said = capsys.readouterr().out
     assert "此前已立卷归档" in said and "状态改为" not in said
     with zipfile.ZipFile(out) as zf:
@@ -167,6 +168,36 @@ def test_archive_holds_the_whole_task_and_closes_it(
     assert re.search(r"生成时间：\d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d\n", manifest)
     for name in names - {"00-归档清单.txt"}:
         assert f"{hashlib.sha256(read[name]).hexdigest()}  {name}" in manifest
+
+
+async def recorded_digests(sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
+    async with sessionmaker() as s:
+        events = await s.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action.in_(("task.closed", "task.archived_again")))
+            .order_by(AuditEvent.id)
+        )
+        return [e.data["manifest_sha256"] for e in events]
+
+
+def test_archiving_again_to_the_same_file_keeps_the_archive_the_audit_records(
+    tmp_path: Path, db_url: str, published: World, sessionmaker, capsys
+) -> None:
+    """A second `export archive -o F.zip` overwrote F.zip, the archive whose manifest digest the
+    `task.closed` event records, with another one: an existing file is never overwritten; the
+    operator is told and given a free name, and nothing is recorded."""
+    out = tmp_path / "archive.zip"
+    argv = ["export", "archive", published.task.code, "-o", str(out), "--db", db_url]
+    assert cli_main(argv) == 0
+    first = out.read_bytes()
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{out}" in err and "已存在" in err and "archive-2.zip" in err, err
+    assert out.read_bytes() == first
+    with zipfile.ZipFile(out) as zf:
+        manifest = zf.read("00-归档清单.txt")
+    assert asyncio.run(recorded_digests(sessionmaker)) == [hashlib.sha256(manifest).hexdigest()]
 
 
 async def test_archive_closes_only_a_finished_task(

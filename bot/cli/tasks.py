@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 from pathlib import Path
 
-from bot.cli.common import CSV, XLSX, cli_ctx, output_file, output_folder
+from bot.cli.common import CSV, XLSX, CliError, cli_ctx, output_file, output_folder
 
 
 async def cmd_task_create(args: argparse.Namespace) -> int:
@@ -75,10 +76,28 @@ async def cmd_export_archive(args: argparse.Namespace) -> int:
     async with cli_ctx(args) as ctx:
         data, task, again = await archive_task(ctx, args.task, store)
         # written before the commit: a task is closed only once its archive exists
-        await asyncio.to_thread(out.write_bytes, data)
+        await asyncio.to_thread(write_new_archive, out, data)
         code = task.code
     if again:
         print(f"任务 {code} 此前已立卷归档（状态仍为“已归档”），已另存一份归档副本 → {out}")
     else:
         print(f"任务 {code} 已立卷归档，状态改为“已归档” → {out}")
     return 0
+
+
+def write_new_archive(out: Path, data: bytes) -> None:
+    """An existing file is never overwritten: it may be the archive whose manifest digest the
+    audit recorded (task.closed); refused before the commit, so nothing is recorded."""
+    try:
+        with out.open("xb") as f:
+            f.write(data)
+    except FileExistsError:
+        free = next(
+            name
+            for n in itertools.count(2)
+            if not (name := out.with_name(f"{out.stem}-{n}{out.suffix}")).exists()
+        )
+        raise CliError(
+            f"{out} 已存在：已有的归档文件不覆盖（审计记录的是它的摘要），"
+            f"请另选文件名，例如 {free.name}"
+        ) from None
