@@ -132,6 +132,29 @@ async def test_objection_upheld_and_late_objection_004_art20(sessionmaker, clock
     assert "用法" in text
 
 
+async def test_how_the_objector_was_answered_is_kept_not_dropped_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条 (答复 within 15 working days of the re-check): `答复 案件号 已电话告知企业`
+    dropped the words after the case number silently; they are how the objector was answered,
+    kept in the record and told back and to the lead department."""
+    sm = sessionmaker
+    await publish(sm, clock, w)
+    clock.set(china_noon(dt.date(2026, 4, 1)))
+    await say(sm, clock, w.lead_liaison, f"异议 {CASE} 不服检查结论")
+    await say(sm, clock, w.lead_liaison, f"复查 {CASE} 维持 经核对原结果无误")
+    rows = await send(
+        sm,
+        make_dispatcher(sm, clock),
+        text_event(w.lead_liaison.code, f"答复 {CASE} 已电话告知企业"),
+    )
+    assert "答复方式：已电话告知企业。" in bodies(rows)
+    told = [r for r in rows if r.destination.get("department_id") == w.lead.id]
+    assert told and "答复方式：已电话告知企业" in told[0].message["body"]
+    [event] = await audit_rows(sm, "objection.replied")
+    assert event.data["note"] == "已电话告知企业"
+
+
 async def test_objection_commands_are_lead_staff_only_004_art20(sessionmaker, clock, w) -> None:
     sm = sessionmaker
     await publish(sm, clock, w)
