@@ -12,8 +12,6 @@ import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -42,8 +40,6 @@ _toml_file: ContextVar[Path | None] = ContextVar("lianjian_toml_file", default=N
 
 
 MIN_LINK_SECRET_CHARS = 32
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # plain http for public_base_url: a trial here
 # the configuration section of each platform adapter (the simulator has its own settings)
 PLATFORM_SECTIONS = (Platform.WECOM, Platform.WECOM_AIBOT, Platform.DINGTALK)
 
@@ -112,18 +108,6 @@ class SchedulerSettings(BaseModel):
             raise ValueError(f"time must be HH:MM, got {value!r}")
         return f"{int(hour):02d}:{int(minute):02d}"
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        # checked at load: an unknown name stopped serve after it had started
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(
-                f"时区“{value}”不存在：请写 IANA 时区名，北京时间为 Asia/Shanghai"
-            ) from None
-        return value
-
 
 def _empty_section(value: Any) -> bool:
     """A platform section without any credential means "not configured" (the example file
@@ -189,38 +173,6 @@ class Settings(BaseSettings):
                 for name in PLATFORM_SECTIONS
             )
         return {**data, "simulator": resolved}
-
-    @field_validator("database_url")
-    @classmethod
-    def _supported_database(cls, value: str) -> str:
-        try:
-            database_url(value)
-        except ValidationFailed as err:
-            raise ValueError(err.message) from None
-        return value
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_log_level(cls, value: str) -> str:
-        level = value.strip().upper()
-        if level not in LOG_LEVELS:
-            raise ValueError(f"日志级别“{value}”无效：可选 {'、'.join(LOG_LEVELS)}")
-        return level
-
-    @field_validator("public_base_url")
-    @classmethod
-    def _absolute_https_url(cls, value: str) -> str:
-        # every signed link starts with it: without a scheme the links were relative, and a
-        # link is a personal credential, so over the network only https carries it
-        parts = urlsplit(value)
-        local = parts.scheme == "http" and parts.hostname in LOCAL_HOSTS
-        if not value or (parts.hostname and (parts.scheme == "https" or local)):
-            return value
-        raise ValueError(
-            f"public_base_url“{value}”应为手机能打开的完整 https 地址，"
-            "如 https://lianjian.example.gov.cn（签名链接以它开头）；"
-            "http:// 只可用于本机试用（http://127.0.0.1:端口 或 http://localhost:端口）"
-        )
 
     @field_validator("link_secret")
     @classmethod
@@ -330,39 +282,18 @@ def attachments_dir(settings: Settings) -> Path:
 
 
 def link_secret(settings: Settings) -> bytes:
-    """The HMAC key for signed links: configured, or on SQLite created once next to the
-    database file (0600) and reused, so links survive restarts.
-
-    On PostgreSQL it must be configured (ValidationFailed otherwise): the processes sharing the
-    database may run anywhere, and each wrote a file of its own, so a link one of them made was
-    refused by the others. Not kept in the database instead: whoever can read it (a dump, a
-    reporting account) could then sign links and act as any officer."""
+    """The HMAC key for signed links: configured, or created once (0600) and reused, so links
+    survive restarts. Several processes on PostgreSQL must share one: configure link_secret."""
     configured = settings.link_secret.get_secret_value()
     if configured:
         return configured.encode()
     path = secret_file_path(settings)
-    if not is_sqlite(database_url(settings.database_url)):
-        raise ValidationFailed(_secret_needed(path))
     if not path.exists():
         _create_secret_file(path)
     value = path.read_text().strip()
     if len(value) < MIN_LINK_SECRET_CHARS:
         raise ValueError(f"{path} holds no usable secret; delete it to have one generated")
     return value.encode()
-
-
-def _secret_needed(path: Path) -> str:
-    earlier = (
-        f"。{path} 是此前自动生成的密钥，设为它的内容，已发出的链接仍然有效"
-        if path.exists()
-        else ""
-    )
-    return (
-        "使用 PostgreSQL 时必须配置签名链接密钥：请设置环境变量 LIANJIAN_LINK_SECRET"
-        f"（或配置文件中的 link_secret），至少 {MIN_LINK_SECRET_CHARS} 个字符，"
-        "可用 openssl rand -hex 32 生成；共用这个数据库的每个 lianjian serve 都设同一个值，"
-        "否则一个进程发出的链接在另一个进程打开时是“链接无效或被篡改”" + earlier
-    )
 
 
 def _create_secret_file(path: Path) -> None:

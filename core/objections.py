@@ -171,8 +171,10 @@ async def record_recheck(ctx: Ctx, objection_id: int, finding: str, error_found:
     return objection
 
 
-async def reply_objection(ctx: Ctx, objection_id: int) -> Objection:
-    """The re-check result was communicated to the objector."""
+async def reply_objection(ctx: Ctx, objection_id: int, note: str = "") -> Objection:
+    """The re-check result was communicated to the objector; `note`: how (已电话告知企业),
+    kept in the record and told to the lead department."""
+    note = note.strip()
     objection, case, task = await _load(ctx, objection_id, "objection.reply")
     refusals = {
         ObjectionState.RECEIVED: "该异议尚未复查，不能答复",
@@ -192,12 +194,13 @@ async def reply_objection(ctx: Ctx, objection_id: int) -> Objection:
         target=case.target,
         objection=objection,
         corrected=corrected,
+        note=note,
     )
     await record(
         ctx,
         "objection.replied",
         f"objection:{objection.id}",
-        {"case": case.code, "corrected": corrected},
+        {"case": case.code, "corrected": corrected, **({"note": note} if note else {})},
         [notice],
     )
     return objection

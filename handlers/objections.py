@@ -110,5 +110,6 @@ async def reply(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError
     objection = await objections.open_objection(ctx.core, code)
-    objection = await objections.reply_objection(ctx.core, objection.id)
-    await ctx.say("cmd_objection_replied.md.j2", code=code, objection=objection)
+    note = args.rest_after(1)
+    objection = await objections.reply_objection(ctx.core, objection.id, note)
+    await ctx.say("cmd_objection_replied.md.j2", code=code, objection=objection, note=note)

@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `lianjian … | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as err:  # a file or folder named on the command line
+    except OSError as err:  # a file or folder named on the command line, or serve's port
         print(f"错误：{os_error_text(err)}", file=sys.stderr)
         return 2
     return int(code)
