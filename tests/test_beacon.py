@@ -278,10 +278,13 @@ async def test_newcomer_gets_the_assignment_and_only_the_department_reads_the_re
     ):
         assert expected in assignment, expected
 
+    [left] = to.pop(old.officer_id)  # their own reason, and the case is no longer theirs
+    assert f"您已不在案件 {case.code}" in left and "批准回避" in left
+    assert f"理由：{reason}" in left and "我的检查" in left
     group_side = [
         oid for oid in to if oid not in (new.officer_id, partner.liaison.id, partner.leader.id)
     ]
-    assert old.officer_id in group_side
+    assert group_side
     for oid in group_side:
         [body] = to[oid]
         assert f"{old.officer.name} 因回避退出检查组" in body and reason not in body

@@ -115,7 +115,8 @@ async def test_recusal_waits_for_the_department_leader_000_conflict_001_art14(
     [newcomer] = after - before
     assert after == before - {s.member.code} | {newcomer}
     assert newcomer in {o.code for o in s.w.partners[0].inspectors}
-    assert f"{s.member.name} 因回避退出检查组" in told(rows, s.member)
+    assert f"您已不在案件 {s.case.code}" in told(rows, s.member)  # and why, by whose approval
+    assert f"经{s.leader.name}批准回避" in told(rows, s.member)
     assert await actions(sm) == [
         "case.recusal.requested",
         "case.recusal",

@@ -92,3 +92,20 @@ async def test_a_replacement_outside_the_department_names_who_may_be_chosen_004_
     assert "可以指定：陈检查（A3）、吴局外（AX）" in text
     assert f"批准 {CASE} A2 A3" in text
     assert await active(sm) == {"A1", "A2", "B1"}
+
+
+async def test_the_replaced_inspector_is_told_they_left_the_group_004_art13(
+    sessionmaker, clock, w
+) -> None:
+    """004 第十三条: the inspector a leader's approval replaces is told they are no longer in
+    the case's group, by whose decision and why; they used to hear nothing, their assignment
+    still listing the case."""
+    sm = sessionmaker
+    await say(sm, clock, w.a1.code, f"更换 {CASE} A2 借调至市局专项检查")
+    rows = await say(sm, clock, w.lead_leader.code, f"批准 {CASE} A2 A3")
+    [told] = [r.message["body"] for r in rows if r.destination.get("officer_id") == w.a2.id]
+    assert f"您已不在案件 {CASE}（嘉善县某某食品有限公司）的检查组中" in told
+    assert f"经{w.lead_leader.name}决定更换，由陈检查接替" in told
+    assert "理由：借调至市局专项检查" in told and "我的检查" in told
+    mine = bodies(await say(sm, clock, w.a2.code, "我的检查"))
+    assert CASE not in mine

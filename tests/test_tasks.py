@@ -769,7 +769,12 @@ async def test_recusal_takes_next_in_key_order_and_keeps_leadership(ctx: Ctx) ->
         for m in sent
         if m.message.get("title", "").startswith("检查组人员回避")
     }
-    assert leader.officer_id in notified and new.officer_id not in notified
+    assert notified and not notified & {leader.officer_id, new.officer_id}
+    assert any(  # the one who left is told the case is no longer theirs
+        m.destination.get("officer_id") == leader.officer_id
+        for m in sent
+        if m.message.get("title") == f"已退出检查组：{case.code}"
+    )
     # the newcomer gets the full assignment instead (tests/test_beacon.py checks its contents)
     assert any(
         m.destination.get("officer_id") == new.officer_id and case.code in m.message["body"]

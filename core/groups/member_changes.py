@@ -228,9 +228,10 @@ async def _swap_notices(
     kind: str,
     reason: str,
 ) -> list[Notice]:
-    """The group hears who left and who joined; the newcomer gets the full assignment; the reason,
-    often personal (a relative, a friendship), goes only to the department's liaisons and leaders
-    (a department without any has its chat told, without the reason)."""
+    """The group hears who left and who joined; the one who left is told the case is no longer
+    theirs; the newcomer gets the full assignment; the reason, often personal (a relative, a
+    friendship), goes only to the one who left and the department's liaisons and leaders (a
+    department without any has its chat told, without the reason)."""
     names = {m.officer_id: m.officer.name for m in group if m.officer_id != new.id} | {
         new.id: new.name
     }
@@ -258,16 +259,13 @@ async def _swap_notices(
         )
 
     key = f"{kind}:{case.id}:{new.id}"
-    private = [o.id for o in await answerers(ctx, old.department_id)]
-    told = [
-        oid
-        for oid in dict.fromkeys([old.officer_id, *(m.officer_id for m in group)])
-        if oid != new.id and oid not in private
-    ]
+    private = [o.id for o in await answerers(ctx, old.department_id) if o.id != old.officer_id]
+    told = [m.officer_id for m in group if m.officer_id != new.id and m.officer_id not in private]
     notices = [Notice(Destination.officer(oid), change(False), key=f"{key}:{oid}") for oid in told]
     notices += [
         Notice(Destination.officer(oid), change(True), key=f"{key}:{oid}") for oid in private
     ]
+    notices.append(_left_notice(ctx, case, old, new, kind, reason, key=f"{key}:left"))
     if not private:
         notices.append(
             Notice(
@@ -282,3 +280,31 @@ async def _swap_notices(
         assignment_notice(ctx, task, [entry], items, new.id, key=f"{key}:assignment", joined=joined)
     )
     return notices
+
+
+def _left_notice(
+    ctx: Ctx,
+    case: Case,
+    old: GroupMember,
+    new: Officer,
+    kind: str,
+    reason: str,
+    *,
+    key: str,
+) -> Notice:
+    """The one who left: the case is no longer theirs (their assignment still lists it), by
+    whose decision and why."""
+    text = render(
+        "messages/member_left.md.j2",
+        case=case,
+        target=case.target,
+        new=new,
+        reason=reason,
+        kind=kind,
+        decided_by=ctx.actor.name if ctx.actor else ctx.actor_label,
+    )
+    return Notice(
+        Destination.officer(old.officer_id),
+        OutMessage.md(f"已退出检查组：{case.code}", text),
+        key=key,
+    )
