@@ -114,9 +114,12 @@ class Args:
         return (word.translate(_DASHES).strip(_AROUND_CODES) or word).upper()
 
     def rest_after(self, count: int) -> str:
-        """The raw text after the first `count` words (keeps the officer's own punctuation)."""
+        """The raw text after the first `count` words (keeps the officer's own punctuation),
+        without the separator typed before it (`拒绝 编号 ：理由`): not part of the text. Text of
+        separators only is kept, for the refusal to say it is no reason."""
         parts = self.raw.split(maxsplit=count)
-        return parts[count].strip() if len(parts) > count else ""
+        rest = parts[count].strip() if len(parts) > count else ""
+        return rest.lstrip(_SEPARATORS).strip() or rest
 
     def list_after(self, count: int) -> list[str]:
         return [w for w in _LIST_SPLIT.split(normalize(self.rest_after(count))) if w]
@@ -153,6 +156,7 @@ class Command:
 
 # after NFKC (normalize): the dashes it leaves, and the punctuation typed around a code
 _DASHES = str.maketrans(dict.fromkeys("‐‑‒–—―−", "-"))
+_SEPARATORS = " :：,，、;；.。-—"  # typed between a code and the text after it
 _AROUND_CODES = ".,;:!?、。“”‘’\"'《》"
 
 

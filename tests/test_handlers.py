@@ -143,6 +143,19 @@ async def test_decline_by_command_with_reason_tells_the_lead(sessionmaker, clock
     )
 
 
+async def test_a_separator_typed_before_the_reason_is_not_kept_000_s7(
+    sessionmaker, clock, scene
+) -> None:
+    """000 §七 (the written reason for not joining): `jj lj-2026-001 ：本月…` stored the reason
+    as "：本月…" and the lead read "拒绝理由：：本月…"."""
+    d = make_dispatcher(sessionmaker, clock)
+    reason = "本月执法力量已全部投入食品安全专项整治，无法参加。"
+    typed = f"jj {scene.task_code.lower()} ：{reason}"
+    rows = await send(sessionmaker, d, text_event(scene.partner.liaison.code, typed))
+    assert f"拒绝理由：{reason}" in bodies(rows) and "：：" not in bodies(rows)
+    assert (await invitation(sessionmaker, scene.invitation_id)).reason == reason
+
+
 async def test_markup_in_a_decline_reason_reaches_no_one_as_a_link_or_mention(
     sessionmaker, clock, scene
 ) -> None:
