@@ -36,7 +36,7 @@ from core.models import (
 )
 from core.result_entry import carry_files, new_version, result_data, result_fields
 from core.result_parts import case_parts, merged_fields, own_codes, own_parts, set_own_fields
-from core.results import case_codes
+from core.results import case_codes, quick_methods
 from core.states import (
     CASE,
     OBJECTION,
@@ -195,7 +195,7 @@ async def correct_result(
     *,
     reason: str,
     codes: Sequence[str],
-    methods: Sequence[str],
+    methods: Sequence[str] | None,
     followups: Sequence[str],
     followup_done: bool = False,
     followup_done_on: dt.date | None = None,
@@ -208,9 +208,11 @@ async def correct_result(
 
     谁检查、谁录入、谁负责 (004 第三条): the fields are the correcting department's own part —
     its items (`item_results`, or `codes` for each of them when none are named, as the chat's
-    更正 gives) and its methods, follow-ups and remarks (None: as published); every other
-    department's items and own fields stay as published, merged into the version as an entry
-    merges them. A correction that changes nothing is refused."""
+    更正 gives) and its methods, follow-ups and remarks (None: as published — a chat 更正 names
+    no method, and a new conclusion does not undo the inspection; a part that named none takes
+    what the codes take, `quick_methods`); every other department's items and own fields stay
+    as published, merged into the version as an entry merges them. A correction that changes
+    nothing is refused."""
     case, task, objection = await correctable(ctx, case_code)
     actor = ctx.actor
     assert actor is not None  # staff checked above
@@ -234,6 +236,8 @@ async def correct_result(
     )
     parts = await case_parts(ctx, case)
     part = parts.get(actor.department_id)
+    if methods is None:
+        methods = part.methods if part is not None and part.methods else quick_methods(codes)
     fields = result_fields(
         case_codes(i["codes"] for i in items),
         methods,

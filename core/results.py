@@ -419,8 +419,13 @@ def parse_quick_result(text: str) -> QuickResult:
                 f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{DETAIL_HINT}"
             )
     check_codes(codes)
-    methods = ["实地检查"] if needs_visit(codes) else []
-    return QuickResult(codes, methods, followups or _no_followup(codes))
+    return QuickResult(codes, quick_methods(codes), followups or _no_followup(codes))
+
+
+def quick_methods(codes: Sequence[str]) -> list[str]:
+    """The methods a result typed in chat takes: 实地检查 when its codes need a visit; none for
+    a situation formed without one (004 第十八条)."""
+    return ["实地检查"] if needs_visit(codes) else []
 
 
 def needs_form(codes: Sequence[str]) -> bool:

@@ -94,7 +94,7 @@ async def correct(ctx: HandlerCtx, args: Args) -> None:
         code,
         reason=" ".join(words[said:]),
         codes=quick.codes,
-        methods=quick.methods,
+        methods=None,  # the department's own as published: 更正 corrects the conclusion
         followups=quick.followups,
     )
     await ctx.say(

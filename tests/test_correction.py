@@ -5,13 +5,16 @@ correction that changes nothing is refused, and a department corrects its own it
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 from html import unescape
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from docx import Document
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,9 +23,10 @@ from bot.pages.base import csrf_token
 from bot.pages.links import expand_text, page_link
 from bot.pages.result import CORRECTION_PATH
 from bot.services import Services
-from core import objections
+from core import documents, objections
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
+from core.exports import results_export
 from core.models import Case, CasePart, CaseResult, ItemResult, Objection, Officer
 from core.result_entry import submit_result
 from core.review import review_result
@@ -151,6 +155,30 @@ async def test_a_department_corrects_only_its_own_items_004_art3(sessionmaker, c
     [event] = await audit_rows(sessionmaker, "case.result.corrected")
     assert event.data["department_id"] == w.lead.id
     assert await objection_state(sessionmaker) == "corrected"
+
+
+async def test_a_status_correction_keeps_how_the_target_was_checked_004_art18_art20(
+    sessionmaker, clock, w
+) -> None:
+    """更正 … 7 after a re-check (004 第二十条) changes the conclusion, not the inspection: the
+    visit of 3月4日 was 实地检查, and 7 names no method of its own (004 第十八条 only lets a
+    status be formed without a visit). The chat 更正 names no method, so each department's own
+    stand as published; `export results` and the regenerated 记录表 both say 实地检查 (they
+    said nothing once both departments had corrected)."""
+    for officer in (w.lead_liaison, w.other_liaison):
+        reply = await say(sessionmaker, clock, officer, f"更正 {CASE} 7 复查发现企业已停业")
+        assert "已更正公示结果" in reply, reply
+    *_, last = await versions(sessionmaker)
+    assert (last.codes, last.methods, last.inspected_on) == (["7"], ["实地检查"], D(2026, 3, 4))
+    async with sessionmaker() as s:
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        data, _ = await results_export(ctx, 2026, None, "csv")
+        [row] = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+        context = await documents.case_document_context(ctx, CASE)
+    assert (row["检查结果代码"], row["检查方式"]) == ("7", "实地检查")
+    record = Document(io.BytesIO(documents.render_docx("record", context)))
+    methods = {r.cells[0].text: r.cells[1].text for t in record.tables for r in t.rows}
+    assert methods["检查方式"] == "实地检查"
 
 
 # ---------------------------------------------------------------- the correction form
