@@ -128,24 +128,21 @@ async def referral_problem(
     session: AsyncSession,
     case: Case,
     followups: Sequence[str],
-    department_id: int | None,
+    department_id: int,
     adding: tuple[str, str] | None = None,
 ) -> ValidationFailed | None:
-    """The follow-ups against the case's referrals: a 移送 without its referral
-    (`missing_referral`), or 无需后续处置 from who referred (`unrecorded_referral`: the
-    department's own referrals for its part, `department_id`; every one for a whole result,
-    None). `adding`: (kind, receiver) of a referral entered with the result, not stored yet.
-    Read only when the follow-ups name a 移送 or 无需后续处置 (statements are the form's
-    cost, #9)."""
+    """A department's follow-ups against the case's referrals: a 移送 without its referral
+    (`missing_referral`), or 无需后续处置 from a department that referred a clue of the case
+    (`unrecorded_referral`). `adding`: (kind, receiver) of a referral entered with the
+    result, not stored yet. Read only when the follow-ups name a 移送 or 无需后续处置
+    (statements are the form's cost, #9)."""
     if not any(kind in REFERRAL_FOLLOWUPS or kind == NO_FOLLOWUP for kind in followups):
         return None
     rows = (await session.execute(_REFERRALS, {"case_id": case.id})).all()
-    made = [(kind, to) for kind, to, by in rows if department_id in (None, by)]
+    made = [(kind, to) for kind, to, by in rows if by == department_id]
     made += [adding] if adding is not None else []
     kinds = {kind for kind, *_ in rows} | {kind for kind, _ in made}
-    return missing_referral(followups, kinds) or unrecorded_referral(
-        followups, made, part=department_id is not None
-    )
+    return missing_referral(followups, kinds) or unrecorded_referral(followups, made)
 
 
 def _following(latest: CaseResult | None) -> tuple[int, int]:
@@ -216,9 +213,9 @@ async def new_version(
             followup_done_on=checked["followup_done_on"],
         )
     )
-    # a part answers for its department's referrals, a whole result (a correction) for all
-    part_of = None if part is None else entered_by.department_id
-    referral = await referral_problem(ctx.session, case, checked["followups"], part_of)
+    referral = await referral_problem(
+        ctx.session, case, checked["followups"], entered_by.department_id
+    )
     if referral is not None:
         raise referral
     if inspected_on is not None and inspected_on != case.inspected_on:

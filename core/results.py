@@ -327,17 +327,17 @@ def missing_referral(followups: Sequence[str], kinds: Collection[str]) -> Valida
 
 
 def unrecorded_referral(
-    followups: Sequence[str], referrals: Sequence[tuple[str, str]], *, part: bool
+    followups: Sequence[str], referrals: Sequence[tuple[str, str]]
 ) -> ValidationFailed | None:
-    """无需后续处置 for a result whose makers referred a clue of the case (`referrals`: (kind,
-    receiver); a department's own for its `part`, every one for a whole result): a referral
-    is a follow-up (001 第十七条, 004 第二十一条); say which to choose."""
+    """无需后续处置 in the part of a department that referred a clue of the case (`referrals`:
+    its own, (kind, receiver)): a referral is a follow-up (001 第十七条, 004 第二十一条); say
+    which to choose."""
     if NO_FOLLOWUP not in followups or not referrals:
         return None
     kind, to = referrals[0]
     kinds = "”或“".join(dict.fromkeys(k for k, _ in referrals))
     return ValidationFailed(
-        f"{'本部门已就本案' if part else '本案已'}登记移送（{kind}：{to}），"
+        f"本部门已就本案登记移送（{kind}：{to}），"
         f"后续处置不能选择“{NO_FOLLOWUP}”，"
         f"请选择“{kinds}”（聊天录入时写在检查结果之后）",
         field="followups",

@@ -105,13 +105,14 @@ async def test_a_correction_to_serious_non_cooperation_names_its_follow_up_004_a
 async def test_a_correction_keeps_the_follow_up_of_the_cases_referral_001_art17(
     sessionmaker, clock, w
 ) -> None:
-    """001 第十七条: a correction is the whole case's result, so it answers for every referral
-    of the case: 无需后续处置 is refused, saying to choose the referral's kind."""
+    """001 第十七条: a correction is the correcting department's part (004 第三条), so it
+    answers for the department's referral as an entry does: 无需后续处置 is refused, saying
+    to choose the referral's kind."""
     sm = sessionmaker
     await say(sm, clock, w.a1, f"移送 {CASE} 卫健委 未取得卫生许可")
     await publish(sm, clock, w, "未发现问题 移送办案机构")
     text = await say(sm, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 复查发现原记录有误")
-    assert "本案已登记移送（移送办案机构：县卫生健康委员会），后续处置不能选择" in text
+    assert "本部门已就本案登记移送（移送办案机构：县卫生健康委员会），后续处置不能选择" in text
     assert await case_state(sm) == "published"
 
 
