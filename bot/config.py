@@ -10,10 +10,20 @@ from __future__ import annotations
 import logging
 import os
 from contextvars import ContextVar
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,6 +40,7 @@ from core.errors import ValidationFailed
 from core.messages import Platform
 from core.rules import Rules
 from core.textfiles import read_toml_file
+from core.validation_zh import Loc, error_lines, example_at, keys_at, toml_value
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +55,17 @@ MIN_LINK_SECRET_CHARS = 32
 PLATFORM_SECTIONS = (Platform.WECOM, Platform.WECOM_AIBOT, Platform.DINGTALK)
 
 
-class SimulatorSettings(BaseModel):
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a mistyped key is refused, not ignored
+
+
+class SimulatorSettings(Section):
     # In config files `"auto"` (the default) is accepted and resolved by `Settings`: on only
     # when no platform is configured, because the simulator lets anyone act as any officer.
     enabled: bool = False
 
 
-class SenderSettings(BaseModel):
+class SenderSettings(Section):
     poll_interval_s: float = Field(2.0, gt=0)  # also woken at once when replies are queued
     batch_size: int = Field(50, ge=1)
     # claims at most this often (s): under load one claim takes the replies of the moment
@@ -66,7 +81,7 @@ class SenderSettings(BaseModel):
     app_user_per_minute: int = Field(30, ge=1)  # WeCom app: 30/min per member, excess dropped
 
 
-class InboxSettings(BaseModel):
+class InboxSettings(Section):
     poll_interval_s: float = Field(3.0, gt=0)  # picks up other processes' rows and leftovers
     batch_size: int = Field(20, ge=1)
     # up to this many claimed events share one transaction (one commit and one turn at
@@ -79,7 +94,7 @@ class InboxSettings(BaseModel):
     backoff_cap_s: float = Field(600.0, gt=0)
 
 
-class AttachmentSettings(BaseModel):
+class AttachmentSettings(Section):
     # where result photos and PDFs are kept, by content hash; empty: "attachments" next to
     # the SQLite file (for a server database: in the working directory)
     dir: str = ""
@@ -88,7 +103,7 @@ class AttachmentSettings(BaseModel):
     max_image_pixels: int = Field(50_000_000, ge=10_000)  # refuses decompression bombs
 
 
-class SchedulerSettings(BaseModel):
+class SchedulerSettings(Section):
     enabled: bool = True
     timezone: str = "Asia/Shanghai"
     nudge_time: str = "09:00"  # WeCom advises avoiding :00 and :30 — "09:05" is kinder
@@ -105,27 +120,24 @@ class SchedulerSettings(BaseModel):
     def _hh_mm(cls, value: str) -> str:
         hour, _, minute = value.partition(":")
         if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
-            raise ValueError(f"time must be HH:MM, got {value!r}")
+            raise ValueError("应为 24 小时制时间 HH:MM")
         return f"{int(hour):02d}:{int(minute):02d}"
 
 
-def _empty_section(value: Any) -> bool:
+# what identifies an account on a platform: a section with none of them is "not configured"
+_IDENTITY_KEYS = frozenset(
+    {"corp_id", "agent_id", "secret", "token", "encoding_aes_key"}
+    | {"app_key", "app_secret", "robot_code", "bot_id"}
+)
+
+
+def _empty_section(name: str, value: Any) -> bool:
     """A platform section without any credential means "not configured" (the example file
-    ships the keys empty)."""
-    return isinstance(value, dict) and not any(
-        v
-        for k, v in value.items()
-        if k
-        in {
-            "corp_id",
-            "secret",
-            "token",
-            "encoding_aes_key",
-            "app_key",
-            "app_secret",
-            "robot_code",
-            "bot_id",
-        }
+    ships the keys empty); one with a mistyped key is checked, so the key is told."""
+    return (
+        isinstance(value, dict)
+        and set(value) <= set(keys_at(Settings, (name,)))
+        and not any(value.get(k) for k in _IDENTITY_KEYS)
     )
 
 
@@ -154,8 +166,8 @@ class Settings(BaseSettings):
 
     @field_validator(*PLATFORM_SECTIONS, mode="before")
     @classmethod
-    def _unconfigured_is_none(cls, value: Any) -> Any:
-        return None if _empty_section(value) else value
+    def _unconfigured_is_none(cls, value: Any, info: ValidationInfo) -> Any:
+        return None if _empty_section(str(info.field_name), value) else value
 
     @model_validator(mode="before")
     @classmethod
@@ -169,10 +181,23 @@ class Settings(BaseSettings):
         enabled = resolved.get("enabled", "auto")
         if isinstance(enabled, str) and enabled.strip().lower() == "auto":
             resolved["enabled"] = not any(
-                data.get(name) is not None and not _empty_section(data.get(name))
+                data.get(name) is not None and not _empty_section(name, data.get(name))
                 for name in PLATFORM_SECTIONS
             )
         return {**data, "simulator": resolved}
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        # a claim lease running out while a send still waits for the platform lets another
+        # sender claim the row and send it twice
+        timeouts = [getattr(self, name).http_timeout_s for name in self.enabled_platforms()]
+        timeout = max(timeouts or [WeComSettings.model_fields["http_timeout_s"].default])
+        if self.sender.lease_s <= timeout:
+            raise ValueError(
+                f"[sender] lease_s（{self.sender.lease_s:g} 秒）须大于平台接口超时 "
+                f"http_timeout_s（{timeout:g} 秒），例如 lease_s = 120.0"
+            )
+        return self
 
     @field_validator("link_secret")
     @classmethod
@@ -210,6 +235,13 @@ class Settings(BaseSettings):
     def enabled_platforms(self) -> list[Platform]:
         return [name for name in PLATFORM_SECTIONS if getattr(self, name) is not None]
 
+    def platforms_zh(self) -> str:
+        """Which chat platforms this configuration turns on, for `setup check`."""
+        on = [f"{getattr(self, name).label}（[{name}]）" for name in self.enabled_platforms()]
+        chats = "、".join(on) or "未配置（填写 [wecom]、[wecom_aibot] 或 [dingtalk] 后启用）"
+        sim = "开启（仅本机可用）" if self.simulator.enabled else "关闭"
+        return f"聊天平台：{chats}；本机模拟聊天页 /sim：{sim}"
+
     def redacted(self) -> dict[str, Any]:
         """Everything worth logging at start-up, with secrets and DB passwords masked."""
         data = _mask(self.model_dump(mode="json"))
@@ -245,8 +277,45 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     token = _toml_file.set(toml)
     try:
         return Settings(**overrides)
+    except ValidationError as err:
+        lines = error_lines(err, Settings, partial(_where, toml), _example, hidden=SECRET_KEYS)
+        raise ValidationFailed(
+            f"配置有误（{len(lines)} 处；各项的写法见 config.example.toml）：\n"
+            + "\n".join(f"  {line}" for line in lines)
+        ) from None
     finally:
         _toml_file.reset(token)
+
+
+def _env_name(loc: Loc) -> str:
+    return "LIANJIAN_" + "__".join(str(p).upper() for p in loc if isinstance(p, str))
+
+
+def _from_env(loc: Loc) -> bool:
+    return _env_name(loc) in {name.upper() for name in os.environ}
+
+
+def _where(toml: Path | None, loc: Loc) -> str:
+    """A setting as the operator wrote it: the environment variable, or the file's key."""
+    if not loc:
+        return ""
+    if _from_env(loc):
+        return f"环境变量 {_env_name(loc)}"
+    keys = [str(p) for p in loc if isinstance(p, str)]
+    section = keys_at(Settings, (keys[0],))
+    key = f"[{keys[0]}] {'.'.join(keys[1:])}".rstrip() if section else ".".join(keys)
+    key += "".join(f" 第 {p + 1} 项" for p in loc if isinstance(p, int))
+    return f"{toml.name} 中的 {key}" if toml else f"配置项 {key}"
+
+
+def _example(loc: Loc) -> str:
+    """A valid value of the key, written as where the value came from takes it."""
+    value = example_at(Settings, loc)
+    if value in (None, "") or isinstance(value, SecretStr):
+        return ""
+    if _from_env(loc):
+        return f"{_env_name(loc)}={value if isinstance(value, str) else toml_value(value)}"
+    return f"{[p for p in loc if isinstance(p, str)][-1]} = {toml_value(value)}"
 
 
 def _check_config_file(path: Path) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a mistyped rule is refused, not ignored
+
     decline_reason_min_chars: int = Field(10, ge=1)  # 书面函告理由 (seed 000 §七)
     invitation_reply_workdays: int = Field(5, ge=1)
     result_entry_workdays: int = Field(20, ge=1)  # 000 §十, 001 第十六条, 004 第十九条
@@ -20,7 +22,9 @@ class Rules(BaseModel):
     # 移送 must be signed for (签收) by the receiving department: 001 第十七条 says 及时 and 004
     # 第二十一条 防止监管脱节, without a number; ours, nudged and escalated like any deadline
     referral_ack_workdays: int = Field(3, ge=1)
-    nudge_before_workdays: list[int] = Field(default_factory=lambda: [3, 1, 0])
+    nudge_before_workdays: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [3, 1, 0]
+    )
     # 004 第十九条 (审核通过后…自动公示), 002 二(六) (公示 within 20 working days of the result):
     # True publishes a result the moment its review closes; False waits for the lead's 公示,
     # nudged as an obligation due publication_workdays after the approval.

@@ -306,7 +306,7 @@ def test_invalid_settings_are_reported_without_the_secrets(tmp_path, capsys, mon
     assert main([*command, "--config", str(config)]) == 2
     captured = capsys.readouterr()
     shown = captured.out + captured.err
-    assert "wecom.encoding_aes_key" in shown and "43 characters" in shown
+    assert "[wecom]：encoding_aes_key 应为 43 个字符" in shown
     assert "link_secret" in shown and "至少需要 32 个字符" in shown
     for secret in (bad_aes, short_secret, "appsecret-Q7", "AESKEY", "linksecret"):
         assert secret not in shown

@@ -103,10 +103,15 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 async def cmd_setup_check(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
     from core.readiness import check_setup
 
+    # the configuration too (with --db as well): a platform section it cannot use is told here
+    # with every key it lacks, not at serve
+    platforms = load_settings(args.config).platforms_zh()
     async with cli_ctx(args) as ctx:
         readiness = await check_setup(ctx)
+    print(platforms)
     print(readiness.text_zh())
     return 0 if readiness.ok else 1
 

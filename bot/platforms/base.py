@@ -12,12 +12,12 @@ import logging
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, Self
+from typing import Any, ClassVar, Literal, Protocol, Self
 
 import aiohttp
 import yarl
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import from_json
 
 from core.messages import Card, Destination, Event, OutMessage, Platform, encodable_text
@@ -136,6 +136,35 @@ CARD_NOT_UPDATABLE = SendResult(
 def updates_sent_card(msg: OutMessage) -> bool:
     """A card update naming a card we sent (its Card.task_id), not a click's handle."""
     return msg.kind == "card_update" and not msg.card_ref and msg.card is not None
+
+
+class PlatformSettings(BaseModel):
+    """A platform's config section: a mistyped key is refused, not ignored, and a section
+    begun names every key its mode still lacks at once (half-filled, it switched the simulator
+    off and then failed to connect)."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: ClassVar[str]  # the platform as `setup check` and the refusals name it
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or set(data) - set(cls.model_fields):
+            return data  # pydantic tells a mistyped key (or a section that is no table) first
+        if problems := cls.problems(data):
+            raise ValueError("；".join(problems))
+        return data
+
+    @classmethod
+    def problems(cls, values: dict[str, Any]) -> list[str]:
+        """What the section as written lacks for its mode, in Chinese."""
+        raise NotImplementedError
+
+    @classmethod
+    def missing(cls, values: dict[str, Any], keys: tuple[str, ...], mode: str = "") -> list[str]:
+        if lacking := [k for k in keys if not values.get(k)]:
+            return [f"{cls.label}{mode}缺少 {'、'.join(lacking)}"]
+        return []
 
 
 class EventExtras(BaseModel):

@@ -13,11 +13,12 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote_plus
 
 import yarl
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from bot.platforms.base import (
     EventExtras,
     HttpClient,
+    PlatformSettings,
 )
 from bot.platforms.longconn import MAX_IN_HAND
 from bot.platforms.tokens import TokenCache
@@ -79,10 +80,11 @@ class DingTalkExtras(EventExtras):
 _DEFAULT_EXTRAS = DingTalkExtras().dump()
 
 
-class DingTalkSettings(BaseModel):
-    app_key: str
-    app_secret: str = Field(repr=False)
-    robot_code: str
+class DingTalkSettings(PlatformSettings):
+    label = "钉钉机器人"
+    app_key: str = ""
+    app_secret: str = Field("", repr=False)
+    robot_code: str = ""
     corp_id: str = ""  # when set, callbacks must name this corp as chatbotCorpId and senderCorpId
     api_base: str = "https://api.dingtalk.com"
     oapi_base: str = "https://oapi.dingtalk.com"  # robot and session webhooks must live here
@@ -104,6 +106,12 @@ class DingTalkSettings(BaseModel):
     # HTTP mode: a click's card update rides back in the callback's answer when it is ready
     # this soon; otherwise it goes out by PUT /v1.0/card/instances
     card_answer_wait_s: float = Field(2.0, gt=0, lt=5)
+
+    @classmethod
+    def problems(cls, values: dict[str, Any]) -> list[str]:
+        # both modes sign in with AppKey and AppSecret (HTTP callbacks are verified with the
+        # secret) and send as the robot (docs/platforms.md "Stream mode")
+        return cls.missing(values, ("app_key", "app_secret", "robot_code"))
 
 
 def hmac_b64(secret: str, timestamp_ms: str) -> str:

@@ -9,6 +9,7 @@ import hmac
 import os
 import struct
 from collections.abc import Mapping
+from typing import Any
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
@@ -29,6 +30,19 @@ def aes_key_from(encoding_aes_key: str) -> bytes:
     if len(key) != 32:
         raise ValueError("EncodingAESKey must decode to 32 bytes")
     return key
+
+
+def aes_key_problem(encoding_aes_key: Any) -> str | None:
+    """What is wrong with a configured EncodingAESKey, in Chinese (None: nothing, or unset)."""
+    if not isinstance(encoding_aes_key, str) or not encoding_aes_key:
+        return None
+    if len(encoding_aes_key) != 43:
+        return f"encoding_aes_key 应为 43 个字符（现为 {len(encoding_aes_key)} 个）"
+    try:
+        aes_key_from(encoding_aes_key)
+    except ValueError:
+        return "encoding_aes_key 应只含字母和数字：请从管理后台重新复制"
+    return None
 
 
 class WeComCrypto:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field
 
 from bot.platforms.base import (
     EventExtras,
     HttpClient,
+    PlatformSettings,
 )
 from bot.platforms.tokens import TokenCache
 from bot.platforms.wecom.crypto import (
     WeComCrypto,
-    aes_key_from,
+    aes_key_problem,
 )
 from core.clock import Clock
 from core.messages import Platform
@@ -56,13 +57,14 @@ class WeComExtras(EventExtras):
         return self.response_code
 
 
-class WeComSettings(BaseModel):
-    corp_id: str
-    agent_id: int
+class WeComSettings(PlatformSettings):
+    label = "企业微信自建应用"
+    corp_id: str = ""
+    agent_id: int = Field(0, examples=[1000002])
     # credentials: kept out of repr() so a logged settings object leaks nothing
-    secret: str = Field(repr=False)
-    token: str = Field(repr=False)
-    encoding_aes_key: str = Field(repr=False)
+    secret: str = Field("", repr=False)
+    token: str = Field("", repr=False)
+    encoding_aes_key: str = Field("", repr=False)
     api_base: str = DEFAULT_BASE  # 政务微信 deployments and the test fake use another host
     webhook_base: str = DEFAULT_BASE  # robot webhooks must live under this base
     max_body_bytes: int = 64 * 1024
@@ -74,13 +76,11 @@ class WeComSettings(BaseModel):
     # runs out); 0 turns it off; WeCom's maximum is 4 hours.
     duplicate_check_s: int = Field(300, ge=0, le=14400)
 
-    @field_validator("encoding_aes_key")
     @classmethod
-    def _aes_key_shape(cls, value: str) -> str:
-        if len(value) != 43:
-            raise ValueError("EncodingAESKey must be exactly 43 characters")
-        aes_key_from(value)
-        return value
+    def problems(cls, values: dict[str, Any]) -> list[str]:
+        keys = ("corp_id", "agent_id", "secret", "token", "encoding_aes_key")
+        problem = aes_key_problem(values.get("encoding_aes_key"))
+        return cls.missing(values, keys) + ([problem] if problem else [])
 
 
 class WeComBase:

@@ -7,14 +7,15 @@ import re
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote_plus
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field
 
-from bot.platforms.base import CallbackRejected, EventExtras
-from bot.platforms.wecom import aes_key_from
+from bot.platforms.base import CallbackRejected, EventExtras, PlatformSettings
+from bot.platforms.wecom.crypto import aes_key_problem
 from core.messages import Destination, Event, Platform
 
 
-class WeComAiBotSettings(BaseModel):
+class WeComAiBotSettings(PlatformSettings):
+    label = "企业微信智能机器人"
     mode: Literal["callback", "websocket"] = "callback"
     # callback mode: the bot's 接收消息 settings
     token: str = Field("", repr=False)
@@ -33,15 +34,15 @@ class WeComAiBotSettings(BaseModel):
     backoff_base_s: float = Field(1.0, gt=0)
     backoff_cap_s: float = Field(60.0, gt=0)
 
-    @model_validator(mode="after")
-    def _credentials_for_mode(self) -> WeComAiBotSettings:
-        if self.mode == "callback":
-            if not self.token or len(self.encoding_aes_key) != 43:
-                raise ValueError("callback mode needs token and a 43-character encoding_aes_key")
-            aes_key_from(self.encoding_aes_key)
-        elif not (self.bot_id and self.secret):
-            raise ValueError("websocket mode needs bot_id and secret")
-        return self
+    @classmethod
+    def problems(cls, values: dict[str, Any]) -> list[str]:
+        mode = values.get("mode", "callback")
+        what = f'（mode = "{mode}"）'
+        if mode == "websocket":
+            return cls.missing(values, ("bot_id", "secret"), what)
+        problem = aes_key_problem(values.get("encoding_aes_key"))
+        lacking = cls.missing(values, ("token", "encoding_aes_key"), what)
+        return lacking + ([problem] if problem else [])
 
 
 class WeComAiBotExtras(EventExtras):
