@@ -23,10 +23,11 @@ from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.groups.member_changes import recusal_successor, recuse, replace_inspector
 from core.jointtask import answerers, task_by_id
 from core.messages import Destination
-from core.models import Case, GroupMember, Officer, ReplacementRequest
+from core.models import Case, GroupMember, Officer, Recusal, ReplacementRequest
 from core.models.cases import CHANGE_LABELS
 from core.officers import officer_by_code
 from core.states import REPLACEMENT, ReplacementState
+from core.workdays import cn_datetime
 
 # the action a refusal of who asks is audited under, by kind (names kept from before)
 _ASK_ACTIONS = {"replacement": "case.replacement.request", "recusal": "case.recuse"}
@@ -166,6 +167,7 @@ async def _asked_about(
     actor, action, subject = ctx.actor, _ASK_ACTIONS[kind], f"case:{case.code}"
     old = next((m for m in members if m.officer_id == officer.id), None)
     if old is None:
+        await _refuse_one_who_left(ctx, case, officer)
         require(
             actor is None or actor.id != officer.id,
             action,
@@ -191,6 +193,27 @@ async def _asked_about(
         why = "只有本案检查组成员或该部门联络员、分管领导可以申请更换"
     require(allowed, action, subject, why)
     return old
+
+
+async def _refuse_one_who_left(ctx: Ctx, case: Case, officer: Officer) -> None:
+    """A 回避 or 更换 sent again after it took effect: say when the officer left the group and
+    who took over, not that they were never in it."""
+    left = await ctx.session.scalar(
+        select(Recusal)
+        .where(Recusal.case_id == case.id, Recusal.officer_id == officer.id)
+        .order_by(Recusal.id.desc())
+        .limit(1)
+    )
+    if left is None:
+        return
+    successor = await ctx.session.get(Officer, left.replacement_officer_id)
+    who = "您" if ctx.actor is not None and ctx.actor.id == officer.id else officer.name
+    raise InvalidTransition(
+        f"{who}已于 {cn_datetime(left.created_at)} {CHANGE_LABELS[left.kind]}，"
+        f"不在案件 {case.code} 的检查组中"
+        + (f"，由{successor.name}（{successor.code}）接替" if successor else "")
+        + "，无须再申请"
+    )
 
 
 def _group_notices(

@@ -117,6 +117,10 @@ async def test_recusal_waits_for_the_department_leader_000_conflict_001_art14(
     assert newcomer in {o.code for o in s.w.partners[0].inspectors}
     assert f"您已不在案件 {s.case.code}" in told(rows, s.member)  # and why, by whose approval
     assert f"经{s.leader.name}批准回避" in told(rows, s.member)
+    # sent again, it says when the officer left and who took over, not "not in the group"
+    again = bodies(await say(sm, clock, s.member.code, f"回避 {s.case.code} {REASON}"))
+    assert f"您已于 2026年3月4日 12:00 回避，不在案件 {s.case.code} 的检查组中" in again
+    assert f"（{newcomer}）接替，无须再申请" in again and "您不在" not in again
     assert await actions(sm) == [
         "case.recusal.requested",
         "case.recusal",
