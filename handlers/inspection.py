@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from core.inspection import extend_window, record_inspection_date
 from handlers.base import Args, HandlerCtx, UsageError
-from handlers.results import day_named
+from handlers.results import day_named, read_as
 
 
 async def inspected(ctx: HandlerCtx, args: Args) -> None:
@@ -14,7 +14,8 @@ async def inspected(ctx: HandlerCtx, args: Args) -> None:
     if code is None or len(words) < 2:
         raise UsageError
     day = day_named(words[1], ctx.clock.today())
-    due = await record_inspection_date(ctx.core, code, day)
+    with read_as(words[1], day):
+        due = await record_inspection_date(ctx.core, code, day)
     await ctx.say("cmd_inspected.md.j2", case_code=code, inspected_on=day, due=due.label())
 
 

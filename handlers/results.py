@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from core import cases, results
 from core.errors import ValidationFailed
 from core.result_entry import load_entry_state, submit_result
 from core.result_parts import departments_with_items, not_entered, quick_entry
+from core.workdays import cn_date
 from handlers.base import Args, HandlerCtx, UsageError
 
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
@@ -39,6 +42,8 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
         if len(words) == 1:
             raise UsageError("请在检查日期前写明检查结果。")
         text = " ".join(words[:-1])
+    else:
+        _refuse_words_after_a_date(code, words, ctx.clock.today())
     quick = results.parse_quick_result(text)
     # the case locked first, read once: the other departments' parts merged below are the
     # ones the entry stores, and the reply's missing parts are those the entry leaves
@@ -51,9 +56,10 @@ async def submit(ctx: HandlerCtx, args: Args) -> None:
         # Never assume today: it would hide a late entry behind a fresh deadline (rule 7).
         raise ValidationFailed(f"请写明检查日期，例如：提交 {case.code} 未发现问题 3月20日")
     entry = quick_entry(loaded, actor, quick.codes, quick.methods, quick.followups)
-    result = await submit_result(
-        ctx.core, code, inspected_on=inspected_on, loaded=loaded, **dataclasses.asdict(entry)
-    )
+    with read_as(words[-1], inspected_on):
+        result = await submit_result(
+            ctx.core, code, inspected_on=inspected_on, loaded=loaded, **dataclasses.asdict(entry)
+        )
     merged = result.codes != quick.codes
     await ctx.say(
         "cmd_submitted.md.j2",
@@ -97,6 +103,38 @@ def day_word(
     if found is None:
         raise _bad_date(word, what, forms)
     return found
+
+
+def _refuse_words_after_a_date(code: str, words: list[str], today: dt.date) -> None:
+    """A date before the last word (未发现问题 2027-02-10 多余): the date goes last, and what
+    follows it is not understood — rather than the date called an unknown result."""
+    for i, word in enumerate(words[:-1]):
+        try:
+            day = day_word(word, today)
+        except ValidationFailed:
+            continue  # not a date either: the result's own words, parsed next
+        if day is not None:
+            raise ValidationFailed(
+                f"检查日期“{word}”须写在最后，其后的“{' '.join(words[i + 1 :])}”无法识别。"
+                f"例如：提交 {code} {' '.join(words[:i]) or '未发现问题'} {word}"
+            )
+
+
+@contextmanager
+def read_as(word: str, day: dt.date | None) -> Iterator[None]:
+    """A refused date typed without its year (12月20日) says the year it was read in: the
+    latest such day not after today, which may be last year's."""
+    try:
+        yield
+    except ValidationFailed as err:
+        m = _CN_DATE.match(word)
+        if day is None or err.field != "inspected_on" or m is None or m.group(1):
+            raise
+        raise ValidationFailed(
+            f"{err.message}（“{word}”未写年份，按 {cn_date(day)} 理解；"
+            f"如指其他年份，请写明年份，如 {day.year + 1}年{word}）",
+            field=err.field,
+        ) from err
 
 
 def _dated(year: int, month: int, day: int) -> dt.date | None:

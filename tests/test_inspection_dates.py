@@ -27,6 +27,7 @@ from tests.case_factories import (
     enter_other_parts,
     snapshot,
 )
+from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 
 D = dt.date
 NO_PROBLEM: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -159,3 +160,32 @@ async def test_the_summary_judges_an_entry_by_its_china_day(
     await session.commit()
     [task] = (await daily_summary(ctx, D(2026, 4, 20))).tasks
     assert (task.late, task.on_time) == (int(late), int(not late))
+
+
+async def test_a_refused_date_without_its_year_says_the_year_it_was_read_in(
+    sessionmaker, clock
+) -> None:
+    """000 §五.3 (inspections within the window): on 3 December `检查 … 12月20日` was refused as
+    before the window with no word that 12月20日 was read as last year's; the refusal names
+    the date read, for 检查 and for 提交 alike."""
+    async with sessionmaker() as s:
+        w = await build_world(s, window_start=D(2026, 12, 1), window_end=D(2026, 12, 31))
+    clock.set(china_noon(D(2026, 12, 3)))
+    d = make_dispatcher(sessionmaker, clock)
+    for typed in (f"检查 {w.case.code} 12月20日", f"提交 {w.case.code} 未发现问题 12月20日"):
+        text = bodies(await send(sessionmaker, d, text_event(w.a1.code, typed)))
+        assert text.startswith("检查日期早于任务检查时间（2026年12月1日 起）"), text
+        assert "（“12月20日”未写年份，按 2025年12月20日 理解；" in text
+
+
+async def test_words_after_the_date_of_a_result_are_named_not_the_date(sessionmaker, clock) -> None:
+    """`提交 … 未发现问题 2026-03-04 多余` called the date an unknown result: the reply says the
+    date goes last and names the words after it as not understood."""
+    async with sessionmaker() as s:
+        w = await build_world(s)
+    clock.set(china_noon(D(2026, 3, 5)))
+    d = make_dispatcher(sessionmaker, clock)
+    typed = f"提交 {w.case.code} 未发现问题 2026-03-04 多余"
+    text = bodies(await send(sessionmaker, d, text_event(w.a1.code, typed)))
+    assert text.startswith("检查日期“2026-03-04”须写在最后，其后的“多余”无法识别"), text
+    assert f"例如：提交 {w.case.code} 未发现问题 2026-03-04" in text
