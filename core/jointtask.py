@@ -100,6 +100,8 @@ NO_ANSWERER_FIX = (
     "列出尚缺的配置）"
 )
 
+NO_ANSWERER_ASK = "请联系联席会议办公室管理员补录其联络员、分管领导，或为其绑定企业微信、钉钉账号"
+
 
 async def require_answerers(ctx: Ctx, departments: list[Department], *, lead: bool) -> None:
     """A department in a task needs someone to act for it: a liaison or leader receives the
@@ -109,14 +111,15 @@ async def require_answerers(ctx: Ctx, departments: list[Department], *, lead: bo
     if not lacking:
         return
     names = "、".join(f"{d.name}（{d.code}）" for d in lacking)
+    # the administrator runs the command line; an officer in chat is sent to them
+    actor = ctx.actor
+    fix = NO_ANSWERER_FIX if actor is None or actor.has_role("admin") else NO_ANSWERER_ASK
     if lead:
         raise ValidationFailed(
-            f"牵头部门{names}没有在岗的联络员或分管领导，无人接收答复、组织抽取：{NO_ANSWERER_FIX}，"
-            "再发起任务"
+            f"牵头部门{names}没有在岗的联络员或分管领导，无人接收答复、组织抽取：{fix}，再发起任务"
         )
     raise ValidationFailed(
-        f"受邀部门{names}没有在岗的联络员或分管领导，无人接收和答复邀请：{NO_ANSWERER_FIX}，"
-        "或不邀请该部门"
+        f"受邀部门{names}没有在岗的联络员或分管领导，无人接收和答复邀请：{fix}，或不邀请该部门"
     )
 
 

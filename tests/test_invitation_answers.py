@@ -231,6 +231,8 @@ async def test_starting_a_plan_row_with_a_participant_nobody_answers_for_changes
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event(c.people["GA001"].code, "发起 JH-2026-04"))
     assert "受邀部门县应急管理局（YJ）没有在岗的联络员或分管领导" in bodies(rows)
+    # a liaison in chat is sent to the administrator, not to a command line
+    assert "请联系联席会议办公室管理员补录" in bodies(rows) and "lianjian" not in bodies(rows)
     rows = await send(sessionmaker, d, text_event(c.admin.code, "发起 JH-2026-05"))
     assert "牵头部门县应急管理局（YJ）没有在岗的联络员或分管领导" in bodies(rows)
     async with sessionmaker() as s:
