@@ -40,7 +40,7 @@ from core.errors import ValidationFailed
 from core.messages import Platform
 from core.rules import Rules
 from core.textfiles import read_toml_file
-from core.validation_zh import Loc, error_lines, example_at, keys_at, toml_value
+from core.validation_zh import Loc, error_lines, example_at, keys_at, loc_text, toml_value
 
 log = logging.getLogger(__name__)
 
@@ -301,10 +301,8 @@ def _where(toml: Path | None, loc: Loc) -> str:
         return ""
     if _from_env(loc):
         return f"环境变量 {_env_name(loc)}"
-    keys = [str(p) for p in loc if isinstance(p, str)]
-    section = keys_at(Settings, (keys[0],))
-    key = f"[{keys[0]}] {'.'.join(keys[1:])}".rstrip() if section else ".".join(keys)
-    key += "".join(f" 第 {p + 1} 项" for p in loc if isinstance(p, int))
+    section = keys_at(Settings, loc[:1])
+    key = f"[{loc[0]}] {loc_text(loc[1:])}".rstrip() if section else loc_text(loc)
     return f"{toml.name} 中的 {key}" if toml else f"配置项 {key}"
 
 

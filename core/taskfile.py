@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
 from core import plan
@@ -21,6 +21,8 @@ from core.errors import NotFound, ValidationFailed, os_reason
 from core.models import Department, Item, JointTask
 from core.render import templates_dir
 from core.textfiles import read_toml_file
+from core.validation_zh import Loc, error_lines, example_at, loc_text, toml_value
+from core.workdays import cn_date
 
 
 class TaskFile(BaseModel):
@@ -28,10 +30,10 @@ class TaskFile(BaseModel):
     adopted, gives `unplanned_reason` (003 三(七): tasks are not added at will)."""
 
     title: str = ""
-    lead: str = ""
-    window: tuple[dt.date, dt.date] | None = None
-    items: list[str] = []
-    invite: list[str] = []
+    lead: str = Field("", examples=["SJ"])
+    window: tuple[dt.date, dt.date] | None = Field(None, examples=[["2026-03-16", "2026-04-30"]])
+    items: list[str] = Field([], examples=[["SJ-03"]])
+    invite: list[str] = Field([], examples=[["WJ", "GA"]])
     scope: dict[str, Any] = {}
     rule: dict[str, Any] = {}
     plan: str = ""
@@ -90,10 +92,18 @@ def _key_line(text: str, key: str) -> int | None:
     return next((n for n, line in enumerate(text.splitlines(), 1) if pattern.match(line)), None)
 
 
-def task_file_example() -> bytes:
-    """The example task file `lianjian template task` writes (templates/task.example.toml)."""
-    return (templates_dir() / "task.example.toml").read_bytes()
+def task_file_example(today: dt.date) -> bytes:
+    """The example task file `lianjian template task` writes (templates/task.example.toml),
+    its window moved to start a week from `today`: an ended window is refused."""
+    start = today + dt.timedelta(days=7)
+    window = f'window = ["{start}", "{start + dt.timedelta(days=45)}"]'
+    text = (templates_dir() / "task.example.toml").read_text("utf-8")
+    return re.sub(r"^window = \[[^]]*\]", window, text, count=1, flags=re.M).encode()
 
+
+# the commands that list what a task file may name (bot/cli)
+DEPARTMENT_LIST = "lianjian department list"
+ITEM_LIST = "lianjian item list"
 
 TASK_FILE_HINT = (
     "任务文件是 TOML 文本文件：用 lianjian template task -o 任务.toml 生成示例，照着修改"
@@ -110,10 +120,13 @@ def read_task_file(path: Path) -> TaskFile:
     try:
         return TaskFile.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        raise ValidationFailed(
-            f"任务文件 {path.name} 的“{'.'.join(map(str, first['loc']))}”有误：{first['msg']}"
-        ) from err
+        lines = error_lines(err, TaskFile, loc_text, _example)
+        raise ValidationFailed(f"任务文件 {path.name} 有误：{'；'.join(lines)}") from None
+
+
+def _example(loc: Loc) -> str:
+    value = example_at(TaskFile, loc)
+    return f"{loc[0]} = {toml_value(value)}" if value else ""
 
 
 async def _department_ids(ctx: Ctx, codes: list[str]) -> list[int]:
@@ -127,7 +140,7 @@ async def _department_ids(ctx: Ctx, codes: list[str]) -> list[int]:
         ).all()
     )
     if missing := [c for c in codes if c.upper() not in found]:
-        raise NotFound(f"未找到部门：{'、'.join(missing)}")
+        raise NotFound(f"未找到部门：{'、'.join(missing)}（部门编号用 {DEPARTMENT_LIST} 查看）")
     return [found[c.upper()] for c in codes]
 
 
@@ -139,6 +152,12 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
     if missing or spec.window is None:
         raise ValidationFailed(
             f'任务文件缺少：{"、".join(missing)}（或写 plan = "计划编号" 按年度计划发起）'
+        )
+    today = ctx.clock.today()  # the demo's day on a database `serve --demo` moved forward
+    if spec.window[1] < today:
+        raise ValidationFailed(
+            f"检查时间窗口已于 {cn_date(spec.window[1])} 结束（今天是 {cn_date(today)}），"
+            "不能再据此发出邀请：请把任务文件中的 window 改为今后的日期"
         )
     reason = await plan.require_plan_or_reason(ctx, spec.window[0].year, spec.unplanned_reason)
     [lead_id] = await _department_ids(ctx, [spec.lead])
@@ -152,7 +171,10 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
         ).all()
     )
     if missing := [c for c in spec.items if c not in item_ids]:
-        raise NotFound(f"牵头部门的事项清单中没有：{'、'.join(missing)}")
+        raise NotFound(
+            f"牵头部门的事项清单中没有：{'、'.join(missing)}"
+            f"（该部门的事项代码用 {ITEM_LIST} {spec.lead.upper()} 查看）"
+        )
     task = await creation.create_task(
         ctx,
         title=spec.title,

@@ -68,6 +68,14 @@ def reason_zh(error: ErrorDetails) -> str:
     return "应为" + expected.format(**shown)
 
 
+def loc_text(loc: Loc) -> str:
+    """("window", 1) as "window 第 2 项"; ("scope", "kinds") as "scope.kinds"."""
+    return "".join(
+        f" 第 {p + 1} 项" if isinstance(p, int) else f".{p}" if i else str(p)
+        for i, p in enumerate(loc)
+    )
+
+
 def _toml_choices(expected: str) -> str:
     """pydantic's "'always' or 'except_key_items'" as a TOML writer types them."""
     return expected.replace("'", '"').replace(" or ", " 或 ").replace(", ", "、")

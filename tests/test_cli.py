@@ -25,6 +25,18 @@ def demo_db(tmp_path_factory):
     return db
 
 
+def example_task(tmp_path: Path, capsys, window: tuple[dt.date, dt.date] | None = None) -> Path:
+    """The task file `template task` writes, with `window` when given."""
+    path = tmp_path / "任务.toml"
+    assert main(["template", "task", "-o", str(path), "--force"]) == 0
+    capsys.readouterr()
+    if window:
+        dates = ", ".join(f'"{d}"' for d in window)
+        task = re.sub(r"^window = .*$", f"window = [{dates}]", path.read_text("utf-8"), flags=re.M)
+        path.write_text(task, "utf-8")
+    return path
+
+
 def test_demo_refuses_an_existing_file(demo_db, capsys):
     assert main(["demo", "--db", str(demo_db)]) == 2
     out, err = capsys.readouterr()
@@ -237,7 +249,7 @@ def test_chat_bind_replaces_and_lists_without_secrets(demo_db, tmp_path, capsys)
 def test_task_create_from_the_example_file_opens_consultation(demo_db, tmp_path, capsys):
     copy = tmp_path / "copy.sqlite3"
     copy.write_bytes(demo_db.read_bytes())
-    example = README.parent / "templates" / "task.example.toml"
+    example = example_task(tmp_path, capsys)
     assert main(["task", "create", str(example), "--db", str(copy)]) == 0
     out = capsys.readouterr().out
     invited = re.search(r"已向 (\S+) 发出邀请", out)
@@ -269,12 +281,78 @@ def test_task_create_from_the_example_file_opens_consultation(demo_db, tmp_path,
     assert "事项清单中没有：NOPE" in capsys.readouterr().err
 
 
+def test_task_create_refuses_a_window_that_has_ended_and_sends_nothing(demo_db, tmp_path, capsys):
+    """000 §五.3: the window is when the groups inspect; one that has ended invites nobody."""
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    ended = example_task(tmp_path, capsys, (dt.date(2025, 1, 1), dt.date(2025, 2, 1)))
+    assert main(["task", "create", str(ended), "--db", str(copy)]) == 2
+    assert "检查时间窗口已于 2025年2月1日 结束（今天是 " in capsys.readouterr().err
+    engine = create_engine(f"sqlite:///{copy}")
+    with engine.connect() as conn:
+        tasks = conn.execute(text("SELECT count(*) FROM joint_task")).scalar()
+        outbox = conn.execute(text("SELECT count(*) FROM outbox")).scalar()
+    engine.dispose()
+    original = create_engine(f"sqlite:///{demo_db}")
+    with original.connect() as conn:
+        assert (tasks, outbox) == (
+            conn.execute(text("SELECT count(*) FROM joint_task")).scalar(),
+            conn.execute(text("SELECT count(*) FROM outbox")).scalar(),
+        )
+    original.dispose()
+
+
+@pytest.mark.parametrize(
+    ("change", "told"),
+    [
+        (
+            ("window = [", 'window = ["2026-12-20", "2026-02-30"]\n# ['),
+            "window 第 2 项：应为实际存在的日期，格式 YYYY-MM-DD（现为“2026-02-30”），"
+            '例如 window = ["2026-03-16", "2026-04-30"]',
+        ),
+        (
+            ('ratio = "0.05"', 'ratio = "3%"'),
+            "第 2 个分层（[[rule.strata]]）的 ratio：应为小数（如 0.05，不带 %）（现为“3%”），"
+            '例如 ratio = "0.05"',
+        ),
+        (
+            ('lead = "SJ"', 'lead = "XX"'),
+            "未找到部门：XX（部门编号用 lianjian department list 查看）",
+        ),
+        (
+            ('items = ["SJ-03"]', 'items = ["SJ-99"]'),
+            "牵头部门的事项清单中没有：SJ-99（该部门的事项代码用 lianjian item list SJ 查看）",
+        ),
+    ],
+)
+def test_task_file_errors_say_what_to_write_and_where_to_look(
+    demo_db, tmp_path, capsys, change, told
+):
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    example = example_task(tmp_path, capsys)
+    old, new = change
+    example.write_text(example.read_text("utf-8").replace(old, new, 1), "utf-8")
+    assert main(["task", "create", str(example), "--db", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert told in err and "Input should" not in err
+
+
+def test_department_and_item_lists_give_the_codes_a_task_file_names(demo_db, capsys):
+    assert main(["department", "list", "--db", str(demo_db)]) == 0
+    assert re.search(r"^SJ\t县市场监督管理局", capsys.readouterr().out, re.M)
+    assert main(["item", "list", "sj", "--db", str(demo_db)]) == 0
+    assert re.search(r"^SJ-03\t(重点|一般)\t", capsys.readouterr().out, re.M)
+    assert main(["item", "list", "XX", "--db", str(demo_db)]) == 2
+    assert "未找到部门：XX（部门编号用 lianjian department list 查看）" in capsys.readouterr().err
+
+
 def test_the_example_task_samples_higher_risk_at_higher_ratios(demo_db, tmp_path, capsys):
     """001 第十四条 (对高风险检查对象加大抽查比例), 004 第八条: the task the example file creates
     takes A 低风险 < B 一般风险 < C 较高风险 < D 高风险; unclassified goes with B."""
     copy = tmp_path / "copy.sqlite3"
     copy.write_bytes(demo_db.read_bytes())
-    example = README.parent / "templates" / "task.example.toml"
+    example = example_task(tmp_path, capsys)
     assert main(["task", "create", str(example), "--db", str(copy)]) == 0
     engine = create_engine(f"sqlite:///{copy}")
     with engine.connect() as conn:
@@ -428,7 +506,7 @@ def test_cli_on_a_moved_demo_clock_uses_the_demo_day_and_says_so(demo_db, tmp_pa
     moved = tmp_path / "moved.sqlite3"
     moved.write_bytes(demo_db.read_bytes())
     demo_day = asyncio.run(_move_demo_clock(moved, 155))
-    example = README.parent / "templates" / "task.example.toml"
+    example = example_task(tmp_path, capsys, (demo_day, demo_day + dt.timedelta(days=30)))
     assert main(["task", "create", str(example), "--db", str(moved)]) == 0
     _, err = capsys.readouterr()
     assert f"演示时钟：{demo_day.year}年{demo_day.month}月{demo_day.day}日" in err
@@ -446,3 +524,7 @@ def test_cli_on_a_moved_demo_clock_uses_the_demo_day_and_says_so(demo_db, tmp_pa
         engine.dispose()
     assert due[moved] > demo_day  # the reply is due after the demo's day, not long before it
     assert due[plain] < demo_day
+    window = (demo_day - dt.timedelta(days=40), demo_day - dt.timedelta(days=1))
+    ended = example_task(tmp_path, capsys, window)
+    assert main(["task", "create", str(ended), "--db", str(moved)]) == 2  # ended at the demo's day
+    assert "检查时间窗口已于" in capsys.readouterr().err

@@ -34,8 +34,10 @@ from bot.cli.serve import cmd_demo, cmd_serve
 from bot.cli.setup import (
     TEMPLATE_KINDS,
     cmd_db_upgrade,
+    cmd_department_list,
     cmd_holidays_load,
     cmd_import,
+    cmd_item_list,
     cmd_setup_check,
     cmd_template,
 )
@@ -152,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn, command_parser=sp)
         return sp
 
+    def group(name: str, help_: str) -> Any:
+        """A command with subcommands (`db upgrade`, `task create`, …)."""
+        return sub.add_parser(name, help=help_).add_subparsers(
+            dest="sub", required=True, title="子命令", metavar="子命令"
+        )
+
     s = add("serve", cmd_serve, "启动机器人服务（含本地模拟器）")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
@@ -167,9 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"检查对象户数（至少 {MIN_DEMO_TARGETS}，默认 20000）",
     )
 
-    db = sub.add_parser("db", help="数据库").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
-    )
+    db = group("db", "数据库")
     add("upgrade", cmd_db_upgrade, "执行数据库迁移", parent=db)
 
     imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
@@ -201,21 +207,27 @@ def _parser() -> argparse.ArgumentParser:
     tp.add_argument("-o", "--output", required=True)
     tp.add_argument("--force", action="store_true", help="覆盖已有的同名文件（默认不覆盖）")
 
-    st = sub.add_parser("setup", help="上线准备").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
-    )
+    st = group("setup", "上线准备")
     add("check", cmd_setup_check, "检查开展第一次联合抽查前还缺什么（未就绪时返回非零）", parent=st)
 
-    rp = sub.add_parser("report", help="统计报表").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
+    dp = group("department", "部门")
+    add(
+        "list",
+        cmd_department_list,
+        "列出部门编号、全称和简称（任务文件的 lead、invite）",
+        parent=dp,
     )
+    it = group("item", "抽查事项")
+    add(
+        "list", cmd_item_list, "列出一个部门的现行抽查事项（任务文件的 items）", parent=it
+    ).add_argument("department", help="部门编号")
+
+    rp = group("report", "统计报表")
     ry = add("year", cmd_report_year, "年度考核统计（XLSX）", parent=rp)
     ry.add_argument("--year", type=_year_arg, help="年度（默认今年）")
     ry.add_argument("-o", "--output", required=True, help="输出文件（.xlsx）")
 
-    dr = sub.add_parser("draw", help="抽取记录与验证").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
-    )
+    dr = group("draw", "抽取记录与验证")
     add("list", cmd_draw_list, "列出抽取记录", parent=dr).add_argument(
         "--json", action="store_true"
     )
@@ -227,17 +239,13 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", required=True, help="输出文件（.csv）")
     add("verify", cmd_draw_verify, "重算并核对一次抽取", parent=dr).add_argument("draw")
 
-    au = sub.add_parser("audit", help="审计日志").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
-    )
+    au = group("audit", "审计日志")
     add("verify", cmd_audit_verify, "校验审计日志哈希链", parent=au)
     aus = add("show", cmd_audit_show, "查看一个任务或案件的审计记录", parent=au)
     aus.add_argument("code", help="任务编号（如 LJ-2026-001）或案件号（如 LJ-2026-001-003）")
     aus.add_argument("--json", action="store_true")
 
-    ho = sub.add_parser("holidays", help="节假日数据").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
-    )
+    ho = group("holidays", "节假日数据")
     hl = add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho)
     hl.description = (
         "载入国务院办公厅公布的某年节假日安排，用于计算工作日期限。文件为 UTF-8 或 GBK 文本：\n"
@@ -249,9 +257,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     hl.add_argument("file", help="节假日文件（.toml 或 .json）")
 
-    tk = sub.add_parser("task", help="联合抽查任务").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
-    )
+    tk = group("task", "联合抽查任务")
     add(
         "create",
         cmd_task_create,
@@ -265,9 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("code", help="任务编号（整套）或案件号")
     dc.add_argument("-o", "--output", required=True, help="输出目录")
 
-    xp = sub.add_parser("export", help="导出与归档").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
-    )
+    xp = group("export", "导出与归档")
     er = add(
         "results",
         cmd_export_results,
@@ -281,9 +285,7 @@ def _parser() -> argparse.ArgumentParser:
     ea.add_argument("task", help="任务编号")
     ea.add_argument("-o", "--output", required=True)
 
-    ch = sub.add_parser("chat", help="部门群 / 办公室群机器人").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
-    )
+    ch = group("chat", "部门群 / 办公室群机器人")
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
     cb.add_argument("to", help="部门编号、全称或简称，或 office 表示联席会议办公室群")
     cb.add_argument("--platform", required=True, choices=PLATFORMS)
@@ -291,9 +293,7 @@ def _parser() -> argparse.ArgumentParser:
     cb.add_argument("--secret", help="钉钉机器人加签密钥（SEC 开头）")
     add("list", cmd_chat_list, "列出群机器人绑定", parent=ch)
 
-    ob = sub.add_parser("outbox", help="发件箱").add_subparsers(
-        dest="sub", required=True, title="子命令", metavar="子命令"
-    )
+    ob = group("outbox", "发件箱")
     add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument("--dead", action="store_true")
     add("retry", cmd_outbox_retry, "重新发送死信", parent=ob).add_argument("id", type=int)
 

@@ -91,7 +91,7 @@ def cmd_template(args: argparse.Namespace) -> int:
         )
     if args.kind == "task":
         path.parent.mkdir(parents=True, exist_ok=True)  # as write_template does for the sheets
-        path.write_bytes(task_file_example())
+        path.write_bytes(task_file_example(SystemClock().today()))
         print(f"已生成任务文件示例 {path}：照着修改后用 lianjian task create {path} 创建任务")
         return 0
     write_template(args.kind, path, year=SystemClock().today().year)
@@ -114,6 +114,41 @@ async def cmd_setup_check(args: argparse.Namespace) -> int:
     print(platforms)
     print(readiness.text_zh())
     return 0 if readiness.ok else 1
+
+
+async def cmd_department_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from core.models import Department
+
+    async with cli_ctx(args) as ctx:
+        departments = await ctx.session.scalars(select(Department).order_by(Department.code))
+        lines = [f"{d.code}\t{d.name}\t{d.short_name}".rstrip() for d in departments]
+    print("\n".join(lines) or "尚未导入部门：用 lianjian import departments 文件 导入")
+    return 0
+
+
+async def cmd_item_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from core.models import Department, Item
+    from core.taskfile import DEPARTMENT_LIST
+
+    async with cli_ctx(args) as ctx:
+        department = await ctx.session.scalar(
+            select(Department).where(Department.code == args.department.upper())
+        )
+        if department is None:
+            raise CliError(f"未找到部门：{args.department}（部门编号用 {DEPARTMENT_LIST} 查看）")
+        items = await ctx.session.scalars(
+            select(Item)
+            .where(Item.department_id == department.id, Item.current.is_(True))
+            .order_by(Item.code)
+        )
+        lines = [f"{i.code}\t{'重点' if i.category == 'key' else '一般'}\t{i.name}" for i in items]
+        name = department.name
+    print("\n".join(lines) or f"{name}尚无抽查事项：用 lianjian import items 文件 导入")
+    return 0
 
 
 async def cmd_holidays_load(args: argparse.Namespace) -> int:

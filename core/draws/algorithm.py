@@ -19,9 +19,10 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidO
 from math import isqrt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from core.errors import ValidationFailed
+from core.validation_zh import Loc, error_lines, example_at, loc_text, toml_value
 
 ALGORITHM_VERSION = "lianjian-draw-1"
 INSPECTOR_PREFIX = "inspector:"
@@ -33,8 +34,8 @@ class StratumRule(BaseModel):
     """How many to take from one stratum, and (for target pools) who belongs to it."""
 
     name: str
-    ratio: Decimal | None = None
-    count: int | None = None
+    ratio: Decimal | None = Field(None, examples=["0.05"])
+    count: int | None = Field(None, examples=[10])
     rounding: Literal["half_up", "up", "down"] = "half_up"
     min: int = 0
     risk_levels: list[str] = []  # membership: any of these risk classes …
@@ -112,14 +113,25 @@ def parse_rule(data: dict[str, Any]) -> SamplingRule:
     try:
         return SamplingRule.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        msg = (
-            str(first.get("ctx", {}).get("error", ""))
-            or f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
-        )
-        raise ValidationFailed(f"抽取规则有误：{msg}") from err
+        lines = error_lines(err, SamplingRule, _rule_place, _rule_example)
+        raise ValidationFailed(f"抽取规则有误：{'；'.join(lines)}") from err
     except InvalidOperation as err:
         raise ValidationFailed("抽取规则有误：比例不是有效的数字") from err
+
+
+def _rule_place(loc: Loc) -> str:
+    """A rule's part as the task file writes it: ("strata", 1, "ratio") is the second
+    [[rule.strata]]'s ratio."""
+    if loc[:1] == ("strata",) and len(loc) > 1 and isinstance(loc[1], int):
+        part = f"第 {loc[1] + 1} 个分层（[[rule.strata]]）"
+        return f"{part}的 {loc_text(loc[2:])}" if len(loc) > 2 else part
+    return loc_text(loc)
+
+
+def _rule_example(loc: Loc) -> str:
+    value = example_at(SamplingRule, loc)
+    key = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    return f"{key} = {toml_value(value)}" if value and key != "strata" else ""
 
 
 def new_seed() -> bytes:
