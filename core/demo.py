@@ -402,7 +402,7 @@ async def _objection(demo: Demo, case_codes: list[str]) -> None:
             reason="复查发现原结果有误",
             codes=["1"],
             methods=["实地检查", "网络监测"],
-            followups=["无需后续处置"],
+            followups=["移送办案机构"],  # the referral stands (001 第十七条)
             inspected_on=dt.date(YEAR, 3, 19),
         ),
     )
