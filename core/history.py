@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import CHINA_TZ
-from core.models import AuditEvent, Officer
+from core.models import AuditEvent, Department, Officer
 from core.workdays import cn_datetime
 
 EVENT_LABELS = {
@@ -85,21 +85,65 @@ async def history_lines(
     group), the others (liaisons, leaders, reviewers) are looked up in one query. When:
     3月5日 12:00 beside the case, 2026年3月5日 12:00 (`with_year`) in chat, read later."""
     names = dict(known)
-    others = {e.actor for e in events} - names.keys()
+    others = ({e.actor for e in events} | _named(events, _OFFICER_KEYS)) - names.keys()
     if others:
         rows = await session.execute(
             select(Officer.code, Officer.name).where(Officer.code.in_(others))
         )
         names.update({code: name for code, name in rows.all()})
+    reopened = _named(events, ("reopened",))
+    departments = dict(
+        (
+            await session.execute(
+                select(Department.code, Department.name).where(Department.code.in_(reopened))
+            )
+        ).all()
+        if reopened
+        else ()
+    )
     return [
         HistoryLine(
             _when(e.at.astimezone(CHINA_TZ), with_year),
-            _LABELS.get(e.action, e.action),
+            _what(e, names, departments),
             _who(e.actor, names),
             str(e.data.get("reason") or e.data.get("why") or "") if e.data else "",
         )
         for e in events
     ]
+
+
+# the codes an event's data names besides its actor: who left a group and who joined it
+_OFFICER_KEYS = ("officer", "replacement", "new")
+_GROUP_CHANGES = ("case.replacement", "case.recusal")
+
+
+def _named(events: Sequence[AuditEvent], keys: Sequence[str]) -> set[str]:
+    """The codes (one, or a list) the events' data hold under `keys`."""
+    found: set[str] = set()
+    for e in events:
+        for key in keys:
+            value = (e.data or {}).get(key)
+            found.update(value if isinstance(value, list) else [value] if value else [])
+    return found
+
+
+def _what(e: AuditEvent, names: Mapping[str, str], departments: Mapping[str, str]) -> str:
+    """The event's label with what it decided, for whom and on what: 审核通过 / 审核退回 and whose
+    part went back, the referral's receiving department, who replaced whom."""
+    label, data = _LABELS.get(e.action, e.action), e.data or {}
+    if e.action == "case.result.reviewed" and "decision" in data:
+        if data["decision"] == "approve":
+            return "审核通过"
+        parts = "、".join(departments.get(c, c) for c in data.get("reopened", []))
+        return "审核退回" + (f"：退回{parts}录入的部分" if parts else "")
+    if e.action == "case.referral" and data.get("to"):
+        return f"{label}：{data.get('kind', '')}，接收单位 {data['to']}"
+    if e.action.startswith(_GROUP_CHANGES) and data.get("officer"):
+        by = data.get("replacement") or data.get("new")
+        return f"{label}：{names.get(data['officer'], data['officer'])}" + (
+            f"，由{names.get(by, by)}接替" if by else ""
+        )
+    return label
 
 
 def _who(actor: str, names: Mapping[str, str]) -> str:

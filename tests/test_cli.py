@@ -139,6 +139,19 @@ def test_audit_show_reads_a_task_and_a_case_trail_in_words(demo_db, capsys):
     ):
         assert words in out
     assert not re.search(r"[\u4e00-\u9fff]\s*(task|invitation|draw|inspectors)\.[a-z]", out)
+    # what was decided, for whom, and on what: 通过 / 退回 (and whose part went back), the
+    # receiving department, who replaced whom, and each subject in words, not `invitation:4`
+    assert re.search(
+        r"审核退回：退回县\S+录入的部分（案件 LJ-2026-001-003）；理由：检查记录缺少现场照片", out
+    ), out
+    assert "审核通过（案件 LJ-2026-001-001）" in out
+    assert "登记移送：移送办案机构，接收单位 县生态环境局（案件 LJ-2026-001-002）" in out
+    assert re.search(r"  更换检查人员：\S+，由\S+接替（案件 LJ-2026-001-021）", out), out
+    assert re.search(r"  回避：\S+，由\S+接替（案件 LJ-2026-001-001）", out), out
+    assert re.search(r"接受邀请（县\S+的邀请）", out), out
+    assert "（案件 LJ-2026-001-002 的第 1 条异议）" in out
+    assert not re.search(r"（(task|case|draw|invitation|objection):", out), out
+    assert not re.search(r"  审核（", out)
 
     assert main(["audit", "show", "lj-2026-001-002", "--json", "--db", str(demo_db)]) == 0
     rows = json.loads(capsys.readouterr().out)

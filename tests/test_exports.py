@@ -163,6 +163,10 @@ def test_archive_holds_the_whole_task_and_closes_it(
     excerpt = read["09-审计/审计摘录.jsonl"].decode()
     assert "case.result.corrected" in excerpt and "case.published" in excerpt
     assert "全链校验：通过" in read["09-审计/审计校验.txt"].decode()
+    # beside the raw events, the task's trail in words as `audit show` prints it
+    trail = read["09-审计/审计记录.txt"].decode()
+    assert f"任务 {published.task.code} 的审计记录共" in trail and "审核通过（案件" in trail
+    assert "更正" in trail and not re.search(r"（(task|case|draw|invitation|objection):", trail)
     manifest = read["00-归档清单.txt"].decode()
     # read by a clerk: the time in words, not ISO
     assert re.search(r"生成时间：\d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d\n", manifest)

@@ -301,11 +301,11 @@ async def test_the_history_names_every_step_and_person_in_chinese(
     history = text.split("办理记录", 1)[1]
     assert "未取得卫生许可（已签收）" in text.split("办理记录", 1)[0]  # as the result form says
     for expected in (
-        "登记移送（张检查）",
+        "登记移送：移送办案机构，接收单位 县卫生健康委员会（张检查）",
         "签收移送（孙联络）",
-        "申请更换检查人员（赵联络）：长期病假",
-        "更换检查人员（钱领导）：长期病假",
-        "批准更换检查人员（钱领导）",
+        "申请更换检查人员：李检查（赵联络）：长期病假",
+        "更换检查人员：李检查，由吴局外接替（钱领导）：长期病假",
+        "批准更换检查人员：李检查，由吴局外接替（钱领导）",
     ):
         assert expected in history, expected
     assert not re.search(r"[a-z]+\.[a-z]", history), history

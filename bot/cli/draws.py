@@ -129,9 +129,8 @@ async def cmd_audit_verify(args: argparse.Namespace) -> int:
 async def cmd_audit_show(args: argparse.Namespace) -> int:
     """A task's or a case's events in words, oldest first (the archive's excerpt, readable)."""
     from core.cases import get_case
-    from core.history import history_lines
     from core.jointtask import get_task
-    from core.trail import case_trail, task_trail
+    from core.trail import case_trail, task_trail, trail_text
 
     code = args.code.strip().upper()
     async with cli_ctx(args) as ctx:
@@ -141,7 +140,7 @@ async def cmd_audit_show(args: argparse.Namespace) -> int:
         else:
             task = await get_task(ctx, code)
             title, events = f"任务 {task.code}", await task_trail(ctx.session, task)
-        lines = await history_lines(ctx.session, events, with_year=True)
+        text = await trail_text(ctx.session, title, events)
     if args.json:
         print_json(
             [
@@ -158,8 +157,5 @@ async def cmd_audit_show(args: argparse.Namespace) -> int:
             ]
         )
         return 0
-    print(f"{title} 的审计记录共 {len(events)} 条（按记录先后；序号即审计日志中的编号）：")
-    for e, line in zip(events, lines, strict=True):
-        why = f"；理由：{line.reason}" if line.reason else ""
-        print(f"{e.id:>6}  {line.at}  {line.who}  {line.what}（{e.subject}）{why}")
+    print(text, end="")
     return 0

@@ -1,5 +1,6 @@
 """Stage 9, closing (立卷归档): the audit part of the archive — the task's events with their hashes,
-each row's hash recomputed, and the whole chain checked at the time of archiving."""
+the same events in words, each row's hash recomputed, and the whole chain checked at the time of
+archiving."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit
 from core.archive.contents import Files
 from core.models import JointTask
-from core.trail import task_trail
+from core.trail import task_trail, trail_text
 
 
 async def audit_files(session: AsyncSession, task: JointTask, files: Files) -> None:
@@ -37,6 +38,9 @@ async def audit_files(session: AsyncSession, task: JointTask, files: Files) -> N
             for e in events
         ),
     )
+    # the same events in words, as `lianjian audit show` prints them, for a clerk
+    text = await trail_text(session, f"任务 {task.code}", events)
+    files.add("09-审计/审计记录.txt", text.encode("utf-8"))
     bad = [
         e.id
         for e in events
