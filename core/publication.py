@@ -35,7 +35,14 @@ from core.models import (
     Objection,
 )
 from core.result_entry import carry_files, new_version, result_data, result_fields
-from core.result_parts import case_parts, merged_fields, own_codes, own_parts, set_own_fields
+from core.result_parts import (
+    case_parts,
+    check_agreement,
+    merged_fields,
+    own_codes,
+    own_parts,
+    set_own_fields,
+)
 from core.results import case_codes, quick_methods
 from core.states import (
     CASE,
@@ -236,6 +243,8 @@ async def correct_result(
     )
     parts = await case_parts(ctx, case)
     part = parts.get(actor.department_id)
+    part_codes = own_codes(rows, actor.department_id, items, codes)
+    check_agreement(actor.department_id, part_codes, rows, items, parts, departments)
     if methods is None:
         methods = part.methods if part is not None and part.methods else quick_methods(codes)
     fields = result_fields(
@@ -262,7 +271,7 @@ async def correct_result(
         merged,
         ResultState.PUBLISHED,
         departments,
-        part={**fields, "codes": own_codes(rows, actor.department_id, items, codes)},
+        part={**fields, "codes": part_codes},
     )
     if part is not None:
         set_own_fields(part, fields)

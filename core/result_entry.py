@@ -57,7 +57,7 @@ from core.models import (
     TaskItem,
 )
 from core.result_parts import (
-    contradicted_part,
+    check_agreement,
     departments_with_items,
     enter_part,
     merged_fields,
@@ -487,16 +487,7 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
         if not (own_part and d.id == actor.department_id)
     ]
     departments = loaded.departments
-    misfit = contradicted_part(
-        actor.department_id,
-        codes,
-        loaded.task_items,
-        ((int(i["item_id"]), i["codes"]) for i in items),
-        loaded.parts,
-        department_categories(departments),
-    )
-    if misfit is not None:
-        raise misfit
+    check_agreement(actor.department_id, codes, loaded.task_items, items, loaded.parts, departments)
     result = await new_version(
         ctx,
         case,

@@ -7,13 +7,13 @@ part recorded as entered. core.result_entry enters the version the parts make up
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
 
-from core.cases import china_date
+from core.cases import china_date, department_categories
 from core.changes import Ctx
 from core.errors import ValidationFailed
 from core.inspection import result_deadline
@@ -32,9 +32,9 @@ from core.results import (
     FOLLOWUPS,
     METHODS,
     NO_FOLLOWUP,
-    Category,
     case_codes,
     contradiction,
+    mixed_items,
 )
 from core.states import PART, PartState
 
@@ -96,24 +96,36 @@ def own_parts(
     return list(merged.values())
 
 
-def contradicted_part(
+def check_agreement(
     department_id: int,
     codes: Sequence[str],
     task_items: Sequence[tuple[Item, Department]],
-    item_codes: Iterable[tuple[int, Sequence[str]]],
+    item_results: Sequence[dict[str, Any]],
     parts: dict[int, CasePart],
-    extra: Sequence[Category],
-) -> ValidationFailed | None:
-    """The department's own conclusion (`codes`) against each other department's entered
-    part, read from its items' codes (`item_codes`: (item id, codes) of the version, the
-    other departments' as they stand): the first that contradicts it
-    (`results.contradiction`). A returned part is not compared: it is to be entered again."""
+    departments: Sequence[Department],
+) -> None:
+    """Refuses a department's entry or correction whose own items say different situations
+    (`results.mixed_items`), or whose conclusion (`codes`) contradicts another department's
+    entered part (`results.contradiction`), read from its items in `item_results` (the
+    version's, the others' as they stand). A returned part is not compared: it is to be
+    entered again. `departments`: the task's (their categories name the codes)."""
     department_of = {item.id: department for item, department in task_items}
+    names = {item.id: item.name for item, _ in task_items}
+    mine: list[tuple[str, Sequence[str]]] = []
     theirs: dict[int, list[Sequence[str]]] = {}
-    for item_id, found in item_codes:
+    for entry in item_results:
+        item_id, found = int(entry["item_id"]), entry["codes"]
         department = department_of.get(item_id)
-        if department is not None and department.id != department_id and found:
+        if department is None or not found:
+            continue
+        if department.id == department_id:
+            mine.append((names[item_id], found))
+        else:
             theirs.setdefault(department.id, []).append(found)
+    extra = department_categories(departments)
+    mixed = mixed_items(mine, extra)
+    if mixed is not None:
+        raise mixed
     for department in {d.id: d for d in department_of.values() if d.id in theirs}.values():
         part = parts.get(department.id)
         if part is None or part.state != PartState.ENTERED:
@@ -122,8 +134,7 @@ def contradicted_part(
         on = china_date(part.entered_at)
         misfit = contradiction(codes, said, department.name, on, extra)
         if misfit is not None:
-            return misfit
-    return None
+            raise misfit
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ their own child of A: "<base>:<department code>", where the base is the national
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -380,13 +381,32 @@ def contradiction(
     known = catalogue(extra)
     return ValidationFailed(
         f"{department}{cn_date(entered_on)}录入的结果为{_listed(theirs, known)}，"
-        f"与本次录入的{_listed(mine, known)}相互矛盾：无法联系、不配合检查情节严重、注销等"
-        "是检查对象本身的情况，据此直接形成检查结果而未能检查（004 第十八条），"
-        "联合检查一次完成各部门事项（004 第十四条），"
-        f"各部门须一致。请与{department}核实：认同的，录入相同的结果；有误的，"
-        f"请{department}重新录入本部门结果后再提交",
+        f"与本次录入的{_listed(mine, known)}{_CONTRADICT}各部门须一致。请与{department}核实："
+        f"认同的，录入相同的结果；有误的，请{department}重新录入本部门结果后再提交",
         field="items",
     )
+
+
+def mixed_items(
+    items: Sequence[tuple[str, Sequence[str]]], extra: Iterable[Category] = ()
+) -> ValidationFailed | None:
+    """One department's items (name, codes) that say different situations: the target's
+    situation is one for all its items (docs/domain.md, "Parts that contradict")."""
+    known = catalogue(extra)
+    for (name, codes), (other, said) in itertools.pairwise(items):
+        if situations(codes) != situations(said):
+            return ValidationFailed(
+                f"事项“{name}”的结果为{_listed(codes, known)}，与事项“{other}”的结果"
+                f"{_listed(said, known)}{_CONTRADICT}各事项须一致，请改正后再提交",
+                field="items",
+            )
+    return None
+
+
+_CONTRADICT = (
+    "相互矛盾：无法联系、不配合检查情节严重、注销等是检查对象本身的情况，据此直接形成检查结果"
+    "而未能检查（004 第十八条），联合检查一次完成各部门事项（004 第十四条），"
+)
 
 
 def _listed(codes: Sequence[str], known: dict[str, Category]) -> str:

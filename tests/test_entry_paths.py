@@ -337,3 +337,33 @@ async def test_the_referral_as_follow_up_is_entered_and_others_need_none_001_art
     their_item = {"item_id": w.items[1].id, "codes": ["1"]}
     result = await enter(path, ctx, w, w.b1, **CLEAN, item_results=[their_item])
     assert (result.state, result.followups) == ("submitted", ["移送办案机构"])
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_departments_own_items_saying_different_situations_are_refused_004_art18(
+    ctx: Ctx, session: AsyncSession, path: str
+) -> None:
+    """004 第十八条, 第十四条: the target's situation is one for all its items, so the lead's
+    entry of 注销 on one item and 未发现问题 on another is refused, naming both items — it
+    was merged into 注销 as two departments' parts were."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    second = Item(department_id=w.lead.id, code="SJ-02", name="广告发布检查")
+    session.add(second)
+    await session.flush()
+    session.add(TaskItem(task_id=w.task.id, item_id=second.id, department_id=w.lead.id))
+    entry = {
+        **CLEAN,
+        "codes": ["9"],
+        "item_results": [
+            {"item_id": w.items[0].id, "codes": ["9"]},
+            {"item_id": second.id, "codes": ["1"]},
+        ],
+    }
+    await refused(
+        session,
+        ValidationFailed,
+        enter(path, ctx, w, w.a1, **entry),
+        "事项“企业公示信息检查”的结果为“注销”（9），与事项“广告发布检查”的结果"
+        "“未发现问题”（1）相互矛盾",
+    )

@@ -187,3 +187,36 @@ async def test_recheck_deadline_across_year_end_becomes_final(ctx, session):
     await session.refresh(obj)
     assert changed == 1
     assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2027, 1, 12), False)
+
+
+async def test_a_correction_contradicting_another_departments_part_is_refused_004_art18(
+    ctx, session
+) -> None:
+    """004 第十八条, 第二十条: both departments inspected and found nothing, published; the
+    lead's correction of its part to 注销 (no visit was possible) contradicts 卫健委's
+    inspection and is refused as an entry would be, naming 卫健委's entry; nothing changes."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    for officer, item in ((w.a1, w.items[0]), (w.b1, w.items[1])):
+        await submit_result(
+            acting(ctx, officer),
+            w.case.code,
+            **CLEAN,
+            inspected_on=D(2026, 3, 10),
+            item_results=[{"item_id": item.id, "codes": ["1"]}],
+        )
+    for reviewer in (w.lead_liaison, w.other_liaison):
+        await review_result(acting(ctx, reviewer), w.case.code, True)
+    await session.commit()
+    before = await snapshot(session)
+    with pytest.raises(ValidationFailed, match="县卫生健康委员会2026年3月12日录入的结果为"):
+        await correct_result(
+            acting(ctx, w.lead_liaison),
+            w.case.code,
+            reason="企业已注销",
+            codes=["9"],
+            methods=[],
+            followups=["无需后续处置"],
+        )
+    await session.rollback()
+    assert await snapshot(session) == before
