@@ -512,15 +512,16 @@ def _encode_form(fields: list[tuple[str, str]]) -> bytes:
 
 
 async def test_signed_pages_with_hostile_forms(rig: Rig, fuzzer: Fuzzer) -> None:
-    """Invitation, result and review pages (GET and POST) and the documents page, each with a
-    valid signed link (and CSRF token) of an officer who may or may not use it, hostile fields
-    and queries around it."""
+    """Invitation, result, correction and review pages (GET and POST) and the documents page,
+    each with a valid signed link (and CSRF token) of an officer who may or may not use it,
+    hostile fields and queries around it."""
     case = rig.cases[0]
     member, liaison = rig.members[0], rig.world.lead.liaison
     outsider = rig.world.partners[1].inspectors[0]
     pages = {
         "/h5/invitation": ("invitation", f"invitation:{rig.invitation.id}", "respond"),
         "/h5/result": ("result", f"case:{case.id}", "result"),
+        "/h5/correction": ("correction", f"case:{case.id}", "correction"),
         "/h5/review": ("review", f"case:{case.id}", "review"),
         "/h5/documents": ("documents", f"task:{rig.task_code}", "documents"),
         "/h5/result/file": ("result", f"case:{case.id}", "result"),
@@ -785,6 +786,8 @@ FUZZED_ROUTES = {
     "POST /h5/invitation": test_signed_pages_with_hostile_forms,
     "GET /h5/result": test_signed_pages_with_hostile_forms,
     "POST /h5/result": test_signed_pages_with_hostile_forms,
+    "GET /h5/correction": test_signed_pages_with_hostile_forms,
+    "POST /h5/correction": test_signed_pages_with_hostile_forms,
     "GET /h5/result/file": test_signed_pages_with_hostile_forms,
     "GET /h5/review": test_signed_pages_with_hostile_forms,
     "POST /h5/review": test_signed_pages_with_hostile_forms,
