@@ -74,6 +74,11 @@ def yes_no(flag: bool) -> str:
     return "是" if flag else "否"
 
 
+def category_words(codes: Sequence[str], extra: Sequence[Category]) -> str:
+    """A result's categories in words (检查结果), beside its codes."""
+    return "；".join(label(c, extra) for c in codes)
+
+
 def followup_complete(r: CaseResult) -> bool:
     """后续处置是否完成: done when marked done, and when there is none to do (无需后续处置)."""
     return r.followup_done or all(f == NO_FOLLOWUP for f in r.followups)
@@ -99,7 +104,7 @@ def _row(
         target.name,
         r.inspected_on or case.inspected_on,
         ",".join(dict.fromkeys(export_code(c) for c in r.codes)),
-        "；".join(label(c, extra) for c in r.codes),
+        category_words(r.codes, extra),
         "、".join(r.methods),
         "、".join(r.followups),
         yes_no(followup_complete(r)),

@@ -468,3 +468,55 @@ async def test_archive_holds_each_notice_as_served_each_record_version_and_the_r
     assert f"{code},移送办案机构,县市场监督管理局,年报未公示，移送立案,赵联络," in referred
     for name in ("通知书送达", "检查组人员变更", "更换与回避申请"):
         assert not re.findall(RAW_WORDS, read[f"04-检查文书/{name}.csv"].decode("utf-8-sig"))
+
+
+async def test_a_clerk_reads_the_plan_results_and_returns_of_the_archive_in_words(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """立卷归档 (004 第二十五条) is read by a clerk: beside 任务.json (English keys, half_up,
+    risk_levels) the plan in Chinese words; the results' categories in words beside their
+    codes (“A,2,B” alone said nothing); and a return names whose part it reopened (004 第十九条)."""
+    w = await build_world(session)
+    w.task.scope = {"kinds": ["企业"], "industries": ["餐饮服务", "住宿"]}
+    w.task.rule = {
+        "strata": [
+            {"name": "重点关注", "risk_levels": ["D"], "flags": ["投诉举报"], "ratio": "0.10"}
+            | {"rounding": "up", "min": 1},
+            {"name": "一般风险", "risk_levels": ["B", ""], "ratio": "0.03"},
+        ]
+    }
+    await session.commit()
+    await publish_and_correct(ctx, w, returned_first=True)
+    at_day(ctx, D(2026, 6, 2))
+    data, _, _ = await closing.archive_task(acting(ctx, w.lead_liaison), w.task.code)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        texts = [n for n in zf.namelist() if n.endswith((".txt", ".csv"))]
+        read = {n: zf.read(n).decode("utf-8-sig") for n in texts}
+    plan = read["01-任务方案/任务方案.txt"]
+    for words in (
+        "联合抽查任务 LJ-2026-001《公共场所联合抽查》",
+        "发起部门：县市场监督管理局",
+        "参与部门：县卫生健康委员会",
+        "检查时间：2026年3月2日 至 2026年3月31日",
+        "检查对象类型：企业；行业：餐饮服务、住宿",
+        "1. 重点关注：高风险（D）或投诉举报；10%（向上取整），至少 1 户",
+        "2. 一般风险：一般风险（B）、未分类；3%（四舍五入）",
+        "县市场监督管理局 SJ-01 企业公示信息检查（重点检查事项）",
+        "县卫生健康委员会 WJ-01 公共场所卫生检查（一般检查事项）",
+    ):
+        assert words in plan, (words, plan)
+    assert not re.search(r"window_|half_up|risk_levels|strata", plan), plan
+    results = read["05-检查结果/结果.csv"].splitlines()
+    assert results[0].split(",")[6:8] == ["结果代码", "检查结果"], results[0]
+    assert any(
+        '"A,2,B",发现问题待后续处理；违反工商（市场监管）行政管理相关规定；未按规定公示应当公示的信息'
+        in line
+        for line in results
+    ), results
+    assert any(",1,未发现问题," in line for line in results), results
+    items = read["05-检查结果/事项结果.csv"]
+    assert "检查结果" in items.splitlines()[0] and ",1,未发现问题," in items, items
+    reviews = read["06-审核/审核.csv"].splitlines()
+    assert "退回部分" in reviews[0]
+    [returned] = [line for line in reviews if ",退回," in line]
+    assert "县市场监督管理局、县卫生健康委员会" in returned, returned

@@ -15,13 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.attachments import FileStore
+from core.cases import department_categories, participating_departments
 from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.documents import DOC_TITLES, case_document_context, render_docx, served_notices
+from core.draws.algorithm import parse_rule
 from core.draws.verify import draw_public_json, pool_csv_text
-from core.exports import csv_bytes, followup_complete, yes_no
+from core.exports import category_words, csv_bytes, followup_complete, yes_no
 from core.models import (
     Attachment,
+    AuditEvent,
     Case,
     CaseResult,
     Department,
@@ -40,7 +43,7 @@ from core.models import (
 )
 from core.models.cases import CHANGE_LABELS
 from core.states import INVITATION, OBJECTION, REPLACEMENT, RESULT
-from core.workdays import cn_datetime
+from core.workdays import cn_date, cn_datetime
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -79,9 +82,25 @@ async def officer_names(session: AsyncSession, ids: Iterable[int | None]) -> dic
     return {i: n for i, n in rows.all()}
 
 
-async def plan(session: AsyncSession, task: JointTask, files: Files) -> None:
+# the 工作方案's scope (core.consultation.creation) in a clerk's words
+SCOPE_WORDS = {
+    "kinds": "检查对象类型",
+    "industries": "行业",
+    "regions": "区域",
+    "inspector_expertise": "检查人员专业领域",
+    "inspector_regions": "检查人员负责区域",
+}
+SCOPE_FLAG_WORDS = {
+    "complaint_driven": "投诉举报等引发的抽查",
+    "repeat_check": "全部事项为重点检查事项时可复查",
+}
+ITEM_CATEGORY_WORDS = {"key": "重点检查事项", "general": "一般检查事项"}
+
+
+async def plan(ctx: Ctx, task: JointTask, files: Files) -> None:
+    """The task's plan as stored (任务.json) and in Chinese words for a clerk (任务方案.txt)."""
     items = (
-        await session.execute(
+        await ctx.session.execute(
             select(Item, Department.name)
             .join(TaskItem, TaskItem.item_id == Item.id)
             .join(Department, Department.id == TaskItem.department_id)
@@ -110,6 +129,46 @@ async def plan(session: AsyncSession, task: JointTask, files: Files) -> None:
             }
         ),
     )
+    departments = await participating_departments(ctx, task)
+    lines = [
+        f"联合抽查任务 {task.code}《{task.title}》",
+        f"年度：{task.year}",
+        f"发起部门：{task.lead_department.name}",
+        "参与部门："
+        + ("、".join(d.name for d in departments if d.id != task.lead_department_id) or "无"),
+        f"检查时间：{cn_date(task.window_start)} 至 {cn_date(task.window_end)}",
+    ]
+    if task.window_extended_to:
+        lines.append(
+            f"延长至：{cn_date(task.window_extended_to)}（理由：{task.window_extension_reason}）"
+        )
+    if task.unplanned_reason:
+        lines.append(f"年度抽查计划外任务，理由：{task.unplanned_reason}")
+    lines.append("抽查范围：" + _scope_words(task.scope))
+    lines.append("抽取规则（按顺序匹配，先匹配的分层优先）：")
+    rule = parse_rule(task.rule) if task.rule else None
+    lines += [
+        f"  {n}. {s.name}：{s.members()}；{s.describe()}"
+        for n, s in enumerate(rule.strata if rule else [], 1)
+    ] or ["  未设定"]
+    if rule is not None and rule.ratio_reason:
+        lines.append(f"  比例说明：{rule.ratio_reason}")
+    lines.append(f"随机种子承诺值（SHA-256）：{task.commitment or '未生成'}")
+    lines.append(f"创建时间：{cn_datetime(task.created_at)}")
+    lines.append("检查事项：")
+    lines += [
+        f"  {n}. {d} {i.code} {i.name}（{ITEM_CATEGORY_WORDS.get(i.category, i.category)}）"
+        for n, (i, d) in enumerate(items, 1)
+    ]
+    files.add("01-任务方案/任务方案.txt", ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _scope_words(scope: dict[str, Any]) -> str:
+    said = [
+        f"{word}：{'、'.join(scope[key])}" for key, word in SCOPE_WORDS.items() if scope.get(key)
+    ]
+    said += [word for key, word in SCOPE_FLAG_WORDS.items() if scope.get(key)]
+    return "；".join(said) or "不限"
 
 
 async def invitations(session: AsyncSession, task: JointTask, files: Files) -> None:
@@ -334,7 +393,11 @@ async def referrals(session: AsyncSession, cases: Sequence[Case], files: Files) 
     )
 
 
-async def results(session: AsyncSession, cases: Sequence[Case], files: Files) -> None:
+async def results(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files) -> None:
+    """Every result version, its items, publications and reviews; categories in words beside
+    their codes, and for a return the departments whose part it reopened (004 第十九条)."""
+    session = ctx.session
+    extra = department_categories(await participating_departments(ctx, task))
     by_id = {c.id: c for c in cases}
     results = list(
         await session.scalars(
@@ -354,6 +417,7 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
                 *VERSION_HEADER,
                 "状态",
                 "结果代码",
+                "检查结果",
                 "检查方式",
                 "后续处置",
                 "后续处置完成",
@@ -374,6 +438,7 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
                     r.version,
                     RESULT.label(r.state),
                     ",".join(r.codes),
+                    category_words(r.codes, extra),
                     "、".join(r.methods),
                     "、".join(r.followups),
                     yes_no(followup_complete(r)),
@@ -406,12 +471,21 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
                 *VERSION_HEADER,
                 "检查事项",
                 "结果代码",
+                "检查结果",
                 "检查内容",
                 "发现的问题",
                 "处理情况",
             ),
             [
-                (*version[i.result_id], name, ",".join(i.codes), i.content, i.problems, i.handling)
+                (
+                    *version[i.result_id],
+                    name,
+                    ",".join(i.codes),
+                    category_words(i.codes, extra),
+                    i.content,
+                    i.problems,
+                    i.handling,
+                )
                 for i, name in items
             ],
         ),
@@ -441,16 +515,20 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
     )
     reviewers = await officer_names(session, (r.reviewer_id for r in reviews))
     departments = dict((await session.execute(select(Department.id, Department.name))).all())
+    reopened = await _reopened(session, cases)
     files.add(
         "06-审核/审核.csv",
         csv_bytes(
-            ("案件号", *VERSION_HEADER, "审核部门", "审核人", "结论", "理由", "时间"),
+            ("案件号", *VERSION_HEADER, "审核部门", "审核人", "结论", "退回部分", "理由", "时间"),
             [
                 (
                     *version[r.result_id],
                     departments[r.department_id],
                     reviewers.get(r.reviewer_id, ""),
                     "通过" if r.decision == "approve" else "退回",
+                    reopened.get(
+                        (version[r.result_id][0], version[r.result_id][2], r.department_id), ""
+                    ),
                     r.reason,
                     china_time(r.created_at),
                 )
@@ -458,6 +536,27 @@ async def results(session: AsyncSession, cases: Sequence[Case], files: Files) ->
             ],
         ),
     )
+
+
+async def _reopened(
+    session: AsyncSession, cases: Sequence[Case]
+) -> dict[tuple[str, int, int], str]:
+    """By (case, entry, reviewing department): the departments whose part a return reopened,
+    as its audit event recorded them (the review row does not)."""
+    events = await session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "case.result.reviewed",
+            AuditEvent.subject.in_([f"case:{c.code}" for c in cases]),
+        )
+    )
+    names = dict((await session.execute(select(Department.code, Department.name))).all())
+    return {
+        (e.subject.removeprefix("case:"), e.data["version"], e.data["department_id"]): "、".join(
+            names.get(code, code) for code in e.data["reopened"]
+        )
+        for e in events
+        if e.data and e.data.get("reopened")
+    }
 
 
 async def attachments(

@@ -30,6 +30,10 @@ Candidate = tuple[str, str]  # (id, stratum)
 _ROUNDING = {"half_up": ROUND_HALF_UP, "up": ROUND_CEILING, "down": ROUND_FLOOR}
 
 
+# risk classes (风险分类) as a clerk names them; "" is 未分类
+RISK_LABELS = {"A": "低风险", "B": "一般风险", "C": "较高风险", "D": "高风险"}
+
+
 class StratumRule(BaseModel):
     """How many to take from one stratum, and (for target pools) who belongs to it."""
 
@@ -55,6 +59,14 @@ class StratumRule(BaseModel):
         if not self.risk_levels and not self.flags:
             return True
         return risk_level in self.risk_levels or any(f in self.flags for f in flags)
+
+    def members(self) -> str:
+        """Who belongs, in words: "高风险（D）或投诉举报"; everyone left when it names none."""
+        risks = "、".join(
+            f"{RISK_LABELS.get(level, level)}（{level}）" if level else "未分类"
+            for level in self.risk_levels
+        )
+        return "或".join(filter(None, (risks, "、".join(self.flags)))) or "其余全部对象"
 
     def describe(self) -> str:
         if self.count is not None:

@@ -17,6 +17,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.sql.dml import Insert
 
 from core import changes
+from core.draws.algorithm import RISK_LABELS
 from core.imports.flow import (
     Checked,
     ImportReport,
@@ -80,7 +81,7 @@ _STATUSES = {s: s for s in TARGET_STATUSES} | {
     # 歇业 (since the 2022 registration regulation) keeps the entity registered, like 停业.
     "歇业": "停业",
 }
-_RISK_WORDS = {"低风险": "A", "一般风险": "B", "较高风险": "C", "高风险": "D"}
+_RISK_WORDS = {word: code for code, word in RISK_LABELS.items()}
 _FLAGS = {f: f for f in TARGET_FLAGS} | {
     "经营异常": "经营异常名录",
     "异常名录": "经营异常名录",
