@@ -12,12 +12,22 @@ from sqlalchemy import select
 
 from core import department_names
 from core.access import may_act_for, require
-from core.cases import active_members, china_date, get_case, get_task, is_staff, message
+from core.cases import (
+    OPEN_FOR_ENTRY,
+    active_members,
+    china_date,
+    get_case,
+    get_task,
+    is_staff,
+    message,
+)
 from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.messages import Destination
-from core.models import Case, Department, Officer, Referral
+from core.models import Case, CasePart, Department, Officer, Referral
+from core.results import NO_FOLLOWUP
 from core.rules import Rules
+from core.states import CaseState, PartState
 from core.workdays import Deadline, WorkCalendar, cn_datetime
 
 KIND = "移送办案机构"
@@ -106,6 +116,36 @@ async def add_referral(
         notices,
     )
     return referral
+
+
+async def stale_followup(ctx: Ctx, referral: Referral) -> str:
+    """What the referring department is to do when its part, entered before this referral,
+    says 无需后续处置 — a referral is a follow-up (001 第十七条, 004 第二十一条), and entering the
+    part again is refused until it names one: "" when nothing is to be done."""
+    assert ctx.actor is not None  # add_referral let only a member or staff through
+    department_id = ctx.actor.department_id
+    part = await ctx.session.scalar(
+        select(CasePart).where(
+            CasePart.case_id == referral.case_id, CasePart.department_id == department_id
+        )
+    )
+    if part is None or part.state != PartState.ENTERED or NO_FOLLOWUP not in part.followups:
+        return ""
+    case = await ctx.session.get(Case, referral.case_id)
+    department = await ctx.session.get(Department, department_id)
+    assert case is not None and department is not None  # foreign keys
+    choose = f"后续处置选择“{referral.kind}”"
+    if case.state in OPEN_FOR_ENTRY:
+        to_do = f"请重新录入本部门结果，{choose}（聊天录入的写在检查结果之后）"
+    elif case.state == CaseState.SUBMITTED:
+        named = department.short_name or department.name
+        to_do = (
+            f"结果已送审核：请审核部门退回本部门结果（退回 {case.code} {named} 理由）"
+            f"后重新录入，{choose}"
+        )
+    else:
+        to_do = f"结果已审核通过：请本部门联络员或分管领导更正本部门结果，{choose}"
+    return f"本部门已录入的后续处置为“{NO_FOLLOWUP}”，与本次移送不符：{to_do}"
 
 
 async def _refuse_a_repeat(ctx: Ctx, case: Case, kind: str, to: str, content: str) -> None:

@@ -11,7 +11,8 @@ async def refer(ctx: HandlerCtx, args: Args) -> None:
     if code is None or not clue:
         raise UsageError("移送须写明案件号、接收部门和线索。")
     referral = await referrals.refer(ctx.core, code, args.words[1], clue)
-    await ctx.say("cmd_referred.md.j2", code=code, referral=referral)
+    stale = await referrals.stale_followup(ctx.core, referral)
+    await ctx.say("cmd_referred.md.j2", code=code, referral=referral, stale=stale)
 
 
 async def acknowledge(ctx: HandlerCtx, args: Args) -> None:

@@ -248,6 +248,29 @@ async def test_a_department_that_referred_the_case_names_the_referral_as_follow_
         assert result is not None and result.followups == ["移送办案机构"]
 
 
+@pytest.mark.parametrize(
+    ("others_in", "to_do"),
+    [
+        (False, "请重新录入本部门结果，后续处置选择“移送办案机构”（聊天录入的写在检查结果之后）"),
+        (True, f"请审核部门退回本部门结果（退回 {CASE} 市场监管 理由）后重新录入，后续处置选择"),
+    ],
+)
+async def test_a_referral_after_the_part_said_no_follow_up_says_to_enter_it_again_001_art17(
+    sessionmaker, clock, w, others_in, to_do
+) -> None:
+    """001 第十七条: 市场监管's part said 无需后续处置, then it refers a clue: the reply says its
+    part's follow-up no longer fits and how to change it — enter again while the case is open,
+    or have a reviewer return the part once it is under review (004 第十九条)."""
+    d = make_dispatcher(sessionmaker, clock)
+    if others_in:
+        await others_entered(sessionmaker, clock, w)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    rows = await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} 卫健委 未取得卫生许可"))
+    reply = to_officer(rows, w.a1.id)
+    assert "已移送" in reply and "本部门已录入的后续处置为“无需后续处置”" in reply
+    assert to_do in reply
+
+
 async def test_my_cases_link_each_case_to_its_result_form(sessionmaker, clock, w) -> None:
     listing = bodies(
         await send(
