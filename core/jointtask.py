@@ -9,6 +9,8 @@ States and their moves: `core.states`.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from core.changes import Ctx
@@ -35,9 +37,20 @@ async def get_department(ctx: Ctx, department_id: int) -> Department:
     return dep
 
 
+# a case's number is its task's followed by the case's (LJ-2026-001-002, core.draws.targets)
+_CASE_NUMBER = re.compile(r"(LJ-\d{4}-\d+)-\d+")
+
+
 def no_task(code: str) -> NotFound:
     """A task code that names no task (or none the asker may see: the same words): what the
-    code should look like, so a typo is seen as one."""
+    code should look like, so a typo is seen as one; a case number, with its task's (read from
+    the number alone: it says nothing of whether the case exists)."""
+    case = _CASE_NUMBER.fullmatch(code.strip().upper())
+    if case is not None:
+        return NotFound(
+            f"{case.group(0)} 是案件号，不是任务编号；它所属任务的编号是 {case.group(1)}，"
+            "请改写任务编号"
+        )
     return NotFound(f"未找到任务 {code}，请核对任务编号（形如 LJ-2026-001）")
 
 

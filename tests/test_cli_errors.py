@@ -175,6 +175,22 @@ def test_an_export_is_written_in_the_format_its_name_says_or_refused(
     assert code == 2 and "须以 .zip（ZIP 压缩包）结尾" in err and "a.zip" in err
 
 
+def test_a_case_number_given_for_a_task_is_named_with_its_tasks_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`export archive LJ-2026-001-002` said 未找到任务: a case number where a task's is asked
+    is told as such, with the task's number to write instead; nothing is written."""
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    out = tmp_path / "a.zip"
+    argv = ["export", "archive", "lj-2026-001-002", "-o", str(out), "--db", db]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "LJ-2026-001-002 是案件号" in err and "LJ-2026-001" in err, err
+    assert "未找到任务" not in err and not out.exists()
+    code, _, err = run_cli(["export", "archive", "LJ-2026-009", "-o", str(out), "--db", db], capsys)
+    assert code == 2 and "未找到任务 LJ-2026-009" in err
+
+
 def test_serve_names_a_bad_database_or_config_before_it_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
