@@ -20,8 +20,13 @@ from core.access import may_act_for, require
 from core.cases import active_members, get_case, message
 from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, NotFound, ValidationFailed
-from core.groups.member_changes import recusal_successor, recuse, replace_inspector
-from core.jointtask import answerers, task_by_id
+from core.groups.member_changes import (
+    recusal_successor,
+    recuse,
+    replace_inspector,
+    require_leader,
+)
+from core.jointtask import answerers, get_department, task_by_id
 from core.messages import Destination
 from core.models import Case, GroupMember, Officer, Recusal, ReplacementRequest
 from core.models.cases import CHANGE_LABELS
@@ -49,12 +54,14 @@ async def request(
     pending = await _pending(ctx, case, officer.id)
     if pending is not None:
         label = CHANGE_LABELS[pending.kind]
-        raise InvalidTransition(f"{officer.name}的{label}申请正在等待分管领导批准")
+        raise InvalidTransition(
+            f"{officer.name}的{label}申请正在等待{pending.department.name}分管领导批准"
+        )
     actor = ctx.actor
     req = ReplacementRequest(
         case_id=case.id,
         officer_id=officer.id,
-        department_id=old.department_id,
+        department=await get_department(ctx, old.department_id),
         kind=kind,
         reason=reason.strip(),
         requested_by_id=actor.id if actor else officer.id,
@@ -96,12 +103,7 @@ async def decide(
     if req is None:
         raise NotFound(f"案件 {case.code} 没有{officer.name}待批准的更换申请或回避申请")
     label = CHANGE_LABELS[req.kind]
-    require(
-        may_act_for(ctx, req.department_id, roles=("leader",)),
-        f"case.{req.kind}.decide",
-        f"case:{case.code}",
-        f"{label}执法检查人员须经本部门分管领导（或管理员）决定",
-    )
+    await require_leader(ctx, case, req.department_id, f"case.{req.kind}.decide", label)
     if refusal.strip():
         REPLACEMENT.move(req, ReplacementState.REFUSED)
         req.decision_reason = refusal.strip()

@@ -16,7 +16,7 @@ from core.changes import Ctx
 from core.clock import Clock, FixedClock
 from core.consultation import opening
 from core.messages import Event
-from core.models import AuditEvent, OutboxMessage
+from core.models import AuditEvent, Officer, OutboxMessage
 from core.rules import Rules
 from tests import factories as f
 
@@ -69,6 +69,11 @@ async def send(
 
 def bodies(rows: list[OutboxMessage]) -> str:
     return "\n".join(r.message.get("body", "") for r in rows)
+
+
+def told(rows: list[OutboxMessage], officer: Officer) -> str:
+    """What `officer` was sent, of `rows`."""
+    return bodies([r for r in rows if r.destination.get("officer_id") == officer.id])
 
 
 async def audit_rows(sm: async_sessionmaker[AsyncSession], action: str) -> list[AuditEvent]:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.clock import FixedClock, china_noon
 from core.models import GroupMember, Officer, ReplacementRequest
 from tests.case_factories import World, build_world
-from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+from tests.dispatch_support import bodies, make_dispatcher, send, text_event, told
 
 CASE = "LJ-2026-001-001"
 
@@ -109,3 +109,20 @@ async def test_the_replaced_inspector_is_told_they_left_the_group_004_art13(
     assert "理由：借调至市局专项检查" in told and "我的检查" in told
     mine = bodies(await say(sm, clock, w.a2.code, "我的检查"))
     assert CASE not in mine
+
+
+async def test_the_messages_name_the_department_whose_leader_decides_001_art14(
+    sessionmaker, clock, w
+) -> None:
+    """001 第十四条 (经本部门相关负责人同意): the inspector's own department decides. A member
+    of another department asking, or that department's leader approving, is told which
+    department's leader it is — not 本部门, which reads as their own."""
+    sm = sessionmaker
+    rows = await say(sm, clock, w.b1.code, f"更换 {CASE} A2 长期病假无法到岗")
+    reply = told(rows, w.b1)
+    assert "县市场监督管理局分管领导" in reply and "本部门" not in reply
+    assert "已报县市场监督管理局分管领导决定" in told(rows, w.a1)
+    again = bodies(await say(sm, clock, w.b1.code, f"更换 {CASE} A2 仍无法到岗"))
+    assert "等待县市场监督管理局分管领导批准" in again
+    refused = bodies(await say(sm, clock, w.other_leader.code, f"批准 {CASE} A2 A3"))
+    assert "须经县市场监督管理局分管领导" in refused and "本部门" not in refused

@@ -63,18 +63,25 @@ async def _is_conflicted(session: AsyncSession, officer_id: int, target_id: int)
     )
 
 
+async def require_leader(ctx: Ctx, case: Case, department_id: int, action: str, label: str) -> None:
+    """Only the leader of the officer's department (or an admin) decides a 更换 or 回避 (001
+    第十四条); the refusal names that department, as the one refused may be of another."""
+    dep = await get_department(ctx, department_id)
+    require(
+        may_act_for(ctx, department_id, roles=("leader",)),
+        action,
+        f"case:{case.code}",
+        f"{label}执法检查人员须经{dep.name}分管领导（或管理员）决定",
+    )
+
+
 async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> GroupMember:
     """回避 decided (001 第十四条: 经本部门相关负责人同意; core.replacements asks first): the
     next eligible inspector of the same department in the inspector draw's key order."""
     case = await cases.get_case(ctx, case_code)
     members = await _members(ctx.session, case)
     old = _active_member(members, case, officer_id)
-    require(
-        may_act_for(ctx, old.department_id, roles=("leader",)),
-        "case.recusal.decide",
-        f"case:{case.code}",
-        "回避须经本部门分管领导（或管理员）决定",
-    )
+    await require_leader(ctx, case, old.department_id, "case.recusal.decide", "回避")
     reason, successor = await recusal_successor(ctx, case, old, reason)
     return await _swap(ctx, case, members, old, successor, "recusal", reason)
 
@@ -126,12 +133,7 @@ async def replace_inspector(
     case = await cases.get_case(ctx, case_code)
     members = await _members(ctx.session, case)
     old = _active_member(members, case, officer_id)
-    require(
-        may_act_for(ctx, old.department_id, roles=("leader",)),
-        "case.replace",
-        f"case:{case.code}",
-        "更换执法检查人员须经本部门分管领导（或管理员）决定",
-    )
+    await require_leader(ctx, case, old.department_id, "case.replace", "更换")
     reason = _changeable(case, reason, "更换人员")
     new = await ctx.session.get(Officer, new_officer_id)
     if new is None:

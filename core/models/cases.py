@@ -10,7 +10,7 @@ from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.models.base import Base, StateType
-from core.models.county import Officer, Target
+from core.models.county import Department, Officer, Target
 from core.states import CaseState, PartState, ReplacementState, ResultState
 
 
@@ -77,6 +77,7 @@ class ReplacementRequest(Base):
     decision_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime]
     decided_at: Mapped[dt.datetime | None]
+    department: Mapped[Department] = relationship(lazy="joined")  # whose leader decides
 
 
 class CaseResult(Base):
