@@ -38,6 +38,10 @@ REFERRAL_KINDS = ("移送办案机构", "抄告相关部门", "移送司法机�
 OUTSIDE_KINDS = ("移送司法机关", "其他")
 
 
+# who may refer, for the refusal and the 帮助 line alike
+REFERRERS = "本案检查组成员或牵头部门的联络员、分管领导"
+
+
 async def add_referral(
     ctx: Ctx,
     case_code: str,
@@ -61,7 +65,7 @@ async def add_referral(
         ),
         "case.referral.denied",
         f"case:{case.code}",
-        "只有本案检查组成员或发起部门联络员可以登记移送",
+        f"只有{REFERRERS}可以登记移送",
     )
     assert actor is not None
     _check_fields(kind, to_department, content)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from core.models import Conversation
+from core.referrals import REFERRERS
 from handlers import (
     admin,
     cases,
@@ -245,7 +246,7 @@ COMMANDS: list[Command] = [
         ("ys", "refer"),
         "移送 案件号 部门 线索",
         "移送 LJ-2026-001-003 卫健 该店未取得公共场所卫生许可",
-        "把检查中发现的属其他部门管辖的问题移送该部门，对方须签收（检查组成员、牵头部门联络员）",
+        f"把检查中发现的属其他部门管辖的问题移送该部门，对方须签收（{REFERRERS}）",
         referrals.refer,
         roles=("inspector", "liaison", "leader"),
     ),

@@ -158,3 +158,17 @@ async def test_the_same_clue_sent_twice_is_one_referral_while_unsigned_004_art21
     async with sessionmaker() as s:
         contents = list(await s.scalars(select(Referral.content).order_by(Referral.id)))
     assert contents == ["未取得卫生许可", "从业人员无健康证明", "未取得卫生许可"]
+
+
+async def test_who_may_refer_is_said_as_the_rule_has_it_004_art21(sessionmaker, clock, w) -> None:
+    """The lead's leader may refer (README access matrix): the refusal and the 帮助 line name
+    the leader beside the group members and the lead's liaison."""
+    d = make_dispatcher(sessionmaker, clock)
+
+    async def say(code: str, text: str) -> str:
+        return bodies(await send(sessionmaker, d, text_event(code, text)))
+
+    rule = "本案检查组成员或牵头部门的联络员、分管领导"
+    assert f"只有{rule}可以登记移送" in await say(w.outsider.code, f"移送 {CASE} WJ 线索")
+    assert rule in await say(w.a1.code, "帮助 移送")
+    assert "已移送" in await say(w.lead_leader.code, f"移送 {CASE} WJ 未取得卫生许可")
