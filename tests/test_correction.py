@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from docx import Document
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.pages import routes
@@ -27,7 +27,17 @@ from core import documents, objections
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.exports import results_export
-from core.models import Case, CasePart, CaseResult, ItemResult, Objection, Officer
+from core.models import (
+    Case,
+    CasePart,
+    CaseResult,
+    GroupMember,
+    Invitation,
+    ItemResult,
+    Objection,
+    Officer,
+    TaskItem,
+)
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
@@ -158,16 +168,32 @@ async def test_a_department_corrects_only_its_own_items_004_art3(sessionmaker, c
 
 
 async def test_a_status_correction_keeps_how_the_target_was_checked_004_art18_art20(
-    sessionmaker, clock, w
+    sessionmaker, clock
 ) -> None:
     """更正 … 7 after a re-check (004 第二十条) changes the conclusion, not the inspection: the
     visit of 3月4日 was 实地检查, and 7 names no method of its own (004 第十八条 only lets a
-    status be formed without a visit). The chat 更正 names no method, so each department's own
+    status be formed without a visit). The chat 更正 names no method, so the department's own
     stand as published; `export results` and the regenerated 记录表 both say 实地检查 (they
-    said nothing once both departments had corrected)."""
-    for officer in (w.lead_liaison, w.other_liaison):
-        reply = await say(sessionmaker, clock, officer, f"更正 {CASE} 7 复查发现企业已停业")
-        assert "已更正公示结果" in reply, reply
+    said nothing). A task of the lead alone: a situation is every department's (第十四条)."""
+    clock.set(china_noon(D(2026, 3, 5)))
+    async with sessionmaker() as s:
+        w = await build_world(s)
+        await s.execute(delete(TaskItem).where(TaskItem.department_id == w.other.id))
+        await s.execute(delete(Invitation).where(Invitation.department_id == w.other.id))
+        await s.execute(delete(GroupMember).where(GroupMember.department_id == w.other.id))
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        await submit_result(
+            acting(ctx, w.a1),
+            CASE,
+            codes=["1"],
+            methods=["实地检查"],
+            followups=["无需后续处置"],
+            inspected_on=D(2026, 3, 4),
+        )
+        await review_result(acting(ctx, w.lead_liaison), CASE, True)  # publishes
+        await s.commit()
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 7 复查发现企业已停业")
+    assert "已更正公示结果" in reply, reply
     *_, last = await versions(sessionmaker)
     assert (last.codes, last.methods, last.inspected_on) == (["7"], ["实地检查"], D(2026, 3, 4))
     async with sessionmaker() as s:

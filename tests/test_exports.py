@@ -16,13 +16,14 @@ import pytest
 from docx import Document
 from openpyxl import load_workbook
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import main as cli_main
 from core import documents, objections, referrals, replacements
 from core.archive import closing
 from core.attachments import FileStore
 from core.changes import Ctx
+from core.db import make_engine, make_sessionmaker
 from core.draws import pool
 from core.errors import InvalidTransition, PermissionDenied
 from core.exports import RESULT_COLUMNS, RESULT_LAYOUT
@@ -174,18 +175,23 @@ def test_archive_holds_the_whole_task_and_closes_it(
         assert f"{hashlib.sha256(read[name]).hexdigest()}  {name}" in manifest
 
 
-async def recorded_digests(sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
-    async with sessionmaker() as s:
-        events = await s.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.action.in_(("task.closed", "task.archived_again")))
-            .order_by(AuditEvent.id)
-        )
-        return [e.data["manifest_sha256"] for e in events]
+async def recorded_digests(db_url: str) -> list[str]:
+    """The archives' digests the audit records, read on an engine of this event loop."""
+    engine = make_engine(db_url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            events = await s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action.in_(("task.closed", "task.archived_again")))
+                .order_by(AuditEvent.id)
+            )
+            return [e.data["manifest_sha256"] for e in events]
+    finally:
+        await engine.dispose()
 
 
 def test_archiving_again_to_the_same_file_keeps_the_archive_the_audit_records(
-    tmp_path: Path, db_url: str, published: World, sessionmaker, capsys
+    tmp_path: Path, db_url: str, published: World, capsys
 ) -> None:
     """A second `export archive -o F.zip` overwrote F.zip, the archive whose manifest digest the
     `task.closed` event records, with another one: an existing file is never overwritten; the
@@ -201,7 +207,7 @@ def test_archiving_again_to_the_same_file_keeps_the_archive_the_audit_records(
     assert out.read_bytes() == first
     with zipfile.ZipFile(out) as zf:
         manifest = zf.read("00-归档清单.txt")
-    assert asyncio.run(recorded_digests(sessionmaker)) == [hashlib.sha256(manifest).hexdigest()]
+    assert asyncio.run(recorded_digests(db_url)) == [hashlib.sha256(manifest).hexdigest()]
 
 
 async def test_archive_closes_only_a_finished_task(
