@@ -1,8 +1,9 @@
 """Which department an officer means when they type its name in chat: its code, full name or
 short name, or the informal name people say — 卫健委 for 县卫生健康委员会 or 县卫生健康局,
 市场监管局 for 县市场监督管理局, 发改委 for 县发展和改革局 (seed 003's member list writes
-旗卫健委, 旗发改委, 旗住建局…). An informal name is taken only when it fits exactly one of
-the departments the command may name."""
+旗卫健委, 旗发改委, 旗住建局…), or the name of the body whose work it took over (环保局 for
+县生态环境局). An informal name is taken only when it fits exactly one of the departments the
+command may name."""
 
 from __future__ import annotations
 
@@ -19,6 +20,26 @@ from core.models import Department
 # of what tells departments apart: 卫健委 and 卫健局 are one department in everyday speech.
 _LEVEL = re.compile(r"^(?:某?[县旗区市州盟])")
 _ORGAN = re.compile(r"(?:委员会|分局|局|委|厅|办公室|办|大队|支队|中心)$")
+
+
+# Bodies merged away by the 2018 reform, still named so in everyday speech, and the name of the
+# department that took their work: tried only when the word fits no department as it is (a
+# county may still have a 城市管理局).
+_FORMER = {
+    "环保": "生态环境",
+    "环境保护": "生态环境",
+    "国土": "自然资源",
+    "国土资源": "自然资源",
+    "工商": "市场监督管理",
+    "工商行政管理": "市场监督管理",
+    "质监": "市场监督管理",
+    "质量技术监督": "市场监督管理",
+    "食药监": "市场监督管理",
+    "食品药品监督管理": "市场监督管理",
+    "安监": "应急管理",
+    "安全生产监督管理": "应急管理",
+    "城管": "综合行政执法",
+}
 
 
 def _cores(text: str) -> set[str]:
@@ -74,7 +95,23 @@ def named(departments: Sequence[Department], word: str) -> list[Department]:
         return exact[:1]
     if not word.strip():
         return []
-    return [d for d in departments if _informally_named(d, word)]
+    found = [d for d in departments if _informally_named(d, word)]
+    current = _current_name(word)
+    if found or current is None:
+        return found
+    return [d for d in departments if _informally_named(d, current)]
+
+
+def _current_name(word: str) -> str | None:
+    """The word with a former body's name put as today's (县环保局 → 县生态环境局, level and
+    organ kept), or None when it names no former body."""
+    word = word.strip()
+    level = _LEVEL.match(word)
+    head = level.group() if level else ""
+    body = word[len(head) :]
+    core = _ORGAN.sub("", body)
+    current = _FORMER.get(core)
+    return head + current + body[len(core) :] if current else None
 
 
 def ambiguous(word: str, found: Sequence[Department]) -> str:
@@ -83,8 +120,12 @@ def ambiguous(word: str, found: Sequence[Department]) -> str:
     return f"“{word.strip()}”可以指{names}，请写部门全称、简称或代码"
 
 
-def unknown(word: str) -> str:
-    """The refusal when `word` names no department."""
+def unknown(departments: Sequence[Department], word: str) -> str:
+    """The refusal when `word` names no department: the ones whose names hold it (县 is in
+    every one) to choose from, else how to name one."""
+    holding = [d for d in departments if word.strip() and word.strip() in d.name]
+    if holding:
+        return ambiguous(word, holding)
     return f"找不到部门“{word.strip()}”，请写部门全称、简称或代码（如 县卫生健康局、卫健、WJ）"
 
 
@@ -107,9 +148,10 @@ def named_by_unit(departments: Sequence[Department], text: str) -> list[Departme
 async def find(session: AsyncSession, word: str) -> Department:
     """The one department `word` names among the county's (code, full or short name, or an
     informal name fitting one alone); a clear refusal otherwise."""
-    found = named(list(await session.scalars(select(Department))), word)
+    departments = list(await session.scalars(select(Department)))
+    found = named(departments, word)
     if len(found) > 1:
         raise ValidationFailed(ambiguous(word, found))
     if not found:
-        raise NotFound(unknown(word))
+        raise NotFound(unknown(departments, word))
     return found[0]

@@ -207,7 +207,7 @@ async def receiver(ctx: Ctx, kind: str, text: str) -> tuple[str, Department | No
         return to, found[0]
     if kind in OUTSIDE_KINDS:
         return text, None
-    raise ValidationFailed(department_names.unknown(text), field="referral_to")
+    raise ValidationFailed(department_names.unknown(departments, text), field="referral_to")
 
 
 async def _signed_already(ctx: Ctx, case: Case, department_id: int) -> None:

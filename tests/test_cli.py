@@ -541,3 +541,17 @@ def test_cli_on_a_moved_demo_clock_uses_the_demo_day_and_says_so(demo_db, tmp_pa
     ended = example_task(tmp_path, capsys, window)
     assert main(["task", "create", str(ended), "--db", str(moved)]) == 2  # ended at the demo's day
     assert "检查时间窗口已于" in capsys.readouterr().err
+
+
+def test_export_takes_a_department_by_its_former_name_and_lists_what_a_vague_word_fits(
+    demo_db, tmp_path, capsys
+):
+    """环保 is everyday speech for 县生态环境局; 县 fits every department, so the operator is
+    shown them to choose from rather than told there is no such department."""
+    out = tmp_path / "r.xlsx"
+    argv = ["export", "results", "--year", "2026", "-o", str(out), "--db", str(demo_db)]
+    assert main([*argv, "--department", "环保"]) == 0
+    assert main([*argv, "--department", "县"]) == 2
+    err = capsys.readouterr().err
+    assert "“县”可以指县市场监督管理局、" in err and "县生态环境局" in err
+    assert "找不到部门" not in err

@@ -52,7 +52,6 @@ def test_formal_and_informal_names_find_the_department(word: str, code: str) -> 
         "现场照片不清",
         "卫",
         "局",
-        "环保局",
         "",
         "  ",
         "市市场监管局",
@@ -84,3 +83,31 @@ def test_an_informal_name_fitting_two_departments_is_not_taken() -> None:
     )
     assert named([health, watch], "卫健") == [health]
     assert named([health, watch], "卫监") == [watch]
+
+
+@pytest.mark.parametrize(
+    ("word", "code"),
+    [
+        ("环保", "HB"),
+        ("环保局", "HB"),
+        ("县环保局", "HB"),
+        ("国土局", "ZR"),
+        ("工商局", "SJ"),
+        ("质监局", "SJ"),
+        ("食药监局", "SJ"),
+        ("安监局", "YJ"),
+    ],
+)
+def test_a_former_name_finds_the_department_that_took_its_work(word: str, code: str) -> None:
+    """Officers still say 环保局, 工商局, 安监局 for the bodies the 2018 reform merged."""
+    assert [d.code for d in named(_county(), word)] == [code]
+
+
+def test_a_former_name_gives_way_to_a_department_that_still_bears_it() -> None:
+    """城管 is 县综合行政执法局 where the county merged it so, but 县城市管理局 where that
+    exists; another level's former body (市环保局) is not the county's."""
+    enforcement = Department(id=1, code="ZF", name="县综合行政执法局", short_name="")
+    urban = Department(id=2, code="CG", name="县城市管理局", short_name="")
+    assert named([enforcement], "城管局") == [enforcement]
+    assert named([enforcement, urban], "城管") == [urban]
+    assert named(_county(), "市环保局") == []
