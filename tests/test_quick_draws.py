@@ -72,6 +72,24 @@ async def test_quick_draw_posts_its_commitment_first_and_a_colleagues_number_fix
     assert event.actor == colleague.code and event.data["beacon"] == "4711"
 
 
+async def test_verify_checks_a_colleagues_number_against_the_lock_receipt(
+    sessionmaker, clock, people
+) -> None:
+    """A colleague's number (002 二(五), the second party) has no official publication: 验证
+    names who supplied it and points at the lock receipt in the department chat instead."""
+    d = make_dispatcher(sessionmaker, clock)
+    who = people.lead.liaison.code
+    await send(sessionmaker, d, text_event(who, "快抽 2名 执法人员 县市场监督管理局 食品"))
+    colleague = people.lead.leader
+    await send(sessionmaker, d, text_event(colleague.code, "确认快抽 KC-2026-0001 4711"))
+    check = bodies(await send(sessionmaker, d, text_event(who, "验证 KC-2026-0001")))
+    assert (
+        f"✓ 信标值（{colleague.name}（{colleague.code}） 提供的数字，已用于计算；"
+        "请对照锁定时发到发起部门群的快抽回执核对）：4711" in check
+    )
+    assert "官方公布" not in check
+
+
 async def test_the_requester_cannot_supply_the_number_of_their_own_quick_draw(
     sessionmaker, clock, people
 ) -> None:

@@ -81,15 +81,7 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
     seed = bytes.fromhex(d.seed_hex)
     report.checks.append(_same("种子承诺值", d.commitment, algorithm.commitment(seed)))
     if d.uses_beacon:
-        # Only that the stored value was used can be checked here; whether it is the official
-        # value is for the reader to compare against the source's own announcement.
-        report.checks.append(
-            Check(
-                f"信标值（已用于计算；请对照{d.beacon_source}的官方公布核对）",
-                bool(d.beacon),
-                d.beacon or "缺少信标值",
-            )
-        )
+        report.checks.append(Check(_beacon_label(d), bool(d.beacon), d.beacon or "缺少信标值"))
     rule = algorithm.parse_rule(d.parameters["rule"])
     recomputed = algorithm.select(
         pool, rule, algorithm.final_seed(seed, d.beacon or None), d.task_code
@@ -105,6 +97,17 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
         )
     )
     return report
+
+
+def _beacon_label(d: Draw) -> str:
+    """Only that the stored value was used can be checked here; whether it is the right value
+    is for the reader to compare: a public beacon against its source's own announcement, a
+    quick draw's colleague number (no publication) against the lock receipt posted in the
+    requester's department chat, which names who supplied it."""
+    if d.parameters.get("beacon_mode") == "peer":
+        by = d.parameters.get("beacon_by", "发起人以外的一名人员")
+        return f"信标值（{by} 提供的数字，已用于计算；请对照锁定时发到发起部门群的快抽回执核对）"
+    return f"信标值（已用于计算；请对照{d.beacon_source}的官方公布核对）"
 
 
 async def _replacement(ctx: Ctx, d: Draw) -> str:
