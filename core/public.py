@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.cases import active_members, department_categories
 from core.changes import Ctx
 from core.clock import CHINA_TZ
-from core.draws.verify import PUBLIC_DRAW_KIND
+from core.draws.verify import PUBLIC_DRAW_KIND, draw_public_json, pool_csv_text
 from core.errors import NotFound
 from core.models import (
     Case,
@@ -34,6 +35,7 @@ from core.models import (
 )
 from core.results import Category, label
 from core.states import InvitationState, ResultState, TaskState
+from core.workdays import cn_date
 
 PER_PAGE = 20
 MAX_QUERY_CHARS = 100
@@ -313,11 +315,48 @@ async def public_index(ctx: Ctx, year: int) -> PublicIndex:
 RECOMPUTE_IN_BROWSER_MAX = 100_000  # WebCrypto hashes ~100,000 candidates in a few seconds
 
 
-async def public_draw(ctx: Ctx, code: str) -> Draw:
+# 004 第十六条(二): who is drawn is not told before the inspection window opens
+WITHHELD_BASIS = (
+    "《玉溪市工业和信息化局市场监管领域部门联合“双随机、一公开”抽查工作细则》第十六条第（二）项："
+    "检查活动或检查事项不宜告知的，不得向被检查对象透露相关信息"
+)
+
+
+@dataclass(frozen=True)
+class PublicDraw:
+    draw: Draw
+    task: JointTask | None  # None for a quick draw
+    # The task's first inspection day while that is still ahead: until then the seed, the
+    # selection and the pool file are not public (WITHHELD_BASIS). The commitment, pool hash,
+    # beacon and rule are, so the draw is still fixed and checkable in time.
+    withheld_until: dt.date | None
+
+
+async def public_draw(ctx: Ctx, code: str) -> PublicDraw:
     """A target draw by its code; inspector draws are not public."""
     d = await ctx.session.scalar(
         select(Draw).where(Draw.code == code, Draw.kind == PUBLIC_DRAW_KIND)
     )
     if d is None:
         raise NotFound(f"没有公开的抽取记录 {code}")
-    return d
+    task = await ctx.session.get(JointTask, d.task_id) if d.task_id is not None else None
+    ahead = task is not None and ctx.clock.today() < task.window_start
+    return PublicDraw(d, task, task.window_start if ahead and task is not None else None)
+
+
+def public_record(pd: PublicDraw) -> dict[str, Any]:
+    """The draw record as the public may see it today."""
+    data = draw_public_json(pd.draw)
+    if pd.withheld_until is None:
+        return {**data, "withheld_until": None}
+    return {**data, "seed": None, "selection": [], "withheld_until": pd.withheld_until.isoformat()}
+
+
+async def public_pool(ctx: Ctx, pd: PublicDraw) -> str:
+    """The exported pool file, once the inspection window has opened."""
+    if pd.withheld_until is not None:
+        raise NotFound(
+            f"抽取记录 {pd.draw.code} 的抽取范围文件将于{cn_date(pd.withheld_until)}"
+            f"（检查开始之日）起公开。依据{WITHHELD_BASIS}。"
+        )
+    return await pool_csv_text(ctx, pd.draw.id)

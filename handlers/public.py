@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from core import public
 from core.changes import Ctx
 from core.draws.algorithm import rule_lines
-from core.draws.verify import draw_public_json, pool_csv_text
 from core.messages import encodable_text
-from core.models import Draw, JointTask
+from core.models import Draw
 from core.plan import plan_entries
 from core.render import render
 from core.states import TASK
@@ -69,13 +68,15 @@ def pool_file(d: Draw) -> str:
 
 
 async def draw_page(ctx: Ctx, code: str) -> str:
-    d = await public.public_draw(ctx, code)
-    task = await ctx.session.get(JointTask, d.task_id) if d.task_id is not None else None
+    pd = await public.public_draw(ctx, code)
+    d = pd.draw
     return render(
         "web/public_draw.html",
         draw=d,
-        data=draw_public_json(d),
-        task=task,
+        data=public.public_record(pd),
+        task=pd.task,
+        withheld_until=pd.withheld_until,
+        withheld_basis=public.WITHHELD_BASIS,
         rules=rule_lines(d.parameters.get("rule")),
         sizes=d.parameters.get("strata", {}),
         in_browser=d.pool_size <= public.RECOMPUTE_IN_BROWSER_MAX,
@@ -86,12 +87,13 @@ async def draw_page(ctx: Ctx, code: str) -> str:
 
 
 async def draw_json(ctx: Ctx, code: str) -> tuple[str, dict[str, object]]:
-    """(file name, the draw record)."""
-    d = await public.public_draw(ctx, code)
-    return record_file(d), draw_public_json(d)
+    """(file name, the draw record as public today)."""
+    pd = await public.public_draw(ctx, code)
+    return record_file(pd.draw), public.public_record(pd)
 
 
 async def draw_pool(ctx: Ctx, code: str) -> tuple[str, str]:
-    """(file name, the exported pool file) — the same bytes as `lianjian draw export-pool`."""
-    d = await public.public_draw(ctx, code)
-    return pool_file(d), await pool_csv_text(ctx, d.id)
+    """(file name, the exported pool file) — the same bytes as `lianjian draw export-pool`, once
+    the inspection window has opened."""
+    pd = await public.public_draw(ctx, code)
+    return pool_file(pd.draw), await public.public_pool(ctx, pd)

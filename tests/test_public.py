@@ -16,6 +16,7 @@ from urllib.parse import unquote
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages import public as public_pages
@@ -23,7 +24,8 @@ from bot.services import SERVICES, Services
 from core import public
 from core.changes import Ctx
 from core.draws import targets
-from core.models import Case, CaseResult, PlanEntry
+from core.draws.verify import find_draw, verify_draw
+from core.models import Case, CaseResult, Draw, PlanEntry
 from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
@@ -242,7 +244,9 @@ async def test_odd_queries_get_a_page_never_a_500(
         assert "年份应为四位数字" in text_of(html)
 
 
-async def _locked_task(ctx: Ctx, session: AsyncSession) -> str:
+async def _locked_task(ctx: Ctx, session: AsyncSession, *, window_open: bool = True) -> str:
+    """A task's target draw locked on 2026-03-04; the clock then at the first day of the
+    inspection window (f.WINDOW), or left before it."""
     w = await f.world(session, partners=1, inspectors=2, n_targets=30)
     task = await f.ready_task(ctx, w)
     lead = f.as_actor(ctx, w.lead.liaison)
@@ -251,6 +255,8 @@ async def _locked_task(ctx: Ctx, session: AsyncSession) -> str:
     at_day(ctx, D(2026, 3, 4))
     await targets.confirm_draw(lead, task.code, "417")
     await session.commit()
+    if window_open:
+        at_day(ctx, f.WINDOW[0])
     return frozen.code
 
 
@@ -291,6 +297,41 @@ async def test_draw_page_publishes_seed_beacon_pool_and_selection(
     ):
         resp = await client.get(missing)
         assert resp.status == 404 and "没有公开的抽取记录" in text_of(await resp.text())
+
+
+async def test_the_drawn_targets_are_public_only_from_the_first_inspection_day(
+    client: TestClient, ctx: Ctx, session: AsyncSession
+) -> None:
+    """004 第十六条(二) 检查活动或检查事项不宜告知的，不得向被检查对象透露相关信息: before the
+    window opens the page shows the commitment, pool hash, beacon and rule (the draw is fixed
+    and checkable in time) and says when and why the rest comes; the seed, the selection and
+    the pool file come on the window's first day. Officers verify at any time."""
+    code = await _locked_task(ctx, session, window_open=False)
+    selection = (await session.scalar(select(Draw.selection).where(Draw.code == code))) or []
+    at_day(ctx, f.WINDOW[0] - dt.timedelta(days=1))
+    html = await (await client.get(f"/public/draws/{code}")).text()
+    data = await (await client.get(f"/public/draws/{code}.json")).json()
+    assert data["commitment"] in html and data["pool_hash"] in html and "417" in html
+    assert data["seed"] is None and data["selection"] == []
+    assert data["withheld_until"] == "2026-03-16"
+    assert not any(i in html for i in selection) and "draw_verify.js" not in html
+    assert "pool.csv" not in html
+    text = text_of(html)
+    assert "将于2026年3月16日（检查开始之日）起在本页公开" in text and "第十六条第（二）项" in text
+    pool = await client.get(f"/public/draws/{code}/pool.csv")
+    assert pool.status == 404
+    assert "2026年3月16日（检查开始之日）起公开" in text_of(await pool.text())
+    index = await (await client.get("/public/", params={"year": "2026"})).text()
+    assert not any(i in index for i in selection)
+    report = await verify_draw(ctx, (await find_draw(ctx, code)).id)
+    assert report.ok and report.locked
+
+    at_day(ctx, f.WINDOW[0])
+    html = await (await client.get(f"/public/draws/{code}")).text()
+    data = await (await client.get(f"/public/draws/{code}.json")).json()
+    assert data["selection"] == selection and data["seed"] in html
+    assert all(i in html for i in selection) and "将于" not in text_of(html)
+    assert (await client.get(f"/public/draws/{code}/pool.csv")).status == 200
 
 
 def _saved_as(resp: ClientResponse) -> str:
