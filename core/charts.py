@@ -56,6 +56,8 @@ def render_charts(charts: list[ChartData], *, dpi: int = DPI) -> list[bytes | No
     fonts-wqy-microhei), so the summaries go out as text alone. Charts of the same shape (as
     many departments and task states) are drawn on one figure, updated for each: building a
     figure costs as much as drawing it."""
+    if not charts:  # nothing to draw wants no font
+        return []
     font = cjk_font()
     if font is None:
         log.warning("no CJK font installed (e.g. Debian fonts-wqy-microhei): summary chart skipped")

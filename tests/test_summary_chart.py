@@ -133,6 +133,23 @@ def test_cli_writes_one_md_and_one_png_per_leader(
     assert "双随机联合抽查日报" in shown and "**" not in shown  # rendered, not raw markdown
 
 
+def test_without_a_cjk_font_the_cli_says_so_in_chinese(
+    demo_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The operator read the charts' English log line (no CJK font installed …) on the
+    terminal, where the CLI has no logging set up: it says it in Chinese, once."""
+    monkeypatch.setattr(charts, "CJK_FONTS", ("No Such Font",))
+    with caplog.at_level(logging.WARNING):
+        assert main(["summary", "--db", str(demo_db), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("未安装中文字体（如 Debian 的 fonts-wqy-microhei），摘要未附图表") == 1
+    assert "no CJK font" not in caplog.text and not list(tmp_path.glob("*.png"))
+
+
 def test_cli_names_an_unknown_leader_and_a_bad_date(
     demo_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -67,19 +67,23 @@ async def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]) -> int:
-    from core.charts import render_charts
+    from core.charts import cjk_font, render_charts
 
     output_folder(out)
-    drawn = iter(render_charts([scoped.chart for _, scoped in scopes if scoped.chart.drawn]))
+    charts = [scoped.chart for _, scoped in scopes if scoped.chart.drawn]
+    if charts and cjk_font() is None:  # in Chinese here, not the charts' English log line
+        print("未安装中文字体（如 Debian 的 fonts-wqy-microhei），摘要未附图表")
+        charts = []
+    drawn = iter(render_charts(charts))
     for label, scoped in scopes:
         stem = out / f"{label}-{day}"
         stem.with_suffix(".md").write_text(scoped.message().body + "\n", "utf-8")
-        png = next(drawn) if scoped.chart.drawn else None
+        png = next(drawn, None) if scoped.chart.drawn else None
         if png is not None:
             stem.with_suffix(".png").write_bytes(png)
             print(f"{stem}.md、{stem.name}.png")
         elif scoped.chart.drawn:
-            print(f"{stem}.md（未安装中文字体，未生成图表）")
+            print(f"{stem}.md（未附图表）")
         else:
             print(f"{stem}.md（没有进行中的任务，不生成图表）")
     return 0
