@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -51,6 +53,8 @@ _toml_file: ContextVar[Path | None] = ContextVar("lianjian_toml_file", default=N
 
 
 MIN_LINK_SECRET_CHARS = 32
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # plain http for public_base_url: a trial here
 # the configuration section of each platform adapter (the simulator has its own settings)
 PLATFORM_SECTIONS = (Platform.WECOM, Platform.WECOM_AIBOT, Platform.DINGTALK)
 
@@ -123,6 +127,16 @@ class SchedulerSettings(Section):
             raise ValueError("应为 24 小时制时间 HH:MM")
         return f"{int(hour):02d}:{int(minute):02d}"
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        # checked at load: an unknown name stopped serve after it had started
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError("应为 IANA 时区名，北京时间为 Asia/Shanghai") from None
+        return value
+
 
 # what identifies an account on a platform: a section with none of them is "not configured"
 _IDENTITY_KEYS = frozenset(
@@ -149,7 +163,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_FILE  # a file path (SQLite) or an SQLAlchemy URL
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    public_base_url: str = ""  # how officers' phones reach us; default http://host:port
+    # how officers' phones reach us; default http://host:port
+    public_base_url: str = Field("", examples=["https://lianjian.example.gov.cn"])
     link_secret: SecretStr = SecretStr("")  # empty: generated into .lianjian-secret
     log_level: str = "INFO"
     client_max_size: int = Field(1024 * 1024, ge=1024)  # request body limit for every route
@@ -198,6 +213,37 @@ class Settings(BaseSettings):
                 f"http_timeout_s（{timeout:g} 秒），例如 lease_s = 120.0"
             )
         return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            database_url(value)
+        except ValidationFailed as err:
+            raise ValueError(err.message) from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"应为以下之一：{'、'.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_https_url(cls, value: str) -> str:
+        # every signed link starts with it: without a scheme the links were relative, and a
+        # link is a personal credential, so over the network only https carries it
+        parts = urlsplit(value)
+        local = parts.scheme == "http" and parts.hostname in LOCAL_HOSTS
+        if not value or (parts.hostname and (parts.scheme == "https" or local)):
+            return value
+        raise ValueError(
+            "应为手机能打开的完整 https:// 地址（签名链接以它开头）；http:// 只可用于本机试用，"
+            "即 http://127.0.0.1:端口 或 http://localhost:端口"
+        )
 
     @field_validator("link_secret")
     @classmethod
@@ -251,7 +297,10 @@ class Settings(BaseSettings):
         return data
 
 
-SECRET_KEYS = frozenset({"secret", "token", "encoding_aes_key", "app_secret", "link_secret"})
+# database_url: a URL may carry a password (redacted() shows it without)
+SECRET_KEYS = frozenset(
+    {"secret", "token", "encoding_aes_key", "app_secret", "link_secret", "database_url"}
+)
 MASK = "**********"
 
 

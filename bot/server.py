@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 
@@ -17,11 +20,12 @@ from bot.platforms.dingtalk import SignLedger
 from bot.platforms.longconn import LongConnection
 from bot.platforms.tokens import TokenStore
 from bot.replays import SignatureLedger
-from bot.services import Services
+from bot.services import SERVICES, Services
 from bot.token_store import SharedTokens
 from core.clock import Clock, SystemClock
-from core.db import make_engine, make_sessionmaker
+from core.db import check_connection, make_engine, make_sessionmaker
 from core.demo_clock import DemoClock
+from core.errors import ValidationFailed, os_reason
 from core.messages import Platform
 from core.schema import upgrade
 
@@ -81,6 +85,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     """Migrate the database (idempotent) and assemble what routes and workers share."""
     clock = clock or SystemClock()
     engine = make_engine(settings.database_url)
+    await check_connection(engine)
     await upgrade(engine)
     services = Services(
         settings=settings,
@@ -187,13 +192,6 @@ async def make_app(settings: Settings, *, demo: bool = False) -> web.Application
         await start_demo(services, clock)
     app = create_app(services)
     app.cleanup_ctx.insert(0, _dispose_engine)
-    platforms = ", ".join(services.adapters) or "none (simulator only)"
-    log.info(
-        "lianjian serving on %s — platforms: %s; simulator: %s",
-        services.public_base_url,
-        platforms,
-        "on" if settings.simulator.enabled else "off",
-    )
     log.debug("settings: %s", settings.redacted())
     app.on_startup.append(freeze_startup_objects)
     return app
@@ -209,8 +207,6 @@ async def freeze_startup_objects(app: web.Application) -> None:
 
 
 async def _dispose_engine(app: web.Application) -> AsyncIterator[None]:
-    from bot.services import SERVICES
-
     yield  # first in, last out: the workers are stopped before the pool closes
     engine = app[SERVICES].engine
     if engine is not None:
@@ -251,22 +247,80 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    app = await make_app(settings, demo=demo)
-    # no access log: callback query strings carry signatures and nonces, and the callback
-    # route logs every rejection itself
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()  # the workers start here (cleanup_ctx)
-    try:
-        if not stop.is_set():
-            await web.TCPSite(runner, settings.host, settings.port).start()
-            await stop.wait()
-    finally:
-        await runner.cleanup()
+    with listening_sockets(settings.host, settings.port) as sockets:
         for signum in (signal.SIGTERM, signal.SIGINT):
-            # a late signal meets an exit under way: ignored, not the default death by signal
-            loop.remove_signal_handler(signum)
-            signal.signal(signum, signal.SIG_IGN)
-        stopped = True
-        log.info("stopped")
+            loop.add_signal_handler(signum, on_signal, signum)
+        app = await make_app(settings, demo=demo)
+        # no access log: callback query strings carry signatures and nonces, and the callback
+        # route logs every rejection itself
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()  # the workers start here (cleanup_ctx)
+        try:
+            if not stop.is_set():
+                for sock in sockets:
+                    await web.SockSite(runner, sock).start()
+                _log_serving(app)
+                await stop.wait()
+        finally:
+            await runner.cleanup()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                # a late signal meets an exit under way: ignored, not the default death by signal
+                loop.remove_signal_handler(signum)
+                signal.signal(signum, signal.SIG_IGN)
+            stopped = True
+            log.info("stopped")
+
+
+@contextlib.contextmanager
+def listening_sockets(host: str, port: int) -> Iterator[list[socket.socket]]:
+    """The listening address, bound before anything starts (as asyncio binds it: one socket per
+    address the host resolves to). A port in use or a host that is not this machine's was found
+    only after the migrations, with the workers started and "serving on" logged."""
+    try:
+        found = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror:
+        raise ValidationFailed(
+            f"host“{host}”不是可以监听的地址：请改正 host（或 --host），"
+            "如 127.0.0.1（只许本机访问）或 0.0.0.0（所有网卡）"
+        ) from None
+    with contextlib.ExitStack() as held:
+        sockets = []
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = held.enter_context(socket.socket(family, kind, proto))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # the IPv4 address has its own socket
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as err:
+                raise ValidationFailed(_bind_refused(host, port, err)) from None
+            sockets.append(sock)
+        yield sockets
+
+
+def _bind_refused(host: str, port: int, err: OSError) -> str:
+    if err.errno == errno.EADDRINUSE:
+        return (
+            f"端口 {port} 已被占用（可能已有一个 lianjian serve 在运行）：请换一个端口"
+            "（port 或 --port），或先停止占用它的程序"
+        )
+    if err.errno == errno.EADDRNOTAVAIL:
+        return f"{host} 不是本机的地址：请改正 host（或 --host），如 127.0.0.1 或 0.0.0.0"
+    if err.errno == errno.EACCES:
+        return (
+            f"没有权限监听端口 {port}（1024 以下的端口需要管理员权限）："
+            "请换一个 1024 以上的端口（port 或 --port）"
+        )
+    return f"无法监听 {host}:{port}：{os_reason(err)}（见 host、port 或 --host、--port）"
+
+
+def _log_serving(app: web.Application) -> None:
+    services = app[SERVICES]
+    log.info(
+        "lianjian serving on %s — platforms: %s; simulator: %s",
+        services.public_base_url,
+        ", ".join(services.adapters) or "none (simulator only)",
+        "on" if services.settings.simulator.enabled else "off",
+    )

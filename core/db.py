@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, exc, make_url
+from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,22 +16,58 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core import sqlite_async
+from core.errors import ValidationFailed
 
 DEFAULT_SQLITE_FILE = "lianjian.sqlite3"
+# the drivers installed with lianjian; another URL (mysql://, a psycopg driver) was an import
+# traceback
+DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+SETTING = "database_url 或 --db"
+PG_FORM = "postgresql://用户:密码@主机:端口/库名"
+FORMS = (
+    "SQLite 数据库文件路径（如 lianjian.sqlite3，或 sqlite:///文件路径），"
+    f"或 PostgreSQL 地址 {PG_FORM}"
+)
 
 
 def database_url(value: str | None) -> str:
-    """Accept a file path or an SQLAlchemy URL; plain PostgreSQL and SQLite URLs get the async
-    drivers (SQLAlchemy's own `sqlite:///file` names the synchronous one, which fails)."""
+    """Accept a file path or an SQLite or PostgreSQL URL; plain ones get the async drivers
+    (SQLAlchemy's own `sqlite:///file` names the synchronous one, which fails). Anything
+    else is refused (ValidationFailed) naming the forms accepted."""
     if not value:
         value = DEFAULT_SQLITE_FILE
-    if value.startswith(("postgresql://", "postgres://")):
-        return "postgresql+asyncpg://" + value.split("://", 1)[1]
-    if value.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + value.split("://", 1)[1]
-    if "://" in value:
-        return value
-    return f"sqlite+aiosqlite:///{Path(value).expanduser().resolve()}"
+    if "://" not in value:
+        return f"sqlite+aiosqlite:///{Path(value).expanduser().resolve()}"
+    scheme, rest = value.split("://", 1)
+    scheme = {"postgresql": DRIVERS[1], "postgres": DRIVERS[1], "sqlite": DRIVERS[0]}.get(
+        scheme, scheme
+    )
+    url = f"{scheme}://{rest}"
+    _check_url(url, value)
+    return url
+
+
+def _check_url(url: str, given: str) -> None:
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):  # a port that is not a number, say
+        raise ValidationFailed(f"数据库地址格式不对，应为 {FORMS}（见 {SETTING}）") from None
+    if parsed.drivername not in DRIVERS:
+        raise ValidationFailed(
+            f"不支持 {given.split('://', 1)[0]}:// 数据库，只能是 {FORMS}（见 {SETTING}）"
+        )
+    if parsed.get_backend_name() == "postgresql" and not parsed.database:
+        # without one the server's maintenance database `postgres` got the tables
+        raise ValidationFailed(
+            f"PostgreSQL 地址 {shown(parsed)} 缺少库名，应写成 {PG_FORM}，"
+            f"库名是为联检建的数据库（如 createdb lianjian；见 {SETTING}）"
+        )
+
+
+def shown(url: URL) -> str:
+    """The URL as the operator would write it, without the password."""
+    plain = url.set(drivername=url.get_backend_name())
+    return plain.render_as_string(hide_password=True)
 
 
 def is_sqlite(url: str) -> bool:
@@ -86,6 +123,42 @@ def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         dbapi_conn.ping()
     except Exception as err:  # the pool discards it and checks out another
         raise exc.DisconnectionError("the pooled connection is gone") from err
+
+
+async def check_connection(engine: AsyncEngine) -> None:
+    """One connection before anything else: a database or user that does not exist, a wrong
+    password, a server not listening or a host unknown is one Chinese line naming the setting
+    (they were tracebacks, or the driver's English alone)."""
+    try:
+        async with engine.connect():
+            pass
+    except (OSError, exc.DBAPIError) as err:
+        where = f"（数据库地址 {shown(engine.url)}，见 {SETTING}）"
+        raise ValidationFailed(_unreachable(engine.url, err) + where) from None
+
+
+# what PostgreSQL says when it refuses a connection (SQLSTATE) -> what to do
+_REFUSALS = {
+    "3D000": "PostgreSQL {server} 上没有数据库“{database}”：请先建库（createdb {database}），"
+    "或改正库名",
+    "28000": "PostgreSQL {server} 不接受用户“{user}”：用户不存在，或 pg_hba.conf 不允许从本机"
+    "登录；请改正用户名，或请数据库管理员建用户并放行本机",
+    "28P01": "PostgreSQL {server} 上用户“{user}”的密码不对：请改正密码",
+}
+
+
+def _unreachable(url: URL, err: Exception) -> str:
+    server = f"{url.host or 'localhost'}:{url.port or 5432}"
+    state = getattr(getattr(err, "orig", None), "sqlstate", None)
+    if state in _REFUSALS:
+        return _REFUSALS[state].format(server=server, database=url.database, user=url.username)
+    if isinstance(err, socket.gaierror):
+        return f"找不到数据库主机“{url.host}”：请改正主机名"
+    if isinstance(err, ConnectionRefusedError):
+        return f"连不上 PostgreSQL {server}（连接被拒绝）：请确认数据库已启动、主机和端口无误"
+    if isinstance(err, TimeoutError):
+        return f"连接 PostgreSQL {server} 超时：请确认主机、端口和防火墙"
+    return f"无法打开数据库：{getattr(err, 'orig', None) or err}"
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -52,7 +52,6 @@ _OS_REASONS = {
     errno.EPERM: "没有读写权限",
     errno.ENOSPC: "磁盘空间不足",
     errno.EROFS: "文件系统只读，不能写入",
-    errno.EADDRINUSE: "端口已被占用（可能已有一个 lianjian serve 在运行），请用 --port 换一个端口",
 }
 
 

@@ -149,7 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
         if db:
-            sp.add_argument("--db", help="数据库文件路径或 SQLAlchemy URL")
+            sp.add_argument(
+                "--db", help="SQLite 数据库文件路径，或 postgresql://用户:密码@主机:端口/库名"
+            )
             sp.add_argument("--config", help="config.toml 路径")
         sp.set_defaults(fn=fn, command_parser=sp)
         return sp
@@ -333,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `lianjian … | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as err:  # a file or folder named on the command line, or serve's port
+    except OSError as err:  # a file or folder named on the command line
         print(f"错误：{os_error_text(err)}", file=sys.stderr)
         return 2
     return int(code)

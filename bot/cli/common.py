@@ -15,7 +15,14 @@ from sqlalchemy import make_url
 
 from core.changes import Ctx
 from core.clock import Clock, SystemClock
-from core.db import database_url, is_lianjian_database, is_sqlite, make_engine, make_sessionmaker
+from core.db import (
+    check_connection,
+    database_url,
+    is_lianjian_database,
+    is_sqlite,
+    make_engine,
+    make_sessionmaker,
+)
 from core.demo_clock import DemoClock, restore_offset
 from core.schema import upgrade
 from core.workdays import cn_date
@@ -102,6 +109,7 @@ async def cli_ctx(
     """One transaction as the CLI operator ("admin:cli"); committed when the block succeeds."""
     engine = make_engine(existing_database(db_url(args), create=create))
     try:
+        await check_connection(engine)
         if migrate:
             await upgrade(engine)
         async with make_sessionmaker(engine)() as session:

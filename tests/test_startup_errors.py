@@ -1,0 +1,222 @@
+"""What stops `lianjian serve` and `lianjian setup check` at the start, as an operator meets it
+(README "Going live", "Configuration", "Deploying on a platform"): a database, listening
+address or setting that is wrong is one Chinese line naming the setting and what to do, exit 2,
+before anything starts. They were tracebacks (a PostgreSQL database or user that does not
+exist, mysql://), the driver's English alone (a server not listening, a host unknown), a crash
+after "serving on" (an unknown time zone, a log level), "serving on … stopped" before the port
+in use was told, or were accepted and broke later (public_base_url without https://, a
+PostgreSQL URL without a database name, several processes on PostgreSQL each signing links
+with a key of its own)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.config import load_settings
+from tests.conftest import PG_ENV, PG_SKIP
+from tests.test_cli_errors import run_cli
+from tests.test_crash import Server, free_port
+
+PG = os.environ.get(PG_ENV, "")
+needs_pg = pytest.mark.skipif(not PG, reason=PG_SKIP)
+SECRET = "s" * 40
+FORMS = "postgresql://用户:密码@主机:端口/库名"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("LIANJIAN_") and name != PG_ENV:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray ./config.toml, and a secret file would land here
+
+
+def write_config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(text, "utf-8")
+    return str(path)
+
+
+def commands(config: str) -> list[list[str]]:
+    """`setup check` and `serve` on the same configuration file."""
+    return [
+        ["setup", "check", "--config", config],
+        ["serve", "--config", config, "--port", str(free_port())],
+    ]
+
+
+def refusals(
+    config: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Iterator[str]:
+    """The error output of each command, which refused with exit 2 and never started serving."""
+    caplog.set_level(logging.INFO)
+    for argv in commands(config):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2, (argv, err)
+        assert "serving on" not in caplog.text
+        yield err
+
+
+def pg_url(**parts: Any) -> str:
+    """The test server's URL with another user or database."""
+    from sqlalchemy import make_url
+
+    return make_url(PG).set(**parts).render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://u@h/x", "不支持 mysql:// 数据库"),
+        ("postgresql+psycopg2://u@h/x", "不支持 postgresql+psycopg2:// 数据库"),
+        # no database name: the server's maintenance database `postgres` got the tables
+        ("postgresql://postgres@127.0.0.1:5999", "缺少库名"),
+        ("postgresql://postgres@127.0.0.1:5999/", "缺少库名"),
+        ("postgresql://postgres@127.0.0.1:port/x", "格式不对"),
+    ],
+)
+def test_only_sqlite_and_postgresql_urls_with_a_database_are_accepted(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    url: str,
+    says: str,
+) -> None:
+    config = write_config(tmp_path, f'database_url = "{url}"\nlink_secret = "{SECRET}"\n')
+    for err in refusals(config, capsys, caplog):
+        assert "database_url" in err and says in err and FORMS in err
+    code, _, err = run_cli(["setup", "check", "--db", url], capsys)
+    assert code == 2 and says in err and "--db" in err
+
+
+def test_a_database_server_not_listening_or_a_host_unknown_names_database_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """They were `错误：Connect call failed ('127.0.0.1', 5999)` and `错误：Name or service not
+    known`: what failed, and where to change it, left to guess."""
+    port = free_port()
+    url = f"postgresql://postgres@127.0.0.1:{port}/lianjian"
+    config = write_config(tmp_path, f'database_url = "{url}"\nlink_secret = "{SECRET}"\n')
+    for err in refusals(config, capsys, caplog):
+        assert f"连不上 PostgreSQL 127.0.0.1:{port}（连接被拒绝）" in err
+        assert f"数据库地址 {url}，见 database_url 或 --db" in err
+    url = "postgresql://postgres@nosuchhost.invalid/lianjian"
+    config = write_config(tmp_path, f'database_url = "{url}"\nlink_secret = "{SECRET}"\n')
+    for err in refusals(config, capsys, caplog):
+        assert "找不到数据库主机“nosuchhost.invalid”" in err and "database_url" in err
+
+
+@needs_pg
+def test_a_postgresql_database_or_user_that_does_not_exist_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both were an sqlalchemy.exc.DBAPIError traceback."""
+    config = write_config(
+        tmp_path, f'database_url = "{pg_url(database="nosuchdb")}"\nlink_secret = "{SECRET}"\n'
+    )
+    for err in refusals(config, capsys, caplog):
+        assert "没有数据库“nosuchdb”：请先建库（createdb nosuchdb）" in err
+        assert "database_url" in err
+    config = write_config(
+        tmp_path, f'database_url = "{pg_url(username="nosuchrole")}"\nlink_secret = "{SECRET}"\n'
+    )
+    for err in refusals(config, capsys, caplog):
+        assert "不接受用户“nosuchrole”" in err and "database_url" in err
+
+
+@pytest.mark.parametrize(
+    ("line", "setting", "says"),
+    [
+        ('[scheduler]\ntimezone = "Beijing"\n', "[scheduler] timezone", "应为 IANA 时区名"),
+        ('log_level = "verbose"\n', "log_level", "应为以下之一：DEBUG、INFO、WARNING"),
+        # without https:// every signed link in the messages was relative and unusable
+        ('public_base_url = "lianjian.county.gov.cn"\n', "public_base_url", "完整 https://"),
+        ('public_base_url = "http://lianjian.county.gov.cn"\n', "public_base_url", "https://"),
+    ],
+)
+def test_time_zone_log_level_and_public_url_are_checked_when_the_config_loads(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    line: str,
+    setting: str,
+    says: str,
+) -> None:
+    """An unknown time zone crashed serve after "serving on", a log level was a ValueError
+    traceback; `setup check` said nothing of either."""
+    config = write_config(tmp_path, f'database_url = "{tmp_path / "lj.sqlite3"}"\n{line}')
+    for err in refusals(config, capsys, caplog):
+        assert setting in err and says in err
+
+
+def test_a_port_in_use_is_told_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """It logged "serving on …" and "stopped" (migrations run, workers started and stopped)
+    before `错误：端口已被占用`."""
+    caplog.set_level(logging.INFO)
+    db = tmp_path / "lj.sqlite3"
+    config = write_config(tmp_path, f'database_url = "{db}"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(["serve", "--config", config, "--port", str(port)], capsys)
+    assert code == 2 and f"端口 {port} 已被占用" in err and "--port" in err
+    assert "serving on" not in caplog.text and "stopped" not in caplog.text
+    assert not db.exists()  # nothing migrated
+
+
+def test_a_host_that_cannot_be_listened_on_names_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, f'database_url = "{tmp_path / "lj.sqlite3"}"\n')
+    code, _, err = run_cli(["serve", "--config", config, "--host", "300.1.1.1"], capsys)
+    assert code == 2 and "host“300.1.1.1”不是可以监听的地址：请改正 host（或 --host）" in err
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "https://lianjian.county.gov.cn",
+        "https://lj.example.cn:8443/lj/",
+        "http://127.0.0.1:8080",
+    ],
+)
+def test_public_base_url_https_or_this_machine_is_accepted(value: str) -> None:
+    assert load_settings(public_base_url=value).public_base_url == value
+    assert load_settings(public_base_url="http://localhost:9000").base_url.startswith("http://")
+
+
+async def test_serve_on_a_fresh_sqlite_file_starts_without_any_secret_configured(
+    tmp_path: Path,
+) -> None:
+    """On one machine the processes share the folder of the SQLite file, and the key generated
+    into it; "serving on" is logged once the port is bound."""
+    port, log = free_port(), tmp_path / "serve.log"
+    config = Path(
+        write_config(
+            tmp_path,
+            f'database_url = "{tmp_path / "lj.sqlite3"}"\nport = {port}\n'
+            "[scheduler]\nenabled = false\n",
+        )
+    )
+    server = Server(config, port, log)
+    server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            await server.ready(http)
+    finally:
+        await server.stop()
+    assert server.proc is not None and server.proc.returncode == 0
+    assert f"serving on http://127.0.0.1:{port}" in log.read_text()
+    assert (tmp_path / ".lianjian-secret").exists()
