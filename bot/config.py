@@ -398,18 +398,39 @@ def attachments_dir(settings: Settings) -> Path:
 
 
 def link_secret(settings: Settings) -> bytes:
-    """The HMAC key for signed links: configured, or created once (0600) and reused, so links
-    survive restarts. Several processes on PostgreSQL must share one: configure link_secret."""
+    """The HMAC key for signed links: configured, or on SQLite created once next to the
+    database file (0600) and reused, so links survive restarts.
+
+    On PostgreSQL it must be configured (ValidationFailed otherwise): the processes sharing the
+    database may run anywhere, and each wrote a file of its own, so a link one of them made was
+    refused by the others. Not kept in the database instead: whoever can read it (a dump, a
+    reporting account) could then sign links and act as any officer."""
     configured = settings.link_secret.get_secret_value()
     if configured:
         return configured.encode()
     path = secret_file_path(settings)
+    if not is_sqlite(database_url(settings.database_url)):
+        raise ValidationFailed(_secret_needed(path))
     if not path.exists():
         _create_secret_file(path)
     value = path.read_text().strip()
     if len(value) < MIN_LINK_SECRET_CHARS:
         raise ValueError(f"{path} holds no usable secret; delete it to have one generated")
     return value.encode()
+
+
+def _secret_needed(path: Path) -> str:
+    earlier = (
+        f"。{path} 是此前自动生成的密钥，设为它的内容，已发出的链接仍然有效"
+        if path.exists()
+        else ""
+    )
+    return (
+        "使用 PostgreSQL 时必须配置签名链接密钥：请设置环境变量 LIANJIAN_LINK_SECRET"
+        f"（或配置文件中的 link_secret），至少 {MIN_LINK_SECRET_CHARS} 个字符，"
+        "可用 openssl rand -hex 32 生成；共用这个数据库的每个 lianjian serve 都设同一个值，"
+        "否则一个进程发出的链接在另一个进程打开时是“链接无效或被篡改”" + earlier
+    )
 
 
 def _create_secret_file(path: Path) -> None:

@@ -84,6 +84,7 @@ def build_connections(
 async def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     """Migrate the database (idempotent) and assemble what routes and workers share."""
     clock = clock or SystemClock()
+    secret = link_secret(settings)  # on PostgreSQL a configured one: refused before migrating
     engine = make_engine(settings.database_url)
     await check_connection(engine)
     await upgrade(engine)
@@ -92,7 +93,7 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
         sessionmaker=make_sessionmaker(engine),
         clock=clock,
         rules=settings.rules,
-        link_secret=link_secret(settings),
+        link_secret=secret,
         public_base_url=settings.base_url,
         engine=engine,
     )

@@ -19,8 +19,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
+from bot.app import create_app
 from bot.config import load_settings
+from bot.pages.links import page_link
+from bot.server import build_services
+from core.links import INVALID, link_url, sign_link
 from tests.conftest import PG_ENV, PG_SKIP
 from tests.test_cli_errors import run_cli
 from tests.test_crash import Server, free_port
@@ -195,6 +200,56 @@ def test_a_host_that_cannot_be_listened_on_names_host(
 def test_public_base_url_https_or_this_machine_is_accepted(value: str) -> None:
     assert load_settings(public_base_url=value).public_base_url == value
     assert load_settings(public_base_url="http://localhost:9000").base_url.startswith("http://")
+
+
+@needs_pg
+def test_serve_on_postgresql_without_a_link_secret_refuses_saying_how_to_set_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg_database: str
+) -> None:
+    """Two processes on one PostgreSQL each wrote a .lianjian-secret of their own, so a link
+    one made was "链接无效或被篡改" in the other. A key in the database instead would let
+    whoever reads the database (a dump, a reporting account) sign links as any officer."""
+    config = write_config(tmp_path, f'database_url = "{pg_database}"\n')
+    argv = ["serve", "--config", config, "--port", str(free_port())]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "LIANJIAN_LINK_SECRET" in err and "link_secret" in err
+    assert not (tmp_path / ".lianjian-secret").exists()
+    # a single process that ran before with a generated key: told how to keep its links valid
+    (tmp_path / ".lianjian-secret").write_text("e" * 64)
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and ".lianjian-secret 是此前自动生成的密钥" in err
+
+
+@needs_pg
+async def test_two_servers_on_one_postgresql_given_the_secret_accept_each_others_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_database: str
+) -> None:
+    monkeypatch.setenv("LIANJIAN_LINK_SECRET", SECRET)
+    first, second = [await build_services(load_settings(database_url=pg_database)) for _ in "ab"]
+    # an officer id no one has: past the signature, the page says so instead
+    token_of = {
+        "first": page_link(first, 999_999, "documents", "case:LJ-2026-001-001"),
+        "forged": link_url(
+            first.public_base_url,
+            "/h5/documents",
+            sign_link(b"f" * 40, 999_999, "case:LJ-2026-001-001", "documents", 2**40),
+        ),
+    }
+    server = TestServer(create_app(second, workers=()), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            shown = {}
+            for name, link in token_of.items():
+                async with http.get(server.make_url("/h5/documents?" + link.split("?", 1)[1])) as r:
+                    shown[name] = await r.text()
+    finally:
+        await server.close()
+        for services in (first, second):
+            assert services.engine is not None
+            await services.engine.dispose()
+    assert INVALID not in shown["first"] and "该链接的使用人已停用" in shown["first"]
+    assert INVALID in shown["forged"]
 
 
 async def test_serve_on_a_fresh_sqlite_file_starts_without_any_secret_configured(
