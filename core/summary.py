@@ -30,6 +30,8 @@ from core.models import (
     OutboxMessage,
     PlanEntry,
 )
+from core.obligations.due import objection_step
+from core.obligations.model import KIND_LABELS
 from core.plan import overdue_entries
 from core.rules import Rules
 from core.states import (
@@ -43,7 +45,7 @@ from core.states import (
     PartState,
     ResultState,
 )
-from core.workdays import WorkCalendar, cn_date
+from core.workdays import Deadline, WorkCalendar, cn_date
 
 
 @dataclass
@@ -61,6 +63,8 @@ class TaskSummary:
     overdue: int = 0  # nothing submitted and the deadline has passed
     returned: int = 0  # currently returned to the group
     objections_open: int = 0
+    # open objection steps past their deadline, by what is late (异议复查, 更正公示结果, 答复异议)
+    objections_overdue: Counter[str] = field(default_factory=Counter)
 
     @property
     def state_label(self) -> str:
@@ -154,14 +158,35 @@ async def _cases(
         ts.late += entered - (on_time or 0)
     ts.cases_by_state = {s: by_state[s] for s in CaseState if s in by_state}
     ts.returned = ts.cases_by_state.get(CaseState.RETURNED, 0)
-    ts.objections_open = (
-        await session.scalar(
-            select(func.count(Objection.id))
-            .join(Case, Case.id == Objection.case_id)
-            .where(Case.task_id == task.id, Objection.state != ObjectionState.REPLIED)
+    await _objections(session, cal, rules, today, ts, task)
+
+
+async def _objections(
+    session: AsyncSession,
+    cal: WorkCalendar,
+    rules: Rules,
+    today: dt.date,
+    ts: TaskSummary,
+    task: JointTask,
+) -> None:
+    """Objections not yet replied to, and which of their steps are overdue (as the nudges say)."""
+    rows = await session.execute(
+        select(
+            Objection.state,
+            Objection.recheck_due_on,
+            Objection.recheck_due_provisional,
+            Objection.rechecked_on,
         )
-        or 0
+        .join(Case, Case.id == Objection.case_id)
+        .where(Case.task_id == task.id, Objection.state != ObjectionState.REPLIED)
     )
+    for state, recheck_due_on, provisional, rechecked_on in rows:
+        ts.objections_open += 1
+        step = objection_step(
+            cal, rules, state, Deadline(recheck_due_on, provisional), rechecked_on
+        )
+        if step is not None and cal.workdays_between(today, step[1].day) < 0:
+            ts.objections_overdue[KIND_LABELS[f"objection_{step[0]}"]] += 1
 
 
 async def _tasks_in_scope(

@@ -6,10 +6,12 @@ from sqlalchemy import select
 from core import objections
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.holidays import load_holiday_year
-from core.models import AuditEvent, CaseResult, Objection
+from core.models import AuditEvent, CaseResult, Objection, OutboxMessage
+from core.nudges import enqueue_nudges
 from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
+from core.summary import enqueue_daily_summaries
 from core.workdays import HolidayFile
 from tests.case_factories import (
     ResultFields,
@@ -220,3 +222,42 @@ async def test_a_correction_contradicting_another_departments_part_is_refused_00
         )
     await session.rollback()
     assert await snapshot(session) == before
+
+
+async def _leader_summary(ctx, session, leader) -> str:
+    """The day's summary the tick queued for `leader` (the scheduler's path)."""
+    await enqueue_daily_summaries(ctx, ctx.clock.today())
+    await session.commit()
+    key = f"summary:{leader.id}:{ctx.clock.today().isoformat()}"
+    row = await session.scalar(select(OutboxMessage).where(OutboxMessage.idempotency_key == key))
+    return row.message["body"]
+
+
+async def test_the_summary_shows_an_overdue_objection_step_as_the_nudge_does_004_art20(
+    ctx, session
+):
+    """004 第二十条 (复查 within 20 working days, the reply within 15 after it): when the nudge
+    says a step is 已逾期, the leader's daily summary says it is overdue too, not only
+    异议处理中."""
+    w = await _published(ctx, session)
+    lead = acting(ctx, w.lead_liaison)
+    obj = await objections.file_objection(lead, w.case.code, "某某公司", "不服", ctx.clock.today())
+    await session.commit()
+    cal = await ctx.work_calendar()
+    at_day(ctx, cal.add_workdays(obj.recheck_due_on, 1).day)
+    await enqueue_nudges(ctx, ctx.clock.today())
+    nudged = [r.message["body"] for r in await session.scalars(select(OutboxMessage))]
+    assert any("异议复查" in b and "已逾期 1 个工作日" in b for b in nudged)
+    assert "异议处理中：1，其中 ⚠ 已逾期：异议复查 1" in await _leader_summary(
+        ctx, session, w.lead_leader
+    )
+
+    await objections.record_recheck(lead, obj.id, "原结论无误", error_found=False)
+    await session.commit()
+    at_day(ctx, cal.add_workdays(ctx.clock.today(), ctx.rules.reply_workdays).day)
+    due_today = await _leader_summary(ctx, session, w.lead_leader)
+    assert "异议处理中：1" in due_today and "已逾期" not in due_today
+    at_day(ctx, cal.add_workdays(ctx.clock.today(), 1).day)
+    assert "异议处理中：1，其中 ⚠ 已逾期：答复异议 1" in await _leader_summary(
+        ctx, session, w.lead_leader
+    )

@@ -118,29 +118,43 @@ async def _objections(
         code,
         target,
     ) in rows:
-        subject = f"{code} {target}（异议人：{filed_by}）"
-        staff = people.staff(lead)
-        if state == ObjectionState.RECEIVED:
-            step, due = "recheck", Deadline(recheck_due_on, provisional)
-        elif state == ObjectionState.ERROR_FOUND and rechecked_on is not None:
-            step, due = "correction", cal.add_workdays(rechecked_on, rules.correction_workdays)
-        elif rechecked_on is not None:
-            step, due = "reply", cal.add_workdays(rechecked_on, rules.reply_workdays)
-        else:
+        step = objection_step(
+            cal, rules, state, Deadline(recheck_due_on, provisional), rechecked_on
+        )
+        if step is None:
             continue
         found.append(
             make(
                 cal,
                 today,
-                f"objection:{obj_id}:{step}",
-                f"objection_{step}",
-                subject,
+                f"objection:{obj_id}:{step[0]}",
+                f"objection_{step[0]}",
+                f"{code} {target}（异议人：{filed_by}）",
                 lead,
-                staff,
-                due,
+                people.staff(lead),
+                step[1],
             )
         )
     return found
+
+
+def objection_step(
+    cal: WorkCalendar,
+    rules: Rules,
+    state: str,
+    recheck_due: Deadline,
+    rechecked_on: dt.date | None,
+) -> tuple[str, Deadline] | None:
+    """The open step of an objection not yet replied to and its deadline: the re-check, then
+    the correction when it found an error, else the reply. The nudges and the leaders'
+    summary both read it, so a step the nudge calls overdue is overdue in the summary too."""
+    if state == ObjectionState.RECEIVED:
+        return "recheck", recheck_due
+    if rechecked_on is None:
+        return None
+    if state == ObjectionState.ERROR_FOUND:
+        return "correction", cal.add_workdays(rechecked_on, rules.correction_workdays)
+    return "reply", cal.add_workdays(rechecked_on, rules.reply_workdays)
 
 
 async def _publications(
