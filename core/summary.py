@@ -89,6 +89,13 @@ class Summary:
         default_factory=list
     )  # code, title, month
 
+    @property
+    def has_news(self) -> bool:
+        """Something in scope for a leader to follow: a task in progress, a referral awaiting
+        acknowledgement or a plan row past its month. Without any, the daily tick sends
+        nothing (暂无进行中的联合抽查任务 every working day is noise); 汇总 still answers."""
+        return bool(self.tasks or self.referrals_open or self.plans_not_started)
+
 
 async def _invitations(session: AsyncSession, ts: TaskSummary, task: JointTask) -> None:
     for inv in await session.scalars(
@@ -349,6 +356,10 @@ async def draw_daily_summaries(ctx: Ctx, today: dt.date) -> DrawnSummaries:
     for _, department_id in due:
         if department_id not in scopes:
             scopes[department_id] = await scope_summary(ctx, today, department_id, run=run)
+    scopes = {key: scoped for key, scoped in scopes.items() if scoped.summary.has_news}
+    due = [
+        (leader_id, department_id) for leader_id, department_id in due if department_id in scopes
+    ]
     texts = {key: scoped.message() for key, scoped in scopes.items()}
     return DrawnSummaries(today, due, texts, await _drawn_charts(scopes))
 

@@ -32,7 +32,7 @@ from core.charts import render_chart
 from core.clock import FixedClock
 from core.messages import Destination, OutMessage, Platform
 from core.models import ChatBinding, Officer, OutboxMessage, PlatformAccount, StoredImage
-from core.summary import ChartData, enqueue_daily_summaries
+from core.summary import ChartData, enqueue_daily_summaries, requested_summary
 from tests import factories as f
 from tests.case_factories import World, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
@@ -139,24 +139,20 @@ async def test_wecom_app_uploads_the_chart_then_sends_it_as_an_image(
     assert set(fake_wecom.pictures) == stored and len(fake_wecom.pictures) == 2
 
 
-async def test_a_leader_without_tasks_in_progress_gets_the_text_alone(
+async def test_a_leader_with_nothing_in_progress_gets_no_daily_summary(
     ctx: Ctx, session: AsyncSession
 ) -> None:
-    """Their summary says 暂无进行中的联合抽查任务; an empty chart every day would be noise."""
+    """No task in progress, referral to sign for or plan row overdue: the tick sends nothing
+    (暂无进行中的联合抽查任务 every working day would be noise); 汇总 still answers."""
     await summary_world(ctx, session)
     idle = await f.officer(session, await f.department(session, "县水利局"), "leader")
     await session.commit()
-    assert await enqueue_daily_summaries(ctx, DAY) == 3
+    assert await enqueue_daily_summaries(ctx, DAY) == 2
     await session.commit()
     rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
-    theirs = [
-        OutMessage.model_validate(r.message)
-        for r in rows
-        if r.destination.get("officer_id") == idle.id
-    ]
-    assert [m.kind for m in theirs] == ["markdown"]
-    assert "暂无进行中的联合抽查任务" in theirs[0].body
-    assert [OutMessage.model_validate(r.message).kind for r in rows].count("image") == 2
+    assert not [r for r in rows if r.destination.get("officer_id") == idle.id]
+    [asked] = await requested_summary(ctx, DAY, idle.department_id)
+    assert "暂无进行中的联合抽查任务" in asked.body
 
 
 async def test_the_command_gets_the_daily_text_and_chart_delivered_the_same_way(
