@@ -399,18 +399,14 @@ def attachments_dir(settings: Settings) -> Path:
 
 def link_secret(settings: Settings) -> bytes:
     """The HMAC key for signed links: configured, or on SQLite created once next to the
-    database file (0600) and reused, so links survive restarts.
-
-    On PostgreSQL it must be configured (ValidationFailed otherwise): the processes sharing the
-    database may run anywhere, and each wrote a file of its own, so a link one of them made was
-    refused by the others. Not kept in the database instead: whoever can read it (a dump, a
-    reporting account) could then sign links and act as any officer."""
+    database file (0600) and reused, so links survive restarts. On PostgreSQL one must be
+    configured (ValidationFailed otherwise, see `link_secret_missing`)."""
+    if missing := link_secret_missing(settings):
+        raise ValidationFailed(missing)
     configured = settings.link_secret.get_secret_value()
     if configured:
         return configured.encode()
     path = secret_file_path(settings)
-    if not is_sqlite(database_url(settings.database_url)):
-        raise ValidationFailed(_secret_needed(path))
     if not path.exists():
         _create_secret_file(path)
     value = path.read_text().strip()
@@ -419,7 +415,14 @@ def link_secret(settings: Settings) -> bytes:
     return value.encode()
 
 
-def _secret_needed(path: Path) -> str:
+def link_secret_missing(settings: Settings) -> str:
+    """Why serve will not start for want of a link secret ("" if it will): on PostgreSQL the
+    processes sharing the database may run anywhere, and each wrote a key file of its own, so
+    a link one of them made was refused by the others. Not kept in the database instead:
+    whoever can read it (a dump, a reporting account) could then sign links as any officer."""
+    if settings.link_secret.get_secret_value() or is_sqlite(database_url(settings.database_url)):
+        return ""
+    path = secret_file_path(settings)
     earlier = (
         f"。{path} 是此前自动生成的密钥，设为它的内容，已发出的链接仍然有效"
         if path.exists()

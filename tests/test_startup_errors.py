@@ -221,6 +221,20 @@ def test_serve_on_postgresql_without_a_link_secret_refuses_saying_how_to_set_it(
 
 
 @needs_pg
+def test_setup_check_on_postgresql_without_a_link_secret_lists_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pg_database: str
+) -> None:
+    """`setup check` lists what blocks going live: a serve that will not start is one."""
+    for argv in (
+        ["setup", "check", "--config", write_config(tmp_path, f'database_url = "{pg_database}"\n')],
+        ["setup", "check", "--db", pg_database],
+    ):
+        code, out, _ = run_cli(argv, capsys)
+        assert code == 1 and "LIANJIAN_LINK_SECRET" in out, argv
+    assert not (tmp_path / ".lianjian-secret").exists()
+
+
+@needs_pg
 async def test_two_servers_on_one_postgresql_given_the_secret_accept_each_others_links(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_database: str
 ) -> None:

@@ -103,15 +103,18 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 async def cmd_setup_check(args: argparse.Namespace) -> int:
-    from bot.config import load_settings
+    from bot.config import link_secret_missing, load_settings
     from core.readiness import check_setup
 
     # the configuration too (with --db as well): a platform section it cannot use is told here
-    # with every key it lacks, not at serve
-    platforms = load_settings(args.config).platforms_zh()
+    # with every key it lacks, not at serve; so is a link secret serve would refuse to start
+    # without
+    settings = load_settings(args.config, **({"database_url": args.db} if args.db else {}))
     async with cli_ctx(args) as ctx:
         readiness = await check_setup(ctx)
-    print(platforms)
+    if missing := link_secret_missing(settings):
+        readiness.problems.append(missing)
+    print(settings.platforms_zh())
     print(readiness.text_zh())
     return 0 if readiness.ok else 1
 
