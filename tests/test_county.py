@@ -67,7 +67,7 @@ async def test_departments_import_updates_and_never_deletes(ctx: Ctx, tmp_path: 
         [DEPT_HEADER[:3], ["SJ", "县市场监督管理局", "市监"], ["WJ", "县卫生健康局", "卫健"]],
     )
     report = await import_departments(ctx, again)
-    assert (report.inserted, report.updated) == (0, 2)
+    assert (report.inserted, report.updated, report.unchanged) == (0, 1, 1)  # WJ as stored
     assert report.notes == ["以下成员单位不在本次文件中，已保留未删除，请核实：县公安局（GA）"]
     await ctx.session.commit()
     deps = await _departments(ctx)

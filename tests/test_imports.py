@@ -10,7 +10,9 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
+from bot.cli import main
 from core.changes import Ctx
+from core.clock import SystemClock
 from core.imports.exclusions import import_exclusions
 from core.imports.inspectors import import_inspectors
 from core.imports.targets import import_targets, parse_risk
@@ -25,6 +27,7 @@ from core.models import (
 )
 from core.officers import bind_account
 from core.readiness import check_setup
+from core.synthetic import write_county_files
 from core.uscc import make_uscc
 
 U1, U2, U3 = (
@@ -57,6 +60,11 @@ def write_xlsx(path: Path, rows: list[list[Any]]) -> Path:
         ws.append(row)
     wb.save(path)
     return path
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.reader(fh))
 
 
 async def targets(ctx: Ctx) -> dict[str, Target]:
@@ -639,3 +647,41 @@ async def test_exclusions_import_and_update(
     assert len(rows) == 3
     assert rows[(U1, None)].reason == "市局 3 月已抽查"
     assert rows[(U2, departments["WJ"].id)].source == "市卫健委"
+
+
+@pytest.mark.usefixtures("engine")  # an empty database on PostgreSQL too
+def test_reimporting_an_unchanged_file_changes_nothing_and_says_so(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An office re-imports its unchanged spreadsheets: every importer reported each row as
+    updated (更新 20000 条). Only rows whose stored values change count as 更新; the rest are
+    未变 — for every kind, through the CLI."""
+    year = SystemClock().today().year
+    files = write_county_files(tmp_path, seed=1, targets=50, year=year)
+    people, library = (read_csv(files[k]) for k in ("inspectors", "targets"))
+    files["conflicts"] = write_csv(
+        tmp_path / "利害关系.csv",
+        [
+            ["人员编号", "统一社会信用代码", "利害关系"],
+            [people[3][3], library[1][0], "近亲属任股东"],
+        ],
+    )
+    files["plan"] = write_csv(
+        tmp_path / "年度抽查计划.csv",
+        [
+            ["计划编号", "任务名称", "牵头部门", "参与部门", "事项", "抽查比例或数量", "计划月份"],
+            [f"JH-{year}-01", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "5%", "12"],
+        ],
+    )
+    for kind, path in files.items():
+        argv = ["import", kind, str(path), "--db", db_url]
+        assert main(argv) == 0, capsys.readouterr()
+        rows = len(read_csv(path)) - 1
+        assert f"新增 {rows} 条" in capsys.readouterr().out
+        assert main(argv) == 0
+        assert f"新增 0 条，更新 0 条，未变 {rows} 条" in capsys.readouterr().out, kind
+
+    library[1][1] += "（更名）"
+    write_csv(files["targets"], library)
+    assert main(["import", "targets", str(files["targets"]), "--db", db_url]) == 0
+    assert "新增 0 条，更新 1 条，未变 49 条" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from core.imports.flow import (
     Departments,
     ImportReport,
     Progress,
+    assign,
     check_file,
     load_departments,
     run_import,
@@ -271,9 +272,7 @@ async def import_plan(
             elif entry.task_id is not None:
                 started.append(entry.code)
             else:
-                for f in _PLAN_FIELDS:
-                    setattr(entry, f, rec[f])
-                updated += 1
+                updated += assign(entry, {f: rec[f] for f in _PLAN_FIELDS})
         if started:
             report.notes.append(f"以下计划已发起任务，未按本次文件修改：{'、'.join(started)}")
         await _drop_left_out(ctx, list(existing.values()), report)

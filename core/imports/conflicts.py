@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core import changes
-from core.imports.flow import CHUNK, Checked, ImportReport, Progress, check_file, run_import
+from core.imports.flow import CHUNK, Checked, ImportReport, Progress, assign, check_file, run_import
 from core.imports.reading import Column, Layout, Row, Sheet, cell_text, check_uscc, nfkc
 from core.models import Officer, OfficerConflict, Target
 from core.uscc import validate_uscc
@@ -84,16 +84,16 @@ async def import_conflicts(
             (c.officer_id, c.target_id): c
             for c in await ctx.session.scalars(select(OfficerConflict))
         }
-        inserted = 0
+        inserted = updated = 0
         for rec in checked.good():
             old = existing.get((rec["officer_id"], rec["target_id"]))
             if old is None:
                 ctx.session.add(OfficerConflict(**rec))
                 inserted += 1
             else:
-                old.reason = rec["reason"]
+                updated += assign(old, {"reason": rec["reason"]})
         await ctx.session.flush()
-        return inserted, len(checked.records) - inserted
+        return inserted, updated
 
     return await run_import(
         ctx,

@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 
 from core import changes
-from core.imports.flow import Checked, ImportReport, Progress, check_file, run_import
+from core.imports.flow import Checked, ImportReport, Progress, assign, check_file, run_import
 from core.imports.reading import Column, Layout, Row, RowError, Sheet, column_lengths, nfkc
 from core.models import Department
 
@@ -108,22 +108,21 @@ async def import_departments(
                 if checked.layout.has(f)
             ),
         ]
-        inserted = 0
+        inserted = updated = 0
         for rec in checked.good():
             dep = existing.get(rec["code"])
             if dep is None:
                 ctx.session.add(Department(**rec))
                 inserted += 1
             else:
-                for f in fields:
-                    setattr(dep, f, rec[f])
+                updated += assign(dep, {f: rec[f] for f in fields})
         await ctx.session.flush()
         if missing := sorted(set(existing) - {r["code"] for r in checked.good()}):
             names = "、".join(f"{existing[c].name}（{c}）" for c in missing)
             report.notes.append(f"以下成员单位不在本次文件中，已保留未删除，请核实：{names}")
         if progress is not None:
             progress(len(checked.records), len(checked.records))
-        return inserted, len(checked.records) - inserted
+        return inserted, updated
 
     return await run_import(
         ctx,

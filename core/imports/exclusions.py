@@ -141,7 +141,7 @@ async def import_exclusions(
         if progress is not None:
             progress(len(records), len(records))
         expire_loaded(ctx.session, Exclusion)
-        return len(new), len(records) - len(new)
+        return len(new), len(changed)
 
     return await run_import(
         ctx,

@@ -8,7 +8,7 @@ look-up that several importers use.
 from __future__ import annotations
 
 import csv
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -56,7 +56,8 @@ class ImportReport:
     skip_invalid: bool = False
     total_rows: int = 0
     inserted: int = 0
-    updated: int = 0
+    updated: int = 0  # rows whose stored values changed
+    unchanged: int = 0  # rows already stored as the file has them
     rejected: list[RowError] = field(default_factory=list)
     rejects_path: Path | None = None
     file_error: str = ""  # the whole file could not be read (format, encoding, missing column)
@@ -82,6 +83,8 @@ class ImportReport:
         counts = f"共 {self.total_rows} 行"
         if self.ok:
             text = f"{what}完成：{counts}，新增 {self.inserted} 条，更新 {self.updated} 条"
+            if self.unchanged:
+                text += f"，未变 {self.unchanged} 条"
             if self.rejected:
                 text += f"，跳过有误的 {self.rejected_rows} 行"
                 if self.rejects_path is not None:
@@ -175,7 +178,9 @@ def default_rejects_path(path: Path) -> Path:
 
 
 Checker = Callable[[Sheet, Layout], Checked]
-# A writer may add notes (departments missing from the file, officers' open cases) to the report
+# A writer returns how many rows it inserted and how many stored rows it changed (an equal row
+# is no update: a re-imported file reported every row as updated). It may add notes
+# (departments missing from the file, officers' open cases) to the report.
 Writer = Callable[[Checked, Progress | None], Awaitable[tuple[int, int]]]
 
 
@@ -223,6 +228,7 @@ async def run_import(
     if not report.ok:
         return report
     report.inserted, report.updated = await write(checked, progress)
+    report.unchanged = len(checked.records) - report.inserted - report.updated
     await changes.record(
         ctx,
         f"import.{kind}",
@@ -233,6 +239,7 @@ async def run_import(
             "total_rows": report.total_rows,
             "inserted": report.inserted,
             "updated": report.updated,
+            "unchanged": report.unchanged,
             "rejected_rows": report.rejected_rows,
             "skip_invalid": skip_invalid,
             **({"notes": report.notes} if report.notes else {}),
@@ -275,6 +282,14 @@ async def core_connection(session: AsyncSession) -> AsyncConnection:
     """The session's own connection (same transaction), after flushing pending ORM changes."""
     await session.flush()
     return await session.connection()
+
+
+def assign(obj: Any, values: Mapping[str, Any]) -> bool:
+    """Set the fields that differ; whether any did (the row counts as updated)."""
+    changed = {f: v for f, v in values.items() if getattr(obj, f) != v}
+    for f, v in changed.items():
+        setattr(obj, f, v)
+    return bool(changed)
 
 
 def expire_loaded(session: AsyncSession, model: type[Any]) -> None:

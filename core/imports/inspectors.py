@@ -21,6 +21,7 @@ from core.imports.flow import (
     Departments,
     ImportReport,
     Progress,
+    assign,
     check_file,
     load_departments,
     run_import,
@@ -269,6 +270,7 @@ async def import_inspectors(
         left: list[Officer] = []
         for done, rec in enumerate(checked.good(), start=1):
             officer = officers.get(rec["code"])
+            stored, changed = officer is not None, False
             if officer is None:
                 officer = Officer(
                     **{k: v for k, v in rec.items() if k not in ACCOUNT_FIELDS.values()}
@@ -277,15 +279,15 @@ async def import_inspectors(
                 inserted += 1
             else:
                 was_active = officer.active
-                for f in (*fields, *(f for f in ("active", "inactive_reason") if f in rec)):
-                    setattr(officer, f, rec[f])
-                officer.roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
-                updated += 1
+                given = (*fields, *(f for f in ("active", "inactive_reason") if f in rec))
+                roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
+                changed = assign(officer, {f: rec[f] for f in given} | {"roles": roles})
                 if was_active and not officer.active:
                     left.append(officer)
             for platform, fld in ACCOUNT_FIELDS.items():
                 if rec[fld] is not None:  # blank: "not given", whatever is bound stays
-                    set_account(officer, platform, rec[fld])
+                    changed |= set_account(officer, platform, rec[fld]) != rec[fld]
+            updated += stored and changed
             if progress is not None and (done % CHUNK == 0 or done == len(checked.records)):
                 progress(done, len(checked.records))
         await ctx.session.flush()

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, select
 from sqlalchemy.sql.dml import Insert
 
 from core import changes
@@ -199,6 +199,12 @@ _TARGET_DEFAULTS: dict[str, Any] = {
 _TARGET_UPDATES = ("name", "kind", "industry", "region", "address", "status", "risk_level", "flags")
 
 
+def _changes(rec: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether writing the row changes the stored target's columns `stored` holds (a blank
+    KEEP_IF_BLANK cell writes nothing)."""
+    return any(rec[f] != v for f, v in stored.items() if rec[f] or f not in KEEP_IF_BLANK)
+
+
 def _group_by_blanks(chunk: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
     """Rows of a chunk by which keep-if-blank columns they leave blank (defaults filled in)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -218,7 +224,8 @@ async def import_targets(
     rejects_path: Path | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Import the target library; existing targets (same USCC) are updated.
+    """Import the target library; existing targets (same USCC) are updated, those the file
+    holds as stored are left alone and counted as unchanged.
 
     Only columns present in the file are updated, so a file without 风险等级 keeps the levels
     already stored; see KEEP_IF_BLANK for blank cells. `progress(done, total)` is called as
@@ -230,24 +237,27 @@ async def import_targets(
         present = [f for f in _TARGET_UPDATES if checked.layout.has(f)]
         conn = await core_connection(ctx.session)
         statements: dict[tuple[str, ...], Insert] = {}
-        count = select(func.count()).select_from(table)
-        # Rows are unique by USCC within the file, so each one either inserts or updates: the
-        # growth of the table is the insert count (cheaper than looking every code up first).
-        before = (await conn.execute(count)).scalar_one()
-        done, total = 0, len(checked.records)
+        columns = [table.c.uscc, *(table.c[f] for f in present)]
+        inserted = updated = done = 0
+        total = len(checked.records)
         for chunk in chunks(checked.good()):
-            for blank, rows in _group_by_blanks(chunk).items():
+            found = await conn.execute(
+                select(*columns).where(table.c.uscc.in_([r["uscc"] for r in chunk]))
+            )
+            stored = {row[0]: dict(zip(present, row[1:], strict=True)) for row in found}
+            new = [r for r in chunk if r["uscc"] not in stored]
+            changed = [r for r in chunk if r["uscc"] in stored and _changes(r, stored[r["uscc"]])]
+            for blank, rows in _group_by_blanks(new + changed).items():
                 if blank not in statements:
                     statements[blank] = upsert(
                         conn.dialect, table, ["uscc"], [f for f in present if f not in blank]
                     )
                 await executemany(conn, statements[blank], rows)
-            done += len(chunk)
+            inserted, updated, done = inserted + len(new), updated + len(changed), done + len(chunk)
             if progress is not None:
                 progress(done, total)
-        inserted = (await conn.execute(count)).scalar_one() - before
         expire_loaded(ctx.session, Target)
-        return inserted, total - inserted
+        return inserted, updated
 
     return await run_import(
         ctx,
