@@ -273,9 +273,7 @@ class Sender:
         if route.channel is None:
             return await self._no_route(row, token, dest, now)
         if wait_until is not None:
-            await self._postpone(
-                row, token, wait_until, "rate limit: waiting for the one-minute window"
-            )
+            await self._postpone(row, token, wait_until, outbox.RATE_LIMITED)
             return Outcome("waiting", wait_until)
         msg = expand(self.services, recipient(dest), msg)
         if msg.image is not None:  # the outbox names the picture; the platform needs its bytes
@@ -313,7 +311,7 @@ class Sender:
         if self.services.settings.simulator.enabled:  # marked with the other sends of the moment
             done = await self._records.mark(outbox.SentMark(row.id, token, now, Platform.SIM))
             return Outcome("sim" if done else "lost")
-        error = f"no route: {dest.key()} has no platform account or enabled chat binding"
+        error = outbox.no_route_error(dest)
 
         async def dead(session: AsyncSession) -> OutboxState | None:
             return await outbox.mark_failed(

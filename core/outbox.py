@@ -24,10 +24,13 @@ from sqlalchemy.orm import aliased
 from core import leases
 from core.errors import NotFound, ValidationFailed
 from core.messages import Destination, OutMessage
-from core.models import OutboxMessage
+from core.models import Department, Officer, OutboxMessage
 from core.states import OUTBOX, OutboxState
 
 _OUTBOX = cast(Table, OutboxMessage.__table__)
+NO_ROUTE = "no route"  # how the sender's reason for a message nobody can receive begins
+RATE_LIMITED = "rate limit: waiting for the one-minute window"  # a postponed row's reason
+_PLATFORM_ZH = {"wecom": "企业微信", "wecom_aibot": "企业微信智能机器人", "dingtalk": "钉钉"}
 
 
 async def enqueue(
@@ -369,13 +372,60 @@ async def list_recent(session: AsyncSession, limit: int = 50) -> list[OutboxMess
     return list(rows.all())
 
 
+def no_route_error(dest: Destination) -> str:
+    """The reason a message nobody can receive is a dead letter (logs: English)."""
+    return f"{NO_ROUTE}: {dest.key()} has no platform account or enabled chat binding"
+
+
+async def reason_zh(session: AsyncSession, row: OutboxMessage) -> str:
+    """Why the message is not sent, for the office: who cannot be reached and what to do
+    (bind the officer's account, enable a chat robot, then retry); a platform's own error is
+    shown as it said it."""
+    error = row.last_error
+    if error.startswith(NO_ROUTE):
+        dest = Destination.model_validate(row.destination)
+        return f"{await _unreachable(session, dest)}，然后 lianjian outbox retry {row.id}"
+    if error == RATE_LIMITED:
+        return "发送频率已达平台上限，等待一分钟后自动发送"
+    platform, _, rest = error.partition(" ")
+    if platform in _PLATFORM_ZH:
+        return f"{_PLATFORM_ZH[platform]}返回错误 {rest}"
+    return error
+
+
+async def _unreachable(session: AsyncSession, dest: Destination) -> str:
+    if dest.kind == "officer" and (officer := await session.get(Officer, dest.officer_id)):
+        return (
+            f"{officer.name}（{officer.code}）没有绑定企业微信或钉钉账号：管理员在聊天中发送"
+            f"“绑定 {officer.code} 企业微信 账号”，或在人员文件中填写账号后重新导入"
+        )
+    bind = "lianjian chat bind {} --platform wecom|dingtalk --webhook 机器人地址"
+    if dest.kind == "department" and (dep := await session.get(Department, dest.department_id)):
+        return f"{dep.name}没有启用的部门群机器人：{bind.format(dep.code)}"
+    if dest.kind == "office":
+        return f"联席会议办公室群没有启用的群机器人：{bind.format('office')}"
+    return "该会话所在的平台未接入，无法送达：在配置文件中启用该平台"
+
+
+async def dead_ids(session: AsyncSession) -> list[int]:
+    """Every dead letter, oldest first."""
+    rows = await session.scalars(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.state == OutboxState.DEAD)
+        .order_by(OutboxMessage.id)
+    )
+    return list(rows)
+
+
 async def retry(session: AsyncSession, row_id: int, now: dt.datetime) -> OutboxMessage:
     """Put a dead letter back in the queue with a fresh attempt budget."""
     row = await session.get(OutboxMessage, row_id, with_for_update=True, populate_existing=True)
     if row is None:
         raise NotFound(f"未找到消息 {row_id}")
     if not OUTBOX.allows(row.state, OutboxState.PENDING):
-        raise ValidationFailed(f"消息 {row_id} 的状态是 {row.state}，只有死信可以重新发送")
+        raise ValidationFailed(
+            f"消息 {row_id} 的状态是{OUTBOX.label(row.state)}，只有死信可以重新发送"
+        )
     OUTBOX.move(row, OutboxState.PENDING)
     row.attempts, row.next_attempt_at, row.claimed_until = 0, now, None
     await session.flush()

@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cli import main
 from bot.platforms.base import Channel, SendResult
 from bot.platforms.wecom import WeComAdapter
 from bot.sender import Sender
@@ -637,3 +638,47 @@ async def test_busy_claims_are_paced_and_a_wake_after_a_quiet_spell_is_not() -> 
     assert len(starts) == 4
     assert all(b - a >= 0.1 for a, b in pairwise(starts[:3]))
     assert starts[3] - woken < 0.05
+
+
+@pytest.fixture
+async def dead_letters(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> list[int]:
+    """Three messages nobody can receive, in production (simulator off): two to an officer
+    without a platform account, one to a department without a chat robot."""
+    services = make_services(
+        sessionmaker, clock, {Platform.WECOM: ScriptedPlatform()}, simulator={"enabled": False}
+    )
+    async with sessionmaker() as session:
+        dept = await add_department(session, "GA", "县公安局")
+        officer = Officer(code="GA008", name="李四", department_id=dept)  # no platform account
+        session.add(officer)
+        await session.flush()
+        await queue(session, Destination.officer(officer.id), 2, clock.now())
+        await queue(session, Destination.department(dept), 1, clock.now())
+    await Sender(services).run_once()
+    async with sessionmaker() as session:
+        return sorted(r.id for r in await outbox.list_dead(session))
+
+
+def test_dead_letters_say_in_chinese_what_to_do_and_retry_takes_several(
+    db_url: str, dead_letters: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`outbox list` showed `no route: officer:27 has no platform account or enabled chat`;
+    it names who cannot be reached and how to fix it, and `outbox retry` takes several ids or
+    --all-dead, saying how many it requeued."""
+    assert len(dead_letters) == 3
+    assert main(["outbox", "list", "--dead", "--db", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "no route" not in out and "has no" not in out
+    assert "李四（GA008）没有绑定企业微信或钉钉账号" in out and "绑定 GA008" in out
+    assert "县公安局没有启用的部门群机器人" in out and "lianjian chat bind GA" in out
+    first, *rest = dead_letters
+    assert main(["outbox", "retry", str(first), "--db", db_url]) == 0
+    assert "已重新排队 1 条" in capsys.readouterr().out
+    assert main(["outbox", "retry", str(first), "--db", db_url]) == 2
+    assert "只有死信可以重新发送" in capsys.readouterr().err
+    assert main(["outbox", "retry", "--all-dead", "--db", db_url]) == 0
+    assert f"已重新排队 {len(rest)} 条" in capsys.readouterr().out
+    assert main(["outbox", "list", "--dead", "--db", db_url]) == 0
+    assert "没有死信" in capsys.readouterr().out

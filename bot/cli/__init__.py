@@ -297,7 +297,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ob = group("outbox", "发件箱")
     add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument("--dead", action="store_true")
-    add("retry", cmd_outbox_retry, "重新发送死信", parent=ob).add_argument("id", type=int)
+    rt = add("retry", cmd_outbox_retry, "重新发送死信", parent=ob)
+    rt.add_argument("ids", type=int, nargs="*", metavar="id", help="消息编号，可写多个")
+    rt.add_argument("--all-dead", action="store_true", help="重新发送全部死信")
 
     su = add("summary", cmd_summary, "领导日报：打印，或按领导写出 .md 和 .png")
     su.add_argument(

@@ -90,15 +90,16 @@ def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]
 
 
 async def cmd_outbox_list(args: argparse.Namespace) -> int:
-    from core.outbox import list_dead, list_recent
+    from core.outbox import list_dead, list_recent, reason_zh
     from core.states import OUTBOX
 
     async with cli_ctx(args) as ctx:
         rows = await (list_dead(ctx.session) if args.dead else list_recent(ctx.session))
-    for r in rows:
+        reasons = [await reason_zh(ctx.session, r) if r.last_error else "" for r in rows]
+    for r, reason in zip(rows, reasons, strict=True):
         print(
             f"{r.id:>6}  {OUTBOX.label(r.state):<4} {r.dest_key:<16} 尝试 {r.attempts}  "
-            f"{_headline(r.message)}  {r.last_error[:60]}"
+            f"{_headline(r.message)}  {reason}"
         )
     if not rows:
         print("没有死信" if args.dead else "发件箱为空")
@@ -113,11 +114,15 @@ def _headline(message: dict[str, Any]) -> str:
 
 
 async def cmd_outbox_retry(args: argparse.Namespace) -> int:
-    from core.outbox import retry
+    from core.outbox import dead_ids, retry
 
     async with cli_ctx(args) as ctx:
-        await retry(ctx.session, args.id, ctx.clock.now())
-    print(f"消息 {args.id} 已重新排队")
+        ids = await dead_ids(ctx.session) if args.all_dead else args.ids
+        if not ids:
+            raise CliError("请写明要重新发送的消息编号，或加 --all-dead 重新发送全部死信")
+        for row_id in ids:  # one transaction: a wrong id requeues none
+            await retry(ctx.session, row_id, ctx.clock.now())
+    print(f"已重新排队 {len(ids)} 条")
     return 0
 
 
