@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import CHINA_TZ
 from core.models import AuditEvent, Department, Officer
+from core.results import situation_named
 from core.workdays import cn_datetime
 
 EVENT_LABELS = {
@@ -129,7 +130,8 @@ def _named(events: Sequence[AuditEvent], keys: Sequence[str]) -> set[str]:
 
 def _what(e: AuditEvent, names: Mapping[str, str], departments: Mapping[str, str]) -> str:
     """The event's label with what it decided, for whom and on what: 审核通过 / 审核退回 and whose
-    part went back, the referral's receiving department, who replaced whom."""
+    part went back, the referral's receiving department, who replaced whom, the lead's
+    correction of the whole case to the target's situation."""
     label, data = _LABELS.get(e.action, e.action), e.data or {}
     if e.action == "case.result.reviewed" and "decision" in data:
         if data["decision"] == "approve":
@@ -138,6 +140,8 @@ def _what(e: AuditEvent, names: Mapping[str, str], departments: Mapping[str, str
         return "审核退回" + (f"：退回{parts}录入的部分" if parts else "")
     if e.action == "case.referral" and data.get("to"):
         return f"{label}：{data.get('kind', '')}，接收单位 {data['to']}"
+    if e.action == "case.result.corrected" and data.get("whole_case"):
+        return f"{label}：各部门的检查事项一并更正为{situation_named(data['codes'])}"
     if e.action.startswith(_GROUP_CHANGES) and data.get("officer"):
         by = data.get("replacement") or data.get("new")
         return f"{label}：{names.get(data['officer'], data['officer'])}" + (

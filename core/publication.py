@@ -30,9 +30,12 @@ from core.messages import Destination, OutMessage
 from core.models import (
     Case,
     CaseResult,
+    Department,
+    Item,
     ItemResult,
     JointTask,
     Objection,
+    Officer,
 )
 from core.result_entry import carry_files, new_version, result_data, result_fields
 from core.result_parts import (
@@ -42,8 +45,9 @@ from core.result_parts import (
     own_codes,
     own_parts,
     set_own_fields,
+    situation_for_all,
 )
-from core.results import case_codes, quick_methods
+from core.results import case_codes, quick_methods, situation_named, situations
 from core.states import (
     CASE,
     OBJECTION,
@@ -196,6 +200,34 @@ async def correctable(ctx: Ctx, case_code: str) -> tuple[Case, JointTask, Object
     return case, task, objection
 
 
+def _for_whole_case(
+    task: JointTask,
+    departments: Sequence[Department],
+    task_items: Sequence[tuple[Item, Department]],
+    actor: Officer,
+    published: Sequence[str],
+    codes: Sequence[str],
+) -> bool:
+    """Whether the correction (its department's conclusion, `codes`) names a situation of the
+    target the `published` result did not, for a case with other departments' items: a
+    situation is every item's (004 第十八条; docs/domain.md, "Parts that contradict"), so no
+    department's part could change to it alone. The lead, which re-checks (004 第二十条),
+    corrects the whole case to it; a participant's correction to it is refused, naming the
+    lead."""
+    named = situations(codes)
+    if not named or named == situations(published):
+        return False
+    if actor.department_id != task.lead_department_id:
+        lead = next(d for d in departments if d.id == task.lead_department_id)
+        raise ValidationFailed(
+            f"{situation_named(codes)}是检查对象本身的情况，是各部门全部检查事项的结果"
+            f"（004 第十八条），由发起部门{lead.name}的联络员或分管领导更正整个案件"
+            f"（004 第二十条）；请将复查情况告知{lead.name}",
+            field="items",
+        )
+    return any(d.id != actor.department_id for _, d in task_items)
+
+
 async def correct_result(
     ctx: Ctx,
     case_code: str,
@@ -218,8 +250,10 @@ async def correct_result(
     更正 gives) and its methods, follow-ups and remarks (None: as published — a chat 更正 names
     no method, and a new conclusion does not undo the inspection; a part that named none takes
     what the codes take, `quick_methods`); every other department's items and own fields stay
-    as published, merged into the version as an entry merges them. A correction that changes
-    nothing is refused."""
+    as published, merged into the version as an entry merges them — except the lead's
+    correction to a situation of the target the published result did not name, which makes
+    it every department's items' (`_for_whole_case`, `situation_for_all`). A correction that
+    changes nothing is refused."""
     case, task, objection = await correctable(ctx, case_code)
     actor = ctx.actor
     assert actor is not None  # staff checked above
@@ -244,6 +278,9 @@ async def correct_result(
     parts = await case_parts(ctx, case)
     part = parts.get(actor.department_id)
     part_codes = own_codes(rows, actor.department_id, items, codes)
+    whole_case = _for_whole_case(task, departments, rows, actor, previous.codes, part_codes)
+    if whole_case:
+        items = situation_for_all(rows, actor.department_id, items)
     check_agreement(actor.department_id, part_codes, rows, items, parts, departments)
     if methods is None:
         methods = part.methods if part is not None and part.methods else quick_methods(codes)
@@ -290,6 +327,7 @@ async def correct_result(
         result=result,
         reason=reason.strip(),
         labels=await result_labels(ctx, task, result),
+        situation=situation_named(result.codes) if whole_case else "",
     )
     await record(
         ctx,
@@ -299,6 +337,7 @@ async def correct_result(
             **result_data(result),
             "superseded_version": previous.version,
             "department_id": actor.department_id,
+            "whole_case": whole_case,
             "reason": reason.strip(),
             "objection_id": objection.id if objection else None,
         },

@@ -35,6 +35,9 @@ from core.results import (
     case_codes,
     contradiction,
     mixed_items,
+    needs_form,
+    situations,
+    with_parents,
 )
 from core.states import PART, PartState
 
@@ -135,6 +138,29 @@ def check_agreement(
         misfit = contradiction(codes, said, department.name, on, extra)
         if misfit is not None:
             raise misfit
+
+
+def situation_for_all(
+    task_items: Sequence[tuple[Item, Department]],
+    department_id: int,
+    item_results: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The lead's correction to the target's situation made every department's: a situation
+    is the target's, formed without a visit (004 第十八条), so it is the result of each item.
+    Every other department's item takes the situation of the department's item that names
+    it (with the parents its codes need and, when they describe a problem, as 6 does, its
+    words for it); what each check covered (检查内容) stays as entered."""
+    theirs = [item.id for item, d in task_items if d.id != department_id]
+    mine = [e for e in item_results if int(e["item_id"]) not in theirs]
+    source = next(e for e in mine if situations(e["codes"]))
+    codes = with_parents(situations(source["codes"]))
+    described = needs_form(codes)
+    said = {k: str(source.get(k, "")) if described else "" for k in ("problems", "handling")}
+    content = {int(e["item_id"]): e.get("content", "") for e in item_results}
+    return mine + [
+        {"item_id": item_id, "codes": codes, "content": content.get(item_id, ""), **said}
+        for item_id in theirs
+    ]
 
 
 @dataclass(frozen=True)

@@ -364,6 +364,22 @@ def situations(codes: Iterable[str]) -> frozenset[str]:
     return frozenset(c for c in codes if c in CATEGORIES and CATEGORIES[c].without_visit)
 
 
+def situation_named(codes: Sequence[str]) -> str:
+    """The target's situation among `codes` in words, as refusals name codes: “注销”（9）."""
+    return _listed([c for c in codes if c in situations(codes)], CATEGORIES)
+
+
+def with_parents(codes: Iterable[str]) -> list[str]:
+    """`codes` and the parents each needs (6: A and 2), in the catalogue's order."""
+    found: set[str] = set()
+    for code in codes:
+        parent: str | None = code
+        while parent is not None:
+            found.add(parent)
+            parent = CATEGORIES[parent].parent
+    return [c for c in CATEGORIES if c in found]
+
+
 def contradiction(
     mine: Sequence[str],
     theirs: Sequence[str],

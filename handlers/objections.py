@@ -102,6 +102,7 @@ async def correct(ctx: HandlerCtx, args: Args) -> None:
         code=code,
         result=result,
         labels=[results.label(c) for c in result.codes],
+        situation=results.situation_named(result.codes),
     )
 
 

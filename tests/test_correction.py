@@ -42,7 +42,7 @@ from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
 from tests.case_factories import World, acting, build_world
-from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
+from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event, told
 from tests.server_helpers import make_services
 
 CASE = "LJ-2026-001-001"
@@ -79,15 +79,21 @@ async def w(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -
                 {"item_id": lead_item.id, "codes": ["A", "2", "B"], "problems": "年报未公示"}
             ],
         )
-        await review_result(acting(ctx, w.lead_liaison), CASE, True)
-        await review_result(acting(ctx, w.other_liaison), CASE, True)  # publishes
-        lead = acting(ctx, w.lead_liaison)
-        objection = await objections.file_objection(
-            lead, CASE, w.target.name, "企业称检查前已补报年报", D(2026, 3, 5)
+        await published_and_found_wrong(
+            ctx, w, "企业称检查前已补报年报", "经复查企业已于检查前补报"
         )
-        await objections.record_recheck(lead, objection.id, "经复查企业已于检查前补报", True)
         await s.commit()
     return w
+
+
+async def published_and_found_wrong(ctx: Ctx, w: World, objection: str, finding: str) -> None:
+    """Both departments' reviews publish the case; the target objects, and the lead's re-check
+    finds the result wrong (error_found: a correction is due, 004 第二十条)."""
+    await review_result(acting(ctx, w.lead_liaison), CASE, True)
+    await review_result(acting(ctx, w.other_liaison), CASE, True)  # publishes
+    lead = acting(ctx, w.lead_liaison)
+    filed = await objections.file_objection(lead, CASE, w.target.name, objection, D(2026, 3, 5))
+    await objections.record_recheck(lead, filed.id, finding, True)
 
 
 async def say(sm, clock, officer: Officer, text: str) -> str:
@@ -333,3 +339,115 @@ async def test_the_form_posts_only_the_own_departments_items_004_art3(
     assert [e.data["action"] for e in await audit_rows(sessionmaker, "denied")] == [
         "case.result.correct.denied"
     ]
+
+
+# ---------------------------------------------------------------- a situation is the whole case's
+
+
+@pytest.fixture
+async def nothing_found(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> World:
+    """Both departments inspected on 3月4日 and found nothing (未发现问题), published; the
+    target's objection was re-checked by the lead and found the target 注销 before the visit."""
+    clock.set(china_noon(D(2026, 3, 5)))
+    async with sessionmaker() as s:
+        w = await build_world(s)
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        for officer, item, content in (
+            (w.a1, w.items[0], "查询公示信息"),
+            (w.b1, w.items[1], "查验卫生许可证"),
+        ):
+            await submit_result(
+                acting(ctx, officer),
+                CASE,
+                codes=["1"],
+                methods=["实地检查"],
+                followups=["无需后续处置"],
+                inspected_on=D(2026, 3, 4),
+                item_results=[{"item_id": item.id, "codes": ["1"], "content": content}],
+            )
+        await published_and_found_wrong(ctx, w, "企业称检查前已注销", "经复查企业已于3月1日注销")
+        await s.commit()
+    return w
+
+
+async def test_the_lead_corrects_the_whole_case_to_the_targets_situation_004_art18_art20(
+    sessionmaker, clock, nothing_found
+) -> None:
+    """004 第十八条: 注销 is the target's own situation, one for every department's items; 004
+    第二十条: the lead, which re-checked, corrects the published 未发现问题 within 5 working
+    days. Its 更正 makes every department's items 注销 in one version (what each check covered
+    kept; 卫健委's methods and follow-ups as published), audited as the whole case's, and every
+    department told, the case's history naming it; the objection is corrected. Each
+    department's part was refused before, since the other's still said 未发现问题, so nobody
+    could correct."""
+    w = nothing_found
+    rows = await send(
+        sessionmaker,
+        make_dispatcher(sessionmaker, clock),
+        text_event(w.lead_liaison.code, f"更正 {CASE} 注销 经复查企业已于检查前注销"),
+    )
+    reply = told(rows, w.lead_liaison)
+    assert "已更正公示结果" in reply and "各部门" in reply, reply
+    *_, before, after = await versions(sessionmaker)
+    assert (before.state, after.state, after.codes) == ("superseded", "published", ["9"])
+    lead_item, other_item = w.items
+    items = await item_codes(sessionmaker, after)
+    assert items == {
+        lead_item.id: (["9"], "查询公示信息", ""),
+        other_item.id: (["9"], "查验卫生许可证", ""),
+    }
+    async with sessionmaker() as s:
+        parts = {p.department_id: p for p in await s.scalars(select(CasePart))}
+    assert (parts[w.other.id].methods, parts[w.other.id].followups) == (
+        ["实地检查"],
+        ["无需后续处置"],
+    )
+    [event] = await audit_rows(sessionmaker, "case.result.corrected")
+    assert (event.data["department_id"], event.data["whole_case"]) == (w.lead.id, True)
+    for department in (w.lead, w.other):
+        [notice] = [r for r in rows if r.destination.get("department_id") == department.id]
+        assert "各部门的检查事项一并更正为“注销”" in notice.message["body"], notice.message
+    assert await objection_state(sessionmaker) == "corrected"
+    history = await say(sessionmaker, clock, w.other_liaison, f"案件 {CASE}")
+    assert "更正：各部门的检查事项一并更正为“注销”" in history, history
+
+
+async def test_a_participant_may_not_correct_the_targets_situation_004_art18_art20(
+    sessionmaker, clock, nothing_found
+) -> None:
+    """004 第十八条: a situation applies to every department's items, so 卫健委's 更正 to 注销
+    is refused naming the lead, which corrects it for the whole case (004 第二十条: the lead
+    re-checks); nothing changes and the objection still waits."""
+    w = nothing_found
+    reply = await say(sessionmaker, clock, w.other_liaison, f"更正 {CASE} 注销 企业已注销")
+    assert "由发起部门县市场监督管理局的联络员或分管领导更正整个案件" in reply, reply
+    assert len(await versions(sessionmaker)) == 2
+    assert await objection_state(sessionmaker) == "error_found"
+
+
+async def test_the_form_corrects_the_situation_for_the_whole_case_from_the_lead_004_art18(
+    client: TestClient, services: Services, nothing_found: World, sessionmaker
+) -> None:
+    """004 第十八条, 第二十条 on the correction form: 卫健委 posting its item as 注销 is refused
+    naming the lead; the lead posting its item as 注销 corrects every department's items."""
+    w = nothing_found
+    lead_item, other_item = w.items
+    situation: dict[str, str | list[str]] = {
+        "followups": "无需后续处置",
+        "reason": "经复查企业已于检查前注销",
+    }
+    for officer, item in ((w.other_liaison, other_item), (w.lead_liaison, lead_item)):
+        posted = form(
+            token(services, officer, w.case),
+            item.id,
+            **situation,
+            **{f"item.{item.id}.codes": "9", f"item.{item.id}.problems": ""},
+        )
+        resp = await client.post(CORRECTION_PATH, data=posted)
+        if officer is w.other_liaison:
+            assert resp.status == 422 and "更正整个案件" in visible(await resp.text())
+            assert len(await versions(sessionmaker)) == 2
+    assert resp.status == 200, visible(await resp.text())
+    *_, after = await versions(sessionmaker)
+    items = await item_codes(sessionmaker, after)
+    assert (after.codes, items[lead_item.id][0], items[other_item.id][0]) == (["9"], ["9"], ["9"])

@@ -2,11 +2,13 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import objections
+from core.changes import Ctx
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.holidays import load_holiday_year
-from core.models import AuditEvent, CaseResult, Objection, OutboxMessage
+from core.models import AuditEvent, CaseResult, ItemResult, Objection, OutboxMessage
 from core.nudges import enqueue_nudges
 from core.publication import correct_result
 from core.result_entry import submit_result
@@ -15,6 +17,7 @@ from core.summary import enqueue_daily_summaries
 from core.workdays import HolidayFile
 from tests.case_factories import (
     ResultFields,
+    World,
     acting,
     at_day,
     build_world,
@@ -191,12 +194,8 @@ async def test_recheck_deadline_across_year_end_becomes_final(ctx, session):
     assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2027, 1, 12), False)
 
 
-async def test_a_correction_contradicting_another_departments_part_is_refused_004_art18(
-    ctx, session
-) -> None:
-    """004 第十八条, 第二十条: both departments inspected and found nothing, published; the
-    lead's correction of its part to 注销 (no visit was possible) contradicts 卫健委's
-    inspection and is refused as an entry would be, naming 卫健委's entry; nothing changes."""
+async def nothing_found_published(ctx: Ctx, session: AsyncSession) -> World:
+    """Both departments inspected on 3月10日 and found nothing; published."""
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
     for officer, item in ((w.a1, w.items[0]), (w.b1, w.items[1])):
@@ -210,10 +209,19 @@ async def test_a_correction_contradicting_another_departments_part_is_refused_00
     for reviewer in (w.lead_liaison, w.other_liaison):
         await review_result(acting(ctx, reviewer), w.case.code, True)
     await session.commit()
+    return w
+
+
+async def test_a_participants_correction_to_a_situation_is_refused_004_art18(ctx, session) -> None:
+    """004 第十八条, 第二十条: both departments inspected and found nothing, published; 注销
+    (no visit was possible) is the target's situation, every department's items', so
+    卫健委's correction of its part to it is refused, naming the lead, which corrects it for
+    the whole case; nothing changes."""
+    w = await nothing_found_published(ctx, session)
     before = await snapshot(session)
-    with pytest.raises(ValidationFailed, match="县卫生健康委员会2026年3月12日录入的结果为"):
+    with pytest.raises(ValidationFailed, match="由发起部门县市场监督管理局的联络员或分管领导"):
         await correct_result(
-            acting(ctx, w.lead_liaison),
+            acting(ctx, w.other_liaison),
             w.case.code,
             reason="企业已注销",
             codes=["9"],
@@ -261,3 +269,29 @@ async def test_the_summary_shows_an_overdue_objection_step_as_the_nudge_does_004
     assert "异议处理中：1，其中 ⚠ 已逾期：答复异议 1" in await _leader_summary(
         ctx, session, w.lead_leader
     )
+
+
+async def test_the_leads_correction_to_unreachable_gives_every_item_its_words_004_art18(
+    ctx, session
+) -> None:
+    """004 第十八条: 无法联系 (6) is a situation whose item names what was found; the lead's
+    correction of its item to it (with 违反工商… and 发现问题待后续处理 above it) gives 卫健委's
+    item the same codes and words, so each item's result stands as a result the form takes
+    (004 第二十条: the lead corrects the whole case)."""
+    w = await nothing_found_published(ctx, session)
+    unreachable = {"codes": ["A", "2", "6"], "problems": "登记住所无法联系", "handling": "列入异常"}
+    result = await correct_result(
+        acting(ctx, w.lead_leader),
+        w.case.code,
+        reason="复查发现通过登记住所无法联系",
+        codes=["A", "2", "6"],
+        methods=None,
+        followups=["其他"],
+        item_results=[{"item_id": w.items[0].id, **unreachable}],
+    )
+    rows = await session.scalars(select(ItemResult).where(ItemResult.result_id == result.id))
+    assert (
+        sorted((r.codes, r.problems, r.handling) for r in rows)
+        == [(["A", "2", "6"], "登记住所无法联系", "列入异常")] * 2
+    )
+    assert (result.codes, result.followups) == (["A", "2", "6"], ["其他"])
