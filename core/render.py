@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from core.links import page_ref
 from core.workdays import cn_date, deadline_label
+
+if TYPE_CHECKING:
+    from core.models import JointTask
 
 
 def templates_dir() -> Path:
@@ -32,6 +35,13 @@ def md_text(value: object) -> str:
     return "" if value is None else str(value).translate(_MD_SWAPS)
 
 
+def window_label(task: JointTask) -> str:
+    """A task's inspection window as every message and page shows it: to its last day with
+    the lead's extension, said so (000 §五.3), as the public task information must (002 二(六))."""
+    shown = f"{cn_date(task.window_start)} 至 {cn_date(task.window_last_day)}"
+    return f"{shown}（已延期）" if task.window_extended_to else shown
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -48,6 +58,7 @@ def environment() -> Environment:
     env.filters["md_text"] = md_text
     env.globals["page_ref"] = page_ref  # signed per recipient by the sender (core.links)
     env.filters["cn_date"] = lambda d: cn_date(d) if d else "—"
+    env.filters["cn_window"] = window_label
     env.globals["deadline"] = deadline_label  # every deadline, in messages and pages alike
     return env
 

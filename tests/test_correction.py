@@ -451,3 +451,15 @@ async def test_the_form_corrects_the_situation_for_the_whole_case_from_the_lead_
     *_, after = await versions(sessionmaker)
     items = await item_codes(sessionmaker, after)
     assert (after.codes, items[lead_item.id][0], items[other_item.id][0]) == (["9"], ["9"], ["9"])
+
+
+async def test_the_correction_form_shows_the_extended_window_000_5_3(
+    client: TestClient, services: Services, w: World, sessionmaker, clock
+) -> None:
+    """000 §五.3: after 延期 the correction form shows the window to its new last day, said to
+    be extended, as chat's 任务 does."""
+    extend = "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
+    await say(sessionmaker, clock, w.lead_liaison, extend)
+    tok = token(services, w.lead_liaison, w.case)
+    text = visible(await (await client.get(CORRECTION_PATH, params={"t": tok})).text())
+    assert "2026年3月2日 至 2026年4月30日（已延期）" in text

@@ -6,10 +6,15 @@ reports and summaries."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from html import unescape
 
+from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.pages import routes
+from bot.pages.links import page_link
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.models import AuditEvent, Case
@@ -18,6 +23,7 @@ from core.rules import Rules
 from core.summary import daily_summary
 from tests.case_factories import World, build_world
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+from tests.server_helpers import make_services
 
 D = dt.date
 WINDOW_DUE = D(2026, 4, 29)  # 20 working days after the window's end 3-31 (Qingming 4-4…4-6 off)
@@ -71,3 +77,29 @@ async def test_000_5_3_an_extension_moves_the_window_shown_and_undated_result_de
         assert (entry.due, entry.overdue) == (EXTENDED_DUE, False)
         [task] = (await daily_summary(ctx, after_old_due)).tasks
         assert task.overdue == 0
+
+
+async def test_000_5_3_002_2_6_the_result_form_and_public_index_show_the_extended_window(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_client
+) -> None:
+    """000 §五.3, 002 二(六): after 延期 the result form the group fills in and the public task
+    information show the window to its new last day, saying it was extended — not the window
+    first planned while chat's 任务 shows the new one."""
+    w = await _locked_world(sessionmaker)
+    clock.set(china_noon(D(2026, 3, 30)))
+    await _chat(
+        sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
+    )
+    services = make_services(sessionmaker, clock)
+    app = web.Application()
+    app.add_routes(routes(services))
+    client = await aiohttp_client(app)
+    link = page_link(services, w.a1.id, "result", f"case:{w.case.id}")
+    shown = {
+        "/h5/result": await (await client.get(link.replace("http://127.0.0.1:8080", ""))).text(),
+        "/public/": await (await client.get("/public/", params={"year": "2026"})).text(),
+    }
+    for page, html in shown.items():
+        text = unescape(re.sub(r"<[^>]+>", "", html))
+        assert "2026年3月2日 至 2026年4月30日（已延期）" in text, page
+        assert "2026年3月31日" not in text, page
