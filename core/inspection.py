@@ -26,6 +26,8 @@ from core.errors import InvalidTransition, ValidationFailed
 from core.messages import Destination
 from core.models import (
     Case,
+    CasePart,
+    Department,
     Draw,
     JointTask,
 )
@@ -34,6 +36,7 @@ from core.states import (
     CASE,
     CaseState,
     DrawState,
+    PartState,
 )
 from core.workdays import Deadline, WorkCalendar, cn_date
 
@@ -80,6 +83,41 @@ async def set_inspected_on(ctx: Ctx, case: Case, day: dt.date) -> Deadline:
         due.provisional,
     )
     return due
+
+
+_STANDING_PARTS = (
+    select(Department.name, CasePart.entered_at)
+    .join(Department, Department.id == CasePart.department_id)
+    .where(
+        CasePart.case_id == bindparam("case_id"),
+        CasePart.department_id != bindparam("department_id"),
+        CasePart.state == PartState.ENTERED,
+    )
+    .order_by(CasePart.entered_at)
+    .limit(1)
+)
+
+
+async def check_same_visit(ctx: Ctx, case: Case, day: dt.date | None, department_id: int) -> None:
+    """A joint inspection is one visit checking every department's items (004 第十四条): once
+    another department's part stands on the case's inspection date, a department entering or
+    recording a different date is refused, naming that date and that department, rather than
+    moving the case's date and the deadline counted from it (004 第十九条) — which made a late
+    part on time. Before any other part stands, the date may still be put right."""
+    if day is None or case.inspected_on is None or day == case.inspected_on:
+        return
+    params = {"case_id": case.id, "department_id": department_id}
+    standing = (await ctx.session.execute(_STANDING_PARTS, params)).first()
+    if standing is None:
+        return
+    first = cn_date(case.inspected_on)
+    raise ValidationFailed(
+        f"本案检查日期为 {first}，{standing.name}已于 {cn_date(china_date(standing.entered_at))}"
+        f"按此日期录入其部分。联合检查对同一对象一次完成所有事项（004 第十四条），不能另填"
+        f" {cn_date(day)}；结果录入期限自 {first} 起算（004 第十九条）。请按 {first} 录入，或不写"
+        "检查日期",
+        field="inspected_on",
+    )
 
 
 def targets_locked_at(task_id: ColumnExpressionArgument[int]) -> Select[dt.datetime | None]:
@@ -194,12 +232,13 @@ async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Dead
     the date is recorded as a correction is, the deadline counts from it, and the case stays
     部分录入 (the parts entered stand)."""
     case = await get_case(ctx, case_code, for_update=True)
-    await require_member(ctx, case, "case.inspected")
+    actor = await require_member(ctx, case, "case.inspected")
     to = CaseState.PART_ENTERED if case.state == CaseState.PART_ENTERED else CaseState.INSPECTED
     if not CASE.allows(case.state, to):
         refusal = CASE.refusal(case.state, "登记检查日期", case.code)
         raise InvalidTransition(f"{refusal}；{_DATE_LATER.get(case.state, _CORRECT_LATER)}")
     task = await get_task(ctx, case)
+    await check_same_visit(ctx, case, day, actor.department_id)
     await check_inspection_day(ctx, task, day)
     due = await set_inspected_on(ctx, case, day)
     CASE.move(case, to)

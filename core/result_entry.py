@@ -37,6 +37,7 @@ from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.inspection import (
     check_day,
     check_inspection_day,
+    check_same_visit,
     result_deadline,
     set_inspected_on,
     targets_locked_at,
@@ -488,6 +489,7 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
     ]
     departments = loaded.departments
     check_agreement(actor.department_id, codes, loaded.task_items, items, loaded.parts, departments)
+    await check_same_visit(ctx, case, fields["inspected_on"], actor.department_id)
     result = await new_version(
         ctx,
         case,

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.changes import Ctx
+from core.errors import ValidationFailed
 from core.evaluation import year_report
-from core.models import OutboxMessage
+from core.models import Case, OutboxMessage
 from core.nudges import enqueue_nudges
 from core.obligations.due import due_items
 from core.progress import task_progress
@@ -94,3 +96,31 @@ async def test_summary_progress_case_and_year_report_name_the_missing_part_000_s
     report = {r.code: r for r in (await year_report(ctx, 2026)).departments}
     assert (report["SJ"].on_time, report["SJ"].missing) == (1, 0)
     assert (report["WJ"].on_time, report["WJ"].missing) == (0, 1)
+
+
+async def test_a_late_part_cannot_move_the_joint_inspection_date_004_art14_19(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """004 第十四条 (对同一被检查对象要一次性完成联合清单中所有内容的检查) and 第十九条 (检查结果
+    作出后 20 个工作日内录入): a joint inspection is one visit. 卫健委, entering late with
+    another date, is refused, naming the date and 市场监管 whose part stands on it; the case
+    keeps 3-10 and its deadline 4-8. Entered without a date, the part counts as late. A late
+    date used to move the case's date and deadline and erase the overdue record."""
+    w = await _lead_part_in(ctx, session)
+    case_id, code = w.case.id, w.case.code
+    at_day(ctx, D(2026, 4, 20))
+    with pytest.raises(ValidationFailed) as refused:
+        await submit_result(acting(ctx, w.b1), code, **CLEAN, inspected_on=D(2026, 3, 20))
+    assert "2026年3月10日" in refused.value.message
+    assert "县市场监督管理局" in refused.value.message and "004 第十四条" in refused.value.message
+    await session.rollback()
+
+    await submit_result(acting(ctx, w.b1), code, **CLEAN, inspected_on=D(2026, 3, 10))
+    await session.commit()
+    case = await session.scalar(select(Case).where(Case.id == case_id))
+    assert case is not None and (case.inspected_on, case.result_due_on) == (
+        D(2026, 3, 10),
+        D(2026, 4, 8),
+    )
+    report = {r.code: r for r in (await year_report(ctx, 2026)).departments}
+    assert (report["WJ"].on_time, report["WJ"].late) == (0, 1)

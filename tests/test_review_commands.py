@@ -658,27 +658,32 @@ async def test_a_return_naming_a_department_outside_the_case_is_refused_000_s9_1
 async def test_the_next_department_records_its_inspection_on_a_part_entered_case_000_s9_10(
     sessionmaker, clock, w
 ) -> None:
-    """000 §九 (各部门执法检查人员负责本部门检查项目的检查) and §十 (检查活动完成后20个工作日内
-    …谁检查、谁录入): after 市场监管 entered its part, 卫健委's inspector may still record the day
-    it went on site with `检查`; the case stays 部分录入, the deadline counts from that day,
-    and its 提交 then needs no date. `检查` used to be refused on a 部分录入 case."""
+    """000 §九 (各部门执法检查人员负责本部门检查项目的检查) with 004 第十四条 (一次性完成…所有内容的
+    检查): after 市场监管 entered its part, 卫健委's inspector may record with `检查` the day of
+    the joint visit — the case's — and the case stays 部分录入. Another day is refused, naming
+    the date and 市场监管: it used to move the case's date and the deadline counted from it
+    (004 第十九条), hiding a late part. Its 提交 then needs no date."""
     d = make_dispatcher(sessionmaker, clock)
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 3月3日"))
     assert await case_state(sessionmaker) == ("part_entered", dt.date(2026, 3, 3))
-    rows = await send(sessionmaker, d, text_event(w.b1.code, f"检查 {CASE} 昨天"))
+    refused = to_officer(
+        await send(sessionmaker, d, text_event(w.b1.code, f"检查 {CASE} 昨天")), w.b1.id
+    )
+    assert "本案检查日期为 2026年3月3日，县市场监督管理局" in refused and "004 第十四条" in refused
+    rows = await send(sessionmaker, d, text_event(w.b1.code, f"检查 {CASE} 3月3日"))
     reply = to_officer(rows, w.b1.id)
-    assert f"已登记 {CASE} 的检查日期：2026年3月4日" in reply
-    assert "2026年4月1日" in reply  # 20 working days after 3月4日 (000 §十)
-    assert await case_state(sessionmaker) == ("part_entered", dt.date(2026, 3, 4))
+    assert f"已登记 {CASE} 的检查日期：2026年3月3日" in reply
+    assert "2026年3月31日" in reply  # 20 working days after 3月3日 (000 §十)
+    assert await case_state(sessionmaker) == ("part_entered", dt.date(2026, 3, 3))
     async with sessionmaker() as s:
         case = await s.scalar(select(Case).where(Case.code == CASE))
-        assert case is not None and case.result_due_on == dt.date(2026, 4, 1)
+        assert case is not None and case.result_due_on == dt.date(2026, 3, 31)
         parts = dict((await s.execute(select(CasePart.department_id, CasePart.state))).all())
     assert parts == {w.lead.id: "entered"}  # the part entered stands
 
     rows = await send(sessionmaker, d, text_event(w.b1.code, f"提交 {CASE} 未发现问题"))
     assert f"结果已提交：{CASE}" in to_officer(rows, w.b1.id)
-    assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 4))
+    assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 3))
 
 
 async def test_inspection_is_still_refused_once_the_result_is_under_review(
