@@ -128,6 +128,10 @@ class ChineseArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}：错误：{message}\n运行 {self.prog} -h 查看说明\n")
 
 
+JSON_HELP = "以 JSON 输出（供脚本读取）"
+DRAW_HELP = "抽取编号（如 LJ-2026-001-T1）、ID，或任务编号（取其检查对象抽取）"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = ChineseArgumentParser(
         prog="lianjian", description="联检：部门联合“双随机、一公开”抽查机器人"
@@ -163,13 +167,18 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     s = add("serve", cmd_serve, "启动机器人服务（含本地模拟器）")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
+    s.add_argument("--host", help="监听地址（默认取配置的 host，127.0.0.1 只许本机访问）")
+    s.add_argument("--port", type=int, help="监听端口（默认取配置的 port，如 8080）")
     s.add_argument("--demo", action="store_true", help="先载入演示数据，便于在模拟器中体验")
 
     d = add("demo", cmd_demo, "生成模拟县域数据并完整演示一次联合抽查", db=False)
     d.add_argument("--db", help="SQLite 文件（默认临时目录）")
-    d.add_argument("--seed", type=int, default=2026)
+    d.add_argument(
+        "--seed",
+        type=int,
+        default=2026,
+        help="生成模拟数据的随机种子，同一种子数据相同（默认 2026）",
+    )
     d.add_argument(
         "--targets",
         type=_demo_targets,
@@ -182,10 +191,9 @@ def _parser() -> argparse.ArgumentParser:
 
     imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
     imp.add_argument(
-        "kind",
-        choices=IMPORT_ORDER,
+        "kind", choices=IMPORT_ORDER, help="导入的数据种类：" + "、".join(IMPORT_ORDER)
     )
-    imp.add_argument("file")
+    imp.add_argument("file", help="要导入的文件（.csv 或 .xlsx，可用 lianjian template 生成模板）")
     imp.add_argument("--skip-invalid", action="store_true", help="导入合格行，不合格行写入拒收文件")
     imp.add_argument(
         "--rejects",
@@ -205,8 +213,12 @@ def _parser() -> argparse.ArgumentParser:
         "生成导入模板（XLSX，含示例行和填写说明）；task 生成任务文件示例（TOML）",
         db=False,
     )
-    tp.add_argument("kind", choices=list(TEMPLATE_KINDS))
-    tp.add_argument("-o", "--output", required=True)
+    tp.add_argument(
+        "kind", choices=list(TEMPLATE_KINDS), help="模板种类：" + "、".join(TEMPLATE_KINDS)
+    )
+    tp.add_argument(
+        "-o", "--output", required=True, help="输出文件（导入模板 .xlsx，task 为 .toml）"
+    )
     tp.add_argument("--force", action="store_true", help="覆盖已有的同名文件（默认不覆盖）")
 
     st = group("setup", "上线准备")
@@ -231,21 +243,23 @@ def _parser() -> argparse.ArgumentParser:
 
     dr = group("draw", "抽取记录与验证")
     add("list", cmd_draw_list, "列出抽取记录", parent=dr).add_argument(
-        "--json", action="store_true"
+        "--json", action="store_true", help=JSON_HELP
     )
     show = add("show", cmd_draw_show, "显示一次抽取的公开参数", parent=dr)
-    show.add_argument("draw", help="抽取编号或 ID")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("draw", help=DRAW_HELP)
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     ex = add("export-pool", cmd_draw_export_pool, "导出抽取池（id,stratum）", parent=dr)
-    ex.add_argument("draw")
+    ex.add_argument("draw", help=DRAW_HELP)
     ex.add_argument("-o", "--output", required=True, help="输出文件（.csv）")
-    add("verify", cmd_draw_verify, "重算并核对一次抽取", parent=dr).add_argument("draw")
+    add("verify", cmd_draw_verify, "重算并核对一次抽取", parent=dr).add_argument(
+        "draw", help=DRAW_HELP
+    )
 
     au = group("audit", "审计日志")
     add("verify", cmd_audit_verify, "校验审计日志哈希链", parent=au)
     aus = add("show", cmd_audit_show, "查看一个任务或案件的审计记录", parent=au)
     aus.add_argument("code", help="任务编号（如 LJ-2026-001）或案件号（如 LJ-2026-001-003）")
-    aus.add_argument("--json", action="store_true")
+    aus.add_argument("--json", action="store_true", help=JSON_HELP)
 
     ho = group("holidays", "节假日数据")
     hl = add("load", cmd_holidays_load, "载入某年节假日安排（TOML/JSON）", parent=ho)
@@ -265,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
         cmd_task_create,
         "按任务文件（TOML，lianjian template task -o 任务.toml 生成示例）创建任务并发出邀请",
         parent=tk,
-    ).add_argument("file")
+    ).add_argument("file", help="任务文件（.toml）")
 
     dc = add(
         "documents", cmd_documents, "生成任务或案件的联合抽查通知书和检查记录表（Word 与网页）"
@@ -280,23 +294,27 @@ def _parser() -> argparse.ArgumentParser:
         "导出某年度已公示的检查结果（省级平台结果录入格式 XLSX）",
         parent=xp,
     )
-    er.add_argument("--year", type=_year_arg, required=True)
+    er.add_argument("--year", type=_year_arg, required=True, help="导出哪一年度的检查结果")
     er.add_argument("--department", help="部门编码、全称或简称：只导出该部门发起或参加的任务")
-    er.add_argument("-o", "--output", required=True)
+    er.add_argument("-o", "--output", required=True, help="输出文件（.xlsx 或 .csv）")
     ea = add("archive", cmd_export_archive, "任务立卷归档（ZIP），归档后任务办结", parent=xp)
     ea.add_argument("task", help="任务编号")
-    ea.add_argument("-o", "--output", required=True)
+    ea.add_argument("-o", "--output", required=True, help="输出文件（.zip），已有的文件不覆盖")
 
     ch = group("chat", "部门群 / 办公室群机器人")
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
     cb.add_argument("to", help="部门编号、全称或简称，或 office 表示联席会议办公室群")
-    cb.add_argument("--platform", required=True, choices=PLATFORMS)
+    cb.add_argument(
+        "--platform", required=True, choices=PLATFORMS, help="群所在的平台：" + "、".join(PLATFORMS)
+    )
     cb.add_argument("--webhook", required=True, help="机器人 Webhook 地址（含 key / access_token）")
     cb.add_argument("--secret", help="钉钉机器人加签密钥（SEC 开头）")
     add("list", cmd_chat_list, "列出群机器人绑定", parent=ch)
 
     ob = group("outbox", "发件箱")
-    add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument("--dead", action="store_true")
+    add("list", cmd_outbox_list, "列出消息", parent=ob).add_argument(
+        "--dead", action="store_true", help="只列出死信（多次发送失败、已停止重试的消息）"
+    )
     rt = add("retry", cmd_outbox_retry, "重新发送死信", parent=ob)
     rt.add_argument("ids", type=int, nargs="*", metavar="id", help="消息编号，可写多个")
     rt.add_argument("--all-dead", action="store_true", help="重新发送全部死信")
