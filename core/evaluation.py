@@ -10,7 +10,9 @@ corrections.
 A case counts for every department with an active officer in its inspection group, once in one
 of four columns that add up to its cases: its part entered on time or late (by its first entry),
 or not entered (never, or returned and not entered again) and overdue (逾期未录入, the daily
-summary's count) or not yet due (未到期). A return counts for the parts it reopened.
+summary's count) or not yet due (未到期). A return counts for the parts it reopened; a
+correction for the department that made it; an objection for the case's lead department, which
+receives and re-checks it (004 第二十条).
 """
 
 from __future__ import annotations
@@ -67,11 +69,16 @@ class DepartmentYear:
         return bool(self.led or self.joined)
 
 
+# whose column an objection and a correction fall in, said wherever the counts are shown
+COUNTS_NOTE = "异议计入案件所属任务的发起部门（受理并复查，004 第二十条）；更正计入作出更正的部门"
+
+
 @dataclass
 class YearReport:
     year: int
     as_of: dt.date
     departments: list[DepartmentYear]
+    note: str = COUNTS_NOTE
 
     @property
     def absent(self) -> list[DepartmentYear]:
@@ -152,11 +159,15 @@ async def _case_counts(
             .group_by(CaseResult.case_id, Officer.department_id)
         )
     }
+    # a correction is the correcting department's (its own part, or the lead's for the whole
+    # case, 004 第三条, 第二十条): counted for the department of whoever entered it
     corrections = _counts(
         await session.execute(
-            select(CaseResult.case_id, func.count())
+            select(Officer.department_id, func.count())
+            .select_from(CaseResult)
+            .join(Officer, Officer.id == CaseResult.entered_by_id)
             .where(CaseResult.case_id.in_(ids), CaseResult.is_correction.is_(True))
-            .group_by(CaseResult.case_id)
+            .group_by(Officer.department_id)
         )
     )
     returns = await _part_returns(ctx, cases)
@@ -184,8 +195,10 @@ async def _case_counts(
             else:
                 row.late += 1
             row.returns += returns[case.id, dept_id]
-            row.objections += objections.get(case.id, 0)
-            row.corrections += corrections.get(case.id, 0)
+        # the lead (发起部门) receives and re-checks an objection (004 第二十条)
+        rows[tasks[case.task_id].lead_department_id].objections += objections.get(case.id, 0)
+    for dept_id, n in corrections.items():
+        rows[dept_id].corrections += n
 
 
 async def _part_returns(ctx: Ctx, cases: list[Case]) -> Counter[tuple[int, int]]:
@@ -242,7 +255,10 @@ def write_report(report: YearReport, path: Path) -> Path:
     assert ws is not None  # a new workbook has one sheet
     ws.title = f"{report.year}年度考核"
     ws.append(
-        [f"{report.year} 年度部门联合“双随机、一公开”抽查考核统计（截至 {cn_date(report.as_of)}）"]
+        [
+            f"{report.year} 年度部门联合“双随机、一公开”抽查考核统计"
+            f"（截至 {cn_date(report.as_of)}）。{report.note}"
+        ]
     )
     ws.append(SUMMARY_HEADER)
     for cell in ws[2]:

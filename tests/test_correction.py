@@ -463,3 +463,18 @@ async def test_the_correction_form_shows_the_extended_window_000_5_3(
     tok = token(services, w.lead_liaison, w.case)
     text = visible(await (await client.get(CORRECTION_PATH, params={"t": tok})).text())
     assert "2026年3月2日 至 2026年4月30日（已延期）" in text
+
+
+async def test_the_year_report_counts_a_correction_for_the_department_that_made_it_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条 (发起部门 re-checks an objection; the department that finds an error
+    corrects it) with 000 §十三 (each department's yearly assessment): the lead's correction is
+    the lead's, and the objection is counted for the lead that handles it — 卫健委, whose part
+    was not corrected, is credited neither (both used to count for every department)."""
+    await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 经复查已补报")
+    reply = await say(sessionmaker, clock, w.lead_leader, "年度考核 2026")
+    lines = {line.split("**")[1]: line for line in reply.splitlines() if line.startswith("- **")}
+    assert "异议 1，更正 1" in lines["县市场监督管理局"], reply
+    assert "异议 0，更正 0" in lines["县卫生健康委员会"], reply
+    assert "异议计入案件所属任务的发起部门" in reply and "更正计入作出更正的部门" in reply
