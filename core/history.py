@@ -131,7 +131,7 @@ def _named(events: Sequence[AuditEvent], keys: Sequence[str]) -> set[str]:
 def _what(e: AuditEvent, names: Mapping[str, str], departments: Mapping[str, str]) -> str:
     """The event's label with what it decided, for whom and on what: 审核通过 / 审核退回 and whose
     part went back, the referral's receiving department, who replaced whom, the lead's
-    correction of the whole case to the target's situation."""
+    correction of the whole case to the target's situation or away from it."""
     label, data = _LABELS.get(e.action, e.action), e.data or {}
     if e.action == "case.result.reviewed" and "decision" in data:
         if data["decision"] == "approve":
@@ -140,6 +140,9 @@ def _what(e: AuditEvent, names: Mapping[str, str], departments: Mapping[str, str
         return "审核退回" + (f"：退回{parts}录入的部分" if parts else "")
     if e.action == "case.referral" and data.get("to"):
         return f"{label}：{data.get('kind', '')}，接收单位 {data['to']}"
+    if e.action == "case.result.corrected" and data.get("away_from"):
+        restored = situation_named(data["away_from"])
+        return f"{label}：其他部门的检查事项恢复为{restored}前公示的检查结果"
     if e.action == "case.result.corrected" and data.get("whole_case"):
         return f"{label}：各部门的检查事项一并更正为{situation_named(data['codes'])}"
     if e.action.startswith(_GROUP_CHANGES) and data.get("officer"):

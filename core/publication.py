@@ -209,23 +209,79 @@ def _for_whole_case(
     codes: Sequence[str],
 ) -> bool:
     """Whether the correction (its department's conclusion, `codes`) names a situation of the
-    target the `published` result did not, for a case with other departments' items: a
-    situation is every item's (004 第十八条; docs/domain.md, "Parts that contradict"), so no
-    department's part could change to it alone. The lead, which re-checks (004 第二十条),
-    corrects the whole case to it; a participant's correction to it is refused, naming the
-    lead."""
-    named = situations(codes)
-    if not named or named == situations(published):
+    target other than the `published` result's (to one, or away from one), for a case with
+    other departments' items: a situation is every item's (004 第十八条; docs/domain.md,
+    "Parts that contradict"), so no department's part could change to or from it alone. The
+    lead, which re-checks (004 第二十条), corrects the whole case; a participant's correction
+    is refused, naming the lead."""
+    named, was = situations(codes), situations(published)
+    if named == was:
         return False
     if actor.department_id != task.lead_department_id:
         lead = next(d for d in departments if d.id == task.lead_department_id)
         raise ValidationFailed(
-            f"{situation_named(codes)}是检查对象本身的情况，是各部门全部检查事项的结果"
-            f"（004 第十八条），由发起部门{lead.name}的联络员或分管领导更正整个案件"
-            f"（004 第二十条）；请将复查情况告知{lead.name}",
+            f"{situation_named(codes if named else published)}是检查对象本身的情况，"
+            f"是各部门全部检查事项的结果（004 第十八条），由发起部门{lead.name}的联络员或"
+            f"分管领导更正整个案件（004 第二十条）；请将复查情况告知{lead.name}",
             field="items",
         )
     return any(d.id != actor.department_id for _, d in task_items)
+
+
+async def _before_situation(
+    ctx: Ctx,
+    case: Case,
+    task_items: Sequence[tuple[Item, Department]],
+    actor: Officer,
+    previous: CaseResult,
+    previous_items: Sequence[ItemResult],
+) -> list[ItemResult]:
+    """The lead's correction of the target's situation away (found wrong, 004 第二十条): the
+    lead's items as published, each other department's as last published before the
+    situation was put on them — its inspection outcome, which the whole-case correction
+    replaced. A department that never published one (the situation was entered originally)
+    has no inspection result the lead could restore (谁检查、谁录入, 004 第三条): refused,
+    naming it."""
+    published = list(
+        await ctx.session.scalars(
+            select(CaseResult)
+            .where(CaseResult.case_id == case.id, CaseResult.published_at.is_not(None))
+            .order_by(CaseResult.version.desc())
+        )
+    )
+    rows = await ctx.session.scalars(
+        select(ItemResult).where(ItemResult.result_id.in_([r.id for r in published]))
+    )
+    found: dict[tuple[int, int], ItemResult] = {(r.result_id, r.item_id): r for r in rows}
+    others: dict[int, tuple[Department, list[int]]] = {}
+    for item, department in task_items:
+        if department.id != actor.department_id:
+            others.setdefault(department.id, (department, []))[1].append(item.id)
+    mine = {item.id for item, d in task_items if d.id == actor.department_id}
+    restored = [row for row in previous_items if row.item_id in mine]
+    missing = []
+    for department, item_ids in others.values():
+        outcome = next(
+            (
+                said
+                for said in ([found.get((r.id, i)) for i in item_ids] for r in published)
+                if all(row is not None and not situations(row.codes) for row in said)
+            ),
+            None,
+        )
+        if outcome is None:
+            missing.append(department.name)
+        else:
+            restored += [row for row in outcome if row is not None]
+    if missing:
+        situation = situation_named(previous.codes)
+        raise ValidationFailed(
+            f"{'、'.join(missing)}的检查事项录入时即为{situation}，没有公示过本部门的检查结果"
+            f"可以恢复；其检查结果由该部门录入（谁检查、谁录入，004 第三条），"
+            f"发起部门不能代为将{situation}更正为检查结果",
+            field="items",
+        )
+    return restored
 
 
 async def correct_result(
@@ -272,14 +328,25 @@ async def correct_result(
     previous_items = list(
         await ctx.session.scalars(select(ItemResult).where(ItemResult.result_id == previous.id))
     )
+    whole_case = _for_whole_case(task, departments, rows, actor, previous.codes, codes)
+    away = whole_case and not situations(codes)
+    carried = (
+        await _before_situation(ctx, case, rows, actor, previous, previous_items)
+        if away
+        else previous_items
+    )
     items = own_parts(
-        rows, previous_items, actor, item_results or _quick_items(own, previous_items, codes), codes
+        rows,
+        carried,
+        actor,
+        item_results or _quick_items(own, previous_items, codes),
+        codes,
+        case.code,
     )
     parts = await case_parts(ctx, case)
     part = parts.get(actor.department_id)
     part_codes = own_codes(rows, actor.department_id, items, codes)
-    whole_case = _for_whole_case(task, departments, rows, actor, previous.codes, part_codes)
-    if whole_case:
+    if whole_case and not away:
         items = situation_for_all(rows, actor.department_id, items)
     check_agreement(actor.department_id, part_codes, rows, items, parts, departments)
     if methods is None:
@@ -327,7 +394,8 @@ async def correct_result(
         result=result,
         reason=reason.strip(),
         labels=await result_labels(ctx, task, result),
-        situation=situation_named(result.codes) if whole_case else "",
+        situation=situation_named(result.codes) if whole_case and not away else "",
+        restored=situation_named(previous.codes) if away else "",
     )
     await record(
         ctx,
@@ -338,6 +406,7 @@ async def correct_result(
             "superseded_version": previous.version,
             "department_id": actor.department_id,
             "whole_case": whole_case,
+            **({"away_from": sorted(situations(previous.codes))} if away else {}),
             "reason": reason.strip(),
             "objection_id": objection.id if objection else None,
         },

@@ -53,11 +53,14 @@ def own_parts(
     actor: Officer,
     item_results: Sequence[dict[str, Any]],
     codes: Sequence[str],
+    correcting: str = "",
 ) -> list[dict[str, Any]]:
     """谁检查、谁录入 (000 §九–十): an inspector enters the items of their own department; the
     other departments' parts of the latest version (`latest_items`) are carried over as they
     stand, and an entry that would change one of them is refused, naming whose part it is.
-    `task_items`: the task's items with the department checking each."""
+    `task_items`: the task's items with the department checking each; `correcting`: the case's
+    code when this is a correction of its published result (a refusal then points at the
+    correction form, not the result form)."""
     owner = {
         item.id: (department.id, item.name, department.name) for item, department in task_items
     }
@@ -84,19 +87,41 @@ def own_parts(
         if owner.get(item_id, (actor.department_id,))[0] != actor.department_id:
             merged.setdefault(item_id, old)
     if "1" in codes:
-        # the case's conclusion covers every department's items: another department's finding
-        # rules out 未发现问题 — said plainly, since the quick chat entry shows no items
-        for item_id, entry in merged.items():
-            department_id, name, department = owner.get(item_id, (actor.department_id, "", ""))
-            if department_id != actor.department_id and any(
-                c != "1" for c in entry.get("codes") or []
-            ):
-                raise ValidationFailed(
-                    f"{department}录入的“{name}”已发现问题或情况，案件结论不能为“未发现问题”；"
-                    "请在结果填报表单中录入本部门事项（案件结论按各部门事项合并）",
-                    field="items",
-                )
+        _found_elsewhere(owner, before, merged, actor.department_id, correcting)
     return list(merged.values())
+
+
+def _found_elsewhere(
+    owner: dict[int, tuple[int, str, str]],
+    before: dict[int, dict[str, Any]],
+    merged: dict[int, dict[str, Any]],
+    department_id: int,
+    correcting: str,
+) -> None:
+    """The case's conclusion covers every department's items: another department's finding
+    rules out 未发现问题 — said plainly, since the quick chat entry shows no items. A
+    correction of items already 未发现问题 corrects nothing."""
+    for item_id, entry in merged.items():
+        mine, name, department = owner.get(item_id, (department_id, "", ""))
+        if mine == department_id or all(c == "1" for c in entry.get("codes") or []):
+            continue
+        own = [old["codes"] for i, old in before.items() if owner.get(i, (0,))[0] == department_id]
+        if correcting and own and all(c == ["1"] for c in own):
+            raise ValidationFailed(
+                "本部门的检查事项已是“未发现问题”，无需更正；"
+                f"案件结论按各部门事项合并，{department}录入的“{name}”由该部门更正",
+                field="items",
+            )
+        where = (
+            f"请发送“更正 {correcting}”打开更正表单，逐项更正本部门事项"
+            if correcting
+            else "请在结果填报表单中录入本部门事项"
+        )
+        raise ValidationFailed(
+            f"{department}录入的“{name}”已发现问题或情况，案件结论不能为“未发现问题”；"
+            f"{where}（案件结论按各部门事项合并）",
+            field="items",
+        )
 
 
 def check_agreement(

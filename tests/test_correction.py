@@ -36,6 +36,7 @@ from core.models import (
     ItemResult,
     Objection,
     Officer,
+    OutboxMessage,
     TaskItem,
 )
 from core.result_entry import submit_result
@@ -96,8 +97,13 @@ async def published_and_found_wrong(ctx: Ctx, w: World, objection: str, finding:
     await objections.record_recheck(lead, filed.id, finding, True)
 
 
+async def sent(sm, clock, officer: Officer, text: str) -> list[OutboxMessage]:
+    """Every message the officer's chat text sends (their reply and the notices)."""
+    return await send(sm, make_dispatcher(sm, clock), text_event(officer.code, text))
+
+
 async def say(sm, clock, officer: Officer, text: str) -> str:
-    return bodies(await send(sm, make_dispatcher(sm, clock), text_event(officer.code, text)))
+    return bodies(await sent(sm, clock, officer, text))
 
 
 async def versions(sm) -> list[CaseResult]:
@@ -143,7 +149,7 @@ async def test_a_correction_that_changes_nothing_is_refused_004_art20(
     correction, 答复 still waits for one. After the lead's correction, the same 更正 again
     is refused in Chinese and adds no version."""
     reply = await say(sessionmaker, clock, w.other_liaison, f"更正 {CASE} 未发现问题 录入错误")
-    assert "县市场监督管理局录入的“企业公示信息检查”已发现问题" in reply, reply
+    assert "本部门的检查事项已是“未发现问题”，无需更正" in reply, reply
     assert len(await versions(sessionmaker)) == 2
     assert await objection_state(sessionmaker) == "error_found"
     assert "须先更正" in await say(sessionmaker, clock, w.lead_liaison, f"答复 {CASE}")
@@ -381,10 +387,8 @@ async def test_the_lead_corrects_the_whole_case_to_the_targets_situation_004_art
     department's part was refused before, since the other's still said 未发现问题, so nobody
     could correct."""
     w = nothing_found
-    rows = await send(
-        sessionmaker,
-        make_dispatcher(sessionmaker, clock),
-        text_event(w.lead_liaison.code, f"更正 {CASE} 注销 经复查企业已于检查前注销"),
+    rows = await sent(
+        sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 注销 经复查企业已于检查前注销"
     )
     reply = told(rows, w.lead_liaison)
     assert "已更正公示结果" in reply and "各部门" in reply, reply
@@ -478,3 +482,106 @@ async def test_the_year_report_counts_a_correction_for_the_department_that_made_
     assert "异议 1，更正 1" in lines["县市场监督管理局"], reply
     assert "异议 0，更正 0" in lines["县卫生健康委员会"], reply
     assert "异议计入案件所属任务的发起部门" in reply and "更正计入作出更正的部门" in reply
+
+
+# ---------------------------------------------------------------- correcting a situation away
+
+
+async def test_the_lead_corrects_a_situation_away_for_the_whole_case_004_art20(
+    sessionmaker, clock, nothing_found
+) -> None:
+    """004 第二十条: a 注销 correction found wrong is corrected back by the lead, which re-checks,
+    for the whole case: 卫健委's item takes its last published result before 注销 was put on it
+    (未发现问题, what its check covered), the lead's takes what the lead says; audited as the
+    whole case's, every department told. 卫健委's own 更正 away from 注销 is refused, naming
+    the lead (it was refused against the lead's 注销, and the lead's against 卫健委's: nobody
+    could correct the case back)."""
+    w = nothing_found
+    lead_item, other_item = w.items
+    await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 注销 该企业检查前已注销登记")
+    reply = await say(sessionmaker, clock, w.other_liaison, f"更正 {CASE} 未发现问题 未注销")
+    assert "由发起部门县市场监督管理局的联络员或分管领导更正整个案件" in reply, reply
+    rows = await sent(
+        sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 再次核实企业未注销"
+    )
+    reply = told(rows, w.lead_liaison)
+    assert "已更正公示结果" in reply and "第 3 版" in reply, reply
+    *_, before, after = await versions(sessionmaker)
+    assert (before.codes, after.codes, after.state) == (["9"], ["1"], "published")
+    assert await item_codes(sessionmaker, after) == {
+        lead_item.id: (["1"], "查询公示信息", ""),
+        other_item.id: (["1"], "查验卫生许可证", ""),
+    }
+    *_, event = await audit_rows(sessionmaker, "case.result.corrected")
+    assert (event.data["department_id"], event.data["whole_case"]) == (w.lead.id, True)
+    for department in (w.lead, w.other):
+        [notice] = [r for r in rows if r.destination.get("department_id") == department.id]
+        assert "其他部门的检查事项恢复为" in notice.message["body"], notice.message
+    history = await say(sessionmaker, clock, w.other_liaison, f"案件 {CASE}")
+    assert "其他部门的检查事项恢复为“注销”" in history, history
+
+
+async def test_the_lead_corrects_a_situation_away_on_the_correction_form_004_art20(
+    client: TestClient, services: Services, nothing_found: World, sessionmaker, clock
+) -> None:
+    """004 第二十条 on the correction form: the lead unticks 注销 and ticks 未发现问题; 卫健委's
+    item goes back to its 未发现问题 as published before."""
+    w = nothing_found
+    lead_item, other_item = w.items
+    await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 注销 该企业检查前已注销登记")
+    posted = form(
+        token(services, w.lead_liaison, w.case),
+        lead_item.id,
+        followups="无需后续处置",
+        reason="再次核实企业未注销",
+        **{f"item.{lead_item.id}.codes": "1", f"item.{lead_item.id}.problems": ""},
+    )
+    resp = await client.post(CORRECTION_PATH, data=posted)
+    assert resp.status == 200, visible(await resp.text())
+    *_, after = await versions(sessionmaker)
+    items = await item_codes(sessionmaker, after)
+    assert (after.codes, items[lead_item.id][0], items[other_item.id][0]) == (["1"], ["1"], ["1"])
+
+
+async def test_a_situation_entered_originally_is_not_corrected_away_by_the_lead_004_art3(
+    sessionmaker, clock
+) -> None:
+    """004 第三条 (谁检查、谁录入): both departments entered 注销 and no inspection result of
+    卫健委 was ever published, so the lead cannot correct the case away from it alone: refused,
+    naming 卫健委 as the department whose own inspection result is needed; nothing changes."""
+    clock.set(china_noon(D(2026, 3, 5)))
+    async with sessionmaker() as s:
+        w = await build_world(s)
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        for officer, item in ((w.a1, w.items[0]), (w.b1, w.items[1])):
+            await submit_result(
+                acting(ctx, officer),
+                CASE,
+                codes=["9"],
+                methods=[],
+                followups=["无需后续处置"],
+                inspected_on=D(2026, 3, 4),
+                item_results=[{"item_id": item.id, "codes": ["9"], "content": ""}],
+            )
+        await published_and_found_wrong(ctx, w, "企业称未注销", "经复查企业未注销")
+        await s.commit()
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 企业未注销")
+    assert "县卫生健康委员会" in reply and "没有公示过本部门的检查结果" in reply, reply
+    assert len(await versions(sessionmaker)) == 2
+    assert await objection_state(sessionmaker) == "error_found"
+
+
+async def test_a_refused_quick_correction_points_at_the_correction_form_004_art20(
+    client: TestClient, services: Services, w: World, sessionmaker, clock
+) -> None:
+    """004 第二十条: with 卫健委's item corrected to 发现问题已责令改正, the lead's quick 更正 to
+    未发现问题 (its item 年报未公示) is refused naming the correction form and how to open it
+    (`更正 案件号`), not the result form."""
+    _, other_item = w.items
+    resp = await client.post(
+        CORRECTION_PATH, data=form(token(services, w.other_liaison, w.case), other_item.id)
+    )
+    assert resp.status == 200, visible(await resp.text())
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 复查确认")
+    assert f"发送“更正 {CASE}”打开更正表单" in reply and "结果填报表单" not in reply, reply
+    assert len(await versions(sessionmaker)) == 3
