@@ -263,13 +263,16 @@ def _form_page(
     notice: str = "",
     status: int = 200,
     correction: bool = False,
+    corrected: bool = False,
 ) -> Page:
-    """The result form, or (`correction`) the correction form of a published result."""
+    """The result form, or (`correction`) the correction form of a published result;
+    `corrected`: the correction just made, shown read-only (a further one starts afresh)."""
     errors = errors or {}
     return page(
         "result_form.html",
         status,
         correction=correction,
+        corrected=corrected,
         sheet=sheet,
         case=sheet.case,
         task=sheet.task,
@@ -285,7 +288,7 @@ def _form_page(
         no_followup=NO_FOLLOWUP,
         referral_kinds=REFERRAL_KINDS,
         ack_workdays=pc.rules.referral_ack_workdays,
-        open_for_entry=CASE.allows(sheet.case.state, CaseState.CORRECTED)
+        open_for_entry=not corrected and CASE.allows(sheet.case.state, CaseState.CORRECTED)
         if correction
         else sheet.case.state in cases.OPEN_FOR_ENTRY,
         states=CASE.labels,
@@ -533,4 +536,4 @@ async def _submit_correction(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
         return _correction_page(pc, sheet, raw, errors={where: err.message}, status=422)
     sheet = await case_forms.correction_sheet(pc.core, case_id)
     notice = f"已更正公示结果（第 {result.edition} 版），已通知各参与部门。"
-    return _correction_page(pc, sheet, prefill(sheet), notice=notice)
+    return _correction_page(pc, sheet, prefill(sheet), notice=notice, corrected=True)

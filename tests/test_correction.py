@@ -585,3 +585,18 @@ async def test_a_refused_quick_correction_points_at_the_correction_form_004_art2
     reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 复查确认")
     assert f"发送“更正 {CASE}”打开更正表单" in reply and "结果填报表单" not in reply, reply
     assert len(await versions(sessionmaker)) == 3
+
+
+async def test_the_correction_page_is_read_only_after_success_004_art20(
+    client: TestClient, services: Services, w: World, sessionmaker
+) -> None:
+    """004 第二十条: after a correction the page shows the corrected result with the
+    confirmation and no form to post a second one by mistake; it says how to correct again."""
+    lead_item, _ = w.items
+    resp = await client.post(
+        CORRECTION_PATH, data=form(token(services, w.lead_liaison, w.case), lead_item.id)
+    )
+    html = await resp.text()
+    assert resp.status == 200 and "已更正公示结果（第 2 版）" in visible(html)
+    assert "<form" not in html and 'name="reason"' not in html
+    assert f"“更正 {CASE}”" in visible(html)
