@@ -7,6 +7,7 @@ documents every key. Secrets are SecretStr and never printed: log `Settings.reda
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from contextvars import ContextVar
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("config.toml")
 SECRET_FILE = ".lianjian-secret"
+ENV_PREFIX = "LIANJIAN_"
 
 _toml_file: ContextVar[Path | None] = ContextVar("lianjian_toml_file", default=None)
 
@@ -157,7 +159,7 @@ def _empty_section(name: str, value: Any) -> bool:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="LIANJIAN_", env_nested_delimiter="__", extra="forbid"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
     )
 
     database_url: str = DEFAULT_SQLITE_FILE  # a file path (SQLite) or an SQLAlchemy URL
@@ -253,9 +255,8 @@ class Settings(BaseSettings):
         length = len(value.get_secret_value())
         if 0 < length < MIN_LINK_SECRET_CHARS:
             raise ValueError(
-                f"link_secret 至少需要 {MIN_LINK_SECRET_CHARS} 个字符（当前 {length} 个）；"
-                f"留空则自动生成 / link_secret must be at least {MIN_LINK_SECRET_CHARS} "
-                f"characters (got {length}); leave it empty to have one generated"
+                f"至少需要 {MIN_LINK_SECRET_CHARS} 个字符（当前 {length} 个），"
+                "可用 openssl rand -hex 32 生成"
             )
         return value
 
@@ -291,10 +292,12 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """Everything worth logging at start-up, with secrets and DB passwords masked."""
         data = _mask(self.model_dump(mode="json"))
-        data["database_url"] = make_url(database_url(self.database_url)).render_as_string(
-            hide_password=True
-        )
+        data["database_url"] = self.database_shown()
         return data
+
+    def database_shown(self) -> str:
+        """The database URL without its password."""
+        return make_url(database_url(self.database_url)).render_as_string(hide_password=True)
 
 
 # database_url: a URL may carry a password (redacted() shows it without)
@@ -323,21 +326,58 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         toml = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
     if toml is not None:
         _check_config_file(toml)
+    lines = _unknown_variables()
     token = _toml_file.set(toml)
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as err:
-        lines = error_lines(err, Settings, partial(_where, toml), _example, hidden=SECRET_KEYS)
+        lines += error_lines(err, Settings, partial(_where, toml), _example, hidden=SECRET_KEYS)
+    finally:
+        _toml_file.reset(token)
+    if lines:
         raise ValidationFailed(
             f"配置有误（{len(lines)} 处；各项的写法见 config.example.toml）：\n"
             + "\n".join(f"  {line}" for line in lines)
-        ) from None
-    finally:
-        _toml_file.reset(token)
+        )
+    return settings
+
+
+# read by the tests, CI and benchmarks, not settings
+OTHER_VARIABLES = (
+    *("LIANJIAN_TEST_DATABASE_URL", "LIANJIAN_ARTIFACTS"),
+    *("LIANJIAN_REQUIRE_", "LIANJIAN_BENCH_"),
+)
+
+
+def _unknown_variables() -> list[str]:
+    """The environment source reads only the variables naming a setting: a misspelt
+    LIANJIAN_DATABASE_URL left serve on a new, empty SQLite file. A mistyped key within a
+    known section is pydantic's to refuse. The value is never shown (it may be a secret)."""
+    known = _variable_names()
+    lines = []
+    for name in sorted(os.environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(OTHER_VARIABLES):
+            continue
+        section, _, key = upper.removeprefix(ENV_PREFIX).lower().partition("__")
+        if section in Settings.model_fields and (not key or keys_at(Settings, (section,))):
+            continue
+        close = difflib.get_close_matches(upper, known, 1, 0.6)
+        meant = f"，是不是“{close[0]}”？" if close else ""
+        lines.append(f"环境变量 {name}：不是可用的项{meant}")
+    return lines
+
+
+def _variable_names() -> list[str]:
+    names = []
+    for field in Settings.model_fields:
+        keys = keys_at(Settings, (field,))
+        names += [_env_name((field, key)) for key in keys] if keys else [_env_name((field,))]
+    return names
 
 
 def _env_name(loc: Loc) -> str:
-    return "LIANJIAN_" + "__".join(str(p).upper() for p in loc if isinstance(p, str))
+    return ENV_PREFIX + "__".join(str(p).upper() for p in loc if isinstance(p, str))
 
 
 def _from_env(loc: Loc) -> bool:

@@ -320,8 +320,9 @@ def _bind_refused(host: str, port: int, err: OSError) -> str:
 def _log_serving(app: web.Application) -> None:
     services = app[SERVICES]
     log.info(
-        "lianjian serving on %s — platforms: %s; simulator: %s",
+        "lianjian serving on %s — database: %s; platforms: %s; simulator: %s",
         services.public_base_url,
+        services.settings.database_shown(),
         ", ".join(services.adapters) or "none (simulator only)",
         "on" if services.settings.simulator.enabled else "off",
     )

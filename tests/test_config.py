@@ -205,6 +205,9 @@ def test_short_configured_link_secret_is_refused_at_load(tmp_path: Path, value: 
     told = info.value.message
     assert "config.toml 中的 link_secret：" in told and "至少需要 32 个字符" in told
     assert value not in told
+    # Chinese only, no "left empty it is generated" (not so on PostgreSQL), and how to make one
+    assert "must be" not in told and "留空则自动生成" not in told
+    assert "openssl rand -hex 32" in told
 
 
 def test_link_secret_of_32_characters_or_empty_is_accepted(tmp_path: Path) -> None:
@@ -331,3 +334,45 @@ def test_setup_check_reports_the_platforms_of_the_configuration(
     assert "聊天平台：企业微信自建应用（[wecom]）；本机模拟聊天页 /sim：关闭" in shown
     _, shown = check_config(tmp_path, capsys, "", "--db", db)
     assert "聊天平台：未配置" in shown and "/sim：开启" in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("LIANJIAN_DATABSE_URL", "LIANJIAN_DATABASE_URL"),
+        ("LIANJIAN_LOGLEVEL", "LIANJIAN_LOG_LEVEL"),
+        ("LIANJIAN_WECHAT__TOKEN", "LIANJIAN_WECOM__TOKEN"),
+    ],
+)
+def test_a_mistyped_environment_variable_is_refused_naming_the_nearest(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    meant: str,
+) -> None:
+    """A misspelt LIANJIAN_DATABASE_URL was ignored: serve ran on a new, empty SQLite file."""
+    monkeypatch.setenv(name, "postgresql://u:pw@db/lianjian")
+    db = tmp_path / "lj.sqlite3"
+    for argv in (["setup", "check"], ["serve", "--db", str(db), "--port", "1"]):
+        code = main(argv)
+        shown = capsys.readouterr().err
+        assert code == 2 and f"环境变量 {name}：不是可用的项，是不是“{meant}”？" in shown
+        assert "pw" not in shown
+    assert not db.exists()
+
+
+def test_the_projects_own_environment_variables_are_not_settings_yet_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in (
+        "LIANJIAN_TEST_DATABASE_URL",
+        "LIANJIAN_REQUIRE_POSTGRES",
+        "LIANJIAN_REQUIRE_BROWSER",
+        "LIANJIAN_BENCH_PROFILE",
+        "LIANJIAN_BENCH_STATEMENTS",
+        "LIANJIAN_ARTIFACTS",
+    ):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("LIANJIAN_LOG_LEVEL", "debug")
+    assert load_settings().log_level == "DEBUG"

@@ -287,5 +287,8 @@ async def test_serve_on_a_fresh_sqlite_file_starts_without_any_secret_configured
     finally:
         await server.stop()
     assert server.proc is not None and server.proc.returncode == 0
-    assert f"serving on http://127.0.0.1:{port}" in log.read_text()
+    serving = next(line for line in log.read_text().splitlines() if "serving on" in line)
+    # which database is in use: a misspelt variable had left it on a new, empty file unseen
+    assert f"serving on http://127.0.0.1:{port}" in serving
+    assert f"database: sqlite+aiosqlite:///{tmp_path / 'lj.sqlite3'}" in serving
     assert (tmp_path / ".lianjian-secret").exists()
