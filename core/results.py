@@ -81,7 +81,17 @@ REFERRAL_FOLLOWUPS = ("移送办案机构", "移送司法机关")  # need a Refe
 # typed after it); the rest need the form (problems, handling, photos): say how to open it.
 QUICK_CODES = tuple(code for code, c in CATEGORIES.items() if not c.describes_problem)
 DETAIL_HINT = "请在结果填报表单中填写：发送“我的检查”，点开该案件的“填报结果”链接"
-_ALIASES = {"无问题": "1", "已注销": "9", "吊销": "10", "撤销": "11", "已迁出": "12"}
+# short names people type for a category, 004 第十八条's words for the situations among them
+_ALIASES = {
+    "无问题": "1",
+    "无法联系": "6",
+    "已关闭停业": "7",
+    "正在组织清算": "7",
+    "已注销": "9",
+    "吊销": "10",
+    "撤销": "11",
+    "已迁出": "12",
+}
 _DEPT_BASES = (("3", ("食品", "药品")), ("4", ("质量", "质监", "技术监督")), ("G", ("公安",)))
 
 

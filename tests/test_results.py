@@ -11,6 +11,7 @@ from core.results import (
     department_category,
     export_code,
     parse_quick_result,
+    parse_result,
     raise_first,
     result_problems,
 )
@@ -264,3 +265,17 @@ def test_quick_codes_are_those_the_form_asks_no_problem_description_for_004_art1
     assert QUICK_CODES == ("1", "F", "7", "8", "9", "10", "11", "12")
     for code in QUICK_CODES:
         assert CATEGORIES[code].kind != "problem", code
+
+
+@pytest.mark.parametrize(("name", "code"), [("无法联系", "6"), ("已关闭停业", "7")])
+def test_a_situations_short_name_is_read_as_its_code_004_art18(name, code):
+    """004 第十八条 names the situations in short (无法联系, 已关闭停业 …): typed so, they are
+    read as their code, with the code's own answer — 6 needs the form — rather than called an
+    unknown result."""
+    assert parse_result(name) == parse_result(code)
+    if CATEGORIES[code].describes_problem:
+        with pytest.raises(ValidationFailed) as by_name:
+            parse_quick_result(name)
+        with pytest.raises(ValidationFailed) as by_code:
+            parse_quick_result(code)
+        assert by_name.value.message == by_code.value.message
