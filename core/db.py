@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import time
 from pathlib import Path
@@ -180,3 +181,41 @@ def is_lianjian_database(path: Path) -> bool:
             )
     except sqlite3.DatabaseError:
         return False
+
+
+def backup_sqlite(source: Path, out: Path) -> None:
+    """A consistent copy of a live SQLite database by sqlite3's online backup (a plain file
+    copy misses what still sits in the -wal file), as one self-contained file; `out` is never
+    overwritten (FileExistsError): it may be the last good backup."""
+    import os
+    import sqlite3
+    from contextlib import closing
+
+    if out.exists():
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(out))
+    partial = out.with_name(f".{out.name}.partial")
+    partial.unlink(missing_ok=True)  # left by an interrupted backup
+    try:
+        with (
+            closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src,
+            closing(sqlite3.connect(partial)) as dst,
+        ):
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")  # no -wal beside the copy
+        os.link(partial, out)  # fails rather than replace a file made meanwhile
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def pg_dump_command(url: str, out: Path) -> str:
+    """The pg_dump line that backs up the PostgreSQL database `url` names into `out`, without
+    its password (pg_dump asks for it, or reads PGPASSWORD / ~/.pgpass)."""
+    import shlex
+
+    parsed = make_url(url)
+    words = ["pg_dump", "-Fc"]
+    for flag, value in (("-h", parsed.host), ("-p", parsed.port), ("-U", parsed.username)):
+        if value:
+            words += [flag, str(value)]
+    words += ["-f", str(out), str(parsed.database)]
+    return shlex.join(words)

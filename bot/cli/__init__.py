@@ -33,6 +33,7 @@ from bot.cli.operations import (
 from bot.cli.serve import cmd_demo, cmd_serve
 from bot.cli.setup import (
     TEMPLATE_KINDS,
+    cmd_db_backup,
     cmd_db_upgrade,
     cmd_department_list,
     cmd_holidays_load,
@@ -188,6 +189,10 @@ def _parser() -> argparse.ArgumentParser:
 
     db = group("db", "数据库")
     add("upgrade", cmd_db_upgrade, "执行数据库迁移", parent=db)
+    bk = add(
+        "backup", cmd_db_backup, "备份数据库：服务运行中也能得到一致的副本（SQLite）", parent=db
+    )
+    bk.add_argument("output", help="备份文件（已有的文件不覆盖）")
 
     imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
     imp.add_argument(

@@ -8,7 +8,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.cli.common import CSV, XLSX, CliError, cli_ctx, output_file
+from sqlalchemy import make_url
+
+from bot.cli.common import CSV, XLSX, CliError, cli_ctx, existing_database, output_file
 from core.clock import SystemClock
 from core.imports import IMPORT_ORDER
 
@@ -17,6 +19,34 @@ async def cmd_db_upgrade(args: argparse.Namespace) -> int:
     async with cli_ctx(args, create=True):
         pass
     print("数据库已升级到最新版本")
+    return 0
+
+
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    """A copy of the live database to keep; the link secret is told, not copied: whoever
+    holds it can sign links as any officer, so it is kept apart from the backups."""
+    from bot.config import attachments_dir, load_settings, secret_file_path
+    from core.db import backup_sqlite, database_url, is_sqlite, pg_dump_command
+
+    settings = load_settings(args.config, **({"database_url": args.db} if args.db else {}))
+    url = database_url(existing_database(settings.database_url, create=False))
+    out = Path(args.output)
+    if not is_sqlite(url):
+        raise CliError(
+            "PostgreSQL 数据库请用 pg_dump 备份（密码按提示输入，或用 PGPASSWORD、~/.pgpass）：\n"
+            f"  {pg_dump_command(url, out)}"
+        )
+    try:
+        backup_sqlite(Path(str(make_url(url).database)), out)
+    except FileExistsError:
+        raise CliError(f"{out} 已存在，未覆盖（可能是上一份备份）。请换一个文件名") from None
+    print(f"已备份数据库（运行中也一致，含尚未写回主文件的最新数据）→ {out}")
+    print(f"附件（照片等）在 {attachments_dir(settings)}，请一并备份")
+    if (secret := secret_file_path(settings)).exists():
+        print(
+            f"链接密钥 {secret} 未复制：它是凭据，请另行妥善保管；"
+            "恢复时放回数据库旁，丢失则已发出的链接全部失效"
+        )
     return 0
 
 
