@@ -6,8 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.errors import ValidationFailed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,7 +28,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the database to the newest revision (idempotent), all or nothing."""
     if engine.dialect.name != "sqlite":
         async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+            await conn.run_sync(lambda sync: _upgrade(sync, revision))
         return
     async with engine.connect() as conn:
         # Batch mode rebuilds a table to alter it (copy, drop, rename): with foreign keys
@@ -33,10 +37,28 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         # migration then leaves no half-altered table behind.
         await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         await conn.exec_driver_sql("BEGIN")
-        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+        await conn.run_sync(lambda sync: _upgrade(sync, revision))
         broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first()
         if broken is not None:
             await conn.rollback()
             raise RuntimeError(f"migration left a dangling reference in table {broken[0]}")
         await conn.commit()
         await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    cfg = alembic_config(connection)
+    _refuse_newer(connection, ScriptDirectory.from_config(cfg))
+    command.upgrade(cfg, revision)
+
+
+def _refuse_newer(connection: Connection, scripts: ScriptDirectory) -> None:
+    """A revision this version does not know was made by a newer one: alembic's traceback
+    ("Can't locate revision") was every command's, serve's too."""
+    known = {script.revision for script in scripts.walk_revisions()}
+    for current in MigrationContext.configure(connection).get_current_heads():
+        if current not in known:
+            raise ValidationFailed(
+                f"数据库由更新版本的联检建立（版本 {current}），这个版本打不开："
+                "请安装那个版本的联检，或恢复升级前做的备份"
+            )

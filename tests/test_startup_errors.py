@@ -292,3 +292,22 @@ async def test_serve_on_a_fresh_sqlite_file_starts_without_any_secret_configured
     assert f"serving on http://127.0.0.1:{port}" in serving
     assert f"database: sqlite+aiosqlite:///{tmp_path / 'lj.sqlite3'}" in serving
     assert (tmp_path / ".lianjian-secret").exists()
+
+
+def test_a_database_made_by_a_newer_version_is_told_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every command, serve too, was alembic's traceback "Can't locate revision"."""
+    import sqlite3
+
+    db = str(tmp_path / "lj.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9a9a9a9a9a9a'")
+    config = write_config(tmp_path, f'database_url = "{db}"\n')
+    for argv in (*commands(config), ["db", "upgrade", "--db", db], ["department", "list"]):
+        code, _, err = run_cli([*argv, *(["--db", db] if argv[0] == "department" else [])], capsys)
+        assert code == 2, argv
+        assert "数据库由更新版本的联检建立（版本 9a9a9a9a9a9a）" in err, argv
+        assert "请安装那个版本" in err and "备份" in err
+    assert "serving on" not in caplog.text
