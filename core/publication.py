@@ -335,12 +335,14 @@ async def correct_result(
         if away
         else previous_items
     )
+    # only the chat's 更正, naming no items, says the case's conclusion (own_parts); the
+    # form's 未发现问题 of its own items beside another's problem is no contradiction
     items = own_parts(
         rows,
         carried,
         actor,
         item_results or _quick_items(own, previous_items, codes),
-        codes,
+        () if item_results else codes,
         case.code,
     )
     parts = await case_parts(ctx, case)

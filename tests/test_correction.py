@@ -600,3 +600,27 @@ async def test_the_correction_page_is_read_only_after_success_004_art20(
     assert resp.status == 200 and "已更正公示结果（第 2 版）" in visible(html)
     assert "<form" not in html and 'name="reason"' not in html
     assert f"“更正 {CASE}”" in visible(html)
+
+
+async def test_the_form_corrects_the_own_items_to_nothing_found_beside_a_problem_004_art3(
+    client: TestClient, services: Services, w: World, sessionmaker
+) -> None:
+    """004 第三条: 未发现问题 of the lead's own item beside 卫健委's 发现问题已责令改正 is each
+    department's own item, not a contradiction, and the form names its items: the lead's
+    correction stands, the case's conclusion merged from both (E)."""
+    lead_item, other_item = w.items
+    resp = await client.post(
+        CORRECTION_PATH, data=form(token(services, w.other_liaison, w.case), other_item.id)
+    )
+    assert resp.status == 200, visible(await resp.text())
+    posted = form(
+        token(services, w.lead_liaison, w.case),
+        lead_item.id,
+        followups="无需后续处置",
+        **{f"item.{lead_item.id}.codes": "1", f"item.{lead_item.id}.problems": ""},
+    )
+    resp = await client.post(CORRECTION_PATH, data=posted)
+    assert resp.status == 200, visible(await resp.text())
+    *_, after = await versions(sessionmaker)
+    items = await item_codes(sessionmaker, after)
+    assert (after.codes, items[lead_item.id][0], items[other_item.id][0]) == (["E"], ["1"], ["E"])
