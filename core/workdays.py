@@ -9,9 +9,10 @@ the data arrives.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
@@ -167,10 +168,18 @@ def _calendar(years: StoredYears) -> WorkCalendar:
     )
 
 
-def _expand(entries: Iterable[str], year: int, what: str) -> list[dt.date]:
+def _expand(entries: object, year: int, key: str) -> list[dt.date]:
     """Dates or inclusive ranges 'YYYY-MM-DD..YYYY-MM-DD', all inside `year`."""
+    what = f"{HOLIDAY_KEYS[key]}（{key}）"
+    example = f'"{year}-01-01" 或 "{year}-01-01..{year}-01-03"'
+    if not isinstance(entries, list):
+        raise ValidationFailed(f"{what}应为日期列表，如 [{example.replace(' 或 ', ', ')}]")
     days: list[dt.date] = []
-    for entry in entries:
+    for n, entry in enumerate(entries, 1):
+        if not isinstance(entry, str | dt.date):  # a TOML bare date is a date already
+            raise ValidationFailed(
+                f"{what}第 {n} 项写成了{_shape(entry)}，应为一个日期或起止范围，如 {example}"
+            )
         first, _, last = str(entry).partition("..")
         try:
             a = dt.date.fromisoformat(first.strip())
@@ -185,6 +194,15 @@ def _expand(entries: Iterable[str], year: int, what: str) -> list[dt.date]:
     return days
 
 
+def _shape(value: object) -> str:
+    """What an entry that is no date was written as, in words (not a Python repr)."""
+    if isinstance(value, dict):
+        return f"含 {'、'.join(map(str, value))} 的表" if value else "空表"
+    if isinstance(value, list):
+        return "列表"
+    return "数字" if isinstance(value, int | float) else "其他内容"
+
+
 @dataclass(frozen=True)
 class HolidayFile:
     year: int
@@ -196,15 +214,28 @@ class HolidayFile:
 HOLIDAY_FILE_FORMAT = (
     "应为 TOML（.toml）或 JSON（.json）文本文件，如 year = 2027、"
     'holidays = ["2027-01-01", "2027-02-05..2027-02-11"]、workdays = ["2027-02-14"]'
+    "（lianjian template holidays -o 节假日.toml 生成示例）"
 )
+HOLIDAY_KEYS = {
+    "year": "年度",
+    "holidays": "放假日期",
+    "workdays": "调休上班日期",
+    "source": "通知名称",
+}
+ALLOW_EMPTY = "--allow-empty"
 
 
-def parse_holiday_file(path: Path) -> HolidayFile:
+def parse_holiday_file(path: Path, *, allow_empty: bool = False) -> HolidayFile:
     """TOML or JSON: year = 2027, holidays = ["2027-01-01", "2027-02-05..2027-02-11"],
-    workdays = ["2027-02-14"], source = "国务院办公厅关于2027年部分节假日安排的通知"."""
+    workdays = ["2027-02-14"], source = "国务院办公厅关于2027年部分节假日安排的通知". A file
+    without holidays is refused unless `allow_empty`: every year has public holidays, so it is
+    most likely a misspelled key, and loading it would clear the missing-holidays warning."""
     try:
         text = read_text_file(path, "节假日文件", f"节假日文件{HOLIDAY_FILE_FORMAT}")
         raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        if not isinstance(raw, dict):
+            raise TypeError(raw)
+        _check_keys(path, raw)
         year = int(raw["year"])
     except OSError as err:
         raise ValidationFailed(f"无法读取节假日文件 {path}：{os_reason(err)}") from err
@@ -213,10 +244,28 @@ def parse_holiday_file(path: Path) -> HolidayFile:
         raise ValidationFailed(
             f"节假日文件 {path.name} {where}格式不对：{HOLIDAY_FILE_FORMAT}"
         ) from err
-    holidays = _expand(raw.get("holidays", []), year, "放假日期")
-    workdays = _expand(raw.get("workdays", []), year, "调休上班日期")
+    holidays = _expand(raw.get("holidays", []), year, "holidays")
+    workdays = _expand(raw.get("workdays", []), year, "workdays")
     if clash := set(holidays) & set(workdays):
         raise ValidationFailed(f"同一天既是放假又是上班：{sorted(clash)[0]}")
     if bad := [d for d in workdays if d.weekday() < 5]:
         raise ValidationFailed(f"调休上班日 {bad[0]} 不是周末")
+    if not holidays and not allow_empty:
+        raise ValidationFailed(
+            f"节假日文件 {path.name} 没有放假日期（holidays）：每年都有法定节假日，请检查是否漏写"
+            f"或写错了键名；确实要载入没有放假日期的 {year} 年，请加 {ALLOW_EMPTY}"
+        )
     return HolidayFile(year, holidays, workdays, str(raw.get("source", "")))
+
+
+def _check_keys(path: Path, raw: Mapping[str, object]) -> None:
+    """A misspelled key (holiday for holidays) is refused with the nearest known one: read as
+    missing, it loaded a year without holidays."""
+    for key in raw:
+        if key not in HOLIDAY_KEYS:
+            close = difflib.get_close_matches(key, HOLIDAY_KEYS, 1, 0.6)
+            guess = f"是否应为“{close[0]}”（{HOLIDAY_KEYS[close[0]]}）？" if close else ""
+            raise ValidationFailed(
+                f"节假日文件 {path.name} 中的键“{key}”无法识别，{guess}"
+                f"可用的键：{'、'.join(HOLIDAY_KEYS)}"
+            )

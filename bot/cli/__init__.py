@@ -47,6 +47,7 @@ from core.bindings import PLATFORMS
 from core.clock import SystemClock, parse_year
 from core.errors import DomainError, ValidationFailed, os_reason
 from core.imports import IMPORT_ORDER
+from core.workdays import ALLOW_EMPTY
 
 
 def _date_arg(value: str) -> dt.date:
@@ -274,9 +275,15 @@ def _parser() -> argparse.ArgumentParser:
         '  holidays = ["2027-01-01", "2027-02-05..2027-02-11"]   # 放假日期，可写起止范围\n'
         '  workdays = ["2027-02-14"]                            # 调休上班的周末\n'
         '  source = "国务院办公厅关于2027年部分节假日安排的通知"\n'
-        "JSON 文件（.json）写同样的键。"
+        "JSON 文件（.json）写同样的键，不认识的键拒绝载入。\n"
+        "lianjian template holidays -o 节假日.toml 生成带说明的示例。"
     )
     hl.add_argument("file", help="节假日文件（.toml 或 .json）")
+    hl.add_argument(
+        ALLOW_EMPTY,
+        action="store_true",
+        help="确认载入没有放假日期的年度（每年都有法定节假日，通常是文件写错了）",
+    )
 
     tk = group("task", "联合抽查任务")
     add(

@@ -107,22 +107,24 @@ async def cmd_import(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-TEMPLATE_KINDS = (*IMPORT_ORDER, "task")  # every importer's XLSX, and the task file
+# every importer's XLSX, and the task and holiday files (TOML)
+TEMPLATE_KINDS = (*IMPORT_ORDER, "task", "holidays")
 
 
 def cmd_template(args: argparse.Namespace) -> int:
     from core.sheets import write_template
-    from core.taskfile import task_file_example
 
-    path = output_file(args.output, {".toml": "TOML 文本"} if args.kind == "task" else XLSX)
+    toml = args.kind in TEXT_TEMPLATES
+    path = output_file(args.output, {".toml": "TOML 文本"} if toml else XLSX)
     if path.exists() and not args.force:  # most likely the copy the office has filled in
         raise CliError(
             f"{path} 已存在，未覆盖（可能是已填写的文件）。请换一个文件名，确需覆盖请加 --force"
         )
-    if args.kind == "task":
+    if toml:
         path.parent.mkdir(parents=True, exist_ok=True)  # as write_template does for the sheets
-        path.write_bytes(task_file_example(SystemClock().today()))
-        print(f"已生成任务文件示例 {path}：照着修改后用 lianjian task create {path} 创建任务")
+        example, then = TEXT_TEMPLATES[args.kind]
+        path.write_bytes(example())
+        print(f"已生成{then.format(path=path)}")
         return 0
     write_template(args.kind, path, year=SystemClock().today().year)
     print(
@@ -130,6 +132,32 @@ def cmd_template(args: argparse.Namespace) -> int:
         f"填好后用 lianjian import {args.kind} {path} 导入"
     )
     return 0
+
+
+def _task_example() -> bytes:
+    from core.taskfile import task_file_example
+
+    return task_file_example(SystemClock().today())
+
+
+def _holidays_example() -> bytes:
+    from core.render import templates_dir
+
+    return (templates_dir() / "holidays.example.toml").read_bytes()
+
+
+# the TOML examples: how each is made, and what to do with it
+TEXT_TEMPLATES: dict[str, tuple[Callable[[], bytes], str]] = {
+    "task": (
+        _task_example,
+        "任务文件示例 {path}：照着修改后用 lianjian task create {path} 创建任务",
+    ),
+    "holidays": (
+        _holidays_example,
+        "节假日文件示例 {path}：按国务院办公厅公布的安排改写后"
+        "用 lianjian holidays load {path} 载入",
+    ),
+}
 
 
 async def cmd_setup_check(args: argparse.Namespace) -> int:
@@ -188,7 +216,7 @@ async def cmd_holidays_load(args: argparse.Namespace) -> int:
     from core.holidays import load_holiday_year
     from core.workdays import parse_holiday_file
 
-    hf = parse_holiday_file(Path(args.file))
+    hf = parse_holiday_file(Path(args.file), allow_empty=args.allow_empty)
     async with cli_ctx(args) as ctx:
         changed = await load_holiday_year(ctx, hf)
     print(
