@@ -285,7 +285,9 @@ def test_an_excel_or_gbk_file_given_as_task_holiday_or_config_file_is_told_in_ch
     gbk_task = tmp_path / "task_gbk.toml"
     gbk_task.write_bytes((TASK_TOML + 'items = ["SJ-03"]\n[rule]\n').encode("gbk"))
     gbk_holidays = tmp_path / "h.toml"
-    gbk_holidays.write_bytes('year = 2027\nsource = "国务院办公厅通知"\n'.encode("gbk"))
+    gbk_holidays.write_bytes(
+        'year = 2027\nholidays = ["2027-01-01"]\nsource = "国务院办公厅通知"\n'.encode("gbk")
+    )
     gbk_config = tmp_path / "config.toml"
     gbk_config.write_bytes("# 本县配置\nport = 8080\n".encode("gbk"))
     cases = [
