@@ -67,7 +67,7 @@ async def invitation_expiry(ctx: Ctx) -> None:
 
 
 async def holiday_warning(ctx: Ctx) -> JobFn:
-    """Whether next year's holiday data is missing; then the office's warning, once a day."""
+    """Whether holiday data is missing; then the office's warning, on a working day, weekly."""
     from core.holidays import holiday_warning as warning_text
     from core.holidays import queue_holiday_warning
 

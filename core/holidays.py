@@ -57,13 +57,16 @@ async def holiday_warning(ctx: Ctx) -> str | None:
 
 
 async def queue_holiday_warning(ctx: Ctx, text: str | None) -> None:
-    """The daily tick's write, in its claim's transaction: the office hears the warning at
-    most once a day."""
-    if text:
-        await enqueue(
-            ctx.session,
-            Destination.office(),
-            OutMessage.md("节假日数据提醒", text),
-            now=ctx.clock.now(),
-            key=f"holiday-warning:{ctx.clock.today().isoformat()}",
-        )
+    """The daily tick's write, in its claim's transaction: the office hears the warning on a
+    working day, at most once a calendar week (a daily repeat of the same words was noise)."""
+    today = ctx.clock.today()
+    if not text or not (await ctx.work_calendar()).is_workday(today):
+        return
+    year, week, _ = today.isocalendar()
+    await enqueue(
+        ctx.session,
+        Destination.office(),
+        OutMessage.md("节假日数据提醒", text),
+        now=ctx.clock.now(),
+        key=f"holiday-warning:{year}-W{week:02d}",
+    )

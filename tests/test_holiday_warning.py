@@ -76,3 +76,27 @@ async def test_000_10_an_overdue_count_on_weekdays_only_says_so(
     overdue = [b for b in sent if "逾期 5 个工作日" in b]
     assert len(overdue) == 5  # the digest, the leader's report, the three inspectors' lists
     assert all("2027 年节假日安排尚未导入，逾期天数暂按工作日周一至周五计算" in b for b in overdue)
+
+
+async def test_the_warning_is_sent_on_working_days_at_most_once_a_week(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """The daily tick warned every calendar day, weekends included (155 identical messages over
+    one winter): the office hears it on the first working day it is due, then once a week."""
+    sent = []
+    day = D(2026, 12, 5)  # a Saturday; 2027's data is missing since 1 November
+    while day <= D(2027, 1, 10):
+        at_day(ctx, day)
+        before = len(await _office_messages(session))
+        await queue_holiday_warning(ctx, await holiday_warning(ctx))
+        await session.commit()
+        if len(await _office_messages(session)) > before:
+            sent.append(day)
+        day += dt.timedelta(days=1)
+    assert sent == [
+        D(2026, 12, 7),
+        D(2026, 12, 14),
+        D(2026, 12, 21),
+        D(2026, 12, 28),
+        D(2027, 1, 4),
+    ]

@@ -82,8 +82,8 @@ async def test_moving_the_demo_clock_runs_each_passed_days_ticks_in_order(
     """The demo clock "moves the server's time forward so deadlines and nudges come due": each
     daily tick runs for every day the move passes, at its time of day and in order, as a server
     running through those days would have — the reply nudges at T-3/T-1/T-0 (000 §七 reply
-    deadline), the leaders' summaries on working days, the office's warning that next year's
-    holiday data is missing (from 1 November), and the invitations expiring the day after
+    deadline), the leaders' summaries on working days, the office's weekly warning that next
+    year's holiday data is missing (from 1 November), and the invitations expiring the day after
     their deadline, after the T-0 nudge. A second move goes on from where the first stopped."""
     client, clock = await demo_client(sessionmaker, START)
     times = make_services(sessionmaker, clock).settings.scheduler
@@ -118,7 +118,8 @@ async def test_moving_the_demo_clock_runs_each_passed_days_ticks_in_order(
         by_job.setdefault(job, []).append(day)
     assert sorted(by_job["summaries"]) == sorted(by_job["nudges"]) == workdays
     assert sorted(by_job["holiday_warning"]) == sorted(by_job["housekeeping"]) == days
-    assert sorted(filter(None, warnings)) == [f"holiday-warning:{d.isoformat()}" for d in days]
+    # the warning weekly, on the week's first working day the tick runs (12-01, 12-07, 12-14)
+    assert sorted(filter(None, warnings)) == [f"holiday-warning:2026-W{w}" for w in (49, 50, 51)]
     # each run at its own time of that day: the claims' times are the days' times
     assert {f"{at.astimezone(CHINA_TZ):%H:%M}" for at in ran_at} == {
         times.nudge_time,
