@@ -23,6 +23,7 @@ from core import documents, objections, referrals, replacements
 from core.archive import closing
 from core.attachments import FileStore
 from core.changes import Ctx
+from core.clock import CHINA_TZ
 from core.db import make_engine, make_sessionmaker
 from core.draws import pool
 from core.errors import InvalidTransition, PermissionDenied
@@ -213,7 +214,9 @@ def test_archiving_again_to_the_same_file_keeps_the_archive_the_audit_records(
 async def test_archive_closes_only_a_finished_task(
     ctx: Ctx, session: AsyncSession, published: World
 ) -> None:
-    """004 第二十条: not while an objection is open nor before the objection period ends."""
+    """004 第二十条: not while an objection is open nor before the objection period ends. The
+    ZIP's entries are dated by the service clock, as its 归档清单 is (they carried the host's
+    real time beside the demo date)."""
     w, code = published, published.task.code
     lead = acting(ctx, w.lead_liaison)
     with pytest.raises(PermissionDenied):
@@ -231,9 +234,12 @@ async def test_archive_closes_only_a_finished_task(
         await closing.archive_task(lead, code)
 
     at_day(ctx, D(2026, 6, 2))
-    _, task, again = await closing.archive_task(lead, code)
+    archive, task, again = await closing.archive_task(lead, code)
     await session.commit()
     assert task.state == TaskState.CLOSED and not again
+    at = ctx.clock.now().astimezone(CHINA_TZ)
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        assert {i.date_time for i in zf.infolist()} == {(2026, 6, 2, at.hour, at.minute, 0)}
     closed = await session.scalar(select(AuditEvent).where(AuditEvent.action == "task.closed"))
     assert closed is not None and closed.data["files"] > 10
     *_, again = await closing.archive_task(acting(ctx, w.lead_leader), code)  # a second copy

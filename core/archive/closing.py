@@ -72,6 +72,15 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
     return task
 
 
+def _entry(name: str, at: dt.datetime) -> zipfile.ZipInfo:
+    """A ZIP entry dated by the service clock in China time, as the manifest is (writestr
+    would stamp the host's real time, which differs on a demo clock)."""
+    info = zipfile.ZipInfo(name, date_time=at.astimezone(CHINA_TZ).timetuple()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o600 << 16  # rw for the owner, as writestr gives a name
+    return info
+
+
 async def archive_task(
     ctx: Ctx, task_code: str, store: FileStore | None = None
 ) -> tuple[bytes, JointTask, bool]:
@@ -93,12 +102,12 @@ async def archive_task(
     await contents.attachments(ctx.session, cases, store, files)
     await contents.objections(ctx.session, cases, files)
     await audit_excerpt.audit_files(ctx.session, task, files)
-    manifest = files.manifest(task, ctx.clock.now())
+    now = ctx.clock.now()
+    manifest = files.manifest(task, now)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("00-归档清单.txt", manifest)
-        for name, content in sorted(files.files.items()):
-            zf.writestr(name, content)
+        for name, content in [("00-归档清单.txt", manifest), *sorted(files.files.items())]:
+            zf.writestr(_entry(name, now), content)
     again = task.state == TaskState.CLOSED  # a further copy of an archived task
     if not again:
         TASK.move(task, TaskState.CLOSED, what="立卷归档", subject=task.code)
