@@ -9,6 +9,7 @@ from core.draws import quickdraw, targets, verify
 from core.draws.beacon import beacon_ready_at
 from core.errors import DomainError
 from core.groups import matching
+from core.jointtask import LISTED_CASES
 from core.workdays import cn_date, cn_datetime
 from handlers.base import Args, HandlerCtx, UsageError, normalize
 
@@ -51,15 +52,17 @@ async def confirm(ctx: HandlerCtx, args: Args) -> None:
         await _confirm_quick(ctx, code, beacon)
         return
     locked = await targets.confirm_draw(ctx.core, code, beacon)
+    taken = await targets.inspected_since_freeze(ctx.core, locked)
+    reply = {"d": locked, "taken": taken, "listed": LISTED_CASES}
     # The lock stands even if matching fails (no re-roll, docs/architecture.md §3): matching
     # runs in its own savepoint and can be retried with 匹配 once the department has inspectors.
     try:
         async with ctx.session.begin_nested():
             cases = await matching.match_inspectors(ctx.core, code)
     except DomainError as err:
-        await ctx.say("cmd_draw_locked.md.j2", d=locked, cases=0, match_error=err.message)
+        await ctx.say("cmd_draw_locked.md.j2", **reply, cases=0, match_error=err.message)
         return
-    await ctx.say("cmd_draw_locked.md.j2", d=locked, cases=len(cases), match_error="")
+    await ctx.say("cmd_draw_locked.md.j2", **reply, cases=len(cases), match_error="")
 
 
 async def match(ctx: HandlerCtx, args: Args) -> None:

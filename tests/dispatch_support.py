@@ -71,6 +71,11 @@ def bodies(rows: list[OutboxMessage]) -> str:
     return "\n".join(r.message.get("body", "") for r in rows)
 
 
+async def chat(sm: async_sessionmaker[AsyncSession], clock: FixedClock, who: str, text: str) -> str:
+    """What the simulator answers (and notifies) when officer code `who` sends `text`."""
+    return bodies(await send(sm, make_dispatcher(sm, clock), text_event(who, text)))
+
+
 def told(rows: list[OutboxMessage], officer: Officer) -> str:
     """What `officer` was sent, of `rows`."""
     return bodies([r for r in rows if r.destination.get("officer_id") == officer.id])

@@ -22,7 +22,7 @@ from core.obligations.due import due_items
 from core.rules import Rules
 from core.summary import daily_summary
 from tests.case_factories import World, build_world
-from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+from tests.dispatch_support import chat
 from tests.server_helpers import make_services
 
 D = dt.date
@@ -41,12 +41,6 @@ async def _locked_world(sm: async_sessionmaker[AsyncSession]) -> World:
     return w
 
 
-async def _chat(
-    sm: async_sessionmaker[AsyncSession], clock: FixedClock, who: str, text: str
-) -> str:
-    return bodies(await send(sm, make_dispatcher(sm, clock), text_event(who, text)))
-
-
 async def test_000_5_3_an_extension_moves_the_window_shown_and_undated_result_deadlines(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
 ) -> None:
@@ -54,15 +48,15 @@ async def test_000_5_3_an_extension_moves_the_window_shown_and_undated_result_de
     due 20 working days after it, and nothing is overdue before then (nudges, summary)."""
     w = await _locked_world(sessionmaker)
     clock.set(china_noon(D(2026, 3, 30)))
-    reply = await _chat(
+    reply = await chat(
         sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
     )
     assert "检查截止日延至 **2026年4月30日**" in reply
     assert "结果录入期限相应顺延至 2026年6月1日" in reply  # the participants' notice
     for who in (w.a1, w.outsider):
-        shown = await _chat(sessionmaker, clock, who.code, "任务 LJ-2026-001")
+        shown = await chat(sessionmaker, clock, who.code, "任务 LJ-2026-001")
         assert "检查时间：2026年3月2日 至 2026年4月30日" in shown
-    shown = await _chat(sessionmaker, clock, w.a1.code, "案件 LJ-2026-001-001")
+    shown = await chat(sessionmaker, clock, w.a1.code, "案件 LJ-2026-001-001")
     assert "结果录入期限：2026年6月1日" in shown
     async with sessionmaker() as s:
         event = (
@@ -87,7 +81,7 @@ async def test_000_5_3_002_2_6_the_result_form_and_public_index_show_the_extende
     first planned while chat's 任务 shows the new one."""
     w = await _locked_world(sessionmaker)
     clock.set(china_noon(D(2026, 3, 30)))
-    await _chat(
+    await chat(
         sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
     )
     services = make_services(sessionmaker, clock)

@@ -213,20 +213,29 @@ class _StrataOf(dict[tuple[str, str], str | None]):
         return stratum
 
 
+async def inspected_this_year_for(
+    ctx: Ctx, task: JointTask, repeat_check_allowed: bool
+) -> tuple[set[str], set[str]]:
+    """The targets the task's draw leaves out as inspected this year (000 §五.1): in its
+    departments' other cases (none when a repeat check is allowed), and on the level above's
+    imported list (excluded either way)."""
+    deps = await task_department_ids(ctx, task)
+    ours = (
+        set()
+        if repeat_check_allowed
+        else await inspected_this_year(ctx.session, task.year, deps, except_task_id=task.id)
+    )
+    return ours, await imported_exclusions(ctx.session, task.year, deps)
+
+
 async def build_target_pool(ctx: Ctx, task: JointTask, rule: algorithm.SamplingRule) -> PoolReport:
     """Candidates for the task's target draw, and the count of the rest by reason."""
     in_scope = scope_clause(task.scope or {})
     drawable = Target.status.in_(DRAWABLE_STATUSES)
     report = PoolReport(candidates=[])
-    deps = await task_department_ids(ctx, task)
     report.repeat_check_reason = await repeat_check_reason(ctx, task)
     report.repeat_check_allowed = bool(report.repeat_check_reason)
-    ours = (
-        set()
-        if report.repeat_check_allowed
-        else await inspected_this_year(ctx.session, task.year, deps, except_task_id=task.id)
-    )
-    above = await imported_exclusions(ctx.session, task.year, deps)  # excluded either way
+    ours, above = await inspected_this_year_for(ctx, task, report.repeat_check_allowed)
     # One scan: the rows in scope with their drawable flag. The table's count is cheap, so the
     # out-of-scope and not-drawable counts need no second pass over a million rows.
     total = await ctx.session.scalar(select(func.count()).select_from(Target)) or 0

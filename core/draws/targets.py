@@ -30,7 +30,9 @@ from core.draws.pool import (
     build_target_pool,
     excluded_note,
     fetch_plain,
+    inspected_this_year_for,
     pool_file,
+    repeat_check_reason,
     stored_pool,
 )
 from core.errors import InvalidTransition, ValidationFailed
@@ -47,7 +49,7 @@ from core.messages import Destination, OutMessage
 from core.models import Case, Department, Draw, DrawPool, JointTask, Target
 from core.render import render
 from core.states import CASE, DRAW, TASK, CaseState, DrawState, TaskState
-from core.workdays import cn_datetime, deadline_label
+from core.workdays import cn_date, cn_datetime, deadline_label
 
 
 def _broadcast(departments: Iterable[Department], msg: OutMessage, key: str) -> list[Notice]:
@@ -270,6 +272,7 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     )
     if frozen is None:
         raise InvalidTransition("尚未冻结抽取范围，请先执行“抽取”并公布信标来源")
+    _check_window_open(ctx, task)
     beacon = checked_beacon(ctx, frozen, beacon) if frozen.uses_beacon else ""
     pool_hash, pool = stored_pool(await pool_data(ctx, frozen))
     if pool_hash != frozen.pool_hash:
@@ -341,6 +344,37 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
         notices,
     )
     return frozen
+
+
+def _check_window_open(ctx: Ctx, task: JointTask) -> None:
+    """The plan's 抽查时间 is when the inspections are done (000 §五.3): a draw locked after
+    its last day would push assignments nobody can carry out in time, and every inspection
+    date would be refused (core.inspection.check_day). The lead extends it first (延期)."""
+    last = task.window_last_day
+    if ctx.clock.today() > last:
+        raise InvalidTransition(
+            f"{task.code} 的检查时间已于 {cn_date(last)} 结束，现在锁定的检查对象无法按期检查；"
+            f"请先发送“延期 {task.code} 截止日期 理由”延长检查时间（000 §五.3），再确认抽取"
+        )
+
+
+async def inspected_since_freeze(ctx: Ctx, d: Draw) -> list[str]:
+    """The locked draw's cases ("案件号 名称") whose target the departments drew or inspected
+    elsewhere this year after the freeze (000 §五.1): the committed pool cannot leave them out,
+    so the lead is told and decides (replace or note them). Those from before the freeze were
+    never in the pool."""
+    task = await ctx.session.get(JointTask, d.task_id)
+    assert task is not None  # a draw's task is never deleted
+    ours, above = await inspected_this_year_for(
+        ctx, task, bool(await repeat_check_reason(ctx, task))
+    )
+    rows = await ctx.session.execute(
+        select(Case.code, Target.uscc, Target.name)
+        .join(Target, Target.id == Case.target_id)
+        .where(Case.task_id == task.id)
+        .order_by(Case.code)
+    )
+    return [f"{code} {name}" for code, uscc, name in rows if uscc in ours or uscc in above]
 
 
 async def locked_draw(ctx: Ctx, task: JointTask, kind: str) -> Draw:

@@ -1,6 +1,7 @@
-"""Across stages: everything open, soonest first — the cases' entries and reviews
-(core.obligations.cases), invitation replies, objection steps, publications (002 二(六), 004
-第十九条) and referral acknowledgements (001 第十七条).
+"""Across stages: everything open, soonest first — target draws to confirm once their beacon
+is out (000 二(八)), the cases' entries and reviews (core.obligations.cases), invitation
+replies, objection steps, publications (002 二(六), 004 第十九条) and referral
+acknowledgements (001 第十七条).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import china_date
 from core.changes import Ctx
+from core.draws.beacon import frozen_beacon_day
 from core.models import (
     Case,
     CaseResult,
+    Draw,
     Invitation,
     JointTask,
     Objection,
@@ -37,8 +40,16 @@ from core.obligations.rows import (
     TASK,
 )
 from core.referrals import referral_due
+from core.render import md_text
 from core.rules import Rules
-from core.states import CaseState, InvitationState, ObjectionState, ResultState, TaskState
+from core.states import (
+    CaseState,
+    DrawState,
+    InvitationState,
+    ObjectionState,
+    ResultState,
+    TaskState,
+)
 from core.workdays import Deadline, WorkCalendar
 
 
@@ -77,6 +88,42 @@ async def _invitations(
         for invitation_id, department_id, code, title, reply_due_on, provisional in rows
         if reply_due_on is not None
     ]
+
+
+async def _draws_to_confirm(
+    session: AsyncSession, cal: WorkCalendar, today: dt.date, people: People
+) -> list[Obligation]:
+    """Frozen target draws whose beacon is out (000 二(八): the lead draws the targets): due
+    the working day after it, as from then the draw waits only for 确认抽取 and its committed
+    pool only ages (000 §五.1). Past the window's last day the lead extends it first."""
+    rows = (
+        await session.execute(
+            select(Draw, JointTask)
+            .join(JointTask, JointTask.id == Draw.task_id)
+            .where(Draw.kind == "targets", Draw.state == DrawState.FROZEN)
+            .order_by(Draw.id)
+        )
+    ).all()
+    found: list[Obligation] = []
+    for draw, task in rows:
+        day = frozen_beacon_day(draw) or china_date(draw.frozen_at)
+        if day >= today:
+            continue  # published in the evening at the earliest (Rules.beacon_ready_time)
+        then = f"先发送“延期 {task.code} 截止日期 理由”，再" if today > task.window_last_day else ""
+        found.append(
+            make(
+                cal,
+                today,
+                f"draw:{draw.id}",
+                "draw_confirm",
+                f"{task.code} {task.title}（信标：{md_text(draw.beacon_source)}；"
+                f"{then}发送“确认抽取 {task.code} 信标值”）",
+                task.lead_department_id,
+                people.staff(task.lead_department_id),
+                cal.add_workdays(day, 1),
+            )
+        )
+    return found
 
 
 def _of_case(*columns: ColumnElement[Any]) -> Select[Any]:
@@ -240,6 +287,7 @@ async def due_items(
     cal, rules = await ctx.work_calendar(), ctx.rules
     people = await department_people(ctx.session) if people is None else people
     found = [
+        *await _draws_to_confirm(ctx.session, cal, today, people),
         *await _invitations(ctx.session, cal, today, people),
         *await entries_and_reviews(ctx.session, cal, rules, today, people, horizon),
         *await _objections(ctx.session, cal, rules, today, people),
