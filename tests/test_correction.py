@@ -624,3 +624,16 @@ async def test_the_form_corrects_the_own_items_to_nothing_found_beside_a_problem
     *_, after = await versions(sessionmaker)
     items = await item_codes(sessionmaker, after)
     assert (after.codes, items[lead_item.id][0], items[other_item.id][0]) == (["E"], ["1"], ["E"])
+
+
+async def test_the_case_names_each_version_as_the_review_page_does_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条 (corrections are new versions): `案件` read “第 1 版（第 2 次录入，…）”, which
+    a reviewer could not make sense of. Each version is named as the review page names it (第 N
+    版, （更正）), its state and which entry of the case it was, and a line says how both count."""
+    await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 经复查已补报")
+    shown = await say(sessionmaker, clock, w.other_liaison, f"案件 {CASE}")
+    assert "- 第 1 版 · 已被更正 · 本案第 2 次录入：" in shown, shown
+    assert "- 第 2 版（更正） · 已公示 · 本案第 3 次录入：" in shown
+    assert "公示后每更正一次加一版" in shown and "退回后重新录入" in shown, shown

@@ -307,8 +307,8 @@ async def test_archive_files_the_results_attachments(
         listing = zf.read("05-检查结果/附件清单.csv").decode("utf-8-sig")
         published_rows = zf.read("07-公示/公示.csv").decode("utf-8-sig").splitlines()
         headers = [zf.read(n).decode("utf-8-sig").splitlines()[0] for n in _VERSIONED_CSVS]
-    assert listing.startswith("案件号,版次,录入次序,文件名")
-    assert all(h.startswith("案件号,") and ",版次,录入次序," in h for h in headers)
+    assert listing.startswith("案件号,版次,本案录入次序,文件名")
+    assert all(h.startswith("案件号,") and ",版次,本案录入次序," in h for h in headers)
     code = published.case.code  # the returned entry was never published; 第 1 版 is the second
     assert [r.split(",")[:3] for r in published_rows[1:]] == [[code, "1", "2"], [code, "2", "3"]]
     assert "丢失.pdf" in listing and "缺失" in listing

@@ -51,8 +51,8 @@ def json_bytes(obj: Any) -> bytes:
 
 
 # A result version as the pages and `案件` name it: 第 N 版 (its edition: 1 until published, +1
-# per correction) and 第 M 次录入 (each department's part, each re-entry after a return)
-VERSION_HEADER = ("版次", "录入次序")
+# per correction) and 本案第 M 次录入 (each department's part, each re-entry after a return)
+VERSION_HEADER = ("版次", "本案录入次序")
 
 
 def china_time(at: dt.datetime | None) -> str:
