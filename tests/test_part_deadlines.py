@@ -124,3 +124,5 @@ async def test_a_late_part_cannot_move_the_joint_inspection_date_004_art14_19(
     )
     report = {r.code: r for r in (await year_report(ctx, 2026)).departments}
     assert (report["WJ"].on_time, report["WJ"].late) == (0, 1)
+    [task] = (await scope_summary(ctx, D(2026, 4, 20))).summary.tasks
+    assert (task.on_time, task.late) == (0, 1)
