@@ -284,8 +284,8 @@ async def latest_result(
 
 
 # Task stage follows its cases: every case has a result → reviewing; all published → published.
-_PUBLIC = frozenset({CaseState.PUBLISHED, CaseState.OBJECTED, CaseState.CORRECTED})
-_RESULT_IN = frozenset({CaseState.SUBMITTED, CaseState.APPROVED, CaseState.RETURNED, *_PUBLIC})
+PUBLIC = frozenset({CaseState.PUBLISHED, CaseState.OBJECTED, CaseState.CORRECTED})
+_RESULT_IN = frozenset({CaseState.SUBMITTED, CaseState.APPROVED, CaseState.RETURNED, *PUBLIC})
 
 
 def _some_case(*where: ColumnElement[bool]) -> Exists:
@@ -298,7 +298,7 @@ def _some_case(*where: ColumnElement[bool]) -> Exists:
 _REACHED = (
     _some_case(),
     _some_case(_CASE.state.not_in(_RESULT_IN)),
-    _some_case(_CASE.state.not_in(_PUBLIC)),
+    _some_case(_CASE.state.not_in(PUBLIC)),
 )
 _CASES_REACHED = select(*_REACHED)
 

@@ -13,12 +13,13 @@ from sqlalchemy import func, select
 
 from core.archive import audit_excerpt, contents
 from core.attachments import FileStore
+from core.cases import PUBLIC
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, PermissionDenied
 from core.jointtask import no_task
 from core.models import Case, CaseResult, JointTask, Objection
-from core.states import TASK, ObjectionState, TaskState
+from core.states import CASE, TASK, ObjectionState, TaskState
 from core.workdays import cn_date
 
 ARCHIVABLE = (TaskState.PUBLISHED, TaskState.CLOSED)  # closed: a copy may be made again
@@ -45,7 +46,7 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
             subject=f"task:{task.code}",
         )
     if task.state not in ARCHIVABLE:
-        raise InvalidTransition(f"任务 {task.code} 的检查结果尚未全部公示，不能立卷归档")
+        raise InvalidTransition(await _not_yet_published(ctx, task))
     open_objections = await ctx.session.scalar(
         select(Objection.id)
         .join(Case, Case.id == Objection.case_id)
@@ -79,6 +80,34 @@ def _entry(name: str, at: dt.datetime) -> zipfile.ZipInfo:
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o600 << 16  # rw for the owner, as writestr gives a name
     return info
+
+
+SHOWN_CASES = 20  # beyond these the refusal gives the count
+
+
+async def _not_yet_published(ctx: Ctx, task: JointTask) -> str:
+    """Why the task cannot be archived yet: the cases whose results are not public, each with
+    its state, so the lead knows whom to chase; or the task's stage before it has cases."""
+    cases = list(
+        await ctx.session.scalars(
+            select(Case)
+            .where(Case.task_id == task.id, Case.state.not_in(PUBLIC))
+            .order_by(Case.code)
+        )
+    )
+    if not cases:
+        return (
+            f"任务 {task.code} 还在“{TASK.label(task.state)}”阶段，尚无公示的检查结果，"
+            "不能立卷归档：检查结果全部公示、异议期届满后再立卷归档"
+        )
+    shown = "；".join(
+        f"{c.code} {c.target.name}（{CASE.label(c.state)}）" for c in cases[:SHOWN_CASES]
+    )
+    more = f"等 {len(cases)} 户" if len(cases) > SHOWN_CASES else ""
+    return (
+        f"任务 {task.code} 的检查结果尚未全部公示，不能立卷归档。未公示：{shown}{more}。"
+        "各户结果录入、审核并公示后再立卷归档"
+    )
 
 
 async def archive_task(
