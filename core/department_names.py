@@ -148,7 +148,11 @@ def named_by_unit(departments: Sequence[Department], text: str) -> list[Departme
 async def find(session: AsyncSession, word: str) -> Department:
     """The one department `word` names among the county's (code, full or short name, or an
     informal name fitting one alone); a clear refusal otherwise."""
-    departments = list(await session.scalars(select(Department)))
+    return one_of(list(await session.scalars(select(Department))), word)
+
+
+def one_of(departments: Sequence[Department], word: str) -> Department:
+    """The one of `departments` that `word` names; a clear refusal otherwise."""
     found = named(departments, word)
     if len(found) > 1:
         raise ValidationFailed(ambiguous(word, found))

@@ -16,7 +16,6 @@ from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import department_names
 from core.cases import department_categories, participating_departments
 from core.changes import Ctx
 from core.clock import CHINA_TZ
@@ -138,13 +137,10 @@ async def _result_rows(ctx: Ctx, year: int, department: Department | None) -> li
 
 
 async def results_export(
-    ctx: Ctx, year: int, department_ref: str | None, fmt: ExportFormat = "xlsx"
+    ctx: Ctx, year: int, department: Department | None, fmt: ExportFormat = "xlsx"
 ) -> tuple[bytes, int]:
-    """The year's published results as XLSX (with its 说明 sheet) or CSV (the same columns),
-    and how many there are."""
-    department = (
-        await department_names.find(ctx.session, department_ref) if department_ref else None
-    )
+    """The year's published results (of the tasks `department` led or joined, when given) as
+    XLSX (with its 说明 sheet) or CSV (the same columns), and how many there are."""
     rows = await _result_rows(ctx, year, department)
     if fmt == "csv":
         return csv_bytes(RESULT_COLUMNS, rows), len(rows)

@@ -12,12 +12,12 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
-from core import plan
+from core import department_names, plan
 from core.changes import Ctx
 from core.consultation import creation, opening
 from core.draws import algorithm
 from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS
-from core.errors import NotFound, ValidationFailed, os_reason
+from core.errors import DomainError, NotFound, ValidationFailed, os_reason
 from core.models import Department, Item, JointTask
 from core.render import templates_dir
 from core.textfiles import read_toml_file
@@ -129,19 +129,19 @@ def _example(loc: Loc) -> str:
     return f"{loc[0]} = {toml_value(value)}" if value else ""
 
 
-async def _department_ids(ctx: Ctx, codes: list[str]) -> list[int]:
-    found = dict(
-        (
-            await ctx.session.execute(
-                select(Department.code, Department.id).where(
-                    Department.code.in_([c.upper() for c in codes])
-                )
-            )
-        ).all()
-    )
-    if missing := [c for c in codes if c.upper() not in found]:
-        raise NotFound(f"未找到部门：{'、'.join(missing)}（部门编号用 {DEPARTMENT_LIST} 查看）")
-    return [found[c.upper()] for c in codes]
+async def _department_ids(ctx: Ctx, words: list[str], key: str) -> list[int]:
+    """The departments the file's `key` (lead, invite) names, as an officer would name them
+    (core.department_names); a refusal says which key holds the word."""
+    departments = list(await ctx.session.scalars(select(Department)))
+    ids = []
+    for word in words:
+        try:
+            ids.append(department_names.one_of(departments, word).id)
+        except DomainError as err:
+            raise NotFound(
+                f"任务文件的 {key}：{err.message}（部门编号用 {DEPARTMENT_LIST} 查看）"
+            ) from None
+    return ids
 
 
 async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
@@ -160,7 +160,7 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
             "不能再据此发出邀请：请把任务文件中的 window 改为今后的日期"
         )
     reason = await plan.require_plan_or_reason(ctx, spec.window[0].year, spec.unplanned_reason)
-    [lead_id] = await _department_ids(ctx, [spec.lead])
+    [lead_id] = await _department_ids(ctx, [spec.lead], "lead")
     item_ids = dict(
         (
             await ctx.session.execute(
@@ -187,5 +187,7 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
     )
     task.unplanned_reason = reason
     if spec.invite:
-        await opening.open_consultation(ctx, task, await _department_ids(ctx, spec.invite))
+        await opening.open_consultation(
+            ctx, task, await _department_ids(ctx, spec.invite, "invite")
+        )
     return task

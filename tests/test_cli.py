@@ -4,8 +4,11 @@ import asyncio
 import datetime as dt
 import json
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -330,7 +333,7 @@ def test_task_create_refuses_a_window_that_has_ended_and_sends_nothing(demo_db, 
         ),
         (
             ('lead = "SJ"', 'lead = "XX"'),
-            "未找到部门：XX（部门编号用 lianjian department list 查看）",
+            "任务文件的 lead：找不到部门“XX”，请写部门全称、简称或代码",
         ),
         (
             ('items = ["SJ-03"]', 'items = ["SJ-99"]'),
@@ -357,7 +360,8 @@ def test_department_and_item_lists_give_the_codes_a_task_file_names(demo_db, cap
     assert main(["item", "list", "sj", "--db", str(demo_db)]) == 0
     assert re.search(r"^SJ-03\t(重点|一般)\t", capsys.readouterr().out, re.M)
     assert main(["item", "list", "XX", "--db", str(demo_db)]) == 2
-    assert "未找到部门：XX（部门编号用 lianjian department list 查看）" in capsys.readouterr().err
+    assert "找不到部门“XX”" in (err := capsys.readouterr().err)
+    assert "（部门列表用 lianjian department list 查看）" in err
 
 
 def test_the_example_task_samples_higher_risk_at_higher_ratios(demo_db, tmp_path, capsys):
@@ -555,3 +559,54 @@ def test_export_takes_a_department_by_its_former_name_and_lists_what_a_vague_wor
     err = capsys.readouterr().err
     assert "“县”可以指县市场监督管理局、" in err and "县生态环境局" in err
     assert "找不到部门" not in err
+
+
+def test_item_list_takes_a_department_as_export_does(demo_db, tmp_path, capsys):
+    """`item list 环保` said 未找到部门 while `export results --department 环保` took it: every
+    command that names a department reads it as core.department_names does."""
+    assert main(["item", "list", "HB", "--db", str(demo_db)]) == 0
+    by_code = capsys.readouterr().out
+    for word in ("环保", "生态环境局", "县生态环境局"):
+        assert main(["item", "list", word, "--db", str(demo_db)]) == 0, word
+        assert capsys.readouterr().out == by_code
+    assert main(["item", "list", "县", "--db", str(demo_db)]) == 2
+    assert "“县”可以指" in capsys.readouterr().err
+    out = tmp_path / "r.xlsx"
+    argv = ["export", "results", "--year", "2026", "-o", str(out), "--db", str(demo_db)]
+    assert main([*argv, "--department", "环保"]) == 0
+    assert "县生态环境局：已导出 2026 年已公示检查结果" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("line", "key"), [('invite = ["WJ", "ZZ"]', "invite"), ('lead = "ZZ"', "lead")]
+)
+def test_task_file_unknown_department_says_whether_lead_or_invite(
+    demo_db, tmp_path, capsys, line, key
+):
+    path = example_task(tmp_path, capsys)
+    text = re.sub(rf"^{key} = .*$", line, path.read_text("utf-8"), flags=re.M)
+    path.write_text(text, "utf-8")
+    assert main(["task", "create", str(path), "--db", str(demo_db)]) == 2
+    err = capsys.readouterr().err
+    assert f"任务文件的 {key}" in err and "“ZZ”" in err, err
+
+
+def test_archive_of_an_unfinished_task_lists_the_cases_not_yet_published(demo_db, tmp_path, capsys):
+    """The refusal named no case: the lead could not tell which results were missing."""
+    db = tmp_path / "unfinished.sqlite3"
+    shutil.copy(demo_db, db)
+    with closing(sqlite3.connect(db)) as con:
+        con.execute("UPDATE joint_task SET state = 'inspecting'")
+        con.execute("UPDATE inspection_case SET state = 'assigned'")
+        con.execute(
+            "UPDATE inspection_case SET state = 'submitted' WHERE id = (SELECT max(id) FROM"
+            " inspection_case)"
+        )
+        con.commit()
+        codes = [c for (c,) in con.execute("SELECT code FROM inspection_case ORDER BY code")]
+    argv = ["export", "archive", "LJ-2026-001", "-o", str(tmp_path / "a.zip"), "--db", str(db)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{codes[0]} " in err and "（待检查）" in err, err
+    assert f"等 {len(codes)} 户" in err and codes[20] not in err
+    assert "公示后再立卷归档" in err

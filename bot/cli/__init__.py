@@ -130,6 +130,7 @@ class ChineseArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}：错误：{message}\n运行 {self.prog} -h 查看说明\n")
 
 
+DEPARTMENT_HELP = "部门编号、全称、简称或通用叫法（如 WJ、县卫生健康局、卫健委、环保局）"
 JSON_HELP = "以 JSON 输出（供脚本读取）"
 DRAW_HELP = "抽取编号（如 LJ-2026-001-T1）、ID，或任务编号（取其检查对象抽取）"
 
@@ -240,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     it = group("item", "抽查事项")
     add(
         "list", cmd_item_list, "列出一个部门的现行抽查事项（任务文件的 items）", parent=it
-    ).add_argument("department", help="部门编号")
+    ).add_argument("department", help=DEPARTMENT_HELP)
 
     rp = group("report", "统计报表")
     ry = add("year", cmd_report_year, "年度考核统计（XLSX）", parent=rp)
@@ -307,7 +308,7 @@ def _parser() -> argparse.ArgumentParser:
         parent=xp,
     )
     er.add_argument("--year", type=_year_arg, required=True, help="导出哪一年度的检查结果")
-    er.add_argument("--department", help="部门编码、全称或简称：只导出该部门发起或参加的任务")
+    er.add_argument("--department", help=f"{DEPARTMENT_HELP}：只导出该部门发起或参加的任务")
     er.add_argument("-o", "--output", required=True, help="输出文件（.xlsx 或 .csv）")
     ea = add("archive", cmd_export_archive, "任务立卷归档（ZIP），归档后任务办结", parent=xp)
     ea.add_argument("task", help="任务编号")
@@ -315,7 +316,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ch = group("chat", "部门群 / 办公室群机器人")
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
-    cb.add_argument("to", help="部门编号、全称或简称，或 office 表示联席会议办公室群")
+    cb.add_argument("to", help=f"{DEPARTMENT_HELP}，或 office 表示联席会议办公室群")
     cb.add_argument(
         "--platform", required=True, choices=PLATFORMS, help="群所在的平台：" + "、".join(PLATFORMS)
     )

@@ -24,6 +24,7 @@ from core.db import (
     make_sessionmaker,
 )
 from core.demo_clock import DemoClock, restore_offset
+from core.models import Department
 from core.schema import upgrade
 from core.workdays import cn_date
 
@@ -119,6 +120,19 @@ async def cli_ctx(
             await session.commit()
     finally:
         await engine.dispose()
+
+
+async def department_named(ctx: Ctx, word: str) -> Department:
+    """The department an operator names as an officer would (core.department_names); an
+    unknown one points to the list of them."""
+    from core import department_names
+    from core.errors import NotFound
+    from core.taskfile import DEPARTMENT_LIST
+
+    try:
+        return await department_names.find(ctx.session, word)
+    except NotFound as err:
+        raise NotFound(f"{err.message}（部门列表用 {DEPARTMENT_LIST} 查看）") from None
 
 
 def print_json(obj: Any) -> None:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
-from bot.cli.common import CSV, XLSX, CliError, cli_ctx, existing_database, output_file
+from bot.cli.common import (
+    CSV,
+    XLSX,
+    CliError,
+    cli_ctx,
+    department_named,
+    existing_database,
+    output_file,
+)
 from core.clock import SystemClock
 from core.imports import IMPORT_ORDER
 
@@ -192,15 +200,10 @@ async def cmd_department_list(args: argparse.Namespace) -> int:
 async def cmd_item_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from core.models import Department, Item
-    from core.taskfile import DEPARTMENT_LIST
+    from core.models import Item
 
     async with cli_ctx(args) as ctx:
-        department = await ctx.session.scalar(
-            select(Department).where(Department.code == args.department.upper())
-        )
-        if department is None:
-            raise CliError(f"未找到部门：{args.department}（部门编号用 {DEPARTMENT_LIST} 查看）")
+        department = await department_named(ctx, args.department)
         items = await ctx.session.scalars(
             select(Item)
             .where(Item.department_id == department.id, Item.current.is_(True))

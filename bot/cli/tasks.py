@@ -8,7 +8,15 @@ import asyncio
 import itertools
 from pathlib import Path
 
-from bot.cli.common import CSV, XLSX, CliError, cli_ctx, output_file, output_folder
+from bot.cli.common import (
+    CSV,
+    XLSX,
+    CliError,
+    cli_ctx,
+    department_named,
+    output_file,
+    output_folder,
+)
 
 
 async def cmd_task_create(args: argparse.Namespace) -> int:
@@ -59,10 +67,12 @@ async def cmd_export_results(args: argparse.Namespace) -> int:
     out = output_file(args.output, RESULT_FORMATS)
     fmt: ExportFormat = "csv" if out.suffix.lower() == ".csv" else "xlsx"
     async with cli_ctx(args) as ctx:
-        data, n = await results_export(ctx, args.year, args.department, fmt)
+        department = await department_named(ctx, args.department) if args.department else None
+        data, n = await results_export(ctx, args.year, department, fmt)
     await asyncio.to_thread(out.write_bytes, data)
     kind = RESULT_FORMATS[out.suffix.lower()]
-    print(f"已导出 {args.year} 年已公示检查结果 {n} 条（{RESULT_LAYOUT}，{kind}）→ {out}")
+    whose = f"{department.name}：" if department else ""  # which one an informal word matched
+    print(f"{whose}已导出 {args.year} 年已公示检查结果 {n} 条（{RESULT_LAYOUT}，{kind}）→ {out}")
     return 0
 
 
