@@ -476,6 +476,22 @@ def link_secret_missing(settings: Settings) -> str:
     )
 
 
+def link_secret_differs(settings: Settings) -> str:
+    """Why serve refuses a link secret other than the one the database recorded."""
+    moved = (
+        ""
+        if settings.link_secret.get_secret_value()
+        else f"（未配置 link_secret，用的是 {secret_file_path(settings)}：若它是移动或删除后"
+        "重新生成的，请放回原来的文件）"
+    )
+    return (
+        f"签名链接密钥与这个数据库记录的不同{moved}：共用一个数据库的每个 lianjian serve "
+        "须设同一个 link_secret（或环境变量 LIANJIAN_LINK_SECRET），否则一个进程发出的链接在"
+        "另一个进程打开时是“链接无效或被篡改”。有意更换密钥时，先用新密钥运行 "
+        "lianjian db link-secret 记录它（此前发出的链接随之失效）"
+    )
+
+
 def _create_secret_file(path: Path) -> None:
     # written in full under a private name, then linked into place: a second process starting
     # at the same moment either wins the link or reads the complete file of the winner

@@ -12,9 +12,10 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.config import Settings, link_secret
+from bot.config import Settings, link_secret, link_secret_differs
 from bot.platforms.base import PlatformAdapter
 from bot.platforms.dingtalk import SignLedger
 from bot.platforms.longconn import LongConnection
@@ -86,15 +87,17 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     clock = clock or SystemClock()
     secret = link_secret(settings)  # on PostgreSQL a configured one: refused before migrating
     engine = make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(engine)
     try:
         await check_connection(engine)
         await upgrade(engine)
+        await _confirm_link_key(settings, sessionmaker, clock, secret)
     except BaseException:  # refused (a newer database…): the process goes on, in tests
         await engine.dispose()
         raise
     services = Services(
         settings=settings,
-        sessionmaker=make_sessionmaker(engine),
+        sessionmaker=sessionmaker,
         clock=clock,
         rules=settings.rules,
         link_secret=secret,
@@ -110,6 +113,20 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     if settings.holidays_file:
         await _load_holidays(services)
     return services
+
+
+async def _confirm_link_key(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, key: bytes
+) -> None:
+    """Refuse a key other than the one the database's links are signed with."""
+    from core.changes import Ctx
+    from core.link_key import link_key_matches
+
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, actor_label="system:config")
+        if not await link_key_matches(ctx, key):
+            raise ValidationFailed(link_secret_differs(settings))
+        await session.commit()
 
 
 async def _load_holidays(services: Services) -> None:

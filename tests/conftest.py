@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A throw-away database on the test server, migrated once per session."""
+    with fresh_pg_database() as url:
+        yield url
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new, migrated database on the test server, dropped afterwards (skips without one)."""
     base = os.environ.get(PG_ENV)
     if not base:
         if os.environ.get("LIANJIAN_REQUIRE_POSTGRES"):
@@ -69,15 +77,17 @@ def pg_database() -> Iterator[str]:
         await engine.dispose()
 
     asyncio.run(create())
-    yield url
+    try:
+        yield url
+    finally:
 
-    async def drop() -> None:
-        admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+        async def drop() -> None:
+            admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await admin.dispose()
 
-    asyncio.run(drop())
+        asyncio.run(drop())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

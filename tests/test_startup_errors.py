@@ -10,6 +10,8 @@ with a key of its own)."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import os
 import socket
@@ -20,13 +22,17 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from sqlalchemy import select
 
 from bot.app import create_app
 from bot.config import load_settings
 from bot.pages.links import page_link
 from bot.server import build_services
+from core.db import make_engine
+from core.errors import ValidationFailed
 from core.links import INVALID, link_url, sign_link
-from tests.conftest import PG_ENV, PG_SKIP
+from core.models import AuditEvent
+from tests.conftest import PG_ENV, PG_SKIP, fresh_pg_database
 from tests.test_cli_errors import run_cli
 from tests.test_crash import Server, free_port
 
@@ -311,3 +317,79 @@ def test_a_database_made_by_a_newer_version_is_told_in_one_line(
         assert "数据库由更新版本的联检建立（版本 9a9a9a9a9a9a）" in err, argv
         assert "请安装那个版本" in err and "备份" in err
     assert "serving on" not in caplog.text
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of this test alone: the link secret it records is no other test's."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "lj.sqlite3")
+        return
+    with fresh_pg_database() as url:
+        yield url
+
+
+def start(url: str, secret: str = "") -> None:
+    """What a serve process does with the database before it listens, then stop."""
+
+    async def run() -> None:
+        services = await build_services(load_settings(database_url=url, link_secret=secret))
+        assert services.engine is not None
+        await services.engine.dispose()
+
+    asyncio.run(run())
+
+
+def recorded(url: str) -> list[tuple[str, dict[str, Any]]]:
+    async def read() -> list[tuple[str, dict[str, Any]]]:
+        engine = make_engine(url)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(AuditEvent.actor, AuditEvent.data)
+                .where(AuditEvent.action == "link_secret.recorded")
+                .order_by(AuditEvent.id)
+            )
+            found = [(actor, data) for actor, data in rows]
+        await engine.dispose()
+        return found
+
+    return asyncio.run(read())
+
+
+def test_a_serve_with_another_link_secret_than_the_databases_is_refused(
+    own_database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two serves on one database with different keys each refused the other's links as
+    "链接无效或被篡改"; the second now refuses to start, until the change is recorded."""
+    other = "o" * 40
+    start(own_database, SECRET)  # the first start records the key's fingerprint
+    start(own_database, SECRET)
+    monkeypatch.setenv("LIANJIAN_LINK_SECRET", other)
+    serve = ["serve", "--db", own_database, "--port", str(free_port())]
+    code, _, err = run_cli(serve, capsys)
+    assert code == 2 and "签名链接密钥与这个数据库记录的不同" in err
+    assert "LIANJIAN_LINK_SECRET" in err and "lianjian db link-secret" in err
+    # a deliberate change: recorded, audited, and from then on the old key is the one refused
+    code, out, _ = run_cli(["db", "link-secret", "--db", own_database], capsys)
+    assert code == 0 and "已记录当前的签名链接密钥" in out
+    start(own_database, other)
+    with pytest.raises(ValidationFailed, match="签名链接密钥与这个数据库记录的不同"):
+        start(own_database, SECRET)
+    events = recorded(own_database)
+    assert [actor for actor, _ in events] == ["system:config", "admin:cli"]
+    # a fingerprint only: neither key, nor a plain hash that a guessed key could be tested on
+    shown = repr(events)
+    for key in (SECRET, other):
+        assert key not in shown and hashlib.sha256(key.encode()).hexdigest() not in shown
+
+
+def test_a_regenerated_secret_file_next_to_sqlite_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A .lianjian-secret moved away and generated anew left every link sent invalid."""
+    db = str(tmp_path / "lj.sqlite3")
+    start(db)
+    (tmp_path / ".lianjian-secret").unlink()
+    code, _, err = run_cli(["serve", "--db", db, "--port", str(free_port())], capsys)
+    assert code == 2 and "签名链接密钥与这个数据库记录的不同" in err
+    assert f"{tmp_path / '.lianjian-secret'}：若它是移动或删除后重新生成的，请放回原来的文件" in err

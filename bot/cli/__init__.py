@@ -34,6 +34,7 @@ from bot.cli.serve import cmd_demo, cmd_serve
 from bot.cli.setup import (
     TEMPLATE_KINDS,
     cmd_db_backup,
+    cmd_db_link_secret,
     cmd_db_upgrade,
     cmd_department_list,
     cmd_holidays_load,
@@ -191,6 +192,12 @@ def _parser() -> argparse.ArgumentParser:
 
     db = group("db", "数据库")
     add("upgrade", cmd_db_upgrade, "执行数据库迁移", parent=db)
+    add(
+        "link-secret",
+        cmd_db_link_secret,
+        "有意更换签名链接密钥后，把新密钥记为这个数据库的（此前的链接失效）",
+        parent=db,
+    )
     bk = add(
         "backup", cmd_db_backup, "备份数据库：服务运行中也能得到一致的副本（SQLite）", parent=db
     )

@@ -30,6 +30,26 @@ async def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_db_link_secret(args: argparse.Namespace) -> int:
+    """Record the configured link secret as the database's: a deliberate change of key, which
+    serve otherwise refuses (core/link_key.py)."""
+    from bot.config import link_secret, load_settings
+    from core.link_key import record_link_key
+
+    settings = load_settings(args.config, **({"database_url": args.db} if args.db else {}))
+    key = link_secret(settings)
+    async with cli_ctx(args) as ctx:
+        changed = await record_link_key(ctx, key, "有意更换密钥（lianjian db link-secret）")
+    if not changed:
+        print("数据库记录的已是当前的签名链接密钥，无需更改")
+        return 0
+    print(
+        "已记录当前的签名链接密钥：共用这个数据库的每个 lianjian serve 都须改用它并重启，"
+        "此前发出的链接已失效"
+    )
+    return 0
+
+
 def cmd_db_backup(args: argparse.Namespace) -> int:
     """A copy of the live database to keep; the link secret is told, not copied: whoever
     holds it can sign links as any officer, so it is kept apart from the backups."""
