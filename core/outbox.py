@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Table,
     case,
     exists,
@@ -272,6 +274,7 @@ async def mark_sent_many(session: AsyncSession, marks: list[SentMark]) -> set[in
                 channel=channel,
                 claimed_until=None,
                 last_error="",
+                attempts=OutboxMessage.attempts + 1,  # the one that went through counts too
             )
             .returning(OutboxMessage.id)
             .execution_options(synchronize_session=False)  # no ORM objects to refresh
@@ -370,6 +373,30 @@ async def list_recent(session: AsyncSession, limit: int = 50) -> list[OutboxMess
         select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
     )
     return list(rows.all())
+
+
+async def recipients_zh(session: AsyncSession, rows: Sequence[OutboxMessage]) -> dict[str, str]:
+    """Each row's recipient for the office, by dest_key: an officer or a department by name
+    and code (officer:12 said nothing to them)."""
+    dests = {row.dest_key: Destination.model_validate(row.destination) for row in rows}
+    officer_ids = {d.officer_id for d in dests.values() if d.officer_id is not None}
+    department_ids = {d.department_id for d in dests.values() if d.department_id is not None}
+    officers = {o.id: o for o in await session.scalars(_in(Officer, officer_ids))}
+    departments = {d.id: d for d in await session.scalars(_in(Department, department_ids))}
+    named: dict[str, str] = {}
+    for key, d in dests.items():
+        found = officers.get(d.officer_id or 0) or departments.get(d.department_id or 0)
+        named[key] = (
+            f"{found.name}（{found.code}）" if found else _OTHER_RECIPIENTS.get(d.kind, key)
+        )
+    return named
+
+
+_OTHER_RECIPIENTS = {"office": "联席会议办公室", "chat": "群会话", "user": "未登记的平台用户"}
+
+
+def _in(model: type[Officer] | type[Department], ids: set[int]) -> Select[Any]:
+    return select(model).where(model.id.in_(ids))
 
 
 def no_route_error(dest: Destination) -> str:

@@ -610,3 +610,41 @@ def test_archive_of_an_unfinished_task_lists_the_cases_not_yet_published(demo_db
     assert f"{codes[0]} " in err and "（待检查）" in err, err
     assert f"等 {len(codes)} 户" in err and codes[20] not in err
     assert "公示后再立卷归档" in err
+
+
+async def _send_newest_outbox_row(db: Path) -> None:
+    """What the sender does with the newest message once the platform accepts it: claim it,
+    then mark it sent."""
+    from core import outbox
+    from core.db import make_engine, make_sessionmaker
+
+    engine = make_engine(str(db))
+    now = dt.datetime.now(dt.UTC)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            rows = await outbox.claim_due(session, 2000, now, dt.timedelta(minutes=1))
+            await session.commit()
+            newest = max(rows, key=lambda row: row.id)
+            assert newest.claimed_until is not None
+            assert await outbox.mark_sent(
+                session, newest.id, newest.claimed_until, now=now, channel="wecom"
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+def test_outbox_list_names_recipients_and_counts_the_attempts_a_sent_message_took(
+    demo_db, tmp_path, capsys
+):
+    """Recipients showed as officer:12 / department:1, and a sent message as 尝试 0."""
+    db = tmp_path / "sent.sqlite3"
+    shutil.copy(demo_db, db)
+    asyncio.run(_send_newest_outbox_row(db))
+    assert main(["outbox", "list", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"(officer|department):\d", out), out
+    assert re.search(r"县\w+局（[A-Z]+）", out), out
+    sent = [line for line in out.splitlines() if "已发送" in line]
+    assert sent and all("发送 1 次" in line for line in sent), out
+    assert "尝试 0" not in out

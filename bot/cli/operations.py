@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.cli.common import XLSX, CliError, cli_ctx, output_file, output_folder
 from bot.platforms.base import plain_text
+from core.states import OutboxState
 
 if TYPE_CHECKING:
     from core.summary import ScopeSummary
@@ -90,20 +91,28 @@ def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]
 
 
 async def cmd_outbox_list(args: argparse.Namespace) -> int:
-    from core.outbox import list_dead, list_recent, reason_zh
+    from core.outbox import list_dead, list_recent, reason_zh, recipients_zh
     from core.states import OUTBOX
 
     async with cli_ctx(args) as ctx:
         rows = await (list_dead(ctx.session) if args.dead else list_recent(ctx.session))
         reasons = [await reason_zh(ctx.session, r) if r.last_error else "" for r in rows]
+        recipients = await recipients_zh(ctx.session, rows)
     for r, reason in zip(rows, reasons, strict=True):
         print(
-            f"{r.id:>6}  {OUTBOX.label(r.state):<4} {r.dest_key:<16} 尝试 {r.attempts}  "
-            f"{_headline(r.message)}  {reason}"
+            f"{r.id:>6}  {OUTBOX.label(r.state):<4} {recipients[r.dest_key]:<16} "
+            f"{_attempts(r.state, r.attempts)}  {_headline(r.message)}  {reason}"
         )
     if not rows:
         print("没有死信" if args.dead else "发件箱为空")
     return 0
+
+
+def _attempts(state: OutboxState, attempts: int) -> str:
+    """How many times the sender tried; a pending row not yet tried says so."""
+    if state == OutboxState.SENT:
+        return f"发送 {attempts} 次"
+    return f"已尝试 {attempts} 次" if attempts else "尚未发送"
 
 
 def _headline(message: dict[str, Any]) -> str:
