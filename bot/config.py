@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
@@ -43,7 +44,7 @@ from core.errors import ValidationFailed
 from core.messages import Platform
 from core.rules import Rules
 from core.textfiles import read_toml_file
-from core.validation_zh import Loc, error_lines, example_at, keys_at, loc_text, toml_value
+from core.validation_zh import Loc, error_lines, examples_at, keys_at, loc_text, toml_value
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,11 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
     )
 
-    database_url: str = DEFAULT_SQLITE_FILE  # a file path (SQLite) or an SQLAlchemy URL
+    # a file path (SQLite) or an SQLAlchemy URL
+    database_url: str = Field(
+        DEFAULT_SQLITE_FILE,
+        examples=[DEFAULT_SQLITE_FILE, "postgresql://lianjian:密码@127.0.0.1:5432/lianjian"],
+    )
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     # how officers' phones reach us; default http://host:port
@@ -331,7 +336,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     try:
         settings = Settings(**overrides)
     except ValidationError as err:
-        lines += error_lines(err, Settings, partial(_where, toml), _example, hidden=SECRET_KEYS)
+        found = error_lines(err, Settings, partial(_where, toml), _example, hidden=SECRET_KEYS)
+        lines += map(_as_variables, [tuple(e["loc"]) for e in err.errors()], found)
     finally:
         _toml_file.reset(token)
     if lines:
@@ -384,22 +390,45 @@ def _from_env(loc: Loc) -> bool:
     return _env_name(loc) in {name.upper() for name in os.environ}
 
 
+def _section_from_env(loc: Loc) -> bool:
+    prefix = _env_name(loc) + "__"
+    return bool(keys_at(Settings, loc)) and any(n.upper().startswith(prefix) for n in os.environ)
+
+
+def _as_variables(loc: Loc, line: str) -> str:
+    """A section set in the environment: the keys it lacks named as the variables to set."""
+    if len(loc) != 1 or not _section_from_env(loc):
+        return line
+    return re.sub(
+        r"缺少 ([a-z_、]+)",
+        lambda m: "缺少 " + "、".join(_env_name((*loc, k)) for k in m[1].split("、")),
+        line,
+    )
+
+
 def _where(toml: Path | None, loc: Loc) -> str:
     """A setting as the operator wrote it: the environment variable, or the file's key."""
     if not loc:
         return ""
     if _from_env(loc):
         return f"环境变量 {_env_name(loc)}"
+    if len(loc) == 1 and _section_from_env(loc):
+        return f"环境变量 {_env_name(loc)}__*"
     section = keys_at(Settings, loc[:1])
     key = f"[{loc[0]}] {loc_text(loc[1:])}".rstrip() if section else loc_text(loc)
     return f"{toml.name} 中的 {key}" if toml else f"配置项 {key}"
 
 
 def _example(loc: Loc) -> str:
-    """A valid value of the key, written as where the value came from takes it."""
-    value = example_at(Settings, loc)
-    if value in (None, "") or isinstance(value, SecretStr):
-        return ""
+    """Valid values of the key, written as where the value came from takes them."""
+    return " 或 ".join(
+        _written(loc, value)
+        for value in examples_at(Settings, loc)
+        if value != "" and not isinstance(value, SecretStr)
+    )
+
+
+def _written(loc: Loc, value: Any) -> str:
     if _from_env(loc):
         return f"{_env_name(loc)}={value if isinstance(value, str) else toml_value(value)}"
     return f"{[p for p in loc if isinstance(p, str)][-1]} = {toml_value(value)}"

@@ -10,9 +10,11 @@ import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
+from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.config import Settings, link_secret, link_secret_differs
@@ -29,6 +31,7 @@ from core.demo_clock import DemoClock
 from core.errors import ValidationFailed, os_reason
 from core.messages import Platform
 from core.schema import upgrade
+from core.workdays import HolidayFile, parse_holiday_file
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +90,20 @@ async def build_services(settings: Settings, clock: Clock | None = None) -> Serv
     clock = clock or SystemClock()
     secret = link_secret(settings)  # on PostgreSQL a configured one: refused before migrating
     engine = make_engine(settings.database_url)
-    sessionmaker = make_sessionmaker(engine)
     try:
-        await check_connection(engine)
-        await upgrade(engine)
-        await _confirm_link_key(settings, sessionmaker, clock, secret)
+        return await _assemble(settings, engine, clock, secret)
     except BaseException:  # refused (a newer database…): the process goes on, in tests
         await engine.dispose()
         raise
+
+
+async def _assemble(
+    settings: Settings, engine: AsyncEngine, clock: Clock, secret: bytes
+) -> Services:
+    await check_connection(engine)
+    await upgrade(engine)
+    sessionmaker = make_sessionmaker(engine)
+    await _confirm_link_key(settings, sessionmaker, clock, secret)
     services = Services(
         settings=settings,
         sessionmaker=sessionmaker,
@@ -129,16 +138,39 @@ async def _confirm_link_key(
         await session.commit()
 
 
+def configured_holidays(settings: Settings) -> HolidayFile:
+    """The holiday file `holidays_file` names; a refusal names the key."""
+    try:
+        return parse_holiday_file(Path(settings.holidays_file))
+    except ValidationFailed as err:
+        raise ValidationFailed(f"holidays_file：{err.message}") from None
+
+
+def serve_refusals(settings: Settings) -> list[str]:
+    """What `serve` refuses before it starts, for `setup check`: the listening address and
+    the holiday file."""
+
+    def bind() -> None:
+        with listening_sockets(settings.host, settings.port):
+            pass
+
+    checks = [bind] + ([partial(configured_holidays, settings)] if settings.holidays_file else [])
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except ValidationFailed as err:
+            problems.append(err.message)
+    return problems
+
+
 async def _load_holidays(services: Services) -> None:
     """Load the configured holiday file unless that year is already in the database (loading
     recomputes provisional deadlines and is audited: once, not at every start)."""
-    from pathlib import Path
-
     from core.changes import Ctx
     from core.holidays import has_holiday_year, load_holiday_year
-    from core.workdays import parse_holiday_file
 
-    holiday_file = parse_holiday_file(Path(services.settings.holidays_file))
+    holiday_file = configured_holidays(services.settings)
     async with services.sessionmaker() as session:
         ctx = Ctx(
             session=session, clock=services.clock, rules=services.rules, actor_label="system:config"

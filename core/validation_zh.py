@@ -152,17 +152,22 @@ def _inner_model(annotation: Any) -> Any:
 
 def example_at(model: type[BaseModel], loc: Loc) -> Any:
     """A valid value of the key at `loc`: the field's example, else its default (None: none)."""
+    return next(iter(examples_at(model, loc)), None)
+
+
+def examples_at(model: type[BaseModel], loc: Loc) -> list[Any]:
+    """Valid values of the key at `loc`: the field's examples, else its default."""
     keys = [part for part in loc if isinstance(part, str)]
     if not keys:
-        return None
+        return []
     owner = model_at(model, tuple(keys[:-1]))
     field = owner.model_fields.get(keys[-1]) if owner else None
     if field is None:
-        return None
+        return []
     if field.examples:
-        return field.examples[0]
+        return list(field.examples)
     value = field.get_default(call_default_factory=True)
-    return None if isinstance(value, BaseModel) else value
+    return [] if value is None or isinstance(value, BaseModel) else [value]
 
 
 def toml_value(value: Any) -> str:

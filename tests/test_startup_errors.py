@@ -393,3 +393,51 @@ def test_a_regenerated_secret_file_next_to_sqlite_is_refused(
     code, _, err = run_cli(["serve", "--db", db, "--port", str(free_port())], capsys)
     assert code == 2 and "签名链接密钥与这个数据库记录的不同" in err
     assert f"{tmp_path / '.lianjian-secret'}：若它是移动或删除后重新生成的，请放回原来的文件" in err
+
+
+def test_setup_check_lists_what_serve_refuses_host_port_and_holidays_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`setup check` passed a host that is no address, a port in use and a holiday file that
+    is not there, each of which serve refuses; serve's own refusal of the file names the key."""
+    db = str(tmp_path / "lj.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    nosuch = tmp_path / "nosuch.toml"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for line, says in (
+            ('host = "300.1.1.1"', "host“300.1.1.1”不是可以监听的地址"),
+            (f"port = {port}", f"端口 {port} 已被占用"),
+            (f'holidays_file = "{nosuch}"', f"holidays_file：无法读取节假日文件 {nosuch}"),
+        ):
+            config = write_config(tmp_path, f'database_url = "{db}"\n{line}\n')
+            code, out, _ = run_cli(["setup", "check", "--config", config], capsys)
+            assert code == 1 and says in out, line
+    config = write_config(tmp_path, f'database_url = "{db}"\nholidays_file = "{nosuch}"\n')
+    code, _, err = run_cli(["serve", "--config", config, "--port", str(free_port())], capsys)
+    assert code == 2 and f"holidays_file：无法读取节假日文件 {nosuch}" in err
+
+
+def test_a_platform_section_half_set_in_the_environment_names_the_variables(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIANJIAN_WECOM__CORP_ID", "ww1")
+    monkeypatch.setenv("LIANJIAN_WECOM__TOKEN", "t")
+    code, _, err = run_cli(["setup", "check"], capsys)
+    assert code == 2
+    assert (
+        "环境变量 LIANJIAN_WECOM__*：企业微信自建应用缺少 LIANJIAN_WECOM__AGENT_ID、"
+        "LIANJIAN_WECOM__SECRET、LIANJIAN_WECOM__ENCODING_AES_KEY"
+    ) in err
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/x", "postgresql://postgres@127.0.0.1:5999"])
+def test_a_wrong_database_url_gives_a_postgresql_example_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    config = write_config(tmp_path, f'database_url = "{url}"\n')
+    code, _, err = run_cli(["setup", "check", "--config", config], capsys)
+    assert code == 2
+    assert 'database_url = "lianjian.sqlite3" 或 database_url = "postgresql://' in err

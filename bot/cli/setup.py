@@ -190,6 +190,7 @@ TEXT_TEMPLATES: dict[str, tuple[Callable[[], bytes], str]] = {
 
 async def cmd_setup_check(args: argparse.Namespace) -> int:
     from bot.config import link_secret_missing, load_settings
+    from bot.server import serve_refusals
     from core.readiness import check_setup
 
     # the configuration too (with --db as well): a platform section it cannot use is told here
@@ -200,6 +201,7 @@ async def cmd_setup_check(args: argparse.Namespace) -> int:
         readiness = await check_setup(ctx)
     if missing := link_secret_missing(settings):
         readiness.problems.append(missing)
+    readiness.problems += serve_refusals(settings)
     print(settings.platforms_zh())
     print(readiness.text_zh())
     return 0 if readiness.ok else 1
