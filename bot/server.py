@@ -146,22 +146,30 @@ def configured_holidays(settings: Settings) -> HolidayFile:
         raise ValidationFailed(f"holidays_file：{err.message}") from None
 
 
-def serve_refusals(settings: Settings) -> list[str]:
+class PortInUse(ValidationFailed):
+    """The port is taken: `serve` refuses to start, yet `setup check` run beside the live
+    server finds it so by design."""
+
+
+def serve_refusals(settings: Settings) -> tuple[list[str], list[str]]:
     """What `serve` refuses before it starts, for `setup check`: the listening address and
-    the holiday file."""
+    the holiday file. (problems, notes): a port in use is a note, since the server that
+    holds it may be this county's own `serve`."""
 
     def bind() -> None:
         with listening_sockets(settings.host, settings.port):
             pass
 
     checks = [bind] + ([partial(configured_holidays, settings)] if settings.holidays_file else [])
-    problems = []
+    problems, notes = [], []
     for check in checks:
         try:
             check()
+        except PortInUse as err:
+            notes.append(f"{err.message}；若占用它的正是运行中的 lianjian serve，可忽略此条")
         except ValidationFailed as err:
             problems.append(err.message)
-    return problems
+    return problems, notes
 
 
 async def _load_holidays(services: Services) -> None:
@@ -349,7 +357,8 @@ def listening_sockets(host: str, port: int) -> Iterator[list[socket.socket]]:
             try:
                 sock.bind(address)
             except OSError as err:
-                raise ValidationFailed(_bind_refused(host, port, err)) from None
+                refused = PortInUse if err.errno == errno.EADDRINUSE else ValidationFailed
+                raise refused(_bind_refused(host, port, err)) from None
             sockets.append(sock)
         yield sockets
 

@@ -201,9 +201,12 @@ async def cmd_setup_check(args: argparse.Namespace) -> int:
         readiness = await check_setup(ctx)
     if missing := link_secret_missing(settings):
         readiness.problems.append(missing)
-    readiness.problems += serve_refusals(settings)
+    problems, notes = serve_refusals(settings)
+    readiness.problems += problems
     print(settings.platforms_zh())
     print(readiness.text_zh())
+    for note in notes:
+        print(f"注意：{note}")
     return 0 if readiness.ok else 1
 
 
