@@ -80,11 +80,13 @@ async def history_lines(
     events: Sequence[AuditEvent],
     known: Mapping[str, str] = {},
     *,
+    viewer: Officer | None,
     with_year: bool = False,
 ) -> list[HistoryLine]:
-    """`events` in words; `known`: officer names by code the caller holds already (the
-    group), the others (liaisons, leaders, reviewers) are looked up in one query. When:
-    3月5日 12:00 beside the case, 2026年3月5日 12:00 (`with_year`) in chat, read later."""
+    """`events` in words, as `viewer` may read them (None: the office's own trail, CLI and
+    archive); `known`: officer names by code the caller holds already (the group), the others
+    (liaisons, leaders, reviewers) are looked up in one query. When: 3月5日 12:00 beside the
+    case, 2026年3月5日 12:00 (`with_year`) in chat, read later."""
     names = dict(known)
     others = ({e.actor for e in events} | _named(events, _OFFICER_KEYS)) - names.keys()
     if others:
@@ -102,15 +104,39 @@ async def history_lines(
         if reopened
         else ()
     )
+    private = await _private_reasons(session, events, viewer)
     return [
         HistoryLine(
             _when(e.at.astimezone(CHINA_TZ), with_year),
             _what(e, names, departments),
             _who(e.actor, names),
-            str(e.data.get("reason") or e.data.get("why") or "") if e.data else "",
+            _reason(e) if e.id not in private else "",
         )
         for e in events
     ]
+
+
+def _reason(e: AuditEvent) -> str:
+    return str(e.data.get("reason") or e.data.get("why") or "") if e.data else ""
+
+
+async def _private_reasons(
+    session: AsyncSession, events: Sequence[AuditEvent], viewer: Officer | None
+) -> set[int]:
+    """The events whose reason `viewer` may not read: a 回避's or 更换's (often personal: the
+    group is told without it) is the officer's own, their department's liaisons' and leaders'
+    (whose leader decides, 001 第十四条) and the office's."""
+    changes = [e for e in events if e.action.startswith(_GROUP_CHANGES) and _reason(e)]
+    if viewer is None or viewer.has_role("admin") or not changes:
+        return set()
+    staff = viewer.has_role("liaison") or viewer.has_role("leader")
+    rows = await session.execute(
+        select(Officer.code, Officer.department_id).where(
+            Officer.code.in_(_named(changes, ("officer",)))
+        )
+    )
+    own = {code for code, department in rows.all() if staff and department == viewer.department_id}
+    return {e.id for e in changes if e.data["officer"] not in own | {viewer.code}}
 
 
 # the codes an event's data names besides its actor: who left a group and who joined it
@@ -147,9 +173,11 @@ def _what(e: AuditEvent, names: Mapping[str, str], departments: Mapping[str, str
         return f"{label}：各部门的检查事项一并更正为{situation_named(data['codes'])}"
     if e.action.startswith(_GROUP_CHANGES) and data.get("officer"):
         by = data.get("replacement") or data.get("new")
-        return f"{label}：{names.get(data['officer'], data['officer'])}" + (
-            f"，由{names.get(by, by)}接替" if by else ""
+        # the officer asking for their own 回避 is named once, as who did it
+        whom = (
+            "" if data["officer"] == e.actor else f"：{names.get(data['officer'], data['officer'])}"
         )
+        return label + whom + (f"，由{names.get(by, by)}接替" if by else "")
     return label
 
 

@@ -52,7 +52,7 @@ async def _events(session: AsyncSession, where: ColumnElement[bool]) -> list[Aud
 async def trail_text(session: AsyncSession, title: str, events: Sequence[AuditEvent]) -> str:
     """The events in words, one a line, under `title` (任务 LJ-2026-001): when, who, what and on
     what, and why."""
-    lines = await history_lines(session, events, with_year=True)
+    lines = await history_lines(session, events, viewer=None, with_year=True)
     subjects = await subject_words(session, {e.subject for e in events})
     out = [f"{title} 的审计记录共 {len(events)} 条（按记录先后；序号即审计日志中的编号）："]
     for e, line in zip(events, lines, strict=True):

@@ -33,6 +33,7 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
             ctx.session,
             view.history,
             {m.officer.code: m.officer.name for m in view.members},
+            viewer=ctx.officer,
             with_year=True,
         ),
         case_states=CASE.labels,

@@ -37,7 +37,10 @@ class ReviewForm(BaseModel):
 
 async def _history(pc: PageCtx, sheet: CaseSheet) -> list[HistoryLine]:
     return await history_lines(
-        pc.core.session, sheet.history, {m.officer.code: m.officer.name for m in sheet.members}
+        pc.core.session,
+        sheet.history,
+        {m.officer.code: m.officer.name for m in sheet.members},
+        viewer=pc.officer,
     )
 
 

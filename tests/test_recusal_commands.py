@@ -164,3 +164,20 @@ async def test_a_recusal_reason_names_the_interest_000_conflict(sessionmaker, cl
     text = bodies(await say(sm, clock, s.member.code, f"回避 {s.case.code} 近亲"))
     assert "回避理由至少需要 4 个字" in text and "利害关系" in text
     assert await actions(sm) == []
+
+
+async def test_the_case_history_names_the_recusal_reason_to_the_officers_department_only(
+    sessionmaker, clock, scene
+) -> None:
+    """`案件`'s history tells every department that the officer recused and who took over, but
+    the reason (a conflict of interest, often personal) only to the officer's department and
+    the office, as the group was told without it (001 第十四条: 经本部门相关负责人同意). A
+    recusal asked by the officer names them once: 申请回避（X）, not 申请回避：X（X）."""
+    sm, s = sessionmaker, scene
+    await say(sm, clock, s.member.code, f"回避 {s.case.code} {REASON}")
+    await say(sm, clock, s.leader.code, f"批准 {s.case.code} {s.member.code}")
+    lead = bodies(await say(sm, clock, s.w.lead.liaison.code, f"案件 {s.case.code}"))
+    assert f"申请回避（{s.member.name}）" in lead and f"回避：{s.member.name}，由" in lead
+    assert REASON not in lead
+    own = bodies(await say(sm, clock, s.w.partners[0].liaison.code, f"案件 {s.case.code}"))
+    assert f"申请回避（{s.member.name}）：{REASON}" in own

@@ -270,6 +270,25 @@ async def test_a_return_on_the_page_may_name_one_departments_part_000_s9_10(
     assert wrong.status == 422 and "“XX”不是本案录入结果的部门" in visible_text(await wrong.text())
 
 
+async def replace_a2(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, world: World
+) -> None:
+    """李检查 (the lead's) asked away by the lead's liaison, the lead's leader naming 吴局外."""
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        code = world.case.code
+        await replacements.request(
+            dataclasses.replace(ctx, actor=world.lead_liaison), code, world.a2.code, "长期病假"
+        )
+        await replacements.decide(
+            dataclasses.replace(ctx, actor=world.lead_leader),
+            code,
+            world.a2.code,
+            new_officer_code=world.outsider.code,
+        )
+        await session.commit()
+
+
 async def test_the_history_names_every_step_and_person_in_chinese(
     client: TestClient,
     services: Services,
@@ -286,16 +305,8 @@ async def test_the_history_names_every_step_and_person_in_chinese(
         code = world.case.code
         await refer(dataclasses.replace(ctx, actor=world.a1), code, "WJ", "未取得卫生许可")
         await acknowledge(dataclasses.replace(ctx, actor=world.other_liaison), code)
-        await replacements.request(
-            dataclasses.replace(ctx, actor=world.lead_liaison), code, world.a2.code, "长期病假"
-        )
-        await replacements.decide(
-            dataclasses.replace(ctx, actor=world.lead_leader),
-            code,
-            world.a2.code,
-            new_officer_code=world.outsider.code,
-        )
         await session.commit()
+    await replace_a2(sessionmaker, clock, world)
     tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     text = visible_text(await (await client.get(REVIEW_PATH, params={"t": tok})).text())
     history = text.split("办理记录", 1)[1]
@@ -309,3 +320,26 @@ async def test_the_history_names_every_step_and_person_in_chinese(
     ):
         assert expected in history, expected
     assert not re.search(r"[a-z]+\.[a-z]", history), history
+
+
+async def test_a_replacement_reason_shows_to_the_officers_department_only(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+) -> None:
+    """Another department's reviewer reads that an inspector was replaced and by whom, not why
+    (often personal: the group was told without it); the officer's own department, whose
+    leader decided (001 第十四条), reads the reason."""
+    await replace_a2(sessionmaker, clock, world)
+
+    async def history(viewer: Officer) -> str:
+        tok = token_of(review_link(services, viewer.id, world.case.id))
+        text = visible_text(await (await client.get(REVIEW_PATH, params={"t": tok})).text())
+        return text.split("办理记录", 1)[1]
+
+    other = await history(world.other_liaison)
+    assert "更换检查人员：李检查，由吴局外接替（钱领导）" in other and "长期病假" not in other
+    own = await history(world.lead_leader)
+    assert "更换检查人员：李检查，由吴局外接替（钱领导）：长期病假" in own
