@@ -34,6 +34,10 @@ INVALID = "链接无效或被篡改。"
 MISMATCH = "链接与操作不符。"
 
 
+class LinkExpired(PermissionDenied):
+    """A genuine link whose time ran out: its holder may be shown back what they posted."""
+
+
 @dataclass(frozen=True)
 class LinkClaims:
     officer_id: int
@@ -115,7 +119,7 @@ def verify_link(
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise PermissionDenied(INVALID) from None
     if now >= claims.expires_at:
-        raise PermissionDenied(EXPIRED)
+        raise LinkExpired(EXPIRED)
     if (obj is not None and claims.obj != obj) or (action is not None and claims.action != action):
         raise PermissionDenied(MISMATCH)
     return claims

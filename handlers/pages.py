@@ -7,6 +7,7 @@ HTTP response and commits. Handlers never see aiohttp.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.changes import Ctx
 from core.clock import Clock
 from core.errors import DomainError, NotFound
+from core.links import LinkExpired
 from core.models import Officer
 from core.render import render
 from core.rules import Rules
@@ -65,12 +67,38 @@ _FRESH_LINK = {
 }
 
 
-def denied(err: DomainError, action: str = "") -> Page:
+# the signed forms' free-text fields, by the last part of their name ("item.3.problems")
+_TYPED_TEXT = {
+    "problems": "发现的问题",
+    "handling": "处理情况",
+    "referral_to": "移送对象",
+    "referral_content": "移送内容",
+    "remarks": "备注",
+    "reason": "理由",
+}
+
+Typed = Sequence[tuple[str, str]]  # (label, text) of what an officer typed into a form
+
+
+def typed_text(fields: Mapping[str, Sequence[str]]) -> Typed:
+    """The free text posted in a form, labelled, to hand back if its link expired meanwhile."""
+    return [
+        (_TYPED_TEXT[key], value)
+        for name, values in fields.items()
+        if (key := name.rpartition(".")[2]) in _TYPED_TEXT
+        for value in values
+        if value.strip()
+    ]
+
+
+def denied(err: DomainError, action: str = "", typed: Typed = ()) -> Page:
     """A refused or broken link, or a missing record, as a page that says what to do;
-    `action`: the link's page, whose chat command gives a fresh link."""
+    `action`: the link's page, whose chat command gives a fresh link. `typed` is shown back
+    only when the link is genuine and merely expired: a forged link's post is echoed to no one."""
     return page(
         "denied.html",
         404 if isinstance(err, NotFound) else 403,
         message=err.message,
         fresh=_FRESH_LINK.get(action, "发送“任务”查看待办"),
+        typed=typed if isinstance(err, LinkExpired) else (),
     )

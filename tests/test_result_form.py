@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.pages import routes
 from bot.pages.base import csrf_token
 from bot.pages.links import expand_text
-from bot.pages.result import RESULT_PATH, result_link
+from bot.pages.result import CORRECTION_PATH, RESULT_PATH, result_link
 from bot.services import Services
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
@@ -1227,3 +1227,27 @@ async def test_the_form_reads_and_writes_in_a_fixed_number_of_statements(
     # first row, head, event, head); the task's stage and that audit (head, event, head);
     # referrals
     assert len(seen) - reads == 22, "\n".join(seen[reads:])
+
+
+@pytest.mark.parametrize(
+    ("path", "action"), [(RESULT_PATH, "result"), (CORRECTION_PATH, "correction")]
+)
+async def test_an_expired_link_hands_back_the_typed_text_a_forged_one_nothing(
+    client: TestClient, world: World, clock: FixedClock, path: str, action: str
+) -> None:
+    """A link that expired while the form was open lost what the officer typed: the refusal
+    shows it back to copy (only for a genuine link: a forged one echoes nothing)."""
+    now = int(clock.now().timestamp())
+    expired = sign_link(SECRET, world.a1.id, f"case:{world.case.id}", action, now)
+    item = world.items[0].id
+    typed = {f"item.{item}.problems": "消防通道堵塞", "remarks": "店主称明日整改", "reason": "漏填"}
+    resp = await client.post(path, data=fields(expired, item, **typed))
+    html = await resp.text()
+    assert resp.status == 403 and "链接已过期" in visible_text(html)
+    for text in typed.values():
+        assert re.search(rf"<textarea[^>]*readonly[^>]*>{text}</textarea>", html), text
+    forged = expired[:-3] + ("abc" if not expired.endswith("abc") else "xyz")
+    resp = await client.post(path, data=fields(forged, item, **typed))
+    html = await resp.text()
+    assert resp.status == 403 and "链接无效" in html
+    assert not any(text in html for text in typed.values())

@@ -343,3 +343,15 @@ async def test_a_replacement_reason_shows_to_the_officers_department_only(
     assert "更换检查人员：李检查，由吴局外接替（钱领导）" in other and "长期病假" not in other
     own = await history(world.lead_leader)
     assert "更换检查人员：李检查，由吴局外接替（钱领导）：长期病假" in own
+
+
+async def test_an_expired_review_link_hands_back_the_typed_reason(
+    client: TestClient, world: World, clock: FixedClock
+) -> None:
+    """The reason typed before the link expired is shown back to copy, not lost."""
+    now = int(clock.now().timestamp())
+    tok = sign_link(SECRET, world.lead_liaison.id, f"case:{world.case.id}", "review", now)
+    resp = await client.post(REVIEW_PATH, data=review_post(tok, "return", "附件照片不清晰"))
+    html = await resp.text()
+    assert resp.status == 403 and "链接已过期" in html
+    assert re.search(r"<textarea[^>]*readonly[^>]*>附件照片不清晰</textarea>", html)

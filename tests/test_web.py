@@ -205,6 +205,9 @@ async def test_bad_links_get_a_403_page(
         },
     )
     assert resp.status == 403
+    # the reason typed is handed back to copy when only the time ran out, never for a bad link
+    kept = "<textarea readonly>本部门本月无执法力量可以派出，无法参加。</textarea>"
+    assert (kept in await resp.text()) == (case == "expired")
     assert (await invitation_row(services.sessionmaker, world.invitation.id)).state == "pending"
 
 

@@ -27,7 +27,7 @@ from core.attachments import Upload
 from core.errors import DomainError, PermissionDenied
 from core.links import MISMATCH, LinkClaims, verify_link
 from core.messages import encodable_text
-from handlers.pages import Page, PageCtx, denied
+from handlers.pages import Page, PageCtx, Typed, denied
 
 DB_ID = re.compile(r"[0-9]{1,9}")  # form and link ids: ASCII digits that fit the int column
 
@@ -220,6 +220,7 @@ class SignedPages:
         *,
         write: bool = False,
         refusal: PermissionDenied | None = None,
+        typed: Typed = (),
     ) -> web.Response:
         """Verify the token, run the handler in one transaction and commit; a refusal before
         or outside the handler's own checks becomes the denied page. `write` (a form post)
@@ -231,10 +232,11 @@ class SignedPages:
         access.denials_on_record, as in chat: a link for another page or object, a
         deactivated holder, the handler's own denials, and `refusal` (the form the route
         refused before the page ran: a stale form). A forged or expired link names nobody we
-        can trust: refused, not audited."""
+        can trust: refused, not audited. `typed`: a post's free text, shown back when the link
+        expired while the form was open."""
         gate = self.services.write_gate() if write or refusal else contextlib.nullcontext()
         with sqlite_async.inline():
-            return await self._serve(gate, token, obj_kind, action, handler, refusal, write)
+            return await self._serve(gate, token, obj_kind, action, handler, refusal, write, typed)
 
     async def _serve(
         self,
@@ -245,6 +247,7 @@ class SignedPages:
         handler: PageHandler,
         refusal: PermissionDenied | None,
         write: bool,
+        typed: Typed,
     ) -> web.Response:
         async with gate, self.services.sessionmaker() as session:
             try:
@@ -270,7 +273,7 @@ class SignedPages:
                 await session.commit()
             except PermissionDenied as err:
                 await session.commit()  # only the denial's audit row is left to keep
-                page = denied(err, action)
+                page = denied(err, action, typed)
             except DomainError as err:
                 page = denied(err, action)
         return respond(page)

@@ -16,7 +16,7 @@ from core.cards import InvitationAction, unpack_action
 from core.errors import DomainError
 from core.links import link_url, sign_link
 from handlers import invitation_page
-from handlers.pages import denied
+from handlers.pages import denied, typed_text
 
 INVITATION_PATH = "/h5/invitation"
 OBJECT = "invitation"
@@ -75,6 +75,9 @@ def routes(services: Services) -> list[web.RouteDef]:
         except DomainError as err:
             return respond(denied(err, RESPOND))
         handler = partial(invitation_page.submit, form=parse_answer(post))
-        return await pages.serve(form_text(post, "t"), OBJECT, RESPOND, handler, write=True)
+        typed = typed_text({"reason": [form_text(post, "reason")]})
+        return await pages.serve(
+            form_text(post, "t"), OBJECT, RESPOND, handler, write=True, typed=typed
+        )
 
     return [web.get(INVITATION_PATH, show), web.post(INVITATION_PATH, submit)]

@@ -10,14 +10,22 @@ from functools import partial
 from aiohttp import web
 
 from bot.config import attachments_dir
-from bot.pages.base import DB_ID, FileLimits, SignedPages, csrf_ok, read_fields, respond
+from bot.pages.base import (
+    DB_ID,
+    FileLimits,
+    PageHandler,
+    SignedPages,
+    csrf_ok,
+    read_fields,
+    respond,
+)
 from bot.pages.links import PAGES, page_link
 from bot.services import Services
 from core.attachments import FileStore, Limits, Upload
 from core.errors import DomainError, PermissionDenied
 from handlers import forms
 from handlers.forms import FILES
-from handlers.pages import denied
+from handlers.pages import denied, typed_text
 
 OBJECT = "case"
 RESULT = "result"
@@ -54,6 +62,17 @@ def routes(services: Services) -> list[web.RouteDef]:
     store, limits = file_store(services), _limits(services)
     upload_limits = FileLimits(FILES, limits.max_file_bytes, limits.max_files)
 
+    async def serve_post(post: Posted, action: str, handler: PageHandler) -> web.Response:
+        return await pages.serve(
+            post.token,
+            OBJECT,
+            action,
+            handler,
+            write=True,
+            refusal=post.refusal,
+            typed=typed_text(post.raw),
+        )
+
     async def show(request: web.Request) -> web.Response:
         return await pages.serve(
             request.query.get("t", ""), OBJECT, RESULT, partial(forms.result_form, limits=limits)
@@ -71,9 +90,7 @@ def routes(services: Services) -> list[web.RouteDef]:
         handler = partial(
             forms.submit_result_form, raw=post.raw, files=forms.Files(post.uploads, store, limits)
         )
-        return await pages.serve(
-            post.token, OBJECT, RESULT, handler, write=True, refusal=post.refusal
-        )
+        return await serve_post(post, RESULT, handler)
 
     async def show_correction(request: web.Request) -> web.Response:
         return await pages.serve(
@@ -86,9 +103,7 @@ def routes(services: Services) -> list[web.RouteDef]:
         except DomainError as err:
             return respond(denied(err, CORRECTION))
         handler = partial(forms.submit_correction_form, raw=post.raw)
-        return await pages.serve(
-            post.token, OBJECT, CORRECTION, handler, write=True, refusal=post.refusal
-        )
+        return await serve_post(post, CORRECTION, handler)
 
     return [
         web.get(RESULT_PATH, show),

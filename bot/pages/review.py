@@ -13,7 +13,7 @@ from bot.pages.result import STALE_FORM, attachment_id, file_store
 from bot.services import Services
 from core.errors import DomainError, PermissionDenied
 from handlers import review_page
-from handlers.pages import denied
+from handlers.pages import denied, typed_text
 
 OBJECT = "case"
 REVIEW = "review"
@@ -54,6 +54,7 @@ def routes(services: Services) -> list[web.RouteDef]:
             partial(review_page.submit_review, raw=raw),
             write=True,
             refusal=PermissionDenied(STALE_FORM) if stale else None,
+            typed=typed_text(raw),
         )
 
     return [
