@@ -22,6 +22,7 @@ from core import cases, results
 from core.attachments import Stored, attachment_row
 from core.changes import Ctx, record
 from core.errors import InvalidTransition, NotFound, ValidationFailed
+from core.inspection import check_day
 from core.models import (
     Attachment,
     AuditEvent,
@@ -459,13 +460,26 @@ async def entry_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict
             results.check_codes(codes, extra)
         except ValidationFailed as misfit:
             problems.append(misfit)
+    day_problem = _day_problem(ctx, sheet, entry.inspected_on)
     per_item = any(key.endswith(".codes") for key in found)
-    for err in problems:
+    for err in [*problems, *([day_problem] if day_problem else [])]:
         if err.field or not per_item:  # the codes' rules: said per item where one breaks them
             found.setdefault(err.field or "items", err.message)
     for key, message in (await _referral_problems(ctx, sheet, entry)).items():
         found.setdefault(key, message)
     return found
+
+
+def _day_problem(ctx: Ctx, sheet: CaseSheet, day: dt.date | None) -> ValidationFailed | None:
+    """A new inspection date outside the task's window (000 §五.3), as `new_version` checks
+    it (`check_day`)."""
+    if day is None or day == sheet.case.inspected_on:
+        return None
+    try:
+        check_day(sheet.task, day, ctx.clock.today(), sheet.targets_locked_at)
+    except ValidationFailed as err:
+        return err
+    return None
 
 
 async def _referral_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict[str, str]:

@@ -393,15 +393,39 @@ async def test_a_field_refused_as_typed_is_shown_with_the_rules_the_others_break
     assert field_before(html, "请选择后续处置") == "followups"
 
 
+async def test_a_date_before_the_task_window_is_said_with_the_other_rules_000_s5_3(
+    client: TestClient, services: Services, world: World
+) -> None:
+    """The inspection happens within the task's window (000 §五.3): a date before it is said
+    next to the date with the follow-up missing, not only once that is put right."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    resp = await client.post(
+        RESULT_PATH, data=fields(tok, item, inspected_on="2026-03-01", followups=[])
+    )
+    html = await resp.text()
+    assert resp.status == 422 and "有 2 处需要修改" in visible_text(html)
+    assert field_before(html, "检查日期早于任务检查时间（2026年3月2日 起）") == "inspected_on"
+    assert field_before(html, "请选择后续处置") == "followups"
+
+
 async def test_an_entry_refused_by_core_after_its_referral_leaves_nothing_stored(
     client: TestClient,
     services: Services,
     world: World,
     sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
 ) -> None:
-    """The referral is written before core refuses the result (an inspection date before the
-    task window): the page's whole transaction is undone, so neither the referral nor an
-    audit row stays, the text is kept, and the corrected form then stores one referral."""
+    """The referral is written before core refuses the result (a date other than the one 卫健委
+    entered its part on: one visit, 004 第十四条): the page's whole transaction is undone, so
+    neither the referral nor an audit row stays, the text is kept, and the corrected form then
+    stores one referral."""
+    async with sessionmaker() as session:
+        await enter_other_parts(session, world.case.code, world.a1, clock.now())
+        case = await session.get(Case, world.case.id)
+        assert case is not None
+        case.inspected_on = dt.date(2026, 3, 4)
+        await session.commit()
     tok = token(services, world.a1, world.case)
     item = world.items[0].id
     entry: dict[str, str | list[str]] = {
@@ -420,15 +444,15 @@ async def test_an_entry_refused_by_core_after_its_referral_leaves_nothing_stored
             return int(referrals or 0), int(events or 0)
 
     before = await stored()
-    resp = await client.post(
-        RESULT_PATH, data=fields(tok, item, inspected_on="2026-03-01", **entry)
-    )
+    resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
     html = await resp.text()
-    assert resp.status == 422 and "早于任务检查时间" in visible_text(html)
+    assert resp.status == 422 and "本案检查日期为 2026年3月4日" in visible_text(html)
     assert "涉嫌无证经营" in html and "张检查" in visible_text(html)
     assert await stored() == before == (0, 0)
     assert await results(sessionmaker) == []
-    resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
+    resp = await client.post(
+        RESULT_PATH, data=fields(tok, item, inspected_on="2026-03-04", **entry)
+    )
     assert resp.status == 200, visible_text(await resp.text())
     assert (await stored())[0] == 1
 
