@@ -18,6 +18,9 @@ from core.states import CASE
 from handlers.base import Args, HandlerCtx, UsageError
 from handlers.pages import PageCtx
 
+# the printable documents' 打印 button (WeCom's and DingTalk's in-app browsers have no print menu)
+PRINT_SCRIPT_PATH = "/h5/static/print.js"
+
 
 @dataclass(frozen=True)
 class DocumentRequest:
@@ -52,7 +55,7 @@ async def documents_page(page: PageCtx, req: DocumentRequest) -> documents.Rende
     if kind == "notice":
         await documents.issue_notice(ctx, case.code, via=f"page:{fmt}")
     context = await documents.case_document_context(ctx, case.code)
-    return documents.document_file(kind, fmt, context)
+    return documents.document_file(kind, fmt, {**context, "print_script": PRINT_SCRIPT_PATH})
 
 
 async def notice(ctx: HandlerCtx, args: Args) -> None:

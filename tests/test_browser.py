@@ -61,6 +61,20 @@ async def phone_page(browser: async_api.Browser) -> async_api.Page:
     )
 
 
+TAP_MIN_PX = 44  # the smallest comfortable touch target (WCAG 2.5.5, Apple HIG)
+
+
+async def small_taps(page: Any, selector: str) -> list[str]:
+    """The elements matching `selector` shorter than a fingertip's tap area, with their
+    heights (nothing on a phone page should need a precise tap)."""
+    found: list[str] = await page.eval_on_selector_all(
+        selector,
+        f"els => els.filter(e => e.getBoundingClientRect().height < {TAP_MIN_PX})"
+        ".map(e => `${e.textContent.trim()} ${e.getBoundingClientRect().height}px`)",
+    )
+    return found
+
+
 def shot_path(name: str) -> Path:
     """Where a screenshot is kept as a test artifact."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

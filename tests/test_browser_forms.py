@@ -1,6 +1,6 @@
 """A real phone-sized browser (Debian's chromium via playwright, as tests/test_browser.py) enters
-a result on the signed form and a reviewer returns it. Screenshots are kept as test artifacts
-(tests/test_browser.py's shot_path)."""
+a result on the signed form and a reviewer returns it, and opens and prints a document.
+Screenshots are kept as test artifacts (tests/test_browser.py's shot_path)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
+from bot.pages.links import page_link
 from bot.pages.result import result_link
 from bot.pages.review import review_link
 from core.clock import FixedClock, china_noon
@@ -26,6 +27,7 @@ from tests.test_browser import (
     foreign_requests,
     phone_page,
     shot_path,
+    small_taps,
 )
 from tests.test_result_form import TODAY, jpeg
 
@@ -99,6 +101,7 @@ async def test_result_form_and_review_on_a_375px_phone(
             await page.wait_for_selector("img")
             photo_width = await page.evaluate("document.querySelector('img').naturalWidth")
             widths.append(await _shot(page, "4-review"))
+            small = await small_taps(page, "ul.files a")
             await page.fill("textarea[name=reason]", "请补充年报代理机构的回执照片")
             await page.click("text=退回检查组")
             await page.wait_for_selector("text=已退回检查组")
@@ -114,9 +117,45 @@ async def test_result_form_and_review_on_a_375px_phone(
     assert kept == remark and still_ticked
     assert "结果已提交" in done_text and "现场照片.jpg" in done_text
     assert photo_width == 800  # the reviewer's page shows the uploaded photo itself
+    assert small == []  # each attachment link is a fingertip's tap area
     assert "审核退回：请补充年报代理机构的回执照片" in reopened and "保留：现场照片.jpg" in reopened
     assert max(widths) <= 375 and foreign == []  # no CDN: every request stays on the app
     async with sessionmaker() as session:
         state = await session.scalar(select(Case.state))
         names = list(await session.scalars(select(Attachment.name)))
     assert (state, names) == ("returned", ["现场照片.jpg"])
+
+
+async def test_document_links_are_buttons_and_the_print_view_prints(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server
+) -> None:
+    """WeCom's and DingTalk's in-app browsers have no print menu: the document prints from its
+    own button, which is not printed."""
+    async with sessionmaker() as session:
+        w = await build_world(session)
+        await session.commit()
+    services = make_services(sessionmaker, clock)
+    server = await aiohttp_server(create_app(services, workers=()))
+    base = str(server.make_url("/")).rstrip("/")
+    url = page_link(services, w.a2.id, "documents", f"task:{w.task.code}")
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await phone_page(browser)
+            foreign = foreign_requests(page, base)
+            await page.goto(url.replace(services.public_base_url, base))
+            await page.screenshot(path=shot_path("documents"), full_page=True)
+            small = await small_taps(page, "main a")
+            await page.click("a:has-text('网页') >> nth=0")
+            await page.wait_for_selector("text=联合抽查通知书")
+            # the in-app browser's print dialog is not driven by a test: record the call
+            await page.evaluate("window.print = () => { window.printed = true; }")
+            button = page.locator("button:has-text('打印')")
+            await button.click()
+            printed = await page.evaluate("window.printed === true")
+            await page.emulate_media(media="print")
+            on_paper = await button.is_visible()
+        finally:
+            await browser.close()
+    assert small == []
+    assert printed and not on_paper and foreign == []

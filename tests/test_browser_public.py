@@ -26,6 +26,7 @@ from tests.test_browser import (  # noqa: F401 (db_url: fixture)
     foreign_requests,
     phone_page,
     shot_path,
+    small_taps,
 )
 from tests.test_public import _locked_task, publish_and_correct
 
@@ -115,6 +116,7 @@ async def test_search_finds_the_published_result_on_a_phone(
             page = await phone_page(browser)
             foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
             await page.goto(str(server.make_url("/public/")))
+            small = await small_taps(page, "nav.pubnav a")
             await page.click("text=检查结果查询")
             await page.fill("#q", "某某食品")
             await page.fill("#year", "2026")
@@ -128,3 +130,4 @@ async def test_search_finds_the_published_result_on_a_phone(
     assert "嘉善县某某食品有限公司" in body and "91330424MA28AQAQXU" in body
     assert "第 2 版（更正）" in body and "原公示结果（已更正）" in body
     assert "张检查" not in body and overflow <= 375 and foreign == []
+    assert small == []  # the navigation links are a fingertip's tap area

@@ -14,10 +14,16 @@ from bot.services import Services
 from core import access, officers
 from core.errors import DomainError
 from core.links import verify_link
-from handlers.documents import DocumentRequest, documents_page
+from core.render import templates_dir
+from handlers.documents import PRINT_SCRIPT_PATH, DocumentRequest, documents_page
 from handlers.pages import PageCtx, denied
 
 ACTION = "documents"
+# a printable document runs our own print script, nothing else
+HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"] + "; script-src 'self'",
+}
 PATH = PAGES[ACTION][0]
 
 
@@ -56,7 +62,7 @@ class DocumentPages:
                 await session.commit()  # only a denial's audit is left to keep
                 return respond(denied(err, ACTION))
             await session.commit()
-        headers = {**PAGE_HEADERS, "Content-Type": doc.mime}
+        headers = {**HEADERS, "Content-Type": doc.mime}
         if doc.filename:
             mode = "attachment" if doc.filename.endswith(".docx") else "inline"
             headers["Content-Disposition"] = f"{mode}; filename*=UTF-8''{quote(doc.filename)}"
@@ -64,4 +70,11 @@ class DocumentPages:
 
 
 def routes(services: Services) -> list[web.RouteDef]:
-    return [web.get(PATH, DocumentPages(services).show)]
+    script = (templates_dir() / "web" / "print.js").read_text(encoding="utf-8")
+
+    async def print_script(request: web.Request) -> web.Response:
+        return web.Response(
+            text=script, content_type="text/javascript", charset="utf-8", headers=HEADERS
+        )
+
+    return [web.get(PATH, DocumentPages(services).show), web.get(PRINT_SCRIPT_PATH, print_script)]
