@@ -12,7 +12,7 @@ from core.links import page_ref
 from core.workdays import cn_date, deadline_label
 
 if TYPE_CHECKING:
-    from core.models import JointTask
+    from core.models import CaseResult, JointTask
 
 
 def templates_dir() -> Path:
@@ -42,6 +42,14 @@ def window_label(task: JointTask) -> str:
     return f"{shown}（已延期）" if task.window_extended_to else shown
 
 
+def version_label(result: CaseResult) -> str:
+    """A result version as reviewers read it: its edition (第 N 版, +1 per correction) and which
+    entry of the case it was, as `案件` lists them: every resubmission after a return is 第 1 版
+    again, and only the entry tells the rounds apart."""
+    edition = f"第 {result.edition} 版" + ("（更正）" if result.is_correction else "")
+    return f"{edition} · 本案第 {result.version} 次录入"
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -59,6 +67,7 @@ def environment() -> Environment:
     env.globals["page_ref"] = page_ref  # signed per recipient by the sender (core.links)
     env.filters["cn_date"] = lambda d: cn_date(d) if d else "—"
     env.filters["cn_window"] = window_label
+    env.filters["cn_version"] = version_label
     env.globals["deadline"] = deadline_label  # every deadline, in messages and pages alike
     return env
 

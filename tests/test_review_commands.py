@@ -372,6 +372,26 @@ async def test_return_needs_a_reason_and_sends_the_result_back(sessionmaker, clo
     assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 4))
 
 
+async def test_each_submission_is_named_by_its_entry_of_the_case_004_art19(
+    sessionmaker, clock, w
+) -> None:
+    """A resubmission after a return is 第 1 版 like the one returned (the edition counts
+    corrections only): the reviewers' messages add which entry of the case it is (本案第 M 次
+    录入), as `案件` lists the versions, so a reviewer tells the rounds apart (004 第十九条)."""
+    d = make_dispatcher(sessionmaker, clock)
+    await others_entered(sessionmaker, clock, w)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 昨天"))
+    reason = "检查记录表缺少检查人员签名"
+    returned = bodies(
+        await send(sessionmaker, d, text_event(w.other_liaison.code, f"退回 {CASE} {reason}"))
+    )
+    assert "第 1 版 · 本案第 1 次录入" in returned, returned
+    await others_entered(sessionmaker, clock, w)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 昨天"))
+    approved = bodies(await send(sessionmaker, d, text_event(w.other_liaison.code, f"通过 {CASE}")))
+    assert "第 1 版 · 本案第 2 次录入" in approved and "本案第 1 次" not in approved, approved
+
+
 async def test_the_case_view_gives_reviewers_a_fresh_review_link(sessionmaker, clock, w) -> None:
     """An expired review link sends the reviewer to chat: `案件 案件号` signs a new one for the
     lead's and participants' liaisons and leaders while the result awaits review, not for

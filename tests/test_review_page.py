@@ -107,6 +107,7 @@ async def test_reviewer_sees_case_parts_attachments_and_history(
         "现场.jpg",
         "记录.pdf",
         "提交结果（张检查）",
+        "第 1 版 · 本案第 1 次录入",  # the edition and which entry: a resubmission reads apart
         "上传附件",
         "审核通过",
         "退回检查组",
