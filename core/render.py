@@ -50,6 +50,15 @@ def version_label(result: CaseResult) -> str:
     return f"{edition} · 本案第 {result.version} 次录入"
 
 
+def file_size(size: int) -> str:
+    """An attachment's size as a person reads it: bytes under 1 KB (a small file is not "0 KB")."""
+    if size < 1024:
+        return f"{size} 字节"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -68,6 +77,7 @@ def environment() -> Environment:
     env.filters["cn_date"] = lambda d: cn_date(d) if d else "—"
     env.filters["cn_window"] = window_label
     env.filters["cn_version"] = version_label
+    env.filters["file_size"] = file_size
     env.globals["deadline"] = deadline_label  # every deadline, in messages and pages alike
     return env
 

@@ -105,7 +105,7 @@ async def test_reviewer_sees_case_parts_attachments_and_history(
         "发现问题已责令改正",
         "未按规定公示年报",
         "现场.jpg",
-        "记录.pdf",
+        f"记录.pdf {len(PDF_BYTES)} 字节",  # a small file's size, not "0 KB"
         "提交结果（张检查）",
         "第 1 版 · 本案第 1 次录入",  # the edition and which entry: a resubmission reads apart
         "上传附件",
