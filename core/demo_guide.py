@@ -55,12 +55,13 @@ TITLES = (
 
 @dataclass(frozen=True)
 class Step:
-    number: int  # 1-based index into TITLES; len(TITLES) + 1 when the walk is done
+    number: int  # 1-based index into TITLES; the last one's when the walk is done
     title: str
     who: str = ""  # officer code to become
     who_label: str = ""  # "卫健委 · 联络员 王某"
     say: str = ""  # the command to type
     hint: str = ""
+    done: bool = False  # the walk is over: nothing left to do
 
 
 async def _label(ctx: Ctx, officer: Officer) -> str:
@@ -221,9 +222,10 @@ async def _referred_as(ctx: Ctx, case: Case, inspector: Officer | None) -> str:
 
 def _done() -> Step:
     return Step(
-        len(TITLES) + 1,
+        len(TITLES),
         "完成",
         hint="试试“进度 任务编号”“验证 任务编号”“案件 案件号”，或点“快进 5 个工作日”看提醒",
+        done=True,
     )
 
 

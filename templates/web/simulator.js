@@ -271,7 +271,7 @@
     fetch("/sim/api/guide").then(function (resp) { return resp.ok ? resp.json() : null; })
       .then(function (step) {
         if (!step) return;
-        guideTitle.textContent = step.number > step.total ? "✓ 演示流程已走完"
+        guideTitle.textContent = step.done ? "✓ 演示流程已走完"
           : "下一步（" + step.number + "/" + step.total + "）：" + step.title;
         guideWho.textContent = step.who ? "成为 " + step.who_label : "";
         guideSay.textContent = step.say ? "发送：" + step.say : "";
