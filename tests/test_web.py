@@ -276,6 +276,22 @@ async def test_short_reason_is_refused_and_the_input_kept_escaped(
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
 
 
+async def test_the_page_and_the_server_count_a_reason_alike_000_s7(
+    client: TestClient, world: World, clock: FixedClock
+) -> None:
+    """000 §七 (书面函告理由): punctuation does not count toward the reason's length. The
+    browser's minlength counted it, so a reason it let through was refused with no count."""
+    token = token_for(world.liaison, world.invitation, clock)
+    shown = await client.get(INVITATION_PATH, params={"t": token})
+    assert "minlength" not in await shown.text()
+    reason = "人手不足，无法参加。！"  # 11 characters, 8 of them count
+    resp = await client.post(
+        INVITATION_PATH, data={"t": token, "action": "decline", "reason": reason}
+    )
+    assert resp.status == 422
+    assert "至少需要 10 个字（标点、空格不计），现有 8 个字" in visible_text(await resp.text())
+
+
 async def test_decline_is_recorded_and_a_second_answer_refused(
     client: TestClient,
     world: World,

@@ -233,10 +233,10 @@ async def decline_invitation(ctx: Ctx, invitation_id: int, reason: str) -> Invit
     reason = (reason or "").strip()
     if not reason:
         raise ValidationFailed("拒绝参加联合抽查须书面说明理由")
-    if written_length(reason) < ctx.rules.decline_reason_min_chars:
+    if (written := written_length(reason)) < ctx.rules.decline_reason_min_chars:
         raise ValidationFailed(
             f"拒绝理由至少需要 {ctx.rules.decline_reason_min_chars} 个字（标点、空格不计），"
-            "请写明不参加的具体原因"
+            f"现有 {written} 个字，请写明不参加的具体原因"
         )
     _mark_answered(ctx, inv, InvitationState.DECLINED, reason)
     await ctx.session.flush()
