@@ -372,6 +372,8 @@ async def test_the_pages_recipe_verifies_the_downloads_as_saved_even_from_window
     found = re.search(r'<pre class="recipe">(.*?)</pre>', html, re.S)
     assert found is not None, "the page shows its recipe"
     recipe = unescape(found.group(1))
+    # the public reads the recipe: its comments are in Chinese
+    assert all(re.search("[\u4e00-\u9fff]", c) for c in re.findall(r"#.*", recipe)), recipe
     text = await pool.text()
     chosen = (await record.json())["selection"][0]
     for saved, passes in (
