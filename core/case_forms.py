@@ -476,7 +476,7 @@ def _day_problem(ctx: Ctx, sheet: CaseSheet, day: dt.date | None) -> ValidationF
     if day is None or day == sheet.case.inspected_on:
         return None
     try:
-        check_day(sheet.task, day, ctx.clock.today(), sheet.targets_locked_at)
+        check_day(sheet.task, sheet.case, day, ctx.clock.today(), sheet.targets_locked_at)
     except ValidationFailed as err:
         return err
     return None

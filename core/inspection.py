@@ -130,23 +130,31 @@ def targets_locked_at(task_id: ColumnExpressionArgument[int]) -> Select[dt.datet
 _TARGETS_LOCKED_AT = targets_locked_at(bindparam("task_id"))  # built once: every new date asks
 
 
-async def check_inspection_day(ctx: Ctx, task: JointTask, day: dt.date) -> None:
+async def check_inspection_day(ctx: Ctx, task: JointTask, case: Case, day: dt.date) -> None:
     """`check_day`, reading when the task's targets were locked."""
     locked_at = await ctx.session.scalar(_TARGETS_LOCKED_AT, {"task_id": task.id})
-    check_day(task, day, ctx.clock.today(), locked_at)
+    check_day(task, case, day, ctx.clock.today(), locked_at)
 
 
 def check_day(
-    task: JointTask, day: dt.date, today: dt.date, targets_locked_at: dt.datetime | None
+    task: JointTask,
+    case: Case,
+    day: dt.date,
+    today: dt.date,
+    targets_locked_at: dt.datetime | None,
 ) -> None:
-    """An inspection happens after the draw was locked (`targets_locked_at`), within the task
-    window (or the extension the lead recorded with a reason, 000 §五.3), and not in the
-    future."""
+    """An inspection of `case` happens after the draw was locked (`targets_locked_at`), within
+    the task window (or the extension the lead recorded with a reason, 000 §五.3), and not in
+    the future."""
     if day > today:
         raise ValidationFailed("检查日期不能晚于今天", field="inspected_on")
     if day < task.window_start:
+        # the next step too: the window, the visit recorded on its day, the lead who sets it
         raise ValidationFailed(
-            f"检查日期早于任务检查时间（{cn_date(task.window_start)} 起）", field="inspected_on"
+            f"检查日期早于任务检查时间（{cn_date(task.window_start)} 至"
+            f" {cn_date(task.window_last_day)}）。请在检查时间内实地检查，检查当天发送“检查"
+            f" {case.code} 检查日期”登记，检查后再录入结果；如确需提前检查，请联系牵头部门",
+            field="inspected_on",
         )
     if targets_locked_at is not None and day < china_date(targets_locked_at):
         raise ValidationFailed(
@@ -239,7 +247,7 @@ async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Dead
         raise InvalidTransition(f"{refusal}；{_DATE_LATER.get(case.state, _CORRECT_LATER)}")
     task = await get_task(ctx, case)
     await check_same_visit(ctx, case, day, actor.department_id)
-    await check_inspection_day(ctx, task, day)
+    await check_inspection_day(ctx, task, case, day)
     due = await set_inspected_on(ctx, case, day)
     CASE.move(case, to)
     members = await active_members(ctx, case)

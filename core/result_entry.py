@@ -221,9 +221,9 @@ async def new_version(
         raise referral
     if inspected_on is not None and inspected_on != case.inspected_on:
         if loaded is not None:
-            check_day(task, inspected_on, today, loaded.targets_locked_at)
+            check_day(task, case, inspected_on, today, loaded.targets_locked_at)
         else:
-            await check_inspection_day(ctx, task, inspected_on)
+            await check_inspection_day(ctx, task, case, inspected_on)
         await set_inspected_on(ctx, case, inspected_on)
     version, edition = (
         loaded.next_version() if loaded is not None else await _next_version(ctx.session, case)

@@ -387,7 +387,7 @@ async def test_result_inspection_date_must_lie_between_window_start_and_today(ct
     w = await build_world(session)  # window starts 2026-03-02
     at_day(ctx, D(2026, 3, 12))
     before = await snapshot(session)
-    with pytest.raises(ValidationFailed, match="检查日期早于任务检查时间（2026年3月2日 起）"):
+    with pytest.raises(ValidationFailed, match="早于任务检查时间（2026年3月2日 至 2026年3月31日）"):
         await submit_result(
             acting(ctx, w.a1), w.case.code, **NO_PROBLEM, inspected_on=D(2026, 2, 27)
         )

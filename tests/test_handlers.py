@@ -578,7 +578,7 @@ async def test_my_cases_quick_result_and_recusal(sessionmaker, clock, drawn) -> 
     early = bodies(
         await send(sessionmaker, d, text_event(officer.code, f"提交 {case.code} 未发现问题 3月2日"))
     )
-    assert "检查日期早于任务检查时间（2026年3月16日 起）" in early
+    assert "检查日期早于任务检查时间（2026年3月16日 至" in early
     clock.set(china_noon(dt.date(2026, 3, 17)))
     await _others_entered(sessionmaker, clock, case, officer)
     ok = bodies(

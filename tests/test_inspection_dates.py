@@ -174,7 +174,7 @@ async def test_a_refused_date_without_its_year_says_the_year_it_was_read_in(
     d = make_dispatcher(sessionmaker, clock)
     for typed in (f"检查 {w.case.code} 12月20日", f"提交 {w.case.code} 未发现问题 12月20日"):
         text = bodies(await send(sessionmaker, d, text_event(w.a1.code, typed)))
-        assert text.startswith("检查日期早于任务检查时间（2026年12月1日 起）"), text
+        assert text.startswith("检查日期早于任务检查时间（2026年12月1日 至 2026年12月31日）"), text
         assert "（“12月20日”未写年份，按 2025年12月20日 理解；" in text
 
 
@@ -189,3 +189,21 @@ async def test_words_after_the_date_of_a_result_are_named_not_the_date(sessionma
     text = bodies(await send(sessionmaker, d, text_event(w.a1.code, typed)))
     assert text.startswith("检查日期“2026-03-04”须写在最后，其后的“多余”无法识别"), text
     assert f"例如：提交 {w.case.code} 未发现问题 2026-03-04" in text
+
+
+async def test_a_date_before_the_window_says_when_to_inspect_and_what_to_do_000_s5_3(
+    sessionmaker, clock
+) -> None:
+    """000 §五.3 (inspections within the window): `提交 … 今天` on 2 December, the window
+    starting the 15th, said only that the date was early. The refusal names the window and the
+    next step: inspect within it, record the visit with 检查 on the day, ask the lead to start
+    earlier."""
+    async with sessionmaker() as s:
+        w = await build_world(s, window_start=D(2026, 12, 15), window_end=D(2026, 12, 31))
+    clock.set(china_noon(D(2026, 12, 2)))
+    d = make_dispatcher(sessionmaker, clock)
+    typed = f"提交 {w.case.code} 未发现问题 今天"
+    text = bodies(await send(sessionmaker, d, text_event(w.a1.code, typed)))
+    assert "检查日期早于任务检查时间（2026年12月15日 至 2026年12月31日）" in text, text
+    assert f"检查当天发送“检查 {w.case.code} 检查日期”登记" in text, text
+    assert "请联系牵头部门" in text, text

@@ -405,7 +405,8 @@ async def test_a_date_before_the_task_window_is_said_with_the_other_rules_000_s5
     )
     html = await resp.text()
     assert resp.status == 422 and "有 2 处需要修改" in visible_text(html)
-    assert field_before(html, "检查日期早于任务检查时间（2026年3月2日 起）") == "inspected_on"
+    early = "检查日期早于任务检查时间（2026年3月2日 至 2026年3月31日）"
+    assert field_before(html, early) == "inspected_on"
     assert field_before(html, "请选择后续处置") == "followups"
 
 
