@@ -12,7 +12,7 @@ from core import documents, jointtask
 from core.changes import Ctx
 from core.errors import NotFound, PermissionDenied
 from core.links import MISMATCH, page_ref
-from core.models import Case
+from core.models import Case, JointTask
 from core.render import render
 from core.states import CASE
 from handlers.base import Args, HandlerCtx, UsageError
@@ -45,7 +45,9 @@ async def documents_page(page: PageCtx, req: DocumentRequest) -> documents.Rende
     ctx = page.core
     cases = await _cases(ctx, req.obj)
     if not req.doc:
-        html = render("web/documents.html", cases=cases, token=page.token, states=CASE)
+        # each case's task, for its window as extended (000 §五.3)
+        tasks = {c.task_id: await ctx.session.get(JointTask, c.task_id) for c in cases}
+        html = render("web/documents.html", cases=cases, tasks=tasks, token=page.token, states=CASE)
         return documents.Rendered("", html.encode("utf-8"), "text/html; charset=utf-8")
     case = next((c for c in cases if c.code == req.case), None)
     kind = next((k for k in documents.DOC_KINDS if k == req.doc), None)

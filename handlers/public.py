@@ -6,19 +6,22 @@ core.public and renders a template; bot.public_pages only speaks HTTP.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import partial
 
 from core import public
 from core.changes import Ctx
 from core.draws.algorithm import rule_lines
 from core.messages import encodable_text
-from core.models import Draw
+from core.models import Draw, JointTask
 from core.plan import plan_entries
 from core.render import render
-from core.states import TASK
+from core.states import TASK, TaskState
 
 _YEAR = re.compile(r"[0-9]{4}")
+BAD_YEAR = "年份应为四位数字（如 2026），"
 _PAGE = re.compile(r"[0-9]{1,4}")
 
 
@@ -36,7 +39,7 @@ def parse_results_query(raw: RawQuery) -> tuple[public.ResultQuery, str]:
     year_text, note = raw.year.strip(), ""
     year = int(year_text) if _YEAR.fullmatch(year_text) else None
     if year_text and year is None:
-        note = "年份应为四位数字（如 2026），已按全部年份查询。"
+        note = f"{BAD_YEAR}已按全部年份查询。"
     page = int(raw.page) if _PAGE.fullmatch(raw.page.strip()) else 1
     text = encodable_text(raw.q).strip()  # NUL and lone surrogates cannot be searched for
     if len(text) > public.MAX_QUERY_CHARS:
@@ -51,11 +54,27 @@ async def results_page(ctx: Ctx, raw: RawQuery) -> str:
 
 
 async def index_page(ctx: Ctx, raw_year: str) -> str:
-    year = int(raw_year) if _YEAR.fullmatch(raw_year.strip()) else ctx.clock.today().year
+    """The year's plan, tasks and items; a year that is no year says so and shows this one."""
+    today, year_text, note = ctx.clock.today(), raw_year.strip(), ""
+    year = int(year_text) if _YEAR.fullmatch(year_text) else today.year
+    if year_text and not _YEAR.fullmatch(year_text):
+        note = f"{BAD_YEAR}已显示 {year} 年。"
     index = await public.public_index(ctx, year)
     return render(
-        "web/public_index.html", index=index, states=TASK, plan=await plan_entries(ctx, year)
+        "web/public_index.html",
+        index=index,
+        task_state=partial(public_task_state, today=today),
+        plan=await plan_entries(ctx, year),
+        note=note,
     )
+
+
+def public_task_state(task: JointTask, today: dt.date) -> str:
+    """A task's state as the public reads it: drawn but before its window nobody inspects yet
+    (检查中 would say otherwise)."""
+    if task.state == TaskState.INSPECTING and today < task.window_start:
+        return "已抽取，待检查"
+    return TASK.label(task.state)
 
 
 def record_file(d: Draw) -> str:

@@ -25,12 +25,13 @@ from core import public
 from core.changes import Ctx
 from core.draws import targets
 from core.draws.verify import find_draw, verify_draw
-from core.models import Case, CaseResult, Draw, PlanEntry
+from core.models import Case, CaseResult, Draw, JointTask, PlanEntry
 from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
 from core.states import ResultState
+from core.workdays import cn_date
 from tests import factories as f
 from tests.case_factories import ResultFields, World, acting, at_day, build_world, enter_other_parts
 from tests.server_helpers import make_services
@@ -268,7 +269,43 @@ async def test_index_lists_the_years_tasks_items_and_draws(
     assert "2026年食品经营者联合抽查" in text and "已锁定" in text and code in text
     assert "县市场监督管理局" in text and "抽查事项" in text
     other_year = text_of(await (await client.get("/public/", params={"year": "2020"})).text())
-    assert "本年度尚无公布的联合抽查任务" in other_year
+    assert "2020 年尚无公布的联合抽查任务" in other_year and "本年度" not in other_year
+    # a year that is no year is said so, as /public/results does, with the year shown instead
+    at_day(ctx, D(2026, 3, 2))
+    bad = text_of(await (await client.get("/public/", params={"year": "abc"})).text())
+    assert "年份应为四位数字（如 2026），已显示 2026 年。" in bad
+
+
+async def test_the_draw_page_shows_the_window_as_extended_000_5_3(
+    client: TestClient, ctx: Ctx, session: AsyncSession
+) -> None:
+    """000 §五.3, 002 二(六): the draw's task information shows its window to the new last day,
+    saying it was extended, as the index does."""
+    code = await _locked_task(ctx, session)
+    task = await session.scalar(
+        select(JointTask).join(Draw, Draw.task_id == JointTask.id).where(Draw.code == code)
+    )
+    assert task is not None
+    task.window_extended_to = task.window_end + dt.timedelta(days=10)
+    await session.commit()
+    text = text_of(await (await client.get(f"/public/draws/{code}")).text())
+    assert f"{cn_date(task.window_start)} 至 {cn_date(task.window_extended_to)}（已延期）" in text
+
+
+async def test_a_task_drawn_before_its_window_is_not_yet_inspecting(
+    client: TestClient, ctx: Ctx, session: AsyncSession
+) -> None:
+    """The index said 检查中 on 2 Dec for a task whose window starts 15 Dec: by the service's
+    clock it is drawn and waiting until the window opens."""
+    await build_world(session, window_start=D(2026, 12, 15), window_end=D(2026, 12, 31))
+    await session.commit()
+    shown = {}
+    for day in (D(2026, 12, 2), D(2026, 12, 15)):
+        at_day(ctx, day)
+        html = await (await client.get("/public/", params={"year": "2026"})).text()
+        shown[day.day] = text_of(html)
+    assert "已抽取，待检查" in shown[2] and "检查中" not in shown[2]
+    assert "检查中" in shown[15] and "待检查" not in shown[15]
 
 
 async def test_draw_page_publishes_seed_beacon_pool_and_selection(
@@ -417,4 +454,4 @@ async def test_index_publishes_the_years_plan(client: TestClient, session: Async
     assert "JH-2026-01" in text and "县卫生健康委员会" in text and "5%" in text
     assert "明年的计划" not in text
     empty = text_of(await (await client.get("/public/", params={"year": "2020"})).text())
-    assert "本年度的抽查计划尚未公布" in empty
+    assert "2020 年的抽查计划尚未公布" in empty

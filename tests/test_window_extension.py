@@ -88,11 +88,16 @@ async def test_000_5_3_002_2_6_the_result_form_and_public_index_show_the_extende
     app = web.Application()
     app.add_routes(routes(services))
     client = await aiohttp_client(app)
-    link = page_link(services, w.a1.id, "result", f"case:{w.case.id}")
-    shown = {
-        "/h5/result": await (await client.get(link.replace("http://127.0.0.1:8080", ""))).text(),
-        "/public/": await (await client.get("/public/", params={"year": "2026"})).text(),
+    links = {
+        "/h5/result": page_link(services, w.a1.id, "result", f"case:{w.case.id}"),
+        "/h5/documents": page_link(services, w.a1.id, "documents", f"task:{w.task.code}"),
     }
+    shown = {
+        page: await (await client.get(link.replace("http://127.0.0.1:8080", ""))).text()
+        for page, link in links.items()
+    }
+    shown["/public/"] = await (await client.get("/public/", params={"year": "2026"})).text()
+
     for page, html in shown.items():
         text = unescape(re.sub(r"<[^>]+>", "", html))
         assert "2026年3月2日 至 2026年4月30日（已延期）" in text, page
