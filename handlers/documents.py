@@ -19,7 +19,7 @@ from handlers.base import Args, HandlerCtx, UsageError
 from handlers.pages import PageCtx
 
 # the printable documents' 打印 button (WeCom's and DingTalk's in-app browsers have no print menu)
-PRINT_SCRIPT_PATH = "/h5/static/print.js"
+PRINT_SCRIPT_PATH = "/public/static/print.js"  # a static asset, the same for everyone
 
 
 @dataclass(frozen=True)
