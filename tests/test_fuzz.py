@@ -37,6 +37,7 @@ from core.cards import InvitationAction
 from core.demo_clock import DemoClock
 from core.messages import Platform, encodable_text
 from handlers.commands import COMMANDS
+from handlers.documents import PRINT_SCRIPT_PATH
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.fakes.dingtalk import card_click, robot_message, robot_sign
 from tests.fakes.wecom import card_event_xml, message_xml, text_xml
@@ -708,6 +709,7 @@ async def test_pictures_scripts_and_verification_gets(rig: Rig, fuzzer: Fuzzer) 
                 "sim": "/sim",
                 "sim-script": "/sim/static/simulator.js",
                 "public-script": f"/public/static/{PUBLIC_SCRIPT}",
+                "print-script": PRINT_SCRIPT_PATH,
                 "dingtalk-verify": "/dingtalk/callback",
             }[route]
         query = [*params, *((_safe(k), _safe(v)) for k, v in extra)]
@@ -716,7 +718,7 @@ async def test_pictures_scripts_and_verification_gets(rig: Rig, fuzzer: Fuzzer) 
             await answered(rig, resp.status, await resp.read(), before)
 
     routes = ["image", "image", "sim-image", "aibot-verify", "aibot-verify"]
-    routes += ["sim", "sim-script", "public-script", "dingtalk-verify"]
+    routes += ["sim", "sim-script", "public-script", "print-script", "dingtalk-verify"]
     await fuzzer.run(
         st.tuples(
             st.sampled_from(routes),
@@ -802,6 +804,7 @@ FUZZED_ROUTES = {
     "GET /": test_public_pages,
     "GET /{tail}": test_public_pages,
     f"GET /public/static/{PUBLIC_SCRIPT}": test_pictures_scripts_and_verification_gets,
+    f"GET {PRINT_SCRIPT_PATH}": test_pictures_scripts_and_verification_gets,
     "GET /public/draws/{code}": test_public_pages,
     "GET /public/draws/{code}.json": test_public_pages,
     "GET /public/draws/{code}/pool.csv": test_public_pages,
