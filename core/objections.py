@@ -8,6 +8,7 @@ receipt; correct within 5 and reply within 15 working days of the re-check resul
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -24,7 +25,7 @@ from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.messages import Destination
 from core.models import Case, JointTask, Objection
 from core.states import CASE, OBJECTION, CaseState, ObjectionState, ResultState
-from core.workdays import cn_date
+from core.workdays import Deadline, cn_date
 
 
 def _notice_lead(task: JointTask, template: str, title: str, **context: object) -> Notice:
@@ -124,7 +125,17 @@ async def _restore_case(ctx: Ctx, case: Case) -> None:
     )
 
 
-async def record_recheck(ctx: Ctx, objection_id: int, finding: str, error_found: bool) -> Objection:
+@dataclass(frozen=True)
+class Rechecked:
+    """A recorded re-check and the deadlines it set, as computed: a deadline in a year
+    without holiday data says it is provisional wherever it is shown."""
+
+    objection: Objection
+    reply_due: Deadline
+    correction_due: Deadline | None
+
+
+async def record_recheck(ctx: Ctx, objection_id: int, finding: str, error_found: bool) -> Rechecked:
     objection, case, task = await _load(ctx, objection_id, "objection.recheck")
     if objection.state != ObjectionState.RECEIVED:
         raise InvalidTransition("该异议已复查")
@@ -168,7 +179,7 @@ async def record_recheck(ctx: Ctx, objection_id: int, finding: str, error_found:
         },
         [notice],
     )
-    return objection
+    return Rechecked(objection, reply_due, correction_due if error_found else None)
 
 
 async def reply_objection(ctx: Ctx, objection_id: int, note: str = "") -> Objection:

@@ -69,8 +69,8 @@ async def recheck(ctx: HandlerCtx, args: Args) -> None:
     if code is None or verdict not in (*_UPHELD, *_ERROR) or not finding:
         raise UsageError("复查须写明案件号、结论（维持 或 有误）和复查情况。")
     objection = await objections.open_objection(ctx.core, code)
-    objection = await objections.record_recheck(ctx.core, objection.id, finding, verdict in _ERROR)
-    await ctx.say("cmd_objection_rechecked.md.j2", code=code, objection=objection)
+    done = await objections.record_recheck(ctx.core, objection.id, finding, verdict in _ERROR)
+    await ctx.say("cmd_objection_rechecked.md.j2", code=code, rechecked=done)
 
 
 async def correct(ctx: HandlerCtx, args: Args) -> None:

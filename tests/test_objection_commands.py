@@ -35,13 +35,13 @@ async def say(sm, clock, officer, text: str) -> str:
     return bodies(await send(sm, make_dispatcher(sm, clock), text_event(officer.code, text)))
 
 
-async def publish(sm, clock, w: World, result: str = "未发现问题") -> None:
-    """提交 `result` → 通过 by lead and participant, all in chat; the closing approval
-    publishes (rules.auto_publish, 004 第十九条; published 2026-03-05)."""
+async def publish(sm, clock, w: World, result: str = "未发现问题", day: str = "3月4日") -> None:
+    """提交 `result` (inspected `day`) → 通过 by lead and participant, all in chat; the closing
+    approval publishes (rules.auto_publish, 004 第十九条; by default published 2026-03-05)."""
     async with sm() as s:  # 卫健委's part is in (000 §九–十): A1's 提交 completes the case
         await enter_other_parts(s, CASE, w.a1, clock.now())
         await s.commit()
-    await say(sm, clock, w.a1, f"提交 {CASE} {result} 3月4日")
+    await say(sm, clock, w.a1, f"提交 {CASE} {result} {day}")
     await say(sm, clock, w.lead_liaison, f"通过 {CASE}")
     assert "审核通过并已公示" in await say(sm, clock, w.other_liaison, f"通过 {CASE}")
 
@@ -245,3 +245,24 @@ async def test_case_view_names_a_departments_own_category(sessionmaker, clock, w
         await s.commit()
     text = await say(sessionmaker, clock, w.lead_liaison, f"案件 {CASE}")
     assert "发现问题待后续处理；违反县卫生健康委员会相关规定" in text and "5:WJ" not in text
+
+
+async def test_a_recheck_says_when_its_deadlines_are_provisional_004_art20(
+    sessionmaker, clock
+) -> None:
+    """A re-check whose reply (15 working days) and correction (5) deadlines fall in a year
+    without holiday data says so, as every other deadline does: the confirmation read the
+    bare dates while the lead's notice said 暂按工作日…"""
+    sm = sessionmaker
+    async with sm() as s:  # 2035: no holiday data in the database or the package
+        w = await build_world(
+            s, window_start=dt.date(2035, 12, 3), window_end=dt.date(2035, 12, 28)
+        )
+    clock.set(china_noon(dt.date(2035, 12, 11)))
+    await publish(sm, clock, w, day="12月10日")
+    clock.set(china_noon(dt.date(2035, 12, 20)))
+    await say(sm, clock, w.lead_liaison, f"异议 {CASE} 企业称检查前已整改 12月19日")
+    text = await say(sm, clock, w.lead_liaison, f"复查 {CASE} 有误 原记录漏填整改情况")
+    confirmation = text[text.index("已登记复查结论") :]
+    # the correction's deadline and the reply's, in the confirmation as in the lead's notice
+    assert confirmation.count("暂按工作日周一至周五计算") == 2, text
