@@ -67,7 +67,7 @@ class Dispatcher:
             left = await officers.holder(lookup, event.platform, event.user_id)
             if left is None:
                 await self._refuse_unknown(session, event)
-            elif _is_text(event):
+            else:  # a card click too: every refusal is audited and answered
                 await self._tell_left(self._handler_ctx(session, event, left))
             return
         ctx = self._handler_ctx(session, event, officer)

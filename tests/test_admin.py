@@ -121,12 +121,13 @@ async def test_admin_marks_an_officer_as_left_in_chat(sessionmaker, clock) -> No
     assert len(await audit_rows(sessionmaker, "officer.deactivated")) == 1
 
 
-@pytest.mark.parametrize("typed", ["我的检查", "帮助"])
+@pytest.mark.parametrize("typed", ["我的检查", "帮助", "card"])
 async def test_an_officer_marked_as_left_is_told_so_and_whom_to_ask(
     sessionmaker, clock, typed: str
 ) -> None:
     """001 第十条(二): an officer who left no longer acts, but is not met with silence: the reply
-    says they are registered as left and names their department's liaison."""
+    says they are registered as left and names their department's liaison; a card button
+    clicked after leaving is refused and audited alike (it was dropped in silence)."""
     async with sessionmaker() as s:
         dep = await f.department(s)
         admin = await f.officer(s, dep, "admin")
@@ -135,7 +136,10 @@ async def test_an_officer_marked_as_left_is_told_so_and_whom_to_ask(
         await s.commit()
     d = make_dispatcher(sessionmaker, clock)
     await send(sessionmaker, d, text_event(admin.code, f"离岗 {inspector.code} 调离"))
-    text = bodies(await send(sessionmaker, d, text_event(inspector.code, typed)))
+    event = text_event(inspector.code, typed)
+    if typed == "card":
+        event = event.model_copy(update={"kind": "card_action", "text": "", "action_key": "x"})
+    text = bodies(await send(sessionmaker, d, event))
     assert f"（{inspector.name}，{inspector.code}）已登记为调离" in text
     assert f"本单位联络员 赵联络（{liaison.code}） 或联席会议办公室管理员" in text
     assert len(await audit_rows(sessionmaker, "auth.officer_left")) == 1
