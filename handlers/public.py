@@ -34,12 +34,17 @@ class RawQuery:
     page: str = ""
 
 
+def _year(text: str) -> tuple[int | None, bool]:
+    """(the year typed, or None; whether something that is no year was typed)."""
+    text = text.strip()
+    year = int(text) if _YEAR.fullmatch(text) else None
+    return year, bool(text) and year is None
+
+
 def parse_results_query(raw: RawQuery) -> tuple[public.ResultQuery, str]:
     """The query and a Chinese note on what was ignored ("" when everything was understood)."""
-    year_text, note = raw.year.strip(), ""
-    year = int(year_text) if _YEAR.fullmatch(year_text) else None
-    if year_text and year is None:
-        note = f"{BAD_YEAR}已按全部年份查询。"
+    year, bad = _year(raw.year)
+    note = f"{BAD_YEAR}已按全部年份查询。" if bad else ""
     page = int(raw.page) if _PAGE.fullmatch(raw.page.strip()) else 1
     text = encodable_text(raw.q).strip()  # NUL and lone surrogates cannot be searched for
     if len(text) > public.MAX_QUERY_CHARS:
@@ -55,10 +60,10 @@ async def results_page(ctx: Ctx, raw: RawQuery) -> str:
 
 async def index_page(ctx: Ctx, raw_year: str) -> str:
     """The year's plan, tasks and items; a year that is no year says so and shows this one."""
-    today, year_text, note = ctx.clock.today(), raw_year.strip(), ""
-    year = int(year_text) if _YEAR.fullmatch(year_text) else today.year
-    if year_text and not _YEAR.fullmatch(year_text):
-        note = f"{BAD_YEAR}已显示 {year} 年。"
+    today = ctx.clock.today()
+    typed, bad = _year(raw_year)
+    year = typed if typed is not None else today.year
+    note = f"{BAD_YEAR}已显示 {year} 年。" if bad else ""
     index = await public.public_index(ctx, year)
     return render(
         "web/public_index.html",
