@@ -188,7 +188,7 @@ async def _case_counts(
             row.cases += 1
             if pending and today > due:
                 row.missing += 1
-            elif entered is None:
+            elif pending or entered is None:  # a returned part counts by its re-entry, not yet in
                 row.not_due += 1
             elif china_date(entered) <= due:
                 row.on_time += 1

@@ -66,8 +66,9 @@ async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path
     lead, other, jt = rows["SJ"], rows["WJ"], rows["JT"]
     assert lead.led == ["LJ-2026-001"] and other.joined == ["LJ-2026-001"]
     assert jt.declined == [("LJ-2026-001", "本季度执法力量已全部投入专项整治")]
-    assert (lead.cases, lead.on_time, lead.late, lead.missing, lead.returns) == (1, 1, 0, 0, 1)
-    assert (other.cases, other.on_time) == (1, 1)
+    # the whole result went back: each part 未到期 until its re-entry is due
+    assert (lead.cases, lead.on_time, lead.late, lead.not_due, lead.returns) == (1, 0, 0, 1, 1)
+    assert (other.cases, other.on_time, other.not_due) == (1, 0, 1)
     assert [d.code for d in report.absent] == ["JT", absent.code]  # by code
 
     path = write_report(report, tmp_path / "考核.xlsx")
@@ -101,7 +102,8 @@ async def test_year_report_adds_up_counts_returns_per_part_and_agrees_with_the_s
     ctx: Ctx,
 ) -> None:
     """000 §十三, 004 第二十四条: a department's cases add up to on time + late + 逾期未录入 +
-    未到期; a return naming 卫健委's part counts for 卫健委 alone; once its re-entry is overdue
+    未到期; a return naming 卫健委's part counts for 卫健委 alone, its part 未到期 until its
+    re-entry is due (not on time by the entry returned); once the re-entry is overdue
     the year report counts it as 逾期未录入, as the daily summary does per department."""
     world = await build_world(
         ctx.session, window_start=dt.date(2026, 3, 2), window_end=dt.date(2026, 3, 6)
@@ -110,6 +112,8 @@ async def test_year_report_adds_up_counts_returns_per_part_and_agrees_with_the_s
     rows = {d.code: d for d in (await year_report(ctx, 2026)).departments}
     assert (rows["SJ"].cases, rows["SJ"].not_due, rows["SJ"].missing) == (1, 1, 0)
     await _entered_and_returned(ctx, world, "WJ")
+    rows = {d.code: d for d in (await year_report(ctx, 2026)).departments}
+    assert (rows["WJ"].on_time, rows["WJ"].not_due) == (0, 1)  # returned, not re-entered yet
 
     ctx.clock = FixedClock(china_noon(dt.date(2026, 5, 6)))  # past the re-entry's deadline
     rows = {d.code: d for d in (await year_report(ctx, 2026)).departments}
