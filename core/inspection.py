@@ -13,6 +13,7 @@ from sqlalchemy import ColumnExpressionArgument, Select, bindparam, func, select
 from core import jointtask
 from core.access import lead_only
 from core.cases import (
+    OPEN_FOR_ENTRY,
     active_members,
     china_date,
     get_case,
@@ -212,11 +213,17 @@ async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> J
 
 async def _move_undated_deadlines(ctx: Ctx, task: JointTask) -> Deadline:
     """The stored result deadline of each case not yet inspected counts from the window's last
-    day: moved with it, in the extension's transaction, so no one is told of a false overdue."""
+    day: moved with it, in the extension's transaction, so no one is told of a false overdue.
+    A case whose result is in without a visit (注销, 无法联系…) keeps the deadline it was
+    entered against: an extension granted after a late entry does not make it on time."""
     due = window_deadline(await ctx.work_calendar(), ctx.rules, task.window_last_day)
     await ctx.session.execute(
         update(Case)
-        .where(Case.task_id == task.id, Case.inspected_on.is_(None))
+        .where(
+            Case.task_id == task.id,
+            Case.inspected_on.is_(None),
+            Case.state.in_(OPEN_FOR_ENTRY),
+        )
         .values(result_due_on=due.day, result_due_provisional=due.provisional)
     )
     return due

@@ -19,9 +19,12 @@ from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.models import AuditEvent, Case
 from core.obligations.due import due_items
+from core.result_entry import submit_result
+from core.review import review_result
 from core.rules import Rules
+from core.states import CaseState
 from core.summary import daily_summary
-from tests.case_factories import World, build_world
+from tests.case_factories import World, acting, build_world, enter_other_parts
 from tests.dispatch_support import chat
 from tests.server_helpers import make_services
 
@@ -71,6 +74,34 @@ async def test_000_5_3_an_extension_moves_the_window_shown_and_undated_result_de
         assert (entry.due, entry.overdue) == (EXTENDED_DUE, False)
         [task] = (await daily_summary(ctx, after_old_due)).tasks
         assert task.overdue == 0
+
+
+async def test_000_10_004_18_an_extension_leaves_the_deadline_of_a_result_already_in(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    """000 §十: only a case still open for entry is due from the window's end. One whose result
+    went in without a visit (注销, 004 第十八条: no inspection date) and was published keeps
+    the deadline it was entered against: 延期 neither rewrites it nor makes a late entry on
+    time."""
+    w = await _locked_world(sessionmaker)
+    clock.set(china_noon(D(2026, 3, 30)))
+    async with sessionmaker() as s:
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        await enter_other_parts(s, w.case.code, w.a1, clock.now())
+        await submit_result(
+            acting(ctx, w.a1), w.case.code, codes=["9"], methods=[], followups=["无需后续处置"]
+        )
+        for reviewer in (w.other_liaison, w.lead_liaison):
+            await review_result(acting(ctx, reviewer), w.case.code, True)
+        await s.commit()
+    await chat(
+        sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
+    )
+    async with sessionmaker() as s:
+        case = await s.get(Case, w.case.id)
+        assert case is not None
+        assert (case.state, case.inspected_on) == (CaseState.PUBLISHED, None)
+        assert case.result_due_on == WINDOW_DUE
 
 
 async def test_000_5_3_002_2_6_the_result_form_and_public_index_show_the_extended_window(
