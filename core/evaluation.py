@@ -42,6 +42,7 @@ from core.models import (
     Objection,
     Officer,
 )
+from core.review import reopened_codes
 from core.states import InvitationState, PartState, ResultState, TaskState
 from core.workdays import cn_date
 
@@ -215,9 +216,8 @@ async def _part_returns(ctx: Ctx, cases: list[Case]) -> Counter[tuple[int, int]]
             AuditEvent.action == "case.result.reviewed", AuditEvent.subject.in_(list(by_subject))
         )
     ):
-        if data.get("decision") == "return":
-            for code in data.get("reopened", []):
-                found[by_subject[subject], dept_ids[code]] += 1
+        for code in reopened_codes(data):
+            found[by_subject[subject], dept_ids[code]] += 1
     return found
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import CHINA_TZ
 from core.models import AuditEvent, Department, Officer
 from core.results import situation_named
+from core.review import reopened_codes
 from core.workdays import cn_datetime
 
 EVENT_LABELS = {
@@ -162,7 +163,7 @@ def _what(e: AuditEvent, names: Mapping[str, str], departments: Mapping[str, str
     if e.action == "case.result.reviewed" and "decision" in data:
         if data["decision"] == "approve":
             return "审核通过"
-        parts = "、".join(departments.get(c, c) for c in data.get("reopened", []))
+        parts = "、".join(departments.get(c, c) for c in reopened_codes(data))
         return "审核退回" + (f"：退回{parts}录入的部分" if parts else "")
     if e.action == "case.referral" and data.get("to"):
         return f"{label}：{data.get('kind', '')}，接收单位 {data['to']}"

@@ -12,6 +12,8 @@ member is told).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from core import department_names
@@ -148,6 +150,12 @@ async def _part_of(ctx: Ctx, task: JointTask, word: str) -> Department:
     raise ValidationFailed(
         f"{said}；可退回给：{_names(parts)}，不写部门则退回全部部门录入的部分", field="department"
     )
+
+
+def reopened_codes(data: dict[str, Any] | None) -> list[str]:
+    """The department codes a `case.result.reviewed` audit event names as reopened (a return's;
+    none for an approval, or an event without data)."""
+    return list((data or {}).get("reopened") or [])
 
 
 async def reopened_parts(ctx: Ctx, case: Case, task: JointTask) -> list[Department]:

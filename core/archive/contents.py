@@ -42,6 +42,7 @@ from core.models import (
     TaskItem,
 )
 from core.models.cases import CHANGE_LABELS
+from core.review import reopened_codes
 from core.states import INVITATION, OBJECTION, REPLACEMENT, RESULT
 from core.workdays import cn_date, cn_datetime
 
@@ -552,10 +553,10 @@ async def _reopened(
     names = dict((await session.execute(select(Department.code, Department.name))).all())
     return {
         (e.subject.removeprefix("case:"), e.data["version"], e.data["department_id"]): "、".join(
-            names.get(code, code) for code in e.data["reopened"]
+            names.get(code, code) for code in reopened_codes(e.data)
         )
         for e in events
-        if e.data and e.data.get("reopened")
+        if reopened_codes(e.data)
     }
 
 
