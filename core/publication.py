@@ -47,7 +47,7 @@ from core.result_parts import (
     set_own_fields,
     situation_for_all,
 )
-from core.results import case_codes, quick_methods, situation_named, situations
+from core.results import NO_FOLLOWUP, case_codes, quick_methods, situation_named, situations
 from core.states import (
     CASE,
     OBJECTION,
@@ -291,7 +291,7 @@ async def correct_result(
     reason: str,
     codes: Sequence[str],
     methods: Sequence[str] | None,
-    followups: Sequence[str],
+    followups: Sequence[str] | None,
     followup_done: bool = False,
     followup_done_on: dt.date | None = None,
     inspected_on: dt.date | None = None,
@@ -303,13 +303,13 @@ async def correct_result(
 
     谁检查、谁录入、谁负责 (004 第三条): the fields are the correcting department's own part —
     its items (`item_results`, or `codes` for each of them when none are named, as the chat's
-    更正 gives) and its methods, follow-ups and remarks (None: as published — a chat 更正 names
-    no method, and a new conclusion does not undo the inspection; a part that named none takes
-    what the codes take, `quick_methods`); every other department's items and own fields stay
-    as published, merged into the version as an entry merges them — except the lead's
-    correction to a situation of the target the published result did not name, which makes
-    it every department's items' (`_for_whole_case`, `situation_for_all`). A correction that
-    changes nothing is refused."""
+    更正 gives) and its methods, follow-ups (with whether done) and remarks (None: as published
+    — a chat 更正 names no method, and a new conclusion does not undo the inspection; a part
+    that named none takes what the codes take, `quick_methods`); every other department's
+    items and own fields stay as published, merged into the version as an entry merges them —
+    except the lead's correction to a situation of the target the published result did not
+    name, which makes it every department's items' (`_for_whole_case`, `situation_for_all`).
+    A correction that changes nothing is refused."""
     case, task, objection = await correctable(ctx, case_code)
     actor = ctx.actor
     assert actor is not None  # staff checked above
@@ -353,6 +353,10 @@ async def correct_result(
     check_agreement(actor.department_id, part_codes, rows, items, parts, departments)
     if methods is None:
         methods = part.methods if part is not None and part.methods else quick_methods(codes)
+    if followups is None:  # a chat 更正 typing none: the part's published follow-ups stand
+        followups = part.followups if part is not None and part.followups else [NO_FOLLOWUP]
+        if part is not None:
+            followup_done, followup_done_on = part.followup_done, part.followup_done_on
     fields = result_fields(
         case_codes(i["codes"] for i in items),
         methods,

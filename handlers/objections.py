@@ -96,7 +96,7 @@ async def correct(ctx: HandlerCtx, args: Args) -> None:
         reason=" ".join(words[said:]),
         codes=quick.codes,
         methods=None,  # the department's own as published: 更正 corrects the conclusion
-        followups=quick.followups,
+        followups=quick.followups if said > 1 else None,  # none typed: as published
     )
     await ctx.say(
         "cmd_corrected.md.j2",

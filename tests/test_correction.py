@@ -179,6 +179,22 @@ async def test_a_department_corrects_only_its_own_items_004_art3(sessionmaker, c
     assert await objection_state(sessionmaker) == "corrected"
 
 
+async def test_a_chat_correction_typing_no_follow_up_keeps_the_published_ones_004_art3_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条, 第三条: the lead's 更正 to 未发现问题 typing no follow-up corrects its
+    conclusion, not what it ordered: its part's published 责令改正并跟踪 stands (as its
+    methods do), not silently replaced by 无需后续处置."""
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 经复查已补报")
+    assert "已更正公示结果" in reply, reply
+    *_, after = await versions(sessionmaker)
+    assert after.codes == ["1"] and "责令改正并跟踪" in after.followups
+    async with sessionmaker() as s:
+        parts = {p.department_id: p for p in await s.scalars(select(CasePart))}
+    assert parts[w.lead.id].followups == ["责令改正并跟踪"]
+    assert parts[w.other.id].followups == ["无需后续处置"]
+
+
 async def test_a_status_correction_keeps_how_the_target_was_checked_004_art18_art20(
     sessionmaker, clock
 ) -> None:

@@ -111,7 +111,8 @@ async def test_a_correction_keeps_the_follow_up_of_the_cases_referral_001_art17(
     sm = sessionmaker
     await say(sm, clock, w.a1, f"移送 {CASE} 卫健委 未取得卫生许可")
     await publish(sm, clock, w, "未发现问题 移送办案机构")
-    text = await say(sm, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 复查发现原记录有误")
+    correction = f"更正 {CASE} 未发现问题 无需后续处置 复查发现原记录有误"
+    text = await say(sm, clock, w.lead_liaison, correction)
     assert "本部门已就本案登记移送（移送办案机构：县卫生健康委员会），后续处置不能选择" in text
     assert await case_state(sm) == "published"
 
