@@ -56,6 +56,7 @@ from core.states import (
     ObjectionState,
     ResultState,
 )
+from core.workdays import cn_date
 
 
 async def publish_approved(ctx: Ctx, case: Case) -> CaseResult:
@@ -284,6 +285,21 @@ async def _before_situation(
     return restored
 
 
+def _check_same_date(case: Case, day: dt.date | None) -> None:
+    """A correction puts the result right, not the visit: every part stands on the case's
+    inspection date (004 第十四条), and moving it would move the deadline counted from it (004
+    第十九条), making a late entry on time in the evaluation (core.inspection.check_same_visit)."""
+    if day is None or case.inspected_on is None or day == case.inspected_on:
+        return
+    first = cn_date(case.inspected_on)
+    raise ValidationFailed(
+        f"本案检查日期为 {first}，公示结果按此日期作出，更正不改变检查日期（004 第十四条），"
+        f"不能改为 {cn_date(day)}；结果录入期限自 {first} 起算（004 第十九条）。请按 {first} 更正，"
+        "或不写检查日期",
+        field="inspected_on",
+    )
+
+
 async def correct_result(
     ctx: Ctx,
     case_code: str,
@@ -309,7 +325,8 @@ async def correct_result(
     items and own fields stay as published, merged into the version as an entry merges them —
     except the lead's correction to a situation of the target the published result did not
     name, which makes it every department's items' (`_for_whole_case`, `situation_for_all`).
-    A correction that changes nothing is refused."""
+    A correction that changes nothing is refused, and so is one giving another inspection date
+    (`_check_same_date`)."""
     case, task, objection = await correctable(ctx, case_code)
     actor = ctx.actor
     assert actor is not None  # staff checked above
@@ -318,6 +335,7 @@ async def correct_result(
         raise CASE.refusal(case.state, "更正（只有已公示的结果可以更正）", case.code)
     if not reason.strip():
         raise ValidationFailed("更正结果时必须写明更正理由")
+    _check_same_date(case, inspected_on)
     departments, rows = await departments_and_items(ctx, task)
     own = [item.id for item, d in rows if d.id == actor.department_id]
     if not own:

@@ -345,6 +345,28 @@ async def test_the_form_refuses_an_unchanged_correction_and_a_missing_reason_004
     assert await objection_state(sessionmaker) == "error_found"
 
 
+async def test_the_form_refuses_to_move_the_inspection_date_004_art14_art19(
+    client: TestClient, services: Services, w: World, sessionmaker
+) -> None:
+    """004 第十四条 (one visit), 第十九条 (20 working days from it): a correction giving another
+    inspection date is refused naming the case's date, as entry refuses it; the case's date
+    and result deadline stay, so a late entry stays late in the evaluation."""
+    lead_item, _ = w.items
+    async with sessionmaker() as s:
+        before = await s.scalar(select(Case.result_due_on))
+    tok = token(services, w.lead_liaison, w.case)
+    resp = await client.post(
+        CORRECTION_PATH, data=form(tok, lead_item.id, inspected_on="2026-03-05")
+    )
+    assert resp.status == 422
+    assert "本案检查日期为 2026年3月4日" in visible(await resp.text())
+    async with sessionmaker() as s:
+        case = await s.scalar(select(Case))
+    assert case is not None
+    assert (case.inspected_on, case.result_due_on) == (D(2026, 3, 4), before)
+    assert len(await versions(sessionmaker)) == 2
+
+
 async def test_the_form_posts_only_the_own_departments_items_004_art3(
     client: TestClient, services: Services, w: World, sessionmaker
 ) -> None:
