@@ -27,7 +27,7 @@ from core.attachments import Upload
 from core.errors import DomainError, PermissionDenied
 from core.links import MISMATCH, LinkClaims, verify_link
 from core.messages import encodable_text
-from handlers.pages import Page, PageCtx, Typed, denied
+from handlers.pages import Page, PageCtx, Typed, denied, typed_text
 
 DB_ID = re.compile(r"[0-9]{1,9}")  # form and link ids: ASCII digits that fit the int column
 
@@ -159,6 +159,31 @@ async def read_fields(
     return fields, uploads
 
 
+STALE_FORM = "页面已失效，请从聊天中的链接重新打开后再提交。"
+
+
+@dataclass(frozen=True)
+class Posted:
+    raw: dict[str, list[str]]  # the text fields but the link token and the CSRF token
+    uploads: list[Upload]
+    token: str
+    refusal: PermissionDenied | None  # a stale form (its CSRF token is not its link's)
+
+
+async def read_post(
+    services: Services,
+    request: web.Request,
+    max_text_bytes: int,
+    files: FileLimits | None = None,
+) -> Posted:
+    """A form post of our own site (`read_fields`), its link token and CSRF check taken out
+    (DomainError: another site's, refused before its link is read)."""
+    raw, uploads = await read_fields(request, services.public_base_url, max_text_bytes, files)
+    token = (raw.pop("t", None) or [""])[0]
+    stale = not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0])
+    return Posted(raw, uploads, token, PermissionDenied(STALE_FORM) if stale else None)
+
+
 async def _read_part(part: BodyPartReader, limit: int) -> tuple[bytes, int]:
     """The part's bytes up to `limit` (b"" beyond it) and its real size."""
     data, size = bytearray(), 0
@@ -237,6 +262,21 @@ class SignedPages:
         gate = self.services.write_gate() if write or refusal else contextlib.nullcontext()
         with sqlite_async.inline():
             return await self._serve(gate, token, obj_kind, action, handler, refusal, write, typed)
+
+    async def serve_post(
+        self, post: Posted, obj_kind: str, action: str, handler: PageHandler
+    ) -> web.Response:
+        """`serve` for a form post read by `read_post`: a writing transaction, a stale form
+        refused, the typed text handed back if the link expired meanwhile."""
+        return await self.serve(
+            post.token,
+            obj_kind,
+            action,
+            handler,
+            write=True,
+            refusal=post.refusal,
+            typed=typed_text(post.raw),
+        )
 
     async def _serve(
         self,

@@ -7,13 +7,13 @@ from functools import partial
 
 from aiohttp import web
 
-from bot.pages.base import SignedPages, csrf_ok, read_fields, respond
+from bot.pages.base import SignedPages, read_post, respond
 from bot.pages.links import page_link
-from bot.pages.result import STALE_FORM, attachment_id, file_store
+from bot.pages.result import attachment_id, file_store
 from bot.services import Services
-from core.errors import DomainError, PermissionDenied
+from core.errors import DomainError
 from handlers import review_page
-from handlers.pages import denied, typed_text
+from handlers.pages import denied
 
 OBJECT = "case"
 REVIEW = "review"
@@ -42,20 +42,11 @@ def routes(services: Services) -> list[web.RouteDef]:
 
     async def submit(request: web.Request) -> web.Response:
         try:
-            raw, _ = await read_fields(request, services.public_base_url, MAX_FORM_BYTES)
-            token = (raw.pop("t", None) or [""])[0]
+            post = await read_post(services, request, MAX_FORM_BYTES)
         except DomainError as err:  # another site's post: refused before its link is read
             return respond(denied(err, REVIEW))
-        stale = not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0])
-        return await pages.serve(
-            token,
-            OBJECT,
-            REVIEW,
-            partial(review_page.submit_review, raw=raw),
-            write=True,
-            refusal=PermissionDenied(STALE_FORM) if stale else None,
-            typed=typed_text(raw),
-        )
+        handler = partial(review_page.submit_review, raw=post.raw)
+        return await pages.serve_post(post, OBJECT, REVIEW, handler)
 
     return [
         web.get(review_page.REVIEW_PATH, show),
