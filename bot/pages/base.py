@@ -27,6 +27,7 @@ from core.attachments import Upload
 from core.errors import DomainError, PermissionDenied
 from core.links import MISMATCH, LinkClaims, verify_link
 from core.messages import encodable_text
+from core.render import templates_dir
 from handlers.pages import Page, PageCtx, Typed, denied, typed_text
 
 DB_ID = re.compile(r"[0-9]{1,9}")  # form and link ids: ASCII digits that fit the int column
@@ -157,6 +158,19 @@ async def read_fields(
     for name, value in pairs:  # NUL and lone surrogates cannot be stored (PostgreSQL) or sent
         fields.setdefault(encodable_text(name), []).append(encodable_text(value))
     return fields, uploads
+
+
+def static_script(path: str, headers: dict[str, str]) -> web.RouteDef:
+    """Our own script in templates/web (no CDN), read once, served as is at `path` (named
+    after the file)."""
+    text = (templates_dir() / "web" / path.rsplit("/", 1)[1]).read_text(encoding="utf-8")
+
+    async def script(request: web.Request) -> web.Response:
+        return web.Response(
+            text=text, content_type="text/javascript", charset="utf-8", headers=headers
+        )
+
+    return web.get(path, script)
 
 
 STALE_FORM = "页面已失效，请从聊天中的链接重新打开后再提交。"

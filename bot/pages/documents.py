@@ -8,13 +8,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.pages.base import PAGE_HEADERS, respond
+from bot.pages.base import PAGE_HEADERS, respond, static_script
 from bot.pages.links import PAGES
 from bot.services import Services
 from core import access, officers
 from core.errors import DomainError
 from core.links import verify_link
-from core.render import templates_dir
 from handlers.documents import PRINT_SCRIPT_PATH, DocumentRequest, documents_page
 from handlers.pages import PageCtx, denied
 
@@ -70,11 +69,4 @@ class DocumentPages:
 
 
 def routes(services: Services) -> list[web.RouteDef]:
-    script = (templates_dir() / "web" / "print.js").read_text(encoding="utf-8")
-
-    async def print_script(request: web.Request) -> web.Response:
-        return web.Response(
-            text=script, content_type="text/javascript", charset="utf-8", headers=HEADERS
-        )
-
-    return [web.get(PATH, DocumentPages(services).show), web.get(PRINT_SCRIPT_PATH, print_script)]
+    return [web.get(PATH, DocumentPages(services).show), static_script(PRINT_SCRIPT_PATH, HEADERS)]

@@ -10,10 +10,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from bot.pages.base import static_script
 from bot.services import Services
 from core.changes import Ctx
 from core.errors import DomainError
-from core.render import render, templates_dir
+from core.render import render
 from handlers import public
 
 # Our own script only (no CDN); it fetches the draw's JSON and pool file from this site.
@@ -49,8 +50,6 @@ def not_found(message: str) -> web.Response:
 
 
 def routes(services: Services) -> list[web.RouteDef]:
-    script = (templates_dir() / "web" / SCRIPT).read_text(encoding="utf-8")
-
     async def index(request: web.Request) -> web.Response:
         async with services.sessionmaker() as session:
             return _html(
@@ -83,16 +82,11 @@ def routes(services: Services) -> list[web.RouteDef]:
             text=text, content_type="text/csv", charset="utf-8", headers=_download(name)
         )
 
-    async def script_file(request: web.Request) -> web.Response:
-        return web.Response(
-            text=script, content_type="text/javascript", charset="utf-8", headers=HEADERS
-        )
-
     return [
         web.get("/public/", index),
         web.get("/public", index),
         web.get("/public/results", results),
-        web.get(f"/public/static/{SCRIPT}", script_file),
+        static_script(f"/public/static/{SCRIPT}", HEADERS),
         *(
             web.get(f"/public/draws/{{code:{DRAW_CODE}}}{suffix}", partial(_draw, page=page))
             for suffix, page in (("", draw_html), (".json", draw_json), ("/pool.csv", draw_pool))
