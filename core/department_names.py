@@ -145,6 +145,11 @@ def named_by_unit(departments: Sequence[Department], text: str) -> list[Departme
     return []
 
 
+async def county_departments(session: AsyncSession) -> list[Department]:
+    """The county's departments, by code."""
+    return list(await session.scalars(select(Department).order_by(Department.code)))
+
+
 async def find(session: AsyncSession, word: str) -> Department:
     """The one department `word` names among the county's (code, full or short name, or an
     informal name fitting one alone); a clear refusal otherwise."""

@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 
 from core.cases import OPEN_FOR_ENTRY, china_date
 from core.changes import Ctx
+from core.department_names import county_departments
 from core.exports import yes_no
 from core.inspection import result_deadline
 from core.models import (
@@ -89,10 +90,7 @@ class YearReport:
 async def year_report(ctx: Ctx, year: int) -> YearReport:
     session = ctx.session
     today = ctx.clock.today()
-    rows = {
-        d.id: DepartmentYear(d.code, d.name)
-        for d in await session.scalars(select(Department).order_by(Department.code))
-    }
+    rows = {d.id: DepartmentYear(d.code, d.name) for d in await county_departments(session)}
     tasks = {
         t.id: t
         for t in await session.scalars(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import changes
 from core.access import may_act_for, require
 from core.consultation import creation, opening
+from core.department_names import county_departments
 from core.errors import NotFound, ValidationFailed
 from core.messages import Destination, OutMessage
 from core.models import Department, Item, JointTask, OutboxMessage, PlanEntry
@@ -175,7 +176,7 @@ async def plan_entries(
 async def current_item_list(ctx: changes.Ctx) -> list[tuple[Department, list[Item]]]:
     """The published item lists (001 第九条): every department's current items."""
     session = ctx.session
-    deps = list(await session.scalars(select(Department).order_by(Department.code)))
+    deps = await county_departments(session)
     items = await session.scalars(select(Item).where(Item.current.is_(True)).order_by(Item.code))
     by_dept: dict[int, list[Item]] = {}
     for item in items:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from core.changes import Ctx
+from core.department_names import county_departments
 from core.holidays import holiday_warning
 from core.models import DRAWABLE_STATUSES, ChatBinding, Department, Item, Officer, Target
 from core.officers import shared_certificates
@@ -70,7 +71,7 @@ def _department_problems(
 async def check_setup(ctx: Ctx) -> Readiness:
     session = ctx.session
     result = Readiness()
-    departments = list(await session.scalars(select(Department).order_by(Department.code)))
+    departments = await county_departments(session)
     result.departments = len(departments)
     if not departments:
         result.problems.append(

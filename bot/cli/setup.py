@@ -211,29 +211,21 @@ async def cmd_setup_check(args: argparse.Namespace) -> int:
 
 
 async def cmd_department_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from core.models import Department
+    from core.department_names import county_departments
 
     async with cli_ctx(args) as ctx:
-        departments = await ctx.session.scalars(select(Department).order_by(Department.code))
+        departments = await county_departments(ctx.session)
         lines = [f"{d.code}\t{d.name}\t{d.short_name}".rstrip() for d in departments]
     print("\n".join(lines) or "尚未导入部门：用 lianjian import departments 文件 导入")
     return 0
 
 
 async def cmd_item_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from core.models import Item
+    from core.consultation.answers import item_choices
 
     async with cli_ctx(args) as ctx:
         department = await department_named(ctx, args.department)
-        items = await ctx.session.scalars(
-            select(Item)
-            .where(Item.department_id == department.id, Item.current.is_(True))
-            .order_by(Item.code)
-        )
+        items = await item_choices(ctx, department.id)
         lines = [f"{i.code}\t{'重点' if i.category == 'key' else '一般'}\t{i.name}" for i in items]
         name = department.name
     print("\n".join(lines) or f"{name}尚无抽查事项：用 lianjian import items 文件 导入")
