@@ -263,12 +263,12 @@ SERVED_ACTIONS = ("case.notified", "case.notice_reissued")
 
 @dataclass(frozen=True)
 class ServedNotice:
-    """A notice as it was handed to the target (004 第十六条(二)): when, how, by whom (an officer
+    """A notice as it was handed to the target (004 第十六条(二)): when, by whom (an officer
     code), the group and the visit's date it named; `kept` is False for a notice served before
-    the group was stored with it, whose group is rebuilt from the group's changes."""
+    the group was stored with it, whose group is rebuilt from the group's changes (how it was
+    served stays in its audit event)."""
 
     at: dt.datetime
-    via: str
     actor: str
     inspectors: list[dict[str, Any]]
     planned_on: dt.date | None
@@ -304,7 +304,6 @@ async def served_notices(ctx: Ctx, case: Case) -> list[ServedNotice]:
         served.append(
             ServedNotice(
                 at=e.at,
-                via=data.get("via", ""),
                 actor=e.actor,
                 inspectors=data["inspectors"] if kept else await _group_at(ctx, case, e.at),
                 planned_on=dt.date.fromisoformat(planned) if planned else None,
