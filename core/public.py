@@ -34,7 +34,7 @@ from core.models import (
     TaskItem,
 )
 from core.results import Category, label
-from core.states import InvitationState, ResultState, TaskState
+from core.states import TASK, InvitationState, ResultState, TaskState
 from core.workdays import cn_date
 
 PER_PAGE = 20
@@ -332,6 +332,20 @@ class PublicDraw:
     withheld_until: dt.date | None
 
 
+def before_window(task: JointTask, today: dt.date) -> bool:
+    """Nobody inspects before the window opens, and who is drawn is not told before it
+    (004 第十六条(二))."""
+    return today < task.window_start
+
+
+def public_task_state(task: JointTask, today: dt.date) -> str:
+    """A task's state as the public reads it: drawn but before its window nobody inspects yet
+    (检查中 would say otherwise)."""
+    if task.state == TaskState.INSPECTING and before_window(task, today):
+        return "已抽取，待检查"
+    return TASK.label(task.state)
+
+
 async def public_draw(ctx: Ctx, code: str) -> PublicDraw:
     """A target draw by its code; inspector draws are not public."""
     d = await ctx.session.scalar(
@@ -340,7 +354,7 @@ async def public_draw(ctx: Ctx, code: str) -> PublicDraw:
     if d is None:
         raise NotFound(f"没有公开的抽取记录 {code}")
     task = await ctx.session.get(JointTask, d.task_id) if d.task_id is not None else None
-    ahead = task is not None and ctx.clock.today() < task.window_start
+    ahead = task is not None and before_window(task, ctx.clock.today())
     return PublicDraw(d, task, task.window_start if ahead and task is not None else None)
 
 

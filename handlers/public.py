@@ -6,7 +6,6 @@ core.public and renders a template; bot.public_pages only speaks HTTP.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import partial
@@ -15,10 +14,9 @@ from core import public
 from core.changes import Ctx
 from core.draws.algorithm import rule_lines
 from core.messages import encodable_text
-from core.models import Draw, JointTask
+from core.models import Draw
 from core.plan import plan_entries
 from core.render import render
-from core.states import TASK, TaskState
 
 _YEAR = re.compile(r"[0-9]{4}")
 BAD_YEAR = "年份应为四位数字（如 2026），"
@@ -68,18 +66,10 @@ async def index_page(ctx: Ctx, raw_year: str) -> str:
     return render(
         "web/public_index.html",
         index=index,
-        task_state=partial(public_task_state, today=today),
+        task_state=partial(public.public_task_state, today=today),
         plan=await plan_entries(ctx, year),
         note=note,
     )
-
-
-def public_task_state(task: JointTask, today: dt.date) -> str:
-    """A task's state as the public reads it: drawn but before its window nobody inspects yet
-    (检查中 would say otherwise)."""
-    if task.state == TaskState.INSPECTING and today < task.window_start:
-        return "已抽取，待检查"
-    return TASK.label(task.state)
 
 
 def record_file(d: Draw) -> str:
