@@ -44,6 +44,7 @@ from core.result_parts import (
     merged_fields,
     own_codes,
     own_parts,
+    quick_items,
     set_own_fields,
     situation_for_all,
 )
@@ -141,17 +142,7 @@ def _quick_items(
     """A correction that names no items (the chat's 更正: a quick result) is the result of each
     of the department's own items, as the chat's 提交 is. What each item's check covered (检查内容)
     stays as entered; the problems and their handling were the error corrected."""
-    content = {row.item_id: row.content for row in previous_items}
-    return [
-        {
-            "item_id": item_id,
-            "codes": list(codes),
-            "content": content.get(item_id, ""),
-            "problems": "",
-            "handling": "",
-        }
-        for item_id in own
-    ]
+    return quick_items(own, codes, {row.item_id: row.content for row in previous_items})
 
 
 _ITEM_FIELDS = ("codes", "content", "problems", "handling")

@@ -7,7 +7,7 @@ part recorded as entered. core.result_entry enters the version the parts make up
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -203,6 +203,24 @@ class QuickEntry:
     remarks: str
 
 
+def quick_items(
+    item_ids: Sequence[int], codes: Sequence[str], content: Mapping[int, str] | None = None
+) -> list[dict[str, Any]]:
+    """A quick result (the chat's 提交 or 更正, naming no items): `codes` for each item, no
+    problems or handling; `content`, what each item's check covered, where it was entered."""
+    content = content or {}
+    return [
+        {
+            "item_id": item_id,
+            "codes": list(codes),
+            "content": content.get(item_id, ""),
+            "problems": "",
+            "handling": "",
+        }
+        for item_id in item_ids
+    ]
+
+
 def quick_entry(
     loaded: EntryState,
     actor: Officer,
@@ -217,10 +235,7 @@ def quick_entry(
     (core merges them, `merged_fields`), and so do the department's own remarks, which the
     chat cannot say. From the case as `loaded` for the entry (no look-ups of its own)."""
     own = sorted(item.id for item, dept in loaded.task_items if dept.id == actor.department_id)
-    mine = [
-        {"item_id": item_id, "codes": list(codes), "content": "", "problems": "", "handling": ""}
-        for item_id in own
-    ]
+    mine = quick_items(own, codes)
     carried = [
         {"item_id": row.item_id, **{k: getattr(row, k) for k in _PART_FIELDS}}
         for row in sorted(loaded.latest_items, key=lambda row: row.item_id)
