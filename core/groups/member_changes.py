@@ -154,18 +154,19 @@ async def _choosable(ctx: Ctx, case: Case, members: Sequence[GroupMember], old: 
     """Who the leader may name instead (004 第十三条: 在具备执法资格的其他执法人员中选派):
     the department's serving inspectors outside the group and without a conflict."""
     in_group = {m.officer_id for m in members if m.active}
+    conflicted = select(OfficerConflict.officer_id).where(
+        OfficerConflict.target_id == case.target_id
+    )
     officers = await ctx.session.scalars(
         select(Officer)
-        .where(Officer.department_id == old.department_id, Officer.active.is_(True))
+        .where(
+            Officer.department_id == old.department_id,
+            Officer.active.is_(True),
+            Officer.id.not_in(conflicted),
+        )
         .order_by(Officer.code)
     )
-    named = [
-        o
-        for o in officers
-        if o.has_role("inspector")
-        and o.id not in in_group
-        and not await _is_conflicted(ctx.session, o.id, case.target_id)
-    ]
+    named = [o for o in officers if o.has_role("inspector") and o.id not in in_group]
     if not named:
         return (
             f"{old.officer.department.name}没有其他可指定的在岗执法检查人员，"
