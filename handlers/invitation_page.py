@@ -82,6 +82,7 @@ def _render(
         responder=view.responder,
         responded_on=responded_at.astimezone(CHINA_TZ).date() if responded_at else None,
         token=ctx.token,
+        csrf=ctx.csrf,
         officer_label=ctx.officer_label,
         min_reason=ctx.rules.decline_reason_min_chars,
         form_items=form.item_ids,

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.pages import missing_pages, routes
+from bot.pages.base import csrf_token
 from bot.pages.invitation import INVITATION_PATH, invitation_link
 from bot.services import SERVICES, Services
 from core.clock import FixedClock
@@ -122,6 +123,11 @@ def token_for(
     )
 
 
+def form(token: str, *pairs: tuple[str, str], **fields: str) -> list[tuple[str, str]]:
+    """The answer form as the page posts it: the link token, its CSRF token, the fields."""
+    return [("t", token), ("csrf", csrf_token(SECRET, token)), *pairs, *fields.items()]
+
+
 async def invitation_row(sessionmaker: async_sessionmaker[AsyncSession], inv_id: int) -> Invitation:
     async with sessionmaker() as session:
         row = await session.get(Invitation, inv_id)
@@ -198,11 +204,7 @@ async def test_bad_links_get_a_403_page(
     assert message in await resp.text()
     resp = await client.post(
         INVITATION_PATH,
-        data={
-            "t": token,
-            "action": "decline",
-            "reason": "本部门本月无执法力量可以派出，无法参加。",
-        },
+        data=form(token, action="decline", reason="本部门本月无执法力量可以派出，无法参加。"),
     )
     assert resp.status == 403
     # the reason typed is handed back to copy when only the time ran out, never for a bad link
@@ -220,7 +222,7 @@ async def test_accept_stores_the_chosen_items(
     token = token_for(world.liaison, world.invitation, clock)
     resp = await client.post(
         INVITATION_PATH,
-        data=[("t", token), ("action", "accept"), ("items", str(world.general_item.id))],
+        data=form(token, ("action", "accept"), ("items", str(world.general_item.id))),
     )
     assert resp.status == 200
     text = visible_text(await resp.text())
@@ -251,9 +253,7 @@ async def test_decline_without_reason_keeps_it_pending(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     token = token_for(world.liaison, world.invitation, clock)
-    resp = await client.post(
-        INVITATION_PATH, data={"t": token, "action": "decline", "reason": "  "}
-    )
+    resp = await client.post(INVITATION_PATH, data=form(token, action="decline", reason="  "))
     assert resp.status == 422
     assert "须书面说明理由" in visible_text(await resp.text())
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
@@ -267,7 +267,7 @@ async def test_short_reason_is_refused_and_the_input_kept_escaped(
 ) -> None:
     token = token_for(world.liaison, world.invitation, clock)
     resp = await client.post(
-        INVITATION_PATH, data={"t": token, "action": "decline", "reason": "<i>忙</i>"}
+        INVITATION_PATH, data=form(token, action="decline", reason="<i>忙</i>")
     )
     html = await resp.text()
     assert resp.status == 422
@@ -285,9 +285,7 @@ async def test_the_page_and_the_server_count_a_reason_alike_000_s7(
     shown = await client.get(INVITATION_PATH, params={"t": token})
     assert "minlength" not in await shown.text()
     reason = "人手不足，无法参加。！"  # 11 characters, 8 of them count
-    resp = await client.post(
-        INVITATION_PATH, data={"t": token, "action": "decline", "reason": reason}
-    )
+    resp = await client.post(INVITATION_PATH, data=form(token, action="decline", reason=reason))
     assert resp.status == 422
     assert "至少需要 10 个字（标点、空格不计），现有 8 个字" in visible_text(await resp.text())
 
@@ -300,9 +298,7 @@ async def test_decline_is_recorded_and_a_second_answer_refused(
 ) -> None:
     token = token_for(world.liaison, world.invitation, clock)
     reason = "本部门四月集中开展专项整治，执法人员全部抽调，无法参加。"
-    resp = await client.post(
-        INVITATION_PATH, data={"t": token, "action": "decline", "reason": reason}
-    )
+    resp = await client.post(INVITATION_PATH, data=form(token, action="decline", reason=reason))
     assert resp.status == 200
     text = visible_text(await resp.text())
     assert "已记录" in text and reason in text
@@ -311,7 +307,7 @@ async def test_decline_is_recorded_and_a_second_answer_refused(
 
     again = await client.post(
         INVITATION_PATH,
-        data=[("t", token), ("action", "accept"), ("items", str(world.key_item.id))],
+        data=form(token, ("action", "accept"), ("items", str(world.key_item.id))),
     )
     text = visible_text(await again.text())
     assert "已答复" in text and "不能重复答复" in text
@@ -330,7 +326,7 @@ async def test_officer_without_the_role_is_refused_and_audited(
     token = token_for(world.inspector, world.invitation, clock)
     resp = await client.post(
         INVITATION_PATH,
-        data=[("t", token), ("action", "accept"), ("items", str(world.key_item.id))],
+        data=form(token, ("action", "accept"), ("items", str(world.key_item.id))),
     )
     assert "联络员或分管领导" in visible_text(await resp.text())
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
@@ -348,7 +344,7 @@ async def test_accept_with_no_item_ticked_is_refused(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     token = token_for(world.liaison, world.invitation, clock)
-    resp = await client.post(INVITATION_PATH, data={"t": token, "action": "accept"})
+    resp = await client.post(INVITATION_PATH, data=form(token, action="accept"))
     assert resp.status == 422
     html = await resp.text()
     assert "请至少勾选一项" in visible_text(html)
@@ -363,7 +359,7 @@ async def test_cross_site_post_is_refused(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     token = token_for(world.liaison, world.invitation, clock)
-    data = {"t": token, "action": "decline", "reason": "本部门本月无执法力量可以派出，无法参加。"}
+    data = form(token, action="decline", reason="本部门本月无执法力量可以派出，无法参加。")
     resp = await client.post(INVITATION_PATH, data=data, headers={"Origin": "https://evil.example"})
     assert resp.status == 403
     resp = await client.post(
@@ -377,12 +373,74 @@ async def test_cross_site_post_is_refused(
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "declined"
 
 
+async def test_both_answer_forms_carry_the_links_csrf_token(
+    client: TestClient, world: World, clock: FixedClock
+) -> None:
+    token = token_for(world.liaison, world.invitation, clock)
+    html = await (await client.get(INVITATION_PATH, params={"t": token})).text()
+    assert html.count(f'name="csrf" value="{csrf_token(SECRET, token)}"') == 2
+
+
+@pytest.mark.parametrize("kind", ["missing", "wrong", "another_links"])
+async def test_a_post_without_its_csrf_token_stores_nothing(
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    kind: str,
+) -> None:
+    """The answer page relied on the Origin check only, which passes when a WebView sends no
+    Origin or Referer: a post must carry the CSRF token bound to its own link, as the result,
+    correction and review forms do. Refused with a page that says what to do; the refusal is
+    audited as a denial, never as an answer."""
+    token = token_for(world.liaison, world.invitation, clock)
+    other = token_for(world.liaison, world.invitation, clock, action="result")
+    csrf = {
+        "missing": [],
+        "wrong": [("csrf", "0" * 32)],
+        "another_links": [("csrf", csrf_token(SECRET, other))],
+    }[kind]
+    data = [
+        ("t", token),
+        *csrf,
+        ("action", "decline"),
+        ("reason", "本部门本月无执法力量可以派出，无法参加。"),
+    ]
+    resp = await client.post(INVITATION_PATH, data=data)
+    assert resp.status == 403
+    text = visible_text(await resp.text())
+    assert "页面已失效，请从聊天中的链接重新打开后再提交。" in text
+    assert "发送“任务”查看待答复的邀请" in text
+    assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
+    async with sessionmaker() as session:
+        events = (await session.scalars(select(AuditEvent))).all()
+    assert [e.action for e in events] == ["denied"]
+    assert events[0].actor == "W001" and events[0].subject == f"invitation:{world.invitation.id}"
+
+
+async def test_a_reason_of_the_full_2000_characters_is_taken(
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The textarea allows 2,000 characters, about 18 KiB url-encoded with both tokens: the
+    16 KiB body limit refused it with 413 before the page ran."""
+    token = token_for(world.liaison, world.invitation, clock)
+    reason = "本部门四月集中开展专项整治，执法人员全部抽调，无法参加。" * 72
+    reason = reason[:2000]
+    resp = await client.post(INVITATION_PATH, data=form(token, action="decline", reason=reason))
+    assert resp.status == 200
+    row = await invitation_row(sessionmaker, world.invitation.id)
+    assert (row.state, row.reason) == ("declined", reason)
+
+
 async def test_oversized_and_non_form_bodies_are_refused(
     client: TestClient, world: World, clock: FixedClock
 ) -> None:
     token = token_for(world.liaison, world.invitation, clock)
     resp = await client.post(
-        INVITATION_PATH, data={"t": token, "action": "decline", "reason": "理" * 20_000}
+        INVITATION_PATH, data=form(token, action="decline", reason="理" * 20_000)
     )
     assert resp.status == 413
     resp = await client.post(INVITATION_PATH, json={"t": token, "action": "decline"})
@@ -418,12 +476,12 @@ async def test_malformed_item_id_is_a_400_not_a_crash(
     token = token_for(world.liaison, world.invitation, clock)
     resp = await client.post(
         INVITATION_PATH,
-        data=[
-            ("t", token),
+        data=form(
+            token,
             ("action", "accept"),
             ("items", str(world.general_item.id)),
             ("items", bad_id),
-        ],
+        ),
     )
     assert resp.status == 400
     assert "事项编号无效" in await resp.text()
@@ -448,7 +506,7 @@ async def test_a_hundred_concurrent_refusals_are_each_audited(
     async def attempt() -> int:
         resp = await client.post(
             INVITATION_PATH,
-            data=[("t", token), ("action", "accept"), ("items", str(world.key_item.id))],
+            data=form(token, ("action", "accept"), ("items", str(world.key_item.id))),
         )
         await resp.read()
         return resp.status

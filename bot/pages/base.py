@@ -238,11 +238,6 @@ async def _multipart(
     return pairs, uploads
 
 
-def form_text(post: MultiDictProxy[Any], name: str) -> str:
-    value = post.get(name, "")
-    return encodable_text(value) if isinstance(value, str) else ""
-
-
 class SignedPages:
     """Pages whose link token is the credential: it names the officer, the object and the
     action, and expires."""

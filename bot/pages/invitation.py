@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import partial
-from typing import Any
 
 from aiohttp import web
-from multidict import MultiDictProxy
 
-from bot.pages.base import DB_ID, SignedPages, form_text, read_form, respond
+from bot.pages.base import DB_ID, SignedPages, read_post, respond
 from bot.services import Services
 from core.cards import InvitationAction, unpack_action
 from core.errors import DomainError
 from core.links import link_url, sign_link
 from handlers import invitation_page
-from handlers.pages import denied, typed_text
+from handlers.pages import denied
 
 INVITATION_PATH = "/h5/invitation"
 OBJECT = "invitation"
@@ -24,7 +22,7 @@ RESPOND = "respond"
 # Long enough to cover the reply deadline (5 working days can span a week-long holiday);
 # an answer after the deadline is refused by the core, not by the link.
 INVITATION_LINK_TTL = dt.timedelta(days=14)
-MAX_FORM_BYTES = 16 * 1024  # a reason of 2,000 Chinese characters is about 18 KiB url-encoded
+MAX_FORM_BYTES = 32 * 1024  # a reason of 2,000 Chinese characters (18 KiB url-encoded), tokens
 MAX_REASON_CHARS = 2000
 
 
@@ -49,17 +47,21 @@ def action_link(services: Services, officer_id: int, action_key: str) -> str:
     return ""
 
 
-def parse_answer(post: MultiDictProxy[Any]) -> invitation_page.AnswerForm:
-    raw_ids = [v for v in post.getall("items", []) if isinstance(v, str)]
+def _first(raw: dict[str, list[str]], name: str) -> str:
+    return (raw.get(name) or [""])[0]
+
+
+def parse_answer(raw: dict[str, list[str]]) -> invitation_page.AnswerForm:
+    raw_ids = raw.get("items", [])
     if not all(DB_ID.fullmatch(v) for v in raw_ids):
         # str.isdigit() admits "²" and unbounded digit strings, on which int() raises
         raise web.HTTPBadRequest(
             text="提交的抽查事项编号无效，请刷新页面后重新勾选提交。", content_type="text/plain"
         )
     return invitation_page.AnswerForm(
-        action=form_text(post, "action"),
+        action=_first(raw, "action"),
         item_ids={int(v) for v in raw_ids},
-        reason=form_text(post, "reason").strip()[:MAX_REASON_CHARS],
+        reason=_first(raw, "reason").strip()[:MAX_REASON_CHARS],
     )
 
 
@@ -71,13 +73,10 @@ def routes(services: Services) -> list[web.RouteDef]:
 
     async def submit(request: web.Request) -> web.Response:
         try:
-            post = await read_form(request, services.public_base_url, MAX_FORM_BYTES)
-        except DomainError as err:
+            post = await read_post(services, request, MAX_FORM_BYTES)
+        except DomainError as err:  # another site's post: refused before its link is read
             return respond(denied(err, RESPOND))
-        handler = partial(invitation_page.submit, form=parse_answer(post))
-        typed = typed_text({"reason": [form_text(post, "reason")]})
-        return await pages.serve(
-            form_text(post, "t"), OBJECT, RESPOND, handler, write=True, typed=typed
-        )
+        handler = partial(invitation_page.submit, form=parse_answer(post.raw))
+        return await pages.serve_post(post, OBJECT, RESPOND, handler)
 
     return [web.get(INVITATION_PATH, show), web.post(INVITATION_PATH, submit)]
