@@ -113,9 +113,10 @@ async def may_read(ctx: Ctx, officer: Officer, case: Case) -> bool:
     return is_staff(officer, [d.id for d in departments])
 
 
-async def readable_case(ctx: Ctx, case_code: str) -> Case:
-    """The case, if the acting officer may have its documents; PermissionDenied otherwise."""
-    case = await get_case(ctx, case_code.strip().upper())
+async def readable_case(ctx: Ctx, case_code: str, *, for_update: bool = False) -> Case:
+    """The case, if the acting officer may have its documents; PermissionDenied otherwise.
+    `for_update`: locked until commit (`get_case`)."""
+    case = await get_case(ctx, case_code.strip().upper(), for_update=for_update)
     if ctx.actor is not None and not await may_read(ctx, ctx.actor, case):
         raise PermissionDenied(
             "只有本案检查组成员和相关部门联络员、分管领导可以查看检查文书",
@@ -129,8 +130,9 @@ async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
     """A group member got the notice to hand to the target: the case is 已通知 (004 第十六条(二)),
     or, when the group changed since the last notice served (更换, 回避, 004 第十三条), the notice
     is re-issued. Others (liaisons printing a set) only read it; after the visit nothing is
-    served."""
-    case = await readable_case(ctx, case_code)
+    served. The case is locked first: two members serving it at once record it once, the
+    second deciding on what the first committed."""
+    case = await readable_case(ctx, case_code, for_update=True)
     actor = ctx.actor
     if actor is None or case.state not in (CaseState.ASSIGNED, CaseState.NOTIFIED):
         return case

@@ -3,6 +3,7 @@ documents page, the `通知书` command, `lianjian documents`, and signed links 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import re
@@ -22,13 +23,14 @@ from bot.pages import documents as document_pages
 from bot.pages.links import expand, expand_text, page_link
 from bot.services import SERVICES, Services
 from core import documents
+from core.changes import Ctx
 from core.clock import FixedClock
 from core.errors import PermissionDenied
 from core.groups.member_changes import replace_inspector
 from core.inspection import mark_notified
 from core.links import page_ref, sign_link
 from core.messages import Destination, OutMessage
-from core.models import AuditEvent, Case, PlanEntry
+from core.models import AuditEvent, Case, Officer, PlanEntry
 from tests.case_factories import World, acting, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.server_helpers import make_services
@@ -149,6 +151,50 @@ async def test_a_group_member_getting_the_notice_makes_the_case_notified(ctx, se
 
     with pytest.raises(PermissionDenied, match="只有本案检查组成员"):
         await documents.issue_notice(acting(ctx, w.outsider), w.case.code, via="test")
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["first", "after_replacement"])
+async def test_two_members_serving_the_notice_at_once_record_it_once_004_art16(
+    ctx, session, sessionmaker, engine, clock, changed: bool
+):
+    """004 第十六条(二), 第十三条: two group members opening the notice in the same moment serve
+    it once. The case was read unlocked: after a replacement both recorded
+    case.notice_reissued, and the first notice's second member failed on 已通知 → 已通知."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 5))
+    if changed:
+        await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
+        await replace_inspector(
+            acting(ctx, w.lead_leader), w.case.code, w.a2.id, w.outsider.id, "调岗"
+        )
+        await session.commit()
+    async with sessionmaker() as s1, sessionmaker() as s2:
+        first = Ctx(session=s1, clock=clock, rules=ctx.rules, actor=await s1.get(Officer, w.b1.id))
+        second = Ctx(session=s2, clock=clock, rules=ctx.rules, actor=await s2.get(Officer, w.a1.id))
+        await documents.issue_notice(first, w.case.code, via="page:html")
+        await s1.flush()
+        if engine.dialect.name == "postgresql":
+            # the first transaction holds the case: the second waits, then sees it served
+            later = asyncio.create_task(
+                documents.issue_notice(second, w.case.code, via="page:docx")
+            )
+            await asyncio.sleep(0.3)
+            await s1.commit()
+            await asyncio.wait_for(later, 10)
+        else:  # SQLite has one writer: the second runs after the commit
+            await s1.commit()
+            await documents.issue_notice(second, w.case.code, via="page:docx")
+        await s2.commit()
+    events = list(
+        await session.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.action.in_(documents.SERVED_ACTIONS))
+            .order_by(AuditEvent.id)
+        )
+    )
+    served = ["case.notified", "case.notice_reissued"] if changed else ["case.notified"]
+    assert events == served
+    assert await case_state(sessionmaker, w.case.code) == "notified"
 
 
 async def test_the_notice_keeps_the_day_it_was_issued_whenever_it_is_printed_again(
