@@ -178,6 +178,21 @@ async def active_members(ctx: Ctx, case: Case) -> list[GroupMember]:
     return list(await ctx.session.scalars(_ACTIVE_MEMBERS, {"case_id": case.id}))
 
 
+async def active_groups(ctx: Ctx, case_ids: Sequence[int]) -> dict[int, list[GroupMember]]:
+    """`active_members` of many cases in one query, by case id (a case without a group has no
+    entry)."""
+    groups: dict[int, list[GroupMember]] = {}
+    query = (
+        select(GroupMember)
+        .where(GroupMember.case_id.in_(case_ids), _ACTIVE)
+        .order_by(GroupMember.case_id, *_GROUP_ORDER)
+        .options(_MEMBER_OFFICERS)
+    )
+    for member in await ctx.session.scalars(query):
+        groups.setdefault(member.case_id, []).append(member)
+    return groups
+
+
 async def participating_departments(ctx: Ctx, task: JointTask) -> list[Department]:
     """The lead first, then departments that accepted or check items in the task."""
     params = {"task_id": task.id, "lead_id": task.lead_department_id}

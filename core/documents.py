@@ -27,15 +27,16 @@ from docx.shared import Cm, Mm, Pt
 from sqlalchemy import select
 
 from core.cases import (
+    active_groups,
     active_members,
     department_categories,
+    departments_and_items,
     get_case,
     get_task,
     is_member,
     is_staff,
     latest_result,
     participating_departments,
-    task_items,
 )
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
@@ -45,7 +46,9 @@ from core.models import (
     AuditEvent,
     Case,
     CaseResult,
+    Department,
     GroupMember,
+    Item,
     ItemResult,
     JointTask,
     Officer,
@@ -178,10 +181,8 @@ async def case_document_context(
     of `result` (a version), of the latest result when None."""
     case = await get_case(ctx, case_code)
     task = await get_task(ctx, case)
-    departments = await participating_departments(ctx, task)
-    extra = department_categories(departments)
+    departments, item_rows = await departments_and_items(ctx, task)
     result = result or await latest_result(ctx, case)
-    item_rows = await task_items(ctx, task)
     by_item = {}
     if result is not None:
         by_item = {
@@ -190,6 +191,32 @@ async def case_document_context(
                 select(ItemResult).where(ItemResult.result_id == result.id)
             )
         }
+    return _context(
+        case,
+        task,
+        departments,
+        item_rows,
+        await notice_basis(ctx, task),
+        await active_members(ctx, case),
+        await served_notices(ctx, case),
+        result,
+        by_item,
+    )
+
+
+def _context(
+    case: Case,
+    task: JointTask,
+    departments: Sequence[Department],
+    item_rows: Sequence[tuple[Item, Department]],
+    basis: str,
+    members: Sequence[GroupMember],
+    served: Sequence[ServedNotice],
+    result: CaseResult | None,
+    by_item: dict[int, ItemResult],
+) -> dict[str, Any]:
+    """`case_document_context` from what was read for it (one case, or a task's at once)."""
+    extra = department_categories(departments)
     items = []
     for item, dept in item_rows:
         found = by_item.get(item.id)
@@ -204,16 +231,15 @@ async def case_document_context(
                 "labels": [label(c, extra) for c in found.codes] if found else [],
             }
         )
-    served = await served_notices(ctx, case)
     return {
         "case": case,
         "task": task,
         "target": case.target,
         "lead_department": task.lead_department,
         "departments": departments,
-        "notice_basis": await notice_basis(ctx, task),
+        "notice_basis": basis,
         "items": items,
-        "inspectors": _inspectors(await active_members(ctx, case)),
+        "inspectors": _inspectors(members),
         "planned_on": case.inspected_on,
         "result": result,
         "result_labels": [(c, label(c, extra)) for c in (result.codes if result else [])],
@@ -222,6 +248,76 @@ async def case_document_context(
         # a notice never served in the system leaves the date for the pen
         "issued_on": served[-1].issued_on if served else None,
     }
+
+
+@dataclass(frozen=True)
+class TaskDocuments:
+    """What the documents of a task's cases show, read per task (`task_documents`): a
+    statement per kind of row for all the cases, not one per case and result version (立卷归档
+    of a county task of thousands of cases, 004 第二十五条)."""
+
+    task: JointTask
+    departments: list[Department]
+    item_rows: list[tuple[Item, Department]]
+    basis: str
+    groups: dict[int, list[GroupMember]]  # by case id, as `active_members`
+    results: dict[int, list[CaseResult]]  # by case id, every version in order
+    item_results: dict[int, dict[int, ItemResult]]  # by result id, then item id
+    served: dict[int, list[ServedNotice]]  # by case id, as `served_notices`
+
+    def versions(self, case: Case) -> list[CaseResult]:
+        return self.results.get(case.id, [])
+
+    def notices(self, case: Case) -> list[ServedNotice]:
+        return self.served.get(case.id, [])
+
+    def context(self, case: Case, result: CaseResult | None = None) -> dict[str, Any]:
+        """`case_document_context` of one of the cases."""
+        versions = self.versions(case)
+        result = result or (versions[-1] if versions else None)
+        return _context(
+            case,
+            self.task,
+            self.departments,
+            self.item_rows,
+            self.basis,
+            self.groups.get(case.id, []),
+            self.notices(case),
+            result,
+            self.item_results.get(result.id, {}) if result is not None else {},
+        )
+
+
+async def task_documents(ctx: Ctx, task: JointTask, cases: Sequence[Case]) -> TaskDocuments:
+    """Everything `case_document_context` and `served_notices` read, for the task's `cases`
+    at once."""
+    ids = [c.id for c in cases]
+    departments, item_rows = await departments_and_items(ctx, task)
+    results: dict[int, list[CaseResult]] = {}
+    for r in await ctx.session.scalars(
+        select(CaseResult)
+        .where(CaseResult.case_id.in_(ids))
+        .order_by(CaseResult.case_id, CaseResult.version)
+    ):
+        results.setdefault(r.case_id, []).append(r)
+    item_results: dict[int, dict[int, ItemResult]] = {}
+    for i in await ctx.session.scalars(
+        select(ItemResult)
+        .join(CaseResult, CaseResult.id == ItemResult.result_id)
+        .where(CaseResult.case_id.in_(ids))
+        .order_by(ItemResult.id)
+    ):
+        item_results.setdefault(i.result_id, {})[i.item_id] = i
+    return TaskDocuments(
+        task,
+        departments,
+        item_rows,
+        await notice_basis(ctx, task),
+        await active_groups(ctx, ids),
+        results,
+        item_results,
+        await _served_of(ctx, cases),
+    )
 
 
 async def notice_basis(ctx: Ctx, task: JointTask) -> str:
@@ -298,30 +394,72 @@ async def served_notices(ctx: Ctx, case: Case) -> list[ServedNotice]:
             .order_by(AuditEvent.id)
         )
     )
-    served = []
-    for e in events:
-        data = e.data or {}
-        kept = "inspectors" in data
-        planned = data.get("planned_on")
-        served.append(
-            ServedNotice(
-                at=e.at,
-                actor=e.actor,
-                inspectors=data["inspectors"] if kept else await _group_at(ctx, case, e.at),
-                planned_on=dt.date.fromisoformat(planned) if planned else None,
-                kept=kept,
-            )
-        )
-    return served
-
-
-async def _group_at(ctx: Ctx, case: Case, at: dt.datetime) -> list[dict[str, Any]]:
-    """The group as it was at `at`, from its members and their changes (回避, 更换: each
-    recorded with its time); for a notice served before the group was stored with it."""
+    if all(_kept(e) for e in events):
+        return [_served(e, []) for e in events]
     members = await ctx.session.scalars(
         select(GroupMember).where(GroupMember.case_id == case.id).order_by(GroupMember.id)
     )
-    swaps = list(await ctx.session.scalars(select(Recusal).where(Recusal.case_id == case.id)))
+    swaps = await ctx.session.scalars(select(Recusal).where(Recusal.case_id == case.id))
+    group = list(members), list(swaps)
+    return [_served(e, _group_at(*group, e.at)) for e in events]
+
+
+async def _served_of(ctx: Ctx, cases: Sequence[Case]) -> dict[int, list[ServedNotice]]:
+    """`served_notices` of many cases, by case id: a statement for the events, and two for
+    the groups and their changes only if a notice was served before its group was kept."""
+    by_subject = {f"case:{c.code}": c.id for c in cases}
+    events = list(
+        await ctx.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.subject.in_(by_subject), AuditEvent.action.in_(SERVED_ACTIONS))
+            .order_by(AuditEvent.id)
+        )
+    )
+    rebuilt = sorted({by_subject[e.subject] for e in events if not _kept(e)})
+    members: dict[int, list[GroupMember]] = {i: [] for i in rebuilt}
+    swaps: dict[int, list[Recusal]] = {i: [] for i in rebuilt}
+    if rebuilt:
+        for m in await ctx.session.scalars(
+            select(GroupMember).where(GroupMember.case_id.in_(rebuilt)).order_by(GroupMember.id)
+        ):
+            members[m.case_id].append(m)
+        for s in await ctx.session.scalars(
+            select(Recusal).where(Recusal.case_id.in_(rebuilt)).order_by(Recusal.id)
+        ):
+            swaps[s.case_id].append(s)
+    served: dict[int, list[ServedNotice]] = {}
+    for e in events:
+        case_id = by_subject[e.subject]
+        group = [] if _kept(e) else _group_at(members[case_id], swaps[case_id], e.at)
+        served.setdefault(case_id, []).append(_served(e, group))
+    return served
+
+
+def _kept(event: AuditEvent) -> bool:
+    """Whether the notice's event keeps the group it was served with."""
+    return "inspectors" in (event.data or {})
+
+
+def _served(event: AuditEvent, rebuilt: list[dict[str, Any]]) -> ServedNotice:
+    """The notice an event records; `rebuilt`: its group from the group's changes, for an
+    event that does not keep it."""
+    data = event.data or {}
+    kept = _kept(event)
+    planned = data.get("planned_on")
+    return ServedNotice(
+        at=event.at,
+        actor=event.actor,
+        inspectors=data["inspectors"] if kept else rebuilt,
+        planned_on=dt.date.fromisoformat(planned) if planned else None,
+        kept=kept,
+    )
+
+
+def _group_at(
+    members: Sequence[GroupMember], swaps: Sequence[Recusal], at: dt.datetime
+) -> list[dict[str, Any]]:
+    """The group as it was at `at`, from its members (by id) and their changes (回避, 更换:
+    each recorded with its time); for a notice served before the group was stored with it."""
     joined = {s.replacement_officer_id: s.created_at for s in swaps}
     left = {s.officer_id: s.created_at for s in swaps}
     return _inspectors(
@@ -538,14 +676,15 @@ async def write_documents(ctx: Ctx, code: str) -> list[tuple[str, bytes]]:
             f"找不到任务或案件 {code}：整套文书写任务编号（如 LJ-2026-001），"
             "一户的文书写案件号（如 LJ-2026-001-001）"
         )
-    cases = (
-        [await readable_case(ctx, code)]
-        if task is None
-        else await task_cases_for(ctx, task, ctx.actor)
-    )
+    if task is None:
+        cases = [await readable_case(ctx, code)]
+        task = await get_task(ctx, cases[0])
+    else:
+        cases = await task_cases_for(ctx, task, ctx.actor)
+    loaded = await task_documents(ctx, task, cases)  # per task, not per case
     files = []
     for case in cases:
-        context = await case_document_context(ctx, case.code)
+        context = loaded.context(case)
         for kind in DOC_KINDS:
             for fmt in FORMATS:
                 doc = document_file(kind, fmt, context)

@@ -146,6 +146,38 @@ async def build_world(
     )
 
 
+async def add_case(
+    session: AsyncSession,
+    w: World,
+    n: int,
+    *,
+    uscc: str = "",
+    name: str = "",
+    group: tuple[Officer, ...] = (),
+) -> World:
+    """The world with another target and case of its task (`{task}-{n:03d}`), its group
+    `group` (the world's 张检查, 李检查, 王检查 when empty), the first leading."""
+    await session.refresh(w.task)  # it may have been expired (a savepoint undone)
+    target = Target(uscc=uscc or f"91330424MA28AQ{n:04d}", name=name or f"嘉善县第{n}食品有限公司")
+    session.add(target)
+    await session.flush()
+    case = Case(code=f"{w.task.code}-{n:03d}", task_id=w.task.id, target_id=target.id)
+    session.add(case)
+    await session.flush()
+    members = group or (w.a1, w.a2, w.b1)
+    session.add_all(
+        GroupMember(
+            case_id=case.id,
+            officer_id=o.id,
+            department_id=o.department_id,
+            is_leader=o is members[0],
+        )
+        for o in members
+    )
+    await session.commit()
+    return dataclasses.replace(w, case=case, target=target)
+
+
 def acting(ctx: Ctx, officer: Officer | None) -> Ctx:
     return dataclasses.replace(ctx, actor=officer)
 

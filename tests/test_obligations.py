@@ -22,7 +22,14 @@ from core.obligations.model import Obligation
 from core.result_entry import submit_result
 from core.summary import daily_summary, enqueue_daily_summaries, summary_message
 from core.workdays import HolidayFile
-from tests.case_factories import ResultFields, acting, at_day, build_world, enter_other_parts
+from tests.case_factories import (
+    ResultFields,
+    acting,
+    add_case,
+    at_day,
+    build_world,
+    enter_other_parts,
+)
 
 D = dt.date
 CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -311,18 +318,7 @@ async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, sessio
     inspection date), inspection-date deadlines and reviews of submitted results alike."""
     w = await build_world(session, case_no=1)
     for n, target_no in ((2, "91330424MA28AQAQ2A"), (3, "91330424MA28AQAQ3B")):
-        target = Target(uscc=target_no, name=f"对象{n}")
-        session.add(target)
-        await session.flush()
-        case = Case(code=f"{w.task.code}-{n:03d}", task_id=w.task.id, target_id=target.id)
-        session.add(case)
-        await session.flush()
-        session.add(
-            GroupMember(
-                case_id=case.id, officer_id=w.a1.id, department_id=w.lead.id, is_leader=True
-            )
-        )
-    await session.commit()
+        await add_case(session, w, n, uscc=target_no, name=f"对象{n}", group=(w.a1,))
     at_day(ctx, D(2026, 3, 12))
     await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
     await session.commit()

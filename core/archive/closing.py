@@ -124,7 +124,7 @@ async def archive_task(
     await contents.plan(ctx, task, files)
     await contents.invitations(ctx.session, task, files)
     await contents.draws(ctx, task, files)
-    await contents.documents(ctx, cases, files)
+    await contents.documents(ctx, task, cases, files)
     await contents.group_changes(ctx.session, cases, files)
     await contents.referrals(ctx.session, cases, files)
     await contents.results(ctx, task, cases, files)

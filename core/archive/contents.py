@@ -18,7 +18,7 @@ from core.attachments import FileStore
 from core.cases import department_categories, participating_departments
 from core.changes import Ctx
 from core.clock import CHINA_TZ
-from core.documents import DOC_TITLES, case_document_context, render_docx, served_notices
+from core.documents import DOC_TITLES, render_docx, task_documents
 from core.draws.algorithm import parse_rule
 from core.draws.verify import draw_public_json, pool_csv_text
 from core.exports import category_words, csv_bytes, followup_complete, yes_no
@@ -215,16 +215,20 @@ async def draws(ctx: Ctx, task: JointTask, files: Files) -> None:
         files.add(f"03-抽取/{d.code}-pool.csv", (await pool_csv_text(ctx, d.id)).encode())
 
 
-async def documents(ctx: Ctx, cases: Sequence[Case], files: Files) -> None:
+async def documents(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files) -> None:
     """Per case, each notice as it was served (004 第十六条(二)) and the record form of each
     result version (第二十条: a correction is a new version), with the register of notices
-    served; a case whose notice was never served in the system says so there."""
+    served; a case whose notice was never served in the system says so there. Read per task
+    (`task_documents`), not per case and version."""
+    loaded = await task_documents(ctx, task, cases)
+    names = await officer_codes_names(
+        ctx.session, {s.actor for case in cases for s in loaded.notices(case)}
+    )
     served_rows: list[tuple[Any, ...]] = []
     for case in cases:
         folder = f"04-检查文书/{case.code}"
-        context = await case_document_context(ctx, case.code)
-        served = await served_notices(ctx, case)
-        names = await officer_codes_names(ctx.session, [s.actor for s in served])
+        context = loaded.context(case)
+        served = loaded.notices(case)
         for n, notice in enumerate(served, 1):
             name = f"{case.code}-{DOC_TITLES['notice']}-第{n}次送达.docx"
             files.add(f"{folder}/{name}", render_docx("notice", notice.context(context)))
@@ -241,12 +245,11 @@ async def documents(ctx: Ctx, cases: Sequence[Case], files: Files) -> None:
             )
         if not served:
             served_rows.append((case.code, "", "", "", "", "", "未在系统中登记送达"))
-        for result in await case_results(ctx.session, case):
+        for result in loaded.versions(case):
             name = (
                 f"{case.code}-{DOC_TITLES['record']}-第{result.edition}版-第{result.version}次录入"
             )
-            record_context = await case_document_context(ctx, case.code, result)
-            files.add(f"{folder}/{name}.docx", render_docx("record", record_context))
+            files.add(f"{folder}/{name}.docx", render_docx("record", loaded.context(case, result)))
     files.add(
         "04-检查文书/通知书送达.csv",
         csv_bytes(
@@ -263,14 +266,6 @@ def group_names(inspectors: Sequence[dict[str, Any]]) -> str:
 async def officer_codes_names(session: AsyncSession, codes: Iterable[str]) -> dict[str, str]:
     rows = await session.execute(select(Officer.code, Officer.name).where(Officer.code.in_(codes)))
     return {c: n for c, n in rows.all()}
-
-
-async def case_results(session: AsyncSession, case: Case) -> list[CaseResult]:
-    return list(
-        await session.scalars(
-            select(CaseResult).where(CaseResult.case_id == case.id).order_by(CaseResult.version)
-        )
-    )
 
 
 async def group_changes(session: AsyncSession, cases: Sequence[Case], files: Files) -> None:
