@@ -13,7 +13,7 @@ from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.errors import ValidationFailed
 from core.imports import annual_plan
-from core.models import Department, Item, JointTask, OutboxMessage, PlanEntry
+from core.models import AuditEvent, Department, Item, JointTask, OutboxMessage, PlanEntry
 from core.summary import daily_summary, summary_message
 from core.taskfile import TaskFile, create_from_file
 from tests import factories as f
@@ -140,6 +140,44 @@ async def test_a_blank_plan_month_is_called_blank_and_the_cli_option_is_named(
     [error] = report.rejected
     assert error.reason == "计划月份为空，请填写 2026 年的 1–12 月，例如 6 或 6月"
     assert "或加 --skip-invalid 只导入正确的行" in report.summary_zh()
+
+
+async def test_plan_rows_skipped_are_counted_as_skipped_with_their_reason_not_unchanged(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """004 第七条: a planned task once started is carried out as planned, so a re-imported row
+    changing it is not applied; it and a row with errors left out (--skip-invalid) were summed
+    into 未变 beside the rows really unchanged. Each is counted as skipped, with its reason."""
+    changed = ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "", "40户", "3"]
+    same = ["JH-2026-02", "计量联合抽查", "SJ", "WJ", "SJ-02", "", "3%", "5"]
+    bad = ["JH-2026-03", "错事项", "SJ", "WJ", "GA-09", "", "3%", "6"]
+    await _import(ctx, tmp_path, ROW, same)
+    await plan.start_planned(ctx, "JH-2026-01", 2026)
+    await ctx.session.commit()
+    path = write_csv(tmp_path / "again.csv", [HEADER, changed, same, bad])
+    report = await annual_plan.import_plan(ctx, path, year=2026, skip_invalid=True)
+    assert report.ok, report.summary_zh()
+    assert (report.total_rows, report.inserted, report.updated) == (3, 0, 0)
+    assert (report.unchanged, report.skipped_rows, report.rejected_rows) == (1, 1, 1)
+    said = report.summary_zh()
+    assert (
+        "共 3 行，新增 0 条，更新 0 条，未变 1 条，"
+        "跳过 1 行（已发起任务，未按本次文件修改：JH-2026-01），"
+        "跳过有误的 1 行（已另存到 again_未导入行.csv，改正后可再次导入）。"
+    ) in said, said
+    entry = await plan.plan_entry(ctx, "JH-2026-01", 2026)
+    assert entry.count == 30  # as started
+    await ctx.session.commit()
+    event = await ctx.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "import.plan").order_by(AuditEvent.id.desc())
+    )
+    assert event is not None
+    assert event.data["unchanged"] == 1 and event.data["rejected_rows"] == 1
+    assert event.data["skipped"] == {"已发起任务，未按本次文件修改": ["JH-2026-01"]}
+    # the same file again after the task started: the row as stored is 未变, not skipped
+    path = write_csv(tmp_path / "same.csv", [HEADER, ROW, same])
+    report = await annual_plan.import_plan(ctx, path, year=2026)
+    assert (report.unchanged, report.skipped_rows) == (2, 0), report.summary_zh()
 
 
 async def _import(ctx: Ctx, tmp_path: Path, *rows: list[str]) -> None:

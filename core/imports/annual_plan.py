@@ -263,18 +263,16 @@ async def import_plan(
             for e in await ctx.session.scalars(select(PlanEntry).where(PlanEntry.year == year))
         }
         inserted = updated = 0
-        started = []
         for rec in checked.good():
             entry = existing.pop(rec["code"], None)
             if entry is None:
                 ctx.session.add(PlanEntry(**rec))
                 inserted += 1
-            elif entry.task_id is not None:
-                started.append(entry.code)
-            else:
+            elif entry.task_id is None:
                 updated += assign(entry, {f: rec[f] for f in _PLAN_FIELDS})
-        if started:
-            report.notes.append(f"以下计划已发起任务，未按本次文件修改：{'、'.join(started)}")
+            elif any(getattr(entry, f) != rec[f] for f in _PLAN_FIELDS):
+                # started: carried out as planned (004 第七条); a row as stored is 未变
+                report.skip("已发起任务，未按本次文件修改", entry.code)
         await _drop_left_out(ctx, list(existing.values()), report)
         await ctx.session.flush()
         return inserted, updated

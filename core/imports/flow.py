@@ -60,6 +60,9 @@ class ImportReport:
     unchanged: int = 0  # rows already stored as the file has them
     rejected: list[RowError] = field(default_factory=list)
     rejects_path: Path | None = None
+    # good rows the writer left alone on purpose, by reason (e.g. a plan whose task was
+    # started): their keys, as the office names them; counted apart from 未变
+    skipped: dict[str, list[str]] = field(default_factory=dict)
     file_error: str = ""  # the whole file could not be read (format, encoding, missing column)
     ignored_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # Chinese: what the office must look at
@@ -73,6 +76,14 @@ class ImportReport:
     def rejected_rows(self) -> int:
         return len({e.line for e in self.rejected})
 
+    @property
+    def skipped_rows(self) -> int:
+        return sum(len(keys) for keys in self.skipped.values())
+
+    def skip(self, reason: str, key: str) -> None:
+        """A good row the writer leaves alone, and why (in Chinese, as the summary says it)."""
+        self.skipped.setdefault(reason, []).append(key)
+
     def errors_zh(self) -> list[str]:
         return [f"第 {e.line} 行【{e.column}】{e.reason}" for e in self.rejected]
 
@@ -85,6 +96,8 @@ class ImportReport:
             text = f"{what}完成：{counts}，新增 {self.inserted} 条，更新 {self.updated} 条"
             if self.unchanged:
                 text += f"，未变 {self.unchanged} 条"
+            for reason, keys in self.skipped.items():
+                text += f"，跳过 {len(keys)} 行（{reason}：{'、'.join(keys)}）"
             if self.rejected:
                 text += f"，跳过有误的 {self.rejected_rows} 行"
                 if self.rejects_path is not None:
@@ -228,7 +241,7 @@ async def run_import(
     if not report.ok:
         return report
     report.inserted, report.updated = await write(checked, progress)
-    report.unchanged = len(checked.records) - report.inserted - report.updated
+    report.unchanged = len(checked.records) - report.inserted - report.updated - report.skipped_rows
     await changes.record(
         ctx,
         f"import.{kind}",
@@ -241,6 +254,7 @@ async def run_import(
             "updated": report.updated,
             "unchanged": report.unchanged,
             "rejected_rows": report.rejected_rows,
+            **({"skipped": report.skipped} if report.skipped else {}),
             "skip_invalid": skip_invalid,
             **({"notes": report.notes} if report.notes else {}),
         },
