@@ -98,7 +98,8 @@ async def task_items(ctx: Ctx, task: JointTask) -> list[Item]:
 
 
 async def answerers(ctx: Ctx, department_id: int) -> list[Officer]:
-    """The department's liaisons and leaders: the officers who may answer an invitation."""
+    """The department's active liaisons and leaders, by id: the officers who may answer an
+    invitation (`core.officers.liaisons` reads them here too, ordering its own by code)."""
     officers = await ctx.session.scalars(
         select(Officer)
         .where(Officer.department_id == department_id, Officer.active.is_(True))

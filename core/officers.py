@@ -13,6 +13,7 @@ from sqlalchemy.orm import joinedload, raiseload
 from core.cases import OPEN_FOR_ENTRY
 from core.changes import Ctx, Notice, record
 from core.errors import NotFound, PermissionDenied, ValidationFailed
+from core.jointtask import answerers
 from core.messages import Destination, OutMessage, Platform
 from core.models import (
     Case,
@@ -369,13 +370,11 @@ async def open_cases(ctx: Ctx, officer_id: int) -> list[Case]:
 
 
 async def liaisons(ctx: Ctx, department_id: int) -> list[Officer]:
-    """The department's active liaisons: whom its officers ask about their own standing."""
-    found = await ctx.session.scalars(
-        select(Officer)
-        .where(Officer.department_id == department_id, Officer.active.is_(True))
-        .order_by(Officer.code)
-    )
-    return [o for o in found.unique() if o.has_role("liaison")]
+    """The department's active liaisons, by code: whom its officers ask about their own
+    standing. Read as `answerers` reads them (the same statement; a caller needing both calls
+    `answerers` once and filters)."""
+    found = await answerers(ctx, department_id)
+    return sorted((o for o in found if o.has_role("liaison")), key=lambda o: o.code)
 
 
 async def left_officers_notes(ctx: Ctx, officers: Sequence[Officer]) -> list[str]:

@@ -317,3 +317,46 @@ def test_ratios_as_offices_write_them() -> None:
     assert str(parse_ratio("5%")) == "0.05" and str(parse_ratio("５％")) == "0.05"
     assert str(parse_ratio("0.1")) == "0.1"
     assert parse_ratio("150%") is None and parse_ratio("0") is None and parse_ratio("abc") is None
+
+
+async def test_a_department_s_answerers_and_liaisons_are_read_by_one_statement(
+    ctx: Ctx, session
+) -> None:
+    """Who answers an invitation (liaisons and leaders, by id) and whom an officer who left is
+    sent to (liaisons, by code) are the department's same active officers: one statement
+    serves both, each keeping its order; inspectors and those who left are in neither."""
+    from sqlalchemy import event
+
+    from core.jointtask import answerers
+    from core.officers import liaisons
+
+    dept = await factories.department(session)
+    people = [
+        Officer(code=code, name=code, department_id=dept.id, roles=roles, active=active)
+        for code, roles, active in (
+            ("Z9", ["liaison"], True),
+            ("L1", ["leader"], True),
+            ("A5", ["liaison", "leader"], True),
+            ("B2", ["inspector"], True),
+            ("C3", ["liaison"], False),
+            ("A1", ["liaison"], True),
+        )
+    ]
+    session.add_all(people)
+    await session.commit()
+    seen: list[str] = []
+
+    def statement(conn: object, cursor: object, text: str, *args: object) -> None:
+        seen.append(text)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        answering = [o.code for o in await answerers(ctx, dept.id)]
+        asked = [o.code for o in await liaisons(ctx, dept.id)]
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert answering == ["Z9", "L1", "A5", "A1"]  # by id, as invitations go out
+    assert asked == ["A1", "A5", "Z9"]  # by code, as the officer who left reads them
+    officers_read = {text for text in seen if "FROM officer" in text}
+    assert len(officers_read) == 1, seen
