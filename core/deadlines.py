@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.cases import OPEN_FOR_ENTRY
 from core.changes import Ctx, record
 from core.inspection import window_deadline
 from core.models import Case, JointTask, Objection
@@ -27,17 +28,18 @@ def _nth_workday_before(cal: WorkCalendar, day: dt.date, n: int) -> dt.date:
     return day
 
 
-def _reply_base(cal: WorkCalendar, task: JointTask, n: int) -> dt.date:
-    """The day invitations went out, recovered from a provisional reply deadline.
-
-    JointTask keeps no send date, so count back n working days the way the provisional
-    deadline was counted: the due year and later on weekdays only, earlier years as known
-    now. Exact whenever the invitations went out on a working day.
-    """
-    assert task.reply_due_on is not None
-    due = task.reply_due_on
+def _provisional_base(cal: WorkCalendar, due: dt.date, n: int) -> dt.date:
+    """The day a provisional deadline `due` was counted n working days from, recovered by
+    counting back the way it was counted: the due year and later on weekdays only, earlier
+    years as known now. Exact whenever that day was a working day."""
     earlier = {y: d for y, d in cal.extra.items() if y < due.year}
     return _nth_workday_before(WorkCalendar(earlier), due, n)
+
+
+def _reply_base(cal: WorkCalendar, task: JointTask, n: int) -> dt.date:
+    """The day invitations went out (JointTask keeps no send date), from the reply deadline."""
+    assert task.reply_due_on is not None
+    return _provisional_base(cal, task.reply_due_on, n)
 
 
 async def recompute_provisional(ctx: Ctx) -> int:
@@ -61,14 +63,20 @@ async def recompute_provisional(ctx: Ctx) -> int:
         assert case.inspected_on is not None
         new = cal.add_workdays(case.inspected_on, rules.result_entry_workdays)
         changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
-    # No inspection date yet: the due date was counted from the task window's end at confirm.
+    # No inspection date: due from the task window's last day while the case is open for
+    # entry (延期 moves it); a result in without a visit (注销…) keeps the window it was entered
+    # against (core.inspection._move_undated_deadlines), so its own deadline is counted again.
     undated = await ctx.session.execute(
         select(Case, JointTask)
         .join(JointTask, JointTask.id == Case.task_id)
         .where(Case.result_due_provisional.is_(True), Case.inspected_on.is_(None))
     )
+    n = rules.result_entry_workdays
     for case, task in undated.all():
-        new = window_deadline(cal, rules, task.window_last_day)
+        if case.state in OPEN_FOR_ENTRY or case.result_due_on is None:
+            new = window_deadline(cal, rules, task.window_last_day)
+        else:
+            new = cal.add_workdays(_provisional_base(cal, case.result_due_on, n), n)
         changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
     open_objections = select(Objection).where(Objection.state != ObjectionState.REPLIED)
     for obj in await ctx.session.scalars(open_objections):

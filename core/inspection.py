@@ -8,7 +8,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnExpressionArgument, Select, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ColumnExpressionArgument,
+    Select,
+    bindparam,
+    func,
+    select,
+    update,
+)
 
 from core import jointtask
 from core.access import lead_only
@@ -44,12 +52,7 @@ from core.workdays import Deadline, WorkCalendar, cn_date
 
 def result_deadline(cal: WorkCalendar, rules: Rules, case: Case, task: JointTask) -> Deadline:
     return entry_deadline(
-        cal,
-        rules,
-        task.window_last_day,
-        case.inspected_on,
-        case.result_due_on,
-        case.result_due_provisional,
+        cal, rules, task.window_last_day, case.result_due_on, case.result_due_provisional
     )
 
 
@@ -57,16 +60,27 @@ def entry_deadline(
     cal: WorkCalendar,
     rules: Rules,
     window_last_day: dt.date,
-    inspected_on: dt.date | None,
     due_on: dt.date | None,
     provisional: bool,
 ) -> Deadline:
-    """Results are due 20 working days after the inspection, or after the task window
-    (`window_last_day`, the task's) when no inspection date is known yet
-    (docs/architecture.md §4); from a case's columns."""
-    if inspected_on is not None and due_on is not None:
+    """A case's result deadline, from its columns: the one rule every count of on time, late
+    and overdue reads (entry, nudges, the leaders' summary, 年度考核). Results are due 20
+    working days after the inspection, or, without an inspection date, after the task
+    window's last day (000 §十, 001 第十六条(三); docs/architecture.md §4). The case stores
+    it (`due_on`): from the window at the targets' lock, set by the inspection date, moved
+    by 延期 while the case is open for entry and kept once a result without a visit is in
+    (_move_undated_deadlines), counted again by core.deadlines.recompute_provisional. Only
+    when none is stored is it counted here from `window_last_day` (the extension
+    included). In SQL: `entry_deadline_sql`."""
+    if due_on is not None:
         return Deadline(due_on, provisional)
     return window_deadline(cal, rules, window_last_day)
+
+
+def entry_deadline_sql(window_due: dt.date) -> ColumnElement[dt.date]:
+    """`entry_deadline`'s day in SQL, for counting many cases of one task: the stored
+    deadline, else `window_due` (window_deadline of the task's last day)."""
+    return func.coalesce(Case.result_due_on, window_due)
 
 
 def window_deadline(cal: WorkCalendar, rules: Rules, window_last_day: dt.date) -> Deadline:

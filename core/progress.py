@@ -3,6 +3,7 @@ invitations, a task's progress, an officer's cases. No writes."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from core.cases import OPEN_FOR_ENTRY, get_case, participating_departments, require, sees_inside
 from core.cases import get_task as case_task
 from core.changes import Ctx
+from core.inspection import entry_deadline_sql, window_deadline
 from core.jointtask import get_task, no_task, task_invitations, task_items
 from core.models import (
     AuditEvent,
@@ -109,13 +111,14 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
     cases = Counter(
         (await ctx.session.execute(select(Case.state).where(Case.task_id == task.id))).scalars()
     )
+    window_due = window_deadline(await ctx.work_calendar(), ctx.rules, task.window_last_day).day
     overdue = await ctx.session.scalar(
         select(func.count())
         .select_from(Case)
         .where(
             Case.task_id == task.id,
             Case.state.in_(OPEN_FOR_ENTRY),
-            Case.result_due_on < ctx.clock.today(),
+            entry_deadline_sql(window_due) < ctx.clock.today(),
         )
     )
     return {
@@ -139,7 +142,7 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
         "cases": dict(cases),
         "case_total": sum(cases.values()),
         "overdue": int(overdue or 0),
-        "departments": await _department_bars(ctx, task.id),
+        "departments": await _department_bars(ctx, task.id, window_due),
     }
 
 
@@ -149,13 +152,13 @@ def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     return f"{'▓' * filled}{'░' * (width - filled)} {done}/{total}"
 
 
-async def _department_bars(ctx: Ctx, task_id: int) -> list[dict[str, Any]]:
+async def _department_bars(ctx: Ctx, task_id: int, window_due: dt.date) -> list[dict[str, Any]]:
     """Per department with active inspectors in the task: cases whose result it has entered —
     the case is no longer open for entry, or its own part is in (谁检查、谁录入, 000 §九–十) —
     out of its cases, as a bar; and how many of its parts are overdue (past the case's result
     deadline and not entered)."""
     part_in = CasePart.id.is_not(None)
-    past_due = func.coalesce(Case.result_due_on < ctx.clock.today(), False)
+    past_due = entry_deadline_sql(window_due) < ctx.clock.today()
     rows = await ctx.session.execute(
         select(Department.name, Case.state, part_in, past_due, func.count(func.distinct(Case.id)))
         .join(GroupMember, GroupMember.case_id == Case.id)

@@ -8,14 +8,14 @@ import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import referrals
 from core.cases import OPEN_FOR_ENTRY, message
 from core.changes import Ctx, Notice, record
 from core.errors import NotFound, ValidationFailed
-from core.inspection import window_deadline
+from core.inspection import entry_deadline, entry_deadline_sql, window_deadline
 from core.messages import Destination, OutMessage
 from core.models import (
     Case,
@@ -127,8 +127,9 @@ async def _cases(
     task: JointTask,
 ) -> None:
     """Counted in SQL per state and deadline (5,000 cases a task, every leader, daily): a
-    result is on time when its first entry's China day is not after the deadline, which is
-    the inspection date's (core.inspection.result_deadline) or, without one, the window's."""
+    result is on time when its first entry's China day is not after the case's deadline
+    (core.inspection.entry_deadline: the stored one, an extension and a result without a
+    visit accounted for)."""
     first_entry = (
         select(CaseResult.case_id, func.min(CaseResult.entered_at).label("first"))
         .join(Case, Case.id == CaseResult.case_id)
@@ -138,14 +139,12 @@ async def _cases(
         .subquery()
     )
     window_due = window_deadline(cal, rules, task.window_last_day).day
-    dated = and_(Case.inspected_on.is_not(None), Case.result_due_on.is_not(None))
     day = _china_day(session, first_entry.c.first)
-    in_time = or_(and_(dated, day <= Case.result_due_on), and_(~dated, day <= window_due))
+    in_time = day <= entry_deadline_sql(window_due)
     rows = await session.execute(
         # grouped by plain columns: a bound value in GROUP BY differs from the SELECT's
         select(
             Case.state,
-            Case.inspected_on.is_(None),
             Case.result_due_on,
             func.count(),
             func.count(first_entry.c.first),
@@ -153,11 +152,11 @@ async def _cases(
         )
         .outerjoin(first_entry, first_entry.c.case_id == Case.id)
         .where(Case.task_id == task.id)
-        .group_by(Case.state, Case.inspected_on.is_(None), Case.result_due_on)
+        .group_by(Case.state, Case.result_due_on)
     )
     by_state: Counter[str] = Counter()
-    for state, not_inspected, due_on, n, entered, on_time in rows:
-        due = due_on if not not_inspected and due_on is not None else window_due
+    for state, due_on, n, entered, on_time in rows:
+        due = entry_deadline(cal, rules, task.window_last_day, due_on, False).day
         by_state[state] += n
         if state in OPEN_FOR_ENTRY and today > due:
             ts.overdue += n - entered
@@ -520,15 +519,8 @@ async def _task_chart_counts(
         .group_by(Department.name, Case.task_id, Case.state, Case.result_due_on, part_in)
     )
     cal = await ctx.work_calendar()
-    window_due = _window_deadlines(cal, ctx, tasks)
     for name, task_id, state, due_on, entered, n in rows:
-        bucket = "已提交" if entered else _bucket(state, due_on or window_due[task_id], today)
-        found[task_id][name][bucket] += n
+        last_day = tasks[task_id].window_last_day
+        due = entry_deadline(cal, ctx.rules, last_day, due_on, False).day
+        found[task_id][name]["已提交" if entered else _bucket(state, due, today)] += n
     return found
-
-
-def _window_deadlines(
-    cal: WorkCalendar, ctx: Ctx, tasks: dict[int, JointTask]
-) -> dict[int, dt.date]:
-    """A case with no inspection date yet is due 20 working days after the task window."""
-    return {tid: window_deadline(cal, ctx.rules, t.window_last_day).day for tid, t in tasks.items()}

@@ -9,6 +9,7 @@ import datetime as dt
 import re
 from html import unescape
 
+import pytest
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +18,9 @@ from bot.pages import routes
 from bot.pages.links import page_link
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
+from core.evaluation import year_report
+from core.holidays import load_holiday_year
+from core.inspection import extend_window, window_deadline
 from core.models import AuditEvent, Case
 from core.obligations.due import due_items
 from core.result_entry import submit_result
@@ -24,7 +28,8 @@ from core.review import review_result
 from core.rules import Rules
 from core.states import CaseState
 from core.summary import daily_summary
-from tests.case_factories import World, acting, build_world, enter_other_parts
+from core.workdays import HolidayFile
+from tests.case_factories import World, acting, at_day, build_world, enter_other_parts
 from tests.dispatch_support import chat
 from tests.server_helpers import make_services
 
@@ -133,3 +138,99 @@ async def test_000_5_3_002_2_6_the_result_form_and_public_index_show_the_extende
         text = unescape(re.sub(r"<[^>]+>", "", html))
         assert "2026年3月2日 至 2026年4月30日（已延期）" in text, page
         assert "2026年3月31日" not in text, page
+
+
+# A window ending mid-December 2026: its result deadlines fall in 2027, provisional (weekdays
+# only) until that year's holidays are loaded, when recompute_provisional counts them again.
+DEC_WINDOW = (D(2026, 12, 1), D(2026, 12, 15))
+DEC_DUE = D(2027, 1, 12)  # 20 weekdays after 12-15, provisional
+DEC_EXTENDED_TO = D(2026, 12, 31)
+DEC_EXTENDED_DUE = D(2027, 1, 28)  # 20 weekdays after 12-31, provisional
+HOLIDAYS_2027 = HolidayFile(2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试用节假日安排")
+
+
+async def _december_world(ctx: Ctx) -> World:
+    w = await build_world(ctx.session, window_start=DEC_WINDOW[0], window_end=DEC_WINDOW[1])
+    due = window_deadline(await ctx.work_calendar(), ctx.rules, DEC_WINDOW[1])
+    assert (due.day, due.provisional) == (DEC_DUE, True)
+    w.case.result_due_on, w.case.result_due_provisional = due.day, due.provisional
+    await ctx.session.commit()
+    return w
+
+
+async def _enter_situation(ctx: Ctx, w: World, day: dt.date) -> None:
+    """注销 (code 9): a result without a visit, so no inspection date (004 第十八条)."""
+    at_day(ctx, day)
+    await enter_other_parts(ctx.session, w.case.code, w.a1, ctx.clock.now())
+    await submit_result(
+        acting(ctx, w.a1), w.case.code, codes=["9"], methods=[], followups=["无需后续处置"]
+    )
+    await ctx.session.commit()
+
+
+async def _counted(ctx: Ctx, w: World, day: dt.date) -> dict[str, tuple[int, int]]:
+    """On time / late as the leaders' summary and the year report (each department) count it."""
+    at_day(ctx, day)
+    [task] = (await daily_summary(ctx, day)).tasks
+    report = await year_report(ctx, 2026)
+    rows = {d.code: (d.on_time, d.late) for d in report.departments}
+    return {"summary": (task.on_time, task.late), "SJ": rows["SJ"], "WJ": rows["WJ"]}
+
+
+@pytest.mark.parametrize(
+    ("entered_on", "on_time"),
+    [(D(2027, 1, 20), True), (D(2027, 2, 1), False)],
+    ids=["inside-extended-deadline", "after-extended-deadline"],
+)
+async def test_000_10_001_16_3_a_result_without_a_visit_counts_by_the_extended_deadline(
+    ctx: Ctx, entered_on: dt.date, on_time: bool
+) -> None:
+    """000 §十 (检查活动完成后20个工作日内…录入) and 001 第十六条(三) (检查结束之日起20个工作日内
+    录入…未在规定时间内录入数据的，视为未完成检查任务), the window extended under 000 §五.3: a
+    case with no inspection date (注销, 004 第十八条) is due 20 working days after the window's
+    last day as extended. Entered after the first window's deadline but inside the extended
+    one it is on time — in the leaders' summary, the year report (年度考核) and after
+    recompute_provisional counts the 2027 deadlines again; entered after the extended
+    deadline it is late in all three."""
+    w = await _december_world(ctx)
+    at_day(ctx, D(2026, 12, 14))
+    await extend_window(
+        acting(ctx, w.lead_liaison), w.task.code, DEC_EXTENDED_TO, "部分企业停产需顺延检查"
+    )
+    await ctx.session.commit()
+    await ctx.session.refresh(w.case)
+    assert w.case.result_due_on == DEC_EXTENDED_DUE
+    await _enter_situation(ctx, w, entered_on)
+    expected = (1, 0) if on_time else (0, 1)
+    counted = await _counted(ctx, w, D(2027, 2, 3))
+    assert counted == {"summary": expected, "SJ": expected, "WJ": expected}
+    await load_holiday_year(ctx, HOLIDAYS_2027)
+    await ctx.session.commit()
+    await ctx.session.refresh(w.case)
+    # 1-1 off: 20 working days after 12-31 end on 1-29
+    assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 29), False)
+    assert await _counted(ctx, w, D(2027, 2, 3)) == counted
+
+
+async def test_000_10_001_16_3_an_extension_after_a_late_result_without_a_visit_leaves_it_late(
+    ctx: Ctx,
+) -> None:
+    """000 §十, 001 第十六条(三): a result entered without a visit (注销) after its deadline is
+    late (视为未完成检查任务). A later 延期 (000 §五.3) for the cases still open neither makes
+    it on time in the leaders' summary and the year report, nor does recompute_provisional
+    count its deadline from the extended window: it is counted again from the window it was
+    entered against (12-15: 12 working days in December, 1-1 off, then 1-4 … 1-13)."""
+    w = await _december_world(ctx)
+    await _enter_situation(ctx, w, D(2027, 1, 14))
+    at_day(ctx, D(2027, 1, 15))
+    await extend_window(
+        acting(ctx, w.lead_liaison), w.task.code, D(2027, 1, 22), "部分企业停产需顺延检查"
+    )
+    await ctx.session.commit()
+    late = {"summary": (0, 1), "SJ": (0, 1), "WJ": (0, 1)}
+    assert await _counted(ctx, w, D(2027, 1, 18)) == late
+    await load_holiday_year(ctx, HOLIDAYS_2027)
+    await ctx.session.commit()
+    await ctx.session.refresh(w.case)
+    assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 13), False)
+    assert await _counted(ctx, w, D(2027, 1, 18)) == late

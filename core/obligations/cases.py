@@ -62,7 +62,8 @@ def _falls_due_by(
         for tid, t in tasks.items()
         if window_deadline(cal, rules, t.window_last_day).day <= horizon
     ]
-    has_date = and_(CASE.inspected_on.is_not(None), CASE.result_due_on.is_not(None))
+    # entry_deadline: the stored deadline, else (none stored) the task window's
+    stored = CASE.result_due_on.is_not(None)
     submitted_by = (
         select(RESULT.case_id)
         .join(Case.__table__, CASE.id == RESULT.case_id)
@@ -74,10 +75,10 @@ def _falls_due_by(
     )
     return union_all(
         select(CASE.id).where(
-            CASE.result_due_on <= horizon, CASE.state.in_(OPEN_FOR_ENTRY), has_date
+            CASE.result_due_on <= horizon, CASE.state.in_(OPEN_FOR_ENTRY), stored
         ),
         select(CASE.id).where(
-            CASE.task_id.in_(window_due), CASE.state.in_(OPEN_FOR_ENTRY), not_(has_date)
+            CASE.task_id.in_(window_due), CASE.state.in_(OPEN_FOR_ENTRY), not_(stored)
         ),
         submitted_by,
     )
@@ -117,7 +118,6 @@ async def entries_and_reviews(
             # the stored text: compared with CaseState (a str enum), no enum made per row
             type_coerce(CASE.state, String),
             CASE.task_id,
-            CASE.inspected_on,
             CASE.result_due_on,
             CASE.result_due_provisional,
             TARGET.name,
@@ -141,7 +141,7 @@ async def entries_and_reviews(
     # a deadline is shared by many cases (a due day; an undated case's task window): each
     # one's Deadline and working days left once, keyed by what entry_deadline reads of a case
     deadlines: dict[tuple[object, ...], tuple[Deadline, int]] = {}
-    for case_id, code, state, task_id, inspected_on, due_on, provisional, target in rows:
+    for case_id, code, state, task_id, due_on, provisional, target in rows:
         task, subject = tasks[task_id], f"{code} {target}"
         if state == CaseState.SUBMITTED:
             lead = task.lead_department_id
@@ -160,11 +160,9 @@ async def entries_and_reviews(
             )
             continue
         group = members[case_id]
-        known = deadlines.get(key := (task_id, inspected_on is None, due_on, provisional))
+        known = deadlines.get(key := (task_id, due_on, provisional))
         if known is None:
-            due = entry_deadline(
-                cal, rules, task.window_last_day, inspected_on, due_on, provisional
-            )
+            due = entry_deadline(cal, rules, task.window_last_day, due_on, provisional)
             known = deadlines[key] = (due, cal.workdays_between(today, due.day))
         due, left = known
         page = page_ref("result", f"case:{case_id}")
