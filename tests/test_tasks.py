@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import zlib
 from collections import Counter
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -480,6 +481,35 @@ async def test_create_task_refuses(ctx: Ctx, changes, exc, message) -> None:
     if args["item_ids"] == "other":
         args["item_ids"] = [w.partners[0].items[0].id]
     await _refused(ctx, exc, message, creation.create_task(as_actor(ctx, w.lead.liaison), **args))
+
+
+async def test_000_5_3_create_task_refuses_a_window_that_has_ended_whatever_the_path(
+    ctx: Ctx,
+) -> None:
+    """000 §五.3: the window is when the groups inspect; a task whose window has ended cannot be
+    created by any path (core's create_task, not only the task file's parser), and the refusal
+    says what to do. A window ending today is still open."""
+    w = await f.world(ctx.session, partners=1, n_targets=0)
+    args: dict[str, Any] = {
+        "title": "任务",
+        "lead_department_id": w.lead.dep.id,
+        "window_start": dt.date(2026, 2, 2),
+        "window_end": dt.date(2026, 2, 27),
+        "item_ids": [i.id for i in w.lead.items],
+        "scope": {},
+        "rule": f.RULE_5PCT,
+    }
+    lead = as_actor(ctx, w.lead.liaison)
+    assert ctx.clock.today() == dt.date(2026, 3, 2)
+    err = await _refused(
+        ctx,
+        ValidationFailed,
+        "检查时间窗口已于 2026年2月27日 结束（今天是 2026年3月2日）",
+        creation.create_task(lead, **args),
+    )
+    assert "请把检查时间" in err.message and "改为今天或以后的日期" in err.message
+    task = await creation.create_task(lead, **{**args, "window_end": dt.date(2026, 3, 2)})
+    assert task.window_end == dt.date(2026, 3, 2)
 
 
 async def test_only_lead_staff_create_and_denial_is_audited_separately(ctx: Ctx) -> None:

@@ -24,6 +24,7 @@ from core.errors import ValidationFailed
 from core.jointtask import get_department, require_answerers
 from core.models import TARGET_KINDS, Department, Item, JointTask, PlanEntry, TaskItem
 from core.states import TASK, TaskState
+from core.workdays import cn_date
 
 
 async def department_items(
@@ -138,6 +139,16 @@ async def create_task(
         raise ValidationFailed("任务名称不能为空")
     if window_end < window_start:
         raise ValidationFailed("检查时间窗口的结束日期早于开始日期")
+    # 000 §五.3: the window is when the groups inspect; one that has ended (by the service
+    # clock: the demo's day on a database `serve --demo` moved forward) invites nobody,
+    # whichever way the task is created (task file, plan row, demo)
+    today = ctx.clock.today()
+    if window_end < today:
+        raise ValidationFailed(
+            f"检查时间窗口已于 {cn_date(window_end)} 结束（今天是 {cn_date(today)}），"
+            "不能再据此创建任务、发出邀请：请把检查时间（任务文件中的 window）的结束日期"
+            "改为今天或以后的日期"
+        )
     parsed = algorithm.parse_rule(rule)
     clean_scope = _clean_scope(scope)
     items = await department_items(ctx.session, lead, list(item_ids))
