@@ -48,7 +48,14 @@ from core.result_parts import (
     set_own_fields,
     situation_for_all,
 )
-from core.results import NO_FOLLOWUP, case_codes, quick_methods, situation_named, situations
+from core.results import (
+    NO_FOLLOWUP,
+    case_codes,
+    quick_methods,
+    situation_named,
+    situations,
+    untyped_followups,
+)
 from core.states import (
     CASE,
     OBJECTION,
@@ -363,9 +370,13 @@ async def correct_result(
     if methods is None:
         methods = part.methods if part is not None and part.methods else quick_methods(codes)
     if followups is None:  # a chat 更正 typing none: the part's published follow-ups stand
-        followups = part.followups if part is not None and part.followups else [NO_FOLLOWUP]
-        if part is not None:
+        if part is not None and set(part.followups) - {NO_FOLLOWUP}:
+            followups = part.followups
             followup_done, followup_done_on = part.followup_done, part.followup_done_on
+        else:  # none but 无需后续处置: a code needing one (8) says how to type it
+            followups = untyped_followups(codes)
+            if part is not None:
+                followup_done, followup_done_on = part.followup_done, part.followup_done_on
     fields = result_fields(
         case_codes(i["codes"] for i in items),
         methods,

@@ -453,11 +453,13 @@ class QuickResult:
     followups: list[str]  # as typed after the result, or 无需后续处置
 
 
-def parse_quick_result(text: str) -> QuickResult:
+def parse_quick_result(text: str, *, followup_typed: bool = True) -> QuickResult:
     """A chat reply like "未发现问题", "1", "7 已关闭停业或正在组织清算", "注销" or
     "不配合检查情节严重 抄告相关部门" (a follow-up named after the result). The form's rules
     decide what chat may take: a code whose problem must be described needs the form, and one
-    that needs a follow-up (8, 004 第二十一条) takes it typed; core checks the rest on entry."""
+    that needs a follow-up (8, 004 第二十一条) takes it typed; core checks the rest on entry.
+    `followup_typed` False (the chat's 更正): none typed is no follow-up yet (`followups` []),
+    core keeps the published part's (`core.publication.correct_result`)."""
     codes, followups = parse_result(text)
     for code in codes:
         if CATEGORIES[code].describes_problem:
@@ -465,7 +467,9 @@ def parse_quick_result(text: str) -> QuickResult:
                 f"结果{_named(CATEGORIES[code])}需要填写问题和后续处置，{DETAIL_HINT}"
             )
     check_codes(codes)
-    return QuickResult(codes, quick_methods(codes), followups or _no_followup(codes))
+    if not followup_typed:
+        return QuickResult(codes, quick_methods(codes), followups)
+    return QuickResult(codes, quick_methods(codes), followups or untyped_followups(codes))
 
 
 def quick_methods(codes: Sequence[str]) -> list[str]:
@@ -508,8 +512,9 @@ def parse_result(text: str, hint: str = DETAIL_HINT) -> tuple[list[str], list[st
     return codes, followups
 
 
-def _no_followup(codes: Sequence[str]) -> list[str]:
-    """无需后续处置, when none of the codes needs a follow-up; else say how to type one."""
+def untyped_followups(codes: Sequence[str]) -> list[str]:
+    """The follow-ups of a chat result typing none: 无需后续处置, when none of the codes needs
+    a follow-up; else a refusal saying how to type one."""
     needing = [CATEGORIES[c] for c in codes if CATEGORIES[c].needs_followup]
     if needing:
         raise ValidationFailed(

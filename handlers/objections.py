@@ -89,14 +89,14 @@ async def correct(ctx: HandlerCtx, args: Args) -> None:
         raise UsageError("更正须写明案件号、更正后的结果和更正理由。")
     # the result, and the follow-ups named after it (8 needs one), then the reason
     said = 1 + len(list(takewhile(results.FOLLOWUPS.__contains__, words[1:])))
-    quick = results.parse_quick_result(" ".join(words[:said]))
+    quick = results.parse_quick_result(" ".join(words[:said]), followup_typed=False)
     result = await correct_result(
         ctx.core,
         code,
         reason=" ".join(words[said:]),
         codes=quick.codes,
         methods=None,  # the department's own as published: 更正 corrects the conclusion
-        followups=quick.followups if said > 1 else None,  # none typed: as published
+        followups=quick.followups or None,  # none typed: as published (8 keeps its own)
     )
     await ctx.say(
         "cmd_corrected.md.j2",

@@ -195,6 +195,33 @@ async def test_a_chat_correction_typing_no_follow_up_keeps_the_published_ones_00
     assert parts[w.other.id].followups == ["无需后续处置"]
 
 
+async def test_a_chat_correction_to_8_typing_no_follow_up_keeps_the_published_one_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条, 第二十一条: 8 (不配合检查情节严重) needs a follow-up. The lead's part was
+    published with 责令改正并跟踪, so its `更正 案件号 8 理由` typing none keeps it, as the
+    correction form does (it was refused for naming no follow-up)."""
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 8 经复查企业拒不配合检查")
+    assert "已更正公示结果" in reply, reply
+    *_, after = await versions(sessionmaker)
+    assert after.codes == ["8"] and after.followups == ["责令改正并跟踪"], after.followups
+    async with sessionmaker() as s:
+        parts = {p.department_id: p for p in await s.scalars(select(CasePart))}
+    assert parts[w.lead.id].followups == ["责令改正并跟踪"]
+
+
+async def test_a_chat_correction_to_8_without_any_follow_up_says_how_to_type_one_004_art21(
+    sessionmaker, clock, nothing_found
+) -> None:
+    """004 第二十一条: the lead's part was published with 无需后续处置, which 8 rules out; its
+    `更正 案件号 8 理由` typing none is refused saying how to type one; nothing changes."""
+    reply = await say(
+        sessionmaker, clock, nothing_found.lead_liaison, f"更正 {CASE} 8 经复查企业拒不配合"
+    )
+    assert "须有后续处置" in reply and "不配合检查情节严重 抄告相关部门" in reply, reply
+    assert len(await versions(sessionmaker)) == 2
+
+
 async def test_a_status_correction_keeps_how_the_target_was_checked_004_art18_art20(
     sessionmaker, clock
 ) -> None:
