@@ -38,7 +38,7 @@ from core.models import (
     Referral,
     Review,
 )
-from core.publication import correct_result
+from core.publication import correct_result, recheck_departments
 from core.referrals import receiver, refer
 from core.result_entry import (
     CaseRead,
@@ -58,7 +58,10 @@ class ItemPart:
     item: Item
     department: Department
     result: ItemResult | None  # in the latest version, if any
-    own: bool  # the viewing officer's department checks this item
+    own: bool  # the viewing officer's department checks this item, or `recheck`
+    # the lead enters its re-check result: the department entered the situation the lead
+    # corrects away and never published an inspection outcome (publication.recheck_departments)
+    recheck: bool = False
 
 
 @dataclass
@@ -324,8 +327,20 @@ async def review_sheet(ctx: Ctx, case_id: int) -> CaseSheet:
 async def correction_sheet(ctx: Ctx, case_id: int, *, for_update: bool = False) -> CaseSheet:
     """The case as those who may correct its published result see it (004 第二十条): the lead's
     or a participant's liaison or leader, their own department's items to correct (004 第三条);
-    a sheet to correct from is loaded `for_update`, as `entry_sheet`."""
-    return await _staff_sheet(ctx, case_id, "更正", "case.result.correct", for_update=for_update)
+    a sheet to correct from is loaded `for_update`, as `entry_sheet`. The lead's sheet of a
+    situation (注销 …) also offers the items of each department that entered it and never
+    published an inspection outcome, for the re-check's result (`ItemPart.recheck`, 004
+    第二十条)."""
+    sheet = await _staff_sheet(ctx, case_id, "更正", "case.result.correct", for_update=for_update)
+    assert ctx.actor is not None  # staff checked above
+    recheck = await recheck_departments(ctx, sheet.case, sheet.task, sheet.result, ctx.actor)
+    if not recheck:
+        return sheet
+    items = [
+        dataclasses.replace(p, own=True, recheck=True) if p.department.id in recheck else p
+        for p in sheet.items
+    ]
+    return dataclasses.replace(sheet, items=items)
 
 
 async def correct_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry, reason: str) -> CaseResult:
@@ -337,13 +352,15 @@ async def correct_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry, reason: 
         {**i, "content": content.get(i["item_id"], "")}
         for i in _item_dicts(entry, {p.item.id for p in sheet.own_items}, ())
     ]
-    if not items:
+    mine = {p.item.id for p in sheet.own_items if not p.recheck}
+    if not any(i["item_id"] in mine for i in items):
         raise ValidationFailed("请为本部门的检查事项选择更正后的检查结果", field="items")
     return await correct_result(
         ctx,
         sheet.case.code,
         reason=reason,
-        codes=case_codes(i["codes"] for i in items),
+        # the department's own conclusion; the re-checked items are entered beside it
+        codes=case_codes(i["codes"] for i in items if i["item_id"] in mine),
         methods=entry.methods,
         followups=entry.followups,
         followup_done=entry.followup_done,

@@ -227,20 +227,12 @@ def _for_whole_case(
     return any(d.id != actor.department_id for _, d in task_items)
 
 
-async def _before_situation(
-    ctx: Ctx,
-    case: Case,
-    task_items: Sequence[tuple[Item, Department]],
-    actor: Officer,
-    previous: CaseResult,
-    previous_items: Sequence[ItemResult],
-) -> list[ItemResult]:
-    """The lead's correction of the target's situation away (found wrong, 004 第二十条): the
-    lead's items as published, each other department's as last published before the
-    situation was put on them — its inspection outcome, which the whole-case correction
-    replaced. A department that never published one (the situation was entered originally)
-    has no inspection result the lead could restore (谁检查、谁录入, 004 第三条): refused,
-    naming it."""
+async def _published_outcomes(
+    ctx: Ctx, case: Case, task_items: Sequence[tuple[Item, Department]], department_id: int
+) -> tuple[list[ItemResult], dict[int, tuple[Department, list[Item]]]]:
+    """Each other department's items as last published with an inspection outcome (no
+    situation on any of them), and the departments that never published one (the situation
+    was entered originally), with their items; `department_id`: the lead's."""
     published = list(
         await ctx.session.scalars(
             select(CaseResult)
@@ -252,35 +244,83 @@ async def _before_situation(
         select(ItemResult).where(ItemResult.result_id.in_([r.id for r in published]))
     )
     found: dict[tuple[int, int], ItemResult] = {(r.result_id, r.item_id): r for r in rows}
-    others: dict[int, tuple[Department, list[int]]] = {}
+    others: dict[int, tuple[Department, list[Item]]] = {}
     for item, department in task_items:
-        if department.id != actor.department_id:
-            others.setdefault(department.id, (department, []))[1].append(item.id)
-    mine = {item.id for item, d in task_items if d.id == actor.department_id}
-    restored = [row for row in previous_items if row.item_id in mine]
-    missing = []
-    for department, item_ids in others.values():
+        if department.id != department_id:
+            others.setdefault(department.id, (department, []))[1].append(item)
+    outcomes: list[ItemResult] = []
+    missing: dict[int, tuple[Department, list[Item]]] = {}
+    for department, items in others.values():
         outcome = next(
             (
                 said
-                for said in ([found.get((r.id, i)) for i in item_ids] for r in published)
+                for said in ([found.get((r.id, i.id)) for i in items] for r in published)
                 if all(row is not None and not situations(row.codes) for row in said)
             ),
             None,
         )
         if outcome is None:
-            missing.append(department.name)
+            missing[department.id] = (department, items)
         else:
-            restored += [row for row in outcome if row is not None]
-    if missing:
-        situation = situation_named(previous.codes)
+            outcomes += [row for row in outcome if row is not None]
+    return outcomes, missing
+
+
+async def recheck_departments(
+    ctx: Ctx, case: Case, task: JointTask, result: CaseResult | None, actor: Officer
+) -> set[int]:
+    """The departments whose items the lead (`actor`) enters from its re-check when it corrects
+    the published `result`'s situation away (`correct_result`): those that never published an
+    inspection outcome. Empty for anyone else, or a result naming no situation."""
+    if result is None or actor.department_id != task.lead_department_id:
+        return set()
+    if result.published_at is None or not situations(result.codes):
+        return set()
+    _, task_items = await departments_and_items(ctx, task)
+    return set((await _published_outcomes(ctx, case, task_items, actor.department_id))[1])
+
+
+async def _before_situation(
+    ctx: Ctx,
+    case: Case,
+    task_items: Sequence[tuple[Item, Department]],
+    actor: Officer,
+    previous: CaseResult,
+    previous_items: Sequence[ItemResult],
+    item_results: Sequence[dict[str, Any]],
+) -> tuple[list[ItemResult], list[Department]]:
+    """The lead's correction of the target's situation away (found wrong, 004 第二十条): the
+    lead's items as published, each other department's as last published before the
+    situation was put on them — its inspection outcome, which the whole-case correction
+    replaced. A department that never published one (the situation was entered originally)
+    has no inspection result to restore: the lead, which re-checked the case, enters each of
+    its items' re-check result on the correction form (`item_results`; 004 第二十条), and the
+    department is named in the audit and told (it may correct them itself). Refused while an
+    item of such a department has no re-check result (a chat 更正 names none: the form's
+    link). Returns the rows carried and the departments whose items the lead enters."""
+    outcomes, missing = await _published_outcomes(ctx, case, task_items, actor.department_id)
+    mine = {item.id for item, d in task_items if d.id == actor.department_id}
+    restored = [row for row in previous_items if row.item_id in mine] + outcomes
+    situation = situation_named(previous.codes)
+    if missing and not item_results:
+        names = "、".join(d.name for d, _ in missing.values())
         raise ValidationFailed(
-            f"{'、'.join(missing)}的检查事项录入时即为{situation}，没有公示过本部门的检查结果"
-            f"可以恢复；其检查结果由该部门录入（谁检查、谁录入，004 第三条），"
-            f"发起部门不能代为将{situation}更正为检查结果",
+            f"{names}的检查事项录入时即为{situation}，没有公示过本部门的检查结果可以恢复；"
+            f"发起部门按复查结果（004 第二十条）为其检查事项逐项录入，"
+            f"请发送“更正 {case.code}”打开更正表单填写",
             field="items",
         )
-    return restored
+    given = {int(e["item_id"]): list(e.get("codes") or []) for e in item_results}
+    for department, items in missing.values():
+        for item in items:
+            codes = given.get(item.id)
+            if not codes or situations(codes):
+                raise ValidationFailed(
+                    f"请为{department.name}的检查事项“{item.name}”录入复查结果（该部门录入时即为"
+                    f"{situation}，没有公示过检查结果；发起部门按复查结果录入，004 第二十条）",
+                    field=f"item.{item.id}.codes",
+                )
+    return restored, [d for d, _ in missing.values()]
 
 
 def _check_same_date(case: Case, day: dt.date | None) -> None:
@@ -346,15 +386,19 @@ async def correct_result(
     )
     whole_case = _for_whole_case(task, departments, rows, actor, previous.codes, codes)
     away = whole_case and not situations(codes)
-    carried = (
-        await _before_situation(ctx, case, rows, actor, previous, previous_items)
+    carried, entered_for = (
+        await _before_situation(ctx, case, rows, actor, previous, previous_items, item_results)
         if away
-        else previous_items
+        else (previous_items, [])
     )
+    # the items the lead enters from its re-check count as its own entry (`_before_situation`)
+    for_ids = {d.id for d in entered_for}
+    checking = next(d for _, d in rows if d.id == actor.department_id)  # `own` is not empty
+    entering = [(i, checking if d.id in for_ids else d) for i, d in rows]
     # only the chat's 更正, naming no items, says the case's conclusion (own_parts); the
     # form's 未发现问题 of its own items beside another's problem is no contradiction
     items = own_parts(
-        rows,
+        entering,
         carried,
         actor,
         item_results or _quick_items(own, previous_items, codes),
@@ -363,10 +407,10 @@ async def correct_result(
     )
     parts = await case_parts(ctx, case)
     part = parts.get(actor.department_id)
-    part_codes = own_codes(rows, actor.department_id, items, codes)
+    part_codes = own_codes(entering, actor.department_id, items, codes)
     if whole_case and not away:
         items = situation_for_all(rows, actor.department_id, items)
-    check_agreement(actor.department_id, part_codes, rows, items, parts, departments)
+    check_agreement(actor.department_id, part_codes, entering, items, parts, departments)
     if methods is None:
         methods = part.methods if part is not None and part.methods else quick_methods(codes)
     if followups is None:  # a chat 更正 typing none: the part's published follow-ups stand
@@ -421,7 +465,11 @@ async def correct_result(
         reason=reason.strip(),
         labels=await result_labels(ctx, task, result),
         situation=situation_named(result.codes) if whole_case and not away else "",
-        restored=situation_named(previous.codes) if away else "",
+        restored=situation_named(previous.codes)
+        if away and any(d.id not in for_ids | {actor.department_id} for _, d in rows)
+        else "",
+        entered_for=[d.name for d in entered_for],
+        situation_before=situation_named(previous.codes),
     )
     await record(
         ctx,
@@ -433,6 +481,7 @@ async def correct_result(
             "department_id": actor.department_id,
             "whole_case": whole_case,
             **({"away_from": sorted(situations(previous.codes))} if away else {}),
+            **({"entered_for": [d.code for d in entered_for]} if entered_for else {}),
             "reason": reason.strip(),
             "objection_id": objection.id if objection else None,
         },

@@ -246,7 +246,7 @@ def prefill(sheet: CaseSheet) -> RawForm:
         )
     raw["keep"] = [a.sha256 + a.name for a in sheet.files_of(True)]
     for part in sheet.own_items:
-        if part.result is not None:
+        if part.result is not None and not part.recheck:  # a re-check's result starts empty
             raw[f"item.{part.item.id}.codes"] = list(part.result.codes)
             raw[f"item.{part.item.id}.problems"] = [part.result.problems]
             raw[f"item.{part.item.id}.handling"] = [part.result.handling]

@@ -303,6 +303,17 @@ def form(tok: str, item: int, **extra: str | list[str]) -> list[tuple[str, str]]
     return [(k, v) for k, vs in base.items() for v in ([vs] if isinstance(vs, str) else vs)]
 
 
+def nothing_found_form(tok: str, item: int, reason: str) -> list[tuple[str, str]]:
+    """The lead's item corrected to 未发现问题 (no follow-up), with the reason."""
+    return form(
+        tok,
+        item,
+        followups="无需后续处置",
+        reason=reason,
+        **{f"item.{item}.codes": "1", f"item.{item}.problems": ""},
+    )
+
+
 async def test_the_chat_link_opens_the_correction_form_of_the_own_items_004_art20(
     client: TestClient, services: Services, w: World, sessionmaker, clock
 ) -> None:
@@ -594,13 +605,8 @@ async def test_the_lead_corrects_a_situation_away_on_the_correction_form_004_art
     w = nothing_found
     lead_item, other_item = w.items
     await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 注销 该企业检查前已注销登记")
-    posted = form(
-        token(services, w.lead_liaison, w.case),
-        lead_item.id,
-        followups="无需后续处置",
-        reason="再次核实企业未注销",
-        **{f"item.{lead_item.id}.codes": "1", f"item.{lead_item.id}.problems": ""},
-    )
+    tok = token(services, w.lead_liaison, w.case)
+    posted = nothing_found_form(tok, lead_item.id, "再次核实企业未注销")
     resp = await client.post(CORRECTION_PATH, data=posted)
     assert resp.status == 200, visible(await resp.text())
     *_, after = await versions(sessionmaker)
@@ -608,12 +614,11 @@ async def test_the_lead_corrects_a_situation_away_on_the_correction_form_004_art
     assert (after.codes, items[lead_item.id][0], items[other_item.id][0]) == (["1"], ["1"], ["1"])
 
 
-async def test_a_situation_entered_originally_is_not_corrected_away_by_the_lead_004_art3(
-    sessionmaker, clock
-) -> None:
-    """004 第三条 (谁检查、谁录入): both departments entered 注销 and no inspection result of
-    卫健委 was ever published, so the lead cannot correct the case away from it alone: refused,
-    naming 卫健委 as the department whose own inspection result is needed; nothing changes."""
+@pytest.fixture
+async def deregistered(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> World:
+    """Both departments entered 注销 (9) originally, without a visit (004 第十八条): no
+    inspection result of either was ever published. Published; the target objected, and the
+    lead's re-check found it never deregistered and inspected it (error_found)."""
     clock.set(china_noon(D(2026, 3, 5)))
     async with sessionmaker() as s:
         w = await build_world(s)
@@ -628,10 +633,99 @@ async def test_a_situation_entered_originally_is_not_corrected_away_by_the_lead_
                 inspected_on=D(2026, 3, 4),
                 item_results=[{"item_id": item.id, "codes": ["9"], "content": ""}],
             )
-        await published_and_found_wrong(ctx, w, "企业称未注销", "经复查企业未注销")
+        await published_and_found_wrong(ctx, w, "企业称未注销", "经复查企业未注销，已复查各事项")
         await s.commit()
+    return w
+
+
+async def test_a_chat_correction_of_a_situation_entered_originally_points_at_the_form_004_art20(
+    sessionmaker, clock, deregistered
+) -> None:
+    """004 第二十条: both departments entered 注销 and no inspection result of 卫健委 was ever
+    published, so there is none to restore; the lead's quick `更正 … 未发现问题` cannot say what
+    the re-check found on 卫健委's items. Refused, naming 卫健委 and the correction form where
+    the lead enters each of its items' re-check result; nothing changes."""
+    w = deregistered
     reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 企业未注销")
     assert "县卫生健康委员会" in reply and "没有公示过本部门的检查结果" in reply, reply
+    assert f"发送“更正 {CASE}”打开更正表单" in reply, reply
+    assert len(await versions(sessionmaker)) == 2
+    assert await objection_state(sessionmaker) == "error_found"
+
+
+async def test_the_lead_enters_the_recheck_of_items_entered_as_a_situation_004_art20(
+    client: TestClient, services: Services, deregistered: World, sessionmaker, clock
+) -> None:
+    """004 第二十条 (发起部门 re-checks and corrects within 5 working days): every department
+    entered 注销, so no department had an inspection outcome to go back to and the case could
+    never be corrected away from it. The lead's correction form now offers 卫健委's item too
+    (not pre-ticked: its re-check result is to be entered); the lead enters both items' re-check
+    results; one version publishes them, audited naming 卫健委 (`entered_for`), every
+    department told — 卫健委 that its item was entered from the lead's re-check and that it may
+    correct it — and the objection is corrected. 卫健委's own form still offers its item only."""
+    w = deregistered
+    lead_item, other_item = w.items
+    html = await (
+        await client.get(CORRECTION_PATH, params={"t": token(services, w.other_liaison, w.case)})
+    ).text()
+    assert f'name="item.{other_item.id}.codes"' in html
+    assert f'name="item.{lead_item.id}.codes"' not in html
+    tok = token(services, w.lead_liaison, w.case)
+    html = await (await client.get(CORRECTION_PATH, params={"t": tok})).text()
+    assert f'name="item.{other_item.id}.codes"' in html, visible(html)
+    assert f'name="item.{other_item.id}.codes" value="9" checked' not in html
+    assert "录入时即为“注销”（9）" in visible(html), visible(html)
+    posted = form(
+        tok,
+        lead_item.id,
+        followups="无需后续处置",
+        reason="经复查企业未注销，复查时已检查各事项",
+        **{
+            f"item.{lead_item.id}.codes": "1",
+            f"item.{lead_item.id}.problems": "",
+            f"item.{lead_item.id}.handling": "",
+            f"item.{other_item.id}.codes": "1",
+        },
+    )
+    resp = await client.post(CORRECTION_PATH, data=posted)
+    assert resp.status == 200, visible(await resp.text())
+    *_, before, after = await versions(sessionmaker)
+    assert (before.state, after.state, after.codes) == ("superseded", "published", ["1"])
+    items = await item_codes(sessionmaker, after)
+    assert (items[lead_item.id][0], items[other_item.id][0]) == (["1"], ["1"])
+    [event] = await audit_rows(sessionmaker, "case.result.corrected")
+    assert (event.data["whole_case"], event.data["away_from"]) == (True, ["9"])
+    assert event.data["entered_for"] == ["WJ"]
+    async with sessionmaker() as s:
+        rows = list(await s.scalars(select(OutboxMessage)))
+    [notice] = [
+        r
+        for r in rows
+        if r.destination.get("department_id") == w.other.id
+        and "公示结果已更正" in r.message["title"]
+    ]
+    body = notice.message["body"]
+    assert "县卫生健康委员会的检查事项录入时即为“注销”（9）" in body, body
+    assert "发起部门按复查结果录入" in body and "由该部门更正" in body, body
+    assert await objection_state(sessionmaker) == "corrected"
+    history = await say(sessionmaker, clock, w.other_liaison, f"案件 {CASE}")
+    assert "县卫生健康委员会的检查事项按发起部门复查结果录入" in history, history
+
+
+async def test_the_lead_must_enter_the_recheck_of_every_such_item_004_art20(
+    client: TestClient, services: Services, deregistered: World, sessionmaker
+) -> None:
+    """004 第二十条, 第三条: correcting 注销 away, the lead entering its own item only leaves
+    卫健委's item with no result but 注销 — refused next to that item, naming it; nothing
+    changes."""
+    w = deregistered
+    lead_item, _ = w.items
+    tok = token(services, w.lead_liaison, w.case)
+    posted = nothing_found_form(tok, lead_item.id, "经复查企业未注销")
+    resp = await client.post(CORRECTION_PATH, data=posted)
+    text = visible(await resp.text())
+    assert resp.status == 422, text
+    assert "请为县卫生健康委员会的检查事项“公共场所卫生检查”录入复查结果" in text, text
     assert len(await versions(sessionmaker)) == 2
     assert await objection_state(sessionmaker) == "error_found"
 
