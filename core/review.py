@@ -19,6 +19,8 @@ from sqlalchemy import select
 from core import department_names
 from core.cases import (
     active_members,
+    get_case,
+    get_task,
     latest_result,
     message,
     reviewing_departments,
@@ -51,13 +53,20 @@ def _names(departments: list[Department]) -> str:
     return "、".join(d.name for d in departments)
 
 
-async def named_department(ctx: Ctx, text: str) -> tuple[str, str]:
-    """`退回 案件号 [部门] 理由`: (department, reason) when the first word names one of the
-    county's departments — by code, name, short name or an informal name (卫健委); otherwise
-    ("", text). review_result refuses a department outside the case or one without a reason,
-    rather than reading its name as the reason for a whole return."""
+async def named_department(ctx: Ctx, case_code: str, text: str) -> tuple[str, str]:
+    """`退回 案件号 [部门] 理由`: (department, reason) when the first word names a department —
+    by code, name, short name or an informal name (卫健委); otherwise ("", text). The case's
+    own departments with a part are read first: a word naming one of them alone is that
+    department (its code), however many of the county's it also fits (卫健委: 县卫生健康委员会
+    in the case, 县卫生健康局 outside it). Only a word fitting none of them is tried on the
+    county's, so that review_result refuses a department outside the case, or one without a
+    reason, rather than reading its name as the reason for a whole return."""
     head, _, rest = text.strip().partition(" ")
-    if department_names.named(list(await ctx.session.scalars(select(Department))), head):
+    case = await get_case(ctx, case_code)
+    own = department_names.named(await part_departments(ctx, await get_task(ctx, case)), head)
+    if len(own) == 1:
+        return own[0].code, rest.strip()
+    if own or department_names.named(list(await ctx.session.scalars(select(Department))), head):
         return head, rest.strip()
     return "", text
 

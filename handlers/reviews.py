@@ -26,7 +26,7 @@ async def send_back(ctx: HandlerCtx, args: Args) -> None:
     code, text = args.code(0), args.rest_after(1)
     if code is None or not text:
         raise UsageError("退回结果须写明案件号和退回理由。")
-    department, reason = await named_department(ctx.core, text)
+    department, reason = await named_department(ctx.core, code, text)
     review = await review_result(ctx.core, code, False, reason, department)
     await _say_reviewed(ctx, code, review)
 

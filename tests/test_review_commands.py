@@ -655,18 +655,26 @@ async def test_a_return_naming_a_department_still_needs_a_reason_004_art19(
     assert (await case_state(sessionmaker))[0] == "submitted"
 
 
+async def returned_beside(
+    sm: async_sessionmaker[AsyncSession], clock: FixedClock, w: World, county: Department, said: str
+) -> list[OutboxMessage]:
+    """`county` added to the county (not to the task), both parts entered, then the lead's
+    `退回 案件号 {said}`: what it sent."""
+    async with sm() as s, s.begin():
+        s.add(county)
+    d = make_dispatcher(sm, clock)
+    for member in (w.a1, w.b1):
+        await send(sm, d, text_event(member.code, f"提交 {CASE} 未发现问题 今天"))
+    return await send(sm, d, text_event(w.lead_liaison.code, f"退回 {CASE} {said}"))
+
+
 async def test_a_return_naming_a_department_outside_the_case_is_refused_000_s9_10(
     sessionmaker, clock, w
 ) -> None:
     """000 §九–十: 县交通运输局 is a county department with no part in this case; `退回 案件号 交通
     理由` used to send every part back with “交通 …” as the reason."""
-    async with sessionmaker() as s, s.begin():
-        s.add(Department(code="JT", name="县交通运输局"))
-    d = make_dispatcher(sessionmaker, clock)
-    for member in (w.a1, w.b1):
-        await send(sessionmaker, d, text_event(member.code, f"提交 {CASE} 未发现问题 今天"))
-    rows = await send(
-        sessionmaker, d, text_event(w.lead_liaison.code, f"退回 {CASE} 交通 缺少检测记录")
+    rows = await returned_beside(
+        sessionmaker, clock, w, Department(code="JT", name="县交通运输局"), "交通 缺少检测记录"
     )
     refused = to_officer(rows, w.lead_liaison.id)
     assert "交通未参加该案件" in refused
@@ -722,3 +730,20 @@ async def test_inspection_is_still_refused_once_the_result_is_under_review(
     await send(sessionmaker, d, text_event(w.lead_liaison.code, f"退回 {CASE} 检查日期有误"))
     refused = bodies(await send(sessionmaker, d, text_event(w.b1.code, f"检查 {CASE} 昨天")))
     assert "重新录入结果时写明检查日期即可：提交 案件号 结果 检查日期" in refused
+
+
+@pytest.mark.parametrize("said", ["卫健委", "卫健"])
+async def test_a_return_names_the_cases_own_department_before_the_countys_004_art19(
+    sessionmaker, clock, w, said
+) -> None:
+    """004 第十九条 with 000 §九–十: the county also has 县卫生健康局 (outside this task), so
+    “卫健委” fits two county departments, but only one of this case's: `退回 案件号 卫健委 理由`
+    reopens 县卫生健康委员会's part — the case's own departments are read first, the county's
+    only to tell a department outside the case from a word of the reason."""
+    county = Department(code="WJJ", name="县卫生健康局")
+    rows = await returned_beside(sessionmaker, clock, w, county, f"{said} 缺少卫生检测记录")
+    assert "退回县卫生健康委员会录入的部分" in to_officer(rows, w.b1.id), bodies(rows)
+    assert "退回理由：缺少卫生检测记录" in to_officer(rows, w.b1.id)
+    async with sessionmaker() as s:
+        states = dict((await s.execute(select(CasePart.department_id, CasePart.state))).all())
+    assert states == {w.lead.id: "entered", w.other.id: "returned"}
