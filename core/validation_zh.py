@@ -55,17 +55,24 @@ _EXPECTED = {
 
 def reason_zh(error: ErrorDetails) -> str:
     """What is wrong with one value, in Chinese, from pydantic's error type."""
+    text, detail = _reason(error)
+    return text + detail
+
+
+def _reason(error: ErrorDetails) -> tuple[str, str]:
+    """(the Chinese line, pydantic's English as a trailing detail when we have no words for
+    its error type: the line then says what to do, the English only says why)."""
     kind, ctx = error["type"], error.get("ctx", {})
     if kind in ("value_error", "assertion_error"):
-        return str(ctx.get("error", error["msg"]))  # our validators' own (Chinese) words
+        return str(ctx.get("error", error["msg"])), ""  # our validators' own (Chinese) words
     if kind == "missing":
-        return "缺少此项"
+        return "缺少此项", ""
     if kind == "extra_forbidden":
-        return "不是可用的项"
+        return "不是可用的项", ""
     if (expected := _EXPECTED.get(kind)) is None:
-        return f"取值无效（{error['msg']}）"
+        return "取值无效，请按此项的说明改写", f"（英文原因：{error['msg']}）"
     shown = {k: _toml_choices(str(v)) if k == "expected" else v for k, v in ctx.items()}
-    return "应为" + expected.format(**shown)
+    return "应为" + expected.format(**shown), ""
 
 
 def loc_text(loc: Loc) -> str:
@@ -93,7 +100,7 @@ def error_lines(
     lines = []
     for error in err.errors(include_url=False):
         loc = tuple(error["loc"])
-        text = reason_zh(error)
+        text, detail = _reason(error)
         given = error.get("input")
         if _shown(given) and error["type"] not in _NO_INPUT and not set(map(str, loc)) & {*hidden}:
             text += f"（现为“{given}”）"
@@ -101,6 +108,7 @@ def error_lines(
             text += _nearest(model, loc, given)
         elif ex := example(loc):
             text += f"，例如 {ex}"
+        text += detail
         lines.append(f"{where(loc)}：{text}" if where(loc) else text)
     return lines
 

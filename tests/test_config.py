@@ -272,6 +272,33 @@ def test_config_errors_are_chinese_naming_the_key_and_an_example(
     assert "Input should" not in shown and "Value error" not in shown
 
 
+def test_an_error_type_without_its_own_words_is_told_in_chinese_first() -> None:
+    """validation_zh fell back to pydantic's English message for an error type it has no
+    words for ("取值无效（Input should be a multiple of 5）"): the line says in Chinese what
+    to do; the English follows only as a detail, after the value and the example."""
+    import datetime as dt
+
+    from pydantic import Field, ValidationError
+
+    from core.validation_zh import error_lines, loc_text
+
+    class Sample(BaseModel):
+        at: dt.datetime
+        step: int = Field(multiple_of=5, examples=[10])
+
+    with pytest.raises(ValidationError) as caught:
+        Sample(at="明天", step=7)
+    lines = error_lines(
+        caught.value, Sample, loc_text, lambda loc: "step = 10" if loc == ("step",) else ""
+    )
+    assert lines == [
+        "at：取值无效，请按此项的说明改写（现为“明天”）"
+        "（英文原因：Input should be a valid datetime or date, input is too short）",
+        "step：取值无效，请按此项的说明改写（现为“7”），例如 step = 10"
+        "（英文原因：Input should be a multiple of 5）",
+    ]
+
+
 def test_config_error_from_the_environment_names_the_variable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
