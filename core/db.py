@@ -134,8 +134,20 @@ async def check_connection(engine: AsyncEngine) -> None:
         async with engine.connect():
             pass
     except (OSError, exc.DBAPIError) as err:
-        where = f"（数据库地址 {shown(engine.url)}，见 {SETTING}）"
-        raise ValidationFailed(_unreachable(engine.url, err) + where) from None
+        raise ValidationFailed(_unreachable(engine.url, err) + _where(engine.url)) from None
+
+
+def _where(url: URL) -> str:
+    return f"（数据库地址 {shown(url)}，见 {SETTING}）"
+
+
+def _said(err: Exception) -> str:
+    """The driver's own words, as a detail after ours (an operator may need them)."""
+    return f"（数据库原话：{getattr(err, 'orig', None) or err}）"
+
+
+def _sqlstate(err: Exception) -> str | None:
+    return getattr(getattr(err, "orig", None), "sqlstate", None)
 
 
 # what PostgreSQL says when it refuses a connection (SQLSTATE) -> what to do
@@ -150,7 +162,7 @@ _REFUSALS = {
 
 def _unreachable(url: URL, err: Exception) -> str:
     server = f"{url.host or 'localhost'}:{url.port or 5432}"
-    state = getattr(getattr(err, "orig", None), "sqlstate", None)
+    state = _sqlstate(err)
     if state in _REFUSALS:
         return _REFUSALS[state].format(server=server, database=url.database, user=url.username)
     if isinstance(err, socket.gaierror):
@@ -159,7 +171,34 @@ def _unreachable(url: URL, err: Exception) -> str:
         return f"连不上 PostgreSQL {server}（连接被拒绝）：请确认数据库已启动、主机和端口无误"
     if isinstance(err, TimeoutError):
         return f"连接 PostgreSQL {server} 超时：请确认主机、端口和防火墙"
-    return f"无法打开数据库：{getattr(err, 'orig', None) or err}"
+    if url.get_backend_name() == "sqlite":
+        return (
+            f"无法打开 SQLite 数据库 {url.database}：请确认它是文件而不是文件夹，"
+            f"且所在文件夹存在、可读写{_said(err)}"
+        )
+    return (
+        f"无法连接 PostgreSQL {server}：请按括号中数据库的原话改正数据库地址或服务器设置，"
+        f"或请数据库管理员协助{_said(err)}"
+    )
+
+
+def schema_refused(url: URL, err: exc.DBAPIError) -> ValidationFailed:
+    """The database took the connection but refused to create or upgrade the tables (a user
+    without CREATE on the schema, a read-only file, a full disk): what to do, then the
+    driver's words (they were a traceback)."""
+    if _sqlstate(err) == "42501":
+        user, database = url.username, url.database
+        said = (
+            f"PostgreSQL 用户“{user}”无权在库“{database}”中建表：请数据库管理员授权"
+            f"（GRANT CREATE ON SCHEMA public TO {user}），或让该用户成为库的所有者"
+            f"（ALTER DATABASE {database} OWNER TO {user}），然后重试"
+        )
+    else:
+        said = (
+            "数据库拒绝了联检建表或升级：请按括号中数据库的原话处理（如权限、只读文件、"
+            "磁盘已满），或请数据库管理员协助"
+        )
+    return ValidationFailed(said + _said(err) + _where(url))
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

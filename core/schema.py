@@ -8,9 +8,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import schema_refused
 from core.errors import ValidationFailed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,7 +27,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database to the newest revision (idempotent), all or nothing."""
+    """Bring the database to the newest revision (idempotent), all or nothing; a database
+    that refuses it is one Chinese line saying what to do (core.db.schema_refused)."""
+    try:
+        await _upgrade_all(engine, revision)
+    except exc.DBAPIError as err:
+        raise schema_refused(engine.url, err) from err
+
+
+async def _upgrade_all(engine: AsyncEngine, revision: str) -> None:
     if engine.dialect.name != "sqlite":
         async with engine.begin() as conn:
             await conn.run_sync(lambda sync: _upgrade(sync, revision))

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.app import create_app
 from bot.config import load_settings
 from bot.pages.links import page_link
 from bot.server import build_services
-from core.db import make_engine
+from core.db import check_connection, make_engine
 from core.errors import ValidationFailed
 from core.links import INVALID, link_url, sign_link
 from core.models import AuditEvent
@@ -141,6 +142,71 @@ def test_a_postgresql_database_or_user_that_does_not_exist_says_what_to_do(
     )
     for err in refusals(config, capsys, caplog):
         assert "不接受用户“nosuchrole”" in err and "database_url" in err
+
+
+async def test_a_database_file_that_cannot_be_opened_says_what_to_do(tmp_path: Path) -> None:
+    """A folder as the SQLite database was `无法打开数据库：unable to open database file`: the
+    driver's English alone, nothing to do. The driver's words stay, after the Chinese. (The
+    CLI names a folder before connecting; services built otherwise reach the connection.)"""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    engine = make_engine(str(folder))
+    try:
+        with pytest.raises(ValidationFailed) as refused:
+            await check_connection(engine)
+    finally:
+        await engine.dispose()
+    said = f"无法打开 SQLite 数据库 {folder}：请确认它是文件而不是文件夹，且所在文件夹存在、可读写"
+    assert said in refused.value.message and "database_url" in refused.value.message
+    assert refused.value.message.startswith(said + "（数据库原话：unable to open database file）")
+
+
+@needs_pg
+def test_another_postgresql_refusal_says_what_to_do_before_the_servers_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refusal with no words of ours (here SSL required of a server without it) was
+    `无法打开数据库：` and the driver's English alone."""
+    url = pg_url() + "?ssl=require"
+    config = write_config(tmp_path, f'database_url = "{url}"\nlink_secret = "{SECRET}"\n')
+    for err in refusals(config, capsys, caplog):
+        assert (
+            "无法连接 PostgreSQL 127.0.0.1:5432：请按括号中数据库的原话改正数据库地址或服务器设置"
+            in err
+        )
+        assert "（数据库原话：" in err and "database_url" in err
+
+
+@needs_pg
+def test_a_postgresql_user_that_may_not_create_tables_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A user that may log in but not create tables (PostgreSQL 15 grants no CREATE on schema
+    public to others) was a ProgrammingError traceback ending in the driver's English
+    "permission denied for schema public"."""
+    name = f"lj_test_{uuid.uuid4().hex[:10]}"
+    role = f"{name}_user"
+
+    async def admin(*statements: str, database: str = "") -> None:
+        engine = make_engine(pg_url(database=database) if database else PG)
+        async with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+        await engine.dispose()
+
+    asyncio.run(admin(f'CREATE ROLE "{role}" LOGIN', f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(admin("REVOKE CREATE ON SCHEMA public FROM PUBLIC", database=name))
+        url = pg_url(username=role, database=name)
+        config = write_config(tmp_path, f'database_url = "{url}"\nlink_secret = "{SECRET}"\n')
+        for err in refusals(config, capsys, caplog):
+            assert f"PostgreSQL 用户“{role}”无权在库“{name}”中建表" in err
+            assert f"GRANT CREATE ON SCHEMA public TO {role}" in err and "database_url" in err
+            assert "Traceback" not in err
+    finally:
+        asyncio.run(
+            admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'DROP ROLE IF EXISTS "{role}"')
+        )
 
 
 @pytest.mark.parametrize(
