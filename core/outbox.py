@@ -32,7 +32,12 @@ from core.states import OUTBOX, OutboxState
 _OUTBOX = cast(Table, OutboxMessage.__table__)
 NO_ROUTE = "no route"  # how the sender's reason for a message nobody can receive begins
 RATE_LIMITED = "rate limit: waiting for the one-minute window"  # a postponed row's reason
-_PLATFORM_ZH = {"wecom": "企业微信", "wecom_aibot": "企业微信智能机器人", "dingtalk": "钉钉"}
+_PLATFORM_ZH = {
+    "wecom": "企业微信",
+    "wecom_aibot": "企业微信智能机器人",
+    "dingtalk": "钉钉",
+    "sim": "模拟器",
+}
 
 
 async def enqueue(
@@ -406,18 +411,39 @@ def no_route_error(dest: Destination) -> str:
 
 async def reason_zh(session: AsyncSession, row: OutboxMessage) -> str:
     """Why the message is not sent, for the office: who cannot be reached and what to do
-    (bind the officer's account, enable a chat robot, then retry); a platform's own error is
-    shown as it said it."""
+    (bind the officer's account, enable a chat robot, then retry); a platform's refusal or an
+    adapter's error says whether it is retried and what to do, the platform's own words (the
+    sender's, bot/sender.py: "wecom 60020: …") kept in parentheses."""
     error = row.last_error
     if error.startswith(NO_ROUTE):
         dest = Destination.model_validate(row.destination)
         return f"{await _unreachable(session, dest)}，然后 lianjian outbox retry {row.id}"
     if error == RATE_LIMITED:
         return "发送频率已达平台上限，等待一分钟后自动发送"
-    platform, _, rest = error.partition(" ")
-    if platform in _PLATFORM_ZH:
-        return f"{_PLATFORM_ZH[platform]}返回错误 {rest}"
-    return error
+    dead = row.state == OutboxState.DEAD
+    retry = f"lianjian outbox retry {row.id}"
+    platform, _, said = error.partition(" ")
+    code, _, detail = said.partition(": ")
+    code = code.rstrip(":")  # a refusal without words: "wecom -1:"
+    if platform not in _PLATFORM_ZH or not code:
+        if dead:
+            return f"未能发出：请查看服务日志中的错误记录，处理后 {retry}（原话：{error}）"
+        return f"未能发出，将自动重试（原话：{error}）"
+    name = _PLATFORM_ZH[platform]
+    if code == "exception":  # the adapter raised (bot/sender.py): a bug of ours
+        log = "请把服务日志中的错误记录交给维护人员"
+        if dead:
+            return f"联检发送{name}消息时出错，已停止重试：{log}，修复后 {retry}（{detail}）"
+        return f"联检发送{name}消息时出错，将自动重试；若一再出错，{log}（{detail}）"
+    if dead:
+        return (
+            f"{name}拒收，已停止重试：请按错误码 {code} 查{name}接口说明改正（如应用权限、"
+            f"可信 IP、人员账号），然后 {retry}（{name}原话：{said}）"
+        )
+    return (
+        f"{name}暂未发出，将自动重试；若一再失败，请按错误码 {code} 查{name}接口说明"
+        f"（{name}原话：{said}）"
+    )
 
 
 async def _unreachable(session: AsyncSession, dest: Destination) -> str:
