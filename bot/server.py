@@ -25,6 +25,7 @@ from bot.platforms.tokens import TokenStore
 from bot.replays import SignatureLedger
 from bot.services import SERVICES, Services
 from bot.token_store import SharedTokens
+from core import render
 from core.clock import Clock, SystemClock
 from core.db import check_connection, make_engine, make_sessionmaker
 from core.demo_clock import DemoClock
@@ -263,7 +264,9 @@ async def freeze_startup_objects(app: web.Application) -> None:
     """Move everything built so far (models, templates, the dispatcher's tables) out of the
     garbage collector's sight: a full collection then walks only what the running server
     made, instead of pausing every socket and callback for 100–300 ms (measured with
-    bench/stream.py: three gen-2 collections of up to 345 ms in one run)."""
+    bench/stream.py: three gen-2 collections of up to 345 ms in one run). Every template is
+    compiled first (render.load_all_templates), so the process keeps its own version's."""
+    render.load_all_templates()
     gc.collect()
     gc.freeze()
 

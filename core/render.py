@@ -82,5 +82,17 @@ def environment() -> Environment:
     return env
 
 
+def load_all_templates() -> int:
+    """Compile every template now (how many): a running server then renders the templates of
+    its own version to its end. Loaded on first use instead, an upgrade that replaces the
+    files under a running process would pair its code with the next version's templates
+    (seen: a new template's variable the old code did not pass, a 500)."""
+    env = environment()
+    names = env.list_templates()
+    for name in names:
+        env.get_template(name)
+    return len(names)
+
+
 def render(name: str, **context: Any) -> str:
     return environment().get_template(name).render(**context).strip()
