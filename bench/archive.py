@@ -203,10 +203,10 @@ async def measure(path: Path) -> dict[str, Any]:
         for case in cases:
             context = loaded.context(case)
             for notice in loaded.notices(case):
-                render_docx("notice", notice.context(context))
+                render_docx("notice", notice.context(context), ctx.clock.now())
                 documents += 1
             for version in loaded.versions(case):
-                render_docx("record", loaded.context(case, version))
+                render_docx("record", loaded.context(case, version), ctx.clock.now())
                 documents += 1
         floor, floor_cpu = time.perf_counter() - wall, time.process_time() - cpu
         await session.rollback()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -476,17 +477,41 @@ def render_html(kind: DocKind, context: dict[str, Any]) -> str:
     return render(f"documents/{kind}.html.j2", **context)
 
 
-def render_docx(kind: DocKind, context: dict[str, Any]) -> bytes:
+def render_docx(kind: DocKind, context: dict[str, Any], at: dt.datetime) -> bytes:
+    """The document as DOCX, dated `at` (the service clock): its bytes depend only on the data
+    and that time, so an archive's manifest (SHA-256 per file) is the same for the same task
+    built twice at one service time (004 第二十五条)."""
     doc = _notice_docx(context) if kind == "notice" else _record_docx(context)
+    props = doc.core_properties
+    # python-docx writes the datetime as UTC ("…Z") whatever its zone: give it UTC
+    props.created = props.modified = at.astimezone(dt.UTC).replace(microsecond=0, tzinfo=None)
+    props.author, props.comments = "联检", ""
     out = io.BytesIO()
     doc.save(out)
+    return _dated_zip(out.getvalue(), at)
+
+
+def _dated_zip(data: bytes, at: dt.datetime) -> bytes:
+    """The ZIP `data` with every entry dated `at` in China time (python-docx's writestr
+    stamps the host's real time, which a demo clock does not move), order and content kept."""
+    stamp = at.astimezone(CHINA_TZ).timetuple()[:6]
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for entry in src.infolist():
+            info = zipfile.ZipInfo(entry.filename, date_time=stamp)
+            info.compress_type, info.external_attr = entry.compress_type, entry.external_attr
+            dst.writestr(info, src.read(entry))
     return out.getvalue()
 
 
-def document_file(kind: DocKind, fmt: Fmt, context: dict[str, Any]) -> Rendered:
+def document_file(kind: DocKind, fmt: Fmt, context: dict[str, Any], at: dt.datetime) -> Rendered:
+    """One document of a case as `fmt`; a DOCX dated `at` (the service clock)."""
     name = f"{context['case'].code}-{DOC_TITLES[kind]}.{fmt}"
     if fmt == "docx":
-        return Rendered(name, render_docx(kind, context), DOCX_MIME)
+        return Rendered(name, render_docx(kind, context, at), DOCX_MIME)
     return Rendered(name, render_html(kind, context).encode("utf-8"), "text/html; charset=utf-8")
 
 
@@ -682,11 +707,11 @@ async def write_documents(ctx: Ctx, code: str) -> list[tuple[str, bytes]]:
     else:
         cases = await task_cases_for(ctx, task, ctx.actor)
     loaded = await task_documents(ctx, task, cases)  # per task, not per case
-    files = []
+    files, at = [], ctx.clock.now()
     for case in cases:
         context = loaded.context(case)
         for kind in DOC_KINDS:
             for fmt in FORMATS:
-                doc = document_file(kind, fmt, context)
+                doc = document_file(kind, fmt, context, at)
                 files.append((f"{case.code}/{doc.filename}", doc.content))
     return files

@@ -57,7 +57,9 @@ async def documents_page(page: PageCtx, req: DocumentRequest) -> documents.Rende
     if kind == "notice":
         await documents.issue_notice(ctx, case.code, via=f"page:{fmt}")
     context = await documents.case_document_context(ctx, case.code)
-    return documents.document_file(kind, fmt, {**context, "print_script": PRINT_SCRIPT_PATH})
+    return documents.document_file(
+        kind, fmt, {**context, "print_script": PRINT_SCRIPT_PATH}, ctx.clock.now()
+    )
 
 
 async def notice(ctx: HandlerCtx, args: Args) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import time
 import zipfile
 from collections.abc import Sequence
 from typing import Any
@@ -74,7 +73,9 @@ async def documents_case_by_case(
         names = await contents.officer_codes_names(ctx.session, [s.actor for s in served])
         for n, notice in enumerate(served, 1):
             name = f"{case.code}-{DOC_TITLES['notice']}-第{n}次送达.docx"
-            files.add(f"{folder}/{name}", render_docx("notice", notice.context(context)))
+            files.add(
+                f"{folder}/{name}", render_docx("notice", notice.context(context), ctx.clock.now())
+            )
             served_rows.append(
                 (
                     case.code,
@@ -94,7 +95,9 @@ async def documents_case_by_case(
                 f"{case.code}-{DOC_TITLES['record']}-第{result.edition}版-第{result.version}次录入"
             )
             record_context = await case_document_context(ctx, case.code, result)
-            files.add(f"{folder}/{name}.docx", render_docx("record", record_context))
+            files.add(
+                f"{folder}/{name}.docx", render_docx("record", record_context, ctx.clock.now())
+            )
     files.add(
         "04-检查文书/通知书送达.csv",
         csv_bytes(
@@ -102,15 +105,6 @@ async def documents_case_by_case(
             served_rows,
         ),
     )
-
-
-@pytest.fixture
-def frozen_zip_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """python-docx dates a DOCX's parts by the host's clock: fixed, so bytes can be compared."""
-    fixed = time.struct_time((2026, 6, 2, 12, 0, 0, 1, 153, 0))
-    stub = type("FrozenTime", (), {"time": staticmethod(lambda: 0.0)})()
-    stub.localtime = lambda *_: fixed
-    monkeypatch.setattr(zipfile, "time", stub)
 
 
 async def archived(ctx: Ctx, session: AsyncSession, w: World) -> dict[str, bytes]:
@@ -125,7 +119,7 @@ async def archived(ctx: Ctx, session: AsyncSession, w: World) -> dict[str, bytes
 
 
 async def test_archive_of_many_cases_files_what_it_filed_case_by_case(
-    ctx: Ctx, session: AsyncSession, monkeypatch: pytest.MonkeyPatch, frozen_zip_time: None
+    ctx: Ctx, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """004 第二十五条 with 第十六条(二) and 第二十条: every case's notices as served and its
     record form of each version, the register of notices served and the manifest are byte for

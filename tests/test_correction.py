@@ -257,7 +257,7 @@ async def test_a_status_correction_keeps_how_the_target_was_checked_004_art18_ar
         [row] = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
         context = await documents.case_document_context(ctx, CASE)
     assert (row["检查结果代码"], row["检查方式"]) == ("7", "实地检查")
-    record = Document(io.BytesIO(documents.render_docx("record", context)))
+    record = Document(io.BytesIO(documents.render_docx("record", context, ctx.clock.now())))
     methods = {r.cells[0].text: r.cells[1].text for t in record.tables for r in t.rows}
     assert methods["检查方式"] == "实地检查"
 

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import io
 import re
+import zipfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,7 +25,7 @@ from bot.pages.links import expand, expand_text, page_link
 from bot.services import SERVICES, Services
 from core import documents
 from core.changes import Ctx
-from core.clock import FixedClock
+from core.clock import CHINA_TZ, FixedClock
 from core.errors import PermissionDenied
 from core.groups.member_changes import replace_inspector
 from core.inspection import mark_notified
@@ -60,7 +61,7 @@ async def test_notice_docx_names_the_target_and_the_groups_enforcement_certifica
     at_day(ctx, D(2026, 3, 12))
     await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
     context = await documents.case_document_context(ctx, w.case.code)
-    text = docx_text(documents.render_docx("notice", context))
+    text = docx_text(documents.render_docx("notice", context, ctx.clock.now()))
     for expected in (
         "嘉善县某某食品有限公司",
         "91330424MA28AQAQXU",
@@ -77,7 +78,7 @@ async def test_notice_docx_names_the_target_and_the_groups_enforcement_certifica
         "《企业信息公示暂行条例》第十一条",
     ):
         assert expected in text, expected
-    record = docx_text(documents.render_docx("record", context))
+    record = docx_text(documents.render_docx("record", context, ctx.clock.now()))
     assert "一企一表" in record and "嘉善县某某食品有限公司" in record and "ZFB1" in record
     assert "☐ 实地检查" in record  # blank form before any result
     html = documents.render_html("notice", context)
@@ -96,7 +97,7 @@ async def test_the_notice_names_the_annual_plan_only_for_a_task_of_a_published_p
 
     async def basis() -> tuple[str, str]:
         context = await documents.case_document_context(ctx, w.case.code)
-        docx = docx_text(documents.render_docx("notice", context))
+        docx = docx_text(documents.render_docx("notice", context, ctx.clock.now()))
         [opening] = [line for line in docx.splitlines() if line.startswith("依据")]
         html = " ".join(documents.render_html("notice", context).split())
         assert opening.split("，", 1)[0] in html  # the page says the same
@@ -206,7 +207,9 @@ async def test_the_notice_keeps_the_day_it_was_issued_whenever_it_is_printed_aga
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 12))
     before = docx_text(
-        documents.render_docx("notice", await documents.case_document_context(ctx, w.case.code))
+        documents.render_docx(
+            "notice", await documents.case_document_context(ctx, w.case.code), ctx.clock.now()
+        )
     )
     assert "　　年　　月　　日" in before
     await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
@@ -234,7 +237,7 @@ async def test_a_notice_served_before_its_group_was_kept_shows_the_group_of_that
     [served] = await documents.served_notices(ctx, w.case)
     assert not served.kept and served.issued_on == D(2026, 3, 5)
     current = await documents.case_document_context(ctx, w.case.code)
-    text = docx_text(documents.render_docx("notice", served.context(current)))
+    text = docx_text(documents.render_docx("notice", served.context(current), ctx.clock.now()))
     assert "李检查" in text and "吴局外" not in text and "2026年3月5日" in text
 
 
@@ -251,7 +254,7 @@ async def test_a_correction_naming_no_items_is_each_own_items_result_004_art3(ct
     assert labels == {w.lead.name: ["未发现问题"], w.other.name: []}
     [own] = [i["result"] for i in context["items"] if i["department"] == w.lead.name]
     assert (own.content, own.problems) == ("核查年报公示信息", "")
-    record = docx_text(documents.render_docx("record", context))
+    record = docx_text(documents.render_docx("record", context, ctx.clock.now()))
     assert "核查年报公示信息" in record and "年报未公示" not in record
 
 
@@ -429,3 +432,24 @@ def test_cli_documents_counts_documents_and_makes_no_path_from_a_typo(
     assert cli_main(["documents", world.task.code, "-o", str(out), "--db", db_url]) == 0
     said = capsys.readouterr().out
     assert "已生成 1 户的检查文书 2 份" in said and "Word 与网页" in said, said
+
+
+async def test_a_docx_depends_only_on_its_data_and_the_service_clock(ctx, session):
+    """004 第二十五条 (立卷归档): the archive's manifest names each document's SHA-256, so the
+    same case at the same service time must give the same bytes. python-docx dated every ZIP
+    entry by the host's real time: on a demo clock (or one second later) the bytes differed."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
+    context = await documents.case_document_context(ctx, w.case.code)
+    at = ctx.clock.now()
+    first = documents.render_docx("notice", context, at)
+    with zipfile.ZipFile(io.BytesIO(first)) as zf:
+        stamps = {info.date_time for info in zf.infolist()}
+    assert stamps == {at.astimezone(CHINA_TZ).timetuple()[:6]}
+    props = Document(io.BytesIO(first)).core_properties
+    assert props.created == props.modified == at.astimezone(dt.UTC).replace(microsecond=0)
+    await asyncio.sleep(2.1)  # the ZIP format's clock ticks every 2 seconds
+    assert documents.render_docx("notice", context, at) == first
+    later = at + dt.timedelta(days=1)
+    assert documents.render_docx("notice", context, later) != first

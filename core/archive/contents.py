@@ -225,13 +225,14 @@ async def documents(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Fil
         ctx.session, {s.actor for case in cases for s in loaded.notices(case)}
     )
     served_rows: list[tuple[Any, ...]] = []
+    at = ctx.clock.now()  # the archive's own time, as its ZIP entries and manifest are dated
     for case in cases:
         folder = f"04-检查文书/{case.code}"
         context = loaded.context(case)
         served = loaded.notices(case)
         for n, notice in enumerate(served, 1):
             name = f"{case.code}-{DOC_TITLES['notice']}-第{n}次送达.docx"
-            files.add(f"{folder}/{name}", render_docx("notice", notice.context(context)))
+            files.add(f"{folder}/{name}", render_docx("notice", notice.context(context), at))
             served_rows.append(
                 (
                     case.code,
@@ -249,7 +250,9 @@ async def documents(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Fil
             name = (
                 f"{case.code}-{DOC_TITLES['record']}-第{result.edition}版-第{result.version}次录入"
             )
-            files.add(f"{folder}/{name}.docx", render_docx("record", loaded.context(case, result)))
+            files.add(
+                f"{folder}/{name}.docx", render_docx("record", loaded.context(case, result), at)
+            )
     files.add(
         "04-检查文书/通知书送达.csv",
         csv_bytes(
