@@ -38,6 +38,7 @@ def database_url(value: str | None) -> str:
     if not value:
         value = DEFAULT_SQLITE_FILE
     if "://" not in value:
+        _no_sqlite_options(value)
         return f"sqlite+aiosqlite:///{Path(value).expanduser().resolve()}"
     scheme, rest = value.split("://", 1)
     scheme = {"postgresql": DRIVERS[1], "postgres": DRIVERS[1], "sqlite": DRIVERS[0]}.get(
@@ -57,12 +58,30 @@ def _check_url(url: str, given: str) -> None:
         raise ValidationFailed(
             f"不支持 {given.split('://', 1)[0]}:// 数据库，只能是 {FORMS}（见 {SETTING}）"
         )
+    if parsed.get_backend_name() == "sqlite":
+        _no_sqlite_options(given)
     if parsed.get_backend_name() == "postgresql" and not parsed.database:
         # without one the server's maintenance database `postgres` got the tables
         raise ValidationFailed(
             f"PostgreSQL 地址 {shown(parsed)} 缺少库名，应写成 {PG_FORM}，"
             f"库名是为联检建的数据库（如 createdb lianjian；见 {SETTING}）"
         )
+
+
+def _no_sqlite_options(given: str) -> None:
+    """An SQLite path or URL with `?…` options is refused: the path form took them as part of
+    the file name (a stray `lj.sqlite3?mode=ro` file), the URL form ignored them with an
+    English warning or opened a file URI. Lianjian reads and writes its database, so
+    read-only and other URI options have no use here."""
+    if "?" not in given:
+        return
+    path, _, options = given.partition("?")
+    path = path.split("://", 1)[1].removeprefix("/") if "://" in path else path
+    raise ValidationFailed(
+        f"SQLite 数据库地址不接受“?{options}”这样的选项（联检需要读写数据库，只读等选项不可用）："
+        f"请只写文件路径，如 {path or DEFAULT_SQLITE_FILE}"
+        f"（见 {SETTING}）"
+    )
 
 
 def shown(url: URL) -> str:
@@ -89,7 +108,7 @@ def make_engine(url: str | None) -> AsyncEngine:
     url = database_url(url)
     if is_sqlite(url):
         file = make_url(url).database
-        if file and file != ":memory:" and "?" not in url:
+        if file and file != ":memory:":
             # a plain file: one trip to the connection's thread per statement (sqlite_async)
             creator = sqlite_async.connector(file, timeout=30, check_same_thread=False)
             engine = create_async_engine(url, async_creator=creator)

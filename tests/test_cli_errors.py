@@ -420,3 +420,28 @@ def test_template_and_import_help_say_what_the_operator_needs(
     assert code == 0 and "lianjian import conflicts" in out
     assert run_cli(["holidays", "load", "--help"], capsys)[1].count("2027") >= 3
     assert "最多列出多少条错误" in run_cli(["import", "--help"], capsys)[1]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "lj.sqlite3?mode=ro",
+        "sqlite:///{d}/lj.sqlite3?mode=ro&uri=true",
+        "sqlite:///{d}/lj.sqlite3?mode=ro",
+    ],
+)
+def test_sqlite_query_options_are_refused_naming_the_setting_and_create_nothing(
+    given: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lj.sqlite3?mode=ro` (or an SQLite URL with URI options) created a file named
+    literally `lj.sqlite3?mode=ro` beside the database, or ignored the option with an English
+    warning. Lianjian reads and writes its database: such options are refused, in Chinese,
+    naming the setting, and no file is created."""
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["db", "upgrade", "--db", str(tmp_path / "lj.sqlite3")], capsys)[0] == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv in (["setup", "check"], ["audit", "verify"], ["db", "upgrade"]):
+        code, _, err = run_cli([*argv, "--db", given.format(d=tmp_path)], capsys)
+        assert code == 2 and "mode=ro" in err and "database_url 或 --db" in err, err
+        assert not re.search(r"[A-Za-z]{4,} [a-z]{3,} [a-z]{3,}", err), err  # no English
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
