@@ -75,6 +75,15 @@ def _reason(error: ErrorDetails) -> tuple[str, str]:
     return "应为" + expected.format(**shown), ""
 
 
+def plain_lines(err: ValidationError) -> list[str]:
+    """One line per error, its place and what is wrong, never the value given (it may be a
+    secret): for an error no caller put into its own words (the CLI's last resort)."""
+    return [
+        f"{loc_text(tuple(error['loc'])) or err.title}：{reason_zh(error)}"
+        for error in err.errors(include_input=False, include_url=False)
+    ]
+
+
 def loc_text(loc: Loc) -> str:
     """("window", 1) as "window 第 2 项"; ("scope", "kinds") as "scope.kinds"."""
     return "".join(

@@ -445,3 +445,29 @@ def test_sqlite_query_options_are_refused_naming_the_setting_and_create_nothing(
         assert code == 2 and "mode=ro" in err and "database_url 或 --db" in err, err
         assert not re.search(r"[A-Za-z]{4,} [a-z]{3,} [a-z]{3,}", err), err  # no English
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_validation_error_no_command_caught_is_told_in_chinese_without_its_input(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last resort for pydantic's ValidationError printed its English `msg` ("Input
+    should be a valid integer…") under "配置有误 / invalid settings"; it now says each
+    place's problem as the config file's errors do (core/validation_zh), and never the input
+    (it may be a secret)."""
+    from pydantic import BaseModel
+
+    import bot.cli as cli
+
+    class Section(BaseModel):
+        port: int
+        secret: int
+
+    def broken(_args: object) -> int:
+        Section.model_validate({"port": "八千", "secret": "s3cr3t-key"})
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_summary", broken)
+    code, _, err = run_cli(["summary"], capsys)
+    assert code == 2, err
+    assert "port：应为整数" in err and "secret：应为整数" in err, err
+    assert "invalid" not in err and "Input should" not in err and "s3cr3t" not in err, err

@@ -364,11 +364,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"错误：{err}", file=sys.stderr)
         return 2
     except ValidationError as err:
-        # pydantic's own text echoes each input (an AES key, a secret): print location + message
-        print(f"配置有误 / invalid settings（{err.error_count()} 处）：", file=sys.stderr)
-        for error in err.errors(include_input=False, include_url=False):
-            where = ".".join(str(part) for part in error["loc"]) or err.title
-            print(f"  {where}: {error['msg']}", file=sys.stderr)
+        # pydantic's own text is English and echoes each input (an AES key, a secret)
+        from core.validation_zh import plain_lines
+
+        print(f"数据有误（{err.error_count()} 处）：", file=sys.stderr)
+        for line in plain_lines(err):
+            print(f"  {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
