@@ -270,7 +270,8 @@ async def _entered(
 ) -> CaseSheet:
     """The sheet as the entry this transaction has just made leaves it: `after_entry` with
     what the entry added (the version, its item results and files, the parts) as it is
-    in hand instead of read back."""
+    in hand instead of read back: the parts too, so the page after the entry shows the
+    department's part as stored, as the link opened afresh does (`prefill` reads `own_part`)."""
     by_item = {r.item_id: r for r in loaded.entered}
     sheet = dataclasses.replace(
         sheet,
@@ -281,8 +282,9 @@ async def _entered(
         return_reason="",
         attachments=files,
         uploaders={**sheet.uploaders, result.entered_by_id: sheet.department_id},
+        stored_parts=dict(loaded.parts),
     )
-    return await with_page_parts(ctx, sheet, loaded.parts)
+    return await with_page_parts(ctx, sheet)
 
 
 async def _case(ctx: Ctx, case_id: int, *, for_update: bool = False) -> CaseRead:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import re
 from html import unescape
+from html.parser import HTMLParser
 from pathlib import Path
 
 import aiohttp
@@ -1276,3 +1277,108 @@ async def test_an_expired_link_hands_back_the_typed_text_a_forged_one_nothing(
     html = await resp.text()
     assert resp.status == 403 and "链接无效" in html
     assert not any(text in html for text in typed.values())
+
+
+class _FormState(HTMLParser):
+    """What a page's form would post as it stands: each ticked box, typed field, textarea and
+    chosen option as (name, value), in page order (`t` and `csrf` left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str]] = []
+        self._textarea: str | None = None
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        name = a.get("name", "")
+        if tag == "input" and name and name not in ("t", "csrf"):
+            kind = a.get("type", "text")
+            if kind == "checkbox":
+                if "checked" in a:
+                    self.found.append((name, a.get("value", "on")))
+            elif kind != "file":
+                self.found.append((name, a.get("value", "")))
+        elif tag == "textarea":
+            self._textarea = name
+            self.found.append((name, ""))
+        elif tag == "select":
+            self._select = name
+        elif tag == "option" and self._select and "selected" in a:
+            self.found.append((self._select, a.get("value", "")))
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            name, text = self.found.pop()
+            self.found.append((name, text + data))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+
+
+def form_state(html: str) -> list[tuple[str, str]]:
+    parser = _FormState()
+    parser.feed(html)
+    return parser.found
+
+
+async def test_the_page_after_a_submit_shows_what_was_stored_as_a_fresh_link_does(
+    client: TestClient,
+    services: Services,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """谁检查、谁录入 (000 §九–十): the lead's part is in and the case waits 部分录入, so the page
+    after the submit still shows the form — with the part as stored, exactly as the link opened
+    afresh shows it. It showed the methods, follow-ups and remarks blank (the part read before
+    the entry), so a resubmit from it (a forgotten photo) replaced them; after a return (004
+    第十九条) the same, on the re-entry."""
+    lead_item = world.items[0]
+    tok = token(services, world.a1, world.case)
+    entry: dict[str, str | list[str]] = {
+        "methods": ["书面检查", "实地检查"],
+        "followups": "无需后续处置",
+        "remarks": "经营者称年报已委托代理机构填报",
+        f"item.{lead_item.id}.problems": "无",
+    }
+    stored = [
+        ("methods", "实地检查"),
+        ("methods", "书面检查"),
+        ("followups", "无需后续处置"),
+        ("remarks", "经营者称年报已委托代理机构填报"),
+        (f"item.{lead_item.id}.codes", "1"),
+    ]
+
+    async def posted_and_fresh(data: dict[str, str | list[str]]) -> list[tuple[str, str]]:
+        resp = await client.post(RESULT_PATH, data=fields(tok, lead_item.id, **data))
+        html = await resp.text()
+        assert resp.status == 200 and "本部门事项的结果已录入" in visible_text(html), html
+        fresh = await (await client.get(RESULT_PATH, params={"t": tok})).text()
+        after = form_state(html)
+        assert after == form_state(fresh)
+        return after
+
+    after = await posted_and_fresh(entry)
+    assert await case_state(sessionmaker) == "part_entered"
+    for pair in stored:
+        assert pair in after, pair
+    assert ("inspected_on", "2026-03-05") in after
+    # 卫健委's part completes the case, a return reopens every part: the lead re-enters first
+    b_tok = token(services, world.b1, world.case)
+    assert (await client.post(RESULT_PATH, data=fields(b_tok, world.items[1].id))).status == 200
+    assert await case_state(sessionmaker) == "submitted"
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=Rules())
+        liaison = await session.get(Officer, world.lead_liaison.id)
+        await review_result(acting(ctx, liaison), world.case.code, False, "缺少现场照片")
+        await session.commit()
+    changed = {"remarks": "已补充说明", "followups": "责令改正并跟踪"}
+    again = await posted_and_fresh({**entry, **changed})
+    assert await case_state(sessionmaker) == "part_entered"
+    for pair in [("remarks", "已补充说明"), ("followups", "责令改正并跟踪"), *stored[:2]]:
+        assert pair in again, pair
+    assert ("followups", "无需后续处置") not in again
