@@ -159,3 +159,78 @@ async def test_document_links_are_buttons_and_the_print_view_prints(
             await browser.close()
     assert small == []
     assert printed and not on_paper and foreign == []
+
+
+LONG_URL = "https://example.com/" + "a1b2c3d4e5" * 23  # a pasted link: 250 characters, no break
+
+
+async def test_long_text_wraps_and_every_control_is_a_fingertips_tap_at_375px(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    aiohttp_server,
+    tmp_path: Path,
+) -> None:
+    """谁检查、谁录入 (000 §九–十): 卫健委's inspector enters its part first, pasting a long link
+    into 发现的问题, 处理情况 and 备注; the page after the submit (部分录入) shows the part as
+    stored — methods, follow-up and remark — as the link opened afresh does. No page is wider
+    than the phone with that text: the form, the lead's form listing 卫健委's part, the review
+    page. Every checkbox row and select is a fingertip's tap area."""
+    clock.set(china_noon(TODAY))
+    async with sessionmaker() as session:
+        w = await build_world(session)
+        await session.commit()
+    services = make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
+    server = await aiohttp_server(create_app(services, workers=()))
+    base = str(server.make_url("/")).rstrip("/")
+
+    def local(url: str) -> str:
+        return url.replace(services.public_base_url, base)
+
+    lead_item, other_item = (i.id for i in w.items)
+    widths: dict[str, int] = {}
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await phone_page(browser)
+            await page.goto(local(result_link(services, w.b1.id, w.case.id)))
+            await page.fill("input[name=inspected_on]", "2026-03-05")
+            await page.check("input[name=methods][value='书面检查']")
+            await page.check(f"input[name='item.{other_item}.codes'][value='E']")
+            await page.fill(f"textarea[name='item.{other_item}.problems']", LONG_URL)
+            await page.fill(f"textarea[name='item.{other_item}.handling']", LONG_URL)
+            await page.check("input[name=followups][value='责令改正并跟踪']")
+            await page.fill("textarea[name=remarks]", LONG_URL)
+            await page.click("text=提交检查结果")
+            await page.wait_for_selector("text=本部门事项的结果已录入")
+            widths["b-entered"] = await _shot(page, "long-1-part-entered")
+            ticked = await page.eval_on_selector_all(
+                "input[type=checkbox]:checked", "els => els.map(e => e.name + '=' + e.value)"
+            )
+            remark = await page.input_value("textarea[name=remarks]")
+            small = await small_taps(page, "label.check, label.field select, input[type=file]")
+
+            await page.goto(local(result_link(services, w.a1.id, w.case.id)))
+            widths["a-form"] = await _shot(page, "long-2-lead-form")
+            assert max(widths.values()) <= 375, widths  # a wider page is not for tapping
+            await page.fill("input[name=inspected_on]", "2026-03-05")
+            await page.check("input[name=methods][value='实地检查']")
+            await page.check(f"input[name='item.{lead_item}.codes'][value='1']")
+            await page.check("input[name=followups][value='责令改正并跟踪']")
+            await page.click("text=提交检查结果")
+            await page.wait_for_selector("text=结果已提交")
+            widths["a-submitted"] = await _shot(page, "long-3-submitted")
+
+            await page.goto(local(review_link(services, w.lead_liaison.id, w.case.id)))
+            widths["review"] = await _shot(page, "long-4-review")
+            small += await small_taps(page, "label.field select, button")
+        finally:
+            await browser.close()
+
+    assert sorted(ticked) == [
+        "followups=责令改正并跟踪",
+        f"item.{other_item}.codes=E",
+        "methods=书面检查",
+    ]
+    assert remark == LONG_URL
+    assert small == []
+    assert max(widths.values()) <= 375, widths

@@ -67,7 +67,12 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
         try:
             page = await phone_page(browser)
             foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
+            await page.goto(str(server.make_url("/public/?year=2026")))
+            small = await small_taps(page, "main a, main button, main select")
             await page.goto(str(server.make_url(f"/public/draws/{code}")))
+            # the download link, the list's toggle, the file input and the button; the links
+            # inside the recipe's sentence stay text
+            small += await small_taps(page, "dd a, summary, input, button")
             passed = await _run(page, "verified")
             overflow = await page.evaluate("document.documentElement.scrollWidth")
             await page.set_input_files("#pool-file", str(tampered))
@@ -90,6 +95,7 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     ):
         assert check in passed, check
     assert "✗" not in passed and overflow <= 375 and foreign == []
+    assert small == []  # each link, toggle and control is a fingertip's tap area
     for check in (
         "✗ 抽取范围哈希：记录值",
         "✗ 抽取结果：锁定 2 个，复算 2 个，不一致",
@@ -125,9 +131,13 @@ async def test_search_finds_the_published_result_on_a_phone(
             await page.screenshot(path=shot_path("public-search"), full_page=True)
             body = await page.inner_text("main")
             overflow = await page.evaluate("document.documentElement.scrollWidth")
+            small += await small_taps(page, "main a, main button")
+            await page.goto(str(server.make_url("/public/results?q=某某食品&page=999")))
+            await page.wait_for_selector("#past-end")
+            small += await small_taps(page, "#past-end a")
         finally:
             await browser.close()
     assert "嘉善县某某食品有限公司" in body and "91330424MA28AQAQXU" in body
     assert "第 2 版（更正）" in body and "原公示结果（已更正）" in body
     assert "张检查" not in body and overflow <= 375 and foreign == []
-    assert small == []  # the navigation links are a fingertip's tap area
+    assert small == []  # the navigation, the search and the way back to page 1: a fingertip's
