@@ -402,8 +402,15 @@ def create_app(
     unknown = set(workers) - set(WORKERS)
     if unknown:
         raise ValueError(f"unknown workers: {sorted(unknown)}")
+    from bot.pages.errors import chinese_errors
+
     quiet_bad_requests()
-    app = web.Application(client_max_size=services.settings.client_max_size)
+    callbacks = [r for adapter in services.adapters.values() for r in callback_routes(adapter)]
+    app = web.Application(
+        client_max_size=services.settings.client_max_size,
+        # aiohttp's English refusals in Chinese, but on the platforms' callbacks
+        middlewares=[chinese_errors({r.path for r in callbacks})],
+    )
     app[SERVICES] = services
     app[INBOX_WAKE] = asyncio.Event()
     app[SENDER_WAKE] = asyncio.Event()
@@ -412,8 +419,7 @@ def create_app(
 
     # the icon is no page (no link, no access rule): like /healthz it sits beside them
     routes: list[web.RouteDef] = [web.get("/healthz", healthz), *favicon.routes()]
-    for adapter in services.adapters.values():
-        routes += callback_routes(adapter)
+    routes += callbacks
     routes += _page_routes(app)
     app.add_routes(routes)
 

@@ -1,0 +1,136 @@
+"""HTTP refusals as a person sees them in a browser: aiohttp's own bodies are English ("413:
+Request Entity Too Large", "Maximum request body size … exceeded", "405: Method Not
+Allowed"); every page, /public/ and the simulator answer in Chinese and say what to do next.
+Platform callbacks keep plain status codes: a platform shows no body to anyone."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from html import unescape
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import create_app
+from core.clock import FixedClock
+from tests.server_helpers import make_services
+
+BASE = "http://127.0.0.1:8080"
+FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}
+PAGE_POSTS = ("/h5/invitation", "/h5/result", "/h5/correction", "/h5/review")
+ENGLISH = re.compile(r"[A-Za-z]{3,}[ :]+[A-Za-z]{3,}")  # "Not Found", "Maximum request"
+
+
+@pytest.fixture
+async def client(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> AsyncIterator[TestClient]:
+    services = make_services(sessionmaker, clock)
+    client = TestClient(TestServer(create_app(services, workers=()), host="127.0.0.1"))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+def seen(html: str) -> str:
+    """The words on the page, without tags, styles and scripts."""
+    html = re.sub(r"<(style|script)\b.*?</\1>", " ", html, flags=re.S)
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+async def chinese_page(resp: object, status: int, *says: str) -> str:
+    from aiohttp import ClientResponse
+
+    assert isinstance(resp, ClientResponse)
+    text = seen(await resp.text())
+    assert resp.status == status, text
+    assert resp.content_type == "text/html", (resp.content_type, text)
+    assert not ENGLISH.search(text), text
+    for words in says:
+        assert words in text, text
+    return text
+
+
+async def chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data  # a generator body goes chunked, without Content-Length
+
+
+@pytest.mark.parametrize("path", PAGE_POSTS)
+async def test_a_page_post_too_large_says_to_compress_photos_and_that_the_text_is_lost(
+    client: TestClient, path: str
+) -> None:
+    body = "t=x&csrf=y&reason=" + "%E7%90%86" * 40_000  # 360 KB: over every page's text limit
+    text = await chinese_page(
+        await client.post(path, data=body, headers=FORM), 413, "提交的内容过大", "压缩"
+    )
+    assert "未能保存" in text  # the body was never read: nothing typed can be shown back
+
+
+@pytest.mark.parametrize("path", ["/h5/result", "/h5/correction"])
+async def test_a_multipart_post_beyond_every_limit_is_a_chinese_413(
+    client: TestClient, path: str
+) -> None:
+    from aiohttp import FormData
+
+    form = FormData()
+    form.add_field("t", "x")
+    form.add_field("remarks", "理" * 100_000)
+    await chinese_page(
+        await client.post(path, data=form, headers={"Origin": BASE}), 413, "提交的内容过大"
+    )
+
+
+@pytest.mark.parametrize("path", PAGE_POSTS)
+async def test_a_page_post_without_its_length_is_a_chinese_411(
+    client: TestClient, path: str
+) -> None:
+    resp = await client.post(path, data=chunks(b"t=x&csrf=y"), headers=FORM)
+    if path == "/h5/invitation" or resp.status == 411:
+        await chinese_page(resp, 411, "重新提交")
+    else:  # read as a stream: a chunked form is read, then refused as a stale link
+        assert resp.status in (403, 200)
+
+
+@pytest.mark.parametrize("path", PAGE_POSTS)
+async def test_a_page_post_that_is_no_form_is_a_chinese_415(client: TestClient, path: str) -> None:
+    resp = await client.post(path, json={"t": "x"}, headers={"Origin": BASE})
+    await chinese_page(resp, 415, "页面上的表单")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/h5/result"),
+        ("DELETE", "/h5/invitation"),
+        ("POST", "/public/"),
+        ("POST", "/public/results"),
+        ("POST", "/sim"),
+        ("POST", "/nope"),
+    ],
+)
+async def test_a_method_no_page_takes_is_a_chinese_405(
+    client: TestClient, method: str, path: str
+) -> None:
+    resp = await client.request(method, path, headers={"Origin": BASE})
+    await chinese_page(resp, 405, "链接")
+    assert "Allow" in resp.headers  # what the method check tells a program is kept
+
+
+async def test_the_simulators_api_answers_its_errors_in_chinese_json(client: TestClient) -> None:
+    """simulator.js shows `error` of a JSON answer; aiohttp's text body made it show
+    "Unexpected token" instead."""
+    resp = await client.post("/sim/api/officers", json={})
+    assert resp.status == 405 and "请" in (await resp.json())["error"]
+    resp = await client.post("/sim/api/nope", json={})
+    assert resp.status in (404, 405)
+    error = (await resp.json())["error"]
+    assert error and not ENGLISH.search(error)
+
+
+async def test_the_public_side_and_the_simulator_page_refuse_in_chinese(
+    client: TestClient,
+) -> None:
+    await chinese_page(await client.post("/public/draws/X", data=b"x"), 405, "链接")
+    await chinese_page(await client.get("/h5/result/x/y"), 404, "没有这个页面")
