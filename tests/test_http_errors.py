@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from html import unescape
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -134,3 +135,30 @@ async def test_the_public_side_and_the_simulator_page_refuse_in_chinese(
 ) -> None:
     await chinese_page(await client.post("/public/draws/X", data=b"x"), 405, "链接")
     await chinese_page(await client.get("/h5/result/x/y"), 404, "没有这个页面")
+
+
+async def test_a_defect_of_ours_is_a_chinese_500_page_logged_with_its_traceback(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No person ever sees a traceback or aiohttp's English 500 (a handler that breaks, e.g. a
+    template of another version under a running server): the error page says what to do, the
+    log keeps the traceback for the maintainers."""
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("a defect")
+
+    app = create_app(make_services(sessionmaker, clock), workers=())
+    app.router.add_get("/h5/broken", broken)
+    app.router.add_get("/sim/api/broken", broken)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        text = await chinese_page(await client.get("/h5/broken"), 500, "请稍后重试")
+        assert "Traceback" not in text and "RuntimeError" not in text
+        api = await client.get("/sim/api/broken")
+        assert api.status == 500 and "请稍后重试" in (await api.json())["error"]
+    finally:
+        await client.close()
+    assert any(r.exc_info and "a defect" in str(r.exc_info[1]) for r in caplog.records)

@@ -2,11 +2,14 @@
 Too Large", "Maximum request body size … exceeded", "405: Method Not Allowed"), and a person
 meets them in a browser on every page, /public/ and the simulator. One middleware turns each
 into the pages' error page (the simulator's API: its JSON error), saying what to do next;
-platform callbacks keep their plain status codes (a platform shows no body to anyone)."""
+platform callbacks keep their plain status codes (a platform shows no body to anyone). A
+handler's unexpected exception is logged and answered with the same page (500), not aiohttp's
+English "500 Internal Server Error"."""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Collection
 
@@ -35,6 +38,8 @@ SAID = {
     415: "提交的格式不对：请在页面上的表单中填写后提交。",
 }
 OTHER = "请求无法处理（错误 {status}）：请稍后重试，仍不行请联系管理员。"
+FAILED = "服务器处理时出错，本次操作没有完成，错误已记入服务日志：请稍后重试；仍不行请联系管理员。"
+log = logging.getLogger(__name__)
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 KEPT_HEADERS = (hdrs.ALLOW, hdrs.RETRY_AFTER, hdrs.LOCATION)
 
@@ -59,6 +64,14 @@ def chinese_errors(platform_paths: Collection[str]) -> Middleware:
             if err.status < 400 or request.path in platform:
                 raise
             return error_response(request, err)
+        except Exception:
+            # a defect of ours: logged with its traceback for the maintainers; the person gets
+            # the error page, never aiohttp's English 500. A platform's callback still fails
+            # with a bare 500, so the platform sends it again.
+            if request.path in platform:
+                raise
+            log.exception("%s %s failed", request.method, request.path)
+            return error_response(request, web.HTTPInternalServerError(text=FAILED))
 
     return middleware
 
