@@ -508,7 +508,7 @@ async def test_inspectors_row_errors(
     report = await import_inspectors(ctx, path)
     assert not report.ok
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
-    assert reasons[(2, "部门")].startswith("未知部门“县教育局”")
+    assert reasons[(2, "部门")].startswith("找不到部门“县教育局”")
     assert reasons[(3, "人员编号")] == "人员编号为空，且没有执法证号可用来生成编号"
     assert reasons[(3, "执法证号")].startswith("执法检查人员必须填写执法证号")  # 001 第十条
     assert reasons[(4, "角色")].startswith("未知角色“局长”")

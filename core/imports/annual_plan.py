@@ -6,6 +6,7 @@ row whose task was started is kept as it is. Same flow as every import (core.imp
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -43,6 +44,8 @@ _COUNT = re.compile(r"(\d+)\s*(户|家|个)?")
 _YEAR_IN_CODE = re.compile(r"(?<!\d)(20\d{2})(?!\d)")  # JH-2026-01
 _YEAR_IN_TITLE = re.compile(r"(?<!\d)(20\d{2})\s*年度")  # 2026年度餐饮…联合抽查
 _MONTH = re.compile(r"(?:(\d{4})\s*[-年/.]\s*)?(\d{1,2})\s*月?")
+# a whole date (2026/12/1, 2026-12-01, 2026年12月1日: a date cell saved to CSV): its month
+_DATE = re.compile(r"(\d{4})\s*[-年/.]\s*(\d{1,2})\s*[-月/.]\s*\d{1,2}\s*日?")
 
 PLAN_COLUMNS = (
     Column("code", ("计划编号", "code"), required=True),
@@ -65,15 +68,32 @@ class _Lookups:
 
 
 def _parse_month(row: Row, year: int) -> int:
-    text = nfkc(row.get("month"))
-    if not text:
-        row.error("month", f"计划月份为空，请填写 {year} 年的 1–12 月，例如 6 或 6月")
+    """The month of `year` the row plans: 6, 6月, 2026-6, 2026年6月, 2026/6/1, or a date cell
+    (Excel turns a typed 2026/12 or 2026年12月 into the date 2026-12-01)."""
+    raw = row.raw("month")
+    if isinstance(raw, dt.date):  # openpyxl's datetime too
+        said, found_year, month = f"{raw.year}年{raw.month}月", raw.year, raw.month
+    else:
+        text = nfkc(row.get("month"))
+        if not text:
+            row.error("month", f"计划月份为空，请填写 {year} 年的 1–12 月，例如 6 或 6月")
+            return 0
+        found = _MONTH.fullmatch(text) or _DATE.fullmatch(text)
+        if not found or not 1 <= int(found[2]) <= 12:
+            row.error(
+                "month", f"计划月份“{row.get('month')}”应为 {year} 年的 1–12 月，例如 6 或 6月"
+            )
+            return 0
+        said, month = row.get("month"), int(found[2])
+        found_year = int(found[1]) if found[1] else year
+    if found_year != year:
+        row.error(
+            "month",
+            f"计划月份“{said}”是 {found_year} 年的，本计划是 {year} 年的：请填写 {year} 年的"
+            " 1–12 月，例如 6 或 6月",
+        )
         return 0
-    found = _MONTH.fullmatch(text)
-    if not found or not 1 <= int(found[2]) <= 12 or (found[1] and int(found[1]) != year):
-        row.error("month", f"计划月份“{row.get('month')}”应为 {year} 年的 1–12 月，例如 6 或 6月")
-        return 0
-    return int(found[2])
+    return month
 
 
 def _parse_amount(row: Row) -> tuple[str, int | None]:
@@ -145,16 +165,20 @@ def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
     if not title:
         row.error("title", "任务名称为空")
     lead = look.departments.find(row, "lead", required=True)
+    resolved = lead is not None
     participants: list[int] = []
     for name in split_multi(row.get("participants")):
         dept = look.departments.lookup(row, "participants", name)
+        resolved &= dept is not None
         if dept is not None and dept == lead:
             row.error("participants", "参与部门不能是牵头部门")
         elif dept is not None and dept not in participants:
             participants.append(dept)
     if not participants and not row.errors:
         row.error("participants", "联合抽查至少要有一个参与部门")
-    items = _row_items(row, look, lead, participants)
+    # an item may belong to a department the row names but we could not resolve: saying it is
+    # missing from the item lists would blame the item, not the department
+    items = _row_items(row, look, lead, participants) if resolved else []
     ratio, count = _parse_amount(row)
     _check_cap(row, ratio, items, look.cap)
     return {

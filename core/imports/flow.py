@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import Insert
 
-from core import changes
+from core import changes, department_names
 from core.errors import os_reason
 from core.imports.reading import (
     Column,
@@ -318,22 +318,15 @@ def expire_loaded(session: AsyncSession, model: type[Any]) -> None:
 
 
 class Departments:
-    """Find a department by its name, short name or code, as people write them."""
-
-    AMBIGUOUS = -1
+    """Find a department as people write it: resolved by core.department_names, as the task
+    file, chat, --department and `chat bind` resolve it (code, full or short name, informal
+    name fitting one department alone, the name of a body merged away); an ambiguous name is
+    refused with the candidates."""
 
     def __init__(self, departments: Iterable[Department]) -> None:
-        self.by_key: dict[str, int] = {}
-        self.codes: dict[int, str] = {}
-        for d in departments:
-            self.codes[d.id] = d.code
-            for key in {self._key(d.name), self._key(d.short_name), self._key(d.code)} - {""}:
-                seen = self.by_key.get(key)
-                self.by_key[key] = d.id if seen in (None, d.id) else self.AMBIGUOUS
-
-    @staticmethod
-    def _key(text: str) -> str:
-        return nfkc(text or "").upper()
+        self.departments = list(departments)
+        self.codes: dict[int, str] = {d.id: d.code for d in self.departments}
+        self._found: dict[str, int | str] = {}  # text → department id, or the refusal
 
     def find(self, row: Row, field_name: str, *, required: bool) -> int | None:
         text = row.get(field_name)
@@ -345,13 +338,24 @@ class Departments:
 
     def lookup(self, row: Row, field_name: str, text: str) -> int | None:
         """One department named in a cell (a cell may name several, e.g. 参与部门)."""
-        found = self.by_key.get(self._key(text))
+        found = self._found.get(text)
         if found is None:
-            row.error(field_name, f"未知部门“{text}”（请填写部门全称、简称或部门编码）")
-        elif found == self.AMBIGUOUS:
-            row.error(field_name, f"“{text}”对应多个部门，请填写部门全称")
+            found = self._found[text] = self._resolve(text)
+        if isinstance(found, str):
+            row.error(field_name, found)
             return None
         return found
+
+    def _resolve(self, text: str) -> int | str:
+        # as written first (a name may hold full-width brackets), then half-width, no spaces
+        found = department_names.named(self.departments, text) or department_names.named(
+            self.departments, nfkc(text)
+        )
+        if len(found) > 1:
+            return department_names.ambiguous(text, found)
+        if not found:
+            return department_names.unknown(self.departments, text)
+        return found[0].id
 
 
 async def load_departments(session: AsyncSession) -> Departments:
