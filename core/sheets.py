@@ -18,12 +18,12 @@ from core.imports.departments import DEPARTMENT_COLUMNS
 from core.imports.exclusions import EXCLUSION_COLUMNS
 from core.imports.inspectors import ACCOUNT_FIELDS, INSPECTOR_COLUMNS, LEAVE_WORDS
 from core.imports.items import ITEM_COLUMNS
-from core.imports.reading import Column
+from core.imports.reading import DATA_SHEET, Column
 from core.imports.targets import TARGET_COLUMNS
 from core.models import TARGET_FLAGS, TARGET_KINDS, TARGET_STATUSES, ChatPlatform
 
 TEMPLATE_ORDER = IMPORT_ORDER
-DATA_SHEET, NOTES_SHEET = "数据", "填写说明"
+NOTES_SHEET = "填写说明"
 VALIDATED_ROWS = 5000  # drop-down lists cover this many data rows
 EXAMPLE_USCC = "91330424MA28AQAQXU"
 

@@ -204,3 +204,34 @@ async def test_plan_month_typed_as_an_excel_date(
     (error,) = report.rejected
     assert error.column == "计划月份" and "2025 年" in error.reason and "2026 年" in error.reason
     assert "2025-12-01" not in error.reason
+
+
+# ---------------------------------------------------------------- 3. the 数据 sheet
+
+
+async def test_the_data_sheet_is_read_wherever_it_is(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """填写说明 first, 数据 second: the first sheet was read ("缺少必填列…已忽略的列：说明")."""
+    notes = [["说明"], ["姓名、部门必填"]]
+    path = xlsx(
+        tmp_path / "ins.xlsx",
+        ("填写说明", notes),
+        ("数据", [INSPECTOR_HEADER, ["张三", "SJ", "ZF01", "", "", ""]]),
+    )
+    report = await import_inspectors(ctx, path)
+    assert report.ok, report.summary_zh()
+    assert report.inserted == 1
+    # no sheet named 数据: the first whose header has the required columns
+    path = xlsx(
+        tmp_path / "ins2.xlsx",
+        ("说明", notes),
+        ("人员", [INSPECTOR_HEADER, ["李四", "SJ", "ZF02", "", "", ""]]),
+    )
+    report = await import_inspectors(ctx, path)
+    assert report.ok and report.inserted == 1, report.summary_zh()
+    assert "工作表“人员”" in report.summary_zh()
+    # none has them: the error names the sheet read
+    path = xlsx(tmp_path / "ins3.xlsx", ("说明", notes), ("其他", [["甲", "乙"]]))
+    report = await import_inspectors(ctx, path)
+    assert report.file_error and "工作表“说明”" in report.summary_zh()

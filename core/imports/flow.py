@@ -54,6 +54,7 @@ class ImportReport:
     kind: str  # targets | inspectors | exclusions
     file_name: str
     skip_invalid: bool = False
+    sheet_name: str = ""  # the worksheet read, when the workbook has several
     total_rows: int = 0
     inserted: int = 0
     updated: int = 0  # rows whose stored values changed
@@ -88,7 +89,8 @@ class ImportReport:
         return [f"第 {e.line} 行【{e.column}】{e.reason}" for e in self.rejected]
 
     def summary_zh(self, examples: int = 5) -> str:
-        what = f"{KIND_ZH[self.kind]}导入（{self.file_name}）"
+        sheet = f"，工作表“{self.sheet_name}”" if self.sheet_name else ""
+        what = f"{KIND_ZH[self.kind]}导入（{self.file_name}{sheet}）"
         if self.file_error:
             return f"{what}未完成：{self.file_error}。未写入任何数据。"
         counts = f"共 {self.total_rows} 行"
@@ -222,6 +224,7 @@ async def run_import(
     except OSError as err:
         report.file_error = f"无法打开文件：{os_reason(err)}"
         return report
+    report.sheet_name = sheet.sheet_name
     layout = Layout(sheet, columns)
     report.ignored_columns = layout.ignored
     if layout.missing:

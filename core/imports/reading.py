@@ -81,6 +81,8 @@ class Sheet:
     headers: list[str]
     rows: list[tuple[int, list[Any]]]
     sha256: str
+    # the worksheet read, named in messages when the workbook has several ("" for CSV)
+    sheet_name: str = ""
 
 
 def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
@@ -88,8 +90,10 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm") and data.strip() and binary_kind(data) is None:
         raise FileProblem(f"文件名是 {path.suffix}，内容却是文本（如 CSV）：请把扩展名改为 .csv")
+    sheet_name = ""
     if suffix in (".xlsx", ".xlsm"):
-        filled = [(n, cells) for n, cells in _xlsx_lines(data) if any(cell_text(c) for c in cells)]
+        sheet_name, lines = _xlsx_lines(data, columns)
+        filled = [(n, cells) for n, cells in lines if any(cell_text(c) for c in cells)]
     elif suffix in (".csv", ".txt", ".tsv"):
         if (kind := binary_kind(data)) is not None:
             raise FileProblem(f"文件名是 {path.suffix}，内容却是{kind}：请按实际格式改正扩展名")
@@ -100,7 +104,7 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
     else:
         raise FileProblem(f"不支持的文件类型“{path.suffix or '无扩展名'}”，请使用 CSV 或 .xlsx")
     if not filled:
-        raise FileProblem("文件是空的，没有表头和数据")
+        raise FileProblem(f"{in_sheet(sheet_name)}是空的，没有表头和数据")
     required = {header_key(a) for c in columns if c.required for a in c.aliases}
     head_at = next(
         (
@@ -116,7 +120,13 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
         headers=[cell_text(c) for c in header_cells],
         rows=filled[head_at + 1 :],
         sha256=hashlib.sha256(data).hexdigest(),
+        sheet_name=sheet_name,
     )
+
+
+def in_sheet(sheet_name: str) -> str:
+    """How a message names what was read: the worksheet, or the file."""
+    return f"工作表“{sheet_name}”" if sheet_name else "文件"
 
 
 def _decode(data: bytes) -> str:
@@ -134,7 +144,13 @@ def _csv_lines(text: str) -> list[tuple[int, list[Any]]]:
     return list(enumerate(reader, start=1))
 
 
-def _xlsx_lines(data: bytes) -> list[tuple[int, list[Any]]]:
+DATA_SHEET = "数据"  # the data sheet of every template (core.sheets)
+
+
+def _xlsx_lines(data: bytes, columns: Sequence[Column]) -> tuple[str, list[tuple[int, list[Any]]]]:
+    """The data sheet's name (when the workbook has several) and its lines: the sheet named
+    数据, else the first whose header has every required column, else the first (a workbook
+    with 填写说明 before 数据 read the notes)."""
     from openpyxl import load_workbook  # imported here: only XLSX imports pay for it
 
     try:
@@ -144,11 +160,35 @@ def _xlsx_lines(data: bytes) -> list[tuple[int, list[Any]]]:
             f"无法读取 Excel 文件（{type(err).__name__}），请确认是 .xlsx 格式"
         ) from None
     try:
-        ws = wb.worksheets[0]
+        sheets = wb.worksheets
+        if not sheets:
+            raise FileProblem("Excel 文件中没有工作表（只有图表），请把数据放在工作表中")
+        ws = next((w for w in sheets if w.title.strip() == DATA_SHEET), None)
+        if ws is None and len(sheets) > 1:
+            ws = next((w for w in sheets if _has_header(w, columns)), None)
+        ws = ws or sheets[0]
         ws.reset_dimensions()  # some generators write a wrong sheet size; read what is there
-        return [(n, list(row)) for n, row in enumerate(ws.iter_rows(values_only=True), start=1)]
+        lines = [(n, list(row)) for n, row in enumerate(ws.iter_rows(values_only=True), start=1)]
+        return (ws.title if len(sheets) > 1 else ""), lines
     finally:
         wb.close()
+
+
+def _has_header(ws: Any, columns: Sequence[Column]) -> bool:
+    """Whether one of the sheet's first rows holds every required column."""
+    wanted = [{header_key(a) for a in c.aliases} for c in columns if c.required]
+    ws.reset_dimensions()
+    seen = 0
+    for row in ws.iter_rows(values_only=True):
+        keys = {header_key(c) for c in row if c is not None}
+        if not keys - {""}:
+            continue
+        if all(keys & aliases for aliases in wanted):
+            return True
+        seen += 1
+        if seen >= HEADER_SEARCH_ROWS:
+            return False
+    return False
 
 
 def cell_text(value: Any) -> str:
