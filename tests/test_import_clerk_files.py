@@ -17,7 +17,8 @@ from core.imports import annual_plan
 from core.imports.exclusions import import_exclusions
 from core.imports.inspectors import import_inspectors
 from core.imports.items import import_items
-from core.models import Department, Exclusion, Item, Officer, PlanEntry
+from core.imports.targets import import_targets
+from core.models import Department, Exclusion, Item, Officer, PlanEntry, Target
 from core.uscc import make_uscc
 from tests.test_plan import HEADER as PLAN_HEADER
 
@@ -235,3 +236,42 @@ async def test_the_data_sheet_is_read_wherever_it_is(
     path = xlsx(tmp_path / "ins3.xlsx", ("说明", notes), ("其他", [["甲", "乙"]]))
     report = await import_inspectors(ctx, path)
     assert report.file_error and "工作表“说明”" in report.summary_zh()
+
+
+# ---------------------------------------------------------------- 4. names
+
+
+async def test_names_of_people_and_targets_are_normalised(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    path = xlsx(
+        tmp_path / "ins.xlsx",
+        (
+            "数据",
+            [
+                INSPECTOR_HEADER,
+                ["\u3000冯\u3000刚 ", "SJ", "ZF 01", "", "", ""],
+                ["王 小 明", "SJ", "ZF02", "", "", ""],
+                [" John\u3000 Smith\u3000", "SJ", "ZF03", "", "", ""],
+            ],
+        ),
+    )
+    report = await import_inspectors(ctx, path)
+    assert report.ok, report.summary_zh()
+    names = {o.code: o.name for o in (await ctx.session.scalars(select(Officer))).unique()}
+    assert names == {"SJ-ZF01": "冯刚", "SJ-ZF02": "王小明", "SJ-ZF03": "John Smith"}
+    path = xlsx(
+        tmp_path / "t.xlsx",
+        (
+            "数据",
+            [
+                ["统一社会信用代码", "名称", "类型", "状态"],
+                [U1, "\u3000某县 ABC\u3000\u3000Trading 有限公司 ", "企业", "存续"],
+                [U2, "某县　恒达餐饮", "企业", "存续"],
+            ],
+        ),
+    )
+    report = await import_targets(ctx, path)
+    assert report.ok, report.summary_zh()
+    names = {t.uscc: t.name for t in await ctx.session.scalars(select(Target))}
+    assert names == {U1: "某县 ABC Trading 有限公司", U2: "某县 恒达餐饮"}

@@ -34,6 +34,7 @@ from core.imports.reading import (
     Sheet,
     column_lengths,
     nfkc,
+    person_name,
     split_multi,
 )
 from core.models import ROLES, ChatPlatform, Officer, PlatformAccount
@@ -100,7 +101,7 @@ class _Accounts:
 
 
 def _check_inspector(row: Row, departments: Departments, accounts: _Accounts) -> dict[str, Any]:
-    name = row.text("name", _OFFICER_LEN["name"])
+    name = row.text("name", _OFFICER_LEN["name"], person_name)
     if not name:
         row.error("name", "姓名为空")
     dept_id = departments.find(row, "department", required=True)

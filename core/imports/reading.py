@@ -13,7 +13,7 @@ import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -212,6 +212,25 @@ def nfkc(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split())
 
 
+# names as a clerk expects them stored: spaces typed by mistake gone, the name itself kept
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))  # zero-width marks
+_SPACE_RUN = re.compile(r"\s+")  # any width: ASCII, full-width (U+3000), no-break …
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\uff21-\uff3a\uff41-\uff5a]")
+
+
+def person_name(text: str) -> str:
+    """A person's name: a Chinese name has no spaces (冯　刚 → 冯刚); one with Latin letters
+    (John Smith) keeps one ASCII space between its words."""
+    text = text.translate(_INVISIBLE).strip()
+    return _SPACE_RUN.sub(" ", text) if _LATIN.search(text) else "".join(text.split())
+
+
+def entity_name(text: str) -> str:
+    """A market entity's name: its words may be English (某县 ABC Trading 有限公司), so
+    each run of spaces of any width becomes one ASCII space, none at the ends."""
+    return _SPACE_RUN.sub(" ", text.translate(_INVISIBLE)).strip()
+
+
 # ---------------------------------------------------------------- row access
 
 
@@ -262,8 +281,11 @@ class Row:
                 return self.texts[i]
         return ""
 
-    def text(self, field_name: str, max_len: int) -> str:
+    def text(self, field_name: str, max_len: int, clean: Callable[[str], str] | None = None) -> str:
+        """The field's text (made as stored by `clean`), refused when too long."""
         value = self.get(field_name)
+        if clean is not None:
+            value = clean(value)
         if len(value) > max_len:
             self.error(field_name, f"内容过长：最多 {max_len} 个字，实际 {len(value)} 个字")
         return value

@@ -39,6 +39,7 @@ from core.imports.reading import (
     Sheet,
     check_uscc,
     column_lengths,
+    entity_name,
     nfkc,
     split_multi,
 )
@@ -143,7 +144,7 @@ def _parse_flags(row: Row) -> str:
 
 def _check_target(row: Row) -> dict[str, Any]:
     uscc, legacy = check_uscc(row)
-    name = row.text("name", _TARGET_LEN["name"])
+    name = row.text("name", _TARGET_LEN["name"], entity_name)
     if not name:
         row.error("name", "名称为空")
     kind = parse_kind(row.get("kind"))
