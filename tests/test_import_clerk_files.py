@@ -275,3 +275,92 @@ async def test_names_of_people_and_targets_are_normalised(
     assert report.ok, report.summary_zh()
     names = {t.uscc: t.name for t in await ctx.session.scalars(select(Target))}
     assert names == {U1: "某县 ABC Trading 有限公司", U2: "某县 恒达餐饮"}
+
+
+# ---------------------------------------------------------------- 5. one 执法证号, one officer
+
+
+async def _three_officers(ctx: Ctx, county: dict[str, Department]) -> None:
+    """王建国 ZF001, 李秀英 ZF002, 赵六 ZF003, all on duty in 市场监管."""
+    ctx.session.add_all(
+        Officer(
+            code=f"SJ00{n}",
+            name=name,
+            department_id=county["SJ"].id,
+            cert_no=f"ZF00{n}",
+            roles=["inspector"],
+        )
+        for n, name in enumerate(("王建国", "李秀英", "赵六"), start=1)
+    )
+    await ctx.session.commit()
+
+
+async def test_a_departing_officers_certificate_cannot_pass_to_another(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """The file set 王建国 to 离岗 and gave 李秀英 his number: "更新 3 条", and 李秀英's own
+    number was gone."""
+    await _three_officers(ctx, county)
+    rows = [
+        INSPECTOR_HEADER,
+        ["王建国", "SJ", "ZF001", "SJ001", "执法检查人员", "离岗"],
+        ["李秀英", "SJ", "ZF001", "SJ002", "执法检查人员", "在岗"],
+        ["赵六", "SJ", "ZF003", "SJ003", "执法检查人员", "在岗"],
+    ]
+    report = await import_inspectors(ctx, xlsx(tmp_path / "i.xlsx", ("数据", rows)))
+    assert not report.ok
+    (error,) = report.rejected
+    assert error.line == 3 and "第 2 行" in error.reason
+    assert "王建国" in error.reason and "李秀英" in error.reason
+    # with --skip-invalid the good rows go in, and nobody shares a number
+    report = await import_inspectors(
+        ctx,
+        xlsx(tmp_path / "i.xlsx", ("数据", rows)),
+        skip_invalid=True,
+        rejects_path=tmp_path / "r.csv",
+    )
+    certs = {o.code: o.cert_no for o in (await ctx.session.scalars(select(Officer))).unique()}
+    assert certs == {"SJ001": "ZF001", "SJ002": "ZF002", "SJ003": "ZF003"}
+    # an officer who already left still holds the number
+    rows = [INSPECTOR_HEADER, ["李秀英", "SJ", "ZF001", "SJ002", "执法检查人员", "在岗"]]
+    report = await import_inspectors(ctx, xlsx(tmp_path / "j.xlsx", ("数据", rows)))
+    (error,) = report.rejected
+    assert "SJ001（王建国，离岗）" in error.reason
+
+
+async def test_a_stored_holder_whose_row_is_refused_keeps_the_number(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """王建国's row (later in the file) is refused for another reason: he keeps ZF001, so
+    李秀英 may not take it under --skip-invalid."""
+    await _three_officers(ctx, county)
+    rows = [
+        INSPECTOR_HEADER,
+        ["李秀英", "SJ", "ZF001", "SJ002", "执法检查人员", "在岗"],
+        ["王建国", "SJ", "ZF009", "SJ001", "执法检查人员", "休假中"],
+    ]
+    report = await import_inspectors(
+        ctx,
+        xlsx(tmp_path / "i.xlsx", ("数据", rows)),
+        skip_invalid=True,
+        rejects_path=tmp_path / "r.csv",
+    )
+    assert {e.line for e in report.rejected} == {2, 3}
+    certs = {o.code: o.cert_no for o in (await ctx.session.scalars(select(Officer))).unique()}
+    assert certs["SJ001"] == "ZF001" and certs["SJ002"] == "ZF002"
+
+
+async def test_every_certificate_change_is_in_the_summary(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    await _three_officers(ctx, county)
+    rows = [
+        INSPECTOR_HEADER,
+        ["王建国", "SJ", "ZF101", "SJ001", "执法检查人员", "在岗"],
+        ["李秀英", "SJ", "zf 002", "SJ002", "执法检查人员", "在岗"],
+    ]
+    report = await import_inspectors(ctx, xlsx(tmp_path / "i.xlsx", ("数据", rows)))
+    assert report.ok, report.summary_zh()
+    summary = report.summary_zh()
+    assert "SJ001（王建国）ZF001 → ZF101" in summary
+    assert "SJ002" not in summary  # the same number as people write it: no change

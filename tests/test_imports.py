@@ -561,7 +561,7 @@ async def test_an_enforcement_certificate_belongs_to_one_active_officer(
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
     assert "已属于在岗人员 SJ002（李红）" in reasons[(2, "执法证号")]
     assert "已属于在岗人员 SJ002（李红）" in reasons[(3, "执法证号")]
-    assert "与第 4 行（人员 WJ004）重复" in reasons[(5, "执法证号")]
+    assert "与第 4 行（人员 WJ004 吴刚）重复" in reasons[(5, "执法证号")]
     assert set(reasons) == {(2, "执法证号"), (3, "执法证号"), (5, "执法证号")}
     report = await import_inspectors(ctx, write_csv(tmp_path / "p.csv", rows), skip_invalid=True)
     assert report.inserted == 1

@@ -196,34 +196,60 @@ def _account_duplicates(checked: Checked) -> None:
 
 
 def _cert_duplicates(checked: Checked, officers: dict[str, Officer]) -> None:
-    """An 执法证号 belongs to one active officer: a row giving one that another active officer
-    holds (stored and not changed by this file, or an earlier row) is refused, naming them."""
+    """An 执法证号 identifies one officer, on duty or not: a row that would leave two officers
+    holding one is refused, naming the other (a stored officer the file does not change, or an
+    earlier row). A file that set 王建国 to 离岗 and gave 李秀英 his number was "更新 3 条"."""
     if not checked.layout.has("cert_no"):
         return  # the file changes no certificate
-    in_file = {rec["code"] for _, rec in checked.records}
-    holders: dict[str, list[Officer]] = {}  # several where older data already shares one
-    for o in officers.values():
-        if o.active and o.cert_no and o.code not in in_file:
-            holders.setdefault(cert_key(o.cert_no), []).append(o)
-    first: dict[str, tuple[int, str]] = {}
     column = checked.layout.header["cert_no"]
-    for line, rec in checked.records:
-        existing = officers.get(rec["code"])
-        cert = rec["cert_no"]
-        if not cert or not rec.get("active", existing.active if existing else True):
-            continue
-        reason = ""
-        if held := holders.get(cert):
-            named = "、".join(f"{o.code}（{o.name}）" for o in held)
-            reason = (
-                f"执法证号“{cert}”已属于在岗人员 {named}：是同一人请在"
-                f"“人员编号”填 {held[0].code}，不是请核对证号"
-            )
-        elif (earlier := first.setdefault(cert, (line, rec["code"])))[1] != rec["code"]:
-            reason = f"执法证号“{cert}”与第 {earlier[0]} 行（人员 {earlier[1]}）重复"
-        if reason:
-            checked.bad.setdefault(line, []).append(RowError(line, column, reason))
-    checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
+    while True:  # a refused row leaves its officer's stored number in place: check again
+        writing = {rec["code"] for _, rec in checked.records}
+        holders: dict[str, list[Officer]] = {}  # several where older data already shares one
+        for o in officers.values():
+            if o.cert_no and o.code not in writing:
+                holders.setdefault(cert_key(o.cert_no), []).append(o)
+        first: dict[str, tuple[int, dict[str, Any]]] = {}
+        refused = False
+        for line, rec in checked.records:
+            cert = rec["cert_no"]
+            if not cert:
+                continue
+            reason = ""
+            if held := [o for o in holders.get(cert, ()) if o.code != rec["code"]]:
+                named = "、".join(
+                    f"{o.code}（{o.name}）"
+                    if o.active
+                    else f"{o.code}（{o.name}，{o.inactive_reason or '已停用'}）"
+                    for o in held
+                )
+                state = "在岗人员" if any(o.active for o in held) else "人员"
+                reason = (
+                    f"执法证号“{cert}”已属于{state} {named}：一个执法证号只属于一人，是同一人请在"
+                    f"“人员编号”填 {held[0].code}，不是请核对证号"
+                )
+            elif (earlier := first.setdefault(cert, (line, rec)))[0] != line:
+                other = earlier[1]
+                reason = (
+                    f"执法证号“{cert}”与第 {earlier[0]} 行（人员 {other['code']} {other['name']}）"
+                    f"重复：一个执法证号只属于一人，{other['name']} 和 {rec['name']} 不能共用，"
+                    "请核对证号"
+                )
+            if reason:
+                checked.bad.setdefault(line, []).append(RowError(line, column, reason))
+                refused = True
+        if not refused:
+            return
+        checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
+
+
+def _cert_changes(changed: list[tuple[Officer, str]]) -> list[str]:
+    """Every stored officer's 执法证号 the import changes (old → new), for the clerk to see."""
+    if not changed:
+        return []
+    listed = "；".join(
+        f"{o.code}（{o.name}）{old or '（空）'} → {o.cert_no or '（空）'}" for o, old in changed
+    )
+    return [f"执法证号变更 {len(changed)} 人，请核对：{listed}"]
 
 
 async def import_inspectors(
@@ -269,6 +295,7 @@ async def import_inspectors(
         ]
         inserted = updated = 0
         left: list[Officer] = []
+        recertified: list[tuple[Officer, str]] = []
         for done, rec in enumerate(checked.good(), start=1):
             officer = officers.get(rec["code"])
             stored, changed = officer is not None, False
@@ -279,12 +306,14 @@ async def import_inspectors(
                 ctx.session.add(officer)
                 inserted += 1
             else:
-                was_active = officer.active
+                was_active, old_cert = officer.active, officer.cert_no
                 given = (*fields, *(f for f in ("active", "inactive_reason") if f in rec))
                 roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
                 changed = assign(officer, {f: rec[f] for f in given} | {"roles": roles})
                 if was_active and not officer.active:
                     left.append(officer)
+                if cert_key(old_cert) != cert_key(officer.cert_no):
+                    recertified.append((officer, old_cert))
             for platform, fld in ACCOUNT_FIELDS.items():
                 if rec[fld] is not None:  # blank: "not given", whatever is bound stays
                     changed |= set_account(officer, platform, rec[fld]) != rec[fld]
@@ -292,6 +321,7 @@ async def import_inspectors(
             if progress is not None and (done % CHUNK == 0 or done == len(checked.records)):
                 progress(done, len(checked.records))
         await ctx.session.flush()
+        report.notes.extend(_cert_changes(recertified))
         report.notes.extend(await left_officers_notes(ctx, left))
         return inserted, updated
 
