@@ -429,3 +429,26 @@ def to_dest(rows: list[OutboxMessage], message_kind: str = "", **dest: object) -
             and (not message_kind or OutMessage.model_validate(r.message).kind == message_kind)
         ]
     )
+
+
+async def test_002_2_2_accepting_in_chat_with_a_general_item_capped_below_the_tasks_ratio(
+    sessionmaker, clock
+) -> None:
+    """002 二(二): `接受 编号 事项代码` naming a general item capped at 5 % for a task drawing
+    10 % is refused in the chat, naming both; the invitation stays open for another choice."""
+    async with sessionmaker() as s, s.begin():
+        w = await f.world(s, partners=1, n_targets=10)
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        w.lead.items = [await f.item(s, w.lead.dep, key=True)]
+        p = w.partners[0]
+        p.items[0].ratio_cap = "0.05"
+        task = await f.draft_task(ctx, w, rule={"strata": [{"name": "全部", "ratio": "0.10"}]})
+        [inv] = await opening.open_consultation(f.as_actor(ctx, w.lead.liaison), task, [p.dep.id])
+        code, inv_id, item_code = task.code, inv.id, p.items[0].code
+    d = make_dispatcher(sessionmaker, clock)
+    reply = bodies(
+        await send(sessionmaker, d, text_event(p.liaison.code, f"接受 {code} {item_code}"))
+    )
+    assert "上限为 5%" in reply and "比例为 10%" in reply and item_code in reply, reply
+    assert "不能以该事项接受" in reply and "Traceback" not in reply, reply
+    assert await _state(sessionmaker, inv_id) == ("pending", "")

@@ -13,8 +13,15 @@ from sqlalchemy import func, select
 
 from core.access import may_act_for, require
 from core.changes import Ctx, Notice, record
-from core.consultation.creation import default_items, department_items, task_plan_items
+from core.consultation.creation import (
+    check_caps_on_library,
+    default_items,
+    department_items,
+    task_plan_items,
+)
 from core.consultation.opening import card_answered, finish_consultation
+from core.draws import algorithm
+from core.draws.ratios import check_caps
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.jointtask import answerers, task_by_id, task_invitations
 from core.messages import Destination, OutMessage
@@ -211,11 +218,20 @@ async def accept_invitation(
     items = await department_items(
         ctx.session, inv.department, None if item_ids is None else list(item_ids), planned
     )
+    # 002 二(二): the task's rule draws for every department, so a general item joins only
+    # within its cap (the rule is fixed at creation: the item is what can change)
+    rule = algorithm.parse_rule(task.rule)
+    advice = (
+        f"{inv.department.name}不能以该事项接受{task.code}：请改选本部门的重点检查事项或"
+        f"上限不低于本任务比例的事项后接受，或与牵头部门（{task.lead_department.name}）商定"
+    )
+    check_caps(rule, items, ctx.rules.general_item_ratio_cap, advice=advice)
     _mark_answered(ctx, inv, InvitationState.ACCEPTED)
     ctx.session.add_all(
         TaskItem(task_id=task.id, item_id=i.id, department_id=inv.department_id) for i in items
     )
     await ctx.session.flush()
+    await check_caps_on_library(ctx, task, rule, items, advice)
     await record(
         ctx,
         "invitation.accepted",

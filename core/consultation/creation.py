@@ -18,8 +18,8 @@ from core import codes
 from core.access import may_act_for, require
 from core.changes import Ctx, record
 from core.draws import algorithm
-from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS
-from core.draws.ratios import check_ratios
+from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS, build_target_pool
+from core.draws.ratios import CREATE_ADVICE, check_caps, check_ratios, needs_sizes
 from core.errors import ValidationFailed
 from core.jointtask import get_department, require_answerers
 from core.models import TARGET_KINDS, Department, Item, JointTask, PlanEntry, TaskItem
@@ -110,6 +110,17 @@ def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+async def check_caps_on_library(
+    ctx: Ctx, task: JointTask, rule: algorithm.SamplingRule, items: list[Item], advice: str
+) -> None:
+    """002 二(二) for a count (or a minimum) the rule's ratio does not show: compared with the
+    pool the library gives the task now (its departments so far), when it gives one. The draw
+    checks again on the frozen pool (core.draws.targets)."""
+    if needs_sizes(rule, items):
+        sizes = (await build_target_pool(ctx, task, rule)).strata_sizes()
+        check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=advice)
+
+
 # 工作方案 statements that bear on the same-year exclusion (core.draws.pool.repeat_check_reason)
 SCOPE_FLAGS = ("complaint_driven", "repeat_check")
 
@@ -173,6 +184,7 @@ async def create_task(
         TaskItem(task_id=task.id, item_id=i.id, department_id=lead.id) for i in items
     )
     await ctx.session.flush()
+    await check_caps_on_library(ctx, task, parsed, items, CREATE_ADVICE)
     await record(
         ctx,
         "task.created",

@@ -1,7 +1,13 @@
-"""Ratio rules checked when a task is created, with the numbers in the refusal:
+"""Ratio rules, with the numbers in the refusal:
 
 - a general item's ratio has a cap (002 二(二): 一般检查事项…抽查比例应…设置上限): its own cap
-  from the item list, else `rules.general_item_ratio_cap`; key items have none;
+  from the item list, else `rules.general_item_ratio_cap`; key items have none. It bounds the
+  share a stratum draws however the rule writes it: a ratio is compared at once; a count (or a
+  `min` above the ratio) only once the stratum's size is known — at creation and acceptance from
+  the library as it stands, finally at freeze and confirmation from the frozen pool. In
+  households the cap allows cap × size rounded up to a whole household, so a ratio at the cap
+  drawn 向上取整, or a minimum of one household, stays within it. Every department's items are
+  checked: the lead's at creation, a participant's when it accepts, all of them at the draw;
 - a stratum of higher risk is not sampled less than a lower-risk one (004 第八条: 对…经营异常名录、
   重点关注…增加抽查频次，加大抽查比例; 001 第十四条: 对低风险…合理降低抽查比例), unless the
   工作方案 states why (`ratio_reason` in the rule).
@@ -9,10 +15,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 
-from core.draws.algorithm import SamplingRule, StratumRule
+from core.draws.algorithm import SamplingRule, StratumRule, quota
 from core.errors import ValidationFailed
 from core.models import Item
 
@@ -33,16 +39,58 @@ def _cap(item: Item, default_cap: str) -> Decimal:
         ) from None
 
 
-def check_caps(rule: SamplingRule, items: Sequence[Item], default_cap: str) -> None:
+CREATE_ADVICE = "请调低比例或户数，或改用重点检查事项"
+
+
+def _item_label(item: Item) -> str:
+    return f"{item.code} {item.name}" if item.code else item.name
+
+
+def cap_households(cap: Decimal, size: int) -> int:
+    """The most households a cap allows of a stratum of `size`: rounded up to a whole one."""
+    return int((cap * size).to_integral_value(rounding=ROUND_CEILING))
+
+
+def share_text(k: int, size: int) -> str:
+    """45 of 49 → "91.8%"."""
+    share = (Decimal(k) * 100 / size).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{share.normalize():f}%"
+
+
+def needs_sizes(rule: SamplingRule, items: Sequence[Item]) -> bool:
+    """Whether the caps need the strata's sizes: a general item and a stratum whose count is not
+    its ratio's (a count, or a minimum above one household)."""
+    return any(i.category != "key" for i in items) and any(
+        s.count is not None or s.min > 1 for s in rule.strata
+    )
+
+
+def check_caps(
+    rule: SamplingRule,
+    items: Sequence[Item],
+    default_cap: str,
+    sizes: Mapping[str, int] | None = None,
+    *,
+    advice: str = CREATE_ADVICE,
+) -> None:
+    """Refuse a stratum drawing above a general item's cap: its ratio, and — for the strata
+    whose size `sizes` gives — the households it draws (count, or ratio raised to `min`)."""
     for item in (i for i in items if i.category != "key"):
         cap = _cap(item, default_cap)
         for stratum in rule.strata:
             if stratum.ratio is not None and stratum.ratio > cap:
                 raise ValidationFailed(
-                    f"一般检查事项“{item.name}”的抽查比例上限为 "
-                    f"{_percent(cap)}，分层“{stratum.name}”"
-                    f"的比例为 {_percent(stratum.ratio)}，超过上限（002 二(二)）。请调低比例，"
-                    "或改用重点检查事项"
+                    f"一般检查事项“{_item_label(item)}”的抽查比例上限为 {_percent(cap)}，"
+                    f"分层“{stratum.name}”的比例为 {_percent(stratum.ratio)}，超过上限"
+                    f"（002 二(二)）。{advice}"
+                )
+            size = (sizes or {}).get(stratum.name, 0)
+            if size and (k := quota(stratum, size)) > (most := cap_households(cap, size)):
+                how = "" if stratum.count == k and not stratum.min else f"（{stratum.describe()}）"
+                raise ValidationFailed(
+                    f"分层“{stratum.name}”抽取 {k} 户{how}，占抽取范围 {size} 户的 "
+                    f"{share_text(k, size)}，超过一般检查事项“{_item_label(item)}”的抽查比例"
+                    f"上限 {_percent(cap)}（{size} 户最多抽 {most} 户；002 二(二)）。{advice}"
                 )
 
 

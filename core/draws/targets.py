@@ -35,6 +35,7 @@ from core.draws.pool import (
     repeat_check_reason,
     stored_pool,
 )
+from core.draws.ratios import check_caps
 from core.errors import InvalidTransition, ValidationFailed
 from core.inspection import window_deadline
 from core.jointtask import (
@@ -46,7 +47,7 @@ from core.jointtask import (
     task_invitations,
 )
 from core.messages import Destination, OutMessage
-from core.models import Case, Department, Draw, DrawPool, JointTask, Target
+from core.models import Case, Department, Draw, DrawPool, Item, JointTask, Target, TaskItem
 from core.render import render
 from core.states import CASE, DRAW, TASK, CaseState, DrawState, TaskState
 from core.workdays import cn_date, cn_datetime, deadline_label
@@ -77,6 +78,30 @@ async def _check_consulted(ctx: Ctx, task: JointTask) -> None:
     )
 
 
+_DRAW_ADVICE = (
+    "抽取结果不得超过上限，本次不能抽取。抽取规则和各部门的事项在征询后不能修改：请按上限重新创建"
+    "任务（比例或户数不超过上限），或改由重点检查事项抽查"
+)
+
+
+async def _check_caps_on_pool(
+    ctx: Ctx, task: JointTask, rule: algorithm.SamplingRule, sizes: dict[str, int]
+) -> None:
+    """002 二(二) on the pool the draw takes from: every department's items, lead's and
+    participants', against every stratum's ratio and the households it draws — whatever was
+    checked before (creation, acceptance, a task from before those checks), the draw never
+    exceeds a general item's cap."""
+    items = list(
+        await ctx.session.scalars(
+            select(Item)
+            .join(TaskItem, TaskItem.item_id == Item.id)
+            .where(TaskItem.task_id == task.id)
+            .order_by(Item.code)
+        )
+    )
+    check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=_DRAW_ADVICE)
+
+
 async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
     """Freeze the pool and rule and announce them with the beacon to come — never a selection."""
     task = await get_task(ctx, task_code, for_update=True)
@@ -96,6 +121,7 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
         raise ValidationFailed(
             "抽取范围内没有符合条件的检查对象" + excluded_note(report.exclusions, "户")
         )
+    await _check_caps_on_pool(ctx, task, rule, report.strata_sizes())
     earlier = list(
         await ctx.session.scalars(
             select(Draw).where(Draw.task_id == task.id, Draw.kind == "targets")
@@ -279,6 +305,7 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
         raise InvalidTransition("冻结的抽取范围与其哈希不符，已停止抽取，请联系管理员")
     seed = bytes.fromhex(task.seed_hex)
     rule = algorithm.parse_rule(task.rule)
+    await _check_caps_on_pool(ctx, task, rule, algorithm.stratum_sizes(pool))
     selection = algorithm.select(pool, rule, algorithm.final_seed(seed, beacon or None), task.code)
     now = ctx.clock.now()
     frozen.selection, frozen.beacon, frozen.seed_hex = selection, beacon, task.seed_hex
