@@ -358,3 +358,78 @@ async def test_the_published_lists_queries(
     )
     lists = {d.code: [i.code for i in items] for d, items in await plan.current_item_list(ctx)}
     assert lists == {"SJ": ["SJ-01", "SJ-02"], "WJ": ["WJ-01"], "GA": []}
+
+
+async def test_002_2_2_a_plan_count_above_a_general_items_cap_is_refused_over_the_scope(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """002 二(二): `10户` on a general item capped at 5 % over the 49 targets in the row's scope
+    is 20.4 % — refused like `20%` is; 2户 is within (5 % of 49, rounded up to 3 households).
+    Targets outside the scope do not count."""
+    await f.targets(ctx.session, 49, industry="餐饮服务")
+    await f.targets(ctx.session, 30, industry="食品销售")
+    path = write_csv(
+        tmp_path / "plan.csv",
+        [
+            HEADER,
+            ["JH-2026-01", "计量联合抽查", "SJ", "WJ", "SJ-02", "餐饮服务", "10户", "5"],
+            ["JH-2026-02", "计量联合抽查二", "SJ", "WJ", "SJ-02", "餐饮服务", "3户", "5"],
+        ],
+    )
+    report = await annual_plan.import_plan(ctx, path, year=2026)
+    reasons = {(e.line, e.column): e.reason for e in report.rejected}
+    assert reasons == {
+        (2, "抽查比例或数量"): "10户占检查对象范围内 49 户的 20.4%，超过一般事项 SJ-02 的"
+        "抽查比例上限 5%（最多 3 户）",
+    }
+
+
+async def test_a_bare_number_in_the_plans_ratio_column_is_refused_as_ambiguous(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """A bare `3` was read as 3户 while `3 %` and `0.03` are ratios: the clerk is asked to
+    write which. A decimal fraction stays a ratio (a spreadsheet's 3% cell reads as 0.03)."""
+    path = write_csv(
+        tmp_path / "plan.csv",
+        [
+            HEADER,
+            ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "", "3", "5"],
+            ["JH-2026-02", "餐饮联合抽查二", "SJ", "WJ", "SJ-01", "", "0.03", "5"],
+            ["JH-2026-03", "餐饮联合抽查三", "SJ", "WJ", "SJ-01", "", "3 %", "5"],
+        ],
+    )
+    report = await annual_plan.import_plan(ctx, path, year=2026)
+    reasons = {(e.line, e.column): e.reason for e in report.rejected}
+    assert reasons == {
+        (2, "抽查比例或数量"): "抽查比例或数量“3”只有数字，不能确定是比例还是户数：请写“3%”或“3户”",
+    }
+    report = await annual_plan.import_plan(ctx, path, year=2026, skip_invalid=True)
+    assert report.ok and report.inserted == 2
+    await ctx.session.commit()
+    rows = await ctx.session.scalars(select(PlanEntry).order_by(PlanEntry.code))
+    assert [(e.ratio, e.count) for e in rows] == [("0.03", None), ("0.03", None)]
+
+
+async def test_002_2_2_a_task_file_count_above_a_general_items_cap_is_refused(
+    ctx: Ctx, county: dict[str, Department]
+) -> None:
+    """002 二(二): a task file with only a general item (cap 5 %) and `count = 45` over a pool
+    of 49 was created while `ratio = "0.92"` was refused; the refusal says what 45 amounts to."""
+    await f.targets(ctx.session, 49)
+    spec = TaskFile(
+        title="计量专项",
+        lead="SJ",
+        window=(dt.date(2026, 3, 16), dt.date(2026, 4, 30)),
+        items=["SJ-02"],
+        invite=["WJ"],
+        rule={"strata": [{"name": "全部", "count": 45}]},
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        await create_from_file(ctx, spec)
+    said = refused.value.message
+    assert "“全部”抽取 45 户，占抽取范围 49 户的 91.8%" in said, said
+    assert "“SJ-02 计量器具检查”的抽查比例上限 5%" in said, said
+    await ctx.session.rollback()
+    assert await ctx.session.scalar(select(JointTask)) is None
+    small = spec.model_copy(update={"rule": {"strata": [{"name": "全部", "count": 3}]}})
+    assert await create_from_file(ctx, small)

@@ -13,9 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 
 from core import changes
+from core.draws.ratios import cap_households, share_text
 from core.imports.flow import (
     Checked,
     Departments,
@@ -37,10 +38,11 @@ from core.imports.reading import (
     percent,
     split_multi,
 )
-from core.models import TARGET_KINDS, Item, PlanEntry, Target
+from core.models import DRAWABLE_STATUSES, TARGET_KINDS, Item, PlanEntry, Target
 
 _PLAN_LEN = column_lengths(cast(Table, PlanEntry.__table__))
-_COUNT = re.compile(r"(\d+)\s*(户|家|个)?")
+_COUNT = re.compile(r"(\d+)\s*(户|家|个)")
+_BARE = re.compile(r"\d+")
 _YEAR_IN_CODE = re.compile(r"(?<!\d)(20\d{2})(?!\d)")  # JH-2026-01
 _YEAR_IN_TITLE = re.compile(r"(?<!\d)(20\d{2})\s*年度")  # 2026年度餐饮…联合抽查
 _MONTH = re.compile(r"(?:(\d{4})\s*[-年/.]\s*)?(\d{1,2})\s*月?")
@@ -65,6 +67,16 @@ class _Lookups:
     items: dict[tuple[int, str], Item]  # (department id, upper code) → current item
     regions: set[str]
     cap: Decimal  # the county's cap for general items without their own
+    # drawable targets by (kind, industry, region): the size of a row's scope
+    library: list[tuple[str, str, str, int]]
+
+    def in_scope(self, scope: dict[str, list[str]]) -> int:
+        keys = ("kinds", "industries", "regions")
+        return sum(
+            n
+            for *values, n in self.library
+            if all(not scope.get(k) or v in scope[k] for k, v in zip(keys, values, strict=True))
+        )
 
 
 def _parse_month(row: Row, year: int) -> int:
@@ -99,8 +111,13 @@ def _parse_month(row: Row, year: int) -> int:
 def _parse_amount(row: Row) -> tuple[str, int | None]:
     """(ratio as decimal text, None) or ("", count)."""
     text = nfkc(row.get("ratio"))
-    counted = _COUNT.fullmatch(text)
-    if counted and (counted[2] or "." not in text) and int(counted[1]) > 1:
+    if _BARE.fullmatch(text):  # 3: 3户 or 3%? (0.03 is a ratio, as a spreadsheet's 3% reads)
+        row.error(
+            "ratio",
+            f"抽查比例或数量“{text}”只有数字，不能确定是比例还是户数：请写“{text}%”或“{text}户”",
+        )
+        return "", None
+    if (counted := _COUNT.fullmatch(text)) and int(counted[1]) > 0:
         return "", int(counted[1])
     ratio = parse_ratio(text)
     if ratio is None:
@@ -141,17 +158,27 @@ def _row_items(row: Row, look: _Lookups, lead: int | None, participants: list[in
     return found
 
 
-def _check_cap(row: Row, ratio: str, items: list[Item], cap: Decimal) -> None:
-    """002 二(二): a general item's ratio has a cap; key items have none."""
-    if not ratio:
-        return
+def _check_cap(
+    row: Row, ratio: str, count: int | None, items: list[Item], cap: Decimal, size: int
+) -> None:
+    """002 二(二): a general item's ratio has a cap; key items have none. A count is compared
+    with it over the targets the library has in the row's scope now (none yet: the task's
+    creation and its draw check it, core.draws.ratios)."""
     for item in items:
         limit = Decimal(item.ratio_cap) if item.ratio_cap else cap
-        if item.category == "general" and Decimal(ratio) > limit:
+        if item.category != "general":
+            continue
+        if ratio and Decimal(ratio) > limit:
             row.error(
                 "ratio",
                 f"抽查比例 {percent(ratio)} 超过一般事项 {item.code} 的抽查比例上限 "
                 f"{percent(limit)}",
+            )
+        elif count and size and min(count, size) > (most := cap_households(limit, size)):
+            row.error(
+                "ratio",
+                f"{count}户占检查对象范围内 {size} 户的 {share_text(min(count, size), size)}，"
+                f"超过一般事项 {item.code} 的抽查比例上限 {percent(limit)}（最多 {most} 户）",
             )
 
 
@@ -180,7 +207,9 @@ def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
     # missing from the item lists would blame the item, not the department
     items = _row_items(row, look, lead, participants) if resolved else []
     ratio, count = _parse_amount(row)
-    _check_cap(row, ratio, items, look.cap)
+    scope = _scope(split_multi(row.get("scope")), look.regions)
+    size = look.in_scope(scope) if count else 0
+    _check_cap(row, ratio, count, items, look.cap, size)
     return {
         "year": year,
         "code": code,
@@ -188,7 +217,7 @@ def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
         "lead_department_id": lead,
         "participant_ids": participants,
         "item_ids": [i.id for i in items],
-        "scope": _scope(split_multi(row.get("scope")), look.regions),
+        "scope": scope,
         "ratio": ratio,
         "count": count,
         "month": _parse_month(row, year),
@@ -263,11 +292,17 @@ async def import_plan(
     async def prepare(_sheet: Sheet) -> None:
         items = await ctx.session.scalars(select(Item).where(Item.current.is_(True)))
         regions = await ctx.session.scalars(select(Target.region).distinct())
+        library = await ctx.session.execute(
+            select(Target.kind, Target.industry, Target.region, func.count())
+            .where(Target.status.in_(DRAWABLE_STATUSES))
+            .group_by(Target.kind, Target.industry, Target.region)
+        )
         state["look"] = _Lookups(
             await load_departments(ctx.session),
             {(i.department_id, i.code.upper()): i for i in items},
             {r for r in regions if r},
             Decimal(ctx.rules.general_item_ratio_cap),
+            [(k or "", i or "", r or "", n) for k, i, r, n in library],
         )
 
     def check(sheet: Sheet, layout: Layout) -> Checked:
