@@ -4,6 +4,7 @@ the 工作方案 says why (004 第八条, 001 第十四条)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from core.draws.ratios import check_risk_order
 from core.errors import ValidationFailed
 from core.models import Draw, Invitation, JointTask
 from tests import factories as f
+from tests.case_factories import at_time
 
 SOURCE = "2026年3月3日福彩3D开奖号码"  # the clock starts at noon on 2 March
 
@@ -184,3 +186,21 @@ async def test_002_2_2_the_freeze_checks_every_departments_items(ctx: Ctx) -> No
     said = refused.value.message
     assert "10%" in said and "上限为 5%" in said and p.items[0].code in said, said
     assert await ctx.session.scalar(select(Draw.id)) is None
+
+
+async def test_002_2_2_a_draw_frozen_before_the_checks_is_not_confirmed_above_a_cap(
+    ctx: Ctx,
+) -> None:
+    """002 二(二): the draw never exceeds a cap — a draw frozen before the freeze checked the
+    caps (here: a participant's item whose cap stood below the ratio) is not locked either."""
+    w = await f.world(ctx.session, partners=1, n_targets=20)
+    w.lead.items = [await f.item(ctx.session, w.lead.dep, key=True)]
+    task = await f.ready_task(ctx, w, rule=_rule(("全部", [], [], "0.10")))
+    lead = f.as_actor(ctx, w.lead.liaison)
+    await targets.freeze_pool(lead, task.code, SOURCE)
+    w.partners[0].items[0].ratio_cap = "0.05"
+    at_time(ctx, dt.datetime(2026, 3, 4, 12, tzinfo=dt.UTC))
+    with pytest.raises(ValidationFailed, match="上限为 5%"):
+        await targets.confirm_draw(lead, task.code, "417")
+    d = await ctx.session.scalar(select(Draw))
+    assert d is not None and d.state == "frozen" and not d.selection
