@@ -109,6 +109,10 @@ class CaseSheet:
         found = next((c for c in self.categories if c.code == code), None)
         return found.label if found else code
 
+    def tag(self, code: str) -> str:
+        """The code as the form names it (5-卫健)."""
+        return results.tag(code, self.categories)
+
     def choices(self, ticked: Collection[str]) -> list[Category]:
         """What the form offers for an item, each choice once (core.results.choices);
         `ticked`: the codes the form shows ticked, which stay offered as they are."""
@@ -349,6 +353,7 @@ async def correct_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry, reason: 
     """The form's correction of the officer's department's part through the chat's
     `correct_result` (004 第二十条): its items as posted, each keeping what its check covered
     (检查内容, which the form does not show); the other departments' parts stay (004 第三条)."""
+    _refuse_unoffered(sheet, entry)
     content = {p.item.id: p.result.content for p in sheet.own_items if p.result is not None}
     items = [
         {**i, "content": content.get(i["item_id"], "")}
@@ -371,6 +376,26 @@ async def correct_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry, reason: 
         item_results=items,
         remarks=entry.remarks,
     )
+
+
+def _unoffered(sheet: CaseSheet, entry: ResultEntry) -> list[tuple[int, ValidationFailed]]:
+    """The entry's items (id, refusal) naming a national code the form does not offer them
+    (`results.unoffered_problem`: 5 and the replaced 3 / 4 / G name no department); an item's
+    codes as stored (chat, an older entry, the published version) stay as they are."""
+    extra = cases.department_categories(sheet.departments)
+    stored = {p.item.id: p.result.codes for p in sheet.items if p.result and not p.recheck}
+    found = []
+    for item in entry.items:
+        err = results.unoffered_problem(item.codes, extra, stored.get(item.item_id, ()))
+        if err is not None:
+            found.append((item.item_id, err))
+    return found
+
+
+def _refuse_unoffered(sheet: CaseSheet, entry: ResultEntry) -> None:
+    """`_unoffered`'s first, as the entry itself checks it (the form shows them all first)."""
+    for item_id, err in _unoffered(sheet, entry)[:1]:
+        raise ValidationFailed(err.message, field=f"item.{item_id}.codes")
 
 
 def _item_dicts(
@@ -454,6 +479,8 @@ async def entry_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict
     shows them all at once; `submit_entry` checks them again as it enters the result."""
     extra = cases.department_categories(sheet.departments)
     found: dict[str, str] = {}
+    for item_id, err in _unoffered(sheet, entry):
+        found[f"item.{item_id}.codes"] = err.message
     for item in entry.items:
         for err in results.item_problems(item.codes, item.problems, extra):
             found.setdefault(f"item.{item.item_id}.{err.field}", err.message)
@@ -529,6 +556,7 @@ async def submit_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> tuple[
     case, actor = sheet.case, ctx.actor
     assert actor is not None  # entry_sheet let only a group member through
     carried = [p.result for p in sheet.items if p.result is not None]
+    _refuse_unoffered(sheet, entry)
     items = _item_dicts(entry, {p.item.id for p in sheet.own_items}, carried)
     codes = case_codes([i["codes"] for i in items])
     if not codes:

@@ -57,7 +57,7 @@ from core.models import (
     Recusal,
 )
 from core.render import render
-from core.results import choices, label
+from core.results import choices, label, tag
 from core.states import CaseState
 from core.workdays import cn_date as _cn_date
 
@@ -243,7 +243,8 @@ def _context(
         "inspectors": _inspectors(members),
         "planned_on": case.inspected_on,
         "result": result,
-        "result_labels": [(c, label(c, extra)) for c in (result.codes if result else [])],
+        # (tag, words): 5-卫健, as the form names it
+        "result_labels": [(tag(c, extra), label(c, extra)) for c in result.codes] if result else [],
         "categories": choices(extra),  # a blank record form: each choice once
         # every later copy carries the day the notice was last handed over (004 第十六条(二));
         # a notice never served in the system leaves the date for the pen
@@ -671,14 +672,14 @@ def _record_docx(c: dict[str, Any]) -> Any:
 def _record_outcome(c: dict[str, Any]) -> list[tuple[str, str]]:
     result = c["result"]
     if result is None:
-        boxes = "　".join(f"☐ {cat.code.split(':')[0]} {cat.label}" for cat in c["categories"])
+        boxes = "　".join(f"☐ {cat.tag} {cat.label}" for cat in c["categories"])
         return [
             ("检查结果", boxes),
             ("检查方式", "　".join(f"☐ {m}" for m in METHODS)),
             ("后续处置", "　".join(f"☐ {f}" for f in FOLLOWUPS)),
             ("备注", ""),
         ]
-    labels = "；".join(f"{text}（{code.split(':')[0]}）" for code, text in c["result_labels"])
+    labels = "；".join(f"{text}（{code}）" for code, text in c["result_labels"])
     version = f"（第 {result.edition} 版{'，更正' if result.is_correction else ''}）"
     followups = "、".join(result.followups)
     if result.followup_done:

@@ -28,11 +28,28 @@ class Category:
     # the form asks what was found: a problem (A and its children) or E, not a status such as 8
     # (004 第十八条: the result is formed directly from the situation)
     describes_problem: bool = False
+    department: str = ""  # a participating department's own child of A: its short name
+
+    @property
+    def tag(self) -> str:
+        """How the form and the documents name the choice beside its label: the national code,
+        or for a department's own child its export code and the department (5-卫健), so
+        several departments' children exporting as 5 never read alike."""
+        return f"{export_code(self.code)}-{self.department}" if self.department else self.code
 
 
-def _problem(code: str, label: str, parent: str | None, without_visit: bool = False) -> Category:
+def _problem(
+    code: str, label: str, parent: str | None, without_visit: bool = False, department: str = ""
+) -> Category:
     return Category(
-        code, label, "problem", parent, without_visit, needs_followup=True, describes_problem=True
+        code,
+        label,
+        "problem",
+        parent,
+        without_visit,
+        needs_followup=True,
+        describes_problem=True,
+        department=department,
     )
 
 
@@ -106,7 +123,8 @@ def department_base_code(department_name: str) -> str:
 def department_category(department_code: str, department_name: str) -> Category:
     """The child of A for one participating department: "违反〈部门〉相关规定"."""
     base = department_base_code(department_name)
-    return _problem(f"{base}:{department_code}", f"违反{department_name}相关规定", "A")
+    code, words = f"{base}:{department_code}", f"违反{department_name}相关规定"
+    return _problem(code, words, "A", department=department_name)
 
 
 def export_code(code: str) -> str:
@@ -120,25 +138,57 @@ def ordered_categories(extra: Sequence[Category]) -> list[Category]:
 
 
 def _in_tree_order(national: list[Category], extra: Sequence[Category]) -> list[Category]:
-    at = next(i for i, c in enumerate(national) if c.code == "5") + 1
+    # after 5 (其他部门), where 5 is offered: the last national child of A, before E
+    at = next(i for i, c in enumerate(national) if c.code == "E")
     return [*national[:at], *extra, *national[at:]]
 
 
 # The national children of A that each name one kind of department; 5 (其他部门) does not.
 _KIND_CODES = frozenset(code for code, _ in _DEPT_BASES)
+OTHER_DEPARTMENTS = "5"  # 违反其他部门相关规定: no department named
+
+
+def _not_offered(extra: Sequence[Category], ticked: Collection[str]) -> set[str]:
+    """The national children of A a form leaves out for the task's departments (`extra`)."""
+    if not extra:
+        return set()
+    generic = {export_code(c.code) for c in extra} & _KIND_CODES | {OTHER_DEPARTMENTS}
+    return generic - set(ticked)
 
 
 def choices(extra: Sequence[Category], ticked: Collection[str] = ()) -> list[Category]:
-    """What a result form offers, each choice once (docs/domain.md, "Result categories"): a
-    participating department's own child of A stands in for the national code it exports as
-    when that code names one kind of department (3, 4, G), so 公安's "违反公安相关规定" is
-    offered once, as G:GA. A national code already `ticked` (stored by chat or before, and
-    re-opened) stays offered, so it shows and is submitted again as stored; a department
-    child with its very label is then the one left out. 5 (其他部门) always stays."""
-    replaced = {export_code(c.code) for c in extra} & _KIND_CODES - set(ticked)
+    """What a result form offers, each choice once (docs/domain.md, "Result categories": 3, 4,
+    G, 5 generalise to one child of A per participating department). A participating
+    department's own child stands in for the national code it exports as when that code
+    names one kind of department (3, 4, G), so 公安's "违反公安相关规定" is offered once, as
+    G:GA; and once the task has departments of its own, 5 (其他部门) is not offered: a
+    problem is entered under the department whose rules it breaks (5-卫健, 5-交通 …), never
+    as some department unnamed. A national code already `ticked` (stored by chat or before,
+    and re-opened) stays offered, so it shows and is submitted again as stored; a department
+    child with its very label is then the one left out."""
+    replaced = _not_offered(extra, ticked)
     national = [c for c in CATEGORIES.values() if c.code not in replaced]
     labels = {c.label for c in national}
     return _in_tree_order(national, [c for c in extra if c.code in ticked or c.label not in labels])
+
+
+def unoffered_problem(
+    codes: Sequence[str], extra: Sequence[Category], stored: Collection[str] = ()
+) -> ValidationFailed | None:
+    """A national code among an item's `codes` that the form does not offer (`choices`):
+    the generic 5, or 3 / 4 / G where a participating department of that kind has its own
+    child, names no department. `stored`: the item's codes as stored (chat, an older
+    entry), which stay as they are."""
+    left_out = _not_offered(extra, stored)
+    chosen = [CATEGORIES[c] for c in codes if c in left_out]
+    if not chosen:
+        return None
+    offered = [c for c in choices(extra, stored) if c.parent == "A" and c.code not in CATEGORIES]
+    return ValidationFailed(
+        f"{_named(chosen[0])}没有写明违反哪个部门的规定；本任务的参与部门各有其类别，请改选："
+        + "、".join(_named(c) for c in offered),
+        field="codes",
+    )
 
 
 def catalogue(extra: Iterable[Category] = ()) -> dict[str, Category]:
@@ -150,8 +200,14 @@ def label(code: str, extra: Iterable[Category] = ()) -> str:
     return cat.label if cat else code
 
 
+def tag(code: str, extra: Iterable[Category] = ()) -> str:
+    """The code as the form and the documents name it (`Category.tag`: 5-卫健)."""
+    cat = catalogue(extra).get(code)
+    return cat.tag if cat else export_code(code)
+
+
 def _named(cat: Category) -> str:
-    return f"“{cat.label}”（{cat.code.split(':')[0]}）"
+    return f"“{cat.label}”（{cat.tag}）"
 
 
 def check_codes(codes: Sequence[str], extra: Iterable[Category] = ()) -> None:
@@ -503,6 +559,9 @@ def parse_result(text: str, hint: str = DETAIL_HINT) -> tuple[list[str], list[st
             continue
         if found is None and codes and token in CATEGORIES[codes[-1]].label:
             continue  # words repeating the code's label: "7 已关闭停业"
+        if found is None and _DEPARTMENT_CHILD.fullmatch(token):
+            # a department's own child, as the form names it (5-卫健, 违反卫健相关规定)
+            raise ValidationFailed(f"结果“{token}”需要填写问题和后续处置，{hint}")
         if found is None:
             raise ValidationFailed(
                 f"无法识别的检查结果“{token}”。可直接填写：{_quick_choices()}；发现问题的结果{hint}"
@@ -510,6 +569,10 @@ def parse_result(text: str, hint: str = DETAIL_HINT) -> tuple[list[str], list[st
         if found not in codes:
             codes.append(found)
     return codes, followups
+
+
+# how the form names a department's own child of A: its tag (5-卫健) or its label
+_DEPARTMENT_CHILD = re.compile(r"(?:[345Gg]-\S+|违反\S+相关规定)")
 
 
 def untyped_followups(codes: Sequence[str]) -> list[str]:

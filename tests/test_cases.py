@@ -358,7 +358,9 @@ async def test_documents_render_with_target_and_items(ctx, session):
     record = render("documents/record.html.j2", **await case_document_context(ctx, w.case.code))
     assert "一企一表" in record and "91330424MA28AQAQXU" in record
     assert "未公示&lt;行政许可&gt;信息" in record  # autoescaped
-    assert "违反县卫生健康委员会相关规定（5）" in record and "2026年3月10日" in record
+    assert (
+        "违反县卫生健康委员会相关规定（5-县卫生健康委员会）" in record and "2026年3月10日" in record
+    )
     assert "第 1 版" in record
 
 

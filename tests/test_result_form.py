@@ -225,7 +225,7 @@ async def test_problem_categories_with_referral(
             "ITEM.codes",
             "还须至少选择其下一项具体问题：“违反工商（市场监管）行政管理相关规定”、"
             "“违反食品药品相关规定”、“违反质量技术监督相关规定”、“违反公安相关规定”、"
-            "“违反其他部门相关规定”、“违反县卫生健康委员会相关规定”",
+            "“违反县卫生健康委员会相关规定”",
         ),
         ({"ITEM.codes": []}, "items", "请至少为一项检查事项选择检查结果"),
         ({"referral_kind": "移送司法机关"}, "referral_to", "请填写接收单位"),
@@ -462,9 +462,9 @@ async def test_an_entry_refused_by_core_after_its_referral_leaves_nothing_stored
 def referral_fields(
     item: int, kind: str, receiver: str, content: str = "未取得卫生许可，移交查处"
 ) -> dict[str, str | list[str]]:
-    """A problem (A, 违反其他部门相关规定) referred on the form."""
+    """A problem (A, 违反卫健委相关规定: 5-卫健, the participant's own) referred on the form."""
     return {
-        f"item.{item}.codes": ["A", "5"],
+        f"item.{item}.codes": ["A", "5:WJ"],
         f"item.{item}.problems": "无卫生许可证经营",
         "followups": ["其他"],
         "referral_kind": kind,
@@ -1149,14 +1149,53 @@ async def test_a_department_child_is_offered_instead_of_the_national_code_with_i
 ) -> None:
     """Result categories (docs/domain.md): 3, 4, G, 5 generalise to one child of A per
     participating department; 公安's own child stands in for G, so the officer sees
-    "违反公安相关规定" once. 5 (其他部门) stays for departments outside the task."""
+    "违反公安相关规定" once, tagged G-公安; with departments of its own the task offers no
+    generic 5 (其他部门), which names no department."""
     await _participant_is_police(sessionmaker, world)
     resp = await client.get(RESULT_PATH, params={"t": token(services, world.b1, world.case)})
     html = await resp.text()
     offered = _offered(html, world.items[1].id)
-    assert "G:WJ" in offered and "G" not in offered and {"3", "4", "5"} <= set(offered)
-    assert visible_text(html).count("违反公安相关规定") == 1
+    assert "G:WJ" in offered and "G" not in offered and "5" not in offered
+    assert {"3", "4"} <= set(offered)
+    text = visible_text(html)
+    assert text.count("违反公安相关规定") == 1 and "G-公安 违反公安相关规定" in text
+    assert "违反其他部门相关规定" not in text
     assert len(offered) == len(set(offered))
+    box = rf'name="item\.{world.items[1].id}\.codes" value="[^"]+"[^>]*><span>(\S+) '
+    tags = re.findall(box, html)
+    assert len(tags) == len(offered) == len(set(tags))
+
+
+async def test_the_generic_other_departments_code_is_refused_where_departments_have_their_own(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Result categories (docs/domain.md: 3, 4, G, 5 — one child per participating
+    department): a posted 5 (违反其他部门相关规定) names no department while 卫健委 has its
+    own child; the server refuses it next to the item, naming the choice (5-县卫生健康委员会), and
+    stores nothing; the department's own child is taken."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    problem = {f"item.{item}.problems": "无卫生许可证经营", "followups": "抄告相关部门"}
+    resp = await client.post(
+        RESULT_PATH, data=fields(tok, item, **{f"item.{item}.codes": ["A", "5"]}, **problem)
+    )
+    html = await resp.text()
+    assert resp.status == 422
+    message = "“违反其他部门相关规定”（5）没有写明违反哪个部门的规定"
+    assert message in visible_text(html)
+    assert "“违反县卫生健康委员会相关规定”（5-县卫生健康委员会）" in html
+    at = html.index(message)
+    assert html.rfind(f'name="item.{item}.codes"', 0, at) > html.rfind("<section", 0, at)
+    assert await results(sessionmaker) == []
+    ok = await client.post(
+        RESULT_PATH, data=fields(tok, item, **{f"item.{item}.codes": ["A", "5:WJ"]}, **problem)
+    )
+    assert ok.status == 200, visible_text(await ok.text())
+    [stored] = await results(sessionmaker)
+    assert stored.codes == ["A", "5:WJ"]
 
 
 async def test_a_national_code_stored_by_chat_shows_and_round_trips_when_returned(

@@ -14,6 +14,7 @@ from core.results import (
     parse_result,
     raise_first,
     result_problems,
+    unoffered_problem,
 )
 
 TODAY = dt.date(2026, 3, 20)
@@ -60,17 +61,49 @@ def test_department_children_keep_their_national_base_code():
 
 def test_the_form_offers_each_choice_once() -> None:
     """3, 4, G, 5 generalise to one child of A per participating department (docs/domain.md):
-    a department's own child stands in for the national code of its kind; 5 (其他部门) stays;
-    a ticked national code stays offered, and the child with its words gives way."""
+    a department's own child stands in for the national code of its kind, and with
+    departments of its own the task offers no generic 5 (其他部门): each choice is named
+    once, by an unambiguous tag (5-卫健); a ticked national code stays offered, and the
+    child with its words gives way."""
     police, named = department_category("GA", "公安"), department_category("GA", "县公安局")
-    codes = [c.code for c in choices([police, WJ])]
-    assert "G" not in codes and {"3", "4", "5", "G:GA", "5:WJ"} <= set(codes)
-    assert codes.index("5") < codes.index("G:GA") < codes.index("5:WJ") < codes.index("E")
+    health, roads = department_category("WJ", "卫健"), department_category("JT", "交通")
+    offered = choices([police, health, roads])
+    codes = [c.code for c in offered]
+    assert "G" not in codes and "5" not in codes and {"3", "4", "G:GA", "5:WJ"} <= set(codes)
+    assert codes.index("4") < codes.index("G:GA") < codes.index("5:WJ") < codes.index("E")
+    tags = [c.tag for c in offered]
+    assert len(tags) == len(set(tags)) and {"G-公安", "5-卫健", "5-交通"} <= set(tags)
     assert "G" not in [c.code for c in choices([named])]  # other words, still 公安's
-    ticked = [c.code for c in choices([police, WJ], ticked={"G"})]
-    assert "G" in ticked and "G:GA" not in ticked and "5:WJ" in ticked
+    ticked = [c.code for c in choices([police, WJ], ticked={"G", "5"})]
+    assert {"G", "5", "5:WJ"} <= set(ticked) and "G:GA" not in ticked
     assert {"G", "G:GA"} <= {c.code for c in choices([police], ticked={"G", "G:GA"})}
-    assert [c.code for c in choices([])] == list(CATEGORIES)
+    assert [c.code for c in choices([])] == list(CATEGORIES)  # no department: 5 as ever
+
+
+def test_the_generic_parent_is_refused_where_departments_have_their_own_children() -> None:
+    """docs/domain.md, result categories (3, 4, G, 5: one child per participating
+    department): an item's 5, or G beside 公安's own child, names no department and is
+    refused, naming the departments' choices; stored as such (chat, older entries), it stays."""
+    police, health = department_category("GA", "公安"), department_category("WJ", "卫健")
+    err = unoffered_problem(["A", "5"], [police, health])
+    assert err is not None and err.field == "codes"
+    assert "“违反其他部门相关规定”（5）" in err.message
+    assert "“违反公安相关规定”（G-公安）" in err.message and "（5-卫健）" in err.message
+    assert unoffered_problem(["A", "G"], [police, health]) is not None
+    assert unoffered_problem(["A", "5"], [police, health], stored=["A", "5"]) is None
+    assert unoffered_problem(["A", "5:WJ", "3"], [police, health]) is None
+    assert unoffered_problem(["A", "5"], []) is None  # no department of its own: 5 as ever
+
+
+@pytest.mark.parametrize("typed", ["5-卫健", "违反卫健相关规定", "g-公安"])
+def test_chat_names_a_departments_child_as_the_form_does_and_points_at_the_form(
+    typed: str,
+) -> None:
+    """The chat's parsing agrees with the form: a department's own child, typed by its tag
+    or its words, is a problem found, which the form takes (not an unknown result)."""
+    with pytest.raises(ValidationFailed) as err:
+        parse_quick_result(typed)
+    assert "无法识别" not in err.value.message and "结果填报表单" in err.value.message
 
 
 @pytest.mark.parametrize(
@@ -164,7 +197,6 @@ def test_a_without_a_child_names_each_choice_once_in_the_forms_words() -> None:
             "违反工商（市场监管）行政管理相关规定",
             "违反食品药品相关规定",
             "违反质量技术监督相关规定",
-            "违反其他部门相关规定",
             "违反县公安局相关规定",
             "违反县卫生健康委员会相关规定",
             "违反县交通运输局相关规定",
