@@ -103,6 +103,17 @@ def cn_date(day: dt.date | None) -> str:
     return _cn_date(day) if day else "　　年　　月　　日"  # blank for the pen
 
 
+def item_checks(item: Item) -> str:
+    """What an item checks, as the item list (抽查事项清单) states it: its name, 检查方式 and
+    检查依据 — the record form's 检查内容 where an entry says nothing of its own."""
+    parts = [item.name]
+    if item.method.strip():
+        parts.append(f"检查方式：{item.method.strip()}")
+    if item.basis.strip():
+        parts.append(f"检查依据：{item.basis.strip()}")
+    return "；".join(parts)
+
+
 # ---------------------------------------------------------------- who may get them
 
 
@@ -227,7 +238,9 @@ def _context(
                 "code": item.code,
                 "name": item.name,
                 "key": item.category == "key",
-                "basis": item.basis,
+                "basis": item.basis.strip(),
+                # 检查内容: what the entry says its check covered (chat), else the item's own
+                "content": (found.content.strip() if found else "") or item_checks(item),
                 "result": found,
                 "labels": [label(c, extra) for c in found.codes] if found else [],
             }
@@ -246,8 +259,9 @@ def _context(
         # (tag, words): 5-卫健, as the form names it
         "result_labels": [(tag(c, extra), label(c, extra)) for c in result.codes] if result else [],
         "categories": choices(extra),  # a blank record form: each choice once
-        # every later copy carries the day the notice was last handed over (004 第十六条(二));
-        # a notice never served in the system leaves the date for the pen
+        # 落款日期 (004 第十六条(二)): the day the notice was last handed over — a group member
+        # got it while the case was 待检查 / 已通知 (`issue_notice`) — on every later copy; a
+        # notice not served (yet) has underlined blanks for the pen, DOCX and page alike
         "issued_on": served[-1].issued_on if served else None,
     }
 
@@ -602,8 +616,21 @@ def _notice_docx(c: dict[str, Any]) -> Any:
             for n, p in enumerate(c["inspectors"], 1)
         ],
     )
-    doc.add_paragraph(cn_date(c["issued_on"])).alignment = WD_ALIGN_PARAGRAPH.RIGHT
+    _sign_date(doc, c["issued_on"])
     return doc
+
+
+def _sign_date(doc: Any, day: dt.date | None) -> None:
+    """The notice's 落款日期, right-aligned: the day it was served, or underlined blanks for
+    the pen (年, 月, 日 after each), as the page's lines."""
+    para = doc.add_paragraph()
+    para.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+    if day is not None:
+        para.add_run(cn_date(day))
+        return
+    for blank, unit in (("　　　　", "年"), ("　　", "月"), ("　　", "日")):
+        para.add_run(blank).font.underline = True
+        para.add_run(unit)
 
 
 def _record_docx(c: dict[str, Any]) -> Any:
@@ -638,10 +665,11 @@ def _record_docx(c: dict[str, Any]) -> Any:
                 str(n),
                 item["name"],
                 item["department"],
+                item["content"],
                 *(
-                    (item["result"].content, item["result"].problems, item["result"].handling)
+                    (item["result"].problems, item["result"].handling)
                     if item["result"]
-                    else ("", "", "")
+                    else ("", "")
                 ),
                 "；".join(item["labels"]),
             )

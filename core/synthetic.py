@@ -83,6 +83,36 @@ DEPARTMENTS: list[tuple[str, str, str, bool, list[tuple[str, str, bool]]]] = [
     ("GX", "县工业和信息化局", "工信", False, [("GX-01", "民爆物品检查", True)]),
     ("MZ", "县民政局", "民政", False, [("MZ-01", "社会组织年检", False)]),
 ]
+# 检查依据 of each item, as a county's item list (抽查事项清单) cites it: the notice lists it
+# beside the item (004's sample notice) and the record form's 检查内容 names it
+BASES = {
+    "SJ-01": "《企业信息公示暂行条例》第十四条",
+    "SJ-02": "《中华人民共和国食品安全法》第三十五条、第八十七条",
+    "SJ-03": "《中华人民共和国计量法》第九条",
+    "GA-01": "《旅馆业治安管理办法》第四条、第六条",
+    "GA-02": "《印铸刻字业暂行管理规则》第五条",
+    "WJ-01": "《公共场所卫生管理条例》第六条、第八条",
+    "WJ-02": "《生活饮用水卫生监督管理办法》第六条",
+    "HB-01": "《排污许可管理条例》第十七条",
+    "YJ-01": "《中华人民共和国安全生产法》第四条",
+    "YJ-02": "《危险化学品安全管理条例》第三十三条",
+    "ZJ-01": "《中华人民共和国建筑法》第十三条",
+    "JT-01": "《中华人民共和国道路运输条例》第二十二条",
+    "NY-01": "《农药管理条例》第二十四条",
+    "NY-02": "《中华人民共和国种子法》第三十三条",
+    "WL-01": "《娱乐场所管理条例》第九条",
+    "SW-01": "《单用途商业预付卡管理办法（试行）》第七条",
+    "JY-01": "《中华人民共和国民办教育促进法》第十二条",
+    "RS-01": "《劳动保障监察条例》第十一条",
+    "SWJ-01": "《中华人民共和国发票管理办法》第二十条",
+    "XF-01": "《中华人民共和国消防法》第十六条",
+    "ZR-01": "《中华人民共和国矿产资源法》第三条",
+    "SL-01": "《取水许可和水资源费征收管理条例》第二条",
+    "LC-01": "《中华人民共和国森林法》第六十五条",
+    "FG-01": "《中华人民共和国价格法》第十三条",
+    "GX-01": "《民用爆炸物品安全管理条例》第三条",
+    "MZ-01": "《社会团体登记管理条例》第二十八条",
+}
 REGIONS = ["城关镇", "东风镇", "河西乡", "北山镇", "南湖街道", "新华街道", "桥头乡", "青石镇"]
 INDUSTRIES = [
     "餐饮服务",
@@ -243,7 +273,7 @@ def write_county_files(
     # the city-level counterpart already inspected about 1 % this year (000 §五.1)
     excluded = rng.sample([r["uscc"] for r in rows], max(1, targets // 100))
     item_rows = [
-        [code, c, n, "重点" if k else "一般", "", "实地检查", "", ""]
+        [code, c, n, "重点" if k else "一般", "", "实地检查", BASES[c], ""]
         for code, _n, _s, _m, items in DEPARTMENTS
         for c, n, k in items
     ]

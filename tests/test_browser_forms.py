@@ -234,3 +234,46 @@ async def test_long_text_wraps_and_every_control_is_a_fingertips_tap_at_375px(
     assert remark == LONG_URL
     assert small == []
     assert max(widths.values()) <= 375, widths
+
+
+async def test_the_record_and_the_notice_read_on_a_375px_phone(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server
+) -> None:
+    """The 检查记录表's seven item columns were squeezed to a character each on a phone: each
+    item's cells now stack as labelled lines as wide as the screen (检查内容 included, filled
+    from the item list), and neither document is wider than the phone."""
+    async with sessionmaker() as session:
+        w = await build_world(session)
+        await session.commit()
+    services = make_services(sessionmaker, clock)
+    server = await aiohttp_server(create_app(services, workers=()))
+    base = str(server.make_url("/")).rstrip("/")
+    url = page_link(services, w.a2.id, "documents", f"task:{w.task.code}")
+    found: dict[str, Any] = {}
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await phone_page(browser)
+            for doc in ("record", "notice"):
+                await page.goto(
+                    url.replace(services.public_base_url, base)
+                    + f"&case={w.case.code}&doc={doc}&fmt=html"
+                )
+                found[doc] = await _shot(page, f"document-{doc}")
+            await page.goto(
+                url.replace(services.public_base_url, base)
+                + f"&case={w.case.code}&doc=record&fmt=html"
+            )
+            widths = await page.eval_on_selector_all(
+                ".items td", "els => els.map(e => e.getBoundingClientRect().width)"
+            )
+            cell = ".items td[data-label='检查内容'] >> nth=0"
+            content = await page.inner_text(cell)
+            label = await page.locator(cell).evaluate(
+                "e => getComputedStyle(e, '::before').content"
+            )
+        finally:
+            await browser.close()
+    assert found["record"] <= 375 and found["notice"] <= 375
+    assert widths and min(widths) >= 300, widths
+    assert "检查内容" in label and "企业公示信息检查" in content

@@ -31,7 +31,8 @@ from core.groups.member_changes import replace_inspector
 from core.inspection import mark_notified
 from core.links import page_ref, sign_link
 from core.messages import Destination, OutMessage
-from core.models import AuditEvent, Case, Officer, PlanEntry
+from core.models import AuditEvent, Case, Item, Officer, PlanEntry
+from core.synthetic import generate_county
 from tests.case_factories import World, acting, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.server_helpers import make_services
@@ -83,7 +84,9 @@ async def test_notice_docx_names_the_target_and_the_groups_enforcement_certifica
     assert "☐ 实地检查" in record  # blank form before any result
     html = documents.render_html("notice", context)
     assert (
-        "ZFA1" in html and "2026年3月12日" in html and "检查依据：《企业信息公示暂行条例》" in html
+        "ZFA1" in html
+        and "2026年3月12日" in html
+        and '<td data-label="检查依据">《企业信息公示暂行条例》第十一条</td>' in html
     )
 
 
@@ -453,3 +456,117 @@ async def test_a_docx_depends_only_on_its_data_and_the_service_clock(ctx, sessio
     assert documents.render_docx("notice", context, at) == first
     later = at + dt.timedelta(days=1)
     assert documents.render_docx("notice", context, later) != first
+
+
+# ---------------------------------------------------------------- what the documents show
+
+
+def docx_rows(content: bytes, header: str) -> list[dict[str, str]]:
+    """The rows of the DOCX table whose first row holds `header`, each by its header cells."""
+    doc = Document(io.BytesIO(content))
+    [table] = [t for t in doc.tables if header in [c.text for c in t.rows[0].cells]]
+    names = [c.text for c in table.rows[0].cells]
+    return [dict(zip(names, [c.text for c in row.cells], strict=True)) for row in table.rows[1:]]
+
+
+def html_cells(html: str, label: str) -> list[str]:
+    """The text of the record's item cells labelled `label` (the phone's stacked rows)."""
+    return re.findall(rf'<td data-label="{label}">(.*?)</td>', html, re.S)
+
+
+async def test_the_record_says_what_each_item_checks_004_art16(ctx, session):
+    """004 第十六条 (检查记录表，一企一表): 检查内容 is what each item of the case checks — the
+    item list's entry (事项名称, 检查方式, 检查依据) — in the blank form and, where the entry
+    records nothing of its own, in the filled one, DOCX and HTML alike."""
+    w = await build_world(session)
+    w.items[0].method, w.items[0].basis = "实地检查、书面检查", "《企业信息公示暂行条例》第十四条"
+    await session.commit()
+    for stage in ("blank", "entered"):
+        if stage == "entered":
+            await publish_and_correct(ctx, w, item_content="")
+        context = await documents.case_document_context(ctx, w.case.code)
+        rows = docx_rows(documents.render_docx("record", context, ctx.clock.now()), "检查内容")
+        html = documents.render_html("record", context)
+        lead, other = rows[0]["检查内容"], rows[1]["检查内容"]
+        assert "企业公示信息检查" in lead and "实地检查、书面检查" in lead, stage
+        assert "《企业信息公示暂行条例》第十四条" in lead and "公共场所卫生检查" in other
+        assert [" ".join(c.split()) for c in html_cells(html, "检查内容")] == [lead, other]
+
+
+async def test_the_record_keeps_what_an_entry_says_its_check_covered(ctx, session):
+    """An entry that says what its check covered (检查内容, chat) keeps its words."""
+    w = await build_world(session)
+    await publish_and_correct(ctx, w, item_content="核查年报公示信息")
+    context = await documents.case_document_context(ctx, w.case.code)
+    rows = docx_rows(documents.render_docx("record", context, ctx.clock.now()), "检查内容")
+    assert rows[0]["检查内容"] == "核查年报公示信息"
+
+
+async def test_the_record_reads_on_a_phone_with_every_item_cell_labelled(ctx, session):
+    """The record's item table has seven columns: on a 375 px phone each row stacks into
+    labelled lines (the printed A4 form keeps its columns)."""
+    w = await build_world(session)
+    html = documents.render_html("record", await documents.case_document_context(ctx, w.case.code))
+    assert '<table class="items">' in html
+    for label in ("检查事项", "检查部门", "检查内容", "发现的问题", "处理情况", "事项结果"):
+        assert len(html_cells(html, label)) == len(w.items), label
+    phone = html[html.index("@media screen and (max-width: 600px)") :]
+    assert ".items td::before" in phone and "attr(data-label)" in phone
+
+
+async def test_notice_html_and_docx_both_list_each_items_basis(ctx, session):
+    """The notice lists the items with their 检查依据 (004's sample notice) in the page as in
+    the DOCX, a dash where the item list gives none."""
+    w = await build_world(session)
+    w.items[0].basis = "《中华人民共和国食品安全法》第八十七条"
+    await session.commit()
+    context = await documents.case_document_context(ctx, w.case.code)
+    rows = docx_rows(documents.render_docx("notice", context, ctx.clock.now()), "检查依据")
+    assert [r["检查依据"] for r in rows] == ["《中华人民共和国食品安全法》第八十七条", "—"]
+    html = documents.render_html("notice", context)
+    header = re.search(r"<tr><th>序号</th>(.*?)</tr>", html)
+    assert header is not None and "<th>检查依据</th>" in header.group(1)
+    cells = re.findall(r'<td data-label="检查依据">(.*?)</td>', html)
+    assert cells == ["《中华人民共和国食品安全法》第八十七条", "—"]
+
+
+def _sign_line(content: bytes) -> tuple[str, list[bool]]:
+    """The notice DOCX's last paragraph (落款日期): its text and which runs are underlined."""
+    last = Document(io.BytesIO(content)).paragraphs[-1]
+    return last.text, [bool(r.font.underline) for r in last.runs]
+
+
+async def test_the_notice_date_is_the_day_served_or_a_marked_line_for_the_pen_004_art16(
+    ctx, session
+):
+    """004 第十六条(二): the notice is dated the day it was handed over (a group member got it,
+    the case became 已通知); one not served yet, in the DOCX as on the page, has underlined
+    blanks for the date to be written by hand, and the page says why (on screen only)."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    context = await documents.case_document_context(ctx, w.case.code)
+    text, underlined = _sign_line(documents.render_docx("notice", context, ctx.clock.now()))
+    assert text.replace("　", "") == "年月日" and underlined.count(True) == 3
+    html = documents.render_html("notice", context)
+    sign = html[html.index('<p class="date sign">') :]
+    assert sign.count('<span class="blank"') == 3 and "送达" in html
+    assert "@media print" in html and ".screen-only { display: none; }" in html
+
+    await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
+    context = await documents.case_document_context(ctx, w.case.code)
+    text, underlined = _sign_line(documents.render_docx("notice", context, ctx.clock.now()))
+    assert text == "2026年3月12日" and not any(underlined)
+    html = documents.render_html("notice", context)
+    assert "2026年3月12日</p>" in html and "尚未送达" not in html
+
+
+async def test_the_demo_countys_items_cite_a_legal_basis_the_notice_shows(ctx, tmp_path: Path):
+    """The synthetic county (`lianjian demo`, `serve --demo`) has an item list citing each
+    item's 检查依据, so a demo's notice shows them (004's sample notice)."""
+    await generate_county(ctx, tmp_path, seed=1, targets=20, year=2026)
+    items = list(await ctx.session.scalars(select(Item)))
+    assert items and all(
+        re.fullmatch(r"《[^》]+》第[一二三四五六七八九十]+条.*", i.basis) for i in items
+    )
+    food = next(i for i in items if i.code == "SJ-02")
+    assert "《中华人民共和国食品安全法》" in food.basis
