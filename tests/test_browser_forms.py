@@ -126,11 +126,14 @@ async def test_result_form_and_review_on_a_375px_phone(
     assert (state, names) == ("returned", ["现场照片.jpg"])
 
 
-async def test_document_links_are_buttons_and_the_print_view_prints(
-    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server
-) -> None:
-    """WeCom's and DingTalk's in-app browsers have no print menu: the document prints from its
-    own button, which is not printed."""
+CASE = "LJ-2026-001-001"  # build_world's case
+
+
+async def _documents_link(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server: Any
+) -> tuple[str, str]:
+    """An inspector's link to the documents of the world's task on a served app, and the
+    app's address."""
     async with sessionmaker() as session:
         w = await build_world(session)
         await session.commit()
@@ -138,12 +141,21 @@ async def test_document_links_are_buttons_and_the_print_view_prints(
     server = await aiohttp_server(create_app(services, workers=()))
     base = str(server.make_url("/")).rstrip("/")
     url = page_link(services, w.a2.id, "documents", f"task:{w.task.code}")
+    return url.replace(services.public_base_url, base), base
+
+
+async def test_document_links_are_buttons_and_the_print_view_prints(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server
+) -> None:
+    """WeCom's and DingTalk's in-app browsers have no print menu: the document prints from its
+    own button, which is not printed."""
+    url, base = await _documents_link(sessionmaker, clock, aiohttp_server)
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await phone_page(browser)
             foreign = foreign_requests(page, base)
-            await page.goto(url.replace(services.public_base_url, base))
+            await page.goto(url)
             await page.screenshot(path=shot_path("documents"), full_page=True)
             small = await small_taps(page, "main a")
             await page.click("a:has-text('网页') >> nth=0")
@@ -242,28 +254,16 @@ async def test_the_record_and_the_notice_read_on_a_375px_phone(
     """The 检查记录表's seven item columns were squeezed to a character each on a phone: each
     item's cells now stack as labelled lines as wide as the screen (检查内容 included, filled
     from the item list), and neither document is wider than the phone."""
-    async with sessionmaker() as session:
-        w = await build_world(session)
-        await session.commit()
-    services = make_services(sessionmaker, clock)
-    server = await aiohttp_server(create_app(services, workers=()))
-    base = str(server.make_url("/")).rstrip("/")
-    url = page_link(services, w.a2.id, "documents", f"task:{w.task.code}")
+    url, _ = await _documents_link(sessionmaker, clock, aiohttp_server)
     found: dict[str, Any] = {}
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await phone_page(browser)
             for doc in ("record", "notice"):
-                await page.goto(
-                    url.replace(services.public_base_url, base)
-                    + f"&case={w.case.code}&doc={doc}&fmt=html"
-                )
+                await page.goto(f"{url}&case={CASE}&doc={doc}&fmt=html")
                 found[doc] = await _shot(page, f"document-{doc}")
-            await page.goto(
-                url.replace(services.public_base_url, base)
-                + f"&case={w.case.code}&doc=record&fmt=html"
-            )
+            await page.goto(f"{url}&case={CASE}&doc=record&fmt=html")
             widths = await page.eval_on_selector_all(
                 ".items td", "els => els.map(e => e.getBoundingClientRect().width)"
             )
