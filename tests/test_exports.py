@@ -4,6 +4,7 @@ task (001 第二十条, 004 第二十五条) after which the task is closed."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -150,7 +151,12 @@ def test_archive_holds_the_whole_task_and_closes_it(
     assert any("ZFA1" in c.text for t in notice.tables for r in t.rows for c in r.cells)
     assert all(a4_pages(read[n]) for n in names if n.endswith(".docx"))
     results = read["05-检查结果/结果.csv"].decode("utf-8-sig")
-    assert "已被更正" in results and "已公示" in results and "复查" not in results
+    assert "已被更正" in results and "已公示" in results
+    # 复查 only in the reason the correction gave (publish_and_correct's 复查后更正)
+    assert [
+        (r["更正理由"], [v for k, v in r.items() if "复查" in v and k != "更正理由"])
+        for r in csv.DictReader(io.StringIO(results))
+    ] == [("", []), ("复查后更正", [])]
     invitations = read["02-邀请与答复/邀请.csv"].decode("utf-8-sig")
     assert "县卫生健康委员会,已接受" in invitations
     # Chinese headers, Chinese words: states as the pages name them, 是/否 (as export results)

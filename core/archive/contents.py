@@ -218,8 +218,10 @@ async def draws(ctx: Ctx, task: JointTask, files: Files) -> None:
 async def documents(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files) -> None:
     """Per case, each notice as it was served (004 第十六条(二)) and the record form of each
     result version (第二十条: a correction is a new version), with the register of notices
-    served; a case whose notice was never served in the system says so there. Read per task
-    (`task_documents`), not per case and version."""
+    served. A case whose notice was never registered as served in the system (printed with
+    `lianjian documents`, handed over by hand) still has its notice filed, generated from the
+    case data with the group of the visit and named 未登记送达; the register says so. Read per
+    task (`task_documents`), not per case and version."""
     loaded = await task_documents(ctx, task, cases)
     names = await officer_codes_names(
         ctx.session, {s.actor for case in cases for s in loaded.notices(case)}
@@ -244,7 +246,22 @@ async def documents(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Fil
                     f"{folder}/{name}",
                 )
             )
-        if not served:
+        if not served and context["inspectors"]:
+            # the group is the visit's: none changes once the visit began (member_changes)
+            name = f"{case.code}-{DOC_TITLES['notice']}-未登记送达.docx"
+            files.add(f"{folder}/{name}", render_docx("notice", context, at))
+            served_rows.append(
+                (
+                    case.code,
+                    "",
+                    "",
+                    "",
+                    group_names(context["inspectors"]),
+                    "未在系统中登记送达，按案件数据生成",
+                    f"{folder}/{name}",
+                )
+            )
+        elif not served:
             served_rows.append((case.code, "", "", "", "", "", "未在系统中登记送达"))
         for result in loaded.versions(case):
             name = (
@@ -406,6 +423,11 @@ async def results(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files
         )
     )
     names = await officer_names(session, (r.entered_by_id for r in results))
+    reasons = await _correction_reasons(session, cases)
+
+    def reason(r: CaseResult) -> str:
+        return reasons.get((by_id[r.case_id].code, r.version), "") if r.is_correction else ""
+
     files.add(
         "05-检查结果/结果.csv",
         csv_bytes(
@@ -424,6 +446,7 @@ async def results(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files
                 "检查日期",
                 "备注",
                 "是否更正",
+                "更正理由",
                 "录入人",
                 "录入时间",
                 "公示时间",
@@ -445,6 +468,7 @@ async def results(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files
                     r.inspected_on,
                     r.remarks,
                     yes_no(r.is_correction),
+                    reason(r),
                     names.get(r.entered_by_id, ""),
                     china_time(r.entered_at),
                     china_time(r.published_at),
@@ -492,7 +516,7 @@ async def results(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files
     files.add(
         "07-公示/公示.csv",
         csv_bytes(
-            ("案件号", *VERSION_HEADER, "公示时间", "是否更正", "当前状态"),
+            ("案件号", *VERSION_HEADER, "公示时间", "是否更正", "更正理由", "当前状态"),
             [
                 (
                     by_id[r.case_id].code,
@@ -500,6 +524,7 @@ async def results(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files
                     r.version,
                     china_time(r.published_at),
                     yes_no(r.is_correction),
+                    reason(r),
                     RESULT.label(r.state),
                 )
                 for r in results
@@ -535,6 +560,23 @@ async def results(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files
             ],
         ),
     )
+
+
+async def _correction_reasons(
+    session: AsyncSession, cases: Sequence[Case]
+) -> dict[tuple[str, int], str]:
+    """By (case, entry): the reason a correction gave (004 第二十条), as its audit event
+    recorded it (the result row does not)."""
+    events = await session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "case.result.corrected",
+            AuditEvent.subject.in_([f"case:{c.code}" for c in cases]),
+        )
+    )
+    return {
+        (e.subject.removeprefix("case:"), e.data["version"]): str(e.data.get("reason") or "")
+        for e in events
+    }
 
 
 async def _reopened(
@@ -590,12 +632,49 @@ async def attachments(
 
 
 async def objections(session: AsyncSession, cases: Sequence[Case], files: Files) -> None:
+    """The objections (004 第二十条) with their re-check — by whom, of which department — and
+    their reply: by whom, and how (答复方式, the note `答复 案件号 [答复方式]` kept in its audit
+    event)."""
     code = {c.id: c.code for c in cases}
     objections = list(
         await session.scalars(
             select(Objection).where(Objection.case_id.in_(code)).order_by(Objection.id)
         )
     )
+    # who re-checked and who answered, as their audit events record them: handled_by is the
+    # filer until a re-check by an officer, and the reply's note is kept in its event only
+    events = {
+        (e.action, e.subject): e
+        for e in await session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action.in_(("objection.rechecked", "objection.replied")),
+                AuditEvent.subject.in_([f"objection:{o.id}" for o in objections]),
+            )
+        )
+    }
+    officers = {
+        o.code: o
+        for o in await session.scalars(
+            select(Officer).where(Officer.code.in_({e.actor for e in events.values()}))
+        )
+    }
+    departments = dict((await session.execute(select(Department.id, Department.name))).all())
+
+    def by_whom(action: str, o: Objection) -> tuple[str, str]:
+        """Who did it (the officer's name; the operator's label for the CLI) and their
+        department."""
+        event = events.get((action, f"objection:{o.id}"))
+        if event is None:
+            return "", ""
+        officer = officers.get(event.actor)
+        if officer is None:
+            return event.actor, ""
+        return officer.name, departments.get(officer.department_id, "")
+
+    def how_replied(o: Objection) -> str:
+        event = events.get(("objection.replied", f"objection:{o.id}"))
+        return str((event.data or {}).get("note", "")) if event is not None else ""
+
     files.add(
         "08-异议/异议.csv",
         csv_bytes(
@@ -608,7 +687,11 @@ async def objections(session: AsyncSession, cases: Sequence[Case], files: Files)
                 "复查期限",
                 "复查结论",
                 "复查日期",
+                "复查人",
+                "复查部门",
                 "答复日期",
+                "答复人",
+                "答复方式",
             ),
             [
                 (
@@ -620,7 +703,10 @@ async def objections(session: AsyncSession, cases: Sequence[Case], files: Files)
                     o.recheck_due_on,
                     o.recheck_finding,
                     o.rechecked_on,
+                    *by_whom("objection.rechecked", o),
                     o.replied_on,
+                    by_whom("objection.replied", o)[0],
+                    how_replied(o),
                 )
                 for o in objections
             ],

@@ -1,0 +1,112 @@
+"""立卷归档 (001 第二十条, 004 第二十五条) as a county clerk reads it: the notice issued is filed
+even when nobody registered serving it in the system (printed with `lianjian documents`), and the
+registers carry the facts a clerk needs without opening 09-审计 — the correction's reason, how an
+objection was answered and who re-checked and answered it."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cli import main as cli_main
+from core import objections, replacements
+from core.archive import closing
+from core.changes import Ctx
+from tests.case_factories import World, acting, at_day, build_world
+from tests.test_documents import docx_text
+from tests.test_public import publish_and_correct
+
+D = dt.date
+
+
+def rows(content: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+
+
+@pytest.fixture
+async def printed_only(ctx: Ctx, session: AsyncSession) -> World:
+    """A task whose notices were printed, not served through a member's notice page: no member
+    opened it; a member was replaced before the visit (004 第十三条); the result was entered,
+    published and corrected."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 6))
+    await replacements.request(acting(ctx, w.a1), w.case.code, "A2", "临时抽调参加专项整治")
+    await replacements.decide(acting(ctx, w.lead_leader), w.case.code, "A2", new_officer_code="AX")
+    await session.commit()
+    await publish_and_correct(ctx, w)
+    return w
+
+
+def test_a_notice_printed_with_the_cli_is_filed_though_not_registered_as_served_004_art25(
+    tmp_path: Path, db_url: str, printed_only: World
+) -> None:
+    """004 第二十五条 with 第十六条(二): the operator printed the notices with `lianjian
+    documents TASK -o DIR` (the README's way; printing changes no state) and no member opened
+    the notice page. The archive held the record forms only; it files each case's notice as
+    generated from the case data, with the group of the visit, named as not registered served,
+    and the register says where it is."""
+    code, task = printed_only.case.code, printed_only.task.code
+    printed = tmp_path / "printed"
+    assert cli_main(["documents", task, "-o", str(printed), "--db", db_url]) == 0
+    assert (printed / code / f"{code}-联合抽查通知书.docx").exists()
+    out = tmp_path / "archive.zip"
+    assert cli_main(["export", "archive", task, "-o", str(out), "--db", db_url]) == 0
+    with zipfile.ZipFile(out) as zf:
+        read = {n: zf.read(n) for n in zf.namelist()}
+    folder = f"04-检查文书/{code}"
+    name = f"{folder}/{code}-联合抽查通知书-未登记送达.docx"
+    assert name in read, sorted(read)
+    assert not any("次送达" in n for n in read)
+    notice = docx_text(read[name])
+    assert "嘉善县某某食品有限公司" in notice and "企业公示信息检查" in notice
+    assert "张检查（组长）" in notice and "ZFA1" in notice and "王检查" in notice
+    assert "吴局外" in notice and "ZFAX" in notice and "李检查" not in notice  # the visit's group
+    assert "拟于2026年3月10日" in notice  # the visit's date, from the case
+    [served] = rows(read["04-检查文书/通知书送达.csv"])
+    assert served["案件号"] == code and served["送达次序"] == "" and served["送达时间"] == ""
+    assert "未在系统中登记送达" in served["检查组来源"], served
+    assert served["检查组"] == "张检查（组长）、王检查、吴局外"
+    assert served["归档位置"] == name
+
+
+async def test_the_archive_registers_say_why_corrected_and_how_an_objection_was_answered(
+    ctx: Ctx, session: AsyncSession, printed_only: World
+) -> None:
+    """004 第二十条: a correction's reason (更正理由) stands beside its version in 结果.csv and
+    公示.csv; 异议.csv says who re-checked (复查人, 复查部门), who answered and how (答复方式,
+    e.g. 书面告知, as the README's `答复 案件号 [答复方式]` keeps it) — they were only in
+    09-审计."""
+    w = printed_only
+    lead = acting(ctx, w.lead_liaison)
+    at_day(ctx, D(2026, 4, 10))
+    filed = await objections.file_objection(
+        lead, w.case.code, "某某食品有限公司", "对检查结果有异议", D(2026, 4, 10)
+    )
+    await objections.record_recheck(lead, filed.id, "经复查原结论无误", error_found=False)
+    at_day(ctx, D(2026, 4, 13))
+    await objections.reply_objection(acting(ctx, w.lead_leader), filed.id, "书面告知")
+    await session.commit()
+    at_day(ctx, D(2026, 6, 2))
+    data, _, _ = await closing.archive_task(lead, w.task.code)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        read = {n: zf.read(n) for n in zf.namelist()}
+    results = rows(read["05-检查结果/结果.csv"])
+    assert [(r["版次"], r["是否更正"], r["更正理由"]) for r in results] == [
+        ("1", "否", ""),
+        ("2", "是", "复查后更正"),
+    ]
+    published = rows(read["07-公示/公示.csv"])
+    assert [(r["版次"], r["更正理由"]) for r in published] == [("1", ""), ("2", "复查后更正")]
+    [objection] = rows(read["08-异议/异议.csv"])
+    assert objection["复查结论"] == "经复查原结论无误"
+    assert objection["复查人"] == "赵联络"
+    assert objection["复查部门"] == "县市场监督管理局"
+    assert objection["答复人"] == "钱领导"
+    assert objection["答复方式"] == "书面告知"
+    assert objection["答复日期"] == "2026-04-13"
