@@ -141,6 +141,9 @@ async def readable_case(ctx: Ctx, case_code: str, *, for_update: bool = False) -
     return case
 
 
+SERVABLE = (CaseState.ASSIGNED, CaseState.NOTIFIED)  # before the visit
+
+
 async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
     """A group member got the notice to hand to the target: the case is 已通知 (004 第十六条(二)),
     or, when the group changed since the last notice served (更换, 回避, 004 第十三条), the notice
@@ -149,17 +152,48 @@ async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
     second deciding on what the first committed."""
     case = await readable_case(ctx, case_code, for_update=True)
     actor = ctx.actor
-    if actor is None or case.state not in (CaseState.ASSIGNED, CaseState.NOTIFIED):
+    if actor is None or case.state not in SERVABLE:
         return case
     if not await is_member(ctx, case, actor):
         return case
-    served = {"via": via, **_served_data(_inspectors(await active_members(ctx, case)), case)}
+    await _serve(ctx, case, await active_members(ctx, case), via)
+    return case
+
+
+async def _serve(ctx: Ctx, case: Case, group: Sequence[GroupMember], via: str) -> bool:
+    """The notice of a case before its visit was handed over, with `group`: 已通知, or
+    re-issued when the group changed since the last one served. Whether it was recorded."""
+    served = {"via": via, **_served_data(_inspectors(group), case)}
     if case.state == CaseState.ASSIGNED:
-        return await mark_notified(ctx, case.code, served)
+        await mark_notified(ctx, case.code, served)
+        return True
     before = await served_notices(ctx, case)
     if not before or before[-1].inspectors != served["inspectors"]:
         await record(ctx, "case.notice_reissued", f"case:{case.code}", served)
-    return case
+        return True
+    return False
+
+
+async def serve_printed(ctx: Ctx, code: str) -> list[str]:
+    """The office handed over the notices it printed (`lianjian documents … --served`, 004
+    第十六条(二)): each case of the task (its code), or the one case, not yet visited and with a
+    group is recorded as served as a member's getting it is — 已通知, or re-issued after the
+    group changed — by the operator, audited; the codes recorded. The operator's only (the
+    pages and chat serve through `issue_notice`)."""
+    task, cases = await _documents_cases(ctx, code)
+    if ctx.actor is not None:
+        raise PermissionDenied(
+            "登记通知书已送达请由检查组成员在通知书页面办理",
+            action="case.notified.denied",
+            subject=f"task:{task.code}",
+        )
+    recorded = []
+    for listed in cases:
+        case = await get_case(ctx, listed.code, for_update=True)
+        group = await active_members(ctx, case)
+        if case.state in SERVABLE and group and await _serve(ctx, case, group, "cli"):
+            recorded.append(case.code)
+    return recorded
 
 
 async def task_cases_for(ctx: Ctx, task: JointTask, officer: Officer | None) -> list[Case]:
@@ -720,9 +754,9 @@ def _record_outcome(c: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-async def write_documents(ctx: Ctx, code: str) -> list[tuple[str, bytes]]:
-    """Every document of a task (its code) or of one case, as (relative path, bytes): per case
-    the notice and the record, DOCX and HTML. Printing changes no state."""
+async def _documents_cases(ctx: Ctx, code: str) -> tuple[JointTask, list[Case]]:
+    """The task and the cases whose documents `code` (a task's or a case's) names, those the
+    acting officer may read."""
     code = code.strip().upper()
     task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
     if task is None and await ctx.session.scalar(select(Case.id).where(Case.code == code)) is None:
@@ -735,6 +769,14 @@ async def write_documents(ctx: Ctx, code: str) -> list[tuple[str, bytes]]:
         task = await get_task(ctx, cases[0])
     else:
         cases = await task_cases_for(ctx, task, ctx.actor)
+    return task, cases
+
+
+async def write_documents(ctx: Ctx, code: str) -> list[tuple[str, bytes]]:
+    """Every document of a task (its code) or of one case, as (relative path, bytes): per case
+    the notice and the record, DOCX and HTML. Printing changes no state (`serve_printed`
+    records that the notices printed were handed over)."""
+    task, cases = await _documents_cases(ctx, code)
     loaded = await task_documents(ctx, task, cases)  # per task, not per case
     files, at = [], ctx.clock.now()
     for case in cases:

@@ -5,6 +5,7 @@ objection was answered and who re-checked and answered it."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -12,12 +13,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import main as cli_main
-from core import objections, replacements
+from core import documents, objections, replacements
 from core.archive import closing
 from core.changes import Ctx
+from core.db import make_engine, make_sessionmaker
+from core.errors import PermissionDenied
+from core.models import AuditEvent, Case
 from tests.case_factories import World, acting, at_day, build_world
 from tests.test_documents import docx_text
 from tests.test_public import publish_and_correct
@@ -27,6 +32,11 @@ D = dt.date
 
 def rows(content: bytes) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+
+
+@pytest.fixture
+async def assigned(session: AsyncSession) -> World:
+    return await build_world(session)
 
 
 @pytest.fixture
@@ -110,3 +120,69 @@ async def test_the_archive_registers_say_why_corrected_and_how_an_objection_was_
     assert objection["答复人"] == "钱领导"
     assert objection["答复方式"] == "书面告知"
     assert objection["答复日期"] == "2026-04-13"
+
+
+async def notices_recorded(db_url: str) -> list[tuple[str, str, str, str]]:
+    """Each case's state and the notices recorded served (actor, how), read on an engine of
+    this event loop."""
+    engine = make_engine(db_url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            [state] = await s.scalars(select(Case.state))
+            events = await s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action.in_(documents.SERVED_ACTIONS))
+                .order_by(AuditEvent.id)
+            )
+            return [(str(state), e.action, e.actor, e.data["via"]) for e in events]
+    finally:
+        await engine.dispose()
+
+
+def test_documents_served_records_the_printed_notices_as_handed_over_004_art16(
+    tmp_path: Path, db_url: str, assigned: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """004 第十六条(二): an office that prints the notices with `lianjian documents` and hands
+    them over says so with --served: each case not yet visited becomes 已通知, recorded in the
+    audit as a member's getting the notice is (the group and the visit's date kept for the
+    archive); printed again, nothing is recorded twice. Without --served printing changes
+    nothing."""
+    task = assigned.task.code
+    argv = ["documents", task, "-o", str(tmp_path / "a"), "--db", db_url]
+    assert cli_main(argv) == 0
+    assert "已登记" not in capsys.readouterr().out
+    assert asyncio.run(notices_recorded(db_url)) == []
+    assert cli_main([*argv, "--served"]) == 0
+    assert "已登记 1 户的通知书已送达" in capsys.readouterr().out
+    recorded = [("notified", "case.notified", "admin:cli", "cli")]
+    assert asyncio.run(notices_recorded(db_url)) == recorded
+    argv[3] = str(tmp_path / "b")
+    assert cli_main([*argv, "--served"]) == 0
+    said = capsys.readouterr().out
+    assert "已登记 0 户的通知书已送达" in said and "另 1 户未登记" in said
+    assert asyncio.run(notices_recorded(db_url)) == recorded
+
+
+async def test_the_archive_files_a_notice_served_with_the_cli_as_served_004_art25(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """A notice recorded served with `documents --served` is filed as served (第1次送达, the
+    group of that day), not as 未登记送达; an officer cannot record it so (a member serves
+    through the notice page)."""
+    w = await build_world(session)
+    with pytest.raises(PermissionDenied):
+        await documents.serve_printed(acting(ctx, w.lead_liaison), w.task.code)
+    at_day(ctx, D(2026, 3, 5))
+    assert await documents.serve_printed(ctx, w.task.code) == [w.case.code]
+    await session.commit()
+    await publish_and_correct(ctx, w)
+    at_day(ctx, D(2026, 6, 2))
+    data, _, _ = await closing.archive_task(acting(ctx, w.lead_liaison), w.task.code)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        read = {n: zf.read(n) for n in zf.namelist()}
+    code = w.case.code
+    notice = docx_text(read[f"04-检查文书/{code}/{code}-联合抽查通知书-第1次送达.docx"])
+    assert "2026年3月5日" in notice and "张检查（组长）" in notice
+    assert not any("未登记送达" in n for n in read)
+    [served] = rows(read["04-检查文书/通知书送达.csv"])
+    assert served["送达次序"] == "1" and served["检查组来源"] == "送达时记录"

@@ -306,6 +306,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     dc.add_argument("code", help="任务编号（整套）或案件号")
     dc.add_argument("-o", "--output", required=True, help="输出目录")
+    dc.add_argument(
+        "--served",
+        action="store_true",
+        help="同时登记这些通知书已送达被检查对象（尚未检查的案件改为“已通知”，记入审计）",
+    )
 
     xp = group("export", "导出与归档")
     er = add(

@@ -40,21 +40,35 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
 
 
 async def cmd_documents(args: argparse.Namespace) -> int:
-    from core.documents import DOC_TITLES, FORMATS, write_documents
+    from core.documents import DOC_TITLES, FORMATS, serve_printed, write_documents
 
     out = Path(args.output)
     async with cli_ctx(args) as ctx:
+        # --served: recorded first, so the notices printed carry the day they are handed over
+        served = await serve_printed(ctx, args.code) if args.served else None
         files = await write_documents(ctx, args.code)
-    await asyncio.to_thread(output_folder, out)  # after the code is found: a typo makes nothing
-    for name, content in files:
-        path = out / name
-        await asyncio.to_thread(path.parent.mkdir, exist_ok=True)  # the case's folder
-        await asyncio.to_thread(path.write_bytes, content)
+        # after the code is found: a typo makes nothing; before the commit: a serving is
+        # recorded only with its notices printed
+        await asyncio.to_thread(output_folder, out)
+        for name, content in files:
+            path = out / name
+            await asyncio.to_thread(path.parent.mkdir, exist_ok=True)  # the case's folder
+            await asyncio.to_thread(path.write_bytes, content)
     cases = len({name.split("/", 1)[0] for name, _ in files})
     print(
         f"已生成 {cases} 户的检查文书 {len(files) // len(FORMATS)} 份"
         f"（{'、'.join(DOC_TITLES.values())}，每份 Word 与网页各一个文件）→ {out}"
     )
+    if served is not None:
+        others = cases - len(served)
+        print(
+            f"已登记 {len(served)} 户的通知书已送达（案件改为“已通知”，或检查组变更后重新送达）"
+            + (
+                f"；另 {others} 户未登记：已登记过且检查组未变、已开始检查或尚无检查组"
+                if others
+                else ""
+            )
+        )
     return 0
 
 
