@@ -36,7 +36,12 @@ async def decline(ctx: HandlerCtx, args: Args) -> None:
     if not reason:
         await _ask_reason(ctx, invitation, task)
         return
-    await answers.decline_invitation(ctx.core, invitation.id, reason)
+    try:
+        async with ctx.session.begin_nested():
+            await answers.decline_invitation(ctx.core, invitation.id, reason)
+    except ValidationFailed as err:  # e.g. too short: ask for the reason and wait, as bare 拒绝
+        await _ask_reason(ctx, invitation, task, refused=err.message)
+        return
     await _reply_declined(ctx, invitation, task)
 
 
@@ -101,8 +106,14 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
 
 
 async def _ask_reason(
-    ctx: HandlerCtx, invitation: Invitation, task: JointTask, card_ref: str = ""
+    ctx: HandlerCtx,
+    invitation: Invitation,
+    task: JointTask,
+    card_ref: str = "",
+    refused: str = "",
 ) -> None:
+    """Start the decline-reason step; `refused` is why the reason given with the command was
+    not taken (said first)."""
     await answers.require_answerable(ctx.core, invitation, task, "invitation.decline")
     await conversation.start(
         ctx,
@@ -119,6 +130,7 @@ async def _ask_reason(
         task=task,
         min_chars=ctx.rules.decline_reason_min_chars,
         hours=ctx.rules.conversation_hours,
+        refused=refused,
     )
 
 

@@ -213,6 +213,27 @@ async def test_decline_without_reason_asks_and_takes_the_next_message(
     assert "可用指令" in bodies(await send(sessionmaker, d, text_event(who, "帮助")))
 
 
+async def test_decline_with_too_short_a_reason_asks_and_takes_the_next_message(
+    sessionmaker, clock, scene
+) -> None:
+    """000 §七 (written reason): `拒绝 编号 忙` starts the same step as a bare `拒绝 编号`,
+    so the officer's next message (the full reason) declines instead of being unrecognised."""
+    d = make_dispatcher(sessionmaker, clock)
+    who = scene.partner.liaison.code
+    asked = bodies(await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code} 忙")))
+    assert "拒绝理由至少需要 10 个字" in asked and "请回复拒绝理由" in asked
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+    async with sessionmaker() as s:
+        step = await s.scalar(select(Conversation))
+        assert step is not None and step.step == "decline_reason"
+
+    reason = "本部门同期承担省级专项检查任务，人员无法抽调。"
+    done = await send(sessionmaker, d, text_event(who, reason))
+    assert "已拒绝联合抽查邀请" in bodies(to(done, kind="officer"))
+    inv = await invitation(sessionmaker, scene.invitation_id)
+    assert (inv.state, inv.reason) == ("declined", reason)
+
+
 async def test_cancel_ends_the_step_without_declining(sessionmaker, clock, scene) -> None:
     d = make_dispatcher(sessionmaker, clock)
     who = scene.partner.liaison.code
