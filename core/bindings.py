@@ -75,7 +75,7 @@ def _check_robot(platform: str, webhook_url: str, sign_secret: str) -> None:
     """What the robot's settings page gives, copied whole: the address with its scheme and its
     key (WeCom) or access_token (DingTalk), and a DingTalk signing secret starting with SEC."""
     address = urlsplit(webhook_url.strip())
-    if address.scheme not in ("https", "http"):
+    if address.scheme != "https":
         raise ValidationFailed(
             "机器人 Webhook 地址应以 https:// 开头，请从群机器人设置中完整复制地址"
         )

@@ -214,6 +214,11 @@ def test_chat_bind_takes_a_department_by_name_and_says_what_is_wrong_with_a_robo
     bare = "qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K1"
     assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", bare, *db]) == 2
     assert "应以 https:// 开头" in capsys.readouterr().err
+    # http:// is not the address the robot settings give either: the same refusal, said first
+    for plain in ("http://x", "http://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K1"):
+        assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", plain, *db]) == 2
+        err = capsys.readouterr().err
+        assert "应以 https:// 开头" in err and "群机器人设置" in err and "不完整" not in err
     signed = [*db, "--platform", "dingtalk", "--webhook", ding, "--secret", "abc"]
     assert main(["chat", "bind", "WJ", *signed]) == 2
     assert "以 SEC 开头" in capsys.readouterr().err
