@@ -41,7 +41,7 @@ from core.cases import (
 )
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
-from core.errors import NotFound, PermissionDenied
+from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.inspection import mark_notified
 from core.models import (
     AuditEvent,
@@ -58,7 +58,7 @@ from core.models import (
 )
 from core.render import render
 from core.results import choices, label, tag
-from core.states import CaseState
+from core.states import TASK, CaseState
 from core.workdays import cn_date as _cn_date
 
 DocKind = Literal["notice", "record"]
@@ -769,6 +769,13 @@ async def _documents_cases(ctx: Ctx, code: str) -> tuple[JointTask, list[Case]]:
         task = await get_task(ctx, cases[0])
     else:
         cases = await task_cases_for(ctx, task, ctx.actor)
+        if not cases:
+            raise ValidationFailed(
+                f"任务 {task.code} 尚未抽取检查对象（当前状态：{TASK.label(task.state)}），"
+                "还没有可生成的检查文书：确认抽取后再生成"
+                if await ctx.session.scalar(select(Case.id).where(Case.task_id == task.id)) is None
+                else f"任务 {task.code} 中没有您可查看的案件"
+            )
     return task, cases
 
 

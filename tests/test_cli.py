@@ -653,3 +653,16 @@ def test_outbox_list_names_recipients_and_counts_the_attempts_a_sent_message_too
     sent = [line for line in out.splitlines() if "已发送" in line]
     assert sent and all("发送 1 次" in line for line in sent), out
     assert "尝试 0" not in out
+
+
+def test_documents_of_a_task_not_yet_drawn_say_so_and_make_no_folder(demo_db, tmp_path, capsys):
+    """A task before its draw has no cases: no "0 户 0 份" success, no empty folder."""
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    assert main(["task", "create", str(example_task(tmp_path, capsys)), "--db", str(copy)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "docs0"
+    assert main(["documents", "LJ-2026-002", "-o", str(out), "--db", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "LJ-2026-002 尚未抽取检查对象" in err and "0 份" not in err
+    assert not out.exists()
