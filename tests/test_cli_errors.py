@@ -471,3 +471,21 @@ def test_a_validation_error_no_command_caught_is_told_in_chinese_without_its_inp
     assert code == 2, err
     assert "port：应为整数" in err and "secret：应为整数" in err, err
     assert "invalid" not in err and "Input should" not in err and "s3cr3t" not in err, err
+
+
+def test_setup_check_on_a_fresh_config_creates_nothing_and_names_the_upgrade_as_readme_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A check only looks: on a configuration whose database does not exist yet it creates no
+    file and names the command that does, with the same --config; README's "Going live" step 1
+    says so (it said any command migrates first, so the operator skipped db upgrade)."""
+    db = tmp_path / "county.sqlite3"
+    config = tmp_path / "config.toml"
+    config.write_text(f'database_url = "{db.as_posix()}"\n', "utf-8")
+    code, _, err = run_cli(["setup", "check", "--config", str(config)], capsys)
+    assert code == 2 and f"lianjian db upgrade --config {config}" in err
+    assert not db.exists()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    step = re.search(r"^1\. `lianjian db upgrade.*?(?=^2\. )", readme, re.M | re.S)
+    assert step is not None and "each one migrates first" not in step.group(0)
+    assert "setup check" in step.group(0) and "creates nothing" in step.group(0)

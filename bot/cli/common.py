@@ -44,9 +44,10 @@ class CliError(Exception):
     """A problem with what the operator typed or pointed at: one Chinese line, exit 2."""
 
 
-def existing_database(url: str, *, create: bool) -> str:
+def existing_database(url: str, *, create: bool, config: str | None = None) -> str:
     """An SQLite file must exist and be ours, unless this command may create it (db upgrade,
-    demo and serve do); a missing folder is never created."""
+    demo and serve do); a missing folder is never created. A missing file names the command
+    that creates it, with the operator's --config when the address came from it."""
     full = database_url(url)
     file = make_url(full).database if is_sqlite(full) else None
     if not file or file == ":memory:":
@@ -57,7 +58,8 @@ def existing_database(url: str, *, create: bool) -> str:
     if not path.exists():
         if create:
             return url
-        raise CliError(f"数据库文件不存在：{path}。新建请先运行 lianjian db upgrade --db {path}")
+        where = f"--config {config}" if config else f"--db {path}"
+        raise CliError(f"数据库文件不存在：{path}。新建请先运行 lianjian db upgrade {where}")
     if not is_lianjian_database(path):
         raise CliError(f"{path} 不是联检数据库（或已损坏）。请检查 --db 路径")
     return url
@@ -108,7 +110,8 @@ async def cli_ctx(
     args: argparse.Namespace, *, migrate: bool = True, create: bool = False
 ) -> AsyncIterator[Ctx]:
     """One transaction as the CLI operator ("admin:cli"); committed when the block succeeds."""
-    engine = make_engine(existing_database(db_url(args), create=create))
+    config = None if getattr(args, "db", None) else getattr(args, "config", None)
+    engine = make_engine(existing_database(db_url(args), create=create, config=config))
     try:
         await check_connection(engine)
         if migrate:
