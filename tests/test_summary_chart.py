@@ -131,6 +131,10 @@ def test_cli_writes_one_md_and_one_png_per_leader(
     assert main(["summary", "--db", str(demo_db), "--date", today]) == 0
     shown = capsys.readouterr().out
     assert "双随机联合抽查日报" in shown and "**" not in shown  # rendered, not raw markdown
+    # as written: no line padded to the terminal's width, no phrase wrapped onto the next line
+    lines = shown.splitlines()
+    assert not [line for line in lines if line != line.rstrip()]
+    assert all("未答复" in line for line in lines if line.startswith("邀请："))
 
 
 def test_without_a_cjk_font_the_cli_says_so_in_chinese(

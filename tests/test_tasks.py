@@ -418,7 +418,8 @@ async def test_silence_is_recorded_as_unanswered_not_refused_000_s7(ctx: Ctx, cl
     progress = await task_progress(ctx, task.code)
     assert [i["state_label"] for i in progress["invitations"]] == ["逾期未答复"]
     text = summary_message(await daily_summary(ctx, clock.today())).body
-    assert f"逾期未答复 1（{w.partners[0].dep.name}）" in text and "不参加 0" in text
+    # the counts add up: the overdue one is among the unanswered, not beside them
+    assert f"邀请：参加 0，不参加 0，未答复 1（其中逾期 1：{w.partners[0].dep.name}）" in text
 
 
 # ---------------------------------------------------------------- bad input changes nothing

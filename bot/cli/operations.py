@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,14 +55,11 @@ async def cmd_summary(args: argparse.Namespace) -> int:
             scopes.insert(0, ("全部部门", await scope_summary(ctx, day, run=run)))
     if args.out:
         return await asyncio.to_thread(_write_summaries, Path(args.out), day.isoformat(), scopes)
-    from rich.console import Console
-    from rich.markdown import Markdown
+    from bot.platforms.base import plain_text
 
-    for (
-        _,
-        scoped,
-    ) in scopes:  # chat markdown breaks lines on a single newline; rich needs two spaces
-        Console().print(Markdown(re.sub(r"(?<!\n)\n(?!\n)", "  \n", scoped.message().body)))
+    # as the leaders read it, one line per line: a terminal renderer padded every line to the
+    # terminal's width and wrapped mid-phrase
+    print("\n\n".join(plain_text(scoped.message().body) for _, scoped in scopes))
     return 0
 
 
