@@ -95,7 +95,10 @@ async def year_report(ctx: Ctx, year: int) -> YearReport:
         t.id: t
         for t in await session.scalars(
             select(JointTask)
-            .where(JointTask.year == year, JointTask.state != TaskState.DRAFT)
+            .where(
+                JointTask.year == year,
+                JointTask.state.not_in([TaskState.DRAFT, TaskState.WITHDRAWN]),
+            )
             .order_by(JointTask.code)
         )
     }

@@ -53,6 +53,7 @@ TASK_EVENT_LABELS = {
     "task.results_published": "公示检查结果",
     "task.closed": "立卷归档",
     "task.archived_again": "再次导出归档",
+    "task.withdrawn": "撤销任务",
     "invitation.accepted": "接受邀请",
     "invitation.declined": "拒绝邀请",
     "invitation.expired": "邀请逾期未答复",

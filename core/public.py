@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases import active_members, department_categories
@@ -44,7 +44,18 @@ MAX_QUERY_CHARS = 100
 COUNT_LIMIT = 500
 # A name fragment shared by more targets is matched along the published results instead
 MAX_TARGETS = 1000
-PUBLIC_TASK_STATES = tuple(s for s in TaskState if s != TaskState.DRAFT)
+PUBLIC_TASK_STATES = tuple(s for s in TaskState if s not in (TaskState.DRAFT, TaskState.WITHDRAWN))
+
+
+def public_tasks() -> ColumnElement[bool]:
+    """The tasks the public side lists: not drafts; a withdrawn task (已撤销) only if it was
+    public before (its consultation opened, so its commitment was announced)."""
+    return or_(
+        JointTask.state.in_(PUBLIC_TASK_STATES),
+        and_(JointTask.state == TaskState.WITHDRAWN, JointTask.commitment != ""),
+    )
+
+
 _USCC = re.compile(r"[0-9A-Z]{15}|[0-9A-Z]{18}")
 _Found = Select[CaseResult, Case, Target, JointTask]
 
@@ -269,9 +280,7 @@ async def public_index(ctx: Ctx, year: int) -> PublicIndex:
     session = ctx.session
     tasks = list(
         await session.scalars(
-            select(JointTask)
-            .where(JointTask.year == year, JointTask.state.in_(PUBLIC_TASK_STATES))
-            .order_by(JointTask.code)
+            select(JointTask).where(JointTask.year == year, public_tasks()).order_by(JointTask.code)
         )
     )
     draws: dict[int | None, list[Draw]] = defaultdict(list)
@@ -286,12 +295,7 @@ async def public_index(ctx: Ctx, year: int) -> PublicIndex:
     ):
         draws[d.task_id].append(d)
     years = sorted(
-        set(
-            await session.scalars(
-                select(JointTask.year).where(JointTask.state.in_(PUBLIC_TASK_STATES))
-            )
-        )
-        | {year},
+        set(await session.scalars(select(JointTask.year).where(public_tasks()))) | {year},
         reverse=True,
     )
     items: dict[int, list[Item]] = defaultdict(list)

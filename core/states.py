@@ -26,6 +26,7 @@ class TaskState(StrEnum):
     REVIEWING = "reviewing"
     PUBLISHED = "published"
     CLOSED = "closed"  # filed (立卷归档): nothing changes any more
+    WITHDRAWN = "withdrawn"  # 撤销: created by mistake, withdrawn before its draw was frozen
 
 
 class InvitationState(StrEnum):
@@ -33,6 +34,7 @@ class InvitationState(StrEnum):
     ACCEPTED = "accepted"
     DECLINED = "declined"
     EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"  # the task was withdrawn (撤销) before the department answered
 
 
 class ReplacementState(StrEnum):
@@ -205,6 +207,7 @@ def _task() -> Machine[TaskState]:
             s.REVIEWING: "审核中",
             s.PUBLISHED: "已公示",
             s.CLOSED: "已归档",
+            s.WITHDRAWN: "已撤销",
         },
         [
             (None, s.DRAFT, LEAD_ADMIN),
@@ -217,6 +220,10 @@ def _task() -> Machine[TaskState]:
             (s.INSPECTING, s.PUBLISHED, SYSTEM),
             (s.REVIEWING, s.PUBLISHED, SYSTEM),
             (s.PUBLISHED, s.CLOSED, LEAD_ADMIN),  # 立卷归档 (001 第二十条, 004 第二十五条)
+            # 撤销 a task created by mistake, before its draw is frozen (consultation.withdrawal)
+            (s.DRAFT, s.WITHDRAWN, LEAD_ADMIN),
+            (s.CONSULTING, s.WITHDRAWN, LEAD_ADMIN),
+            (s.READY, s.WITHDRAWN, LEAD_ADMIN),
         ],
     )
 
@@ -226,12 +233,19 @@ def _invitation() -> Machine[InvitationState]:
     return Machine(
         "invitation",
         "邀请",
-        {s.PENDING: "待答复", s.ACCEPTED: "已接受", s.DECLINED: "已拒绝", s.EXPIRED: "逾期未答复"},
+        {
+            s.PENDING: "待答复",
+            s.ACCEPTED: "已接受",
+            s.DECLINED: "已拒绝",
+            s.EXPIRED: "逾期未答复",
+            s.WITHDRAWN: "任务已撤销",
+        },
         [
             (None, s.PENDING, LEAD_ADMIN),
             (s.PENDING, s.ACCEPTED, INVITED),
             (s.PENDING, s.DECLINED, INVITED),
             (s.PENDING, s.EXPIRED, SCHEDULER),
+            (s.PENDING, s.WITHDRAWN, LEAD_ADMIN),  # the task was withdrawn
         ],
     )
 

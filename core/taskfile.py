@@ -143,8 +143,9 @@ async def _department_ids(ctx: Ctx, words: list[str], key: str) -> list[int]:
     return ids
 
 
-async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
-    """Create the task and, when the file invites departments, open the consultation."""
+async def create_from_file(ctx: Ctx, spec: TaskFile, *, again: bool = False) -> JointTask:
+    """Create the task and, when the file invites departments, open the consultation; the
+    same task again (lead, title, window) only with `again` (core.consultation.creation)."""
     if spec.plan:
         return await plan.start_planned(ctx, spec.plan)
     missing = [k for k in ("title", "lead", "window", "items", "rule") if not getattr(spec, k)]
@@ -177,6 +178,7 @@ async def create_from_file(ctx: Ctx, spec: TaskFile) -> JointTask:
         item_ids=[item_ids[c] for c in spec.items],
         scope=spec.scope,
         rule=spec.rule,
+        again=again,
     )
     task.unplanned_reason = reason
     if spec.invite:

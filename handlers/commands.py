@@ -157,6 +157,16 @@ COMMANDS: list[Command] = [
         roles=("liaison", "leader", "admin"),
     ),
     Command(
+        "撤销",
+        ("cx", "withdraw"),
+        "撤销 编号 理由",
+        "撤销 LJ-2026-004 任务文件重复执行，与 LJ-2026-003 重复",
+        "撤销误建的任务（冻结抽取前），须写明理由；未答复的邀请关闭，受邀部门收到通知"
+        "（牵头部门联络员、分管领导，管理员）",
+        tasks.withdraw,
+        roles=("liaison", "leader", "admin"),
+    ),
+    Command(
         "提交",
         ("tj", "submit"),
         "提交 案件号 结果 [检查日期]",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core import cases
-from core.consultation import opening
+from core import cases, jointtask
+from core.consultation import opening, withdrawal
 from core.errors import NotFound, ValidationFailed
 from core.messages import OutMessage
 from core.models import Invitation, JointTask
@@ -82,4 +82,17 @@ def invitation_card(ctx: HandlerCtx, task: JointTask, invitation: Invitation) ->
     url = ctx.links(ctx.officer.id, invitation.id) if ctx.links is not None else ""
     return opening.invitation_card(
         task, invitation, url=url, reshown=(ctx.officer.id, ctx.clock.now())
+    )
+
+
+async def withdraw(ctx: HandlerCtx, args: Args) -> None:
+    """撤销 编号 理由 — a task created by mistake, before its draw is frozen; the reason is
+    required (the core refuses a missing one, saying how to write it)."""
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    task = await withdrawal.withdraw_task(ctx.core, code, args.rest_after(1))
+    invitations = await jointtask.task_invitations(ctx.core, task)
+    await ctx.say(
+        "cmd_task_withdrawn.md.j2", task=task, told=[i.department.name for i in invitations]
     )

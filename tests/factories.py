@@ -177,6 +177,7 @@ async def draft_task(
     rule: dict[str, Any] | None = None,
     scope: dict[str, Any] | None = None,
     title: str = "2026年食品经营者联合抽查",
+    again: bool = False,
 ) -> JointTask:
     return await creation.create_task(
         as_actor(ctx, w.lead.liaison),
@@ -187,6 +188,7 @@ async def draft_task(
         item_ids=[i.id for i in w.lead.items],
         scope=scope or {},
         rule=rule or RULE_5PCT,
+        again=again,
     )
 
 
@@ -197,10 +199,11 @@ async def ready_task(
     rule: dict[str, Any] | None = None,
     scope: dict[str, Any] | None = None,
     accept: Sequence[Dept] | None = None,
+    title: str = "2026年食品经营者联合抽查",
 ) -> JointTask:
     """A task ready to draw: consulted, every partner in `accept` (default all) accepted, the
     others declined with a reason."""
-    task = await draft_task(ctx, w, rule=rule, scope=scope)
+    task = await draft_task(ctx, w, rule=rule, scope=scope, title=title)
     lead_ctx = as_actor(ctx, w.lead.liaison)
     invitations = await opening.open_consultation(
         lead_ctx, task, [p.dep.id for p in w.partners], single_department=not w.partners

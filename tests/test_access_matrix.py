@@ -95,7 +95,7 @@ async def build_scene(sm: async_sessionmaker[AsyncSession], clock: FixedClock) -
         out = await f.dept(s, inspectors=2, name="县卫生健康局")
         ctx = Ctx(session=s, clock=clock, rules=Rules())
         t1 = await f.ready_task(ctx, w, accept=[w.partners[0]])
-        t3 = await f.ready_task(ctx, w)
+        t3 = await f.ready_task(ctx, w, title="2026年第三次联合抽查")
         t2 = await f.draft_task(ctx, w, title="2026年第二次联合抽查")
         [inv] = await opening.open_consultation(
             f.as_actor(ctx, w.lead.liaison), t2, [w.partners[1].dep.id]
@@ -235,6 +235,7 @@ def _command(scene: Scene, row: Row, known: bool) -> str:
         "通知书 案件号": f"通知书 {c[0]}",
         "检查 案件号 日期": f"检查 {c[0]} 3月20日",
         "延期 编号 日期 理由": f"延期 {t1} 2026年7月15日 汛期部分企业停产，需顺延检查",
+        "撤销 编号 理由": f"撤销 {t2} 误建的任务，与另一任务重复",
         "提交 案件号 结果": f"提交 {c[0]} 未发现问题 3月20日",
         "通过 案件号": f"通过 {c[1]}",
         "退回 案件号 理由": f"退回 {c[1]} 检查记录表缺少检查人员签名",

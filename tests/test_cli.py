@@ -666,3 +666,22 @@ def test_documents_of_a_task_not_yet_drawn_say_so_and_make_no_folder(demo_db, tm
     err = capsys.readouterr().err
     assert "LJ-2026-002 尚未抽取检查对象" in err and "0 份" not in err
     assert not out.exists()
+
+
+def test_task_file_run_twice_is_refused_and_withdraw_from_the_cli(demo_db, tmp_path, capsys):
+    """The operator's LJ-2027-004/-005/-006: the same file run again created the task again."""
+    db = tmp_path / "copy.sqlite3"
+    db.write_bytes(demo_db.read_bytes())
+    example = example_task(tmp_path, capsys)
+    assert main(["task", "create", str(example), "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["task", "create", str(example), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "已有同一任务 LJ-2026-002" in err and "--again" in err
+    assert main(["task", "create", str(example), "--again", "--db", str(db)]) == 0
+    assert "LJ-2026-003" in capsys.readouterr().out
+    assert main(["task", "withdraw", "LJ-2026-003", "--reason", "重复创建", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "已撤销联合抽查任务 LJ-2026-003" in out and "已通知受邀部门" in out
+    assert main(["task", "withdraw", "LJ-2026-003", "--reason", "再撤", "--db", str(db)]) == 2
+    assert "已撤销" in capsys.readouterr().err

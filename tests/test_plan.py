@@ -310,7 +310,9 @@ async def test_a_task_outside_an_adopted_plan_needs_a_written_reason(
         await create_from_file(ctx, spec)
     await ctx.session.rollback()
     reason = "上级部署食品安全专项抽查，须在四月底前完成"
-    task = await create_from_file(ctx, spec.model_copy(update={"unplanned_reason": reason}))
+    task = await create_from_file(
+        ctx, spec.model_copy(update={"unplanned_reason": reason}), again=True
+    )
     assert task.unplanned_reason == reason
     planned = await create_from_file(ctx, TaskFile(plan="JH-2026-01"))
     assert planned.title == "餐饮联合抽查"

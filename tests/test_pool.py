@@ -194,7 +194,7 @@ async def test_complaint_driven_scope_allows_repeat_checks_only_when_the_rule_al
     relaxed = dataclasses.replace(ctx, rules=Rules(same_year_exclusion="except_key_items"))
     report = await build_target_pool(relaxed, task, algorithm.parse_rule(task.rule))
     assert "投诉举报" in report.repeat_check_reason and len(report.candidates) == 3
-    plain = await f.ready_task(relaxed, w, rule=RULE)
+    plain = await f.ready_task(relaxed, w, rule=RULE, title="不含投诉举报的联合抽查")
     assert (
         len((await build_target_pool(relaxed, plain, algorithm.parse_rule(plain.rule))).candidates)
         == 1

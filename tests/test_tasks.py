@@ -346,7 +346,7 @@ async def test_refreeze_supersedes_and_is_audited(ctx: Ctx) -> None:
 async def test_codes_are_sequential_per_year(ctx: Ctx) -> None:
     w = await f.world(ctx.session, partners=0, n_targets=0)
     a = await f.draft_task(ctx, w)
-    b = await f.draft_task(ctx, w)
+    b = await f.draft_task(ctx, w, title="2026年药品经营者联合抽查")
     c = await creation.create_task(
         ctx,
         title="跨年任务",

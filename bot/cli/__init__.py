@@ -43,7 +43,13 @@ from bot.cli.setup import (
     cmd_setup_check,
     cmd_template,
 )
-from bot.cli.tasks import cmd_documents, cmd_export_archive, cmd_export_results, cmd_task_create
+from bot.cli.tasks import (
+    cmd_documents,
+    cmd_export_archive,
+    cmd_export_results,
+    cmd_task_create,
+    cmd_task_withdraw,
+)
 from core.bindings import PLATFORMS
 from core.clock import SystemClock, parse_year
 from core.errors import DomainError, ValidationFailed, os_reason
@@ -294,12 +300,26 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     tk = group("task", "联合抽查任务")
-    add(
+    tc = add(
         "create",
         cmd_task_create,
         "按任务文件（TOML，lianjian template task -o 任务.toml 生成示例）创建任务并发出邀请",
         parent=tk,
-    ).add_argument("file", help="任务文件（.toml）")
+    )
+    tc.add_argument("file", help="任务文件（.toml）")
+    tc.add_argument(
+        "--again",
+        action="store_true",
+        help="确认再建一个牵头部门、名称、检查时间都相同的任务（默认拒绝重复创建）",
+    )
+    tw = add(
+        "withdraw",
+        cmd_task_withdraw,
+        "撤销误建的任务（冻结抽取前）：关闭未答复的邀请并通知受邀部门",
+        parent=tk,
+    )
+    tw.add_argument("code", help="任务编号")
+    tw.add_argument("--reason", required=True, help="撤销理由（通知受邀部门，记入审计）")
 
     dc = add(
         "documents", cmd_documents, "生成任务或案件的联合抽查通知书和检查记录表（Word 与网页）"

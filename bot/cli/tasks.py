@@ -25,7 +25,7 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
 
     spec = read_task_file(Path(args.file))
     async with cli_ctx(args) as ctx:
-        task = await create_from_file(ctx, spec)
+        task = await create_from_file(ctx, spec, again=args.again)
         code, title, state, commitment = task.code, task.title, task.state, task.commitment
         invited = "、".join(i.department.name for i in await task_invitations(ctx, task))
     print(
@@ -36,6 +36,20 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
         print(f"任务为草稿（{state}），文件中没有邀请参与部门")
     else:
         print(f"已向 {invited} 发出邀请；随机种子承诺值 {commitment}")
+    return 0
+
+
+async def cmd_task_withdraw(args: argparse.Namespace) -> int:
+    from core.consultation.withdrawal import withdraw_task
+    from core.jointtask import task_invitations
+
+    async with cli_ctx(args) as ctx:
+        task = await withdraw_task(ctx, args.code, args.reason)
+        code = task.code
+        told = "、".join(i.department.name for i in await task_invitations(ctx, task))
+    print(f"已撤销联合抽查任务 {code}（状态“已撤销”，不再抽取）")
+    if told:
+        print(f"已通知受邀部门：{told}；未答复的邀请已关闭")
     return 0
 
 

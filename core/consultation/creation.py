@@ -121,6 +121,30 @@ async def check_caps_on_library(
         check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=advice)
 
 
+async def _refuse_a_repeat(
+    ctx: Ctx, lead: Department, title: str, start: dt.date, end: dt.date
+) -> None:
+    same = await ctx.session.scalar(
+        select(JointTask)
+        .where(
+            JointTask.lead_department_id == lead.id,
+            JointTask.title == title,
+            JointTask.window_start == start,
+            JointTask.window_end == end,
+            JointTask.state.not_in([TaskState.CLOSED, TaskState.WITHDRAWN]),
+        )
+        .order_by(JointTask.id)
+        .limit(1)
+    )
+    if same is not None:
+        raise ValidationFailed(
+            f"已有同一任务 {same.code}（{title}，牵头部门{lead.name}，"
+            f"检查时间 {cn_date(start)} 至 {cn_date(end)}，状态“{TASK.label(same.state)}”），"
+            "未重复创建、未重复发出邀请。确需再建一个同样的任务，请加 --again；"
+            f"误建的任务可撤销（撤销 {same.code} 理由）"
+        )
+
+
 # 工作方案 statements that bear on the same-year exclusion (core.draws.pool.repeat_check_reason)
 SCOPE_FLAGS = ("complaint_driven", "repeat_check")
 
@@ -136,7 +160,11 @@ async def create_task(
     scope: dict[str, Any] | None,
     rule: dict[str, Any],
     year: int | None = None,
+    again: bool = False,
 ) -> JointTask:
+    """A draft task. One with the same lead, title and window as a task neither closed nor
+    withdrawn is refused, naming it, unless `again` says the operator means a second one: a
+    task file run twice sent every invitation twice and put both tasks on the public list."""
     lead = await get_department(ctx, lead_department_id)
     require(
         may_act_for(ctx, lead.id),
@@ -160,6 +188,8 @@ async def create_task(
             "不能再据此创建任务、发出邀请：请把检查时间（任务文件中的 window）的结束日期"
             "改为今天或以后的日期"
         )
+    if not again:
+        await _refuse_a_repeat(ctx, lead, title, window_start, window_end)
     parsed = algorithm.parse_rule(rule)
     clean_scope = _clean_scope(scope)
     items = await department_items(ctx.session, lead, list(item_ids))

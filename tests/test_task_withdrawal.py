@@ -1,0 +1,106 @@
+"""A task created by mistake: the same task is not created twice unless the operator says so,
+and one created by mistake is withdrawn (撤销) before its draw is frozen — invitations closed,
+the invited departments told, 已撤销 on the public side (003 三(七)1: 抽查计划…向社会公示,
+杜绝任性执法: what was announced is not silently removed), never drawn."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from core.changes import Ctx
+from core.consultation.withdrawal import withdraw_task
+from core.draws import targets as target_draws
+from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from core.models import AuditEvent, Invitation, JointTask
+from core.public import public_index, public_task_state
+from core.states import TaskState
+from tests import factories as f
+from tests.dispatch_support import bodies, consultation_scene, make_dispatcher, send, text_event
+
+
+async def test_the_same_task_again_is_refused_naming_it_unless_again(ctx: Ctx) -> None:
+    w = await f.world(ctx.session, partners=1)
+    first = await f.draft_task(ctx, w)
+    with pytest.raises(ValidationFailed) as refused:
+        await f.draft_task(ctx, w)
+    assert f"已有同一任务 {first.code}" in refused.value.message
+    assert "--again" in refused.value.message and f"撤销 {first.code}" in refused.value.message
+    assert await ctx.session.scalar(select(JointTask.id).where(JointTask.id != first.id)) is None
+    # another title, or the operator's explicit word, makes a second task
+    other = await f.draft_task(ctx, w, title="2026年药品经营者联合抽查")
+    assert other.code != first.code
+    again = await f.draft_task(ctx, w, again=True)
+    assert again.code not in (first.code, other.code)
+
+
+async def test_withdrawn_task_closes_invitations_tells_departments_and_shows_publicly(
+    sessionmaker, clock
+) -> None:
+    """003 三(七)1: a consulted task was public; withdrawn it stays listed as 已撤销."""
+    async with sessionmaker() as s, s.begin():
+        scene = await consultation_scene(s, clock, n_targets=20)
+    d = make_dispatcher(sessionmaker, clock)
+    lead = scene.w.lead.liaison
+    # a reason is required; a participant may not withdraw the lead's task
+    asked = bodies(await send(sessionmaker, d, text_event(lead.code, f"撤销 {scene.task_code}")))
+    assert "撤销任务须写明理由" in asked
+    other = scene.partner.liaison.code
+    refused = bodies(
+        await send(sessionmaker, d, text_event(other, f"撤销 {scene.task_code} 重复创建的任务"))
+    )
+    assert "只有管理员或牵头部门" in refused
+    reason = "任务文件重复执行，与前一任务重复"
+    rows = await send(sessionmaker, d, text_event(lead.code, f"撤销 {scene.task_code} {reason}"))
+    assert f"已撤销联合抽查任务 {scene.task_code}" in bodies(rows)
+    for p in scene.w.partners:
+        to_group = [r for r in rows if r.destination.get("department_id") == p.dep.id]
+        assert reason in bodies(to_group) and "已撤销" in bodies(to_group)
+        to_liaison = [r for r in rows if r.destination.get("officer_id") == p.liaison.id]
+        assert any(r.message.get("kind") == "card_update" for r in to_liaison)
+    async with sessionmaker() as s:
+        task = await s.scalar(select(JointTask).where(JointTask.code == scene.task_code))
+        assert task is not None and task.state == TaskState.WITHDRAWN
+        states = set(await s.scalars(select(Invitation.state)))
+        assert states == {"withdrawn"}
+        event = await s.scalar(select(AuditEvent).where(AuditEvent.action == "task.withdrawn"))
+        assert event is not None and event.data["reason"] == reason
+        ctx = Ctx(session=s, clock=clock)
+        listed = (await public_index(ctx, task.year)).tasks
+        assert [t.task.code for t in listed] == [scene.task_code]
+        assert public_task_state(task, clock.today()) == "已撤销"
+        # never drawn
+        with pytest.raises(InvalidTransition, match="已撤销"):
+            await target_draws.freeze_pool(f.as_actor(ctx, lead), scene.task_code, "")
+    # an invited department's answer is refused, and the task is not withdrawn twice
+    late = bodies(await send(sessionmaker, d, text_event(other, f"接受 {scene.task_code}")))
+    assert "已撤销" in late
+    again = bodies(
+        await send(sessionmaker, d, text_event(lead.code, f"撤销 {scene.task_code} 再次撤销理由"))
+    )
+    assert "已撤销" in again
+
+
+async def test_a_draft_withdrawn_is_not_public_and_a_new_task_may_take_its_place(
+    ctx: Ctx,
+) -> None:
+    w = await f.world(ctx.session, partners=1)
+    task = await f.draft_task(ctx, w)
+    with pytest.raises(PermissionDenied):
+        await withdraw_task(f.as_actor(ctx, w.partners[0].liaison), task.code, "误建")
+    await withdraw_task(f.as_actor(ctx, w.lead.liaison), task.code, "误建")
+    assert task.state == TaskState.WITHDRAWN
+    assert (await public_index(ctx, task.year)).tasks == []
+    # the withdrawn one no longer blocks the same task
+    assert (await f.draft_task(ctx, w)).code != task.code
+
+
+async def test_a_task_whose_draw_is_frozen_cannot_be_withdrawn(ctx: Ctx) -> None:
+    w = await f.world(ctx.session, partners=1, n_targets=20)
+    task = await f.ready_task(ctx, w)
+    lead = f.as_actor(ctx, w.lead.liaison)
+    frozen = await target_draws.freeze_pool(lead, task.code, "2026年12月2日福彩3D开奖号码")
+    with pytest.raises(InvalidTransition) as refused:
+        await withdraw_task(lead, task.code, "误建的任务")
+    assert f"已冻结抽取范围（{frozen.code}" in refused.value.message
+    assert task.state == TaskState.READY
