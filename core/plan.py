@@ -132,6 +132,7 @@ async def start_planned(ctx: changes.Ctx, code: str, year: int | None = None) ->
         scope=entry.scope,
         rule=plan_rule(entry),
         year=entry.year,
+        again=True,  # each plan row starts once (entry.task_id); two rows are two tasks
     )
     entry.task_id = task.id
     await changes.record(

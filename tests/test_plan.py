@@ -435,3 +435,19 @@ async def test_002_2_2_a_task_file_count_above_a_general_items_cap_is_refused(
     assert await ctx.session.scalar(select(JointTask)) is None
     small = spec.model_copy(update={"rule": {"strata": [{"name": "全部", "count": 3}]}})
     assert await create_from_file(ctx, small)
+
+
+async def test_two_plan_rows_alike_in_title_and_month_start_two_tasks(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """003 三(七)1: each row of the published plan is its own task (the same check of two
+    scopes, under two plan codes); a row starts once (its task_id), so starting the second
+    row is not a task file run twice."""
+    first = ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "", "3%", "5"]
+    second = ["JH-2026-02", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "", "3%", "5"]
+    await _import(ctx, tmp_path, first, second)
+    one = await plan.start_planned(ctx, "JH-2026-01", 2026)
+    two = await plan.start_planned(ctx, "JH-2026-02", 2026)
+    assert one.code != two.code
+    with pytest.raises(ValidationFailed, match="已发起任务"):
+        await plan.start_planned(ctx, "JH-2026-02", 2026)

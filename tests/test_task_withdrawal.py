@@ -27,9 +27,12 @@ async def test_the_same_task_again_is_refused_naming_it_unless_again(ctx: Ctx) -
     assert f"已有同一任务 {first.code}" in refused.value.message
     assert "--again" in refused.value.message and f"撤销 {first.code}" in refused.value.message
     assert await ctx.session.scalar(select(JointTask.id).where(JointTask.id != first.id)) is None
-    # another title, or the operator's explicit word, makes a second task
+    # another title, another scope (the same check in another region), or the operator's
+    # explicit word, makes a second task
     other = await f.draft_task(ctx, w, title="2026年药品经营者联合抽查")
     assert other.code != first.code
+    region = await f.draft_task(ctx, w, scope={"regions": ["城关镇"]})
+    assert region.code not in (first.code, other.code)
     again = await f.draft_task(ctx, w, again=True)
     assert again.code not in (first.code, other.code)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -122,27 +123,54 @@ async def check_caps_on_library(
 
 
 async def _refuse_a_repeat(
-    ctx: Ctx, lead: Department, title: str, start: dt.date, end: dt.date
+    ctx: Ctx, lead: Department, title: str, window: tuple[dt.date, dt.date], plan: _Plan
 ) -> None:
-    same = await ctx.session.scalar(
+    """A task file run twice: the same lead, title, window, scope, rule and lead's items as a
+    task neither closed nor withdrawn. Tasks that differ in any of these (another region's
+    scope, another item) are separate tasks, whatever their titles. The lead's row is locked
+    first: two processes running the same file at once decide one after the other."""
+    await ctx.session.execute(
+        select(Department.id).where(Department.id == lead.id).with_for_update()
+    )
+    candidates = await ctx.session.scalars(
         select(JointTask)
         .where(
             JointTask.lead_department_id == lead.id,
             JointTask.title == title,
-            JointTask.window_start == start,
-            JointTask.window_end == end,
+            JointTask.window_start == window[0],
+            JointTask.window_end == window[1],
             JointTask.state.not_in([TaskState.CLOSED, TaskState.WITHDRAWN]),
         )
         .order_by(JointTask.id)
-        .limit(1)
     )
-    if same is not None:
-        raise ValidationFailed(
-            f"已有同一任务 {same.code}（{title}，牵头部门{lead.name}，"
-            f"检查时间 {cn_date(start)} 至 {cn_date(end)}，状态“{TASK.label(same.state)}”），"
-            "未重复创建、未重复发出邀请。确需再建一个同样的任务，请加 --again；"
-            f"误建的任务可撤销（撤销 {same.code} 理由）"
-        )
+    for same in candidates:
+        if (
+            same.scope == plan.scope
+            and same.rule == plan.rule
+            and plan.item_ids
+            == set(
+                await ctx.session.scalars(
+                    select(TaskItem.item_id).where(
+                        TaskItem.task_id == same.id, TaskItem.department_id == lead.id
+                    )
+                )
+            )
+        ):
+            raise ValidationFailed(
+                f"已有同一任务 {same.code}（{title}，牵头部门{lead.name}，检查时间 "
+                f"{cn_date(window[0])} 至 {cn_date(window[1])}，抽查范围、规则和事项相同，"
+                f"状态“{TASK.label(same.state)}”），未重复创建、未重复发出邀请。确需再建一个"
+                f"同样的任务，请加 --again；误建的任务可撤销（撤销 {same.code} 理由）"
+            )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a new task would draw, as stored: compared with existing tasks for a repeat."""
+
+    scope: dict[str, Any]
+    rule: dict[str, Any]
+    item_ids: set[int]
 
 
 # 工作方案 statements that bear on the same-year exclusion (core.draws.pool.repeat_check_reason)
@@ -162,9 +190,9 @@ async def create_task(
     year: int | None = None,
     again: bool = False,
 ) -> JointTask:
-    """A draft task. One with the same lead, title and window as a task neither closed nor
-    withdrawn is refused, naming it, unless `again` says the operator means a second one: a
-    task file run twice sent every invitation twice and put both tasks on the public list."""
+    """A draft task. A repeat of a task neither closed nor withdrawn (`_refuse_a_repeat`) is
+    refused, naming it, unless `again` says the operator means a second one: a task file run
+    twice sent every invitation twice and put both tasks on the public list."""
     lead = await get_department(ctx, lead_department_id)
     require(
         may_act_for(ctx, lead.id),
@@ -188,12 +216,13 @@ async def create_task(
             "不能再据此创建任务、发出邀请：请把检查时间（任务文件中的 window）的结束日期"
             "改为今天或以后的日期"
         )
-    if not again:
-        await _refuse_a_repeat(ctx, lead, title, window_start, window_end)
     parsed = algorithm.parse_rule(rule)
     clean_scope = _clean_scope(scope)
     items = await department_items(ctx.session, lead, list(item_ids))
     check_ratios(parsed, items, ctx.rules.general_item_ratio_cap)
+    if not again:
+        plan = _Plan(clean_scope, parsed.model_dump(mode="json"), {i.id for i in items})
+        await _refuse_a_repeat(ctx, lead, title, (window_start, window_end), plan)
     year = year or window_start.year
     task = JointTask(
         code=await codes.next_code(ctx.session, "LJ", year),
