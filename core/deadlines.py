@@ -11,9 +11,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.cases import OPEN_FOR_ENTRY
 from core.changes import Ctx, record
-from core.inspection import window_deadline
+from core.inspection import nothing_entered, window_deadline
 from core.models import Case, JointTask, Objection
 from core.rules import Rules
 from core.states import ObjectionState
@@ -63,17 +62,18 @@ async def recompute_provisional(ctx: Ctx) -> int:
         assert case.inspected_on is not None
         new = cal.add_workdays(case.inspected_on, rules.result_entry_workdays)
         changes += _apply(f"case:{case.code}", case, "result_due_on", "result_due_provisional", new)
-    # No inspection date: due from the task window's last day while the case is open for
-    # entry (延期 moves it); a result in without a visit (注销…) keeps the window it was entered
-    # against (core.inspection._move_undated_deadlines), so its own deadline is counted again.
+    # No inspection date: due from the task window's last day while nothing is entered (延期
+    # moves it); an entry in without a visit (注销…, returned since or only a part) keeps the
+    # window it was entered against (core.inspection._move_undated_deadlines), so its own
+    # deadline is counted again.
     undated = await ctx.session.execute(
-        select(Case, JointTask)
+        select(Case, JointTask, nothing_entered())
         .join(JointTask, JointTask.id == Case.task_id)
         .where(Case.result_due_provisional.is_(True), Case.inspected_on.is_(None))
     )
     n = rules.result_entry_workdays
-    for case, task in undated.all():
-        if case.state in OPEN_FOR_ENTRY or case.result_due_on is None:
+    for case, task, follows_window in undated.all():
+        if follows_window or case.result_due_on is None:
             new = window_deadline(cal, rules, task.window_last_day)
         else:
             new = cal.add_workdays(_provisional_base(cal, case.result_due_on, n), n)

@@ -21,7 +21,6 @@ from sqlalchemy import (
 from core import jointtask
 from core.access import lead_only
 from core.cases import (
-    OPEN_FOR_ENTRY,
     active_members,
     china_date,
     get_case,
@@ -36,6 +35,7 @@ from core.messages import Destination
 from core.models import (
     Case,
     CasePart,
+    CaseResult,
     Department,
     Draw,
     JointTask,
@@ -225,18 +225,28 @@ async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> J
     return task
 
 
+def nothing_entered() -> ColumnElement[bool]:
+    """The case has no result version yet, not even a first department's part: the one test
+    of whether an undated case's deadline still follows the window (延期, the recount of
+    provisional deadlines). Not the case's state: a late entry returned by review, or a late
+    part while others are missing, is open for entry again, yet the summary and the year
+    report count its first entry against the stored deadline."""
+    return ~select(CaseResult.id).where(CaseResult.case_id == Case.id).exists()
+
+
 async def _move_undated_deadlines(ctx: Ctx, task: JointTask) -> Deadline:
     """The stored result deadline of each case not yet inspected counts from the window's last
     day: moved with it, in the extension's transaction, so no one is told of a false overdue.
-    A case whose result is in without a visit (注销, 无法联系…) keeps the deadline it was
-    entered against: an extension granted after a late entry does not make it on time."""
+    A case with an entry in without a visit (注销, 无法联系…; returned since, or only one
+    department's part) keeps the deadline it was entered against: an extension granted after
+    a late entry does not make it on time (000 §十, 001 第十六条(三))."""
     due = window_deadline(await ctx.work_calendar(), ctx.rules, task.window_last_day)
     await ctx.session.execute(
         update(Case)
         .where(
             Case.task_id == task.id,
             Case.inspected_on.is_(None),
-            Case.state.in_(OPEN_FOR_ENTRY),
+            nothing_entered(),
         )
         .values(result_due_on=due.day, result_due_provisional=due.provisional)
     )

@@ -177,6 +177,27 @@ async def _counted(ctx: Ctx, w: World, day: dt.date) -> dict[str, tuple[int, int
     return {"summary": (task.on_time, task.late), "SJ": rows["SJ"], "WJ": rows["WJ"]}
 
 
+async def _extend(ctx: Ctx, w: World, day: dt.date, to: dt.date) -> None:
+    """The lead extends the window on `day` to `to` (000 §五.3); the case is read again."""
+    at_day(ctx, day)
+    await extend_window(acting(ctx, w.lead_liaison), w.task.code, to, "部分企业停产需顺延检查")
+    await ctx.session.commit()
+    await ctx.session.refresh(w.case)
+
+
+async def _late_before_and_after_recount(ctx: Ctx, w: World, day: dt.date) -> None:
+    """Late in the summary and the year report, and still late once 2027's holidays are loaded
+    and its deadline is counted again from the window it was entered against (12-15: 12 working
+    days in December, 1-1 off, then 1-4 … 1-13), not from the extended one."""
+    late = {"summary": (0, 1), "SJ": (0, 1), "WJ": (0, 1)}
+    assert await _counted(ctx, w, day) == late
+    await load_holiday_year(ctx, HOLIDAYS_2027)
+    await ctx.session.commit()
+    await ctx.session.refresh(w.case)
+    assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 13), False)
+    assert await _counted(ctx, w, day) == late
+
+
 @pytest.mark.parametrize(
     ("entered_on", "on_time"),
     [(D(2027, 1, 20), True), (D(2027, 2, 1), False)],
@@ -193,12 +214,7 @@ async def test_000_10_001_16_3_a_result_without_a_visit_counts_by_the_extended_d
     recompute_provisional counts the 2027 deadlines again; entered after the extended
     deadline it is late in all three."""
     w = await _december_world(ctx)
-    at_day(ctx, D(2026, 12, 14))
-    await extend_window(
-        acting(ctx, w.lead_liaison), w.task.code, DEC_EXTENDED_TO, "部分企业停产需顺延检查"
-    )
-    await ctx.session.commit()
-    await ctx.session.refresh(w.case)
+    await _extend(ctx, w, D(2026, 12, 14), DEC_EXTENDED_TO)
     assert w.case.result_due_on == DEC_EXTENDED_DUE
     await _enter_situation(ctx, w, entered_on)
     expected = (1, 0) if on_time else (0, 1)
@@ -219,18 +235,46 @@ async def test_000_10_001_16_3_an_extension_after_a_late_result_without_a_visit_
     late (视为未完成检查任务). A later 延期 (000 §五.3) for the cases still open neither makes
     it on time in the leaders' summary and the year report, nor does recompute_provisional
     count its deadline from the extended window: it is counted again from the window it was
-    entered against (12-15: 12 working days in December, 1-1 off, then 1-4 … 1-13)."""
+    entered against."""
+    w = await _december_world(ctx)
+    await _enter_situation(ctx, w, D(2027, 1, 14))
+    await _extend(ctx, w, D(2027, 1, 15), D(2027, 1, 22))
+    await _late_before_and_after_recount(ctx, w, D(2027, 1, 18))
+
+
+async def test_000_5_3_004_18_an_extension_after_a_late_result_was_returned_leaves_it_late(
+    ctx: Ctx,
+) -> None:
+    """000 §五.3, 000 §十, 004 第十八条: a 注销 entered without a visit after its deadline is
+    late; returned by review (审核退回, open for entry again), a later 延期 for the cases not
+    yet entered does not move its deadline — the summary and the year report count its first
+    entry, and would call it on time against the extended window. Re-entered, it stays late;
+    recompute_provisional counts it again from the window it was entered against."""
     w = await _december_world(ctx)
     await _enter_situation(ctx, w, D(2027, 1, 14))
     at_day(ctx, D(2027, 1, 15))
-    await extend_window(
-        acting(ctx, w.lead_liaison), w.task.code, D(2027, 1, 22), "部分企业停产需顺延检查"
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, False, "注销证明材料未上传")
+    await _extend(ctx, w, D(2027, 1, 15), D(2027, 1, 22))
+    assert (w.case.state, w.case.result_due_on) == (CaseState.RETURNED, DEC_DUE)
+    await _enter_situation(ctx, w, D(2027, 1, 18))
+    await _late_before_and_after_recount(ctx, w, D(2027, 1, 19))
+
+
+async def test_000_5_3_004_18_an_extension_after_a_late_part_without_a_visit_leaves_it_late(
+    ctx: Ctx,
+) -> None:
+    """000 §五.3, 004 第十八条, 谁检查、谁录入: a department's part (注销) entered without a
+    visit after the deadline is late for that department in the year report, though the case
+    is still 部分录入 (open for entry) when the lead extends the window: 延期 does not move the
+    deadline of a case with an entry in."""
+    w = await _december_world(ctx)
+    at_day(ctx, D(2027, 1, 14))
+    await submit_result(
+        acting(ctx, w.a1), w.case.code, codes=["9"], methods=[], followups=["无需后续处置"]
     )
-    await ctx.session.commit()
-    late = {"summary": (0, 1), "SJ": (0, 1), "WJ": (0, 1)}
-    assert await _counted(ctx, w, D(2027, 1, 18)) == late
-    await load_holiday_year(ctx, HOLIDAYS_2027)
-    await ctx.session.commit()
-    await ctx.session.refresh(w.case)
-    assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 13), False)
-    assert await _counted(ctx, w, D(2027, 1, 18)) == late
+    await _extend(ctx, w, D(2027, 1, 15), D(2027, 1, 22))
+    assert (w.case.state, w.case.result_due_on) == (CaseState.PART_ENTERED, DEC_DUE)
+    at_day(ctx, D(2027, 1, 19))
+    report = await year_report(ctx, 2026)
+    [sj] = [d for d in report.departments if d.code == "SJ"]
+    assert (sj.on_time, sj.late) == (0, 1)
