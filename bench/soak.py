@@ -15,7 +15,8 @@ and at the end.
 
 Phase 2 (when --pg or LIANJIAN_TEST_DATABASE_URL names a PostgreSQL server): handling capacity
 of one and of two `serve` processes on one fresh PostgreSQL database: each process first handles
-an untimed warm-up of the same traffic (its start-up costs are not capacity), then
+an untimed warm-up of the same traffic, the others paused (its start-up costs are not
+capacity), then
 `--pg-events` callbacks
 are posted as fast as they are acked (spread over the processes), and handled/s is events over
 the time until the inbox is empty (then, untimed, the run's replies are sent; the next run
@@ -41,6 +42,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import signal
 import statistics
 import tempfile
 import time
@@ -485,7 +487,7 @@ async def pg_capacity(
         for base in bases:
             await wait_ready(base + "/healthz")
         await wait_ready(f"http://127.0.0.1:{api_port}/records")
-        await warm_up(aes, users, prefix, bases)
+        await warm_up(aes, users, prefix, bases, servers)
         await vacuum(db)
         traffic = Traffic(aes, users, prefix)
         requests = [traffic.next_request() for _ in range(n)]
@@ -525,19 +527,30 @@ async def pg_capacity(
 WARM_EVENTS = 240  # per process: every command of the mix, from many officers, several times
 
 
-async def warm_up(aes: str, users: list[str], prefix: str, bases: list[str]) -> None:
+async def warm_up(
+    aes: str, users: list[str], prefix: str, bases: list[str], servers: list[mp.Process]
+) -> None:
     """Untimed: each process handles some of the same traffic first, so the measured run sees
     processes in their steady state. A process's first commands pay once for what it then
     keeps (compiled SQL, prepared statements on its connections, templates); two fresh
     processes would pay it twice within the same number of measured callbacks, which
-    counted against two processes what is a start-up cost."""
+    counted against two processes what is a start-up cost. The inbox is shared, so each
+    process is warmed while the others are paused (SIGSTOP, idle at that moment): it acks,
+    handles and answers its warm-up itself."""
     traffic = Traffic(aes, users, f"w{prefix}")
-    for base in bases:
-        requests = [traffic.next_request() for _ in range(WARM_EVENTS)]
-        await flood(traffic, [base + "/wecom/callback"], requests)
-    if await drained_at(bases[0], 120.0) is None:
-        raise RuntimeError("the warm-up did not drain within 2 minutes")
-    await replies_sent(bases[0], 120.0)
+    for base, server in zip(bases, servers, strict=True):
+        others = [s for s in servers if s is not server]
+        for other in others:
+            os.kill(other.pid or 0, signal.SIGSTOP)
+        try:
+            requests = [traffic.next_request() for _ in range(WARM_EVENTS)]
+            await flood(traffic, [base + "/wecom/callback"], requests)
+            if await drained_at(base, 120.0) is None:
+                raise RuntimeError("the warm-up did not drain within 2 minutes")
+            await replies_sent(base, 120.0)
+        finally:
+            for other in others:
+                os.kill(other.pid or 0, signal.SIGCONT)
 
 
 async def pg_phase(url: str, args: argparse.Namespace, aes: str) -> float:
