@@ -32,7 +32,7 @@ from core.models import Attachment
 from core.referrals import REFERRAL_KINDS
 from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP
 from core.states import CASE, CaseState
-from handlers.pages import Page, PageCtx, denied, page
+from handlers.pages import Page, PageCtx, denied, first, page
 
 RawForm = dict[str, list[str]]  # posted field name -> values, echoed back on an error
 FILES = "attachments"  # the form field of the files, and where their errors are shown
@@ -128,11 +128,6 @@ def _item_ids(raw: RawForm) -> list[int]:
     return ids
 
 
-def _one(raw: RawForm, name: str) -> str:
-    values = raw.get(name, [])
-    return values[0].strip() if values else ""
-
-
 def form_data(raw: RawForm) -> dict[str, Any]:
     scalars = (
         "inspected_on",
@@ -142,15 +137,15 @@ def form_data(raw: RawForm) -> dict[str, Any]:
         "referral_to",
         "referral_content",
     )
-    data: dict[str, Any] = {name: _one(raw, name) for name in scalars}
+    data: dict[str, Any] = {name: first(raw, name).strip() for name in scalars}
     data["methods"], data["followups"] = raw.get("methods", []), raw.get("followups", [])
-    data["followup_done"] = _one(raw, "followup_done") == "1"
+    data["followup_done"] = first(raw, "followup_done").strip() == "1"
     data["items"] = [
         {
             "item_id": i,
             "codes": raw.get(f"item.{i}.codes", []),
-            "problems": _one(raw, f"item.{i}.problems"),
-            "handling": _one(raw, f"item.{i}.handling"),
+            "problems": first(raw, f"item.{i}.problems").strip(),
+            "handling": first(raw, f"item.{i}.handling").strip(),
         }
         for i in _item_ids(raw)
     ]
@@ -517,7 +512,7 @@ async def _submit_correction(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
     sheet = await case_forms.correction_sheet(pc.core, case_id, for_update=True)
     data = form_data(raw)
     form, errors = _parsed(data)
-    reason = _one(raw, "reason")
+    reason = first(raw, "reason").strip()
     if not reason:
         errors["reason"] = "请写明更正理由"
     elif len(reason) > MAX_TEXT:

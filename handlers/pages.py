@@ -52,6 +52,11 @@ class Page:
     filename: str = ""
 
 
+def first(raw: Mapping[str, Sequence[str]], name: str) -> str:
+    """The first value posted under `name`, "" when none was."""
+    return (raw.get(name) or [""])[0]
+
+
 def page(template: str, status: int = 200, **context: Any) -> Page:
     """Render `templates/web/<template>`."""
     return Page(render(f"web/{template}", **context), status)

@@ -23,7 +23,7 @@ from handlers.forms import (
     file_links,
     refusals_on_record,
 )
-from handlers.pages import Page, PageCtx, page
+from handlers.pages import Page, PageCtx, first, page
 
 REVIEW_PATH = "/h5/review"
 REVIEW_FILE_PATH = "/h5/review/file"
@@ -118,12 +118,12 @@ async def review_file(pc: PageCtx, case_id: int, attachment_id: int, store: File
 
 async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
     sheet = await case_forms.review_sheet(pc.core, case_id)
-    reason = (raw.get("reason") or [""])[0].strip()
-    department = (raw.get("department") or [""])[0].strip()
+    reason = first(raw, "reason").strip()
+    department = first(raw, "department").strip()
     try:
         form = ReviewForm.model_validate(
             {
-                "decision": (raw.get("decision") or [""])[0],
+                "decision": first(raw, "decision"),
                 "reason": reason,
                 "department": department,
             }

@@ -28,7 +28,7 @@ from core.errors import DomainError, PermissionDenied
 from core.links import MISMATCH, LinkClaims, verify_link
 from core.messages import encodable_text
 from core.render import templates_dir
-from handlers.pages import Page, PageCtx, Typed, denied, typed_text
+from handlers.pages import Page, PageCtx, Typed, denied, first, typed_text
 
 DB_ID = re.compile(r"[0-9]{1,9}")  # form and link ids: ASCII digits that fit the int column
 
@@ -42,6 +42,23 @@ PAGE_HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
 }
+
+
+class OwnWords:
+    """Marks a refusal raised by us whose text is Chinese words for the person: the error
+    page (bot/pages/errors.py) shows those and no other refusal's text, which may carry what
+    the request sent."""
+
+
+class BadRequest(OwnWords, web.HTTPBadRequest):
+    def __init__(self, text: str) -> None:
+        super().__init__(text=text, content_type="text/plain")
+
+
+class NotAForm(OwnWords, web.HTTPUnsupportedMediaType):
+    def __init__(self, text: str) -> None:
+        super().__init__(text=text, content_type="text/plain")
+
 
 # (the page's context, the id of the object the link is bound to) -> the page
 PageHandler = Callable[[PageCtx, int], Awaitable[Page]]
@@ -102,10 +119,7 @@ async def read_form(
     try:
         return await request.post()
     except UnicodeDecodeError:  # our pages post UTF-8; anything else was not typed into them
-        raise web.HTTPBadRequest(
-            text="提交的内容不是有效的 UTF-8 文本，请在页面上重新填写后提交。",
-            content_type="text/plain",
-        ) from None
+        raise BadRequest("提交的内容不是有效的 UTF-8 文本，请在页面上重新填写后提交。") from None
 
 
 def csrf_token(secret: bytes, link_token: str) -> str:
@@ -151,9 +165,9 @@ async def read_fields(
     elif request.content_type == "multipart/form-data":
         pairs, uploads = await _multipart(request, max_text_bytes, files)
     else:
-        raise web.HTTPUnsupportedMediaType(text="请通过页面上的表单提交。")
+        raise NotAForm("请通过页面上的表单提交。")
     if len(pairs) > max_fields:
-        raise web.HTTPBadRequest(text="提交的字段过多，请刷新页面后重新填写。")
+        raise BadRequest("提交的字段过多，请刷新页面后重新填写。")
     fields: dict[str, list[str]] = {}
     for name, value in pairs:  # NUL and lone surrogates cannot be stored (PostgreSQL) or sent
         fields.setdefault(encodable_text(name), []).append(encodable_text(value))
@@ -193,8 +207,10 @@ async def read_post(
     """A form post of our own site (`read_fields`), its link token and CSRF check taken out
     (DomainError: another site's, refused before its link is read)."""
     raw, uploads = await read_fields(request, services.public_base_url, max_text_bytes, files)
-    token = (raw.pop("t", None) or [""])[0]
-    stale = not csrf_ok(services.link_secret, token, (raw.pop("csrf", None) or [""])[0])
+    token, given = first(raw, "t"), first(raw, "csrf")
+    raw.pop("t", None)
+    raw.pop("csrf", None)
+    stale = not csrf_ok(services.link_secret, token, given)
     return Posted(raw, uploads, token, PermissionDenied(STALE_FORM) if stale else None)
 
 
@@ -219,7 +235,7 @@ async def _multipart(
     total = 0
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
-            raise web.HTTPBadRequest(text="无法读取提交的表单。")
+            raise BadRequest("无法读取提交的表单。")
         if part.filename is None:
             data, size = await _read_part(part, budget)
             if size > budget:
@@ -227,7 +243,7 @@ async def _multipart(
             budget -= size
             pairs.append((part.name or "", data.decode("utf-8", "replace")))
         elif files is None or part.name != files.field:
-            raise web.HTTPBadRequest(text="此页面不接收附件。")
+            raise BadRequest("此页面不接收附件。")
         else:
             data, size = await _read_part(part, files.max_file_bytes)
             if size:  # a file input left empty still posts a part with no bytes

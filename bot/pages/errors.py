@@ -4,27 +4,38 @@ meets them in a browser on every page, /public/ and the simulator. One middlewar
 into the pages' error page (the simulator's API: its JSON error), saying what to do next;
 platform callbacks keep their plain status codes (a platform shows no body to anyone). A
 handler's unexpected exception is logged and answered with the same page (500), not aiohttp's
-English "500 Internal Server Error"."""
+English "500 Internal Server Error". Only the words of a refusal we raise ourselves
+(bot/pages/base.py OwnWords) are shown; any other's text may carry what the request sent."""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Collection
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from bot.pages import NO_SUCH_PAGE
-from bot.pages.base import PAGE_HEADERS
+from bot.pages.base import PAGE_HEADERS, OwnWords
+from bot.pages.invitation import INVITATION_PATH, MAX_REASON_CHARS
+from bot.pages.result import CORRECTION_PATH
 from core.render import render
+from handlers.forms import MAX_TEXT
+from handlers.review_page import REVIEW_PATH
 
-TOO_LARGE = (
-    "提交的内容过大：照片请压缩后逐张上传，或减少附件。本次提交的内容过大、未被读取，"
-    "所以填写的文字未能保存，也无法在此显示：请返回上一页（多数浏览器返回后仍保留已填的文字），"
-    "删减后重新提交"
+LOST = (
+    "本次提交的内容过大、未被读取，所以填写的文字未能保存，也无法在此显示：请返回上一页"
+    "（多数浏览器返回后仍保留已填的文字），删减后重新提交"
 )
+TOO_LARGE = "提交的内容过大：照片请压缩后逐张上传，或减少附件。" + LOST
+TOO_LONG = "提交的内容过大：填写的内容过长。" + LOST + "（{limit}）。"
+# a page without uploads: which text to cut, not photos to compress
+TOO_LONG_ON = {
+    INVITATION_PATH: TOO_LONG.format(limit=f"理由不超过 {MAX_REASON_CHARS} 字"),
+    REVIEW_PATH: TOO_LONG.format(limit=f"理由不超过 {MAX_TEXT} 字"),
+    CORRECTION_PATH: TOO_LONG.format(limit=f"每项不超过 {MAX_TEXT} 字"),
+}
 SAID = {
     400: "请求无效：请回到页面重新操作。",
     403: "无权访问：请从聊天中机器人发来的链接重新打开。",
@@ -40,16 +51,22 @@ SAID = {
 OTHER = "请求无法处理（错误 {status}）：请稍后重试，仍不行请联系管理员。"
 FAILED = "服务器处理时出错，本次操作没有完成，错误已记入服务日志：请稍后重试；仍不行请联系管理员。"
 log = logging.getLogger(__name__)
-CHINESE = re.compile(r"[\u4e00-\u9fff]")
 KEPT_HEADERS = (hdrs.ALLOW, hdrs.RETRY_AFTER, hdrs.LOCATION)
 
 
-def said(err: web.HTTPException) -> str:
-    """Our own (Chinese) text of the refusal, else the Chinese words for its status."""
-    text = err.text or ""
-    if CHINESE.search(text):
-        return text.strip()
+def said(request: web.Request, err: web.HTTPException) -> str:
+    """The words of a refusal we raised (OwnWords), else the Chinese words for its status:
+    any other refusal's text is aiohttp's English or may carry what the request sent."""
+    if isinstance(err, OwnWords) and err.text:
+        return err.text.strip()
+    if err.status == 413 and request.path in TOO_LONG_ON:
+        return TOO_LONG_ON[request.path]
     return SAID.get(err.status, OTHER.format(status=err.status))
+
+
+class Failed(OwnWords, web.HTTPInternalServerError):
+    def __init__(self) -> None:
+        super().__init__(text=FAILED)
 
 
 def chinese_errors(platform_paths: Collection[str]) -> Middleware:
@@ -71,7 +88,7 @@ def chinese_errors(platform_paths: Collection[str]) -> Middleware:
             if request.path in platform:
                 raise
             log.exception("%s %s failed", request.method, request.path)
-            return error_response(request, web.HTTPInternalServerError(text=FAILED))
+            return error_response(request, Failed())
 
     return middleware
 
@@ -80,7 +97,7 @@ def error_response(request: web.Request, err: web.HTTPException) -> web.Response
     headers: dict[str, str] = {
         str(k): v for k in KEPT_HEADERS if (v := err.headers.get(k)) is not None
     }
-    message = said(err)
+    message = said(request, err)
     if request.path.startswith("/sim/api/"):
         return web.json_response(
             {"error": message},

@@ -8,13 +8,13 @@ from functools import partial
 
 from aiohttp import web
 
-from bot.pages.base import DB_ID, SignedPages, read_post, respond
+from bot.pages.base import DB_ID, BadRequest, SignedPages, read_post, respond
 from bot.services import Services
 from core.cards import InvitationAction, unpack_action
 from core.errors import DomainError
 from core.links import link_url, sign_link
 from handlers import invitation_page
-from handlers.pages import denied
+from handlers.pages import denied, first
 
 INVITATION_PATH = "/h5/invitation"
 OBJECT = "invitation"
@@ -47,21 +47,15 @@ def action_link(services: Services, officer_id: int, action_key: str) -> str:
     return ""
 
 
-def _first(raw: dict[str, list[str]], name: str) -> str:
-    return (raw.get(name) or [""])[0]
-
-
 def parse_answer(raw: dict[str, list[str]]) -> invitation_page.AnswerForm:
     raw_ids = raw.get("items", [])
     if not all(DB_ID.fullmatch(v) for v in raw_ids):
         # str.isdigit() admits "²" and unbounded digit strings, on which int() raises
-        raise web.HTTPBadRequest(
-            text="提交的抽查事项编号无效，请刷新页面后重新勾选提交。", content_type="text/plain"
-        )
+        raise BadRequest("提交的抽查事项编号无效，请刷新页面后重新勾选提交。")
     return invitation_page.AnswerForm(
-        action=_first(raw, "action"),
+        action=first(raw, "action"),
         item_ids={int(v) for v in raw_ids},
-        reason=_first(raw, "reason").strip()[:MAX_REASON_CHARS],
+        reason=first(raw, "reason").strip()[:MAX_REASON_CHARS],
     )
 
 

@@ -9,7 +9,7 @@ from functools import partial
 from aiohttp import web
 
 from bot.config import attachments_dir
-from bot.pages.base import DB_ID, FileLimits, SignedPages, read_post, respond
+from bot.pages.base import DB_ID, BadRequest, FileLimits, SignedPages, read_post, respond
 from bot.pages.links import PAGES, page_link
 from bot.services import Services
 from core.attachments import FileStore, Limits
@@ -43,7 +43,7 @@ def _limits(services: Services) -> Limits:
 def attachment_id(request: web.Request) -> int:
     value = request.query.get("a", "")
     if not DB_ID.fullmatch(value):
-        raise web.HTTPBadRequest(text="附件编号无效。")
+        raise BadRequest("附件编号无效。")
     return int(value)
 
 
