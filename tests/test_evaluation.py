@@ -201,3 +201,27 @@ async def test_cli_template_and_year_report(ctx: Ctx, db_url: str, tmp_path: Pat
     assert report.exists()
     assert await ctx.session.scalar(select(JointTask.code)) == "LJ-2026-001"
     assert await ctx.session.scalar(select(Department.code).where(Department.code == "SJ")) == "SJ"
+
+
+async def test_000_13_a_withdrawn_task_leaves_the_year_s_evaluation(ctx: Ctx) -> None:
+    """000 §十三 puts each department's joint inspections into its yearly assessment: a task
+    withdrawn as created by mistake is none — not led by its lead, and its invitation, left
+    unanswered past the reply deadline, counts against no one."""
+    from core.consultation import opening
+    from core.consultation.withdrawal import withdraw_task
+
+    w = await f.world(ctx.session, partners=1, n_targets=0)
+    task = await f.draft_task(ctx, w)
+    lead = f.as_actor(ctx, w.lead.liaison)
+    await opening.open_consultation(lead, task, [w.partners[0].dep.id])
+    assert task.reply_due_on is not None
+    ctx.clock = FixedClock(china_noon(task.reply_due_on + dt.timedelta(days=1)))
+    before = {d.code: d for d in (await year_report(ctx, task.year)).departments}
+    assert before[w.partners[0].dep.code].unanswered == [task.code]  # overdue, counted
+    await withdraw_task(
+        f.as_actor(ctx, w.lead.liaison), task.code, "任务文件重复执行，与前一任务重复"
+    )
+    report = {d.code: d for d in (await year_report(ctx, task.year)).departments}
+    assert report[w.lead.dep.code].led == [] and not report[w.lead.dep.code].took_part
+    partner = report[w.partners[0].dep.code]
+    assert (partner.joined, partner.declined, partner.unanswered) == ([], [], [])
