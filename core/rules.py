@@ -52,6 +52,23 @@ class Rules(BaseModel):
     publish_inspectors: bool = False
 
 
+REASON_MAX_CHARS = 2000  # a written reason's length limit (the answer page's field too)
+
+
+def written_reason_problem(rules: Rules, reason: str, what: str, advice: str) -> str:
+    """Why `reason` (stripped) is no written reason (书面理由, seed 000 §七), "" if it is one: at
+    least `decline_reason_min_chars` written characters, at most REASON_MAX_CHARS characters.
+    `what` names it (拒绝理由), `advice` follows a reason too short."""
+    if (written := written_length(reason)) < rules.decline_reason_min_chars:
+        return (
+            f"{what}至少需要 {rules.decline_reason_min_chars} 个字（标点、空格不计），"
+            f"现有 {written} 个字，{advice}"
+        )
+    if len(reason) > REASON_MAX_CHARS:
+        return f"{what}不能超过 {REASON_MAX_CHARS} 个字，现有 {len(reason)} 个字，请精简"
+    return ""
+
+
 def written_length(text: str) -> int:
     """What counts toward a written reason's minimum length (书面理由): letters, CJK characters
     and digits; punctuation, spaces and symbols do not, so "。。。。。。。。。。" is no reason."""

@@ -36,13 +36,9 @@ async def decline(ctx: HandlerCtx, args: Args) -> None:
     if not reason:
         await _ask_reason(ctx, invitation, task)
         return
-    try:
-        async with ctx.session.begin_nested():
-            await answers.decline_invitation(ctx.core, invitation.id, reason)
-    except ValidationFailed as err:  # e.g. too short: ask for the reason and wait, as bare 拒绝
-        await _ask_reason(ctx, invitation, task, refused=err.message)
-        return
-    await _reply_declined(ctx, invitation, task)
+    if refused := await _declined(ctx, invitation, task, reason):
+        # e.g. too short: ask for the reason and wait, as bare 拒绝
+        await _ask_reason(ctx, invitation, task, refused=refused)
 
 
 async def on_card(ctx: HandlerCtx, action: InvitationAction) -> None:
@@ -87,14 +83,11 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
         raise NotFound("该邀请不存在或已被撤回")
     task = await _task(ctx, invitation)
     reason = strip_mentions(ctx.event.text)
-    try:
-        async with ctx.session.begin_nested():
-            await answers.decline_invitation(ctx.core, invitation.id, reason)
-    except ValidationFailed as err:  # e.g. too short: keep waiting for a better reason
-        await ctx.reply(OutMessage.text(f"{err.message}\n{RETRY_HINT}"))
+    if refused := await _declined(ctx, invitation, task, reason):
+        # e.g. too short: keep waiting for a better reason
+        await ctx.reply(OutMessage.text(f"{refused}\n{RETRY_HINT}"))
         return
     await conversation.clear(ctx)
-    await _reply_declined(ctx, invitation, task)
     card_chat = step.data.get("card_chat")
     await _update_card(
         ctx,
@@ -103,6 +96,18 @@ async def on_decline_reason(ctx: HandlerCtx, step: Conversation) -> None:
         "拒绝",
         Destination.model_validate(card_chat) if card_chat else None,
     )
+
+
+async def _declined(ctx: HandlerCtx, invitation: Invitation, task: JointTask, reason: str) -> str:
+    """Decline with `reason` and reply, or return why the reason is not taken (nothing done):
+    the same check core makes, asked first, so the chat can ask for the reason again."""
+    if refused := answers.decline_reason_problem(ctx.rules, reason):
+        # an invitation no longer open is said so, as core would, not asked for a reason again
+        await answers.require_answerable(ctx.core, invitation, task, "invitation.decline")
+        return refused
+    await answers.decline_invitation(ctx.core, invitation.id, reason)
+    await _reply_declined(ctx, invitation, task)
+    return ""
 
 
 async def _ask_reason(

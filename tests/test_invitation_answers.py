@@ -100,6 +100,27 @@ async def test_punctuation_reason_refused_by_command_and_in_the_reason_step_000_
     assert await _state(sessionmaker, scene.invitation_id) == ("pending", "")
 
 
+async def test_a_decline_reason_is_checked_before_any_change_000_s7(ctx: Ctx) -> None:
+    """000 §七: what the chat needs to ask for the reason again is a pure check, the same core
+    applies (at least decline_reason_min_chars letters, at most 2,000 characters), and core's
+    refusal of the reason is its own kind: the handler opens no transaction to find out."""
+    rules = Rules()
+    assert answers.decline_reason_problem(rules, "") == "拒绝参加联合抽查须书面说明理由"
+    assert "至少需要 10 个字" in answers.decline_reason_problem(rules, PADDED)
+    assert "不能超过 2000 个字" in answers.decline_reason_problem(rules, "忙" * 2001)
+    assert answers.decline_reason_problem(rules, "同期专项，人员无法抽调。") == ""
+    w = await f.world(ctx.session, partners=1, n_targets=0)
+    task = await f.draft_task(ctx, w)
+    [inv] = await opening.open_consultation(
+        f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
+    )
+    with pytest.raises(answers.DeclineReasonRefused, match="不能超过 2000 个字"):
+        await answers.decline_invitation(
+            f.as_actor(ctx, w.partners[0].liaison), inv.id, "忙" * 2001
+        )
+    assert inv.state == "pending"
+
+
 async def test_punctuation_reason_refused_on_the_answer_page_000_s7(
     sessionmaker, clock, scene
 ) -> None:

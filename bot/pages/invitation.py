@@ -13,6 +13,7 @@ from bot.services import Services
 from core.cards import InvitationAction, unpack_action
 from core.errors import DomainError
 from core.links import link_url, sign_link
+from core.rules import REASON_MAX_CHARS
 from handlers import invitation_page
 from handlers.pages import denied, first
 
@@ -23,7 +24,7 @@ RESPOND = "respond"
 # an answer after the deadline is refused by the core, not by the link.
 INVITATION_LINK_TTL = dt.timedelta(days=14)
 MAX_FORM_BYTES = 32 * 1024  # a reason of 2,000 Chinese characters (18 KiB url-encoded), tokens
-MAX_REASON_CHARS = 2000
+MAX_REASON_CHARS = REASON_MAX_CHARS  # core refuses a longer one; the page keeps the first part
 
 
 def invitation_link(services: Services, officer_id: int, invitation_id: int) -> str:

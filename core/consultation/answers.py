@@ -27,7 +27,7 @@ from core.jointtask import answerers, task_by_id, task_invitations
 from core.messages import Destination, OutMessage
 from core.models import Department, Invitation, Item, JointTask, Officer, TaskItem
 from core.render import render
-from core.rules import written_length
+from core.rules import Rules, written_reason_problem
 from core.states import INVITATION, TASK, InvitationState, TaskState
 from core.workdays import Deadline, cn_datetime
 
@@ -243,17 +243,25 @@ async def accept_invitation(
     return inv
 
 
+class DeclineReasonRefused(ValidationFailed):
+    """The decline reason is no written reason: the rest of the answer was not looked at."""
+
+
+def decline_reason_problem(rules: Rules, reason: str) -> str:
+    """Why `reason` cannot decline an invitation (seed 000 §七: 书面函告理由), "" if it can: the
+    check decline_invitation makes, for a caller to ask for the reason before answering."""
+    reason = (reason or "").strip()
+    if not reason:
+        return "拒绝参加联合抽查须书面说明理由"
+    return written_reason_problem(rules, reason, "拒绝理由", "请写明不参加的具体原因")
+
+
 async def decline_invitation(ctx: Ctx, invitation_id: int, reason: str) -> Invitation:
     """Decline with the written reason the rules require (seed 000 §七)."""
     inv, task = await _answerable(ctx, invitation_id, "invitation.decline")
     reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("拒绝参加联合抽查须书面说明理由")
-    if (written := written_length(reason)) < ctx.rules.decline_reason_min_chars:
-        raise ValidationFailed(
-            f"拒绝理由至少需要 {ctx.rules.decline_reason_min_chars} 个字（标点、空格不计），"
-            f"现有 {written} 个字，请写明不参加的具体原因"
-        )
+    if problem := decline_reason_problem(ctx.rules, reason):
+        raise DeclineReasonRefused(problem)
     _mark_answered(ctx, inv, InvitationState.DECLINED, reason)
     await ctx.session.flush()
     await record(
