@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import cases, jointtask
+from core import cases
 from core.consultation import opening, withdrawal
 from core.errors import NotFound, ValidationFailed
 from core.messages import OutMessage
@@ -91,8 +91,6 @@ async def withdraw(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
-    task = await withdrawal.withdraw_task(ctx.core, code, args.rest_after(1))
-    invitations = await jointtask.task_invitations(ctx.core, task)
-    await ctx.say(
-        "cmd_task_withdrawn.md.j2", task=task, told=[i.department.name for i in invitations]
-    )
+    done = await withdrawal.withdraw_task(ctx.core, code, args.rest_after(1))
+    # `lianjian task withdraw` prints the same reply
+    await ctx.say("cmd_task_withdrawn.md.j2", task=done.task, told=done.told)

@@ -680,8 +680,14 @@ def test_task_file_run_twice_is_refused_and_withdraw_from_the_cli(demo_db, tmp_p
     assert "已有同一任务 LJ-2026-002" in err and "--again" in err
     assert main(["task", "create", str(example), "--again", "--db", str(db)]) == 0
     assert "LJ-2026-003" in capsys.readouterr().out
-    assert main(["task", "withdraw", "LJ-2026-003", "--reason", "重复创建", "--db", str(db)]) == 0
+    withdraw = ["task", "withdraw", "LJ-2026-003", "--db", str(db), "--reason"]
+    assert main([*withdraw, "重复创建"]) == 2  # a written reason, the example in CLI syntax
+    err = capsys.readouterr().err
+    assert "至少需要 10 个字" in err and "lianjian task withdraw LJ-2026-003 --reason" in err
+    assert main([*withdraw, "任务文件重复执行，与 LJ-2026-002 重复"]) == 0
     out = capsys.readouterr().out
-    assert "已撤销联合抽查任务 LJ-2026-003" in out and "已通知受邀部门" in out
-    assert main(["task", "withdraw", "LJ-2026-003", "--reason", "再撤", "--db", str(db)]) == 2
+    # the chat's reply, as plain text: the title, 不再检查, who was told
+    assert "已撤销联合抽查任务 LJ-2026-003（" in out and "不再抽取、不再检查" in out
+    assert "已通知受邀部门" in out and "**" not in out
+    assert main([*withdraw, "再撤：重复创建的任务"]) == 2
     assert "已撤销" in capsys.readouterr().err

@@ -451,3 +451,21 @@ async def test_two_plan_rows_alike_in_title_and_month_start_two_tasks(
     assert one.code != two.code
     with pytest.raises(ValidationFailed, match="已发起任务"):
         await plan.start_planned(ctx, "JH-2026-02", 2026)
+
+
+async def test_a_planned_task_withdrawn_frees_its_plan_row_on_the_plan_s_record(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """004 第七条: the plan's task is carried out — one withdrawn as created by mistake frees
+    its row to be started again, and the row's own record says so (not only the task's)."""
+    from core.consultation.withdrawal import withdraw_task
+
+    await _import(ctx, tmp_path, ROW)
+    task = await plan.start_planned(ctx, "JH-2026-01", 2026)
+    await withdraw_task(ctx, task.code, "任务文件重复执行，与前一任务重复")
+    entry = await plan.plan_entry(ctx, "JH-2026-01", 2026)
+    assert entry.task_id is None
+    event = await ctx.session.scalar(select(AuditEvent).where(AuditEvent.action == "plan.released"))
+    assert event is not None and event.subject == "plan:2026:JH-2026-01"
+    assert event.data == {"task": task.code, "reason": "任务文件重复执行，与前一任务重复"}
+    assert (await plan.start_planned(ctx, "JH-2026-01", 2026)).code != task.code

@@ -5,18 +5,23 @@ the invited departments told, 已撤销 on the public side (003 三(七)1: 抽�
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 
 from core.changes import Ctx
-from core.consultation.withdrawal import withdraw_task
+from core.consultation.withdrawal import CLI_HOW, withdraw_task
 from core.draws import targets as target_draws
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.models import AuditEvent, Invitation, JointTask
 from core.public import public_index, public_task_state
 from core.states import TaskState
 from tests import factories as f
+from tests.case_factories import at_time
 from tests.dispatch_support import bodies, consultation_scene, make_dispatcher, send, text_event
+
+MISTAKE = "任务文件重复执行，与前一任务重复"
 
 
 async def test_the_same_task_again_is_refused_naming_it_unless_again(ctx: Ctx) -> None:
@@ -79,7 +84,11 @@ async def test_withdrawn_task_closes_invitations_tells_departments_and_shows_pub
     late = bodies(await send(sessionmaker, d, text_event(other, f"接受 {scene.task_code}")))
     assert "已撤销" in late
     again = bodies(
-        await send(sessionmaker, d, text_event(lead.code, f"撤销 {scene.task_code} 再次撤销理由"))
+        await send(
+            sessionmaker,
+            d,
+            text_event(lead.code, f"撤销 {scene.task_code} 再次撤销：重复创建的任务"),
+        )
     )
     assert "已撤销" in again
 
@@ -90,8 +99,8 @@ async def test_a_draft_withdrawn_is_not_public_and_a_new_task_may_take_its_place
     w = await f.world(ctx.session, partners=1)
     task = await f.draft_task(ctx, w)
     with pytest.raises(PermissionDenied):
-        await withdraw_task(f.as_actor(ctx, w.partners[0].liaison), task.code, "误建")
-    await withdraw_task(f.as_actor(ctx, w.lead.liaison), task.code, "误建")
+        await withdraw_task(f.as_actor(ctx, w.partners[0].liaison), task.code, MISTAKE)
+    await withdraw_task(f.as_actor(ctx, w.lead.liaison), task.code, MISTAKE)
     assert task.state == TaskState.WITHDRAWN
     assert (await public_index(ctx, task.year)).tasks == []
     # the withdrawn one no longer blocks the same task
@@ -104,6 +113,55 @@ async def test_a_task_whose_draw_is_frozen_cannot_be_withdrawn(ctx: Ctx) -> None
     lead = f.as_actor(ctx, w.lead.liaison)
     frozen = await target_draws.freeze_pool(lead, task.code, "2026年12月2日福彩3D开奖号码")
     with pytest.raises(InvalidTransition) as refused:
-        await withdraw_task(lead, task.code, "误建的任务")
+        await withdraw_task(lead, task.code, MISTAKE)
     assert f"已冻结抽取范围（{frozen.code}" in refused.value.message
     assert task.state == TaskState.READY
+
+
+async def test_002_2_2_a_frozen_draw_above_a_cap_may_be_withdrawn_and_recreated(ctx: Ctx) -> None:
+    """002 二(二): a draw frozen before the caps were checked, drawing above a general item's
+    cap, is refused at 确认抽取 and cannot be frozen again: withdrawing is the way out (audited
+    as such), and the refusal says so. A frozen draw that can be confirmed still may not be
+    withdrawn (above): withdrawing is no re-roll after the beacon."""
+    w = await f.world(ctx.session, partners=1, n_targets=20)
+    w.lead.items = [await f.item(ctx.session, w.lead.dep, key=True)]
+    task = await f.ready_task(
+        ctx, w, rule={"strata": [{"name": "全部", "risk_levels": [], "flags": [], "ratio": "0.10"}]}
+    )
+    lead = f.as_actor(ctx, w.lead.liaison)
+    frozen = await target_draws.freeze_pool(lead, task.code, "2026年3月3日福彩3D开奖号码")
+    w.partners[0].items[0].ratio_cap = "0.05"  # as it stood before the freeze checked caps
+    at_time(ctx, dt.datetime(2026, 3, 4, 12, tzinfo=dt.UTC))
+    with pytest.raises(ValidationFailed) as refused:
+        await target_draws.confirm_draw(lead, task.code, "417")
+    assert f"可撤销该任务后按上限重新创建：撤销 {task.code} 理由" in refused.value.message
+    with pytest.raises(ValidationFailed, match="理由至少需要"):
+        await withdraw_task(lead, task.code, "超上限")
+    done = await withdraw_task(lead, task.code, "冻结的抽取超过一般检查事项的比例上限")
+    assert done.task is task and task.state == TaskState.WITHDRAWN
+    event = await ctx.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "task.withdrawn")
+    )
+    assert event is not None
+    assert event.data["cap_exceeded"] is True and event.data["draw"] == frozen.code
+
+
+async def test_a_withdrawal_reason_is_a_written_reason_and_the_hint_fits_the_path(
+    ctx: Ctx,
+) -> None:
+    """000 §七's written reason (书面理由), as for declining an invitation: at least
+    decline_reason_min_chars letters, at most 2,000 characters; the example is the caller's."""
+    w = await f.world(ctx.session, partners=1)
+    task = await f.draft_task(ctx, w)
+    lead = f.as_actor(ctx, w.lead.liaison)
+    with pytest.raises(ValidationFailed) as short:
+        await withdraw_task(lead, task.code, "误建。。。")
+    assert "至少需要 10 个字" in short.value.message and f"撤销 {task.code} " in short.value.message
+    with pytest.raises(ValidationFailed) as cli:
+        await withdraw_task(lead, task.code, "", how=CLI_HOW)
+    assert f"lianjian task withdraw {task.code} --reason " in cli.value.message
+    assert f"撤销 {task.code}" not in cli.value.message
+    with pytest.raises(ValidationFailed, match="不能超过 2000 个字"):
+        await withdraw_task(lead, task.code, "误" * 2001)
+    assert task.state == TaskState.DRAFT
+    assert (await withdraw_task(lead, task.code, "误" * 2000)).task.state == TaskState.WITHDRAWN

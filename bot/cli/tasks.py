@@ -40,16 +40,14 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
 
 
 async def cmd_task_withdraw(args: argparse.Namespace) -> int:
-    from core.consultation.withdrawal import withdraw_task
-    from core.jointtask import task_invitations
+    from bot.platforms.base import plain_text
+    from core.consultation.withdrawal import CLI_HOW, withdraw_task
+    from core.render import render
 
     async with cli_ctx(args) as ctx:
-        task = await withdraw_task(ctx, args.code, args.reason)
-        code = task.code
-        told = "、".join(i.department.name for i in await task_invitations(ctx, task))
-    print(f"已撤销联合抽查任务 {code}（状态“已撤销”，不再抽取）")
-    if told:
-        print(f"已通知受邀部门：{told}；未答复的邀请已关闭")
+        done = await withdraw_task(ctx, args.code, args.reason, how=CLI_HOW)
+        said = render("messages/cmd_task_withdrawn.md.j2", task=done.task, told=done.told)
+    print(plain_text(said))  # the chat's reply (handlers.tasks.withdraw), as plain text
     return 0
 
 

@@ -160,7 +160,8 @@ async def _refuse_a_repeat(
                 f"已有同一任务 {same.code}（{title}，牵头部门{lead.name}，检查时间 "
                 f"{cn_date(window[0])} 至 {cn_date(window[1])}，抽查范围、规则和事项相同，"
                 f"状态“{TASK.label(same.state)}”），未重复创建、未重复发出邀请。确需再建一个"
-                f"同样的任务，请加 --again；误建的任务可撤销（撤销 {same.code} 理由）"
+                f"同样的任务，请加 --again；误建的任务可撤销（聊天中发送：撤销 {same.code} 理由；"
+                f"命令行：lianjian task withdraw {same.code} --reason 理由）"
             )
 
 

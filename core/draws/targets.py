@@ -78,10 +78,27 @@ async def _check_consulted(ctx: Ctx, task: JointTask) -> None:
     )
 
 
-_DRAW_ADVICE = (
-    "抽取结果不得超过上限，本次不能抽取。抽取规则和各部门的事项在征询后不能修改：请按上限重新创建"
-    "任务（比例或户数不超过上限），或改由重点检查事项抽查"
-)
+def _draw_advice(task: JointTask) -> str:
+    """After a cap refusal at freeze or confirm: the rule and items are fixed once consulted,
+    so the way on is a new task — this one withdrawn (consultation.withdrawal allows it even
+    with a frozen draw, which can then never be confirmed)."""
+    return (
+        "抽取结果不得超过上限，本次不能抽取。抽取规则和各部门的事项在征询后不能修改："
+        f"可撤销该任务后按上限重新创建：撤销 {task.code} 理由"
+        "（比例或户数不超过上限，或改由重点检查事项抽查）"
+    )
+
+
+async def frozen_draw_over_cap(ctx: Ctx, task: JointTask, frozen: Draw) -> str:
+    """Why `frozen` can never be confirmed because it draws above a general item's cap (002
+    二(二): a draw frozen before the caps were checked), "" when the caps allow it."""
+    _, pool = stored_pool(await pool_data(ctx, frozen))
+    rule = algorithm.parse_rule(task.rule)
+    try:
+        await _check_caps_on_pool(ctx, task, rule, algorithm.stratum_sizes(pool))
+    except ValidationFailed as err:
+        return err.message
+    return ""
 
 
 async def _check_caps_on_pool(
@@ -99,7 +116,7 @@ async def _check_caps_on_pool(
             .order_by(Item.code)
         )
     )
-    check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=_DRAW_ADVICE)
+    check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=_draw_advice(task))
 
 
 async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
