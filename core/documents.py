@@ -36,13 +36,12 @@ from core.cases import (
     get_task,
     is_member,
     is_staff,
-    latest_result,
     participating_departments,
 )
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
 from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.inspection import mark_notified
+from core.inspection import notified
 from core.models import (
     AuditEvent,
     Case,
@@ -148,50 +147,93 @@ async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
     """A group member got the notice to hand to the target: the case is 已通知 (004 第十六条(二)),
     or, when the group changed since the last notice served (更换, 回避, 004 第十三条), the notice
     is re-issued. Others (liaisons printing a set) only read it; after the visit nothing is
-    served. The case is locked first: two members serving it at once record it once, the
+    served. Decided first on a plain read (no lock: a liaison printing or a case past its
+    visit blocks nobody's result entry while the page renders); a member of a servable case
+    then locks it and decides again: two members serving it at once record it once, the
     second deciding on what the first committed."""
-    case = await readable_case(ctx, case_code, for_update=True)
+    case = await readable_case(ctx, case_code)
     actor = ctx.actor
-    if actor is None or case.state not in SERVABLE:
+    if actor is None or case.state not in SERVABLE or not await is_member(ctx, case, actor):
         return case
-    if not await is_member(ctx, case, actor):
+    case = await get_case(ctx, case.code, for_update=True)
+    group = await active_members(ctx, case)
+    if case.state not in SERVABLE or not any(m.officer_id == actor.id for m in group):
         return case
-    await _serve(ctx, case, await active_members(ctx, case), via)
+    served = _served_data(_inspectors(group), case)
+    if _serves(case, served, await served_notices(ctx, case)):
+        await _record_serving(ctx, case, served, via, group)
     return case
 
 
-async def _serve(ctx: Ctx, case: Case, group: Sequence[GroupMember], via: str) -> bool:
-    """The notice of a case before its visit was handed over, with `group`: 已通知, or
-    re-issued when the group changed since the last one served. Whether it was recorded."""
-    served = {"via": via, **_served_data(_inspectors(group), case)}
+def _serves(case: Case, served: dict[str, Any], before: Sequence[ServedNotice]) -> bool:
+    """Whether handing over the notice of a case, naming `served`'s group, is a serving to
+    record: before the visit, with a group, and 已通知 not yet or the group changed since the
+    last notice served (re-issued)."""
+    if case.state not in SERVABLE or not served["inspectors"]:
+        return False
     if case.state == CaseState.ASSIGNED:
-        await mark_notified(ctx, case.code, served)
         return True
-    before = await served_notices(ctx, case)
-    if not before or before[-1].inspectors != served["inspectors"]:
-        await record(ctx, "case.notice_reissued", f"case:{case.code}", served)
-        return True
-    return False
+    return not before or before[-1].inspectors != served["inspectors"]
 
 
-async def serve_printed(ctx: Ctx, code: str) -> list[str]:
-    """The office handed over the notices it printed (`lianjian documents … --served`, 004
-    第十六条(二)): each case of the task (its code), or the one case, not yet visited and with a
-    group is recorded as served as a member's getting it is — 已通知, or re-issued after the
-    group changed — by the operator, audited; the codes recorded. The operator's only (the
-    pages and chat serve through `issue_notice`)."""
-    task, cases = await _documents_cases(ctx, code)
+async def _record_serving(
+    ctx: Ctx,
+    case: Case,
+    served: dict[str, Any],
+    via: str,
+    group: Sequence[GroupMember] | None = None,
+) -> None:
+    """Record the notice of a locked case, decided to be served (`_serves`): 已通知, or
+    re-issued."""
+    data = {"via": via, **served}
+    if case.state == CaseState.ASSIGNED:
+        await notified(ctx, case, data, group)
+    else:
+        await record(ctx, "case.notice_reissued", f"case:{case.code}", data)
+
+
+def _operator_only(ctx: Ctx, task: JointTask) -> None:
     if ctx.actor is not None:
         raise PermissionDenied(
             "登记通知书已送达请由检查组成员在通知书页面办理",
             action="case.notified.denied",
             subject=f"task:{task.code}",
         )
+
+
+async def serve_printed(ctx: Ctx, code: str, printed: Printed) -> list[str]:
+    """The office handed over the notices it printed (`lianjian documents … --served`, 004
+    第十六条(二)): each case of the task (its code), or the one case, whose notice `printed`
+    dated as served is recorded as served as a member's getting it is — 已通知, or re-issued
+    after the group changed — by the operator, audited; the codes recorded. The cases are
+    locked at once and decided again as locked: one whose visit began or whose group changed
+    since it was printed (its notice names another group), or served meanwhile, is not
+    recorded. A short write after the printing (`print_documents`), a statement per kind of
+    row, not per case. The operator's only (the pages and chat serve through
+    `issue_notice`)."""
+    task, listed = await _documents_cases(ctx, code)
+    _operator_only(ctx, task)
+    ids = [c.id for c in listed if c.code in printed.serving]
+    if not ids:
+        return []
+    cases = list(
+        await ctx.session.scalars(
+            select(Case)
+            .where(Case.id.in_(ids))
+            .order_by(Case.id)  # one lock order for every writer of several cases
+            .with_for_update(of=Case)
+            .execution_options(populate_existing=True)
+        )
+    )
+    groups = await active_groups(ctx, ids)
+    before = await _served_of(ctx, cases)
     recorded = []
-    for listed in cases:
-        case = await get_case(ctx, listed.code, for_update=True)
-        group = await active_members(ctx, case)
-        if case.state in SERVABLE and group and await _serve(ctx, case, group, "cli"):
+    for case in sorted(cases, key=lambda c: c.code):
+        served = _served_data(_inspectors(groups.get(case.id, [])), case)
+        if served["inspectors"] != printed.serving[case.code]:
+            continue  # the group changed since it was printed: that notice is not this one
+        if _serves(case, served, before.get(case.id, [])):
+            await _record_serving(ctx, case, served, "cli")
             recorded.append(case.code)
     return recorded
 
@@ -224,30 +266,10 @@ async def case_document_context(
     ctx: Ctx, case_code: str, result: CaseResult | None = None
 ) -> dict[str, Any]:
     """Everything the 联合抽查通知书 and the 检查记录表 (一企一表) templates show; the record form
-    of `result` (a version), of the latest result when None."""
+    of `result` (a version), of the latest result when None (`task_documents` of one case)."""
     case = await get_case(ctx, case_code)
-    task = await get_task(ctx, case)
-    departments, item_rows = await departments_and_items(ctx, task)
-    result = result or await latest_result(ctx, case)
-    by_item = {}
-    if result is not None:
-        by_item = {
-            r.item_id: r
-            for r in await ctx.session.scalars(
-                select(ItemResult).where(ItemResult.result_id == result.id)
-            )
-        }
-    return _context(
-        case,
-        task,
-        departments,
-        item_rows,
-        await notice_basis(ctx, task),
-        await active_members(ctx, case),
-        await served_notices(ctx, case),
-        result,
-        by_item,
-    )
+    loaded = await task_documents(ctx, await get_task(ctx, case), [case])
+    return loaded.context(case, result)
 
 
 def _context(
@@ -437,21 +459,7 @@ class ServedNotice:
 
 async def served_notices(ctx: Ctx, case: Case) -> list[ServedNotice]:
     """Every notice served for the case, first to last."""
-    events = list(
-        await ctx.session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.subject == f"case:{case.code}", AuditEvent.action.in_(SERVED_ACTIONS))
-            .order_by(AuditEvent.id)
-        )
-    )
-    if all(_kept(e) for e in events):
-        return [_served(e, []) for e in events]
-    members = await ctx.session.scalars(
-        select(GroupMember).where(GroupMember.case_id == case.id).order_by(GroupMember.id)
-    )
-    swaps = await ctx.session.scalars(select(Recusal).where(Recusal.case_id == case.id))
-    group = list(members), list(swaps)
-    return [_served(e, _group_at(*group, e.at)) for e in events]
+    return (await _served_of(ctx, [case])).get(case.id, [])
 
 
 async def _served_of(ctx: Ctx, cases: Sequence[Case]) -> dict[int, list[ServedNotice]]:
@@ -779,17 +787,41 @@ async def _documents_cases(ctx: Ctx, code: str) -> tuple[JointTask, list[Case]]:
     return task, cases
 
 
-async def write_documents(ctx: Ctx, code: str) -> list[tuple[str, bytes]]:
-    """Every document of a task (its code) or of one case, as (relative path, bytes): per case
-    the notice and the record, DOCX and HTML. Printing changes no state (`serve_printed`
-    records that the notices printed were handed over)."""
+@dataclass(frozen=True)
+class Printed:
+    """The documents printed (`print_documents`): (relative path, bytes), and by case code the
+    group (as `_inspectors`) of each notice printed dated as served today, for
+    `serve_printed` to record."""
+
+    files: list[tuple[str, bytes]]
+    serving: dict[str, list[dict[str, Any]]]
+
+
+async def print_documents(ctx: Ctx, code: str, *, serving: bool = False) -> Printed:
+    """Every document of a task (its code) or of one case: per case the notice and the record,
+    DOCX and HTML. Printing changes no state; with `serving` (the operator hands the notices
+    over, `lianjian documents … --served`), each notice that handing it over serves
+    (`_serves`) is dated today, as served, and listed for `serve_printed` to record after the
+    files are written: the rendering (seconds for a task of hundreds) holds no write lock."""
     task, cases = await _documents_cases(ctx, code)
+    if serving:
+        _operator_only(ctx, task)
     loaded = await task_documents(ctx, task, cases)  # per task, not per case
     files, at = [], ctx.clock.now()
+    to_serve: dict[str, list[dict[str, Any]]] = {}
     for case in cases:
         context = loaded.context(case)
+        served = _served_data(context["inspectors"], case)
+        if serving and _serves(case, served, loaded.notices(case)):
+            to_serve[case.code] = served["inspectors"]
+            context["issued_on"] = at.astimezone(CHINA_TZ).date()
         for kind in DOC_KINDS:
             for fmt in FORMATS:
                 doc = document_file(kind, fmt, context, at)
                 files.append((f"{case.code}/{doc.filename}", doc.content))
-    return files
+    return Printed(files, to_serve)
+
+
+async def write_documents(ctx: Ctx, code: str) -> list[tuple[str, bytes]]:
+    """`print_documents`' files, nothing served."""
+    return (await print_documents(ctx, code)).files

@@ -6,6 +6,7 @@ date with the result deadline it sets, and the lead's extension of the task's in
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -38,6 +39,7 @@ from core.models import (
     CaseResult,
     Department,
     Draw,
+    GroupMember,
     JointTask,
 )
 from core.rules import Rules, written_length
@@ -308,8 +310,19 @@ async def mark_notified(ctx: Ctx, case_code: str, served: dict[str, Any]) -> Cas
     (core.documents.issue_notice), kept with the event for the archive; by a group member, or
     by the operator who handed over the printed notices (core.documents.serve_printed)."""
     case = await get_case(ctx, case_code, for_update=True)
+    await notified(ctx, case, served)
+    return case
+
+
+async def notified(
+    ctx: Ctx,
+    case: Case,
+    served: dict[str, Any],
+    group: Sequence[GroupMember] | None = None,
+) -> None:
+    """`mark_notified` of a case the caller locked (`get_case` for_update, or a task's cases
+    at once) and decided on as locked; `group`: its active members when loaded."""
     if ctx.actor is not None:
-        await require_member(ctx, case, "case.notified")
+        await require_member(ctx, case, "case.notified", group)
     CASE.move(case, CaseState.NOTIFIED, what="登记已发放通知书", subject=case.code)
     await record(ctx, "case.notified", f"case:{case.code}", served)
-    return case

@@ -1,26 +1,30 @@
 """立卷归档 (004 第二十五条) of a task of many cases: the archive loads the cases' documents per
-task in a fixed number of statements, and files exactly what it filed when it built each case's
-documents one case (and one result version) at a time."""
+task in a fixed number of statements, and files exactly what it files when it loads each case's
+documents on their own; `lianjian documents … --served` records the serving of a task's notices
+in a fixed number of statements besides each case's record."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
 import io
 import zipfile
 from collections.abc import Sequence
-from typing import Any
+from functools import partial
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import documents, referrals, replacements
 from core.archive import closing, contents
 from core.changes import Ctx, record
-from core.documents import DOC_TITLES, case_document_context, render_docx, served_notices
-from core.exports import csv_bytes
-from core.models import Case, CaseResult, JointTask
-from tests.case_factories import World, acting, add_case, at_day, build_world
+from core.documents import TaskDocuments, task_documents
+from core.models import Case, JointTask
+from core.result_entry import submit_result
+from core.review import review_result
+from tests.case_factories import World, acting, add_case, at_day, build_world, enter_other_parts
 from tests.test_public import publish_and_correct
 
 D = dt.date
@@ -29,13 +33,15 @@ TASK_CODE = "LJ-2026-001"  # build_world's; the task row is expired by each arch
 
 async def inspect_and_publish(ctx: Ctx, w: World, n: int) -> None:
     """A case's life with what its documents show varying by case: notices served (one
-    before the group was stored with it, one re-issued after a replacement), a return before
-    publication, a correction (第二十条: a new version), a referral."""
+    before the group was stored with it, one re-issued after a replacement) or none in the
+    system (n % 4 == 3: printed and handed over by hand), a return before publication, a
+    correction (第二十条: a new version), a referral."""
     at_day(ctx, D(2026, 3, 5))
-    if n % 3 == 1:
+    if n % 3 == 1 and n % 4 != 3:
         # a notice served before the notice's group was kept in its audit event
         await record(ctx, "case.notified", f"case:{w.case.code}", {"via": "test"})
-    await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
+    if n % 4 != 3:
+        await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
     if n % 2 == 0:
         at_day(ctx, D(2026, 3, 6))
         await replacements.request(acting(ctx, w.a1), w.case.code, "A2", "临时抽调参加专项整治")
@@ -52,6 +58,20 @@ async def inspect_and_publish(ctx: Ctx, w: World, n: int) -> None:
         await ctx.session.commit()
 
 
+async def cancelled_without_a_visit(ctx: Ctx, w: World) -> None:
+    """A case whose target was found 注销 (a situation entered without a visit): no notice
+    was handed over; the result published."""
+    at_day(ctx, D(2026, 3, 12))
+    await enter_other_parts(ctx.session, w.case.code, w.a1, ctx.clock.now())
+    await submit_result(
+        acting(ctx, w.a1), w.case.code, codes=["9"], methods=[], followups=["无需后续处置"]
+    )
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    at_day(ctx, D(2026, 3, 20))
+    await review_result(acting(ctx, w.other_liaison), w.case.code, approve=True)
+    await ctx.session.commit()
+
+
 async def task_of(ctx: Ctx, session: AsyncSession, count: int) -> World:
     w = await build_world(session)
     await inspect_and_publish(ctx, w, 1)
@@ -60,50 +80,16 @@ async def task_of(ctx: Ctx, session: AsyncSession, count: int) -> World:
     return w
 
 
-async def documents_case_by_case(
-    ctx: Ctx, task: JointTask, cases: Sequence[Case], files: contents.Files
-) -> None:
-    """What the archive filed before it loaded per task: each case's documents built from the
-    one-case look-ups (the documents pages'), every record version with its own."""
-    served_rows: list[tuple[Any, ...]] = []
-    for case in cases:
-        folder = f"04-检查文书/{case.code}"
-        context = await case_document_context(ctx, case.code)
-        served = await served_notices(ctx, case)
-        names = await contents.officer_codes_names(ctx.session, [s.actor for s in served])
-        for n, notice in enumerate(served, 1):
-            name = f"{case.code}-{DOC_TITLES['notice']}-第{n}次送达.docx"
-            files.add(
-                f"{folder}/{name}", render_docx("notice", notice.context(context), ctx.clock.now())
-            )
-            served_rows.append(
-                (
-                    case.code,
-                    n,
-                    contents.china_time(notice.at),
-                    names.get(notice.actor, notice.actor),
-                    contents.group_names(notice.inspectors),
-                    "送达时记录" if notice.kept else "据检查组人员变更记录还原",
-                    f"{folder}/{name}",
-                )
-            )
-        if not served:
-            served_rows.append((case.code, "", "", "", "", "", "未在系统中登记送达"))
-        versions = select(CaseResult).where(CaseResult.case_id == case.id)
-        for result in await ctx.session.scalars(versions.order_by(CaseResult.version)):
-            name = (
-                f"{case.code}-{DOC_TITLES['record']}-第{result.edition}版-第{result.version}次录入"
-            )
-            record_context = await case_document_context(ctx, case.code, result)
-            files.add(
-                f"{folder}/{name}.docx", render_docx("record", record_context, ctx.clock.now())
-            )
-    files.add(
-        "04-检查文书/通知书送达.csv",
-        csv_bytes(
-            ("案件号", "送达次序", "送达时间", "领取人", "检查组", "检查组来源", "归档位置"),
-            served_rows,
-        ),
+async def load_case_by_case(ctx: Ctx, task: JointTask, cases: Sequence[Case]) -> TaskDocuments:
+    """What the archive loads when each case's documents are read on their own (the
+    documents pages' look-ups, `case_document_context`), merged."""
+    one = [await task_documents(ctx, task, [case]) for case in cases]
+    return dataclasses.replace(
+        one[0],
+        groups={k: v for d in one for k, v in d.groups.items()},
+        results={k: v for d in one for k, v in d.results.items()},
+        item_results={k: v for d in one for k, v in d.item_results.items()},
+        served={k: v for d in one for k, v in d.served.items()},
     )
 
 
@@ -125,19 +111,40 @@ async def test_archive_of_many_cases_files_what_it_filed_case_by_case(
     record form of each version, the register of notices served and the manifest are byte for
     byte those the archive built one case and one version at a time."""
     w = await task_of(ctx, session, 5)
+    await cancelled_without_a_visit(ctx, await add_case(session, w, 6))
     at_day(ctx, D(2026, 6, 2))
     batched = await archived(ctx, session, w)
-    monkeypatch.setattr(contents, "documents", documents_case_by_case)
+    monkeypatch.setattr(contents, "documents", partial(contents.documents, load=load_case_by_case))
     one_by_one = await archived(ctx, session, w)
     assert sorted(batched) == sorted(one_by_one)
     assert [n for n in batched if batched[n] != one_by_one[n]] == []
     # the task's cases are all there, each with its versions and notices
     for n in range(1, 6):
         code = f"{TASK_CODE}-{n:03d}"
-        assert f"04-检查文书/{code}/{code}-联合抽查通知书-第1次送达.docx" in batched
+        notice = "未登记送达" if n == 3 else "第1次送达"
+        assert f"04-检查文书/{code}/{code}-联合抽查通知书-{notice}.docx" in batched
         assert any(f"{code}-联合抽查情况记录表-第2版" in name for name in batched)
     served = batched["04-检查文书/通知书送达.csv"].decode("utf-8-sig")
     assert "据检查组人员变更记录还原" in served and "吴局外" in served
+    assert "未在系统中登记送达，按案件数据生成" in served
+
+
+async def test_a_case_not_visited_has_no_notice_filed_004_art25(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """004 第二十五条: a result entered without a visit (注销, 未找到, 迁出) handed no notice
+    to the target: the archive files none for it (a generated 未登记送达 notice would suggest
+    one was issued); the register says so, with no file."""
+    w = await build_world(session)
+    await cancelled_without_a_visit(ctx, w)
+    at_day(ctx, D(2026, 6, 2))
+    read = await archived(ctx, session, w)
+    code = w.case.code
+    assert not any(n.startswith(f"04-检查文书/{code}/") and "通知书" in n for n in read)
+    assert any(n.startswith(f"04-检查文书/{code}/") and "记录表" in n for n in read)
+    [row] = csv.DictReader(io.StringIO(read["04-检查文书/通知书送达.csv"].decode("utf-8-sig")))
+    assert row["案件号"] == code and row["归档位置"] == "未在系统中登记送达（未实地检查）"
+    assert row["检查组"] == "张检查（组长）、李检查、王检查", row
 
 
 async def test_archive_statements_do_not_grow_with_the_cases(
@@ -164,4 +171,39 @@ async def test_archive_statements_do_not_grow_with_the_cases(
         await archived(ctx, session, w)
     finally:
         event.remove(engine, "before_cursor_execute", count)
+    assert len(seen) == len(few), "\n".join(seen)
+
+
+async def test_serving_printed_notices_statements_do_not_grow_with_the_cases(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """`lianjian documents … --served` (004 第十六条(二)) locks a task's cases at once and reads
+    their groups and notices served per task: besides each case's own record (its state, its
+    audit event) the statements are as many for six cases as for two."""
+    w = await build_world(session)
+    await add_case(session, w, 2)
+    seen: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        words = " ".join(statement.split())
+        if not words.startswith(("INSERT", "UPDATE")) and "audit_head" not in words:
+            seen.append(words[:60])  # not the per-case record
+
+    async def serve() -> list[str]:
+        printed = await documents.print_documents(ctx, TASK_CODE, serving=True)
+        seen.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            served = await documents.serve_printed(ctx, TASK_CODE, printed)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        await session.commit()
+        return served
+
+    engine = session.get_bind()
+    assert len(await serve()) == 2
+    few = list(seen)
+    for n in range(3, 7):
+        await add_case(session, w, n)
+    assert len(await serve()) == 4
     assert len(seen) == len(few), "\n".join(seen)

@@ -9,8 +9,10 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import sqlite3
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -20,9 +22,11 @@ from bot.cli import main as cli_main
 from core import documents, objections, replacements
 from core.archive import closing
 from core.changes import Ctx
+from core.clock import CHINA_TZ
 from core.db import make_engine, make_sessionmaker
 from core.errors import PermissionDenied
 from core.models import AuditEvent, Case
+from core.workdays import cn_date
 from tests.case_factories import World, acting, at_day, build_world
 from tests.test_documents import docx_text
 from tests.test_public import publish_and_correct
@@ -171,9 +175,12 @@ async def test_the_archive_files_a_notice_served_with_the_cli_as_served_004_art2
     through the notice page)."""
     w = await build_world(session)
     with pytest.raises(PermissionDenied):
-        await documents.serve_printed(acting(ctx, w.lead_liaison), w.task.code)
+        await documents.print_documents(acting(ctx, w.lead_liaison), w.task.code, serving=True)
     at_day(ctx, D(2026, 3, 5))
-    assert await documents.serve_printed(ctx, w.task.code) == [w.case.code]
+    printed = await documents.print_documents(ctx, w.task.code, serving=True)
+    with pytest.raises(PermissionDenied):
+        await documents.serve_printed(acting(ctx, w.lead_liaison), w.task.code, printed)
+    assert await documents.serve_printed(ctx, w.task.code, printed) == [w.case.code]
     await session.commit()
     await publish_and_correct(ctx, w)
     at_day(ctx, D(2026, 6, 2))
@@ -186,3 +193,40 @@ async def test_the_archive_files_a_notice_served_with_the_cli_as_served_004_art2
     assert not any("未登记送达" in n for n in read)
     [served] = rows(read["04-检查文书/通知书送达.csv"])
     assert served["送达次序"] == "1" and served["检查组来源"] == "送达时记录"
+
+
+def test_documents_served_renders_before_its_short_write_004_art16(
+    tmp_path: Path, db_url: str, assigned: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`documents … --served` renders every notice and record (~20 ms a DOCX: seconds for a
+    county task) and writes the files before it records the serving, in one short write
+    afterwards: while it renders, another writer of the database (the running server) is not
+    kept waiting, and when the serving is recorded the files are already on disk."""
+    if not db_url.startswith("/"):
+        pytest.skip("SQLite's one writer: PostgreSQL writers do not wait for a database lock")
+    out = tmp_path / "printed"
+    code = assigned.case.code
+    real_render, real_serve = documents.render_docx, documents.serve_printed
+    writes: list[str] = []
+    on_disk: list[bool] = []
+
+    def render_while_the_server_writes(*args: Any, **kwargs: Any) -> bytes:
+        # the server's write, with a short wait instead of its 10 s: it fails when locked
+        with sqlite3.connect(db_url, timeout=0.2) as conn:
+            conn.execute("UPDATE officer SET name = name WHERE id = 1")
+        writes.append("ok")
+        return real_render(*args, **kwargs)
+
+    async def serve_after_the_files(ctx: Ctx, task: str, printed: Any) -> list[str]:
+        on_disk.append((out / code / f"{code}-联合抽查通知书.docx").exists())
+        return await real_serve(ctx, task, printed)
+
+    monkeypatch.setattr(documents, "render_docx", render_while_the_server_writes)
+    monkeypatch.setattr(documents, "serve_printed", serve_after_the_files)
+    argv = ["documents", assigned.task.code, "-o", str(out), "--db", db_url, "--served"]
+    assert cli_main(argv) == 0
+    assert writes == ["ok", "ok"] and on_disk == [True]
+    recorded = [("notified", "case.notified", "admin:cli", "cli")]
+    assert asyncio.run(notices_recorded(db_url)) == recorded
+    notice = docx_text((out / code / f"{code}-联合抽查通知书.docx").read_bytes())
+    assert cn_date(dt.datetime.now(CHINA_TZ).date()) in notice  # served today, as recorded

@@ -52,20 +52,25 @@ async def cmd_task_withdraw(args: argparse.Namespace) -> int:
 
 
 async def cmd_documents(args: argparse.Namespace) -> int:
-    from core.documents import DOC_TITLES, FORMATS, serve_printed, write_documents
+    from core.documents import DOC_TITLES, FORMATS, print_documents, serve_printed
 
     out = Path(args.output)
     async with cli_ctx(args) as ctx:
-        # --served: recorded first, so the notices printed carry the day they are handed over
-        served = await serve_printed(ctx, args.code) if args.served else None
-        files = await write_documents(ctx, args.code)
-        # after the code is found: a typo makes nothing; before the commit: a serving is
-        # recorded only with its notices printed
+        # read only: which notices --served serves (dated today, as served) and every file,
+        # rendered and written while no write lock is held (a running server keeps writing)
+        printed = await print_documents(ctx, args.code, serving=args.served)
+        # after the code is found: a typo makes nothing
         await asyncio.to_thread(output_folder, out)
-        for name, content in files:
+        for name, content in printed.files:
             path = out / name
             await asyncio.to_thread(path.parent.mkdir, exist_ok=True)  # the case's folder
             await asyncio.to_thread(path.write_bytes, content)
+    served = None
+    if args.served:
+        # then one short write: a serving is recorded only with its notices printed
+        async with cli_ctx(args, migrate=False) as ctx:
+            served = await serve_printed(ctx, args.code, printed)
+    files = printed.files
     cases = len({name.split("/", 1)[0] for name, _ in files})
     print(
         f"已生成 {cases} 户的检查文书 {len(files) // len(FORMATS)} 份"
@@ -81,6 +86,12 @@ async def cmd_documents(args: argparse.Namespace) -> int:
                 else ""
             )
         )
+        changed = sorted(set(printed.serving) - set(served))
+        if changed:
+            print(
+                f"注意：{'、'.join(changed)} 在打印期间已开始检查、检查组变更或已由检查组成员"
+                "领取，未登记送达；这些案件的通知书请重新生成后再送达"
+            )
     return 0
 
 

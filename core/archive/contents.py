@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from core.attachments import FileStore
 from core.cases import department_categories, participating_departments
 from core.changes import Ctx
 from core.clock import CHINA_TZ
-from core.documents import DOC_TITLES, render_docx, task_documents
+from core.documents import DOC_TITLES, TaskDocuments, render_docx, task_documents
 from core.draws.algorithm import parse_rule
 from core.draws.verify import draw_public_json, pool_csv_text
 from core.exports import category_words, csv_bytes, followup_complete, yes_no
@@ -215,14 +215,25 @@ async def draws(ctx: Ctx, task: JointTask, files: Files) -> None:
         files.add(f"03-抽取/{d.code}-pool.csv", (await pool_csv_text(ctx, d.id)).encode())
 
 
-async def documents(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Files) -> None:
+TaskLoader = Callable[[Ctx, JointTask, Sequence[Case]], Awaitable[TaskDocuments]]
+
+
+async def documents(
+    ctx: Ctx,
+    task: JointTask,
+    cases: Sequence[Case],
+    files: Files,
+    load: TaskLoader = task_documents,
+) -> None:
     """Per case, each notice as it was served (004 第十六条(二)) and the record form of each
     result version (第二十条: a correction is a new version), with the register of notices
     served. A case whose notice was never registered as served in the system (printed with
     `lianjian documents`, handed over by hand) still has its notice filed, generated from the
-    case data with the group of the visit and named 未登记送达; the register says so. Read per
-    task (`task_documents`), not per case and version."""
-    loaded = await task_documents(ctx, task, cases)
+    case data with the group of the visit and named 未登记送达 — only for a case visited
+    (`inspected_on`): a result entered without a visit (注销, 未找到, 迁出) had no notice
+    handed over, and the register says so with no file. Read per task (`load`:
+    `task_documents`), not per case and version."""
+    loaded = await load(ctx, task, cases)
     names = await officer_codes_names(
         ctx.session, {s.actor for case in cases for s in loaded.notices(case)}
     )
@@ -246,7 +257,7 @@ async def documents(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Fil
                     f"{folder}/{name}",
                 )
             )
-        if not served and context["inspectors"]:
+        if not served and context["inspectors"] and case.inspected_on is not None:
             # the group is the visit's: none changes once the visit began (member_changes)
             name = f"{case.code}-{DOC_TITLES['notice']}-未登记送达.docx"
             files.add(f"{folder}/{name}", render_docx("notice", context, at))
@@ -259,6 +270,19 @@ async def documents(ctx: Ctx, task: JointTask, cases: Sequence[Case], files: Fil
                     group_names(context["inspectors"]),
                     "未在系统中登记送达，按案件数据生成",
                     f"{folder}/{name}",
+                )
+            )
+        elif not served and context["inspectors"]:
+            # a situation entered without a visit: no notice was handed over (004 第二十五条)
+            served_rows.append(
+                (
+                    case.code,
+                    "",
+                    "",
+                    "",
+                    group_names(context["inspectors"]),
+                    "",
+                    "未在系统中登记送达（未实地检查）",
                 )
             )
         elif not served:
