@@ -257,34 +257,17 @@ async def documents(
                     f"{folder}/{name}",
                 )
             )
-        if not served and context["inspectors"] and case.inspected_on is not None:
-            # the group is the visit's: none changes once the visit began (member_changes)
-            name = f"{case.code}-{DOC_TITLES['notice']}-未登记送达.docx"
-            files.add(f"{folder}/{name}", render_docx("notice", context, at))
-            served_rows.append(
-                (
-                    case.code,
-                    "",
-                    "",
-                    "",
-                    group_names(context["inspectors"]),
-                    "未在系统中登记送达，按案件数据生成",
-                    f"{folder}/{name}",
-                )
-            )
-        elif not served and context["inspectors"]:
-            # a situation entered without a visit: no notice was handed over (004 第二十五条)
-            served_rows.append(
-                (
-                    case.code,
-                    "",
-                    "",
-                    "",
-                    group_names(context["inspectors"]),
-                    "",
-                    "未在系统中登记送达（未实地检查）",
-                )
-            )
+        if not served and context["inspectors"]:
+            # a situation entered without a visit (注销, 未找到, 迁出): no notice was handed
+            # over, none is filed (004 第二十五条)
+            source, where = "", "未在系统中登记送达（未实地检查）"
+            if case.inspected_on is not None:
+                # the group is the visit's: none changes once the visit began (member_changes)
+                name = f"{case.code}-{DOC_TITLES['notice']}-未登记送达.docx"
+                files.add(f"{folder}/{name}", render_docx("notice", context, at))
+                source, where = "未在系统中登记送达，按案件数据生成", f"{folder}/{name}"
+            group = group_names(context["inspectors"])
+            served_rows.append((case.code, "", "", "", group, source, where))
         elif not served:
             served_rows.append((case.code, "", "", "", "", "", "未在系统中登记送达"))
         for result in loaded.versions(case):
