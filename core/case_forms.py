@@ -336,7 +336,8 @@ async def correction_sheet(ctx: Ctx, case_id: int, *, for_update: bool = False) 
     a sheet to correct from is loaded `for_update`, as `entry_sheet`. The lead's sheet of a
     situation (注销 …) also offers the items of each department that entered it and never
     published an inspection outcome, for the re-check's result (`ItemPart.recheck`, 004
-    第二十条)."""
+    第二十条) should the correction leave the situation; one correcting to a situation leaves
+    them out (`correct_entry`)."""
     sheet = await _staff_sheet(ctx, case_id, "更正", "case.result.correct", for_update=for_update)
     assert ctx.actor is not None  # staff checked above
     recheck = await recheck_departments(ctx, sheet.case, sheet.task, sheet.result, ctx.actor)
@@ -362,12 +363,17 @@ async def correct_entry(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry, reason: 
     mine = {p.item.id for p in sheet.own_items if not p.recheck}
     if not any(i["item_id"] in mine for i in items):
         raise ValidationFailed("请为本部门的检查事项选择更正后的检查结果", field="items")
+    # the department's own conclusion; the re-checked items are entered beside it …
+    codes = case_codes(i["codes"] for i in items if i["item_id"] in mine)
+    if results.situations(codes):
+        # … only when the correction leaves the situation (004 第二十条): one kept, or another
+        # (注销 → 迁出), is every department's items' (004 第十八条), which correct_result sets
+        items = [i for i in items if i["item_id"] in mine]
     return await correct_result(
         ctx,
         sheet.case.code,
         reason=reason,
-        # the department's own conclusion; the re-checked items are entered beside it
-        codes=case_codes(i["codes"] for i in items if i["item_id"] in mine),
+        codes=codes,
         methods=entry.methods,
         followups=entry.followups,
         followup_done=entry.followup_done,

@@ -730,6 +730,45 @@ async def test_the_lead_must_enter_the_recheck_of_every_such_item_004_art20(
     assert await objection_state(sessionmaker) == "error_found"
 
 
+@pytest.mark.parametrize("other_codes", ["12", ""], ids=["recheck-item-filled", "left-blank"])
+async def test_the_lead_corrects_one_situation_into_another_on_the_form_004_art18_art20(
+    client: TestClient,
+    services: Services,
+    deregistered: World,
+    sessionmaker,
+    other_codes: str,
+) -> None:
+    """004 第十八条, 第二十条: the re-check found the target moved out (迁出), not deregistered.
+    A situation is every department's items' (004 第十八条), so the lead's correction to 迁出
+    corrects the whole case; the re-check items its form offers for 卫健委 apply only when the
+    correction leaves the situation: whether the lead fills 卫健委's item with 迁出 too or leaves
+    it blank, one version publishes 迁出 on both items — not a refusal saying 卫健委 enters its
+    own items."""
+    w = deregistered
+    lead_item, other_item = w.items
+    fields = {
+        f"item.{lead_item.id}.codes": "12",
+        f"item.{lead_item.id}.problems": "",
+        f"item.{lead_item.id}.handling": "",
+    }
+    if other_codes:  # a box left unticked is not posted
+        fields[f"item.{other_item.id}.codes"] = other_codes
+    posted = form(
+        token(services, w.lead_liaison, w.case),
+        lead_item.id,
+        followups="无需后续处置",
+        reason="经复查企业已迁出本县，并未注销",
+        **fields,
+    )
+    resp = await client.post(CORRECTION_PATH, data=posted)
+    assert resp.status == 200, visible(await resp.text())
+    *_, before, after = await versions(sessionmaker)
+    assert (before.state, after.state, after.codes) == ("superseded", "published", ["12"])
+    items = await item_codes(sessionmaker, after)
+    assert (items[lead_item.id][0], items[other_item.id][0]) == (["12"], ["12"])
+    assert await objection_state(sessionmaker) == "corrected"
+
+
 async def test_a_refused_quick_correction_points_at_the_correction_form_004_art20(
     client: TestClient, services: Services, w: World, sessionmaker, clock
 ) -> None:
