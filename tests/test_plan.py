@@ -87,7 +87,8 @@ async def test_plan_rows_are_checked_against_departments_items_and_caps(
     assert not report.ok
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
     assert reasons == {
-        (3, "抽查比例或数量"): "抽查比例 8% 超过一般事项 SJ-02 的抽查比例上限 5%",
+        (3, "抽查比例或数量"): "抽查比例为 8%，超过一般检查事项“SJ-02 计量器具检查”的抽查比例"
+        "上限（上限为 5%；002 二(二)）",
         (4, "参与部门"): "联合抽查至少要有一个参与部门",
         (5, "事项"): "牵头部门和参与部门的现行事项清单中没有事项“GA-09”",
         (5, "抽查比例或数量"): "抽查比例或数量“abc”无法识别，请写比例（如 5%）或户数（如 30户）",
@@ -381,8 +382,8 @@ async def test_002_2_2_a_plan_count_above_a_general_items_cap_is_refused_over_th
     report = await annual_plan.import_plan(ctx, path, year=2026)
     reasons = {(e.line, e.column): e.reason for e in report.rejected}
     assert reasons == {
-        (2, "抽查比例或数量"): "10户占检查对象范围内 49 户的 20.4%，超过一般事项 SJ-02 的"
-        "抽查比例上限 5%（最多 3 户）",
+        (2, "抽查比例或数量"): "10户，占抽取范围 49 户的 20.4%，超过一般检查事项“SJ-02 计量"
+        "器具检查”的抽查比例上限 5%（49 户最多抽 3 户；002 二(二)）",
     }
 
 

@@ -21,7 +21,7 @@ from core.consultation.creation import (
 )
 from core.consultation.opening import card_answered, finish_consultation
 from core.draws import algorithm
-from core.draws.ratios import check_caps
+from core.draws.ratios import check_cap_ratios
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.jointtask import answerers, task_by_id, task_invitations
 from core.messages import Destination, OutMessage
@@ -219,13 +219,14 @@ async def accept_invitation(
         ctx.session, inv.department, None if item_ids is None else list(item_ids), planned
     )
     # 002 二(二): the task's rule draws for every department, so a general item joins only
-    # within its cap (the rule is fixed at creation: the item is what can change)
+    # within its cap (the rule is fixed at creation: the item is what can change) — its ratios
+    # before anything is written, a count once the department's items are in the task
     rule = algorithm.parse_rule(task.rule)
     advice = (
         f"{inv.department.name}不能以该事项接受{task.code}：请改选本部门的重点检查事项或"
         f"上限不低于本任务比例的事项后接受，或与牵头部门（{task.lead_department.name}）商定"
     )
-    check_caps(rule, items, ctx.rules.general_item_ratio_cap, advice=advice)
+    check_cap_ratios(rule, items, ctx.rules.general_item_ratio_cap, advice=advice)
     _mark_answered(ctx, inv, InvitationState.ACCEPTED)
     ctx.session.add_all(
         TaskItem(task_id=task.id, item_id=i.id, department_id=inv.department_id) for i in items

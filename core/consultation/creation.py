@@ -20,7 +20,7 @@ from core.access import may_act_for, require
 from core.changes import Ctx, record
 from core.draws import algorithm
 from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS, build_target_pool
-from core.draws.ratios import CREATE_ADVICE, check_caps, check_ratios, needs_sizes
+from core.draws.ratios import CREATE_ADVICE, check_cap_counts, check_ratios, needs_sizes
 from core.errors import ValidationFailed
 from core.jointtask import get_department, require_answerers
 from core.models import TARGET_KINDS, Department, Item, JointTask, PlanEntry, TaskItem
@@ -115,11 +115,12 @@ async def check_caps_on_library(
     ctx: Ctx, task: JointTask, rule: algorithm.SamplingRule, items: list[Item], advice: str
 ) -> None:
     """002 二(二) for a count (or a minimum) the rule's ratio does not show: compared with the
-    pool the library gives the task now (its departments so far), when it gives one. The draw
-    checks again on the frozen pool (core.draws.targets)."""
+    pool the library gives the task now (its departments so far), when it gives one. The
+    ratios were checked before anything was written (`check_cap_ratios`); the draw checks
+    both again on the frozen pool (core.draws.targets)."""
     if needs_sizes(rule, items):
         sizes = (await build_target_pool(ctx, task, rule)).strata_sizes()
-        check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=advice)
+        check_cap_counts(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=advice)
 
 
 async def _refuse_a_repeat(

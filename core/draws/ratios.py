@@ -65,6 +65,63 @@ def needs_sizes(rule: SamplingRule, items: Sequence[Item]) -> bool:
     )
 
 
+def cap_problem(item: Item, amount: Decimal | int, size: int, default_cap: str) -> str | None:
+    """What drawing `amount` — a ratio, or a number of households out of a stratum of `size` —
+    breaks of the item's cap (002 二(二)), as the clause following what draws it (分层“全部”的…,
+    抽查…); None when within it: a key item has no cap, a count over an unknown size (0) is
+    checked once the size is known. Its own cap from the item list, else `default_cap`."""
+    if item.category == "key":
+        return None
+    cap = _cap(item, default_cap)
+    if isinstance(amount, Decimal):
+        if amount <= cap:
+            return None
+        return (
+            f"比例为 {_percent(amount)}，超过一般检查事项“{_item_label(item)}”的抽查比例上限"
+            f"（上限为 {_percent(cap)}；002 二(二)）"
+        )
+    if not size or amount <= (most := cap_households(cap, size)):
+        return None
+    return (
+        f"占抽取范围 {size} 户的 {share_text(amount, size)}，超过一般检查事项"
+        f"“{_item_label(item)}”的抽查比例上限 {_percent(cap)}（{size} 户最多抽 {most} 户；"
+        "002 二(二)）"
+    )
+
+
+def check_cap_ratios(
+    rule: SamplingRule, items: Sequence[Item], default_cap: str, *, advice: str = CREATE_ADVICE
+) -> None:
+    """Refuse a stratum whose ratio is above a general item's cap: known without the pool."""
+    for item in items:
+        for stratum in rule.strata:
+            if stratum.ratio is not None and (
+                problem := cap_problem(item, stratum.ratio, 0, default_cap)
+            ):
+                raise ValidationFailed(f"分层“{stratum.name}”的{problem}。{advice}")
+
+
+def check_cap_counts(
+    rule: SamplingRule,
+    items: Sequence[Item],
+    default_cap: str,
+    sizes: Mapping[str, int],
+    *,
+    advice: str = CREATE_ADVICE,
+) -> None:
+    """Refuse a stratum, of the ones whose size `sizes` gives, drawing more households (count,
+    or ratio raised to `min`) than a general item's cap allows."""
+    for item in items:
+        for stratum in rule.strata:
+            size = sizes.get(stratum.name, 0)
+            if not size:
+                continue
+            k = quota(stratum, size)
+            if problem := cap_problem(item, k, size, default_cap):
+                how = "" if stratum.count == k and not stratum.min else f"（{stratum.describe()}）"
+                raise ValidationFailed(f"分层“{stratum.name}”抽取 {k} 户{how}，{problem}。{advice}")
+
+
 def check_caps(
     rule: SamplingRule,
     items: Sequence[Item],
@@ -75,23 +132,8 @@ def check_caps(
 ) -> None:
     """Refuse a stratum drawing above a general item's cap: its ratio, and — for the strata
     whose size `sizes` gives — the households it draws (count, or ratio raised to `min`)."""
-    for item in (i for i in items if i.category != "key"):
-        cap = _cap(item, default_cap)
-        for stratum in rule.strata:
-            if stratum.ratio is not None and stratum.ratio > cap:
-                raise ValidationFailed(
-                    f"一般检查事项“{_item_label(item)}”的抽查比例上限为 {_percent(cap)}，"
-                    f"分层“{stratum.name}”的比例为 {_percent(stratum.ratio)}，超过上限"
-                    f"（002 二(二)）。{advice}"
-                )
-            size = (sizes or {}).get(stratum.name, 0)
-            if size and (k := quota(stratum, size)) > (most := cap_households(cap, size)):
-                how = "" if stratum.count == k and not stratum.min else f"（{stratum.describe()}）"
-                raise ValidationFailed(
-                    f"分层“{stratum.name}”抽取 {k} 户{how}，占抽取范围 {size} 户的 "
-                    f"{share_text(k, size)}，超过一般检查事项“{_item_label(item)}”的抽查比例"
-                    f"上限 {_percent(cap)}（{size} 户最多抽 {most} 户；002 二(二)）。{advice}"
-                )
+    check_cap_ratios(rule, items, default_cap, advice=advice)
+    check_cap_counts(rule, items, default_cap, sizes or {}, advice=advice)
 
 
 def _rank(stratum: StratumRule) -> int | None:

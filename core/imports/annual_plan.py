@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import changes
-from core.draws.ratios import cap_households, share_text
+from core.draws.pool import SCOPE_KEYS, scope_clause
+from core.draws.ratios import cap_problem
 from core.imports.flow import (
     Checked,
     Departments,
@@ -35,7 +37,6 @@ from core.imports.reading import (
     column_lengths,
     nfkc,
     parse_ratio,
-    percent,
     split_multi,
 )
 from core.models import DRAWABLE_STATUSES, TARGET_KINDS, Item, PlanEntry, Target
@@ -66,17 +67,36 @@ class _Lookups:
     departments: Departments
     items: dict[tuple[int, str], Item]  # (department id, upper code) → current item
     regions: set[str]
-    cap: Decimal  # the county's cap for general items without their own
-    # drawable targets by (kind, industry, region): the size of a row's scope
-    library: list[tuple[str, str, str, int]]
+    cap: str  # the county's cap for general items without their own
+    # drawable targets in each row's scope (`_scope_key`), counted by the pool's own filter
+    sizes: dict[tuple[tuple[str, ...], ...], int]
 
     def in_scope(self, scope: dict[str, list[str]]) -> int:
-        keys = ("kinds", "industries", "regions")
-        return sum(
-            n
-            for *values, n in self.library
-            if all(not scope.get(k) or v in scope[k] for k, v in zip(keys, values, strict=True))
-        )
+        return self.sizes.get(_scope_key(scope), 0)
+
+
+def _scope_key(scope: dict[str, list[str]]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(sorted(scope.get(k, []))) for k in SCOPE_KEYS)
+
+
+async def _scope_sizes(
+    session: AsyncSession, scopes: list[dict[str, list[str]]]
+) -> dict[tuple[tuple[str, ...], ...], int]:
+    """The drawable targets of each scope, by the filter the draw's pool applies
+    (core.draws.pool.scope_clause): one count per scope the file names."""
+    sizes = {}
+    for scope in scopes:
+        key = _scope_key(scope)
+        if key not in sizes:
+            sizes[key] = int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(Target)
+                    .where(Target.status.in_(DRAWABLE_STATUSES), scope_clause(scope))
+                )
+                or 0
+            )
+    return sizes
 
 
 def _parse_month(row: Row, year: int) -> int:
@@ -159,27 +179,20 @@ def _row_items(row: Row, look: _Lookups, lead: int | None, participants: list[in
 
 
 def _check_cap(
-    row: Row, ratio: str, count: int | None, items: list[Item], cap: Decimal, size: int
+    row: Row, ratio: str, count: int | None, items: list[Item], cap: str, size: int
 ) -> None:
-    """002 二(二): a general item's ratio has a cap; key items have none. A count is compared
-    with it over the targets the library has in the row's scope now (none yet: the task's
-    creation and its draw check it, core.draws.ratios)."""
+    """002 二(二): a general item's ratio has a cap; key items have none (core.draws.ratios). A
+    count is compared with it over the targets the library has in the row's scope now (none
+    yet: the task's creation and its draw check it)."""
     for item in items:
-        limit = Decimal(item.ratio_cap) if item.ratio_cap else cap
-        if item.category != "general":
-            continue
-        if ratio and Decimal(ratio) > limit:
-            row.error(
-                "ratio",
-                f"抽查比例 {percent(ratio)} 超过一般事项 {item.code} 的抽查比例上限 "
-                f"{percent(limit)}",
-            )
-        elif count and size and min(count, size) > (most := cap_households(limit, size)):
-            row.error(
-                "ratio",
-                f"{count}户占检查对象范围内 {size} 户的 {share_text(min(count, size), size)}，"
-                f"超过一般事项 {item.code} 的抽查比例上限 {percent(limit)}（最多 {most} 户）",
-            )
+        if ratio:
+            problem = cap_problem(item, Decimal(ratio), 0, cap)
+            said = f"抽查{problem}"
+        else:
+            problem = cap_problem(item, min(count or 0, size), size, cap)
+            said = f"{count}户，{problem}"
+        if problem:
+            row.error("ratio", said)
 
 
 def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
@@ -291,18 +304,20 @@ async def import_plan(
 
     async def prepare(_sheet: Sheet) -> None:
         items = await ctx.session.scalars(select(Item).where(Item.current.is_(True)))
-        regions = await ctx.session.scalars(select(Target.region).distinct())
-        library = await ctx.session.execute(
-            select(Target.kind, Target.industry, Target.region, func.count())
-            .where(Target.status.in_(DRAWABLE_STATUSES))
-            .group_by(Target.kind, Target.industry, Target.region)
-        )
+        regions = {r for r in await ctx.session.scalars(select(Target.region).distinct()) if r}
+        layout = Layout(_sheet, PLAN_COLUMNS)
+        rows = [Row(layout, line, cells) for line, cells in _sheet.rows]
+        scopes = [  # the rows drawing a count: a ratio is compared with the cap as it is
+            _scope(split_multi(row.get("scope")), regions)
+            for row in rows
+            if _COUNT.fullmatch(nfkc(row.get("ratio")))
+        ]
         state["look"] = _Lookups(
             await load_departments(ctx.session),
             {(i.department_id, i.code.upper()): i for i in items},
-            {r for r in regions if r},
-            Decimal(ctx.rules.general_item_ratio_cap),
-            [(k or "", i or "", r or "", n) for k, i, r, n in library],
+            regions,
+            ctx.rules.general_item_ratio_cap,
+            await _scope_sizes(ctx.session, scopes),
         )
 
     def check(sheet: Sheet, layout: Layout) -> Checked:
