@@ -31,6 +31,7 @@ from core.models import (
     TaskItem,
 )
 from core.rules import Rules
+from tests.factories import RULE_5PCT
 
 SECRET = b"k" * 32
 BASE = "http://lianjian.example.gov.cn"
@@ -69,6 +70,7 @@ async def build_world(session: AsyncSession, clock: FixedClock) -> World:
         year=2026,
         title="2026年住宿业联合抽查",
         lead_department_id=lead.id,
+        rule=RULE_5PCT,  # as create_task stores one: accepting checks items' caps against it
         window_start=dt.date(2026, 4, 1),
         window_end=dt.date(2026, 4, 30),
         state="consulting",
