@@ -381,7 +381,9 @@ class Sender:
         try:
             return await adapter.send(route.channel, msg, route.mentions)
         except Exception as exc:  # an adapter bug must cost one attempt, not the worker
-            log.exception("adapter %s raised while sending", route.channel.platform)
+            log.exception(
+                "adapter %s raised %s while sending", route.channel.platform, type(exc).__name__
+            )
             return SendResult(False, code="exception", detail=type(exc).__name__)
 
     async def _record(

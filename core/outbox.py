@@ -423,18 +423,19 @@ async def reason_zh(session: AsyncSession, row: OutboxMessage) -> str:
     dead = row.state == OutboxState.DEAD
     retry = f"lianjian outbox retry {row.id}"
     platform, _, said = error.partition(" ")
-    code, _, detail = said.partition(": ")
+    code = said.partition(": ")[0]
     code = code.rstrip(":")  # a refusal without words: "wecom -1:"
     if platform not in _PLATFORM_ZH or not code:
         if dead:
             return f"未能发出：请查看服务日志中的错误记录，处理后 {retry}（原话：{error}）"
         return f"未能发出，将自动重试（原话：{error}）"
     name = _PLATFORM_ZH[platform]
-    if code == "exception":  # the adapter raised (bot/sender.py): a bug of ours
+    if code == "exception":  # the adapter raised (bot/sender.py logged it with its class)
+        failed = f"联检发送{name}消息时程序错误（已记入日志）"
         log = "请把服务日志中的错误记录交给维护人员"
         if dead:
-            return f"联检发送{name}消息时出错，已停止重试：{log}，修复后 {retry}（{detail}）"
-        return f"联检发送{name}消息时出错，将自动重试；若一再出错，{log}（{detail}）"
+            return f"{failed}，已停止重试：{log}，修复后 {retry}"
+        return f"{failed}，将自动重试；若一再出错，{log}"
     if dead:
         return (
             f"{name}拒收，已停止重试：请按错误码 {code} 查{name}接口说明改正（如应用权限、"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import types
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Union, get_args, get_origin
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 Loc = tuple[int | str, ...]
+log = logging.getLogger(__name__)
 
 _DATE = "实际存在的日期，格式 YYYY-MM-DD"
 _EXPECTED = {
@@ -60,8 +62,9 @@ def reason_zh(error: ErrorDetails) -> str:
 
 
 def _reason(error: ErrorDetails) -> tuple[str, str]:
-    """(the Chinese line, pydantic's English as a trailing detail when we have no words for
-    its error type: the line then says what to do, the English only says why)."""
+    """(the Chinese line, the error type as a trailing detail when we have no words for it:
+    the line then says what to do, the code is something to look up; pydantic's English
+    goes to the log, not to the operator)."""
     kind, ctx = error["type"], error.get("ctx", {})
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", error["msg"])), ""  # our validators' own (Chinese) words
@@ -70,7 +73,10 @@ def _reason(error: ErrorDetails) -> tuple[str, str]:
     if kind == "extra_forbidden":
         return "不是可用的项", ""
     if (expected := _EXPECTED.get(kind)) is None:
-        return "取值无效，请按此项的说明改写", f"（英文原因：{error['msg']}）"
+        log.info(
+            "no Chinese words for pydantic error %s at %s: %s", kind, error["loc"], error["msg"]
+        )
+        return "取值无效，请按此项的说明改写", f"（错误类型：{kind}）"
     shown = {k: _toml_choices(str(v)) if k == "expected" else v for k, v in ctx.items()}
     return "应为" + expected.format(**shown), ""
 

@@ -272,11 +272,15 @@ def test_config_errors_are_chinese_naming_the_key_and_an_example(
     assert "Input should" not in shown and "Value error" not in shown
 
 
-def test_an_error_type_without_its_own_words_is_told_in_chinese_first() -> None:
+def test_an_error_type_without_its_own_words_is_told_in_chinese_with_its_code_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """validation_zh fell back to pydantic's English message for an error type it has no
-    words for ("取值无效（Input should be a multiple of 5）"): the line says in Chinese what
-    to do; the English follows only as a detail, after the value and the example."""
+    words for ("取值无效（Input should be a multiple of 5）"), then kept it as a trailing
+    "英文原因": the line says in Chinese what to do and names the error type (a code to look
+    up, e.g. multiple_of); pydantic's English goes to the log, not to the operator."""
     import datetime as dt
+    import logging
 
     from pydantic import Field, ValidationError
 
@@ -288,15 +292,15 @@ def test_an_error_type_without_its_own_words_is_told_in_chinese_first() -> None:
 
     with pytest.raises(ValidationError) as caught:
         Sample(at="明天", step=7)
-    lines = error_lines(
-        caught.value, Sample, loc_text, lambda loc: "step = 10" if loc == ("step",) else ""
-    )
+    with caplog.at_level(logging.INFO, logger="core.validation_zh"):
+        lines = error_lines(
+            caught.value, Sample, loc_text, lambda loc: "step = 10" if loc == ("step",) else ""
+        )
     assert lines == [
-        "at：取值无效，请按此项的说明改写（现为“明天”）"
-        "（英文原因：Input should be a valid datetime or date, input is too short）",
-        "step：取值无效，请按此项的说明改写（现为“7”），例如 step = 10"
-        "（英文原因：Input should be a multiple of 5）",
+        "at：取值无效，请按此项的说明改写（现为“明天”）（错误类型：datetime_from_date_parsing）",
+        "step：取值无效，请按此项的说明改写（现为“7”），例如 step = 10（错误类型：multiple_of）",
     ]
+    assert "Input should be a multiple of 5" in caplog.text
 
 
 def test_config_error_from_the_environment_names_the_variable(
