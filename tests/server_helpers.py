@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
+from html import unescape
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -25,6 +27,12 @@ from core.models import Department, OutboxMessage
 from core.outbox import enqueue
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.wecom import FakeWeCom
+
+
+def page_text(html: str) -> str:
+    """The words on a page as read: without tags, styles and scripts."""
+    html = re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S)
+    return unescape(re.sub(r"<[^>]+>", "", html))
 
 
 def random_aes_key() -> str:

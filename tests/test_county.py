@@ -20,7 +20,8 @@ from core.models import Department, Item, Officer, OfficerConflict, OutboxMessag
 from core.officers import deactivate, declare_conflict
 from tests import factories
 from tests.case_factories import build_world
-from tests.test_imports import write_csv, write_xlsx
+from tests.test_imports import write_csv
+from tests.workbooks import xlsx
 
 DEPT_HEADER = ["部门编码", "部门名称", "简称", "是否市场监管部门", "上级对口部门"]
 ITEM_HEADER = [
@@ -46,14 +47,17 @@ async def _current_items(ctx: Ctx) -> dict[str, Item]:
 
 
 async def test_departments_import_updates_and_never_deletes(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_xlsx(
+    path = xlsx(
         tmp_path / "d.xlsx",
-        [
-            DEPT_HEADER,
-            ["sj", "县市场监督管理局", "市场监管", "是", "市市场监督管理局"],
-            ["WJ", "县卫生健康局", "卫健", "否", "市卫生健康委员会"],
-            ["GA", "县公安局", "", "", ""],
-        ],
+        (
+            "数据",
+            [
+                DEPT_HEADER,
+                ["sj", "县市场监督管理局", "市场监管", "是", "市市场监督管理局"],
+                ["WJ", "县卫生健康局", "卫健", "否", "市卫生健康委员会"],
+                ["GA", "县公安局", "", "", ""],
+            ],
+        ),
     )
     report = await import_departments(ctx, path)
     assert report.ok and report.inserted == 3, report.summary_zh()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import AsyncIterator
-from html import unescape
 
 import pytest
 from aiohttp import web
@@ -21,7 +20,7 @@ from bot.platforms.wecom import WeComAdapter
 from core.clock import FixedClock
 from core.messages import Event, Platform
 from tests.fakes.wecom import FakeWeCom
-from tests.server_helpers import make_services, wecom_settings
+from tests.server_helpers import make_services, page_text, wecom_settings
 
 BASE = "http://127.0.0.1:8080"
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}
@@ -40,17 +39,11 @@ async def client(
     await client.close()
 
 
-def seen(html: str) -> str:
-    """The words on the page, without tags, styles and scripts."""
-    html = re.sub(r"<(style|script)\b.*?</\1>", " ", html, flags=re.S)
-    return unescape(re.sub(r"<[^>]+>", " ", html))
-
-
 async def chinese_page(resp: object, status: int, *says: str) -> str:
     from aiohttp import ClientResponse
 
     assert isinstance(resp, ClientResponse)
-    text = seen(await resp.text())
+    text = page_text(await resp.text())
     assert resp.status == status, text
     assert resp.content_type == "text/html", (resp.content_type, text)
     assert not ENGLISH.search(text), text

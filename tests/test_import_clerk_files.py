@@ -8,7 +8,6 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pytest
 from sqlalchemy import select
 
@@ -21,24 +20,11 @@ from core.imports.targets import import_targets
 from core.models import Department, Exclusion, Item, Officer, PlanEntry, Target
 from core.uscc import make_uscc
 from tests.test_plan import HEADER as PLAN_HEADER
+from tests.workbooks import xlsx
 
 U1, U2 = make_uscc("91330424MA28AQAQX"), make_uscc("92330424MA0000001")
 ITEM_HEADER = ["部门", "事项编码", "事项名称", "事项类别"]
 INSPECTOR_HEADER = ["姓名", "部门", "执法证号", "人员编号", "角色", "在岗状态"]
-
-
-def xlsx(path: Path, *sheets: tuple[str, list[list[Any]]]) -> Path:
-    """A workbook with the given sheets, in order."""
-    wb = openpyxl.Workbook()
-    first = wb.active
-    assert first is not None
-    wb.remove(first)
-    for title, rows in sheets:
-        ws = wb.create_sheet(title)
-        for row in rows:
-            ws.append(row)
-    wb.save(path)
-    return path
 
 
 @pytest.fixture

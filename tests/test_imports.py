@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pytest
 from sqlalchemy import func, select
 
@@ -29,6 +28,7 @@ from core.officers import bind_account
 from core.readiness import check_setup
 from core.synthetic import write_county_files
 from core.uscc import make_uscc
+from tests.workbooks import xlsx
 
 U1, U2, U3 = (
     make_uscc("91330424MA28AQAQX"),
@@ -49,16 +49,6 @@ def trow(
 def write_csv(path: Path, rows: list[list[Any]], encoding: str = "utf-8") -> Path:
     with path.open("w", encoding=encoding, newline="") as fh:
         csv.writer(fh).writerows(rows)
-    return path
-
-
-def write_xlsx(path: Path, rows: list[list[Any]]) -> Path:
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    assert ws is not None
-    for row in rows:
-        ws.append(row)
-    wb.save(path)
     return path
 
 
@@ -183,14 +173,21 @@ async def test_excel_unicode_text_export_utf16_tabs(ctx: Ctx, tmp_path: Path) ->
 
 
 async def test_xlsx_with_excel_mangled_number(ctx: Ctx, tmp_path: Path) -> None:
-    path = write_xlsx(
+    path = xlsx(
         tmp_path / "t.xlsx",
-        [
-            ["统一社会信用代码", "名称", "状态"],
-            [U1, "甲公司", "存续"],
-            [9.1330424e17, "乙公司", "存续"],  # what Excel keeps of a code typed into a number cell
-            [U2, "丙公司", "注销"],
-        ],
+        (
+            "数据",
+            [
+                ["统一社会信用代码", "名称", "状态"],
+                [U1, "甲公司", "存续"],
+                [
+                    9.1330424e17,
+                    "乙公司",
+                    "存续",
+                ],  # what Excel keeps of a code typed into a number cell
+                [U2, "丙公司", "注销"],
+            ],
+        ),
     )
     report = await import_targets(ctx, path)
     assert not report.ok
@@ -404,25 +401,28 @@ async def officers(ctx: Ctx) -> dict[str, Officer]:
 async def test_inspectors_import_and_reimport(
     ctx: Ctx, tmp_path: Path, departments: dict[str, Department]
 ) -> None:
-    path = write_xlsx(
+    path = xlsx(
         tmp_path / "people.xlsx",
-        [
-            INSPECTOR_HEADER,
+        (
+            "数据",
             [
-                "张三",
-                "县市场监督管理局",
-                "33042400123",
-                "",
-                "食品、特种设备",
-                "城关镇",
-                13800138000,
-                "联络员、执法检查人员",
-                "zhangsan",
-                "",
+                INSPECTOR_HEADER,
+                [
+                    "张三",
+                    "县市场监督管理局",
+                    "33042400123",
+                    "",
+                    "食品、特种设备",
+                    "城关镇",
+                    13800138000,
+                    "联络员、执法检查人员",
+                    "zhangsan",
+                    "",
+                ],
+                ["李四", "卫健局", "WJ-7", "WJ0007", "", "", "", "", "", "lisi"],
+                ["王五", "wj", "", "WJ0008", "", "", "", "联络员，管理员", "", ""],
             ],
-            ["李四", "卫健局", "WJ-7", "WJ0007", "", "", "", "", "", "lisi"],
-            ["王五", "wj", "", "WJ0008", "", "", "", "联络员，管理员", "", ""],
-        ],
+        ),
     )
     report = await import_inspectors(ctx, path)
     assert report.ok, report.summary_zh()

@@ -34,7 +34,7 @@ from core.states import ResultState
 from core.workdays import cn_date
 from tests import factories as f
 from tests.case_factories import ResultFields, World, acting, at_day, build_world, enter_other_parts
-from tests.server_helpers import make_services
+from tests.server_helpers import make_services, page_text
 
 D = dt.date
 NO_PROBLEM: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -43,10 +43,6 @@ PROBLEM: ResultFields = {
     "methods": ["实地检查"],
     "followups": ["责令改正并跟踪"],
 }
-
-
-def text_of(html: str) -> str:
-    return unescape(re.sub(r"<[^>]+>", " ", html))
 
 
 async def publish_and_correct(
@@ -125,12 +121,12 @@ async def test_results_search_by_name_code_and_year_shows_corrections_as_version
     for params in ({"q": "某某食品"}, {"q": "91330424ma28aqaqxu"}, {"year": "2026"}, {}):
         resp = await client.get("/public/results", params=params)
         assert resp.status == 200, params
-        text = text_of(await resp.text())
+        text = page_text(await resp.text())
         assert "嘉善县某某食品有限公司" in text, params
         assert "第 2 版（更正）" in text and "未发现问题" in text
         assert "原公示结果（已更正）" in text and "第 1 版" in text
     for params in ({"q": "不存在的企业"}, {"year": "2025"}, {"q": "91330424MA28AQAQX0"}):
-        text = text_of(await (await client.get("/public/results", params=params)).text())
+        text = page_text(await (await client.get("/public/results", params=params)).text())
         assert "没有找到符合条件的已公示检查结果" in text, params
         assert "请核对企业名称" in text and "换一个年度" in text  # and what to try next
 
@@ -184,17 +180,17 @@ async def test_a_name_fragment_pages_through_every_published_result_with_the_tot
     await _more_published(session, w, 24)
     first = await _search(client, "某某食品")
     assert len(_shown(first)) == public.PER_PAGE and "嘉善县某某食品第24分店" in _shown(first)
-    assert "共 25 条" in text_of(first) and "很多" not in text_of(first)
+    assert "共 25 条" in page_text(first) and "很多" not in page_text(first)
     assert "page=2" in first and "下一页" in first
     assert re.search(r"共 2 页(</span>)?\s+<a", first)  # the pager's words and link apart
     second = await _search(client, "某某食品", 2)
     assert _shown(second)[-1] == "嘉善县某某食品有限公司" and len(_shown(second)) == 5
-    assert "第 2 版（更正）" in text_of(second) and "下一页" not in second
+    assert "第 2 版（更正）" in page_text(second) and "下一页" not in second
     past = await _search(client, "某某食品", 3)
-    assert "第 3 页没有结果" in text_of(past) and "page=1" in past
+    assert "第 3 页没有结果" in page_text(past) and "page=1" in past
     for fragment in ("食品有限公司", "某某食品有限"):
         found = await _search(client, fragment)
-        assert _shown(found) == ["嘉善县某某食品有限公司"] and "共 1 条" in text_of(found)
+        assert _shown(found) == ["嘉善县某某食品有限公司"] and "共 1 条" in page_text(found)
 
 
 async def test_a_search_matching_more_than_it_counts_still_pages_through_all(
@@ -210,7 +206,7 @@ async def test_a_search_matching_more_than_it_counts_still_pages_through_all(
     seen: list[str] = []
     for page in (1, 2):
         html = await _search(client, "某某", page)
-        assert ("超过 10 条" if page == 1 else "共 25 条") in text_of(html)  # the last page knows
+        assert ("超过 10 条" if page == 1 else "共 25 条") in page_text(html)  # the last page knows
         assert ("下一页" in html) == (page == 1)
         seen += _shown(html)
     newest_first = [f"嘉善县某某食品第{i}分店" for i in range(24, 0, -1)]
@@ -220,13 +216,13 @@ async def test_a_search_matching_more_than_it_counts_still_pages_through_all(
 async def test_results_never_show_officers_unless_the_rules_publish_them(
     client: TestClient, published: World, sessionmaker, clock, aiohttp_client
 ) -> None:
-    text = text_of(await (await client.get("/public/results")).text())
+    text = page_text(await (await client.get("/public/results")).text())
     for private in ("张检查", "ZFA1", "赵联络", "复查后更正"):
         assert private not in text
     publishing = await _client_factory(Rules(publish_inspectors=True))(
         sessionmaker, clock, aiohttp_client
     )
-    text = text_of(await (await publishing.get("/public/results")).text())
+    text = page_text(await (await publishing.get("/public/results")).text())
     assert "张检查（执法证号 ZFA1）" in text and "赵联络" not in text
 
 
@@ -242,7 +238,7 @@ async def test_odd_queries_get_a_page_never_a_500(
     html = await resp.text()
     assert "<script>" not in html
     if "year" in params:
-        assert "年份应为四位数字" in text_of(html)
+        assert "年份应为四位数字" in page_text(html)
 
 
 async def _locked_task(ctx: Ctx, session: AsyncSession, *, window_open: bool = True) -> str:
@@ -265,14 +261,14 @@ async def test_index_lists_the_years_tasks_items_and_draws(
     client: TestClient, ctx: Ctx, session: AsyncSession
 ) -> None:
     code = await _locked_task(ctx, session)
-    text = text_of(await (await client.get("/public/", params={"year": "2026"})).text())
+    text = page_text(await (await client.get("/public/", params={"year": "2026"})).text())
     assert "2026年食品经营者联合抽查" in text and "已锁定" in text and code in text
     assert "县市场监督管理局" in text and "抽查事项" in text
-    other_year = text_of(await (await client.get("/public/", params={"year": "2020"})).text())
+    other_year = page_text(await (await client.get("/public/", params={"year": "2020"})).text())
     assert "2020 年尚无公布的联合抽查任务" in other_year and "本年度" not in other_year
     # a year that is no year is said so, as /public/results does, with the year shown instead
     at_day(ctx, D(2026, 3, 2))
-    bad = text_of(await (await client.get("/public/", params={"year": "abc"})).text())
+    bad = page_text(await (await client.get("/public/", params={"year": "abc"})).text())
     assert "年份应为四位数字（如 2026），已显示 2026 年。" in bad
 
 
@@ -288,7 +284,7 @@ async def test_the_draw_page_shows_the_window_as_extended_000_5_3(
     assert task is not None
     task.window_extended_to = task.window_end + dt.timedelta(days=10)
     await session.commit()
-    text = text_of(await (await client.get(f"/public/draws/{code}")).text())
+    text = page_text(await (await client.get(f"/public/draws/{code}")).text())
     assert f"{cn_date(task.window_start)} 至 {cn_date(task.window_extended_to)}（已延期）" in text
 
 
@@ -303,7 +299,7 @@ async def test_a_task_drawn_before_its_window_is_not_yet_inspecting(
     for day in (D(2026, 12, 2), D(2026, 12, 15)):
         at_day(ctx, day)
         html = await (await client.get("/public/", params={"year": "2026"})).text()
-        shown[day.day] = text_of(html)
+        shown[day.day] = page_text(html)
     assert "已抽取，待检查" in shown[2] and "检查中" not in shown[2]
     assert "检查中" in shown[15] and "待检查" not in shown[15]
 
@@ -318,7 +314,7 @@ async def test_draw_page_publishes_seed_beacon_pool_and_selection(
     html = await page.text()
     data = await (await client.get(f"/public/draws/{code}.json")).json()
     assert data["seed"] and data["seed"] in html and data["commitment"] in html
-    assert "417" in html and "2026年3月3日福彩3D开奖号码" in text_of(html)
+    assert "417" in html and "2026年3月3日福彩3D开奖号码" in page_text(html)
     assert (
         all(i in html for i in data["selection"]) and 'src="/public/static/draw_verify.js"' in html
     )
@@ -333,7 +329,7 @@ async def test_draw_page_publishes_seed_beacon_pool_and_selection(
         "/public/draws/LJ-1999-001/pool.csv",
     ):
         resp = await client.get(missing)
-        assert resp.status == 404 and "没有公开的抽取记录" in text_of(await resp.text())
+        assert resp.status == 404 and "没有公开的抽取记录" in page_text(await resp.text())
 
 
 async def test_the_drawn_targets_are_public_only_from_the_first_inspection_day(
@@ -353,11 +349,11 @@ async def test_the_drawn_targets_are_public_only_from_the_first_inspection_day(
     assert data["withheld_until"] == "2026-03-16"
     assert not any(i in html for i in selection) and "draw_verify.js" not in html
     assert "pool.csv" not in html
-    text = text_of(html)
+    text = page_text(html)
     assert "将于2026年3月16日（检查开始之日）起在本页公开" in text and "第十六条第（二）项" in text
     pool = await client.get(f"/public/draws/{code}/pool.csv")
     assert pool.status == 404
-    assert "2026年3月16日（检查开始之日）起公开" in text_of(await pool.text())
+    assert "2026年3月16日（检查开始之日）起公开" in page_text(await pool.text())
     index = await (await client.get("/public/", params={"year": "2026"})).text()
     assert not any(i in index for i in selection)
     report = await verify_draw(ctx, (await find_draw(ctx, code)).id)
@@ -367,7 +363,7 @@ async def test_the_drawn_targets_are_public_only_from_the_first_inspection_day(
     html = await (await client.get(f"/public/draws/{code}")).text()
     data = await (await client.get(f"/public/draws/{code}.json")).json()
     assert data["selection"] == selection and data["seed"] in html
-    assert all(i in html for i in selection) and "将于" not in text_of(html)
+    assert all(i in html for i in selection) and "将于" not in page_text(html)
     assert (await client.get(f"/public/draws/{code}/pool.csv")).status == 200
 
 
@@ -449,9 +445,9 @@ async def test_index_publishes_the_years_plan(client: TestClient, session: Async
         ]
     )
     await session.commit()
-    text = text_of(await (await client.get("/public/", params={"year": "2026"})).text())
+    text = page_text(await (await client.get("/public/", params={"year": "2026"})).text())
     assert "年度抽查计划" in text and "4 月 · 校园周边食品安全联合抽查" in text
     assert "JH-2026-01" in text and "县卫生健康委员会" in text and "5%" in text
     assert "明年的计划" not in text
-    empty = text_of(await (await client.get("/public/", params={"year": "2020"})).text())
+    empty = page_text(await (await client.get("/public/", params={"year": "2020"})).text())
     assert "2020 年的抽查计划尚未公布" in empty

@@ -18,8 +18,7 @@ from core.objections import file_objection
 from core.result_entry import submit_result
 from core.review import review_result
 from tests.case_factories import ResultFields, acting, at_day, build_world, enter_other_parts
-from tests.server_helpers import make_services
-from tests.test_public import text_of
+from tests.server_helpers import make_services, page_text
 
 D = dt.date
 PROBLEM: ResultFields = {
@@ -86,7 +85,7 @@ async def test_public_pages_show_the_result_but_no_attachment_remark_reason_or_o
             ("/public/", {"year": "2026"}),
         )
     ]
-    found = text_of(pages[0])
+    found = page_text(pages[0])
     assert "嘉善县某某食品有限公司" in found and "未按规定公示应当公示的信息" in found
     for html in pages:
         for private in (*PRIVATE, sha, "/h5/result/file"):

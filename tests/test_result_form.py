@@ -43,7 +43,7 @@ from core.rules import Rules
 from handlers.forms import RESULT_FILE_PATH
 from tests.case_factories import World, acting, build_world, enter_other_parts
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
-from tests.server_helpers import make_services
+from tests.server_helpers import make_services, page_text
 
 SECRET = b"x" * 40  # make_services' link secret
 BASE_URL = "http://127.0.0.1:8080"  # and its public base URL
@@ -77,10 +77,6 @@ async def client(services: Services, aiohttp_client) -> TestClient:
 
 def token(services: Services, officer: Officer, case: Case) -> str:
     return result_link(services, officer.id, case.id).split("?t=", 1)[1]
-
-
-def visible_text(html: str) -> str:
-    return unescape(re.sub(r"<[^>]+>", "", html))
 
 
 def fields(tok: str, item: int, **extra: str | list[str]) -> list[tuple[str, str]]:
@@ -126,7 +122,7 @@ async def test_member_sees_own_items_with_every_category(
     resp = await client.get(RESULT_PATH, params={"t": token(services, world.a1, world.case)})
     html = await resp.text()
     assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
-    text = visible_text(html)
+    text = page_text(html)
     for expected in (
         "检查结果填报",
         world.target.name,
@@ -161,7 +157,7 @@ async def test_no_problem_result_is_submitted_through_core(
     await others_entered(sessionmaker, clock, world)
     tok = token(services, world.a1, world.case)
     resp = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
-    text = visible_text(await resp.text())
+    text = page_text(await resp.text())
     assert resp.status == 200, text
     assert "结果已提交" in text and "待审核" in text
     [result] = await results(sessionmaker)
@@ -197,7 +193,7 @@ async def test_problem_categories_with_referral(
         "referral_content": "涉嫌未按规定公示年报",
     }
     resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
-    assert resp.status == 200, visible_text(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     [result] = await results(sessionmaker)
     assert result.codes == ["A", "2", "B"]
     async with sessionmaker() as session:
@@ -254,7 +250,7 @@ async def test_bad_input_shows_the_error_next_to_the_field_and_keeps_the_text(
     resp = await client.post(RESULT_PATH, data=fields(tok, item, remarks=remark, **extra))
     html = await resp.text()
     assert resp.status == 422
-    assert message in visible_text(html)
+    assert message in page_text(html)
     # the message sits right after its field's input, and the typed text is kept (escaped)
     at = html.index(message)
     assert html.rfind(f'name="{field}', 0, at) > html.rfind("<section", 0, at) or field in (
@@ -279,7 +275,7 @@ async def test_serious_non_cooperation_is_a_status_not_a_problem_to_describe_004
     item = world.items[0].id
     entry = fields(tok, item, followups="抄告相关部门", **{f"item.{item}.codes": "8"})
     resp = await client.post(RESULT_PATH, data=entry)
-    assert resp.status == 200, visible_text(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     [result] = await results(sessionmaker)
     assert result.codes == ["8"]
 
@@ -298,7 +294,7 @@ async def test_a_part_contradicting_another_departments_situation_is_refused_004
     gone = fields(a_tok, lead_item.id, methods=[], **{f"item.{lead_item.id}.codes": "9"})
     assert (await client.post(RESULT_PATH, data=gone)).status == 200
     refused = await client.post(RESULT_PATH, data=fields(b_tok, other_item.id))
-    shown = visible_text(await refused.text())
+    shown = page_text(await refused.text())
     assert refused.status == 422
     assert "县市场监督管理局2026年3月10日录入的结果为“注销”（9）" in shown
     assert "请县市场监督管理局重新录入本部门结果后再提交" in shown
@@ -368,7 +364,7 @@ async def test_every_error_is_shown_at_once_next_to_its_field(
         "referral_content": "请填写移送内容",
     }
     assert resp.status == 422
-    assert f"有 {len(expected)} 处需要修改" in visible_text(html)
+    assert f"有 {len(expected)} 处需要修改" in page_text(html)
     assert {field: field_before(html, m) for field, m in expected.items()} == {
         field: field for field in expected
     }
@@ -388,7 +384,7 @@ async def test_a_field_refused_as_typed_is_shown_with_the_rules_the_others_break
         data=fields(tok, item, inspected_on="2026-13-01", followups=[], methods="跳过检查"),
     )
     html = await resp.text()
-    assert resp.status == 422 and "有 3 处需要修改" in visible_text(html)
+    assert resp.status == 422 and "有 3 处需要修改" in page_text(html)
     assert field_before(html, "日期格式不正确") == "inspected_on"
     assert field_before(html, "请从列表中选择检查方式") == "methods"
     assert field_before(html, "请选择后续处置") == "followups"
@@ -405,7 +401,7 @@ async def test_a_date_before_the_task_window_is_said_with_the_other_rules_000_s5
         RESULT_PATH, data=fields(tok, item, inspected_on="2026-03-01", followups=[])
     )
     html = await resp.text()
-    assert resp.status == 422 and "有 2 处需要修改" in visible_text(html)
+    assert resp.status == 422 and "有 2 处需要修改" in page_text(html)
     early = "检查日期早于任务检查时间（2026年3月2日 至 2026年3月31日）"
     assert field_before(html, early) == "inspected_on"
     assert field_before(html, "请选择后续处置") == "followups"
@@ -448,14 +444,14 @@ async def test_an_entry_refused_by_core_after_its_referral_leaves_nothing_stored
     before = await stored()
     resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
     html = await resp.text()
-    assert resp.status == 422 and "本案检查日期为 2026年3月4日" in visible_text(html)
-    assert "涉嫌无证经营" in html and "张检查" in visible_text(html)
+    assert resp.status == 422 and "本案检查日期为 2026年3月4日" in page_text(html)
+    assert "涉嫌无证经营" in html and "张检查" in page_text(html)
     assert await stored() == before == (0, 0)
     assert await results(sessionmaker) == []
     resp = await client.post(
         RESULT_PATH, data=fields(tok, item, inspected_on="2026-03-04", **entry)
     )
-    assert resp.status == 200, visible_text(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     assert (await stored())[0] == 1
 
 
@@ -504,7 +500,7 @@ async def test_a_referral_on_the_form_reaches_the_department_which_must_sign_001
     item = world.items[0].id
     entry = referral_fields(item, "移送办案机构", receiver)
     resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
-    assert resp.status == 200, visible_text(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     async with sessionmaker() as session:
         [referral] = await session.scalars(select(Referral))
     assert referral.to_department_id == world.other.id
@@ -513,14 +509,14 @@ async def test_a_referral_on_the_form_reaches_the_department_which_must_sign_001
     )
     [told] = await outbox_to(sessionmaker, world.other)
     assert f"签收 {world.case.code}" in told and "2026年3月13日" in told  # Tue + 3 working days
-    page = visible_text(await (await client.get(RESULT_PATH, params={"t": tok})).text())
+    page = page_text(await (await client.get(RESULT_PATH, params={"t": tok})).text())
     assert "（待签收）" in page
     chat = make_dispatcher(sessionmaker, clock)
     signed = await send(
         sessionmaker, chat, text_event(world.other_liaison.code, f"签收 {world.case.code}")
     )
     assert "已签收" in bodies(signed)
-    page = visible_text(await (await client.get(RESULT_PATH, params={"t": tok})).text())
+    page = page_text(await (await client.get(RESULT_PATH, params={"t": tok})).text())
     assert "（已签收）" in page
 
 
@@ -552,7 +548,7 @@ async def test_a_referral_to_no_department_or_to_several_is_refused_next_to_the_
     entry = referral_fields(item, kind, receiver, "涉嫌<无证>经营")
     resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
     html = await resp.text()
-    assert resp.status == 422 and message in visible_text(html)
+    assert resp.status == 422 and message in page_text(html)
     at = html.index(message)
     assert html.rfind('name="referral_to"', 0, at) > html.rfind("<label", 0, at)
     assert f'value="{receiver}"' in html and "涉嫌&lt;无证&gt;经营</textarea>" in html
@@ -574,7 +570,7 @@ async def test_a_referral_to_a_body_outside_the_county_departments_is_the_leads_
     item = world.items[1].id
     entry = referral_fields(item, "移送司法机关", "县公安局", "涉嫌生产销售假药")
     resp = await client.post(RESULT_PATH, data=fields(tok, item, **entry))
-    assert resp.status == 200, visible_text(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     async with sessionmaker() as session:
         [referral] = await session.scalars(select(Referral))
     assert (referral.to_department, referral.to_department_id) == ("县公安局", None)
@@ -595,7 +591,7 @@ async def test_double_submit_is_idempotent(
     first = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
     second = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id))
     assert (first.status, second.status) == (200, 200)
-    assert "已提交过，无需重复提交" in visible_text(await second.text())
+    assert "已提交过，无需重复提交" in page_text(await second.text())
     assert len(await results(sessionmaker)) == 1
     async with sessionmaker() as session:
         submitted = await session.scalar(
@@ -606,7 +602,7 @@ async def test_double_submit_is_idempotent(
     assert submitted == 1
     # a different entry while the first is under review is refused, the text kept
     changed = await client.post(RESULT_PATH, data=fields(tok, world.items[0].id, remarks="补充"))
-    assert changed.status == 422 and "正在审核中" in visible_text(await changed.text())
+    assert changed.status == 422 and "正在审核中" in page_text(await changed.text())
 
 
 async def test_returned_result_opens_prefilled_with_the_reason_on_top(
@@ -627,7 +623,7 @@ async def test_returned_result_opens_prefilled_with_the_reason_on_top(
         await session.commit()
     resp = await client.get(RESULT_PATH, params={"t": tok})
     html = await resp.text()
-    text = visible_text(html)
+    text = page_text(html)
     assert "审核退回：缺少现场照片" in text
     assert text.index("审核退回") < text.index(world.target.name)  # on top
     assert "首次填写</textarea>" in html and 'value="2026-03-05"' in html
@@ -664,12 +660,12 @@ async def test_a_returned_part_shows_the_reason_after_another_department_re_ente
         await session.commit()
     again = await client.post(RESULT_PATH, data=b_entry)
     assert again.status == 200 and await case_state(sessionmaker) == "part_entered"
-    assert "审核退回" not in visible_text(await again.text())  # 卫健委's part is in again
-    text = visible_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
+    assert "审核退回" not in page_text(await again.text())  # 卫健委's part is in again
+    text = page_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
     assert "审核退回：两部门记录矛盾" in text
     assert text.index("审核退回") < text.index(world.target.name)
     after = await client.post(RESULT_PATH, data=fields(a_tok, lead_item.id))
-    assert after.status == 200 and "审核退回" not in visible_text(await after.text())
+    assert after.status == 200 and "审核退回" not in page_text(await after.text())
 
 
 async def test_each_department_enters_its_own_items_and_others_are_carried_over(
@@ -687,9 +683,7 @@ async def test_each_department_enters_its_own_items_and_others_are_carried_over(
     forged = await client.post(
         RESULT_PATH, data=fields(a_tok, lead_item.id, **{f"item.{other_item.id}.codes": "1"})
     )
-    assert forged.status == 422 and "只能填写本部门负责的检查事项" in visible_text(
-        await forged.text()
-    )
+    assert forged.status == 422 and "只能填写本部门负责的检查事项" in page_text(await forged.text())
     b_tok = token(services, world.b1, world.case)
     resp = await client.post(
         RESULT_PATH,
@@ -703,16 +697,16 @@ async def test_each_department_enters_its_own_items_and_others_are_carried_over(
             (f"item.{other_item.id}.problems", "卫生许可证过期"),
         ],
     )
-    text = visible_text(await resp.text())
+    text = page_text(await resp.text())
     assert resp.status == 200, text
     assert "尚待其他部门录入本部门事项" in text
     assert await case_state(sessionmaker) == "part_entered"
-    page = visible_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
+    page = page_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
     assert "公共场所卫生检查（县卫生健康委员会）：发现问题已责令改正" in page
     again = await client.post(
         RESULT_PATH, data=fields(a_tok, lead_item.id, followups="责令改正并跟踪")
     )
-    assert again.status == 200, visible_text(await again.text())
+    assert again.status == 200, page_text(await again.text())
     assert await case_state(sessionmaker) == "submitted"
     [_, latest] = await results(sessionmaker)
     assert latest.codes == ["E"]  # the case conclusion from both departments' items
@@ -792,10 +786,10 @@ async def test_bad_links_get_a_clear_page(
         data = [(k, "0" * 32 if k == "csrf" else v) for k, v in data]
     else:
         get = await client.get(RESULT_PATH, params={"t": tok})
-        assert get.status in (403, 404) and message in visible_text(await get.text())
+        assert get.status in (403, 404) and message in page_text(await get.text())
     resp = await client.post(RESULT_PATH, data=data)
     assert resp.status in (403, 404)
-    assert message in visible_text(await resp.text())
+    assert message in page_text(await resp.text())
     assert await results(sessionmaker) == []
 
 
@@ -808,7 +802,7 @@ async def test_cross_site_post_is_refused(
         data=fields(tok, world.items[0].id),
         headers={"Origin": "https://evil.example.com"},
     )
-    assert resp.status == 403 and "其他网站" in visible_text(await resp.text())
+    assert resp.status == 403 and "其他网站" in page_text(await resp.text())
 
 
 async def test_page_reference_in_a_message_opens_the_form_for_its_recipient_only(
@@ -820,7 +814,7 @@ async def test_page_reference_in_a_message_opens_the_form_for_its_recipient_only
     url = re.search(r"\((http[^)]+)\)", expand_text(services, world.a1.id, ref))
     assert url is not None
     resp = await client.get(url.group(1).replace(BASE_URL, ""))
-    assert resp.status == 200 and "检查结果填报" in visible_text(await resp.text())
+    assert resp.status == 200 and "检查结果填报" in page_text(await resp.text())
     assert expand_text(services, None, ref) == "填报结果"
 
 
@@ -867,7 +861,7 @@ async def test_photo_and_pdf_are_stored_by_content_hash_and_shown_to_the_group(
         ),
     )
     html = await resp.text()
-    assert resp.status == 200, visible_text(html)
+    assert resp.status == 200, page_text(html)
     rows = await attachment_rows(sessionmaker)
     sha = hashlib.sha256(photo).hexdigest()
     assert (rows[0].name, rows[0].mime, rows[0].sha256) == ("现场.jpg", "image/jpeg", sha)
@@ -920,7 +914,7 @@ async def test_fake_oversize_or_huge_images_are_refused_next_to_the_field(
     )
     html = await resp.text()
     assert resp.status == 422
-    assert message in visible_text(html)
+    assert message in page_text(html)
     at = html.index(message)
     assert html.rfind('name="attachments"', 0, at) > html.rfind("<section", 0, at)
     assert "照片见附件</textarea>" in html
@@ -1010,7 +1004,7 @@ async def test_too_many_files_are_refused(
         for i, color in enumerate(("red", "green", "blue", "white"))
     ]
     resp = await client.post(RESULT_PATH, data=with_files(fields(tok, world.items[0].id), *photos))
-    assert resp.status == 422 and "附件最多 3 个" in visible_text(await resp.text())
+    assert resp.status == 422 and "附件最多 3 个" in page_text(await resp.text())
 
 
 async def test_a_part_entered_by_chat_keeps_the_photos_of_the_parts_before_it(
@@ -1069,12 +1063,12 @@ async def test_another_departments_entry_keeps_the_leads_photo_methods_and_follo
     first = await client.post(
         RESULT_PATH, data=with_files(fields(a_tok, lead_item.id, **lead), photo)
     )
-    assert first.status == 200, visible_text(await first.text())
+    assert first.status == 200, page_text(await first.text())
     b_form = await (await client.get(RESULT_PATH, params={"t": b_tok})).text()
     assert 'name="keep"' not in b_form and _checked(b_form, "methods") == []
-    assert "检查方式 实地检查、检验检测" in visible_text(b_form) and "photo1.jpg" in b_form
+    assert "检查方式 实地检查、检验检测" in page_text(b_form) and "photo1.jpg" in b_form
     resp = await client.post(RESULT_PATH, data=fields(b_tok, other_item.id))
-    assert resp.status == 200, visible_text(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     assert await case_state(sessionmaker) == "submitted"
     latest = (await results(sessionmaker))[-1]
     assert (latest.methods, latest.followups, latest.remarks) == (
@@ -1120,9 +1114,9 @@ async def test_a_follow_up_rule_applies_to_the_departments_own_codes_000_s9_10(
         f"item.{other_item.id}.problems": "卫生许可证过期",
     }
     refused = await client.post(RESULT_PATH, data=fields(b_tok, other_item.id, **own_problem))
-    assert refused.status == 422 and "（E）须有后续处置" in visible_text(await refused.text())
+    assert refused.status == 422 and "（E）须有后续处置" in page_text(await refused.text())
     resp = await client.post(RESULT_PATH, data=fields(b_tok, other_item.id))
-    assert resp.status == 200, visible_text(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     latest = (await results(sessionmaker))[-1]
     assert (latest.codes, latest.followups) == (["A", "2", "D"], ["责令改正并跟踪"])
 
@@ -1157,7 +1151,7 @@ async def test_a_department_child_is_offered_instead_of_the_national_code_with_i
     offered = _offered(html, world.items[1].id)
     assert "G:WJ" in offered and "G" not in offered and "5" not in offered
     assert {"3", "4"} <= set(offered)
-    text = visible_text(html)
+    text = page_text(html)
     assert text.count("违反公安相关规定") == 1 and "G-公安 违反公安相关规定" in text
     assert "违反其他部门相关规定" not in text
     assert len(offered) == len(set(offered))
@@ -1185,7 +1179,7 @@ async def test_the_generic_other_departments_code_is_refused_where_departments_h
     html = await resp.text()
     assert resp.status == 422
     message = "“违反其他部门相关规定”（5）没有写明违反哪个部门的规定"
-    assert message in visible_text(html)
+    assert message in page_text(html)
     assert "“违反县卫生健康委员会相关规定”（5-县卫生健康委员会）" in html
     at = html.index(message)
     assert html.rfind(f'name="item.{item}.codes"', 0, at) > html.rfind("<section", 0, at)
@@ -1193,7 +1187,7 @@ async def test_the_generic_other_departments_code_is_refused_where_departments_h
     ok = await client.post(
         RESULT_PATH, data=fields(tok, item, **{f"item.{item}.codes": ["A", "5:WJ"]}, **problem)
     )
-    assert ok.status == 200, visible_text(await ok.text())
+    assert ok.status == 200, page_text(await ok.text())
     [stored] = await results(sessionmaker)
     assert stored.codes == ["A", "5:WJ"]
 
@@ -1235,7 +1229,7 @@ async def test_a_national_code_stored_by_chat_shows_and_round_trips_when_returne
     html = await (await client.get(RESULT_PATH, params={"t": tok})).text()
     assert f'name="item.{police_item.id}.codes" value="G" checked' in html
     assert "G:WJ" not in _offered(html, police_item.id)
-    assert visible_text(html).count("违反公安相关规定") == 1
+    assert page_text(html).count("违反公安相关规定") == 1
     posted: dict[str, str | list[str]] = {
         "followups": "责令改正并跟踪",
         "remarks": "已补签名",
@@ -1243,7 +1237,7 @@ async def test_a_national_code_stored_by_chat_shows_and_round_trips_when_returne
         f"item.{police_item.id}.problems": "未按规定登记",
     }
     again = await client.post(RESULT_PATH, data=fields(tok, police_item.id, **posted))
-    assert again.status == 200, visible_text(await again.text())
+    assert again.status == 200, page_text(await again.text())
     async with sessionmaker() as session:
         latest = await session.scalar(select(CaseResult).order_by(CaseResult.version.desc()))
         assert latest is not None and latest.remarks == "已补签名"
@@ -1308,7 +1302,7 @@ async def test_an_expired_link_hands_back_the_typed_text_a_forged_one_nothing(
     typed = {f"item.{item}.problems": "消防通道堵塞", "remarks": "店主称明日整改", "reason": "漏填"}
     resp = await client.post(path, data=fields(expired, item, **typed))
     html = await resp.text()
-    assert resp.status == 403 and "链接已过期" in visible_text(html)
+    assert resp.status == 403 and "链接已过期" in page_text(html)
     for text in typed.values():
         assert re.search(rf"<textarea[^>]*readonly[^>]*>{text}</textarea>", html), text
     forged = expired[:-3] + ("abc" if not expired.endswith("abc") else "xyz")
@@ -1395,7 +1389,7 @@ async def test_the_page_after_a_submit_shows_what_was_stored_as_a_fresh_link_doe
     async def posted_and_fresh(data: dict[str, str | list[str]]) -> list[tuple[str, str]]:
         resp = await client.post(RESULT_PATH, data=fields(tok, lead_item.id, **data))
         html = await resp.text()
-        assert resp.status == 200 and "本部门事项的结果已录入" in visible_text(html), html
+        assert resp.status == 200 and "本部门事项的结果已录入" in page_text(html), html
         fresh = await (await client.get(RESULT_PATH, params={"t": tok})).text()
         after = form_state(html)
         assert after == form_state(fresh)

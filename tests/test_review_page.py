@@ -23,6 +23,7 @@ from core.referrals import acknowledge, refer
 from core.rules import Rules
 from handlers.review_page import REVIEW_FILE_PATH, REVIEW_PATH
 from tests.case_factories import World
+from tests.server_helpers import page_text
 from tests.test_result_form import (  # client, services, world: the same fixtures
     PDF_BYTES,
     SECRET,
@@ -31,7 +32,6 @@ from tests.test_result_form import (  # client, services, world: the same fixtur
     jpeg,
     others_entered,
     services,
-    visible_text,
     with_files,
     world,
 )
@@ -68,7 +68,7 @@ async def submitted(
             ("记录.pdf", PDF_BYTES, "application/pdf"),
         ),
     )
-    assert resp.status == 200, visible_text(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
 
 
 def review_post(tok: str, decision: str, reason: str = "") -> dict[str, str]:
@@ -94,7 +94,7 @@ async def test_reviewer_sees_case_parts_attachments_and_history(
     tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     resp = await client.get(REVIEW_PATH, params={"t": tok})
     html = await resp.text()
-    text = visible_text(html)
+    text = page_text(html)
     assert resp.status == 200
     for expected in (
         "检查结果审核",
@@ -132,7 +132,7 @@ async def test_each_departments_remark_stands_on_its_own_line_000_s9_10(
     ):
         tok = token_of(result_link(services, officer.id, world.case.id))
         resp = await client.post(RESULT_PATH, data=fields(tok, item, remarks=remark))
-        assert resp.status == 200, visible_text(await resp.text())
+        assert resp.status == 200, page_text(await resp.text())
     tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     html = await (await client.get(REVIEW_PATH, params={"t": tok})).text()
     lines = "县市场监督管理局：负责人在场\n县卫生健康委员会：已查验健康证"
@@ -150,16 +150,16 @@ async def test_lead_and_participant_approve_in_turn(
     closing approval publishes it (审核通过后…自动公示, rules.auto_publish by default)."""
     lead = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     resp = await client.post(REVIEW_PATH, data=review_post(lead, "approve"))
-    text = visible_text(await resp.text())
+    text = page_text(await resp.text())
     assert resp.status == 200 and "待审核部门：县卫生健康委员会" in text
     # the banner says what chat says, not a bare 已审核通过 while others are still to review
     assert "本部门已审核通过，尚待县卫生健康委员会审核，全部通过后方可公示" in text
     assert await case_state(sessionmaker) == "submitted"
     again = await client.post(REVIEW_PATH, data=review_post(lead, "approve"))
-    assert again.status == 422 and "本部门已审核过" in visible_text(await again.text())
+    assert again.status == 422 and "本部门已审核过" in page_text(await again.text())
     other = token_of(review_link(services, world.other_leader.id, world.case.id))
     resp = await client.post(REVIEW_PATH, data=review_post(other, "approve"))
-    assert resp.status == 200 and "审核通过并已公示" in visible_text(await resp.text())
+    assert resp.status == 200 and "审核通过并已公示" in page_text(await resp.text())
     assert await case_state(sessionmaker) == "published"
     assert await reviews(sessionmaker) == [(world.lead.id, "approve"), (world.other.id, "approve")]
 
@@ -174,17 +174,17 @@ async def test_return_needs_a_reason_and_goes_back_to_the_group(
     """004 第十九条: a returned result goes back to the group with the reason."""
     tok = token_of(review_link(services, world.other_liaison.id, world.case.id))
     empty = await client.post(REVIEW_PATH, data=review_post(tok, "return", "  "))
-    assert empty.status == 422 and "退回结果时必须写明退回理由" in visible_text(await empty.text())
+    assert empty.status == 422 and "退回结果时必须写明退回理由" in page_text(await empty.text())
     bad = await client.post(REVIEW_PATH, data=review_post(tok, "maybe", "草稿理由"))
     html = await bad.text()
     assert bad.status == 422 and "草稿理由</textarea>" in html
     resp = await client.post(REVIEW_PATH, data=review_post(tok, "return", "缺少现场负责人签字"))
-    assert resp.status == 200 and "已退回检查组" in visible_text(await resp.text())
+    assert resp.status == 200 and "已退回检查组" in page_text(await resp.text())
     assert await case_state(sessionmaker) == "returned"
     form = await client.get(
         RESULT_PATH, params={"t": token_of(result_link(services, world.a1.id, world.case.id))}
     )
-    assert "审核退回：缺少现场负责人签字" in visible_text(await form.text())
+    assert "审核退回：缺少现场负责人签字" in page_text(await form.text())
 
 
 @pytest.mark.parametrize("who", ["a1", "outsider"])
@@ -200,7 +200,7 @@ async def test_inspectors_may_not_review(
     tok = token_of(review_link(services, officer.id, world.case.id))
     assert (await client.get(REVIEW_PATH, params={"t": tok})).status == 403
     resp = await client.post(REVIEW_PATH, data=review_post(tok, "approve"))
-    assert resp.status == 403 and "联络员、分管领导" in visible_text(await resp.text())
+    assert resp.status == 403 and "联络员、分管领导" in page_text(await resp.text())
     assert await reviews(sessionmaker) == []
 
 
@@ -232,7 +232,7 @@ async def test_an_expired_review_link_names_the_command_that_gives_a_fresh_one(
     now = int(clock.now().timestamp())
     tok = sign_link(SECRET, world.lead_liaison.id, f"case:{world.case.id}", "review", now)
     resp = await client.get(REVIEW_PATH, params={"t": tok})
-    text = visible_text(await resp.text())
+    text = page_text(await resp.text())
     assert resp.status == 403 and "链接已过期" in text
     assert "发送“案件 案件号”" in text and "任务" not in text
 
@@ -250,13 +250,13 @@ async def test_a_return_on_the_page_may_name_one_departments_part_000_s9_10(
     tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
     page = await (await client.get(REVIEW_PATH, params={"t": tok})).text()
     assert '<option value="WJ">只退回县卫生健康委员会录入的部分</option>' in page
-    assert "各部门录入" in visible_text(page)
+    assert "各部门录入" in page_text(page)
     resp = await client.post(
         REVIEW_PATH, data={**review_post(tok, "return", "缺少卫生检测记录"), "department": "WJ"}
     )
-    assert resp.status == 200 and "已退回该部门录入的部分" in visible_text(await resp.text())
+    assert resp.status == 200 and "已退回该部门录入的部分" in page_text(await resp.text())
     assert await case_state(sessionmaker) == "returned"
-    form = visible_text(
+    form = page_text(
         await (
             await client.get(
                 RESULT_PATH,
@@ -268,7 +268,7 @@ async def test_a_return_on_the_page_may_name_one_departments_part_000_s9_10(
     wrong = await client.post(
         REVIEW_PATH, data={**review_post(tok, "return", "再核"), "department": "XX"}
     )
-    assert wrong.status == 422 and "“XX”不是本案录入结果的部门" in visible_text(await wrong.text())
+    assert wrong.status == 422 and "“XX”不是本案录入结果的部门" in page_text(await wrong.text())
 
 
 async def replace_a2(
@@ -309,7 +309,7 @@ async def test_the_history_names_every_step_and_person_in_chinese(
         await session.commit()
     await replace_a2(sessionmaker, clock, world)
     tok = token_of(review_link(services, world.lead_liaison.id, world.case.id))
-    text = visible_text(await (await client.get(REVIEW_PATH, params={"t": tok})).text())
+    text = page_text(await (await client.get(REVIEW_PATH, params={"t": tok})).text())
     history = text.split("办理记录", 1)[1]
     assert "未取得卫生许可（已签收）" in text.split("办理记录", 1)[0]  # as the result form says
     for expected in (
@@ -337,7 +337,7 @@ async def test_a_replacement_reason_shows_to_the_officers_department_only(
 
     async def history(viewer: Officer) -> str:
         tok = token_of(review_link(services, viewer.id, world.case.id))
-        text = visible_text(await (await client.get(REVIEW_PATH, params={"t": tok})).text())
+        text = page_text(await (await client.get(REVIEW_PATH, params={"t": tok})).text())
         return text.split("办理记录", 1)[1]
 
     other = await history(world.other_liaison)

@@ -32,6 +32,7 @@ from core.models import (
 )
 from core.rules import Rules
 from tests.factories import RULE_5PCT
+from tests.server_helpers import page_text
 
 SECRET = b"k" * 32
 BASE = "http://lianjian.example.gov.cn"
@@ -137,10 +138,6 @@ async def invitation_row(sessionmaker: async_sessionmaker[AsyncSession], inv_id:
         return row
 
 
-def visible_text(html: str) -> str:
-    return unescape(re.sub(r"<[^>]+>", "", html))
-
-
 async def test_page_shows_the_task_and_both_forms(
     client: TestClient, world: World, clock: FixedClock
 ) -> None:
@@ -151,7 +148,7 @@ async def test_page_shows_the_task_and_both_forms(
     assert resp.headers["Cache-Control"] == "no-store"
     assert resp.headers["Referrer-Policy"] == "same-origin"
     html = await resp.text()
-    text = visible_text(html)
+    text = page_text(html)
     for expected in (
         "2026年住宿业联合抽查",
         "县市场监督管理局",
@@ -227,7 +224,7 @@ async def test_accept_stores_the_chosen_items(
         data=form(token, ("action", "accept"), ("items", str(world.general_item.id))),
     )
     assert resp.status == 200
-    text = visible_text(await resp.text())
+    text = page_text(await resp.text())
     assert "已记录" in text and "已答复" in text
     row = await invitation_row(sessionmaker, world.invitation.id)
     assert (row.state, row.responded_by_id) == ("accepted", world.liaison.id)
@@ -257,7 +254,7 @@ async def test_decline_without_reason_keeps_it_pending(
     token = token_for(world.liaison, world.invitation, clock)
     resp = await client.post(INVITATION_PATH, data=form(token, action="decline", reason="  "))
     assert resp.status == 422
-    assert "须书面说明理由" in visible_text(await resp.text())
+    assert "须书面说明理由" in page_text(await resp.text())
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
 
 
@@ -273,7 +270,7 @@ async def test_short_reason_is_refused_and_the_input_kept_escaped(
     )
     html = await resp.text()
     assert resp.status == 422
-    assert "至少需要 10 个字" in visible_text(html)
+    assert "至少需要 10 个字" in page_text(html)
     assert "&lt;i&gt;忙&lt;/i&gt;</textarea>" in html  # kept, and escaped
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
 
@@ -289,7 +286,7 @@ async def test_the_page_and_the_server_count_a_reason_alike_000_s7(
     reason = "人手不足，无法参加。！"  # 11 characters, 8 of them count
     resp = await client.post(INVITATION_PATH, data=form(token, action="decline", reason=reason))
     assert resp.status == 422
-    assert "至少需要 10 个字（标点、空格不计），现有 8 个字" in visible_text(await resp.text())
+    assert "至少需要 10 个字（标点、空格不计），现有 8 个字" in page_text(await resp.text())
 
 
 async def test_decline_is_recorded_and_a_second_answer_refused(
@@ -302,7 +299,7 @@ async def test_decline_is_recorded_and_a_second_answer_refused(
     reason = "本部门四月集中开展专项整治，执法人员全部抽调，无法参加。"
     resp = await client.post(INVITATION_PATH, data=form(token, action="decline", reason=reason))
     assert resp.status == 200
-    text = visible_text(await resp.text())
+    text = page_text(await resp.text())
     assert "已记录" in text and reason in text
     row = await invitation_row(sessionmaker, world.invitation.id)
     assert (row.state, row.reason) == ("declined", reason)
@@ -311,7 +308,7 @@ async def test_decline_is_recorded_and_a_second_answer_refused(
         INVITATION_PATH,
         data=form(token, ("action", "accept"), ("items", str(world.key_item.id))),
     )
-    text = visible_text(await again.text())
+    text = page_text(await again.text())
     assert "已答复" in text and "不能重复答复" in text
     assert (
         'name="action"' not in await (await client.get(INVITATION_PATH, params={"t": token})).text()
@@ -330,7 +327,7 @@ async def test_officer_without_the_role_is_refused_and_audited(
         INVITATION_PATH,
         data=form(token, ("action", "accept"), ("items", str(world.key_item.id))),
     )
-    assert "联络员或分管领导" in visible_text(await resp.text())
+    assert "联络员或分管领导" in page_text(await resp.text())
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
     async with sessionmaker() as session:
         denied = (
@@ -349,7 +346,7 @@ async def test_accept_with_no_item_ticked_is_refused(
     resp = await client.post(INVITATION_PATH, data=form(token, action="accept"))
     assert resp.status == 422
     html = await resp.text()
-    assert "请至少勾选一项" in visible_text(html)
+    assert "请至少勾选一项" in page_text(html)
     assert "checked" not in html  # what the officer sent (nothing ticked) is what they see
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
 
@@ -410,7 +407,7 @@ async def test_a_post_without_its_csrf_token_stores_nothing(
     ]
     resp = await client.post(INVITATION_PATH, data=data)
     assert resp.status == 403
-    text = visible_text(await resp.text())
+    text = page_text(await resp.text())
     assert "页面已失效，请从聊天中的链接重新打开后再提交。" in text
     assert "发送“任务”查看待答复的邀请" in text
     assert (await invitation_row(sessionmaker, world.invitation.id)).state == "pending"
