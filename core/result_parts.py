@@ -316,13 +316,19 @@ def _followup_done(entries: Sequence[dict[str, Any]]) -> tuple[bool, dt.date | N
 
 
 def _remarks(entries: Sequence[tuple[str, dict[str, Any]]]) -> str:
-    said: dict[str, str] = {}  # text -> the first department that wrote it
+    """The case's remarks: one department's alone as written; several, each under the names of
+    the departments that wrote it (谁检查、谁录入: the same words from two departments are
+    two departments' remarks, not one's)."""
+    said: dict[str, list[str]] = {}  # text -> the departments that wrote it, in order
     for name, entry in entries:
         if entry["remarks"]:
-            said.setdefault(entry["remarks"], name)
-    if len(said) == 1:
+            said.setdefault(entry["remarks"], []).append(name)
+    if len(said) == 1 and len(next(iter(said.values()))) == 1:
         return next(iter(said))
-    return "\n".join(f"{name}：{text}" if name else text for text, name in said.items())
+    return "\n".join(
+        f"{'、'.join(n for n in names if n)}：{text}" if any(names) else text
+        for text, names in said.items()
+    )
 
 
 def departments_with_items(

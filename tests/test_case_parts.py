@@ -104,6 +104,22 @@ async def test_a_department_may_enter_its_part_again_while_another_is_missing_00
     assert (part.version, part.entered_by_id) == (2, w.a2.id)
 
 
+async def test_the_same_remark_from_two_departments_is_each_departments_004_art3(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """004 第三条 (谁检查、谁录入、谁负责): two departments writing the same 备注 each keep
+    it under their own name in the case's result, as the 检查记录表 prints it; one was
+    dropped."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    day, said = D(2026, 3, 10), "当事人拒绝签字"
+    await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=day, remarks=said)
+    result = await submit_result(
+        acting(ctx, w.b1), w.case.code, **CLEAN, inspected_on=day, remarks=said
+    )
+    assert result.remarks == f"{w.lead.name}、{w.other.name}：当事人拒绝签字"
+
+
 async def test_review_is_refused_while_a_part_is_missing_000_s9_10(
     ctx: Ctx, session: AsyncSession
 ) -> None:
