@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -150,10 +152,23 @@ async def check_connection(engine: AsyncEngine) -> None:
     password, a server not listening or a host unknown is one Chinese line naming the setting
     (they were tracebacks, or the driver's English alone)."""
     try:
+        if engine.url.get_backend_name() == "sqlite" and engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        ):
+            # a file that cannot be opened is found by sqlite3 itself first: aiosqlite's
+            # failed connect leaves its thread to post to the event loop later, which
+            # the startup error has closed by then (a traceback after our message)
+            await asyncio.to_thread(_open_sqlite, engine.url.database)
         async with engine.connect():
             pass
-    except (OSError, exc.DBAPIError) as err:
+    except (OSError, sqlite3.Error, exc.DBAPIError) as err:
         raise ValidationFailed(_unreachable(engine.url, err) + _where(engine.url)) from None
+
+
+def _open_sqlite(path: str) -> None:
+    sqlite3.connect(path).close()
 
 
 def _where(url: URL) -> str:
