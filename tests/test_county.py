@@ -364,3 +364,41 @@ async def test_a_department_s_answerers_and_liaisons_are_read_by_one_statement(
     assert asked == ["A1", "A5", "Z9"]  # by code, as the officer who left reads them
     officers_read = {text for text in seen if "FROM officer" in text}
     assert len(officers_read) == 1, seen
+
+
+async def test_an_item_row_skipped_as_invalid_keeps_the_stored_item_current(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    """--skip-invalid: a row the import rejects is in the file, only mistyped. Its item was
+    retired as "不在本次文件中" (a typo in 事项类别 took WJ-02 off the current list): the stored
+    item stays as it is, and only the items really left out are retired."""
+    await _two_departments(ctx, tmp_path)
+    first = write_csv(
+        tmp_path / "a.csv",
+        [
+            ITEM_HEADER,
+            ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
+            ["SJ", "SJ-02", "计量器具检查", "一般", "", "", "", ""],
+            ["SJ", "SJ-03", "广告检查", "一般", "", "", "", ""],
+        ],
+    )
+    assert (await import_items(ctx, first)).ok
+    await ctx.session.commit()
+    second = write_csv(
+        tmp_path / "b.csv",
+        [
+            ITEM_HEADER,
+            ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
+            ["SJ", "sj-02", "计量器具检查（新）", "一殷", "", "", "", ""],
+        ],
+    )
+    report = await import_items(ctx, second, skip_invalid=True, rejects_path=tmp_path / "r.csv")
+    assert report.ok and report.rejected_rows == 1, report.summary_zh()
+    said = report.summary_zh()
+    assert "以下事项不在本次文件中，已从现行清单移除（历史版本保留）：SJ-03" in said, said
+    assert "SJ-02" not in said.split("不在本次文件中")[-1], said
+    assert "以下事项所在行有误未导入，现行清单中保持原样：SJ-02" in said, said
+    await ctx.session.commit()
+    now = await _current_items(ctx)
+    assert set(now) == {"SJ-01", "SJ-02"}
+    assert (now["SJ-02"].name, now["SJ-02"].version) == ("计量器具检查", 1)

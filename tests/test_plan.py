@@ -470,3 +470,26 @@ async def test_a_planned_task_withdrawn_frees_its_plan_row_on_the_plan_s_record(
     assert event is not None and event.subject == "plan:2026:JH-2026-01"
     assert event.data == {"task": task.code, "reason": "任务文件重复执行，与前一任务重复"}
     assert (await plan.start_planned(ctx, "JH-2026-01", 2026)).code != task.code
+
+
+async def test_a_plan_row_skipped_as_invalid_keeps_the_stored_row(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """--skip-invalid: a rejected row is in the file, only mistyped (a full-width ５ in its
+    ratio). It was deleted from the plan as "不在本次文件中"; it stays as stored, and only the
+    rows really left out are deleted."""
+    kept = ["JH-2026-02", "计量联合抽查", "SJ", "WJ", "SJ-02", "", "3%", "5"]
+    gone = ["JH-2026-03", "卫生联合抽查", "WJ", "SJ", "WJ-01", "", "3%", "6"]
+    await _import(ctx, tmp_path, ROW, kept, gone)
+    mistyped = ["jh-2026-02", "计量联合抽查", "SJ", "WJ", "SJ-02", "", "５", "7"]
+    path = write_csv(tmp_path / "again.csv", [HEADER, ROW, mistyped])
+    report = await annual_plan.import_plan(ctx, path, year=2026, skip_invalid=True)
+    assert report.ok and report.rejected_rows == 1, report.summary_zh()
+    said = report.summary_zh()
+    assert "以下计划不在本次文件中，已从计划中删除：JH-2026-03" in said, said
+    assert "JH-2026-02" not in said.split("不在本次文件中")[-1], said
+    assert "以下计划所在行有误未导入，计划中保持原样：JH-2026-02" in said, said
+    await ctx.session.commit()
+    stored = {e.code: e for e in await ctx.session.scalars(select(PlanEntry))}
+    assert set(stored) == {"JH-2026-01", "JH-2026-02"}
+    assert (stored["JH-2026-02"].ratio, stored["JH-2026-02"].month) == ("0.03", 5)

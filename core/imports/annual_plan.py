@@ -347,6 +347,11 @@ async def import_plan(
             elif any(getattr(entry, f) != rec[f] for f in _PLAN_FIELDS):
                 # started: carried out as planned (004 第七条); a row as stored is 未变
                 report.skip("已发起任务，未按本次文件修改", entry.code)
+        if in_file := [c for c in {r["code"] for r in checked.rejected()} if c in existing]:
+            report.notes.append(
+                "以下计划所在行有误未导入，计划中保持原样："
+                + "、".join(existing.pop(c).code for c in sorted(in_file))
+            )
         await _drop_left_out(ctx, list(existing.values()), report)
         await ctx.session.flush()
         return inserted, updated

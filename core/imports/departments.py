@@ -68,7 +68,7 @@ def _duplicate_names(checked: Checked) -> None:
                     f"部门名称与第 {earlier} 行重复（第 {earlier}、{line} 行）",
                 )
             )
-    checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
+    checked.drop_bad()
 
 
 async def import_departments(

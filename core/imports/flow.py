@@ -129,9 +129,20 @@ class Checked:
     layout: Layout
     records: list[tuple[int, dict[str, Any]]]  # (line, record) of the good rows
     bad: dict[int, list[RowError]]  # line → its errors
+    # line → what the check made of a bad row (its fields may be blank or None): a rejected
+    # row is still in the file, so its key must not read as left out (retired, deleted)
+    bad_records: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def good(self) -> list[dict[str, Any]]:
         return [r for _, r in self.records]
+
+    def rejected(self) -> list[dict[str, Any]]:
+        return [r for line, r in self.bad_records.items() if line in self.bad]
+
+    def drop_bad(self) -> None:
+        """Move the good rows a whole-file check found bad (duplicates) to the bad ones."""
+        self.bad_records.update((line, r) for line, r in self.records if line in self.bad)
+        self.records = [(line, r) for line, r in self.records if line not in self.bad]
 
 
 def check_file(
@@ -144,6 +155,7 @@ def check_file(
 ) -> Checked:
     records: list[tuple[int, dict[str, Any]]] = []
     bad: dict[int, list[RowError]] = {}
+    bad_records: dict[int, dict[str, Any]] = {}
     first_seen: dict[tuple[Any, ...], int] = {}
     for line, cells in sheet.rows:
         row = Row(layout, line, cells)
@@ -155,9 +167,10 @@ def check_file(
                 row.error(key_field, f"{key_label}与第 {earlier} 行重复（第 {earlier}、{line} 行）")
         if row.errors:
             bad[line] = row.errors
+            bad_records[line] = record
         else:
             records.append((line, record))
-    return Checked(sheet, layout, records, bad)
+    return Checked(sheet, layout, records, bad, bad_records)
 
 
 def _write_rejects(target: Path, checked: Checked) -> None:

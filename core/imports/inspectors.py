@@ -192,7 +192,7 @@ def _account_duplicates(checked: Checked) -> None:
                         f"{label}“{account}”与第 {at[0]} 行重复（第 {at[0]}、{line} 行）",
                     )
                 )
-    checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
+    checked.drop_bad()
 
 
 def _cert_duplicates(checked: Checked, officers: dict[str, Officer]) -> None:
@@ -239,7 +239,7 @@ def _cert_duplicates(checked: Checked, officers: dict[str, Officer]) -> None:
                 refused = True
         if not refused:
             return
-        checked.records = [(line, r) for line, r in checked.records if line not in checked.bad]
+        checked.drop_bad()
 
 
 def _cert_changes(changed: list[tuple[Officer, str]]) -> list[str]:

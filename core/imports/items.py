@@ -177,6 +177,12 @@ async def import_items(
             else:
                 inserted += 1
             ctx.session.add(Item(**rec, version=latest.get(key, 0) + 1, current=True))
+        in_file = _rejected_in_file(checked, current)
+        if in_file:
+            report.notes.append(
+                "以下事项所在行有误未导入，现行清单中保持原样："
+                + "、".join(current.pop(key).code for key in in_file)
+            )
         await _retire(ctx.session, list(current.values()), state["departments"], report)
         await ctx.session.flush()
         if progress is not None:
@@ -196,6 +202,14 @@ async def import_items(
         rejects_path=rejects_path,
         progress=progress,
     )
+
+
+def _rejected_in_file(checked: Checked, current: dict[tuple[int, str], Item]) -> list[Any]:
+    """The stored items a rejected row names: in the file, only mistyped, so not left out. A
+    row whose department was not found names its code in every department."""
+    named = {(r["department_id"], r["code"].upper()) for r in checked.rejected() if r["code"]}
+    anywhere = {code for dept, code in named if dept is None}
+    return [key for key in current if key in named or key[1] in anywhere]
 
 
 async def _retire(
