@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
 
@@ -17,6 +17,13 @@ from core.render import render
 
 PLATFORMS = tuple(p.value for p in ChatPlatform)
 
+# A group robot's address under its platform's host (docs/platforms.md a. and d.): the path,
+# the credential's query parameter and where in the group the address is copied from
+_ROBOT_ADDRESS = {
+    ChatPlatform.WECOM: ("/cgi-bin/webhook/send", "key", "企业微信群设置的“消息推送（群机器人）”"),
+    ChatPlatform.DINGTALK: ("/robot/send", "access_token", "钉钉群设置的“机器人”（自定义机器人）"),
+}
+
 
 def masked(url: str) -> str:
     """The webhook URL without its secret query (key / access_token), for lists and audit."""
@@ -25,13 +32,21 @@ def masked(url: str) -> str:
 
 
 async def bind_chat(
-    ctx: Ctx, *, department_code: str | None, platform: str, webhook_url: str, sign_secret: str = ""
+    ctx: Ctx,
+    *,
+    department_code: str | None,
+    platform: str,
+    webhook_url: str,
+    robot_base: str,
+    sign_secret: str = "",
 ) -> ChatBinding:
     """Bind a robot webhook to a department's chat (or the office's when department_code is
-    None). A new binding replaces the enabled one of the same platform for that chat."""
+    None). A new binding replaces the enabled one of the same platform for that chat.
+    `robot_base` is the configured host the platform's robots live under (the sender refuses
+    any other: WeCom's webhook_base, DingTalk's oapi_base)."""
     if platform not in PLATFORMS:
         raise ValidationFailed(f"平台须为 {' / '.join(PLATFORMS)}")
-    _check_robot(platform, webhook_url, sign_secret)
+    _check_robot(ChatPlatform(platform), webhook_url, sign_secret, robot_base)
     department_id = None
     if department_code is not None:  # a code, full or short name, as the importers take
         department = await department_names.find(ctx.session, department_code)
@@ -71,9 +86,12 @@ async def bind_chat(
     return binding
 
 
-def _check_robot(platform: str, webhook_url: str, sign_secret: str) -> None:
-    """What the robot's settings page gives, copied whole: the address with its scheme and its
-    key (WeCom) or access_token (DingTalk), and a DingTalk signing secret starting with SEC."""
+def _check_robot(
+    platform: ChatPlatform, webhook_url: str, sign_secret: str, robot_base: str
+) -> None:
+    """What the robot's settings page gives, copied whole: the address with its scheme, on the
+    platform's robot host and path, with its key (WeCom) or access_token (DingTalk), and a
+    DingTalk signing secret starting with SEC."""
     address = urlsplit(webhook_url.strip())
     if address.scheme != "https":
         raise ValidationFailed(
@@ -81,6 +99,18 @@ def _check_robot(platform: str, webhook_url: str, sign_secret: str) -> None:
         )
     if not address.query:
         raise ValidationFailed("机器人 Webhook 地址不完整（应包含 key 或 access_token 参数）")
+    path, credential, where = _ROBOT_ADDRESS[platform]
+    expected = robot_base.rstrip("/") + path
+    if not webhook_url.strip().startswith(expected + "?"):  # as the sender checks it
+        label = PLATFORM_LABELS.get(platform, platform)
+        raise ValidationFailed(
+            f"这不是{label}群机器人的地址：应为 {expected}?{credential}=…，"
+            f"请从{where}中复制 Webhook 地址（未做任何更改）"
+        )
+    if not parse_qs(address.query).get(credential):
+        raise ValidationFailed(
+            f"机器人 Webhook 地址不完整（应包含 {credential} 参数），请从{where}中完整复制"
+        )
     if sign_secret and platform == ChatPlatform.DINGTALK and not sign_secret.startswith("SEC"):
         raise ValidationFailed(
             "钉钉机器人的加签密钥以 SEC 开头，请从机器人安全设置的“加签”一项完整复制"

@@ -222,7 +222,7 @@ def test_chat_bind_takes_a_department_by_name_and_says_what_is_wrong_with_a_robo
     signed = [*db, "--platform", "dingtalk", "--webhook", ding, "--secret", "abc"]
     assert main(["chat", "bind", "WJ", *signed]) == 2
     assert "以 SEC 开头" in capsys.readouterr().err
-    assert main(["chat", "bind", "卫", "--platform", "wecom", "--webhook", ding, *db]) == 2
+    assert main(["chat", "bind", "卫", "--platform", "dingtalk", "--webhook", ding, *db]) == 2
     assert "请写部门全称、简称或代码" in capsys.readouterr().err
 
 
@@ -265,6 +265,55 @@ def test_chat_bind_replaces_and_lists_without_secrets(demo_db, tmp_path, capsys)
         == 2
     )
     assert "不完整" in capsys.readouterr().err
+
+
+def test_chat_bind_refuses_another_platforms_robot_and_keeps_the_binding(demo_db, tmp_path, capsys):
+    """A DingTalk robot address bound as WeCom (or the other way round) replaced the working
+    binding and sent the department's messages to the wrong endpoint: it is refused, naming
+    the host the platform's robots live on and where to copy the address, and nothing is
+    replaced."""
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    db = ["--db", str(copy)]
+    wecom = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=GOODKEY"
+    ding = "https://oapi.dingtalk.com/robot/send?access_token=abc"
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", wecom, *db]) == 0
+    assert main(["chat", "bind", "SJ", "--platform", "dingtalk", "--webhook", ding, *db]) == 0
+    capsys.readouterr()
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", ding, *db]) == 2
+    err = capsys.readouterr().err
+    assert "https://qyapi.weixin.qq.com" in err and "企业微信" in err and "复制" in err
+    assert main(["chat", "bind", "SJ", "--platform", "dingtalk", "--webhook", wecom, *db]) == 2
+    err = capsys.readouterr().err
+    assert "https://oapi.dingtalk.com" in err and "钉钉" in err and "复制" in err
+    # the right host with the other platform's credential is not a robot address either
+    wrong_key = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?access_token=abc"
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", wrong_key, *db]) == 2
+    assert "key" in capsys.readouterr().err
+    assert main(["chat", "list", *db]) == 0
+    out = capsys.readouterr().out
+    assert "已被新的绑定替换" not in out and out.count("启用") == 2
+
+
+def test_chat_bind_checks_against_the_configured_private_host(demo_db, tmp_path, capsys):
+    """政务微信 and other private deployments set [wecom] webhook_base (docs/platforms.md
+    "Government editions"): their robot addresses are taken, the public host's are not, as
+    the sender would refuse them."""
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[wecom]\ncorp_id = "ww1"\nagent_id = 1\nsecret = "s"\ntoken = "t"\n'
+        f'encoding_aes_key = "{"a" * 43}"\nwebhook_base = "https://zwwx.example.gov.cn"\n',
+        "utf-8",
+    )
+    db = ["--db", str(copy), "--config", str(config)]
+    private = "https://zwwx.example.gov.cn/cgi-bin/webhook/send?key=K"
+    public = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K"
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", private, *db]) == 0
+    capsys.readouterr()
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", public, *db]) == 2
+    assert "https://zwwx.example.gov.cn" in capsys.readouterr().err
 
 
 def test_task_create_from_the_example_file_opens_consultation(demo_db, tmp_path, capsys):

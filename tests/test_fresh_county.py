@@ -172,6 +172,7 @@ async def test_a_fresh_county_reaches_its_first_invitations(
             department_code=dep,
             platform="wecom",
             webhook_url=f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={dep}",
+            robot_base="https://qyapi.weixin.qq.com",
         )
     await ctx.session.commit()
     readiness = await check_setup(ctx)

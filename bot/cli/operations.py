@@ -131,6 +131,23 @@ async def cmd_outbox_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def robot_base(args: argparse.Namespace, platform: str) -> str:
+    """The host `serve` sends this platform's group robots to (the configuration's
+    webhook_base / oapi_base, e.g. a 政务微信 deployment's; the public one when unset)."""
+    from bot.config import load_settings
+    from bot.platforms.dingtalk import DingTalkSettings
+    from bot.platforms.wecom import WeComSettings
+
+    settings = load_settings(getattr(args, "config", None))
+    if platform == "dingtalk":
+        if settings.dingtalk is not None:
+            return settings.dingtalk.oapi_base
+        return str(DingTalkSettings.model_fields["oapi_base"].default)
+    if settings.wecom is not None:
+        return settings.wecom.webhook_base
+    return str(WeComSettings.model_fields["webhook_base"].default)
+
+
 async def cmd_chat_bind(args: argparse.Namespace) -> int:
     from core.bindings import bind_chat, masked
     from core.models import Department
@@ -141,6 +158,7 @@ async def cmd_chat_bind(args: argparse.Namespace) -> int:
             department_code=None if args.to == "office" else args.to,
             platform=args.platform,
             webhook_url=args.webhook,
+            robot_base=robot_base(args, args.platform),
             sign_secret=args.secret or "",
         )
         department = await ctx.session.get(Department, b.department_id) if b.department_id else None
