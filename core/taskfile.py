@@ -145,7 +145,8 @@ async def _department_ids(ctx: Ctx, words: list[str], key: str) -> list[int]:
 
 async def create_from_file(ctx: Ctx, spec: TaskFile, *, again: bool = False) -> JointTask:
     """Create the task and, when the file invites departments, open the consultation; the
-    same task again (lead, title, window) only with `again` (core.consultation.creation)."""
+    same task again only with `again` (core.consultation.creation), except that a draft this
+    file made before (no `invite` then) has its consultation opened now."""
     if spec.plan:
         return await plan.start_planned(ctx, spec.plan)
     missing = [k for k in ("title", "lead", "window", "items", "rule") if not getattr(spec, k)]
@@ -179,6 +180,7 @@ async def create_from_file(ctx: Ctx, spec: TaskFile, *, again: bool = False) -> 
         scope=spec.scope,
         rule=spec.rule,
         again=again,
+        reuse_draft=bool(spec.invite),  # the draft this file made before, now inviting
     )
     task.unplanned_reason = reason
     if spec.invite:

@@ -740,3 +740,34 @@ def test_task_file_run_twice_is_refused_and_withdraw_from_the_cli(demo_db, tmp_p
     assert "已通知受邀部门" in out and "**" not in out
     assert main([*withdraw, "再撤：重复创建的任务"]) == 2
     assert "已撤销" in capsys.readouterr().err
+
+
+def test_a_draft_task_file_run_again_inviting_opens_that_drafts_consultation(
+    demo_db, tmp_path, capsys
+):
+    """The template's `invite = []` makes a draft; the same file run again with the invitees
+    was refused as a repeat, and nothing could open the draft's consultation. A ratio written
+    "0.1" instead of "0.10" is the same rule, not a second task."""
+    db = tmp_path / "copy.sqlite3"
+    db.write_bytes(demo_db.read_bytes())
+    inviting = example_task(tmp_path, capsys)
+    text = inviting.read_text("utf-8")
+    draft = tmp_path / "草稿.toml"
+    draft.write_text(re.sub(r"^invite = .*$", "invite = []", text, flags=re.M), "utf-8")
+    assert main(["task", "create", str(draft), "--db", str(db)]) == 0
+    assert "LJ-2026-002" in capsys.readouterr().out
+    inviting.write_text(text.replace('ratio = "0.10"', 'ratio = "0.1"'), "utf-8")
+    assert main(["task", "create", str(inviting), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "LJ-2026-002" in out and "LJ-2026-003" not in out
+    with sqlite3.connect(db) as conn:
+        (state,) = conn.execute(
+            "SELECT state FROM joint_task WHERE code = 'LJ-2026-002'"
+        ).fetchone()
+        invited = conn.execute(
+            "SELECT count(*) FROM invitation i JOIN joint_task t ON t.id = i.task_id"
+            " WHERE t.code = 'LJ-2026-002'"
+        ).fetchone()[0]
+    assert (state, invited) == ("consulting", 4)
+    assert main(["task", "create", str(inviting), "--db", str(db)]) == 2  # now a repeat
+    assert "已有同一任务 LJ-2026-002" in capsys.readouterr().err

@@ -123,13 +123,14 @@ async def check_caps_on_library(
         check_cap_counts(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=advice)
 
 
-async def _refuse_a_repeat(
+async def _repeat_of(
     ctx: Ctx, lead: Department, title: str, window: tuple[dt.date, dt.date], plan: _Plan
-) -> None:
-    """A task file run twice: the same lead, title, window, scope, rule and lead's items as a
-    task neither closed nor withdrawn. Tasks that differ in any of these (another region's
-    scope, another item) are separate tasks, whatever their titles. The lead's row is locked
-    first: two processes running the same file at once decide one after the other."""
+) -> JointTask | None:
+    """A task file run twice: the task neither closed nor withdrawn with the same lead, title,
+    window, scope, rule (by value: "0.10" is "0.1") and lead's items. Tasks that differ in any
+    of these (another region's scope, another item) are separate tasks, whatever their titles.
+    The lead's row is locked first: two processes running the same file at once decide one
+    after the other."""
     await ctx.session.execute(
         select(Department.id).where(Department.id == lead.id).with_for_update()
     )
@@ -147,7 +148,7 @@ async def _refuse_a_repeat(
     for same in candidates:
         if (
             same.scope == plan.scope
-            and same.rule == plan.rule
+            and _same_rule(same.rule, plan.rule)
             and plan.item_ids
             == set(
                 await ctx.session.scalars(
@@ -157,13 +158,25 @@ async def _refuse_a_repeat(
                 )
             )
         ):
-            raise ValidationFailed(
-                f"已有同一任务 {same.code}（{title}，牵头部门{lead.name}，检查时间 "
-                f"{cn_date(window[0])} 至 {cn_date(window[1])}，抽查范围、规则和事项相同，"
-                f"状态“{TASK.label(same.state)}”），未重复创建、未重复发出邀请。确需再建一个"
-                f"同样的任务，请加 --again；误建的任务可撤销（聊天中发送：撤销 {same.code} 理由；"
-                f"命令行：lianjian task withdraw {same.code} --reason 理由）"
-            )
+            return same
+    return None
+
+
+def _same_rule(stored: dict[str, Any], rule: algorithm.SamplingRule) -> bool:
+    try:
+        return algorithm.parse_rule(stored) == rule
+    except ValidationFailed:  # a rule stored by an older version that no longer parses
+        return False
+
+
+def _repeated(same: JointTask, lead: Department, title: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"已有同一任务 {same.code}（{title}，牵头部门{lead.name}，检查时间 "
+        f"{cn_date(same.window_start)} 至 {cn_date(same.window_end)}，抽查范围、规则和事项相同，"
+        f"状态“{TASK.label(same.state)}”），未重复创建、未重复发出邀请。确需再建一个"
+        f"同样的任务，请加 --again；误建的任务可撤销（聊天中发送：撤销 {same.code} 理由；"
+        f"命令行：lianjian task withdraw {same.code} --reason 理由）"
+    )
 
 
 @dataclass(frozen=True)
@@ -171,7 +184,7 @@ class _Plan:
     """What a new task would draw, as stored: compared with existing tasks for a repeat."""
 
     scope: dict[str, Any]
-    rule: dict[str, Any]
+    rule: algorithm.SamplingRule
     item_ids: set[int]
 
 
@@ -191,10 +204,13 @@ async def create_task(
     rule: dict[str, Any],
     year: int | None = None,
     again: bool = False,
+    reuse_draft: bool = False,
 ) -> JointTask:
-    """A draft task. A repeat of a task neither closed nor withdrawn (`_refuse_a_repeat`) is
-    refused, naming it, unless `again` says the operator means a second one: a task file run
-    twice sent every invitation twice and put both tasks on the public list."""
+    """A draft task. A repeat of a task neither closed nor withdrawn (`_repeat_of`) is refused,
+    naming it, unless `again` says the operator means a second one: a task file run twice sent
+    every invitation twice and put both tasks on the public list. `reuse_draft`: a repeat
+    still in draft is returned instead (a task file run again, now inviting, goes on with the
+    draft it made before)."""
     lead = await get_department(ctx, lead_department_id)
     require(
         may_act_for(ctx, lead.id),
@@ -223,8 +239,11 @@ async def create_task(
     items = await department_items(ctx.session, lead, list(item_ids))
     check_ratios(parsed, items, ctx.rules.general_item_ratio_cap)
     if not again:
-        plan = _Plan(clean_scope, parsed.model_dump(mode="json"), {i.id for i in items})
-        await _refuse_a_repeat(ctx, lead, title, (window_start, window_end), plan)
+        plan = _Plan(clean_scope, parsed, {i.id for i in items})
+        if same := await _repeat_of(ctx, lead, title, (window_start, window_end), plan):
+            if reuse_draft and same.state == TaskState.DRAFT:
+                return same
+            raise _repeated(same, lead, title)
     year = year or window_start.year
     task = JointTask(
         code=await codes.next_code(ctx.session, "LJ", year),
