@@ -310,7 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     tc.add_argument(
         "--again",
         action="store_true",
-        help="确认再建一个牵头部门、名称、检查时间都相同的任务（默认拒绝重复创建）",
+        help="确认再建一个与已有任务相同的任务（牵头部门、名称、检查时间、抽查范围、规则和事项都相同；默认拒绝重复创建，此前只建了草稿的则继续发出邀请）",
     )
     tw = add(
         "withdraw",
