@@ -402,3 +402,27 @@ async def test_an_item_row_skipped_as_invalid_keeps_the_stored_item_current(
     now = await _current_items(ctx)
     assert set(now) == {"SJ-01", "SJ-02"}
     assert (now["SJ-02"].name, now["SJ-02"].version) == ("计量器具检查", 1)
+
+
+async def test_a_department_name_typed_with_inner_spaces_is_stored_without_them(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    """A full-width space typed inside a department's name (县　退役军人事务局) was stored as
+    typed, so the name did not match the department as everyone writes it. Department names
+    are cleaned as officers' names are: a Chinese name has no spaces."""
+    path = write_csv(
+        tmp_path / "d.csv",
+        [
+            DEPT_HEADER,
+            ["TY", " 县　退役军人事务局 ", "退役 军人", "否", "市退役军人事务局\u3000"],
+        ],
+    )
+    report = await import_departments(ctx, path)
+    assert report.ok, report.summary_zh()
+    await ctx.session.commit()
+    dept = (await _departments(ctx))["TY"]
+    assert (dept.name, dept.short_name, dept.counterpart) == (
+        "县退役军人事务局",
+        "退役军人",
+        "市退役军人事务局",
+    )

@@ -13,7 +13,16 @@ from sqlalchemy import Table, select
 
 from core import changes
 from core.imports.flow import Checked, ImportReport, Progress, assign, check_file, run_import
-from core.imports.reading import Column, Layout, Row, RowError, Sheet, column_lengths, nfkc
+from core.imports.reading import (
+    Column,
+    Layout,
+    Row,
+    RowError,
+    Sheet,
+    column_lengths,
+    nfkc,
+    person_name,
+)
 from core.models import Department
 
 _DEPARTMENT_LEN = column_lengths(cast(Table, Department.__table__))
@@ -39,7 +48,8 @@ def _check_department(row: Row, taken_names: dict[str, str]) -> dict[str, Any]:
             "code",
             f"部门编码“{code}”只能由字母、数字、- 和 _ 组成，最多 {_DEPARTMENT_LEN['code']} 个字符",
         )
-    name = row.text("name", _DEPARTMENT_LEN["name"])
+    # names cleaned as officers' are: spaces typed inside a Chinese name (县　退役军人事务局) go
+    name = row.text("name", _DEPARTMENT_LEN["name"], person_name)
     if not name:
         row.error("name", "部门名称为空")
     elif taken_names.get(name, code) != code:
@@ -50,9 +60,9 @@ def _check_department(row: Row, taken_names: dict[str, str]) -> dict[str, Any]:
     return {
         "code": code,
         "name": name,
-        "short_name": row.text("short_name", _DEPARTMENT_LEN["short_name"]),
+        "short_name": row.text("short_name", _DEPARTMENT_LEN["short_name"], person_name),
         "is_market_regulator": market in _YES,
-        "counterpart": row.text("counterpart", _DEPARTMENT_LEN["counterpart"]),
+        "counterpart": row.text("counterpart", _DEPARTMENT_LEN["counterpart"], person_name),
     }
 
 
