@@ -146,6 +146,35 @@ async def test_002_2_2_a_frozen_draw_above_a_cap_may_be_withdrawn_and_recreated(
     assert event.data["cap_exceeded"] is True and event.data["draw"] == frozen.code
 
 
+async def test_002_2_2_a_refreeze_over_a_cap_says_the_earlier_freeze_stands(ctx: Ctx) -> None:
+    """002 二(二): a second 抽取 refused because the changed pool makes a count exceed a
+    general item's cap advised 撤销, which withdraw_task then refused as T1 can still be
+    confirmed. While T1 stands, the refusal says so and how to confirm it; 撤销 is advised
+    only when withdrawal is allowed (T1 itself over the cap)."""
+    w = await f.world(ctx.session, partners=1, n_targets=20)
+    rule = {"strata": [{"name": "全部", "risk_levels": [], "flags": [], "count": 2}]}
+    task = await f.ready_task(ctx, w, rule=rule)
+    lead = f.as_actor(ctx, w.lead.liaison)
+    first = await target_draws.freeze_pool(lead, task.code, "2026年12月2日福彩3D开奖号码")
+    for target in w.targets[:10]:  # 2 of 10 households: above the 10% cap
+        target.status = "注销"
+    await ctx.session.flush()
+    with pytest.raises(ValidationFailed) as refused:
+        await target_draws.freeze_pool(lead, task.code, "2026年12月3日福彩3D开奖号码")
+    said = refused.value.message
+    assert "超过一般检查事项" in said
+    assert f"已冻结的抽取范围 {first.code} 仍然有效" in said
+    assert f"确认抽取 {task.code}" in said and f"撤销 {task.code}" not in said
+    with pytest.raises(InvalidTransition):  # what the refusal no longer advises
+        await withdraw_task(lead, task.code, "冻结的抽取超过一般检查事项的比例上限")
+    # T1 itself over the cap (frozen before caps were checked): withdrawing is the way out
+    w.partners[0].items[0].ratio_cap = "0.05"
+    with pytest.raises(ValidationFailed) as over:
+        await target_draws.freeze_pool(lead, task.code, "2026年12月3日福彩3D开奖号码")
+    assert f"撤销 {task.code} 理由" in over.value.message
+    assert "仍然有效" not in over.value.message
+
+
 async def test_a_withdrawal_reason_is_a_written_reason_and_the_hint_fits_the_path(
     ctx: Ctx,
 ) -> None:

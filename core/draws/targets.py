@@ -101,8 +101,26 @@ async def frozen_draw_over_cap(ctx: Ctx, task: JointTask, frozen: Draw) -> str:
     return ""
 
 
+async def _refreeze_advice(ctx: Ctx, task: JointTask, current: Draw | None) -> str:
+    """After a cap refusal at freeze: withdrawing (`_draw_advice`) only when withdraw_task
+    allows it, i.e. no frozen draw, or the frozen one itself over a cap; otherwise the earlier
+    freeze stands and is confirmed as it is."""
+    if current is None or await frozen_draw_over_cap(ctx, task, current):
+        return _draw_advice(task)
+    return (
+        f"抽取结果不得超过上限，本次不能重新冻结。已冻结的抽取范围 {current.code} 仍然有效，"
+        f"确认抽取将按 {current.code} 进行：信标（{current.beacon_source}）公布后发送"
+        f"“确认抽取 {task.code} 信标值”（冻结后任务不能撤销）"
+    )
+
+
 async def _check_caps_on_pool(
-    ctx: Ctx, task: JointTask, rule: algorithm.SamplingRule, sizes: dict[str, int]
+    ctx: Ctx,
+    task: JointTask,
+    rule: algorithm.SamplingRule,
+    sizes: dict[str, int],
+    *,
+    advice: str | None = None,
 ) -> None:
     """002 二(二) on the pool the draw takes from: every department's items, lead's and
     participants', against every stratum's ratio and the households it draws — whatever was
@@ -116,7 +134,8 @@ async def _check_caps_on_pool(
             .order_by(Item.code)
         )
     )
-    check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=_draw_advice(task))
+    advice = _draw_advice(task) if advice is None else advice
+    check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=advice)
 
 
 async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
@@ -138,11 +157,14 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
         raise ValidationFailed(
             "抽取范围内没有符合条件的检查对象" + excluded_note(report.exclusions, "户")
         )
-    await _check_caps_on_pool(ctx, task, rule, report.strata_sizes())
     earlier = list(
         await ctx.session.scalars(
             select(Draw).where(Draw.task_id == task.id, Draw.kind == "targets")
         )
+    )
+    current = next((d for d in earlier if d.state == DrawState.FROZEN), None)
+    await _check_caps_on_pool(
+        ctx, task, rule, report.strata_sizes(), advice=await _refreeze_advice(ctx, task, current)
     )
     frozen_file = pool_file(report.candidates)
     freeze_no = len(earlier) + 1
@@ -172,7 +194,6 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
         created_by_id=ctx.actor.id if ctx.actor else None,
         frozen_at=ctx.clock.now(),
     )
-    current = next((d for d in earlier if d.state == DrawState.FROZEN), None)
     if current is not None:  # the announcements say which freeze this one voids, and why
         reason = _refreeze_reason(ctx, task, current, frozen)
         frozen.parameters.update(voids=current.code, refreeze_reason=reason)
