@@ -57,7 +57,7 @@ from core.models import (
 )
 from core.render import render
 from core.results import choices, label, tag
-from core.states import TASK, CaseState
+from core.states import TASK, CaseState, TaskState
 from core.workdays import cn_date as _cn_date
 
 DocKind = Literal["notice", "record"]
@@ -777,6 +777,8 @@ async def _documents_cases(ctx: Ctx, code: str) -> tuple[JointTask, list[Case]]:
         task = await get_task(ctx, cases[0])
     else:
         cases = await task_cases_for(ctx, task, ctx.actor)
+        if not cases and task.state == TaskState.WITHDRAWN:
+            raise ValidationFailed(f"任务 {task.code} 已撤销，未抽取检查对象，没有检查文书")
         if not cases:
             raise ValidationFailed(
                 f"任务 {task.code} 尚未抽取检查对象（当前状态：{TASK.label(task.state)}），"

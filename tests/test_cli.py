@@ -717,6 +717,21 @@ def test_documents_of_a_task_not_yet_drawn_say_so_and_make_no_folder(demo_db, tm
     assert not out.exists()
 
 
+def test_documents_of_a_withdrawn_task_say_it_was_withdrawn(demo_db, tmp_path, capsys):
+    """A withdrawn task is never drawn: not "确认抽取后再生成", but withdrawn, no documents."""
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    db = ["--db", str(copy)]
+    assert main(["task", "create", str(example_task(tmp_path, capsys)), *db]) == 0
+    reason = "任务文件重复执行，与前一任务重复"
+    assert main(["task", "withdraw", "LJ-2026-002", "--reason", reason, *db]) == 0
+    capsys.readouterr()
+    assert main(["documents", "LJ-2026-002", "-o", str(tmp_path / "docs"), *db]) == 2
+    err = capsys.readouterr().err
+    assert "LJ-2026-002 已撤销" in err and "没有检查文书" in err
+    assert "确认抽取后再生成" not in err and "尚未抽取" not in err
+
+
 def test_task_file_run_twice_is_refused_and_withdraw_from_the_cli(demo_db, tmp_path, capsys):
     """The operator's LJ-2027-004/-005/-006: the same file run again created the task again."""
     db = tmp_path / "copy.sqlite3"

@@ -14,7 +14,7 @@ from core.changes import Ctx
 from core.consultation.withdrawal import CLI_HOW, withdraw_task
 from core.draws import targets as target_draws
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
-from core.models import AuditEvent, Invitation, JointTask
+from core.models import AuditEvent, Invitation, JointTask, OutboxMessage
 from core.public import public_index, public_task_state
 from core.states import TaskState
 from tests import factories as f
@@ -105,6 +105,16 @@ async def test_a_draft_withdrawn_is_not_public_and_a_new_task_may_take_its_place
     assert (await public_index(ctx, task.year)).tasks == []
     # the withdrawn one no longer blocks the same task
     assert (await f.draft_task(ctx, w)).code != task.code
+
+
+async def test_a_draft_withdrawn_mentions_no_invitations(ctx: Ctx) -> None:
+    """A draft never invited anyone: the lead's chat is told of the withdrawal without
+    "邀请无需答复" (there was no invitation to answer)."""
+    w = await f.world(ctx.session, partners=1)
+    task = await f.draft_task(ctx, w)
+    await withdraw_task(f.as_actor(ctx, w.lead.liaison), task.code, MISTAKE)
+    told = [m["body"] for m in await ctx.session.scalars(select(OutboxMessage.message))]
+    assert told and all("已撤销" in body and "邀请" not in body for body in told), told
 
 
 async def test_a_task_whose_draw_is_frozen_cannot_be_withdrawn(ctx: Ctx) -> None:

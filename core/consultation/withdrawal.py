@@ -85,7 +85,7 @@ async def withdraw_task(ctx: Ctx, code: str, reason: str, *, how: str = CHAT_HOW
             **({"plan": entry.code} if entry is not None else {}),
             **({"cap_exceeded": True, "draw": over_cap.code} if over_cap is not None else {}),
         },
-        await _notices(ctx, task, invitations, reason),
+        await _notices(ctx, task, invitations, reason, invitations_closed=bool(closed)),
     )
     if entry is not None:
         await record(
@@ -117,16 +117,22 @@ async def _frozen_over_cap(ctx: Ctx, task: JointTask) -> Draw | None:
 
 
 async def _notices(
-    ctx: Ctx, task: JointTask, invitations: list[Invitation], reason: str
+    ctx: Ctx,
+    task: JointTask,
+    invitations: list[Invitation],
+    reason: str,
+    *,
+    invitations_closed: bool,
 ) -> list[Notice]:
     """Each invited department's chat and its liaisons and leaders (who got the invitation card,
-    shown closed where the platform can update it), and the lead department's chat."""
+    shown closed where the platform can update it), and the lead department's chat. Pending
+    invitations closed are said to need no answer; a draft invited no one, so nothing is said."""
     who = ctx.actor.name if ctx.actor else "联席会议办公室"
     title = f"联合抽查任务已撤销：{task.code}"
     body = (
         f"**{title}**\n"
         f"{task.title}（牵头部门：{task.lead_department.name}）已由{who}撤销，"
-        f"不再抽取、不再检查；邀请无需答复。\n"
+        f"不再抽取、不再检查{'；邀请无需答复' if invitations_closed else ''}。\n"
         f"撤销理由：{md_text(reason)}"
     )
     told = OutMessage.md(title, body)
