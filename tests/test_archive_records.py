@@ -195,6 +195,7 @@ async def test_the_archive_files_a_notice_served_with_the_cli_as_served_004_art2
     assert served["送达次序"] == "1" and served["检查组来源"] == "送达时记录"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one writer: PostgreSQL's don't wait
 def test_documents_served_renders_before_its_short_write_004_art16(
     tmp_path: Path, db_url: str, assigned: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -202,8 +203,6 @@ def test_documents_served_renders_before_its_short_write_004_art16(
     county task) and writes the files before it records the serving, in one short write
     afterwards: while it renders, another writer of the database (the running server) is not
     kept waiting, and when the serving is recorded the files are already on disk."""
-    if not db_url.startswith("/"):
-        pytest.skip("SQLite's one writer: PostgreSQL writers do not wait for a database lock")
     out = tmp_path / "printed"
     code = assigned.case.code
     real_render, real_serve = documents.render_docx, documents.serve_printed
