@@ -116,6 +116,22 @@ async def _two_departments(ctx: Ctx, tmp_path: Path) -> None:
     await ctx.session.commit()
 
 
+async def _three_sj_items(ctx: Ctx, tmp_path: Path) -> None:
+    """Two departments, and SJ's list of three items imported and committed."""
+    await _two_departments(ctx, tmp_path)
+    first = write_csv(
+        tmp_path / "a.csv",
+        [
+            ITEM_HEADER,
+            ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
+            ["SJ", "SJ-02", "计量器具检查", "一般", "", "", "", ""],
+            ["SJ", "SJ-03", "广告检查", "一般", "", "", "", ""],
+        ],
+    )
+    assert (await import_items(ctx, first)).ok
+    await ctx.session.commit()
+
+
 async def test_item_categories_and_caps_follow_seed_002_two_two(ctx: Ctx, tmp_path: Path) -> None:
     """002 二(二): key items have no ratio cap; a general item's cap may not exceed the county's."""
     await _two_departments(ctx, tmp_path)
@@ -168,18 +184,7 @@ async def test_a_changed_item_is_a_new_version_and_the_task_keeps_the_old_text(
     ctx: Ctx, tmp_path: Path
 ) -> None:
     """001 第九条 (the list is kept up to date) without rewriting what a task was created with."""
-    await _two_departments(ctx, tmp_path)
-    first = write_csv(
-        tmp_path / "a.csv",
-        [
-            ITEM_HEADER,
-            ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
-            ["SJ", "SJ-02", "计量器具检查", "一般", "", "", "", ""],
-            ["SJ", "SJ-03", "广告检查", "一般", "", "", "", ""],
-        ],
-    )
-    assert (await import_items(ctx, first)).ok
-    await ctx.session.commit()
+    await _three_sj_items(ctx, tmp_path)
     deps, items = await _departments(ctx), await _current_items(ctx)
     await factories.officer(ctx.session, deps["SJ"], "liaison")  # the lead acts for its task
     task = await creation.create_task(
@@ -372,18 +377,7 @@ async def test_an_item_row_skipped_as_invalid_keeps_the_stored_item_current(
     """--skip-invalid: a row the import rejects is in the file, only mistyped. Its item was
     retired as "不在本次文件中" (a typo in 事项类别 took WJ-02 off the current list): the stored
     item stays as it is, and only the items really left out are retired."""
-    await _two_departments(ctx, tmp_path)
-    first = write_csv(
-        tmp_path / "a.csv",
-        [
-            ITEM_HEADER,
-            ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
-            ["SJ", "SJ-02", "计量器具检查", "一般", "", "", "", ""],
-            ["SJ", "SJ-03", "广告检查", "一般", "", "", "", ""],
-        ],
-    )
-    assert (await import_items(ctx, first)).ok
-    await ctx.session.commit()
+    await _three_sj_items(ctx, tmp_path)
     second = write_csv(
         tmp_path / "b.csv",
         [
