@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
@@ -17,12 +18,20 @@ from core.render import render
 
 PLATFORMS = tuple(p.value for p in ChatPlatform)
 
-# A group robot's address under its platform's host (docs/platforms.md a. and d.): the path,
-# the credential's query parameter and where in the group the address is copied from
-_ROBOT_ADDRESS = {
-    ChatPlatform.WECOM: ("/cgi-bin/webhook/send", "key", "企业微信群设置的“消息推送（群机器人）”"),
-    ChatPlatform.DINGTALK: ("/robot/send", "access_token", "钉钉群设置的“机器人”（自定义机器人）"),
+# where in the group a robot's address is copied from
+_COPIED_FROM = {
+    ChatPlatform.WECOM: "企业微信群设置的“消息推送（群机器人）”",
+    ChatPlatform.DINGTALK: "钉钉群设置的“机器人”（自定义机器人）",
 }
+
+
+@dataclass(frozen=True)
+class RobotAddress:
+    """What a platform's group robot address looks like, from its adapter (bot/platforms):
+    `prefix` the configured host and the robot path, `credential` the query parameter."""
+
+    prefix: str
+    credential: str
 
 
 def masked(url: str) -> str:
@@ -37,16 +46,16 @@ async def bind_chat(
     department_code: str | None,
     platform: str,
     webhook_url: str,
-    robot_base: str,
+    robot: RobotAddress,
     sign_secret: str = "",
 ) -> ChatBinding:
     """Bind a robot webhook to a department's chat (or the office's when department_code is
     None). A new binding replaces the enabled one of the same platform for that chat.
-    `robot_base` is the configured host the platform's robots live under (the sender refuses
-    any other: WeCom's webhook_base, DingTalk's oapi_base)."""
+    `robot`: the platform's robot address under its configured host (the sender refuses any
+    other host: WeCom's webhook_base, DingTalk's oapi_base)."""
     if platform not in PLATFORMS:
         raise ValidationFailed(f"平台须为 {' / '.join(PLATFORMS)}")
-    _check_robot(ChatPlatform(platform), webhook_url, sign_secret, robot_base)
+    _check_robot(ChatPlatform(platform), webhook_url, sign_secret, robot)
     department_id = None
     if department_code is not None:  # a code, full or short name, as the importers take
         department = await department_names.find(ctx.session, department_code)
@@ -87,7 +96,7 @@ async def bind_chat(
 
 
 def _check_robot(
-    platform: ChatPlatform, webhook_url: str, sign_secret: str, robot_base: str
+    platform: ChatPlatform, webhook_url: str, sign_secret: str, robot: RobotAddress
 ) -> None:
     """What the robot's settings page gives, copied whole: the address with its scheme, on the
     platform's robot host and path, with its key (WeCom) or access_token (DingTalk), and a
@@ -99,9 +108,8 @@ def _check_robot(
         )
     if not address.query:
         raise ValidationFailed("机器人 Webhook 地址不完整（应包含 key 或 access_token 参数）")
-    path, credential, where = _ROBOT_ADDRESS[platform]
-    expected = robot_base.rstrip("/") + path
-    if not webhook_url.strip().startswith(expected + "?"):  # as the sender checks it
+    expected, credential, where = robot.prefix, robot.credential, _COPIED_FROM[platform]
+    if not webhook_url.strip().startswith(expected + "?"):
         label = PLATFORM_LABELS.get(platform, platform)
         raise ValidationFailed(
             f"这不是{label}群机器人的地址：应为 {expected}?{credential}=…，"

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main as cli
-from core.bindings import bind_chat
+from core.bindings import RobotAddress, bind_chat
 from core.changes import Ctx
 from core.imports import annual_plan
 from core.imports.conflicts import import_conflicts
@@ -172,7 +172,7 @@ async def test_a_fresh_county_reaches_its_first_invitations(
             department_code=dep,
             platform="wecom",
             webhook_url=f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={dep}",
-            robot_base="https://qyapi.weixin.qq.com",
+            robot=RobotAddress("https://qyapi.weixin.qq.com/cgi-bin/webhook/send", "key"),
         )
     await ctx.session.commit()
     readiness = await check_setup(ctx)

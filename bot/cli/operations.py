@@ -13,6 +13,7 @@ from bot.platforms.base import plain_text
 from core.states import OutboxState
 
 if TYPE_CHECKING:
+    from core.bindings import RobotAddress
     from core.summary import ScopeSummary
 
 
@@ -131,21 +132,21 @@ async def cmd_outbox_retry(args: argparse.Namespace) -> int:
     return 0
 
 
-def robot_base(args: argparse.Namespace, platform: str) -> str:
-    """The host `serve` sends this platform's group robots to (the configuration's
-    webhook_base / oapi_base, e.g. a 政务微信 deployment's; the public one when unset)."""
+def robot_address(args: argparse.Namespace, platform: str) -> RobotAddress:
+    """The platform's group robot address under the host `serve` sends to (the
+    configuration's webhook_base / oapi_base, e.g. a 政务微信 deployment's; the public one
+    when unset)."""
     from bot.config import load_settings
-    from bot.platforms.dingtalk import DingTalkSettings
-    from bot.platforms.wecom import WeComSettings
+    from bot.platforms.dingtalk import protocol as dingtalk
+    from bot.platforms.wecom import protocol as wecom
+    from core.bindings import RobotAddress
 
     settings = load_settings(getattr(args, "config", None))
     if platform == "dingtalk":
-        if settings.dingtalk is not None:
-            return settings.dingtalk.oapi_base
-        return str(DingTalkSettings.model_fields["oapi_base"].default)
-    if settings.wecom is not None:
-        return settings.wecom.webhook_base
-    return str(WeComSettings.model_fields["webhook_base"].default)
+        base = settings.dingtalk.oapi_base if settings.dingtalk else dingtalk.DEFAULT_OAPI_BASE
+        return RobotAddress(base.rstrip("/") + dingtalk.ROBOT_PATH, dingtalk.ROBOT_CREDENTIAL)
+    base = settings.wecom.webhook_base if settings.wecom else wecom.DEFAULT_BASE
+    return RobotAddress(base.rstrip("/") + wecom.ROBOT_PATH, wecom.ROBOT_CREDENTIAL)
 
 
 async def cmd_chat_bind(args: argparse.Namespace) -> int:
@@ -158,7 +159,7 @@ async def cmd_chat_bind(args: argparse.Namespace) -> int:
             department_code=None if args.to == "office" else args.to,
             platform=args.platform,
             webhook_url=args.webhook,
-            robot_base=robot_base(args, args.platform),
+            robot=robot_address(args, args.platform),
             sign_secret=args.secret or "",
         )
         department = await ctx.session.get(Department, b.department_id) if b.department_id else None

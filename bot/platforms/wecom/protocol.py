@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 
 DEFAULT_BASE = "https://qyapi.weixin.qq.com"
+# a group robot's address: <webhook_base>/cgi-bin/webhook/send?key=… (docs/platforms.md a.)
+ROBOT_PATH, ROBOT_CREDENTIAL = "/cgi-bin/webhook/send", "key"
 TEXT_MAX_BYTES = 2048
 WEBHOOK_MARKDOWN_MAX_BYTES = 4096
 APP_MARKDOWN_MAX_BYTES = (
