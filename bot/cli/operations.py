@@ -56,8 +56,6 @@ async def cmd_summary(args: argparse.Namespace) -> int:
             scopes.insert(0, ("全部部门", await scope_summary(ctx, day, run=run)))
     if args.out:
         return await asyncio.to_thread(_write_summaries, Path(args.out), day.isoformat(), scopes)
-    from bot.platforms.base import plain_text
-
     # as the leaders read it, one line per line: a terminal renderer padded every line to the
     # terminal's width and wrapped mid-phrase
     print("\n\n".join(plain_text(scoped.message().body) for _, scoped in scopes))
