@@ -9,7 +9,6 @@ import csv
 import datetime as dt
 import io
 import re
-from html import unescape
 
 import pytest
 from aiohttp import web
@@ -44,7 +43,7 @@ from core.review import review_result
 from core.rules import Rules
 from tests.case_factories import World, acting, build_world
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event, told
-from tests.server_helpers import make_services
+from tests.server_helpers import make_services, page_text
 
 CASE = "LJ-2026-001-001"
 SECRET = b"x" * 40  # make_services' link secret
@@ -281,10 +280,6 @@ def token(services: Services, officer: Officer, case: Case) -> str:
     return page_link(services, officer.id, "correction", f"case:{case.id}").split("?t=", 1)[1]
 
 
-def visible(html: str) -> str:
-    return unescape(re.sub(r"<[^>]+>", "", html))
-
-
 def form(tok: str, item: int, **extra: str | list[str]) -> list[tuple[str, str]]:
     """The lead's item corrected to 发现问题已责令改正 (E), with the reason."""
     base: dict[str, str | list[str]] = {
@@ -325,7 +320,7 @@ async def test_the_chat_link_opens_the_correction_form_of_the_own_items_004_art2
     resp = await client.get(url[1].replace("http://127.0.0.1:8080", ""))
     html = await resp.text()
     assert resp.status == 200, html
-    text = visible(html)
+    text = page_text(html)
     for expected in ("更正公示结果", "已公示的结果", "企业公示信息检查", "发现问题已责令改正"):
         assert expected in text, expected
     assert "其他部门的事项" in text and "更正理由" in text
@@ -345,8 +340,8 @@ async def test_the_form_corrects_to_a_problem_category_through_core_004_art20(
         CORRECTION_PATH, data=form(token(services, w.lead_liaison, w.case), lead_item.id)
     )
     html = await resp.text()
-    assert resp.status == 200, visible(html)
-    assert "已更正公示结果（第 2 版）" in visible(html)
+    assert resp.status == 200, page_text(html)
+    assert "已更正公示结果（第 2 版）" in page_text(html)
     *_, after = await versions(sessionmaker)
     assert (after.state, after.is_correction, after.codes) == ("published", True, ["E"])
     items = await item_codes(sessionmaker, after)
@@ -376,9 +371,9 @@ async def test_the_form_refuses_an_unchanged_correction_and_a_missing_reason_004
     }
     resp = await client.post(CORRECTION_PATH, data=form(tok, lead_item.id, **published))
     assert resp.status == 422
-    assert "与已公示的结果相同，无需更正" in visible(await resp.text())
+    assert "与已公示的结果相同，无需更正" in page_text(await resp.text())
     resp = await client.post(CORRECTION_PATH, data=form(tok, lead_item.id, reason=""))
-    assert resp.status == 422 and "请写明更正理由" in visible(await resp.text())
+    assert resp.status == 422 and "请写明更正理由" in page_text(await resp.text())
     assert len(await versions(sessionmaker)) == 2
     assert await objection_state(sessionmaker) == "error_found"
 
@@ -397,7 +392,7 @@ async def test_the_form_refuses_to_move_the_inspection_date_004_art14_art19(
         CORRECTION_PATH, data=form(tok, lead_item.id, inspected_on="2026-03-05")
     )
     assert resp.status == 422
-    assert "本案检查日期为 2026年3月4日" in visible(await resp.text())
+    assert "本案检查日期为 2026年3月4日" in page_text(await resp.text())
     async with sessionmaker() as s:
         case = await s.scalar(select(Case))
     assert case is not None
@@ -414,7 +409,7 @@ async def test_the_form_posts_only_the_own_departments_items_004_art3(
     resp = await client.post(
         CORRECTION_PATH, data=form(token(services, w.other_liaison, w.case), lead_item.id)
     )
-    assert resp.status == 422 and "只能填写本部门负责的检查事项" in visible(await resp.text())
+    assert resp.status == 422 and "只能填写本部门负责的检查事项" in page_text(await resp.text())
     resp = await client.get(CORRECTION_PATH, params={"t": token(services, w.a1, w.case)})
     assert resp.status == 403
     assert len(await versions(sessionmaker)) == 2
@@ -525,9 +520,9 @@ async def test_the_form_corrects_the_situation_for_the_whole_case_from_the_lead_
         )
         resp = await client.post(CORRECTION_PATH, data=posted)
         if officer is w.other_liaison:
-            assert resp.status == 422 and "更正整个案件" in visible(await resp.text())
+            assert resp.status == 422 and "更正整个案件" in page_text(await resp.text())
             assert len(await versions(sessionmaker)) == 2
-    assert resp.status == 200, visible(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     *_, after = await versions(sessionmaker)
     items = await item_codes(sessionmaker, after)
     assert (after.codes, items[lead_item.id][0], items[other_item.id][0]) == (["9"], ["9"], ["9"])
@@ -541,7 +536,7 @@ async def test_the_correction_form_shows_the_extended_window_000_5_3(
     extend = "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
     await say(sessionmaker, clock, w.lead_liaison, extend)
     tok = token(services, w.lead_liaison, w.case)
-    text = visible(await (await client.get(CORRECTION_PATH, params={"t": tok})).text())
+    text = page_text(await (await client.get(CORRECTION_PATH, params={"t": tok})).text())
     assert "2026年3月2日 至 2026年4月30日（已延期）" in text
 
 
@@ -608,7 +603,7 @@ async def test_the_lead_corrects_a_situation_away_on_the_correction_form_004_art
     tok = token(services, w.lead_liaison, w.case)
     posted = nothing_found_form(tok, lead_item.id, "再次核实企业未注销")
     resp = await client.post(CORRECTION_PATH, data=posted)
-    assert resp.status == 200, visible(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     *_, after = await versions(sessionmaker)
     items = await item_codes(sessionmaker, after)
     assert (after.codes, items[lead_item.id][0], items[other_item.id][0]) == (["1"], ["1"], ["1"])
@@ -672,9 +667,9 @@ async def test_the_lead_enters_the_recheck_of_items_entered_as_a_situation_004_a
     assert f'name="item.{lead_item.id}.codes"' not in html
     tok = token(services, w.lead_liaison, w.case)
     html = await (await client.get(CORRECTION_PATH, params={"t": tok})).text()
-    assert f'name="item.{other_item.id}.codes"' in html, visible(html)
+    assert f'name="item.{other_item.id}.codes"' in html, page_text(html)
     assert f'name="item.{other_item.id}.codes" value="9" checked' not in html
-    assert "录入时即为“注销”（9）" in visible(html), visible(html)
+    assert "录入时即为“注销”（9）" in page_text(html), page_text(html)
     posted = form(
         tok,
         lead_item.id,
@@ -688,7 +683,7 @@ async def test_the_lead_enters_the_recheck_of_items_entered_as_a_situation_004_a
         },
     )
     resp = await client.post(CORRECTION_PATH, data=posted)
-    assert resp.status == 200, visible(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     *_, before, after = await versions(sessionmaker)
     assert (before.state, after.state, after.codes) == ("superseded", "published", ["1"])
     items = await item_codes(sessionmaker, after)
@@ -723,7 +718,7 @@ async def test_the_lead_must_enter_the_recheck_of_every_such_item_004_art20(
     tok = token(services, w.lead_liaison, w.case)
     posted = nothing_found_form(tok, lead_item.id, "经复查企业未注销")
     resp = await client.post(CORRECTION_PATH, data=posted)
-    text = visible(await resp.text())
+    text = page_text(await resp.text())
     assert resp.status == 422, text
     assert "请为县卫生健康委员会的检查事项“公共场所卫生检查”录入复查结果" in text, text
     assert len(await versions(sessionmaker)) == 2
@@ -761,7 +756,7 @@ async def test_the_lead_corrects_one_situation_into_another_on_the_form_004_art1
         **fields,
     )
     resp = await client.post(CORRECTION_PATH, data=posted)
-    assert resp.status == 200, visible(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     *_, before, after = await versions(sessionmaker)
     assert (before.state, after.state, after.codes) == ("superseded", "published", ["12"])
     items = await item_codes(sessionmaker, after)
@@ -779,7 +774,7 @@ async def test_a_refused_quick_correction_points_at_the_correction_form_004_art2
     resp = await client.post(
         CORRECTION_PATH, data=form(token(services, w.other_liaison, w.case), other_item.id)
     )
-    assert resp.status == 200, visible(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 复查确认")
     assert f"发送“更正 {CASE}”打开更正表单" in reply and "结果填报表单" not in reply, reply
     assert len(await versions(sessionmaker)) == 3
@@ -795,9 +790,9 @@ async def test_the_correction_page_is_read_only_after_success_004_art20(
         CORRECTION_PATH, data=form(token(services, w.lead_liaison, w.case), lead_item.id)
     )
     html = await resp.text()
-    assert resp.status == 200 and "已更正公示结果（第 2 版）" in visible(html)
+    assert resp.status == 200 and "已更正公示结果（第 2 版）" in page_text(html)
     assert "<form" not in html and 'name="reason"' not in html
-    assert f"“更正 {CASE}”" in visible(html)
+    assert f"“更正 {CASE}”" in page_text(html)
 
 
 async def test_the_form_corrects_the_own_items_to_nothing_found_beside_a_problem_004_art3(
@@ -810,7 +805,7 @@ async def test_the_form_corrects_the_own_items_to_nothing_found_beside_a_problem
     resp = await client.post(
         CORRECTION_PATH, data=form(token(services, w.other_liaison, w.case), other_item.id)
     )
-    assert resp.status == 200, visible(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     posted = form(
         token(services, w.lead_liaison, w.case),
         lead_item.id,
@@ -818,7 +813,7 @@ async def test_the_form_corrects_the_own_items_to_nothing_found_beside_a_problem
         **{f"item.{lead_item.id}.codes": "1", f"item.{lead_item.id}.problems": ""},
     )
     resp = await client.post(CORRECTION_PATH, data=posted)
-    assert resp.status == 200, visible(await resp.text())
+    assert resp.status == 200, page_text(await resp.text())
     *_, after = await versions(sessionmaker)
     items = await item_codes(sessionmaker, after)
     assert (after.codes, items[lead_item.id][0], items[other_item.id][0]) == (["E"], ["1"], ["E"])

@@ -6,8 +6,6 @@ reports and summaries."""
 from __future__ import annotations
 
 import datetime as dt
-import re
-from html import unescape
 
 import pytest
 from aiohttp import web
@@ -31,7 +29,7 @@ from core.summary import daily_summary
 from core.workdays import HolidayFile
 from tests.case_factories import World, acting, at_day, build_world, enter_other_parts
 from tests.dispatch_support import chat
-from tests.server_helpers import make_services
+from tests.server_helpers import make_services, page_text
 
 D = dt.date
 WINDOW_DUE = D(2026, 4, 29)  # 20 working days after the window's end 3-31 (Qingming 4-4…4-6 off)
@@ -135,7 +133,7 @@ async def test_000_5_3_002_2_6_the_result_form_and_public_index_show_the_extende
     shown["/public/"] = await (await client.get("/public/", params={"year": "2026"})).text()
 
     for page, html in shown.items():
-        text = unescape(re.sub(r"<[^>]+>", "", html))
+        text = page_text(html)
         assert "2026年3月2日 至 2026年4月30日（已延期）" in text, page
         assert "2026年3月31日" not in text, page
 
