@@ -48,6 +48,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -539,18 +540,28 @@ async def warm_up(
     handles and answers its warm-up itself."""
     traffic = Traffic(aes, users, f"w{prefix}")
     for base, server in zip(bases, servers, strict=True):
-        others = [s for s in servers if s is not server]
-        for other in others:
-            os.kill(other.pid or 0, signal.SIGSTOP)
-        try:
+        with paused([s for s in servers if s is not server]):
             requests = [traffic.next_request() for _ in range(WARM_EVENTS)]
             await flood(traffic, [base + "/wecom/callback"], requests)
             if await drained_at(base, 120.0) is None:
                 raise RuntimeError("the warm-up did not drain within 2 minutes")
             await replies_sent(base, 120.0)
-        finally:
-            for other in others:
-                os.kill(other.pid or 0, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def paused(procs: list[mp.Process]) -> Iterator[None]:
+    """The started processes stopped (SIGSTOP) for the block and continued after it, however
+    it ends. Their pids are checked first: os.kill(0, …) would stop this bench's own process
+    group."""
+    pids = [p.pid for p in procs if p.pid is not None]
+    assert len(pids) == len(procs), "a process not started cannot be paused"
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 async def pg_phase(url: str, args: argparse.Namespace, aes: str) -> float:
