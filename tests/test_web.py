@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
-from html import unescape
 
 import pytest
 from aiohttp import web
@@ -555,7 +553,7 @@ async def test_a_mistyped_page_address_gets_a_chinese_page(
     app[SERVICES] = services
     app.add_routes(routes(services) + missing_pages())
     resp = await (await aiohttp_client(app)).get(path)
-    text = unescape(re.sub(r"<[^>]+>", " ", await resp.text()))
+    text = page_text(await resp.text())
     assert resp.status == 404 and resp.content_type == "text/html"
     assert says in text and "没有这个页面，请检查网址。" in text and "Not Found" not in text
 
