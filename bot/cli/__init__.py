@@ -318,7 +318,10 @@ def _parser() -> argparse.ArgumentParser:
     tw = add(
         "withdraw",
         cmd_task_withdraw,
-        "撤销误建的任务（冻结抽取前；已冻结的抽取超出一般事项抽查比例上限、无法确认的也可撤销）：关闭未答复的邀请并通知受邀部门",
+        (
+            "撤销误建的任务（冻结抽取前；已冻结的抽取超出一般事项抽查比例上限、无法确认的也可"
+            "撤销）：关闭未答复的邀请并通知受邀部门"
+        ),
         parent=tk,
     )
     tw.add_argument("code", help="任务编号")
