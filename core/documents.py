@@ -822,8 +822,3 @@ async def print_documents(ctx: Ctx, code: str, *, serving: bool = False) -> Prin
                 doc = document_file(kind, fmt, context, at)
                 files.append((f"{case.code}/{doc.filename}", doc.content))
     return Printed(files, to_serve)
-
-
-async def write_documents(ctx: Ctx, code: str) -> list[tuple[str, bytes]]:
-    """`print_documents`' files, nothing served."""
-    return (await print_documents(ctx, code)).files

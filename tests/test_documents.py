@@ -220,7 +220,9 @@ async def test_the_notice_keeps_the_day_it_was_issued_whenever_it_is_printed_aga
 
     at_day(ctx, D(2026, 11, 30))
     [*_, (_, content)] = [
-        f for f in await documents.write_documents(ctx, w.task.code) if f[0].endswith("通知书.docx")
+        f
+        for f in (await documents.print_documents(ctx, w.task.code)).files
+        if f[0].endswith("通知书.docx")
     ]
     text = docx_text(content)
     assert "2026年3月12日" in text and "2026年11月30日" not in text
