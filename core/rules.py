@@ -55,10 +55,16 @@ class Rules(BaseModel):
 REASON_MAX_CHARS = 2000  # a written reason's length limit (the answer page's field too)
 
 
-def written_reason_problem(rules: Rules, reason: str, what: str, advice: str) -> str:
-    """Why `reason` (stripped) is no written reason (书面理由, seed 000 §七), "" if it is one: at
-    least `decline_reason_min_chars` written characters, at most REASON_MAX_CHARS characters.
-    `what` names it (拒绝理由), `advice` follows a reason too short."""
+def written_reason_problem(
+    rules: Rules, reason: str | None, what: str, advice: str, *, missing: str
+) -> str:
+    """Why `reason` (stripped) is no written reason (书面理由, seed 000 §七), "" if it is one:
+    `missing` when blank, else at least `decline_reason_min_chars` written characters, at most
+    REASON_MAX_CHARS characters. `what` names it (拒绝理由), `advice` follows a reason too
+    short."""
+    reason = (reason or "").strip()
+    if not reason:
+        return missing
     if (written := written_length(reason)) < rules.decline_reason_min_chars:
         return (
             f"{what}至少需要 {rules.decline_reason_min_chars} 个字（标点、空格不计），"

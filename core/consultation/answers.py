@@ -251,18 +251,21 @@ class DeclineReasonRefused(ValidationFailed):
 def decline_reason_problem(rules: Rules, reason: str) -> str:
     """Why `reason` cannot decline an invitation (seed 000 §七: 书面函告理由), "" if it can: the
     check decline_invitation makes, for a caller to ask for the reason before answering."""
-    reason = (reason or "").strip()
-    if not reason:
-        return "拒绝参加联合抽查须书面说明理由"
-    return written_reason_problem(rules, reason, "拒绝理由", "请写明不参加的具体原因")
+    return written_reason_problem(
+        rules,
+        reason,
+        "拒绝理由",
+        "请写明不参加的具体原因",
+        missing="拒绝参加联合抽查须书面说明理由",
+    )
 
 
 async def decline_invitation(ctx: Ctx, invitation_id: int, reason: str) -> Invitation:
     """Decline with the written reason the rules require (seed 000 §七)."""
     inv, task = await _answerable(ctx, invitation_id, "invitation.decline")
-    reason = (reason or "").strip()
     if problem := decline_reason_problem(ctx.rules, reason):
         raise DeclineReasonRefused(problem)
+    reason = reason.strip()
     _mark_answered(ctx, inv, InvitationState.DECLINED, reason)
     await ctx.session.flush()
     await record(

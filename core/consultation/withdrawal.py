@@ -53,14 +53,16 @@ async def withdraw_task(ctx: Ctx, code: str, reason: str, *, how: str = CHAT_HOW
     )
     TASK.check(task, TaskState.WITHDRAWN, what="撤销", subject=task.code)
     over_cap = await _frozen_over_cap(ctx, task)
-    reason = (reason or "").strip()
     example = how.format(code=task.code, reason=_EXAMPLE_REASON)
-    if not reason:
-        raise ValidationFailed(f"撤销任务须写明理由，例如：{example}")
     if problem := written_reason_problem(
-        ctx.rules, reason, "撤销理由", f"请写明撤销的具体原因，例如：{example}"
+        ctx.rules,
+        reason,
+        "撤销理由",
+        f"请写明撤销的具体原因，例如：{example}",
+        missing=f"撤销任务须写明理由，例如：{example}",
     ):
         raise ValidationFailed(problem)
+    reason = reason.strip()
     before = task.state
     TASK.move(task, TaskState.WITHDRAWN)
     invitations = await task_invitations(ctx, task)
