@@ -126,14 +126,14 @@ def check_caps(
     rule: SamplingRule,
     items: Sequence[Item],
     default_cap: str,
-    sizes: Mapping[str, int] | None = None,
+    sizes: Mapping[str, int],
     *,
     advice: str = CREATE_ADVICE,
 ) -> None:
     """Refuse a stratum drawing above a general item's cap: its ratio, and — for the strata
     whose size `sizes` gives — the households it draws (count, or ratio raised to `min`)."""
     check_cap_ratios(rule, items, default_cap, advice=advice)
-    check_cap_counts(rule, items, default_cap, sizes or {}, advice=advice)
+    check_cap_counts(rule, items, default_cap, sizes, advice=advice)
 
 
 def _rank(stratum: StratumRule) -> int | None:
@@ -161,5 +161,5 @@ def check_risk_order(rule: SamplingRule) -> None:
 
 
 def check_ratios(rule: SamplingRule, items: Sequence[Item], default_cap: str) -> None:
-    check_caps(rule, items, default_cap)
+    check_cap_ratios(rule, items, default_cap)
     check_risk_order(rule)
