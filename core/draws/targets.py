@@ -94,11 +94,7 @@ async def frozen_draw_over_cap(ctx: Ctx, task: JointTask, frozen: Draw) -> str:
     二(二): a draw frozen before the caps were checked), "" when the caps allow it."""
     _, pool = stored_pool(await pool_data(ctx, frozen))
     rule = algorithm.parse_rule(task.rule)
-    try:
-        await _check_caps_on_pool(ctx, task, rule, algorithm.stratum_sizes(pool))
-    except ValidationFailed as err:
-        return err.message
-    return ""
+    return await _pool_cap_problem(ctx, task, rule, algorithm.stratum_sizes(pool))
 
 
 async def _refreeze_advice(ctx: Ctx, task: JointTask, current: Draw | None) -> str:
@@ -114,18 +110,14 @@ async def _refreeze_advice(ctx: Ctx, task: JointTask, current: Draw | None) -> s
     )
 
 
-async def _check_caps_on_pool(
-    ctx: Ctx,
-    task: JointTask,
-    rule: algorithm.SamplingRule,
-    sizes: dict[str, int],
-    *,
-    advice: str | None = None,
-) -> None:
+async def _pool_cap_problem(
+    ctx: Ctx, task: JointTask, rule: algorithm.SamplingRule, sizes: dict[str, int]
+) -> str:
     """002 二(二) on the pool the draw takes from: every department's items, lead's and
     participants', against every stratum's ratio and the households it draws — whatever was
     checked before (creation, acceptance, a task from before those checks), the draw never
-    exceeds a general item's cap."""
+    exceeds a general item's cap. What breaks a cap (the caller adds its advice: a refused
+    re-freeze's needs the earlier draw's check, made only then), "" when none."""
     items = list(
         await ctx.session.scalars(
             select(Item)
@@ -134,8 +126,11 @@ async def _check_caps_on_pool(
             .order_by(Item.code)
         )
     )
-    advice = _draw_advice(task) if advice is None else advice
-    check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=advice)
+    try:
+        check_caps(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice="")
+    except ValidationFailed as err:
+        return err.message
+    return ""
 
 
 async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
@@ -163,9 +158,8 @@ async def freeze_pool(ctx: Ctx, task_code: str, beacon_source: str) -> Draw:
         )
     )
     current = next((d for d in earlier if d.state == DrawState.FROZEN), None)
-    await _check_caps_on_pool(
-        ctx, task, rule, report.strata_sizes(), advice=await _refreeze_advice(ctx, task, current)
-    )
+    if problem := await _pool_cap_problem(ctx, task, rule, report.strata_sizes()):
+        raise ValidationFailed(problem + await _refreeze_advice(ctx, task, current))
     frozen_file = pool_file(report.candidates)
     freeze_no = len(earlier) + 1
     strata, exclusions = report.strata_sizes(), report.exclusions_in_order()
@@ -343,7 +337,8 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
         raise InvalidTransition("冻结的抽取范围与其哈希不符，已停止抽取，请联系管理员")
     seed = bytes.fromhex(task.seed_hex)
     rule = algorithm.parse_rule(task.rule)
-    await _check_caps_on_pool(ctx, task, rule, algorithm.stratum_sizes(pool))
+    if problem := await _pool_cap_problem(ctx, task, rule, algorithm.stratum_sizes(pool)):
+        raise ValidationFailed(problem + _draw_advice(task))
     selection = algorithm.select(pool, rule, algorithm.final_seed(seed, beacon or None), task.code)
     now = ctx.clock.now()
     frozen.selection, frozen.beacon, frozen.seed_hex = selection, beacon, task.seed_hex
