@@ -41,7 +41,7 @@ from core.cases import (
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
 from core.errors import NotFound, PermissionDenied, ValidationFailed
-from core.inspection import notified
+from core.inspection import mark_notified
 from core.models import (
     AuditEvent,
     Case,
@@ -187,7 +187,7 @@ async def _record_serving(
     re-issued."""
     data = {"via": via, **served}
     if case.state == CaseState.ASSIGNED:
-        await notified(ctx, case, data, group)
+        await mark_notified(ctx, case, data, group)
     else:
         await record(ctx, "case.notice_reissued", f"case:{case.code}", data)
 

@@ -305,23 +305,17 @@ async def record_inspection_date(ctx: Ctx, case_code: str, day: dt.date) -> Dead
     return due
 
 
-async def mark_notified(ctx: Ctx, case_code: str, served: dict[str, Any]) -> Case:
-    """The 联合抽查通知书 was handed to the target (004 第十六条(二)); `served` is what it showed
-    (core.documents.issue_notice), kept with the event for the archive; by a group member, or
-    by the operator who handed over the printed notices (core.documents.serve_printed)."""
-    case = await get_case(ctx, case_code, for_update=True)
-    await notified(ctx, case, served)
-    return case
-
-
-async def notified(
+async def mark_notified(
     ctx: Ctx,
     case: Case,
     served: dict[str, Any],
     group: Sequence[GroupMember] | None = None,
 ) -> None:
-    """`mark_notified` of a case the caller locked (`get_case` for_update, or a task's cases
-    at once) and decided on as locked; `group`: its active members when loaded."""
+    """The 联合抽查通知书 was handed to the target (004 第十六条(二)); `served` is what it showed
+    (core.documents.issue_notice), kept with the event for the archive; by a group member, or
+    by the operator who handed over the printed notices (core.documents.serve_printed). `case`
+    is locked by the caller (`get_case` for_update, or a task's cases at once) and decided on
+    as locked; `group`: its active members when loaded."""
     if ctx.actor is not None:
         await require_member(ctx, case, "case.notified", group)
     CASE.move(case, CaseState.NOTIFIED, what="登记已发放通知书", subject=case.code)

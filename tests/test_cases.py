@@ -207,7 +207,8 @@ async def test_inactive_member_is_refused(ctx, session):
     member.active = False  # replaced after a recusal
     await session.commit()
     with pytest.raises(PermissionDenied):
-        await mark_notified(acting(ctx, w.a2), w.case.code, {})
+        a2 = acting(ctx, w.a2)
+        await mark_notified(a2, await cases.get_case(a2, w.case.code, for_update=True), {})
 
 
 async def test_bad_result_input_changes_nothing(ctx, session):

@@ -24,6 +24,7 @@ from bot.pages import documents as document_pages
 from bot.pages.links import expand, expand_text, page_link
 from bot.services import SERVICES, Services
 from core import documents
+from core.cases import get_case
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock
 from core.errors import PermissionDenied
@@ -236,7 +237,8 @@ async def test_a_notice_served_before_its_group_was_kept_shows_the_group_of_that
     changes (更换, 004 第十三条), not with the group after a later replacement."""
     w = await build_world(session)
     at_day(ctx, D(2026, 3, 5))
-    await mark_notified(acting(ctx, w.a1), w.case.code, {"via": "page:docx"})
+    a1 = acting(ctx, w.a1)
+    await mark_notified(a1, await get_case(a1, w.case.code, for_update=True), {"via": "page:docx"})
     at_day(ctx, D(2026, 3, 6))
     await replace_inspector(acting(ctx, w.lead_leader), w.case.code, w.a2.id, w.outsider.id, "调岗")
     [served] = await documents.served_notices(ctx, w.case)

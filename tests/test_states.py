@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.exc import StatementError
 
 from core import inbox, objections, outbox
+from core.cases import get_case
 from core.consultation import answers, opening
 from core.draws import quickdraw
 from core.errors import InvalidTransition, ValidationFailed
@@ -157,7 +158,7 @@ async def test_case_moves_outside_the_table_are_refused(ctx, session):
     with pytest.raises(
         InvalidTransition, match=f"案件 {w.case.code} 当前状态为“已检查”，不能登记已发放通知书"
     ):
-        await mark_notified(member, w.case.code, {})
+        await mark_notified(member, await get_case(member, w.case.code, for_update=True), {})
     with pytest.raises(InvalidTransition, match="当前状态为“已检查”，不能审核"):
         await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
     with pytest.raises(InvalidTransition, match="当前状态为“已检查”，不能公示"):
