@@ -411,12 +411,14 @@ async def attachment_page(
     return Page("", file=store.read(found.sha256), mime=found.mime, filename=found.name)
 
 
-def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str]:
+def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str, list[str]]:
     """Kept files (ticked `keep` values: sha256 + name) and new uploads, checked by content;
     new ones are stored at once and become `keep` values, so an error elsewhere in the form
-    does not make the officer upload them again. (files, the first error or "")."""
+    does not make the officer upload them again. (files, the first error or "", the names of
+    uploads already among the files: kept once, under the name they were first given)."""
     error = ""
     accepted: dict[str, Stored] = {}
+    again: list[str] = []
     for value in raw.get("keep", []):
         sha, name = value[:64], value[64:]
         if files.store.has(sha):
@@ -428,12 +430,15 @@ def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str]:
         except ValidationFailed as err:
             error = error or err.message
             continue
+        if stored.sha256 in accepted:
+            again.append(stored.name)
+            continue
         files.store.put(upload.data)
-        accepted.setdefault(stored.sha256, stored)
+        accepted[stored.sha256] = stored
     raw["keep"] = [f.sha256 + f.name for f in accepted.values()]
     if len(accepted) > files.limits.max_files:
         error = error or f"附件最多 {files.limits.max_files} 个，请取消勾选部分附件"
-    return list(accepted.values()), error
+    return list(accepted.values()), error, again
 
 
 async def refusals_on_record(pc: PageCtx, call: Awaitable[Page], *, writes: bool = True) -> Page:
@@ -451,7 +456,7 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
     """Check the fields, then submit through core; any refusal re-shows the typed form. The
     case is loaded once, locked, for the checks, the entry and the page after it."""
     sheet = await case_forms.entry_sheet(pc.core, case_id, "case.result.submit", for_update=True)
-    accepted, file_error = _accept_files(raw, files)
+    accepted, file_error, again = _accept_files(raw, files)
     data = form_data(raw)
     form, errors = _parsed(data)
     if file_error:
@@ -472,14 +477,18 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
         where = err.field if isinstance(err, ValidationFailed) else ""
         sheet = await case_forms.entry_sheet(pc.core, case_id)
         return _form_page(pc, sheet, raw, files.limits, errors={where: err.message}, status=422)
-    notice = (
-        "该结果已提交过，无需重复提交。"
-        if repeated
-        else "本部门事项的结果已录入；尚待其他部门录入本部门事项（谁检查、谁录入），"
-        "全部录入后送审核。"
-        if sheet.case.state == CaseState.PART_ENTERED
-        else "结果已提交，等待发起部门和参与部门审核。"
-    )
+    if repeated:  # a photo picked again is no double submit: it is said to be attached
+        notice = "录入的内容没有变化。" if again else "该结果已提交过，无需重复提交。"
+    elif sheet.case.state == CaseState.PART_ENTERED:
+        notice = (
+            "本部门事项的结果已录入；尚待其他部门录入本部门事项（谁检查、谁录入），"
+            "全部录入后送审核。"
+        )
+    else:
+        notice = "结果已提交，等待发起部门和参与部门审核。"
+    if again:
+        attached = "、".join(f"“{name}”" for name in again)
+        notice = f"{attached}已在附件中，只保留一份。{notice}"
     return _form_page(pc, sheet, prefill(sheet), files.limits, notice=notice)
 
 

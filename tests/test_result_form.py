@@ -1415,3 +1415,29 @@ async def test_the_page_after_a_submit_shows_what_was_stored_as_a_fresh_link_doe
     for pair in [("remarks", "已补充说明"), ("followups", "责令改正并跟踪"), *stored[:2]]:
         assert pair in again, pair
     assert ("followups", "无需后续处置") not in again
+
+
+async def test_a_photo_added_again_is_kept_once_and_not_called_a_double_submit(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The form after an entry shows its photo ticked to keep; an officer who picks the same
+    photo again was told "该结果已提交过" as if the form had been sent twice. The file is kept
+    once and the page says it is already attached."""
+    tok = token(services, world.a1, world.case)
+    photo = ("现场.jpg", jpeg(), "image/jpeg")
+    first = await client.post(RESULT_PATH, data=with_files(fields(tok, world.items[0].id), photo))
+    assert first.status == 200 and await case_state(sessionmaker) == "part_entered"
+    [keep] = _checked(await first.text(), "keep")
+    again = await client.post(
+        RESULT_PATH,
+        data=with_files(fields(tok, world.items[0].id, keep=keep), ("IMG_0001.jpg", *photo[1:])),
+    )
+    text = page_text(await again.text())
+    assert again.status == 200, text
+    assert "已提交过" not in text and "重复提交" not in text
+    assert "IMG_0001.jpg" in text and "已在附件中" in text
+    assert _checked(await again.text(), "keep") == [keep]
+    assert [r.name for r in await attachment_rows(sessionmaker)] == ["现场.jpg"]
