@@ -53,7 +53,8 @@ async def confirm(ctx: HandlerCtx, args: Args) -> None:
         return
     locked = await targets.confirm_draw(ctx.core, code, beacon)
     taken = await targets.inspected_since_freeze(ctx.core, locked)
-    reply = {"d": locked, "taken": taken, "listed": LISTED_CASES}
+    gone = await targets.gone_since_freeze(ctx.core, locked)
+    reply = {"d": locked, "taken": taken, "gone": gone, "listed": LISTED_CASES}
     # The lock stands even if matching fails (no re-roll, docs/architecture.md §3): matching
     # runs in its own savepoint and can be retried with 匹配 once the department has inspectors.
     try:

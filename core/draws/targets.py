@@ -13,7 +13,17 @@ from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, Table, any_, bindparam, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +40,7 @@ from core.draws.pool import (
     build_target_pool,
     excluded_note,
     fetch_plain,
+    gone_by_results,
     inspected_this_year_for,
     pool_file,
     repeat_check_reason,
@@ -47,7 +58,17 @@ from core.jointtask import (
     task_invitations,
 )
 from core.messages import Destination, OutMessage
-from core.models import Case, Department, Draw, DrawPool, Item, JointTask, Target, TaskItem
+from core.models import (
+    DRAWABLE_STATUSES,
+    Case,
+    Department,
+    Draw,
+    DrawPool,
+    Item,
+    JointTask,
+    Target,
+    TaskItem,
+)
 from core.render import render
 from core.states import CASE, DRAW, TASK, CaseState, DrawState, TaskState
 from core.workdays import cn_date, cn_datetime, deadline_label
@@ -281,9 +302,10 @@ def _uscc_among(dialect: str, usccs: list[str]) -> ColumnElement[bool] | None:
     return None
 
 
-async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """uscc → (target id, name) (a city-wide draw selects tens of thousands)."""
-    columns = select(Target.uscc, Target.id, Target.name)
+async def _among_usccs(
+    session: AsyncSession, columns: Select[*tuple[Any, ...]], usccs: Sequence[str]
+) -> list[Sequence[Any]]:
+    """The rows of `columns` (a select on Target) whose uscc is in the list."""
     among = _uscc_among((await session.connection()).dialect.name, list(usccs))
     if among is not None:
         queries = [columns.where(among)]
@@ -292,10 +314,23 @@ async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, 
             columns.where(Target.uscc.in_(usccs[i : i + CHUNK]))
             for i in range(0, len(usccs), CHUNK)
         ]
-    out: dict[str, tuple[int, str]] = {}
-    for query in queries:
-        out.update((u, (tid, name)) for u, tid, name in await fetch_plain(session, query))
-    return out
+    return [row for query in queries for row in await fetch_plain(session, query)]
+
+
+async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """uscc → (target id, name) (a city-wide draw selects tens of thousands)."""
+    rows = await _among_usccs(session, select(Target.uscc, Target.id, Target.name), usccs)
+    return {u: (tid, name) for u, tid, name in rows}
+
+
+async def _deleted_from_pool(session: AsyncSession, pool: Sequence[algorithm.Candidate]) -> int:
+    """How many of the frozen pool's targets are no longer in the library (deleted outside the
+    bot, which never deletes one), counted over the whole pool, not the selection: a refusal
+    that depended on what was drawn would tell the lead so and let a new freeze re-roll it."""
+    present = await _among_usccs(
+        session, select(func.count()).select_from(Target), [u for u, _ in pool]
+    )
+    return len(pool) - sum(int(n) for (n,) in present)
 
 
 async def _insert_cases(session: AsyncSession, n: int, columns: dict[str, Any]) -> None:
@@ -339,18 +374,17 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     rule = algorithm.parse_rule(task.rule)
     if problem := await _pool_cap_problem(ctx, task, rule, algorithm.stratum_sizes(pool)):
         raise ValidationFailed(problem + _draw_advice(task))
+    if deleted := await _deleted_from_pool(ctx.session, pool):
+        raise InvalidTransition(
+            f"冻结后有 {deleted} 户检查对象已从名录库删除，冻结的抽取范围无法锁定；"
+            f"请核实名录库后重新冻结抽取范围并公布新的信标来源：抽取 {task.code} 信标来源"
+        )
     selection = algorithm.select(pool, rule, algorithm.final_seed(seed, beacon or None), task.code)
     now = ctx.clock.now()
     frozen.selection, frozen.beacon, frozen.seed_hex = selection, beacon, task.seed_hex
     DRAW.move(frozen, DrawState.LOCKED)
     frozen.locked_at = now
-    targets = await _target_ids(ctx.session, selection)
-    if missing := [u for u in selection if u not in targets]:
-        # never name a would-be selected target: this transaction is rolled back unlocked
-        raise InvalidTransition(
-            f"冻结后有 {len(missing)} 户检查对象已从名录库删除，无法锁定；"
-            "请重新冻结抽取范围并公布新的信标来源"
-        )
+    targets = await _target_ids(ctx.session, selection)  # all there: the pool was checked
     due = window_deadline(await ctx.work_calendar(), ctx.rules, task.window_last_day)
     case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
     await _insert_cases(
@@ -435,6 +469,25 @@ async def inspected_since_freeze(ctx: Ctx, d: Draw) -> list[str]:
         .order_by(Case.code)
     )
     return [f"{code} {name}" for code, uscc, name in rows if uscc in ours or uscc in above]
+
+
+async def gone_since_freeze(ctx: Ctx, d: Draw) -> list[str]:
+    """The locked draw's cases ("案件号 名称") whose target was deregistered, revoked or moved
+    out after the freeze (by the library's status or a published result): the committed pool
+    keeps them (004 第十一条), and their result may be formed directly (004 第十八条), so the lead
+    is told. Those gone before the freeze were never in the pool."""
+    gone = await gone_by_results(ctx.session)
+    rows = await ctx.session.execute(
+        select(Case.code, Target.uscc, Target.name, Target.status)
+        .join(Target, Target.id == Case.target_id)
+        .where(Case.task_id == d.task_id)
+        .order_by(Case.code)
+    )
+    return [
+        f"{code} {name}"
+        for code, uscc, name, status in rows
+        if status not in DRAWABLE_STATUSES or uscc in gone
+    ]
 
 
 async def locked_draw(ctx: Ctx, task: JointTask, kind: str) -> Draw:
