@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -26,6 +27,7 @@ from core.db import make_engine, make_sessionmaker
 from core.models import Base
 from core.rules import Rules
 from core.schema import upgrade
+from tests.browser import phone_page
 
 PG_ENV = "LIANJIAN_TEST_DATABASE_URL"
 PG_SKIP = (
@@ -90,12 +92,18 @@ def fresh_pg_database() -> Iterator[str]:
         asyncio.run(drop())
 
 
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A test's own copy of the migrated SQLite template."""
+    path = tmp_path / "test.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return str(path)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
-        path = tmp_path / "test.sqlite3"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return str(path)
+        return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_database"))
 
 
@@ -113,6 +121,14 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(engine)
+
+
+@pytest.fixture
+async def phone() -> AsyncIterator[Any]:
+    """A page of headless chromium on a 375 px phone screen (tests/browser.py): the test skips
+    without the browser, or fails where LIANJIAN_REQUIRE_BROWSER is set (CI)."""
+    async with phone_page() as page:
+        yield page
 
 
 @pytest.fixture

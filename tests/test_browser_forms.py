@@ -1,14 +1,12 @@
-"""A real phone-sized browser (Debian's chromium via playwright, as tests/test_browser.py) enters
-a result on the signed form and a reviewer returns it, and opens and prints a document.
-Screenshots are kept as test artifacts (tests/test_browser.py's shot_path)."""
+"""A real phone-sized browser (Debian's chromium via playwright, tests/browser.py) enters a result
+on the signed form and a reviewer returns it, and opens and prints a document. Screenshots are
+kept as test artifacts (tests/browser.py's shoot)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,32 +16,15 @@ from bot.pages.result import result_link
 from bot.pages.review import review_link
 from core.clock import FixedClock, china_noon
 from core.models import Attachment, Case
-from tests.case_factories import build_world, enter_other_parts
-from tests.server_helpers import make_services
-from tests.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    async_api,
+from tests.browser import (  # noqa: F401 (db_url: fixture)
+    db_url,
     foreign_requests,
-    phone_page,
-    shot_path,
+    shoot,
     small_taps,
 )
+from tests.case_factories import build_world, enter_other_parts
+from tests.server_helpers import make_services
 from tests.test_result_form import TODAY, jpeg
-
-
-@pytest.fixture
-def db_url(tmp_path: Path, sqlite_template: Path) -> str:
-    """SQLite only: the pages are the same on both databases (the HTTP tests cover both)."""
-    path = tmp_path / "browser.sqlite3"
-    shutil.copy(sqlite_template, path)
-    return str(path)
-
-
-async def _shot(page: Any, name: str) -> int:
-    """Save a full-page screenshot; the page's width (nothing may be wider than the phone)."""
-    await page.screenshot(path=shot_path(name), full_page=True)
-    return int(await page.evaluate("document.documentElement.scrollWidth"))
 
 
 async def test_result_form_and_review_on_a_375px_phone(
@@ -51,6 +32,7 @@ async def test_result_form_and_review_on_a_375px_phone(
     clock: FixedClock,
     aiohttp_server,
     tmp_path: Path,
+    phone: Any,
 ) -> None:
     clock.set(china_noon(TODAY))
     async with sessionmaker() as session:
@@ -71,47 +53,41 @@ async def test_result_form_and_review_on_a_375px_phone(
     item = w.items[0].id
     widths: list[int] = []
 
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await phone_page(browser)
-            foreign = foreign_requests(page, base)
-            await page.goto(form_url)
-            widths.append(await _shot(page, "1-result-form"))
-            await page.fill("input[name=inspected_on]", "2026-03-05")
-            for code in ("A", "2", "B"):
-                await page.check(f"input[name='item.{item}.codes'][value='{code}']")
-            await page.fill(f"textarea[name='item.{item}.problems']", "2025年度报告未公示")
-            await page.check("input[name=followups][value='责令改正并跟踪']")
-            await page.fill("textarea[name=remarks]", remark)
-            await page.click("text=提交检查结果")  # no inspection method ticked
-            await page.wait_for_selector(".field-error")
-            error_text = await page.inner_text("body")
-            kept = await page.input_value("textarea[name=remarks]")
-            still_ticked = await page.is_checked(f"input[name='item.{item}.codes'][value='B']")
-            widths.append(await _shot(page, "2-result-error"))
-            await page.check("input[name=methods][value='实地检查']")
-            await page.set_input_files("input[name=attachments]", str(photo))
-            await page.click("text=提交检查结果")
-            await page.wait_for_selector("text=结果已提交")
-            done_text = await page.inner_text("body")
-            widths.append(await _shot(page, "3-result-submitted"))
+    foreign = foreign_requests(phone, base)
+    await phone.goto(form_url)
+    widths.append(await shoot(phone, "1-result-form"))
+    await phone.fill("input[name=inspected_on]", "2026-03-05")
+    for code in ("A", "2", "B"):
+        await phone.check(f"input[name='item.{item}.codes'][value='{code}']")
+    await phone.fill(f"textarea[name='item.{item}.problems']", "2025年度报告未公示")
+    await phone.check("input[name=followups][value='责令改正并跟踪']")
+    await phone.fill("textarea[name=remarks]", remark)
+    await phone.click("text=提交检查结果")  # no inspection method ticked
+    await phone.wait_for_selector(".field-error")
+    error_text = await phone.inner_text("body")
+    kept = await phone.input_value("textarea[name=remarks]")
+    still_ticked = await phone.is_checked(f"input[name='item.{item}.codes'][value='B']")
+    widths.append(await shoot(phone, "2-result-error"))
+    await phone.check("input[name=methods][value='实地检查']")
+    await phone.set_input_files("input[name=attachments]", str(photo))
+    await phone.click("text=提交检查结果")
+    await phone.wait_for_selector("text=结果已提交")
+    done_text = await phone.inner_text("body")
+    widths.append(await shoot(phone, "3-result-submitted"))
 
-            await page.goto(review_url)
-            await page.wait_for_selector("img")
-            photo_width = await page.evaluate("document.querySelector('img').naturalWidth")
-            widths.append(await _shot(page, "4-review"))
-            small = await small_taps(page, "ul.files a")
-            await page.fill("textarea[name=reason]", "请补充年报代理机构的回执照片")
-            await page.click("text=退回检查组")
-            await page.wait_for_selector("text=已退回检查组")
-            widths.append(await _shot(page, "5-returned"))
+    await phone.goto(review_url)
+    await phone.wait_for_selector("img")
+    photo_width = await phone.evaluate("document.querySelector('img').naturalWidth")
+    widths.append(await shoot(phone, "4-review"))
+    small = await small_taps(phone, "ul.files a")
+    await phone.fill("textarea[name=reason]", "请补充年报代理机构的回执照片")
+    await phone.click("text=退回检查组")
+    await phone.wait_for_selector("text=已退回检查组")
+    widths.append(await shoot(phone, "5-returned"))
 
-            await page.goto(form_url)
-            reopened = await page.inner_text("body")
-            widths.append(await _shot(page, "6-result-reopened"))
-        finally:
-            await browser.close()
+    await phone.goto(form_url)
+    reopened = await phone.inner_text("body")
+    widths.append(await shoot(phone, "6-result-reopened"))
 
     assert "请至少选择一种检查方式" in error_text
     assert kept == remark and still_ticked
@@ -145,30 +121,24 @@ async def _documents_link(
 
 
 async def test_document_links_are_buttons_and_the_print_view_prints(
-    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server, phone: Any
 ) -> None:
     """WeCom's and DingTalk's in-app browsers have no print menu: the document prints from its
     own button, which is not printed."""
     url, base = await _documents_link(sessionmaker, clock, aiohttp_server)
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await phone_page(browser)
-            foreign = foreign_requests(page, base)
-            await page.goto(url)
-            await page.screenshot(path=shot_path("documents"), full_page=True)
-            small = await small_taps(page, "main a")
-            await page.click("a:has-text('网页') >> nth=0")
-            await page.wait_for_selector("text=联合抽查通知书")
-            # the in-app browser's print dialog is not driven by a test: record the call
-            await page.evaluate("window.print = () => { window.printed = true; }")
-            button = page.locator("button:has-text('打印')")
-            await button.click()
-            printed = await page.evaluate("window.printed === true")
-            await page.emulate_media(media="print")
-            on_paper = await button.is_visible()
-        finally:
-            await browser.close()
+    foreign = foreign_requests(phone, base)
+    await phone.goto(url)
+    await shoot(phone, "documents")
+    small = await small_taps(phone, "main a")
+    await phone.click("a:has-text('网页') >> nth=0")
+    await phone.wait_for_selector("text=联合抽查通知书")
+    # the in-app browser's print dialog is not driven by a test: record the call
+    await phone.evaluate("window.print = () => { window.printed = true; }")
+    button = phone.locator("button:has-text('打印')")
+    await button.click()
+    printed = await phone.evaluate("window.printed === true")
+    await phone.emulate_media(media="print")
+    on_paper = await button.is_visible()
     assert small == []
     assert printed and not on_paper and foreign == []
 
@@ -181,6 +151,7 @@ async def test_long_text_wraps_and_every_control_is_a_fingertips_tap_at_375px(
     clock: FixedClock,
     aiohttp_server,
     tmp_path: Path,
+    phone: Any,
 ) -> None:
     """谁检查、谁录入 (000 §九–十): 卫健委's inspector enters its part first, pasting a long link
     into 发现的问题, 处理情况 and 备注; the page after the submit (部分录入) shows the part as
@@ -200,43 +171,37 @@ async def test_long_text_wraps_and_every_control_is_a_fingertips_tap_at_375px(
 
     lead_item, other_item = (i.id for i in w.items)
     widths: dict[str, int] = {}
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await phone_page(browser)
-            await page.goto(local(result_link(services, w.b1.id, w.case.id)))
-            await page.fill("input[name=inspected_on]", "2026-03-05")
-            await page.check("input[name=methods][value='书面检查']")
-            await page.check(f"input[name='item.{other_item}.codes'][value='E']")
-            await page.fill(f"textarea[name='item.{other_item}.problems']", LONG_URL)
-            await page.fill(f"textarea[name='item.{other_item}.handling']", LONG_URL)
-            await page.check("input[name=followups][value='责令改正并跟踪']")
-            await page.fill("textarea[name=remarks]", LONG_URL)
-            await page.click("text=提交检查结果")
-            await page.wait_for_selector("text=本部门事项的结果已录入")
-            widths["b-entered"] = await _shot(page, "long-1-part-entered")
-            ticked = await page.eval_on_selector_all(
-                "input[type=checkbox]:checked", "els => els.map(e => e.name + '=' + e.value)"
-            )
-            remark = await page.input_value("textarea[name=remarks]")
-            small = await small_taps(page, "label.check, label.field select, input[type=file]")
+    await phone.goto(local(result_link(services, w.b1.id, w.case.id)))
+    await phone.fill("input[name=inspected_on]", "2026-03-05")
+    await phone.check("input[name=methods][value='书面检查']")
+    await phone.check(f"input[name='item.{other_item}.codes'][value='E']")
+    await phone.fill(f"textarea[name='item.{other_item}.problems']", LONG_URL)
+    await phone.fill(f"textarea[name='item.{other_item}.handling']", LONG_URL)
+    await phone.check("input[name=followups][value='责令改正并跟踪']")
+    await phone.fill("textarea[name=remarks]", LONG_URL)
+    await phone.click("text=提交检查结果")
+    await phone.wait_for_selector("text=本部门事项的结果已录入")
+    widths["b-entered"] = await shoot(phone, "long-1-part-entered")
+    ticked = await phone.eval_on_selector_all(
+        "input[type=checkbox]:checked", "els => els.map(e => e.name + '=' + e.value)"
+    )
+    remark = await phone.input_value("textarea[name=remarks]")
+    small = await small_taps(phone, "label.check, label.field select, input[type=file]")
 
-            await page.goto(local(result_link(services, w.a1.id, w.case.id)))
-            widths["a-form"] = await _shot(page, "long-2-lead-form")
-            assert max(widths.values()) <= 375, widths  # a wider page is not for tapping
-            await page.fill("input[name=inspected_on]", "2026-03-05")
-            await page.check("input[name=methods][value='实地检查']")
-            await page.check(f"input[name='item.{lead_item}.codes'][value='1']")
-            await page.check("input[name=followups][value='责令改正并跟踪']")
-            await page.click("text=提交检查结果")
-            await page.wait_for_selector("text=结果已提交")
-            widths["a-submitted"] = await _shot(page, "long-3-submitted")
+    await phone.goto(local(result_link(services, w.a1.id, w.case.id)))
+    widths["a-form"] = await shoot(phone, "long-2-lead-form")
+    assert max(widths.values()) <= 375, widths  # a wider page is not for tapping
+    await phone.fill("input[name=inspected_on]", "2026-03-05")
+    await phone.check("input[name=methods][value='实地检查']")
+    await phone.check(f"input[name='item.{lead_item}.codes'][value='1']")
+    await phone.check("input[name=followups][value='责令改正并跟踪']")
+    await phone.click("text=提交检查结果")
+    await phone.wait_for_selector("text=结果已提交")
+    widths["a-submitted"] = await shoot(phone, "long-3-submitted")
 
-            await page.goto(local(review_link(services, w.lead_liaison.id, w.case.id)))
-            widths["review"] = await _shot(page, "long-4-review")
-            small += await small_taps(page, "label.field select, button")
-        finally:
-            await browser.close()
+    await phone.goto(local(review_link(services, w.lead_liaison.id, w.case.id)))
+    widths["review"] = await shoot(phone, "long-4-review")
+    small += await small_taps(phone, "label.field select, button")
 
     assert sorted(ticked) == [
         "followups=责令改正并跟踪",
@@ -249,31 +214,23 @@ async def test_long_text_wraps_and_every_control_is_a_fingertips_tap_at_375px(
 
 
 async def test_the_record_and_the_notice_read_on_a_375px_phone(
-    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server, phone: Any
 ) -> None:
     """The 检查记录表's seven item columns were squeezed to a character each on a phone: each
     item's cells now stack as labelled lines as wide as the screen (检查内容 included, filled
     from the item list), and neither document is wider than the phone."""
     url, _ = await _documents_link(sessionmaker, clock, aiohttp_server)
     found: dict[str, Any] = {}
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await phone_page(browser)
-            for doc in ("record", "notice"):
-                await page.goto(f"{url}&case={CASE}&doc={doc}&fmt=html")
-                found[doc] = await _shot(page, f"document-{doc}")
-            await page.goto(f"{url}&case={CASE}&doc=record&fmt=html")
-            widths = await page.eval_on_selector_all(
-                ".items td", "els => els.map(e => e.getBoundingClientRect().width)"
-            )
-            cell = ".items td[data-label='检查内容'] >> nth=0"
-            content = await page.inner_text(cell)
-            label = await page.locator(cell).evaluate(
-                "e => getComputedStyle(e, '::before').content"
-            )
-        finally:
-            await browser.close()
+    for doc in ("record", "notice"):
+        await phone.goto(f"{url}&case={CASE}&doc={doc}&fmt=html")
+        found[doc] = await shoot(phone, f"document-{doc}")
+    await phone.goto(f"{url}&case={CASE}&doc=record&fmt=html")
+    widths = await phone.eval_on_selector_all(
+        ".items td", "els => els.map(e => e.getBoundingClientRect().width)"
+    )
+    cell = ".items td[data-label='检查内容'] >> nth=0"
+    content = await phone.inner_text(cell)
+    label = await phone.locator(cell).evaluate("e => getComputedStyle(e, '::before').content")
     assert found["record"] <= 375 and found["notice"] <= 375
     assert widths and min(widths) >= 300, widths
     assert "检查内容" in label and "企业公示信息检查" in content

@@ -2,11 +2,12 @@
 with its correction, and the recompute button of a draw page (the browser's own WebCrypto)
 passes every check on the published pool (also saved again with CRLF line ends or a BOM) and
 fails visibly on a tampered pool file (004 第四条: 全程留痕、责任可溯; the draw is public).
-Same browser requirements and screenshot artifacts as test_browser.py (skips the same way)."""
+The browser, its requirements and the screenshot artifacts: tests/browser.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,18 +17,15 @@ from core.changes import Ctx
 from core.clock import FixedClock
 from core.draws.verify import pool_csv_text
 from core.models import Draw
-from tests.case_factories import build_world
-from tests.server_helpers import make_services
-from tests.test_browser import (  # noqa: F401 (db_url: fixture)
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    async_api,
+from tests.browser import (  # noqa: F401 (db_url: fixture)
     db_url,
     foreign_requests,
-    phone_page,
-    shot_path,
+    page_width,
+    shoot,
     small_taps,
 )
+from tests.case_factories import build_world
+from tests.server_helpers import make_services
 from tests.test_public import _locked_task, publish_and_correct
 
 
@@ -36,7 +34,7 @@ async def _run(page, label: str) -> str:
     await page.evaluate("document.getElementById('verify').removeAttribute('data-result')")
     await page.click("#recompute")
     await page.wait_for_selector("#verify[data-result]", timeout=60_000)
-    await page.screenshot(path=shot_path(f"draw-{label}"), full_page=True)
+    await shoot(page, f"draw-{label}")
     return await page.inner_text("#verify")
 
 
@@ -45,6 +43,7 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     clock: FixedClock,
     aiohttp_server,
     tmp_path: Path,
+    phone: Any,
 ) -> None:
     services = make_services(sessionmaker, clock)
     async with sessionmaker() as session:
@@ -62,28 +61,22 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
         (tmp_path / f"{label}.csv").write_bytes(saved)
     server = await aiohttp_server(create_app(services, workers=()))
 
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await phone_page(browser)
-            foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
-            await page.goto(str(server.make_url("/public/?year=2026")))
-            small = await small_taps(page, "main a, main button, main select")
-            await page.goto(str(server.make_url(f"/public/draws/{code}")))
-            # the download link, the list's toggle, the file input and the button; the links
-            # inside the recipe's sentence stay text
-            small += await small_taps(page, "dd a, summary, input, button")
-            passed = await _run(page, "verified")
-            overflow = await page.evaluate("document.documentElement.scrollWidth")
-            await page.set_input_files("#pool-file", str(tampered))
-            failed = await _run(page, "tampered")
-            result = await page.get_attribute("#verify", "data-result")
-            resaved = {}
-            for label in windows:
-                await page.set_input_files("#pool-file", str(tmp_path / f"{label}.csv"))
-                resaved[label] = await _run(page, f"saved-{label}")
-        finally:
-            await browser.close()
+    foreign = foreign_requests(phone, str(server.make_url("/")).rstrip("/"))
+    await phone.goto(str(server.make_url("/public/?year=2026")))
+    small = await small_taps(phone, "main a, main button, main select")
+    await phone.goto(str(server.make_url(f"/public/draws/{code}")))
+    # the download link, the list's toggle, the file input and the button; the links
+    # inside the recipe's sentence stay text
+    small += await small_taps(phone, "dd a, summary, input, button")
+    passed = await _run(phone, "verified")
+    overflow = await page_width(phone)
+    await phone.set_input_files("#pool-file", str(tampered))
+    failed = await _run(phone, "tampered")
+    result = await phone.get_attribute("#verify", "data-result")
+    resaved = {}
+    for label in windows:
+        await phone.set_input_files("#pool-file", str(tmp_path / f"{label}.csv"))
+        resaved[label] = await _run(phone, f"saved-{label}")
 
     for check in (
         "✓ 抽取范围哈希：一致",
@@ -112,31 +105,25 @@ async def test_search_finds_the_published_result_on_a_phone(
     clock: FixedClock,
     aiohttp_server,
     tmp_path: Path,
+    phone: Any,
 ) -> None:
     async with sessionmaker() as session:
         await publish_and_correct(Ctx(session=session, clock=clock), await build_world(session))
     server = await aiohttp_server(create_app(make_services(sessionmaker, clock), workers=()))
-    async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await phone_page(browser)
-            foreign = foreign_requests(page, str(server.make_url("/")).rstrip("/"))
-            await page.goto(str(server.make_url("/public/")))
-            small = await small_taps(page, "nav.pubnav a")
-            await page.click("text=检查结果查询")
-            await page.fill("#q", "某某食品")
-            await page.fill("#year", "2026")
-            await page.click("button:has-text('查询')")
-            await page.wait_for_selector("section.result")
-            await page.screenshot(path=shot_path("public-search"), full_page=True)
-            body = await page.inner_text("main")
-            overflow = await page.evaluate("document.documentElement.scrollWidth")
-            small += await small_taps(page, "main a, main button")
-            await page.goto(str(server.make_url("/public/results?q=某某食品&page=999")))
-            await page.wait_for_selector("#past-end")
-            small += await small_taps(page, "#past-end a")
-        finally:
-            await browser.close()
+    foreign = foreign_requests(phone, str(server.make_url("/")).rstrip("/"))
+    await phone.goto(str(server.make_url("/public/")))
+    small = await small_taps(phone, "nav.pubnav a")
+    await phone.click("text=检查结果查询")
+    await phone.fill("#q", "某某食品")
+    await phone.fill("#year", "2026")
+    await phone.click("button:has-text('查询')")
+    await phone.wait_for_selector("section.result")
+    overflow = await shoot(phone, "public-search")
+    body = await phone.inner_text("main")
+    small += await small_taps(phone, "main a, main button")
+    await phone.goto(str(server.make_url("/public/results?q=某某食品&page=999")))
+    await phone.wait_for_selector("#past-end")
+    small += await small_taps(phone, "#past-end a")
     assert "嘉善县某某食品有限公司" in body and "91330424MA28AQAQXU" in body
     assert "第 2 版（更正）" in body and "原公示结果（已更正）" in body
     assert "张检查" not in body and overflow <= 375 and foreign == []

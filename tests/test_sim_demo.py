@@ -5,10 +5,7 @@ the beacon's publication so a draw can be confirmed."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +18,7 @@ from core.clock import CHINA_TZ, FixedClock
 from core.demo_clock import ACTION, DemoClock, restore_offset
 from core.demo_guide import TITLES
 from core.models import AuditEvent, Invitation, OutboxMessage, ScheduledRun
+from tests.browser import shot_path
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.server_helpers import demo_client, make_services
 
@@ -28,11 +26,9 @@ START = dt.datetime(2026, 11, 30, 10, 0, tzinfo=CHINA_TZ)  # a Monday
 
 
 @pytest.fixture
-def db_url(tmp_path: Path, sqlite_template: Path) -> str:
+def db_url(sqlite_url: str) -> str:
     """SQLite only: the simulator is a local trial tool on the embedded database."""
-    path = tmp_path / "demo.sqlite3"
-    shutil.copy(sqlite_template, path)
-    return str(path)
+    return sqlite_url
 
 
 async def test_a_fresh_demo_has_a_task_waiting_and_the_guide_names_who_answers(
@@ -150,19 +146,6 @@ async def test_outside_demo_mode_there_is_no_clock_control(
 
 # ---------------------------------------------------------------- the guided path in a browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run"]
-
-
-def _browser() -> Any:
-    if os.environ.get("LIANJIAN_REQUIRE_BROWSER"):
-        from playwright import async_api
-
-        return async_api
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"browser test needs {CHROMIUM}: apt-get install -y chromium")
-    return pytest.importorskip("playwright.async_api", reason="needs the [test] extra")
-
 
 async def _follow_guide(page: Any, until: str) -> None:
     """Press 切换到该人员并填入命令 and send, step after step, until the guide shows `until`."""
@@ -183,34 +166,29 @@ async def _follow_guide(page: Any, until: str) -> None:
 
 
 async def test_guided_path_lead_liaison_fast_forwards_and_confirms_the_draw(
-    sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+    sessionmaker: async_sessionmaker[AsyncSession], phone: Any
 ) -> None:
-    async_api = _browser()
     client, clock = await demo_client(sessionmaker, START, workers=("inbox", "sender"))
     url = str(client.make_url("/sim"))
     try:
-        async with async_api.async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = await browser.new_page(viewport={"width": 375, "height": 800})
-            await page.goto(url)
-            await page.wait_for_selector("#guide-go:not([hidden])")
-            await _follow_guide(page, "牵头部门冻结抽取池")
-            await _follow_guide(page, "快进到信标公布后")
-            frozen_on = clock.today()
-            await page.click("#to-beacon")
-            await page.wait_for_function(
-                "d => !document.querySelector('#clock').innerText.includes(d)",
-                arg=f"{frozen_on.month}月{frozen_on.day}日",
-                timeout=10000,
-            )
-            await _follow_guide(page, "联络员申请更换检查人员")
-            await page.screenshot(path=tmp_path / "sim-locked.png")
-            await page.wait_for_selector(".msg >> text=已锁定", timeout=20000)
-            await _follow_guide(page, "检查人员录入结果")  # 更换 → 批准 → 移送 → 签收 on the way
-            await page.click("#guide-go")  # become an inspector: the assignment is there
-            await page.wait_for_selector(".msg >> text=LJ-2026-001-", timeout=20000)
-            await page.screenshot(path=tmp_path / "sim-inspector.png")
-            await browser.close()
+        await phone.goto(url)
+        await phone.wait_for_selector("#guide-go:not([hidden])")
+        await _follow_guide(phone, "牵头部门冻结抽取池")
+        await _follow_guide(phone, "快进到信标公布后")
+        frozen_on = clock.today()
+        await phone.click("#to-beacon")
+        await phone.wait_for_function(
+            "d => !document.querySelector('#clock').innerText.includes(d)",
+            arg=f"{frozen_on.month}月{frozen_on.day}日",
+            timeout=10000,
+        )
+        await _follow_guide(phone, "联络员申请更换检查人员")
+        await phone.screenshot(path=shot_path("sim-locked"))
+        await phone.wait_for_selector(".msg >> text=已锁定", timeout=20000)
+        await _follow_guide(phone, "检查人员录入结果")  # 更换 → 批准 → 移送 → 签收 on the way
+        await phone.click("#guide-go")  # become an inspector: the assignment is there
+        await phone.wait_for_selector(".msg >> text=LJ-2026-001-", timeout=20000)
+        await phone.screenshot(path=shot_path("sim-inspector"))
     finally:
         await client.close()
 
