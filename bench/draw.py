@@ -33,7 +33,7 @@ from core.db import make_engine, make_sessionmaker
 from core.draws import algorithm, targets
 from core.models import Department, Item, Officer
 from core.schema import upgrade
-from core.uscc import check_char
+from tests.factories import valid_uscc
 
 STRATA = ("D", "C", "B")  # risk classes; everything else (A, unclassified) falls in the third
 RULE = {
@@ -57,8 +57,8 @@ def median_time(fn: Callable[[], Any], runs: int) -> float:
 
 
 def uscc(n: int) -> str:
-    body = f"91{330000 + n % 1000:06d}{n:09d}"
-    return body + check_char(body)
+    """Candidate n's USCC, the candidates spread over a thousand regions."""
+    return valid_uscc(n, f"{330000 + n % 1000:06d}")
 
 
 def pure(n: int, runs: int) -> dict[str, float]:
@@ -135,6 +135,8 @@ async def db_path(path: Path, runs: int) -> dict[str, Any]:
                     )
                     for i in range(20)
                 ),
+                # a task's lead department needs someone to run its draw (jointtask.answerers)
+                Officer(code="P900", name="联络员", department_id=lead.id, roles=["liaison"]),
             ]
         )
         await session.commit()
