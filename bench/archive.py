@@ -37,7 +37,6 @@ from core.models import (
     Case,
     CaseResult,
     Department,
-    GroupMember,
     Invitation,
     Item,
     ItemResult,
@@ -48,15 +47,10 @@ from core.models import (
     TaskItem,
 )
 from core.schema import upgrade
-from core.uscc import check_char
+from tests.factories import group_members, valid_uscc
 
 TASK = "LJ-2026-001"
 ARCHIVED_ON = dt.date(2026, 7, 1)  # after the objection period of the last publication
-
-
-def uscc(n: int) -> str:
-    body = f"91{330424:06d}{n:09d}"
-    return body + check_char(body)
 
 
 async def build(path: Path, cases: int) -> None:
@@ -95,7 +89,7 @@ async def build(path: Path, cases: int) -> None:
             state="published",
             created_at=china_noon(dt.date(2026, 2, 20)),
         )
-        targets = [Target(uscc=uscc(n), name=f"嘉善县第{n}有限公司") for n in range(cases)]
+        targets = [Target(uscc=valid_uscc(n), name=f"嘉善县第{n}有限公司") for n in range(cases)]
         session.add_all([*officers, liaison, *items, task, *targets])
         await session.flush()
         session.add_all(
@@ -118,15 +112,7 @@ async def build(path: Path, cases: int) -> None:
         for n, case in enumerate(rows):
             group = [officers[n % 3], officers[(n + 1) % 3], officers[3 + n % 3]]
             group_of[case.id] = group
-            session.add_all(
-                GroupMember(
-                    case_id=case.id,
-                    officer_id=o.id,
-                    department_id=o.department_id,
-                    is_leader=o is group[0],
-                )
-                for o in group
-            )
+            session.add_all(group_members(case.id, group))
         published = china_noon(dt.date(2026, 3, 20))
         corrected = china_noon(dt.date(2026, 4, 2))
         versions = [

@@ -141,7 +141,6 @@ async def prepare(db: str, n_cases: int) -> World:
     from core.models import (
         Case,
         Department,
-        GroupMember,
         Invitation,
         Item,
         JointTask,
@@ -150,7 +149,7 @@ async def prepare(db: str, n_cases: int) -> World:
         TaskItem,
     )
     from core.schema import upgrade
-    from tests.factories import valid_uscc
+    from tests.factories import group_members, valid_uscc
 
     today = dt.date.today()
     engine = make_engine(db)
@@ -197,11 +196,7 @@ async def prepare(db: str, n_cases: int) -> World:
         ]
         s.add_all(cases)
         await s.flush()
-        s.add_all(
-            GroupMember(case_id=c.id, officer_id=o.id, department_id=lead.id, is_leader=o is a1)
-            for c in cases
-            for o in (a1, a2)
-        )
+        s.add_all(m for c in cases for m in group_members(c.id, (a1, a2)))
         await s.commit()
         world = World(a1.id, [c.id for c in cases], item.id, today)
     await engine.dispose()

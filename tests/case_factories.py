@@ -30,6 +30,7 @@ from core.models import (
 )
 from core.result_entry import submit_result
 from core.states import PartState
+from tests.factories import group_members
 
 
 class ResultFields(TypedDict):
@@ -119,14 +120,7 @@ async def build_world(
     session.add(case)
     await session.flush()
     a1, a2, b1, lead_liaison, lead_leader, other_liaison, other_leader, outsider = people
-    session.add_all(
-        [
-            GroupMember(
-                case_id=case.id, officer_id=o.id, department_id=o.department_id, is_leader=o is a1
-            )
-            for o in (a1, a2, b1)
-        ]
-    )
+    session.add_all(group_members(case.id, (a1, a2, b1)))
     await session.commit()
     return World(
         lead,
@@ -164,16 +158,7 @@ async def add_case(
     case = Case(code=f"{w.task.code}-{n:03d}", task_id=w.task.id, target_id=target.id)
     session.add(case)
     await session.flush()
-    members = group or (w.a1, w.a2, w.b1)
-    session.add_all(
-        GroupMember(
-            case_id=case.id,
-            officer_id=o.id,
-            department_id=o.department_id,
-            is_leader=o is members[0],
-        )
-        for o in members
-    )
+    session.add_all(group_members(case.id, group or (w.a1, w.a2, w.b1)))
     await session.commit()
     return dataclasses.replace(w, case=case, target=target)
 

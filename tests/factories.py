@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.changes import Ctx
 from core.consultation import answers, creation, opening
-from core.models import Base, Department, Item, JointTask, Officer, Target
+from core.models import Base, Department, GroupMember, Item, JointTask, Officer, Target
 from core.uscc import check_char
 
 _serial = count(1)
@@ -34,6 +34,19 @@ def valid_uscc(n: int, region: str = "330424") -> str:
     """A valid 18-character USCC numbered n (enterprise '91', 9-digit organisation code)."""
     body = f"91{region}{n:09d}"
     return body + check_char(body)
+
+
+def group_members(case_id: int, members: Sequence[Officer]) -> list[GroupMember]:
+    """A case's inspection group (检查组) as rows to add: `members`, the first its leader."""
+    return [
+        GroupMember(
+            case_id=case_id,
+            officer_id=o.id,
+            department_id=o.department_id,
+            is_leader=o is members[0],
+        )
+        for o in members
+    ]
 
 
 async def department(

@@ -10,7 +10,6 @@ from core.models import (
     AuditEvent,
     Case,
     Department,
-    GroupMember,
     Invitation,
     JointTask,
     OutboxMessage,
@@ -30,6 +29,7 @@ from tests.case_factories import (
     build_world,
     enter_other_parts,
 )
+from tests.factories import group_members
 
 D = dt.date
 CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -181,11 +181,7 @@ async def test_summary_counts_and_daily_summaries(ctx, session):
     late_case = Case(code="LJ-2026-001-002", task_id=w.task.id, target_id=target.id)
     session.add(late_case)
     await session.flush()
-    session.add(
-        GroupMember(
-            case_id=late_case.id, officer_id=w.a1.id, department_id=w.lead.id, is_leader=True
-        )
-    )
+    session.add_all(group_members(late_case.id, [w.a1]))
     session.add(
         OutboxMessage(
             destination={"kind": "office"},
