@@ -159,7 +159,7 @@ async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
     group = await active_members(ctx, case)
     if case.state not in SERVABLE or not any(m.officer_id == actor.id for m in group):
         return case
-    served = _served_data(_inspectors(group), case)
+    served = _served_data(_inspectors(group), case, ctx.clock.today())
     if _serves(case, served, await served_notices(ctx, case)):
         await _record_serving(ctx, case, served, via, group)
     return case
@@ -229,8 +229,13 @@ async def serve_printed(ctx: Ctx, code: str, printed: Printed) -> list[str]:
     before = await _served_of(ctx, cases)
     recorded = []
     for case in sorted(cases, key=lambda c: c.code):
-        served = _served_data(_inspectors(groups.get(case.id, [])), case)
-        if served["inspectors"] != printed.serving[case.code]:
+        # dated as printed: the paper handed over carries the day it was printed on, even when
+        # this write comes after midnight
+        on_paper = printed.serving[case.code]
+        served = _served_data(
+            _inspectors(groups.get(case.id, [])), case, dt.date.fromisoformat(on_paper["issued_on"])
+        )
+        if served["inspectors"] != on_paper["inspectors"]:
             continue  # the group changed since it was printed: that notice is not this one
         if _serves(case, served, before.get(case.id, [])):
             await _record_serving(ctx, case, served, "cli")
@@ -420,10 +425,15 @@ def _inspectors(members: Sequence[GroupMember]) -> list[dict[str, Any]]:
     ]
 
 
-def _served_data(inspectors: list[dict[str, Any]], case: Case) -> dict[str, Any]:
-    """What a notice served shows that may change later: the group and the visit's date."""
+def _served_data(inspectors: list[dict[str, Any]], case: Case, day: dt.date) -> dict[str, Any]:
+    """What a notice served on `day` shows that may change later: the group, the visit's date
+    and its 落款日期 `day` — the one stored value every copy of it is dated from."""
     planned = case.inspected_on
-    return {"inspectors": inspectors, "planned_on": planned.isoformat() if planned else None}
+    return {
+        "inspectors": inspectors,
+        "planned_on": planned.isoformat() if planned else None,
+        "issued_on": day.isoformat(),
+    }
 
 
 # ---------------------------------------------------------------- notices as served
@@ -443,10 +453,7 @@ class ServedNotice:
     inspectors: list[dict[str, Any]]
     planned_on: dt.date | None
     kept: bool
-
-    @property
-    def issued_on(self) -> dt.date:
-        return self.at.astimezone(CHINA_TZ).date()
+    issued_on: dt.date  # its 落款日期, as recorded (`_served_data`)
 
     def context(self, current: dict[str, Any]) -> dict[str, Any]:
         """The notice's context as served: `current` with the group and dates of that day."""
@@ -503,13 +510,17 @@ def _served(event: AuditEvent, rebuilt: list[dict[str, Any]]) -> ServedNotice:
     event that does not keep it."""
     data = event.data or {}
     kept = _kept(event)
-    planned = data.get("planned_on")
+    planned, issued = data.get("planned_on"), data.get("issued_on")
     return ServedNotice(
         at=event.at,
         actor=event.actor,
         inspectors=data["inspectors"] if kept else rebuilt,
         planned_on=dt.date.fromisoformat(planned) if planned else None,
         kept=kept,
+        # events from before the day was stored: the recording's day, as those were dated
+        issued_on=(
+            dt.date.fromisoformat(issued) if issued else event.at.astimezone(CHINA_TZ).date()
+        ),
     )
 
 
@@ -791,12 +802,12 @@ async def _documents_cases(ctx: Ctx, code: str) -> tuple[JointTask, list[Case]]:
 
 @dataclass(frozen=True)
 class Printed:
-    """The documents printed (`print_documents`): (relative path, bytes), and by case code the
-    group (as `_inspectors`) of each notice printed dated as served today, for
-    `serve_printed` to record."""
+    """The documents printed (`print_documents`): (relative path, bytes), and by case code
+    what each notice printed dated as served shows (`_served_data`: its group and the day it is
+    dated), for `serve_printed` to record."""
 
     files: list[tuple[str, bytes]]
-    serving: dict[str, list[dict[str, Any]]]
+    serving: dict[str, dict[str, Any]]
 
 
 async def print_documents(ctx: Ctx, code: str, *, serving: bool = False) -> Printed:
@@ -810,13 +821,14 @@ async def print_documents(ctx: Ctx, code: str, *, serving: bool = False) -> Prin
         _operator_only(ctx, task)
     loaded = await task_documents(ctx, task, cases)  # per task, not per case
     files, at = [], ctx.clock.now()
-    to_serve: dict[str, list[dict[str, Any]]] = {}
+    today = at.astimezone(CHINA_TZ).date()
+    to_serve: dict[str, dict[str, Any]] = {}
     for case in cases:
         context = loaded.context(case)
-        served = _served_data(context["inspectors"], case)
+        served = _served_data(context["inspectors"], case, today)
         if serving and _serves(case, served, loaded.notices(case)):
-            to_serve[case.code] = served["inspectors"]
-            context["issued_on"] = at.astimezone(CHINA_TZ).date()
+            to_serve[case.code] = served
+            context["issued_on"] = today
         for kind in DOC_KINDS:
             for fmt in FORMATS:
                 doc = document_file(kind, fmt, context, at)

@@ -27,7 +27,7 @@ from core.db import make_engine, make_sessionmaker
 from core.errors import PermissionDenied
 from core.models import AuditEvent, Case
 from core.workdays import cn_date
-from tests.case_factories import World, acting, at_day, build_world
+from tests.case_factories import World, acting, at_day, at_time, build_world
 from tests.test_documents import docx_text
 from tests.test_public import publish_and_correct
 
@@ -229,3 +229,30 @@ def test_documents_served_renders_before_its_short_write_004_art16(
     assert asyncio.run(notices_recorded(db_url)) == recorded
     notice = docx_text((out / code / f"{code}-联合抽查通知书.docx").read_bytes())
     assert cn_date(dt.datetime.now(CHINA_TZ).date()) in notice  # served today, as recorded
+
+
+async def test_a_notice_printed_before_midnight_and_served_after_keeps_its_date_004_art25(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """004 第二十五条 with 第十六条(二): the operator prints with `documents --served` at 23:59
+    China time and the serving is recorded at 00:00 the next day. The paper handed over says
+    3月5日; the archive's notice, rebuilt from the serving's record, used to say 3月6日 (the
+    recording time's day). The day printed is stored with the serving and dates every copy."""
+    w = await build_world(session)
+    at_time(ctx, dt.datetime(2026, 3, 5, 23, 59, 30, tzinfo=CHINA_TZ))
+    printed = await documents.print_documents(ctx, w.task.code, serving=True)
+    code = w.case.code
+    paper = dict(printed.files)
+    assert "2026年3月5日" in docx_text(paper[f"{code}/{code}-联合抽查通知书.docx"])
+    assert "2026年3月5日" in paper[f"{code}/{code}-联合抽查通知书.html"].decode()
+    at_time(ctx, dt.datetime(2026, 3, 6, 0, 0, 30, tzinfo=CHINA_TZ))
+    assert await documents.serve_printed(ctx, w.task.code, printed) == [code]
+    await session.commit()
+    again = await documents.case_document_context(ctx, code)
+    assert again["issued_on"] == D(2026, 3, 5)
+    await publish_and_correct(ctx, w)
+    at_day(ctx, D(2026, 6, 2))
+    data, _, _ = await closing.archive_task(acting(ctx, w.lead_liaison), w.task.code)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        notice = docx_text(zf.read(f"04-检查文书/{code}/{code}-联合抽查通知书-第1次送达.docx"))
+    assert "2026年3月5日" in notice and "2026年3月6日" not in notice
