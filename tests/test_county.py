@@ -132,6 +132,15 @@ async def _three_sj_items(ctx: Ctx, tmp_path: Path) -> None:
     await ctx.session.commit()
 
 
+async def _items_again_skipping_one(ctx: Ctx, tmp_path: Path, *rows: list[str]) -> str:
+    """Import the item rows again with --skip-invalid, one of them refused; the summary."""
+    path = write_csv(tmp_path / "b.csv", [ITEM_HEADER, *rows])
+    report = await import_items(ctx, path, skip_invalid=True, rejects_path=tmp_path / "r.csv")
+    assert report.ok and report.rejected_rows == 1, report.summary_zh()
+    await ctx.session.commit()
+    return report.summary_zh()
+
+
 async def test_item_categories_and_caps_follow_seed_002_two_two(ctx: Ctx, tmp_path: Path) -> None:
     """002 二(二): key items have no ratio cap; a general item's cap may not exceed the county's."""
     await _two_departments(ctx, tmp_path)
@@ -378,21 +387,15 @@ async def test_an_item_row_skipped_as_invalid_keeps_the_stored_item_current(
     retired as "不在本次文件中" (a typo in 事项类别 took WJ-02 off the current list): the stored
     item stays as it is, and only the items really left out are retired."""
     await _three_sj_items(ctx, tmp_path)
-    second = write_csv(
-        tmp_path / "b.csv",
-        [
-            ITEM_HEADER,
-            ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
-            ["SJ", "sj-02", "计量器具检查（新）", "一殷", "", "", "", ""],
-        ],
+    said = await _items_again_skipping_one(
+        ctx,
+        tmp_path,
+        ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
+        ["SJ", "sj-02", "计量器具检查（新）", "一殷", "", "", "", ""],
     )
-    report = await import_items(ctx, second, skip_invalid=True, rejects_path=tmp_path / "r.csv")
-    assert report.ok and report.rejected_rows == 1, report.summary_zh()
-    said = report.summary_zh()
     assert "以下事项不在本次文件中，已从现行清单移除（历史版本保留）：SJ-03" in said, said
     assert "SJ-02" not in said.split("不在本次文件中")[-1], said
     assert "以下事项所在行有误未导入，现行清单中保持原样：SJ-02" in said, said
-    await ctx.session.commit()
     now = await _current_items(ctx)
     assert set(now) == {"SJ-01", "SJ-02"}
     assert (now["SJ-02"].name, now["SJ-02"].version) == ("计量器具检查", 1)
@@ -420,3 +423,70 @@ async def test_a_department_name_typed_with_inner_spaces_is_stored_without_them(
         "退役军人",
         "市退役军人事务局",
     )
+
+
+async def test_an_item_row_refused_for_a_blank_code_retires_none_of_its_department_s_items(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    """--skip-invalid: a row refused because its 事项编码 is blank is still in the file, and
+    could be any of its department's items (its code deleted by mistake). SJ-02 and SJ-03 were
+    retired as "不在本次文件中"; every item of that department stays current, and the office
+    is told which row to correct. WJ's list, which the row cannot be, is retired as usual."""
+    await _three_sj_items(ctx, tmp_path)
+    wj = write_csv(tmp_path / "wj.csv", [ITEM_HEADER, ["WJ", "WJ-01", "公共场所卫生", "一般"]])
+    assert (await import_items(ctx, wj)).ok
+    await ctx.session.commit()
+    said = await _items_again_skipping_one(
+        ctx,
+        tmp_path,
+        ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
+        ["SJ", "", "计量器具检查", "一般", "", "", "", ""],
+        ["WJ", "WJ-02", "医疗机构检查", "一般", "", "", "", ""],
+    )
+    assert "以下事项不在本次文件中，已从现行清单移除（历史版本保留）：WJ-01" in said, said
+    assert (
+        "第 3 行的事项编码为空，无法确定是哪一项，以下事项本次未移除，"
+        "请改正该行后重新导入：SJ-02、SJ-03"
+    ) in said, said
+    assert set(await _current_items(ctx)) == {"SJ-01", "SJ-02", "SJ-03", "WJ-02"}
+
+
+async def test_an_item_row_refused_for_a_blank_code_and_an_unknown_department_retires_nothing(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    """The refused row names neither its department nor its code: it could be any stored item,
+    so no department's list loses an item by this import."""
+    await _three_sj_items(ctx, tmp_path)
+    said = await _items_again_skipping_one(
+        ctx,
+        tmp_path,
+        ["SJ", "SJ-01", "食品经营许可情况检查", "重点", "", "", "", ""],
+        ["", "", "计量器具检查", "一般", "", "", "", ""],
+    )
+    assert "不在本次文件中" not in said, said
+    assert set(await _current_items(ctx)) == {"SJ-01", "SJ-02", "SJ-03"}
+
+
+async def test_a_department_row_refused_is_not_reported_as_left_out_of_the_file(
+    ctx: Ctx, tmp_path: Path
+) -> None:
+    """--skip-invalid: WJ's row, refused for a blank name, is in the file; it was listed with
+    the departments 不在本次文件中. WJ stays as stored and only GA, really left out, is listed."""
+    await _two_departments(ctx, tmp_path)
+    ga = write_csv(tmp_path / "ga.csv", [DEPT_HEADER, ["GA", "县公安局", "", "否", ""]])
+    assert (await import_departments(ctx, ga)).ok
+    await ctx.session.commit()
+    again = write_csv(
+        tmp_path / "again.csv",
+        [
+            DEPT_HEADER,
+            ["SJ", "县市场监督管理局", "市场监管", "是", ""],
+            ["WJ", "", "卫健委", "否", ""],
+        ],
+    )
+    report = await import_departments(ctx, again, skip_invalid=True)
+    assert report.ok and report.rejected_rows == 1, report.summary_zh()
+    assert report.notes == ["以下成员单位不在本次文件中，已保留未删除，请核实：县公安局（GA）"]
+    await ctx.session.commit()
+    deps = await _departments(ctx)
+    assert (deps["WJ"].name, deps["WJ"].short_name) == ("县卫生健康局", "卫健")

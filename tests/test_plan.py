@@ -190,6 +190,15 @@ async def _import(ctx: Ctx, tmp_path: Path, *rows: list[str]) -> None:
     await ctx.session.commit()
 
 
+async def _plan_again_skipping_one(ctx: Ctx, tmp_path: Path, *rows: list[str]) -> str:
+    """Import the plan rows again with --skip-invalid, one of them refused; the summary."""
+    path = write_csv(tmp_path / "again.csv", [HEADER, *rows])
+    report = await annual_plan.import_plan(ctx, path, year=2026, skip_invalid=True)
+    assert report.ok and report.rejected_rows == 1, report.summary_zh()
+    await ctx.session.commit()
+    return report.summary_zh()
+
+
 ROW = ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ、GA", "SJ-01", "", "30户", "3"]
 
 
@@ -482,14 +491,32 @@ async def test_a_plan_row_skipped_as_invalid_keeps_the_stored_row(
     gone = ["JH-2026-03", "卫生联合抽查", "WJ", "SJ", "WJ-01", "", "3%", "6"]
     await _import(ctx, tmp_path, ROW, kept, gone)
     mistyped = ["jh-2026-02", "计量联合抽查", "SJ", "WJ", "SJ-02", "", "５", "7"]
-    path = write_csv(tmp_path / "again.csv", [HEADER, ROW, mistyped])
-    report = await annual_plan.import_plan(ctx, path, year=2026, skip_invalid=True)
-    assert report.ok and report.rejected_rows == 1, report.summary_zh()
-    said = report.summary_zh()
+    said = await _plan_again_skipping_one(ctx, tmp_path, ROW, mistyped)
     assert "以下计划不在本次文件中，已从计划中删除：JH-2026-03" in said, said
     assert "JH-2026-02" not in said.split("不在本次文件中")[-1], said
     assert "以下计划所在行有误未导入，计划中保持原样：JH-2026-02" in said, said
-    await ctx.session.commit()
     stored = {e.code: e for e in await ctx.session.scalars(select(PlanEntry))}
     assert set(stored) == {"JH-2026-01", "JH-2026-02"}
+    assert (stored["JH-2026-02"].ratio, stored["JH-2026-02"].month) == ("0.03", 5)
+
+
+async def test_a_plan_row_refused_for_a_blank_code_deletes_no_stored_row(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """--skip-invalid: a row refused because its 计划编号 is blank is in the file and could be
+    any stored row (its code deleted by mistake). JH-2026-02 and -03 were deleted as "不在本次
+    文件中"; both stay as stored and the office is told which row to correct (003 三(七)1:
+    what the plan announced is not silently removed)."""
+    kept = ["JH-2026-02", "计量联合抽查", "SJ", "WJ", "SJ-02", "", "3%", "5"]
+    other = ["JH-2026-03", "卫生联合抽查", "WJ", "SJ", "WJ-01", "", "3%", "6"]
+    await _import(ctx, tmp_path, ROW, kept, other)
+    blank = ["", "计量联合抽查", "SJ", "WJ", "SJ-02", "", "4%", "7"]
+    said = await _plan_again_skipping_one(ctx, tmp_path, ROW, blank)
+    assert "不在本次文件中" not in said, said
+    assert (
+        "第 3 行的计划编号为空，无法确定是哪一项，以下计划本次未删除，"
+        "请改正该行后重新导入：JH-2026-02、JH-2026-03"
+    ) in said, said
+    stored = {e.code: e for e in await ctx.session.scalars(select(PlanEntry))}
+    assert set(stored) == {"JH-2026-01", "JH-2026-02", "JH-2026-03"}
     assert (stored["JH-2026-02"].ratio, stored["JH-2026-02"].month) == ("0.03", 5)

@@ -28,6 +28,7 @@ from core.imports.flow import (
     check_file,
     load_departments,
     run_import,
+    unkeyed_note,
 )
 from core.imports.reading import (
     Column,
@@ -352,6 +353,11 @@ async def import_plan(
                 "以下计划所在行有误未导入，计划中保持原样："
                 + "、".join(existing.pop(c).code for c in sorted(in_file))
             )
+        if (lines := [line for line, _ in checked.unkeyed("code")]) and existing:
+            # a row without its code may be any stored row: none is deleted
+            kept = sorted(existing)
+            report.notes.append(unkeyed_note(lines, "计划编号", "计划", "删除", kept))
+            existing.clear()
         await _drop_left_out(ctx, list(existing.values()), report)
         await ctx.session.flush()
         return inserted, updated

@@ -127,7 +127,9 @@ async def import_departments(
             else:
                 updated += assign(dep, {f: rec[f] for f in fields})
         await ctx.session.flush()
-        if missing := sorted(set(existing) - {r["code"] for r in checked.good()}):
+        # a rejected row is in the file: its department is not left out, only mistyped
+        named = {r["code"] for r in (*checked.good(), *checked.rejected())}
+        if missing := sorted(set(existing) - named):
             names = "、".join(f"{existing[c].name}（{c}）" for c in missing)
             report.notes.append(f"以下成员单位不在本次文件中，已保留未删除，请核实：{names}")
         if progress is not None:

@@ -139,6 +139,15 @@ class Checked:
     def rejected(self) -> list[dict[str, Any]]:
         return [r for line, r in self.bad_records.items() if line in self.bad]
 
+    def unkeyed(self, key_field: str) -> list[tuple[int, dict[str, Any]]]:
+        """The rejected rows whose key came out blank, by line: in the file, but which stored
+        row each one is cannot be told, so no stored row it could be may read as left out."""
+        return [
+            (line, r)
+            for line, r in sorted(self.bad_records.items())
+            if line in self.bad and not r[key_field]
+        ]
+
     def drop_bad(self) -> None:
         """Move the good rows a whole-file check found bad (duplicates) to the bad ones."""
         self.bad_records.update((line, r) for line, r in self.records if line in self.bad)
@@ -199,6 +208,18 @@ def _write_xlsx(target: Path, rows: list[list[str]]) -> None:
     for row in rows:
         sheet.append(row)  # text cells: a code stays a code when the office re-imports it
     wb.save(target)
+
+
+def unkeyed_note(
+    lines: Iterable[int], key_label: str, what: str, verb: str, kept: list[str]
+) -> str:
+    """The stored rows an import leaves alone because rejected rows without a key might be
+    them (Checked.unkeyed), and what the office does about it."""
+    at = "、".join(f"第 {line} 行" for line in lines)
+    return (
+        f"{at}的{key_label}为空，无法确定是哪一项，以下{what}本次未{verb}，"
+        f"请改正该行后重新导入：{'、'.join(kept)}"
+    )
 
 
 def default_rejects_path(path: Path) -> Path:

@@ -22,6 +22,7 @@ from core.imports.flow import (
     check_file,
     load_departments,
     run_import,
+    unkeyed_note,
 )
 from core.imports.reading import (
     Column,
@@ -183,6 +184,10 @@ async def import_items(
                 "以下事项所在行有误未导入，现行清单中保持原样："
                 + "、".join(current.pop(key).code for key in in_file)
             )
+        lines, unknown = _unkeyed_in_file(checked, current)
+        if unknown:
+            kept = sorted(current.pop(key).code for key in unknown)
+            report.notes.append(unkeyed_note(lines, "事项编码", "事项", "移除", kept))
         await _retire(ctx.session, list(current.values()), state["departments"], report)
         await ctx.session.flush()
         if progress is not None:
@@ -210,6 +215,17 @@ def _rejected_in_file(checked: Checked, current: dict[tuple[int, str], Item]) ->
     named = {(r["department_id"], r["code"].upper()) for r in checked.rejected() if r["code"]}
     anywhere = {code for dept, code in named if dept is None}
     return [key for key in current if key in named or key[1] in anywhere]
+
+
+def _unkeyed_in_file(
+    checked: Checked, current: dict[tuple[int, str], Item]
+) -> tuple[list[int], list[tuple[int, str]]]:
+    """The rejected rows without a code (their lines), and the stored items they may be: any
+    of their department's, or of every department when the department was not found either."""
+    rows = checked.unkeyed("code")
+    departments = {r["department_id"] for _, r in rows}
+    maybe = [key for key in current if None in departments or key[0] in departments]
+    return [line for line, _ in rows], maybe
 
 
 async def _retire(
