@@ -32,6 +32,9 @@ class RobotAddress:
 
     prefix: str
     credential: str
+    # said after a refusal of the host: how to have another host checked (the CLI read no
+    # configuration, so the platform's public host is the one expected)
+    advice: str = ""
 
 
 def masked(url: str) -> str:
@@ -55,7 +58,8 @@ async def bind_chat(
     other host: WeCom's webhook_base, DingTalk's oapi_base)."""
     if platform not in PLATFORMS:
         raise ValidationFailed(f"平台须为 {' / '.join(PLATFORMS)}")
-    _check_robot(ChatPlatform(platform), webhook_url, sign_secret, robot)
+    if problem := robot_problem(ChatPlatform(platform), webhook_url, sign_secret, robot):
+        raise ValidationFailed(problem)
     department_id = None
     if department_code is not None:  # a code, full or short name, as the importers take
         department = await department_names.find(ctx.session, department_code)
@@ -95,34 +99,30 @@ async def bind_chat(
     return binding
 
 
-def _check_robot(
+def robot_problem(
     platform: ChatPlatform, webhook_url: str, sign_secret: str, robot: RobotAddress
-) -> None:
-    """What the robot's settings page gives, copied whole: the address with its scheme, on the
-    platform's robot host and path, with its key (WeCom) or access_token (DingTalk), and a
-    DingTalk signing secret starting with SEC."""
+) -> str:
+    """Why `bind_chat` refuses the address ("" when it takes it): what the robot's settings
+    page gives, copied whole, is the address with its scheme, on the platform's robot host
+    and path, with its key (WeCom) or access_token (DingTalk), and a DingTalk signing secret
+    starting with SEC."""
     address = urlsplit(webhook_url.strip())
     if address.scheme != "https":
-        raise ValidationFailed(
-            "机器人 Webhook 地址应以 https:// 开头，请从群机器人设置中完整复制地址"
-        )
+        return "机器人 Webhook 地址应以 https:// 开头，请从群机器人设置中完整复制地址"
     if not address.query:
-        raise ValidationFailed("机器人 Webhook 地址不完整（应包含 key 或 access_token 参数）")
+        return "机器人 Webhook 地址不完整（应包含 key 或 access_token 参数）"
     expected, credential, where = robot.prefix, robot.credential, _COPIED_FROM[platform]
     if not webhook_url.strip().startswith(expected + "?"):
         label = PLATFORM_LABELS.get(platform, platform)
-        raise ValidationFailed(
+        return (
             f"这不是{label}群机器人的地址：应为 {expected}?{credential}=…，"
-            f"请从{where}中复制 Webhook 地址（未做任何更改）"
+            f"请从{where}中复制 Webhook 地址（未做任何更改）{robot.advice}"
         )
     if not parse_qs(address.query).get(credential):
-        raise ValidationFailed(
-            f"机器人 Webhook 地址不完整（应包含 {credential} 参数），请从{where}中完整复制"
-        )
+        return f"机器人 Webhook 地址不完整（应包含 {credential} 参数），请从{where}中完整复制"
     if sign_secret and platform == ChatPlatform.DINGTALK and not sign_secret.startswith("SEC"):
-        raise ValidationFailed(
-            "钉钉机器人的加签密钥以 SEC 开头，请从机器人安全设置的“加签”一项完整复制"
-        )
+        return "钉钉机器人的加签密钥以 SEC 开头，请从机器人安全设置的“加签”一项完整复制"
+    return ""
 
 
 async def robot_for(

@@ -786,3 +786,38 @@ def test_a_draft_task_file_run_again_inviting_opens_that_drafts_consultation(
     assert (state, invited) == ("consulting", 4)
     assert main(["task", "create", str(inviting), "--db", str(db)]) == 2  # now a repeat
     assert "已有同一任务 LJ-2026-002" in capsys.readouterr().err
+
+
+def test_chat_bind_with_db_reads_no_config_toml_in_the_working_directory(
+    demo_db, tmp_path, capsys, monkeypatch
+):
+    """--db names the database, as for every other command: a ./config.toml left in the
+    working directory (another deployment's, or one with a mistake) neither refused the binding
+    with its errors nor made its private robot host the one addresses were checked against.
+    Without --config the platforms' public hosts are checked, and a refused private address
+    says to give the serving configuration with --config."""
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    db = ["--db", str(copy)]
+    public = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K"
+    private = "https://zwwx.example.gov.cn/cgi-bin/webhook/send?key=K"
+    wecom = (
+        '[wecom]\ncorp_id = "ww1"\nagent_id = 1\nsecret = "s"\ntoken = "t"\n'
+        f'encoding_aes_key = "{"a" * 43}"\nwebhook_base = "https://zwwx.example.gov.cn"\n'
+    )
+    for unrelated in (wecom, "[wecom]\nwebhok_base = 1\n"):
+        (here / "config.toml").write_text(unrelated, "utf-8")
+        assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", public, *db]) == 0
+        assert "已绑定群机器人" in capsys.readouterr().out
+    assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", private, *db]) == 2
+    err = capsys.readouterr().err
+    assert "https://qyapi.weixin.qq.com" in err and "--config" in err, err
+    assert "Traceback" not in err
+    (here / "config.toml").write_text(wecom, "utf-8")
+    config = ["--config", str(here / "config.toml")]
+    assert (
+        main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", private, *db, *config]) == 0
+    )

@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import make_url
 
@@ -24,9 +24,13 @@ from core.db import (
     make_sessionmaker,
 )
 from core.demo_clock import DemoClock, restore_offset
-from core.models import Department
+from core.models import ChatPlatform, Department
 from core.schema import upgrade
 from core.workdays import cn_date
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from core.bindings import RobotAddress
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -38,6 +42,45 @@ def db_url(args: argparse.Namespace) -> str:
     from bot.config import load_settings
 
     return load_settings(getattr(args, "config", None)).database_url
+
+
+def robot_addresses(
+    args: argparse.Namespace, settings: Settings | None = None
+) -> dict[ChatPlatform, RobotAddress]:
+    """Each platform's group robot address under the host `serve` sends to: the configured
+    webhook_base / oapi_base (a 政务微信 deployment's own), the public one when unset. The
+    configuration is `settings` when the command has read it, else read as for the database:
+    --db names no configuration, so without --config the public hosts are expected (a
+    ./config.toml left in the working directory may be another deployment's), and a refusal
+    of the host says how to give the serving one."""
+    from bot.config import load_settings
+    from bot.platforms.dingtalk import protocol as dingtalk
+    from bot.platforms.wecom import protocol as wecom
+    from core.bindings import RobotAddress
+
+    advice = ""
+    if settings is None and getattr(args, "db", None) and not getattr(args, "config", None):
+        advice = (
+            "。只给了 --db、未读取配置文件，按平台的公共地址检查；政务微信等私有部署，"
+            "请加 --config 服务所用的 config.toml（按其中 [wecom] webhook_base / "
+            "[dingtalk] oapi_base 检查）"
+        )
+    elif settings is None:
+        settings = load_settings(getattr(args, "config", None))
+    ding_base = settings.dingtalk.oapi_base if settings and settings.dingtalk else None
+    wecom_base = settings.wecom.webhook_base if settings and settings.wecom else None
+    return {
+        ChatPlatform.DINGTALK: RobotAddress(
+            (ding_base or dingtalk.DEFAULT_OAPI_BASE).rstrip("/") + dingtalk.ROBOT_PATH,
+            dingtalk.ROBOT_CREDENTIAL,
+            advice,
+        ),
+        ChatPlatform.WECOM: RobotAddress(
+            (wecom_base or wecom.DEFAULT_BASE).rstrip("/") + wecom.ROBOT_PATH,
+            wecom.ROBOT_CREDENTIAL,
+            advice,
+        ),
+    }
 
 
 class CliError(Exception):

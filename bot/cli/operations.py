@@ -8,12 +8,11 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import XLSX, CliError, cli_ctx, output_file, output_folder
+from bot.cli.common import XLSX, CliError, cli_ctx, output_file, output_folder, robot_addresses
 from bot.platforms.base import plain_text
 from core.states import OutboxState
 
 if TYPE_CHECKING:
-    from core.bindings import RobotAddress
     from core.summary import ScopeSummary
 
 
@@ -130,26 +129,9 @@ async def cmd_outbox_retry(args: argparse.Namespace) -> int:
     return 0
 
 
-def robot_address(args: argparse.Namespace, platform: str) -> RobotAddress:
-    """The platform's group robot address under the host `serve` sends to (the
-    configuration's webhook_base / oapi_base, e.g. a 政务微信 deployment's; the public one
-    when unset)."""
-    from bot.config import load_settings
-    from bot.platforms.dingtalk import protocol as dingtalk
-    from bot.platforms.wecom import protocol as wecom
-    from core.bindings import RobotAddress
-
-    settings = load_settings(getattr(args, "config", None))
-    if platform == "dingtalk":
-        base = settings.dingtalk.oapi_base if settings.dingtalk else dingtalk.DEFAULT_OAPI_BASE
-        return RobotAddress(base.rstrip("/") + dingtalk.ROBOT_PATH, dingtalk.ROBOT_CREDENTIAL)
-    base = settings.wecom.webhook_base if settings.wecom else wecom.DEFAULT_BASE
-    return RobotAddress(base.rstrip("/") + wecom.ROBOT_PATH, wecom.ROBOT_CREDENTIAL)
-
-
 async def cmd_chat_bind(args: argparse.Namespace) -> int:
     from core.bindings import bind_chat, masked
-    from core.models import Department
+    from core.models import ChatPlatform, Department
 
     async with cli_ctx(args) as ctx:
         b = await bind_chat(
@@ -157,7 +139,7 @@ async def cmd_chat_bind(args: argparse.Namespace) -> int:
             department_code=None if args.to == "office" else args.to,
             platform=args.platform,
             webhook_url=args.webhook,
-            robot=robot_address(args, args.platform),
+            robot=robot_addresses(args)[ChatPlatform(args.platform)],
             sign_secret=args.secret or "",
         )
         department = await ctx.session.get(Department, b.department_id) if b.department_id else None
