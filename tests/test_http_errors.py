@@ -16,11 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.pages.errors import SAID
+from bot.platforms.dingtalk import DingTalkAdapter
 from bot.platforms.wecom import WeComAdapter
+from bot.replays import SignatureLedger
 from core.clock import FixedClock
 from core.messages import Event, Platform
+from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.wecom import FakeWeCom
-from tests.server_helpers import make_services, page_text, wecom_settings
+from tests.server_helpers import dingtalk_settings, make_services, page_text, wecom_settings
 
 BASE = "http://127.0.0.1:8080"
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Origin": BASE}
@@ -108,22 +111,38 @@ async def test_a_page_post_that_is_no_form_is_a_chinese_415(client: TestClient, 
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
+    ("method", "path", "says"),
     [
-        ("PUT", "/h5/result"),
-        ("DELETE", "/h5/invitation"),
-        ("POST", "/public/"),
-        ("POST", "/public/results"),
-        ("POST", "/sim"),
-        ("POST", "/nope"),
+        ("PUT", "/h5/result", "聊天中的链接"),
+        ("DELETE", "/h5/invitation", "聊天中的链接"),
+        ("POST", "/public/", "只供浏览"),
+        ("POST", "/public/results", "只供浏览"),
+        ("POST", "/sim", "模拟器页面"),
+        ("POST", "/nope", "只供浏览"),
     ],
 )
-async def test_a_method_no_page_takes_is_a_chinese_405(
-    client: TestClient, method: str, path: str
+async def test_a_method_no_page_takes_is_a_chinese_405_in_words_for_who_meets_it(
+    client: TestClient, method: str, path: str, says: str
 ) -> None:
+    """An officer's page points back at the chat's link; a public visitor, who never got one,
+    is told the page is there to read; the simulator's user, to use its page."""
     resp = await client.request(method, path, headers={"Origin": BASE})
-    await chinese_page(resp, 405, "链接")
+    text = await chinese_page(resp, 405, says)
     assert "Allow" in resp.headers  # what the method check tells a program is kept
+    if not path.startswith("/h5/"):
+        assert not re.search("聊天|企业微信|钉钉", text.split("无法完成", 1)[1]), text
+
+
+@pytest.mark.parametrize("path", ["/sim/api/send", "/sim/api/action"])
+async def test_a_get_of_the_simulators_post_api_is_a_405_saying_to_post_json(
+    client: TestClient, path: str
+) -> None:
+    """A POST-only API address opened in a browser answered with the public side's 404 page:
+    the catch-all page route took every GET nothing else served."""
+    resp = await client.get(path)
+    assert resp.status == 405 and resp.headers["Allow"] == "POST"
+    error = (await resp.json())["error"]
+    assert "POST" in error and "JSON" in error and not ENGLISH.search(error)
 
 
 async def test_the_simulators_api_answers_its_errors_in_chinese_json(client: TestClient) -> None:
@@ -140,7 +159,7 @@ async def test_the_simulators_api_answers_its_errors_in_chinese_json(client: Tes
 async def test_the_public_side_and_the_simulator_page_refuse_in_chinese(
     client: TestClient,
 ) -> None:
-    await chinese_page(await client.post("/public/draws/X", data=b"x"), 405, "链接")
+    await chinese_page(await client.post("/public/draws/X", data=b"x"), 405, "只供浏览")
     await chinese_page(await client.get("/h5/result/x/y"), 404, "没有这个页面")
 
 
@@ -230,3 +249,28 @@ async def test_a_platform_callback_keeps_its_plain_refusals_and_a_bare_500(
     resp = await wecom_client.post("/wecom/callback", data=b"<xml/>")
     assert resp.status == 500 and resp.content_type != "text/html"
     assert "请稍后重试" not in await resp.text()
+
+
+async def test_a_get_of_a_post_only_platform_callback_is_a_bare_405(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    """DingTalk's card callback takes only POST: a GET got the public side's 404 page (the
+    catch-all page route); it is a bare 405 like every other refusal of a callback."""
+    fake = await FakeDingTalk(clock=clock).start()
+    services = make_services(sessionmaker, clock)
+    adapter = DingTalkAdapter(
+        dingtalk_settings(fake, card_template_id="card.schema"),
+        clock,
+        SignatureLedger(services),
+        public_base_url=services.public_base_url,
+    )
+    services.adapters[Platform.DINGTALK] = adapter
+    client = TestClient(TestServer(create_app(services, workers=()), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        resp = await client.get(adapter.card_callback_path)
+        assert resp.status == 405 and resp.headers["Allow"] == "POST"
+        assert resp.content_type != "text/html"
+    finally:
+        await client.close()
+        await fake.close()

@@ -40,9 +40,11 @@ def missing_pages() -> list[web.RouteDef]:
         raise web.HTTPFound("/public/")
 
     async def public_missing(request: web.Request) -> web.Response:
+        await refuse_other_methods(request)
         return public.not_found(NO_SUCH_PAGE)
 
     async def page_missing(request: web.Request) -> web.Response:
+        await refuse_other_methods(request)
         return respond(denied(NotFound(NO_SUCH_PAGE)))
 
     return [
@@ -51,3 +53,16 @@ def missing_pages() -> list[web.RouteDef]:
         web.get("/", front),
         web.get("/{tail:.*}", public_missing),
     ]
+
+
+async def refuse_other_methods(request: web.Request) -> None:
+    """405, naming the methods, for an address a route before the catch-all takes by another
+    method (a POST-only API opened in a browser): the router hands such a GET to the catch-all,
+    which would call the address missing."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is request.match_info.route.resource:
+            break  # the catch-alls come last: only the routes before this one are real
+        allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)

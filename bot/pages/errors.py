@@ -40,7 +40,6 @@ SAID = {
     400: "请求无效：请回到页面重新操作。",
     403: "无权访问：请从聊天中机器人发来的链接重新打开。",
     404: NO_SUCH_PAGE,
-    405: "此地址不接受这种访问方式：请从聊天中的链接或页面上的按钮操作。",
     411: (
         "提交缺少长度信息，无法读取：请返回上一页重新提交；仍不行时，"
         "请换用企业微信、钉钉或手机自带的浏览器打开聊天中的链接。"
@@ -48,6 +47,14 @@ SAID = {
     413: TOO_LARGE + "。",
     415: "提交的格式不对：请在页面上的表单中填写后提交。",
 }
+# 405 in words for who meets it: an officer on a page the chat's link opened, the simulator's
+# user, a program calling its API, or a public visitor, who never got a link
+NOT_THIS_METHOD = (
+    ("/h5/", "此地址不接受这种访问方式：请从聊天中的链接或页面上的按钮操作。"),
+    ("/sim/api/", "此接口只接受 {allowed} 请求（JSON 接口）：请在模拟器页面上操作。"),
+    ("/sim", "此地址不接受这种访问方式：请在模拟器页面上操作。"),
+    ("/", "公示页面只供浏览，不接受提交：请从抽查公示首页打开要看的页面。"),
+)
 OTHER = "请求无法处理（错误 {status}）：请稍后重试，仍不行请联系管理员。"
 FAILED = "服务器处理时出错，本次操作没有完成，错误已记入服务日志：请稍后重试；仍不行请联系管理员。"
 log = logging.getLogger(__name__)
@@ -61,6 +68,10 @@ def said(request: web.Request, err: web.HTTPException) -> str:
         return err.text.strip()
     if err.status == 413 and request.path in TOO_LONG_ON:
         return TOO_LONG_ON[request.path]
+    if err.status == 405:
+        allowed = [m for m in err.headers.get(hdrs.ALLOW, "").split(",") if m not in ("", "HEAD")]
+        words = next(w for prefix, w in NOT_THIS_METHOD if request.path.startswith(prefix))
+        return words.format(allowed="、".join(allowed))
     return SAID.get(err.status, OTHER.format(status=err.status))
 
 
@@ -106,7 +117,10 @@ def error_response(request: web.Request, err: web.HTTPException) -> web.Response
             headers={"Cache-Control": "no-store", **headers},
         )
     html = render(
-        "web/error.html", message=message, public=not request.path.startswith(("/h5/", "/sim"))
+        "web/error.html",
+        message=message,
+        public=not request.path.startswith(("/h5/", "/sim")),
+        simulator=request.path.startswith("/sim"),
     )
     return web.Response(
         text=html,
