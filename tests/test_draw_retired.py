@@ -11,11 +11,11 @@ from sqlalchemy import delete, select, update
 
 from core.changes import Ctx
 from core.clock import china_noon
-from core.draws import targets
+from core.draws import algorithm, targets
 from core.draws.pool import decode_pool
 from core.draws.verify import verify_draw
 from core.errors import InvalidTransition
-from core.models import AuditEvent, Case, Draw, Target
+from core.models import AuditEvent, Case, Draw, JointTask, Target
 from tests import factories as f
 from tests.case_factories import at_time
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
@@ -92,24 +92,64 @@ async def test_004_18_confirmed_without_refreeze_draws_the_frozen_pool_and_names
         assert all(c.ok for c in report.checks), report.checks
 
 
-async def test_004_11_a_target_deleted_after_the_freeze_refuses_the_lock_whatever_is_drawn(
+async def _would_draw(ctx: Ctx, code: str, beacon: str) -> list[str]:
+    """What confirming the frozen draw with `beacon` selects (the test reads the secret seed)."""
+    frozen = await ctx.session.scalar(
+        select(Draw).where(Draw.task_code == code, Draw.state == "frozen")
+    )
+    task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
+    assert frozen is not None and task is not None
+    pool = decode_pool(await targets.pool_data(ctx, frozen))
+    seed = algorithm.final_seed(bytes.fromhex(task.seed_hex), beacon)
+    return algorithm.select(pool, algorithm.parse_rule(task.rule), seed, code)
+
+
+async def _delete(ctx: Ctx, usccs: list[str]) -> None:
+    """Deleted from the library outside the bot (it never deletes a target)."""
+    await ctx.session.execute(delete(Target).where(Target.uscc.in_(usccs)))
+    await ctx.session.flush()
+
+
+async def test_004_11_a_target_deleted_after_the_freeze_but_not_drawn_leaves_the_lock(
     ctx: Ctx,
 ) -> None:
-    """004 第十一条 / docs/architecture.md §3 (no re-rolls): a frozen-pool target deleted from the
-    library (outside the bot: it never deletes a target) refuses the lock before the selection is
-    computed, whether or not it would have been drawn. The refusal used to depend on the
-    selection, so a failed confirmation told the lead a deleted target had been drawn and
-    opened a re-freeze with a new beacon only then."""
+    """004 第十一条: the frozen pool is the commitment; a pool target deleted from the library
+    and not drawn changes nothing — the lock is the committed pool's, and 验证 recomputes it
+    from the pool file, which still lists the deleted target."""
     w, lead, code = await _frozen(ctx)
     at_time(ctx, china_noon(dt.date(2026, 3, 4)))
-    # 3 of 30 are drawn: whichever one target is deleted, most seeds would not draw it
-    await ctx.session.execute(delete(Target).where(Target.uscc == w.targets[0].uscc))
-    await ctx.session.flush()
+    drawn = await _would_draw(ctx, code, "417")
+    await _delete(ctx, [next(t.uscc for t in w.targets if t.uscc not in drawn)])
+    locked = await targets.confirm_draw(lead, code, "417")
+    assert locked.selection == drawn and locked.pool_size == 30
+    report = await verify_draw(ctx, locked.id)
+    assert all(c.ok for c in report.checks), report.checks
+
+
+async def test_004_11_a_drawn_target_deleted_after_the_freeze_refuses_the_lock_unnamed(
+    ctx: Ctx,
+) -> None:
+    """004 第十一条 / docs/architecture.md §3: a drawn target deleted from the library cannot be
+    a case: the lock is refused, in Chinese, with the re-freeze to do and without naming the
+    target (the seed stays secret), and nothing is locked — the draw used to be marked locked
+    with its selection before the refusal, undone only by the rollback. The re-freeze (T2)
+    leaves the deleted target out and is confirmed with its own beacon; 验证 passes."""
+    _, lead, code = await _frozen(ctx)
+    at_time(ctx, china_noon(dt.date(2026, 3, 4)))
+    drawn = await _would_draw(ctx, code, "417")
+    await _delete(ctx, drawn[:1])
     try:
         await targets.confirm_draw(lead, code, "417")
-        raise AssertionError("a frozen pool missing a target was locked")
+        raise AssertionError("a draw with a deleted target was locked")
     except InvalidTransition as err:
-        assert "冻结后有 1 户检查对象已从名录库删除" in err.message
-        assert f"抽取 {code} 信标来源" in err.message
+        assert "冻结后有 1 户抽中的检查对象已从名录库删除，无法锁定" in err.message
+        assert f"抽取 {code} 信标来源" in err.message and drawn[0] not in err.message
     frozen = await ctx.session.scalar(select(Draw).where(Draw.code == f"{code}-T1"))
     assert frozen is not None and frozen.state == "frozen" and not frozen.selection
+    second = await targets.freeze_pool(lead, code, "2026年3月5日福彩3D开奖号码")
+    assert second.pool_size == 29 and "抽取范围由 30 户变为 29 户" in str(second.parameters)
+    at_time(ctx, china_noon(dt.date(2026, 3, 6)))
+    locked = await targets.confirm_draw(lead, code, "538")
+    assert locked.id == second.id and drawn[0] not in locked.selection
+    report = await verify_draw(ctx, locked.id)
+    assert all(c.ok for c in report.checks), report.checks

@@ -13,17 +13,7 @@ from collections.abc import Iterable, Sequence
 from itertools import repeat
 from typing import Any, cast
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    String,
-    Table,
-    any_,
-    bindparam,
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import ColumnElement, String, Table, any_, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -302,10 +292,9 @@ def _uscc_among(dialect: str, usccs: list[str]) -> ColumnElement[bool] | None:
     return None
 
 
-async def _among_usccs(
-    session: AsyncSession, columns: Select[*tuple[Any, ...]], usccs: Sequence[str]
-) -> list[Sequence[Any]]:
-    """The rows of `columns` (a select on Target) whose uscc is in the list."""
+async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """uscc → (target id, name) (a city-wide draw selects tens of thousands)."""
+    columns = select(Target.uscc, Target.id, Target.name)
     among = _uscc_among((await session.connection()).dialect.name, list(usccs))
     if among is not None:
         queries = [columns.where(among)]
@@ -314,23 +303,10 @@ async def _among_usccs(
             columns.where(Target.uscc.in_(usccs[i : i + CHUNK]))
             for i in range(0, len(usccs), CHUNK)
         ]
-    return [row for query in queries for row in await fetch_plain(session, query)]
-
-
-async def _target_ids(session: AsyncSession, usccs: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """uscc → (target id, name) (a city-wide draw selects tens of thousands)."""
-    rows = await _among_usccs(session, select(Target.uscc, Target.id, Target.name), usccs)
-    return {u: (tid, name) for u, tid, name in rows}
-
-
-async def _deleted_from_pool(session: AsyncSession, pool: Sequence[algorithm.Candidate]) -> int:
-    """How many of the frozen pool's targets are no longer in the library (deleted outside the
-    bot, which never deletes one), counted over the whole pool, not the selection: a refusal
-    that depended on what was drawn would tell the lead so and let a new freeze re-roll it."""
-    present = await _among_usccs(
-        session, select(func.count()).select_from(Target), [u for u, _ in pool]
-    )
-    return len(pool) - sum(int(n) for (n,) in present)
+    out: dict[str, tuple[int, str]] = {}
+    for query in queries:
+        out.update((u, (tid, name)) for u, tid, name in await fetch_plain(session, query))
+    return out
 
 
 async def _insert_cases(session: AsyncSession, n: int, columns: dict[str, Any]) -> None:
@@ -374,17 +350,21 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     rule = algorithm.parse_rule(task.rule)
     if problem := await _pool_cap_problem(ctx, task, rule, algorithm.stratum_sizes(pool)):
         raise ValidationFailed(problem + _draw_advice(task))
-    if deleted := await _deleted_from_pool(ctx.session, pool):
-        raise InvalidTransition(
-            f"冻结后有 {deleted} 户检查对象已从名录库删除，冻结的抽取范围无法锁定；"
-            f"请核实名录库后重新冻结抽取范围并公布新的信标来源：抽取 {task.code} 信标来源"
-        )
     selection = algorithm.select(pool, rule, algorithm.final_seed(seed, beacon or None), task.code)
+    targets = await _target_ids(ctx.session, selection)
+    if missing := [u for u in selection if u not in targets]:
+        # A drawn target deleted from the library (outside the bot, which never deletes one)
+        # cannot be a case; the committed pool is not redrawn, so only a new freeze goes on.
+        # Never name it: the seed stays secret and nothing is locked. (Checking the whole pool
+        # up front would cost a city draw a second for rows the bot never deletes.)
+        raise InvalidTransition(
+            f"冻结后有 {len(missing)} 户抽中的检查对象已从名录库删除，无法锁定；请核实名录库后"
+            f"重新冻结抽取范围并公布新的信标来源：抽取 {task.code} 信标来源"
+        )
     now = ctx.clock.now()
     frozen.selection, frozen.beacon, frozen.seed_hex = selection, beacon, task.seed_hex
     DRAW.move(frozen, DrawState.LOCKED)
     frozen.locked_at = now
-    targets = await _target_ids(ctx.session, selection)  # all there: the pool was checked
     due = window_deadline(await ctx.work_calendar(), ctx.rules, task.window_last_day)
     case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
     await _insert_cases(
