@@ -102,11 +102,14 @@ def cn_date(day: dt.date | None) -> str:
     return _cn_date(day) if day else "　　年　　月　　日"  # blank for the pen
 
 
-def item_checks(item: Item) -> str:
+def item_checks(item: Item, planned: bool) -> str:
     """What an item checks, as the item list (抽查事项清单) states it: its name, 检查方式 and
-    检查依据 — the record form's 检查内容 where an entry says nothing of its own."""
+    检查依据 — the record form's 检查内容 where an entry says nothing of its own. The list's
+    检查方式 is the plan (004 第五条、第十五条), named only while `planned` (the blank form): a
+    filled record says how the target was checked in its 检查方式 row, as the group entered it
+    (none for a 第十八条 situation), and a row beside it naming the plan would contradict it."""
     parts = [item.name]
-    if item.method.strip():
+    if planned and item.method.strip():
         parts.append(f"检查方式：{item.method.strip()}")
     if item.basis.strip():
         parts.append(f"检查依据：{item.basis.strip()}")
@@ -301,7 +304,8 @@ def _context(
                 "key": item.category == "key",
                 "basis": item.basis.strip(),
                 # 检查内容: what the entry says its check covered (chat), else the item's own
-                "content": (found.content.strip() if found else "") or item_checks(item),
+                "content": (found.content.strip() if found else "")
+                or item_checks(item, planned=result is None),
                 "result": found,
                 "labels": [label(c, extra) for c in found.codes] if found else [],
             }

@@ -480,8 +480,11 @@ def html_cells(html: str, label: str) -> list[str]:
 
 async def test_the_record_says_what_each_item_checks_004_art16(ctx, session):
     """004 第十六条 (检查记录表，一企一表): 检查内容 is what each item of the case checks — the
-    item list's entry (事项名称, 检查方式, 检查依据) — in the blank form and, where the entry
-    records nothing of its own, in the filled one, DOCX and HTML alike."""
+    item list's entry (事项名称, 检查依据) — in the blank form and, where the entry records
+    nothing of its own, in the filled one, DOCX and HTML alike. The list's 检查方式 is the plan
+    (004 第五条、第十五条): the blank form names it for the group; the filled one says how the
+    target was checked once, in its 检查方式 row as the group entered it (实地检查 here), and its
+    item rows do not name the list's 实地检查、书面检查 beside it."""
     w = await build_world(session)
     w.items[0].method, w.items[0].basis = "实地检查、书面检查", "《企业信息公示暂行条例》第十四条"
     await session.commit()
@@ -489,12 +492,19 @@ async def test_the_record_says_what_each_item_checks_004_art16(ctx, session):
         if stage == "entered":
             await publish_and_correct(ctx, w, item_content="")
         context = await documents.case_document_context(ctx, w.case.code)
-        rows = docx_rows(documents.render_docx("record", context, ctx.clock.now()), "检查内容")
+        docx = documents.render_docx("record", context, ctx.clock.now())
+        rows = docx_rows(docx, "检查内容")
         html = documents.render_html("record", context)
         lead, other = rows[0]["检查内容"], rows[1]["检查内容"]
-        assert "企业公示信息检查" in lead and "实地检查、书面检查" in lead, stage
+        assert "企业公示信息检查" in lead, stage
         assert "《企业信息公示暂行条例》第十四条" in lead and "公共场所卫生检查" in other
         assert [" ".join(c.split()) for c in html_cells(html, "检查内容")] == [lead, other]
+        [method] = re.findall(r"<tr><th>检查方式</th><td>(.*?)</td>", html)
+        if stage == "blank":
+            assert "实地检查、书面检查" in lead and "☐ 书面检查" in method
+        else:
+            assert "书面检查" not in lead + other and method == "实地检查"
+            assert "书面检查" not in docx_text(docx)
 
 
 async def test_the_record_keeps_what_an_entry_says_its_check_covered(ctx, session):
