@@ -28,7 +28,6 @@ from core.messages import Destination, Event, OutMessage, Platform
 from core.models import (
     AuditEvent,
     ChatBinding,
-    Department,
     Officer,
     OutboxMessage,
     PlatformAccount,
@@ -105,6 +104,17 @@ async def queue(
     for i in range(n):
         await outbox.enqueue(session, dest, OutMessage.text(f"{prefix}-{i}"), now=now)
     await session.commit()
+
+
+async def add_officer(
+    session: AsyncSession, dept: int, code: str, name: str, wecom: str | None = None
+) -> Officer:
+    """An officer of `dept`, reached on WeCom as `wecom` (none: no platform account), flushed."""
+    accounts = [PlatformAccount(platform="wecom", account=wecom)] if wecom else []
+    officer = Officer(code=code, name=name, department_id=dept, accounts=accounts)
+    session.add(officer)
+    await session.flush()
+    return officer
 
 
 async def drain(sender: Sender, clock: FixedClock, *, step: dt.timedelta, rounds: int) -> None:
@@ -193,16 +203,8 @@ async def test_graceful_stop_mid_queue_then_new_sender_finishes_exactly_once(
     async with sessionmaker() as session:
         dept = await add_department(session)
         officers = [
-            Officer(
-                code=f"O{i}",
-                name=f"人员{i}",
-                department_id=dept,
-                accounts=[PlatformAccount(platform="wecom", account=f"user{i}")],
-            )
-            for i in range(5)
+            await add_officer(session, dept, f"O{i}", f"人员{i}", f"user{i}") for i in range(5)
         ]
-        session.add_all(officers)
-        await session.flush()
         for officer in officers:
             await queue(
                 session, Destination.officer(officer.id), 12, clock.now(), prefix=f"o{officer.id}"
@@ -278,14 +280,7 @@ async def test_dead_after_max_attempts_and_retry_brings_it_back(
     )
     async with sessionmaker() as session:
         dept = await add_department(session)
-        officer = Officer(
-            code="O1",
-            name="张三",
-            department_id=dept,
-            accounts=[PlatformAccount(platform="wecom", account="zhangsan")],
-        )
-        session.add(officer)
-        await session.flush()
+        officer = await add_officer(session, dept, "O1", "张三", "zhangsan")
         await queue(session, Destination.officer(officer.id), 1, clock.now())
     sender = Sender(services, jitter=lambda: 0.0)
     await sender.run_once()
@@ -313,9 +308,7 @@ async def test_officer_without_platform_id_goes_to_the_simulator(
     services = make_services(sessionmaker, clock, {Platform.WECOM: platform})
     async with sessionmaker() as session:
         dept = await add_department(session)
-        officer = Officer(code="O1", name="李四", department_id=dept)
-        session.add(officer)
-        await session.flush()
+        officer = await add_officer(session, dept, "O1", "李四")
         await queue(session, Destination.officer(officer.id), 2, clock.now())
     assert await Sender(services).run_once() == 2
     assert platform.accepted == []
@@ -333,20 +326,10 @@ async def concurrent_rig(
         sender={"app_user_per_minute": 1000, "batch_size": 7},
     )
     async with sessionmaker() as session:
-        dept = Department(code="D", name="部门")
-        session.add(dept)
-        await session.flush()
+        dept = await add_department(session, "D", "部门")
         officers = [
-            Officer(
-                code=f"O{i}",
-                name=f"人员{i}",
-                department_id=dept.id,
-                accounts=[PlatformAccount(platform="wecom", account=f"u{i}")],
-            )
-            for i in range(10)
+            await add_officer(session, dept, f"O{i}", f"人员{i}", f"u{i}") for i in range(10)
         ]
-        session.add_all(officers)
-        await session.flush()
         for officer in officers:
             await queue(
                 session, Destination.officer(officer.id), 10, clock.now(), prefix=f"o{officer.id}"
@@ -386,9 +369,7 @@ async def test_no_route_without_the_simulator_is_a_dead_letter_not_sent(
     )
     async with sessionmaker() as session:
         dept = await add_department(session)
-        officer = Officer(code="O1", name="李四", department_id=dept)  # no platform account
-        session.add(officer)
-        await session.flush()
+        officer = await add_officer(session, dept, "O1", "李四")  # no platform account
         await queue(session, Destination.officer(officer.id), 1, clock.now())
     await Sender(services).run_once()
     async with sessionmaker() as session:
@@ -404,18 +385,8 @@ async def test_a_claim_about_to_expire_is_handed_back_not_sent(
     services = make_services(sessionmaker, clock, {Platform.WECOM: platform})
     async with sessionmaker() as session:
         dept = await add_department(session)
-        session.add(
-            Officer(
-                code="O1",
-                name="李四",
-                department_id=dept,
-                accounts=[PlatformAccount(platform="wecom", account="u1")],
-            )
-        )
-        await session.flush()
-        officer_id = await session.scalar(select(Officer.id))
-        assert officer_id is not None
-        await queue(session, Destination.officer(officer_id), 3, clock.now())
+        officer = await add_officer(session, dept, "O1", "李四", "u1")
+        await queue(session, Destination.officer(officer.id), 3, clock.now())
         rows = await outbox.claim_due(session, 10, clock.now(), dt.timedelta(seconds=5))
         await session.commit()
     await Sender(services)._deliver_group(rows)
@@ -440,18 +411,8 @@ async def test_a_named_short_wait_still_backs_off(
     )
     async with sessionmaker() as session:
         dept = await add_department(session)
-        session.add(
-            Officer(
-                code="O1",
-                name="李四",
-                department_id=dept,
-                accounts=[PlatformAccount(platform="wecom", account="u1")],
-            )
-        )
-        await session.flush()
-        officer_id = await session.scalar(select(Officer.id))
-        assert officer_id is not None
-        await queue(session, Destination.officer(officer_id), 1, clock.now())
+        officer = await add_officer(session, dept, "O1", "李四", "u1")
+        await queue(session, Destination.officer(officer.id), 1, clock.now())
     waits = []
     for _ in range(3):
         await Sender(services, jitter=lambda: 0.0).run_once()
@@ -654,9 +615,7 @@ async def dead_letters(
     )
     async with sessionmaker() as session:
         dept = await add_department(session, "GA", "县公安局")
-        officer = Officer(code="GA008", name="李四", department_id=dept)  # no platform account
-        session.add(officer)
-        await session.flush()
+        officer = await add_officer(session, dept, "GA008", "李四")  # no platform account
         await queue(session, Destination.officer(officer.id), 2, clock.now())
         await queue(session, Destination.department(dept), 1, clock.now())
     await Sender(services).run_once()
@@ -724,14 +683,7 @@ async def failed_sends(
     async with sessionmaker() as session:
         dept = await add_department(session)
         for n in range(4):
-            officer = Officer(
-                code=f"O{n}",
-                name=f"张{n}",
-                department_id=dept,
-                accounts=[PlatformAccount(platform="wecom", account=f"zhang{n}")],
-            )
-            session.add(officer)
-            await session.flush()
+            officer = await add_officer(session, dept, f"O{n}", f"张{n}", f"zhang{n}")
             await queue(session, Destination.officer(officer.id), 1, clock.now(), prefix=f"m{n}")
     await Sender(services, jitter=lambda: 0.0).run_once()
     async with sessionmaker() as session:
