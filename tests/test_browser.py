@@ -8,16 +8,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
-from bot.config import Settings
 from bot.pages.invitation import INVITATION_PATH, invitation_link
-from bot.services import Services
 from core.changes import Ctx
 from core.clock import FixedClock
 from core.consultation import opening
 from core.models import Invitation
-from core.rules import Rules
 from tests import factories
 from tests.browser import db_url, foreign_requests, shoot, shot_path  # noqa: F401 (db_url: fixture)
+from tests.server_helpers import make_services
 
 
 async def test_decline_with_reason_on_a_375px_page(
@@ -26,14 +24,7 @@ async def test_decline_with_reason_on_a_375px_page(
     aiohttp_server,
     phone: Any,
 ) -> None:
-    services = Services(
-        settings=Settings(),
-        sessionmaker=sessionmaker,
-        clock=clock,
-        rules=Rules(),
-        link_secret=b"b" * 32,
-        public_base_url="http://127.0.0.1",
-    )
+    services = make_services(sessionmaker, clock)
     async with sessionmaker() as session:
         w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
         ctx = Ctx(session=session, clock=clock, rules=services.rules)

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import HANDLER, create_app
-from bot.config import Settings
 from bot.platforms.simulator import routes
 from bot.services import SERVICES, Services
 from bot.workers import InboxWorker
@@ -23,23 +22,13 @@ from core.clock import FixedClock
 from core.consultation import opening
 from core.messages import Button, Card, Destination, OutMessage
 from core.models import InboxEvent, Invitation
-from core.rules import Rules
 from tests import factories
-from tests.server_helpers import random_aes_key
-
-SECRET = b"k" * 32
+from tests.server_helpers import make_services, random_aes_key
 
 
 @pytest.fixture
 def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> Services:
-    return Services(
-        settings=Settings(),
-        sessionmaker=sessionmaker,
-        clock=clock,
-        rules=Rules(),
-        link_secret=SECRET,
-        public_base_url="http://127.0.0.1:8080",
-    )
+    return make_services(sessionmaker, clock)
 
 
 @pytest.fixture
@@ -383,22 +372,16 @@ async def test_chunked_oversized_body_is_refused(
 async def test_server_with_a_platform_configured_has_no_simulator(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_client
 ) -> None:
-    settings = Settings(
+    services = make_services(
+        sessionmaker,
+        clock,
         wecom={
             "corp_id": "ww1",
             "agent_id": 1000002,
             "secret": "s",
             "token": "t",
             "encoding_aes_key": random_aes_key(),
-        }
-    )
-    services = Services(
-        settings=settings,
-        sessionmaker=sessionmaker,
-        clock=clock,
-        rules=Rules(),
-        link_secret=SECRET,
-        public_base_url="http://127.0.0.1:8080",
+        },
     )
     client = await aiohttp_client(create_app(services, workers=()))
     for path in ("/sim", "/sim/api/officers"):
