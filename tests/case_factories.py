@@ -29,6 +29,8 @@ from core.models import (
     TaskItem,
 )
 from core.result_entry import submit_result
+from core.review import review_result
+from core.rules import Rules
 from core.states import PartState
 from tests.factories import group_members
 
@@ -256,3 +258,26 @@ async def other_department_finds_a_problem(ctx: Ctx, w: World) -> None:
         inspected_on=dt.date(2026, 3, 10),
         item_results=[{"item_id": w.items[1].id, "codes": ["E"], "problems": "健康证过期"}],
     )
+
+
+async def approved_world(ctx: Ctx, session: AsyncSession, rules: Rules) -> tuple[Ctx, World]:
+    """A world whose case both departments entered (a clean result, 2026-03-10) and both
+    reviewers approved on 2026-03-12, under `rules` (rules.auto_publish: published at once);
+    the ctx with those rules, committed."""
+    ctx = dataclasses.replace(ctx, rules=rules)
+    w = await build_world(session)
+    at_day(ctx, dt.date(2026, 3, 12))
+    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
+    await submit_result(
+        acting(ctx, w.a1),
+        w.case.code,
+        codes=["1"],
+        methods=["实地检查"],
+        followups=["无需后续处置"],
+        inspected_on=dt.date(2026, 3, 10),
+    )
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
+    await review_result(acting(ctx, w.other_liaison), w.case.code, True)
+    await session.commit()
+    await session.refresh(w.case)
+    return ctx, w

@@ -21,9 +21,9 @@ from core.rules import Rules
 from tests.case_factories import (
     ResultFields,
     acting,
+    approved_world,
     at_day,
     build_world,
-    enter_other_parts,
     other_department_finds_a_problem,
     snapshot,
 )
@@ -195,14 +195,7 @@ async def test_the_groups_approval_message_says_whether_it_was_published_004_art
 ) -> None:
     """004 第十九条 (审核通过后…自动公示): with rules.auto_publish the group hears that the
     result was approved and published at once, not that it waits for publication."""
-    ctx = dataclasses.replace(ctx, rules=Rules(auto_publish=auto_publish))
-    w = await build_world(session)
-    at_day(ctx, D(2026, 3, 12))
-    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
-    await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=D(2026, 3, 10))
-    await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
-    await review_result(acting(ctx, w.other_liaison), w.case.code, True)
-    await session.commit()
+    _, w = await approved_world(ctx, session, Rules(auto_publish=auto_publish))
     approved = [
         m.message["body"]
         for m in await _outbox(session)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from sqlalchemy import select
@@ -11,31 +10,16 @@ from sqlalchemy import select
 from core.models import AuditEvent
 from core.obligations.due import due_items
 from core.publication import publish_case
-from core.result_entry import submit_result
-from core.review import review_result
 from core.rules import Rules
-from tests.case_factories import ResultFields, acting, at_day, build_world, enter_other_parts
+from tests.case_factories import ResultFields, acting, approved_world
 
 D = dt.date
 CLEAN: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
 
 
-async def _approved(ctx, session, rules: Rules):
-    ctx = dataclasses.replace(ctx, rules=rules)
-    w = await build_world(session)
-    at_day(ctx, D(2026, 3, 12))
-    await enter_other_parts(session, w.case.code, w.a1, ctx.clock.now())
-    await submit_result(acting(ctx, w.a1), w.case.code, **CLEAN, inspected_on=D(2026, 3, 10))
-    await review_result(acting(ctx, w.lead_liaison), w.case.code, True)
-    await review_result(acting(ctx, w.other_liaison), w.case.code, True)
-    await session.commit()
-    await session.refresh(w.case)
-    return ctx, w
-
-
 async def test_closing_approval_publishes_at_once_004_art19(ctx, session) -> None:
     """004 第十九条: with rules.auto_publish the participant's closing approval publishes."""
-    ctx, w = await _approved(ctx, session, Rules(auto_publish=True))
+    ctx, w = await approved_world(ctx, session, Rules(auto_publish=True))
     assert w.case.state == "published"
     event = await session.scalar(select(AuditEvent).where(AuditEvent.action == "case.published"))
     assert event is not None and event.data == {"version": 1, "auto": True}
@@ -45,7 +29,7 @@ async def test_closing_approval_publishes_at_once_004_art19(ctx, session) -> Non
 async def test_unpublished_result_is_overdue_after_20_workdays_002_2_6(ctx, session) -> None:
     """002 二(六): when the lead publishes (auto_publish off), an approved result not published
     20 working days after the approval is an overdue obligation of the lead department."""
-    ctx, w = await _approved(ctx, session, Rules(auto_publish=False))
+    ctx, w = await approved_world(ctx, session, Rules(auto_publish=False))
     assert w.case.state == "approved"
     [due] = [o for o in await due_items(ctx, D(2026, 3, 13)) if o.kind == "publication"]
     assert (due.due, due.department_id, due.overdue) == (D(2026, 4, 10), w.lead.id, False)
