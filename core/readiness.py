@@ -9,15 +9,25 @@ targets to draw from, and, from 1 November, next year's holiday data for deadlin
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from core.bindings import RobotAddress, masked, robot_problem
 from core.changes import Ctx
 from core.department_names import county_departments
 from core.holidays import holiday_warning
-from core.models import DRAWABLE_STATUSES, ChatBinding, Department, Item, Officer, Target
-from core.officers import shared_certificates
+from core.models import (
+    DRAWABLE_STATUSES,
+    ChatBinding,
+    ChatPlatform,
+    Department,
+    Item,
+    Officer,
+    Target,
+)
+from core.officers import PLATFORM_LABELS, shared_certificates
 
 
 @dataclass
@@ -68,7 +78,42 @@ def _department_problems(
     return [f"{dep.name}（{dep.code}）：{'；'.join(missing)}"] if missing else []
 
 
-async def check_setup(ctx: Ctx) -> Readiness:
+async def _robot_problems(ctx: Ctx, robots: Mapping[ChatPlatform, RobotAddress]) -> list[str]:
+    """Each enabled group robot whose stored address `chat bind` would refuse now (bound
+    before it checked, or under another host than the one configured): the sender refuses it
+    too, so the chat gets nothing until it is bound again."""
+    rows = await ctx.session.execute(
+        select(ChatBinding, Department)
+        .outerjoin(Department, Department.id == ChatBinding.department_id)
+        .where(ChatBinding.enabled.is_(True), ChatBinding.webhook_url != "")
+        .order_by(ChatBinding.id)
+    )
+    problems = []
+    for binding, dep in rows.all():
+        platform = ChatPlatform(binding.platform)
+        robot = robots.get(platform)
+        if robot is None:
+            continue
+        problem = robot_problem(platform, binding.webhook_url, binding.sign_secret, robot)
+        if not problem:
+            continue
+        owner, to = (
+            (f"{dep.name}（{dep.code}）", dep.code) if dep else ("联席会议办公室群", "office")
+        )
+        problems.append(
+            f"{owner}的{PLATFORM_LABELS[platform]}群机器人 #{binding.id}"
+            f"（{masked(binding.webhook_url)}）现在的地址不能用：{problem}。"
+            f"请重新绑定：lianjian chat bind {to} --platform {platform} "
+            "--webhook 群机器人设置中的地址"
+        )
+    return problems
+
+
+async def check_setup(
+    ctx: Ctx, robots: Mapping[ChatPlatform, RobotAddress] | None = None
+) -> Readiness:
+    """`robots`: each platform's group robot address as configured, to check the stored
+    bindings against (the CLI has the configuration; without it they are not checked)."""
     session = ctx.session
     result = Readiness()
     departments = await county_departments(session)
@@ -123,6 +168,8 @@ async def check_setup(ctx: Ctx) -> Readiness:
     )
     if not result.targets:
         result.problems.append("检查对象名录库为空：lianjian import targets 文件")
+    if robots is not None:
+        result.problems += await _robot_problems(ctx, robots)
     if warning := await holiday_warning(ctx):
         result.problems.append(warning)
     return result

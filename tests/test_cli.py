@@ -821,3 +821,41 @@ def test_chat_bind_with_db_reads_no_config_toml_in_the_working_directory(
     assert (
         main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", private, *db, *config]) == 0
     )
+
+
+def test_setup_check_lists_each_stored_robot_binding_chat_bind_would_now_refuse(
+    demo_db, tmp_path, capsys, monkeypatch
+):
+    """Bindings stored before `chat bind` checked the address (plain http, another host, a
+    DingTalk secret not from 加签) passed setup check, and the department's messages then went
+    nowhere: each enabled one is listed with what is wrong and the command that re-binds it;
+    a good binding and a replaced one are not."""
+    monkeypatch.chdir(tmp_path)  # no stray ./config.toml
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(demo_db.read_bytes())
+    with closing(sqlite3.connect(copy)) as con, con:
+        ids = dict(con.execute("SELECT code, id FROM department").fetchall())
+        rows = [
+            (ids["WJ"], 0, "wecom", "http://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K", "", 1),
+            (ids["GA"], 0, "dingtalk", "https://ding.example.com/robot/send?access_token=T", "", 1),
+            (None, 1, "dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=T", "abc", 1),
+            (ids["JT"], 0, "wecom", "http://old.example.com/send?key=K", "", 0),
+        ]
+        con.executemany(
+            "INSERT INTO chat_binding (department_id, is_office, platform, webhook_url,"
+            " sign_secret, chat_id, enabled, disabled_reason) VALUES (?, ?, ?, ?, ?, '', ?, '')",
+            rows,
+        )
+    assert main(["setup", "check", "--db", str(copy)]) == 1
+    out = capsys.readouterr().out
+    robots = [line for line in out.splitlines() if "群机器人 #" in line]
+    assert len(robots) == 3, out
+    wj, ga, office = robots
+    assert wj.startswith("- 县卫生健康局（WJ）的企业微信群机器人 #") and "https:// 开头" in wj
+    assert wj.endswith(
+        "请重新绑定：lianjian chat bind WJ --platform wecom --webhook 群机器人设置中的地址"
+    )
+    assert "https://oapi.dingtalk.com/robot/send?access_token=…" in ga and "chat bind GA" in ga
+    assert office.startswith("- 联席会议办公室群的钉钉群机器人 #") and "SEC 开头" in office
+    assert "chat bind office --platform dingtalk" in office
+    assert "old.example.com" not in out and "key=K" not in out  # replaced; no secret shown

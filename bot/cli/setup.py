@@ -18,6 +18,7 @@ from bot.cli.common import (
     department_named,
     existing_database,
     output_file,
+    robot_addresses,
 )
 from core.clock import SystemClock
 from core.imports import IMPORT_ORDER
@@ -198,7 +199,7 @@ async def cmd_setup_check(args: argparse.Namespace) -> int:
     # without
     settings = load_settings(args.config, **({"database_url": args.db} if args.db else {}))
     async with cli_ctx(args) as ctx:
-        readiness = await check_setup(ctx)
+        readiness = await check_setup(ctx, robot_addresses(args, settings))
     if missing := link_secret_missing(settings):
         readiness.problems.append(missing)
     problems, notes = serve_refusals(settings)
