@@ -65,9 +65,9 @@ async def test_recompute_in_the_browser_passes_and_catches_a_tampered_pool(
     await phone.goto(str(server.make_url("/public/?year=2026")))
     small = await small_taps(phone, "main a, main button, main select")
     await phone.goto(str(server.make_url(f"/public/draws/{code}")))
-    # the download link, the list's toggle, the file input and the button; the links
-    # inside the recipe's sentence stay text
-    small += await small_taps(phone, "dd a, summary, input, button")
+    # the download links (the value's and the record's and pool's beside the recipe, once
+    # links inside a sentence ~19 px tall), the list's toggle, the file input and the button
+    small += await small_taps(phone, "dd a, a[download], summary, input, button")
     passed = await _run(phone, "verified")
     overflow = await page_width(phone)
     await phone.set_input_files("#pool-file", str(tampered))
