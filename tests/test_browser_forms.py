@@ -15,7 +15,7 @@ from bot.pages.links import page_link
 from bot.pages.result import result_link
 from bot.pages.review import review_link
 from core.clock import FixedClock, china_noon
-from core.models import Attachment, Case
+from core.models import Attachment, Case, Officer
 from tests.browser import (  # noqa: F401 (db_url: fixture)
     db_url,
     foreign_requests,
@@ -234,3 +234,44 @@ async def test_the_record_and_the_notice_read_on_a_375px_phone(
     assert found["record"] <= 375 and found["notice"] <= 375
     assert widths and min(widths) >= 300, widths
     assert "检查内容" in label and "企业公示信息检查" in content
+
+
+# how many lines `text` takes on the page, wherever it is written (a Range over its characters)
+LINES_OF = """text => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const found = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const at = node.data.indexOf(text);
+    if (at < 0) continue;
+    const range = document.createRange();
+    range.setStart(node, at);
+    range.setEnd(node, at + text.length);
+    found.push(new Set([...range.getClientRects()].map(r => Math.round(r.top))).size);
+  }
+  return found;
+}"""
+
+
+async def test_the_documents_never_split_an_id_at_375px(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server, phone: Any
+) -> None:
+    """On a phone the documents' cells wrap anywhere (a long pasted text must not widen the
+    page), and a group member's 执法证号 broke in the middle of the number: each 执法证号, the
+    统一社会信用代码 and the case's number stay on one line, and still no page is wider than
+    the phone."""
+    url, _ = await _documents_link(sessionmaker, clock, aiohttp_server)
+    certs = ["33042420190301234567", "ZJ330424-2026-000123", "33042420210045678901"]
+    async with sessionmaker() as session:
+        for officer, cert in zip(await session.scalars(select(Officer)), certs * 9, strict=False):
+            officer.cert_no = cert
+        await session.commit()
+    split: dict[str, list[int]] = {}
+    widths: dict[str, int] = {}
+    for doc in ("notice", "record"):
+        await phone.goto(f"{url}&case={CASE}&doc={doc}&fmt=html")
+        widths[doc] = await shoot(phone, f"document-ids-{doc}")
+        for text in [*certs, "91330424MA28AQAQXU", CASE]:
+            lines = await phone.evaluate(LINES_OF, text)
+            if not lines or max(lines) != 1:
+                split[f"{doc} {text}"] = lines
+    assert split == {} and max(widths.values()) <= 375, (split, widths)
