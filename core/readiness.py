@@ -78,7 +78,9 @@ def _department_problems(
     return [f"{dep.name}（{dep.code}）：{'；'.join(missing)}"] if missing else []
 
 
-async def _robot_problems(ctx: Ctx, robots: Mapping[ChatPlatform, RobotAddress]) -> list[str]:
+async def _robot_problems(
+    ctx: Ctx, robots: Mapping[ChatPlatform, RobotAddress], options: str
+) -> list[str]:
     """Each enabled group robot whose stored address `chat bind` would refuse now (bound
     before it checked, or under another host than the one configured): the sender refuses it
     too, so the chat gets nothing until it is bound again."""
@@ -104,16 +106,17 @@ async def _robot_problems(ctx: Ctx, robots: Mapping[ChatPlatform, RobotAddress])
             f"{owner}的{PLATFORM_LABELS[platform]}群机器人 #{binding.id}"
             f"（{masked(binding.webhook_url)}）现在的地址不能用：{problem}。"
             f"请重新绑定：lianjian chat bind {to} --platform {platform} "
-            "--webhook 群机器人设置中的地址"
+            f"--webhook 群机器人设置中的地址{options}"
         )
     return problems
 
 
 async def check_setup(
-    ctx: Ctx, robots: Mapping[ChatPlatform, RobotAddress] | None = None
+    ctx: Ctx, robots: Mapping[ChatPlatform, RobotAddress] | None = None, bind_options: str = ""
 ) -> Readiness:
     """`robots`: each platform's group robot address as configured, to check the stored
-    bindings against (the CLI has the configuration; without it they are not checked)."""
+    bindings against (the CLI has the configuration; without it they are not checked);
+    `bind_options` end the `chat bind` line re-binding one, so that it checks the same."""
     session = ctx.session
     result = Readiness()
     departments = await county_departments(session)
@@ -169,7 +172,7 @@ async def check_setup(
     if not result.targets:
         result.problems.append("检查对象名录库为空：lianjian import targets 文件")
     if robots is not None:
-        result.problems += await _robot_problems(ctx, robots)
+        result.problems += await _robot_problems(ctx, robots, bind_options)
     if warning := await holiday_warning(ctx):
         result.problems.append(warning)
     return result

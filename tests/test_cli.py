@@ -19,6 +19,11 @@ from bot.cli import main
 from core.draws import algorithm
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+# a 政务微信 deployment's configuration: its robots live under its own webhook_base
+PRIVATE_WECOM = (
+    '[wecom]\ncorp_id = "ww1"\nagent_id = 1\nsecret = "s"\ntoken = "t"\n'
+    f'encoding_aes_key = "{"a" * 43}"\nwebhook_base = "https://zwwx.example.gov.cn"\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -303,8 +308,7 @@ def test_chat_bind_checks_against_the_configured_private_host(demo_db, tmp_path,
     copy.write_bytes(demo_db.read_bytes())
     config = tmp_path / "config.toml"
     config.write_text(
-        '[wecom]\ncorp_id = "ww1"\nagent_id = 1\nsecret = "s"\ntoken = "t"\n'
-        f'encoding_aes_key = "{"a" * 43}"\nwebhook_base = "https://zwwx.example.gov.cn"\n',
+        PRIVATE_WECOM,
         "utf-8",
     )
     db = ["--db", str(copy), "--config", str(config)]
@@ -804,11 +808,7 @@ def test_chat_bind_with_db_reads_no_config_toml_in_the_working_directory(
     db = ["--db", str(copy)]
     public = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K"
     private = "https://zwwx.example.gov.cn/cgi-bin/webhook/send?key=K"
-    wecom = (
-        '[wecom]\ncorp_id = "ww1"\nagent_id = 1\nsecret = "s"\ntoken = "t"\n'
-        f'encoding_aes_key = "{"a" * 43}"\nwebhook_base = "https://zwwx.example.gov.cn"\n'
-    )
-    for unrelated in (wecom, "[wecom]\nwebhok_base = 1\n"):
+    for unrelated in (PRIVATE_WECOM, "[wecom]\nwebhok_base = 1\n"):
         (here / "config.toml").write_text(unrelated, "utf-8")
         assert main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", public, *db]) == 0
         assert "已绑定群机器人" in capsys.readouterr().out
@@ -816,7 +816,7 @@ def test_chat_bind_with_db_reads_no_config_toml_in_the_working_directory(
     err = capsys.readouterr().err
     assert "https://qyapi.weixin.qq.com" in err and "--config" in err, err
     assert "Traceback" not in err
-    (here / "config.toml").write_text(wecom, "utf-8")
+    (here / "config.toml").write_text(PRIVATE_WECOM, "utf-8")
     config = ["--config", str(here / "config.toml")]
     assert (
         main(["chat", "bind", "SJ", "--platform", "wecom", "--webhook", private, *db, *config]) == 0
@@ -840,6 +840,14 @@ def test_setup_check_lists_each_stored_robot_binding_chat_bind_would_now_refuse(
             (ids["GA"], 0, "dingtalk", "https://ding.example.com/robot/send?access_token=T", "", 1),
             (None, 1, "dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=T", "abc", 1),
             (ids["JT"], 0, "wecom", "http://old.example.com/send?key=K", "", 0),
+            (
+                ids["SJ"],
+                0,
+                "wecom",
+                "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K",
+                "",
+                1,
+            ),
         ]
         con.executemany(
             "INSERT INTO chat_binding (department_id, is_office, platform, webhook_url,"
@@ -854,8 +862,25 @@ def test_setup_check_lists_each_stored_robot_binding_chat_bind_would_now_refuse(
     assert wj.startswith("- 县卫生健康局（WJ）的企业微信群机器人 #") and "https:// 开头" in wj
     assert wj.endswith(
         "请重新绑定：lianjian chat bind WJ --platform wecom --webhook 群机器人设置中的地址"
+        f" --db {copy}"
     )
     assert "https://oapi.dingtalk.com/robot/send?access_token=…" in ga and "chat bind GA" in ga
     assert office.startswith("- 联席会议办公室群的钉钉群机器人 #") and "SEC 开头" in office
     assert "chat bind office --platform dingtalk" in office
     assert "old.example.com" not in out and "key=K" not in out  # replaced; no secret shown
+    # the serving configuration's host (read from ./config.toml): the line re-binding SJ's
+    # public robot reads it too, and does what it says
+    (tmp_path / "config.toml").write_text(
+        PRIVATE_WECOM,
+        "utf-8",
+    )
+    assert main(["setup", "check", "--db", str(copy)]) == 1
+    out = capsys.readouterr().out
+    sj = next(line for line in out.splitlines() if line.startswith("- 县市场监督管理局（SJ）的"))
+    assert "应为 https://zwwx.example.gov.cn/cgi-bin/webhook/send?key=…" in sj, sj
+    again = sj.split("请重新绑定：lianjian ")[1].split()
+    assert again[-4:] == ["--db", str(copy), "--config", "config.toml"], sj
+    private = "https://zwwx.example.gov.cn/cgi-bin/webhook/send?key=K"
+    assert main([private if word == "群机器人设置中的地址" else word for word in again]) == 0
+    assert main(["setup", "check", "--db", str(copy), "--config", "config.toml"]) == 1
+    assert "县市场监督管理局（SJ）的" not in capsys.readouterr().out

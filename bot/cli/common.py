@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -81,6 +82,19 @@ def robot_addresses(
             advice,
         ),
     }
+
+
+def bind_options(args: argparse.Namespace) -> str:
+    """The options that make `chat bind` read the database and configuration this command
+    read (" --db … --config …", "" for none): with --db, bind reads ./config.toml only when
+    told to."""
+    from bot.config import DEFAULT_CONFIG
+
+    db, config = getattr(args, "db", None), getattr(args, "config", None)
+    if db and not config and DEFAULT_CONFIG.is_file():
+        config = str(DEFAULT_CONFIG)
+    given = [*(["--db", str(db)] if db else []), *(["--config", str(config)] if config else [])]
+    return f" {shlex.join(given)}" if given else ""
 
 
 class CliError(Exception):

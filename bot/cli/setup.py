@@ -14,6 +14,7 @@ from bot.cli.common import (
     CSV,
     XLSX,
     CliError,
+    bind_options,
     cli_ctx,
     department_named,
     existing_database,
@@ -199,7 +200,7 @@ async def cmd_setup_check(args: argparse.Namespace) -> int:
     # without
     settings = load_settings(args.config, **({"database_url": args.db} if args.db else {}))
     async with cli_ctx(args) as ctx:
-        readiness = await check_setup(ctx, robot_addresses(args, settings))
+        readiness = await check_setup(ctx, robot_addresses(args, settings), bind_options(args))
     if missing := link_secret_missing(settings):
         readiness.problems.append(missing)
     problems, notes = serve_refusals(settings)
