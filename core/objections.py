@@ -1,8 +1,9 @@
 """Stage 8, objections to published results: re-checks and replies (004 第二十条).
 
 States and moves: core/states.py (OBJECTION); `corrected` is set by core.publication.correct_result.
-Deadlines: file within 60 calendar days of publication; re-check within 20 working days of
-receipt; correct within 5 and reply within 15 working days of the re-check result.
+Deadlines: file within 60 calendar days of publication (`objection_last_day`); re-check within
+20 working days of receipt; correct within 5 and reply within 15 working days of the re-check
+result.
 """
 
 from __future__ import annotations
@@ -24,8 +25,24 @@ from core.changes import Ctx, Notice, record
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.messages import Destination
 from core.models import Case, JointTask, Objection
+from core.rules import Rules
 from core.states import CASE, OBJECTION, CaseState, ObjectionState, ResultState
-from core.workdays import Deadline, cn_date
+from core.workdays import Deadline, WorkCalendar, cn_date
+
+
+def objection_last_day(published_on: dt.date, rules: Rules, cal: WorkCalendar) -> Deadline:
+    """The last day a target may object to a result published on `published_on` (004 第二十条:
+    自检查结果公示之日起 60 日内). The seed does not say how the days are counted, so the general
+    rule of 民法典 applies: the day of publication is not counted (第二百零一条), and a last day
+    that is a statutory rest day moves to the day after the rest ends (第二百零三条) — the next
+    working day, make-up working weekends (调休) counting as working days. Provisional while
+    the year of that day has no holiday data (weekends only)."""
+    day = published_on + dt.timedelta(days=rules.objection_calendar_days)
+    provisional = not cal.knows(day.year)
+    while not cal.is_workday(day):
+        day += dt.timedelta(days=1)
+        provisional |= not cal.knows(day.year)
+    return Deadline(day, provisional)
 
 
 def _notice_lead(task: JointTask, template: str, title: str, **context: object) -> Notice:
@@ -50,20 +67,21 @@ async def file_objection(
     if not filed_by.strip() or not content.strip():
         raise ValidationFailed("请填写异议人和异议内容（书面申请及证明材料）")
     published_on = china_date(published.published_at)
-    last_day = published_on + dt.timedelta(days=ctx.rules.objection_calendar_days)
+    cal = await ctx.work_calendar()
+    last = objection_last_day(published_on, ctx.rules, cal)
     today = ctx.clock.today()
     if received_on > today or received_on < published_on:
         raise ValidationFailed(
             f"收到日期应在结果公示之日（{cn_date(published_on)}）至今天（{cn_date(today)}）"
             "之间（含当日），请写实际收到书面申请的日期"
         )
-    if received_on > last_day:
+    if received_on > last.day:
         raise ValidationFailed(
             f"已超过异议期限：结果于 {cn_date(published_on)} 公示，应在公示之日起"
-            f" {ctx.rules.objection_calendar_days} 日内提出，即最迟 {cn_date(last_day)}（含当日），"
+            f" {ctx.rules.objection_calendar_days} 日内提出（最后一日为节假日的，顺延至其后"
+            f"第一个工作日），即最迟 {last.label()}（含当日），"
             f"申请收到日期为 {cn_date(received_on)}"
         )
-    cal = await ctx.work_calendar()
     due = cal.add_workdays(received_on, ctx.rules.recheck_workdays)
     objection = Objection(
         case_id=case.id,

@@ -13,8 +13,9 @@ from core.nudges import enqueue_nudges
 from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
+from core.rules import Rules
 from core.summary import enqueue_daily_summaries
-from core.workdays import HolidayFile
+from core.workdays import HolidayFile, WorkCalendar, YearData
 from tests.case_factories import (
     ResultFields,
     World,
@@ -171,6 +172,56 @@ async def test_objection_needs_a_published_result(ctx, session):
         await objections.file_objection(
             acting(ctx, w.lead_liaison), w.case.code, "某某公司", "x", D(2026, 3, 2)
         )
+
+
+HOLIDAY_2027 = HolidayFile(  # a Spring Festival break over 2027-02-13, as the tester read it
+    2027, holidays=[D(2027, 2, 6) + dt.timedelta(days=i) for i in range(9)], workdays=[], source=""
+)
+
+
+@pytest.mark.parametrize(
+    ("published_on", "extra", "last_day"),
+    [
+        (D(2026, 3, 12), {}, (D(2026, 5, 11), False)),  # a Monday: 60 days, as filed
+        (D(2026, 8, 2), {}, (D(2026, 10, 8), False)),  # 10-01 … 10-07 国庆: the 8th
+        (D(2026, 12, 15), {}, (D(2027, 2, 15), True)),  # a Saturday; 2027 weekdays only
+        (D(2026, 12, 15), {2027: HOLIDAY_2027}, (D(2027, 2, 15), False)),
+        # a make-up working Saturday (调休) is a working day: the period ends on it
+        (
+            D(2026, 12, 15),
+            {2027: HolidayFile(2027, [], [D(2027, 2, 13)], "")},
+            (D(2027, 2, 13), False),
+        ),
+    ],
+)
+def test_the_objection_period_ending_on_a_rest_day_ends_on_the_next_working_day_004_art20(
+    published_on, extra, last_day
+):
+    """004 第二十条: 自检查结果公示之日起 60 日内. The seed says no more, so 民法典 counts it:
+    the day of publication not counted (第二百零一条), a last day on a statutory rest day moved
+    to the day after the rest (第二百零三条)."""
+    cal = WorkCalendar(
+        {y: YearData(frozenset(f.holidays), frozenset(f.workdays)) for y, f in extra.items()}
+    )
+    last = objections.objection_last_day(published_on, Rules(), cal)
+    assert (last.day, last.provisional) == last_day
+
+
+async def test_an_objection_on_the_working_day_after_a_rest_day_deadline_is_filed_civil_code_203(
+    ctx, session
+):
+    """Published 2026-12-15: the 60th day, 2027-02-13, is a Saturday, so an objection received
+    on Monday 2027-02-15 is in time (004 第二十条, 民法典 第二百零三条); the 16th is not."""
+    w = await _published(ctx, session, window_start=D(2026, 12, 5), window_end=D(2026, 12, 31))
+    lead = acting(ctx, w.lead_liaison)
+    await load_holiday_year(ctx, HOLIDAY_2027)
+    at_day(ctx, D(2027, 2, 16))
+    with pytest.raises(ValidationFailed) as err:
+        await objections.file_objection(lead, w.case.code, "某某公司", "不服", D(2027, 2, 16))
+    assert "即最迟 2027年2月15日（含当日）" in str(err.value)
+    assert "顺延至其后第一个工作日" in str(err.value)
+    obj = await objections.file_objection(lead, w.case.code, "某某公司", "不服", D(2027, 2, 15))
+    assert obj.received_on == D(2027, 2, 15)
 
 
 async def test_recheck_deadline_across_year_end_becomes_final(ctx, session):

@@ -19,8 +19,8 @@ from core.clock import CHINA_TZ
 from core.errors import InvalidTransition, PermissionDenied
 from core.jointtask import no_task
 from core.models import Case, CaseResult, JointTask, Objection
+from core.objections import objection_last_day
 from core.states import CASE, TASK, ObjectionState, TaskState
-from core.workdays import cn_date
 
 ARCHIVABLE = (TaskState.PUBLISHED, TaskState.CLOSED)  # closed: a copy may be made again
 OPEN_OBJECTIONS = (ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)
@@ -62,13 +62,13 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
     )
     if last is not None and task.state == TaskState.PUBLISHED:
         # 004 第二十条: objections may come within 60 days of publication
-        open_until = last.astimezone(CHINA_TZ).date() + dt.timedelta(
-            days=ctx.rules.objection_calendar_days
+        open_until = objection_last_day(
+            last.astimezone(CHINA_TZ).date(), ctx.rules, await ctx.work_calendar()
         )
-        if ctx.clock.today() <= open_until:
+        if ctx.clock.today() <= open_until.day:
             raise InvalidTransition(
                 f"任务 {task.code} 的异议期（公示后 {ctx.rules.objection_calendar_days} "
-                f"日）至 {cn_date(open_until)} 届满，届满后再立卷归档"
+                f"日）至 {open_until.label()} 届满，届满后再立卷归档"
             )
     return task
 
