@@ -6,9 +6,11 @@ import base64
 import datetime as dt
 import os
 import re
+from collections.abc import Iterable
 from html import unescape
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,7 +21,7 @@ from bot.platforms.base import PlatformAdapter
 from bot.platforms.dingtalk import DingTalkSettings
 from bot.platforms.wecom import WeComSettings
 from bot.server import start_demo
-from bot.services import Services
+from bot.services import SERVICES, Services
 from core.clock import Clock, FixedClock
 from core.demo_clock import DemoClock
 from core.messages import Destination, Event, OutMessage, Platform
@@ -102,6 +104,15 @@ class ReplyingHandler:
         )
         if self.calls <= self.fail_times:
             raise RuntimeError("handler exploded")
+
+
+def pages_app(services: Services, routes: Iterable[web.AbstractRouteDef]) -> web.Application:
+    """An app serving only `routes` (no middlewares, no workers), with its services where the
+    pages look them up."""
+    app = web.Application()
+    app[SERVICES] = services
+    app.add_routes(routes)
+    return app
 
 
 async def add_department(session: AsyncSession, code: str = "SJ", name: str = "市场监管局") -> int:

@@ -11,7 +11,6 @@ import io
 import re
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from docx import Document
 from sqlalchemy import delete, select
@@ -43,7 +42,7 @@ from core.review import review_result
 from core.rules import Rules
 from tests.case_factories import World, acting, build_world
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event, told
-from tests.server_helpers import make_services, page_text
+from tests.server_helpers import make_services, page_text, pages_app
 
 CASE = "LJ-2026-001-001"
 SECRET = b"x" * 40  # make_services' link secret
@@ -271,9 +270,7 @@ def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) 
 
 @pytest.fixture
 async def client(services: Services, aiohttp_client) -> TestClient:
-    app = web.Application()
-    app.add_routes(routes(services))
-    return await aiohttp_client(app)
+    return await aiohttp_client(pages_app(services, routes(services)))
 
 
 def token(services: Services, officer: Officer, case: Case) -> str:

@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from docx import Document
 from docx.shared import Length
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.cli import main as cli_main
 from bot.pages import documents as document_pages
 from bot.pages.links import expand, expand_text, page_link
-from bot.services import SERVICES, Services
+from bot.services import Services
 from core import documents
 from core.cases import get_case
 from core.changes import Ctx
@@ -36,7 +35,7 @@ from core.models import AuditEvent, Case, Item, Officer, PlanEntry
 from core.synthetic import generate_county
 from tests.case_factories import World, acting, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
-from tests.server_helpers import make_services
+from tests.server_helpers import make_services, pages_app
 from tests.test_public import publish_and_correct
 
 BASE = "http://127.0.0.1:8080"  # make_services' public URL
@@ -275,10 +274,7 @@ def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) 
 
 @pytest.fixture
 async def client(services: Services, aiohttp_client) -> TestClient:
-    app = web.Application()
-    app[SERVICES] = services
-    app.add_routes(document_pages.routes(services))
-    return await aiohttp_client(app)
+    return await aiohttp_client(pages_app(services, document_pages.routes(services)))
 
 
 @pytest.fixture

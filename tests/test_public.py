@@ -14,13 +14,13 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from aiohttp import ClientResponse, web
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages import public as public_pages
-from bot.services import SERVICES, Services
+from bot.services import Services
 from core import public
 from core.changes import Ctx
 from core.draws import targets
@@ -34,7 +34,7 @@ from core.states import ResultState
 from core.workdays import cn_date
 from tests import factories as f
 from tests.case_factories import ResultFields, World, acting, at_day, build_world, enter_other_parts
-from tests.server_helpers import make_services, page_text
+from tests.server_helpers import make_services, page_text, pages_app
 
 D = dt.date
 NO_PROBLEM: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
@@ -93,10 +93,7 @@ def _client_factory(rules: Rules | None = None):
         services: Services = make_services(sessionmaker, clock)
         if rules is not None:
             services.rules = rules
-        app = web.Application()
-        app[SERVICES] = services
-        app.add_routes(public_pages.routes(services))
-        return await aiohttp_client(app)
+        return await aiohttp_client(pages_app(services, public_pages.routes(services)))
 
     return make
 

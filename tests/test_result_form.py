@@ -12,7 +12,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from PIL import Image
 from sqlalchemy import event, func, select
@@ -43,7 +42,7 @@ from core.rules import Rules
 from handlers.forms import RESULT_FILE_PATH
 from tests.case_factories import World, acting, build_world, enter_other_parts
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
-from tests.server_helpers import make_services, page_text
+from tests.server_helpers import make_services, page_text, pages_app
 
 SECRET = b"x" * 40  # make_services' link secret
 BASE_URL = "http://127.0.0.1:8080"  # and its public base URL
@@ -70,9 +69,7 @@ def services(
 
 @pytest.fixture
 async def client(services: Services, aiohttp_client) -> TestClient:
-    app = web.Application()
-    app.add_routes(routes(services))
-    return await aiohttp_client(app)
+    return await aiohttp_client(pages_app(services, routes(services)))
 
 
 def token(services: Services, officer: Officer, case: Case) -> str:

@@ -7,14 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import HANDLER, create_app
 from bot.platforms.simulator import routes
-from bot.services import SERVICES, Services
+from bot.services import Services
 from bot.workers import InboxWorker
 from core import outbox
 from core.changes import Ctx
@@ -23,7 +22,7 @@ from core.consultation import opening
 from core.messages import Button, Card, Destination, OutMessage
 from core.models import InboxEvent, Invitation
 from tests import factories
-from tests.server_helpers import make_services, random_aes_key
+from tests.server_helpers import make_services, pages_app, random_aes_key
 
 
 @pytest.fixture
@@ -38,9 +37,7 @@ def wakes() -> list[int]:
 
 @pytest.fixture
 async def client(services: Services, wakes: list[int], aiohttp_client) -> TestClient:
-    app = web.Application()
-    app[SERVICES] = services
-    app.add_routes(routes(services, wake_inbox=lambda: wakes.append(1)))
+    app = pages_app(services, routes(services, wake_inbox=lambda: wakes.append(1)))
     return await aiohttp_client(app)
 
 

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,7 +37,7 @@ from tests.case_factories import World, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.wecom import FakeWeCom
-from tests.server_helpers import make_services
+from tests.server_helpers import make_services, pages_app
 from tests.test_sender import wecom_adapter
 
 DAY = dt.date(2026, 5, 20)  # a Wednesday, working day; the task's results are overdue
@@ -275,9 +274,7 @@ async def test_dingtalk_shows_the_chart_from_our_signed_expiring_link(
 
 
 async def _image_site(services: Services) -> TestServer:
-    app = web.Application()
-    app.add_routes(image_page.routes(services))
-    server = TestServer(app, host="127.0.0.1")
+    server = TestServer(pages_app(services, image_page.routes(services)), host="127.0.0.1")
     await server.start_server()
     services.public_base_url = str(server.make_url("")).rstrip("/")
     return server
@@ -311,9 +308,7 @@ async def test_the_simulator_shows_the_chart(
     assert [m["kind"] for m in shown] == ["markdown", "image"]
     chart = {c.sha256: c.data for c in (await session.scalars(select(StoredImage))).all()}
     assert shown[1]["image"] in {f"/sim/api/image?sha256={sha}" for sha in chart}
-    app = web.Application()
-    app.add_routes(sim_routes(services))
-    site = TestServer(app, host="127.0.0.1")
+    site = TestServer(pages_app(services, sim_routes(services)), host="127.0.0.1")
     await site.start_server()
     try:
         async with aiohttp.ClientSession() as client:

@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,7 +14,7 @@ from bot.config import Settings
 from bot.pages import missing_pages, routes
 from bot.pages.base import csrf_token
 from bot.pages.invitation import INVITATION_PATH, invitation_link
-from bot.services import SERVICES, Services
+from bot.services import Services
 from core.clock import FixedClock
 from core.links import sign_link, verify_link
 from core.models import (
@@ -30,7 +29,7 @@ from core.models import (
 )
 from core.rules import Rules
 from tests.factories import RULE_5PCT
-from tests.server_helpers import page_text
+from tests.server_helpers import page_text, pages_app
 
 SECRET = b"k" * 32
 BASE = "http://lianjian.example.gov.cn"
@@ -106,10 +105,7 @@ def services(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) 
 
 @pytest.fixture
 async def client(services: Services, aiohttp_client) -> TestClient:
-    app = web.Application()
-    app[SERVICES] = services
-    app.add_routes(routes(services))
-    return await aiohttp_client(app)
+    return await aiohttp_client(pages_app(services, routes(services)))
 
 
 def token_for(
@@ -549,9 +545,7 @@ async def test_a_mistyped_page_address_gets_a_chinese_page(
 ) -> None:
     """A mistyped or truncated address under /public/ or /h5/ got aiohttp's plain English
     "404: Not Found"; it gets the side's own page, in Chinese, saying where to go."""
-    app = web.Application()
-    app[SERVICES] = services
-    app.add_routes(routes(services) + missing_pages())
+    app = pages_app(services, routes(services) + missing_pages())
     resp = await (await aiohttp_client(app)).get(path)
     text = page_text(await resp.text())
     assert resp.status == 404 and resp.content_type == "text/html"
@@ -560,9 +554,7 @@ async def test_a_mistyped_page_address_gets_a_chinese_page(
 
 async def test_the_bare_host_opens_the_public_side(services: Services, aiohttp_client) -> None:
     """`serve` logs http://host:port as where it serves; opening it showed "404: Not Found"."""
-    app = web.Application()
-    app[SERVICES] = services
-    app.add_routes(routes(services) + missing_pages())
+    app = pages_app(services, routes(services) + missing_pages())
     resp = await (await aiohttp_client(app)).get("/")
     assert resp.status == 200 and resp.url.path == "/public/"
     assert "双随机、一公开" in await resp.text()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,7 +28,7 @@ from core.summary import daily_summary
 from core.workdays import HolidayFile
 from tests.case_factories import World, acting, at_day, build_world, enter_other_parts
 from tests.dispatch_support import chat
-from tests.server_helpers import make_services, page_text
+from tests.server_helpers import make_services, page_text, pages_app
 
 D = dt.date
 WINDOW_DUE = D(2026, 4, 29)  # 20 working days after the window's end 3-31 (Qingming 4-4…4-6 off)
@@ -119,9 +118,7 @@ async def test_000_5_3_002_2_6_the_result_form_and_public_index_show_the_extende
         sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
     )
     services = make_services(sessionmaker, clock)
-    app = web.Application()
-    app.add_routes(routes(services))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(pages_app(services, routes(services)))
     links = {
         "/h5/result": page_link(services, w.a1.id, "result", f"case:{w.case.id}"),
         "/h5/documents": page_link(services, w.a1.id, "documents", f"task:{w.task.code}"),
