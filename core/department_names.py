@@ -122,11 +122,68 @@ def ambiguous(word: str, found: Sequence[Department]) -> str:
 
 def unknown(departments: Sequence[Department], word: str) -> str:
     """The refusal when `word` names no department: the ones whose names hold it (县 is in
-    every one) to choose from, else how to name one."""
+    every one) to choose from, else the name it is one character from, and how to name one."""
     holding = [d for d in departments if word.strip() and word.strip() in d.name]
     if holding:
         return ambiguous(word, holding)
-    return f"找不到部门“{word.strip()}”，请写部门全称、简称或代码（如 县卫生健康局、卫健、WJ）"
+    return (
+        f"找不到部门“{word.strip()}”{did_you_mean(departments, word) or '，'}"
+        "请写部门全称、简称或代码（如 县卫生健康局、卫健、WJ）"
+    )
+
+
+# Where organs' and their units' names end (卫健委, 住建局, 办公厅, 市监所, 执法大队); 场所 and
+# 住所 end so too, but are places a reason starts with (公共场所卫生…).
+_ORGAN_END = re.compile(r"(?:委|局|厅|办|队|(?<![场住])所)$")
+# Shorter words are one character from too many of a reason's first words (卫生 → 卫健).
+_RESPELT_MIN = 3
+
+
+def one_off(departments: Sequence[Department], word: str) -> list[Department]:
+    """The departments the word names once one character typed twice, changed or left out is
+    put right — 住建建局 (住建局), 卫建委 (卫健委: an input method's homophone). Words under three
+    characters reach none."""
+    word = word.strip()
+    if not _RESPELT_MIN <= len(word) <= max((len(d.name) + 1 for d in departments), default=0):
+        return []
+    # the first character after the level stays: it tells a name most (卫建委 is not 住建委)
+    level = _LEVEL.match(word)
+    first = (level.end() if level else 0) + 1
+    found = []
+    for department in departments:
+        chars = sorted(set(department.name + department.short_name))
+        if word[first - 1] not in chars:
+            continue  # the character kept is in none of its names
+        tries = [
+            word[:i] + word[i + 1 :] for i in range(first, len(word)) if word[i - 1] == word[i]
+        ]
+        tries += [word[:i] + c + word[i + 1 :] for i in range(first, len(word)) for c in chars]
+        tries += [word[:i] + c + word[i:] for i in range(first, len(word) + 1) for c in chars]
+        if any(
+            len(tried) >= _RESPELT_MIN
+            and (is_named_exactly(department, tried) or _informally_named(department, tried))
+            and named(departments, tried) == [department]
+            for tried in tries
+            if tried != word
+        ):
+            found.append(department)
+    return found
+
+
+def did_you_mean(departments: Sequence[Department], word: str) -> str:
+    """For a word one character from naming a department, the question after a refusal:
+    ，是不是县卫生健康局（卫健）？ — "" for any other word."""
+    meant = "、".join(
+        d.name + (f"（{d.short_name}）" if d.short_name else "") for d in one_off(departments, word)
+    )
+    return f"，是不是{meant}？" if meant else ""
+
+
+def looks_like_a_name(departments: Sequence[Department], word: str) -> bool:
+    """Whether a word naming no department is a department's name misspelt (卫建委) rather than
+    other words (a reason's first): it ends as organs' names end, or is one character from
+    naming one."""
+    return bool(_ORGAN_END.search(word.strip())) or bool(one_off(departments, word))
 
 
 # Where a department's name may end inside a longer name of one of its units.

@@ -60,13 +60,20 @@ async def named_department(ctx: Ctx, case_code: str, text: str) -> tuple[str, st
     department (its code), however many of the county's it also fits (卫健委: 县卫生健康委员会
     in the case, 县卫生健康局 outside it). Only a word fitting none of them is tried on the
     county's, so that review_result refuses a department outside the case, or one without a
-    reason, rather than reading its name as the reason for a whole return."""
+    reason, rather than reading its name as the reason for a whole return. So is a word naming
+    none that looks like a department's name (卫建委), for a refusal naming the one meant: read
+    as the reason, it sent every department's part back."""
     head, _, rest = text.strip().partition(" ")
     case = await get_case(ctx, case_code)
     own = department_names.named(await part_departments(ctx, await get_task(ctx, case)), head)
     if len(own) == 1:
         return own[0].code, rest.strip()
-    if own or department_names.named(list(await ctx.session.scalars(select(Department))), head):
+    county = list(await ctx.session.scalars(select(Department)))
+    if (
+        own
+        or department_names.named(county, head)
+        or department_names.looks_like_a_name(county, head)
+    ):
         return head, rest.strip()
     return "", text
 
@@ -154,7 +161,7 @@ async def _part_of(ctx: Ctx, task: JointTask, word: str) -> Department:
     said = (
         f"{word.strip()}未参加该案件，没有其录入的部分"
         if department_names.named(county, word)
-        else f"“{word.strip()}”不是本案录入结果的部门"
+        else f"“{word.strip()}”不是本案录入结果的部门{department_names.did_you_mean(parts, word)}"
     )
     raise ValidationFailed(
         f"{said}；可退回给：{_names(parts)}，不写部门则退回全部部门录入的部分", field="department"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.department_names import ambiguous, named
+from core.department_names import ambiguous, looks_like_a_name, named, one_off, unknown
 from core.models import Department
 from core.synthetic import DEPARTMENTS
 
@@ -111,3 +111,43 @@ def test_a_former_name_gives_way_to_a_department_that_still_bears_it() -> None:
     assert named([enforcement], "城管局") == [enforcement]
     assert named([enforcement, urban], "城管") == [urban]
     assert named(_county(), "市环保局") == []
+
+
+@pytest.mark.parametrize(
+    ("word", "meant"),
+    [
+        ("卫建委", "WJ"),  # a homophone from the input method
+        ("县卫建委", "WJ"),
+        ("卫健健委", "WJ"),  # a character typed twice
+        ("住建建局", "ZJ"),
+        ("卫生", None),  # two characters: 卫健 is one off, but so is many a reason's first word
+    ],
+)
+def test_a_name_one_character_off_is_suggested(word: str, meant: str | None) -> None:
+    """卫建委 names no department; one character changed it names 县卫生健康局 — the refusal asks
+    whether that was meant instead of reading the word as something else."""
+    assert [d.code for d in one_off(_county(), word)] == ([meant] if meant else [])
+    if meant == "WJ":
+        assert "，是不是县卫生健康局（卫健）？请写" in unknown(_county(), word)
+
+
+@pytest.mark.parametrize(
+    ("word", "looks"),
+    [
+        ("卫建委", True),
+        ("市监所", True),  # a unit's ending
+        ("消防大队", True),
+        ("县教体局", True),
+        ("市场建管", True),  # one character from 市场监管
+        ("公共场所", False),  # a place, the first word of a reason
+        ("经营场所", False),
+        ("缺少检测记录", False),
+        ("卫生", False),
+        ("公安", False),
+        ("不完整", False),
+    ],
+)
+def test_what_looks_like_a_department_name(word: str, looks: bool) -> None:
+    """A word ending as organs' names end (委, 局, 厅, 办, 队, 所), or one character from a
+    department's name, is a department's name misspelt, not the first word of a reason."""
+    assert looks_like_a_name(_county(), word) is looks

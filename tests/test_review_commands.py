@@ -747,3 +747,27 @@ async def test_a_return_names_the_cases_own_department_before_the_countys_004_ar
     async with sessionmaker() as s:
         states = dict((await s.execute(select(CasePart.department_id, CasePart.state))).all())
     assert states == {w.lead.id: "entered", w.other.id: "returned"}
+
+
+@pytest.mark.parametrize("said", ["卫建委", "卫健健委", "卫生监督所"])
+async def test_a_misspelt_department_in_a_return_is_refused_000_s9_10(
+    sessionmaker, clock, w, said
+) -> None:
+    """000 §九–十: `退回 案件号 卫建委 不完整` (卫建委 for 卫健委) named no department, so the
+    whole text became the reason and every department's part was reopened, every member told.
+    A word that looks like a department's name is refused with the name it is one character
+    from, and nothing changes."""
+    d = make_dispatcher(sessionmaker, clock)
+    for member in (w.a1, w.b1):
+        await send(sessionmaker, d, text_event(member.code, f"提交 {CASE} 未发现问题 今天"))
+    rows = await send(
+        sessionmaker, d, text_event(w.lead_liaison.code, f"退回 {CASE} {said} 不完整")
+    )
+    refused = to_officer(rows, w.lead_liaison.id)
+    assert f"“{said}”不是本案录入结果的部门" in refused, refused
+    assert "可退回给：县市场监督管理局、县卫生健康委员会" in refused
+    if said != "卫生监督所":
+        assert "是不是县卫生健康委员会？" in refused
+    assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.b1.id)
+    assert await count(sessionmaker, Review) == 0
+    assert (await case_state(sessionmaker))[0] == "submitted"
