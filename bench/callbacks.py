@@ -45,6 +45,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def bench_wecom(aes: str, api: str) -> dict[str, Any]:
+    """The bench's WeCom app settings: its callbacks signed and encrypted with `aes`, its API
+    (and robots') at `api`, a stand-in on loopback."""
+    return {
+        "corp_id": CORP,
+        "agent_id": AGENT,
+        "secret": "s",
+        "token": TOKEN,
+        "encoding_aes_key": aes,
+        "api_base": api,
+        "webhook_base": api,
+    }
+
+
 def serve_platform_api(port: int) -> None:
     """A stand-in for WeCom's send API on loopback that accepts everything at once, so the
     full server's replies cost what a reachable platform costs (not retries to a closed port)."""
@@ -74,15 +88,7 @@ def serve_full(port: int, aes: str, db: str, api_port: str) -> None:
         host="127.0.0.1",
         port=port,
         link_secret="b" * 40,
-        wecom={
-            "corp_id": CORP,
-            "agent_id": AGENT,
-            "secret": "s",
-            "token": TOKEN,
-            "encoding_aes_key": aes,
-            "api_base": api,
-            "webhook_base": api,
-        },
+        wecom=bench_wecom(aes, api),
     )
     web.run_app(make_app(settings), host="127.0.0.1", port=port, access_log=None, print=None)
 

@@ -54,7 +54,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from callbacks import AGENT, CORP, TOKEN, free_port, wait_ready
+from callbacks import AGENT, CORP, TOKEN, bench_wecom, free_port, wait_ready
 from profiling import run_profiled
 
 from tests.fakes.wecom import WeComCallbackClient, text_xml
@@ -117,15 +117,7 @@ def serve(port: int, aes: str, db: str, api_port: int, inbox_batch: int = 0) -> 
         port=port,
         link_secret="b" * 40,
         log_level="warning",
-        wecom={
-            "corp_id": CORP,
-            "agent_id": AGENT,
-            "secret": "s",
-            "token": TOKEN,
-            "encoding_aes_key": aes,
-            "api_base": api,
-            "webhook_base": api,
-        },
+        wecom=bench_wecom(aes, api),
         **({"inbox": {"batch_size": inbox_batch}} if inbox_batch else {}),
     )
     run_profiled(lambda: asyncio.run(serve_app(settings)), f"soak.{port}")
