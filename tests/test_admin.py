@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.models import ChatPlatform, Officer
 from tests import factories as f
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
 
 
-async def test_admin_binds_and_the_account_then_speaks_as_the_officer(sessionmaker, clock) -> None:
+async def staff(sessionmaker: async_sessionmaker[AsyncSession], *roles: str) -> list[Officer]:
+    """One officer per role in `roles`, all of one new department, committed."""
     async with sessionmaker() as s:
         dep = await f.department(s)
-        admin = await f.officer(s, dep, "admin")
-        inspector = await f.officer(s, dep, "inspector")
+        people = [await f.officer(s, dep, role) for role in roles]
         await s.commit()
+    return people
+
+
+async def test_admin_binds_and_the_account_then_speaks_as_the_officer(sessionmaker, clock) -> None:
+    admin, inspector = await staff(sessionmaker, "admin", "inspector")
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(
         sessionmaker, d, text_event(admin.code, f"绑定 {inspector.code} 企业微信 wx-zhang")
@@ -30,10 +36,7 @@ async def test_admin_binds_and_the_account_then_speaks_as_the_officer(sessionmak
 
 
 async def test_non_admin_cannot_bind_and_it_is_audited(sessionmaker, clock) -> None:
-    async with sessionmaker() as s:
-        dep = await f.department(s)
-        liaison = await f.officer(s, dep, "liaison")
-        await s.commit()
+    [liaison] = await staff(sessionmaker, "liaison")
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event(liaison.code, f"绑定 {liaison.code} 钉钉 me"))
     assert "只有联席会议办公室管理员" in bodies(rows)
@@ -42,12 +45,7 @@ async def test_non_admin_cannot_bind_and_it_is_audited(sessionmaker, clock) -> N
 
 
 async def test_an_account_serves_one_officer_only(sessionmaker, clock) -> None:
-    async with sessionmaker() as s:
-        dep = await f.department(s)
-        admin = await f.officer(s, dep, "admin")
-        a = await f.officer(s, dep, "inspector")
-        b = await f.officer(s, dep, "inspector")
-        await s.commit()
+    admin, a, b = await staff(sessionmaker, "admin", "inspector", "inspector")
     d = make_dispatcher(sessionmaker, clock)
     await send(sessionmaker, d, text_event(admin.code, f"绑定 {a.code} 钉钉 ding-1"))
     rows = await send(sessionmaker, d, text_event(admin.code, f"绑定 {b.code} 钉钉 ding-1"))
@@ -63,12 +61,7 @@ async def test_a_wrong_binding_is_undone_with_unbind_then_bound_to_the_right_off
 ) -> None:
     """An account bound to the wrong officer: the refusal to bind it again names 解绑, which
     frees it (audited), and the account then speaks as the right officer."""
-    async with sessionmaker() as s:
-        dep = await f.department(s)
-        admin = await f.officer(s, dep, "admin")
-        wrong = await f.officer(s, dep, "inspector")
-        right = await f.officer(s, dep, "inspector")
-        await s.commit()
+    admin, wrong, right = await staff(sessionmaker, "admin", "inspector", "inspector")
     d = make_dispatcher(sessionmaker, clock)
     await send(sessionmaker, d, text_event(admin.code, f"绑定 {wrong.code} 钉钉 heping"))
     rows = await send(sessionmaker, d, text_event(admin.code, f"绑定 {right.code} 钉钉 heping"))
@@ -87,11 +80,7 @@ async def test_a_wrong_binding_is_undone_with_unbind_then_bound_to_the_right_off
 
 
 async def test_only_the_admin_may_unbind_and_the_refusal_is_audited(sessionmaker, clock) -> None:
-    async with sessionmaker() as s:
-        dep = await f.department(s)
-        admin = await f.officer(s, dep, "admin")
-        liaison = await f.officer(s, dep, "liaison")
-        await s.commit()
+    admin, liaison = await staff(sessionmaker, "admin", "liaison")
     d = make_dispatcher(sessionmaker, clock)
     await send(sessionmaker, d, text_event(admin.code, f"绑定 {liaison.code} 钉钉 ding-l"))
     rows = await send(sessionmaker, d, text_event(liaison.code, f"解绑 {liaison.code} 钉钉"))
@@ -105,11 +94,7 @@ async def test_only_the_admin_may_unbind_and_the_refusal_is_audited(sessionmaker
 
 async def test_admin_marks_an_officer_as_left_in_chat(sessionmaker, clock) -> None:
     """001 第十条(二): the inspector library follows staff changes; 离岗 keeps the record."""
-    async with sessionmaker() as s:
-        dep = await f.department(s)
-        admin = await f.officer(s, dep, "admin")
-        inspector = await f.officer(s, dep, "inspector")
-        await s.commit()
+    admin, inspector = await staff(sessionmaker, "admin", "inspector")
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event(inspector.code, f"离岗 {admin.code}"))
     assert "只有联席会议办公室管理员" in bodies(rows)
