@@ -22,6 +22,7 @@ from sqlalchemy.orm import defaultload
 
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
+from core.codes import case_number
 from core.errors import NotFound, PermissionDenied
 from core.messages import OutMessage
 from core.models import (
@@ -74,7 +75,7 @@ def message(template: str, title: str, **context: Any) -> OutMessage:
 async def get_case(ctx: Ctx, case_code: str, *, for_update: bool = False) -> Case:
     """`for_update` locks the row until commit and reloads it, so a transition decides on the
     state as committed by whoever held the lock before (not a stale copy in this ctx.session)."""
-    query = select(Case).where(Case.code == case_code.strip().upper())
+    query = select(Case).where(Case.code == case_number(case_code))
     if for_update:
         query = query.with_for_update(of=Case).execution_options(populate_existing=True)
     case = await ctx.session.scalar(query)

@@ -6,6 +6,8 @@ processes never hand out the same number and no row lock is held across statemen
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +25,22 @@ async def next_value(session: AsyncSession, name: str) -> int:
     value = await session.scalar(stmt.returning(Sequence.value))
     assert value is not None
     return int(value)
+
+
+# a case's number: its task's and then the case's, three digits (core.draws.targets) — written
+# with fewer (LJ-2026-001-7), the zeros before them were left out
+_SHORT_CASE_NUMBER = re.compile(r"([A-Z]+-\d{4}-\d+)-(\d{1,2})")
+CASE_NUMBER_WIDTH = 3
+
+
+def case_number(code: str) -> str:
+    """The code upper-cased; a case's number written without its leading zeros
+    (LJ-2026-001-7) in full (LJ-2026-001-007). Any other code is only upper-cased."""
+    code = code.strip().upper()
+    short = _SHORT_CASE_NUMBER.fullmatch(code)
+    if short is None:
+        return code
+    return f"{short.group(1)}-{short.group(2).zfill(CASE_NUMBER_WIDTH)}"
 
 
 async def next_code(session: AsyncSession, prefix: str, year: int, width: int = 3) -> str:

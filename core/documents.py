@@ -40,6 +40,7 @@ from core.cases import (
 )
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
+from core.codes import case_number
 from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.inspection import mark_notified
 from core.models import (
@@ -780,7 +781,7 @@ def _record_outcome(c: dict[str, Any]) -> list[tuple[str, str]]:
 async def _documents_cases(ctx: Ctx, code: str) -> tuple[JointTask, list[Case]]:
     """The task and the cases whose documents `code` (a task's or a case's) names, those the
     acting officer may read."""
-    code = code.strip().upper()
+    code = case_number(code)
     task = await ctx.session.scalar(select(JointTask).where(JointTask.code == code))
     if task is None and await ctx.session.scalar(select(Case.id).where(Case.code == code)) is None:
         raise NotFound(

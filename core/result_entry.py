@@ -33,6 +33,7 @@ from core.cases import (
     with_group,
 )
 from core.changes import Ctx, Notice, record
+from core.codes import case_number
 from core.errors import InvalidTransition, NotFound, ValidationFailed
 from core.inspection import (
     check_day,
@@ -347,7 +348,7 @@ async def read_case(ctx: Ctx, key: int | str, *, for_update: bool = False) -> Ca
 
 async def load_entry_state(ctx: Ctx, case_code: str) -> EntryState:
     """The case, locked, and what `enter_result` decides on."""
-    read = await read_case(ctx, case_code.strip().upper(), for_update=True)
+    read = await read_case(ctx, case_number(case_code), for_update=True)
     if read is None:
         raise NotFound(f"找不到案件 {case_code}")
     departments, items = await departments_and_items(ctx, read.task)

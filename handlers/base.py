@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import outbox
 from core.changes import Ctx
 from core.clock import Clock
+from core.codes import case_number
 from core.errors import ValidationFailed
 from core.messages import Destination, Event, OutMessage
 from core.models import Officer
@@ -107,11 +108,11 @@ class Args:
     def code(self, index: int) -> str | None:
         """The index-th word as an upper-case code (LJ-2026-001), or None when missing. A phone's
         input method adds what no code has: a dash of another width (LJ—2026—001), a closing
-        。or ， and quotes around it."""
+        。or ， and quotes around it; a case's number may leave out its zeros (LJ-2026-001-7)."""
         if len(self.words) <= index:
             return None
         word = self.words[index]
-        return (word.translate(_DASHES).strip(_AROUND_CODES) or word).upper()
+        return case_number(word.translate(_DASHES).strip(_AROUND_CODES) or word)
 
     def rest_after(self, count: int) -> str:
         """The raw text after the first `count` words (keeps the officer's own punctuation),

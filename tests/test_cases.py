@@ -9,7 +9,7 @@ from sqlalchemy import select
 from core import cases
 from core.changes import Ctx
 from core.documents import case_document_context
-from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.holidays import load_holiday_year
 from core.inspection import mark_notified, record_inspection_date
 from core.models import AuditEvent, Case, CaseResult, ItemResult, Officer, OutboxMessage, Review
@@ -563,3 +563,15 @@ async def test_each_department_enters_only_its_own_items_000_s9_10(ctx, session)
     }
     assert carried == {sj_item.id: "未公示许可信息", wj_item.id: "从业人员健康证过期"}
     assert v1.version == 1 and v3.version == 3
+
+
+async def test_a_case_number_without_its_zeros_finds_the_case(ctx, session):
+    """LJ-2026-001-1 is the case LJ-2026-001-001 wherever core looks a case up by its number
+    (the command line and the documents too, not only chat); more digits than a case has are
+    another number, not found."""
+    w = await build_world(session)
+    assert w.case.code == "LJ-2026-001-001"
+    assert (await cases.get_case(ctx, "lj-2026-001-1")).id == w.case.id
+    assert (await cases.get_case(ctx, "LJ-2026-001-01", for_update=True)).id == w.case.id
+    with pytest.raises(NotFound):
+        await cases.get_case(ctx, "LJ-2026-001-0001")

@@ -247,8 +247,8 @@ async def test_unknown_and_malformed_commands_get_specific_hints(
         await send(sessionmaker, d, text_event(who, "接受 LJ-2026-999"))
     )
     # a typo is answered with what the code should look like: the way on
-    assert "找不到案件 LJ-2026-001-01，请核对案件号（形如 LJ-2026-001-003）" in bodies(
-        await send(sessionmaker, d, text_event(who, "案件 LJ-2026-001-01"))
+    assert "找不到案件 LJ-2026-01-003，请核对案件号（形如 LJ-2026-001-003）" in bodies(
+        await send(sessionmaker, d, text_event(who, "案件 LJ-2026-01-003"))
     )
 
 

@@ -24,3 +24,21 @@ def test_separators_and_mentions(text):
     assert found is not None
     command, args = found
     assert command.name == "任务" and args.code(0) == "LJ-2026-001"
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("案件 LJ-2026-001-7", "LJ-2026-001-007"),  # the case's zeros left out
+        ("案件 lj-2026-001-07", "LJ-2026-001-007"),
+        ("案件 LJ-2026-001-007", "LJ-2026-001-007"),
+        ("案件 LJ-2026-001-1000", "LJ-2026-001-1000"),  # a task's thousandth case
+        ("任务 LJ-2026-001", "LJ-2026-001"),  # a task's number is not a case's
+        ("验证 LJ-2026-001-T1", "LJ-2026-001-T1"),  # nor a draw's
+    ],
+)
+def test_a_case_number_without_its_zeros_is_read_in_full(typed: str, code: str) -> None:
+    """`LJ-2026-001-7` was not found: a case's number has three digits (core.draws.targets),
+    and one written with fewer can mean only the case with those zeros before them."""
+    found = match_command(typed, COMMANDS)
+    assert found is not None and found[1].code(0) == code

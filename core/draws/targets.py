@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.access import lead_only
 from core.changes import Ctx, Notice, record
+from core.codes import CASE_NUMBER_WIDTH
 from core.draws import algorithm
 from core.draws.beacon import (
     beacon_ready_at,
@@ -366,7 +367,7 @@ async def confirm_draw(ctx: Ctx, task_code: str, beacon: str) -> Draw:
     DRAW.move(frozen, DrawState.LOCKED)
     frozen.locked_at = now
     due = window_deadline(await ctx.work_calendar(), ctx.rules, task.window_last_day)
-    case_codes = [f"{task.code}-{n:03d}" for n in range(1, len(selection) + 1)]
+    case_codes = [f"{task.code}-{n:0{CASE_NUMBER_WIDTH}d}" for n in range(1, len(selection) + 1)]
     await _insert_cases(
         ctx.session,
         len(selection),
