@@ -192,7 +192,7 @@ async def test_xlsx_with_excel_mangled_number(ctx: Ctx, tmp_path: Path) -> None:
     report = await import_targets(ctx, path)
     assert not report.ok
     assert [(e.line, e.column) for e in report.rejected] == [(3, "统一社会信用代码")]
-    assert report.rejected[0].reason.startswith("疑似被 Excel 转成数字的代码（9.1330424E+17）")
+    assert report.rejected[0].reason.startswith("疑似被 Excel 转成数字（9.1330424E+17）")
     assert await targets(ctx) == {}
 
     report = await import_targets(ctx, path, skip_invalid=True)

@@ -31,6 +31,8 @@ from core.imports.flow import (
     unkeyed_note,
 )
 from core.imports.reading import (
+    CODE,
+    VALUE,
     Column,
     Layout,
     Row,
@@ -52,14 +54,16 @@ _MONTH = re.compile(r"(?:(\d{4})\s*[-年/.]\s*)?(\d{1,2})\s*月?")
 _DATE = re.compile(r"(\d{4})\s*[-年/.]\s*(\d{1,2})\s*[-月/.]\s*\d{1,2}\s*日?")
 
 PLAN_COLUMNS = (
-    Column("code", ("计划编号", "code"), required=True),
+    Column("code", ("计划编号", "code"), required=True, cells=CODE),
     Column("title", ("任务名称", "title"), required=True),
-    Column("lead", ("牵头部门", "发起部门", "lead"), required=True),
-    Column("participants", ("参与部门", "配合部门", "participants")),
-    Column("items", ("事项", "抽查事项", "事项编码", "items"), required=True),
+    Column("lead", ("牵头部门", "发起部门", "lead"), required=True, cells=CODE),
+    Column("participants", ("参与部门", "配合部门", "participants"), cells=CODE),
+    Column("items", ("事项", "抽查事项", "事项编码", "items"), required=True, cells=CODE),
     Column("scope", ("检查对象范围", "检查对象", "scope")),
-    Column("ratio", ("抽查比例或数量", "抽查比例", "抽查数量", "ratio"), required=True),
-    Column("month", ("计划月份", "实施月份", "月份", "month"), required=True),
+    Column(
+        "ratio", ("抽查比例或数量", "抽查比例", "抽查数量", "ratio"), required=True, cells=VALUE
+    ),
+    Column("month", ("计划月份", "实施月份", "月份", "month"), required=True, cells=VALUE),
 )
 
 

@@ -11,13 +11,28 @@ from sqlalchemy import select
 
 from core import changes
 from core.imports.flow import CHUNK, Checked, ImportReport, Progress, assign, check_file, run_import
-from core.imports.reading import Column, Layout, Row, Sheet, cell_text, check_uscc, nfkc
+from core.imports.reading import (
+    CODE,
+    USCC_COLUMN,
+    Column,
+    Layout,
+    Row,
+    Sheet,
+    cell_text,
+    check_uscc,
+    nfkc,
+)
 from core.models import Officer, OfficerConflict, Target
 from core.uscc import validate_uscc
 
 CONFLICT_COLUMNS = (
-    Column("officer", ("人员编号", "officer"), required=True),
-    Column("uscc", ("统一社会信用代码", "社会信用代码", "uscc", "注册号"), required=True),
+    Column("officer", ("人员编号", "officer"), required=True, cells=CODE),
+    Column(
+        "uscc",
+        ("统一社会信用代码", "社会信用代码", "uscc", "注册号"),
+        required=True,
+        cells=USCC_COLUMN.cells,
+    ),
     Column("reason", ("利害关系", "原因", "reason")),
 )
 

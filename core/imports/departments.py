@@ -14,6 +14,8 @@ from sqlalchemy import Table, select
 from core import changes
 from core.imports.flow import Checked, ImportReport, Progress, assign, check_file, run_import
 from core.imports.reading import (
+    CODE,
+    VALUE,
     Column,
     Layout,
     Row,
@@ -31,10 +33,14 @@ _YES = {"是", "y", "yes", "true", "1", "√", "市场监管"}
 _NO = {"否", "n", "no", "false", "0", "", "×"}
 
 DEPARTMENT_COLUMNS = (
-    Column("code", ("部门编码", "部门编号", "编码", "code"), required=True),
+    Column("code", ("部门编码", "部门编号", "编码", "code"), required=True, cells=CODE),
     Column("name", ("部门名称", "单位名称", "名称", "name"), required=True),
     Column("short_name", ("简称", "short_name")),
-    Column("is_market_regulator", ("是否市场监管部门", "市场监管部门", "is_market_regulator")),
+    Column(
+        "is_market_regulator",
+        ("是否市场监管部门", "市场监管部门", "is_market_regulator"),
+        cells=VALUE,
+    ),
     Column("counterpart", ("上级对口部门", "对口部门", "counterpart")),
 )
 

@@ -23,7 +23,9 @@ from core.imports.flow import (
     run_import,
 )
 from core.imports.reading import (
+    CODE,
     USCC_COLUMN,
+    VALUE,
     Column,
     Layout,
     Row,
@@ -36,8 +38,8 @@ from core.models import Exclusion
 
 EXCLUSION_COLUMNS = (
     USCC_COLUMN,
-    Column("year", ("年度", "年份", "year"), required=True),
-    Column("department", ("部门", "department")),
+    Column("year", ("年度", "年份", "year"), required=True, cells=VALUE),
+    Column("department", ("部门", "department"), cells=CODE),
     Column("source", ("来源", "source")),
     Column("reason", ("原因", "reason")),
 )

@@ -169,6 +169,7 @@ def check_file(
     for line, cells in sheet.rows:
         row = Row(layout, line, cells)
         record = check_row(row)
+        row.check_cells()
         if not row.errors:
             key = key_of(record)
             earlier = first_seen.setdefault(key, line)

@@ -27,6 +27,8 @@ from core.imports.flow import (
     run_import,
 )
 from core.imports.reading import (
+    CODE,
+    MOBILE,
     Column,
     Layout,
     Row,
@@ -50,16 +52,16 @@ _ROLE_SPLIT = re.compile(r"[\s/／]+")
 ACCOUNT_FIELDS = {p: f"{p}_userid" for p in ChatPlatform}  # import field per platform
 INSPECTOR_COLUMNS = (
     Column("name", ("姓名", "name"), required=True),
-    Column("department", ("部门", "所属部门", "单位", "department"), required=True),
-    Column("cert_no", ("执法证号", "执法证件号", "执法证编号", "cert_no")),
-    Column("code", ("人员编号", "编号", "code")),
+    Column("department", ("部门", "所属部门", "单位", "department"), required=True, cells=CODE),
+    Column("cert_no", ("执法证号", "执法证件号", "执法证编号", "cert_no"), cells=CODE),
+    Column("code", ("人员编号", "编号", "code"), cells=CODE),
     Column("expertise", ("专业领域", "专长", "专业特长", "expertise")),
     Column("region", ("区域", "所属区域", "region")),
-    Column("mobile", ("手机", "手机号", "手机号码", "mobile")),
+    Column("mobile", ("手机", "手机号", "手机号码", "mobile"), cells=MOBILE),
     Column("roles", ("角色", "roles", "role")),
     # one column per platform: the officer's account there, headed "企业微信账号" and the like
     *(
-        Column(field, (f"{PLATFORM_LABELS[p]}账号", PLATFORM_LABELS[p], field, p))
+        Column(field, (f"{PLATFORM_LABELS[p]}账号", PLATFORM_LABELS[p], field, p), cells=CODE)
         for p, field in ACCOUNT_FIELDS.items()
     ),
     Column("on_duty", ("在岗状态", "人员状态", "在岗", "on_duty")),

@@ -25,6 +25,8 @@ from core.imports.flow import (
     unkeyed_note,
 )
 from core.imports.reading import (
+    CODE,
+    VALUE,
     Column,
     Layout,
     Row,
@@ -53,14 +55,14 @@ CATEGORY_WORDS = {
 FINISHED_TASK_STATES = (TaskState.CLOSED,)
 
 ITEM_COLUMNS = (
-    Column("department", ("部门", "所属部门", "department"), required=True),
-    Column("code", ("事项编码", "事项代码", "code"), required=True),
+    Column("department", ("部门", "所属部门", "department"), required=True, cells=CODE),
+    Column("code", ("事项编码", "事项代码", "code"), required=True, cells=CODE),
     Column("name", ("事项名称", "name"), required=True),
     Column("category", ("事项类别", "类别", "category")),
     Column("target_scope", ("检查对象范围", "检查对象", "target_scope")),
     Column("method", ("检查方式", "method")),
     Column("basis", ("检查依据", "依据", "basis")),
-    Column("ratio_cap", ("抽查比例上限", "比例上限", "ratio_cap")),
+    Column("ratio_cap", ("抽查比例上限", "比例上限", "ratio_cap"), cells=VALUE),
 )
 
 _ITEM_CONTENT = ("name", "category", "target_scope", "method", "basis", "ratio_cap")

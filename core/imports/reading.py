@@ -44,10 +44,31 @@ class FileProblem(Exception):
 
 
 @dataclass(frozen=True)
+class Cells:
+    """What a typed .xlsx cell of a column may hold (CSV cells are all text); checked for every
+    importer by Row.check_cells. Excel turns what a clerk types into dates and numbers: a date
+    in a text column, or a number in an identifier's, is no longer what was typed."""
+
+    dates: bool = False  # a date cell is a value the importer reads (计划月份)
+    numbers: bool = True  # any number is taken as the text it shows (names, ratios, years)
+    # with numbers=False: the whole numbers whose digits are the identifier beyond doubt (no
+    # leading 0 can have been dropped); every other number is refused
+    whole: re.Pattern[str] | None = None
+
+
+TEXT = Cells()
+VALUE = Cells(dates=True)
+CODE = Cells(numbers=False)  # 执法证号, 人员编号, codes, accounts: "0123" became 123
+MOBILE = Cells(numbers=False, whole=re.compile(r"1\d{10}"))  # a mobile number never starts 0
+_DATE_CELLS = (dt.date, dt.time, dt.timedelta)  # openpyxl's datetime is a date
+
+
+@dataclass(frozen=True)
 class Column:
     field: str
     aliases: tuple[str, ...]  # in priority order: the first non-empty cell wins
     required: bool = False
+    cells: Cells = TEXT
 
     @property
     def label(self) -> str:
@@ -67,6 +88,8 @@ USCC_COLUMN = Column(
     "uscc",
     ("统一社会信用代码", "社会信用代码", "信用代码", "uscc", "注册号", "registration_no"),
     required=True,
+    # Excel keeps 15 digits exactly: an old 注册号 (it starts with a region code) survives
+    cells=Cells(numbers=False, whole=re.compile(r"[1-9]\d{14}")),
 )
 
 
@@ -239,6 +262,7 @@ class Layout:
 
     def __init__(self, sheet: Sheet, columns: Sequence[Column]) -> None:
         keys = [header_key(h) for h in sheet.headers]
+        self.cells = {c.field: c.cells for c in columns}
         self.where: dict[str, list[int]] = {}
         self.header: dict[str, str] = {}
         used: set[int] = set()
@@ -292,6 +316,42 @@ class Row:
 
     def error(self, field_name: str, reason: str) -> None:
         self.errors.append(RowError(self.line, self.layout.header[field_name], reason))
+
+    def check_cells(self) -> None:
+        """Refuse the cells Excel made into dates or numbers where the column holds text or an
+        identifier (Cells); such a cell's reason replaces what the importer made of its text
+        (a 部门编码 "2026-01-02" is not a badly typed code)."""
+        for field_name, cells in self.layout.cells.items():
+            value = self.raw(field_name)
+            if value is None or isinstance(value, str | bool):
+                continue
+            reason = _cell_problem(value, cells)
+            if reason:
+                column = self.layout.header[field_name]
+                self.errors = [e for e in self.errors if e.column != column]
+                self.error(field_name, reason)
+
+
+_REFILL = "请把该列设为“文本”格式后按原样重新填写"
+
+
+def _cell_problem(value: Any, cells: Cells) -> str:
+    """Why a typed cell cannot be the column's text ("" when it can)."""
+    if isinstance(value, _DATE_CELLS):
+        if cells.dates:
+            return ""
+        return f"疑似被 Excel 转成日期（{cell_text(value)}），原来填写的内容已无法确定；{_REFILL}"
+    if cells.numbers or not isinstance(value, int | float):
+        return ""
+    exact = isinstance(value, int) or (value.is_integer() and abs(value) < 10**15)
+    if not exact:
+        return f"疑似被 Excel 转成数字（{format(value, '.15G')}），原来的号码已无法还原；{_REFILL}"
+    digits = str(int(value))
+    if cells.whole is not None and cells.whole.fullmatch(digits):
+        return ""
+    return (
+        f"疑似被 Excel 转成数字（{digits}）：号码开头的 0 等可能已被去掉，无法确定原样；{_REFILL}"
+    )
 
 
 def column_lengths(table: Table) -> dict[str, int]:
