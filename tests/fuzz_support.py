@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import create_app
 from bot.dispatch import Dispatcher
 from bot.pages.base import csrf_token
-from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings
-from bot.platforms.wecom import WeComAdapter, WeComSettings
+from bot.platforms.dingtalk import DingTalkAdapter
+from bot.platforms.wecom import WeComAdapter
 from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
 from bot.replays import SignatureLedger
 from bot.sender import Sender
@@ -64,7 +64,7 @@ from tests.fakes import RateLimiter
 from tests.fakes.dingtalk import DingTalkCallbackClient, FakeDingTalk
 from tests.fakes.wecom import WeComCallbackClient
 from tests.fakes.wecom_aibot import AiBotCallbackClient, FakeWeComWithAiBot
-from tests.server_helpers import make_services, random_aes_key
+from tests.server_helpers import dingtalk_settings, make_services, random_aes_key, wecom_settings
 
 BEACON_OUT = china_noon(dt.date(2026, 3, 4))  # the default beacon (3 March's 福彩3D) is out
 # By design the AI bot's card click is answered in its own callback or not at all (WeCom drops
@@ -302,18 +302,8 @@ async def fuzz_rig(sm: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
         clock,
         sender={"app_user_per_minute": 10**6, "group_robot_per_minute": 10**6},
     )
-    wecom = WeComAdapter(
-        WeComSettings(
-            corp_id=fake_wecom.corp_id,
-            agent_id=fake_wecom.agent_id,
-            secret=fake_wecom.corp_secret,
-            token=WECOM_TOKEN,
-            encoding_aes_key=(wecom_aes := random_aes_key()),
-            api_base=fake_wecom.base,
-            webhook_base=fake_wecom.base,
-        ),
-        clock,
-    )
+    wecom_aes = random_aes_key()
+    wecom = WeComAdapter(wecom_settings(fake_wecom, WECOM_TOKEN, wecom_aes), clock)
     aibot = WeComAiBotAdapter(
         WeComAiBotSettings(
             token=AIBOT_TOKEN,
@@ -325,12 +315,8 @@ async def fuzz_rig(sm: async_sessionmaker[AsyncSession]) -> AsyncIterator[Rig]:
         app=wecom,
     )
     ding = DingTalkAdapter(
-        DingTalkSettings(
-            app_key=fake_ding.app_key,
-            app_secret=fake_ding.app_secret,
-            robot_code=fake_ding.robot_code,
-            api_base=fake_ding.base,
-            oapi_base=fake_ding.base,
+        dingtalk_settings(
+            fake_ding,
             # cards call back over HTTP, so /dingtalk/card/callback is a route to fuzz; the
             # click's answer is not waited for (no sender runs while a request is open)
             card_template_id="fuzz-card.schema",

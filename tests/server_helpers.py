@@ -41,14 +41,15 @@ def random_aes_key() -> str:
     return base64.b64encode(os.urandom(32)).decode().rstrip("=")
 
 
-def wecom_settings(fake: FakeWeCom) -> WeComSettings:
-    """A self-built app's settings pointing at the fake WeCom (callback keys of its own)."""
+def wecom_settings(fake: FakeWeCom, token: str = "tok", aes: str | None = None) -> WeComSettings:
+    """A self-built app's settings pointing at the fake WeCom; its callbacks signed with `token`
+    and encrypted with `aes` (a random key unless given)."""
     return WeComSettings(
         corp_id=fake.corp_id,
         agent_id=fake.agent_id,
         secret=fake.corp_secret,
-        token="tok",
-        encoding_aes_key=random_aes_key(),
+        token=token,
+        encoding_aes_key=aes or random_aes_key(),
         api_base=fake.base,
         webhook_base=fake.base,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings
+from bot.platforms.dingtalk import DingTalkAdapter
 from bot.sender import Sender
 from core.changes import Ctx
 from core.consultation import opening
@@ -16,21 +16,12 @@ from core.models import ChatPlatform
 from core.officers import set_account
 from tests import factories as f
 from tests.fakes.dingtalk import FakeDingTalk
-from tests.server_helpers import make_services
+from tests.server_helpers import dingtalk_settings, make_services
 
 
 async def test_invitation_card_on_dingtalk_carries_signed_answer_links(sessionmaker, clock) -> None:
     fake = await FakeDingTalk(clock=clock).start()
-    adapter = DingTalkAdapter(
-        DingTalkSettings(
-            app_key=fake.app_key,
-            app_secret=fake.app_secret,
-            robot_code=fake.robot_code,
-            api_base=fake.base,
-            oapi_base=fake.base,
-        ),
-        clock,
-    )
+    adapter = DingTalkAdapter(dingtalk_settings(fake), clock)
     try:
         services = make_services(
             sessionmaker, clock, {Platform.DINGTALK: adapter}, sender={"app_user_per_minute": 1000}

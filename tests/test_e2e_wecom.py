@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.dispatch import Dispatcher
-from bot.platforms.wecom import WeComAdapter, WeComSettings
+from bot.platforms.wecom import WeComAdapter
 from bot.sender import Sender
 from bot.services import Services
 from bot.workers import InboxWorker
@@ -26,7 +26,7 @@ from core.models import AuditEvent, ChatBinding, ChatPlatform, Invitation
 from core.officers import set_account
 from tests import factories as f
 from tests.fakes.wecom import FakeWeCom, WeComCallbackClient, card_event_xml, text_xml
-from tests.server_helpers import make_services, random_aes_key
+from tests.server_helpers import make_services, random_aes_key, wecom_settings
 
 TOKEN = "e2e-token"
 _ids = itertools.count(9000)
@@ -53,18 +53,7 @@ class Rig:
 async def rig(sessionmaker, clock) -> AsyncIterator[Rig]:
     fake = await FakeWeCom(clock=clock).start()
     aes = random_aes_key()
-    adapter = WeComAdapter(
-        WeComSettings(
-            corp_id=fake.corp_id,
-            agent_id=fake.agent_id,
-            secret=fake.corp_secret,
-            token=TOKEN,
-            encoding_aes_key=aes,
-            api_base=fake.base,
-            webhook_base=fake.base,
-        ),
-        clock,
-    )
+    adapter = WeComAdapter(wecom_settings(fake, TOKEN, aes), clock)
     services = make_services(sessionmaker, clock, {Platform.WECOM: adapter})
     server = TestServer(create_app(services, workers=()), host="127.0.0.1")
     await server.start_server()

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.pages import image as image_page
-from bot.platforms.dingtalk import DingTalkAdapter, DingTalkSettings
+from bot.platforms.dingtalk import DingTalkAdapter
 from bot.platforms.simulator import messages_for
 from bot.platforms.simulator import routes as sim_routes
 from bot.sender import Sender
@@ -37,7 +37,7 @@ from tests.case_factories import World, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.wecom import FakeWeCom
-from tests.server_helpers import make_services, pages_app
+from tests.server_helpers import dingtalk_settings, make_services, pages_app
 from tests.test_sender import wecom_adapter
 
 DAY = dt.date(2026, 5, 20)  # a Wednesday, working day; the task's results are overdue
@@ -248,14 +248,7 @@ async def test_dingtalk_shows_the_chart_from_our_signed_expiring_link(
     await bind(session, w.lead_leader, "dingtalk", "qianld")
     await enqueue_daily_summaries(ctx, DAY)
     await session.commit()
-    settings = DingTalkSettings(
-        app_key=fake_dingtalk.app_key,
-        app_secret=fake_dingtalk.app_secret,
-        robot_code=fake_dingtalk.robot_code,
-        api_base=fake_dingtalk.base,
-        oapi_base=fake_dingtalk.base,
-    )
-    adapter = DingTalkAdapter(settings, clock)
+    adapter = DingTalkAdapter(dingtalk_settings(fake_dingtalk), clock)
     services = make_services(sessionmaker, clock, {Platform.DINGTALK: adapter})
     site = await _image_site(services)
     try:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -21,13 +19,10 @@ from core.clock import FixedClock
 from core.messages import Button, Card, Event, Field_, OutMessage, Platform
 from tests.fakes import callback_app
 from tests.fakes.wecom import FakeWeCom, WeComCallbackClient, card_event_xml, text_xml
+from tests.server_helpers import random_aes_key, wecom_settings
 
 NOW = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)
 CORP = "wwfakecorp"
-
-
-def random_aes_key() -> str:
-    return base64.b64encode(os.urandom(32)).decode().rstrip("=")
 
 
 @dataclass
@@ -44,16 +39,7 @@ async def rig() -> AsyncIterator[Rig]:
     clock = FixedClock(NOW)
     fake = await FakeWeCom(corp_id=CORP, clock=clock).start()
     aes_key = random_aes_key()
-    settings = WeComSettings(
-        corp_id=CORP,
-        agent_id=fake.agent_id,
-        secret=fake.corp_secret,
-        token="cbtoken",
-        encoding_aes_key=aes_key,
-        api_base=fake.base,
-        webhook_base=fake.base,
-    )
-    adapter = WeComAdapter(settings, clock)
+    adapter = WeComAdapter(wecom_settings(fake, "cbtoken", aes_key), clock)
     app, received = callback_app(adapter)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()

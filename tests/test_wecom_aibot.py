@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app import create_app
 from bot.dispatch import Dispatcher
 from bot.platforms.extras import extras_of
-from bot.platforms.wecom import WeComAdapter, WeComCrypto, WeComSettings
+from bot.platforms.wecom import WeComAdapter, WeComCrypto
 from bot.platforms.wecom_aibot import WeComAiBotAdapter, WeComAiBotSettings
 from bot.sender import Sender
 from bot.services import Services
@@ -47,7 +47,7 @@ from tests.fakes.wecom_aibot import (
     aibot_card_click,
     aibot_text,
 )
-from tests.server_helpers import make_services, random_aes_key
+from tests.server_helpers import make_services, random_aes_key, wecom_settings
 
 TOKEN = "aibot-token"
 _ids = itertools.count(1)
@@ -78,18 +78,7 @@ async def start(
 ) -> Rig:
     fake = await FakeWeComWithAiBot(clock=clock).start()
     aes = random_aes_key()
-    app = WeComAdapter(
-        WeComSettings(
-            corp_id=fake.corp_id,
-            agent_id=fake.agent_id,
-            secret=fake.corp_secret,
-            token="app-token",
-            encoding_aes_key=random_aes_key(),
-            api_base=fake.base,
-            webhook_base=fake.base,
-        ),
-        clock,
-    )
+    app = WeComAdapter(wecom_settings(fake, "app-token"), clock)
     aibot = WeComAiBotAdapter(
         WeComAiBotSettings(
             token=TOKEN,
