@@ -33,6 +33,7 @@ from handlers.base import (
     UsageError,
     first_word,
     match_command,
+    near_command,
     normalize,
     split_command,
     strip_mentions,
@@ -163,7 +164,8 @@ class Dispatcher:
                     render(
                         "messages/cmd_unknown.txt.j2",
                         word=first_word(ctx.event.text)[:20],
-                        meant=split_command(ctx.event.text, COMMANDS),
+                        split=split_command(ctx.event.text, COMMANDS),
+                        meant=near_command(ctx.event.text, COMMANDS),
                     )
                 )
             )

@@ -218,6 +218,34 @@ def split_command(text: str, commands: list[Command]) -> str:
     return found[0].name if found else ""
 
 
+def near_command(text: str, commands: list[Command]) -> str:
+    """The command a text naming none meant when one character of its word is wrong, typed
+    twice or left out (提叫 for 提交: an input method's homophone): "" unless exactly one
+    Chinese command word is that near, so that everyday words (你好, 收到) get no guess."""
+    head = first_word(text)
+    typed = head[: next((i for i, ch in enumerate(head) if not _is_cjk(ch)), len(head))]
+    if len(typed) < 2:
+        return ""
+    near = {
+        command.name
+        for command in commands
+        for word in command.words()
+        if len(word) >= 2 and all(map(_is_cjk, word)) and _one_edit_apart(typed, word)
+    }
+    return near.pop() if len(near) == 1 else ""
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether one character changed, added or removed makes `a` into `b` (not when equal)."""
+    if len(a) > len(b):
+        a, b = b, a
+    if len(b) - len(a) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    return any(b[:i] + b[i + 1 :] == a for i in range(len(b)))
+
+
 def first_word(text: str) -> str:
     words = normalize(strip_mentions(text)).split()
     return words[0] if words else ""

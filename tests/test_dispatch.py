@@ -264,6 +264,40 @@ async def test_a_command_word_split_by_a_space_is_suggested(
     assert f"未识别的指令“{typed.split()[0]}”" in reply and f"您是否要发送“{meant}”" in reply
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("提叫 LJ-2026-001-003 未发现问题 今天", "提交"),  # the input method's homophone
+        ("提叫LJ-2026-001-003", "提交"),
+        ("我的检察", "我的检查"),
+        ("汇总总", "汇总"),  # a character typed twice
+        ("年度考", "年度考核"),  # one left out
+    ],
+)
+async def test_a_command_word_one_character_off_is_suggested(
+    sessionmaker, clock, people, typed, meant
+) -> None:
+    """`提叫` (提交 mistyped) was answered 未识别的指令 with no word of 提交, while `汇 总` got
+    “您是否要发送“汇总””: a word one character from one command word alone is suggested too."""
+    d = make_dispatcher(sessionmaker, clock)
+    reply = bodies(await send(sessionmaker, d, text_event(people.lead.liaison.code, typed)))
+    assert f"您是否要发送“{meant}”" in reply, reply
+    assert "指令词中间不加空格" not in reply
+
+
+@pytest.mark.parametrize(
+    "typed", ["你好", "谢谢", "好的", "收到", "在吗", "辛苦了", "明白", "吃饭了吗", "通知", "tx"]
+)
+async def test_chat_that_is_no_command_gets_no_suggestion(
+    sessionmaker, clock, people, typed
+) -> None:
+    """Everyday words are not one character from a command word, or are from two (通知: 通知书
+    and 通过): no guess is offered."""
+    d = make_dispatcher(sessionmaker, clock)
+    reply = bodies(await send(sessionmaker, d, text_event(people.lead.liaison.code, typed)))
+    assert "未识别的指令" in reply and "您是否要发送" not in reply, reply
+
+
 async def test_help_lists_the_commands_the_roles_may_use_and_all_on_request(
     sessionmaker, clock, people
 ) -> None:
