@@ -17,7 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.changes import Ctx
 from core.consultation import answers, creation, opening
-from core.models import Base, Department, GroupMember, Item, JointTask, Officer, Target
+from core.models import (
+    Base,
+    Department,
+    GroupMember,
+    Invitation,
+    Item,
+    JointTask,
+    Officer,
+    Target,
+)
 from core.uscc import check_char
 
 _serial = count(1)
@@ -203,6 +212,16 @@ async def draft_task(
         rule=rule or RULE_5PCT,
         again=again,
     )
+
+
+async def invite_first_partner(ctx: Ctx, w: World) -> tuple[JointTask, Invitation]:
+    """A draft task of `w` sent for consultation to its first partner alone (by the lead's
+    liaison): the task and that partner's pending invitation."""
+    task = await draft_task(ctx, w)
+    [inv] = await opening.open_consultation(
+        as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
+    )
+    return task, inv
 
 
 async def ready_task(

@@ -11,7 +11,6 @@ from bot.app import create_app
 from bot.pages.invitation import INVITATION_PATH, invitation_link
 from core.changes import Ctx
 from core.clock import FixedClock
-from core.consultation import opening
 from core.models import Invitation
 from tests import factories
 from tests.browser import db_url, foreign_requests, shoot, shot_path  # noqa: F401 (db_url: fixture)
@@ -28,10 +27,7 @@ async def test_decline_with_reason_on_a_375px_page(
     async with sessionmaker() as session:
         w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
         ctx = Ctx(session=session, clock=clock, rules=services.rules)
-        task = await factories.draft_task(ctx, w)
-        [inv] = await opening.open_consultation(
-            factories.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-        )
+        _, inv = await factories.invite_first_partner(ctx, w)
         await session.commit()
     server = await aiohttp_server(create_app(services, workers=()))
     token = invitation_link(services, w.partners[0].liaison.id, inv.id).split("?t=", 1)[1]

@@ -25,7 +25,7 @@ from bot.replays import SignatureLedger
 from bot.services import Services
 from core.changes import Ctx
 from core.clock import FixedClock
-from core.consultation import answers, opening
+from core.consultation import answers
 from core.messages import Platform
 from core.models import AuditEvent, ChatPlatform, InboxEvent, Invitation, Officer
 from core.officers import set_account
@@ -99,10 +99,7 @@ async def serving(
         liaison = w.partners[0].liaison
         set_account(liaison, ChatPlatform.DINGTALK, LIAISON)
         ctx = Ctx(session=s, clock=clock, rules=make_services(sessionmaker, clock).rules)
-        task = await f.draft_task(ctx, w)
-        [inv] = await opening.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-        )
+        _, inv = await f.invite_first_partner(ctx, w)
         await s.commit()
         invitation_id, name = inv.id, liaison.name
     fake = await FakeDingTalk(clock=clock).start()

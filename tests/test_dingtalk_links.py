@@ -9,7 +9,6 @@ import urllib.parse
 from bot.platforms.dingtalk import DingTalkAdapter
 from bot.sender import Sender
 from core.changes import Ctx
-from core.consultation import opening
 from core.links import verify_link
 from core.messages import Platform
 from core.models import ChatPlatform
@@ -31,10 +30,7 @@ async def test_invitation_card_on_dingtalk_carries_signed_answer_links(sessionma
             liaison = w.partners[0].liaison
             set_account(liaison, ChatPlatform.DINGTALK, "ding-liaison")
             ctx = Ctx(session=s, clock=clock, rules=services.rules)
-            task = await f.draft_task(ctx, w)
-            [inv] = await opening.open_consultation(
-                f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-            )
+            _, inv = await f.invite_first_partner(ctx, w)
             await s.commit()
         await Sender(services).run_once()
         [sent] = [d for d in fake.delivered if d.get("userIds") == ["ding-liaison"]]

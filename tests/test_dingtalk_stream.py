@@ -27,7 +27,6 @@ from bot.services import Services
 from bot.workers import EventHandler, InboxWorker
 from core.changes import Ctx
 from core.clock import FixedClock
-from core.consultation import opening
 from core.messages import Event, Platform
 from core.models import ChatPlatform, InboxEvent, Invitation
 from core.officers import set_account
@@ -292,10 +291,7 @@ async def _card_rig(sessionmaker, clock, *, refuse_card: bool = False) -> tuple[
         w = await f.world(s, partners=1, inspectors=1, n_targets=0)
         set_account(w.partners[0].liaison, ChatPlatform.DINGTALK, "ding-liaison")
         ctx = Ctx(session=s, clock=clock, rules=make_services(sessionmaker, clock).rules)
-        task = await f.draft_task(ctx, w)
-        [inv] = await opening.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-        )
+        _, inv = await f.invite_first_partner(ctx, w)
         await s.commit()
     r = await start_rig(
         sessionmaker,

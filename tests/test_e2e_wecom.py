@@ -84,10 +84,7 @@ async def test_card_decline_without_reason_then_reason_tells_the_lead(
             )
         )
         ctx = Ctx(session=s, clock=clock, rules=rig.services.rules)
-        task = await f.draft_task(ctx, w)
-        [inv] = await opening.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-        )
+        _, inv = await f.invite_first_partner(ctx, w)
         await s.commit()
     await rig.sender.run_once()
     [card] = [m for m in rig.app_messages_to("wx-liaison") if m["msgtype"] == "template_card"]

@@ -67,10 +67,7 @@ async def test_decline_reason_without_content_is_refused_000_s7(ctx: Ctx, reason
     """000 §七 (书面函告理由): punctuation, spaces and symbols are no written reason; only
     letters, CJK characters and digits count toward the minimum length."""
     w = await f.world(ctx.session, partners=1, n_targets=0)
-    task = await f.draft_task(ctx, w)
-    [inv] = await opening.open_consultation(
-        f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-    )
+    _, inv = await f.invite_first_partner(ctx, w)
     with pytest.raises(ValidationFailed, match="至少需要 10 个字（标点、空格不计）"):
         await answers.decline_invitation(f.as_actor(ctx, w.partners[0].liaison), inv.id, reason)
     assert inv.state == "pending"
@@ -110,10 +107,7 @@ async def test_a_decline_reason_is_checked_before_any_change_000_s7(ctx: Ctx) ->
     assert "不能超过 2000 个字" in answers.decline_reason_problem(rules, "忙" * 2001)
     assert answers.decline_reason_problem(rules, "同期专项，人员无法抽调。") == ""
     w = await f.world(ctx.session, partners=1, n_targets=0)
-    task = await f.draft_task(ctx, w)
-    [inv] = await opening.open_consultation(
-        f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-    )
+    _, inv = await f.invite_first_partner(ctx, w)
     with pytest.raises(answers.DeclineReasonRefused, match="不能超过 2000 个字"):
         await answers.decline_invitation(
             f.as_actor(ctx, w.partners[0].liaison), inv.id, "忙" * 2001

@@ -21,7 +21,6 @@ from bot.services import Services
 from core import access
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
-from core.consultation import opening
 from core.errors import PermissionDenied
 from core.models import AuditEvent, Department, Officer
 from core.rules import Rules
@@ -55,10 +54,7 @@ async def test_answering_a_task_that_did_not_invite_the_department_is_an_audited
     async with sessionmaker() as s, s.begin():
         w = await f.world(s, partners=2, inspectors=3, n_targets=10)
         ctx = Ctx(session=s, clock=clock, rules=Rules())
-        task = await f.draft_task(ctx, w)
-        await opening.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-        )
+        task, _ = await f.invite_first_partner(ctx, w)
         code, outsider = task.code, w.partners[1].liaison.code
     d = make_dispatcher(sessionmaker, clock)
     accepted = await send(sessionmaker, d, text_event(outsider, f"接受 {code}"))
@@ -95,10 +91,7 @@ async def test_a_card_click_of_a_department_not_invited_is_an_audited_refusal(
     async with sessionmaker() as s, s.begin():
         w = await f.world(s, partners=2, inspectors=3, n_targets=10)
         ctx = Ctx(session=s, clock=clock, rules=Rules())
-        task = await f.draft_task(ctx, w)
-        (inv,) = await opening.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-        )
+        _, inv = await f.invite_first_partner(ctx, w)
         inv_id, outsider = inv.id, w.partners[1].liaison.code
     d = make_dispatcher(sessionmaker, clock)
     for key in (f"inv:accept:{inv_id}", f"inv:decline:{inv_id}", "inv:accept:999999"):

@@ -18,7 +18,6 @@ from bot.workers import InboxWorker
 from core import outbox
 from core.changes import Ctx
 from core.clock import FixedClock
-from core.consultation import opening
 from core.messages import Button, Card, Destination, OutMessage
 from core.models import InboxEvent, Invitation
 from tests import factories
@@ -213,10 +212,7 @@ async def test_round_trip_through_the_dispatcher(
     async with sessionmaker() as session:
         w = await factories.world(session, partners=1, inspectors=1, n_targets=0)
         ctx = Ctx(session=session, clock=clock, rules=services.rules)
-        task = await factories.draft_task(ctx, w)
-        [inv] = await opening.open_consultation(
-            factories.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-        )
+        _, inv = await factories.invite_first_partner(ctx, w)
         await session.commit()
     app = create_app(services, workers=())
     client = await aiohttp_client(app)

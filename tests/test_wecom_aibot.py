@@ -32,7 +32,6 @@ from core.cards import InvitationAction
 from core.changes import Ctx
 from core.charts import render_chart
 from core.clock import Clock
-from core.consultation import opening
 from core.messages import Event, OutMessage, Platform
 from core.models import ChatPlatform, Invitation, OutboxMessage, StoredImage
 from core.officers import set_account
@@ -195,10 +194,7 @@ async def test_missed_window_goes_by_response_url_once_then_by_the_app(sessionma
 async def _invitation(sessionmaker, clock, services: Services, w: f.World) -> Invitation:
     async with sessionmaker() as s:
         ctx = Ctx(session=s, clock=clock, rules=services.rules)
-        task = await f.draft_task(ctx, w)
-        [inv] = await opening.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-        )
+        _, inv = await f.invite_first_partner(ctx, w)
         await s.commit()
     return inv
 

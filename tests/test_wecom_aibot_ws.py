@@ -27,7 +27,6 @@ from bot.services import Services
 from bot.workers import InboxWorker
 from core.changes import Ctx
 from core.charts import render_chart
-from core.consultation import opening
 from core.messages import Destination, Event, Image, OutMessage, Platform
 from core.models import ChatPlatform, InboxEvent, Invitation, OutboxMessage, StoredImage
 from core.officers import set_account
@@ -114,10 +113,7 @@ async def _invite(rig: Rig) -> tuple[Invitation, dict[str, Any]]:  # the card as
     w = rig.world
     async with rig.services.sessionmaker() as s:
         ctx = Ctx(session=s, clock=rig.services.clock, rules=rig.services.rules)
-        task = await f.draft_task(ctx, w)
-        [inv] = await opening.open_consultation(
-            f.as_actor(ctx, w.lead.liaison), task, [w.partners[0].dep.id]
-        )
+        _, inv = await f.invite_first_partner(ctx, w)
         await s.commit()
     await Sender(rig.services).run_once()
     [card] = [
