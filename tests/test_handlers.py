@@ -243,6 +243,18 @@ async def test_cancel_ends_the_step_without_declining(sessionmaker, clock, scene
     assert "当前没有等待中的操作" in bodies(await send(sessionmaker, d, text_event(who, "取消")))
 
 
+async def no_step_waits(sessionmaker, d, who: str, scene) -> None:
+    """The decline step is over: no conversation waits, and free text afterwards answers
+    nothing (the invitation stays pending)."""
+    async with sessionmaker() as s:
+        assert await s.scalar(select(Conversation.id)) is None
+    later = bodies(
+        await send(sessionmaker, d, text_event(who, "本部门同期承担省级专项检查任务，无法参加"))
+    )
+    assert "已拒绝" not in later
+    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+
+
 async def test_command_sent_while_a_decline_reason_is_asked_is_run_not_taken_as_the_reason(
     sessionmaker, clock, scene
 ) -> None:
@@ -255,14 +267,7 @@ async def test_command_sent_while_a_decline_reason_is_asked_is_run_not_taken_as_
     assert "已拒绝" not in rows and scene.task_code in rows.split("\n", 1)[1]  # the task is shown
     inv = await invitation(sessionmaker, scene.invitation_id)
     assert inv.state == "pending" and not inv.reason
-    async with sessionmaker() as s:
-        assert await s.scalar(select(Conversation.id)) is None
-    # free text afterwards answers nothing
-    later = bodies(
-        await send(sessionmaker, d, text_event(who, "本部门同期承担省级专项检查任务，无法参加"))
-    )
-    assert "已拒绝" not in later
-    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+    await no_step_waits(sessionmaker, d, who, scene)
 
 
 async def test_refused_command_sent_while_a_decline_reason_is_asked_still_ends_the_step(
@@ -273,13 +278,7 @@ async def test_refused_command_sent_while_a_decline_reason_is_asked_still_ends_t
     await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code}"))
     rows = bodies(await send(sessionmaker, d, text_event(who, "任务 LJ-2099-999")))
     assert "已放弃填写拒绝理由" in rows and "未找到任务 LJ-2099-999" in rows
-    async with sessionmaker() as s:
-        assert await s.scalar(select(Conversation.id)) is None
-    later = bodies(
-        await send(sessionmaker, d, text_event(who, "本部门同期承担省级专项检查任务，无法参加"))
-    )
-    assert "已拒绝" not in later
-    assert (await invitation(sessionmaker, scene.invitation_id)).state == "pending"
+    await no_step_waits(sessionmaker, d, who, scene)
 
 
 async def test_cancel_with_a_mention_ends_the_decline_step(sessionmaker, clock, scene) -> None:
