@@ -24,10 +24,13 @@ from handlers.base import Args, HandlerCtx, UsageError
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
 _CN_DATE = re.compile(r"^(?:(\d{4})年)?(\d{1,2})月(\d{1,2})[日号]?$")
 _DAYS_AGO = {"今天": 0, "昨天": 1, "前天": 2}
-# A word meant as a date that is not one we read: digits with a date separator or unit
-# ("3/20", "20日", "2026-13-01"), eight digits, or another relative day. Bare numbers are
-# result codes (1, 9, 10 …) and never look like dates.
-_DATE_LIKE = re.compile(r"\d.*[年月日号/.\-]|[年月日号/.\-].*\d|^\d{8}$|^(?:明天|后天|大前天)$")
+# A word meant as a date that is not one we read: nothing but digits with a date separator or
+# unit ("3/20", "20日", "2026-13-01"), eight digits, or another relative day. Bare numbers are
+# result codes (1, 9, 10 …) and never look like dates; a word with other text around a date
+# (企业称已于2026年6月公示…) is not a date by itself but part of the text before it.
+_DATE_LIKE = re.compile(
+    r"^(?=.*\d)(?=.*[年月日号/.\-])[\d年月日号/.\-]+$|^\d{8}$|^(?:明天|后天|大前天)$"
+)
 _DATE_FORMS = "3月20日、2026-03-20、今天、昨天或前天"
 
 

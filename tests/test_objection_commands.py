@@ -117,6 +117,23 @@ async def test_a_correction_keeps_the_follow_up_of_the_cases_referral_001_art17(
     assert await case_state(sm) == "published"
 
 
+@pytest.mark.parametrize(
+    "content", ["企业称已于2026年6月公示2025年度报告，请求更正", "企业称2026年12月已整改"]
+)
+async def test_an_objection_whose_last_word_holds_a_date_is_content_004_art20(
+    sessionmaker, clock, w, content
+) -> None:
+    """004 第二十条: a written objection often names a date. Its last word is a receipt date
+    only when it is a date by itself; one with other words around a date is the content,
+    received today (it was refused as 无法识别的日期)."""
+    sm = sessionmaker
+    await publish(sm, clock, w)
+    text = await say(sm, clock, w.lead_liaison, f"异议 {CASE} {content}")
+    assert "已登记异议" in text and "无法识别" not in text, text
+    obj = await objection(sm)
+    assert obj is not None and (obj.content, obj.received_on) == (content, dt.date(2026, 3, 5))
+
+
 async def test_objection_upheld_and_late_objection_004_art20(sessionmaker, clock, w) -> None:
     """004 第二十条: an objection after 60 days is refused with the dates; an upheld re-check
     restores the published result and asks for the reply within 15 working days."""
