@@ -488,7 +488,7 @@ async def entry_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict
     for item_id, err in _unoffered(sheet, entry):
         found[f"item.{item_id}.codes"] = err.message
     for item in entry.items:
-        for err in results.item_problems(item.codes, item.problems, extra):
+        for err in results.item_problems(item.codes, item.problems, item.handling, extra):
             found.setdefault(f"item.{item.item_id}.{err.field}", err.message)
     own = {p.item.id for p in sheet.own_items}
     carried = [p.result.codes for p in sheet.items if p.result and p.item.id not in own]

@@ -36,6 +36,8 @@ from core.results import (
     contradiction,
     mixed_items,
     needs_form,
+    no_problem_text,
+    raise_first,
     situations,
     with_parents,
 )
@@ -57,7 +59,8 @@ def own_parts(
 ) -> list[dict[str, Any]]:
     """谁检查、谁录入 (000 §九–十): an inspector enters the items of their own department; the
     other departments' parts of the latest version (`latest_items`) are carried over as they
-    stand, and an entry that would change one of them is refused, naming whose part it is.
+    stand, and an entry that would change one of them is refused, naming whose part it is; an
+    own item of 未发现问题 with problems or handling is refused (`no_problem_text`), on every path.
     `task_items`: the task's items with the department checking each; `correcting`: the case's
     code when this is a correction of its published result (a refusal then points at the
     correction form, not the result form)."""
@@ -72,7 +75,18 @@ def own_parts(
     for entry in item_results:
         item_id = int(entry["item_id"])
         department_id, name, department = owner.get(item_id, (actor.department_id, "", ""))
-        if department_id != actor.department_id:
+        if department_id == actor.department_id:
+            raise_first(
+                [
+                    ValidationFailed(f"“{name}”{err.message}", field=err.field)
+                    for err in no_problem_text(
+                        list(entry.get("codes") or []),
+                        str(entry.get("problems", "")),
+                        str(entry.get("handling", "")),
+                    )
+                ]
+            )
+        else:
             old = before.get(item_id)
             same = old is not None and all(
                 (list(entry.get(k) or []) if k == "codes" else str(entry.get(k, ""))) == old[k]

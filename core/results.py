@@ -94,6 +94,7 @@ METHODS = (
 NO_FOLLOWUP = "无需后续处置"
 FOLLOWUPS = (NO_FOLLOWUP, "责令改正并跟踪", "移送办案机构", "抄告相关部门", "移送司法机关", "其他")
 REFERRAL_FOLLOWUPS = ("移送办案机构", "移送司法机关")  # need a Referral row (移送)
+CORRECTIVE_FOLLOWUP = "责令改正并跟踪"  # of a problem the check found: never with 未发现问题
 # Results chat can take: the form asks no problem description for them (8 needs a follow-up,
 # typed after it); the rest need the form (problems, handling, photos): say how to open it.
 QUICK_CODES = tuple(code for code, c in CATEGORIES.items() if not c.describes_problem)
@@ -334,6 +335,14 @@ def _followups_problem(
         return ValidationFailed(
             f"结果{_named(needing[0])}须有后续处置，不能选择“无需后续处置”", field="followups"
         )
+    if list(codes) == [NO_PROBLEM] and CORRECTIVE_FOLLOWUP in followups:
+        # a 移送 / 抄告 may stand: a registered clue outside the checked items (001 第十七条)
+        return ValidationFailed(
+            f"检查结果为“未发现问题”，没有需要责令改正的问题，后续处置不能选择"
+            f"“{CORRECTIVE_FOLLOWUP}”；请改选“{NO_FOLLOWUP}”（聊天录入或更正时写在结果之后，"
+            f"如：未发现问题 {NO_FOLLOWUP}），或改选发现问题的检查结果",
+            field="followups",
+        )
     return None
 
 
@@ -365,10 +374,10 @@ def _followup_done_problem(
 
 
 def item_problems(
-    codes: Sequence[str], problems: str, extra: Iterable[Category] = ()
+    codes: Sequence[str], problems: str, handling: str, extra: Iterable[Category] = ()
 ) -> list[ValidationFailed]:
-    """What an item's result breaks: its codes' rules (field "codes"), and a problem found
-    left undescribed (field "problems")."""
+    """What an item's result breaks: its codes' rules (field "codes"), a problem found left
+    undescribed, and problems or handling under 未发现问题 (`no_problem_text`)."""
     extra = list(extra)
     found: list[ValidationFailed] = []
     try:
@@ -379,7 +388,27 @@ def item_problems(
     known = catalogue(extra)
     if any(known[c].describes_problem for c in codes if c in known) and not problems.strip():
         found.append(ValidationFailed("发现问题的，请写明发现的问题", field="problems"))
-    return found
+    return found + no_problem_text(codes, problems, handling)
+
+
+def no_problem_text(codes: Sequence[str], problems: str, handling: str) -> list[ValidationFailed]:
+    """An item whose result is 未发现问题 found nothing, so it has nothing under 发现的问题 or
+    处理情况 (fields "problems", "handling"): text there contradicts it — refused, never
+    cleared, since only the officer knows which is wrong (a correction's form keeps the
+    published text)."""
+    if list(codes) != [NO_PROBLEM]:
+        return []
+    # "无" under 发现的问题 says the same as 未发现问题
+    nothing = ("无", "没有", "暂无", "未发现", "未发现问题", "无问题", "/", "／", "-", "—")
+    said = {"problems": ("发现的问题", problems), "handling": ("处理情况", handling)}
+    return [
+        ValidationFailed(
+            f"检查结果为“未发现问题”，不应填写{what}；请删去{what}，或改选发现问题的检查结果",
+            field=field,
+        )
+        for field, (what, text) in said.items()
+        if text.strip(" 。.") and text.strip(" 。.") not in nothing
+    ]
 
 
 def missing_referral(followups: Sequence[str], kinds: Collection[str]) -> ValidationFailed | None:

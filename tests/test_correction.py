@@ -24,6 +24,7 @@ from bot.services import Services
 from core import documents, objections
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
+from core.errors import ValidationFailed
 from core.exports import results_export
 from core.models import (
     Case,
@@ -37,6 +38,7 @@ from core.models import (
     OutboxMessage,
     TaskItem,
 )
+from core.publication import correct_result
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
@@ -151,7 +153,9 @@ async def test_a_correction_that_changes_nothing_is_refused_004_art20(
     assert len(await versions(sessionmaker)) == 2
     assert await objection_state(sessionmaker) == "error_found"
     assert "须先更正" in await say(sessionmaker, clock, w.lead_liaison, f"答复 {CASE}")
-    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 已补报")
+    reply = await say(
+        sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 无需后续处置 已补报"
+    )
     assert "第 2 版" in reply
     reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 无问题 再次更正")
     assert "与已公示的结果相同，无需更正" in reply, reply
@@ -163,7 +167,9 @@ async def test_a_department_corrects_only_its_own_items_004_art3(sessionmaker, c
     卫健委's item, what its check covered, its methods and remarks stay as published; the
     objection is then corrected."""
     lead_item, other_item = w.items
-    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 经复查已补报")
+    reply = await say(
+        sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 无需后续处置 经复查已补报"
+    )
     assert "已更正公示结果" in reply and "第 2 版" in reply, reply
     *_, before, after = await versions(sessionmaker)
     assert (before.state, after.state, after.is_correction) == ("superseded", "published", True)
@@ -177,19 +183,28 @@ async def test_a_department_corrects_only_its_own_items_004_art3(sessionmaker, c
     assert await objection_state(sessionmaker) == "corrected"
 
 
-async def test_a_chat_correction_typing_no_follow_up_keeps_the_published_ones_004_art3_art20(
+async def test_a_chat_correction_to_nothing_found_keeping_an_order_to_correct_is_refused_004_art20(
     sessionmaker, clock, w
 ) -> None:
-    """004 第二十条, 第三条: the lead's 更正 to 未发现问题 typing no follow-up corrects its
-    conclusion, not what it ordered: its part's published 责令改正并跟踪 stands (as its
-    methods do), not silently replaced by 无需后续处置."""
+    """004 第二十条, 第三条: the lead's 更正 to 未发现问题 typing no follow-up keeps its part's
+    published follow-ups, but 责令改正并跟踪 orders a problem put right, and 未发现问题 found
+    none: refused, saying how to type the follow-up (not silently replaced); typed, the
+    correction carries no problem, handling or 责令改正."""
     reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 经复查已补报")
+    assert "不能选择“责令改正并跟踪”" in reply and "未发现问题 无需后续处置" in reply, reply
+    assert len(await versions(sessionmaker)) == 2
+    reply = await say(
+        sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 无需后续处置 经复查已补报"
+    )
     assert "已更正公示结果" in reply, reply
     *_, after = await versions(sessionmaker)
-    assert after.codes == ["1"] and "责令改正并跟踪" in after.followups
+    assert (after.codes, after.followups) == (["1"], ["无需后续处置"])
+    assert all(
+        problems == "" for _, _, problems in (await item_codes(sessionmaker, after)).values()
+    )
     async with sessionmaker() as s:
         parts = {p.department_id: p for p in await s.scalars(select(CasePart))}
-    assert parts[w.lead.id].followups == ["责令改正并跟踪"]
+    assert parts[w.lead.id].followups == ["无需后续处置"]
     assert parts[w.other.id].followups == ["无需后续处置"]
 
 
@@ -302,7 +317,7 @@ def nothing_found_form(tok: str, item: int, reason: str) -> list[tuple[str, str]
         item,
         followups="无需后续处置",
         reason=reason,
-        **{f"item.{item}.codes": "1", f"item.{item}.problems": ""},
+        **{f"item.{item}.codes": "1", f"item.{item}.problems": "", f"item.{item}.handling": ""},
     )
 
 
@@ -352,6 +367,73 @@ async def test_the_form_corrects_to_a_problem_category_through_core_004_art20(
     [event] = await audit_rows(sessionmaker, "case.result.corrected")
     assert event.data["reason"] == "经复查企业已于检查当日整改"
     assert await objection_state(sessionmaker) == "corrected"
+
+
+async def test_the_form_refuses_nothing_found_with_the_published_problem_text_004_art20(
+    client: TestClient, services: Services, w: World, sessionmaker
+) -> None:
+    """004 第二十条: the correction form shows the published 发现的问题 and 处理情况; ticking
+    未发现问题 over them is refused next to each field (a result of 未发现问题 has none), not
+    stored with the old text nor silently cleared; emptied, the version carries none."""
+    lead_item, _ = w.items
+    tok = token(services, w.lead_liaison, w.case)
+    kept = {
+        "followups": "无需后续处置",
+        f"item.{lead_item.id}.codes": "1",
+        f"item.{lead_item.id}.problems": "年报未公示",
+        f"item.{lead_item.id}.handling": "已责令补报",
+    }
+    resp = await client.post(CORRECTION_PATH, data=form(tok, lead_item.id, **kept))
+    html = await resp.text()
+    assert resp.status == 422, page_text(html)
+    for field, what in (("problems", "发现的问题"), ("handling", "处理情况")):
+        message = f"检查结果为“未发现问题”，不应填写{what}"
+        at = html.index(message)
+        assert html.rfind(f'name="item.{lead_item.id}.{field}"', 0, at) > html.rfind(
+            "<section", 0, at
+        )
+    assert "年报未公示</textarea>" in html  # the typed text is handed back
+    resp = await client.post(
+        CORRECTION_PATH,
+        data=form(tok, lead_item.id, **{**kept, "followups": "责令改正并跟踪"}),
+    )
+    assert resp.status == 422 and "不能选择“责令改正并跟踪”" in page_text(await resp.text())
+    assert len(await versions(sessionmaker)) == 2
+    resp = await client.post(
+        CORRECTION_PATH, data=nothing_found_form(tok, lead_item.id, "经复查企业已于检查前补报")
+    )
+    assert resp.status == 200, page_text(await resp.text())
+    *_, after = await versions(sessionmaker)
+    assert (after.codes, after.followups) == (["1"], ["无需后续处置"])
+    async with sessionmaker() as s:
+        row = await s.scalar(
+            select(ItemResult).where(
+                ItemResult.result_id == after.id, ItemResult.item_id == lead_item.id
+            )
+        )
+    assert row is not None and (row.codes, row.problems, row.handling) == (["1"], "", "")
+
+
+async def test_core_refuses_nothing_found_with_problem_text_on_every_path_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条: `correct_result` itself (which chat and the form reach) refuses an item of
+    未发现问题 with problems, naming the item; nothing is stored."""
+    lead_item, _ = w.items
+    async with sessionmaker() as s:
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        with pytest.raises(ValidationFailed) as err:
+            await correct_result(
+                acting(ctx, w.lead_liaison),
+                CASE,
+                reason="经复查企业已于检查前补报",
+                codes=["1"],
+                methods=None,
+                followups=["无需后续处置"],
+                item_results=[{"item_id": lead_item.id, "codes": ["1"], "problems": "年报未公示"}],
+            )
+    assert err.value.message.startswith(f"“{lead_item.name}”检查结果为“未发现问题”，不应填写发现")
+    assert len(await versions(sessionmaker)) == 2
 
 
 async def test_the_form_refuses_an_unchanged_correction_and_a_missing_reason_004_art20(
@@ -544,7 +626,9 @@ async def test_the_year_report_counts_a_correction_for_the_department_that_made_
     corrects it) with 000 §十三 (each department's yearly assessment): the lead's correction is
     the lead's, and the objection is counted for the lead that handles it — 卫健委, whose part
     was not corrected, is credited neither (both used to count for every department)."""
-    await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 经复查已补报")
+    await say(
+        sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 无需后续处置 经复查已补报"
+    )
     reply = await say(sessionmaker, clock, w.lead_leader, "年度考核 2026")
     lines = {line.split("**")[1]: line for line in reply.splitlines() if line.startswith("- **")}
     assert "异议 1，更正 1" in lines["县市场监督管理局"], reply
@@ -807,7 +891,11 @@ async def test_the_form_corrects_the_own_items_to_nothing_found_beside_a_problem
         token(services, w.lead_liaison, w.case),
         lead_item.id,
         followups="无需后续处置",
-        **{f"item.{lead_item.id}.codes": "1", f"item.{lead_item.id}.problems": ""},
+        **{
+            f"item.{lead_item.id}.codes": "1",
+            f"item.{lead_item.id}.problems": "",
+            f"item.{lead_item.id}.handling": "",
+        },
     )
     resp = await client.post(CORRECTION_PATH, data=posted)
     assert resp.status == 200, page_text(await resp.text())
@@ -822,7 +910,9 @@ async def test_the_case_names_each_version_as_the_review_page_does_004_art20(
     """004 第二十条 (corrections are new versions): `案件` read “第 1 版（第 2 次录入，…）”, which
     a reviewer could not make sense of. Each version is named as the review page names it (第 N
     版, （更正）), its state and which entry of the case it was, and a line says how both count."""
-    await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 经复查已补报")
+    await say(
+        sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 无需后续处置 经复查已补报"
+    )
     shown = await say(sessionmaker, clock, w.other_liaison, f"案件 {CASE}")
     assert "- 第 1 版 · 已被更正 · 本案第 2 次录入：" in shown, shown
     assert "- 第 2 版（更正） · 已公示 · 本案第 3 次录入：" in shown

@@ -221,6 +221,10 @@ async def test_problem_categories_with_referral(
             "“违反县卫生健康委员会相关规定”",
         ),
         ({"ITEM.codes": []}, "items", "请至少为一项检查事项选择检查结果"),
+        # 未发现问题 (1) carries no problem, handling or 责令改正: refused, never cleared
+        ({"ITEM.problems": "年报未公示"}, "ITEM.problems", "“未发现问题”，不应填写发现的问题"),
+        ({"ITEM.handling": "责令补报"}, "ITEM.handling", "“未发现问题”，不应填写处理情况"),
+        ({"followups": "责令改正并跟踪"}, "followups", "不能选择“责令改正并跟踪”"),
         ({"referral_kind": "移送司法机关"}, "referral_to", "请填写接收单位"),
         ({"referral_kind": "移送司法机关"}, "referral_content", "请填写移送内容"),
         (
@@ -700,9 +704,7 @@ async def test_each_department_enters_its_own_items_and_others_are_carried_over(
     assert await case_state(sessionmaker) == "part_entered"
     page = page_text(await (await client.get(RESULT_PATH, params={"t": a_tok})).text())
     assert "公共场所卫生检查（县卫生健康委员会）：发现问题已责令改正" in page
-    again = await client.post(
-        RESULT_PATH, data=fields(a_tok, lead_item.id, followups="责令改正并跟踪")
-    )
+    again = await client.post(RESULT_PATH, data=fields(a_tok, lead_item.id))
     assert again.status == 200, page_text(await again.text())
     assert await case_state(sessionmaker) == "submitted"
     [_, latest] = await results(sessionmaker)
@@ -1205,16 +1207,16 @@ async def test_a_national_code_stored_by_chat_shows_and_round_trips_when_returne
         people = {o.id: o for o in await session.scalars(select(Officer))}
         # 公安's part, then the lead's; the case conclusion merges the items (谁检查、谁录入)
         entries = (
-            (world.b1, police_item, ["A", "G"], "未按规定登记"),
-            (world.a1, lead_item, ["1"], ""),
+            (world.b1, police_item, ["A", "G"], "未按规定登记", "责令改正并跟踪"),
+            (world.a1, lead_item, ["1"], "", "无需后续处置"),
         )
-        for officer, item, codes, problems in entries:
+        for officer, item, codes, problems, followup in entries:
             await submit_result(
                 acting(ctx, people[officer.id]),
                 world.case.code,
                 codes=["A", "G"],
                 methods=["实地检查"],
-                followups=["责令改正并跟踪"],
+                followups=[followup],
                 inspected_on=dt.date(2026, 3, 5),
                 item_results=[{"item_id": item.id, "codes": codes, "problems": problems}],
             )
@@ -1406,10 +1408,10 @@ async def test_the_page_after_a_submit_shows_what_was_stored_as_a_fresh_link_doe
         liaison = await session.get(Officer, world.lead_liaison.id)
         await review_result(acting(ctx, liaison), world.case.code, False, "缺少现场照片")
         await session.commit()
-    changed = {"remarks": "已补充说明", "followups": "责令改正并跟踪"}
+    changed = {"remarks": "已补充说明", "followups": "其他"}
     again = await posted_and_fresh({**entry, **changed})
     assert await case_state(sessionmaker) == "part_entered"
-    for pair in [("remarks", "已补充说明"), ("followups", "责令改正并跟踪"), *stored[:2]]:
+    for pair in [("remarks", "已补充说明"), ("followups", "其他"), *stored[:2]]:
         assert pair in again, pair
     assert ("followups", "无需后续处置") not in again
 

@@ -248,6 +248,19 @@ async def test_a_department_that_referred_the_case_names_the_referral_as_follow_
         assert result is not None and result.followups == ["移送办案机构"]
 
 
+async def test_nothing_found_with_an_order_to_correct_is_refused_in_chat_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """未发现问题 found nothing to put right: `提交 … 未发现问题 责令改正并跟踪` is refused, as
+    the form refuses it, saying to type 无需后续处置 (a 移送 typed after it stands, above)."""
+    d = make_dispatcher(sessionmaker, clock)
+    text = f"提交 {CASE} 未发现问题 责令改正并跟踪 今天"
+    rows = await send(sessionmaker, d, text_event(w.a1.code, text))
+    reply = to_officer(rows, w.a1.id)
+    assert "不能选择“责令改正并跟踪”" in reply and "未发现问题 无需后续处置" in reply, reply
+    assert await count(sessionmaker, CaseResult) == 0
+
+
 @pytest.mark.parametrize(
     ("others_in", "to_do"),
     [
