@@ -7,6 +7,7 @@ in words, which `refer` resolves."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import select
 
@@ -36,6 +37,14 @@ REFERRAL_KINDS = ("移送办案机构", "抄告相关部门", "移送司法机�
 # higher authority): nobody there signs in the system, so the lead department, which hands
 # suspected crimes to the judiciary (001 第十七条), is told and follows it up.
 OUTSIDE_KINDS = ("移送司法机关", "其他")
+JUDICIAL_KIND = "移送司法机关"
+# what officers call the judiciary's bodies (a level before them or not): a chat 移送 names no
+# kind, so a receiver so named is 移送司法机关 unless it is one of the county's departments
+_JUDICIARY = re.compile(
+    r"[县旗区市州盟]?(?:公安机关|公安分?局|公安|派出所|司法机关|检察机关|(?:人民)?检察院|(?:人民)?法院)"
+)
+# the refusal's pointer for a receiver that is no department
+_JUDICIARY_WORDS = "移送司法机关的，接收单位写“公安机关”或“人民检察院”"
 
 
 # who may refer, for the refusal and the 帮助 line alike
@@ -207,7 +216,23 @@ async def receiver(ctx: Ctx, kind: str, text: str) -> tuple[str, Department | No
         return to, found[0]
     if kind in OUTSIDE_KINDS:
         return text, None
-    raise ValidationFailed(department_names.unknown(departments, text), field="referral_to")
+    pointer = (
+        f"移送{text}的，移送方式请选“{JUDICIAL_KIND}”"
+        if _JUDICIARY.fullmatch(text)
+        else _JUDICIARY_WORDS
+    )
+    raise ValidationFailed(
+        f"{department_names.unknown(departments, text)}；{pointer}", field="referral_to"
+    )
+
+
+async def chat_kind(ctx: Ctx, text: str) -> str:
+    """The kind of a chat `移送`, which names none: 移送司法机关 when the receiver is the
+    judiciary's (公安机关, 县人民检察院) and no county department, else 移送办案机构."""
+    if not _JUDICIARY.fullmatch(text.strip()):
+        return KIND
+    departments = list(await ctx.session.scalars(select(Department)))
+    return KIND if department_names.named(departments, text) else JUDICIAL_KIND
 
 
 async def _signed_already(ctx: Ctx, case: Case, department_id: int) -> None:

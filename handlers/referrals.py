@@ -10,7 +10,8 @@ async def refer(ctx: HandlerCtx, args: Args) -> None:
     code, clue = args.code(0), args.rest_after(2)
     if code is None or not clue:
         raise UsageError("移送须写明案件号、接收部门和线索。")
-    referral = await referrals.refer(ctx.core, code, args.words[1], clue)
+    kind = await referrals.chat_kind(ctx.core, args.words[1])
+    referral = await referrals.refer(ctx.core, code, args.words[1], clue, kind)
     stale = await referrals.stale_followup(ctx.core, referral)
     await ctx.say("cmd_referred.md.j2", code=code, referral=referral, stale=stale)
 

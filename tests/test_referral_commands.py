@@ -67,9 +67,39 @@ async def test_referral_reaches_the_department_and_is_acknowledged_004_art21(
 async def test_referral_to_an_unknown_department_says_how_to_name_one(
     sessionmaker, clock, w
 ) -> None:
+    """… and, as a body outside the county's departments may be the judiciary, the words that
+    name it (it was refused with no pointer)."""
     d = make_dispatcher(sessionmaker, clock)
     text = bodies(await send(sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} 某局 线索")))
     assert "找不到部门“某局”" in text and "简称或代码" in text
+    assert "移送司法机关的，接收单位写“公安机关”或“人民检察院”" in text
+
+
+@pytest.mark.parametrize("receiver", ["公安机关", "县人民检察院", "公安局"])
+async def test_a_referral_to_the_judiciary_is_the_leads_to_hand_over_001_art17(
+    sessionmaker, clock, w, receiver
+) -> None:
+    """001 第十七条 (涉嫌犯罪的，由牵头部门负责移送司法机关): `移送 案件号 公安机关 线索` was
+    refused as an unknown department with no word of what to write; the result form calls it
+    移送司法机关. A body of the judiciary that is no county department is kept as typed, the
+    lead department is told, and nobody is asked to sign."""
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(
+        sessionmaker, d, text_event(w.a1.code, f"移送 {CASE} {receiver} 涉嫌生产假药")
+    )
+    reply = bodies([r for r in rows if r.destination.get("officer_id") == w.a1.id])
+    assert f"已移送：{CASE}" in reply and f"接收单位：{receiver}（移送司法机关）" in reply, reply
+    assert "由牵头部门负责移送" in reply and "已通知该部门签收" not in reply
+    async with sessionmaker() as s:
+        [referral] = await s.scalars(select(Referral))
+    assert (referral.kind, referral.to_department, referral.to_department_id) == (
+        "移送司法机关",
+        receiver,
+        None,
+    )
+    lead = [r for r in rows if r.destination.get("department_id") == w.lead.id]
+    assert lead and "移送司法机关" in lead[0].message["title"]
+    assert not [r for r in rows if r.destination.get("department_id") == w.other.id]
 
 
 async def test_a_referral_may_name_the_department_informally_004_art21(
