@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +26,7 @@ from core.imports.flow import (
     Progress,
     assign,
     check_file,
+    kept_note,
     load_departments,
     run_import,
     unkeyed_note,
@@ -73,11 +74,20 @@ class _Lookups:
     items: dict[tuple[int, str], Item]  # (department id, upper code) → current item
     regions: set[str]
     cap: str  # the county's cap for general items without their own
+    # the year's stored plan rows' scopes, by 计划编号: kept by a file without the column
+    stored_scopes: dict[str, dict[str, list[str]]]
     # drawable targets in each row's scope (`_scope_key`), counted by the pool's own filter
-    sizes: dict[tuple[tuple[str, ...], ...], int]
+    sizes: dict[tuple[tuple[str, ...], ...], int] = field(default_factory=dict)
 
     def in_scope(self, scope: dict[str, list[str]]) -> int:
         return self.sizes.get(_scope_key(scope), 0)
+
+    def scope_of(self, row: Row) -> dict[str, list[str]]:
+        """The row's target range; a file without the column keeps a stored row's (an absent
+        column is no empty one: a plan for 餐饮服务 would become one for every target)."""
+        if row.layout.has("scope"):
+            return _scope(split_multi(row.get("scope")), self.regions)
+        return self.stored_scopes.get(nfkc(row.get("code")).upper(), {})
 
 
 def _scope_key(scope: dict[str, list[str]]) -> tuple[tuple[str, ...], ...]:
@@ -225,7 +235,7 @@ def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
     # missing from the item lists would blame the item, not the department
     items = _row_items(row, look, lead, participants) if resolved else []
     ratio, count = _parse_amount(row)
-    scope = _scope(split_multi(row.get("scope")), look.regions)
+    scope = look.scope_of(row)
     size = look.in_scope(scope) if count else 0
     _check_cap(row, ratio, count, items, look.cap, size)
     return {
@@ -310,20 +320,22 @@ async def import_plan(
     async def prepare(_sheet: Sheet) -> None:
         items = await ctx.session.scalars(select(Item).where(Item.current.is_(True)))
         regions = {r for r in await ctx.session.scalars(select(Target.region).distinct()) if r}
-        layout = Layout(_sheet, PLAN_COLUMNS)
-        rows = [Row(layout, line, cells) for line, cells in _sheet.rows]
-        scopes = [  # the rows drawing a count: a ratio is compared with the cap as it is
-            _scope(split_multi(row.get("scope")), regions)
-            for row in rows
-            if _COUNT.fullmatch(nfkc(row.get("ratio")))
-        ]
-        state["look"] = _Lookups(
+        stored = await ctx.session.execute(
+            select(PlanEntry.code, PlanEntry.scope).where(PlanEntry.year == year)
+        )
+        look = state["look"] = _Lookups(
             await load_departments(ctx.session),
             {(i.department_id, i.code.upper()): i for i in items},
             regions,
             ctx.rules.general_item_ratio_cap,
-            await _scope_sizes(ctx.session, scopes),
+            {code: scope for code, scope in stored},
         )
+        layout = Layout(_sheet, PLAN_COLUMNS)
+        rows = [Row(layout, line, cells) for line, cells in _sheet.rows]
+        scopes = [  # the rows drawing a count: a ratio is compared with the cap as it is
+            look.scope_of(row) for row in rows if _COUNT.fullmatch(nfkc(row.get("ratio")))
+        ]
+        look.sizes = await _scope_sizes(ctx.session, scopes)
 
     def check(sheet: Sheet, layout: Layout) -> Checked:
         report.file_error = _other_years(sheet, layout, year)  # stops run_import before writing
@@ -342,6 +354,7 @@ async def import_plan(
             for e in await ctx.session.scalars(select(PlanEntry).where(PlanEntry.year == year))
         }
         inserted = updated = 0
+        scoped = [r["code"] for r in checked.good() if (e := existing.get(r["code"])) and e.scope]
         for rec in checked.good():
             entry = existing.pop(rec["code"], None)
             if entry is None:
@@ -363,6 +376,7 @@ async def import_plan(
             report.notes.append(unkeyed_note(lines, "计划编号", "计划", "删除", kept))
             existing.clear()
         await _drop_left_out(ctx, list(existing.values()), report)
+        report.notes.extend(kept_note(checked.layout, ("scope",), "计划", scoped))
         await ctx.session.flush()
         return inserted, updated
 

@@ -19,6 +19,7 @@ from core.imports.flow import (
     chunks,
     core_connection,
     expire_loaded,
+    kept_note,
     load_departments,
     run_import,
 )
@@ -87,6 +88,7 @@ async def import_exclusions(
     updates the reason. Matching is done here, not by ON CONFLICT, because a missing
     department is NULL and NULLs never conflict in a unique constraint."""
     state: dict[str, Any] = {}
+    report = ImportReport(kind="exclusions", file_name=Path(path).name, skip_invalid=skip_invalid)
 
     async def prepare(_sheet: Sheet) -> None:
         state["departments"] = await load_departments(ctx.session)
@@ -122,11 +124,21 @@ async def import_exclusions(
             ).all()
         }
         new = [r for r in records if _exclusion_key(r) not in existing]
+        stored = [r for r in records if _exclusion_key(r) in existing]
+        # a file without 原因 leaves the stored reasons as they are
         changed = [
             {"b_id": existing[_exclusion_key(r)][0], "reason": r["reason"]}
-            for r in records
-            if _exclusion_key(r) in existing and existing[_exclusion_key(r)][1] != r["reason"]
+            for r in stored
+            if checked.layout.has("reason") and existing[_exclusion_key(r)][1] != r["reason"]
         ]
+        report.notes.extend(
+            kept_note(
+                checked.layout,
+                ("reason",),
+                "记录",
+                [r["uscc"] for r in stored if existing[_exclusion_key(r)][1]],
+            )
+        )
         done = 0
         for chunk in chunks(new):
             await conn.execute(table.insert(), chunk)
@@ -153,6 +165,7 @@ async def import_exclusions(
         check=check,
         prepare=prepare,
         write=write,
+        report=report,
         skip_invalid=skip_invalid,
         rejects_path=rejects_path,
         progress=progress,

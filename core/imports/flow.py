@@ -38,6 +38,7 @@ from core.models import Department
 Progress = Callable[[int, int | None], None]
 
 CHUNK = 2000  # rows per bulk statement; keeps IN lists far below SQLite's variable limit
+KEPT_SHOWN = 10  # stored rows a note names before it counts the rest
 KIND_ZH = {
     "targets": "检查对象",
     "inspectors": "执法检查人员",
@@ -221,6 +222,20 @@ def unkeyed_note(
         f"{at}的{key_label}为空，无法确定是哪一项，以下{what}本次未{verb}，"
         f"请改正该行后重新导入：{'、'.join(kept)}"
     )
+
+
+def kept_note(layout: Layout, fields: Sequence[str], what: str, keys: Sequence[str]) -> list[str]:
+    """The stored values an import left as they were because the file has no column for them
+    (an absent column is not a column of blanks), naming the rows, for the report; [] when the
+    file has every such column or names no stored row."""
+    absent = [layout.header[f] for f in fields if not layout.has(f)]
+    if not absent or not keys:
+        return []
+    shown = "、".join(keys[:KEPT_SHOWN]) + (f" 等 {len(keys)} 条" if len(keys) > KEPT_SHOWN else "")
+    return [
+        f"文件中没有“{'”“'.join(absent)}”列，以下已有{what}的这些内容保持原值"
+        f"（要清空，请加上该列并留空）：{shown}"
+    ]
 
 
 def default_rejects_path(path: Path) -> Path:

@@ -20,6 +20,7 @@ from core.imports.flow import (
     ImportReport,
     Progress,
     check_file,
+    kept_note,
     load_departments,
     run_import,
     unkeyed_note,
@@ -66,9 +67,14 @@ ITEM_COLUMNS = (
 )
 
 _ITEM_CONTENT = ("name", "category", "target_scope", "method", "basis", "ratio_cap")
+# a file without one of these columns leaves a stored item's value as it is (an empty cell in
+# the column clears it): a list re-imported without 抽查比例上限 dropped 5% caps to the county's
+KEPT_IF_ABSENT = ("target_scope", "method", "basis", "ratio_cap")
 
 
-def _check_item(row: Row, departments: Departments, general_cap: Decimal) -> dict[str, Any]:
+def _check_item(
+    row: Row, departments: Departments, general_cap: Decimal, stored: dict[tuple[int, str], Item]
+) -> dict[str, Any]:
     dept_id = departments.find(row, "department", required=True)
     code = nfkc(row.get("code"))
     if not code:
@@ -86,7 +92,7 @@ def _check_item(row: Row, departments: Departments, general_cap: Decimal) -> dic
             if row.get("category")
             else "事项类别为空，请填 重点 或 一般",
         )
-    return {
+    record = {
         "department_id": dept_id,
         "code": code,
         "name": name,
@@ -96,6 +102,13 @@ def _check_item(row: Row, departments: Departments, general_cap: Decimal) -> dic
         "basis": row.get("basis"),
         "ratio_cap": _ratio_cap(row, category, general_cap),
     }
+    old = stored.get((dept_id, code.upper())) if dept_id is not None else None
+    if old is not None:
+        for f in KEPT_IF_ABSENT:
+            # a key item has no cap (002 二(二)): an item made key keeps none
+            if not row.layout.has(f) and (f != "ratio_cap" or category == "general"):
+                record[f] = getattr(old, f)
+    return record
 
 
 def _ratio_cap(row: Row, category: str | None, general_cap: Decimal) -> str:
@@ -146,12 +159,16 @@ async def import_items(
 
     async def prepare(_sheet: Sheet) -> None:
         state["departments"] = await load_departments(ctx.session)
+        state["stored"] = {
+            (i.department_id, i.code.upper()): i
+            for i in await ctx.session.scalars(select(Item).where(Item.current.is_(True)))
+        }
 
     def check(sheet: Sheet, layout: Layout) -> Checked:
         return check_file(
             sheet,
             layout,
-            lambda row: _check_item(row, state["departments"], general_cap),
+            lambda row: _check_item(row, state["departments"], general_cap, state["stored"]),
             lambda r: (r["department_id"], r["code"].upper()),
             "code",
             "同一部门的事项编码",
@@ -169,6 +186,13 @@ async def import_items(
             key = (i.department_id, i.code.upper())
             latest[key] = max(latest.get(key, 0), i.version)
         inserted = updated = 0
+        # the stored items whose values the file's absent columns left as they were
+        unchanged_by_absence = [
+            r["code"]
+            for r in records
+            if (old := current.get((r["department_id"], r["code"].upper())))
+            and any(getattr(old, f) for f in KEPT_IF_ABSENT if not checked.layout.has(f))
+        ]
         for rec in records:
             key = (rec["department_id"], rec["code"].upper())
             old = current.pop(key, None)
@@ -191,6 +215,7 @@ async def import_items(
             kept = sorted(current.pop(key).code for key in unknown)
             report.notes.append(unkeyed_note(lines, "事项编码", "事项", "移除", kept))
         await _retire(ctx.session, list(current.values()), state["departments"], report)
+        report.notes.extend(kept_note(checked.layout, KEPT_IF_ABSENT, "事项", unchanged_by_absence))
         await ctx.session.flush()
         if progress is not None:
             progress(len(records), len(records))
