@@ -255,6 +255,29 @@ async def test_starting_a_plan_row_with_a_participant_nobody_answers_for_changes
         assert list(await s.scalars(select(PlanEntry.task_id))) == [None, None]
 
 
+async def test_the_invitation_says_a_list_without_key_items_is_taken_whole_002_2_2(
+    ctx: Ctx,
+) -> None:
+    """002 二(二) (key and general items): a plain 接受 takes the department's key items, or
+    its whole list when the list has none; the invitation says which. It said 按重点事项 to a
+    department with no key item, whose plain 接受 then took every item with no word of why."""
+    c = await _county(ctx)
+    general_only = await ctx.session.get(Item, c.items["WJ-02"].id)
+    assert general_only is not None
+    general_only.category = "general"
+    lead = f.as_actor(ctx, c.people["GA001"])
+    await opening.open_consultation(lead, await _create(lead, c, "GA"), [c.deps["WJ"].id])
+    texts = [
+        OutMessage.model_validate(r.message).body
+        for r in await ctx.session.scalars(select(OutboxMessage))
+        if r.destination.get("department_id") == c.deps["WJ"].id
+        or r.destination.get("officer_id") in (c.people["WJ001"].id, c.people["WJ900"].id)
+    ]
+    assert texts
+    for text in texts:
+        assert "不写则按本部门全部事项参加" in text and "按重点事项" not in text
+
+
 # ---------------------------------------------------------------- defect 1: the planned items
 
 
