@@ -198,12 +198,16 @@ async def _objections(
 async def _tasks_in_scope(
     session: AsyncSession, department_id: int | None
 ) -> tuple[str, list[JointTask]]:
-    """Tasks in progress, all or those the department leads or was invited to; with the
+    """Tasks in progress, all or those the department leads or takes part in (invited and
+    not declined: 000 §七, a department that declined has no part in the task); with the
     scope's name ("全部部门" when not filtered)."""
     query = select(JointTask).where(JointTask.state.in_(TASKS_IN_PROGRESS))
     name = "全部部门"
     if department_id is not None:
-        invited = select(Invitation.task_id).where(Invitation.department_id == department_id)
+        invited = select(Invitation.task_id).where(
+            Invitation.department_id == department_id,
+            Invitation.state.in_((InvitationState.PENDING, InvitationState.ACCEPTED)),
+        )
         query = query.where(
             or_(JointTask.lead_department_id == department_id, JointTask.id.in_(invited))
         )

@@ -30,7 +30,15 @@ from core.changes import Ctx
 from core.charts import render_chart
 from core.clock import FixedClock
 from core.messages import Destination, OutMessage, Platform
-from core.models import ChatBinding, Officer, OutboxMessage, PlatformAccount, StoredImage
+from core.models import (
+    ChatBinding,
+    Invitation,
+    Officer,
+    OutboxMessage,
+    PlatformAccount,
+    StoredImage,
+)
+from core.states import InvitationState
 from core.summary import ChartData, enqueue_daily_summaries, requested_summary
 from tests import factories as f
 from tests.case_factories import World, at_day, build_world
@@ -151,6 +159,25 @@ async def test_a_leader_with_nothing_in_progress_gets_no_daily_summary(
     rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
     assert not [r for r in rows if r.destination.get("officer_id") == idle.id]
     [asked] = await requested_summary(ctx, DAY, idle.department_id)
+    assert "暂无进行中的联合抽查任务" in asked.body
+
+
+async def test_a_department_that_declined_gets_no_daily_summary_of_the_task_000_s7(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """000 §七: a department that declined (or let its invitation lapse) takes no part in the
+    task; its leader was sent the task's figures and chart every working day regardless."""
+    w = await summary_world(ctx, session)
+    invitation = await session.scalar(select(Invitation).where(Invitation.task_id == w.task.id))
+    assert invitation is not None
+    invitation.state = InvitationState.DECLINED
+    invitation.reason = "本月人员集中参加专项整治，无法抽调"
+    await session.commit()
+    assert await enqueue_daily_summaries(ctx, DAY) == 1
+    await session.commit()
+    rows = (await session.scalars(select(OutboxMessage))).all()
+    assert {r.destination.get("officer_id") for r in rows} == {w.lead_leader.id}
+    [asked] = await requested_summary(ctx, DAY, w.other.id)
     assert "暂无进行中的联合抽查任务" in asked.body
 
 
