@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -21,6 +22,11 @@ from core.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
 APPENDED = "audit_appended"  # session.info key: this transaction holds the chain head's lock
+# session.info key: a transaction that only read until now (a page shown) and writes nothing but
+# audit rows (a refusal) takes the database's one writer through this before its first append,
+# as every writer takes it before it starts (bot: Services.write_gate); a Callable[[],
+# Awaitable[Any]], awaited once
+WRITER = "audit_writer"
 
 
 def canonical(obj: Any) -> str:
@@ -70,6 +76,9 @@ async def append(
 ) -> None:
     """Append one event. Locks the chain head so concurrent writers stay in one chain."""
     data = json.loads(canonical(data or {}))  # normalise so the stored JSON hashes the same
+    writer: Callable[[], Awaitable[Any]] | None = session.info.pop(WRITER, None)
+    if writer is not None:
+        await writer()
     last_id, last_hash = await _locked_head(session)
     event_id = last_id + 1
     digest = row_hash(last_hash, event_id, at, actor, action, subject, data)

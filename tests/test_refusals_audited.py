@@ -6,6 +6,7 @@ link naming nobody are refused without an audit row. README "Access" states the 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 
@@ -15,15 +16,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.pages.base import csrf_token
-from bot.pages.result import result_link
+from bot.pages.links import page_link
+from bot.pages.result import CORRECTION_PATH, RESULT_PATH, result_link
 from bot.pages.review import review_link
 from bot.services import Services
 from core import access
+from core.audit import verify_chain
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.errors import PermissionDenied
 from core.models import AuditEvent, Department, Officer
 from core.rules import Rules
+from handlers.forms import RESULT_FILE_PATH
 from handlers.review_page import REVIEW_PATH
 from tests import factories as f
 from tests.case_factories import World, build_world
@@ -193,3 +197,39 @@ async def test_a_refusal_after_writes_undoes_them_and_stays_on_record(
 
 async def audit_rows(session: AsyncSession) -> list[AuditEvent]:
     return list(await session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+async def test_concurrent_refusals_of_read_pages_are_each_audited_in_one_chain(
+    client: TestClient, services: Services, world: World, sessionmaker
+) -> None:
+    """Issue 11: every audit append queues like every other write, GET pages included. The
+    correction page (004 第二十条) asked for its two photos at once from the result's file
+    route, which refused the correction link; the two refusals were audited side by side on
+    SQLite and one died on `UNIQUE constraint failed: audit_event.id` (a 500). Here every kind
+    of read page refusal comes at once over real HTTP: a link for another page, refused by
+    the route, and an officer the page itself refuses."""
+    correction = token_of(
+        page_link(services, world.lead_liaison.id, "correction", f"case:{world.case.id}")
+    )
+    outsider = token_of(result_link(services, world.outsider.id, world.case.id))
+    inspector = token_of(review_link(services, world.a1.id, world.case.id))
+    requests = [
+        (RESULT_FILE_PATH, {"t": correction, "a": "1"}),
+        (RESULT_PATH, {"t": outsider}),
+        (REVIEW_PATH, {"t": inspector}),
+        (CORRECTION_PATH, {"t": outsider}),
+    ] * 8
+
+    async def get(path: str, params: dict[str, str]) -> int:
+        resp = await client.get(path, params=params)
+        await resp.read()
+        return resp.status
+
+    statuses = await asyncio.gather(*(get(path, params) for path, params in requests))
+    assert statuses == [403] * len(requests)
+    assert len(await denials(sessionmaker)) == len(requests)
+    async with sessionmaker() as s:
+        assert await verify_chain(s) == []

@@ -13,6 +13,7 @@ import hmac
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import Services
 from core import access, officers, sqlite_async
+from core import audit as audit_log
 from core.attachments import Upload
 from core.errors import DomainError, PermissionDenied
 from core.links import MISMATCH, LinkClaims, verify_link
@@ -275,8 +277,12 @@ class SignedPages:
         """Verify the token, run the handler in one transaction and commit; a refusal before
         or outside the handler's own checks becomes the denied page. `write` (a form post)
         queues the transaction behind the other writers on SQLite (Services.write_gate),
-        which would otherwise refuse a concurrent one with "database is locked". A page's
-        statements are small: on SQLite they run on the loop's thread (sqlite_async.inline).
+        which would otherwise refuse a concurrent one with "database is locked". A page that
+        only reads is not queued (WAL lets it read beside a writer), until it writes the audit
+        row of a refusal: it takes the gate then (core.audit.WRITER), before the chain head is
+        read, and keeps it to its commit; two refusals side by side took the same audit id
+        (the correction page's photos, each refused). A page's statements are small: on
+        SQLite they run on the loop's thread (sqlite_async.inline).
 
         Every refusal of an officer the genuine link names is audited through
         access.denials_on_record, as in chat: a link for another page or object, a
@@ -284,9 +290,8 @@ class SignedPages:
         refused before the page ran: a stale form). A forged or expired link names nobody we
         can trust: refused, not audited. `typed`: a post's free text, shown back when the link
         expired while the form was open."""
-        gate = self.services.write_gate() if write or refusal else contextlib.nullcontext()
         with sqlite_async.inline():
-            return await self._serve(gate, token, obj_kind, action, handler, refusal, write, typed)
+            return await self._serve(token, obj_kind, action, handler, refusal, write, typed)
 
     async def serve_post(
         self, post: Posted, obj_kind: str, action: str, handler: PageHandler
@@ -305,7 +310,6 @@ class SignedPages:
 
     async def _serve(
         self,
-        gate: contextlib.AbstractAsyncContextManager[Any],
         token: str,
         obj_kind: str,
         action: str,
@@ -314,7 +318,13 @@ class SignedPages:
         write: bool,
         typed: Typed,
     ) -> web.Response:
-        async with gate, self.services.sessionmaker() as session:
+        async with contextlib.AsyncExitStack() as held, self.services.sessionmaker() as session:
+            # released after the session ends, so the gate covers the commit
+            gate = partial(held.enter_async_context, self.services.write_gate())
+            if write or refusal:
+                await gate()
+            else:
+                session.info[audit_log.WRITER] = gate
             try:
                 claims = verify_link(
                     self.services.link_secret, token, self.services.clock.now().timestamp()
