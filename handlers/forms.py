@@ -36,7 +36,9 @@ from handlers.pages import Page, PageCtx, denied, first, page
 
 RawForm = dict[str, list[str]]  # posted field name -> values, echoed back on an error
 FILES = "attachments"  # the form field of the files, and where their errors are shown
-RESULT_FILE_PATH = "/h5/result/file"  # an attachment, opened with the form's own link token
+# an attachment, opened with the form's own link token (a link opens its own action's page only)
+RESULT_FILE_PATH = "/h5/result/file"
+CORRECTION_FILE_PATH = "/h5/correction/file"
 MAX_TEXT = 2000  # characters of one text field
 
 
@@ -263,6 +265,7 @@ def _form_page(
     """The result form, or (`correction`) the correction form of a published result;
     `corrected`: the correction just made, shown read-only (a further one starts afresh)."""
     errors = errors or {}
+    files_path = CORRECTION_FILE_PATH if correction else RESULT_FILE_PATH
     return page(
         "result_form.html",
         status,
@@ -293,8 +296,8 @@ def _form_page(
             {c for key, codes in raw.items() if key.endswith(".codes") for c in codes}
         ),
         files=_file_choices(sheet, raw),
-        other_parts=_other_parts(pc, sheet),
-        attachments=file_links(pc, sheet, RESULT_FILE_PATH),
+        other_parts=_other_parts(pc, sheet, files_path),
+        attachments=file_links(pc, sheet, files_path),
         limits=limits,
     )
 
@@ -338,7 +341,7 @@ class OtherPart:
     files: list[FileLink]
 
 
-def _other_parts(pc: PageCtx, sheet: CaseSheet) -> list[OtherPart]:
+def _other_parts(pc: PageCtx, sheet: CaseSheet, files_path: str) -> list[OtherPart]:
     names = {p.department.id: p.department.name for p in sheet.items}
     files = sheet.files_of(False)
     found = []
@@ -352,7 +355,7 @@ def _other_parts(pc: PageCtx, sheet: CaseSheet) -> list[OtherPart]:
                 list(part.methods),
                 list(part.followups),
                 part.remarks,
-                file_links(pc, sheet, RESULT_FILE_PATH, theirs),
+                file_links(pc, sheet, files_path, theirs),
             )
         )
     return found
@@ -394,17 +397,29 @@ async def submit_result_form(pc: PageCtx, case_id: int, raw: RawForm, files: Fil
 
 async def result_file(pc: PageCtx, case_id: int, attachment_id: int, store: FileStore) -> Page:
     """One attachment of the case, for a group member."""
-    return await refusals_on_record(
-        pc,
-        attachment_page(pc, case_forms.entry_sheet(pc.core, case_id), attachment_id, store),
-        writes=False,
+    return await attachment_page(pc, case_forms.entry_sheet(pc.core, case_id), attachment_id, store)
+
+
+async def correction_file(pc: PageCtx, case_id: int, attachment_id: int, store: FileStore) -> Page:
+    """One attachment of the published result, for whoever may correct it (004 第二十条)."""
+    return await attachment_page(
+        pc, case_forms.correction_sheet(pc.core, case_id), attachment_id, store
     )
 
 
 async def attachment_page(
     pc: PageCtx, sheet_of: Awaitable[CaseSheet], attachment_id: int, store: FileStore
 ) -> Page:
-    """A file of the case whose sheet the officer may see (the sheet checks who they are)."""
+    """A file of the case whose sheet the officer may see (the sheet checks who they are);
+    a refusal is audited."""
+    return await refusals_on_record(
+        pc, _attachment(pc, sheet_of, attachment_id, store), writes=False
+    )
+
+
+async def _attachment(
+    pc: PageCtx, sheet_of: Awaitable[CaseSheet], attachment_id: int, store: FileStore
+) -> Page:
     found = await case_forms.attachment(pc.core, await sheet_of, attachment_id)
     if not store.has(found.sha256):
         raise NotFound("附件文件已不在服务器上，请联系管理员。")

@@ -4,7 +4,6 @@ the same `review_result` as the chat's 通过 / 退回."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -110,9 +109,8 @@ async def submit_review(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
 
 
 async def review_file(pc: PageCtx, case_id: int, attachment_id: int, store: FileStore) -> Page:
-    sheet: Awaitable[CaseSheet] = case_forms.review_sheet(pc.core, case_id)
-    return await refusals_on_record(
-        pc, attachment_page(pc, sheet, attachment_id, store), writes=False
+    return await attachment_page(
+        pc, case_forms.review_sheet(pc.core, case_id), attachment_id, store
     )
 
 

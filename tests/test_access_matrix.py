@@ -406,6 +406,11 @@ async def _result_file(pc: PageCtx, scene: Scene, known: bool) -> Any:
     return await forms.result_file(pc, _case_id(scene, 0, known), attachment, store)
 
 
+async def _correction_file(pc: PageCtx, scene: Scene, known: bool) -> Any:
+    attachment, store = await _with_attachment(pc, scene, scene.cases[3], scene.member)
+    return await forms.correction_file(pc, _case_id(scene, 3, known), attachment, store)
+
+
 async def _review_file(pc: PageCtx, scene: Scene, known: bool) -> Any:
     attachment, store = await _with_attachment(pc, scene, scene.cases[1], scene.member)
     return await review_page.review_file(pc, _case_id(scene, 1, known), attachment, store)
@@ -436,6 +441,7 @@ PAGES: dict[str, PageRun] = {
     "/h5/result/file 附件": _result_file,
     "/h5/correction 查看": _correction_show,
     "/h5/correction 提交": _correction_submit,
+    "/h5/correction/file 附件": _correction_file,
     "/h5/review/file 附件": _review_file,
     "/h5/documents": _documents,
     "/h5/image": _image,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.pages.links import page_link
-from bot.pages.result import result_link
+from bot.pages.result import file_store, result_link
 from bot.pages.review import review_link
 from core.clock import FixedClock, china_noon
 from core.models import Attachment, Case, Officer
@@ -22,9 +22,12 @@ from tests.browser import (  # noqa: F401 (db_url: fixture)
     shoot,
     small_taps,
 )
-from tests.case_factories import build_world, enter_other_parts
+from tests.case_factories import World, build_world, enter_other_parts
 from tests.server_helpers import make_services
+from tests.test_correction import w, with_photos
 from tests.test_result_form import TODAY, jpeg
+
+__all__ = ["w"]  # a fixture used by name
 
 
 async def test_result_form_and_review_on_a_375px_phone(
@@ -275,3 +278,32 @@ async def test_the_documents_never_split_an_id_at_375px(
             if not lines or max(lines) != 1:
                 split[f"{doc} {text}"] = lines
     assert split == {} and max(widths.values()) <= 375, (split, widths)
+
+
+async def test_the_correction_form_shows_the_published_photos_on_a_375px_phone_004_art20(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    w: World,
+    aiohttp_server: Any,
+    tmp_path: Path,
+    phone: Any,
+) -> None:
+    """004 第二十条: the corrector sees the published result's two photos themselves on the
+    correction page (they were broken images: the result form's file route refused the
+    correction link), and the page stays within the phone's width."""
+    services = make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
+    await with_photos(
+        sessionmaker, clock, file_store(services), (w.a1, "现场1.jpg"), (w.a1, "现场2.jpg")
+    )
+    server = await aiohttp_server(create_app(services, workers=()))
+    base = str(server.make_url("/")).rstrip("/")
+    url = page_link(services, w.lead_liaison.id, "correction", f"case:{w.case.id}")
+    foreign = foreign_requests(phone, base)
+    await phone.goto(url.replace(services.public_base_url, base))
+    await phone.wait_for_function("[...document.images].every(i => i.complete)")
+    shown = await phone.evaluate(
+        "[...document.querySelectorAll('ul.files img')].map(i => i.naturalWidth)"
+    )
+    width = await shoot(phone, "correction-photos")
+    assert shown == [400, 401]  # 0 for an image the server refused
+    assert width <= 375 and foreign == []

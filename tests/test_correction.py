@@ -9,6 +9,7 @@ import csv
 import datetime as dt
 import io
 import re
+from html import unescape
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -19,14 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.pages import routes
 from bot.pages.base import csrf_token
 from bot.pages.links import expand_text, page_link
-from bot.pages.result import CORRECTION_PATH
+from bot.pages.result import CORRECTION_PATH, file_store
 from bot.services import Services
 from core import documents, objections
+from core.attachments import FileStore
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.errors import ValidationFailed
 from core.exports import results_export
 from core.models import (
+    Attachment,
     Case,
     CasePart,
     CaseResult,
@@ -45,6 +48,7 @@ from core.rules import Rules
 from tests.case_factories import World, acting, build_world
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event, told
 from tests.server_helpers import make_services, page_text, pages_app
+from tests.test_result_form import jpeg
 
 CASE = "LJ-2026-001-001"
 SECRET = b"x" * 40  # make_services' link secret
@@ -917,3 +921,69 @@ async def test_the_case_names_each_version_as_the_review_page_does_004_art20(
     assert "- 第 1 版 · 已被更正 · 本案第 2 次录入：" in shown, shown
     assert "- 第 2 版（更正） · 已公示 · 本案第 3 次录入：" in shown
     assert "公示后每更正一次加一版" in shown and "退回后重新录入" in shown, shown
+
+
+# ---------------------------------------------------------------- the published photos
+
+
+async def with_photos(
+    sm, clock: FixedClock, store: FileStore, *photos: tuple[Officer, str]
+) -> list[bytes]:
+    """The published version carries a photo of each (uploader, name); their bytes."""
+    async with sm() as s:
+        published = await s.scalar(select(CaseResult).order_by(CaseResult.version.desc()))
+        assert published is not None and published.state == "published"
+        shots = []
+        for n, (officer, name) in enumerate(photos):
+            shot = jpeg(("red", "green", "blue")[n % 3], (400 + n, 300))
+            s.add(
+                Attachment(
+                    result_id=published.id,
+                    sha256=store.put(shot),
+                    name=name,
+                    mime="image/jpeg",
+                    size=len(shot),
+                    uploaded_by_id=officer.id,
+                    uploaded_at=clock.now(),
+                )
+            )
+            shots.append(shot)
+        await s.commit()
+    return shots
+
+
+@pytest.fixture
+def filed(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, tmp_path) -> Services:
+    return make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
+
+
+async def test_the_correction_form_shows_the_published_photos_to_the_corrector_004_art20(
+    filed: Services, w: World, sessionmaker, clock, aiohttp_client
+) -> None:
+    """004 第二十条: whoever corrects sees the published result's photos (the lead's two and
+    卫健委's, also linked beside its part) through the correction link; they were 403
+    (链接与操作不符) from the result form's file route. The link opens this case's files only,
+    and the result form's link none of them on the correction's route."""
+    client = await aiohttp_client(pages_app(filed, routes(filed)))
+    shots = await with_photos(
+        sessionmaker,
+        clock,
+        file_store(filed),
+        (w.a1, "现场1.jpg"),
+        (w.a1, "现场2.jpg"),
+        (w.b1, "卫.jpg"),
+    )
+    tok = token(filed, w.lead_liaison, w.case)
+    html = await (await client.get(CORRECTION_PATH, params={"t": tok})).text()
+    images = [unescape(u) for u in re.findall(r'<img src="([^"]+)"', html)]
+    links = {unescape(u) for u in re.findall(r'<a href="([^"]+)"', html)}
+    assert len(images) == 3 and set(images) == links, html
+    for url in links:
+        got = await client.get(url)
+        assert got.status == 200, (url, page_text(await got.text()))
+        assert await got.read() in shots
+        assert "sandbox" in got.headers["Content-Security-Policy"]
+    other_case = token(filed, w.lead_liaison, Case(id=w.case.id + 1000))
+    assert (await client.get(images[0].replace(tok, other_case))).status in (403, 404)
+    result_tok = page_link(filed, w.a1.id, "result", f"case:{w.case.id}").split("?t=", 1)[1]
+    assert (await client.get(images[0].replace(tok, result_tok))).status == 403

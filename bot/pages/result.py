@@ -4,6 +4,7 @@ handlers/forms.py does the rest."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from core.attachments import FileStore, Limits
 from core.errors import DomainError
 from handlers import forms
 from handlers.forms import FILES
-from handlers.pages import denied
+from handlers.pages import Page, PageCtx, denied
 
 OBJECT = "case"
 RESULT = "result"
@@ -47,19 +48,36 @@ def attachment_id(request: web.Request) -> int:
     return int(value)
 
 
+# (the page's context, the case id, the attachment id, the files) -> the file or a refusal
+FileHandler = Callable[[PageCtx, int, int, FileStore], Awaitable[Page]]
+
+
+def file_route(services: Services, path: str, action: str, handler: FileHandler) -> web.RouteDef:
+    """GET `path?t=…&a=…`: one attachment of the case, opened with the link of the page that
+    shows it (`action`): the handler checks the officer may see the case as that page does."""
+    pages, store = SignedPages(services), file_store(services)
+
+    async def file(request: web.Request) -> web.Response:
+        wanted = attachment_id(request)
+
+        async def served(pc: PageCtx, case_id: int) -> Page:
+            return await handler(pc, case_id, wanted, store)
+
+        return await pages.serve(request.query.get("t", ""), OBJECT, action, served)
+
+    return web.get(path, file)
+
+
 def routes(services: Services) -> list[web.RouteDef]:
     pages = SignedPages(services)
-    store, limits = file_store(services), _limits(services)
+    limits = _limits(services)
+    store = file_store(services)
     upload_limits = FileLimits(FILES, limits.max_file_bytes, limits.max_files)
 
     async def show(request: web.Request) -> web.Response:
         return await pages.serve(
             request.query.get("t", ""), OBJECT, RESULT, partial(forms.result_form, limits=limits)
         )
-
-    async def file(request: web.Request) -> web.Response:
-        handler = partial(forms.result_file, attachment_id=attachment_id(request), store=store)
-        return await pages.serve(request.query.get("t", ""), OBJECT, RESULT, handler)
 
     async def submit(request: web.Request) -> web.Response:
         try:
@@ -87,7 +105,8 @@ def routes(services: Services) -> list[web.RouteDef]:
     return [
         web.get(RESULT_PATH, show),
         web.post(RESULT_PATH, submit),
-        web.get(forms.RESULT_FILE_PATH, file),
+        file_route(services, forms.RESULT_FILE_PATH, RESULT, forms.result_file),
         web.get(CORRECTION_PATH, show_correction),
         web.post(CORRECTION_PATH, submit_correction),
+        file_route(services, forms.CORRECTION_FILE_PATH, CORRECTION, forms.correction_file),
     ]

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from bot.pages.base import SignedPages, read_post, respond
 from bot.pages.links import page_link
-from bot.pages.result import attachment_id, file_store
+from bot.pages.result import file_route
 from bot.services import Services
 from core.errors import DomainError
 from handlers import review_page
@@ -27,18 +27,11 @@ def review_link(services: Services, officer_id: int, case_id: int) -> str:
 
 def routes(services: Services) -> list[web.RouteDef]:
     pages = SignedPages(services)
-    store = file_store(services)
 
     async def show(request: web.Request) -> web.Response:
         return await pages.serve(
             request.query.get("t", ""), OBJECT, REVIEW, review_page.review_page
         )
-
-    async def file(request: web.Request) -> web.Response:
-        handler = partial(
-            review_page.review_file, attachment_id=attachment_id(request), store=store
-        )
-        return await pages.serve(request.query.get("t", ""), OBJECT, REVIEW, handler)
 
     async def submit(request: web.Request) -> web.Response:
         try:
@@ -51,5 +44,5 @@ def routes(services: Services) -> list[web.RouteDef]:
     return [
         web.get(review_page.REVIEW_PATH, show),
         web.post(review_page.REVIEW_PATH, submit),
-        web.get(review_page.REVIEW_FILE_PATH, file),
+        file_route(services, review_page.REVIEW_FILE_PATH, REVIEW, review_page.review_file),
     ]
