@@ -85,28 +85,33 @@ def sniff(data: bytes, limits: Limits) -> str:
         if b"%%EOF" not in data[-2048:]:
             raise ValidationFailed("PDF 文件不完整，请重新导出后上传", field=FIELD)
         return PDF
+    too_large = ValidationFailed(
+        f"图片像素过大（最多 {_pixels(limits.max_image_pixels)}像素），请缩小后上传", field=FIELD
+    )
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # our own limit below decides; Pillow's warning, from half its refusal up, would
+            # only be logged
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 fmt, (width, height) = img.format, img.size
                 if width * height > limits.max_image_pixels:
-                    raise ValidationFailed("图片像素过大，请压缩后上传", field=FIELD)
+                    raise too_large
                 img.verify()
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ):
+    except Image.DecompressionBombError:  # a genuine picture too large for Pillow to open
+        raise too_large from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ValidationFailed(
             "只能上传照片（JPG、PNG、WebP）或 PDF 文件，该文件内容不是有效的图片或 PDF", field=FIELD
         ) from None
     if fmt not in IMAGE_FORMATS:
         raise ValidationFailed(f"不支持的图片格式 {fmt}，请上传 JPG、PNG 或 WebP", field=FIELD)
     return IMAGE_FORMATS[fmt]
+
+
+def _pixels(n: int) -> str:
+    """A pixel count as a person says it: 5000 万."""
+    return f"{n // 10_000} 万" if n % 10_000 == 0 else f"{n:,} "
 
 
 def check(upload: Upload, limits: Limits) -> Stored:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 import re
@@ -919,6 +920,30 @@ async def test_fake_oversize_or_huge_images_are_refused_next_to_the_field(
     assert html.rfind('name="attachments"', 0, at) > html.rfind("<section", 0, at)
     assert "照片见附件</textarea>" in html
     assert await results(sessionmaker) == [] and await attachment_rows(sessionmaker) == []
+
+
+@functools.cache
+def huge_png() -> bytes:
+    """A genuine 20,000 × 20,000 picture (400 million pixels, 48 KB): Pillow refuses to open
+    it at all (twice its own bomb limit)."""
+    out = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_a_genuine_picture_of_too_many_pixels_is_said_to_be_too_large(
+    client: TestClient, services: Services, world: World
+) -> None:
+    """It was "该文件内容不是有效的图片或 PDF"; the limit is `attachments.max_image_pixels`."""
+    tok = token(services, world.a1, world.case)
+    resp = await client.post(
+        RESULT_PATH,
+        data=with_files(fields(tok, world.items[0].id), ("huge.png", huge_png(), "image/png")),
+    )
+    text = page_text(await resp.text())
+    assert resp.status == 422
+    assert "文件“huge.png”：图片像素过大（最多 5000 万像素），请缩小后上传" in text
+    assert "不是有效的图片" not in text
 
 
 async def test_an_error_elsewhere_keeps_the_uploaded_photo(
