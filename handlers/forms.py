@@ -429,9 +429,10 @@ async def _attachment(
 def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str, list[str]]:
     """Kept files (ticked `keep` values: sha256 + name) and new uploads, checked by content;
     new ones are stored at once and become `keep` values, so an error elsewhere in the form
-    does not make the officer upload them again. (files, the first error or "", the names of
-    uploads already among the files: kept once, under the name they were first given)."""
-    error = ""
+    does not make the officer upload them again. (files, the errors or "": each refused
+    upload named, the names of uploads already among the files: kept once, under the name
+    they were first given)."""
+    errors: list[str] = []
     accepted: dict[str, Stored] = {}
     again: list[str] = []
     for value in raw.get("keep", []):
@@ -443,7 +444,7 @@ def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str, list[s
         try:
             stored = attachments.check(upload, files.limits)
         except ValidationFailed as err:
-            error = error or err.message
+            errors.append(err.message)
             continue
         if stored.sha256 in accepted:
             again.append(stored.name)
@@ -452,8 +453,8 @@ def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str, list[s
         accepted[stored.sha256] = stored
     raw["keep"] = [f.sha256 + f.name for f in accepted.values()]
     if len(accepted) > files.limits.max_files:
-        error = error or f"附件最多 {files.limits.max_files} 个，请取消勾选部分附件"
-    return list(accepted.values()), error, again
+        errors.append(f"附件最多 {files.limits.max_files} 个，请取消勾选部分附件")
+    return list(accepted.values()), "；".join(errors), again
 
 
 async def refusals_on_record(pc: PageCtx, call: Awaitable[Page], *, writes: bool = True) -> Page:

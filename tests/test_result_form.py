@@ -946,6 +946,37 @@ async def test_a_genuine_picture_of_too_many_pixels_is_said_to_be_too_large(
     assert "不是有效的图片" not in text
 
 
+@pytest.mark.parametrize("others", [("huge.png",), ("fake.jpg",), ("huge.png", "fake.jpg")])
+async def test_every_refused_file_is_named_at_once(
+    client: TestClient,
+    services: Services,
+    world: World,
+    others: tuple[str, ...],
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """README: every error at once. With a file over the size limit only that one was named;
+    the others refused beside it vanished without a word. A good photo beside them is kept
+    for the next submit."""
+    content = {"huge.png": huge_png(), "fake.jpg": b"just some text, not a photo"}
+    tok = token(services, world.a1, world.case)
+    posted = [("big.jpg", jpeg(size=(2, 2)) + b"\x00" * 250_000, "image/jpeg")]
+    posted += [(name, content[name], "image/jpeg") for name in others]
+    posted.append(("good.jpg", jpeg("blue"), "image/jpeg"))
+    resp = await client.post(RESULT_PATH, data=with_files(fields(tok, world.items[0].id), *posted))
+    html = await resp.text()
+    assert resp.status == 422
+    said = {
+        "big.jpg": "文件“big.jpg”超过 0.2 MB",
+        "huge.png": "文件“huge.png”：图片像素过大",
+        "fake.jpg": "文件“fake.jpg”：只能上传照片",
+    }
+    for name in ("big.jpg", *others):
+        assert said[name] in page_text(html), name
+    good = hashlib.sha256(posted[-1][1]).hexdigest() + "good.jpg"
+    assert f'name="keep" value="{good}" checked' in html
+    assert await results(sessionmaker) == []
+
+
 async def test_an_error_elsewhere_keeps_the_uploaded_photo(
     client: TestClient,
     services: Services,
