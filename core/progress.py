@@ -218,6 +218,21 @@ async def cases_for_officer(ctx: Ctx, officer_id: int) -> list[Case]:
     )
 
 
+async def awaiting_extension(ctx: Ctx, cases: list[Case], today: dt.date) -> dict[int, JointTask]:
+    """The task of each case open for entry and not yet inspected whose window has ended, by
+    case id: a visit now needs the lead's 延期 first (000 §五.3; `检查` refuses a later date)."""
+    waiting = [c for c in cases if c.state in OPEN_FOR_ENTRY and c.inspected_on is None]
+    if not waiting:
+        return {}
+    tasks = {
+        t.id: t
+        for t in await ctx.session.scalars(
+            select(JointTask).where(JointTask.id.in_({c.task_id for c in waiting}))
+        )
+    }
+    return {c.id: tasks[c.task_id] for c in waiting if tasks[c.task_id].window_last_day < today}
+
+
 @dataclass(frozen=True)
 class CaseView:
     """Everything `案件 案件号` shows: the case, its task, group, results, objections, history."""

@@ -9,11 +9,13 @@ from handlers.base import Args, HandlerCtx
 
 async def mine(ctx: HandlerCtx, args: Args) -> None:
     listed = await progress.cases_for_officer(ctx.core, ctx.officer.id)
+    today = ctx.clock.today()
     await ctx.say(
         "cmd_my_cases.md.j2",
         cases=listed,
         states=CASE.labels,
-        today=ctx.clock.today(),
+        today=today,
+        past_window=await progress.awaiting_extension(ctx.core, listed, today),
         open_states=cases.OPEN_FOR_ENTRY,
         mine_in=await progress.parts_entered_by(
             ctx.core,

@@ -273,3 +273,22 @@ async def test_000_5_3_004_18_an_extension_after_a_late_part_without_a_visit_lea
     report = await year_report(ctx, 2026)
     [sj] = [d for d in report.departments if d.code == "SJ"]
     assert (sj.on_time, sj.late) == (0, 1)
+
+
+async def test_000_5_3_my_cases_say_a_visit_after_the_window_needs_its_extension(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    """000 §五.3: after the window's last day `我的检查` still said 待检查 with the result deadline
+    and no word that a visit now needs the lead's 延期 first (检查 and the result form refuse
+    a later date, saying so); it says it for a case not yet inspected until the window is
+    extended."""
+    w = await _locked_world(sessionmaker)
+    hint = "检查时间已于2026年3月31日结束，实地检查须牵头部门先发送“延期 LJ-2026-001 截止日期 理由”"
+    clock.set(china_noon(D(2026, 3, 31)))
+    assert hint not in await chat(sessionmaker, clock, w.a1.code, "我的检查")
+    clock.set(china_noon(D(2026, 4, 1)))
+    assert hint in await chat(sessionmaker, clock, w.a1.code, "我的检查")
+    await chat(
+        sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
+    )
+    assert "实地检查须牵头部门" not in await chat(sessionmaker, clock, w.a1.code, "我的检查")
