@@ -42,7 +42,7 @@ from core.models import (
     GroupMember,
     JointTask,
 )
-from core.rules import Rules, written_length
+from core.rules import Rules, written_reason
 from core.states import (
     CASE,
     CaseState,
@@ -192,11 +192,14 @@ async def extend_window(ctx: Ctx, task_code: str, to: dt.date, reason: str) -> J
     延长的…); inspections dated up to `to` are then accepted. Audited; participants are told."""
     task = await jointtask.get_task(ctx, task_code, for_update=True)
     lead_only(ctx, task, "task.window_extended")
-    reason = reason.strip()
-    if written_length(reason) < ctx.rules.decline_reason_min_chars:
-        raise ValidationFailed(
-            f"请写明延期理由（不少于 {ctx.rules.decline_reason_min_chars} 个字，标点、空格不计）"
-        )
+    example = f"延期 {task.code} 截止日期 汛期部分企业停产，需顺延检查"
+    reason = written_reason(
+        reason,
+        "延期理由",
+        f"请写明需要延期的具体原因，例如：{example}",
+        min_chars=ctx.rules.decline_reason_min_chars,
+        missing=f"延期须写明理由，例如：{example}",
+    )
     previous = task.window_last_day
     if to <= previous:
         raise ValidationFailed(f"延期后的日期须晚于现在的检查截止日 {cn_date(previous)}")

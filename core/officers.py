@@ -25,7 +25,8 @@ from core.models import (
     PlatformAccount,
     Target,
 )
-from core.rules import written_length
+from core.models.county import CONFLICT_REASON_CHARS
+from core.rules import written_reason
 from core.uscc import validate_uscc
 
 # Case states in which the group still has work to do: a member who left must be replaced
@@ -440,12 +441,15 @@ async def deactivate(ctx: Ctx, officer_code: str, reason: str) -> tuple[Officer,
 async def declare_conflict(ctx: Ctx, officer: Officer, target_code: str, reason: str) -> Target:
     """An officer declares a conflict of interest (利害关系) with a target: never matched to it
     (000 §八: an inspector with an interest in the target withdraws)."""
-    reason = reason.strip()
-    if written_length(reason) < ctx.rules.recusal_reason_min_chars:
-        raise ValidationFailed(
-            f"请写明利害关系（至少 {ctx.rules.recusal_reason_min_chars} 个字，标点、空格不计），"
-            "例如：本人配偶在该企业任职"
-        )
+    example = "例如：本人配偶在该企业任职"
+    reason = written_reason(
+        reason,
+        "利害关系说明",
+        f"请写明利害关系，{example}",
+        min_chars=ctx.rules.recusal_reason_min_chars,
+        missing=f"请写明利害关系，{example}",
+        max_chars=CONFLICT_REASON_CHARS,
+    )
     check = validate_uscc(target_code)
     if not check.ok:
         raise ValidationFailed(check.reason)
@@ -458,11 +462,9 @@ async def declare_conflict(ctx: Ctx, officer: Officer, target_code: str, reason:
         )
     )
     if existing is None:
-        ctx.session.add(
-            OfficerConflict(officer_id=officer.id, target_id=target.id, reason=reason[:200])
-        )
+        ctx.session.add(OfficerConflict(officer_id=officer.id, target_id=target.id, reason=reason))
     else:
-        existing.reason = reason[:200]
+        existing.reason = reason
     await record(
         ctx,
         "officer.conflict_declared",

@@ -30,7 +30,7 @@ from core.department_names import county_departments
 from core.errors import NotFound, ValidationFailed
 from core.messages import Destination, OutMessage
 from core.models import Department, Item, JointTask, OutboxMessage, PlanEntry
-from core.rules import written_length
+from core.rules import written_reason
 
 PLAN_DEADLINE = (3, 31)  # 003 三(七)2, 004 第七条: the joint plan by the end of March
 REMIND_DAYS_BEFORE = 10  # the lead hears about a planned task this many days before its month
@@ -144,16 +144,21 @@ async def start_planned(ctx: changes.Ctx, code: str, year: int | None = None) ->
 
 async def require_plan_or_reason(ctx: changes.Ctx, year: int, reason: str) -> str:
     """003 三(七)1 (不得随意增加): once the year's plan is adopted, a task outside it needs a
-    written reason of at least Rules.decline_reason_min_chars characters."""
+    written reason of at least Rules.decline_reason_min_chars characters; before, a reason is
+    not needed, and one given is kept as written (at most REASON_MAX_CHARS characters)."""
     has_plan = await ctx.session.scalar(select(PlanEntry.id).where(PlanEntry.year == year).limit(1))
-    reason = reason.strip()
-    if has_plan is not None and written_length(reason) < ctx.rules.decline_reason_min_chars:
-        raise ValidationFailed(
-            f"{year} 年度抽查计划已制定，计划外的任务须书面说明理由（unplanned_reason，"
-            f"至少 {ctx.rules.decline_reason_min_chars} 个字，标点、空格不计）；"
-            '计划内任务请写 plan = "计划编号"'
-        )
-    return reason
+    if has_plan is None and not reason.strip():
+        return ""
+    needed = ctx.rules.decline_reason_min_chars if has_plan is not None else 0
+    why = f"{year} 年度抽查计划已制定，计划外的任务须书面说明理由"
+    planned = '计划内任务请写 plan = "计划编号"'
+    return written_reason(
+        reason,
+        "计划外任务的理由（unplanned_reason）",
+        f"{why}；{planned}",
+        min_chars=needed,
+        missing=f"{why}（unplanned_reason，至少 {needed} 个字，标点、空格不计）；{planned}",
+    )
 
 
 # ---------------------------------------------------------------- queries for the public side

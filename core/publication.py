@@ -56,6 +56,7 @@ from core.results import (
     situations,
     untyped_followups,
 )
+from core.rules import written_reason
 from core.states import (
     CASE,
     OBJECTION,
@@ -338,6 +339,18 @@ def _check_same_date(case: Case, day: dt.date | None) -> None:
     )
 
 
+def correction_reason(reason: str) -> str:
+    """A 更正's reason (004 第二十条), stripped: the chat's, the correction form's."""
+    return written_reason(
+        reason,
+        "更正理由",
+        "请写明更正的原因",
+        min_chars=1,
+        missing="更正结果时必须写明更正理由",
+        field="reason",
+    )
+
+
 async def correct_result(
     ctx: Ctx,
     case_code: str,
@@ -371,8 +384,7 @@ async def correct_result(
     previous = await latest_result(ctx, case, ResultState.PUBLISHED)
     if previous is None:
         raise CASE.refusal(case.state, "更正（只有已公示的结果可以更正）", case.code)
-    if not reason.strip():
-        raise ValidationFailed("更正结果时必须写明更正理由")
+    reason = correction_reason(reason)
     _check_same_date(case, inspected_on)
     departments, rows = await departments_and_items(ctx, task)
     own = [item.id for item, d in rows if d.id == actor.department_id]
@@ -462,7 +474,7 @@ async def correct_result(
         target=case.target,
         previous=previous,
         result=result,
-        reason=reason.strip(),
+        reason=reason,
         labels=await result_labels(ctx, task, result),
         situation=situation_named(result.codes) if whole_case and not away else "",
         restored=situation_named(previous.codes)
@@ -482,7 +494,7 @@ async def correct_result(
             "whole_case": whole_case,
             **({"away_from": sorted(situations(previous.codes))} if away else {}),
             **({"entered_for": [d.code for d in entered_for]} if entered_for else {}),
-            "reason": reason.strip(),
+            "reason": reason,
             "objection_id": objection.id if objection else None,
         },
         await _department_notices(ctx, task, msg),

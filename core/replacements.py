@@ -24,6 +24,7 @@ from core.groups.member_changes import (
     recusal_successor,
     recuse,
     replace_inspector,
+    replacement_reason,
     require_leader,
 )
 from core.jointtask import answerers, get_department, task_by_id
@@ -31,6 +32,7 @@ from core.messages import Destination
 from core.models import Case, GroupMember, Officer, Recusal, ReplacementRequest
 from core.models.cases import CHANGE_LABELS
 from core.officers import officer_by_code
+from core.rules import written_reason
 from core.states import REPLACEMENT, ReplacementState
 from core.workdays import cn_datetime
 
@@ -49,8 +51,8 @@ async def request(
     old = await _asked_about(ctx, kind, case, members, officer)
     if kind == "recusal":
         reason, _ = await recusal_successor(ctx, case, old, reason)
-    elif not reason.strip():
-        raise ValidationFailed("申请更换须写明理由")
+    else:
+        reason = replacement_reason(reason)
     pending = await _pending(ctx, case, officer.id)
     if pending is not None:
         label = CHANGE_LABELS[pending.kind]
@@ -63,7 +65,7 @@ async def request(
         officer_id=officer.id,
         department=await get_department(ctx, old.department_id),
         kind=kind,
-        reason=reason.strip(),
+        reason=reason,
         requested_by_id=actor.id if actor else officer.id,
         state=REPLACEMENT.start(ReplacementState.PENDING),
         created_at=ctx.clock.now(),
@@ -105,8 +107,14 @@ async def decide(
     label = CHANGE_LABELS[req.kind]
     await require_leader(ctx, case, req.department_id, f"case.{req.kind}.decide", label)
     if refusal.strip():
+        req.decision_reason = written_reason(
+            refusal,
+            "不批准理由",
+            "请写明不批准的原因",
+            min_chars=1,
+            missing="",  # blank approves
+        )
         REPLACEMENT.move(req, ReplacementState.REFUSED)
-        req.decision_reason = refusal.strip()
     else:
         await _approve(ctx, case, officer, req, new_officer_code)
         REPLACEMENT.move(req, ReplacementState.APPROVED)

@@ -39,6 +39,7 @@ from core.models import (
 )
 from core.publication import announce_published, publish_approved
 from core.result_parts import case_parts, missing_parts, part_departments
+from core.rules import written_reason
 from core.states import (
     CASE,
     PART,
@@ -108,10 +109,16 @@ async def review_result(
     )
     if done is not None:
         raise InvalidTransition("本部门已审核过该版本的结果")
-    reason = reason.strip()
-    if not approve and not reason:
+    if not approve or reason.strip():  # an approval's words (the review page) are optional
         whose = "退回结果时必须" if reopened is None else f"退回{_names(reopened)}录入的部分，请"
-        raise ValidationFailed(f"{whose}写明退回理由", field="reason")
+        reason = written_reason(
+            reason,
+            "退回理由" if not approve else "审核意见",
+            "请写明需要检查组补正的内容",
+            min_chars=0 if approve else 1,
+            missing=f"{whose}写明退回理由",
+            field="reason",
+        )
     review = Review(
         result_id=result.id,
         reviewer_id=ctx.actor.id,

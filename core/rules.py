@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.errors import ValidationFailed
+
 
 class Rules(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a mistyped rule is refused, not ignored
@@ -56,23 +58,50 @@ REASON_MAX_CHARS = 2000  # a written reason's length limit (the answer page's fi
 
 
 def written_reason_problem(
-    rules: Rules, reason: str | None, what: str, advice: str, *, missing: str
+    reason: str | None,
+    what: str,
+    advice: str,
+    *,
+    min_chars: int,
+    missing: str,
+    max_chars: int = REASON_MAX_CHARS,
 ) -> str:
     """Why `reason` (stripped) is no written reason (书面理由, seed 000 §七), "" if it is one:
-    `missing` when blank, else at least `decline_reason_min_chars` written characters, at most
-    REASON_MAX_CHARS characters. `what` names it (拒绝理由), `advice` follows a reason too
-    short."""
+    `missing` when blank, else at least `min_chars` written characters (a decline's or a
+    withdrawal's Rules.decline_reason_min_chars, a recusal's recusal_reason_min_chars, 1 where
+    any words do), at most `max_chars` characters (a column shorter than REASON_MAX_CHARS
+    holds fewer). The one check of every reason a user writes: `what` names it (拒绝理由),
+    `advice` follows a reason too short."""
     reason = (reason or "").strip()
     if not reason:
         return missing
-    if (written := written_length(reason)) < rules.decline_reason_min_chars:
+    if (written := written_length(reason)) < min_chars:
+        return f"{what}至少需要 {min_chars} 个字（标点、空格不计），现有 {written} 个字，{advice}"
+    if len(reason) > max_chars:
         return (
-            f"{what}至少需要 {rules.decline_reason_min_chars} 个字（标点、空格不计），"
-            f"现有 {written} 个字，{advice}"
+            f"{what}不能超过 {max_chars} 个字，现有 {len(reason)} 个字，"
+            f"请删减到 {max_chars} 个字以内"
         )
-    if len(reason) > REASON_MAX_CHARS:
-        return f"{what}不能超过 {REASON_MAX_CHARS} 个字，现有 {len(reason)} 个字，请精简"
     return ""
+
+
+def written_reason(
+    reason: str | None,
+    what: str,
+    advice: str,
+    *,
+    min_chars: int,
+    missing: str,
+    field: str = "",
+    max_chars: int = REASON_MAX_CHARS,
+) -> str:
+    """`reason` stripped when written_reason_problem finds none, else ValidationFailed with
+    its message (on form field `field`): for a caller with nothing to ask before refusing."""
+    if problem := written_reason_problem(
+        reason, what, advice, min_chars=min_chars, missing=missing, max_chars=max_chars
+    ):
+        raise ValidationFailed(problem, field=field)
+    return (reason or "").strip()
 
 
 def written_length(text: str) -> int:

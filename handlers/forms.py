@@ -29,6 +29,7 @@ from core.attachments import FileStore, Limits, Stored, Upload
 from core.case_forms import CaseSheet, ItemEntry, ReferralEntry, ResultEntry
 from core.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from core.models import Attachment
+from core.publication import correction_reason
 from core.referrals import REFERRAL_KINDS
 from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP
 from core.states import CASE, CaseState
@@ -537,11 +538,11 @@ async def _submit_correction(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
     sheet = await case_forms.correction_sheet(pc.core, case_id, for_update=True)
     data = form_data(raw)
     form, errors = _parsed(data)
-    reason = first(raw, "reason").strip()
-    if not reason:
-        errors["reason"] = "请写明更正理由"
-    elif len(reason) > MAX_TEXT:
-        errors["reason"] = _PYDANTIC_MESSAGES["string_too_long"]
+    reason = first(raw, "reason")
+    try:  # shown with the other fields' problems; core checks it again as it corrects
+        reason = correction_reason(reason)
+    except ValidationFailed as err:
+        errors["reason"] = err.message
     if form is not None:
         errors = {**await case_forms.entry_problems(pc.core, sheet, form.entry()), **errors}
     if errors:

@@ -30,7 +30,7 @@ REVIEW_FILE_PATH = "/h5/review/file"
 
 class ReviewForm(BaseModel):
     decision: Literal["approve", "return"]
-    reason: str = Field("", max_length=MAX_TEXT)
+    reason: str = ""  # core.review checks it as it checks the chat's (written_reason)
     department: str = Field("", max_length=40)  # a return of one department's part only
 
 
@@ -132,7 +132,7 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
             sheet,
             reason=reason,
             status=422,
-            error="请选择“审核通过”或“退回检查组”（退回理由不超过 2000 字）。",
+            error="请选择“审核通过”或“退回检查组”后再提交。",
         )
     try:
         async with pc.session.begin_nested():

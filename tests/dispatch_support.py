@@ -17,10 +17,17 @@ from core.clock import Clock, FixedClock
 from core.consultation import opening
 from core.messages import Event
 from core.models import AuditEvent, Officer, OutboxMessage
-from core.rules import Rules
+from core.rules import REASON_MAX_CHARS, Rules
 from tests import factories as f
 
 _ids = itertools.count(1)
+
+LONG_REASON = "因" * (REASON_MAX_CHARS + 1)  # one character over any written reason's limit
+
+
+def too_long(what: str) -> str:
+    """The refusal of LONG_REASON as `what` (延期理由, 退回理由 …): its length, what to do."""
+    return f"{what}不能超过 2000 个字，现有 2001 个字，请删减到 2000 个字以内"
 
 
 def make_dispatcher(

@@ -131,7 +131,9 @@ async def test_an_officer_marked_as_left_is_told_so_and_whom_to_ask(
 
 
 async def test_officer_declares_a_conflict_of_interest_in_chat(sessionmaker, clock) -> None:
-    """000 §八: an interest in the target means the inspector is not sent there."""
+    """000 §八: an interest in the target means the inspector is not sent there. The interest
+    is kept whole (its column holds 200 characters): a longer one, once cut silently, is
+    refused saying what to do, and nothing stored."""
     async with sessionmaker() as s:
         dep = await f.department(s)
         inspector = await f.officer(s, dep, "inspector")
@@ -140,6 +142,10 @@ async def test_officer_declares_a_conflict_of_interest_in_chat(sessionmaker, clo
     d = make_dispatcher(sessionmaker, clock)
     rows = await send(sessionmaker, d, text_event(inspector.code, f"利害关系 {target.uscc}"))
     assert "利害关系 统一社会信用代码" in bodies(rows)
+    said = "本人配偶在该企业任职" * 20 + "。"
+    rows = await send(sessionmaker, d, text_event(inspector.code, f"利害关系 {target.uscc} {said}"))
+    assert "利害关系说明不能超过 200 个字，现有 201 个字，请删减到 200 个字以内" in bodies(rows)
+    assert await audit_rows(sessionmaker, "officer.conflict_declared") == []
     rows = await send(
         sessionmaker, d, text_event(inspector.code, f"利害关系 {target.uscc} 本人配偶在该企业任职")
     )

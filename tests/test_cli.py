@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 
 from bot.cli import main
 from core.draws import algorithm
+from tests.dispatch_support import LONG_REASON, too_long
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # a 政务微信 deployment's configuration: its robots live under its own webhook_base
@@ -752,6 +753,8 @@ def test_task_file_run_twice_is_refused_and_withdraw_from_the_cli(demo_db, tmp_p
     assert main([*withdraw, "重复创建"]) == 2  # a written reason, the example in CLI syntax
     err = capsys.readouterr().err
     assert "至少需要 10 个字" in err and "lianjian task withdraw LJ-2026-003 --reason" in err
+    assert main([*withdraw, LONG_REASON]) == 2  # the written reason's limit, as the chat's
+    assert too_long("撤销理由") in capsys.readouterr().err
     assert main([*withdraw, "任务文件重复执行，与 LJ-2026-002 重复"]) == 0
     out = capsys.readouterr().out
     # the chat's reply, as plain text: the title, 不再检查, who was told
@@ -759,6 +762,29 @@ def test_task_file_run_twice_is_refused_and_withdraw_from_the_cli(demo_db, tmp_p
     assert "已通知受邀部门" in out and "**" not in out
     assert main([*withdraw, "再撤：重复创建的任务"]) == 2
     assert "已撤销" in capsys.readouterr().err
+
+
+def test_an_unplanned_reason_over_2000_characters_is_refused_creating_nothing_003(
+    demo_db, tmp_path, capsys
+):
+    """003 三(七)1: the task file's unplanned_reason is a written reason with its limit: a
+    longer one is refused saying what to do, and no task is created."""
+    db = tmp_path / "copy.sqlite3"
+    db.write_bytes(demo_db.read_bytes())
+    example = example_task(tmp_path, capsys)
+    text = re.sub(
+        r"^# unplanned_reason = .*$",
+        f'unplanned_reason = "{LONG_REASON}"',
+        example.read_text("utf-8"),
+        flags=re.M,
+    )
+    example.write_text(text, "utf-8")
+    with closing(sqlite3.connect(db)) as conn:
+        before = conn.execute("select count(*) from joint_task").fetchone()
+    assert main(["task", "create", str(example), "--db", str(db)]) == 2
+    assert too_long("计划外任务的理由（unplanned_reason）") in capsys.readouterr().err
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("select count(*) from joint_task").fetchone() == before
 
 
 def test_a_draft_task_file_run_again_inviting_opens_that_drafts_consultation(

@@ -46,7 +46,16 @@ from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
 from tests.case_factories import World, acting, build_world
-from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event, told
+from tests.dispatch_support import (
+    LONG_REASON,
+    audit_rows,
+    bodies,
+    make_dispatcher,
+    send,
+    text_event,
+    told,
+    too_long,
+)
 from tests.server_helpers import make_services, page_text, pages_app
 from tests.test_result_form import jpeg
 
@@ -164,6 +173,18 @@ async def test_a_correction_that_changes_nothing_is_refused_004_art20(
     reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 无问题 再次更正")
     assert "与已公示的结果相同，无需更正" in reply, reply
     assert len(await versions(sessionmaker)) == 3
+
+
+async def test_a_correction_reason_over_2000_characters_is_refused_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条: 更正's reason is a written reason with its limit; a longer one is refused
+    saying what to do, and no version is added."""
+    reply = await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 {LONG_REASON}")
+    assert too_long("更正理由") in reply, reply
+    assert len(await versions(sessionmaker)) == 2
+    assert await audit_rows(sessionmaker, "case.result.corrected") == []
+    assert await objection_state(sessionmaker) == "error_found"
 
 
 async def test_a_department_corrects_only_its_own_items_004_art3(sessionmaker, clock, w) -> None:
@@ -456,9 +477,24 @@ async def test_the_form_refuses_an_unchanged_correction_and_a_missing_reason_004
     assert resp.status == 422
     assert "与已公示的结果相同，无需更正" in page_text(await resp.text())
     resp = await client.post(CORRECTION_PATH, data=form(tok, lead_item.id, reason=""))
-    assert resp.status == 422 and "请写明更正理由" in page_text(await resp.text())
+    assert resp.status == 422 and "更正结果时必须写明更正理由" in page_text(await resp.text())
     assert len(await versions(sessionmaker)) == 2
     assert await objection_state(sessionmaker) == "error_found"
+
+
+async def test_the_form_refuses_a_reason_over_2000_characters_004_art20(
+    client: TestClient, services: Services, w: World, sessionmaker
+) -> None:
+    """004 第二十条: the form's reason is checked as the chat's: a longer one is refused next
+    to the field, kept in it; nothing is stored."""
+    lead_item, _ = w.items
+    tok = token(services, w.lead_liaison, w.case)
+    resp = await client.post(CORRECTION_PATH, data=form(tok, lead_item.id, reason=LONG_REASON))
+    html = await resp.text()
+    assert resp.status == 422 and too_long("更正理由") in page_text(html)
+    assert f"{LONG_REASON}</textarea>" in html
+    assert len(await versions(sessionmaker)) == 2
+    assert await audit_rows(sessionmaker, "case.result.corrected") == []
 
 
 async def test_the_form_refuses_to_move_the_inspection_date_004_art14_art19(

@@ -33,12 +33,14 @@ from handlers import invitation_page
 from handlers.pages import PageCtx
 from tests import factories as f
 from tests.dispatch_support import (
+    LONG_REASON,
     Scene,
     bodies,
     consultation_scene,
     make_dispatcher,
     send,
     text_event,
+    too_long,
 )
 
 PUNCTUATION_ONLY = "。。。。。。。。。。。。"
@@ -94,6 +96,20 @@ async def test_punctuation_reason_refused_by_command_and_in_the_reason_step_000_
     await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code}"))
     rows = await send(sessionmaker, d, text_event(who, PADDED))
     assert "至少需要 10 个字" in bodies(rows) and "请重新回复拒绝理由" in bodies(rows)
+    assert await _state(sessionmaker, scene.invitation_id) == ("pending", "")
+
+
+async def test_a_reason_over_2000_characters_refused_by_command_and_in_the_reason_step_000_s7(
+    sessionmaker, clock, scene
+) -> None:
+    """000 §七: the chat refuses a decline reason over 2,000 characters saying what to do, as
+    the command and as the answer the bot waits for; the invitation stays pending."""
+    d = make_dispatcher(sessionmaker, clock)
+    who = scene.partner.liaison.code
+    rows = await send(sessionmaker, d, text_event(who, f"拒绝 {scene.task_code} {LONG_REASON}"))
+    assert too_long("拒绝理由") in bodies(rows) and "已拒绝" not in bodies(rows)
+    rows = await send(sessionmaker, d, text_event(who, LONG_REASON))
+    assert too_long("拒绝理由") in bodies(rows) and "请重新回复拒绝理由" in bodies(rows)
     assert await _state(sessionmaker, scene.invitation_id) == ("pending", "")
 
 

@@ -15,7 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.clock import FixedClock, china_noon
 from core.models import AuditEvent, Case, GroupMember, Officer, OutboxMessage
 from tests import factories as f
-from tests.dispatch_support import bodies, make_dispatcher, ready_world, send, text_event, told
+from tests.dispatch_support import (
+    LONG_REASON,
+    bodies,
+    make_dispatcher,
+    ready_world,
+    send,
+    text_event,
+    told,
+    too_long,
+)
 
 BEACON_OUT = china_noon(dt.date(2026, 3, 4))  # the default beacon is 3 March's 福彩3D
 REASON = "本人配偶在该企业任职"
@@ -163,6 +172,16 @@ async def test_a_recusal_reason_names_the_interest_000_conflict(sessionmaker, cl
     sm, s = sessionmaker, scene
     text = bodies(await say(sm, clock, s.member.code, f"回避 {s.case.code} 近亲"))
     assert "回避理由至少需要 4 个字" in text and "利害关系" in text
+    assert await actions(sm) == []
+
+
+async def test_a_recusal_reason_over_2000_characters_is_refused_000_conflict(
+    sessionmaker, clock, scene
+) -> None:
+    """000 §八: the recusal's written reason has a written reason's limit; nothing is asked."""
+    sm, s = sessionmaker, scene
+    text = bodies(await say(sm, clock, s.member.code, f"回避 {s.case.code} {LONG_REASON}"))
+    assert too_long("回避理由") in text
     assert await actions(sm) == []
 
 

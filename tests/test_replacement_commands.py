@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.clock import FixedClock, china_noon
 from core.models import GroupMember, Officer, ReplacementRequest
 from tests.case_factories import World, build_world
-from tests.dispatch_support import bodies, make_dispatcher, send, text_event, told
+from tests.dispatch_support import (
+    LONG_REASON,
+    bodies,
+    make_dispatcher,
+    send,
+    text_event,
+    told,
+    too_long,
+)
 
 CASE = "LJ-2026-001-001"
 
@@ -63,6 +71,25 @@ async def test_replacement_needs_the_department_leader_001_art14_004_art13(
         req = await s.scalar(select(ReplacementRequest))
         assert req is not None and req.state == "approved"
         assert req.decided_by_id == w.lead_leader.id
+
+
+async def test_reasons_over_2000_characters_are_refused_storing_nothing_001_art14(
+    sessionmaker, clock, w
+) -> None:
+    """001 第十四条: a 更换's reason, and a leader's 不批准 reason, are written reasons with
+    their limit: a longer one is refused saying what to do; nothing is asked or decided."""
+    sm = sessionmaker
+    text = bodies(await say(sm, clock, w.a1.code, f"更换 {CASE} A2 {LONG_REASON}"))
+    assert too_long("更换理由") in text
+    async with sm() as s:
+        assert await s.scalar(select(ReplacementRequest)) is None
+    await say(sm, clock, w.a1.code, f"更换 {CASE} A2 长期病假无法到岗")
+    text = bodies(await say(sm, clock, w.lead_leader.code, f"不批准 {CASE} A2 {LONG_REASON}"))
+    assert too_long("不批准理由") in text
+    async with sm() as s:
+        req = await s.scalar(select(ReplacementRequest))
+        assert req is not None and (req.state, req.decision_reason) == ("pending", "")
+    assert await active(sm) == {"A1", "A2", "B1"}
 
 
 async def test_a_refusal_carries_its_reason_to_the_requester_004_art13(

@@ -26,7 +26,7 @@ from core.result_entry import submit_result
 from core.rules import Rules
 from handlers.results import day_word
 from tests.case_factories import World, build_world, enter_other_parts
-from tests.dispatch_support import bodies, make_dispatcher, send, text_event
+from tests.dispatch_support import LONG_REASON, bodies, make_dispatcher, send, text_event, too_long
 
 CASE = "LJ-2026-001-001"
 TASK = "LJ-2026-001"
@@ -383,6 +383,27 @@ async def test_return_needs_a_reason_and_sends_the_result_back(sessionmaker, clo
     )
     assert "结果已提交" in again
     assert await case_state(sessionmaker) == ("submitted", dt.date(2026, 3, 4))
+
+
+async def test_a_return_reason_over_2000_characters_is_refused_004_art19(
+    sessionmaker, clock, w
+) -> None:
+    """004 第十九条: 退回's reason is a written reason with its limit, with or without a
+    department named; a longer one is refused saying what to do and the result stays up."""
+    d = make_dispatcher(sessionmaker, clock)
+    await others_entered(sessionmaker, clock, w)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 昨天"))
+    for named in ("", "卫健委 "):
+        said = bodies(
+            await send(
+                sessionmaker,
+                d,
+                text_event(w.other_liaison.code, f"退回 {CASE} {named}{LONG_REASON}"),
+            )
+        )
+        assert too_long("退回理由") in said
+    assert await count(sessionmaker, Review) == 0
+    assert (await case_state(sessionmaker))[0] == "submitted"
 
 
 async def test_each_submission_is_named_by_its_entry_of_the_case_004_art19(

@@ -23,6 +23,7 @@ from core.referrals import acknowledge, refer
 from core.rules import Rules
 from handlers.review_page import REVIEW_FILE_PATH, REVIEW_PATH
 from tests.case_factories import World
+from tests.dispatch_support import LONG_REASON, too_long
 from tests.server_helpers import page_text
 from tests.test_result_form import (  # client, services, world: the same fixtures
     PDF_BYTES,
@@ -162,6 +163,24 @@ async def test_lead_and_participant_approve_in_turn(
     assert resp.status == 200 and "审核通过并已公示" in page_text(await resp.text())
     assert await case_state(sessionmaker) == "published"
     assert await reviews(sessionmaker) == [(world.lead.id, "approve"), (world.other.id, "approve")]
+
+
+async def test_a_return_reason_over_2000_characters_is_refused_on_the_page_004_art19(
+    client: TestClient,
+    services: Services,
+    world: World,
+    submitted: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """004 第十九条: the page's return reason is checked as the chat's: a longer one is refused
+    next to the field, kept in it, and nothing is reviewed."""
+    tok = token_of(review_link(services, world.other_liaison.id, world.case.id))
+    resp = await client.post(REVIEW_PATH, data=review_post(tok, "return", LONG_REASON))
+    html = await resp.text()
+    assert resp.status == 422 and too_long("退回理由") in page_text(html)
+    assert f"{LONG_REASON}</textarea>" in html
+    assert await reviews(sessionmaker) == []
+    assert await case_state(sessionmaker) == "submitted"
 
 
 async def test_return_needs_a_reason_and_goes_back_to_the_group(

@@ -19,7 +19,15 @@ from core.public import public_index, public_task_state
 from core.states import TaskState
 from tests import factories as f
 from tests.case_factories import at_time
-from tests.dispatch_support import bodies, consultation_scene, make_dispatcher, send, text_event
+from tests.dispatch_support import (
+    LONG_REASON,
+    bodies,
+    consultation_scene,
+    make_dispatcher,
+    send,
+    text_event,
+    too_long,
+)
 
 MISTAKE = "任务文件重复执行，与前一任务重复"
 
@@ -91,6 +99,29 @@ async def test_withdrawn_task_closes_invitations_tells_departments_and_shows_pub
         )
     )
     assert "已撤销" in again
+
+
+async def test_a_withdrawal_reason_over_2000_characters_is_refused_in_chat(
+    sessionmaker, clock
+) -> None:
+    """A written reason (000 §七) has at most 2,000 characters: 撤销 with a longer one is
+    refused saying what to do; the task and its invitations stay, nobody is told."""
+    async with sessionmaker() as s, s.begin():
+        scene = await consultation_scene(s, clock, n_targets=0)
+    d = make_dispatcher(sessionmaker, clock)
+    lead = scene.w.lead.liaison
+    rows = await send(
+        sessionmaker, d, text_event(lead.code, f"撤销 {scene.task_code} {LONG_REASON}")
+    )
+    assert too_long("撤销理由") in bodies(rows)
+    assert all(r.destination.get("officer_id") == lead.id for r in rows)  # only the reply
+    async with sessionmaker() as s:
+        task = await s.scalar(select(JointTask).where(JointTask.code == scene.task_code))
+        assert task is not None and task.state == TaskState.CONSULTING
+        assert set(await s.scalars(select(Invitation.state))) == {"pending"}
+        assert (
+            await s.scalar(select(AuditEvent).where(AuditEvent.action == "task.withdrawn")) is None
+        )
 
 
 async def test_a_draft_withdrawn_is_not_public_and_a_new_task_may_take_its_place(

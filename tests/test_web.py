@@ -28,6 +28,7 @@ from core.models import (
     TaskItem,
 )
 from core.rules import Rules
+from tests.dispatch_support import LONG_REASON, too_long
 from tests.factories import RULE_5PCT
 from tests.server_helpers import page_text, pages_app
 
@@ -426,6 +427,26 @@ async def test_a_reason_of_the_full_2000_characters_is_taken(
     assert resp.status == 200
     row = await invitation_row(sessionmaker, world.invitation.id)
     assert (row.state, row.reason) == ("declined", reason)
+
+
+async def test_a_reason_over_2000_characters_is_refused_not_cut_000_s7(
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """000 §七: a written reason has at most 2,000 characters. A longer one posted past the
+    textarea's maxlength was cut to its first 2,000 and taken; now it is refused as the chat
+    refuses it, kept in the field, and the invitation stays pending."""
+    token = token_for(world.liaison, world.invitation, clock)
+    resp = await client.post(
+        INVITATION_PATH, data=form(token, action="decline", reason=LONG_REASON)
+    )
+    html = await resp.text()
+    assert resp.status == 422 and too_long("拒绝理由") in page_text(html)
+    assert f"{LONG_REASON}</textarea>" in html
+    row = await invitation_row(sessionmaker, world.invitation.id)
+    assert (row.state, row.reason) == ("pending", "")
 
 
 async def test_oversized_and_non_form_bodies_are_refused(

@@ -18,7 +18,7 @@ from core.clock import FixedClock, china_noon
 from core.evaluation import year_report
 from core.holidays import load_holiday_year
 from core.inspection import extend_window, window_deadline
-from core.models import AuditEvent, Case
+from core.models import AuditEvent, Case, JointTask
 from core.obligations.due import due_items
 from core.result_entry import submit_result
 from core.review import review_result
@@ -27,7 +27,7 @@ from core.states import CaseState
 from core.summary import daily_summary
 from core.workdays import HolidayFile
 from tests.case_factories import World, acting, at_day, build_world, enter_other_parts
-from tests.dispatch_support import chat
+from tests.dispatch_support import LONG_REASON, audit_rows, chat, too_long
 from tests.server_helpers import make_services, page_text, pages_app
 
 D = dt.date
@@ -76,6 +76,26 @@ async def test_000_5_3_an_extension_moves_the_window_shown_and_undated_result_de
         assert (entry.due, entry.overdue) == (EXTENDED_DUE, False)
         [task] = (await daily_summary(ctx, after_old_due)).tasks
         assert task.overdue == 0
+
+
+async def test_000_5_3_an_extension_reason_over_2000_characters_is_refused_storing_nothing(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    """000 §五.3: 延期's reason is a written reason, checked as every other (at most 2,000
+    characters): a longer one is refused saying what to do, the window stays."""
+    w = await _locked_world(sessionmaker)
+    clock.set(china_noon(D(2026, 3, 30)))
+    reply = await chat(
+        sessionmaker, clock, w.lead_liaison.code, f"延期 LJ-2026-001 4月30日 {LONG_REASON}"
+    )
+    assert too_long("延期理由") in reply
+    assert await audit_rows(sessionmaker, "task.window_extended") == []
+    async with sessionmaker() as s:
+        task = await s.get(JointTask, w.task.id)
+        assert task is not None and task.window_extended_to is None
+        assert task.window_extension_reason == ""
+        case = await s.get(Case, w.case.id)
+        assert case is not None and case.result_due_on == WINDOW_DUE
 
 
 async def test_000_10_004_18_an_extension_leaves_the_deadline_of_a_result_already_in(

@@ -24,7 +24,7 @@ RESPOND = "respond"
 # an answer after the deadline is refused by the core, not by the link.
 INVITATION_LINK_TTL = dt.timedelta(days=14)
 MAX_FORM_BYTES = 32 * 1024  # a reason of 2,000 Chinese characters (18 KiB url-encoded), tokens
-MAX_REASON_CHARS = REASON_MAX_CHARS  # core refuses a longer one; the page keeps the first part
+MAX_REASON_CHARS = REASON_MAX_CHARS  # the field's maxlength; core refuses a longer one
 
 
 def invitation_link(services: Services, officer_id: int, invitation_id: int) -> str:
@@ -56,7 +56,7 @@ def parse_answer(raw: dict[str, list[str]]) -> invitation_page.AnswerForm:
     return invitation_page.AnswerForm(
         action=first(raw, "action"),
         item_ids={int(v) for v in raw_ids},
-        reason=first(raw, "reason").strip()[:MAX_REASON_CHARS],
+        reason=first(raw, "reason"),  # core checks it (a longer one refused, not cut)
     )
 
 

@@ -252,10 +252,10 @@ def decline_reason_problem(rules: Rules, reason: str) -> str:
     """Why `reason` cannot decline an invitation (seed 000 §七: 书面函告理由), "" if it can: the
     check decline_invitation makes, for a caller to ask for the reason before answering."""
     return written_reason_problem(
-        rules,
         reason,
         "拒绝理由",
         "请写明不参加的具体原因",
+        min_chars=rules.decline_reason_min_chars,
         missing="拒绝参加联合抽查须书面说明理由",
     )
 

@@ -15,12 +15,12 @@ from core.access import may_act_for, require
 from core.changes import Ctx, Notice, record
 from core.consultation.opening import card_answered
 from core.draws.targets import frozen_draw_over_cap
-from core.errors import InvalidTransition, ValidationFailed
+from core.errors import InvalidTransition
 from core.jointtask import answerers, get_task, task_invitations
 from core.messages import Destination, OutMessage
 from core.models import Draw, Invitation, JointTask, PlanEntry
 from core.render import md_text
-from core.rules import written_reason_problem
+from core.rules import written_reason
 from core.states import INVITATION, TASK, DrawState, InvitationState, TaskState
 
 WITHDRAWN = "任务已撤销"
@@ -54,15 +54,13 @@ async def withdraw_task(ctx: Ctx, code: str, reason: str, *, how: str = CHAT_HOW
     TASK.check(task, TaskState.WITHDRAWN, what="撤销", subject=task.code)
     over_cap = await _frozen_over_cap(ctx, task)
     example = how.format(code=task.code, reason=_EXAMPLE_REASON)
-    if problem := written_reason_problem(
-        ctx.rules,
+    reason = written_reason(
         reason,
         "撤销理由",
         f"请写明撤销的具体原因，例如：{example}",
+        min_chars=ctx.rules.decline_reason_min_chars,
         missing=f"撤销任务须写明理由，例如：{example}",
-    ):
-        raise ValidationFailed(problem)
-    reason = reason.strip()
+    )
     before = task.state
     TASK.move(task, TaskState.WITHDRAWN)
     invitations = await task_invitations(ctx, task)

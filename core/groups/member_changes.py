@@ -24,7 +24,7 @@ from core.messages import Destination, OutMessage
 from core.models import Case, GroupMember, Officer, OfficerConflict, Recusal
 from core.models.cases import CHANGE_LABELS
 from core.render import render
-from core.rules import written_length
+from core.rules import written_reason
 from core.states import CaseState
 
 
@@ -36,13 +36,21 @@ async def _members(session: AsyncSession, case: Case) -> list[GroupMember]:
     )
 
 
-def _changeable(case: Case, reason: str, what: str) -> str:
+def _changeable(case: Case, what: str) -> None:
     if case.state not in (CaseState.ASSIGNED, CaseState.NOTIFIED):
         raise InvalidTransition(f"案件 {case.code} 已开始检查或已录入结果，不能再{what}")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed(f"{what}须说明理由")
-    return reason
+
+
+def replacement_reason(reason: str) -> str:
+    """A 更换's reason, stripped: any words (001 第十四条 names no minimum), a written
+    reason's at most."""
+    return written_reason(
+        reason,
+        "更换理由",
+        "请写明需要更换的原因",
+        min_chars=1,
+        missing="申请更换须写明理由，例如：更换 案件号 人员编号 长期病假无法到岗",
+    )
 
 
 def _active_member(members: Sequence[GroupMember], case: Case, officer_id: int) -> GroupMember:
@@ -92,12 +100,14 @@ async def recusal_successor(
     """A recusal's grounds — a conflict of interest with the target, in words (000 §八) — and who
     would take over: checked when it is asked for, so nobody waits on a leader for a recusal
     that cannot be, and again when it is decided."""
-    reason = _changeable(case, reason, "回避")
-    if written_length(reason) < ctx.rules.recusal_reason_min_chars:
-        raise ValidationFailed(
-            f"回避理由至少需要 {ctx.rules.recusal_reason_min_chars} 个字（标点、空格不计），"
-            "请写明与检查对象的利害关系"
-        )
+    _changeable(case, "回避")
+    reason = written_reason(
+        reason,
+        "回避理由",
+        "请写明与检查对象的利害关系",
+        min_chars=ctx.rules.recusal_reason_min_chars,
+        missing="回避须说明理由：写明与检查对象的利害关系，例如：回避 案件号 本人配偶在该企业任职",
+    )
     task = await task_by_id(ctx, case.task_id)
     inspectors_draw = await locked_draw(ctx, task, "inspectors")
     dep = await get_department(ctx, old.department_id)
@@ -134,7 +144,8 @@ async def replace_inspector(
     members = await _members(ctx.session, case)
     old = _active_member(members, case, officer_id)
     await require_leader(ctx, case, old.department_id, "case.replace", "更换")
-    reason = _changeable(case, reason, "更换人员")
+    _changeable(case, "更换人员")
+    reason = replacement_reason(reason)
     new = await ctx.session.get(Officer, new_officer_id)
     if new is None:
         raise NotFound(f"未找到执法检查人员（编号 {new_officer_id}）")

@@ -23,6 +23,7 @@ from core.imports.reading import (
     nfkc,
 )
 from core.models import Officer, OfficerConflict, Target
+from core.models.county import CONFLICT_REASON_CHARS
 from core.uscc import validate_uscc
 
 CONFLICT_COLUMNS = (
@@ -46,7 +47,7 @@ def _check_conflict(row: Row, officers: dict[str, int], targets: dict[str, int])
     target_id = targets.get(uscc)
     if uscc and target_id is None and not row.errors:
         row.error("uscc", f"检查对象名录库中没有 {uscc}，请先导入检查对象")
-    reason = row.text("reason", 200)
+    reason = row.text("reason", CONFLICT_REASON_CHARS)
     if not reason:
         row.error("reason", "请写明利害关系，例如：本人配偶在该企业任职")
     return {"officer_id": officer_id, "target_id": target_id, "reason": reason}

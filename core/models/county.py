@@ -175,6 +175,9 @@ class Exclusion(Base):
     reason: Mapped[str] = mapped_column(String(200), default="")
 
 
+CONFLICT_REASON_CHARS = 200  # a declared conflict's 利害关系: the column, so longer is refused
+
+
 class OfficerConflict(Base):
     """A declared conflict of interest: the officer never inspects that target."""
 
@@ -183,7 +186,7 @@ class OfficerConflict(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id"), index=True)
     target_id: Mapped[int] = mapped_column(ForeignKey("target.id"), index=True)
-    reason: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(String(CONFLICT_REASON_CHARS), default="")
 
 
 class HolidayYear(Base):
