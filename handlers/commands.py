@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from core.consultation import CHAT_HOW, WHEN
 from core.models import Conversation
 from core.referrals import REFERRERS
 from handlers import (
@@ -159,10 +160,9 @@ COMMANDS: list[Command] = [
     Command(
         "撤销",
         ("cx", "withdraw"),
-        "撤销 编号 理由",
-        "撤销 LJ-2026-004 任务文件重复执行，与 LJ-2026-003 重复",
-        "撤销误建的任务（冻结抽取前），须写明理由；未答复的邀请关闭，受邀部门收到通知"
-        "（牵头部门联络员、分管领导，管理员）",
+        CHAT_HOW.format(code="编号", reason="理由"),
+        CHAT_HOW.format(code="LJ-2026-004", reason="任务文件重复执行，与 LJ-2026-003 重复"),
+        f"{WHEN}（牵头部门联络员、分管领导，管理员）",
         tasks.withdraw,
         roles=("liaison", "leader", "admin"),
     ),

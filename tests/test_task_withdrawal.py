@@ -6,12 +6,15 @@ the invited departments told, 已撤销 on the public side (003 三(七)1: 抽�
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bot.cli import main
 from core.changes import Ctx
-from core.consultation.withdrawal import CLI_HOW, withdraw_task
+from core.consultation import CLI_HOW
+from core.consultation.withdrawal import withdraw_task
 from core.draws import targets as target_draws
 from core.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from core.models import AuditEvent, Invitation, JointTask, OutboxMessage
@@ -30,6 +33,38 @@ from tests.dispatch_support import (
 )
 
 MISTAKE = "任务文件重复执行，与前一任务重复"
+README = Path(__file__).resolve().parent.parent / "README.md"
+# how to withdraw, worded alike wherever it is told: the chat's and the CLI's forms, exactly
+WHEN = (
+    "撤销误建的任务：抽取范围冻结前可以撤销，已冻结的抽取超出一般事项抽查比例上限、无法确认的"
+    "也可以撤销；须写明撤销理由，未答复的邀请随之关闭，受邀部门收到通知"
+)
+
+
+def how_to(code: str) -> str:
+    return (
+        f"聊天中发送“撤销 {code} 理由”，或在命令行运行“lianjian task withdraw {code} --reason 理由”"
+    )
+
+
+async def test_how_to_withdraw_is_worded_alike_in_chat_help_cli_help_and_readme(
+    sessionmaker, clock, capsys
+) -> None:
+    """The chat's 帮助, the CLI's help and the README say when a task may be withdrawn in the
+    same words, each showing the chat's command and the CLI's exactly."""
+    async with sessionmaker() as s, s.begin():
+        scene = await consultation_scene(s, clock, n_targets=0)
+    d = make_dispatcher(sessionmaker, clock)
+    helped = bodies(await send(sessionmaker, d, text_event(scene.w.lead.liaison.code, "帮助 撤销")))
+    assert WHEN in helped and "撤销 编号 理由" in helped
+    with pytest.raises(SystemExit):
+        main(["task", "withdraw", "--help"])
+    cli = "".join(capsys.readouterr().out.split())  # argparse wraps it to the terminal
+    assert WHEN in cli and "".join(how_to("编号").split()) in cli and "--reason理由编号" in cli
+    readme = README.read_text("utf-8")
+    assert "| `撤销 编号 理由` |" in readme
+    assert "| `lianjian task withdraw 编号 --reason 理由` |" in readme
+    assert "lianjian task withdraw TASK" not in readme
 
 
 async def test_the_same_task_again_is_refused_naming_it_unless_again(ctx: Ctx) -> None:
@@ -38,7 +73,7 @@ async def test_the_same_task_again_is_refused_naming_it_unless_again(ctx: Ctx) -
     with pytest.raises(ValidationFailed) as refused:
         await f.draft_task(ctx, w)
     assert f"已有同一任务 {first.code}" in refused.value.message
-    assert "--again" in refused.value.message and f"撤销 {first.code}" in refused.value.message
+    assert "--again" in refused.value.message and how_to(first.code) in refused.value.message
     assert await ctx.session.scalar(select(JointTask.id).where(JointTask.id != first.id)) is None
     # another title, another scope (the same check in another region), or the operator's
     # explicit word, makes a second task
@@ -60,7 +95,7 @@ async def test_withdrawn_task_closes_invitations_tells_departments_and_shows_pub
     lead = scene.w.lead.liaison
     # a reason is required; a participant may not withdraw the lead's task
     asked = bodies(await send(sessionmaker, d, text_event(lead.code, f"撤销 {scene.task_code}")))
-    assert "撤销任务须写明理由" in asked
+    assert "撤销任务须写明撤销理由，例如：撤销 " in asked
     other = scene.partner.liaison.code
     refused = bodies(
         await send(sessionmaker, d, text_event(other, f"撤销 {scene.task_code} 重复创建的任务"))
@@ -175,7 +210,8 @@ async def test_002_2_2_a_frozen_draw_above_a_cap_may_be_withdrawn_and_recreated(
     at_time(ctx, dt.datetime(2026, 3, 4, 12, tzinfo=dt.UTC))
     with pytest.raises(ValidationFailed) as refused:
         await target_draws.confirm_draw(lead, task.code, "417")
-    assert f"可撤销该任务后按上限重新创建：撤销 {task.code} 理由" in refused.value.message
+    assert "可以撤销该任务后按上限重新创建" in refused.value.message
+    assert how_to(task.code) in refused.value.message
     with pytest.raises(ValidationFailed, match="理由至少需要"):
         await withdraw_task(lead, task.code, "超上限")
     done = await withdraw_task(lead, task.code, "冻结的抽取超过一般检查事项的比例上限")

@@ -52,6 +52,7 @@ from bot.cli.tasks import (
 )
 from core.bindings import PLATFORMS
 from core.clock import SystemClock, parse_year
+from core.consultation import WHEN, how_to_withdraw
 from core.errors import DomainError, ValidationFailed, os_reason
 from core.imports import IMPORT_ORDER
 from core.workdays import ALLOW_EMPTY
@@ -315,17 +316,12 @@ def _parser() -> argparse.ArgumentParser:
             "都相同；默认拒绝重复创建，此前只建了草稿的则继续发出邀请）"
         ),
     )
-    tw = add(
-        "withdraw",
-        cmd_task_withdraw,
-        (
-            "撤销误建的任务（冻结抽取前；已冻结的抽取超出一般事项抽查比例上限、无法确认的也可"
-            "撤销）：关闭未答复的邀请并通知受邀部门"
-        ),
-        parent=tk,
+    tw = add("withdraw", cmd_task_withdraw, WHEN, parent=tk)
+    tw.description = f"{WHEN}。{how_to_withdraw()}"
+    tw.add_argument("code", metavar="编号", help="任务编号")
+    tw.add_argument(
+        "--reason", metavar="理由", required=True, help="撤销理由（通知受邀部门，记入审计）"
     )
-    tw.add_argument("code", help="任务编号")
-    tw.add_argument("--reason", required=True, help="撤销理由（通知受邀部门，记入审计）")
 
     dc = add(
         "documents", cmd_documents, "生成任务或案件的联合抽查通知书和检查记录表（Word 与网页）"

@@ -41,7 +41,8 @@ async def cmd_task_create(args: argparse.Namespace) -> int:
 
 async def cmd_task_withdraw(args: argparse.Namespace) -> int:
     from bot.platforms.base import plain_text
-    from core.consultation.withdrawal import CLI_HOW, withdraw_task
+    from core.consultation import CLI_HOW
+    from core.consultation.withdrawal import withdraw_task
     from core.render import render
 
     async with cli_ctx(args) as ctx:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import codes
 from core.access import may_act_for, require
 from core.changes import Ctx, record
+from core.consultation import how_to_withdraw
 from core.draws import algorithm
 from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS, build_target_pool
 from core.draws.ratios import CREATE_ADVICE, check_cap_counts, check_ratios, needs_sizes
@@ -174,8 +175,7 @@ def _repeated(same: JointTask, lead: Department, title: str) -> ValidationFailed
         f"已有同一任务 {same.code}（{title}，牵头部门{lead.name}，检查时间 "
         f"{cn_date(same.window_start)} 至 {cn_date(same.window_end)}，抽查范围、规则和事项相同，"
         f"状态“{TASK.label(same.state)}”），未重复创建、未重复发出邀请。确需再建一个"
-        f"同样的任务，请加 --again；误建的任务可撤销（聊天中发送：撤销 {same.code} 理由；"
-        f"命令行：lianjian task withdraw {same.code} --reason 理由）"
+        f"同样的任务，请加 --again。误建的任务可以撤销：{how_to_withdraw(same.code)}"
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from core.access import may_act_for, require
 from core.changes import Ctx, Notice, record
+from core.consultation import CHAT_HOW
 from core.consultation.opening import card_answered
 from core.draws.targets import frozen_draw_over_cap
 from core.errors import InvalidTransition
@@ -24,9 +25,6 @@ from core.rules import written_reason
 from core.states import INVITATION, TASK, DrawState, InvitationState, TaskState
 
 WITHDRAWN = "任务已撤销"
-# how the caller's user withdraws a task, for the example in a refusal ({code}, {reason})
-CHAT_HOW = "撤销 {code} {reason}"
-CLI_HOW = "lianjian task withdraw {code} --reason {reason}"
 _EXAMPLE_REASON = "任务文件重复执行，与前一任务重复"
 
 
@@ -59,7 +57,7 @@ async def withdraw_task(ctx: Ctx, code: str, reason: str, *, how: str = CHAT_HOW
         "撤销理由",
         f"请写明撤销的具体原因，例如：{example}",
         min_chars=ctx.rules.decline_reason_min_chars,
-        missing=f"撤销任务须写明理由，例如：{example}",
+        missing=f"撤销任务须写明撤销理由，例如：{example}",
     )
     before = task.state
     TASK.move(task, TaskState.WITHDRAWN)

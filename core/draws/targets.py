@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.access import lead_only
 from core.changes import Ctx, Notice, record
 from core.codes import CASE_NUMBER_WIDTH
+from core.consultation import how_to_withdraw
 from core.draws import algorithm
 from core.draws.beacon import (
     beacon_ready_at,
@@ -96,8 +97,8 @@ def _draw_advice(task: JointTask) -> str:
     with a frozen draw, which can then never be confirmed)."""
     return (
         "抽取结果不得超过上限，本次不能抽取。抽取规则和各部门的事项在征询后不能修改："
-        f"可撤销该任务后按上限重新创建：撤销 {task.code} 理由"
-        "（比例或户数不超过上限，或改由重点检查事项抽查）"
+        "可以撤销该任务后按上限重新创建（比例或户数不超过上限，或改由重点检查事项抽查）。"
+        f"撤销任务：{how_to_withdraw(task.code)}"
     )
 
 
