@@ -33,9 +33,10 @@ from core.models import (
     Target,
     TaskItem,
 )
+from core.objections import objection_last_day
 from core.results import Category, label
 from core.states import TASK, InvitationState, ResultState, TaskState
-from core.workdays import cn_date
+from core.workdays import Deadline, cn_date
 
 PER_PAGE = 20
 MAX_QUERY_CHARS = 100
@@ -80,6 +81,10 @@ class PublicResult:
     inspected_on: dt.date | None
     versions: list[Version] = field(default_factory=list)  # newest first
     inspectors: list[tuple[str, str]] = field(default_factory=list)  # (name, 执法证号)
+    # the target's last day to object to the current version (004 第二十条), and whether it
+    # has not passed yet: the page tells the target its right while it lasts
+    objection_until: Deadline | None = None
+    objection_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,8 @@ async def search_results(
     shown, has_next, total, more = await _page(session, query)
     older = await _older_versions(session, [case.id for _, case, _, _ in shown])
     extras = await _categories_by_task(session, {task.id: task for *_, task in shown})
+    cal = await ctx.work_calendar()
+    today = ctx.clock.today()
     results = []
     for current, case, target, task in shown:
         extra = extras[task.id]
@@ -194,6 +201,8 @@ async def search_results(
             task.lead_department.name,
             current.inspected_on or case.inspected_on,
         )
+        entry.objection_until = objection_last_day(_china_day(current.published_at), ctx.rules, cal)
+        entry.objection_open = today <= entry.objection_until.day
         for r in [current, *older[case.id]]:
             entry.versions.append(
                 Version(

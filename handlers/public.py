@@ -53,7 +53,7 @@ def parse_results_query(raw: RawQuery) -> tuple[public.ResultQuery, str]:
 async def results_page(ctx: Ctx, raw: RawQuery) -> str:
     query, note = parse_results_query(raw)
     found = await public.search_results(ctx, query, publish_inspectors=ctx.rules.publish_inspectors)
-    return render("web/public_results.html", page=found, note=note, raw=raw)
+    return render("web/public_results.html", page=found, note=note, raw=raw, rules=ctx.rules)
 
 
 async def index_page(ctx: Ctx, raw_year: str) -> str:
@@ -69,6 +69,7 @@ async def index_page(ctx: Ctx, raw_year: str) -> str:
         task_state=partial(public.public_task_state, today=today),
         plan=await plan_entries(ctx, year),
         note=note,
+        rules=ctx.rules,
     )
 
 

@@ -223,6 +223,32 @@ async def test_results_never_show_officers_unless_the_rules_publish_them(
     assert "张检查（执法证号 ZFA1）" in text and "赵联络" not in text
 
 
+async def test_each_result_tells_the_target_how_and_until_when_to_object_004_art20(
+    client: TestClient, published: World, ctx: Ctx
+) -> None:
+    """004 第二十条: 被检查对象对检查结果有异议的，应当自检查结果公示之日起 60 日内，向发起部门
+    提交书面申请和相关证明材料. Each published result says so with its own last day (from the
+    current version's publication, 2026-04-02: 2026-06-01) and the lead department, no
+    officer; once the day has passed, that it has; the index says the rule."""
+    text = page_text(await (await client.get("/public/results")).text())
+    assert (
+        "被检查对象对本检查结果有异议的，可于 2026年6月1日（含当日）前，"
+        "向发起部门县市场监督管理局提交书面申请和相关证明材料" in text
+    ), text
+    assert "20 个工作日内组织复查" in text and "行政复议" in text
+    for private in ("张检查", "赵联络", "ZFA1"):
+        assert private not in text
+    at_day(ctx, D(2026, 6, 2))
+    text = page_text(await (await client.get("/public/results")).text())
+    assert "异议期限（自公示之日起 60 日）已于 2026年6月1日 届满" in text
+    assert "可于" not in text
+    index = page_text(await (await client.get("/public/")).text())
+    assert "对检查结果有异议" in index
+    assert (
+        "可自检查结果公示之日起 60 日内" in index and "向该抽查任务的发起部门提交书面申请" in index
+    )
+
+
 @pytest.mark.parametrize(
     "params",
     [{"year": "二〇二六"}, {"page": "x" * 5000}, {"q": "%_\\'\"<script>" * 30}, {"page": "9999"}],
