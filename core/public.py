@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from core.changes import Ctx
 from core.clock import CHINA_TZ
 from core.draws.verify import PUBLIC_DRAW_KIND, draw_public_json, pool_csv_text
 from core.errors import NotFound
+from core.imports.reading import nfkc
 from core.models import (
     Case,
     CaseResult,
@@ -113,11 +115,14 @@ def _china_day(at: dt.datetime | None) -> dt.date:
 
 
 def _target_filter(text: str) -> ColumnElement[bool]:
-    """Exact 统一社会信用代码 (or 15-digit registration number), else a name fragment."""
-    code = text.upper()
+    """Exact 统一社会信用代码 (or 15-digit registration number), else a name fragment. A phone's
+    input method types full-width (９１３３…, ＡＢＣ): the code is read as NFKC makes it, as
+    the importer stores it; a name as typed or so (names keep their full-width （）)."""
+    code = nfkc(text).upper()
     if _USCC.fullmatch(code):
         return Target.uscc == code
-    return Target.name.contains(text, autoescape=True)
+    half = unicodedata.normalize("NFKC", text)
+    return or_(*(Target.name.contains(t, autoescape=True) for t in dict.fromkeys((text, half))))
 
 
 async def _matching(session: AsyncSession, query: ResultQuery) -> _Found | None:

@@ -128,6 +128,23 @@ async def test_results_search_by_name_code_and_year_shows_corrections_as_version
         assert "请核对企业名称" in text and "换一个年度" in text  # and what to try next
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "９１３３０４２４ＭＡ２８ＡＱＡＱＸＵ",
+        "９１３３０４２４ｍａ２８ａｑａｑｘｕ",
+        "91330424\u3000MA28AQAQXU ",
+    ],
+)
+async def test_results_search_reads_a_code_typed_in_full_width(
+    client: TestClient, published: World, typed: str
+) -> None:
+    """A phone's Chinese input method types the 统一社会信用代码 in full-width digits and letters
+    (９１３３…), which found nothing: the query's code is read as NFKC makes it."""
+    text = page_text(await (await client.get("/public/results", params={"q": typed})).text())
+    assert "嘉善县某某食品有限公司" in text and "没有找到" not in text
+
+
 async def _more_published(session: AsyncSession, w: World, n: int) -> None:
     """n more published results in w's task, for targets named 嘉善县某某食品第 i 分店, published
     after w's correction (newest first: they come before it). Written as rows: the search only
