@@ -1,9 +1,10 @@
 """XLSX templates for every importer (`lianjian template KIND -o F.xlsx`).
 
-Each template has the importer's headers, example rows, a notes sheet explaining every column
-and, where Excel supports it, a drop-down list of the allowed values. The example rows of all
-templates fit together: importing them in TEMPLATE_ORDER into an empty database succeeds, so a
-county office can try the whole path before typing its own data over the examples.
+Each template has the importer's headers, example rows (core.imports.examples), a notes sheet
+explaining every column and, where Excel supports it, a drop-down list of the allowed values.
+The example rows of all templates fit together (the plan's names the items', the conflict the
+example officer and target); the fictitious ones are refused by the import, naming the row to
+delete, so an example left in a file never becomes county data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from core.imports import IMPORT_ORDER, annual_plan
 from core.imports.conflicts import CONFLICT_COLUMNS
 from core.imports.departments import DEPARTMENT_COLUMNS
+from core.imports.examples import example_rows
 from core.imports.exclusions import EXCLUSION_COLUMNS
 from core.imports.inspectors import ACCOUNT_FIELDS, INSPECTOR_COLUMNS, LEAVE_WORDS
 from core.imports.items import ITEM_COLUMNS
@@ -25,25 +27,19 @@ from core.models import TARGET_FLAGS, TARGET_KINDS, TARGET_STATUSES, ChatPlatfor
 TEMPLATE_ORDER = IMPORT_ORDER
 NOTES_SHEET = "填写说明"
 VALIDATED_ROWS = 5000  # drop-down lists cover this many data rows
-EXAMPLE_USCC = "91330424MA28AQAQXU"
 
 
 @dataclass(frozen=True)
 class Template:
     columns: Sequence[Column]
-    examples: list[list[str]]  # in column order
     notes: dict[str, str]  # field → what to write
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)  # field → drop-down list
 
 
-def _templates(year: int) -> dict[str, Template]:
+def _templates() -> dict[str, Template]:
     return {
         "departments": Template(
             DEPARTMENT_COLUMNS,
-            [
-                ["SJ", "县市场监督管理局", "市场监管", "是", "市市场监督管理局"],
-                ["WJ", "县卫生健康局", "卫健", "否", "市卫生健康委员会"],
-            ],
             {
                 "code": "本县自定的部门编码，字母和数字，"
                 "例如 SJ；其他表格可用编码、全称或简称指代部门",
@@ -57,28 +53,6 @@ def _templates(year: int) -> dict[str, Template]:
         ),
         "items": Template(
             ITEM_COLUMNS,
-            [
-                [
-                    "SJ",
-                    "SJ-01",
-                    "食品经营许可情况检查",
-                    "重点",
-                    "餐饮服务、食品销售",
-                    "实地检查、书面检查",
-                    "《中华人民共和国食品安全法》第三十五条",
-                    "",
-                ],
-                [
-                    "WJ",
-                    "WJ-01",
-                    "公共场所卫生检查",
-                    "一般",
-                    "住宿、餐饮服务",
-                    "实地检查",
-                    "《公共场所卫生管理条例》",
-                    "5%",
-                ],
-            ],
             {
                 "department": "部门编码、全称或简称",
                 "code": "本部门内唯一的事项编码",
@@ -94,21 +68,6 @@ def _templates(year: int) -> dict[str, Template]:
         ),
         "inspectors": Template(
             INSPECTOR_COLUMNS,
-            [
-                [
-                    "张三",
-                    "SJ",
-                    "ZF33040001",
-                    "SJ001",
-                    "食品、特种设备",
-                    "城关镇",
-                    "13800000000",
-                    "执法检查人员、联络员",
-                    "",
-                    "",
-                    "在岗",
-                ]
-            ],
             {
                 "name": "姓名",
                 "department": "部门编码、全称或简称",
@@ -128,19 +87,6 @@ def _templates(year: int) -> dict[str, Template]:
         ),
         "targets": Template(
             TARGET_COLUMNS,
-            [
-                [
-                    EXAMPLE_USCC,
-                    "某县恒达餐饮有限公司",
-                    "企业",
-                    "餐饮服务",
-                    "城关镇",
-                    "某县城关镇人民路1号",
-                    "存续",
-                    "B",
-                    "",
-                ]
-            ],
             {
                 "uscc": "18 位统一社会信用代码；没有的填 15 "
                 "位注册号。请把单元格设为文本，以免 Excel 改成科学计数",
@@ -157,7 +103,6 @@ def _templates(year: int) -> dict[str, Template]:
         ),
         "exclusions": Template(
             EXCLUSION_COLUMNS,
-            [[EXAMPLE_USCC, str(year), "SJ", "市市场监督管理局", "市级双随机抽查已检查"]],
             {
                 "uscc": "已被检查对象的统一社会信用代码",
                 "year": "检查年度",
@@ -168,7 +113,6 @@ def _templates(year: int) -> dict[str, Template]:
         ),
         "conflicts": Template(
             CONFLICT_COLUMNS,
-            [["SJ001", EXAMPLE_USCC, "本人配偶在该企业任职"]],
             {
                 "officer": "执法检查人员的人员编号（见执法检查人员名录）",
                 "uscc": "有利害关系的检查对象的统一社会信用代码（须已在检查对象名录库中）",
@@ -177,18 +121,6 @@ def _templates(year: int) -> dict[str, Template]:
         ),
         "plan": Template(
             annual_plan.PLAN_COLUMNS,
-            [
-                [
-                    f"JH-{year}-01",
-                    f"{year}年度餐饮行业部门联合双随机抽查",
-                    "SJ",
-                    "WJ",
-                    "SJ-01、WJ-01",
-                    "餐饮服务",
-                    "5%",
-                    "6",
-                ]
-            ],
             {
                 "code": "本年度唯一的计划编号，发起任务时使用：发起 计划编号",
                 "title": "任务名称",
@@ -212,7 +144,7 @@ def write_template(kind: str, path: Path, *, year: int) -> Path:
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.datavalidation import DataValidation
 
-    template = _templates(year)[kind]
+    template = _templates()[kind]
     wb = Workbook()
     data = wb.active
     assert data is not None  # a new workbook has one sheet
@@ -220,7 +152,7 @@ def write_template(kind: str, path: Path, *, year: int) -> Path:
     data.append([c.label for c in template.columns])
     for cell in data[1]:
         cell.font = Font(bold=True)
-    for row in template.examples:
+    for row in example_rows(kind, template.columns, year):
         data.append(row)
     for i, col in enumerate(template.columns, start=1):
         letter = get_column_letter(i)

@@ -22,6 +22,7 @@ from sqlalchemy.sql.dml import Insert
 
 from core import changes, department_names
 from core.errors import os_reason
+from core.imports.examples import example_error
 from core.imports.reading import (
     Column,
     FileProblem,
@@ -171,6 +172,8 @@ def check_file(
         row = Row(layout, line, cells)
         record = check_row(row)
         row.check_cells()
+        if (example := example_error(layout.kind, row)) is not None:
+            row.errors = [example]  # the row is to be deleted, not corrected
         if not row.errors:
             key = key_of(record)
             earlier = first_seen.setdefault(key, line)
@@ -275,7 +278,7 @@ async def run_import(
         report.file_error = f"无法打开文件：{os_reason(err)}"
         return report
     report.sheet_name = sheet.sheet_name
-    layout = Layout(sheet, columns)
+    layout = Layout(sheet, columns, kind)
     report.ignored_columns = layout.ignored
     if layout.missing:
         report.file_error = "缺少必填列" + "、".join(

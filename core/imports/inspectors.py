@@ -244,14 +244,14 @@ def _cert_duplicates(checked: Checked, officers: dict[str, Officer]) -> None:
         checked.drop_bad()
 
 
-def _cert_changes(changed: list[tuple[Officer, str]]) -> list[str]:
-    """Every stored officer's 执法证号 the import changes (old → new), for the clerk to see."""
+def _changes_note(what: str, changed: list[tuple[str, str, str]]) -> list[str]:
+    """Every stored officer whose `what` the import changes (who, old, new), for the clerk to
+    see: an 执法证号 or a name (a row written over another officer's 人员编号 renamed SJ001
+    王伟 to 张三 unseen)."""
     if not changed:
         return []
-    listed = "；".join(
-        f"{o.code}（{o.name}）{old or '（空）'} → {o.cert_no or '（空）'}" for o, old in changed
-    )
-    return [f"执法证号变更 {len(changed)} 人，请核对：{listed}"]
+    listed = "；".join(f"{who}{old or '（空）'} → {new or '（空）'}" for who, old, new in changed)
+    return [f"{what}变更 {len(changed)} 人，请核对：{listed}"]
 
 
 async def import_inspectors(
@@ -297,7 +297,8 @@ async def import_inspectors(
         ]
         inserted = updated = 0
         left: list[Officer] = []
-        recertified: list[tuple[Officer, str]] = []
+        recertified: list[tuple[str, str, str]] = []
+        renamed: list[tuple[str, str, str]] = []
         for done, rec in enumerate(checked.good(), start=1):
             officer = officers.get(rec["code"])
             stored, changed = officer is not None, False
@@ -308,14 +309,18 @@ async def import_inspectors(
                 ctx.session.add(officer)
                 inserted += 1
             else:
-                was_active, old_cert = officer.active, officer.cert_no
+                was_active, old_cert, old_name = officer.active, officer.cert_no, officer.name
                 given = (*fields, *(f for f in ("active", "inactive_reason") if f in rec))
                 roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
                 changed = assign(officer, {f: rec[f] for f in given} | {"roles": roles})
                 if was_active and not officer.active:
                     left.append(officer)
                 if cert_key(old_cert) != cert_key(officer.cert_no):
-                    recertified.append((officer, old_cert))
+                    recertified.append(
+                        (f"{officer.code}（{officer.name}）", old_cert, officer.cert_no)
+                    )
+                if old_name != officer.name:
+                    renamed.append((f"{officer.code} ", old_name, officer.name))
             for platform, fld in ACCOUNT_FIELDS.items():
                 if rec[fld] is not None:  # blank: "not given", whatever is bound stays
                     changed |= set_account(officer, platform, rec[fld]) != rec[fld]
@@ -323,7 +328,8 @@ async def import_inspectors(
             if progress is not None and (done % CHUNK == 0 or done == len(checked.records)):
                 progress(done, len(checked.records))
         await ctx.session.flush()
-        report.notes.extend(_cert_changes(recertified))
+        report.notes.extend(_changes_note("姓名", renamed))
+        report.notes.extend(_changes_note("执法证号", recertified))
         report.notes.extend(await left_officers_notes(ctx, left))
         return inserted, updated
 

@@ -258,9 +258,11 @@ def entity_name(text: str) -> str:
 
 
 class Layout:
-    """Where each field's cells are in this file."""
+    """Where each field's cells are in this file, and which importer reads it (`kind`, whose
+    template's example rows are refused: core.imports.examples)."""
 
-    def __init__(self, sheet: Sheet, columns: Sequence[Column]) -> None:
+    def __init__(self, sheet: Sheet, columns: Sequence[Column], kind: str = "") -> None:
+        self.kind = kind
         keys = [header_key(h) for h in sheet.headers]
         self.cells = {c.field: c.cells for c in columns}
         self.where: dict[str, list[int]] = {}
