@@ -126,11 +126,12 @@ _PATTERNS = {
 
 
 def example_error(kind: str, row: Row) -> RowError | None:
-    """Why the row is refused when it is one of the template's fictitious example rows: every
-    column the file has holds the example's value."""
-    fields = [f for f in row.layout.where if f in row.layout.header]
+    """Why the row is refused when it is one of the template's fictitious example rows: the
+    file has every column the example fills, each holding the example's value, and the others
+    are blank (a real row sharing the example's code alone is not refused)."""
+    fields = list(row.layout.where)
     for example in _PATTERNS.get(kind, ()):
-        if all(
+        if all(row.layout.has(f) for f in example) and all(
             example[f].fullmatch(row.get(f)) if f in example else not row.get(f) for f in fields
         ):
             return RowError(
