@@ -520,3 +520,29 @@ async def test_a_plan_row_refused_for_a_blank_code_deletes_no_stored_row(
     stored = {e.code: e for e in await ctx.session.scalars(select(PlanEntry))}
     assert set(stored) == {"JH-2026-01", "JH-2026-02", "JH-2026-03"}
     assert (stored["JH-2026-02"].ratio, stored["JH-2026-02"].month) == ("0.03", 5)
+
+
+async def test_an_item_the_plan_uses_retired_by_an_item_import_is_named_003_3_7(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """003 三(七): a plan row is carried out with its items. An item list without SJ-01 retired
+    it silently, and 发起 then failed with "请至少选择一项本部门本次检查事项", naming neither
+    the plan row nor the item."""
+    from core.imports.items import import_items
+
+    await _import(ctx, tmp_path, ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "", "3%", "5"])
+    items = write_csv(
+        tmp_path / "i6.csv",
+        [
+            ["部门", "事项编码", "事项名称", "事项类别", "抽查比例上限"],
+            ["SJ", "SJ-02", "计量器具检查", "一般", "5%"],
+        ],
+    )
+    report = await import_items(ctx, items)
+    assert report.ok
+    assert "SJ-01（计划 JH-2026-01）" in report.summary_zh(), report.summary_zh()
+    await ctx.session.commit()
+    with pytest.raises(ValidationFailed) as refused:
+        await plan.start_planned(ctx, "JH-2026-01", 2026)
+    said = refused.value.message
+    assert "JH-2026-01" in said and "SJ-01" in said and "抽查事项清单" in said, said

@@ -38,7 +38,7 @@ from core.imports.reading import (
     percent,
     split_multi,
 )
-from core.models import Item, JointTask, TaskItem
+from core.models import Item, JointTask, PlanEntry, TaskItem
 from core.states import TaskState
 
 _ITEM_LEN = column_lengths(cast(Table, Item.__table__))
@@ -142,6 +142,33 @@ async def _used_item_ids(session: AsyncSession, item_ids: list[int]) -> dict[int
     return {item_id: code for item_id, code in rows.all()}
 
 
+async def _planned(session: AsyncSession, retired: list[Item], year: int) -> list[str]:
+    """The retired items that plan rows of this year or later not yet started still name
+    ("JT-01（计划 JH-2026-02）"): a row names its items by department and code (the versions of
+    its import are replaced by the current ones when it starts: creation.plan_items)."""
+    if not retired:
+        return []
+    entries = list(
+        await session.scalars(
+            select(PlanEntry)
+            .where(PlanEntry.task_id.is_(None), PlanEntry.year >= year)
+            .order_by(PlanEntry.year, PlanEntry.code)
+        )
+    )
+    named = await session.execute(
+        select(Item.id, Item.department_id, Item.code).where(
+            Item.id.in_({i for e in entries for i in e.item_ids})
+        )
+    )
+    keys = {item_id: (dept, code.upper()) for item_id, dept, code in named}
+    plans: dict[str, list[str]] = {}
+    for item in retired:
+        key = (item.department_id, item.code.upper())
+        if codes := [e.code for e in entries if key in {keys.get(i) for i in e.item_ids}]:
+            plans[item.code] = codes
+    return [f"{code}（计划 {'、'.join(codes)}）" for code, codes in plans.items()]
+
+
 async def import_items(
     ctx: changes.Ctx,
     path: Path,
@@ -214,7 +241,7 @@ async def import_items(
         if unknown:
             kept = sorted(current.pop(key).code for key in unknown)
             report.notes.append(unkeyed_note(lines, "事项编码", "事项", "移除", kept))
-        await _retire(ctx.session, list(current.values()), state["departments"], report)
+        await _retire(ctx.session, list(current.values()), ctx.clock.today().year, report)
         report.notes.extend(kept_note(checked.layout, KEPT_IF_ABSENT, "事项", unchanged_by_absence))
         await ctx.session.flush()
         if progress is not None:
@@ -256,7 +283,7 @@ def _unkeyed_in_file(
 
 
 async def _retire(
-    session: AsyncSession, left_out: list[Item], departments: Departments, report: ImportReport
+    session: AsyncSession, left_out: list[Item], year: int, report: ImportReport
 ) -> None:
     used = await _used_item_ids(session, [i.id for i in left_out])
     kept = []
@@ -268,6 +295,11 @@ async def _retire(
     if retired := [i.code for i in left_out if i.id not in used]:
         report.notes.append(
             f"以下事项不在本次文件中，已从现行清单移除（历史版本保留）：{'、'.join(retired)}"
+        )
+    if planned := await _planned(session, [i for i in left_out if i.id not in used], year):
+        report.notes.append(
+            "以下已移除的事项仍在年度抽查计划中（计划尚未发起），发起前请重新导入含该事项的"
+            f"清单，或调整年度计划：{'、'.join(planned)}"
         )
     if kept:
         report.notes.append(
