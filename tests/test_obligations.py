@@ -1,3 +1,4 @@
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -19,6 +20,8 @@ from core.nudges import SHOWN, _listing, enqueue_nudges
 from core.obligations.due import due_items
 from core.obligations.model import Obligation
 from core.result_entry import submit_result
+from core.review import review_result
+from core.rules import Rules
 from core.summary import daily_summary, enqueue_daily_summaries, summary_message
 from core.workdays import HolidayFile
 from tests.case_factories import (
@@ -88,9 +91,75 @@ async def test_due_items_say_who_what_and_when(ctx, session):
     await submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
     await session.commit()
     later = await due_items(ctx, D(2026, 4, 20))
-    review = next(o for o in later if o.kind == "review")
+    review = next(o for o in later if o.kind == "review" and o.department_id == w.lead.id)
     assert review.due == D(2026, 4, 16) and review.days_left < 0
     assert set(review.officer_ids) == {w.lead_liaison.id, w.lead_leader.id}
+
+
+async def _submitted_world(ctx, session):
+    """The case complete and under review since 2026-04-09 (review due 4-16)."""
+    w = await _inspected_world(ctx, session)
+    at_day(ctx, D(2026, 4, 9))
+    await enter_other_parts(session, w.case.code, w.a2, ctx.clock.now())
+    await submit_result(acting(ctx, w.a2), w.case.code, **CLEAN)
+    await session.commit()
+    return w
+
+
+def _reviews(items: list[Obligation]) -> dict[int, tuple[int, ...]]:
+    return {o.department_id: o.officer_ids for o in items if o.kind == "review"}
+
+
+async def test_each_department_still_to_approve_owes_the_review_004_art19(ctx, session):
+    """004 第十九条 (经发起部门和参与部门审核通过后…公示): the lead and every participant
+    review; each department whose approval is missing owes the review, with its own liaisons
+    and leaders, and one that has approved owes nothing more."""
+    w = await _submitted_world(ctx, session)
+    before = await due_items(ctx, D(2026, 4, 20))
+    assert _reviews(before) == {
+        w.lead.id: (w.lead_liaison.id, w.lead_leader.id),
+        w.other.id: (w.other_liaison.id, w.other_leader.id),
+    }
+    assert {o.due for o in before if o.kind == "review"} == {D(2026, 4, 16)}
+
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    await session.commit()
+    assert _reviews(await due_items(ctx, D(2026, 4, 20))) == {
+        w.other.id: (w.other_liaison.id, w.other_leader.id)
+    }
+
+
+async def test_lead_only_review_is_owed_by_the_lead_alone(ctx, session):
+    """Without rules.review_requires_participants the lead's approval decides: only the lead
+    owes the review."""
+    w = await _submitted_world(ctx, session)
+    lead_only = dataclasses.replace(ctx, rules=Rules(review_requires_participants=False))
+    assert list(_reviews(await due_items(lead_only, D(2026, 4, 20)))) == [w.lead.id]
+
+
+async def test_an_overdue_review_reminds_and_escalates_only_where_approval_is_missing_004_art19(
+    ctx, session
+):
+    """004 第十九条: after the lead's 通过, the overdue review is the participant's — its group
+    and its leader hear of it (逾期事项报告), the lead's do not."""
+    w = await _submitted_world(ctx, session)
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    await session.commit()
+    last = max([m.id for m in await _outbox(session)], default=0)
+    await enqueue_nudges(ctx, D(2026, 4, 20))
+    await session.commit()
+    new = await _outbox(session, last)
+    review_nudges = [m for m in new if "审核检查结果" in m.message["body"]]
+    assert {
+        (m.destination["kind"], m.destination["officer_id"] or m.destination["department_id"])
+        for m in review_nudges
+    } == {
+        ("department", w.other.id),
+        ("officer", w.other_liaison.id),
+        ("officer", w.other_leader.id),
+    }
+    reports = [m for m in review_nudges if "逾期事项报告" in m.message["body"]]
+    assert [m.destination["officer_id"] for m in reports] == [w.other_leader.id]
 
 
 async def test_nudges_are_daily_digests_and_idempotent(ctx, session):

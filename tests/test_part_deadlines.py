@@ -70,7 +70,12 @@ async def test_only_the_missing_department_is_nudged_for_its_part_000_s9_10(
 
     await submit_result(acting(ctx, w.b1), w.case.code, **CLEAN)
     await session.commit()
-    assert [o.kind for o in await due_items(ctx, D(2026, 4, 9))] == ["review"]
+    # 004 第十九条: the lead and the participant each review
+    due = await due_items(ctx, D(2026, 4, 9))
+    assert [(o.kind, o.department_id) for o in due] == [
+        ("review", w.lead.id),
+        ("review", w.other.id),
+    ]
 
 
 async def test_summary_progress_case_and_year_report_name_the_missing_part_000_s9_10(

@@ -22,6 +22,7 @@ from core.models import (
     OutboxMessage,
     Review,
 )
+from core.nudges import enqueue_nudges
 from core.result_entry import submit_result
 from core.rules import Rules
 from handlers.results import day_word
@@ -496,6 +497,29 @@ async def test_lead_only_review_waits_for_the_lead_after_a_participant(
     )
     assert f"审核通过：{CASE}" in lead and "尚待" not in lead
     assert (await case_state(sessionmaker))[0] == "approved"
+
+
+async def test_after_the_leads_approval_the_participant_is_reminded_not_the_lead_004_art19(
+    sessionmaker, clock, w
+) -> None:
+    """004 第十九条 (经发起部门和参与部门审核通过): the lead's 通过 in chat ends its review; once
+    overdue, the reminder and the leaders' 逾期事项报告 go to 卫健委, whose approval is missing."""
+    d = make_dispatcher(sessionmaker, clock)
+    await others_entered(sessionmaker, clock, w)
+    await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
+    await send(sessionmaker, d, text_event(w.lead_liaison.code, f"通过 {CASE}"))
+    overdue = dt.date(2026, 3, 16)  # review due 3月12日, five working days after 3月5日
+    clock.set(china_noon(overdue))
+    async with sessionmaker() as s, s.begin():
+        await enqueue_nudges(Ctx(session=s, clock=clock), overdue)
+    async with sessionmaker() as s:
+        rows = list(await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+    nudged = [r for r in rows if (r.idempotency_key or "").startswith("nudge:")]
+    reminded = [r for r in nudged if f"审核检查结果 · {CASE}" in r.message.get("body", "")]
+    assert reminded and "已逾期" in to_department(reminded, w.other.id)
+    assert "逾期事项报告" in to_officer(reminded, w.other_leader.id)
+    for lead_side in (to_department(reminded, w.lead.id), to_officer(reminded, w.lead_leader.id)):
+        assert lead_side == ""
 
 
 # ---------------------------------------------------------------- 谁检查、谁录入 (000 §九–十)

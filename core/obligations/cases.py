@@ -1,5 +1,6 @@
 """Across stages 4–6: a case's open obligations — its result entry (the whole group's, or, once
-some parts are in, each missing department's part: 谁检查、谁录入, 000 §九–十) and its review —
+some parts are in, each missing department's part: 谁检查、谁录入, 000 §九–十) and its review
+(each reviewing department whose approval is missing, 004 第十九条) —
 read through the due-date indexes, as plain columns, so a tick over a county's year stays cheap.
 """
 
@@ -32,13 +33,14 @@ from core.models import (
     CaseResult,
     Department,
     JointTask,
+    Review,
     Target,
     TaskItem,
 )
 from core.obligations.model import Obligation, People, make
-from core.obligations.rows import CASE, MEMBER, RESULT, TARGET, TASK
+from core.obligations.rows import CASE, INVITATION, MEMBER, RESULT, REVIEW, TARGET, TASK
 from core.rules import Rules
-from core.states import TASKS_IN_PROGRESS, CaseState, PartState, ResultState
+from core.states import TASKS_IN_PROGRESS, CaseState, InvitationState, PartState, ResultState
 from core.workdays import Deadline, WorkCalendar
 
 
@@ -134,8 +136,11 @@ async def entries_and_reviews(
     with_parts = await _part_departments(
         session, list({r[3] for r in rows if r[0] in entered}) if entered else []
     )
-    reviewed = await _submitted_on(
-        session, [r[0] for r in rows if r[2] == CaseState.SUBMITTED], today
+    submitted = [r for r in rows if r[2] == CaseState.SUBMITTED]
+    reviewed = await _submitted_on(session, [r[0] for r in submitted], today)
+    approved = await _approved_by(session, [r[0] for r in submitted])
+    reviewers = await _reviewers(
+        session, tasks, {r[3] for r in submitted}, rules.review_requires_participants
     )
     found: list[Obligation] = []
     # a deadline is shared by many cases (a due day; an undated case's task window): each
@@ -144,20 +149,25 @@ async def entries_and_reviews(
     for case_id, code, state, task_id, due_on, provisional, target in rows:
         task, subject = tasks[task_id], f"{code} {target}"
         if state == CaseState.SUBMITTED:
-            lead = task.lead_department_id
-            found.append(
-                make(
-                    cal,
-                    today,
-                    f"review:{case_id}",
-                    "review",
-                    subject,
-                    lead,
-                    people.staff(lead),
-                    cal.add_workdays(reviewed[case_id], rules.review_workdays),
-                    page_ref("review", f"case:{case_id}"),
+            # 004 第十九条: each reviewing department whose approval is still missing owes
+            # the review, nudged and escalated to its own leaders; one that approved is done
+            review_due = cal.add_workdays(reviewed[case_id], rules.review_workdays)
+            for department_id in reviewers[task_id]:
+                if department_id in approved[case_id]:
+                    continue
+                found.append(
+                    make(
+                        cal,
+                        today,
+                        f"review:{case_id}:department:{department_id}",
+                        "review",
+                        subject,
+                        department_id,
+                        people.staff(department_id),
+                        review_due,
+                        page_ref("review", f"case:{case_id}"),
+                    )
                 )
-            )
             continue
         group = members[case_id]
         known = deadlines.get(key := (task_id, due_on, provisional))
@@ -248,6 +258,43 @@ async def _members(
     for case_id, officer_id, department_id in rows.all():
         members[case_id].append((officer_id, department_id))
     return members
+
+
+async def _reviewers(
+    session: AsyncSession, tasks: dict[int, _Task], task_ids: set[int], participants: bool
+) -> dict[int, list[int]]:
+    """Per task, the departments whose approval a version needs, lead first (004 第十九条, as
+    core.cases.reviewing_departments): the lead, and with `participants` (Rules.
+    review_requires_participants) every department that accepted the invitation."""
+    found = {task_id: [tasks[task_id].lead_department_id] for task_id in task_ids}
+    if not participants or not task_ids:
+        return found
+    for task_id, department_id in await session.execute(
+        select(INVITATION.task_id, INVITATION.department_id)
+        .where(INVITATION.task_id.in_(task_ids), INVITATION.state == InvitationState.ACCEPTED)
+        .order_by(INVITATION.task_id, INVITATION.department_id)
+    ):
+        if department_id not in found[task_id]:
+            found[task_id].append(department_id)
+    return found
+
+
+async def _approved_by(session: AsyncSession, case_ids: list[int]) -> dict[int, set[int]]:
+    """The departments that approved each case's result awaiting review."""
+    found: dict[int, set[int]] = defaultdict(set)
+    if not case_ids:
+        return found
+    for case_id, department_id in await session.execute(
+        select(RESULT.case_id, REVIEW.department_id)
+        .join_from(Review.__table__, CaseResult.__table__, RESULT.id == REVIEW.result_id)
+        .where(
+            RESULT.case_id.in_(case_ids),
+            RESULT.state == ResultState.SUBMITTED,
+            REVIEW.decision == "approve",
+        )
+    ):
+        found[case_id].add(department_id)
+    return found
 
 
 async def _submitted_on(
