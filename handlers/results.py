@@ -126,16 +126,19 @@ def _refuse_words_after_a_date(code: str, words: list[str], today: dt.date) -> N
 @contextmanager
 def read_as(word: str, day: dt.date | None) -> Iterator[None]:
     """A refused date typed without its year (12月20日) says the year it was read in: the
-    latest such day not after today, which may be last year's."""
+    latest such day not after today, which may be last year's. The other year it suggests is
+    the one before (2月29日: the leap year before), never a day to come: an inspection is
+    past."""
     try:
         yield
     except ValidationFailed as err:
         m = _CN_DATE.match(word)
         if day is None or err.field != "inspected_on" or m is None or m.group(1):
             raise
+        earlier = _nearest(day.month, day.day, day - dt.timedelta(days=1), ahead=False)
+        other = f"；如指其他年份，请写明年份，如 {cn_date(earlier)}" if earlier else ""
         raise ValidationFailed(
-            f"{err.message}（“{word}”未写年份，按 {cn_date(day)} 理解；"
-            f"如指其他年份，请写明年份，如 {day.year + 1}年{word}）",
+            f"{err.message}（“{word}”未写年份，按 {cn_date(day)} 理解{other}）",
             field=err.field,
         ) from err
 

@@ -134,6 +134,31 @@ async def test_a_month_day_typed_after_new_year_is_the_last_one_passed(
 
 
 @pytest.mark.parametrize(
+    ("word", "today", "hint"),
+    [
+        ("12月14日", dt.date(2026, 12, 15), "2025年12月14日"),
+        ("2月29日", dt.date(2028, 3, 1), "2024年2月29日"),
+    ],
+)
+async def test_a_refused_month_day_suggests_an_earlier_year_never_a_future_one(
+    sessionmaker, clock, w, word, today, hint
+) -> None:
+    """An inspection date is past: 12月14日 typed on 2026-12-15 is read as 2026年12月14日
+    and, refused (after the task window), the hint names an earlier year, not 2027."""
+    clock.set(china_noon(today))
+    reply = bodies(
+        await send(
+            sessionmaker,
+            make_dispatcher(sessionmaker, clock),
+            text_event(w.a1.code, f"检查 {CASE} {word}"),
+        )
+    )
+    assert "检查日期晚于任务检查时间" in reply
+    assert f"按 {today.year}年{word} 理解" in reply and f"如 {hint}" in reply
+    assert f"{today.year + 1}年" not in reply
+
+
+@pytest.mark.parametrize(
     ("word", "today", "ahead", "day"),
     [
         ("12月20日", dt.date(2027, 1, 13), False, dt.date(2026, 12, 20)),
