@@ -7,7 +7,7 @@ from core.deadlines import recompute_provisional
 from core.messages import Destination, OutMessage
 from core.models import HolidayYear
 from core.outbox import enqueue
-from core.workdays import HolidayFile
+from core.workdays import PROVISIONAL_COUNT, HolidayFile
 
 
 async def has_holiday_year(ctx: Ctx, year: int) -> bool:
@@ -50,8 +50,9 @@ async def holiday_warning(ctx: Ctx) -> str | None:
         return None
     years = "、".join(str(year) for year in missing)
     return (
-        f"尚未导入 {years} 年节假日安排。涉及 {years} 年的期限和逾期天数暂按周一至周五计算，"
-        f"并标注“暂按工作日计算”。国务院办公厅发布 {years} 年部分节假日安排的通知后，"
+        f"尚未导入 {years} 年节假日安排。涉及 {years} 年的期限和逾期天数{PROVISIONAL_COUNT}"
+        "（1月1日、5月1日至2日、10月1日至3日），春节、清明节、端午节、中秋节和调休上班日未计，"
+        f"并标注“暂按周一至周五计算”。国务院办公厅发布 {years} 年部分节假日安排的通知后，"
         f"请管理员用 `lianjian holidays load 文件` 导入，系统将自动重算这些期限。"
     )
 

@@ -30,7 +30,7 @@ from core.models import AuditEvent, Case, GroupMember, JointTask, Target
 from core.obligations.due import due_items
 from core.obligations.model import Obligation, People, department_people
 from core.states import CaseState, TaskState
-from core.workdays import WorkCalendar
+from core.workdays import PROVISIONAL_COUNT, WorkCalendar
 
 
 def _digest_subject(department_id: int, today: dt.date) -> str:
@@ -153,11 +153,11 @@ SHOWN = 30  # lines a nudge lists: about what a chat message shows (WeCom app ma
 
 
 def _overdue_note(cal: WorkCalendar, today: dt.date) -> str:
-    """Overdue working days counted into a year without holiday data take its holidays (元旦,
-    春节) for working days: a list that reports them so says it."""
+    """Overdue working days counted into a year without holiday data take its lunar holidays
+    (春节) for working days: a list that reports them so says it."""
     if cal.knows(today.year):
         return ""
-    return f"注：{today.year} 年节假日安排尚未导入，逾期天数暂按工作日周一至周五计算，导入后重算。"
+    return f"注：{today.year} 年节假日安排尚未导入，逾期天数{PROVISIONAL_COUNT}，导入后重算。"
 
 
 def _listing(

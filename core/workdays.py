@@ -2,8 +2,8 @@
 
 chinese-calendar knows the years it ships with; later years come from holiday data that an
 admin loads (`lianjian holidays load FILE`, stored in `holiday_year`). A deadline that touches a
-year with no data is computed on weekdays only and marked provisional; it is recomputed once
-the data arrives.
+year with no data is computed on weekdays, less the statutory holidays fixed by date, and
+marked provisional; it is recomputed once the data arrives.
 """
 
 from __future__ import annotations
@@ -27,6 +27,13 @@ from core.errors import ValidationFailed, os_reason, toml_position
 from core.models import HolidayYear
 from core.textfiles import read_text_file
 
+# 国务院《全国年节及纪念日放假办法》第二条 as amended by 国务院令第795号 (in force 2025-01-01):
+# the holidays on the same date every year — 元旦 1月1日, 劳动节 5月1日、2日, 国庆节 10月1日至3日.
+# A year without data rests on them; 春节, 清明, 端午, 中秋 and the make-up days are not guessed.
+FIXED_DATE_HOLIDAYS = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})
+# how a count made without the year's data is described wherever it is shown
+PROVISIONAL_COUNT = "暂按周一至周五计算，已扣除元旦、劳动节、国庆节"
+
 
 @dataclass(frozen=True)
 class YearData:
@@ -48,15 +55,11 @@ def cn_datetime(at: dt.datetime) -> str:
 @dataclass(frozen=True)
 class Deadline:
     day: dt.date
-    provisional: bool  # computed without the year's holiday data (weekdays only)
+    provisional: bool  # computed without the year's holiday data (PROVISIONAL_COUNT)
 
     def label(self) -> str:
         text = cn_date(self.day)
-        return (
-            text + "（暂按工作日周一至周五计算，节假日安排公布后重算）"
-            if self.provisional
-            else text
-        )
+        return text + f"（{PROVISIONAL_COUNT}，节假日安排公布后重算）" if self.provisional else text
 
 
 def deadline_label(day: dt.date | None, provisional: bool = False) -> str:
@@ -103,7 +106,8 @@ class WorkCalendar:
             return day not in data.holidays and day.weekday() < 5
         if _package_knows(day.year):
             return _package_workday(day)
-        return day.weekday() < 5  # provisional: the caller marks the result
+        # provisional (the caller marks the result): weekdays, less the fixed-date holidays
+        return day.weekday() < 5 and (day.month, day.day) not in FIXED_DATE_HOLIDAYS
 
     def add_workdays(self, start: dt.date, n: int) -> Deadline:
         """The n-th working day strictly after `start` (2025-09-30 + 20 = 2025-11-04)."""

@@ -317,22 +317,25 @@ async def test_inspection_across_year_end_is_provisional_until_holidays_load(ctx
     at_day(ctx, D(2026, 12, 11))
     due = await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 12, 10))
     await session.commit()
-    # 15 working days left in December, then weekdays only: 1-1 (Fri), 1-4 … 1-7
-    assert (due.day, due.provisional) == (D(2027, 1, 7), True)
+    # 15 working days left in December, then weekdays less 元旦 (1-1, Fri): 1-4 … 1-8
+    assert (due.day, due.provisional) == (D(2027, 1, 8), True)
     notice = (await _outbox(session))[-1].message["body"]
-    assert "暂按工作日周一至周五计算" in notice
+    assert "暂按周一至周五计算" in notice
 
     changed = await load_holiday_year(
-        ctx, HolidayFile(2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试用节假日安排")
+        ctx,
+        HolidayFile(
+            2027, holidays=[D(2027, 1, 1), D(2027, 1, 4)], workdays=[], source="测试用节假日安排"
+        ),
     )
     await session.commit()
     assert changed == 1
     case = await session.scalar(select(Case).where(Case.id == w.case.id))
     await session.refresh(case)
-    assert (case.result_due_on, case.result_due_provisional) == (D(2027, 1, 8), False)
+    assert (case.result_due_on, case.result_due_provisional) == (D(2027, 1, 11), False)
     assert (await _audit(session, "deadlines.recomputed"))[0].data["changes"][0][
         "to"
-    ] == "2027-01-08"
+    ] == "2027-01-11"
 
 
 async def test_documents_render_with_target_and_items(ctx, session):

@@ -512,7 +512,7 @@ async def test_provisional_reply_deadline_is_marked_in_task_list_detail_and_card
         task = await s.scalar(select(JointTask).where(JointTask.code == scene.task_code))
         task.reply_due_on, task.reply_due_provisional = dt.date(2027, 1, 6), True
     marked = Deadline(dt.date(2027, 1, 6), True).label()
-    assert "暂按工作日" in marked
+    assert "暂按周一至周五计算" in marked
     listing = await send(sessionmaker, d, text_event(who, "任务"))
     assert f"{marked}前答复" in bodies(listing)
     [card] = [r.message["card"] for r in listing if kind(r) == "card"]

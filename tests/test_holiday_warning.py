@@ -63,7 +63,8 @@ async def test_000_10_an_overdue_count_on_weekdays_only_says_so(
     ctx: Ctx, session: AsyncSession
 ) -> None:
     """000 §十 counts working days: due 2026-12-29 (2026 known), on 2027-01-05 the overdue days
-    are counted with 元旦 as a working day while 2027 is missing; the leader's report, the
+    are counted provisionally while 2027 is missing — 元旦 (1月1日, fixed by 《全国年节及纪念日
+    放假办法》) a rest day all the same: 12-30, 12-31, 1-4, 1-5 —; the leader's report, the
     department's digest and the inspectors' own list say the count is provisional."""
     w = await build_world(session, window_start=D(2026, 11, 2), window_end=D(2026, 12, 31))
     at_day(ctx, D(2026, 12, 1))
@@ -73,9 +74,10 @@ async def test_000_10_an_overdue_count_on_weekdays_only_says_so(
     await enqueue_nudges(ctx, D(2027, 1, 5))
     await session.commit()
     sent = [m["body"] for m in await session.scalars(select(OutboxMessage.message))]
-    overdue = [b for b in sent if "逾期 5 个工作日" in b]
+    overdue = [b for b in sent if "逾期 4 个工作日" in b]
     assert len(overdue) == 5  # the digest, the leader's report, the three inspectors' lists
-    assert all("2027 年节假日安排尚未导入，逾期天数暂按工作日周一至周五计算" in b for b in overdue)
+    note = "2027 年节假日安排尚未导入，逾期天数暂按周一至周五计算，已扣除元旦、劳动节、国庆节"
+    assert all(note in b for b in overdue)
 
 
 async def test_the_warning_is_sent_on_working_days_at_most_once_a_week(

@@ -283,4 +283,4 @@ async def test_a_recheck_says_when_its_deadlines_are_provisional_004_art20(
     text = await say(sm, clock, w.lead_liaison, f"复查 {CASE} 有误 原记录漏填整改情况")
     confirmation = text[text.index("已登记复查结论") :]
     # the correction's deadline and the reply's, in the confirmation as in the lead's notice
-    assert confirmation.count("暂按工作日周一至周五计算") == 2, text
+    assert confirmation.count("暂按周一至周五计算") == 2, text

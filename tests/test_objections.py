@@ -233,16 +233,16 @@ async def test_recheck_deadline_across_year_end_becomes_final(ctx, session):
         acting(ctx, w.lead_liaison), w.case.code, "某某公司", "不服", D(2026, 12, 14)
     )
     await session.commit()
-    # 12-15 … 12-31 = 13 working days, then weekdays only: 1-1, 1-4 … 1-11
-    assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2027, 1, 11), True)
+    # 12-15 … 12-31 = 13 working days, then weekdays less 元旦: 1-4 … 1-12
+    assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2027, 1, 12), True)
     changed = await load_holiday_year(
-        ctx, HolidayFile(2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试")
+        ctx, HolidayFile(2027, holidays=[D(2027, 1, 1), D(2027, 1, 4)], workdays=[], source="测试")
     )
     await session.commit()
     obj = await session.scalar(select(Objection).where(Objection.id == obj.id))
     await session.refresh(obj)
     assert changed == 1
-    assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2027, 1, 12), False)
+    assert (obj.recheck_due_on, obj.recheck_due_provisional) == (D(2027, 1, 13), False)
 
 
 async def nothing_found_published(ctx: Ctx, session: AsyncSession) -> World:

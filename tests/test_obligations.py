@@ -307,21 +307,22 @@ async def test_summary_counts_and_daily_summaries(ctx, session):
 
 async def test_provisional_invitation_deadline_is_recomputed(ctx, session):
     w = await build_world(session)
-    # sent 2026-12-28: weekdays only → 12-29, 12-30, 12-31, 1-1, 1-4
-    task = await _consulting_task(session, w, D(2027, 1, 4), provisional=True)
+    # sent 2026-12-28: weekdays less 元旦 → 12-29, 12-30, 12-31, 1-4, 1-5
+    task = await _consulting_task(session, w, D(2027, 1, 5), provisional=True)
     at_day(ctx, D(2026, 11, 2))
     warning = await holiday_warning(ctx)
     assert warning is not None and "2027 年节假日安排" in warning
-    changed = await load_holiday_year(
-        ctx, HolidayFile(2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试")
+    test_year = HolidayFile(
+        2027, holidays=[D(2027, 1, 1), D(2027, 1, 4)], workdays=[], source="测试"
     )
+    changed = await load_holiday_year(ctx, test_year)
     await session.commit()
     await session.refresh(task)
     assert changed == 1
-    assert (task.reply_due_on, task.reply_due_provisional) == (D(2027, 1, 5), False)
+    assert (task.reply_due_on, task.reply_due_provisional) == (D(2027, 1, 6), False)
     assert await holiday_warning(ctx) is None
     # loading the same data again changes nothing
-    assert await load_holiday_year(ctx, HolidayFile(2027, [D(2027, 1, 1)], [], "测试")) == 0
+    assert await load_holiday_year(ctx, test_year) == 0
 
 
 async def test_no_holiday_warning_before_november(ctx):
@@ -346,7 +347,8 @@ async def test_provisional_window_result_deadline_is_recomputed_when_holidays_lo
     cal = await ctx.work_calendar()
     # as the draw confirmation sets it: no inspection date, so window end + 20 working days
     due = cal.add_workdays(w.task.window_end, ctx.rules.result_entry_workdays)
-    assert (due.day, due.provisional) == (D(2027, 1, 15), True)  # weekdays only in 2027
+    # 2027 without data: weekdays less 元旦 (1月1日, a fixed-date holiday)
+    assert (due.day, due.provisional) == (D(2027, 1, 18), True)
     w.case.result_due_on, w.case.result_due_provisional = due.day, due.provisional
     await session.commit()
 
@@ -370,7 +372,7 @@ async def test_provisional_window_result_deadline_is_recomputed_when_holidays_lo
         {
             "subject": f"case:{w.case.code}",
             "field": "result_due_on",
-            "from": "2027-01-15",
+            "from": "2027-01-18",
             "to": "2027-01-25",
             "provisional": False,
         }

@@ -150,6 +150,19 @@ async def test_a_holiday_tick_is_skipped_without_a_claim(
     assert jobs == {"holiday_warning", "housekeeping"}
 
 
+async def test_new_years_day_of_a_year_without_data_gets_no_summary_nor_nudges(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """2027's arrangement not loaded: 1月1日 (a Friday) is still 元旦, a rest day fixed by
+    《全国年节及纪念日放假办法》, so no leaders' summary nor nudges are sent that day."""
+    await _world_with_due_result(sessionmaker)
+    new_year = dt.date(2027, 1, 1)
+    services = make_services(sessionmaker, FixedClock(_at_ten(new_year)))
+    ran = set(await run_due_jobs_once(services, _at_ten(new_year)))
+    assert ran.isdisjoint({"nudges", "summaries", "plan_reminders"})
+    assert "holiday_warning" in ran  # the office is still told 2027 is missing
+
+
 async def _another_writer_commits_meanwhile(
     services: Services,
     name: str,

@@ -156,12 +156,15 @@ async def test_000_5_3_002_2_6_the_result_form_and_public_index_show_the_extende
 
 
 # A window ending mid-December 2026: its result deadlines fall in 2027, provisional (weekdays
-# only) until that year's holidays are loaded, when recompute_provisional counts them again.
+# less 元旦) until that year's holidays are loaded, when recompute_provisional counts them again.
 DEC_WINDOW = (D(2026, 12, 1), D(2026, 12, 15))
-DEC_DUE = D(2027, 1, 12)  # 20 weekdays after 12-15, provisional
+DEC_DUE = D(2027, 1, 13)  # 20 working days after 12-15, provisional
 DEC_EXTENDED_TO = D(2026, 12, 31)
-DEC_EXTENDED_DUE = D(2027, 1, 28)  # 20 weekdays after 12-31, provisional
-HOLIDAYS_2027 = HolidayFile(2027, holidays=[D(2027, 1, 1)], workdays=[], source="测试用节假日安排")
+DEC_EXTENDED_DUE = D(2027, 1, 29)  # 20 working days after 12-31, provisional
+# a test arrangement with Saturday 1-9 a make-up working day: each deadline one day earlier
+HOLIDAYS_2027 = HolidayFile(
+    2027, holidays=[D(2027, 1, 1)], workdays=[D(2027, 1, 9)], source="测试用节假日安排"
+)
 
 
 async def _december_world(ctx: Ctx) -> World:
@@ -203,13 +206,14 @@ async def _extend(ctx: Ctx, w: World, day: dt.date, to: dt.date) -> None:
 async def _late_before_and_after_recount(ctx: Ctx, w: World, day: dt.date) -> None:
     """Late in the summary and the year report, and still late once 2027's holidays are loaded
     and its deadline is counted again from the window it was entered against (12-15: 12 working
-    days in December, 1-1 off, then 1-4 … 1-13), not from the extended one."""
+    days in December, 1-1 off, then 1-4 … 1-8, the make-up 1-9, 1-11, 1-12), not from the
+    extended one."""
     late = {"summary": (0, 1), "SJ": (0, 1), "WJ": (0, 1)}
     assert await _counted(ctx, w, day) == late
     await load_holiday_year(ctx, HOLIDAYS_2027)
     await ctx.session.commit()
     await ctx.session.refresh(w.case)
-    assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 13), False)
+    assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 12), False)
     assert await _counted(ctx, w, day) == late
 
 
@@ -238,8 +242,8 @@ async def test_000_10_001_16_3_a_result_without_a_visit_counts_by_the_extended_d
     await load_holiday_year(ctx, HOLIDAYS_2027)
     await ctx.session.commit()
     await ctx.session.refresh(w.case)
-    # 1-1 off: 20 working days after 12-31 end on 1-29
-    assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 29), False)
+    # 1-1 off, 1-9 worked: 20 working days after 12-31 end on 1-28
+    assert (w.case.result_due_on, w.case.result_due_provisional) == (D(2027, 1, 28), False)
     assert await _counted(ctx, w, D(2027, 2, 3)) == counted
 
 

@@ -41,14 +41,40 @@ def test_deadline_reaching_an_unknown_year_is_provisional():
 
 
 def test_loaded_year_makes_it_final_and_honours_holidays():
-    data = YearData(holidays=frozenset({D(2027, 1, 1)}), workdays=frozenset({D(2027, 1, 9)}))
+    # a test arrangement: 1-4 off too, Saturday 1-9 a make-up working day
+    data = YearData(
+        holidays=frozenset({D(2027, 1, 1), D(2027, 1, 4)}), workdays=frozenset({D(2027, 1, 9)})
+    )
     loaded = WorkCalendar({2027: data})
-    provisional = cal.add_workdays(D(2026, 12, 28), 5)
-    final = loaded.add_workdays(D(2026, 12, 28), 5)
+    provisional = cal.add_workdays(D(2026, 12, 28), 8)
+    final = loaded.add_workdays(D(2026, 12, 28), 8)
     assert provisional.provisional and not final.provisional
-    # 12-29,30,31, (1-1 holiday), 1-4, 1-5 vs weekday-only 12-29,30,31,1-1,1-4
-    assert provisional.day == D(2027, 1, 4) and final.day == D(2027, 1, 5)
+    # 12-29,30,31, (1-1 元旦 either way), 1-4 … 1-8 vs 1-5 … 1-8 and the make-up 1-9
+    assert provisional.day == D(2027, 1, 8) and final.day == D(2027, 1, 9)
     assert loaded.is_workday(D(2027, 1, 9))  # Saturday make-up day
+
+
+@pytest.mark.parametrize(
+    "day",
+    [D(2027, 1, 1), D(2028, 5, 1), D(2028, 5, 2), D(2027, 10, 1), D(2028, 10, 2), D(2028, 10, 3)],
+)
+def test_a_year_without_data_still_rests_on_the_fixed_date_statutory_holidays(day):
+    """国务院《全国年节及纪念日放假办法》(as amended by 国务院令第795号, in force 2025-01-01):
+    元旦 1月1日, 劳动节 5月1日、2日, 国庆节 10月1日至3日 fall on the same dates every year, so
+    the weekday count of a year whose arrangement is not loaded rests on them too (each of
+    these is a Monday to Friday); the deadline stays provisional."""
+    assert not cal.knows(day.year) and day.weekday() < 5
+    assert not cal.is_workday(day)
+    assert cal.add_workdays(day - dt.timedelta(days=1), 1).day > day
+    assert cal.add_workdays(day - dt.timedelta(days=1), 1).provisional
+
+
+def test_a_year_without_data_does_not_guess_the_lunar_holidays():
+    """春节, 清明, 端午 and 中秋 move with the lunar calendar and the make-up days with each
+    year's notice: a year without data counts them as the weekdays they are, provisionally."""
+    assert cal.is_workday(D(2027, 2, 8))  # 2027's 春节 falls on a Monday; not guessed
+    assert cal.is_workday(D(2028, 5, 3))  # a Wednesday: only 5月1日、2日 are fixed
+    assert cal.is_workday(D(2027, 10, 4))  # Monday after 国庆's three fixed days
 
 
 def test_missing_years_warning_the_year_under_way_and_the_next_from_november():
@@ -86,7 +112,9 @@ def test_every_deadline_reads_in_one_chinese_format() -> None:
     reason), not "2027-01-11（暂定）" in one and "暂估" in another."""
     due = dt.date(2027, 1, 11)
     label = Deadline(due, True).label()
-    assert label == "2027年1月11日（暂按工作日周一至周五计算，节假日安排公布后重算）"
+    assert label == (
+        "2027年1月11日（暂按周一至周五计算，已扣除元旦、劳动节、国庆节，节假日安排公布后重算）"
+    )
     case = SimpleNamespace(code="LJ-2027-001-001", target=SimpleNamespace(name="某某公司"))
     objection = SimpleNamespace(
         received_on=dt.date(2026, 12, 10), recheck_due_on=due, recheck_due_provisional=True
