@@ -170,8 +170,10 @@ async def _part_of(ctx: Ctx, task: JointTask, word: str) -> Department:
         if department_names.named(county, word)
         else f"“{word.strip()}”不是本案录入结果的部门{department_names.did_you_mean(parts, word)}"
     )
+    then = "" if said.endswith("？") else "；"  # after a question: no second stop
     raise ValidationFailed(
-        f"{said}；可退回给：{_names(parts)}，不写部门则退回全部部门录入的部分", field="department"
+        f"{said}{then}可退回给：{_names(parts)}，不写部门则退回全部部门录入的部分",
+        field="department",
     )
 
 

@@ -850,7 +850,7 @@ async def test_a_misspelt_department_in_a_return_is_refused_000_s9_10(
     assert f"“{said}”不是本案录入结果的部门" in refused, refused
     assert "可退回给：县市场监督管理局、县卫生健康委员会" in refused
     if said != "卫生监督所":
-        assert "是不是县卫生健康委员会？" in refused
+        assert "是不是县卫生健康委员会？可退回给" in refused
     assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.b1.id)
     assert await count(sessionmaker, Review) == 0
     assert (await case_state(sessionmaker))[0] == "submitted"
