@@ -197,7 +197,7 @@ async def test_long_text_wraps_and_every_control_is_a_fingertips_tap_at_375px(
     await phone.fill("input[name=inspected_on]", "2026-03-05")
     await phone.check("input[name=methods][value='实地检查']")
     await phone.check(f"input[name='item.{lead_item}.codes'][value='1']")
-    await phone.check("input[name=followups][value='责令改正并跟踪']")
+    await phone.check("input[name=followups][value='无需后续处置']")
     await phone.click("text=提交检查结果")
     await phone.wait_for_selector("text=结果已提交")
     widths["a-submitted"] = await shoot(phone, "long-3-submitted")
