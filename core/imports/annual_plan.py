@@ -58,7 +58,7 @@ PLAN_COLUMNS = (
     Column("code", ("计划编号", "code"), required=True, cells=CODE),
     Column("title", ("任务名称", "title"), required=True),
     Column("lead", ("牵头部门", "发起部门", "lead"), required=True, cells=CODE),
-    Column("participants", ("参与部门", "配合部门", "participants"), cells=CODE),
+    Column("participants", ("参与部门", "配合部门", "participants"), required=True, cells=CODE),
     Column("items", ("事项", "抽查事项", "事项编码", "items"), required=True, cells=CODE),
     Column("scope", ("检查对象范围", "检查对象", "scope")),
     Column(
@@ -173,7 +173,11 @@ def _scope(values: list[str], regions: set[str]) -> dict[str, list[str]]:
     return scope
 
 
-def _row_items(row: Row, look: _Lookups, lead: int | None, participants: list[int]) -> list[Item]:
+def _row_items(
+    row: Row, look: _Lookups, lead: int | None, participants: list[int], resolved: bool
+) -> list[Item]:
+    """The row's items among the departments found; when one it names was not (`resolved`
+    false), an item not found may be that department's, so it is not said to be missing."""
     found: list[Item] = []
     for code in split_multi(row.get("items")):
         item = next(
@@ -184,11 +188,11 @@ def _row_items(row: Row, look: _Lookups, lead: int | None, participants: list[in
             ),
             None,
         )
-        if item is None:
-            row.error("items", f"牵头部门和参与部门的现行事项清单中没有事项“{code}”")
-        else:
+        if item is not None:
             found.append(item)
-    if lead is not None and found and not any(i.department_id == lead for i in found):
+        elif resolved:
+            row.error("items", f"牵头部门和参与部门的现行事项清单中没有事项“{code}”")
+    if resolved and lead is not None and found and not any(i.department_id == lead for i in found):
         row.error("items", "至少要有一项牵头部门的事项")
     return found
 
@@ -232,8 +236,9 @@ def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
     if not participants and not row.errors:
         row.error("participants", "联合抽查至少要有一个参与部门")
     # an item may belong to a department the row names but we could not resolve: saying it is
-    # missing from the item lists would blame the item, not the department
-    items = _row_items(row, look, lead, participants) if resolved else []
+    # missing from the item lists would blame the item, not the department; the items found
+    # are still checked (their caps), so one run reports every problem
+    items = _row_items(row, look, lead, participants, resolved)
     ratio, count = _parse_amount(row)
     scope = look.scope_of(row)
     size = look.in_scope(scope) if count else 0
