@@ -34,7 +34,7 @@ CONFLICT_COLUMNS = (
         required=True,
         cells=USCC_COLUMN.cells,
     ),
-    Column("reason", ("利害关系", "原因", "reason")),
+    Column("reason", ("利害关系", "原因", "reason"), required=True),
 )
 
 

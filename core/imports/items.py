@@ -59,7 +59,7 @@ ITEM_COLUMNS = (
     Column("department", ("部门", "所属部门", "department"), required=True, cells=CODE),
     Column("code", ("事项编码", "事项代码", "code"), required=True, cells=CODE),
     Column("name", ("事项名称", "name"), required=True),
-    Column("category", ("事项类别", "类别", "category")),
+    Column("category", ("事项类别", "类别", "category"), required=True),
     Column("target_scope", ("检查对象范围", "检查对象", "target_scope")),
     Column("method", ("检查方式", "method")),
     Column("basis", ("检查依据", "依据", "basis")),
