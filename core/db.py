@@ -269,6 +269,12 @@ def backup_sqlite(source: Path, out: Path) -> None:
     partial = out.with_name(f".{out.name}.partial")
     partial.unlink(missing_ok=True)  # left by an interrupted backup
     try:
+        # made here, not by sqlite3, whose refusal ("unable to open database file") names
+        # neither the path nor the reason
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(out)) from None
+    try:
         with (
             closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src,
             closing(sqlite3.connect(partial)) as dst,

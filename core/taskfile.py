@@ -85,6 +85,19 @@ def unknown_keys(raw: dict[str, Any], text: str) -> list[str]:
     return found
 
 
+def planned_keys(raw: dict[str, Any], text: str) -> list[str]:
+    """The keys beside `plan`, each with its line: the plan row decides all of them
+    (core.plan.start_planned), so a file writing them is refused rather than silently
+    starting the row as planned."""
+    if not raw.get("plan"):
+        return []
+    return [
+        f"{f'第 {n} 行' if (n := _key_line(text, key)) else ''}“{key}”"
+        for key in raw
+        if key != "plan"
+    ]
+
+
 def _key_line(text: str, key: str) -> int | None:
     """The line (from 1) where `key = …` is written first, if it is written plainly."""
     pattern = re.compile(rf"""\s*["']?{re.escape(key)}["']?\s*=""")
@@ -116,6 +129,13 @@ def read_task_file(path: Path) -> TaskFile:
         raise ValidationFailed(f"无法读取任务文件 {path}：{os_reason(err)}") from err
     if unknown := unknown_keys(raw, text):
         raise ValidationFailed(f"任务文件 {path.name} 中有无法识别的项：{'；'.join(unknown)}")
+    if decided := planned_keys(raw, text):
+        raise ValidationFailed(
+            f'任务文件 {path.name} 写了 plan = "{raw["plan"]}"，按年度抽查计划发起：任务名称、'
+            "检查时间、事项、抽查范围、规则和邀请的部门都由年度抽查计划的这一行决定，任务文件"
+            f"不能另写。请删去{'、'.join(decided)}；要另作安排，请联系联席会议办公室调整年度计划，"
+            "或去掉 plan、按计划外任务（写明 unplanned_reason）创建"
+        )
     try:
         return TaskFile.model_validate(raw)
     except ValidationError as err:
@@ -156,6 +176,8 @@ async def create_from_file(ctx: Ctx, spec: TaskFile, *, again: bool = False) -> 
         )
     reason = await plan.require_plan_or_reason(ctx, spec.window[0].year, spec.unplanned_reason)
     [lead_id] = await _department_ids(ctx, [spec.lead], "lead")
+    # the file's own mistakes first: a repeat of a task is told only of a file that is right
+    invited = await _department_ids(ctx, spec.invite, "invite")
     item_ids = dict(
         (
             await ctx.session.execute(
@@ -183,8 +205,6 @@ async def create_from_file(ctx: Ctx, spec: TaskFile, *, again: bool = False) -> 
         reuse_draft=bool(spec.invite),  # the draft this file made before, now inviting
     )
     task.unplanned_reason = reason
-    if spec.invite:
-        await opening.open_consultation(
-            ctx, task, await _department_ids(ctx, spec.invite, "invite")
-        )
+    if invited:
+        await opening.open_consultation(ctx, task, invited)
     return task

@@ -156,7 +156,7 @@ def test_documents_served_records_the_printed_notices_as_handed_over_004_art16(
     assert cli_main(argv) == 0
     assert "已登记" not in capsys.readouterr().out
     assert asyncio.run(notices_recorded(db_url)) == []
-    assert cli_main([*argv, "--served"]) == 0
+    assert cli_main([*argv, "--served", "--force"]) == 0  # the same folder again
     assert "已登记 1 户的通知书已送达" in capsys.readouterr().out
     recorded = [("notified", "case.notified", "admin:cli", "cli")]
     assert asyncio.run(notices_recorded(db_url)) == recorded

@@ -612,7 +612,7 @@ def test_export_takes_a_department_by_its_former_name_and_lists_what_a_vague_wor
     """环保 is everyday speech for 县生态环境局; 县 fits every department, so the operator is
     shown them to choose from rather than told there is no such department."""
     out = tmp_path / "r.xlsx"
-    argv = ["export", "results", "--year", "2026", "-o", str(out), "--db", str(demo_db)]
+    argv = ["export", "results", "--year", "2026", "-o", str(out), "--force", "--db", str(demo_db)]
     assert main([*argv, "--department", "环保"]) == 0
     assert main([*argv, "--department", "县"]) == 2
     err = capsys.readouterr().err
@@ -910,3 +910,170 @@ def test_setup_check_lists_each_stored_robot_binding_chat_bind_would_now_refuse(
     assert main([private if word == "群机器人设置中的地址" else word for word in again]) == 0
     assert main(["setup", "check", "--db", str(copy), "--config", "config.toml"]) == 1
     assert "县市场监督管理局（SJ）的" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "proc"])
+def test_backup_to_a_place_it_cannot_write_is_one_chinese_line(tmp_path, capsys, where):
+    """`db backup /nonexist/bk.sqlite3` (or /proc/bk.sqlite3) ended in sqlite3's
+    “unable to open database file” traceback."""
+    db = tmp_path / "lianjian.sqlite3"
+    assert main(["db", "upgrade", "--db", str(db)]) == 0
+    capsys.readouterr()
+    out = (
+        tmp_path / "nonexist" / "bk.sqlite3"
+        if where == "missing-folder"
+        else Path("/proc/bk.sqlite3")
+    )
+    assert main(["db", "backup", str(out), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("错误：") and str(out.parent) in err and "Traceback" not in err, err
+    if where == "missing-folder":
+        assert "文件夹不存在" in err and not out.parent.exists()
+
+
+def test_db_upgrade_of_a_new_file_says_it_was_created(tmp_path, capsys):
+    """It said “数据库已升级到最新版本” for a file it had just made."""
+    db = tmp_path / "new.sqlite3"
+    assert main(["db", "upgrade", "--db", str(db)]) == 0
+    assert "已新建数据库" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "已升级到最新版本" in out and "新建" not in out
+
+
+def test_planned_task_file_refuses_the_keys_its_plan_row_decides(demo_db, tmp_path, capsys):
+    """003 三(七): a planned task is the plan row's; `window`, `invite`, `items`, `title` and a
+    `[[rule.strata]]` next to `plan` were silently dropped, the task taking the row's."""
+    path = tmp_path / "tp4.toml"
+    path.write_text(
+        'plan = "JH-2026-01"\nwindow = ["2026-12-10", "2026-12-20"]\ntitle = "改个名字"\n'
+        'invite = ["WJ"]\nitems = ["SJ-02"]\n[[rule.strata]]\nname = "全部"\nratio = "0.01"\n',
+        "utf-8",
+    )
+    assert main(["task", "create", str(path), "--db", str(demo_db)]) == 2
+    err = capsys.readouterr().err
+    for key in ("window", "title", "invite", "items", "rule"):
+        assert f"“{key}”" in err, err
+    assert "年度抽查计划" in err and "JH-2026-01" in err
+
+
+def test_task_scope_matching_no_target_is_refused_naming_the_closest(demo_db, tmp_path, capsys):
+    """t10.toml: industries 餐饮业/宾馆 and region 城关 match nothing in the library (餐饮服务,
+    城关镇): the task was created and its invitations sent for a pool of none."""
+    db = tmp_path / "copy.sqlite3"
+    shutil.copy(demo_db, db)
+    path = example_task(tmp_path, capsys)
+    text = path.read_text("utf-8").replace(
+        'industries = ["餐饮服务", "住宿", "食品销售"]',
+        'industries = ["餐饮业", "宾馆", "住宿"]\nregions = ["城关"]',
+    )
+    path.write_text(text, "utf-8")
+    assert main(["task", "create", str(path), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "“餐饮业”" in err and "“宾馆”" in err and "“城关”" in err, err
+    assert "“住宿”" not in err  # it is in the library
+    assert "城关镇" in err and "餐饮服务" in err  # the nearest the library has
+    with closing(sqlite3.connect(db)) as con:
+        assert con.execute("SELECT count(*) FROM joint_task").fetchone() == (1,)
+
+
+def test_unknown_invited_department_is_told_before_the_repeat_check(demo_db, tmp_path, capsys):
+    """t3.toml: a file inviting 教育局 (no such department there) run after the same task was made
+    got “已有同一任务”, not the department it has to fix."""
+    db = tmp_path / "copy.sqlite3"
+    shutil.copy(demo_db, db)
+    path = example_task(tmp_path, capsys)
+    assert main(["task", "create", str(path), "--db", str(db)]) == 0
+    text = path.read_text("utf-8").replace(
+        'invite = ["WJ", "GA", "JT", "HB"]', 'invite = ["WJ", "档案局"]'
+    )
+    path.write_text(text, "utf-8")
+    capsys.readouterr()
+    assert main(["task", "create", str(path), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "“档案局”" in err and "已有同一任务" not in err, err
+
+
+def test_archive_refused_for_an_open_objection_names_its_case_and_the_step_due(
+    demo_db, tmp_path, capsys
+):
+    """004 第二十条: the refusal said only “尚有未办结的异议”; the lead had to find the case."""
+    db = tmp_path / "objected.sqlite3"
+    shutil.copy(demo_db, db)
+    with closing(sqlite3.connect(db)) as con:
+        con.execute("UPDATE joint_task SET state = 'published' WHERE code = 'LJ-2026-001'")
+        con.execute(
+            "UPDATE objection SET state = 'received', recheck_due_on = '2026-12-18'"
+            " WHERE id = (SELECT min(id) FROM objection)"
+        )
+        con.commit()
+        [code] = con.execute(
+            "SELECT c.code FROM objection o JOIN inspection_case c ON c.id = o.case_id"
+            " WHERE o.id = (SELECT min(id) FROM objection)"
+        ).fetchone()
+    argv = ["export", "archive", "LJ-2026-001", "-o", str(tmp_path / "a.zip"), "--db", str(db)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert code in err and "待复查" in err and "2026年12月18日" in err, err
+    assert f"复查 {code}" in err
+
+
+def test_outputs_are_never_overwritten_without_force_nor_folders_made_up(demo_db, tmp_path, capsys):
+    """One rule for every file a command writes: an existing file is kept unless --force, and a
+    missing folder above it is refused; `export results`, `draw export-pool` and `documents`
+    overwrote, `report year`, `template` and `summary --out` made whole paths up."""
+    db = ["--db", str(demo_db)]
+    existing = tmp_path / "old.xlsx"
+    csv = tmp_path / "old.csv"
+    for f in (existing, csv):
+        f.write_bytes(b"kept")
+    overwrites = [
+        ["export", "results", "--year", "2026", "-o", str(existing), *db],
+        ["draw", "export-pool", "LJ-2026-001", "-o", str(csv), *db],
+        ["report", "year", "--year", "2026", "-o", str(existing), *db],
+        ["template", "items", "-o", str(existing)],
+    ]
+    for argv in overwrites:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "已存在" in err and "--force" in err, (argv, err)
+        assert existing.read_bytes() == csv.read_bytes() == b"kept"
+    for argv in overwrites:
+        assert main([*argv, "--force"]) == 0, argv
+    capsys.readouterr()
+    missing = tmp_path / "nope"
+    made_up = [
+        ["report", "year", "--year", "2026", "-o", str(missing / "r.xlsx"), *db],
+        ["template", "task", "-o", str(missing / "任务.toml")],
+        ["template", "items", "-o", str(missing / "items.xlsx")],
+        ["summary", "--out", str(missing / "day"), *db],
+        ["documents", "LJ-2026-001-001", "-o", str(missing / "docs"), *db],
+        ["export", "results", "--year", "2026", "-o", str(missing / "r.csv"), *db],
+    ]
+    for argv in made_up:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{missing}" in err and "文件夹不存在" in err, (argv, err)
+        assert not missing.exists(), argv
+    docs = tmp_path / "docs"
+    assert main(["documents", "LJ-2026-001-001", "-o", str(docs), *db]) == 0
+    written = sorted(p for p in docs.rglob("*") if p.is_file())
+    written[0].write_bytes(b"kept")
+    capsys.readouterr()
+    assert main(["documents", "LJ-2026-001-001", "-o", str(docs), *db]) == 2
+    err = capsys.readouterr().err
+    assert "已存在" in err and "--force" in err and written[0].read_bytes() == b"kept", err
+    assert main(["documents", "LJ-2026-001-001", "-o", str(docs), "--force", *db]) == 0
+    assert written[0].read_bytes().startswith(b"PK")  # a Word file again
+
+
+def test_argument_names_are_the_chinese_ones_users_see(capsys):
+    """`chat bind -h` showed the positional as “to”; a wrong import kind said “参数 kind”."""
+    with pytest.raises(SystemExit):
+        main(["chat", "bind", "-h"])
+    usage = capsys.readouterr().out
+    assert " to " not in usage and "部门" in usage.split("\n", 1)[0] + usage, usage
+    with pytest.raises(SystemExit):
+        main(["import", "target", "x.csv"])
+    err = capsys.readouterr().err
+    assert "参数 kind" not in err and "参数 种类 的取值“target”无效" in err, err

@@ -145,7 +145,7 @@ def test_output_paths_that_cannot_be_written_are_named(
     missing = tmp_path / "nope" / "r.xlsx"
     argv = ["export", "results", "--year", "2026", "-o", str(missing), "--db", db]
     code, _, err = run_cli(argv, capsys)
-    assert code == 2 and f"{missing}：文件或文件夹不存在" in err and not missing.parent.exists()
+    assert code == 2 and f"{missing}：文件夹不存在" in err and not missing.parent.exists()
     a_file = tmp_path / "notes.txt"
     a_file.write_text("x", "utf-8")
     code, _, err = run_cli(["summary", "--out", str(a_file), "--db", db], capsys)
@@ -309,8 +309,8 @@ def test_template_task_writes_the_example_task_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The refusal of a wrong task file points at `template task`, so it must exist; like the
-    sheet templates it makes the folder it is told to write into."""
-    target = tmp_path / "新建" / "任务.toml"
+    sheet templates it writes into a folder that exists (README, "Output files")."""
+    target = tmp_path / "任务.toml"
     code, out, _ = run_cli(["template", "task", "-o", str(target)], capsys)
     assert code == 0 and f"lianjian task create {target}" in out
     assert 'lead = "SJ"' in target.read_text("utf-8")
@@ -413,7 +413,8 @@ def test_template_and_import_help_say_what_the_operator_needs(
     """`template -o nodir/items.xlsx` told to import `items.xlsx` (the folder dropped); there
     was no `template conflicts`; `holidays load --help` did not describe the file and
     `--show-errors` had no help."""
-    target = tmp_path / "nodir" / "items.xlsx"
+    target = tmp_path / "dir" / "items.xlsx"
+    target.parent.mkdir()
     code, out, _ = run_cli(["template", "items", "-o", str(target)], capsys)
     assert code == 0 and f"lianjian import items {target} 导入" in out
     code, out, _ = run_cli(["template", "conflicts", "-o", str(tmp_path / "利害关系.xlsx")], capsys)

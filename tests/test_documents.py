@@ -429,7 +429,7 @@ def test_cli_documents_counts_documents_and_makes_no_path_from_a_typo(
     report counts documents (notice and record), not their Word and HTML files."""
     missing = tmp_path / "nonexist" / "a" / "b"
     assert cli_main(["documents", world.task.code, "-o", str(missing), "--db", db_url]) == 2
-    assert f"{missing}：文件或文件夹不存在" in capsys.readouterr().err
+    assert f"{missing}：文件夹不存在" in capsys.readouterr().err
     assert not (tmp_path / "nonexist").exists()
     out = tmp_path / "new"
     assert cli_main(["documents", world.task.code, "-o", str(out), "--db", db_url]) == 0

@@ -230,7 +230,7 @@ async def test_cli_writes_no_chart_for_a_department_without_tasks(
     await build_world(session)
     busy = await scope_summary(ctx, ctx.clock.today())
     idle = ScopeSummary(busy.summary, ChartData(ctx.clock.today(), "县公安局"))
-    _write_summaries(tmp_path / "out", "2026-03-05", [("忙", busy), ("闲", idle)])
+    _write_summaries(tmp_path / "out", "2026-03-05", [("忙", busy), ("闲", idle)], force=False)
     assert _names(tmp_path / "out") == [
         "忙-2026-03-05.md",
         "忙-2026-03-05.png",

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from bot.cli.common import CliError, Handler
+from bot.cli.common import FORCE_HELP, CliError, Handler
 from bot.cli.draws import (
     cmd_audit_show,
     cmd_audit_verify,
@@ -208,13 +208,20 @@ def _parser() -> argparse.ArgumentParser:
     bk = add(
         "backup", cmd_db_backup, "备份数据库：服务运行中也能得到一致的副本（SQLite）", parent=db
     )
-    bk.add_argument("output", help="备份文件（已有的文件不覆盖）")
+    bk.add_argument("output", metavar="备份文件", help="备份文件（已有的文件不覆盖）")
 
     imp = add("import", cmd_import, "批量导入（CSV / XLSX）")
     imp.add_argument(
-        "kind", choices=IMPORT_ORDER, help="导入的数据种类：" + "、".join(IMPORT_ORDER)
+        "kind",
+        choices=IMPORT_ORDER,
+        metavar="种类",
+        help="导入的数据种类：" + "、".join(IMPORT_ORDER),
     )
-    imp.add_argument("file", help="要导入的文件（.csv 或 .xlsx，可用 lianjian template 生成模板）")
+    imp.add_argument(
+        "file",
+        metavar="文件",
+        help="要导入的文件（.csv 或 .xlsx，可用 lianjian template 生成模板）",
+    )
     imp.add_argument("--skip-invalid", action="store_true", help="导入合格行，不合格行写入拒收文件")
     imp.add_argument(
         "--rejects",
@@ -235,12 +242,15 @@ def _parser() -> argparse.ArgumentParser:
         db=False,
     )
     tp.add_argument(
-        "kind", choices=list(TEMPLATE_KINDS), help="模板种类：" + "、".join(TEMPLATE_KINDS)
+        "kind",
+        choices=list(TEMPLATE_KINDS),
+        metavar="种类",
+        help="模板种类：" + "、".join(TEMPLATE_KINDS),
     )
     tp.add_argument(
         "-o", "--output", required=True, help="输出文件（导入模板 .xlsx，task 为 .toml）"
     )
-    tp.add_argument("--force", action="store_true", help="覆盖已有的同名文件（默认不覆盖）")
+    tp.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     st = group("setup", "上线准备")
     add("check", cmd_setup_check, "检查开展第一次联合抽查前还缺什么（未就绪时返回非零）", parent=st)
@@ -255,31 +265,35 @@ def _parser() -> argparse.ArgumentParser:
     it = group("item", "抽查事项")
     add(
         "list", cmd_item_list, "列出一个部门的现行抽查事项（任务文件的 items）", parent=it
-    ).add_argument("department", help=DEPARTMENT_HELP)
+    ).add_argument("department", metavar="部门", help=DEPARTMENT_HELP)
 
     rp = group("report", "统计报表")
     ry = add("year", cmd_report_year, "年度考核统计（XLSX）", parent=rp)
     ry.add_argument("--year", type=_year_arg, help="年度（默认今年）")
     ry.add_argument("-o", "--output", required=True, help="输出文件（.xlsx）")
+    ry.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     dr = group("draw", "抽取记录与验证")
     add("list", cmd_draw_list, "列出抽取记录", parent=dr).add_argument(
         "--json", action="store_true", help=JSON_HELP
     )
     show = add("show", cmd_draw_show, "显示一次抽取的公开参数", parent=dr)
-    show.add_argument("draw", help=DRAW_HELP)
+    show.add_argument("draw", metavar="抽取", help=DRAW_HELP)
     show.add_argument("--json", action="store_true", help=JSON_HELP)
     ex = add("export-pool", cmd_draw_export_pool, "导出抽取池（id,stratum）", parent=dr)
-    ex.add_argument("draw", help=DRAW_HELP)
+    ex.add_argument("draw", metavar="抽取", help=DRAW_HELP)
     ex.add_argument("-o", "--output", required=True, help="输出文件（.csv）")
+    ex.add_argument("--force", action="store_true", help=FORCE_HELP)
     add("verify", cmd_draw_verify, "重算并核对一次抽取", parent=dr).add_argument(
-        "draw", help=DRAW_HELP
+        "draw", metavar="抽取", help=DRAW_HELP
     )
 
     au = group("audit", "审计日志")
     add("verify", cmd_audit_verify, "校验审计日志哈希链", parent=au)
     aus = add("show", cmd_audit_show, "查看一个任务或案件的审计记录", parent=au)
-    aus.add_argument("code", help="任务编号（如 LJ-2026-001）或案件号（如 LJ-2026-001-003）")
+    aus.add_argument(
+        "code", metavar="编号", help="任务编号（如 LJ-2026-001）或案件号（如 LJ-2026-001-003）"
+    )
     aus.add_argument("--json", action="store_true", help=JSON_HELP)
 
     ho = group("holidays", "节假日数据")
@@ -293,7 +307,7 @@ def _parser() -> argparse.ArgumentParser:
         "JSON 文件（.json）写同样的键，不认识的键拒绝载入。\n"
         "lianjian template holidays -o 节假日.toml 生成带说明的示例。"
     )
-    hl.add_argument("file", help="节假日文件（.toml 或 .json）")
+    hl.add_argument("file", metavar="文件", help="节假日文件（.toml 或 .json）")
     hl.add_argument(
         ALLOW_EMPTY,
         action="store_true",
@@ -307,7 +321,7 @@ def _parser() -> argparse.ArgumentParser:
         "按任务文件（TOML，lianjian template task -o 任务.toml 生成示例）创建任务并发出邀请",
         parent=tk,
     )
-    tc.add_argument("file", help="任务文件（.toml）")
+    tc.add_argument("file", metavar="任务文件", help="任务文件（.toml）")
     tc.add_argument(
         "--again",
         action="store_true",
@@ -326,8 +340,13 @@ def _parser() -> argparse.ArgumentParser:
     dc = add(
         "documents", cmd_documents, "生成任务或案件的联合抽查通知书和检查记录表（Word 与网页）"
     )
-    dc.add_argument("code", help="任务编号（整套）或案件号")
-    dc.add_argument("-o", "--output", required=True, help="输出目录")
+    dc.add_argument("code", metavar="编号", help="任务编号（整套）或案件号")
+    dc.add_argument(
+        "-o", "--output", required=True, help="输出目录（可以是新的，所在的文件夹须已有）"
+    )
+    dc.add_argument(
+        "--force", action="store_true", help="覆盖输出目录中已有的同名文件（默认不覆盖）"
+    )
     dc.add_argument(
         "--served",
         action="store_true",
@@ -344,13 +363,14 @@ def _parser() -> argparse.ArgumentParser:
     er.add_argument("--year", type=_year_arg, required=True, help="导出哪一年度的检查结果")
     er.add_argument("--department", help=f"{DEPARTMENT_HELP}：只导出该部门发起或参加的任务")
     er.add_argument("-o", "--output", required=True, help="输出文件（.xlsx 或 .csv）")
+    er.add_argument("--force", action="store_true", help=FORCE_HELP)
     ea = add("archive", cmd_export_archive, "任务立卷归档（ZIP），归档后任务办结", parent=xp)
-    ea.add_argument("task", help="任务编号")
+    ea.add_argument("task", metavar="任务编号", help="任务编号")
     ea.add_argument("-o", "--output", required=True, help="输出文件（.zip），已有的文件不覆盖")
 
     ch = group("chat", "部门群 / 办公室群机器人")
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
-    cb.add_argument("to", help=f"{DEPARTMENT_HELP}，或 office 表示联席会议办公室群")
+    cb.add_argument("to", metavar="部门", help=f"{DEPARTMENT_HELP}，或 office 表示联席会议办公室群")
     cb.add_argument(
         "--platform", required=True, choices=PLATFORMS, help="群所在的平台：" + "、".join(PLATFORMS)
     )
@@ -363,7 +383,7 @@ def _parser() -> argparse.ArgumentParser:
         "--dead", action="store_true", help="只列出死信（多次发送失败、已停止重试的消息）"
     )
     rt = add("retry", cmd_outbox_retry, "重新发送死信", parent=ob)
-    rt.add_argument("ids", type=int, nargs="*", metavar="id", help="消息编号，可写多个")
+    rt.add_argument("ids", type=int, nargs="*", metavar="消息编号", help="消息编号，可写多个")
     rt.add_argument("--all-dead", action="store_true", help="重新发送全部死信")
 
     su = add("summary", cmd_summary, "领导日报：打印，或按领导写出 .md 和 .png")
@@ -372,6 +392,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     su.add_argument("--leader", help="领导的人员编号或姓名（默认全部）")
     su.add_argument("--out", help="输出目录：每位领导一个 .md 和一个 .png")
+    su.add_argument(
+        "--force", action="store_true", help="覆盖输出目录中已有的同名文件（默认不覆盖）"
+    )
     return p
 
 

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shlex
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,15 +102,23 @@ class CliError(Exception):
     """A problem with what the operator typed or pointed at: one Chinese line, exit 2."""
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite address names (a path, or an sqlite:/// URL); None for a server
+    database or an in-memory one."""
+    full = database_url(url)
+    file = make_url(full).database if is_sqlite(full) else None
+    if not file or file == ":memory:":
+        return None
+    return Path(file).expanduser()
+
+
 def existing_database(url: str, *, create: bool, config: str | None = None) -> str:
     """An SQLite file must exist and be ours, unless this command may create it (db upgrade,
     demo and serve do); a missing folder is never created. A missing file names the command
     that creates it, with the operator's --config when the address came from it."""
-    full = database_url(url)
-    file = make_url(full).database if is_sqlite(full) else None
-    if not file or file == ":memory:":
+    path = sqlite_file(url)
+    if path is None:
         return url
-    path = Path(file).expanduser()  # a path, or the file an sqlite:/// URL names
     if not path.parent.is_dir():
         raise CliError(f"数据库所在的文件夹不存在：{path.parent}。请检查 --db 路径")
     if not path.exists():
@@ -124,13 +133,16 @@ def existing_database(url: str, *, create: bool, config: str | None = None) -> s
 
 XLSX = {".xlsx": "Excel 工作簿"}
 CSV = {".csv": "CSV 表格"}
+FORCE_HELP = "覆盖已有的同名文件（默认不覆盖）"
 
 
-def output_file(path: str, formats: Mapping[str, str]) -> Path:
+def output_file(
+    path: str, formats: Mapping[str, str], *, force: bool | None, kept: str = ""
+) -> Path:
     """A file the operator names for output (-o): its extension says which of the command's
     `formats` (extension → its name for a clerk) to write; another extension, or none, is
     refused before any work — never a file whose name says another format than it holds.
-    A missing folder is told when the file is written, as the operating system words it."""
+    Then the rule of every output (`new_output`)."""
     out = Path(path)
     if out.suffix.lower() not in formats:
         kinds = "或 ".join(f"{ext}（{name}）" for ext, name in formats.items())
@@ -139,15 +151,62 @@ def output_file(path: str, formats: Mapping[str, str]) -> Path:
             f"输出文件名须以 {kinds}结尾：{out.name or path}"
             + (f"，例如 {example}" if example else "")
         )
+    return new_output(out, force=force, kept=kept)
+
+
+def new_output(out: Path, *, force: bool | None, kept: str = "") -> Path:
+    """The one rule for a file a command writes (README, "Output files"), told before any
+    work: the folder it goes into must exist — a missing one is refused, never a whole path
+    made up from a typo — and an existing file is kept unless `force` (--force; None: the
+    command has none, its file being a record, such as a backup or an archive). `kept` says
+    what the existing file may be."""
+    folder_must_exist(out)
+    if out.is_dir():
+        raise CliError(f"{out} 是一个文件夹，请给出文件名")
+    if out.exists() and not force:
+        raise existing_file(out, force, kept)
     return out
 
 
+def existing_file(out: Path, force: bool | None, kept: str = "") -> CliError:
+    """The refusal of an existing `out`, with a free name to use instead."""
+    free = next(
+        name
+        for n in itertools.count(2)
+        if not (name := out.with_name(f"{out.stem}-{n}{out.suffix}")).exists()
+    )
+    return CliError(
+        f"{out} 已存在，未覆盖{kept}。请另选文件名，例如 {free.name}"
+        + ("；确需覆盖请加 --force" if force is not None else "")
+    )
+
+
+def folder_must_exist(path: Path) -> None:
+    """The folder `path` goes into exists: a missing one is refused, not made."""
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        said = f"{folder} 不是文件夹" if folder.exists() else f"文件夹不存在（{folder}）"
+        raise CliError(f"{path}：{said}。请先建好这个文件夹，或检查路径")
+
+
 def output_folder(path: Path) -> Path:
-    """A folder the operator names for output: made when missing if the folder it is in exists;
-    a missing parent is refused (FileNotFoundError, told like any missing folder), never a
-    whole path made up from a typo."""
+    """A folder the operator names for output: made when missing if the folder it is in exists
+    (a missing one is refused, as for a file); a file of that name is refused (FileExistsError,
+    told like any path the operating system refuses)."""
+    folder_must_exist(path)
     path.mkdir(exist_ok=True)
     return path
+
+
+def new_files(folder: Path, names: Iterable[str], *, force: bool) -> None:
+    """The files a command writes into `folder`: those already there are kept unless --force."""
+    if force:
+        return
+    if found := [name for name in names if (folder / name).exists()]:
+        raise CliError(
+            f"{folder} 中已存在 {len(found)} 个同名文件（如 {found[0]}），未覆盖。"
+            "请换一个输出文件夹；确需覆盖请加 --force"
+        )
 
 
 async def cli_clock(ctx: Ctx) -> Clock:

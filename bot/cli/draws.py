@@ -89,7 +89,7 @@ def _receipt(d: dict[str, Any]) -> str:
 async def cmd_draw_export_pool(args: argparse.Namespace) -> int:
     from core.draws.verify import find_draw, pool_csv_text
 
-    out = output_file(args.output, CSV)
+    out = output_file(args.output, CSV, force=args.force)
     async with cli_ctx(args) as ctx:
         d = await find_draw(ctx, args.draw)
         text = await pool_csv_text(ctx, d.id)

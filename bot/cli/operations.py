@@ -8,7 +8,15 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.cli.common import XLSX, CliError, cli_ctx, output_file, output_folder, robot_addresses
+from bot.cli.common import (
+    XLSX,
+    CliError,
+    cli_ctx,
+    new_files,
+    output_file,
+    output_folder,
+    robot_addresses,
+)
 from bot.platforms.base import plain_text
 from core.states import OutboxState
 
@@ -19,7 +27,7 @@ if TYPE_CHECKING:
 async def cmd_report_year(args: argparse.Namespace) -> int:
     from core.evaluation import write_report, year_report
 
-    out = output_file(args.output, XLSX)
+    out = output_file(args.output, XLSX, force=args.force)
     async with cli_ctx(args) as ctx:
         report = await year_report(ctx, args.year or ctx.clock.today().year)
     path = await asyncio.to_thread(write_report, report, out)
@@ -54,17 +62,23 @@ async def cmd_summary(args: argparse.Namespace) -> int:
         if not args.leader:
             scopes.insert(0, ("全部部门", await scope_summary(ctx, day, run=run)))
     if args.out:
-        return await asyncio.to_thread(_write_summaries, Path(args.out), day.isoformat(), scopes)
+        return await asyncio.to_thread(
+            _write_summaries, Path(args.out), day.isoformat(), scopes, force=args.force
+        )
     # as the leaders read it, one line per line: a terminal renderer padded every line to the
     # terminal's width and wrapped mid-phrase
     print("\n\n".join(plain_text(scoped.message().body) for _, scoped in scopes))
     return 0
 
 
-def _write_summaries(out: Path, day: str, scopes: list[tuple[str, ScopeSummary]]) -> int:
+def _write_summaries(
+    out: Path, day: str, scopes: list[tuple[str, ScopeSummary]], *, force: bool
+) -> int:
     from core.charts import cjk_font, render_charts
 
     output_folder(out)
+    stems = [f"{label}-{day}" for label, _ in scopes]
+    new_files(out, [f"{stem}{ext}" for stem in stems for ext in (".md", ".png")], force=force)
     charts = [scoped.chart for _, scoped in scopes if scoped.chart.drawn]
     if charts and cjk_font() is None:  # in Chinese here, not the charts' English log line
         print("未安装中文字体（如 Debian 的 fonts-wqy-microhei），摘要未附图表")

@@ -16,19 +16,25 @@ from bot.cli.common import (
     CliError,
     bind_options,
     cli_ctx,
+    db_url,
     department_named,
     existing_database,
+    existing_file,
+    new_output,
     output_file,
     robot_addresses,
+    sqlite_file,
 )
 from core.clock import SystemClock
 from core.imports import IMPORT_ORDER
 
 
 async def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    file = sqlite_file(db_url(args))
+    new = file is not None and not file.exists()
     async with cli_ctx(args, create=True):
         pass
-    print("数据库已升级到最新版本")
+    print(f"已新建数据库 {file}（最新版本）" if new else "数据库已升级到最新版本")
     return 0
 
 
@@ -66,10 +72,12 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
             "PostgreSQL 数据库请用 pg_dump 备份（密码按提示输入，或用 PGPASSWORD、~/.pgpass）：\n"
             f"  {pg_dump_command(url, out)}"
         )
+    kept = "（可能是上一份备份）"
+    new_output(out, force=None, kept=kept)
     try:
         backup_sqlite(Path(str(make_url(url).database)), out)
-    except FileExistsError:
-        raise CliError(f"{out} 已存在，未覆盖（可能是上一份备份）。请换一个文件名") from None
+    except FileExistsError:  # made meanwhile
+        raise existing_file(out, None, kept) from None
     print(f"已备份数据库（运行中也一致，含尚未写回主文件的最新数据）→ {out}")
     print(f"附件（照片等）在 {attachments_dir(settings)}，请一并备份")
     if (secret := secret_file_path(settings)).exists():
@@ -105,7 +113,8 @@ async def cmd_import(args: argparse.Namespace) -> int:
     }
     fn = importers[args.kind]
     rejects = (
-        output_file(args.rejects, {**CSV, **XLSX})
+        # rewritten on each run: it is that run's report, not a record
+        output_file(args.rejects, {**CSV, **XLSX}, force=True)
         if args.rejects
         else Path(args.file).with_suffix(".rejects.csv")
     )
@@ -145,13 +154,10 @@ def cmd_template(args: argparse.Namespace) -> int:
     from core.sheets import write_template
 
     toml = args.kind in TEXT_TEMPLATES
-    path = output_file(args.output, {".toml": "TOML 文本"} if toml else XLSX)
-    if path.exists() and not args.force:  # most likely the copy the office has filled in
-        raise CliError(
-            f"{path} 已存在，未覆盖（可能是已填写的文件）。请换一个文件名，确需覆盖请加 --force"
-        )
+    # an existing file is most likely the copy the office has filled in
+    formats = {".toml": "TOML 文本"} if toml else XLSX
+    path = output_file(args.output, formats, force=args.force, kept="（可能是已填写的文件）")
     if toml:
-        path.parent.mkdir(parents=True, exist_ok=True)  # as write_template does for the sheets
         example, then = TEXT_TEMPLATES[args.kind]
         path.write_bytes(example())
         print(f"已生成{then.format(path=path)}")

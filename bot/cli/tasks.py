@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 from pathlib import Path
 
 from bot.cli.common import (
     CSV,
     XLSX,
-    CliError,
     cli_ctx,
     department_named,
+    existing_file,
+    new_files,
     output_file,
     output_folder,
 )
@@ -62,6 +62,7 @@ async def cmd_documents(args: argparse.Namespace) -> int:
         printed = await print_documents(ctx, args.code, serving=args.served)
         # after the code is found: a typo makes nothing
         await asyncio.to_thread(output_folder, out)
+        new_files(out, [name for name, _ in printed.files], force=args.force)
         for name, content in printed.files:
             path = out / name
             await asyncio.to_thread(path.parent.mkdir, exist_ok=True)  # the case's folder
@@ -102,7 +103,7 @@ RESULT_FORMATS = XLSX | CSV
 async def cmd_export_results(args: argparse.Namespace) -> int:
     from core.exports import RESULT_LAYOUT, ExportFormat, results_export
 
-    out = output_file(args.output, RESULT_FORMATS)
+    out = output_file(args.output, RESULT_FORMATS, force=args.force)
     fmt: ExportFormat = "csv" if out.suffix.lower() == ".csv" else "xlsx"
     async with cli_ctx(args) as ctx:
         department = await department_named(ctx, args.department) if args.department else None
@@ -119,7 +120,7 @@ async def cmd_export_archive(args: argparse.Namespace) -> int:
     from core.archive.closing import archive_task
     from core.attachments import FileStore
 
-    out = output_file(args.output, {".zip": "ZIP 压缩包"})
+    out = output_file(args.output, {".zip": "ZIP 压缩包"}, force=None, kept=ARCHIVE_KEPT)
     store = FileStore(attachments_dir(load_settings(args.config)))
     async with cli_ctx(args) as ctx:
         data, task, again = await archive_task(ctx, args.task, store)
@@ -133,19 +134,16 @@ async def cmd_export_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+# An existing archive is never overwritten: it may be the one whose manifest digest the
+# audit recorded (task.closed)
+ARCHIVE_KEPT = "（已有的归档文件不覆盖：审计记录的是它的摘要）"
+
+
 def write_new_archive(out: Path, data: bytes) -> None:
-    """An existing file is never overwritten: it may be the archive whose manifest digest the
-    audit recorded (task.closed); refused before the commit, so nothing is recorded."""
+    """`out`, unless made since the command began: refused before the commit, so nothing is
+    recorded."""
     try:
         with out.open("xb") as f:
             f.write(data)
     except FileExistsError:
-        free = next(
-            name
-            for n in itertools.count(2)
-            if not (name := out.with_name(f"{out.stem}-{n}{out.suffix}")).exists()
-        )
-        raise CliError(
-            f"{out} 已存在：已有的归档文件不覆盖（审计记录的是它的摘要），"
-            f"请另选文件名，例如 {free.name}"
-        ) from None
+        raise existing_file(out, None, ARCHIVE_KEPT) from None

@@ -20,7 +20,8 @@ from core.errors import InvalidTransition, PermissionDenied
 from core.jointtask import no_task
 from core.models import Case, CaseResult, JointTask, Objection
 from core.objections import objection_last_day
-from core.states import CASE, TASK, ObjectionState, TaskState
+from core.states import CASE, OBJECTION, TASK, ObjectionState, TaskState
+from core.workdays import cn_date
 
 ARCHIVABLE = (TaskState.PUBLISHED, TaskState.CLOSED)  # closed: a copy may be made again
 OPEN_OBJECTIONS = (ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)
@@ -47,14 +48,17 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
         )
     if task.state not in ARCHIVABLE:
         raise InvalidTransition(await _not_yet_published(ctx, task))
-    open_objections = await ctx.session.scalar(
-        select(Objection.id)
-        .join(Case, Case.id == Objection.case_id)
-        .where(Case.task_id == task.id, Objection.state.in_(OPEN_OBJECTIONS))
-        .limit(1)
-    )
-    if open_objections is not None:
-        raise InvalidTransition(f"任务 {task.code} 尚有未办结的异议，办结后再立卷归档")
+    open_objections = (
+        await ctx.session.execute(
+            select(Objection, Case.code)
+            .join(Case, Case.id == Objection.case_id)
+            .where(Case.task_id == task.id, Objection.state.in_(OPEN_OBJECTIONS))
+            .order_by(Case.code, Objection.id)
+        )
+    ).all()
+    if open_objections:
+        shown = "；".join(_step_due(o, code) for o, code in open_objections)
+        raise InvalidTransition(f"任务 {task.code} 尚有未办结的异议：{shown}。办结后再立卷归档")
     last = await ctx.session.scalar(
         select(func.max(CaseResult.published_at))
         .join(Case, Case.id == CaseResult.case_id)
@@ -71,6 +75,21 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
                 f"日）至 {open_until.label()} 届满，届满后再立卷归档"
             )
     return task
+
+
+def _step_due(objection: Objection, case_code: str) -> str:
+    """An open objection's case, state, the step due by when, and the chat command doing it
+    (004 第二十条)."""
+    due: dt.date | None
+    if objection.state == ObjectionState.RECEIVED:
+        step, due, command = "复查", objection.recheck_due_on, "维持|有误 复查情况"
+    else:  # ERROR_FOUND
+        step, due, command = "更正", objection.correction_due_on, "结果 理由"
+    by = f"，{step}期限 {cn_date(due)}" if due else ""
+    return (
+        f"{case_code}（{OBJECTION.label(objection.state)}{by}，"
+        f"聊天中发送：{step} {case_code} {command}）"
+    )
 
 
 def _entry(name: str, at: dt.datetime) -> zipfile.ZipInfo:

@@ -8,6 +8,7 @@ takes (core.consultation.answers).
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS, build_target_pool
 from core.draws.ratios import CREATE_ADVICE, check_cap_counts, check_ratios, needs_sizes
 from core.errors import ValidationFailed
 from core.jointtask import get_department, require_answerers
-from core.models import TARGET_KINDS, Department, Item, JointTask, PlanEntry, TaskItem
+from core.models import TARGET_KINDS, Department, Item, JointTask, PlanEntry, Target, TaskItem
 from core.states import TASK, TaskState
 from core.workdays import cn_date
 
@@ -110,6 +111,38 @@ def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
         raise ValidationFailed(f"检查对象类型“{bad[0]}”无效，可选：{'、'.join(TARGET_KINDS)}")
     out.update({flag: True for flag in SCOPE_FLAGS if scope.get(flag)})
     return out
+
+
+SCOPE_IN_LIBRARY = (("industries", "行业", Target.industry), ("regions", "区域", Target.region))
+SHOWN_VALUES = 10  # a value with no near one lists the library's, up to these
+
+
+async def require_scope_in_library(session: AsyncSession, scope: dict[str, Any]) -> None:
+    """Each industry and region the scope names is one the target library has: a value written
+    otherwise (餐饮业 for 餐饮服务, 城关 for 城关镇) matches no target, and the task would invite
+    the departments to a draw of nobody. Refused naming the library's nearest values; an empty
+    library (targets not yet imported) has nothing to compare with, and setup check tells."""
+    problems = []
+    for key, label, column in SCOPE_IN_LIBRARY:
+        if not scope.get(key):
+            continue
+        known = list(await session.scalars(select(column).where(column != "").distinct()))
+        for value in scope[key]:
+            if not known or value in known:
+                continue
+            near = [k for k in known if value in k or k in value]
+            near += [k for k in difflib.get_close_matches(value, known, 3, 0.5) if k not in near]
+            if near:
+                hint = f"最接近的是：{'、'.join(near[:3])}"
+            else:
+                more = f"等 {len(known)} 个" if len(known) > SHOWN_VALUES else ""
+                hint = f"库中的{label}有：{'、'.join(sorted(known)[:SHOWN_VALUES])}{more}"
+            problems.append(f"{label}“{value}”（{hint}）")
+    if problems:
+        raise ValidationFailed(
+            f"抽查范围中的{'；'.join(problems)}在检查对象库中没有，按它抽取抽不到任何对象。"
+            "请按检查对象库中的写法改正抽查范围（任务文件的 [scope]，或年度抽查计划的检查对象范围）"
+        )
 
 
 async def check_caps_on_library(
@@ -236,6 +269,7 @@ async def create_task(
         )
     parsed = algorithm.parse_rule(rule)
     clean_scope = _clean_scope(scope)
+    await require_scope_in_library(ctx.session, clean_scope)
     items = await department_items(ctx.session, lead, list(item_ids))
     check_ratios(parsed, items, ctx.rules.general_item_ratio_cap)
     if not again:
