@@ -277,6 +277,7 @@ class Layout:
             else:
                 self.header[col.field] = col.label
         self.missing = [c for c in columns if c.required and c.field not in self.where]
+        self.field_at = {i: f for f, idxs in self.where.items() for i in idxs}
         self.ignored = [h for i, h in enumerate(sheet.headers) if h and i not in used]
 
     def has(self, field_name: str) -> bool:
@@ -323,12 +324,14 @@ class Row:
         """Refuse the cells Excel made into dates or numbers where the column holds text or an
         identifier (Cells); such a cell's reason replaces what the importer made of its text
         (a 部门编码 "2026-01-02" is not a badly typed code)."""
-        for field_name, cells in self.layout.cells.items():
-            value = self.raw(field_name)
-            if value is None or isinstance(value, str | bool):
+        for i, value in enumerate(self.cells):
+            # a CSV row is all text: one type test per cell
+            if value is None or type(value) is str or type(value) is bool:
                 continue
-            reason = _cell_problem(value, cells)
-            if reason:
+            field_name = self.layout.field_at.get(i)
+            if field_name is None or self.raw(field_name) is not value:  # not the cell read
+                continue
+            if reason := _cell_problem(value, self.layout.cells[field_name]):
                 column = self.layout.header[field_name]
                 self.errors = [e for e in self.errors if e.column != column]
                 self.error(field_name, reason)
