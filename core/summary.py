@@ -30,6 +30,7 @@ from core.models import (
     OutboxMessage,
     PlanEntry,
 )
+from core.obligations.cases import overdue_reviews
 from core.obligations.due import objection_step
 from core.obligations.model import KIND_LABELS
 from core.plan import overdue_entries
@@ -65,6 +66,9 @@ class TaskSummary:
     objections_open: int = 0
     # open objection steps past their deadline, by what is late (异议复查, 更正公示结果, 答复异议)
     objections_overdue: Counter[str] = field(default_factory=Counter)
+    reviews_late: int = 0  # results under review past Rules.review_workdays
+    # of those, per department whose approval is missing (004 第十九条): name -> cases
+    reviews_overdue: Counter[str] = field(default_factory=Counter)
 
     @property
     def state_label(self) -> str:
@@ -164,7 +168,30 @@ async def _cases(
         ts.late += entered - (on_time or 0)
     ts.cases_by_state = {s: by_state[s] for s in CaseState if s in by_state}
     ts.returned = ts.cases_by_state.get(CaseState.RETURNED, 0)
+    if ts.cases_by_state.get(CaseState.SUBMITTED):
+        await _reviews(session, cal, rules, today, ts, task)
     await _objections(session, cal, rules, today, ts, task)
+
+
+async def _reviews(
+    session: AsyncSession,
+    cal: WorkCalendar,
+    rules: Rules,
+    today: dt.date,
+    ts: TaskSummary,
+    task: JointTask,
+) -> None:
+    """Results under review past their turnaround, and who has still to approve them (as the
+    review nudges and 逾期事项报告 say)."""
+    late = await overdue_reviews(session, cal, rules, today, task)
+    ts.reviews_late = len(late)
+    missing = Counter(d for departments in late.values() for d in departments)
+    if missing:
+        rows = await session.execute(
+            select(Department.id, Department.name).where(Department.id.in_(missing))
+        )
+        names = {department_id: name for department_id, name in rows}
+        ts.reviews_overdue = Counter({names[d]: n for d, n in missing.items()})
 
 
 async def _objections(

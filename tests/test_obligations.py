@@ -129,6 +129,21 @@ async def test_each_department_still_to_approve_owes_the_review_004_art19(ctx, s
     }
 
 
+async def test_the_daily_summary_counts_overdue_reviews_by_department_004_art19(ctx, session):
+    """004 第十九条: a result under review past its turnaround (Rules.review_workdays) shows in
+    the leaders' summary with the departments whose approval is missing; before, the summary
+    never read reviews, so a case stuck in 待审核 looked like any other."""
+    w = await _submitted_world(ctx, session)
+    on_time = summary_message(await daily_summary(ctx, D(2026, 4, 16))).body
+    assert "审核" not in on_time.split("结果录入")[1]
+    await review_result(acting(ctx, w.lead_liaison), w.case.code, approve=True)
+    await session.commit()
+    body = summary_message(await daily_summary(ctx, D(2026, 4, 20))).body
+    assert "⚠ 审核逾期 1 件（未审核：县卫生健康委员会 1）" in body
+    [task] = (await daily_summary(ctx, D(2026, 4, 20), w.lead.id)).tasks
+    assert task.reviews_overdue == {"县卫生健康委员会": 1}
+
+
 async def test_lead_only_review_is_owed_by_the_lead_alone(ctx, session):
     """Without rules.review_requires_participants the lead's approval decides: only the lead
     owes the review."""

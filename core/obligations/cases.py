@@ -151,7 +151,7 @@ async def entries_and_reviews(
         if state == CaseState.SUBMITTED:
             # 004 第十九条: each reviewing department whose approval is still missing owes
             # the review, nudged and escalated to its own leaders; one that approved is done
-            review_due = cal.add_workdays(reviewed[case_id], rules.review_workdays)
+            review_due = review_due_on(cal, rules, reviewed[case_id])
             for department_id in reviewers[task_id]:
                 if department_id in approved[case_id]:
                     continue
@@ -258,6 +258,34 @@ async def _members(
     for case_id, officer_id, department_id in rows.all():
         members[case_id].append((officer_id, department_id))
     return members
+
+
+def review_due_on(cal: WorkCalendar, rules: Rules, submitted_on: dt.date) -> Deadline:
+    """Our turnaround for 审核 (not in the seeds: Rules.review_workdays) from the submission."""
+    return cal.add_workdays(submitted_on, rules.review_workdays)
+
+
+async def overdue_reviews(
+    session: AsyncSession, cal: WorkCalendar, rules: Rules, today: dt.date, task: JointTask
+) -> dict[int, list[int]]:
+    """The task's results under review past their turnaround: per case, the reviewing
+    departments whose approval is still missing (the review obligations overdue today)."""
+    case_ids = list(
+        await session.scalars(
+            select(CASE.id).where(CASE.task_id == task.id, CASE.state == CaseState.SUBMITTED)
+        )
+    )
+    if not case_ids:
+        return {}
+    submitted = await _submitted_on(session, case_ids, today)
+    approved = await _approved_by(session, case_ids)
+    tasks = {task.id: _Task(task.id, task.lead_department_id, task.window_last_day)}
+    reviewers = await _reviewers(session, tasks, {task.id}, rules.review_requires_participants)
+    return {
+        case_id: [d for d in reviewers[task.id] if d not in approved[case_id]]
+        for case_id in case_ids
+        if today > review_due_on(cal, rules, submitted[case_id]).day
+    }
 
 
 async def _reviewers(
