@@ -513,9 +513,9 @@ def _encode_form(fields: list[tuple[str, str]]) -> bytes:
 
 
 async def test_signed_pages_with_hostile_forms(rig: Rig, fuzzer: Fuzzer) -> None:
-    """Invitation, result, correction and review pages (GET and POST) and the documents page,
-    each with a valid signed link (and CSRF token) of an officer who may or may not use it,
-    hostile fields and queries around it."""
+    """Invitation, result, correction and review pages (GET and POST), their files and the
+    documents page, each with a valid signed link (and CSRF token) of an officer who may or
+    may not use it, hostile fields and queries around it."""
     case = rig.cases[0]
     member, liaison = rig.members[0], rig.world.lead.liaison
     outsider = rig.world.partners[1].inspectors[0]
@@ -527,6 +527,7 @@ async def test_signed_pages_with_hostile_forms(rig: Rig, fuzzer: Fuzzer) -> None
         "/h5/documents": ("documents", f"task:{rig.task_code}", "documents"),
         "/h5/result/file": ("result", f"case:{case.id}", "result"),
         "/h5/review/file": ("review", f"case:{case.id}", "review"),
+        "/h5/correction/file": ("correction", f"case:{case.id}", "correction"),
     }
     holders = [member, liaison, outsider, rig.world.partners[1].liaison]
 
@@ -794,6 +795,7 @@ FUZZED_ROUTES = {
     "GET /h5/review": test_signed_pages_with_hostile_forms,
     "POST /h5/review": test_signed_pages_with_hostile_forms,
     "GET /h5/review/file": test_signed_pages_with_hostile_forms,
+    "GET /h5/correction/file": test_signed_pages_with_hostile_forms,
     "GET /h5/documents": test_signed_pages_with_hostile_forms,
     f"GET {IMAGE_PATH}": test_pictures_scripts_and_verification_gets,
     "GET /public/": test_public_pages,
