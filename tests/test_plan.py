@@ -563,3 +563,15 @@ async def test_every_problem_of_a_plan_row_is_reported_at_once_002_2_2(
     assert "外贸局" in report.rejected[0].reason and "5%" in report.rejected[1].reason
     # WT-01 may be the unknown department's: not said to be missing from the item lists
     assert "WT-01" not in report.summary_zh()
+
+
+async def test_a_plan_row_without_participants_is_told_so_beside_its_other_problems(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """003 三(七): a joint task has participants; that was said only once the row's other
+    problems (here its empty 任务名称) had been corrected."""
+    path = write_csv(
+        tmp_path / "p.csv", [HEADER, ["JH-2026-05", "", "SJ", "", "SJ-01", "", "5%", "5"]]
+    )
+    report = await annual_plan.import_plan(ctx, path, year=2026)
+    assert [e.column for e in report.rejected] == ["任务名称", "参与部门"], report.errors_zh()

@@ -226,14 +226,15 @@ def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
     lead = look.departments.find(row, "lead", required=True)
     resolved = lead is not None
     participants: list[int] = []
-    for name in split_multi(row.get("participants")):
+    named = split_multi(row.get("participants"))
+    for name in named:
         dept = look.departments.lookup(row, "participants", name)
         resolved &= dept is not None
         if dept is not None and dept == lead:
             row.error("participants", "参与部门不能是牵头部门")
         elif dept is not None and dept not in participants:
             participants.append(dept)
-    if not participants and not row.errors:
+    if not named:  # one named but not found, or the lead, is already refused as such
         row.error("participants", "联合抽查至少要有一个参与部门")
     # an item may belong to a department the row names but we could not resolve: saying it is
     # missing from the item lists would blame the item, not the department; the items found
