@@ -429,6 +429,27 @@ async def test_a_reason_of_the_full_2000_characters_is_taken(
     assert (row.state, row.reason) == ("declined", reason)
 
 
+async def test_a_reason_at_the_textareas_limit_in_paragraphs_is_taken_000_s7(
+    client: TestClient,
+    world: World,
+    clock: FixedClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """000 §七 (at most 2,000 characters): the textarea counts a line break as one character
+    toward its maxlength, and the browser posts it as CR LF (HTML form submission), so a
+    reason of 2,000 characters in three paragraphs arrived as 2,002 and was refused as too
+    long although the page had let the liaison type it."""
+    token = token_for(world.liaison, world.invitation, clock)
+    paragraph = ("本部门四月集中开展专项整治，执法人员全部抽调，无法参加。" * 30)[:666]
+    typed = "\n".join([paragraph] * 3)
+    assert len(typed) == 2000
+    posted = typed.replace("\n", "\r\n")
+    resp = await client.post(INVITATION_PATH, data=form(token, action="decline", reason=posted))
+    assert resp.status == 200, page_text(await resp.text())
+    row = await invitation_row(sessionmaker, world.invitation.id)
+    assert (row.state, row.reason) == ("declined", typed)
+
+
 async def test_a_reason_over_2000_characters_is_refused_not_cut_000_s7(
     client: TestClient,
     world: World,

@@ -172,7 +172,10 @@ async def read_fields(
         raise BadRequest("提交的字段过多，请刷新页面后重新填写。")
     fields: dict[str, list[str]] = {}
     for name, value in pairs:  # NUL and lone surrogates cannot be stored (PostgreSQL) or sent
-        fields.setdefault(encodable_text(name), []).append(encodable_text(value))
+        # a browser posts a textarea's line break as CR LF but counted it as one character
+        # toward the maxlength the page shows: read back as typed, so the limits agree
+        text = encodable_text(value).replace("\r\n", "\n")
+        fields.setdefault(encodable_text(name), []).append(text)
     return fields, uploads
 
 
