@@ -1,7 +1,8 @@
 """Across stages: recomputing provisional deadlines after new holiday data
 (docs/architecture.md §4). A deadline counted before the State Council published a year's
-holidays is provisional (weekdays only); once the year is known, every provisional reply, entry
-and objection deadline is counted again and each change is audited.
+holidays is provisional (weekdays less the holidays fixed by date: 元旦, 劳动节, 国庆节); once
+the year is known, every provisional reply, entry and objection deadline is counted again and
+each change is audited.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def _nth_workday_before(cal: WorkCalendar, day: dt.date, n: int) -> dt.date:
 
 def _provisional_base(cal: WorkCalendar, due: dt.date, n: int) -> dt.date:
     """The day a provisional deadline `due` was counted n working days from, recovered by
-    counting back the way it was counted: the due year and later on weekdays only, earlier
-    years as known now. Exact whenever that day was a working day."""
+    counting back the way it was counted: the due year and later as a year without data is
+    (weekdays less 元旦, 劳动节, 国庆节), earlier years as known now. Exact whenever that day
+    was a working day."""
     earlier = {y: d for y, d in cal.extra.items() if y < due.year}
     return _nth_workday_before(WorkCalendar(earlier), due, n)
 
