@@ -255,6 +255,30 @@ async def test_archive_closes_only_a_finished_task(
     assert reloaded is not None and reloaded.state == TaskState.CLOSED
 
 
+async def test_an_objection_rechecked_but_not_answered_keeps_the_task_open_004_art20(
+    ctx: Ctx, session: AsyncSession, published: World
+) -> None:
+    """004 第二十条: an objection ends with the written answer to the objector (答复), not with
+    the re-check; one re-checked (维持原结果) but not answered let the task be archived and
+    closed, its answer then outside the file."""
+    w, code = published, published.task.code
+    lead = acting(ctx, w.lead_liaison)
+    at_day(ctx, D(2026, 4, 10))
+    objection = await objections.file_objection(
+        lead, w.case.code, "某某食品有限公司", "对检查结果有异议", D(2026, 4, 10)
+    )
+    await objections.record_recheck(lead, objection.id, "经复查，检查结果无误", error_found=False)
+    at_day(ctx, D(2026, 6, 2))  # past the objection period
+    with pytest.raises(InvalidTransition, match="尚有未办结的异议") as err:
+        await closing.archive_task(lead, code)
+    assert f"{w.case.code}（维持原结果" in str(err.value) and f"答复 {w.case.code}" in str(
+        err.value
+    )
+    await objections.reply_objection(lead, objection.id, "已电话告知企业")
+    *_, again = await closing.archive_task(lead, code)
+    assert not again
+
+
 async def test_a_task_before_publication_is_not_archived(ctx: Ctx, session: AsyncSession) -> None:
     w = await build_world(session)
     with pytest.raises(InvalidTransition, match="尚未全部公示"):

@@ -24,7 +24,9 @@ from core.states import CASE, OBJECTION, TASK, ObjectionState, TaskState
 from core.workdays import cn_date
 
 ARCHIVABLE = (TaskState.PUBLISHED, TaskState.CLOSED)  # closed: a copy may be made again
-OPEN_OBJECTIONS = (ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)
+# 004 第二十条: an objection ends with the written answer (答复), after its re-check and any
+# correction; one re-checked but not answered is still open
+OPEN_OBJECTIONS = tuple(s for s in ObjectionState if s != ObjectionState.REPLIED)
 
 
 async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
@@ -83,8 +85,10 @@ def _step_due(objection: Objection, case_code: str) -> str:
     due: dt.date | None
     if objection.state == ObjectionState.RECEIVED:
         step, due, command = "复查", objection.recheck_due_on, "维持|有误 复查情况"
-    else:  # ERROR_FOUND
+    elif objection.state == ObjectionState.ERROR_FOUND:
         step, due, command = "更正", objection.correction_due_on, "结果 理由"
+    else:  # UPHELD or CORRECTED: the objector is still to be answered
+        step, due, command = "答复", objection.reply_due_on, "答复方式"
     by = f"，{step}期限 {cn_date(due)}" if due else ""
     return (
         f"{case_code}（{OBJECTION.label(objection.state)}{by}，"
