@@ -384,6 +384,23 @@ def test_output_files_take_the_format_their_name_says_or_are_refused(
     )
 
 
+def test_rejects_naming_the_imported_file_is_refused_and_the_file_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--rejects` is rewritten on every run (force): naming the file being imported replaced
+    the county's list with its refused rows alone."""
+    db = str(tmp_path / "c.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    targets = tmp_path / "检查对象.csv"
+    text = "统一社会信用代码,名称\n91330424MA28AQAQX0,错误代码餐饮店\n"
+    targets.write_text(text, "utf-8")
+    for same in (str(targets), str(tmp_path / "." / "检查对象.csv")):
+        argv = ["import", "targets", str(targets), "--skip-invalid", "--rejects", same]
+        code, _, err = run_cli([*argv, "--db", db], capsys)
+        assert code == 2 and "正是要导入的文件" in err, err
+        assert targets.read_text("utf-8") == text
+
+
 def test_unknown_task_file_keys_are_named_with_their_line_and_the_nearest_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -118,6 +118,8 @@ async def cmd_import(args: argparse.Namespace) -> int:
         if args.rejects
         else Path(args.file).with_suffix(".rejects.csv")
     )
+    if _same_file(rejects, Path(args.file)):  # the list would be replaced by its rejects
+        raise CliError(f"--rejects {args.rejects} 正是要导入的文件，会被拒收行覆盖。请另选文件名")
     # Only on a terminal (as the demo's): on a pipe or in a log the bar left an empty first
     # line before the report, which scripts read.
     with Progress(transient=True, disable=not sys.stdout.isatty()) as bar:
@@ -144,6 +146,13 @@ async def cmd_import(args: argparse.Namespace) -> int:
     if report.file_error:  # the file itself (path, type, columns): as any command's wrong path
         return 2
     return 0 if report.ok else 1
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # either missing: the import says so of its file
+        return False
 
 
 # every importer's XLSX, and the task and holiday files (TOML)
