@@ -181,9 +181,19 @@ def did_you_mean(departments: Sequence[Department], word: str) -> str:
 
 def looks_like_a_name(departments: Sequence[Department], word: str) -> bool:
     """Whether a word naming no department is a department's name misspelt (卫建委) rather than
-    other words (a reason's first): it ends as organs' names end, or is one character from
-    naming one."""
-    return bool(_ORGAN_END.search(word.strip())) or bool(one_off(departments, word))
+    other words (a reason's first, or a whole reason typed without a space): one character
+    from naming one, or a name's letters alone (no punctuation, no longer than a name) that
+    end as organs' names end and start, after the level, as one of the county's names —
+    “…请补充后报送县市场监管局” and “请按程序办” are sentences."""
+    word = word.strip()
+    if one_off(departments, word):
+        return True
+    longest = max((len(d.name) for d in departments), default=0)
+    if not (_ORGAN_END.search(word) and word.isalpha() and len(word) <= longest + 1):
+        return False
+    level = _LEVEL.match(word)
+    first = word[level.end() if level else 0]
+    return any(first in d.name + d.short_name for d in departments)
 
 
 # Where a department's name may end inside a longer name of one of its units.

@@ -854,3 +854,29 @@ async def test_a_misspelt_department_in_a_return_is_refused_000_s9_10(
     assert not to_officer(rows, w.a1.id) and not to_officer(rows, w.b1.id)
     assert await count(sessionmaker, Review) == 0
     assert (await case_state(sessionmaker))[0] == "submitted"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "检查记录表缺少执法人员签名，请补充后报送县市场监管局",
+        "现场照片不清晰，请重新拍摄后按程序办",
+        "核查意见未写明，请联系执法大队",
+    ],
+)
+async def test_a_return_reason_ending_as_an_organs_name_ends_is_the_reason_000_s9_10(
+    sessionmaker, clock, w, reason
+) -> None:
+    """000 §九–十, 004 第十九条: a return's reason typed without a space is the whole text
+    after the case number; one ending in 局, 办 or 队 (报送县市场监管局, 按程序办) is a
+    sentence, not a misspelt department, and sends every department's part back with it. It
+    was refused as “…”不是本案录入结果的部门."""
+    d = make_dispatcher(sessionmaker, clock)
+    for member in (w.a1, w.b1):
+        await send(sessionmaker, d, text_event(member.code, f"提交 {CASE} 未发现问题 今天"))
+    rows = await send(sessionmaker, d, text_event(w.lead_liaison.code, f"退回 {CASE} {reason}"))
+    assert "不是本案录入结果的部门" not in to_officer(rows, w.lead_liaison.id)
+    async with sessionmaker() as s:
+        assert list(await s.scalars(select(Review.reason))) == [reason]
+        states = set(await s.scalars(select(CasePart.state)))
+    assert states == {"returned"}
