@@ -57,7 +57,7 @@ from core.models import (
     Recusal,
 )
 from core.render import render
-from core.results import choices, label, tag
+from core.results import FOLLOWUPS, METHODS, choices, label, tag
 from core.states import TASK, CaseState, TaskState
 from core.workdays import cn_date as _cn_date
 
@@ -80,22 +80,6 @@ MATERIALS = (
 COOPERATION = (
     "请你单位积极配合检查，若拒不配合，将依据《企业信息公示暂行条例》作为“不予配合情节严重”"
     "情形予以记录并通过国家企业信用信息公示系统公示。"
-)
-METHODS = (
-    "实地检查",
-    "书面检查",
-    "网络监测",
-    "检验检测",
-    "委托专业机构",
-    "采用其他部门检查结果或专业意见",
-)
-FOLLOWUPS = (
-    "无需后续处置",
-    "责令改正并跟踪",
-    "移送办案机构",
-    "抄告相关部门",
-    "移送司法机关",
-    "其他",
 )
 
 

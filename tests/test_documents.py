@@ -22,7 +22,7 @@ from bot.cli import main as cli_main
 from bot.pages import documents as document_pages
 from bot.pages.links import expand, expand_text, page_link
 from bot.services import Services
-from core import documents
+from core import documents, results
 from core.cases import get_case
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock
@@ -501,6 +501,18 @@ async def test_the_record_says_what_each_item_checks_004_art16(ctx, session):
         else:
             assert "书面检查" not in lead + other and method == "实地检查"
             assert "书面检查" not in docx_text(docx)
+
+
+async def test_the_blank_record_offers_a_box_for_every_method_and_followup_a_result_records(
+    ctx, session
+):
+    """004 第十六条: the group ticks the paper record and enters the same choices later, so the
+    blank form's 检查方式 and 后续处置 boxes are the ones a result takes, in their order."""
+    w = await build_world(session)
+    context = await documents.case_document_context(ctx, w.case.code)
+    cells = docx_text(documents.render_docx("record", context, ctx.clock.now())).split("\n")
+    assert "　".join(f"☐ {m}" for m in results.METHODS) in cells
+    assert "　".join(f"☐ {f}" for f in results.FOLLOWUPS) in cells
 
 
 async def test_the_record_keeps_what_an_entry_says_its_check_covered(ctx, session):
