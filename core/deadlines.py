@@ -121,20 +121,14 @@ def _recompute_objection(cal: WorkCalendar, rules: Rules, obj: Objection) -> lis
             "recheck_due_provisional",
             cal.add_workdays(obj.received_on, rules.recheck_workdays),
         )
-    if obj.rechecked_on is not None and obj.reply_due_on is not None:
-        changes += _apply(
-            subject,
-            obj,
-            "reply_due_on",
-            None,
-            cal.add_workdays(obj.rechecked_on, rules.reply_workdays),
-        )
-    if obj.rechecked_on is not None and obj.correction_due_on is not None:
-        changes += _apply(
-            subject,
-            obj,
-            "correction_due_on",
-            None,
-            cal.add_workdays(obj.rechecked_on, rules.correction_workdays),
-        )
+    # the reply and an error's correction are both due some working days after the recheck
+    # (004 第二十条, core.objections.record_recheck)
+    after_recheck = (
+        ("reply_due_on", rules.reply_workdays),
+        ("correction_due_on", rules.correction_workdays),
+    )
+    for day_attr, workdays in after_recheck:
+        if obj.rechecked_on is not None and getattr(obj, day_attr) is not None:
+            new = cal.add_workdays(obj.rechecked_on, workdays)
+            changes += _apply(subject, obj, day_attr, None, new)
     return changes

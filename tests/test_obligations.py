@@ -13,6 +13,7 @@ from core.models import (
     Department,
     Invitation,
     JointTask,
+    Objection,
     OutboxMessage,
     Target,
 )
@@ -22,6 +23,7 @@ from core.obligations.model import Obligation
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
+from core.states import ObjectionState
 from core.summary import daily_summary, enqueue_daily_summaries, summary_message
 from core.workdays import HolidayFile
 from tests.case_factories import (
@@ -392,6 +394,37 @@ async def test_provisional_window_result_deadline_is_recomputed_when_holidays_lo
             "provisional": False,
         }
     ]
+
+
+async def test_an_objections_reply_and_correction_are_counted_again_from_its_recheck_004_art20(
+    ctx, session
+):
+    """004 第二十条: once rechecked, the reply and (an error found) the correction are due some
+    working days after the recheck; loading a year's holidays counts both again from that day."""
+    w = await build_world(session)
+    rechecked = D(2026, 12, 28)
+    cal = await ctx.work_calendar()
+    objection = Objection(
+        case_id=w.case.id,
+        filed_by="当事人",
+        content="结果有误",
+        received_on=D(2026, 12, 1),
+        state=ObjectionState.ERROR_FOUND,
+        recheck_due_on=D(2026, 12, 29),
+        rechecked_on=rechecked,
+        reply_due_on=cal.add_workdays(rechecked, ctx.rules.reply_workdays).day,
+        correction_due_on=cal.add_workdays(rechecked, ctx.rules.correction_workdays).day,
+    )
+    session.add(objection)
+    await session.commit()
+    at_day(ctx, D(2026, 11, 20))
+    test_year = HolidayFile(
+        2027, holidays=[*(D(2027, 1, d) for d in range(1, 9))], workdays=[], source="测试用"
+    )
+    await load_holiday_year(ctx, test_year)
+    await session.commit()
+    await session.refresh(objection)
+    assert (objection.reply_due_on, objection.correction_due_on) == (D(2027, 1, 26), D(2027, 1, 12))
 
 
 async def test_the_ticks_narrow_query_finds_what_the_full_scan_finds(ctx, session):
