@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from core.access import may_act_for, require
 from core.changes import Ctx, Notice, record
 from core.consultation.creation import (
-    check_caps_on_library,
+    add_department_items,
     default_items,
     department_items,
     task_plan_items,
@@ -228,11 +228,7 @@ async def accept_invitation(
     )
     check_cap_ratios(rule, items, ctx.rules.general_item_ratio_cap, advice=advice)
     _mark_answered(ctx, inv, InvitationState.ACCEPTED)
-    ctx.session.add_all(
-        TaskItem(task_id=task.id, item_id=i.id, department_id=inv.department_id) for i in items
-    )
-    await ctx.session.flush()
-    await check_caps_on_library(ctx, task, rule, items, advice)
+    await add_department_items(ctx, task, inv.department_id, rule, items, advice)
     await record(
         ctx,
         "invitation.accepted",

@@ -145,13 +145,23 @@ async def require_scope_in_library(session: AsyncSession, scope: dict[str, Any])
         )
 
 
-async def check_caps_on_library(
-    ctx: Ctx, task: JointTask, rule: algorithm.SamplingRule, items: list[Item], advice: str
+async def add_department_items(
+    ctx: Ctx,
+    task: JointTask,
+    department_id: int,
+    rule: algorithm.SamplingRule,
+    items: list[Item],
+    advice: str,
 ) -> None:
-    """002 二(二) for a count (or a minimum) the rule's ratio does not show: compared with the
-    pool the library gives the task now (its departments so far), when it gives one. The
-    ratios were checked before anything was written (`check_cap_ratios`); the draw checks
-    both again on the frozen pool (core.draws.targets)."""
+    """A department's items join the task, then 002 二(二) for a count (or a minimum) the
+    rule's ratio does not show: compared with the pool the library gives the task now (its
+    departments so far, this one's items in), when it gives one. The ratios were checked
+    before anything was written (`check_cap_ratios`); the draw checks both again on the frozen
+    pool (core.draws.targets)."""
+    ctx.session.add_all(
+        TaskItem(task_id=task.id, item_id=i.id, department_id=department_id) for i in items
+    )
+    await ctx.session.flush()
     if needs_sizes(rule, items):
         sizes = (await build_target_pool(ctx, task, rule)).strata_sizes()
         check_cap_counts(rule, items, ctx.rules.general_item_ratio_cap, sizes, advice=advice)
@@ -294,11 +304,7 @@ async def create_task(
     )
     ctx.session.add(task)
     await ctx.session.flush()
-    ctx.session.add_all(
-        TaskItem(task_id=task.id, item_id=i.id, department_id=lead.id) for i in items
-    )
-    await ctx.session.flush()
-    await check_caps_on_library(ctx, task, parsed, items, CREATE_ADVICE)
+    await add_department_items(ctx, task, lead.id, parsed, items, CREATE_ADVICE)
     await record(
         ctx,
         "task.created",
