@@ -171,6 +171,23 @@ async def test_002_2_2_a_participant_cannot_accept_with_a_general_item_capped_be
     assert inv.state == "accepted"
 
 
+async def test_002_2_2_a_participant_cannot_accept_with_a_general_item_capped_below_the_count(
+    ctx: Ctx,
+) -> None:
+    """002 二(二): accepting puts the department's items into the task, and a count the pool now
+    shows above a general item's cap (45 of 49 against 3 %) refuses the answer as at creation."""
+    w = await f.world(ctx.session, partners=1, n_targets=49)
+    w.lead.items = [await f.item(ctx.session, w.lead.dep, key=True)]
+    p = w.partners[0]
+    p.items[0].ratio_cap = "0.03"
+    task = await f.draft_task(ctx, w, rule=_counted(45))
+    [inv] = await opening.open_consultation(f.as_actor(ctx, w.lead.liaison), task, [p.dep.id])
+    with pytest.raises(ValidationFailed) as refused:
+        await answers.accept_invitation(f.as_actor(ctx, p.liaison), inv.id, [p.items[0].id])
+    said = refused.value.message
+    assert "45 户" in said and "上限 3%" in said and "不能以该事项接受" in said, said
+
+
 async def test_002_2_2_the_freeze_checks_every_departments_items(ctx: Ctx) -> None:
     """002 二(二): no path draws above a cap — a participant's general item in the task (one
     that joined before acceptances were checked) stops the freeze, naming the item."""
