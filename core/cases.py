@@ -27,6 +27,7 @@ from core.errors import NotFound, PermissionDenied
 from core.messages import OutMessage
 from core.models import (
     Case,
+    CasePart,
     CaseResult,
     Department,
     GroupMember,
@@ -46,6 +47,7 @@ from core.states import (
     TASK,
     CaseState,
     InvitationState,
+    PartState,
     ResultState,
     TaskState,
 )
@@ -112,6 +114,26 @@ def with_group(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
         query.outerjoin(GroupMember, (GroupMember.case_id == Case.id) & _ACTIVE)
         .order_by(*_GROUP_ORDER)
         .options(_MEMBER_OFFICERS)
+    )
+
+
+OWN_PART_IN = CasePart.id.is_not(None)
+
+
+def per_group_department(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """A count of cases (`select(Department.name, …)`) per active department of each case's
+    inspection group, with that department's own part joined where it is entered: 谁检查、谁录入
+    (000 §九–十), a department whose part is in (`OWN_PART_IN`) has done its entry, whatever
+    the case's other parts."""
+    return (
+        query.join(GroupMember, (GroupMember.case_id == Case.id) & _ACTIVE)
+        .join(Department, Department.id == GroupMember.department_id)
+        .outerjoin(
+            CasePart,
+            (CasePart.case_id == Case.id)
+            & (CasePart.department_id == GroupMember.department_id)
+            & (CasePart.state == PartState.ENTERED),
+        )
     )
 
 

@@ -10,7 +10,15 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core.cases import OPEN_FOR_ENTRY, get_case, participating_departments, require, sees_inside
+from core.cases import (
+    OPEN_FOR_ENTRY,
+    OWN_PART_IN,
+    get_case,
+    participating_departments,
+    per_group_department,
+    require,
+    sees_inside,
+)
 from core.cases import get_task as case_task
 from core.changes import Ctx
 from core.inspection import entry_deadline_sql, window_deadline
@@ -157,20 +165,19 @@ async def _department_bars(ctx: Ctx, task_id: int, window_due: dt.date) -> list[
     the case is no longer open for entry, or its own part is in (谁检查、谁录入, 000 §九–十) —
     out of its cases, as a bar; and how many of its parts are overdue (past the case's result
     deadline and not entered)."""
-    part_in = CasePart.id.is_not(None)
     past_due = entry_deadline_sql(window_due) < ctx.clock.today()
     rows = await ctx.session.execute(
-        select(Department.name, Case.state, part_in, past_due, func.count(func.distinct(Case.id)))
-        .join(GroupMember, GroupMember.case_id == Case.id)
-        .join(Department, Department.id == GroupMember.department_id)
-        .outerjoin(
-            CasePart,
-            (CasePart.case_id == Case.id)
-            & (CasePart.department_id == GroupMember.department_id)
-            & (CasePart.state == PartState.ENTERED),
+        per_group_department(
+            select(
+                Department.name,
+                Case.state,
+                OWN_PART_IN,
+                past_due,
+                func.count(func.distinct(Case.id)),
+            )
         )
-        .where(Case.task_id == task_id, GroupMember.active.is_(True))
-        .group_by(Department.name, Case.state, part_in, past_due)
+        .where(Case.task_id == task_id)
+        .group_by(Department.name, Case.state, OWN_PART_IN, past_due)
     )
     totals: Counter[str] = Counter()
     done: Counter[str] = Counter()

@@ -12,17 +12,15 @@ from sqlalchemy import ColumnElement, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import referrals
-from core.cases import OPEN_FOR_ENTRY, message
+from core.cases import OPEN_FOR_ENTRY, OWN_PART_IN, message, per_group_department
 from core.changes import Ctx, Notice, record
 from core.errors import NotFound, ValidationFailed
 from core.inspection import entry_deadline, entry_deadline_sql, window_deadline
 from core.messages import Destination, OutMessage
 from core.models import (
     Case,
-    CasePart,
     CaseResult,
     Department,
-    GroupMember,
     Invitation,
     JointTask,
     Objection,
@@ -43,7 +41,6 @@ from core.states import (
     InvitationState,
     ObjectionState,
     OutboxState,
-    PartState,
     ResultState,
 )
 from core.workdays import Deadline, WorkCalendar, cn_date
@@ -526,28 +523,21 @@ async def _task_chart_counts(
 ) -> dict[int, dict[str, Counter[str]]]:
     """Per task, per department with inspectors in its cases: the cases in each bucket."""
     found: dict[int, dict[str, Counter[str]]] = {tid: defaultdict(Counter) for tid in tasks}
-    part_in = CasePart.id.is_not(None)
     rows = await ctx.session.execute(
-        select(
-            Department.name,
-            Case.task_id,
-            Case.state,
-            Case.result_due_on,
-            part_in,
-            func.count(func.distinct(Case.id)),
+        # a department whose own part is in has done its entry; the overdue bar shows whose
+        # part is still missing
+        per_group_department(
+            select(
+                Department.name,
+                Case.task_id,
+                Case.state,
+                Case.result_due_on,
+                OWN_PART_IN,
+                func.count(func.distinct(Case.id)),
+            )
         )
-        .join(GroupMember, GroupMember.case_id == Case.id)
-        .join(Department, Department.id == GroupMember.department_id)
-        # 谁检查、谁录入 (000 §九–十): a department whose own part of a case is in has done its
-        # entry; the overdue bar shows whose part is still missing
-        .outerjoin(
-            CasePart,
-            (CasePart.case_id == Case.id)
-            & (CasePart.department_id == GroupMember.department_id)
-            & (CasePart.state == PartState.ENTERED),
-        )
-        .where(Case.task_id.in_(list(tasks)), GroupMember.active.is_(True))
-        .group_by(Department.name, Case.task_id, Case.state, Case.result_due_on, part_in)
+        .where(Case.task_id.in_(list(tasks)))
+        .group_by(Department.name, Case.task_id, Case.state, Case.result_due_on, OWN_PART_IN)
     )
     cal = await ctx.work_calendar()
     for name, task_id, state, due_on, entered, n in rows:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.changes import Ctx
 from core.errors import ValidationFailed
 from core.evaluation import year_report
-from core.models import Case, OutboxMessage
+from core.models import Case, GroupMember, OutboxMessage
 from core.nudges import enqueue_nudges
 from core.obligations.due import due_items
 from core.progress import task_progress
@@ -131,3 +131,23 @@ async def test_a_late_part_cannot_move_the_joint_inspection_date_004_art14_19(
     assert (report["WJ"].on_time, report["WJ"].late) == (0, 1)
     [task] = (await scope_summary(ctx, D(2026, 4, 20))).summary.tasks
     assert (task.on_time, task.late) == (0, 1)
+
+
+async def test_a_department_that_left_the_group_has_no_bar_in_progress_or_the_summary_chart(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """000 §九–十 (谁检查、谁录入): the per-department bars count the departments the case's
+    active group has; 卫健委's inspector taken off the group takes its bar with him."""
+    w = await _lead_part_in(ctx, session)
+    [member] = await session.scalars(
+        select(GroupMember).where(
+            GroupMember.case_id == w.case.id, GroupMember.officer_id == w.b1.id
+        )
+    )
+    member.active = False
+    await session.commit()
+    at_day(ctx, D(2026, 4, 9))
+    assert (await scope_summary(ctx, D(2026, 4, 9))).chart.overdue_by_department() == []
+    progress = await task_progress(acting(ctx, w.lead_liaison), w.task.code)
+    bars = {d["department"]: (d["done"], d["total"], d["overdue"]) for d in progress["departments"]}
+    assert bars == {"县市场监督管理局": (1, 1, 0)}
