@@ -395,45 +395,36 @@ class Sender:
         if result.ok:  # the busy path: sends finishing together are recorded together
             mark = outbox.SentMark(row.id, token, now, route.channel.platform)
             return Outcome("sent" if await self._records.mark(mark) else "lost")
+        retry_at = None if result.permanent else self._retry_at(row, result, now)
         async with self._writing() as session:
-            if result.permanent:
-                state = await outbox.mark_failed(
-                    session,
-                    row.id,
-                    token,
-                    error,
-                    now=now,
-                    retry_at=None,
-                    max_attempts=self.cfg.max_attempts,
+            state = await outbox.mark_failed(
+                session,
+                row.id,
+                token,
+                error,
+                now=now,
+                retry_at=retry_at,
+                max_attempts=self.cfg.max_attempts,
+            )
+            if result.permanent and route.binding_id is not None and state is not None:
+                ctx = dataclasses.replace(
+                    self.services.core_ctx(session), actor_label="system:sender"
                 )
-                if route.binding_id is not None and state is not None:
-                    ctx = dataclasses.replace(
-                        self.services.core_ctx(session), actor_label="system:sender"
-                    )
-                    await bindings.disable_robot(
-                        ctx,
-                        route.binding_id,
-                        code=result.code,
-                        detail=result.detail,
-                        outbox_id=row.id,
-                    )
-                outcome = Outcome(state or "lost")
-            else:
-                outcome = await self._retry_later(session, row, token, error, result, now)
+                await bindings.disable_robot(
+                    ctx,
+                    route.binding_id,
+                    code=result.code,
+                    detail=result.detail,
+                    outbox_id=row.id,
+                )
             await session.commit()
+        pause = retry_at if result.retry_after is not None and state == "pending" else None
+        outcome = Outcome(state or "lost", pause)
         if outcome.state == "dead":
             log.error("outbox row %s is dead after %s: %s", row.id, route.channel.redacted(), error)
         return outcome
 
-    async def _retry_later(
-        self,
-        session: AsyncSession,
-        row: OutboxMessage,
-        token: dt.datetime,
-        error: str,
-        result: SendResult,
-        now: dt.datetime,
-    ) -> Outcome:
+    def _retry_at(self, row: OutboxMessage, result: SendResult, now: dt.datetime) -> dt.datetime:
         # Back off exponentially even when the platform names a wait: a short fixed retry
         # would spend the whole attempt budget in a one-minute outage. A named wait (rate
         # limit, busy) is the least we wait, and it holds the whole channel.
@@ -443,15 +434,4 @@ class Sender:
             cap=self.cfg.backoff_cap_s,
             jitter=self._jitter(),
         )
-        retry_at = now + dt.timedelta(seconds=max(delay, result.retry_after or 0.0))
-        state = await outbox.mark_failed(
-            session,
-            row.id,
-            token,
-            error,
-            now=now,
-            retry_at=retry_at,
-            max_attempts=self.cfg.max_attempts,
-        )
-        pause = retry_at if result.retry_after is not None else None
-        return Outcome(state or "lost", pause if state == "pending" else None)
+        return now + dt.timedelta(seconds=max(delay, result.retry_after or 0.0))
