@@ -314,15 +314,7 @@ class Sender:
         error = outbox.no_route_error(dest)
 
         async def dead(session: AsyncSession) -> OutboxState | None:
-            return await outbox.mark_failed(
-                session,
-                row.id,
-                token,
-                error,
-                now=now,
-                retry_at=None,
-                max_attempts=self.cfg.max_attempts,
-            )
+            return await self._mark_failed(session, row, token, error, now, None)
 
         # a tick's messages to departments without a chat binding die together: one
         # transaction for the rows of the moment, not one each
@@ -397,15 +389,7 @@ class Sender:
             return Outcome("sent" if await self._records.mark(mark) else "lost")
         retry_at = None if result.permanent else self._retry_at(row, result, now)
         async with self._writing() as session:
-            state = await outbox.mark_failed(
-                session,
-                row.id,
-                token,
-                error,
-                now=now,
-                retry_at=retry_at,
-                max_attempts=self.cfg.max_attempts,
-            )
+            state = await self._mark_failed(session, row, token, error, now, retry_at)
             if result.permanent and route.binding_id is not None and state is not None:
                 ctx = dataclasses.replace(
                     self.services.core_ctx(session), actor_label="system:sender"
@@ -423,6 +407,26 @@ class Sender:
         if outcome.state == "dead":
             log.error("outbox row %s is dead after %s: %s", row.id, route.channel.redacted(), error)
         return outcome
+
+    async def _mark_failed(
+        self,
+        session: AsyncSession,
+        row: OutboxMessage,
+        token: dt.datetime,
+        error: str,
+        now: dt.datetime,
+        retry_at: dt.datetime | None,
+    ) -> OutboxState | None:
+        """A failed attempt, within this sender's attempt budget; no `retry_at` is dead now."""
+        return await outbox.mark_failed(
+            session,
+            row.id,
+            token,
+            error,
+            now=now,
+            retry_at=retry_at,
+            max_attempts=self.cfg.max_attempts,
+        )
 
     def _retry_at(self, row: OutboxMessage, result: SendResult, now: dt.datetime) -> dt.datetime:
         # Back off exponentially even when the platform names a wait: a short fixed retry
