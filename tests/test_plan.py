@@ -575,3 +575,28 @@ async def test_a_plan_row_without_participants_is_told_so_beside_its_other_probl
     )
     report = await annual_plan.import_plan(ctx, path, year=2026)
     assert [e.column for e in report.rejected] == ["任务名称", "参与部门"], report.errors_zh()
+
+
+async def test_a_plan_scope_the_target_library_does_not_have_is_refused_at_import(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """003 三(七)2: the plan names each task's 检查对象范围. 餐饮业 (the library says 餐饮服务)
+    or 城关 (城关镇) matches no target: since 1c61a4e starting the row refuses it, so the plan
+    imported without a word and its error came out months later, at 发起."""
+    await f.targets(ctx.session, 3, industry="餐饮服务", region="城关镇")
+    await ctx.session.commit()
+    path = write_csv(
+        tmp_path / "p.csv",
+        [
+            HEADER,
+            ["JH-2026-01", "餐饮联合抽查", "SJ", "WJ", "SJ-01", "餐饮业、城关", "5%", "5"],
+            ["JH-2026-02", "餐饮联合抽查二", "SJ", "WJ", "SJ-01", "餐饮服务、城关镇", "5%", "5"],
+        ],
+    )
+    report = await annual_plan.import_plan(ctx, path, year=2026)
+    assert [(e.line, e.column) for e in report.rejected] == [(2, "检查对象范围")], (
+        report.errors_zh()
+    )
+    reason = report.rejected[0].reason
+    assert "“餐饮业”" in reason and "餐饮服务" in reason, reason
+    assert "“城关”" in reason and "城关镇" in reason, reason

@@ -8,7 +8,6 @@ takes (core.consultation.answers).
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from core.access import may_act_for, require
 from core.changes import Ctx, record
 from core.consultation import how_to_withdraw
 from core.draws import algorithm
-from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS, build_target_pool
+from core.draws.pool import INSPECTOR_KEYS, SCOPE_KEYS, build_target_pool, library_hint
 from core.draws.ratios import CREATE_ADVICE, check_cap_counts, check_ratios, needs_sizes
 from core.errors import ValidationFailed
 from core.jointtask import get_department, require_answerers
@@ -114,7 +113,6 @@ def _clean_scope(scope: dict[str, Any] | None) -> dict[str, Any]:
 
 
 SCOPE_IN_LIBRARY = (("industries", "行业", Target.industry), ("regions", "区域", Target.region))
-SHOWN_VALUES = 10  # a value with no near one lists the library's, up to these
 
 
 async def require_scope_in_library(session: AsyncSession, scope: dict[str, Any]) -> None:
@@ -126,18 +124,12 @@ async def require_scope_in_library(session: AsyncSession, scope: dict[str, Any])
     for key, label, column in SCOPE_IN_LIBRARY:
         if not scope.get(key):
             continue
-        known = list(await session.scalars(select(column).where(column != "").distinct()))
-        for value in scope[key]:
-            if not known or value in known:
-                continue
-            near = [k for k in known if value in k or k in value]
-            near += [k for k in difflib.get_close_matches(value, known, 3, 0.5) if k not in near]
-            if near:
-                hint = f"最接近的是：{'、'.join(near[:3])}"
-            else:
-                more = f"等 {len(known)} 个" if len(known) > SHOWN_VALUES else ""
-                hint = f"库中的{label}有：{'、'.join(sorted(known)[:SHOWN_VALUES])}{more}"
-            problems.append(f"{label}“{value}”（{hint}）")
+        known = set(await session.scalars(select(column).where(column != "").distinct()))
+        problems += [
+            f"{label}“{value}”（{library_hint(value, known, label)}）"
+            for value in scope[key]
+            if known and value not in known
+        ]
     if problems:
         raise ValidationFailed(
             f"抽查范围中的{'；'.join(problems)}在检查对象库中没有，按它抽取抽不到任何对象。"

@@ -10,10 +10,11 @@ driver tuples (no ORM objects), the exclusions are sets, and the stratum of each
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
@@ -84,6 +85,21 @@ def scope_clause(scope: dict[str, Any]) -> ColumnElement[bool]:
     list of kinds/industries/regions must match."""
     parts = [_SCOPE_COLUMNS[k].in_(list(scope[k])) for k in SCOPE_KEYS if scope.get(k)]
     return and_(true(), *parts)
+
+
+SHOWN_VALUES = 10  # a value with no near one lists the library's, up to these
+
+
+def library_hint(value: str, known: Collection[str], label: str) -> str:
+    """For a scope value the target library does not have: its nearest values there (餐饮服务
+    for 餐饮业, 城关镇 for 城关), else the library's `label` values (the first SHOWN_VALUES)."""
+    ordered = sorted(known)
+    near = [k for k in ordered if value in k or k in value]
+    near += [k for k in difflib.get_close_matches(value, ordered, 3, 0.5) if k not in near]
+    if near:
+        return f"最接近的是：{'、'.join(near[:3])}"
+    more = f"等 {len(ordered)} 个" if len(ordered) > SHOWN_VALUES else ""
+    return f"库中的{label}有：{'、'.join(ordered[:SHOWN_VALUES])}{more}"
 
 
 async def task_department_ids(ctx: Ctx, task: JointTask) -> set[int]:

@@ -17,7 +17,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import changes
-from core.draws.pool import SCOPE_KEYS, scope_clause
+from core.draws.pool import SCOPE_KEYS, library_hint, scope_clause
 from core.draws.ratios import cap_problem
 from core.imports.flow import (
     Checked,
@@ -73,6 +73,7 @@ class _Lookups:
     departments: Departments
     items: dict[tuple[int, str], Item]  # (department id, upper code) → current item
     regions: set[str]
+    industries: set[str]  # the target library's, as regions: a scope is checked against them
     cap: str  # the county's cap for general items without their own
     # the year's stored plan rows' scopes, by 计划编号: kept by a file without the column
     stored_scopes: dict[str, dict[str, list[str]]]
@@ -88,6 +89,24 @@ class _Lookups:
         if row.layout.has("scope"):
             return _scope(split_multi(row.get("scope")), self.regions)
         return self.stored_scopes.get(nfkc(row.get("code")).upper(), {})
+
+
+def _check_scope_in_library(row: Row, scope: dict[str, list[str]], look: _Lookups) -> None:
+    """A value neither a kind nor a region of the target library is read as an industry; one the
+    library has not either (餐饮业 for 餐饮服务, 城关 for 城关镇) would draw nobody, and starting
+    the row refuses it (core.consultation.creation.require_scope_in_library): told here, at
+    import. An empty library (targets not yet imported) is not checked, as there."""
+    if not look.industries:
+        return
+    known = look.industries | look.regions
+    unknown = [v for v in scope.get("industries", []) if v not in look.industries]
+    if unknown:
+        said = "；".join(f"“{v}”（{library_hint(v, known, '行业和区域')}）" for v in unknown)
+        row.error(
+            "scope",
+            f"检查对象范围中的{said}在检查对象库中既不是行业也不是区域，按它抽取抽不到任何对象。"
+            "请按检查对象库中的写法填写",
+        )
 
 
 def _scope_key(scope: dict[str, list[str]]) -> tuple[tuple[str, ...], ...]:
@@ -242,6 +261,7 @@ def _check_plan_row(row: Row, look: _Lookups, year: int) -> dict[str, Any]:
     items = _row_items(row, look, lead, participants, resolved)
     ratio, count = _parse_amount(row)
     scope = look.scope_of(row)
+    _check_scope_in_library(row, scope, look)
     size = look.in_scope(scope) if count else 0
     _check_cap(row, ratio, count, items, look.cap, size)
     return {
@@ -326,6 +346,7 @@ async def import_plan(
     async def prepare(_sheet: Sheet) -> None:
         items = await ctx.session.scalars(select(Item).where(Item.current.is_(True)))
         regions = {r for r in await ctx.session.scalars(select(Target.region).distinct()) if r}
+        industries = {i for i in await ctx.session.scalars(select(Target.industry).distinct()) if i}
         stored = await ctx.session.execute(
             select(PlanEntry.code, PlanEntry.scope).where(PlanEntry.year == year)
         )
@@ -333,6 +354,7 @@ async def import_plan(
             await load_departments(ctx.session),
             {(i.department_id, i.code.upper()): i for i in items},
             regions,
+            industries,
             ctx.rules.general_item_ratio_cap,
             {code: scope for code, scope in stored},
         )
