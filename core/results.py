@@ -92,9 +92,16 @@ METHODS = (
     "采用其他部门检查结果或专业意见",
 )
 NO_FOLLOWUP = "无需后续处置"
-FOLLOWUPS = (NO_FOLLOWUP, "责令改正并跟踪", "移送办案机构", "抄告相关部门", "移送司法机关", "其他")
-REFERRAL_FOLLOWUPS = ("移送办案机构", "移送司法机关")  # need a Referral row (移送)
 CORRECTIVE_FOLLOWUP = "责令改正并跟踪"  # of a problem the check found: never with 未发现问题
+FOLLOWUPS = (
+    NO_FOLLOWUP,
+    CORRECTIVE_FOLLOWUP,
+    "移送办案机构",
+    "抄告相关部门",
+    "移送司法机关",
+    "其他",
+)
+REFERRAL_FOLLOWUPS = ("移送办案机构", "移送司法机关")  # need a Referral row (移送)
 # Results chat can take: the form asks no problem description for them (8 needs a follow-up,
 # typed after it); the rest need the form (problems, handling, photos): say how to open it.
 QUICK_CODES = tuple(code for code, c in CATEGORIES.items() if not c.describes_problem)

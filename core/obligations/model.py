@@ -34,7 +34,7 @@ class Obligation(NamedTuple):
     builds thousands, and a frozen dataclass's __init__ sets each field through
     object.__setattr__ (twice the time of the whole tuple)."""
 
-    key: str  # "case:12", "invitation:3", "review:7", "objection:4:recheck", "draw:5"
+    key: str  # "case:12", "invitation:3", "review:7:department:2", "objection:4:recheck", "draw:5"
     kind: str  # a KIND_LABELS key
     subject: str  # what it is about, for people: "LJ-2026-001-003 某某公司"
     department_id: int  # whose digest carries it (and whose leaders it escalates to)
