@@ -405,8 +405,11 @@ def no_problem_text(codes: Sequence[str], problems: str, handling: str) -> list[
     published text)."""
     if list(codes) != [NO_PROBLEM]:
         return []
-    # "无" under 发现的问题 says the same as 未发现问题
-    nothing = ("无", "没有", "暂无", "未发现", "未发现问题", "无问题", "/", "／", "-", "—")
+    # "无" under 发现的问题, or "无需处理" under 处理情况, says the same as 未发现问题
+    nothing = (
+        *("无", "没有", "暂无", "未发现", "未发现问题", "无问题", "/", "／", "-", "—"),
+        *("无需处理", "不需处理", "无需处置", "不需处置", "无需整改", "不需整改"),
+    )
     said = {"problems": ("发现的问题", problems), "handling": ("处理情况", handling)}
     return [
         ValidationFailed(

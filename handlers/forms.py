@@ -33,6 +33,7 @@ from core.publication import correction_reason
 from core.referrals import REFERRAL_KINDS
 from core.results import FOLLOWUPS, METHODS, NO_FOLLOWUP
 from core.states import CASE, CaseState
+from core.validation_zh import reason_zh
 from handlers.pages import Page, PageCtx, denied, first, page
 
 RawForm = dict[str, list[str]]  # posted field name -> values, echoed back on an error
@@ -52,6 +53,11 @@ def _blank_is_none(value: Any) -> Any:
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Day = Annotated[dt.date | None, BeforeValidator(_blank_is_none)]
+
+
+# the error types of this form's own validators, whose messages are already Chinese
+CHOICE_ERROR, REFERRAL_ERROR = "choice", "referral"
+OWN_ERRORS = (CHOICE_ERROR, REFERRAL_ERROR)
 
 
 class ItemForm(BaseModel):
@@ -87,7 +93,7 @@ class ResultForm(BaseModel):
     @classmethod
     def _referral_kind(cls, value: str) -> str:
         if value and value not in REFERRAL_KINDS:
-            raise PydanticCustomError("referral", "请从列表中选择移送方式")
+            raise PydanticCustomError(REFERRAL_ERROR, "请从列表中选择移送方式")
         return value
 
     def entry(self) -> ResultEntry:
@@ -110,7 +116,7 @@ class ResultForm(BaseModel):
 
 def _allowed(values: list[str], allowed: Sequence[str], what: str) -> list[str]:
     if any(v not in allowed for v in values):
-        raise PydanticCustomError("choice", f"请从列表中选择{what}")
+        raise PydanticCustomError(CHOICE_ERROR, f"请从列表中选择{what}")
     return list(dict.fromkeys(values))
 
 
@@ -199,6 +205,7 @@ _PYDANTIC_MESSAGES = {
     "date_parsing": "日期格式不正确，请选择日期",
     "date_type": "请选择日期",
     "string_too_long": "内容过长，请精简后再提交",
+    "bool_parsing": "请勾选或取消勾选此项",
 }
 
 
@@ -212,7 +219,11 @@ def field_errors(err: ValidationError, items: list[dict[str, Any]]) -> dict[str,
             name = f"{prefix}.{loc[2]}" if len(loc) > 2 else f"{prefix}.{e['type']}"
         else:
             name = str(loc[0]) if loc else e["type"]
-        message = _PYDANTIC_MESSAGES.get(e["type"], e["msg"])
+        message = _PYDANTIC_MESSAGES.get(e["type"]) or (
+            # our validators' own (Chinese) words; any other type (only a tampered post)
+            # still in Chinese
+            e["msg"] if e["type"] in OWN_ERRORS else reason_zh(e)
+        )
         found.setdefault(name, message)
     return found
 

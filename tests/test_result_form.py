@@ -40,6 +40,7 @@ from core.models import (
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
+from handlers import forms
 from handlers.forms import RESULT_FILE_PATH
 from tests.case_factories import World, acting, build_world, enter_other_parts
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
@@ -1497,3 +1498,13 @@ async def test_a_photo_added_again_is_kept_once_and_not_called_a_double_submit(
     assert "IMG_0001.jpg" in text and "已在附件中" in text
     assert _checked(await again.text(), "keep") == [keep]
     assert [r.name for r in await attachment_rows(sessionmaker)] == ["现场.jpg"]
+
+
+def test_a_tampered_field_is_refused_in_chinese() -> None:
+    """A value the form never sends (a tampered post) gets a Chinese message next to its field
+    like any other: a pydantic error type the form had no words of its own for showed
+    pydantic's English ("Input should be a valid boolean…", "…valid integer…")."""
+    _, errors = forms._parsed(
+        {"followup_done": "maybe", "items": [{"item_id": "x", "codes": ["1"]}]}
+    )
+    assert errors == {"followup_done": "请勾选或取消勾选此项", "item.x.item_id": "应为整数"}

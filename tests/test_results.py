@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 
+from core import results
 from core.errors import ValidationFailed
 from core.results import (
     CATEGORIES,
@@ -311,3 +312,14 @@ def test_a_situations_short_name_is_read_as_its_code_004_art18(name, code):
         with pytest.raises(ValidationFailed) as by_code:
             parse_quick_result(code)
         assert by_name.value.message == by_code.value.message
+
+
+@pytest.mark.parametrize("said", ["无需处理", "不需处理", "无需处置", "无", "未发现问题。"])
+def test_a_no_problem_item_may_say_nothing_needed_in_its_own_words(said: str) -> None:
+    """未发现问题 with "no action needed" under 处理情况 says the same thing; 无需处理 and
+    不需处理, the usual words, were refused as contradicting it."""
+    assert results.no_problem_text(["1"], said, said) == []
+    assert [e.field for e in results.no_problem_text(["1"], "年报未公示", "责令补报")] == [
+        "problems",
+        "handling",
+    ]
