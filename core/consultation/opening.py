@@ -13,7 +13,7 @@ from sqlalchemy import select
 from core.access import lead_only
 from core.cards import InvitationAction
 from core.changes import Ctx, Notice, record
-from core.consultation.creation import task_plan_items
+from core.consultation.creation import default_items, task_plan_items
 from core.draws import algorithm
 from core.errors import InvalidTransition, ValidationFailed
 from core.jointtask import (
@@ -143,6 +143,7 @@ async def open_consultation(
             items=items,
             own_items=own,
             planned=await task_plan_items(ctx.session, task.id, dep.id),
+            whole_list_by_default=default_items(own) == own,
             rule_text=rule_text,
             reply_due=due.label(),
         )
