@@ -14,6 +14,7 @@ from sqlalchemy import select
 from core.changes import Ctx
 from core.imports.conflicts import import_conflicts
 from core.imports.departments import import_departments
+from core.imports.examples import EXAMPLE_USCC
 from core.imports.exclusions import import_exclusions
 from core.imports.inspectors import import_inspectors
 from core.imports.items import import_items
@@ -111,3 +112,33 @@ async def test_a_renamed_officer_is_listed_in_the_report(
     report = await import_inspectors(ctx, write_csv(tmp_path / "i.csv", rows))
     assert report.ok and report.updated == 1
     assert "姓名变更 1 人，请核对：SJ001 王伟 → 王小伟" in report.summary_zh()
+
+
+async def test_an_example_row_is_recognised_in_a_file_without_one_of_its_other_columns(
+    ctx: Ctx, county: Department, tmp_path: Path
+) -> None:
+    """The office deleted the template's 手机 column (no numbers kept) and forgot the example
+    row: since 5c8db30 asked for every column the example fills, 张三 renamed SJ001 王伟 again.
+    The example's identifying columns (here 姓名 and 人员编号) are what make it the example."""
+    path = write_template("inspectors", tmp_path / "t_inspectors.xlsx", year=2026)
+    wb = openpyxl.load_workbook(path)
+    sheet = wb["数据"]
+    [mobile] = [c.column for c in sheet[1] if c.value == "手机"]
+    sheet.delete_cols(mobile)
+    wb.save(path)
+    report = await import_inspectors(ctx, path)
+    assert not report.ok and "示例行" in report.rejected[0].reason, report.summary_zh()
+    officer = await ctx.session.scalar(select(Officer).where(Officer.code == "SJ001"))
+    assert officer is not None and officer.name == "王伟"
+
+
+async def test_a_real_row_sharing_the_examples_code_alone_is_no_example(
+    ctx: Ctx, county: Department, tmp_path: Path
+) -> None:
+    """5c8db30: an exclusion file of 统一社会信用代码 and 年度 alone naming the example's code
+    is the county's data (the example is known by its 原因 too)."""
+    ctx.session.add(Target(uscc=EXAMPLE_USCC, name="某县真实餐饮有限公司"))
+    await ctx.session.commit()
+    rows = [["统一社会信用代码", "年度", "部门"], [EXAMPLE_USCC, "2026", "SJ"]]
+    report = await import_exclusions(ctx, write_csv(tmp_path / "x.csv", rows))
+    assert report.ok, report.summary_zh()

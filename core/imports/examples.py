@@ -104,7 +104,18 @@ EXAMPLES: dict[str, list[dict[str, str]]] = {
         }
     ],
 }
-REFUSED = frozenset({"inspectors", "targets", "exclusions", "conflicts", "plan"})
+# per refused importer: the columns that make a row its example — a file without one of them
+# holds no example (an exclusion file of 统一社会信用代码 and 年度 alone naming the example's
+# code is the county's data), while one without another of the example's columns still does
+# (a template whose 手机 column the office deleted, its 张三 SJ001 forgotten)
+IDENTIFYING = {
+    "inspectors": ("name", "code"),
+    "targets": ("uscc", "name"),
+    "exclusions": ("uscc", "reason"),
+    "conflicts": ("officer", "uscc", "reason"),
+    "plan": ("code", "title"),
+}
+REFUSED = frozenset(IDENTIFYING)
 
 
 def example_rows(kind: str, columns: Sequence[Column], year: int) -> list[list[str]]:
@@ -127,11 +138,12 @@ _PATTERNS = {
 
 def example_error(kind: str, row: Row) -> RowError | None:
     """Why the row is refused when it is one of the template's fictitious example rows: the
-    file has every column the example fills, each holding the example's value, and the others
-    are blank (a real row sharing the example's code alone is not refused)."""
+    file has the example's IDENTIFYING columns, each column of the file the example fills
+    holds the example's value, and the others are blank (a real row sharing the example's code
+    alone is not refused)."""
     fields = list(row.layout.where)
     for example in _PATTERNS.get(kind, ()):
-        if all(row.layout.has(f) for f in example) and all(
+        if all(row.layout.has(f) for f in IDENTIFYING[kind]) and all(
             example[f].fullmatch(row.get(f)) if f in example else not row.get(f) for f in fields
         ):
             return RowError(
