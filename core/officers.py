@@ -456,6 +456,17 @@ async def declare_conflict(ctx: Ctx, officer: Officer, target_code: str, reason:
     target = await ctx.session.scalar(select(Target).where(Target.uscc == check.code))
     if target is None:
         raise NotFound(f"检查对象名录库中没有统一社会信用代码 {check.code}")
+    await register_conflict(ctx, officer, target, reason)
+    return target
+
+
+async def register_conflict(
+    ctx: Ctx, officer: Officer, target: Target, reason: str, *, case_code: str = ""
+) -> None:
+    """The officer's conflict of interest with the target, its reason (at most
+    CONFLICT_REASON_CHARS, checked by the caller) replacing an earlier one: declared, or an
+    approved 回避 of case `case_code` (000 §八), so the officer is never matched to the target
+    again."""
     existing = await ctx.session.scalar(
         select(OfficerConflict).where(
             OfficerConflict.officer_id == officer.id, OfficerConflict.target_id == target.id
@@ -469,6 +480,5 @@ async def declare_conflict(ctx: Ctx, officer: Officer, target_code: str, reason:
         ctx,
         "officer.conflict_declared",
         f"officer:{officer.code}",
-        {"target": target.uscc, "reason": reason[:200]},
+        {"target": target.uscc, "reason": reason} | ({"case": case_code} if case_code else {}),
     )
-    return target

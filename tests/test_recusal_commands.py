@@ -16,14 +16,12 @@ from core.clock import FixedClock, china_noon
 from core.models import AuditEvent, Case, GroupMember, Officer, OutboxMessage
 from tests import factories as f
 from tests.dispatch_support import (
-    LONG_REASON,
     bodies,
     make_dispatcher,
     ready_world,
     send,
     text_event,
     told,
-    too_long,
 )
 
 BEACON_OUT = china_noon(dt.date(2026, 3, 4))  # the default beacon is 3 March's 福彩3D
@@ -175,14 +173,37 @@ async def test_a_recusal_reason_names_the_interest_000_conflict(sessionmaker, cl
     assert await actions(sm) == []
 
 
-async def test_a_recusal_reason_over_2000_characters_is_refused_000_conflict(
+async def test_a_recusal_reason_over_200_characters_is_refused_000_conflict(
     sessionmaker, clock, scene
 ) -> None:
-    """000 §八: the recusal's written reason has a written reason's limit; nothing is asked."""
+    """000 §八: approved, the recusal's reason is the conflict of interest's (利害关系, at most
+    200 characters, its column), so a longer one is refused when asked, never cut; nothing is
+    asked."""
     sm, s = sessionmaker, scene
-    text = bodies(await say(sm, clock, s.member.code, f"回避 {s.case.code} {LONG_REASON}"))
-    assert too_long("回避理由") in text
+    text = bodies(await say(sm, clock, s.member.code, f"回避 {s.case.code} {'因' * 201}"))
+    assert "回避理由不能超过 200 个字，现有 201 个字，请删减到 200 个字以内" in text
     assert await actions(sm) == []
+
+
+async def test_a_recused_officer_cannot_be_named_back_by_a_replacement_000_s8_001_art14(
+    sessionmaker, clock, scene
+) -> None:
+    """The tester's steps: 回避 approved, the successor's 更换 asked, the leader names the recused
+    officer. 000 §八 (与被抽查对象有利害关系应依法回避): refused, the officer not offered among
+    whom the leader may name (004 第十三条), and the group keeps the successor."""
+    sm, s = sessionmaker, scene
+    await say(sm, clock, s.member.code, f"回避 {s.case.code} {REASON}")
+    await say(sm, clock, s.leader.code, f"批准 {s.case.code} {s.member.code}")
+    [newcomer] = await in_group(sm, s.case) - {o.code for o in s.group}
+    asker = s.w.partners[0].liaison.code
+    await say(sm, clock, asker, f"更换 {s.case.code} {newcomer} 临时抽调参加专项行动")
+    text = bodies(
+        await say(sm, clock, s.leader.code, f"批准 {s.case.code} {newcomer} {s.member.code}")
+    )
+    assert f"{s.member.name}与该检查对象有利害关系，须回避" in text
+    assert "可以指定：" in text and s.member.code not in text.split("可以指定：", 1)[1]
+    assert s.member.code not in await in_group(sm, s.case)
+    assert newcomer in await in_group(sm, s.case)
 
 
 async def test_the_case_history_names_the_recusal_reason_to_the_officers_department_only(

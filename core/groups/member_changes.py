@@ -23,6 +23,8 @@ from core.jointtask import answerers, get_department, task_by_id, task_items
 from core.messages import Destination, OutMessage
 from core.models import Case, GroupMember, Officer, OfficerConflict, Recusal
 from core.models.cases import CHANGE_LABELS
+from core.models.county import CONFLICT_REASON_CHARS
+from core.officers import register_conflict
 from core.render import render
 from core.rules import written_reason
 from core.states import CaseState
@@ -91,7 +93,10 @@ async def recuse(ctx: Ctx, case_code: str, officer_id: int, reason: str) -> Grou
     old = _active_member(members, case, officer_id)
     await require_leader(ctx, case, old.department_id, "case.recusal.decide", "回避")
     reason, successor = await recusal_successor(ctx, case, old, reason)
-    return await _swap(ctx, case, members, old, successor, "recusal", reason)
+    added = await _swap(ctx, case, members, old, successor, "recusal", reason)
+    # the interest stays after the case: no 更换, choice or later task puts them back on it
+    await register_conflict(ctx, old.officer, case.target, reason, case_code=case.code)
+    return added
 
 
 async def recusal_successor(
@@ -107,6 +112,7 @@ async def recusal_successor(
         "请写明与检查对象的利害关系",
         min_chars=ctx.rules.recusal_reason_min_chars,
         missing="回避须说明理由：写明与检查对象的利害关系，例如：回避 案件号 本人配偶在该企业任职",
+        max_chars=CONFLICT_REASON_CHARS,  # approved, it is the conflict's reason (recuse)
     )
     task = await task_by_id(ctx, case.task_id)
     inspectors_draw = await locked_draw(ctx, task, "inspectors")
