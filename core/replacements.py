@@ -103,6 +103,8 @@ async def decide(
     officer = await officer_by_code(ctx, officer_code)
     req = await _pending(ctx, case, officer.id)
     if req is None:
+        # one who may not decide hears whose leader does, not that nothing waits (as if they may)
+        await require_leader(ctx, case, officer.department_id, "case.change.decide", "更换或回避")
         raise NotFound(f"案件 {case.code} 没有{officer.name}待批准的更换申请或回避申请")
     label = CHANGE_LABELS[req.kind]
     await require_leader(ctx, case, req.department_id, f"case.{req.kind}.decide", label)

@@ -153,3 +153,19 @@ async def test_the_messages_name_the_department_whose_leader_decides_001_art14(
     assert "等待县市场监督管理局分管领导批准" in again
     refused = bodies(await say(sm, clock, w.other_leader.code, f"批准 {CASE} A2 A3"))
     assert "须经县市场监督管理局分管领导" in refused and "本部门" not in refused
+
+
+async def test_deciding_without_the_role_is_refused_for_the_role_first_001_art14(
+    sessionmaker, clock, w
+) -> None:
+    """001 第十四条 (经本部门相关负责人同意): an inspector, or another department's leader,
+    sending 批准 or 不批准 is told whose leader decides — before, with nothing pending, they read
+    that there was no request to decide, as if they might decide one."""
+    sm = sessionmaker
+    for who in (w.a1, w.other_leader):
+        for text in (f"批准 {CASE} A2 A3", f"不批准 {CASE} A2 病假一周内结束"):
+            refused = bodies(await say(sm, clock, who.code, text))
+            assert "须经县市场监督管理局分管领导（或管理员）决定" in refused, refused
+            assert "待批准" not in refused
+    nothing = bodies(await say(sm, clock, w.lead_leader.code, f"批准 {CASE} A2 A3"))
+    assert "没有" in nothing and "待批准的更换申请" in nothing
