@@ -36,6 +36,7 @@ class TaskFile(BaseModel):
     scope: dict[str, Any] = {}
     rule: dict[str, Any] = {}
     plan: str = ""
+    plan_year: int | None = None  # the plan's year when not this year's (as 发起 编号 年度)
     unplanned_reason: str = ""
 
 
@@ -94,7 +95,7 @@ def planned_keys(raw: dict[str, Any], text: str) -> list[str]:
     return [
         f"{f'第 {n} 行' if (n := _key_line(text, key)) else ''}“{key}”"
         for key in raw
-        if key != "plan"
+        if key not in ("plan", "plan_year")
     ]
 
 
@@ -168,7 +169,11 @@ async def create_from_file(ctx: Ctx, spec: TaskFile, *, again: bool = False) -> 
     same task again only with `again` (core.consultation.creation), except that a draft this
     file made before (no `invite` then) has its consultation opened now."""
     if spec.plan:
-        return await plan.start_planned(ctx, spec.plan)
+        return await plan.start_planned(ctx, spec.plan, spec.plan_year)
+    if spec.plan_year is not None:
+        raise ValidationFailed(
+            '任务文件的 plan_year 是年度抽查计划的年度，只能与 plan = "计划编号" 一起写'
+        )
     missing = [k for k in ("title", "lead", "window", "items", "rule") if not getattr(spec, k)]
     if missing or spec.window is None:
         raise ValidationFailed(

@@ -957,6 +957,21 @@ def test_planned_task_file_refuses_the_keys_its_plan_row_decides(demo_db, tmp_pa
     assert "年度抽查计划" in err and "JH-2026-01" in err
 
 
+def test_a_planned_task_file_names_its_plan_year_004_art7(demo_db, tmp_path, capsys):
+    """004 第七条: in December the office starts next year's first row from a file; `plan`
+    alone looks in this year's plan and every other key beside it is refused, so the file
+    could not name the year that chat's “发起 编号 年度” can. `plan_year` does; without
+    `plan` it is refused."""
+    path = tmp_path / "next.toml"
+    path.write_text('plan = "JH-2099-01"\nplan_year = 2099\n', "utf-8")
+    assert main(["task", "create", str(path), "--db", str(demo_db)]) == 2
+    err = capsys.readouterr().err
+    assert "2099 年度抽查计划中没有计划编号 JH-2099-01" in err, err
+    path.write_text("plan_year = 2099\n", "utf-8")
+    assert main(["task", "create", str(path), "--db", str(demo_db)]) == 2
+    assert "plan_year" in capsys.readouterr().err
+
+
 def test_task_scope_matching_no_target_is_refused_naming_the_closest(demo_db, tmp_path, capsys):
     """t10.toml: industries 餐饮业/宾馆 and region 城关 match nothing in the library (餐饮服务,
     城关镇): the task was created and its invitations sent for a pool of none."""
