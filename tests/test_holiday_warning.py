@@ -75,7 +75,9 @@ async def test_000_10_an_overdue_count_on_weekdays_only_says_so(
     await session.commit()
     sent = [m["body"] for m in await session.scalars(select(OutboxMessage.message))]
     overdue = [b for b in sent if "逾期 4 个工作日" in b]
-    assert len(overdue) == 5  # the digest, the leader's report, the three inspectors' lists
+    # each department's digest and leader's report (its own part, 000 §九–十), and the three
+    # inspectors' lists
+    assert len(overdue) == 7
     note = "2027 年节假日安排尚未导入，逾期天数暂按周一至周五计算，已扣除元旦、劳动节、国庆节"
     assert all(note in b for b in overdue)
 

@@ -83,10 +83,16 @@ async def test_due_items_say_who_what_and_when(ctx, session):
     assert [(o.kind, o.department_id, o.due, o.days_left) for o in items] == [
         ("invitation_reply", w.other.id, D(2026, 4, 2), 0),
         ("result_entry", w.lead.id, D(2026, 4, 8), 3),
+        ("result_entry", w.other.id, D(2026, 4, 8), 3),
     ]
     assert items[0].officer_ids == (w.other_liaison.id, w.other_leader.id)
-    assert set(items[1].officer_ids) == {w.a1.id, w.a2.id, w.b1.id}
-    assert items[1].nudge_key(D(2026, 4, 2)) == f"nudge:case:{w.case.id}:2026-04-02:T-3"
+    # 谁检查、谁录入 (000 §九–十): each department's inspectors owe its own part
+    assert set(items[1].officer_ids) == {w.a1.id, w.a2.id}
+    assert items[2].officer_ids == (w.b1.id,)
+    assert (
+        items[1].nudge_key(D(2026, 4, 2))
+        == f"nudge:case:{w.case.id}:part:{w.lead.id}:2026-04-02:T-3"
+    )
 
     at_day(ctx, D(2026, 4, 9))
     await enter_other_parts(session, w.case.code, w.a2, ctx.clock.now())
@@ -196,8 +202,10 @@ async def test_nudges_are_daily_digests_and_idempotent(ctx, session):
     assert {m.destination["department_id"] for m in digests} == {w.lead.id, w.other.id}
     lead_digest = next(m for m in digests if m.destination["department_id"] == w.lead.id)
     assert "还剩 3 个工作日：录入检查结果" in lead_digest.message["body"]
-    assert set(lead_digest.message["mention_officer_ids"]) == {w.a1.id, w.a2.id, w.b1.id}
-    last = digests[-1].id
+    assert set(lead_digest.message["mention_officer_ids"]) == {w.a1.id, w.a2.id}
+    other_digest = next(m for m in digests if m.destination["department_id"] == w.other.id)
+    assert w.b1.id in other_digest.message["mention_officer_ids"]
+    last = queued[-1].id
 
     assert await enqueue_nudges(ctx, today) == 0  # a second tick the same day
     await session.commit()
@@ -222,27 +230,31 @@ async def test_overdue_result_escalates_every_working_day(ctx, session):
     for day in (D(2026, 4, 7), D(2026, 4, 8), D(2026, 4, 9), D(2026, 4, 10), D(2026, 4, 13)):
         sent.append(await enqueue_nudges(ctx, day))
         await session.commit()
-    # T-1, T-0, then digest + the leader every working day; each time the 3 inspectors too
-    assert sent == [1 + 3, 1 + 3, 2 + 3, 2 + 3, 2 + 3]
+    # T-1, T-0, then every working day each department's digest + its leader (its own part,
+    # 000 §九–十); each time the 3 inspectors too
+    assert sent == [2 + 3, 2 + 3, 4 + 3, 4 + 3, 4 + 3]
     escalations = [
         m for m in await _outbox(session) if (m.idempotency_key or "").startswith("nudge:leader:")
     ]
-    assert {m.destination["officer_id"] for m in escalations} == {w.lead_leader.id}
+    assert {m.destination["officer_id"] for m in escalations} == {
+        w.lead_leader.id,
+        w.other_leader.id,
+    }
     events = list(
         await session.scalars(select(AuditEvent.data).where(AuditEvent.action == "nudge.digest"))
     )
+    # the two departments' digests each day
     assert [e["keys"][0].rsplit(":", 1)[1] for e in events] == [
-        "T-1",
-        "T-0",
-        "overdue",
-        "overdue",
-        "overdue",
+        *("T-1", "T-1"),
+        *("T-0", "T-0"),
+        *("overdue",) * 6,
     ]
 
 
 async def test_new_obligation_the_same_day_still_gets_its_nudge(ctx, session):
     w = await _inspected_world(ctx, session)
-    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1 + 3  # digest + the 3 inspectors
+    # each department's digest of its part (000 §九–十) + the 3 inspectors
+    assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 2 + 3
     await session.commit()
     await _consulting_task(session, w, D(2026, 4, 2))  # appears after the first tick
     assert await enqueue_nudges(ctx, D(2026, 4, 2)) == 1

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.changes import Ctx
 from core.errors import ValidationFailed
 from core.evaluation import year_report
+from core.inspection import record_inspection_date
 from core.models import Case, GroupMember, OutboxMessage
 from core.nudges import enqueue_nudges
 from core.obligations.due import due_items
@@ -76,6 +77,56 @@ async def test_only_the_missing_department_is_nudged_for_its_part_000_s9_10(
         ("review", w.lead.id),
         ("review", w.other.id),
     ]
+
+
+async def _nothing_entered(ctx: Ctx, session: AsyncSession) -> World:
+    """Inspected 3-10 (due 4-8) by 市场监管's 张、李 and 卫健委's 王; no part entered."""
+    w = await build_world(session)
+    at_day(ctx, D(2026, 3, 12))
+    await record_inspection_date(acting(ctx, w.a1), w.case.code, D(2026, 3, 10))
+    await session.commit()
+    return w
+
+
+async def test_each_department_owes_its_part_before_any_is_entered_000_s9_10(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """谁检查、谁录入 (000 §九–十): before anything is entered, each department of the group owes
+    its own part — 卫健委's is 卫健委's, with its inspector and the case's deadline — not one
+    obligation of the whole group filed under the lead (which left 卫健委 unchased while the
+    leaders' summary counted the case against it)."""
+    w = await _nothing_entered(ctx, session)
+    entries = [o for o in await due_items(ctx, D(2026, 4, 2)) if o.kind == "result_entry"]
+    assert [(o.key, o.department_id, set(o.officer_ids), o.due) for o in entries] == [
+        (f"case:{w.case.id}:part:{w.lead.id}", w.lead.id, {w.a1.id, w.a2.id}, D(2026, 4, 8)),
+        (f"case:{w.case.id}:part:{w.other.id}", w.other.id, {w.b1.id}, D(2026, 4, 8)),
+    ]
+    assert "县卫生健康委员会部分" in entries[1].subject
+
+
+async def test_an_overdue_case_with_nothing_entered_escalates_to_every_departments_leader_000_s10(
+    ctx: Ctx, session: AsyncSession
+) -> None:
+    """000 §十 with §九–十: overdue with no part entered, the nudge tick reminds each
+    department's chat of its own part and reports it to each department's leader — the
+    escalation the leaders' summary (逾期未录入（按部门）) promises — not the lead's alone."""
+    w = await _nothing_entered(ctx, session)
+    await enqueue_nudges(ctx, D(2026, 4, 9))
+    await session.commit()
+    sent = list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+    digests = {
+        m.destination["department_id"]: m.message["body"]
+        for m in sent
+        if (m.idempotency_key or "").startswith("nudge:department:")
+    }
+    assert set(digests) == {w.lead.id, w.other.id}
+    assert "县卫生健康委员会部分" in digests[w.other.id]
+    escalated = {
+        m.destination["officer_id"]
+        for m in sent
+        if (m.idempotency_key or "").startswith("nudge:leader:")
+    }
+    assert escalated == {w.lead_leader.id, w.other_leader.id}
 
 
 async def test_summary_progress_case_and_year_report_name_the_missing_part_000_s9_10(

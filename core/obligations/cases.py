@@ -1,5 +1,5 @@
-"""Across stages 4–6: a case's open obligations — its result entry (the whole group's, or, once
-some parts are in, each missing department's part: 谁检查、谁录入, 000 §九–十) and its review
+"""Across stages 4–6: a case's open obligations — its result entry (each missing department's
+part where the task has several, 谁检查、谁录入, 000 §九–十; else the whole group's) and its review
 (each reviewing department whose approval is missing, 004 第十九条) —
 read through the due-date indexes, as plain columns, so a tick over a county's year stays cheap.
 """
@@ -134,7 +134,7 @@ async def entries_and_reviews(
         session, [r[0] for r in rows if r[2] in (CaseState.PART_ENTERED, CaseState.RETURNED)]
     )
     with_parts = await _part_departments(
-        session, list({r[3] for r in rows if r[0] in entered}) if entered else []
+        session, list({r[3] for r in rows if r[2] != CaseState.SUBMITTED})
     )
     submitted = [r for r in rows if r[2] == CaseState.SUBMITTED]
     reviewed = await _submitted_on(session, [r[0] for r in submitted], today)
@@ -176,11 +176,15 @@ async def entries_and_reviews(
             known = deadlines[key] = (due, cal.workdays_between(today, due.day))
         due, left = known
         page = page_ref("result", f"case:{case_id}")
-        if case_id in entered:
-            # 谁检查、谁录入 (000 §九–十): some parts are in; each missing department is nudged
-            # for its own part, with the case's one deadline, and escalated to its own leaders
-            for department_id, name in with_parts[task_id]:
-                if department_id in entered[case_id]:
+        # 谁检查、谁录入 (000 §九–十): each department with items and members in the group
+        # enters its own part — from the start, not only once some part is in, each one still
+        # to enter it is nudged for it, with the case's one deadline, and escalated to its own
+        # leaders, as the leaders' summary counts it (core.cases.per_group_department)
+        in_group = {d for _, d in group}
+        parts = [(d, name) for d, name in with_parts[task_id] if d in in_group]
+        if case_id in entered or len(parts) > 1:
+            for department_id, name in parts:
+                if department_id in entered.get(case_id, ()):
                     continue
                 found.append(
                     make(
