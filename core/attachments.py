@@ -1,7 +1,8 @@
 """Result attachments (现场照片, PDF documents): checked by content, stored by content hash.
 
-A file's type is what its bytes are, never what its name says: images must open and verify
-with Pillow as JPEG, PNG or WebP within a pixel limit (no decompression bombs), PDFs must start
+A file's type is what its bytes are, never what its name says: images must open, verify and
+decode whole with Pillow as JPEG, PNG or WebP within a pixel limit (no decompression bombs;
+the header's size is checked before anything is decoded), PDFs must start
 with the PDF header and end with its end-of-file marker. Accepted files are stored once under
 `<dir>/<sha256[:2]>/<sha256>` (written to a temporary name and renamed, so a reader never sees
 half a file); the database keeps which result version carries which file under which name.
@@ -85,28 +86,59 @@ def sniff(data: bytes, limits: Limits) -> str:
         if b"%%EOF" not in data[-2048:]:
             raise ValidationFailed("PDF 文件不完整，请重新导出后上传", field=FIELD)
         return PDF
-    too_large = ValidationFailed(
-        f"图片像素过大（最多 {_pixels(limits.max_image_pixels)}像素），请缩小后上传", field=FIELD
+    not_valid = ValidationFailed(
+        "只能上传照片（JPG、PNG、WebP）或 PDF 文件，该文件内容不是有效的图片或 PDF", field=FIELD
     )
+    size = _header_size(data)
+    if size is not None and size[0] * size[1] > limits.max_image_pixels:
+        raise _too_large(size, limits)
     try:
         with warnings.catch_warnings():
-            # our own limit below decides; Pillow's warning, from half its refusal up, would
+            # our own limit above decides; Pillow's warning, from half its refusal up, would
             # only be logged
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
-                fmt, (width, height) = img.format, img.size
-                if width * height > limits.max_image_pixels:
-                    raise too_large
+                fmt = img.format
                 img.verify()
-    except Image.DecompressionBombError:  # a genuine picture too large for Pillow to open
-        raise too_large from None
+            if fmt not in IMAGE_FORMATS:
+                raise ValidationFailed(
+                    f"不支持的图片格式 {fmt}，请上传 JPG、PNG 或 WebP", field=FIELD
+                )
+            # verify() reads no JPEG data and so passes a photo cut off in transfer; only a
+            # full decode (already known to be within the pixel limit) finds the missing end
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+    except Image.DecompressionBombError:  # over Pillow's own limit, which ours may exceed
+        raise _too_large(size, limits) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise ValidationFailed(
-            "只能上传照片（JPG、PNG、WebP）或 PDF 文件，该文件内容不是有效的图片或 PDF", field=FIELD
-        ) from None
-    if fmt not in IMAGE_FORMATS:
-        raise ValidationFailed(f"不支持的图片格式 {fmt}，请上传 JPG、PNG 或 WebP", field=FIELD)
+        raise not_valid from None
     return IMAGE_FORMATS[fmt]
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height as an accepted format's header states them, read by Pillow's own
+    format reader without decoding and without its bomb refusal (which would hide the size);
+    None when no accepted format reads it."""
+    Image.init()
+    for fmt in IMAGE_FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and not accept(data[:16]):
+            continue
+        try:
+            with factory(io.BytesIO(data), "") as img:
+                width, height = img.size
+                return width, height
+        except (OSError, SyntaxError, ValueError, EOFError):
+            continue
+    return None
+
+
+def _too_large(size: tuple[int, int] | None, limits: Limits) -> ValidationFailed:
+    stated = f"{size[0]}×{size[1]}，" if size else ""
+    return ValidationFailed(
+        f"图片像素过大（{stated}最多 {_pixels(limits.max_image_pixels)}像素），请缩小后上传",
+        field=FIELD,
+    )
 
 
 def _pixels(n: int) -> str:

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import hashlib
 import io
+import random
 import re
 from html import unescape
 from html.parser import HTMLParser
@@ -826,6 +827,13 @@ def jpeg(color: str = "red", size: tuple[int, int] = (40, 30)) -> bytes:
     return out.getvalue()
 
 
+def noise(fmt: str) -> bytes:
+    """A real photo-like picture of random pixels, far larger than 2000 bytes in any format."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (120, 90), random.Random(7).randbytes(120 * 90 * 3)).save(out, fmt)
+    return out.getvalue()
+
+
 PDF_BYTES = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -890,8 +898,10 @@ async def test_photo_and_pdf_are_stored_by_content_hash_and_shown_to_the_group(
     [
         ("fake.jpg", b"MZ\x90\x00 this is a program, not a photo", "不是有效的图片或 PDF"),
         ("big.jpg", jpeg(size=(2, 2)) + b"\x00" * 250_000, "超过 0.2 MB，请压缩后上传"),
-        ("bomb.png", b"", "像素过大"),
+        ("bomb.png", b"", "图片像素过大（60000×1000，最多 5000 万像素）"),
         ("half.pdf", b"%PDF-1.4\n1 0 obj", "PDF 文件不完整"),
+        ("cut.jpg", b"", "不是有效的图片或 PDF"),
+        ("cut.png", b"", "不是有效的图片或 PDF"),
     ],
 )
 async def test_fake_oversize_or_huge_images_are_refused_next_to_the_field(
@@ -907,6 +917,8 @@ async def test_fake_oversize_or_huge_images_are_refused_next_to_the_field(
         out = io.BytesIO()
         Image.new("1", (60_000, 1_000)).save(out, "PNG")
         content = out.getvalue()
+    if filename.startswith("cut."):  # a photo cut off in transfer: its header is whole
+        content = noise(filename.removeprefix("cut.").replace("jpg", "JPEG").upper())[:2000]
     tok = token(services, world.a1, world.case)
     resp = await client.post(
         RESULT_PATH,
@@ -943,7 +955,7 @@ async def test_a_genuine_picture_of_too_many_pixels_is_said_to_be_too_large(
     )
     text = page_text(await resp.text())
     assert resp.status == 422
-    assert "文件“huge.png”：图片像素过大（最多 5000 万像素），请缩小后上传" in text
+    assert "文件“huge.png”：图片像素过大（20000×20000，最多 5000 万像素），请缩小后上传" in text
     assert "不是有效的图片" not in text
 
 
