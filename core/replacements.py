@@ -25,6 +25,7 @@ from core.groups.member_changes import (
     recuse,
     replace_inspector,
     replacement_reason,
+    require_changeable,
     require_leader,
 )
 from core.jointtask import answerers, get_department, task_by_id
@@ -52,6 +53,7 @@ async def request(
     if kind == "recusal":
         reason, _ = await recusal_successor(ctx, case, old, reason)
     else:
+        require_changeable(case, "更换人员")
         reason = replacement_reason(reason)
     pending = await _pending(ctx, case, officer.id)
     if pending is not None:

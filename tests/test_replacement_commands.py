@@ -169,3 +169,22 @@ async def test_deciding_without_the_role_is_refused_for_the_role_first_001_art14
             assert "待批准" not in refused
     nothing = bodies(await say(sm, clock, w.lead_leader.code, f"批准 {CASE} A2 A3"))
     assert "没有" in nothing and "待批准的更换申请" in nothing
+
+
+async def test_a_replacement_that_could_never_be_approved_is_refused_when_asked_004_art13(
+    sessionmaker, clock, w
+) -> None:
+    """A 更换 only before the inspection started (004 第十三条): once a department's part is
+    entered the request was accepted and the leader told, only for 批准 to refuse it. It is now
+    refused at once with the words 批准 would use, and nobody is asked."""
+    sm = sessionmaker
+    entered = bodies(await say(sm, clock, w.b1.code, f"提交 {CASE} 未发现问题 3月5日"))
+    assert "已录入" in entered or "已提交" in entered, entered
+    rows = await say(sm, clock, w.a1.code, f"更换 {CASE} A2 出差公干无法到岗")
+    said = bodies(rows)
+    assert f"案件 {CASE} 已开始检查或已录入结果，不能再更换人员" in said
+    assert "已提交更换申请" not in said
+    assert not [r for r in rows if r.destination.get("officer_id") == w.lead_leader.id]
+    async with sm() as s:
+        assert await s.scalar(select(ReplacementRequest)) is None
+    assert await active(sm) == {"A1", "A2", "B1"}

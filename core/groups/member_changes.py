@@ -38,7 +38,9 @@ async def _members(session: AsyncSession, case: Case) -> list[GroupMember]:
     )
 
 
-def _changeable(case: Case, what: str) -> None:
+def require_changeable(case: Case, what: str) -> None:
+    """Members change only before the inspection started: checked when a change is asked
+    for, so nobody waits on a leader for one that could never be approved, and when decided."""
     if case.state not in (CaseState.ASSIGNED, CaseState.NOTIFIED):
         raise InvalidTransition(f"案件 {case.code} 已开始检查或已录入结果，不能再{what}")
 
@@ -105,7 +107,7 @@ async def recusal_successor(
     """A recusal's grounds — a conflict of interest with the target, in words (000 §八) — and who
     would take over: checked when it is asked for, so nobody waits on a leader for a recusal
     that cannot be, and again when it is decided."""
-    _changeable(case, "回避")
+    require_changeable(case, "回避")
     reason = written_reason(
         reason,
         "回避理由",
@@ -150,7 +152,7 @@ async def replace_inspector(
     members = await _members(ctx.session, case)
     old = _active_member(members, case, officer_id)
     await require_leader(ctx, case, old.department_id, "case.replace", "更换")
-    _changeable(case, "更换人员")
+    require_changeable(case, "更换人员")
     reason = replacement_reason(reason)
     new = await ctx.session.get(Officer, new_officer_id)
     if new is None:
