@@ -244,6 +244,7 @@ async def test_full_path(ctx: Ctx) -> None:
         "inspectors.matched",
         "case.recusal.requested",
         "case.recusal",
+        "officer.conflict_declared",  # the recusal's conflict stands (000 §八)
         "case.recusal.approved",
         "case.replacement",
     ]
