@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,8 +71,10 @@ def written_reason_problem(
     `missing` when blank, else at least `min_chars` written characters (a decline's or a
     withdrawal's Rules.decline_reason_min_chars, a recusal's recusal_reason_min_chars, 1 where
     any words do), at most `max_chars` characters (a column shorter than REASON_MAX_CHARS
-    holds fewer). The one check of every reason a user writes: `what` names it (拒绝理由),
-    `advice` follows a reason too short."""
+    holds fewer), and not one character repeated ("aaaaaaaaaaaa", "哈哈哈哈"; case and width
+    aside) — only that: a Latin abbreviation in Chinese words is a reason (GMP认证). The one
+    check of every reason a user writes: `what` names it (拒绝理由), `advice` follows a reason
+    too short or repeated."""
     reason = (reason or "").strip()
     if not reason:
         return missing
@@ -82,6 +85,8 @@ def written_reason_problem(
             f"{what}不能超过 {max_chars} 个字，现有 {len(reason)} 个字，"
             f"请删减到 {max_chars} 个字以内"
         )
+    if written > 1 and len(set(_written(reason))) == 1:
+        return f"{what}不能只是同一个字的重复，{advice}"
     return ""
 
 
@@ -108,3 +113,9 @@ def written_length(text: str) -> int:
     """What counts toward a written reason's minimum length (书面理由): letters, CJK characters
     and digits; punctuation, spaces and symbols do not, so "。。。。。。。。。。" is no reason."""
     return sum(1 for ch in text if ch.isalnum())
+
+
+def _written(text: str) -> list[str]:
+    """The written characters, case and width aside ("Ａ" and "a" alike): what a reason of
+    one character repeated is made of."""
+    return [ch for ch in unicodedata.normalize("NFKC", text).casefold() if ch.isalnum()]

@@ -28,7 +28,7 @@ from core.models import (
     PlanEntry,
     TaskItem,
 )
-from core.rules import Rules
+from core.rules import Rules, written_reason_problem
 from handlers import invitation_page
 from handlers.pages import PageCtx
 from tests import factories as f
@@ -97,6 +97,39 @@ async def test_punctuation_reason_refused_by_command_and_in_the_reason_step_000_
     rows = await send(sessionmaker, d, text_event(who, PADDED))
     assert "至少需要 10 个字" in bodies(rows) and "请重新回复拒绝理由" in bodies(rows)
     assert await _state(sessionmaker, scene.invitation_id) == ("pending", "")
+
+
+REPEATED = ["aaaaaaaaaaaa", "哈哈哈哈哈哈哈哈哈哈", "1111 1111 11", "AaＡａaaaaaa"]
+
+
+@pytest.mark.parametrize("reason", REPEATED)
+async def test_one_character_repeated_is_no_reason_in_the_reason_step_000_s7(
+    sessionmaker, clock, scene, reason: str
+) -> None:
+    """000 §七 (书面函告理由): after the card's 拒绝 the bot waits for the reason; one character
+    typed over and over (case and width aside) says no reason and is refused, the invitation
+    pending. A short abbreviation inside Chinese words is a reason."""
+    d = make_dispatcher(sessionmaker, clock)
+    p, inv_id = scene.partner, scene.invitation_id
+    await send(sessionmaker, d, _sim_click(p.liaison, "decline", inv_id))
+    rows = await send(sessionmaker, d, text_event(p.liaison.code, reason))
+    assert "拒绝理由不能只是同一个字的重复" in bodies(rows)
+    assert "请重新回复拒绝理由" in bodies(rows)
+    assert await _state(sessionmaker, inv_id) == ("pending", "")
+    rows = await send(sessionmaker, d, text_event(p.liaison.code, "本季度GMP检查与抽查时间冲突"))
+    assert await _state(sessionmaker, inv_id) == ("declined", "本季度GMP检查与抽查时间冲突")
+
+
+def test_the_one_rule_refuses_a_repeated_character_for_every_reason_000_s7() -> None:
+    """000 §七: every written reason is checked by the one rule; one character repeated is no
+    reason even where any words do (更换, min 1), and only that: one character, a word, an
+    abbreviation or digits beside Chinese words pass."""
+    for reason in [*REPEATED, "病病"]:
+        assert "不能只是同一个字的重复" in written_reason_problem(
+            reason, "更换理由", "请写明原因", min_chars=1, missing=""
+        )
+    for reason in ("病", "GMP", "本季度GMP检查", "2026年3月专项", "IT设备故障无法出行"):
+        assert written_reason_problem(reason, "更换理由", "", min_chars=1, missing="") == ""
 
 
 async def test_a_reason_over_2000_characters_refused_by_command_and_in_the_reason_step_000_s7(

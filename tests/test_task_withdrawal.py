@@ -270,4 +270,4 @@ async def test_a_withdrawal_reason_is_a_written_reason_and_the_hint_fits_the_pat
     with pytest.raises(ValidationFailed, match="不能超过 2000 个字"):
         await withdraw_task(lead, task.code, "误" * 2001)
     assert task.state == TaskState.DRAFT
-    assert (await withdraw_task(lead, task.code, "误" * 2000)).task.state == TaskState.WITHDRAWN
+    assert (await withdraw_task(lead, task.code, "误建" * 1000)).task.state == TaskState.WITHDRAWN
