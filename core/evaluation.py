@@ -9,10 +9,11 @@ corrections.
 
 A case counts for every department with an active officer in its inspection group, once in one
 of four columns that add up to its cases: its part entered on time or late (by its first entry),
-or not entered (never, or returned and not entered again) and overdue (逾期未录入, the daily
-summary's count) or not yet due (未到期). A return counts for the parts it reopened; a
-correction for the department that made it; an objection for the case's lead department, which
-receives and re-checks it (004 第二十条).
+or not entered (never) and overdue (逾期未录入, the daily summary's count) or not yet due
+(未到期). A part a reviewer returned keeps its first entry's column (core.timeliness: 001
+第十六条(三) judges the entry, not a re-entry the review asked for). A return counts for the
+parts it reopened; a correction for the department that made it; an objection for the case's
+lead department, which receives and re-checks it (004 第二十条).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from core.models import (
 )
 from core.review import reopened_codes
 from core.states import InvitationState, PartState, ResultState, TaskState
+from core.timeliness import entered_late, first_entries
 from core.workdays import cn_date
 
 
@@ -151,16 +153,9 @@ async def _case_counts(
             )
         ).all()
     )
-    # … and, for each department, when it first entered its own part (谁检查、谁录入)
-    own_first: dict[tuple[int, int], dt.datetime] = {
-        (case_id, dept_id): at
-        for case_id, dept_id, at in await session.execute(
-            select(CaseResult.case_id, Officer.department_id, func.min(CaseResult.entered_at))
-            .join(Officer, Officer.id == CaseResult.entered_by_id)
-            .where(CaseResult.case_id.in_(ids), CaseResult.is_correction.is_(False))
-            .group_by(CaseResult.case_id, Officer.department_id)
-        )
-    }
+    # … and, for each department, when it first entered its own part (谁检查、谁录入): what
+    # judges it, however often a reviewer returned it since (core.timeliness)
+    own_first = await first_entries(session, ids)
     # a correction is the correcting department's (its own part, or the lead's for the whole
     # case, 004 第三条, 第二十条): counted for the department of whoever entered it
     corrections = _counts(
@@ -184,18 +179,20 @@ async def _case_counts(
     for case in cases:
         due = result_deadline(cal, ctx.rules, case, tasks[case.task_id]).day
         for dept_id in groups[case.id]:
-            entered = own_first.get((case.id, dept_id), first.get(case.id))
+            own = own_first.get((case.id, dept_id))
             pending = case.state in OPEN_FOR_ENTRY and (case.id, dept_id) not in parts_in
+            if own is None and not pending and (complete := first.get(case.id)) is not None:
+                own = china_date(complete)  # a part in, yet no entry of its own officers'
             row = rows[dept_id]
             row.cases += 1
-            if pending and today > due:
+            if own is None and pending and today > due:
                 row.missing += 1
-            elif pending or entered is None:  # a returned part counts by its re-entry, not yet in
+            elif own is None:
                 row.not_due += 1
-            elif china_date(entered) <= due:
-                row.on_time += 1
-            else:
+            elif entered_late(own, due):
                 row.late += 1
+            else:
+                row.on_time += 1
             row.returns += returns[case.id, dept_id]
         # the lead (发起部门) receives and re-checks an objection (004 第二十条)
         rows[tasks[case.task_id].lead_department_id].objections += objections.get(case.id, 0)

@@ -21,7 +21,7 @@ from core.cases import (
 )
 from core.cases import get_task as case_task
 from core.changes import Ctx
-from core.inspection import entry_deadline_sql, window_deadline
+from core.inspection import entry_deadline_sql, result_deadline, window_deadline
 from core.jointtask import get_task, no_task, task_invitations, task_items
 from core.models import (
     AuditEvent,
@@ -38,6 +38,8 @@ from core.models import (
 )
 from core.result_parts import PartStatus, part_status
 from core.states import INVITATION, TASK, InvitationState, PartState, TaskState
+from core.timeliness import first_entries, last_returns, owed_by
+from core.workdays import Deadline
 
 BAR_WIDTH = 10
 
@@ -211,6 +213,47 @@ async def parts_entered_by(ctx: Ctx, case_ids: list[int], department_id: int) ->
             )
         )
     )
+
+
+@dataclass(frozen=True)
+class OwedEntry:
+    """What 我的检查 says of a case open for entry: by when the department's part is due, and
+    whether that is a returned part's re-entry window (core.timeliness)."""
+
+    due: Deadline
+    reentry: bool
+
+
+async def owed_entries(ctx: Ctx, cases: list[Case], department_id: int) -> dict[int, OwedEntry]:
+    """Of the cases open for entry with a result deadline, by case id: when the department's
+    part is due — the case's deadline, or, returned by a reviewer, its re-entry window, so a
+    part entered in time is not called 已逾期 for a return after the deadline (001 第十六条(三))."""
+    open_cases = [c for c in cases if c.state in OPEN_FOR_ENTRY and c.result_due_on is not None]
+    if not open_cases:
+        return {}
+    ids = [c.id for c in open_cases]
+    returned = set(
+        await ctx.session.scalars(
+            select(CasePart.case_id).where(
+                CasePart.case_id.in_(ids),
+                CasePart.department_id == department_id,
+                CasePart.state == PartState.RETURNED,
+            )
+        )
+    )
+    firsts = await first_entries(ctx.session, returned)
+    returned_on = await last_returns(ctx.session, returned)
+    cal, found = await ctx.work_calendar(), {}
+    for c in open_cases:
+        due = result_deadline(cal, ctx.rules, c, await case_task(ctx, c))
+        if c.id in returned:
+            owed = owed_by(
+                cal, ctx.rules, due, firsts.get((c.id, department_id)), returned_on.get(c.id)
+            )
+            found[c.id] = OwedEntry(owed, True)
+        else:
+            found[c.id] = OwedEntry(due, False)
+    return found
 
 
 async def cases_for_officer(ctx: Ctx, officer_id: int) -> list[Case]:

@@ -84,6 +84,8 @@ from core.states import (
     CaseState,
     ResultState,
 )
+from core.timeliness import entered_late, first_entries, last_returns, owed_by
+from core.workdays import Deadline
 
 
 def _validated_items(
@@ -505,9 +507,11 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
     if own_part:
         await enter_part(ctx, case, actor.department_id, result, actor, loaded.parts, fields)
     due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
-    late = ctx.clock.today() > due.day
+    # 001 第十六条(三): each part by its department's first entry, not by this re-entry
+    firsts = await first_entries(ctx.session, [case.id])
+    late = any(entered_late(on, due.day) for on in firsts.values())
     if missing:
-        await _part_entered(ctx, case, task, result, actor, missing, due.label(), late, loaded)
+        await _part_entered(ctx, case, task, result, actor, missing, due, firsts, loaded)
         return result
     CASE.move(case, CaseState.SUBMITTED)
     reviewers, staff_ids, reached = await reviewers_and_staff(
@@ -545,16 +549,22 @@ async def _part_entered(
     result: CaseResult,
     actor: Officer,
     missing: Sequence[Department],
-    due: str,
-    late: bool,
+    due: Deadline,
+    firsts: dict[tuple[int, int], dt.date],
     loaded: EntryState,
 ) -> None:
     """A part is in, others are not (000 §九–十): the case waits as 部分录入 and the inspectors
-    of each missing department in the group are told which part is theirs to enter."""
+    of each missing department in the group are told which part is theirs to enter, and by
+    when: the case's deadline, or a returned part's re-entry window (core.timeliness)."""
     CASE.move(case, CaseState.PART_ENTERED)
     entered_by = await ctx.session.get(Department, actor.department_id)
     items = _items_of(loaded.task_items, [d.id for d in missing])
     missing_ids = {d.id for d in missing}
+    cal, returned_on = await ctx.work_calendar(), (await last_returns(ctx.session, [case.id]))
+    owed = {
+        d.id: owed_by(cal, ctx.rules, due, firsts.get((case.id, d.id)), returned_on.get(case.id))
+        for d in missing
+    }
     notices = []
     for member in loaded.members:
         if member.department_id not in missing_ids:
@@ -574,8 +584,8 @@ async def _part_entered(
                     department=department,
                     items=items.get(department.id, []),
                     missing=missing,
-                    due=due,
-                    late=late,
+                    due=owed[department.id].label(),
+                    late=ctx.clock.today() > owed[department.id].day,
                 ),
             )
         )
@@ -587,7 +597,7 @@ async def _part_entered(
             **result_data(result),
             "department_id": actor.department_id,
             "missing": [d.code for d in missing],
-            "late": late,
+            "late": entered_late(firsts[case.id, actor.department_id], due.day),
         },
         notices,
     )

@@ -42,6 +42,7 @@ from core.results import (
     with_parents,
 )
 from core.states import PART, PartState
+from core.timeliness import entered_late, first_entries, last_returns, owed_by
 
 if TYPE_CHECKING:  # core.result_entry builds on this module
     from core.result_entry import EntryState
@@ -384,8 +385,9 @@ async def missing_parts(ctx: Ctx, case: Case, task: JointTask) -> list[Departmen
 
 @dataclass(frozen=True)
 class PartStatus:
-    """One department's part of a case as 案件 shows it: entered (on which China day, late or
-    not), returned, or missing (overdue once the case's result deadline has passed)."""
+    """One department's part of a case as 案件 shows it: entered (on which China day; late when
+    its first entry was), returned (overdue once its re-entry window has passed), or missing
+    (overdue once the case's result deadline has passed) — core.timeliness."""
 
     department: Department
     state: str  # entered | returned | missing
@@ -402,22 +404,30 @@ async def part_status(
     with_parts: Sequence[Department] | None = None,
 ) -> list[PartStatus]:
     """`parts`, `with_parts`: the case's parts and the departments with items, if loaded."""
-    due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task).day
+    cal = await ctx.work_calendar()
+    due = result_deadline(cal, ctx.rules, case, task)
     if parts is None:
         parts = await case_parts(ctx, case)
     if with_parts is None:
         with_parts = await part_departments(ctx, task)
+    # 001 第十六条(三): judged by each department's first entry, a returned part by its re-entry
+    # window (core.timeliness)
+    firsts = await first_entries(ctx.session, [case.id])
+    returned_on = (await last_returns(ctx.session, [case.id])).get(case.id)
+    today = ctx.clock.today()
     found = []
     for d in with_parts:
         part = parts.get(d.id)
         if part is None:
-            found.append(PartStatus(d, "missing", None, ctx.clock.today() > due))
+            found.append(PartStatus(d, "missing", None, today > due.day))
             continue
         on = china_date(part.entered_at)
+        first = firsts.get((case.id, d.id), on)
         if part.state == PartState.ENTERED:
-            found.append(PartStatus(d, "entered", on, on > due))
+            found.append(PartStatus(d, "entered", on, entered_late(first, due.day)))
         else:
-            found.append(PartStatus(d, "returned", on, ctx.clock.today() > due))
+            owed = owed_by(cal, ctx.rules, due, first, returned_on)
+            found.append(PartStatus(d, "returned", on, today > owed.day))
     return found
 
 

@@ -22,6 +22,9 @@ class Rules(BaseModel):
     correction_workdays: int = Field(5, ge=1)
     reply_workdays: int = Field(15, ge=1)
     review_workdays: int = Field(5, ge=1)  # not in the seeds: our turnaround for 审核, nudged
+    # not in the seeds: the window to re-enter a part a reviewer returned (004 第十九条), from the
+    # return, or the result deadline if later; nudged, never counted as late (core.timeliness)
+    reentry_workdays: int = Field(5, ge=1)
     # 移送 must be signed for (签收) by the receiving department: 001 第十七条 says 及时 and 004
     # 第二十一条 防止监管脱节, without a number; ours, nudged and escalated like any deadline
     referral_ack_workdays: int = Field(3, ge=1)

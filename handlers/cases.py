@@ -17,6 +17,7 @@ async def mine(ctx: HandlerCtx, args: Args) -> None:
         today=today,
         past_window=await progress.awaiting_extension(ctx.core, listed, today),
         open_states=cases.OPEN_FOR_ENTRY,
+        owed=await progress.owed_entries(ctx.core, listed, ctx.officer.department_id),
         mine_in=await progress.parts_entered_by(
             ctx.core,
             [c.id for c in listed if c.state == CaseState.PART_ENTERED],

@@ -66,9 +66,10 @@ async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path
     lead, other, jt = rows["SJ"], rows["WJ"], rows["JT"]
     assert lead.led == ["LJ-2026-001"] and other.joined == ["LJ-2026-001"]
     assert jt.declined == [("LJ-2026-001", "本季度执法力量已全部投入专项整治")]
-    # the whole result went back: each part 未到期 until its re-entry is due
-    assert (lead.cases, lead.on_time, lead.late, lead.not_due, lead.returns) == (1, 0, 0, 1, 1)
-    assert (other.cases, other.on_time, other.not_due) == (1, 0, 1)
+    # the whole result went back: each part keeps its first entry's column, on time (001
+    # 第十六条(三) judges the entry; core.timeliness), and the return is counted
+    assert (lead.cases, lead.on_time, lead.late, lead.not_due, lead.returns) == (1, 1, 0, 0, 1)
+    assert (other.cases, other.on_time, other.not_due) == (1, 1, 0)
     assert [d.code for d in report.absent] == ["JT", absent.code]  # by code
 
     path = write_report(report, tmp_path / "考核.xlsx")
@@ -102,9 +103,9 @@ async def test_year_report_adds_up_counts_returns_per_part_and_agrees_with_the_s
     ctx: Ctx,
 ) -> None:
     """000 §十三, 004 第二十四条: a department's cases add up to on time + late + 逾期未录入 +
-    未到期; a return naming 卫健委's part counts for 卫健委 alone, its part 未到期 until its
-    re-entry is due (not on time by the entry returned); once the re-entry is overdue
-    the year report counts it as 逾期未录入, as the daily summary does per department."""
+    未到期; a return naming 卫健委's part counts for 卫健委 alone, its part judged by its first
+    entry (001 第十六条(三): on time, returned or not); once the re-entry is overdue the daily
+    summary's chart shows it overdue (still owed), the year report still on time."""
     world = await build_world(
         ctx.session, window_start=dt.date(2026, 3, 2), window_end=dt.date(2026, 3, 6)
     )
@@ -113,21 +114,21 @@ async def test_year_report_adds_up_counts_returns_per_part_and_agrees_with_the_s
     assert (rows["SJ"].cases, rows["SJ"].not_due, rows["SJ"].missing) == (1, 1, 0)
     await _entered_and_returned(ctx, world, "WJ")
     rows = {d.code: d for d in (await year_report(ctx, 2026)).departments}
-    assert (rows["WJ"].on_time, rows["WJ"].not_due) == (0, 1)  # returned, not re-entered yet
+    assert (rows["WJ"].on_time, rows["WJ"].not_due) == (1, 0)  # returned, not re-entered yet
 
     ctx.clock = FixedClock(china_noon(dt.date(2026, 5, 6)))  # past the re-entry's deadline
     rows = {d.code: d for d in (await year_report(ctx, 2026)).departments}
     lead, other = rows["SJ"], rows["WJ"]
     assert (lead.on_time, lead.late, lead.missing, lead.not_due, lead.returns) == (1, 0, 0, 0, 0)
     assert (other.on_time, other.late, other.missing, other.not_due, other.returns) == (
-        0,
-        0,
         1,
+        0,
+        0,
         0,
         1,
     )
     chart = await chart_data(ctx, ctx.clock.today())
-    assert chart.overdue_by_department() == [("县卫生健康委员会", other.missing)]
+    assert chart.overdue_by_department() == [("县卫生健康委员会", 1)]
 
 
 async def test_chat_setup_check_and_year_report_for_admins_and_leaders(sessionmaker, clock) -> None:
