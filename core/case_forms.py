@@ -517,7 +517,10 @@ async def entry_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict
     for err in [*problems, *([day_problem] if day_problem else [])]:
         if err.field or not per_item:  # the codes' rules: said per item where one breaks them
             found.setdefault(err.field or "items", err.message)
-    for key, message in (await _referral_problems(ctx, sheet, entry)).items():
+    published = sheet.result is not None and sheet.result.published_at is not None
+    published_own = [c for p in sheet.own_items if p.result for c in p.result.codes]
+    disproved = published and results.problem_disproved(published_own, entered)
+    for key, message in (await _referral_problems(ctx, sheet, entry, disproved)).items():
         found.setdefault(key, message)
     return found
 
@@ -534,9 +537,12 @@ def _day_problem(ctx: Ctx, sheet: CaseSheet, day: dt.date | None) -> ValidationF
     return None
 
 
-async def _referral_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> dict[str, str]:
+async def _referral_problems(
+    ctx: Ctx, sheet: CaseSheet, entry: ResultEntry, disproved: bool
+) -> dict[str, str]:
     """The receiver the entry's referral names, and the follow-ups against the case's
-    referrals and the entry's own (`result_entry.referral_problem`, as the entry checks them)."""
+    referrals and the entry's own (`result_entry.referral_problem`, as the entry checks them;
+    `disproved`: a correction found the published problem did not exist)."""
     found: list[ValidationFailed | None] = []
     referral = entry.referral
     to = referral.to_department.strip() if referral is not None else ""
@@ -548,7 +554,12 @@ async def _referral_problems(ctx: Ctx, sheet: CaseSheet, entry: ResultEntry) -> 
     adding = (referral.kind, to) if referral is not None else None
     found.append(
         await referral_problem(
-            ctx.session, sheet.case, entry.followups, sheet.department_id, adding
+            ctx.session,
+            sheet.case,
+            entry.followups,
+            sheet.department_id,
+            adding,
+            disproved=disproved,
         )
     )
     return {err.field: err.message for err in found if err is not None}

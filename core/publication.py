@@ -51,6 +51,7 @@ from core.result_parts import (
 from core.results import (
     NO_FOLLOWUP,
     case_codes,
+    problem_disproved,
     quick_methods,
     situation_named,
     situations,
@@ -458,6 +459,9 @@ async def correct_result(
         ResultState.PUBLISHED,
         departments,
         part={**fields, "codes": part_codes},
+        disproved=problem_disproved(
+            [c for i in previous_items if i.item_id in own for c in i.codes], part_codes
+        ),
     )
     if part is not None:
         set_own_fields(part, fields)

@@ -128,25 +128,38 @@ _REFERRALS = (
 )
 
 
+async def own_referrals(
+    session: AsyncSession, case_id: int, department_id: int
+) -> list[tuple[str, str]]:
+    """(kind, receiver) of each referral the department made of the case, in order."""
+    rows = (await session.execute(_REFERRALS, {"case_id": case_id})).all()
+    return [(kind, to) for kind, to, by in rows if by == department_id]
+
+
 async def referral_problem(
     session: AsyncSession,
     case: Case,
     followups: Sequence[str],
     department_id: int,
     adding: tuple[str, str] | None = None,
+    *,
+    disproved: bool = False,
 ) -> ValidationFailed | None:
     """A department's follow-ups against the case's referrals: a 移送 without its referral
     (`missing_referral`), or 无需后续处置 from a department that referred a clue of the case
-    (`unrecorded_referral`). `adding`: (kind, receiver) of a referral entered with the
-    result, not stored yet. Read only when the follow-ups name a 移送 or 无需后续处置
-    (statements are the form's cost, #9)."""
+    (`unrecorded_referral`) — unless its correction found the problem did not exist
+    (`disproved`, `results.problem_disproved`). `adding`: (kind, receiver) of a referral
+    entered with the result, not stored yet. Read only when the follow-ups name a 移送 or
+    无需后续处置 (statements are the form's cost, #9)."""
     if not any(kind in REFERRAL_FOLLOWUPS or kind == NO_FOLLOWUP for kind in followups):
         return None
     rows = (await session.execute(_REFERRALS, {"case_id": case.id})).all()
     made = [(kind, to) for kind, to, by in rows if by == department_id]
     made += [adding] if adding is not None else []
     kinds = {kind for kind, *_ in rows} | {kind for kind, _ in made}
-    return missing_referral(followups, kinds) or unrecorded_referral(followups, made)
+    return missing_referral(followups, kinds) or (
+        None if disproved else unrecorded_referral(followups, made)
+    )
 
 
 def _following(latest: CaseResult | None) -> tuple[int, int]:
@@ -182,6 +195,7 @@ async def new_version(
     *,
     loaded: EntryState | None = None,
     part: dict[str, Any] | None = None,
+    disproved: bool = False,
 ) -> CaseResult:
     """Validate a result and add it as the next version, in `state`; `departments`: the task's
     participating departments if the caller has them already; `loaded`: the case as read for
@@ -189,7 +203,8 @@ async def new_version(
     `part`: the entering department's own part (its conclusion, methods and follow-ups), which
     the rules of a result are checked on when `fields` merge every department's (a
     department answers for its own codes, not for another's); the merged conclusion's codes
-    must still fit together."""
+    must still fit together. `disproved`: a correction found the part's published problem
+    did not exist (`results.problem_disproved`)."""
     if departments is None:
         departments = await participating_departments(ctx, task)
     extra = department_categories(departments)
@@ -218,7 +233,7 @@ async def new_version(
         )
     )
     referral = await referral_problem(
-        ctx.session, case, checked["followups"], entered_by.department_id
+        ctx.session, case, checked["followups"], entered_by.department_id, disproved=disproved
     )
     if referral is not None:
         raise referral

@@ -432,6 +432,17 @@ def missing_referral(followups: Sequence[str], kinds: Collection[str]) -> Valida
     )
 
 
+def problem_disproved(published: Sequence[str], corrected: Sequence[str]) -> bool:
+    """A correction whose re-check found the problem did not exist (004 第二十条): the part
+    published a problem found (A and its children, E) and is corrected to 未发现问题. A
+    referral resting on that problem then leaves the corrected part no follow-up, so it may
+    say 无需后续处置; the referral stays in the case's record (001 第十七条). A part that
+    published 未发现问题 beside its referral referred a clue outside the checked items
+    (rule 11), which a correction does not undo."""
+    found = any(c in CATEGORIES and CATEGORIES[c].describes_problem for c in published)
+    return found and list(corrected) == [NO_PROBLEM]
+
+
 def unrecorded_referral(
     followups: Sequence[str], referrals: Sequence[tuple[str, str]]
 ) -> ValidationFailed | None:

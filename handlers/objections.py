@@ -12,6 +12,7 @@ from itertools import takewhile
 from core import cases, objections, progress, results
 from core.history import history_lines
 from core.publication import correct_result, correctable
+from core.result_entry import own_referrals
 from core.states import CASE, OBJECTION, RESULT, CaseState
 from handlers.base import Args, HandlerCtx, UsageError
 from handlers.results import day_word
@@ -98,10 +99,17 @@ async def correct(ctx: HandlerCtx, args: Args) -> None:
         methods=None,  # the department's own as published: 更正 corrects the conclusion
         followups=quick.followups or None,  # none typed: as published (8 keeps its own)
     )
+    # a problem the re-check found wrong: the referral resting on it stays on record
+    kept = (
+        await own_referrals(ctx.session, result.case_id, ctx.officer.department_id)
+        if results.NO_FOLLOWUP in quick.followups
+        else []
+    )
     await ctx.say(
         "cmd_corrected.md.j2",
         code=code,
         result=result,
+        kept=kept,
         labels=[results.label(c) for c in result.codes],
         situation=results.situation_named(result.codes),
     )

@@ -39,9 +39,11 @@ from core.models import (
     Objection,
     Officer,
     OutboxMessage,
+    Referral,
     TaskItem,
 )
 from core.publication import correct_result
+from core.referrals import refer
 from core.result_entry import submit_result
 from core.review import review_result
 from core.rules import Rules
@@ -68,8 +70,16 @@ D = dt.date
 async def w(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -> World:
     """The lead found a problem in its item (年报未公示), 卫健委 none in its own; published, then
     an objection whose re-check found the lead's finding wrong (error_found)."""
+    return await found_wrong(sessionmaker, clock, "责令改正并跟踪")
+
+
+async def found_wrong(
+    sm: async_sessionmaker[AsyncSession], clock: FixedClock, followup: str, clue: str = ""
+) -> World:
+    """The published case of `w`, the lead's part following up with `followup`; with a
+    `clue`, the lead referred it to 卫健委 (移送办案机构, 001 第十七条) before entering."""
     clock.set(china_noon(D(2026, 3, 5)))
-    async with sessionmaker() as s:
+    async with sm() as s:
         w = await build_world(s)
         ctx = Ctx(session=s, clock=clock, rules=Rules())
         lead_item, other_item = w.items
@@ -83,12 +93,14 @@ async def w(sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock) -
             item_results=[{"item_id": other_item.id, "codes": ["1"], "content": "查验卫生许可证"}],
             remarks="卫生许可证在有效期内",
         )
+        if clue:
+            await refer(acting(ctx, w.a1), CASE, "卫健委", clue)
         await submit_result(
             acting(ctx, w.a1),
             CASE,
             codes=["A", "2", "B"],
             methods=["实地检查"],
-            followups=["责令改正并跟踪"],
+            followups=[followup],
             item_results=[
                 {"item_id": lead_item.id, "codes": ["A", "2", "B"], "problems": "年报未公示"}
             ],
@@ -1023,3 +1035,52 @@ async def test_the_correction_form_shows_the_published_photos_to_the_corrector_0
     assert (await client.get(images[0].replace(tok, other_case))).status in (403, 404)
     result_tok = page_link(filed, w.a1.id, "result", f"case:{w.case.id}").split("?t=", 1)[1]
     assert (await client.get(images[0].replace(tok, result_tok))).status == 403
+
+
+# ------------------------------------------- a referral resting on a problem found wrong
+
+
+@pytest.fixture
+async def referred_problem(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> World:
+    """The lead found a problem (年报未公示) and referred a clue of the case (移送办案机构,
+    001 第十七条); published, then the re-check found the problem did not exist."""
+    return await found_wrong(sessionmaker, clock, "移送办案机构", "年报未公示，涉嫌未取得卫生许可")
+
+
+async def referrals_kept(sm) -> list[str]:
+    async with sm() as s:
+        return list(await s.scalars(select(Referral.kind)))
+
+
+async def test_a_chat_correction_of_a_problem_found_wrong_may_drop_the_referral_004_art20(
+    sessionmaker, clock, referred_problem
+) -> None:
+    """004 第二十条, 001 第十七条: the re-check found the problem the referral rested on did
+    not exist, so the corrected part says 未发现问题 and 无需后续处置; the referral stays in
+    the case's record (it was made), only the corrected result no longer follows up on it."""
+    correction = f"更正 {CASE} 未发现问题 无需后续处置 经复查企业已于检查前补报"
+    reply = await say(sessionmaker, clock, referred_problem.lead_liaison, correction)
+    assert "已更正公示结果" in reply, reply
+    assert "移送办案机构：县卫生健康委员会" in reply and "仍保留" in reply, reply
+    *_, after = await versions(sessionmaker)
+    assert (after.codes, after.followups) == (["1"], ["无需后续处置"])
+    assert await referrals_kept(sessionmaker) == ["移送办案机构"]
+
+
+async def test_the_form_corrects_a_problem_found_wrong_to_no_follow_up_004_art20(
+    client: TestClient, services: Services, referred_problem: World, sessionmaker
+) -> None:
+    """004 第二十条, 001 第十七条: the correction form takes 未发现问题 with 无需后续处置 from
+    the department that referred a clue resting on the problem the re-check found wrong."""
+    w = referred_problem
+    lead_item, _ = w.items
+    tok = token(services, w.lead_liaison, w.case)
+    resp = await client.post(
+        CORRECTION_PATH, data=nothing_found_form(tok, lead_item.id, "经复查企业已于检查前补报")
+    )
+    assert resp.status == 200, page_text(await resp.text())
+    *_, after = await versions(sessionmaker)
+    assert (after.codes, after.followups) == (["1"], ["无需后续处置"])
+    assert await referrals_kept(sessionmaker) == ["移送办案机构"]
