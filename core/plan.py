@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import changes
@@ -295,15 +295,16 @@ async def plan_reminders(ctx: changes.Ctx) -> int:
 
 
 async def overdue_entries(ctx: changes.Ctx, today: dt.date) -> list[PlanEntry]:
-    """Plan rows whose month has passed without a task (for the leaders' summary)."""
+    """Plan rows whose month has passed without a task (for the leaders' summary). A December
+    row's month passes only when the year turns, so throughout January the previous year's
+    rows not started still show; from February that plan year counts as closed."""
+    passed: ColumnElement[bool] = (PlanEntry.year == today.year) & (PlanEntry.month < today.month)
+    if today.month == 1:
+        passed = PlanEntry.year == today.year - 1
     return list(
         await ctx.session.scalars(
             select(PlanEntry)
-            .where(
-                PlanEntry.year == today.year,
-                PlanEntry.month < today.month,
-                PlanEntry.task_id.is_(None),
-            )
-            .order_by(PlanEntry.month, PlanEntry.code)
+            .where(passed, PlanEntry.task_id.is_(None))
+            .order_by(PlanEntry.year, PlanEntry.month, PlanEntry.code)
         )
     )

@@ -86,9 +86,9 @@ class Summary:
     referrals_open: int = 0  # 移送 not yet acknowledged by the receiving department
     referrals_late: int = 0  # of those, past their deadline (Rules.referral_ack_workdays)
     # plan rows whose month passed without a task (003 三(七): tasks follow the plan)
-    plans_not_started: list[tuple[str, str, int]] = field(
+    plans_not_started: list[tuple[str, str, int, int]] = field(
         default_factory=list
-    )  # code, title, month
+    )  # code, title, year, month
 
     @property
     def has_news(self) -> bool:
@@ -277,7 +277,7 @@ async def daily_summary(
     if run.late_plans is None:
         run.late_plans = await overdue_entries(ctx, today)
     late_plans = [
-        (e.code, e.title, e.month)
+        (e.code, e.title, e.year, e.month)
         for e in run.late_plans
         if department_id is None or e.lead_department_id == department_id
     ]

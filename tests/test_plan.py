@@ -345,7 +345,7 @@ async def test_reminders_before_the_month_overdue_rows_in_the_summary_and_no_pla
     titles = [m.message["title"] for m in await ctx.session.scalars(select(OutboxMessage))]
     assert titles == ["年度抽查计划提醒", "年度抽查计划提醒"]
     summary = await daily_summary(ctx, dt.date(2026, 3, 25))
-    assert summary.plans_not_started == [("JH-2026-02", "二月计划", 2)]
+    assert summary.plans_not_started == [("JH-2026-02", "二月计划", 2026, 2)]
     assert "JH-2026-02 二月计划（计划 2 月" in summary_message(summary).body
 
     ctx.clock = FixedClock(china_noon(dt.date(2027, 3, 31)))
@@ -355,6 +355,23 @@ async def test_reminders_before_the_month_overdue_rows_in_the_summary_and_no_pla
         select(OutboxMessage).where(OutboxMessage.idempotency_key == "plan-missing:2027")
     )
     assert missing is not None and missing.destination["kind"] == "office"
+
+
+async def test_a_december_row_never_started_shows_in_january_and_drops_in_february(
+    ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """003 三(七): tasks follow the plan; a December row's month has passed only once the year
+    turned, so the previous year's rows not started show throughout January."""
+    await _import(ctx, tmp_path, ["JH-2026-12", "年末计划", "SJ", "WJ", "SJ-01", "", "5%", "12"])
+    december = await daily_summary(ctx, dt.date(2026, 12, 20))
+    assert december.plans_not_started == []
+    january = await daily_summary(ctx, dt.date(2027, 1, 5))
+    assert january.plans_not_started == [("JH-2026-12", "年末计划", 2026, 12)]
+    body = summary_message(january).body
+    assert "JH-2026-12 年末计划（计划 2026 年 12 月" in body
+    assert "发起 JH-2026-12 2026" in body
+    february = await daily_summary(ctx, dt.date(2027, 2, 1))
+    assert february.plans_not_started == []
 
 
 async def test_the_published_lists_queries(
