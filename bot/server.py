@@ -104,6 +104,7 @@ async def _assemble(
     await check_connection(engine)
     await upgrade(engine)
     sessionmaker = make_sessionmaker(engine)
+    await _run_upgrade_steps(settings, sessionmaker, clock)
     await _confirm_link_key(settings, sessionmaker, clock, secret)
     services = Services(
         settings=settings,
@@ -123,6 +124,19 @@ async def _assemble(
     if settings.holidays_file:
         await _load_holidays(services)
     return services
+
+
+async def _run_upgrade_steps(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock
+) -> None:
+    """What the upgrade left to do, with the county's rules (core.deadlines.run_upgrade_steps)."""
+    from core.changes import Ctx
+    from core.deadlines import run_upgrade_steps
+
+    async with sessionmaker() as session:
+        ctx = Ctx(session=session, clock=clock, rules=settings.rules, actor_label="system:upgrade")
+        await run_upgrade_steps(ctx)
+        await session.commit()
 
 
 async def _confirm_link_key(

@@ -87,6 +87,9 @@ def _package_workday(day: dt.date) -> bool:
 @dataclass
 class WorkCalendar:
     extra: Mapping[int, YearData] = field(default_factory=dict)
+    # the rest days of a year without data: FIXED_DATE_HOLIDAYS; none (weekdays only) to count
+    # back a deadline stored before they were (core.deadlines.WEEKDAYS_ONLY)
+    fallback_rest: frozenset[tuple[int, int]] = FIXED_DATE_HOLIDAYS
     # (start, end) -> working days between: nudges ask it for every open case, mostly the same
     _between: dict[tuple[dt.date, dt.date], int] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -107,7 +110,7 @@ class WorkCalendar:
         if _package_knows(day.year):
             return _package_workday(day)
         # provisional (the caller marks the result): weekdays, less the fixed-date holidays
-        return day.weekday() < 5 and (day.month, day.day) not in FIXED_DATE_HOLIDAYS
+        return day.weekday() < 5 and (day.month, day.day) not in self.fallback_rest
 
     def add_workdays(self, start: dt.date, n: int) -> Deadline:
         """The n-th working day strictly after `start` (2025-09-30 + 20 = 2025-11-04)."""

@@ -109,3 +109,25 @@ async def test_a_case_part_starts_from_the_version_it_was_last_entered_in(tmp_pa
         ).one()
     assert tuple(part) == ('["实地检查", "检验检测"]', '["无需后续处置"]', 0, "已抽样")
     await engine.dispose()
+
+
+async def test_an_upgraded_database_with_a_provisional_deadline_gets_the_recount_step(
+    tmp_path: Path,
+) -> None:
+    """Migration d4b7e19a3c52: a provisional deadline stored before the fixed-date holidays
+    were rest days leaves core.deadlines.run_upgrade_steps its recount; without one (the rows
+    above, no provisional deadline) there is nothing to count again."""
+    provisional = await _first_revision_with_rows(
+        tmp_path / "provisional.sqlite3",
+        "UPDATE joint_task SET reply_due_on = '2027-01-05', reply_due_provisional = 1",
+    )
+    plain = await _first_revision_with_rows(tmp_path / "plain.sqlite3")
+    try:
+        for engine, steps in ((provisional, ["recount_weekdays_only_provisional"]), (plain, [])):
+            await upgrade(engine)
+            async with engine.connect() as conn:
+                found = (await conn.execute(text("SELECT name FROM upgrade_step"))).scalars()
+                assert list(found) == steps
+    finally:
+        await provisional.dispose()
+        await plain.dispose()

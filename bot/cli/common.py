@@ -25,6 +25,7 @@ from core.db import (
     make_engine,
     make_sessionmaker,
 )
+from core.deadlines import run_upgrade_steps
 from core.demo_clock import DemoClock, restore_offset
 from core.models import ChatPlatform, Department
 from core.schema import upgrade
@@ -235,6 +236,8 @@ async def cli_ctx(
         async with make_sessionmaker(engine)() as session:
             ctx = Ctx(session=session, clock=SystemClock(), actor_label="admin:cli")
             ctx.clock = await cli_clock(ctx)
+            if migrate:  # what the upgrade left to do, in the command's transaction
+                await run_upgrade_steps(ctx)
             yield ctx
             await session.commit()
     finally:

@@ -53,6 +53,7 @@ from core.models.infra import (
     ScheduledRun,
     Sequence,
     StoredImage,
+    UpgradeStep,
     UsedSignature,
 )
 from core.models.publication import (
@@ -114,5 +115,6 @@ __all__ = [
     "Target",
     "TaskItem",
     "UTCDateTime",
+    "UpgradeStep",
     "UsedSignature",
 ]

@@ -141,6 +141,14 @@ class Conversation(Base):
     expires_at: Mapped[dt.datetime]
 
 
+class UpgradeStep(Base):
+    """A data step a migration leaves for the application to run once with the county's rules
+    and an audit event (core.deadlines.run_upgrade_steps); the row goes when it has run."""
+
+    __tablename__ = "upgrade_step"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class Sequence(Base):
     """Named counters for human-readable codes (task LJ-2026-001, quick draw KC-2026-0001)."""
 
