@@ -1,8 +1,11 @@
 """Importing the inspector library (执法检查人员名录, 001 第十条): officers with their department,
 enforcement certificate, expertise, roles, on-duty state and one chat account per platform.
 
-Roles are only ever added; columns absent from the file leave stored values alone; an officer
-who leaves (在岗状态 离岗, 退休 …) is deactivated and the office is told about their open cases.
+The file is the roster: a non-blank 角色 cell gives the officer's roles (管理员 excepted: an
+import never takes it away), and the report names each role taken away; columns absent from the
+file leave stored values alone; an officer who leaves (在岗状态 离岗, 退休 …) is deactivated and
+the office is told about their open cases. A departed officer is put back in post only by the
+words 恢复在岗, never by a roster that still says 在岗.
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ INSPECTOR_COLUMNS = (
 # 在岗状态: the words that deactivate an officer (kept as the reason) and those that keep one on
 LEAVE_WORDS = ("离岗", "调离", "退休", "辞职", "离职", "停职")
 ON_DUTY_WORDS = ("在岗", "在职", "正常")
+RESTORE_WORD = "恢复在岗"  # the only 在岗状态 that puts a departed officer back in post
+# 手机: a mobile number, or a landline with its area code (an office phone), as typed
+_PHONE_MARKS = str.maketrans("", "", " -()")
+_PHONE = re.compile(r"1\d{10}|0\d{9,11}")
 
 _OFFICERS = cast(Table, Officer.__table__)
 _OFFICER_LEN = column_lengths(_OFFICERS)
@@ -136,7 +143,7 @@ def _check_inspector(row: Row, departments: Departments, accounts: _Accounts) ->
         "cert_no": cert_no,
         "expertise": split_multi(row.get("expertise")),
         "region": row.text("region", _OFFICER_LEN["region"]),
-        "mobile": row.text("mobile", _OFFICER_LEN["mobile"]),
+        "mobile": _mobile(row),
         "roles": [r for r in ROLES if r in roles],
         **_parse_on_duty(row),
     }
@@ -164,16 +171,33 @@ def _parse_roles(row: Row) -> set[str]:
     return roles
 
 
+def _mobile(row: Row) -> str:
+    text = row.text("mobile", _OFFICER_LEN["mobile"])
+    if text and not _PHONE.fullmatch(nfkc(text).translate(_PHONE_MARKS)):
+        row.error(
+            "mobile",
+            f"手机“{text}”不是 11 位手机号（1 开头），也不是带区号的固定电话（如 0571-88881234），"
+            "请核对",
+        )
+    return text
+
+
 def _parse_on_duty(row: Row) -> dict[str, Any]:
-    """{} when the row does not say; else active and the reason an officer left."""
+    """{} when the row does not say; else active and the reason an officer left ("restore"
+    when the row puts a departed officer back in post)."""
     word = nfkc(row.get("on_duty"))
     if not word:
         return {}
     if word in ON_DUTY_WORDS:
         return {"active": True, "inactive_reason": ""}
+    if word == RESTORE_WORD:
+        return {"active": True, "inactive_reason": "", "restore": True}
     if word in LEAVE_WORDS:
         return {"active": False, "inactive_reason": word}
-    row.error("on_duty", f"未知在岗状态“{word}”，可用：在岗、{'、'.join(LEAVE_WORDS)}")
+    row.error(
+        "on_duty",
+        f"未知在岗状态“{word}”，可用：在岗、{'、'.join(LEAVE_WORDS)}、{RESTORE_WORD}",
+    )
     return {}
 
 
@@ -254,6 +278,69 @@ def _changes_note(what: str, changed: list[tuple[str, str, str]]) -> list[str]:
     return [f"{what}变更 {len(changed)} 人，请核对：{listed}"]
 
 
+def _duty_notes(kept_departed: list[Officer], restored: list[Officer]) -> list[str]:
+    notes = []
+    if kept_departed:
+        listed = "；".join(
+            f"{o.code} {o.name}（已离岗，原因：{o.inactive_reason or '离岗'}）"
+            for o in kept_departed
+        )
+        notes.append(
+            f"未恢复在岗：{listed}。名录中仍写“在岗”不会让已离岗人员恢复；如确需恢复，"
+            f"请在该行“在岗状态”填“{RESTORE_WORD}”后重新导入"
+        )
+    if restored:
+        listed = "、".join(f"{o.code} {o.name}" for o in restored)
+        notes.append(f"恢复在岗 {len(restored)} 人：{listed}，今后会参加抽取")
+    return notes
+
+
+_ROLE_ZH = {
+    "liaison": "联络员",
+    "inspector": "执法检查人员",
+    "leader": "分管领导",
+    "expert": "专家",
+}
+
+
+def _role_notes(removed: list[tuple[Officer, str]]) -> list[str]:
+    """Each role the file took away (the file is the roster), for the clerk to check."""
+    if not removed:
+        return []
+    listed = "；".join(f"{o.code} {o.name} 不再是{_ROLE_ZH.get(r, r)}" for o, r in removed)
+    return [f"按名录取消角色 {len(removed)} 项，请核对：{listed}"]
+
+
+async def _unstaffed_notes(
+    ctx: changes.Ctx, departments: Departments, department_ids: set[int]
+) -> list[str]:
+    """The departments this import left without an active liaison or leader (the departments
+    whose officer left or lost a role): invitations and escalations to them reach no one."""
+    if not department_ids:
+        return []
+    officers = (
+        await ctx.session.scalars(
+            select(Officer).where(Officer.department_id.in_(department_ids), Officer.active)
+        )
+    ).unique()
+    held: dict[int, set[str]] = {}
+    for o in officers:
+        held.setdefault(o.department_id, set()).update(o.roles)
+    notes = []
+    for dept in departments.departments:
+        if dept.id in department_ids:
+            lacking = [
+                z
+                for r, z in (("liaison", "联络员"), ("leader", "分管领导"))
+                if r not in held.get(dept.id, set())
+            ]
+            if lacking:
+                notes.append(
+                    f"{dept.name} 没有在岗的{'、'.join(lacking)}，请在名录中指定后重新导入"
+                )
+    return notes
+
+
 async def import_inspectors(
     ctx: changes.Ctx,
     path: Path,
@@ -262,11 +349,12 @@ async def import_inspectors(
     rejects_path: Path | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Import the inspector library: officers gain the inspector role; same code = update.
+    """Import the inspector library: same code = update.
 
-    Roles are only ever added (an import never takes admin or leader away); columns absent
-    from the file leave the stored values alone, and so does a blank account cell (an officer
-    bound with 绑定 stays bound).
+    A non-blank 角色 cell gives the officer's roles (an import never takes 管理员 away); columns
+    absent from the file leave the stored values alone, and so does a blank account cell (an
+    officer bound with 绑定 stays bound). A departed officer stays departed unless the row says
+    恢复在岗.
     """
     state: dict[str, Any] = {}
 
@@ -297,6 +385,9 @@ async def import_inspectors(
         ]
         inserted = updated = 0
         left: list[Officer] = []
+        kept_departed: list[Officer] = []
+        restored: list[Officer] = []
+        removed: list[tuple[Officer, str]] = []
         recertified: list[tuple[str, str, str]] = []
         renamed: list[tuple[str, str, str]] = []
         for done, rec in enumerate(checked.good(), start=1):
@@ -304,17 +395,31 @@ async def import_inspectors(
             stored, changed = officer is not None, False
             if officer is None:
                 officer = Officer(
-                    **{k: v for k, v in rec.items() if k not in ACCOUNT_FIELDS.values()}
+                    **{
+                        k: v
+                        for k, v in rec.items()
+                        if k not in (*ACCOUNT_FIELDS.values(), "restore")
+                    }
                 )
                 ctx.session.add(officer)
                 inserted += 1
             else:
                 was_active, old_cert, old_name = officer.active, officer.cert_no, officer.name
-                given = (*fields, *(f for f in ("active", "inactive_reason") if f in rec))
-                roles = [r for r in ROLES if r in {*officer.roles, *rec["roles"]}]
+                duty = ("active", "inactive_reason") if "active" in rec else ()
+                if not was_active and rec.get("active") and not rec.get("restore"):
+                    # a roster still listing them as 在岗 is no return to post (001 第十条)
+                    kept_departed.append(officer)
+                    duty = ()
+                given = (*fields, *duty)
+                kept = {"admin"} & set(officer.roles)
+                roles = [r for r in ROLES if r in {*rec["roles"], *kept}]
+                for role in (r for r in officer.roles if r not in roles):
+                    removed.append((officer, role))
                 changed = assign(officer, {f: rec[f] for f in given} | {"roles": roles})
                 if was_active and not officer.active:
                     left.append(officer)
+                elif not was_active and officer.active:
+                    restored.append(officer)
                 if cert_key(old_cert) != cert_key(officer.cert_no):
                     recertified.append(
                         (f"{officer.code}（{officer.name}）", old_cert, officer.cert_no)
@@ -331,6 +436,15 @@ async def import_inspectors(
         report.notes.extend(_changes_note("姓名", renamed))
         report.notes.extend(_changes_note("执法证号", recertified))
         report.notes.extend(await left_officers_notes(ctx, left))
+        report.notes.extend(_duty_notes(kept_departed, restored))
+        report.notes.extend(_role_notes(removed))
+        report.notes.extend(
+            await _unstaffed_notes(
+                ctx,
+                state["departments"],
+                {*(o.department_id for o in left), *(o.department_id for o, _ in removed)},
+            )
+        )
         return inserted, updated
 
     report = ImportReport(kind="inspectors", file_name=Path(path).name, skip_invalid=skip_invalid)

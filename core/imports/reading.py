@@ -326,18 +326,41 @@ class Row:
         (a 部门编码 "2026-01-02" is not a badly typed code)."""
         for i, value in enumerate(self.cells):
             # a CSV row is all text: one type test per cell
-            if value is None or type(value) is str or type(value) is bool:
+            if type(value) is str:
+                if "+" in value and (reason := _scientific_problem(self, i, value)):
+                    self._replace_error(self.layout.field_at[i], reason)
+                continue
+            if value is None or type(value) is bool:
                 continue
             field_name = self.layout.field_at.get(i)
             if field_name is None or self.raw(field_name) is not value:  # not the cell read
                 continue
             if reason := _cell_problem(value, self.layout.cells[field_name]):
-                column = self.layout.header[field_name]
-                self.errors = [e for e in self.errors if e.column != column]
-                self.error(field_name, reason)
+                self._replace_error(field_name, reason)
+
+    def _replace_error(self, field_name: str, reason: str) -> None:
+        column = self.layout.header[field_name]
+        self.errors = [e for e in self.errors if e.column != column]
+        self.error(field_name, reason)
 
 
 _REFILL = "请把该列设为“文本”格式后按原样重新填写"
+# what Excel writes into a CSV for a long number it showed as 3.3E+07 (a USCC never has "+")
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d*)?[eE]\+\d+")
+
+
+def _scientific_problem(row: Row, i: int, text: str) -> str:
+    """Why a text cell of an identifier column is no identifier: Excel saved the number it
+    showed in scientific notation into the CSV ("" when it is not that)."""
+    field_name = row.layout.field_at.get(i)
+    # a USCC's own check (core.uscc) already names this cause
+    if field_name in (None, "uscc") or row.layout.cells[field_name].numbers:
+        return ""
+    if row.raw(field_name) is not text:  # not the cell read
+        return ""
+    if not _SCIENTIFIC.fullmatch(nfkc(text)):
+        return ""
+    return f"疑似被 Excel 转成科学计数法（{text.strip()}），原来的号码已无法还原；{_REFILL}"
 
 
 def _cell_problem(value: Any, cells: Cells) -> str:
