@@ -414,7 +414,7 @@ def require_staff(
     """The actor, if a liaison or leader of one of the task's participating departments."""
     require(
         is_staff(ctx.actor, department_ids),
-        f"只有发起部门或参与部门的联络员、分管领导可以{verb}结果",
+        f"只有牵头部门或参与部门的联络员、分管领导可以{verb}结果",
         action,
         f"case:{case.code}",
     )
@@ -426,7 +426,7 @@ async def require_lead_staff(ctx: Ctx, task: JointTask, action: str, subject: st
     """The lead department's liaison or leader; the system (scheduler, CLI) may act too."""
     require(
         ctx.actor is None or is_staff(ctx.actor, [task.lead_department_id]),
-        "只有发起部门的联络员、分管领导可以办理此事项",
+        "只有牵头部门的联络员、分管领导可以办理此事项",
         action,
         subject,
     )

@@ -693,7 +693,7 @@ def _record_docx(c: dict[str, Any]) -> Any:
             ("统一社会信用代码", target.uscc),
             ("类型", target.kind),
             ("住所（经营场所）", target.address or "—"),
-            ("发起部门", c["lead_department"].name),
+            ("牵头部门", c["lead_department"].name),
             ("参与部门", _names(c["departments"])),
             ("检查日期", cn_date(case.inspected_on)),
         ],

@@ -74,7 +74,7 @@ class DepartmentYear:
 
 
 # whose column an objection and a correction fall in, said wherever the counts are shown
-COUNTS_NOTE = "异议计入案件所属任务的发起部门（受理并复查，004 第二十条）；更正计入作出更正的部门"
+COUNTS_NOTE = "异议计入案件所属任务的牵头部门（受理并复查，004 第二十条）；更正计入作出更正的部门"
 
 
 @dataclass

@@ -172,7 +172,7 @@ def _what(e: AuditEvent, names: Mapping[str, str], departments: Mapping[str, str
         restored = situation_named(data["away_from"])
         entered = "、".join(departments.get(c, c) for c in data.get("entered_for") or [])
         if entered:  # no inspection result of theirs to restore: the lead's re-check's
-            return f"{label}：{entered}的检查事项按发起部门复查结果录入（原为{restored}）"
+            return f"{label}：{entered}的检查事项按牵头部门复查结果录入（原为{restored}）"
         return f"{label}：其他部门的检查事项恢复为{restored}前公示的检查结果"
     if e.action == "case.result.corrected" and data.get("whole_case"):
         return f"{label}：各部门的检查事项一并更正为{situation_named(data['codes'])}"

@@ -93,7 +93,6 @@ def _year_taken_from_today(code: str, year: int) -> str:
     )
 
 
-STARTERS_ONLY = "只有管理员或牵头部门的联络员、分管领导可以发起联合抽查任务"
 _SHOWN_CODES = 8  # a chat line, not the plan: the office's file has the rest
 
 
@@ -107,7 +106,7 @@ async def start_planned(ctx: changes.Ctx, code: str, year: int | None = None) ->
         ctx.actor is None or may_act_for(ctx, ctx.actor.department_id),
         "plan.start",
         f"plan:{plan_year}:{code.strip().upper()}",
-        STARTERS_ONLY,
+        creation.STARTERS_ONLY,
     )
     entry = await plan_entry(ctx, code, plan_year, named=year is not None)
     if entry.task_id is not None:

@@ -222,7 +222,7 @@ def _for_whole_case(
         lead = next(d for d in departments if d.id == task.lead_department_id)
         raise ValidationFailed(
             f"{situation_named(codes if named else published)}是检查对象本身的情况，"
-            f"是各部门全部检查事项的结果（004 第十八条），由发起部门{lead.name}的联络员或"
+            f"是各部门全部检查事项的结果（004 第十八条），由牵头部门{lead.name}的联络员或"
             f"分管领导更正整个案件（004 第二十条）；请将复查情况告知{lead.name}",
             field="items",
         )
@@ -308,7 +308,7 @@ async def _before_situation(
         names = "、".join(d.name for d, _ in missing.values())
         raise ValidationFailed(
             f"{names}的检查事项录入时即为{situation}，没有公示过本部门的检查结果可以恢复；"
-            f"发起部门按复查结果（004 第二十条）为其检查事项逐项录入，"
+            f"牵头部门按复查结果（004 第二十条）为其检查事项逐项录入，"
             f"请发送“更正 {case.code}”打开更正表单填写",
             field="items",
         )
@@ -319,7 +319,7 @@ async def _before_situation(
             if not codes or situations(codes):
                 raise ValidationFailed(
                     f"请为{department.name}的检查事项“{item.name}”录入复查结果（该部门录入时即为"
-                    f"{situation}，没有公示过检查结果；发起部门按复查结果录入，004 第二十条）",
+                    f"{situation}，没有公示过检查结果；牵头部门按复查结果录入，004 第二十条）",
                     field=f"item.{item.id}.codes",
                 )
     return restored, [d for d, _ in missing.values()]

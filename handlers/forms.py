@@ -513,7 +513,7 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
             "全部录入后送审核。"
         )
     else:
-        notice = "结果已提交，等待发起部门和参与部门审核。"
+        notice = "结果已提交，等待牵头部门和参与部门审核。"
     if again:
         attached = "、".join(f"“{name}”" for name in again)
         notice = f"{attached}已在附件中，只保留一份。{notice}"

@@ -53,10 +53,10 @@ async def _answer(ctx: PageCtx, invitation_id: int, form: AnswerForm) -> str:
         if not form.item_ids:
             raise ValidationFailed("请至少勾选一项本部门的抽查事项；如不参加，请填写理由后拒绝。")
         await answers.accept_invitation(ctx.core, invitation_id, sorted(form.item_ids))
-        return "已记录：本部门接受该联合抽查任务，将通知发起部门。"
+        return "已记录：本部门接受该联合抽查任务，将通知牵头部门。"
     if form.action == "decline":
         await answers.decline_invitation(ctx.core, invitation_id, form.reason)
-        return "已记录：本部门拒绝该任务，书面理由将转告发起部门。"
+        return "已记录：本部门拒绝该任务，书面理由将转告牵头部门。"
     raise ValidationFailed("请选择接受或拒绝。")
 
 

@@ -173,4 +173,4 @@ def _approval_notice(state: CaseState, pending: list[str]) -> str:
         return f"本部门已审核通过，尚待{'、'.join(pending)}审核，全部通过后方可公示。"
     if state == CaseState.PUBLISHED:
         return "审核通过并已公示。"
-    return "审核通过，等待发起部门公示。"
+    return "审核通过，等待牵头部门公示。"

@@ -446,7 +446,7 @@ async def test_lead_approval_waits_for_every_participating_department(ctx, sessi
     await session.commit()
     await session.refresh(w.case)
     assert w.case.state == "approved"
-    assert "发起部门和全部参与部门审核通过" in (await _outbox(session))[-1].message["body"]
+    assert "牵头部门和全部参与部门审核通过" in (await _outbox(session))[-1].message["body"]
 
 
 async def test_lead_alone_approves_when_participant_review_is_not_required(ctx, session):

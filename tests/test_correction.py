@@ -626,7 +626,7 @@ async def test_a_participant_may_not_correct_the_targets_situation_004_art18_art
     re-checks); nothing changes and the objection still waits."""
     w = nothing_found
     reply = await say(sessionmaker, clock, w.other_liaison, f"更正 {CASE} 注销 企业已注销")
-    assert "由发起部门县市场监督管理局的联络员或分管领导更正整个案件" in reply, reply
+    assert "由牵头部门县市场监督管理局的联络员或分管领导更正整个案件" in reply, reply
     assert len(await versions(sessionmaker)) == 2
     assert await objection_state(sessionmaker) == "error_found"
 
@@ -674,7 +674,7 @@ async def test_the_correction_form_shows_the_extended_window_000_5_3(
 async def test_the_year_report_counts_a_correction_for_the_department_that_made_it_004_art20(
     sessionmaker, clock, w
 ) -> None:
-    """004 第二十条 (发起部门 re-checks an objection; the department that finds an error
+    """004 第二十条 (牵头部门 re-checks an objection; the department that finds an error
     corrects it) with 000 §十三 (each department's yearly assessment): the lead's correction is
     the lead's, and the objection is counted for the lead that handles it — 卫健委, whose part
     was not corrected, is credited neither (both used to count for every department)."""
@@ -685,7 +685,7 @@ async def test_the_year_report_counts_a_correction_for_the_department_that_made_
     lines = {line.split("**")[1]: line for line in reply.splitlines() if line.startswith("- **")}
     assert "异议 1，更正 1" in lines["县市场监督管理局"], reply
     assert "异议 0，更正 0" in lines["县卫生健康委员会"], reply
-    assert "异议计入案件所属任务的发起部门" in reply and "更正计入作出更正的部门" in reply
+    assert "异议计入案件所属任务的牵头部门" in reply and "更正计入作出更正的部门" in reply
 
 
 # ---------------------------------------------------------------- correcting a situation away
@@ -704,7 +704,7 @@ async def test_the_lead_corrects_a_situation_away_for_the_whole_case_004_art20(
     lead_item, other_item = w.items
     await say(sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 注销 该企业检查前已注销登记")
     reply = await say(sessionmaker, clock, w.other_liaison, f"更正 {CASE} 未发现问题 未注销")
-    assert "由发起部门县市场监督管理局的联络员或分管领导更正整个案件" in reply, reply
+    assert "由牵头部门县市场监督管理局的联络员或分管领导更正整个案件" in reply, reply
     rows = await sent(
         sessionmaker, clock, w.lead_liaison, f"更正 {CASE} 未发现问题 再次核实企业未注销"
     )
@@ -784,7 +784,7 @@ async def test_a_chat_correction_of_a_situation_entered_originally_points_at_the
 async def test_the_lead_enters_the_recheck_of_items_entered_as_a_situation_004_art20(
     client: TestClient, services: Services, deregistered: World, sessionmaker, clock
 ) -> None:
-    """004 第二十条 (发起部门 re-checks and corrects within 5 working days): every department
+    """004 第二十条 (牵头部门 re-checks and corrects within 5 working days): every department
     entered 注销, so no department had an inspection outcome to go back to and the case could
     never be corrected away from it. The lead's correction form now offers 卫健委's item too
     (not pre-ticked: its re-check result is to be entered); the lead enters both items' re-check
@@ -834,10 +834,10 @@ async def test_the_lead_enters_the_recheck_of_items_entered_as_a_situation_004_a
     ]
     body = notice.message["body"]
     assert "县卫生健康委员会的检查事项录入时即为“注销”（9）" in body, body
-    assert "发起部门按复查结果录入" in body and "由该部门更正" in body, body
+    assert "牵头部门按复查结果录入" in body and "由该部门更正" in body, body
     assert await objection_state(sessionmaker) == "corrected"
     history = await say(sessionmaker, clock, w.other_liaison, f"案件 {CASE}")
-    assert "县卫生健康委员会的检查事项按发起部门复查结果录入" in history, history
+    assert "县卫生健康委员会的检查事项按牵头部门复查结果录入" in history, history
 
 
 async def test_the_lead_must_enter_the_recheck_of_every_such_item_004_art20(

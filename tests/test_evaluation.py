@@ -77,7 +77,7 @@ async def test_year_report_counts_each_departments_part(ctx: Ctx, tmp_path: Path
     sheet = wb["2026年度考核"]
     values = [[c.value for c in row] for row in sheet.iter_rows()]
     assert values[1][:4] == ["部门编码", "部门", "牵头任务数", "参与任务数"]
-    assert "异议计入案件所属任务的发起部门" in values[0][0]  # whose counts (004 第二十条)
+    assert "异议计入案件所属任务的牵头部门" in values[0][0]  # whose counts (004 第二十条)
     assert any(
         str(v[0]).startswith("未发起也未参与联合抽查的部门：县交通运输局、县教育局")
         for v in values

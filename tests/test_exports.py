@@ -381,7 +381,7 @@ async def test_results_export_row_carries_each_column_of_the_layout(
         "序号": 1,
         "任务编号": "LJ-2026-001",
         "任务名称": "公共场所联合抽查",
-        "发起部门": "县市场监督管理局",
+        "牵头部门": "县市场监督管理局",
         "参与部门": "县卫生健康委员会",
         "统一社会信用代码（注册号）": "91330424MA28AQAQXU",
         "检查对象名称": "嘉善县某某食品有限公司",
@@ -537,7 +537,7 @@ async def test_a_clerk_reads_the_plan_results_and_returns_of_the_archive_in_word
     plan = read["01-任务方案/任务方案.txt"]
     for words in (
         "联合抽查任务 LJ-2026-001《公共场所联合抽查》",
-        "发起部门：县市场监督管理局",
+        "牵头部门：县市场监督管理局",
         "参与部门：县卫生健康委员会",
         "检查时间：2026年3月2日 至 2026年3月31日",
         "检查对象类型：企业；行业：餐饮服务、住宿",

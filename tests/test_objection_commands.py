@@ -178,7 +178,7 @@ async def test_objection_commands_are_lead_staff_only_004_art20(sessionmaker, cl
     sm = sessionmaker
     await publish(sm, clock, w)
     text = await say(sm, clock, w.a1, f"异议 {CASE} 不服")
-    assert await objection(sm) is None and "发起部门" in text
+    assert await objection(sm) is None and "牵头部门" in text
     denied = [r.data["action"] for r in await audit_rows(sm, "denied")]
     assert denied == ["objection.file.denied"]
 

@@ -270,7 +270,7 @@ async def test_a_participants_correction_to_a_situation_is_refused_004_art18(ctx
     the whole case; nothing changes."""
     w = await nothing_found_published(ctx, session)
     before = await snapshot(session)
-    with pytest.raises(ValidationFailed, match="由发起部门县市场监督管理局的联络员或分管领导"):
+    with pytest.raises(ValidationFailed, match="由牵头部门县市场监督管理局的联络员或分管领导"):
         await correct_result(
             acting(ctx, w.other_liaison),
             w.case.code,

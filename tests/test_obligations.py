@@ -119,7 +119,7 @@ def _reviews(items: list[Obligation]) -> dict[int, tuple[int, ...]]:
 
 
 async def test_each_department_still_to_approve_owes_the_review_004_art19(ctx, session):
-    """004 第十九条 (经发起部门和参与部门审核通过后…公示): the lead and every participant
+    """004 第十九条 (经牵头部门和参与部门审核通过后…公示): the lead and every participant
     review; each department whose approval is missing owes the review, with its own liaisons
     and leaders, and one that has approved owes nothing more."""
     w = await _submitted_world(ctx, session)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from core import plan
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
+from core.consultation import creation
 from core.errors import ValidationFailed
 from core.imports import annual_plan
 from core.models import AuditEvent, Department, Item, JointTask, OutboxMessage, PlanEntry
@@ -291,7 +292,7 @@ async def test_an_inspector_is_told_who_may_start_a_task_not_which_codes_to_try(
     d = make_dispatcher(sessionmaker, clock)
     for typed in ("发起 JH-2026-09", "发起 JH-2026-01"):
         rows = await send(sessionmaker, d, text_event(inspector.code, typed))
-        assert plan.STARTERS_ONLY in bodies(rows) and "计划编号：" not in bodies(rows)
+        assert creation.STARTERS_ONLY in bodies(rows) and "计划编号：" not in bodies(rows)
     async with sessionmaker() as s:
         from core.models import AuditEvent
 
@@ -617,3 +618,19 @@ async def test_a_plan_scope_the_target_library_does_not_have_is_refused_at_impor
     reason = report.rejected[0].reason
     assert "“餐饮业”" in reason and "餐饮服务" in reason, reason
     assert "“城关”" in reason and "城关镇" in reason, reason
+
+
+async def test_a_participant_s_liaison_reads_the_same_refusal_as_an_inspector_004_art7(
+    sessionmaker, clock, ctx: Ctx, county: dict[str, Department], tmp_path: Path
+) -> None:
+    """004 第七条: only the lead department (牵头部门) starts its planned task. Another
+    department's liaison typing 发起 read 可以创建联合抽查任务 where an inspector read 可以发起…:
+    the command is 发起, so both are told who may 发起 it."""
+    liaison = await f.officer(ctx.session, county["WJ"], "liaison")
+    await f.officer(ctx.session, county["WJ"], "leader")
+    await ctx.session.commit()
+    await _import(ctx, tmp_path, ROW)
+    d = make_dispatcher(sessionmaker, clock)
+    text = bodies(await send(sessionmaker, d, text_event(liaison.code, "发起 JH-2026-01")))
+    assert creation.STARTERS_ONLY in text and "创建" not in text
+    assert "可以发起联合抽查任务" in creation.STARTERS_ONLY

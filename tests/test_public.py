@@ -243,14 +243,14 @@ async def test_results_never_show_officers_unless_the_rules_publish_them(
 async def test_each_result_tells_the_target_how_and_until_when_to_object_004_art20(
     client: TestClient, published: World, ctx: Ctx
 ) -> None:
-    """004 第二十条: 被检查对象对检查结果有异议的，应当自检查结果公示之日起 60 日内，向发起部门
+    """004 第二十条: 被检查对象对检查结果有异议的，应当自检查结果公示之日起 60 日内，向牵头部门
     提交书面申请和相关证明材料. Each published result says so with its own last day (from the
     current version's publication, 2026-04-02: 2026-06-01) and the lead department, no
     officer; once the day has passed, that it has; the index says the rule."""
     text = page_text(await (await client.get("/public/results")).text())
     assert (
         "被检查对象对本检查结果有异议的，可于 2026年6月1日（含当日）前，"
-        "向发起部门县市场监督管理局提交书面申请和相关证明材料" in text
+        "向牵头部门县市场监督管理局提交书面申请和相关证明材料" in text
     ), text
     assert "20 个工作日内组织复查" in text and "行政复议" in text
     for private in ("张检查", "赵联络", "ZFA1"):
@@ -262,7 +262,7 @@ async def test_each_result_tells_the_target_how_and_until_when_to_object_004_art
     index = page_text(await (await client.get("/public/")).text())
     assert "对检查结果有异议" in index
     assert (
-        "可自检查结果公示之日起 60 日内" in index and "向该抽查任务的发起部门提交书面申请" in index
+        "可自检查结果公示之日起 60 日内" in index and "向该抽查任务的牵头部门提交书面申请" in index
     )
 
 

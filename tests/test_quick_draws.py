@@ -85,7 +85,7 @@ async def test_verify_checks_a_colleagues_number_against_the_lock_receipt(
     check = bodies(await send(sessionmaker, d, text_event(who, "验证 KC-2026-0001")))
     assert (
         f"✓ 信标值（{colleague.name}（{colleague.code}） 提供的数字，已用于计算；"
-        "请对照锁定时发到发起部门群的快抽回执核对）：4711" in check
+        "请对照锁定时发到牵头部门群的快抽回执核对）：4711" in check
     )
     assert "官方公布" not in check
 

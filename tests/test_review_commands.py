@@ -376,7 +376,7 @@ async def test_participant_may_not_publish_and_is_audited(sessionmaker, clock, w
     for reviewer in (w.lead_liaison, w.other_liaison):
         await send(sessionmaker, d, text_event(reviewer.code, f"通过 {CASE}"))
     refused = bodies(await send(sessionmaker, d, text_event(w.other_liaison.code, f"gs {TASK}")))
-    assert "只有发起部门的联络员、分管领导可以办理此事项" in refused
+    assert "只有牵头部门的联络员、分管领导可以办理此事项" in refused
     async with sessionmaker() as s:
         denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
     assert denied is not None and denied.actor == w.other_liaison.code
@@ -487,7 +487,7 @@ async def test_an_inspector_may_not_review_and_is_audited(sessionmaker, clock, w
     d = make_dispatcher(sessionmaker, clock)
     await send(sessionmaker, d, text_event(w.a1.code, f"提交 {CASE} 未发现问题 今天"))
     refused = bodies(await send(sessionmaker, d, text_event(w.a2.code, f"通过 {CASE}")))
-    assert "只有发起部门或参与部门的联络员、分管领导可以审核结果" in refused
+    assert "只有牵头部门或参与部门的联络员、分管领导可以审核结果" in refused
     async with sessionmaker() as s:
         denied = await s.scalar(select(AuditEvent).where(AuditEvent.action == "denied"))
     assert denied is not None and denied.data["action"] == "case.result.review.denied"
@@ -527,7 +527,7 @@ async def test_lead_only_review_waits_for_the_lead_after_a_participant(
 async def test_after_the_leads_approval_the_participant_is_reminded_not_the_lead_004_art19(
     sessionmaker, clock, w
 ) -> None:
-    """004 第十九条 (经发起部门和参与部门审核通过): the lead's 通过 in chat ends its review; once
+    """004 第十九条 (经牵头部门和参与部门审核通过): the lead's 通过 in chat ends its review; once
     overdue, the reminder and the leaders' 逾期事项报告 go to 卫健委, whose approval is missing."""
     d = make_dispatcher(sessionmaker, clock)
     await others_entered(sessionmaker, clock, w)

@@ -44,7 +44,7 @@ async def _archivable(ctx: Ctx, task_code: str) -> JointTask:
         )
     ):
         raise PermissionDenied(
-            "只有发起部门联络员、分管领导或管理员可以立卷归档",
+            "只有牵头部门联络员、分管领导或管理员可以立卷归档",
             action="task.archive.denied",
             subject=f"task:{task.code}",
         )

@@ -134,7 +134,7 @@ async def plan(ctx: Ctx, task: JointTask, files: Files) -> None:
     lines = [
         f"联合抽查任务 {task.code}《{task.title}》",
         f"年度：{task.year}",
-        f"发起部门：{task.lead_department.name}",
+        f"牵头部门：{task.lead_department.name}",
         "参与部门："
         + ("、".join(d.name for d in departments if d.id != task.lead_department_id) or "无"),
         f"检查时间：{cn_date(task.window_start)} 至 {cn_date(task.window_end)}",

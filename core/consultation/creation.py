@@ -28,6 +28,9 @@ from core.models import TARGET_KINDS, Department, Item, JointTask, PlanEntry, Ta
 from core.states import TASK, TaskState
 from core.workdays import cn_date
 
+# who may start a task, in the words of the 发起 command (a plan's or a new task's alike)
+STARTERS_ONLY = "只有管理员或牵头部门的联络员、分管领导可以发起联合抽查任务"
+
 
 async def department_items(
     session: AsyncSession,
@@ -251,7 +254,7 @@ async def create_task(
         may_act_for(ctx, lead.id),
         "task.create",
         f"department:{lead.code}",
-        "只有管理员或牵头部门的联络员、分管领导可以创建联合抽查任务",
+        STARTERS_ONLY,
     )
     await require_answerers(ctx, [lead], lead=True)
     title = title.strip()

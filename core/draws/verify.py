@@ -106,7 +106,7 @@ def _beacon_label(d: Draw) -> str:
     requester's department chat, which names who supplied it."""
     if d.parameters.get("beacon_mode") == "peer":
         by = d.parameters.get("beacon_by", "发起人以外的一名人员")
-        return f"信标值（{by} 提供的数字，已用于计算；请对照锁定时发到发起部门群的快抽回执核对）"
+        return f"信标值（{by} 提供的数字，已用于计算；请对照锁定时发到牵头部门群的快抽回执核对）"
     return f"信标值（已用于计算；请对照{d.beacon_source}的官方公布核对）"
 
 
