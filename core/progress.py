@@ -38,7 +38,7 @@ from core.models import (
 )
 from core.result_parts import PartStatus, part_status
 from core.states import INVITATION, TASK, InvitationState, PartState, TaskState
-from core.timeliness import first_entries, last_returns, owed_by
+from core.timeliness import ReturnedPart, reentry_deadlines, returned_past_deadline
 from core.workdays import Deadline
 
 BAR_WIDTH = 10
@@ -121,7 +121,8 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
     cases = Counter(
         (await ctx.session.execute(select(Case.state).where(Case.task_id == task.id))).scalars()
     )
-    window_due = window_deadline(await ctx.work_calendar(), ctx.rules, task.window_last_day).day
+    cal, today = await ctx.work_calendar(), ctx.clock.today()
+    window_due = window_deadline(cal, ctx.rules, task.window_last_day).day
     overdue = await ctx.session.scalar(
         select(func.count())
         .select_from(Case)
@@ -130,6 +131,14 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
             Case.state.in_(OPEN_FOR_ENTRY),
             entry_deadline_sql(window_due) < ctx.clock.today(),
         )
+    )
+    # a returned part is overdue once its re-entry window has passed, not at the result
+    # deadline (core.timeliness); a case is overdue while any part of it is
+    returned = await returned_past_deadline(
+        ctx.session, cal, ctx.rules, {task.id: task.window_last_day}, today
+    )
+    overdue = (overdue or 0) - len(
+        {r.case_id for r in returned} - {r.case_id for r in returned if r.window.day < today}
     )
     return {
         "code": task.code,
@@ -152,7 +161,7 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
         "cases": dict(cases),
         "case_total": sum(cases.values()),
         "overdue": int(overdue or 0),
-        "departments": await _department_bars(ctx, task.id, window_due),
+        "departments": await _department_bars(ctx, task.id, window_due, returned),
     }
 
 
@@ -162,11 +171,13 @@ def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     return f"{'▓' * filled}{'░' * (width - filled)} {done}/{total}"
 
 
-async def _department_bars(ctx: Ctx, task_id: int, window_due: dt.date) -> list[dict[str, Any]]:
+async def _department_bars(
+    ctx: Ctx, task_id: int, window_due: dt.date, returned: list[ReturnedPart]
+) -> list[dict[str, Any]]:
     """Per department with active inspectors in the task: cases whose result it has entered —
     the case is no longer open for entry, or its own part is in (谁检查、谁录入, 000 §九–十) —
     out of its cases, as a bar; and how many of its parts are overdue (past the case's result
-    deadline and not entered)."""
+    deadline and not entered; a `returned` part past its re-entry window)."""
     past_due = entry_deadline_sql(window_due) < ctx.clock.today()
     rows = await ctx.session.execute(
         per_group_department(
@@ -190,6 +201,7 @@ async def _department_bars(ctx: Ctx, task_id: int, window_due: dt.date) -> list[
             done[name] += n
         elif overdue:
             late[name] += n
+    late.subtract(r.department for r in returned if r.window.day >= ctx.clock.today())
     return [
         {
             "department": name,
@@ -231,28 +243,13 @@ async def owed_entries(ctx: Ctx, cases: list[Case], department_id: int) -> dict[
     open_cases = [c for c in cases if c.state in OPEN_FOR_ENTRY and c.result_due_on is not None]
     if not open_cases:
         return {}
-    ids = [c.id for c in open_cases]
-    returned = set(
-        await ctx.session.scalars(
-            select(CasePart.case_id).where(
-                CasePart.case_id.in_(ids),
-                CasePart.department_id == department_id,
-                CasePart.state == PartState.RETURNED,
-            )
-        )
-    )
-    firsts = await first_entries(ctx.session, returned)
-    returned_on = await last_returns(ctx.session, returned)
-    cal, found = await ctx.work_calendar(), {}
-    for c in open_cases:
-        due = result_deadline(cal, ctx.rules, c, await case_task(ctx, c))
-        if c.id in returned:
-            owed = owed_by(
-                cal, ctx.rules, due, firsts.get((c.id, department_id)), returned_on.get(c.id)
-            )
-            found[c.id] = OwedEntry(owed, True)
-        else:
-            found[c.id] = OwedEntry(due, False)
+    cal = await ctx.work_calendar()
+    dues = {c.id: result_deadline(cal, ctx.rules, c, await case_task(ctx, c)) for c in open_cases}
+    windows = await reentry_deadlines(ctx.session, cal, ctx.rules, dues)
+    found = {}
+    for case_id, due in dues.items():
+        window = windows.get((case_id, department_id))
+        found[case_id] = OwedEntry(due, False) if window is None else OwedEntry(window, True)
     return found
 
 

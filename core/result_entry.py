@@ -84,7 +84,7 @@ from core.states import (
     CaseState,
     ResultState,
 )
-from core.timeliness import entered_late, first_entries, last_returns, owed_by
+from core.timeliness import entered_late, first_entries, reentry_deadlines
 from core.workdays import Deadline
 
 
@@ -575,11 +575,10 @@ async def _part_entered(
     entered_by = await ctx.session.get(Department, actor.department_id)
     items = _items_of(loaded.task_items, [d.id for d in missing])
     missing_ids = {d.id for d in missing}
-    cal, returned_on = await ctx.work_calendar(), (await last_returns(ctx.session, [case.id]))
-    owed = {
-        d.id: owed_by(cal, ctx.rules, due, firsts.get((case.id, d.id)), returned_on.get(case.id))
-        for d in missing
-    }
+    windows = await reentry_deadlines(
+        ctx.session, await ctx.work_calendar(), ctx.rules, {case.id: due}
+    )
+    owed = {d.id: windows.get((case.id, d.id), due) for d in missing}
     notices = []
     for member in loaded.members:
         if member.department_id not in missing_ids:

@@ -42,7 +42,7 @@ from core.results import (
     with_parents,
 )
 from core.states import PART, PartState
-from core.timeliness import entered_late, first_entries, last_returns, owed_by
+from core.timeliness import entered_late, first_entries, reentry_deadlines
 
 if TYPE_CHECKING:  # core.result_entry builds on this module
     from core.result_entry import EntryState
@@ -413,7 +413,7 @@ async def part_status(
     # 001 第十六条(三): judged by each department's first entry, a returned part by its re-entry
     # window (core.timeliness)
     firsts = await first_entries(ctx.session, [case.id])
-    returned_on = (await last_returns(ctx.session, [case.id])).get(case.id)
+    windows = await reentry_deadlines(ctx.session, cal, ctx.rules, {case.id: due})
     today = ctx.clock.today()
     found = []
     for d in with_parts:
@@ -426,7 +426,7 @@ async def part_status(
         if part.state == PartState.ENTERED:
             found.append(PartStatus(d, "entered", on, entered_late(first, due.day)))
         else:
-            owed = owed_by(cal, ctx.rules, due, first, returned_on)
+            owed = windows.get((case.id, d.id), due)
             found.append(PartStatus(d, "returned", on, today > owed.day))
     return found
 

@@ -43,6 +43,7 @@ from core.states import (
     OutboxState,
     ResultState,
 )
+from core.timeliness import returned_past_deadline
 from core.workdays import Deadline, WorkCalendar, cn_date
 
 
@@ -544,4 +545,11 @@ async def _task_chart_counts(
         last_day = tasks[task_id].window_last_day
         due = entry_deadline(cal, ctx.rules, last_day, due_on, False).day
         found[task_id][name]["已提交" if entered else _bucket(state, due, today)] += n
+    # a returned part is bucketed by its re-entry window, not the passed result deadline
+    # (core.timeliness)
+    last_days = {tid: t.window_last_day for tid, t in tasks.items()}
+    for r in await returned_past_deadline(ctx.session, cal, ctx.rules, last_days, today):
+        if r.window.day >= today:
+            found[r.task_id][r.department]["已逾期"] -= 1
+            found[r.task_id][r.department][_bucket(CaseState.RETURNED, r.window.day, today)] += 1
     return found

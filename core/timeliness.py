@@ -14,14 +14,17 @@ not an entry against the 20 days: it has its own short window for nudges and the
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.cases import china_date
-from core.models import CasePart, CaseResult, Officer, Review
+from core.cases import OPEN_FOR_ENTRY, china_date
+from core.inspection import entry_deadline
+from core.models import Case, CasePart, CaseResult, Department, GroupMember, Officer, Review
 from core.rules import Rules
+from core.states import PartState
 from core.workdays import Deadline, WorkCalendar
 
 
@@ -80,3 +83,85 @@ def owed_by(
         return due
     window = cal.add_workdays(returned_on, rules.reentry_workdays)
     return window if window.day > due.day else due
+
+
+async def reentry_deadlines(
+    session: AsyncSession, cal: WorkCalendar, rules: Rules, dues: Mapping[int, Deadline]
+) -> dict[tuple[int, int], Deadline]:
+    """(case id, department id) -> when each returned part of the cases (result deadlines
+    `dues`, by case id) is to be re-entered (`owed_by`)."""
+    if not dues:
+        return {}  # the usual day: no statement for nothing
+    returned = (
+        await session.execute(
+            select(CasePart.case_id, CasePart.department_id).where(
+                CasePart.case_id.in_(list(dues)), CasePart.state == PartState.RETURNED
+            )
+        )
+    ).all()
+    if not returned:
+        return {}
+    cases = {case_id for case_id, _ in returned}
+    firsts, returned_on = await first_entries(session, cases), await last_returns(session, cases)
+    return {
+        (c, d): owed_by(cal, rules, dues[c], firsts.get((c, d)), returned_on.get(c))
+        for c, d in returned
+    }
+
+
+@dataclass(frozen=True)
+class ReturnedPart:
+    """A returned part of a case open for entry past its result deadline, of a department in
+    the case's active group: what a count by the case's deadline alone calls overdue."""
+
+    task_id: int
+    case_id: int
+    department: str  # its name, as the per-department counts key it
+    window: Deadline  # when it is to be re-entered (`owed_by`)
+
+
+async def returned_past_deadline(
+    session: AsyncSession,
+    cal: WorkCalendar,
+    rules: Rules,
+    window_last_days: Mapping[int, dt.date],
+    today: dt.date,
+) -> list[ReturnedPart]:
+    """The returned parts of the tasks' (`window_last_days`, by task id) open cases whose result
+    deadline has passed, with their re-entry windows: the counts of what is overdue (进度, the
+    leaders' chart) take those whose window has not passed off."""
+    found = []
+    for task_id, last_day in window_last_days.items():
+        window_due = cal.add_workdays(last_day, rules.result_entry_workdays).day
+        rows = (
+            await session.execute(
+                select(Case.id, Case.result_due_on, Case.result_due_provisional, Department)
+                .join(CasePart, CasePart.case_id == Case.id)
+                .join(Department, Department.id == CasePart.department_id)
+                .join(
+                    GroupMember,
+                    (GroupMember.case_id == Case.id)
+                    & (GroupMember.department_id == CasePart.department_id)
+                    & GroupMember.active.is_(True),
+                )
+                .where(
+                    Case.task_id == task_id,
+                    Case.state.in_(OPEN_FOR_ENTRY),
+                    CasePart.state == PartState.RETURNED,
+                    func.coalesce(Case.result_due_on, window_due) < today,
+                )
+                .distinct()
+            )
+        ).all()
+        if not rows:
+            continue
+        dues = {
+            case_id: entry_deadline(cal, rules, last_day, due_on, provisional)
+            for case_id, due_on, provisional, _ in rows
+        }
+        windows = await reentry_deadlines(session, cal, rules, dues)
+        found += [
+            ReturnedPart(task_id, case_id, d.name, windows[case_id, d.id])
+            for case_id, _, _, d in rows
+        ]
+    return found

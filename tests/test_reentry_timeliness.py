@@ -12,7 +12,12 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.changes import Ctx
 from core.clock import FixedClock, china_noon
+from core.obligations.due import due_items
+from core.progress import task_progress
+from core.rules import Rules
+from core.summary import chart_data
 from tests.case_factories import World, build_world
 from tests.dispatch_support import bodies, make_dispatcher, send, text_event
 
@@ -30,6 +35,24 @@ async def _world(sm: async_sessionmaker[AsyncSession]) -> World:
         return await build_world(s)
 
 
+async def _returned_after_the_deadline(
+    sm: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> tuple[World, str, str]:
+    """Both parts entered on 3-12 (due 4-08), 市场监管 approves; on 5-11 卫健委 returns its own
+    part, its inspector resubmits, 市场监管 returns it again: the world, what the resubmission
+    and the second return sent."""
+    w = await _world(sm)
+    clock.set(china_noon(D(2026, 3, 12)))
+    for who in (w.a1, w.b1):
+        await _say(sm, clock, who.code, f"提交 {CASE} 未发现问题 {INSPECTED}")
+    assert "已审核通过" in await _say(sm, clock, w.lead_liaison.code, f"通过 {CASE}")
+    clock.set(china_noon(D(2026, 5, 11)))  # a month after the deadline
+    await _say(sm, clock, w.other_liaison.code, f"退回 {CASE} 县卫生健康委员会 缺记录")
+    resubmitted = await _say(sm, clock, w.b1.code, f"提交 {CASE} 未发现问题 {INSPECTED}")
+    returned = await _say(sm, clock, w.lead_liaison.code, f"退回 {CASE} 县卫生健康委员会 仍缺记录")
+    return w, resubmitted, returned
+
+
 async def test_a_return_after_the_deadline_keeps_an_on_time_part_on_time_001_art16(
     sessionmaker, clock
 ) -> None:
@@ -37,20 +60,9 @@ async def test_a_return_after_the_deadline_keeps_an_on_time_part_on_time_001_art
     entered on 3-12 (due 4-08), 市场监管 approves; on 5-11 卫健委 returns its own part, its
     inspector resubmits, 市场监管 returns it again. No reviewer is told 逾期录入, neither 案件
     nor 我的检查 says 已逾期 inside the re-entry window, and 年度考核 counts both parts 按时录入."""
-    w = await _world(sessionmaker)
-    clock.set(china_noon(D(2026, 3, 12)))
-    for who in (w.a1, w.b1):
-        await _say(sessionmaker, clock, who.code, f"提交 {CASE} 未发现问题 {INSPECTED}")
-    assert "已审核通过" in await _say(sessionmaker, clock, w.lead_liaison.code, f"通过 {CASE}")
-
-    clock.set(china_noon(D(2026, 5, 11)))  # a month after the deadline
-    await _say(sessionmaker, clock, w.other_liaison.code, f"退回 {CASE} 县卫生健康委员会 缺记录")
-    resubmitted = await _say(sessionmaker, clock, w.b1.code, f"提交 {CASE} 未发现问题 {INSPECTED}")
+    w, resubmitted, returned = await _returned_after_the_deadline(sessionmaker, clock)
     assert "结果待审核" in resubmitted
     assert "逾期" not in resubmitted, resubmitted
-    returned = await _say(
-        sessionmaker, clock, w.lead_liaison.code, f"退回 {CASE} 县卫生健康委员会 仍缺记录"
-    )
     assert "逾期" not in returned, returned
 
     case = await _say(sessionmaker, clock, w.a1.code, f"案件 {CASE}")
@@ -94,3 +106,25 @@ async def test_a_part_first_entered_late_stays_late_after_a_return_001_art16(
     assert "按时录入 0，逾期录入 1，逾期未录入 0" in line, line
     line = next(x for x in report.split("\n") if "**县市场监督管理局**" in x)
     assert "按时录入 1，逾期录入 0" in line, line
+
+
+async def test_a_returned_part_is_nudged_against_its_re_entry_window_004_art19(
+    sessionmaker, clock
+) -> None:
+    """004 第十九条 (退回…再次上报审核), 001 第十六条(三): after the return on 5-11 卫健委's
+    part is owed by 5-18 (reentry_workdays), not overdue since 4-08 — no escalation to its
+    leader before the window has passed; the progress bars and the leaders' chart agree."""
+    w, _, _ = await _returned_after_the_deadline(sessionmaker, clock)
+    async with sessionmaker() as s:
+        ctx = Ctx(session=s, clock=clock, rules=Rules())
+        [entry] = [o for o in await due_items(ctx, D(2026, 5, 11)) if o.kind == "result_entry"]
+        assert (entry.department_id, entry.due, entry.days_left) == (w.other.id, D(2026, 5, 18), 5)
+        progress = await task_progress(ctx, w.task.code)
+        assert progress["overdue"] == 0 and all(d["overdue"] == 0 for d in progress["departments"])
+        assert (await chart_data(ctx, D(2026, 5, 11))).overdue_by_department() == []
+
+        [entry] = [o for o in await due_items(ctx, D(2026, 5, 19)) if o.kind == "result_entry"]
+        assert entry.overdue
+        assert (await chart_data(ctx, D(2026, 5, 19))).overdue_by_department() == [
+            ("县卫生健康委员会", 1)
+        ]

@@ -41,6 +41,7 @@ from core.obligations.model import Obligation, People, make
 from core.obligations.rows import CASE, INVITATION, MEMBER, RESULT, REVIEW, TARGET, TASK
 from core.rules import Rules
 from core.states import TASKS_IN_PROGRESS, CaseState, InvitationState, PartState, ResultState
+from core.timeliness import reentry_deadlines
 from core.workdays import Deadline, WorkCalendar
 
 
@@ -142,6 +143,18 @@ async def entries_and_reviews(
     reviewers = await _reviewers(
         session, tasks, {r[3] for r in submitted}, rules.review_requires_participants
     )
+    # a returned part is owed by its re-entry window, not the (maybe long past) result deadline
+    # (core.timeliness): read for the cases a return left open, few on any day
+    windows = await reentry_deadlines(
+        session,
+        cal,
+        rules,
+        {
+            r[0]: entry_deadline(cal, rules, tasks[r[3]].window_last_day, r[4], r[5])
+            for r in rows
+            if r[0] in entered or r[2] == CaseState.RETURNED
+        },
+    )
     found: list[Obligation] = []
     # a deadline is shared by many cases (a due day; an undated case's task window): each
     # one's Deadline and working days left once, keyed by what entry_deadline reads of a case
@@ -195,11 +208,13 @@ async def entries_and_reviews(
                         f"{subject}（{name}部分）",
                         department_id,
                         [officer for officer, d in group if d == department_id],
-                        due,
+                        windows.get((case_id, department_id), due),
                         page,
                     )
                 )
             continue
+        if windows and (window := _lone_window(windows, case_id)) is not None:
+            due, left = window, cal.workdays_between(today, window.day)
         found.append(  # as make() does, with the deadline's days left known
             Obligation(
                 f"case:{case_id}",
@@ -214,6 +229,11 @@ async def entries_and_reviews(
             )
         )
     return found
+
+
+def _lone_window(windows: dict[tuple[int, int], Deadline], case_id: int) -> Deadline | None:
+    """The re-entry window of a case whose one part was returned, if it was."""
+    return next((w for (c, _), w in windows.items() if c == case_id), None)
 
 
 async def _entered_parts(session: AsyncSession, case_ids: list[int]) -> dict[int, set[int]]:
