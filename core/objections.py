@@ -52,9 +52,10 @@ def _notice_lead(task: JointTask, template: str, title: str, **context: object) 
 
 
 async def file_objection(
-    ctx: Ctx, case_code: str, filed_by: str, content: str, received_on: dt.date
+    ctx: Ctx, case_code: str, filed_by: str, content: str, received_on: dt.date | None
 ) -> Objection:
-    """The lead department registers a written objection it received."""
+    """The lead department registers a written objection it received on `received_on` (None:
+    today, no date given — a late one is then told how to give the day it came in)."""
     case = await get_case(ctx, case_code)
     task = await get_task(ctx, case)
     await require_lead_staff(ctx, task, "objection.file", f"case:{case.code}")
@@ -70,6 +71,7 @@ async def file_objection(
     cal = await ctx.work_calendar()
     last = objection_last_day(published_on, ctx.rules, cal)
     today = ctx.clock.today()
+    dated, received_on = received_on is not None, received_on or today
     if received_on > today or received_on < published_on:
         raise ValidationFailed(
             f"收到日期应在结果公示之日（{cn_date(published_on)}）至今天（{cn_date(today)}）"
@@ -80,7 +82,7 @@ async def file_objection(
             f"已超过异议期限：结果于 {cn_date(published_on)} 公示，应在公示之日起"
             f" {ctx.rules.objection_calendar_days} 日内提出（最后一日为节假日的，顺延至其后"
             f"第一个工作日），即最迟 {last.label()}（含当日），"
-            f"申请收到日期为 {cn_date(received_on)}"
+            f"申请收到日期为 {cn_date(received_on)}{'' if dated else _how_to_date(case, last.day)}"
         )
     due = cal.add_workdays(received_on, ctx.rules.recheck_workdays)
     objection = Objection(
@@ -119,6 +121,15 @@ async def file_objection(
         [notice],
     )
     return objection
+
+
+def _how_to_date(case: Case, last: dt.date) -> str:
+    """An objection typed without its receipt date was taken as received today: how to record
+    one that came in on time (the chat's 异议, date last or right after the case number)."""
+    return (
+        "（未写收到日期，按今天计）。如书面申请是在期限内收到的，请写明实际收到日期"
+        f"（写在最后，或紧跟案件号），例如：异议 {case.code} 异议内容 {last.month}月{last.day}日"
+    )
 
 
 async def _load(ctx: Ctx, objection_id: int, action: str) -> tuple[Objection, Case, JointTask]:

@@ -25,7 +25,7 @@ async def extend(ctx: HandlerCtx, args: Args) -> None:
         raise UsageError
     # a day to come: 今天/昨天 are no extension, 1月15日 typed in December is next January
     to = day_named(
-        words[1], ctx.clock.today(), "延期后的截止日期", "4月30日、2026-04-30", ahead=True
+        words[1], ctx.clock.today(), "延期后的截止日期", "4月30日、04-30、2026-04-30", ahead=True
     )
     task = await extend_window(ctx.core, code, to, reason)
     await ctx.say("cmd_window_extended.md.j2", task=task)

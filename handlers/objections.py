@@ -48,19 +48,26 @@ async def show(ctx: HandlerCtx, args: Args) -> None:
 
 
 async def file(ctx: HandlerCtx, args: Args) -> None:
-    """The target's objection, recorded by the lead department (received today unless dated)."""
+    """The target's objection, recorded by the lead department (received today unless dated:
+    the date last, or right after the case number)."""
     code, content = args.code(0), args.rest_after(1)
     if code is None or not content:
         raise UsageError("登记异议须写明案件号和异议内容。")
-    words = content.split()
-    received_on = day_word(words[-1], ctx.clock.today(), "收到日期")
+    words, today = content.split(), ctx.clock.today()
+    # the receipt date last, or else right after the case number (the content's own dates
+    # stand inside it: 企业于5月6日递交…)
+    received_on = day_word(words[-1], today, "收到日期")
     if received_on is not None:
         if len(words) == 1:
             raise UsageError("请在收到日期前写明异议内容。")
         content = content.rsplit(maxsplit=1)[0]
+    elif len(words) > 1:
+        received_on = day_word(words[0], today, "收到日期")
+        if received_on is not None:
+            content = content.split(maxsplit=1)[1]
     case = await cases.get_case(ctx.core, code)
     objection = await objections.file_objection(
-        ctx.core, code, case.target.name, content, received_on or ctx.clock.today()
+        ctx.core, code, case.target.name, content, received_on
     )
     await ctx.say("cmd_objection_filed.md.j2", case=case, objection=objection)
 

@@ -23,6 +23,7 @@ from handlers.base import Args, HandlerCtx, UsageError
 
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
 _CN_DATE = re.compile(r"^(?:(\d{4})年)?(\d{1,2})月(\d{1,2})[日号]?$")
+_MONTH_DAY = re.compile(r"^()(\d{1,2})-(\d{1,2})$")  # 12-16: no year, as 12月16日
 _DAYS_AGO = {"今天": 0, "昨天": 1, "前天": 2}
 # A word meant as a date that is not one we read: nothing but digits with a date separator or
 # unit ("3/20", "20日", "2026-13-01"), eight digits, or another relative day. Bare numbers are
@@ -31,7 +32,12 @@ _DAYS_AGO = {"今天": 0, "昨天": 1, "前天": 2}
 _DATE_LIKE = re.compile(
     r"^(?=.*\d)(?=.*[年月日号/.\-])[\d年月日号/.\-]+$|^\d{8}$|^(?:明天|后天|大前天)$"
 )
-_DATE_FORMS = "3月20日、2026-03-20、今天、昨天或前天"
+_DATE_FORMS = "3月20日、03-20、2026-03-20、今天、昨天或前天"
+
+
+def _date_parts(word: str) -> re.Match[str] | None:
+    """The word as a date: groups year (empty when not typed), month and day."""
+    return _ISO_DATE.match(word) or _CN_DATE.match(word) or _MONTH_DAY.match(word)
 
 
 async def submit(ctx: HandlerCtx, args: Args) -> None:
@@ -92,7 +98,7 @@ def day_word(
     12月20日 typed in January is last December — or, `ahead`, the first not before today."""
     if word in _DAYS_AGO:
         return today - dt.timedelta(days=_DAYS_AGO[word])
-    m = _ISO_DATE.match(word) or _CN_DATE.match(word)
+    m = _date_parts(word)
     if m is None:
         if _DATE_LIKE.search(word):
             raise _bad_date(word, what, forms)
@@ -125,14 +131,14 @@ def _refuse_words_after_a_date(code: str, words: list[str], today: dt.date) -> N
 
 @contextmanager
 def read_as(word: str, day: dt.date | None) -> Iterator[None]:
-    """A refused date typed without its year (12月20日) says the year it was read in: the
+    """A refused date typed without its year (12月20日, 12-20) says the year it was read in: the
     latest such day not after today, which may be last year's. The other year it suggests is
     the one before (2月29日: the leap year before), never a day to come: an inspection is
     past."""
     try:
         yield
     except ValidationFailed as err:
-        m = _CN_DATE.match(word)
+        m = _date_parts(word)
         if day is None or err.field != "inspected_on" or m is None or m.group(1):
             raise
         earlier = _nearest(day.month, day.day, day - dt.timedelta(days=1), ahead=False)

@@ -134,6 +134,42 @@ async def test_an_objection_whose_last_word_holds_a_date_is_content_004_art20(
     assert obj is not None and (obj.content, obj.received_on) == (content, dt.date(2026, 3, 5))
 
 
+async def test_a_late_objection_typed_without_a_receipt_date_says_how_to_date_it_004_art20(
+    sessionmaker, clock, w
+) -> None:
+    """004 第二十条: an objection typed without its receipt date is taken as received today; when
+    that is past the 60 days the refusal says how to record one received in time: the receipt
+    date last (or right after the case number), with an example."""
+    sm = sessionmaker
+    await publish(sm, clock, w)
+    clock.set(china_noon(dt.date(2026, 5, 20)))
+    text = await say(sm, clock, w.lead_liaison, f"异议 {CASE} 企业称检查前已整改")
+    assert "已超过异议期限" in text and "最迟 2026年5月6日" in text, text
+    assert f"异议 {CASE} 异议内容 5月6日" in text and "收到日期" in text, text
+    text = await say(sm, clock, w.lead_liaison, f"异议 {CASE} 企业称检查前已整改 5月7日")
+    assert "已超过异议期限" in text and "异议内容 5月6日" not in text, text
+    assert await objection(sm) is None
+
+
+@pytest.mark.parametrize("day", ["5月6日", "2026-05-06", "05-06"])
+async def test_a_receipt_date_right_after_the_case_number_is_read_004_art20(
+    sessionmaker, clock, w, day
+) -> None:
+    """004 第二十条: the receipt date may be typed right after the case number as well as last
+    (the content's last word being no date); it was taken as part of the content and the
+    objection refused as received today, past the 60 days."""
+    sm = sessionmaker
+    await publish(sm, clock, w)
+    clock.set(china_noon(dt.date(2026, 5, 20)))
+    text = await say(sm, clock, w.lead_liaison, f"异议 {CASE} {day} 企业于5月6日递交书面申请")
+    assert "已登记异议" in text and "收到日期：2026年5月6日" in text, text
+    obj = await objection(sm)
+    assert obj is not None and (obj.content, obj.received_on) == (
+        "企业于5月6日递交书面申请",
+        dt.date(2026, 5, 6),
+    )
+
+
 async def test_objection_upheld_and_late_objection_004_art20(sessionmaker, clock, w) -> None:
     """004 第二十条: an objection after 60 days is refused with the dates; an upheld re-check
     restores the published result and asks for the reply within 15 working days."""

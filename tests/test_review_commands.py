@@ -168,6 +168,9 @@ async def test_a_refused_month_day_suggests_an_earlier_year_never_a_future_one(
         ("2025年12月20日", dt.date(2027, 1, 13), False, dt.date(2025, 12, 20)),
         ("1月20日", dt.date(2026, 12, 13), True, dt.date(2027, 1, 20)),
         ("12月20日", dt.date(2026, 12, 13), True, dt.date(2026, 12, 20)),
+        ("12-16", dt.date(2027, 1, 13), False, dt.date(2026, 12, 16)),
+        ("1-12", dt.date(2027, 1, 13), False, dt.date(2027, 1, 12)),
+        ("01-20", dt.date(2026, 12, 13), True, dt.date(2027, 1, 20)),
     ],
 )
 def test_a_month_day_without_a_year_is_the_nearest_such_day(word, today, ahead, day) -> None:
@@ -177,7 +180,7 @@ def test_a_month_day_without_a_year_is_the_nearest_such_day(word, today, ahead, 
 
 
 @pytest.mark.parametrize(
-    "word", ["明天", "3/32", "2026-02-30", "2月30日", "20日", "20260399", "3.5.2026"]
+    "word", ["明天", "3/32", "2026-02-30", "2月30日", "20日", "20260399", "3.5.2026", "13-01"]
 )
 async def test_an_unreadable_date_is_named_as_a_date(sessionmaker, clock, w, word) -> None:
     d = make_dispatcher(sessionmaker, clock)
