@@ -66,7 +66,8 @@ def entry_deadline(
     provisional: bool,
 ) -> Deadline:
     """A case's result deadline, from its columns: the one rule every count of on time, late
-    and overdue reads (entry, nudges, the leaders' summary, 年度考核). Results are due 20
+    and overdue reads (entry, nudges, the leaders' summary, 年度考核), each part judged
+    against it by its department's first entry (core.timeliness). Results are due 20
     working days after the inspection, or, without an inspection date, after the task
     window's last day (000 §十, 001 第十六条(三); docs/architecture.md §4). The case stores
     it (`due_on`): from the window at the targets' lock, set by the inspection date, moved

@@ -128,3 +128,24 @@ async def test_a_returned_part_is_nudged_against_its_re_entry_window_004_art19(
         assert (await chart_data(ctx, D(2026, 5, 19))).overdue_by_department() == [
             ("县卫生健康委员会", 1)
         ]
+
+
+async def test_after_a_whole_return_the_waiting_part_is_told_its_re_entry_window_004_art19(
+    sessionmaker, clock
+) -> None:
+    """004 第十九条, 001 第十六条(三): the whole result returned on 5-11 (past the 4-08
+    deadline); 市场监管 re-enters, and 卫健委's inspector is told its part is due by 5-18 (the
+    re-entry window), not that the deadline passed a month ago."""
+    w = await _world(sessionmaker)
+    clock.set(china_noon(D(2026, 3, 12)))
+    for who in (w.a1, w.b1):
+        await _say(sessionmaker, clock, who.code, f"提交 {CASE} 未发现问题 {INSPECTED}")
+    clock.set(china_noon(D(2026, 5, 11)))
+    await _say(sessionmaker, clock, w.lead_liaison.code, f"退回 {CASE} 缺少现场照片")
+    rows = await send(
+        sessionmaker,
+        make_dispatcher(sessionmaker, clock),
+        text_event(w.a1.code, f"提交 {CASE} 未发现问题 {INSPECTED}"),
+    )
+    waiting = bodies([r for r in rows if r.destination.get("officer_id") == w.b1.id])
+    assert "结果录入期限：2026年5月18日。" in waiting and "已逾期" not in waiting, waiting
