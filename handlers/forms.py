@@ -4,6 +4,8 @@ Like the chat handlers these are thin: pydantic checks each field on its own (Ch
 next to the field), core decides everything else through the same services the chat commands
 use, and a refused entry is shown again with everything the officer typed. Before submitting,
 core lists every rule the entry breaks (`case_forms.entry_problems`), so all are shown at once.
+A form carries the version it was opened on (`base`): a post from an older one than is stored
+overwrites nothing (`_stale`, `_overtaken`).
 """
 
 from __future__ import annotations
@@ -273,9 +275,13 @@ def _form_page(
     status: int = 200,
     correction: bool = False,
     corrected: bool = False,
+    unsaved: Sequence[tuple[str, str]] = (),
+    offered: Sequence[str] = (),
 ) -> Page:
     """The result form, or (`correction`) the correction form of a published result;
-    `corrected`: the correction just made, shown read-only (a further one starts afresh)."""
+    `corrected`: the correction just made, shown read-only (a further one starts afresh);
+    `unsaved`: what a post overtaken by another entry carried (`_overtaken`), listed above
+    the stored content; `offered`: its new uploads, offered unticked."""
     errors = errors or {}
     files_path = CORRECTION_FILE_PATH if correction else RESULT_FILE_PATH
     return page(
@@ -307,19 +313,24 @@ def _form_page(
         choices=sheet.choices(
             {c for key, codes in raw.items() if key.endswith(".codes") for c in codes}
         ),
-        files=_file_choices(sheet, raw),
+        files=_file_choices(sheet, raw, offered),
+        base=opened_on(sheet, correction=correction),
+        unsaved=unsaved,
+        overtaken=OVERTAKEN,
         other_parts=_other_parts(pc, sheet, files_path),
         attachments=file_links(pc, sheet, files_path),
         limits=limits,
     )
 
 
-def _file_choices(sheet: CaseSheet, raw: RawForm) -> list[tuple[str, str, bool]]:
-    """(keep value, name, ticked) for the department's own files of the latest version and
-    any kept new uploads."""
+def _file_choices(
+    sheet: CaseSheet, raw: RawForm, offered: Sequence[str] = ()
+) -> list[tuple[str, str, bool]]:
+    """(keep value, name, ticked) for the department's own files of the latest version, any
+    kept new uploads and the `offered` ones."""
     kept = raw.get("keep", [])
     choices = {a.sha256 + a.name: a.name for a in sheet.files_of(True)}
-    choices.update({v: v[64:] for v in kept})
+    choices.update({v: v[64:] for v in [*kept, *offered]})
     return [(value, name, value in kept) for value, name in choices.items()]
 
 
@@ -469,6 +480,98 @@ def _accept_files(raw: RawForm, files: Files) -> tuple[list[Stored], str, list[s
     return list(accepted.values()), "；".join(errors), again
 
 
+# ---------------------------------------------------------------- two tabs, one part
+
+OVERTAKEN = "该结果已在其他页面或聊天中更新，请核对后再提交"
+RESENT = "该结果已提交过，无需重复提交。"
+BASE = "base"  # the hidden field: the version the form was opened on
+
+
+def opened_on(sheet: CaseSheet, *, correction: bool = False) -> int:
+    """The version of what the form shows: the department's part as last entered (another
+    department's entry does not touch it), or the published result a correction corrects."""
+    if correction:
+        return sheet.result.version if sheet.result is not None else 0
+    part = sheet.own_part
+    return part.version if part is not None else 0
+
+
+def _posted_base(raw: RawForm) -> int | None:
+    """The form's `base`; None from a page without it (opened before it was added)."""
+    value = first(raw, BASE).strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
+
+
+_NOT_CONTENT = {"t", "csrf", BASE, "reason"}
+
+
+def _as_stored(raw: RawForm, stored: RawForm) -> bool:
+    """Whether the post is the stored content itself (`prefill`'s): a resend, not a change."""
+
+    def values(form: RawForm, name: str) -> list[str]:
+        return sorted(v.strip() for v in form.get(name, []) if v.strip())
+
+    names = (set(raw) | set(stored)) - _NOT_CONTENT
+    return all(values(raw, n) == values(stored, n) for n in names)
+
+
+def _unsaved(sheet: CaseSheet, raw: RawForm, uploads: Sequence[str]) -> list[tuple[str, str]]:
+    """What the overtaken post carried, as (what, typed) lines a phone shows above the form."""
+    lines: list[tuple[str, str]] = []
+
+    def add(label: str, values: Sequence[str]) -> None:
+        said = "、".join(v.strip() for v in values if v.strip())
+        if said:
+            lines.append((label, said))
+
+    add("检查日期", raw.get("inspected_on", []))
+    add("检查方式", raw.get("methods", []))
+    for part in sheet.own_items:
+        key, name = f"item.{part.item.id}", part.item.name
+        add(f"{name} 检查结果", [sheet.label(c) for c in raw.get(f"{key}.codes", [])])
+        add(f"{name} 发现的问题", raw.get(f"{key}.problems", []))
+        add(f"{name} 处理情况", raw.get(f"{key}.handling", []))
+    add("后续处置", raw.get("followups", []))
+    if first(raw, "followup_done") == "1":
+        add("后续处置已完成", raw.get("followup_done_on") or ["是"])
+    add("移送", [" ".join(first(raw, f"referral_{n}") for n in ("kind", "to", "content"))])
+    add("备注", raw.get("remarks", []))
+    add("新上传的附件", [v[64:] for v in uploads])
+    return lines
+
+
+def _stale(sheet: CaseSheet, raw: RawForm, *, correction: bool = False) -> bool:
+    """A post from a form opened on an older version than is stored: a second tab, or the
+    chat entered meanwhile."""
+    base = _posted_base(raw)
+    return base is not None and base < opened_on(sheet, correction=correction)
+
+
+def _overtaken(
+    pc: PageCtx, sheet: CaseSheet, raw: RawForm, limits: Limits, *, correction: bool = False
+) -> Page:
+    """The page for a `_stale` post: the stored content with the notice and, above it, what
+    the post carried, unsaved; the stored content sent again is a resend, said so."""
+    stored = prefill(sheet)
+    if _as_stored(raw, stored):
+        return _form_page(
+            pc, sheet, stored, limits, notice=RESENT, correction=correction, corrected=correction
+        )
+    uploads = [v for v in raw.get("keep", []) if v not in stored.get("keep", [])]
+    if correction:  # the reason is the officer's own, not part of what is stored
+        stored["reason"] = raw.get("reason", [])
+    return _form_page(
+        pc,
+        sheet,
+        stored,
+        limits,
+        status=409,
+        correction=correction,
+        unsaved=_unsaved(sheet, raw, uploads),
+        offered=uploads,
+    )
+
+
 async def refusals_on_record(pc: PageCtx, call: Awaitable[Page], *, writes: bool = True) -> Page:
     """A denied officer gets the denied page, and the attempt stays in the audit log; `writes`:
     whether the call may write. The call is all its page's transaction writes, so an error
@@ -485,6 +588,8 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
     case is loaded once, locked, for the checks, the entry and the page after it."""
     sheet = await case_forms.entry_sheet(pc.core, case_id, "case.result.submit", for_update=True)
     accepted, file_error, again = _accept_files(raw, files)
+    if _stale(sheet, raw):
+        return _overtaken(pc, await case_forms.with_page_parts(pc.core, sheet), raw, files.limits)
     data = form_data(raw)
     form, errors = _parsed(data)
     if file_error:
@@ -506,7 +611,7 @@ async def _submit(pc: PageCtx, case_id: int, raw: RawForm, files: Files) -> Page
         sheet = await case_forms.entry_sheet(pc.core, case_id)
         return _form_page(pc, sheet, raw, files.limits, errors={where: err.message}, status=422)
     if repeated:  # a photo picked again is no double submit: it is said to be attached
-        notice = "录入的内容没有变化。" if again else "该结果已提交过，无需重复提交。"
+        notice = "录入的内容没有变化。" if again else RESENT
     elif sheet.case.state == CaseState.PART_ENTERED:
         notice = (
             "本部门事项的结果已录入；尚待其他部门录入本部门事项（谁检查、谁录入），"
@@ -547,6 +652,8 @@ async def _submit_correction(pc: PageCtx, case_id: int, raw: RawForm) -> Page:
     """Check the fields as the result form does, then correct through core; any refusal
     re-shows the typed form."""
     sheet = await case_forms.correction_sheet(pc.core, case_id, for_update=True)
+    if _stale(sheet, raw, correction=True):
+        return _overtaken(pc, sheet, raw, Limits(0, 0, 0), correction=True)
     data = form_data(raw)
     form, errors = _parsed(data)
     reason = first(raw, "reason")

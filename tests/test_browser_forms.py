@@ -7,12 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aiohttp import ClientSession
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import create_app
 from bot.pages.links import page_link
-from bot.pages.result import file_store, result_link
+from bot.pages.result import RESULT_PATH, file_store, result_link
 from bot.pages.review import review_link
 from core.clock import FixedClock, china_noon
 from core.models import Attachment, Case, Officer
@@ -25,7 +26,7 @@ from tests.browser import (  # noqa: F401 (db_url: fixture)
 from tests.case_factories import World, build_world, enter_other_parts
 from tests.server_helpers import make_services
 from tests.test_correction import w, with_photos
-from tests.test_result_form import TODAY, jpeg
+from tests.test_result_form import TODAY, fields, jpeg
 
 __all__ = ["w"]  # a fixture used by name
 
@@ -308,3 +309,45 @@ async def test_the_correction_form_shows_the_published_photos_on_a_375px_phone_0
     width = await shoot(phone, "correction-photos")
     assert shown == [400, 401]  # 0 for an image the server refused
     assert width <= 375 and foreign == []
+
+
+async def test_a_form_overtaken_by_another_tab_reads_on_a_375px_phone(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+    aiohttp_server,
+    tmp_path: Path,
+    phone: Any,
+) -> None:
+    """The phone's form is opened; another tab enters the part (未发现问题); the phone then
+    submits a problem with a long pasted link. The page says the result was updated elsewhere,
+    shows the stored 未发现问题 in the form and the unsaved typing above it, within 375 px."""
+    clock.set(china_noon(TODAY))
+    async with sessionmaker() as session:
+        w = await build_world(session)
+        await session.commit()
+    services = make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
+    server = await aiohttp_server(create_app(services, workers=()))
+    base = str(server.make_url("/")).rstrip("/")
+    link = result_link(services, w.a1.id, w.case.id)
+    item = w.items[0].id
+    await phone.goto(link.replace(services.public_base_url, base))
+    await phone.fill("input[name=inspected_on]", "2026-03-05")
+    await phone.check("input[name=methods][value='实地检查']")
+    await phone.check(f"input[name='item.{item}.codes'][value='E']")
+    await phone.fill(f"textarea[name='item.{item}.problems']", LONG_URL)
+    await phone.check("input[name=followups][value='责令改正并跟踪']")
+
+    other_tab = fields(link.split("?t=", 1)[1], item, base="0")
+    async with ClientSession() as http, http.post(f"{base}{RESULT_PATH}", data=other_tab) as resp:
+        assert resp.status == 200
+
+    await phone.click("text=提交检查结果")
+    await phone.wait_for_selector("text=该结果已在其他页面或聊天中更新")
+    width = await shoot(phone, "overtaken-form")
+    unsaved = await phone.inner_text("section.error")
+    ticked = await phone.eval_on_selector_all(
+        f"input[name='item.{item}.codes']:checked", "els => els.map(e => e.value)"
+    )
+    assert LONG_URL in unsaved and "责令改正并跟踪" in unsaved
+    assert ticked == ["1"]
+    assert width <= 375, width

@@ -59,7 +59,7 @@ from tests.dispatch_support import (
     too_long,
 )
 from tests.server_helpers import make_services, page_text, pages_app
-from tests.test_result_form import jpeg
+from tests.test_result_form import jpeg, opened_base
 
 CASE = "LJ-2026-001-001"
 SECRET = b"x" * 40  # make_services' link secret
@@ -1035,6 +1035,37 @@ async def test_the_correction_form_shows_the_published_photos_to_the_corrector_0
     assert (await client.get(images[0].replace(tok, other_case))).status in (403, 404)
     result_tok = page_link(filed, w.a1.id, "result", f"case:{w.case.id}").split("?t=", 1)[1]
     assert (await client.get(images[0].replace(tok, result_tok))).status == 403
+
+
+async def test_two_tabs_of_the_correction_form_do_not_overwrite_each_other_004_art20(
+    client: TestClient, services: Services, w: World, sessionmaker
+) -> None:
+    """004 第二十条: tab A corrects the published result; tab B, opened on the same published
+    version, posts another correction. B's page shows the correction now published, says so,
+    keeps B's reason in its field and lists what B typed; a resent A is said submitted."""
+    lead_item, _ = w.items
+    tok = token(services, w.lead_liaison, w.case)
+    tab_a = opened_base(await (await client.get(CORRECTION_PATH, params={"t": tok})).text())
+    tab_b = opened_base(await (await client.get(CORRECTION_PATH, params={"t": tok})).text())
+    first = await client.post(CORRECTION_PATH, data=form(tok, lead_item.id, base=tab_a))
+    assert first.status == 200 and "已更正公示结果" in page_text(await first.text())
+    b_form = [*nothing_found_form(tok, lead_item.id, "B 页的更正理由"), ("base", tab_b)]
+    resp = await client.post(CORRECTION_PATH, data=b_form)
+    html = await resp.text()
+    text = page_text(html)
+    assert resp.status == 409, text
+    assert "该结果已在其他页面或聊天中更新，请核对后再提交" in text
+    assert f'name="item.{lead_item.id}.codes" value="E" checked' in html  # A's, as published
+    assert "B 页的更正理由</textarea>" in html
+    assert int(opened_base(html)) > int(tab_b)
+    unsaved = text[text.index("该结果已在其他页面") : text.index(w.target.name)]
+    assert "未发现问题" in unsaved and "无需后续处置" in unsaved
+    assert len(await versions(sessionmaker)) == 3  # the published, A's correction: no B
+    resent = await client.post(CORRECTION_PATH, data=form(tok, lead_item.id, base=tab_a))
+    text = page_text(await resent.text())
+    assert resent.status == 200, text
+    assert "该结果已提交过" in text and "其他页面" not in text
+    assert len(await versions(sessionmaker)) == 3
 
 
 # ------------------------------------------- a referral resting on a problem found wrong

@@ -1520,3 +1520,104 @@ def test_a_tampered_field_is_refused_in_chinese() -> None:
         {"followup_done": "maybe", "items": [{"item_id": "x", "codes": ["1"]}]}
     )
     assert errors == {"followup_done": "请勾选或取消勾选此项", "item.x.item_id": "应为整数"}
+
+
+def opened_base(html: str) -> str:
+    """The version a form page was opened on (its hidden `base` field)."""
+    found = re.search(r'name="base" value="(\d+)"', html)
+    assert found is not None, "the form carries no base version"
+    return found[1]
+
+
+def problem_fields(tok: str, item: int, base: str) -> list[tuple[str, str]]:
+    entry: dict[str, str | list[str]] = {
+        f"item.{item}.codes": ["A", "2", "B"],
+        f"item.{item}.problems": "2025年度报告未公示",
+        f"item.{item}.handling": "责令十日内补报",
+        "followups": ["责令改正并跟踪"],
+        "remarks": "B 页填写的备注",
+    }
+    return fields(tok, item, base=base, **entry)
+
+
+async def test_a_second_tab_opened_before_the_first_submitted_does_not_overwrite_it(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Tab A and tab B of the same form: A enters 未发现问题, then B posts problems on the
+    version both were opened on. B's entry used to replace A's silently, both saying 已录入;
+    now B's page shows what is stored, says so, and lists what B typed, unsaved."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    tab_a = opened_base(await (await client.get(RESULT_PATH, params={"t": tok})).text())
+    tab_b = opened_base(await (await client.get(RESULT_PATH, params={"t": tok})).text())
+    assert tab_a == tab_b == "0"
+    first = await client.post(RESULT_PATH, data=fields(tok, item, base=tab_a))
+    assert first.status == 200
+    assert opened_base(await first.text()) == "1"  # the page after it submits on what it shows
+    resp = await client.post(RESULT_PATH, data=problem_fields(tok, item, tab_b))
+    html = await resp.text()
+    text = page_text(html)
+    assert resp.status == 409, text
+    assert "该结果已在其他页面或聊天中更新，请核对后再提交" in text
+    assert "本部门事项的结果已录入" not in text and "结果已提交" not in text
+    # the fields hold what is stored: A's 未发现问题 …
+    assert f'name="item.{item}.codes" value="1" checked' in html
+    assert f'name="item.{item}.codes" value="A" checked' not in html
+    assert opened_base(html) == "1"
+    # … and what B typed is still there to read
+    unsaved = text[text.index("该结果已在其他页面") : text.index(world.target.name)]
+    for typed in ("2025年度报告未公示", "责令十日内补报", "责令改正并跟踪", "B 页填写的备注"):
+        assert typed in unsaved, typed
+    assert [r.codes for r in await results(sessionmaker)] == [["1"]]
+    # having read it, B submits from the page shown: accepted as a new version
+    again = await client.post(RESULT_PATH, data=problem_fields(tok, item, "1"))
+    assert again.status == 200, page_text(await again.text())
+    assert [r.codes for r in await results(sessionmaker)] == [["1"], ["A", "2", "B"]]
+
+
+async def test_a_chat_entry_after_the_form_opened_is_not_overwritten_either(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FixedClock,
+) -> None:
+    """The form opened, then the department's part entered in the chat (A2 `提交`): the form's
+    post is stale as well."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    base = opened_base(await (await client.get(RESULT_PATH, params={"t": tok})).text())
+    said = bodies(
+        await send(
+            sessionmaker,
+            make_dispatcher(sessionmaker, clock),
+            text_event(world.a2.code, f"提交 {world.case.code} 未发现问题 3月5日"),
+        )
+    )
+    assert "已录入" in said or "已提交" in said, said
+    resp = await client.post(RESULT_PATH, data=problem_fields(tok, item, base))
+    assert resp.status == 409
+    assert "该结果已在其他页面或聊天中更新" in page_text(await resp.text())
+    assert [r.codes for r in await results(sessionmaker)] == [["1"]]
+
+
+async def test_the_same_entry_sent_again_from_a_stale_tab_is_said_submitted(
+    client: TestClient,
+    services: Services,
+    world: World,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """An identical resubmit (a double tap, or the second tab posting the same) stays
+    idempotent: no conflict, one version."""
+    tok = token(services, world.a1, world.case)
+    item = world.items[0].id
+    first = await client.post(RESULT_PATH, data=problem_fields(tok, item, "0"))
+    assert first.status == 200
+    again = await client.post(RESULT_PATH, data=problem_fields(tok, item, "0"))
+    text = page_text(await again.text())
+    assert again.status == 200, text
+    assert "该结果已提交过" in text and "其他页面" not in text
+    assert len(await results(sessionmaker)) == 1
