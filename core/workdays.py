@@ -129,6 +129,16 @@ class WorkCalendar:
                 left -= 1
         return Deadline(day, provisional)
 
+    def workday_before(self, day: dt.date) -> Deadline | None:
+        """When `day` is a rest day, the last working day before it (provisional while either
+        year lacks holiday data); None for a working day."""
+        if self.is_workday(day):
+            return None
+        before = day - dt.timedelta(days=1)
+        while not self.is_workday(before):
+            before -= dt.timedelta(days=1)
+        return Deadline(before, not (self.knows(day.year) and self.knows(before.year)))
+
     def workdays_between(self, start: dt.date, end: dt.date) -> int:
         """Working days in (start, end]; negative when end is before start."""
         if end < start:

@@ -28,4 +28,6 @@ async def extend(ctx: HandlerCtx, args: Args) -> None:
         words[1], ctx.clock.today(), "延期后的截止日期", "4月30日、04-30、2026-04-30", ahead=True
     )
     task = await extend_window(ctx.core, code, to, reason)
-    await ctx.say("cmd_window_extended.md.j2", task=task)
+    # a window may end on a rest day (a visit then is allowed): said, not refused
+    before = (await ctx.core.work_calendar()).workday_before(to)
+    await ctx.say("cmd_window_extended.md.j2", task=task, before=before)

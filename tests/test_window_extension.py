@@ -316,3 +316,22 @@ async def test_000_5_3_my_cases_say_a_visit_after_the_window_needs_its_extension
         sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
     )
     assert "实地检查须牵头部门" not in await chat(sessionmaker, clock, w.a1.code, "我的检查")
+
+
+async def test_000_5_3_an_extension_ending_on_a_rest_day_says_so_and_names_the_working_day(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock
+) -> None:
+    """000 §五.3: a window may end on a rest day (a visit may be made then), but 延期 to one
+    said nothing of it; the reply says the day is a rest day and names the last working day
+    before it. A working day gets no such word."""
+    w = await _locked_world(sessionmaker)
+    clock.set(china_noon(D(2026, 3, 30)))
+    reply = await chat(
+        sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 4月30日 部分企业停产需顺延检查"
+    )
+    assert "检查截止日延至 **2026年4月30日**" in reply and "休息日" not in reply, reply
+    reply = await chat(
+        sessionmaker, clock, w.lead_liaison.code, "延期 LJ-2026-001 5月2日 部分企业停产需顺延检查"
+    )
+    assert "检查截止日延至 **2026年5月2日**" in reply, reply
+    assert "2026年5月2日是休息日" in reply and "最后一个工作日是 2026年4月30日" in reply, reply
