@@ -32,7 +32,7 @@ from core.demo_clock import DemoClock
 from core.errors import ValidationFailed, os_reason
 from core.messages import Platform
 from core.schema import upgrade
-from core.workdays import HolidayFile, parse_holiday_file
+from core.workdays import ALLOW_EMPTY, HolidayFile, NoHolidays, parse_holiday_file
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,12 @@ def configured_holidays(settings: Settings) -> HolidayFile:
     """The holiday file `holidays_file` names; a refusal names the key."""
     try:
         return parse_holiday_file(Path(settings.holidays_file))
+    except NoHolidays as err:  # serve takes no --allow-empty: load it once from the CLI
+        raise ValidationFailed(
+            f"holidays_file：{err.problem}；确实要载入没有放假日期的年度，请运行"
+            f"“lianjian holidays load {settings.holidays_file} {ALLOW_EMPTY}”，"
+            "并删去配置中的 holidays_file（否则每次启动都会拒绝）"
+        ) from None
     except ValidationFailed as err:
         raise ValidationFailed(f"holidays_file：{err.message}") from None
 

@@ -242,6 +242,15 @@ HOLIDAY_KEYS = {
 ALLOW_EMPTY = "--allow-empty"
 
 
+class NoHolidays(ValidationFailed):
+    """A holiday file without holidays. `problem` is the message without its advice, for a
+    caller where --allow-empty is no option (a file the configuration names)."""
+
+    def __init__(self, problem: str, advice: str) -> None:
+        super().__init__(f"{problem}；{advice}")
+        self.problem = problem
+
+
 def parse_holiday_file(path: Path, *, allow_empty: bool = False) -> HolidayFile:
     """TOML or JSON: year = 2027, holidays = ["2027-01-01", "2027-02-05..2027-02-11"],
     workdays = ["2027-02-14"], source = "国务院办公厅关于2027年部分节假日安排的通知". A file
@@ -268,9 +277,10 @@ def parse_holiday_file(path: Path, *, allow_empty: bool = False) -> HolidayFile:
     if bad := [d for d in workdays if d.weekday() < 5]:
         raise ValidationFailed(f"调休上班日 {bad[0]} 不是周末")
     if not holidays and not allow_empty:
-        raise ValidationFailed(
+        raise NoHolidays(
             f"节假日文件 {path.name} 没有放假日期（holidays）：每年都有法定节假日，请检查是否漏写"
-            f"或写错了键名；确实要载入没有放假日期的 {year} 年，请加 {ALLOW_EMPTY}"
+            f"或写错了键名",
+            f"确实要载入没有放假日期的 {year} 年，请加 {ALLOW_EMPTY}",
         )
     return HolidayFile(year, holidays, workdays, str(raw.get("source", "")))
 

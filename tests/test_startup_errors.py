@@ -488,6 +488,23 @@ def test_setup_check_lists_what_serve_refuses_host_port_and_holidays_file(
     assert code == 2 and f"holidays_file：无法读取节假日文件 {nosuch}" in err
 
 
+def test_a_configured_holiday_file_without_holidays_gets_advice_config_and_serve_can_follow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Neither `setup check` nor `serve` takes --allow-empty: the advice is to load the year
+    with `holidays load … --allow-empty` and take holidays_file out of the configuration."""
+    db = str(tmp_path / "lj.sqlite3")
+    assert run_cli(["db", "upgrade", "--db", db], capsys)[0] == 0
+    empty = tmp_path / "empty.toml"
+    empty.write_text("year = 2027\n", encoding="utf-8")
+    config = write_config(tmp_path, f'database_url = "{db}"\nholidays_file = "{empty}"\n')
+    code, out, _ = run_cli(["setup", "check", "--config", config], capsys)
+    assert code == 1 and "holidays_file：" in out and "没有放假日期" in out, out
+    assert "请加 --allow-empty" not in out
+    assert f"lianjian holidays load {empty} --allow-empty" in out
+    assert "删去配置中的 holidays_file" in out
+
+
 def test_a_platform_section_half_set_in_the_environment_names_the_variables(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
