@@ -153,12 +153,21 @@ async def issue_notice(ctx: Ctx, case_code: str, via: str) -> Case:
     return case
 
 
+async def unreplaced_notes(ctx: Ctx, cases: Sequence[Case]) -> dict[str, str]:
+    """`unreplaced_note` of each case's group now, by case code, for the cases that have one."""
+    groups = await active_groups(ctx, [c.id for c in cases])
+    notes = {c.code: unreplaced_note(c, _inspectors(groups.get(c.id, []))) for c in cases}
+    return {code: note for code, note in notes.items() if note}
+
+
 def _serves(case: Case, served: dict[str, Any], before: Sequence[ServedNotice]) -> bool:
     """Whether handing over the notice of a case, naming `served`'s group, is a serving to
     record: before the visit, with a group, and 已通知 not yet or the group changed since the
     last notice served (re-issued)."""
     if case.state not in SERVABLE or not served["inspectors"]:
         return False
+    if unreplaced_note(case, served["inspectors"]):
+        return False  # it would name an officer who left
     if case.state == CaseState.ASSIGNED:
         return True
     return not before or before[-1].inspectors != served["inspectors"]
@@ -409,9 +418,33 @@ def _inspectors(members: Sequence[GroupMember]) -> list[dict[str, Any]]:
             "cert_no": m.officer.cert_no,
             "department": m.officer.department.name,
             "is_leader": m.is_leader,
+            # only for a member who left (never on a notice served: `_serves`), so the group
+            # of notices served before stays equal to the same group now
+            **(
+                {}
+                if m.officer.active
+                else {"code": m.officer.code, "left": m.officer.inactive_reason or "离岗"}
+            ),
         }
         for m in members
     ]
+
+
+def unreplaced_note(case: Case, inspectors: Sequence[dict[str, Any]]) -> str:
+    """ "" or why the notice of a case not yet visited cannot be handed over: a group member
+    left (离岗, 退休…) and was not replaced yet (001 第十四条: 更换, approved by the department's
+    leader). After the visit the group is the one that checked: nothing to say."""
+    left = [i for i in inspectors if i.get("left")]
+    if not left or case.state not in SERVABLE:
+        return ""
+    case_code = case.code
+    names = "、".join(f"{i['name']}（{i['code']}）已{i['left']}" for i in left)
+    first = left[0]["code"]
+    return (
+        f"{case_code}：检查组中{names}，尚未更换，通知书不能送达；请发送“更换 {case_code} "
+        f"{first} 理由”，由该部门分管领导发送“批准 {case_code} {first} 新人员编号”指定替换人员后，"
+        "重新领取或生成通知书"
+    )
 
 
 def _served_data(inspectors: list[dict[str, Any]], case: Case, day: dt.date) -> dict[str, Any]:
@@ -797,6 +830,7 @@ class Printed:
 
     files: list[tuple[str, bytes]]
     serving: dict[str, dict[str, Any]]
+    unreplaced: list[str]  # `unreplaced_note` of each case whose group has a member who left
 
 
 async def print_documents(ctx: Ctx, code: str, *, serving: bool = False) -> Printed:
@@ -812,8 +846,11 @@ async def print_documents(ctx: Ctx, code: str, *, serving: bool = False) -> Prin
     files, at = [], ctx.clock.now()
     today = at.astimezone(CHINA_TZ).date()
     to_serve: dict[str, dict[str, Any]] = {}
+    unreplaced = []
     for case in cases:
         context = loaded.context(case)
+        if note := unreplaced_note(case, context["inspectors"]):
+            unreplaced.append(note)
         served = _served_data(context["inspectors"], case, today)
         if serving and _serves(case, served, loaded.notices(case)):
             to_serve[case.code] = served
@@ -822,4 +859,4 @@ async def print_documents(ctx: Ctx, code: str, *, serving: bool = False) -> Prin
             for fmt in FORMATS:
                 doc = document_file(kind, fmt, context, at)
                 files.append((f"{case.code}/{doc.filename}", doc.content))
-    return Printed(files, to_serve)
+    return Printed(files, to_serve, unreplaced)

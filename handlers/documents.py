@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from core import documents, jointtask
 from core.changes import Ctx
-from core.errors import NotFound, PermissionDenied
+from core.errors import NotFound, PermissionDenied, ValidationFailed
 from core.links import MISMATCH, page_ref
 from core.models import Case, JointTask
 from core.render import render
@@ -47,7 +47,14 @@ async def documents_page(page: PageCtx, req: DocumentRequest) -> documents.Rende
     if not req.doc:
         # each case's task, for its window as extended (000 §五.3)
         tasks = {c.task_id: await ctx.session.get(JointTask, c.task_id) for c in cases}
-        html = render("web/documents.html", cases=cases, tasks=tasks, token=page.token, states=CASE)
+        html = render(
+            "web/documents.html",
+            cases=cases,
+            tasks=tasks,
+            token=page.token,
+            states=CASE,
+            unreplaced=await documents.unreplaced_notes(ctx, cases),
+        )
         return documents.Rendered("", html.encode("utf-8"), "text/html; charset=utf-8")
     case = next((c for c in cases if c.code == req.case), None)
     kind = next((k for k in documents.DOC_KINDS if k == req.doc), None)
@@ -55,6 +62,8 @@ async def documents_page(page: PageCtx, req: DocumentRequest) -> documents.Rende
     if case is None or kind is None or fmt is None:
         raise NotFound("没有这份检查文书，请回到文书列表重新选择。")
     if kind == "notice":
+        if note := (await documents.unreplaced_notes(ctx, [case])).get(case.code):
+            raise ValidationFailed(note)  # a notice naming an officer who left is not handed over
         await documents.issue_notice(ctx, case.code, via=f"page:{fmt}")
     context = await documents.case_document_context(ctx, case.code)
     return documents.document_file(
@@ -73,4 +82,5 @@ async def notice(ctx: HandlerCtx, args: Args) -> None:
         case=case,
         target=case.target,
         link=page_ref("documents", f"case:{case.code}"),
+        unreplaced=(await documents.unreplaced_notes(ctx.core, [case])).get(case.code, ""),
     )

@@ -9,6 +9,7 @@ import io
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -26,13 +27,16 @@ from core import documents, results
 from core.cases import get_case
 from core.changes import Ctx
 from core.clock import CHINA_TZ, FixedClock
-from core.errors import PermissionDenied
+from core.db import make_engine, make_sessionmaker
+from core.errors import PermissionDenied, ValidationFailed
 from core.groups.member_changes import replace_inspector
 from core.inspection import mark_notified
 from core.links import page_ref, sign_link
 from core.messages import Destination, OutMessage
 from core.models import AuditEvent, Case, Item, Officer, PlanEntry
 from core.synthetic import generate_county
+from handlers import documents as document_handlers
+from handlers.pages import PageCtx
 from tests.case_factories import World, acting, at_day, build_world
 from tests.dispatch_support import make_dispatcher, send, text_event
 from tests.server_helpers import make_services, pages_app
@@ -592,3 +596,78 @@ async def test_the_demo_countys_items_cite_a_legal_basis_the_notice_shows(ctx, t
     )
     food = next(i for i in items if i.code == "SJ-02")
     assert "《中华人民共和国食品安全法》" in food.basis
+
+
+async def _retire_a2(sm: async_sessionmaker[AsyncSession]) -> None:
+    async with sm() as s:
+        officer = await s.scalar(select(Officer).where(Officer.code == "A2"))
+        assert officer is not None
+        officer.active, officer.inactive_reason = False, "退休"
+        await s.commit()
+
+
+LEFT_A2 = "李检查（A2）已退休"
+
+
+async def _on_own_engine(db_url: str, read: Any) -> Any:
+    """`read(sessionmaker)` on an engine of this event loop (a CLI test's asyncio.run)."""
+    engine = make_engine(db_url)
+    try:
+        return await read(make_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+def test_a_notice_naming_an_officer_who_left_is_not_served_and_says_how_to_replace_001_art14(
+    tmp_path: Path,
+    db_url: str,
+    world: World,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """001 第十四条 and 004 第十三条: an officer who left is replaced (更换, 批准), not named on
+    a notice handed over; `documents --served` records nothing for that case and says which
+    officer and how."""
+    asyncio.run(_on_own_engine(db_url, _retire_a2))
+    code = world.case.code
+    argv = ["documents", world.task.code, "-o", str(tmp_path / "d"), "--db", db_url, "--served"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "已登记 0 户的通知书已送达" in out, out
+    assert f"{code}：检查组中{LEFT_A2}" in out and f"更换 {code} A2" in out, out
+    assert f"批准 {code} A2 新人员编号" in out
+    state = asyncio.run(_on_own_engine(db_url, lambda sm: case_state(sm, code)))
+    assert state == "assigned"
+
+
+async def test_a_member_getting_a_notice_naming_an_officer_who_left_serves_nothing(
+    ctx, session
+) -> None:
+    w = await build_world(session)
+    w.a2.active, w.a2.inactive_reason = False, "退休"
+    await session.commit()
+    await documents.issue_notice(acting(ctx, w.a1), w.case.code, via="test")
+    await session.commit()
+    await session.refresh(w.case)
+    assert w.case.state == "assigned"
+
+
+async def test_notice_command_and_page_name_the_officer_who_left(
+    sessionmaker, clock: FixedClock, world: World
+) -> None:
+    await _retire_a2(sessionmaker)
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(sessionmaker, d, text_event("A1", f"通知书 {world.case.code}"))
+    body = rows[-1].message["body"]
+    assert LEFT_A2 in body and f"更换 {world.case.code} A2" in body, body
+    async with sessionmaker() as s:
+        ctx = Ctx(session=s, clock=clock)
+        a1 = await s.scalar(select(Officer).where(Officer.code == "A1"))
+        case = await get_case(ctx, world.case.code)
+        req = document_handlers.DocumentRequest(f"case:{case.code}", case.code, "notice")
+        page = PageCtx(session=s, clock=clock, rules=ctx.rules, officer=a1, token="t")
+        listed = await document_handlers.documents_page(
+            page, document_handlers.DocumentRequest(req.obj)
+        )
+        assert LEFT_A2 in listed.content.decode("utf-8")
+        with pytest.raises(ValidationFailed, match=LEFT_A2):
+            await document_handlers.documents_page(page, req)

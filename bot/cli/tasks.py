@@ -83,7 +83,8 @@ async def cmd_documents(args: argparse.Namespace) -> int:
         print(
             f"已登记 {len(served)} 户的通知书已送达（案件改为“已通知”，或检查组变更后重新送达）"
             + (
-                f"；另 {others} 户未登记：已登记过且检查组未变、已开始检查或尚无检查组"
+                f"；另 {others} 户未登记：已登记过且检查组未变、已开始检查、尚无检查组"
+                "或检查组有人离岗未更换"
                 if others
                 else ""
             )
@@ -94,6 +95,8 @@ async def cmd_documents(args: argparse.Namespace) -> int:
                 f"注意：{'、'.join(changed)} 在打印期间已开始检查、检查组变更或已由检查组成员"
                 "领取，未登记送达；这些案件的通知书请重新生成后再送达"
             )
+    for note in printed.unreplaced:
+        print(f"注意：{note}")
     return 0
 
 
