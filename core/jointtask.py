@@ -117,6 +117,43 @@ NO_ANSWERER_FIX = (
 NO_ANSWERER_ASK = "请联系联席会议办公室管理员补录其联络员、分管领导，或为其绑定企业微信、钉钉账号"
 
 
+async def unanswered_note(ctx: Ctx, department: Department) -> str:
+    """ "" or, for a department left without an active liaison or leader (its last one left),
+    what now waits for nobody — its pending invitations, the tasks it leads still running —
+    and how to appoint someone (`require_answerers` refuses new tasks for it)."""
+    if await answerers(ctx, department.id):
+        return ""
+    pending = await ctx.session.scalars(
+        select(JointTask.code)
+        .join(Invitation, Invitation.task_id == JointTask.id)
+        .where(
+            Invitation.department_id == department.id,
+            Invitation.state == InvitationState.PENDING,
+        )
+        .order_by(JointTask.code)
+    )
+    led = await ctx.session.scalars(
+        select(JointTask.code)
+        .where(
+            JointTask.lead_department_id == department.id,
+            JointTask.state.not_in((TaskState.CLOSED, TaskState.WITHDRAWN)),
+        )
+        .order_by(JointTask.code)
+    )
+    waiting = [
+        f"{what} {'、'.join(codes)} {who}"
+        for what, codes, who in (
+            ("待答复的邀请", list(pending), "无人答复"),
+            ("牵头的任务", list(led), "无人接收答复、组织抽取"),
+        )
+        if codes
+    ] or ["今后的邀请无人接收"]
+    return (
+        f"{department.name}（{department.code}）已没有在岗的联络员或分管领导：{'；'.join(waiting)}。"
+        f"{NO_ANSWERER_FIX}"
+    )
+
+
 async def require_answerers(ctx: Ctx, departments: list[Department], *, lead: bool) -> None:
     """A department in a task needs someone to act for it: a liaison or leader receives the
     invitation and answers it; the lead's receive the answers and run the draw. Without one,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.jointtask import unanswered_note
 from core.officers import bind_account, deactivate, declare_conflict, unbind_account
 from handlers.base import Args, HandlerCtx, UsageError
 
@@ -27,7 +28,9 @@ async def leave(ctx: HandlerCtx, args: Args) -> None:
     if code is None:
         raise UsageError("请写明人员编号。")
     officer, cases = await deactivate(ctx.core, code, args.rest_after(1))
-    await ctx.say("cmd_officer_left.md.j2", officer=officer, cases=cases)
+    answered = officer.has_role("liaison") or officer.has_role("leader")
+    unanswered = await unanswered_note(ctx.core, officer.department) if answered else ""
+    await ctx.say("cmd_officer_left.md.j2", officer=officer, cases=cases, unanswered=unanswered)
 
 
 async def conflict(ctx: HandlerCtx, args: Args) -> None:

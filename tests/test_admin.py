@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.changes import Ctx
 from core.models import ChatPlatform, Officer
 from tests import factories as f
 from tests.dispatch_support import audit_rows, bodies, make_dispatcher, send, text_event
@@ -151,3 +152,28 @@ async def test_officer_declares_a_conflict_of_interest_in_chat(sessionmaker, clo
     )
     assert "已登记您与" in bodies(rows)
     assert len(await audit_rows(sessionmaker, "officer.conflict_declared")) == 1
+
+
+async def test_the_last_liaison_and_leader_leaving_names_the_invitations_nobody_answers(
+    sessionmaker, clock
+) -> None:
+    """A department answers its invitations through its liaison or leader; when the
+    last of them leaves, the 离岗 reply names the invitations left waiting and how to appoint
+    someone, as `setup check` and task creation say."""
+    async with sessionmaker() as s:
+        w = await f.world(s, partners=1)
+        await s.commit()
+        ctx = Ctx(session=s, clock=clock)
+        task, _ = await f.invite_first_partner(ctx, w)
+        await s.commit()
+    partner = w.partners[0]
+    assert w.admin is not None
+    d = make_dispatcher(sessionmaker, clock)
+    rows = await send(
+        sessionmaker, d, text_event(w.admin.code, f"离岗 {partner.liaison.code} 退休")
+    )
+    assert "没有在岗的联络员或分管领导" not in bodies(rows)  # the leader still answers
+    rows = await send(sessionmaker, d, text_event(w.admin.code, f"离岗 {partner.leader.code} 退休"))
+    text = bodies(rows)
+    assert f"{partner.dep.name}（{partner.dep.code}）已没有在岗的联络员或分管领导" in text, text
+    assert f"待答复的邀请 {task.code}" in text and "lianjian import inspectors" in text
