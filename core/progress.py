@@ -21,8 +21,9 @@ from core.cases import (
 )
 from core.cases import get_task as case_task
 from core.changes import Ctx
+from core.errors import ValidationFailed
 from core.inspection import entry_deadline_sql, result_deadline, window_deadline
-from core.jointtask import get_task, no_task, task_invitations, task_items
+from core.jointtask import LISTED_CASES, get_task, no_task, task_invitations, task_items
 from core.models import (
     AuditEvent,
     Case,
@@ -163,6 +164,68 @@ async def task_progress(ctx: Ctx, code: str) -> dict[str, Any]:
         "overdue": int(overdue or 0),
         "departments": await _department_bars(ctx, task.id, window_due, returned),
     }
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    case: Case
+    members: list[GroupMember]  # the active group, its leader first; empty before matching
+
+
+@dataclass(frozen=True)
+class TaskRoster:
+    """One page of `名单 编号`: the task's targets with their groups, the list the lock and
+    matching messages point to. `outside`: the officer's department neither takes part nor
+    is an admin's, so it sees what the public side shows (002 二(六)) and `entries` is empty."""
+
+    task: JointTask
+    outside: bool
+    entries: list[RosterEntry]
+    total: int
+    page: int
+    pages: int
+
+
+async def task_roster(ctx: Ctx, code: str, page: int) -> TaskRoster:
+    """Page `page` (from 1) of the task's cases by case number, LISTED_CASES a page, each with
+    its active group. A page past the last is refused, naming how many there are."""
+    task = await get_task(ctx, code)
+    if not await sees_inside(ctx, task):
+        if task.state == TaskState.DRAFT:
+            raise no_task(code)
+        return TaskRoster(task, True, [], 0, 1, 1)
+    total = int(
+        await ctx.session.scalar(
+            select(func.count()).select_from(Case).where(Case.task_id == task.id)
+        )
+        or 0
+    )
+    pages = max(1, -(-total // LISTED_CASES))
+    if not 1 <= page <= pages:
+        if pages == 1:
+            raise ValidationFailed(f"{task.code} 的任务名单只有 1 页，请发送“名单 {task.code}”")
+        raise ValidationFailed(
+            f"{task.code} 的任务名单共 {pages} 页，请发送“名单 {task.code} 页码”（1 至 {pages}）"
+        )
+    cases = list(
+        await ctx.session.scalars(
+            select(Case)
+            .where(Case.task_id == task.id)
+            .order_by(Case.code)
+            .offset((page - 1) * LISTED_CASES)
+            .limit(LISTED_CASES)
+        )
+    )
+    members = await ctx.session.scalars(
+        select(GroupMember)
+        .where(GroupMember.case_id.in_([c.id for c in cases]), GroupMember.active.is_(True))
+        .order_by(GroupMember.is_leader.desc(), GroupMember.id)
+    )
+    groups: dict[int, list[GroupMember]] = {c.id: [] for c in cases}
+    for m in members:
+        groups[m.case_id].append(m)
+    entries = [RosterEntry(c, groups[c.id]) for c in cases]
+    return TaskRoster(task, False, entries, total, page, pages)
 
 
 def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from core.consultation import CHAT_HOW, WHEN
+from core.jointtask import LISTED_CASES
 from core.models import Conversation
 from core.referrals import REFERRERS
 from handlers import (
@@ -313,6 +314,15 @@ COMMANDS: list[Command] = [
         "进度 LJ-2026-001",
         "任务的邀请答复、检查和结果录入进度",
         tasks.progress,
+        reads_only=True,
+    ),
+    Command(
+        "名单",
+        ("md", "roster"),
+        "名单 编号 [页码]",
+        "名单 LJ-2026-001 2",
+        f"任务的检查对象名单和检查组，每页 {LISTED_CASES} 户（牵头部门、参与部门人员）",
+        tasks.roster,
         reads_only=True,
     ),
     Command(

@@ -7,7 +7,7 @@ from core.consultation import opening, withdrawal
 from core.errors import NotFound, ValidationFailed
 from core.messages import OutMessage
 from core.models import Invitation, JointTask
-from core.progress import task_detail, task_progress, tasks_for_department
+from core.progress import task_detail, task_progress, task_roster, tasks_for_department
 from core.states import CASE, INVITATION, TASK, InvitationState
 from handlers.base import Args, HandlerCtx, UsageError
 
@@ -41,6 +41,18 @@ async def progress(ctx: HandlerCtx, args: Args) -> None:
     await ctx.say(
         "cmd_progress.md.j2", p=await task_progress(ctx.core, code), case_states=CASE.labels
     )
+
+
+async def roster(ctx: HandlerCtx, args: Args) -> None:
+    """名单 编号 [页码] — the task's targets and groups, the list the lock and matching
+    messages point to, a page at a time."""
+    code = args.code(0)
+    if code is None:
+        raise UsageError
+    page = args.words[1] if len(args.words) > 1 else "1"
+    if not page.isdigit():
+        raise UsageError("页码请写数字。")
+    await ctx.say("cmd_roster.md.j2", r=await task_roster(ctx.core, code, int(page)))
 
 
 async def _show(ctx: HandlerCtx, code: str) -> None:

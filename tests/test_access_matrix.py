@@ -253,6 +253,7 @@ def _command(scene: Scene, row: Row, known: bool) -> str:
         "不批准 案件号 人员 理由": f"不批准 {c[0]} {member} 病假一周内结束",
         "回避 案件号 理由": f"回避 {c[0]} 本人与该企业负责人系近亲属",
         "进度 编号": f"进度 {t1}",
+        "名单 编号": f"名单 {t1}",
         "验证 编号": f"验证 {t1}",
         "汇总": "汇总",
         "绑定 人员 平台 账号": f"绑定 {member} 企业微信 matrix-account",
@@ -508,7 +509,7 @@ def _classify(row: Row, outcome: Outcome, outside_view: bool) -> str:
 
 
 def _outside_view(row: Row, scene: Scene, reply: str) -> bool:
-    if row.action in ("任务 编号", "进度 编号"):
+    if row.action in ("任务 编号", "进度 编号", "名单 编号"):
         return OUTSIDE_MARK in reply
     if row.action == "验证 编号":
         return f"{scene.t1}-T1" in reply and f"{scene.t1}-I1" not in reply
