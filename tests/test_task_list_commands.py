@@ -1,7 +1,8 @@
 """名单 编号 [页码] through Dispatcher.handle: the task's targets and groups the lock and matching
 messages point to ("见任务名单"), for the task's departments; any other department sees what
 the public side shows (002 二(六): before publication a task's cases and groups are its
-departments')."""
+departments'). With it: the inspector draw named so it can be verified, and a verification
+saying what changed in the groups since."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ async def test_lock_and_matching_messages_point_to_the_list_command(sessionmaker
     """ "见任务名单" named nothing a user could open: the messages now name the command."""
     assert "见任务名单" not in scene.locked
     assert "另有 5 户" in scene.locked and f"名单 {scene.code}" in scene.locked
+    assert f"{scene.code}-I1" in scene.locked  # the inspector draw, to verify it
+    assert f"验证 {scene.code}-I1" in scene.locked
 
 
 async def test_list_pages_through_every_target_and_its_group(sessionmaker, clock, scene) -> None:
@@ -98,3 +101,31 @@ async def test_list_of_an_unknown_task_and_of_a_task_not_drawn(sessionmaker, clo
         fresh = task.code
     empty = await chat(sessionmaker, clock, scene.w.lead.liaison.code, f"名单 {fresh}")
     assert "尚未锁定抽取结果" in empty
+
+
+async def test_verify_of_the_inspector_draw_says_the_groups_changed_since(
+    sessionmaker, clock, scene
+) -> None:
+    """The recomputation checks the draw as locked; a later approved 回避 (000 §八, 001 第十四条)
+    changed a group, which the verification says, lest "一致" be read as "the groups now"."""
+    draw = f"{scene.code}-I1"
+    before = await chat(sessionmaker, clock, scene.w.lead.liaison.code, f"验证 {draw}")
+    assert "与锁定结果一致" in before and "变动" not in before
+    case = (await _cases(sessionmaker))[0]
+    async with sessionmaker() as s:
+        member = await s.scalar(
+            select(Officer)
+            .join(GroupMember, GroupMember.officer_id == Officer.id)
+            .where(
+                GroupMember.case_id == case.id,
+                Officer.department_id == scene.w.partners[0].dep.id,
+            )
+        )
+    assert member is not None
+    await chat(sessionmaker, clock, member.code, f"回避 {case.code} 本人配偶在该企业任职")
+    leader = scene.w.partners[0].leader.code
+    approved = await chat(sessionmaker, clock, leader, f"批准 {case.code} {member.code}")
+    assert "回避申请已批准" in approved
+    after = await chat(sessionmaker, clock, scene.w.lead.liaison.code, f"验证 {draw}")
+    assert "与锁定结果一致" in after
+    assert "锁定后检查组成员变动 1 人次（回避 1 人次）" in after

@@ -8,7 +8,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.cases import sees_inside
 from core.changes import Ctx
@@ -16,7 +16,8 @@ from core.draws import algorithm
 from core.draws.pool import decode_pool
 from core.errors import NotFound
 from core.jointtask import task_by_id
-from core.models import Draw, DrawPool, JointTask, Officer
+from core.models import Case, Draw, DrawPool, JointTask, Officer, Recusal
+from core.models.cases import CHANGE_LABELS
 from core.states import DrawState
 
 PUBLIC_DRAW_KIND = "targets"  # inspector draws hold officer codes: not published
@@ -35,6 +36,9 @@ class VerifyReport:
     locked: bool
     checks: list[Check] = field(default_factory=list)
     replaced_by: str = ""  # a voided freeze: the draw frozen in its place
+    # an inspector draw: the group changes since its lock, by kind's label (回避, 更换)
+    changed: dict[str, int] = field(default_factory=dict)
+    task_code: str = ""
 
     @property
     def ok(self) -> bool:
@@ -64,7 +68,7 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
     d = await ctx.session.get(Draw, draw_id)
     if d is None:
         raise NotFound(f"未找到抽取记录（编号 {draw_id}）")
-    report = VerifyReport(d.code, d.state == "locked")
+    report = VerifyReport(d.code, d.state == "locked", task_code=d.task_code)
     stored = await ctx.session.get(DrawPool, d.id)
     if stored is None:
         report.checks.append(Check("抽取范围文件", False, "缺少冻结的抽取范围文件"))
@@ -96,7 +100,22 @@ async def verify_draw(ctx: Ctx, draw_id: int) -> VerifyReport:
             else f"锁定 {len(d.selection)} 个，复算 {len(recomputed)} 个，不一致",
         )
     )
+    if d.kind == "inspectors" and d.task_id is not None:
+        report.changed = await _group_changes(ctx, d)
     return report
+
+
+async def _group_changes(ctx: Ctx, d: Draw) -> dict[str, int]:
+    """The approved 回避 and 更换 in the task's groups since the inspector draw was locked
+    (000 §八, 001 第十四条): the recomputation checks the draw as locked, so a reader must be
+    told the groups are no longer all of its making."""
+    rows = await ctx.session.execute(
+        select(Recusal.kind, func.count())
+        .join(Case, Case.id == Recusal.case_id)
+        .where(Case.task_id == d.task_id, Recusal.created_at >= d.locked_at)
+        .group_by(Recusal.kind)
+    )
+    return {CHANGE_LABELS[kind]: n for kind, n in sorted(rows.all())}
 
 
 def _beacon_label(d: Draw) -> str:

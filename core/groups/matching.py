@@ -225,7 +225,7 @@ async def match_inspectors(ctx: Ctx, task_code: str) -> list[Case]:
     ctx.session.add(DrawPool(draw_id=inspectors_draw.id, data=encode_pool(pool)))
     TASK.move(task, TaskState.INSPECTING)
     loads = Counter(o.code for members in groups.values() for o, _ in members)
-    notices = await _match_notices(ctx, task, cases, groups, departments)
+    notices = await _match_notices(ctx, task, inspectors_draw, cases, groups, departments)
     await record(
         ctx,
         "inspectors.matched",
@@ -254,6 +254,7 @@ def _group_names(
 async def _match_notices(
     ctx: Ctx,
     task: JointTask,
+    draw: Draw,
     cases: Sequence[Case],
     groups: dict[int, list[tuple[InspectorRow, bool]]],
     departments: Sequence[Department],
@@ -295,6 +296,7 @@ async def _match_notices(
             shown=entries[:LISTED_CASES],
             hidden=max(0, len(entries) - LISTED_CASES),
             workdays=workdays,
+            draw=draw.code,
         )
         notices.append(
             Notice(
