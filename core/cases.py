@@ -22,7 +22,7 @@ from sqlalchemy.orm import defaultload
 
 from core.changes import Ctx, record
 from core.clock import CHINA_TZ
-from core.codes import case_number
+from core.codes import TASK_NUMBER, case_number
 from core.errors import NotFound, PermissionDenied
 from core.messages import OutMessage
 from core.models import (
@@ -82,8 +82,20 @@ async def get_case(ctx: Ctx, case_code: str, *, for_update: bool = False) -> Cas
         query = query.with_for_update(of=Case).execution_options(populate_existing=True)
     case = await ctx.session.scalar(query)
     if case is None:
-        raise NotFound(f"找不到案件 {case_code}，请核对案件号（形如 LJ-2026-001-003）")
+        raise no_case(case_code)
     return case
+
+
+def no_case(code: str) -> NotFound:
+    """A case number that names no case; a task's number, with the commands that take one
+    (read from the number alone: it says nothing of whether the task exists)."""
+    task = case_number(code)
+    if TASK_NUMBER.fullmatch(task):
+        return NotFound(
+            f"{task} 是任务编号，不是案件号；查看任务请发送“任务 {task}”，检查进度“进度 {task}”，"
+            f"检查对象和检查组名单“名单 {task}”；案件号形如 {task}-001"
+        )
+    return NotFound(f"找不到案件 {code}，请核对案件号（形如 LJ-2026-001-003）")
 
 
 async def get_task(ctx: Ctx, case: Case) -> JointTask:

@@ -27,6 +27,8 @@ async def next_value(session: AsyncSession, name: str) -> int:
     return int(value)
 
 
+# a task's number, as next_code writes it (LJ-2026-001)
+TASK_NUMBER = re.compile(r"LJ-\d{4}-\d+")
 # a case's number: its task's and then the case's, three digits (core.draws.targets) — written
 # with fewer (LJ-2026-001-7), the zeros before them were left out
 _SHORT_CASE_NUMBER = re.compile(r"([A-Z]+-\d{4}-\d+)-(\d{1,2})")

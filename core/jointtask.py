@@ -14,6 +14,7 @@ import re
 from sqlalchemy import select
 
 from core.changes import Ctx
+from core.codes import TASK_NUMBER
 from core.errors import NotFound, ValidationFailed
 from core.models import Department, Invitation, Item, JointTask, Officer, TaskItem
 from core.states import InvitationState, TaskState
@@ -38,7 +39,7 @@ async def get_department(ctx: Ctx, department_id: int) -> Department:
 
 
 # a case's number is its task's followed by the case's (LJ-2026-001-002, core.draws.targets)
-_CASE_NUMBER = re.compile(r"(LJ-\d{4}-\d+)-\d+")
+_CASE_NUMBER = re.compile(rf"({TASK_NUMBER.pattern})-\d+")
 
 
 def no_task(code: str) -> NotFound:

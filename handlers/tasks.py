@@ -103,6 +103,9 @@ async def withdraw(ctx: HandlerCtx, args: Args) -> None:
     code = args.code(0)
     if code is None:
         raise UsageError
+    if not any(ch.isdigit() for ch in code):
+        # the reason typed without the number: "未找到任务 <reason>" would hide what is missing
+        raise UsageError("请先写任务编号，再写撤销理由。")
     done = await withdrawal.withdraw_task(ctx.core, code, args.rest_after(1))
     # `lianjian task withdraw` prints the same reply
     await ctx.say("cmd_task_withdrawn.md.j2", task=done.task, told=done.told)

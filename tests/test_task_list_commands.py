@@ -1,8 +1,8 @@
 """名单 编号 [页码] through Dispatcher.handle: the task's targets and groups the lock and matching
 messages point to ("见任务名单"), for the task's departments; any other department sees what
 the public side shows (002 二(六): before publication a task's cases and groups are its
-departments'). With it: the inspector draw named so it can be verified, and a verification
-saying what changed in the groups since."""
+departments'). With it: the inspector draw named so it can be verified, a verification saying
+what changed in the groups since, and the hints for a task number missing or given to 案件."""
 
 from __future__ import annotations
 
@@ -129,3 +129,20 @@ async def test_verify_of_the_inspector_draw_says_the_groups_changed_since(
     after = await chat(sessionmaker, clock, scene.w.lead.liaison.code, f"验证 {draw}")
     assert "与锁定结果一致" in after
     assert "锁定后检查组成员变动 1 人次（回避 1 人次）" in after
+
+
+async def test_withdraw_without_a_task_number_shows_the_form(sessionmaker, clock, scene) -> None:
+    said = await chat(
+        sessionmaker, clock, scene.w.lead.liaison.code, "撤销 任务文件重复执行需要撤销"
+    )
+    assert "未找到任务" not in said
+    assert "请先写任务编号" in said and "撤销 LJ-2026-004" in said  # the usage's example
+
+
+async def test_case_given_a_task_number_points_to_the_task_commands(
+    sessionmaker, clock, scene
+) -> None:
+    said = await chat(sessionmaker, clock, scene.w.lead.liaison.code, f"案件 {scene.code}")
+    assert "是任务编号" in said
+    assert f"任务 {scene.code}" in said and f"进度 {scene.code}" in said
+    assert f"名单 {scene.code}" in said
