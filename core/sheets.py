@@ -18,7 +18,7 @@ from core.imports.conflicts import CONFLICT_COLUMNS
 from core.imports.departments import DEPARTMENT_COLUMNS
 from core.imports.examples import example_rows
 from core.imports.exclusions import EXCLUSION_COLUMNS
-from core.imports.inspectors import ACCOUNT_FIELDS, INSPECTOR_COLUMNS, LEAVE_WORDS
+from core.imports.inspectors import ACCOUNT_FIELDS, INSPECTOR_COLUMNS, LEAVE_WORDS, RESTORE_WORD
 from core.imports.items import ITEM_COLUMNS
 from core.imports.reading import DATA_SHEET, Column
 from core.imports.targets import TARGET_COLUMNS
@@ -75,15 +75,17 @@ def _templates() -> dict[str, Template]:
                 "code": "人员编号，留空则用 部门编码-执法证号",
                 "expertise": "专业领域，多个用、分隔；任务要求专业领域时据此匹配",
                 "region": "负责区域",
-                "mobile": "手机号码",
+                "mobile": "11 位手机号码，或带区号的固定电话（如 0571-88881234）",
                 "roles": "执法检查人员、联络员、分管领导、"
-                "管理员、专家，多个用、分隔；留空为执法检查人员",
+                "管理员、专家，多个用、分隔；以本表为准，未列出的角色会取消（管理员除外）；"
+                "留空则新人员为执法检查人员、已有人员保持原角色",
                 ACCOUNT_FIELDS[ChatPlatform.WECOM]: "企业微信（政务微信）账号，"
                 "可留空以后用“绑定”指令绑定",
                 ACCOUNT_FIELDS[ChatPlatform.DINGTALK]: "钉钉（浙政钉）账号，可留空",
-                "on_duty": f"在岗，或 {'、'.join(LEAVE_WORDS)}（停用人员，不删除，不再被抽取）",
+                "on_duty": f"在岗，或 {'、'.join(LEAVE_WORDS)}（停用人员，不删除，不再被抽取）；"
+                f"已离岗人员填“在岗”不会恢复，确需恢复请填 {RESTORE_WORD}",
             },
-            {"on_duty": ("在岗", *LEAVE_WORDS)},
+            {"on_duty": ("在岗", *LEAVE_WORDS, RESTORE_WORD)},
         ),
         "targets": Template(
             TARGET_COLUMNS,

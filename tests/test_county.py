@@ -268,7 +268,7 @@ async def test_officer_who_leaves_by_import_is_kept_and_their_open_cases_listed(
     )
     report = await import_inspectors(ctx, bad)
     assert [e.reason for e in report.rejected] == [
-        "未知在岗状态“出差”，可用：在岗、离岗、调离、退休、辞职、离职、停职"
+        "未知在岗状态“出差”，可用：在岗、离岗、调离、退休、辞职、离职、停职、恢复在岗"
     ]
 
 

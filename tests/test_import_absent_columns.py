@@ -87,7 +87,10 @@ async def test_items_file_without_optional_columns_keeps_them_002_2_2(
     cleared = [row[:] for row in full]
     cleared[1][7] = ""
     report = await import_items(ctx, write_csv(tmp_path / "c.csv", cleared))
-    assert report.ok and report.updated == 1 and not report.notes
+    assert report.ok and report.updated == 1
+    assert report.notes == [
+        "以下事项的类别或抽查比例上限有变化，请核对：WJ-01 抽查比例上限 5% → 空（按本县 10%）"
+    ]
     assert (await current_items(ctx))["WJ-01"].ratio_cap == ""
 
 

@@ -311,11 +311,14 @@ def _role_notes(removed: list[tuple[Officer, str]]) -> list[str]:
     return [f"按名录取消角色 {len(removed)} 项，请核对：{listed}"]
 
 
+_STAFFING = {"liaison", "leader"}  # the roles a department is reached through
+
+
 async def _unstaffed_notes(
     ctx: changes.Ctx, departments: Departments, department_ids: set[int]
 ) -> list[str]:
-    """The departments this import left without an active liaison or leader (the departments
-    whose officer left or lost a role): invitations and escalations to them reach no one."""
+    """The departments this import left without an active liaison or leader (those whose
+    liaison or leader left or lost the role): invitations and escalations reach no one there."""
     if not department_ids:
         return []
     officers = (
@@ -442,7 +445,10 @@ async def import_inspectors(
             await _unstaffed_notes(
                 ctx,
                 state["departments"],
-                {*(o.department_id for o in left), *(o.department_id for o, _ in removed)},
+                {
+                    *(o.department_id for o in left if _STAFFING & set(o.roles)),
+                    *(o.department_id for o, r in removed if r in _STAFFING),
+                },
             )
         )
         return inserted, updated

@@ -52,6 +52,7 @@ CATEGORY_WORDS = {
     "一般事项": "general",
     "general": "general",
 }
+CATEGORY_ZH = {"key": "重点", "general": "一般"}
 # tasks that no longer use their items: filed (立卷归档)
 FINISHED_TASK_STATES = (TaskState.CLOSED,)
 
@@ -127,6 +128,25 @@ def _ratio_cap(row: Row, category: str | None, general_cap: Decimal) -> str:
             "ratio_cap", f"一般检查事项的抽查比例上限不能超过本县规定的 {percent(general_cap)}"
         )
     return str(cap)
+
+
+def _bound_changes(old: Item, rec: dict[str, Any], general_cap: Decimal) -> list[str]:
+    """An item's 类别 and 抽查比例上限, old → new, where they change (002 二(二)): a new empty
+    cap is the county's cap for a general item, none for a key item."""
+    said = []
+    code, category = rec["code"], rec["category"]
+    if old.category != category:
+        said.append(f"{code} 事项类别 {CATEGORY_ZH[old.category]} → {CATEGORY_ZH[category]}")
+    if (old.ratio_cap or "") != rec["ratio_cap"]:
+        before = percent(old.ratio_cap) if old.ratio_cap else "空"
+        if rec["ratio_cap"]:
+            after = percent(rec["ratio_cap"])
+        elif category == "key":
+            after = "空（重点事项不设上限）"
+        else:
+            after = f"空（按本县 {percent(general_cap)}）"
+        said.append(f"{code} 抽查比例上限 {before} → {after}")
+    return said
 
 
 async def _used_item_ids(session: AsyncSession, item_ids: list[int]) -> dict[int, str]:
@@ -213,6 +233,7 @@ async def import_items(
             key = (i.department_id, i.code.upper())
             latest[key] = max(latest.get(key, 0), i.version)
         inserted = updated = 0
+        bounds: list[str] = []  # the changes to what bounds a draw, for the office to check
         # the stored items whose values the file's absent columns left as they were
         unchanged_by_absence = [
             r["code"]
@@ -228,6 +249,7 @@ async def import_items(
             if old is not None:
                 old.current = False
                 updated += 1
+                bounds.extend(_bound_changes(old, rec, general_cap))
             else:
                 inserted += 1
             ctx.session.add(Item(**rec, version=latest.get(key, 0) + 1, current=True))
@@ -241,6 +263,8 @@ async def import_items(
         if unknown:
             kept = sorted(current.pop(key).code for key in unknown)
             report.notes.append(unkeyed_note(lines, "事项编码", "事项", "移除", kept))
+        if bounds:
+            report.notes.append(f"以下事项的类别或抽查比例上限有变化，请核对：{'；'.join(bounds)}")
         await _retire(ctx.session, list(current.values()), ctx.clock.today().year, report)
         report.notes.extend(kept_note(checked.layout, KEPT_IF_ABSENT, "事项", unchanged_by_absence))
         await ctx.session.flush()

@@ -13,6 +13,7 @@ import hashlib
 import io
 import re
 import unicodedata
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -114,8 +115,9 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
     if suffix in (".xlsx", ".xlsm") and data.strip() and binary_kind(data) is None:
         raise FileProblem(f"文件名是 {path.suffix}，内容却是文本（如 CSV）：请把扩展名改为 .csv")
     sheet_name = ""
+    merged: list[tuple[int, int, int, str]] = []
     if suffix in (".xlsx", ".xlsm"):
-        sheet_name, lines = _xlsx_lines(data, columns)
+        sheet_name, lines, merged = _xlsx_lines(data, columns)
         filled = [(n, cells) for n, cells in lines if any(cell_text(c) for c in cells)]
     elif suffix in (".csv", ".txt", ".tsv"):
         if (kind := binary_kind(data)) is not None:
@@ -138,6 +140,7 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
         0,
     )
     header_line, header_cells = filled[head_at]
+    _refuse_merged(sheet_name, header_line, [cell_text(c) for c in header_cells], merged)
     return Sheet(
         header_line=header_line,
         headers=[cell_text(c) for c in header_cells],
@@ -170,10 +173,17 @@ def _csv_lines(text: str) -> list[tuple[int, list[Any]]]:
 DATA_SHEET = "数据"  # the data sheet of every template (core.sheets)
 
 
-def _xlsx_lines(data: bytes, columns: Sequence[Column]) -> tuple[str, list[tuple[int, list[Any]]]]:
-    """The data sheet's name (when the workbook has several) and its lines: the sheet named
-    数据, else the first whose header has every required column, else the first (a workbook
-    with 填写说明 before 数据 read the notes)."""
+MergedRange = tuple[int, int, int, str]  # first row, last row, first column (1-based), "D2:D6"
+_MERGE_REF = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Za-z]+\d+:[A-Za-z]+\d+)"')
+
+
+def _xlsx_lines(
+    data: bytes, columns: Sequence[Column]
+) -> tuple[str, list[tuple[int, list[Any]]], list[MergedRange]]:
+    """The data sheet's name (when the workbook has several), its lines and its merged ranges:
+    the sheet named 数据, else the first whose header has every required column, else the first
+    (a workbook with 填写说明 before 数据 read the notes). Another sheet with that header and rows
+    under it is refused: one sheet per town lost every town but the first."""
     from openpyxl import load_workbook  # imported here: only XLSX imports pay for it
 
     try:
@@ -190,24 +200,83 @@ def _xlsx_lines(data: bytes, columns: Sequence[Column]) -> tuple[str, list[tuple
         if ws is None and len(sheets) > 1:
             ws = next((w for w in sheets if _has_header(w, columns)), None)
         ws = ws or sheets[0]
+        if len(sheets) > 1:
+            holding = [w.title for w in sheets if _has_header(w, columns, with_rows=True)]
+            if len(holding) > 1 or (holding and holding[0] != ws.title):
+                named = "“" + "”“".join(dict.fromkeys([ws.title, *holding])) + "”"
+                raise FileProblem(
+                    f"工作簿中有多张工作表都有数据：{named}；一次只导入一张工作表，其余的会被漏掉。"
+                    "请把数据合并到一张工作表（表头相同，逐行接在下面），"
+                    "或把每张工作表另存为单独的文件分别导入"
+                )
         ws.reset_dimensions()  # some generators write a wrong sheet size; read what is there
         lines = [(n, list(row)) for n, row in enumerate(ws.iter_rows(values_only=True), start=1)]
-        return (ws.title if len(sheets) > 1 else ""), lines
+        return (ws.title if len(sheets) > 1 else ""), lines, _merged_ranges(data, ws)
     finally:
         wb.close()
 
 
-def _has_header(ws: Any, columns: Sequence[Column]) -> bool:
-    """Whether one of the sheet's first rows holds every required column."""
+def _merged_ranges(data: bytes, ws: Any) -> list[MergedRange]:
+    """The sheet's merged cells: a read-only worksheet does not give them, so they are read from
+    the sheet's own XML part (its <mergeCell ref="…"/> elements)."""
+    from openpyxl.utils.cell import range_boundaries
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            xml = zf.read(ws._worksheet_path)  # the part openpyxl itself reads the rows from
+    except (KeyError, zipfile.BadZipFile, AttributeError):
+        return []
+    found = []
+    for ref in _MERGE_REF.findall(xml):
+        text = ref.decode("ascii").upper()
+        min_col, min_row, _, max_row = range_boundaries(text)
+        found.append((int(min_row or 0), int(max_row or 0), int(min_col or 0), text))
+    return found
+
+
+MERGED_SHOWN = 5  # merged ranges a refusal names before it counts the rest
+
+
+def _refuse_merged(
+    sheet_name: str, header_line: int, headers: list[str], merged: list[MergedRange]
+) -> None:
+    """Refuse cells merged over data rows: only the first row of a merge holds the value, the
+    others read as blank (行业 merged D2:D6 left four targets without 行业). Merges in a title or
+    a grouped header above the data are fine."""
+    bad = sorted(m for m in merged if m[1] > header_line)
+    if not bad:
+        return
+    shown = "、".join(
+        f"第 {first}–{last} 行（{headers[col - 1] + ' ' if 0 < col <= len(headers) else ''}{ref}）"
+        if last > first
+        else f"第 {first} 行（{ref}）"
+        for first, last, col, ref in bad[:MERGED_SHOWN]
+    )
+    more = f" 等 {len(bad)} 处" if len(bad) > MERGED_SHOWN else ""
+    raise FileProblem(
+        f"{in_sheet(sheet_name)}的数据行中有合并单元格：{shown}{more}。合并后只有第一行有内容，"
+        "其余行会被当作空白。请取消合并，并在每一行填上内容后再导入"
+    )
+
+
+def _has_header(ws: Any, columns: Sequence[Column], *, with_rows: bool = False) -> bool:
+    """Whether one of the sheet's first rows holds every required column (and, `with_rows`, a
+    non-blank row follows it)."""
     wanted = [{header_key(a) for a in c.aliases} for c in columns if c.required]
     ws.reset_dimensions()
     seen = 0
+    header = False
     for row in ws.iter_rows(values_only=True):
         keys = {header_key(c) for c in row if c is not None}
         if not keys - {""}:
             continue
+        if header:
+            return True  # a row under the header
         if all(keys & aliases for aliases in wanted):
-            return True
+            if not with_rows:
+                return True
+            header = True
+            continue
         seen += 1
         if seen >= HEADER_SEARCH_ROWS:
             return False
