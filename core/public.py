@@ -2,7 +2,8 @@
 their corrections, and target draws. No login, so nothing here names an officer unless
 `Rules.publish_inspectors` says the rules publish the group (names and 执法证号 only).
 
-Attachments, remarks, review reasons and objections are never public.
+Attachments, remarks and review reasons are never public; of an objection, only that one is
+being handled (received when, at which stage: 004 第二十条), never who objected or what.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from core.models import (
     Invitation,
     Item,
     JointTask,
+    Objection,
     Target,
     TaskItem,
 )
 from core.objections import objection_last_day
 from core.results import Category, label
-from core.states import TASK, InvitationState, ResultState, TaskState
+from core.states import TASK, InvitationState, ObjectionState, ResultState, TaskState
 from core.workdays import Deadline, cn_date
 
 PER_PAGE = 20
@@ -87,6 +89,9 @@ class PublicResult:
     # has not passed yet: the page tells the target its right while it lasts
     objection_until: Deadline | None = None
     objection_open: bool = False
+    # an objection being handled (004 第二十条): the day the lead received it and its stage
+    # (received: 复查中; error_found: 待更正), nothing of the objector or the content
+    handling: tuple[dt.date, ObjectionState] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,7 @@ async def search_results(
     session = ctx.session
     shown, has_next, total, more = await _page(session, query)
     older = await _older_versions(session, [case.id for _, case, _, _ in shown])
+    handling = await _objections_handled(session, [case.id for _, case, _, _ in shown])
     extras = await _categories_by_task(session, {task.id: task for *_, task in shown})
     cal = await ctx.work_calendar()
     today = ctx.clock.today()
@@ -208,6 +214,7 @@ async def search_results(
         )
         entry.objection_until = objection_last_day(_china_day(current.published_at), ctx.rules, cal)
         entry.objection_open = today <= entry.objection_until.day
+        entry.handling = handling.get(case.id)
         for r in [current, *older[case.id]]:
             entry.versions.append(
                 Version(
@@ -249,6 +256,23 @@ async def _categories_by_task(
         task_id: department_categories([departments[i] for i in sorted(ids)])
         for task_id, ids in members.items()
     }
+
+
+_HANDLED = (ObjectionState.RECEIVED, ObjectionState.ERROR_FOUND)
+
+
+async def _objections_handled(
+    session: AsyncSession, case_ids: Sequence[int]
+) -> dict[int, tuple[dt.date, ObjectionState]]:
+    """Each case's objection still being re-checked or corrected: (received on, state)."""
+    if not case_ids:
+        return {}
+    rows = await session.execute(
+        select(Objection.case_id, Objection.received_on, Objection.state).where(
+            Objection.case_id.in_(case_ids), Objection.state.in_(_HANDLED)
+        )
+    )
+    return {case_id: (received, ObjectionState(state)) for case_id, received, state in rows}
 
 
 async def _older_versions(

@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pages import public as public_pages
 from bot.services import Services
-from core import public
+from core import objections, public
 from core.changes import Ctx
+from core.clock import china_noon
 from core.draws import targets
 from core.draws.verify import find_draw, verify_draw
 from core.models import Case, CaseResult, Draw, JointTask, PlanEntry
@@ -37,6 +38,7 @@ from tests.case_factories import ResultFields, World, acting, at_day, build_worl
 from tests.server_helpers import make_services, page_text, pages_app
 
 D = dt.date
+CASE = "LJ-2026-001-001"
 NO_PROBLEM: ResultFields = {"codes": ["1"], "methods": ["实地检查"], "followups": ["无需后续处置"]}
 PROBLEM: ResultFields = {
     "codes": ["A", "2", "B"],
@@ -264,6 +266,54 @@ async def test_each_result_tells_the_target_how_and_until_when_to_object_004_art
     assert (
         "可自检查结果公示之日起 60 日内" in index and "向该抽查任务的牵头部门提交书面申请" in index
     )
+
+
+async def test_each_result_says_whether_an_objection_is_being_handled_004_art20(
+    client: TestClient, published: World, ctx: Ctx, session: AsyncSession
+) -> None:
+    """004 第二十条: a result whose objection is being handled said only that the objection
+    period had passed. It says the lead department received an objection and where its
+    handling stands (复查中, 经复查确有错误、待更正), naming no objector and no content; once
+    answered, nothing of it stays."""
+    w = published
+    at_day(ctx, D(2026, 5, 20))
+    lead = acting(ctx, w.lead_liaison)
+    filed = await objections.file_objection(
+        lead, CASE, "某某法定代表人", "不服结论", D(2026, 5, 19)
+    )
+    await session.commit()
+    text = page_text(await (await client.get("/public/results")).text())
+    assert "异议处理中：牵头部门已于 2026年5月19日 收到对本检查结果的异议，正在复查" in text, text
+    at_day(ctx, D(2026, 6, 2))
+    await objections.record_recheck(lead, filed.id, "经复查原结论有误", True)
+    await session.commit()
+    text = page_text(await (await client.get("/public/results")).text())
+    assert "经复查确有错误，正在更正" in text and "已于 2026年6月1日 届满" in text, text
+    for private in ("某某法定代表人", "不服结论", "经复查原结论有误"):
+        assert private not in text
+    await correct_result(lead, CASE, reason="复查确有错误", **PROBLEM, inspected_on=D(2026, 3, 10))
+    await objections.reply_objection(lead, filed.id)
+    await session.commit()
+    assert "异议处理中" not in page_text(await (await client.get("/public/results")).text())
+
+
+async def test_a_passed_objection_period_is_not_marked_provisional(
+    client: TestClient, published: World, ctx: Ctx, session: AsyncSession
+) -> None:
+    """A last day to object in a year without holiday data is provisional while it is ahead;
+    once it has passed the note (暂按周一至周五计算…) said nothing of use and is left out. The
+    task and case numbers keep on one line on a phone (`.id`)."""
+    current = await session.scalar(select(CaseResult).where(CaseResult.is_correction))
+    assert current is not None
+    current.published_at = china_noon(D(2026, 12, 1))  # its last day is in 2027
+    await session.commit()
+    at_day(ctx, D(2026, 12, 2))
+    text = page_text(await (await client.get("/public/results")).text())
+    assert "可于 2027年2月1日" in text and "暂按" in text, text
+    at_day(ctx, D(2027, 2, 10))
+    html = await (await client.get("/public/results")).text()
+    assert "已于 2027年2月1日 届满" in page_text(html) and "暂按" not in page_text(html)
+    assert '<span class="id">LJ-2026-001</span>' in html and "white-space: nowrap" in html
 
 
 @pytest.mark.parametrize(
