@@ -156,6 +156,19 @@ async def test_the_simulators_api_answers_its_errors_in_chinese_json(client: Tes
     assert error and not ENGLISH.search(error)
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("path", ["/sim/api/clock", "/sim/api/guide"])
+async def test_the_demo_clock_without_demo_says_it_exists_only_with_serve_demo(
+    client: TestClient, method: str, path: str
+) -> None:
+    """Without --demo, a POST of the clock said "只接受 GET" and a GET gave the 404 of any
+    path: neither says the clock is the demo's."""
+    resp = await client.request(method, path, json={"workdays": 1})
+    assert resp.status == 404
+    error = (await resp.json())["error"]
+    assert "只在演示模式" in error and "lianjian serve --demo" in error, error
+
+
 async def test_the_public_side_and_the_simulator_page_refuse_in_chinese(
     client: TestClient,
 ) -> None:

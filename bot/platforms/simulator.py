@@ -26,6 +26,7 @@ from typing import Any, Literal
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.pages.base import OwnWords
 from bot.pages.links import expand
 from bot.platforms.base import CallbackRejected, EventExtras, inbound_json, read_limited_body
 from bot.scheduler import run_passed_days
@@ -401,4 +402,23 @@ def routes(services: Services, wake_inbox: Callable[[], None] | None = None) -> 
             web.post("/sim/api/clock", local_only(demo.advance)),
             web.get("/sim/api/guide", local_only(demo.guide)),
         ]
+    else:  # said, rather than the catch-all's 404 or "只接受 GET"
+        found += [
+            web.route(method, path, local_only(_demo_only))
+            for path in ("/sim/api/clock", "/sim/api/guide")
+            for method in ("GET", "POST")
+        ]
     return found
+
+
+class DemoOnly(OwnWords, web.HTTPNotFound):
+    def __init__(self) -> None:
+        super().__init__(
+            text="模拟时钟和演示引导只在演示模式中提供："
+            "请用 lianjian serve --demo 启动后在模拟器页面上操作。",
+            content_type="text/plain",
+        )
+
+
+async def _demo_only(request: web.Request) -> web.Response:
+    raise DemoOnly()
