@@ -26,20 +26,20 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> bool:
     """Bring the database to the newest revision (idempotent), all or nothing; a database
-    that refuses it is one Chinese line saying what to do (core.db.schema_refused)."""
+    that refuses it is one Chinese line saying what to do (core.db.schema_refused). Whether
+    its revision changed (`db upgrade` says so)."""
     try:
-        await _upgrade_all(engine, revision)
+        return await _upgrade_all(engine, revision)
     except exc.DBAPIError as err:
         raise schema_refused(engine.url, err) from err
 
 
-async def _upgrade_all(engine: AsyncEngine, revision: str) -> None:
+async def _upgrade_all(engine: AsyncEngine, revision: str) -> bool:
     if engine.dialect.name != "sqlite":
         async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: _upgrade(sync, revision))
-        return
+            return await conn.run_sync(lambda sync: _upgrade(sync, revision))
     async with engine.connect() as conn:
         # Batch mode rebuilds a table to alter it (copy, drop, rename): with foreign keys
         # enforced, dropping a referenced table fails. The pragma only takes effect outside a
@@ -47,19 +47,22 @@ async def _upgrade_all(engine: AsyncEngine, revision: str) -> None:
         # migration then leaves no half-altered table behind.
         await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         await conn.exec_driver_sql("BEGIN")
-        await conn.run_sync(lambda sync: _upgrade(sync, revision))
+        changed = await conn.run_sync(lambda sync: _upgrade(sync, revision))
         broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first()
         if broken is not None:
             await conn.rollback()
             raise RuntimeError(f"migration left a dangling reference in table {broken[0]}")
         await conn.commit()
         await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+    return changed
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str) -> bool:
     cfg = alembic_config(connection)
     _refuse_newer(connection, ScriptDirectory.from_config(cfg))
+    before = set(MigrationContext.configure(connection).get_current_heads())
     command.upgrade(cfg, revision)
+    return set(MigrationContext.configure(connection).get_current_heads()) != before
 
 
 def _refuse_newer(connection: Connection, scripts: ScriptDirectory) -> None:

@@ -12,11 +12,14 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from docx import Document
 from sqlalchemy import create_engine, text
 
 from bot.cli import main
+from core.db import make_engine
 from core.draws import algorithm
+from core.schema import alembic_config, upgrade
 from tests.dispatch_support import LONG_REASON, too_long
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -938,7 +941,21 @@ def test_db_upgrade_of_a_new_file_says_it_was_created(tmp_path, capsys):
     assert "已新建数据库" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", str(db)]) == 0
     out = capsys.readouterr().out
-    assert "已升级到最新版本" in out and "新建" not in out
+    assert "数据库已是最新版本，无需升级" in out and "新建" not in out and "已升级" not in out
+    scripts = ScriptDirectory.from_config(alembic_config())
+    head = scripts.get_revision(str(scripts.get_current_head()))
+    older = tmp_path / "older.sqlite3"
+    asyncio.run(_upgrade_to(f"sqlite+aiosqlite:///{older}", str(head.down_revision)))
+    assert main(["db", "upgrade", "--db", str(older)]) == 0
+    assert "数据库已升级到最新版本" in capsys.readouterr().out
+
+
+async def _upgrade_to(url: str, revision: str) -> None:
+    engine = make_engine(url)
+    try:
+        await upgrade(engine, revision)
+    finally:
+        await engine.dispose()
 
 
 def test_planned_task_file_refuses_the_keys_its_plan_row_decides(demo_db, tmp_path, capsys):

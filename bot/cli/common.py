@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.changes import Ctx
 from core.clock import Clock, SystemClock
@@ -227,10 +228,7 @@ async def cli_ctx(
     args: argparse.Namespace, *, migrate: bool = True, create: bool = False
 ) -> AsyncIterator[Ctx]:
     """One transaction as the CLI operator ("admin:cli"); committed when the block succeeds."""
-    config = None if getattr(args, "db", None) else getattr(args, "config", None)
-    engine = make_engine(existing_database(db_url(args), create=create, config=config))
-    try:
-        await check_connection(engine)
+    async with cli_engine(args, create=create) as engine:
         if migrate:
             await upgrade(engine)
         async with make_sessionmaker(engine)() as session:
@@ -240,6 +238,18 @@ async def cli_ctx(
                 await run_upgrade_steps(ctx)
             yield ctx
             await session.commit()
+
+
+@asynccontextmanager
+async def cli_engine(
+    args: argparse.Namespace, *, create: bool = False
+) -> AsyncIterator[AsyncEngine]:
+    """The database the command names, its connection checked; disposed after the block."""
+    config = None if getattr(args, "db", None) else getattr(args, "config", None)
+    engine = make_engine(existing_database(db_url(args), create=create, config=config))
+    try:
+        await check_connection(engine)
+        yield engine
     finally:
         await engine.dispose()
 

@@ -16,6 +16,7 @@ from bot.cli.common import (
     CliError,
     bind_options,
     cli_ctx,
+    cli_engine,
     db_url,
     department_named,
     existing_database,
@@ -27,14 +28,20 @@ from bot.cli.common import (
 )
 from core.clock import SystemClock
 from core.imports import IMPORT_ORDER
+from core.schema import upgrade
 
 
 async def cmd_db_upgrade(args: argparse.Namespace) -> int:
     file = sqlite_file(db_url(args))
     new = file is not None and not file.exists()
-    async with cli_ctx(args, create=True):
+    async with cli_engine(args, create=True) as engine:
+        changed = await upgrade(engine)
+    async with cli_ctx(args):  # the upgrade steps the migrations left to do
         pass
-    print(f"已新建数据库 {file}（最新版本）" if new else "数据库已升级到最新版本")
+    if new:
+        print(f"已新建数据库 {file}（最新版本）")
+    else:
+        print("数据库已升级到最新版本" if changed else "数据库已是最新版本，无需升级")
     return 0
 
 
