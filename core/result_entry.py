@@ -82,6 +82,7 @@ from core.states import (
     CASE,
     RESULT,
     CaseState,
+    PartState,
     ResultState,
 )
 from core.timeliness import entered_late, first_entries, reentry_deadlines
@@ -522,8 +523,10 @@ async def enter_result(ctx: Ctx, loaded: EntryState, fields: dict[str, Any]) -> 
     if own_part:
         await enter_part(ctx, case, actor.department_id, result, actor, loaded.parts, fields)
     due = result_deadline(await ctx.work_calendar(), ctx.rules, case, task)
-    # 001 第十六条(三): each part by its department's first entry, not by this re-entry
-    firsts = await first_entries(ctx.session, [case.id])
+    # 001 第十六条(三): each part by its department's first entry, not by this re-entry (none
+    # can be late before the deadline has passed)
+    passed = ctx.clock.today() > due.day
+    firsts = await first_entries(ctx.session, [case.id]) if passed else {}
     late = any(entered_late(on, due.day) for on in firsts.values())
     if missing:
         await _part_entered(ctx, case, task, result, actor, missing, due, firsts, loaded)
@@ -575,8 +578,13 @@ async def _part_entered(
     entered_by = await ctx.session.get(Department, actor.department_id)
     items = _items_of(loaded.task_items, [d.id for d in missing])
     missing_ids = {d.id for d in missing}
-    windows = await reentry_deadlines(
-        ctx.session, await ctx.work_calendar(), ctx.rules, {case.id: due}
+    returned = any(
+        (p := loaded.parts.get(d.id)) is not None and p.state == PartState.RETURNED for d in missing
+    )
+    windows = (
+        await reentry_deadlines(ctx.session, await ctx.work_calendar(), ctx.rules, {case.id: due})
+        if returned  # only a returned part has a window of its own
+        else {}
     )
     owed = {d.id: windows.get((case.id, d.id), due) for d in missing}
     notices = []
@@ -611,7 +619,9 @@ async def _part_entered(
             **result_data(result),
             "department_id": actor.department_id,
             "missing": [d.code for d in missing],
-            "late": entered_late(firsts[case.id, actor.department_id], due.day),
+            "late": entered_late(
+                firsts.get((case.id, actor.department_id), ctx.clock.today()), due.day
+            ),
         },
         notices,
     )

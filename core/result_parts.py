@@ -42,7 +42,7 @@ from core.results import (
     with_parents,
 )
 from core.states import PART, PartState
-from core.timeliness import entered_late, first_entries, reentry_deadlines
+from core.timeliness import entered_late, first_entries, last_returns, owed_by
 
 if TYPE_CHECKING:  # core.result_entry builds on this module
     from core.result_entry import EntryState
@@ -411,10 +411,17 @@ async def part_status(
     if with_parts is None:
         with_parts = await part_departments(ctx, task)
     # 001 第十六条(三): judged by each department's first entry, a returned part by its re-entry
-    # window (core.timeliness)
-    firsts = await first_entries(ctx.session, [case.id])
-    windows = await reentry_deadlines(ctx.session, cal, ctx.rules, {case.id: due})
+    # window (core.timeliness) — looked up only when a part could be late: entered (last) after
+    # the deadline, or returned and the deadline passed
     today = ctx.clock.today()
+    entered_after = any(
+        p.state == PartState.ENTERED and china_date(p.entered_at) > due.day for p in parts.values()
+    )
+    returned_after = today > due.day and any(p.state == PartState.RETURNED for p in parts.values())
+    firsts = await first_entries(ctx.session, [case.id]) if entered_after or returned_after else {}
+    returned_on = (
+        (await last_returns(ctx.session, [case.id])).get(case.id) if returned_after else None
+    )
     found = []
     for d in with_parts:
         part = parts.get(d.id)
@@ -426,7 +433,7 @@ async def part_status(
         if part.state == PartState.ENTERED:
             found.append(PartStatus(d, "entered", on, entered_late(first, due.day)))
         else:
-            owed = windows.get((case.id, d.id), due)
+            owed = owed_by(cal, ctx.rules, due, first, returned_on)
             found.append(PartStatus(d, "returned", on, today > owed.day))
     return found
 
