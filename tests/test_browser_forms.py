@@ -4,6 +4,7 @@ kept as test artifacts (tests/browser.py's shoot)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -300,13 +301,17 @@ async def test_the_correction_form_shows_the_published_photos_on_a_375px_phone_0
     base = str(server.make_url("/")).rstrip("/")
     url = page_link(services, w.lead_liaison.id, "correction", f"case:{w.case.id}")
     foreign = foreign_requests(phone, base)
-    # goto waits for the load event, which waits for the images (wait_for_function would
-    # compile its string in the page, which the pages' CSP forbids)
     await phone.goto(url.replace(services.public_base_url, base))
+    width = await shoot(phone, "correction-photos")  # a full-page shot loads lazy images
+    # polled from here: wait_for_function would compile its string in the page, which the
+    # pages' CSP forbids
+    for _ in range(50):
+        if await phone.evaluate("[...document.images].every(i => i.complete)"):
+            break
+        await asyncio.sleep(0.1)
     shown = await phone.evaluate(
         "[...document.querySelectorAll('ul.files img')].map(i => i.naturalWidth)"
     )
-    width = await shoot(phone, "correction-photos")
     assert shown == [400, 401]  # 0 for an image the server refused
     assert width <= 375 and foreign == []
 
