@@ -4,6 +4,8 @@ import argparse
 import re
 from pathlib import Path
 
+import pytest
+
 from bot.cli import _parser
 
 
@@ -39,6 +41,24 @@ def test_every_positional_argument_is_named_in_chinese():
         and (name := str(action.metavar or action.dest)).isascii()
     ]
     assert not english, english
+
+
+def test_every_option_value_is_named_in_chinese_and_choices_wrap_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Options showed argparse's English metavars (--db DB, --rejects REJECTS, --show-errors
+    N) beside Chinese positionals, and the import kinds wrapped mid-word ("c / onflicts")."""
+    monkeypatch.setenv("COLUMNS", "80")  # the terminal the tester wrapped at
+    english = [
+        f"{path}: {match.group(0)}"
+        for path, parser in _commands(_parser())
+        for match in re.finditer(r"(--[\w-]+|-\w) [A-Z_]+\b", parser.format_help())
+    ]
+    assert not english, english
+    for path, parser in _commands(_parser()):
+        if path in ("lianjian import", "lianjian template"):
+            text = parser.format_help()
+            assert "exclusions" in text and "conflicts" in text, text
 
 
 def _readme_rows() -> list[tuple[str, str]]:

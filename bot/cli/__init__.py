@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from bot.cli.common import FORCE_HELP, CliError, Handler
@@ -90,8 +90,38 @@ def _demo_targets(value: str) -> int:
     return n
 
 
+# an option's value as usage and help name it (argparse's default is the dest in capitals)
+OPTION_VALUES = {
+    "db": "数据库",
+    "config": "配置文件",
+    "output": "输出",
+    "out": "输出目录",
+    "rejects": "拒收文件",
+    "year": "年度",
+    "host": "地址",
+    "port": "端口",
+    "seed": "种子",
+    "targets": "户数",
+    "department": "部门",
+    "leader": "领导",
+    "webhook": "地址",
+    "secret": "密钥",
+    "date": "日期",
+}
+
+
+def choice_list(choices: Sequence[str]) -> str:
+    """Choices in a help text, spaced so that a wrapped line breaks between them, not inside
+    one (a run of Chinese and "、" has no place to break: "c / onflicts")."""
+    return " / ".join(choices)
+
+
 class ChineseHelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Chinese usage prefix; a description keeps its lines (holidays load shows a file)."""
+    """Chinese usage prefix and option values; a description keeps its lines (holidays load
+    shows a file)."""
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return OPTION_VALUES.get(action.dest, "值")
 
     def add_usage(
         self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None
@@ -215,7 +245,7 @@ def _parser() -> argparse.ArgumentParser:
         "kind",
         choices=IMPORT_ORDER,
         metavar="种类",
-        help="导入的数据种类：" + "、".join(IMPORT_ORDER),
+        help="导入的数据种类：" + choice_list(IMPORT_ORDER),
     )
     imp.add_argument(
         "file",
@@ -228,7 +258,7 @@ def _parser() -> argparse.ArgumentParser:
         help="拒收文件路径，.csv 或 .xlsx（默认 原文件名.rejects.csv）",
     )
     imp.add_argument(
-        "--show-errors", type=int, default=50, metavar="N", help="最多列出多少条错误（默认 50）"
+        "--show-errors", type=int, default=50, metavar="条数", help="最多列出多少条错误（默认 50）"
     )
     imp.add_argument("--year", type=_year_arg, help="年度抽查计划的年度（默认今年）")
     imp.add_argument(
@@ -245,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
         "kind",
         choices=list(TEMPLATE_KINDS),
         metavar="种类",
-        help="模板种类：" + "、".join(TEMPLATE_KINDS),
+        help="模板种类：" + choice_list(list(TEMPLATE_KINDS)),
     )
     tp.add_argument(
         "-o", "--output", required=True, help="输出文件（导入模板 .xlsx，task 为 .toml）"
@@ -372,7 +402,10 @@ def _parser() -> argparse.ArgumentParser:
     cb = add("bind", cmd_chat_bind, "绑定群机器人 Webhook（新绑定替换旧绑定）", parent=ch)
     cb.add_argument("to", metavar="部门", help=f"{DEPARTMENT_HELP}，或 office 表示联席会议办公室群")
     cb.add_argument(
-        "--platform", required=True, choices=PLATFORMS, help="群所在的平台：" + "、".join(PLATFORMS)
+        "--platform",
+        required=True,
+        choices=PLATFORMS,
+        help="群所在的平台：" + choice_list(PLATFORMS),
     )
     cb.add_argument("--webhook", required=True, help="机器人 Webhook 地址（含 key / access_token）")
     cb.add_argument("--secret", help="钉钉机器人加签密钥（SEC 开头）")
