@@ -6,9 +6,7 @@ were stored)."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,14 +15,9 @@ from core.changes import Ctx
 from core.imports.inspectors import import_inspectors
 from core.models import Department, Officer
 from core.officers import deactivate
+from tests.workbooks import csv_file
 
 HEADER = ["姓名", "部门", "执法证号", "人员编号", "手机", "角色", "在岗状态"]
-
-
-def write_csv(path: Path, rows: list[list[Any]], encoding: str = "utf-8") -> Path:
-    with path.open("w", encoding=encoding, newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    return path
 
 
 @pytest.fixture
@@ -50,7 +43,7 @@ ROSTER = [
 async def test_a_roster_still_listing_a_departed_officer_does_not_put_them_back(
     ctx: Ctx, county: None, tmp_path: Path
 ) -> None:
-    path = write_csv(tmp_path / "roster.csv", ROSTER)
+    path = csv_file(tmp_path / "roster.csv", ROSTER)
     assert (await import_inspectors(ctx, path)).ok
     await ctx.session.commit()
     await deactivate(ctx, "SJ003", "调往市局工作")
@@ -67,7 +60,7 @@ async def test_a_roster_still_listing_a_departed_officer_does_not_put_them_back(
 
     # the explicit way back: 在岗状态 恢复在岗
     back = [HEADER, [*ROSTER[2][:6], "恢复在岗"]]
-    report = await import_inspectors(ctx, write_csv(tmp_path / "back.csv", back))
+    report = await import_inspectors(ctx, csv_file(tmp_path / "back.csv", back))
     await ctx.session.commit()
     assert report.ok, report.summary_zh()
     restored = await officer(ctx, "SJ003")
@@ -78,11 +71,11 @@ async def test_a_roster_still_listing_a_departed_officer_does_not_put_them_back(
 async def test_an_officer_left_by_file_is_not_reactivated_by_the_next_file(
     ctx: Ctx, county: None, tmp_path: Path
 ) -> None:
-    assert (await import_inspectors(ctx, write_csv(tmp_path / "r.csv", ROSTER))).ok
+    assert (await import_inspectors(ctx, csv_file(tmp_path / "r.csv", ROSTER))).ok
     left = [HEADER, [*ROSTER[2][:6], "调离"]]
-    assert (await import_inspectors(ctx, write_csv(tmp_path / "l.csv", left))).ok
+    assert (await import_inspectors(ctx, csv_file(tmp_path / "l.csv", left))).ok
     await ctx.session.commit()
-    report = await import_inspectors(ctx, write_csv(tmp_path / "r2.csv", ROSTER))
+    report = await import_inspectors(ctx, csv_file(tmp_path / "r2.csv", ROSTER))
     await ctx.session.commit()
     assert not (await officer(ctx, "SJ003")).active
     assert "未恢复在岗：SJ003 张敏（已离岗，原因：调离）" in report.summary_zh()
@@ -91,10 +84,10 @@ async def test_an_officer_left_by_file_is_not_reactivated_by_the_next_file(
 async def test_the_roster_file_decides_roles_and_names_each_removed_one(
     ctx: Ctx, county: None, tmp_path: Path
 ) -> None:
-    assert (await import_inspectors(ctx, write_csv(tmp_path / "r.csv", ROSTER))).ok
+    assert (await import_inspectors(ctx, csv_file(tmp_path / "r.csv", ROSTER))).ok
     await ctx.session.commit()
     only = [HEADER, [*ROSTER[1][:5], "执法检查人员", "在岗"], ROSTER[2]]
-    report = await import_inspectors(ctx, write_csv(tmp_path / "o.csv", only))
+    report = await import_inspectors(ctx, csv_file(tmp_path / "o.csv", only))
     await ctx.session.commit()
     assert report.ok, report.summary_zh()
     assert (await officer(ctx, "SJ001")).roles == ["inspector"]
@@ -103,7 +96,7 @@ async def test_the_roster_file_decides_roles_and_names_each_removed_one(
     assert "县市场监督管理局 没有在岗的联络员" in text
     # a blank 角色 cell still keeps the stored roles
     blank = [HEADER, [*ROSTER[1][:5], "", "在岗"]]
-    assert (await import_inspectors(ctx, write_csv(tmp_path / "b.csv", blank))).ok
+    assert (await import_inspectors(ctx, csv_file(tmp_path / "b.csv", blank))).ok
     assert (await officer(ctx, "SJ001")).roles == ["inspector"]
 
 
@@ -118,7 +111,7 @@ async def test_excel_scientific_notation_and_bad_phones_in_a_gbk_csv_are_refused
         ["丁", "SJ", "ZF013", "SJ013", "0571-88881234", "1.23E+05"],
         ["戊", "SJ", "ZF014", "SJ014", "138 0000 0014", "wuwu"],
     ]
-    report = await import_inspectors(ctx, write_csv(tmp_path / "g.csv", rows, "gbk"))
+    report = await import_inspectors(ctx, csv_file(tmp_path / "g.csv", rows, "gbk"))
     assert not report.ok
     found = {(e.line, e.column): e.reason for e in report.rejected}
     assert sorted(found) == [(2, "执法证号"), (3, "手机"), (4, "手机"), (5, "企业微信账号")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -19,4 +20,11 @@ def xlsx(path: Path, *sheets: tuple[str, list[list[Any]]]) -> Path:
         for row in rows:
             ws.append(row)
     wb.save(path)
+    return path
+
+
+def csv_file(path: Path, rows: list[list[Any]], encoding: str = "utf-8") -> Path:
+    """A CSV file of the rows, in the encoding an office's tool saved it in."""
+    with path.open("w", encoding=encoding, newline="") as fh:
+        csv.writer(fh).writerows(rows)
     return path

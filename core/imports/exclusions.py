@@ -11,6 +11,8 @@ from sqlalchemy import Table, bindparam, select, update
 
 from core import changes
 from core.imports.flow import (
+    CHUNK,
+    KEPT_SHOWN,
     Checked,
     Departments,
     ImportReport,
@@ -35,7 +37,7 @@ from core.imports.reading import (
     column_lengths,
     nfkc,
 )
-from core.models import Exclusion
+from core.models import Exclusion, Target
 
 EXCLUSION_COLUMNS = (
     USCC_COLUMN,
@@ -74,6 +76,25 @@ def _check_exclusion(row: Row, departments: Departments) -> dict[str, Any]:
 
 def _exclusion_key(rec: dict[str, Any]) -> tuple[Any, ...]:
     return rec["year"], rec["uscc"], rec["department_id"], rec["source"]
+
+
+async def _unknown_targets_note(conn: Any, records: list[dict[str, Any]]) -> list[str]:
+    """The file's codes the target library does not hold: taken (the library may be imported
+    later), but until then they keep no target out of a draw, and a mistyped code never will."""
+    codes = sorted({r["uscc"] for r in records})
+    known: set[str] = set()
+    for start in range(0, len(codes), CHUNK):
+        part = codes[start : start + CHUNK]
+        known.update(await conn.scalars(select(Target.uscc).where(Target.uscc.in_(part))))
+    unknown = [c for c in codes if c not in known]
+    if not unknown:
+        return []
+    shown = "、".join(unknown[:KEPT_SHOWN]) + (
+        f" 等 {len(unknown)} 个" if len(unknown) > KEPT_SHOWN else ""
+    )
+    return [
+        f"以下代码不在检查对象名录中（已导入，但在名录有该对象前不起排除作用，请核对代码）：{shown}"
+    ]
 
 
 async def import_exclusions(
@@ -139,6 +160,7 @@ async def import_exclusions(
                 [r["uscc"] for r in stored if existing[_exclusion_key(r)][1]],
             )
         )
+        report.notes.extend(await _unknown_targets_note(conn, records))
         done = 0
         for chunk in chunks(new):
             await conn.execute(table.insert(), chunk)

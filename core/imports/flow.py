@@ -24,6 +24,7 @@ from core import changes, department_names
 from core.errors import os_reason
 from core.imports.examples import example_error
 from core.imports.reading import (
+    ENCODING_HINT,
     Column,
     FileProblem,
     Layout,
@@ -174,8 +175,10 @@ def check_file(
         row.check_cells()
         if (example := example_error(layout.kind, row)) is not None:
             row.errors = [example]  # the row is to be deleted, not corrected
-        if not row.errors:
-            key = key_of(record)
+        key = key_of(record)
+        # a bad row's duplicate is told in the same run when its key is whole (it came only
+        # once every other error was fixed); a key with a blank or unread part may be no key
+        if not row.errors or all(k not in (None, "", 0) for k in key):
             earlier = first_seen.setdefault(key, line)
             if earlier != line:
                 row.error(key_field, f"{key_label}与第 {earlier} 行重复（第 {earlier}、{line} 行）")
@@ -285,6 +288,9 @@ async def run_import(
             f"“{c.label}”（也可写作 {' / '.join(a for a in c.aliases[1:])}）"
             for c in layout.missing
         )
+        if sheet.legacy_encoding:
+            shown = "、".join(f"“{h}”" for h in sheet.headers[:5] if h)
+            report.file_error += f"（读到的表头：{shown}）。{ENCODING_HINT}"
         return report
     if prepare is not None:
         await prepare(sheet)

@@ -206,7 +206,8 @@ def _account_duplicates(checked: Checked) -> None:
     for platform, fld in ACCOUNT_FIELDS.items():
         label = f"{PLATFORM_LABELS[platform]}账号"
         lines: dict[str, list[int]] = {}
-        for line, rec in checked.records:
+        # the rejected rows too: a duplicate is told beside the row's other errors
+        for line, rec in sorted([*checked.records, *checked.bad_records.items()]):
             if rec[fld]:
                 lines.setdefault(rec[fld], []).append(line)
         for account, at in lines.items():

@@ -107,6 +107,8 @@ class Sheet:
     sha256: str
     # the worksheet read, named in messages when the workbook has several ("" for CSV)
     sheet_name: str = ""
+    # a CSV read as GB18030 for want of UTF-8: any other encoding (Big5) reads as garble
+    legacy_encoding: bool = False
 
 
 def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
@@ -115,6 +117,7 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
     if suffix in (".xlsx", ".xlsm") and data.strip() and binary_kind(data) is None:
         raise FileProblem(f"文件名是 {path.suffix}，内容却是文本（如 CSV）：请把扩展名改为 .csv")
     sheet_name = ""
+    legacy_encoding = False
     merged: list[tuple[int, int, int, str]] = []
     if suffix in (".xlsx", ".xlsm"):
         sheet_name, lines, merged = _xlsx_lines(data, columns)
@@ -124,6 +127,7 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
             raise FileProblem(f"文件名是 {path.suffix}，内容却是{kind}：请按实际格式改正扩展名")
         # CSV cells are all strings: one C-level join per row tells a blank row
         filled = [(n, cells) for n, cells in _csv_lines(_decode(data)) if "".join(cells).strip()]
+        legacy_encoding = not data.startswith((b"\xff\xfe", b"\xfe\xff")) and not _is_utf8(data)
     elif suffix == ".xls":
         raise FileProblem("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV 后再导入")
     else:
@@ -147,7 +151,24 @@ def read_sheet(path: Path, columns: Sequence[Column]) -> Sheet:
         rows=filled[head_at + 1 :],
         sha256=hashlib.sha256(data).hexdigest(),
         sheet_name=sheet_name,
+        legacy_encoding=legacy_encoding,
     )
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# said when a CSV not in UTF-8 lacks a required column: its header may be garble
+ENCODING_HINT = (
+    "若读到的表头是乱码，是文件的文字编码未被识别：可导入的编码为 UTF-8、UTF-16"
+    "（Excel“Unicode 文本”）和 GBK/GB18030，繁体 Big5 等其他编码请在 Excel 中"
+    "另存为“CSV UTF-8”后再导入"
+)
 
 
 def in_sheet(sheet_name: str) -> str:
