@@ -114,7 +114,9 @@ async def targets(session: AsyncSession, n: int, **columns: Any) -> list[Target]
     risk_level, flags, kind, region…) apply to all."""
     if n == 0:
         return []  # an empty executemany would insert one row of defaults
-    first = _next() * 100_000
+    # blocks of 100,000 numbers, wrapped within the USCC's 9 digits: a worker of a long run
+    # passes serial 10,000, which made a 10-digit number and an 18-character body
+    first = _next() * 100_000 % 10**9
     rows = [
         {
             "uscc": valid_uscc(first + i),

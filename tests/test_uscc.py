@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.uscc import ALPHABET, WEIGHTS, check_char, is_valid_uscc, make_uscc, validate_uscc
+from tests import factories
 
 
 @pytest.mark.parametrize("code", ["91330424MA28AQAQXU", "91512081MA62K0260E"])
@@ -114,3 +117,14 @@ def test_check_char_rejects_bad_bodies() -> None:
         check_char("91330424MA28AQAQ")
     with pytest.raises(ValueError):
         check_char("91330424MA28AQAQI")
+
+
+async def test_the_factory_s_targets_stay_valid_deep_into_a_long_run(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test worker of the full run passes factory serial 10,000: its next targets were
+    numbered past the USCC's 9 digits, and check_char refused the 18-character body in the
+    setup of whichever tests came then (40 failures in CI, none alone)."""
+    monkeypatch.setattr(factories, "_serial", itertools.count(10_838))
+    made = await factories.targets(session, 3)
+    assert all(is_valid_uscc(t.uscc) for t in made)
