@@ -59,7 +59,16 @@ async def run_upgrade_steps(ctx: Ctx) -> int:
     """Once after the upgrade that left it (serve's start-up, every CLI command): count every
     provisional deadline again — those counted back to their base as they were stored, on
     weekdays only — with the current rule, audited; returns the changes. The step's row is
-    taken first, so of two processes starting together only one runs it."""
+    taken first, so of two processes starting together only one runs it. Looked for with a
+    read first: a DELETE, even of nothing, would make every CLI command an SQLite writer for
+    its whole run, keeping the server's writes waiting while it renders or imports."""
+    if (
+        await ctx.session.scalar(
+            select(UpgradeStep.name).where(UpgradeStep.name == RECOUNT_WEEKDAYS_ONLY)
+        )
+        is None
+    ):
+        return 0
     taken = await ctx.session.execute(
         delete(UpgradeStep).where(UpgradeStep.name == RECOUNT_WEEKDAYS_ONLY)
     )
