@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from core.changes import Ctx
 from core.clock import FixedClock, china_noon
 from core.db import make_engine, make_sessionmaker
-from core.models import Base
+from core.models import Base, Department
 from core.rules import Rules
 from core.schema import upgrade
 from tests.browser import phone_page
@@ -145,6 +145,13 @@ async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
 @pytest.fixture
 def ctx(session: AsyncSession, clock: FixedClock) -> Ctx:
     return Ctx(session=session, clock=clock, rules=Rules())
+
+
+@pytest.fixture
+async def market_regulator(ctx: Ctx) -> None:
+    """The county's 县市场监督管理局 (SJ), alone: what the importers' tests start from."""
+    ctx.session.add(Department(code="SJ", name="县市场监督管理局", is_market_regulator=True))
+    await ctx.session.commit()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -10,7 +10,6 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from core.changes import Ctx
@@ -18,7 +17,7 @@ from core.imports.departments import import_departments
 from core.imports.inspectors import import_inspectors
 from core.imports.items import import_items
 from core.imports.targets import import_targets
-from core.models import Department, Item, Officer, Target
+from core.models import Item, Officer, Target
 from core.uscc import make_uscc
 from tests.workbooks import xlsx
 
@@ -27,18 +26,12 @@ INSPECTORS = ["姓名", "部门", "执法证号", "人员编号", "手机", "角
 ITEMS = ["部门", "事项编码", "事项名称", "事项类别", "检查依据"]
 
 
-@pytest.fixture
-async def county(ctx: Ctx) -> None:
-    ctx.session.add(Department(code="SJ", name="县市场监督管理局", is_market_regulator=True))
-    await ctx.session.commit()
-
-
 def sheet(path: Path, rows: list[list[Any]]) -> Path:
     return xlsx(path, ("数据", rows))
 
 
 async def test_date_cells_in_text_columns_of_every_importer_are_refused(
-    ctx: Ctx, county: None, tmp_path: Path
+    ctx: Ctx, market_regulator: None, tmp_path: Path
 ) -> None:
     inspectors = sheet(
         tmp_path / "i.xlsx",
@@ -79,7 +72,7 @@ async def test_date_cells_in_text_columns_of_every_importer_are_refused(
 
 
 async def test_numbers_in_identifier_columns_are_refused(
-    ctx: Ctx, county: None, tmp_path: Path
+    ctx: Ctx, market_regulator: None, tmp_path: Path
 ) -> None:
     """A whole number short enough to be exact is still refused in a code column (a leading 0
     may be gone); a mobile number of 11 digits starting with 1 is unambiguous and taken."""

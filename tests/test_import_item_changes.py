@@ -6,24 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from core.changes import Ctx
 from core.imports.items import import_items
-from core.models import Department
 from tests.workbooks import xlsx
 
 HEADER = ["部门", "事项编码", "事项名称", "事项类别", "抽查比例上限"]
 
 
-@pytest.fixture
-async def county(ctx: Ctx) -> None:
-    ctx.session.add(Department(code="SJ", name="县市场监督管理局", is_market_regulator=True))
-    await ctx.session.commit()
-
-
 async def test_a_changed_cap_or_category_is_named_old_to_new(
-    ctx: Ctx, county: None, tmp_path: Path
+    ctx: Ctx, market_regulator: None, tmp_path: Path
 ) -> None:
     first = [
         HEADER,

@@ -8,22 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from core.changes import Ctx
 from core.imports.inspectors import import_inspectors
-from core.models import Department, Officer
+from core.models import Officer
 from core.officers import deactivate
 from tests.workbooks import csv_file
 
 HEADER = ["姓名", "部门", "执法证号", "人员编号", "手机", "角色", "在岗状态"]
-
-
-@pytest.fixture
-async def county(ctx: Ctx) -> None:
-    ctx.session.add(Department(code="SJ", name="县市场监督管理局", is_market_regulator=True))
-    await ctx.session.commit()
 
 
 async def officer(ctx: Ctx, code: str) -> Officer:
@@ -41,7 +34,7 @@ ROSTER = [
 
 
 async def test_a_roster_still_listing_a_departed_officer_does_not_put_them_back(
-    ctx: Ctx, county: None, tmp_path: Path
+    ctx: Ctx, market_regulator: None, tmp_path: Path
 ) -> None:
     path = csv_file(tmp_path / "roster.csv", ROSTER)
     assert (await import_inspectors(ctx, path)).ok
@@ -69,7 +62,7 @@ async def test_a_roster_still_listing_a_departed_officer_does_not_put_them_back(
 
 
 async def test_an_officer_left_by_file_is_not_reactivated_by_the_next_file(
-    ctx: Ctx, county: None, tmp_path: Path
+    ctx: Ctx, market_regulator: None, tmp_path: Path
 ) -> None:
     assert (await import_inspectors(ctx, csv_file(tmp_path / "r.csv", ROSTER))).ok
     left = [HEADER, [*ROSTER[2][:6], "调离"]]
@@ -82,7 +75,7 @@ async def test_an_officer_left_by_file_is_not_reactivated_by_the_next_file(
 
 
 async def test_the_roster_file_decides_roles_and_names_each_removed_one(
-    ctx: Ctx, county: None, tmp_path: Path
+    ctx: Ctx, market_regulator: None, tmp_path: Path
 ) -> None:
     assert (await import_inspectors(ctx, csv_file(tmp_path / "r.csv", ROSTER))).ok
     await ctx.session.commit()
@@ -101,7 +94,7 @@ async def test_the_roster_file_decides_roles_and_names_each_removed_one(
 
 
 async def test_excel_scientific_notation_and_bad_phones_in_a_gbk_csv_are_refused(
-    ctx: Ctx, county: None, tmp_path: Path
+    ctx: Ctx, market_regulator: None, tmp_path: Path
 ) -> None:
     rows = [
         ["姓名", "部门", "执法证号", "人员编号", "手机", "企业微信账号"],

@@ -7,27 +7,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from core.changes import Ctx
 from core.imports.exclusions import import_exclusions
 from core.imports.inspectors import import_inspectors
 from core.imports.targets import import_targets
-from core.models import Department
 from core.uscc import make_uscc
 from tests.workbooks import csv_file
 
 U1, U2, U3 = (make_uscc(f"91330424MA00000{n:02d}") for n in (1, 2, 3))
 
 
-@pytest.fixture
-async def county(ctx: Ctx) -> None:
-    ctx.session.add(Department(code="SJ", name="县市场监督管理局", is_market_regulator=True))
-    await ctx.session.commit()
-
-
 async def test_duplicates_are_reported_with_every_other_row_error(
-    ctx: Ctx, county: None, tmp_path: Path
+    ctx: Ctx, market_regulator: None, tmp_path: Path
 ) -> None:
     rows = [
         ["姓名", "部门", "执法证号", "人员编号", "手机", "企业微信账号"],
