@@ -5,6 +5,7 @@ kept as test artifacts (tests/browser.py's shoot)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from bot.app import create_app
 from bot.pages.links import page_link
 from bot.pages.result import RESULT_PATH, file_store, result_link
 from bot.pages.review import review_link
+from bot.services import Services
 from core.clock import FixedClock, china_noon
 from core.models import Attachment, Case, Officer
 from tests.browser import (  # noqa: F401 (db_url: fixture)
@@ -46,19 +48,16 @@ async def test_result_form_and_review_on_a_375px_phone(
         await enter_other_parts(session, w.case.code, w.a1, clock.now())
         await session.commit()
     services = make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
-    server = await aiohttp_server(create_app(services, workers=()))
-    base = str(server.make_url("/")).rstrip("/")
-    form_url = result_link(services, w.a1.id, w.case.id).replace(services.public_base_url, base)
-    review_url = review_link(services, w.lead_liaison.id, w.case.id).replace(
-        services.public_base_url, base
-    )
+    site = await serve_site(aiohttp_server, services)
+    form_url = site.local(result_link(services, w.a1.id, w.case.id))
+    review_url = site.local(review_link(services, w.lead_liaison.id, w.case.id))
     photo = tmp_path / "现场照片.jpg"
     photo.write_bytes(jpeg("green", (800, 600)))
     remark = "经营者称年报已委托代理机构填报，现场未能出示回执。"
     item = w.items[0].id
     widths: list[int] = []
 
-    foreign = foreign_requests(phone, base)
+    foreign = foreign_requests(phone, site.base)
     await phone.goto(form_url)
     widths.append(await shoot(phone, "1-result-form"))
     await phone.fill("input[name=inspected_on]", "2026-03-05")
@@ -110,6 +109,23 @@ async def test_result_form_and_review_on_a_375px_phone(
 CASE = "LJ-2026-001-001"  # build_world's case
 
 
+@dataclass(frozen=True)
+class Site:
+    """The app served on loopback: its address, and a signed link moved to it from the public
+    address the link names."""
+
+    base: str
+    public: str
+
+    def local(self, url: str) -> str:
+        return url.replace(self.public, self.base)
+
+
+async def serve_site(aiohttp_server: Any, services: Services) -> Site:
+    server = await aiohttp_server(create_app(services, workers=()))
+    return Site(str(server.make_url("/")).rstrip("/"), services.public_base_url)
+
+
 async def _documents_link(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FixedClock, aiohttp_server: Any
 ) -> tuple[str, str]:
@@ -119,10 +135,8 @@ async def _documents_link(
         w = await build_world(session)
         await session.commit()
     services = make_services(sessionmaker, clock)
-    server = await aiohttp_server(create_app(services, workers=()))
-    base = str(server.make_url("/")).rstrip("/")
-    url = page_link(services, w.a2.id, "documents", f"task:{w.task.code}")
-    return url.replace(services.public_base_url, base), base
+    site = await serve_site(aiohttp_server, services)
+    return site.local(page_link(services, w.a2.id, "documents", f"task:{w.task.code}")), site.base
 
 
 async def test_document_links_are_buttons_and_the_print_view_prints(
@@ -168,12 +182,7 @@ async def test_long_text_wraps_and_every_control_is_a_fingertips_tap_at_375px(
         w = await build_world(session)
         await session.commit()
     services = make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
-    server = await aiohttp_server(create_app(services, workers=()))
-    base = str(server.make_url("/")).rstrip("/")
-
-    def local(url: str) -> str:
-        return url.replace(services.public_base_url, base)
-
+    local = (await serve_site(aiohttp_server, services)).local
     lead_item, other_item = (i.id for i in w.items)
     widths: dict[str, int] = {}
     await phone.goto(local(result_link(services, w.b1.id, w.case.id)))
@@ -297,11 +306,10 @@ async def test_the_correction_form_shows_the_published_photos_on_a_375px_phone_0
     await with_photos(
         sessionmaker, clock, file_store(services), (w.a1, "现场1.jpg"), (w.a1, "现场2.jpg")
     )
-    server = await aiohttp_server(create_app(services, workers=()))
-    base = str(server.make_url("/")).rstrip("/")
+    site = await serve_site(aiohttp_server, services)
     url = page_link(services, w.lead_liaison.id, "correction", f"case:{w.case.id}")
-    foreign = foreign_requests(phone, base)
-    await phone.goto(url.replace(services.public_base_url, base))
+    foreign = foreign_requests(phone, site.base)
+    await phone.goto(site.local(url))
     width = await shoot(phone, "correction-photos")  # a full-page shot loads lazy images
     # polled from here: wait_for_function would compile its string in the page, which the
     # pages' CSP forbids
@@ -331,11 +339,10 @@ async def test_a_form_overtaken_by_another_tab_reads_on_a_375px_phone(
         w = await build_world(session)
         await session.commit()
     services = make_services(sessionmaker, clock, attachments={"dir": str(tmp_path / "files")})
-    server = await aiohttp_server(create_app(services, workers=()))
-    base = str(server.make_url("/")).rstrip("/")
+    site = await serve_site(aiohttp_server, services)
     link = result_link(services, w.a1.id, w.case.id)
     item = w.items[0].id
-    await phone.goto(link.replace(services.public_base_url, base))
+    await phone.goto(site.local(link))
     await phone.fill("input[name=inspected_on]", "2026-03-05")
     await phone.check("input[name=methods][value='实地检查']")
     await phone.check(f"input[name='item.{item}.codes'][value='E']")
@@ -343,7 +350,10 @@ async def test_a_form_overtaken_by_another_tab_reads_on_a_375px_phone(
     await phone.check("input[name=followups][value='责令改正并跟踪']")
 
     other_tab = fields(link.split("?t=", 1)[1], item, base="0")
-    async with ClientSession() as http, http.post(f"{base}{RESULT_PATH}", data=other_tab) as resp:
+    async with (
+        ClientSession() as http,
+        http.post(f"{site.base}{RESULT_PATH}", data=other_tab) as resp,
+    ):
         assert resp.status == 200
 
     await phone.click("text=提交检查结果")
